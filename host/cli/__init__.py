@@ -1,0 +1,2 @@
+"""The `stockade` command line (typer + rich)."""
+from __future__ import annotations

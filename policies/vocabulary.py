@@ -1,0 +1,130 @@
+"""The one table of permissions, actions and events. Disclosure, lint, gate and engine read it.
+
+A permission is what a manifest asks for and an operator grants; an action is one bridge
+operation and needs exactly one permission. Adding an action here is the only way to make it
+reachable from an app: the gate refuses any action name not in ACTIONS.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Risk = Literal["low", "medium", "high", "critical"]
+
+
+@dataclass(frozen=True)
+class PermissionSpec:
+    name: str
+    risk: Risk
+    plain: str  # what the operator reads in the disclosure
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    name: str
+    permission: str
+    write: bool  # writes reach the server's state (audited durably before the call)
+    args: tuple[str, ...]  # required argument names
+    optional: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    name: str
+    needs: tuple[str, ...]  # permissions an install must hold to receive it
+    pre: bool = False  # pre events can prevent/modify and run in order under a short deadline
+
+
+PERMISSIONS: dict[str, PermissionSpec] = {
+    p.name: p
+    for p in (
+        PermissionSpec("users.read", "low", "look up users by id, username or custom field"),
+        PermissionSpec("users.create", "high", "create user accounts (billed seats)"),
+        PermissionSpec("users.update", "medium", "write custom fields on users"),
+        PermissionSpec("users.deactivate", "high", "deactivate user accounts"),
+        PermissionSpec("roles.assign", "critical", "assign and remove roles on users"),
+        PermissionSpec("livechat.agents", "high", "make users livechat agents and set their status"),
+        PermissionSpec("livechat.read", "medium", "read livechat rooms and visitors"),
+        PermissionSpec("livechat.write", "medium", "open, assign, transfer and close livechat rooms"),
+        PermissionSpec(
+            "livechat.agent-display", "low", "show visitors an external agent's name and avatar"
+        ),
+        PermissionSpec("messages.send", "medium", "send messages to rooms as the app user"),
+        PermissionSpec("messages.read", "medium", "read the messages of rooms"),
+        PermissionSpec("persistence", "low", "keep its own data in a private key-value store"),
+        PermissionSpec("http", "high", "make outbound HTTP requests through the host"),
+        PermissionSpec("server.rest", "critical", "call allow-listed server REST routes"),
+    )
+}
+
+_A = ActionSpec
+ACTIONS: dict[str, ActionSpec] = {
+    a.name: a
+    for a in (
+        _A("users.get", "users.read", False, ("user_id",)),
+        _A("users.get_by_username", "users.read", False, ("username",)),
+        _A("users.find_by_field", "users.read", False, ("key", "value")),
+        _A(
+            "users.create",
+            "users.create",
+            True,
+            ("username", "name", "type"),
+            ("email", "roles", "custom_fields"),
+        ),
+        _A("users.set_custom_fields", "users.update", True, ("user_id", "fields")),
+        _A("users.deactivate", "users.deactivate", True, ("user_id",)),
+        _A("roles.assign", "roles.assign", True, ("user_id", "role")),
+        _A("roles.remove", "roles.assign", True, ("user_id", "role")),
+        _A("livechat.add_agent", "livechat.agents", True, ("user_id",)),
+        _A("livechat.remove_agent", "livechat.agents", True, ("user_id",)),
+        _A("livechat.set_agent_status", "livechat.agents", True, ("user_id", "status")),
+        _A("livechat.get_room", "livechat.read", False, ("room_id",)),
+        _A("livechat.list_rooms", "livechat.read", False, (), ("open",)),
+        _A("livechat.get_visitor", "livechat.read", False, ("visitor_id",)),
+        _A("livechat.create_room", "livechat.write", True, ("visitor_id",), ("department",)),
+        _A("livechat.take_room", "livechat.write", True, ("room_id", "agent_id")),
+        _A(
+            "livechat.transfer_room",
+            "livechat.write",
+            True,
+            ("room_id",),
+            ("department", "agent_id"),
+        ),
+        _A("livechat.close_room", "livechat.write", True, ("room_id",), ("comment",)),
+        _A(
+            "livechat.set_agent_display",
+            "livechat.agent-display",
+            True,
+            ("room_id", "name"),
+            ("avatar_url",),
+        ),
+        _A("messages.send", "messages.send", True, ("room_id", "text")),
+        _A("messages.list", "messages.read", False, ("room_id",), ("limit",)),
+        _A("persistence.put", "persistence", True, ("key", "value"), ("association",)),
+        _A("persistence.get", "persistence", False, ("key",)),
+        _A("persistence.delete", "persistence", True, ("key",)),
+        _A("persistence.find", "persistence", False, ("association",)),
+        _A("http.request", "http", True, ("method", "url"), ("headers", "body")),
+        _A("rest.call", "server.rest", True, ("method", "route"), ("body",)),
+    )
+}
+
+EVENTS: dict[str, EventSpec] = {
+    e.name: e
+    for e in (
+        EventSpec("livechat.room_started", ("livechat.read",)),
+        EventSpec("livechat.room_closed", ("livechat.read",)),
+        EventSpec("livechat.agent_assigned", ("livechat.read",)),
+        EventSpec("livechat.agent_unassigned", ("livechat.read",)),
+        EventSpec("livechat.room_transferred", ("livechat.read",)),
+        EventSpec("livechat.guest_saved", ("livechat.read",)),
+        EventSpec("message.sent", ("messages.read",)),
+        EventSpec("message.pre_send", ("messages.read", "messages.send"), pre=True),
+    )
+}
+
+# Roles no app may ever assign or remove, whatever a policy file says (DESIGN rule 10). Compared
+# after normalisation (NFKC + casefold, ASCII only); the server may mark more roles privileged.
+ADMIN_CLASS_ROLES: frozenset[str] = frozenset(
+    {"admin", "owner", "moderator", "livechat-manager", "livechat-monitor", "leader", "root"}
+)
