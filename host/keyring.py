@@ -1,0 +1,127 @@
+"""The host's Ed25519 signing keyring: signs capability tokens and consent records.
+
+Keys live in HOME/keys/ as `<kid>.key` (raw 32-byte private key, mode 0600) with a small
+`keyring.json` naming the current signing key and the retired ones. Rotation without downtime:
+`rotate()` makes a new current key; older keys keep verifying until `retire(kid)`. A retired or
+unknown key id never verifies.
+
+The private keys never leave this process: children are spawned or forked from a zygote that
+was started as a fresh interpreter with an empty environment, so no key is in their memory.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+# Key ids are short random hex strings; the pattern guards file names built from them.
+_KID_CHARS = frozenset("0123456789abcdef")
+_KID_LEN = 16
+
+
+class KeyError_(Exception):
+    """The keyring is missing, unreadable or refers to an unknown key."""
+
+
+def _valid_kid(kid: str) -> bool:
+    return len(kid) == _KID_LEN and set(kid) <= _KID_CHARS
+
+
+@dataclass
+class Keyring:
+    keys_dir: Path
+    current: str
+    retired: set[str] = field(default_factory=set)
+    _private: dict[str, Ed25519PrivateKey] = field(default_factory=dict, repr=False)
+    _public: dict[str, Ed25519PublicKey] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def open(cls, keys_dir: Path) -> Keyring:
+        """Open the keyring in `keys_dir`, creating a first key if there is none."""
+        keys_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(keys_dir, 0o700)
+        meta = keys_dir / "keyring.json"
+        if not meta.exists():
+            ring = cls(keys_dir=keys_dir, current="")
+            ring.rotate()
+            return ring
+        try:
+            data = json.loads(meta.read_text())
+            current = str(data["current"])
+            retired = {str(k) for k in data.get("retired", [])}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise KeyError_(f"keyring metadata {meta} is unreadable: {exc}") from exc
+        ring = cls(keys_dir=keys_dir, current=current, retired=retired)
+        for path in keys_dir.glob("*.key"):
+            kid = path.stem
+            if _valid_kid(kid):
+                ring._load(kid)
+        if current not in ring._private:
+            raise KeyError_(f"current signing key {current!r} is missing from {keys_dir}")
+        return ring
+
+    def _load(self, kid: str) -> None:
+        raw = (self.keys_dir / f"{kid}.key").read_bytes()
+        key = Ed25519PrivateKey.from_private_bytes(raw)
+        self._private[kid] = key
+        self._public[kid] = key.public_key()
+
+    def _save_meta(self) -> None:
+        meta = self.keys_dir / "keyring.json"
+        tmp = meta.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"current": self.current, "retired": sorted(self.retired)}))
+        os.replace(tmp, meta)
+
+    def rotate(self) -> str:
+        """Make a new current signing key; the previous one still verifies until retired."""
+        kid = secrets.token_hex(_KID_LEN // 2)
+        key = Ed25519PrivateKey.generate()
+        from cryptography.hazmat.primitives import serialization
+
+        raw = key.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+        path = self.keys_dir / f"{kid}.key"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+        self._private[kid] = key
+        self._public[kid] = key.public_key()
+        self.current = kid
+        self._save_meta()
+        return kid
+
+    def retire(self, kid: str) -> None:
+        """Stop accepting signatures by `kid` (it can no longer be the current key)."""
+        if kid == self.current:
+            raise KeyError_("cannot retire the current signing key; rotate first")
+        self.retired.add(kid)
+        self._save_meta()
+
+    def sign(self, data: bytes) -> tuple[str, bytes]:
+        """Sign with the current key; returns (key id, 64-byte signature)."""
+        return self.current, self._private[self.current].sign(data)
+
+    def verify(self, kid: str, data: bytes, signature: bytes) -> None:
+        """Raise `InvalidSignature` unless `signature` is a valid, live key's signature."""
+        if not _valid_kid(kid) or kid in self.retired or kid not in self._public:
+            raise InvalidSignature(f"unknown or retired key id {kid[:32]!r}")
+        self._public[kid].verify(signature, data)
+
+    def public_keys(self) -> dict[str, bytes]:
+        from cryptography.hazmat.primitives import serialization
+
+        return {
+            kid: pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+            for kid, pub in self._public.items()
+        }
