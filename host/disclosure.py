@@ -1,0 +1,321 @@
+"""The install-time disclosure: what an app will be able to do, shown before anything runs.
+
+For every permission the manifest asks: plain words, risk, the author's reason, and the limits
+the active policy puts on it (roles, user types, domains, REST routes, quotas), or a plain
+"policy does not permit this" when no permit rule covers it. Then the events, the settings
+(secret ones marked, values never shown), the publisher/signature status, and dangerous
+combinations called out.
+
+The policy is read through a small duck-typed view (`PolicyView`) that matches
+`policies.policy.Policy` (compiled rules and quotas), so this module needs no engine internals.
+`build_disclosure` returns data; `render_disclosure` prints it (rich, to stderr); `to_dict` is
+the `--json` form.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from rich.console import Console
+from rich.table import Table
+
+from host.manifest import Manifest
+from host.publisher import SignatureCheck
+from policies.vocabulary import ACTIONS, ADMIN_CLASS_ROLES, PERMISSIONS
+
+NOT_PERMITTED = "policy does not permit this — the app will get PermissionDenied"
+_RISK_STYLE = {"low": "green", "medium": "yellow", "high": "bold red",
+               "critical": "bold white on red"}
+
+
+# ---- the view of a policy this module needs (matches policies.policy.Policy) --------------------
+
+class RuleView(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def effect(self) -> str: ...
+    @property
+    def any_app(self) -> bool: ...
+    @property
+    def apps(self) -> frozenset[str]: ...
+    @property
+    def actions(self) -> frozenset[str]: ...
+    @property
+    def user_types(self) -> frozenset[str] | None: ...
+    @property
+    def roles(self) -> frozenset[str] | None: ...
+    @property
+    def field_keys(self) -> frozenset[str] | None: ...
+    @property
+    def any_user(self) -> bool: ...
+    @property
+    def domains(self) -> tuple[str, ...] | None: ...
+    @property
+    def allow_private_hosts(self) -> frozenset[str]: ...
+    @property
+    def rest_routes(self) -> frozenset[str] | None: ...
+
+
+class QuotaView(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def any_app(self) -> bool: ...
+    @property
+    def apps(self) -> frozenset[str]: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def limit(self) -> int: ...
+    @property
+    def window_s(self) -> int: ...
+    @property
+    def scope(self) -> str: ...
+
+
+class PolicyView(Protocol):
+    @property
+    def revision(self) -> str: ...
+    @property
+    def rules(self) -> Sequence[RuleView]: ...
+    @property
+    def quotas(self) -> Sequence[QuotaView]: ...
+    @property
+    def seat_ceiling(self) -> int | None: ...
+
+
+# ---- dangerous combinations ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Danger:
+    code: str
+    severity: str
+    message: str
+    permissions: tuple[str, ...]
+
+
+# (code, severity, permissions that must all be asked, message). Stable codes for scripts.
+_DANGERS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
+    ("D001", "critical", ("users.create", "roles.assign", "livechat.agents"),
+     "can mint agents with roles: create users, give them roles and make them livechat agents"),
+    ("D002", "critical", ("users.create", "roles.assign"),
+     "can create user accounts and give them roles"),
+    ("D003", "high", ("users.create", "livechat.agents"),
+     "can create new livechat agents (each one a billed seat)"),
+    ("D004", "critical", ("roles.assign",),
+     "can change which roles users hold (admin-class roles stay out of reach)"),
+    ("D005", "critical", ("server.rest",),
+     "can call server REST routes directly (only the routes policy lists)"),
+    ("D006", "high", ("http", "messages.read"),
+     "can send conversation contents off-site (reads messages and makes HTTP requests)"),
+    ("D007", "high", ("http", "livechat.read"),
+     "can send visitor and room details off-site"),
+    ("D008", "high", ("http", "users.read"),
+     "can send user directory data off-site"),
+    ("D009", "high", ("users.deactivate",),
+     "can deactivate user accounts (only ones it created unless policy says any_user)"),
+)
+
+
+def dangers_for(asked: Iterable[str], events: Iterable[str] = ()) -> list[Danger]:
+    """Every dangerous combination `asked` contains; superseded pairs are still listed."""
+    have = set(asked)
+    out = [Danger(code, sev, msg, perms) for code, sev, perms, msg in _DANGERS
+           if set(perms) <= have]
+    if "message.pre_send" in set(events):
+        out.append(Danger("D010", "high", "sees every message before it is sent and can block "
+                          "or rewrite it", ("messages.read", "messages.send")))
+    return out
+
+
+# ---- per-permission limits ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PermissionLine:
+    name: str
+    plain: str
+    risk: str
+    reason: str
+    permitted: bool | None  # None: no policy loaded, so limits are unknown
+    limits: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "plain": self.plain, "risk": self.risk, "reason": self.reason,
+                "permitted_by_policy": self.permitted, "limits": list(self.limits)}
+
+
+def _window(seconds: int) -> str:
+    for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % n == 0 and seconds >= n:
+            return f"{seconds // n}{unit}"
+    return f"{seconds}s"
+
+
+def _join(items: Iterable[str]) -> str:
+    s = sorted(items)
+    return ", ".join(s) if s else "none"
+
+
+def policy_limits(policy: PolicyView, app_id: str, permission: str) -> tuple[bool, list[str]]:
+    """(some permit covers this permission for `app_id`, human lines describing the limits)."""
+    actions = {a.name for a in ACTIONS.values() if a.permission == permission}
+    lines: list[str] = []
+    permitted = False
+    for r in sorted(policy.rules, key=lambda r: r.id):
+        if not (r.any_app or app_id in r.apps):
+            continue
+        covered = sorted(actions & set(r.actions))
+        if not covered:
+            continue
+        if r.effect == "forbid":
+            lines.append(f"forbidden by rule {r.id}: {', '.join(covered)}")
+            continue
+        permitted = True
+        parts = [f"rule {r.id} permits {', '.join(covered)}"]
+        if permission == "users.create":
+            parts.append(f"user types: {_join(r.user_types or ())}")
+            parts.append(f"roles at creation: {_join(r.roles or ())}")
+        if permission == "roles.assign":
+            parts.append(f"roles: {_join(r.roles or ())}")
+        if permission in ("users.create", "users.update") and r.field_keys is not None:
+            parts.append(f"custom fields: {_join(r.field_keys)}")
+        if permission == "http":
+            parts.append(f"domains: {_join(r.domains or ())}")
+            if r.allow_private_hosts:
+                parts.append(f"private hosts: {_join(r.allow_private_hosts)}")
+        if permission == "server.rest":
+            parts.append(f"routes: {_join(r.rest_routes or ())}")
+        if r.any_user and actions & {"users.deactivate", "roles.assign", "livechat.add_agent",
+                                     "users.set_custom_fields"}:
+            parts.append("on ANY user (not only users it created)")
+        lines.append("; ".join(parts))
+    for q in sorted(policy.quotas, key=lambda q: q.id):
+        if not (q.any_app or app_id in q.apps):
+            continue
+        if q.action in actions or (q.action == "*" and permitted):
+            what = "bridge calls" if q.action == "*" else q.action
+            lines.append(f"at most {q.limit} {what} per {_window(q.window_s)} (per {q.scope})")
+    if permission == "users.create" and policy.seat_ceiling is not None:
+        lines.append(f"workspace ceiling: {policy.seat_ceiling} active app-created users")
+    if permission == "roles.assign":
+        lines.append(f"never admin-class roles ({_join(ADMIN_CLASS_ROLES)}), whatever policy says")
+    if not permitted:
+        lines.insert(0, NOT_PERMITTED)
+    return permitted, lines
+
+
+# ---- the disclosure ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Disclosure:
+    app_id: str
+    name: str
+    version: str
+    author: str
+    content_hash: str
+    signature: SignatureCheck
+    permissions: tuple[PermissionLine, ...]
+    events: tuple[str, ...]
+    settings: tuple[dict[str, Any], ...]
+    dangers: tuple[Danger, ...]
+    policy_revision: str | None
+    app_users: int | None = None  # users this install created so far (None: unknown)
+    notes: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        """The `--json` form (never holds a setting value)."""
+        return {
+            "app_id": self.app_id, "name": self.name, "version": self.version,
+            "author": self.author, "content_hash": self.content_hash,
+            "signature": self.signature.to_dict(),
+            "permissions": [p.to_dict() for p in self.permissions],
+            "events": list(self.events), "settings": [dict(s) for s in self.settings],
+            "dangers": [{"code": d.code, "severity": d.severity, "message": d.message,
+                         "permissions": list(d.permissions)} for d in self.dangers],
+            "policy_revision": self.policy_revision, "app_users": self.app_users,
+            "notes": list(self.notes),
+        }
+
+
+def build_disclosure(
+    manifest: Manifest,
+    content_hash: str,
+    signature: SignatureCheck,
+    policy: PolicyView | None,
+    *,
+    app_users: int | None = None,
+) -> Disclosure:
+    """Everything the operator must see before consenting. Pure: no I/O."""
+    lines = []
+    for p in sorted(manifest.permission, key=lambda p: p.name):
+        spec = PERMISSIONS[p.name]
+        if policy is None:
+            permitted: bool | None = None
+            limits = ["no policy loaded: limits unknown"]
+        else:
+            permitted, limits = policy_limits(policy, manifest.id, p.name)
+        lines.append(PermissionLine(p.name, spec.plain, spec.risk, p.reason, permitted,
+                                    tuple(limits)))
+    settings = tuple(
+        {"key": s.key, "type": s.type, "label": s.label, "required": s.required,
+         "secret": s.secret}
+        for s in manifest.setting
+    )
+    notes: list[str] = []
+    if signature.status == "unsigned":
+        notes.append("UNSIGNED: nobody vouches for this package's contents")
+    elif signature.status == "unknown-publisher":
+        notes.append(f"UNKNOWN PUBLISHER: signed by key {signature.kid}, which you do not trust")
+    return Disclosure(
+        app_id=manifest.id, name=manifest.name, version=manifest.version,
+        author=manifest.author, content_hash=content_hash, signature=signature,
+        permissions=tuple(lines), events=tuple(manifest.events), settings=settings,
+        dangers=tuple(dangers_for(manifest.asked, manifest.events)),
+        policy_revision=None if policy is None else policy.revision,
+        app_users=app_users, notes=tuple(notes),
+    )
+
+
+def render_disclosure(d: Disclosure, console: Console, *, title: str = "") -> None:
+    """Print the disclosure for a human (the caller passes the stderr console)."""
+    console.print(f"[bold]{title or 'App'}: {d.name}[/] ({d.app_id} {d.version}) by {d.author}",
+                  highlight=False)
+    sig = d.signature
+    if sig.status == "trusted":
+        console.print(f"[green]Signed by trusted publisher {sig.publisher} (key {sig.kid})[/]")
+    else:
+        for note in d.notes:
+            console.print(f"[bold red]{note}[/]", highlight=False)
+    table = Table(title="Permissions asked", show_lines=True, expand=False)
+    table.add_column("permission", no_wrap=True)
+    table.add_column("risk", no_wrap=True)
+    table.add_column("what it allows / why the author asks")
+    table.add_column("limits set by policy")
+    for p in d.permissions:
+        limits = "\n".join(p.limits)
+        if p.permitted is False:
+            limits = f"[bold red]{limits}[/]"
+        table.add_row(p.name, f"[{_RISK_STYLE.get(p.risk, '')}]{p.risk}[/]",
+                      f"{p.plain}\n[italic]“{p.reason}”[/]", limits)
+    if d.permissions:
+        console.print(table)
+    else:
+        console.print("This app asks for no permissions.")
+    if d.events:
+        console.print("Events it handles: " + ", ".join(d.events), highlight=False)
+    if d.settings:
+        items = [f"{s['key']} ({s['type']}{', secret' if s['secret'] else ''})"
+                 for s in d.settings]
+        console.print("Settings: " + ", ".join(items), highlight=False)
+    for danger in d.dangers:
+        console.print(f"[bold red]DANGER {danger.code}[/] ({danger.severity}): {danger.message}",
+                      highlight=False)
+    if d.app_users is not None:
+        console.print(f"Users created by this app so far: {d.app_users}")
+    if d.policy_revision is None:
+        console.print("[yellow]No policy loaded: the limits above are unknown; every call "
+                      "will be denied until a policy permits it.[/]")
+    else:
+        console.print(f"[dim]policy revision {d.policy_revision}[/]")
