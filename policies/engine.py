@@ -1,0 +1,368 @@
+"""`decide(policy, grants, req) -> Decision`: pure, deterministic, default deny.
+
+Order of checks (each one can only refuse):
+1. the action exists in the vocabulary, and its permission is in `grants` (permission_denied);
+2. the arguments match the ActionSpec exactly (policy_denied, "invalid arguments");
+3. built-in guardrails no file can lift (guardrail): admin-class / privileged / non-canonical
+   roles, user type "app", unusual URLs and unreachable addresses, non-plain REST routes;
+4. any matching forbid (policy_denied);
+5. at least one matching permit whose constraints all hold, else policy_denied naming the
+   nearest rules and the constraint that failed.
+The result never depends on rule order: rule ids in decisions are sorted.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from policies.names import (
+    HTTP_METHODS,
+    host_matches,
+    is_admin_class,
+    normalize_role,
+    normalize_route,
+)
+from policies.netcheck import IPAddress, ParsedUrl, is_public, never_reachable, parse_ip, parse_url
+from policies.policy import CompiledRule, Policy
+from policies.types import Decision, DecisionCode, QuotaCharge, Request
+from policies.vocabulary import ACTIONS, ActionSpec
+
+# Actions on an existing user: only users the app created itself (or its own app user), unless
+# the permit says any_user = true. Guards: an app promoting or deactivating human staff.
+TARGET_USER_ACTIONS = frozenset(
+    {
+        "users.set_custom_fields",
+        "users.deactivate",
+        "roles.assign",
+        "roles.remove",
+        "livechat.add_agent",
+        "livechat.remove_agent",
+        "livechat.set_agent_status",
+    }
+)
+ROLE_ACTIONS = frozenset({"roles.assign", "roles.remove"})
+FIELD_ACTIONS = frozenset({"users.create", "users.set_custom_fields"})
+
+# Argument caps. Guards: regex matching cost (username) and per-call work (lists, maps).
+MAX_USERNAME = 256
+MAX_ROLES = 32
+MAX_FIELDS = 64
+MAX_ID = 256
+
+
+def _deny(code: DecisionCode, message: str, rules: tuple[str, ...] = ()) -> Decision:
+    return Decision(allowed=False, code=code, message=message, rules=rules)
+
+
+@dataclass(frozen=True)
+class _Ctx:
+    """What the engine extracted from a request once it passed the argument checks."""
+
+    req: Request
+    roles: tuple[str, ...] = ()  # canonical, for users.create roles or roles.* role
+    user_type: str | None = None
+    field_keys: tuple[str, ...] = ()
+    username: str | None = None
+    url: ParsedUrl | None = None
+    ips: tuple[IPAddress, ...] = ()
+    route: str | None = None
+
+
+def _is_str_map(v: object) -> bool:
+    return isinstance(v, Mapping) and all(isinstance(k, str) for k in v)
+
+
+def _check_args(spec: ActionSpec, args: Mapping[str, Any]) -> str | None:
+    """Exact shape: no unknown names (an app cannot say "as app X"), required ones present,
+    the ones the engine reads of the right type."""
+    if not _is_str_map(args):
+        return "arguments must be a map of names to values"
+    known = set(spec.args) | set(spec.optional)
+    unknown = sorted(set(args) - known)
+    if unknown:
+        return f"unknown argument(s) {unknown}; {spec.name} takes {sorted(known)}"
+    missing = [a for a in spec.args if args.get(a) is None]
+    if missing:
+        return f"missing required argument(s) {missing}"
+    for name, value in args.items():
+        if name.endswith("_id") and value is not None:
+            if not isinstance(value, str) or not value or len(value) > MAX_ID:
+                return f"{name} must be a non-empty string"
+    a = spec.name
+    if a == "users.create":
+        for k in ("username", "name", "type"):
+            if not isinstance(args[k], str):
+                return f"{k} must be a string"
+        if len(args["username"]) > MAX_USERNAME:
+            return f"username longer than {MAX_USERNAME} characters"
+        roles = args.get("roles")
+        if roles is not None and (
+            not isinstance(roles, list | tuple)
+            or len(roles) > MAX_ROLES
+            or not all(isinstance(r, str) for r in roles)
+        ):
+            return f"roles must be a list of at most {MAX_ROLES} strings"
+        cf = args.get("custom_fields")
+        if cf is not None and (not _is_str_map(cf) or len(cf) > MAX_FIELDS):
+            return f"custom_fields must be a map of at most {MAX_FIELDS} string keys"
+    elif a == "users.set_custom_fields":
+        if not _is_str_map(args["fields"]) or len(args["fields"]) > MAX_FIELDS:
+            return f"fields must be a map of at most {MAX_FIELDS} string keys"
+    elif a in ROLE_ACTIONS:
+        if not isinstance(args["role"], str):
+            return "role must be a string"
+    elif a in ("http.request", "rest.call"):
+        if not isinstance(args["method"], str):
+            return "method must be a string"
+        other = "url" if a == "http.request" else "route"
+        if not isinstance(args[other], str):
+            return f"{other} must be a string"
+    return None
+
+
+def _canonical_role(raw: str, facts: Mapping[str, Any]) -> tuple[str | None, str]:
+    norm = normalize_role(raw)
+    if norm is None:
+        return None, (
+            f"role {raw!r} is not a canonical role name (ASCII a-z 0-9 . _ - after NFKC and "
+            "case folding); look-alike and invisible characters are refused"
+        )
+    if is_admin_class(norm):
+        return None, f"role {norm!r} is admin-class: apps can never assign, remove or grant it"
+    if norm != raw:
+        return None, f"role {raw!r} must be written in canonical form {norm!r}"
+    return norm, ""
+
+
+def _guardrails(spec: ActionSpec, req: Request) -> _Ctx | str:
+    """Built-in refusals no policy file can lift. Returns the extracted context or a reason."""
+    args, facts, a = req.args, req.facts, spec.name
+    if a == "users.create" or a in ROLE_ACTIONS:
+        raw_roles: list[str] = (
+            [args["role"]] if a in ROLE_ACTIONS else list(args.get("roles") or [])
+        )
+        roles: list[str] = []
+        for raw in raw_roles:
+            norm, why = _canonical_role(raw, facts)
+            if norm is None:
+                return why
+            roles.append(norm)
+        if roles:
+            # The server knows roles a file cannot: custom roles holding admin permissions.
+            priv = facts.get("role_privileged")
+            if not isinstance(priv, bool):
+                return "the host did not say whether the role is privileged (fact role_privileged)"
+            if priv:
+                return "the server marks this role privileged: apps can never grant it"
+        user_type: str | None = None
+        username: str | None = None
+        keys: tuple[str, ...] = ()
+        if a == "users.create":
+            t = args["type"]
+            tnorm = normalize_role(t)
+            if tnorm is None or tnorm != t:
+                return f"user type {t!r} is not a canonical name"
+            if tnorm == "app":
+                return "apps can never create users of type 'app' (that would be another app)"
+            user_type = tnorm
+            username = args["username"]
+            keys = tuple(sorted(args.get("custom_fields") or {}))
+        return _Ctx(req, roles=tuple(roles), user_type=user_type, username=username,
+                    field_keys=keys)
+    if a == "users.set_custom_fields":
+        return _Ctx(req, field_keys=tuple(sorted(args["fields"])))
+    if a == "http.request":
+        if args["method"] not in HTTP_METHODS:
+            return f"HTTP method {args['method']!r} is not one of {sorted(HTTP_METHODS)}"
+        url = parse_url(args["url"])
+        if isinstance(url, str):
+            return url
+        resolved = facts.get("resolved_ips")
+        if not isinstance(resolved, list | tuple) or not resolved:
+            return "the host did not supply the resolved addresses (fact resolved_ips)"
+        ips: list[IPAddress] = [] if url.ip is None else [url.ip]
+        for item in resolved:
+            ip = parse_ip(item) if isinstance(item, str) else None
+            if ip is None:
+                return f"fact resolved_ips holds a non-address {item!r}"
+            ips.append(ip)
+        for ip in ips:
+            if never_reachable(ip):
+                return f"address {ip} (unspecified or multicast) is never reachable for apps"
+        return _Ctx(req, url=url, ips=tuple(ips))
+    if a == "rest.call":
+        route = normalize_route(args["method"], args["route"])
+        if route is None:
+            return "REST method or route is not plain (absolute path, no '..', '%', '?' or '#')"
+        return _Ctx(req, route=route)
+    return _Ctx(req)
+
+
+def _own_target(rule: CompiledRule, req: Request) -> str | None:
+    if rule.any_user:
+        return None
+    if req.facts.get("target_is_own_app_user") is True:
+        return None
+    created = req.facts.get("target_created_by_app")
+    if isinstance(created, str) and created == req.app_id:
+        return None
+    if "target_created_by_app" not in req.facts and "target_is_own_app_user" not in req.facts:
+        return "own users only: the host supplied no facts about the target user"
+    return "own users only: the target user was not created by this app (set any_user to widen)"
+
+
+def _permit_failure(rule: CompiledRule, ctx: _Ctx) -> str | None:
+    """The first constraint of a permit that does not hold, or None when all hold."""
+    a = ctx.req.action
+    if a == "users.create":
+        if rule.user_types is None or ctx.user_type not in rule.user_types:
+            return f"user_types: type {ctx.user_type!r} not listed"
+        if rule.pattern_invalid:
+            return "username_pattern does not compile"
+        if rule.pattern is not None and (
+            ctx.username is None or rule.pattern.fullmatch(ctx.username) is None
+        ):
+            return f"username_pattern: {ctx.username!r} does not match"
+    if ctx.roles:
+        for r in ctx.roles:
+            if rule.roles is None or r not in rule.roles:
+                return f"roles: role {r!r} not listed"
+    elif a in ROLE_ACTIONS:
+        return "roles: no role given"
+    if ctx.field_keys or a == "users.set_custom_fields":
+        for k in ctx.field_keys:
+            if rule.field_keys is None or k not in rule.field_keys:
+                return f"custom_field_keys: key {k!r} not listed"
+    if a in TARGET_USER_ACTIONS:
+        why = _own_target(rule, ctx.req)
+        if why is not None:
+            return why
+    if a == "http.request":
+        assert ctx.url is not None  # set by _guardrails for http.request
+        host = ctx.url.host
+        if rule.domains is None or not any(host_matches(host, d) for d in rule.domains):
+            return f"domains: host {host!r} not listed"
+        for ip in ctx.ips:
+            if is_public(ip):
+                continue
+            if host in rule.allow_private_hosts or ip in rule.allow_private_ips:
+                continue
+            return f"allow_private: address {ip} of {host!r} is private/loopback and not named"
+    if a == "rest.call" and (rule.rest_routes is None or ctx.route not in rule.rest_routes):
+        return f"rest_routes: {ctx.route!r} not listed"
+    return None
+
+
+def _forbid_applies(rule: CompiledRule, ctx: _Ctx) -> bool:
+    """A forbid applies unless one of its constraints that concerns this action does not match.
+    Constraints that do not concern the action (and any_user / allow_private) are ignored, which
+    only makes the forbid broader."""
+    a = ctx.req.action
+    if a == "users.create":
+        if rule.user_types is not None and ctx.user_type not in rule.user_types:
+            return False
+        if rule.pattern is not None and (
+            ctx.username is None or rule.pattern.fullmatch(ctx.username) is None
+        ):
+            return False
+    if (a == "users.create" or a in ROLE_ACTIONS) and rule.roles is not None:
+        if not any(r in rule.roles for r in ctx.roles):
+            return False
+    if a in FIELD_ACTIONS and rule.field_keys is not None:
+        if not any(k in rule.field_keys for k in ctx.field_keys):
+            return False
+    if a == "http.request" and rule.domains is not None:
+        assert ctx.url is not None
+        if not any(host_matches(ctx.url.host, d) for d in rule.domains):
+            return False
+    if a == "rest.call" and rule.rest_routes is not None and ctx.route not in rule.rest_routes:
+        return False
+    return True
+
+
+def _charges(policy: Policy, req: Request) -> tuple[QuotaCharge, ...]:
+    out: list[QuotaCharge] = []
+    for q in policy.quotas:
+        if not (q.any_app or req.app_id in q.apps):
+            continue
+        if q.action != "*" and q.action != req.action:
+            continue
+        if q.scope == "install":
+            key = f"install:{req.install_id}:{q.action}"
+        elif q.scope == "app":
+            key = f"app:{req.app_id}:{q.action}"
+        else:
+            key = f"workspace:{q.action}"
+        out.append(QuotaCharge(key, q.limit, q.window_s, q.scope, q.id))
+    # Two quotas on one key would share one log and be charged twice: give each its own log.
+    seen: dict[str, int] = {}
+    for c in out:
+        seen[c.key] = seen.get(c.key, 0) + 1
+    fixed = [
+        c if seen[c.key] == 1 else QuotaCharge(f"{c.key}#{c.quota_id}", c.limit, c.window_s,
+                                               c.scope, c.quota_id)
+        for c in out
+    ]
+    return tuple(sorted(fixed, key=lambda c: (c.key, c.quota_id)))
+
+
+def decide(policy: Policy, grants: frozenset[str], req: Request) -> Decision:
+    """Decide one bridge call. Pure: no I/O, no clock; `req.now` is the only time."""
+    spec = ACTIONS.get(req.action)
+    if spec is None:
+        return _deny("policy_denied", f"unknown action {req.action!r}: not in the vocabulary")
+    if spec.permission not in grants:
+        return _deny(
+            "permission_denied",
+            f"permission {spec.permission!r} is not granted to this install ({req.action} needs "
+            f"it). To get it, the app's manifest must ask for {spec.permission!r} and the "
+            "operator must grant it (consent at install or update).",
+        )
+    problem = _check_args(spec, req.args)
+    if problem is not None:
+        return _deny("policy_denied", f"invalid arguments for {req.action}: {problem}")
+    ctx = _guardrails(spec, req)
+    if isinstance(ctx, str):
+        return _deny("guardrail", ctx)
+    rules = [r for r in policy.rules_for(req.action) if r.applies_to_app(req.app_id)]
+    forbids = sorted(r.id for r in rules if r.effect == "forbid" and _forbid_applies(r, ctx))
+    if forbids:
+        return _deny(
+            "policy_denied",
+            f"forbidden by rule(s) {', '.join(forbids)} (a forbid beats any permit)",
+            tuple(forbids),
+        )
+    allowed: list[str] = []
+    misses: list[tuple[str, str]] = []
+    for r in rules:
+        if r.effect != "permit":
+            continue
+        why = _permit_failure(r, ctx)
+        if why is None:
+            allowed.append(r.id)
+        else:
+            misses.append((r.id, why))
+    if allowed:
+        ids = tuple(sorted(allowed))
+        return Decision(
+            allowed=True,
+            code="allow",
+            message=f"permitted by rule(s) {', '.join(ids)}",
+            rules=ids,
+            quotas=_charges(policy, req),
+            seat_ceiling=policy.seat_ceiling if req.action == "users.create" else None,
+        )
+    if misses:
+        misses.sort()
+        detail = "; ".join(f"rule {rid} failed {why}" for rid, why in misses)
+        return _deny(
+            "policy_denied",
+            f"no permit rule allows {req.action} with these arguments: {detail}",
+            tuple(rid for rid, _ in misses),
+        )
+    return _deny(
+        "policy_denied",
+        f"no rule permits app {req.app_id!r} to call {req.action} (permission "
+        f"{spec.permission!r} is granted, but a policy rule must also permit the action)",
+    )

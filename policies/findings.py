@@ -1,0 +1,91 @@
+"""Lint findings: a stable code, a severity, a file:line location and a plain message.
+
+Codes never change meaning once shipped; retire a code rather than reuse it. The table below is
+also what `policies/README.md` documents for reviewers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Severity = Literal["error", "security-warning", "warning", "suggestion"]
+
+# Severities that make `stockade policy check` exit 1. Errors also make the loader refuse the
+# whole set of files (the host then keeps its previous policy or, at start, denies everything).
+FAILING: frozenset[str] = frozenset({"error", "security-warning"})
+
+CODES: dict[str, tuple[Severity, str]] = {
+    "STK001": ("error", "file cannot be read (missing, too large, symlink, not UTF-8)"),
+    "STK002": ("error", "TOML syntax error"),
+    "STK003": ("error", "duplicate key"),
+    "STK004": ("error", "unknown field"),
+    "STK005": ("error", "wrong type"),
+    "STK006": ("error", "invalid or missing value"),
+    "STK007": ("error", "number outside the 32-bit range"),
+    "STK008": ("error", "nesting too deep"),
+    "STK010": ("error", "unknown action or permission name"),
+    "STK011": ("error", "duplicate rule id"),
+    "STK012": ("error", "duplicate quota id"),
+    "STK013": ("security-warning", "user creation permitted without a quota"),
+    "STK014": ("security-warning", "wildcard apps"),
+    "STK015": ("security-warning", "wildcard actions"),
+    "STK016": ("warning", "quota on an action no rule permits"),
+    "STK017": ("error", "zero or negative quota limit"),
+    "STK018": ("error", "zero or negative quota window or seat ceiling"),
+    "STK019": ("warning", "absurdly large limit or window"),
+    "STK020": ("security-warning", "admin-class role in an allow list (never granted)"),
+    "STK021": ("security-warning", "username_pattern could backtrack catastrophically"),
+    "STK022": ("error", "username_pattern does not compile"),
+    "STK023": ("suggestion", "private address allowed"),
+    "STK024": ("warning", "forbid shadows nothing"),
+    "STK025": ("error", "invalid list entry (role, type, domain, route or address)"),
+    "STK026": ("warning", "constraint does not concern any action of the rule"),
+    "STK027": ("security-warning", "any_user widens to users the app did not create"),
+    "STK028": ("warning", "permit can never allow (a required list is missing)"),
+    "STK029": ("warning", "conflicting workspace ceilings (the smallest applies)"),
+    "STK030": ("warning", "two quotas share one counter key"),
+    "STK031": ("warning", "constraint has no meaning in a forbid (ignored)"),
+    "STK032": ("warning", "no policy files found"),
+    "STK033": ("security-warning", "role assignment or user deactivation permitted without quota"),
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One lint finding. `line` is 1-based, 0 when the file as a whole is concerned."""
+
+    code: str
+    severity: Severity
+    file: str
+    line: int
+    message: str
+
+    @property
+    def location(self) -> str:
+        return f"{self.file}:{self.line}" if self.line else self.file
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "file": self.file,
+            "line": self.line,
+            "message": self.message,
+        }
+
+
+def finding(
+    code: str, file: str, line: int | None, message: str, severity: Severity | None = None
+) -> Finding:
+    """Build a finding with the code's default severity unless one is given."""
+    return Finding(code, severity or CODES[code][0], file, line or 0, message)
+
+
+def failing(findings: list[Finding]) -> bool:
+    """True when any finding is an error or a security-warning."""
+    return any(f.severity in FAILING for f in findings)
+
+
+def sort_findings(findings: list[Finding]) -> list[Finding]:
+    """Stable output order: file, line, code, message."""
+    return sorted(findings, key=lambda f: (f.file, f.line, f.code, f.message))

@@ -1,0 +1,282 @@
+"""Semantic lint over validated policy files: every finding at once, each with a line.
+
+Shape errors (types, unknown keys) come from the loader; this module judges meaning: unknown
+names, wildcards, missing quotas, admin-class roles, risky patterns, rules that cannot matter.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from policies.findings import Finding, Severity, finding
+from policies.model import PolicyFile, Rule
+from policies.names import (
+    is_admin_class,
+    normalize_domain_pattern,
+    normalize_role,
+    parse_route_entry,
+)
+from policies.netcheck import is_public, parse_ip
+from policies.policy import expand_actions
+from policies.regexrisk import backtracking_risk
+from policies.vocabulary import ACTIONS, PERMISSIONS
+
+if TYPE_CHECKING:
+    from policies.loader import SourceFile
+
+# Above these a limit or window is almost surely a typo. Guards: a "limit" that is no limit.
+ABSURD_LIMIT = 1_000_000
+ABSURD_WINDOW_S = 366 * 86400
+LOW_RISK = frozenset(p.name for p in PERMISSIONS.values() if p.risk == "low")
+
+# Which actions each `when` key concerns (for STK026 and the engine's matching).
+CONCERNS: dict[str, frozenset[str]] = {
+    "user_types": frozenset({"users.create"}),
+    "roles": frozenset({"users.create", "roles.assign", "roles.remove"}),
+    "custom_field_keys": frozenset({"users.create", "users.set_custom_fields"}),
+    "any_user": frozenset(
+        {
+            "users.set_custom_fields", "users.deactivate", "roles.assign", "roles.remove",
+            "livechat.add_agent", "livechat.remove_agent", "livechat.set_agent_status",
+        }
+    ),
+    "domains": frozenset({"http.request"}),
+    "allow_private": frozenset({"http.request"}),
+    "rest_routes": frozenset({"rest.call"}),
+    "username_pattern": frozenset({"users.create"}),
+}
+# A permit on these actions allows nothing unless the list is given (default deny on arguments).
+REQUIRED_LIST: dict[str, str] = {
+    "users.create": "user_types",
+    "roles.assign": "roles",
+    "roles.remove": "roles",
+    "users.set_custom_fields": "custom_field_keys",
+    "http.request": "domains",
+    "rest.call": "rest_routes",
+}
+FORBID_MEANINGLESS = ("any_user", "allow_private")
+# Write actions that change who can do what: a permit without a quota is flagged (STK033).
+PRIVILEGE_ACTIONS = frozenset({"roles.assign", "users.deactivate"})
+
+
+def _rule_findings(src: SourceFile, i: int, rule: Rule) -> list[Finding]:
+    name, loc = src.name, src.locator
+    out: list[Finding] = []
+
+    def at(*path: str | int) -> int:
+        return loc.line(("rule", i, *path))
+
+    for n in rule.actions:
+        if n != "*" and n not in ACTIONS and n not in PERMISSIONS:
+            out.append(finding("STK010", name, at("actions"), f"rule {rule.id}: unknown action "
+                               f"or permission {n!r}"))
+    actions = expand_actions(rule.actions)
+    if "*" in rule.actions:
+        out.append(finding("STK015", name, at("actions"), f"rule {rule.id}: actions = \"*\" "
+                           "covers every action, including critical ones; list them"))
+    if "*" in rule.apps and rule.effect == "permit":
+        perms = {ACTIONS[a].permission for a in actions}
+        if perms <= LOW_RISK:
+            out.append(finding("STK014", name, at("apps"), f"rule {rule.id}: applies to every "
+                               "app (low-risk actions only)", severity="warning"))
+        else:
+            risky = sorted(perms - LOW_RISK)
+            out.append(finding("STK014", name, at("apps"), f"rule {rule.id}: permits every app "
+                               f"actions of {risky}; name the apps"))
+    w = rule.when
+    set_keys = [k for k in CONCERNS if getattr(w, k) not in (None, False)]
+    for k in set_keys:
+        if actions and not (CONCERNS[k] & actions):
+            out.append(finding("STK026", name, at("when", k), f"rule {rule.id}: {k} concerns "
+                               f"none of this rule's actions"))
+        if rule.effect == "forbid" and k in FORBID_MEANINGLESS:
+            out.append(finding("STK031", name, at("when", k), f"rule {rule.id}: {k} means "
+                               "nothing in a forbid and is ignored"))
+    if rule.effect == "permit":
+        for a in sorted(actions):
+            need = REQUIRED_LIST.get(a)
+            if need and getattr(w, need) is None:
+                out.append(finding("STK028", name, at("actions"), f"rule {rule.id}: {a} is "
+                                   f"never allowed without `{need}` in [rule.when]"))
+        if w.any_user and CONCERNS["any_user"] & actions:
+            out.append(finding("STK027", name, at("when", "any_user"), f"rule {rule.id}: "
+                               "any_user = true lets the app act on users it did not create"))
+    for k in ("roles", "user_types"):
+        for entry in getattr(w, k) or []:
+            norm = normalize_role(entry)
+            if norm is None:
+                out.append(finding("STK025", name, at("when", k), f"rule {rule.id}: {entry!r} "
+                                   "is not a canonical ASCII name"))
+            elif k == "roles" and is_admin_class(norm) and rule.effect == "permit":
+                out.append(finding("STK020", name, at("when", k), f"rule {rule.id}: role "
+                                   f"{norm!r} is admin-class; apps can never grant it"))
+            elif k == "user_types" and norm == "app" and rule.effect == "permit":
+                out.append(finding("STK025", name, at("when", k), f"rule {rule.id}: apps can "
+                                   "never create users of type 'app'"))
+    for d in w.domains or []:
+        if normalize_domain_pattern(d) is None:
+            out.append(finding("STK025", name, at("when", "domains"), f"rule {rule.id}: domain "
+                               f"{d!r} is not a host name or *.suffix"))
+    for r in w.rest_routes or []:
+        if parse_route_entry(r) is None:
+            out.append(finding("STK025", name, at("when", "rest_routes"), f"rule {rule.id}: "
+                               f"route {r!r} is not \"METHOD /plain/path\""))
+    for entry in w.allow_private or []:
+        ip = parse_ip(entry)
+        if ip is None and (
+            normalize_domain_pattern(entry) is None or entry.startswith("*")
+        ):
+            out.append(finding("STK025", name, at("when", "allow_private"), f"rule {rule.id}: "
+                               f"{entry!r} is neither an IP address nor a host name"))
+        elif ip is not None and not is_public(ip):
+            sev: Severity = "warning" if ip.is_link_local else "suggestion"
+            extra = " (link-local: cloud metadata services live here)" if ip.is_link_local else ""
+            out.append(finding("STK023", name, at("when", "allow_private"), f"rule {rule.id}: "
+                               f"allows private address {ip}{extra}", severity=sev))
+        elif ip is None:
+            out.append(finding("STK023", name, at("when", "allow_private"), f"rule {rule.id}: "
+                               f"host {entry!r} may reach private addresses"))
+    if w.username_pattern is not None:
+        try:
+            re.compile(w.username_pattern)
+        except (re.error, RecursionError, OverflowError) as exc:
+            out.append(finding("STK022", name, at("when", "username_pattern"),
+                               f"rule {rule.id}: {exc}"))
+        else:
+            why = backtracking_risk(w.username_pattern)
+            if why:
+                out.append(finding("STK021", name, at("when", "username_pattern"),
+                                   f"rule {rule.id}: {why}; use a possessive quantifier "
+                                   "(x++) or an atomic group"))
+    return out
+
+
+def _file_findings(src: SourceFile, pf: PolicyFile) -> list[Finding]:
+    out: list[Finding] = []
+    for i, rule in enumerate(pf.rule):
+        out.extend(_rule_findings(src, i, rule))
+    for i, q in enumerate(pf.quota):
+        if q.action != "*" and q.action not in ACTIONS:
+            out.append(finding("STK010", src.name, src.locator.line(("quota", i, "action")),
+                               f"quota {q.id}: unknown action {q.action!r} (use an action name "
+                               "or \"*\")"))
+        if q.limit <= 0:
+            out.append(finding("STK017", src.name, src.locator.line(("quota", i, "limit")),
+                               f"quota {q.id}: limit {q.limit} admits nothing; forbid instead"))
+        elif q.limit > ABSURD_LIMIT:
+            out.append(finding("STK019", src.name, src.locator.line(("quota", i, "limit")),
+                               f"quota {q.id}: limit {q.limit} is no real limit"))
+        secs = q.seconds
+        wline = src.locator.line(("quota", i, "window" if q.window is not None else "window_s"))
+        if secs <= 0:
+            out.append(finding("STK018", src.name, wline, f"quota {q.id}: window must be > 0"))
+        elif secs > ABSURD_WINDOW_S:
+            out.append(finding("STK019", src.name, wline, f"quota {q.id}: window longer than "
+                               "366 days"))
+    if pf.workspace is not None and pf.workspace.max_active_app_users is not None:
+        c = pf.workspace.max_active_app_users
+        line = src.locator.line(("workspace", "max_active_app_users"))
+        if c < 0:
+            out.append(finding("STK018", src.name, line, "max_active_app_users is negative"))
+        elif c > ABSURD_LIMIT:
+            out.append(finding("STK019", src.name, line, f"max_active_app_users {c} is no cap"))
+    return out
+
+
+def _covers(apps: Sequence[str], app: str) -> bool:
+    return "*" in apps or app in apps
+
+
+def _set_findings(sources: Sequence[SourceFile]) -> list[Finding]:
+    out: list[Finding] = []
+    rules = [(s, i, r) for s in sources if s.model for i, r in enumerate(s.model.rule)]
+    quotas = [(s, i, q) for s in sources if s.model for i, q in enumerate(s.model.quota)]
+    seen: dict[str, str] = {}
+    for s, i, r in rules:
+        if r.id in seen:
+            out.append(finding("STK011", s.name, s.locator.line(("rule", i, "id")),
+                               f"rule id {r.id!r} already used in {seen[r.id]}"))
+        seen.setdefault(r.id, s.name)
+    qseen: dict[str, str] = {}
+    for s, i, q in quotas:
+        if q.id in qseen:
+            out.append(finding("STK012", s.name, s.locator.line(("quota", i, "id")),
+                               f"quota id {q.id!r} already used in {qseen[q.id]}"))
+        qseen.setdefault(q.id, s.name)
+    permits = [(r.apps, expand_actions(r.actions)) for _, _, r in rules if r.effect == "permit"]
+
+    def quota_for(app_list: Sequence[str], action: str) -> bool:
+        for _, _, q in quotas:
+            if q.action not in (action, "*") or q.limit <= 0:
+                continue
+            if "*" in q.apps or all(a in q.apps for a in app_list if a != "*"):
+                if "*" in app_list and "*" not in q.apps:
+                    continue
+                return True
+        return False
+
+    for s, i, r in rules:
+        if r.effect != "permit":
+            continue
+        acts = expand_actions(r.actions)
+        if "users.create" in acts and not quota_for(r.apps, "users.create"):
+            out.append(finding("STK013", s.name, s.locator.line(("rule", i, "actions")),
+                               f"rule {r.id}: permits users.create (billed seats) with no quota "
+                               "covering every app it names"))
+        for a in sorted(acts & PRIVILEGE_ACTIONS):
+            if not quota_for(r.apps, a):
+                out.append(finding("STK033", s.name, s.locator.line(("rule", i, "actions")),
+                                   f"rule {r.id}: permits {a} with no quota"))
+    for s, i, r in rules:
+        if r.effect != "forbid":
+            continue
+        acts = expand_actions(r.actions)
+        shadows = any(
+            acts & pacts and ("*" in r.apps or "*" in papps or set(r.apps) & set(papps))
+            for papps, pacts in permits
+        )
+        if not shadows:
+            out.append(finding("STK024", s.name, s.locator.line(("rule", i)),
+                               f"forbid {r.id} matches no permit (it changes nothing today)",
+                               severity="suggestion"))
+    for s, i, q in quotas:
+        if q.action == "*":
+            continue
+        if not any(
+            q.action in pacts and ("*" in q.apps or "*" in papps or set(q.apps) & set(papps))
+            for papps, pacts in permits
+        ):
+            out.append(finding("STK016", s.name, s.locator.line(("quota", i, "action")),
+                               f"quota {q.id}: no rule permits {q.action} for these apps"))
+    keys: dict[tuple[str, str, str], str] = {}
+    for s, i, q in quotas:
+        for app in q.apps if q.scope != "workspace" else ["-"]:
+            k = (q.scope, app, q.action)
+            if k in keys and keys[k] != q.id:
+                out.append(finding("STK030", s.name, s.locator.line(("quota", i)),
+                                   f"quota {q.id} shares its counter with {keys[k]}; the engine "
+                                   "keeps them apart, but merge them for clarity"))
+            keys.setdefault(k, q.id)
+    ceilings = [
+        (s, s.model.workspace.max_active_app_users)
+        for s in sources
+        if s.model and s.model.workspace and s.model.workspace.max_active_app_users is not None
+    ]
+    if len({c for _, c in ceilings}) > 1:
+        low = min(c for _, c in ceilings)
+        for s, c in ceilings:
+            out.append(finding("STK029", s.name, s.locator.line(("workspace",)),
+                               f"max_active_app_users = {c} conflicts; the smallest ({low}) "
+                               "applies"))
+    return out
+
+
+def lint_set(sources: Sequence[SourceFile]) -> list[Finding]:
+    """All semantic findings for a set of parsed files (loaded together as one policy)."""
+    out: list[Finding] = []
+    for s in sources:
+        if s.model is not None:
+            out.extend(_file_findings(s, s.model))
+    out.extend(_set_findings(sources))
+    return out

@@ -1,0 +1,215 @@
+"""Read policy files (one file or a directory of *.toml) into one Policy, refusing hostile input.
+
+Every problem becomes a Finding; nothing here raises on bad input except `load_policy`, which
+raises PolicyLoadError carrying the findings. A set of files with any error finding is refused
+as a whole: a policy is never half-loaded, and a broken file never degrades to allow.
+"""
+from __future__ import annotations
+
+import os
+import re
+import stat
+import tomllib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from policies.findings import Finding, finding, sort_findings
+from policies.locate import Locator
+from policies.model import INT_MAX, INT_MIN, PolicyFile
+from policies.policy import Policy, compile_policy
+
+# Per-file size cap. Guards: memory and parse time of the TOML parser, the locator and lint on
+# a hostile file; a real policy is a few KiB.
+MAX_FILE_BYTES = 256 * 1024
+# Files per directory. Guards: a directory stuffed with files slowing every host start.
+MAX_FILES = 256
+# Nesting depth of values. Guards: recursion in validation and the emitter; the schema's
+# deepest value is 4 levels (rule -> when -> list -> item).
+MAX_DEPTH = 8
+# Suffix of table-driven decision cases (policies/cases.py); never loaded as policy.
+CASES_SUFFIX = ".cases.toml"
+
+_TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
+
+
+class PolicyLoadError(Exception):
+    """Raised by `load_policy` when the files have any error finding."""
+
+    def __init__(self, findings: list[Finding]) -> None:
+        self.findings = findings
+        errs = [f for f in findings if f.severity == "error"]
+        head = "; ".join(f"{f.location}: {f.code} {f.message}" for f in errs[:5])
+        super().__init__(f"policy refused ({len(errs)} error(s)): {head}")
+
+
+@dataclass
+class SourceFile:
+    """One policy file as read: its text, the validated model (None if invalid) and a locator."""
+
+    name: str
+    text: str
+    model: PolicyFile | None
+    locator: Locator
+
+
+@dataclass
+class LoadResult:
+    policy: Policy | None  # None when any error finding refused the set
+    findings: list[Finding]
+    sources: list[SourceFile]
+
+
+def _depth(v: Any, d: int = 0) -> int:
+    if d > MAX_DEPTH:
+        return d
+    if isinstance(v, dict):
+        return max((_depth(x, d + 1) for x in v.values()), default=d + 1)
+    if isinstance(v, list):
+        return max((_depth(x, d + 1) for x in v), default=d + 1)
+    return d
+
+
+_TYPE_ERRORS = ("_type", "string_type", "int_type", "bool_type", "list_type", "dict_type")
+
+
+def _validation_findings(name: str, exc: ValidationError, loc: Locator) -> list[Finding]:
+    out: list[Finding] = []
+    for e in exc.errors():
+        path = tuple(e["loc"])
+        where = ".".join(str(p) for p in path) or "(file)"
+        line = loc.line(path)
+        t = e["type"]
+        ctx = e.get("ctx") or {}
+        if t == "extra_forbidden":
+            out.append(finding("STK004", name, line, f"unknown field {where!r} (not in schema 1)"))
+        elif t in ("less_than_equal", "greater_than_equal") and ctx.get(
+            "le", ctx.get("ge")
+        ) in (INT_MAX, INT_MIN):
+            out.append(finding("STK007", name, line, f"{where}: number outside [-2**31, 2**31)"))
+        elif t.endswith(_TYPE_ERRORS) or t in ("model_type", "model_attributes_type"):
+            out.append(finding("STK005", name, line, f"{where}: {e['msg']}"))
+        else:
+            out.append(finding("STK006", name, line, f"{where}: {e['msg']}"))
+    return out
+
+
+def parse_text(text: str, name: str) -> tuple[SourceFile, list[Finding]]:
+    """Parse and validate one file's text (no semantic lint)."""
+    loc = Locator(text)
+    src = SourceFile(name, text, None, loc)
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
+        return src, [finding("STK001", name, 0, f"larger than {MAX_FILE_BYTES} bytes")]
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        msg = str(exc)
+        m = _TOML_POS.search(msg)
+        line = int(m.group(1)) if m else 0
+        code = "STK003" if ("overwrite" in msg or "Cannot declare" in msg) else "STK002"
+        return src, [finding(code, name, line, _TOML_POS.sub("", msg).strip())]
+    except RecursionError:
+        return src, [finding("STK008", name, 0, "values nested too deeply to parse")]
+    if _depth(data) > MAX_DEPTH:
+        return src, [finding("STK008", name, 0, f"values nested deeper than {MAX_DEPTH} levels")]
+    try:
+        src.model = PolicyFile.model_validate(data)
+    except ValidationError as exc:
+        return src, _validation_findings(name, exc, loc)
+    return src, []
+
+
+def _read_file(path: Path) -> tuple[str | None, list[Finding]]:
+    name = str(path)
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        return None, [finding("STK001", name, 0, f"cannot read: {exc.strerror or exc}")]
+    if stat.S_ISLNK(st.st_mode):
+        return None, [finding("STK001", name, 0, "is a symlink; policy files must be regular "
+                              "files (a link could point the host at a file nobody reviewed)")]
+    if not stat.S_ISREG(st.st_mode):
+        return None, [finding("STK001", name, 0, "is not a regular file")]
+    try:
+        # O_NOFOLLOW: the lstat above and the open must see the same non-link file.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, "rb") as fh:
+            raw = fh.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        return None, [finding("STK001", name, 0, f"cannot read: {exc.strerror or exc}")]
+    if len(raw) > MAX_FILE_BYTES:
+        return None, [finding("STK001", name, 0, f"larger than {MAX_FILE_BYTES} bytes (the cap "
+                              "guards the parser against hostile files)")]
+    try:
+        return raw.decode("utf-8"), []
+    except UnicodeDecodeError:
+        return None, [finding("STK001", name, 0, "is not UTF-8 text")]
+
+
+def policy_paths(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[Finding]]:
+    """Expand directories into their *.toml files (not *.cases.toml), sorted by name."""
+    out: list[Path] = []
+    findings: list[Finding] = []
+    for p in map(Path, paths):
+        if p.is_dir() and not p.is_symlink():
+            files = sorted(
+                c for c in p.iterdir() if c.name.endswith(".toml") and
+                not c.name.endswith(CASES_SUFFIX)
+            )
+            if len(files) > MAX_FILES:
+                findings.append(finding("STK001", str(p), 0, f"more than {MAX_FILES} files"))
+                files = files[:MAX_FILES]
+            if not files:
+                findings.append(finding("STK032", str(p), 0, "no *.toml policy files here; "
+                                        "everything will be denied"))
+            out.extend(files)
+        else:
+            out.append(p)
+    return out, findings
+
+
+def load_sources(sources: Sequence[SourceFile], pre: Sequence[Finding] = ()) -> LoadResult:
+    """Lint parsed sources as one set and compile them when there is no error."""
+    from policies.lint import lint_set  # lint imports loader types; keep the cycle lazy
+
+    findings = list(pre) + lint_set(sources)
+    findings = sort_findings(findings)
+    policy = None
+    if not any(f.severity == "error" for f in findings) and all(s.model for s in sources):
+        policy = compile_policy([(s.name, s.model) for s in sources if s.model is not None])
+    return LoadResult(policy, findings, list(sources))
+
+
+def load(paths: Iterable[str | os.PathLike[str]]) -> LoadResult:
+    """Read, validate and lint files / directories; compile them into one Policy if clean."""
+    files, findings = policy_paths(paths)
+    sources: list[SourceFile] = []
+    for path in files:
+        text, errs = _read_file(path)
+        findings.extend(errs)
+        if text is None:
+            continue
+        src, errs = parse_text(text, str(path))
+        findings.extend(errs)
+        sources.append(src)
+    return load_sources(sources, findings)
+
+
+def load_policy(*paths: str | os.PathLike[str]) -> Policy:
+    """Load files or directories into one Policy; raise PolicyLoadError on any error finding."""
+    res = load(paths)
+    if res.policy is None:
+        raise PolicyLoadError(res.findings)
+    return res.policy
+
+
+def load_policy_text(text: str, name: str = "<text>") -> Policy:
+    """Load one policy from TOML text (tests, embedding); raise PolicyLoadError on errors."""
+    src, findings = parse_text(text, name)
+    res = load_sources([src], findings)
+    if res.policy is None:
+        raise PolicyLoadError(res.findings)
+    return res.policy

@@ -1,0 +1,73 @@
+"""Canonical forms of role names, hosts and REST routes, so look-alikes cannot slip past a list.
+
+A role or host is compared only in its canonical form. Anything that is not already canonical
+in a *request* is refused rather than normalised and passed on: the server must never see a
+spelling the engine did not decide on.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from policies.vocabulary import ADMIN_CLASS_ROLES
+
+# Canonical role name. Guards: ASCII only after NFKC + casefold, so Cyrillic "а", full-width
+# letters, zero-width characters and case variants can never equal or dodge a listed role.
+ROLE_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+# Canonical DNS host name (already lower case, no trailing dot). Guards: IDN look-alikes must be
+# written as punycode; no userinfo, spaces or other URL confusion characters can be part of it.
+_LABEL = r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?"
+HOST_RE = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
+
+# A REST route: absolute, plain ASCII path segments. Guards: no "..", "//", "%", "?", "#" tricks
+# that a server might resolve to a route the allow list does not name.
+ROUTE_RE = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def normalize_role(name: str) -> str | None:
+    """NFKC + casefold; None when the result is not a canonical ASCII role name."""
+    norm = unicodedata.normalize("NFKC", name).casefold()
+    if not norm.isascii() or ROLE_RE.fullmatch(norm) is None:
+        return None
+    return norm
+
+
+def is_admin_class(norm_role: str) -> bool:
+    """True for the built-in admin-class roles (DESIGN rule 10); input must be normalised."""
+    return norm_role in ADMIN_CLASS_ROLES
+
+
+def normalize_route(method: str, route: str) -> str | None:
+    """"METHOD /route" in canonical form, or None if either part is not plain."""
+    m = method.upper()
+    if m not in HTTP_METHODS or ROUTE_RE.fullmatch(route) is None:
+        return None
+    if any(seg in (".", "..") for seg in route.split("/")):
+        return None
+    return f"{m} {route}"
+
+
+def parse_route_entry(entry: str) -> str | None:
+    """Canonical form of a `rest_routes` list entry "GET /api/v1/users.info" (None if invalid)."""
+    parts = entry.split()
+    if len(parts) != 2:
+        return None
+    return normalize_route(parts[0], parts[1])
+
+
+def normalize_domain_pattern(entry: str) -> str | None:
+    """A `domains` entry: exact host, or "*.suffix" (any sub-domain, not the suffix itself)."""
+    e = entry.strip().lower().rstrip(".")
+    if e.startswith("*."):
+        rest = e[2:]
+        return e if HOST_RE.fullmatch(rest) and "." in rest else None
+    return e if HOST_RE.fullmatch(e) else None
+
+
+def host_matches(host: str, pattern: str) -> bool:
+    """Does canonical `host` match a canonical domain pattern? Label boundaries only."""
+    if pattern.startswith("*."):
+        return host.endswith(pattern[1:]) and len(host) > len(pattern) - 1
+    return host == pattern

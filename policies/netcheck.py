@@ -1,0 +1,112 @@
+"""Outbound HTTP: parse a URL without surprises, and tell public addresses from the rest.
+
+The host resolves the name and hands the engine every address it will connect to
+(facts["resolved_ips"]); the engine refuses unless each one is public or explicitly allowed.
+The host must then connect only to those addresses (no second resolution: DNS rebinding).
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from policies.names import HOST_RE
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# URL length. Guards: parse cost and log size; no legitimate API URL is this long.
+MAX_URL = 8192
+# Characters never allowed anywhere in a URL we pass on. Guards: parser differentials
+# ("http://evil.com\@good" is read differently by different libraries), header injection.
+_BAD_URL_CHARS = re.compile(r"[\x00-\x20\x7f\\]")
+# Last label all digits / hex: the name is an IP literal in some resolver's eyes ("2130706433",
+# "0x7f.1", "127.1", "0177.0.0.1"). Guards: numeric host forms that dodge a dotted-quad check.
+_NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
+# NAT64 well-known prefix: the low 32 bits are an IPv4 address the gateway will reach.
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+@dataclass(frozen=True)
+class ParsedUrl:
+    scheme: str
+    host: str  # canonical: lower case, no trailing dot, IPv6 without brackets
+    ip: IPAddress | None  # set when the host is an IP literal
+
+
+def parse_url(url: str) -> ParsedUrl | str:
+    """Parse an outbound URL; return a refusal reason (str) when anything is unusual."""
+    if len(url) > MAX_URL:
+        return "URL too long"
+    if _BAD_URL_CHARS.search(url) or not url.isascii():
+        return "URL contains spaces, control characters, backslashes or non-ASCII text"
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises on a bad port
+    except ValueError as exc:
+        return f"URL does not parse ({exc})"
+    del port
+    if parts.scheme not in ("http", "https"):
+        return f"scheme {parts.scheme!r} is not http or https"
+    if "@" in parts.netloc or parts.username is not None or parts.password is not None:
+        return "URL carries userinfo (user@host); refused because it confuses host checks"
+    host = (parts.hostname or "").rstrip(".")
+    if not host:
+        return "URL has no host"
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        ip = None
+    if ip is not None:
+        if isinstance(ip, ipaddress.IPv6Address) and ip.scope_id:
+            return "IPv6 scope ids are refused"
+        return ParsedUrl(parts.scheme, str(ip), ip)
+    if HOST_RE.fullmatch(host) is None:
+        return f"host {host!r} is not a plain DNS name"
+    if _NUMERIC_LABEL.fullmatch(host.rsplit(".", 1)[-1]):
+        return f"host {host!r} is a non-canonical numeric address"
+    return ParsedUrl(parts.scheme, host, None)
+
+
+def _v4_is_public(ip: ipaddress.IPv4Address) -> bool:
+    return ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_unspecified)
+
+
+def is_public(ip: IPAddress) -> bool:
+    """True only for globally routable unicast addresses, looking inside IPv6 embeddings
+    (IPv4-mapped, 6to4, Teredo, NAT64) so a private IPv4 cannot hide in an IPv6 form."""
+    if isinstance(ip, ipaddress.IPv4Address):
+        return _v4_is_public(ip)
+    embedded: list[ipaddress.IPv4Address] = []
+    if ip.ipv4_mapped is not None:
+        embedded.append(ip.ipv4_mapped)
+    if ip.sixtofour is not None:
+        embedded.append(ip.sixtofour)
+    if ip.teredo is not None:
+        embedded.extend(ip.teredo)
+    if ip in _NAT64:
+        embedded.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    if embedded:
+        return all(_v4_is_public(v4) for v4 in embedded)
+    return ip.is_global and not (
+        ip.is_multicast or ip.is_reserved or ip.is_unspecified or ip.is_site_local
+    )
+
+
+def never_reachable(ip: IPAddress) -> bool:
+    """Addresses no allow_private entry can lift: unspecified and multicast."""
+    target: IPAddress = ip
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        target = ip.ipv4_mapped
+    return target.is_unspecified or target.is_multicast
+
+
+def parse_ip(text: str) -> IPAddress | None:
+    """Strict IP parse (no scope ids, no numeric shorthands); None when not an IP."""
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.scope_id:
+        return None
+    return ip

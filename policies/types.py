@@ -1,0 +1,54 @@
+"""The values that cross the engine boundary: a request in, a decision (with quota charges) out.
+
+Plain frozen dataclasses, so the gate can build them on the hot path without validation cost and
+compare them in tests. The engine never mutates them and never reads anything else.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+DecisionCode = Literal["allow", "permission_denied", "policy_denied", "guardrail"]
+QuotaScope = Literal["install", "app", "workspace"]
+
+
+@dataclass(frozen=True)
+class Request:
+    """One bridge call as the gate sees it.
+
+    `app_id` and `install_id` come from the channel (the pipe the frame arrived on), never from
+    the frame itself. `facts` are what the host looked up for the engine (see policies/README.md
+    for the names); a fact the engine needs but does not find means deny.
+    """
+
+    app_id: str
+    install_id: str
+    action: str
+    args: Mapping[str, Any]
+    facts: Mapping[str, Any] = field(default_factory=dict)
+    now: float = 0.0
+
+
+@dataclass(frozen=True)
+class QuotaCharge:
+    """One unit the host must reserve (durably, before the server call) for an allowed request."""
+
+    # Already scoped: install:{install_id}:{action} | app:{app_id}:{action} | workspace:{action}
+    key: str
+    limit: int
+    window_s: int
+    scope: QuotaScope
+    quota_id: str = ""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The engine's answer. `allowed` is True only when `code == "allow"`."""
+
+    allowed: bool
+    code: DecisionCode
+    message: str
+    rules: tuple[str, ...] = ()  # ids of the rules that decided (permits, forbids, or near misses)
+    quotas: tuple[QuotaCharge, ...] = ()
+    seat_ceiling: int | None = None  # users.create only: max active app-created users
