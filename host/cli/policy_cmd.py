@@ -1,8 +1,283 @@
-"""`stockade policy` (not yet implemented)."""
+"""`stockade policy`: check, explain, diff, fmt, test and schema for policy files."""
 from __future__ import annotations
 
+import importlib
+import json
+import os
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+
+from host.cli.output import EXIT_NEGATIVE, EXIT_OK, emit_json, err_console, fail
+from policies import Request, decide
+from policies.cases import run_dir
+from policies.diff import diff as policy_diff
+from policies.findings import Finding, failing, sort_findings
+from policies.fmt import format_policy
+from policies.loader import MAX_FILE_BYTES, load, parse_text
+from policies.model import PolicyFile
+from policies.policy import Policy
+
+app = typer.Typer(name="policy", help="Review, explain, diff, format and test policy files.",
+                  no_args_is_help=True)
+
+_SEV_STYLE = {"error": "bold red", "security-warning": "red", "warning": "yellow",
+              "suggestion": "cyan"}
+
+
+def _print_findings(findings: list[Finding]) -> None:
+    for f in findings:
+        style = _SEV_STYLE.get(f.severity, "")
+        err_console.print(f"{f.location}: [{style}]{f.severity}[/] {f.code} {f.message}",
+                          highlight=False, markup=True)
+
+
+def _require_paths(paths: list[Path]) -> None:
+    for p in paths:
+        if not p.exists() and not p.is_symlink():
+            fail(f"{p} does not exist", "give policy files (*.toml) or a folder of them")
+
+
+def _load_or_fail(paths: list[Path]) -> Policy:
+    _require_paths(paths)
+    res = load(paths)
+    if res.policy is None:
+        _print_findings([f for f in res.findings if f.severity == "error"])
+        fail(f"policy {', '.join(map(str, paths))} refused", "fix the errors above "
+             "(`stockade policy check` lists every finding)")
+    return res.policy
+
+
+@app.command("check")
+def check_cmd(
+    files: Annotated[list[Path], typer.Argument(help="Policy files or folders (one set).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine output on stdout.")] = False,
+) -> None:
+    """Report every finding at once; exit 1 on any error or security-warning."""
+    _require_paths(files)
+    res = load(files)
+    findings = sort_findings(res.findings)
+    bad = failing(findings)
+    if as_json:
+        emit_json({"ok": not bad, "revision": res.policy.revision if res.policy else None,
+                   "findings": [f.to_json() for f in findings]})
+    else:
+        _print_findings(findings)
+        verdict = "[red]refused[/]" if bad else "[green]ok[/]"
+        err_console.print(f"{len(findings)} finding(s): {verdict}")
+    raise typer.Exit(EXIT_NEGATIVE if bad else EXIT_OK)
+
+
+def _parse_kv(items: list[str], what: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            fail(f"{what} {item!r} is not key=value", f"e.g. {what} role=bot or "
+                 f"{what} roles='[\"bot\"]' (values are JSON when they parse, else text)")
+        try:
+            out[key] = json.loads(raw)
+        except ValueError:
+            out[key] = raw
+    return out
+
+
+def _parse_time(at: str | None) -> float:
+    if at is None:
+        return datetime.now().timestamp()
+    try:
+        return float(at)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(at).timestamp()
+    except ValueError:
+        fail(f"--at {at!r} is neither epoch seconds nor ISO 8601", "e.g. --at 2025-01-31T12:00")
+
+
+def _quota_usage(ctx: typer.Context, key: str, limit: int, window_s: int) -> dict[str, Any] | None:
+    home = ctx.obj
+    db = getattr(home, "host_db", None)
+    if db is None or not Path(db).exists():
+        return None
+    try:
+        ledger_mod = importlib.import_module("host.ledger")
+        from host.clock import SystemClock
+
+        state = ledger_mod.Ledger(db, SystemClock()).quota_state(key, limit, window_s)
+    except Exception as exc:  # usage is a courtesy; the decision above stands without it
+        err_console.print(f"[dim]quota usage unavailable: {exc}[/]")
+        return None
+    return {"used": getattr(state, "used", None),
+            "next_free_at": getattr(state, "next_free_at", None)}
+
+
+@app.command("explain")
+def explain_cmd(
+    ctx: typer.Context,
+    policy: Annotated[list[Path], typer.Option("--policy", help="Policy file or folder.")],
+    app_id: Annotated[str, typer.Option("--app", help="App id.")],
+    action: Annotated[str, typer.Option("--action", help="Action name, e.g. users.create.")],
+    install: Annotated[str, typer.Option("--install", help="Install id (quota keys).")] = "explain",
+    arg: Annotated[list[str] | None, typer.Option("--arg", help="Argument key=value.")] = None,
+    args_json: Annotated[str | None, typer.Option("--args-json", help="Arguments as JSON.")] = None,
+    fact: Annotated[list[str] | None, typer.Option("--fact", help="Host fact key=value.")] = None,
+    grant: Annotated[
+        list[str] | None,
+        typer.Option("--grant", help="Granted permission (default: the action's permission)."),
+    ] = None,
+    at: Annotated[str | None, typer.Option("--at", help="Time: epoch seconds or ISO 8601.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine output on stdout.")] = False,
+) -> None:
+    """Decide one request and show why, with its quota charges (and usage when known)."""
+    from policies.vocabulary import ACTIONS
+
+    pol = _load_or_fail(policy)
+    args: dict[str, Any] = {}
+    if args_json is not None:
+        try:
+            loaded = json.loads(args_json)
+        except ValueError as exc:
+            fail(f"--args-json is not JSON: {exc}")
+        if not isinstance(loaded, dict):
+            fail("--args-json must be a JSON object")
+        args.update(loaded)
+    args.update(_parse_kv(arg or [], "--arg"))
+    facts = _parse_kv(fact or [], "--fact")
+    if grant is None:
+        spec = ACTIONS.get(action)
+        grants = frozenset({spec.permission}) if spec else frozenset()
+    else:
+        grants = frozenset(grant)
+    d = decide(pol, grants, Request(app_id, install, action, args, facts, _parse_time(at)))
+    quotas = []
+    for c in d.quotas:
+        q: dict[str, Any] = {"key": c.key, "quota": c.quota_id, "limit": c.limit,
+                             "window_s": c.window_s, "scope": c.scope}
+        usage = _quota_usage(ctx, c.key, c.limit, c.window_s)
+        if usage is not None:
+            q.update(usage)
+        quotas.append(q)
+    out = {"allowed": d.allowed, "code": d.code, "message": d.message, "rules": list(d.rules),
+           "quotas": quotas, "seat_ceiling": d.seat_ceiling, "revision": pol.revision,
+           "grants": sorted(grants)}
+    if as_json:
+        emit_json(out)
+    else:
+        color = "green" if d.allowed else "red"
+        err_console.print(f"[{color}]{d.code}[/]: {d.message}", highlight=False)
+        for q in quotas:
+            used = f" used {q['used']}" if "used" in q else ""
+            err_console.print(f"  quota {q['quota']}: {q['key']} limit {q['limit']} per "
+                              f"{q['window_s']}s{used}", highlight=False)
+        if d.seat_ceiling is not None:
+            err_console.print(f"  seat ceiling: {d.seat_ceiling} active app users")
+        err_console.print(f"[dim]policy {pol.revision}[/]")
+    raise typer.Exit(EXIT_OK if d.allowed else EXIT_NEGATIVE)
+
+
+@app.command("diff")
+def diff_cmd(
+    old: Annotated[Path, typer.Argument(help="The policy in force (file or folder).")],
+    new: Annotated[Path, typer.Argument(help="The proposed policy (file or folder).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine output on stdout.")] = False,
+) -> None:
+    """Does NEW grant anything OLD did not? Exit 1 when it does, listing each new access."""
+    changes = policy_diff(_load_or_fail([old]), _load_or_fail([new]))
+    if as_json:
+        emit_json({"widens": bool(changes), "changes": [c.to_json() for c in changes]})
+    else:
+        for c in changes:
+            err_console.print(str(c), highlight=False)
+        err_console.print("NEW grants more" if changes else "NEW grants nothing OLD did not")
+    raise typer.Exit(EXIT_NEGATIVE if changes else EXIT_OK)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, path.stat().st_mode & 0o777)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@app.command("fmt")
+def fmt_cmd(
+    files: Annotated[list[Path], typer.Argument(help="Policy files to rewrite in canonical form.")],
+    check: Annotated[bool, typer.Option("--check", help="Exit 1 if not canonical.")] = False,
+) -> None:
+    """Rewrite files in canonical form (atomically), or --check that they already are."""
+    dirty: list[Path] = []
+    for path in files:
+        if path.is_symlink() or not path.is_file():
+            fail(f"{path} is not a regular file", "fmt rewrites policy files, not links/folders")
+        raw = path.read_bytes()
+        if len(raw) > MAX_FILE_BYTES:
+            fail(f"{path} is larger than {MAX_FILE_BYTES} bytes")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            fail(f"{path} is not UTF-8")
+        src, findings = parse_text(text, str(path))
+        if src.model is None:
+            _print_findings(findings)
+            fail(f"{path} does not parse; fmt only formats valid files", "fix the errors above")
+        canon = format_policy(src.model, text)
+        if canon == text:
+            continue
+        dirty.append(path)
+        if check:
+            err_console.print(f"{path}: not canonical", highlight=False)
+        else:
+            _atomic_write(path, canon)
+            err_console.print(f"{path}: formatted", highlight=False)
+    raise typer.Exit(EXIT_NEGATIVE if (check and dirty) else EXIT_OK)
+
+
+@app.command("test")
+def test_cmd(
+    directory: Annotated[Path, typer.Argument(help="Folder holding *.toml and *.cases.toml.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine output on stdout.")] = False,
+) -> None:
+    """Run the table-driven decision cases kept next to the policy files."""
+    if not directory.is_dir():
+        fail(f"{directory} is not a folder", "give the folder that holds *.cases.toml")
+    results, problems = run_dir(directory)
+    if problems and not results:
+        _print_findings(problems)
+        fail("no cases could run", "fix the files above")
+    failed = [r for r in results if not r.ok]
+    if as_json:
+        emit_json({"ok": not failed and not problems, "passed": len(results) - len(failed),
+                   "failed": len(failed), "results": [r.to_json() for r in results],
+                   "problems": [p.to_json() for p in problems]})
+    else:
+        _print_findings(problems)
+        for r in results:
+            mark = "[green]ok[/]  " if r.ok else "[red]FAIL[/]"
+            err_console.print(f"{mark} {r.name}", highlight=False)
+            if not r.ok:
+                err_console.print(f"     expected {r.expected}, got {r.got}: {r.message}",
+                                  highlight=False, markup=False)
+        err_console.print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    raise typer.Exit(EXIT_NEGATIVE if failed or problems else EXIT_OK)
+
+
+@app.command("schema")
+def schema_cmd() -> None:
+    """Print the JSON Schema of policy files (from the pydantic models) to stdout."""
+    emit_json(PolicyFile.model_json_schema(by_alias=True))
 
 
 def register(root: typer.Typer) -> None:
     """Mount this group's commands on the root CLI."""
+    root.add_typer(app, name="policy")

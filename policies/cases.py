@@ -1,0 +1,111 @@
+"""Table-driven decision cases kept next to policy files (`*.cases.toml`).
+
+```toml
+schema = 1
+policy = ["demo.toml"]          # optional, relative to this file; default: the *.toml beside it
+[[case]]
+name = "agent-sync creates a bot"
+app = "agent-sync"
+action = "users.create"
+args = { username = "ext-1", name = "One", type = "bot" }
+facts = {}
+grants = ["users.create"]       # default: just the action's permission
+now = 1700000000
+expect = "allow"                # or permission_denied | policy_denied | guardrail
+rule = "agent-sync-create-users" # optional: this id must be among the deciding rules
+```
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from policies.engine import decide
+from policies.findings import Finding, finding
+from policies.loader import CASES_SUFFIX, MAX_FILE_BYTES, load
+from policies.policy import Policy
+from policies.types import Request
+from policies.vocabulary import ACTIONS
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Case(_Strict):
+    name: str
+    app: str
+    install: str = "inst-1"
+    action: str
+    args: dict[str, Any] = {}
+    facts: dict[str, Any] = {}
+    grants: list[str] | None = None
+    now: float | int = 0
+    expect: Literal["allow", "permission_denied", "policy_denied", "guardrail"]
+    rule: str | None = None
+
+
+class CasesFile(_Strict):
+    schema_version: Literal[1] = Field(alias="schema")
+    policy: list[str] = []
+    case: list[Case] = []
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    file: str
+    name: str
+    ok: bool
+    expected: str
+    got: str
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"file": self.file, "name": self.name, "ok": self.ok, "expected": self.expected,
+                "got": self.got, "message": self.message}
+
+
+def run_case(policy: Policy, case: Case, file: str = "") -> CaseResult:
+    """Decide one case and compare with its expectation."""
+    grants = case.grants
+    if grants is None:
+        spec = ACTIONS.get(case.action)
+        grants = [spec.permission] if spec else []
+    d = decide(policy, frozenset(grants),
+               Request(case.app, case.install, case.action, case.args, case.facts,
+                       float(case.now)))
+    ok = d.code == case.expect and (case.rule is None or case.rule in d.rules)
+    return CaseResult(file, case.name, ok, case.expect + (f" by {case.rule}" if case.rule else ""),
+                      d.code + (f" by {','.join(d.rules)}" if d.rules else ""), d.message)
+
+
+def run_dir(directory: Path) -> tuple[list[CaseResult], list[Finding]]:
+    """Run every *.cases.toml in `directory` against its policy files."""
+    results: list[CaseResult] = []
+    problems: list[Finding] = []
+    files = sorted(p for p in directory.iterdir() if p.name.endswith(CASES_SUFFIX))
+    if not files:
+        problems.append(finding("STK032", str(directory), 0, "no *.cases.toml files here",
+                                severity="error"))
+    for cf in files:
+        try:
+            raw = cf.read_bytes()
+            if len(raw) > MAX_FILE_BYTES or cf.is_symlink():
+                raise ValueError("too large or a symlink")
+            model = CasesFile.model_validate(tomllib.loads(raw.decode("utf-8")))
+        except (OSError, ValueError, ValidationError, tomllib.TOMLDecodeError,
+                RecursionError) as exc:
+            problems.append(finding("STK006", str(cf), 0, f"cases file refused: {exc}",
+                                    severity="error"))
+            continue
+        paths = [directory / p for p in model.policy] or [directory]
+        res = load(paths)
+        if res.policy is None:
+            problems.extend(f for f in res.findings if f.severity == "error")
+            continue
+        results.extend(run_case(res.policy, c, str(cf)) for c in model.case)
+    return results, problems
