@@ -1,0 +1,291 @@
+"""The embedded server's SQLite store: one connection per thread, WAL, one transaction per
+server operation, and a versioned schema.
+
+Why these settings: WAL lets readers run while one writer commits; `synchronous=NORMAL` in WAL
+mode keeps a commit durable against a process crash (the host's crash reconciliation relies on
+`ops` rows, see `ops.py`) without an fsync per commit; `BEGIN IMMEDIATE` takes the write lock up
+front so a write never fails half-way with SQLITE_BUSY on lock upgrade; `busy_timeout` makes the
+several host threads and processes queue instead of failing.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# How long a writer waits for the lock before SQLITE_BUSY (several host threads share the file).
+BUSY_TIMEOUT_MS = 5000
+# Prepared statements kept per connection: the hot paths use a few dozen fixed SQL strings.
+STATEMENT_CACHE = 256
+
+# Rocket.Chat-style ids: 17 characters of an alphabet without look-alikes (0/O, 1/l/I).
+_ID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTWXYZabcdefghijkmnopqrstuvwxyz"
+_ID_LEN = 17
+
+
+def new_id() -> str:
+    """A random 17-character id (~98 bits; ids are names, not secrets, but must not collide)."""
+    n = secrets.randbits(110)  # 110 bits >> 55**17 (~2**98.3), so the modulo bias is negligible
+    base = len(_ID_ALPHABET)
+    out = []
+    for _ in range(_ID_LEN):
+        n, r = divmod(n, base)
+        out.append(_ID_ALPHABET[r])
+    return "".join(out)
+
+
+_ROLES_SEED = (
+    ("admin", 1, "Full control of the workspace"),
+    ("owner", 1, "Owner of rooms and the workspace"),
+    ("moderator", 1, "Moderates rooms"),
+    ("livechat-manager", 1, "Manages omnichannel: agents, departments, all rooms"),
+    ("livechat-monitor", 1, "Monitors omnichannel rooms and agents"),
+    ("user", 0, "An ordinary user"),
+    ("bot", 0, "A bot user"),
+    ("livechat-agent", 0, "Serves omnichannel rooms"),
+    ("guest", 0, "A guest"),
+    ("app", 0, "An app's own user"),
+)
+
+_SCHEMA_V1 = """
+CREATE TABLE users (
+    id TEXT PRIMARY KEY,
+    type TEXT NOT NULL CHECK (type IN ('user', 'bot', 'app')),
+    username TEXT NOT NULL,
+    username_cf TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    active INTEGER NOT NULL DEFAULT 1,
+    created_by_app TEXT,
+    app_id TEXT,
+    created_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX users_app_id ON users(app_id) WHERE app_id IS NOT NULL;
+CREATE INDEX users_created_by_app ON users(created_by_app, active)
+    WHERE created_by_app IS NOT NULL;
+CREATE TABLE user_emails (
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    address TEXT NOT NULL,
+    address_cf TEXT NOT NULL UNIQUE,
+    verified INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (user_id, address_cf)
+) WITHOUT ROWID;
+CREATE TABLE roles (
+    name TEXT PRIMARY KEY,
+    privileged INTEGER NOT NULL,
+    description TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE user_roles (
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    role TEXT NOT NULL REFERENCES roles(name),
+    PRIMARY KEY (user_id, role)
+) WITHOUT ROWID;
+CREATE INDEX user_roles_role ON user_roles(role);
+CREATE TABLE user_custom_fields (
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (user_id, key)
+) WITHOUT ROWID;
+CREATE INDEX user_custom_fields_kv ON user_custom_fields(key, value);
+CREATE TABLE agents (
+    user_id TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+    status TEXT NOT NULL CHECK (status IN ('available', 'not-available')),
+    added_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE departments (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    name_cf TEXT NOT NULL UNIQUE,
+    enabled INTEGER NOT NULL DEFAULT 1,
+    created_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE department_agents (
+    department_id TEXT NOT NULL REFERENCES departments(id) ON DELETE CASCADE,
+    user_id TEXT NOT NULL REFERENCES agents(user_id) ON DELETE CASCADE,
+    PRIMARY KEY (department_id, user_id)
+) WITHOUT ROWID;
+CREATE INDEX department_agents_user ON department_agents(user_id);
+CREATE TABLE visitors (
+    id TEXT PRIMARY KEY,
+    token TEXT NOT NULL UNIQUE,
+    name TEXT,
+    email TEXT,
+    custom_fields TEXT NOT NULL DEFAULT '{}',
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE rooms (
+    id TEXT PRIMARY KEY,
+    visitor_id TEXT NOT NULL REFERENCES visitors(id),
+    department_id TEXT REFERENCES departments(id),
+    served_by TEXT REFERENCES users(id),
+    open INTEGER NOT NULL DEFAULT 1,
+    custom_fields TEXT NOT NULL DEFAULT '{}',
+    agent_display TEXT,
+    created_by_app TEXT,
+    created_at REAL NOT NULL,
+    closed_at REAL,
+    closed_by_type TEXT,
+    closed_by_id TEXT,
+    close_comment TEXT,
+    closed_by_app TEXT
+) WITHOUT ROWID;
+CREATE INDEX rooms_open_served ON rooms(open, served_by);
+CREATE INDEX rooms_visitor ON rooms(visitor_id);
+CREATE TABLE messages (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    room_id TEXT NOT NULL REFERENCES rooms(id),
+    sender_type TEXT NOT NULL CHECK (sender_type IN ('user', 'visitor')),
+    sender_id TEXT NOT NULL,
+    app_id TEXT,
+    text TEXT NOT NULL,
+    ts REAL NOT NULL
+);
+CREATE INDEX messages_room ON messages(room_id, seq);
+CREATE TABLE ops (
+    op_id TEXT PRIMARY KEY,
+    action TEXT NOT NULL,
+    app_id TEXT,
+    install_id TEXT,
+    args_digest TEXT NOT NULL,
+    result TEXT NOT NULL,
+    applied_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE personal_tokens (
+    token_hash TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    created_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX personal_tokens_user ON personal_tokens(user_id);
+"""
+
+# Ordered migrations: index i takes the schema from version i to i + 1. Append, never edit.
+MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1,)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class Database:
+    """Per-thread connections to one SQLite file, plus the transaction helpers.
+
+    Connections keep `check_same_thread` on: each thread gets its own from `conn()`, so a
+    connection is never shared, and sqlite3 would say so loudly if one were.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+        self._migrate()
+
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection (opened on first use)."""
+        c: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if c is None:
+            c = self._open()
+            self._local.conn = c
+        return c
+
+    def _open(self) -> sqlite3.Connection:
+        fresh = not self.path.exists()
+        # isolation_level=None: no implicit transactions; every write is an explicit BEGIN.
+        c = sqlite3.connect(
+            self.path, isolation_level=None, cached_statements=STATEMENT_CACHE, timeout=0
+        )
+        if fresh:
+            os.chmod(self.path, 0o600)  # holds token hashes and user data
+        c.row_factory = sqlite3.Row
+        c.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        c.execute("PRAGMA journal_mode=WAL")
+        c.execute("PRAGMA synchronous=NORMAL")
+        c.execute("PRAGMA foreign_keys=ON")
+        return c
+
+    def close(self) -> None:
+        """Close this thread's connection (other threads' close when their thread ends)."""
+        c: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if c is not None:
+            c.close()
+            self._local.conn = None
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE .. COMMIT); any exception rolls it all back."""
+        c = self.conn()
+        if c.in_transaction:
+            # A server operation is one transaction; nesting would silently merge two.
+            raise RuntimeError("nested server write on one thread")
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            yield c
+            c.execute("COMMIT")
+        except BaseException:
+            if c.in_transaction:
+                c.execute("ROLLBACK")
+            raise
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """A consistent snapshot for a multi-statement read (deferred transaction)."""
+        c = self.conn()
+        if c.in_transaction:
+            yield c
+            return
+        c.execute("BEGIN")
+        try:
+            yield c
+        finally:
+            if c.in_transaction:
+                c.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self.write() as c:
+            c.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version ("
+                "id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)"
+            )
+            row = c.execute("SELECT version FROM schema_version WHERE id = 1").fetchone()
+            version = int(row[0]) if row else 0
+            if version > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"{self.path} has schema version {version}, newer than this host "
+                    f"({SCHEMA_VERSION}); upgrade stockade"
+                )
+            for i in range(version, SCHEMA_VERSION):
+                for stmt in _statements(MIGRATIONS[i]):
+                    c.execute(stmt)
+                if i == 0:
+                    c.executemany(
+                        "INSERT INTO roles (name, privileged, description) VALUES (?, ?, ?)",
+                        _ROLES_SEED,
+                    )
+            c.execute(
+                "INSERT INTO schema_version (id, version) VALUES (1, ?) "
+                "ON CONFLICT (id) DO UPDATE SET version = excluded.version",
+                (SCHEMA_VERSION,),
+            )
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (executescript would COMMIT our transaction)."""
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+@dataclass
+class Tx:
+    """One server operation in flight: its connection (inside BEGIN IMMEDIATE), its timestamp,
+    and the events it will emit once COMMIT succeeds."""
+
+    conn: sqlite3.Connection
+    now: float
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def emit(self, name: str, payload: Mapping[str, Any]) -> None:
+        """Queue an event for after commit."""
+        self.events.append((name, dict(payload)))

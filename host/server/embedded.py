@@ -1,0 +1,257 @@
+"""`EmbeddedServer`: the default chat server, SQLite-backed, in the host process.
+
+Principals: the adapter methods take a `Caller` (an app); the same methods accept an `Operator`
+(a REST identity, an agent at a console, the system) for the demo, the tests and the REST API.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from host.server import limits, livechat, roles, users
+from host.server.db import Tx
+from host.server.errors import Forbidden, InvalidArgument
+from host.server.principals import SYSTEM, Caller, Operator, Principal, app_of
+from host.server.room_ops import RoomOps
+from host.server.shapes import Agent, Department, Role, User
+
+
+class EmbeddedServer(RoomOps):
+    """The embedded omnichannel server (implements `ServerAdapter`): users, roles and agents
+    here; rooms, visitors and messages in `RoomOps`; transactions and events in `ServerCore`."""
+
+    # -- users ----------------------------------------------------------------------------------
+
+    def users_get(self, caller: Principal, user_id: str) -> User:
+        """The user with this id. NotFound."""
+        with self.db.read() as c:
+            return users.get(c, user_id)
+
+    def users_get_by_username(self, caller: Principal, username: str) -> User:
+        """The user with this username (case-insensitive). NotFound."""
+        with self.db.read() as c:
+            return users.get_by_username(c, username)
+
+    def users_find_by_field(self, caller: Principal, key: str, value: str) -> list[User]:
+        """Users whose custom field `key` equals `value` (indexed; at most 500)."""
+        with self.db.read() as c:
+            return users.find_by_field(c, key, value)
+
+    def users_create(
+        self, caller: Principal, username: str, name: str, type: str, email: str | None = None,
+        roles: Sequence[str] = (), custom_fields: Mapping[str, str] | None = None, *,
+        op_id: str | None = None,
+    ) -> User:
+        """Create a user; an app may create only `user` or `bot` users, never with a privileged
+        role, and what it creates is stamped `created_by_app`."""
+        username = limits.username(username)
+        name = limits.name(name)
+        if type not in ("user", "bot"):
+            raise InvalidArgument("type must be 'user' or 'bot' (app users come with installs)")
+        if email is not None:
+            email = limits.email(email)
+        role_t = limits.roles(list(roles))
+        fields = limits.string_fields(custom_fields)
+        app_id = app_of(caller)
+        args = {"username": username, "name": name, "type": type, "email": email,
+                "roles": list(role_t), "custom_fields": fields}
+
+        def apply(tx: Tx) -> User:
+            if app_id is not None:
+                self._refuse_privileged(tx, role_t)
+            return users.create(
+                tx.conn, tx.now, username=username, name=name, type=type, email=email,
+                roles=role_t, custom_fields=fields, created_by_app=app_id,
+            )
+
+        return self._write(caller, op_id, "users.create", args, apply)
+
+    def users_set_custom_fields(
+        self, caller: Principal, user_id: str, fields: Mapping[str, str | None], *,
+        op_id: str | None = None,
+    ) -> User:
+        """Merge custom fields (a None value removes the key)."""
+        user_id = limits.ident(user_id, "user_id")
+        checked = limits.fields(fields, allow_delete=True)
+        return self._write(
+            caller, op_id, "users.set_custom_fields", {"user_id": user_id, "fields": checked},
+            lambda tx: users.set_custom_fields(tx.conn, user_id, checked),
+        )
+
+    def users_deactivate(
+        self, caller: Principal, user_id: str, *, op_id: str | None = None
+    ) -> User:
+        """Deactivate a user (idempotent)."""
+        user_id = limits.ident(user_id, "user_id")
+        return self._write(
+            caller, op_id, "users.deactivate", {"user_id": user_id},
+            lambda tx: users.set_active(tx.conn, user_id, False),
+        )
+
+    def users_set_active(
+        self, caller: Principal, user_id: str, active: bool, *, op_id: str | None = None
+    ) -> User:
+        """Activate or deactivate a user (REST `users.setActiveStatus`)."""
+        user_id = limits.ident(user_id, "user_id")
+        if not isinstance(active, bool):
+            raise InvalidArgument("active must be true or false")
+        return self._write(
+            caller, op_id, "users.set_active", {"user_id": user_id, "active": active},
+            lambda tx: users.set_active(tx.conn, user_id, active),
+        )
+
+    def user_created_by(self, user_id: str) -> str | None:
+        """The app that created this user (None if not app-created). NotFound."""
+        with self.db.read() as c:
+            return users.created_by(c, user_id)
+
+    def users_count_active_app_created(self) -> int:
+        """Active app-created users (the workspace seat ceiling)."""
+        with self.db.read() as c:
+            return users.count_active_app_created(c)
+
+    def count_users_created_by(self, app_id: str) -> int:
+        """Users this app created (active or not)."""
+        with self.db.read() as c:
+            return users.count_created_by(c, app_id)
+
+    def deactivate_users_created_by(self, app_id: str) -> int:
+        """Deactivate every user this app created; returns how many changed."""
+        with self.db.write() as c:
+            return users.deactivate_created_by(c, app_id)
+
+    def create_app_user(self, app_id: str, name: str) -> User:
+        """The app's own user (type `app`, username `app.<app_id>`, role `app`). Idempotent per
+        app id: a reinstall gets the same user back, reactivated."""
+        username = limits.username(f"app.{app_id}")
+        name = limits.name(name)
+        with self.db.write() as c:
+            existing = users.app_user(c, app_id)
+            if existing is not None:
+                if not existing["active"]:
+                    return users.set_active(c, existing["id"], True)
+                return existing
+            return users.create(
+                c, self.clock.now(), username=username, name=name, type="app", email=None,
+                roles=("app",), custom_fields={}, created_by_app=None, app_id=app_id,
+            )
+
+    def remove_app_user(self, app_id: str) -> User | None:
+        """Deactivate the app's user and drop its agent record (rooms it served keep it as
+        history); None if the app has no user."""
+        with self.db.write() as c:
+            u = users.app_user(c, app_id)
+            if u is None:
+                return None
+            c.execute("DELETE FROM agents WHERE user_id = ?", (u["id"],))
+            c.execute(
+                "DELETE FROM user_roles WHERE user_id = ? AND role = ?",
+                (u["id"], livechat.AGENT_ROLE),
+            )
+            return users.set_active(c, u["id"], False)
+
+    # -- roles ----------------------------------------------------------------------------------
+
+    def roles_list(self) -> list[Role]:
+        """Every role with its privileged flag."""
+        with self.db.read() as c:
+            return roles.list_roles(c)
+
+    def is_privileged(self, role: str) -> bool:
+        """Whether the role is admin-class on this server (unknown roles: False)."""
+        with self.db.read() as c:
+            return roles.is_privileged(c, role)
+
+    def _refuse_privileged(self, tx: Tx, role_names: Sequence[str]) -> None:
+        # DESIGN rule 10 also holds here, behind the gate: an app never touches admin-class roles.
+        for r in role_names:
+            if roles.is_privileged(tx.conn, r):
+                raise Forbidden(f"apps may not grant or remove the privileged role {r!r}")
+
+    def roles_assign(
+        self, caller: Principal, user_id: str, role: str, *, op_id: str | None = None
+    ) -> User:
+        """Give a role (idempotent). An app is refused privileged roles."""
+        return self._role_change(caller, user_id, role, op_id, add=True)
+
+    def roles_remove(
+        self, caller: Principal, user_id: str, role: str, *, op_id: str | None = None
+    ) -> User:
+        """Take a role (idempotent). An app is refused privileged roles."""
+        return self._role_change(caller, user_id, role, op_id, add=False)
+
+    def _role_change(
+        self, caller: Principal, user_id: str, role: str, op_id: str | None, *, add: bool
+    ) -> User:
+        user_id = limits.ident(user_id, "user_id")
+        role = limits.role_name(role)
+        is_app = isinstance(caller, Caller)
+
+        def apply(tx: Tx) -> User:
+            if is_app:
+                self._refuse_privileged(tx, (role,))
+            fn = roles.assign if add else roles.remove
+            return fn(tx.conn, user_id, role)
+
+        action = "roles.assign" if add else "roles.remove"
+        return self._write(caller, op_id, action, {"user_id": user_id, "role": role}, apply)
+
+    # -- livechat agents and departments --------------------------------------------------------
+
+    def livechat_add_agent(
+        self, caller: Principal, user_id: str, *, op_id: str | None = None
+    ) -> Agent:
+        """Make a user an agent (not-available until set)."""
+        user_id = limits.ident(user_id, "user_id")
+        return self._write(
+            caller, op_id, "livechat.add_agent", {"user_id": user_id},
+            lambda tx: livechat.add_agent(tx.conn, tx.now, user_id),
+        )
+
+    def livechat_remove_agent(
+        self, caller: Principal, user_id: str, *, op_id: str | None = None
+    ) -> Agent:
+        """Stop a user being an agent; returns the removed record."""
+        user_id = limits.ident(user_id, "user_id")
+        return self._write(
+            caller, op_id, "livechat.remove_agent", {"user_id": user_id},
+            lambda tx: livechat.remove_agent(tx.conn, user_id),
+        )
+
+    def livechat_set_agent_status(
+        self, caller: Principal, user_id: str, status: str, *, op_id: str | None = None
+    ) -> Agent:
+        """`available` or `not-available`."""
+        user_id = limits.ident(user_id, "user_id")
+        return self._write(
+            caller, op_id, "livechat.set_agent_status", {"user_id": user_id, "status": status},
+            lambda tx: livechat.set_agent_status(tx.conn, user_id, status),
+        )
+
+    def set_agent_status(self, user_id: str, status: str) -> Agent:
+        """An agent sets its own status (console / demo; not an app action)."""
+        return self.livechat_set_agent_status(Operator(user_id), user_id, status)
+
+    def list_agents(self) -> list[Agent]:
+        """Every agent."""
+        with self.db.read() as c:
+            return livechat.list_agents(c)
+
+    def add_department(self, name: str, agent_ids: Sequence[str] = ()) -> Department:
+        """Create a department with these agents (operator action)."""
+        ids = tuple(limits.ident(a, "agent id") for a in agent_ids)
+        return self._write(
+            SYSTEM, None, "livechat.add_department", {},
+            lambda tx: livechat.create_department(tx.conn, tx.now, name, ids),
+        )
+
+    def add_department_agent(self, department: str, user_id: str) -> Department:
+        """Put an agent in a department (operator action; idempotent)."""
+        return self._write(
+            SYSTEM, None, "livechat.add_department_agent", {},
+            lambda tx: livechat.add_department_agent(tx.conn, department, user_id),
+        )
+
+    def list_departments(self) -> list[Department]:
+        """Every department."""
+        with self.db.read() as c:
+            return livechat.list_departments(c)

@@ -1,0 +1,185 @@
+"""Size limits and argument validators. Every check here runs before a transaction opens, so a
+bad argument never leaves anything half-written.
+
+Each limit names what it guards: mostly the database and every consumer downstream (event
+payloads cross the wire to app children, REST bodies reach HTTP clients) from unbounded input
+chosen by an untrusted app.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from host.server.errors import InvalidArgument
+
+# Usernames appear in mentions, URLs and logs: a short, unambiguous ASCII alphabet.
+USERNAME_RE = re.compile(r"^[A-Za-z0-9._-]{3,64}$")
+# Display names are free text but bounded (rendered in every client list).
+MAX_NAME = 128
+# Emails: a basic syntax check only (deliverability is not the server's business), RFC 5321 cap.
+EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s.]{1,63}$")
+MAX_EMAIL = 254
+# Roles per user: bounds the role join and the size of every user record.
+MAX_ROLES_PER_USER = 20
+ROLE_RE = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
+# Custom field keys become lookup keys (and REST JSON keys): identifier-like only.
+FIELD_KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+# A custom field value is a string capped at 1 KiB: bounds rows, index entries and payloads.
+MAX_FIELD_VALUE = 1024
+# Custom fields per user / visitor / room: bounds the per-record fan-out in events and REST.
+MAX_FIELDS = 50
+# Message text: 8 KiB bounds the message table and every message.sent payload.
+MAX_MESSAGE_TEXT = 8192
+# Close comments and agent display names are shown to people; keep them short.
+MAX_COMMENT = 1024
+MAX_URL = 1024
+# Visitor tokens are opaque client-chosen strings (widget sessions).
+TOKEN_RE = re.compile(r"^[A-Za-z0-9._~-]{8,128}$")
+# Department names are shown in routing UIs.
+MAX_DEPARTMENT_NAME = 64
+# List reads return at most this many rows: an app cannot make the server materialise a table.
+MAX_LIST = 500
+DEFAULT_MESSAGES_LIMIT = 50
+# Ids are server-minted; anything longer than this cannot be one and is refused early.
+MAX_ID = 64
+# op_ids come from the host; capped so the ops table stays small per row.
+MAX_OP_ID = 128
+
+USER_TYPES = frozenset({"user", "bot", "app"})
+AGENT_STATUSES = frozenset({"available", "not-available"})
+
+
+def text(value: object, what: str, max_len: int, *, min_len: int = 1) -> str:
+    """A string of `min_len..max_len` characters, or InvalidArgument naming `what`."""
+    if not isinstance(value, str):
+        raise InvalidArgument(f"{what} must be a string")
+    if not min_len <= len(value) <= max_len:
+        raise InvalidArgument(f"{what} must be {min_len}..{max_len} characters (got {len(value)})")
+    return value
+
+
+def ident(value: object, what: str) -> str:
+    """A server id (opaque, bounded); unknown ids are NotFound later, malformed ones here."""
+    return text(value, what, MAX_ID)
+
+
+def username(value: object) -> str:
+    """A username: 3..64 characters of [A-Za-z0-9._-]."""
+    if not isinstance(value, str) or not USERNAME_RE.match(value):
+        raise InvalidArgument("username must be 3..64 characters of letters, digits, '.', '_', '-'")
+    return value
+
+
+def name(value: object, what: str = "name") -> str:
+    """A display name (1..128 characters, no control characters)."""
+    s = text(value, what, MAX_NAME)
+    if any(ord(c) < 32 for c in s):
+        raise InvalidArgument(f"{what} must not contain control characters")
+    return s
+
+
+def email(value: object) -> str:
+    """An email address with a basic shape check."""
+    s = text(value, "email", MAX_EMAIL, min_len=3)
+    if not EMAIL_RE.match(s):
+        raise InvalidArgument("email is not a valid address")
+    return s
+
+
+def role_name(value: object) -> str:
+    """A role name (lowercase identifier with dashes)."""
+    if not isinstance(value, str) or not ROLE_RE.match(value):
+        raise InvalidArgument("role must be a lowercase name of letters, digits and '-'")
+    return value
+
+
+def roles(value: object) -> tuple[str, ...]:
+    """A list of distinct role names, at most MAX_ROLES_PER_USER."""
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise InvalidArgument("roles must be a list of role names")
+    if len(value) > MAX_ROLES_PER_USER:
+        raise InvalidArgument(f"at most {MAX_ROLES_PER_USER} roles per user")
+    out: list[str] = []
+    for r in value:
+        r = role_name(r)
+        if r not in out:
+            out.append(r)
+    return tuple(out)
+
+
+def field_key(value: object) -> str:
+    """A custom field key: ^[A-Za-z][A-Za-z0-9_]{0,63}$."""
+    if not isinstance(value, str) or not FIELD_KEY_RE.match(value):
+        raise InvalidArgument(
+            f"invalid custom field key {str(value)[:70]!r}: use a letter then letters, "
+            "digits or '_' (at most 64)"
+        )
+    return value
+
+
+def field_value(value: object, key: str) -> str:
+    """A custom field value: a string of at most 1 KiB (UTF-8)."""
+    if not isinstance(value, str):
+        raise InvalidArgument(f"custom field {key!r} must be a string")
+    if len(value.encode("utf-8")) > MAX_FIELD_VALUE:
+        raise InvalidArgument(f"custom field {key!r} is longer than {MAX_FIELD_VALUE} bytes")
+    return value
+
+
+def fields(value: object, *, allow_delete: bool = False) -> dict[str, str | None]:
+    """A custom field mapping; with `allow_delete`, a None value means 'remove this key'."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidArgument("custom fields must be an object of string values")
+    if len(value) > MAX_FIELDS:
+        raise InvalidArgument(f"at most {MAX_FIELDS} custom fields")
+    out: dict[str, str | None] = {}
+    for k, v in value.items():
+        k = field_key(k)
+        out[k] = None if (v is None and allow_delete) else field_value(v, k)
+    return out
+
+
+def string_fields(value: object) -> dict[str, str]:
+    """Custom fields where every value is present (no deletions)."""
+    return {k: v for k, v in fields(value).items() if v is not None}
+
+
+def message_text(value: object) -> str:
+    """Message text: 1 character .. 8 KiB (UTF-8)."""
+    if not isinstance(value, str) or not value:
+        raise InvalidArgument("text must be a non-empty string")
+    if len(value.encode("utf-8")) > MAX_MESSAGE_TEXT:
+        raise InvalidArgument(f"text is longer than {MAX_MESSAGE_TEXT} bytes")
+    return value
+
+
+def url(value: object, what: str) -> str:
+    """An absolute http(s) URL (shown to visitors as an avatar: no javascript: or data:)."""
+    s = text(value, what, MAX_URL)
+    if not (s.startswith("https://") or s.startswith("http://")) or any(c.isspace() for c in s):
+        raise InvalidArgument(f"{what} must be an http(s) URL without spaces")
+    return s
+
+
+def limit(value: object, default: int) -> int:
+    """A list size: 1..MAX_LIST."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LIST:
+        raise InvalidArgument(f"limit must be an integer 1..{MAX_LIST}")
+    return value
+
+
+def op_id(value: object) -> str:
+    """An op_id chosen by the host (bounded)."""
+    return text(value, "op_id", MAX_OP_ID)
+
+
+def require_keys(args: Mapping[str, Any], allowed: frozenset[str], what: str) -> None:
+    """Refuse unknown keys (a typo must not silently become a no-op)."""
+    extra = set(args) - allowed
+    if extra:
+        raise InvalidArgument(f"unknown {what} field(s): {', '.join(sorted(extra))[:200]}")

@@ -1,0 +1,264 @@
+"""`RoomOps`: the embedded server's livechat rooms, visitors and messages (mixed into
+`EmbeddedServer`). App actions take a `Caller`; the visitor and agent helpers at the bottom are
+non-app operations for the demo, the tests and the REST API.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from host.server import limits, livechat, messages, ops, rooms
+from host.server.core import ServerCore
+from host.server.db import Tx
+from host.server.errors import Forbidden, InvalidArgument, Prevented, ServerError
+from host.server.events import GUEST_SAVED, MESSAGE_SENT
+from host.server.principals import SYSTEM, Caller, Operator, Principal, app_of, user_of
+from host.server.shapes import Closer, Message, Room, Sender, Visitor
+
+log = logging.getLogger("stockade.server")
+
+# Caps on what a pre-send hook may say about a refusal (it ends up in the sender's error).
+MAX_PREVENTED_BY = 64
+MAX_PREVENT_REASON = 256
+
+
+def _closer(p: Principal) -> Closer:
+    return Closer(type="user", id=user_of(p), app_id=app_of(p))
+
+
+class RoomOps(ServerCore):
+    """Rooms, visitors and messages."""
+
+    # -- livechat.read --------------------------------------------------------------------------
+
+    def livechat_get_room(self, caller: Principal, room_id: str) -> Room:
+        """A room. NotFound."""
+        with self.db.read() as c:
+            return rooms.get(c, room_id)
+
+    def livechat_list_rooms(self, caller: Principal, open: bool | None = None) -> list[Room]:
+        """Rooms, newest first, at most 500; `open` filters."""
+        if open is not None and not isinstance(open, bool):
+            raise InvalidArgument("open must be true, false or absent")
+        with self.db.read() as c:
+            return rooms.list_rooms(c, open)
+
+    def livechat_get_visitor(self, caller: Principal, visitor_id: str) -> Visitor:
+        """A visitor. NotFound."""
+        with self.db.read() as c:
+            return livechat.get_visitor(c, visitor_id)
+
+    def get_visitor_by_token(self, token: str) -> Visitor:
+        """A visitor by widget token. NotFound."""
+        with self.db.read() as c:
+            return livechat.get_visitor_by_token(c, token)
+
+    # -- livechat.write -------------------------------------------------------------------------
+
+    def livechat_create_room(
+        self, caller: Principal, visitor_id: str, department: str | None = None, *,
+        op_id: str | None = None,
+    ) -> Room:
+        """Open a room for a visitor and route it (room_started, then agent_assigned if an agent
+        was routable; else the room waits, unserved, for a take)."""
+        visitor_id = limits.ident(visitor_id, "visitor_id")
+        app_id = app_of(caller)
+        return self._write(
+            caller, op_id, "livechat.create_room",
+            {"visitor_id": visitor_id, "department": department},
+            lambda tx: rooms.start(tx, visitor_id, department, app_id),
+        )
+
+    def livechat_take_room(
+        self, caller: Principal, room_id: str, agent_id: str, *, op_id: str | None = None
+    ) -> Room:
+        """Assign a queued room to an agent (agent_assigned)."""
+        room_id = limits.ident(room_id, "room_id")
+        agent_id = limits.ident(agent_id, "agent_id")
+        return self._write(
+            caller, op_id, "livechat.take_room", {"room_id": room_id, "agent_id": agent_id},
+            lambda tx: rooms.take(tx, room_id, agent_id),
+        )
+
+    def livechat_transfer_room(
+        self, caller: Principal, room_id: str, department: str | None = None,
+        agent_id: str | None = None, *, op_id: str | None = None,
+    ) -> Room:
+        """Move a room to an agent or a department (agent_unassigned, agent_assigned,
+        room_transferred)."""
+        room_id = limits.ident(room_id, "room_id")
+        if agent_id is not None:
+            agent_id = limits.ident(agent_id, "agent_id")
+        return self._write(
+            caller, op_id, "livechat.transfer_room",
+            {"room_id": room_id, "department": department, "agent_id": agent_id},
+            lambda tx: rooms.transfer(tx, room_id, department, agent_id),
+        )
+
+    def livechat_close_room(
+        self, caller: Principal, room_id: str, comment: str | None = None, *,
+        op_id: str | None = None,
+    ) -> Room:
+        """Close a room; `closed_by` is the caller's user (an app's app user) (room_closed)."""
+        room_id = limits.ident(room_id, "room_id")
+        closer = _closer(caller)
+        return self._write(
+            caller, op_id, "livechat.close_room", {"room_id": room_id, "comment": comment},
+            lambda tx: rooms.close(tx, room_id, closer, comment),
+        )
+
+    def livechat_set_agent_display(
+        self, caller: Principal, room_id: str, name: str, avatar_url: str | None = None, *,
+        op_id: str | None = None,
+    ) -> Room:
+        """Show an external agent's name/avatar to the visitor. Only an app whose app user
+        serves the room may (Forbidden otherwise, and for every non-app principal)."""
+        room_id = limits.ident(room_id, "room_id")
+        app_user = caller.app_user_id if isinstance(caller, Caller) else None
+        return self._write(
+            caller, op_id, "livechat.set_agent_display",
+            {"room_id": room_id, "name": name, "avatar_url": avatar_url},
+            lambda tx: rooms.set_agent_display(tx, room_id, app_user, name, avatar_url),
+        )
+
+    # -- messages -------------------------------------------------------------------------------
+
+    def messages_send(
+        self, caller: Principal, room_id: str, text: str, *, op_id: str | None = None
+    ) -> Message:
+        """Send as the caller's user (an app's app user), through the pre-send hook."""
+        room_id = limits.ident(room_id, "room_id")
+        text = limits.message_text(text)
+        uid = user_of(caller)
+        if uid is None:
+            raise InvalidArgument(
+                "the app has no app user to send as" if isinstance(caller, Caller)
+                else "a message needs a sending user"
+            )
+        with self.db.read() as c:
+            sender = messages.user_sender(c, uid)
+        return self._send(caller, op_id, room_id, sender, text)
+
+    def messages_list(
+        self, caller: Principal, room_id: str, limit: int | None = None
+    ) -> list[Message]:
+        """The room's latest messages (default 50, at most 500), oldest first. NotFound."""
+        n = limits.limit(limit, limits.DEFAULT_MESSAGES_LIMIT)
+        with self.db.read() as c:
+            rooms.get(c, room_id)
+            return messages.list_messages(c, room_id, n)
+
+    def _send(
+        self, p: Principal, op_id: str | None, room_id: str, sender: Sender, text: str,
+        visitor_id: str | None = None,
+    ) -> Message:
+        action = "messages.send"
+        args = {"room_id": room_id, "text": text, "sender": [sender["type"], sender["id"]]}
+        if op_id is not None:  # a retry answers from the ops table without re-running the hook
+            limits.op_id(op_id)
+            with self.db.read() as c:
+                prior = ops.prior_result(c, op_id, action, ops.digest(action, args))
+            if prior is not None:
+                return prior[0]  # type: ignore[no-any-return]
+        with self.db.read() as c:
+            room = rooms.get_open(c, room_id)
+        if visitor_id is not None and room["visitor_id"] != visitor_id:
+            raise Forbidden(f"visitor {visitor_id!r} is not in room {room_id!r}")
+        # The hook runs outside any transaction: it may take up to its deadline (the host's
+        # business) and must not hold the write lock meanwhile.
+        msg = self._run_pre_send(
+            messages.draft(room_id, sender, app_of(p), text, self.clock.now()), room
+        )
+
+        def apply(tx: Tx) -> Message:
+            current = rooms.get_open(tx.conn, room_id)  # it may have closed while the hook ran
+            messages.insert(tx, msg)
+            tx.emit(MESSAGE_SENT, {"message": msg, "room": current})
+            return msg
+
+        return self._write(p, op_id, action, args, apply)
+
+    def _run_pre_send(self, msg: Message, room: Room) -> Message:
+        hook = self._pre_send
+        if hook is None:
+            return msg
+        try:
+            out = hook({**msg, "room": room})
+        except ServerError:
+            raise  # e.g. the host's own Prevented naming the app that refused
+        except Exception:
+            # A broken hook is the host's bug; not sending is the safe reading (fail closed).
+            log.exception("pre-send hook failed; message %s not sent", msg["id"])
+            raise Prevented("the pre-send hook failed; the message was not sent") from None
+        if out is None:
+            raise Prevented("the message was prevented by a pre-send hook")
+        if out.get("prevented"):
+            by = str(out.get("prevented_by") or "a pre-send hook")[:MAX_PREVENTED_BY]
+            reason = str(out.get("reason") or "no reason given")[:MAX_PREVENT_REASON]
+            raise Prevented(f"the message was prevented by {by}: {reason}", prevented_by=by)
+        try:
+            new_text = limits.message_text(out.get("text", msg["text"]))
+        except InvalidArgument as e:
+            raise InvalidArgument(f"the pre-send hook returned invalid text: {e.message}") from None
+        # Only the text may change: sender, room and app are facts, not the hook's to rewrite.
+        return Message(
+            id=msg["id"], room_id=msg["room_id"], sender=msg["sender"], app_id=msg["app_id"],
+            text=new_text, ts=msg["ts"],
+        )
+
+    # -- visitors and agents (non-app operations) -----------------------------------------------
+
+    def save_visitor(
+        self, token: str, name: str | None = None, email: str | None = None,
+        custom_fields: Mapping[str, str] | None = None,
+    ) -> Visitor:
+        """Register or update the visitor with this widget token (guest_saved)."""
+        if name is not None:
+            name = limits.name(name)
+        if email is not None:
+            email = limits.email(email)
+        fields = limits.string_fields(custom_fields)
+
+        def apply(tx: Tx) -> Visitor:
+            v = livechat.save_visitor(
+                tx.conn, tx.now, token=token, name=name, email=email, custom_fields=fields
+            )
+            tx.emit(GUEST_SAVED, {"visitor": v})
+            return v
+
+        return self._write(SYSTEM, None, "livechat.save_visitor", {}, apply)
+
+    def visitor_start_room(self, visitor_id: str, department: str | None = None) -> Room:
+        """A visitor starts a conversation: a new room, routed."""
+        return self.livechat_create_room(SYSTEM, visitor_id, department)
+
+    def visitor_send_message(self, visitor_id: str, room_id: str, text: str) -> Message:
+        """A visitor writes in its own room (through the pre-send hook)."""
+        room_id = limits.ident(room_id, "room_id")
+        text = limits.message_text(text)
+        with self.db.read() as c:
+            sender = messages.visitor_sender(c, limits.ident(visitor_id, "visitor_id"))
+        return self._send(SYSTEM, None, room_id, sender, text, visitor_id=visitor_id)
+
+    def visitor_close_room(self, visitor_id: str, room_id: str) -> Room:
+        """A visitor closes its own room."""
+        room_id = limits.ident(room_id, "room_id")
+        closer = Closer(type="visitor", id=visitor_id, app_id=None)
+
+        def apply(tx: Tx) -> Room:
+            if rooms.get(tx.conn, room_id)["visitor_id"] != visitor_id:
+                raise Forbidden(f"visitor {visitor_id!r} is not in room {room_id!r}")
+            return rooms.close(tx, room_id, closer, None)
+
+        return self._write(SYSTEM, None, "livechat.close_room", {}, apply)
+
+    def agent_send_message(self, agent_user_id: str, room_id: str, text: str) -> Message:
+        """A human agent (or any user) writes in a room."""
+        return self.messages_send(Operator(agent_user_id), room_id, text)
+
+    def agent_close_room(
+        self, agent_user_id: str, room_id: str, comment: str | None = None
+    ) -> Room:
+        """A human agent closes a room."""
+        return self.livechat_close_room(Operator(agent_user_id), room_id, comment)
+

@@ -1,0 +1,202 @@
+"""Users: rows, look-ups (by id, username, custom field value) and writes.
+
+Functions here run inside a transaction the caller opened (see `embedded.py`); they validate,
+write and return plain `User` dicts. Usernames and emails are unique case-insensitively through
+casefolded columns with UNIQUE indexes, so the database itself refuses a duplicate even when two
+host processes race.
+"""
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Mapping
+
+from host.server import limits
+from host.server.db import new_id
+from host.server.errors import Conflict, InvalidArgument, NotFound
+from host.server.shapes import User
+
+_SELECT = (
+    "SELECT id, type, username, name, active, created_by_app, app_id, created_at FROM users "
+)
+
+# Constant SQL fragments only; every value is bound. Served by the (key, value) index.
+FIND_BY_FIELD_SQL = (
+    _SELECT  # noqa: S608
+    + "WHERE id IN (SELECT user_id FROM user_custom_fields WHERE key = ? AND value = ?)"
+    " ORDER BY created_at, id LIMIT ?"
+)
+
+
+def _load(conn: sqlite3.Connection, row: sqlite3.Row) -> User:
+    uid = row["id"]
+    emails = [r[0] for r in conn.execute(
+        "SELECT address FROM user_emails WHERE user_id = ? ORDER BY address_cf", (uid,))]
+    roles = [r[0] for r in conn.execute(
+        "SELECT role FROM user_roles WHERE user_id = ? ORDER BY role", (uid,))]
+    fields = {r[0]: r[1] for r in conn.execute(
+        "SELECT key, value FROM user_custom_fields WHERE user_id = ? ORDER BY key", (uid,))}
+    return User(
+        id=uid, type=row["type"], username=row["username"], name=row["name"], emails=emails,
+        roles=roles, active=bool(row["active"]), custom_fields=fields,
+        created_by_app=row["created_by_app"], app_id=row["app_id"], created_at=row["created_at"],
+    )
+
+
+def get(conn: sqlite3.Connection, user_id: str) -> User:
+    """The user with this id, or NotFound."""
+    row = conn.execute(_SELECT + "WHERE id = ?", (limits.ident(user_id, "user_id"),)).fetchone()
+    if row is None:
+        raise NotFound(f"no user with id {user_id!r}")
+    return _load(conn, row)
+
+
+def get_by_username(conn: sqlite3.Connection, username: str) -> User:
+    """The user with this username (case-insensitive), or NotFound."""
+    if not isinstance(username, str) or len(username) > 64:
+        raise InvalidArgument("username must be a string of at most 64 characters")
+    row = conn.execute(_SELECT + "WHERE username_cf = ?", (username.casefold(),)).fetchone()
+    if row is None:
+        raise NotFound(f"no user with username {username!r}")
+    return _load(conn, row)
+
+
+def find_by_field(conn: sqlite3.Connection, key: str, value: str) -> list[User]:
+    """Users whose custom field `key` equals `value` exactly (uses the (key, value) index)."""
+    key = limits.field_key(key)
+    value = limits.field_value(value, key)
+    rows = conn.execute(FIND_BY_FIELD_SQL, (key, value, limits.MAX_LIST)).fetchall()
+    return [_load(conn, r) for r in rows]
+
+
+def exists(conn: sqlite3.Connection, user_id: str) -> bool:
+    """Whether a user with this id exists."""
+    return conn.execute("SELECT 1 FROM users WHERE id = ?", (user_id,)).fetchone() is not None
+
+
+def check_roles_exist(conn: sqlite3.Connection, roles: Iterable[str]) -> None:
+    """NotFound naming the first role the server does not know."""
+    for r in roles:
+        if conn.execute("SELECT 1 FROM roles WHERE name = ?", (r,)).fetchone() is None:
+            raise NotFound(f"no role named {r!r}")
+
+
+def create(
+    conn: sqlite3.Connection,
+    now: float,
+    *,
+    username: str,
+    name: str,
+    type: str,
+    email: str | None,
+    roles: tuple[str, ...],
+    custom_fields: Mapping[str, str],
+    created_by_app: str | None,
+    app_id: str | None = None,
+) -> User:
+    """Insert a user (arguments already validated by `limits`). Conflict on a taken username or
+    email; NotFound on an unknown role. The caller's transaction rolls everything back on error."""
+    if not roles:
+        roles = ({"user": "user", "bot": "bot", "app": "app"}[type],)
+    check_roles_exist(conn, roles)
+    uid = new_id()
+    try:
+        conn.execute(
+            "INSERT INTO users (id, type, username, username_cf, name, active, created_by_app,"
+            " app_id, created_at) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)",
+            (uid, type, username, username.casefold(), name, created_by_app, app_id, now),
+        )
+    except sqlite3.IntegrityError:
+        raise Conflict(f"username {username!r} is already taken") from None
+    emails: list[str] = []
+    if email is not None:
+        try:
+            conn.execute(
+                "INSERT INTO user_emails (user_id, address, address_cf) VALUES (?, ?, ?)",
+                (uid, email, email.casefold()),
+            )
+        except sqlite3.IntegrityError:
+            raise Conflict(f"email {email!r} is already in use") from None
+        emails.append(email)
+    conn.executemany(
+        "INSERT INTO user_roles (user_id, role) VALUES (?, ?)", [(uid, r) for r in roles]
+    )
+    if custom_fields:
+        conn.executemany(
+            "INSERT INTO user_custom_fields (user_id, key, value) VALUES (?, ?, ?)",
+            [(uid, k, v) for k, v in custom_fields.items()],
+        )
+    return User(
+        id=uid, type=type, username=username, name=name, emails=emails, roles=sorted(roles),
+        active=True, custom_fields=dict(sorted(custom_fields.items())),
+        created_by_app=created_by_app, app_id=app_id, created_at=now,
+    )
+
+
+def set_custom_fields(
+    conn: sqlite3.Connection, user_id: str, fields: Mapping[str, str | None]
+) -> User:
+    """Merge `fields` into the user's custom fields (None removes a key); cap the total."""
+    get(conn, user_id)  # NotFound first
+    for k, v in fields.items():
+        if v is None:
+            conn.execute(
+                "DELETE FROM user_custom_fields WHERE user_id = ? AND key = ?", (user_id, k)
+            )
+        else:
+            conn.execute(
+                "INSERT INTO user_custom_fields (user_id, key, value) VALUES (?, ?, ?) "
+                "ON CONFLICT (user_id, key) DO UPDATE SET value = excluded.value",
+                (user_id, k, v),
+            )
+    (count,) = conn.execute(
+        "SELECT count(*) FROM user_custom_fields WHERE user_id = ?", (user_id,)
+    ).fetchone()
+    if count > limits.MAX_FIELDS:
+        raise InvalidArgument(f"a user may hold at most {limits.MAX_FIELDS} custom fields")
+    return get(conn, user_id)
+
+
+def set_active(conn: sqlite3.Connection, user_id: str, active: bool) -> User:
+    """Activate or deactivate a user (idempotent)."""
+    cur = conn.execute("UPDATE users SET active = ? WHERE id = ?", (int(active), user_id))
+    if cur.rowcount == 0:
+        raise NotFound(f"no user with id {user_id!r}")
+    return get(conn, user_id)
+
+
+def created_by(conn: sqlite3.Connection, user_id: str) -> str | None:
+    """The app that created this user through a bridge (None: not app-created). NotFound."""
+    row = conn.execute("SELECT created_by_app FROM users WHERE id = ?", (user_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"no user with id {user_id!r}")
+    return row[0]  # type: ignore[no-any-return]
+
+
+def count_active_app_created(conn: sqlite3.Connection) -> int:
+    """Active users created by any app (the workspace seat ceiling counts these)."""
+    (n,) = conn.execute(
+        "SELECT count(*) FROM users WHERE created_by_app IS NOT NULL AND active = 1"
+    ).fetchone()
+    return int(n)
+
+
+def count_created_by(conn: sqlite3.Connection, app_id: str) -> int:
+    """Users (active or not) created by this app."""
+    (n,) = conn.execute(
+        "SELECT count(*) FROM users WHERE created_by_app = ?", (app_id,)
+    ).fetchone()
+    return int(n)
+
+
+def deactivate_created_by(conn: sqlite3.Connection, app_id: str) -> int:
+    """Deactivate every active user this app created; returns how many changed."""
+    cur = conn.execute(
+        "UPDATE users SET active = 0 WHERE created_by_app = ? AND active = 1", (app_id,)
+    )
+    return cur.rowcount
+
+
+def app_user(conn: sqlite3.Connection, app_id: str) -> User | None:
+    """The app's own user, if it has one."""
+    row = conn.execute(_SELECT + "WHERE app_id = ?", (app_id,)).fetchone()
+    return None if row is None else _load(conn, row)

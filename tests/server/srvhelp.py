@@ -1,0 +1,26 @@
+"""Helpers shared by the server tests."""
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+_ops = itertools.count()
+
+
+def op() -> str:
+    """A fresh op_id."""
+    return f"op-{next(_ops)}"
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    def __call__(self, name: str, payload: dict[str, Any]) -> None:
+        self.events.append((name, payload))
+
+    def names(self) -> list[str]:
+        return [n for n, _ in self.events]
+
+    def clear(self) -> None:
+        self.events.clear()
