@@ -68,6 +68,15 @@ class Keyring:
             raise KeyError_(f"current signing key {current!r} is missing from {keys_dir}")
         return ring
 
+    @classmethod
+    def ephemeral(cls) -> Keyring:
+        """A keyring held only in memory (for `sandbox exec`, which has no home folder)."""
+        ring = cls(keys_dir=Path("/nonexistent"), current=secrets.token_hex(_KID_LEN // 2))
+        key = Ed25519PrivateKey.generate()
+        ring._private[ring.current] = key
+        ring._public[ring.current] = key.public_key()
+        return ring
+
     def _load(self, kid: str) -> None:
         raw = (self.keys_dir / f"{kid}.key").read_bytes()
         key = Ed25519PrivateKey.from_private_bytes(raw)

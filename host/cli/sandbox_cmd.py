@@ -1,8 +1,62 @@
-"""`stockade sandbox` (not yet implemented)."""
+"""`stockade sandbox exec FILE`: a reviewer's tool to run one snippet in a fresh sandbox."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
+from host.cli.output import err_console, fail
+
+sandbox_app = typer.Typer(help="Run code in a fresh sandbox (no app, no permissions).",
+                          no_args_is_help=True)
+
+# A snippet larger than this is refused before a child is started (the child caps again).
+MAX_SNIPPET_BYTES = 1 << 20
+
+
+@sandbox_app.command("exec")
+def exec_cmd(
+    file: Path = typer.Argument(..., help="Restricted-Python file to run ('-' for stdin)."),
+    timeout: float = typer.Option(5.0, "--timeout", min=0.05, max=3600,
+                                  help="Wall-clock deadline in seconds."),
+    memory: int = typer.Option(128, "--memory", min=16, max=65536,
+                               help="Memory budget in MiB."),
+    spawn: bool = typer.Option(False, "--spawn", help="Use a fresh interpreter, not the zygote."),
+    degraded: bool = typer.Option(False, "--degraded",
+                                  help="Run even if a confinement layer is missing."),
+) -> None:
+    """Run FILE; print() goes to stdout. Exit 0 ok, 1 error/refused, 3 killed for a limit."""
+    import sys
+
+    from host.child import LayerMissing
+    from host.sandbox_exec import run_snippet
+
+    try:
+        data = sys.stdin.buffer.read(MAX_SNIPPET_BYTES + 1) if str(file) == "-" else (
+            file.read_bytes())
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc.strerror}", "pass a readable file")
+    if len(data) > MAX_SNIPPET_BYTES:
+        fail(f"{file} is larger than {MAX_SNIPPET_BYTES} bytes", "run a smaller snippet")
+    try:
+        source = data.decode("utf-8")
+    except UnicodeDecodeError:
+        err_console.print("error: the file is not valid UTF-8", highlight=False)
+        raise typer.Exit(1) from None
+
+    def write(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    try:
+        result = run_snippet(source, timeout=timeout, memory_mib=memory, write=write,
+                             use_zygote=not spawn, degraded=degraded)
+    except LayerMissing as exc:
+        fail(str(exc), "run `stockade doctor` to see which layers this machine provides")
+    if result.message:
+        err_console.print(result.message, highlight=False, markup=False)
+    raise typer.Exit(result.exit_code)
+
 
 def register(root: typer.Typer) -> None:
-    """Mount this group's commands on the root CLI."""
+    root.add_typer(sandbox_app, name="sandbox")

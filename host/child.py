@@ -1,0 +1,440 @@
+"""One running, confined app child as the host sees it: its channel, its deadline, its death.
+
+There is no reader thread per child: the thread that delivers an event reads the child's
+frames until the event is done, answering bridge calls inline through the gate. A child can
+only speak while the host is listening (a Call outside an event is a protocol violation), so
+a hostile child cannot make the host do work on its own schedule. Deadlines are enforced by
+one watchdog thread that kills the child; the blocked reader then sees the channel close.
+"""
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from host.zygote_client import Zygote
+from sandbox.protocol import (
+    CHILD_FRAME,
+    PROTOCOL_VERSION,
+    Call,
+    ChildHello,
+    Done,
+    Event,
+    Exec,
+    HostHello,
+    Layers,
+    Load,
+    Loaded,
+    Log,
+    Reply,
+    Shutdown,
+    WireError,
+    check_json_value,
+)
+from sandbox.wire import ChannelClosed, FrameError, FrameReader, encode, write_all
+
+# What a child may print to stderr that the host keeps (interpreter crash text only).
+MAX_STDERR_KEPT = 4096
+# Bridge calls one event may make: bounds a request flood to a fixed amount of gate work.
+MAX_CALLS_PER_EVENT = 10_000
+HANDSHAKE_TIMEOUT_S = 5.0
+LOAD_TIMEOUT_S = 10.0
+
+REQUIRED_LAYERS = ("seccomp", "landlock", "no_new_privs", "netns", "rlimits", "pdeathsig",
+                   "fds_closed", "empty_env")
+
+
+class ChildDied(Exception):
+    """The child ended (killed for a limit, crashed, or broke the protocol)."""
+
+    def __init__(self, reason: str, code: str = "child_died") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+
+
+class LayerMissing(Exception):
+    """A confinement layer is missing and the host was not started in degraded mode."""
+
+
+@dataclass(frozen=True)
+class ChildLimits:
+    memory_mib: int = 256
+    cpu_seconds: int = 3600
+    max_fds: int = 32
+
+    def as_dict(self) -> dict[str, int]:
+        return {"memory_mib": self.memory_mib, "cpu_seconds": self.cpu_seconds,
+                "max_fds": self.max_fds}
+
+
+CallHandler = Callable[["Child", str, dict[str, Any]], Any]
+LogSink = Callable[[str, bool], None]
+
+
+class Watchdog:
+    """Kills children whose deadline passed. One thread for the whole host."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Child, int]] = []
+        self._cv = threading.Condition()
+        self._seq = itertools.count()
+        threading.Thread(target=self._run, name="stockade-watchdog", daemon=True).start()
+
+    def arm(self, child: Child, deadline: float, ticket: int) -> None:
+        with self._cv:
+            heapq.heappush(self._heap, (deadline, next(self._seq), child, ticket))
+            self._cv.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._heap:
+                    self._cv.wait()
+                deadline, _s, child, ticket = self._heap[0]
+                delay = deadline - time.monotonic()
+                if delay > 0:
+                    self._cv.wait(delay)
+                    continue
+                heapq.heappop(self._heap)
+            if child.ticket == ticket:
+                child.kill(f"deadline of {child.deadline_s:.3g}s exceeded", code="timeout")
+
+
+_watchdog: Watchdog | None = None
+_watchdog_lock = threading.Lock()
+
+
+def watchdog() -> Watchdog:
+    global _watchdog
+    with _watchdog_lock:
+        if _watchdog is None:
+            _watchdog = Watchdog()
+        return _watchdog
+
+
+@dataclass
+class Child:
+    pid: int
+    session_id: str
+    to_child: int
+    from_child: int
+    err_fd: int
+    popen: subprocess.Popen[bytes] | None = None
+    reader: FrameReader = field(init=False)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    ticket: int = 0
+    deadline_s: float = 0.0
+    dead: bool = False
+    death: str = ""
+    death_code: str = "child_died"
+    exit_status: int | None = None
+    layers: Layers | None = None
+    handlers: tuple[str, ...] = ()
+    _pidfd: int = -1
+    _exited: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.reader = FrameReader(self.from_child)
+        with contextlib.suppress(OSError):
+            self._pidfd = os.pidfd_open(self.pid)
+
+    # ---- sending and receiving -------------------------------------------------------------
+
+    def _send(self, frame: Any) -> None:
+        try:
+            write_all(self.to_child, encode(frame.model_dump_json().encode()))
+        except (BrokenPipeError, OSError) as exc:
+            self._dead_after_io()
+            raise ChildDied(self.death or f"channel closed: {exc}", self.death_code) from exc
+
+    def _recv(self) -> Any:
+        try:
+            return CHILD_FRAME.validate_json(self.reader.read())
+        except ChannelClosed:
+            self._dead_after_io()
+            raise ChildDied(self.death or "child closed its channel", self.death_code) from None
+        except (FrameError, ValidationError) as exc:
+            self.kill(f"protocol violation: {str(exc)[:300]}", code="protocol")
+            raise ChildDied(self.death, self.death_code) from None
+
+    def _dead_after_io(self) -> None:
+        if not self.death:
+            # The channel closed on its own: wait briefly for the exit status to say why.
+            self._exited.wait(0.5)
+            self.death = describe_status(self.exit_status) if self.exit_status is not None else (
+                "child exited")
+            self.death_code = "crashed"
+        self.kill(self.death, self.death_code)
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    def handshake(self, token: str, verify: Callable[[str], None], *, degraded: bool) -> Layers:
+        """Send the token, read it back with the layer report; refuse missing layers."""
+        self._arm(HANDSHAKE_TIMEOUT_S)
+        try:
+            self._send(HostHello(v=PROTOCOL_VERSION, token=token))
+            hello = self._recv()
+        finally:
+            self._disarm()
+        if not isinstance(hello, ChildHello) or hello.v != PROTOCOL_VERSION:
+            self.kill("bad handshake", code="protocol")
+            raise ChildDied("bad handshake", "protocol")
+        verify(hello.token)
+        missing = [name for name in REQUIRED_LAYERS if not getattr(hello.layers, name)]
+        if missing and not degraded:
+            self.kill("confinement layer missing", code="confinement")
+            raise LayerMissing(
+                "refusing to run apps: confinement layer(s) missing on this machine: "
+                + ", ".join(missing)
+                + ". Start the host with --degraded to run anyway (not recommended)."
+            )
+        self.layers = hello.layers
+        return hello.layers
+
+    def load(self, app_id: str, modules: dict[str, str], entry_module: str, entry_class: str,
+             settings: dict[str, Any], on_log: LogSink) -> tuple[str, ...]:
+        with self.lock:
+            self._arm(LOAD_TIMEOUT_S)
+            try:
+                self._send(Load(app_id=app_id, modules=modules, entry_module=entry_module,
+                                entry_class=entry_class, settings=settings))
+                while True:
+                    frame = self._recv()
+                    if isinstance(frame, Log):
+                        on_log(frame.text, frame.truncated)
+                        continue
+                    if not isinstance(frame, Loaded):
+                        self.kill("unexpected frame during load", code="protocol")
+                        raise ChildDied(self.death, self.death_code)
+                    break
+            finally:
+                self._disarm()
+        if not frame.ok:
+            err = frame.error or WireError(code="load_failed", message="load failed")
+            self.kill("app failed to load", code="load_failed")
+            raise ChildDied(f"{err.code}: {err.message}", "load_failed")
+        self.handlers = tuple(frame.handlers)
+        return self.handlers
+
+    def deliver(self, name: str, payload: dict[str, Any], deadline_s: float,
+                on_call: CallHandler, on_log: LogSink) -> Any:
+        """Run one handler to completion under a deadline; answer its bridge calls inline."""
+        with self.lock:
+            return self._run(Event(id=self._next_id(), name=name, payload=payload),
+                             deadline_s, on_call, on_log)
+
+    def exec_source(self, source: str, deadline_s: float, on_log: LogSink) -> Any:
+        with self.lock:
+            return self._run(Exec(id=self._next_id(), source=source), deadline_s,
+                             _no_calls, on_log)
+
+    _ids = itertools.count(1)
+
+    def _next_id(self) -> int:
+        return next(self._ids)
+
+    def _run(self, frame: Event | Exec, deadline_s: float, on_call: CallHandler,
+             on_log: LogSink) -> Any:
+        if self.dead:
+            raise ChildDied(self.death, self.death_code)
+        self._arm(deadline_s)
+        calls = 0
+        try:
+            self._send(frame)
+            while True:
+                msg = self._recv()
+                if isinstance(msg, Call):
+                    calls += 1
+                    if calls > MAX_CALLS_PER_EVENT:
+                        self.kill(f"more than {MAX_CALLS_PER_EVENT} bridge calls in one event",
+                                  code="flood")
+                        raise ChildDied(self.death, self.death_code)
+                    self._send(self._answer(msg, on_call))
+                elif isinstance(msg, Log):
+                    on_log(msg.text, msg.truncated)
+                elif isinstance(msg, Done) and msg.id == frame.id:
+                    if msg.ok:
+                        return msg.result
+                    err = msg.error or WireError(code="app_error", message="")
+                    raise AppFailed(err.code, err.message)
+                else:
+                    self.kill("response to a request never made", code="protocol")
+                    raise ChildDied(self.death, self.death_code)
+        finally:
+            self._disarm()
+
+    def _answer(self, call: Call, on_call: CallHandler) -> Reply:
+        from host.errors import GateError
+
+        try:
+            check_json_value(call.args)
+            result = on_call(self, call.action, call.args)
+            return Reply(id=call.id, ok=True, result=result)
+        except GateError as exc:
+            return Reply(id=call.id, ok=False,
+                         error=WireError(code=exc.code, message=exc.message[:2000]))
+        except ValueError as exc:
+            return Reply(id=call.id, ok=False,
+                         error=WireError(code="invalid_argument", message=str(exc)[:500]))
+
+    def _arm(self, seconds: float) -> None:
+        self.deadline_s = seconds
+        self.ticket += 1
+        watchdog().arm(self, time.monotonic() + seconds, self.ticket)
+
+    def _disarm(self) -> None:
+        self.ticket += 1
+
+    def kill(self, reason: str, code: str = "killed") -> None:
+        """Kill the child (safe to call twice, from any thread)."""
+        if not self.dead:
+            self.dead = True
+            self.death = reason
+            self.death_code = code
+        if self._pidfd >= 0:
+            with contextlib.suppress(OSError):
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+        elif self.popen is not None:
+            with contextlib.suppress(OSError):
+                self.popen.kill()
+        for fd in (self.to_child,):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.to_child = -1
+
+    def shutdown(self, timeout: float = 1.0) -> None:
+        if not self.dead:
+            with contextlib.suppress(ChildDied):
+                self._send(Shutdown())
+            self._exited.wait(timeout)
+        self.kill("shut down", code="shutdown")
+        self.close()
+
+    def close(self) -> None:
+        for fd in (self.from_child, self.err_fd, self._pidfd):
+            with contextlib.suppress(OSError):
+                if fd >= 0:
+                    os.close(fd)
+        self.from_child = self.err_fd = self._pidfd = -1
+        if self.popen is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(1.0)
+
+    def exited(self, status: int) -> None:
+        self.exit_status = status
+        self._exited.set()
+
+    def stderr_text(self) -> str:
+        """What the child wrote to stderr (interpreter crash text), capped."""
+        if self.err_fd < 0:
+            return ""
+        os.set_blocking(self.err_fd, False)
+        try:
+            data = os.read(self.err_fd, MAX_STDERR_KEPT)
+        except (BlockingIOError, OSError):
+            return ""
+        return data.decode("utf-8", "replace")
+
+
+class AppFailed(Exception):
+    """The app's handler raised (or the snippet failed): capped text from the child."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+def _no_calls(child: Child, action: str, args: dict[str, Any]) -> Any:
+    from host.errors import GateError
+
+    raise GateError("permission_denied",
+                    f"{action}: this sandbox has no permissions (no app, no grants)")
+
+
+def describe_status(status: int | None) -> str:
+    if status is None:
+        return "child exited"
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
+        why = {"SIGXCPU": "CPU time limit", "SIGKILL": "killed", "SIGSEGV": "crashed",
+               "SIGSYS": "forbidden system call", "SIGABRT": "aborted"}.get(name, "signal")
+        return f"child {why} ({name})"
+    return f"child exited with code {os.WEXITSTATUS(status)}"
+
+
+class Spawner:
+    """Creates confined children, through the zygote (fast) or a fresh interpreter."""
+
+    def __init__(self, use_zygote: bool = True) -> None:
+        self._children: dict[int, Child] = {}
+        self._lock = threading.Lock()
+        self._early: dict[int, int] = {}
+        self.zygote: Zygote | None = Zygote(self._on_exit) if use_zygote else None
+
+    def _on_exit(self, pid: int, status: int) -> None:
+        with self._lock:
+            child = self._children.pop(pid, None)
+            if child is None:
+                self._early[pid] = status
+                return
+        child.exited(status)
+
+    def start(self, limits: ChildLimits) -> Child:
+        h2c_r, h2c_w = os.pipe2(os.O_CLOEXEC)
+        c2h_r, c2h_w = os.pipe2(os.O_CLOEXEC)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        session = secrets.token_hex(16)
+        popen: subprocess.Popen[bytes] | None = None
+        try:
+            if self.zygote is not None:
+                pid = self.zygote.fork((h2c_r, c2h_w, err_w), limits.as_dict())
+            else:
+                popen = subprocess.Popen(
+                    [sys.executable, "-I", "-m", "sandbox.child", str(h2c_r), str(c2h_w),
+                     str(err_w), str(os.getpid()), str(limits.memory_mib),
+                     str(limits.cpu_seconds), str(limits.max_fds)],
+                    pass_fds=(h2c_r, c2h_w, err_w), env={}, cwd="/",
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, close_fds=True,
+                )
+                pid = popen.pid
+        finally:
+            for fd in (h2c_r, c2h_w, err_w):
+                os.close(fd)
+        child = Child(pid=pid, session_id=session, to_child=h2c_w, from_child=c2h_r,
+                      err_fd=err_r, popen=popen)
+        with self._lock:
+            early = self._early.pop(pid, None)
+            if early is None:
+                self._children[pid] = child
+        if early is not None:
+            child.exited(early)
+        if popen is not None:
+            threading.Thread(target=self._wait_popen, args=(child, popen), daemon=True).start()
+        return child
+
+    def _wait_popen(self, child: Child, popen: subprocess.Popen[bytes]) -> None:
+        status = popen.wait()
+        child.exited(_returncode_to_status(status))
+
+    def close(self) -> None:
+        if self.zygote is not None:
+            self.zygote.close()
+
+
+def _returncode_to_status(rc: int) -> int:
+    return (-rc) & 0x7F if rc < 0 else (rc & 0xFF) << 8

@@ -1,0 +1,117 @@
+"""Capability tokens: Ed25519-signed claims bound to one channel.
+
+Format: `stk1.ed25519.<base64url claims JSON>.<base64url signature>`. The leading version
+string fixes the algorithm: a verifier never reads an algorithm from the token, so there is no
+downgrade (`stk0`, `none`, another algorithm name: refused). The signature covers everything
+before the last dot. The key id is a signed claim; the verifier looks the key up by it and a
+retired or unknown id never verifies.
+
+A token is verified once per session (an Ed25519 verify costs more than a whole bridge call);
+the gate caches the claims and still checks the install record on every call.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import secrets
+from typing import Annotated
+
+from cryptography.exceptions import InvalidSignature
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from host.clock import Clock
+from host.keyring import Keyring
+
+PREFIX = "stk1.ed25519."
+# A token above this size is refused before any parsing (guards the decoder against floods).
+MAX_TOKEN_BYTES = 4096
+# Accepted clock difference between issuer and verifier for iat (same host: small).
+CLOCK_SKEW_S = 5.0
+DEFAULT_TTL_S = 24 * 3600.0
+
+
+class TokenError(Exception):
+    """The token is malformed, forged, expired, revoked or presented on the wrong channel."""
+
+
+class Claims(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    app: Annotated[str, Field(max_length=64)]
+    ins: Annotated[str, Field(max_length=64)]  # install id
+    sid: Annotated[str, Field(max_length=64)]  # session id = the channel it is bound to
+    gen: int  # install generation
+    epoch: int  # global epoch
+    perms: list[Annotated[str, Field(max_length=64)]] = Field(max_length=64)
+    pol: Annotated[str, Field(max_length=80)]  # policy revision hash
+    iat: float
+    exp: float
+    jti: Annotated[str, Field(max_length=64)]
+    kid: Annotated[str, Field(max_length=32)]
+
+
+def _b64e(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _b64d(text: str) -> bytes:
+    if not text or len(text) % 4 == 1 or not all(c.isalnum() or c in "-_" for c in text):
+        raise TokenError("token is not base64url")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise TokenError("token is not base64url") from exc
+
+
+def issue(
+    keyring: Keyring,
+    clock: Clock,
+    *,
+    app_id: str,
+    install_id: str,
+    session_id: str,
+    generation: int,
+    epoch: int,
+    permissions: frozenset[str],
+    policy_hash: str,
+    ttl_s: float = DEFAULT_TTL_S,
+) -> str:
+    now = clock.now()
+    claims = Claims(
+        app=app_id, ins=install_id, sid=session_id, gen=generation, epoch=epoch,
+        perms=sorted(permissions), pol=policy_hash, iat=now, exp=now + ttl_s,
+        jti=secrets.token_hex(12), kid=keyring.current,
+    )
+    head = PREFIX + _b64e(claims.model_dump_json().encode())
+    _kid, sig = keyring.sign(head.encode())
+    return head + "." + _b64e(sig)
+
+
+def verify(token: str, keyring: Keyring, clock: Clock, *, session_id: str) -> Claims:
+    """Return the claims, or raise TokenError. `session_id` is the channel's own session."""
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_BYTES:
+        raise TokenError("token missing or oversize")
+    if not token.startswith(PREFIX):
+        raise TokenError("unsupported token version or algorithm")
+    body = token[len(PREFIX):]
+    if body.count(".") != 1:
+        raise TokenError("malformed token")
+    payload_b64, sig_b64 = body.split(".")
+    raw = _b64d(payload_b64)
+    sig = _b64d(sig_b64)
+    try:
+        claims = Claims.model_validate(json.loads(raw))
+    except (ValueError, ValidationError, RecursionError) as exc:
+        raise TokenError("malformed token claims") from exc
+    try:
+        keyring.verify(claims.kid, (PREFIX + payload_b64).encode(), sig)
+    except InvalidSignature as exc:
+        raise TokenError("bad token signature") from exc
+    now = clock.now()
+    if claims.iat > now + CLOCK_SKEW_S:
+        raise TokenError("token not yet valid")
+    if claims.exp <= now:
+        raise TokenError("token expired")
+    if not secrets.compare_digest(claims.sid, session_id):
+        raise TokenError("token was issued for another channel")
+    return claims

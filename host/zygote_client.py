@@ -1,0 +1,102 @@
+"""Host side of the zygote: start it, ask it to fork children, hear about their exits.
+
+The zygote is started from the host's main thread (the parent-death signal follows the thread
+that forked, not the process) as a fresh interpreter with an empty environment, so nothing of
+the host's memory — signing keys, tokens of other apps, stores — is ever in it or its children.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from sandbox.zygote import MAX_CONTROL_MESSAGE
+
+ExitCallback = Callable[[int, int], None]  # (pid, wait status)
+
+
+class ZygoteError(Exception):
+    pass
+
+
+class Zygote:
+    def __init__(self, on_exit: ExitCallback) -> None:
+        self._on_exit = on_exit
+        host_end, zyg_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self._sock = host_end
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", "-m", "sandbox.zygote", str(zyg_end.fileno()),
+             str(os.getpid())],
+            pass_fds=(zyg_end.fileno(),),
+            env={},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            cwd="/",
+            close_fds=True,
+        )
+        zyg_end.close()
+        ready = json.loads(self._sock.recv(MAX_CONTROL_MESSAGE) or b"{}")
+        if ready.get("op") != "ready":
+            raise ZygoteError("zygote did not start")
+        self.pid = int(ready["pid"])
+        self.netns = bool(ready["netns"])
+        self._lock = threading.Lock()
+        self._pending: dict[int, tuple[threading.Event, list[int]]] = {}
+        self._next = 1
+        self._closed = False
+        self._thread = threading.Thread(target=self._listen, name="zygote-listener", daemon=True)
+        self._thread.start()
+
+    def _listen(self) -> None:
+        while True:
+            try:
+                data = self._sock.recv(MAX_CONTROL_MESSAGE)
+            except OSError:
+                data = b""
+            if not data:
+                with self._lock:
+                    self._closed = True
+                    for ev, _box in self._pending.values():
+                        ev.set()
+                return
+            msg: dict[str, Any] = json.loads(data)
+            if msg.get("op") == "forked":
+                with self._lock:
+                    waiter = self._pending.pop(int(msg["id"]), None)
+                if waiter:
+                    waiter[1].append(int(msg["pid"]))
+                    waiter[0].set()
+            elif msg.get("op") == "exit":
+                self._on_exit(int(msg["pid"]), int(msg["status"]))
+
+    def fork(self, fds: tuple[int, int, int], limits: dict[str, int], timeout: float = 5.0) -> int:
+        """Ask for one confined child on these (chan_in, chan_out, err) descriptors."""
+        ev = threading.Event()
+        box: list[int] = []
+        with self._lock:
+            if self._closed:
+                raise ZygoteError("zygote is gone")
+            req_id = self._next
+            self._next += 1
+            self._pending[req_id] = (ev, box)
+            socket.send_fds(
+                self._sock,
+                [json.dumps({"op": "fork", "id": req_id, "limits": limits}).encode()],
+                list(fds),
+            )
+        if not ev.wait(timeout) or not box:
+            raise ZygoteError("zygote did not fork in time")
+        return box[0]
+
+    def close(self) -> None:
+        try:
+            self._sock.close()
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait()

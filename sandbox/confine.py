@@ -1,0 +1,219 @@
+"""Confine the current process before any untrusted source is compiled (DESIGN rule 5).
+
+Layers, in the order they must be applied (later ones would forbid the calls earlier ones need):
+
+1. own session and process group (the host kills the whole group);
+2. descriptors: the channel moves to fds 3/4, stderr to the capture pipe, stdin/stdout to
+   /dev/null, every other inherited descriptor is closed;
+3. an empty environment and a working directory it cannot write (`/`);
+4. its own network namespace (the zygote does this once for all its children; the spawn
+   fallback does it here);
+5. when the host runs as root: drop to an unprivileged uid/gid with no groups;
+6. parent-death signal (after the uid change, which would clear it) and not dumpable;
+7. rlimits: address space, CPU seconds, open files, file size 0, no core dumps, process
+   count 0 (no threads, no forks), no locked memory, no message queues;
+8. no-new-privs;
+9. Landlock: no filesystem right at all, no TCP, no signals outside its domain;
+10. seccomp (TSYNC): see sandbox/seccomp.py.
+
+Each layer is checked after it is applied; the child reports them to the host in its hello
+frame, and the host refuses to run apps when one is missing (unless started degraded).
+"""
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import os
+import resource
+import signal
+from dataclasses import dataclass
+
+from sandbox import landlock, seccomp
+
+CHANNEL_IN_FD = 3  # host -> child frames
+CHANNEL_OUT_FD = 4  # child -> host frames
+
+PR_SET_PDEATHSIG = 1
+PR_GET_PDEATHSIG = 2
+PR_SET_DUMPABLE = 4
+PR_GET_SECCOMP = 21
+PR_SET_NO_NEW_PRIVS = 38
+PR_GET_NO_NEW_PRIVS = 39
+CLONE_NEWNET = 0x40000000
+CLONE_NEWUSER = 0x10000000
+
+# The unprivileged identity children take when the host runs as root: "nobody" owns no file
+# and can signal or trace no process of the host's.
+NOBODY_UID = 65534
+NOBODY_GID = 65534
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-child resource limits (what a child may consume before the kernel stops it)."""
+
+    memory_mib: int = 256  # address space on top of the runtime's own mappings
+    cpu_seconds: int = 3600  # total CPU backstop; per-call deadlines are the host's job
+    max_fds: int = 32  # descriptor exhaustion stops here, not at the host's limit
+
+
+@dataclass
+class LayerReport:
+    seccomp: bool = False
+    landlock: bool = False
+    no_new_privs: bool = False
+    netns: bool = False
+    rlimits: bool = False
+    pdeathsig: bool = False
+    fds_closed: bool = False
+    empty_env: bool = False
+    uid_dropped: bool = False
+    notes: list[str] | None = None
+
+    def note(self, text: str) -> None:
+        if self.notes is None:
+            self.notes = []
+        self.notes.append(text[:250])
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def unshare_network() -> bool:
+    """Enter a new, empty network namespace (no interface is up). True on success."""
+    libc = _libc()
+    if libc.unshare(CLONE_NEWNET) == 0:
+        return True
+    # Unprivileged hosts can still get a network namespace inside a user namespace.
+    return bool(libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0)
+
+
+def _thread_count() -> int:
+    with open("/proc/self/status", "rb") as f:
+        for line in f:
+            if line.startswith(b"Threads:"):
+                return int(line.split()[1])
+    return -1
+
+
+def confine(
+    *,
+    chan_in: int,
+    chan_out: int,
+    err_fd: int,
+    devnull_fd: int,
+    parent_pid: int,
+    limits: Limits,
+    netns_done: bool,
+    drop_uid: bool = True,
+) -> LayerReport:
+    """Apply every layer to this process. Never returns a half-confined process silently:
+    a layer that fails is reported False and the host decides (refuse, or degraded mode)."""
+    rep = LayerReport()
+    libc = _libc()
+    if _thread_count() != 1:
+        # Landlock and rlimits cover the calling thread/process; a second thread would escape
+        # Landlock. The zygote and the spawn entry never start threads.
+        rep.note("more than one thread at confinement time")
+        os._exit(70)
+    try:
+        os.setsid()
+    except OSError:
+        pass  # already a session leader (spawn path) — still its own group
+    # 2. descriptors
+    # Copy every source above the target range first, so one dup2 cannot clobber another source.
+    moves = [(fcntl.fcntl(src, fcntl.F_DUPFD_CLOEXEC, 64), dst) for src, dst in (
+        (chan_in, CHANNEL_IN_FD), (chan_out, CHANNEL_OUT_FD), (err_fd, 2),
+        (devnull_fd, 0), (devnull_fd, 1))]
+    for src, dst in moves:
+        os.dup2(src, dst, inheritable=False)
+    os.closerange(CHANNEL_OUT_FD + 1, 1 << 20)
+    # stderr only carries interpreter crash text; never let a full pipe block the child on it
+    os.set_blocking(2, False)
+    rep.fds_closed = sorted(int(n) for n in os.listdir("/proc/self/fd") if int(n) > 4) in (
+        [], [5])  # listdir itself holds one descriptor while it runs
+    # 3. environment and working directory
+    os.environ.clear()
+    rep.empty_env = not os.environ
+    os.chdir("/")
+    # 4. network
+    rep.netns = netns_done or unshare_network()
+    # 5. identity
+    if os.geteuid() == 0 and drop_uid:
+        try:
+            os.setgroups([])
+            os.setresgid(NOBODY_GID, NOBODY_GID, NOBODY_GID)
+            os.setresuid(NOBODY_UID, NOBODY_UID, NOBODY_UID)
+            rep.uid_dropped = os.getresuid() == (NOBODY_UID,) * 3 and os.getgroups() == []
+        except OSError as exc:
+            rep.note(f"uid drop failed: {exc}")
+    else:
+        rep.uid_dropped = os.geteuid() != 0
+        if not rep.uid_dropped:
+            rep.note("running as root without a uid drop")
+    # 6. parent death and dumpability (both reset by a credential change, so set after it)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:
+        os._exit(71)  # the parent died before the signal was armed
+    sig = ctypes.c_int(0)
+    libc.prctl(PR_GET_PDEATHSIG, ctypes.byref(sig), 0, 0, 0)
+    rep.pdeathsig = sig.value == signal.SIGKILL
+    libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    # 7. rlimits
+    try:
+        vm_kib = _vm_size_kib()
+        address_space = (vm_kib * 1024) + limits.memory_mib * (1 << 20)
+        for res, value in (
+            (resource.RLIMIT_CORE, 0),
+            (resource.RLIMIT_FSIZE, 0),
+            (resource.RLIMIT_NOFILE, limits.max_fds),
+            (resource.RLIMIT_NPROC, 0),
+            (resource.RLIMIT_MEMLOCK, 0),
+            (resource.RLIMIT_MSGQUEUE, 0),
+            (resource.RLIMIT_AS, address_space),
+        ):
+            resource.setrlimit(res, (value, value))
+        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 1))
+        rep.rlimits = resource.getrlimit(resource.RLIMIT_FSIZE) == (0, 0)
+    except (OSError, ValueError) as exc:
+        rep.note(f"rlimit failed: {exc}")
+    # 8. no-new-privs
+    libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    rep.no_new_privs = libc.prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 1
+    # 9. landlock
+    try:
+        abi = landlock.restrict_self()
+        rep.landlock = True
+        if abi < 6:
+            rep.note(f"landlock ABI {abi}: no signal scoping")
+    except OSError as exc:
+        rep.note(f"landlock: {exc}")
+    # 10. seccomp
+    try:
+        seccomp.install(os.getpid())
+        rep.seccomp = libc.prctl(PR_GET_SECCOMP, 0, 0, 0, 0) == 2
+    except OSError as exc:
+        rep.note(f"seccomp: {exc}")
+    return rep
+
+
+def _vm_size_kib() -> int:
+    with open("/proc/self/status", "rb") as f:
+        for line in f:
+            if line.startswith(b"VmSize:"):
+                return int(line.split()[1])
+    return 0
+
+
+def available_layers() -> dict[str, bool]:
+    """What this kernel offers, probed without confining the caller (for `stockade doctor`)."""
+    libc = _libc()
+    return {
+        "seccomp": os.path.exists("/proc/sys/kernel/seccomp/actions_avail")
+        or libc.prctl(PR_GET_SECCOMP, 0, 0, 0, 0) >= 0,
+        "landlock": landlock.abi_version() >= 1,
+        "no_new_privs": libc.prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) >= 0,
+        "rlimits": True,
+        "pdeathsig": True,
+    }

@@ -1,0 +1,66 @@
+"""Load an app's modules (already-received source text) into restricted module namespaces."""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from sandbox.api import App
+from sandbox.restricted import (
+    CompileFailed,
+    Facade,
+    compile_module,
+    make_globals,
+    run_module,
+    set_app_modules,
+)
+
+# App module names: plain identifiers (no packages, no dunder names), so a module name can never
+# reach a file path or shadow a sandbox facade by a dotted trick.
+_MODULE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+_CLASS_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+
+
+class LoadFailed(Exception):
+    """The app could not be loaded (compile error, bad entry, exception at import)."""
+
+
+def load_app(modules: dict[str, str], entry_module: str, entry_class: str) -> App:
+    """Compile every module with RestrictedPython and instantiate the entry class."""
+    for name in modules:
+        if not _MODULE_NAME.match(name):
+            raise LoadFailed(f"invalid module name {name!r}")
+    if entry_module not in modules:
+        raise LoadFailed(f"entry module {entry_module!r} is not in the package")
+    if not _CLASS_NAME.match(entry_class):
+        raise LoadFailed(f"invalid entry class name {entry_class!r}")
+    namespaces: dict[str, dict[str, Any]] = {}
+    loading: set[str] = set()
+
+    def make_loader(name: str) -> Callable[[], Facade]:
+        def load() -> Facade:
+            if name not in namespaces:
+                if name in loading:
+                    raise ImportError(f"circular import of app module {name!r}")
+                loading.add(name)
+                try:
+                    code = compile_module(modules[name], f"{name}.py")
+                    glb = make_globals(name)
+                    run_module(code, glb)
+                finally:
+                    loading.discard(name)
+                namespaces[name] = glb
+            glb = namespaces[name]
+            return Facade(name, {k: v for k, v in glb.items() if not k.startswith("_")})
+
+        return load
+
+    try:
+        set_app_modules({name: make_loader(name) for name in modules})
+        entry = make_loader(entry_module)()
+    except CompileFailed as exc:
+        raise LoadFailed(f"compile failed: {exc}") from None
+    cls = getattr(entry, entry_class, None)
+    if not (isinstance(cls, type) and issubclass(cls, App)):
+        raise LoadFailed(f"{entry_module}.{entry_class} is not a subclass of stockade.App")
+    return cls()

@@ -1,0 +1,220 @@
+"""Frame bodies exchanged between the host and a child, validated strictly on both ends.
+
+Only data crosses: no pickle, no callables, no host exception objects (DESIGN rule 6). Errors
+travel as `{code, message}`. Identity is the channel itself (rule 1): no frame names an app, an
+install or a user on whose behalf to act.
+
+Host -> child: HostHello, Load, Event, Exec, Reply, Shutdown.
+Child -> host: ChildHello, Loaded, Call, Done, Log.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+PROTOCOL_VERSION = 1
+
+# Caps on what one frame may carry. They bound the host's parsing work and memory per frame, so
+# a hostile child cannot make the host allocate or recurse without limit.
+MAX_FRAME_BYTES = 1 << 20  # whole frame body
+MAX_STRING = 64 * 1024  # one string value inside args/results
+MAX_NESTING = 16  # depth of nested lists/dicts in args/results
+MAX_ITEMS = 2048  # entries in one list or dict
+MAX_NAME = 128  # action and event names, error codes
+MAX_MESSAGE = 2048  # error messages (capped text, never a host traceback)
+MAX_LOG = 64 * 1024  # one log frame's text
+
+_STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME, pattern=r"^[a-z][a-z0-9_.-]*$")]
+RequestId = Annotated[int, Field(ge=1, lt=1 << 53)]
+
+
+class WireError(BaseModel):
+    model_config = _STRICT
+    code: Annotated[str, Field(max_length=MAX_NAME)]
+    message: Annotated[str, Field(max_length=MAX_MESSAGE)]
+
+
+def check_json_value(value: Any, depth: int = 0) -> None:
+    """Refuse JSON data deeper, wider or longer than the caps (pydantic checks types only)."""
+    if depth > MAX_NESTING:
+        raise ValueError(f"nesting deeper than {MAX_NESTING}")
+    if isinstance(value, str):
+        if len(value) > MAX_STRING:
+            raise ValueError(f"string longer than {MAX_STRING}")
+    elif isinstance(value, dict):
+        if len(value) > MAX_ITEMS:
+            raise ValueError(f"object with more than {MAX_ITEMS} keys")
+        for k, v in value.items():
+            if not isinstance(k, str) or len(k) > MAX_NAME:
+                raise ValueError("object keys must be short strings")
+            check_json_value(v, depth + 1)
+    elif isinstance(value, list):
+        if len(value) > MAX_ITEMS:
+            raise ValueError(f"list longer than {MAX_ITEMS}")
+        for v in value:
+            check_json_value(v, depth + 1)
+    elif value is None or isinstance(value, bool | int | float):
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 1 << 63:
+            raise ValueError("integer out of range")
+    else:
+        raise ValueError(f"not JSON data: {type(value).__name__}")
+
+
+# ---- host -> child -------------------------------------------------------------------------
+
+
+class HostHello(BaseModel):
+    """First frame: the protocol version and the capability token for this channel."""
+
+    model_config = _STRICT
+    t: Literal["hello"] = "hello"
+    v: int
+    token: Annotated[str, Field(max_length=4096)]
+
+
+class Load(BaseModel):
+    """App source to compile inside the (already confined) child."""
+
+    model_config = _STRICT
+    t: Literal["load"] = "load"
+    app_id: Name
+    modules: dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=1 << 19)]]
+    entry_module: Annotated[str, Field(max_length=64)]
+    entry_class: Annotated[str, Field(max_length=64)]
+    settings: dict[str, Any]
+
+
+class Event(BaseModel):
+    """Deliver one event (or lifecycle hook) to the app's handler."""
+
+    model_config = _STRICT
+    t: Literal["event"] = "event"
+    id: RequestId
+    name: Name
+    payload: dict[str, Any]
+
+
+class Exec(BaseModel):
+    """Run one restricted-Python snippet with no app around it (`stockade sandbox exec`)."""
+
+    model_config = _STRICT
+    t: Literal["exec"] = "exec"
+    id: RequestId
+    source: Annotated[str, Field(max_length=1 << 20)]
+
+
+class Reply(BaseModel):
+    """The gate's answer to one bridge call."""
+
+    model_config = _STRICT
+    t: Literal["reply"] = "reply"
+    id: RequestId
+    ok: bool
+    result: Any = None
+    error: WireError | None = None
+
+
+class Shutdown(BaseModel):
+    model_config = _STRICT
+    t: Literal["shutdown"] = "shutdown"
+
+
+HostFrame = Annotated[HostHello | Load | Event | Exec | Reply | Shutdown, Field(discriminator="t")]
+
+# ---- child -> host -------------------------------------------------------------------------
+
+
+class Layers(BaseModel):
+    """Which confinement layers the child applied to itself before reading any app source."""
+
+    model_config = _STRICT
+    seccomp: bool
+    landlock: bool
+    no_new_privs: bool
+    netns: bool
+    rlimits: bool
+    pdeathsig: bool
+    fds_closed: bool
+    empty_env: bool
+    uid_dropped: bool
+    notes: list[Annotated[str, Field(max_length=256)]] = Field(default_factory=list, max_length=16)
+
+
+class ChildHello(BaseModel):
+    """The child's answer to HostHello: it presents the token it was given, and its layers."""
+
+    model_config = _STRICT
+    t: Literal["hello"] = "hello"
+    v: int
+    token: Annotated[str, Field(max_length=4096)]
+    layers: Layers
+
+
+class Loaded(BaseModel):
+    model_config = _STRICT
+    t: Literal["loaded"] = "loaded"
+    ok: bool
+    handlers: list[Name] = Field(default_factory=list, max_length=64)
+    error: WireError | None = None
+
+
+class Call(BaseModel):
+    """One bridge call. The action names what to do; nothing names who asks (the channel does)."""
+
+    model_config = _STRICT
+    t: Literal["call"] = "call"
+    id: RequestId
+    action: Name
+    args: dict[str, Any]
+
+
+class Done(BaseModel):
+    """The outcome of one Event or Exec."""
+
+    model_config = _STRICT
+    t: Literal["done"] = "done"
+    id: RequestId
+    ok: bool
+    result: Any = None
+    error: WireError | None = None
+
+
+class Log(BaseModel):
+    """Captured print() output (the child's stdout is not the channel)."""
+
+    model_config = _STRICT
+    t: Literal["log"] = "log"
+    text: Annotated[str, Field(max_length=MAX_LOG)]
+    truncated: bool = False
+
+
+ChildFrame = Annotated[ChildHello | Loaded | Call | Done | Log, Field(discriminator="t")]
+
+HOST_FRAME: TypeAdapter[HostHello | Load | Event | Exec | Reply | Shutdown] = TypeAdapter(HostFrame)
+CHILD_FRAME: TypeAdapter[ChildHello | Loaded | Call | Done | Log] = TypeAdapter(ChildFrame)
+
+
+def warm_up() -> None:
+    """Exercise every model once so lazy imports happen before the child is confined."""
+    layers = Layers(seccomp=True, landlock=True, no_new_privs=True, netns=True, rlimits=True,
+                    pdeathsig=True, fds_closed=True, empty_env=True, uid_dropped=True)
+    for frame in (
+        HostHello(v=1, token="x"),
+        Load(app_id="a", modules={"m": ""}, entry_module="m", entry_class="A", settings={}),
+        Event(id=1, name="e", payload={}),
+        Exec(id=1, source=""),
+        Reply(id=1, ok=False, error=WireError(code="c", message="m")),
+        Shutdown(),
+    ):
+        HOST_FRAME.validate_json(frame.model_dump_json())
+    for cframe in (
+        ChildHello(v=1, token="x", layers=layers),
+        Loaded(ok=True),
+        Call(id=1, action="a", args={"k": [1, "s", None, 1.5, {"x": True}]}),
+        Done(id=1, ok=True, result=None),
+        Log(text="x"),
+    ):
+        CHILD_FRAME.validate_json(cframe.model_dump_json())

@@ -1,0 +1,211 @@
+"""The child's main loop: handshake, load the app, run handlers, relay bridge calls.
+
+Runs only after `sandbox.confine.confine` has applied every layer. The child is single-threaded
+and synchronous: while a handler runs, its bridge calls go out as Call frames and it blocks on
+the matching Reply. Anything unexpected from the host ends the child.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from typing import Any, NoReturn
+
+from pydantic import ValidationError
+
+from sandbox import errors
+from sandbox.api import App, Context, handler_name
+from sandbox.confine import CHANNEL_IN_FD, CHANNEL_OUT_FD, LayerReport
+from sandbox.loader import LoadFailed, load_app
+from sandbox.protocol import (
+    HOST_FRAME,
+    MAX_MESSAGE,
+    PROTOCOL_VERSION,
+    Call,
+    ChildHello,
+    Done,
+    Event,
+    Exec,
+    HostHello,
+    Layers,
+    Load,
+    Loaded,
+    Log,
+    Reply,
+    Shutdown,
+    WireError,
+    check_json_value,
+)
+from sandbox.restricted import (
+    CappedPrint,
+    CompileFailed,
+    compile_module,
+    flush_prints,
+    make_globals,
+    reset_print_budget,
+    run_module,
+)
+from sandbox.wire import ChannelClosed, FrameError, FrameReader, encode, write_all
+
+EXIT_PROTOCOL = 64  # the host sent something this child does not understand
+
+
+class _Channel:
+    def __init__(self) -> None:
+        self.reader = FrameReader(CHANNEL_IN_FD)
+        self.next_id = 1
+
+    def send(self, frame: Any) -> None:
+        write_all(CHANNEL_OUT_FD, encode(frame.model_dump_json().encode()))
+
+    def recv(self) -> Any:
+        return HOST_FRAME.validate_json(self.reader.read())
+
+    # Transport for the bridges
+    def call(self, action: str, args: dict[str, Any]) -> Any:
+        try:
+            check_json_value(args)
+        except ValueError as exc:
+            raise errors.InvalidArgument(f"{action}: arguments are not plain data: {exc}") from None
+        flush_prints()
+        call_id = self.next_id
+        self.next_id += 1
+        self.send(Call(id=call_id, action=action, args=args))
+        frame = self.recv()
+        if not isinstance(frame, Reply) or frame.id != call_id:
+            os._exit(EXIT_PROTOCOL)
+        if frame.ok:
+            return frame.result
+        err = frame.error or WireError(code="internal", message="no error detail")
+        raise errors.error_from_wire(err.code, err.message)
+
+
+def _describe(exc: BaseException, filenames: frozenset[str]) -> WireError:
+    """Capped text naming the exception and the app line it came from (no host internals)."""
+    where = ""
+    for frame, lineno in traceback.walk_tb(exc.__traceback__):
+        if frame.f_code.co_filename in filenames:
+            where = f"{frame.f_code.co_filename}:{lineno}: "
+    try:
+        text = str(exc)
+    except BaseException:  # noqa: BLE001 - an app-defined __str__ may raise anything
+        text = "<unprintable>"
+    if isinstance(exc, errors.StockadeError):
+        return WireError(code=exc.code, message=(where + text)[:MAX_MESSAGE])
+    return WireError(code="app_error", message=f"{where}{type(exc).__name__}: {text}"[:MAX_MESSAGE])
+
+
+def _result_frame(req_id: int, result: Any) -> Done:
+    try:
+        check_json_value(result)
+        frame = Done(id=req_id, ok=True, result=result)
+        frame.model_dump_json()
+    except (ValueError, TypeError, ValidationError) as exc:
+        return Done(id=req_id, ok=False, error=WireError(
+            code="app_error", message=f"handler returned data that is not plain JSON: {exc}"[:500]))
+    return frame
+
+
+def serve(report: LayerReport) -> NoReturn:
+    """Run the child's protocol until the host says shut down or the channel closes."""
+    chan = _Channel()
+    try:
+        _serve(chan, report)
+    except (ChannelClosed, FrameError, ValidationError):
+        pass
+    os._exit(0)
+
+
+def _serve(chan: _Channel, report: LayerReport) -> None:
+    hello = chan.recv()
+    if not isinstance(hello, HostHello) or hello.v != PROTOCOL_VERSION:
+        os._exit(EXIT_PROTOCOL)
+    layers = Layers(
+        seccomp=report.seccomp, landlock=report.landlock, no_new_privs=report.no_new_privs,
+        netns=report.netns, rlimits=report.rlimits, pdeathsig=report.pdeathsig,
+        fds_closed=report.fds_closed, empty_env=report.empty_env,
+        uid_dropped=report.uid_dropped, notes=report.notes or [],
+    )
+    chan.send(ChildHello(v=PROTOCOL_VERSION, token=hello.token, layers=layers))
+    CappedPrint.sink = lambda text, dropped: chan.send(Log(text=text[:65536], truncated=dropped))
+    app: App | None = None
+    ctx: Context | None = None
+    filenames: frozenset[str] = frozenset()
+    while True:
+        frame = chan.recv()
+        if isinstance(frame, Shutdown):
+            return
+        if isinstance(frame, Load):
+            if app is not None:
+                os._exit(EXIT_PROTOCOL)
+            filenames = frozenset(f"{m}.py" for m in frame.modules)
+            reset_print_budget()
+            try:
+                app = load_app(dict(frame.modules), frame.entry_module, frame.entry_class)
+                ctx = Context(chan, frame.app_id, dict(frame.settings))
+                handlers = sorted(n for n in dir(type(app)) if n.startswith("on_"))[:64]
+                flush_prints()
+                chan.send(Loaded(ok=True, handlers=handlers))
+            except LoadFailed as exc:
+                flush_prints()
+                chan.send(Loaded(ok=False, error=WireError(code="load_failed",
+                                                           message=str(exc)[:MAX_MESSAGE])))
+            except BaseException as exc:  # noqa: BLE001 - app code ran at import time
+                flush_prints()
+                chan.send(Loaded(ok=False, error=_describe(exc, filenames)))
+        elif isinstance(frame, Event):
+            if app is None or ctx is None:
+                os._exit(EXIT_PROTOCOL)
+            reset_print_budget()
+            method = getattr(app, handler_name(frame.name), None)
+            if method is None:
+                chan.send(Done(id=frame.id, ok=True, result=None))
+                continue
+            try:
+                result = method(ctx, frame.payload)
+                flush_prints()
+                chan.send(_result_frame(frame.id, result))
+            except BaseException as exc:  # noqa: BLE001 - any app failure is the app's
+                flush_prints()
+                chan.send(Done(id=frame.id, ok=False, error=_describe(exc, filenames)))
+        elif isinstance(frame, Exec):
+            reset_print_budget()
+            filenames = frozenset({"snippet.py"})
+            try:
+                code = compile_module(frame.source, "snippet.py")
+                run_module(code, make_globals("__main__"))
+                flush_prints()
+                chan.send(Done(id=frame.id, ok=True))
+            except CompileFailed as exc:
+                chan.send(Done(id=frame.id, ok=False, error=WireError(
+                    code="compile_error", message=str(exc)[:MAX_MESSAGE])))
+            except BaseException as exc:  # noqa: BLE001
+                flush_prints()
+                chan.send(Done(id=frame.id, ok=False, error=_describe(exc, filenames)))
+        else:
+            os._exit(EXIT_PROTOCOL)
+
+
+def warm_up() -> None:
+    """Import and exercise everything the child will need once confined (it can open no file)."""
+    import _strptime  # noqa: F401 - datetime.strptime imports it lazily
+    import encodings.idna  # noqa: F401
+    import encodings.utf_8  # noqa: F401
+
+    from sandbox import protocol
+
+    protocol.warm_up()
+    code = compile_module(
+        "import math, json, re, datetime, stockade\n"
+        "class A(stockade.App):\n    def on_x(self, ctx, e):\n        return [1]\n"
+        "x = f'{1!r}' + '%s' % 2\nprint(x)\n"
+        "re.compile('a+').match('aa')\njson.loads(json.dumps({'a': [1.5]}))\n"
+        "datetime.datetime.strptime('2024', '%Y')\n",
+        "warmup.py",
+    )
+    sink, CappedPrint.sink = CappedPrint.sink, None
+    run_module(code, make_globals("warmup"))
+    flush_prints()
+    CappedPrint.sink = sink
+    reset_print_budget()
+    sys.stdout.flush()

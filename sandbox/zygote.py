@@ -1,0 +1,111 @@
+"""The zygote: a clean process that has imported the runtime and forks app children.
+
+The host starts it as a fresh interpreter (`python -I -m sandbox.zygote FD`) with an empty
+environment, so it holds no host secret: no signing key, no token but the ones it passes on
+unread in a child's channel (it never sees them: tokens travel on the child's own pipe). It
+enters a new, empty network namespace once, so every child it forks has no network interface.
+
+Control protocol on the AF_UNIX SOCK_SEQPACKET descriptor FD (one JSON message per packet):
+  host -> zygote: {"op": "fork", "id": n, "limits": {...}} + SCM_RIGHTS [chan_in, chan_out, err]
+  zygote -> host: {"op": "ready", "pid": p, "netns": bool}
+                  {"op": "forked", "id": n, "pid": p}
+                  {"op": "exit", "pid": p, "status": wait status}
+"""
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import sys
+from typing import Any
+
+from sandbox import confine, runtime
+
+MAX_CONTROL_MESSAGE = 4096  # one control packet; the host only sends small JSON here
+
+
+def _child(fds: list[int], devnull: int, zygote_pid: int, netns: bool, req: dict[str, Any],
+           ctl: socket.socket) -> None:
+    ctl.close()
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    lim = req.get("limits", {})
+    report = confine.confine(
+        chan_in=fds[0], chan_out=fds[1], err_fd=fds[2], devnull_fd=devnull,
+        parent_pid=zygote_pid,
+        limits=confine.Limits(
+            memory_mib=int(lim.get("memory_mib", 256)),
+            cpu_seconds=int(lim.get("cpu_seconds", 3600)),
+            max_fds=int(lim.get("max_fds", 32)),
+        ),
+        netns_done=netns,
+    )
+    runtime.serve(report)
+
+
+def main() -> None:
+    ctl_fd = int(sys.argv[1])
+    ctl = socket.socket(fileno=ctl_fd)
+    # Die with the host: a zygote without a host is an orphan that could fork forever.
+    import ctypes
+
+    ctypes.CDLL(None).prctl(confine.PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    host_pid = int(sys.argv[2]) if len(sys.argv) > 2 else os.getppid()
+    if os.getppid() != host_pid:
+        os._exit(1)
+    runtime.warm_up()
+    netns = confine.unshare_network()
+    devnull = os.open("/dev/null", os.O_RDWR)
+    me = os.getpid()
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    ctl.send(json.dumps({"op": "ready", "pid": me, "netns": netns}).encode())
+    poller = select.poll()
+    poller.register(ctl.fileno(), select.POLLIN)
+    poller.register(wake_r, select.POLLIN)
+    while True:
+        for fd, _ev in poller.poll():
+            if fd == wake_r:
+                os.read(wake_r, 512)
+                _reap(ctl)
+                continue
+            try:
+                msg, fds, _flags, _addr = socket.recv_fds(ctl, MAX_CONTROL_MESSAGE, 3)
+            except OSError:
+                os._exit(0)
+            if not msg:
+                os._exit(0)  # host closed the control channel
+            req = json.loads(msg)
+            if req.get("op") != "fork" or len(fds) != 3:
+                for f in fds:
+                    os.close(f)
+                continue
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    _child(fds, devnull, me, netns, req, ctl)
+                finally:
+                    os._exit(70)
+            for f in fds:
+                os.close(f)
+            ctl.send(json.dumps({"op": "forked", "id": req.get("id"), "pid": pid}).encode())
+        _reap(ctl)
+
+
+def _reap(ctl: socket.socket) -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        ctl.send(json.dumps({"op": "exit", "pid": pid, "status": status}).encode())
+
+
+if __name__ == "__main__":
+    main()
