@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from rich.console import Console
@@ -319,3 +320,20 @@ def render_disclosure(d: Disclosure, console: Console, *, title: str = "") -> No
                       "will be denied until a policy permits it.[/]")
     else:
         console.print(f"[dim]policy revision {d.policy_revision}[/]")
+
+
+def load_policy_view(policies_dir: Path) -> tuple[PolicyView | None, str | None]:
+    """The active policy from HOME/policies, or (None, why) when there is none or it is broken.
+
+    A broken policy never degrades to allow: the gate refuses every call, and the disclosure
+    says the limits are unknown."""
+    if not policies_dir.is_dir() or not any(policies_dir.glob("*.toml")):
+        return None, f"no policy files in {policies_dir}"
+    try:
+        from policies.loader import PolicyLoadError, load_policy
+    except ImportError:  # the engine is optional at this layer
+        return None, "the policy engine is not available"
+    try:
+        return load_policy(policies_dir), None
+    except PolicyLoadError as exc:
+        return None, f"the policy in {policies_dir} does not load: {exc}"

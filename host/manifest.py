@@ -53,8 +53,8 @@ MAX_OPTIONS = 64
 MAX_SETTING_VALUE = 4096
 
 APP_ID_RE = r"^[a-z][a-z0-9-]{1,39}$"
-MODULE_RE = r"^[a-z_][a-z0-9_]{0,39}$"
-CLASS_RE = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+MODULE_RE = r"^[a-z][a-z0-9_]{0,39}$"  # same rule as sandbox/loader.py
+CLASS_RE = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
 # semver-ish: MAJOR.MINOR.PATCH with an optional pre-release tag.
 _NUM = r"(0|[1-9][0-9]{0,5})"
 VERSION_RE = rf"^{_NUM}\.{_NUM}\.{_NUM}(-[0-9A-Za-z.]{{1,32}})?$"

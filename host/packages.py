@@ -461,3 +461,13 @@ def write_atomic(path: Path, data: bytes) -> None:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def store_package(packages_dir: Path, pkg: Package) -> Path:
+    """Copy a validated package to packages_dir/<hash>/package.zip (atomic; idempotent)."""
+    digest = pkg.content_hash.removeprefix("sha256:")
+    target_dir = packages_dir / digest
+    target_dir.mkdir(parents=True, exist_ok=True)
+    target = target_dir / "package.zip"
+    write_atomic(target, build_zip(pkg))
+    return target

@@ -1,8 +1,100 @@
-"""`stockade keys` (not yet implemented)."""
+"""`stockade keys`: publisher key pairs and the operator's trust store (HOME/trust)."""
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from host.cli.output import EXIT_NEGATIVE, emit_json, err_console, fail
+from host.home import Home
+from host.publisher import PublisherError, TrustStore, fingerprint
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Machine output on stdout.")]
+
+keys_app = typer.Typer(help="Publisher signing keys and the operator's trust store.",
+                       no_args_is_help=True)
+
+
+@keys_app.command("generate")
+def generate(
+    out: Annotated[Path, typer.Argument(help="Private key file to write (and OUT.pub).")],
+    json_out: JsonFlag = False,
+) -> None:
+    """Make a publisher Ed25519 key pair for signing packages (`stockade app sign`)."""
+    from host.publisher import generate_keypair
+
+    try:
+        priv, pub, kid = generate_keypair(out)
+    except (PublisherError, OSError) as exc:
+        fail(str(exc), "pick a new file name; existing keys are never overwritten")
+    err_console.print(f"wrote private key {priv} (keep it secret) and public key {pub}; "
+                      f"key id {kid}", highlight=False)
+    err_console.print(f"operators trust it with: stockade keys trust {pub} --name NAME",
+                      highlight=False)
+    if json_out:
+        emit_json({"private_key": str(priv), "public_key": str(pub), "kid": kid})
+
+
+@keys_app.command("trust")
+def trust(
+    ctx: typer.Context,
+    pubfile: Annotated[Path, typer.Argument(help="A publisher's public key file (*.pub).")],
+    name: Annotated[str, typer.Option("--name", help="A short name for this publisher.")],
+    json_out: JsonFlag = False,
+) -> None:
+    """Trust packages signed by this publisher key."""
+    home: Home = ctx.obj
+    try:
+        text = pubfile.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"cannot read {pubfile}: {exc}", "give the .pub file written by `keys generate`")
+    try:
+        home.ensure()
+        key = TrustStore(home.trust_dir).add(name, text)
+    except PublisherError as exc:
+        fail(str(exc), "see `stockade keys list`")
+    err_console.print(f"trusted {key.name}: key {key.kid} ({key.fingerprint})", highlight=False)
+    if json_out:
+        emit_json({"name": key.name, "kid": key.kid, "fingerprint": key.fingerprint})
+
+
+@keys_app.command("list")
+def list_keys(
+    ctx: typer.Context,
+    json_out: JsonFlag = False,
+) -> None:
+    """List trusted publisher keys."""
+    home: Home = ctx.obj
+    keys = TrustStore(home.trust_dir).list()
+    if json_out:
+        emit_json([{"name": k.name, "kid": k.kid, "fingerprint": fingerprint(k.public)}
+                   for k in keys])
+        return
+    if not keys:
+        err_console.print("no trusted publishers (add one with `stockade keys trust`)")
+    for k in keys:
+        err_console.print(f"{k.name}  {k.kid}  {k.fingerprint}", highlight=False)
+
+
+@keys_app.command("untrust")
+def untrust(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The trust-store name to remove.")],
+    json_out: JsonFlag = False,
+) -> None:
+    """Stop trusting a publisher. Installed apps keep running; updates need --allow-unsigned."""
+    home: Home = ctx.obj
+    removed = TrustStore(home.trust_dir).remove(name)
+    if json_out:
+        emit_json({"name": name, "removed": removed})
+    if not removed:
+        err_console.print(f"no trusted key named {name!r}")
+        raise typer.Exit(EXIT_NEGATIVE)
+    err_console.print(f"no longer trusting {name}")
 
 
 def register(root: typer.Typer) -> None:
     """Mount this group's commands on the root CLI."""
+    root.add_typer(keys_app, name="keys")
+

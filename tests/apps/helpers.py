@@ -6,7 +6,7 @@ import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
-MAIN_PY = b'''from sandbox.api import App
+MAIN_PY = b'''from stockade import App
 
 
 class AgentSync(App):

@@ -1,0 +1,170 @@
+"""Operator consent: which permissions were granted, bound to exactly what was shown.
+
+A consent record binds the install id, app id, version, package hash, manifest hash, the granted
+permissions, the policy revision in force and the time, as canonical JSON signed by the host
+keyring (`host/keyring.py`). `verify_install` re-checks it whenever a record is loaded for use;
+an edit made outside the CLI (raw SQL on host.db: widening `grants`, swapping the manifest or the
+package hash) fails the check and disables the app.
+
+Granting is explicit: interactively a person confirms on a TTY; otherwise `--grant PERM` must name
+every permission granted. There is no blanket "yes" flag, and a grant the manifest did not ask
+for is an error (it would be a typo at best).
+"""
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+
+from host.installs import ConsentRow, InstallRecord, InstallStore
+from host.keyring import Keyring
+from host.manifest import canonical_json
+
+CONSENT_FORMAT = "stockade-consent-v1"
+
+
+class ConsentRequired(Exception):
+    """No TTY and no --grant: the operator must confirm explicitly (CLI exit 3)."""
+
+    def __init__(self, asked: Iterable[str]) -> None:
+        self.asked = sorted(asked)
+        flags = " ".join(f"--grant {p}" for p in self.asked)
+        super().__init__(
+            "confirmation required: not on a terminal, and no --grant given; pass "
+            f"{flags or '(nothing to grant)'} naming every permission you grant "
+            "(a subset is allowed; the app gets PermissionDenied for the rest)")
+
+
+class ConsentError(Exception):
+    """A --grant names something the package does not ask for (CLI exit 2)."""
+
+
+class ConsentDeclined(Exception):
+    """The operator answered no (CLI exit 1)."""
+
+
+def is_interactive() -> bool:
+    """True when a person can answer prompts (stdin and stderr are terminals)."""
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def resolve_grants(
+    asked: frozenset[str],
+    grant_flags: Iterable[str],
+    *,
+    interactive: bool,
+    confirm: Callable[[str, bool], bool],
+    ask_about: frozenset[str] | None = None,
+    already: frozenset[str] = frozenset(),
+) -> frozenset[str]:
+    """Decide the granted set.
+
+    `ask_about` are the permissions needing a decision now (all asked at install; the newly asked
+    ones at an update); `already` are kept grants that need no new decision. With flags, exactly
+    the flags are granted (plus `already`); without, a person is asked; with neither, raise
+    ConsentRequired. `confirm(question, default)` is typer.confirm in the CLI.
+    """
+    ask = asked if ask_about is None else ask_about
+    flags = set(grant_flags)
+    unknown = sorted(flags - asked)
+    if unknown:
+        raise ConsentError(
+            f"--grant {', '.join(unknown)}: the package does not ask for "
+            f"{'this' if len(unknown) == 1 else 'these'}; it asks for: "
+            f"{', '.join(sorted(asked)) or 'nothing'}")
+    not_new = sorted(flags - ask - already)
+    if not_new:
+        raise ConsentError(f"--grant {', '.join(not_new)}: not part of this decision; "
+                           f"decide on: {', '.join(sorted(ask))}")
+    if flags:
+        return frozenset(flags | (already & asked))
+    if not ask:
+        return already & asked
+    if not interactive:
+        raise ConsentRequired(ask)
+    if confirm(f"Grant all {len(ask)} permission(s) listed above?", False):
+        return frozenset(ask | (already & asked))
+    chosen = {p for p in sorted(ask) if confirm(f"Grant {p}?", False)}
+    if not confirm(f"Proceed granting {', '.join(sorted(chosen)) or 'nothing new'}?", False):
+        raise ConsentDeclined("not installed: you declined")
+    return frozenset(chosen | (already & asked))
+
+
+def _payload(*, consent_id: str, install_id: str, app_id: str, version: str,
+             package_hash: str, manifest_hash: str, grants: frozenset[str],
+             policy_revision: str | None, granted_at: float, kind: str) -> dict[str, Any]:
+    return {
+        "format": CONSENT_FORMAT, "consent_id": consent_id, "install_id": install_id,
+        "app_id": app_id, "version": version, "package_hash": package_hash,
+        "manifest_hash": manifest_hash, "grants": sorted(grants),
+        "policy_revision": policy_revision, "granted_at": granted_at, "kind": kind,
+    }
+
+
+def make_consent(
+    keyring: Keyring, *, install_id: str, app_id: str, version: str, package_hash: str,
+    manifest_hash: str, grants: frozenset[str], policy_revision: str | None, now: float,
+    kind: str = "install",
+) -> ConsentRow:
+    """Build and sign a consent record (kind: install, update, regrant)."""
+    consent_id = "cs_" + secrets.token_hex(12)
+    payload = canonical_json(_payload(
+        consent_id=consent_id, install_id=install_id, app_id=app_id, version=version,
+        package_hash=package_hash, manifest_hash=manifest_hash, grants=grants,
+        policy_revision=policy_revision, granted_at=now, kind=kind))
+    kid, sig = keyring.sign(payload)
+    return ConsentRow(consent_id, install_id, payload, kid, sig, now)
+
+
+@dataclass(frozen=True)
+class ConsentCheck:
+    ok: bool
+    problem: str | None = None
+    policy_revision: str | None = None
+
+
+def check_consent(record: InstallRecord, row: ConsentRow | None,
+                  keyring: Keyring) -> ConsentCheck:
+    """Pure check of a record against its consent row (no writes)."""
+    if row is None:
+        return ConsentCheck(False, "its consent record is missing")
+    try:
+        keyring.verify(row.kid, row.payload, row.signature)
+    except InvalidSignature:
+        return ConsentCheck(False, "its consent record's signature does not verify")
+    try:
+        p = json.loads(row.payload)
+    except ValueError:
+        return ConsentCheck(False, "its consent record is unreadable")
+    expect = {
+        "format": CONSENT_FORMAT, "consent_id": row.consent_id,
+        "install_id": record.install_id, "app_id": record.app_id,
+        "version": record.version, "package_hash": record.package_hash,
+        "manifest_hash": record.manifest_hash, "grants": sorted(record.grants),
+    }
+    for key, value in expect.items():
+        if p.get(key) != value:
+            return ConsentCheck(False, f"the stored {key} differs from what the operator "
+                                       "consented to")
+    if record.manifest.manifest_hash() != record.manifest_hash:
+        return ConsentCheck(False, "the stored manifest differs from the consented manifest")
+    if not record.grants <= record.asked:
+        return ConsentCheck(False, "grants exceed what the manifest asks for")
+    rev = p.get("policy_revision")
+    return ConsentCheck(True, None, rev if isinstance(rev, str) else None)
+
+
+def verify_install(record: InstallRecord, store: InstallStore, keyring: Keyring, *,
+                   disable: bool = True) -> ConsentCheck:
+    """Check `record` against its signed consent; on a problem, disable the app (generation
+    bumped, every token dead) unless `disable=False`. Call on every load for use."""
+    result = check_consent(record, store.consent(record.consent_id), keyring)
+    if not result.ok and disable and record.enabled:
+        store.set_enabled(record.install_id, False,
+                          reason=f"tampering detected: {result.problem}")
+    return result

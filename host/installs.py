@@ -1,0 +1,492 @@
+"""The install store: which apps are installed, at which version, with which grants.
+
+Lives in HOME/host.db (SQLite, WAL) next to other engineers' tables; every table here is
+prefixed `install_` or `consent_`. One install per app id. The CLI writes it; the running host
+reads it and notices changes from another process cheaply through `data_version()`.
+
+Security-relevant columns:
+- `generation` is bumped on disable, uninstall, update and any change of grants: the gate
+  refuses a token whose generation is not the install's current one, so every token dies.
+- `grants` is bound by a host-signed consent record (`consent_records`, see host/consent.py);
+  an edit to either outside the CLI fails `verify_install` and disables the app.
+- `settings` holds secret values too (the app needs them); `InstallRecord` never prints them:
+  `redacted_settings()` / `to_public_dict()` are what list, info and logs show.
+
+Lifecycle hooks the app should see (install, enable, disable, update, uninstall,
+settings_changed) are written to `install_hooks` in the same transaction as the change, so the
+supervisor (another process) runs each exactly once: `pending_hooks()` / `mark_hook_done()`.
+In-process listeners (`LifecycleListener`) are also told after commit.
+"""
+from __future__ import annotations
+
+import builtins
+import json
+import secrets
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from host.manifest import Manifest, SettingValue
+
+HookName = Literal["install", "enable", "disable", "update", "uninstall", "settings_changed"]
+SECRET_MASK = "********"  # noqa: S105 (a mask, not a password)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS install_meta (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    epoch INTEGER NOT NULL DEFAULT 1,
+    changes INTEGER NOT NULL DEFAULT 0
+);
+INSERT OR IGNORE INTO install_meta (id, epoch, changes) VALUES (1, 1, 0);
+CREATE TABLE IF NOT EXISTS install_installs (
+    install_id TEXT PRIMARY KEY,
+    app_id TEXT NOT NULL UNIQUE,
+    version TEXT NOT NULL,
+    package_hash TEXT NOT NULL,
+    manifest_hash TEXT NOT NULL,
+    manifest_json TEXT NOT NULL,
+    package_path TEXT NOT NULL,
+    generation INTEGER NOT NULL DEFAULT 1,
+    enabled INTEGER NOT NULL DEFAULT 1,
+    disabled_reason TEXT,
+    grants TEXT NOT NULL,
+    settings TEXT NOT NULL DEFAULT '{}',
+    secret_keys TEXT NOT NULL DEFAULT '[]',
+    app_user_id TEXT,
+    publisher TEXT NOT NULL DEFAULT '{}',
+    consent_id TEXT NOT NULL,
+    installed_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS install_pending (
+    install_id TEXT PRIMARY KEY REFERENCES install_installs(install_id) ON DELETE CASCADE,
+    version TEXT NOT NULL,
+    package_hash TEXT NOT NULL,
+    manifest_hash TEXT NOT NULL,
+    manifest_json TEXT NOT NULL,
+    package_path TEXT NOT NULL,
+    publisher TEXT NOT NULL DEFAULT '{}',
+    diff TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS consent_records (
+    consent_id TEXT PRIMARY KEY,
+    install_id TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    kid TEXT NOT NULL,
+    signature BLOB NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS consent_records_install ON consent_records (install_id);
+CREATE TABLE IF NOT EXISTS install_hooks (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    install_id TEXT NOT NULL,
+    app_id TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    hook TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT '{}',
+    created_at REAL NOT NULL,
+    done_at REAL
+);
+"""
+
+
+class InstallError(Exception):
+    """An install operation cannot proceed; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class ConsentRow:
+    """A stored, host-signed consent record (payload is canonical JSON; see host/consent.py)."""
+
+    consent_id: str
+    install_id: str
+    payload: bytes
+    kid: str
+    signature: bytes
+    created_at: float
+
+
+@dataclass(frozen=True)
+class PendingUpdate:
+    """A new version waiting for the operator's consent (the old one keeps running)."""
+
+    version: str
+    package_hash: str
+    manifest_hash: str
+    manifest: Manifest
+    package_path: Path
+    publisher: Mapping[str, Any]
+    diff: Mapping[str, Any]
+    created_at: float
+
+
+@dataclass(frozen=True)
+class InstallRecord:
+    """One installed app. `settings` includes secret values: print only `redacted_settings()`."""
+
+    install_id: str
+    app_id: str
+    version: str
+    package_hash: str
+    manifest_hash: str
+    manifest: Manifest = field(repr=False)
+    package_path: Path
+    generation: int
+    enabled: bool
+    disabled_reason: str | None
+    grants: frozenset[str]
+    settings: Mapping[str, SettingValue] = field(repr=False)
+    secret_keys: frozenset[str]
+    app_user_id: str | None
+    publisher: Mapping[str, Any]
+    consent_id: str
+    installed_at: float
+    updated_at: float
+    pending: PendingUpdate | None = None
+
+    @property
+    def asked(self) -> frozenset[str]:
+        return self.manifest.asked
+
+    def redacted_settings(self) -> dict[str, SettingValue | None]:
+        """Settings as list/info show them: every secret masked (or None when unset)."""
+        out: dict[str, SettingValue | None] = {}
+        for s in self.manifest.setting:
+            value = self.settings.get(s.key)
+            if s.secret or s.key in self.secret_keys:
+                out[s.key] = SECRET_MASK if value not in (None, "") else None
+            else:
+                out[s.key] = value
+        return out
+
+    def to_public_dict(self) -> dict[str, Any]:
+        """The `--json` form: no secret values, ever."""
+        pending = None
+        if self.pending is not None:
+            p = self.pending
+            pending = {"version": p.version, "package_hash": p.package_hash,
+                       "diff": dict(p.diff), "created_at": p.created_at}
+        return {
+            "install_id": self.install_id, "app_id": self.app_id, "name": self.manifest.name,
+            "version": self.version, "package_hash": self.package_hash,
+            "manifest_hash": self.manifest_hash, "generation": self.generation,
+            "enabled": self.enabled, "disabled_reason": self.disabled_reason,
+            "grants": sorted(self.grants), "asked": sorted(self.asked),
+            "denied": sorted(self.asked - self.grants),
+            "events": list(self.manifest.events),
+            "settings": self.redacted_settings(),
+            "secret_settings": sorted(self.secret_keys),
+            "app_user_id": self.app_user_id, "publisher": dict(self.publisher),
+            "installed_at": self.installed_at, "updated_at": self.updated_at,
+            "pending_update": pending,
+        }
+
+
+@dataclass(frozen=True)
+class LifecycleEvent:
+    """A recorded lifecycle hook for the supervisor to run in the app's child."""
+
+    seq: int
+    install_id: str
+    app_id: str
+    generation: int
+    hook: str
+    detail: Mapping[str, Any]
+    created_at: float
+
+
+class LifecycleListener(Protocol):
+    """In-process observer of lifecycle changes (the supervisor, when it shares the process)."""
+
+    def __call__(self, event: LifecycleEvent) -> None: ...
+
+
+def new_install_id() -> str:
+    """128 random bits: install ids appear in tokens and must not be guessable or reused."""
+    return "in_" + secrets.token_hex(16)
+
+
+class InstallStore:
+    """Installs, pending updates, consent rows, hooks and the global epoch over host.db."""
+
+    def __init__(self, db_path: Path, *, now: Any = None) -> None:
+        self.db_path = db_path
+        self._now = now or time.time  # wall time for display only, never a decision input
+        self.listeners: list[LifecycleListener] = []
+        self._conn = sqlite3.connect(str(db_path), isolation_level=None, timeout=15.0)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        self._conn.execute("PRAGMA busy_timeout=15000")
+        with self._tx(count=False) as c:
+            for stmt in _SCHEMA.split(";"):
+                if stmt.strip():
+                    c.execute(stmt)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> InstallStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self, *, count: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE) that also bumps the change counter."""
+        c = self._conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            yield c
+            if count:
+                c.execute("UPDATE install_meta SET changes = changes + 1 WHERE id = 1")
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+
+    # ---- reads ----------------------------------------------------------------------------------
+
+    def get(self, install_id: str) -> InstallRecord | None:
+        row = self._conn.execute(
+            "SELECT * FROM install_installs WHERE install_id = ?", (install_id,)).fetchone()
+        return None if row is None else self._record(row)
+
+    def by_app(self, app_id: str) -> InstallRecord | None:
+        row = self._conn.execute(
+            "SELECT * FROM install_installs WHERE app_id = ?", (app_id,)).fetchone()
+        return None if row is None else self._record(row)
+
+    def list(self) -> list[InstallRecord]:
+        rows = self._conn.execute("SELECT * FROM install_installs ORDER BY app_id").fetchall()
+        return [self._record(r) for r in rows]
+
+    def _record(self, row: sqlite3.Row) -> InstallRecord:
+        prow = self._conn.execute(
+            "SELECT * FROM install_pending WHERE install_id = ?", (row["install_id"],)).fetchone()
+        pending = None
+        if prow is not None:
+            pending = PendingUpdate(
+                version=prow["version"], package_hash=prow["package_hash"],
+                manifest_hash=prow["manifest_hash"],
+                manifest=Manifest.model_validate(json.loads(prow["manifest_json"]), strict=False),
+                package_path=Path(prow["package_path"]),
+                publisher=json.loads(prow["publisher"]), diff=json.loads(prow["diff"]),
+                created_at=prow["created_at"],
+            )
+        return InstallRecord(
+            install_id=row["install_id"], app_id=row["app_id"], version=row["version"],
+            package_hash=row["package_hash"], manifest_hash=row["manifest_hash"],
+            manifest=Manifest.model_validate(json.loads(row["manifest_json"]), strict=False),
+            package_path=Path(row["package_path"]), generation=int(row["generation"]),
+            enabled=bool(row["enabled"]), disabled_reason=row["disabled_reason"],
+            grants=frozenset(json.loads(row["grants"])), settings=json.loads(row["settings"]),
+            secret_keys=frozenset(json.loads(row["secret_keys"])),
+            app_user_id=row["app_user_id"], publisher=json.loads(row["publisher"]),
+            consent_id=row["consent_id"], installed_at=row["installed_at"],
+            updated_at=row["updated_at"], pending=pending,
+        )
+
+    def consent(self, consent_id: str) -> ConsentRow | None:
+        row = self._conn.execute(
+            "SELECT * FROM consent_records WHERE consent_id = ?", (consent_id,)).fetchone()
+        if row is None:
+            return None
+        return ConsentRow(row["consent_id"], row["install_id"], row["payload"].encode()
+                          if isinstance(row["payload"], str) else bytes(row["payload"]),
+                          row["kid"], bytes(row["signature"]), row["created_at"])
+
+    def data_version(self) -> int:
+        """A counter that changes on every write by any process (cheap poll for the host)."""
+        row = self._conn.execute("SELECT changes FROM install_meta WHERE id = 1").fetchone()
+        return int(row[0])
+
+    def epoch(self) -> int:
+        row = self._conn.execute("SELECT epoch FROM install_meta WHERE id = 1").fetchone()
+        return int(row[0])
+
+    # ---- writes ---------------------------------------------------------------------------------
+
+    def bump_epoch(self) -> int:
+        """Revoke every token of every install (the gate compares the epoch claim)."""
+        with self._tx() as c:
+            c.execute("UPDATE install_meta SET epoch = epoch + 1 WHERE id = 1")
+            row = c.execute("SELECT epoch FROM install_meta WHERE id = 1").fetchone()
+        return int(row[0])
+
+    def _insert_consent(self, c: sqlite3.Connection, consent: ConsentRow) -> None:
+        c.execute(
+            "INSERT INTO consent_records (consent_id, install_id, payload, kid, signature, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (consent.consent_id, consent.install_id, consent.payload.decode(), consent.kid,
+             consent.signature, consent.created_at))
+
+    def _hook(self, c: sqlite3.Connection, install_id: str, hook: HookName,
+              detail: Mapping[str, Any] | None = None) -> LifecycleEvent:
+        row = c.execute("SELECT app_id, generation FROM install_installs WHERE install_id = ?",
+                        (install_id,)).fetchone()
+        now = self._now()
+        d = dict(detail or {})
+        cur = c.execute(
+            "INSERT INTO install_hooks (install_id, app_id, generation, hook, detail, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (install_id, row["app_id"], row["generation"], hook, json.dumps(d), now))
+        return LifecycleEvent(int(cur.lastrowid or 0), install_id, row["app_id"],
+                              int(row["generation"]), hook, d, now)
+
+    def _notify(self, events: builtins.list[LifecycleEvent]) -> None:
+        for ev in events:
+            for listener in list(self.listeners):
+                listener(ev)
+
+    def create(
+        self, *, install_id: str, manifest: Manifest, package_hash: str, package_path: Path,
+        grants: frozenset[str], settings: Mapping[str, SettingValue],
+        publisher: Mapping[str, Any], consent: ConsentRow,
+    ) -> InstallRecord:
+        """Insert a new install with its consent record and an `install` hook."""
+        now = self._now()
+        try:
+            with self._tx() as c:
+                c.execute(
+                    "INSERT INTO install_installs (install_id, app_id, version, package_hash, "
+                    "manifest_hash, manifest_json, package_path, generation, enabled, grants, "
+                    "settings, secret_keys, publisher, consent_id, installed_at, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, 1, 1, ?, ?, ?, ?, ?, ?, ?)",
+                    (install_id, manifest.id, manifest.version, package_hash,
+                     manifest.manifest_hash(), json.dumps(manifest.canonical()),
+                     str(package_path), json.dumps(sorted(grants)), json.dumps(dict(settings)),
+                     json.dumps(sorted(manifest.secret_keys)), json.dumps(dict(publisher)),
+                     consent.consent_id, now, now))
+                self._insert_consent(c, consent)
+                ev = self._hook(c, install_id, "install")
+        except sqlite3.IntegrityError as exc:
+            raise InstallError(
+                f"app {manifest.id!r} is already installed; use `stockade app update "
+                f"{manifest.id} PKG` to change its version") from exc
+        self._notify([ev])
+        rec = self.get(install_id)
+        assert rec is not None
+        return rec
+
+    def set_enabled(self, install_id: str, enabled: bool, reason: str | None = None) -> None:
+        """Enable or disable; disabling bumps the generation (every token dies)."""
+        with self._tx() as c:
+            c.execute(
+                "UPDATE install_installs SET enabled = ?, disabled_reason = ?, "
+                "generation = generation + ?, updated_at = ? WHERE install_id = ?",
+                (int(enabled), None if enabled else reason, 0 if enabled else 1, self._now(),
+                 install_id))
+            ev = self._hook(c, install_id, "enable" if enabled else "disable",
+                            {"reason": reason} if reason else None)
+        self._notify([ev])
+
+    def bump_generation(self, install_id: str) -> int:
+        with self._tx() as c:
+            c.execute("UPDATE install_installs SET generation = generation + 1 WHERE "
+                      "install_id = ?", (install_id,))
+            row = c.execute("SELECT generation FROM install_installs WHERE install_id = ?",
+                            (install_id,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def set_app_user_id(self, install_id: str, app_user_id: str | None) -> None:
+        """Record the app's own server user (set by the supervisor at first start)."""
+        with self._tx() as c:
+            c.execute("UPDATE install_installs SET app_user_id = ? WHERE install_id = ?",
+                      (app_user_id, install_id))
+
+    def set_settings(self, install_id: str, settings: Mapping[str, SettingValue],
+                     changed: builtins.list[str]) -> None:
+        """Replace the settings (already validated) and record `settings_changed`."""
+        with self._tx() as c:
+            c.execute("UPDATE install_installs SET settings = ?, updated_at = ? "
+                      "WHERE install_id = ?", (json.dumps(dict(settings)), self._now(),
+                                               install_id))
+            # The hook names the keys only: values (secrets) never go into hook details.
+            ev = self._hook(c, install_id, "settings_changed", {"keys": sorted(changed)})
+        self._notify([ev])
+
+    def regrant(self, install_id: str, grants: frozenset[str], consent: ConsentRow) -> None:
+        """New consent for the current version (grants changed or re-confirmed)."""
+        with self._tx() as c:
+            self._insert_consent(c, consent)
+            c.execute(
+                "UPDATE install_installs SET grants = ?, consent_id = ?, "
+                "generation = generation + 1, updated_at = ? WHERE install_id = ?",
+                (json.dumps(sorted(grants)), consent.consent_id, self._now(), install_id))
+
+    def set_pending(self, install_id: str, *, manifest: Manifest, package_hash: str,
+                    package_path: Path, publisher: Mapping[str, Any],
+                    diff: Mapping[str, Any]) -> None:
+        """Park a new version until the operator consents (replaces an older pending one)."""
+        with self._tx() as c:
+            c.execute("DELETE FROM install_pending WHERE install_id = ?", (install_id,))
+            c.execute(
+                "INSERT INTO install_pending (install_id, version, package_hash, manifest_hash, "
+                "manifest_json, package_path, publisher, diff, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (install_id, manifest.version, package_hash, manifest.manifest_hash(),
+                 json.dumps(manifest.canonical()), str(package_path),
+                 json.dumps(dict(publisher)), json.dumps(dict(diff)), self._now()))
+
+    def clear_pending(self, install_id: str) -> None:
+        with self._tx() as c:
+            c.execute("DELETE FROM install_pending WHERE install_id = ?", (install_id,))
+
+    def apply_update(
+        self, install_id: str, *, manifest: Manifest, package_hash: str, package_path: Path,
+        grants: frozenset[str], settings: Mapping[str, SettingValue],
+        publisher: Mapping[str, Any], consent: ConsentRow, diff: Mapping[str, Any],
+        hook: HookName = "update",
+    ) -> None:
+        """Switch to a new version (or re-confirm the current one): new grants and consent,
+        generation bumped, pending cleared, `hook` recorded."""
+        with self._tx() as c:
+            self._insert_consent(c, consent)
+            c.execute(
+                "UPDATE install_installs SET version = ?, package_hash = ?, manifest_hash = ?, "
+                "manifest_json = ?, package_path = ?, grants = ?, settings = ?, "
+                "secret_keys = ?, publisher = ?, consent_id = ?, generation = generation + 1, "
+                "updated_at = ? WHERE install_id = ?",
+                (manifest.version, package_hash, manifest.manifest_hash(),
+                 json.dumps(manifest.canonical()), str(package_path),
+                 json.dumps(sorted(grants)), json.dumps(dict(settings)),
+                 json.dumps(sorted(manifest.secret_keys)), json.dumps(dict(publisher)),
+                 consent.consent_id, self._now(), install_id))
+            c.execute("DELETE FROM install_pending WHERE install_id = ?", (install_id,))
+            ev = self._hook(c, install_id, hook, {"version": manifest.version,
+                                                  "diff": dict(diff)})
+        self._notify([ev])
+
+    def remove(self, install_id: str, detail: Mapping[str, Any] | None = None) -> None:
+        """Delete the install (consent rows stay as history); records an `uninstall` hook."""
+        with self._tx() as c:
+            c.execute("UPDATE install_installs SET generation = generation + 1, enabled = 0 "
+                      "WHERE install_id = ?", (install_id,))
+            ev = self._hook(c, install_id, "uninstall", detail)
+            c.execute("DELETE FROM install_pending WHERE install_id = ?", (install_id,))
+            c.execute("DELETE FROM install_installs WHERE install_id = ?", (install_id,))
+        self._notify([ev])
+
+    # ---- hooks for the supervisor ---------------------------------------------------------------
+
+    def pending_hooks(self, install_id: str | None = None) -> builtins.list[LifecycleEvent]:
+        """Recorded hooks not yet run, oldest first."""
+        sql = "SELECT * FROM install_hooks WHERE done_at IS NULL"
+        args: tuple[Any, ...] = ()
+        if install_id is not None:
+            sql += " AND install_id = ?"
+            args = (install_id,)
+        rows = self._conn.execute(sql + " ORDER BY seq", args).fetchall()
+        return [LifecycleEvent(int(r["seq"]), r["install_id"], r["app_id"], int(r["generation"]),
+                               r["hook"], json.loads(r["detail"]), r["created_at"]) for r in rows]
+
+    def mark_hook_done(self, seq: int) -> None:
+        with self._tx(count=False) as c:
+            c.execute("UPDATE install_hooks SET done_at = ? WHERE seq = ?", (self._now(), seq))
