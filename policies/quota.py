@@ -12,6 +12,7 @@ still count.
 """
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
 from collections.abc import Sequence
 
@@ -46,7 +47,12 @@ def next_free_at(
     if len(in_window) < limit:
         return now
     # The (count - limit + 1)-th oldest must leave (t > now' - W fails once now' >= t + W).
-    return in_window[len(in_window) - limit] + window_s
+    oldest = in_window[len(in_window) - limit]
+    free = oldest + window_s
+    # Float rounding can leave free - window_s > oldest; step up to the first exact instant.
+    while free - window_s < oldest:
+        free = math.nextafter(free, math.inf)
+    return max(free, now)
 
 
 def retain(timestamps_sorted: Sequence[float], limit: int) -> list[float]:

@@ -1,0 +1,109 @@
+"""`stockade policy ...` through the real root CLI: exit codes, --json on stdout only."""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from polhelp import DEFAULT, DEMO, ROOT
+from typer.testing import CliRunner
+
+from host.cli import output
+from host.cli.main import root
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def stderr(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
+    """err_console holds the stderr it saw at import; point it at a buffer for this test."""
+    buf = io.StringIO()
+    monkeypatch.setattr(output.err_console, "file", buf)
+    return buf
+
+
+def run(tmp_path: Path, *args: str) -> tuple[int, str, str]:
+    r = runner.invoke(root, ["--home", str(tmp_path / "home"), "policy", *args])
+    return r.exit_code, r.stdout, r.stderr
+
+
+def test_check_ok_and_json(tmp_path: Path) -> None:
+    code, out, _ = run(tmp_path, "check", str(DEFAULT), str(DEMO), "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["ok"] is True and doc["revision"].startswith("sha256:")
+
+
+def test_check_reports_every_finding_and_exits_1(tmp_path: Path, stderr: io.StringIO) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('schema = 1\nname = "b"\n[[rule]]\nid = "r"\neffect = "permit"\n'
+                   'apps = ["*"]\nactions = ["*"]\n')
+    code, out, err = run(tmp_path, "check", str(bad), "--json")
+    assert code == 1
+    found = {f["code"] for f in json.loads(out)["findings"]}
+    assert {"STK014", "STK015", "STK013"} <= found
+    code, out, _ = run(tmp_path, "check", str(bad))
+    err = stderr.getvalue()
+    assert code == 1 and out == "" and "STK015" in err and f"{bad}:7" in err
+
+
+def test_check_missing_file_is_usage_error(tmp_path: Path, stderr: io.StringIO) -> None:
+    code, _, _ = run(tmp_path, "check", str(tmp_path / "nope.toml"))
+    err = stderr.getvalue()
+    assert code == 2 and "does not exist" in err
+
+
+def test_explain_allow_and_deny(tmp_path: Path) -> None:
+    base = ["explain", "--policy", str(DEFAULT), "--policy", str(DEMO), "--app", "agent-sync",
+            "--action", "users.create", "--arg", "username=ext-a", "--arg", "name=A",
+            "--arg", "type=bot", "--json"]
+    code, out, _ = run(tmp_path, *base)
+    doc = json.loads(out)
+    assert code == 0 and doc["code"] == "allow" and doc["seat_ceiling"] == 20
+    assert {q["key"] for q in doc["quotas"]} >= {"install:explain:users.create"}
+    code, out, _ = run(tmp_path, *base, "--arg", 'roles=["admin"]', "--fact",
+                       "role_privileged=false")
+    assert code == 1 and json.loads(out)["code"] == "guardrail"
+    code, out, _ = run(tmp_path, *base, "--grant", "users.read")
+    assert code == 1 and json.loads(out)["code"] == "permission_denied"
+    code, _, _err = run(tmp_path, *base, "--arg", "novalue")
+    assert code == 2
+
+
+def test_diff_exit_codes(tmp_path: Path) -> None:
+    code, out, _ = run(tmp_path, "diff", str(DEFAULT), str(DEFAULT), "--json")
+    assert code == 0 and json.loads(out)["widens"] is False
+    demo_dir = ROOT / "examples" / "policies"
+    code, out, _ = run(tmp_path, "diff", str(DEFAULT), str(demo_dir), "--json")
+    assert code == 1 and json.loads(out)["changes"]
+
+
+def test_fmt_check_and_rewrite(tmp_path: Path) -> None:
+    f = tmp_path / "p.toml"
+    f.write_text('name="t"\nschema=1\n')
+    assert run(tmp_path, "fmt", "--check", str(f))[0] == 1
+    assert run(tmp_path, "fmt", str(f))[0] == 0
+    assert f.read_text() == 'schema = 1\nname = "t"\n'
+    assert run(tmp_path, "fmt", "--check", str(f))[0] == 0
+    f.write_text("schema = [[[")
+    assert run(tmp_path, "fmt", str(f))[0] == 2
+    assert f.read_text() == "schema = [[["
+
+
+def test_test_command(tmp_path: Path) -> None:
+    code, out, _ = run(tmp_path, "test", str(ROOT / "examples" / "policies"), "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["failed"] == 0 and doc["passed"] >= 10
+    (tmp_path / "p.toml").write_text(DEMO.read_text())
+    (tmp_path / "p.cases.toml").write_text(
+        'schema = 1\n[[case]]\nname = "wrong on purpose"\napp = "crm-sync"\n'
+        'action = "users.get"\nargs = { user_id = "u" }\nexpect = "allow"\n')
+    code, out, _ = run(tmp_path, "test", str(tmp_path), "--json")
+    assert code == 1 and json.loads(out)["failed"] == 1
+
+
+def test_schema_is_json_schema(tmp_path: Path) -> None:
+    code, out, _ = run(tmp_path, "schema")
+    doc = json.loads(out)
+    assert code == 0 and "schema" in doc["properties"] and doc["additionalProperties"] is False
