@@ -8,6 +8,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from apps_helpers import app_files, manifest_text, write_folder, write_zip
 
 from host.packages import (
     MAX_FILE_BYTES,
@@ -17,8 +18,6 @@ from host.packages import (
     package_folder,
     read_package,
 )
-
-from .helpers import app_files, manifest_text, write_folder, write_zip
 
 
 def _snapshot(root: Path) -> set[str]:

@@ -1,0 +1,325 @@
+"""End-to-end `stockade app` / `stockade keys` through the CLI: signatures, consent, tampering,
+updates, secrets, exit codes and --json purity."""
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from apps_helpers import SECRET_SETTINGS, app_files, write_folder
+from typer.testing import CliRunner
+
+from host.cli.main import root
+from host.cli.output import err_console
+from host.packages import package_folder
+
+ALL = ("livechat.read", "users.create")
+
+
+class Result:
+    def __init__(self, exit_code: int, stdout: str, stderr: str) -> None:
+        self.exit_code, self.stdout, self.stderr = exit_code, stdout, stderr
+        self.output = stdout + stderr
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch):
+    home = tmp_path / "home"
+    runner = CliRunner()
+
+    def run(*args: str, input: str | None = None) -> Result:
+        # err_console captured sys.stderr at import time: point it at a buffer per run.
+        buf = io.StringIO()
+        monkeypatch.setattr(err_console, "file", buf)
+        r = runner.invoke(root, ["--home", str(home), *args], input=input)
+        if r.exception and not isinstance(r.exception, SystemExit):
+            raise r.exception
+        return Result(r.exit_code, r.stdout, r.stderr + buf.getvalue())
+
+    return home, run
+
+
+def make_pkg(tmp_path: Path, name: str = "a", **kw) -> Path:
+    folder = write_folder(tmp_path / f"src-{name}", app_files(**kw))
+    _, data = package_folder(folder)
+    out = tmp_path / f"{name}.zip"
+    out.write_bytes(data)
+    return out
+
+
+def grants(*perms: str) -> list[str]:
+    return [x for p in perms for x in ("--grant", p)]
+
+
+def install(run, pkg: Path, *perms: str):
+    return run("app", "install", str(pkg), "--allow-unsigned", "--json", *grants(*perms))
+
+
+def test_unsigned_refused_without_flag_and_leaves_no_trace(env, tmp_path):
+    home, run = env
+    r = run("app", "install", str(make_pkg(tmp_path)), *grants(*ALL))
+    assert r.exit_code == 3, r.output
+    assert "unsigned" in r.stderr.lower()
+    assert not home.exists()
+
+
+def test_non_interactive_without_grant_exits_3(env, tmp_path):
+    home, run = env
+    r = run("app", "install", str(make_pkg(tmp_path)), "--allow-unsigned")
+    assert r.exit_code == 3
+    assert "--grant livechat.read --grant users.create" in r.stderr
+    assert not (home / "host.db").exists()
+
+
+def test_grant_not_asked_is_an_error(env, tmp_path):
+    _, run = env
+    r = run("app", "install", str(make_pkg(tmp_path)), "--allow-unsigned",
+            *grants("livechat.read", "roles.assign"))
+    assert r.exit_code == 2
+    assert "roles.assign" in r.stderr
+
+
+def test_subset_grant_stored_and_json_pure(env, tmp_path):
+    _, run = env
+    r = install(run, make_pkg(tmp_path), "livechat.read")
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)  # stdout is exactly one JSON document
+    assert doc["install"]["grants"] == ["livechat.read"]
+    assert doc["install"]["denied"] == ["users.create"]
+    info = json.loads(run("app", "info", "agent-sync", "--json").stdout)
+    assert info["grants"] == ["livechat.read"] and info["consent_ok"] is True
+    # a second install of the same app id is refused
+    assert install(run, make_pkg(tmp_path, "b"), "livechat.read").exit_code == 2
+
+
+def test_bad_package_cli_exit_2_no_trace(env, tmp_path):
+    home, run = env
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(b"nope")
+    r = run("app", "install", str(bad), "--allow-unsigned", "--json")
+    assert r.exit_code == 2 and r.stdout == ""
+    assert "error:" in r.stderr and not home.exists()
+
+
+def test_signatures(env, tmp_path):
+    home, run = env
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    assert run("keys", "generate", str(keys / "pub")).exit_code == 0
+    assert run("keys", "generate", str(keys / "other")).exit_code == 0
+    pkg = make_pkg(tmp_path)
+    assert run("app", "sign", str(pkg), "--key", str(keys / "pub")).exit_code == 0
+    # signed by a key the operator does not trust: unknown publisher, needs the flag
+    r = run("app", "install", str(pkg), *grants(*ALL))
+    assert r.exit_code == 3 and "unknown key" in r.stderr
+    assert run("keys", "trust", str(keys / "pub.pub"), "--name", "acme").exit_code == 0
+    listed = json.loads(run("keys", "list", "--json").stdout)
+    assert [k["name"] for k in listed] == ["acme"]
+    # tampered content after signing: refused even with --allow-unsigned
+    import io
+    import zipfile
+    with zipfile.ZipFile(pkg) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    members["main.py"] += b"\n# evil\n"
+    # rewrite the recorded hash too, so only the signature can catch it
+    from host.packages import build_zip, package_from_files
+    files = {n: b for n, b in members.items() if n != "SIGNATURE"}
+    repacked = package_from_files({**files, "app.toml": b"\n".join(
+        ln for ln in files["app.toml"].split(b"\n") if not ln.startswith(b"content_hash"))},
+        signature=members["SIGNATURE"])
+    evil = tmp_path / "evil.zip"
+    evil.write_bytes(build_zip(repacked))
+    r = run("app", "install", str(evil), "--allow-unsigned", *grants(*ALL))
+    assert r.exit_code == 1 and "changed after signing" in r.stderr
+    # a signature by another key claiming the trusted kid does not verify
+    other = tmp_path / "forged.zip"
+    other.write_bytes(pkg.read_bytes())
+    assert run("app", "sign", str(other), "--key", str(keys / "other")).exit_code == 0
+    with zipfile.ZipFile(other) as zf:
+        fm = {n: zf.read(n) for n in zf.namelist()}
+    sig = json.loads(fm["SIGNATURE"])
+    sig["kid"] = listed[0]["kid"]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for n, b in fm.items():
+            zf.writestr(n, json.dumps(sig).encode() if n == "SIGNATURE" else b)
+    other.write_bytes(buf.getvalue())
+    r = run("app", "install", str(other), "--allow-unsigned", *grants(*ALL))
+    assert r.exit_code == 1 and "does not verify" in r.stderr
+    assert not (home / "host.db").exists()
+    # valid, trusted: installs without the flag
+    r = run("app", "install", str(pkg), "--json", *grants(*ALL))
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["install"]["publisher"]["status"] == "trusted"
+    assert run("keys", "untrust", "acme").exit_code == 0
+    assert run("keys", "untrust", "acme").exit_code == 1
+
+
+def test_raw_sql_grant_tamper_detected_and_disables(env, tmp_path):
+    home, run = env
+    assert install(run, make_pkg(tmp_path), "livechat.read").exit_code == 0
+    with sqlite3.connect(home / "host.db") as c:
+        c.execute("UPDATE install_installs SET grants = ? WHERE app_id = 'agent-sync'",
+                  (json.dumps(["livechat.read", "users.create"]),))
+    r = run("app", "info", "agent-sync", "--json")
+    doc = json.loads(r.stdout)
+    assert doc["consent_ok"] is False and "grants" in doc["consent_problem"]
+    assert doc["enabled"] is False and doc["generation"] == 2
+    r = run("app", "enable", "agent-sync")
+    assert r.exit_code == 1 and "consent" in r.stderr
+    # the operator re-confirms: a fresh signed record; then enable works
+    assert run("app", "consent", "agent-sync", *grants("livechat.read")).exit_code == 0
+    assert run("app", "enable", "agent-sync").exit_code == 0
+    doc = json.loads(run("app", "info", "agent-sync", "--json").stdout)
+    assert doc["enabled"] and doc["consent_ok"] and doc["grants"] == ["livechat.read"]
+
+
+def test_tampered_consent_row_detected(env, tmp_path):
+    home, run = env
+    assert install(run, make_pkg(tmp_path), "livechat.read").exit_code == 0
+    with sqlite3.connect(home / "host.db") as c:
+        c.execute("UPDATE consent_records SET payload = replace(payload, "
+                  "'\"livechat.read\"', '\"livechat.read\",\"users.create\"')")
+        c.execute("UPDATE install_installs SET grants = ?",
+                  (json.dumps(["livechat.read", "users.create"]),))
+    doc = json.loads(run("app", "list", "--json").stdout)[0]
+    assert doc["consent_ok"] is False and "signature" in doc["consent_problem"]
+    assert doc["enabled"] is False
+
+
+def test_update_less_applies_more_stays_pending(env, tmp_path):
+    _, run = env
+    assert install(run, make_pkg(tmp_path, "v1"), *ALL).exit_code == 0
+    # asks for less: applies at once, grants shrink, generation bumps
+    less = make_pkg(tmp_path, "v2", version="1.1.0", permissions=("livechat.read",))
+    r = run("app", "update", "agent-sync", str(less), "--allow-unsigned", "--json")
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["status"] == "applied"
+    assert doc["install"]["version"] == "1.1.0" and doc["install"]["grants"] == ["livechat.read"]
+    assert doc["install"]["generation"] == 2
+    # asks for more: pending, old version keeps running with its grants
+    more = make_pkg(tmp_path, "v3", version="2.0.0",
+                    permissions=("livechat.read", "users.create", "roles.assign"))
+    r = run("app", "update", "agent-sync", str(more), "--allow-unsigned", "--json")
+    assert r.exit_code == 1
+    doc = json.loads(r.stdout)
+    assert doc["status"] == "pending"
+    assert sorted(doc["diff"]["added"]) == ["roles.assign", "users.create"]
+    assert "roles.assign" in r.stderr and "admin-class" in r.stderr
+    info = json.loads(run("app", "info", "agent-sync", "--json").stdout)
+    assert info["version"] == "1.1.0" and info["grants"] == ["livechat.read"]
+    assert info["pending_update"]["version"] == "2.0.0"
+    # consent without --grant and no TTY: exit 3; a grant outside the new asks: exit 2
+    assert run("app", "consent", "agent-sync").exit_code == 3
+    assert run("app", "consent", "agent-sync", *grants("messages.send")).exit_code == 2
+    r = run("app", "consent", "agent-sync", "--json", *grants("users.create"))
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)["install"]
+    assert doc["version"] == "2.0.0" and doc["grants"] == ["livechat.read", "users.create"]
+    assert doc["pending_update"] is None and doc["denied"] == ["roles.assign"]
+
+
+def test_reject_pending(env, tmp_path):
+    _, run = env
+    assert install(run, make_pkg(tmp_path, "v1"), "livechat.read").exit_code == 0
+    more = make_pkg(tmp_path, "v2", version="2.0.0",
+                    permissions=("livechat.read", "users.create", "http"))
+    assert run("app", "update", "agent-sync", str(more), "--allow-unsigned").exit_code == 1
+    assert run("app", "consent", "agent-sync", "--reject").exit_code == 0
+    info = json.loads(run("app", "info", "agent-sync", "--json").stdout)
+    assert info["pending_update"] is None and info["version"] == "1.0.0"
+
+
+def test_secrets_never_printed(env, tmp_path):
+    home, run = env
+    pkg = make_pkg(tmp_path, settings=SECRET_SETTINGS)
+    assert install(run, pkg, "livechat.read").exit_code == 0
+    secret = "s3cr3t-token-value"
+    r = run("app", "settings", "agent-sync", f"crm_token={secret}", "batch=25", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert secret not in r.output
+    assert json.loads(r.stdout)["settings"]["batch"] == 25
+    assert run("app", "settings", "agent-sync", "batch=many").exit_code == 2
+    assert run("app", "settings", "agent-sync", "mode=turbo").exit_code == 2
+    assert run("app", "settings", "agent-sync", "nope=1").exit_code == 2
+    install_id = json.loads(run("app", "info", "agent-sync", "--json").stdout)["install_id"]
+    (home / "logs" / f"{install_id}.log").write_text(f"connecting with {secret}\nok\n")
+    for args in (("app", "list", "--json"), ("app", "info", "agent-sync", "--json"),
+                 ("app", "list"), ("app", "info", "agent-sync"),
+                 ("app", "logs", "agent-sync", "--json"), ("app", "logs", "agent-sync"),
+                 ("app", "settings", "agent-sync")):
+        r = run(*args)
+        assert r.exit_code == 0, (args, r.stderr)
+        assert secret not in r.output, args
+    logs = json.loads(run("app", "logs", "agent-sync", "--json").stdout)["lines"]
+    assert logs[0] == "connecting with ********"
+    # the hook detail names the changed keys, never their values
+    from host.installs import InstallStore
+    with InstallStore(home / "host.db") as store:
+        hooks = [(h.hook, h.detail) for h in store.pending_hooks()]
+    assert ("settings_changed", {"keys": ["batch", "crm_token"]}) in hooks
+    assert secret not in json.dumps(hooks)
+
+
+def test_disable_enable_uninstall(env, tmp_path):
+    home, run = env
+    assert install(run, make_pkg(tmp_path), "livechat.read").exit_code == 0
+    doc = json.loads(run("app", "disable", "agent-sync", "--json").stdout)
+    assert doc["enabled"] is False and doc["generation"] == 2
+    doc = json.loads(run("app", "enable", "agent-sync", "--json").stdout)
+    assert doc["enabled"] is True
+    pkgs = list((home / "packages").iterdir())
+    assert len(pkgs) == 1
+    r = run("app", "uninstall", "agent-sync", "--users", "deactivate", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["users_deactivated"] is None  # no server wired: kept, said so
+    assert "kept" in r.stderr
+    assert json.loads(run("app", "list", "--json").stdout) == []
+    assert not any((home / "packages").iterdir())
+    assert run("app", "info", "agent-sync").exit_code == 2
+    from host.installs import InstallStore
+    with InstallStore(home / "host.db") as store:
+        assert [h.hook for h in store.pending_hooks()] == [
+            "install", "disable", "enable", "uninstall"]
+
+
+def test_data_version_and_epoch(tmp_path):
+    from host.installs import InstallStore
+    db = tmp_path / "host.db"
+    a, b = InstallStore(db), InstallStore(db)
+    v = a.data_version()
+    assert b.bump_epoch() == 2
+    assert a.data_version() != v and a.epoch() == 2
+
+
+def test_new_scaffold_packages_and_installs(env, tmp_path):
+    _, run = env
+    target = tmp_path / "greeter"
+    assert run("app", "new", "greeter", "--dir", str(target)).exit_code == 0
+    assert run("app", "new", "greeter", "--dir", str(target)).exit_code == 2
+    out = tmp_path / "g.zip"
+    assert run("app", "package", str(target), "-o", str(out)).exit_code == 0
+    r = run("app", "install", str(out), "--allow-unsigned", "--json",
+            *grants("livechat.read", "messages.send"))
+    assert r.exit_code == 0, r.stderr
+
+
+def test_update_shows_policy_forbidden_and_consent_binds_revision(env, tmp_path):
+    home, run = env
+    (home / "policies").mkdir(parents=True)
+    shipped = Path(__file__).resolve().parents[2] / "policies" / "shipped" / "default.toml"
+    (home / "policies" / "default.toml").write_text(shipped.read_text())
+    assert install(run, make_pkg(tmp_path, "v1"), "livechat.read").exit_code == 0
+    more = make_pkg(tmp_path, "v2", version="2.0.0", permissions=("livechat.read", "http"))
+    r = run("app", "update", "agent-sync", str(more), "--allow-unsigned")
+    assert r.exit_code == 1
+    assert "+ http" in r.stderr and "policy does not permit this" in r.stderr
+    from host.installs import InstallStore
+    with InstallStore(home / "host.db") as store:
+        rec = store.by_app("agent-sync")
+        payload = json.loads(store.consent(rec.consent_id).payload)
+    assert payload["policy_revision"].startswith("sha256:")
+    assert payload["package_hash"] == rec.package_hash and payload["grants"] == ["livechat.read"]
