@@ -43,9 +43,13 @@ PERMISSIONS: dict[str, PermissionSpec] = {
         PermissionSpec("users.update", "medium", "write custom fields on users"),
         PermissionSpec("users.deactivate", "high", "deactivate user accounts"),
         PermissionSpec("roles.assign", "critical", "assign and remove roles on users"),
-        PermissionSpec("livechat.agents", "high", "make users livechat agents and set their status"),
+        PermissionSpec(
+            "livechat.agents", "high", "make users livechat agents and set their status"
+        ),
         PermissionSpec("livechat.read", "medium", "read livechat rooms and visitors"),
-        PermissionSpec("livechat.write", "medium", "open, assign, transfer and close livechat rooms"),
+        PermissionSpec(
+            "livechat.write", "medium", "open, assign, transfer and close livechat rooms"
+        ),
         PermissionSpec(
             "livechat.agent-display", "low", "show visitors an external agent's name and avatar"
         ),

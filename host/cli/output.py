@@ -1,4 +1,4 @@
-"""Where CLI output goes: machine output to stdout alone, humans (tables, progress, logs) to stderr."""
+"""Where CLI output goes: machine output to stdout alone; tables, progress, logs to stderr."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 out_console = Console(file=sys.stdout, soft_wrap=True)
-err_console = Console(file=sys.stderr, soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 # Exit codes shared by every command (issue 5, "Conventions for the whole CLI").
 EXIT_OK = 0
