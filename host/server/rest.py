@@ -1,0 +1,219 @@
+"""The server's Rocket.Chat-style REST API: one route table, one dispatcher, two doors.
+
+- `RestDispatcher(server).call(identity_user_id, method, route, query, body)` runs a route
+  in-process with no socket (the host's `rest.call` bridge, as the operator-configured service
+  identity; the app never sees that identity's credentials).
+- `create_app(server)` is the starlette app `stockade serve` runs: it authenticates
+  `X-User-Id` + `X-Auth-Token`, caps the body, and calls the same dispatcher.
+
+Responses follow Rocket.Chat: `{"success": true, ...}` or
+`{"success": false, "error": message, "errorType": code}` with 400/401/403/404/409.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+import anyio.to_thread
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from host.server import personal_tokens
+from host.server import rest_routes as h
+from host.server.embedded import EmbeddedServer
+from host.server.errors import NotFound, ServerError
+from host.server.principals import Caller, Operator
+from host.server.rest_routes import ADMIN, LIVECHAT, MANAGE, Ctx, Handler
+
+log = logging.getLogger("stockade.server.rest")
+
+# Request bodies above 64 KiB are refused unread: no route needs more (the largest legitimate
+# body is a user with 50 custom fields of 1 KiB), and it bounds memory per request.
+MAX_BODY_BYTES = 64 * 1024
+API_PREFIX = "/api/v1/"
+
+
+@dataclass(frozen=True)
+class RestRoute:
+    """One route: `roles` None means any authenticated identity; `public` needs none."""
+
+    method: str
+    path: str  # below /api/v1/, may hold one {param}
+    handler: Handler
+    roles: frozenset[str] | None = None
+    public: bool = False
+
+    def match(self, path: str) -> dict[str, str] | None:
+        """Path parameters if `path` matches this route, else None."""
+        pattern = "^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(self.path)) + "$"
+        m = re.match(pattern, path)
+        return None if m is None else m.groupdict()
+
+
+ROUTES: tuple[RestRoute, ...] = (
+    RestRoute("GET", "info", h.info, public=True),
+    RestRoute("GET", "me", h.me),
+    RestRoute("POST", "users.create", h.users_create, ADMIN),
+    RestRoute("GET", "users.info", h.users_info),
+    RestRoute("POST", "users.update", h.users_update, ADMIN),
+    RestRoute("POST", "users.setActiveStatus", h.users_set_active, ADMIN),
+    RestRoute("GET", "roles.list", h.roles_list),
+    RestRoute("POST", "roles.addUserToRole", h.roles_add, ADMIN),
+    RestRoute("POST", "roles.removeUserFromRole", h.roles_remove, ADMIN),
+    RestRoute("GET", "livechat/users/agent", h.agents_list, MANAGE),
+    RestRoute("POST", "livechat/users/agent", h.agent_add, MANAGE),
+    RestRoute("DELETE", "livechat/users/agent/{id}", h.agent_remove, MANAGE),
+    RestRoute("POST", "livechat/agent.status", h.agent_status, LIVECHAT),
+    RestRoute("GET", "livechat/department", h.departments_list, LIVECHAT),
+    RestRoute("POST", "livechat/department", h.department_create, MANAGE),
+    RestRoute("GET", "livechat/rooms", h.rooms_list, LIVECHAT),
+    RestRoute("GET", "livechat/room.info", h.room_info, LIVECHAT),
+    RestRoute("POST", "livechat/room.take", h.room_take, LIVECHAT),
+    RestRoute("POST", "livechat/room.transfer", h.room_transfer, LIVECHAT),
+    RestRoute("POST", "livechat/room.close", h.room_close, LIVECHAT),
+    RestRoute("POST", "livechat/visitor", h.visitor_save, LIVECHAT),
+    RestRoute("GET", "livechat/visitors.info", h.visitor_info, LIVECHAT),
+    RestRoute("POST", "livechat/room", h.visitor_room, LIVECHAT),
+    RestRoute("POST", "livechat/message", h.visitor_message, LIVECHAT),
+    RestRoute("POST", "chat.sendMessage", h.chat_send),
+    RestRoute("GET", "channels.messages", h.room_messages, LIVECHAT),
+)
+
+
+def _error(status: int, message: str, code: str) -> tuple[int, dict[str, Any]]:
+    return status, {"success": False, "error": message, "errorType": code}
+
+
+def normalize_route(route: str) -> tuple[str, dict[str, str]]:
+    """`/api/v1/users.info?userId=x`, `api/v1/users.info` or `users.info` -> path + query."""
+    path, _, qs = route.partition("?")
+    path = path.lstrip("/")
+    if path.startswith(API_PREFIX.lstrip("/")):
+        path = path[len(API_PREFIX) - 1:]
+    return path, dict(parse_qsl(qs, keep_blank_values=False))
+
+
+class RestDispatcher:
+    """Runs a REST route without HTTP. The HTTP app and the `rest.call` bridge share it."""
+
+    def __init__(self, server: EmbeddedServer, routes: tuple[RestRoute, ...] = ROUTES) -> None:
+        self.server = server
+        self.routes = routes
+
+    def find(self, method: str, route: str) -> tuple[RestRoute, dict[str, str]] | None:
+        """The route serving `method route` (route below /api/v1/) and its path parameters."""
+        for r in self.routes:
+            if r.method == method.upper():
+                params = r.match(route)
+                if params is not None:
+                    return r, params
+        return None
+
+    def call(
+        self,
+        identity_user_id: str | None,
+        method: str,
+        route: str,
+        query: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+        *,
+        caller: Caller | None = None,
+        op_id: str | None = None,
+    ) -> tuple[int, dict[str, Any]]:
+        """Run one route as `identity_user_id` (already authenticated, or None for public
+        routes). With `caller`, the server acts for that app (what it creates is stamped with
+        the app, messages go out as its app user, privileged roles are refused) while the route's
+        role check still applies to the identity; `op_id` then makes the write idempotent."""
+        path, extra_query = normalize_route(route)
+        found = self.find(method, path)
+        if found is None:
+            return _error(404, f"no route {method.upper()} {API_PREFIX}{path}", "not_found")
+        r, path_params = found
+        if body is not None:
+            if not isinstance(body, Mapping):
+                return _error(400, "the body must be a JSON object", "invalid_argument")
+            if len(json.dumps(body, default=str)) > MAX_BODY_BYTES:
+                return _error(413, f"body larger than {MAX_BODY_BYTES} bytes", "invalid_argument")
+        identity = None
+        if not r.public:
+            if identity_user_id is None:
+                return _error(401, "You must be logged in to do this.", "unauthorized")
+            try:
+                identity = self.server.users_get(Operator(identity_user_id), identity_user_id)
+            except (NotFound, ServerError):
+                return _error(401, "You must be logged in to do this.", "unauthorized")
+            if not identity["active"]:
+                return _error(401, "the identity is deactivated", "unauthorized")
+            if r.roles is not None and not (r.roles & set(identity["roles"])):
+                return _error(
+                    403, f"{API_PREFIX}{path} needs one of the roles {sorted(r.roles)}",
+                    "permission_denied",
+                )
+        ctx = Ctx(
+            server=self.server, identity=identity,
+            principal=caller if caller is not None else Operator(identity_user_id),
+            op_id=op_id, query={**extra_query, **dict(query or {})}, body=dict(body or {}),
+            path=path_params,
+        )
+        try:
+            result = r.handler(ctx)
+        except ServerError as e:
+            return _error(e.http_status, e.message, e.code)
+        except Exception:
+            log.exception("REST %s %s failed", method, path)
+            return _error(500, "internal server error", "internal")
+        return 200, {**result, "success": True}
+
+
+def create_app(server: EmbeddedServer, *, max_body: int = MAX_BODY_BYTES) -> Starlette:
+    """The starlette app serving `/api/v1/...` over HTTP (thin: auth, body cap, dispatch)."""
+    dispatcher = RestDispatcher(server)
+
+    async def endpoint(request: Request) -> JSONResponse:
+        route = request.path_params["path"]
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > max_body):
+            return _json(*_error(413, f"body larger than {max_body} bytes", "invalid_argument"))
+        raw = b""
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > max_body:  # chunked bodies have no content-length: count as we go
+                return _json(*_error(413, f"body larger than {max_body} bytes",
+                                     "invalid_argument"))
+        body: Any = None
+        if raw.strip():
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                return _json(*_error(400, "the body is not valid JSON", "invalid_argument"))
+            if not isinstance(body, dict):
+                return _json(*_error(400, "the body must be a JSON object", "invalid_argument"))
+        user_id = request.headers.get("x-user-id")
+        token = request.headers.get("x-auth-token")
+
+        def run() -> tuple[int, dict[str, Any]]:
+            identity = None
+            if user_id is not None or token is not None:
+                identity = personal_tokens.verify(server.db, user_id, token)
+                if identity is None:
+                    return _error(401, "You must be logged in to do this.", "unauthorized")
+            return dispatcher.call(identity, request.method, route, dict(request.query_params),
+                                   body)
+
+        status, payload = await anyio.to_thread.run_sync(run)
+        return _json(status, payload)
+
+    return Starlette(routes=[
+        Route("/api/v1/{path:path}", endpoint, methods=["GET", "POST", "DELETE"]),
+    ])
+
+
+def _json(status: int, payload: dict[str, Any]) -> JSONResponse:
+    return JSONResponse(payload, status_code=status)

@@ -1,0 +1,316 @@
+"""The REST route handlers: plain functions `(ctx) -> dict` over an `EmbeddedServer`.
+
+They know nothing about HTTP. `rest.RestDispatcher` matches a route, authenticates (or takes the
+operator-configured service identity), checks the route's roles, builds a `Ctx` and calls one of
+these; starlette and the in-process `rest.call` bridge both go through that one dispatcher.
+A handler returns the success body (the dispatcher adds `"success": true`) or raises a
+`ServerError` (mapped to status + `{"success": false, "error", "errorType"}`).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from host.server import rest_shapes as rs
+from host.server.embedded import EmbeddedServer
+from host.server.errors import Forbidden, InvalidArgument
+from host.server.principals import Principal
+from host.server.shapes import User
+
+SERVER_VERSION = "stockade-embedded/0.1"
+
+ADMIN = frozenset({"admin"})
+MANAGE = frozenset({"admin", "livechat-manager"})
+LIVECHAT = frozenset({"admin", "livechat-manager", "livechat-agent"})
+
+
+@dataclass
+class Ctx:
+    """One request: who asks (identity), who acts (principal), and the parameters."""
+
+    server: EmbeddedServer
+    identity: User | None
+    principal: Principal
+    op_id: str | None
+    query: dict[str, str] = field(default_factory=dict)
+    body: dict[str, Any] = field(default_factory=dict)
+    path: dict[str, str] = field(default_factory=dict)
+
+    def q(self, name: str) -> str | None:
+        """An optional query parameter."""
+        return self.query.get(name)
+
+    def need_q(self, name: str) -> str:
+        """A required query parameter."""
+        v = self.query.get(name)
+        if not v:
+            raise InvalidArgument(f"query parameter {name!r} is required")
+        return v
+
+    def b(self, name: str, kind: type = str, *, required: bool = True) -> Any:
+        """A body field of type `kind` (required unless told otherwise)."""
+        v = self.body.get(name)
+        if v is None:
+            if required:
+                raise InvalidArgument(f"body field {name!r} is required")
+            return None
+        if not isinstance(v, kind) or (kind is int and isinstance(v, bool)):
+            raise InvalidArgument(f"body field {name!r} must be a {kind.__name__}")
+        return v
+
+    def is_manager(self) -> bool:
+        """Whether the identity may act on others' behalf in livechat."""
+        return self.identity is not None and bool(MANAGE & set(self.identity["roles"]))
+
+
+Handler = Callable[[Ctx], dict[str, Any]]
+
+
+def _user_ref(ctx: Ctx) -> User:
+    """A user named by `userId` or `username` (body for writes, query for reads)."""
+    src: dict[str, Any] = ctx.body if ctx.body else dict(ctx.query)
+    uid, uname = src.get("userId"), src.get("username")
+    if isinstance(uid, str) and uid:
+        return ctx.server.users_get(ctx.principal, uid)
+    if isinstance(uname, str) and uname:
+        return ctx.server.users_get_by_username(ctx.principal, uname)
+    raise InvalidArgument("give userId or username")
+
+
+# -- misc / users ---------------------------------------------------------------------------------
+
+def info(ctx: Ctx) -> dict[str, Any]:
+    """GET info: the server version (public, as in Rocket.Chat)."""
+    return {"info": {"version": SERVER_VERSION}}
+
+
+def me(ctx: Ctx) -> dict[str, Any]:
+    """GET me: the calling identity."""
+    assert ctx.identity is not None
+    return rs.user(ctx.identity)
+
+
+# Rocket.Chat users.create fields this server accepts and ignores (no passwords, no e-mail).
+_IGNORED_CREATE = frozenset({"password", "verified", "joinDefaultChannels",
+                             "requirePasswordChange", "sendWelcomeEmail", "active"})
+_CREATE = frozenset({"username", "name", "email", "roles", "customFields", "type"})
+
+
+def users_create(ctx: Ctx) -> dict[str, Any]:
+    """POST users.create {username, name, email?, roles?, customFields?, type?}."""
+    unknown = set(ctx.body) - _CREATE - _IGNORED_CREATE
+    if unknown:
+        raise InvalidArgument(f"unknown field(s): {', '.join(sorted(unknown))[:200]}")
+    u = ctx.server.users_create(
+        ctx.principal, ctx.b("username"), ctx.b("name"), ctx.b("type", required=False) or "user",
+        email=ctx.b("email", required=False), roles=ctx.b("roles", list, required=False) or (),
+        custom_fields=ctx.b("customFields", dict, required=False), op_id=ctx.op_id,
+    )
+    return {"user": rs.user(u)}
+
+
+def users_info(ctx: Ctx) -> dict[str, Any]:
+    """GET users.info ?userId= | ?username=."""
+    return {"user": rs.user(_user_ref(ctx))}
+
+
+def users_update(ctx: Ctx) -> dict[str, Any]:
+    """POST users.update {userId, data: {customFields?, active?}}."""
+    uid = ctx.b("userId")
+    data: dict[str, Any] = ctx.b("data", dict)
+    unknown = set(data) - {"customFields", "active"}
+    if unknown or not data:
+        raise InvalidArgument("data may hold customFields and/or active")
+    u = ctx.server.users_get(ctx.principal, uid)
+    if "customFields" in data:
+        u = ctx.server.users_set_custom_fields(
+            ctx.principal, uid, data["customFields"], op_id=_sub(ctx.op_id, "fields"))
+    if "active" in data:
+        u = ctx.server.users_set_active(
+            ctx.principal, uid, data["active"], op_id=_sub(ctx.op_id, "active"))
+    return {"user": rs.user(u)}
+
+
+def _sub(op_id: str | None, part: str) -> str | None:
+    # One REST call that makes two server writes records each under its own derived op_id.
+    return None if op_id is None else f"{op_id}:{part}"
+
+
+def users_set_active(ctx: Ctx) -> dict[str, Any]:
+    """POST users.setActiveStatus {userId, activeStatus}."""
+    u = ctx.server.users_set_active(
+        ctx.principal, ctx.b("userId"), ctx.b("activeStatus", bool), op_id=ctx.op_id)
+    return {"user": {"_id": u["id"], "active": u["active"]}}
+
+
+# -- roles ----------------------------------------------------------------------------------------
+
+def roles_list(ctx: Ctx) -> dict[str, Any]:
+    """GET roles.list."""
+    return {"roles": [rs.role(r) for r in ctx.server.roles_list()]}
+
+
+def _role_change(ctx: Ctx, add: bool) -> dict[str, Any]:
+    target = _user_ref(ctx)
+    role = ctx.b("roleName")
+    fn = ctx.server.roles_assign if add else ctx.server.roles_remove
+    fn(ctx.principal, target["id"], role, op_id=ctx.op_id)
+    return {"role": rs.role(next(r for r in ctx.server.roles_list() if r["name"] == role))}
+
+
+def roles_add(ctx: Ctx) -> dict[str, Any]:
+    """POST roles.addUserToRole {roleName, username | userId}."""
+    return _role_change(ctx, True)
+
+
+def roles_remove(ctx: Ctx) -> dict[str, Any]:
+    """POST roles.removeUserFromRole {roleName, username | userId}."""
+    return _role_change(ctx, False)
+
+
+# -- livechat agents and departments --------------------------------------------------------------
+
+def agents_list(ctx: Ctx) -> dict[str, Any]:
+    """GET livechat/users/agent."""
+    agents = [rs.agent(a) for a in ctx.server.list_agents()]
+    return {"users": agents, "count": len(agents), "offset": 0, "total": len(agents)}
+
+
+def agent_add(ctx: Ctx) -> dict[str, Any]:
+    """POST livechat/users/agent {username}."""
+    u = _user_ref(ctx)
+    a = ctx.server.livechat_add_agent(ctx.principal, u["id"], op_id=ctx.op_id)
+    return {"user": rs.agent(a)}
+
+
+def agent_remove(ctx: Ctx) -> dict[str, Any]:
+    """DELETE livechat/users/agent/{id}."""
+    ctx.server.livechat_remove_agent(ctx.principal, ctx.path["id"], op_id=ctx.op_id)
+    return {}
+
+
+def agent_status(ctx: Ctx) -> dict[str, Any]:
+    """POST livechat/agent.status {status, agentId?}: yourself, or anyone as a manager."""
+    assert ctx.identity is not None
+    agent_id = ctx.b("agentId", required=False) or ctx.identity["id"]
+    if agent_id != ctx.identity["id"] and not ctx.is_manager():
+        raise Forbidden("only a livechat manager may set another agent's status")
+    a = ctx.server.livechat_set_agent_status(
+        ctx.principal, agent_id, ctx.b("status"), op_id=ctx.op_id)
+    return {"status": a["status"]}
+
+
+def departments_list(ctx: Ctx) -> dict[str, Any]:
+    """GET livechat/department."""
+    deps = [rs.department(d) for d in ctx.server.list_departments()]
+    return {"departments": deps, "count": len(deps), "offset": 0, "total": len(deps)}
+
+
+def department_create(ctx: Ctx) -> dict[str, Any]:
+    """POST livechat/department {department: {name}, agents?: [{agentId}]}."""
+    dep: dict[str, Any] = ctx.b("department", dict)
+    agents = ctx.b("agents", list, required=False) or []
+    ids = [a.get("agentId") if isinstance(a, dict) else None for a in agents]
+    if any(not isinstance(i, str) for i in ids):
+        raise InvalidArgument("agents must be a list of {agentId}")
+    d = ctx.server.add_department(dep.get("name"), [str(i) for i in ids])  # type: ignore[arg-type]
+    return {"department": rs.department(d)}
+
+
+# -- livechat rooms, visitors, messages -----------------------------------------------------------
+
+def rooms_list(ctx: Ctx) -> dict[str, Any]:
+    """GET livechat/rooms ?open=true|false."""
+    raw = ctx.q("open")
+    if raw not in (None, "true", "false"):
+        raise InvalidArgument("open must be true or false")
+    rooms = [rs.room(r) for r in ctx.server.livechat_list_rooms(
+        ctx.principal, None if raw is None else raw == "true")]
+    return {"rooms": rooms, "count": len(rooms), "offset": 0, "total": len(rooms)}
+
+
+def room_info(ctx: Ctx) -> dict[str, Any]:
+    """GET livechat/room.info ?roomId=."""
+    return {"room": rs.room(ctx.server.livechat_get_room(ctx.principal, ctx.need_q("roomId")))}
+
+
+def room_take(ctx: Ctx) -> dict[str, Any]:
+    """POST livechat/room.take {roomId, userId?}: yourself, or anyone as a manager."""
+    assert ctx.identity is not None
+    agent_id = ctx.b("userId", required=False) or ctx.identity["id"]
+    if agent_id != ctx.identity["id"] and not ctx.is_manager():
+        raise Forbidden("only a livechat manager may assign a room to someone else")
+    r = ctx.server.livechat_take_room(ctx.principal, ctx.b("roomId"), agent_id, op_id=ctx.op_id)
+    return {"room": rs.room(r)}
+
+
+def room_transfer(ctx: Ctx) -> dict[str, Any]:
+    """POST livechat/room.transfer {roomId, departmentId? , userId?}."""
+    r = ctx.server.livechat_transfer_room(
+        ctx.principal, ctx.b("roomId"), department=ctx.b("departmentId", required=False),
+        agent_id=ctx.b("userId", required=False), op_id=ctx.op_id,
+    )
+    return {"room": rs.room(r)}
+
+
+def room_close(ctx: Ctx) -> dict[str, Any]:
+    """POST livechat/room.close {rid | roomId, comment?}."""
+    rid = ctx.b("rid", required=False) or ctx.b("roomId")
+    r = ctx.server.livechat_close_room(
+        ctx.principal, rid, ctx.b("comment", required=False), op_id=ctx.op_id)
+    return {"rid": r["id"], "comment": r["close_comment"]}
+
+
+def visitor_save(ctx: Ctx) -> dict[str, Any]:
+    """POST livechat/visitor {visitor: {token, name?, email?, customFields?}}."""
+    v: dict[str, Any] = ctx.b("visitor", dict)
+    unknown = set(v) - {"token", "name", "email", "customFields"}
+    if unknown:
+        raise InvalidArgument(f"unknown visitor field(s): {', '.join(sorted(unknown))[:200]}")
+    saved = ctx.server.save_visitor(
+        v.get("token"), v.get("name"), v.get("email"), v.get("customFields"),  # type: ignore[arg-type]
+    )
+    return {"visitor": rs.visitor(saved)}
+
+
+def visitor_info(ctx: Ctx) -> dict[str, Any]:
+    """GET livechat/visitors.info ?visitorId=."""
+    v = ctx.server.livechat_get_visitor(ctx.principal, ctx.need_q("visitorId"))
+    return {"visitor": rs.visitor(v)}
+
+
+def visitor_room(ctx: Ctx) -> dict[str, Any]:
+    """POST livechat/room {token, departmentId?}: the visitor starts a conversation."""
+    v = ctx.server.get_visitor_by_token(ctx.b("token"))
+    r = ctx.server.livechat_create_room(
+        ctx.principal, v["id"], ctx.b("departmentId", required=False), op_id=ctx.op_id)
+    return {"room": rs.room(r)}
+
+
+def visitor_message(ctx: Ctx) -> dict[str, Any]:
+    """POST livechat/message {token, rid, msg}: a visitor writes in its room."""
+    v = ctx.server.get_visitor_by_token(ctx.b("token"))
+    m = ctx.server.visitor_send_message(v["id"], ctx.b("rid"), ctx.b("msg"))
+    return {"message": rs.message(m)}
+
+
+def chat_send(ctx: Ctx) -> dict[str, Any]:
+    """POST chat.sendMessage {message: {rid, msg}}: as the identity (or the calling app's user)."""
+    msg: dict[str, Any] = ctx.b("message", dict)
+    rid, text = msg.get("rid"), msg.get("msg")
+    if not isinstance(rid, str) or not isinstance(text, str):
+        raise InvalidArgument("message needs rid and msg strings")
+    m = ctx.server.messages_send(ctx.principal, rid, text, op_id=ctx.op_id)
+    return {"message": rs.message(m)}
+
+
+def room_messages(ctx: Ctx) -> dict[str, Any]:
+    """GET channels.messages ?roomId=&count=."""
+    raw = ctx.q("count")
+    if raw is not None and not raw.isdigit():
+        raise InvalidArgument("count must be a positive integer")
+    msgs = ctx.server.messages_list(
+        ctx.principal, ctx.need_q("roomId"), int(raw) if raw is not None else None)
+    out = [rs.message(m) for m in reversed(msgs)]  # Rocket.Chat lists newest first
+    return {"messages": out, "count": len(out), "offset": 0, "total": len(out)}
