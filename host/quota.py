@@ -1,0 +1,405 @@
+"""Exact, durable quotas: "at most N units in any window of W seconds", shared by all processes.
+
+The structure (per quota key) is the *last-N-timestamps ring*: a ring of `cap` slots (cap = the
+largest limit ever charged on the key, so normally N) holding the timestamps of the most recent
+units, laid out oldest-first from `head`. A unit is admitted iff the slot holding the N-th most
+recent unit is empty or that unit has freed; the new unit then overwrites the oldest slot. That
+is exactly the sliding-window log's answer (if the N-th most recent unit is outside the window,
+fewer than N are inside) in O(1) reads and writes per unit and at most `cap` rows per key,
+whatever the traffic — unlike a count over a growing log, and unlike a fixed window or a token
+bucket, which let up to 2N through around a boundary.
+
+Boundary semantics (tested): a unit taken at time t counts during [t, t + W) and is free again at
+exactly t + W. So at time `now` the units counted are those with `t + W > now`.
+
+Time: the host passes wall-clock time, which may step backwards (NTP, a VM restore). Each key
+keeps a high-water mark `hw`; the effective time is `max(now, hw)`, so stepping the clock back
+never frees a unit (units stay counted until the wall clock passes their original expiry), and
+timestamps in a ring never decrease, which keeps the ring sorted.
+
+Why forgetting is exact: a slot is overwritten only when a unit is admitted, i.e. when the N-th
+most recent unit has freed; the overwritten unit is older still, so it had freed too, and since
+the effective time never decreases it stays free for good. An empty slot and a forgotten unit
+therefore mean the same thing. This is what makes refunds and limit changes exact without
+keeping history:
+
+- refund: the unit is removed from the ring; newer units move one slot back and an empty slot
+  takes the oldest position (O(1) when the unit is the newest, the usual case: the call that
+  failed was the last one admitted; otherwise an O(cap) re-layout);
+- a policy lowers N: the ring keeps its capacity, so raising N again later still sees every unit
+  that is inside the window; a policy raises N above `cap`: the ring is re-laid out larger.
+
+Durability and concurrency: the rings live in `host.db` (WAL). Every check-and-take runs inside
+one `BEGIN IMMEDIATE` transaction, which takes the database write lock before reading; several
+host processes sharing the file therefore admit exactly N. Several charges (per-install,
+per-app, per-workspace, a seat) are reserved all or none in that one transaction.
+
+Seats: a workspace ceiling on active app-created users (billed seats). A single counter in the
+same database, reserved atomically with the charges, released on deactivation, and reconciled
+from the server's real count at start (`set_seats`).
+"""
+from __future__ import annotations
+
+import math
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from host.clock import Clock
+from host.store import Store, ensure_schema
+
+SCHEMA_COMPONENT = "quota"
+SCHEMA_VERSION = 1
+
+# Largest N a quota may have. Guards the database (a ring keeps up to N rows per key, plus an
+# O(N) re-layout on an out-of-order refund or a limit change) against an absurd policy value.
+MAX_QUOTA_LIMIT = 100_000
+# Longest window (seconds): one year. Guards against inf/NaN-like values turning a quota into
+# "never frees" by accident; the policy linter reports absurd windows too.
+MAX_WINDOW_S = 366 * 24 * 3600.0
+# Longest quota key (characters): keys are built by the host ("app:<id>:<action>"); the cap
+# guards the index from an app id smuggled in at absurd length.
+MAX_KEY_LEN = 256
+# Largest seat ceiling accepted: guards against a typo turning the ceiling into "unlimited".
+MAX_SEATS = 10_000_000
+
+SEATS_KEY = "workspace:seats"
+
+DDL = (
+    # cap: ring size (largest limit seen); head: the slot holding the oldest unit (written
+    # next); hw: time high-water mark.
+    "CREATE TABLE IF NOT EXISTS quota_keys("
+    " key TEXT PRIMARY KEY, cap INTEGER NOT NULL, head INTEGER NOT NULL, hw REAL NOT NULL)"
+    " WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS quota_slots("
+    " key TEXT NOT NULL, slot INTEGER NOT NULL, ts REAL NOT NULL, op TEXT,"
+    " PRIMARY KEY(key, slot)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS quota_seats(id INTEGER PRIMARY KEY CHECK(id = 1),"
+    " used INTEGER NOT NULL)",
+)
+
+
+class QuotaCharge(Protocol):
+    """What the policy engine asks the host to reserve (matches `policies.quota.QuotaCharge`)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def limit(self) -> int: ...
+    @property
+    def window_s(self) -> float: ...
+    @property
+    def scope(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Charge:
+    """A concrete `QuotaCharge` (for callers and tests that do not use the policy engine's type)."""
+
+    key: str
+    limit: int
+    window_s: float
+    scope: str = "install"
+
+
+@dataclass(frozen=True)
+class QuotaState:
+    """A quota as the operator sees it. `next_free_at` is None while a unit is free now."""
+
+    key: str
+    used: int
+    limit: int
+    window_s: float
+    next_free_at: float | None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "key": self.key, "used": self.used, "limit": self.limit,
+            "window_s": self.window_s, "next_free_at": self.next_free_at,
+        }
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """Units taken for one operation (opaque to the gate; pass it back to refund)."""
+
+    op_id: str
+    keys: tuple[str, ...]
+    seat: bool
+
+
+@dataclass(frozen=True)
+class QuotaDenied:
+    """Nothing was reserved: `state` is the first quota (or the seat ceiling) that was full."""
+
+    state: QuotaState
+    states: tuple[QuotaState, ...]
+    message: str
+
+
+def validate_charge(ch: QuotaCharge) -> None:
+    """Refuse a charge the ring cannot honour exactly (raises ValueError)."""
+    if not isinstance(ch.key, str) or not 0 < len(ch.key) <= MAX_KEY_LEN:
+        raise ValueError("quota key must be a non-empty string of at most 256 characters")
+    if isinstance(ch.limit, bool) or not isinstance(ch.limit, int):
+        raise ValueError(f"quota {ch.key}: limit must be an int")
+    if not 1 <= ch.limit <= MAX_QUOTA_LIMIT:
+        raise ValueError(f"quota {ch.key}: limit {ch.limit} outside 1..{MAX_QUOTA_LIMIT}")
+    w = float(ch.window_s)
+    if not (math.isfinite(w) and 0 < w <= MAX_WINDOW_S):
+        raise ValueError(f"quota {ch.key}: window {ch.window_s!r} outside (0, {MAX_WINDOW_S}]")
+
+
+def _fmt_ts(ts: float) -> str:
+    import datetime as _dt
+
+    return _dt.datetime.fromtimestamp(ts, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def denial_message(st: QuotaState, now: float) -> str:
+    """The app-facing text for a full quota: key, limit, window and when a unit frees."""
+    if st.key == SEATS_KEY:
+        return (
+            f"quota {st.key} exceeded: the workspace allows at most {st.limit} active "
+            "app-created users; a seat frees when one is deactivated"
+        )
+    when = ""
+    if st.next_free_at is not None:
+        when = f"; next unit frees at {_fmt_ts(st.next_free_at)} (in {st.next_free_at - now:.3f}s)"
+    return (
+        f"quota {st.key} exceeded: at most {st.limit} per {st.window_s:g}s "
+        f"({st.used} used){when}"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Ring primitives. They run on a connection that is already inside BEGIN IMMEDIATE.
+
+Unit = tuple[float, "str | None"]  # (timestamp, op_id)
+
+
+def _load(conn: sqlite3.Connection, key: str) -> tuple[int, float, list[Unit]] | None:
+    """(cap, hw, units oldest-first) or None for a key never charged."""
+    k = conn.execute("SELECT cap, head, hw FROM quota_keys WHERE key=?", (key,)).fetchone()
+    if k is None:
+        return None
+    cap, head = int(k[0]), int(k[1])
+    rows = {int(r[0]): (float(r[1]), r[2])
+            for r in conn.execute("SELECT slot, ts, op FROM quota_slots WHERE key=?", (key,))}
+    units = [rows[(head + p) % cap] for p in range(cap) if (head + p) % cap in rows]
+    return cap, float(k[2]), units
+
+
+def _store_ring(conn: sqlite3.Connection, key: str, cap: int, hw: float,
+                units: list[Unit]) -> None:
+    """Rewrite a key's ring with head=0: empty slots first, then `units` oldest-first."""
+    conn.execute("DELETE FROM quota_slots WHERE key=?", (key,))
+    first = cap - len(units)
+    conn.executemany(
+        "INSERT INTO quota_slots(key, slot, ts, op) VALUES(?, ?, ?, ?)",
+        [(key, first + i, ts, op) for i, (ts, op) in enumerate(units)],
+    )
+    conn.execute(
+        "INSERT INTO quota_keys(key, cap, head, hw) VALUES(?, ?, 0, ?) "
+        "ON CONFLICT(key) DO UPDATE SET cap=excluded.cap, head=0, hw=excluded.hw",
+        (key, cap, hw),
+    )
+
+
+def _grow(conn: sqlite3.Connection, key: str, cap: int) -> None:
+    """A policy raised N above the ring's capacity: re-lay the ring out larger (rare)."""
+    loaded = _load(conn, key)
+    if loaded is not None:
+        _store_ring(conn, key, cap, loaded[1], loaded[2])
+
+
+# The slot holding the N-th most recent unit, plus the units still counted at the effective
+# time max(now, hw), in one statement (the hot path pays per statement). ?1=W ?2=now ?3=N ?4=key
+_CHECK_SQL = (
+    "SELECT k.cap, k.head, k.hw, s.ts, (SELECT count(*) FROM quota_slots c"
+    " WHERE c.key = k.key AND c.ts + ?1 > max(?2, k.hw)) FROM quota_keys k"
+    " LEFT JOIN quota_slots s ON s.key = k.key AND s.slot = (k.head - ?3 + k.cap) % k.cap"
+    " WHERE k.key = ?4"
+)
+
+
+def state_in(conn: sqlite3.Connection, key: str, limit: int, window_s: float,
+             now: float) -> QuotaState:
+    """Current state of one quota (effective time = max(now, high-water))."""
+    w = float(window_s)
+    row = conn.execute(_CHECK_SQL, (w, now, limit, key)).fetchone()
+    if row is None:
+        return QuotaState(key, 0, limit, w, None)
+    cap, hw, nth, used = int(row[0]), float(row[2]), row[3], int(row[4])
+    eff = max(now, hw)
+    nxt: float | None = None
+    if limit <= cap and nth is not None and nth + w > eff:
+        nxt = float(nth) + w
+    return QuotaState(key, used, limit, w, nxt)
+
+
+def reserve_in(conn: sqlite3.Connection, charges: Sequence[QuotaCharge], op_id: str, now: float,
+               seat_ceiling: int | None = None) -> tuple[Reservation | QuotaDenied,
+                                                         tuple[QuotaState, ...]]:
+    """Check every charge (and the seat ceiling), then take them all or none.
+
+    Returns the outcome and the quota states after it (what the audit record stores).
+    """
+    seen: set[str] = set()
+    for ch in charges:
+        validate_charge(ch)
+        if ch.key in seen:
+            raise ValueError(f"quota {ch.key} charged twice in one operation")
+        seen.add(ch.key)
+    heads: list[tuple[QuotaCharge, int, int, float]] = []  # (charge, cap, head, eff)
+    before: list[QuotaState] = []  # states with nothing taken
+    denied: QuotaState | None = None
+    for ch in charges:
+        w = float(ch.window_s)
+        row = conn.execute(_CHECK_SQL, (w, now, ch.limit, ch.key)).fetchone()
+        if row is not None and int(row[0]) < ch.limit:
+            _grow(conn, ch.key, ch.limit)
+            row = conn.execute(_CHECK_SQL, (w, now, ch.limit, ch.key)).fetchone()
+        if row is None:
+            heads.append((ch, ch.limit, -1, now))
+            before.append(QuotaState(ch.key, 0, ch.limit, w, None))
+            continue
+        cap, head, eff, nth = int(row[0]), int(row[1]), max(now, float(row[2])), row[3]
+        heads.append((ch, cap, head, eff))
+        # Admit iff the N-th most recent unit is absent or has freed (t + W <= now).
+        if nth is not None and nth + w > eff:
+            st = QuotaState(ch.key, int(row[4]), ch.limit, w, float(nth) + w)
+            denied = denied or st
+        else:
+            st = QuotaState(ch.key, int(row[4]), ch.limit, w, None)
+        before.append(st)
+    seat_used: int | None = None
+    if seat_ceiling is not None:
+        if isinstance(seat_ceiling, bool) or not 0 <= seat_ceiling <= MAX_SEATS:
+            raise ValueError(f"seat ceiling {seat_ceiling!r} outside 0..{MAX_SEATS}")
+        r = conn.execute("SELECT used FROM quota_seats WHERE id=1").fetchone()
+        seat_used = 0 if r is None else int(r[0])
+        st = QuotaState(SEATS_KEY, seat_used, seat_ceiling, 0.0, None)
+        if seat_used >= seat_ceiling:
+            denied = denied or st
+        before.append(st)
+    if denied is not None:
+        return QuotaDenied(denied, tuple(before), denial_message(denied, now)), tuple(before)
+    after = tuple(QuotaState(s.key, s.used + 1, s.limit, s.window_s, None) for s in before)
+    for ch, cap, head, eff in heads:
+        if head < 0:
+            conn.execute("INSERT INTO quota_keys(key, cap, head, hw) VALUES(?, ?, ?, ?)",
+                         (ch.key, cap, 1 % cap, eff))
+            conn.execute("INSERT INTO quota_slots(key, slot, ts, op) VALUES(?, 0, ?, ?)",
+                         (ch.key, eff, op_id))
+            continue
+        # Overwrite the oldest slot (its unit, if any, has freed for good: module docstring).
+        conn.execute(
+            "INSERT INTO quota_slots(key, slot, ts, op) VALUES(?, ?, ?, ?) "
+            "ON CONFLICT(key, slot) DO UPDATE SET ts=excluded.ts, op=excluded.op",
+            (ch.key, head, eff, op_id),
+        )
+        conn.execute("UPDATE quota_keys SET head=?, hw=? WHERE key=?",
+                     ((head + 1) % cap, eff, ch.key))
+    if seat_used is not None:
+        conn.execute(
+            "INSERT INTO quota_seats(id, used) VALUES(1, ?) "
+            "ON CONFLICT(id) DO UPDATE SET used=excluded.used",
+            (seat_used + 1,),
+        )
+    return Reservation(op_id, tuple(ch.key for ch in charges), seat_used is not None), after
+
+
+def _refund_key(conn: sqlite3.Connection, key: str, op_id: str) -> bool:
+    row = conn.execute(
+        "SELECT k.cap, k.head, s.op FROM quota_keys k LEFT JOIN quota_slots s"
+        " ON s.key = k.key AND s.slot = (k.head + k.cap - 1) % k.cap WHERE k.key = ?", (key,)
+    ).fetchone()
+    if row is None:
+        return False
+    cap, head = int(row[0]), int(row[1])
+    newest = (head + cap - 1) % cap
+    if row[2] == op_id:
+        # Fast path: the newest unit. Its slot becomes empty and, as the new head, the oldest.
+        conn.execute("DELETE FROM quota_slots WHERE key=? AND slot=?", (key, newest))
+        conn.execute("UPDATE quota_keys SET head=? WHERE key=?", (newest, key))
+        return True
+    loaded = _load(conn, key)
+    assert loaded is not None
+    cap, hw, units = loaded
+    for i in range(len(units) - 1, -1, -1):
+        if units[i][1] == op_id:
+            del units[i]
+            _store_ring(conn, key, cap, hw, units)
+            return True
+    return False  # overwritten since: it had freed already, nothing to give back
+
+
+def refund_in(conn: sqlite3.Connection, reservation: Reservation) -> bool:
+    """Give back every unit of `reservation` that is still remembered. True if all were found."""
+    ok = True
+    for key in reservation.keys:
+        ok = _refund_key(conn, key, reservation.op_id) and ok
+    if reservation.seat:
+        conn.execute("UPDATE quota_seats SET used = max(used - 1, 0) WHERE id=1")
+    return ok
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+class QuotaStore:
+    """Durable quotas over `host.db` (usable alone; the `Ledger` shares the same primitives)."""
+
+    def __init__(self, db: Path | str | Store, clock: Clock) -> None:
+        self.store = db if isinstance(db, Store) else Store(db)
+        self.clock = clock
+        ensure_schema(self.store, SCHEMA_COMPONENT, SCHEMA_VERSION, DDL)
+
+    def reserve(self, charges: Sequence[QuotaCharge], op_id: str, *,
+                seat_ceiling: int | None = None) -> Reservation | QuotaDenied:
+        """Take one unit of every charge (and a seat if `seat_ceiling` is set), all or none."""
+        with self.store.transaction() as c:
+            result, _ = reserve_in(c, charges, op_id, self.clock.now(), seat_ceiling)
+        return result
+
+    def refund(self, reservation: Reservation) -> bool:
+        """Give the units back (the call applied nothing). False if some were no longer held."""
+        with self.store.transaction() as c:
+            return refund_in(c, reservation)
+
+    def state(self, key: str, limit: int, window_s: float) -> QuotaState:
+        """Used units in the window ending now, and when the next frees if none is free."""
+        with self.store.transaction() as c:
+            return state_in(c, key, limit, window_s, self.clock.now())
+
+    def reserve_seat(self, ceiling: int, op_id: str) -> bool:
+        """Take one seat if fewer than `ceiling` are active."""
+        return isinstance(self.reserve((), op_id, seat_ceiling=ceiling), Reservation)
+
+    def release_seat(self) -> int:
+        """One app-created user was deactivated or deleted. Returns the seats now in use."""
+        with self.store.transaction() as c:
+            c.execute("UPDATE quota_seats SET used = max(used - 1, 0) WHERE id=1")
+            r = c.execute("SELECT used FROM quota_seats WHERE id=1").fetchone()
+        return 0 if r is None else int(r[0])
+
+    def set_seats(self, count: int) -> None:
+        """Reconcile the seat counter with the server's real count (at host start)."""
+        if isinstance(count, bool) or not 0 <= count <= MAX_SEATS:
+            raise ValueError(f"seat count {count!r} outside 0..{MAX_SEATS}")
+        with self.store.transaction() as c:
+            c.execute(
+                "INSERT INTO quota_seats(id, used) VALUES(1, ?) "
+                "ON CONFLICT(id) DO UPDATE SET used=excluded.used", (count,)
+            )
+
+    def seats(self) -> int:
+        """Seats currently counted as active."""
+        r = self.store.conn().execute("SELECT used FROM quota_seats WHERE id=1").fetchone()
+        return 0 if r is None else int(r[0])
+
+    def close(self) -> None:
+        self.store.close()

@@ -1,0 +1,149 @@
+"""SQLite access for `host.db`: a tuned connection per thread, explicit `BEGIN IMMEDIATE`.
+
+Why these settings:
+
+- WAL lets readers (the CLI, `audit verify`, other host processes) run while a writer commits.
+- `synchronous=NORMAL` in WAL mode makes a commit an append to the WAL without an fsync; a
+  process crash loses nothing, a power loss can lose the newest commits (never corrupts). The
+  hot path (admit + outcome per bridge write) cannot afford two fsyncs per call.
+- `busy_timeout` makes a second process wait for the write lock instead of failing at once;
+  every write transaction starts with `BEGIN IMMEDIATE`, so the lock is taken *before* the
+  first read and two processes can never both read "one unit left" and both take it.
+- `wal_autocheckpoint` is raised so that commits on the call path rarely pay for copying the
+  WAL back into the database; `checkpoint()` is meant for a background thread.
+
+Connections are per thread (sqlite3 objects must not cross threads) and per process (a
+connection inherited across `fork` is unusable), so `Store.conn()` checks both.
+
+Each component keeps its own schema version in `schema_meta(component, version)`: several
+modules (installs, quota, audit, persistence) share `host.db`, so the single
+`PRAGMA user_version` cannot describe them all.
+"""
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+# How long a writer waits for another process's write lock before failing (ms). Guards against
+# spurious "database is locked" under contention from several host processes; long enough to
+# ride out a WAL checkpoint, short enough that a wedged peer surfaces as an error.
+BUSY_TIMEOUT_MS = 10_000
+
+# WAL pages before an automatic checkpoint runs inside a commit (default 1000 ≈ 4 MiB). Larger
+# means fewer stalls on the call path; `Store.checkpoint()` from a background thread keeps the
+# WAL from growing without bound.
+WAL_AUTOCHECKPOINT_PAGES = 4000
+
+
+class StoreError(RuntimeError):
+    """The store cannot be used (newer schema, unreadable file, ...)."""
+
+
+class Store:
+    """Connection factory for one SQLite file (normally `HOME/host.db`)."""
+
+    def __init__(self, db_path: Path | str, *, readonly: bool = False) -> None:
+        self.path = Path(db_path)
+        self.readonly = readonly
+        self._local = threading.local()
+
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection (opened and tuned on first use; reopened after fork)."""
+        local = self._local
+        c: sqlite3.Connection | None = getattr(local, "conn", None)
+        if c is not None and local.pid == os.getpid():
+            return c
+        c = self._open()
+        local.conn = c
+        local.pid = os.getpid()
+        return c
+
+    def _open(self) -> sqlite3.Connection:
+        if self.readonly:
+            if not self.path.exists():
+                raise StoreError(f"no store at {self.path}")
+            uri = f"file:{self.path}?mode=ro"
+            c = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: the sqlite3 module must not open implicit transactions; we
+            # issue BEGIN IMMEDIATE ourselves so the write lock is taken before the first read.
+            c = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        c.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        if not self.readonly:
+            mode = c.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                c.close()
+                raise StoreError(f"{self.path}: cannot enable WAL (journal_mode={mode})")
+            c.execute("PRAGMA synchronous=NORMAL")
+            c.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
+        c.execute("PRAGMA foreign_keys=ON")
+        return c
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """`BEGIN IMMEDIATE` … `COMMIT` (or `ROLLBACK` on any exception, which then propagates)."""
+        c = self.conn()
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            yield c
+        except BaseException:
+            if c.in_transaction:
+                c.execute("ROLLBACK")
+            raise
+        c.execute("COMMIT")
+
+    def checkpoint(self, mode: str = "PASSIVE") -> tuple[int, int, int]:
+        """Run a WAL checkpoint (background thread). Returns (busy, log pages, checkpointed)."""
+        if mode not in {"PASSIVE", "FULL", "RESTART", "TRUNCATE"}:
+            raise ValueError(f"unknown checkpoint mode {mode!r}")
+        row = self.conn().execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+        return int(row[0]), int(row[1]), int(row[2])
+
+    def close(self) -> None:
+        """Close this thread's connection (other threads close theirs when they exit)."""
+        c: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if c is not None:
+            if self._local.pid == os.getpid():
+                c.close()
+            self._local.conn = None
+
+
+def ensure_schema(store: Store, component: str, version: int, ddl: Sequence[str]) -> None:
+    """Create `component`'s tables (idempotent DDL statements, one per item) and record its version.
+
+    Refuses a database written by a newer Stockade: silently running old code over a newer
+    layout could skip a column that enforces a limit.
+    """
+    with store.transaction() as c:
+        c.execute(
+            "CREATE TABLE IF NOT EXISTS schema_meta("
+            "component TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID"
+        )
+        row = c.execute(
+            "SELECT version FROM schema_meta WHERE component=?", (component,)
+        ).fetchone()
+        if row is not None and int(row[0]) > version:
+            raise StoreError(
+                f"{store.path}: {component} schema version {row[0]} is newer than this "
+                f"Stockade understands ({version}); upgrade Stockade"
+            )
+        for stmt in ddl:
+            c.execute(stmt)
+        c.execute(
+            "INSERT INTO schema_meta(component, version) VALUES(?, ?) "
+            "ON CONFLICT(component) DO UPDATE SET version=excluded.version",
+            (component, version),
+        )
+
+
+def table_exists(conn: sqlite3.Connection, name: str) -> bool:
+    """Whether `name` is a table in this database (used by read-only CLI paths)."""
+    row = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)
+    ).fetchone()
+    return row is not None

@@ -1,0 +1,117 @@
+"""The durable ring against a naive reference (a list of timestamps), under a hypothesis state machine."""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from host.clock import ManualClock
+from host.quota import Charge, QuotaStore, Reservation
+
+T0 = 1_700_000_000.0
+W = 10.0
+
+
+class Reference:
+    """Exact sliding-window log with a time high-water mark: the specification."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.units: list[tuple[float, str]] = []  # every unit not refunded, forever
+        self.hw: float | None = None
+
+    def eff(self, now: float) -> float:
+        return now if self.hw is None else max(now, self.hw)
+
+    def used(self, now: float) -> int:
+        e = self.eff(now)
+        return sum(1 for ts, _ in self.units if ts + W > e)
+
+    def reserve(self, now: float, op: str) -> bool:
+        if self.used(now) >= self.limit:
+            return False
+        e = self.eff(now)
+        self.units.append((e, op))
+        self.hw = e
+        return True
+
+    def refund(self, op: str) -> None:
+        self.units = [u for u in self.units if u[1] != op]
+
+
+class QuotaMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.dir = Path(tempfile.mkdtemp(prefix="stockade-quota-"))
+        self.clock = ManualClock(T0)
+        self.n_ops = 0
+        self.made: list[Reservation] = []
+
+    @initialize(limit=st.integers(1, 4))
+    def setup(self, limit: int) -> None:
+        self.limit = limit
+        self.ref = Reference(limit)
+        self.q = QuotaStore(self.dir / "host.db", self.clock)
+
+    def teardown(self) -> None:
+        self.q.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    @property
+    def charge(self) -> Charge:
+        return Charge("app:x:users.create", self.limit, W)
+
+    @rule()
+    def reserve(self) -> None:
+        self.n_ops += 1
+        op = f"op{self.n_ops}"
+        got = self.q.reserve([self.charge], op)
+        want = self.ref.reserve(self.clock.now(), op)
+        assert isinstance(got, Reservation) == want, (got, self.ref.units)
+        if isinstance(got, Reservation):
+            self.made.append(got)
+
+    @rule(dt=st.sampled_from([0.0, 0.5, 1.0, 2.5, 5.0, 9.999, 10.0, 10.001, 25.0]))
+    def forward(self, dt: float) -> None:
+        self.clock.advance(dt)
+
+    @rule(dt=st.sampled_from([0.5, 3.0, 10.0, 100.0]))
+    def backward(self, dt: float) -> None:
+        self.clock.set(self.clock.now() - dt)
+
+    @precondition(lambda self: bool(self.made))
+    @rule(data=st.data())
+    def refund(self, data: st.DataObject) -> None:
+        # Any reservation, newest or not, still counted or long freed.
+        r = data.draw(st.sampled_from(self.made))
+        self.made.remove(r)
+        self.q.refund(r)
+        self.ref.refund(r.op_id)
+
+    @rule(limit=st.integers(1, 5))
+    def policy_changes_limit(self, limit: int) -> None:
+        self.limit = limit
+        self.ref.limit = limit
+
+    @rule()
+    def restart(self) -> None:
+        self.q.close()
+        self.q = QuotaStore(self.dir / "host.db", self.clock)
+
+    @invariant()
+    def same_count(self) -> None:
+        if not hasattr(self, "q"):
+            return
+        s = self.q.state(self.charge.key, self.limit, W)
+        assert s.used == self.ref.used(self.clock.now()), (s, self.ref.units)
+
+
+QuotaMachine.TestCase.settings = settings(
+    max_examples=60, stateful_step_count=40, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestQuotaMachine = QuotaMachine.TestCase
