@@ -1,0 +1,210 @@
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import uvicorn
+from srvhelp import op
+
+from host.server import SYSTEM, Caller, EmbeddedServer
+from host.server.personal_tokens import ensure_service_user, mint
+from host.server.rest import MAX_BODY_BYTES, RestDispatcher, create_app
+
+
+@pytest.fixture
+def svc(server: EmbeddedServer) -> tuple[str, str]:
+    user, token = ensure_service_user(server, "svc")
+    return user["id"], token
+
+
+@pytest.fixture
+def base_url(server: EmbeddedServer) -> Iterator[str]:
+    config = uvicorn.Config(create_app(server), host="127.0.0.1", port=0, log_level="warning",
+                            lifespan="off")
+    userver = uvicorn.Server(config)
+    t = threading.Thread(target=userver.run, daemon=True)
+    t.start()
+    deadline = time.monotonic() + 10
+    while not userver.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    port = userver.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    userver.should_exit = True
+    t.join(5)
+
+
+@pytest.fixture
+def client(base_url: str, svc: tuple[str, str]) -> Iterator[httpx.Client]:
+    uid, token = svc
+    with httpx.Client(base_url=base_url, headers={"X-User-Id": uid, "X-Auth-Token": token},
+                      timeout=10) as c:
+        yield c
+
+
+@pytest.fixture
+def rest(server: EmbeddedServer) -> RestDispatcher:
+    return RestDispatcher(server)
+
+
+def test_http_auth(base_url: str, svc: tuple[str, str]) -> None:
+    uid, token = svc
+    with httpx.Client(base_url=base_url) as c:
+        info = c.get("/api/v1/info")
+        assert info.status_code == 200 and info.json()["success"] is True
+        r = c.get("/api/v1/me")
+        assert r.status_code == 401
+        assert r.json() == {"success": False, "error": "You must be logged in to do this.",
+                            "errorType": "unauthorized"}
+        bad = c.get("/api/v1/me", headers={"X-User-Id": uid, "X-Auth-Token": token + "x"})
+        assert bad.status_code == 401
+        wrong_user = c.get("/api/v1/me", headers={"X-User-Id": "someoneElse", "X-Auth-Token": token})
+        assert wrong_user.status_code == 401
+        ok = c.get("/api/v1/me", headers={"X-User-Id": uid, "X-Auth-Token": token})
+        assert ok.status_code == 200 and ok.json()["username"] == "svc"
+
+
+def test_http_user_lifecycle(client: httpx.Client) -> None:
+    r = client.post("/api/v1/users.create", json={
+        "username": "jdoe", "name": "J Doe", "email": "j@example.org", "password": "ignored",
+        "customFields": {"crmId": "42"},
+    })
+    assert r.status_code == 200, r.text
+    user = r.json()["user"]
+    assert r.json()["success"] is True and user["customFields"] == {"crmId": "42"}
+    assert user["emails"] == [{"address": "j@example.org", "verified": False}]
+    assert user["createdByApp"] is None
+    dup = client.post("/api/v1/users.create", json={"username": "JDOE", "name": "x"})
+    assert dup.status_code == 409 and dup.json()["errorType"] == "conflict"
+    info = client.get("/api/v1/users.info", params={"username": "jdoe"})
+    assert info.json()["user"]["_id"] == user["_id"]
+    missing = client.get("/api/v1/users.info", params={"userId": "nope"})
+    assert missing.status_code == 404 and missing.json()["errorType"] == "not_found"
+    upd = client.post("/api/v1/users.update",
+                      json={"userId": user["_id"], "data": {"customFields": {"tier": "gold"}}})
+    assert upd.json()["user"]["customFields"] == {"crmId": "42", "tier": "gold"}
+    off = client.post("/api/v1/users.setActiveStatus",
+                      json={"userId": user["_id"], "activeStatus": False})
+    assert off.json() == {"user": {"_id": user["_id"], "active": False}, "success": True}
+    roles = client.get("/api/v1/roles.list").json()["roles"]
+    assert {r["name"] for r in roles if r["protected"]} >= {"admin", "livechat-manager"}
+    add = client.post("/api/v1/roles.addUserToRole",
+                      json={"roleName": "livechat-agent", "username": "jdoe"})
+    assert add.status_code == 200 and add.json()["role"]["name"] == "livechat-agent"
+    bad = client.post("/api/v1/users.create", json={"username": "x y", "name": "n"})
+    assert bad.status_code == 400 and bad.json()["errorType"] == "invalid_argument"
+
+
+def test_http_body_limits_and_bad_json(client: httpx.Client) -> None:
+    big = client.post("/api/v1/users.create", content=b"{" + b" " * (MAX_BODY_BYTES + 10) + b"}",
+                      headers={"Content-Type": "application/json"})
+    assert big.status_code == 413
+    bad = client.post("/api/v1/users.create", content=b"{not json",
+                      headers={"Content-Type": "application/json"})
+    assert bad.status_code == 400 and bad.json()["success"] is False
+    arr = client.post("/api/v1/users.create", json=[1, 2])
+    assert arr.status_code == 400
+    nowhere = client.get("/api/v1/no.such.route")
+    assert nowhere.status_code == 404
+
+
+def test_http_livechat_flow(client: httpx.Client, server: EmbeddedServer) -> None:
+    agent = client.post("/api/v1/users.create", json={"username": "agent1", "name": "Agent"})
+    aid = agent.json()["user"]["_id"]
+    assert client.post("/api/v1/livechat/users/agent", json={"username": "agent1"}).status_code \
+        == 200
+    st = client.post("/api/v1/livechat/agent.status", json={"agentId": aid, "status": "available"})
+    assert st.json() == {"status": "available", "success": True}
+    v = client.post("/api/v1/livechat/visitor", json={"visitor": {"token": "widget-token-1",
+                                                                  "name": "Vic"}})
+    assert v.status_code == 200 and v.json()["visitor"]["token"] == "widget-token-1"
+    room = client.post("/api/v1/livechat/room", json={"token": "widget-token-1"}).json()["room"]
+    assert room["servedBy"] == {"_id": aid} and room["t"] == "l" and room["open"] is True
+    msg = client.post("/api/v1/livechat/message",
+                      json={"token": "widget-token-1", "rid": room["_id"], "msg": "hello"})
+    assert msg.json()["message"]["u"]["type"] == "visitor"
+    sent = client.post("/api/v1/chat.sendMessage",
+                       json={"message": {"rid": room["_id"], "msg": "hi, svc here"}})
+    assert sent.status_code == 200 and sent.json()["message"]["u"]["username"] == "svc"
+    msgs = client.get("/api/v1/channels.messages", params={"roomId": room["_id"]}).json()
+    assert [m["msg"] for m in msgs["messages"]] == ["hi, svc here", "hello"]
+    listed = client.get("/api/v1/livechat/rooms", params={"open": "true"}).json()
+    assert [r["_id"] for r in listed["rooms"]] == [room["_id"]]
+    closed = client.post("/api/v1/livechat/room.close", json={"rid": room["_id"], "comment": "ok"})
+    assert closed.json() == {"rid": room["_id"], "comment": "ok", "success": True}
+    again = client.post("/api/v1/livechat/room.close", json={"rid": room["_id"]})
+    assert again.status_code == 409
+    info = client.get("/api/v1/livechat/room.info", params={"roomId": room["_id"]}).json()
+    assert info["room"]["open"] is False and info["room"]["closingMessage"] == "ok"
+    gone = client.delete(f"/api/v1/livechat/users/agent/{aid}")
+    assert gone.status_code == 200
+    assert client.delete(f"/api/v1/livechat/users/agent/{aid}").status_code == 404
+
+
+def test_roles_gate_routes(server: EmbeddedServer, base_url: str) -> None:
+    plain = server.users_create(SYSTEM, "plain", "Plain", "user")
+    token = mint(server.db, plain["id"], "t", 0.0)
+    with httpx.Client(base_url=base_url,
+                      headers={"X-User-Id": plain["id"], "X-Auth-Token": token}) as c:
+        assert c.get("/api/v1/me").status_code == 200
+        r = c.post("/api/v1/users.create", json={"username": "sneaky", "name": "S"})
+        assert r.status_code == 403 and r.json()["errorType"] == "permission_denied"
+        assert c.get("/api/v1/livechat/rooms").status_code == 403
+    server.users_deactivate(SYSTEM, plain["id"])
+    with httpx.Client(base_url=base_url,
+                      headers={"X-User-Id": plain["id"], "X-Auth-Token": token}) as c:
+        assert c.get("/api/v1/me").status_code == 401
+
+
+def test_dispatcher_matches_http(client: httpx.Client, rest: RestDispatcher,
+                                 svc: tuple[str, str]) -> None:
+    uid, _ = svc
+    created = client.post("/api/v1/users.create", json={"username": "same", "name": "Same"})
+    target = created.json()["user"]["_id"]
+    for method, route, query, body in [
+        ("GET", "/api/v1/users.info", {"userId": target}, None),
+        ("GET", "/api/v1/users.info", {"userId": "missing"}, None),
+        ("GET", "/api/v1/roles.list", {}, None),
+        ("GET", "/api/v1/info", {}, None),
+        ("POST", "/api/v1/users.create", {}, {"username": "same", "name": "Dup"}),
+        ("POST", "/api/v1/users.create", {}, {"username": "?", "name": "Bad"}),
+        ("GET", "/api/v1/livechat/room.info", {"roomId": "nope"}, None),
+    ]:
+        http = client.request(method, route, params=query, json=body)
+        status, payload = rest.call(uid, method, route, query, body)
+        assert (status, payload) == (http.status_code, http.json()), route
+    # Query strings inside the route are understood too (the bridge passes one string).
+    status, payload = rest.call(uid, "GET", f"users.info?userId={target}", {}, None)
+    assert status == 200 and payload["user"]["_id"] == target
+    assert rest.call(None, "GET", "me", {}, None)[0] == 401
+    assert rest.call("nobody", "GET", "me", {}, None)[0] == 401
+
+
+def test_dispatcher_with_app_caller(server: EmbeddedServer, rest: RestDispatcher,
+                                    svc: tuple[str, str], app: Caller) -> None:
+    uid, _ = svc
+    oid = op()
+    status, payload = rest.call(uid, "POST", "users.create", {},
+                                {"username": "viaapp", "name": "V", "type": "bot"},
+                                caller=app, op_id=oid)
+    assert status == 200 and payload["user"]["createdByApp"] == "agent-sync"
+    assert server.was_applied(oid)
+    # Retried with the same op_id: same answer, one user.
+    assert rest.call(uid, "POST", "users.create", {},
+                     {"username": "viaapp", "name": "V", "type": "bot"},
+                     caller=app, op_id=oid) == (status, payload)
+    assert server.count_users_created_by("agent-sync") == 1
+    # Even through REST as an admin identity, an app never reaches privileged roles.
+    status, payload = rest.call(uid, "POST", "roles.addUserToRole", {},
+                                {"roleName": "admin", "userId": payload["user"]["_id"]},
+                                caller=app, op_id=op())
+    assert status == 403 and payload["errorType"] == "permission_denied"
+    # An app's write through REST needs an op_id.
+    status, payload = rest.call(uid, "POST", "users.create", {},
+                                {"username": "noop1", "name": "N"}, caller=app)
+    assert status == 400 and "op_id" in payload["error"]
+    big = {"username": "big", "name": "B", "customFields": {"k": "v" * 70_000}}
+    assert rest.call(uid, "POST", "users.create", {}, big)[0] == 413

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from host.cli.serve_cmd import build_server, is_loopback, register
+from host.clock import ManualClock
+from host.home import Home
+from host.server import SYSTEM
+from host.server.personal_tokens import verify
+
+# A root with only `serve` mounted (the real root mounts every group; this keeps the test about
+# this command), with the same --home callback shape as host/cli/main.py.
+root = typer.Typer()
+
+
+@root.callback()
+def _main(ctx: typer.Context, home: str = typer.Option(..., "--home")) -> None:
+    ctx.obj = Home(Path(home))
+
+
+register(root)
+
+
+def test_mint_token_prints_once_and_stores_a_digest(tmp_path: Path) -> None:
+    runner = CliRunner()
+    r = runner.invoke(root, ["--home", str(tmp_path), "serve", "--mint-token", "svc", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    server = build_server(Home(tmp_path), ManualClock())
+    assert verify(server.db, out["user_id"], out["token"]) == out["user_id"]
+    assert "admin" in server.users_get(SYSTEM, out["user_id"])["roles"]
+    assert out["token"].encode() not in (tmp_path / "server.db").read_bytes()
+    r2 = runner.invoke(root, ["--home", str(tmp_path), "serve", "--mint-token", "svc"])
+    assert r2.exit_code == 0
+    assert r2.stdout.strip() != out["token"]  # a new token each time, same user
+    assert verify(server.db, out["user_id"], r2.stdout.strip()) == out["user_id"]
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.4", "example.org", "::"])
+def test_refuses_non_loopback_binds(tmp_path: Path, host: str) -> None:
+    r = CliRunner().invoke(root, ["--home", str(tmp_path), "serve", "--host", host])
+    assert r.exit_code == 2
+    assert "loopback" in r.output
+
+
+def test_loopback_names() -> None:
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert is_loopback("127.0.0.2") and not is_loopback("10.0.0.1")
