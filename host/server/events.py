@@ -17,9 +17,11 @@ log = logging.getLogger("stockade.server.events")
 
 Event = tuple[str, dict[str, Any]]
 Subscriber = Callable[[str, dict[str, Any]], None]
-# Called before a message is written, outside any transaction, with
-# {"message": Message, "room": Room}; returns the (possibly modified) message dict, or None to
-# prevent it. It may also raise `Prevented` itself to name who prevented it and why.
+# Called before a message is written, outside any transaction, with the draft message's fields
+# (a `Message`) plus "room" (the `Room`) and "origin" ({"app_id", "install_id"} of the sending
+# app, or None). Returns the (possibly modified) message dict (only "text" is taken), or None to
+# prevent it, or a dict with "prevented": True, "prevented_by" and "reason"; it may also raise
+# `Prevented` itself. Any other exception prevents the message (fail closed) and is logged.
 PreSendHook = Callable[[dict[str, Any]], "dict[str, Any] | None"]
 
 ROOM_STARTED = "livechat.room_started"

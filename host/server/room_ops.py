@@ -167,7 +167,7 @@ class RoomOps(ServerCore):
         # The hook runs outside any transaction: it may take up to its deadline (the host's
         # business) and must not hold the write lock meanwhile.
         msg = self._run_pre_send(
-            messages.draft(room_id, sender, app_of(p), text, self.clock.now()), room
+            messages.draft(room_id, sender, app_of(p), text, self.clock.now()), room, p
         )
 
         def apply(tx: Tx) -> Message:
@@ -178,12 +178,16 @@ class RoomOps(ServerCore):
 
         return self._write(p, op_id, action, args, apply)
 
-    def _run_pre_send(self, msg: Message, room: Room) -> Message:
+    def _run_pre_send(self, msg: Message, room: Room, p: Principal) -> Message:
         hook = self._pre_send
         if hook is None:
             return msg
+        # `origin` names the sending app's install so the host skips that app's own hook.
+        origin = (
+            {"app_id": p.app_id, "install_id": p.install_id} if isinstance(p, Caller) else None
+        )
         try:
-            out = hook({**msg, "room": room})
+            out = hook({**msg, "room": room, "origin": origin})
         except ServerError:
             raise  # e.g. the host's own Prevented naming the app that refused
         except Exception:

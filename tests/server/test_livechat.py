@@ -158,7 +158,8 @@ def test_close(server: EmbeddedServer, events: Recorder, app: Caller) -> None:
     room3 = server.visitor_start_room(v3)
     with pytest.raises(Forbidden):
         server.visitor_close_room(_visitor(server, 4), room3["id"])
-    assert server.visitor_close_room(v3, room3["id"])["closed_by"]["type"] == "visitor"
+    closed3 = server.visitor_close_room(v3, room3["id"])["closed_by"]
+    assert closed3 is not None and closed3["type"] == "visitor"
     assert {r["id"] for r in server.livechat_list_rooms(app, open=False)} == {
         room["id"], room2["id"], room3["id"]
     }

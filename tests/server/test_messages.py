@@ -81,8 +81,11 @@ def test_pre_send_hook_modifies(server: EmbeddedServer, app: Caller, room: Room,
     assert m["text"] == "my ****** is 42"
     assert m["sender"]["id"] == app.app_user_id  # only the text may change
     assert seen[0]["room"]["id"] == room["id"] and seen[0]["app_id"] == "agent-sync"
+    assert seen[0]["origin"] == {"app_id": "agent-sync", "install_id": "inst-1"}
+    server.visitor_send_message(room["visitor_id"], room["id"], "no secret here")
+    assert seen[1]["origin"] is None and seen[1]["sender"]["type"] == "visitor"
     assert server.messages_list(app, room["id"])[0]["text"] == "my ****** is 42"
-    assert events.events[-1][1]["message"]["text"] == "my ****** is 42"
+    assert events.events[-2][1]["message"]["text"] == "my ****** is 42"
 
 
 def test_pre_send_hook_prevents(server: EmbeddedServer, app: Caller, room: Room,
