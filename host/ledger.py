@@ -1,0 +1,201 @@
+"""The ledger: quota reservation and the audit chain in one transaction (the gate's hot path).
+
+A bridge write costs two commits:
+
+1. `admit` — BEGIN IMMEDIATE; check every quota charge and the seat ceiling; append the decision
+   record (allow, or deny with code `quota_exceeded`); reserve the units and note the pending
+   intent if allowed; COMMIT. The decision is durable before the server sees the call ("audit
+   before act"); if anything fails the exception propagates and the gate refuses the call.
+2. `outcome` — BEGIN IMMEDIATE; append the outcome record; refund the units if asked; clear the
+   intent; COMMIT.
+
+Refund rule (the gate applies it; the outcome record says which way it went):
+- the server answered with an error raised *before* it changed anything (`not_found`,
+  `conflict`, `invalid_argument`; see `REFUNDABLE_ERRORS`) → `refund=True`, the units come back;
+- success → units kept;
+- unknown outcome (timeout, the connection dropped, the host crashed) → units kept: the write
+  may have happened, and giving the unit back could let N+1 through. Crash reconciliation
+  (`pending_intents`, then `server.was_applied(op_id)`) may refund later, with
+  `reconciled=True` in the outcome record.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from host.audit import (
+    AuditError,
+    AuditLog,
+    AuditRecord,
+    Intent,
+    append_in,
+    canonical_json,
+    cap_text,
+    check_field,
+    quota_json,
+    validated_body,
+)
+from host.clock import Clock
+from host.quota import (
+    QuotaCharge,
+    QuotaDenied,
+    QuotaState,
+    QuotaStore,
+    Reservation,
+    refund_in,
+    reserve_in,
+    state_in,
+)
+from host.store import Store
+
+# Server error codes that mean "refused before anything was applied": refunding them cannot let
+# more than N real writes through. Anything else (timeout, internal, unknown) keeps the unit.
+REFUNDABLE_ERRORS = frozenset({"not_found", "conflict", "invalid_argument"})
+
+
+class LedgerError(RuntimeError):
+    """A ledger call that contradicts the ledger's state (unknown intent, double refund)."""
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The result of `admit`. `reservation` is None when denied; `message` names the full quota."""
+
+    seq: int
+    allowed: bool
+    reservation: Reservation | None
+    quota_state: tuple[QuotaState, ...]
+    message: str | None
+
+
+class Ledger:
+    """Quota + audit over one `host.db` connection per thread."""
+
+    def __init__(self, db_path: Path | str, clock: Clock, *, anchor_path: Path | None = None,
+                 key_path: Path | None = None) -> None:
+        self.store = Store(db_path)
+        self.clock = clock
+        self.quotas = QuotaStore(self.store, clock)
+        self.audit = AuditLog(self.store, clock, anchor_path=anchor_path, key_path=key_path)
+
+    def admit(self, record: AuditRecord, charges: Sequence[QuotaCharge],
+              seat_ceiling: int | None = None) -> Admission:
+        """Check and reserve every charge (and a seat), and append the decision, atomically.
+
+        `record` is the gate's allow decision (app, install, action, args_digest, rules,
+        policy_rev, op_id, write). If a quota is full the stored record becomes a denial with
+        code `quota_exceeded` and a message naming the quota, its limit/window and when a unit
+        frees. Raises (and reserves nothing) if the record cannot be written.
+        """
+        self.audit._check_open()
+        takes_units = bool(charges) or seat_ceiling is not None
+        intent = record.write is True or takes_units
+        if intent and not record.op_id:
+            raise AuditError("an admitted operation needs an op_id (refunds, reconciliation)")
+        body = validated_body(record)
+        now = float(self.clock.now())
+        with self.store.transaction() as c:
+            result, states = reserve_in(c, charges, record.op_id or "", now, seat_ceiling)
+            # The gate's record with the ledger's verdict laid over it (a dict update rather
+            # than dataclasses.replace: this is the hot path).
+            body["kind"] = "decision"
+            qj = quota_json(states)
+            if qj:
+                body["quota"] = qj
+            if isinstance(result, QuotaDenied):
+                body.update(allowed=False, code="quota_exceeded", message=cap_text(result.message))
+                seq = append_in(c, canonical_json(body), now)
+                admission = Admission(seq, False, None, states, result.message)
+            else:
+                body["allowed"] = True
+                body.setdefault("code", "allow")
+                seq = append_in(c, canonical_json(body), now)
+                if intent:
+                    c.execute(
+                        "INSERT INTO audit_intents(seq, op_id, ts, app_id, install_id, action,"
+                        " write, keys, seat) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (seq, record.op_id, now, record.app_id, record.install_id,
+                         record.action, 1 if record.write else 0,
+                         json.dumps(result.keys), 1 if result.seat else 0),
+                    )
+                admission = Admission(seq, True, result if takes_units else None, states, None)
+        self.audit.after_append(seq)
+        return admission
+
+    def deny(self, record: AuditRecord) -> int:
+        """Append a denial decided before quotas (permission, policy, guardrail). Returns seq."""
+        if not record.code:
+            raise AuditError("a denial needs a code (permission_denied, policy_denied, ...)")
+        return self.audit.append(replace(record, kind="decision", allowed=False))
+
+    def append(self, record: AuditRecord) -> int:
+        """Append any other record (lifecycle, supervisor, consent, ...). Returns seq."""
+        return self.audit.append(record)
+
+    def outcome(self, seq: int, op_id: str, ok: bool, error_code: str | None, refund: bool,
+                *, reconciled: bool = False) -> int:
+        """Record how the admitted call `seq` ended; give its units back if `refund`.
+
+        See the module docstring for when to refund. Raises LedgerError when asked to refund
+        an operation that holds nothing (already settled, or never admitted), or when `op_id`
+        does not match the decision.
+        """
+        if refund and ok:
+            raise LedgerError("a successful operation keeps its units (refund=False)")
+        self.audit._check_open()
+        now = float(self.clock.now())
+        with self.store.transaction() as c:
+            row = c.execute(
+                "SELECT op_id, app_id, install_id, action, keys, seat FROM audit_intents"
+                " WHERE seq=?", (seq,)).fetchone()
+            app_id = install_id = action = None
+            refunded = False
+            if row is not None:
+                if row[0] != op_id:
+                    raise LedgerError(f"decision {seq} belongs to another operation")
+                app_id, install_id, action = row[1], row[2], row[3]
+                if refund:
+                    keys = tuple(str(k) for k in json.loads(row[4]))
+                    refund_in(c, Reservation(op_id, keys, bool(row[5])))
+                    refunded = True
+                c.execute("DELETE FROM audit_intents WHERE seq=?", (seq,))
+            elif refund:
+                raise LedgerError(f"decision {seq} has no pending reservation to refund")
+            # Built directly (hot path): app/install/action come from the stored intent, which
+            # was validated when the decision was appended; the codes are capped here.
+            body: dict[str, object] = {
+                "kind": "outcome", "ref_seq": seq, "op_id": check_field("op_id", op_id),
+                "ok": bool(ok),
+                "code": check_field("code", error_code) if error_code
+                else ("ok" if ok else "error"),
+                "refunded": refunded,
+            }
+            if reconciled:
+                body["reconciled"] = True
+            for name, v in (("app_id", app_id), ("install_id", install_id), ("action", action)):
+                if v is not None:
+                    body[name] = v
+            out = append_in(c, canonical_json(body), now)
+        self.audit.after_append(out)
+        return out
+
+    def quota_state(self, key: str, limit: int, window_s: float) -> QuotaState:
+        """Used units in the window ending now, and when the next frees (None if one is free)."""
+        with self.store.transaction() as c:
+            return state_in(c, key, limit, window_s, float(self.clock.now()))
+
+    def pending_intents(self) -> list[Intent]:
+        """Allowed decisions without an outcome (after a crash): reconcile each with
+        `server.was_applied(op_id)` then `outcome(..., reconciled=True)`."""
+        return self.audit.pending_intents()
+
+    def checkpoint(self) -> None:
+        """Background upkeep: copy the WAL into the database and anchor the audit head."""
+        self.store.checkpoint("PASSIVE")
+        self.audit.write_anchor()
+
+    def close(self) -> None:
+        """Anchor the audit head and close this thread's connection."""
+        self.audit.close()

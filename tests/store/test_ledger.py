@@ -1,0 +1,138 @@
+"""The ledger: admit + outcome in two commits, refund rules, crash reconciliation."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from host.audit import AuditRecord, digest_args
+from host.clock import ManualClock
+from host.ledger import Ledger, LedgerError
+from host.quota import Charge
+
+T0 = 1_700_000_000.0
+CREATE = Charge("app:agent-sync:users.create", 2, 60.0, "app")
+
+
+def _rec(op: str, **kw: object) -> AuditRecord:
+    return AuditRecord(kind="decision", app_id="agent-sync", install_id="i1",
+                       action="users.create", op_id=op, write=True, rules=("permit.create",),
+                       policy_rev="r" * 64, args_digest=digest_args({"username": op}),
+                       **kw)  # type: ignore[arg-type]
+
+
+def test_admit_records_decision_and_reserves(tmp_path: Path) -> None:
+    clock = ManualClock(T0)
+    led = Ledger(tmp_path / "host.db", clock)
+    a = led.admit(_rec("op1"), [CREATE], None)
+    assert a.allowed and a.reservation is not None and a.message is None
+    assert a.quota_state[0].used == 1
+    body = led.audit.show(a.seq).body  # type: ignore[union-attr]
+    assert body["kind"] == "decision" and body["allowed"] is True and body["code"] == "allow"
+    assert body["quota"][0]["key"] == CREATE.key and body["quota"][0]["used"] == 1
+    assert "username" not in str(body)  # arguments are digested, never stored
+    out = led.outcome(a.seq, "op1", True, None, False)
+    ob = led.audit.show(out).body  # type: ignore[union-attr]
+    assert ob["kind"] == "outcome" and ob["ref_seq"] == a.seq and ob["ok"] is True
+    assert ob["refunded"] is False and ob["action"] == "users.create"
+    assert led.quota_state(CREATE.key, CREATE.limit, CREATE.window_s).used == 1
+    assert led.audit.verify().ok
+
+
+def test_quota_denial_is_audited_with_a_useful_message(tmp_path: Path) -> None:
+    clock = ManualClock(T0)
+    led = Ledger(tmp_path / "host.db", clock)
+    for op in ("a", "b"):
+        a = led.admit(_rec(op), [CREATE], None)
+        led.outcome(a.seq, op, True, None, False)
+    d = led.admit(_rec("c"), [CREATE], None)
+    assert not d.allowed and d.reservation is None
+    assert d.message is not None and CREATE.key in d.message and "at most 2 per 60s" in d.message
+    assert "frees at" in d.message
+    body = led.audit.show(d.seq).body  # type: ignore[union-attr]
+    assert body["allowed"] is False and body["code"] == "quota_exceeded"
+    assert led.pending_intents() == []  # a denial leaves nothing in flight
+
+
+def test_refund_gives_the_unit_back_and_unknown_keeps_it(tmp_path: Path) -> None:
+    clock = ManualClock(T0)
+    led = Ledger(tmp_path / "host.db", clock)
+    a = led.admit(_rec("a"), [CREATE], None)
+    out = led.outcome(a.seq, "a", False, "conflict", True)  # applied nothing: refund
+    assert led.audit.show(out).body["refunded"] is True  # type: ignore[union-attr]
+    assert led.quota_state(CREATE.key, 2, 60.0).used == 0
+    b = led.admit(_rec("b"), [CREATE], None)
+    led.outcome(b.seq, "b", False, "timeout", False)  # unknown outcome: keep the unit
+    assert led.quota_state(CREATE.key, 2, 60.0).used == 1
+    with pytest.raises(LedgerError):
+        led.outcome(b.seq, "b", False, "timeout", True)  # already settled: no double refund
+    with pytest.raises(LedgerError):
+        led.outcome(b.seq, "b", True, None, True)
+
+
+def test_outcome_must_match_the_operation(tmp_path: Path) -> None:
+    led = Ledger(tmp_path / "host.db", ManualClock(T0))
+    a = led.admit(_rec("a"), [CREATE], None)
+    with pytest.raises(LedgerError):
+        led.outcome(a.seq, "someone-else", False, "conflict", True)
+    assert led.quota_state(CREATE.key, 2, 60.0).used == 1
+
+
+def test_seat_ceiling_in_the_same_transaction(tmp_path: Path) -> None:
+    led = Ledger(tmp_path / "host.db", ManualClock(T0))
+    led.quotas.set_seats(4)
+    a = led.admit(_rec("a"), [CREATE], 5)
+    assert a.allowed
+    d = led.admit(_rec("b"), [CREATE], 5)
+    assert not d.allowed and "workspace:seats" in (d.message or "")
+    assert led.quota_state(CREATE.key, 2, 60.0).used == 1  # no unit taken by the refused call
+    led.outcome(a.seq, "a", False, "invalid_argument", True)
+    assert led.quotas.seats() == 4
+
+
+def test_pending_intents_after_a_crash(tmp_path: Path) -> None:
+    clock = ManualClock(T0)
+    led = Ledger(tmp_path / "host.db", clock)
+    a = led.admit(_rec("a"), [CREATE], None)
+    b = led.admit(_rec("b"), [CREATE], None)
+    led.outcome(a.seq, "a", True, None, False)
+    del led  # the host dies between admit and outcome for "b"
+    led2 = Ledger(tmp_path / "host.db", clock)
+    pending = led2.pending_intents()
+    assert [(p.seq, p.op_id, p.action, p.write) for p in pending] == [
+        (b.seq, "b", "users.create", True)]
+    # The host asks the server; "b" was never applied: refund, marked reconciled.
+    out = led2.outcome(b.seq, "b", False, "not_applied", True, reconciled=True)
+    assert led2.audit.show(out).body["reconciled"] is True  # type: ignore[union-attr]
+    assert led2.pending_intents() == []
+    assert led2.quota_state(CREATE.key, 2, 60.0).used == 1
+    assert led2.audit.verify().ok
+
+
+def test_deny_and_lifecycle_records(tmp_path: Path) -> None:
+    led = Ledger(tmp_path / "host.db", ManualClock(T0))
+    seq = led.deny(AuditRecord(kind="decision", code="permission_denied", app_id="x",
+                               action="roles.assign", message="missing roles.assign"))
+    assert led.audit.show(seq).body["allowed"] is False  # type: ignore[union-attr]
+    with pytest.raises(Exception):
+        led.deny(AuditRecord(kind="decision", app_id="x"))  # a denial needs a code
+    led.append(AuditRecord(kind="lifecycle", install_id="i1", detail="installed"))
+    led.checkpoint()
+    led.close()
+    assert Ledger(tmp_path / "host.db", ManualClock(T0)).audit.verify().ok
+
+
+def test_read_without_charges_leaves_no_intent(tmp_path: Path) -> None:
+    led = Ledger(tmp_path / "host.db", ManualClock(T0))
+    rec = AuditRecord(kind="decision", app_id="x", action="users.get", op_id="r1", write=False)
+    a = led.admit(rec, [], None)
+    assert a.allowed and a.reservation is None
+    assert led.pending_intents() == []
+    led.outcome(a.seq, "r1", True, None, False)  # an outcome for a read is still accepted
+
+
+def test_failed_append_reserves_nothing(tmp_path: Path) -> None:
+    led = Ledger(tmp_path / "host.db", ManualClock(T0))
+    with pytest.raises(Exception):
+        led.admit(_rec("a", app_id="x" * 10_000), [CREATE], None)
+    assert led.quota_state(CREATE.key, 2, 60.0).used == 0
