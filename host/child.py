@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
+import logging
 import os
 import secrets
 import signal
@@ -51,6 +52,8 @@ MAX_STDERR_KEPT = 4096
 MAX_CALLS_PER_EVENT = 10_000
 HANDSHAKE_TIMEOUT_S = 5.0
 LOAD_TIMEOUT_S = 10.0
+
+log = logging.getLogger("stockade.child")
 
 REQUIRED_LAYERS = ("seccomp", "landlock", "no_new_privs", "netns", "rlimits", "pdeathsig",
                    "fds_closed", "empty_env")
@@ -286,9 +289,16 @@ class Child:
         except GateError as exc:
             return Reply(id=call.id, ok=False,
                          error=WireError(code=exc.code, message=exc.message[:2000]))
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:
             return Reply(id=call.id, ok=False,
                          error=WireError(code="invalid_argument", message=str(exc)[:500]))
+        except Exception:
+            # A host-side failure (a store that cannot write, a bug) refuses the call; the app
+            # sees a generic error and the host logs the detail (never sent to the child).
+            log.exception("bridge call %s failed inside the host", call.action)
+            return Reply(id=call.id, ok=False, error=WireError(
+                code="internal", message=f"{call.action}: refused, the host could not complete "
+                "it (see the host log)"))
 
     def _arm(self, seconds: float) -> None:
         self.deadline_s = seconds

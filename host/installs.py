@@ -23,6 +23,7 @@ import builtins
 import json
 import secrets
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -218,18 +219,37 @@ class InstallStore:
         self.db_path = db_path
         self._now = now or time.time  # wall time for display only, never a decision input
         self.listeners: list[LifecycleListener] = []
-        self._conn = sqlite3.connect(str(db_path), isolation_level=None, timeout=15.0)
-        self._conn.row_factory = sqlite3.Row
+        # One connection per thread: the running host reads installs from every app's thread,
+        # and a shared connection would mix one thread's transaction into another's reads.
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
         self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
-        self._conn.execute("PRAGMA busy_timeout=15000")
         with self._tx(count=False) as c:
             for stmt in _SCHEMA.split(";"):
                 if stmt.strip():
                     c.execute(stmt)
 
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(str(self.db_path), isolation_level=None, timeout=15.0,
+                                   check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA busy_timeout=15000")
+            self._local.conn = conn
+            with self._all_lock:
+                self._all.append(conn)
+        return conn
+
     def close(self) -> None:
-        self._conn.close()
+        with self._all_lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            conn.close()
+        self._local = threading.local()
 
     def __enter__(self) -> InstallStore:
         return self

@@ -41,10 +41,10 @@ from host.installs import (
     InstallError,
     InstallRecord,
     InstallStore,
-    new_install_id,
 )
 from host.keyring import Keyring
 from host.manifest import Manifest, SettingValue, coerce_setting
+from host.operations import default_settings, install_package
 from host.packages import (
     Package,
     PackageError,
@@ -152,17 +152,7 @@ def _grants(asked: frozenset[str], flags: list[str] | None, *,
 
 def _default_settings(manifest: Manifest,
                       keep: dict[str, SettingValue] | None = None) -> dict[str, SettingValue]:
-    out: dict[str, SettingValue] = {}
-    for s in manifest.setting:
-        if keep is not None and s.key in keep:
-            try:
-                out[s.key] = coerce_setting(s, keep[s.key])
-                continue
-            except ValueError:
-                pass  # type changed across versions: fall back to the default
-        if s.default is not None:
-            out[s.key] = s.default
-    return out
+    return default_settings(manifest, keep)
 
 
 def _policy_revision(home: Home) -> str | None:
@@ -261,21 +251,11 @@ def install(
     disclosure = _disclose(home, pkg.manifest, pkg.content_hash, sig)
     _require_signed(sig, allow_unsigned)
     grants = _grants(pkg.manifest.asked, grant)
-    store, keyring = _open(home)
-    with store:
-        install_id = new_install_id()
-        path = store_package(home.packages_dir, pkg)
-        consent = make_consent(
-            keyring, install_id=install_id, app_id=pkg.app_id, version=pkg.manifest.version,
-            package_hash=pkg.content_hash, manifest_hash=pkg.manifest.manifest_hash(),
-            grants=grants, policy_revision=disclosure.policy_revision, now=_now())
-        try:
-            rec = store.create(
-                install_id=install_id, manifest=pkg.manifest, package_hash=pkg.content_hash,
-                package_path=path, grants=grants, settings=_default_settings(pkg.manifest),
-                publisher=sig.to_dict(), consent=consent)
-        except InstallError as exc:
-            fail(str(exc))
+    try:
+        rec = install_package(home.ensure(), pkg, sig, grants,
+                              policy_revision=disclosure.policy_revision, clock=SystemClock())
+    except InstallError as exc:
+        fail(str(exc))
     denied = sorted(pkg.manifest.asked - grants)
     err_console.print(f"[green]installed[/] {rec.app_id} {rec.version} as {rec.install_id}; "
                       f"granted: {', '.join(sorted(grants)) or 'nothing'}"

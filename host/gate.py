@@ -1,0 +1,289 @@
+"""The gate: the one place every bridge call crosses before it reaches the server.
+
+Order (each step refuses with an error the app sees, and every refusal is audited):
+
+1. identity: the `Session` is the channel's, built by the host when it started the child;
+   nothing in the call can name another app, install or user (DESIGN rule 1);
+2. token: verified once per session at handshake; here the cached claims are checked against
+   the live install record (enabled, generation, global epoch) on every call;
+3. permission: the action's permission must be in the token's claims and in the current grant;
+4. policy: the pure engine decides with facts the gate looked up (target user's creator,
+   whether a role is privileged, the resolved addresses of an HTTP host);
+5. quota and audit: one durable transaction reserves the units and appends the decision
+   (audit before act, DESIGN rule 9); a full window is `QuotaExceeded`;
+6. the server call, then its outcome record (refund only for errors that applied nothing).
+"""
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from host.audit import AuditRecord, digest_args
+from host.clock import Clock
+from host.errors import GateError
+from host.installs import InstallRecord, InstallStore
+from host.ledger import REFUNDABLE_ERRORS, Ledger
+from host.server.adapter import ACTION_METHODS, ServerAdapter
+from host.server.errors import ServerError
+from host.server.principals import Caller
+from host.tokens import Claims
+from policies.engine import decide
+from policies.policy import Policy
+from policies.types import Decision, Request
+from policies.vocabulary import ACTIONS, ActionSpec
+
+# Actions that act on a user named in the arguments: the engine's own-users rule needs to know
+# who created that user (facts target_created_by_app / target_is_own_app_user).
+_TARGET_USER_ACTIONS = frozenset({
+    "users.set_custom_fields", "users.deactivate", "roles.assign", "roles.remove",
+    "livechat.add_agent", "livechat.remove_agent", "livechat.set_agent_status",
+})
+
+# A host-served action: (session, args, op_id, facts the policy decided with) -> result.
+HostAction = Callable[["Session", dict[str, Any], str | None, Mapping[str, Any]], Any]
+
+
+@dataclass
+class Session:
+    """One child's identity, fixed by the host when it started that child."""
+
+    app_id: str
+    install_id: str
+    session_id: str
+    claims: Claims
+    caller: Caller
+    grants: frozenset[str] = field(default_factory=frozenset)
+    revoked: str = ""  # set when the install was disabled/changed under this session
+
+
+class PolicySource:
+    """Holds the active policy; swapped whole on reload so a decision sees one revision."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+
+    def current(self) -> Policy:
+        return self.policy
+
+
+def args_digest(args: Mapping[str, Any]) -> str:
+    """Digest of the canonical arguments: the audit log proves what was asked, never holds it."""
+    return digest_args(dict(args))
+
+
+class InstallView:
+    """Install records cached per process, refreshed when another process changed the store."""
+
+    def __init__(self, installs: InstallStore) -> None:
+        self._installs = installs
+        self._lock = threading.Lock()
+        self._version = -1
+        self._epoch = 0
+        self._cache: dict[str, InstallRecord | None] = {}
+
+    def get(self, install_id: str) -> tuple[InstallRecord | None, int]:
+        with self._lock:
+            version = self._installs.data_version()
+            if version != self._version:
+                self._cache.clear()
+                self._epoch = self._installs.epoch()
+                self._version = version
+            if install_id not in self._cache:
+                self._cache[install_id] = self._installs.get(install_id)
+            return self._cache[install_id], self._epoch
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._version = -1
+
+
+class Gate:
+    def __init__(
+        self,
+        *,
+        server: ServerAdapter,
+        ledger: Ledger,
+        installs: InstallStore,
+        policy: PolicySource,
+        clock: Clock,
+        host_actions: Mapping[str, HostAction] | None = None,
+        audit_reads: bool = True,
+        resolve: Callable[[str], list[str]] | None = None,
+    ) -> None:
+        self.server = server
+        self.ledger = ledger
+        self.installs = InstallView(installs)
+        self.policy = policy
+        self.clock = clock
+        self.host_actions = dict(host_actions or {})
+        self.audit_reads = audit_reads
+        self.resolve = resolve
+        self.stats = {"allowed": 0, "denied": 0}
+        self._stats_lock = threading.Lock()
+
+    # ---- the call path -----------------------------------------------------------------------
+
+    def handle(self, session: Session, action: str, args: dict[str, Any]) -> Any:
+        """Decide, reserve, audit and perform one bridge call; raise GateError on refusal."""
+        spec, decision, policy, facts = self._decide(session, action, args)
+        return self._admit_and_call(session, spec, args, decision, policy, facts)
+
+    def check_redirect(self, session: Session, args: dict[str, Any]) -> list[str]:
+        """Re-decide an HTTP redirect hop as a new request (audited); return its addresses."""
+        _spec, decision, policy, facts = self._decide(session, "http.request", args)
+        self.ledger.append(AuditRecord(
+            kind="decision", allowed=True, code="allow", rules=decision.rules,
+            policy_rev=policy.revision, app_id=session.app_id, install_id=session.install_id,
+            action="http.request", args_digest=args_digest(args), detail="redirect hop"))
+        return list(facts.get("resolved_ips") or [])
+
+    def _decide(self, session: Session, action: str, args: dict[str, Any]
+                ) -> tuple[ActionSpec, Decision, Policy, dict[str, Any]]:
+        spec = ACTIONS.get(action)
+        if spec is None:
+            raise self._refuse(session, action, args, "invalid_argument",
+                               f"unknown bridge action {action[:64]!r}")
+        install, epoch = self.installs.get(session.install_id)
+        problem = self._install_problem(session, install, epoch)
+        if problem:
+            session.revoked = problem
+            raise self._refuse(session, action, args, "permission_denied", problem)
+        assert install is not None
+        if spec.permission not in session.claims.perms or spec.permission not in install.grants:
+            raise self._refuse(
+                session, action, args, "permission_denied",
+                f"app {session.app_id!r} lacks permission {spec.permission!r} needed for "
+                f"{action}: the app's manifest must ask for it and the operator must grant it "
+                f"(`stockade app consent {session.app_id}`)",
+            )
+        policy = self.policy.current()
+        try:
+            facts = self._facts(session, spec, args)
+        except ServerError as exc:
+            raise self._refuse(session, action, args, exc.code, exc.message) from None
+        decision = decide(policy, install.grants, Request(
+            app_id=session.app_id, install_id=session.install_id, action=action, args=args,
+            facts=facts, now=self.clock.now()))
+        if not decision.allowed:
+            raise self._refuse(session, action, args, "permission_denied",
+                               f"{decision.message} [{decision.code}]", decision, policy)
+        return spec, decision, policy, facts
+
+    def _admit_and_call(self, session: Session, spec: ActionSpec, args: dict[str, Any],
+                        decision: Decision, policy: Policy, facts: Mapping[str, Any]) -> Any:
+        action = spec.name
+        write = spec.write
+        op_id = "op_" + secrets.token_hex(12) if write or decision.quotas else None
+        seq: int | None = None
+        if write or decision.quotas or decision.seat_ceiling is not None or self.audit_reads:
+            record = AuditRecord(
+                kind="decision", allowed=True, code="allow", rules=decision.rules,
+                policy_rev=policy.revision, app_id=session.app_id,
+                install_id=session.install_id, action=action, args_digest=args_digest(args),
+                op_id=op_id, write=write,
+            )
+            admission = self.ledger.admit(
+                record, decision.quotas,  # type: ignore[arg-type]
+                decision.seat_ceiling if action == "users.create" else None)
+            if not admission.allowed:
+                self._count(False)
+                raise GateError("quota_exceeded", admission.message or "quota exceeded")
+            seq = admission.seq
+        try:
+            result = self._dispatch(session, spec, args, op_id, facts)
+        except ServerError as exc:
+            if seq is not None and op_id is not None:
+                self.ledger.outcome(seq, op_id, False, exc.code,
+                                    refund=exc.code in REFUNDABLE_ERRORS)
+            self._count(False)
+            raise GateError(exc.code, exc.message) from None
+        except GateError as exc:
+            if seq is not None and op_id is not None:
+                self.ledger.outcome(seq, op_id, False, exc.code,
+                                    refund=exc.code in REFUNDABLE_ERRORS)
+            self._count(False)
+            raise
+        except Exception as exc:
+            if seq is not None and op_id is not None:
+                # unknown outcome: keep the units (the write may have happened)
+                self.ledger.outcome(seq, op_id, False, "internal", refund=False)
+            self._count(False)
+            raise GateError("internal", f"{action} failed inside the host") from exc
+        if seq is not None and op_id is not None:
+            self.ledger.outcome(seq, op_id, True, None, refund=False)
+            if action == "users.deactivate":
+                self.ledger.quotas.release_seat()
+        self._count(True)
+        return result
+
+    def _dispatch(self, session: Session, spec: ActionSpec, args: dict[str, Any],
+                  op_id: str | None, facts: Mapping[str, Any]) -> Any:
+        host_action = self.host_actions.get(spec.name)
+        if host_action is not None:
+            return host_action(session, args, op_id, facts)
+        method_name = ACTION_METHODS.get(spec.name)
+        if method_name is None:
+            raise GateError("internal", f"{spec.name} is not served by this host")
+        method = getattr(self.server, method_name)
+        if spec.write:
+            return method(session.caller, **args, op_id=op_id)
+        return method(session.caller, **args)
+
+    # ---- helpers -----------------------------------------------------------------------------
+
+    def _install_problem(self, session: Session, install: InstallRecord | None,
+                         epoch: int) -> str:
+        if install is None:
+            return f"app {session.app_id!r} is no longer installed"
+        if not install.enabled:
+            return f"app {session.app_id!r} is disabled"
+        if install.generation != session.claims.gen:
+            return f"app {session.app_id!r} changed (generation {install.generation}); " \
+                   "this session's token is revoked"
+        if epoch != session.claims.epoch:
+            return "every app token was revoked (epoch bumped)"
+        return ""
+
+    def _facts(self, session: Session, spec: ActionSpec, args: Mapping[str, Any]
+               ) -> dict[str, Any]:
+        facts: dict[str, Any] = {}
+        action = spec.name
+        roles: list[str] = []
+        if action in ("roles.assign", "roles.remove"):
+            roles = [args["role"]] if isinstance(args.get("role"), str) else []
+        elif action == "users.create" and isinstance(args.get("roles"), list):
+            roles = [r for r in args["roles"] if isinstance(r, str)]
+        if roles:
+            facts["role_privileged"] = any(self.server.is_privileged(r) for r in roles)
+        if action in _TARGET_USER_ACTIONS and isinstance(args.get("user_id"), str):
+            uid = args["user_id"]
+            facts["target_is_own_app_user"] = uid == session.caller.app_user_id
+            facts["target_created_by_app"] = self.server.user_created_by(uid)
+        if action == "http.request" and self.resolve is not None:
+            from policies.netcheck import parse_url
+
+            url = parse_url(args.get("url", "")) if isinstance(args.get("url"), str) else None
+            if url is not None and not isinstance(url, str):
+                facts["resolved_ips"] = self.resolve(url.host)
+        return facts
+
+    def _refuse(self, session: Session, action: str, args: Mapping[str, Any], code: str,
+                message: str, decision: Decision | None = None,
+                policy: Policy | None = None) -> GateError:
+        """Audit the refusal (durably), then build the error the app will see."""
+        self.ledger.deny(AuditRecord(
+            kind="decision", allowed=False, code=code, message=message[:500],
+            rules=decision.rules if decision else (),
+            policy_rev=policy.revision if policy else None, app_id=session.app_id,
+            install_id=session.install_id, action=action[:64],
+            args_digest=args_digest(args),
+        ))
+        self._count(False)
+        return GateError(code, message)
+
+    def _count(self, allowed: bool) -> None:
+        with self._stats_lock:
+            self.stats["allowed" if allowed else "denied"] += 1

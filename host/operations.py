@@ -1,0 +1,74 @@
+"""Operator actions as library calls, shared by the CLI, the demo and tests.
+
+The CLI adds disclosure rendering and interactive consent around these; the steps that change
+state live here once.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from host.clock import Clock, SystemClock
+from host.consent import make_consent
+from host.disclosure import Disclosure, build_disclosure, load_policy_view
+from host.home import Home
+from host.installs import InstallRecord, InstallStore, new_install_id
+from host.keyring import Keyring
+from host.manifest import Manifest, SettingValue, coerce_setting
+from host.packages import Package, store_package
+from host.publisher import SignatureCheck
+
+
+def default_settings(manifest: Manifest,
+                     keep: Mapping[str, SettingValue] | None = None) -> dict[str, SettingValue]:
+    """Settings for a new install (or an update, keeping values whose type still fits)."""
+    out: dict[str, SettingValue] = {}
+    for s in manifest.setting:
+        if keep is not None and s.key in keep:
+            try:
+                out[s.key] = coerce_setting(s, keep[s.key])
+                continue
+            except ValueError:
+                pass  # type changed across versions: fall back to the default
+        if s.default is not None:
+            out[s.key] = s.default
+    return out
+
+
+def disclose(home: Home, pkg: Package, sig: SignatureCheck,
+             app_users: int | None = None) -> tuple[Disclosure, str | None]:
+    """The disclosure for a package under the home's current policy (and why policy is absent)."""
+    policy, why = load_policy_view(home.policies_dir)
+    return build_disclosure(pkg.manifest, pkg.content_hash, sig, policy,
+                            app_users=app_users), why
+
+
+def install_package(
+    home: Home,
+    pkg: Package,
+    sig: SignatureCheck,
+    grants: frozenset[str],
+    *,
+    policy_revision: str | None,
+    settings: Mapping[str, SettingValue] | None = None,
+    clock: Clock | None = None,
+) -> InstallRecord:
+    """Store the package, sign the consent record and create the install (one transaction)."""
+    clock = clock or SystemClock()
+    values = default_settings(pkg.manifest)
+    for key, value in (settings or {}).items():
+        spec = pkg.manifest.setting_named(key)
+        if spec is None:
+            raise ValueError(f"{pkg.app_id} has no setting {key!r}")
+        values[key] = coerce_setting(spec, value)
+    keyring = Keyring.open(home.keys_dir)
+    with InstallStore(home.host_db) as store:
+        install_id = new_install_id()
+        path = store_package(home.packages_dir, pkg)
+        consent = make_consent(
+            keyring, install_id=install_id, app_id=pkg.app_id, version=pkg.manifest.version,
+            package_hash=pkg.content_hash, manifest_hash=pkg.manifest.manifest_hash(),
+            grants=grants, policy_revision=policy_revision, now=clock.now())
+        return store.create(
+            install_id=install_id, manifest=pkg.manifest, package_hash=pkg.content_hash,
+            package_path=path, grants=grants, settings=values, publisher=sig.to_dict(),
+            consent=consent)

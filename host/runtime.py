@@ -1,0 +1,339 @@
+"""The host process: every trusted part wired together.
+
+`Host(home).start()` opens the stores, reconciles any call that was audited but never
+finished (a crash between audit and server), starts the zygote from the calling thread (it
+must be a long-lived thread: the zygote's parent-death signal follows it), starts a runner per
+enabled install, and connects the server's events and pre-send hook to the apps.
+
+A watcher thread notices changes made by other processes (the CLI disabling, updating or
+uninstalling an app; an epoch bump) through the install store's change counter, and kills,
+restarts or starts children accordingly.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, Literal
+
+from host import tokens
+from host.audit import AuditRecord
+from host.child import AppFailed, Child, ChildDied, ChildLimits, Spawner
+from host.clock import Clock, SystemClock
+from host.consent import verify_install
+from host.errors import GateError
+from host.gate import Gate, HostAction, PolicySource, Session
+from host.home import Home
+from host.httpout import perform, system_resolver
+from host.installs import InstallStore
+from host.keyring import Keyring
+from host.ledger import Ledger
+from host.packages import read_package
+from host.server.embedded import EmbeddedServer
+from host.server.errors import Prevented
+from host.supervisor import AppRunner, append_capped, make_session
+from policies.loader import load_policy
+from policies.vocabulary import EVENTS
+
+TimeoutMode = Literal["fail_closed", "fail_open"]
+
+WATCH_INTERVAL_S = 0.2
+log = logging.getLogger("stockade.host")
+
+
+@dataclass
+class HostConfig:
+    degraded: bool = False  # run even when a confinement layer is missing (says which)
+    use_zygote: bool = True
+    limits: ChildLimits = field(default_factory=ChildLimits)
+    event_deadline_s: float = 5.0  # each post-event handler
+    pre_send_deadline_s: float = 1.0  # each app's pre-send hook
+    # What a pre-send hook that times out (or crashes) means: fail_closed prevents the message,
+    # fail_open lets it through. Either way the timeout is audited.
+    pre_send_timeout: TimeoutMode = "fail_closed"
+    audit_reads: bool = True
+    resolver_overrides: Mapping[str, str] = field(default_factory=dict)
+    watch: bool = True
+
+
+def ensure_policies(home: Home) -> None:
+    """A fresh home gets the shipped conservative baseline policy."""
+    if not any(home.policies_dir.glob("*.toml")):
+        src = resources.files("policies").joinpath("shipped/default.toml")
+        (home.policies_dir / "default.toml").write_text(src.read_text())
+
+
+class Host:
+    def __init__(self, home: Home, *, clock: Clock | None = None,
+                 config: HostConfig | None = None) -> None:
+        self.home = home.ensure()
+        self.clock = clock or SystemClock()
+        self.config = config or HostConfig()
+        ensure_policies(home)
+        self.keyring = Keyring.open(home.keys_dir)
+        self.installs = InstallStore(home.host_db)
+        self.ledger = Ledger(home.host_db, self.clock)
+        self.server = EmbeddedServer(home.server_db, self.clock)
+        self.policy = PolicySource(load_policy(home.policies_dir))
+        self.resolve = system_resolver(self.config.resolver_overrides)
+        self.gate = Gate(
+            server=self.server, ledger=self.ledger, installs=self.installs, policy=self.policy,
+            clock=self.clock, host_actions=self._host_actions(),
+            audit_reads=self.config.audit_reads, resolve=self.resolve,
+        )
+        self.runners: dict[str, AppRunner] = {}
+        self.spawner: Spawner | None = None
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._unsubscribe: Any = None
+        self._watch_version = -1
+        self.event_counts: dict[str, int] = {}
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> Host:
+        self.reconcile()
+        with contextlib.suppress(AttributeError):
+            self.ledger.quotas.set_seats(self.server.users_count_active_app_created())
+        self.spawner = Spawner(use_zygote=self.config.use_zygote)
+        self._unsubscribe = self.server.subscribe(self._on_server_event)
+        self.server.set_pre_send_hook(self._pre_send)
+        self.sync_installs()
+        if self.config.watch:
+            threading.Thread(target=self._watch, name="stockade-watch", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.server.set_pre_send_hook(None)
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        with self._lock:
+            runners = list(self.runners.values())
+            self.runners.clear()
+        for runner in runners:
+            runner.stop("host stopping")
+        if self.spawner is not None:
+            self.spawner.close()
+            self.spawner = None
+        with contextlib.suppress(Exception):
+            self.ledger.close()
+
+    def __enter__(self) -> Host:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def reconcile(self) -> int:
+        """Settle decisions audited before a crash whose outcome was never written."""
+        count = 0
+        for intent in self.ledger.pending_intents():
+            applied = self.server.was_applied(intent.op_id)
+            self.ledger.outcome(intent.seq, intent.op_id, applied,
+                                None if applied else "not_applied", refund=not applied,
+                                reconciled=True)
+            count += 1
+        return count
+
+    # ---- installs --------------------------------------------------------------------------
+
+    def sync_installs(self) -> None:
+        """Make the running set match the install store (start, restart, stop)."""
+        records = {r.install_id: r for r in self.installs.list()}
+        with self._lock:
+            for install_id, runner in list(self.runners.items()):
+                rec = records.get(install_id)
+                if rec is None or not rec.enabled or rec.generation != runner.install.generation:
+                    self.runners.pop(install_id)
+                    why = "uninstalled" if rec is None else (
+                        "disabled" if not rec.enabled else "changed (new generation)")
+                    runner.stop(f"app {why}")
+                    self.audit_supervisor(runner, "stopped", why)
+            for install_id, rec in records.items():
+                if rec.enabled and install_id not in self.runners:
+                    check = verify_install(rec, self.installs, self.keyring, disable=True)
+                    if not check.ok:
+                        self.ledger.append(AuditRecord(
+                            kind="consent", app_id=rec.app_id, install_id=install_id,
+                            code="consent_invalid", detail=(check.problem or "")[:500]))
+                        continue
+                    if rec.app_user_id is None:
+                        user = self.server.create_app_user(rec.app_id, rec.manifest.name)
+                        self.installs.set_app_user_id(install_id, user["id"])
+                        rec = self.installs.get(install_id) or rec
+                    self.runners[install_id] = AppRunner(self, rec)
+        self.gate.installs.invalidate()
+        self._run_lifecycle_hooks()
+
+    def _run_lifecycle_hooks(self) -> None:
+        for hook in self.installs.pending_hooks():
+            runner = self.runners.get(hook.install_id)
+            if runner is not None and hook.generation == runner.install.generation:
+                fut = runner.submit(hook.hook, {"hook": hook.hook, **dict(hook.detail)},
+                                    self.config.event_deadline_s)
+                with contextlib.suppress(Exception):
+                    fut.result(self.config.event_deadline_s + 5)
+            self.installs.mark_hook_done(hook.seq)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(WATCH_INTERVAL_S):
+            try:
+                version = self.installs.data_version()
+                if version != self._watch_version:
+                    self._watch_version = version
+                    self.sync_installs()
+            except Exception:
+                log.exception("install watcher: could not sync installs")
+
+    def start_child(self, runner: AppRunner) -> Child:
+        """Spawn, handshake (token + layers) and load one app's child."""
+        assert self.spawner is not None, "Host.start() first"
+        rec = self.installs.get(runner.install_id)
+        if rec is None or not rec.enabled:
+            raise ChildDied("app is not enabled", "stopped")
+        child = self.spawner.start(self.config.limits)
+        epoch = self.installs.epoch()
+        token = tokens.issue(
+            self.keyring, self.clock, app_id=rec.app_id, install_id=rec.install_id,
+            session_id=child.session_id, generation=rec.generation, epoch=epoch,
+            permissions=rec.grants, policy_hash=self.policy.current().revision,
+        )
+        claims_box: list[tokens.Claims] = []
+
+        def verify(presented: str) -> None:
+            claims_box.append(tokens.verify(presented, self.keyring, self.clock,
+                                            session_id=child.session_id))
+
+        try:
+            child.handshake(token, verify, degraded=self.config.degraded)
+            pkg = read_package(rec.package_path)
+            modules = {name[:-3]: data.decode("utf-8") for name, data in pkg.files.items()
+                       if name.endswith(".py") and "/" not in name}
+            module, cls = rec.manifest.entry_parts()
+            child.load(rec.app_id, modules, module, cls, dict(rec.settings), runner._log)
+        except Exception:
+            child.kill("start failed", code="start_failed")
+            child.close()
+            raise
+        runner.session = make_session(rec, child, claims_box[0])
+        runner.install = rec
+        runner.handlers = frozenset(child.handlers)
+        return child
+
+    # ---- events ------------------------------------------------------------------------------
+
+    def _receivers(self, event: str) -> list[AppRunner]:
+        spec = EVENTS.get(event)
+        if spec is None:
+            return []
+        with self._lock:
+            runners = sorted(self.runners.values(), key=lambda r: r.app_id)
+        return [r for r in runners
+                if event in r.install.manifest.events and set(spec.needs) <= r.install.grants]
+
+    def _on_server_event(self, name: str, payload: dict[str, Any]) -> None:
+        """Called by the server after commit: hand off, never block the server action."""
+        self.event_counts[name] = self.event_counts.get(name, 0) + 1
+        for runner in self._receivers(name):
+            runner.submit(name, payload, self.config.event_deadline_s)
+
+    def dispatch(self, name: str, payload: dict[str, Any]) -> list[Future[Any]]:
+        """Deliver an event to every app that handles it; the futures settle when each is done."""
+        return [r.submit(name, payload, self.config.event_deadline_s)
+                for r in self._receivers(name)]
+
+    def _pre_send(self, message: dict[str, Any]) -> dict[str, Any] | None:
+        """Run each app's pre-send hook in app-id order under a short deadline."""
+        sender_app = message.get("app_id")
+        current = dict(message)
+        for runner in self._receivers("message.pre_send"):
+            if runner.app_id == sender_app:
+                continue  # an app's own message never re-enters its own hook
+            fut = runner.submit("message.pre_send", {"message": current,
+                                                     "room": message.get("room")},
+                                self.config.pre_send_deadline_s)
+            try:
+                verdict = fut.result(self.config.pre_send_deadline_s + 0.5)
+            except (FutureTimeout, AppFailed, ChildDied, GateError, RuntimeError,
+                    TimeoutError) as exc:
+                self.audit_supervisor(runner, "pre_send_timeout",
+                                      f"{type(exc).__name__}; mode={self.config.pre_send_timeout}")
+                if self.config.pre_send_timeout == "fail_closed":
+                    raise Prevented(f"the pre-send hook of {runner.app_id} did not answer in "
+                                    f"time; messages fail closed",
+                                    prevented_by=runner.app_id) from None
+                continue
+            if isinstance(verdict, dict):
+                if verdict.get("prevent"):
+                    reason = str(verdict.get("reason") or "no reason given")
+                    return {"prevented": True, "prevented_by": runner.app_id, "reason": reason}
+                if isinstance(verdict.get("text"), str):
+                    current["text"] = verdict["text"]
+        return current
+
+    # ---- host-served actions ------------------------------------------------------------------
+
+    def _host_actions(self) -> dict[str, HostAction]:
+        actions: dict[str, HostAction] = {"http.request": self._http}
+        try:
+            from host.persistence import PersistenceStore
+        except ImportError:
+            return actions
+        store = PersistenceStore(self.home.host_db)
+
+        def put(s: Session, a: dict[str, Any], _op: str | None, _f: Mapping[str, Any]) -> Any:
+            return store.put(s.install_id, a["key"], a["value"], a.get("association"))
+
+        def get(s: Session, a: dict[str, Any], _op: str | None, _f: Mapping[str, Any]) -> Any:
+            return store.get(s.install_id, a["key"])
+
+        def delete(s: Session, a: dict[str, Any], _op: str | None, _f: Mapping[str, Any]) -> Any:
+            return store.delete(s.install_id, a["key"])
+
+        def find(s: Session, a: dict[str, Any], _op: str | None, _f: Mapping[str, Any]) -> Any:
+            return store.find(s.install_id, a["association"])
+
+        actions.update({"persistence.put": put, "persistence.get": get,
+                        "persistence.delete": delete, "persistence.find": find})
+        self.persistence = store
+        return actions
+
+    def _http(self, session: Session, args: dict[str, Any], _op: str | None,
+              facts: Mapping[str, Any]) -> Any:
+        hops = [0]
+
+        def check_hop(url: str) -> list[str]:
+            hops[0] += 1
+            if hops[0] == 1:
+                # the addresses the gate decided with: no second lookup (DNS rebinding)
+                return list(facts.get("resolved_ips") or [])
+            # every redirect is a new request as far as the policy is concerned
+            return self.gate.check_redirect(session, {**args, "url": url})
+
+        return perform(args, check_hop)
+
+    # ---- logs and audit ------------------------------------------------------------------------
+
+    def write_app_log(self, install_id: str, text: str, truncated: bool) -> None:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+        lines = "".join(f"{stamp} {line}\n" for line in text.splitlines())
+        if truncated:
+            lines += f"{stamp} [stockade] output truncated\n"
+        append_capped(self.home.logs_dir / f"{install_id}.log", lines)
+
+    def audit_supervisor(self, runner: AppRunner, event: str, detail: str) -> None:
+        with contextlib.suppress(Exception):
+            self.ledger.append(AuditRecord(
+                kind="supervisor", app_id=runner.app_id, install_id=runner.install_id,
+                event=event, detail=detail[:500]))
+
+    def purge_home(self) -> None:
+        shutil.rmtree(self.home.root, ignore_errors=True)

@@ -1,0 +1,207 @@
+"""One runner per running install: start its child, feed it events, restart it with backoff.
+
+Each runner owns a queue and a thread. Events for one app are delivered in order, one at a
+time; different apps run concurrently, so one app's crash, hang or flood never slows another.
+A dead child is restarted on the next job after an exponential backoff; the death is audited.
+"""
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from host import tokens
+from host.child import AppFailed, Child, ChildDied, LayerMissing
+from host.errors import GateError
+from host.gate import Session
+from host.installs import InstallRecord
+from host.server.principals import Caller
+
+if TYPE_CHECKING:
+    from host.runtime import Host
+
+# Restart backoff after a child dies: doubles from the first value up to the cap, and resets
+# after a job succeeds. Guards the host against a crash loop eating a core.
+BACKOFF_FIRST_S = 0.05
+BACKOFF_MAX_S = 30.0
+# A job that waited longer than this in a runner's queue is dropped (and the drop logged):
+# a stuck app must not build an unbounded backlog.
+MAX_QUEUE_WAIT_S = 60.0
+MAX_QUEUE = 1000
+# Per-install captured print() output kept on disk before rotation.
+MAX_LOG_BYTES = 1 << 20
+
+
+@dataclass
+class Job:
+    name: str
+    payload: dict[str, Any]
+    deadline_s: float
+    future: Future[Any] = field(default_factory=Future)
+    enqueued: float = field(default_factory=time.monotonic)
+
+
+_STOP = Job("__stop__", {}, 0.0)
+
+
+class AppRunner:
+    def __init__(self, host: Host, install: InstallRecord) -> None:
+        self.host = host
+        self.install = install
+        self.install_id = install.install_id
+        self.app_id = install.app_id
+        self.child: Child | None = None
+        self.session: Session | None = None
+        self.handlers: frozenset[str] = frozenset()
+        self.state = "idle"
+        self.failures = 0
+        self.restarts = 0
+        self.last_error = ""
+        self.events_done = 0
+        self.events_failed = 0
+        self._next_start = 0.0
+        self._queue: queue.Queue[Job] = queue.Queue(MAX_QUEUE)
+        self._thread = threading.Thread(target=self._loop, name=f"app-{self.app_id}",
+                                        daemon=True)
+        self._thread.start()
+
+    # ---- public --------------------------------------------------------------------------
+
+    def submit(self, name: str, payload: dict[str, Any], deadline_s: float) -> Future[Any]:
+        job = Job(name, payload, deadline_s)
+        try:
+            self._queue.put_nowait(job)
+        except queue.Full:
+            job.future.set_exception(RuntimeError(f"{self.app_id}: event queue full"))
+        return job.future
+
+    def ensure_started(self) -> None:
+        """Start the child now (blocking) instead of on the first event."""
+        fut: Future[Any] = Future()
+        self._queue.put(Job("__start__", {}, 0.0, fut))
+        fut.result()
+
+    def stop(self, reason: str = "stopped") -> None:
+        self.state = "stopped"
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(_STOP)
+        child = self.child
+        if child is not None:
+            child.kill(reason, code="stopped")
+        self._thread.join(timeout=5)
+        if self.child is not None:
+            self.child.close()
+            self.child = None
+
+    def kill_child(self, reason: str) -> None:
+        child = self.child
+        if child is not None:
+            child.kill(reason, code="revoked")
+
+    # ---- the runner thread ---------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is _STOP or self.state == "stopped":
+                if job is not _STOP:
+                    job.future.set_exception(RuntimeError("app stopped"))
+                return
+            if job.name == "__start__":
+                try:
+                    self._ensure_child()
+                    job.future.set_result(None)
+                except BaseException as exc:
+                    job.future.set_exception(exc)
+                continue
+            waited = time.monotonic() - job.enqueued
+            if waited > MAX_QUEUE_WAIT_S:
+                job.future.set_exception(TimeoutError(f"waited {waited:.0f}s in queue"))
+                continue
+            self._run(job)
+
+    def _run(self, job: Job) -> None:
+        try:
+            child = self._ensure_child()
+            result = child.deliver(job.name, job.payload, job.deadline_s, self._on_call,
+                                   self._log)
+            self.failures = 0
+            self.events_done += 1
+            job.future.set_result(result)
+        except AppFailed as exc:
+            self.events_failed += 1
+            self._log(f"[stockade] handler {job.name} failed: {exc.code}: {exc.message}\n",
+                      False)
+            job.future.set_exception(exc)
+        except (ChildDied, LayerMissing, GateError, OSError) as exc:
+            self.events_failed += 1
+            self._child_died(str(exc))
+            job.future.set_exception(exc)
+        finally:
+            session = self.session
+            if session is not None and session.revoked and self.child is not None:
+                self.child.kill(session.revoked, code="revoked")
+
+    def _ensure_child(self) -> Child:
+        child = self.child
+        if child is not None and not child.dead:
+            return child
+        if child is not None:
+            child.close()
+            self.child = None
+        delay = self._next_start - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        self.state = "starting"
+        self.child = self.host.start_child(self)
+        self.state = "running"
+        return self.child
+
+    def _child_died(self, reason: str) -> None:
+        child = self.child
+        crash = child.stderr_text().strip()[-500:] if child is not None else ""
+        self.last_error = reason + (f" | {crash}" if crash else "")
+        self.failures += 1
+        self.restarts += 1
+        backoff = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * (2 ** (self.failures - 1)))
+        self._next_start = time.monotonic() + backoff
+        self.state = "backoff"
+        self.host.audit_supervisor(self, "child_died", self.last_error)
+
+    def _on_call(self, child: Child, action: str, args: dict[str, Any]) -> Any:
+        session = self.session
+        if session is None or session.session_id != child.session_id:
+            raise GateError("permission_denied", "no session on this channel")
+        return self.host.gate.handle(session, action, args)
+
+    def _log(self, text: str, truncated: bool) -> None:
+        self.host.write_app_log(self.install_id, text, truncated)
+
+
+def make_session(install: InstallRecord, child: Child, claims: tokens.Claims) -> Session:
+    return Session(
+        app_id=install.app_id, install_id=install.install_id, session_id=child.session_id,
+        claims=claims, grants=install.grants,
+        caller=Caller(app_id=install.app_id, install_id=install.install_id,
+                      app_user_id=install.app_user_id),
+    )
+
+
+def append_capped(path: Path, text: str, cap: int = MAX_LOG_BYTES) -> None:
+    """Append to a per-install log, rotating to `.1` past `cap` (the disk stays bounded)."""
+    try:
+        if path.exists() and path.stat().st_size > cap:
+            path.replace(path.with_suffix(path.suffix + ".1"))
+        with path.open("a", encoding="utf-8") as f:
+            f.write(text)
+    except OSError:
+        pass
+
+
+LogWriter = Callable[[str, str, bool], None]
