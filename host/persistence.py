@@ -1,0 +1,199 @@
+"""Per-install key-value storage for apps (`persistence.*` bridge actions), in `host.db`.
+
+Isolation: every method takes the `install_id` the *host* knows from the channel the request
+came in on; no argument an app sends can name another install. Every query is keyed by it, so
+an app can only ever read, find or delete its own records. `remove_all` wipes an install's
+data at uninstall.
+
+An association ties a record to a thing in the chat (a room, a user, a visitor, ...) so an app
+can `find` its records about it: an `Association(kind, id)` pair; a record holds at most one.
+Values are JSON data (objects, arrays, strings, numbers, booleans, null), stored as canonical
+JSON and capped (see the constants).
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from host.store import Store, ensure_schema
+
+SCHEMA_COMPONENT = "persistence"
+SCHEMA_VERSION = 1
+
+# Largest stored value (bytes of canonical JSON). Guards host.db and the wire: a value is sent
+# back whole in one frame, and an app must not turn the host's database into its blob store.
+MAX_VALUE_BYTES = 64 * 1024
+# Most keys per install. Guards the database and `find` against an app creating records
+# without bound (one per visitor message, say).
+MAX_KEYS_PER_INSTALL = 10_000
+# Most bytes per install over all values. Guards the disk: 10k keys × 64 KiB would be 640 MiB.
+MAX_BYTES_PER_INSTALL = 32 * 1024 * 1024
+# Longest key and association id (characters). Guards the index.
+MAX_KEY_LEN = 256
+# Deepest nesting of a value. Guards the host's JSON encoder/decoder against recursion limits.
+MAX_DEPTH = 32
+# Most records one `find` returns. Guards the reply frame size.
+MAX_FIND = 1000
+
+ASSOCIATION_KINDS = frozenset({"room", "user", "visitor", "message", "misc"})
+
+DDL = (
+    "CREATE TABLE IF NOT EXISTS persist(install_id TEXT NOT NULL, key TEXT NOT NULL,"
+    " value TEXT NOT NULL, assoc_kind TEXT, assoc_id TEXT, PRIMARY KEY(install_id, key))"
+    " WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS persist_assoc ON persist(install_id, assoc_kind, assoc_id)",
+    # Running totals so the caps cost one row read, not a scan of the install's records.
+    "CREATE TABLE IF NOT EXISTS persist_usage(install_id TEXT PRIMARY KEY,"
+    " keys INTEGER NOT NULL, bytes INTEGER NOT NULL) WITHOUT ROWID",
+)
+
+
+class PersistenceError(ValueError):
+    """The request breaks a rule (bad key, value too large, install full). App-facing text."""
+
+
+@dataclass(frozen=True)
+class Association:
+    """What a record is about: kind ∈ ASSOCIATION_KINDS, id of that thing."""
+
+    kind: str
+    id: str
+
+
+def _check_key(key: object) -> str:
+    if not isinstance(key, str) or not 0 < len(key) <= MAX_KEY_LEN:
+        raise PersistenceError(f"key must be a non-empty string of at most {MAX_KEY_LEN} chars")
+    return key
+
+
+def _check_assoc(a: object) -> Association:
+    if not isinstance(a, Association) or a.kind not in ASSOCIATION_KINDS:
+        raise PersistenceError(
+            f"association kind must be one of {', '.join(sorted(ASSOCIATION_KINDS))}")
+    if not isinstance(a.id, str) or not 0 < len(a.id) <= MAX_KEY_LEN:
+        raise PersistenceError(f"association id must be 1..{MAX_KEY_LEN} characters")
+    return a
+
+
+def _check_json(v: object, depth: int = 0) -> None:
+    if depth > MAX_DEPTH:
+        raise PersistenceError(f"value nested deeper than {MAX_DEPTH} levels")
+    if v is None or isinstance(v, (bool, int, str)):
+        return
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            raise PersistenceError("value holds NaN or infinity (not JSON)")
+        return
+    if isinstance(v, (list, tuple)):
+        for x in v:
+            _check_json(x, depth + 1)
+        return
+    if isinstance(v, dict):
+        for k, x in v.items():
+            if not isinstance(k, str):
+                raise PersistenceError("object keys in a value must be strings")
+            _check_json(x, depth + 1)
+        return
+    raise PersistenceError(f"value holds a {type(v).__name__}, which is not JSON data")
+
+
+def encode_value(value: object) -> str:
+    """Canonical JSON of a value, validated and size-capped."""
+    _check_json(value)
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    if len(text.encode()) > MAX_VALUE_BYTES:
+        raise PersistenceError(f"value larger than {MAX_VALUE_BYTES} bytes")
+    return text
+
+
+class PersistenceStore:
+    """Install-scoped records over `host.db`."""
+
+    def __init__(self, db: Path | str | Store) -> None:
+        self.store = db if isinstance(db, Store) else Store(db)
+        ensure_schema(self.store, SCHEMA_COMPONENT, SCHEMA_VERSION, DDL)
+
+    def put(self, install_id: str, key: str, value: Any,
+            association: Association | None = None) -> None:
+        """Create or replace `key` for this install. Raises PersistenceError past a cap."""
+        _check_key(key)
+        if association is not None:
+            _check_assoc(association)
+        text = encode_value(value)
+        size = len(text.encode())
+        kind = association.kind if association else None
+        aid = association.id if association else None
+        with self.store.transaction() as c:
+            old = c.execute("SELECT length(CAST(value AS BLOB)) FROM persist"
+                            " WHERE install_id=? AND key=?", (install_id, key)).fetchone()
+            u = c.execute("SELECT keys, bytes FROM persist_usage WHERE install_id=?",
+                          (install_id,)).fetchone()
+            keys, total = (0, 0) if u is None else (int(u[0]), int(u[1]))
+            if old is None:
+                keys += 1
+            total += size - (0 if old is None else int(old[0]))
+            if keys > MAX_KEYS_PER_INSTALL:
+                raise PersistenceError(f"install has {MAX_KEYS_PER_INSTALL} keys already")
+            if total > MAX_BYTES_PER_INSTALL:
+                raise PersistenceError(
+                    f"install storage would exceed {MAX_BYTES_PER_INSTALL} bytes")
+            c.execute(
+                "INSERT INTO persist(install_id, key, value, assoc_kind, assoc_id)"
+                " VALUES(?, ?, ?, ?, ?) ON CONFLICT(install_id, key) DO UPDATE SET"
+                " value=excluded.value, assoc_kind=excluded.assoc_kind,"
+                " assoc_id=excluded.assoc_id", (install_id, key, text, kind, aid))
+            c.execute(
+                "INSERT INTO persist_usage(install_id, keys, bytes) VALUES(?, ?, ?)"
+                " ON CONFLICT(install_id) DO UPDATE SET keys=excluded.keys,"
+                " bytes=excluded.bytes", (install_id, keys, total))
+
+    def get(self, install_id: str, key: str) -> Any:
+        """The value, or None when the key does not exist."""
+        _check_key(key)
+        r = self.store.conn().execute(
+            "SELECT value FROM persist WHERE install_id=? AND key=?", (install_id, key)
+        ).fetchone()
+        return None if r is None else json.loads(r[0])
+
+    def delete(self, install_id: str, key: str) -> bool:
+        """Remove one key. True if it existed."""
+        _check_key(key)
+        with self.store.transaction() as c:
+            old = c.execute("SELECT length(CAST(value AS BLOB)) FROM persist"
+                            " WHERE install_id=? AND key=?", (install_id, key)).fetchone()
+            if old is None:
+                return False
+            c.execute("DELETE FROM persist WHERE install_id=? AND key=?", (install_id, key))
+            c.execute("UPDATE persist_usage SET keys=keys-1, bytes=bytes-? WHERE install_id=?",
+                      (int(old[0]), install_id))
+            return True
+
+    def find(self, install_id: str, association: Association,
+             limit: int = 100) -> list[tuple[str, Any]]:
+        """This install's records tied to `association`, as (key, value), by key."""
+        _check_assoc(association)
+        n = max(1, min(int(limit), MAX_FIND))
+        rows = self.store.conn().execute(
+            "SELECT key, value FROM persist WHERE install_id=? AND assoc_kind=? AND assoc_id=?"
+            " ORDER BY key LIMIT ?", (install_id, association.kind, association.id, n)
+        ).fetchall()
+        return [(str(k), json.loads(v)) for k, v in rows]
+
+    def keys(self, install_id: str) -> Sequence[str]:
+        """Every key of this install (operator views, tests)."""
+        return [str(r[0]) for r in self.store.conn().execute(
+            "SELECT key FROM persist WHERE install_id=? ORDER BY key", (install_id,))]
+
+    def remove_all(self, install_id: str) -> int:
+        """Delete every record of an install (uninstall). Returns how many were removed."""
+        with self.store.transaction() as c:
+            n = c.execute("DELETE FROM persist WHERE install_id=?", (install_id,)).rowcount
+            c.execute("DELETE FROM persist_usage WHERE install_id=?", (install_id,))
+        return int(n)
+
+    def close(self) -> None:
+        self.store.close()

@@ -1,0 +1,76 @@
+"""Per-install storage: isolation between installs, associations, caps."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import host.persistence as P
+from host.persistence import Association, PersistenceError, PersistenceStore
+
+
+def test_isolation_between_installs(tmp_path: Path) -> None:
+    s = PersistenceStore(tmp_path / "host.db")
+    room = Association("room", "GENERAL")
+    s.put("i1", "k", {"secret": 1}, room)
+    s.put("i2", "k", {"other": 2}, room)
+    assert s.get("i1", "k") == {"secret": 1}
+    assert s.get("i2", "k") == {"other": 2}
+    assert s.find("i2", room) == [("k", {"other": 2})]
+    assert s.delete("i2", "k")
+    assert s.get("i1", "k") == {"secret": 1}  # i2's delete never reaches i1
+    assert s.get("i3", "k") is None
+
+
+def test_associations_and_remove_all(tmp_path: Path) -> None:
+    s = PersistenceStore(tmp_path / "host.db")
+    v = Association("visitor", "v1")
+    s.put("i1", "a", 1, v)
+    s.put("i1", "b", 2, v)
+    s.put("i1", "c", 3, Association("user", "v1"))
+    s.put("i1", "d", 4)
+    assert s.find("i1", v) == [("a", 1), ("b", 2)]
+    s.put("i1", "a", 10)  # re-put without association drops it
+    assert s.find("i1", v) == [("b", 2)]
+    s.put("i2", "z", 0)
+    assert s.remove_all("i1") == 4
+    assert s.keys("i1") == [] and s.keys("i2") == ["z"]
+    with pytest.raises(PersistenceError):
+        s.find("i1", Association("database", "x"))
+
+
+def test_value_caps(tmp_path: Path) -> None:
+    s = PersistenceStore(tmp_path / "host.db")
+    with pytest.raises(PersistenceError):
+        s.put("i1", "big", "x" * (P.MAX_VALUE_BYTES + 1))
+    deep: object = 0
+    for _ in range(P.MAX_DEPTH + 5):
+        deep = [deep]
+    with pytest.raises(PersistenceError):
+        s.put("i1", "deep", deep)
+    for bad in (float("nan"), {1: "x"}, object(), b"bytes"):
+        with pytest.raises(PersistenceError):
+            s.put("i1", "bad", bad)
+    with pytest.raises(PersistenceError):
+        s.put("i1", "", 1)
+    with pytest.raises(PersistenceError):
+        s.put("i1", "k" * 300, 1)
+
+
+def test_key_and_byte_caps_per_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(P, "MAX_KEYS_PER_INSTALL", 3)
+    monkeypatch.setattr(P, "MAX_BYTES_PER_INSTALL", 100)
+    s = PersistenceStore(tmp_path / "host.db")
+    for k in "abc":
+        s.put("i1", k, 1)
+    with pytest.raises(PersistenceError, match="keys"):
+        s.put("i1", "d", 1)
+    s.put("i1", "a", 2)  # replacing an existing key is fine
+    s.put("i2", "d", 1)  # the cap is per install
+    assert s.delete("i1", "c")
+    s.put("i1", "d", 1)
+    with pytest.raises(PersistenceError, match="bytes"):
+        s.put("i1", "a", "x" * 120)
+    s.put("i1", "a", "x" * 60)  # replacing counts the new size, not both
+    s.remove_all("i1")
+    s.put("i1", "a", "x" * 90)
