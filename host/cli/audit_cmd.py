@@ -1,8 +1,152 @@
-"""`stockade audit` (not yet implemented)."""
+"""`stockade audit`: verify the hash-chained audit log, read its newest records, show one.
+
+Human output goes to stderr with every app-derived string escaped (`escape_text`), so a record
+cannot print a fake line or move the cursor; `--json` writes only JSON to stdout.
+"""
 from __future__ import annotations
 
+import datetime as _dt
+from typing import Annotated, Any
+
 import typer
+
+from host.audit import AuditEntry, AuditError, AuditLog, escape_text, open_readonly
+from host.cli.output import EXIT_NEGATIVE, emit_json, err_console, fail
+from host.clock import SystemClock
+from host.home import Home
+from host.store import StoreError
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Machine output on stdout.")]
+
+audit_app = typer.Typer(help="Verify and read the audit log (HOME/host.db).",
+                        no_args_is_help=True)
+
+# Most records `tail` prints at once: guards the terminal (and a pipe) from a mistyped -n.
+MAX_TAIL = 10_000
+
+
+def _open(home: Home) -> AuditLog:
+    if not home.host_db.exists():
+        fail(f"no store at {home.host_db}: nothing has been recorded in this home yet",
+             "pass --home (or set STOCKADE_HOME) to the folder the host runs with")
+    try:
+        return open_readonly(home.host_db, SystemClock())
+    except (StoreError, AuditError, OSError) as exc:
+        fail(f"cannot open {home.host_db}: {exc}", "check the file's permissions")
+
+
+def _say(text: str) -> None:
+    # markup/highlight off: record text is data, never rich markup.
+    err_console.print(text, markup=False, highlight=False)
+
+
+def _when(ts: float) -> str:
+    return _dt.datetime.fromtimestamp(ts, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
+
+
+def _s(v: Any) -> str:
+    return escape_text(str(v))
+
+
+def _line(e: AuditEntry) -> str:
+    b = e.body
+    verdict = ""
+    if "allowed" in b:
+        verdict = "allow" if b["allowed"] else "DENY"
+    elif "ok" in b:
+        verdict = "ok" if b["ok"] else "FAIL"
+    who = "/".join(_s(b[k]) for k in ("app_id", "install_id") if k in b)
+    parts = [f"{e.seq:>6}", _when(e.ts), _s(b.get("kind", "?")), verdict, who,
+             _s(b.get("action") or b.get("event") or "")]
+    if "code" in b and b["code"] not in ("allow", "ok"):
+        parts.append(_s(b["code"]))
+    if "ref_seq" in b:
+        parts.append(f"(of {int(b['ref_seq'])})")
+    if b.get("refunded"):
+        parts.append("refunded")
+    if b.get("reconciled"):
+        parts.append("reconciled")
+    if "op_id" in b:
+        parts.append(f"op={_s(b['op_id'])}")
+    for k in ("message", "detail"):
+        if k in b:
+            parts.append(f"— {_s(b[k])}")
+    return "  ".join(p for p in parts if p)
+
+
+@audit_app.command("verify")
+def verify(ctx: typer.Context, json_out: JsonFlag = False) -> None:
+    """Check the whole chain and its anchor. Exit 0 if intact, 1 naming the first bad record."""
+    log = _open(ctx.obj)
+    try:
+        result = log.verify()
+    except (AuditError, StoreError, OSError) as exc:
+        fail(f"cannot read the audit log: {exc}", "check the file's permissions")
+    if json_out:
+        emit_json(result.to_json())
+    if result.ok:
+        anchor = f", anchored at seq {result.anchor.seq}" if result.anchor else ""
+        _say(f"audit log intact: {result.records} records{anchor}")
+        for note in result.notes:
+            _say(f"note: {note}")
+        raise typer.Exit(0)
+    where = f"record {result.first_bad_seq}: " if result.first_bad_seq is not None else ""
+    _say(f"audit log FAILED verification: {where}{result.problem}")
+    _say(f"({result.records} records verified before it; the log may have been tampered with "
+         "— keep a copy of host.db and audit.anchor before anything else writes to them)")
+    raise typer.Exit(EXIT_NEGATIVE)
+
+
+@audit_app.command("tail")
+def tail(
+    ctx: typer.Context,
+    n: Annotated[int, typer.Option("-n", "--lines", min=1, max=MAX_TAIL,
+                                   help="How many of the newest records.")] = 20,
+    json_out: JsonFlag = False,
+) -> None:
+    """The newest records, oldest first."""
+    entries = _open(ctx.obj).tail(n)
+    if json_out:
+        emit_json([e.to_json() for e in entries])
+        return
+    if not entries:
+        _say("the audit log is empty")
+    for e in entries:
+        _say(_line(e))
+
+
+@audit_app.command("show")
+def show(
+    ctx: typer.Context,
+    seq: Annotated[int, typer.Argument(help="The record's sequence number.", min=1)],
+    json_out: JsonFlag = False,
+) -> None:
+    """One record with its chain hashes."""
+    e = _open(ctx.obj).show(seq)
+    if e is None:
+        fail(f"no audit record {seq}", "see `stockade audit tail` for the newest ones",
+             code=EXIT_NEGATIVE)
+    if json_out:
+        emit_json(e.to_json())
+        return
+    _say(f"seq        {e.seq}")
+    _say(f"time       {_when(e.ts)}")
+    for k in sorted(e.body):
+        v = e.body[k]
+        if k == "quota" and isinstance(v, list):
+            for q in v:
+                nxt = q.get("next_free_at")
+                free = f", next free {_when(nxt)}" if isinstance(nxt, (int, float)) else ""
+                _say(f"quota      {_s(q.get('key'))}: {_s(q.get('used'))}/{_s(q.get('limit'))}"
+                     f" per {_s(q.get('window_s'))}s{free}")
+        elif isinstance(v, list):
+            _say(f"{k:<10} {', '.join(_s(x) for x in v)}")
+        else:
+            _say(f"{k:<10} {_s(v)}")
+    _say(f"prev_hash  {e.prev_hash}")
+    _say(f"hash       {e.hash}")
 
 
 def register(root: typer.Typer) -> None:
     """Mount this group's commands on the root CLI."""
+    root.add_typer(audit_app, name="audit")
