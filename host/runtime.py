@@ -22,6 +22,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Literal
+from urllib.parse import parse_qsl
 
 from host import tokens
 from host.audit import AuditRecord
@@ -38,6 +39,7 @@ from host.ledger import Ledger
 from host.packages import read_package
 from host.server.embedded import EmbeddedServer
 from host.server.errors import Prevented
+from host.server.principals import SYSTEM
 from host.supervisor import AppRunner, append_capped, make_session
 from policies.loader import load_policy
 from policies.vocabulary import EVENTS
@@ -60,6 +62,9 @@ class HostConfig:
     pre_send_timeout: TimeoutMode = "fail_closed"
     audit_reads: bool = True
     resolver_overrides: Mapping[str, str] = field(default_factory=dict)
+    # The server user whose identity `rest.call` acts as (the operator's service account). The
+    # app never sees its credentials; with none configured, rest.call is refused.
+    rest_identity: str | None = None
     watch: bool = True
 
 
@@ -282,7 +287,7 @@ class Host:
     # ---- host-served actions ------------------------------------------------------------------
 
     def _host_actions(self) -> dict[str, HostAction]:
-        actions: dict[str, HostAction] = {"http.request": self._http}
+        actions: dict[str, HostAction] = {"http.request": self._http, "rest.call": self._rest}
         try:
             from host.persistence import PersistenceStore
         except ImportError:
@@ -319,6 +324,20 @@ class Host:
             return self.gate.check_redirect(session, {**args, "url": url})
 
         return perform(args, check_hop)
+
+    def _rest(self, session: Session, args: dict[str, Any], op_id: str | None,
+              _facts: Mapping[str, Any]) -> Any:
+        from host.server.rest import RestDispatcher
+
+        if not self.config.rest_identity:
+            raise GateError("permission_denied", "rest.call: the operator configured no REST "
+                            "service identity (stockade serve --rest-identity USER)")
+        identity = self.server.users_get_by_username(SYSTEM, self.config.rest_identity)
+        route, _, query = str(args["route"]).partition("?")
+        status, body = RestDispatcher(self.server).call(
+            identity["id"], str(args["method"]), route,
+            dict(parse_qsl(query)), args.get("body"), caller=session.caller, op_id=op_id)
+        return {"status": status, "body": body}
 
     # ---- logs and audit ------------------------------------------------------------------------
 

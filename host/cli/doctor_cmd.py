@@ -1,8 +1,39 @@
-"""`stockade doctor` (not yet implemented)."""
+"""`stockade doctor`: confinement layers on this machine, key and store health, audit chain."""
 from __future__ import annotations
 
 import typer
+from rich.table import Table
+
+from host.cli.output import EXIT_NEGATIVE, emit_json, err_console
+from host.home import Home
+
+
+def doctor(
+    ctx: typer.Context,
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable report on stdout."),
+) -> None:
+    """Check the machine and the home folder. Exit 1 when a required check fails."""
+    from host.doctor import run
+
+    home: Home = ctx.obj
+    report = run(home)
+    if json_out:
+        emit_json(report.to_json())
+    else:
+        table = Table(title=f"stockade doctor ({home.root})")
+        table.add_column("check")
+        table.add_column("status")
+        table.add_column("detail")
+        for c in report.checks:
+            status = ("[green]ok[/]" if c.ok else
+                      "[red]FAIL[/]" if c.required else "[yellow]warn[/]")
+            table.add_row(c.name, status, c.detail)
+        err_console.print(table)
+        err_console.print("[green]all required checks pass[/]" if report.ok else
+                          "[red]a required check failed[/]: apps will not run unless the host "
+                          "is started with --degraded")
+    raise typer.Exit(0 if report.ok else EXIT_NEGATIVE)
 
 
 def register(root: typer.Typer) -> None:
-    """Mount this group's commands on the root CLI."""
+    root.command("doctor")(doctor)

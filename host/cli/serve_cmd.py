@@ -47,8 +47,17 @@ def serve(
         help="Create/reuse admin service user USERNAME, print a new token once, and exit.",
     ),
     json_out: bool = typer.Option(False, "--json", help="With --mint-token: JSON on stdout."),
+    apps: bool = typer.Option(True, "--apps/--no-apps", help="Also run the installed apps."),
+    degraded: bool = typer.Option(
+        False, "--degraded", help="Run apps even if a confinement layer is missing."),
+    rest_identity: str = typer.Option(
+        None, "--rest-identity", metavar="USERNAME",
+        help="Server user the rest.call bridge acts as (apps never see its credentials)."),
+    pre_send_timeout: str = typer.Option(
+        "fail-closed", "--pre-send-timeout",
+        help="What a pre-send hook that misses its deadline means: fail-closed or fail-open."),
 ) -> None:
-    """Serve the embedded server's Rocket.Chat-style REST API (/api/v1/...) on loopback."""
+    """Serve the REST API (/api/v1/...) on loopback, and run the installed apps."""
     home: Home = ctx.obj
     if not is_loopback(host):
         fail(
@@ -77,12 +86,33 @@ def serve(
 
     from host.server.rest import create_app
 
+    app_host = None
+    if apps:
+        from host.child import LayerMissing
+        from host.runtime import Host, HostConfig
+
+        if pre_send_timeout not in ("fail-closed", "fail-open"):
+            fail(f"--pre-send-timeout {pre_send_timeout!r} is not fail-closed or fail-open")
+        config = HostConfig(degraded=degraded, rest_identity=rest_identity,
+                            pre_send_timeout="fail_closed" if pre_send_timeout == "fail-closed"
+                            else "fail_open")
+        try:
+            app_host = Host(home, config=config).start()
+        except LayerMissing as exc:
+            fail(str(exc), "run `stockade doctor`; or pass --degraded to accept the risk")
+        server = app_host.server  # one server: REST actions raise events for the apps
+        running = sorted(r.app_id for r in app_host.runners.values())
+        err_console.print(f"apps running: {', '.join(running) or 'none'}", highlight=False)
     err_console.print(
         f"stockade server: http://{host}:{port}/api/v1/ (data: {home.server_db})", highlight=False
     )
-    uvicorn.Server(uvicorn.Config(
-        create_app(server), host=host, port=port, log_level="warning", lifespan="off",
-    )).run()
+    try:
+        uvicorn.Server(uvicorn.Config(
+            create_app(server), host=host, port=port, log_level="warning", lifespan="off",
+        )).run()
+    finally:
+        if app_host is not None:
+            app_host.stop()
 
 
 def register(root: typer.Typer) -> None:

@@ -1,0 +1,128 @@
+"""`stockade doctor`: what this machine provides, and whether the host's state is healthy.
+
+The confinement layers are not guessed from kernel version strings: the doctor starts a real
+child through the zygote (and one through the spawn fallback) and reads the layer report the
+child made after confining itself — the same report the host checks before running any app.
+"""
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+from dataclasses import dataclass, field
+from typing import Any
+
+from host import tokens
+from host.child import REQUIRED_LAYERS, ChildLimits, Spawner
+from host.clock import SystemClock
+from host.home import Home
+from host.keyring import Keyring
+from sandbox import landlock
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    required: bool = True
+
+
+@dataclass
+class Report:
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks if c.required)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "checks": [c.__dict__ for c in self.checks]}
+
+
+def probe_child_layers(use_zygote: bool) -> dict[str, Any]:
+    """Start one confined child and return its own layer report (or the error)."""
+    ring = Keyring.ephemeral()
+    clock = SystemClock()
+    spawner = Spawner(use_zygote=use_zygote)
+    try:
+        child = spawner.start(ChildLimits())
+        token = tokens.issue(ring, clock, app_id="doctor", install_id="none",
+                             session_id=child.session_id, generation=0, epoch=0,
+                             permissions=frozenset(), policy_hash="none")
+        try:
+            def verify(presented: str) -> None:
+                tokens.verify(presented, ring, clock, session_id=child.session_id)
+
+            layers = child.handshake(token, verify, degraded=True)
+            return layers.model_dump()
+        finally:
+            child.shutdown(0.5)
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        spawner.close()
+
+
+def run(home: Home, *, spawn_too: bool = True) -> Report:
+    rep = Report()
+    zyg = probe_child_layers(True)
+    if "error" in zyg:
+        rep.checks.append(Check("zygote child", False, zyg["error"]))
+    else:
+        for layer in (*REQUIRED_LAYERS, "uid_dropped"):
+            required = layer in REQUIRED_LAYERS
+            rep.checks.append(Check(f"layer: {layer}", bool(zyg.get(layer)),
+                                    "applied in a real child" if zyg.get(layer) else "MISSING",
+                                    required))
+        for note in zyg.get("notes") or []:
+            rep.checks.append(Check("layer note", True, str(note), False))
+    rep.checks.append(Check("landlock ABI", landlock.abi_version() >= 1,
+                            f"version {landlock.abi_version()}", False))
+    if spawn_too:
+        sp = probe_child_layers(False)
+        missing = [k for k in REQUIRED_LAYERS if not sp.get(k)]
+        rep.checks.append(Check("spawn fallback", "error" not in sp and not missing,
+                                sp.get("error") or (f"missing: {missing}" if missing else "ok"),
+                                False))
+    rep.checks.extend(_state_checks(home))
+    return rep
+
+
+def _state_checks(home: Home) -> list[Check]:
+    out: list[Check] = []
+    if not home.root.exists():
+        out.append(Check("home", True, f"{home.root} does not exist yet (fresh)", False))
+        return out
+    mode = stat.S_IMODE(os.stat(home.root).st_mode)
+    out.append(Check("home permissions", mode & 0o077 == 0, f"{home.root} mode {mode:o}"))
+    if (home.keys_dir / "keyring.json").exists():
+        try:
+            ring = Keyring.open(home.keys_dir)
+            loose = [p.name for p in home.keys_dir.glob("*.key")
+                     if stat.S_IMODE(os.stat(p).st_mode) & 0o077]
+            out.append(Check("signing keys", not loose,
+                             f"current key {ring.current}; {len(ring.public_keys())} key(s)"
+                             + (f"; readable by others: {loose}" if loose else "")))
+        except Exception as exc:
+            out.append(Check("signing keys", False, str(exc)))
+    for label, path in (("host store", home.host_db), ("server store", home.server_db)):
+        if path.exists():
+            try:
+                with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+                    result = conn.execute("PRAGMA quick_check").fetchone()[0]
+                    jm = conn.execute("PRAGMA journal_mode").fetchone()[0]
+                out.append(Check(label, result == "ok", f"{path.name}: {result}, {jm}"))
+            except sqlite3.Error as exc:
+                out.append(Check(label, False, f"{path.name}: {exc}"))
+    if home.host_db.exists():
+        try:
+            from host.audit import open_readonly
+
+            res = open_readonly(home.host_db, SystemClock()).verify()
+            out.append(Check("audit chain", res.ok,
+                             f"{res.records} records verified" if res.ok else
+                             f"record {res.first_bad_seq}: {res.problem}"))
+        except Exception as exc:
+            out.append(Check("audit chain", False, str(exc)))
+    return out
