@@ -147,9 +147,11 @@ class Ledger:
         self.audit._check_open()
         now = float(self.clock.now())
         with self.store.transaction() as c:
-            row = c.execute(
-                "SELECT op_id, app_id, install_id, action, keys, seat FROM audit_intents"
-                " WHERE seq=?", (seq,)).fetchone()
+            # One statement claims the intent (a second outcome for `seq` finds nothing).
+            rows = c.execute(
+                "DELETE FROM audit_intents WHERE seq=?"
+                " RETURNING op_id, app_id, install_id, action, keys, seat", (seq,)).fetchall()
+            row = rows[0] if rows else None  # fetchall: finish the statement before COMMIT
             app_id = install_id = action = None
             refunded = False
             if row is not None:
@@ -160,7 +162,6 @@ class Ledger:
                     keys = tuple(str(k) for k in json.loads(row[4]))
                     refund_in(c, Reservation(op_id, keys, bool(row[5])))
                     refunded = True
-                c.execute("DELETE FROM audit_intents WHERE seq=?", (seq,))
             elif refund:
                 raise LedgerError(f"decision {seq} has no pending reservation to refund")
             # Built directly (hot path): app/install/action come from the stored intent, which

@@ -91,11 +91,13 @@ class Store:
         c.execute("BEGIN IMMEDIATE")
         try:
             yield c
+            c.execute("COMMIT")
         except BaseException:
+            # Also when COMMIT itself fails (disk full, I/O error): never leave the write lock
+            # held by a half-open transaction.
             if c.in_transaction:
                 c.execute("ROLLBACK")
             raise
-        c.execute("COMMIT")
 
     def checkpoint(self, mode: str = "PASSIVE") -> tuple[int, int, int]:
         """Run a WAL checkpoint (background thread). Returns (busy, log pages, checkpointed)."""
