@@ -1,0 +1,42 @@
+"""Helpers for spine tests: write an app folder, install it, start a real Host in a temp home."""
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from host.home import Home
+from host.installs import InstallRecord
+from host.operations import install_package
+from host.packages import read_package
+from host.publisher import TrustStore, check_signature
+
+
+def write_app(root: Path, app_id: str, permissions: list[str], events: list[str],
+              source: str, settings: str = "") -> Path:
+    d = root / app_id
+    d.mkdir(parents=True, exist_ok=True)
+    perms = "".join(f'\n[[permission]]\nname = "{p}"\nreason = "test needs {p}"\n'
+                    for p in permissions)
+    (d / "app.toml").write_text(textwrap.dedent(f'''\
+        id = "{app_id}"
+        name = "{app_id.title()}"
+        version = "1.0.0"
+        author = "tests"
+        api = ">=1,<2"
+        entry = "main:TestApp"
+        events = {events!r}
+        ''').replace("'", '"') + perms + settings)
+    (d / "main.py").write_text(textwrap.dedent(source))
+    return d
+
+
+def install(home: Home, folder: Path, grants: list[str] | None = None) -> InstallRecord:
+    pkg = read_package(folder)
+    sig = check_signature(pkg, TrustStore(home.trust_dir))
+    return install_package(home, pkg, sig, frozenset(grants if grants is not None
+                                                     else pkg.manifest.asked),
+                           policy_revision=None)
+
+
+def write_policy(home: Home, name: str, text: str) -> None:
+    (home.policies_dir / f"{name}.toml").write_text(textwrap.dedent(text))

@@ -1,0 +1,185 @@
+"""The gate, end to end through a real confined child: every refusal is an error the app sees,
+naming what was missing, and is audited; quotas hold; revocation reaches a running child."""
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from spinehelp import install, write_app, write_policy
+
+from host.audit import open_readonly
+from host.clock import SystemClock
+from host.home import Home
+from host.installs import InstallStore
+from host.runtime import Host
+
+PROBE_SRC = '''
+from stockade import App, PermissionDenied, QuotaExceeded, Conflict, InvalidArgument, NotFound
+
+class TestApp(App):
+    def on_livechat_room_started(self, ctx, event):
+        out = []
+        for step in event["steps"]:
+            action, kwargs = step[0], step[1]
+            bridge, name = action.split(".")
+            try:
+                result = getattr(getattr(ctx, bridge), name)(**kwargs)
+                out.append(["ok", result.get("id") if isinstance(result, dict) else result])
+            except PermissionDenied as e:
+                out.append(["PermissionDenied", str(e)])
+            except QuotaExceeded as e:
+                out.append(["QuotaExceeded", str(e)])
+            except Conflict as e:
+                out.append(["Conflict", str(e)])
+            except InvalidArgument as e:
+                out.append(["InvalidArgument", str(e)])
+            except NotFound as e:
+                out.append(["NotFound", str(e)])
+        return out
+'''
+
+POLICY = '''
+schema = 1
+name = "gate"
+[[rule]]
+id = "prober-users"
+effect = "permit"
+apps = ["prober"]
+actions = ["users.read", "users.create", "livechat.read", "roles.assign"]
+[rule.when]
+user_types = ["bot"]
+roles = ["bot"]
+
+[[quota]]
+id = "prober-create"
+apps = ["prober"]
+action = "users.create"
+limit = 2
+window = "1h"
+scope = "install"
+'''
+
+
+@pytest.fixture()
+def host(tmp_path: Path):
+    home = Home(tmp_path / "home").ensure()
+    write_policy(home, "gate", POLICY)
+    folder = write_app(tmp_path / "apps", "prober",
+                       ["users.read", "users.create", "livechat.read", "roles.assign",
+                        "messages.send"],
+                       ["livechat.room_started"], PROBE_SRC)
+    # the operator grants a subset: no messages.send
+    install(home, folder, ["users.read", "users.create", "livechat.read", "roles.assign"])
+    with Host(home) as h:
+        yield h
+
+
+def _run(h: Host, steps: list) -> list:
+    runner = next(iter(h.runners.values()))
+    return runner.submit("livechat.room_started", {"steps": steps}, 5.0).result(15)
+
+
+def _audit(h: Host) -> list[dict]:
+    log = open_readonly(h.home.host_db, SystemClock())
+    conn = log.store.conn()
+    return [json.loads(b) for (b,) in conn.execute("SELECT body FROM audit ORDER BY seq")]
+
+
+def test_ungranted_permission_is_a_named_denial_and_audited(host: Host) -> None:
+    (res,) = _run(host, [["messages.send", {"room_id": "r1", "text": "hi"}]])
+    assert res[0] == "PermissionDenied"
+    assert "messages.send" in res[1] and "grant" in res[1]
+    denials = [r for r in _audit(host) if r.get("allowed") is False]
+    assert denials and denials[-1]["action"] == "messages.send"
+    assert denials[-1]["code"] == "permission_denied"
+    assert "hi" not in json.dumps(denials[-1])  # arguments are digested, never stored
+
+
+def test_policy_argument_rule_refuses_and_names_the_rule(host: Host) -> None:
+    res = _run(host, [["users.create", {"username": "u-one", "name": "U", "type": "user"}],
+                      ["users.create", {"username": "u-two", "name": "U", "type": "bot",
+                                        "roles": ["admin"]}]])
+    assert res[0][0] == "PermissionDenied" and "user" in res[0][1]
+    assert res[1][0] == "PermissionDenied" and "admin" in res[1][1].lower()
+    assert host.server.users_count_active_app_created() == 0
+
+
+def test_quota_is_exact_and_the_app_sees_quota_exceeded(host: Host) -> None:
+    steps = [["users.create", {"username": f"bot-{i}", "name": "B", "type": "bot"}]
+             for i in range(4)]
+    res = _run(host, steps)
+    assert [r[0] for r in res] == ["ok", "ok", "QuotaExceeded", "QuotaExceeded"]
+    assert "prober-create" in res[2][1] or "users.create" in res[2][1]
+    created = [u for u in (host.server.users_get_by_username(None, f"bot-{i}")  # type: ignore[arg-type]
+                           for i in range(2))]
+    assert all(u["created_by_app"] == "prober" for u in created)
+    recs = _audit(host)
+    assert sum(1 for r in recs if r.get("code") == "quota_exceeded") == 2
+    # every allowed write has an outcome record after it
+    allowed = [r for r in recs if r.get("kind") == "decision" and r.get("allowed")
+               and r.get("action") == "users.create"]
+    outcomes = [r for r in recs if r.get("kind") == "outcome"]
+    assert len(allowed) == 2 and len(outcomes) >= 2
+
+
+def test_failed_server_write_refunds_the_unit(host: Host) -> None:
+    res = _run(host, [["users.create", {"username": "dup-bot", "name": "B", "type": "bot"}],
+                      ["users.create", {"username": "DUP-bot", "name": "B", "type": "bot"}],
+                      ["users.create", {"username": "other-bot", "name": "B", "type": "bot"}]])
+    # the conflict applied nothing, so its unit came back and the third create fits the quota
+    assert [r[0] for r in res] == ["ok", "Conflict", "ok"]
+
+
+def test_own_users_rule_blocks_acting_on_foreign_users(host: Host) -> None:
+    from host.server.principals import SYSTEM
+
+    human = host.server.users_create(SYSTEM, "human-agent", "H", "user")
+    (res,) = _run(host, [["roles.assign", {"user_id": human["id"], "role": "bot"}]])
+    assert res[0] == "PermissionDenied" and "created" in res[1]
+
+
+def test_disabling_the_install_revokes_the_running_child(host: Host) -> None:
+    runner = next(iter(host.runners.values()))
+    assert _run(host, [["users.get_by_username", {"username": "app.prober"}]])[0][0] == "ok"
+    child = runner.child
+    assert child is not None and not child.dead
+    with InstallStore(host.home.host_db) as store:  # as the CLI would, from another connection
+        store.set_enabled(runner.install_id, False, "operator disabled")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not child.dead:
+        time.sleep(0.05)
+    assert child.dead
+    assert runner.install_id not in host.runners
+
+
+def test_audit_chain_verifies_after_traffic(host: Host) -> None:
+    _run(host, [["users.get_by_username", {"username": "app.prober"}],
+                ["messages.send", {"room_id": "x", "text": "no"}]])
+    assert open_readonly(host.home.host_db, SystemClock()).verify().ok
+
+
+def test_unfinished_intent_is_reconciled_on_start(tmp_path: Path) -> None:
+    """A crash between the audited decision and its outcome: the next start settles it."""
+    from host.audit import AuditRecord
+    from host.ledger import Ledger
+    from host.quota import QuotaCharge  # noqa: F401 - documents the charge type used below
+    from policies.types import QuotaCharge as Charge
+
+    home = Home(tmp_path / "home").ensure()
+    ledger = Ledger(home.host_db, SystemClock())
+    charge = Charge(key="install:x:users.create", limit=1, window_s=3600, scope="install")
+    adm = ledger.admit(AuditRecord(kind="decision", app_id="a", install_id="x",
+                                   action="users.create", op_id="op_lost", write=True,
+                                   args_digest="0" * 64), [charge])
+    assert adm.allowed
+    ledger.close()
+    with Host(home) as h:  # server never saw op_lost: the unit is refunded, outcome written
+        assert h.ledger.pending_intents() == []
+        state = h.ledger.quota_state("install:x:users.create", 1, 3600)
+        assert state.used == 0
+    conn = sqlite3.connect(home.host_db)
+    bodies = [json.loads(b) for (b,) in conn.execute("SELECT body FROM audit ORDER BY seq")]
+    assert bodies[-1]["kind"] == "outcome" and bodies[-1]["reconciled"] is True
