@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,6 +71,11 @@ def _check_key(key: object) -> str:
 
 
 def _check_assoc(a: object) -> Association:
+    # The gate hands over wire data: accept {"kind": ..., "id": ...} or [kind, id] as well.
+    if isinstance(a, Mapping) and set(a) == {"kind", "id"}:
+        a = Association(a["kind"], a["id"])
+    elif isinstance(a, (list, tuple)) and len(a) == 2:
+        a = Association(a[0], a[1])
     if not isinstance(a, Association) or a.kind not in ASSOCIATION_KINDS:
         raise PersistenceError(
             f"association kind must be one of {', '.join(sorted(ASSOCIATION_KINDS))}")
@@ -118,11 +123,11 @@ class PersistenceStore:
         ensure_schema(self.store, SCHEMA_COMPONENT, SCHEMA_VERSION, DDL)
 
     def put(self, install_id: str, key: str, value: Any,
-            association: Association | None = None) -> None:
+            association: Association | Mapping[str, str] | None = None) -> None:
         """Create or replace `key` for this install. Raises PersistenceError past a cap."""
         _check_key(key)
         if association is not None:
-            _check_assoc(association)
+            association = _check_assoc(association)
         text = encode_value(value)
         size = len(text.encode())
         kind = association.kind if association else None
@@ -172,10 +177,10 @@ class PersistenceStore:
                       (int(old[0]), install_id))
             return True
 
-    def find(self, install_id: str, association: Association,
+    def find(self, install_id: str, association: Association | Mapping[str, str],
              limit: int = 100) -> list[tuple[str, Any]]:
         """This install's records tied to `association`, as (key, value), by key."""
-        _check_assoc(association)
+        association = _check_assoc(association)
         n = max(1, min(int(limit), MAX_FIND))
         rows = self.store.conn().execute(
             "SELECT key, value FROM persist WHERE install_id=? AND assoc_kind=? AND assoc_id=?"
@@ -197,3 +202,12 @@ class PersistenceStore:
 
     def close(self) -> None:
         self.store.close()
+
+
+def remove_all(db_path: Path | str, install_id: str) -> int:
+    """Delete every record of `install_id` in the store at `db_path` (uninstall seam)."""
+    store = PersistenceStore(db_path)
+    try:
+        return store.remove_all(install_id)
+    finally:
+        store.close()

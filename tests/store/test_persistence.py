@@ -74,3 +74,13 @@ def test_key_and_byte_caps_per_install(tmp_path: Path, monkeypatch: pytest.Monke
     s.put("i1", "a", "x" * 60)  # replacing counts the new size, not both
     s.remove_all("i1")
     s.put("i1", "a", "x" * 90)
+
+
+def test_wire_shaped_associations_and_module_remove_all(tmp_path: Path) -> None:
+    s = PersistenceStore(tmp_path / "host.db")
+    s.put("i1", "a", 1, {"kind": "room", "id": "r1"})
+    assert s.find("i1", {"kind": "room", "id": "r1"}) == [("a", 1)]
+    with pytest.raises(PersistenceError):
+        s.put("i1", "b", 1, {"kind": "room", "id": "r1", "install_id": "i2"})
+    assert P.remove_all(tmp_path / "host.db", "i1") == 1
+    assert s.keys("i1") == []
