@@ -1,4 +1,4 @@
-"""Injected time. Decision paths never read the clock ad hoc, so windows and expiries are testable."""
+"""Injected time: decision paths never read the clock ad hoc, so windows are testable."""
 from __future__ import annotations
 
 import time

@@ -58,7 +58,7 @@ def probe_child_layers(use_zygote: bool) -> dict[str, Any]:
             return layers.model_dump()
         finally:
             child.shutdown(0.5)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the doctor reports, never crashes
         return {"error": f"{type(exc).__name__}: {exc}"}
     finally:
         spawner.close()
@@ -104,7 +104,7 @@ def _state_checks(home: Home) -> list[Check]:
             out.append(Check("signing keys", not loose,
                              f"current key {ring.current}; {len(ring.public_keys())} key(s)"
                              + (f"; readable by others: {loose}" if loose else "")))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - reported as a failed check
             out.append(Check("signing keys", False, str(exc)))
     for label, path in (("host store", home.host_db), ("server store", home.server_db)):
         if path.exists():
@@ -123,6 +123,6 @@ def _state_checks(home: Home) -> list[Check]:
             out.append(Check("audit chain", res.ok,
                              f"{res.records} records verified" if res.ok else
                              f"record {res.first_bad_seq}: {res.problem}"))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - reported as a failed check
             out.append(Check("audit chain", False, str(exc)))
     return out

@@ -186,7 +186,7 @@ class Gate:
                 op_id=op_id, write=write,
             )
             admission = self.ledger.admit(
-                record, decision.quotas,  # type: ignore[arg-type]
+                record, decision.quotas,
                 decision.seat_ceiling if action == "users.create" else None)
             if not admission.allowed:
                 self._count(False)

@@ -32,7 +32,7 @@ def run_snippet(
     *,
     timeout: float = 5.0,
     memory_mib: int = 128,
-    write: Callable[[str], None] = sys.stdout.write,
+    write: Callable[[str], object] = sys.stdout.write,
     use_zygote: bool = True,
     degraded: bool = False,
 ) -> ExecResult:

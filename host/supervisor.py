@@ -117,7 +117,7 @@ class AppRunner:
                 try:
                     self._ensure_child()
                     job.future.set_result(None)
-                except BaseException as exc:
+                except BaseException as exc:  # noqa: BLE001 - handed to the waiter
                     job.future.set_exception(exc)
                 continue
             waited = time.monotonic() - job.enqueued

@@ -83,6 +83,6 @@ def backtracking_risk(pattern: str) -> str | None:
         return f"longer than {MAX_REVIEWABLE} characters (too long to review)"
     try:
         tree = _parser.parse(pattern)
-    except Exception:  # compile errors are reported separately (STK022)
+    except Exception:  # compile errors are reported separately (STK022)  # noqa: BLE001 - any compile failure is a finding
         return None
     return _walk(tree, False)

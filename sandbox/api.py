@@ -68,7 +68,7 @@ class Users(_Bridge):
         self,
         username: str,
         name: str,
-        type: str = "user",  # noqa: A002 - the server's field name
+        type: str = "user",
         email: str | None = None,
         roles: list[str] | None = None,
         custom_fields: dict[str, str] | None = None,
@@ -128,7 +128,7 @@ class Livechat(_Bridge):
         """A livechat room. Needs `livechat.read`."""
         return self._call("livechat.get_room", room_id=room_id)  # type: ignore[no-any-return]
 
-    def list_rooms(self, open: bool | None = None) -> list[dict[str, Any]]:  # noqa: A002
+    def list_rooms(self, open: bool | None = None) -> list[dict[str, Any]]:
         """Livechat rooms, optionally only open (True) or closed (False). Needs `livechat.read`."""
         return self._call("livechat.list_rooms", open=open)  # type: ignore[no-any-return]
 
@@ -247,8 +247,17 @@ class Rest(_Bridge):
 class Context:
     """What every handler receives: the bridges and this install's settings."""
 
-    __slots__ = ("livechat", "messages", "rest", "roles", "settings", "store", "users", "http",
-                 "app_id")
+    __slots__ = (
+        "app_id",
+        "http",
+        "livechat",
+        "messages",
+        "rest",
+        "roles",
+        "settings",
+        "store",
+        "users",
+    )
 
     def __init__(self, transport: Transport, app_id: str, settings: dict[str, Any]) -> None:
         self.app_id = app_id

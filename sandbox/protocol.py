@@ -202,7 +202,7 @@ def warm_up() -> None:
     layers = Layers(seccomp=True, landlock=True, no_new_privs=True, netns=True, rlimits=True,
                     pdeathsig=True, fds_closed=True, empty_env=True, uid_dropped=True)
     for frame in (
-        HostHello(v=1, token="x"),
+        HostHello(v=1, token="x"),  # noqa: S106 - a dummy frame for warm-up
         Load(app_id="a", modules={"m": ""}, entry_module="m", entry_class="A", settings={}),
         Event(id=1, name="e", payload={}),
         Exec(id=1, source=""),
@@ -211,7 +211,7 @@ def warm_up() -> None:
     ):
         HOST_FRAME.validate_json(frame.model_dump_json())
     for cframe in (
-        ChildHello(v=1, token="x", layers=layers),
+        ChildHello(v=1, token="x", layers=layers),  # noqa: S106 - a dummy frame for warm-up
         Loaded(ok=True),
         Call(id=1, action="a", args={"k": [1, "s", None, 1.5, {"x": True}]}),
         Done(id=1, ok=True, result=None),

@@ -35,7 +35,7 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from RestrictedPython import compile_restricted_exec
+from RestrictedPython.compile import compile_restricted_exec
 from RestrictedPython.Guards import guarded_iter_unpack_sequence, guarded_unpack_sequence
 from RestrictedPython.transformer import INSPECT_ATTRIBUTES
 
@@ -315,8 +315,8 @@ _C_LAZY_IMPORTS = frozenset({"_strptime"})
 
 def guarded_import(
     name: str,
-    globals: Any = None,  # noqa: A002 - the __import__ signature
-    locals: Any = None,  # noqa: A002
+    globals: Any = None,
+    locals: Any = None,
     fromlist: Any = (),
     level: int = 0,
 ) -> Facade:

@@ -188,9 +188,11 @@ def _serve(chan: _Channel, report: LayerReport) -> None:
 
 def warm_up() -> None:
     """Import and exercise everything the child will need once confined (it can open no file)."""
-    import _strptime  # noqa: F401 - datetime.strptime imports it lazily
-    import encodings.idna  # noqa: F401
-    import encodings.utf_8  # noqa: F401
+    import importlib
+
+    # imported lazily by datetime.strptime and by str.encode: load them while files can be read
+    for name in ("_strptime", "encodings.idna", "encodings.utf_8"):
+        importlib.import_module(name)
 
     from sandbox import protocol
 

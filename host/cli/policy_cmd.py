@@ -108,7 +108,7 @@ def _quota_usage(ctx: typer.Context, key: str, limit: int, window_s: int) -> dic
         from host.clock import SystemClock
 
         state = ledger_mod.Ledger(db, SystemClock()).quota_state(key, limit, window_s)
-    except Exception as exc:  # usage is a courtesy; the decision above stands without it
+    except Exception as exc:  # usage is a courtesy; the decision above stands without it  # noqa: BLE001 - usage display is best effort
         err_console.print(f"[dim]quota usage unavailable: {exc}[/]")
         return None
     return {"used": getattr(state, "used", None),

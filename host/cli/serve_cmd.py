@@ -70,7 +70,7 @@ def serve(
     if mint_token is not None:
         try:
             user, token = mint_service_token(server, mint_token)
-        except Exception as e:  # ServerError: bad username etc.
+        except Exception as e:  # ServerError: bad username etc.  # noqa: BLE001 - any minting failure is reported
             fail(f"cannot mint a token for {mint_token!r}: {e}", hint="usernames: 3..64 of "
                  "letters, digits, '.', '_', '-'")
         if json_out:
