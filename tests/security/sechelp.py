@@ -76,3 +76,78 @@ def cli_exec(source: str, tmp_path: Path, *args: str, timeout: float = 60.0) -> 
         env={**os.environ, "STOCKADE_HOME": str(tmp_path / "home")},
     )
     return Outcome(proc.returncode, proc.stdout, proc.stderr)
+
+
+# ---- a fake child that speaks the protocol badly -------------------------------------------
+
+# Runs as `python -c FAKE_CHILD IN OUT STEPS_JSON`. Steps: ["recv"] read one frame; ["hello"]
+# read HostHello and answer a correct ChildHello (all layers on) echoing the token; ["send", obj]
+# one well-framed JSON frame; ["raw", hex] raw bytes; ["sleep", s]; ["exit", code];
+# ["flood_calls", n] n Call frames, each followed by reading the Reply.
+FAKE_CHILD = r"""
+import json, os, struct, sys, time
+IN, OUT = int(sys.argv[1]), int(sys.argv[2])
+steps = json.loads(sys.argv[3])
+buf = b""
+def recv():
+    global buf
+    while len(buf) < 4:
+        c = os.read(IN, 65536)
+        if not c: sys.exit(0)
+        buf += c
+    n = struct.unpack(">I", buf[:4])[0]
+    while len(buf) < 4 + n:
+        c = os.read(IN, 65536)
+        if not c: sys.exit(0)
+        buf += c
+    body, buf = buf[4:4 + n], buf[4 + n:]
+    return json.loads(body)
+def raw(b):
+    while b:
+        b = b[os.write(OUT, b):]
+def send(obj):
+    body = json.dumps(obj).encode()
+    raw(struct.pack(">I", len(body)) + body)
+LAYERS = dict(seccomp=True, landlock=True, no_new_privs=True, netns=True, rlimits=True,
+              pdeathsig=True, fds_closed=True, empty_env=True, uid_dropped=True, notes=[])
+for step in steps:
+    op = step[0]
+    if op == "recv": recv()
+    elif op == "hello":
+        h = recv(); send({"t": "hello", "v": 1, "token": h["token"], "layers": LAYERS})
+    elif op == "send": send(step[1])
+    elif op == "raw": raw(bytes.fromhex(step[1]))
+    elif op == "sleep": time.sleep(step[1])
+    elif op == "exit": os._exit(step[1])
+    elif op == "flood_calls":
+        for i in range(step[1]):
+            send({"t": "call", "id": i + 1, "action": "users.get", "args": {"user_id": "u"}})
+            recv()
+time.sleep(60)
+"""
+
+
+def start_fake_child(steps: list[Any]) -> Child:
+    """A host `Child` wired to a fake child process that follows `steps`."""
+    import json
+    import threading
+
+    h2c_r, h2c_w = os.pipe2(os.O_CLOEXEC)
+    c2h_r, c2h_w = os.pipe2(os.O_CLOEXEC)
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    popen = subprocess.Popen(
+        [sys.executable, "-I", "-c", FAKE_CHILD, str(h2c_r), str(c2h_w), json.dumps(steps)],
+        pass_fds=(h2c_r, c2h_w), stderr=err_w, stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, env={},
+    )
+    for fd in (h2c_r, c2h_w, err_w):
+        os.close(fd)
+    child = Child(pid=popen.pid, session_id="s" * 32, to_child=h2c_w, from_child=c2h_r,
+                  err_fd=err_r, popen=popen)
+
+    def wait() -> None:
+        rc = popen.wait()
+        child.exited((-rc) & 0x7F if rc < 0 else (rc & 0xFF) << 8)
+
+    threading.Thread(target=wait, daemon=True).start()
+    return child
