@@ -206,6 +206,12 @@ class Gate:
                                     refund=exc.code in REFUNDABLE_ERRORS)
             self._count(False)
             raise
+        except ValueError as exc:
+            # host-served actions (persistence) refuse bad input before writing anything
+            if seq is not None and op_id is not None:
+                self.ledger.outcome(seq, op_id, False, "invalid_argument", refund=True)
+            self._count(False)
+            raise GateError("invalid_argument", str(exc)[:500]) from None
         except Exception as exc:
             if seq is not None and op_id is not None:
                 # unknown outcome: keep the units (the write may have happened)

@@ -1,55 +1,43 @@
-"""Seams the CLI calls for work that belongs to other parts of the host.
+"""Server and persistence work the app CLI needs at uninstall and in disclosures.
 
-The app CLI runs in its own short-lived process. Counting and deactivating the users an app
-created is the server's business, and removing an app's stored data is persistence's; the lead
-wires real implementations here (`set_user_ops`). Unwired, the CLI says so and keeps the users.
-Lifecycle hooks for the app itself are not here: they are recorded durably in `install_hooks`
-(host/installs.py) for the supervisor.
+The CLI runs in its own short-lived process: it opens the embedded server (HOME/server.db) and
+the persistence rows (HOME/host.db) directly. A running host notices the uninstall through the
+install store and stops the app's child on its own.
 """
 from __future__ import annotations
 
-import importlib
-from typing import Protocol
-
+from host.clock import SystemClock
 from host.home import Home
 from host.installs import InstallRecord
+from host.server.embedded import EmbeddedServer
 
 
-class AppUserOps(Protocol):
-    """Server calls about the users an app created (`created_by_app = app_id`)."""
-
-    def count_created_users(self, home: Home, record: InstallRecord) -> int: ...
-
-    def deactivate_created_users(self, home: Home, record: InstallRecord) -> int: ...
-
-
-_user_ops: AppUserOps | None = None
-
-
-def set_user_ops(ops: AppUserOps | None) -> None:
-    """Wire (or unwire) the server calls used by disclosure/info and `uninstall --users`."""
-    global _user_ops
-    _user_ops = ops
+def _server(home: Home) -> EmbeddedServer:
+    return EmbeddedServer(home.server_db, SystemClock())
 
 
 def count_app_users(home: Home, record: InstallRecord) -> int | None:
-    """How many users the app created, or None when no server is wired."""
-    return None if _user_ops is None else _user_ops.count_created_users(home, record)
+    """How many users the app created (None when this home has no server yet)."""
+    if not home.server_db.exists():
+        return None
+    return int(_server(home).count_users_created_by(record.app_id))
 
 
 def deactivate_app_users(home: Home, record: InstallRecord) -> int | None:
-    """Deactivate the app's users; None when no server is wired (the users are kept)."""
-    return None if _user_ops is None else _user_ops.deactivate_created_users(home, record)
+    """Deactivate every user the app created, and its own app user. None without a server."""
+    if not home.server_db.exists():
+        return None
+    server = _server(home)
+    count = int(server.deactivate_users_created_by(record.app_id))
+    server.remove_app_user(record.app_id)
+    return count
 
 
 def remove_app_data(home: Home, record: InstallRecord) -> str:
-    """Delete the app's persistence rows through `host.persistence.remove_all` when present."""
-    try:
-        mod = importlib.import_module("host.persistence")
-    except ImportError:
-        return "no persistence module yet: nothing to remove"
-    fn = getattr(mod, "remove_all", None)
-    if fn is None:
-        return "host.persistence has no remove_all: app data not removed"
-    removed = fn(home.host_db, record.app_id)
+    """Delete the install's persistence rows (they are keyed by install id, never app id)."""
+    from host.persistence import remove_all
+
+    if not home.host_db.exists():
+        return "no stored data"
+    removed = remove_all(home.host_db, record.install_id)
     return f"removed {removed} stored item(s)"

@@ -47,6 +47,7 @@ from policies.vocabulary import EVENTS
 TimeoutMode = Literal["fail_closed", "fail_open"]
 
 WATCH_INTERVAL_S = 0.2
+CHECKPOINT_INTERVAL_S = 2.0
 log = logging.getLogger("stockade.host")
 
 
@@ -113,7 +114,16 @@ class Host:
         self.sync_installs()
         if self.config.watch:
             threading.Thread(target=self._watch, name="stockade-watch", daemon=True).start()
+        threading.Thread(target=self._upkeep, name="stockade-upkeep", daemon=True).start()
         return self
+
+    def _upkeep(self) -> None:
+        """WAL checkpoints and audit anchors off the call path (they stall for milliseconds)."""
+        while not self._stop.wait(CHECKPOINT_INTERVAL_S):
+            try:
+                self.ledger.checkpoint()
+            except Exception:
+                log.exception("ledger checkpoint failed")
 
     def stop(self) -> None:
         self._stop.set()

@@ -196,7 +196,7 @@ class Store(_Bridge):
         self._call("persistence.put", key=key, value=value, association=association)
 
     def get(self, key: str) -> Any:
-        """The value, or raises NotFound."""
+        """The stored value, or None when the key does not exist."""
         return self._call("persistence.get", key=key)
 
     def delete(self, key: str) -> None:

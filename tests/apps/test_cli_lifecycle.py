@@ -32,7 +32,7 @@ def env(tmp_path: Path, monkeypatch):
     def run(*args: str, input: str | None = None) -> Result:
         # err_console captured sys.stderr at import time: point it at a buffer per run.
         buf = io.StringIO()
-        monkeypatch.setattr(err_console, "file", buf)
+        monkeypatch.setattr(err_console, "_file", buf)  # restored to None: live stderr
         r = runner.invoke(root, ["--home", str(home), *args], input=input)
         if r.exception and not isinstance(r.exception, SystemExit):
             raise r.exception

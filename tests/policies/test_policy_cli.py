@@ -19,7 +19,7 @@ runner = CliRunner()
 def stderr(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
     """err_console holds the stderr it saw at import; point it at a buffer for this test."""
     buf = io.StringIO()
-    monkeypatch.setattr(output.err_console, "file", buf)
+    monkeypatch.setattr(output.err_console, "_file", buf)  # restored to None: live stderr
     return buf
 
 
