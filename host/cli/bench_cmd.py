@@ -1,8 +1,109 @@
-"""`stockade bench` (not yet implemented)."""
+"""`stockade bench [--quick] [--json]`: what a bridge call costs, and what an app costs to run.
+
+Runs in a temporary home of its own (the operator's home is never touched), prints a table with
+each target met / not met on stderr, and with `--json` one JSON object on stdout. Unmet targets
+are reported, never an error: this is a benchmark, not a test.
+"""
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from host.cli.output import emit_json, err_console, fail
+
+_UNITS = {"_us_": "µs", "_ms_": "ms", "_mib": "MiB", "_per_s_": "/s"}
+
+_MEANING = {
+    "floor_rtt_us_p50": "pipe round trip, two processes, no gate (median)",
+    "floor_rtt_us_p99": "pipe round trip (99th percentile)",
+    "read_us_p50": "ctx.users.get through the gate, timed in the app (median)",
+    "read_us_p99": "ctx.users.get (99th percentile)",
+    "create_us_p50": "ctx.users.create: policy, quota, seat, audit, write (median)",
+    "create_us_p99": "ctx.users.create (99th percentile)",
+    "rest_http_create_us_p50": "users.create over loopback HTTP, keep-alive client (median)",
+    "cold_start_ms_p50": "app start until its first event is answered, zygote (median)",
+    "spawn_start_ms_p50": "the same through a fresh interpreter (median)",
+    "idle_app_private_mib": "private memory of one idle app child (median over apps)",
+    "fanout50_ms_p50": "one post event to 50 apps until all handlers finished (median)",
+    "fanout50_ms_p99": "the same (99th percentile)",
+    "calls_per_s_4apps": "bridge reads per second, 4 apps calling at once",
+}
+
+
+def _unit(key: str) -> str:
+    for marker, unit in _UNITS.items():
+        if marker in key or key.endswith(marker.rstrip("_")):
+            return unit
+    return ""
+
+
+def render_table(figures: Mapping[str, float], title: str, *, wide: bool) -> Table:
+    """The figures with their targets; `wide` adds what each figure measures."""
+    from host.bench import KEYS, target_for
+
+    table = Table(title=title, title_justify="left")
+    table.add_column("figure", no_wrap=True)
+    table.add_column("value", justify="right", no_wrap=True)
+    if wide:
+        table.add_column("what")
+    table.add_column("target", no_wrap=True)
+    table.add_column("", no_wrap=True)
+    for key in KEYS:
+        value = figures[key]
+        target = target_for(key)
+        verdict = ""
+        goal = ""
+        if target is not None:
+            goal = f"{target.text} ({target.bound(figures):,.1f})"
+            verdict = "[green]met[/]" if target.met(figures) else "[red]not met[/]"
+        what = [_MEANING[key]] if wide else []
+        table.add_row(key, f"{value:,.1f} {_unit(key)}", *what, goal, verdict)
+    return table
+
+
+def bench(
+    quick: bool = typer.Option(False, "--quick", help="Fewer iterations (under a minute)."),
+    json_out: bool = typer.Option(False, "--json", help="One JSON object on stdout."),
+    degraded: bool = typer.Option(
+        False, "--degraded", help="Run the apps even if a confinement layer is missing."),
+) -> None:
+    """Measure bridge calls against the pipe floor and the REST API, app start, memory, fan-out.
+
+    Uses a temporary home of its own; progress and the table go to stderr.
+    """
+    from host.bench import STEPS, RunOptions, run_bench
+    from host.bench import run as bench_run
+    from host.child import LayerMissing
+
+    sizes = bench_run.QUICK if quick else bench_run.FULL
+    progress = Progress(TextColumn("{task.description:<34}"), BarColumn(), TimeElapsedColumn(),
+                        console=err_console, transient=True)
+    with progress:
+        task = progress.add_task("starting", total=len(STEPS))
+        first = [True]
+
+        def on_step(label: str) -> None:
+            if not first[0]:
+                progress.advance(task)
+            first[0] = False
+            progress.update(task, description=label)
+
+        try:
+            figures = run_bench(sizes, options=RunOptions(degraded=degraded), on_step=on_step)
+        except LayerMissing as exc:
+            progress.stop()
+            fail(str(exc), "run `stockade doctor`; or pass --degraded to measure anyway")
+        progress.advance(task)
+    mode = "quick" if quick else "full"
+    err_console.print(render_table(figures, f"stockade bench ({mode})",
+                                   wide=err_console.width >= 140))
+    if json_out:
+        emit_json(figures)
 
 
 def register(root: typer.Typer) -> None:
     """Mount this group's commands on the root CLI."""
+    root.command("bench")(bench)

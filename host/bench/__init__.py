@@ -1,0 +1,13 @@
+"""`stockade bench`: what a bridge call costs, beside the physical floor and the REST alternative.
+
+`run_bench(QUICK | FULL)` returns one dict with exactly `KEYS` (all numbers); `TARGETS` are the
+figures the design must reach on a 2-core Linux machine, reported as met / not met. See
+docs/BENCH.md for what each figure measures.
+"""
+from __future__ import annotations
+
+from host.bench.run import FULL, KEYS, QUICK, STEPS, BenchSizes, RunOptions, run_bench
+from host.bench.targets import TARGETS, Target, target_for
+
+__all__ = ["FULL", "KEYS", "QUICK", "STEPS", "TARGETS", "BenchSizes", "RunOptions", "Target",
+           "run_bench", "target_for"]

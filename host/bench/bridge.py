@@ -1,0 +1,163 @@
+"""Measurements through a running `Host`: bridge reads and creates, throughput, fan-out, start.
+
+Every app here is installed like any other (package, consent, grants) and runs in its own
+confined child under the home's policy. Loops run inside the apps (see `host.bench.apps`);
+fan-out and start times are taken on the host side with `time.perf_counter`.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, wait
+from pathlib import Path
+from typing import Any
+
+from host.bench.apps import FANOUT_EVENT, LOOP_EVENT, BenchInstalls
+from host.installs import InstallRecord
+from host.runtime import Host
+from host.server.principals import SYSTEM
+from host.supervisor import AppRunner
+
+# Generous deadlines: a slow machine must finish the bench, not have it killed.
+LOOP_DEADLINE_S = 120.0
+EVENT_DEADLINE_S = 30.0
+# One handler returns at most this many durations (the wire caps a list at 2048 items).
+MAX_BATCH = 2000
+
+FANOUT_PAYLOAD: dict[str, Any] = {
+    "room": {"id": "r_bench", "open": True, "department": None, "agent_id": None},
+    "visitor": {"id": "v_bench", "name": "Bench Visitor", "token": "bench-visitor-token"},
+}
+
+
+def _runner(host: Host, install: InstallRecord) -> AppRunner:
+    return host.runners[install.install_id]
+
+
+def _batches(total: int) -> list[int]:
+    out = [MAX_BATCH] * (total // MAX_BATCH)
+    if total % MAX_BATCH:
+        out.append(total % MAX_BATCH)
+    return out
+
+
+def _loop(runner: AppRunner, payload: dict[str, Any]) -> list[float]:
+    result = runner.submit(LOOP_EVENT, payload, LOOP_DEADLINE_S).result(LOOP_DEADLINE_S + 10)
+    if not isinstance(result, list):
+        raise RuntimeError(f"{runner.app_id}: the bench handler returned {type(result).__name__}")
+    return [float(x) * 1e6 for x in result]
+
+
+def make_target_user(host: Host) -> str:
+    """The user the readers read (created by the system, outside any app)."""
+    return str(host.server.users_create(SYSTEM, "bench-target", "Bench Target", "user")["id"])
+
+
+def measure_reads(host: Host, installs: BenchInstalls, uid: str, iterations: int,
+                  warmup: int) -> list[float]:
+    """Microseconds per `ctx.users.get(uid)` as the app times it."""
+    runner = _runner(host, installs.readers[0])
+    _loop(runner, {"uid": uid, "n": warmup})
+    samples: list[float] = []
+    for n in _batches(iterations):
+        samples += _loop(runner, {"uid": uid, "n": n})
+    return samples
+
+
+def measure_creates(host: Host, installs: BenchInstalls, iterations: int,
+                    warmup: int) -> list[float]:
+    """Microseconds per `ctx.users.create(...)` (policy, quota, seat, audit, server write)."""
+    runner = _runner(host, installs.creator)
+    start = 0
+    _loop(runner, {"prefix": "bench-w-", "start": start, "n": warmup})
+    samples: list[float] = []
+    for n in _batches(iterations):
+        samples += _loop(runner, {"prefix": "bench-c-", "start": start, "n": n})
+        start += n
+    return samples
+
+
+def measure_throughput(host: Host, installs: BenchInstalls, uid: str, calls_per_app: int,
+                       rounds: int) -> list[float]:
+    """Bridge reads per second, all four readers calling at once; one figure per round."""
+    runners = [_runner(host, rec) for rec in installs.readers]
+    for r in runners:  # warm: every child started and has run the loop once
+        _loop(r, {"uid": uid, "n": 50})
+    rates: list[float] = []
+    n = min(calls_per_app, MAX_BATCH)
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        futures = [r.submit(LOOP_EVENT, {"uid": uid, "n": n}, LOOP_DEADLINE_S) for r in runners]
+        for f in futures:
+            f.result(LOOP_DEADLINE_S + 10)
+        rates.append(len(runners) * n / (time.perf_counter() - t0))
+    return rates
+
+
+def _settle(futures: Sequence[Future[Any]]) -> None:
+    done, not_done = wait(futures, timeout=EVENT_DEADLINE_S + 10)
+    if not_done:
+        raise RuntimeError(f"{len(not_done)} handlers did not finish")
+    for f in done:
+        f.result()
+
+
+def measure_fanout(host: Host, expected: int, iterations: int, warmup: int) -> list[float]:
+    """Milliseconds from `host.dispatch` of one post event until every handler has finished."""
+    samples: list[float] = []
+    for i in range(warmup + iterations):
+        t0 = time.perf_counter_ns()
+        futures = host.dispatch(FANOUT_EVENT, FANOUT_PAYLOAD)
+        _settle(futures)
+        dt = time.perf_counter_ns() - t0
+        if len(futures) != expected:
+            raise RuntimeError(f"the event reached {len(futures)} apps, not {expected}")
+        if i >= warmup:
+            samples.append(dt / 1e6)
+    return samples
+
+
+def private_mib(pid: int) -> float:
+    """Private (unshared) memory of a process: Private_Clean + Private_Dirty, in MiB."""
+    total_kib = 0
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("Private_Clean", "Private_Dirty"):
+            total_kib += int(rest.split()[0])
+    return total_kib / 1024.0
+
+
+def measure_idle_private(host: Host, installs: Sequence[InstallRecord]) -> list[float]:
+    """Private MiB of each running, idle child of `installs` (they have handled events)."""
+    out: list[float] = []
+    for rec in installs:
+        child = host.runners[rec.install_id].child
+        if child is not None and not child.dead:
+            out.append(private_mib(child.pid))
+    if not out:
+        raise RuntimeError("no running app child to measure")
+    return out
+
+
+def measure_cold_start(host: Host, install: InstallRecord, iterations: int, warmup: int,
+                       tick: Callable[[], None] | None = None) -> list[float]:
+    """Milliseconds from handing a fresh runner its first event until the app answered it.
+
+    Covers the host's whole start path (`Host.start_child`): a confined child (zygote fork or
+    fresh interpreter, per the host's config), a signed token, the handshake and its verify,
+    reading the package, compiling the app inside the child, then the event itself.
+    """
+    samples: list[float] = []
+    for i in range(warmup + iterations):
+        runner = AppRunner(host, install)  # its thread waits on an empty queue
+        try:
+            t0 = time.perf_counter_ns()
+            runner.submit(LOOP_EVENT, {}, EVENT_DEADLINE_S).result(EVENT_DEADLINE_S + 10)
+            dt = time.perf_counter_ns() - t0
+        finally:
+            runner.stop("bench: cold start measured")
+        if i >= warmup:
+            samples.append(dt / 1e6)
+        if tick is not None:
+            tick()
+    return samples

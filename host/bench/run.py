@@ -1,0 +1,144 @@
+"""One bench run: a temporary home, the measurements in order, the figures as one dict."""
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from host.bench import bridge
+from host.bench.apps import BenchInstalls, install_bench_apps
+from host.bench.floor import measure_floor
+from host.bench.rest_http import measure_rest_create
+from host.bench.stats import p50, p99
+from host.home import Home
+from host.runtime import Host, HostConfig
+
+# The JSON keys, in the order the table shows them (issue 7; all numbers).
+KEYS = (
+    "floor_rtt_us_p50", "floor_rtt_us_p99",
+    "read_us_p50", "read_us_p99",
+    "create_us_p50", "create_us_p99",
+    "rest_http_create_us_p50",
+    "cold_start_ms_p50", "spawn_start_ms_p50",
+    "idle_app_private_mib",
+    "fanout50_ms_p50", "fanout50_ms_p99",
+    "calls_per_s_4apps",
+)
+
+
+@dataclass(frozen=True)
+class BenchSizes:
+    """Iteration counts (measured samples; `*_warmup` samples are run first and dropped)."""
+
+    floor: int
+    floor_warmup: int
+    reads: int
+    read_warmup: int
+    creates: int
+    create_warmup: int
+    throughput_calls: int  # per app per round
+    throughput_rounds: int
+    fanout_apps: int
+    fanout: int
+    fanout_warmup: int
+    cold: int
+    cold_warmup: int
+    spawn: int
+    spawn_warmup: int
+    rest: int
+    rest_warmup: int
+
+
+FULL = BenchSizes(
+    floor=50_000, floor_warmup=2_000, reads=20_000, read_warmup=1_000, creates=10_000,
+    create_warmup=500, throughput_calls=2_000, throughput_rounds=5, fanout_apps=50, fanout=300,
+    fanout_warmup=20, cold=100, cold_warmup=10, spawn=30, spawn_warmup=3, rest=3_000,
+    rest_warmup=200,
+)
+QUICK = BenchSizes(
+    floor=10_000, floor_warmup=1_000, reads=5_000, read_warmup=500, creates=2_000,
+    create_warmup=200, throughput_calls=1_000, throughput_rounds=3, fanout_apps=50, fanout=100,
+    fanout_warmup=10, cold=30, cold_warmup=3, spawn=10, spawn_warmup=2, rest=1_000,
+    rest_warmup=100,
+)
+
+# Step labels, in order (the CLI's progress bar counts them).
+STEPS = (
+    "pipe floor", "install bench apps, start host", "bridge reads", "bridge creates",
+    "4 apps at once", "fan-out to 50 apps", "idle memory", "cold start (zygote)",
+    "REST over HTTP", "start (fresh interpreter)",
+)
+
+StepHook = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    degraded: bool = False  # run where a confinement layer is missing (figures say less)
+
+
+@contextlib.contextmanager
+def _host(home: Home, *, use_zygote: bool, degraded: bool) -> Iterator[Host]:
+    host = Host(home, config=HostConfig(use_zygote=use_zygote, degraded=degraded, watch=False))
+    try:
+        yield host.start()
+    finally:
+        host.stop()
+
+
+def run_bench(sizes: BenchSizes, *, options: RunOptions | None = None,
+              on_step: StepHook | None = None) -> dict[str, float]:
+    """Run every measurement once in a fresh temporary home (removed afterwards)."""
+    opts = options or RunOptions()
+    step = on_step or (lambda _label: None)
+    out: dict[str, float] = {}
+    labels = iter(STEPS)
+
+    def next_step() -> None:
+        step(next(labels))
+
+    next_step()
+    floor = measure_floor(sizes.floor, sizes.floor_warmup)
+    out["floor_rtt_us_p50"], out["floor_rtt_us_p99"] = p50(floor), p99(floor)
+    with tempfile.TemporaryDirectory(prefix="stockade-bench-") as tmp:
+        home = Home(Path(tmp) / "home").ensure()
+        next_step()
+        installs = install_bench_apps(home, Path(tmp) / "apps", sizes.fanout_apps)
+        with _host(home, use_zygote=True, degraded=opts.degraded) as host:
+            out.update(_through_host(host, installs, sizes, next_step))
+        next_step()
+        rest = measure_rest_create(home, sizes.rest, sizes.rest_warmup)
+        out["rest_http_create_us_p50"] = p50(rest)
+        next_step()
+        with _host(home, use_zygote=False, degraded=opts.degraded) as host:
+            spawn = bridge.measure_cold_start(host, installs.cold, sizes.spawn,
+                                              sizes.spawn_warmup)
+        out["spawn_start_ms_p50"] = p50(spawn)
+    return {k: round(float(out[k]), 3) for k in KEYS}
+
+
+def _through_host(host: Host, installs: BenchInstalls, sizes: BenchSizes,
+                  next_step: Callable[[], None]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    uid = bridge.make_target_user(host)
+    next_step()
+    reads = bridge.measure_reads(host, installs, uid, sizes.reads, sizes.read_warmup)
+    out["read_us_p50"], out["read_us_p99"] = p50(reads), p99(reads)
+    next_step()
+    creates = bridge.measure_creates(host, installs, sizes.creates, sizes.create_warmup)
+    out["create_us_p50"], out["create_us_p99"] = p50(creates), p99(creates)
+    next_step()
+    rates = bridge.measure_throughput(host, installs, uid, sizes.throughput_calls,
+                                      sizes.throughput_rounds)
+    out["calls_per_s_4apps"] = p50(rates)
+    next_step()
+    fan = bridge.measure_fanout(host, len(installs.fanout), sizes.fanout, sizes.fanout_warmup)
+    out["fanout50_ms_p50"], out["fanout50_ms_p99"] = p50(fan), p99(fan)
+    next_step()
+    out["idle_app_private_mib"] = p50(bridge.measure_idle_private(host, installs.fanout))
+    next_step()
+    cold = bridge.measure_cold_start(host, installs.cold, sizes.cold, sizes.cold_warmup)
+    out["cold_start_ms_p50"] = p50(cold)
+    return out
