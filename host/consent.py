@@ -23,7 +23,7 @@ from cryptography.exceptions import InvalidSignature
 
 from host.installs import ConsentRow, InstallRecord, InstallStore
 from host.keyring import Keyring
-from host.manifest import canonical_json
+from host.manifest import Manifest, canonical_json
 
 CONSENT_FORMAT = "stockade-consent-v1"
 
@@ -168,3 +168,21 @@ def verify_install(record: InstallRecord, store: InstallStore, keyring: Keyring,
         store.set_enabled(record.install_id, False,
                           reason=f"tampering detected: {result.problem}")
     return result
+
+
+def guardrail_problems(manifest: Manifest) -> list[str]:
+    """Why no consent can be given to this manifest (DESIGN rule 10: admin-class roles are out of
+    reach whatever anyone says). Empty when nothing is refused."""
+    from policies.names import is_admin_class, normalize_role
+
+    problems: list[str] = []
+    for p in manifest.permission:
+        for role in p.roles or []:
+            norm = normalize_role(role)
+            if norm is None or norm != role:
+                problems.append(f"{p.name} declares role {role[:64]!r}, which is not a "
+                                "canonical role name")
+            elif is_admin_class(norm):
+                problems.append(f"{p.name} asks to assign the admin-class role {role!r}: apps "
+                                "can never be granted that, by any consent or policy")
+    return problems

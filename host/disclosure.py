@@ -257,6 +257,8 @@ def build_disclosure(
             limits = ["no policy loaded: limits unknown"]
         else:
             permitted, limits = policy_limits(policy, manifest.id, p.name)
+        if p.roles is not None:
+            limits = [f"manifest declares roles: {', '.join(p.roles) or 'none'}", *limits]
         lines.append(PermissionLine(p.name, spec.plain, spec.risk, p.reason, permitted,
                                     tuple(limits)))
     settings = tuple(

@@ -59,6 +59,21 @@ class Session:
     revoked: str = ""  # set when the install was disabled/changed under this session
 
 
+def _undeclared_roles(install: InstallRecord, spec: ActionSpec,
+                      args: Mapping[str, Any]) -> list[str]:
+    """Roles in the call that the manifest did not declare (when it declares any)."""
+    declared = install.manifest.declared_roles(spec.permission)
+    if declared is None:
+        return []
+    if spec.name in ("roles.assign", "roles.remove"):
+        asked = [args.get("role")]
+    elif spec.name == "users.create":
+        asked = list(args.get("roles") or [])
+    else:
+        return []
+    return [str(r)[:64] for r in asked if r not in declared]
+
+
 class PolicySource:
     """Holds the active policy; swapped whole on reload so a decision sees one revision."""
 
@@ -159,6 +174,13 @@ class Gate:
                 f"{action}: the app's manifest must ask for it and the operator must grant it "
                 f"(`stockade app consent {session.app_id}`)",
             )
+        undeclared = _undeclared_roles(install, spec, args)
+        if undeclared:
+            raise self._refuse(
+                session, action, args, "permission_denied",
+                f"{action}: role(s) {', '.join(undeclared)} not declared for "
+                f"{spec.permission!r} in the app's manifest (the operator consented to "
+                "the declared roles only)")
         policy = self.policy.current()
         try:
             facts = self._facts(session, spec, args)

@@ -72,6 +72,11 @@ class ManifestError(ValueError):
     """The manifest is missing, not TOML, or does not validate; the message says what to fix."""
 
 
+# Permissions whose arguments name roles, and so may declare them in the manifest.
+ROLE_PERMISSIONS = ("roles.assign", "users.create")
+MAX_DECLARED_ROLES = 20  # bounds the disclosure and the per-call membership check
+
+
 class Permission(BaseModel):
     """One permission the app asks for, with the reason the operator will read."""
 
@@ -79,12 +84,18 @@ class Permission(BaseModel):
 
     name: str
     reason: Annotated[str, Field(min_length=10, max_length=MAX_REASON)]
+    # For roles.assign and users.create: the roles the app will assign. Declared roles narrow the
+    # grant (the gate refuses others) and consent refuses any admin-class role outright.
+    roles: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
+        default=None, max_length=MAX_DECLARED_ROLES)
 
     @model_validator(mode="after")
     def _known(self) -> Permission:
         if self.name not in PERMISSIONS:
             known = ", ".join(sorted(PERMISSIONS))
             raise ValueError(f"unknown permission {self.name[:60]!r}; known: {known}")
+        if self.roles is not None and self.name not in ROLE_PERMISSIONS:
+            raise ValueError(f"`roles` can only be declared on {' and '.join(ROLE_PERMISSIONS)}")
         return self
 
 
@@ -222,6 +233,13 @@ class Manifest(BaseModel):
     def asked(self) -> frozenset[str]:
         """The permissions this manifest asks for."""
         return frozenset(p.name for p in self.permission)
+
+    def declared_roles(self, permission: str) -> frozenset[str] | None:
+        """The roles declared on `permission`, or None when it declares none (no narrowing)."""
+        for p in self.permission:
+            if p.name == permission and p.roles is not None:
+                return frozenset(p.roles)
+        return None
 
     def reason(self, permission: str) -> str:
         for p in self.permission:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from host.clock import Clock, SystemClock
-from host.consent import make_consent
+from host.consent import ConsentError, guardrail_problems, make_consent
 from host.disclosure import Disclosure, build_disclosure, load_policy_view
 from host.home import Home
 from host.installs import InstallRecord, InstallStore, new_install_id
@@ -53,6 +53,9 @@ def install_package(
     clock: Clock | None = None,
 ) -> InstallRecord:
     """Store the package, sign the consent record and create the install (one transaction)."""
+    problems = guardrail_problems(pkg.manifest)
+    if problems:
+        raise ConsentError("; ".join(problems))
     clock = clock or SystemClock()
     values = default_settings(pkg.manifest)
     for key, value in (settings or {}).items():

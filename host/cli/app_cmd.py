@@ -29,6 +29,7 @@ from host.consent import (
     ConsentDeclined,
     ConsentError,
     ConsentRequired,
+    guardrail_problems,
     is_interactive,
     make_consent,
     resolve_grants,
@@ -134,6 +135,17 @@ def _disclose(home: Home, manifest: Manifest, content_hash: str, sig: SignatureC
     if why:
         err_console.print(f"[yellow]{why}[/]", highlight=False)
     return d
+
+
+def _refuse_guardrails(manifest: Manifest) -> None:
+    """Refuse at consent what no consent may grant (admin-class roles), naming it."""
+    problems = guardrail_problems(manifest)
+    if problems:
+        for p in problems:
+            err_console.print(f"[bold red]refused:[/] {p}", highlight=False)
+        fail(f"{manifest.id} {manifest.version} cannot be consented to: "
+             f"{len(problems)} guardrail violation(s)",
+             "the publisher must remove admin-class roles from the manifest", EXIT_NEGATIVE)
 
 
 def _grants(asked: frozenset[str], flags: list[str] | None, *,
@@ -249,6 +261,7 @@ def install(
                 fail(f"app {pkg.app_id!r} is already installed",
                      f"use `stockade app update {pkg.app_id} {pkg_path}`")
     disclosure = _disclose(home, pkg.manifest, pkg.content_hash, sig)
+    _refuse_guardrails(pkg.manifest)
     _require_signed(sig, allow_unsigned)
     grants = _grants(pkg.manifest.asked, grant)
     try:
@@ -373,6 +386,7 @@ def update(
         diff = diff_manifests(rec.manifest, pkg.manifest, old_publisher=rec.publisher,
                               new_publisher=sig.to_dict())
         render_diff(diff, disclosure, err_console)
+        _refuse_guardrails(pkg.manifest)
         path = store_package(home.packages_dir, pkg)
         if diff.needs_consent:
             store.set_pending(rec.install_id, manifest=pkg.manifest,
@@ -438,6 +452,9 @@ def consent(
                               new_publisher=sig.to_dict())
         if pending is not None:
             render_diff(diff, disclosure, err_console)
+            if guardrail_problems(pkg.manifest):
+                store.clear_pending(rec.install_id)
+            _refuse_guardrails(pkg.manifest)
             ask = pkg.manifest.asked if diff.publisher_changed else diff.added
             already = frozenset() if diff.publisher_changed else grants_after(
                 rec.grants, pkg.manifest.asked)

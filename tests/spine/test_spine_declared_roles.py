@@ -1,0 +1,100 @@
+"""Declared roles: a manifest may name the roles it will assign. Consent refuses admin-class
+roles outright (install, update and consent), and the gate refuses undeclared roles."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from spinehelp import install, write_app, write_policy
+from typer.testing import CliRunner
+
+from host.cli.main import root
+from host.consent import ConsentError
+from host.home import Home
+from host.packages import package_folder
+from host.runtime import Host
+
+SRC = '''
+from stockade import App, PermissionDenied
+
+class TestApp(App):
+    def on_livechat_room_started(self, ctx, event):
+        user = ctx.users.create("bot-x", "X", "bot", roles=["bot"])
+        try:
+            ctx.roles.assign(user["id"], "livechat-agent")
+            return "assigned"
+        except PermissionDenied as e:
+            return "denied: " + str(e)
+'''
+
+ROLES_PERM = '''
+[[permission]]
+name = "roles.assign"
+reason = "gives created agents the roles listed"
+roles = {roles}
+'''
+
+
+def _app(tmp: Path, version: str, roles: str) -> Path:
+    folder = write_app(tmp / version, "roler", ["users.create", "livechat.read"],
+                       ["livechat.room_started"], SRC, settings=ROLES_PERM.format(roles=roles))
+    toml = (folder / "app.toml").read_text().replace('version = "1.0.0"', f'version = "{version}"')
+    (folder / "app.toml").write_text(toml)
+    return folder
+
+
+def test_install_refuses_a_manifest_declaring_an_admin_role(tmp_path: Path) -> None:
+    home = Home(tmp_path / "home").ensure()
+    with pytest.raises(ConsentError, match="admin-class role 'Admin'|not a canonical"):
+        install(home, _app(tmp_path, "1.0.0", '["bot", "Admin"]'))
+    with pytest.raises(ConsentError, match="admin-class role 'owner'"):
+        install(home, _app(tmp_path, "1.0.1", '["owner"]'))
+
+
+def test_update_asking_for_admin_is_refused_at_consent_and_old_version_stays(
+        tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    cli = CliRunner()
+    _, v1 = package_folder(_app(tmp_path, "1.0.0", '["bot"]'))
+    (tmp_path / "v1.zip").write_bytes(v1)
+    r = cli.invoke(root, ["--home", str(home), "app", "install", str(tmp_path / "v1.zip"),
+                          "--allow-unsigned", "--grant", "users.create", "--grant",
+                          "livechat.read", "--grant", "roles.assign"])
+    assert r.exit_code == 0, r.output
+    _, v2 = package_folder(_app(tmp_path, "1.1.0", '["bot", "admin"]'))
+    (tmp_path / "v2.zip").write_bytes(v2)
+    r = cli.invoke(root, ["--home", str(home), "app", "update", "roler", str(tmp_path / "v2.zip"),
+                          "--allow-unsigned"])
+    assert r.exit_code == 1
+    assert "admin-class role 'admin'" in r.output
+    r = cli.invoke(root, ["--home", str(home), "app", "info", "roler", "--json"])
+    assert '"version": "1.0.0"' in r.stdout and '"pending_update": null' in r.stdout
+
+
+def test_gate_refuses_a_role_the_manifest_did_not_declare(tmp_path: Path) -> None:
+    home = Home(tmp_path / "home").ensure()
+    write_policy(home, "roles", '''
+        schema = 1
+        name = "roles"
+        [[rule]]
+        id = "roler-all"
+        effect = "permit"
+        apps = ["roler"]
+        actions = ["users.create", "roles.assign", "livechat.read"]
+        [rule.when]
+        user_types = ["bot"]
+        roles = ["bot", "livechat-agent"]
+        [[quota]]
+        id = "roler-create"
+        apps = ["roler"]
+        action = "users.create"
+        limit = 5
+        window = "1h"
+        scope = "install"
+        ''')
+    install(home, _app(tmp_path, "1.0.0", '["bot"]'))
+    with Host(home) as h:
+        runner = next(iter(h.runners.values()))
+        result = runner.submit("livechat.room_started", {}, 5.0).result(15)
+    # the policy would allow livechat-agent; the manifest declared only bot
+    assert result.startswith("denied:") and "livechat-agent" in result and "manifest" in result
