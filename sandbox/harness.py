@@ -73,6 +73,10 @@ MAX_LIST = 500
 AGENT_ROLE = "livechat-agent"
 ROUTABLE_OFFLINE_ROLE = "bot"  # a bot agent is routable while not-available
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
+# The host's persistence rules (host/persistence.py), repeated here: the harness imports no host.
+ASSOCIATION_KINDS = ("room", "user", "visitor", "message", "misc")
+MAX_STORED_VALUE_BYTES = 64 * 1024
+MAX_STORE_KEY = 256
 
 
 class HarnessError(Exception):
@@ -466,19 +470,38 @@ class FakeServer:
 
     def persistence_put(self, key: str, value: Any,
                         association: dict[str, str] | None = None) -> None:
-        if not isinstance(key, str) or not 1 <= len(key) <= 256:
-            raise errors.InvalidArgument("key must be a string of 1..256 characters")
+        self._key(key)
+        if association is not None:
+            self._association(association)
+        if len(json.dumps(value, sort_keys=True).encode()) > MAX_STORED_VALUE_BYTES:
+            raise errors.InvalidArgument(f"value larger than {MAX_STORED_VALUE_BYTES} bytes")
         self.store[key] = {"value": value, "association": association}
 
+    @staticmethod
+    def _key(key: str) -> None:
+        if not isinstance(key, str) or not 1 <= len(key) <= MAX_STORE_KEY:
+            raise errors.InvalidArgument(f"key must be a string of 1..{MAX_STORE_KEY} characters")
+
+    @staticmethod
+    def _association(association: dict[str, str]) -> None:
+        if set(association) != {"kind", "id"} or association["kind"] not in ASSOCIATION_KINDS:
+            raise errors.InvalidArgument(
+                f"association must be {{'kind', 'id'}} with kind one of {ASSOCIATION_KINDS}")
+        if not isinstance(association["id"], str) or not association["id"]:
+            raise errors.InvalidArgument("association id must be a non-empty string")
+
     def persistence_get(self, key: str) -> Any:
+        self._key(key)
         if key not in self.store:
             raise errors.NotFound(f"no stored value for key {key!r}")
         return self.store[key]["value"]
 
     def persistence_delete(self, key: str) -> None:
+        self._key(key)
         self.store.pop(key, None)
 
     def persistence_find(self, association: dict[str, str]) -> list[dict[str, Any]]:
+        self._association(association)
         return [{"key": k, "value": rec["value"]} for k, rec in sorted(self.store.items())
                 if rec["association"] == association]
 
@@ -755,10 +778,11 @@ class AppHarness:
         self._delivered = len(self.server.emitted)
 
     def lifecycle(self, hook: str, event: Mapping[str, Any] | None = None) -> Any:
-        """Call `on_<hook>` if the app defines it (hooks are optional)."""
+        """Call `on_<hook>` if the app defines it (hooks are optional), with
+        `{"hook": hook, **event}` as the host does."""
         if hook not in LIFECYCLE_HOOKS:
             raise HarnessError(f"unknown lifecycle hook {hook!r}; known: {LIFECYCLE_HOOKS}")
-        return self._run(f"on_{hook}", event or {}, required=False)
+        return self._run(f"on_{hook}", {"hook": hook, **(event or {})}, required=False)
 
     def install(self) -> Any:
         return self.lifecycle("install")
@@ -780,7 +804,7 @@ class AppHarness:
 
     def change_settings(self, **values: Any) -> Any:
         """Change settings (checked against app.toml) and call `on_settings_changed` with
-        `{"changed": [keys]}`."""
+        `{"hook": "settings_changed", "changed": [keys]}`."""
         self.settings = self._settings({**self.settings, **values})
         self.ctx = Context(self, self.app_id, self.settings)
         return self.lifecycle("settings_changed", {"changed": sorted(values)})

@@ -58,3 +58,25 @@ def write_app(root: Path, *, source: str = PROBE, permissions=("livechat.read",)
     for name, text in (extra_modules or {}).items():
         (root / f"{name}.py").write_text(text)
     return root
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "apps"
+EXAMPLE_APPS = ["agent-sync", "proxy-agent", "chatbot-handover", "crm-sync"]
+
+
+def run_example_tests(app: str) -> int:
+    """Import an example app's test module and run each of its (fixture-free) tests; returns
+    how many ran. Lets a harness test re-run the examples under a changed harness."""
+    import importlib.util
+    import inspect
+
+    path = EXAMPLES / app / "tests" / f"test_{app.replace('-', '_')}.py"
+    spec = importlib.util.spec_from_file_location(f"rerun_{app.replace('-', '_')}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    tests = [f for n, f in vars(module).items() if n.startswith("test_") and callable(f)]
+    for test in tests:
+        assert not inspect.signature(test).parameters, "example tests take no fixtures"
+        test()
+    return len(tests)

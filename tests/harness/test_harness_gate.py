@@ -167,3 +167,15 @@ def test_rest_goes_to_the_responder(h):
         h.ctx.rest.call("GET", "/api/v1/info")
     h.rest_responder = lambda method, route, body: {"route": route, "method": method}
     assert h.ctx.rest.call("GET", "/api/v1/info") == {"route": "/api/v1/info", "method": "GET"}
+
+
+def test_persistence_checks_keys_associations_and_sizes(h):
+    from sandbox.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument, match="association"):
+        h.ctx.store.put("k", 1, {"kind": "planet", "id": "earth"})
+    with pytest.raises(InvalidArgument, match="key"):
+        h.ctx.store.put("", 1)
+    with pytest.raises(InvalidArgument, match="larger"):
+        h.ctx.store.put("big", ["x" * 40_000, "y" * 40_000])
+    assert h.server.store == {}

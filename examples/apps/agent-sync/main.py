@@ -44,6 +44,19 @@ def room_key(room_id):
     return {"kind": "room", "id": room_id}
 
 
+def stored(ctx, key, default):
+    """The value stored under `key`, or `default` when there is none.
+
+    The API documents NotFound for a missing key; a None answer is treated the same, so the
+    app does not depend on which of the two the host gives.
+    """
+    try:
+        value = ctx.store.get(key)
+    except NotFound:
+        return default
+    return default if value is None else value
+
+
 class AgentSync(App):
     def on_livechat_room_started(self, ctx, event):
         room_id = event["room"]["id"]
@@ -130,10 +143,7 @@ class AgentSync(App):
         room_id = event["room"]["id"]
         agent = event["agent"]
         key = "assignment:" + room_id
-        try:
-            entry = ctx.store.get(key)
-        except NotFound:
-            entry = {"room_id": room_id, "agent_id": None, "history": []}
+        entry = stored(ctx, key, {"room_id": room_id, "agent_id": None, "history": []})
         if what == "assigned":
             entry["agent_id"] = agent["user_id"]
         elif entry["agent_id"] == agent["user_id"]:

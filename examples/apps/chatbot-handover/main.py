@@ -29,6 +29,19 @@ HANDING_OVER = "Let me connect you with a colleague; one moment please."
 NOBODY_FREE = "All our colleagues are busy right now. I'm still here if I can help."
 
 
+def stored(ctx, key, default):
+    """The value stored under `key`, or `default` when there is none.
+
+    The API documents NotFound for a missing key; a None answer is treated the same, so the
+    app does not depend on which of the two the host gives.
+    """
+    try:
+        value = ctx.store.get(key)
+    except NotFound:
+        return default
+    return default if value is None else value
+
+
 def answer_for(words):
     """The first rule whose keywords appear in the message, or None."""
     for keywords, answer in RULES:
@@ -44,10 +57,7 @@ class ChatbotHandover(App):
     def my_id(self, ctx):
         """The bot's user id, remembered across restarts of the app in its store."""
         if self.bot_id is None:
-            try:
-                self.bot_id = ctx.store.get("bot_user_id")
-            except NotFound:
-                return None
+            self.bot_id = stored(ctx, "bot_user_id", None)
         return self.bot_id
 
     def on_livechat_agent_assigned(self, ctx, event):
@@ -84,10 +94,7 @@ class ChatbotHandover(App):
 
     def count_miss(self, ctx, room_id):
         key = "misses:" + room_id
-        try:
-            misses = ctx.store.get(key) + 1
-        except NotFound:
-            misses = 1
+        misses = stored(ctx, key, 0) + 1
         ctx.store.put(key, misses, {"kind": "room", "id": room_id})
         return misses
 

@@ -19,6 +19,19 @@ MAX_ATTEMPTS = 5
 MAX_MESSAGES = 500
 
 
+def stored(ctx, key, default):
+    """The value stored under `key`, or `default` when there is none.
+
+    The API documents NotFound for a missing key; a None answer is treated the same, so the
+    app does not depend on which of the two the host gives.
+    """
+    try:
+        value = ctx.store.get(key)
+    except NotFound:
+        return default
+    return default if value is None else value
+
+
 def transcript(room, visitor, messages):
     """The JSON document the CRM receives."""
     return {
@@ -78,10 +91,7 @@ class CrmSync(App):
     def failed(self, ctx, room_id, error, queue=True):
         """Keep a retry record for the room (attempts counted) and queue it."""
         key = "retry:" + room_id
-        try:
-            record = ctx.store.get(key)
-        except NotFound:
-            record = {"room_id": room_id, "attempts": 0}
+        record = stored(ctx, key, {"room_id": room_id, "attempts": 0})
         record["attempts"] = record["attempts"] + 1
         record["last_error"] = error
         record["gave_up"] = record["attempts"] >= MAX_ATTEMPTS or not queue
@@ -91,10 +101,7 @@ class CrmSync(App):
             ctx.store.put(QUEUE, [*pending, room_id])
 
     def queued(self, ctx):
-        try:
-            return ctx.store.get(QUEUE)
-        except NotFound:
-            return []
+        return stored(ctx, QUEUE, [])
 
     def retry_queued(self, ctx):
         """The CRM answers again: send a few queued transcripts."""
