@@ -208,12 +208,14 @@ class Child:
         return hello.layers
 
     def load(self, app_id: str, modules: dict[str, str], entry_module: str, entry_class: str,
-             settings: dict[str, Any], on_log: LogSink) -> tuple[str, ...]:
+             settings: dict[str, Any], on_log: LogSink,
+             app_user_id: str | None = None) -> tuple[str, ...]:
         with self.lock:
             self._arm(LOAD_TIMEOUT_S)
             try:
-                self._send(Load(app_id=app_id, modules=modules, entry_module=entry_module,
-                                entry_class=entry_class, settings=settings))
+                self._send(Load(app_id=app_id, app_user_id=app_user_id, modules=modules,
+                                entry_module=entry_module, entry_class=entry_class,
+                                settings=settings))
                 while True:
                     frame = self._recv()
                     if isinstance(frame, Log):

@@ -233,7 +233,8 @@ class Host:
             modules = {name[:-3]: data.decode("utf-8") for name, data in pkg.files.items()
                        if name.endswith(".py") and "/" not in name}
             module, cls = rec.manifest.entry_parts()
-            child.load(rec.app_id, modules, module, cls, dict(rec.settings), runner._log)
+            child.load(rec.app_id, modules, module, cls, dict(rec.settings), runner._log,
+                       rec.app_user_id)
         except Exception:
             child.kill("start failed", code="start_failed")
             child.close()
@@ -259,6 +260,20 @@ class Host:
         self.event_counts[name] = self.event_counts.get(name, 0) + 1
         for runner in self._receivers(name):
             runner.submit(name, payload, self.config.event_deadline_s)
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until no app has an event queued or running (events cascade: one handler's
+        bridge call can raise events for others, so idle must hold twice in a row)."""
+        deadline = time.monotonic() + timeout
+        calm = 0
+        while time.monotonic() < deadline:
+            with self._lock:
+                runners = list(self.runners.values())
+            calm = calm + 1 if all(r.idle() for r in runners) else 0
+            if calm >= 3:
+                return True
+            time.sleep(0.02)
+        return False
 
     def dispatch(self, name: str, payload: dict[str, Any]) -> list[Future[Any]]:
         """Deliver an event to every app that handles it; the futures settle when each is done."""
@@ -308,13 +323,17 @@ class Host:
             return store.put(s.install_id, a["key"], a["value"], a.get("association"))
 
         def get(s: Session, a: dict[str, Any], _op: str | None, _f: Mapping[str, Any]) -> Any:
-            return store.get(s.install_id, a["key"])
+            value = store.get(s.install_id, a["key"])
+            if value is None:
+                raise GateError("not_found", f"no stored value under key {str(a['key'])[:80]!r}")
+            return value
 
         def delete(s: Session, a: dict[str, Any], _op: str | None, _f: Mapping[str, Any]) -> Any:
             return store.delete(s.install_id, a["key"])
 
         def find(s: Session, a: dict[str, Any], _op: str | None, _f: Mapping[str, Any]) -> Any:
-            return store.find(s.install_id, a["association"])
+            return [{"key": k, "value": v}
+                    for k, v in store.find(s.install_id, a["association"])]
 
         actions.update({"persistence.put": put, "persistence.get": get,
                         "persistence.delete": delete, "persistence.find": find})

@@ -66,6 +66,7 @@ class AppRunner:
         self.events_done = 0
         self.events_failed = 0
         self._next_start = 0.0
+        self._busy = False
         self._queue: queue.Queue[Job] = queue.Queue(MAX_QUEUE)
         self._thread = threading.Thread(target=self._loop, name=f"app-{self.app_id}",
                                         daemon=True)
@@ -106,25 +107,39 @@ class AppRunner:
 
     # ---- the runner thread ---------------------------------------------------------------
 
+    def idle(self) -> bool:
+        """No job queued and none running."""
+        return not self._busy and self._queue.empty()
+
     def _loop(self) -> None:
         while True:
             job = self._queue.get()
-            if job is _STOP or self.state == "stopped":
-                if job is not _STOP:
-                    job.future.set_exception(RuntimeError("app stopped"))
-                return
-            if job.name == "__start__":
-                try:
-                    self._ensure_child()
-                    job.future.set_result(None)
-                except BaseException as exc:  # noqa: BLE001 - handed to the waiter
-                    job.future.set_exception(exc)
-                continue
-            waited = time.monotonic() - job.enqueued
-            if waited > MAX_QUEUE_WAIT_S:
-                job.future.set_exception(TimeoutError(f"waited {waited:.0f}s in queue"))
-                continue
-            self._run(job)
+            self._busy = True
+            try:
+                if self._take(job):
+                    return
+            finally:
+                self._busy = False
+
+    def _take(self, job: Job) -> bool:
+        """Handle one job; True when the runner must stop."""
+        if job is _STOP or self.state == "stopped":
+            if job is not _STOP:
+                job.future.set_exception(RuntimeError("app stopped"))
+            return True
+        if job.name == "__start__":
+            try:
+                self._ensure_child()
+                job.future.set_result(None)
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiter
+                job.future.set_exception(exc)
+            return False
+        waited = time.monotonic() - job.enqueued
+        if waited > MAX_QUEUE_WAIT_S:
+            job.future.set_exception(TimeoutError(f"waited {waited:.0f}s in queue"))
+            return False
+        self._run(job)
+        return False
 
     def _run(self, job: Job) -> None:
         try:

@@ -11,7 +11,8 @@ An app is a class deriving from `App`. The host calls its handlers:
   `on_settings_changed` (each `(self, ctx, event)`).
 
 `ctx` gives the bridges: `ctx.users`, `ctx.roles`, `ctx.livechat`, `ctx.messages`,
-`ctx.store` (persistence), `ctx.http`, `ctx.rest`, and `ctx.settings` (a dict). Every bridge
+`ctx.store` (persistence), `ctx.http`, `ctx.rest`, `ctx.settings` (a dict), `ctx.app_id` and
+`ctx.app_user_id` (the app's own user). Every bridge
 call crosses the host's gate; a refusal raises `PermissionDenied` (naming the missing
 permission or the rule), `QuotaExceeded`, `NotFound`, `Conflict` or `InvalidArgument`. A bridge
 call never returns a silent `None` for a refusal.
@@ -196,7 +197,8 @@ class Store(_Bridge):
         self._call("persistence.put", key=key, value=value, association=association)
 
     def get(self, key: str) -> Any:
-        """The stored value, or None when the key does not exist."""
+        """The stored value; raises NotFound when the key does not exist (a stored None reads
+        as missing)."""
         return self._call("persistence.get", key=key)
 
     def delete(self, key: str) -> None:
@@ -249,6 +251,7 @@ class Context:
 
     __slots__ = (
         "app_id",
+        "app_user_id",
         "http",
         "livechat",
         "messages",
@@ -259,8 +262,12 @@ class Context:
         "users",
     )
 
-    def __init__(self, transport: Transport, app_id: str, settings: dict[str, Any]) -> None:
+    def __init__(self, transport: Transport, app_id: str, settings: dict[str, Any],
+                 app_user_id: str | None = None) -> None:
         self.app_id = app_id
+        # The app's own user (created at install): the sender of its messages, and the agent
+        # it serves rooms as. Knowing it needs no users.read permission.
+        self.app_user_id = app_user_id
         self.settings = dict(settings)
         self.users = Users(transport)
         self.roles = Roles(transport)

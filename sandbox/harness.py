@@ -566,7 +566,7 @@ class AppHarness:
         self._quotas: dict[str, list[int]] = {}  # action -> [used, limit]
         self._delivered = 0
         self.app: App = load_app(modules, self.manifest.entry_module, self.manifest.entry_class)
-        self.ctx = Context(self, self.app_id, self.settings)
+        self.ctx = Context(self, self.app_id, self.settings, self.app_user["id"])
 
     @classmethod
     def from_dir(
@@ -806,7 +806,7 @@ class AppHarness:
         """Change settings (checked against app.toml) and call `on_settings_changed` with
         `{"hook": "settings_changed", "changed": [keys]}`."""
         self.settings = self._settings({**self.settings, **values})
-        self.ctx = Context(self, self.app_id, self.settings)
+        self.ctx = Context(self, self.app_id, self.settings, self.app_user["id"])
         return self.lifecycle("settings_changed", {"changed": sorted(values)})
 
     # -- setting up the world (operator/visitor actions: not gated, not in `calls`) ----------

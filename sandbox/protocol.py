@@ -81,6 +81,7 @@ class Load(BaseModel):
     model_config = _STRICT
     t: Literal["load"] = "load"
     app_id: Name
+    app_user_id: Annotated[str, Field(max_length=64)] | None = None
     modules: dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=1 << 19)]]
     entry_module: Annotated[str, Field(max_length=64)]
     entry_class: Annotated[str, Field(max_length=64)]

@@ -142,7 +142,7 @@ def _serve(chan: _Channel, report: LayerReport) -> None:
             reset_print_budget()
             try:
                 app = load_app(dict(frame.modules), frame.entry_module, frame.entry_class)
-                ctx = Context(chan, frame.app_id, dict(frame.settings))
+                ctx = Context(chan, frame.app_id, dict(frame.settings), frame.app_user_id)
                 handlers = sorted(n for n in dir(type(app)) if n.startswith("on_"))[:64]
                 flush_prints()
                 chan.send(Loaded(ok=True, handlers=handlers))

@@ -1,0 +1,59 @@
+"""A stand-in CRM for the demo: a real HTTP endpoint on loopback that records transcripts."""
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+# The demo CRM refuses bodies above this (it is a demo endpoint, not a store).
+MAX_BODY = 1 << 20
+
+
+class DemoCrm:
+    """POST /transcripts with header X-Api-Key; keeps what it accepted in `received`."""
+
+    def __init__(self, api_key: str) -> None:
+        self.api_key = api_key
+        self.received: list[dict[str, Any]] = []
+        self.rejected = 0
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.bind(("127.0.0.1", 0))
+        self.port: int = self._sock.getsockname()[1]
+        app = Starlette(routes=[Route("/transcripts", self._post, methods=["POST"])])
+        self._server = uvicorn.Server(uvicorn.Config(app, log_level="critical",
+                                                     lifespan="off"))
+        self._thread = threading.Thread(target=self._server.run,
+                                        kwargs={"sockets": [self._sock]}, daemon=True)
+
+    async def _post(self, request: Request) -> JSONResponse:
+        if request.headers.get("x-api-key") != self.api_key:
+            self.rejected += 1
+            return JSONResponse({"error": "bad api key"}, status_code=401)
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return JSONResponse({"error": "too large"}, status_code=413)
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            return JSONResponse({"error": "not JSON"}, status_code=400)
+        self.received.append(doc if isinstance(doc, dict) else {"value": doc})
+        return JSONResponse({"ok": True, "id": len(self.received)}, status_code=201)
+
+    def start(self) -> DemoCrm:
+        self._thread.start()
+        deadline = time.monotonic() + 5
+        while not self._server.started and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=5)
