@@ -45,7 +45,7 @@ def _app(tmp: Path, version: str, roles: str) -> Path:
 
 def test_install_refuses_a_manifest_declaring_an_admin_role(tmp_path: Path) -> None:
     home = Home(tmp_path / "home").ensure()
-    with pytest.raises(ConsentError, match="admin-class role 'Admin'|not a canonical"):
+    with pytest.raises(ConsentError, match=r"admin-class role 'Admin'|not a canonical"):
         install(home, _app(tmp_path, "1.0.0", '["bot", "Admin"]'))
     with pytest.raises(ConsentError, match="admin-class role 'owner'"):
         install(home, _app(tmp_path, "1.0.1", '["owner"]'))
