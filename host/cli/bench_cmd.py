@@ -49,15 +49,16 @@ def render_table(figures: Mapping[str, float], title: str, *, wide: bool) -> Tab
     table.add_column("value", justify="right", no_wrap=True)
     if wide:
         table.add_column("what")
-    table.add_column("target", no_wrap=True)
-    table.add_column("", no_wrap=True)
+    table.add_column("target")
+    table.add_column("", no_wrap=True, min_width=7)
     for key in KEYS:
         value = figures[key]
         target = target_for(key)
         verdict = ""
         goal = ""
         if target is not None:
-            goal = f"{target.text} ({target.bound(figures):,.1f})"
+            bound = f"{target.bound(figures):,.1f}"
+            goal = f"{target.text} = {bound}" if target.ref else target.text
             verdict = "[green]met[/]" if target.met(figures) else "[red]not met[/]"
         what = [_MEANING[key]] if wide else []
         table.add_row(key, f"{value:,.1f} {_unit(key)}", *what, goal, verdict)
