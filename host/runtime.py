@@ -166,10 +166,13 @@ class Host:
         with self._lock:
             for install_id, runner in list(self.runners.items()):
                 rec = records.get(install_id)
-                if rec is None or not rec.enabled or rec.generation != runner.install.generation:
+                if (rec is None or not rec.enabled or rec.generation != runner.install.generation
+                        or rec.settings != runner.install.settings):
                     self.runners.pop(install_id)
                     why = "uninstalled" if rec is None else (
-                        "disabled" if not rec.enabled else "changed (new generation)")
+                        "disabled" if not rec.enabled else
+                        "changed (new generation)" if rec.generation != runner.install.generation
+                        else "settings changed")
                     runner.stop(f"app {why}")
                     self.audit_supervisor(runner, "stopped", why)
             for install_id, rec in records.items():

@@ -179,7 +179,7 @@ def _guardrails(spec: ActionSpec, req: Request) -> _Ctx | str:
         if isinstance(url, str):
             return url
         resolved = facts.get("resolved_ips")
-        if not isinstance(resolved, list | tuple) or not resolved:
+        if not isinstance(resolved, list | tuple):
             return "the host did not supply the resolved addresses (fact resolved_ips)"
         ips: list[IPAddress] = [] if url.ip is None else [url.ip]
         for item in resolved:
@@ -243,6 +243,10 @@ def _permit_failure(rule: CompiledRule, ctx: _Ctx) -> str | None:
         host = ctx.url.host
         if rule.domains is None or not any(host_matches(host, d) for d in rule.domains):
             return f"domains: host {host!r} not listed"
+        if not ctx.ips:
+            # a listed name that resolves to nothing: nothing to connect to (and never allow
+            # without the addresses, or the host could be steered by a later lookup)
+            return f"host {host!r} did not resolve to any address"
         for ip in ctx.ips:
             if is_public(ip):
                 continue

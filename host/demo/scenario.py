@@ -1,0 +1,444 @@
+"""The demo scenario: what Stockade exists for, end to end, on the embedded server.
+
+Acts: install the four example apps (disclosures, consent as an operator gives it); visitors
+start conversations and the apps do their work (agents found or created by custom field, made
+agents, given the bot role; the bot answering and handing over; transcripts reaching the CRM);
+then the refusals, each with its audited reason; then `audit verify` and a summary.
+
+Every act records checks; the demo exits 0 only when every check held.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from rich.console import Console
+from rich.table import Table
+
+from host.audit import open_readonly
+from host.clock import SystemClock
+from host.consent import ConsentError, guardrail_problems
+from host.demo.crm import DemoCrm
+from host.disclosure import Disclosure, render_disclosure
+from host.home import Home
+from host.installs import InstallRecord, InstallStore
+from host.operations import disclose, install_package
+from host.packages import Package, package_folder, package_from_files
+from host.publisher import TrustStore, check_signature, public_key_line, sign_package
+from host.runtime import Host, HostConfig, ensure_policies
+from host.sandbox_exec import run_snippet
+from host.server.principals import SYSTEM
+
+APPS = ("agent-sync", "proxy-agent", "chatbot-handover", "crm-sync")
+CRM_API_KEY = "demo-crm-key-not-a-real-secret"  # a demo value; the CRM is a local stand-in
+CRM_HOST = "crm.localtest"
+EXFIL_URL = "http://exfil.example.net/collect"  # a domain the policy never lists
+
+# Sandbox attempts the demo shows refused (each prints ESCAPED only if it got through).
+ESCAPES = {
+    "import os": "import os\nprint('ESCAPED')\n",
+    "open a file": "x = open('/etc/passwd').read()\nprint('ESCAPED')\n",
+    "walk the type hierarchy": "print(().__class__.__bases__[0].__subclasses__())\n",
+    "format-string lookup": "print('{0.__class__}'.format(1))\nprint('ESCAPED')\n",
+    "burn CPU forever": "while True:\n    pass\n",
+}
+
+
+def examples_dir() -> Path:
+    """examples/ of this checkout (the demo runs from a source install)."""
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "examples" / "apps" / "agent-sync" / "app.toml").exists():
+            return parent / "examples"
+    raise FileNotFoundError("examples/apps not found: run the demo from a source checkout "
+                            "(pip install -e .)")
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass
+class DemoResult:
+    checks: list[Check] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "checks": [c.__dict__ for c in self.checks], **self.summary}
+
+
+class Demo:
+    def __init__(self, console: Console, *, keep: bool = False,
+                 degraded: bool = False) -> None:
+        self.out = console
+        self.keep = keep
+        self.degraded = degraded
+        self.result = DemoResult()
+        self.root = Path(tempfile.mkdtemp(prefix="stockade-demo-"))
+        self.home = Home(self.root / "home").ensure()
+        self.examples = examples_dir()
+        self.installs: dict[str, InstallRecord] = {}
+        self.disclosures: dict[str, Disclosure] = {}
+        self.crm = DemoCrm(CRM_API_KEY)
+        self.host: Host | None = None
+        self.humans: dict[str, str] = {}
+
+    # ---- narration ------------------------------------------------------------------------------
+
+    def act(self, title: str) -> None:
+        self.out.rule(f"[bold]{title}")
+
+    def say(self, text: str, style: str = "") -> None:
+        self.out.print(f"[{style}]{text}[/]" if style else text, highlight=False)
+
+    def check(self, name: str, ok: bool, detail: str = "") -> bool:
+        self.result.checks.append(Check(name, ok, detail))
+        mark = "[green]✔[/]" if ok else "[bold red]✘[/]"
+        self.out.print(f"  {mark} {name}" + (f" [dim]({detail})[/]" if detail else ""),
+                       highlight=False)
+        return ok
+
+    def _on_event(self, name: str, payload: dict[str, Any]) -> None:
+        room = payload.get("room") or {}
+        rid = str(room.get("id", ""))[:6]
+        if name in ("livechat.agent_assigned", "livechat.agent_unassigned"):
+            agent = payload.get("agent") or {}
+            verb = "assigned to" if name.endswith("_assigned") else "unassigned from"
+            self.say(f"    event {name}: room {rid} {verb} {agent.get('username')}", "cyan")
+        elif name == "livechat.room_started":
+            visitor = payload.get("visitor") or {}
+            self.say(f"    event {name}: room {rid} for visitor {visitor.get('name')}", "cyan")
+        elif name == "livechat.room_transferred":
+            to = (payload.get("to") or {}).get("username")
+            self.say(f"    event {name}: room {rid} → {to}", "cyan")
+        elif name == "message.sent":
+            msg = payload.get("message") or {}
+            sender = (msg.get("sender") or {}).get("name") or "?"
+            self.say(f"    {sender}: {str(msg.get('text'))[:90]}", "dim")
+        elif name == "livechat.room_closed":
+            self.say(f"    event {name}: room {rid}", "cyan")
+
+    # ---- the run ----------------------------------------------------------------------------------
+
+    def run(self) -> DemoResult:
+        t0 = time.monotonic()
+        try:
+            self.crm.start()
+            self.setup_home()
+            self.install_apps()
+            self.start_host()
+            self.conversations()
+            self.refusals()
+            self.finish(time.monotonic() - t0)
+        finally:
+            if self.host is not None:
+                self.host.stop()
+            self.crm.stop()
+            if not self.keep:
+                shutil.rmtree(self.root, ignore_errors=True)
+        return self.result
+
+    def setup_home(self) -> None:
+        self.act("A fresh host")
+        ensure_policies(self.home)
+        shutil.copy(self.examples / "policies" / "demo.toml", self.home.policies_dir)
+        self.say(f"home: {self.home.root} (temporary); policies: shipped default + demo.toml")
+        self.say(f"demo CRM endpoint listening on 127.0.0.1:{self.crm.port} "
+                 f"(apps reach it as http://{CRM_HOST}:{self.crm.port})")
+        key = Ed25519PrivateKey.generate()
+        raw = key.public_key().public_bytes(serialization.Encoding.Raw,
+                                            serialization.PublicFormat.Raw)
+        TrustStore(self.home.trust_dir).add("demo-publisher", public_key_line(raw))
+        self.publisher_key = key
+        self.say("the operator trusts one publisher key: demo-publisher")
+
+    def _signed(self, folder: Path) -> Package:
+        pkg, _zip = package_folder(folder)
+        return package_from_files(dict(pkg.files), sign_package(pkg, self.publisher_key))
+
+    def install_apps(self) -> None:
+        self.act("Installing four apps: disclosure, then consent")
+        settings: dict[str, dict[str, Any]] = {
+            "agent-sync": {"default_agent_username": "alice"},
+            "crm-sync": {"crm_url": f"http://{CRM_HOST}:{self.crm.port}/transcripts",
+                         "api_key": CRM_API_KEY},
+        }
+        for app_id in APPS:
+            pkg = self._signed(self.examples / "apps" / app_id)
+            sig = check_signature(pkg, TrustStore(self.home.trust_dir))
+            disclosure, _why = disclose(self.home, pkg, sig)
+            self.disclosures[app_id] = disclosure
+            if app_id in ("agent-sync", "crm-sync"):
+                render_disclosure(disclosure, self.out, title="Install")
+            grants = pkg.manifest.asked  # the operator consents to everything asked, by name
+            rec = install_package(self.home, pkg, sig, grants,
+                                  policy_revision=disclosure.policy_revision,
+                                  settings=settings.get(app_id))
+            self.installs[app_id] = rec
+            self.say(f"[green]installed[/] {app_id} {rec.version}: granted "
+                     f"{', '.join(sorted(grants))}")
+        self.compare_disclosures("agent-sync", "proxy-agent")
+        self.check("four apps installed with signed consent records",
+                   len(self.installs) == 4 and all(
+                       d.signature.status == "trusted" for d in self.disclosures.values()))
+
+    def compare_disclosures(self, a: str, b: str) -> None:
+        da, db = self.disclosures[a], self.disclosures[b]
+        table = Table(title=f"The same integration, two ways: {a} vs {b}")
+        table.add_column("permission")
+        table.add_column(a)
+        table.add_column(b)
+        names = sorted({p.name for p in da.permissions} | {p.name for p in db.permissions})
+        risk_a = {p.name: p.risk for p in da.permissions}
+        risk_b = {p.name: p.risk for p in db.permissions}
+        for n in names:
+            table.add_row(n, risk_a.get(n, "—"), risk_b.get(n, "—"))
+        table.add_row("[bold]dangerous combinations", str(len(da.dangers)), str(len(db.dangers)))
+        self.out.print(table)
+        self.check(f"{b} needs no user creation and no roles",
+                   not {"users.create", "roles.assign"} & set(risk_b),
+                   f"{len(risk_b)} permissions vs {len(risk_a)}")
+
+    def start_host(self) -> None:
+        self.act("Starting the host: each app in its own confined child")
+        config = HostConfig(degraded=self.degraded,
+                            resolver_overrides={CRM_HOST: "127.0.0.1"})
+        self.host = Host(self.home, config=config).start()
+        self.host.server.subscribe(self._on_event)
+        server = self.host.server
+        # Operator set-up on the server: two human agents in Support; the app users of the bot
+        # and the proxy made agents (the bot available for routing, the proxy only takes rooms).
+        for name in ("alice", "bob"):
+            user = server.users_create(SYSTEM, name, name.title(), "user")
+            server.livechat_add_agent(SYSTEM, user["id"])
+            server.set_agent_status(user["id"], "available")
+            self.humans[name] = user["id"]
+        server.add_department("Support", list(self.humans.values()))
+        records = {r.app_id: r for r in InstallStore(self.home.host_db).list()}
+        bot = records["chatbot-handover"].app_user_id
+        proxy = records["proxy-agent"].app_user_id
+        assert bot is not None and proxy is not None
+        server.livechat_add_agent(SYSTEM, bot)
+        server.set_agent_status(bot, "available")
+        server.add_department("Bot", [bot])
+        server.livechat_add_agent(SYSTEM, proxy)
+        server.add_department("External", [])
+        layers = next(iter(self.host.runners.values()))
+        for runner in self.host.runners.values():
+            runner.ensure_started()
+        child = layers.child
+        applied = [k for k, v in (child.layers.model_dump().items() if child and child.layers
+                                  else []) if v is True]
+        self.say(f"children started; confinement layers applied: {', '.join(applied)}")
+        self.check("every app child confined before its code was compiled",
+                   all(r.child is not None and r.child.layers is not None
+                       and r.child.layers.seccomp and r.child.layers.landlock
+                       for r in self.host.runners.values()))
+
+    def _settle(self) -> None:
+        assert self.host is not None
+        self.host.wait_idle(15)
+
+    def conversations(self) -> None:
+        assert self.host is not None
+        server = self.host.server
+        self.act("Visitors start conversations")
+        self.say("agent-sync: an external router picked the agent (custom field externalAgentId)")
+        rooms: dict[str, str] = {}
+        for i, ext in enumerate(("100", "101", "100", "102", "103")):
+            v = server.save_visitor(token=f"visitor-ext-{i}-token", name=f"Visitor {i + 1}",
+                                    custom_fields={"externalAgentId": f"ext{ext}"})
+            room = server.visitor_start_room(v["id"], "External")
+            rooms[f"ext{i}"] = room["id"]
+            self.say(f"  visitor {v['name']} starts a conversation for external agent ext{ext}")
+            self._settle()
+        created = [u for u in (self._user(f"ext-ext{n}") for n in ("100", "101", "102", "103"))
+                   if u is not None]
+        self.check("agents found or created by custom field externalId (3 created, 1 reused)",
+                   len(created) == 3 and all(u["created_by_app"] == "agent-sync" for u in created),
+                   ", ".join(u["username"] for u in created))
+        self.check("created agents are livechat agents with the bot role",
+                   all({"bot", "livechat-agent"} <= set(u["roles"]) for u in created))
+        served = server.livechat_get_room(SYSTEM, rooms["ext0"])["served_by"]
+        self.check("the room went to the agent the external router chose",
+                   served is not None and served == (created[0]["id"] if created else None))
+        fallback = server.livechat_get_room(SYSTEM, rooms["ext4"])["served_by"]
+        self.check("4th new agent inside the window: QuotaExceeded, room handed to the fallback",
+                   fallback == self.humans["alice"], "agent-sync quota: 3 per 10 min")
+        self.show_audit("quota_exceeded")
+
+        self.say("proxy-agent: the app's own user serves, the visitor sees the external agent")
+        v = server.save_visitor(token="visitor-proxy-token", name="Visitor P",
+                                custom_fields={"externalAgentName": "Dana (Acme Support)"})
+        proxy_room = server.visitor_start_room(v["id"], "External")
+        self._settle()
+        display = server.livechat_get_room(SYSTEM, proxy_room["id"]).get("agent_display") or {}
+        self.check("agent display shows the external agent, no user created",
+                   display.get("name") == "Dana (Acme Support)", str(display.get("name")))
+
+        self.say("chatbot-handover: the bot answers, then hands over to a human")
+        v = server.save_visitor(token="visitor-bot-token", name="Visitor B")
+        bot_room = server.visitor_start_room(v["id"], "Bot")
+        self._settle()
+        server.visitor_send_message(v["id"], bot_room["id"], "What are your opening hours?")
+        self._settle()
+        server.visitor_send_message(v["id"], bot_room["id"], "Can I talk to a human please?")
+        self._settle()
+        served = server.livechat_get_room(SYSTEM, bot_room["id"])["served_by"]
+        texts = [m["text"] for m in server.messages_list(SYSTEM, bot_room["id"])]
+        self.check("the bot answered and handed the visitor to a human in Support",
+                   served in self.humans.values() and len(texts) >= 4,
+                   f"{len(texts)} messages")
+
+        self.say("crm-sync: closed conversations go to the CRM")
+        server.agent_close_room(self.humans["alice"], bot_room["id"], "resolved")
+        server.agent_close_room(self.humans["alice"], rooms["ext4"], "resolved")
+        self._settle()
+        self.check("transcripts arrived at the CRM endpoint (over the http permission)",
+                   len(self.crm.received) == 2, f"{len(self.crm.received)} received")
+
+    def _user(self, username: str) -> dict[str, Any] | None:
+        assert self.host is not None
+        try:
+            return dict(self.host.server.users_get_by_username(SYSTEM, username))
+        except Exception:  # noqa: BLE001 - NotFound: not created
+            return None
+
+    def show_audit(self, code: str) -> None:
+        log = open_readonly(self.home.host_db, SystemClock())
+        conn = log.store.conn()
+        for (body,) in conn.execute("SELECT body FROM audit ORDER BY seq DESC LIMIT 200"):
+            rec = json.loads(body)
+            if rec.get("code") == code:
+                self.say(f"    audited: {rec.get('app_id')} {rec.get('action')} → {code}: "
+                         f"{str(rec.get('message'))[:160]}", "yellow")
+                return
+
+    def refusals(self) -> None:
+        assert self.host is not None
+        self.act("Refusals: what the gate and consent exist for")
+        # 1. an update of agent-sync asking to assign admin, refused at consent
+        update_dir = self.root / "agent-sync-1.1.0"
+        shutil.copytree(self.examples / "apps" / "agent-sync", update_dir,
+                        ignore=shutil.ignore_patterns("tests", "__pycache__"))
+        manifest = (update_dir / "app.toml").read_text().replace(
+            'version = "1.0.0"', 'version = "1.1.0"').replace(
+            'name = "roles.assign"', 'name = "roles.assign"\nroles = ["bot", "admin"]')
+        (update_dir / "app.toml").write_text(manifest)
+        pkg = self._signed(update_dir)
+        problems = guardrail_problems(pkg.manifest)
+        for p in problems:
+            self.say(f"  refused at consent: {p}", "bold red")
+        self.host.ledger.append(_consent_refusal(pkg, problems))
+        try:
+            install_package(self.home, pkg, check_signature(pkg, TrustStore(
+                self.home.trust_dir)), pkg.manifest.asked, policy_revision=None)
+            refused = False
+        except ConsentError:
+            refused = True
+        rec = InstallStore(self.home.host_db).by_app("agent-sync")
+        self.check("agent-sync 1.1.0 asking to assign 'admin' refused at consent; 1.0.0 runs on",
+                   refused and bool(problems) and rec is not None and rec.version == "1.0.0")
+
+        # 2. crm-sync pointed at a domain it was not granted
+        store = InstallStore(self.home.host_db)
+        crm = store.by_app("crm-sync")
+        assert crm is not None
+        store.set_settings(crm.install_id, {**dict(crm.settings), "crm_url": EXFIL_URL},
+                           ["crm_url"])
+        self.say(f"  crm-sync's crm_url is changed to {EXFIL_URL} (a compromised setting)")
+        self.host.sync_installs()  # what the host's watcher does when the store changes
+        server = self.host.server
+        v = server.save_visitor(token="visitor-late-token", name="Visitor L")
+        room = server.visitor_start_room(v["id"], "Support")
+        server.agent_close_room(room["served_by"] or self.humans["bob"], room["id"], "done")
+        self._settle()
+        denied = self._audited("crm-sync", "http.request", "permission_denied")
+        self.show_audit("permission_denied")
+        self.check("crm-sync refused a domain the policy does not list (audited)",
+                   denied and len(self.crm.received) == 2)
+
+        # 3. an app attempting what its sandbox forbids
+        outcomes = []
+        for label, src in ESCAPES.items():
+            captured: list[str] = []
+            res = run_snippet(src, timeout=1.0, write=captured.append, degraded=self.degraded)
+            escaped = "ESCAPED" in "".join(captured)
+            outcomes.append(not escaped and res.exit_code in (1, 3))
+            self.say(f"  sandbox: {label} → exit {res.exit_code}: {res.message[:110]}", "yellow")
+        self.check("sandbox refused every escape attempt", all(outcomes),
+                   f"{sum(outcomes)}/{len(outcomes)}")
+
+    def _audited(self, app_id: str, action: str, code: str) -> bool:
+        log = open_readonly(self.home.host_db, SystemClock())
+        for (body,) in log.store.conn().execute("SELECT body FROM audit"):
+            rec = json.loads(body)
+            if (rec.get("app_id"), rec.get("action"), rec.get("code")) == (app_id, action, code):
+                return True
+        return False
+
+    def finish(self, elapsed: float) -> None:
+        assert self.host is not None
+        self.act("Audit and summary")
+        self.host.ledger.checkpoint()
+        verdict = open_readonly(self.home.host_db, SystemClock()).verify()
+        self.check("stockade audit verify: the hash chain is intact", verdict.ok,
+                   f"{verdict.records} records")
+        rec = InstallStore(self.home.host_db).by_app("agent-sync")
+        assert rec is not None
+        quota = self.host.ledger.quota_state(
+            f"install:{rec.install_id}:users.create", 3, 600)
+        table = Table(title="Summary")
+        for col in ("app", "state", "events handled", "handler errors", "restarts"):
+            table.add_column(col)
+        apps = {}
+        for r in sorted(self.host.runners.values(), key=lambda r: r.app_id):
+            table.add_row(r.app_id, r.state, str(r.events_done), str(r.events_failed),
+                          str(r.restarts))
+            apps[r.app_id] = {"state": r.state, "events": r.events_done,
+                              "errors": r.events_failed, "restarts": r.restarts}
+        self.out.print(table)
+        stats = dict(self.host.gate.stats)
+        users = self.host.server.users_count_active_app_created()
+        self.say(f"bridge calls allowed {stats['allowed']}, denied {stats['denied']}; "
+                 f"users created by apps {users}; agent-sync creation quota "
+                 f"{quota.used}/{quota.limit} per {quota.window_s:.0f}s; "
+                 f"events {sum(self.host.event_counts.values())}; {elapsed:.1f}s")
+        self.result.summary = {
+            "apps": apps, "events": dict(self.host.event_counts),
+            "bridge_calls": stats, "users_created": users,
+            "quota": {"key": "agent-sync users.create", "used": quota.used,
+                      "limit": quota.limit, "window_s": quota.window_s},
+            "crm_transcripts": len(self.crm.received), "audit_records": verdict.records,
+            "seconds": round(elapsed, 2),
+        }
+        ok = self.result.ok
+        self.out.rule("[bold green]everything behaved" if ok else "[bold red]something did not")
+
+
+def _consent_refusal(pkg: Package, problems: list[str]) -> Any:
+    from host.audit import AuditRecord
+
+    return AuditRecord(kind="consent", app_id=pkg.app_id, version=pkg.manifest.version,
+                       allowed=False, code="guardrail", actor="operator",
+                       detail="; ".join(problems)[:500])
+
+
+def run_demo(console: Console, *, keep: bool = False, degraded: bool = False,
+             progress: Callable[[str], None] | None = None) -> DemoResult:
+    return Demo(console, keep=keep, degraded=degraded).run()
