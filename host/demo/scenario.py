@@ -133,7 +133,7 @@ class Demo:
         elif name == "livechat.room_closed":
             self.say(f"    event {name}: room {rid}", "cyan")
 
-    # ---- the run ----------------------------------------------------------------------------------
+    # ---- the run ------------------------------------------------------------------------------
 
     def run(self) -> DemoResult:
         t0 = time.monotonic()
@@ -261,8 +261,7 @@ class Demo:
         self.say("agent-sync: an external router picked the agent (custom field externalAgentId)")
         rooms: dict[str, str] = {}
         for i, ext in enumerate(("100", "101", "100", "102", "103")):
-            v = server.save_visitor(token=f"visitor-ext-{i}-token", name=f"Visitor {i + 1}",
-                                    custom_fields={"externalAgentId": f"ext{ext}"})
+            v = self._visitor(f"ext-{i}", f"Visitor {i + 1}", {"externalAgentId": f"ext{ext}"})
             room = server.visitor_start_room(v["id"], "External")
             rooms[f"ext{i}"] = room["id"]
             self.say(f"  visitor {v['name']} starts a conversation for external agent ext{ext}")
@@ -283,16 +282,16 @@ class Demo:
         self.show_audit("quota_exceeded")
 
         self.say("proxy-agent: the app's own user serves, the visitor sees the external agent")
-        v = server.save_visitor(token="visitor-proxy-token", name="Visitor P",
-                                custom_fields={"externalAgentName": "Dana (Acme Support)"})
+        v = self._visitor("proxy", "Visitor P", {"externalAgentName": "Dana (Acme Support)"})
         proxy_room = server.visitor_start_room(v["id"], "External")
         self._settle()
-        display = server.livechat_get_room(SYSTEM, proxy_room["id"]).get("agent_display") or {}
+        display: dict[str, Any] = dict(
+            server.livechat_get_room(SYSTEM, proxy_room["id"]).get("agent_display") or {})
         self.check("agent display shows the external agent, no user created",
                    display.get("name") == "Dana (Acme Support)", str(display.get("name")))
 
         self.say("chatbot-handover: the bot answers, then hands over to a human")
-        v = server.save_visitor(token="visitor-bot-token", name="Visitor B")
+        v = self._visitor("bot", "Visitor B")
         bot_room = server.visitor_start_room(v["id"], "Bot")
         self._settle()
         server.visitor_send_message(v["id"], bot_room["id"], "What are your opening hours?")
@@ -311,6 +310,13 @@ class Demo:
         self._settle()
         self.check("transcripts arrived at the CRM endpoint (over the http permission)",
                    len(self.crm.received) == 2, f"{len(self.crm.received)} received")
+
+    def _visitor(self, label: str, name: str,
+                 fields: dict[str, str] | None = None) -> dict[str, Any]:
+        """A website visitor registering (the widget token is per visitor, not a secret)."""
+        assert self.host is not None
+        widget_token = f"visitor-{label}-widget"
+        return dict(self.host.server.save_visitor(widget_token, name, custom_fields=fields))
 
     def _user(self, username: str) -> dict[str, Any] | None:
         assert self.host is not None
@@ -364,7 +370,7 @@ class Demo:
         self.say(f"  crm-sync's crm_url is changed to {EXFIL_URL} (a compromised setting)")
         self.host.sync_installs()  # what the host's watcher does when the store changes
         server = self.host.server
-        v = server.save_visitor(token="visitor-late-token", name="Visitor L")
+        v = self._visitor("late", "Visitor L")
         room = server.visitor_start_room(v["id"], "Support")
         server.agent_close_room(room["served_by"] or self.humans["bob"], room["id"], "done")
         self._settle()
