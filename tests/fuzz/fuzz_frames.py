@@ -72,5 +72,6 @@ SEEDS: list[bytes] = [
 if __name__ == "__main__":
     import atheris  # type: ignore[import-not-found]
 
+    atheris.instrument_all()
     atheris.Setup(sys.argv, fuzz_one)
     atheris.Fuzz()

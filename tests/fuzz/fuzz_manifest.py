@@ -70,5 +70,6 @@ def fuzz_one(data: bytes) -> None:
 if __name__ == "__main__":
     import atheris  # type: ignore[import-not-found]
 
+    atheris.instrument_all()
     atheris.Setup(sys.argv, fuzz_one)
     atheris.Fuzz()
