@@ -215,25 +215,48 @@ def _grow(conn: sqlite3.Connection, key: str, cap: int) -> None:
         _store_ring(conn, key, cap, loaded[1], loaded[2])
 
 
-# The slot holding the N-th most recent unit, plus the units still counted at the effective
-# time max(now, hw), in one statement (the hot path pays per statement). ?1=W ?2=now ?3=N ?4=key
+# The slot holding the N-th most recent unit, in one statement (the hot path pays per
+# statement). ?1=N ?2=key
 _CHECK_SQL = (
-    "SELECT k.cap, k.head, k.hw, s.ts, (SELECT count(*) FROM quota_slots c"
-    " WHERE c.key = k.key AND c.ts + ?1 > max(?2, k.hw)) FROM quota_keys k"
-    " LEFT JOIN quota_slots s ON s.key = k.key AND s.slot = (k.head - ?3 + k.cap) % k.cap"
-    " WHERE k.key = ?4"
+    "SELECT k.cap, k.head, k.hw, s.ts FROM quota_keys k"
+    " LEFT JOIN quota_slots s ON s.key = k.key AND s.slot = (k.head - ?1 + k.cap) % k.cap"
+    " WHERE k.key = ?2"
 )
+# Rings up to this size are counted with one scan; larger ones by binary search over the ring
+# (timestamps are non-decreasing from the head, empty slots first), so the cost of reporting
+# `used` stays logarithmic in the limit instead of linear.
+_SCAN_MAX = 64
+
+
+def _used(conn: sqlite3.Connection, key: str, cap: int, head: int, eff: float,
+          w: float) -> int:
+    """Units of `key` still counted at effective time `eff` (exact)."""
+    if cap <= _SCAN_MAX:
+        row = conn.execute("SELECT count(*) FROM quota_slots WHERE key=? AND ts + ? > ?",
+                           (key, w, eff)).fetchone()
+        return int(row[0])
+    lo, hi = 0, cap  # first ring position (from the head) whose unit still counts
+    while lo < hi:
+        mid = (lo + hi) // 2
+        r = conn.execute("SELECT ts FROM quota_slots WHERE key=? AND slot=?",
+                         (key, (head + mid) % cap)).fetchone()
+        if r is not None and float(r[0]) + w > eff:
+            hi = mid
+        else:
+            lo = mid + 1
+    return cap - lo
 
 
 def state_in(conn: sqlite3.Connection, key: str, limit: int, window_s: float,
              now: float) -> QuotaState:
     """Current state of one quota (effective time = max(now, high-water))."""
     w = float(window_s)
-    row = conn.execute(_CHECK_SQL, (w, now, limit, key)).fetchone()
+    row = conn.execute(_CHECK_SQL, (limit, key)).fetchone()
     if row is None:
         return QuotaState(key, 0, limit, w, None)
-    cap, hw, nth, used = int(row[0]), float(row[2]), row[3], int(row[4])
+    cap, hw, nth = int(row[0]), float(row[2]), row[3]
     eff = max(now, hw)
+    used = _used(conn, key, cap, int(row[1]), eff, w)
     nxt: float | None = None
     if limit <= cap and nth is not None and nth + w > eff:
         nxt = float(nth) + w
@@ -258,22 +281,23 @@ def reserve_in(conn: sqlite3.Connection, charges: Sequence[QuotaCharge], op_id: 
     denied: QuotaState | None = None
     for ch in charges:
         w = float(ch.window_s)
-        row = conn.execute(_CHECK_SQL, (w, now, ch.limit, ch.key)).fetchone()
+        row = conn.execute(_CHECK_SQL, (ch.limit, ch.key)).fetchone()
         if row is not None and int(row[0]) < ch.limit:
             _grow(conn, ch.key, ch.limit)
-            row = conn.execute(_CHECK_SQL, (w, now, ch.limit, ch.key)).fetchone()
+            row = conn.execute(_CHECK_SQL, (ch.limit, ch.key)).fetchone()
         if row is None:
             heads.append((ch, ch.limit, -1, now))
             before.append(QuotaState(ch.key, 0, ch.limit, w, None))
             continue
         cap, head, eff, nth = int(row[0]), int(row[1]), max(now, float(row[2])), row[3]
         heads.append((ch, cap, head, eff))
+        used = _used(conn, ch.key, cap, head, eff, w)
         # Admit iff the N-th most recent unit is absent or has freed (t + W <= now).
         if nth is not None and nth + w > eff:
-            st = QuotaState(ch.key, int(row[4]), ch.limit, w, float(nth) + w)
+            st = QuotaState(ch.key, used, ch.limit, w, float(nth) + w)
             denied = denied or st
         else:
-            st = QuotaState(ch.key, int(row[4]), ch.limit, w, None)
+            st = QuotaState(ch.key, used, ch.limit, w, None)
         before.append(st)
     seat_used: int | None = None
     if seat_ceiling is not None:

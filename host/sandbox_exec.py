@@ -19,6 +19,7 @@ from host.keyring import Keyring
 # the rest (and saying so on stderr).
 MAX_EXEC_OUTPUT = 1 << 20
 _LIMIT_CODES = frozenset({"timeout", "flood"})
+MAX_SOURCE_CHARS = 1 << 20  # what one Exec frame may carry (sandbox.protocol.Exec)
 
 
 @dataclass
@@ -36,6 +37,8 @@ def run_snippet(
     use_zygote: bool = True,
     degraded: bool = False,
 ) -> ExecResult:
+    if len(source) > MAX_SOURCE_CHARS:
+        return ExecResult(1, f"source larger than {MAX_SOURCE_CHARS} characters")
     ring = Keyring.ephemeral()
     clock = SystemClock()
     spawner = Spawner(use_zygote=use_zygote)

@@ -9,6 +9,7 @@ Child -> host: ChildHello, Loaded, Call, Done, Log.
 """
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -59,6 +60,8 @@ def check_json_value(value: Any, depth: int = 0) -> None:
     elif value is None or isinstance(value, bool | int | float):
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 1 << 63:
             raise ValueError("integer out of range")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError("NaN and infinities are not JSON data")
     else:
         raise ValueError(f"not JSON data: {type(value).__name__}")
 

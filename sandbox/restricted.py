@@ -72,8 +72,10 @@ def _is_app_object(obj: object) -> bool:
 
 def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
     """The only attribute read app code can do."""
-    if not isinstance(name, str):
-        raise TypeError("attribute name must be a string")
+    # Exactly str, not a subclass: a subclass could override startswith/__eq__/__hash__ and
+    # pass the checks below while getattr() uses its real characters.
+    if type(name) is not str:
+        raise SandboxViolation("attribute names must be plain strings")
     if name.startswith("_") or name in DENIED_ATTRIBUTES:
         raise SandboxViolation(f"attribute {name!r} is not accessible in the sandbox")
     if isinstance(obj, _FORBIDDEN_VALUE_TYPES):
@@ -104,13 +106,13 @@ def guarded_write(obj: Any) -> Any:
 
 
 def guarded_setattr(obj: Any, name: str, value: Any) -> None:
-    if not isinstance(name, str) or name.startswith("_"):
+    if type(name) is not str or name.startswith("_"):
         raise SandboxViolation("attribute names starting with '_' cannot be set")
     setattr(guarded_write(obj), name, value)
 
 
 def guarded_delattr(obj: Any, name: str) -> None:
-    if not isinstance(name, str) or name.startswith("_"):
+    if type(name) is not str or name.startswith("_"):
         raise SandboxViolation("attribute names starting with '_' cannot be deleted")
     delattr(guarded_write(obj), name)
 
@@ -322,12 +324,16 @@ def guarded_import(
 ) -> Facade:
     if level != 0:
         raise ImportError("relative imports are not allowed in the sandbox")
-    if not isinstance(name, str):
-        raise ImportError("module name must be a string")
-    if name in _C_LAZY_IMPORTS:
+    if type(name) is not str:
+        raise ImportError("module name must be a plain string")
+    if name in _C_LAZY_IMPORTS and type(fromlist) is list and not fromlist:
+        # CPython's C-level PyImport_Import passes an empty *list*; app source cannot: a plain
+        # `import _x` is refused at compile time and `from _x import y` passes a tuple.
         import sys
 
         return sys.modules[name]  # type: ignore[return-value]
+    if name.startswith("_"):
+        raise ImportError(f"import of {name[:60]!r} is not allowed")
     facade = _MODULES.get(name)
     if facade is None and name in _app_modules:
         facade = _app_modules[name]()
