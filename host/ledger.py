@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from host.audit import (
+    ANCHOR_EVERY,
     AuditError,
     AuditLog,
     AuditRecord,
@@ -74,11 +75,12 @@ class Ledger:
     """Quota + audit over one `host.db` connection per thread."""
 
     def __init__(self, db_path: Path | str, clock: Clock, *, anchor_path: Path | None = None,
-                 key_path: Path | None = None) -> None:
+                 key_path: Path | None = None, anchor_every: int | None = None) -> None:
         self.store = Store(db_path)
         self.clock = clock
         self.quotas = QuotaStore(self.store, clock)
-        self.audit = AuditLog(self.store, clock, anchor_path=anchor_path, key_path=key_path)
+        self.audit = AuditLog(self.store, clock, anchor_path=anchor_path, key_path=key_path,
+                              anchor_every=anchor_every or ANCHOR_EVERY)
 
     def admit(self, record: AuditRecord, charges: Sequence[QuotaCharge],
               seat_ceiling: int | None = None) -> Admission:

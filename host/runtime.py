@@ -48,6 +48,7 @@ TimeoutMode = Literal["fail_closed", "fail_open"]
 
 WATCH_INTERVAL_S = 0.2
 CHECKPOINT_INTERVAL_S = 2.0
+ANCHOR_EVERY_IN_HOST = 4096  # backstop only; the upkeep thread anchors every interval
 log = logging.getLogger("stockade.host")
 
 
@@ -85,7 +86,10 @@ class Host:
         ensure_policies(home)
         self.keyring = Keyring.open(home.keys_dir)
         self.installs = InstallStore(home.host_db)
-        self.ledger = Ledger(home.host_db, self.clock)
+        # A running host anchors the audit chain from its upkeep thread (every
+        # CHECKPOINT_INTERVAL_S and at stop), not every 64 records on a bridge call: the anchor
+        # write is a file rename that would stall the call for a millisecond.
+        self.ledger = Ledger(home.host_db, self.clock, anchor_every=ANCHOR_EVERY_IN_HOST)
         self.server = EmbeddedServer(home.server_db, self.clock)
         self.policy = PolicySource(load_policy(home.policies_dir))
         self.resolve = system_resolver(self.config.resolver_overrides)
@@ -122,8 +126,9 @@ class Host:
         while not self._stop.wait(CHECKPOINT_INTERVAL_S):
             try:
                 self.ledger.checkpoint()
+                self.server.db.checkpoint()
             except Exception:
-                log.exception("ledger checkpoint failed")
+                log.exception("checkpoint failed")
 
     def stop(self) -> None:
         self._stop.set()

@@ -13,6 +13,7 @@ Control protocol on the AF_UNIX SOCK_SEQPACKET descriptor FD (one JSON message p
 """
 from __future__ import annotations
 
+import gc
 import json
 import os
 import select
@@ -56,6 +57,10 @@ def main() -> None:
     if os.getppid() != host_pid:
         os._exit(1)
     runtime.warm_up()
+    # Move everything imported so far out of the collector's reach: a collection in a child
+    # would otherwise touch (and copy) every object page it shares with the zygote.
+    gc.collect()
+    gc.freeze()
     netns = confine.unshare_network()
     devnull = os.open("/dev/null", os.O_RDWR)
     me = os.getpid()

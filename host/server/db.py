@@ -21,6 +21,7 @@ from typing import Any
 
 # How long a writer waits for the lock before SQLITE_BUSY (several host threads share the file).
 BUSY_TIMEOUT_MS = 5000
+WAL_AUTOCHECKPOINT_PAGES = 20_000  # ~80 MiB of WAL before a write would checkpoint itself
 # Prepared statements kept per connection: the hot paths use a few dozen fixed SQL strings.
 STATEMENT_CACHE = 256
 
@@ -192,6 +193,10 @@ class Database:
             self._local.conn = c
         return c
 
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database file off the call path (PASSIVE: never blocks)."""
+        self.conn().execute("PRAGMA wal_checkpoint(PASSIVE)")
+
     def _open(self) -> sqlite3.Connection:
         fresh = not self.path.exists()
         # isolation_level=None: no implicit transactions; every write is an explicit BEGIN.
@@ -205,6 +210,10 @@ class Database:
         c.execute("PRAGMA journal_mode=WAL")
         c.execute("PRAGMA synchronous=NORMAL")
         c.execute("PRAGMA foreign_keys=ON")
+        # Automatic checkpoints would run inside a write's COMMIT and stall it for milliseconds;
+        # the host checkpoints from its upkeep thread instead (`Database.checkpoint`). The cap
+        # bounds the WAL if nobody does (a CLI-only process).
+        c.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
         return c
 
     def close(self) -> None:
