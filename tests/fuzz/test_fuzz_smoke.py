@@ -11,6 +11,7 @@ import random
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import fuzz_bridge_sequence
 import fuzz_frames
 import fuzz_manifest
 import fuzz_policy
@@ -35,6 +36,7 @@ TARGETS: dict[str, tuple[Target, list[bytes], int]] = {
                   b"\x01" + fuzz_manifest.VALID_MANIFEST + b"\0main.py\0class App: pass\n",
                   b"\x02PK\x05\x06" + b"\0" * 18], 2000),
     "policy": (fuzz_policy.fuzz_one, [SHIPPED_POLICY, b"schema = 1\n"], 1500),
+    "bridge_sequence": (fuzz_bridge_sequence.fuzz_one, fuzz_bridge_sequence.SEEDS, 150),
 }
 
 
@@ -110,3 +112,12 @@ def test_manifest_target_seed_parses() -> None:
     from host.manifest import parse_manifest
 
     assert parse_manifest(fuzz_manifest.VALID_MANIFEST).id == "fuzz-app"
+
+
+def test_bridge_target_is_not_vacuous() -> None:
+    """Six creates at one instant: exactly the quota's three reach the server, the rest are
+    refused; ungranted and unknown calls are refused without reaching it."""
+    fuzz_bridge_sequence.fuzz_one(bytes([0, 3, 0] * 6))
+    assert fuzz_bridge_sequence._Rig.last == {"created": 3, "refused": 3, "reached": 3}
+    fuzz_bridge_sequence.fuzz_one(bytes([3, 0, 0, 4, 0, 0, 7, 0, 0]))
+    assert fuzz_bridge_sequence._Rig.last == {"created": 0, "refused": 3, "reached": 0}

@@ -1,0 +1,129 @@
+"""A real gate over a real home, without children: for the bridge-sequence fuzz target and the
+crash-consistency worker. Everything is the production code path (install, consent, tokens,
+policy, ledger, embedded server); only the app's child is absent, so calls enter at
+`Gate.handle` exactly as a child's Call frame would."""
+from __future__ import annotations
+
+import secrets
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from host import tokens
+from host.clock import Clock
+from host.gate import Gate, PolicySource, Session
+from host.home import Home
+from host.installs import InstallRecord, InstallStore
+from host.keyring import Keyring
+from host.ledger import Ledger
+from host.operations import install_package
+from host.packages import read_package
+from host.publisher import TrustStore, check_signature
+from host.server.embedded import EmbeddedServer
+from host.server.principals import Caller
+from policies.loader import load_policy
+
+APP_ID = "fuzzapp"
+ASKED = ["users.read", "users.create", "roles.assign", "livechat.read", "messages.send",
+         "persistence"]
+GRANTED = ["users.read", "users.create", "roles.assign", "livechat.read"]  # a subset
+QUOTA_LIMIT = 3
+QUOTA_WINDOW_S = 100
+
+POLICY = f'''
+schema = 1
+name = "gatehelp"
+[[rule]]
+id = "fuzz-all"
+effect = "permit"
+apps = ["{APP_ID}"]
+actions = ["users.read", "users.create", "roles.assign", "livechat.read", "messages.send"]
+[rule.when]
+user_types = ["bot"]
+roles = ["bot"]
+[[quota]]
+id = "fuzz-create"
+apps = ["{APP_ID}"]
+action = "users.create"
+limit = {QUOTA_LIMIT}
+window = "{QUOTA_WINDOW_S}s"
+scope = "install"
+'''
+
+
+def _write_app(root: Path) -> Path:
+    d = root / APP_ID
+    d.mkdir(parents=True, exist_ok=True)
+    perms = "".join(f'\n[[permission]]\nname = "{p}"\nreason = "fuzzing needs {p}"\n'
+                    for p in ASKED)
+    (d / "app.toml").write_text(textwrap.dedent(f'''\
+        id = "{APP_ID}"
+        name = "Fuzz App"
+        version = "1.0.0"
+        author = "tests"
+        api = ">=1,<2"
+        entry = "main:FuzzApp"
+        events = []
+        ''') + perms)
+    (d / "main.py").write_text("from stockade import App\n\nclass FuzzApp(App):\n    pass\n")
+    return d
+
+
+def install_fuzz_app(home: Home) -> InstallRecord:
+    (home.policies_dir / "gatehelp.toml").write_text(POLICY)
+    pkg = read_package(_write_app(home.root / "src"))
+    sig = check_signature(pkg, TrustStore(home.trust_dir))
+    return install_package(home, pkg, sig, frozenset(GRANTED), policy_revision=None)
+
+
+class RecordingServer:
+    """The embedded server, recording every action method that reached it."""
+
+    def __init__(self, server: EmbeddedServer) -> None:
+        self._server = server
+        self.reached: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._server, name)
+        if callable(attr) and "_" in name and name.split("_", 1)[0] in (
+                "users", "roles", "livechat", "messages"):
+            def record(*a: Any, **kw: Any) -> Any:
+                self.reached.append(name)
+                return attr(*a, **kw)
+            return record
+        return attr
+
+
+@dataclass
+class GateRig:
+    home: Home
+    gate: Gate
+    session: Session
+    server: RecordingServer
+    ledger: Ledger
+    install: InstallRecord
+
+
+def build_rig(home: Home, clock: Clock) -> GateRig:
+    """Open a home that already has the fuzz app installed and build its session."""
+    store = InstallStore(home.host_db)
+    rec = store.by_app(APP_ID)
+    assert rec is not None
+    server = RecordingServer(EmbeddedServer(home.server_db, clock))
+    ledger = Ledger(home.host_db, clock)
+    keyring = Keyring.open(home.keys_dir)
+    policy = load_policy(home.policies_dir)
+    gate = Gate(server=server, ledger=ledger, installs=store,  # type: ignore[arg-type]
+                policy=PolicySource(policy), clock=clock,
+                resolve=lambda host: ["93.184.216.34"])
+    sid = secrets.token_hex(8)
+    tok = tokens.issue(keyring, clock, app_id=APP_ID, install_id=rec.install_id, session_id=sid,
+                       generation=rec.generation, epoch=store.epoch(), permissions=rec.grants,
+                       policy_hash=policy.revision)
+    claims = tokens.verify(tok, keyring, clock, session_id=sid)
+    session = Session(app_id=APP_ID, install_id=rec.install_id, session_id=sid, claims=claims,
+                      grants=rec.grants,
+                      caller=Caller(app_id=APP_ID, install_id=rec.install_id,
+                                    app_user_id=rec.app_user_id))
+    return GateRig(home, gate, session, server, ledger, rec)

@@ -1,0 +1,113 @@
+"""Crash consistency: SIGKILL the process driving the gate between quota reservation + audit
+append, the server write, and the outcome record; restart a real Host (which reconciles on
+start) and check that server, quota and audit agree (issue 6)."""
+from __future__ import annotations
+
+import json
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from gatehelp import APP_ID, install_fuzz_app
+
+from host.audit import open_readonly
+from host.clock import SystemClock
+from host.home import Home
+from host.runtime import Host, HostConfig
+from host.server.embedded import EmbeddedServer
+
+WORKER = Path(__file__).with_name("crash_worker.py")
+LIMIT = 500  # the quota under test: large enough that kills land mid-stream, not on refusals
+POLICY = f'''
+schema = 1
+name = "gatehelp"
+[[rule]]
+id = "crash-create"
+effect = "permit"
+apps = ["{APP_ID}"]
+actions = ["users.create"]
+[rule.when]
+user_types = ["bot"]
+roles = ["bot"]
+[[quota]]
+id = "crash-quota"
+apps = ["{APP_ID}"]
+action = "users.create"
+limit = {LIMIT}
+window = "1h"
+scope = "install"
+'''
+
+
+def _run_worker(home: Home, mode: str, tag: str, kill_after: float | None) -> int:
+    proc = subprocess.Popen([sys.executable, str(WORKER), str(home.root), mode, tag],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "READY"
+    if kill_after is not None:
+        time.sleep(kill_after)
+        proc.send_signal(signal.SIGKILL)
+    return proc.wait(timeout=30)
+
+
+def _audit(home: Home) -> list[dict]:
+    conn = sqlite3.connect(home.host_db)
+    return [json.loads(b) for (b,) in conn.execute("SELECT body FROM audit ORDER BY seq")]
+
+
+def _check_agreement(home: Home) -> dict[str, int]:
+    with Host(home, config=HostConfig(watch=False)) as host:  # start() reconciles
+        assert host.ledger.pending_intents() == []
+        install_id = host.installs.by_app(APP_ID).install_id  # type: ignore[union-attr]
+        used = host.ledger.quota_state(f"install:{install_id}:users.create", LIMIT, 3600).used
+    records = _audit(home)
+    decisions = {r["op_id"]: r for r in records if r.get("kind") == "decision"
+                 and r.get("allowed") and r.get("action") == "users.create"}
+    outcomes = {r["op_id"]: r for r in records if r.get("kind") == "outcome"}
+    assert set(outcomes) == set(decisions), "every admitted write has exactly one outcome"
+    server = EmbeddedServer(home.server_db, SystemClock())
+    applied = {op for op in decisions if server.was_applied(op)}
+    ok = {op for op, r in outcomes.items() if r.get("ok")}
+    assert applied == ok, "the audit's outcomes say exactly what the server applied"
+    assert server.count_users_created_by(APP_ID) == len(applied)
+    assert used == len(applied), "quota units held == writes applied (refunds for the rest)"
+    assert open_readonly(home.host_db, SystemClock()).verify().ok
+    return {"applied": len(applied), "reconciled": sum(1 for r in outcomes.values()
+                                                       if r.get("reconciled"))}
+
+
+@pytest.fixture()
+def home(tmp_path: Path) -> Home:
+    h = Home(tmp_path / "home").ensure()
+    install_fuzz_app(h)
+    (h.policies_dir / "gatehelp.toml").write_text(POLICY)
+    return h
+
+
+def test_kill_before_the_server_write_is_refunded_on_restart(home: Home) -> None:
+    assert _run_worker(home, "before-write:3", "a", None) == -signal.SIGKILL
+    tally = _check_agreement(home)
+    assert tally == {"applied": 2, "reconciled": 1}
+    recs = _audit(home)
+    last = [r for r in recs if r.get("reconciled")][-1]
+    assert last["ok"] is False and last["refunded"] is True
+
+
+def test_kill_after_the_server_write_keeps_the_unit_on_restart(home: Home) -> None:
+    assert _run_worker(home, "after-write:3", "b", None) == -signal.SIGKILL
+    tally = _check_agreement(home)
+    assert tally == {"applied": 3, "reconciled": 1}
+    last = [r for r in _audit(home) if r.get("reconciled")][-1]
+    assert last["ok"] is True and not last.get("refunded")
+
+
+def test_random_kills_never_leave_server_quota_and_audit_disagreeing(home: Home) -> None:
+    rng = random.Random(20261125)
+    for round_ in range(5):
+        _run_worker(home, "random", f"r{round_}", rng.uniform(0.01, 0.12))
+        _check_agreement(home)
