@@ -300,6 +300,12 @@ def test_new_scaffold_packages_and_installs(env, tmp_path):
     target = tmp_path / "greeter"
     assert run("app", "new", "greeter", "--dir", str(target)).exit_code == 0
     assert run("app", "new", "greeter", "--dir", str(target)).exit_code == 2
+    # the scaffold's own tests run through the app-author harness and pass
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                        str(target / "tests")], capture_output=True, text=True)
+    assert r.returncode == 0 and "2 passed" in r.stdout, r.stdout[-2000:]
     out = tmp_path / "g.zip"
     assert run("app", "package", str(target), "-o", str(out)).exit_code == 0
     r = run("app", "install", str(out), "--allow-unsigned", "--json",
