@@ -22,7 +22,6 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Literal
-from urllib.parse import parse_qsl
 
 from host import tokens
 from host.audit import AuditRecord
@@ -370,10 +369,13 @@ class Host:
             raise GateError("permission_denied", "rest.call: the operator configured no REST "
                             "service identity (stockade serve --rest-identity USER)")
         identity = self.server.users_get_by_username(SYSTEM, self.config.rest_identity)
-        route, _, query = str(args["route"]).partition("?")
+        method = str(args["method"]).upper()
+        payload = args.get("body")
+        # GET routes take their parameters as a query; the policy saw the plain route
+        query = {str(k): str(v) for k, v in (payload or {}).items()} if method == "GET" else {}
         status, body = RestDispatcher(self.server).call(
-            identity["id"], str(args["method"]), route,
-            dict(parse_qsl(query)), args.get("body"), caller=session.caller, op_id=op_id)
+            identity["id"], method, str(args["route"]), query,
+            None if method == "GET" else payload, caller=session.caller, op_id=op_id)
         return {"status": status, "body": body}
 
     # ---- logs and audit ------------------------------------------------------------------------

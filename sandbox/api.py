@@ -243,6 +243,8 @@ class Rest(_Bridge):
     __slots__ = ()
 
     def call(self, method: str, route: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """`route` is a plain path (`/api/v1/users.info`); for GET, `body` holds the query
+        parameters. Returns `{"status": int, "body": {...}}` (Rocket.Chat-style JSON)."""
         return self._call("rest.call", method=method, route=route, body=body)  # type: ignore[no-any-return]
 
 

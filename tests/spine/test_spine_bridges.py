@@ -1,0 +1,140 @@
+"""Host-served bridges through a real child: outbound HTTP (domains, private addresses,
+redirects re-checked, size cap) against a real loopback server, and rest.call as the
+operator's service identity (allow-listed routes only)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from spinehelp import install, write_app, write_policy
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from host.demo.crm import DemoCrm
+from host.home import Home
+from host.runtime import Host, HostConfig
+from host.server.personal_tokens import ensure_service_user
+from host.server.principals import SYSTEM
+
+CALLER = '''
+from stockade import App, PermissionDenied, InvalidArgument
+
+class TestApp(App):
+    def on_livechat_room_started(self, ctx, event):
+        out = []
+        for kind, a, b, c in event["calls"]:
+            try:
+                if kind == "http":
+                    r = ctx.http.request(a, b)
+                    out.append([r["status"], r["body"][:40]])
+                else:
+                    r = ctx.rest.call(a, b, c)
+                    out.append([r["status"], r["body"].get("success")])
+            except PermissionDenied as e:
+                out.append(["denied", str(e)])
+            except InvalidArgument as e:
+                out.append(["invalid", str(e)])
+        return out
+'''
+
+POLICY = '''
+schema = 1
+name = "bridges"
+[[rule]]
+id = "caller-read"
+effect = "permit"
+apps = ["caller"]
+actions = ["livechat.read"]
+[[rule]]
+id = "caller-http"
+effect = "permit"
+apps = ["caller"]
+actions = ["http.request"]
+[rule.when]
+domains = ["crm.localtest"]
+allow_private = ["127.0.0.1"]
+[[rule]]
+id = "caller-rest"
+effect = "permit"
+apps = ["caller"]
+actions = ["rest.call"]
+[rule.when]
+rest_routes = ["GET /api/v1/users.info"]
+'''
+
+
+class Upstream(DemoCrm):
+    """A loopback server with an OK page, a redirect off the allowed domain, and a huge page."""
+
+    def __init__(self) -> None:
+        super().__init__("unused")
+        port = self.port
+
+        async def ok(request: object) -> Response:
+            return PlainTextResponse("fine")
+
+        async def redir(request: object) -> Response:
+            return RedirectResponse(f"http://other.localtest:{port}/ok", status_code=302)
+
+        async def same(request: object) -> Response:
+            return RedirectResponse(f"http://crm.localtest:{port}/ok", status_code=302)
+
+        async def big(request: object) -> Response:
+            return PlainTextResponse("x" * (2 << 20))
+
+        self._server.config.app = Starlette(routes=[
+            Route("/ok", ok), Route("/redir", redir), Route("/same", same), Route("/big", big)])
+
+
+@pytest.fixture()
+def host(tmp_path: Path):
+    home = Home(tmp_path / "home").ensure()
+    write_policy(home, "bridges", POLICY)
+    install(home, write_app(tmp_path / "apps", "caller",
+                            ["livechat.read", "http", "server.rest"],
+                            ["livechat.room_started"], CALLER))
+    up = Upstream().start()
+    config = HostConfig(resolver_overrides={"crm.localtest": "127.0.0.1",
+                                            "other.localtest": "127.0.0.1"},
+                        rest_identity="svc")
+    with Host(home, config=config) as h:
+        ensure_service_user(h.server, "svc")
+        yield h, up.port
+    up.stop()
+
+
+def _run(h: Host, calls: list) -> list:
+    runner = next(iter(h.runners.values()))
+    return runner.submit("livechat.room_started", {"calls": calls}, 15.0).result(30)
+
+
+def test_http_domains_private_addresses_redirects_and_size(host) -> None:
+    h, port = host
+    res = _run(h, [
+        ["http", "GET", f"http://crm.localtest:{port}/ok", None],
+        ["http", "GET", f"http://crm.localtest:{port}/same", None],
+        ["http", "GET", f"http://crm.localtest:{port}/redir", None],
+        ["http", "GET", f"http://127.0.0.1:{port}/ok", None],
+        ["http", "GET", f"http://other.localtest:{port}/ok", None],
+        ["http", "GET", f"http://crm.localtest:{port}/big", None],
+    ])
+    assert res[0] == [200, "fine"]
+    assert res[1] == [200, "fine"]  # a redirect within the allowed domain is followed
+    assert res[2][0] == "denied" and "other.localtest" in res[2][1]  # re-checked, refused
+    assert res[3][0] == "denied" and "127.0.0.1" in res[3][1]
+    assert res[4][0] == "denied"
+    assert res[5][0] == "invalid" and "larger than" in res[5][1]
+
+
+def test_rest_call_runs_allow_listed_routes_as_the_service_identity(host) -> None:
+    h, _port = host
+    h.server.users_create(SYSTEM, "alice", "Alice", "user")
+    res = _run(h, [
+        ["rest", "GET", "/api/v1/users.info", {"username": "alice"}],
+        ["rest", "POST", "/api/v1/users.create", {"username": "x", "name": "x"}],
+        ["rest", "GET", "/api/v1/../v1/users.info", {"username": "alice"}],
+    ])
+    assert res[0] == [200, True]
+    assert res[1][0] == "denied" and "rest_routes" in res[1][1]
+    assert res[2][0] == "denied"

@@ -1,0 +1,141 @@
+"""Events through real confined children: pre-send semantics (deterministic order, modify,
+prevent, a timeout that fails closed or open and is audited), post events that never block the
+server action, lifecycle hooks, and audited child deaths."""
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from spinehelp import install, write_app, write_policy
+
+from host.home import Home
+from host.runtime import Host, HostConfig
+from host.server.errors import Prevented
+from host.server.principals import SYSTEM
+
+PRE_SEND = '''
+import time
+from stockade import App
+
+class TestApp(App):
+    def on_message_pre_send(self, ctx, event):
+        text = event["message"]["text"]
+        if "{mode}" == "tag":
+            return {{"text": text + " [a]"}}
+        if "{mode}" == "block" and "secret" in text:
+            return {{"prevent": True, "reason": "no secrets"}}
+        if "{mode}" == "slow" and "slow" in text:
+            time.sleep(5)
+        return None
+
+    def on_install(self, ctx, event):
+        ctx.store.put("installed", event["hook"])
+'''
+
+POST_SLOW = '''
+import time
+from stockade import App
+
+class TestApp(App):
+    def on_livechat_room_started(self, ctx, event):
+        time.sleep(1.5)
+        return "done"
+'''
+
+POLICY = '''
+schema = 1
+name = "events"
+[[rule]]
+id = "events"
+effect = "permit"
+apps = ["a-tagger", "b-blocker", "c-slow", "sleeper"]
+actions = ["messages.read", "messages.send", "livechat.read", "persistence"]
+'''
+
+
+def _world(h: Host) -> tuple[str, str]:
+    v = h.server.save_visitor("visitor-events-token", "Eve")
+    agent = h.server.users_create(SYSTEM, "agent-e", "E", "user")
+    h.server.livechat_add_agent(SYSTEM, agent["id"])
+    h.server.set_agent_status(agent["id"], "available")
+    room = h.server.visitor_start_room(v["id"])
+    return v["id"], room["id"]
+
+
+def _apps(tmp_path: Path, home: Home) -> None:
+    write_policy(home, "events", POLICY)
+    for app_id, mode in (("a-tagger", "tag"), ("b-blocker", "block"), ("c-slow", "slow")):
+        install(home, write_app(tmp_path / "apps", app_id,
+                                ["messages.read", "messages.send", "persistence"],
+                                ["message.pre_send"], PRE_SEND.format(mode=mode)))
+
+
+@pytest.mark.parametrize("mode", ["fail_closed", "fail_open"])
+def test_pre_send_order_modify_prevent_and_timeout(tmp_path: Path, mode: str) -> None:
+    home = Home(tmp_path / "home").ensure()
+    _apps(tmp_path, home)
+    config = HostConfig(pre_send_deadline_s=0.5, pre_send_timeout=mode)  # type: ignore[arg-type]
+    with Host(home, config=config) as h:
+        visitor, room = _world(h)
+        sent = h.server.visitor_send_message(visitor, room, "hello")
+        assert sent["text"] == "hello [a]"  # a-tagger ran (b and c passed it on unchanged)
+        with pytest.raises(Prevented, match="b-blocker: no secrets"):
+            h.server.visitor_send_message(visitor, room, "my secret")
+        t0 = time.monotonic()
+        if mode == "fail_closed":
+            with pytest.raises(Prevented, match="c-slow"):
+                h.server.visitor_send_message(visitor, room, "slow one")
+        else:
+            assert h.server.visitor_send_message(visitor, room, "slow one")["text"] == \
+                "slow one [a]"
+        assert time.monotonic() - t0 < 2.5  # the 1 s class deadline, not the 5 s sleep
+        texts = [m["text"] for m in h.server.messages_list(SYSTEM, room)]
+        assert "my secret" not in " ".join(texts)
+    rows = [json.loads(b) for (b,) in sqlite3.connect(home.host_db).execute(
+        "SELECT body FROM audit ORDER BY seq")]
+    timeouts = [r for r in rows if r.get("event") == "pre_send_timeout"]
+    assert timeouts and timeouts[0]["app_id"] == "c-slow" and mode in timeouts[0]["detail"]
+
+
+def test_lifecycle_install_hook_runs_in_the_child(tmp_path: Path) -> None:
+    home = Home(tmp_path / "home").ensure()
+    _apps(tmp_path, home)
+    with Host(home) as h:
+        assert h.wait_idle(10)
+        rec = h.installs.by_app("a-tagger")
+        assert rec is not None
+        assert h.persistence.get(rec.install_id, "installed") == "install"
+        assert h.installs.pending_hooks() == []
+
+
+def test_post_events_never_block_the_server_action(tmp_path: Path) -> None:
+    home = Home(tmp_path / "home").ensure()
+    write_policy(home, "events", POLICY)
+    install(home, write_app(tmp_path / "apps", "sleeper", ["livechat.read"],
+                            ["livechat.room_started"], POST_SLOW))
+    with Host(home) as h:
+        next(iter(h.runners.values())).ensure_started()
+        v = h.server.save_visitor("visitor-post-token", "Pat")
+        t0 = time.monotonic()
+        h.server.visitor_start_room(v["id"])
+        assert time.monotonic() - t0 < 0.5  # the handler sleeps 1.5 s in its own child
+        runner = next(iter(h.runners.values()))
+        assert h.wait_idle(10) and runner.events_done == 2  # the install hook + room_started
+
+
+def test_a_killed_child_is_audited(tmp_path: Path) -> None:
+    home = Home(tmp_path / "home").ensure()
+    write_policy(home, "events", POLICY)
+    install(home, write_app(tmp_path / "apps", "sleeper", ["livechat.read"],
+                            ["livechat.room_started"], POST_SLOW))
+    with Host(home, config=HostConfig(event_deadline_s=0.3)) as h:
+        fut = next(iter(h.runners.values())).submit("livechat.room_started", {}, 0.3)
+        with pytest.raises(Exception, match="deadline"):
+            fut.result(10)
+    rows = [json.loads(b) for (b,) in sqlite3.connect(home.host_db).execute(
+        "SELECT body FROM audit ORDER BY seq")]
+    died = [r for r in rows if r.get("kind") == "supervisor" and r.get("event") == "child_died"]
+    assert died and died[0]["app_id"] == "sleeper" and "deadline" in died[0]["detail"]
