@@ -12,7 +12,8 @@ from host.publisher import PublisherError, TrustStore, fingerprint
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine output on stdout.")]
 
-keys_app = typer.Typer(help="Publisher signing keys and the operator's trust store.",
+keys_app = typer.Typer(help="Publisher keys, the operator's trust store, and the host's own "
+                       "signing keys.",
                        no_args_is_help=True)
 
 
@@ -92,6 +93,72 @@ def untrust(
         err_console.print(f"no trusted key named {name!r}")
         raise typer.Exit(EXIT_NEGATIVE)
     err_console.print(f"no longer trusting {name}")
+
+
+# ---- the host's own signing keys (tokens and consent records) --------------------------------
+
+@keys_app.command("host-list")
+def host_list(ctx: typer.Context, json_out: JsonFlag = False) -> None:
+    """The host's signing keys: which one signs now, which still verify, which are retired."""
+    from host.keyring import Keyring
+
+    home: Home = ctx.obj
+    ring = Keyring.open(home.ensure().keys_dir)
+    rows = [{"kid": kid, "current": kid == ring.current, "retired": kid in ring.retired}
+            for kid in sorted(ring.public_keys())]
+    if json_out:
+        emit_json({"keys": rows})
+    for r in rows:
+        state = "current" if r["current"] else ("retired" if r["retired"] else "verifies")
+        err_console.print(f"{r['kid']}  {state}", highlight=False)
+
+
+@keys_app.command("host-rotate")
+def host_rotate(ctx: typer.Context, json_out: JsonFlag = False) -> None:
+    """Make a new signing key current. Tokens and consents signed by the old one keep
+    verifying until it is retired, so running apps are not interrupted."""
+    from host.keyring import Keyring
+
+    home: Home = ctx.obj
+    ring = Keyring.open(home.ensure().keys_dir)
+    old, new = ring.current, ring.rotate()
+    err_console.print(f"new signing key {new}; {old} still verifies until `stockade keys "
+                      f"host-retire {old}`", highlight=False)
+    if json_out:
+        emit_json({"current": new, "previous": old})
+
+
+@keys_app.command("host-retire")
+def host_retire(ctx: typer.Context, kid: str, json_out: JsonFlag = False) -> None:
+    """Stop accepting a host key. Refused while a consent record still depends on it."""
+    import sqlite3
+
+    from host.keyring import KeyError_, Keyring
+
+    home: Home = ctx.obj
+    ring = Keyring.open(home.ensure().keys_dir)
+    if kid not in ring.public_keys():
+        fail(f"no host key {kid!r}", "list them with `stockade keys host-list`")
+    in_use = 0
+    if home.host_db.exists():
+        with sqlite3.connect(home.host_db) as conn:
+            try:
+                in_use = conn.execute(
+                    "SELECT count(*) FROM consent_records c JOIN install_installs i"
+                    " ON i.consent_id = c.consent_id WHERE c.kid = ?", (kid,)).fetchone()[0]
+            except sqlite3.OperationalError:
+                in_use = 0  # no install store yet
+    if in_use:
+        fail(f"{in_use} install(s) hold consent records signed by {kid}; retiring it would "
+             "disable them", "re-confirm each with `stockade app consent APP` (signs with the "
+             "current key), then retire", EXIT_NEGATIVE)
+    try:
+        ring.retire(kid)
+    except KeyError_ as exc:
+        fail(str(exc), "rotate first: `stockade keys host-rotate`")
+    err_console.print(f"retired {kid}: tokens signed by it no longer verify", highlight=False)
+    if json_out:
+        emit_json({"retired": kid})
 
 
 def register(root: typer.Typer) -> None:
