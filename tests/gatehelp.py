@@ -5,10 +5,10 @@ policy, ledger, embedded server); only the app's child is absent, so calls enter
 from __future__ import annotations
 
 import secrets
-import textwrap
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
+
+from apphelp import install, write_app
 
 from host import tokens
 from host.clock import Clock
@@ -17,9 +17,6 @@ from host.home import Home
 from host.installs import InstallRecord, InstallStore
 from host.keyring import Keyring
 from host.ledger import Ledger
-from host.operations import install_package
-from host.packages import read_package
-from host.publisher import TrustStore, check_signature
 from host.server.embedded import EmbeddedServer
 from host.server.principals import Caller
 from policies.loader import load_policy
@@ -52,29 +49,11 @@ scope = "install"
 '''
 
 
-def _write_app(root: Path) -> Path:
-    d = root / APP_ID
-    d.mkdir(parents=True, exist_ok=True)
-    perms = "".join(f'\n[[permission]]\nname = "{p}"\nreason = "fuzzing needs {p}"\n'
-                    for p in ASKED)
-    (d / "app.toml").write_text(textwrap.dedent(f'''\
-        id = "{APP_ID}"
-        name = "Fuzz App"
-        version = "1.0.0"
-        author = "tests"
-        api = ">=1,<2"
-        entry = "main:FuzzApp"
-        events = []
-        ''') + perms)
-    (d / "main.py").write_text("from stockade import App\n\nclass FuzzApp(App):\n    pass\n")
-    return d
-
-
 def install_fuzz_app(home: Home) -> InstallRecord:
     (home.policies_dir / "gatehelp.toml").write_text(POLICY)
-    pkg = read_package(_write_app(home.root / "src"))
-    sig = check_signature(pkg, TrustStore(home.trust_dir))
-    return install_package(home, pkg, sig, frozenset(GRANTED), policy_revision=None)
+    folder = write_app(home.root / "src", APP_ID, ASKED, [],
+                       "from stockade import App\n\nclass TestApp(App):\n    pass\n")
+    return install(home, folder, GRANTED)
 
 
 class RecordingServer:

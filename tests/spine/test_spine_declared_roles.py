@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from spinehelp import install, write_app, write_policy
+from apphelp import install, write_app, write_policy
 from typer.testing import CliRunner
 
 from host.cli.main import root

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from spinehelp import install, write_app, write_policy
+from apphelp import install, write_app, write_policy
 
 from host.home import Home
 from host.runtime import Host, HostConfig

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from spinehelp import install, write_app, write_policy
+from apphelp import install, write_app, write_policy
 
 from host.audit import open_readonly
 from host.clock import SystemClock

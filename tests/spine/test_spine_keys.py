@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from spinehelp import install, write_app
+from apphelp import install, write_app
 from typer.testing import CliRunner
 
 from host import tokens

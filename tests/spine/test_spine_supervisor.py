@@ -7,7 +7,7 @@ from concurrent.futures import wait
 from pathlib import Path
 
 import pytest
-from spinehelp import install, write_app, write_policy
+from apphelp import install, write_app, write_policy
 
 from host.child import AppFailed, ChildDied, ChildLimits
 from host.home import Home

@@ -1,4 +1,4 @@
-"""Helpers for spine tests: write an app folder, install it, start a real Host in a temp home."""
+"""Helpers for tests that need apps: write an app folder, install it, write a policy file."""
 from __future__ import annotations
 
 import textwrap
