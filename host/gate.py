@@ -273,6 +273,8 @@ class Gate:
                    "this session's token is revoked"
         if epoch != session.claims.epoch:
             return "every app token was revoked (epoch bumped)"
+        if self.clock.now() >= session.claims.exp:
+            return "this session's token expired; the app restarts with a fresh one"
         return ""
 
     def _facts(self, session: Session, spec: ActionSpec, args: Mapping[str, Any]

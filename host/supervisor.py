@@ -158,6 +158,11 @@ class AppRunner:
             self.events_failed += 1
             self._child_died(str(exc))
             job.future.set_exception(exc)
+        except Exception as exc:  # noqa: BLE001 - e.g. an unreadable package at start
+            # The runner thread must survive anything, or this app's queue would stall forever.
+            self.events_failed += 1
+            self._child_died(f"could not start: {type(exc).__name__}: {exc}")
+            job.future.set_exception(exc)
         finally:
             session = self.session
             if session is not None and session.revoked and self.child is not None:

@@ -183,3 +183,43 @@ def test_unfinished_intent_is_reconciled_on_start(tmp_path: Path) -> None:
     conn = sqlite3.connect(home.host_db)
     bodies = [json.loads(b) for (b,) in conn.execute("SELECT body FROM audit ORDER BY seq")]
     assert bodies[-1]["kind"] == "outcome" and bodies[-1]["reconciled"] is True
+
+
+def test_expired_token_revokes_the_session(tmp_path: Path) -> None:
+    from host.clock import ManualClock
+
+    home = Home(tmp_path / "home").ensure()
+    write_policy(home, "gate", POLICY)
+    install(home, write_app(tmp_path / "apps", "prober", ["users.read", "livechat.read"],
+                            ["livechat.room_started"], PROBE_SRC))
+    clock = ManualClock(start=time.time())
+    with Host(home, clock=clock) as h:
+        runner = next(iter(h.runners.values()))
+        step = [["users.get_by_username", {"username": "app.prober"}]]
+        assert runner.submit("livechat.room_started", {"steps": step}, 5).result(15)[0][0] == "ok"
+        first = runner.child
+        clock.advance(25 * 3600)  # past the token's 24 h lifetime
+        (res,) = runner.submit("livechat.room_started", {"steps": step}, 5).result(15)
+        assert res[0] == "PermissionDenied" and "expired" in res[1]
+        assert first is not None and first.dead  # the host ended that session
+        # the next event runs in a fresh child with a fresh token
+        (res,) = runner.submit("livechat.room_started", {"steps": step}, 5).result(15)
+        assert res[0] == "ok" and runner.child is not first
+
+
+def test_tampered_grant_is_detected_and_the_app_disabled(tmp_path: Path) -> None:
+    home = Home(tmp_path / "home").ensure()
+    write_policy(home, "gate", POLICY)
+    rec = install(home, write_app(tmp_path / "apps", "prober", ["users.read", "livechat.read",
+                                                               "roles.assign"],
+                                  ["livechat.room_started"], PROBE_SRC),
+                  ["users.read", "livechat.read"])
+    conn = sqlite3.connect(home.host_db)  # an attacker with write access to host.db
+    conn.execute("UPDATE install_installs SET grants = ? WHERE install_id = ?",
+                 (json.dumps(["livechat.read", "roles.assign", "users.read"]), rec.install_id))
+    conn.commit()
+    conn.close()
+    with Host(home) as h:
+        assert h.runners == {}  # never started
+        after = h.installs.get(rec.install_id)
+        assert after is not None and not after.enabled
