@@ -71,7 +71,15 @@ def install_package(
             keyring, install_id=install_id, app_id=pkg.app_id, version=pkg.manifest.version,
             package_hash=pkg.content_hash, manifest_hash=pkg.manifest.manifest_hash(),
             grants=grants, policy_revision=policy_revision, now=clock.now())
-        return store.create(
+        rec = store.create(
             install_id=install_id, manifest=pkg.manifest, package_hash=pkg.content_hash,
             package_path=path, grants=grants, settings=values, publisher=sig.to_dict(),
             consent=consent)
+        # Each app gets its own server user at install: the sender of its messages and the
+        # agent it can serve rooms as (idempotent: a reinstall gets the same user back).
+        from host.server.embedded import EmbeddedServer
+
+        user = EmbeddedServer(home.server_db, clock).create_app_user(pkg.app_id,
+                                                                     pkg.manifest.name)
+        store.set_app_user_id(install_id, user["id"])
+        return store.get(install_id) or rec

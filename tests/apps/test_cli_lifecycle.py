@@ -273,10 +273,20 @@ def test_disable_enable_uninstall(env, tmp_path):
     assert doc["enabled"] is True
     pkgs = list((home / "packages").iterdir())
     assert len(pkgs) == 1
+    # two users the app created (as if through the gate), then uninstall deactivating them
+    from host.clock import SystemClock
+    from host.server.embedded import EmbeddedServer
+    from host.server.principals import Caller
+    server = EmbeddedServer(home / "server.db", SystemClock())
+    rec = json.loads(run("app", "info", "agent-sync", "--json").stdout)
+    caller = Caller("agent-sync", rec["install_id"], rec["app_user_id"])
+    made = [server.users_create(caller, f"made-{i}", "M", "bot", op_id=f"op-made-{i}")
+            for i in range(2)]
+    assert json.loads(run("app", "info", "agent-sync", "--json").stdout)["app_users"] == 2
     r = run("app", "uninstall", "agent-sync", "--users", "deactivate", "--json")
     assert r.exit_code == 0, r.stderr
-    assert json.loads(r.stdout)["users_deactivated"] is None  # no server wired: kept, said so
-    assert "kept" in r.stderr
+    assert json.loads(r.stdout)["users_deactivated"] == 2
+    assert not any(server.users_get(caller, u["id"])["active"] for u in made)
     assert json.loads(run("app", "list", "--json").stdout) == []
     assert not any((home / "packages").iterdir())
     assert run("app", "info", "agent-sync").exit_code == 2
