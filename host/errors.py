@@ -12,10 +12,3 @@ class GateError(Exception):
         self.code = code
         self.message = message
 
-
-def permission_denied(message: str) -> GateError:
-    return GateError("permission_denied", message)
-
-
-def invalid_argument(message: str) -> GateError:
-    return GateError("invalid_argument", message)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import shutil
 import threading
 import time
 from collections.abc import Mapping
@@ -36,6 +35,7 @@ from host.installs import InstallStore
 from host.keyring import Keyring
 from host.ledger import Ledger
 from host.packages import read_package
+from host.persistence import PersistenceStore
 from host.server.embedded import EmbeddedServer
 from host.server.errors import Prevented
 from host.server.principals import SYSTEM
@@ -320,10 +320,6 @@ class Host:
 
     def _host_actions(self) -> dict[str, HostAction]:
         actions: dict[str, HostAction] = {"http.request": self._http, "rest.call": self._rest}
-        try:
-            from host.persistence import PersistenceStore
-        except ImportError:
-            return actions
         store = PersistenceStore(self.home.host_db)
 
         def put(s: Session, a: dict[str, Any], _op: str | None, _f: Mapping[str, Any]) -> Any:
@@ -392,6 +388,3 @@ class Host:
             self.ledger.append(AuditRecord(
                 kind="supervisor", app_id=runner.app_id, install_id=runner.install_id,
                 event=event, detail=detail[:500]))
-
-    def purge_home(self) -> None:
-        shutil.rmtree(self.home.root, ignore_errors=True)

@@ -10,7 +10,6 @@ import contextlib
 import queue
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -223,5 +222,3 @@ def append_capped(path: Path, text: str, cap: int = MAX_LOG_BYTES) -> None:
     except OSError:
         pass
 
-
-LogWriter = Callable[[str, str, bool], None]

@@ -205,15 +205,3 @@ def _vm_size_kib() -> int:
                 return int(line.split()[1])
     return 0
 
-
-def available_layers() -> dict[str, bool]:
-    """What this kernel offers, probed without confining the caller (for `stockade doctor`)."""
-    libc = _libc()
-    return {
-        "seccomp": os.path.exists("/proc/sys/kernel/seccomp/actions_avail")
-        or libc.prctl(PR_GET_SECCOMP, 0, 0, 0, 0) >= 0,
-        "landlock": landlock.abi_version() >= 1,
-        "no_new_privs": libc.prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) >= 0,
-        "rlimits": True,
-        "pdeathsig": True,
-    }

@@ -13,7 +13,6 @@ import json
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -445,6 +444,5 @@ def _consent_refusal(pkg: Package, problems: list[str]) -> Any:
                        detail="; ".join(problems)[:500])
 
 
-def run_demo(console: Console, *, keep: bool = False, degraded: bool = False,
-             progress: Callable[[str], None] | None = None) -> DemoResult:
+def run_demo(console: Console, *, keep: bool = False, degraded: bool = False) -> DemoResult:
     return Demo(console, keep=keep, degraded=degraded).run()
