@@ -177,6 +177,11 @@ class Host:
                         "disabled" if not rec.enabled else
                         "changed (new generation)" if rec.generation != runner.install.generation
                         else "settings changed")
+                    if (rec is None or not rec.enabled) and runner.child is not None \
+                            and not runner.child.dead:
+                        # the app hears its own disable/uninstall hook before its child stops
+                        # (its bridge calls are already refused: the install is not enabled)
+                        self._deliver_hooks(runner, final=True)
                     runner.stop(f"app {why}")
                     self.audit_supervisor(runner, "stopped", why)
             for install_id, rec in records.items():
@@ -199,11 +204,21 @@ class Host:
         for hook in self.installs.pending_hooks():
             runner = self.runners.get(hook.install_id)
             if runner is not None and hook.generation == runner.install.generation:
-                fut = runner.submit(hook.hook, {"hook": hook.hook, **dict(hook.detail)},
-                                    self.config.event_deadline_s)
-                with contextlib.suppress(Exception):
-                    fut.result(self.config.event_deadline_s + 5)
+                self._deliver_hook(runner, hook.hook, dict(hook.detail))
             self.installs.mark_hook_done(hook.seq)
+
+    def _deliver_hooks(self, runner: AppRunner, *, final: bool) -> None:
+        """Deliver this install's pending hooks to its current child (final: it is stopping,
+        so hooks recorded under the new generation are its own disable/uninstall)."""
+        for hook in self.installs.pending_hooks(runner.install_id):
+            if final and hook.hook in ("disable", "uninstall"):
+                self._deliver_hook(runner, hook.hook, dict(hook.detail))
+                self.installs.mark_hook_done(hook.seq)
+
+    def _deliver_hook(self, runner: AppRunner, hook: str, detail: dict[str, Any]) -> None:
+        fut = runner.submit(hook, {"hook": hook, **detail}, self.config.event_deadline_s)
+        with contextlib.suppress(Exception):
+            fut.result(self.config.event_deadline_s + 5)
 
     def _watch(self) -> None:
         while not self._stop.wait(WATCH_INTERVAL_S):

@@ -139,3 +139,28 @@ def test_a_killed_child_is_audited(tmp_path: Path) -> None:
         "SELECT body FROM audit ORDER BY seq")]
     died = [r for r in rows if r.get("kind") == "supervisor" and r.get("event") == "child_died"]
     assert died and died[0]["app_id"] == "sleeper" and "deadline" in died[0]["detail"]
+
+
+def test_disable_hook_reaches_the_running_child_before_it_stops(tmp_path: Path) -> None:
+    from host.installs import InstallStore
+
+    home = Home(tmp_path / "home").ensure()
+    write_policy(home, "events", POLICY)
+    rec = install(home, write_app(tmp_path / "apps", "sleeper", ["livechat.read"],
+                                  ["livechat.room_started"], '''
+from stockade import App
+
+class TestApp(App):
+    def on_disable(self, ctx, event):
+        print("told: " + event["hook"])
+'''))
+    with Host(home) as h:
+        next(iter(h.runners.values())).ensure_started()
+        with InstallStore(home.host_db) as store:
+            store.set_enabled(rec.install_id, False, "operator")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and h.runners:
+            time.sleep(0.05)
+        assert h.runners == {}
+    log = (home.logs_dir / f"{rec.install_id}.log").read_text()
+    assert "told: disable" in log
