@@ -82,7 +82,8 @@ DDL = (
 
 
 class QuotaCharge(Protocol):
-    """What the policy engine asks the host to reserve (matches `policies.quota.QuotaCharge`)."""
+    """What the policy engine asks the host to reserve (`policies.types.QuotaCharge` fits it;
+    a Protocol keeps the store free of the engine)."""
 
     @property
     def key(self) -> str: ...

@@ -47,8 +47,8 @@ def room_key(room_id):
 def stored(ctx, key, default):
     """The value stored under `key`, or `default` when there is none.
 
-    The API documents NotFound for a missing key; a None answer is treated the same, so the
-    app does not depend on which of the two the host gives.
+    The host raises NotFound for a missing key (a stored None reads as missing); a None
+    answer is treated the same, so the app also runs under hosts that return None.
     """
     try:
         value = ctx.store.get(key)

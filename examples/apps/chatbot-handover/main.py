@@ -32,8 +32,8 @@ NOBODY_FREE = "All our colleagues are busy right now. I'm still here if I can he
 def stored(ctx, key, default):
     """The value stored under `key`, or `default` when there is none.
 
-    The API documents NotFound for a missing key; a None answer is treated the same, so the
-    app does not depend on which of the two the host gives.
+    The host raises NotFound for a missing key (a stored None reads as missing); a None
+    answer is treated the same, so the app also runs under hosts that return None.
     """
     try:
         value = ctx.store.get(key)
