@@ -48,18 +48,23 @@ from sandbox.restricted import (
 from sandbox.wire import ChannelClosed, FrameError, FrameReader, encode, write_all
 
 EXIT_PROTOCOL = 64  # the host sent something this child does not understand
+# How long a bridge call polls for its Reply before sleeping (ns). The gate answers most calls
+# within this budget, so the child is awake when the Reply lands instead of paying a
+# cross-core wake-up; a slower Reply costs at most this much of the child's own CPU time
+# (which counts against its RLIMIT_CPU like any other).
+REPLY_SPIN_NS = 1_000_000
 
 
 class _Channel:
     def __init__(self) -> None:
-        self.reader = FrameReader(CHANNEL_IN_FD)
+        self.reader = FrameReader(CHANNEL_IN_FD, spin=True)
         self.next_id = 1
 
     def send(self, frame: Any) -> None:
         write_all(CHANNEL_OUT_FD, encode(frame.model_dump_json().encode()))
 
-    def recv(self) -> Any:
-        return HOST_FRAME.validate_json(self.reader.read())
+    def recv(self, spin_ns: int = 0) -> Any:
+        return HOST_FRAME.validate_json(self.reader.read(spin_ns))
 
     # Transport for the bridges
     def call(self, action: str, args: dict[str, Any]) -> Any:
@@ -71,7 +76,7 @@ class _Channel:
         call_id = self.next_id
         self.next_id += 1
         self.send(Call(id=call_id, action=action, args=args))
-        frame = self.recv()
+        frame = self.recv(REPLY_SPIN_NS)
         if not isinstance(frame, Reply) or frame.id != call_id:
             os._exit(EXIT_PROTOCOL)
         if frame.ok:
