@@ -23,13 +23,12 @@ class EmbeddedServer(RoomOps):
 
     def users_get(self, caller: Principal, user_id: str) -> User:
         """The user with this id. NotFound."""
-        with self.db.read() as c:
-            return users.get(c, user_id)
+        # One statement is its own consistent snapshot: no BEGIN/COMMIT round trip needed.
+        return users.get(self.db.conn(), user_id)
 
     def users_get_by_username(self, caller: Principal, username: str) -> User:
         """The user with this username (case-insensitive). NotFound."""
-        with self.db.read() as c:
-            return users.get_by_username(c, username)
+        return users.get_by_username(self.db.conn(), username)
 
     def users_find_by_field(self, caller: Principal, key: str, value: str) -> list[User]:
         """Users whose custom field `key` equals `value` (indexed; at most 500)."""
@@ -101,8 +100,7 @@ class EmbeddedServer(RoomOps):
 
     def user_created_by(self, user_id: str) -> str | None:
         """The app that created this user (None if not app-created). NotFound."""
-        with self.db.read() as c:
-            return users.created_by(c, user_id)
+        return users.created_by(self.db.conn(), user_id)  # one statement: its own snapshot
 
     def users_count_active_app_created(self) -> int:
         """Active app-created users (the workspace seat ceiling)."""
@@ -158,8 +156,7 @@ class EmbeddedServer(RoomOps):
 
     def is_privileged(self, role: str) -> bool:
         """Whether the role is admin-class on this server (unknown roles: False)."""
-        with self.db.read() as c:
-            return roles.is_privileged(c, role)
+        return roles.is_privileged(self.db.conn(), role)  # one statement: its own snapshot
 
     def _refuse_privileged(self, tx: Tx, role_names: Sequence[str]) -> None:
         # DESIGN rule 10 also holds here, behind the gate: an app never touches admin-class roles.

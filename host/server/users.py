@@ -7,6 +7,7 @@ host processes race.
 """
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable, Mapping
 
@@ -15,49 +16,55 @@ from host.server.db import new_id
 from host.server.errors import Conflict, InvalidArgument, NotFound
 from host.server.shapes import User
 
+# One statement per user (the bridge's hottest read pays per statement): the user's emails,
+# roles and custom fields come back as JSON aggregates and are ordered in Python, because the
+# order in which SQLite aggregates rows is not guaranteed.
 _SELECT = (
-    "SELECT id, type, username, name, active, created_by_app, app_id, created_at FROM users "
+    "SELECT u.id, u.type, u.username, u.name, u.active, u.created_by_app, u.app_id,"
+    " u.created_at,"
+    " (SELECT json_group_array(json_array(address_cf, address)) FROM user_emails"
+    "  WHERE user_id = u.id) AS emails,"
+    " (SELECT json_group_array(role) FROM user_roles WHERE user_id = u.id) AS roles,"
+    " (SELECT json_group_object(key, value) FROM user_custom_fields WHERE user_id = u.id)"
+    "  AS fields"
+    " FROM users u "
 )
 
 # Constant SQL fragments only; every value is bound. Served by the (key, value) index.
 FIND_BY_FIELD_SQL = (
     _SELECT  # noqa: S608
-    + "WHERE id IN (SELECT user_id FROM user_custom_fields WHERE key = ? AND value = ?)"
-    " ORDER BY created_at, id LIMIT ?"
+    + "WHERE u.id IN (SELECT user_id FROM user_custom_fields WHERE key = ? AND value = ?)"
+    " ORDER BY u.created_at, u.id LIMIT ?"
 )
 
 
-def _load(conn: sqlite3.Connection, row: sqlite3.Row) -> User:
-    uid = row["id"]
-    emails = [r[0] for r in conn.execute(
-        "SELECT address FROM user_emails WHERE user_id = ? ORDER BY address_cf", (uid,))]
-    roles = [r[0] for r in conn.execute(
-        "SELECT role FROM user_roles WHERE user_id = ? ORDER BY role", (uid,))]
-    fields = {r[0]: r[1] for r in conn.execute(
-        "SELECT key, value FROM user_custom_fields WHERE user_id = ? ORDER BY key", (uid,))}
+def _load(row: sqlite3.Row) -> User:
+    fields: dict[str, str] = json.loads(row["fields"])
     return User(
-        id=uid, type=row["type"], username=row["username"], name=row["name"], emails=emails,
-        roles=roles, active=bool(row["active"]), custom_fields=fields,
+        id=row["id"], type=row["type"], username=row["username"], name=row["name"],
+        emails=[a for _cf, a in sorted(json.loads(row["emails"]))],
+        roles=sorted(json.loads(row["roles"])), active=bool(row["active"]),
+        custom_fields={k: fields[k] for k in sorted(fields)},
         created_by_app=row["created_by_app"], app_id=row["app_id"], created_at=row["created_at"],
     )
 
 
 def get(conn: sqlite3.Connection, user_id: str) -> User:
     """The user with this id, or NotFound."""
-    row = conn.execute(_SELECT + "WHERE id = ?", (limits.ident(user_id, "user_id"),)).fetchone()
+    row = conn.execute(_SELECT + "WHERE u.id = ?", (limits.ident(user_id, "user_id"),)).fetchone()
     if row is None:
         raise NotFound(f"no user with id {user_id!r}")
-    return _load(conn, row)
+    return _load(row)
 
 
 def get_by_username(conn: sqlite3.Connection, username: str) -> User:
     """The user with this username (case-insensitive), or NotFound."""
     if not isinstance(username, str) or len(username) > 64:
         raise InvalidArgument("username must be a string of at most 64 characters")
-    row = conn.execute(_SELECT + "WHERE username_cf = ?", (username.casefold(),)).fetchone()
+    row = conn.execute(_SELECT + "WHERE u.username_cf = ?", (username.casefold(),)).fetchone()
     if row is None:
         raise NotFound(f"no user with username {username!r}")
-    return _load(conn, row)
+    return _load(row)
 
 
 def find_by_field(conn: sqlite3.Connection, key: str, value: str) -> list[User]:
@@ -65,7 +72,7 @@ def find_by_field(conn: sqlite3.Connection, key: str, value: str) -> list[User]:
     key = limits.field_key(key)
     value = limits.field_value(value, key)
     rows = conn.execute(FIND_BY_FIELD_SQL, (key, value, limits.MAX_LIST)).fetchall()
-    return [_load(conn, r) for r in rows]
+    return [_load(r) for r in rows]
 
 
 def exists(conn: sqlite3.Connection, user_id: str) -> bool:
@@ -198,5 +205,5 @@ def deactivate_created_by(conn: sqlite3.Connection, app_id: str) -> int:
 
 def app_user(conn: sqlite3.Connection, app_id: str) -> User | None:
     """The app's own user, if it has one."""
-    row = conn.execute(_SELECT + "WHERE app_id = ?", (app_id,)).fetchone()
-    return None if row is None else _load(conn, row)
+    row = conn.execute(_SELECT + "WHERE u.app_id = ?", (app_id,)).fetchone()
+    return None if row is None else _load(row)
