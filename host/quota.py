@@ -216,48 +216,43 @@ def _grow(conn: sqlite3.Connection, key: str, cap: int) -> None:
         _store_ring(conn, key, cap, loaded[1], loaded[2])
 
 
-# The slot holding the N-th most recent unit, in one statement (the hot path pays per
-# statement). ?1=N ?2=key
-_CHECK_SQL = (
-    "SELECT k.cap, k.head, k.hw, s.ts FROM quota_keys k"
-    " LEFT JOIN quota_slots s ON s.key = k.key AND s.slot = (k.head - ?1 + k.cap) % k.cap"
-    " WHERE k.key = ?2"
-)
-# Rings up to this size are counted with one scan; larger ones by binary search over the ring
-# (timestamps are non-decreasing from the head, empty slots first), so the cost of reporting
-# `used` stays logarithmic in the limit instead of linear.
-_SCAN_MAX = 64
-
-
-def _used(conn: sqlite3.Connection, key: str, cap: int, head: int, eff: float,
-          w: float) -> int:
-    """Units of `key` still counted at effective time `eff` (exact)."""
-    if cap <= _SCAN_MAX:
-        row = conn.execute("SELECT count(*) FROM quota_slots WHERE key=? AND ts + ? > ?",
-                           (key, w, eff)).fetchone()
-        return int(row[0])
-    lo, hi = 0, cap  # first ring position (from the head) whose unit still counts
-    while lo < hi:
-        mid = (lo + hi) // 2
-        r = conn.execute("SELECT ts FROM quota_slots WHERE key=? AND slot=?",
-                         (key, (head + mid) % cap)).fetchone()
-        if r is not None and float(r[0]) + w > eff:
-            hi = mid
-        else:
-            lo = mid + 1
-    return cap - lo
+# One statement per charge (the hot path pays per statement): the ring's cap, head and
+# high-water mark, the timestamp in the slot holding the N-th most recent unit, and the units
+# still counted. The count is a binary search over ring positions run inside SQLite by a
+# recursive CTE: timestamps are non-decreasing from the head (empty slots first), so the
+# positions whose unit still counts (ts + W > eff) form a suffix, and `cap - first` is the count.
+# O(log cap) primary-key look-ups, never a scan of the window.
+# ?1=N ?2=key ?3=W ?4=now
+_CHECK_SQL = """
+WITH RECURSIVE
+  k(cap, head, hw, eff) AS (
+    SELECT cap, head, hw, max(?4, hw) FROM quota_keys WHERE key = ?2),
+  bs(lo, hi) AS (
+    SELECT 0, cap FROM k
+    UNION ALL
+    SELECT CASE WHEN s.ts IS NOT NULL AND s.ts + ?3 > k.eff THEN bs.lo
+                ELSE (bs.lo + bs.hi) / 2 + 1 END,
+           CASE WHEN s.ts IS NOT NULL AND s.ts + ?3 > k.eff THEN (bs.lo + bs.hi) / 2
+                ELSE bs.hi END
+    FROM bs JOIN k LEFT JOIN quota_slots s
+      ON s.key = ?2 AND s.slot = (k.head + (bs.lo + bs.hi) / 2) % k.cap
+    WHERE bs.lo < bs.hi)
+SELECT k.cap, k.head, k.hw,
+  (SELECT ts FROM quota_slots WHERE key = ?2 AND slot = (k.head - ?1 + k.cap) % k.cap),
+  k.cap - (SELECT max(lo) FROM bs)
+FROM k
+"""
 
 
 def state_in(conn: sqlite3.Connection, key: str, limit: int, window_s: float,
              now: float) -> QuotaState:
     """Current state of one quota (effective time = max(now, high-water))."""
     w = float(window_s)
-    row = conn.execute(_CHECK_SQL, (limit, key)).fetchone()
+    row = conn.execute(_CHECK_SQL, (limit, key, w, now)).fetchone()
     if row is None:
         return QuotaState(key, 0, limit, w, None)
-    cap, hw, nth = int(row[0]), float(row[2]), row[3]
+    cap, hw, nth, used = int(row[0]), float(row[2]), row[3], int(row[4])
     eff = max(now, hw)
-    used = _used(conn, key, cap, int(row[1]), eff, w)
     nxt: float | None = None
     if limit <= cap and nth is not None and nth + w > eff:
         nxt = float(nth) + w
@@ -282,17 +277,17 @@ def reserve_in(conn: sqlite3.Connection, charges: Sequence[QuotaCharge], op_id: 
     denied: QuotaState | None = None
     for ch in charges:
         w = float(ch.window_s)
-        row = conn.execute(_CHECK_SQL, (ch.limit, ch.key)).fetchone()
+        row = conn.execute(_CHECK_SQL, (ch.limit, ch.key, w, now)).fetchone()
         if row is not None and int(row[0]) < ch.limit:
             _grow(conn, ch.key, ch.limit)
-            row = conn.execute(_CHECK_SQL, (ch.limit, ch.key)).fetchone()
+            row = conn.execute(_CHECK_SQL, (ch.limit, ch.key, w, now)).fetchone()
         if row is None:
             heads.append((ch, ch.limit, -1, now))
             before.append(QuotaState(ch.key, 0, ch.limit, w, None))
             continue
         cap, head, eff, nth = int(row[0]), int(row[1]), max(now, float(row[2])), row[3]
         heads.append((ch, cap, head, eff))
-        used = _used(conn, ch.key, cap, head, eff, w)
+        used = int(row[4])
         # Admit iff the N-th most recent unit is absent or has freed (t + W <= now).
         if nth is not None and nth + w > eff:
             st = QuotaState(ch.key, used, ch.limit, w, float(nth) + w)

@@ -115,3 +115,43 @@ QuotaMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestQuotaMachine = QuotaMachine.TestCase
+
+
+def _random_walk(seed: int, limit: int, steps: int) -> None:
+    """Large rings (the machine above keeps N small): a seeded walk of takes, clock moves and
+    refunds, the stored count checked against the reference after every step."""
+    import random
+
+    rng = random.Random(seed)
+    tmp = Path(tempfile.mkdtemp(prefix="stockade-quota-big-"))
+    clock = ManualClock(T0)
+    q = QuotaStore(tmp / "host.db", clock)
+    ref = Reference(limit)
+    charge = Charge("app:x:users.create", limit, W)
+    made: list[Reservation] = []
+    try:
+        for i in range(steps):
+            roll = rng.random()
+            if roll < 0.6:
+                got = q.reserve([charge], f"op{i}")
+                assert isinstance(got, Reservation) == ref.reserve(clock.now(), f"op{i}")
+                if isinstance(got, Reservation):
+                    made.append(got)
+            elif roll < 0.8:
+                clock.advance(rng.choice([0.0, 0.01, 0.1, 0.7, 3.0, 10.0]))
+            elif roll < 0.85:
+                clock.set(clock.now() - rng.choice([0.5, 5.0]))
+            elif made:
+                r = made.pop(rng.randrange(len(made)))
+                q.refund(r)
+                ref.refund(r.op_id)
+            s = q.state(charge.key, limit, W)
+            assert s.used == ref.used(clock.now()), (i, s)
+    finally:
+        q.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_large_rings_count_exactly() -> None:
+    for seed, limit in ((1, 100), (2, 257), (3, 1000)):
+        _random_walk(seed, limit, 600)
