@@ -16,6 +16,7 @@ Order (each step refuses with an error the app sees, and every refusal is audite
 from __future__ import annotations
 
 import secrets
+import sqlite3
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from typing import Any
 from host.audit import AuditRecord, digest_args
 from host.clock import Clock
 from host.errors import GateError
-from host.installs import InstallRecord, InstallStore
+from host.installs import InstallRecord, InstallStore, data_version_in
 from host.ledger import REFUNDABLE_ERRORS, Ledger
 from host.server.adapter import ACTION_METHODS, ServerAdapter
 from host.server.errors import ServerError
@@ -92,8 +93,14 @@ def args_digest(args: Mapping[str, Any]) -> str:
 class InstallView:
     """Install records cached per process, refreshed when another process changed the store."""
 
-    def __init__(self, installs: InstallStore) -> None:
+    def __init__(self, installs: InstallStore,
+                 probe: Callable[[], sqlite3.Connection] | None = None) -> None:
         self._installs = installs
+        # The connection that polls the change counter. The gate passes the ledger's: it is the
+        # connection this thread just committed on, so its page cache is still valid, where the
+        # install store's own connection would see the ledger's commit as a foreign change and
+        # reload its cache on every call.
+        self._probe = probe
         self._lock = threading.Lock()
         self._version = -1
         self._epoch = 0
@@ -101,7 +108,8 @@ class InstallView:
 
     def get(self, install_id: str) -> tuple[InstallRecord | None, int]:
         with self._lock:
-            version = self._installs.data_version()
+            version = (data_version_in(self._probe()) if self._probe is not None
+                       else self._installs.data_version())
             if version != self._version:
                 self._cache.clear()
                 self._epoch = self._installs.epoch()
@@ -130,7 +138,7 @@ class Gate:
     ) -> None:
         self.server = server
         self.ledger = ledger
-        self.installs = InstallView(installs)
+        self.installs = InstallView(installs, probe=ledger.store.conn)
         self.policy = policy
         self.clock = clock
         self.host_actions = dict(host_actions or {})

@@ -212,6 +212,12 @@ def new_install_id() -> str:
     return "in_" + secrets.token_hex(16)
 
 
+def data_version_in(conn: sqlite3.Connection) -> int:
+    """`InstallStore.data_version` read through any connection to the same `host.db`."""
+    row = conn.execute("SELECT changes FROM install_meta WHERE id = 1").fetchone()
+    return int(row[0])
+
+
 class InstallStore:
     """Installs, pending updates, consent rows, hooks and the global epoch over host.db."""
 
@@ -324,8 +330,7 @@ class InstallStore:
 
     def data_version(self) -> int:
         """A counter that changes on every write by any process (cheap poll for the host)."""
-        row = self._conn.execute("SELECT changes FROM install_meta WHERE id = 1").fetchone()
-        return int(row[0])
+        return data_version_in(self._conn)
 
     def epoch(self) -> int:
         row = self._conn.execute("SELECT epoch FROM install_meta WHERE id = 1").fetchone()

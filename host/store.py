@@ -39,6 +39,20 @@ BUSY_TIMEOUT_MS = 10_000
 WAL_AUTOCHECKPOINT_PAGES = 4000
 
 
+class _Pid:
+    """This process's pid, refreshed in a forked child: `os.getpid()` is a real system call on
+    current glibc, and `Store.conn()` runs on every bridge call."""
+
+    value = os.getpid()
+
+    @classmethod
+    def refresh(cls) -> None:
+        cls.value = os.getpid()
+
+
+os.register_at_fork(after_in_child=_Pid.refresh)
+
+
 class StoreError(RuntimeError):
     """The store cannot be used (newer schema, unreadable file, ...)."""
 
@@ -55,11 +69,11 @@ class Store:
         """This thread's connection (opened and tuned on first use; reopened after fork)."""
         local = self._local
         c: sqlite3.Connection | None = getattr(local, "conn", None)
-        if c is not None and local.pid == os.getpid():
+        if c is not None and local.pid == _Pid.value:
             return c
         c = self._open()
         local.conn = c
-        local.pid = os.getpid()
+        local.pid = _Pid.value
         return c
 
     def _open(self) -> sqlite3.Connection:
@@ -110,7 +124,7 @@ class Store:
         """Close this thread's connection (other threads close theirs when they exit)."""
         c: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if c is not None:
-            if self._local.pid == os.getpid():
+            if self._local.pid == _Pid.value:
                 c.close()
             self._local.conn = None
 
