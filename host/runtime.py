@@ -12,6 +12,7 @@ restarts or starts children accordingly.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import threading
 import time
@@ -67,6 +68,32 @@ class HostConfig:
     # app never sees its credentials; with none configured, rest.call is refused.
     rest_identity: str | None = None
     watch: bool = True
+    # Tune the process's garbage collector at start (see `tune_gc`). Off for embedders that
+    # manage the collector themselves.
+    tune_gc: bool = True
+
+
+# Young-generation allocations between two collections (CPython's default is 700). Every bridge
+# call allocates a few hundred short-lived objects that die by reference counting; a collection
+# every ~2 calls costs the call path ~10 us for nothing. Cycles are still collected, just in
+# bigger, rarer batches.
+GC_GEN0_THRESHOLD = 20_000
+
+
+_gc_tuned = False
+
+
+def tune_gc() -> None:
+    """Freeze what start-up allocated (older generations stop rescanning it) and collect the
+    young generation less often. Process-wide (the host is the process's main component), so
+    only the first host started in a process does it."""
+    global _gc_tuned
+    if _gc_tuned:
+        return
+    _gc_tuned = True
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(max(GC_GEN0_THRESHOLD, gc.get_threshold()[0]), gen1, gen2)
 
 
 def ensure_policies(home: Home) -> None:
@@ -118,6 +145,8 @@ class Host:
         if self.config.watch:
             threading.Thread(target=self._watch, name="stockade-watch", daemon=True).start()
         threading.Thread(target=self._upkeep, name="stockade-upkeep", daemon=True).start()
+        if self.config.tune_gc:
+            tune_gc()
         return self
 
     def _upkeep(self) -> None:
