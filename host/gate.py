@@ -93,8 +93,7 @@ def args_digest(args: Mapping[str, Any]) -> str:
 class InstallView:
     """Install records cached per process, refreshed when another process changed the store."""
 
-    def __init__(self, installs: InstallStore,
-                 probe: Callable[[], sqlite3.Connection] | None = None) -> None:
+    def __init__(self, installs: InstallStore, probe: Callable[[], sqlite3.Connection]) -> None:
         self._installs = installs
         # The connection that polls the change counter. The gate passes the ledger's: it is the
         # connection this thread just committed on, so its page cache is still valid, where the
@@ -108,8 +107,7 @@ class InstallView:
 
     def get(self, install_id: str) -> tuple[InstallRecord | None, int]:
         with self._lock:
-            version = (data_version_in(self._probe()) if self._probe is not None
-                       else self._installs.data_version())
+            version = data_version_in(self._probe())
             if version != self._version:
                 self._cache.clear()
                 self._epoch = self._installs.epoch()
