@@ -10,6 +10,8 @@ from __future__ import annotations
 import ctypes
 import struct
 
+from sandbox import native
+
 NR_CREATE_RULESET = 444
 NR_RESTRICT_SELF = 446
 _CREATE_RULESET_VERSION = 1
@@ -23,13 +25,9 @@ _NET_ALL = (1 << 0) | (1 << 1)  # BIND_TCP | CONNECT_TCP, ABI 4
 _SCOPE_ALL = (1 << 0) | (1 << 1)  # ABSTRACT_UNIX_SOCKET | SIGNAL, ABI 6
 
 
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(None, use_errno=True)
-
-
 def abi_version() -> int:
     """The Landlock ABI the running kernel offers (0 when it has none)."""
-    rc = int(_libc().syscall(NR_CREATE_RULESET, None, 0, _CREATE_RULESET_VERSION))
+    rc = int(native.libc().syscall(NR_CREATE_RULESET, None, 0, _CREATE_RULESET_VERSION))
     return max(rc, 0)
 
 
@@ -57,7 +55,7 @@ def restrict_self() -> int:
     else:
         attr = struct.pack("Q", fs)
     buf = ctypes.create_string_buffer(attr, len(attr))
-    libc = _libc()
+    libc = native.libc()
     fd = int(libc.syscall(NR_CREATE_RULESET, buf, len(attr), 0))
     if fd < 0:
         raise OSError(ctypes.get_errno(), "landlock_create_ruleset failed")

@@ -20,6 +20,8 @@ import ctypes
 import errno
 import struct
 
+from sandbox import native
+
 # BPF opcodes (linux/filter.h)
 _LD_W_ABS = 0x20
 _JEQ_K = 0x15
@@ -197,18 +199,49 @@ def build_filter(own_pid: int) -> list[tuple[int, int, int, int]]:
     return prog
 
 
+class _SockFprog(ctypes.Structure):
+    _fields_ = (("len", ctypes.c_ushort), ("filter", ctypes.c_void_p))
+
+
+_INSN = struct.Struct("HBBI")  # struct sock_filter
+# Stands for the child's pid in the prebuilt program. A pid is at most 2**22 (pid_max), so no
+# real pid and no other constant of the filter is this value (`prepare` checks the latter).
+_PID_MARK = 0xFFFF_FFFF
+_program: tuple[bytes, tuple[int, ...]] | None = None
+
+
+def prepare() -> tuple[bytes, tuple[int, ...]]:
+    """The program assembled once per process: its packed bytes and where the pid goes.
+
+    The zygote calls this before it forks, so a child only patches in its own pid: assembling
+    ~200 instructions in the child would allocate (and copy from the zygote) memory it keeps.
+    """
+    global _program
+    if _program is None:
+        prog = build_filter(_PID_MARK)
+        raw = b"".join(_INSN.pack(c, jt, jf, k) for c, jt, jf, k in prog)
+        marks = tuple(i * _INSN.size + 4 for i, insn in enumerate(prog) if insn[3] == _PID_MARK)
+        if len(marks) != 3:  # kill, tgkill, tkill: anything else means the mark collided
+            raise RuntimeError(f"seccomp: expected 3 pid slots in the filter, found {len(marks)}")
+        _program = (raw, marks)
+    return _program
+
+
+def program(own_pid: int) -> bytes:
+    """The packed filter for a process whose pid is `own_pid` (the prebuilt one, patched)."""
+    raw, marks = prepare()
+    out = bytearray(raw)
+    for offset in marks:
+        struct.pack_into("I", out, offset, own_pid)
+    return bytes(out)
+
+
 def install(own_pid: int) -> None:
     """Install the filter on every thread of this process (TSYNC). Needs no-new-privs first."""
-    prog = build_filter(own_pid)
-    raw = b"".join(struct.pack("HBBI", c, jt, jf, k) for c, jt, jf, k in prog)
+    raw = program(own_pid)
     buf = ctypes.create_string_buffer(raw, len(raw))
-
-    class SockFprog(ctypes.Structure):
-        _fields_ = (("len", ctypes.c_ushort), ("filter", ctypes.c_void_p))
-
-    fprog = SockFprog(len(prog), ctypes.addressof(buf))
-    libc = ctypes.CDLL(None, use_errno=True)
-    rc = libc.syscall(
+    fprog = _SockFprog(len(raw) // _INSN.size, ctypes.addressof(buf))
+    rc = native.libc().syscall(
         NR_SECCOMP, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, ctypes.byref(fprog)
     )
     if rc != 0:

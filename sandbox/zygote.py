@@ -22,7 +22,7 @@ import socket
 import sys
 from typing import Any
 
-from sandbox import confine, runtime
+from sandbox import confine, native, runtime
 
 MAX_CONTROL_MESSAGE = 4096  # one control packet; the host only sends small JSON here
 
@@ -49,10 +49,9 @@ def _child(fds: list[int], devnull: int, zygote_pid: int, netns: bool, req: dict
 def main() -> None:
     ctl_fd = int(sys.argv[1])
     ctl = socket.socket(fileno=ctl_fd)
+    confine.prepare()
     # Die with the host: a zygote without a host is an orphan that could fork forever.
-    import ctypes
-
-    ctypes.CDLL(None).prctl(confine.PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    native.libc().prctl(confine.PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     host_pid = int(sys.argv[2]) if len(sys.argv) > 2 else os.getppid()
     if os.getppid() != host_pid:
         os._exit(1)
