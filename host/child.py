@@ -25,6 +25,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from host.prefork import Prefork
 from host.zygote_client import Zygote
 from sandbox.protocol import (
     CHILD_FRAME,
@@ -374,6 +375,9 @@ class Child:
         self.exit_status = status
         self._exited.set()
 
+    def has_exited(self) -> bool:
+        return self._exited.is_set()
+
     def stderr_text(self) -> str:
         """What the child wrote to stderr (interpreter crash text), capped."""
         if self.err_fd < 0:
@@ -415,13 +419,22 @@ def describe_status(status: int | None) -> str:
 
 
 class Spawner:
-    """Creates confined children, through the zygote (fast) or a fresh interpreter."""
+    """Creates confined children, through the zygote (fast) or a fresh interpreter.
 
-    def __init__(self, use_zygote: bool = True) -> None:
+    With `prefork` > 0 (zygote only), that many children with `prefork_limits` are forked
+    ahead of need and handed out by `start` (see `host.prefork`).
+    """
+
+    def __init__(self, use_zygote: bool = True, *, prefork: int = 0,
+                 prefork_limits: ChildLimits | None = None) -> None:
         self._children: dict[int, Child] = {}
         self._lock = threading.Lock()
         self._early: dict[int, int] = {}
         self.zygote: Zygote | None = Zygote(self._on_exit) if use_zygote else None
+        self._pool_limits = prefork_limits or ChildLimits()
+        self.pool: Prefork | None = None
+        if self.zygote is not None and prefork > 0:
+            self.pool = Prefork(lambda: self._fork(self._pool_limits), prefork)
 
     def _on_exit(self, pid: int, status: int) -> None:
         with self._lock:
@@ -432,6 +445,14 @@ class Spawner:
         child.exited(status)
 
     def start(self, limits: ChildLimits) -> Child:
+        """A confined child waiting for its handshake (from the pool when one is ready)."""
+        if self.pool is not None and limits == self._pool_limits:
+            child = self.pool.take()
+            if child is not None:
+                return child
+        return self._fork(limits)
+
+    def _fork(self, limits: ChildLimits) -> Child:
         h2c_r, h2c_w = os.pipe2(os.O_CLOEXEC)
         c2h_r, c2h_w = os.pipe2(os.O_CLOEXEC)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
@@ -469,6 +490,8 @@ class Spawner:
         child.exited(_returncode_to_status(status))
 
     def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
         if self.zygote is not None:
             self.zygote.close()
 

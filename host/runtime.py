@@ -56,6 +56,9 @@ log = logging.getLogger("stockade.host")
 class HostConfig:
     degraded: bool = False  # run even when a confinement layer is missing (says which)
     use_zygote: bool = True
+    # Confined children kept forked ahead of need (zygote only; see `host.prefork`): an app's
+    # start skips fork and confinement. Each costs one idle child's memory.
+    prefork: int = 2
     limits: ChildLimits = field(default_factory=ChildLimits)
     event_deadline_s: float = 5.0  # each post-event handler
     pre_send_deadline_s: float = 1.0  # each app's pre-send hook
@@ -138,7 +141,8 @@ class Host:
         self.reconcile()
         with contextlib.suppress(AttributeError):
             self.ledger.quotas.set_seats(self.server.users_count_active_app_created())
-        self.spawner = Spawner(use_zygote=self.config.use_zygote)
+        self.spawner = Spawner(use_zygote=self.config.use_zygote, prefork=self.config.prefork,
+                               prefork_limits=self.config.limits)
         self._unsubscribe = self.server.subscribe(self._on_server_event)
         self.server.set_pre_send_hook(self._pre_send)
         self.sync_installs()

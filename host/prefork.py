@@ -1,0 +1,91 @@
+"""Confined children forked ahead of need, so an app's start does not wait for fork and confine.
+
+A child from the zygote spends most of its start (~3 ms here) confining itself: descriptors,
+identity, rlimits, Landlock, seccomp. None of that depends on the app, so the spawner keeps
+`size` children that have done it and wait for their handshake. Taking one hands the start
+path a child at the point a fresh fork would reach a few milliseconds later; a background
+thread then forks its replacement.
+
+Nothing about the app reaches a waiting child: it has no token (the handshake sends it), no
+source (the load sends it) and the same layers as any child, which the host still checks in
+the handshake. Only zygote children are pooled: the fresh-interpreter fallback arms its
+parent-death signal on the thread that started it, which must be a thread that lives as long
+as the host, and it is the slow path that exists for machines without a zygote anyway.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from host.child import Child
+
+log = logging.getLogger("stockade.prefork")
+
+
+class Prefork:
+    """Keeps up to `size` confined, app-less children ready for `take`."""
+
+    def __init__(self, make: Callable[[], Child], size: int) -> None:
+        self._make = make
+        self._size = size
+        self._ready: list[Child] = []
+        self._cv = threading.Condition()
+        self._closed = False
+        self.made = 0  # children forked for the pool (for tests and diagnostics)
+        self._thread = threading.Thread(target=self._fill, name="stockade-prefork", daemon=True)
+        self._thread.start()
+
+    def take(self) -> Child | None:
+        """A ready child, or None (pool empty or closed: the caller forks one itself)."""
+        with self._cv:
+            while self._ready:
+                child = self._ready.pop(0)
+                self._cv.notify()
+                if not (child.dead or child.has_exited()):
+                    return child
+                _discard(child, "pooled child ended before use")
+        return None
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait until the pool is full (tests and benchmarks that need a known state)."""
+        with self._cv:
+            return self._cv.wait_for(lambda: self._closed or len(self._ready) >= self._size,
+                                     timeout)
+
+    def close(self) -> None:
+        with self._cv:
+            self._closed = True
+            ready, self._ready = self._ready, []
+            self._cv.notify_all()
+        for child in ready:
+            _discard(child, "host stopped")
+
+    def _fill(self) -> None:
+        while True:
+            with self._cv:
+                self._cv.wait_for(lambda: self._closed or len(self._ready) < self._size)
+                if self._closed:
+                    return
+            try:
+                child = self._make()
+            except Exception:
+                log.warning("prefork: could not fork a child; starts will fork on demand",
+                            exc_info=True)
+                return
+            with self._cv:
+                self.made += 1
+                if self._closed:
+                    _discard(child, "host stopped")
+                    return
+                self._ready.append(child)
+                self._cv.notify_all()
+
+
+def _discard(child: Child, reason: str) -> None:
+    child.kill(reason, code="shutdown")
+    with contextlib.suppress(OSError):
+        child.close()
