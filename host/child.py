@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
@@ -45,7 +45,7 @@ from sandbox.protocol import (
     WireError,
     check_json_value,
 )
-from sandbox.wire import ChannelClosed, FrameError, FrameReader, encode, write_all
+from sandbox.wire import ChannelClosed, FrameError, FrameReader, encode, try_write, write_all
 
 # What a child may print to stderr that the host keeps (interpreter crash text only).
 MAX_STDERR_KEPT = 4096
@@ -107,6 +107,11 @@ class _Running:
 _running = _Running()
 
 
+def running_add(n: int) -> None:
+    """Count events running outside `Child.deliver` (the pump's; see NEXT_FRAME_SPIN_NS)."""
+    _running.add(n)
+
+
 class Watchdog:
     """Kills children whose deadline passed. One thread for the whole host."""
 
@@ -119,7 +124,10 @@ class Watchdog:
     def arm(self, child: Child, deadline: float, ticket: int) -> None:
         with self._cv:
             heapq.heappush(self._heap, (deadline, next(self._seq), child, ticket))
-            self._cv.notify()
+            # Wake the thread only when it sleeps too long now: a new earliest deadline. Waking
+            # it for every event would cost each delivery a thread switch for nothing.
+            if self._heap[0][3] == ticket and self._heap[0][2] is child:
+                self._cv.notify()
 
     def _run(self) -> None:
         while True:
@@ -171,6 +179,8 @@ class Child:
 
     def __post_init__(self) -> None:
         self.reader = FrameReader(self.from_child, spin=True)
+        # Non-blocking, for the pump's `begin_event`; `write_all` waits for room itself.
+        os.set_blocking(self.to_child, False)
         with contextlib.suppress(OSError):
             self._pidfd = os.pidfd_open(self.pid)
 
@@ -185,13 +195,24 @@ class Child:
 
     def _recv(self, spin_ns: int = 0) -> Any:
         try:
-            return CHILD_FRAME.validate_json(self.reader.read(spin_ns))
-        except ChannelClosed:
-            self._dead_after_io()
-            raise ChildDied(self.death or "child closed its channel", self.death_code) from None
-        except (FrameError, ValidationError) as exc:
+            raw = self.reader.read(spin_ns)
+        except (ChannelClosed, FrameError) as exc:
+            self._channel_failed(exc)
+        return self._decode(raw)
+
+    def _decode(self, raw: bytes) -> Any:
+        try:
+            return CHILD_FRAME.validate_json(raw)
+        except ValidationError as exc:
             self.kill(f"protocol violation: {str(exc)[:300]}", code="protocol")
             raise ChildDied(self.death, self.death_code) from None
+
+    def _channel_failed(self, exc: ChannelClosed | FrameError) -> NoReturn:
+        if isinstance(exc, ChannelClosed):
+            self._dead_after_io()
+            raise ChildDied(self.death or "child closed its channel", self.death_code) from None
+        self.kill(f"protocol violation: {str(exc)[:300]}", code="protocol")
+        raise ChildDied(self.death, self.death_code) from None
 
     def _dead_after_io(self) -> None:
         if not self.death:
@@ -258,54 +279,107 @@ class Child:
                 on_call: CallHandler, on_log: LogSink) -> Any:
         """Run one handler to completion under a deadline; answer its bridge calls inline."""
         with self.lock:
-            return self._run(Event(id=self._next_id(), name=name, payload=payload),
+            return self._run(Event(id=self.next_frame_id(), name=name, payload=payload),
                              deadline_s, on_call, on_log)
 
     def exec_source(self, source: str, deadline_s: float, on_log: LogSink) -> Any:
         with self.lock:
-            return self._run(Exec(id=self._next_id(), source=source), deadline_s,
+            return self._run(Exec(id=self.next_frame_id(), source=source), deadline_s,
                              _no_calls, on_log)
 
     _ids = itertools.count(1)
 
-    def _next_id(self) -> int:
-        return next(self._ids)
+    @classmethod
+    def next_frame_id(cls) -> int:
+        """A frame id no other request of this host uses (one fan-out shares one)."""
+        return next(cls._ids)
 
     def _run(self, frame: Event | Exec, deadline_s: float, on_call: CallHandler,
              on_log: LogSink) -> Any:
         if self.dead:
             raise ChildDied(self.death, self.death_code)
         self._arm(deadline_s)
-        calls = 0
-        spin = 0  # nothing to poll for until a Reply went out (the handler is then running)
         _running.add(1)
         try:
             self._send(frame)
-            while True:
-                msg = self._recv(spin)
-                spin = 0
-                if isinstance(msg, Call):
-                    calls += 1
-                    if calls > MAX_CALLS_PER_EVENT:
-                        self.kill(f"more than {MAX_CALLS_PER_EVENT} bridge calls in one event",
-                                  code="flood")
-                        raise ChildDied(self.death, self.death_code)
-                    self._send(self._answer(msg, on_call))
-                    if _running.count == 1:
-                        spin = NEXT_FRAME_SPIN_NS
-                elif isinstance(msg, Log):
-                    on_log(msg.text, msg.truncated)
-                elif isinstance(msg, Done) and msg.id == frame.id:
-                    if msg.ok:
-                        return msg.result
-                    err = msg.error or WireError(code="app_error", message="")
-                    raise AppFailed(err.code, err.message)
-                else:
-                    self.kill("response to a request never made", code="protocol")
-                    raise ChildDied(self.death, self.death_code)
+            return self._converse(frame.id, self._recv(), on_call, on_log)
         finally:
             _running.add(-1)
             self._disarm()
+
+    def _converse(self, frame_id: int, msg: Any, on_call: CallHandler, on_log: LogSink) -> Any:
+        """Serve a running handler from its frame `msg` on, until its Done."""
+        calls = 0
+        while True:
+            spin = 0  # nothing to poll for until a Reply went out (the handler then runs)
+            if isinstance(msg, Call):
+                calls += 1
+                if calls > MAX_CALLS_PER_EVENT:
+                    self.kill(f"more than {MAX_CALLS_PER_EVENT} bridge calls in one event",
+                              code="flood")
+                    raise ChildDied(self.death, self.death_code)
+                self._send(self._answer(msg, on_call))
+                if _running.count == 1:
+                    spin = NEXT_FRAME_SPIN_NS
+            elif isinstance(msg, Log):
+                on_log(msg.text, msg.truncated)
+            elif isinstance(msg, Done) and msg.id == frame_id:
+                return done_result(msg)
+            else:
+                self.kill("response to a request never made", code="protocol")
+                raise ChildDied(self.death, self.death_code)
+            msg = self._recv(spin)
+
+    # ---- the event pump's path (host.pump): send without waiting, read what has arrived ------
+
+    def begin_event(self, frame: bytes, deadline_s: float) -> None:
+        """Arm the deadline and write an encoded Event of at most PIPE_BUF bytes, not waiting.
+
+        An idle child has drained its channel, so the write always fits; when it does not, the
+        child is not reading what the host sends (only code that escaped the runtime can do
+        that), and it is killed rather than allowed to stall the pump's thread.
+        """
+        if self.dead:
+            raise ChildDied(self.death, self.death_code)
+        self._arm(deadline_s)
+        try:
+            sent = try_write(self.to_child, frame)
+        except OSError:
+            sent = False
+        if not sent:
+            self.kill("child does not read its channel", code="protocol")
+            raise ChildDied(self.death, self.death_code)
+
+    def poll_done(self, frame_id: int) -> tuple[Done | None, bytes | None]:
+        """What has arrived: (Done for `frame_id`, None), (None, other frame) or (None, None).
+
+        Raises ChannelClosed or FrameError for `resume_event` to turn into the child's death
+        (deciding why a child died can wait for its exit status: not on the pump's thread).
+        """
+        raw = self.reader.try_read()
+        if raw is None:
+            return None, None
+        with contextlib.suppress(ValidationError):
+            msg = CHILD_FRAME.validate_json(raw)
+            if isinstance(msg, Done) and msg.id == frame_id:
+                self._disarm()
+                return msg, None
+        return None, raw
+
+    def resume_event(self, frame_id: int, raw: bytes | None,
+                     failure: ChannelClosed | FrameError | None, on_call: CallHandler,
+                     on_log: LogSink) -> Any:
+        """Take over an event the pump started: its next frame `raw`, or its channel failure."""
+        with self.lock:
+            _running.add(1)
+            try:
+                if failure is not None:
+                    self._channel_failed(failure)
+                msg = self._decode(raw) if raw is not None else self._recv()
+                return self._converse(frame_id, msg, on_call, on_log)
+            finally:
+                _running.add(-1)
+                self._disarm()
 
     def _answer(self, call: Call, on_call: CallHandler) -> Reply:
         from host.errors import GateError
@@ -388,6 +462,14 @@ class Child:
         except (BlockingIOError, OSError):
             return ""
         return data.decode("utf-8", "replace")
+
+
+def done_result(msg: Done) -> Any:
+    """A handler's result, or AppFailed with the child's (capped) error."""
+    if msg.ok:
+        return msg.result
+    err = msg.error or WireError(code="app_error", message="")
+    raise AppFailed(err.code, err.message)
 
 
 class AppFailed(Exception):

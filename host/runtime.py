@@ -37,6 +37,7 @@ from host.keyring import Keyring
 from host.ledger import Ledger
 from host.packages import read_package
 from host.persistence import PersistenceStore
+from host.pump import EventPump
 from host.server.embedded import EmbeddedServer
 from host.server.errors import Prevented
 from host.server.principals import SYSTEM
@@ -129,6 +130,7 @@ class Host:
         )
         self.runners: dict[str, AppRunner] = {}
         self.spawner: Spawner | None = None
+        self.pump: EventPump | None = None
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._unsubscribe: Any = None
@@ -143,6 +145,7 @@ class Host:
             self.ledger.quotas.set_seats(self.server.users_count_active_app_created())
         self.spawner = Spawner(use_zygote=self.config.use_zygote, prefork=self.config.prefork,
                                prefork_limits=self.config.limits)
+        self.pump = EventPump()
         self._unsubscribe = self.server.subscribe(self._on_server_event)
         self.server.set_pre_send_hook(self._pre_send)
         self.sync_installs()
@@ -167,6 +170,9 @@ class Host:
         self.server.set_pre_send_hook(None)
         if self._unsubscribe is not None:
             self._unsubscribe()
+        if self.pump is not None:
+            self.pump.close()  # events in flight go back to their runners, which stop next
+            self.pump = None
         with self._lock:
             runners = list(self.runners.values())
             self.runners.clear()
@@ -313,8 +319,7 @@ class Host:
     def _on_server_event(self, name: str, payload: dict[str, Any]) -> None:
         """Called by the server after commit: hand off, never block the server action."""
         self.event_counts[name] = self.event_counts.get(name, 0) + 1
-        for runner in self._receivers(name):
-            runner.submit(name, payload, self.config.event_deadline_s)
+        self.dispatch(name, payload)
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Wait until no app has an event queued or running (events cascade: one handler's
@@ -332,8 +337,11 @@ class Host:
 
     def dispatch(self, name: str, payload: dict[str, Any]) -> list[Future[Any]]:
         """Deliver an event to every app that handles it; the futures settle when each is done."""
-        return [r.submit(name, payload, self.config.event_deadline_s)
-                for r in self._receivers(name)]
+        runners = self._receivers(name)
+        pump = self.pump
+        if pump is None:
+            return [r.submit(name, payload, self.config.event_deadline_s) for r in runners]
+        return pump.deliver(name, payload, self.config.event_deadline_s, runners)
 
     def _pre_send(self, message: dict[str, Any]) -> dict[str, Any] | None:
         """Run each app's pre-send hook in app-id order under a short deadline."""

@@ -6,21 +6,22 @@ A dead child is restarted on the next job after an exponential backoff; the deat
 """
 from __future__ import annotations
 
-import contextlib
-import queue
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from host import tokens
-from host.child import AppFailed, Child, ChildDied, LayerMissing
+from host.child import AppFailed, Child, ChildDied, LayerMissing, done_result
 from host.errors import GateError
 from host.gate import Session
 from host.installs import InstallRecord
 from host.server.principals import Caller
+from sandbox.protocol import Done
+from sandbox.wire import ChannelClosed, FrameError
 
 if TYPE_CHECKING:
     from host.runtime import Host
@@ -37,6 +38,16 @@ MAX_QUEUE = 1000
 MAX_LOG_BYTES = 1 << 20
 
 
+@dataclass(frozen=True)
+class Resume:
+    """An event the pump started on `child` and hands over: its next frame or channel failure."""
+
+    child: Child
+    frame_id: int
+    raw: bytes | None
+    failure: ChannelClosed | FrameError | None
+
+
 @dataclass
 class Job:
     name: str
@@ -44,6 +55,7 @@ class Job:
     deadline_s: float
     future: Future[Any] = field(default_factory=Future)
     enqueued: float = field(default_factory=time.monotonic)
+    resume: Resume | None = None
 
 
 _STOP = Job("__stop__", {}, 0.0)
@@ -65,8 +77,13 @@ class AppRunner:
         self.events_done = 0
         self.events_failed = 0
         self._next_start = 0.0
-        self._busy = False
-        self._queue: queue.Queue[Job] = queue.Queue(MAX_QUEUE)
+        # The job queue. `_claimed`: the event pump holds this app's child for one event (see
+        # `host.pump`); queued jobs wait for it, and a job it hands over runs first.
+        self._cv = threading.Condition()
+        self._jobs: deque[Job] = deque()
+        self._handed: Job | None = None
+        self._claimed = False
+        self._running_job = False
         self._thread = threading.Thread(target=self._loop, name=f"app-{self.app_id}",
                                         daemon=True)
         self._thread.start()
@@ -75,22 +92,26 @@ class AppRunner:
 
     def submit(self, name: str, payload: dict[str, Any], deadline_s: float) -> Future[Any]:
         job = Job(name, payload, deadline_s)
-        try:
-            self._queue.put_nowait(job)
-        except queue.Full:
-            job.future.set_exception(RuntimeError(f"{self.app_id}: event queue full"))
+        self.enqueue(job)
         return job.future
+
+    def enqueue(self, job: Job) -> None:
+        with self._cv:
+            if len(self._jobs) >= MAX_QUEUE and job is not _STOP:
+                job.future.set_exception(RuntimeError(f"{self.app_id}: event queue full"))
+                return
+            self._jobs.append(job)
+            self._cv.notify()
 
     def ensure_started(self) -> None:
         """Start the child now (blocking) instead of on the first event."""
         fut: Future[Any] = Future()
-        self._queue.put(Job("__start__", {}, 0.0, fut))
+        self.enqueue(Job("__start__", {}, 0.0, fut))
         fut.result()
 
     def stop(self, reason: str = "stopped") -> None:
         self.state = "stopped"
-        with contextlib.suppress(queue.Full):
-            self._queue.put_nowait(_STOP)
+        self.enqueue(_STOP)
         child = self.child
         if child is not None:
             child.kill(reason, code="stopped")
@@ -108,17 +129,64 @@ class AppRunner:
 
     def idle(self) -> bool:
         """No job queued and none running."""
-        return not self._busy and self._queue.empty()
+        with self._cv:
+            return not (self._jobs or self._handed or self._claimed or self._running_job)
+
+    # ---- the event pump's side (host.pump) -------------------------------------------------
+
+    def try_claim(self) -> Child | None:
+        """The running child, reserved for one pump event; None unless this app is idle."""
+        with self._cv:
+            if self._jobs or self._handed or self._claimed or self._running_job:
+                return None
+            child = self.child
+            if (child is None or child.dead or self.state != "running" or self.session is None
+                    or self.session.session_id != child.session_id):
+                return None
+            self._claimed = True
+            return child
+
+    def finish_claimed(self, job: Job, done: Done) -> None:
+        """The pump saw the claimed event's Done: account for it like `_run` does."""
+        try:
+            result = done_result(done)
+        except AppFailed as exc:
+            self._failed(job, exc)
+        else:
+            self.failures = 0
+            self.events_done += 1
+            job.future.set_result(result)
+        finally:
+            self._after_event()
+            with self._cv:
+                self._claimed = False
+                if self._jobs:  # the thread sleeps until then; waking it for nothing costs
+                    self._cv.notify()
+
+    def hand_over(self, job: Job) -> None:
+        """The pump hands its claimed event (`job.resume`) to this runner's thread to finish."""
+        with self._cv:
+            self._handed = job
+            self._claimed = False
+            self._cv.notify()
 
     def _loop(self) -> None:
         while True:
-            job = self._queue.get()
-            self._busy = True
+            with self._cv:
+                while not (self._handed or (self._jobs and not self._claimed)):
+                    self._cv.wait()
+                if self._handed is not None:
+                    job, self._handed = self._handed, None
+                else:
+                    job = self._jobs.popleft()
+                self._running_job = True
             try:
                 if self._take(job):
                     return
             finally:
-                self._busy = False
+                with self._cv:
+                    self._running_job = False
+                    self._cv.notify()
 
     def _take(self, job: Job) -> bool:
         """Handle one job; True when the runner must stop."""
@@ -142,17 +210,19 @@ class AppRunner:
 
     def _run(self, job: Job) -> None:
         try:
-            child = self._ensure_child()
-            result = child.deliver(job.name, job.payload, job.deadline_s, self._on_call,
-                                   self._log)
+            if job.resume is not None:
+                r = job.resume
+                result = r.child.resume_event(r.frame_id, r.raw, r.failure, self._on_call,
+                                              self._log)
+            else:
+                child = self._ensure_child()
+                result = child.deliver(job.name, job.payload, job.deadline_s, self._on_call,
+                                       self._log)
             self.failures = 0
             self.events_done += 1
             job.future.set_result(result)
         except AppFailed as exc:
-            self.events_failed += 1
-            self._log(f"[stockade] handler {job.name} failed: {exc.code}: {exc.message}\n",
-                      False)
-            job.future.set_exception(exc)
+            self._failed(job, exc)
         except (ChildDied, LayerMissing, GateError, OSError) as exc:
             self.events_failed += 1
             self._child_died(str(exc))
@@ -163,9 +233,17 @@ class AppRunner:
             self._child_died(f"could not start: {type(exc).__name__}: {exc}")
             job.future.set_exception(exc)
         finally:
-            session = self.session
-            if session is not None and session.revoked and self.child is not None:
-                self.child.kill(session.revoked, code="revoked")
+            self._after_event()
+
+    def _failed(self, job: Job, exc: AppFailed) -> None:
+        self.events_failed += 1
+        self._log(f"[stockade] handler {job.name} failed: {exc.code}: {exc.message}\n", False)
+        job.future.set_exception(exc)
+
+    def _after_event(self) -> None:
+        session = self.session
+        if session is not None and session.revoked and self.child is not None:
+            self.child.kill(session.revoked, code="revoked")
 
     def _ensure_child(self) -> Child:
         child = self.child

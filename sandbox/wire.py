@@ -83,31 +83,77 @@ class FrameReader:
 
         `spin_ns` > 0: poll for up to that long before sleeping (see the module docstring).
         """
-        buf = self._buf
         spin_until = time.monotonic_ns() + spin_ns if spin_ns > 0 else 0
-        while len(buf) < 4:
+        while True:
+            frame = self._take()
+            if frame is not None:
+                return frame
             try:
                 self._fill(spin_until)
             except ChannelClosed as exc:
-                if buf:
-                    raise FrameError("truncated frame header") from exc
+                if self._buf:
+                    raise FrameError("truncated frame") from exc
                 raise
+
+    def try_read(self) -> bytes | None:
+        """The next frame if it has fully arrived, else None; never waits (spin readers only).
+
+        One read of what is there: a peer that sends half a frame and stops makes this return
+        None, not block, so one reader thread can serve many peers.
+        """
+        frame = self._take()
+        if frame is not None:
+            return frame
+        try:
+            chunk = os.read(self.fd, _READ_CHUNK)
+        except BlockingIOError:
+            return None
+        if not chunk:
+            if self._buf:
+                raise FrameError("truncated frame")
+            raise ChannelClosed("peer closed the channel")
+        self._buf += chunk
+        return self._take()
+
+    def _take(self) -> bytes | None:
+        buf = self._buf
+        if len(buf) < 4:
+            return None
         (length,) = _HEADER.unpack_from(buf)
         if length > self.max_frame:
             raise FrameError(f"declared frame length {length} exceeds the cap {self.max_frame}")
-        while len(buf) < 4 + length:
-            try:
-                self._fill(spin_until)
-            except ChannelClosed as exc:
-                raise FrameError("truncated frame body") from exc
+        if len(buf) < 4 + length:
+            return None
         body = bytes(buf[4 : 4 + length])
         del buf[: 4 + length]
         return body
 
 
 def write_all(fd: int, data: bytes) -> None:
-    """Write every byte (pipes may accept partial writes for large frames)."""
+    """Write every byte (pipes may accept partial writes for large frames).
+
+    Works on a non-blocking descriptor too: it then waits in `poll` for room.
+    """
     view = memoryview(data)
     while view:
-        n = os.write(fd, view)
+        try:
+            n = os.write(fd, view)
+        except BlockingIOError:
+            waiter = select.poll()
+            waiter.register(fd, select.POLLOUT)
+            waiter.poll()
+            continue
         view = view[n:]
+
+
+def try_write(fd: int, frame: bytes) -> bool:
+    """Write a whole frame of at most `PIPE_BUF` bytes without waiting; False when no room.
+
+    Such a write is atomic on a pipe: all of it lands, or none (EAGAIN).
+    """
+    if len(frame) > select.PIPE_BUF:
+        raise ValueError(f"try_write: {len(frame)} bytes is more than one atomic pipe write")
+    try:
+        return os.write(fd, frame) == len(frame)
+    except BlockingIOError:
+        return False

@@ -1,0 +1,190 @@
+"""The event pump: one thread delivers a post event to every idle app (`host.pump`).
+
+What it must keep from the per-app runners: every app gets the event and its result, events
+for one app stay in order, a handler that talks (bridge call, print) is finished by its own
+runner, a slow handler never holds up another app, deadlines still kill, and a child that
+stops reading its channel cannot stall the pump.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from concurrent.futures import wait
+from pathlib import Path
+
+import pytest
+from apphelp import install, write_app, write_policy
+
+from host.child import Child, ChildDied
+from host.home import Home
+from host.runtime import Host, HostConfig
+from sandbox.wire import encode
+
+APPS = ("alpha", "beta", "gamma")
+STARTED = "livechat.room_started"
+CLOSED = "livechat.room_closed"
+
+SRC = '''
+import time
+from stockade import App
+
+class TestApp(App):
+    def __init__(self):
+        self.seen = []
+
+    def on_livechat_room_started(self, ctx, event):
+        mode = event.get("mode")
+        if mode == "slow":
+            time.sleep(1.5)
+        if mode == "hang":
+            time.sleep(1000)
+        if mode == "print":
+            print("printed", event["n"])
+        if mode == "call":
+            try:
+                ctx.users.get("no-such-user")
+            except Exception as exc:
+                return "called:" + exc.code
+        self.seen.append(event["n"])
+        return list(self.seen)
+
+    def on_livechat_room_closed(self, ctx, event):
+        return "closed:" + str(event["n"])
+'''
+
+POLICY = '''
+schema = 1
+name = "pump"
+[[rule]]
+id = "pump-read"
+effect = "permit"
+apps = ["alpha", "beta", "gamma"]
+actions = ["livechat.read"]
+'''
+
+
+@pytest.fixture()
+def host(tmp_path: Path) -> Iterator[Host]:
+    home = Home(tmp_path / "home").ensure()
+    write_policy(home, "pump", POLICY)
+    for app_id in APPS:
+        install(home, write_app(tmp_path / "apps", app_id, ["livechat.read"], [STARTED, CLOSED],
+                                SRC))
+    h = Host(home, config=HostConfig(event_deadline_s=5.0)).start()
+    for runner in h.runners.values():
+        runner.ensure_started()
+    try:
+        yield h
+    finally:
+        h.stop()
+
+
+def _runner(h: Host, app_id: str):  # type: ignore[no-untyped-def]
+    return next(r for r in h.runners.values() if r.app_id == app_id)
+
+
+def _pump(h: Host):  # type: ignore[no-untyped-def]
+    assert h.pump is not None
+    return h.pump
+
+
+def test_every_idle_app_gets_the_event_from_the_pump(host: Host) -> None:
+    landed = _pump(host).landed
+    futures = host.dispatch(STARTED, {"n": 7})
+    assert [f.result(10) for f in futures] == [[7], [7], [7]]
+    assert _pump(host).landed == landed + 3  # finished by the pump, not the runner threads
+
+
+def test_events_for_one_app_stay_in_order(host: Host) -> None:
+    futures = [host.dispatch(STARTED, {"n": n}) for n in range(60)]
+    for n, per_app in enumerate(futures):
+        for f in per_app:
+            assert f.result(10) == list(range(n + 1))
+
+
+def test_a_handler_that_calls_the_bridge_is_finished_by_its_runner(host: Host) -> None:
+    handed = _pump(host).handed
+    futures = host.dispatch(STARTED, {"n": 1, "mode": "call"})
+    assert [f.result(10) for f in futures] == ["called:permission_denied"] * 3  # the gate answered it
+    assert _pump(host).handed == handed + 3
+    # and the app is claimable again afterwards
+    landed = _pump(host).landed
+    assert [f.result(10) for f in host.dispatch(STARTED, {"n": 2})] == [[2]] * 3
+    assert _pump(host).landed == landed + 3
+
+
+def test_a_handler_that_prints_is_finished_by_its_runner(host: Host) -> None:
+    futures = host.dispatch(STARTED, {"n": 5, "mode": "print"})
+    assert [f.result(10) for f in futures] == [[5]] * 3
+    log = host.home.logs_dir / f"{_runner(host, 'alpha').install_id}.log"
+    assert "printed 5" in log.read_text()
+
+
+def test_a_slow_handler_does_not_hold_up_other_apps(host: Host) -> None:
+    alpha = _runner(host, "alpha")
+    slow = alpha.submit(STARTED, {"n": 0, "mode": "slow"}, 5.0)  # alpha busy for 1.5 s
+    futures = [host.dispatch(CLOSED, {"n": n}) for n in range(20)]
+    others = [f for per_app in futures for f in per_app[1:]]  # beta and gamma
+    done, _ = wait(others, timeout=10)
+    assert len(done) == len(others)
+    assert not slow.done()  # the others finished while alpha was still sleeping
+    assert [f.result() for f in futures[-1]] == ["closed:19"] * 3  # alpha too, in order
+    assert slow.result(10) == [0]
+
+
+def test_a_hung_handler_is_killed_at_its_deadline(tmp_path: Path) -> None:
+    home = Home(tmp_path / "home").ensure()
+    write_policy(home, "pump", POLICY)
+    install(home, write_app(tmp_path / "apps", "alpha", ["livechat.read"], [STARTED], SRC))
+    with Host(home, config=HostConfig(event_deadline_s=0.5)) as h:
+        runner = _runner(h, "alpha")
+        runner.ensure_started()
+        [fut] = h.dispatch(STARTED, {"n": 1, "mode": "hang"})
+        with pytest.raises(ChildDied) as err:
+            fut.result(10)
+        assert err.value.code == "timeout"
+        assert [f.result(10) for f in h.dispatch(STARTED, {"n": 2})] == [[2]]  # restarted
+
+
+def test_a_child_that_stops_reading_is_killed_not_waited_for() -> None:
+    # The peer plays an escaped child: a live process that never reads its channel.
+    proc = subprocess.Popen(["sleep", "60"])
+    to_r, to_w = os.pipe2(os.O_CLOEXEC)
+    from_r, from_w = os.pipe2(os.O_CLOEXEC)
+    child = Child(pid=proc.pid, session_id="s" * 32, to_child=to_w, from_child=from_r,
+                  err_fd=-1, popen=proc)
+    try:
+        filled = 0
+        while True:  # fill the channel the way unread frames would
+            try:
+                filled += os.write(to_w, b"x" * 4096)
+            except BlockingIOError:
+                break
+        assert filled > 0
+        with pytest.raises(ChildDied) as err:
+            child.begin_event(encode(b'{"t":"event"}'), 5.0)  # must return, not block
+        assert err.value.code == "protocol"
+        assert proc.wait(5) == -signal.SIGKILL
+    finally:
+        proc.kill()
+        for fd in (to_r, from_w):
+            os.close(fd)
+        child.close()
+
+
+def test_an_app_with_queued_events_is_not_claimed(host: Host) -> None:
+    # The instant between two queued jobs: nothing running, one waiting. A claim then would
+    # let the pump's event overtake the waiting one. Holding the runner's lock keeps its
+    # thread from taking the job while we look.
+    from host.supervisor import Job
+
+    alpha = _runner(host, "alpha")
+    waiting = Job(STARTED, {"n": 1}, 5.0)
+    with alpha._cv:
+        alpha._jobs.append(waiting)
+        assert alpha.try_claim() is None
+        alpha._jobs.remove(waiting)
+        assert alpha.try_claim() is alpha.child  # idle again: claimable
+        alpha._claimed = False
