@@ -78,6 +78,8 @@ class EventPump:
     def deliver(self, name: str, payload: dict[str, Any], deadline_s: float,
                 runners: Sequence[AppRunner]) -> list[Future[Any]]:
         """Deliver one event to `runners`; one future per runner, in order. Never blocks."""
+        if not runners:
+            return []  # most server events have no receiver: do not wake the pump for them
         jobs = tuple(Job(name, payload, deadline_s) for _ in runners)
         with self._lock:
             closed = self._closed
