@@ -159,20 +159,16 @@ class EventPump:
     def _begin(self, flight: _Flight, frame: bytes) -> None:
         child = flight.child
         fd = child.from_child
-        stale = self._flights.pop(fd, None)
+        stale = self._flights.get(fd)
         if stale is not None:  # a descriptor number reused after its child was closed
             self._hand_over(fd, stale, None, ChannelClosed("channel replaced"))
+        self._flights[fd] = flight
         running_add(1)
         try:
             child.begin_event(frame, flight.job.deadline_s)
         except ChildDied:
-            running_add(-1)
-            self.handed += 1
-            flight.job.resume = Resume(child, flight.frame_id, None,
-                                       ChannelClosed(child.death or "child died"))
-            flight.runner.hand_over(flight.job)
+            self._hand_over(fd, flight, None, ChannelClosed(child.death or "child died"))
             return
-        self._flights[fd] = flight
         self._arm(fd)
 
     def _arm(self, fd: int) -> None:
