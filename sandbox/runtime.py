@@ -62,7 +62,11 @@ class _Channel:
         self.next_id = 1
 
     def send(self, frame: Any) -> None:
-        write_all(CHANNEL_OUT_FD, encode(frame.model_dump_json().encode()))
+        self.send_json(frame.model_dump_json().encode())
+
+    def send_json(self, body: bytes) -> None:
+        """Send a frame body already dumped from a protocol model."""
+        write_all(CHANNEL_OUT_FD, encode(body))
 
     def recv(self, spin_ns: int = 0) -> Any:
         return HOST_FRAME.validate_json(self.reader.read(spin_ns))
@@ -101,15 +105,16 @@ def _describe(exc: BaseException, filenames: frozenset[str]) -> WireError:
     return WireError(code="app_error", message=f"{where}{type(exc).__name__}: {text}"[:MAX_MESSAGE])
 
 
-def _result_frame(req_id: int, result: Any) -> Done:
+def _result_frame(req_id: int, result: Any) -> bytes:
+    """The Done frame's body for a handler's result; a result that is not plain JSON data
+    becomes the handler's error. Dumped once: the dump is also the check that it serialises."""
     try:
         check_json_value(result)
-        frame = Done(id=req_id, ok=True, result=result)
-        frame.model_dump_json()
+        return Done(id=req_id, ok=True, result=result).model_dump_json().encode()
     except (ValueError, TypeError, ValidationError) as exc:
         return Done(id=req_id, ok=False, error=WireError(
-            code="app_error", message=f"handler returned data that is not plain JSON: {exc}"[:500]))
-    return frame
+            code="app_error", message=f"handler returned data that is not plain JSON: {exc}"[:500]
+        )).model_dump_json().encode()
 
 
 # A sample app of our own that `prime` loads and runs once in the confined child.
@@ -137,7 +142,7 @@ def prime() -> None:
     event = HOST_FRAME.validate_json(Event(id=1, name="prime", payload={"k": 1}).model_dump_json())
     assert isinstance(event, Event)
     result = getattr(app, handler_name(event.name))(None, event.payload)
-    _result_frame(event.id, result).model_dump_json()
+    _result_frame(event.id, result)
     set_app_modules({})
 
 
@@ -200,7 +205,7 @@ def _serve(chan: _Channel, report: LayerReport) -> None:
             try:
                 result = method(ctx, frame.payload)
                 flush_prints()
-                chan.send(_result_frame(frame.id, result))
+                chan.send_json(_result_frame(frame.id, result))
             except BaseException as exc:  # noqa: BLE001 - any app failure is the app's
                 flush_prints()
                 chan.send(Done(id=frame.id, ok=False, error=_describe(exc, filenames)))

@@ -68,6 +68,11 @@ class FrameReader:
 
     @staticmethod
     def _spin_read(fd: int, poll: select.poll, spin_until: int) -> bytes:
+        if not spin_until:
+            # No spin budget: the peer is not expected to answer within microseconds (an idle
+            # child waiting for its next event), so sleep first. Trying the read first would
+            # cost a failed syscall and a BlockingIOError (with its strerror text) per frame.
+            poll.poll()
         while True:
             try:
                 return os.read(fd, _READ_CHUNK)
