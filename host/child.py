@@ -9,9 +9,9 @@ one watchdog thread that kills the child; the blocked reader then sees the chann
 from __future__ import annotations
 
 import contextlib
-import heapq
 import itertools
 import logging
+import math
 import os
 import secrets
 import signal
@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -113,35 +114,75 @@ def running_add(n: int) -> None:
 
 
 class Watchdog:
-    """Kills children whose deadline passed. One thread for the whole host."""
+    """Kills children whose deadline passed. One thread for the whole host.
+
+    Deadlines are kept in one FIFO per duration (`seconds`): armed under the lock from the
+    monotonic clock, the deadlines of one duration arrive in order, so each FIFO is sorted and
+    its head is its earliest. A finished event only bumps its child's ticket; its entry becomes
+    stale and is dropped when it reaches a FIFO's head, by the next `arm` of that duration or
+    by the thread. So the structure holds about one entry per event still running, arming
+    costs O(1), and the thread wakes only for the earliest live deadline, never once per
+    finished event (a heap held every finished event until its deadline passed, and the thread
+    popped them one by one).
+    """
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, Child, int]] = []
+        self._queues: dict[float, deque[tuple[float, Child, int]]] = {}
         self._cv = threading.Condition()
-        self._seq = itertools.count()
+        self._wake_at = math.inf  # when the thread wakes next (inf: when notified)
         threading.Thread(target=self._run, name="stockade-watchdog", daemon=True).start()
 
-    def arm(self, child: Child, deadline: float, ticket: int) -> None:
+    def arm(self, child: Child, seconds: float, ticket: int) -> None:
+        """Kill `child` after `seconds` unless its ticket has moved on by then."""
         with self._cv:
-            heapq.heappush(self._heap, (deadline, next(self._seq), child, ticket))
-            # Wake the thread only when it sleeps too long now: a new earliest deadline. Waking
-            # it for every event would cost each delivery a thread switch for nothing.
-            if self._heap[0][3] == ticket and self._heap[0][2] is child:
+            deadline = time.monotonic() + seconds
+            q = self._queues.get(seconds)
+            if q is None:
+                q = self._queues[seconds] = deque()
+            while q and q[0][1].ticket != q[0][2]:
+                q.popleft()  # finished events at the head: drop them here, not in the thread
+            q.append((deadline, child, ticket))
+            # Wake the thread only when it would sleep past this deadline.
+            if deadline < self._wake_at:
+                self._wake_at = deadline
                 self._cv.notify()
+
+    def _due(self, now: float) -> tuple[list[tuple[Child, int]], float]:
+        """Pop expired live entries and stale heads; (expired, earliest live deadline)."""
+        expired: list[tuple[Child, int]] = []
+        earliest = math.inf
+        for seconds, q in list(self._queues.items()):
+            while q:
+                deadline, child, ticket = q[0]
+                if child.ticket != ticket:
+                    q.popleft()
+                elif deadline <= now:
+                    q.popleft()
+                    expired.append((child, ticket))
+                else:
+                    earliest = min(earliest, deadline)
+                    break
+            if not q:
+                del self._queues[seconds]
+        return expired, earliest
 
     def _run(self) -> None:
         while True:
             with self._cv:
-                while not self._heap:
-                    self._cv.wait()
-                deadline, _s, child, ticket = self._heap[0]
-                delay = deadline - time.monotonic()
-                if delay > 0:
-                    self._cv.wait(delay)
+                now = time.monotonic()
+                expired, earliest = self._due(now)
+                if not expired:
+                    self._wake_at = earliest
+                    self._cv.wait(None if earliest == math.inf else earliest - now)
                     continue
-                heapq.heappop(self._heap)
-            if child.ticket == ticket:
-                child.kill(f"deadline of {child.deadline_s:.3g}s exceeded", code="timeout")
+            for child, ticket in expired:
+                if child.ticket == ticket:
+                    child.kill(f"deadline of {child.deadline_s:.3g}s exceeded", code="timeout")
+
+    def pending(self) -> int:
+        """Entries held (live and not yet dropped); diagnostics and tests."""
+        with self._cv:
+            return sum(len(q) for q in self._queues.values())
 
 
 _watchdog: Watchdog | None = None
@@ -405,7 +446,7 @@ class Child:
     def _arm(self, seconds: float) -> None:
         self.deadline_s = seconds
         self.ticket += 1
-        watchdog().arm(self, time.monotonic() + seconds, self.ticket)
+        watchdog().arm(self, seconds, self.ticket)
 
     def _disarm(self) -> None:
         self.ticket += 1
