@@ -12,6 +12,7 @@ import traceback
 from typing import Any, NoReturn
 
 from pydantic import ValidationError
+from pydantic_core import PydanticSerializationError, to_json
 
 from sandbox import errors
 from sandbox.api import App, Context, handler_name
@@ -107,11 +108,18 @@ def _describe(exc: BaseException, filenames: frozenset[str]) -> WireError:
 
 def _result_frame(req_id: int, result: Any) -> bytes:
     """The Done frame's body for a handler's result; a result that is not plain JSON data
-    becomes the handler's error. Dumped once: the dump is also the check that it serialises."""
+    becomes the handler's error.
+
+    Built from a template rather than through the `Done` model: this runs once per event in
+    every child, and building and dumping the model cost a woken child about 7 µs of its
+    ~35 (cold caches make pydantic's per-call work several times dearer than in a loop). The
+    host validates the frame against `Done` as strictly as ever; a test holds that the two
+    agree for any JSON result.
+    """
     try:
         check_json_value(result)
-        return Done(id=req_id, ok=True, result=result).model_dump_json().encode()
-    except (ValueError, TypeError, ValidationError) as exc:
+        return b'{"t":"done","id":%d,"ok":true,"result":%s}' % (req_id, to_json(result))
+    except (ValueError, TypeError, PydanticSerializationError) as exc:
         return Done(id=req_id, ok=False, error=WireError(
             code="app_error", message=f"handler returned data that is not plain JSON: {exc}"[:500]
         )).model_dump_json().encode()
