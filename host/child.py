@@ -127,38 +127,44 @@ class Watchdog:
     """
 
     def __init__(self) -> None:
-        self._queues: dict[float, deque[tuple[float, Child, int]]] = {}
+        # An entry: (deadline, [(child, ticket), ...]); one pair for `arm`, a fan-out's for
+        # `arm_many`. Pairs whose ticket moved on are pruned when their entry is at the head.
+        self._queues: dict[float, deque[tuple[float, list[tuple[Child, int]]]]] = {}
         self._cv = threading.Condition()
         self._wake_at = math.inf  # when the thread wakes next (inf: when notified)
         threading.Thread(target=self._run, name="stockade-watchdog", daemon=True).start()
 
     def arm(self, child: Child, seconds: float, ticket: int) -> None:
         """Kill `child` after `seconds` unless its ticket has moved on by then."""
+        self.arm_many([(child, ticket)], seconds)
+
+    def arm_many(self, pairs: list[tuple[Child, int]], seconds: float) -> None:
+        """`arm` for every (child, ticket) of one fan-out at once: one entry, one lock."""
         with self._cv:
             deadline = time.monotonic() + seconds
             q = self._queues.get(seconds)
             if q is None:
                 q = self._queues[seconds] = deque()
-            while q and q[0][1].ticket != q[0][2]:
+            while q and not _live(q[0][1]):
                 q.popleft()  # finished events at the head: drop them here, not in the thread
-            q.append((deadline, child, ticket))
+            q.append((deadline, pairs))
             # Wake the thread only when it would sleep past this deadline.
             if deadline < self._wake_at:
                 self._wake_at = deadline
                 self._cv.notify()
 
     def _due(self, now: float) -> tuple[list[tuple[Child, int]], float]:
-        """Pop expired live entries and stale heads; (expired, earliest live deadline)."""
+        """Pop expired entries and stale heads; (live pairs expired, earliest live deadline)."""
         expired: list[tuple[Child, int]] = []
         earliest = math.inf
         for seconds, q in list(self._queues.items()):
             while q:
-                deadline, child, ticket = q[0]
-                if child.ticket != ticket:
+                deadline, pairs = q[0]
+                if not _live(pairs):
                     q.popleft()
                 elif deadline <= now:
                     q.popleft()
-                    expired.append((child, ticket))
+                    expired.extend(pairs)
                 else:
                     earliest = min(earliest, deadline)
                     break
@@ -180,9 +186,16 @@ class Watchdog:
                     child.kill(f"deadline of {child.deadline_s:.3g}s exceeded", code="timeout")
 
     def pending(self) -> int:
-        """Entries held (live and not yet dropped); diagnostics and tests."""
+        """Children held (live or not yet pruned); diagnostics and tests."""
         with self._cv:
-            return sum(len(q) for q in self._queues.values())
+            return sum(len(pairs) for q in self._queues.values() for _d, pairs in q)
+
+
+def _live(pairs: list[tuple[Child, int]]) -> bool:
+    """Prune the finished pairs of one entry in place; True while any is still running."""
+    if any(child.ticket != ticket for child, ticket in pairs):
+        pairs[:] = [(child, ticket) for child, ticket in pairs if child.ticket == ticket]
+    return bool(pairs)
 
 
 _watchdog: Watchdog | None = None
@@ -373,8 +386,9 @@ class Child:
 
     # ---- the event pump's path (host.pump): send without waiting, read what has arrived ------
 
-    def begin_event(self, frame: bytes, deadline_s: float) -> None:
-        """Arm the deadline and write an encoded Event of at most PIPE_BUF bytes, not waiting.
+    def begin_event(self, frame: bytes) -> None:
+        """Write an encoded Event of at most PIPE_BUF bytes, not waiting. The caller has armed
+        its deadline already (`new_deadline`, then `Watchdog.arm_many`).
 
         An idle child has drained its channel, so the write always fits; when it does not, the
         child is not reading what the host sends (only code that escaped the runtime can do
@@ -382,7 +396,6 @@ class Child:
         """
         if self.dead:
             raise ChildDied(self.death, self.death_code)
-        self._arm(deadline_s)
         try:
             sent = try_write(self.to_child, frame)
         except OSError:
@@ -444,9 +457,14 @@ class Child:
                 "it (see the host log)"))
 
     def _arm(self, seconds: float) -> None:
+        watchdog().arm(self, seconds, self.new_deadline(seconds))
+
+    def new_deadline(self, seconds: float) -> int:
+        """Start a deadline period of `seconds`; its ticket, for the caller to arm the
+        watchdog with (`Watchdog.arm_many` arms a whole fan-out at once)."""
         self.deadline_s = seconds
         self.ticket += 1
-        watchdog().arm(self, seconds, self.ticket)
+        return self.ticket
 
     def _disarm(self) -> None:
         self.ticket += 1

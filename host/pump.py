@@ -30,7 +30,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from host.child import Child, ChildDied, running_add
+from host.child import Child, ChildDied, running_add, watchdog
 from host.supervisor import Job, Resume
 from sandbox.protocol import Event
 from sandbox.wire import ChannelClosed, FrameError, encode
@@ -149,23 +149,34 @@ class EventPump:
             frame = None  # the runners refuse it with the usual error
         if frame is not None and len(frame) > select.PIPE_BUF:
             frame = None  # too big for one atomic write: the runners send it
+        flights: list[_Flight] = []
+        deadlines: list[tuple[Child, int]] = []
         for runner, job in zip(batch.runners, batch.jobs, strict=True):
             child = runner.try_claim() if frame is not None else None
             if child is None or frame is None:
                 runner.enqueue(job)
                 continue
-            self._begin(_Flight(runner, child, job, frame_id), frame)
+            flights.append(_Flight(runner, child, job, frame_id))
+            deadlines.append((child, child.new_deadline(batch.deadline_s)))
+        if not flights:
+            return
+        assert frame is not None
+        # One watchdog entry and one count update for the whole fan-out, before any write.
+        watchdog().arm_many(deadlines, batch.deadline_s)
+        running_add(len(flights))
+        for flight in flights:
+            self._begin(flight, frame)
 
     def _begin(self, flight: _Flight, frame: bytes) -> None:
+        """Write the event to a claimed child (counted in `running_add` and armed already)."""
         child = flight.child
         fd = child.from_child
         stale = self._flights.get(fd)
         if stale is not None:  # a descriptor number reused after its child was closed
             self._hand_over(fd, stale, None, ChannelClosed("channel replaced"))
         self._flights[fd] = flight
-        running_add(1)
         try:
-            child.begin_event(frame, flight.job.deadline_s)
+            child.begin_event(frame)
         except ChildDied:
             self._hand_over(fd, flight, None, ChannelClosed(child.death or "child died"))
             return

@@ -71,3 +71,20 @@ def test_a_shorter_deadline_wakes_the_thread_early() -> None:
     assert time.monotonic() - t0 < 5
     assert not slow.killed.is_set()
     slow.finish()
+
+
+def test_one_entry_for_a_fan_out_kills_only_the_child_still_running() -> None:
+    dog = Watchdog()
+    kids = [_Stub() for _ in range(20)]
+    pairs = []
+    for kid in kids:
+        kid.ticket += 1
+        kid.deadline_s = 0.2
+        pairs.append((cast(Child, cast(Any, kid)), kid.ticket))
+    dog.arm_many(pairs, 0.2)
+    for kid in kids[1:]:
+        kid.finish()
+    assert kids[0].killed.wait(5), "the hung child of the fan-out was not killed"
+    time.sleep(0.1)
+    assert [k.killed.is_set() for k in kids[1:]] == [False] * 19
+    assert dog.pending() == 0
