@@ -26,11 +26,11 @@ import select
 import threading
 from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from host.child import Child, ChildDied, running_add, watchdog
+from host.delivery import Delivery
 from host.supervisor import Job, Resume
 from sandbox.protocol import Event
 from sandbox.wire import ChannelClosed, FrameError, encode
@@ -76,11 +76,13 @@ class EventPump:
         self._thread.start()
 
     def deliver(self, name: str, payload: dict[str, Any], deadline_s: float,
-                runners: Sequence[AppRunner]) -> list[Future[Any]]:
-        """Deliver one event to `runners`; one future per runner, in order. Never blocks."""
+                runners: Sequence[AppRunner]) -> Delivery:
+        """Deliver one event to `runners` (their outcomes in this order). Never blocks."""
+        delivery = Delivery([r.app_id for r in runners])
         if not runners:
-            return []  # most server events have no receiver: do not wake the pump for them
-        jobs = tuple(Job(name, payload, deadline_s) for _ in runners)
+            return delivery  # most server events have no receiver: do not wake the pump
+        jobs = tuple(Job(name, payload, deadline_s, delivery.slot(i))
+                     for i in range(len(runners)))
         with self._lock:
             closed = self._closed
             if not closed:
@@ -89,7 +91,7 @@ class EventPump:
         if closed:
             for runner, job in zip(runners, jobs, strict=True):
                 runner.enqueue(job)
-        return [job.future for job in jobs]
+        return delivery
 
     def close(self) -> None:
         """Stop the pump; events in flight and later ones go through the runners."""

@@ -17,7 +17,6 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from importlib import resources
@@ -28,6 +27,7 @@ from host.audit import AuditRecord
 from host.child import AppFailed, Child, ChildDied, ChildLimits, Spawner
 from host.clock import Clock, SystemClock
 from host.consent import verify_install
+from host.delivery import Delivery
 from host.errors import GateError
 from host.gate import Gate, HostAction, PolicySource, Session
 from host.home import Home
@@ -41,7 +41,7 @@ from host.pump import EventPump
 from host.server.embedded import EmbeddedServer
 from host.server.errors import Prevented
 from host.server.principals import SYSTEM
-from host.supervisor import AppRunner, append_capped, make_session
+from host.supervisor import AppRunner, Job, append_capped, make_session
 from policies.loader import load_policy
 from policies.vocabulary import EVENTS
 
@@ -335,13 +335,18 @@ class Host:
             time.sleep(0.02)
         return False
 
-    def dispatch(self, name: str, payload: dict[str, Any]) -> list[Future[Any]]:
-        """Deliver an event to every app that handles it; the futures settle when each is done."""
+    def dispatch(self, name: str, payload: dict[str, Any]) -> Delivery:
+        """Deliver an event to every app that handles it (in app-id order); the returned
+        `Delivery` settles each app's outcome as it finishes. Never blocks."""
         runners = self._receivers(name)
+        deadline_s = self.config.event_deadline_s
         pump = self.pump
-        if pump is None:
-            return [r.submit(name, payload, self.config.event_deadline_s) for r in runners]
-        return pump.deliver(name, payload, self.config.event_deadline_s, runners)
+        if pump is not None:
+            return pump.deliver(name, payload, deadline_s, runners)
+        delivery = Delivery([r.app_id for r in runners])
+        for i, runner in enumerate(runners):
+            runner.enqueue(Job(name, payload, deadline_s, delivery.slot(i)))
+        return delivery
 
     def _pre_send(self, message: dict[str, Any]) -> dict[str, Any] | None:
         """Run each app's pre-send hook in app-id order under a short deadline."""

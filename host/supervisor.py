@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from host import tokens
 from host.child import AppFailed, Child, ChildDied, LayerMissing, done_result
+from host.delivery import Outcome
 from host.errors import GateError
 from host.gate import Session
 from host.installs import InstallRecord
@@ -53,7 +54,7 @@ class Job:
     name: str
     payload: dict[str, Any]
     deadline_s: float
-    future: Future[Any] = field(default_factory=Future)
+    future: Outcome = field(default_factory=Future)
     enqueued: float = field(default_factory=time.monotonic)
     resume: Resume | None = None
 
@@ -91,9 +92,9 @@ class AppRunner:
     # ---- public --------------------------------------------------------------------------
 
     def submit(self, name: str, payload: dict[str, Any], deadline_s: float) -> Future[Any]:
-        job = Job(name, payload, deadline_s)
-        self.enqueue(job)
-        return job.future
+        future: Future[Any] = Future()
+        self.enqueue(Job(name, payload, deadline_s, future))
+        return future
 
     def enqueue(self, job: Job) -> None:
         with self._cv:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, wait
 from pathlib import Path
 from typing import Any
 
 from host.bench.apps import FANOUT_EVENT, LOOP_EVENT, BenchInstalls
+from host.delivery import Delivery
 from host.installs import InstallRecord
 from host.runtime import Host
 from host.server.principals import SYSTEM
@@ -94,12 +94,10 @@ def measure_throughput(host: Host, installs: BenchInstalls, uid: str, calls_per_
     return rates
 
 
-def _settle(futures: Sequence[Future[Any]]) -> None:
-    done, not_done = wait(futures, timeout=EVENT_DEADLINE_S + 10)
-    if not_done:
-        raise RuntimeError(f"{len(not_done)} handlers did not finish")
-    for f in done:
-        f.result()
+def _settle(delivery: Delivery) -> None:
+    if not delivery.wait(EVENT_DEADLINE_S + 10):
+        raise RuntimeError(f"{len(delivery.pending())} handlers did not finish")
+    delivery.results()  # raises the first handler's failure
 
 
 def measure_fanout(host: Host, expected: int, iterations: int, warmup: int) -> list[float]:
@@ -107,11 +105,11 @@ def measure_fanout(host: Host, expected: int, iterations: int, warmup: int) -> l
     samples: list[float] = []
     for i in range(warmup + iterations):
         t0 = time.perf_counter_ns()
-        futures = host.dispatch(FANOUT_EVENT, FANOUT_PAYLOAD)
-        _settle(futures)
+        delivery = host.dispatch(FANOUT_EVENT, FANOUT_PAYLOAD)
+        _settle(delivery)
         dt = time.perf_counter_ns() - t0
-        if len(futures) != expected:
-            raise RuntimeError(f"the event reached {len(futures)} apps, not {expected}")
+        if len(delivery) != expected:
+            raise RuntimeError(f"the event reached {len(delivery)} apps, not {expected}")
         if i >= warmup:
             samples.append(dt / 1e6)
     return samples

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
-from concurrent.futures import wait
 from pathlib import Path
 
 import pytest
@@ -92,32 +92,31 @@ def _pump(h: Host):  # type: ignore[no-untyped-def]
 
 def test_every_idle_app_gets_the_event_from_the_pump(host: Host) -> None:
     landed = _pump(host).landed
-    futures = host.dispatch(STARTED, {"n": 7})
-    assert [f.result(10) for f in futures] == [[7], [7], [7]]
+    delivery = host.dispatch(STARTED, {"n": 7})
+    assert delivery.app_ids == ("alpha", "beta", "gamma")
+    assert delivery.results(10) == [[7], [7], [7]]
     assert _pump(host).landed == landed + 3  # finished by the pump, not the runner threads
 
 
 def test_events_for_one_app_stay_in_order(host: Host) -> None:
-    futures = [host.dispatch(STARTED, {"n": n}) for n in range(60)]
-    for n, per_app in enumerate(futures):
-        for f in per_app:
-            assert f.result(10) == list(range(n + 1))
+    deliveries = [host.dispatch(STARTED, {"n": n}) for n in range(60)]
+    for n, delivery in enumerate(deliveries):
+        assert delivery.results(10) == [list(range(n + 1))] * 3
 
 
 def test_a_handler_that_calls_the_bridge_is_finished_by_its_runner(host: Host) -> None:
     handed = _pump(host).handed
-    futures = host.dispatch(STARTED, {"n": 1, "mode": "call"})
-    assert [f.result(10) for f in futures] == ["called:permission_denied"] * 3  # the gate answered it
+    delivery = host.dispatch(STARTED, {"n": 1, "mode": "call"})
+    assert delivery.results(10) == ["called:permission_denied"] * 3  # the gate answered it
     assert _pump(host).handed == handed + 3
     # and the app is claimable again afterwards
     landed = _pump(host).landed
-    assert [f.result(10) for f in host.dispatch(STARTED, {"n": 2})] == [[2]] * 3
+    assert host.dispatch(STARTED, {"n": 2}).results(10) == [[2]] * 3
     assert _pump(host).landed == landed + 3
 
 
 def test_a_handler_that_prints_is_finished_by_its_runner(host: Host) -> None:
-    futures = host.dispatch(STARTED, {"n": 5, "mode": "print"})
-    assert [f.result(10) for f in futures] == [[5]] * 3
+    assert host.dispatch(STARTED, {"n": 5, "mode": "print"}).results(10) == [[5]] * 3
     log = host.home.logs_dir / f"{_runner(host, 'alpha').install_id}.log"
     assert "printed 5" in log.read_text()
 
@@ -125,12 +124,13 @@ def test_a_handler_that_prints_is_finished_by_its_runner(host: Host) -> None:
 def test_a_slow_handler_does_not_hold_up_other_apps(host: Host) -> None:
     alpha = _runner(host, "alpha")
     slow = alpha.submit(STARTED, {"n": 0, "mode": "slow"}, 5.0)  # alpha busy for 1.5 s
-    futures = [host.dispatch(CLOSED, {"n": n}) for n in range(20)]
-    others = [f for per_app in futures for f in per_app[1:]]  # beta and gamma
-    done, _ = wait(others, timeout=10)
-    assert len(done) == len(others)
+    deliveries = [host.dispatch(CLOSED, {"n": n}) for n in range(20)]
+    deadline = time.monotonic() + 10
+    while any(d.pending() != ("alpha",) for d in deliveries) and time.monotonic() < deadline:
+        time.sleep(0.01)  # until beta and gamma have finished all 20
+    assert [d.pending() for d in deliveries] == [("alpha",)] * 20
     assert not slow.done()  # the others finished while alpha was still sleeping
-    assert [f.result() for f in futures[-1]] == ["closed:19"] * 3  # alpha too, in order
+    assert deliveries[-1].results(10) == ["closed:19"] * 3  # alpha too, in order
     assert slow.result(10) == [0]
 
 
@@ -141,11 +141,12 @@ def test_a_hung_handler_is_killed_at_its_deadline(tmp_path: Path) -> None:
     with Host(home, config=HostConfig(event_deadline_s=0.5)) as h:
         runner = _runner(h, "alpha")
         runner.ensure_started()
-        [fut] = h.dispatch(STARTED, {"n": 1, "mode": "hang"})
+        delivery = h.dispatch(STARTED, {"n": 1, "mode": "hang"})
         with pytest.raises(ChildDied) as err:
-            fut.result(10)
+            delivery.results(10)
         assert err.value.code == "timeout"
-        assert [f.result(10) for f in h.dispatch(STARTED, {"n": 2})] == [[2]]  # restarted
+        assert delivery.failures() == {"alpha": err.value}
+        assert h.dispatch(STARTED, {"n": 2}).results(10) == [[2]]  # restarted
 
 
 def test_a_child_that_stops_reading_is_killed_not_waited_for() -> None:
