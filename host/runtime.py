@@ -129,6 +129,9 @@ class Host:
             audit_reads=self.config.audit_reads, resolve=self.resolve,
         )
         self.runners: dict[str, AppRunner] = {}
+        # Each event's receivers, in app-id order; cleared (under `_lock`) whenever the running
+        # set or a runner's install record changes, so a narrowed grant takes effect at once.
+        self._receivers_cache: dict[str, tuple[AppRunner, ...]] = {}
         self.spawner: Spawner | None = None
         self.pump: EventPump | None = None
         self._lock = threading.RLock()
@@ -176,6 +179,7 @@ class Host:
         with self._lock:
             runners = list(self.runners.values())
             self.runners.clear()
+            self._receivers_cache.clear()
         for runner in runners:
             runner.stop("host stopping")
         if self.spawner is not None:
@@ -212,6 +216,7 @@ class Host:
                 if (rec is None or not rec.enabled or rec.generation != runner.install.generation
                         or rec.settings != runner.install.settings):
                     self.runners.pop(install_id)
+                    self._receivers_cache.clear()
                     why = "uninstalled" if rec is None else (
                         "disabled" if not rec.enabled else
                         "changed (new generation)" if rec.generation != runner.install.generation
@@ -236,6 +241,7 @@ class Host:
                         self.installs.set_app_user_id(install_id, user["id"])
                         rec = self.installs.get(install_id) or rec
                     self.runners[install_id] = AppRunner(self, rec)
+                    self._receivers_cache.clear()
         self.gate.installs.invalidate()
         self._run_lifecycle_hooks()
 
@@ -301,20 +307,28 @@ class Host:
             child.close()
             raise
         runner.session = make_session(rec, child, claims_box[0])
-        runner.install = rec
+        with self._lock:
+            runner.install = rec
+            self._receivers_cache.clear()
         runner.handlers = frozenset(child.handlers)
         return child
 
     # ---- events ------------------------------------------------------------------------------
 
-    def _receivers(self, event: str) -> list[AppRunner]:
-        spec = EVENTS.get(event)
-        if spec is None:
-            return []
+    def _receivers(self, event: str) -> tuple[AppRunner, ...]:
+        """The running apps that declared `event` and hold the grants it needs, by app id."""
         with self._lock:
-            runners = sorted(self.runners.values(), key=lambda r: r.app_id)
-        return [r for r in runners
-                if event in r.install.manifest.events and set(spec.needs) <= r.install.grants]
+            found = self._receivers_cache.get(event)
+            if found is not None:
+                return found
+            spec = EVENTS.get(event)
+            if spec is None:
+                return ()  # not cached: the cache holds known event names only
+            needs = frozenset(spec.needs)
+            found = tuple(r for r in sorted(self.runners.values(), key=lambda r: r.app_id)
+                          if event in r.install.manifest.events and needs <= r.install.grants)
+            self._receivers_cache[event] = found
+            return found
 
     def _on_server_event(self, name: str, payload: dict[str, Any]) -> None:
         """Called by the server after commit: hand off, never block the server action."""

@@ -189,3 +189,22 @@ def test_an_app_with_queued_events_is_not_claimed(host: Host) -> None:
         alpha._jobs.remove(waiting)
         assert alpha.try_claim() is alpha.child  # idle again: claimable
         alpha._claimed = False
+
+
+def test_a_disabled_or_removed_app_stops_receiving_events_at_once(host: Host) -> None:
+    # The receivers of an event are cached per event name: the cache must not outlive a change
+    # of the running set (a disabled app must not keep getting room data).
+    assert host.dispatch(STARTED, {"n": 1}).app_ids == APPS
+    beta = _runner(host, "beta").install_id
+    host.installs.set_enabled(beta, False, "test")
+    host.sync_installs()
+    delivery = host.dispatch(STARTED, {"n": 2})
+    assert delivery.app_ids == ("alpha", "gamma")
+    assert delivery.results(10) == [[1, 2], [1, 2]]
+    host.installs.set_enabled(beta, True)
+    host.sync_installs()
+    assert host.dispatch(STARTED, {"n": 3}).app_ids == APPS
+    host.installs.remove(_runner(host, "gamma").install_id)
+    host.sync_installs()
+    assert host.dispatch(CLOSED, {"n": 4}).app_ids == ("alpha", "beta")
+    assert host.dispatch("no.such_event", {}).app_ids == ()
