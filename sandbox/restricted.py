@@ -212,6 +212,8 @@ _open_printers: set[CappedPrint] = set()
 
 
 def flush_prints() -> None:
+    if not _open_printers:
+        return  # the usual case: the handler printed nothing (no list built per event)
     for printer in list(_open_printers):
         printer.flush()
     _open_printers.clear()

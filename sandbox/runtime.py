@@ -117,6 +117,8 @@ def _result_frame(req_id: int, result: Any) -> bytes:
     holds that the two agree for any JSON result.
     """
     try:
+        if result is None:  # most handlers return nothing
+            return b'{"t":"done","id":%d,"ok":true,"result":null}' % req_id
         check_json_value(result)
         return b'{"t":"done","id":%d,"ok":true,"result":%s}' % (req_id, to_json(result))
     except (ValueError, TypeError, PydanticSerializationError) as exc:
@@ -182,9 +184,24 @@ def _serve(chan: _Channel, report: LayerReport) -> None:
     filenames: frozenset[str] = frozenset()
     while True:
         frame = chan.recv()
-        if isinstance(frame, Shutdown):
+        if isinstance(frame, Event):  # first: the frame a running child sees most
+            if app is None or ctx is None:
+                os._exit(EXIT_PROTOCOL)
+            reset_print_budget()
+            method = getattr(app, handler_name(frame.name), None)
+            if method is None:
+                chan.send(Done(id=frame.id, ok=True, result=None))
+                continue
+            try:
+                result = method(ctx, frame.payload)
+                flush_prints()
+                chan.send_json(_result_frame(frame.id, result))
+            except BaseException as exc:  # noqa: BLE001 - any app failure is the app's
+                flush_prints()
+                chan.send(Done(id=frame.id, ok=False, error=_describe(exc, filenames)))
+        elif isinstance(frame, Shutdown):
             return
-        if isinstance(frame, Load):
+        elif isinstance(frame, Load):
             if app is not None:
                 os._exit(EXIT_PROTOCOL)
             filenames = frozenset(f"{m}.py" for m in frame.modules)
@@ -202,21 +219,6 @@ def _serve(chan: _Channel, report: LayerReport) -> None:
             except BaseException as exc:  # noqa: BLE001 - app code ran at import time
                 flush_prints()
                 chan.send(Loaded(ok=False, error=_describe(exc, filenames)))
-        elif isinstance(frame, Event):
-            if app is None or ctx is None:
-                os._exit(EXIT_PROTOCOL)
-            reset_print_budget()
-            method = getattr(app, handler_name(frame.name), None)
-            if method is None:
-                chan.send(Done(id=frame.id, ok=True, result=None))
-                continue
-            try:
-                result = method(ctx, frame.payload)
-                flush_prints()
-                chan.send_json(_result_frame(frame.id, result))
-            except BaseException as exc:  # noqa: BLE001 - any app failure is the app's
-                flush_prints()
-                chan.send(Done(id=frame.id, ok=False, error=_describe(exc, filenames)))
         elif isinstance(frame, Exec):
             reset_print_budget()
             filenames = frozenset({"snippet.py"})

@@ -56,15 +56,18 @@ class FrameReader:
             self._poll = select.poll()
             self._poll.register(fd, select.POLLIN)
 
-    def _fill(self, spin_until: int) -> None:
-        fd = self.fd
+    def _chunk(self, spin_until: int) -> bytes:
+        """One read's worth of bytes (never empty); raises ChannelClosed at EOF."""
         if self._poll is None:
-            chunk = os.read(fd, _READ_CHUNK)
+            chunk = os.read(self.fd, _READ_CHUNK)
         else:
-            chunk = self._spin_read(fd, self._poll, spin_until)
+            chunk = self._spin_read(self.fd, self._poll, spin_until)
         if not chunk:
             raise ChannelClosed("peer closed the channel")
-        self._buf += chunk
+        return chunk
+
+    def _fill(self, spin_until: int) -> None:
+        self._buf += self._chunk(spin_until)
 
     @staticmethod
     def _spin_read(fd: int, poll: select.poll, spin_until: int) -> bytes:
@@ -89,6 +92,15 @@ class FrameReader:
         `spin_ns` > 0: poll for up to that long before sleeping (see the module docstring).
         """
         spin_until = time.monotonic_ns() + spin_ns if spin_ns > 0 else 0
+        if not self._buf:
+            # The usual case: nothing buffered, and one read brings exactly one whole frame.
+            # Its body is returned without passing through the buffer.
+            chunk = self._chunk(spin_until)
+            if len(chunk) >= 4:
+                (length,) = _HEADER.unpack_from(chunk)
+                if len(chunk) == 4 + length and length <= self.max_frame:
+                    return chunk[4:]
+            self._buf += chunk
         while True:
             frame = self._take()
             if frame is not None:
@@ -139,7 +151,13 @@ def write_all(fd: int, data: bytes) -> None:
 
     Works on a non-blocking descriptor too: it then waits in `poll` for room.
     """
-    view = memoryview(data)
+    try:
+        n = os.write(fd, data)
+    except BlockingIOError:
+        n = 0
+    if n == len(data):
+        return  # the usual case: a frame that fits the pipe goes out in one write
+    view = memoryview(data)[n:]
     while view:
         try:
             n = os.write(fd, view)
