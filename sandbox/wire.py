@@ -118,17 +118,23 @@ class FrameReader:
         One read of what is there: a peer that sends half a frame and stops makes this return
         None, not block, so one reader thread can serve many peers.
         """
-        frame = self._take()
-        if frame is not None:
-            return frame
+        buffered = bool(self._buf)
+        if buffered:
+            frame = self._take()
+            if frame is not None:
+                return frame
         try:
             chunk = os.read(self.fd, _READ_CHUNK)
         except BlockingIOError:
             return None
         if not chunk:
-            if self._buf:
+            if buffered:
                 raise FrameError("truncated frame")
             raise ChannelClosed("peer closed the channel")
+        if not buffered and len(chunk) >= 4:
+            (length,) = _HEADER.unpack_from(chunk)
+            if len(chunk) == 4 + length and length <= self.max_frame:
+                return chunk[4:]  # one whole frame, as in `read`
         self._buf += chunk
         return self._take()
 
