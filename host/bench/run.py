@@ -41,6 +41,9 @@ class BenchSizes:
     throughput_calls: int  # per app per round
     throughput_rounds: int
     fanout_apps: int
+    # Fan-outs measured. Its p99 is the fan-out target, and by nearest rank over 300 samples
+    # that is the 4th-slowest: one burst of outside interference on a shared VM (a few slow
+    # fan-outs in a row) decided it. Over 1000 it is the 11th-slowest, for about one more second.
     fanout: int
     fanout_warmup: int
     cold: int
@@ -53,13 +56,13 @@ class BenchSizes:
 
 FULL = BenchSizes(
     floor=50_000, floor_warmup=2_000, reads=20_000, read_warmup=1_000, creates=10_000,
-    create_warmup=500, throughput_calls=2_000, throughput_rounds=5, fanout_apps=50, fanout=300,
+    create_warmup=500, throughput_calls=2_000, throughput_rounds=5, fanout_apps=50, fanout=1000,
     fanout_warmup=20, cold=100, cold_warmup=10, spawn=30, spawn_warmup=3, rest=3_000,
     rest_warmup=200,
 )
 QUICK = BenchSizes(
     floor=10_000, floor_warmup=1_000, reads=5_000, read_warmup=500, creates=2_000,
-    create_warmup=200, throughput_calls=1_000, throughput_rounds=3, fanout_apps=50, fanout=100,
+    create_warmup=200, throughput_calls=1_000, throughput_rounds=3, fanout_apps=50, fanout=300,
     fanout_warmup=10, cold=30, cold_warmup=3, spawn=10, spawn_warmup=2, rest=1_000,
     rest_warmup=100,
 )
