@@ -208,3 +208,18 @@ def test_a_disabled_or_removed_app_stops_receiving_events_at_once(host: Host) ->
     host.sync_installs()
     assert host.dispatch(CLOSED, {"n": 4}).app_ids == ("alpha", "beta")
     assert host.dispatch("no.such_event", {}).app_ids == ()
+
+
+def test_an_app_without_the_events_grant_never_receives_it(tmp_path: Path) -> None:
+    # livechat events need livechat.read: "delta" declares the event but its operator
+    # consented to nothing, so it must not see room data (grant = manifest ∩ consent ∩ policy).
+    home = Home(tmp_path / "home").ensure()
+    write_policy(home, "pump", POLICY.replace('"gamma"]', '"gamma", "delta"]'))
+    install(home, write_app(tmp_path / "apps", "alpha", ["livechat.read"], [STARTED], SRC))
+    install(home, write_app(tmp_path / "apps", "delta", ["livechat.read"], [STARTED], SRC),
+            grants=[])
+    with Host(home, config=HostConfig(event_deadline_s=5.0)) as h:
+        assert {r.app_id for r in h.runners.values()} == {"alpha", "delta"}  # both running
+        delivery = h.dispatch(STARTED, {"n": 1})
+        assert delivery.app_ids == ("alpha",)
+        assert delivery.results(10) == [[1]]
