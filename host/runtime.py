@@ -129,8 +129,10 @@ class Host:
             audit_reads=self.config.audit_reads, resolve=self.resolve,
         )
         self.runners: dict[str, AppRunner] = {}
-        # Each event's receivers, in app-id order; cleared (under `_lock`) whenever the running
-        # set or a runner's install record changes, so a narrowed grant takes effect at once.
+        # Each event's receivers, in app-id order. Replaced by an empty dict (never cleared in
+        # place) after any change to the running set or a runner's install record, so a
+        # narrowed grant takes effect at once: a look-up that raced the change stores its
+        # answer in the dict it started from, which is no longer the host's.
         self._receivers_cache: dict[str, tuple[AppRunner, ...]] = {}
         self.spawner: Spawner | None = None
         self.pump: EventPump | None = None
@@ -179,7 +181,7 @@ class Host:
         with self._lock:
             runners = list(self.runners.values())
             self.runners.clear()
-            self._receivers_cache.clear()
+            self._receivers_cache = {}
         for runner in runners:
             runner.stop("host stopping")
         if self.spawner is not None:
@@ -216,7 +218,7 @@ class Host:
                 if (rec is None or not rec.enabled or rec.generation != runner.install.generation
                         or rec.settings != runner.install.settings):
                     self.runners.pop(install_id)
-                    self._receivers_cache.clear()
+                    self._receivers_cache = {}
                     why = "uninstalled" if rec is None else (
                         "disabled" if not rec.enabled else
                         "changed (new generation)" if rec.generation != runner.install.generation
@@ -241,7 +243,7 @@ class Host:
                         self.installs.set_app_user_id(install_id, user["id"])
                         rec = self.installs.get(install_id) or rec
                     self.runners[install_id] = AppRunner(self, rec)
-                    self._receivers_cache.clear()
+                    self._receivers_cache = {}
         self.gate.installs.invalidate()
         self._run_lifecycle_hooks()
 
@@ -307,9 +309,8 @@ class Host:
             child.close()
             raise
         runner.session = make_session(rec, child, claims_box[0])
-        with self._lock:
-            runner.install = rec
-            self._receivers_cache.clear()
+        runner.install = rec
+        self._receivers_cache = {}  # after the assignment (see __init__); no lock on this thread
         runner.handlers = frozenset(child.handlers)
         return child
 
@@ -318,7 +319,8 @@ class Host:
     def _receivers(self, event: str) -> tuple[AppRunner, ...]:
         """The running apps that declared `event` and hold the grants it needs, by app id."""
         with self._lock:
-            found = self._receivers_cache.get(event)
+            cache = self._receivers_cache  # fetched before any install record is read
+            found = cache.get(event)
             if found is not None:
                 return found
             spec = EVENTS.get(event)
@@ -327,7 +329,7 @@ class Host:
             needs = frozenset(spec.needs)
             found = tuple(r for r in sorted(self.runners.values(), key=lambda r: r.app_id)
                           if event in r.install.manifest.events and needs <= r.install.grants)
-            self._receivers_cache[event] = found
+            cache[event] = found
             return found
 
     def _on_server_event(self, name: str, payload: dict[str, Any]) -> None:

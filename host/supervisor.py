@@ -54,7 +54,7 @@ class Job:
     name: str
     payload: dict[str, Any]
     deadline_s: float
-    future: Outcome = field(default_factory=Future)
+    outcome: Outcome = field(default_factory=Future)
     enqueued: float = field(default_factory=time.monotonic)
     resume: Resume | None = None
 
@@ -99,7 +99,7 @@ class AppRunner:
     def enqueue(self, job: Job) -> None:
         with self._cv:
             if len(self._jobs) >= MAX_QUEUE and job is not _STOP:
-                job.future.set_exception(RuntimeError(f"{self.app_id}: event queue full"))
+                job.outcome.set_exception(RuntimeError(f"{self.app_id}: event queue full"))
                 return
             self._jobs.append(job)
             self._cv.notify()
@@ -156,7 +156,7 @@ class AppRunner:
         else:
             self.failures = 0
             self.events_done += 1
-            job.future.set_result(result)
+            job.outcome.set_result(result)
         finally:
             self._after_event()
             with self._cv:
@@ -193,18 +193,18 @@ class AppRunner:
         """Handle one job; True when the runner must stop."""
         if job is _STOP or self.state == "stopped":
             if job is not _STOP:
-                job.future.set_exception(RuntimeError("app stopped"))
+                job.outcome.set_exception(RuntimeError("app stopped"))
             return True
         if job.name == "__start__":
             try:
                 self._ensure_child()
-                job.future.set_result(None)
+                job.outcome.set_result(None)
             except BaseException as exc:  # noqa: BLE001 - handed to the waiter
-                job.future.set_exception(exc)
+                job.outcome.set_exception(exc)
             return False
         waited = time.monotonic() - job.enqueued
         if waited > MAX_QUEUE_WAIT_S:
-            job.future.set_exception(TimeoutError(f"waited {waited:.0f}s in queue"))
+            job.outcome.set_exception(TimeoutError(f"waited {waited:.0f}s in queue"))
             return False
         self._run(job)
         return False
@@ -221,25 +221,25 @@ class AppRunner:
                                        self._log)
             self.failures = 0
             self.events_done += 1
-            job.future.set_result(result)
+            job.outcome.set_result(result)
         except AppFailed as exc:
             self._failed(job, exc)
         except (ChildDied, LayerMissing, GateError, OSError) as exc:
             self.events_failed += 1
             self._child_died(str(exc))
-            job.future.set_exception(exc)
+            job.outcome.set_exception(exc)
         except Exception as exc:  # noqa: BLE001 - e.g. an unreadable package at start
             # The runner thread must survive anything, or this app's queue would stall forever.
             self.events_failed += 1
             self._child_died(f"could not start: {type(exc).__name__}: {exc}")
-            job.future.set_exception(exc)
+            job.outcome.set_exception(exc)
         finally:
             self._after_event()
 
     def _failed(self, job: Job, exc: AppFailed) -> None:
         self.events_failed += 1
         self._log(f"[stockade] handler {job.name} failed: {exc.code}: {exc.message}\n", False)
-        job.future.set_exception(exc)
+        job.outcome.set_exception(exc)
 
     def _after_event(self) -> None:
         session = self.session
