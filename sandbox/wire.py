@@ -69,6 +69,14 @@ class FrameReader:
     def _fill(self, spin_until: int) -> None:
         self._buf += self._chunk(spin_until)
 
+    def _whole(self, chunk: bytes) -> bytes | None:
+        """The body of `chunk` if it is exactly one whole frame within the cap, else None."""
+        if len(chunk) >= 4:
+            (length,) = _HEADER.unpack_from(chunk)
+            if len(chunk) == 4 + length and length <= self.max_frame:
+                return chunk[4:]
+        return None
+
     @staticmethod
     def _spin_read(fd: int, poll: select.poll, spin_until: int) -> bytes:
         if not spin_until:
@@ -96,10 +104,9 @@ class FrameReader:
             # The usual case: nothing buffered, and one read brings exactly one whole frame.
             # Its body is returned without passing through the buffer.
             chunk = self._chunk(spin_until)
-            if len(chunk) >= 4:
-                (length,) = _HEADER.unpack_from(chunk)
-                if len(chunk) == 4 + length and length <= self.max_frame:
-                    return chunk[4:]
+            body = self._whole(chunk)
+            if body is not None:
+                return body
             self._buf += chunk
         while True:
             frame = self._take()
@@ -131,10 +138,10 @@ class FrameReader:
             if buffered:
                 raise FrameError("truncated frame")
             raise ChannelClosed("peer closed the channel")
-        if not buffered and len(chunk) >= 4:
-            (length,) = _HEADER.unpack_from(chunk)
-            if len(chunk) == 4 + length and length <= self.max_frame:
-                return chunk[4:]  # one whole frame, as in `read`
+        if not buffered:
+            body = self._whole(chunk)  # the same short path as `read`
+            if body is not None:
+                return body
         self._buf += chunk
         return self._take()
 
