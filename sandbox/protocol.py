@@ -197,7 +197,12 @@ class Log(BaseModel):
 
 ChildFrame = Annotated[ChildHello | Loaded | Call | Done | Log, Field(discriminator="t")]
 
-HOST_FRAME: TypeAdapter[HostHello | Load | Event | Exec | Reply | Shutdown] = TypeAdapter(HostFrame)
+# The child decodes every host frame with this adapter. pydantic's JSON string cache is off:
+# in a child forked from the zygote the first decode would otherwise map and fill a fresh
+# 256 KiB cache, a quarter of a MiB of private memory per idle app (docs/BENCH.md), to save
+# allocating a few short keys per frame.
+HOST_FRAME: TypeAdapter[HostHello | Load | Event | Exec | Reply | Shutdown] = TypeAdapter(
+    HostFrame, config=ConfigDict(cache_strings=False))
 CHILD_FRAME: TypeAdapter[ChildHello | Loaded | Call | Done | Log] = TypeAdapter(ChildFrame)
 
 
