@@ -79,6 +79,7 @@ class LayerReport:
 def prepare() -> None:
     """Build what `confine` needs before the process forks (see `sandbox.native`)."""
     native.warm()
+    landlock.prepare()
     seccomp.prepare()
 
 
@@ -91,7 +92,8 @@ def unshare_network() -> bool:
     return bool(libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0)
 
 
-def _thread_count() -> int:
+def thread_count() -> int:
+    """How many threads this process has (from /proc/self/status)."""
     return _status_field(b"Threads:")
 
 
@@ -110,7 +112,7 @@ def confine(
     a layer that fails is reported False and the host decides (refuse, or degraded mode)."""
     rep = LayerReport()
     libc = native.libc()
-    if _thread_count() != 1:
+    if thread_count() != 1:
         # Landlock and rlimits cover the calling thread/process; a second thread would escape
         # Landlock. The zygote and the spawn entry never start threads.
         rep.note("more than one thread at confinement time")
@@ -132,7 +134,8 @@ def confine(
     rep.fds_closed = sorted(int(n) for n in os.listdir("/proc/self/fd") if int(n) > 4) in (
         [], [5])  # listdir itself holds one descriptor while it runs
     # 3. environment and working directory
-    os.environ.clear()
+    if os.environ:  # the zygote's children inherit an empty one; clear() would still raise and
+        os.environ.clear()  # catch a KeyError inside, touching pages the child then keeps
     rep.empty_env = not os.environ
     os.chdir("/")
     # 4. network

@@ -8,6 +8,7 @@ outside the child's domain are refused too.
 from __future__ import annotations
 
 import ctypes
+import os
 import struct
 
 from sandbox import native
@@ -31,39 +32,53 @@ def abi_version() -> int:
     return max(rc, 0)
 
 
+# (ABI, the ruleset attribute as the kernel reads it, its size), built once per process.
+_ruleset: tuple[int, ctypes.Array[ctypes.c_char], int] | None = None
+
+
+def prepare() -> tuple[int, ctypes.Array[ctypes.c_char], int]:
+    """Ask the kernel's ABI and pack the ruleset attribute once per process.
+
+    The zygote calls this before it forks (through `sandbox.confine.prepare`): done in each
+    child, the ABI probe and the C buffer would allocate memory the child then keeps.
+    """
+    global _ruleset
+    if _ruleset is None:
+        abi = abi_version()
+        fs = _FS_V1
+        if abi >= 2:
+            fs |= _FS_REFER
+        if abi >= 3:
+            fs |= _FS_TRUNCATE
+        if abi >= 5:
+            fs |= _FS_IOCTL_DEV
+        net = _NET_ALL if abi >= 4 else 0
+        scoped = _SCOPE_ALL if abi >= 6 else 0
+        if abi >= 6:
+            attr = struct.pack("QQQ", fs, net, scoped)
+        elif abi >= 4:
+            attr = struct.pack("QQ", fs, net)
+        else:
+            attr = struct.pack("Q", fs)
+        _ruleset = (abi, ctypes.create_string_buffer(attr, len(attr)), len(attr))
+    return _ruleset
+
+
 def restrict_self() -> int:
     """Deny every filesystem right (and net/signal scope where known). Returns the ABI used.
 
     Requires no-new-privs. Raises OSError when the kernel refuses.
     """
-    abi = abi_version()
+    abi, buf, size = prepare()
     if abi < 1:
         raise OSError("landlock is not available in this kernel")
-    fs = _FS_V1
-    if abi >= 2:
-        fs |= _FS_REFER
-    if abi >= 3:
-        fs |= _FS_TRUNCATE
-    if abi >= 5:
-        fs |= _FS_IOCTL_DEV
-    net = _NET_ALL if abi >= 4 else 0
-    scoped = _SCOPE_ALL if abi >= 6 else 0
-    if abi >= 6:
-        attr = struct.pack("QQQ", fs, net, scoped)
-    elif abi >= 4:
-        attr = struct.pack("QQ", fs, net)
-    else:
-        attr = struct.pack("Q", fs)
-    buf = ctypes.create_string_buffer(attr, len(attr))
     libc = native.libc()
-    fd = int(libc.syscall(NR_CREATE_RULESET, buf, len(attr), 0))
+    fd = int(libc.syscall(NR_CREATE_RULESET, buf, size, 0))
     if fd < 0:
         raise OSError(ctypes.get_errno(), "landlock_create_ruleset failed")
     try:
         if int(libc.syscall(NR_RESTRICT_SELF, fd, 0)) != 0:
             raise OSError(ctypes.get_errno(), "landlock_restrict_self failed")
     finally:
-        import os
-
         os.close(fd)
     return abi

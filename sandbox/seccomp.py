@@ -208,21 +208,26 @@ _INSN = struct.Struct("HBBI")  # struct sock_filter
 # real pid and no other constant of the filter is this value (`prepare` checks the latter).
 _PID_MARK = 0xFFFF_FFFF
 _program: tuple[bytes, tuple[int, ...]] | None = None
+# The program as the kernel reads it (a C buffer and its sock_fprog), built with the program.
+_loaded: tuple[ctypes.Array[ctypes.c_char], _SockFprog] | None = None
 
 
 def prepare() -> tuple[bytes, tuple[int, ...]]:
     """The program assembled once per process: its packed bytes and where the pid goes.
 
     The zygote calls this before it forks, so a child only patches in its own pid: assembling
-    ~200 instructions in the child would allocate (and copy from the zygote) memory it keeps.
+    ~200 instructions, or even building the C buffer the kernel reads them from, in the child
+    would allocate (and copy from the zygote) memory it keeps.
     """
-    global _program
+    global _program, _loaded
     if _program is None:
         prog = build_filter(_PID_MARK)
         raw = b"".join(_INSN.pack(c, jt, jf, k) for c, jt, jf, k in prog)
         marks = tuple(i * _INSN.size + 4 for i, insn in enumerate(prog) if insn[3] == _PID_MARK)
         if len(marks) != 3:  # kill, tgkill, tkill: anything else means the mark collided
             raise RuntimeError(f"seccomp: expected 3 pid slots in the filter, found {len(marks)}")
+        buf = ctypes.create_string_buffer(raw, len(raw))
+        _loaded = (buf, _SockFprog(len(raw) // _INSN.size, ctypes.addressof(buf)))
         _program = (raw, marks)
     return _program
 
@@ -238,9 +243,11 @@ def program(own_pid: int) -> bytes:
 
 def install(own_pid: int) -> None:
     """Install the filter on every thread of this process (TSYNC). Needs no-new-privs first."""
-    raw = program(own_pid)
-    buf = ctypes.create_string_buffer(raw, len(raw))
-    fprog = _SockFprog(len(raw) // _INSN.size, ctypes.addressof(buf))
+    _raw, marks = prepare()
+    assert _loaded is not None  # set by prepare
+    buf, fprog = _loaded
+    for offset in marks:  # this process's own copy of the prebuilt buffer
+        struct.pack_into("I", buf, offset, own_pid)
     rc = native.libc().syscall(
         NR_SECCOMP, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, ctypes.byref(fprog)
     )
