@@ -46,7 +46,8 @@ class Zygote:
         self.pid = int(ready["pid"])
         self.netns = bool(ready["netns"])
         self._lock = threading.Lock()
-        self._pending: dict[int, tuple[threading.Event, list[int]]] = {}
+        # request id -> (set when answered, [pid] once forked, [error] if fork(2) failed)
+        self._pending: dict[int, tuple[threading.Event, list[int], list[str]]] = {}
         self._next = 1
         self._closed = False
         self._thread = threading.Thread(target=self._listen, name="zygote-listener", daemon=True)
@@ -61,15 +62,18 @@ class Zygote:
             if not data:
                 with self._lock:
                     self._closed = True
-                    for ev, _box in self._pending.values():
+                    for ev, _box, _err in self._pending.values():
                         ev.set()
                 return
             msg: dict[str, Any] = json.loads(data)
-            if msg.get("op") == "forked":
+            if msg.get("op") in ("forked", "failed"):
                 with self._lock:
                     waiter = self._pending.pop(int(msg["id"]), None)
                 if waiter:
-                    waiter[1].append(int(msg["pid"]))
+                    if msg["op"] == "forked":
+                        waiter[1].append(int(msg["pid"]))
+                    else:
+                        waiter[2].append(str(msg.get("error", "unknown error"))[:200])
                     waiter[0].set()
             elif msg.get("op") == "exit":
                 self._on_exit(int(msg["pid"]), int(msg["status"]))
@@ -78,19 +82,24 @@ class Zygote:
         """Ask for one confined child on these (chan_in, chan_out, err) descriptors."""
         ev = threading.Event()
         box: list[int] = []
+        error: list[str] = []
         with self._lock:
             if self._closed:
                 raise ZygoteError("zygote is gone")
             req_id = self._next
             self._next += 1
-            self._pending[req_id] = (ev, box)
+            self._pending[req_id] = (ev, box, error)
             socket.send_fds(
                 self._sock,
                 [json.dumps({"op": "fork", "id": req_id, "limits": limits}).encode()],
                 list(fds),
             )
-        if not ev.wait(timeout) or not box:
+        if not ev.wait(timeout):
             raise ZygoteError("zygote did not fork in time")
+        if error:
+            raise ZygoteError(f"zygote could not fork: {error[0]}")
+        if not box:
+            raise ZygoteError("zygote is gone")
         return box[0]
 
     def close(self) -> None:

@@ -12,7 +12,7 @@ import ctypes
 from typing import Any
 
 # The libc functions the confinement layers call (sandbox.confine, .landlock, .seccomp).
-FUNCTIONS = ("syscall", "prctl", "unshare")
+FUNCTIONS = ("syscall", "prctl", "unshare", "fork")
 
 _libc: ctypes.CDLL | None = None
 
