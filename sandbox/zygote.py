@@ -34,7 +34,7 @@ import socket
 import sys
 from typing import Any
 
-from sandbox import confine, native, runtime
+from sandbox import confine, heapfill, native, runtime
 
 MAX_CONTROL_MESSAGE = 4096  # one control packet; the host only sends small JSON here
 
@@ -77,6 +77,8 @@ def main() -> None:
     # Move everything imported so far out of the collector's reach: a collection in a child
     # would otherwise touch (and copy) every object page it shares with the zygote.
     gc.collect()
+    # Fill the allocator's holes, so a child's allocations go to fresh pages (sandbox.heapfill)
+    _ballast = heapfill.fill()  # kept alive: main never returns
     gc.freeze()
     netns = confine.unshare_network()
     devnull = os.open("/dev/null", os.O_RDWR)
