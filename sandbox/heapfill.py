@@ -6,9 +6,9 @@ are full of holes left by freed objects, a few per page, scattered over hundreds
 forked child's first allocations (compiling its app, decoding frames) would land in those
 holes, a few bytes here and there, and every write copies the whole 4 KiB page from the
 zygote. With the holes filled by objects the zygote keeps and never touches again, a child's
-allocations come from fresh pools, packed side by side. Measured here: about 0.28 MiB less
-private memory per idle app child (docs/BENCH.md), for about 0.3 MiB more in the zygote,
-which its children share.
+allocations come from fresh pools, packed side by side. Measured here: about 0.38 MiB less
+private memory per app child after its first events (docs/BENCH.md), for about 0.3 MiB more
+in the zygote, which its children share.
 
 How: `sys._debugmallocstats()` (CPython) prints every size class's count of available blocks
 to the C-level stderr; it is read back through an anonymous memory file, and that many objects

@@ -11,7 +11,8 @@ from __future__ import annotations
 import ctypes
 from typing import Any
 
-# The libc functions the confinement layers call (sandbox.confine, .landlock, .seccomp).
+# The libc functions the confinement layers (sandbox.confine, .landlock, .seccomp) and the
+# zygote's fork (sandbox.zygote) call.
 FUNCTIONS = ("syscall", "prctl", "unshare", "fork")
 
 _libc: ctypes.CDLL | None = None
