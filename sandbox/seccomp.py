@@ -232,22 +232,28 @@ def prepare() -> tuple[bytes, tuple[int, ...]]:
     return _program
 
 
-def program(own_pid: int) -> bytes:
-    """The packed filter for a process whose pid is `own_pid` (the prebuilt one, patched)."""
-    raw, marks = prepare()
-    out = bytearray(raw)
+def _patched(own_pid: int) -> tuple[ctypes.Array[ctypes.c_char], _SockFprog]:
+    """The prebuilt C buffer with `own_pid` written into its pid slots, and its sock_fprog.
+
+    Patched in place: in a forked child the buffer is the child's own copy of the zygote's.
+    """
+    _raw, marks = prepare()
+    assert _loaded is not None  # set by prepare
+    buf, fprog = _loaded
     for offset in marks:
-        struct.pack_into("I", out, offset, own_pid)
-    return bytes(out)
+        struct.pack_into("I", buf, offset, own_pid)
+    return buf, fprog
+
+
+def program(own_pid: int) -> bytes:
+    """The packed filter for a process whose pid is `own_pid`: exactly what `install` hands
+    the kernel (the prebuilt buffer, patched)."""
+    return _patched(own_pid)[0].raw
 
 
 def install(own_pid: int) -> None:
     """Install the filter on every thread of this process (TSYNC). Needs no-new-privs first."""
-    _raw, marks = prepare()
-    assert _loaded is not None  # set by prepare
-    buf, fprog = _loaded
-    for offset in marks:  # this process's own copy of the prebuilt buffer
-        struct.pack_into("I", buf, offset, own_pid)
+    _buf, fprog = _patched(own_pid)
     rc = native.libc().syscall(
         NR_SECCOMP, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, ctypes.byref(fprog)
     )
