@@ -21,6 +21,11 @@ class Home:
         return self.root / "server.db"
 
     @property
+    def lease_path(self) -> Path:
+        """Locked by every host serving this home (`host.lease`)."""
+        return self.root / "host.lock"
+
+    @property
     def keys_dir(self) -> Path:
         return self.root / "keys"
 

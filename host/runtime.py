@@ -34,6 +34,7 @@ from host.home import Home
 from host.httpout import perform, system_resolver
 from host.installs import InstallStore
 from host.keyring import Keyring
+from host.lease import HomeLease
 from host.ledger import Ledger
 from host.packages import read_package
 from host.persistence import PersistenceStore
@@ -141,13 +142,28 @@ class Host:
         self._unsubscribe: Any = None
         self._watch_version = -1
         self.event_counts: dict[str, int] = {}
+        self.lease = HomeLease(home.lease_path)
+        self.settled_at_start = False
 
     # ---- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> Host:
+        # Settle unfinished calls and re-count seats only when no other host serves this home:
+        # another host's calls in flight are not unfinished (`host.lease`).
+        self.settled_at_start = self.lease.acquire(self._settle)
+        try:
+            self._start_serving()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _settle(self) -> None:
         self.reconcile()
         with contextlib.suppress(AttributeError):
             self.ledger.quotas.set_seats(self.server.users_count_active_app_created())
+
+    def _start_serving(self) -> None:
         self.spawner = Spawner(use_zygote=self.config.use_zygote, prefork=self.config.prefork,
                                prefork_limits=self.config.limits)
         self.pump = EventPump()
@@ -159,7 +175,6 @@ class Host:
         threading.Thread(target=self._upkeep, name="stockade-upkeep", daemon=True).start()
         if self.config.tune_gc:
             tune_gc()
-        return self
 
     def _upkeep(self) -> None:
         """WAL checkpoints and audit anchors off the call path (they stall for milliseconds)."""
@@ -189,6 +204,7 @@ class Host:
             self.spawner = None
         with contextlib.suppress(Exception):
             self.ledger.close()
+        self.lease.release()  # last: until here this host may still finish a call
 
     def __enter__(self) -> Host:
         return self.start()
@@ -197,7 +213,10 @@ class Host:
         self.stop()
 
     def reconcile(self) -> int:
-        """Settle decisions audited before a crash whose outcome was never written."""
+        """Settle decisions audited before a crash whose outcome was never written.
+
+        Only while no other host serves this home: `start` calls it under the lease's exclusive
+        lock (`host.lease`), since another live host's calls in flight look the same."""
         count = 0
         for intent in self.ledger.pending_intents():
             applied = self.server.was_applied(intent.op_id)
