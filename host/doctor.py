@@ -17,6 +17,7 @@ from host.child import REQUIRED_LAYERS, ChildLimits, Spawner
 from host.clock import SystemClock
 from host.home import Home
 from host.keyring import Keyring
+from host.lease import others_serving
 from sandbox import landlock
 
 
@@ -85,11 +86,12 @@ def run(home: Home, *, spawn_too: bool = True) -> Report:
         rep.checks.append(Check("spawn fallback", "error" not in sp and not missing,
                                 sp.get("error") or (f"missing: {missing}" if missing else "ok"),
                                 False))
-    rep.checks.extend(_state_checks(home))
+    rep.checks.extend(state_checks(home))
     return rep
 
 
-def _state_checks(home: Home) -> list[Check]:
+def state_checks(home: Home) -> list[Check]:
+    """Key, store, audit and serving-host health of a home (no child is started)."""
     out: list[Check] = []
     if not home.root.exists():
         out.append(Check("home", True, f"{home.root} does not exist yet (fresh)", False))
@@ -115,14 +117,25 @@ def _state_checks(home: Home) -> list[Check]:
                 out.append(Check(label, result == "ok", f"{path.name}: {result}, {jm}"))
             except sqlite3.Error as exc:
                 out.append(Check(label, False, f"{path.name}: {exc}"))
+    serving = others_serving(home.lease_path)
+    out.append(Check("host serving", True, "a host is serving this home" if serving
+                     else "no host is serving this home", False))
     if home.host_db.exists():
         try:
             from host.audit import open_readonly
 
-            res = open_readonly(home.host_db, SystemClock()).verify()
+            log = open_readonly(home.host_db, SystemClock())
+            res = log.verify()
             out.append(Check("audit chain", res.ok,
                              f"{res.records} records verified" if res.ok else
                              f"record {res.first_bad_seq}: {res.problem}"))
+            pending = len(log.pending_intents())
+            if pending:
+                out.append(Check(
+                    "unfinished calls", True,
+                    f"{pending} allowed call(s) without an outcome record: "
+                    + ("in flight on the serving host" if serving else
+                       "the next host to start settles them"), False))
         except Exception as exc:  # noqa: BLE001 - reported as a failed check
             out.append(Check("audit chain", False, str(exc)))
     return out
