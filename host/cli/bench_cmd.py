@@ -1,4 +1,5 @@
-"""`stockade bench [--quick] [--json]`: what a bridge call costs, and what an app costs to run.
+"""`stockade bench [--quick] [--json] [--write-floor]`: what a bridge call costs, and what an app
+costs to run.
 
 Runs in a temporary home of its own (the operator's home is never touched), prints a table with
 each target met / not met on stderr, and with `--json` one JSON object on stdout. Unmet targets
@@ -70,11 +71,17 @@ def bench(
     json_out: bool = typer.Option(False, "--json", help="One JSON object on stdout."),
     degraded: bool = typer.Option(
         False, "--degraded", help="Run the apps even if a confinement layer is missing."),
+    write_floor: bool = typer.Option(
+        False, "--write-floor",
+        help="Instead: the SQL a create must commit, alone (the least any create can cost)."),
 ) -> None:
     """Measure bridge calls against the pipe floor and the REST API, app start, memory, fan-out.
 
     Uses a temporary home of its own; progress and the table go to stderr.
     """
+    if write_floor:
+        _write_floor(quick, json_out)
+        return
     from host.bench import STEPS, RunOptions, run_bench
     from host.bench import run as bench_run
     from host.child import LayerMissing
@@ -101,6 +108,28 @@ def bench(
     mode = "quick" if quick else "full"
     err_console.print(render_table(figures, f"stockade bench ({mode})",
                                    wide=err_console.width >= 140))
+    if json_out:
+        emit_json(figures)
+
+
+def _write_floor(quick: bool, json_out: bool) -> None:
+    from host.bench import writefloor
+
+    samples, warmup, rounds = writefloor.QUICK if quick else writefloor.FULL
+    progress = Progress(TextColumn("{task.description:<34}"), BarColumn(), TimeElapsedColumn(),
+                        console=err_console, transient=True)
+    with progress:
+        task = progress.add_task("durable writes, no Python around", total=2 * rounds)
+        figures = writefloor.measure_write_floor(
+            samples, warmup, rounds, on_progress=lambda: progress.advance(task))
+    table = Table(title=f"stockade bench --write-floor ({'quick' if quick else 'full'})",
+                  title_justify="left")
+    table.add_column("figure", no_wrap=True)
+    table.add_column("value", justify="right", no_wrap=True)
+    table.add_column("what")
+    for key, what in writefloor.MEANING.items():
+        table.add_row(key, f"{figures[key]:,.1f} µs", what)
+    err_console.print(table)
     if json_out:
         emit_json(figures)
 
