@@ -87,7 +87,10 @@ class HomeLease:
 
 
 def others_serving(path: Path) -> bool:
-    """Whether any host holds a lease on this home now (a snapshot, for status output)."""
+    """Whether any host holds a lease on this home now (a snapshot, for status output).
+
+    It holds `LOCK_EX` for an instant. A host that starts in that instant does not settle this
+    time, which is the safe side: the calls stay reserved until a later start settles them."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:

@@ -143,7 +143,7 @@ class Host:
         self._watch_version = -1
         self.event_counts: dict[str, int] = {}
         self.lease = HomeLease(home.lease_path)
-        self.settled_at_start = False
+        self.settled_at_start = False  # whether start() found no other host and settled
 
     # ---- lifecycle -------------------------------------------------------------------------
 
