@@ -56,6 +56,12 @@ def install_fuzz_app(home: Home) -> InstallRecord:
     return install(home, folder, GRANTED)
 
 
+def add_seat_ceiling(home: Home, ceiling: int = 10) -> None:
+    """A policy file with a seat ceiling, so each create also reserves a seat."""
+    (home.policies_dir / "seats.toml").write_text(
+        f'schema = 1\nname = "seats"\n[workspace]\nmax_active_app_users = {ceiling}\n')
+
+
 class RecordingServer:
     """The embedded server, recording every action method that reached it."""
 

@@ -12,7 +12,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from gatehelp import POLICY, build_rig, install_fuzz_app
+from gatehelp import POLICY, add_seat_ceiling, build_rig, install_fuzz_app
 from typer.testing import CliRunner
 
 from host.bench import writefloor
@@ -45,8 +45,7 @@ def _real_create_changes(tmp_path: Path) -> tuple[dict[str, tuple[int, int]], ..
     # The bench's create sets a custom field, so the rule lists its key (as `bench.toml` does).
     (home.policies_dir / "gatehelp.toml").write_text(
         POLICY.replace('roles = ["bot"]', 'roles = ["bot"]\ncustom_field_keys = ["externalId"]'))
-    (home.policies_dir / "seats.toml").write_text(
-        'schema = 1\nname = "seats"\n[workspace]\nmax_active_app_users = 10\n')
+    add_seat_ceiling(home)
     rig = build_rig(home, SystemClock())
     conns = [sqlite3.connect(home.host_db), sqlite3.connect(home.server_db)]
 

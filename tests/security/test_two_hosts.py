@@ -22,7 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gatehelp import QUOTA_LIMIT, QUOTA_WINDOW_S, build_rig, install_fuzz_app
+from gatehelp import (
+    QUOTA_LIMIT,
+    QUOTA_WINDOW_S,
+    add_seat_ceiling,
+    build_rig,
+    install_fuzz_app,
+)
 
 from host.audit import AuditRecord
 from host.clock import SystemClock
@@ -53,8 +59,7 @@ def _home(tmp_path: Path) -> Home:
     quota unit and a seat."""
     home = Home(tmp_path / "home").ensure()
     install_fuzz_app(home)
-    (home.policies_dir / "seats.toml").write_text(
-        'schema = 1\nname = "seats"\n[workspace]\nmax_active_app_users = 10\n')
+    add_seat_ceiling(home)
     return home
 
 
