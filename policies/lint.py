@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from policies.findings import Finding, Severity, finding
 from policies.model import PolicyFile, Rule
@@ -20,10 +19,8 @@ from policies.names import (
 from policies.netcheck import is_public, parse_ip
 from policies.policy import expand_actions
 from policies.regexrisk import backtracking_risk
+from policies.source import SourceFile
 from policies.vocabulary import ACTIONS, PERMISSIONS
-
-if TYPE_CHECKING:
-    from policies.loader import SourceFile
 
 # Above these a limit or window is almost surely a typo. Guards: a "limit" that is no limit.
 ABSURD_LIMIT = 1_000_000

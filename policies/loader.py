@@ -18,9 +18,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from policies.findings import Finding, finding, sort_findings
+from policies.lint import lint_set
 from policies.locate import Locator
 from policies.model import INT_MAX, INT_MIN, PolicyFile
 from policies.policy import Policy, compile_policy
+from policies.source import SourceFile
 
 # Per-file size cap. Guards: memory and parse time of the TOML parser, the locator and lint on
 # a hostile file; a real policy is a few KiB.
@@ -44,16 +46,6 @@ class PolicyLoadError(Exception):
         errs = [f for f in findings if f.severity == "error"]
         head = "; ".join(f"{f.location}: {f.code} {f.message}" for f in errs[:5])
         super().__init__(f"policy refused ({len(errs)} error(s)): {head}")
-
-
-@dataclass
-class SourceFile:
-    """One policy file as read: its text, the validated model (None if invalid) and a locator."""
-
-    name: str
-    text: str
-    model: PolicyFile | None
-    locator: Locator
 
 
 @dataclass
@@ -173,7 +165,6 @@ def policy_paths(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], l
 
 def load_sources(sources: Sequence[SourceFile], pre: Sequence[Finding] = ()) -> LoadResult:
     """Lint parsed sources as one set and compile them when there is no error."""
-    from policies.lint import lint_set  # lint imports loader types; keep the cycle lazy
 
     findings = list(pre) + lint_set(sources)
     findings = sort_findings(findings)
