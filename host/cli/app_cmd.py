@@ -8,24 +8,14 @@ confirmation required (no TTY and no --grant, or an unsigned package without --a
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from host import lifecycle_seams
-from host.appdiff import diff_manifests, grants_after, render_diff
-from host.cli.output import (
-    EXIT_CONFIRM,
-    EXIT_NEGATIVE,
-    EXIT_USAGE,
-    emit_json,
-    err_console,
-    fail,
-)
-from host.clock import SystemClock
-from host.consent import (
+from host.apps import lifecycle_seams
+from host.apps.appdiff import diff_manifests, grants_after, render_diff
+from host.apps.consent import (
     ConsentDeclined,
     ConsentError,
     ConsentRequired,
@@ -35,18 +25,15 @@ from host.consent import (
     resolve_grants,
     verify_install,
 )
-from host.disclosure import Disclosure, build_disclosure, load_policy_view, render_disclosure
-from host.home import Home
-from host.installs import (
-    SECRET_MASK,
+from host.apps.disclosure import Disclosure, build_disclosure, load_policy_view, render_disclosure
+from host.apps.installs import (
     InstallError,
     InstallRecord,
     InstallStore,
 )
-from host.keyring import Keyring
-from host.manifest import Manifest, SettingValue, coerce_setting
-from host.operations import default_settings, install_package
-from host.packages import (
+from host.apps.manifest import Manifest, SettingValue
+from host.apps.operations import default_settings, install_package
+from host.apps.packages import (
     Package,
     PackageError,
     build_zip,
@@ -55,7 +42,7 @@ from host.packages import (
     store_package,
     write_atomic,
 )
-from host.publisher import (
+from host.apps.publisher import (
     PublisherError,
     SignatureCheck,
     TrustStore,
@@ -63,18 +50,27 @@ from host.publisher import (
     load_private_key,
     sign_package,
 )
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Machine output on stdout only.")]
-GrantOpt = Annotated[list[str] | None, typer.Option(
-    "--grant", help="Grant this permission (repeat for each; names every permission granted).")]
-AllowUnsigned = Annotated[bool, typer.Option(
-    "--allow-unsigned", help="Accept a package that is unsigned or signed by an unknown key.")]
-AppRef = Annotated[str, typer.Argument(help="App id (or install id).")]
-
-app_app = typer.Typer(help="Install and manage apps.", no_args_is_help=True)
-
-# Log tail cap: guards memory against a huge log file (the supervisor caps logs too).
-_MAX_LOG_READ = 1024 * 1024
+from host.cli import app_data_cmd  # noqa: F401  (registers `app logs` and `app settings`)
+from host.cli.app_common import (
+    AllowUnsigned,
+    AppRef,
+    GrantOpt,
+    JsonFlag,
+    app_app,
+    resolve,
+    store_only,
+)
+from host.cli.output import (
+    EXIT_CONFIRM,
+    EXIT_NEGATIVE,
+    EXIT_USAGE,
+    emit_json,
+    err_console,
+    fail,
+)
+from host.clock import SystemClock
+from host.home import Home
+from host.keys.keyring import Keyring
 
 
 def _confirm(question: str, default: bool) -> bool:
@@ -112,18 +108,6 @@ def _require_signed(sig: SignatureCheck, allow_unsigned: bool) -> None:
 def _open(home: Home) -> tuple[InstallStore, Keyring]:
     home.ensure()
     return InstallStore(home.host_db), Keyring.open(home.keys_dir)
-
-
-def _store_only(home: Home) -> InstallStore:
-    home.ensure()
-    return InstallStore(home.host_db)
-
-
-def _resolve(store: InstallStore, ref: str) -> InstallRecord:
-    rec = store.by_app(ref) or store.get(ref)
-    if rec is None:
-        fail(f"no installed app {ref!r}", "see `stockade app list`")
-    return rec
 
 
 def _disclose(home: Home, manifest: Manifest, content_hash: str, sig: SignatureCheck,
@@ -181,7 +165,7 @@ def new(
     json_out: JsonFlag = False,
 ) -> None:
     """Scaffold a working app: manifest, module and a test using the app-author harness."""
-    from host.scaffold import ScaffoldError, scaffold
+    from host.apps.scaffold import ScaffoldError, scaffold
 
     target = dir_ if dir_ is not None else Path.cwd() / name
     try:
@@ -313,7 +297,7 @@ def info(ctx: typer.Context, ref: AppRef, json_out: JsonFlag = False) -> None:
     home: Home = ctx.obj
     store, keyring = _open(home)
     with store:
-        rec = _resolve(store, ref)
+        rec = resolve(store, ref)
         d = _checked(store, keyring, rec)
         d["app_users"] = lifecycle_seams.count_app_users(home, rec)
     if json_out:
@@ -330,7 +314,7 @@ def enable(ctx: typer.Context, ref: AppRef, json_out: JsonFlag = False) -> None:
     """Enable an app (refused when its consent record does not verify)."""
     store, keyring = _open(ctx.obj)
     with store:
-        rec = _resolve(store, ref)
+        rec = resolve(store, ref)
         check = verify_install(rec, store, keyring, disable=False)
         if not check.ok:
             fail(f"{rec.app_id}: {check.problem}",
@@ -346,9 +330,9 @@ def enable(ctx: typer.Context, ref: AppRef, json_out: JsonFlag = False) -> None:
 @app_app.command("disable")
 def disable(ctx: typer.Context, ref: AppRef, json_out: JsonFlag = False) -> None:
     """Disable an app: its generation is bumped, so every token it holds stops working."""
-    store = _store_only(ctx.obj)
+    store = store_only(ctx.obj)
     with store:
-        rec = _resolve(store, ref)
+        rec = resolve(store, ref)
         store.set_enabled(rec.install_id, False, reason="disabled by the operator")
         rec = store.get(rec.install_id) or rec
     err_console.print(f"disabled {rec.app_id} (generation {rec.generation})", highlight=False)
@@ -372,7 +356,7 @@ def update(
     sig = _signature(home, pkg)
     store, keyring = _open(home)
     with store:
-        rec = _resolve(store, ref)
+        rec = resolve(store, ref)
         if pkg.app_id != rec.app_id:
             fail(f"the package is app {pkg.app_id!r}, not {rec.app_id!r}",
                  "install it as a separate app instead")
@@ -431,7 +415,7 @@ def consent(
     home: Home = ctx.obj
     store, keyring = _open(home)
     with store:
-        rec = _resolve(store, ref)
+        rec = resolve(store, ref)
         pending = rec.pending
         if reject:
             if pending is None:
@@ -499,9 +483,9 @@ def uninstall(
     home: Home = ctx.obj
     if users not in (None, "deactivate", "keep"):
         fail(f"--users {users!r} is not deactivate or keep", "pass --users deactivate|keep")
-    store = _store_only(home)
+    store = store_only(home)
     with store:
-        rec = _resolve(store, ref)
+        rec = resolve(store, ref)
         count = lifecycle_seams.count_app_users(home, rec)
         if users is None:
             if count:
@@ -528,88 +512,6 @@ def uninstall(
     if json_out:
         emit_json({"app_id": rec.app_id, "install_id": rec.install_id, "users": users,
                    "users_deactivated": deactivated, "data": data})
-
-
-def _redact(text: str, secrets_: list[str]) -> str:
-    for value in sorted(secrets_, key=len, reverse=True):
-        if value:
-            text = text.replace(value, SECRET_MASK)
-    return text
-
-
-@app_app.command("logs")
-def logs(
-    ctx: typer.Context,
-    ref: AppRef,
-    n: Annotated[int, typer.Option("-n", help="How many lines from the end.")] = 50,
-    json_out: JsonFlag = False,
-) -> None:
-    """The app's captured output (secret setting values are masked)."""
-    home: Home = ctx.obj
-    store = _store_only(home)
-    with store:
-        rec = _resolve(store, ref)
-    path = home.logs_dir / f"{rec.install_id}.log"
-    lines: list[str] = []
-    if path.is_file():
-        with open(path, "rb") as f:
-            f.seek(0, 2)
-            size = f.tell()
-            f.seek(max(0, size - _MAX_LOG_READ))
-            raw = f.read().decode("utf-8", errors="replace")
-        secret_values = [str(rec.settings[k]) for k in rec.secret_keys if k in rec.settings]
-        lines = _redact(raw, secret_values).splitlines()[-max(0, n):] if n > 0 else []
-    if json_out:
-        emit_json({"app_id": rec.app_id, "install_id": rec.install_id, "lines": lines})
-        return
-    if not lines:
-        err_console.print(f"no log output for {rec.app_id}", highlight=False)
-    for line in lines:
-        err_console.print(line, markup=False, highlight=False)
-
-
-@app_app.command("settings")
-def settings(
-    ctx: typer.Context,
-    ref: AppRef,
-    assignments: Annotated[list[str] | None, typer.Argument(
-        help="KEY=VALUE to set (typed by the manifest); KEY=- reads the value from stdin.")] = None,
-    json_out: JsonFlag = False,
-) -> None:
-    """Show or change an app's settings. Secret values are stored but never shown."""
-    store = _store_only(ctx.obj)
-    with store:
-        rec = _resolve(store, ref)
-        if assignments:
-            new = dict(rec.settings)
-            changed: list[str] = []
-            for item in assignments:
-                key, sep, raw = item.partition("=")
-                spec = rec.manifest.setting_named(key)
-                if not sep or spec is None:
-                    known = ", ".join(s.key for s in rec.manifest.setting) or "none"
-                    fail(f"{item.split('=')[0]!r} is not a setting of {rec.app_id}",
-                         f"use KEY=VALUE with one of: {known}")
-                if raw == "-":
-                    raw = sys.stdin.readline().rstrip("\n")
-                try:
-                    new[key] = coerce_setting(spec, raw)
-                except ValueError as exc:
-                    fail(str(exc), "fix the value and try again")
-                changed.append(key)
-            store.set_settings(rec.install_id, new, changed)
-            rec = store.get(rec.install_id) or rec
-            err_console.print(f"updated {', '.join(changed)} for {rec.app_id}", highlight=False)
-    shown = rec.redacted_settings()
-    if json_out:
-        emit_json({"app_id": rec.app_id, "settings": shown,
-                   "secret_settings": sorted(rec.secret_keys)})
-        return
-    for s in rec.manifest.setting:
-        value = shown.get(s.key)
-        mark = " (secret)" if s.secret else ""
-        err_console.print(f"{s.key} [{s.type}]{mark}: {'<unset>' if value is None else value}",
-                          markup=False, highlight=False)
 
 
 def register(root: typer.Typer) -> None:
