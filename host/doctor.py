@@ -12,12 +12,12 @@ import stat
 from dataclasses import dataclass, field
 from typing import Any
 
-from host import tokens
-from host.child import REQUIRED_LAYERS, ChildLimits, Spawner
 from host.clock import SystemClock
 from host.home import Home
-from host.keyring import Keyring
-from host.lease import others_serving
+from host.keys import tokens
+from host.keys.keyring import Keyring
+from host.ledger.lease import others_serving
+from host.supervise.child import REQUIRED_LAYERS, ChildLimits, Spawner
 from sandbox import landlock
 
 
@@ -122,7 +122,7 @@ def state_checks(home: Home) -> list[Check]:
                      else "no host is serving this home", False))
     if home.host_db.exists():
         try:
-            from host.audit import open_readonly
+            from host.ledger.audit import open_readonly
 
             log = open_readonly(home.host_db, SystemClock())
             res = log.verify()

@@ -22,7 +22,7 @@ class Home:
 
     @property
     def lease_path(self) -> Path:
-        """Locked by every host serving this home (`host.lease`)."""
+        """Locked by every host serving this home (`host.ledger.lease`)."""
         return self.root / "host.lock"
 
     @property

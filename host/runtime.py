@@ -22,27 +22,27 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Literal
 
-from host import tokens
-from host.audit import AuditRecord
-from host.child import AppFailed, Child, ChildDied, ChildLimits, Spawner
+from host.apps.consent import verify_install
+from host.apps.installs import InstallStore
+from host.apps.packages import read_package
+from host.bridges.httpout import perform, system_resolver
+from host.bridges.persistence import PersistenceStore
 from host.clock import Clock, SystemClock
-from host.consent import verify_install
-from host.delivery import Delivery
 from host.errors import GateError
-from host.gate import Gate, HostAction, PolicySource, Session
+from host.gate.gate import Gate, HostAction, PolicySource, Session
 from host.home import Home
-from host.httpout import perform, system_resolver
-from host.installs import InstallStore
-from host.keyring import Keyring
-from host.lease import HomeLease
-from host.ledger import Ledger
-from host.packages import read_package
-from host.persistence import PersistenceStore
-from host.pump import EventPump
+from host.keys import tokens
+from host.keys.keyring import Keyring
+from host.ledger.audit import AuditRecord
+from host.ledger.lease import HomeLease
+from host.ledger.ledger import Ledger
 from host.server.embedded import EmbeddedServer
 from host.server.errors import Prevented
 from host.server.principals import SYSTEM
-from host.supervisor import AppRunner, Job, append_capped, make_session
+from host.supervise.child import AppFailed, Child, ChildDied, ChildLimits, Spawner
+from host.supervise.delivery import Delivery
+from host.supervise.pump import EventPump
+from host.supervise.supervisor import AppRunner, Job, append_capped, make_session
 from policies.loader import load_policy
 from policies.vocabulary import EVENTS
 
@@ -58,8 +58,8 @@ log = logging.getLogger("stockade.host")
 class HostConfig:
     degraded: bool = False  # run even when a confinement layer is missing (says which)
     use_zygote: bool = True
-    # Confined children kept forked ahead of need (zygote only; see `host.prefork`): an app's
-    # start skips fork and confinement. Each costs one idle child's memory.
+    # Confined children kept forked ahead of need (zygote only; see `host.supervise.prefork`):
+    # an app's start skips fork and confinement. Each costs one idle child's memory.
     prefork: int = 2
     limits: ChildLimits = field(default_factory=ChildLimits)
     event_deadline_s: float = 5.0  # each post-event handler
@@ -149,7 +149,7 @@ class Host:
 
     def start(self) -> Host:
         # Settle unfinished calls and re-count seats only when no other host serves this home:
-        # another host's calls in flight are not unfinished (`host.lease`).
+        # another host's calls in flight are not unfinished (`host.ledger.lease`).
         self.settled_at_start = self.lease.acquire(self._settle)
         try:
             self._start_serving()
@@ -216,7 +216,7 @@ class Host:
         """Settle decisions audited before a crash whose outcome was never written.
 
         Only while no other host serves this home: `start` calls it under the lease's exclusive
-        lock (`host.lease`), since another live host's calls in flight look the same."""
+        lock (`host.ledger.lease`), since another live host's calls in flight look the same."""
         count = 0
         for intent in self.ledger.pending_intents():
             applied = self.server.was_applied(intent.op_id)

@@ -79,7 +79,7 @@ class Rule(_Strict):
 
 
 class Quota(_Strict):
-    """At most `limit` calls in any sliding window of `window` (exact, durable; host/quota.py)."""
+    """At most `limit` calls in any sliding window of `window` (exact and durable in the host)."""
 
     id: Id
     apps: Annotated[list[AppId], Field(min_length=1)]

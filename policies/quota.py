@@ -1,4 +1,4 @@
-"""Exact sliding-window quota math (pure). The durable store (host/quota.py) keeps the log.
+"""Exact sliding-window quota math (pure). The durable store (host/ledger/quota.py) keeps the log.
 
 "At most N in any window W" in the last-N-timestamps form: a call at time t is admitted iff
 fewer than N admitted calls lie in (t - W, t]. Only the newest N timestamps can ever matter, so

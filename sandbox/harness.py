@@ -73,7 +73,8 @@ MAX_LIST = 500
 AGENT_ROLE = "livechat-agent"
 ROUTABLE_OFFLINE_ROLE = "bot"  # a bot agent is routable while not-available
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
-# The host's persistence rules (host/persistence.py), repeated here: the harness imports no host.
+# The host's persistence rules (host/bridges/persistence.py), repeated here: the harness
+# imports nothing from host.
 ASSOCIATION_KINDS = ("room", "user", "visitor", "message", "misc")
 MAX_STORED_VALUE_BYTES = 64 * 1024
 MAX_STORE_KEY = 256

@@ -4,11 +4,11 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+from host.apps.installs import InstallRecord
+from host.apps.operations import install_package
+from host.apps.packages import read_package
+from host.apps.publisher import TrustStore, check_signature
 from host.home import Home
-from host.installs import InstallRecord
-from host.operations import install_package
-from host.packages import read_package
-from host.publisher import TrustStore, check_signature
 
 
 def write_app(root: Path, app_id: str, permissions: list[str], events: list[str],

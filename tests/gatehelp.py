@@ -10,13 +10,13 @@ from typing import Any
 
 from apphelp import install, write_app
 
-from host import tokens
+from host.apps.installs import InstallRecord, InstallStore
 from host.clock import Clock
-from host.gate import Gate, PolicySource, Session
+from host.gate.gate import Gate, PolicySource, Session
 from host.home import Home
-from host.installs import InstallRecord, InstallStore
-from host.keyring import Keyring
-from host.ledger import Ledger
+from host.keys import tokens
+from host.keys.keyring import Keyring
+from host.ledger.ledger import Ledger
 from host.server.embedded import EmbeddedServer
 from host.server.principals import Caller
 from policies.loader import load_policy

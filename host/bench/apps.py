@@ -13,11 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from host.apps.installs import InstallRecord
+from host.apps.operations import install_package
+from host.apps.packages import read_package
+from host.apps.publisher import TrustStore, check_signature
 from host.home import Home
-from host.installs import InstallRecord
-from host.operations import install_package
-from host.packages import read_package
-from host.publisher import TrustStore, check_signature
 from policies.loader import load_policy
 
 # The event that triggers the measuring loops (declared, needs livechat.read).

@@ -11,12 +11,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from host.apps.installs import InstallRecord
 from host.bench.apps import FANOUT_EVENT, LOOP_EVENT, BenchInstalls
-from host.delivery import Delivery
-from host.installs import InstallRecord
 from host.runtime import Host
 from host.server.principals import SYSTEM
-from host.supervisor import AppRunner
+from host.supervise.delivery import Delivery
+from host.supervise.supervisor import AppRunner
 
 # Generous deadlines: a slow machine must finish the bench, not have it killed.
 LOOP_DEADLINE_S = 120.0

@@ -33,11 +33,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from host.audit import append_in, canonical_json
 from host.bench.stats import p50
 from host.clock import SystemClock
-from host.ledger import Ledger
-from host.quota import _CHECK_SQL
+from host.ledger.audit import append_in, canonical_json
+from host.ledger.ledger import Ledger
+from host.ledger.quota import _CHECK_SQL
 from host.server.db import Database, new_id
 
 # The JSON keys of `stockade bench --write-floor --json`, in table order (medians, µs), and

@@ -10,10 +10,10 @@ from typing import Annotated, Any
 
 import typer
 
-from host.audit import AuditEntry, AuditError, AuditLog, escape_text, open_readonly
 from host.cli.output import EXIT_NEGATIVE, emit_json, err_console, fail
 from host.clock import SystemClock
 from host.home import Home
+from host.ledger.audit import AuditEntry, AuditError, AuditLog, escape_text, open_readonly
 from host.store import StoreError
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine output on stdout.")]

@@ -84,7 +84,7 @@ def bench(
         return
     from host.bench import STEPS, RunOptions, run_bench
     from host.bench import run as bench_run
-    from host.child import LayerMissing
+    from host.supervise.child import LayerMissing
 
     sizes = bench_run.QUICK if quick else bench_run.FULL
     progress = Progress(TextColumn("{task.description:<34}"), BarColumn(), TimeElapsedColumn(),

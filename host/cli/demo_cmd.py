@@ -13,8 +13,8 @@ def demo(
                                   help="Run even if a confinement layer is missing."),
 ) -> None:
     """Install four example apps, simulate visitors, show the refusals. Exit 0 if all behaved."""
-    from host.child import LayerMissing
     from host.demo.scenario import run_demo
+    from host.supervise.child import LayerMissing
 
     try:
         result = run_demo(err_console, keep=keep, degraded=degraded)

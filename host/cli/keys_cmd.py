@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
+from host.apps.publisher import PublisherError, TrustStore, fingerprint
 from host.cli.output import EXIT_NEGATIVE, emit_json, err_console, fail
 from host.home import Home
-from host.publisher import PublisherError, TrustStore, fingerprint
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine output on stdout.")]
 
@@ -23,7 +23,7 @@ def generate(
     json_out: JsonFlag = False,
 ) -> None:
     """Make a publisher Ed25519 key pair for signing packages (`stockade app sign`)."""
-    from host.publisher import generate_keypair
+    from host.apps.publisher import generate_keypair
 
     try:
         priv, pub, kid = generate_keypair(out)
@@ -100,7 +100,7 @@ def untrust(
 @keys_app.command("host-list")
 def host_list(ctx: typer.Context, json_out: JsonFlag = False) -> None:
     """The host's signing keys: which one signs now, which still verify, which are retired."""
-    from host.keyring import Keyring
+    from host.keys.keyring import Keyring
 
     home: Home = ctx.obj
     ring = Keyring.open(home.ensure().keys_dir)
@@ -117,7 +117,7 @@ def host_list(ctx: typer.Context, json_out: JsonFlag = False) -> None:
 def host_rotate(ctx: typer.Context, json_out: JsonFlag = False) -> None:
     """Make a new signing key current. Tokens and consents signed by the old one keep
     verifying until it is retired, so running apps are not interrupted."""
-    from host.keyring import Keyring
+    from host.keys.keyring import Keyring
 
     home: Home = ctx.obj
     ring = Keyring.open(home.ensure().keys_dir)
@@ -133,7 +133,7 @@ def host_retire(ctx: typer.Context, kid: str, json_out: JsonFlag = False) -> Non
     """Stop accepting a host key. Refused while a consent record still depends on it."""
     import sqlite3
 
-    from host.keyring import KeyError_, Keyring
+    from host.keys.keyring import KeyError_, Keyring
 
     home: Home = ctx.obj
     ring = Keyring.open(home.ensure().keys_dir)

@@ -104,7 +104,7 @@ def _quota_usage(ctx: typer.Context, key: str, limit: int, window_s: int) -> dic
     if db is None or not Path(db).exists():
         return None
     try:
-        ledger_mod = importlib.import_module("host.ledger")
+        ledger_mod = importlib.import_module("host.ledger.ledger")
         from host.clock import SystemClock
 
         state = ledger_mod.Ledger(db, SystemClock()).quota_state(key, limit, window_s)

@@ -28,8 +28,8 @@ def exec_cmd(
     """Run FILE; print() goes to stdout. Exit 0 ok, 1 error/refused, 3 killed for a limit."""
     import sys
 
-    from host.child import LayerMissing
-    from host.sandbox_exec import run_snippet
+    from host.supervise.child import LayerMissing
+    from host.supervise.sandbox_exec import run_snippet
 
     try:
         data = sys.stdin.buffer.read(MAX_SNIPPET_BYTES + 1) if str(file) == "-" else (

@@ -88,8 +88,8 @@ def serve(
 
     app_host = None
     if apps:
-        from host.child import LayerMissing
         from host.runtime import Host, HostConfig
+        from host.supervise.child import LayerMissing
 
         if pre_send_timeout not in ("fail-closed", "fail-open"):
             fail(f"--pre-send-timeout {pre_send_timeout!r} is not fail-closed or fail-open")

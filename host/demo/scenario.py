@@ -22,19 +22,19 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 from rich.table import Table
 
-from host.audit import open_readonly
+from host.apps.consent import ConsentError, guardrail_problems
+from host.apps.disclosure import Disclosure, render_disclosure
+from host.apps.installs import InstallRecord, InstallStore
+from host.apps.operations import disclose, install_package
+from host.apps.packages import Package, package_folder, package_from_files
+from host.apps.publisher import TrustStore, check_signature, public_key_line, sign_package
 from host.clock import SystemClock
-from host.consent import ConsentError, guardrail_problems
 from host.demo.crm import DemoCrm
-from host.disclosure import Disclosure, render_disclosure
 from host.home import Home
-from host.installs import InstallRecord, InstallStore
-from host.operations import disclose, install_package
-from host.packages import Package, package_folder, package_from_files
-from host.publisher import TrustStore, check_signature, public_key_line, sign_package
+from host.ledger.audit import open_readonly
 from host.runtime import Host, HostConfig, ensure_policies
-from host.sandbox_exec import run_snippet
 from host.server.principals import SYSTEM
+from host.supervise.sandbox_exec import run_snippet
 
 APPS = ("agent-sync", "proxy-agent", "chatbot-handover", "crm-sync")
 CRM_API_KEY = "demo-crm-key-not-a-real-secret"  # a demo value; the CRM is a local stand-in
@@ -437,7 +437,7 @@ class Demo:
 
 
 def _consent_refusal(pkg: Package, problems: list[str]) -> Any:
-    from host.audit import AuditRecord
+    from host.ledger.audit import AuditRecord
 
     return AuditRecord(kind="consent", app_id=pkg.app_id, version=pkg.manifest.version,
                        allowed=False, code="guardrail", actor="operator",

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from host.store import immediate
+
 # How long a writer waits for the lock before SQLITE_BUSY (several host threads share the file).
 BUSY_TIMEOUT_MS = 5000
 WAL_AUTOCHECKPOINT_PAGES = 20_000  # ~80 MiB of WAL before a write would checkpoint itself
@@ -230,14 +232,8 @@ class Database:
         if c.in_transaction:
             # A server operation is one transaction; nesting would silently merge two.
             raise RuntimeError("nested server write on one thread")
-        c.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(c):
             yield c
-            c.execute("COMMIT")
-        except BaseException:
-            if c.in_transaction:
-                c.execute("ROLLBACK")
-            raise
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:

@@ -11,9 +11,9 @@ import pytest
 from apps_helpers import SECRET_SETTINGS, app_files, write_folder
 from typer.testing import CliRunner
 
+from host.apps.packages import package_folder
 from host.cli.main import root
 from host.cli.output import err_console
-from host.packages import package_folder
 
 ALL = ("livechat.read", "users.create")
 
@@ -124,7 +124,7 @@ def test_signatures(env, tmp_path):
         members = {n: zf.read(n) for n in zf.namelist()}
     members["main.py"] += b"\n# evil\n"
     # rewrite the recorded hash too, so only the signature can catch it
-    from host.packages import build_zip, package_from_files
+    from host.apps.packages import build_zip, package_from_files
     files = {n: b for n, b in members.items() if n != "SIGNATURE"}
     repacked = package_from_files({**files, "app.toml": b"\n".join(
         ln for ln in files["app.toml"].split(b"\n") if not ln.startswith(b"content_hash"))},
@@ -257,7 +257,7 @@ def test_secrets_never_printed(env, tmp_path):
     logs = json.loads(run("app", "logs", "agent-sync", "--json").stdout)["lines"]
     assert logs[0] == "connecting with ********"
     # the hook detail names the changed keys, never their values
-    from host.installs import InstallStore
+    from host.apps.installs import InstallStore
     with InstallStore(home / "host.db") as store:
         hooks = [(h.hook, h.detail) for h in store.pending_hooks()]
     assert ("settings_changed", {"keys": ["batch", "crm_token"]}) in hooks
@@ -290,14 +290,14 @@ def test_disable_enable_uninstall(env, tmp_path):
     assert json.loads(run("app", "list", "--json").stdout) == []
     assert not any((home / "packages").iterdir())
     assert run("app", "info", "agent-sync").exit_code == 2
-    from host.installs import InstallStore
+    from host.apps.installs import InstallStore
     with InstallStore(home / "host.db") as store:
         assert [h.hook for h in store.pending_hooks()] == [
             "install", "disable", "enable", "uninstall"]
 
 
 def test_data_version_and_epoch(tmp_path):
-    from host.installs import InstallStore
+    from host.apps.installs import InstallStore
     db = tmp_path / "host.db"
     a, b = InstallStore(db), InstallStore(db)
     v = a.data_version()
@@ -333,7 +333,7 @@ def test_update_shows_policy_forbidden_and_consent_binds_revision(env, tmp_path)
     r = run("app", "update", "agent-sync", str(more), "--allow-unsigned")
     assert r.exit_code == 1
     assert "+ http" in r.stderr and "policy does not permit this" in r.stderr
-    from host.installs import InstallStore
+    from host.apps.installs import InstallStore
     with InstallStore(home / "host.db") as store:
         rec = store.by_app("agent-sync")
         payload = json.loads(store.consent(rec.consent_id).payload)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from host.consent import ConsentDeclined, ConsentError, ConsentRequired, resolve_grants
+from host.apps.consent import ConsentDeclined, ConsentError, ConsentRequired, resolve_grants
 
 ASKED = frozenset({"users.read", "users.create", "http"})
 

@@ -6,9 +6,9 @@ import io
 from apps_helpers import app_files
 from rich.console import Console
 
-from host.disclosure import NOT_PERMITTED, build_disclosure, render_disclosure
-from host.packages import package_from_files
-from host.publisher import SignatureCheck
+from host.apps.disclosure import NOT_PERMITTED, build_disclosure, render_disclosure
+from host.apps.packages import package_from_files
+from host.apps.publisher import SignatureCheck
 from policies.loader import load_policy_text
 
 POLICY = """

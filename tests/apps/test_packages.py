@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from apps_helpers import app_files, manifest_text, write_folder, write_zip
 
-from host.packages import (
+from host.apps.packages import (
     MAX_FILE_BYTES,
     MAX_FILES,
     PackageError,

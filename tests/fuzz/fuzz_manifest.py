@@ -1,6 +1,6 @@
 """Fuzz target: the app manifest parser and the package reader (in memory and as a .zip).
 
-Documented outcomes: `host.manifest.ManifestError` from `parse_manifest`, `host.packages.
+Documented outcomes: `host.apps.manifest.ManifestError` from `parse_manifest`, `host.apps.packages.
 PackageError` from `package_from_files` / `read_package`. Anything else is a bug. The first byte
 picks the surface: the manifest alone, an in-memory file map carved out of the input, or the
 input written as a .zip file and read by `read_package`.
@@ -14,8 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from host.manifest import ManifestError, parse_manifest
-from host.packages import PackageError, package_from_files, read_package
+from host.apps.manifest import ManifestError, parse_manifest
+from host.apps.packages import PackageError, package_from_files, read_package
 
 _TMP = Path(tempfile.mkdtemp(prefix="stockade-fuzz-manifest-"))
 _ZIP = _TMP / "pkg.zip"

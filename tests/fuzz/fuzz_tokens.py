@@ -1,4 +1,4 @@
-"""Fuzz target: the capability-token decoder `host.tokens.verify`.
+"""Fuzz target: the capability-token decoder `host.keys.tokens.verify`.
 
 Documented outcome for anything but a genuine token: `TokenError`, nothing else. Invariant: when
 verify succeeds, the claims are exactly the genuine token's (no input other than a re-encoding
@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import sys
 
-from host import tokens
 from host.clock import ManualClock
-from host.keyring import Keyring
-from host.tokens import TokenError
+from host.keys import tokens
+from host.keys.keyring import Keyring
+from host.keys.tokens import TokenError
 
 RING = Keyring.ephemeral()
 CLOCK = ManualClock()

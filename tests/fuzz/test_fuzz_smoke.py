@@ -94,7 +94,7 @@ def test_hypothesis_binary(name: str) -> None:
 def test_token_target_accepts_the_genuine_token() -> None:
     """Control: the target's invariant is reachable (a genuine token does verify)."""
     fuzz_tokens.fuzz_one(b"\x00" + fuzz_tokens.GENUINE.encode())
-    from host import tokens
+    from host.keys import tokens
 
     claims = tokens.verify(fuzz_tokens.GENUINE, fuzz_tokens.RING, fuzz_tokens.CLOCK,
                            session_id=fuzz_tokens.SID)
@@ -109,7 +109,7 @@ def test_policy_target_seed_compiles() -> None:
 
 
 def test_manifest_target_seed_parses() -> None:
-    from host.manifest import parse_manifest
+    from host.apps.manifest import parse_manifest
 
     assert parse_manifest(fuzz_manifest.VALID_MANIFEST).id == "fuzz-app"
 

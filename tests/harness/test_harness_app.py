@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from harness_helpers import write_app
 
-from host.manifest import parse_manifest
+from host.apps.manifest import parse_manifest
 from sandbox.errors import Conflict, PermissionDenied
 from sandbox.harness import AppHarness, HarnessError
 from sandbox.loader import LoadFailed

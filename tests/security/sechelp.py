@@ -1,6 +1,6 @@
 """Shared helpers for the security suite: run snippets the way `stockade sandbox exec` does.
 
-`run_snippet` (host/sandbox_exec.py) starts a fresh zygote per call (~0.1-0.3 s). The escape
+`run_snippet` (host/supervise/sandbox_exec.py) starts a fresh zygote per call (~0.1-0.3 s). The escape
 suite runs ~100 snippets, so `ExecHarness` runs them through the *real* `run_snippet` but with
 its `Spawner` swapped for one shared zygote: every snippet still gets its own freshly forked,
 fully confined child, its own token and handshake, and run_snippet's own exit-code logic.
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import host.sandbox_exec as sandbox_exec
-from host.child import Child, ChildLimits, Spawner
+import host.supervise.sandbox_exec as sandbox_exec
+from host.supervise.child import Child, ChildLimits, Spawner
 
 REPO = Path(__file__).resolve().parents[2]
 STOCKADE = Path(sys.executable).parent / "stockade"
@@ -35,7 +35,7 @@ class Outcome:
 
 
 class _SharedSpawner:
-    """Stands in for `host.sandbox_exec.Spawner`: same `start`, but `close` keeps the zygote."""
+    """Stands in for `host.supervise.sandbox_exec.Spawner`: same `start`, but `close` keeps the zygote."""
 
     def __init__(self, real: Spawner) -> None:
         self._real = real

@@ -39,10 +39,10 @@ from typing import Any
 
 import pytest
 
-from host import tokens
-from host.child import ChildLimits, Spawner
 from host.clock import SystemClock
-from host.keyring import Keyring
+from host.keys import tokens
+from host.keys.keyring import Keyring
+from host.supervise.child import ChildLimits, Spawner
 from sandbox import confine
 
 IS_ROOT = os.geteuid() == 0

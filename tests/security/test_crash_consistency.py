@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from gatehelp import APP_ID, install_fuzz_app
 
-from host.audit import open_readonly
 from host.clock import SystemClock
 from host.home import Home
+from host.ledger.audit import open_readonly
 from host.runtime import Host, HostConfig
 from host.server.embedded import EmbeddedServer
 

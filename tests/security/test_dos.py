@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from sechelp import ExecHarness, cli_exec
 
-from host import tokens
-from host.child import AppFailed, Child, ChildDied, ChildLimits, Spawner
 from host.clock import SystemClock
-from host.keyring import Keyring
-from host.sandbox_exec import MAX_EXEC_OUTPUT
+from host.keys import tokens
+from host.keys.keyring import Keyring
+from host.supervise.child import AppFailed, Child, ChildDied, ChildLimits, Spawner
+from host.supervise.sandbox_exec import MAX_EXEC_OUTPUT
 
 SLACK_S = 2.0
 

@@ -1,7 +1,7 @@
 """Escape suite: the known RestrictedPython / CPython sandbox-escape classes, run as snippets.
 
 Every snippet runs in its own freshly forked, fully confined child through the real
-`host.sandbox_exec.run_snippet` (see sechelp.ExecHarness), and prints the marker "ESCAPED" only
+`host.supervise.sandbox_exec.run_snippet` (see sechelp.ExecHarness), and prints the marker "ESCAPED" only
 if the attack got past the restricted layer. Each test asserts BOTH that the snippet failed
 (exit 1 = refused/raised, 3 = killed for a limit) AND that the marker never appeared, so a guard
 that silently returned something useful would still be caught. Positive controls at the end

@@ -22,8 +22,8 @@ import pytest
 from pydantic import ValidationError
 from sechelp import start_fake_child
 
-from host.child import AppFailed, Child, ChildDied, LayerMissing
 from host.errors import GateError
+from host.supervise.child import AppFailed, Child, ChildDied, LayerMissing
 from sandbox.protocol import (
     CHILD_FRAME,
     HOST_FRAME,
@@ -369,7 +369,7 @@ def test_call_args_over_caps_get_an_error_reply_not_a_crash(fakes: list[Child]) 
 
 
 def test_call_flood_is_cut_off(fakes: list[Child]) -> None:
-    from host.child import MAX_CALLS_PER_EVENT
+    from host.supervise.child import MAX_CALLS_PER_EVENT
 
     child = _fake(fakes, [["hello"], ["recv"], ["flood_calls", MAX_CALLS_PER_EVENT + 5]])
     child.handshake("tok", _accept_token, degraded=False)

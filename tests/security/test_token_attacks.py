@@ -1,4 +1,4 @@
-"""Token attacks against `host.tokens.verify` and against a real child handshake.
+"""Token attacks against `host.keys.tokens.verify` and against a real child handshake.
 
 A capability token is `stk1.ed25519.<b64url claims>.<b64url sig>`. Each test below forges or
 edits one and checks verify refuses it with `TokenError` (never another exception type, never a
@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from host import tokens
-from host.child import ChildLimits, Spawner
 from host.clock import ManualClock
-from host.keyring import Keyring
-from host.tokens import PREFIX, TokenError
+from host.keys import tokens
+from host.keys.keyring import Keyring
+from host.keys.tokens import PREFIX, TokenError
+from host.supervise.child import ChildLimits, Spawner
 
 SID = "a" * 32
 OTHER_SID = "b" * 32

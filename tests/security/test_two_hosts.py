@@ -2,7 +2,7 @@
 
 A host that starts settles the calls it finds audited but unfinished. Another live host's call
 in flight looks exactly like that, so a second host used to refund it as "not applied" while the
-first was about to apply it: the window then held N + 1 creations. `host.lease` lets a host
+first was about to apply it: the window then held N + 1 creations. `host.ledger.lease` lets a host
 settle only when no other host serves the home. These tests attack that with a real second host
 started in the middle of a real create, and with a host process killed mid-call.
 """
@@ -30,11 +30,11 @@ from gatehelp import (
     install_fuzz_app,
 )
 
-from host.audit import AuditRecord
 from host.clock import SystemClock
 from host.doctor import state_checks
 from host.home import Home
-from host.lease import HomeLease, LeaseError, others_serving
+from host.ledger.audit import AuditRecord
+from host.ledger.lease import HomeLease, LeaseError, others_serving
 from host.runtime import Host, HostConfig
 
 QUIET = HostConfig(watch=False, use_zygote=False)  # no apps run here: nothing to spawn

@@ -8,10 +8,10 @@ import pytest
 from apphelp import install, write_app, write_policy
 from typer.testing import CliRunner
 
+from host.apps.consent import ConsentError
+from host.apps.packages import package_folder
 from host.cli.main import root
-from host.consent import ConsentError
 from host.home import Home
-from host.packages import package_folder
 from host.runtime import Host
 
 SRC = '''

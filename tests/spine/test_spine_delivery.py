@@ -1,4 +1,4 @@
-"""`Delivery`: one event's per-app outcomes and one wait for all of them (host/delivery.py)."""
+"""`Delivery`: one event's per-app outcomes and one wait for all of them (host/supervise/delivery.py)."""
 from __future__ import annotations
 
 import threading
@@ -6,7 +6,7 @@ from concurrent.futures import InvalidStateError
 
 import pytest
 
-from host.delivery import Delivery
+from host.supervise.delivery import Delivery
 
 
 def test_it_is_done_only_when_every_app_has_settled() -> None:

@@ -41,7 +41,7 @@ def test_doctor_fails_on_a_tampered_audit_log(tmp_path: Path) -> None:
     home = Home(tmp_path / "home").ensure()
     install(home, write_app(tmp_path / "apps", "docapp", ["livechat.read"], [],
                             "from stockade import App\n\nclass TestApp(App):\n    pass\n"))
-    from host.audit import AuditRecord
+    from host.ledger.audit import AuditRecord
 
     with Host(home) as h:
         for _ in range(3):

@@ -142,7 +142,7 @@ def test_a_killed_child_is_audited(tmp_path: Path) -> None:
 
 
 def test_disable_hook_reaches_the_running_child_before_it_stops(tmp_path: Path) -> None:
-    from host.installs import InstallStore
+    from host.apps.installs import InstallStore
 
     home = Home(tmp_path / "home").ensure()
     write_policy(home, "events", POLICY)

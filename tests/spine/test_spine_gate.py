@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from apphelp import install, write_app, write_policy
 
-from host.audit import open_readonly
+from host.apps.installs import InstallStore
 from host.clock import SystemClock
 from host.home import Home
-from host.installs import InstallStore
+from host.ledger.audit import open_readonly
 from host.runtime import Host
 
 PROBE_SRC = '''
@@ -163,9 +163,9 @@ def test_audit_chain_verifies_after_traffic(host: Host) -> None:
 
 def test_unfinished_intent_is_reconciled_on_start(tmp_path: Path) -> None:
     """A crash between the audited decision and its outcome: the next start settles it."""
-    from host.audit import AuditRecord
-    from host.ledger import Ledger
-    from host.quota import QuotaCharge  # noqa: F401 - documents the charge type used below
+    from host.ledger.audit import AuditRecord
+    from host.ledger.ledger import Ledger
+    from host.ledger.quota import QuotaCharge  # noqa: F401 - documents the charge type used below
     from policies.types import QuotaCharge as Charge
 
     home = Home(tmp_path / "home").ensure()

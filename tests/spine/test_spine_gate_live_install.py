@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def _in_other_process(home: Home, code: str) -> None:
     script = (
         "import sys\n"
-        "from host.installs import InstallStore\n"
+        "from host.apps.installs import InstallStore\n"
         f"store = InstallStore({str(home.host_db)!r})\n"
         f"{code}\n"
         "store.close()\n"

@@ -9,11 +9,11 @@ import pytest
 from apphelp import install, write_app
 from typer.testing import CliRunner
 
-from host import tokens
 from host.cli.main import root
 from host.clock import ManualClock
 from host.home import Home
-from host.keyring import Keyring
+from host.keys import tokens
+from host.keys.keyring import Keyring
 
 
 def _cli(home: Path, *args: str) -> tuple[int, str]:

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from host.child import ChildLimits, Spawner
 from host.clock import SystemClock
-from host.keyring import Keyring
-from host.tokens import issue, verify
+from host.keys.keyring import Keyring
+from host.keys.tokens import issue, verify
+from host.supervise.child import ChildLimits, Spawner
 
 POOL_WAIT_S = 10.0
 

@@ -1,4 +1,4 @@
-"""The event pump: one thread delivers a post event to every idle app (`host.pump`).
+"""The event pump: one thread delivers a post event to every idle app (`host.supervise.pump`).
 
 What it must keep from the per-app runners: every app gets the event and its result, events
 for one app stay in order, a handler that talks (bridge call, print) is finished by its own
@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from apphelp import install, write_app, write_policy
 
-from host.child import Child, ChildDied
 from host.home import Home
 from host.runtime import Host, HostConfig
+from host.supervise.child import Child, ChildDied
 from sandbox.wire import encode
 
 APPS = ("alpha", "beta", "gamma")
@@ -179,7 +179,7 @@ def test_an_app_with_queued_events_is_not_claimed(host: Host) -> None:
     # The instant between two queued jobs: nothing running, one waiting. A claim then would
     # let the pump's event overtake the waiting one. Holding the runner's lock keeps its
     # thread from taking the job while we look.
-    from host.supervisor import Job
+    from host.supervise.supervisor import Job
 
     alpha = _runner(host, "alpha")
     waiting = Job(STARTED, {"n": 1}, 5.0)

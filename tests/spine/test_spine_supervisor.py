@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from apphelp import install, write_app, write_policy
 
-from host.child import AppFailed, ChildDied, ChildLimits
 from host.home import Home
 from host.runtime import Host, HostConfig
+from host.supervise.child import AppFailed, ChildDied, ChildLimits
 
 STEP_SRC = '''
 import time

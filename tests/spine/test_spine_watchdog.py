@@ -10,7 +10,8 @@ import threading
 import time
 from typing import Any, cast
 
-from host.child import Child, Watchdog
+from host.supervise.child import Child
+from host.supervise.watchdog import Watchdog
 
 
 class _Stub:

@@ -7,8 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from host.audit import AuditError, AuditLog, AuditRecord, chain_hash, digest_args, escape_text
 from host.clock import ManualClock
+from host.ledger.audit import (
+    AuditError,
+    AuditLog,
+    AuditRecord,
+    chain_hash,
+    digest_args,
+    escape_text,
+)
 
 T0 = 1_700_000_000.0
 

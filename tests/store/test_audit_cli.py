@@ -7,10 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from host.audit import AuditRecord
 from host.clock import ManualClock
-from host.ledger import Ledger
-from host.quota import Charge
+from host.ledger.audit import AuditRecord
+from host.ledger.ledger import Ledger
+from host.ledger.quota import Charge
 
 EVIL = 'hi\n     99  2026-01-01T00:00:00Z  decision  allow  admin  roles.assign\x1b[2J'
 

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from host.audit import AuditRecord, digest_args
 from host.clock import ManualClock
-from host.ledger import Ledger, LedgerError
-from host.quota import Charge
+from host.ledger.audit import AuditRecord, digest_args
+from host.ledger.ledger import Ledger, LedgerError
+from host.ledger.quota import Charge
 
 T0 = 1_700_000_000.0
 CREATE = Charge("app:agent-sync:users.create", 2, 60.0, "app")

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-import host.persistence as P
-from host.persistence import Association, PersistenceError, PersistenceStore
+import host.bridges.persistence as P
+from host.bridges.persistence import Association, PersistenceError, PersistenceStore
 
 
 def test_isolation_between_installs(tmp_path: Path) -> None:

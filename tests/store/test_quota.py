@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from host.clock import ManualClock
-from host.quota import Charge, QuotaDenied, QuotaStore, Reservation
+from host.ledger.quota import Charge, QuotaDenied, QuotaStore, Reservation
 
 T0 = 1_700_000_000.0
 

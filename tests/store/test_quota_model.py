@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from host.clock import ManualClock
-from host.quota import Charge, QuotaStore, Reservation
+from host.ledger.quota import Charge, QuotaStore, Reservation
 
 T0 = 1_700_000_000.0
 W = 10.0

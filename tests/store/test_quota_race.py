@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from host.clock import ManualClock
-from host.quota import Charge, QuotaStore, Reservation
+from host.ledger.quota import Charge, QuotaStore, Reservation
 
 PROCS = 6
 TRIES = 15  # per process: 90 attempts racing for 25 units

@@ -1,6 +1,6 @@
 """`stockade app new NAME`: a small working app to start from.
 
-The templates live in host/templates/app/ (`*.tmpl`, str.format placeholders). The generated
+The templates live in host/apps/templates/app/ (`*.tmpl`, str.format placeholders). The generated
 test runs the app through the same RestrictedPython loader the confined child uses, with a
 recording fake in place of the host, so an author can test handlers without a host.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from host.manifest import APP_ID_RE
+from host.apps.manifest import APP_ID_RE
 
 _TEMPLATES = Path(__file__).resolve().parent / "templates" / "app"
 # template file -> path in the new app folder

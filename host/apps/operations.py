@@ -7,15 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from host.apps.consent import ConsentError, guardrail_problems, make_consent
+from host.apps.disclosure import Disclosure, build_disclosure, load_policy_view
+from host.apps.installs import InstallRecord, InstallStore, new_install_id
+from host.apps.manifest import Manifest, SettingValue, coerce_setting
+from host.apps.packages import Package, store_package
+from host.apps.publisher import SignatureCheck
 from host.clock import Clock, SystemClock
-from host.consent import ConsentError, guardrail_problems, make_consent
-from host.disclosure import Disclosure, build_disclosure, load_policy_view
 from host.home import Home
-from host.installs import InstallRecord, InstallStore, new_install_id
-from host.keyring import Keyring
-from host.manifest import Manifest, SettingValue, coerce_setting
-from host.packages import Package, store_package
-from host.publisher import SignatureCheck
+from host.keys.keyring import Keyring
 
 
 def default_settings(manifest: Manifest,

@@ -12,8 +12,8 @@ from typing import Any
 
 from rich.console import Console
 
-from host.disclosure import Disclosure
-from host.manifest import Manifest
+from host.apps.disclosure import Disclosure
+from host.apps.manifest import Manifest
 
 
 @dataclass(frozen=True)

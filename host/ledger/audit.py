@@ -50,19 +50,22 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import math
 import os
-import re
 import secrets
 import sqlite3
-import unicodedata
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from host.clock import Clock
-from host.quota import QuotaState
+from host.ledger.records import (
+    AuditError,
+    AuditRecord,
+    canonical_json,
+    digest_args,
+    escape_text,
+)
 from host.store import Store, StoreError, ensure_schema, table_exists
 
 SCHEMA_COMPONENT = "audit"
@@ -74,18 +77,6 @@ ANCHOR_MAGIC = "stockade-audit-anchor/1"
 # records can be cut undetected in a running host) against the cost of a file rewrite per call.
 ANCHOR_EVERY = 64
 
-# Longest string stored in any field (characters). Guards the log against app-supplied text
-# (a role name, a username echoed in a message) growing records without bound; longer free
-# text (`message`, `detail`) is cut with a marker, longer identifiers are refused.
-MAX_STR = 512
-# Most rule names / quota states in one record: guards record size against a policy with
-# thousands of matching rules.
-MAX_RULES = 64
-MAX_QUOTAS = 16
-
-_KIND_RE = re.compile(r"[a-z][a-z0-9_.-]{0,31}")
-_HEX64_RE = re.compile(r"[0-9a-f]{64}")
-_TRUNCATE_FIELDS = frozenset({"message", "detail"})
 
 DDL = (
     "CREATE TABLE IF NOT EXISTS audit(seq INTEGER PRIMARY KEY, ts REAL NOT NULL,"
@@ -105,191 +96,6 @@ DDL = (
 )
 
 
-class AuditError(RuntimeError):
-    """The record was not written (invalid record, closed log, database failure)."""
-
-
-@dataclass(frozen=True)
-class AuditRecord:
-    """Every field a record may hold. Anything else cannot be logged (see module docstring).
-
-    `kind`: decision | outcome | lifecycle | supervisor | consent | policy | ... (lowercase word).
-    Decision fields: allowed, code, message, rules, policy_rev, quota, args_digest, write.
-    Outcome fields: ref_seq (the decision), ok, code (error code or "ok"), refunded, reconciled.
-    """
-
-    kind: str
-    allowed: bool | None = None
-    code: str | None = None
-    message: str | None = None
-    rules: tuple[str, ...] = ()
-    policy_rev: str | None = None
-    quota: tuple[QuotaState, ...] = ()
-    app_id: str | None = None
-    install_id: str | None = None
-    action: str | None = None
-    args_digest: str | None = None
-    op_id: str | None = None
-    write: bool | None = None
-    ref_seq: int | None = None
-    ok: bool | None = None
-    refunded: bool | None = None
-    reconciled: bool | None = None
-    actor: str | None = None
-    event: str | None = None
-    version: str | None = None
-    generation: int | None = None
-    detail: str | None = None
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> AuditRecord:
-        """Build a record from a mapping, refusing any field not on the allow-list."""
-        unknown = sorted(set(data) - _FIELD_NAMES)
-        if unknown:
-            raise AuditError(f"audit record field(s) not allowed: {', '.join(unknown[:5])}")
-        d = dict(data)
-        if "rules" in d and isinstance(d["rules"], list):
-            d["rules"] = tuple(d["rules"])
-        if "quota" in d and isinstance(d["quota"], (list, tuple)):
-            d["quota"] = tuple(_quota_from(q) for q in d["quota"])
-        rec = cls(**d)
-        rec.body()  # validate now
-        return rec
-
-    def body(self) -> str:
-        """Canonical JSON of the set fields (validated; raises AuditError)."""
-        return canonical_json(_validated(self))
-
-
-_FIELD_NAMES = frozenset(f.name for f in fields(AuditRecord))
-
-
-def _quota_from(q: Any) -> QuotaState:
-    if isinstance(q, QuotaState):
-        return q
-    if not isinstance(q, Mapping) or set(q) - {"key", "used", "limit", "window_s", "next_free_at"}:
-        raise AuditError("quota entries must be {key, used, limit, window_s, next_free_at}")
-    # Types are checked when the record is validated (`_validated`), not here.
-    return QuotaState(q.get("key"), q.get("used"), q.get("limit"),  # type: ignore[arg-type]
-                      q.get("window_s"), q.get("next_free_at"))  # type: ignore[arg-type]
-
-
-def _cap_str(name: str, v: object) -> str:
-    if not isinstance(v, str):
-        raise AuditError(f"audit field {name} must be a string")
-    if len(v) > MAX_STR:
-        if name in _TRUNCATE_FIELDS:
-            return v[: MAX_STR - 1] + "…"
-        raise AuditError(f"audit field {name} longer than {MAX_STR} characters")
-    return v
-
-
-def _check_int(name: str, v: object) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2**63:
-        raise AuditError(f"audit field {name} must be a non-negative int")
-    return v
-
-
-def _check_num(name: str, v: object) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise AuditError(f"audit field {name} must be a finite number")
-    return float(v)
-
-
-def _check_bool(name: str, v: object) -> bool:
-    if not isinstance(v, bool):
-        raise AuditError(f"audit field {name} must be a bool")
-    return v
-
-
-def _check_kind(name: str, v: object) -> str:
-    if not isinstance(v, str) or not _KIND_RE.fullmatch(v):
-        raise AuditError("audit kind must be a lowercase word of at most 32 characters")
-    return v
-
-
-def _check_digest(name: str, v: object) -> str:
-    if not isinstance(v, str) or not _HEX64_RE.fullmatch(v):
-        raise AuditError("args_digest must be 64 lowercase hex characters (use digest_args)")
-    return v
-
-
-def _check_rules(name: str, v: object) -> list[str] | None:
-    if not isinstance(v, tuple) or len(v) > MAX_RULES:
-        raise AuditError(f"rules must be a tuple of at most {MAX_RULES} names")
-    return [_cap_str("rules", r) for r in v] if v else None
-
-
-def quota_json(states: object) -> list[dict[str, object]] | None:
-    """Validated JSON form of a record's quota states (None when there are none)."""
-    if not isinstance(states, tuple) or len(states) > MAX_QUOTAS:
-        raise AuditError(f"quota must be a tuple of at most {MAX_QUOTAS} states")
-    qs: list[dict[str, object]] = []
-    for q in states:
-        if not isinstance(q, QuotaState):
-            raise AuditError("quota entries must be QuotaState")
-        qs.append({
-            "key": _cap_str("quota.key", q.key),
-            "used": _check_int("quota.used", q.used),
-            "limit": _check_int("quota.limit", q.limit),
-            "window_s": _check_num("quota.window_s", q.window_s),
-            "next_free_at": None if q.next_free_at is None
-            else _check_num("quota.next_free_at", q.next_free_at),
-        })
-    return qs or None
-
-
-# One checker per allowed field: the allow-list of names *and* value types. Each returns the
-# JSON value to store (None: leave the field out).
-_CHECKERS: dict[str, Callable[[str, Any], object]] = {
-    "kind": _check_kind, "args_digest": _check_digest, "rules": _check_rules,
-    "quota": lambda _n, v: quota_json(v),
-}
-for _f in fields(AuditRecord):
-    if _f.name not in _CHECKERS:
-        _CHECKERS[_f.name] = {"str | None": _cap_str, "bool | None": _check_bool,
-                              "int | None": _check_int}[str(_f.type)]
-
-
-def _validated(rec: AuditRecord) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for name, v in vars(rec).items():
-        if v is None:
-            continue
-        j = _CHECKERS[name](name, v)
-        if j is not None:
-            out[name] = j
-    if "kind" not in out:
-        raise AuditError("audit record needs a kind")
-    return out
-
-
-def validated_body(rec: AuditRecord) -> dict[str, object]:
-    """The record as a validated JSON-able dict (callers may override checked fields)."""
-    return _validated(rec)
-
-
-def check_field(name: str, v: object) -> str:
-    """A string for field `name`: free text is capped, identifiers over MAX_STR are refused."""
-    return _cap_str(name, v)
-
-
-def cap_text(v: str) -> str:
-    """Free text for a record's `message`: capped at MAX_STR with a marker."""
-    return _cap_str("message", v)
-
-
-def canonical_json(obj: object) -> str:
-    """Sorted keys, no whitespace, ASCII only (so control characters are always escaped)."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
-                      allow_nan=False)
-
-
-def digest_args(args: Mapping[str, Any]) -> str:
-    """sha256 of the arguments' canonical JSON: records prove *which* arguments, never hold them."""
-    return hashlib.sha256(canonical_json(dict(args)).encode()).hexdigest()
-
-
 def chain_hash(prev_hash: str, seq: int, ts: float, body: str) -> str:
     """hash = sha256(prev_hash bytes || "seq\\nts\\n" || body) — see the module docstring."""
     h = hashlib.sha256(bytes.fromhex(prev_hash))
@@ -297,23 +103,6 @@ def chain_hash(prev_hash: str, seq: int, ts: float, body: str) -> str:
     h.update(body.encode())
     return h.hexdigest()
 
-
-def escape_text(s: str) -> str:
-    """Make app-supplied text safe for one line of human output.
-
-    Escapes control characters (newline, CR, ESC...), Unicode line/paragraph separators and
-    format characters (bidi overrides that reorder what the operator reads) as \\uXXXX, and
-    backslashes, so an app cannot forge a line or hide text in `audit tail`.
-    """
-    out: list[str] = []
-    for ch in s:
-        if ch == "\\":
-            out.append("\\\\")
-        elif unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"):
-            out.append(f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}")
-        else:
-            out.append(ch)
-    return "".join(out)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,23 +11,21 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
-import math
 import os
 import secrets
 import signal
 import subprocess
 import sys
 import threading
-import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
-from host.prefork import Prefork
-from host.zygote_client import Zygote
+from host.supervise.prefork import Prefork
+from host.supervise.watchdog import running_events, watchdog
+from host.supervise.zygote_client import Zygote
 from sandbox.protocol import (
     CHILD_FRAME,
     PROTOCOL_VERSION,
@@ -91,123 +89,6 @@ class ChildLimits:
 
 CallHandler = Callable[["Child", str, dict[str, Any]], Any]
 LogSink = Callable[[str, bool], None]
-
-
-class _Running:
-    """How many events this host process is running right now (see NEXT_FRAME_SPIN_NS)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self._lock = threading.Lock()
-
-    def add(self, n: int) -> None:
-        with self._lock:
-            self.count += n
-
-
-_running = _Running()
-
-
-def running_add(n: int) -> None:
-    """Count events running outside `Child.deliver` (the pump's; see NEXT_FRAME_SPIN_NS)."""
-    _running.add(n)
-
-
-class Watchdog:
-    """Kills children whose deadline passed. One thread for the whole host.
-
-    Deadlines are kept in one FIFO per duration (`seconds`): armed under the lock from the
-    monotonic clock, the deadlines of one duration arrive in order, so each FIFO is sorted and
-    its head is its earliest. A finished event only bumps its child's ticket; its entry becomes
-    stale and is dropped when it reaches a FIFO's head, by the next `arm` of that duration or
-    by the thread. So the structure holds about one entry per event still running, arming
-    costs O(1), and the thread wakes only for the earliest live deadline, never once per
-    finished event (a heap held every finished event until its deadline passed, and the thread
-    popped them one by one).
-    """
-
-    def __init__(self) -> None:
-        # An entry: (deadline, [(child, ticket), ...]); one pair for `arm`, a fan-out's for
-        # `arm_many`. Pairs whose ticket moved on are pruned when their entry is at the head.
-        self._queues: dict[float, deque[tuple[float, list[tuple[Child, int]]]]] = {}
-        self._cv = threading.Condition()
-        self._wake_at = math.inf  # when the thread wakes next (inf: when notified)
-        threading.Thread(target=self._run, name="stockade-watchdog", daemon=True).start()
-
-    def arm(self, child: Child, seconds: float, ticket: int) -> None:
-        """Kill `child` after `seconds` unless its ticket has moved on by then."""
-        self.arm_many([(child, ticket)], seconds)
-
-    def arm_many(self, pairs: list[tuple[Child, int]], seconds: float) -> None:
-        """`arm` for every (child, ticket) of one fan-out at once: one entry, one lock."""
-        with self._cv:
-            deadline = time.monotonic() + seconds
-            q = self._queues.get(seconds)
-            if q is None:
-                q = self._queues[seconds] = deque()
-            while q and not _live(q[0][1]):
-                q.popleft()  # finished events at the head: drop them here, not in the thread
-            q.append((deadline, pairs))
-            # Wake the thread only when it would sleep past this deadline.
-            if deadline < self._wake_at:
-                self._wake_at = deadline
-                self._cv.notify()
-
-    def _due(self, now: float) -> tuple[list[tuple[Child, int]], float]:
-        """Pop expired entries and stale heads; (live pairs expired, earliest live deadline)."""
-        expired: list[tuple[Child, int]] = []
-        earliest = math.inf
-        for seconds, q in list(self._queues.items()):
-            while q:
-                deadline, pairs = q[0]
-                if not _live(pairs):
-                    q.popleft()
-                elif deadline <= now:
-                    q.popleft()
-                    expired.extend(pairs)
-                else:
-                    earliest = min(earliest, deadline)
-                    break
-            if not q:
-                del self._queues[seconds]
-        return expired, earliest
-
-    def _run(self) -> None:
-        while True:
-            with self._cv:
-                now = time.monotonic()
-                expired, earliest = self._due(now)
-                if not expired:
-                    self._wake_at = earliest
-                    self._cv.wait(None if earliest == math.inf else earliest - now)
-                    continue
-            for child, ticket in expired:
-                if child.ticket == ticket:
-                    child.kill(f"deadline of {child.deadline_s:.3g}s exceeded", code="timeout")
-
-    def pending(self) -> int:
-        """Children held (live or not yet pruned); diagnostics and tests."""
-        with self._cv:
-            return sum(len(pairs) for q in self._queues.values() for _d, pairs in q)
-
-
-def _live(pairs: list[tuple[Child, int]]) -> bool:
-    """Prune the finished pairs of one entry in place; True while any is still running."""
-    if any(child.ticket != ticket for child, ticket in pairs):
-        pairs[:] = [(child, ticket) for child, ticket in pairs if child.ticket == ticket]
-    return bool(pairs)
-
-
-_watchdog: Watchdog | None = None
-_watchdog_lock = threading.Lock()
-
-
-def watchdog() -> Watchdog:
-    global _watchdog
-    with _watchdog_lock:
-        if _watchdog is None:
-            _watchdog = Watchdog()
-        return _watchdog
 
 
 @dataclass
@@ -353,12 +234,12 @@ class Child:
         if self.dead:
             raise ChildDied(self.death, self.death_code)
         self._arm(deadline_s)
-        _running.add(1)
+        running_events.add(1)
         try:
             self._send(frame)
             return self._converse(frame.id, self._recv(), on_call, on_log)
         finally:
-            _running.add(-1)
+            running_events.add(-1)
             self._disarm()
 
     def _converse(self, frame_id: int, msg: Any, on_call: CallHandler, on_log: LogSink) -> Any:
@@ -373,7 +254,7 @@ class Child:
                               code="flood")
                     raise ChildDied(self.death, self.death_code)
                 self._send(self._answer(msg, on_call))
-                if _running.count == 1:
+                if running_events.count == 1:
                     spin = NEXT_FRAME_SPIN_NS
             elif isinstance(msg, Log):
                 on_log(msg.text, msg.truncated)
@@ -384,7 +265,7 @@ class Child:
                 raise ChildDied(self.death, self.death_code)
             msg = self._recv(spin)
 
-    # ---- the event pump's path (host.pump): send without waiting, read what has arrived ------
+    # ---- the event pump's path (host.supervise.pump): send without waiting, read what arrived ---
 
     def begin_event(self, frame: bytes) -> None:
         """Write an encoded Event of at most PIPE_BUF bytes, not waiting. The caller has armed
@@ -425,14 +306,14 @@ class Child:
                      on_log: LogSink) -> Any:
         """Take over an event the pump started: its next frame `raw`, or its channel failure."""
         with self.lock:
-            _running.add(1)
+            running_events.add(1)
             try:
                 if failure is not None:
                     self._channel_failed(failure)
                 msg = self._decode(raw) if raw is not None else self._recv()
                 return self._converse(frame_id, msg, on_call, on_log)
             finally:
-                _running.add(-1)
+                running_events.add(-1)
                 self._disarm()
 
     def _answer(self, call: Call, on_call: CallHandler) -> Reply:
@@ -563,7 +444,7 @@ class Spawner:
     """Creates confined children, through the zygote (fast) or a fresh interpreter.
 
     With `prefork` > 0 (zygote only), that many children with `prefork_limits` are forked
-    ahead of need and handed out by `start` (see `host.prefork`).
+    ahead of need and handed out by `start` (see `host.supervise.prefork`).
     """
 
     def __init__(self, use_zygote: bool = True, *, prefork: int = 0,
@@ -573,7 +454,7 @@ class Spawner:
         self._early: dict[int, int] = {}
         self.zygote: Zygote | None = Zygote(self._on_exit) if use_zygote else None
         self._pool_limits = prefork_limits or ChildLimits()
-        self.pool: Prefork | None = None
+        self.pool: Prefork[Child] | None = None
         if self.zygote is not None and prefork > 0:
             self.pool = Prefork(lambda: self._fork(self._pool_limits), prefork)
 

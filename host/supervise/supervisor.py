@@ -12,20 +12,30 @@ from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from host import tokens
-from host.child import AppFailed, Child, ChildDied, LayerMissing, done_result
-from host.delivery import Outcome
+from host.apps.installs import InstallRecord
 from host.errors import GateError
-from host.gate import Session
-from host.installs import InstallRecord
+from host.gate.gate import Gate, Session
+from host.keys import tokens
 from host.server.principals import Caller
+from host.supervise.child import AppFailed, Child, ChildDied, LayerMissing, done_result
+from host.supervise.delivery import Outcome
 from sandbox.protocol import Done
 from sandbox.wire import ChannelClosed, FrameError
 
-if TYPE_CHECKING:
-    from host.runtime import Host
+
+class RunnerHost(Protocol):
+    """What a runner needs of the host that owns it (`host.runtime.Host` is one). A protocol,
+    not an import, so this room never imports the runtime that wires it."""
+
+    gate: Gate
+
+    def start_child(self, runner: AppRunner) -> Child: ...
+
+    def audit_supervisor(self, runner: AppRunner, event: str, detail: str) -> None: ...
+
+    def write_app_log(self, install_id: str, text: str, truncated: bool) -> None: ...
 
 # Restart backoff after a child dies: doubles from the first value up to the cap, and resets
 # after a job succeeds. Guards the host against a crash loop eating a core.
@@ -63,7 +73,7 @@ _STOP = Job("__stop__", {}, 0.0)
 
 
 class AppRunner:
-    def __init__(self, host: Host, install: InstallRecord) -> None:
+    def __init__(self, host: RunnerHost, install: InstallRecord) -> None:
         self.host = host
         self.install = install
         self.install_id = install.install_id
@@ -79,7 +89,7 @@ class AppRunner:
         self.events_failed = 0
         self._next_start = 0.0
         # The job queue. `_claimed`: the event pump holds this app's child for one event (see
-        # `host.pump`); queued jobs wait for it, and a job it hands over runs first.
+        # `host.supervise.pump`); queued jobs wait for it, and a job it hands over runs first.
         self._cv = threading.Condition()
         self._jobs: deque[Job] = deque()
         self._handed: Job | None = None
@@ -133,7 +143,7 @@ class AppRunner:
         with self._cv:
             return not (self._jobs or self._handed or self._claimed or self._running_job)
 
-    # ---- the event pump's side (host.pump) -------------------------------------------------
+    # ---- the event pump's side (host.supervise.pump) ------------------------------------------
 
     def try_claim(self) -> Child | None:
         """The running child, reserved for one pump event; None unless this app is idle."""

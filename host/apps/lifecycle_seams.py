@@ -6,9 +6,9 @@ install store and stops the app's child on its own.
 """
 from __future__ import annotations
 
+from host.apps.installs import InstallRecord
 from host.clock import SystemClock
 from host.home import Home
-from host.installs import InstallRecord
 from host.server.embedded import EmbeddedServer
 
 
@@ -35,7 +35,7 @@ def deactivate_app_users(home: Home, record: InstallRecord) -> int | None:
 
 def remove_app_data(home: Home, record: InstallRecord) -> str:
     """Delete the install's persistence rows (they are keyed by install id, never app id)."""
-    from host.persistence import remove_all
+    from host.bridges.persistence import remove_all
 
     if not home.host_db.exists():
         return "no stored data"

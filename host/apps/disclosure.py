@@ -21,8 +21,8 @@ from typing import Any, Protocol
 from rich.console import Console
 from rich.table import Table
 
-from host.manifest import Manifest
-from host.publisher import SignatureCheck
+from host.apps.manifest import Manifest
+from host.apps.publisher import SignatureCheck
 from policies.vocabulary import ACTIONS, ADMIN_CLASS_ROLES, PERMISSIONS
 
 NOT_PERMITTED = "policy does not permit this — the app will get PermissionDenied"

@@ -25,7 +25,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 # How long a writer waits for another process's write lock before failing (ms). Guards against
@@ -98,20 +98,9 @@ class Store:
         c.execute("PRAGMA foreign_keys=ON")
         return c
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         """`BEGIN IMMEDIATE` … `COMMIT` (or `ROLLBACK` on any exception, which then propagates)."""
-        c = self.conn()
-        c.execute("BEGIN IMMEDIATE")
-        try:
-            yield c
-            c.execute("COMMIT")
-        except BaseException:
-            # Also when COMMIT itself fails (disk full, I/O error): never leave the write lock
-            # held by a half-open transaction.
-            if c.in_transaction:
-                c.execute("ROLLBACK")
-            raise
+        return immediate(self.conn())
 
     def checkpoint(self, mode: str = "PASSIVE") -> tuple[int, int, int]:
         """Run a WAL checkpoint (background thread). Returns (busy, log pages, checkpointed)."""
@@ -127,6 +116,27 @@ class Store:
             if self._local.pid == _Pid.value:
                 c.close()
             self._local.conn = None
+
+
+@contextmanager
+def immediate(c: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction on `c`: `BEGIN IMMEDIATE` … `COMMIT`, `ROLLBACK` on any exception.
+
+    IMMEDIATE takes the write lock before the first read, so two processes can never both read
+    "one unit left" and both take it, and a write never fails half-way on a lock upgrade. Both
+    `host.db` (`Store.transaction`) and the embedded server's `server.db` (`Database.write`)
+    open every write here.
+    """
+    c.execute("BEGIN IMMEDIATE")
+    try:
+        yield c
+        c.execute("COMMIT")
+    except BaseException:
+        # Also when COMMIT itself fails (disk full, I/O error): never leave the write lock
+        # held by a half-open transaction.
+        if c.in_transaction:
+            c.execute("ROLLBACK")
+        raise
 
 
 def ensure_schema(store: Store, component: str, version: int, ddl: Sequence[str]) -> None:

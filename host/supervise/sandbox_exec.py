@@ -10,10 +10,10 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from host import tokens
-from host.child import AppFailed, ChildDied, ChildLimits, Spawner
 from host.clock import SystemClock
-from host.keyring import Keyring
+from host.keys import tokens
+from host.keys.keyring import Keyring
+from host.supervise.child import AppFailed, ChildDied, ChildLimits, Spawner
 
 # What `sandbox exec` relays to stdout at most; the host survives an output flood by dropping
 # the rest (and saying so on stderr).

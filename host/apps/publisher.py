@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from host.packages import Package
+from host.apps.packages import Package
 
 SIGNATURE_FORMAT = "stockade-signature-v1"
 PUBLIC_KEY_PREFIX = "stockade-publisher-key-v1"

@@ -21,7 +21,7 @@ from cryptography.exceptions import InvalidSignature
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from host.clock import Clock
-from host.keyring import Keyring
+from host.keys.keyring import Keyring
 
 PREFIX = "stk1.ed25519."
 # A token above this size is refused before any parsing (guards the decoder against floods).

@@ -21,7 +21,13 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from host.manifest import MANIFEST_NAME, Manifest, ManifestError, canonical_json, parse_manifest
+from host.apps.manifest import (
+    MANIFEST_NAME,
+    Manifest,
+    ManifestError,
+    canonical_json,
+    parse_manifest,
+)
 
 SIGNATURE_NAME = "SIGNATURE"
 

@@ -2,7 +2,7 @@
 
 A consent record binds the install id, app id, version, package hash, manifest hash, the granted
 permissions, the policy revision in force and the time, as canonical JSON signed by the host
-keyring (`host/keyring.py`). `verify_install` re-checks it whenever a record is loaded for use;
+keyring (`host/keys/keyring.py`). `verify_install` re-checks it whenever a record is loaded for use;
 an edit made outside the CLI (raw SQL on host.db: widening `grants`, swapping the manifest or the
 package hash) fails the check and disables the app.
 
@@ -21,9 +21,9 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 
-from host.installs import ConsentRow, InstallRecord, InstallStore
-from host.keyring import Keyring
-from host.manifest import Manifest, canonical_json
+from host.apps.installs import ConsentRow, InstallRecord, InstallStore
+from host.apps.manifest import Manifest, canonical_json
+from host.keys.keyring import Keyring
 
 CONSENT_FORMAT = "stockade-consent-v1"
 

@@ -29,14 +29,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from host.child import Child, ChildDied, running_add, watchdog
-from host.delivery import Delivery
-from host.supervisor import Job, Resume
+from host.supervise.child import Child, ChildDied
+from host.supervise.delivery import Delivery
+from host.supervise.supervisor import Job, Resume
+from host.supervise.watchdog import running_add, watchdog
 from sandbox.protocol import Event
 from sandbox.wire import ChannelClosed, FrameError, encode
 
 if TYPE_CHECKING:
-    from host.supervisor import AppRunner
+    from host.supervise.supervisor import AppRunner
 
 log = logging.getLogger("stockade.pump")
 

@@ -18,28 +18,42 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from host.child import Child
+from typing import Generic, Protocol, TypeVar
 
 log = logging.getLogger("stockade.prefork")
 
 
-class Prefork:
+class Spare(Protocol):
+    """What the pool needs of a child (`host.supervise.child.Child` is one). A protocol, not an
+    import: `child.py` owns the pool, so the pool must not import it back."""
+
+    @property
+    def dead(self) -> bool: ...
+
+    def has_exited(self) -> bool: ...
+
+    def kill(self, reason: str, *, code: str = ...) -> None: ...
+
+    def close(self) -> None: ...
+
+
+C = TypeVar("C", bound=Spare)
+
+
+class Prefork(Generic[C]):
     """Keeps up to `size` confined, app-less children ready for `take`."""
 
-    def __init__(self, make: Callable[[], Child], size: int) -> None:
+    def __init__(self, make: Callable[[], C], size: int) -> None:
         self._make = make
         self._size = size
-        self._ready: list[Child] = []
+        self._ready: list[C] = []
         self._cv = threading.Condition()
         self._closed = False
         self.made = 0  # children forked for the pool (for tests and diagnostics)
         self._thread = threading.Thread(target=self._fill, name="stockade-prefork", daemon=True)
         self._thread.start()
 
-    def take(self) -> Child | None:
+    def take(self) -> C | None:
         """A ready child, or None (pool empty or closed: the caller forks one itself)."""
         with self._cv:
             while self._ready:
@@ -85,7 +99,7 @@ class Prefork:
                 self._cv.notify_all()
 
 
-def _discard(child: Child, reason: str) -> None:
+def _discard(child: Spare, reason: str) -> None:
     child.kill(reason, code="shutdown")
     with contextlib.suppress(OSError):
         child.close()

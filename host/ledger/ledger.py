@@ -25,21 +25,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from host.audit import (
-    ANCHOR_EVERY,
-    AuditError,
-    AuditLog,
-    AuditRecord,
-    Intent,
-    append_in,
-    canonical_json,
-    cap_text,
-    check_field,
-    quota_json,
-    validated_body,
-)
 from host.clock import Clock
-from host.quota import (
+from host.ledger.audit import ANCHOR_EVERY, AuditLog, Intent, append_in
+from host.ledger.quota import (
     QuotaCharge,
     QuotaDenied,
     QuotaState,
@@ -48,6 +36,15 @@ from host.quota import (
     refund_in,
     reserve_in,
     state_in,
+)
+from host.ledger.records import (
+    AuditError,
+    AuditRecord,
+    canonical_json,
+    cap_text,
+    check_field,
+    quota_json,
+    validated_body,
 )
 from host.store import Store
 

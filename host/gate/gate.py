@@ -22,15 +22,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from host.audit import AuditRecord, digest_args
+from host.apps.installs import InstallRecord, InstallStore, data_version_in
 from host.clock import Clock
 from host.errors import GateError
-from host.installs import InstallRecord, InstallStore, data_version_in
-from host.ledger import REFUNDABLE_ERRORS, Ledger
+from host.keys.tokens import Claims
+from host.ledger.audit import AuditRecord, digest_args
+from host.ledger.ledger import REFUNDABLE_ERRORS, Ledger
 from host.server.adapter import ACTION_METHODS, ServerAdapter
 from host.server.errors import ServerError
 from host.server.principals import Caller
-from host.tokens import Claims
 from policies.engine import decide
 from policies.policy import Policy
 from policies.types import Decision, Request

@@ -7,7 +7,7 @@ reads it and notices changes from another process cheaply through `data_version(
 Security-relevant columns:
 - `generation` is bumped on disable, uninstall, update and any change of grants: the gate
   refuses a token whose generation is not the install's current one, so every token dies.
-- `grants` is bound by a host-signed consent record (`consent_records`, see host/consent.py);
+- `grants` is bound by a host-signed consent record (`consent_records`, see host/apps/consent.py);
   an edit to either outside the CLI fails `verify_install` and disables the app.
 - `settings` holds secret values too (the app needs them); `InstallRecord` never prints them:
   `redacted_settings()` / `to_public_dict()` are what list, info and logs show.
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from host.manifest import Manifest, SettingValue
+from host.apps.manifest import Manifest, SettingValue
 
 HookName = Literal["install", "enable", "disable", "update", "uninstall", "settings_changed"]
 SECRET_MASK = "********"  # noqa: S105 (a mask, not a password)
@@ -102,7 +102,7 @@ class InstallError(Exception):
 
 @dataclass(frozen=True)
 class ConsentRow:
-    """A stored, host-signed consent record (payload is canonical JSON; see host/consent.py)."""
+    """A stored, host-signed consent record (canonical JSON payload; see host/apps/consent.py)."""
 
     consent_id: str
     install_id: str

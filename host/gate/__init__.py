@@ -1,0 +1,10 @@
+"""The gate: the one place every bridge call from an app is decided.
+
+What it holds: `gate.py` — a call's token and session are checked, the install record and the
+operator's consent read, the policy engine asked, the ledger admits the decision (quota units
+reserved, audit record durable) and only then the server (or a host action) is reached, and the
+outcome recorded.
+
+May import: `host.ledger`, `host.apps`, `host.keys`, `host.server`, `host.store`, `host.clock`,
+`host.errors`, `policies`. Imported by: `supervise`, the runtime.
+"""

@@ -1,0 +1,9 @@
+"""The host's own keys and what it signs with them.
+
+What it holds: the Ed25519 signing keyring (`keyring.py`: rotate without downtime, verify with
+any key still trusted) and capability tokens (`tokens.py`: mint and verify the claims a child
+presents at its handshake).
+
+May import: `host.clock`, `cryptography`, the standard library. Imported by: `apps` (consent
+records are signed), `gate`, `supervise`, the runtime, the CLI.
+"""

@@ -1,0 +1,144 @@
+"""Deadlines for running events: one watchdog thread per host kills the child whose event ran
+too long, and a count of the events running right now (which decides whether a reader spins).
+
+The watchdog knows a child only as `Timed` (a ticket, a deadline and `kill`), so this module
+never imports `child.py`, which arms it.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from typing import Protocol
+
+
+class Timed(Protocol):
+    """What the watchdog needs of a child (`host.supervise.child.Child` is one)."""
+
+    @property
+    def ticket(self) -> int: ...
+
+    @property
+    def deadline_s(self) -> float: ...
+
+    def kill(self, reason: str, *, code: str = ...) -> None: ...
+
+
+class _Running:
+    """How many events this host process is running right now (see NEXT_FRAME_SPIN_NS)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def add(self, n: int) -> None:
+        with self._lock:
+            self.count += n
+
+
+running_events = _Running()
+
+
+def running_add(n: int) -> None:
+    """Count events running outside `Child.deliver` (the pump's; see NEXT_FRAME_SPIN_NS)."""
+    running_events.add(n)
+
+
+class Watchdog:
+    """Kills children whose deadline passed. One thread for the whole host.
+
+    Deadlines are kept in one FIFO per duration (`seconds`): armed under the lock from the
+    monotonic clock, the deadlines of one duration arrive in order, so each FIFO is sorted and
+    its head is its earliest. A finished event only bumps its child's ticket; its entry becomes
+    stale and is dropped when it reaches a FIFO's head, by the next `arm` of that duration or
+    by the thread. So the structure holds about one entry per event still running, arming
+    costs O(1), and the thread wakes only for the earliest live deadline, never once per
+    finished event (a heap held every finished event until its deadline passed, and the thread
+    popped them one by one).
+    """
+
+    def __init__(self) -> None:
+        # An entry: (deadline, [(child, ticket), ...]); one pair for `arm`, a fan-out's for
+        # `arm_many`. Pairs whose ticket moved on are pruned when their entry is at the head.
+        self._queues: dict[float, deque[tuple[float, list[tuple[Timed, int]]]]] = {}
+        self._cv = threading.Condition()
+        self._wake_at = math.inf  # when the thread wakes next (inf: when notified)
+        threading.Thread(target=self._run, name="stockade-watchdog", daemon=True).start()
+
+    def arm(self, child: Timed, seconds: float, ticket: int) -> None:
+        """Kill `child` after `seconds` unless its ticket has moved on by then."""
+        self.arm_many([(child, ticket)], seconds)
+
+    def arm_many(self, pairs: Sequence[tuple[Timed, int]], seconds: float) -> None:
+        """`arm` for every (child, ticket) of one fan-out at once: one entry, one lock."""
+        entry = list(pairs)  # pruned in place as events finish (`_live`), so the entry owns it
+        with self._cv:
+            deadline = time.monotonic() + seconds
+            q = self._queues.get(seconds)
+            if q is None:
+                q = self._queues[seconds] = deque()
+            while q and not _live(q[0][1]):
+                q.popleft()  # finished events at the head: drop them here, not in the thread
+            q.append((deadline, entry))
+            # Wake the thread only when it would sleep past this deadline.
+            if deadline < self._wake_at:
+                self._wake_at = deadline
+                self._cv.notify()
+
+    def _due(self, now: float) -> tuple[list[tuple[Timed, int]], float]:
+        """Pop expired entries and stale heads; (live pairs expired, earliest live deadline)."""
+        expired: list[tuple[Timed, int]] = []
+        earliest = math.inf
+        for seconds, q in list(self._queues.items()):
+            while q:
+                deadline, pairs = q[0]
+                if not _live(pairs):
+                    q.popleft()
+                elif deadline <= now:
+                    q.popleft()
+                    expired.extend(pairs)
+                else:
+                    earliest = min(earliest, deadline)
+                    break
+            if not q:
+                del self._queues[seconds]
+        return expired, earliest
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                now = time.monotonic()
+                expired, earliest = self._due(now)
+                if not expired:
+                    self._wake_at = earliest
+                    self._cv.wait(None if earliest == math.inf else earliest - now)
+                    continue
+            for child, ticket in expired:
+                if child.ticket == ticket:
+                    child.kill(f"deadline of {child.deadline_s:.3g}s exceeded", code="timeout")
+
+    def pending(self) -> int:
+        """Children held (live or not yet pruned); diagnostics and tests."""
+        with self._cv:
+            return sum(len(pairs) for q in self._queues.values() for _d, pairs in q)
+
+
+def _live(pairs: list[tuple[Timed, int]]) -> bool:
+    """Prune the finished pairs of one entry in place; True while any is still running."""
+    if any(child.ticket != ticket for child, ticket in pairs):
+        pairs[:] = [(child, ticket) for child, ticket in pairs if child.ticket == ticket]
+    return bool(pairs)
+
+
+_watchdog: Watchdog | None = None
+_watchdog_lock = threading.Lock()
+
+
+def watchdog() -> Watchdog:
+    global _watchdog
+    with _watchdog_lock:
+        if _watchdog is None:
+            _watchdog = Watchdog()
+        return _watchdog
