@@ -8,7 +8,6 @@ sample is one request's round trip as the client sees it.
 """
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ import uvicorn
 from host.clock import SystemClock
 from host.home import Home
 from host.server.embedded import EmbeddedServer
+from host.server.listen import tcp_listener
 from host.server.personal_tokens import ensure_service_user
 from host.server.rest import create_app
 
@@ -29,10 +29,16 @@ SERVER_START_TIMEOUT_S = 10.0
 @contextmanager
 def rest_server(home: Home) -> Iterator[tuple[str, EmbeddedServer]]:
     """Serve the home's REST API on 127.0.0.1:<free port>; yield (base URL, server)."""
-    server = EmbeddedServer(home.server_db, SystemClock())
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    with serving(EmbeddedServer(home.server_db, SystemClock())) as (base, server, _uv):
+        yield base, server
+
+
+@contextmanager
+def serving(server: EmbeddedServer) -> Iterator[tuple[str, EmbeddedServer, uvicorn.Server]]:
+    """Serve `server`'s REST API from a thread; yield (base URL, server, the uvicorn server)."""
+    # tcp_listener, not a bare socket: with proto 0 asyncio leaves Nagle on for accepted
+    # connections and every request waited ~40 ms for a delayed ACK (issue 27).
+    sock = tcp_listener("127.0.0.1", 0)
     port = sock.getsockname()[1]
     uv = uvicorn.Server(uvicorn.Config(create_app(server), log_level="warning", lifespan="off"))
     thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, name="bench-uvicorn",
@@ -44,7 +50,7 @@ def rest_server(home: Home) -> Iterator[tuple[str, EmbeddedServer]]:
             raise RuntimeError("the bench's uvicorn server did not start")
         time.sleep(0.01)
     try:
-        yield f"http://127.0.0.1:{port}", server
+        yield f"http://127.0.0.1:{port}", server, uv
     finally:
         uv.should_exit = True
         thread.join(timeout=10)
