@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import os
 import threading
 import time
 from collections.abc import Mapping
@@ -42,6 +43,7 @@ from host.server.principals import SYSTEM
 from host.supervise.child import AppFailed, Child, ChildDied, ChildLimits, Spawner
 from host.supervise.delivery import Delivery
 from host.supervise.pump import EventPump
+from host.supervise.status import PUBLISH_INTERVAL_S, StatusBoard
 from host.supervise.supervisor import AppRunner, Job, append_capped, make_session
 from policies.loader import load_policy
 from policies.vocabulary import EVENTS
@@ -49,7 +51,7 @@ from policies.vocabulary import EVENTS
 TimeoutMode = Literal["fail_closed", "fail_open"]
 
 WATCH_INTERVAL_S = 0.2
-CHECKPOINT_INTERVAL_S = 2.0
+CHECKPOINT_INTERVAL_S = PUBLISH_INTERVAL_S  # one upkeep thread: checkpoints and status
 ANCHOR_EVERY_IN_HOST = 4096  # backstop only; the upkeep thread anchors every interval
 log = logging.getLogger("stockade.host")
 
@@ -121,6 +123,7 @@ class Host:
         # CHECKPOINT_INTERVAL_S and at stop), not every 64 records on a bridge call: the anchor
         # write is a file rename that would stall the call for a millisecond.
         self.ledger = Ledger(home.host_db, self.clock, anchor_every=ANCHOR_EVERY_IN_HOST)
+        self.status_board = StatusBoard(home.host_db, os.getpid())
         self.server = EmbeddedServer(home.server_db, self.clock)
         self.policy = PolicySource(load_policy(home.policies_dir))
         self.resolve = system_resolver(self.config.resolver_overrides)
@@ -177,13 +180,27 @@ class Host:
             tune_gc()
 
     def _upkeep(self) -> None:
-        """WAL checkpoints and audit anchors off the call path (they stall for milliseconds)."""
+        """WAL checkpoints and audit anchors off the call path (they stall for milliseconds),
+        drop summaries, and the runners' status for other processes (`stockade app list`)."""
         while not self._stop.wait(CHECKPOINT_INTERVAL_S):
             try:
                 self.ledger.checkpoint()
                 self.server.db.checkpoint()
             except Exception:
                 log.exception("checkpoint failed")
+            self.publish_status()
+
+    def publish_status(self) -> None:
+        """Flush every runner's drop summary and publish what each is doing now."""
+        with self._lock:
+            runners = list(self.runners.values())
+        for runner in runners:
+            runner.flush_drops()
+        try:
+            self.status_board.publish(self.clock.now(), {
+                r.install_id: (r.app_id, r.status()) for r in runners})
+        except Exception:
+            log.exception("could not publish the apps' status")
 
     def stop(self) -> None:
         self._stop.set()
@@ -199,6 +216,9 @@ class Host:
             self._receivers_cache = {}
         for runner in runners:
             runner.stop("host stopping")
+        with contextlib.suppress(Exception):
+            self.status_board.clear()
+            self.status_board.close()
         if self.spawner is not None:
             self.spawner.close()
             self.spawner = None

@@ -71,6 +71,7 @@ from host.cli.output import (
 from host.clock import SystemClock
 from host.home import Home
 from host.keys.keyring import Keyring
+from host.supervise.status import is_fresh, read_status
 
 
 def _confirm(question: str, default: bool) -> bool:
@@ -276,9 +277,16 @@ def _checked(store: InstallStore, keyring: Keyring, rec: InstallRecord) -> dict[
 @app_app.command("list")
 def list_apps(ctx: typer.Context, json_out: JsonFlag = False) -> None:
     """Installed apps (consent re-verified; a tampered install is disabled)."""
-    store, keyring = _open(ctx.obj)
+    home: Home = ctx.obj
+    store, keyring = _open(home)
     with store:
         rows = [_checked(store, keyring, r) for r in store.list()]
+    live = read_status(home.host_db)
+    now = _now()
+    for r in rows:
+        st = live.get(r["install_id"])
+        # Only a serving host's figures: a stopped host's last row says nothing about now.
+        r["running"] = st if st is not None and is_fresh(st, now) else None
     if json_out:
         emit_json(rows)
         return
@@ -289,6 +297,19 @@ def list_apps(ctx: typer.Context, json_out: JsonFlag = False) -> None:
         pend = f", update {r['pending_update']['version']} pending" if r["pending_update"] else ""
         err_console.print(f"{r['app_id']} {r['version']}  {state}{pend}  grants: "
                           f"{', '.join(r['grants']) or '-'}", highlight=False)
+        if r["running"] is not None:
+            err_console.print(f"    {_running_line(r['running'])}", highlight=False, markup=False)
+
+
+def _running_line(st: dict[str, Any]) -> str:
+    """One line of a running app's state: what `stockade serve` is doing with it now."""
+    state = str(st["state"])
+    if state == "backoff":
+        state = f"restarting in {st['backoff_s']:.1f}s (backoff)"
+    parts = [f"{state} on host pid {st['host_pid']}", f"restarts {st['restarts']}",
+             f"events {st['events_done']} ok / {st['events_failed']} failed",
+             f"queued {st['queued']}", f"dropped {st['dropped']}"]
+    return ", ".join(parts)
 
 
 @app_app.command("info")

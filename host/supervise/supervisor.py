@@ -41,10 +41,42 @@ class RunnerHost(Protocol):
 # after a job succeeds. Guards the host against a crash loop eating a core.
 BACKOFF_FIRST_S = 0.05
 BACKOFF_MAX_S = 30.0
-# A job that waited longer than this in a runner's queue is dropped (and the drop logged):
-# a stuck app must not build an unbounded backlog.
+# A job that waited longer than this in a runner's queue is dropped (counted, logged to the
+# app's log and audited in a summary): a stuck app must not build an unbounded backlog, and an
+# event older than this is no longer news its handler could act on.
 MAX_QUEUE_WAIT_S = 60.0
+# Events one app may have queued. Guards host memory and bounds how late a queued event can run
+# against an app that is slower than the event rate; past it the event's overflow policy drops.
 MAX_QUEUE = 1000
+# At most one audit record summarising an app's dropped events per this many seconds (the first
+# drop is audited at once). Guards the audit log against an overloaded app writing one record
+# per lost event, which would turn an overload into a disk-filling one (DESIGN rule 13).
+DROP_SUMMARY_INTERVAL_S = 10.0
+
+# What a full queue gives up, per event. "drop_oldest": the event waiting longest is dropped, so
+# the app works on what is happening now — a conversation that started or was assigned a
+# minute ago has been served or routed by someone else meanwhile. "refuse": the new event is
+# dropped and the queued ones kept, for events whose order an integration reconciles against
+# (a CRM that saw a room start needs its close; dropping the oldest close would leave an older
+# conversation open forever, dropping the newest leaves one recent close for the operator to
+# replay from the drop summary). Events not listed drop oldest.
+OVERFLOW_POLICY: dict[str, str] = {
+    "livechat.room_started": "drop_oldest",
+    "livechat.agent_assigned": "drop_oldest",
+    "livechat.room_transferred": "drop_oldest",
+    "message.sent": "drop_oldest",
+    "livechat.room_closed": "refuse",
+    "livechat.agent_unassigned": "refuse",
+    "livechat.guest_saved": "refuse",
+}
+
+
+class EventDropped(RuntimeError):
+    """An event that never reached the app: its queue was full or it waited too long."""
+
+
+def overflow_policy(event: str) -> str:
+    return OVERFLOW_POLICY.get(event, "drop_oldest")
 # Per-install captured print() output kept on disk before rotation.
 MAX_LOG_BYTES = 1 << 20
 
@@ -72,6 +104,11 @@ class Job:
 _STOP = Job("__stop__", {}, 0.0)
 
 
+def _control(job: Job) -> bool:
+    """A start or stop job: never dropped, never counted as an event."""
+    return job is _STOP or job.name.startswith("__")
+
+
 class AppRunner:
     def __init__(self, host: RunnerHost, install: InstallRecord) -> None:
         self.host = host
@@ -88,6 +125,11 @@ class AppRunner:
         self.events_done = 0
         self.events_failed = 0
         self._next_start = 0.0
+        # Dropped events by reason (queue_full, expired); pending ones await their summary.
+        self.dropped: dict[str, int] = {}
+        self._drops_pending: dict[str, int] = {}
+        self._last_drop_summary = 0.0
+        self._drop_lock = threading.Lock()
         # The job queue. `_claimed`: the event pump holds this app's child for one event (see
         # `host.supervise.pump`); queued jobs wait for it, and a job it hands over runs first.
         self._cv = threading.Condition()
@@ -107,12 +149,69 @@ class AppRunner:
         return future
 
     def enqueue(self, job: Job) -> None:
+        dropped: Job | None = None
         with self._cv:
-            if len(self._jobs) >= MAX_QUEUE and job is not _STOP:
-                job.outcome.set_exception(RuntimeError(f"{self.app_id}: event queue full"))
+            if len(self._jobs) >= MAX_QUEUE and job is not _STOP and not _control(job):
+                if overflow_policy(job.name) == "refuse":
+                    dropped = job
+                else:
+                    dropped = self._pop_oldest_event()
+                    if dropped is None:  # only control jobs queued: refuse the new one
+                        dropped = job
+            if dropped is not job:
+                self._jobs.append(job)
+                self._cv.notify()
+        if dropped is not None:
+            self._drop(dropped, "queue_full")
+
+    def _pop_oldest_event(self) -> Job | None:
+        """Remove and return the oldest queued event (never a start/stop job). Under `_cv`."""
+        for i, queued in enumerate(self._jobs):
+            if not _control(queued):
+                del self._jobs[i]
+                return queued
+        return None
+
+    # ---- dropped events: counted, logged, audited in summaries -----------------------------
+
+    def _drop(self, job: Job, why: str) -> None:
+        """`job` will never run: fail its outcome and account for it (never silently)."""
+        with self._drop_lock:
+            self.dropped[why] = self.dropped.get(why, 0) + 1
+            key = f"{job.name}:{why}"
+            self._drops_pending[key] = self._drops_pending.get(key, 0) + 1
+            first = self._last_drop_summary == 0.0
+        job.outcome.set_exception(EventDropped(
+            f"{self.app_id}: event {job.name} dropped ({why.replace('_', ' ')})"))
+        if first or time.monotonic() - self._last_drop_summary >= DROP_SUMMARY_INTERVAL_S:
+            self.flush_drops()
+
+    def flush_drops(self) -> None:
+        """Audit and log the drops not yet reported, as one summary (upkeep calls this too)."""
+        with self._drop_lock:
+            pending, self._drops_pending = self._drops_pending, {}
+            if not pending:
                 return
-            self._jobs.append(job)
-            self._cv.notify()
+            self._last_drop_summary = time.monotonic()
+        total = sum(pending.values())
+        parts = ", ".join(f"{k}={n}" for k, n in sorted(pending.items()))
+        detail = f"{total} event(s) dropped: {parts}"
+        self._log(f"[stockade] {detail}\n", False)
+        self.host.audit_supervisor(self, "events_dropped", detail)
+
+    def status(self) -> dict[str, Any]:
+        """What an operator needs to see about this runner right now (`app list`, `doctor`)."""
+        with self._cv:
+            queued = len(self._jobs)
+        with self._drop_lock:
+            dropped = dict(self.dropped)
+        backoff = max(0.0, self._next_start - time.monotonic()) if self.state == "backoff" else 0.0
+        return {
+            "state": self.state, "restarts": self.restarts, "failures": self.failures,
+            "events_done": self.events_done, "events_failed": self.events_failed,
+            "queued": queued, "dropped": sum(dropped.values()), "dropped_by_reason": dropped,
+            "backoff_s": round(backoff, 3), "last_error": self.last_error[-300:],
+        }
 
     def ensure_started(self) -> None:
         """Start the child now (blocking) instead of on the first event."""
@@ -130,6 +229,7 @@ class AppRunner:
         if self.child is not None:
             self.child.close()
             self.child = None
+        self.flush_drops()
 
     def kill_child(self, reason: str) -> None:
         child = self.child
@@ -213,8 +313,8 @@ class AppRunner:
                 job.outcome.set_exception(exc)
             return False
         waited = time.monotonic() - job.enqueued
-        if waited > MAX_QUEUE_WAIT_S:
-            job.outcome.set_exception(TimeoutError(f"waited {waited:.0f}s in queue"))
+        if waited > MAX_QUEUE_WAIT_S and job.resume is None:
+            self._drop(job, "expired")
             return False
         self._run(job)
         return False

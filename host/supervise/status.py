@@ -1,0 +1,77 @@
+"""What each running app is doing, published by the serving host for other processes to read.
+
+The CLI (`stockade app list`, `doctor`) runs in its own process and cannot ask a running host's
+runners; the host's upkeep thread writes one row per running app into `host.db` every few
+seconds instead. A row says when it was written, so a reader can tell a live host's figures
+from the last words of a host that has stopped (`is_fresh`).
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from host.store import Store, ensure_schema, table_exists
+
+SCHEMA_COMPONENT = "runner_status"
+SCHEMA_VERSION = 1
+DDL = (
+    "CREATE TABLE IF NOT EXISTS runner_status(install_id TEXT PRIMARY KEY, app_id TEXT NOT NULL,"
+    " host_pid INTEGER NOT NULL, updated_at REAL NOT NULL, status TEXT NOT NULL)",
+)
+# How often the serving host publishes (its upkeep thread's period, `host.runtime`).
+PUBLISH_INTERVAL_S = 2.0
+# A row older than this many publish intervals is a stopped host's, not a live one's.
+STALE_AFTER_INTERVALS = 3
+
+
+class StatusBoard:
+    """The serving host's side: replace its rows with the runners' current status."""
+
+    def __init__(self, db_path: Path, host_pid: int) -> None:
+        self.store = Store(db_path)
+        self.host_pid = host_pid
+        ensure_schema(self.store, SCHEMA_COMPONENT, SCHEMA_VERSION, DDL)
+
+    def publish(self, now: float, rows: Mapping[str, tuple[str, Mapping[str, Any]]]) -> None:
+        """`rows`: install id -> (app id, status). Rows of apps no longer running go."""
+        with self.store.transaction() as c:
+            c.execute("DELETE FROM runner_status WHERE host_pid=?", (self.host_pid,))
+            c.executemany(
+                "INSERT INTO runner_status(install_id, app_id, host_pid, updated_at, status)"
+                " VALUES(?, ?, ?, ?, ?) ON CONFLICT(install_id) DO UPDATE SET"
+                " app_id=excluded.app_id, host_pid=excluded.host_pid,"
+                " updated_at=excluded.updated_at, status=excluded.status",
+                [(iid, app_id, self.host_pid, now, json.dumps(dict(st), sort_keys=True))
+                 for iid, (app_id, st) in rows.items()])
+
+    def clear(self) -> None:
+        """The host stops: its apps are no longer running anywhere."""
+        with self.store.transaction() as c:
+            c.execute("DELETE FROM runner_status WHERE host_pid=?", (self.host_pid,))
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def read_status(db_path: Path) -> dict[str, dict[str, Any]]:
+    """install id -> {"updated_at", "host_pid", **status}; empty when no host ever published."""
+    if not db_path.exists():
+        return {}
+    c = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        if not table_exists(c, "runner_status"):
+            return {}
+        out: dict[str, dict[str, Any]] = {}
+        for iid, pid, ts, raw in c.execute(
+                "SELECT install_id, host_pid, updated_at, status FROM runner_status"):
+            out[str(iid)] = {**json.loads(raw), "updated_at": float(ts), "host_pid": int(pid)}
+        return out
+    finally:
+        c.close()
+
+
+def is_fresh(row: Mapping[str, Any], now: float) -> bool:
+    return now - float(row["updated_at"]) <= STALE_AFTER_INTERVALS * PUBLISH_INTERVAL_S

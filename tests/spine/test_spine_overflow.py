@@ -1,0 +1,133 @@
+"""Bounded event queues (issue 26): a full queue drops by the event's overflow policy, and every
+drop is counted, failed to its waiter, written to the app's log and audited as a summary — never
+silent. The serving host publishes each app's state so `stockade app list` shows it.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from apphelp import install, write_app, write_policy
+from typer.testing import CliRunner
+
+from host.cli.main import root as cli
+from host.clock import SystemClock
+from host.home import Home
+from host.ledger.audit import open_readonly
+from host.runtime import Host, HostConfig
+from host.supervise import supervisor
+from host.supervise.supervisor import EventDropped
+
+QUEUE = 3  # a small cap so the test overflows it with a handful of events
+
+SRC = '''
+import time
+from stockade import App
+
+class TestApp(App):
+    def on_livechat_room_started(self, ctx, event):
+        if event.get("n") == 0:
+            time.sleep(0.6)
+        return event.get("n")
+
+    def on_livechat_room_closed(self, ctx, event):
+        if event.get("n") == 0:
+            time.sleep(0.6)
+        return event.get("n")
+'''
+
+POLICY = '''
+schema = 1
+name = "spine"
+[[rule]]
+id = "spine-read"
+effect = "permit"
+apps = ["slow"]
+actions = ["livechat.read"]
+'''
+
+
+@pytest.fixture()
+def home(tmp_path: Path) -> Home:
+    home = Home(tmp_path / "home").ensure()
+    write_policy(home, "spine", POLICY)
+    install(home, write_app(tmp_path / "apps", "slow", ["livechat.read"],
+                            ["livechat.room_started", "livechat.room_closed"], SRC))
+    return home
+
+
+@pytest.fixture()
+def host(home: Home, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(supervisor, "MAX_QUEUE", QUEUE)
+    h = Host(home, config=HostConfig(event_deadline_s=5.0)).start()
+    yield h
+    h.stop()
+
+
+def _burst(host: Host, event: str, n: int) -> list[object]:
+    """Event 0 keeps the app busy; 1..n-1 arrive while it is. Returns each event's outcome."""
+    deliveries = [host.dispatch(event, {"n": i}) for i in range(n)]
+    out: list[object] = []
+    for d in deliveries:
+        d.wait(timeout=20)
+        failures = d.failures()
+        out.append(failures["slow"] if failures else d.results()[0])
+    return out
+
+
+def _supervisor_records(home: Home) -> list[dict[str, object]]:
+    log = open_readonly(home.host_db, SystemClock())
+    try:
+        return [e.body for e in log.tail(1000) if e.body.get("kind") == "supervisor"]
+    finally:
+        log.close()
+
+
+def test_refuse_policy_keeps_the_queued_events_and_drops_the_new_ones(host: Host,
+                                                                      home: Home) -> None:
+    assert supervisor.overflow_policy("livechat.room_closed") == "refuse"
+    outcomes = _burst(host, "livechat.room_closed", 9)
+    ran = [o for o in outcomes if not isinstance(o, BaseException)]
+    dropped = [o for o in outcomes if isinstance(o, EventDropped)]
+    # event 0 ran, the first QUEUE arrivals queued behind it, the rest were refused
+    assert ran == [0, 1, 2, 3]
+    assert len(dropped) == 5
+    runner = next(iter(host.runners.values()))
+    assert runner.dropped == {"queue_full": 5}
+    host.publish_status()
+    records = [r for r in _supervisor_records(home) if r.get("event") == "events_dropped"]
+    # audited as summaries (the first drop at once, the rest in the next one), not one per drop
+    assert 1 <= len(records) <= 2
+    assert sum(int(str(r["detail"]).split()[0]) for r in records) == 5
+    log = (home.logs_dir / f"{runner.install_id}.log").read_text()
+    assert "dropped: livechat.room_closed:queue_full=" in log
+
+
+def test_drop_oldest_policy_keeps_the_newest_events(host: Host) -> None:
+    assert supervisor.overflow_policy("livechat.room_started") == "drop_oldest"
+    outcomes = _burst(host, "livechat.room_started", 9)
+    ran = [o for o in outcomes if not isinstance(o, BaseException)]
+    assert ran == [0, 6, 7, 8]
+    assert all(isinstance(o, EventDropped) for o in outcomes[1:6])
+
+
+def test_app_list_shows_a_running_apps_state_and_drops(host: Host, home: Home) -> None:
+    _burst(host, "livechat.room_closed", 6)
+    host.publish_status()
+    res = CliRunner().invoke(cli, ["--home", str(home.root), "app", "list", "--json"])
+    assert res.exit_code == 0, res.output
+    row = json.loads(res.stdout)[0]
+    assert row["running"]["state"] == "running"
+    assert row["running"]["dropped"] == 2
+    human = CliRunner().invoke(cli, ["--home", str(home.root), "app", "list"])
+    assert "dropped 2" in human.output
+
+
+def test_a_stopped_hosts_status_is_not_shown_as_running(home: Home) -> None:
+    h = Host(home, config=HostConfig(event_deadline_s=5.0)).start()
+    h.dispatch("livechat.room_started", {"n": 1}).wait(timeout=10)
+    h.publish_status()
+    h.stop()
+    res = CliRunner().invoke(cli, ["--home", str(home.root), "app", "list", "--json"])
+    assert json.loads(res.stdout)[0]["running"] is None
