@@ -90,6 +90,11 @@ def run(home: Home, *, spawn_too: bool = True) -> Report:
     return rep
 
 
+# Below this much free space on a store's file system, doctor fails. Guards: the next write's
+# WAL append and checkpoint need a few pages; under this a create may already be refused.
+MIN_FREE_BYTES = 4 << 20
+
+
 def state_checks(home: Home) -> list[Check]:
     """Key, store, audit and serving-host health of a home (no child is started)."""
     out: list[Check] = []
@@ -117,6 +122,7 @@ def state_checks(home: Home) -> list[Check]:
                 out.append(Check(label, result == "ok", f"{path.name}: {result}, {jm}"))
             except sqlite3.Error as exc:
                 out.append(Check(label, False, f"{path.name}: {exc}"))
+    out += disk_checks(home)
     serving = others_serving(home.lease_path)
     out.append(Check("host serving", True, "a host is serving this home" if serving
                      else "no host is serving this home", False))
@@ -138,4 +144,30 @@ def state_checks(home: Home) -> list[Check]:
                        "the next host to start settles them"), False))
         except Exception as exc:  # noqa: BLE001 - reported as a failed check
             out.append(Check("audit chain", False, str(exc)))
+    return out
+
+
+def disk_checks(home: Home) -> list[Check]:
+    """Free space on every file system holding a store (they may differ: a store may be a link).
+
+    A full disk refuses every write with effects (the gate settles the call and refunds it), so
+    the operator must hear of it here, not from apps' errors."""
+    out: list[Check] = []
+    seen: set[int] = set()
+    for label, path in (("host store", home.host_db), ("server store", home.server_db)):
+        where = path.resolve().parent if path.exists() else home.root
+        try:
+            st = os.statvfs(where)
+        except OSError as exc:
+            out.append(Check(f"disk ({label})", False, f"{where}: {exc}"))
+            continue
+        if st.f_fsid in seen:
+            continue
+        seen.add(st.f_fsid)
+        free = st.f_bavail * st.f_frsize
+        ok = free >= MIN_FREE_BYTES
+        out.append(Check(f"disk ({label})", ok,
+                         f"{where}: {free // (1 << 20)} MiB free" if ok else
+                         f"{where}: disk full ({free // 1024} KiB free); writes are refused "
+                         "until space is freed"))
     return out

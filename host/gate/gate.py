@@ -15,6 +15,7 @@ Order (each step refuses with an error the app sees, and every refusal is audite
 """
 from __future__ import annotations
 
+import logging
 import secrets
 import sqlite3
 import threading
@@ -45,6 +46,8 @@ _TARGET_USER_ACTIONS = frozenset({
 
 # A host-served action: (session, args, op_id, facts the policy decided with) -> result.
 HostAction = Callable[["Session", dict[str, Any], str | None, Mapping[str, Any]], Any]
+
+log = logging.getLogger("stockade.gate")
 
 
 @dataclass
@@ -242,16 +245,34 @@ class Gate:
             raise GateError("invalid_argument", str(exc)[:500]) from None
         except Exception as exc:
             if seq is not None and op_id is not None:
-                # unknown outcome: keep the units (the write may have happened)
-                self.ledger.outcome(seq, op_id, False, "internal", refund=False)
+                self._settle_unknown(spec, seq, op_id, exc)
             self._count(False)
-            raise GateError("internal", f"{action} failed inside the host") from exc
+            raise GateError("internal", f"{action} failed inside the host"
+                            f"{_store_trouble(exc)}") from exc
         if seq is not None and op_id is not None:
             self.ledger.outcome(seq, op_id, True, None, refund=False)
             if action == "users.deactivate":
                 self.ledger.quotas.release_seat()
         self._count(True)
         return result
+
+    def _settle_unknown(self, spec: ActionSpec, seq: int, op_id: str, exc: Exception) -> None:
+        """A call failed with an error that does not say whether the server applied it (a full
+        disk, an I/O error, a bug). Ask the server, which records every applied write's op_id
+        in the write's own transaction: not applied gives the units and the seat back now;
+        applied keeps them. When even that cannot be answered — or the outcome record cannot
+        be written — the intent stays pending and the next host to start alone settles it
+        (`Host.settle_pending`); it is never closed with its units unaccounted for."""
+        if spec.name in self.host_actions:
+            # Host-served actions keep no op log: keep the units (the write may have happened).
+            self.ledger.outcome(seq, op_id, False, "internal", refund=False)
+            return
+        try:
+            applied = bool(self.server.was_applied(op_id))
+            self.ledger.outcome(seq, op_id, False, "internal", refund=not applied)
+        except Exception:
+            log.warning("%s: outcome unknown after %s; left for settlement at the next start",
+                        op_id, type(exc).__name__, exc_info=True)
 
     def _dispatch(self, session: Session, spec: ActionSpec, args: dict[str, Any],
                   op_id: str | None, facts: Mapping[str, Any]) -> Any:
@@ -323,3 +344,14 @@ class Gate:
     def _count(self, allowed: bool) -> None:
         with self._stats_lock:
             self.stats["allowed" if allowed else "denied"] += 1
+
+
+def _store_trouble(exc: BaseException) -> str:
+    """A reason an operator can act on when a store failed, in the app's error message (the
+    exception's own text stays in the host's log: it may hold paths or SQL)."""
+    text = str(exc).lower()
+    if "disk is full" in text or "no space" in text:
+        return ": the store is full (disk full); nothing was applied unless the audit says so"
+    if "malformed" in text or "not a database" in text:
+        return ": the store is damaged; run `stockade doctor`"
+    return ""
