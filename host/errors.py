@@ -12,3 +12,15 @@ class GateError(Exception):
         self.code = code
         self.message = message
 
+
+
+class StartRefused(Exception):
+    """The host will not serve this home: a store is damaged or the audit chain is broken.
+
+    Raised before any app runs or any call is admitted (fail closed); `hint` tells the operator
+    how to recover. The CLI prints both and exits 1, with no traceback."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint

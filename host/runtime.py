@@ -15,6 +15,8 @@ import contextlib
 import gc
 import logging
 import os
+import pwd
+import sqlite3
 import threading
 import time
 from collections.abc import Mapping
@@ -29,7 +31,7 @@ from host.apps.packages import read_package
 from host.bridges.httpout import perform, system_resolver
 from host.bridges.persistence import PersistenceStore
 from host.clock import Clock, SystemClock
-from host.errors import GateError
+from host.errors import GateError, StartRefused
 from host.gate.gate import Gate, HostAction, PolicySource, Session
 from host.home import Home
 from host.keys import tokens
@@ -40,6 +42,7 @@ from host.ledger.ledger import Ledger
 from host.server.embedded import EmbeddedServer
 from host.server.errors import Prevented
 from host.server.principals import SYSTEM
+from host.store import StoreError, integrity_problem
 from host.supervise.child import AppFailed, Child, ChildDied, ChildLimits, Spawner
 from host.supervise.delivery import Delivery
 from host.supervise.pump import EventPump
@@ -103,6 +106,28 @@ def tune_gc() -> None:
     gc.set_threshold(max(GC_GEN0_THRESHOLD, gen0), gen1, gen2)
 
 
+def refuse_damaged_stores(home: Home) -> None:
+    """Fail closed before anything opens a store for writing: a damaged ledger cannot hold
+    quotas or the audit chain, and a damaged server store cannot say what was applied."""
+    for name, path in (("host.db", home.host_db), ("server.db", home.server_db)):
+        if not path.exists():
+            continue
+        problem = integrity_problem(path)
+        if problem is not None:
+            raise StartRefused(
+                f"{name} is damaged ({problem})",
+                f"restore {path} from a backup (with audit.anchor for host.db); "
+                "`stockade doctor` shows every check")
+
+
+def _operator() -> str:
+    """Who started this host, for records of what an operator did (the OS account)."""
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return f"uid {os.geteuid()}"
+
+
 def ensure_policies(home: Home) -> None:
     """A fresh home gets the shipped conservative baseline policy."""
     if not any(home.policies_dir.glob("*.toml")):
@@ -116,15 +141,23 @@ class Host:
         self.home = home.ensure()
         self.clock = clock or SystemClock()
         self.config = config or HostConfig()
+        refuse_damaged_stores(home)
         ensure_policies(home)
         self.keyring = Keyring.open(home.keys_dir)
-        self.installs = InstallStore(home.host_db)
-        # A running host anchors the audit chain from its upkeep thread (every
-        # CHECKPOINT_INTERVAL_S and at stop), not every 64 records on a bridge call: the anchor
-        # write is a file rename that would stall the call for a millisecond.
-        self.ledger = Ledger(home.host_db, self.clock, anchor_every=ANCHOR_EVERY_IN_HOST)
-        self.status_board = StatusBoard(home.host_db, os.getpid())
-        self.server = EmbeddedServer(home.server_db, self.clock)
+        try:
+            self.installs = InstallStore(home.host_db)
+            # A running host anchors the audit chain from its upkeep thread (every
+            # CHECKPOINT_INTERVAL_S and at stop), not every 64 records on a bridge call: the
+            # anchor write is a file rename that would stall the call for a millisecond.
+            self.ledger = Ledger(home.host_db, self.clock, anchor_every=ANCHOR_EVERY_IN_HOST)
+            self.status_board = StatusBoard(home.host_db, os.getpid())
+            self.server = EmbeddedServer(home.server_db, self.clock)
+        except (sqlite3.Error, StoreError, OSError) as exc:
+            # Read-only, immutable (chattr +i), on a full or failing disk: one clear refusal.
+            raise StartRefused(
+                f"the stores in {home.root} cannot be opened for writing ({exc})",
+                "check the files' owner, mode and attributes (`lsattr`), and the disk; "
+                "`stockade doctor` shows every check") from None
         self.policy = PolicySource(load_policy(home.policies_dir))
         self.resolve = system_resolver(self.config.resolver_overrides)
         self.gate = Gate(
@@ -151,6 +184,7 @@ class Host:
     # ---- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> Host:
+        self._check_chain()
         # Settle unfinished calls and re-count seats only when no other host serves this home:
         # another host's calls in flight are not unfinished (`host.ledger.lease`).
         self.settled_at_start = self.lease.acquire(self._settle)
@@ -160,6 +194,25 @@ class Host:
             self.stop()
             raise
         return self
+
+    def _check_chain(self) -> None:
+        """Refuse to serve on an audit chain that does not verify (rule 9: nothing is chained
+        onto records that may be forged). `--degraded` instead starts a new, anchored segment
+        that records the break, and serves."""
+        res = self.ledger.audit.verify()
+        if res.ok:
+            return
+        where = f"record {res.first_bad_seq}: " if res.first_bad_seq is not None else ""
+        if not self.config.degraded:
+            self.stop()
+            raise StartRefused(
+                f"the audit chain does not verify ({where}{res.problem})",
+                "see `stockade audit verify` and restore host.db and audit.anchor from a "
+                "backup; or start with --degraded to serve anyway: the host then starts a new, "
+                "anchored segment of the chain that records this break")
+        seq = self.ledger.audit.start_segment(res, actor=_operator())
+        log.warning("audit chain broken (%s%s); --degraded: new segment from seq %d",
+                    where, res.problem, seq)
 
     def _settle(self) -> None:
         self.reconcile()

@@ -6,6 +6,7 @@ cannot print a fake line or move the cursor; `--json` writes only JSON to stdout
 from __future__ import annotations
 
 import datetime as _dt
+import sqlite3
 from typing import Annotated, Any
 
 import typer
@@ -14,7 +15,7 @@ from host.cli.output import EXIT_NEGATIVE, emit_json, err_console, fail
 from host.clock import SystemClock
 from host.home import Home
 from host.ledger.audit import AuditEntry, AuditError, AuditLog, escape_text, open_readonly
-from host.store import StoreError
+from host.store import StoreError, integrity_problem
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine output on stdout.")]
 
@@ -77,16 +78,25 @@ def _line(e: AuditEntry) -> str:
 @audit_app.command("verify")
 def verify(ctx: typer.Context, json_out: JsonFlag = False) -> None:
     """Check the whole chain and its anchor. Exit 0 if intact, 1 naming the first bad record."""
-    log = _open(ctx.obj)
+    home: Home = ctx.obj
+    problem = integrity_problem(home.host_db) if home.host_db.exists() else None
+    if problem is not None:
+        fail(f"host.db is damaged ({problem}); the audit chain cannot be read",
+             "restore host.db and audit.anchor from a backup; `stockade doctor` shows every "
+             "check", EXIT_NEGATIVE)
+    log = _open(home)
     try:
         result = log.verify()
-    except (AuditError, StoreError, OSError) as exc:
+    except (AuditError, StoreError, OSError, sqlite3.DatabaseError) as exc:
         fail(f"cannot read the audit log: {exc}", "check the file's permissions")
     if json_out:
         emit_json(result.to_json())
+    for brk in result.breaks:
+        _say(f"earlier break, acknowledged by a --degraded start: {brk}")
     if result.ok:
         anchor = f", anchored at seq {result.anchor.seq}" if result.anchor else ""
-        _say(f"audit log intact: {result.records} records{anchor}")
+        scope = " in its newest segment" if result.breaks else ""
+        _say(f"audit log intact{scope}: {result.records} records{anchor}")
         for note in result.notes:
             _say(f"note: {note}")
         raise typer.Exit(0)

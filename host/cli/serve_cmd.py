@@ -8,7 +8,7 @@ import ipaddress
 
 import typer
 
-from host.cli.output import EXIT_USAGE, emit_json, err_console, fail
+from host.cli.output import EXIT_NEGATIVE, EXIT_USAGE, emit_json, err_console, fail
 from host.clock import Clock, SystemClock
 from host.home import Home
 from host.server.embedded import EmbeddedServer
@@ -49,7 +49,8 @@ def serve(
     json_out: bool = typer.Option(False, "--json", help="With --mint-token: JSON on stdout."),
     apps: bool = typer.Option(True, "--apps/--no-apps", help="Also run the installed apps."),
     degraded: bool = typer.Option(
-        False, "--degraded", help="Run apps even if a confinement layer is missing."),
+        False, "--degraded", help="Run apps even if a confinement layer is missing, or the "
+        "audit chain does not verify (a new, anchored segment then records the break)."),
     rest_identity: str = typer.Option(
         None, "--rest-identity", metavar="USERNAME",
         help="Server user the rest.call bridge acts as (apps never see its credentials)."),
@@ -66,6 +67,13 @@ def serve(
             hint="bind 127.0.0.1 (or ::1) and put a TLS reverse proxy in front for remote access",
             code=EXIT_USAGE,
         )
+    from host.errors import StartRefused
+    from host.runtime import refuse_damaged_stores
+
+    try:
+        refuse_damaged_stores(home)  # before anything opens a store for writing
+    except StartRefused as exc:
+        fail(exc.message, exc.hint, EXIT_NEGATIVE)
     server = build_server(home, SystemClock())
     if mint_token is not None:
         try:
@@ -100,6 +108,8 @@ def serve(
             app_host = Host(home, config=config).start()
         except LayerMissing as exc:
             fail(str(exc), "run `stockade doctor`; or pass --degraded to accept the risk")
+        except StartRefused as exc:
+            fail(exc.message, exc.hint, EXIT_NEGATIVE)
         server = app_host.server  # one server: REST actions raise events for the apps
         running = sorted(r.app_id for r in app_host.runners.values())
         err_console.print(f"apps running: {', '.join(running) or 'none'}", highlight=False)

@@ -140,6 +140,8 @@ class VerifyResult:
     problem: str | None = None
     anchor: Anchor | None = None
     notes: tuple[str, ...] = field(default=())
+    # Earlier segments of the chain and where each broke (acknowledged by a --degraded start).
+    breaks: tuple[str, ...] = field(default=())
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -147,7 +149,7 @@ class VerifyResult:
             "first_bad_seq": self.first_bad_seq, "problem": self.problem,
             "anchor": None if self.anchor is None
             else {"seq": self.anchor.seq, "hash": self.anchor.hash},
-            "notes": list(self.notes),
+            "notes": list(self.notes), "breaks": list(self.breaks),
         }
 
 
@@ -239,8 +241,10 @@ class AuditLog:
         if seq == 1 or seq % self.anchor_every == 0:
             self.write_anchor()
 
-    def write_anchor(self) -> Anchor | None:
-        """Pin the current chain head in the anchor file (atomic rename). None if empty."""
+    def write_anchor(self, *, force: bool = False) -> Anchor | None:
+        """Pin the current chain head in the anchor file (atomic rename). None if empty.
+
+        `force`: move it even backwards or over a damaged anchor (a new segment only)."""
         if self._key is None or self.readonly:
             return None
         row = self.store.conn().execute(
@@ -248,7 +252,7 @@ class AuditLog:
         if row is None:
             return None
         seq, h = int(row[0]), str(row[1])
-        current = self.read_anchor()
+        current = None if force else self.read_anchor()
         if current is not None and current.seq >= seq:
             return current  # another process anchored further already; never move backwards
         line = f"{ANCHOR_MAGIC} {seq} {h} {_anchor_mac(self._key, seq, h)}\n"
@@ -327,7 +331,13 @@ class AuditLog:
                 for r in rows]
 
     def verify(self) -> VerifyResult:
-        """Walk the whole chain and check the anchor; report the first bad record."""
+        """Walk the whole chain and check the anchor; report the first bad record.
+
+        A chain may hold segments: a `segment` record (prev_hash = genesis) starts a new one
+        after a break that an operator acknowledged by starting a host with `--degraded`
+        (`start_segment`). Each earlier segment is still walked and its first problem reported
+        in `breaks`; `ok` says whether the newest segment and the anchor hold.
+        """
         try:
             anchor = self.read_anchor()
             anchor_problem = None
@@ -341,52 +351,99 @@ class AuditLog:
                 "SELECT seq, ts, body, prev_hash, hash FROM audit ORDER BY seq")  # type: ignore[assignment]
         prev, expected, count = GENESIS_HASH, 1, 0
         anchored_hash: str | None = None
+        breaks: list[str] = []
+        broken: tuple[int, str] | None = None  # the current segment's first problem
 
         def bad(seq: int, problem: str) -> VerifyResult:
-            return VerifyResult(False, count, expected - 1, seq, problem, anchor)
+            return VerifyResult(False, count, expected - 1, seq, problem, anchor,
+                                breaks=tuple(breaks))
 
         for seq, ts, body, prev_hash, h in rows:
-            if seq != expected:
-                if seq > expected:
-                    return bad(expected, f"record {expected} is missing (next stored is {seq})")
-                return bad(seq, f"unexpected seq {seq}")
-            if prev_hash != prev:
-                return bad(seq, "prev_hash does not match the previous record's hash "
-                                "(a record was inserted, deleted or moved)")
-            if not isinstance(ts, float) or not isinstance(body, str) or \
-                    chain_hash(prev_hash, seq, ts, body) != h:
-                return bad(seq, "hash does not match the record's content (record edited)")
-            try:
-                parsed = json.loads(body)
-                AuditRecord.from_dict(parsed)
-            except (ValueError, TypeError, AuditError) as e:
-                return bad(seq, f"body is not a valid record: {e}")
+            if (prev_hash == GENESIS_HASH and seq > 1 and isinstance(body, str)
+                    and isinstance(ts, float) and chain_hash(prev_hash, seq, ts, body) == h
+                    and _is_segment(body)):
+                # A new segment: whatever was wrong before it was acknowledged by this record.
+                breaks.append(f"segment ending at seq {seq - 1}: " + (
+                    f"record {broken[0]}: {broken[1]}" if broken else "verified")
+                    + f"; new segment from seq {seq}")
+                broken, prev, expected = None, GENESIS_HASH, seq
+            if broken is not None:
+                expected, count = seq + 1, count + 1  # keep walking for a later segment
+                continue
+            problem = _record_problem(seq, expected, ts, body, prev_hash, prev, h)
+            if problem is not None:
+                broken = (problem[0], problem[1])
+                expected, count = seq + 1, count + 1
+                continue
             if anchor is not None and seq == anchor.seq:
                 anchored_hash = h
             prev, expected, count = h, expected + 1, count + 1
+        if broken is not None:
+            return bad(*broken)
         last = expected - 1
+        done = tuple(breaks)
         if anchor_problem is not None:
             return VerifyResult(False, count, last, last + 1 if last else None,
-                                anchor_problem, None)
+                                anchor_problem, None, breaks=done)
         if anchor is None:
             if last > 0 and self._key is not None:
                 return VerifyResult(False, count, last, None,
                                     "anchor missing: truncation cannot be ruled out "
-                                    f"({self.anchor_path} was deleted or never written)", None)
+                                    f"({self.anchor_path} was deleted or never written)", None,
+                                    breaks=done)
             return VerifyResult(True, count, last, None, None, None,
-                                ("no anchor: truncation not checked",) if last else ())
+                                ("no anchor: truncation not checked",) if last else (),
+                                breaks=done)
         if anchor.seq > last:
             return VerifyResult(False, count, last, last + 1,
                                 f"records {last + 1}..{anchor.seq} are missing: the anchor "
                                 f"pins seq {anchor.seq} (truncated, or lost in a power "
-                                "failure)", anchor)
+                                "failure)", anchor, breaks=done)
         if anchored_hash != anchor.hash:
             return VerifyResult(False, count, last, anchor.seq,
                                 "record differs from the anchored hash (chain rewritten)",
-                                anchor)
+                                anchor, breaks=done)
         return VerifyResult(True, count, last, None, None, anchor,
                             (f"records after seq {anchor.seq} are not yet anchored",)
-                            if last > anchor.seq else ())
+                            if last > anchor.seq else (), breaks=done)
+
+    def start_segment(self, broken: VerifyResult, actor: str) -> int:
+        """Start a new segment after a chain that does not verify (a `--degraded` start).
+
+        The segment record is not chained onto the broken chain (its prev_hash is genesis, so
+        nothing written from now on depends on records that may be forged); it records where
+        the old chain broke, why, and the old head's hash, and the anchor is moved to it."""
+        if broken.ok:
+            raise AuditError("the chain verifies: no segment to start")
+        self._check_open()
+        head = self.store.conn().execute(
+            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        detail = (f"chain broken at record {broken.first_bad_seq}: {broken.problem}; old head "
+                  + (f"seq {head[0]} hash {head[1]}" if head else "empty"))
+        body = AuditRecord(kind="segment", event="chain_break", actor=actor,
+                           ref_seq=broken.first_bad_seq, detail=detail).body()
+        try:
+            with self.store.transaction() as c:
+                row = c.execute("SELECT max(seq) FROM audit").fetchone()
+                seq = (int(row[0]) if row and row[0] is not None else 0) + 1
+                anchor = self.read_anchor_or_none()
+                if anchor is not None and anchor.seq >= seq:
+                    seq = anchor.seq + 1  # records the anchor pinned were cut: keep seq ahead
+                ts = float(self.clock.now())
+                c.execute(
+                    "INSERT INTO audit(seq, ts, body, prev_hash, hash) VALUES(?, ?, ?, ?, ?)",
+                    (seq, ts, body, GENESIS_HASH, chain_hash(GENESIS_HASH, seq, ts, body)))
+        except sqlite3.Error as e:
+            raise AuditError(f"audit append failed: {e}") from e
+        self.write_anchor(force=True)
+        return seq
+
+    def read_anchor_or_none(self) -> Anchor | None:
+        """The anchor, or None when it is missing, damaged or forged (a new segment replaces it)."""
+        try:
+            return self.read_anchor()
+        except AuditError:
+            return None
 
     def close(self) -> None:
         """Anchor the head and close this thread's connection. Appends then raise."""
@@ -398,6 +455,33 @@ class AuditLog:
         finally:
             self._closed = True
             self.store.close()
+
+
+def _is_segment(body: str) -> bool:
+    try:
+        return bool(json.loads(body).get("kind") == "segment")
+    except (ValueError, AttributeError):
+        return False
+
+
+def _record_problem(seq: int, expected: int, ts: object, body: object, prev_hash: str,
+                    prev: str, h: str) -> tuple[int, str] | None:
+    """What is wrong with one stored row at this point of the walk, or None."""
+    if seq != expected:
+        if seq > expected:
+            return expected, f"record {expected} is missing (next stored is {seq})"
+        return seq, f"unexpected seq {seq}"
+    if prev_hash != prev:
+        return seq, ("prev_hash does not match the previous record's hash "
+                     "(a record was inserted, deleted or moved)")
+    if not isinstance(ts, float) or not isinstance(body, str) or \
+            chain_hash(prev_hash, seq, ts, body) != h:
+        return seq, "hash does not match the record's content (record edited)"
+    try:
+        AuditRecord.from_dict(json.loads(body))
+    except (ValueError, TypeError, AuditError) as e:
+        return seq, f"body is not a valid record: {e}"
+    return None
 
 
 def _entry(r: tuple[Any, ...]) -> AuditEntry:

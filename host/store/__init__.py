@@ -11,6 +11,14 @@ May import: the standard library only. Imported by: every room above it (`ledger
 """
 from __future__ import annotations
 
-from host.store.sqlite import Store, StoreError, ensure_schema, immediate, table_exists
+from host.store.sqlite import (
+    Store,
+    StoreError,
+    ensure_schema,
+    immediate,
+    integrity_problem,
+    table_exists,
+)
 
-__all__ = ["Store", "StoreError", "ensure_schema", "immediate", "table_exists"]
+__all__ = ["Store", "StoreError", "ensure_schema", "immediate", "integrity_problem",
+           "table_exists"]

@@ -173,3 +173,24 @@ def table_exists(conn: sqlite3.Connection, name: str) -> bool:
         "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)
     ).fetchone()
     return row is not None
+
+
+def integrity_problem(path: Path) -> str | None:
+    """What `PRAGMA quick_check` finds wrong with the database at `path`, or None when sound.
+
+    Opened read-only, so checking creates nothing and changes nothing; a file that is not a
+    database at all, or whose pages are overwritten, is a problem, never an exception."""
+    try:
+        c = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+        try:
+            rows = c.execute("PRAGMA quick_check").fetchall()
+        finally:
+            c.close()
+    except sqlite3.OperationalError:
+        # Not a verdict on the content (locked, unreadable, an immutable WAL database that
+        # cannot make its shared-memory file): opening it for writing reports that better.
+        return None
+    except sqlite3.DatabaseError as exc:  # "malformed", "file is not a database"
+        return str(exc)
+    found = [str(r[0]) for r in rows]
+    return None if found == ["ok"] else "; ".join(found[:3])
