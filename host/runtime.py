@@ -215,9 +215,8 @@ class Host:
                     where, res.problem, seq)
 
     def _settle(self) -> None:
+        # Seats need no re-count: they are counted from the server's users at each creation.
         self.reconcile()
-        with contextlib.suppress(AttributeError):
-            self.ledger.quotas.set_seats(self.server.users_count_active_app_created())
 
     def _start_serving(self) -> None:
         self.spawner = Spawner(use_zygote=self.config.use_zygote, prefork=self.config.prefork,

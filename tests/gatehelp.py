@@ -90,10 +90,11 @@ class GateRig:
     install: InstallRecord
 
 
-def build_rig(home: Home, clock: Clock) -> GateRig:
-    """Open a home that already has the fuzz app installed and build its session."""
+def build_rig(home: Home, clock: Clock, app_id: str = APP_ID) -> GateRig:
+    """Open a home that already has the app `app_id` (the fuzz app by default) installed and
+    build its session."""
     store = InstallStore(home.host_db)
-    rec = store.by_app(APP_ID)
+    rec = store.by_app(app_id)
     assert rec is not None
     server = RecordingServer(EmbeddedServer(home.server_db, clock))
     ledger = Ledger(home.host_db, clock)
@@ -103,12 +104,12 @@ def build_rig(home: Home, clock: Clock) -> GateRig:
                 policy=PolicySource(policy), clock=clock,
                 resolve=lambda host: ["93.184.216.34"])
     sid = secrets.token_hex(8)
-    tok = tokens.issue(keyring, clock, app_id=APP_ID, install_id=rec.install_id, session_id=sid,
+    tok = tokens.issue(keyring, clock, app_id=app_id, install_id=rec.install_id, session_id=sid,
                        generation=rec.generation, epoch=store.epoch(), permissions=rec.grants,
                        policy_hash=policy.revision, ttl_s=10 * 365 * 86400.0)  # fuzz clocks run far
     claims = tokens.verify(tok, keyring, clock, session_id=sid)
-    session = Session(app_id=APP_ID, install_id=rec.install_id, session_id=sid, claims=claims,
+    session = Session(app_id=app_id, install_id=rec.install_id, session_id=sid, claims=claims,
                       grants=rec.grants,
-                      caller=Caller(app_id=APP_ID, install_id=rec.install_id,
+                      caller=Caller(app_id=app_id, install_id=rec.install_id,
                                     app_user_id=rec.app_user_id))
     return GateRig(home, gate, session, server, ledger, rec)

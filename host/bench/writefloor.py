@@ -11,7 +11,7 @@ a durable audit record is a chained one. The statements run on this project's ow
 Two shapes:
 
 - `three_commits`: what a create writes today, in DESIGN rules 8 and 9's order. The admit commits
-  first (quota check and ring slot, seat, decision record, intent), before the server sees the
+  first (quota check and ring slot, seat count, decision record, intent), before the server sees the
   call. Then the server's write commits (op look-up, role check, user row, role, custom field, op
   record). Then the outcome commits (intent claimed, outcome record). `admit`, `server_write` and
   `outcome` are its parts.
@@ -88,7 +88,8 @@ class Shapes:
         self.one = _host_conn(folder / "one.db")
         Database(folder / "one.db").conn()
 
-    def admit(self, conn: sqlite3.Connection, i: int, now: float) -> int:
+    def admit(self, conn: sqlite3.Connection, server: sqlite3.Connection, i: int,
+              now: float) -> int:
         row = conn.execute(_CHECK_SQL, (RING, KEY, WINDOW_S, now)).fetchone()
         head = int(row[1])
         conn.execute("INSERT INTO quota_slots(key, slot, ts, op) VALUES(?, ?, ?, ?) "
@@ -96,8 +97,13 @@ class Shapes:
                      (KEY, head, now, f"{OP_PREFIX}{i}"))
         conn.execute("UPDATE quota_keys SET head=?, hw=? WHERE key=?",
                      ((head + 1) % RING, now, KEY))
-        conn.execute("INSERT INTO quota_seats(id, used) VALUES(1, ?) "
-                     "ON CONFLICT(id) DO UPDATE SET used=excluded.used", (i + 1,))
+        # The seat check counts from the truth (`Ledger.admit`): the pending creations here, the
+        # server's active app-created users and whether the pending ones were applied there.
+        pending = [r[0] for r in conn.execute("SELECT op_id FROM audit_intents WHERE seat = 1")]
+        server.execute("SELECT count(*) FROM users WHERE created_by_app IS NOT NULL"
+                       " AND active = 1").fetchone()
+        for op in pending:
+            server.execute("SELECT 1 FROM ops WHERE op_id = ?", (op,)).fetchone()
         return append_in(conn, DECISION, now)
 
     def server_rows(self, conn: sqlite3.Connection, i: int, now: float) -> None:
@@ -117,7 +123,7 @@ class Shapes:
         t0 = time.perf_counter_ns()
         now = time.time()
         with _tx(self.host) as c:
-            seq = self.admit(c, i, now)
+            seq = self.admit(c, self.server, i, now)
             c.execute("INSERT INTO audit_intents(seq, op_id, ts, app_id, install_id, action,"
                       " write, keys, seat) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
                       (seq, op, now, "benchcreator", "in_bench", "users.create", 1,
@@ -143,7 +149,7 @@ class Shapes:
         t0 = time.perf_counter_ns()
         now = time.time()
         with _tx(self.one) as c:
-            self.admit(c, i, now)
+            self.admit(c, c, i, now)
             self.server_rows(c, i, now)
         return time.perf_counter_ns() - t0
 

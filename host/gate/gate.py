@@ -218,7 +218,8 @@ class Gate:
             )
             admission = self.ledger.admit(
                 record, decision.quotas,
-                decision.seat_ceiling if action == "users.create" else None)
+                decision.seat_ceiling if action == "users.create" else None,
+                self.server.seats_in_use)
             if not admission.allowed:
                 self._count(False)
                 raise GateError("quota_exceeded", admission.message or "quota exceeded")
@@ -250,9 +251,9 @@ class Gate:
             raise GateError("internal", f"{action} failed inside the host"
                             f"{_store_trouble(exc)}") from exc
         if seq is not None and op_id is not None:
+            # No seat is "released" here: seats are counted from the server's users at the next
+            # creation, so a repeated or foreign deactivation frees nothing it did not hold.
             self.ledger.outcome(seq, op_id, True, None, refund=False)
-            if action == "users.deactivate":
-                self.ledger.quotas.release_seat()
         self._count(True)
         return result
 

@@ -21,7 +21,8 @@ Refund rule (the gate applies it; the outcome record says which way it went):
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import sqlite3
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -47,6 +48,12 @@ from host.ledger.records import (
     validated_body,
 )
 from host.store import Store
+
+# Counts the seats in use (DESIGN rules 8 and 11): given the op_ids of the creations admitted
+# but not settled, it returns the server's active app-created users plus those of the op_ids
+# the server has not applied, read in one snapshot of the server. The server's users are the
+# truth whatever route made or reactivated them, so no release can free a seat twice.
+SeatCounter = Callable[[Sequence[str]], int]
 
 # Server error codes that mean "refused before anything was applied": refunding them cannot let
 # more than N real writes through. Anything else (timeout, internal, unknown) keeps the unit.
@@ -80,8 +87,13 @@ class Ledger:
                               anchor_every=anchor_every or ANCHOR_EVERY)
 
     def admit(self, record: AuditRecord, charges: Sequence[QuotaCharge],
-              seat_ceiling: int | None = None) -> Admission:
+              seat_ceiling: int | None = None, seats_in_use: SeatCounter | None = None
+              ) -> Admission:
         """Check and reserve every charge (and a seat), and append the decision, atomically.
+
+        With a `seat_ceiling`, `seats_in_use` counts the seats from the truth inside this
+        transaction (which holds the store's write lock, so two hosts never both take the last
+        seat): a creation admitted here is counted as pending until its outcome settles it.
 
         `record` is the gate's allow decision (app, install, action, args_digest, rules,
         policy_rev, op_id, write). If a quota is full the stored record becomes a denial with
@@ -89,6 +101,8 @@ class Ledger:
         frees. Raises (and reserves nothing) if the record cannot be written.
         """
         self.audit._check_open()
+        if seat_ceiling is not None and seats_in_use is None:
+            raise ValueError("a seat ceiling needs a seat counter (seats are counted, not kept)")
         takes_units = bool(charges) or seat_ceiling is not None
         intent = record.write is True or takes_units
         if intent and not record.op_id:
@@ -96,7 +110,10 @@ class Ledger:
         body = validated_body(record)
         now = float(self.clock.now())
         with self.store.transaction() as c:
-            result, states = reserve_in(c, charges, record.op_id or "", now, seat_ceiling)
+            seats = None
+            if seat_ceiling is not None and seats_in_use is not None:
+                seats = (seat_ceiling, _seats_used(c, seats_in_use))
+            result, states = reserve_in(c, charges, record.op_id or "", now, seats)
             # The gate's record with the ledger's verdict laid over it (a dict update rather
             # than dataclasses.replace: this is the hot path).
             body["kind"] = "decision"
@@ -186,6 +203,11 @@ class Ledger:
         with self.store.transaction() as c:
             return state_in(c, key, limit, window_s, float(self.clock.now()))
 
+    def seats_in_use(self, counter: SeatCounter) -> int:
+        """Seats in use now: the server's active app-created users and the creations pending."""
+        with self.store.transaction() as c:
+            return _seats_used(c, counter)
+
     def pending_intents(self) -> list[Intent]:
         """Allowed decisions without an outcome (after a crash): reconcile each with
         `server.was_applied(op_id)` then `outcome(..., reconciled=True)`."""
@@ -199,3 +221,12 @@ class Ledger:
     def close(self) -> None:
         """Anchor the audit head and close this thread's connection."""
         self.audit.close()
+
+
+def _seats_used(conn: sqlite3.Connection, counter: SeatCounter) -> int:
+    """The seats in use, with the pending creations read inside the caller's transaction."""
+    pending = [str(r[0]) for r in conn.execute("SELECT op_id FROM audit_intents WHERE seat = 1")]
+    used = counter(pending)
+    if isinstance(used, bool) or not isinstance(used, int) or used < 0:
+        raise ValueError(f"seat counter returned {used!r}")
+    return used

@@ -34,9 +34,11 @@ one `BEGIN IMMEDIATE` transaction, which takes the database write lock before re
 host processes sharing the file therefore admit exactly N. Several charges (per-install,
 per-app, per-workspace, a seat) are reserved all or none in that one transaction.
 
-Seats: a workspace ceiling on active app-created users (billed seats). A single counter in the
-same database, reserved atomically with the charges, released on deactivation, and reconciled
-from the server's real count at start (`set_seats`).
+Seats: a workspace ceiling on active app-created users (billed seats). There is no seat counter
+to release or to drift: the caller (the ledger) passes the seats in use, counted from the truth
+at the moment of the check — the server's active app-created users, whatever route created or
+reactivated them, plus the creations admitted but not yet applied — and the check runs in the same
+transaction as the charges (`host.ledger.ledger`).
 """
 from __future__ import annotations
 
@@ -76,9 +78,9 @@ DDL = (
     "CREATE TABLE IF NOT EXISTS quota_slots("
     " key TEXT NOT NULL, slot INTEGER NOT NULL, ts REAL NOT NULL, op TEXT,"
     " PRIMARY KEY(key, slot)) WITHOUT ROWID",
-    "CREATE TABLE IF NOT EXISTS quota_seats(id INTEGER PRIMARY KEY CHECK(id = 1),"
-    " used INTEGER NOT NULL)",
 )
+# (`quota_seats`, the old seat counter, may linger in stores created before seats were counted
+# from the truth; nothing reads it.)
 
 
 class QuotaCharge(Protocol):
@@ -260,11 +262,13 @@ def state_in(conn: sqlite3.Connection, key: str, limit: int, window_s: float,
 
 
 def reserve_in(conn: sqlite3.Connection, charges: Sequence[QuotaCharge], op_id: str, now: float,
-               seat_ceiling: int | None = None) -> tuple[Reservation | QuotaDenied,
-                                                         tuple[QuotaState, ...]]:
+               seats: tuple[int, int] | None = None) -> tuple[Reservation | QuotaDenied,
+                                                              tuple[QuotaState, ...]]:
     """Check every charge (and the seat ceiling), then take them all or none.
 
-    Returns the outcome and the quota states after it (what the audit record stores).
+    `seats` is (ceiling, seats in use now, counted from the truth by the caller inside this
+    transaction); the operation takes a seat when it is admitted. Returns the outcome and the
+    quota states after it (what the audit record stores).
     """
     seen: set[str] = set()
     for ch in charges:
@@ -295,12 +299,10 @@ def reserve_in(conn: sqlite3.Connection, charges: Sequence[QuotaCharge], op_id: 
         else:
             st = QuotaState(ch.key, used, ch.limit, w, None)
         before.append(st)
-    seat_used: int | None = None
-    if seat_ceiling is not None:
+    if seats is not None:
+        seat_ceiling, seat_used = seats
         if isinstance(seat_ceiling, bool) or not 0 <= seat_ceiling <= MAX_SEATS:
             raise ValueError(f"seat ceiling {seat_ceiling!r} outside 0..{MAX_SEATS}")
-        r = conn.execute("SELECT used FROM quota_seats WHERE id=1").fetchone()
-        seat_used = 0 if r is None else int(r[0])
         st = QuotaState(SEATS_KEY, seat_used, seat_ceiling, 0.0, None)
         if seat_used >= seat_ceiling:
             denied = denied or st
@@ -323,13 +325,7 @@ def reserve_in(conn: sqlite3.Connection, charges: Sequence[QuotaCharge], op_id: 
         )
         conn.execute("UPDATE quota_keys SET head=?, hw=? WHERE key=?",
                      ((head + 1) % cap, eff, ch.key))
-    if seat_used is not None:
-        conn.execute(
-            "INSERT INTO quota_seats(id, used) VALUES(1, ?) "
-            "ON CONFLICT(id) DO UPDATE SET used=excluded.used",
-            (seat_used + 1,),
-        )
-    return Reservation(op_id, tuple(ch.key for ch in charges), seat_used is not None), after
+    return Reservation(op_id, tuple(ch.key for ch in charges), seats is not None), after
 
 
 def _refund_key(conn: sqlite3.Connection, key: str, op_id: str) -> bool:
@@ -359,11 +355,11 @@ def _refund_key(conn: sqlite3.Connection, key: str, op_id: str) -> bool:
 
 def refund_in(conn: sqlite3.Connection, reservation: Reservation) -> bool:
     """Give back every unit of `reservation` that is still remembered. True if all were found."""
+    # A seat needs no refund: it is counted from pending intents and the server's users, so it
+    # frees when the intent is settled without a user behind it.
     ok = True
     for key in reservation.keys:
         ok = _refund_key(conn, key, reservation.op_id) and ok
-    if reservation.seat:
-        conn.execute("UPDATE quota_seats SET used = max(used - 1, 0) WHERE id=1")
     return ok
 
 
@@ -378,11 +374,10 @@ class QuotaStore:
         self.clock = clock
         ensure_schema(self.store, SCHEMA_COMPONENT, SCHEMA_VERSION, DDL)
 
-    def reserve(self, charges: Sequence[QuotaCharge], op_id: str, *,
-                seat_ceiling: int | None = None) -> Reservation | QuotaDenied:
-        """Take one unit of every charge (and a seat if `seat_ceiling` is set), all or none."""
+    def reserve(self, charges: Sequence[QuotaCharge], op_id: str) -> Reservation | QuotaDenied:
+        """Take one unit of every charge, all or none (seats: `Ledger.admit`)."""
         with self.store.transaction() as c:
-            result, _ = reserve_in(c, charges, op_id, self.clock.now(), seat_ceiling)
+            result, _ = reserve_in(c, charges, op_id, self.clock.now())
         return result
 
     def refund(self, reservation: Reservation) -> bool:
@@ -394,32 +389,6 @@ class QuotaStore:
         """Used units in the window ending now, and when the next frees if none is free."""
         with self.store.transaction() as c:
             return state_in(c, key, limit, window_s, self.clock.now())
-
-    def reserve_seat(self, ceiling: int, op_id: str) -> bool:
-        """Take one seat if fewer than `ceiling` are active."""
-        return isinstance(self.reserve((), op_id, seat_ceiling=ceiling), Reservation)
-
-    def release_seat(self) -> int:
-        """One app-created user was deactivated or deleted. Returns the seats now in use."""
-        with self.store.transaction() as c:
-            c.execute("UPDATE quota_seats SET used = max(used - 1, 0) WHERE id=1")
-            r = c.execute("SELECT used FROM quota_seats WHERE id=1").fetchone()
-        return 0 if r is None else int(r[0])
-
-    def set_seats(self, count: int) -> None:
-        """Reconcile the seat counter with the server's real count (at host start)."""
-        if isinstance(count, bool) or not 0 <= count <= MAX_SEATS:
-            raise ValueError(f"seat count {count!r} outside 0..{MAX_SEATS}")
-        with self.store.transaction() as c:
-            c.execute(
-                "INSERT INTO quota_seats(id, used) VALUES(1, ?) "
-                "ON CONFLICT(id) DO UPDATE SET used=excluded.used", (count,)
-            )
-
-    def seats(self) -> int:
-        """Seats currently counted as active."""
-        r = self.store.conn().execute("SELECT used FROM quota_seats WHERE id=1").fetchone()
-        return 0 if r is None else int(r[0])
 
     def close(self) -> None:
         self.store.close()

@@ -182,6 +182,11 @@ class ServerAdapter(Protocol):
         """Active app-created users (the workspace seat ceiling)."""
         ...
 
+    def seats_in_use(self, pending_op_ids: Sequence[str]) -> int:
+        """Seats in use, from the truth: active app-created users plus those of the pending
+        creations (`pending_op_ids`) not applied yet, read in one snapshot."""
+        ...
+
     def count_users_created_by(self, app_id: str) -> int:
         """Users this app created (active or not)."""
         ...

@@ -107,6 +107,11 @@ class EmbeddedServer(RoomOps):
         with self.db.read() as c:
             return users.count_active_app_created(c)
 
+    def seats_in_use(self, pending_op_ids: Sequence[str]) -> int:
+        """Seats in use: active app-created users plus pending creations not applied yet."""
+        with self.db.read() as c:
+            return users.seats_in_use(c, pending_op_ids)
+
     def count_users_created_by(self, app_id: str) -> int:
         """Users this app created (active or not)."""
         with self.db.read() as c:

@@ -187,6 +187,17 @@ def count_active_app_created(conn: sqlite3.Connection) -> int:
     return int(n)
 
 
+def seats_in_use(conn: sqlite3.Connection, pending_op_ids: Iterable[str]) -> int:
+    """Active app-created users plus the pending creations not applied yet (their op_id is not
+    in `ops`). Run in one snapshot: a creation that commits meanwhile is counted exactly once,
+    as a user or as pending."""
+    used = count_active_app_created(conn)
+    for op_id in set(pending_op_ids):
+        if conn.execute("SELECT 1 FROM ops WHERE op_id = ?", (op_id,)).fetchone() is None:
+            used += 1
+    return used
+
+
 def count_created_by(conn: sqlite3.Connection, app_id: str) -> int:
     """Users (active or not) created by this app."""
     (n,) = conn.execute(

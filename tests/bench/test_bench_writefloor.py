@@ -54,7 +54,7 @@ def _real_create_changes(tmp_path: Path) -> tuple[dict[str, tuple[int, int]], ..
             "username": f"u-{n}", "name": "Bench", "type": "bot", "roles": ["bot"],
             "custom_fields": {"externalId": f"ext-{n}"}})
 
-    create(0)  # the first create makes the quota's and the seat counter's rows
+    create(0)  # the first create makes the quota's rows
     before = [_snapshot(c) for c in conns]
     create(1)
     return tuple(_changed(b, _snapshot(c)) for b, c in zip(before, conns, strict=True))
@@ -68,10 +68,10 @@ def test_three_commits_changes_what_a_real_create_changes(tmp_path: Path) -> Non
     shapes.three_commits()
     floor_host, floor_server = (_changed(b, _snapshot(c))
                                 for b, c in zip(before, (shapes.host, shapes.server), strict=True))
-    # host.db: the ring slot and its key's head, the seat counter, two audit records (the
-    # intent comes and goes within the create); server.db: user, role, custom field, op record.
+    # host.db: the ring slot and its key's head, two audit records (the intent comes and goes
+    # within the create; seats are counted, not kept); server.db: user, role, custom field, op.
     assert real_host == floor_host
-    assert set(real_host) == {"quota_keys", "quota_slots", "quota_seats", "audit"}
+    assert set(real_host) == {"quota_keys", "quota_slots", "audit"}
     assert real_host["audit"] == (0, 2)
     assert real_server == floor_server
     assert set(real_server) == {"users", "user_roles", "user_custom_fields", "ops"}
@@ -83,9 +83,9 @@ def test_one_commit_keeps_the_rows_the_design_could_not_drop(tmp_path: Path) -> 
     before = _snapshot(shapes.one)
     shapes.one_commit()
     changed = _changed(before, _snapshot(shapes.one))
-    # Quota, seat and one decision record, and the user with its role and field: no op record,
+    # Quota, seat count and one decision record, and the user with its role and field: no op record,
     # no outcome, as the module says.
-    assert set(changed) == {"quota_keys", "quota_slots", "quota_seats", "audit", "users",
+    assert set(changed) == {"quota_keys", "quota_slots", "audit", "users",
                             "user_roles", "user_custom_fields"}
     assert changed["audit"] == (0, 1)
 

@@ -96,7 +96,7 @@ def test_a_full_disk_refuses_cleanly_and_gives_the_unit_back(tmp_path: Path) -> 
         assert "disk full" in refused.value.message
         # The unit and the seat are back at once, and the decision is settled, not pending.
         assert rig.ledger.quota_state(key, QUOTA_LIMIT, QUOTA_WINDOW_S).used == 1
-        assert rig.ledger.quotas.seats() == 1
+        assert rig.ledger.seats_in_use(rig.server.seats_in_use) == 1
         assert rig.ledger.pending_intents() == []
         for f in fillers:
             f.unlink()
@@ -105,7 +105,7 @@ def test_a_full_disk_refuses_cleanly_and_gives_the_unit_back(tmp_path: Path) -> 
         with Host(home, config=HostConfig(watch=False, use_zygote=False)) as host:
             assert host.ledger.pending_intents() == []
             assert host.ledger.quota_state(key, QUOTA_LIMIT, QUOTA_WINDOW_S).used == 1
-            assert host.ledger.quotas.seats() == 1
+            assert host.ledger.seats_in_use(host.server.seats_in_use) == 1
             assert host.server.count_users_created_by(APP_ID) == 1
         rig = build_rig(home, SystemClock())
         _create(rig, "third")

@@ -90,7 +90,7 @@ def test_second_host_leaves_a_create_in_flight_alone(tmp_path: Path) -> None:
             # The first host serves, so nothing is settled: its unit and seat stay reserved.
             key = _quota_key(home)
             assert second.ledger.quota_state(key, QUOTA_LIMIT, QUOTA_WINDOW_S).used == 1
-            assert second.ledger.quotas.seats() == 1
+            assert second.ledger.seats_in_use(second.server.seats_in_use) == 1
             assert [i.action for i in second.ledger.pending_intents()] == ["users.create"]
             assert not second.settled_at_start
 
@@ -99,7 +99,7 @@ def test_second_host_leaves_a_create_in_flight_alone(tmp_path: Path) -> None:
         assert result and result[0]["username"] == "inflight"
         # Exact: one user created, one unit spent, one seat; no "reconciled" settlement.
         assert first.ledger.quota_state(key, QUOTA_LIMIT, QUOTA_WINDOW_S).used == 1
-        assert first.ledger.quotas.seats() == 1
+        assert first.ledger.seats_in_use(first.server.seats_in_use) == 1
         assert first.ledger.pending_intents() == []
     outcomes = [b for b in _bodies(home) if b.get("kind") == "outcome"]
     assert [(o["ok"], o.get("reconciled", False), o["refunded"]) for o in outcomes] == [
@@ -148,7 +148,7 @@ def test_a_killed_hosts_call_is_settled_by_the_next_host_alone(tmp_path: Path) -
         assert after.settled_at_start
         assert after.ledger.pending_intents() == []
         assert after.ledger.quota_state(_quota_key(home), QUOTA_LIMIT, QUOTA_WINDOW_S).used == 0
-        assert after.ledger.quotas.seats() == 0
+        assert after.ledger.seats_in_use(after.server.seats_in_use) == 0
     last = _bodies(home)[-1]
     assert (last["kind"], last["ok"], last["reconciled"], last["refunded"]) == (
         "outcome", False, True, True)

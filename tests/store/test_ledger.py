@@ -1,6 +1,7 @@
 """The ledger: admit + outcome in two commits, refund rules, crash reconciliation."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -80,14 +81,23 @@ def test_outcome_must_match_the_operation(tmp_path: Path) -> None:
 
 def test_seat_ceiling_in_the_same_transaction(tmp_path: Path) -> None:
     led = Ledger(tmp_path / "host.db", ManualClock(T0))
-    led.quotas.set_seats(4)
-    a = led.admit(_rec("a"), [CREATE], 5)
-    assert a.allowed
-    d = led.admit(_rec("b"), [CREATE], 5)
+    users = 4  # the server's active app-created users (the truth)
+    seen: list[list[str]] = []
+
+    def counter(pending: Sequence[str]) -> int:
+        seen.append(list(pending))
+        return users + len(pending)
+
+    a = led.admit(_rec("a"), [CREATE], 5, counter)
+    assert a.allowed and seen[-1] == []
+    d = led.admit(_rec("b"), [CREATE], 5, counter)
     assert not d.allowed and "workspace:seats" in (d.message or "")
+    assert seen[-1] == ["a"]  # the admitted, unsettled creation holds the fifth seat
     assert led.quota_state(CREATE.key, 2, 60.0).used == 1  # no unit taken by the refused call
     led.outcome(a.seq, "a", False, "invalid_argument", True)
-    assert led.quotas.seats() == 4
+    assert led.seats_in_use(counter) == 4
+    with pytest.raises(ValueError, match="seat counter"):
+        led.admit(_rec("c"), [CREATE], 5)
 
 
 def test_pending_intents_after_a_crash(tmp_path: Path) -> None:

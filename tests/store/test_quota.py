@@ -160,31 +160,6 @@ def test_shrink_then_grow_forgets_nothing_in_the_window(tmp_path: Path) -> None:
     assert q.state("k", 5, 60.0).used == 5
 
 
-def test_seats(tmp_path: Path) -> None:
-    clock = ManualClock(T0)
-    q = _store(tmp_path, clock)
-    q.set_seats(8)
-    assert q.reserve_seat(10, "s1") and q.reserve_seat(10, "s2")
-    assert not q.reserve_seat(10, "s3")
-    assert q.release_seat() == 9
-    assert q.reserve_seat(10, "s4")
-    q.close()
-    q = _store(tmp_path, clock)
-    assert q.seats() == 10
-    q.set_seats(3)  # reconciled from the server's real count at start
-    assert q.seats() == 3
-
-
-def test_seat_refused_takes_no_quota(tmp_path: Path) -> None:
-    clock = ManualClock(T0)
-    q = _store(tmp_path, clock)
-    q.set_seats(1)
-    ch = Charge("k", 5, 60.0)
-    r = q.reserve([ch], "op", seat_ceiling=1)
-    assert isinstance(r, QuotaDenied) and r.state.key == "workspace:seats"
-    assert q.state("k", 5, 60.0).used == 0
-
-
 @pytest.mark.parametrize("bad", [
     Charge("k", 0, 60.0), Charge("k", -1, 60.0), Charge("k", 10**9, 60.0),
     Charge("k", 5, 0.0), Charge("k", 5, float("inf")), Charge("k", 5, float("nan")),

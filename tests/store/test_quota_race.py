@@ -1,4 +1,7 @@
-"""Several real OS processes sharing one host.db admit exactly N (quota units and seats)."""
+"""Several real OS processes sharing one host.db admit exactly N (quota units and seats).
+
+Seats are counted from the truth inside the admitting transaction (`Ledger.admit`): here no
+server applies anything, so the seats in use are exactly the creations admitted and pending."""
 from __future__ import annotations
 
 import multiprocessing as mp
@@ -6,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from host.clock import ManualClock
+from host.ledger.audit import AuditRecord
+from host.ledger.ledger import Ledger
 from host.ledger.quota import Charge, QuotaStore, Reservation
 
 PROCS = 6
@@ -16,6 +21,7 @@ LIMIT = 25
 def _worker(db: str, start: float, kind: str, wid: int, results: mp.Queue[int],
             barrier: Any) -> None:
     q = QuotaStore(Path(db), ManualClock(start))
+    led = Ledger(Path(db), ManualClock(start))
     barrier.wait(timeout=60)  # all processes hammer the store at the same time
     won = 0
     for i in range(TRIES):
@@ -24,13 +30,15 @@ def _worker(db: str, start: float, kind: str, wid: int, results: mp.Queue[int],
             won += isinstance(q.reserve([Charge("app:a:users.create", LIMIT, 3600.0)], op),
                               Reservation)
         else:
-            won += q.reserve_seat(LIMIT, op)
+            won += led.admit(AuditRecord(kind="decision", app_id="a", install_id="i",
+                                         action="users.create", op_id=op, write=True),
+                             [], LIMIT, len).allowed
     results.put(won)
 
 
 def _race(tmp_path: Path, kind: str) -> int:
     db = tmp_path / "host.db"
-    QuotaStore(db, ManualClock(1_700_000_000.0)).close()  # create the schema once
+    Ledger(db, ManualClock(1_700_000_000.0)).close()  # create the schema once
     ctx = mp.get_context("spawn")
     results: mp.Queue[int] = ctx.Queue()
     barrier = ctx.Barrier(PROCS)
@@ -54,4 +62,4 @@ def test_processes_racing_admit_exactly_n(tmp_path: Path) -> None:
 
 def test_processes_racing_for_seats_admit_exactly_ceiling(tmp_path: Path) -> None:
     assert _race(tmp_path, "seats") == LIMIT
-    assert QuotaStore(tmp_path / "host.db", ManualClock(0)).seats() == LIMIT
+    assert Ledger(tmp_path / "host.db", ManualClock(0)).seats_in_use(len) == LIMIT
