@@ -1,19 +1,24 @@
 """What changes between two versions of an app: the permission diff an update is judged by.
 
-An update that asks for nothing new applies at once (grants shrink to what is still asked); one
-that asks for a new permission, or comes from a different publisher, waits for consent
-(DESIGN rule 7) while the old version keeps running.
+An update that widens nothing applies at once (grants shrink to what is still asked). One that
+widens any power waits for consent (DESIGN rules 7 and 11) while the old version keeps running:
+a new permission, wider declared roles (or a dropped list, which means "any role"), a new event
+(`message.pre_send` above all: it sees and may rewrite every human agent's message), a new
+secret setting, a different publisher key (or unsigned after signed), or an older version.
+HTTP domains and REST routes are granted by policy per app id, never by the package, so an
+update reaches a new one only through a new permission, which is in this diff.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from host.apps.disclosure import Disclosure
-from host.apps.manifest import Manifest
+from host.apps.manifest import ROLE_PERMISSIONS, Manifest
 
 
 @dataclass(frozen=True)
@@ -28,11 +33,16 @@ class PermissionDiff:
     settings_added: frozenset[str]
     settings_removed: frozenset[str]
     publisher_changed: bool
+    # permission -> roles newly declared on it ("*" when the new version dropped the list)
+    roles_widened: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    secrets_added: frozenset[str] = frozenset()
+    downgrade: bool = False
 
     @property
     def needs_consent(self) -> bool:
-        """New access (or a new publisher) must be approved by the operator."""
-        return bool(self.added) or self.publisher_changed
+        """Anything that widens power must be approved by the operator."""
+        return bool(self.added or self.roles_widened or self.events_added
+                    or self.secrets_added or self.publisher_changed or self.downgrade)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -42,7 +52,10 @@ class PermissionDiff:
             "events_removed": sorted(self.events_removed),
             "settings_added": sorted(self.settings_added),
             "settings_removed": sorted(self.settings_removed),
-            "publisher_changed": self.publisher_changed, "needs_consent": self.needs_consent,
+            "publisher_changed": self.publisher_changed,
+            "roles_widened": {k: sorted(v) for k, v in sorted(self.roles_widened.items())},
+            "secrets_added": sorted(self.secrets_added), "downgrade": self.downgrade,
+            "needs_consent": self.needs_consent,
         }
 
 
@@ -60,7 +73,35 @@ def diff_manifests(old: Manifest, new: Manifest, *, old_publisher: Mapping[str, 
         settings_added=frozenset(new_keys - old_keys),
         settings_removed=frozenset(old_keys - new_keys),
         publisher_changed=old_publisher.get("kid") != new_publisher.get("kid"),
+        roles_widened=_roles_widened(old, new),
+        secrets_added=new.secret_keys - old.secret_keys,
+        downgrade=version_key(new.version) < version_key(old.version),
     )
+
+
+def _roles_widened(old: Manifest, new: Manifest) -> dict[str, frozenset[str]]:
+    """Roles the new version may use on a permission it kept that the old one could not.
+    A permission newly asked is in `added` already (its roles are shown with it)."""
+    out: dict[str, frozenset[str]] = {}
+    for perm in ROLE_PERMISSIONS:
+        if perm not in old.asked or perm not in new.asked:
+            continue
+        before, after = old.declared_roles(perm), new.declared_roles(perm)
+        if before is None:
+            continue  # it could already use any role
+        if after is None:
+            out[perm] = frozenset({"*"})
+        elif after - before:
+            out[perm] = after - before
+    return out
+
+
+def version_key(version: str) -> tuple[int, int, int, int, tuple[str, ...]]:
+    """Order of MAJOR.MINOR.PATCH[-pre] versions: a pre-release sorts before its release;
+    pre-release tags compare as text (enough to tell an older build from a newer one)."""
+    core, _, pre = version.partition("-")
+    major, minor, patch = (int(x) for x in core.split("."))
+    return (major, minor, patch, 0 if pre else 1, tuple(pre.split(".")) if pre else ())
 
 
 def grants_after(old_grants: frozenset[str], new_asked: frozenset[str]) -> frozenset[str]:
@@ -86,10 +127,22 @@ def render_diff(diff: PermissionDiff, disclosure: Disclosure, console: Console) 
     for name in sorted(diff.removed):
         console.print(f"  [red]- {name}[/] (no longer asked; the grant is dropped)",
                       highlight=False)
+    for perm, roles in sorted(diff.roles_widened.items()):
+        # Role names are author text (DESIGN rule 12): escaped, never read as markup.
+        what = ("any role (the list was dropped)" if "*" in roles
+                else escape(", ".join(sorted(roles))))
+        console.print(f"  [bold red]+ roles on {perm}: {what}[/]", highlight=False)
     for ev in sorted(diff.events_added):
-        console.print(f"  + event {ev}", highlight=False)
+        note = (" [bold red](sees every message before it is sent, and may change or block "
+                "it)[/]" if ev == "message.pre_send" else "")
+        console.print(f"  + event {ev}{note}", highlight=False)
     for ev in sorted(diff.events_removed):
         console.print(f"  - event {ev}", highlight=False)
+    for key in sorted(diff.secrets_added):
+        console.print(f"  + secret setting {key}", highlight=False)
+    if diff.downgrade:
+        console.print(f"  [bold red]! {diff.new_version} is OLDER than {diff.old_version} "
+                      "(a downgrade)[/]", highlight=False)
     if diff.publisher_changed:
         console.print("  [bold red]! the package is signed by a different publisher key[/]")
     if not diff.added and not diff.removed:

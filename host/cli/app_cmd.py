@@ -399,8 +399,8 @@ def update(
                               publisher=sig.to_dict(), diff=diff.to_dict())
             rec = store.get(rec.install_id) or rec
             err_console.print(
-                f"[yellow]update to {pkg.manifest.version} is PENDING[/]: it asks for more "
-                f"access. {rec.app_id} {rec.version} keeps running. Review and approve with "
+                f"[yellow]update to {pkg.manifest.version} is PENDING[/]: it widens what the "
+                f"app may do. {rec.app_id} {rec.version} keeps running. Review and approve with "
                 f"`stockade app consent {rec.app_id}`", highlight=False)
             if json_out:
                 emit_json({"status": "pending", "diff": diff.to_dict(),

@@ -1,0 +1,114 @@
+"""An update cannot widen without consent (issue 19, DESIGN rules 7 and 11).
+
+Updates used to apply at once unless they asked for a new permission: a version 2 that widened
+its declared roles (or dropped the list, which means "any role"), added the `message.pre_send`
+event (a hook on every human agent's messages), added a secret setting, or went back to an
+older version applied with no consent step. Each case here is a real `stockade app update`:
+the update must wait for consent with the widening named in its diff, and the old version must
+keep running with its grants.
+"""
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from host.cli.main import root
+
+PERMS = ("users.create", "messages.read", "messages.send")
+
+
+def _folder(tmp: Path, name: str, *, version: str = "1.1.0", roles: str | None = '["bot"]',
+            events: tuple[str, ...] = ("message.sent",), secret: bool = False) -> Path:
+    d = tmp / name
+    d.mkdir(parents=True)
+    roles_line = f"roles = {roles}\n" if roles is not None else ""
+    text = textwrap.dedent(f'''\
+        id = "widener"
+        name = "Widener"
+        version = "{version}"
+        author = "tests"
+        api = ">=1,<2"
+        entry = "main:TestApp"
+        events = {json.dumps(list(events))}
+
+        [[permission]]
+        name = "users.create"
+        reason = "creates bot users for the bridge"
+        ''') + roles_line + textwrap.dedent('''
+        [[permission]]
+        name = "messages.read"
+        reason = "reads messages to answer them"
+
+        [[permission]]
+        name = "messages.send"
+        reason = "sends answers into rooms"
+        ''')
+    if secret:
+        text += textwrap.dedent('''
+            [[setting]]
+            key = "api_token"
+            type = "secret"
+            label = "API token"
+            ''')
+    (d / "app.toml").write_text(text)
+    (d / "main.py").write_text("from stockade import App\n\nclass TestApp(App):\n    pass\n")
+    return d
+
+
+CASES = {
+    "roles-widened": (dict(roles='["bot", "livechat-agent"]'), "roles_widened"),
+    "roles-dropped": (dict(roles=None), "roles_widened"),
+    "pre-send-added": (dict(events=("message.sent", "message.pre_send")), "events_added"),
+    "secret-added": (dict(secret=True), "secrets_added"),
+    "downgrade": (dict(version="1.0.9"), "downgrade"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_widening_update_waits_for_consent(tmp_path: Path, case: str) -> None:
+    home = tmp_path / "home"
+    cli = CliRunner()
+
+    def run(*args: str) -> tuple[int, str, str]:
+        r = cli.invoke(root, ["--home", str(home), *args])
+        return r.exit_code, r.stdout, r.stderr
+
+    grants = [a for p in PERMS for a in ("--grant", p)]
+    code, _out, err = run("app", "install", str(_folder(tmp_path, "v1")), "--allow-unsigned",
+                          *grants)
+    assert code == 0, err
+    change, field = CASES[case]
+    code, out, err = run("app", "update", "widener", str(_folder(tmp_path, "v2", **change)),
+                         "--allow-unsigned", "--json")
+    assert code == 1, (out, err)
+    doc = json.loads(out)
+    assert doc["status"] == "pending" and doc["diff"]["needs_consent"]
+    assert doc["diff"][field], doc["diff"]
+    code, out, _ = run("app", "info", "widener", "--json")
+    info = json.loads(out)
+    assert info["version"] == "1.1.0" and info["events"] == ["message.sent"]
+    assert sorted(info["grants"]) == sorted(PERMS)
+    assert info["pending_update"]["version"] == str(change.get("version", "1.1.0"))
+    # The operator then consents to exactly that widening, and it applies.
+    code, out, err = run("app", "consent", "widener", "--json", *grants)
+    assert code == 0, err
+    assert json.loads(out)["install"]["pending_update"] is None
+
+
+def test_an_update_that_widens_nothing_still_applies_at_once(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    cli = CliRunner()
+    grants = [a for p in PERMS for a in ("--grant", p)]
+    r = cli.invoke(root, ["--home", str(home), "app", "install", str(_folder(tmp_path, "v1")),
+                          "--allow-unsigned", *grants])
+    assert r.exit_code == 0, r.stderr
+    # Narrower: fewer roles and no event; a newer version.
+    v2 = _folder(tmp_path, "v2", version="1.2.0", roles="[]", events=())
+    r = cli.invoke(root, ["--home", str(home), "app", "update", "widener", str(v2),
+                          "--allow-unsigned", "--json"])
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["status"] == "applied"
