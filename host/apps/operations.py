@@ -10,12 +10,15 @@ from collections.abc import Mapping
 from host.apps.consent import ConsentError, guardrail_problems, make_consent
 from host.apps.disclosure import Disclosure, build_disclosure, load_policy_view
 from host.apps.installs import InstallRecord, InstallStore, new_install_id
+from host.apps.lineage import Lineage, Transfer, describe
 from host.apps.manifest import Manifest, SettingValue, coerce_setting
 from host.apps.packages import Package, store_package
 from host.apps.publisher import SignatureCheck
 from host.clock import Clock, SystemClock
 from host.home import Home
 from host.keys.keyring import Keyring
+from host.ledger.ledger import Ledger
+from host.ledger.records import AuditRecord
 
 
 def default_settings(manifest: Manifest,
@@ -51,12 +54,22 @@ def install_package(
     policy_revision: str | None,
     settings: Mapping[str, SettingValue] | None = None,
     clock: Clock | None = None,
+    transfer: bool = False,
+    actor: str | None = None,
 ) -> InstallRecord:
-    """Store the package, sign the consent record and create the install (one transaction)."""
+    """Store the package, sign the consent record and create the install (one transaction).
+
+    The app id must belong to this package's publisher (`host.apps.lineage`); `transfer` is the
+    operator's explicit consent to hand an id held by another publisher to this one (audited).
+    Raises LineageError otherwise."""
     problems = guardrail_problems(pkg.manifest)
     if problems:
         raise ConsentError("; ".join(problems))
     clock = clock or SystemClock()
+    install_id = new_install_id()
+    moved = Lineage(home.host_db).claim(pkg.app_id, sig.to_dict(), transfer=transfer)
+    if moved is not None:  # audited before the new publisher's install exists
+        audit_transfer(home, moved, install_id, clock, actor)
     values = default_settings(pkg.manifest)
     for key, value in (settings or {}).items():
         spec = pkg.manifest.setting_named(key)
@@ -65,7 +78,6 @@ def install_package(
         values[key] = coerce_setting(spec, value)
     keyring = Keyring.open(home.keys_dir)
     with InstallStore(home.host_db) as store:
-        install_id = new_install_id()
         path = store_package(home.packages_dir, pkg)
         consent = make_consent(
             keyring, install_id=install_id, app_id=pkg.app_id, version=pkg.manifest.version,
@@ -83,3 +95,16 @@ def install_package(
                                                                      pkg.manifest.name)
         store.set_app_user_id(install_id, user["id"])
         return store.get(install_id) or rec
+
+
+def audit_transfer(home: Home, moved: Transfer, install_id: str, clock: Clock,
+                   actor: str | None) -> None:
+    """The operator handed an app id to another publisher: a record in the audit chain."""
+    ledger = Ledger(home.host_db, clock)
+    try:
+        ledger.append(AuditRecord(
+            kind="consent", code="publisher_transfer", app_id=moved.app_id,
+            install_id=install_id, actor=actor,
+            detail=f"app id transferred from {describe(moved.old)} to {describe(moved.new)}"))
+    finally:
+        ledger.close()

@@ -31,8 +31,9 @@ from host.apps.installs import (
     InstallRecord,
     InstallStore,
 )
+from host.apps.lineage import Lineage, LineageError, binding_of
 from host.apps.manifest import Manifest, SettingValue
-from host.apps.operations import default_settings, install_package
+from host.apps.operations import audit_transfer, default_settings, install_package
 from host.apps.packages import (
     Package,
     PackageError,
@@ -95,6 +96,28 @@ def _signature(home: Home, pkg: Package) -> SignatureCheck:
         return check_signature(pkg, TrustStore(home.trust_dir))
     except PublisherError as exc:
         fail(str(exc), "nothing was installed or changed", EXIT_NEGATIVE)
+
+
+TransferOpt = Annotated[bool, typer.Option(
+    "--transfer-publisher",
+    help="Hand an app id that belongs to another publisher (or to no verified publisher) to "
+         "this package's publisher: it takes over the users, rules and quotas of that id. "
+         "Audited.")]
+
+_TRANSFER_HINT = ("if you mean to hand this app id, and the users it created, to the new "
+                  "publisher, repeat with --transfer-publisher; otherwise this is another app "
+                  "posing as the installed one")
+
+
+def _actor() -> str:
+    """Who ran this command (the OS account), for the audit records of operator actions."""
+    import os
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return f"uid {os.geteuid()}"
 
 
 def _require_signed(sig: SignatureCheck, allow_unsigned: bool) -> None:
@@ -234,6 +257,7 @@ def install(
     pkg_path: Annotated[Path, typer.Argument(help="A packaged app (.zip) or an app folder.")],
     grant: GrantOpt = None,
     allow_unsigned: AllowUnsigned = False,
+    transfer: TransferOpt = False,
     json_out: JsonFlag = False,
 ) -> None:
     """Show what the app can do, ask for consent, and install it."""
@@ -251,9 +275,12 @@ def install(
     grants = _grants(pkg.manifest.asked, grant)
     try:
         rec = install_package(home.ensure(), pkg, sig, grants,
-                              policy_revision=disclosure.policy_revision, clock=SystemClock())
+                              policy_revision=disclosure.policy_revision, clock=SystemClock(),
+                              transfer=transfer, actor=_actor())
     except InstallError as exc:
         fail(str(exc))
+    except LineageError as exc:
+        fail(str(exc), _TRANSFER_HINT, EXIT_NEGATIVE)
     denied = sorted(pkg.manifest.asked - grants)
     err_console.print(f"[green]installed[/] {rec.app_id} {rec.version} as {rec.install_id}; "
                       f"granted: {', '.join(sorted(grants)) or 'nothing'}"
@@ -393,6 +420,11 @@ def update(
         render_diff(diff, disclosure, err_console)
         _refuse_guardrails(pkg.manifest)
         path = store_package(home.packages_dir, pkg)
+        if Lineage(home.host_db).bound(rec.app_id) not in (None, binding_of(sig.to_dict())):
+            err_console.print(
+                "[bold red]this package comes from another publisher than the one the app id "
+                f"is bound to[/]: approving it needs `stockade app consent {rec.app_id} "
+                "--transfer-publisher`", highlight=False)
         if diff.needs_consent:
             store.set_pending(rec.install_id, manifest=pkg.manifest,
                               package_hash=pkg.content_hash, package_path=path,
@@ -430,6 +462,7 @@ def consent(
     ref: AppRef,
     grant: GrantOpt = None,
     reject: Annotated[bool, typer.Option("--reject", help="Discard the pending update.")] = False,
+    transfer: TransferOpt = False,
     json_out: JsonFlag = False,
 ) -> None:
     """Approve a pending update (shows the diff), or re-confirm the current version's grants."""
@@ -468,6 +501,14 @@ def consent(
         else:
             grants = _grants(pkg.manifest.asked, grant)
             kind = "regrant"
+        # The package that will run must come from the publisher the app id is bound to, or
+        # the operator hands the id over explicitly (audited) — DESIGN rule 11.
+        try:
+            moved = Lineage(home.host_db).claim(rec.app_id, sig.to_dict(), transfer=transfer)
+        except LineageError as exc:
+            fail(str(exc), _TRANSFER_HINT, EXIT_NEGATIVE)
+        if moved is not None:
+            audit_transfer(home, moved, rec.install_id, SystemClock(), _actor())
         record = make_consent(
             keyring, install_id=rec.install_id, app_id=rec.app_id,
             version=pkg.manifest.version, package_hash=pkg.content_hash,

@@ -1,0 +1,129 @@
+"""Which publisher an app id belongs to: the key that first installed it, kept after uninstall.
+
+Why: ownership (the users an app created, kept at uninstall), policy rules and quotas are keyed
+on the app id, and the id is a name the package chose for itself. Without this binding a package
+from another publisher that reused an uninstalled app's id inherited those users and rules
+(DESIGN rule 11: ownership follows the install lineage and the publisher key). So the first
+install of an id binds it to its publisher: the verified key id when the package is signed by a
+trusted key, else `UNVERIFIED` (an unsigned package, or one signed by a key nobody trusts, proves
+no identity). A later install or update of the same id with another binding is a different app
+and is refused, unless the operator transfers the id explicitly (`--transfer-publisher`), which
+rebinds it and is audited. The binding is a security boundary, not a convenience.
+"""
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# The binding of an id first installed from a package whose publisher nothing verified.
+UNVERIFIED = "unverified"
+
+_DDL = (
+    "CREATE TABLE IF NOT EXISTS app_lineage (app_id TEXT PRIMARY KEY, publisher TEXT NOT NULL,"
+    " bound_at REAL NOT NULL, transfers INTEGER NOT NULL DEFAULT 0)"
+)
+
+
+def binding_of(publisher: Mapping[str, Any]) -> str:
+    """The lineage binding of a signature check (`SignatureCheck.to_dict()`): `key:<kid>` only
+    when the signature verified against a trusted key."""
+    kid = publisher.get("kid")
+    if publisher.get("status") == "trusted" and isinstance(kid, str) and kid:
+        return f"key:{kid}"
+    return UNVERIFIED
+
+
+def describe(binding: str) -> str:
+    """Plain words for a binding (for refusals and the diff)."""
+    if binding == UNVERIFIED:
+        return "no verified publisher (unsigned or signed by an untrusted key)"
+    return f"publisher key {binding.removeprefix('key:')}"
+
+
+class LineageError(Exception):
+    """A package claims an app id bound to another publisher (a different app)."""
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """An operator-approved rebinding (the caller audits it)."""
+
+    app_id: str
+    old: str
+    new: str
+
+
+class Lineage:
+    """The `app_lineage` table in host.db (a short-lived connection per call)."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.db_path = db_path
+        with self._tx() as c:
+            c.execute(_DDL)
+            if _has_installs(c):
+                # Installs made before this table existed: bind them to their current publisher.
+                c.execute(
+                    "INSERT OR IGNORE INTO app_lineage (app_id, publisher, bound_at) "
+                    "SELECT app_id, CASE WHEN json_extract(publisher, '$.status') = 'trusted' "
+                    "AND coalesce(json_extract(publisher, '$.kid'), '') != '' "
+                    "THEN 'key:' || json_extract(publisher, '$.kid') ELSE ? END, installed_at "
+                    "FROM install_installs", (UNVERIFIED,))
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One BEGIN IMMEDIATE transaction: a check and a bind never interleave with another
+        process's."""
+        conn = sqlite3.connect(str(self.db_path), timeout=15.0, isolation_level=None)
+        try:
+            conn.execute("PRAGMA busy_timeout=15000")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        finally:
+            conn.close()
+
+    def bound(self, app_id: str) -> str | None:
+        """The binding of `app_id`, or None if it was never installed."""
+        with self._tx() as c:
+            row = c.execute("SELECT publisher FROM app_lineage WHERE app_id = ?",
+                            (app_id,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def claim(self, app_id: str, publisher: Mapping[str, Any], *,
+              transfer: bool = False) -> Transfer | None:
+        """Bind `app_id` to this publisher, or check it is bound to it already. Raises
+        LineageError when another publisher holds the id and `transfer` is not set; with
+        `transfer`, rebinds and returns the `Transfer` for the caller to audit."""
+        new = binding_of(publisher)
+        with self._tx() as c:
+            row = c.execute("SELECT publisher FROM app_lineage WHERE app_id = ?",
+                            (app_id,)).fetchone()
+            if row is None:
+                c.execute("INSERT INTO app_lineage (app_id, publisher, bound_at) "
+                          "VALUES (?, ?, ?)", (app_id, new, time.time()))
+                return None
+            old = str(row[0])
+            if old == new:
+                return None
+            if not transfer:
+                raise LineageError(
+                    f"app id {app_id!r} belongs to {describe(old)}, and this package comes "
+                    f"from {describe(new)}: it is a different app, and it would take over "
+                    "the users, rules and quotas of the first one")
+            c.execute("UPDATE app_lineage SET publisher = ?, bound_at = ?, "
+                      "transfers = transfers + 1 WHERE app_id = ?", (new, time.time(), app_id))
+            return Transfer(app_id, old, new)
+
+
+def _has_installs(c: sqlite3.Connection) -> bool:
+    return c.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                     "AND name = 'install_installs'").fetchone() is not None

@@ -1,0 +1,151 @@
+"""Ownership follows the install lineage and the publisher key (issue 19, DESIGN rule 11).
+
+Ownership of app-created users, policy rules and quotas are keyed on the app id, a name the
+package chose for itself. A package from another publisher that reused an uninstalled app's id
+used to take over the users the first app created (kept at uninstall). The first install of an
+id binds it to its publisher's verified key (or to "no verified publisher"); these tests attack
+that through the real CLI: another key, or an unsigned package, claiming the id is refused as a
+different app, at install and at the consent of an update, until the operator transfers the id
+with `--transfer-publisher`, which is audited.
+"""
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from apphelp import write_app
+from typer.testing import CliRunner
+
+from host.apps.packages import package_folder
+from host.cli.main import root
+from host.cli.output import err_console
+from host.clock import SystemClock
+from host.home import Home
+from host.server.embedded import EmbeddedServer
+from host.server.principals import Caller
+
+SRC = "from stockade import App\n\nclass TestApp(App):\n    pass\n"
+PERMS = ["users.create", "users.read"]
+
+
+class Cli:
+    def __init__(self, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.home, self.mp, self.runner = home, monkeypatch, CliRunner()
+
+    def __call__(self, *args: str) -> tuple[int, str, str]:
+        buf = io.StringIO()
+        self.mp.setattr(err_console, "_file", buf)
+        r = self.runner.invoke(root, ["--home", str(self.home), *args])
+        if r.exception and not isinstance(r.exception, SystemExit):
+            raise r.exception
+        return r.exit_code, r.stdout, r.stderr + buf.getvalue()
+
+
+def _pkg(tmp: Path, name: str, version: str = "1.0.0") -> Path:
+    folder = write_app(tmp / name, "crm", PERMS, [], SRC)
+    toml = folder / "app.toml"
+    toml.write_text(toml.read_text().replace('version = "1.0.0"', f'version = "{version}"'))
+    _, data = package_folder(folder)
+    out = tmp / f"{name}.zip"
+    out.write_bytes(data)
+    return out
+
+
+def _signed(run: Cli, tmp: Path, name: str, key: str, version: str = "1.0.0") -> Path:
+    pkg = _pkg(tmp, name, version)
+    code, _, err = run("app", "sign", str(pkg), "--key", str(tmp / "keys" / key))
+    assert code == 0, err
+    return pkg
+
+
+def _grants() -> list[str]:
+    return [x for p in PERMS for x in ("--grant", p)]
+
+
+def _audit(home: Path) -> list[dict[str, Any]]:
+    conn = sqlite3.connect(home / "host.db")
+    try:
+        return [json.loads(b) for (b,) in conn.execute("SELECT body FROM audit ORDER BY seq")]
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
+    cli = Cli(tmp_path / "home", monkeypatch)
+    (tmp_path / "keys").mkdir()
+    for name in ("acme", "mallory"):
+        code, _, err = cli("keys", "generate", str(tmp_path / "keys" / name))
+        assert code == 0, err
+        # The operator trusts both keys: trusting a key is not handing it every app id.
+        code, _, err = cli("keys", "trust", str(tmp_path / "keys" / f"{name}.pub"),
+                           "--name", name)
+        assert code == 0, err
+    return cli
+
+
+def test_another_publisher_cannot_take_over_an_uninstalled_apps_id(
+        run: Cli, tmp_path: Path) -> None:
+    code, _out, err = run("app", "install", str(_signed(run, tmp_path, "acme-v1", "acme")),
+                          "--json", *_grants())
+    assert code == 0, err
+    # The app creates a user, then is uninstalled with its users kept.
+    server = EmbeddedServer(Home(run.home).server_db, SystemClock())
+    kept = server.users_create(Caller(app_id="crm", install_id="x", app_user_id=None),
+                               "crm-bot", "CRM bot", "bot", op_id="op_keep1")
+    assert run("app", "uninstall", "crm", "--users", "keep")[0] == 0
+    # Mallory's package reuses the id: refused as a different app, whatever else is granted.
+    code, _out, err = run("app", "install", str(_signed(run, tmp_path, "mallory", "mallory")),
+                          "--json", *_grants())
+    assert code == 1 and "different app" in err, err
+    assert "--transfer-publisher" in err
+    # An unsigned package claiming the id is refused the same way.
+    code, _out, err = run("app", "install", str(_pkg(tmp_path, "unsigned")),
+                          "--allow-unsigned", "--json", *_grants())
+    assert code == 1 and "different app" in err, err
+    assert run("app", "list", "--json")[1].strip() == "[]"
+    assert server.user_created_by(kept["id"]) == "crm"
+    # The first publisher may come back.
+    code, _, err = run("app", "install", str(_signed(run, tmp_path, "acme-v2", "acme", "1.1.0")),
+                       "--json", *_grants())
+    assert code == 0, err
+
+
+def test_an_explicit_transfer_is_audited(run: Cli, tmp_path: Path) -> None:
+    assert run("app", "install", str(_signed(run, tmp_path, "acme-v1", "acme")),
+               *_grants())[0] == 0
+    assert run("app", "uninstall", "crm", "--users", "keep")[0] == 0
+    code, _, err = run("app", "install", str(_signed(run, tmp_path, "mallory", "mallory")),
+                       "--transfer-publisher", *_grants())
+    assert code == 0, err
+    transfers = [b for b in _audit(run.home) if b.get("code") == "publisher_transfer"]
+    assert len(transfers) == 1 and transfers[0]["app_id"] == "crm"
+    assert "transferred from publisher key" in transfers[0]["detail"]
+    # Now the id is Mallory's: Acme's package is the different app.
+    code, _, err = run("app", "uninstall", "crm", "--users", "keep")
+    assert code == 0, err
+    code, _, err = run("app", "install", str(_signed(run, tmp_path, "acme-v2", "acme", "1.1.0")),
+                       *_grants())
+    assert code == 1 and "different app" in err
+
+
+def test_an_update_from_another_key_needs_the_transfer_at_consent(
+        run: Cli, tmp_path: Path) -> None:
+    assert run("app", "install", str(_signed(run, tmp_path, "acme-v1", "acme")),
+               *_grants())[0] == 0
+    code, out, err = run("app", "update", "crm",
+                         str(_signed(run, tmp_path, "mallory", "mallory", "1.1.0")), "--json")
+    assert code == 1 and json.loads(out)["status"] == "pending"
+    assert "--transfer-publisher" in err
+    code, _, err = run("app", "consent", "crm", *_grants())
+    assert code == 1 and "different app" in err, err
+    info = json.loads(run("app", "info", "crm", "--json")[1])
+    assert info["version"] == "1.0.0"
+    code, _, err = run("app", "consent", "crm", "--transfer-publisher", *_grants())
+    assert code == 0, err
+    assert json.loads(run("app", "info", "crm", "--json")[1])["version"] == "1.1.0"
+    assert [b for b in _audit(run.home) if b.get("code") == "publisher_transfer"]
