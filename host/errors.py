@@ -13,6 +13,11 @@ class GateError(Exception):
         self.message = message
 
 
+class RefusalBudgetExceeded(GateError):
+    """The call was refused, and the install has passed its refusal budget: the supervisor
+    stops the app's child (DESIGN rule 13). The app sees the refusal's own code."""
+
+
 
 class StartRefused(Exception):
     """The host will not serve this home: a store is damaged or the audit chain is broken.

@@ -336,6 +336,8 @@ def _running_line(st: dict[str, Any]) -> str:
     parts = [f"{state} on host pid {st['host_pid']}", f"restarts {st['restarts']}",
              f"events {st['events_done']} ok / {st['events_failed']} failed",
              f"queued {st['queued']}", f"dropped {st['dropped']}"]
+    if st.get("refusal_stops"):
+        parts.append(f"stopped {st['refusal_stops']}x for too many refusals")
     return ", ".join(parts)
 
 

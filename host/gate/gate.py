@@ -25,10 +25,11 @@ from typing import Any
 
 from host.apps.installs import InstallRecord, InstallStore, data_version_in
 from host.clock import Clock
-from host.errors import GateError
+from host.errors import GateError, RefusalBudgetExceeded
 from host.keys.tokens import Claims
 from host.ledger.audit import AuditRecord, digest_args
 from host.ledger.ledger import REFUNDABLE_ERRORS, Ledger
+from host.ledger.quota import Charge
 from host.server.adapter import ACTION_METHODS, ServerAdapter
 from host.server.errors import ServerError
 from host.server.principals import Caller
@@ -43,6 +44,15 @@ _TARGET_USER_ACTIONS = frozenset({
     "users.set_custom_fields", "users.deactivate", "roles.assign", "roles.remove",
     "livechat.add_agent", "livechat.remove_agent", "livechat.set_agent_status",
 })
+
+# The refusal budget (DESIGN rule 13): an install may be refused at most REFUSAL_BUDGET times in
+# any REFUSAL_WINDOW_S seconds (a durable sliding window, shared by every host on the home, like
+# any quota). Each refusal within it is one audit record. Past it the supervisor stops the app's
+# child and the window gets one summary record instead of one per refusal. It guards the audit
+# chain and the disk: three events of an app looping on refused calls once wrote 13,363 records
+# (+23 MB) in 12 s. A well-behaved app is refused a few times an hour, far below this.
+REFUSAL_BUDGET = 200
+REFUSAL_WINDOW_S = 60.0
 
 # A host-served action: (session, args, op_id, facts the policy decided with) -> result.
 HostAction = Callable[["Session", dict[str, Any], str | None, Mapping[str, Any]], Any]
@@ -219,10 +229,11 @@ class Gate:
             admission = self.ledger.admit(
                 record, decision.quotas,
                 decision.seat_ceiling if action == "users.create" else None,
-                self.server.seats_in_use)
+                self.server.seats_in_use, refusal_budget(session.install_id))
             if not admission.allowed:
                 self._count(False)
-                raise GateError("quota_exceeded", admission.message or "quota exceeded")
+                error = RefusalBudgetExceeded if admission.over_budget else GateError
+                raise error("quota_exceeded", admission.message or "quota exceeded")
             seq = admission.seq
         try:
             result = self._dispatch(session, spec, args, op_id, facts)
@@ -331,20 +342,26 @@ class Gate:
     def _refuse(self, session: Session, action: str, args: Mapping[str, Any], code: str,
                 message: str, decision: Decision | None = None,
                 policy: Policy | None = None) -> GateError:
-        """Audit the refusal (durably), then build the error the app will see."""
-        self.ledger.deny(AuditRecord(
+        """Audit the refusal (durably, within the install's refusal budget), then build the
+        error the app will see."""
+        _seq, over = self.ledger.deny_within(AuditRecord(
             kind="decision", allowed=False, code=code, message=message[:500],
             rules=decision.rules if decision else (),
             policy_rev=policy.revision if policy else None, app_id=session.app_id,
             install_id=session.install_id, action=action[:64],
             args_digest=args_digest(args),
-        ))
+        ), refusal_budget(session.install_id))
         self._count(False)
-        return GateError(code, message)
+        return (RefusalBudgetExceeded if over else GateError)(code, message)
 
     def _count(self, allowed: bool) -> None:
         with self._stats_lock:
             self.stats["allowed" if allowed else "denied"] += 1
+
+
+def refusal_budget(install_id: str) -> Charge:
+    """The refusal budget's charge for one install (see REFUSAL_BUDGET)."""
+    return Charge(f"refusals:{install_id}", REFUSAL_BUDGET, REFUSAL_WINDOW_S, "install")
 
 
 def _store_trouble(exc: BaseException) -> str:

@@ -29,6 +29,7 @@ from pathlib import Path
 from host.clock import Clock
 from host.ledger.audit import ANCHOR_EVERY, AuditLog, Intent, append_in
 from host.ledger.quota import (
+    Charge,
     QuotaCharge,
     QuotaDenied,
     QuotaState,
@@ -66,13 +67,16 @@ class LedgerError(RuntimeError):
 
 @dataclass(frozen=True)
 class Admission:
-    """The result of `admit`. `reservation` is None when denied; `message` names the full quota."""
+    """The result of `admit`. `reservation` is None when denied; `message` names the full quota.
+    `over_budget`: the denial passed the install's refusal budget (see `deny_within`); then
+    `seq` is the summary record's, or -1 when this window's summary was written already."""
 
     seq: int
     allowed: bool
     reservation: Reservation | None
     quota_state: tuple[QuotaState, ...]
     message: str | None
+    over_budget: bool = False
 
 
 class Ledger:
@@ -87,8 +91,8 @@ class Ledger:
                               anchor_every=anchor_every or ANCHOR_EVERY)
 
     def admit(self, record: AuditRecord, charges: Sequence[QuotaCharge],
-              seat_ceiling: int | None = None, seats_in_use: SeatCounter | None = None
-              ) -> Admission:
+              seat_ceiling: int | None = None, seats_in_use: SeatCounter | None = None,
+              refusal_budget: QuotaCharge | None = None) -> Admission:
         """Check and reserve every charge (and a seat), and append the decision, atomically.
 
         With a `seat_ceiling`, `seats_in_use` counts the seats from the truth inside this
@@ -122,8 +126,8 @@ class Ledger:
                 body["quota"] = qj
             if isinstance(result, QuotaDenied):
                 body.update(allowed=False, code="quota_exceeded", message=cap_text(result.message))
-                seq = append_in(c, canonical_json(body), now)
-                admission = Admission(seq, False, None, states, result.message)
+                seq, over = _refusal_in(c, body, now, refusal_budget)
+                admission = Admission(seq, False, None, states, result.message, over)
             else:
                 body["allowed"] = True
                 body.setdefault("code", "allow")
@@ -139,6 +143,26 @@ class Ledger:
                 admission = Admission(seq, True, result if takes_units else None, states, None)
         self.audit.after_append(seq)
         return admission
+
+    def deny_within(self, record: AuditRecord, budget: QuotaCharge) -> tuple[int, bool]:
+        """Append a denial charged against the install's refusal budget (DESIGN rule 13).
+
+        Within the budget the denial is recorded as `deny` would. Past it nothing is recorded
+        per refusal: the first refusal over the budget in a window appends one summary record,
+        later ones append nothing. Returns (seq, over_budget); seq is -1 when nothing was
+        written. The charge and the record share one transaction, so hosts racing on one home
+        record at most `budget.limit` refusals and one summary per window between them.
+        """
+        if not record.code:
+            raise AuditError("a denial needs a code (permission_denied, policy_denied, ...)")
+        self.audit._check_open()
+        body = validated_body(replace(record, kind="decision", allowed=False))
+        now = float(self.clock.now())
+        with self.store.transaction() as c:
+            seq, over = _refusal_in(c, body, now, budget)
+        if seq >= 0:
+            self.audit.after_append(seq)
+        return seq, over
 
     def deny(self, record: AuditRecord) -> int:
         """Append a denial decided before quotas (permission, policy, guardrail). Returns seq."""
@@ -230,3 +254,31 @@ def _seats_used(conn: sqlite3.Connection, counter: SeatCounter) -> int:
     if isinstance(used, bool) or not isinstance(used, int) or used < 0:
         raise ValueError(f"seat counter returned {used!r}")
     return used
+
+
+# The summary of an install's refusals past its budget: at most one per window (its own ring).
+_SUMMARY_SUFFIX = ":summary"
+
+
+def _refusal_in(conn: sqlite3.Connection, body: dict[str, object], now: float,
+                budget: QuotaCharge | None) -> tuple[int, bool]:
+    """Append the refusal `body` if the budget allows; else one summary per window, else nothing.
+    Runs inside the caller's transaction. Returns (seq or -1, over_budget)."""
+    if budget is None:
+        return append_in(conn, canonical_json(body), now), False
+    taken, _ = reserve_in(conn, [budget], "refusal", now)
+    if isinstance(taken, Reservation):
+        return append_in(conn, canonical_json(body), now), False
+    summary = Charge(budget.key + _SUMMARY_SUFFIX, 1, budget.window_s, budget.scope)
+    first, _ = reserve_in(conn, [summary], "summary", now)
+    if not isinstance(first, Reservation):
+        return -1, True
+    record: dict[str, object] = {k: body[k] for k in ("app_id", "install_id", "action")
+                                 if k in body}
+    record.update(
+        kind="decision", allowed=False, code="refusal_budget_exceeded",
+        message=cap_text(
+            f"more than {budget.limit} refusals in {budget.window_s:g}s: the app's child is "
+            "stopped, and further refusals in this window are not recorded one by one "
+            f"(the last one: {body.get('code')})"))
+    return append_in(conn, canonical_json(record), now), True

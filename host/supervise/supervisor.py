@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from host.apps.installs import InstallRecord
-from host.errors import GateError
+from host.errors import GateError, RefusalBudgetExceeded
 from host.gate.gate import Gate, Session
 from host.keys import tokens
 from host.server.principals import Caller
@@ -124,6 +124,7 @@ class AppRunner:
         self.last_error = ""
         self.events_done = 0
         self.events_failed = 0
+        self.refusal_stops = 0  # children stopped for passing the refusal budget
         self._next_start = 0.0
         # Dropped events by reason (queue_full, expired); pending ones await their summary.
         self.dropped: dict[str, int] = {}
@@ -211,6 +212,7 @@ class AppRunner:
             "events_done": self.events_done, "events_failed": self.events_failed,
             "queued": queued, "dropped": sum(dropped.values()), "dropped_by_reason": dropped,
             "backoff_s": round(backoff, 3), "last_error": self.last_error[-300:],
+            "refusal_stops": self.refusal_stops,
         }
 
     def ensure_started(self) -> None:
@@ -386,7 +388,24 @@ class AppRunner:
         session = self.session
         if session is None or session.session_id != child.session_id:
             raise GateError("permission_denied", "no session on this channel")
-        return self.host.gate.handle(session, action, args)
+        try:
+            return self.host.gate.handle(session, action, args)
+        except RefusalBudgetExceeded:
+            self._over_refusal_budget(child)
+            raise
+
+    def _over_refusal_budget(self, child: Child) -> None:
+        """The app passed its refusal budget (`host.gate.gate.REFUSAL_BUDGET`): stop its child
+        and tell the operator (`app list` shows the count and the reason, `app logs` a line).
+        The gate has audited one summary for the window. A restarted child that keeps being
+        refused is stopped again at its first refusal while the window is still full."""
+        reason = "stopped: more refusals than its refusal budget allows"
+        with self._drop_lock:
+            self.refusal_stops += 1
+        self.last_error = reason
+        self._log(f"[stockade] {reason} (the refused calls are counted, not each audited)\n",
+                  False)
+        child.kill(reason, code="refusals")
 
     def _log(self, text: str, truncated: bool) -> None:
         self.host.write_app_log(self.install_id, text, truncated)

@@ -1,0 +1,97 @@
+"""Refusals and logs are bounded (issue 19, DESIGN rule 13).
+
+Refusals used to be audited one record each and never charged: an app looping on a refused
+call wrote 13,363 audit records in 12 s (+23 MB). Now each install has a refusal budget
+(`REFUSAL_BUDGET` per `REFUSAL_WINDOW_S`, a durable window like any quota): past it the app's
+child is stopped, the operator is told (`app list`, the app's log) and the window gets one
+summary record instead of one per refusal. Attacked with a real confined child that loops on a
+refused call, and through the gate with a loop on a full quota.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from apphelp import install, write_app, write_policy
+from gatehelp import QUOTA_LIMIT, build_rig, install_fuzz_app
+from typer.testing import CliRunner
+
+from host.cli.main import root
+from host.clock import SystemClock
+from host.errors import GateError, RefusalBudgetExceeded
+from host.gate.gate import REFUSAL_BUDGET
+from host.home import Home
+from host.runtime import Host, HostConfig
+
+LOOPS = 3 * REFUSAL_BUDGET
+
+LOOPER = f'''
+from stockade import App, PermissionDenied
+
+class TestApp(App):
+    def on_livechat_room_started(self, ctx, event):
+        refused = 0
+        for i in range({LOOPS}):
+            try:
+                ctx.messages.send(room_id="r1", text="spam")
+            except PermissionDenied:
+                refused += 1
+        return refused
+'''
+
+
+def _bodies(home: Home) -> list[dict[str, Any]]:
+    conn = sqlite3.connect(home.host_db)
+    try:
+        return [json.loads(b) for (b,) in conn.execute("SELECT body FROM audit ORDER BY seq")]
+    finally:
+        conn.close()
+
+
+def test_a_child_looping_on_refusals_is_stopped_and_summarised(tmp_path: Path) -> None:
+    home = Home(tmp_path / "home").ensure()
+    write_policy(home, "none", 'schema = 1\nname = "none"\n')
+    folder = write_app(tmp_path / "apps", "looper", ["livechat.read", "messages.send"],
+                       ["livechat.room_started"], LOOPER)
+    rec = install(home, folder, ["livechat.read"])  # messages.send asked, never granted
+    with Host(home) as host:
+        runner = next(iter(host.runners.values()))
+        with pytest.raises(Exception):
+            runner.submit("livechat.room_started", {}, 30.0).result(60)
+        assert runner.status()["refusal_stops"] == 1
+        assert "refusal budget" in runner.status()["last_error"]
+        host.publish_status()
+        r = CliRunner().invoke(root, ["--home", str(home.root), "app", "list", "--json"])
+        assert r.exit_code == 0, r.stderr
+        (row,) = json.loads(r.stdout)
+        assert row["running"]["refusal_stops"] == 1
+    refusals = [b for b in _bodies(home) if b.get("allowed") is False
+                and b.get("install_id") == rec.install_id]
+    summaries = [b for b in refusals if b.get("code") == "refusal_budget_exceeded"]
+    assert len(refusals) == REFUSAL_BUDGET + 1, len(refusals)
+    assert len(summaries) == 1 and "refusals" in summaries[0]["message"]
+    log = (home.logs_dir / f"{rec.install_id}.log").read_text()
+    assert "refusal budget" in log
+
+
+def test_a_loop_on_a_full_quota_is_charged_too(tmp_path: Path) -> None:
+    home = Home(tmp_path / "home").ensure()
+    install_fuzz_app(home)
+    with Host(home, config=HostConfig(watch=False, use_zygote=False)) as host:
+        rig = build_rig(home, SystemClock())
+        over: list[str] = []
+        for i in range(QUOTA_LIMIT + LOOPS):
+            try:
+                host.gate.handle(rig.session, "users.create",
+                                 {"username": f"bot-{i}", "name": "B", "type": "bot",
+                                  "roles": ["bot"]})
+            except RefusalBudgetExceeded as exc:
+                over.append(exc.code)
+            except GateError as exc:
+                assert exc.code == "quota_exceeded"
+        assert over and set(over) == {"quota_exceeded"}
+    refused = [b for b in _bodies(home) if b.get("allowed") is False]
+    assert len(refused) == REFUSAL_BUDGET + 1
