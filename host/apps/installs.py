@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from host.apps.lineage import keep_binding_in
 from host.apps.manifest import Manifest, SettingValue
 
 HookName = Literal["install", "enable", "disable", "update", "uninstall", "settings_changed"]
@@ -492,6 +493,8 @@ class InstallStore:
     def remove(self, install_id: str, detail: Mapping[str, Any] | None = None) -> None:
         """Delete the install (consent rows stay as history); records an `uninstall` hook."""
         with self._tx() as c:
+            # The id stays bound to its publisher after the install goes (DESIGN rule 11).
+            keep_binding_in(c, install_id)
             c.execute("UPDATE install_installs SET generation = generation + 1, enabled = 0 "
                       "WHERE install_id = ?", (install_id,))
             ev = self._hook(c, install_id, "uninstall", detail)

@@ -67,12 +67,7 @@ class Lineage:
             c.execute(_DDL)
             if _has_installs(c):
                 # Installs made before this table existed: bind them to their current publisher.
-                c.execute(
-                    "INSERT OR IGNORE INTO app_lineage (app_id, publisher, bound_at) "
-                    "SELECT app_id, CASE WHEN json_extract(publisher, '$.status') = 'trusted' "
-                    "AND coalesce(json_extract(publisher, '$.kid'), '') != '' "
-                    "THEN 'key:' || json_extract(publisher, '$.kid') ELSE ? END, installed_at "
-                    "FROM install_installs", (UNVERIFIED,))
+                keep_binding_in(c, None)
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -122,6 +117,20 @@ class Lineage:
             c.execute("UPDATE app_lineage SET publisher = ?, bound_at = ?, "
                       "transfers = transfers + 1 WHERE app_id = ?", (new, time.time(), app_id))
             return Transfer(app_id, old, new)
+
+
+def keep_binding_in(c: sqlite3.Connection, install_id: str | None) -> None:
+    """Bind the app id of `install_id` (every install when None) to its current publisher if
+    it has no binding yet, inside the caller's transaction. An uninstall calls this before the
+    install row goes, so an install made before bindings existed is not forgotten with it."""
+    c.execute(_DDL)
+    c.execute(
+        "INSERT OR IGNORE INTO app_lineage (app_id, publisher, bound_at) "
+        "SELECT app_id, CASE WHEN json_extract(publisher, '$.status') = 'trusted' "
+        "AND coalesce(json_extract(publisher, '$.kid'), '') != '' "
+        "THEN 'key:' || json_extract(publisher, '$.kid') ELSE ? END, installed_at "
+        "FROM install_installs WHERE ? IS NULL OR install_id = ?",
+        (UNVERIFIED, install_id, install_id))
 
 
 def _has_installs(c: sqlite3.Connection) -> bool:

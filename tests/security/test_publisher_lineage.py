@@ -149,3 +149,18 @@ def test_an_update_from_another_key_needs_the_transfer_at_consent(
     assert code == 0, err
     assert json.loads(run("app", "info", "crm", "--json")[1])["version"] == "1.1.0"
     assert [b for b in _audit(run.home) if b.get("code") == "publisher_transfer"]
+
+
+def test_an_install_made_before_bindings_existed_keeps_its_binding_at_uninstall(
+        run: Cli, tmp_path: Path) -> None:
+    assert run("app", "install", str(_signed(run, tmp_path, "acme-v1", "acme")),
+               *_grants())[0] == 0
+    # A home from before bindings: the install exists, its binding does not.
+    conn = sqlite3.connect(run.home / "host.db")
+    conn.execute("DELETE FROM app_lineage")
+    conn.commit()
+    conn.close()
+    assert run("app", "uninstall", "crm", "--users", "keep")[0] == 0
+    code, _, err = run("app", "install", str(_signed(run, tmp_path, "mallory", "mallory")),
+                       *_grants())
+    assert code == 1 and "different app" in err, err
