@@ -164,3 +164,16 @@ def test_an_install_made_before_bindings_existed_keeps_its_binding_at_uninstall(
     code, _, err = run("app", "install", str(_signed(run, tmp_path, "mallory", "mallory")),
                        *_grants())
     assert code == 1 and "different app" in err, err
+
+
+def test_an_unsigned_update_of_a_signed_app_waits_and_needs_the_transfer(
+        run: Cli, tmp_path: Path) -> None:
+    assert run("app", "install", str(_signed(run, tmp_path, "acme-v1", "acme")),
+               *_grants())[0] == 0
+    code, out, _ = run("app", "update", "crm", str(_pkg(tmp_path, "unsigned-v2", "1.0.1")),
+                       "--allow-unsigned", "--json")
+    doc = json.loads(out)
+    assert code == 1 and doc["status"] == "pending" and doc["diff"]["publisher_changed"]
+    code, _, err = run("app", "consent", "crm", *_grants())
+    assert code == 1 and "different app" in err, err
+    assert json.loads(run("app", "info", "crm", "--json")[1])["version"] == "1.0.0"
