@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# `bound_at` is wall time for the operator's eyes only, never a decision input (so not injected).
+
 # The binding of an id first installed from a package whose publisher nothing verified.
 UNVERIFIED = "unverified"
 

@@ -53,11 +53,15 @@ from host.apps.publisher import (
 )
 from host.cli import app_data_cmd  # noqa: F401  (registers `app logs` and `app settings`)
 from host.cli.app_common import (
+    TRANSFER_HINT,
     AllowUnsigned,
     AppRef,
     GrantOpt,
     JsonFlag,
+    TransferOpt,
     app_app,
+    check_lineage,
+    operator_name,
     resolve,
     store_only,
 )
@@ -96,28 +100,6 @@ def _signature(home: Home, pkg: Package) -> SignatureCheck:
         return check_signature(pkg, TrustStore(home.trust_dir))
     except PublisherError as exc:
         fail(str(exc), "nothing was installed or changed", EXIT_NEGATIVE)
-
-
-TransferOpt = Annotated[bool, typer.Option(
-    "--transfer-publisher",
-    help="Hand an app id that belongs to another publisher (or to no verified publisher) to "
-         "this package's publisher: it takes over the users, rules and quotas of that id. "
-         "Audited.")]
-
-_TRANSFER_HINT = ("if you mean to hand this app id, and the users it created, to the new "
-                  "publisher, repeat with --transfer-publisher; otherwise this is another app "
-                  "posing as the installed one")
-
-
-def _actor() -> str:
-    """Who ran this command (the OS account), for the audit records of operator actions."""
-    import os
-    import pwd
-
-    try:
-        return pwd.getpwuid(os.geteuid()).pw_name
-    except KeyError:
-        return f"uid {os.geteuid()}"
 
 
 def _require_signed(sig: SignatureCheck, allow_unsigned: bool) -> None:
@@ -272,15 +254,16 @@ def install(
     disclosure = _disclose(home, pkg.manifest, pkg.content_hash, sig)
     _refuse_guardrails(pkg.manifest)
     _require_signed(sig, allow_unsigned)
+    check_lineage(home, pkg.app_id, sig, transfer)
     grants = _grants(pkg.manifest.asked, grant)
     try:
         rec = install_package(home.ensure(), pkg, sig, grants,
                               policy_revision=disclosure.policy_revision, clock=SystemClock(),
-                              transfer=transfer, actor=_actor())
+                              transfer=transfer, actor=operator_name())
     except InstallError as exc:
         fail(str(exc))
     except LineageError as exc:
-        fail(str(exc), _TRANSFER_HINT, EXIT_NEGATIVE)
+        fail(str(exc), TRANSFER_HINT, EXIT_NEGATIVE)
     denied = sorted(pkg.manifest.asked - grants)
     err_console.print(f"[green]installed[/] {rec.app_id} {rec.version} as {rec.install_id}; "
                       f"granted: {', '.join(sorted(grants)) or 'nothing'}"
@@ -508,9 +491,9 @@ def consent(
         try:
             moved = Lineage(home.host_db).claim(rec.app_id, sig.to_dict(), transfer=transfer)
         except LineageError as exc:
-            fail(str(exc), _TRANSFER_HINT, EXIT_NEGATIVE)
+            fail(str(exc), TRANSFER_HINT, EXIT_NEGATIVE)
         if moved is not None:
-            audit_transfer(home, moved, rec.install_id, SystemClock(), _actor())
+            audit_transfer(home, moved, rec.install_id, SystemClock(), operator_name())
         record = make_consent(
             keyring, install_id=rec.install_id, app_id=rec.app_id,
             version=pkg.manifest.version, package_hash=pkg.content_hash,

@@ -1,12 +1,16 @@
-"""What the `stockade app` commands share: the typer group, option types, finding an install."""
+"""What the `stockade app` commands share: the typer group, option types, finding an install,
+the publisher-lineage check run before any consent prompt."""
 from __future__ import annotations
 
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from host.apps.installs import InstallRecord, InstallStore
-from host.cli.output import fail
+from host.apps.lineage import Lineage, binding_of, describe
+from host.apps.publisher import SignatureCheck
+from host.cli.output import EXIT_NEGATIVE, err_console, fail
 from host.home import Home
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine output on stdout only.")]
@@ -30,3 +34,44 @@ def resolve(store: InstallStore, ref: str) -> InstallRecord:
     if rec is None:
         fail(f"no installed app {ref!r}", "see `stockade app list`")
     return rec
+
+
+TransferOpt = Annotated[bool, typer.Option(
+    "--transfer-publisher",
+    help="Hand an app id that belongs to another publisher (or to no verified publisher) to "
+         "this package's publisher: it takes over the users, rules and quotas of that id. "
+         "Audited.")]
+
+TRANSFER_HINT = ("if you mean to hand this app id, and the users it created, to the new "
+                 "publisher, repeat with --transfer-publisher; otherwise this is another app "
+                 "posing as the installed one")
+
+
+def check_lineage(home: Home, app_id: str, sig: SignatureCheck, transfer: bool) -> None:
+    """Before any consent prompt: refuse a package from another publisher than the one the id
+    is bound to, or say plainly what a transfer hands over. `install_package` checks again
+    in the transaction that binds (this early look is for the operator, not the boundary)."""
+    if not home.host_db.exists():
+        return
+    bound = Lineage(home.host_db).bound(app_id)
+    new = binding_of(sig.to_dict())
+    if bound is None or bound == new:
+        return
+    if not transfer:
+        fail(f"app id {app_id!r} belongs to {describe(bound)}, and this package comes from "
+             f"{describe(new)}: it is a different app", TRANSFER_HINT, EXIT_NEGATIVE)
+    err_console.print(
+        f"[bold red]TRANSFER[/]: app id {escape(app_id)} moves from {escape(describe(bound))} "
+        f"to {escape(describe(new))}; the new publisher's app takes over the users, rules and "
+        "quotas of this id (audited)", highlight=False)
+
+
+def operator_name() -> str:
+    """Who ran this command (the OS account), for the audit records of operator actions."""
+    import os
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return f"uid {os.geteuid()}"
