@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from host.apps.appdiff import version_key
 from host.cli.main import root
 
 PERMS = ("users.create", "messages.read", "messages.send")
@@ -112,3 +113,11 @@ def test_an_update_that_widens_nothing_still_applies_at_once(tmp_path: Path) -> 
                           "--allow-unsigned", "--json"])
     assert r.exit_code == 0, r.stderr
     assert json.loads(r.stdout)["status"] == "applied"
+
+
+@pytest.mark.parametrize(("older", "newer"), [
+    ("1.9.0", "1.10.0"), ("1.0.0-rc1", "1.0.0"), ("0.9.9", "1.0.0"), ("2.0.0", "2.0.1"),
+])
+def test_version_order_tells_a_downgrade(older: str, newer: str) -> None:
+    # Text order would call 1.10.0 older than 1.9.0 and let a real downgrade pass as an upgrade.
+    assert version_key(older) < version_key(newer)
