@@ -73,8 +73,8 @@ def test_a_child_looping_on_refusals_is_stopped_and_summarised(tmp_path: Path) -
     summaries = [b for b in refusals if b.get("code") == "refusal_budget_exceeded"]
     assert len(refusals) == REFUSAL_BUDGET + 1, len(refusals)
     assert len(summaries) == 1 and "refusals" in summaries[0]["message"]
-    log = (home.logs_dir / f"{rec.install_id}.log").read_text()
-    assert "refusal budget" in log
+    r = CliRunner().invoke(root, ["--home", str(home.root), "app", "logs", "looper"])
+    assert r.exit_code == 0 and "refusal budget" in r.stdout + r.stderr
 
 
 def test_a_loop_on_a_full_quota_is_charged_too(tmp_path: Path) -> None:
