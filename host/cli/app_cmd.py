@@ -152,6 +152,18 @@ def _grants(asked: frozenset[str], flags: list[str] | None, *,
         fail(str(exc), "", EXIT_NEGATIVE)
 
 
+def _confirm_widening(widens: bool) -> None:
+    """An update that widens power without asking for a new permission (roles, events,
+    secrets, a downgrade) still needs a yes: no grant question would otherwise be put."""
+    if not widens:
+        return
+    if not is_interactive():
+        fail("this update widens what the app may do (see the diff above)",
+             "approve it by naming the grants it keeps with --grant", EXIT_CONFIRM)
+    if not _confirm("Approve the wider powers shown above?", False):
+        fail("not updated: you declined", "", EXIT_NEGATIVE)
+
+
 def _default_settings(manifest: Manifest,
                       keep: dict[str, SettingValue] | None = None) -> dict[str, SettingValue]:
     return default_settings(manifest, keep)
@@ -481,6 +493,8 @@ def consent(
             ask = pkg.manifest.asked if diff.publisher_changed else diff.added
             already = frozenset() if diff.publisher_changed else grants_after(
                 rec.grants, pkg.manifest.asked)
+            if not ask and not grant:
+                _confirm_widening(diff.needs_consent)
             grants = _grants(pkg.manifest.asked, grant, ask_about=ask, already=already)
             kind = "update"
         else:

@@ -94,6 +94,10 @@ def test_a_widening_update_waits_for_consent(tmp_path: Path, case: str) -> None:
     assert info["version"] == "1.1.0" and info["events"] == ["message.sent"]
     assert sorted(info["grants"]) == sorted(PERMS)
     assert info["pending_update"]["version"] == str(change.get("version", "1.1.0"))
+    # `app consent` with no grant named and no person to ask applies nothing (exit 3).
+    code, _out, err = run("app", "consent", "widener")
+    assert code == 3, err
+    assert json.loads(run("app", "info", "widener", "--json")[1])["version"] == "1.1.0"
     # The operator then consents to exactly that widening, and it applies.
     code, out, err = run("app", "consent", "widener", "--json", *grants)
     assert code == 0, err
