@@ -7,7 +7,7 @@ docs/BENCH.md for what each figure measures.
 from __future__ import annotations
 
 from host.bench.run import FULL, KEYS, QUICK, STEPS, BenchSizes, RunOptions, run_bench
-from host.bench.targets import TARGETS, Target, target_for
+from host.bench.targets import TARGETS, Target, target_for, targets_for
 
 __all__ = ["FULL", "KEYS", "QUICK", "STEPS", "TARGETS", "BenchSizes", "RunOptions", "Target",
-           "run_bench", "target_for"]
+           "run_bench", "target_for", "targets_for"]

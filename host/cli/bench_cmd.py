@@ -8,6 +8,7 @@ are reported, never an error: this is a benchmark, not a test.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -31,6 +32,8 @@ _MEANING = {
     "fanout50_ms_p50": "one post event to 50 apps until all handlers finished (median)",
     "fanout50_ms_p99": "the same (99th percentile)",
     "calls_per_s_4apps": "bridge reads per second, 4 apps calling at once",
+    "peer_read_us_p50": "Apps-Engine: an app's read.getUserReader().getById round trip",
+    "peer_cold_ms_p50": "Apps-Engine: spawn to an app's first answer",
 }
 
 
@@ -43,7 +46,8 @@ def _unit(key: str) -> str:
 
 def render_table(figures: Mapping[str, float], title: str, *, wide: bool) -> Table:
     """The figures with their targets; `wide` adds what each figure measures."""
-    from host.bench import KEYS, target_for
+    from host.bench import KEYS, Target, targets_for
+    from host.bench.peer import PEER_KEYS
 
     table = Table(title=title, title_justify="left")
     table.add_column("figure", no_wrap=True)
@@ -52,17 +56,21 @@ def render_table(figures: Mapping[str, float], title: str, *, wide: bool) -> Tab
         table.add_column("what")
     table.add_column("target")
     table.add_column("", no_wrap=True, min_width=7)
-    for key in KEYS:
+    for key in (*KEYS, *(k for k in PEER_KEYS if k in figures)):
         value = figures[key]
-        target = target_for(key)
-        verdict = ""
-        goal = ""
-        if target is not None:
-            bound = f"{target.bound(figures):,.1f}"
-            goal = f"{target.text} = {bound}" if target.ref else target.text
-            verdict = "[green]met[/]" if target.met(figures) else "[red]not met[/]"
         what = [_MEANING[key]] if wide else []
-        table.add_row(key, f"{value:,.1f} {_unit(key)}", *what, goal, verdict)
+        targets: list[Target | None] = [*targets_for(key, figures)] or [None]
+        for i, target in enumerate(targets):
+            verdict = ""
+            goal = ""
+            if target is not None:
+                bound = f"{target.bound(figures):,.1f}"
+                goal = f"{target.text} = {bound}" if target.ref else target.text
+                verdict = "[green]met[/]" if target.met(figures) else "[red]not met[/]"
+            if i == 0:
+                table.add_row(key, f"{value:,.1f} {_unit(key)}", *what, goal, verdict)
+            else:
+                table.add_row("", "", *([""] if wide else []), goal, verdict)
     return table
 
 
@@ -71,6 +79,10 @@ def bench(
     json_out: bool = typer.Option(False, "--json", help="One JSON object on stdout."),
     degraded: bool = typer.Option(
         False, "--degraded", help="Run the apps even if a confinement layer is missing."),
+    peer: Path | None = typer.Option(
+        None, "--peer", metavar="DIR",
+        help="Also measure Rocket.Chat's Apps-Engine built in DIR (../shared/anchors/apps-engine"
+        "/setup.sh DIR), right after Stockade, for the peer ratios."),
     write_floor: bool = typer.Option(
         False, "--write-floor",
         help="Instead: the SQL a create must commit, alone (the least any create can cost)."),
@@ -105,6 +117,15 @@ def bench(
             progress.stop()
             fail(str(exc), "run `stockade doctor`; or pass --degraded to measure anyway")
         progress.advance(task)
+    if peer is not None:
+        from host.bench.peer import PeerError, measure_peer
+
+        err_console.print("measuring the Apps-Engine peer ...", highlight=False)
+        try:
+            figures.update(measure_peer(peer, calls=500 if quick else 2000,
+                                        cold=3 if quick else 8))
+        except PeerError as exc:
+            fail(str(exc), "build the peer first, or run without --peer")
     mode = "quick" if quick else "full"
     err_console.print(render_table(figures, f"stockade bench ({mode})",
                                    wide=err_console.width >= 140))

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from host.bench import KEYS, TARGETS, BenchSizes
+from host.bench import KEYS, TARGETS, BenchSizes, targets_for
 from host.bench import run as bench_run
+from host.bench.peer import PEER_KEYS, PeerError, measure_peer
 from host.bench.stats import percentile
 from host.cli.main import root
 
@@ -46,7 +48,32 @@ def test_quick_json_has_exactly_the_keys_all_positive_numbers(
 
 def test_targets_name_real_keys() -> None:
     for t in TARGETS:
-        assert t.key in KEYS and (t.ref is None or t.ref in KEYS)
+        assert t.key in KEYS and (t.ref is None or t.ref in (*KEYS, *PEER_KEYS))
+
+
+def test_peer_targets_are_judged_only_with_the_peer() -> None:
+    figures = {k: 1.0 for k in KEYS}
+    assert all(t.ref is None or t.ref in KEYS for t in targets_for("read_us_p50", figures))
+    with_peer = targets_for("read_us_p50", {**figures, "peer_read_us_p50": 400.0})
+    assert any(t.ref == "peer_read_us_p50" for t in with_peer)
+
+
+def test_peer_figures_are_read_from_the_anchors_output(tmp_path: Path) -> None:
+    """The anchor's run.sh output format (its README) parsed; a stand-in script prints it, since
+    building the real engine takes the npm registry and a minute (`stockade bench --peer`)."""
+    (tmp_path / "build" / "engine").mkdir(parents=True)
+    script = tmp_path / "run.sh"
+    script.write_text(
+        "echo '{\"rtt\":{\"n\":3,\"p50_us\":329.1,\"p99_us\":900},\"event_rtt\":{},"
+        "\"cold_ms\":{\"ready_p50\":166,\"first_answer_p50\":180.2,\"n\":3}}'\n"
+        "echo '{\"node_deno_stdio_floor_p50_us\":48.5}'\n")
+    got = measure_peer(tmp_path / "build", calls=10, cold=1, run_script=script)
+    assert got == {"peer_read_us_p50": 329.1, "peer_cold_ms_p50": 180.2}
+    with pytest.raises(PeerError, match="no Apps-Engine build"):
+        measure_peer(tmp_path / "nothing", calls=10, cold=1, run_script=script)
+    script.write_text("echo broken >&2; exit 1\n")
+    with pytest.raises(PeerError, match="printed no figures"):
+        measure_peer(tmp_path / "build", calls=10, cold=1, run_script=script)
 
 
 def test_percentile_nearest_rank() -> None:

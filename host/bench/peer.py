@@ -1,0 +1,57 @@
+"""The peer: Rocket.Chat's real Apps-Engine runtime, measured in the same bench run.
+
+`../shared/anchors/apps-engine/` builds the engine (its Deno runtime and its Node-side
+controller) from the npm registry into a folder (`setup.sh DIR`) and times one app bridge call
+(`read.getUserReader().getById`) and a cold start (`run.sh DIR`). `stockade bench --peer DIR`
+runs that right after Stockade's own figures, so the ratios compare two measurements taken on
+the same machine minutes apart (absolute figures drift on a shared machine; ratios in one run
+do not). Nothing here is needed for the product: without `--peer` these figures are absent and
+the targets that use them are not evaluated.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+# The anchor's own run script, relative to the repository (the workplace's shared folder).
+ANCHOR_RUN = Path(__file__).resolve().parents[3] / "shared" / "anchors" / "apps-engine" / "run.sh"
+# One peer run: a few thousand calls and a few cold starts; the anchor's own README says ~1 min.
+PEER_TIMEOUT_S = 600.0
+
+PEER_KEYS = ("peer_read_us_p50", "peer_cold_ms_p50")
+
+
+class PeerError(RuntimeError):
+    """The peer could not be measured (not built, or its run failed)."""
+
+
+def measure_peer(build_dir: Path, *, calls: int, cold: int,
+                 run_script: Path = ANCHOR_RUN) -> dict[str, float]:
+    """Run the anchor once; {peer_read_us_p50, peer_cold_ms_p50}."""
+    if not (build_dir / "engine").is_dir():
+        raise PeerError(f"{build_dir} holds no Apps-Engine build: run "
+                        f"`bash {run_script.parent / 'setup.sh'} {build_dir}` first (about a "
+                        "minute, npm registry only)")
+    if not run_script.is_file():
+        raise PeerError(f"the anchor's run script {run_script} is missing")
+    env = {**os.environ, "N": str(calls), "COLD": str(cold)}
+    try:
+        proc = subprocess.run(["bash", str(run_script), str(build_dir)], capture_output=True,
+                              text=True, timeout=PEER_TIMEOUT_S, env=env, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise PeerError(f"the peer did not finish in {PEER_TIMEOUT_S:.0f}s") from exc
+    figures: dict[str, float] = {}
+    for line in proc.stdout.splitlines():
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(doc, dict) and "rtt" in doc:
+            figures["peer_read_us_p50"] = float(doc["rtt"]["p50_us"])
+            figures["peer_cold_ms_p50"] = float(doc["cold_ms"]["first_answer_p50"])
+    if len(figures) != len(PEER_KEYS):
+        raise PeerError(f"the peer's run printed no figures (exit {proc.returncode}): "
+                        f"{proc.stderr.strip()[-300:]}")
+    return figures
