@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 
 from host.apps.disclosure import Disclosure
 from host.apps.manifest import ROLE_PERMISSIONS, Manifest
+from host.inert import author, host, line
 
 
 @dataclass(frozen=True)
@@ -110,40 +110,47 @@ def grants_after(old_grants: frozenset[str], new_asked: frozenset[str]) -> froze
 
 
 def render_diff(diff: PermissionDiff, disclosure: Disclosure, console: Console) -> None:
-    """Show the diff, marking new permissions that policy forbids or that touch roles."""
-    console.print(f"[bold]Update {diff.old_version} → {diff.new_version}[/]", highlight=False)
+    """Show the diff, marking new permissions that policy forbids or that touch roles.
+
+    Host marks (+, -, !) stand at fixed columns; the author's reason and role names are inert
+    and quoted (DESIGN rule 12), so a reason cannot draw a fake "+" or "!" line of its own."""
+    console.print(line(host("Update ", "bold"), host(diff.old_version, "bold"),
+                       host(" → ", "bold"), host(diff.new_version, "bold")))
     lines = {p.name: p for p in disclosure.permissions}
     for name in sorted(diff.added):
         p = lines.get(name)
-        note = ""
+        out = line(host(f"  + {name}", "green"), f" ({p.risk if p is not None else '?'})")
+        if p is not None:
+            out.append_text(line(" — ", author(p.reason)))
         if p is not None and p.permitted is False:
-            note = " [bold red](policy does not permit this: the app would get " \
-                   "PermissionDenied)[/]"
+            out.append_text(host(" (policy does not permit this: the app would get "
+                                 "PermissionDenied)", "bold red"))
         if name == "roles.assign":
-            note += " [bold red](role assignment; admin-class roles are never assignable)[/]"
-        risk = p.risk if p is not None else "?"
-        reason = f" — “{p.reason}”" if p is not None else ""
-        console.print(f"  [green]+ {name}[/] ({risk}){reason}{note}", highlight=False)
+            out.append_text(host(" (role assignment; admin-class roles are never assignable)",
+                                 "bold red"))
+        console.print(out)
     for name in sorted(diff.removed):
-        console.print(f"  [red]- {name}[/] (no longer asked; the grant is dropped)",
-                      highlight=False)
+        console.print(line(host(f"  - {name}", "red"),
+                           " (no longer asked; the grant is dropped)"))
     for perm, roles in sorted(diff.roles_widened.items()):
-        # Role names are author text (DESIGN rule 12): escaped, never read as markup.
-        what = ("any role (the list was dropped)" if "*" in roles
-                else escape(", ".join(sorted(roles))))
-        console.print(f"  [bold red]+ roles on {perm}: {what}[/]", highlight=False)
+        # Role names are author text (DESIGN rule 12): inert, quoted, never read as markup.
+        what = (host("any role (the list was dropped)", "bold red") if "*" in roles
+                else author(", ".join(sorted(roles))))
+        console.print(line(host(f"  + roles on {perm}: ", "bold red"), what))
     for ev in sorted(diff.events_added):
-        note = (" [bold red](sees every message before it is sent, and may change or block "
-                "it)[/]" if ev == "message.pre_send" else "")
-        console.print(f"  + event {ev}{note}", highlight=False)
+        out = line("  + event ", ev)
+        if ev == "message.pre_send":
+            out.append_text(host(" (sees every message before it is sent, and may change or "
+                                 "block it)", "bold red"))
+        console.print(out)
     for ev in sorted(diff.events_removed):
-        console.print(f"  - event {ev}", highlight=False)
+        console.print(line("  - event ", ev))
     for key in sorted(diff.secrets_added):
-        console.print(f"  + secret setting {key}", highlight=False)
+        console.print(line("  + secret setting ", key))
     if diff.downgrade:
-        console.print(f"  [bold red]! {diff.new_version} is OLDER than {diff.old_version} "
-                      "(a downgrade)[/]", highlight=False)
+        console.print(host(f"  ! {diff.new_version} is OLDER than {diff.old_version} "
+                           "(a downgrade)", "bold red"))
     if diff.publisher_changed:
-        console.print("  [bold red]! the package is signed by a different publisher key[/]")
+        console.print(host("  ! the package is signed by a different publisher key", "bold red"))
     if not diff.added and not diff.removed:
         console.print("  permissions unchanged")

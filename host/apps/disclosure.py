@@ -20,9 +20,11 @@ from typing import Any, Protocol
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from host.apps.manifest import Manifest
 from host.apps.publisher import SignatureCheck
+from host.inert import AUTHOR_STYLE, MAX_BLOCK, author, field_grid, host, line, visible
 from policies.vocabulary import ACTIONS, ADMIN_CLASS_ROLES, PERMISSIONS
 
 NOT_PERMITTED = "policy does not permit this — the app will get PermissionDenied"
@@ -223,6 +225,7 @@ class Disclosure:
     dangers: tuple[Danger, ...]
     policy_revision: str | None
     app_users: int | None = None  # users this install created so far (None: unknown)
+    description: str = ""  # the author's own words: shown inert, under a label
     notes: tuple[str, ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
@@ -236,7 +239,7 @@ class Disclosure:
             "dangers": [{"code": d.code, "severity": d.severity, "message": d.message,
                          "permissions": list(d.permissions)} for d in self.dangers],
             "policy_revision": self.policy_revision, "app_users": self.app_users,
-            "notes": list(self.notes),
+            "notes": list(self.notes), "description": self.description,
         }
 
 
@@ -277,51 +280,67 @@ def build_disclosure(
         permissions=tuple(lines), events=tuple(manifest.events), settings=settings,
         dangers=tuple(dangers_for(manifest.asked, manifest.events)),
         policy_revision=None if policy is None else policy.revision,
-        app_users=app_users, notes=tuple(notes),
+        app_users=app_users, notes=tuple(notes), description=manifest.description,
     )
 
 
 def render_disclosure(d: Disclosure, console: Console, *, title: str = "") -> None:
-    """Print the disclosure for a human (the caller passes the stderr console)."""
-    console.print(f"[bold]{title or 'App'}: {d.name}[/] ({d.app_id} {d.version}) by {d.author}",
-                  highlight=False)
+    """Print the disclosure for a human (the caller passes the stderr console).
+
+    Layout that author text cannot forge (DESIGN rule 12): the host's own lines (the title, the
+    SIGNATURE verdict, DANGER, policy state) start at column 0 with a fixed host label; every
+    author value (name, author, description, reasons, role names, setting labels) is inert
+    (`host.inert`), quoted, and drawn only inside an indented column or a table cell."""
+    # app_id and version are pattern-checked by the manifest (no spaces, no markup), so they
+    # may stand in the host's title line; everything else the author wrote goes in the grid.
+    console.print(line(host(f"{title or 'App'} ", "bold"), host(d.app_id, "bold"), " ",
+                       host(d.version)))
     sig = d.signature
     if sig.status == "trusted":
-        console.print(f"[green]Signed by trusted publisher {sig.publisher} (key {sig.kid})[/]")
+        console.print(line(host("SIGNATURE  ✔ signed by trusted publisher ", "bold green"),
+                           author(sig.publisher or "?", style="bold green"),
+                           host(f" (key {sig.kid})", "green")))
     else:
         for note in d.notes:
-            console.print(f"[bold red]{note}[/]", highlight=False)
+            console.print(line(host("SIGNATURE  ✘ ", "bold red"), host(note, "bold red")))
+    rows = [("name", author(d.name)), ("author", author(d.author))]
+    if d.description:
+        rows.append(("description", author(d.description, limit=MAX_BLOCK, one_line=False)))
+    rows.append(("content hash", host(d.content_hash, "dim")))
+    console.print(field_grid(rows))
     table = Table(title="Permissions asked", show_lines=True, expand=False)
     table.add_column("permission", no_wrap=True)
     table.add_column("risk", no_wrap=True)
     table.add_column("what it allows / why the author asks")
     table.add_column("limits set by policy")
     for p in d.permissions:
-        limits = "\n".join(p.limits)
-        if p.permitted is False:
-            limits = f"[bold red]{limits}[/]"
-        table.add_row(p.name, f"[{_RISK_STYLE.get(p.risk, '')}]{p.risk}[/]",
-                      f"{p.plain}\n[italic]“{p.reason}”[/]", limits)
+        limits = Text("\n").join(host(visible(x, limit=MAX_BLOCK),
+                                       "bold red" if p.permitted is False else "")
+                                  for x in p.limits)
+        why = line(host(p.plain), "\n", author(p.reason, limit=MAX_BLOCK, one_line=False,
+                                                style="italic " + AUTHOR_STYLE))
+        table.add_row(host(p.name), host(p.risk, _RISK_STYLE.get(p.risk, "")), why, limits)
     if d.permissions:
         console.print(table)
     else:
         console.print("This app asks for no permissions.")
     if d.events:
-        console.print("Events it handles: " + ", ".join(d.events), highlight=False)
+        console.print(line(host("Events it handles: "), ", ".join(d.events)))
     if d.settings:
-        items = [f"{s['key']} ({s['type']}{', secret' if s['secret'] else ''})"
-                 for s in d.settings]
-        console.print("Settings: " + ", ".join(items), highlight=False)
+        items = [(str(s["key"]), line(author(s.get("label", "")), host(
+            f" ({s['type']}{', secret' if s['secret'] else ''})", "dim"))) for s in d.settings]
+        console.print("Settings:")
+        console.print(field_grid(items))
     for danger in d.dangers:
-        console.print(f"[bold red]DANGER {danger.code}[/] ({danger.severity}): {danger.message}",
-                      highlight=False)
+        console.print(line(host(f"DANGER {danger.code}", "bold red"),
+                           f" ({danger.severity}): {danger.message}"))
     if d.app_users is not None:
         console.print(f"Users created by this app so far: {d.app_users}")
     if d.policy_revision is None:
-        console.print("[yellow]No policy loaded: the limits above are unknown; every call "
-                      "will be denied until a policy permits it.[/]")
+        console.print(host("No policy loaded: the limits above are unknown; every call "
+                           "will be denied until a policy permits it.", "yellow"))
     else:
-        console.print(f"[dim]policy revision {d.policy_revision}[/]")
+        console.print(line(host("policy revision ", "dim"), host(d.policy_revision, "dim")))
 
 
 def load_policy_view(policies_dir: Path) -> tuple[PolicyView | None, str | None]:

@@ -75,6 +75,7 @@ from host.cli.output import (
 )
 from host.clock import SystemClock
 from host.home import Home
+from host.inert import MAX_BLOCK, host, line, visible
 from host.keys.keyring import Keyring
 from host.supervise.status import is_fresh, read_status
 
@@ -123,7 +124,7 @@ def _disclose(home: Home, manifest: Manifest, content_hash: str, sig: SignatureC
     d = build_disclosure(manifest, content_hash, sig, policy, app_users=users)
     render_disclosure(d, err_console, title=title)
     if why:
-        err_console.print(f"[yellow]{why}[/]", highlight=False)
+        err_console.print(host(visible(why, limit=MAX_BLOCK), "yellow"))
     return d
 
 
@@ -132,7 +133,7 @@ def _refuse_guardrails(manifest: Manifest) -> None:
     problems = guardrail_problems(manifest)
     if problems:
         for p in problems:
-            err_console.print(f"[bold red]refused:[/] {p}", highlight=False)
+            err_console.print(line(host("refused:", "bold red"), " ", p))
         fail(f"{manifest.id} {manifest.version} cannot be consented to: "
              f"{len(problems)} guardrail violation(s)",
              "the publisher must remove admin-class roles from the manifest", EXIT_NEGATIVE)
@@ -277,10 +278,11 @@ def install(
     except LineageError as exc:
         fail(str(exc), TRANSFER_HINT, EXIT_NEGATIVE)
     denied = sorted(pkg.manifest.asked - grants)
-    err_console.print(f"[green]installed[/] {rec.app_id} {rec.version} as {rec.install_id}; "
-                      f"granted: {', '.join(sorted(grants)) or 'nothing'}"
+    err_console.print(line(host("installed", "green"),
+                           f" {rec.app_id} {rec.version} as {rec.install_id}; granted: "
+                           f"{', '.join(sorted(grants)) or 'nothing'}"
                       + (f"; not granted (PermissionDenied): {', '.join(denied)}" if denied
-                         else ""), highlight=False)
+                         else "")))
     if json_out:
         emit_json({"install": rec.to_public_dict(), "disclosure": disclosure.to_dict()})
 
@@ -317,10 +319,10 @@ def list_apps(ctx: typer.Context, json_out: JsonFlag = False) -> None:
     for r in rows:
         state = "enabled" if r["enabled"] else f"disabled ({r['disabled_reason'] or 'operator'})"
         pend = f", update {r['pending_update']['version']} pending" if r["pending_update"] else ""
-        err_console.print(f"{r['app_id']} {r['version']}  {state}{pend}  grants: "
-                          f"{', '.join(r['grants']) or '-'}", highlight=False)
+        err_console.print(line(f"{r['app_id']} {r['version']}  {state}{pend}  grants: "
+                               f"{', '.join(r['grants']) or '-'}"))
         if r["running"] is not None:
-            err_console.print(f"    {_running_line(r['running'])}", highlight=False, markup=False)
+            err_console.print(line(f"    {_running_line(r['running'])}"))
 
 
 def _running_line(st: dict[str, Any]) -> str:
@@ -351,7 +353,8 @@ def info(ctx: typer.Context, ref: AppRef, json_out: JsonFlag = False) -> None:
     for key in ("app_id", "name", "version", "install_id", "generation", "enabled",
                 "disabled_reason", "grants", "denied", "events", "settings", "app_user_id",
                 "app_users", "publisher", "consent_ok", "consent_problem", "pending_update"):
-        err_console.print(f"{key}: {d[key]}", highlight=False)
+        # name, settings, publisher and reasons are author text: one inert line each.
+        err_console.print(line(host(f"{key}: ", "bold"), str(d[key])))
 
 
 @app_app.command("enable")
@@ -418,19 +421,20 @@ def update(
         _refuse_guardrails(pkg.manifest)
         path = store_package(home.packages_dir, pkg)
         if Lineage(home.host_db).bound(rec.app_id) not in (None, binding_of(sig.to_dict())):
-            err_console.print(
-                "[bold red]this package comes from another publisher than the one the app id "
-                f"is bound to[/]: approving it needs `stockade app consent {rec.app_id} "
-                "--transfer-publisher`", highlight=False)
+            err_console.print(line(
+                host("this package comes from another publisher than the one the app id "
+                     "is bound to", "bold red"),
+                f": approving it needs `stockade app consent {rec.app_id} "
+                "--transfer-publisher`"))
         if diff.needs_consent:
             store.set_pending(rec.install_id, manifest=pkg.manifest,
                               package_hash=pkg.content_hash, package_path=path,
                               publisher=sig.to_dict(), diff=diff.to_dict())
             rec = store.get(rec.install_id) or rec
-            err_console.print(
-                f"[yellow]update to {pkg.manifest.version} is PENDING[/]: it widens what the "
-                f"app may do. {rec.app_id} {rec.version} keeps running. Review and approve with "
-                f"`stockade app consent {rec.app_id}`", highlight=False)
+            err_console.print(line(
+                host(f"update to {pkg.manifest.version} is PENDING", "yellow"),
+                f": it widens what the app may do. {rec.app_id} {rec.version} keeps running. "
+                f"Review and approve with `stockade app consent {rec.app_id}`"))
             if json_out:
                 emit_json({"status": "pending", "diff": diff.to_dict(),
                            "install": rec.to_public_dict(),
@@ -447,8 +451,8 @@ def update(
                            settings=_default_settings(pkg.manifest, dict(rec.settings)),
                            publisher=sig.to_dict(), consent=consent, diff=diff.to_dict())
         rec = store.get(rec.install_id) or rec
-    err_console.print(f"[green]updated[/] {rec.app_id} to {rec.version}; grants: "
-                      f"{', '.join(sorted(rec.grants)) or 'nothing'}", highlight=False)
+    err_console.print(line(host("updated", "green"), f" {rec.app_id} to {rec.version}; grants: "
+                           f"{', '.join(sorted(rec.grants)) or 'nothing'}"))
     if json_out:
         emit_json({"status": "applied", "diff": diff.to_dict(), "install": rec.to_public_dict()})
 
@@ -521,8 +525,8 @@ def consent(
                            publisher=sig.to_dict(), consent=record, diff=diff.to_dict(),
                            hook="update")
         rec = store.get(rec.install_id) or rec
-    err_console.print(f"[green]consented[/]: {rec.app_id} {rec.version} grants "
-                      f"{', '.join(sorted(rec.grants)) or 'nothing'}", highlight=False)
+    err_console.print(line(host("consented", "green"), f": {rec.app_id} {rec.version} grants "
+                           f"{', '.join(sorted(rec.grants)) or 'nothing'}"))
     if not rec.enabled:
         err_console.print(f"{rec.app_id} is disabled; enable it with `stockade app enable "
                           f"{rec.app_id}`", highlight=False)
@@ -561,8 +565,9 @@ def uninstall(
         if users == "deactivate":
             deactivated = lifecycle_seams.deactivate_app_users(home, rec)
             if deactivated is None:
-                err_console.print("[yellow]no chat server is wired to this CLI: the app's "
-                                  "users were kept; deactivate them on the server[/]")
+                err_console.print(host("no chat server is wired to this CLI: the app's "
+                                       "users were kept; deactivate them on the server",
+                                       "yellow"))
         data = lifecycle_seams.remove_app_data(home, rec)
         store.remove(rec.install_id, {"users": users})
         for p in {rec.package_path.parent} | (

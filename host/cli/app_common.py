@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from host.apps.installs import InstallRecord, InstallStore
 from host.apps.lineage import Lineage, binding_of, describe
 from host.apps.publisher import SignatureCheck
 from host.cli.output import EXIT_NEGATIVE, err_console, fail
 from host.home import Home
+from host.inert import host, line
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine output on stdout only.")]
 GrantOpt = Annotated[list[str] | None, typer.Option(
@@ -60,10 +60,11 @@ def check_lineage(home: Home, app_id: str, sig: SignatureCheck, transfer: bool) 
     if not transfer:
         fail(f"app id {app_id!r} belongs to {describe(bound)}, and this package comes from "
              f"{describe(new)}: it is a different app", TRANSFER_HINT, EXIT_NEGATIVE)
-    err_console.print(
-        f"[bold red]TRANSFER[/]: app id {escape(app_id)} moves from {escape(describe(bound))} "
-        f"to {escape(describe(new))}; the new publisher's app takes over the users, rules and "
-        "quotas of this id (audited)", highlight=False)
+    # describe() names publishers (trust-store names, key ids): inert (DESIGN rule 12)
+    err_console.print(line(
+        host("TRANSFER", "bold red"),
+        f": app id {app_id} moves from {describe(bound)} to {describe(new)}; the new "
+        "publisher's app takes over the users, rules and quotas of this id (audited)"))
 
 
 def operator_name() -> str:

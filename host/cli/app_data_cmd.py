@@ -15,6 +15,7 @@ from host.apps.manifest import coerce_setting
 from host.cli.app_common import AppRef, JsonFlag, app_app, resolve, store_only
 from host.cli.output import emit_json, err_console, fail
 from host.home import Home
+from host.inert import host, line
 
 # Log tail cap: guards memory against a huge log file (the supervisor caps logs too).
 _MAX_LOG_READ = 1024 * 1024
@@ -54,8 +55,10 @@ def logs(
         return
     if not lines:
         err_console.print(f"no log output for {rec.app_id}", highlight=False)
-    for line in lines:
-        err_console.print(line, markup=False, highlight=False)
+    for text in lines:
+        # What the app printed is the app's own text: escapes, bidi and controls shown, never
+        # sent to the terminal (DESIGN rule 12). The exact lines are in --json.
+        err_console.print(line(host("│ ", "dim"), text))
 
 
 @app_app.command("settings")
@@ -98,7 +101,7 @@ def settings(
     for s in rec.manifest.setting:
         value = shown.get(s.key)
         mark = " (secret)" if s.secret else ""
-        err_console.print(f"{s.key} [{s.type}]{mark}: {'<unset>' if value is None else value}",
-                          markup=False, highlight=False)
+        err_console.print(line(f"{s.key} [{s.type}]{mark}: ",
+                               host("<unset>", "dim") if value is None else str(value)))
 
 

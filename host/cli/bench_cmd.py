@@ -15,6 +15,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from host.cli.output import emit_json, err_console, fail
+from host.inert import host
 
 _UNITS = {"_us_": "µs", "_ms_": "ms", "_mib": "MiB", "_per_s_": "/s"}
 
@@ -61,12 +62,13 @@ def render_table(figures: Mapping[str, float], title: str, *, wide: bool) -> Tab
         what = [_MEANING[key]] if wide else []
         targets: list[Target | None] = [*targets_for(key, figures)] or [None]
         for i, target in enumerate(targets):
-            verdict = ""
+            verdict = host("")
             goal = ""
             if target is not None:
                 bound = f"{target.bound(figures):,.1f}"
                 goal = f"{target.text} = {bound}" if target.ref else target.text
-                verdict = "[green]met[/]" if target.met(figures) else "[red]not met[/]"
+                verdict = (host("met", "green") if target.met(figures)
+                           else host("not met", "red"))
             if i == 0:
                 table.add_row(key, f"{value:,.1f} {_unit(key)}", *what, goal, verdict)
             else:

@@ -6,6 +6,7 @@ from rich.table import Table
 
 from host.cli.output import EXIT_NEGATIVE, emit_json, err_console
 from host.home import Home
+from host.inert import host, line
 
 
 def doctor(
@@ -25,13 +26,13 @@ def doctor(
         table.add_column("status")
         table.add_column("detail")
         for c in report.checks:
-            status = ("[green]ok[/]" if c.ok else
-                      "[red]FAIL[/]" if c.required else "[yellow]warn[/]")
+            status = (host("ok", "green") if c.ok else
+                      host("FAIL", "red") if c.required else host("warn", "yellow"))
             table.add_row(c.name, status, c.detail)
         err_console.print(table)
-        err_console.print("[green]all required checks pass[/]" if report.ok else
-                          "[red]a required check failed[/]: apps will not run unless the host "
-                          "is started with --degraded")
+        err_console.print(host("all required checks pass", "green") if report.ok else
+                          line(host("a required check failed", "red"), ": apps will not run "
+                               "unless the host is started with --degraded"))
     raise typer.Exit(0 if report.ok else EXIT_NEGATIVE)
 
 

@@ -9,6 +9,7 @@ import typer
 from host.apps.publisher import PublisherError, TrustStore, fingerprint
 from host.cli.output import EXIT_NEGATIVE, emit_json, err_console, fail
 from host.home import Home
+from host.inert import author, line
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine output on stdout.")]
 
@@ -55,7 +56,7 @@ def trust(
         key = TrustStore(home.trust_dir).add(name, text)
     except PublisherError as exc:
         fail(str(exc), "see `stockade keys list`")
-    err_console.print(f"trusted {key.name}: key {key.kid} ({key.fingerprint})", highlight=False)
+    err_console.print(line("trusted ", author(key.name), f": key {key.kid} ({key.fingerprint})"))
     if json_out:
         emit_json({"name": key.name, "kid": key.kid, "fingerprint": key.fingerprint})
 
@@ -75,7 +76,7 @@ def list_keys(
     if not keys:
         err_console.print("no trusted publishers (add one with `stockade keys trust`)")
     for k in keys:
-        err_console.print(f"{k.name}  {k.kid}  {k.fingerprint}", highlight=False)
+        err_console.print(line(author(k.name), f"  {k.kid}  {k.fingerprint}"))
 
 
 @keys_app.command("untrust")
@@ -90,9 +91,9 @@ def untrust(
     if json_out:
         emit_json({"name": name, "removed": removed})
     if not removed:
-        err_console.print(f"no trusted key named {name!r}")
+        err_console.print(line("no trusted key named ", author(name)))
         raise typer.Exit(EXIT_NEGATIVE)
-    err_console.print(f"no longer trusting {name}")
+    err_console.print(line("no longer trusting ", author(name)))
 
 
 # ---- the host's own signing keys (tokens and consent records) --------------------------------

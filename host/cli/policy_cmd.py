@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from host.cli.output import EXIT_NEGATIVE, EXIT_OK, emit_json, err_console, fail
+from host.inert import host, line
 from policies import Request, decide
 from policies.cases import run_dir
 from policies.diff import diff as policy_diff
@@ -31,8 +32,9 @@ _SEV_STYLE = {"error": "bold red", "security-warning": "red", "warning": "yellow
 def _print_findings(findings: list[Finding]) -> None:
     for f in findings:
         style = _SEV_STYLE.get(f.severity, "")
-        err_console.print(f"{f.location}: [{style}]{f.severity}[/] {f.code} {f.message}",
-                          highlight=False, markup=True)
+        # location and message quote the policy author's text: inert (DESIGN rule 12).
+        err_console.print(line(f"{f.location}: ", host(f.severity, style), f" {f.code} ",
+                               f.message))
 
 
 def _require_paths(paths: list[Path]) -> None:
@@ -66,8 +68,8 @@ def check_cmd(
                    "findings": [f.to_json() for f in findings]})
     else:
         _print_findings(findings)
-        verdict = "[red]refused[/]" if bad else "[green]ok[/]"
-        err_console.print(f"{len(findings)} finding(s): {verdict}")
+        verdict = host("refused", "red") if bad else host("ok", "green")
+        err_console.print(line(f"{len(findings)} finding(s): ", verdict))
     raise typer.Exit(EXIT_NEGATIVE if bad else EXIT_OK)
 
 
@@ -109,7 +111,7 @@ def _quota_usage(ctx: typer.Context, key: str, limit: int, window_s: int) -> dic
 
         state = ledger_mod.Ledger(db, SystemClock()).quota_state(key, limit, window_s)
     except Exception as exc:  # usage is a courtesy; the decision above stands without it  # noqa: BLE001 - usage display is best effort
-        err_console.print(f"[dim]quota usage unavailable: {exc}[/]")
+        err_console.print(line(host("quota usage unavailable: ", "dim"), str(exc)))
         return None
     return {"used": getattr(state, "used", None),
             "next_free_at": getattr(state, "next_free_at", None)}
@@ -168,14 +170,14 @@ def explain_cmd(
         emit_json(out)
     else:
         color = "green" if d.allowed else "red"
-        err_console.print(f"[{color}]{d.code}[/]: {d.message}", highlight=False)
+        err_console.print(line(host(d.code, color), ": ", d.message))
         for q in quotas:
             used = f" used {q['used']}" if "used" in q else ""
-            err_console.print(f"  quota {q['quota']}: {q['key']} limit {q['limit']} per "
-                              f"{q['window_s']}s{used}", highlight=False)
+            err_console.print(line(f"  quota {q['quota']}: {q['key']} limit {q['limit']} per "
+                                   f"{q['window_s']}s{used}"))
         if d.seat_ceiling is not None:
             err_console.print(f"  seat ceiling: {d.seat_ceiling} active app users")
-        err_console.print(f"[dim]policy {pol.revision}[/]")
+        err_console.print(host(f"policy {pol.revision}", "dim"))
     raise typer.Exit(EXIT_OK if d.allowed else EXIT_NEGATIVE)
 
 
@@ -191,7 +193,7 @@ def diff_cmd(
         emit_json({"widens": bool(changes), "changes": [c.to_json() for c in changes]})
     else:
         for c in changes:
-            err_console.print(str(c), highlight=False)
+            err_console.print(line(str(c)))
         err_console.print("NEW grants more" if changes else "NEW grants nothing OLD did not")
     raise typer.Exit(EXIT_NEGATIVE if changes else EXIT_OK)
 
@@ -263,11 +265,10 @@ def test_cmd(
     else:
         _print_findings(problems)
         for r in results:
-            mark = "[green]ok[/]  " if r.ok else "[red]FAIL[/]"
-            err_console.print(f"{mark} {r.name}", highlight=False)
+            mark = host("ok  ", "green") if r.ok else host("FAIL", "red")
+            err_console.print(line(mark, " ", r.name))
             if not r.ok:
-                err_console.print(f"     expected {r.expected}, got {r.got}: {r.message}",
-                                  highlight=False, markup=False)
+                err_console.print(line(f"     expected {r.expected}, got {r.got}: ", r.message))
         err_console.print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
     raise typer.Exit(EXIT_NEGATIVE if failed or problems else EXIT_OK)
 

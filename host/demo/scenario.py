@@ -31,6 +31,7 @@ from host.apps.publisher import TrustStore, check_signature, public_key_line, si
 from host.clock import SystemClock
 from host.demo.crm import DemoCrm
 from host.home import Home
+from host.inert import MAX_BLOCK, host, line, visible
 from host.ledger.audit import open_readonly
 from host.runtime import Host, HostConfig, ensure_policies
 from host.server.principals import SYSTEM
@@ -100,16 +101,20 @@ class Demo:
     # ---- narration ------------------------------------------------------------------------------
 
     def act(self, title: str) -> None:
-        self.out.rule(f"[bold]{title}")
+        self.out.rule(host(title, "bold"))
 
     def say(self, text: str, style: str = "") -> None:
-        self.out.print(f"[{style}]{text}[/]" if style else text, highlight=False)
+        # Narration quotes what apps did (usernames, messages, refusal text): inert, one line
+        # (DESIGN rule 12), in the narrator's style.
+        self.out.print(host(visible(text, limit=MAX_BLOCK), style))
 
     def check(self, name: str, ok: bool, detail: str = "") -> bool:
         self.result.checks.append(Check(name, ok, detail))
-        mark = "[green]✔[/]" if ok else "[bold red]✘[/]"
-        self.out.print(f"  {mark} {name}" + (f" [dim]({detail})[/]" if detail else ""),
-                       highlight=False)
+        mark = host("✔", "green") if ok else host("✘", "bold red")
+        out = line("  ", mark, " ", name)
+        if detail:
+            out.append_text(host(f" ({visible(detail, limit=MAX_BLOCK)})", "dim"))
+        self.out.print(out)
         return ok
 
     def _on_event(self, name: str, payload: dict[str, Any]) -> None:
@@ -189,7 +194,7 @@ class Demo:
                                   policy_revision=disclosure.policy_revision,
                                   settings=settings.get(app_id))
             self.installs[app_id] = rec
-            self.say(f"[green]installed[/] {app_id} {rec.version}: granted "
+            self.say(f"installed {app_id} {rec.version}: granted "
                      f"{', '.join(sorted(grants))}")
         self.compare_disclosures("agent-sync", "proxy-agent")
         self.check("four apps installed with signed consent records",
@@ -207,7 +212,8 @@ class Demo:
         risk_b = {p.name: p.risk for p in db.permissions}
         for n in names:
             table.add_row(n, risk_a.get(n, "—"), risk_b.get(n, "—"))
-        table.add_row("[bold]dangerous combinations", str(len(da.dangers)), str(len(db.dangers)))
+        table.add_row(host("dangerous combinations", "bold"), str(len(da.dangers)),
+                      str(len(db.dangers)))
         self.out.print(table)
         self.check(f"{b} needs no user creation and no roles",
                    not {"users.create", "roles.assign"} & set(risk_b),
@@ -433,7 +439,8 @@ class Demo:
             "seconds": round(elapsed, 2),
         }
         ok = self.result.ok
-        self.out.rule("[bold green]everything behaved" if ok else "[bold red]something did not")
+        self.out.rule(host("everything behaved", "bold green") if ok
+                      else host("something did not", "bold red"))
 
 
 def _consent_refusal(pkg: Package, problems: list[str]) -> Any:

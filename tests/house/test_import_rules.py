@@ -19,7 +19,7 @@ PACKAGES = ("host", "sandbox", "policies")
 # The rooms of `host/`, lowest first. A module may import its own room and the rooms below it,
 # never a room above: the flow is app -> supervise -> gate -> ledger/server, never back.
 HOST_LAYERS: tuple[frozenset[str], ...] = (
-    frozenset({"host", "host.clock", "host.errors", "host.home"}),
+    frozenset({"host", "host.clock", "host.errors", "host.home", "host.inert"}),
     frozenset({"host.store"}),
     frozenset({"host.keys"}),
     frozenset({"host.server"}),

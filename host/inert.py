@@ -1,0 +1,130 @@
+"""Author text made inert for human eyes (DESIGN rule 12: author text is data).
+
+Whatever an app author, a policy author or an app at run time wrote (names, descriptions,
+permission reasons, setting labels, role names, log lines, finding messages) reaches the
+operator's terminal only through this module. It returns rich `Text` objects, never markup
+strings, so nothing the author wrote is ever parsed: `[green]`, `[conceal]`, `[/]`, `[link=…]`
+and `:emoji:` codes print as the characters they are. Characters that could move the cursor,
+recolour the screen, reorder or hide what the operator reads (C0/C1 controls, ESC, DEL,
+bidirectional overrides and isolates, zero-width and other format characters, line and
+paragraph separators, blank-looking fillers, unusual spaces) are shown as a visible escape
+(`\\x1b`, `\\u202e`), and every value is capped with a visible ellipsis.
+
+The host's own lines (signature, trust, grants) are drawn by the callers at column 0 with a
+fixed host label; author text is only ever placed after a label, quoted, or inside an indented
+column (`field_grid`), so it can never start a line that looks like the host's.
+
+Bottom room of `host/`: imports only rich, so `host.apps` (the disclosure), `host.demo` and
+`host.cli` can all use it. JSON output never goes through here: it is exact data for machines.
+"""
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable
+
+from rich.table import Table
+from rich.text import Text
+
+# Longest one-line author value shown (names, labels, roles, reasons in lists): guards a screen
+# from being pushed off by one field. The full value stays in the --json output.
+MAX_ONE_LINE = 300
+# Longest multi-line author block shown (descriptions, permission reasons in the table).
+MAX_BLOCK = 2000
+
+# Unicode categories shown as escapes: controls, format characters (bidi marks, overrides and
+# isolates, zero-width joiners, BOM...), line/paragraph separators, surrogates, private-use and
+# unassigned code points. Any of them could reorder, hide or break what the operator reads.
+_ESCAPED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
+# Characters that render as blank or nothing although their category is a letter or a space:
+# they could pad a value so that the terminal's own wrapping puts text at column 0, or hide a
+# word. Plain ASCII space is the one space author text keeps.
+_BLANK_LOOKING = frozenset({
+    "\u115f", "\u1160", "\u3164", "\uffa0",  # Hangul fillers (category Lo, render blank)
+    "\u2800",  # braille pattern blank
+    "\u180e",  # Mongolian vowel separator (Cf in new Unicode, Zs in old)
+    "\u034f",  # combining grapheme joiner (Mn, invisible)
+})
+_SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+ELLIPSIS = "…"
+
+# The style of author text on screen: never the host's green/red trust colours, so a value can
+# not look like a verdict even by its colour.
+AUTHOR_STYLE = "cyan"
+
+
+def _escape_char(ch: str) -> str:
+    short = _SHORT.get(ch)
+    if short is not None:
+        return short
+    cp = ord(ch)
+    if cp <= 0xFF:
+        return f"\\x{cp:02x}"
+    if cp <= 0xFFFF:
+        return f"\\u{cp:04x}"
+    return f"\\U{cp:08x}"
+
+
+def _needs_escape(ch: str) -> bool:
+    if ch == " ":
+        return False
+    cat = unicodedata.category(ch)
+    return cat in _ESCAPED_CATEGORIES or cat == "Zs" or ch in _BLANK_LOOKING
+
+
+def visible(value: object, *, limit: int = MAX_ONE_LINE, one_line: bool = True) -> str:
+    """`value` as plain text with nothing active left in it, capped at about `limit` characters.
+
+    `one_line=False` keeps newlines (the caller must place the result in an indented column);
+    every other control, format or blank-looking character becomes a visible escape. The
+    result contains no markup syntax the caller may rely on: pass it to rich only inside a
+    `Text` (or with markup off). Backslashes are kept as they are: the escapes are for reading,
+    the exact bytes are in the --json output."""
+    s = value if isinstance(value, str) else str(value)
+    out: list[str] = []
+    shown = 0
+    for i, ch in enumerate(s):
+        piece = "\n" if (ch == "\n" and not one_line) else (
+            _escape_char(ch) if _needs_escape(ch) else ch)
+        if shown + len(piece) > limit:
+            out.append(f"{ELLIPSIS}(+{len(s) - i} more)")
+            break
+        out.append(piece)
+        shown += len(piece)
+    return "".join(out)
+
+
+def author(value: object, *, limit: int = MAX_ONE_LINE, one_line: bool = True,
+           quote: bool = True, style: str = AUTHOR_STYLE) -> Text:
+    """Author text as an inert, quoted, author-styled `Text` (never parsed as markup)."""
+    body = visible(value, limit=limit, one_line=one_line)
+    return Text(f"“{body}”" if quote else body, style=style)
+
+
+def host(text: str, style: str = "") -> Text:
+    """A literal the host wrote itself, styled, never parsed as markup.
+
+    Host literals must not embed author values: pass those as separate `author()` parts."""
+    return Text(text, style=style)
+
+
+def line(*parts: Text | str) -> Text:
+    """Join parts into one line. A `str` part is treated as data and made inert (one line), so
+    an f-string that carries an author value cannot reach the screen unescaped."""
+    out = Text()
+    for p in parts:
+        out.append_text(p if isinstance(p, Text) else Text(visible(p, limit=MAX_BLOCK)))
+    return out
+
+
+def field_grid(rows: Iterable[tuple[str, Text]], *, indent: int = 2) -> Table:
+    """Label/value rows: host labels in a fixed left column, values wrapped in their own column.
+
+    A value that wraps (or keeps its newlines) continues in the value column, indented, so no
+    author text can begin a line at column 0 where the host draws its trust lines."""
+    grid = Table.grid(padding=(0, 2), pad_edge=False)
+    grid.add_column(no_wrap=True)
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")
+    for label, value in rows:
+        grid.add_row(" " * indent, Text(label, style="bold"), value)
+    return grid
