@@ -317,7 +317,7 @@ def render_disclosure(d: Disclosure, console: Console, *, title: str = "") -> No
         limits = Text("\n").join(host(visible(x, limit=MAX_BLOCK),
                                        "bold red" if p.permitted is False else "")
                                   for x in p.limits)
-        why = line(host(p.plain), "\n", author(p.reason, limit=MAX_BLOCK, one_line=False,
+        why = line(host(p.plain), host("\n"), author(p.reason, limit=MAX_BLOCK, one_line=False,
                                                 style="italic " + AUTHOR_STYLE))
         table.add_row(host(p.name), host(p.risk, _RISK_STYLE.get(p.risk, "")), why, limits)
     if d.permissions:

@@ -30,6 +30,7 @@ import hashlib
 import json
 import re
 import tomllib
+import unicodedata
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -198,6 +199,12 @@ class Manifest(BaseModel):
                 f"{HOST_API_VERSION}; build the app against api \">=1,<2\""
             )
         self.entry_parts()  # raises on a malformed entry
+        # The name becomes the app user's display name on the chat server, where the host's
+        # inert rendering does not reach: no control characters (the server refuses them too,
+        # and an install must fail here, as bad input, not there).
+        if any(unicodedata.category(c) == "Cc" for c in self.name):
+            raise ValueError("name must be one line of text with no control characters "
+                             "(it becomes the app user's display name)")
         names = [p.name for p in self.permission]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
