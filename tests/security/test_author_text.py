@@ -135,16 +135,18 @@ def test_a_name_with_control_characters_is_refused_as_bad_input(tmp_path: Path) 
 
 
 def test_unsigned_package_cannot_draw_a_green_signed_line(tmp_path: Path) -> None:
-    app = write_app(tmp_path / "app", name=f"Helper\u2028[green]{FORGED}[/]",
+    # the author field was printed at the end of the title line: its newline started a green
+    # line at column 0 that only the host may draw
+    app = write_app(tmp_path / "app", author=f"Mallory\n[green]{FORGED}[/]",
                     description=f"ok\n[bold green]{FORGED}[/]",
                     reason=f"sync\n[green]{FORGED}[/]")
     code, out, screen = cli(tmp_path / "home", "app", "install", str(app))
     assert code == EXIT_CONFIRM  # unsigned, no --allow-unsigned: shown, then refused
     assert out == ""
-    assert_inert(screen)
-    assert_host_owns_column0(screen, signed=False)
     assert not any(FORGED in ln for ln in column0_lines(screen))
-    assert "\\u2028[green]✔ Signed" in screen  # shown verbatim, as the author's words
+    assert_host_owns_column0(screen, signed=False)
+    assert_inert(screen)
+    assert "Mallory\\n[green]✔ Signed" in screen  # shown verbatim, as the author's words
 
 
 def test_conceal_cannot_hide_a_sentence(tmp_path: Path) -> None:
