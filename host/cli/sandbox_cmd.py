@@ -4,8 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.text import Text
 
 from host.cli.output import err_console, fail
+from host.inert import MAX_BLOCK, visible
 
 sandbox_app = typer.Typer(help="Run code in a fresh sandbox (no app, no permissions).",
                           no_args_is_help=True)
@@ -54,7 +56,8 @@ def exec_cmd(
     except LayerMissing as exc:
         fail(str(exc), "run `stockade doctor` to see which layers this machine provides")
     if result.message:
-        err_console.print(result.message, highlight=False, markup=False)
+        # the snippet's own error text: newlines kept, escapes and bidi shown (DESIGN rule 12)
+        err_console.print(Text(visible(result.message, limit=MAX_BLOCK, one_line=False)))
     raise typer.Exit(result.exit_code)
 
 

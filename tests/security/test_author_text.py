@@ -259,3 +259,22 @@ def test_visible_leaves_nothing_active_and_caps(text: str) -> None:
 def test_each_invisible_character_is_shown_as_an_escape(ch: str) -> None:
     expected = f"a\\x{ord(ch):02x}b" if ord(ch) <= 0xFF else f"a\\u{ord(ch):04x}b"
     assert visible(f"a{ch}b") == expected
+
+
+def test_update_diff_shows_new_reasons_inert(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    v1 = write_app(tmp_path / "v1", role="bot")
+    code, out, _ = cli(home, "app", "install", str(v1), "--allow-unsigned",
+                       "--grant", "users.create", "--json")
+    assert code == 0, out
+    v2 = write_app(tmp_path / "v2", role="bot")
+    toml = (v2 / "app.toml").read_text().replace('version = "1.0.0"', 'version = "1.1.0"')
+    evil = f"read rooms\n  [green]+ nothing new[/]\x1b[8m{FORGED}\u202e[conceal]x[/conceal]"
+    toml += f'[[permission]]\nname = "livechat.read"\nreason = {toml_str(evil)}\n'
+    (v2 / "app.toml").write_text(toml)
+    code, _, screen = cli(home, "app", "update", "evil", str(v2), "--allow-unsigned")
+    assert code == EXIT_NEGATIVE  # asks for more: pending until consent
+    assert_inert(screen)
+    assert "[conceal]x[/conceal]" in screen and "\\n  [green]+ nothing new[/]" in screen
+    plus = [ln for ln in screen.splitlines() if ln.startswith("  + ")]
+    assert [ln.split()[1] for ln in plus] == ["livechat.read"]  # one host "+" line, no forgery
