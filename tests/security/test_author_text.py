@@ -278,3 +278,23 @@ def test_update_diff_shows_new_reasons_inert(tmp_path: Path) -> None:
     assert "[conceal]x[/conceal]" in screen and "\\n  [green]+ nothing new[/]" in screen
     plus = [ln for ln in screen.splitlines() if ln.startswith("  + ")]
     assert [ln.split()[1] for ln in plus] == ["livechat.read"]  # one host "+" line, no forgery
+
+
+def test_the_consoles_never_parse_markup_and_no_print_turns_it_back_on() -> None:
+    from host.cli.output import out_console
+
+    for console in (err_console, out_console):
+        saved, buf = console._file, io.StringIO()
+        console._file = buf
+        try:
+            console.print("[green]✔[/] :warning: [/]")
+        finally:
+            console._file = saved
+        assert buf.getvalue() == "[green]✔[/] :warning: [/]\n"
+    # a print that re-enables markup (or hand-escapes it instead of building Text) is how
+    # author text got parsed before: none may come back anywhere in the host
+    root_dir = Path(__file__).resolve().parents[2] / "host"
+    for path in root_dir.rglob("*.py"):
+        text = path.read_text()
+        assert "markup=True" not in text, path
+        assert "rich.markup" not in text, path
