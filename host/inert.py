@@ -38,7 +38,7 @@ _ESCAPED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
 # Characters that render as blank or nothing although their category is a letter or a space:
 # they could pad a value so that the terminal's own wrapping puts text at column 0, or hide a
 # word. Plain ASCII space is the one space author text keeps.
-_BLANK_LOOKING = frozenset({
+BLANK_LOOKING = frozenset({
     "\u115f", "\u1160", "\u3164", "\uffa0",  # Hangul fillers (category Lo, render blank)
     "\u2800",  # braille pattern blank
     "\u180e",  # Mongolian vowel separator (Cf in new Unicode, Zs in old)
@@ -68,7 +68,7 @@ def _needs_escape(ch: str) -> bool:
     if ch == " ":
         return False
     cat = unicodedata.category(ch)
-    return cat in _ESCAPED_CATEGORIES or cat == "Zs" or ch in _BLANK_LOOKING
+    return cat in _ESCAPED_CATEGORIES or cat == "Zs" or ch in BLANK_LOOKING
 
 
 def visible(value: object, *, limit: int = MAX_ONE_LINE, one_line: bool = True) -> str:
