@@ -190,8 +190,12 @@ def new(
         files = scaffold(name, target)
     except ScaffoldError as exc:
         fail(str(exc), "choose another name or an empty folder")
-    err_console.print(f"created {target} ({len(files)} files); next: stockade app package "
-                      f"{target}", highlight=False)
+    err_console.print(f"created {target} ({len(files) - 1} files) and the operator rule it needs, "
+                      f"{files[-1].name}", highlight=False)
+    err_console.print(f"test:    python -m pytest {target} (pytest comes with Stockade's [test] "
+                      f"extra: pip install -e '.[test]' in its checkout)\n"
+                      f"package: stockade app package {target}\n"
+                      f"policy:  stockade policy add {files[-1]}", highlight=False, markup=False)
     if json_out:
         emit_json({"dir": str(target), "files": [str(f) for f in files]})
 

@@ -29,9 +29,11 @@ def _main(
 # Sub-apps (`stockade policy ...`) and top-level commands (`stockade doctor`) are registered by
 # their modules' `register(root)` so each group stays in one file.
 _GROUPS = (
+    "host.cli.init_cmd",
     "host.cli.sandbox_cmd",
     "host.cli.doctor_cmd",
     "host.cli.policy_cmd",
+    "host.cli.policy_home_cmd",
     "host.cli.audit_cmd",
     "host.cli.serve_cmd",
     "host.cli.app_cmd",
