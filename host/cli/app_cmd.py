@@ -33,7 +33,7 @@ from host.apps.installs import (
 )
 from host.apps.lineage import Lineage, LineageError, binding_of
 from host.apps.manifest import Manifest, SettingValue
-from host.apps.operations import audit_transfer, default_settings, install_package
+from host.apps.operations import default_settings, install_package
 from host.apps.packages import (
     Package,
     PackageError,
@@ -455,83 +455,6 @@ def update(
                       f"{', '.join(sorted(rec.grants)) or 'nothing'}", highlight=False)
     if json_out:
         emit_json({"status": "applied", "diff": diff.to_dict(), "install": rec.to_public_dict()})
-
-
-@app_app.command("consent")
-def consent(
-    ctx: typer.Context,
-    ref: AppRef,
-    grant: GrantOpt = None,
-    reject: Annotated[bool, typer.Option("--reject", help="Discard the pending update.")] = False,
-    transfer: TransferOpt = False,
-    json_out: JsonFlag = False,
-) -> None:
-    """Approve a pending update (shows the diff), or re-confirm the current version's grants."""
-    home: Home = ctx.obj
-    store, keyring = _open(home)
-    with store:
-        rec = resolve(store, ref)
-        pending = rec.pending
-        if reject:
-            if pending is None:
-                fail(f"{rec.app_id} has no pending update", "nothing to reject")
-            store.clear_pending(rec.install_id)
-            err_console.print(f"discarded pending update {pending.version} of {rec.app_id}",
-                              highlight=False)
-            if json_out:
-                emit_json({"status": "rejected", "version": pending.version})
-            return
-        # Re-read the package from disk: the consent must bind what will actually run, not
-        # whatever the database row says (it may be the thing that was tampered with).
-        pkg = _read(pending.package_path if pending is not None else rec.package_path)
-        sig = _signature(home, pkg)
-        title = "Pending update" if pending is not None else "Re-confirm"
-        disclosure = _disclose(home, pkg.manifest, pkg.content_hash, sig, rec, title=title)
-        diff = diff_manifests(rec.manifest, pkg.manifest, old_publisher=rec.publisher,
-                              new_publisher=sig.to_dict())
-        if pending is not None:
-            render_diff(diff, disclosure, err_console)
-            if guardrail_problems(pkg.manifest):
-                store.clear_pending(rec.install_id)
-            _refuse_guardrails(pkg.manifest)
-            ask = pkg.manifest.asked if diff.publisher_changed else diff.added
-            already = frozenset() if diff.publisher_changed else grants_after(
-                rec.grants, pkg.manifest.asked)
-            if not ask and not grant:
-                _confirm_widening(diff.needs_consent)
-            grants = _grants(pkg.manifest.asked, grant, ask_about=ask, already=already)
-            kind = "update"
-        else:
-            grants = _grants(pkg.manifest.asked, grant)
-            kind = "regrant"
-        # The package that will run must come from the publisher the app id is bound to, or
-        # the operator hands the id over explicitly (audited) — DESIGN rule 11.
-        try:
-            moved = Lineage(home.host_db).claim(rec.app_id, sig.to_dict(), transfer=transfer)
-        except LineageError as exc:
-            fail(str(exc), TRANSFER_HINT, EXIT_NEGATIVE)
-        if moved is not None:
-            audit_transfer(home, moved, rec.install_id, SystemClock(), operator_name())
-        record = make_consent(
-            keyring, install_id=rec.install_id, app_id=rec.app_id,
-            version=pkg.manifest.version, package_hash=pkg.content_hash,
-            manifest_hash=pkg.manifest.manifest_hash(), grants=grants,
-            policy_revision=disclosure.policy_revision, now=_now(), kind=kind)
-        store.apply_update(rec.install_id, manifest=pkg.manifest,
-                           package_hash=pkg.content_hash,
-                           package_path=pending.package_path if pending else rec.package_path,
-                           grants=grants,
-                           settings=_default_settings(pkg.manifest, dict(rec.settings)),
-                           publisher=sig.to_dict(), consent=record, diff=diff.to_dict(),
-                           hook="update")
-        rec = store.get(rec.install_id) or rec
-    err_console.print(f"[green]consented[/]: {rec.app_id} {rec.version} grants "
-                      f"{', '.join(sorted(rec.grants)) or 'nothing'}", highlight=False)
-    if not rec.enabled:
-        err_console.print(f"{rec.app_id} is disabled; enable it with `stockade app enable "
-                          f"{rec.app_id}`", highlight=False)
-    if json_out:
-        emit_json({"status": "consented", "install": rec.to_public_dict()})
 
 
 # ---- uninstall / logs / settings ----------------------------------------------------------------

@@ -228,7 +228,7 @@ def test_reject_pending(env, tmp_path):
     more = make_pkg(tmp_path, "v2", version="2.0.0",
                     permissions=("livechat.read", "users.create", "http"))
     assert run("app", "update", "agent-sync", str(more), "--allow-unsigned").exit_code == 1
-    assert run("app", "consent", "agent-sync", "--reject").exit_code == 0
+    assert run("app", "consent", "agent-sync", "--reject", "--yes").exit_code == 0
     info = json.loads(run("app", "info", "agent-sync", "--json").stdout)
     assert info["pending_update"] is None and info["version"] == "1.0.0"
 
