@@ -308,6 +308,9 @@ def parse_manifest(data: bytes) -> Manifest:
         raise ManifestError(f"{MANIFEST_NAME} is not UTF-8 text") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ManifestError(f"{MANIFEST_NAME} is not valid TOML: {exc}") from exc
+    except RecursionError:
+        # tomllib recurses once per nested array or table: a hostile manifest nests thousands.
+        raise ManifestError(f"{MANIFEST_NAME} nests values too deeply") from None
     try:
         return Manifest.model_validate(raw)
     except ValidationError as exc:

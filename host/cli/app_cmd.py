@@ -61,9 +61,9 @@ from host.cli.app_common import (
     TransferOpt,
     app_app,
     check_lineage,
+    existing_store,
     operator_name,
     resolve,
-    store_only,
 )
 from host.cli.output import (
     EXIT_CONFIRM,
@@ -269,9 +269,17 @@ def install(
                      f"use `stockade app update {pkg.app_id} {pkg_path}`")
     disclosure = _disclose(home, pkg.manifest, pkg.content_hash, sig)
     _refuse_guardrails(pkg.manifest)
-    _require_signed(sig, allow_unsigned)
-    check_lineage(home, pkg.app_id, sig, transfer)
-    grants = _grants(pkg.manifest.asked, grant)
+    try:
+        _require_signed(sig, allow_unsigned)
+        check_lineage(home, pkg.app_id, sig, transfer)
+        grants = _grants(pkg.manifest.asked, grant)
+    except typer.Exit as stop:
+        # A script that runs `install --json` reviews what it stopped on from stdout.
+        if json_out:
+            emit_json({"status": "consent-required" if stop.exit_code == EXIT_CONFIRM
+                       else "refused", "installed": False,
+                       "disclosure": disclosure.to_dict()})
+        raise
     try:
         rec = install_package(home.ensure(), pkg, sig, grants,
                               policy_revision=disclosure.policy_revision, clock=SystemClock(),
@@ -286,7 +294,8 @@ def install(
                       + (f"; not granted (PermissionDenied): {', '.join(denied)}" if denied
                          else ""), highlight=False)
     if json_out:
-        emit_json({"install": rec.to_public_dict(), "disclosure": disclosure.to_dict()})
+        emit_json({"status": "installed", "installed": True, "install": rec.to_public_dict(),
+                   "disclosure": disclosure.to_dict()})
 
 
 # ---- list / info / enable / disable ----------------------------------------------------------
@@ -304,9 +313,11 @@ def _checked(store: InstallStore, keyring: Keyring, rec: InstallRecord) -> dict[
 def list_apps(ctx: typer.Context, json_out: JsonFlag = False) -> None:
     """Installed apps (consent re-verified; a tampered install is disabled)."""
     home: Home = ctx.obj
-    store, keyring = _open(home)
-    with store:
-        rows = [_checked(store, keyring, r) for r in store.list()]
+    rows: list[dict[str, Any]] = []
+    if home.host_db.is_file():  # read-only: a mistyped --home is never created
+        store, keyring = _open(home)
+        with store:
+            rows = [_checked(store, keyring, r) for r in store.list()]
     live = read_status(home.host_db)
     now = _now()
     for r in rows:
@@ -344,6 +355,7 @@ def _running_line(st: dict[str, Any]) -> str:
 def info(ctx: typer.Context, ref: AppRef, json_out: JsonFlag = False) -> None:
     """One app: version, grants, settings (secrets masked), pending update, consent status."""
     home: Home = ctx.obj
+    existing_store(home, ref).close()
     store, keyring = _open(home)
     with store:
         rec = resolve(store, ref)
@@ -361,6 +373,7 @@ def info(ctx: typer.Context, ref: AppRef, json_out: JsonFlag = False) -> None:
 @app_app.command("enable")
 def enable(ctx: typer.Context, ref: AppRef, json_out: JsonFlag = False) -> None:
     """Enable an app (refused when its consent record does not verify)."""
+    existing_store(ctx.obj, ref).close()
     store, keyring = _open(ctx.obj)
     with store:
         rec = resolve(store, ref)
@@ -379,7 +392,7 @@ def enable(ctx: typer.Context, ref: AppRef, json_out: JsonFlag = False) -> None:
 @app_app.command("disable")
 def disable(ctx: typer.Context, ref: AppRef, json_out: JsonFlag = False) -> None:
     """Disable an app: its generation is bumped, so every token it holds stops working."""
-    store = store_only(ctx.obj)
+    store = existing_store(ctx.obj, ref)
     with store:
         rec = resolve(store, ref)
         store.set_enabled(rec.install_id, False, reason="disabled by the operator")
@@ -403,6 +416,7 @@ def update(
     home: Home = ctx.obj
     pkg = _read(pkg_path)
     sig = _signature(home, pkg)
+    existing_store(home, ref).close()
     store, keyring = _open(home)
     with store:
         rec = resolve(store, ref)
@@ -471,7 +485,7 @@ def uninstall(
     home: Home = ctx.obj
     if users not in (None, "deactivate", "keep"):
         fail(f"--users {users!r} is not deactivate or keep", "pass --users deactivate|keep")
-    store = store_only(home)
+    store = existing_store(home, ref)
     with store:
         rec = resolve(store, ref)
         count = lifecycle_seams.count_app_users(home, rec)

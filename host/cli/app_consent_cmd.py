@@ -38,6 +38,7 @@ from host.cli.app_common import (
     JsonFlag,
     TransferOpt,
     app_app,
+    existing_store,
     operator_name,
     resolve,
 )
@@ -111,6 +112,7 @@ def consent(
     Without --grant or --revoke and with no pending update, re-confirms the grants (asks).
     """
     home: Home = ctx.obj
+    existing_store(home, ref).close()
     store, keyring = _open(home)
     with store:
         rec = resolve(store, ref)

@@ -12,7 +12,7 @@ import typer
 
 from host.apps.installs import SECRET_MASK
 from host.apps.manifest import coerce_setting
-from host.cli.app_common import AppRef, JsonFlag, app_app, resolve, store_only
+from host.cli.app_common import AppRef, JsonFlag, app_app, existing_store, resolve
 from host.cli.output import emit_json, err_console, fail
 from host.home import Home
 
@@ -36,7 +36,7 @@ def logs(
 ) -> None:
     """The app's captured output (secret setting values are masked)."""
     home: Home = ctx.obj
-    store = store_only(home)
+    store = existing_store(home, ref)
     with store:
         rec = resolve(store, ref)
     path = home.logs_dir / f"{rec.install_id}.log"
@@ -67,7 +67,7 @@ def settings(
     json_out: JsonFlag = False,
 ) -> None:
     """Show or change an app's settings. Secret values are stored but never shown."""
-    store = store_only(ctx.obj)
+    store = existing_store(ctx.obj, ref)
     with store:
         rec = resolve(store, ref)
         if assignments:

@@ -154,7 +154,7 @@ def test_signatures(env, tmp_path):
     assert r.exit_code == 0, r.stderr
     assert json.loads(r.stdout)["install"]["publisher"]["status"] == "trusted"
     assert run("keys", "untrust", "acme").exit_code == 0
-    assert run("keys", "untrust", "acme").exit_code == 1
+    assert run("keys", "untrust", "acme").exit_code == 2
 
 
 def test_raw_sql_grant_tamper_detected_and_disables(env, tmp_path):

@@ -5,7 +5,7 @@ import json
 import sys
 from pathlib import Path
 
-from conftest import Run
+from clihelp import Run, cli_fixture, home_fixture  # noqa: F401  (the fixtures)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "apps"))
 from apps_helpers import app_files, write_folder
@@ -71,3 +71,16 @@ def test_not_found_is_a_usage_error(cli: Run) -> None:
     cli("init")
     r = cli("app", "consent", "nope", "--grant", "http")
     assert r.exit_code == 2 and "no installed app 'nope'" in r.stderr
+
+
+def test_install_that_stops_for_consent_prints_the_disclosure_as_json(cli: Run,
+                                                                      tmp_path: Path) -> None:
+    folder = write_folder(tmp_path / "src", app_files(permissions=ASKED))
+    r = cli("app", "install", str(folder), "--allow-unsigned", "--json")
+    assert r.exit_code == 3, r.output
+    doc = json.loads(r.stdout)
+    assert doc["status"] == "consent-required" and doc["installed"] is False
+    assert {p["name"] for p in doc["disclosure"]["permissions"]} == set(ASKED)
+    unsigned = cli("app", "install", str(folder), "--json")
+    assert unsigned.exit_code == 3
+    assert json.loads(unsigned.stdout)["status"] == "consent-required"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import Run
+from clihelp import Run, cli_fixture, home_fixture  # noqa: F401  (the fixtures)
 
 from host.home import Home
 from host.runtime import Host
@@ -35,7 +35,7 @@ def test_init_creates_home_with_default_policy_and_key(cli: Run, home: Path) -> 
 
 def test_first_writing_command_writes_default_policy(cli: Run, home: Path,
                                                      tmp_path: Path) -> None:
-    r = cli("keys", "host-list")
+    r = cli("keys", "host-rotate")
     assert r.exit_code == 0, r.output
     assert (home / "policies" / "default.toml").is_file()
 

@@ -1,4 +1,5 @@
-"""The `cli` fixture: run the real `stockade` typer app on a temporary home, capture both
+"""The `cli` fixture (imported by each test module: a second `conftest` module would shadow
+tests/server/conftest.py, which tests import by name): run the real `stockade` typer app on a temporary home, capture both
 streams (machine output on stdout, everything for people on stderr) and the exit code."""
 from __future__ import annotations
 
@@ -22,13 +23,13 @@ class Result:
 Run = Callable[..., Result]
 
 
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
+@pytest.fixture(name="home")
+def home_fixture(tmp_path: Path) -> Path:
     return tmp_path / "home"
 
 
-@pytest.fixture
-def cli(home: Path, monkeypatch: pytest.MonkeyPatch) -> Run:
+@pytest.fixture(name="cli")
+def cli_fixture(home: Path, monkeypatch: pytest.MonkeyPatch) -> Run:
     runner = CliRunner()
 
     def run(*args: str, input: str | None = None, with_home: bool = True) -> Result:
