@@ -139,6 +139,8 @@ class Setting(BaseModel):
 def coerce_setting(setting: Setting, value: object) -> SettingValue:
     """Check `value` against the setting's type; CLI strings are parsed. Raises ValueError."""
     key = setting.key
+    if setting.required and isinstance(value, str) and not value.strip():
+        raise ValueError(f"setting {key!r} is required: an empty value is refused")
     if setting.type == "int":
         if isinstance(value, bool):
             raise ValueError(f"setting {key!r} is an int, got a bool")

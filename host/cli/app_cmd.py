@@ -304,6 +304,7 @@ def _checked(store: InstallStore, keyring: Keyring, rec: InstallRecord) -> dict[
     check = verify_install(rec, store, keyring)
     current = store.get(rec.install_id) or rec
     d = current.to_public_dict()
+    d["missing_settings"] = current.missing_settings()
     d["consent_ok"] = check.ok
     d["consent_problem"] = check.problem
     return d
@@ -332,8 +333,10 @@ def list_apps(ctx: typer.Context, json_out: JsonFlag = False) -> None:
     for r in rows:
         state = "enabled" if r["enabled"] else f"disabled ({r['disabled_reason'] or 'operator'})"
         pend = f", update {r['pending_update']['version']} pending" if r["pending_update"] else ""
+        need = (f"  needs settings: {', '.join(r['missing_settings'])}"
+                if r["missing_settings"] else "")
         err_console.print(f"{r['app_id']} {r['version']}  {state}{pend}  grants: "
-                          f"{', '.join(r['grants']) or '-'}", highlight=False)
+                          f"{', '.join(r['grants']) or '-'}{need}", highlight=False)
         if r["running"] is not None:
             err_console.print(f"    {_running_line(r['running'])}", highlight=False, markup=False)
 
@@ -349,25 +352,6 @@ def _running_line(st: dict[str, Any]) -> str:
     if st.get("refusal_stops"):
         parts.append(f"stopped {st['refusal_stops']}x for too many refusals")
     return ", ".join(parts)
-
-
-@app_app.command("info")
-def info(ctx: typer.Context, ref: AppRef, json_out: JsonFlag = False) -> None:
-    """One app: version, grants, settings (secrets masked), pending update, consent status."""
-    home: Home = ctx.obj
-    existing_store(home, ref).close()
-    store, keyring = _open(home)
-    with store:
-        rec = resolve(store, ref)
-        d = _checked(store, keyring, rec)
-        d["app_users"] = lifecycle_seams.count_app_users(home, rec)
-    if json_out:
-        emit_json(d)
-        return
-    for key in ("app_id", "name", "version", "install_id", "generation", "enabled",
-                "disabled_reason", "grants", "denied", "events", "settings", "app_user_id",
-                "app_users", "publisher", "consent_ok", "consent_problem", "pending_update"):
-        err_console.print(f"{key}: {d[key]}", highlight=False)
 
 
 @app_app.command("enable")
@@ -479,9 +463,15 @@ def uninstall(
     ref: AppRef,
     users: Annotated[str | None, typer.Option(
         "--users", help="What to do with users the app created: deactivate or keep.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be deleted; "
+                                                             "change nothing.")] = False,
     json_out: JsonFlag = False,
 ) -> None:
-    """Remove an app, its stored data and package; every token it holds stops working."""
+    """Remove an app, its stored data and package; every token it holds stops working.
+
+    Says what it deletes first, and asks (or needs --yes).
+    """
     home: Home = ctx.obj
     if users not in (None, "deactivate", "keep"):
         fail(f"--users {users!r} is not deactivate or keep", "pass --users deactivate|keep")
@@ -489,6 +479,19 @@ def uninstall(
     with store:
         rec = resolve(store, ref)
         count = lifecycle_seams.count_app_users(home, rec)
+        _say_what_uninstall_deletes(home, rec, count)
+        if dry_run:
+            err_console.print("dry run: nothing changed", highlight=False)
+            if json_out:
+                emit_json({"app_id": rec.app_id, "dry_run": True,
+                           "stored_items": lifecycle_seams.count_app_data(home, rec)})
+            return
+        if not yes:
+            if not is_interactive():
+                fail(f"uninstalling {rec.app_id} deletes the data above",
+                     "pass --yes to confirm (nothing changed)", EXIT_CONFIRM)
+            if not _confirm(f"Uninstall {rec.app_id} and delete this?", False):
+                fail("nothing changed: you declined", "", EXIT_NEGATIVE)
         if users is None:
             if count:
                 if not is_interactive():
@@ -514,6 +517,23 @@ def uninstall(
     if json_out:
         emit_json({"app_id": rec.app_id, "install_id": rec.install_id, "users": users,
                    "users_deactivated": deactivated, "data": data})
+
+
+def _say_what_uninstall_deletes(home: Home, rec: InstallRecord, users: int | None) -> None:
+    stored = lifecycle_seams.count_app_data(home, rec)
+    log = home.logs_dir / f"{rec.install_id}.log"
+    lines = [f"uninstall {rec.app_id} {rec.version} deletes:",
+             "  - its install record and consent (every token it holds stops working)",
+             f"  - {stored} stored item(s) in its private storage",
+             f"  - its package{' and the pending update' if rec.pending else ''} "
+             f"({rec.package_path.parent})"]
+    if log.exists():
+        lines.append(f"  - its log ({log})")
+    if users:
+        lines.append(f"  users it created ({users}): deactivated or kept, as --users says")
+    lines.append("  the audit log keeps every record of it")
+    for line in lines:
+        err_console.print(line, markup=False, highlight=False)
 
 
 def register(root: typer.Typer) -> None:

@@ -47,6 +47,7 @@ _GROUPS = (
     "host.cli.serve_cmd",
     "host.cli.app_cmd",
     "host.cli.app_consent_cmd",
+    "host.cli.app_info_cmd",
     "host.cli.keys_cmd",
     "host.cli.bench_cmd",
     "host.cli.demo_cmd",

@@ -283,7 +283,7 @@ def test_disable_enable_uninstall(env, tmp_path):
     made = [server.users_create(caller, f"made-{i}", "M", "bot", op_id=f"op-made-{i}")
             for i in range(2)]
     assert json.loads(run("app", "info", "agent-sync", "--json").stdout)["app_users"] == 2
-    r = run("app", "uninstall", "agent-sync", "--users", "deactivate", "--json")
+    r = run("app", "uninstall", "agent-sync", "--users", "deactivate", "--yes", "--json")
     assert r.exit_code == 0, r.stderr
     assert json.loads(r.stdout)["users_deactivated"] == 2
     assert not any(server.users_get(caller, u["id"])["active"] for u in made)
