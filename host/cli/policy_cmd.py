@@ -15,7 +15,7 @@ from host.cli.output import EXIT_NEGATIVE, EXIT_OK, emit_json, err_console, fail
 from policies import Request, decide
 from policies.cases import run_dir
 from policies.diff import diff as policy_diff
-from policies.findings import Finding, failing, sort_findings
+from policies.findings import Finding, sort_findings
 from policies.fmt import format_policy
 from policies.loader import MAX_FILE_BYTES, load, parse_text
 from policies.model import PolicyFile
@@ -51,24 +51,42 @@ def _load_or_fail(paths: list[Path]) -> Policy:
     return res.policy
 
 
+# `--fail-on LEVEL`: the severities at or above LEVEL make `policy check` exit 1.
+_SEVERITY_ORDER = ("suggestion", "warning", "security-warning", "error")
+
+
 @app.command("check")
 def check_cmd(
     files: Annotated[list[Path], typer.Argument(help="Policy files or folders (one set).")],
+    fail_on: Annotated[str, typer.Option(
+        "--fail-on", help="Lowest severity that fails: error, security-warning (default), "
+        "warning or suggestion.")] = "security-warning",
     as_json: Annotated[bool, typer.Option("--json", help="Machine output on stdout.")] = False,
 ) -> None:
-    """Report every finding at once; exit 1 on any error or security-warning."""
+    """Report every finding in one pass: schema errors and lint together, each with file:line,
+    a stable code and a severity. Exit 1 on any finding at or above --fail-on."""
+    if fail_on not in _SEVERITY_ORDER:
+        fail(f"--fail-on {fail_on!r} is not a severity",
+             f"one of: {', '.join(reversed(_SEVERITY_ORDER))}")
     _require_paths(files)
     res = load(files)
     findings = sort_findings(res.findings)
-    bad = failing(findings)
+    levels = set(_SEVERITY_ORDER[_SEVERITY_ORDER.index(fail_on):])
+    bad = any(f.severity in levels for f in findings)
     if as_json:
-        emit_json({"ok": not bad, "revision": res.policy.revision if res.policy else None,
+        emit_json({"ok": not bad, "fail_on": fail_on,
+                   "loads": res.policy is not None,
+                   "revision": res.policy.revision if res.policy else None,
                    "findings": [f.to_json() for f in findings]})
     else:
         _print_findings(findings)
         verdict = "[red]refused[/]" if bad else "[green]ok[/]"
         err_console.print(f"{len(findings)} finding(s): {verdict}")
     raise typer.Exit(EXIT_NEGATIVE if bad else EXIT_OK)
+
+
+# Arguments the engine reads as lists: `--arg roles=bot,livechat-agent` means a list of two.
+LIST_ARGS = frozenset({"roles"})
 
 
 def _parse_kv(items: list[str], what: str) -> dict[str, Any]:
@@ -82,6 +100,8 @@ def _parse_kv(items: list[str], what: str) -> dict[str, Any]:
             out[key] = json.loads(raw)
         except ValueError:
             out[key] = raw
+        if key in LIST_ARGS and isinstance(out[key], str):
+            out[key] = [v.strip() for v in out[key].split(",") if v.strip()]
     return out
 
 
@@ -115,6 +135,16 @@ def _quota_usage(ctx: typer.Context, key: str, limit: int, window_s: int) -> dic
             "next_free_at": getattr(state, "next_free_at", None)}
 
 
+def check_action(action: str) -> None:
+    """An action the vocabulary does not know is a usage error, with a did-you-mean."""
+    from policies.lint import did_you_mean
+    from policies.vocabulary import ACTIONS
+
+    if action not in ACTIONS:
+        fail(f"unknown action {action!r}{did_you_mean(action, list(ACTIONS))}",
+             "`stockade policy schema` lists every action")
+
+
 @app.command("explain")
 def explain_cmd(
     ctx: typer.Context,
@@ -135,6 +165,7 @@ def explain_cmd(
     """Decide one request and show why, with its quota charges (and usage when known)."""
     from policies.vocabulary import ACTIONS
 
+    check_action(action)
     pol = _load_or_fail(policy)
     args: dict[str, Any] = {}
     if args_json is not None:
