@@ -43,6 +43,7 @@ _GROUPS = (
     "host.cli.doctor_cmd",
     "host.cli.policy_cmd",
     "host.cli.policy_home_cmd",
+    "host.cli.policy_fmt_cmd",
     "host.cli.can_i_cmd",
     "host.cli.audit_cmd",
     "host.cli.serve_cmd",

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
-import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,8 +14,7 @@ from policies import Request, decide
 from policies.cases import run_dir
 from policies.diff import diff as policy_diff
 from policies.findings import Finding, sort_findings
-from policies.fmt import format_policy
-from policies.loader import MAX_FILE_BYTES, load, parse_text
+from policies.loader import load
 from policies.model import PolicyFile
 from policies.policy import Policy
 
@@ -227,53 +224,6 @@ def diff_cmd(
     raise typer.Exit(EXIT_NEGATIVE if changes else EXIT_OK)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, path.stat().st_mode & 0o777)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-@app.command("fmt")
-def fmt_cmd(
-    files: Annotated[list[Path], typer.Argument(help="Policy files to rewrite in canonical form.")],
-    check: Annotated[bool, typer.Option("--check", help="Exit 1 if not canonical.")] = False,
-) -> None:
-    """Rewrite files in canonical form (atomically), or --check that they already are."""
-    dirty: list[Path] = []
-    for path in files:
-        if path.is_symlink() or not path.is_file():
-            fail(f"{path} is not a regular file", "fmt rewrites policy files, not links/folders")
-        raw = path.read_bytes()
-        if len(raw) > MAX_FILE_BYTES:
-            fail(f"{path} is larger than {MAX_FILE_BYTES} bytes")
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            fail(f"{path} is not UTF-8")
-        src, findings = parse_text(text, str(path))
-        if src.model is None:
-            _print_findings(findings)
-            fail(f"{path} does not parse; fmt only formats valid files", "fix the errors above")
-        canon = format_policy(src.model, text)
-        if canon == text:
-            continue
-        dirty.append(path)
-        if check:
-            err_console.print(f"{path}: not canonical", highlight=False)
-        else:
-            _atomic_write(path, canon)
-            err_console.print(f"{path}: formatted", highlight=False)
-    raise typer.Exit(EXIT_NEGATIVE if (check and dirty) else EXIT_OK)
-
-
 @app.command("test")
 def test_cmd(
     directory: Annotated[Path, typer.Argument(help="Folder holding *.toml and *.cases.toml.")],
@@ -304,7 +254,10 @@ def test_cmd(
 
 
 @app.command("schema")
-def schema_cmd() -> None:
+def schema_cmd(
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Accepted for symmetry: the schema is always JSON on stdout.")] = False,
+) -> None:
     """Print the JSON Schema of policy files (from the pydantic models) to stdout."""
     emit_json(PolicyFile.model_json_schema(by_alias=True))
 

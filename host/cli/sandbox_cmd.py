@@ -5,7 +5,7 @@ from pathlib import Path
 
 import typer
 
-from host.cli.output import err_console, fail
+from host.cli.output import emit_json, err_console, fail
 
 sandbox_app = typer.Typer(help="Run code in a fresh sandbox (no app, no permissions).",
                           no_args_is_help=True)
@@ -24,6 +24,8 @@ def exec_cmd(
     spawn: bool = typer.Option(False, "--spawn", help="Use a fresh interpreter, not the zygote."),
     degraded: bool = typer.Option(False, "--degraded",
                                   help="Run even if a confinement layer is missing."),
+    json_out: bool = typer.Option(False, "--json", help="One JSON document on stdout: exit "
+                                  "code, the snippet's output and the message."),
 ) -> None:
     """Run FILE; print() goes to stdout. Exit 0 ok, 1 error/refused, 3 killed for a limit."""
     import sys
@@ -44,7 +46,12 @@ def exec_cmd(
         err_console.print("error: the file is not valid UTF-8", highlight=False)
         raise typer.Exit(1) from None
 
+    captured: list[str] = []
+
     def write(text: str) -> None:
+        if json_out:  # nothing but the one document goes to stdout
+            captured.append(text)
+            return
         sys.stdout.write(text)
         sys.stdout.flush()
 
@@ -53,7 +60,10 @@ def exec_cmd(
                              use_zygote=not spawn, degraded=degraded)
     except LayerMissing as exc:
         fail(str(exc), "run `stockade doctor` to see which layers this machine provides")
-    if result.message:
+    if json_out:
+        emit_json({"exit_code": result.exit_code, "output": "".join(captured),
+                   "message": result.message})
+    elif result.message:
         err_console.print(result.message, highlight=False, markup=False)
     raise typer.Exit(result.exit_code)
 
