@@ -207,10 +207,23 @@ def package(
     json_out: JsonFlag = False,
 ) -> None:
     """Write a deterministic zip whose manifest records the content hash."""
+    from host.apps.handlers import EVENT_HANDLERS, check_handlers, suggestion
+
     try:
         pkg, data = package_folder(src)
     except PackageError as exc:
         fail(str(exc), "fix the folder and package again")
+    handlers = check_handlers(pkg)
+    for name in handlers.undeclared:
+        err_console.print(f"[yellow]warning:[/] {name} handles {EVENT_HANDLERS[name]}, which "
+                          "app.toml's `events` does not list: it is never called",
+                          highlight=False)
+    if handlers.unknown:
+        for name in handlers.unknown:
+            err_console.print(f"[bold red]error:[/] {name} is no event handler: "
+                              f"{suggestion(name)}", highlight=False)
+        fail(f"{len(handlers.unknown)} handler(s) would never be called",
+             "rename them to on_<event> (dots and dashes become underscores); nothing written")
     target = out or Path.cwd() / f"{pkg.app_id}-{pkg.manifest.version}.zip"
     try:
         write_atomic(target, data)
