@@ -41,3 +41,56 @@ def test_writing_an_app_steps_work_verbatim(tmp_path: Path) -> None:
     info = subprocess.run([str(BIN / "stockade"), "app", "info", "greeter", "--json"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert info.returncode == 0 and '"greeter"' in info.stdout
+
+
+def _readme_commands() -> list[tuple[list[list[str]], list[str]]]:
+    """Each `stockade ...` span of the README: the command paths it names (alternatives
+    `a|b` expanded) and the flags it shows."""
+    out = []
+    for span in re.findall(r"`stockade ([^`]*)`", (REPO / "README.md").read_text()):
+        words = span.split()
+        path: list[str] = []
+        for w in words:
+            if not re.fullmatch(r"[a-z][a-z|-]*", w):
+                break
+            path.append(w)
+        alternatives = [[*path[:-1], alt] for alt in path[-1].split("|")] if path else [[]]
+        flags = [f for f in re.findall(r"--[a-z][a-z-]*", span) if f != "--home"]
+        out.append((alternatives, flags))
+    return out
+
+
+def test_every_readme_command_and_flag_exists() -> None:
+    """The README's commands and flags are all true: each names a real command whose help
+    lists each flag shown with it."""
+    from typer.testing import CliRunner
+
+    from host.cli.main import root
+
+    cases = _readme_commands()
+    assert len(cases) >= 15
+    runner = CliRunner(env={"COLUMNS": "200"})
+    for alternatives, flags in cases:
+        for path in alternatives:
+            r = runner.invoke(root, [*path, "--help"])
+            assert r.exit_code == 0, (path, r.output)
+            if len(alternatives) == 1:
+                for flag in flags:
+                    assert flag in r.stdout, (path, flag)
+
+
+def test_demo_wraps_instead_of_cutting_words(tmp_path: Path) -> None:
+    env = {**os.environ, "COLUMNS": "100"}
+    r = subprocess.run([str(BIN / "stockade"), "demo"], capture_output=True, text=True,
+                       timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    # A table cell cut short ends in "…" before its border; a wrapped one does not.
+    assert not re.search(r"…\s*│", r.stderr), [ln for ln in r.stderr.splitlines() if "…" in ln]
+    assert "or type 'human' to talk to a person." in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_quick_start_shows_progress() -> None:
+    """The first Quick start command is not silent while pip works (no -q)."""
+    first = _block("Quick start")[0]
+    assert "pip install -e ." in first and " -q " not in first
