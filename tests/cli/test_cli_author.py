@@ -44,3 +44,18 @@ def test_lifecycle_hooks_are_not_refused(cli: Run, tmp_path: Path, monkeypatch) 
                     "        return None\n")
     monkeypatch.chdir(tmp_path)
     assert cli("app", "package", str(folder)).exit_code == 0
+
+
+def test_event_doc_is_generated_from_the_vocabulary() -> None:
+    """docs/EVENTS.md is the generator's output, and the vocabulary's payload keys are the
+    server's payload types' keys (so the doc cannot drift from what handlers receive)."""
+    import typing
+
+    from host.apps.eventdoc import PAYLOAD_TYPES, render
+    from policies.vocabulary import EVENTS
+
+    doc = Path(__file__).resolve().parents[2] / "docs" / "EVENTS.md"
+    assert doc.read_text() == render(), "regenerate: python -m host.apps.eventdoc"
+    assert set(PAYLOAD_TYPES) == set(EVENTS)
+    for name, spec in EVENTS.items():
+        assert [k for k, _ in spec.payload] == list(typing.get_type_hints(PAYLOAD_TYPES[name]))
