@@ -269,6 +269,8 @@ def install(
     grant: GrantOpt = None,
     allow_unsigned: AllowUnsigned = False,
     transfer: TransferOpt = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Show the disclosure and checks; install nothing.")] = False,
     json_out: JsonFlag = False,
 ) -> None:
     """Show what the app can do, ask for consent, and install it."""
@@ -282,6 +284,12 @@ def install(
                      f"use `stockade app update {pkg.app_id} {pkg_path}`")
     disclosure = _disclose(home, pkg.manifest, pkg.content_hash, sig)
     _refuse_guardrails(pkg.manifest)
+    if dry_run:
+        err_console.print("dry run: nothing installed", highlight=False)
+        if json_out:
+            emit_json({"status": "dry-run", "installed": False,
+                       "disclosure": disclosure.to_dict()})
+        return
     try:
         _require_signed(sig, allow_unsigned)
         check_lineage(home, pkg.app_id, sig, transfer)

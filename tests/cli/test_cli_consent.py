@@ -84,3 +84,12 @@ def test_install_that_stops_for_consent_prints_the_disclosure_as_json(cli: Run,
     unsigned = cli("app", "install", str(folder), "--json")
     assert unsigned.exit_code == 3
     assert json.loads(unsigned.stdout)["status"] == "consent-required"
+
+
+def test_install_dry_run_installs_nothing(cli: Run, tmp_path: Path, home: Path) -> None:
+    folder = write_folder(tmp_path / "src", app_files(permissions=ASKED))
+    r = cli("app", "install", str(folder), "--dry-run", "--json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["status"] == "dry-run" and doc["installed"] is False
+    assert not (home / "host.db").exists()
