@@ -122,6 +122,7 @@ def state_checks(home: Home) -> list[Check]:
                 out.append(Check(label, result == "ok", f"{path.name}: {result}, {jm}"))
             except sqlite3.Error as exc:
                 out.append(Check(label, False, f"{path.name}: {exc}"))
+    out.append(policy_check(home))
     out += disk_checks(home)
     serving = others_serving(home.lease_path)
     out.append(Check("host serving", True, "a host is serving this home" if serving
@@ -145,6 +146,26 @@ def state_checks(home: Home) -> list[Check]:
         except Exception as exc:  # noqa: BLE001 - reported as a failed check
             out.append(Check("audit chain", False, str(exc)))
     return out
+
+
+def policy_check(home: Home) -> Check:
+    """Whether the home's policy folder loads. Without a policy the gate denies every call, so
+    every app the operator installed fails at its first bridge call: a required check."""
+    from policies.loader import PolicyLoadError, load_policy
+
+    files = sorted(p.name for p in home.policies_dir.glob("*.toml")
+                   if not p.name.endswith(".cases.toml")) if home.policies_dir.is_dir() else []
+    if not files:
+        return Check("policy", False, f"no policy files in {home.policies_dir}; "
+                     "`stockade init` writes the shipped default")
+    try:
+        policy = load_policy(home.policies_dir)
+    except PolicyLoadError as exc:
+        return Check("policy", False, f"{exc}; `stockade policy check {home.policies_dir}`")
+    except (OSError, ValueError) as exc:
+        return Check("policy", False, f"{home.policies_dir}: {exc}")
+    short = policy.revision.removeprefix("sha256:")[:12]
+    return Check("policy", True, f"{', '.join(files)} (revision {short})")
 
 
 def disk_checks(home: Home) -> list[Check]:

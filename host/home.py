@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 ENV_VAR = "STOCKADE_HOME"
@@ -45,13 +46,39 @@ class Home:
     def logs_dir(self) -> Path:
         return self.root / "logs"
 
+    @property
+    def default_policy(self) -> Path:
+        return self.policies_dir / DEFAULT_POLICY_NAME
+
     def ensure(self) -> Home:
-        """Create the folder tree (0700: it holds signing keys and the consent store)."""
+        """Create the folder tree (0700: it holds signing keys and the consent store).
+
+        The command that creates the policies folder also writes the shipped baseline into it,
+        so a fresh home has a policy from its first command on, and a file the operator adds
+        later sits beside the baseline instead of replacing it (removing it is a deliberate act).
+        """
+        fresh_policies = not self.policies_dir.exists()
         for d in (self.root, self.keys_dir, self.trust_dir, self.packages_dir,
                   self.policies_dir, self.logs_dir):
             d.mkdir(parents=True, exist_ok=True)
             os.chmod(d, 0o700)
+        if fresh_policies or not any(self.policies_dir.glob("*.toml")):
+            write_default_policy(self)
         return self
+
+
+DEFAULT_POLICY_NAME = "default.toml"
+
+
+def shipped_default_policy() -> str:
+    """The shipped conservative baseline (`policies/shipped/default.toml`)."""
+    return resources.files("policies").joinpath("shipped/default.toml").read_text()
+
+
+def write_default_policy(home: Home) -> Path:
+    target = home.default_policy
+    target.write_text(shipped_default_policy())
+    return target
 
 
 def resolve_home(explicit: str | os.PathLike[str] | None = None) -> Home:

@@ -22,7 +22,6 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any, Literal
 
 from host.apps.consent import verify_install
@@ -33,7 +32,8 @@ from host.bridges.persistence import PersistenceStore
 from host.clock import Clock, SystemClock
 from host.errors import GateError, StartRefused
 from host.gate.gate import Gate, HostAction, PolicySource, Session
-from host.home import Home
+from host.gate.policywatch import PolicyWatch
+from host.home import Home, write_default_policy
 from host.keys import tokens
 from host.keys.keyring import Keyring
 from host.ledger.audit import AuditRecord
@@ -129,10 +129,9 @@ def _operator() -> str:
 
 
 def ensure_policies(home: Home) -> None:
-    """A fresh home gets the shipped conservative baseline policy."""
+    """A home whose policy folder holds no file gets the shipped baseline policy again."""
     if not any(home.policies_dir.glob("*.toml")):
-        src = resources.files("policies").joinpath("shipped/default.toml")
-        (home.policies_dir / "default.toml").write_text(src.read_text())
+        write_default_policy(home)
 
 
 class Host:
@@ -159,6 +158,7 @@ class Host:
                 "check the files' owner, mode and attributes (`lsattr`), and the disk; "
                 "`stockade doctor` shows every check") from None
         self.policy = PolicySource(load_policy(home.policies_dir))
+        self.policy_watch = PolicyWatch(self.policy, home.policies_dir)
         self.resolve = system_resolver(self.config.resolver_overrides)
         self.gate = Gate(
             server=self.server, ledger=self.ledger, installs=self.installs, policy=self.policy,
@@ -240,6 +240,7 @@ class Host:
                 self.server.db.checkpoint()
             except Exception:
                 log.exception("checkpoint failed")
+            self.policy_watch.poll()
             self.publish_status()
 
     def publish_status(self) -> None:

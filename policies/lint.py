@@ -5,6 +5,7 @@ names, wildcards, missing quotas, admin-class roles, risky patterns, rules that 
 """
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Sequence
 
@@ -57,6 +58,12 @@ FORBID_MEANINGLESS = ("any_user", "allow_private")
 PRIVILEGE_ACTIONS = frozenset({"roles.assign", "users.deactivate"})
 
 
+def did_you_mean(name: str, known: Sequence[str]) -> str:
+    """`; did you mean 'users.create'?` for a near miss, else nothing."""
+    close = difflib.get_close_matches(name, sorted(set(known)), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 def _rule_findings(src: SourceFile, i: int, rule: Rule) -> list[Finding]:
     name, loc = src.name, src.locator
     out: list[Finding] = []
@@ -67,7 +74,7 @@ def _rule_findings(src: SourceFile, i: int, rule: Rule) -> list[Finding]:
     for n in rule.actions:
         if n != "*" and n not in ACTIONS and n not in PERMISSIONS:
             out.append(finding("STK010", name, at("actions"), f"rule {rule.id}: unknown action "
-                               f"or permission {n!r}"))
+                               f"or permission {n!r}{did_you_mean(n, [*ACTIONS, *PERMISSIONS])}"))
     actions = expand_actions(rule.actions)
     if "*" in rule.actions:
         out.append(finding("STK015", name, at("actions"), f"rule {rule.id}: actions = \"*\" "
@@ -156,7 +163,8 @@ def _file_findings(src: SourceFile, pf: PolicyFile) -> list[Finding]:
     for i, q in enumerate(pf.quota):
         if q.action != "*" and q.action not in ACTIONS:
             out.append(finding("STK010", src.name, src.locator.line(("quota", i, "action")),
-                               f"quota {q.id}: unknown action {q.action!r} (use an action name "
+                               f"quota {q.id}: unknown action {q.action!r}"
+                               f"{did_you_mean(q.action, list(ACTIONS))} (use an action name "
                                "or \"*\")"))
         if q.limit <= 0:
             out.append(finding("STK017", src.name, src.locator.line(("quota", i, "limit")),

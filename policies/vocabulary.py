@@ -33,6 +33,10 @@ class EventSpec:
     name: str
     needs: tuple[str, ...]  # permissions an install must hold to receive it
     pre: bool = False  # pre events can prevent/modify and run in order under a short deadline
+    # The payload's top-level keys and the shape of each (a shape name of `host.server.shapes`,
+    # "| None" when it may be missing). `docs/EVENTS.md` is generated from this table
+    # (`python -m host.apps.eventdoc`); a test holds the two equal and checks the server's events.
+    payload: tuple[tuple[str, str], ...] = ()
 
 
 PERMISSIONS: dict[str, PermissionSpec] = {
@@ -116,14 +120,22 @@ ACTIONS: dict[str, ActionSpec] = {
 EVENTS: dict[str, EventSpec] = {
     e.name: e
     for e in (
-        EventSpec("livechat.room_started", ("livechat.read",)),
-        EventSpec("livechat.room_closed", ("livechat.read",)),
-        EventSpec("livechat.agent_assigned", ("livechat.read",)),
-        EventSpec("livechat.agent_unassigned", ("livechat.read",)),
-        EventSpec("livechat.room_transferred", ("livechat.read",)),
-        EventSpec("livechat.guest_saved", ("livechat.read",)),
-        EventSpec("message.sent", ("messages.read",)),
-        EventSpec("message.pre_send", ("messages.read", "messages.send"), pre=True),
+        EventSpec("livechat.room_started", ("livechat.read",),
+                  payload=(("room", "Room"), ("visitor", "Visitor"))),
+        EventSpec("livechat.room_closed", ("livechat.read",),
+                  payload=(("room", "Room"), ("closed_by", "Closer"))),
+        EventSpec("livechat.agent_assigned", ("livechat.read",),
+                  payload=(("room", "Room"), ("agent", "Agent"))),
+        EventSpec("livechat.agent_unassigned", ("livechat.read",),
+                  payload=(("room", "Room"), ("agent", "Agent"))),
+        EventSpec("livechat.room_transferred", ("livechat.read",),
+                  payload=(("room", "Room"), ("from", "Agent | None"), ("to", "Agent | None"),
+                           ("department", "Department | None"))),
+        EventSpec("livechat.guest_saved", ("livechat.read",), payload=(("visitor", "Visitor"),)),
+        EventSpec("message.sent", ("messages.read",),
+                  payload=(("message", "Message"), ("room", "Room"))),
+        EventSpec("message.pre_send", ("messages.read", "messages.send"), pre=True,
+                  payload=(("message", "Message"), ("room", "Room"))),
     )
 }
 

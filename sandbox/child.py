@@ -7,6 +7,7 @@ long-lived helper process.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 from sandbox import confine, runtime
@@ -14,6 +15,9 @@ from sandbox import confine, runtime
 
 def main() -> None:
     chan_in, chan_out, err, parent, mem, cpu, fds = (int(a) for a in sys.argv[1:8])
+    # Ctrl-C reaches the whole foreground process group; the host stops its children itself
+    # (as for the zygote's children, `sandbox.zygote`).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     runtime.warm_up()
     devnull = os.open("/dev/null", os.O_RDWR)
     report = confine.confine(

@@ -62,6 +62,11 @@ def _child(fds: list[int], devnull: int, zygote_pid: int, netns: bool, req: dict
 def main() -> None:
     ctl_fd = int(sys.argv[1])
     ctl = socket.socket(fileno=ctl_fd)
+    # Ctrl-C at a terminal reaches the whole foreground process group. The host alone decides
+    # when the zygote and its children stop (it closes their pipes; PDEATHSIG covers a dead
+    # host), so they ignore it: no second traceback, no child dying before the host settles it.
+    # The children forked from here inherit the setting.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     confine.prepare()
     # Python put LC_CTYPE back (PEP 538); empty the environment once here, so every child
     # starts with an empty one and `confine` only has to check it.

@@ -50,6 +50,9 @@ scope = "install"
 
 
 def install_fuzz_app(home: Home) -> InstallRecord:
+    # This home runs on the test's policy alone (the shipped default's call-rate quota would
+    # add rows and refusals of its own).
+    home.default_policy.unlink(missing_ok=True)
     (home.policies_dir / "gatehelp.toml").write_text(POLICY)
     folder = write_app(home.root / "src", APP_ID, ASKED, [],
                        "from stockade import App\n\nclass TestApp(App):\n    pass\n")

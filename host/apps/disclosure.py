@@ -311,8 +311,9 @@ def render_disclosure(d: Disclosure, console: Console, *, title: str = "") -> No
     table = Table(title="Permissions asked", show_lines=True, expand=False)
     table.add_column("permission", no_wrap=True)
     table.add_column("risk", no_wrap=True)
-    table.add_column("what it allows / why the author asks")
-    table.add_column("limits set by policy")
+    # fold: a long rule id or action name wraps onto the next line instead of being cut ("…").
+    table.add_column("what it allows / why the author asks", overflow="fold")
+    table.add_column("limits set by policy", overflow="fold")
     for p in d.permissions:
         limits = Text("\n").join(host(visible(x, limit=MAX_BLOCK),
                                        "bold red" if p.permitted is False else "")

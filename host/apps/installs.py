@@ -155,6 +155,11 @@ class InstallRecord:
     def asked(self) -> frozenset[str]:
         return self.manifest.asked
 
+    def missing_settings(self) -> list[str]:
+        """Required settings without a value: the app cannot work until the operator sets them."""
+        return [s.key for s in self.manifest.setting
+                if s.required and self.settings.get(s.key) in (None, "")]
+
     def redacted_settings(self) -> dict[str, SettingValue | None]:
         """Settings as list/info show them: every secret masked (or None when unset)."""
         out: dict[str, SettingValue | None] = {}

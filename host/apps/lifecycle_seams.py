@@ -33,6 +33,19 @@ def deactivate_app_users(home: Home, record: InstallRecord) -> int | None:
     return count
 
 
+def count_app_data(home: Home, record: InstallRecord) -> int:
+    """How many persistence rows the install holds (what `remove_app_data` would delete)."""
+    from host.bridges.persistence import PersistenceStore
+
+    if not home.host_db.exists():
+        return 0
+    store = PersistenceStore(home.host_db)
+    try:
+        return len(store.keys(record.install_id))
+    finally:
+        store.close()
+
+
 def remove_app_data(home: Home, record: InstallRecord) -> str:
     """Delete the install's persistence rows (they are keyed by install id, never app id)."""
     from host.bridges.persistence import remove_all

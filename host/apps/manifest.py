@@ -140,6 +140,8 @@ class Setting(BaseModel):
 def coerce_setting(setting: Setting, value: object) -> SettingValue:
     """Check `value` against the setting's type; CLI strings are parsed. Raises ValueError."""
     key = setting.key
+    if setting.required and isinstance(value, str) and not value.strip():
+        raise ValueError(f"setting {key!r} is required: an empty value is refused")
     if setting.type == "int":
         if isinstance(value, bool):
             raise ValueError(f"setting {key!r} is an int, got a bool")
@@ -315,6 +317,9 @@ def parse_manifest(data: bytes) -> Manifest:
         raise ManifestError(f"{MANIFEST_NAME} is not UTF-8 text") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ManifestError(f"{MANIFEST_NAME} is not valid TOML: {exc}") from exc
+    except RecursionError:
+        # tomllib recurses once per nested array or table: a hostile manifest nests thousands.
+        raise ManifestError(f"{MANIFEST_NAME} nests values too deeply") from None
     try:
         return Manifest.model_validate(raw)
     except ValidationError as exc:

@@ -37,6 +37,10 @@ def scaffold(app_id: str, target: Path, *, author: str = "Your Name") -> list[Pa
             "starting with a letter, 2-40 characters)")
     if target.exists() and any(target.iterdir()):
         raise ScaffoldError(f"{target} exists and is not empty")
+    # The operator's rule lives beside the app, never in it: a package holds no policy.
+    policy = policy_path_for(app_id, target)
+    if policy.exists():
+        raise ScaffoldError(f"{policy} exists")
     values = {"app_id": app_id, "title": app_id.replace("-", " ").title(),
               "class_name": class_name_for(app_id), "author": author}
     written: list[Path] = []
@@ -46,4 +50,11 @@ def scaffold(app_id: str, target: Path, *, author: str = "Your Name") -> list[Pa
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text)
         written.append(out)
+    policy.write_text((_TEMPLATES / "policy.toml.tmpl").read_text().format(**values))
+    written.append(policy)
     return written
+
+
+def policy_path_for(app_id: str, target: Path) -> Path:
+    """Where `app new` writes the operator rule the new app needs: beside its folder."""
+    return target.parent / f"{app_id}.policy.toml"

@@ -166,6 +166,9 @@ def _write_app(root: Path, app_id: str, source: str, permissions: tuple[str, ...
 def install_bench_apps(home: Home, src_root: Path, fanout_count: int) -> BenchInstalls:
     """Write the policy and the app folders, then install each app with its grants."""
     fanout = fanout_ids(fanout_count)
+    # The bench's temporary home runs on its own policy alone: the shipped baseline's call-rate
+    # quota would cut the measured loops short.
+    home.default_policy.unlink(missing_ok=True)
     (home.policies_dir / "bench.toml").write_text(policy_text(fanout))
     revision = load_policy(home.policies_dir).revision
     trust = TrustStore(home.trust_dir)

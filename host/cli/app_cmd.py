@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.text import Text
 
 from host.apps import lifecycle_seams
 from host.apps.appdiff import diff_manifests, grants_after, render_diff
@@ -33,7 +34,7 @@ from host.apps.installs import (
 )
 from host.apps.lineage import Lineage, LineageError, binding_of
 from host.apps.manifest import Manifest, SettingValue
-from host.apps.operations import audit_transfer, default_settings, install_package
+from host.apps.operations import default_settings, install_package
 from host.apps.packages import (
     Package,
     PackageError,
@@ -61,9 +62,9 @@ from host.cli.app_common import (
     TransferOpt,
     app_app,
     check_lineage,
+    existing_store,
     operator_name,
     resolve,
-    store_only,
 )
 from host.cli.output import (
     EXIT_CONFIRM,
@@ -191,8 +192,12 @@ def new(
         files = scaffold(name, target)
     except ScaffoldError as exc:
         fail(str(exc), "choose another name or an empty folder")
-    err_console.print(f"created {target} ({len(files)} files); next: stockade app package "
-                      f"{target}", highlight=False)
+    err_console.print(f"created {target} ({len(files) - 1} files) and the operator rule it needs, "
+                      f"{files[-1].name}", highlight=False)
+    err_console.print(f"test:    python -m pytest {target} (pytest comes with Stockade's [test] "
+                      f"extra: pip install -e '.[test]' in its checkout)\n"
+                      f"package: stockade app package {target}\n"
+                      f"policy:  stockade policy add {files[-1]}", highlight=False, markup=False)
     if json_out:
         emit_json({"dir": str(target), "files": [str(f) for f in files]})
 
@@ -204,10 +209,23 @@ def package(
     json_out: JsonFlag = False,
 ) -> None:
     """Write a deterministic zip whose manifest records the content hash."""
+    from host.apps.handlers import EVENT_HANDLERS, check_handlers, suggestion
+
     try:
         pkg, data = package_folder(src)
     except PackageError as exc:
         fail(str(exc), "fix the folder and package again")
+    handlers = check_handlers(pkg)
+    for name in handlers.undeclared:
+        err_console.print(line(host("warning:", "yellow"), f" {name} handles "
+                               f"{EVENT_HANDLERS[name]}, which app.toml's `events` does not "
+                               "list: it is never called"))
+    if handlers.unknown:
+        for name in handlers.unknown:
+            err_console.print(line(host("error:", "bold red"),
+                                   f" {name} is no event handler: {suggestion(name)}"))
+        fail(f"{len(handlers.unknown)} handler(s) would never be called",
+             "rename them to on_<event> (dots and dashes become underscores); nothing written")
     target = out or Path.cwd() / f"{pkg.app_id}-{pkg.manifest.version}.zip"
     try:
         write_atomic(target, data)
@@ -253,6 +271,8 @@ def install(
     grant: GrantOpt = None,
     allow_unsigned: AllowUnsigned = False,
     transfer: TransferOpt = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Show the disclosure and checks; install nothing.")] = False,
     json_out: JsonFlag = False,
 ) -> None:
     """Show what the app can do, ask for consent, and install it."""
@@ -266,9 +286,23 @@ def install(
                      f"use `stockade app update {pkg.app_id} {pkg_path}`")
     disclosure = _disclose(home, pkg.manifest, pkg.content_hash, sig)
     _refuse_guardrails(pkg.manifest)
-    _require_signed(sig, allow_unsigned)
-    check_lineage(home, pkg.app_id, sig, transfer)
-    grants = _grants(pkg.manifest.asked, grant)
+    if dry_run:
+        err_console.print("dry run: nothing installed", highlight=False)
+        if json_out:
+            emit_json({"status": "dry-run", "installed": False,
+                       "disclosure": disclosure.to_dict()})
+        return
+    try:
+        _require_signed(sig, allow_unsigned)
+        check_lineage(home, pkg.app_id, sig, transfer)
+        grants = _grants(pkg.manifest.asked, grant)
+    except typer.Exit as stop:
+        # A script that runs `install --json` reviews what it stopped on from stdout.
+        if json_out:
+            emit_json({"status": "consent-required" if stop.exit_code == EXIT_CONFIRM
+                       else "refused", "installed": False,
+                       "disclosure": disclosure.to_dict()})
+        raise
     try:
         rec = install_package(home.ensure(), pkg, sig, grants,
                               policy_revision=disclosure.policy_revision, clock=SystemClock(),
@@ -284,7 +318,8 @@ def install(
                       + (f"; not granted (PermissionDenied): {', '.join(denied)}" if denied
                          else "")))
     if json_out:
-        emit_json({"install": rec.to_public_dict(), "disclosure": disclosure.to_dict()})
+        emit_json({"status": "installed", "installed": True, "install": rec.to_public_dict(),
+                   "disclosure": disclosure.to_dict()})
 
 
 # ---- list / info / enable / disable ----------------------------------------------------------
@@ -293,6 +328,7 @@ def _checked(store: InstallStore, keyring: Keyring, rec: InstallRecord) -> dict[
     check = verify_install(rec, store, keyring)
     current = store.get(rec.install_id) or rec
     d = current.to_public_dict()
+    d["missing_settings"] = current.missing_settings()
     d["consent_ok"] = check.ok
     d["consent_problem"] = check.problem
     return d
@@ -302,9 +338,11 @@ def _checked(store: InstallStore, keyring: Keyring, rec: InstallRecord) -> dict[
 def list_apps(ctx: typer.Context, json_out: JsonFlag = False) -> None:
     """Installed apps (consent re-verified; a tampered install is disabled)."""
     home: Home = ctx.obj
-    store, keyring = _open(home)
-    with store:
-        rows = [_checked(store, keyring, r) for r in store.list()]
+    rows: list[dict[str, Any]] = []
+    if home.host_db.is_file():  # read-only: a mistyped --home is never created
+        store, keyring = _open(home)
+        with store:
+            rows = [_checked(store, keyring, r) for r in store.list()]
     live = read_status(home.host_db)
     now = _now()
     for r in rows:
@@ -319,8 +357,10 @@ def list_apps(ctx: typer.Context, json_out: JsonFlag = False) -> None:
     for r in rows:
         state = "enabled" if r["enabled"] else f"disabled ({r['disabled_reason'] or 'operator'})"
         pend = f", update {r['pending_update']['version']} pending" if r["pending_update"] else ""
+        need = (f"  needs settings: {', '.join(r['missing_settings'])}"
+                if r["missing_settings"] else "")
         err_console.print(line(f"{r['app_id']} {r['version']}  {state}{pend}  grants: "
-                               f"{', '.join(r['grants']) or '-'}"))
+                               f"{', '.join(r['grants']) or '-'}{need}"))
         if r["running"] is not None:
             err_console.print(line(f"    {_running_line(r['running'])}"))
 
@@ -338,28 +378,10 @@ def _running_line(st: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-@app_app.command("info")
-def info(ctx: typer.Context, ref: AppRef, json_out: JsonFlag = False) -> None:
-    """One app: version, grants, settings (secrets masked), pending update, consent status."""
-    home: Home = ctx.obj
-    store, keyring = _open(home)
-    with store:
-        rec = resolve(store, ref)
-        d = _checked(store, keyring, rec)
-        d["app_users"] = lifecycle_seams.count_app_users(home, rec)
-    if json_out:
-        emit_json(d)
-        return
-    for key in ("app_id", "name", "version", "install_id", "generation", "enabled",
-                "disabled_reason", "grants", "denied", "events", "settings", "app_user_id",
-                "app_users", "publisher", "consent_ok", "consent_problem", "pending_update"):
-        # name, settings, publisher and reasons are author text: one inert line each.
-        err_console.print(line(host(f"{key}: ", "bold"), str(d[key])))
-
-
 @app_app.command("enable")
 def enable(ctx: typer.Context, ref: AppRef, json_out: JsonFlag = False) -> None:
     """Enable an app (refused when its consent record does not verify)."""
+    existing_store(ctx.obj, ref).close()
     store, keyring = _open(ctx.obj)
     with store:
         rec = resolve(store, ref)
@@ -378,7 +400,7 @@ def enable(ctx: typer.Context, ref: AppRef, json_out: JsonFlag = False) -> None:
 @app_app.command("disable")
 def disable(ctx: typer.Context, ref: AppRef, json_out: JsonFlag = False) -> None:
     """Disable an app: its generation is bumped, so every token it holds stops working."""
-    store = store_only(ctx.obj)
+    store = existing_store(ctx.obj, ref)
     with store:
         rec = resolve(store, ref)
         store.set_enabled(rec.install_id, False, reason="disabled by the operator")
@@ -402,6 +424,7 @@ def update(
     home: Home = ctx.obj
     pkg = _read(pkg_path)
     sig = _signature(home, pkg)
+    existing_store(home, ref).close()
     store, keyring = _open(home)
     with store:
         rec = resolve(store, ref)
@@ -457,83 +480,6 @@ def update(
         emit_json({"status": "applied", "diff": diff.to_dict(), "install": rec.to_public_dict()})
 
 
-@app_app.command("consent")
-def consent(
-    ctx: typer.Context,
-    ref: AppRef,
-    grant: GrantOpt = None,
-    reject: Annotated[bool, typer.Option("--reject", help="Discard the pending update.")] = False,
-    transfer: TransferOpt = False,
-    json_out: JsonFlag = False,
-) -> None:
-    """Approve a pending update (shows the diff), or re-confirm the current version's grants."""
-    home: Home = ctx.obj
-    store, keyring = _open(home)
-    with store:
-        rec = resolve(store, ref)
-        pending = rec.pending
-        if reject:
-            if pending is None:
-                fail(f"{rec.app_id} has no pending update", "nothing to reject")
-            store.clear_pending(rec.install_id)
-            err_console.print(f"discarded pending update {pending.version} of {rec.app_id}",
-                              highlight=False)
-            if json_out:
-                emit_json({"status": "rejected", "version": pending.version})
-            return
-        # Re-read the package from disk: the consent must bind what will actually run, not
-        # whatever the database row says (it may be the thing that was tampered with).
-        pkg = _read(pending.package_path if pending is not None else rec.package_path)
-        sig = _signature(home, pkg)
-        title = "Pending update" if pending is not None else "Re-confirm"
-        disclosure = _disclose(home, pkg.manifest, pkg.content_hash, sig, rec, title=title)
-        diff = diff_manifests(rec.manifest, pkg.manifest, old_publisher=rec.publisher,
-                              new_publisher=sig.to_dict())
-        if pending is not None:
-            render_diff(diff, disclosure, err_console)
-            if guardrail_problems(pkg.manifest):
-                store.clear_pending(rec.install_id)
-            _refuse_guardrails(pkg.manifest)
-            ask = pkg.manifest.asked if diff.publisher_changed else diff.added
-            already = frozenset() if diff.publisher_changed else grants_after(
-                rec.grants, pkg.manifest.asked)
-            if not ask and not grant:
-                _confirm_widening(diff.needs_consent)
-            grants = _grants(pkg.manifest.asked, grant, ask_about=ask, already=already)
-            kind = "update"
-        else:
-            grants = _grants(pkg.manifest.asked, grant)
-            kind = "regrant"
-        # The package that will run must come from the publisher the app id is bound to, or
-        # the operator hands the id over explicitly (audited) — DESIGN rule 11.
-        try:
-            moved = Lineage(home.host_db).claim(rec.app_id, sig.to_dict(), transfer=transfer)
-        except LineageError as exc:
-            fail(str(exc), TRANSFER_HINT, EXIT_NEGATIVE)
-        if moved is not None:
-            audit_transfer(home, moved, rec.install_id, SystemClock(), operator_name())
-        record = make_consent(
-            keyring, install_id=rec.install_id, app_id=rec.app_id,
-            version=pkg.manifest.version, package_hash=pkg.content_hash,
-            manifest_hash=pkg.manifest.manifest_hash(), grants=grants,
-            policy_revision=disclosure.policy_revision, now=_now(), kind=kind)
-        store.apply_update(rec.install_id, manifest=pkg.manifest,
-                           package_hash=pkg.content_hash,
-                           package_path=pending.package_path if pending else rec.package_path,
-                           grants=grants,
-                           settings=_default_settings(pkg.manifest, dict(rec.settings)),
-                           publisher=sig.to_dict(), consent=record, diff=diff.to_dict(),
-                           hook="update")
-        rec = store.get(rec.install_id) or rec
-    err_console.print(line(host("consented", "green"), f": {rec.app_id} {rec.version} grants "
-                           f"{', '.join(sorted(rec.grants)) or 'nothing'}"))
-    if not rec.enabled:
-        err_console.print(f"{rec.app_id} is disabled; enable it with `stockade app enable "
-                          f"{rec.app_id}`", highlight=False)
-    if json_out:
-        emit_json({"status": "consented", "install": rec.to_public_dict()})
-
-
 # ---- uninstall / logs / settings ----------------------------------------------------------------
 
 @app_app.command("uninstall")
@@ -542,16 +488,35 @@ def uninstall(
     ref: AppRef,
     users: Annotated[str | None, typer.Option(
         "--users", help="What to do with users the app created: deactivate or keep.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be deleted; "
+                                                             "change nothing.")] = False,
     json_out: JsonFlag = False,
 ) -> None:
-    """Remove an app, its stored data and package; every token it holds stops working."""
+    """Remove an app, its stored data and package; every token it holds stops working.
+
+    Says what it deletes first, and asks (or needs --yes).
+    """
     home: Home = ctx.obj
     if users not in (None, "deactivate", "keep"):
         fail(f"--users {users!r} is not deactivate or keep", "pass --users deactivate|keep")
-    store = store_only(home)
+    store = existing_store(home, ref)
     with store:
         rec = resolve(store, ref)
         count = lifecycle_seams.count_app_users(home, rec)
+        _say_what_uninstall_deletes(home, rec, count)
+        if dry_run:
+            err_console.print("dry run: nothing changed", highlight=False)
+            if json_out:
+                emit_json({"app_id": rec.app_id, "dry_run": True,
+                           "stored_items": lifecycle_seams.count_app_data(home, rec)})
+            return
+        if not yes:
+            if not is_interactive():
+                fail(f"uninstalling {rec.app_id} deletes the data above",
+                     "pass --yes to confirm (nothing changed)", EXIT_CONFIRM)
+            if not _confirm(f"Uninstall {rec.app_id} and delete this?", False):
+                fail("nothing changed: you declined", "", EXIT_NEGATIVE)
         if users is None:
             if count:
                 if not is_interactive():
@@ -578,6 +543,23 @@ def uninstall(
     if json_out:
         emit_json({"app_id": rec.app_id, "install_id": rec.install_id, "users": users,
                    "users_deactivated": deactivated, "data": data})
+
+
+def _say_what_uninstall_deletes(home: Home, rec: InstallRecord, users: int | None) -> None:
+    stored = lifecycle_seams.count_app_data(home, rec)
+    log = home.logs_dir / f"{rec.install_id}.log"
+    lines = [f"uninstall {rec.app_id} {rec.version} deletes:",
+             "  - its install record and consent (every token it holds stops working)",
+             f"  - {stored} stored item(s) in its private storage",
+             f"  - its package{' and the pending update' if rec.pending else ''} "
+             f"({rec.package_path.parent})"]
+    if log.exists():
+        lines.append(f"  - its log ({log})")
+    if users:
+        lines.append(f"  users it created ({users}): deactivated or kept, as --users says")
+    lines.append("  the audit log keeps every record of it")
+    for text_line in lines:
+        err_console.print(Text(visible(text_line, limit=MAX_BLOCK)))
 
 
 def register(root: typer.Typer) -> None:

@@ -2,7 +2,7 @@
 the publisher-lineage check run before any consent prompt."""
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -29,10 +29,23 @@ def store_only(home: Home) -> InstallStore:
     return InstallStore(home.host_db)
 
 
+def existing_store(home: Home, ref: str) -> InstallStore:
+    """The install store of a home that has one; otherwise `ref` is not found. Read-only
+    commands use this so a mistyped --home never creates a home."""
+    if not home.host_db.is_file():
+        not_found(ref)
+    return InstallStore(home.host_db)
+
+
+def not_found(ref: str) -> NoReturn:
+    """Not found has one exit code everywhere: 2 (usage or input error)."""
+    fail(f"no installed app {ref!r}", "see `stockade app list`")
+
+
 def resolve(store: InstallStore, ref: str) -> InstallRecord:
     rec = store.by_app(ref) or store.get(ref)
     if rec is None:
-        fail(f"no installed app {ref!r}", "see `stockade app list`")
+        not_found(ref)
     return rec
 
 

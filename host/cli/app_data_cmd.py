@@ -10,10 +10,10 @@ from typing import Annotated
 
 import typer
 
-from host.apps.installs import SECRET_MASK
+from host.apps.installs import SECRET_MASK, InstallRecord
 from host.apps.manifest import coerce_setting
-from host.cli.app_common import AppRef, JsonFlag, app_app, resolve, store_only
-from host.cli.output import emit_json, err_console, fail
+from host.cli.app_common import AppRef, JsonFlag, app_app, existing_store, resolve
+from host.cli.output import EXIT_NEGATIVE, emit_json, err_console, fail
 from host.home import Home
 from host.inert import host, line
 
@@ -37,7 +37,7 @@ def logs(
 ) -> None:
     """The app's captured output (secret setting values are masked)."""
     home: Home = ctx.obj
-    store = store_only(home)
+    store = existing_store(home, ref)
     with store:
         rec = resolve(store, ref)
     path = home.logs_dir / f"{rec.install_id}.log"
@@ -61,18 +61,41 @@ def logs(
         err_console.print(line(host("│ ", "dim"), text))
 
 
+def _show_one(rec: InstallRecord, key: str, json_out: bool) -> None:
+    """`app settings APP KEY`: that one value on stdout (a secret stays masked)."""
+    spec = rec.manifest.setting_named(key)
+    if spec is None:
+        known = ", ".join(s.key for s in rec.manifest.setting) or "none"
+        fail(f"{key[:64]!r} is not a setting of {rec.app_id}", f"its settings: {known}")
+    value = rec.redacted_settings().get(key)
+    if json_out:
+        emit_json({"app_id": rec.app_id, "key": key, "value": value,
+                   "secret": key in rec.secret_keys or spec.secret,
+                   "required": spec.required})
+        return
+    if value is None:
+        err_console.print(f"{key} is not set" + (" (required)" if spec.required else ""),
+                          highlight=False, markup=False)
+        raise typer.Exit(EXIT_NEGATIVE)
+    typer.echo("true" if value is True else "false" if value is False else str(value))
+
+
 @app_app.command("settings")
 def settings(
     ctx: typer.Context,
     ref: AppRef,
     assignments: Annotated[list[str] | None, typer.Argument(
-        help="KEY=VALUE to set (typed by the manifest); KEY=- reads the value from stdin.")] = None,
+        help="KEY=VALUE to set (typed by the manifest; KEY=- reads the value from stdin), "
+        "or one KEY to print its value.")] = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Show or change an app's settings. Secret values are stored but never shown."""
-    store = store_only(ctx.obj)
+    store = existing_store(ctx.obj, ref)
     with store:
         rec = resolve(store, ref)
+        if assignments and len(assignments) == 1 and "=" not in assignments[0]:
+            _show_one(rec, assignments[0], json_out)
+            return
         if assignments:
             new = dict(rec.settings)
             changed: list[str] = []

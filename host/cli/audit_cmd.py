@@ -134,8 +134,8 @@ def show(
     """One record with its chain hashes."""
     e = _open(ctx.obj).show(seq)
     if e is None:
-        fail(f"no audit record {seq}", "see `stockade audit tail` for the newest ones",
-             code=EXIT_NEGATIVE)
+        # Not found is exit 2 in every command (the README's contract).
+        fail(f"no audit record {seq}", "see `stockade audit tail` for the newest ones")
     if json_out:
         emit_json(e.to_json())
         return

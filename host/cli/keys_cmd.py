@@ -91,9 +91,8 @@ def untrust(
     if json_out:
         emit_json({"name": name, "removed": removed})
     if not removed:
-        err_console.print(line("no trusted key named ", author(name)))
-        raise typer.Exit(EXIT_NEGATIVE)
-    err_console.print(line("no longer trusting ", author(name)))
+        fail(f"no trusted key named {name!r}", "list them with `stockade keys list`")
+    err_console.print(f"no longer trusting {name}")
 
 
 # ---- the host's own signing keys (tokens and consent records) --------------------------------
@@ -104,7 +103,13 @@ def host_list(ctx: typer.Context, json_out: JsonFlag = False) -> None:
     from host.keys.keyring import Keyring
 
     home: Home = ctx.obj
-    ring = Keyring.open(home.ensure().keys_dir)
+    if not (home.keys_dir / "keyring.json").is_file():  # read-only: never creates a key
+        if json_out:
+            emit_json({"keys": []})
+        err_console.print(f"no host keys in {home.keys_dir} (`stockade init` creates one)",
+                          highlight=False)
+        return
+    ring = Keyring.open(home.keys_dir)
     rows = [{"kid": kid, "current": kid == ring.current, "retired": kid in ring.retired}
             for kid in sorted(ring.public_keys())]
     if json_out:

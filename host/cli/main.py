@@ -1,10 +1,15 @@
 """Root of the `stockade` CLI. Each command group lives in its own `host/cli/<group>_cmd.py`."""
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
+import signal
+import sys
 
 import typer
 
+from host.cli.output import fail
 from host.home import resolve_home
 
 root = typer.Typer(
@@ -23,18 +28,28 @@ def _main(
         None, "--home", envvar="STOCKADE_HOME", help="State folder (default ~/.stockade)."
     ),
 ) -> None:
-    ctx.obj = resolve_home(home)
+    resolved = resolve_home(home)
+    if resolved.root.exists() and not resolved.root.is_dir():
+        fail(f"--home {resolved.root} is not a folder", "pass the home folder (or none: "
+             "~/.stockade); `stockade init --home DIR` creates one")
+    ctx.obj = resolved
 
 
 # Sub-apps (`stockade policy ...`) and top-level commands (`stockade doctor`) are registered by
 # their modules' `register(root)` so each group stays in one file.
 _GROUPS = (
+    "host.cli.init_cmd",
     "host.cli.sandbox_cmd",
     "host.cli.doctor_cmd",
     "host.cli.policy_cmd",
+    "host.cli.policy_home_cmd",
+    "host.cli.policy_fmt_cmd",
+    "host.cli.can_i_cmd",
     "host.cli.audit_cmd",
     "host.cli.serve_cmd",
     "host.cli.app_cmd",
+    "host.cli.app_consent_cmd",
+    "host.cli.app_info_cmd",
     "host.cli.keys_cmd",
     "host.cli.bench_cmd",
     "host.cli.demo_cmd",
@@ -43,5 +58,75 @@ for _name in _GROUPS:
     importlib.import_module(_name).register(root)
 
 
+# Options every command accepts wherever they stand, as in kubectl: `--home` belongs to the
+# root and `--json` to each command, and click only reads each in its own place.
+_ROOT_VALUE_OPTS = ("--home",)
+
+
+def normalize_argv(argv: list[str]) -> list[str]:
+    """Move `--home DIR` to the front and a `--json` given before the command to its end."""
+    head: list[str] = []
+    rest: list[str] = []
+    json_early = False
+    seen_command = False
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest.extend(argv[i:])
+            break
+        if arg in _ROOT_VALUE_OPTS and i + 1 < len(argv):
+            head += [arg, argv[i + 1]]
+            i += 2
+            continue
+        if arg.startswith(tuple(f"{o}=" for o in _ROOT_VALUE_OPTS)):
+            head.append(arg)
+        elif arg == "--json" and not seen_command:
+            json_early = True
+        else:
+            seen_command = seen_command or not arg.startswith("-")
+            rest.append(arg)
+        i += 1
+    if json_early:
+        end = rest.index("--") if "--" in rest else len(rest)
+        rest.insert(end, "--json")
+    return head + rest
+
+
+# Exit code of an unexpected internal error (a bug): a negative answer, never "ok".
+EXIT_INTERNAL = 1
+# Exit code after Ctrl-C (128 + SIGINT), as shells report it.
+EXIT_INTERRUPTED = 130
+
+
+class Interrupted(SystemExit):
+    """Raised in the main thread on SIGINT. A SystemExit, so click's prompt and abort handling
+    let it through and every `finally` (stopping the host, its zygote and children) runs."""
+
+    def __init__(self) -> None:
+        super().__init__(EXIT_INTERRUPTED)
+
+
+def _on_sigint(signum: int, frame: object) -> None:
+    raise Interrupted()
+
+
 def main() -> None:
-    root()
+    signal.signal(signal.SIGINT, _on_sigint)
+    try:
+        root(args=normalize_argv(sys.argv[1:]), prog_name="stockade")
+    except Interrupted:
+        # One line, on a line of its own (the terminal echoed ^C where the cursor was).
+        with contextlib.suppress(Exception):
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            sys.stderr.write("\ninterrupted: stopped\n")
+            sys.stderr.flush()
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    except Exception as exc:
+        # The last net under "no traceback for any input": one line, and the traceback only
+        # for whoever asks for it.
+        if os.environ.get("STOCKADE_DEBUG"):
+            raise
+        sys.stderr.write(f"error: unexpected {type(exc).__name__}: {str(exc)[:300]}\n"
+                         "hint: STOCKADE_DEBUG=1 shows the traceback; please report it\n")
+        raise SystemExit(EXIT_INTERNAL) from None

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
-import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,9 +14,8 @@ from host.inert import host, line
 from policies import Request, decide
 from policies.cases import run_dir
 from policies.diff import diff as policy_diff
-from policies.findings import Finding, failing, sort_findings
-from policies.fmt import format_policy
-from policies.loader import MAX_FILE_BYTES, load, parse_text
+from policies.findings import Finding, sort_findings
+from policies.loader import load
 from policies.model import PolicyFile
 from policies.policy import Policy
 
@@ -53,24 +50,42 @@ def _load_or_fail(paths: list[Path]) -> Policy:
     return res.policy
 
 
+# `--fail-on LEVEL`: the severities at or above LEVEL make `policy check` exit 1.
+_SEVERITY_ORDER = ("suggestion", "warning", "security-warning", "error")
+
+
 @app.command("check")
 def check_cmd(
     files: Annotated[list[Path], typer.Argument(help="Policy files or folders (one set).")],
+    fail_on: Annotated[str, typer.Option(
+        "--fail-on", help="Lowest severity that fails: error, security-warning (default), "
+        "warning or suggestion.")] = "security-warning",
     as_json: Annotated[bool, typer.Option("--json", help="Machine output on stdout.")] = False,
 ) -> None:
-    """Report every finding at once; exit 1 on any error or security-warning."""
+    """Report every finding in one pass: schema errors and lint together, each with file:line,
+    a stable code and a severity. Exit 1 on any finding at or above --fail-on."""
+    if fail_on not in _SEVERITY_ORDER:
+        fail(f"--fail-on {fail_on!r} is not a severity",
+             f"one of: {', '.join(reversed(_SEVERITY_ORDER))}")
     _require_paths(files)
     res = load(files)
     findings = sort_findings(res.findings)
-    bad = failing(findings)
+    levels = set(_SEVERITY_ORDER[_SEVERITY_ORDER.index(fail_on):])
+    bad = any(f.severity in levels for f in findings)
     if as_json:
-        emit_json({"ok": not bad, "revision": res.policy.revision if res.policy else None,
+        emit_json({"ok": not bad, "fail_on": fail_on,
+                   "loads": res.policy is not None,
+                   "revision": res.policy.revision if res.policy else None,
                    "findings": [f.to_json() for f in findings]})
     else:
         _print_findings(findings)
         verdict = host("refused", "red") if bad else host("ok", "green")
         err_console.print(line(f"{len(findings)} finding(s): ", verdict))
     raise typer.Exit(EXIT_NEGATIVE if bad else EXIT_OK)
+
+
+# Arguments the engine reads as lists: `--arg roles=bot,livechat-agent` means a list of two.
+LIST_ARGS = frozenset({"roles"})
 
 
 def _parse_kv(items: list[str], what: str) -> dict[str, Any]:
@@ -84,6 +99,8 @@ def _parse_kv(items: list[str], what: str) -> dict[str, Any]:
             out[key] = json.loads(raw)
         except ValueError:
             out[key] = raw
+        if key in LIST_ARGS and isinstance(out[key], str):
+            out[key] = [v.strip() for v in out[key].split(",") if v.strip()]
     return out
 
 
@@ -117,6 +134,16 @@ def _quota_usage(ctx: typer.Context, key: str, limit: int, window_s: int) -> dic
             "next_free_at": getattr(state, "next_free_at", None)}
 
 
+def check_action(action: str) -> None:
+    """An action the vocabulary does not know is a usage error, with a did-you-mean."""
+    from policies.lint import did_you_mean
+    from policies.vocabulary import ACTIONS
+
+    if action not in ACTIONS:
+        fail(f"unknown action {action!r}{did_you_mean(action, list(ACTIONS))}",
+             "`stockade policy schema` lists every action")
+
+
 @app.command("explain")
 def explain_cmd(
     ctx: typer.Context,
@@ -137,6 +164,7 @@ def explain_cmd(
     """Decide one request and show why, with its quota charges (and usage when known)."""
     from policies.vocabulary import ACTIONS
 
+    check_action(action)
     pol = _load_or_fail(policy)
     args: dict[str, Any] = {}
     if args_json is not None:
@@ -198,53 +226,6 @@ def diff_cmd(
     raise typer.Exit(EXIT_NEGATIVE if changes else EXIT_OK)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, path.stat().st_mode & 0o777)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-@app.command("fmt")
-def fmt_cmd(
-    files: Annotated[list[Path], typer.Argument(help="Policy files to rewrite in canonical form.")],
-    check: Annotated[bool, typer.Option("--check", help="Exit 1 if not canonical.")] = False,
-) -> None:
-    """Rewrite files in canonical form (atomically), or --check that they already are."""
-    dirty: list[Path] = []
-    for path in files:
-        if path.is_symlink() or not path.is_file():
-            fail(f"{path} is not a regular file", "fmt rewrites policy files, not links/folders")
-        raw = path.read_bytes()
-        if len(raw) > MAX_FILE_BYTES:
-            fail(f"{path} is larger than {MAX_FILE_BYTES} bytes")
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            fail(f"{path} is not UTF-8")
-        src, findings = parse_text(text, str(path))
-        if src.model is None:
-            _print_findings(findings)
-            fail(f"{path} does not parse; fmt only formats valid files", "fix the errors above")
-        canon = format_policy(src.model, text)
-        if canon == text:
-            continue
-        dirty.append(path)
-        if check:
-            err_console.print(f"{path}: not canonical", highlight=False)
-        else:
-            _atomic_write(path, canon)
-            err_console.print(f"{path}: formatted", highlight=False)
-    raise typer.Exit(EXIT_NEGATIVE if (check and dirty) else EXIT_OK)
-
-
 @app.command("test")
 def test_cmd(
     directory: Annotated[Path, typer.Argument(help="Folder holding *.toml and *.cases.toml.")],
@@ -274,7 +255,10 @@ def test_cmd(
 
 
 @app.command("schema")
-def schema_cmd() -> None:
+def schema_cmd(
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Accepted for symmetry: the schema is always JSON on stdout.")] = False,
+) -> None:
     """Print the JSON Schema of policy files (from the pydantic models) to stdout."""
     emit_json(PolicyFile.model_json_schema(by_alias=True))
 

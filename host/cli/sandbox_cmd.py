@@ -6,7 +6,7 @@ from pathlib import Path
 import typer
 from rich.text import Text
 
-from host.cli.output import err_console, fail
+from host.cli.output import emit_json, err_console, fail
 from host.inert import MAX_BLOCK, visible
 
 sandbox_app = typer.Typer(help="Run code in a fresh sandbox (no app, no permissions).",
@@ -26,6 +26,8 @@ def exec_cmd(
     spawn: bool = typer.Option(False, "--spawn", help="Use a fresh interpreter, not the zygote."),
     degraded: bool = typer.Option(False, "--degraded",
                                   help="Run even if a confinement layer is missing."),
+    json_out: bool = typer.Option(False, "--json", help="One JSON document on stdout: exit "
+                                  "code, the snippet's output and the message."),
 ) -> None:
     """Run FILE; print() goes to stdout. Exit 0 ok, 1 error/refused, 3 killed for a limit."""
     import sys
@@ -46,7 +48,12 @@ def exec_cmd(
         err_console.print("error: the file is not valid UTF-8", highlight=False)
         raise typer.Exit(1) from None
 
+    captured: list[str] = []
+
     def write(text: str) -> None:
+        if json_out:  # nothing but the one document goes to stdout
+            captured.append(text)
+            return
         sys.stdout.write(text)
         sys.stdout.flush()
 
@@ -55,7 +62,10 @@ def exec_cmd(
                              use_zygote=not spawn, degraded=degraded)
     except LayerMissing as exc:
         fail(str(exc), "run `stockade doctor` to see which layers this machine provides")
-    if result.message:
+    if json_out:
+        emit_json({"exit_code": result.exit_code, "output": "".join(captured),
+                   "message": result.message})
+    elif result.message:
         # the snippet's own error text: newlines kept, escapes and bidi shown (DESIGN rule 12)
         err_console.print(Text(visible(result.message, limit=MAX_BLOCK, one_line=False)))
     raise typer.Exit(result.exit_code)

@@ -4,7 +4,9 @@ The lead's app host reuses `build_server(home, clock)` to open the same server i
 """
 from __future__ import annotations
 
+import errno
 import ipaddress
+import socket
 
 import typer
 
@@ -36,6 +38,23 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """A listening socket on (host, port), or exit 2 with one line saying why not."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        why = ("is already in use" if exc.errno == errno.EADDRINUSE
+               else f"cannot be bound ({exc.strerror})")
+        fail(f"port {port} on {host} {why}", "stop what listens there, or pass --port N "
+             "(--port 0 picks a free one)", EXIT_USAGE)
+    return sock
 
 
 def serve(
@@ -94,6 +113,10 @@ def serve(
 
     from host.server.rest import create_app
 
+    # Bind before anything starts or is printed as serving: a busy port is the operator's input
+    # error (exit 2, one line), not uvicorn's Errno after the URL was already shown.
+    sock = bind_listener(host, port)
+    port = sock.getsockname()[1]
     app_host = None
     if apps:
         from host.runtime import Host, HostConfig
@@ -107,8 +130,10 @@ def serve(
         try:
             app_host = Host(home, config=config).start()
         except LayerMissing as exc:
+            sock.close()
             fail(str(exc), "run `stockade doctor`; or pass --degraded to accept the risk")
         except StartRefused as exc:
+            sock.close()
             fail(exc.message, exc.hint, EXIT_NEGATIVE)
         server = app_host.server  # one server: REST actions raise events for the apps
         running = sorted(r.app_id for r in app_host.runners.values())
@@ -119,8 +144,9 @@ def serve(
     try:
         uvicorn.Server(uvicorn.Config(
             create_app(server), host=host, port=port, log_level="warning", lifespan="off",
-        )).run()
+        )).run(sockets=[sock])
     finally:
+        sock.close()
         if app_host is not None:
             app_host.stop()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,7 +134,7 @@ class Demo:
         elif name == "message.sent":
             msg = payload.get("message") or {}
             sender = (msg.get("sender") or {}).get("name") or "?"
-            self.say(f"    {sender}: {str(msg.get('text'))[:90]}", "dim")
+            self.say(f"    {sender}: {_short(str(msg.get('text')), 160)}", "dim")
         elif name == "livechat.room_closed":
             self.say(f"    event {name}: room {rid}", "cyan")
 
@@ -337,7 +338,7 @@ class Demo:
             rec = json.loads(body)
             if rec.get("code") == code:
                 self.say(f"    audited: {rec.get('app_id')} {rec.get('action')} → {code}: "
-                         f"{str(rec.get('message'))[:160]}", "yellow")
+                         f"{_short(str(rec.get('message')), 160)}", "yellow")
                 return
 
     def refusals(self) -> None:
@@ -391,7 +392,8 @@ class Demo:
             res = run_snippet(src, timeout=1.0, write=captured.append, degraded=self.degraded)
             escaped = "ESCAPED" in "".join(captured)
             outcomes.append(not escaped and res.exit_code in (1, 3))
-            self.say(f"  sandbox: {label} → exit {res.exit_code}: {res.message[:110]}", "yellow")
+            self.say(f"  sandbox: {label} → exit {res.exit_code}: "
+                     f"{_short(res.message, 160)}", "yellow")
         self.check("sandbox refused every escape attempt", all(outcomes),
                    f"{sum(outcomes)}/{len(outcomes)}")
 
@@ -453,3 +455,8 @@ def _consent_refusal(pkg: Package, problems: list[str]) -> Any:
 
 def run_demo(console: Console, *, keep: bool = False, degraded: bool = False) -> DemoResult:
     return Demo(console, keep=keep, degraded=degraded).run()
+
+
+def _short(text: str, width: int) -> str:
+    """At most `width` characters, cut at a word boundary (never mid-word)."""
+    return textwrap.shorten(text, width, placeholder=" …") or text[:width]

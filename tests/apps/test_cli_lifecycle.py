@@ -154,7 +154,7 @@ def test_signatures(env, tmp_path):
     assert r.exit_code == 0, r.stderr
     assert json.loads(r.stdout)["install"]["publisher"]["status"] == "trusted"
     assert run("keys", "untrust", "acme").exit_code == 0
-    assert run("keys", "untrust", "acme").exit_code == 1
+    assert run("keys", "untrust", "acme").exit_code == 2
 
 
 def test_raw_sql_grant_tamper_detected_and_disables(env, tmp_path):
@@ -228,7 +228,7 @@ def test_reject_pending(env, tmp_path):
     more = make_pkg(tmp_path, "v2", version="2.0.0",
                     permissions=("livechat.read", "users.create", "http"))
     assert run("app", "update", "agent-sync", str(more), "--allow-unsigned").exit_code == 1
-    assert run("app", "consent", "agent-sync", "--reject").exit_code == 0
+    assert run("app", "consent", "agent-sync", "--reject", "--yes").exit_code == 0
     info = json.loads(run("app", "info", "agent-sync", "--json").stdout)
     assert info["pending_update"] is None and info["version"] == "1.0.0"
 
@@ -283,7 +283,7 @@ def test_disable_enable_uninstall(env, tmp_path):
     made = [server.users_create(caller, f"made-{i}", "M", "bot", op_id=f"op-made-{i}")
             for i in range(2)]
     assert json.loads(run("app", "info", "agent-sync", "--json").stdout)["app_users"] == 2
-    r = run("app", "uninstall", "agent-sync", "--users", "deactivate", "--json")
+    r = run("app", "uninstall", "agent-sync", "--users", "deactivate", "--yes", "--json")
     assert r.exit_code == 0, r.stderr
     assert json.loads(r.stdout)["users_deactivated"] == 2
     assert not any(server.users_get(caller, u["id"])["active"] for u in made)

@@ -97,7 +97,7 @@ def test_another_publisher_cannot_take_over_an_uninstalled_apps_id(
     server = EmbeddedServer(Home(run.home).server_db, SystemClock())
     kept = server.users_create(Caller(app_id="crm", install_id="x", app_user_id=None),
                                "crm-bot", "CRM bot", "bot", op_id="op_keep1")
-    assert run("app", "uninstall", "crm", "--users", "keep")[0] == 0
+    assert run("app", "uninstall", "crm", "--users", "keep", "--yes")[0] == 0
     # Mallory's package reuses the id: refused as a different app, whatever else is granted.
     code, _out, err = run("app", "install", str(_signed(run, tmp_path, "mallory", "mallory")),
                           "--json", *_grants())
@@ -118,7 +118,7 @@ def test_another_publisher_cannot_take_over_an_uninstalled_apps_id(
 def test_an_explicit_transfer_is_audited(run: Cli, tmp_path: Path) -> None:
     assert run("app", "install", str(_signed(run, tmp_path, "acme-v1", "acme")),
                *_grants())[0] == 0
-    assert run("app", "uninstall", "crm", "--users", "keep")[0] == 0
+    assert run("app", "uninstall", "crm", "--users", "keep", "--yes")[0] == 0
     code, _, err = run("app", "install", str(_signed(run, tmp_path, "mallory", "mallory")),
                        "--transfer-publisher", *_grants())
     assert code == 0, err
@@ -126,7 +126,7 @@ def test_an_explicit_transfer_is_audited(run: Cli, tmp_path: Path) -> None:
     assert len(transfers) == 1 and transfers[0]["app_id"] == "crm"
     assert "transferred from publisher key" in transfers[0]["detail"]
     # Now the id is Mallory's: Acme's package is the different app.
-    code, _, err = run("app", "uninstall", "crm", "--users", "keep")
+    code, _, err = run("app", "uninstall", "crm", "--users", "keep", "--yes")
     assert code == 0, err
     code, _, err = run("app", "install", str(_signed(run, tmp_path, "acme-v2", "acme", "1.1.0")),
                        *_grants())
@@ -160,7 +160,7 @@ def test_an_install_made_before_bindings_existed_keeps_its_binding_at_uninstall(
     conn.execute("DELETE FROM app_lineage")
     conn.commit()
     conn.close()
-    assert run("app", "uninstall", "crm", "--users", "keep")[0] == 0
+    assert run("app", "uninstall", "crm", "--users", "keep", "--yes")[0] == 0
     code, _, err = run("app", "install", str(_signed(run, tmp_path, "mallory", "mallory")),
                        *_grants())
     assert code == 1 and "different app" in err, err

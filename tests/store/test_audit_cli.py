@@ -65,7 +65,7 @@ def test_tail_and_show_escape_app_strings(tmp_path: Path) -> None:
     assert r.returncode == 0 and "\x1b" not in r.stderr
     assert sum("99  2026" in ln for ln in r.stderr.splitlines()) == 1  # still one escaped line
     r = _cli(home, "show", "77")
-    assert r.returncode == 1
+    assert r.returncode == 2  # not found: exit 2 everywhere
 
 
 def test_no_store_is_an_input_error(tmp_path: Path) -> None:

@@ -1,0 +1,105 @@
+"""`stockade app info`: one installed app in words a person reads (`--json` for scripts).
+
+The publisher line is the trust store's answer now (a key untrusted since the install shows as
+such), next to what it was at install. Required settings that have no value are flagged.
+"""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import typer
+from rich.text import Text
+
+from host.apps import lifecycle_seams
+from host.apps.packages import PackageError, read_package
+from host.apps.publisher import PublisherError, TrustStore, check_signature
+from host.cli.app_cmd import _checked, _open
+from host.cli.app_common import AppRef, JsonFlag, app_app, existing_store, resolve
+from host.cli.output import emit_json, err_console
+from host.home import Home
+from host.inert import MAX_BLOCK, visible
+
+
+def publisher_now(home: Home, package_path: Any) -> dict[str, str | None]:
+    """Who vouches for the installed package according to today's trust store."""
+    try:
+        return check_signature(read_package(package_path), TrustStore(home.trust_dir)).to_dict()
+    except (PackageError, PublisherError, OSError) as exc:
+        return {"status": "unreadable", "kid": None, "publisher": None, "problem": str(exc)}
+
+
+def _publisher_words(p: dict[str, Any]) -> str:
+    status = p.get("status")
+    if status == "trusted":
+        return f"signed by {p.get('publisher')} (key {p.get('kid')}), trusted"
+    if status == "unsigned":
+        return "unsigned: nobody vouches for this package's contents"
+    if status == "unreadable":
+        return f"the installed package cannot be read ({p.get('problem')})"
+    return f"signed by key {p.get('kid')}, which is not in the trust store"
+
+
+def _when(ts: Any) -> str:
+    if not isinstance(ts, int | float):
+        return "-"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _value(v: Any) -> str:
+    if v is None:
+        return "<unset>"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+@app_app.command("info")
+def info(ctx: typer.Context, ref: AppRef, json_out: JsonFlag = False) -> None:
+    """One app: version, grants, settings (secrets masked), publisher trust now, consent."""
+    home: Home = ctx.obj
+    existing_store(home, ref).close()
+    store, keyring = _open(home)
+    with store:
+        rec = resolve(store, ref)
+        d = _checked(store, keyring, rec)
+        d["app_users"] = lifecycle_seams.count_app_users(home, rec)
+    d["publisher_now"] = publisher_now(home, rec.package_path)
+    if json_out:
+        emit_json(d)
+        return
+    lines = [f"{d['name']} ({d['app_id']} {d['version']})"]
+    state = "enabled" if d["enabled"] else f"disabled: {d['disabled_reason'] or 'by the operator'}"
+    lines.append(f"  state:      {state}")
+    lines.append(f"  publisher:  {_publisher_words(d['publisher_now'])}")
+    if d["publisher_now"].get("status") != d["publisher"].get("status"):
+        lines.append(f"              (at install: {_publisher_words(d['publisher'])})")
+    lines.append(f"  granted:    {', '.join(d['grants']) or 'nothing'}")
+    if d["denied"]:
+        lines.append(f"  not granted (PermissionDenied): {', '.join(d['denied'])}")
+    lines.append(f"  events:     {', '.join(d['events']) or 'none'}")
+    consent = "verified" if d["consent_ok"] else f"DOES NOT VERIFY: {d['consent_problem']}"
+    lines.append(f"  consent:    {consent}")
+    if rec.manifest.setting:
+        lines.append("  settings:")
+        missing = set(d["missing_settings"])
+        for s in rec.manifest.setting:
+            flag = "  <- required, not set" if s.key in missing else ""
+            secret = " (secret)" if s.key in d["secret_settings"] else ""
+            lines.append(f"    {s.key}{secret}: {_value(d['settings'].get(s.key))}{flag}")
+    if d["missing_settings"]:
+        lines.append(f"  needs settings: {', '.join(d['missing_settings'])} "
+                     f"(`stockade app settings {d['app_id']} KEY=VALUE`)")
+    if d["pending_update"]:
+        lines.append(f"  pending update: {d['pending_update']['version']} waits for "
+                     f"`stockade app consent {d['app_id']}`")
+    lines.append(f"  users it created: {d['app_users'] if d['app_users'] is not None else '-'}")
+    lines.append(f"  installed:  {_when(d['installed_at'])}; updated {_when(d['updated_at'])}")
+    lines.append(f"  install id: {d['install_id']} (generation {d['generation']})")
+    for text_line in lines:
+        # name, settings, reasons are author text: each line inert (DESIGN rule 12)
+        err_console.print(Text(visible(text_line, limit=MAX_BLOCK)))
+
+
+def register(root: typer.Typer) -> None:
+    """The command hangs on the `app` group (`host.cli.app_common.app_app`)."""

@@ -1,0 +1,49 @@
+"""`stockade init`: create a home on purpose, with the shipped default policy and a host key.
+
+Any command that writes creates the home too (with the same default policy); `init` is the
+documented first step, says what it made, and is idempotent: on an existing home it creates
+nothing that is already there and never overwrites a policy file.
+"""
+from __future__ import annotations
+
+import typer
+
+from host.cli.output import EXIT_USAGE, emit_json, err_console, fail
+from host.home import Home
+
+
+def init(
+    ctx: typer.Context,
+    json_out: bool = typer.Option(False, "--json", help="Machine output on stdout only."),
+) -> None:
+    """Create the home folder: layout (0700), the shipped default policy, the host's key."""
+    from host.keys.keyring import Keyring
+
+    home: Home = ctx.obj
+    if home.root.exists() and not home.root.is_dir():
+        fail(f"{home.root} exists and is not a folder", "pass another --home", EXIT_USAGE)
+    existed = home.root.exists()
+    had_key = (home.keys_dir / "keyring.json").exists()
+    try:
+        home.ensure()
+        ring = Keyring.open(home.keys_dir)
+    except OSError as exc:
+        fail(f"cannot create the home {home.root}: {exc.strerror or exc}",
+             "pass a --home you can write to")
+    policies = sorted(p.name for p in home.policies_dir.glob("*.toml"))
+    if json_out:
+        emit_json({"home": str(home.root), "created": not existed, "policies": policies,
+                   "host_key": ring.current, "host_key_created": not had_key})
+        return
+    verb = "initialized" if not existed else "already initialized"
+    err_console.print(f"{verb} {home.root}", highlight=False)
+    err_console.print(f"  policies: {', '.join(policies) or 'none'} in {home.policies_dir}",
+                      highlight=False)
+    err_console.print(f"  host key: {ring.current}" + (" (new)" if not had_key else ""),
+                      highlight=False)
+    err_console.print("next: `stockade doctor`, then `stockade app install PACKAGE`",
+                      highlight=False)
+
+
+def register(root: typer.Typer) -> None:
+    root.command("init")(init)

@@ -1,0 +1,96 @@
+"""`stockade policy fmt`: canonical form for policy files, like `opa fmt` / `gofmt`.
+
+Default: rewrite each file that is not canonical (atomically). `--check`: exit 1 if any is not.
+`--diff`: print a unified diff of what would change, write nothing, exit 1 if anything would.
+`--list`: print the names of the files that would change, write nothing. `--json`: one document
+on stdout with each file's result.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from host.cli.output import EXIT_NEGATIVE, EXIT_OK, emit_json, err_console, fail
+from host.cli.policy_cmd import _print_findings
+from host.cli.policy_cmd import app as policy_app
+from policies.fmt import format_policy
+from policies.loader import MAX_FILE_BYTES, parse_text
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, path.stat().st_mode & 0o777)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read(path: Path) -> str:
+    if path.is_symlink() or not path.is_file():
+        fail(f"{path} is not a regular file", "fmt rewrites policy files, not links/folders")
+    raw = path.read_bytes()
+    if len(raw) > MAX_FILE_BYTES:
+        fail(f"{path} is larger than {MAX_FILE_BYTES} bytes")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        fail(f"{path} is not UTF-8")
+
+
+@policy_app.command("fmt")
+def fmt_cmd(
+    files: Annotated[list[Path], typer.Argument(help="Policy files to rewrite in canonical form.")],
+    check: Annotated[bool, typer.Option("--check", help="Exit 1 if not canonical.")] = False,
+    diff: Annotated[bool, typer.Option("--diff", help="Print what would change; write "
+                                                      "nothing.")] = False,
+    list_: Annotated[bool, typer.Option("--list", help="Print the files that would change; "
+                                                       "write nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine output on stdout.")] = False,
+) -> None:
+    """Rewrite files in canonical form (atomically), or --check / --diff / --list them."""
+    write = not (check or diff or list_)
+    results: list[dict[str, Any]] = []
+    for path in files:
+        text = _read(path)
+        src, findings = parse_text(text, str(path))
+        if src.model is None:
+            _print_findings(findings)
+            fail(f"{path} does not parse; fmt only formats valid files", "fix the errors above")
+        canon = format_policy(src.model, text)
+        patch = "".join(difflib.unified_diff(
+            text.splitlines(keepends=True), canon.splitlines(keepends=True),
+            fromfile=f"{path} (as written)", tofile=f"{path} (canonical)"))
+        results.append({"file": str(path), "canonical": canon == text,
+                        "written": write and canon != text, "diff": patch})
+        if canon == text:
+            continue
+        if write:
+            _atomic_write(path, canon)
+        if as_json:
+            continue
+        if diff:
+            typer.echo(patch, nl=False)
+        elif list_:
+            typer.echo(str(path))
+        else:
+            err_console.print(f"{path}: {'formatted' if write else 'not canonical'}",
+                              highlight=False, markup=False)
+    if as_json:
+        emit_json({"files": results})
+    dirty = any(not r["canonical"] for r in results)
+    raise typer.Exit(EXIT_NEGATIVE if ((check or diff) and dirty) else EXIT_OK)
+
+
+def register(root: typer.Typer) -> None:
+    """The command hangs on the `policy` group (`host.cli.policy_cmd`)."""

@@ -1,0 +1,136 @@
+"""`stockade policy add|reload|list`: the home's policy folder, changed only through a check.
+
+A serving host polls its policy folder (`host.gate.policywatch`) and replaces the active policy
+only with a set that loads. `policy add` checks the new file together with the files already in
+the home before copying it in (atomically), so a bad file never even reaches the folder;
+`policy reload` checks the folder as it is now and says which revision a serving host will use.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from host.cli.output import EXIT_NEGATIVE, EXIT_USAGE, emit_json, err_console, fail
+from host.cli.policy_cmd import _print_findings
+from host.cli.policy_cmd import app as policy_app
+from host.home import Home
+from host.supervise.status import PUBLISH_INTERVAL_S
+from policies.findings import Finding, sort_findings
+from policies.loader import CASES_SUFFIX, MAX_FILE_BYTES, load, load_sources, parse_text
+from policies.source import SourceFile
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine output on stdout only.")]
+
+
+def _home_files(home: Home) -> list[Path]:
+    if not home.policies_dir.is_dir():
+        return []
+    return sorted(p for p in home.policies_dir.glob("*.toml")
+                  if not p.name.endswith(CASES_SUFFIX))
+
+
+@policy_app.command("add")
+def add_cmd(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A policy file (*.toml) to add to the home.")],
+    name: Annotated[str | None, typer.Option(
+        "--name", help="File name in the home (default: the file's own name).")] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Check only; change nothing.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Check a policy file with the home's others, then copy it in (a serving host picks it up).
+
+    Replaces a file of the same name. Nothing is copied when the set would not load.
+    """
+    home: Home = ctx.obj
+    target_name = name or file.name
+    if not target_name.endswith(".toml") or target_name.endswith(CASES_SUFFIX) \
+            or "/" in target_name or target_name.startswith("."):
+        fail(f"{target_name!r} is not a policy file name", "use NAME.toml (not *.cases.toml)")
+    try:
+        if file.stat().st_size > MAX_FILE_BYTES:
+            fail(f"{file} is larger than {MAX_FILE_BYTES} bytes", "split it into several files")
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"cannot read {file}: {getattr(exc, 'strerror', None) or exc}",
+             "give a policy file (*.toml)")
+    # Check exactly the set the host will load: the other files plus this one under its name
+    # (findings name the file the operator gave).
+    sources: list[SourceFile] = []
+    pre: list[Finding] = []
+    for p in _home_files(home):
+        if p.name != target_name:
+            src, errs = parse_text(p.read_text(encoding="utf-8", errors="replace"), str(p))
+            sources.append(src)
+            pre.extend(errs)
+    src, errs = parse_text(text, str(file))
+    res = load_sources([*sources, src], [*pre, *errs])
+    findings = sort_findings(res.findings)
+    target = home.policies_dir / target_name
+    if res.policy is None:
+        _print_findings([f for f in findings if f.severity == "error"])
+        if json_out:
+            emit_json({"added": False, "file": str(target),
+                       "findings": [f.to_json() for f in findings]})
+        fail(f"{file} refused: the home's policy would not load with it; nothing changed",
+             f"`stockade policy check {home.policies_dir} {file}` lists every finding",
+             EXIT_NEGATIVE)
+    replaces = target.exists()
+    if not dry_run:
+        home.ensure()
+        fd, tmp_name = tempfile.mkstemp(prefix=".add-", suffix=".tmp", dir=home.policies_dir)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp_name, target)
+    verb = "would add" if dry_run else "added"
+    if replaces:
+        verb = "would replace" if dry_run else "replaced"
+    err_console.print(f"{verb} {target}; policy revision {res.policy.revision}", highlight=False)
+    if not dry_run:
+        err_console.print(f"a serving host picks it up within {PUBLISH_INTERVAL_S:.0f} s",
+                          highlight=False)
+    if json_out:
+        emit_json({"added": not dry_run, "dry_run": dry_run, "replaced": replaces,
+                   "file": str(target), "revision": res.policy.revision,
+                   "findings": [f.to_json() for f in findings]})
+
+
+@policy_app.command("reload")
+def reload_cmd(ctx: typer.Context, json_out: JsonOpt = False) -> None:
+    """Check the home's policy folder as it is now: the revision a serving host will decide with.
+
+    A serving host polls the folder itself; this says whether the change loads. Exit 1 when it
+    does not (the host keeps its previous revision).
+    """
+    home: Home = ctx.obj
+    files = _home_files(home)
+    if not files:
+        fail(f"no policy files in {home.policies_dir}",
+             "`stockade init` writes the shipped default", EXIT_NEGATIVE)
+    res = load([home.policies_dir])
+    findings = sort_findings(res.findings)
+    if json_out:
+        emit_json({"ok": res.policy is not None,
+                   "revision": res.policy.revision if res.policy else None,
+                   "files": [p.name for p in files],
+                   "findings": [f.to_json() for f in findings]})
+    if res.policy is None:
+        if not json_out:
+            _print_findings([f for f in findings if f.severity == "error"])
+        fail(f"the policy in {home.policies_dir} does not load: a serving host keeps "
+             "deciding with its previous revision", "fix or remove the file named above",
+             EXIT_NEGATIVE)
+    err_console.print(f"{len(files)} file(s) load as revision {res.policy.revision}; a serving "
+                      f"host uses it within {PUBLISH_INTERVAL_S:.0f} s", highlight=False)
+
+
+def register(root: typer.Typer) -> None:
+    """The commands hang on the `policy` group (`host.cli.policy_cmd`)."""
+
+
+__all__ = ["EXIT_USAGE", "register"]

@@ -1,0 +1,44 @@
+"""The `cli` fixture (imported by each test module: a second `conftest` module would shadow
+tests/server/conftest.py, which tests import by name): run the real `stockade` typer app on a temporary home, capture both
+streams (machine output on stdout, everything for people on stderr) and the exit code."""
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from host.cli.main import root
+from host.cli.output import err_console
+
+
+class Result:
+    def __init__(self, exit_code: int, stdout: str, stderr: str) -> None:
+        self.exit_code, self.stdout, self.stderr = exit_code, stdout, stderr
+        self.output = stdout + stderr
+
+
+Run = Callable[..., Result]
+
+
+@pytest.fixture(name="home")
+def home_fixture(tmp_path: Path) -> Path:
+    return tmp_path / "home"
+
+
+@pytest.fixture(name="cli")
+def cli_fixture(home: Path, monkeypatch: pytest.MonkeyPatch) -> Run:
+    runner = CliRunner()
+
+    def run(*args: str, input: str | None = None, with_home: bool = True) -> Result:
+        buf = io.StringIO()
+        monkeypatch.setattr(err_console, "_file", buf)
+        argv = ["--home", str(home), *args] if with_home else list(args)
+        r = runner.invoke(root, argv, input=input)
+        if r.exception and not isinstance(r.exception, SystemExit):
+            raise r.exception
+        return Result(r.exit_code, r.stdout, r.stderr + buf.getvalue())
+
+    return run

@@ -1,0 +1,182 @@
+"""Errors, exit codes and signals: one not-found code, a busy port is a usage error, no
+traceback for hostile input, Ctrl-C stops with 130 and one line, flags anywhere, and read-only
+commands never create a home."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from clihelp import Run, cli_fixture, home_fixture  # noqa: F401  (the fixtures)
+
+from host.cli.main import normalize_argv
+
+STOCKADE = str(Path(sys.executable).parent / "stockade")
+
+
+def _run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([STOCKADE, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_home_that_is_a_file_is_a_usage_error(tmp_path: Path) -> None:
+    f = tmp_path / "passwd"
+    f.write_text("root:x:0:0\n")
+    for cmd in (["app", "list"], ["doctor"], ["init"]):
+        r = _run("--home", str(f), *cmd)
+        assert r.returncode == 2, (cmd, r.stderr)
+        assert "is not a folder" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_deeply_nested_manifest_is_one_line(tmp_path: Path, cli: Run) -> None:
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "app.toml").write_text('id = "deep"\nx = ' + "[" * 5000 + "]" * 5000 + "\n")
+    (app / "main.py").write_text("")
+    r = cli("app", "package", str(app))
+    assert r.exit_code == 2 and "nests values too deeply" in r.stderr
+    r = cli("app", "install", str(app), "--allow-unsigned")
+    assert r.exit_code == 2 and "nests values too deeply" in r.stderr
+
+
+@pytest.mark.parametrize("cmd", [["app", "info", "nope"], ["app", "logs", "nope"],
+                                 ["app", "settings", "nope"], ["app", "disable", "nope"],
+                                 ["app", "uninstall", "nope"], ["keys", "untrust", "nope"]])
+def test_not_found_is_exit_2_and_read_only_creates_nothing(cli: Run, home: Path,
+                                                           cmd: list[str]) -> None:
+    r = cli(*cmd)
+    assert r.exit_code == 2, r.output
+    assert "no " in r.stderr
+    if cmd[0] == "app":
+        assert not home.exists()
+
+
+def test_audit_record_not_found_is_exit_2(cli: Run, tmp_path: Path) -> None:
+    cli("init")
+    cli("keys", "host-rotate")  # a recorded operator action, so the store exists
+    r = cli("audit", "show", "99999")
+    assert r.exit_code == 2, r.output
+
+
+@pytest.mark.parametrize("cmd", [["app", "list"], ["keys", "host-list"], ["keys", "list"],
+                                 ["doctor"], ["audit", "tail"], ["policy", "reload"]])
+def test_read_only_commands_never_create_a_home(cli: Run, home: Path, cmd: list[str]) -> None:
+    cli(*cmd)
+    assert not home.exists(), cmd
+
+
+def test_home_and_json_before_or_after_the_command(tmp_path: Path) -> None:
+    home = str(tmp_path / "home")
+    assert _run("--home", home, "init").returncode == 0
+    for argv in (["app", "list", "--home", home, "--json"],
+                 ["--json", "app", "list", "--home", home],
+                 ["app", "--home", home, "list", "--json"],
+                 [f"--home={home}", "--json", "app", "list"]):
+        r = _run(*argv)
+        assert r.returncode == 0, (argv, r.stderr)
+        assert json.loads(r.stdout) == [], argv
+
+
+def test_normalize_argv_keeps_everything_after_double_dash() -> None:
+    assert normalize_argv(["sandbox", "exec", "--home", "h", "--", "--json"]) == \
+        ["--home", "h", "sandbox", "exec", "--", "--json"]
+    assert normalize_argv(["--json", "policy", "schema"]) == ["policy", "schema", "--json"]
+
+
+def test_busy_port_is_a_usage_error_before_serving(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = _run("--home", str(tmp_path / "home"), "serve", "--port", str(port))
+    assert r.returncode == 2, r.stderr
+    assert f"port {port} on 127.0.0.1 is already in use" in r.stderr
+    assert "stockade server:" not in r.stderr and "apps running" not in r.stderr
+    assert "Traceback" not in r.stderr and "Errno" not in r.stderr
+    assert len([ln for ln in r.stderr.splitlines() if ln.startswith("error:")]) == 1
+
+
+def _interrupt(args: list[str], ready: str, tmp_path: Path) -> tuple[int, str]:
+    """Start `stockade ARGS` in its own process group, wait for `ready` on stderr, then send
+    SIGINT to the whole group, as a terminal's Ctrl-C does (the zygote and children too)."""
+    err = tmp_path / "stderr.txt"
+    with open(err, "w") as ef:
+        p = subprocess.Popen([STOCKADE, *args], stdout=subprocess.DEVNULL, stderr=ef,
+                             start_new_session=True)
+        deadline = time.monotonic() + 60
+        while ready not in err.read_text() and time.monotonic() < deadline:
+            assert p.poll() is None, err.read_text()
+            time.sleep(0.05)
+        os.killpg(p.pid, signal.SIGINT)
+        code = p.wait(timeout=60)
+    return code, err.read_text()
+
+
+@pytest.mark.parametrize(("args", "ready"), [
+    (["serve", "--port", "0"], "stockade server:"),
+    (["demo"], "Visitor"),
+    (["bench", "--quick"], ""),  # prints nothing early: interrupted after 2 s
+])
+def test_ctrl_c_stops_cleanly_with_130(tmp_path: Path, args: list[str], ready: str) -> None:
+    full = (["--home", str(tmp_path / "home")] if args[0] == "serve" else []) + args
+    code, err = _interrupt(full, ready, tmp_path) if ready else _interrupt_after(full, tmp_path)
+    assert code == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert err.rstrip().endswith("interrupted: stopped")
+
+
+def _interrupt_after(args: list[str], tmp_path: Path) -> tuple[int, str]:
+    err = tmp_path / "stderr.txt"
+    with open(err, "w") as ef:
+        p = subprocess.Popen([STOCKADE, *args], stdout=subprocess.DEVNULL, stderr=ef,
+                             start_new_session=True)
+        time.sleep(2.0)
+        assert p.poll() is None
+        os.killpg(p.pid, signal.SIGINT)
+        code = p.wait(timeout=60)
+    return code, err.read_text()
+
+
+def test_ctrl_c_at_a_prompt(tmp_path: Path) -> None:
+    """At a consent prompt on a terminal: 130 and one line, nothing installed."""
+    import pty
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "apps"))
+    from apps_helpers import app_files, write_folder
+
+    folder = write_folder(tmp_path / "src", app_files())
+    home = tmp_path / "home"
+    main_fd, sub_fd = pty.openpty()
+    p = subprocess.Popen([STOCKADE, "--home", str(home), "app", "install", str(folder),
+                          "--allow-unsigned"], stdin=sub_fd, stdout=sub_fd, stderr=sub_fd,
+                         start_new_session=True)
+    os.close(sub_fd)
+    seen = b""
+    deadline = time.monotonic() + 60
+    while b"Grant all" not in seen and time.monotonic() < deadline:
+        try:
+            seen += os.read(main_fd, 4096)
+        except OSError:
+            break
+    assert b"Grant all" in seen, seen[-500:]
+    os.killpg(p.pid, signal.SIGINT)
+    code = p.wait(timeout=30)
+    rest = b""
+    while True:
+        try:
+            chunk = os.read(main_fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        rest += chunk
+    os.close(main_fd)
+    assert code == 130, rest
+    assert b"Traceback" not in rest and b"interrupted: stopped" in rest
+    r = _run("--home", str(home), "app", "list", "--json")
+    assert json.loads(r.stdout) == []

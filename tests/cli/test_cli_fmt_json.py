@@ -1,0 +1,37 @@
+"""`policy fmt --diff/--list/--json`, `policy schema --json`, `sandbox exec --json`."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from clihelp import Run, cli_fixture, home_fixture  # noqa: F401  (the fixtures)
+
+MESSY = 'name="t"\nschema=1\n'
+
+
+def test_fmt_diff_and_list_write_nothing(cli: Run, tmp_path: Path) -> None:
+    f = tmp_path / "p.toml"
+    f.write_text(MESSY)
+    d = cli("policy", "fmt", "--diff", str(f))
+    assert d.exit_code == 1 and '-name="t"' in d.stdout and '+name = "t"' in d.stdout
+    listed = cli("policy", "fmt", "--list", str(f))
+    assert listed.exit_code == 0 and listed.stdout == f"{f}\n"
+    assert f.read_text() == MESSY
+    doc = json.loads(cli("policy", "fmt", "--json", str(f)).stdout)
+    assert doc["files"][0]["written"] is True and doc["files"][0]["canonical"] is False
+    assert f.read_text() != MESSY
+    again = cli("policy", "fmt", "--diff", str(f))
+    assert again.exit_code == 0 and again.stdout == ""
+
+
+def test_schema_json(cli: Run) -> None:
+    r = cli("policy", "schema", "--json")
+    assert r.exit_code == 0 and "properties" in json.loads(r.stdout)
+
+
+def test_sandbox_exec_json(cli: Run, tmp_path: Path) -> None:
+    f = tmp_path / "s.py"
+    f.write_text('print("hi")\n')
+    r = cli("sandbox", "exec", str(f), "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout) == {"exit_code": 0, "output": "hi\n", "message": ""}

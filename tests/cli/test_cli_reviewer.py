@@ -1,0 +1,85 @@
+"""Reviewer tools: `can-i` with an installed app's real grants, `--list`, list arguments,
+did-you-mean for unknown names, and `policy check --fail-on`."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from clihelp import Run, cli_fixture, home_fixture  # noqa: F401  (the fixtures)
+
+ROLES_POLICY = '''schema = 1
+name = "roles"
+[[rule]]
+id = "bot-roles"
+effect = "permit"
+apps = ["a"]
+actions = ["users.create"]
+[rule.when]
+user_types = ["bot"]
+roles = ["bot", "livechat-agent"]
+[[quota]]
+id = "q"
+apps = ["a"]
+action = "users.create"
+limit = 5
+window = "1h"
+scope = "install"
+'''
+
+
+def _greeter(cli: Run, tmp_path: Path, *grants: str) -> None:
+    assert cli("app", "new", "greeter", "--dir", str(tmp_path / "greeter")).exit_code == 0
+    assert cli("policy", "add", str(tmp_path / "greeter.policy.toml")).exit_code == 0
+    flags = [x for g in grants for x in ("--grant", g)]
+    r = cli("app", "install", str(tmp_path / "greeter"), "--allow-unsigned", *flags)
+    assert r.exit_code == 0, r.output
+
+
+def test_can_i_uses_the_installed_grants(cli: Run, tmp_path: Path) -> None:
+    _greeter(cli, tmp_path, "livechat.read", "messages.send")
+    yes = cli("can-i", "greeter", "messages.send", "--arg", "room_id=r1", "--arg", "text=hi")
+    assert yes.exit_code == 0 and yes.stdout == "yes\n", yes.output
+    # Not granted: the same call is a no once the grant is revoked.
+    assert cli("app", "consent", "greeter", "--revoke", "messages.send", "--yes").exit_code == 0
+    no = cli("can-i", "greeter", "messages.send", "--arg", "room_id=r1", "--arg", "text=hi")
+    assert no.exit_code == 1 and no.stdout == "no\n" and "not granted" in no.stderr
+    # No rule: users.read is not permitted by any rule for greeter.
+    doc = json.loads(cli("can-i", "greeter", "--list", "--json").stdout)
+    by = {r["action"]: r for r in doc["actions"]}
+    assert by["messages.send"]["answer"] == "no"
+    assert by["livechat.get_room"]["answer"] == "depends"
+    assert by["users.create"]["why"] == "users.create not granted"
+
+
+def test_can_i_unknown_action_and_app(cli: Run, tmp_path: Path) -> None:
+    _greeter(cli, tmp_path, "livechat.read")
+    r = cli("can-i", "greeter", "mesages.send")
+    assert r.exit_code == 2 and "did you mean 'messages.send'?" in r.stderr
+    assert cli("can-i", "nope", "messages.send").exit_code == 2
+
+
+def test_explain_reads_roles_as_a_list(cli: Run, tmp_path: Path) -> None:
+    pol = tmp_path / "roles.toml"
+    pol.write_text(ROLES_POLICY)
+    base = ["policy", "explain", "--policy", str(pol), "--app", "a", "--action",
+            "users.create", "--arg", "username=u1", "--arg", "name=U", "--arg", "type=bot",
+            "--fact", "role_privileged=false"]
+    ok = cli(*base, "--arg", "roles=bot,livechat-agent", "--json")
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.stdout)["allowed"] is True
+    wide = cli(*base, "--arg", "roles=bot,admin", "--json")
+    assert wide.exit_code == 1 and json.loads(wide.stdout)["allowed"] is False
+
+
+def test_check_did_you_mean_and_fail_on(cli: Run, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('schema = 1\nname = "b"\n[[rule]]\nid = "r"\neffect = "permit"\n'
+                   'apps = ["x"]\nactions = ["users.creat"]\n')
+    r = cli("policy", "check", str(bad))
+    assert r.exit_code == 1
+    assert f"{bad}:7: error STK010" in r.stderr and "did you mean 'users.create'?" in r.stderr
+    default = Path(__file__).resolve().parents[2] / "policies" / "shipped" / "default.toml"
+    assert cli("policy", "check", str(default)).exit_code == 0  # one warning: below the bar
+    strict = cli("policy", "check", str(default), "--fail-on", "warning", "--json")
+    assert strict.exit_code == 1 and json.loads(strict.stdout)["fail_on"] == "warning"
+    assert cli("policy", "check", str(default), "--fail-on", "loud").exit_code == 2
