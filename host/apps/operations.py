@@ -8,7 +8,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from host.apps.consent import ConsentError, guardrail_problems, make_consent
-from host.apps.disclosure import Disclosure, build_disclosure, load_policy_view
+from host.apps.disclosure import (
+    Disclosure,
+    RouteActions,
+    build_disclosure,
+    load_policy_view,
+)
 from host.apps.installs import InstallRecord, InstallStore, new_install_id
 from host.apps.lineage import Lineage, Transfer, describe
 from host.apps.manifest import Manifest, SettingValue, coerce_setting
@@ -38,11 +43,13 @@ def default_settings(manifest: Manifest,
 
 
 def disclose(home: Home, pkg: Package, sig: SignatureCheck,
-             app_users: int | None = None) -> tuple[Disclosure, str | None]:
+             app_users: int | None = None, *, rest_as: str | None = None,
+             route_actions: RouteActions | None = None) -> tuple[Disclosure, str | None]:
     """The disclosure for a package under the home's current policy (and why policy is absent)."""
     policy, why = load_policy_view(home.policies_dir)
     return build_disclosure(pkg.manifest, pkg.content_hash, sig, policy,
-                            app_users=app_users), why
+                            app_users=app_users, rest_as=rest_as,
+                            route_actions=route_actions), why
 
 
 def install_package(

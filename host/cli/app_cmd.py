@@ -117,10 +117,14 @@ def _open(home: Home) -> tuple[InstallStore, Keyring]:
 
 
 def _disclose(home: Home, manifest: Manifest, content_hash: str, sig: SignatureCheck,
-              rec: InstallRecord | None = None, title: str = "Install") -> Disclosure:
+              rec: InstallRecord | None = None, title: str = "Install",
+              rest_as: str | None = None) -> Disclosure:
+    from host.gate.rest_routes import route_actions
+
     policy, why = load_policy_view(home.policies_dir)
     users = lifecycle_seams.count_app_users(home, rec) if rec is not None else None
-    d = build_disclosure(manifest, content_hash, sig, policy, app_users=users)
+    d = build_disclosure(manifest, content_hash, sig, policy, app_users=users, rest_as=rest_as,
+                         route_actions=route_actions)
     render_disclosure(d, err_console, title=title)
     if why:
         err_console.print(f"[yellow]{why}[/]", highlight=False)
@@ -453,6 +457,25 @@ def update(
         emit_json({"status": "applied", "diff": diff.to_dict(), "install": rec.to_public_dict()})
 
 
+def _rest_identity(home: Home, current: str | None, flag: str | None) -> str | None:
+    """The REST identity the new consent names: the flag's (`app` = the app's own user, None),
+    else the one already consented to. A named user must exist on the server."""
+    if flag is None:
+        return current
+    if flag == "app":
+        return None
+    from host.server.embedded import EmbeddedServer
+    from host.server.errors import ServerError
+    from host.server.principals import SYSTEM
+
+    try:
+        EmbeddedServer(home.server_db, SystemClock()).users_get_by_username(SYSTEM, flag)
+    except ServerError:
+        fail(f"--rest-as {flag!r}: no such server user", "create the user first, or pass "
+             "--rest-as app for the app's own user")
+    return flag
+
+
 @app_app.command("consent")
 def consent(
     ctx: typer.Context,
@@ -460,6 +483,11 @@ def consent(
     grant: GrantOpt = None,
     reject: Annotated[bool, typer.Option("--reject", help="Discard the pending update.")] = False,
     transfer: TransferOpt = False,
+    rest_as: Annotated[str | None, typer.Option(
+        "--rest-as", metavar="USERNAME",
+        help="Server user this app's REST routes without a bridge action act as (default: "
+             "the app's own user; `--rest-as app` goes back to it). Shown in the disclosure "
+             "and signed in the consent.")] = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Approve a pending update (shows the diff), or re-confirm the current version's grants."""
@@ -467,6 +495,7 @@ def consent(
     store, keyring = _open(home)
     with store:
         rec = resolve(store, ref)
+        identity = _rest_identity(home, rec.rest_as, rest_as)
         pending = rec.pending
         if reject:
             if pending is None:
@@ -482,7 +511,8 @@ def consent(
         pkg = _read(pending.package_path if pending is not None else rec.package_path)
         sig = _signature(home, pkg)
         title = "Pending update" if pending is not None else "Re-confirm"
-        disclosure = _disclose(home, pkg.manifest, pkg.content_hash, sig, rec, title=title)
+        disclosure = _disclose(home, pkg.manifest, pkg.content_hash, sig, rec, title=title,
+                               rest_as=identity)
         diff = diff_manifests(rec.manifest, pkg.manifest, old_publisher=rec.publisher,
                               new_publisher=sig.to_dict())
         if pending is not None:
@@ -512,7 +542,8 @@ def consent(
             keyring, install_id=rec.install_id, app_id=rec.app_id,
             version=pkg.manifest.version, package_hash=pkg.content_hash,
             manifest_hash=pkg.manifest.manifest_hash(), grants=grants,
-            policy_revision=disclosure.policy_revision, now=_now(), kind=kind)
+            policy_revision=disclosure.policy_revision, now=_now(), kind=kind,
+            rest_as=identity)
         store.apply_update(rec.install_id, manifest=pkg.manifest,
                            package_hash=pkg.content_hash,
                            package_path=pending.package_path if pending else rec.package_path,

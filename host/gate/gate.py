@@ -162,6 +162,12 @@ class Gate:
 
     def handle(self, session: Session, action: str, args: dict[str, Any]) -> Any:
         """Decide, reserve, audit and perform one bridge call; raise GateError on refusal."""
+        if action == "rest.call":
+            # A REST route is the bridge action it amounts to (DESIGN rule 11): restbridge.py
+            # decides it through this gate's own steps below.
+            from host.gate.restbridge import rest_call
+
+            return rest_call(self, session, args)
         spec, decision, policy, facts = self._decide(session, action, args)
         return self._admit_and_call(session, spec, args, decision, policy, facts)
 
@@ -174,24 +180,26 @@ class Gate:
             action="http.request", args_digest=args_digest(args), detail="redirect hop"))
         return list(facts.get("resolved_ips") or [])
 
-    def _decide(self, session: Session, action: str, args: dict[str, Any]
+    def _decide(self, session: Session, action: str, args: dict[str, Any],
+                route: str | None = None, extra_facts: Mapping[str, Any] | None = None,
                 ) -> tuple[ActionSpec, Decision, Policy, dict[str, Any]]:
+        """Every step before admission; `route` (a REST bridge call's) goes on refusals."""
         spec = ACTIONS.get(action)
         if spec is None:
             raise self._refuse(session, action, args, "invalid_argument",
-                               f"unknown bridge action {action[:64]!r}")
+                               f"unknown bridge action {action[:64]!r}", route=route)
         install, epoch = self.installs.get(session.install_id)
         problem = self._install_problem(session, install, epoch)
         if problem:
             session.revoked = problem
-            raise self._refuse(session, action, args, "permission_denied", problem)
+            raise self._refuse(session, action, args, "permission_denied", problem, route=route)
         assert install is not None
         if spec.permission not in session.claims.perms or spec.permission not in install.grants:
             raise self._refuse(
                 session, action, args, "permission_denied",
                 f"app {session.app_id!r} lacks permission {spec.permission!r} needed for "
                 f"{action}: the app's manifest must ask for it and the operator must grant it "
-                f"(`stockade app consent {session.app_id}`)",
+                f"(`stockade app consent {session.app_id}`)", route=route,
             )
         undeclared = _undeclared_roles(install, spec, args)
         if undeclared:
@@ -199,18 +207,21 @@ class Gate:
                 session, action, args, "permission_denied",
                 f"{action}: role(s) {', '.join(undeclared)} not declared for "
                 f"{spec.permission!r} in the app's manifest (the operator consented to "
-                "the declared roles only)")
+                "the declared roles only)", route=route)
         policy = self.policy.current()
         try:
             facts = self._facts(session, spec, args)
         except ServerError as exc:
-            raise self._refuse(session, action, args, exc.code, exc.message) from None
+            raise self._refuse(session, action, args, exc.code, exc.message,
+                               route=route) from None
+        facts.update(extra_facts or {})
         decision = decide(policy, install.grants, Request(
             app_id=session.app_id, install_id=session.install_id, action=action, args=args,
             facts=facts, now=self.clock.now()))
         if not decision.allowed:
             raise self._refuse(session, action, args, "permission_denied",
-                               f"{decision.message} [{decision.code}]", decision, policy)
+                               f"{decision.message} [{decision.code}]", decision, policy,
+                               route=route)
         return spec, decision, policy, facts
 
     def _admit_and_call(self, session: Session, spec: ActionSpec, args: dict[str, Any],
@@ -341,7 +352,7 @@ class Gate:
 
     def _refuse(self, session: Session, action: str, args: Mapping[str, Any], code: str,
                 message: str, decision: Decision | None = None,
-                policy: Policy | None = None) -> GateError:
+                policy: Policy | None = None, *, route: str | None = None) -> GateError:
         """Audit the refusal (durably, within the install's refusal budget), then build the
         error the app will see."""
         _seq, over = self.ledger.deny_within(AuditRecord(
@@ -349,7 +360,7 @@ class Gate:
             rules=decision.rules if decision else (),
             policy_rev=policy.revision if policy else None, app_id=session.app_id,
             install_id=session.install_id, action=action[:64],
-            args_digest=args_digest(args),
+            args_digest=args_digest(args), route=route,
         ), refusal_budget(session.install_id))
         self._count(False)
         return (RefusalBudgetExceeded if over else GateError)(code, message)
