@@ -226,12 +226,12 @@ def policy_limits(policy: PolicyView, app_id: str, permission: str,
             parts.append(f"domains: {_join(r.domains or ())}")
             if r.allow_private_hosts:
                 parts.append(f"private hosts: {_join(r.allow_private_hosts)}")
-        if permission == "server.rest":
-            parts.extend(_rest_route_lines(r, route_actions))
+        routes = _rest_route_lines(r, route_actions) if permission == "server.rest" else []
         if r.any_user and actions & {"users.deactivate", "roles.assign", "livechat.add_agent",
                                      "users.set_custom_fields"}:
             parts.append("on ANY user (not only users it created)")
         lines.append("; ".join(parts))
+        lines.extend(routes)  # one line per route: each says what it amounts to
     for q in sorted(policy.quotas, key=lambda q: q.id):
         if not (q.any_app or app_id in q.apps):
             continue

@@ -26,6 +26,7 @@ from typing import Any
 from host.apps.installs import InstallRecord, InstallStore, data_version_in
 from host.clock import Clock
 from host.errors import GateError, RefusalBudgetExceeded
+from host.gate.restbridge import rest_call
 from host.keys.tokens import Claims
 from host.ledger.audit import AuditRecord, digest_args
 from host.ledger.ledger import REFUNDABLE_ERRORS, Ledger
@@ -165,8 +166,6 @@ class Gate:
         if action == "rest.call":
             # A REST route is the bridge action it amounts to (DESIGN rule 11): restbridge.py
             # decides it through this gate's own steps below.
-            from host.gate.restbridge import rest_call
-
             return rest_call(self, session, args)
         spec, decision, policy, facts = self._decide(session, action, args)
         return self._admit_and_call(session, spec, args, decision, policy, facts)

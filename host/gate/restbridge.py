@@ -22,18 +22,59 @@ answered, and a GateError for what the gate refused.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
+from host.apps.installs import InstallRecord
 from host.errors import GateError
 from host.gate.rest_routes import ROLE_FIELDS, ByUsername, RouteRefused, find, never
-from host.ledger.audit import AuditRecord
-from host.ledger.ledger import REFUNDABLE_ERRORS
+from host.ledger.audit import AuditRecord, digest_args
+from host.ledger.ledger import REFUNDABLE_ERRORS, Ledger
 from host.server.errors import ServerError
-from policies.types import QuotaCharge
+from host.server.principals import Caller
+from policies.policy import Policy
+from policies.types import Decision, QuotaCharge
+from policies.vocabulary import ActionSpec
 
-if TYPE_CHECKING:
-    from host.gate.gate import Gate, Session
+
+class Session(Protocol):
+    """The parts of `gate.Session` the REST bridge reads (the gate imports this module, so
+    this module names what it needs instead of importing the gate back)."""
+
+    @property
+    def app_id(self) -> str: ...
+    @property
+    def install_id(self) -> str: ...
+    @property
+    def caller(self) -> Caller: ...
+
+
+class Installs(Protocol):
+    def get(self, install_id: str) -> tuple[InstallRecord | None, int]: ...
+
+
+class Gate(Protocol):
+    """The gate's own steps, reused so a REST route is decided exactly as its bridge action."""
+
+    @property
+    def ledger(self) -> Ledger: ...
+    @property
+    def installs(self) -> Installs: ...
+    @property
+    def host_actions(self) -> Mapping[str, Callable[..., Any]]: ...
+
+    def handle(self, session: Any, action: str, args: dict[str, Any]) -> Any: ...
+    def _decide(self, session: Any, action: str, args: dict[str, Any],
+                route: str | None = None, extra_facts: Mapping[str, Any] | None = None,
+                ) -> tuple[ActionSpec, Decision, Policy, dict[str, Any]]: ...
+    def _refuse(self, session: Any, action: str, args: Mapping[str, Any], code: str,
+                message: str, decision: Decision | None = None,
+                policy: Policy | None = None, *, route: str | None = None) -> GateError: ...
+    def _dispatch(self, session: Any, spec: ActionSpec, args: dict[str, Any],
+                  op_id: str | None, facts: Mapping[str, Any]) -> Any: ...
+    def _settle_unknown(self, spec: ActionSpec, seq: int, op_id: str,
+                        exc: Exception) -> None: ...
+    def _count(self, allowed: bool) -> None: ...
 
 # Longest route text kept in an audit record. Guards record size against an app sending a
 # megabyte of route (the engine refuses such a route; the refusal is still recorded).
@@ -189,6 +230,5 @@ def _unmapped(gate: Gate, session: Session, args: dict[str, Any], label: str,
 
 
 def gate_digest(args: Mapping[str, Any]) -> str:
-    from host.gate.gate import args_digest
-
-    return args_digest(args)
+    """The same digest the gate records for a bridge call's arguments."""
+    return digest_args(dict(args))

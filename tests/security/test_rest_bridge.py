@@ -199,3 +199,66 @@ def test_a_server_403_is_audited_as_a_refusal_with_its_status(host: Host) -> Non
     decisions = [r for r in _rest_records(host) if r["kind"] == "decision"]
     assert decisions[-1]["route"] == "GET /api/v1/roles.list"
     assert decisions[-1]["action"] == "rest.call"
+    # a mapped route the server refuses (the username is taken): a 409 refusal, unit refunded
+    host.server.users_create(SYSTEM, "taken", "Taken", "user")
+    res = _run(host, [["POST", "/api/v1/users.create",
+                       {"username": "taken", "name": "T", "type": "bot"}]])
+    assert res[0] == [409, "conflict"]
+    last = _rest_records(host)[-1]
+    assert last["kind"] == "outcome" and last["ok"] is False and last["status"] == 409
+    assert last["code"] == "conflict" and last["refunded"] is True
+    assert last["action"] == "users.create" and last["route"] == "POST /api/v1/users.create"
+
+
+def test_another_identity_only_when_the_operator_names_it_at_consent(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from typer.testing import CliRunner
+
+    from host.cli.main import root
+    from host.cli.output import err_console
+    from host.clock import SystemClock
+    from host.server.embedded import EmbeddedServer
+    from host.server.personal_tokens import ensure_service_user
+
+    home = Home(tmp_path / "home").ensure()
+    write_policy(home, "restattack", POLICY.replace('"GET /api/v1/roles.list"',
+                                                    '"GET /api/v1/roles.list", "GET /api/v1/me"'))
+    install(home, write_app(tmp_path / "apps", "caller", PERMS, ["livechat.room_started"],
+                            CALLER))
+    ensure_service_user(EmbeddedServer(home.server_db, SystemClock()), "svc")
+
+    def cli(*args: str) -> tuple[int, str]:
+        buf = io.StringIO()
+        monkeypatch.setattr(err_console, "_file", buf)
+        r = CliRunner().invoke(root, ["--home", str(home.root), *args])
+        return r.exit_code, r.stdout + buf.getvalue()
+
+    grants = [x for p in PERMS for x in ("--grant", p)]
+    code, out = cli("app", "consent", "caller", *grants, "--rest-as", "nobody-here")
+    assert code != 0 and "no such server user" in out
+    with Host(home, config=HostConfig()) as h:
+        res = _run(h, [["GET", "/api/v1/me", None], ["GET", "/api/v1/livechat/users/agent", None]])
+        assert res[1] == [403, "permission_denied"]  # the app's own user holds no manager role
+    code, out = cli("app", "consent", "caller", *grants, "--rest-as", "svc")
+    assert code == 0, out
+    flat = " ".join(out.replace("│", " ").split())  # the disclosure table wraps its cells
+    assert "server user 'svc'" in flat and "ALL of that user's server roles" in flat
+    with Host(home, config=HostConfig()) as h:
+        res = _run(h, [["GET", "/api/v1/livechat/users/agent", None]])
+        assert res[0] == [200, True]  # the named identity's roles, because the operator said so
+        decision = [r for r in _rest_records(h) if r["kind"] == "decision"][-1]
+        assert decision["actor"] == "user svc"
+        # a mapped route is still its bridge action, whoever the named identity is
+        boss = h.server.users_create(SYSTEM, "boss", "Boss", "user", roles=["admin"])
+        res = _run(h, [["POST", "/api/v1/users.setActiveStatus",
+                        {"userId": boss["id"], "activeStatus": False}]])
+        assert res[0][0] == "refused" and "own users only" in res[0][2]
+    code, out = cli("app", "consent", "caller", *grants, "--rest-as", "app")
+    assert code == 0 and "(app.caller)" in " ".join(out.replace("│", " ").split())
+    from host.apps.installs import InstallStore
+
+    with InstallStore(home.host_db) as store:
+        rec = store.by_app("caller")
+        assert rec is not None and rec.rest_as is None
