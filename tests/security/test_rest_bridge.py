@@ -232,6 +232,7 @@ def test_another_identity_only_when_the_operator_names_it_at_consent(
     def cli(*args: str) -> tuple[int, str]:
         buf = io.StringIO()
         monkeypatch.setattr(err_console, "_file", buf)
+        monkeypatch.setattr(err_console, "_width", 1000)  # one line per disclosure row
         r = CliRunner().invoke(root, ["--home", str(home.root), *args])
         return r.exit_code, r.stdout + buf.getvalue()
 
