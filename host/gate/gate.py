@@ -25,7 +25,7 @@ from typing import Any
 
 from host.apps.installs import InstallRecord, InstallStore, data_version_in
 from host.clock import Clock
-from host.errors import GateError, RefusalBudgetExceeded
+from host.errors import GateError, RefusalBudgetExceeded, ServerRefused
 from host.gate.restbridge import rest_call
 from host.keys.tokens import Claims
 from host.ledger.audit import AuditRecord, digest_args
@@ -224,20 +224,33 @@ class Gate:
         return spec, decision, policy, facts
 
     def _admit_and_call(self, session: Session, spec: ActionSpec, args: dict[str, Any],
-                        decision: Decision, policy: Policy, facts: Mapping[str, Any]) -> Any:
+                        decision: Decision, policy: Policy, facts: Mapping[str, Any], *,
+                        route: str | None = None, via: Decision | None = None) -> Any:
+        """Admit (quota units, seat, durable decision), perform, record the outcome.
+
+        `route` and `via` come from the REST bridge: the route the app called and the decision
+        on `rest.call` itself, whose rules and quotas join the action's (a quota key both name
+        is charged once). The server's refusal is then raised as `ServerRefused` with its HTTP
+        status, which the outcome record holds too."""
         action = spec.name
         write = spec.write
-        op_id = "op_" + secrets.token_hex(12) if write or decision.quotas else None
+        charges = decision.quotas
+        rules = decision.rules
+        if via is not None:
+            keyed = {c.key: c for c in (*decision.quotas, *via.quotas)}
+            charges = tuple(sorted(keyed.values(), key=lambda c: (c.key, c.quota_id)))
+            rules = tuple(sorted(set(decision.rules) | set(via.rules)))
+        op_id = "op_" + secrets.token_hex(12) if write or charges or route else None
         seq: int | None = None
-        if write or decision.quotas or decision.seat_ceiling is not None or self.audit_reads:
+        if write or charges or decision.seat_ceiling is not None or self.audit_reads or route:
             record = AuditRecord(
-                kind="decision", allowed=True, code="allow", rules=decision.rules,
+                kind="decision", allowed=True, code="allow", rules=rules,
                 policy_rev=policy.revision, app_id=session.app_id,
                 install_id=session.install_id, action=action, args_digest=args_digest(args),
-                op_id=op_id, write=write,
+                op_id=op_id, write=write, route=route,
             )
             admission = self.ledger.admit(
-                record, decision.quotas,
+                record, charges,
                 decision.seat_ceiling if action == "users.create" else None,
                 self.server.seats_in_use, refusal_budget(session.install_id))
             if not admission.allowed:
@@ -250,13 +263,14 @@ class Gate:
         except ServerError as exc:
             if seq is not None and op_id is not None:
                 self.ledger.outcome(seq, op_id, False, exc.code,
-                                    refund=exc.code in REFUNDABLE_ERRORS)
+                                    refund=exc.code in REFUNDABLE_ERRORS,
+                                    status=exc.http_status if route else None, route=route)
             self._count(False)
-            raise GateError(exc.code, exc.message) from None
+            raise ServerRefused(exc.code, exc.message, exc.http_status) from None
         except GateError as exc:
             if seq is not None and op_id is not None:
                 self.ledger.outcome(seq, op_id, False, exc.code,
-                                    refund=exc.code in REFUNDABLE_ERRORS)
+                                    refund=exc.code in REFUNDABLE_ERRORS, route=route)
             self._count(False)
             raise
         except ValueError as exc:
@@ -274,7 +288,8 @@ class Gate:
         if seq is not None and op_id is not None:
             # No seat is "released" here: seats are counted from the server's users at the next
             # creation, so a repeated or foreign deactivation frees nothing it did not hold.
-            self.ledger.outcome(seq, op_id, True, None, refund=False)
+            self.ledger.outcome(seq, op_id, True, None, refund=False,
+                                status=200 if route else None, route=route)
         self._count(True)
         return result
 

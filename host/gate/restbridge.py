@@ -9,8 +9,9 @@ Steps (each refusal is audited with the route and raised to the app as an error)
 3. a mapped route (`rest_routes.MAPPED`) is translated into the bridge action it amounts to
    and decided by that action's rules through the gate's own steps: its permission, declared
    roles, own-users facts, argument rules and guardrails (admin-class roles), its quotas and
-   the seat ceiling, then performed through the server adapter as the app, exactly as the
-   bridge call would be. The quotas on `rest.call` itself are charged too;
+   the seat ceiling, then admitted, performed (server adapter, as the app) and recorded by
+   the gate's own `_admit_and_call`: one code path for both doors. The quotas on `rest.call`
+   itself are charged too (a key both name once);
 4. an unmapped route runs through the server's REST dispatcher (the host action `rest.call`)
    as the app's own server user, or as the identity the operator named for that app;
 5. the outcome record holds the route, the HTTP status and the server's refusal code: a 4xx or
@@ -26,11 +27,10 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from host.apps.installs import InstallRecord
-from host.errors import GateError
+from host.errors import GateError, ServerRefused
 from host.gate.rest_routes import ROLE_FIELDS, ByUsername, RouteRefused, find, never
 from host.ledger.audit import AuditRecord, digest_args
 from host.ledger.ledger import REFUNDABLE_ERRORS, Ledger
-from host.server.errors import ServerError
 from host.server.principals import Caller
 from policies.policy import Policy
 from policies.types import Decision, QuotaCharge
@@ -70,10 +70,9 @@ class Gate(Protocol):
     def _refuse(self, session: Any, action: str, args: Mapping[str, Any], code: str,
                 message: str, decision: Decision | None = None,
                 policy: Policy | None = None, *, route: str | None = None) -> GateError: ...
-    def _dispatch(self, session: Any, spec: ActionSpec, args: dict[str, Any],
-                  op_id: str | None, facts: Mapping[str, Any]) -> Any: ...
-    def _settle_unknown(self, spec: ActionSpec, seq: int, op_id: str,
-                        exc: Exception) -> None: ...
+    def _admit_and_call(self, session: Any, spec: ActionSpec, args: dict[str, Any],
+                        decision: Decision, policy: Policy, facts: Mapping[str, Any], *,
+                        route: str | None = None, via: Decision | None = None) -> Any: ...
     def _count(self, allowed: bool) -> None: ...
 
 # Longest route text kept in an audit record. Guards record size against an app sending a
@@ -87,16 +86,6 @@ def route_label(args: Mapping[str, Any]) -> str:
     m = method.upper()[:16] if isinstance(method, str) else "?"
     r = route if isinstance(route, str) else "?"
     return f"{m} {r}"[:MAX_ROUTE_LABEL]
-
-
-def _merge(*groups: tuple[QuotaCharge, ...]) -> tuple[QuotaCharge, ...]:
-    """Charges of the mapped action and of rest.call: a key both name (the "*" quota) is
-    charged once, as one bridge call."""
-    out: dict[str, QuotaCharge] = {}
-    for group in groups:
-        for c in group:
-            out.setdefault(c.key, c)
-    return tuple(sorted(out.values(), key=lambda c: (c.key, c.quota_id)))
 
 
 def rest_call(gate: Gate, session: Session, args: dict[str, Any]) -> dict[str, Any]:
@@ -140,41 +129,13 @@ def rest_call(gate: Gate, session: Session, args: dict[str, Any]) -> dict[str, A
             user = gate.handle(session, "users.get_by_username", {"username": value.username})
             bridge_args[name] = user["id"]
     spec, decision, policy, facts = gate._decide(session, action, bridge_args, route=label)
-    charges = _merge(decision.quotas, rest_decision.quotas)
-    op_id = "op_" + secrets.token_hex(12)
-    record = AuditRecord(
-        kind="decision", allowed=True, code="allow",
-        rules=tuple(sorted(set(decision.rules) | set(rest_decision.rules))),
-        policy_rev=policy.revision, app_id=session.app_id, install_id=session.install_id,
-        action=action, args_digest=gate_digest(bridge_args), op_id=op_id, write=spec.write,
-        route=label)
-    admission = gate.ledger.admit(
-        record, charges, decision.seat_ceiling if action == "users.create" else None)
-    if not admission.allowed:
-        gate._count(False)
-        raise GateError("quota_exceeded", admission.message or "quota exceeded")
-    seq = admission.seq
+    # The bridge call's own admission, dispatch and outcome: one code path for both doors.
     try:
-        result = gate._dispatch(session, spec, bridge_args, op_id, facts)
-    except ServerError as exc:
-        gate.ledger.outcome(seq, op_id, False, exc.code, refund=exc.code in REFUNDABLE_ERRORS,
-                            status=exc.http_status, route=label)
-        gate._count(False)
+        result = gate._admit_and_call(session, spec, bridge_args, decision, policy, facts,
+                                      route=label, via=rest_decision)
+    except ServerRefused as exc:
         return {"status": exc.http_status,
                 "body": {"success": False, "error": exc.message, "errorType": exc.code}}
-    except GateError as exc:
-        gate.ledger.outcome(seq, op_id, False, exc.code, refund=exc.code in REFUNDABLE_ERRORS,
-                            route=label)
-        gate._count(False)
-        raise
-    except Exception as exc:
-        gate._settle_unknown(spec, seq, op_id, exc)
-        gate._count(False)
-        raise GateError("internal", f"{label} failed inside the host") from exc
-    gate.ledger.outcome(seq, op_id, True, None, refund=False, status=200, route=label)
-    if action == "users.deactivate":
-        gate.ledger.quotas.release_seat()
-    gate._count(True)
     return {"status": 200, "body": {**mapped.render(result), "success": True}}
 
 
