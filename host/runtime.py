@@ -330,6 +330,14 @@ class Host:
                         user = self.server.create_app_user(rec.app_id, rec.manifest.name)
                         self.installs.set_app_user_id(install_id, user["id"])
                         rec = self.installs.get(install_id) or rec
+                    if rec.rest_as:
+                        # The operator named another identity for this app's REST routes at
+                        # consent: the chain says so whenever an app starts with it in force.
+                        self.ledger.append(AuditRecord(
+                            kind="consent", app_id=rec.app_id, install_id=install_id,
+                            event="rest_identity", actor=rec.rest_as[:128],
+                            detail=f"REST routes without a bridge action act as server user "
+                                   f"{rec.rest_as[:64]!r} (consent {rec.consent_id})"))
                     self.runners[install_id] = AppRunner(self, rec)
                     self._receivers_cache = {}
         self.gate.installs.invalidate()

@@ -251,6 +251,9 @@ def test_another_identity_only_when_the_operator_names_it_at_consent(
         assert res[0] == [200, True]  # the named identity's roles, because the operator said so
         decision = [r for r in _rest_records(h) if r["kind"] == "decision"][-1]
         assert decision["actor"] == "user svc"
+        named = [e.body for e in h.ledger.audit.tail(500)
+                 if e.body.get("event") == "rest_identity"]
+        assert named and named[-1]["actor"] == "svc" and named[-1]["app_id"] == "caller"
         # a mapped route is still its bridge action, whoever the named identity is
         boss = h.server.users_create(SYSTEM, "boss", "Boss", "user", roles=["admin"])
         res = _run(h, [["POST", "/api/v1/users.setActiveStatus",
