@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Literal
 
-from host.apps.consent import verify_install
+from host.apps.consent import check_consent, verify_install
 from host.apps.installs import InstallStore
 from host.apps.packages import read_package
 from host.bridges.httpout import perform, system_resolver
@@ -542,6 +542,14 @@ class Host:
         identity = session.caller.app_user_id
         named = facts.get("rest_as")
         if isinstance(named, str) and named:
+            # Another identity's powers only on the operator's signed word: re-check the
+            # consent now (a raw edit of host.db must not name an admin for one call).
+            rec = self.installs.get(session.install_id)
+            row = self.installs.consent(rec.consent_id) if rec is not None else None
+            if rec is None or rec.rest_as != named or \
+                    not check_consent(rec, row, self.keyring).ok:
+                raise GateError("permission_denied", "rest.call: the REST identity is not "
+                                "the one the operator consented to")
             try:
                 identity = self.server.users_get_by_username(SYSTEM, named)["id"]
             except ServerError:

@@ -63,12 +63,14 @@ def install_package(
     clock: Clock | None = None,
     transfer: bool = False,
     actor: str | None = None,
+    rest_as: str | None = None,
 ) -> InstallRecord:
     """Store the package, sign the consent record and create the install (one transaction).
 
     The app id must belong to this package's publisher (`host.apps.lineage`); `transfer` is the
     operator's explicit consent to hand an id held by another publisher to this one (audited).
-    Raises LineageError otherwise."""
+    Raises LineageError otherwise. `rest_as`: the server user the operator names for the app's
+    REST routes without a bridge action (None: the app's own user); signed into the consent."""
     problems = guardrail_problems(pkg.manifest)
     if problems:
         raise ConsentError("; ".join(problems))
@@ -89,7 +91,7 @@ def install_package(
         consent = make_consent(
             keyring, install_id=install_id, app_id=pkg.app_id, version=pkg.manifest.version,
             package_hash=pkg.content_hash, manifest_hash=pkg.manifest.manifest_hash(),
-            grants=grants, policy_revision=policy_revision, now=clock.now())
+            grants=grants, policy_revision=policy_revision, now=clock.now(), rest_as=rest_as)
         rec = store.create(
             install_id=install_id, manifest=pkg.manifest, package_hash=pkg.content_hash,
             package_path=path, grants=grants, settings=values, publisher=sig.to_dict(),

@@ -249,6 +249,14 @@ def sign(
 
 # ---- install -----------------------------------------------------------------------------------
 
+RestAsOpt = Annotated[str | None, typer.Option(
+    "--rest-as", metavar="USERNAME",
+    help="Server user this app's REST routes without a bridge action act as (default: the "
+         "app's own user; `--rest-as app` goes back to it). Shown in the disclosure and signed "
+         "in the consent.")]
+
+
+
 @app_app.command("install")
 def install(
     ctx: typer.Context,
@@ -256,6 +264,7 @@ def install(
     grant: GrantOpt = None,
     allow_unsigned: AllowUnsigned = False,
     transfer: TransferOpt = False,
+    rest_as: RestAsOpt = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Show what the app can do, ask for consent, and install it."""
@@ -267,7 +276,8 @@ def install(
             if probe.by_app(pkg.app_id) is not None:
                 fail(f"app {pkg.app_id!r} is already installed",
                      f"use `stockade app update {pkg.app_id} {pkg_path}`")
-    disclosure = _disclose(home, pkg.manifest, pkg.content_hash, sig)
+    identity = _rest_identity(home, None, rest_as)
+    disclosure = _disclose(home, pkg.manifest, pkg.content_hash, sig, rest_as=identity)
     _refuse_guardrails(pkg.manifest)
     _require_signed(sig, allow_unsigned)
     check_lineage(home, pkg.app_id, sig, transfer)
@@ -275,7 +285,7 @@ def install(
     try:
         rec = install_package(home.ensure(), pkg, sig, grants,
                               policy_revision=disclosure.policy_revision, clock=SystemClock(),
-                              transfer=transfer, actor=operator_name())
+                              transfer=transfer, actor=operator_name(), rest_as=identity)
     except InstallError as exc:
         fail(str(exc))
     except LineageError as exc:
@@ -469,7 +479,8 @@ def _rest_identity(home: Home, current: str | None, flag: str | None) -> str | N
     from host.server.principals import SYSTEM
 
     try:
-        EmbeddedServer(home.server_db, SystemClock()).users_get_by_username(SYSTEM, flag)
+        EmbeddedServer(home.ensure().server_db, SystemClock()).users_get_by_username(SYSTEM,
+                                                                                     flag)
     except ServerError:
         fail(f"--rest-as {flag!r}: no such server user", "create the user first, or pass "
              "--rest-as app for the app's own user")
@@ -483,11 +494,7 @@ def consent(
     grant: GrantOpt = None,
     reject: Annotated[bool, typer.Option("--reject", help="Discard the pending update.")] = False,
     transfer: TransferOpt = False,
-    rest_as: Annotated[str | None, typer.Option(
-        "--rest-as", metavar="USERNAME",
-        help="Server user this app's REST routes without a bridge action act as (default: "
-             "the app's own user; `--rest-as app` goes back to it). Shown in the disclosure "
-             "and signed in the consent.")] = None,
+    rest_as: RestAsOpt = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Approve a pending update (shows the diff), or re-confirm the current version's grants."""

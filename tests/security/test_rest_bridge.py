@@ -266,3 +266,40 @@ def test_another_identity_only_when_the_operator_names_it_at_consent(
     with InstallStore(home.host_db) as store:
         rec = store.by_app("caller")
         assert rec is not None and rec.rest_as is None
+
+
+def test_install_can_name_the_rest_identity_and_it_is_signed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import sqlite3
+
+    from typer.testing import CliRunner
+
+    from host.apps.consent import verify_install
+    from host.apps.installs import InstallStore
+    from host.cli.main import root
+    from host.cli.output import err_console
+    from host.clock import SystemClock
+    from host.keys.keyring import Keyring
+    from host.server.embedded import EmbeddedServer
+    from host.server.personal_tokens import ensure_service_user
+
+    home = Home(tmp_path / "home").ensure()
+    ensure_service_user(EmbeddedServer(home.server_db, SystemClock()), "svc")
+    folder = write_app(tmp_path / "apps", "caller", PERMS, ["livechat.room_started"], CALLER)
+    monkeypatch.setattr(err_console, "_file", io.StringIO())
+    grants = [x for p in PERMS for x in ("--grant", p)]
+    r = CliRunner().invoke(root, ["--home", str(home.root), "app", "install", str(folder),
+                                  "--allow-unsigned", "--rest-as", "svc", *grants])
+    assert r.exit_code == 0, r.output
+    with InstallStore(home.host_db) as store:
+        rec = store.by_app("caller")
+        assert rec is not None and rec.rest_as == "svc"
+        assert verify_install(rec, store, Keyring.open(home.keys_dir)).ok
+        # the identity lives only in the signed consent: rewriting it there is tampering
+        with sqlite3.connect(home.host_db) as db:
+            db.execute("UPDATE consent_records SET payload = replace(payload, '\"svc\"', "
+                       "'\"boss\"')")
+        forged = store.by_app("caller")
+        assert forged is not None and forged.rest_as == "boss"
+        assert not verify_install(forged, store, Keyring.open(home.keys_dir)).ok
