@@ -80,6 +80,30 @@ class Gate(Protocol):
 MAX_ROUTE_LABEL = 300
 
 
+# How far `_names_a_role` looks into a body. Guards the scan's cost; a body nested deeper or
+# wider than this is refused rather than half-checked.
+MAX_SCAN_NODES = 4096
+
+
+def _names_a_role(body: Mapping[str, Any]) -> bool:
+    """Whether a field anywhere in `body` names roles (`roles`, `roleName`, ...), checked
+    breadth-first over at most MAX_SCAN_NODES values; past that, True (refuse)."""
+    queue: list[Any] = [body]
+    seen = 0
+    while queue:
+        node = queue.pop()
+        seen += 1
+        if seen > MAX_SCAN_NODES:
+            return True
+        if isinstance(node, Mapping):
+            if ROLE_FIELDS & {k for k in node if isinstance(k, str)}:
+                return True
+            queue.extend(node.values())
+        elif isinstance(node, list | tuple):
+            queue.extend(node)
+    return False
+
+
 def route_label(args: Mapping[str, Any]) -> str:
     """"POST /api/v1/users.create", capped, for the audit record (whatever the app sent)."""
     method, route = args.get("method"), args.get("route")
@@ -104,10 +128,10 @@ def rest_call(gate: Gate, session: Session, args: dict[str, Any]) -> dict[str, A
                                f"{label} is never reachable by apps: {why} [guardrail]",
                                route=label)
         found = find(method, route)
-        if found is None and ROLE_FIELDS & set(params):
+        if found is None and _names_a_role(params):
             raise gate._refuse(
                 session, "rest.call", args, "permission_denied",
-                f"{label} has no bridge action and its parameters name a role: roles go "
+                f"{label} has no bridge action and its body names a role: roles go "
                 "through roles.assign only (DESIGN rule 10) [guardrail]", route=label)
     _spec, rest_decision, policy, _facts = gate._decide(
         session, "rest.call", args, route=label,

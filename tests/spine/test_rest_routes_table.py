@@ -60,3 +60,12 @@ def test_route_actions_for_the_disclosure() -> None:
     assert route_actions("POST /api/v1/users.createToken") == ()
     assert route_actions("POST /api/v1/livechat/users/manager") == ()
     assert route_actions("POST /api/v1/livechat/department") is None
+
+
+def test_an_unmapped_body_naming_a_role_anywhere_is_caught() -> None:
+    from host.gate.restbridge import MAX_SCAN_NODES, _names_a_role
+
+    assert _names_a_role({"data": {"roles": ["admin"]}})
+    assert _names_a_role({"a": [{"b": {"roleId": "x"}}]})
+    assert not _names_a_role({"department": {"name": "x"}, "agents": [{"agentId": "a"}]})
+    assert _names_a_role({"xs": list(range(MAX_SCAN_NODES + 1))})  # too wide: refused
