@@ -58,11 +58,13 @@ from host.cli.app_common import (
     AppRef,
     GrantOpt,
     JsonFlag,
+    RestAsOpt,
     TransferOpt,
     app_app,
     check_lineage,
     operator_name,
     resolve,
+    rest_identity,
     store_only,
 )
 from host.cli.output import (
@@ -249,13 +251,6 @@ def sign(
 
 # ---- install -----------------------------------------------------------------------------------
 
-RestAsOpt = Annotated[str | None, typer.Option(
-    "--rest-as", metavar="USERNAME",
-    help="Server user this app's REST routes without a bridge action act as (default: the "
-         "app's own user; `--rest-as app` goes back to it). Shown in the disclosure and signed "
-         "in the consent.")]
-
-
 
 @app_app.command("install")
 def install(
@@ -276,7 +271,7 @@ def install(
             if probe.by_app(pkg.app_id) is not None:
                 fail(f"app {pkg.app_id!r} is already installed",
                      f"use `stockade app update {pkg.app_id} {pkg_path}`")
-    identity = _rest_identity(home, None, rest_as)
+    identity = rest_identity(home, None, rest_as)
     disclosure = _disclose(home, pkg.manifest, pkg.content_hash, sig, rest_as=identity)
     _refuse_guardrails(pkg.manifest)
     _require_signed(sig, allow_unsigned)
@@ -467,26 +462,6 @@ def update(
         emit_json({"status": "applied", "diff": diff.to_dict(), "install": rec.to_public_dict()})
 
 
-def _rest_identity(home: Home, current: str | None, flag: str | None) -> str | None:
-    """The REST identity the new consent names: the flag's (`app` = the app's own user, None),
-    else the one already consented to. A named user must exist on the server."""
-    if flag is None:
-        return current
-    if flag == "app":
-        return None
-    from host.server.embedded import EmbeddedServer
-    from host.server.errors import ServerError
-    from host.server.principals import SYSTEM
-
-    try:
-        EmbeddedServer(home.ensure().server_db, SystemClock()).users_get_by_username(SYSTEM,
-                                                                                     flag)
-    except ServerError:
-        fail(f"--rest-as {flag!r}: no such server user", "create the user first, or pass "
-             "--rest-as app for the app's own user")
-    return flag
-
-
 @app_app.command("consent")
 def consent(
     ctx: typer.Context,
@@ -502,7 +477,7 @@ def consent(
     store, keyring = _open(home)
     with store:
         rec = resolve(store, ref)
-        identity = _rest_identity(home, rec.rest_as, rest_as)
+        identity = rest_identity(home, rec.rest_as, rest_as)
         pending = rec.pending
         if reject:
             if pending is None:

@@ -379,6 +379,11 @@ class Gate:
         self._count(False)
         return (RefusalBudgetExceeded if over else GateError)(code, message)
 
+    def _refusal_budget(self, install_id: str) -> Charge:
+        """The install's refusal budget charge (for the REST bridge, which cannot import this
+        module back)."""
+        return refusal_budget(install_id)
+
     def _count(self, allowed: bool) -> None:
         with self._stats_lock:
             self.stats["allowed" if allowed else "denied"] += 1

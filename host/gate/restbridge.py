@@ -27,10 +27,11 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from host.apps.installs import InstallRecord
-from host.errors import GateError, ServerRefused
+from host.errors import GateError, RefusalBudgetExceeded, ServerRefused
 from host.gate.rest_routes import ROLE_FIELDS, ByUsername, RouteRefused, find, never
 from host.ledger.audit import AuditRecord, digest_args
 from host.ledger.ledger import REFUNDABLE_ERRORS, Ledger
+from host.ledger.quota import Charge
 from host.server.principals import Caller
 from policies.policy import Policy
 from policies.types import Decision, QuotaCharge
@@ -74,6 +75,7 @@ class Gate(Protocol):
                         decision: Decision, policy: Policy, facts: Mapping[str, Any], *,
                         route: str | None = None, via: Decision | None = None) -> Any: ...
     def _count(self, allowed: bool) -> None: ...
+    def _refusal_budget(self, install_id: str) -> Charge: ...
 
 # Longest route text kept in an audit record. Guards record size against an app sending a
 # megabyte of route (the engine refuses such a route; the refusal is still recorded).
@@ -183,10 +185,12 @@ def _unmapped(gate: Gate, session: Session, args: dict[str, Any], label: str,
         kind="decision", allowed=True, code="allow", rules=rules, policy_rev=policy_rev,
         app_id=session.app_id, install_id=session.install_id, action="rest.call",
         args_digest=gate_digest(args), op_id=op_id, write=True, route=label,
-        actor=actor[:128]), charges, None)
+        actor=actor[:128]), charges, None, None,
+        gate._refusal_budget(session.install_id))
     if not admission.allowed:
         gate._count(False)
-        raise GateError("quota_exceeded", admission.message or "quota exceeded")
+        error = RefusalBudgetExceeded if admission.over_budget else GateError
+        raise error("quota_exceeded", admission.message or "quota exceeded")
     try:
         out = host_action(session, args, op_id, {"rest_as": named})
     except GateError as exc:
