@@ -18,6 +18,14 @@ class RefusalBudgetExceeded(GateError):
     stops the app's child (DESIGN rule 13). The app sees the refusal's own code."""
 
 
+class ServerRefused(GateError):
+    """The server refused an admitted call (already audited as a refusal). `http_status` lets
+    the REST bridge answer the app as the REST API would (`{status, body}`)."""
+
+    def __init__(self, code: str, message: str, http_status: int) -> None:
+        super().__init__(code, message)
+        self.http_status = http_status
+
 
 class StartRefused(Exception):
     """The host will not serve this home: a store is damaged or the audit chain is broken.

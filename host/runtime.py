@@ -24,7 +24,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from host.apps.consent import verify_install
+from host.apps.consent import check_consent, verify_install
 from host.apps.installs import InstallStore
 from host.apps.packages import read_package
 from host.bridges.httpout import perform, system_resolver
@@ -74,9 +74,6 @@ class HostConfig:
     pre_send_timeout: TimeoutMode = "fail_closed"
     audit_reads: bool = True
     resolver_overrides: Mapping[str, str] = field(default_factory=dict)
-    # The server user whose identity `rest.call` acts as (the operator's service account). The
-    # app never sees its credentials; with none configured, rest.call is refused.
-    rest_identity: str | None = None
     watch: bool = True
     # Tune the process's garbage collector at start (see `tune_gc`). Off for embedders that
     # manage the collector themselves.
@@ -334,6 +331,14 @@ class Host:
                         user = self.server.create_app_user(rec.app_id, rec.manifest.name)
                         self.installs.set_app_user_id(install_id, user["id"])
                         rec = self.installs.get(install_id) or rec
+                    if rec.rest_as:
+                        # The operator named another identity for this app's REST routes at
+                        # consent: the chain says so whenever an app starts with it in force.
+                        self.ledger.append(AuditRecord(
+                            kind="consent", app_id=rec.app_id, install_id=install_id,
+                            event="rest_identity", actor=rec.rest_as[:128],
+                            detail=f"REST routes without a bridge action act as server user "
+                                   f"{rec.rest_as[:64]!r} (consent {rec.consent_id})"))
                     self.runners[install_id] = AppRunner(self, rec)
                     self._receivers_cache = {}
         self.gate.installs.invalidate()
@@ -527,19 +532,39 @@ class Host:
         return perform(args, check_hop)
 
     def _rest(self, session: Session, args: dict[str, Any], op_id: str | None,
-              _facts: Mapping[str, Any]) -> Any:
+              facts: Mapping[str, Any]) -> Any:
+        """A REST route with no bridge action (the gate decided it: `host/gate/restbridge.py`),
+        run by the server's dispatcher as the app's own server user, or as the user the
+        operator named for this app at consent (`facts["rest_as"]`, from the signed consent):
+        the route's own role checks see that identity's roles, never a host-wide admin's."""
+        from host.server.errors import ServerError
         from host.server.rest import RestDispatcher
 
-        if not self.config.rest_identity:
-            raise GateError("permission_denied", "rest.call: the operator configured no REST "
-                            "service identity (stockade serve --rest-identity USER)")
-        identity = self.server.users_get_by_username(SYSTEM, self.config.rest_identity)
+        identity = session.caller.app_user_id
+        named = facts.get("rest_as")
+        if isinstance(named, str) and named:
+            # Another identity's powers only on the operator's signed word: re-check the
+            # consent now (a raw edit of host.db must not name an admin for one call).
+            rec = self.installs.get(session.install_id)
+            row = self.installs.consent(rec.consent_id) if rec is not None else None
+            if rec is None or rec.rest_as != named or \
+                    not check_consent(rec, row, self.keyring).ok:
+                raise GateError("permission_denied", "rest.call: the REST identity is not "
+                                "the one the operator consented to")
+            try:
+                identity = self.server.users_get_by_username(SYSTEM, named)["id"]
+            except ServerError:
+                raise GateError("permission_denied", f"rest.call: the REST identity {named!r} "
+                                "named at consent is not a server user") from None
+        if not identity:
+            raise GateError("permission_denied", "rest.call: this install has no app user "
+                            "to act as (reinstall the app)")
         method = str(args["method"]).upper()
         payload = args.get("body")
         # GET routes take their parameters as a query; the policy saw the plain route
         query = {str(k): str(v) for k, v in (payload or {}).items()} if method == "GET" else {}
         status, body = RestDispatcher(self.server).call(
-            identity["id"], method, str(args["route"]), query,
+            identity, method, str(args["route"]), query,
             None if method == "GET" else payload, caller=session.caller, op_id=op_id)
         return {"status": status, "body": body}
 

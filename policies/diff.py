@@ -27,7 +27,7 @@ class Change:
 
 
 _DIMS = ("user_types", "roles", "field_keys", "domains", "allow_private_hosts",
-         "allow_private_ips", "rest_routes")
+         "allow_private_ips", "rest_routes", "rest_fields")
 
 
 def _pairs(p: Policy) -> dict[tuple[str, str], list[CompiledRule]]:
@@ -128,4 +128,4 @@ def diff(old: Policy, new: Policy) -> list[Change]:
 
 def _forbid_key(r: CompiledRule) -> tuple[Any, ...]:
     return (r.any_app, r.apps, r.actions, r.user_types, r.roles, r.field_keys, r.domains,
-            r.rest_routes, r.pattern.pattern if r.pattern else None)
+            r.rest_routes, r.rest_fields, r.pattern.pattern if r.pattern else None)

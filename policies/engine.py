@@ -253,8 +253,24 @@ def _permit_failure(rule: CompiledRule, ctx: _Ctx) -> str | None:
             if host in rule.allow_private_hosts or ip in rule.allow_private_ips:
                 continue
             return f"allow_private: address {ip} of {host!r} is private/loopback and not named"
-    if a == "rest.call" and (rule.rest_routes is None or ctx.route not in rule.rest_routes):
-        return f"rest_routes: {ctx.route!r} not listed"
+    if a == "rest.call":
+        if rule.rest_routes is None or ctx.route not in rule.rest_routes:
+            return f"rest_routes: {ctx.route!r} not listed"
+        mapped = ctx.req.facts.get("rest_mapped")
+        if not isinstance(mapped, bool):
+            return "the host did not say whether the route amounts to a bridge action " \
+                   "(fact rest_mapped)"
+        if not mapped:
+            # No bridge action's rules stand behind this route: the permit itself must bound
+            # what the call may carry (DESIGN rule 11).
+            if rule.rest_fields is None:
+                return (f"rest_fields: {ctx.route!r} has no bridge action, so a permit must "
+                        "list the fields it may carry")
+            body = ctx.req.args.get("body")
+            keys = sorted(body) if isinstance(body, Mapping) else []
+            extra = [k for k in keys if k not in rule.rest_fields]
+            if extra:
+                return f"rest_fields: field(s) {extra[:8]} not listed"
     return None
 
 

@@ -15,7 +15,7 @@ _HEADER = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_.-]+)\s*\]\]?")
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 _WIDTH = 100
 WHEN_KEYS = ("user_types", "roles", "custom_field_keys", "any_user", "domains", "allow_private",
-             "rest_routes", "username_pattern")
+             "rest_routes", "rest_fields", "username_pattern")
 
 Segment = tuple[str, int]
 

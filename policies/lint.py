@@ -42,6 +42,7 @@ CONCERNS: dict[str, frozenset[str]] = {
     "domains": frozenset({"http.request"}),
     "allow_private": frozenset({"http.request"}),
     "rest_routes": frozenset({"rest.call"}),
+    "rest_fields": frozenset({"rest.call"}),
     "username_pattern": frozenset({"users.create"}),
 }
 # A permit on these actions allows nothing unless the list is given (default deny on arguments).

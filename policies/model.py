@@ -64,6 +64,9 @@ class When(_Strict):
     domains: list[Item] | None = None
     allow_private: list[Item] | None = None
     rest_routes: list[Item] | None = None
+    # rest.call on a route with no bridge action: the top-level body (or query) fields it may
+    # carry. Absent, such a route is never allowed (a mapped route is decided by its action).
+    rest_fields: list[Item] | None = None
     username_pattern: Annotated[str, StringConstraints(max_length=MAX_PATTERN)] | None = None
 
 

@@ -39,6 +39,7 @@ class CompiledRule:
     allow_private_hosts: frozenset[str]
     allow_private_ips: frozenset[IPAddress]
     rest_routes: frozenset[str] | None
+    rest_fields: frozenset[str] | None
     pattern: re.Pattern[str] | None
     pattern_invalid: bool  # a pattern that does not compile: permits never match, forbids do
     source: str
@@ -144,6 +145,7 @@ def _compile_rule(rule: Rule, source: str) -> CompiledRule:
         allow_private_hosts=frozenset(ap_hosts),
         allow_private_ips=frozenset(ap_ips),
         rest_routes=routes,
+        rest_fields=_opt_set(w.rest_fields),
         pattern=pattern,
         pattern_invalid=invalid,
         source=source,

@@ -61,7 +61,9 @@ PERMISSIONS: dict[str, PermissionSpec] = {
         PermissionSpec("messages.read", "medium", "read the messages of rooms"),
         PermissionSpec("persistence", "low", "keep its own data in a private key-value store"),
         PermissionSpec("http", "high", "make outbound HTTP requests through the host"),
-        PermissionSpec("server.rest", "critical", "call allow-listed server REST routes"),
+        PermissionSpec("server.rest", "critical", "call allow-listed server REST routes as its "
+                       "own user; a route that does what a bridge action does is held to that "
+                       "action's rules"),
     )
 }
 

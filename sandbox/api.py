@@ -238,8 +238,10 @@ class Http(_Bridge):
 
 
 class Rest(_Bridge):
-    """In-process calls to allow-listed server REST routes, as the operator's service
-    identity (whose credentials the app never sees). Needs `server.rest`."""
+    """In-process calls to allow-listed server REST routes, as the app's own server user.
+    A route that does what a bridge action does is decided as that action (its permission,
+    rules and quotas); a refusal raises, a server answer comes back as {status, body}.
+    Needs `server.rest`."""
 
     __slots__ = ()
 

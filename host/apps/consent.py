@@ -97,8 +97,10 @@ def resolve_grants(
 
 def _payload(*, consent_id: str, install_id: str, app_id: str, version: str,
              package_hash: str, manifest_hash: str, grants: frozenset[str],
-             policy_revision: str | None, granted_at: float, kind: str) -> dict[str, Any]:
-    return {
+             policy_revision: str | None, granted_at: float, kind: str,
+             rest_as: str | None = None) -> dict[str, Any]:
+    extra = {} if rest_as is None else {"rest_as": rest_as}
+    return {**extra,
         "format": CONSENT_FORMAT, "consent_id": consent_id, "install_id": install_id,
         "app_id": app_id, "version": version, "package_hash": package_hash,
         "manifest_hash": manifest_hash, "grants": sorted(grants),
@@ -109,14 +111,18 @@ def _payload(*, consent_id: str, install_id: str, app_id: str, version: str,
 def make_consent(
     keyring: Keyring, *, install_id: str, app_id: str, version: str, package_hash: str,
     manifest_hash: str, grants: frozenset[str], policy_revision: str | None, now: float,
-    kind: str = "install",
+    kind: str = "install", rest_as: str | None = None,
 ) -> ConsentRow:
-    """Build and sign a consent record (kind: install, update, regrant)."""
+    """Build and sign a consent record (kind: install, update, regrant).
+
+    `rest_as` is the server user the operator named for this app's REST calls that have no
+    bridge action (None: the app's own user). It lives only in this signed payload, so no edit
+    of host.db can name an identity the operator did not consent to."""
     consent_id = "cs_" + secrets.token_hex(12)
     payload = canonical_json(_payload(
         consent_id=consent_id, install_id=install_id, app_id=app_id, version=version,
         package_hash=package_hash, manifest_hash=manifest_hash, grants=grants,
-        policy_revision=policy_revision, granted_at=now, kind=kind))
+        policy_revision=policy_revision, granted_at=now, kind=kind, rest_as=rest_as))
     kid, sig = keyring.sign(payload)
     return ConsentRow(consent_id, install_id, payload, kid, sig, now)
 
@@ -147,6 +153,9 @@ def check_consent(record: InstallRecord, row: ConsentRow | None,
         "version": record.version, "package_hash": record.package_hash,
         "manifest_hash": record.manifest_hash, "grants": sorted(record.grants),
     }
+    rest_as = p.get("rest_as")
+    if rest_as is not None and not isinstance(rest_as, str):
+        return ConsentCheck(False, "its consent record names an unreadable REST identity")
     for key, value in expect.items():
         if p.get(key) != value:
             return ConsentCheck(False, f"the stored {key} differs from what the operator "

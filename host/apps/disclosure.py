@@ -13,7 +13,7 @@ the `--json` form.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -59,6 +59,8 @@ class RuleView(Protocol):
     def allow_private_hosts(self) -> frozenset[str]: ...
     @property
     def rest_routes(self) -> frozenset[str] | None: ...
+    @property
+    def rest_fields(self) -> frozenset[str] | None: ...
 
 
 class QuotaView(Protocol):
@@ -110,7 +112,8 @@ _DANGERS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     ("D004", "critical", ("roles.assign",),
      "can change which roles users hold (admin-class roles stay out of reach)"),
     ("D005", "critical", ("server.rest",),
-     "can call server REST routes directly (only the routes policy lists)"),
+     "can call server REST routes (only the routes policy lists; a route that does what a "
+     "bridge action does is decided as that action, with its rules and quotas)"),
     ("D006", "high", ("http", "messages.read"),
      "can send conversation contents off-site (reads messages and makes HTTP requests)"),
     ("D007", "high", ("http", "livechat.read"),
@@ -161,7 +164,44 @@ def _join(items: Iterable[str]) -> str:
     return ", ".join(s) if s else "none"
 
 
-def policy_limits(policy: PolicyView, app_id: str, permission: str) -> tuple[bool, list[str]]:
+# What a policy's REST route entry amounts to: the bridge actions it is decided as, () when no
+# app may ever call it, None when it has no bridge action. The gate's table
+# (`host.gate.rest_routes.route_actions`) is handed in by the callers above the gate.
+RouteActions = Callable[[str], "tuple[str, ...] | None"]
+
+
+def _rest_route_lines(r: RuleView, route_actions: RouteActions | None) -> list[str]:
+    if route_actions is None:
+        return [f"routes: {_join(r.rest_routes or ())}"]
+    lines: list[str] = []
+    for route in sorted(r.rest_routes or ()):
+        acts = route_actions(route)
+        if acts is None:
+            if r.rest_fields is None:
+                verdict = "refused: it has no bridge action and the rule lists no rest_fields"
+            else:
+                verdict = ("HIGH RISK: no bridge action stands behind it; it runs on the server "
+                           f"carrying only the fields: {_join(r.rest_fields)}")
+            lines.append(f"route {route}: {verdict}")
+        elif not acts:
+            lines.append(f"route {route}: refused whatever policy says")
+        else:
+            lines.append(f"route {route}: decided as {' / '.join(acts)} (that action's "
+                         "permission, rules, quotas and seat ceiling)")
+    return lines
+
+
+def rest_identity_line(app_id: str, rest_as: str | None) -> str:
+    """Who the server sees for this app's REST routes, in plain words."""
+    if rest_as is None:
+        return (f"acts as the app's own server user (app.{app_id}), never as an admin: "
+                "only what is granted here")
+    return (f"REST routes without a bridge action act as server user {rest_as!r}, which the "
+            "operator named for this app: they get ALL of that user's server roles")
+
+
+def policy_limits(policy: PolicyView, app_id: str, permission: str,
+                  route_actions: RouteActions | None = None) -> tuple[bool, list[str]]:
     """(some permit covers this permission for `app_id`, human lines describing the limits)."""
     actions = {a.name for a in ACTIONS.values() if a.permission == permission}
     lines: list[str] = []
@@ -188,12 +228,12 @@ def policy_limits(policy: PolicyView, app_id: str, permission: str) -> tuple[boo
             parts.append(f"domains: {_join(r.domains or ())}")
             if r.allow_private_hosts:
                 parts.append(f"private hosts: {_join(r.allow_private_hosts)}")
-        if permission == "server.rest":
-            parts.append(f"routes: {_join(r.rest_routes or ())}")
+        routes = _rest_route_lines(r, route_actions) if permission == "server.rest" else []
         if r.any_user and actions & {"users.deactivate", "roles.assign", "livechat.add_agent",
                                      "users.set_custom_fields"}:
             parts.append("on ANY user (not only users it created)")
         lines.append("; ".join(parts))
+        lines.extend(routes)  # one line per route: each says what it amounts to
     for q in sorted(policy.quotas, key=lambda q: q.id):
         if not (q.any_app or app_id in q.apps):
             continue
@@ -250,8 +290,13 @@ def build_disclosure(
     policy: PolicyView | None,
     *,
     app_users: int | None = None,
+    rest_as: str | None = None,
+    route_actions: RouteActions | None = None,
 ) -> Disclosure:
-    """Everything the operator must see before consenting. Pure: no I/O."""
+    """Everything the operator must see before consenting. Pure: no I/O.
+
+    `rest_as` is the REST identity the operator names (or named) for this app; `route_actions`
+    tells what each listed REST route amounts to (see `RouteActions`)."""
     lines = []
     for p in sorted(manifest.permission, key=lambda p: p.name):
         spec = PERMISSIONS[p.name]
@@ -259,7 +304,9 @@ def build_disclosure(
             permitted: bool | None = None
             limits = ["no policy loaded: limits unknown"]
         else:
-            permitted, limits = policy_limits(policy, manifest.id, p.name)
+            permitted, limits = policy_limits(policy, manifest.id, p.name, route_actions)
+        if p.name == "server.rest":
+            limits = [rest_identity_line(manifest.id, rest_as), *limits]
         if p.roles is not None:
             limits = [f"manifest declares roles: {', '.join(p.roles) or 'none'}", *limits]
         lines.append(PermissionLine(p.name, spec.plain, spec.risk, p.reason, permitted,

@@ -150,6 +150,9 @@ class InstallRecord:
     installed_at: float
     updated_at: float
     pending: PendingUpdate | None = None
+    # The server user the operator named (at consent) for this app's REST calls that have no
+    # bridge action; None means the app's own user. Read from the signed consent payload only.
+    rest_as: str | None = None
 
     @property
     def asked(self) -> frozenset[str]:
@@ -190,7 +193,7 @@ class InstallRecord:
             "secret_settings": sorted(self.secret_keys),
             "app_user_id": self.app_user_id, "publisher": dict(self.publisher),
             "installed_at": self.installed_at, "updated_at": self.updated_at,
-            "pending_update": pending,
+            "pending_update": pending, "rest_as": self.rest_as,
         }
 
 
@@ -323,7 +326,19 @@ class InstallStore:
             app_user_id=row["app_user_id"], publisher=json.loads(row["publisher"]),
             consent_id=row["consent_id"], installed_at=row["installed_at"],
             updated_at=row["updated_at"], pending=pending,
+            rest_as=self._rest_as(row["consent_id"]),
         )
+
+    def _rest_as(self, consent_id: str) -> str | None:
+        """The REST identity named in the install's consent payload (signed; see consent.py)."""
+        row = self.consent(consent_id)
+        if row is None:
+            return None
+        try:
+            value = json.loads(row.payload).get("rest_as")
+        except (ValueError, AttributeError):
+            return None
+        return value if isinstance(value, str) else None
 
     def consent(self, consent_id: str) -> ConsentRow | None:
         row = self._conn.execute(

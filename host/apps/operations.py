@@ -8,7 +8,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from host.apps.consent import ConsentError, guardrail_problems, make_consent
-from host.apps.disclosure import Disclosure, build_disclosure, load_policy_view
+from host.apps.disclosure import (
+    Disclosure,
+    RouteActions,
+    build_disclosure,
+    load_policy_view,
+)
 from host.apps.installs import InstallRecord, InstallStore, new_install_id
 from host.apps.lineage import Lineage, Transfer, describe
 from host.apps.manifest import Manifest, SettingValue, coerce_setting
@@ -38,11 +43,13 @@ def default_settings(manifest: Manifest,
 
 
 def disclose(home: Home, pkg: Package, sig: SignatureCheck,
-             app_users: int | None = None) -> tuple[Disclosure, str | None]:
+             app_users: int | None = None, *, rest_as: str | None = None,
+             route_actions: RouteActions | None = None) -> tuple[Disclosure, str | None]:
     """The disclosure for a package under the home's current policy (and why policy is absent)."""
     policy, why = load_policy_view(home.policies_dir)
     return build_disclosure(pkg.manifest, pkg.content_hash, sig, policy,
-                            app_users=app_users), why
+                            app_users=app_users, rest_as=rest_as,
+                            route_actions=route_actions), why
 
 
 def install_package(
@@ -56,12 +63,14 @@ def install_package(
     clock: Clock | None = None,
     transfer: bool = False,
     actor: str | None = None,
+    rest_as: str | None = None,
 ) -> InstallRecord:
     """Store the package, sign the consent record and create the install (one transaction).
 
     The app id must belong to this package's publisher (`host.apps.lineage`); `transfer` is the
     operator's explicit consent to hand an id held by another publisher to this one (audited).
-    Raises LineageError otherwise."""
+    Raises LineageError otherwise. `rest_as`: the server user the operator names for the app's
+    REST routes without a bridge action (None: the app's own user); signed into the consent."""
     problems = guardrail_problems(pkg.manifest)
     if problems:
         raise ConsentError("; ".join(problems))
@@ -82,7 +91,7 @@ def install_package(
         consent = make_consent(
             keyring, install_id=install_id, app_id=pkg.app_id, version=pkg.manifest.version,
             package_hash=pkg.content_hash, manifest_hash=pkg.manifest.manifest_hash(),
-            grants=grants, policy_revision=policy_revision, now=clock.now())
+            grants=grants, policy_revision=policy_revision, now=clock.now(), rest_as=rest_as)
         rec = store.create(
             install_id=install_id, manifest=pkg.manifest, package_hash=pkg.content_hash,
             package_path=path, grants=grants, settings=values, publisher=sig.to_dict(),

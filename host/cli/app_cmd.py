@@ -59,12 +59,14 @@ from host.cli.app_common import (
     AppRef,
     GrantOpt,
     JsonFlag,
+    RestAsOpt,
     TransferOpt,
     app_app,
     check_lineage,
     existing_store,
     operator_name,
     resolve,
+    rest_identity,
 )
 from host.cli.output import (
     EXIT_CONFIRM,
@@ -119,10 +121,14 @@ def _open(home: Home) -> tuple[InstallStore, Keyring]:
 
 
 def _disclose(home: Home, manifest: Manifest, content_hash: str, sig: SignatureCheck,
-              rec: InstallRecord | None = None, title: str = "Install") -> Disclosure:
+              rec: InstallRecord | None = None, title: str = "Install",
+              rest_as: str | None = None) -> Disclosure:
+    from host.gate.rest_routes import route_actions
+
     policy, why = load_policy_view(home.policies_dir)
     users = lifecycle_seams.count_app_users(home, rec) if rec is not None else None
-    d = build_disclosure(manifest, content_hash, sig, policy, app_users=users)
+    d = build_disclosure(manifest, content_hash, sig, policy, app_users=users, rest_as=rest_as,
+                         route_actions=route_actions)
     render_disclosure(d, err_console, title=title)
     if why:
         err_console.print(host(visible(why, limit=MAX_BLOCK), "yellow"))
@@ -264,6 +270,7 @@ def sign(
 
 # ---- install -----------------------------------------------------------------------------------
 
+
 @app_app.command("install")
 def install(
     ctx: typer.Context,
@@ -273,6 +280,7 @@ def install(
     transfer: TransferOpt = False,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Show the disclosure and checks; install nothing.")] = False,
+    rest_as: RestAsOpt = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Show what the app can do, ask for consent, and install it."""
@@ -284,7 +292,8 @@ def install(
             if probe.by_app(pkg.app_id) is not None:
                 fail(f"app {pkg.app_id!r} is already installed",
                      f"use `stockade app update {pkg.app_id} {pkg_path}`")
-    disclosure = _disclose(home, pkg.manifest, pkg.content_hash, sig)
+    identity = rest_identity(home, None, rest_as)
+    disclosure = _disclose(home, pkg.manifest, pkg.content_hash, sig, rest_as=identity)
     _refuse_guardrails(pkg.manifest)
     if dry_run:
         err_console.print("dry run: nothing installed", highlight=False)
@@ -306,7 +315,7 @@ def install(
     try:
         rec = install_package(home.ensure(), pkg, sig, grants,
                               policy_revision=disclosure.policy_revision, clock=SystemClock(),
-                              transfer=transfer, actor=operator_name())
+                              transfer=transfer, actor=operator_name(), rest_as=identity)
     except InstallError as exc:
         fail(str(exc))
     except LineageError as exc:

@@ -10,6 +10,7 @@ from host.apps.installs import InstallRecord, InstallStore
 from host.apps.lineage import Lineage, binding_of, describe
 from host.apps.publisher import SignatureCheck
 from host.cli.output import EXIT_NEGATIVE, err_console, fail
+from host.clock import SystemClock
 from host.home import Home
 from host.inert import host, line
 
@@ -89,3 +90,30 @@ def operator_name() -> str:
         return pwd.getpwuid(os.geteuid()).pw_name
     except KeyError:
         return f"uid {os.geteuid()}"
+
+
+RestAsOpt = Annotated[str | None, typer.Option(
+    "--rest-as", metavar="USERNAME",
+    help="Server user this app's REST routes without a bridge action act as (default: the "
+         "app's own user; `--rest-as app` goes back to it). Shown in the disclosure and signed "
+         "in the consent.")]
+
+
+def rest_identity(home: Home, current: str | None, flag: str | None) -> str | None:
+    """The REST identity the new consent names: the flag's (`app` = the app's own user, None),
+    else the one already consented to. A named user must exist on the server."""
+    if flag is None:
+        return current
+    if flag == "app":
+        return None
+    from host.server.embedded import EmbeddedServer
+    from host.server.errors import ServerError
+    from host.server.principals import SYSTEM
+
+    try:
+        EmbeddedServer(home.ensure().server_db, SystemClock()).users_get_by_username(SYSTEM,
+                                                                                     flag)
+    except ServerError:
+        fail(f"--rest-as {flag!r}: no such server user", "create the user first, or pass "
+             "--rest-as app for the app's own user")
+    return flag

@@ -36,11 +36,13 @@ from host.cli.app_common import (
     TRANSFER_HINT,
     AppRef,
     JsonFlag,
+    RestAsOpt,
     TransferOpt,
     app_app,
     existing_store,
     operator_name,
     resolve,
+    rest_identity,
 )
 from host.cli.output import EXIT_CONFIRM, EXIT_NEGATIVE, emit_json, err_console, fail
 from host.clock import SystemClock
@@ -104,6 +106,7 @@ def consent(
     revoke: RevokeOpt = None,
     reject: Annotated[bool, typer.Option("--reject", help="Discard the pending update.")] = False,
     transfer: TransferOpt = False,
+    rest_as: RestAsOpt = None,
     yes: YesOpt = False,
     dry_run: DryRunOpt = False,
     json_out: JsonFlag = False,
@@ -117,6 +120,7 @@ def consent(
     store, keyring = _open(home)
     with store:
         rec = resolve(store, ref)
+        identity = rest_identity(home, rec.rest_as, rest_as)
         pending = rec.pending
         if reject:
             if pending is None:
@@ -140,7 +144,8 @@ def consent(
         pkg = _read(pending.package_path if pending is not None else rec.package_path)
         sig = _signature(home, pkg)
         title = "Pending update" if pending is not None else "Re-confirm"
-        disclosure = _disclose(home, pkg.manifest, pkg.content_hash, sig, rec, title=title)
+        disclosure = _disclose(home, pkg.manifest, pkg.content_hash, sig, rec, title=title,
+                               rest_as=identity)
         diff = diff_manifests(rec.manifest, pkg.manifest, old_publisher=rec.publisher,
                               new_publisher=sig.to_dict())
         asked = pkg.manifest.asked
@@ -197,7 +202,8 @@ def consent(
             keyring, install_id=rec.install_id, app_id=rec.app_id,
             version=pkg.manifest.version, package_hash=pkg.content_hash,
             manifest_hash=pkg.manifest.manifest_hash(), grants=grants,
-            policy_revision=disclosure.policy_revision, now=_now(), kind=kind)
+            policy_revision=disclosure.policy_revision, now=_now(), kind=kind,
+            rest_as=identity)
         store.apply_update(rec.install_id, manifest=pkg.manifest,
                            package_hash=pkg.content_hash,
                            package_path=pending.package_path if pending else rec.package_path,

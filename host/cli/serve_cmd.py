@@ -71,14 +71,20 @@ def serve(
         False, "--degraded", help="Run apps even if a confinement layer is missing, or the "
         "audit chain does not verify (a new, anchored segment then records the break)."),
     rest_identity: str = typer.Option(
-        None, "--rest-identity", metavar="USERNAME",
-        help="Server user the rest.call bridge acts as (apps never see its credentials)."),
+        None, "--rest-identity", metavar="USERNAME", hidden=True,
+        help="Removed: REST calls act as each app's own user (see `app consent --rest-as`)."),
     pre_send_timeout: str = typer.Option(
         "fail-closed", "--pre-send-timeout",
         help="What a pre-send hook that misses its deadline means: fail-closed or fail-open."),
 ) -> None:
     """Serve the REST API (/api/v1/...) on loopback, and run the installed apps."""
     home: Home = ctx.obj
+    if rest_identity is not None:
+        # A host-wide identity gave every app with server.rest that user's full powers.
+        fail("--rest-identity was removed: a REST call acts as the app's own user",
+             hint="to name another server user for one app, run `stockade app consent APP "
+             "--grant ... --rest-as USERNAME` (shown in the disclosure, signed in the consent)",
+             code=EXIT_USAGE)
     if not is_loopback(host):
         fail(
             f"refusing to bind {host!r}: the REST API speaks plain HTTP with bearer tokens, so it "
@@ -124,7 +130,7 @@ def serve(
 
         if pre_send_timeout not in ("fail-closed", "fail-open"):
             fail(f"--pre-send-timeout {pre_send_timeout!r} is not fail-closed or fail-open")
-        config = HostConfig(degraded=degraded, rest_identity=rest_identity,
+        config = HostConfig(degraded=degraded,
                             pre_send_timeout="fail_closed" if pre_send_timeout == "fail-closed"
                             else "fail_open")
         try:

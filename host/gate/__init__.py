@@ -3,7 +3,9 @@
 What it holds: `gate.py` — a call's token and session are checked, the install record and the
 operator's consent read, the policy engine asked, the ledger admits the decision (quota units
 reserved, audit record durable) and only then the server (or a host action) is reached, and the
-outcome recorded.
+outcome recorded. `restbridge.py` — `rest.call`: a REST route that amounts to a bridge action
+is decided and performed as that action through the gate's own steps; `rest_routes.py` — the one
+table of what each REST route amounts to (and the routes no app may call).
 
 May import: `host.ledger`, `host.apps`, `host.keys`, `host.server`, `host.store`, `host.clock`,
 `host.errors`, `policies`. Imported by: `supervise`, the runtime.

@@ -25,7 +25,8 @@ from typing import Any
 
 from host.apps.installs import InstallRecord, InstallStore, data_version_in
 from host.clock import Clock
-from host.errors import GateError, RefusalBudgetExceeded
+from host.errors import GateError, RefusalBudgetExceeded, ServerRefused
+from host.gate.restbridge import rest_call
 from host.keys.tokens import Claims
 from host.ledger.audit import AuditRecord, digest_args
 from host.ledger.ledger import REFUNDABLE_ERRORS, Ledger
@@ -162,6 +163,10 @@ class Gate:
 
     def handle(self, session: Session, action: str, args: dict[str, Any]) -> Any:
         """Decide, reserve, audit and perform one bridge call; raise GateError on refusal."""
+        if action == "rest.call":
+            # A REST route is the bridge action it amounts to (DESIGN rule 11): restbridge.py
+            # decides it through this gate's own steps below.
+            return rest_call(self, session, args)
         spec, decision, policy, facts = self._decide(session, action, args)
         return self._admit_and_call(session, spec, args, decision, policy, facts)
 
@@ -174,24 +179,26 @@ class Gate:
             action="http.request", args_digest=args_digest(args), detail="redirect hop"))
         return list(facts.get("resolved_ips") or [])
 
-    def _decide(self, session: Session, action: str, args: dict[str, Any]
+    def _decide(self, session: Session, action: str, args: dict[str, Any],
+                route: str | None = None, extra_facts: Mapping[str, Any] | None = None,
                 ) -> tuple[ActionSpec, Decision, Policy, dict[str, Any]]:
+        """Every step before admission; `route` (a REST bridge call's) goes on refusals."""
         spec = ACTIONS.get(action)
         if spec is None:
             raise self._refuse(session, action, args, "invalid_argument",
-                               f"unknown bridge action {action[:64]!r}")
+                               f"unknown bridge action {action[:64]!r}", route=route)
         install, epoch = self.installs.get(session.install_id)
         problem = self._install_problem(session, install, epoch)
         if problem:
             session.revoked = problem
-            raise self._refuse(session, action, args, "permission_denied", problem)
+            raise self._refuse(session, action, args, "permission_denied", problem, route=route)
         assert install is not None
         if spec.permission not in session.claims.perms or spec.permission not in install.grants:
             raise self._refuse(
                 session, action, args, "permission_denied",
                 f"app {session.app_id!r} lacks permission {spec.permission!r} needed for "
                 f"{action}: the app's manifest must ask for it and the operator must grant it "
-                f"(`stockade app consent {session.app_id}`)",
+                f"(`stockade app consent {session.app_id}`)", route=route,
             )
         undeclared = _undeclared_roles(install, spec, args)
         if undeclared:
@@ -199,35 +206,51 @@ class Gate:
                 session, action, args, "permission_denied",
                 f"{action}: role(s) {', '.join(undeclared)} not declared for "
                 f"{spec.permission!r} in the app's manifest (the operator consented to "
-                "the declared roles only)")
+                "the declared roles only)", route=route)
         policy = self.policy.current()
         try:
             facts = self._facts(session, spec, args)
         except ServerError as exc:
-            raise self._refuse(session, action, args, exc.code, exc.message) from None
+            raise self._refuse(session, action, args, exc.code, exc.message,
+                               route=route) from None
+        facts.update(extra_facts or {})
         decision = decide(policy, install.grants, Request(
             app_id=session.app_id, install_id=session.install_id, action=action, args=args,
             facts=facts, now=self.clock.now()))
         if not decision.allowed:
             raise self._refuse(session, action, args, "permission_denied",
-                               f"{decision.message} [{decision.code}]", decision, policy)
+                               f"{decision.message} [{decision.code}]", decision, policy,
+                               route=route)
         return spec, decision, policy, facts
 
     def _admit_and_call(self, session: Session, spec: ActionSpec, args: dict[str, Any],
-                        decision: Decision, policy: Policy, facts: Mapping[str, Any]) -> Any:
+                        decision: Decision, policy: Policy, facts: Mapping[str, Any], *,
+                        route: str | None = None, via: Decision | None = None) -> Any:
+        """Admit (quota units, seat, durable decision), perform, record the outcome.
+
+        `route` and `via` come from the REST bridge: the route the app called and the decision
+        on `rest.call` itself, whose rules and quotas join the action's (a quota key both name
+        is charged once). The server's refusal is then raised as `ServerRefused` with its HTTP
+        status, which the outcome record holds too."""
         action = spec.name
         write = spec.write
-        op_id = "op_" + secrets.token_hex(12) if write or decision.quotas else None
+        charges = decision.quotas
+        rules = decision.rules
+        if via is not None:
+            keyed = {c.key: c for c in (*decision.quotas, *via.quotas)}
+            charges = tuple(sorted(keyed.values(), key=lambda c: (c.key, c.quota_id)))
+            rules = tuple(sorted(set(decision.rules) | set(via.rules)))
+        op_id = "op_" + secrets.token_hex(12) if write or charges or route else None
         seq: int | None = None
-        if write or decision.quotas or decision.seat_ceiling is not None or self.audit_reads:
+        if write or charges or decision.seat_ceiling is not None or self.audit_reads or route:
             record = AuditRecord(
-                kind="decision", allowed=True, code="allow", rules=decision.rules,
+                kind="decision", allowed=True, code="allow", rules=rules,
                 policy_rev=policy.revision, app_id=session.app_id,
                 install_id=session.install_id, action=action, args_digest=args_digest(args),
-                op_id=op_id, write=write,
+                op_id=op_id, write=write, route=route,
             )
             admission = self.ledger.admit(
-                record, decision.quotas,
+                record, charges,
                 decision.seat_ceiling if action == "users.create" else None,
                 self.server.seats_in_use, refusal_budget(session.install_id))
             if not admission.allowed:
@@ -240,13 +263,14 @@ class Gate:
         except ServerError as exc:
             if seq is not None and op_id is not None:
                 self.ledger.outcome(seq, op_id, False, exc.code,
-                                    refund=exc.code in REFUNDABLE_ERRORS)
+                                    refund=exc.code in REFUNDABLE_ERRORS,
+                                    status=exc.http_status if route else None, route=route)
             self._count(False)
-            raise GateError(exc.code, exc.message) from None
+            raise ServerRefused(exc.code, exc.message, exc.http_status) from None
         except GateError as exc:
             if seq is not None and op_id is not None:
                 self.ledger.outcome(seq, op_id, False, exc.code,
-                                    refund=exc.code in REFUNDABLE_ERRORS)
+                                    refund=exc.code in REFUNDABLE_ERRORS, route=route)
             self._count(False)
             raise
         except ValueError as exc:
@@ -264,7 +288,8 @@ class Gate:
         if seq is not None and op_id is not None:
             # No seat is "released" here: seats are counted from the server's users at the next
             # creation, so a repeated or foreign deactivation frees nothing it did not hold.
-            self.ledger.outcome(seq, op_id, True, None, refund=False)
+            self.ledger.outcome(seq, op_id, True, None, refund=False,
+                                status=200 if route else None, route=route)
         self._count(True)
         return result
 
@@ -341,7 +366,7 @@ class Gate:
 
     def _refuse(self, session: Session, action: str, args: Mapping[str, Any], code: str,
                 message: str, decision: Decision | None = None,
-                policy: Policy | None = None) -> GateError:
+                policy: Policy | None = None, *, route: str | None = None) -> GateError:
         """Audit the refusal (durably, within the install's refusal budget), then build the
         error the app will see."""
         _seq, over = self.ledger.deny_within(AuditRecord(
@@ -349,10 +374,15 @@ class Gate:
             rules=decision.rules if decision else (),
             policy_rev=policy.revision if policy else None, app_id=session.app_id,
             install_id=session.install_id, action=action[:64],
-            args_digest=args_digest(args),
+            args_digest=args_digest(args), route=route,
         ), refusal_budget(session.install_id))
         self._count(False)
         return (RefusalBudgetExceeded if over else GateError)(code, message)
+
+    def _refusal_budget(self, install_id: str) -> Charge:
+        """The install's refusal budget charge (for the REST bridge, which cannot import this
+        module back)."""
+        return refusal_budget(install_id)
 
     def _count(self, allowed: bool) -> None:
         with self._stats_lock:

@@ -175,10 +175,13 @@ class Ledger:
         return self.audit.append(record)
 
     def outcome(self, seq: int, op_id: str, ok: bool, error_code: str | None, refund: bool,
-                *, reconciled: bool = False) -> int:
+                *, reconciled: bool = False, status: int | None = None,
+                route: str | None = None) -> int:
         """Record how the admitted call `seq` ended; give its units back if `refund`.
 
-        See the module docstring for when to refund. Raises LedgerError when asked to refund
+        See the module docstring for when to refund. `status` and `route` are a REST bridge
+        call's HTTP status and route (`ok` is then False for any status of 400 or more).
+        Raises LedgerError when asked to refund
         an operation that holds nothing (already settled, or never admitted), or when `op_id`
         does not match the decision.
         """
@@ -215,6 +218,10 @@ class Ledger:
             }
             if reconciled:
                 body["reconciled"] = True
+            if status is not None:
+                body["status"] = int(status)
+            if route is not None:
+                body["route"] = check_field("route", route)
             for name, v in (("app_id", app_id), ("install_id", install_id), ("action", action)):
                 if v is not None:
                     body[name] = v

@@ -44,6 +44,7 @@ class AuditRecord:
     `kind`: decision | outcome | lifecycle | supervisor | consent | policy | ... (lowercase word).
     Decision fields: allowed, code, message, rules, policy_rev, quota, args_digest, write.
     Outcome fields: ref_seq (the decision), ok, code (error code or "ok"), refunded, reconciled.
+    REST bridge calls add `route` (both) and `status` (the outcome's HTTP status).
     """
 
     kind: str
@@ -68,6 +69,10 @@ class AuditRecord:
     version: str | None = None
     generation: int | None = None
     detail: str | None = None
+    # A REST bridge call ("POST /api/v1/users.create"), on its decision and outcome records;
+    # `status` is the server's HTTP status on the outcome (a 4xx is a refusal, never "ok").
+    route: str | None = None
+    status: int | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AuditRecord:

@@ -175,11 +175,34 @@ def test_http_public_domain_needs_public_ips() -> None:
 def test_rest_routes() -> None:
     p = policy('[[rule]]\nid="r"\neffect="permit"\napps=["a"]\nactions=["rest.call"]\n'
                '[rule.when]\nrest_routes=["GET /api/v1/users.info"]\n')
-    assert ask(p, "rest.call", {"method": "get", "route": "/api/v1/users.info"}, app="a").allowed
-    assert not ask(p, "rest.call", {"method": "POST", "route": "/api/v1/users.info"}, app="a").allowed
+    mapped = {"rest_mapped": True}
+    get = {"method": "get", "route": "/api/v1/users.info"}
+    assert ask(p, "rest.call", get, mapped, app="a").allowed
+    assert not ask(p, "rest.call", {"method": "POST", "route": "/api/v1/users.info"}, mapped,
+                   app="a").allowed
+    # without the host's word on what the route amounts to, nothing is allowed
+    assert not ask(p, "rest.call", get, app="a").allowed
     for route in ("/api/v1/../v1/users.info", "/api/v1/users.info?x=1", "/api/v1//users.info",
                   "/api/v1/users%2Einfo"):
-        assert ask(p, "rest.call", {"method": "GET", "route": route}, app="a").code == "guardrail"
+        assert ask(p, "rest.call", {"method": "GET", "route": route}, mapped,
+                   app="a").code == "guardrail"
+
+
+def test_a_rest_route_with_no_bridge_action_needs_rest_fields() -> None:
+    bare = policy('[[rule]]\nid="r"\neffect="permit"\napps=["a"]\nactions=["rest.call"]\n'
+                  '[rule.when]\nrest_routes=["POST /api/v1/livechat/department"]\n')
+    call = {"method": "POST", "route": "/api/v1/livechat/department",
+            "body": {"department": {"name": "x"}}}
+    unmapped = {"rest_mapped": False}
+    d = ask(bare, "rest.call", call, unmapped, app="a")
+    assert not d.allowed and "rest_fields" in d.message
+    narrow = policy('[[rule]]\nid="r"\neffect="permit"\napps=["a"]\nactions=["rest.call"]\n'
+                    '[rule.when]\nrest_routes=["POST /api/v1/livechat/department"]\n'
+                    'rest_fields=["department"]\n')
+    assert ask(narrow, "rest.call", call, unmapped, app="a").allowed
+    wider = {**call, "body": {"department": {"name": "x"}, "agents": []}}
+    d = ask(narrow, "rest.call", wider, unmapped, app="a")
+    assert not d.allowed and "agents" in d.message
 
 
 def test_two_quotas_on_one_key_get_separate_logs() -> None:

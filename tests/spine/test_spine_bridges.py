@@ -1,6 +1,6 @@
 """Host-served bridges through a real child: outbound HTTP (domains, private addresses,
 redirects re-checked, size cap) against a real loopback server, and rest.call as the
-operator's service identity (allow-listed routes only)."""
+app's own server user (allow-listed routes only; see tests/security/test_rest_bridge.py)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,7 +30,8 @@ class TestApp(App):
                     out.append([r["status"], r["body"][:40]])
                 else:
                     r = ctx.rest.call(a, b, c)
-                    out.append([r["status"], r["body"].get("success")])
+                    out.append([r["status"], r["body"].get("success"),
+                                r["body"].get("username")])
             except PermissionDenied as e:
                 out.append(["denied", str(e)])
             except InvalidArgument as e:
@@ -60,7 +61,8 @@ effect = "permit"
 apps = ["caller"]
 actions = ["rest.call"]
 [rule.when]
-rest_routes = ["GET /api/v1/users.info"]
+rest_routes = ["GET /api/v1/users.info", "GET /api/v1/me"]
+rest_fields = []
 '''
 
 
@@ -96,10 +98,9 @@ def host(tmp_path: Path):
                             ["livechat.room_started"], CALLER))
     up = Upstream().start()
     config = HostConfig(resolver_overrides={"crm.localtest": "127.0.0.1",
-                                            "other.localtest": "127.0.0.1"},
-                        rest_identity="svc")
+                                            "other.localtest": "127.0.0.1"})
     with Host(home, config=config) as h:
-        ensure_service_user(h.server, "svc")
+        ensure_service_user(h.server, "svc")  # an admin exists; the app must not act as it
         yield h, up.port
     up.stop()
 
@@ -127,14 +128,17 @@ def test_http_domains_private_addresses_redirects_and_size(host) -> None:
     assert res[5][0] == "invalid" and "larger than" in res[5][1]
 
 
-def test_rest_call_runs_allow_listed_routes_as_the_service_identity(host) -> None:
+def test_rest_call_acts_as_the_apps_own_user(host) -> None:
     h, _port = host
     h.server.users_create(SYSTEM, "alice", "Alice", "user")
     res = _run(h, [
+        ["rest", "GET", "/api/v1/me", None],
         ["rest", "GET", "/api/v1/users.info", {"username": "alice"}],
         ["rest", "POST", "/api/v1/users.create", {"username": "x", "name": "x"}],
         ["rest", "GET", "/api/v1/../v1/users.info", {"username": "alice"}],
     ])
-    assert res[0] == [200, True]
-    assert res[1][0] == "denied" and "rest_routes" in res[1][1]
-    assert res[2][0] == "denied"
+    assert res[0] == [200, True, "app.caller"]  # no bridge action: the app's own user
+    # users.info is users.get_by_username: the app was not granted users.read
+    assert res[1][0] == "denied" and "users.read" in res[1][1]
+    assert res[2][0] == "denied" and "rest_routes" in res[2][1]
+    assert res[3][0] == "denied"

@@ -1,0 +1,223 @@
+"""The REST bridge: `ctx.rest.call(method, route, body)` is a capability, not an admin key.
+
+Steps (each refusal is audited with the route and raised to the app as an error):
+
+1. a route in `rest_routes.NEVER` (credentials, admin-class roles, acting as a visitor) is
+   refused whatever a policy lists; so is an unmapped route whose parameters name a role;
+2. `rest.call` itself is decided: `server.rest` granted, a permit listing the route (and, for a
+   route with no bridge action, the body fields it may carry: `rest_fields`);
+3. a mapped route (`rest_routes.MAPPED`) is translated into the bridge action it amounts to
+   and decided by that action's rules through the gate's own steps: its permission, declared
+   roles, own-users facts, argument rules and guardrails (admin-class roles), its quotas and
+   the seat ceiling, then admitted, performed (server adapter, as the app) and recorded by
+   the gate's own `_admit_and_call`: one code path for both doors. The quotas on `rest.call`
+   itself are charged too (a key both name once);
+4. an unmapped route runs through the server's REST dispatcher (the host action `rest.call`)
+   as the app's own server user, or as the identity the operator named for that app;
+5. the outcome record holds the route, the HTTP status and the server's refusal code: a 4xx or
+   5xx is a refusal (`ok` false), never "ok".
+
+The app gets `{"status": HTTP status, "body": Rocket.Chat-style body}` for whatever the server
+answered, and a GateError for what the gate refused.
+"""
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from host.apps.installs import InstallRecord
+from host.errors import GateError, RefusalBudgetExceeded, ServerRefused
+from host.gate.rest_routes import ROLE_FIELDS, ByUsername, RouteRefused, find, never
+from host.ledger.audit import AuditRecord, digest_args
+from host.ledger.ledger import REFUNDABLE_ERRORS, Ledger
+from host.ledger.quota import Charge
+from host.server.principals import Caller
+from policies.policy import Policy
+from policies.types import Decision, QuotaCharge
+from policies.vocabulary import ActionSpec
+
+
+class Session(Protocol):
+    """The parts of `gate.Session` the REST bridge reads (the gate imports this module, so
+    this module names what it needs instead of importing the gate back)."""
+
+    @property
+    def app_id(self) -> str: ...
+    @property
+    def install_id(self) -> str: ...
+    @property
+    def caller(self) -> Caller: ...
+
+
+class Installs(Protocol):
+    def get(self, install_id: str) -> tuple[InstallRecord | None, int]: ...
+
+
+class Gate(Protocol):
+    """The gate's own steps, reused so a REST route is decided exactly as its bridge action."""
+
+    @property
+    def ledger(self) -> Ledger: ...
+    @property
+    def installs(self) -> Installs: ...
+    @property
+    def host_actions(self) -> Mapping[str, Callable[..., Any]]: ...
+
+    def handle(self, session: Any, action: str, args: dict[str, Any]) -> Any: ...
+    def _decide(self, session: Any, action: str, args: dict[str, Any],
+                route: str | None = None, extra_facts: Mapping[str, Any] | None = None,
+                ) -> tuple[ActionSpec, Decision, Policy, dict[str, Any]]: ...
+    def _refuse(self, session: Any, action: str, args: Mapping[str, Any], code: str,
+                message: str, decision: Decision | None = None,
+                policy: Policy | None = None, *, route: str | None = None) -> GateError: ...
+    def _admit_and_call(self, session: Any, spec: ActionSpec, args: dict[str, Any],
+                        decision: Decision, policy: Policy, facts: Mapping[str, Any], *,
+                        route: str | None = None, via: Decision | None = None) -> Any: ...
+    def _count(self, allowed: bool) -> None: ...
+    def _refusal_budget(self, install_id: str) -> Charge: ...
+
+# Longest route text kept in an audit record. Guards record size against an app sending a
+# megabyte of route (the engine refuses such a route; the refusal is still recorded).
+MAX_ROUTE_LABEL = 300
+
+
+# How far `_names_a_role` looks into a body. Guards the scan's cost; a body nested deeper or
+# wider than this is refused rather than half-checked.
+MAX_SCAN_NODES = 4096
+
+
+def _names_a_role(body: Mapping[str, Any]) -> bool:
+    """Whether a field anywhere in `body` names roles (`roles`, `roleName`, ...), checked
+    breadth-first over at most MAX_SCAN_NODES values; past that, True (refuse)."""
+    queue: list[Any] = [body]
+    seen = 0
+    while queue:
+        node = queue.pop()
+        seen += 1
+        if seen > MAX_SCAN_NODES:
+            return True
+        if isinstance(node, Mapping):
+            if ROLE_FIELDS & {k for k in node if isinstance(k, str)}:
+                return True
+            queue.extend(node.values())
+        elif isinstance(node, list | tuple):
+            queue.extend(node)
+    return False
+
+
+def route_label(args: Mapping[str, Any]) -> str:
+    """"POST /api/v1/users.create", capped, for the audit record (whatever the app sent)."""
+    method, route = args.get("method"), args.get("route")
+    m = method.upper()[:16] if isinstance(method, str) else "?"
+    r = route if isinstance(route, str) else "?"
+    return f"{m} {r}"[:MAX_ROUTE_LABEL]
+
+
+def rest_call(gate: Gate, session: Session, args: dict[str, Any]) -> dict[str, Any]:
+    """Decide and perform one `rest.call` (see the module docstring)."""
+    label = route_label(args)
+    method, route, body = args.get("method"), args.get("route"), args.get("body")
+    if body is not None and not isinstance(body, Mapping):
+        raise gate._refuse(session, "rest.call", args, "invalid_argument",
+                           "rest.call: the body must be a JSON object", route=label)
+    params: Mapping[str, Any] = body or {}
+    found = None
+    if isinstance(method, str) and isinstance(route, str):
+        why = never(method, route)
+        if why is not None:
+            raise gate._refuse(session, "rest.call", args, "permission_denied",
+                               f"{label} is never reachable by apps: {why} [guardrail]",
+                               route=label)
+        found = find(method, route)
+        if found is None and _names_a_role(params):
+            raise gate._refuse(
+                session, "rest.call", args, "permission_denied",
+                f"{label} has no bridge action and its body names a role: roles go "
+                "through roles.assign only (DESIGN rule 10) [guardrail]", route=label)
+    _spec, rest_decision, policy, _facts = gate._decide(
+        session, "rest.call", args, route=label,
+        extra_facts={"rest_mapped": found is not None})
+    if found is None:
+        return _unmapped(gate, session, args, label, rest_decision.quotas,
+                         rest_decision.rules, policy.revision)
+    mapped, path_params = found
+    me = session.caller.app_user_id or ""
+    try:
+        action, bridge_args = mapped.translate(params, path_params, me)
+    except RouteRefused as exc:
+        raise gate._refuse(session, "rest.call", args, "invalid_argument",
+                           f"{label} amounts to {' / '.join(mapped.actions)}: {exc}",
+                           route=label) from None
+    for name, value in list(bridge_args.items()):
+        if isinstance(value, ByUsername):
+            # Naming a user by username is a users.get_by_username: decided and audited as one.
+            user = gate.handle(session, "users.get_by_username", {"username": value.username})
+            bridge_args[name] = user["id"]
+    spec, decision, policy, facts = gate._decide(session, action, bridge_args, route=label)
+    # The bridge call's own admission, dispatch and outcome: one code path for both doors.
+    try:
+        result = gate._admit_and_call(session, spec, bridge_args, decision, policy, facts,
+                                      route=label, via=rest_decision)
+    except ServerRefused as exc:
+        return {"status": exc.http_status,
+                "body": {"success": False, "error": exc.message, "errorType": exc.code}}
+    return {"status": 200, "body": {**mapped.render(result), "success": True}}
+
+
+def _unmapped(gate: Gate, session: Session, args: dict[str, Any], label: str,
+              charges: tuple[QuotaCharge, ...], rules: tuple[str, ...],
+              policy_rev: str) -> dict[str, Any]:
+    """A route with no bridge action, permitted by a rule that lists it and its fields: the
+    server's REST dispatcher runs it as the app's own user (or the operator-named identity)."""
+    host_action = gate.host_actions.get("rest.call")
+    if host_action is None:
+        raise gate._refuse(session, "rest.call", args, "permission_denied",
+                           f"{label}: this host serves no REST routes without a bridge action",
+                           route=label)
+    install, _epoch = gate.installs.get(session.install_id)
+    named = install.rest_as if install is not None else None
+    # Who the server will see, on the decision record: the identity the operator named for this
+    # app at consent, or the app's own user.
+    actor = f"user {named}" if named else f"app user {session.caller.app_user_id}"
+    op_id = "op_" + secrets.token_hex(12)
+    admission = gate.ledger.admit(AuditRecord(
+        kind="decision", allowed=True, code="allow", rules=rules, policy_rev=policy_rev,
+        app_id=session.app_id, install_id=session.install_id, action="rest.call",
+        args_digest=gate_digest(args), op_id=op_id, write=True, route=label,
+        actor=actor[:128]), charges, None, None,
+        gate._refusal_budget(session.install_id))
+    if not admission.allowed:
+        gate._count(False)
+        error = RefusalBudgetExceeded if admission.over_budget else GateError
+        raise error("quota_exceeded", admission.message or "quota exceeded")
+    try:
+        out = host_action(session, args, op_id, {"rest_as": named})
+    except GateError as exc:
+        gate.ledger.outcome(admission.seq, op_id, False, exc.code,
+                            refund=exc.code in REFUNDABLE_ERRORS, route=label)
+        gate._count(False)
+        raise
+    except Exception:  # noqa: BLE001 - any host-side failure is recorded and refused, not lost
+        # The dispatcher catches its handlers' errors; anything here is the host's own fault,
+        # and whether the server applied something is unknown: keep the units.
+        gate.ledger.outcome(admission.seq, op_id, False, "internal", refund=False, route=label)
+        gate._count(False)
+        raise GateError("internal", f"{label} failed inside the host") from None
+    status = int(out.get("status", 500)) if isinstance(out, Mapping) else 500
+    payload = out.get("body") if isinstance(out, Mapping) else None
+    ok = status < 400
+    code = None
+    if not ok:
+        raw = payload.get("errorType") if isinstance(payload, Mapping) else None
+        code = raw[:64] if isinstance(raw, str) and raw else f"http_{status}"
+    gate.ledger.outcome(admission.seq, op_id, ok, code,
+                        refund=(not ok) and code in REFUNDABLE_ERRORS, status=status,
+                        route=label)
+    gate._count(ok)
+    return {"status": status, "body": payload}
+
+
+def gate_digest(args: Mapping[str, Any]) -> str:
+    """The same digest the gate records for a bridge call's arguments."""
+    return digest_args(dict(args))
