@@ -59,8 +59,8 @@ NEXT_FRAME_SPIN_NS = 150_000
 
 log = logging.getLogger("stockade.child")
 
-REQUIRED_LAYERS = ("seccomp", "landlock", "no_new_privs", "netns", "rlimits", "pdeathsig",
-                   "fds_closed", "empty_env")
+REQUIRED_LAYERS = ("seccomp", "landlock", "no_new_privs", "netns", "ipcns", "rlimits",
+                   "pdeathsig", "fds_closed", "empty_env")
 
 
 class ChildDied(Exception):

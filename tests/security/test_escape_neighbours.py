@@ -186,8 +186,9 @@ def _state(pid: int) -> str | None:
         return None
 
 
-def test_child_cannot_clear_death_signal_and_dies_with_its_host() -> None:
-    """Escaped code clears PR_SET_PDEATHSIG, then its host is killed: the child must be gone."""
+def _live_confined_child() -> tuple[int, int, int]:
+    """Fork a stand-in host that forks a confined app child; the child tries to clear its
+    parent-death signal, reports, and sleeps. Returns (host pid, child pid, prctl's result)."""
     rep_r, rep_w = os.pipe()
     host = os.fork()
     if host == 0:  # ---- stands in for the host (or zygote) that forked the app child ----
@@ -217,30 +218,54 @@ def test_child_cannot_clear_death_signal_and_dies_with_its_host() -> None:
             os._exit(0)
     os.close(rep_w)
     try:
-        _host_dies_child_follows(host, rep_r)
+        line = b""
+        while not line.endswith(b"\n"):
+            chunk = os.read(rep_r, 256)
+            if not chunk:
+                raise AssertionError("the confined child never reported")
+            line += chunk
+    except BaseException:
+        _end(host)
+        raise
     finally:
-        with contextlib.suppress(ChildProcessError, ProcessLookupError):
-            os.kill(host, signal.SIGKILL)
-            os.waitpid(host, 0)
-
-
-def _host_dies_child_follows(host: int, rep_r: int) -> None:
-    line = b""
-    while not line.endswith(b"\n"):
-        chunk = os.read(rep_r, 256)
-        assert chunk, "the confined child never reported"
-        line += chunk
-    os.close(rep_r)
+        os.close(rep_r)
     report = json.loads(line)
-    child = int(report["pid"])
+    return host, int(report["pid"]), int(report["rc"])
+
+
+def _end(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError, ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+
+
+def test_child_cannot_clear_death_signal_and_dies_with_its_host() -> None:
+    """Escaped code clears PR_SET_PDEATHSIG, then its host is killed: the child must be gone."""
+    host, child, rc = _live_confined_child()
     try:
-        assert report["rc"] == -1, "prctl(PR_SET_PDEATHSIG, 0) was allowed"
-        os.kill(host, signal.SIGKILL)
-        os.waitpid(host, 0)
+        assert rc == -1, "prctl(PR_SET_PDEATHSIG, 0) was allowed"
+        _end(host)
         deadline = time.monotonic() + 3
         while _state(child) not in (None, "Z") and time.monotonic() < deadline:
             time.sleep(0.02)
         assert _state(child) in (None, "Z"), "the child outlived its host"
     finally:
+        _end(host)
         if _state(child) not in (None, "Z"):
             os.kill(child, signal.SIGKILL)
+
+
+def test_child_has_an_ipc_namespace_of_its_own() -> None:
+    """SysV objects die with the child and no other app shares them: two live children and
+    the host each have a different IPC namespace (read by the kernel, from /proc)."""
+    first = _live_confined_child()
+    second = _live_confined_child()
+    try:
+        spaces = {os.readlink(f"/proc/{pid}/ns/ipc") for pid in (os.getpid(), first[1],
+                                                                  second[1])}
+        assert len(spaces) == 3, spaces
+    finally:
+        for host, child, _rc in (first, second):
+            _end(host)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
