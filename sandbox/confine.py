@@ -7,7 +7,7 @@ Layers, in the order they must be applied (later ones would forbid the calls ear
    /dev/null, every other inherited descriptor is closed;
 3. an empty environment and a working directory it cannot write (`/`);
 4. its own network namespace (the zygote does this once for all its children; the spawn
-   fallback does it here);
+   fallback does it here), and its own IPC namespace (each child, see `unshare_ipc`);
 5. when the host runs as root: drop to an unprivileged uid/gid with no groups;
 6. parent-death signal (after the uid change, which would clear it) and not dumpable;
 7. rlimits: address space, CPU seconds, open files, file size 0, no core dumps, process
@@ -41,6 +41,9 @@ PR_SET_NO_NEW_PRIVS = 38
 PR_GET_NO_NEW_PRIVS = 39
 CLONE_NEWNET = 0x40000000
 CLONE_NEWUSER = 0x10000000
+# Its own SysV IPC namespace: shared memory, queues and semaphores die with the child and are
+# invisible to every other app (a second wall behind the filter, which refuses SysV calls).
+CLONE_NEWIPC = 0x08000000
 
 # The unprivileged identity children take when the host runs as root: "nobody" owns no file
 # and can signal or trace no process of the host's.
@@ -63,6 +66,7 @@ class LayerReport:
     landlock: bool = False
     no_new_privs: bool = False
     netns: bool = False
+    ipcns: bool = False
     rlimits: bool = False
     pdeathsig: bool = False
     fds_closed: bool = False
@@ -90,6 +94,19 @@ def unshare_network() -> bool:
         return True
     # Unprivileged hosts can still get a network namespace inside a user namespace.
     return bool(libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0)
+
+
+def unshare_ipc() -> bool:
+    """Enter a new, empty IPC namespace of this process's own. True when the namespace changed.
+
+    Per child, not once in the zygote: a namespace shared by all children would still let two
+    apps meet there. Needs CAP_SYS_ADMIN in the current user namespace: root, or the user
+    namespace the zygote made for its network namespace when the host is not root.
+    """
+    before = os.readlink("/proc/self/ns/ipc")
+    if native.libc().unshare(CLONE_NEWIPC) != 0:
+        return False
+    return os.readlink("/proc/self/ns/ipc") != before
 
 
 def thread_count() -> int:
@@ -140,6 +157,7 @@ def confine(
     os.chdir("/")
     # 4. network
     rep.netns = netns_done or unshare_network()
+    rep.ipcns = unshare_ipc()
     # 5. identity
     if os.geteuid() == 0 and drop_uid:
         try:

@@ -173,7 +173,7 @@ def _serve(chan: _Channel, report: LayerReport) -> None:
         os._exit(EXIT_PROTOCOL)
     layers = Layers(
         seccomp=report.seccomp, landlock=report.landlock, no_new_privs=report.no_new_privs,
-        netns=report.netns, rlimits=report.rlimits, pdeathsig=report.pdeathsig,
+        netns=report.netns, ipcns=report.ipcns, rlimits=report.rlimits, pdeathsig=report.pdeathsig,
         fds_closed=report.fds_closed, empty_env=report.empty_env,
         uid_dropped=report.uid_dropped, notes=report.notes or [],
     )

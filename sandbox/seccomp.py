@@ -1,18 +1,26 @@
 """A seccomp-BPF filter for the app child (x86-64), installed with TSYNC so it covers every thread.
 
-Why hand-assembled: the filter is ~100 instructions of a fixed shape, and building it here
-keeps the child free of a native dependency (libseccomp's Python bindings are not on PyPI as a
-wheel). The program:
+An ALLOW-list: a system call that is not named in this module kills the process. The program:
 
 1. kills the process for any architecture but x86-64 and for the x32 ABI (syscall numbers
    with bit 30 set), so a 32-bit `int 0x80` cannot reach syscalls by other numbers;
 2. lets the hot `read`/`write` calls through first;
-3. refuses with an errno: every way to make a network endpoint, run a program, make a
-   process, inspect or signal another process, open or change a file, change identity, load
-   kernel code, or enter namespaces;
-4. allows `kill`/`tgkill`/`tkill` only when aimed at the child's own pid (so `abort()` works);
-5. allows `clone` only for threads without namespace flags (RLIMIT_NPROC=0 refuses those too);
-6. allows the rest (memory, time, futexes, signals handlers, exit).
+3. allows the calls in `ALLOW`, each there because the confined runtime was measured making
+   it (see `ALLOW`'s comment for how) or because a failure path of the runtime needs it;
+4. checks the argument where the argument carries the danger (`ARG_RULES`): `prctl` only
+   reads (never PR_SET_PDEATHSIG), `ioctl`/`fcntl` only the descriptor flags, `prlimit64`
+   only reads its own limits, `kill`/`tgkill`/`tkill` only aimed at its own pid, `clone` only
+   threads without namespace flags (RLIMIT_NPROC=0 refuses those too);
+5. refuses with an errno the calls in `REFUSE`: what Python's standard library or libc try as
+   a probe with a fallback (file opens, sockets, `clone3`), and the attack classes the
+   assume-escape suite tries one after another in a single child, so a refusal is an
+   exception the (escaped) code sees, not a crash;
+6. kills the process for everything else (SECCOMP_RET_KILL_PROCESS): no legitimate runtime
+   path reaches an unlisted call, so reaching one is an attack and nothing is owed to it.
+
+Why hand-assembled: the filter is ~150 instructions of a fixed shape, and building it here
+keeps the child free of a native dependency (libseccomp's Python bindings are not on PyPI as a
+wheel).
 """
 from __future__ import annotations
 
@@ -49,33 +57,53 @@ def _arg_lo(i: int) -> int:
     return 16 + 8 * i
 
 
+def _arg_hi(i: int) -> int:
+    return 20 + 8 * i
+
+
 # syscall name -> number (x86-64)
 NR = {
-    "read": 0, "write": 1, "open": 2, "stat": 4, "lstat": 6, "ioctl": 16, "access": 21,
+    "read": 0, "write": 1, "open": 2, "close": 3, "stat": 4, "fstat": 5, "lstat": 6,
+    "poll": 7, "mmap": 9, "mprotect": 10, "munmap": 11, "brk": 12, "rt_sigaction": 13,
+    "rt_sigprocmask": 14, "rt_sigreturn": 15, "ioctl": 16, "access": 21, "pipe": 22,
+    "sched_yield": 24, "mremap": 25, "madvise": 28, "shmget": 29, "shmat": 30, "shmctl": 31,
+    "dup": 32, "dup2": 33, "nanosleep": 35, "getpid": 39,
     "socket": 41, "connect": 42, "accept": 43, "sendto": 44, "recvfrom": 45, "sendmsg": 46,
     "recvmsg": 47, "shutdown": 48, "bind": 49, "listen": 50, "getsockname": 51,
     "getpeername": 52, "socketpair": 53, "setsockopt": 54, "getsockopt": 55, "clone": 56,
-    "fork": 57, "vfork": 58, "execve": 59, "kill": 62, "truncate": 76, "ftruncate": 77,
+    "fork": 57, "vfork": 58, "execve": 59, "exit": 60, "kill": 62, "semget": 64, "semop": 65,
+    "semctl": 66, "shmdt": 67, "msgget": 68, "msgsnd": 69, "msgrcv": 70, "msgctl": 71,
+    "fcntl": 72, "truncate": 76, "ftruncate": 77,
     "getdents": 78, "chdir": 80, "fchdir": 81, "rename": 82, "mkdir": 83, "rmdir": 84,
     "creat": 85, "link": 86, "unlink": 87, "symlink": 88, "readlink": 89, "chmod": 90,
     "fchmod": 91, "chown": 92, "fchown": 93, "lchown": 94, "ptrace": 101, "setuid": 105,
-    "setgid": 106, "setreuid": 113, "setregid": 114, "setgroups": 116, "setresuid": 117,
-    "setresgid": 119, "setfsuid": 122, "setfsgid": 123, "capset": 126,
-    "rt_sigqueueinfo": 129, "utime": 132, "mknod": 133, "personality": 135, "statfs": 137,
-    "pivot_root": 155, "chroot": 161, "acct": 163, "mount": 165, "umount2": 166,
+    "setgid": 106, "setpgid": 109, "setreuid": 113, "setregid": 114, "setgroups": 116,
+    "setresuid": 117, "setresgid": 119, "setfsuid": 122, "setfsgid": 123, "capset": 126,
+    "rt_sigqueueinfo": 129, "sigaltstack": 131, "utime": 132, "mknod": 133,
+    "personality": 135, "statfs": 137, "setpriority": 141, "sched_setparam": 142,
+    "sched_setscheduler": 144, "pivot_root": 155, "prctl": 157, "setrlimit": 160,
+    "chroot": 161, "acct": 163, "mount": 165, "umount2": 166,
     "swapon": 167, "swapoff": 168, "reboot": 169, "sethostname": 170, "setdomainname": 171,
-    "init_module": 175, "delete_module": 176, "quotactl": 179, "setxattr": 188,
+    "init_module": 175, "delete_module": 176, "quotactl": 179, "gettid": 186,
+    "setxattr": 188,
     "lsetxattr": 189, "fsetxattr": 190, "getxattr": 191, "lgetxattr": 192, "fgetxattr": 193,
     "listxattr": 194, "llistxattr": 195, "flistxattr": 196, "removexattr": 197,
-    "lremovexattr": 198, "fremovexattr": 199, "tkill": 200, "getdents64": 217,
-    "tgkill": 234, "utimes": 235, "kexec_load": 246, "add_key": 248, "request_key": 249,
-    "keyctl": 250, "openat": 257, "mkdirat": 258, "mknodat": 259, "fchownat": 260,
+    "lremovexattr": 198, "fremovexattr": 199, "tkill": 200, "futex": 202,
+    "sched_setaffinity": 203, "getdents64": 217, "restart_syscall": 219, "semtimedop": 220,
+    "clock_gettime": 228, "clock_getres": 229, "clock_nanosleep": 230, "exit_group": 231,
+    "tgkill": 234, "utimes": 235, "mbind": 237, "set_mempolicy": 238, "mq_open": 240,
+    "kexec_load": 246, "add_key": 248, "request_key": 249,
+    "keyctl": 250, "ioprio_set": 251, "migrate_pages": 256, "openat": 257, "mkdirat": 258,
+    "mknodat": 259, "fchownat": 260,
     "futimesat": 261, "newfstatat": 262, "unlinkat": 263, "renameat": 264, "linkat": 265,
-    "symlinkat": 266, "readlinkat": 267, "fchmodat": 268, "faccessat": 269, "unshare": 272,
-    "utimensat": 280, "accept4": 288, "rt_tgsigqueueinfo": 297, "perf_event_open": 298,
-    "recvmmsg": 299, "fanotify_init": 300, "name_to_handle_at": 303,
+    "symlinkat": 266, "readlinkat": 267, "fchmodat": 268, "faccessat": 269, "ppoll": 271,
+    "unshare": 272, "move_pages": 279,
+    "utimensat": 280, "accept4": 288, "pipe2": 293, "rt_tgsigqueueinfo": 297,
+    "perf_event_open": 298,
+    "recvmmsg": 299, "fanotify_init": 300, "prlimit64": 302, "name_to_handle_at": 303,
     "open_by_handle_at": 304, "sendmmsg": 307, "setns": 308, "process_vm_readv": 310,
-    "process_vm_writev": 311, "kcmp": 312, "finit_module": 313, "renameat2": 316,
+    "process_vm_writev": 311, "kcmp": 312, "finit_module": 313, "sched_setattr": 314,
+    "renameat2": 316, "getrandom": 318,
     "memfd_create": 319, "kexec_file_load": 320, "bpf": 321, "execveat": 322,
     "userfaultfd": 323, "statx": 332, "io_uring_setup": 425, "io_uring_enter": 426,
     "io_uring_register": 427, "open_tree": 428, "move_mount": 429, "fsopen": 430,
@@ -84,8 +112,45 @@ NR = {
     "mount_setattr": 442, "memfd_secret": 447, "pidfd_send_signal": 424,
 }
 
-# What each refused group guards. The errno is what the (escaped) code sees.
-DENY: dict[str, tuple[int, tuple[str, ...]]] = {
+# The ONE table of what a confined child may call freely, each with why it is needed.
+# Measured: the real child runtime was run through load, every event kind and every bridge
+# (tests/spine/test_spine_bridges.py, test_spine_events.py, test_spine_delivery.py,
+# test_spine_wire_chunks.py, tests/security/test_escapes.py, test_dos.py) under
+# `strace -f -ff`, and every call each app child made after its seccomp() was collected:
+# brk, read, poll, write, prctl(PR_GET_SECCOMP), ioctl(FIONBIO), mmap, munmap, mremap,
+# clock_nanosleep, exit_group (and openat, refused). The entries not in that list are
+# failure and signal paths the measurement cannot reach on a good run (marked "path:").
+ALLOW: dict[str, str] = {
+    "read": "frames from the host arrive on fd 3",
+    "write": "frames to the host on fd 4; interpreter crash text on stderr",
+    "poll": "the wire waits for the channel to be readable/writable",
+    "ppoll": "path: libc may implement poll() with it",
+    "brk": "the C heap (malloc's main arena)",
+    "mmap": "Python arenas and large allocations (bounded by RLIMIT_AS)",
+    "munmap": "frees what mmap mapped",
+    "mremap": "realloc of large blocks",
+    "mprotect": "path: libc guard pages (a refused thread start maps its stack first)",
+    "madvise": "path: malloc returns freed pages to the kernel",
+    "clock_nanosleep": "time.sleep in app code",
+    "nanosleep": "path: older libc's sleep",
+    "clock_gettime": "path: monotonic deadlines when the vDSO is unavailable",
+    "clock_getres": "path: time.get_clock_info",
+    "getrandom": "path: entropy for uuid4/secrets-style helpers; reads only the kernel pool",
+    "futex": "path: libc's internal locks (stdio) on contention",
+    "close": "path: a refused or finished descriptor is closed",
+    "getpid": "path: abort() and the runtime address signals to their own pid",
+    "gettid": "path: abort() raises SIGABRT at its own thread",
+    "rt_sigaction": "path: abort() resets the SIGABRT handler",
+    "rt_sigprocmask": "path: abort() unblocks SIGABRT",
+    "rt_sigreturn": "path: return from any signal handler",
+    "sigaltstack": "path: the interpreter's fault handler stack",
+    "restart_syscall": "path: the kernel restarts an interrupted poll/sleep after SIGSTOP",
+    "exit": "path: a thread leaving (none start, but libc may use it)",
+    "exit_group": "the child leaving",
+}
+# Refused with an errno (not killed): what the (escaped) code sees. Every group says what it
+# guards; a call in neither ALLOW nor here kills the process.
+REFUSE: dict[str, tuple[int, tuple[str, ...]]] = {
     # no network: the child reaches the world only through the gate
     "network": (errno.EPERM, (
         "socket", "socketpair", "connect", "accept", "accept4", "bind", "listen", "sendto",
@@ -98,16 +163,28 @@ DENY: dict[str, tuple[int, tuple[str, ...]]] = {
     # clone3 hides its flags in memory the filter cannot read; ENOSYS makes libc fall back to
     # clone, whose flags the filter checks
     "clone3": (errno.ENOSYS, ("clone3",)),
-    # no inspecting or signalling other processes
+    # no new descriptors: subprocess makes pipes before it forks, and a pipe or a dup is a
+    # way around RLIMIT_NOFILE accounting the runtime never needs
+    "descriptors": (errno.EPERM, ("pipe", "pipe2", "dup", "dup2")),
+    # no inspecting, signalling or re-scheduling other processes (the kernel's uid checks are
+    # a second wall: these never reach them)
     "inspect": (errno.EPERM, (
         "ptrace", "process_vm_readv", "process_vm_writev", "kcmp", "pidfd_open",
         "pidfd_getfd", "pidfd_send_signal", "process_madvise", "rt_sigqueueinfo",
-        "rt_tgsigqueueinfo", "perf_event_open",
+        "rt_tgsigqueueinfo", "perf_event_open", "setpriority", "sched_setscheduler",
+        "sched_setparam", "sched_setattr", "sched_setaffinity", "ioprio_set",
+        "migrate_pages", "move_pages", "mbind", "set_mempolicy", "setpgid", "setrlimit",
+    )),
+    # no SysV IPC and no POSIX message queues: their objects outlive the child, sit outside
+    # its RLIMIT_AS (shared memory) and are a channel between apps with no gate and no audit
+    "sysv-ipc": (errno.EPERM, (
+        "shmget", "shmat", "shmctl", "shmdt", "semget", "semop", "semctl", "semtimedop",
+        "msgget", "msgsnd", "msgrcv", "msgctl", "mq_open",
     )),
     # no file access at all: app source arrives over the channel, so the child opens nothing
     "files": (errno.EACCES, (
         "open", "openat", "openat2", "creat", "open_by_handle_at", "name_to_handle_at",
-        "stat", "lstat", "newfstatat", "statx", "access", "faccessat", "faccessat2",
+        "stat", "lstat", "fstat", "newfstatat", "statx", "access", "faccessat", "faccessat2",
         "readlink", "readlinkat", "getdents", "getdents64", "statfs", "chdir", "fchdir",
         "getxattr", "lgetxattr", "fgetxattr", "listxattr", "llistxattr", "flistxattr",
     )),
@@ -137,7 +214,30 @@ DENY: dict[str, tuple[int, tuple[str, ...]]] = {
 # clone flags that create namespaces; a thread clone never needs them
 _CLONE_THREAD = 0x00010000
 _CLONE_NS_FLAGS = 0x7E020000  # NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET
-_TIOCSTI = 0x5412  # pushes bytes into a terminal's input queue: a classic escape
+# prctl options the runtime may use: only reads. Everything else (PR_SET_PDEATHSIG above all:
+# clearing it would let the child outlive its host; PR_SET_DUMPABLE would reopen /proc/<pid>/mem
+# and ptrace to its uid) is refused.
+PRCTL_ALLOWED = (
+    2,   # PR_GET_PDEATHSIG: doctor and the layer report read it
+    3,   # PR_GET_DUMPABLE
+    21,  # PR_GET_SECCOMP: confine checks the filter is in force (measured)
+    39,  # PR_GET_NO_NEW_PRIVS
+)
+# ioctl requests the runtime may make: descriptor flags only. TIOCSTI (pushes bytes into a
+# terminal's input queue) and every driver ioctl are refused.
+IOCTL_ALLOWED = (
+    0x5421,  # FIONBIO: os.set_blocking on the channel (measured)
+    0x5450,  # FIONCLEX
+    0x5451,  # FIOCLEX
+)
+# fcntl commands the runtime may use: descriptor flags only. F_SETOWN/F_SETSIG would aim
+# SIGIO at another process, F_DUPFD makes descriptors, locks touch shared files.
+FCNTL_ALLOWED = (
+    1,  # F_GETFD
+    2,  # F_SETFD
+    3,  # F_GETFL
+    4,  # F_SETFL
+)
 
 
 def _stmt(code: int, k: int) -> tuple[int, int, int, int]:
@@ -148,54 +248,78 @@ def _jump(code: int, k: int, jt: int, jf: int) -> tuple[int, int, int, int]:
     return (code, jt, jf, k)
 
 
-def build_filter(own_pid: int) -> list[tuple[int, int, int, int]]:
+Insn = tuple[int, int, int, int]
+_EPERM = RET_ERRNO | errno.EPERM
+
+
+def _one_of(values: tuple[int, ...]) -> list[Insn]:
+    """Accumulator (an argument) is one of `values`: allow; else EPERM. Always returns."""
+    out: list[Insn] = []
+    for i, v in enumerate(values):
+        out.append(_jump(_JEQ_K, v, len(values) - i, 0))
+    out += [_stmt(_RET_K, _EPERM), _stmt(_RET_K, RET_ALLOW)]
+    return out
+
+
+def _arg_rules(own_pid: int) -> dict[str, list[Insn]]:
+    """Per-call blocks run with the syscall number matched; each block ends in a return."""
+    self_only = [
+        # arg0 is the target pid / tgid / tid; the child is single-threaded
+        _stmt(_LD_W_ABS, _arg_lo(0)),
+        _jump(_JEQ_K, own_pid, 0, 1),
+        _stmt(_RET_K, RET_ALLOW),
+        _stmt(_RET_K, _EPERM),
+    ]
+    return {
+        "kill": self_only,
+        "tgkill": self_only,
+        "tkill": self_only,
+        # threads only, and never with namespace flags
+        "clone": [
+            _stmt(_LD_W_ABS, _arg_lo(0)),
+            _jump(_JSET_K, _CLONE_NS_FLAGS, 2, 0),
+            _jump(_JSET_K, _CLONE_THREAD, 0, 1),
+            _stmt(_RET_K, RET_ALLOW),
+            _stmt(_RET_K, _EPERM),
+        ],
+        "prctl": [_stmt(_LD_W_ABS, _arg_lo(0)), *_one_of(PRCTL_ALLOWED)],
+        "ioctl": [_stmt(_LD_W_ABS, _arg_lo(1)), *_one_of(IOCTL_ALLOWED)],
+        "fcntl": [_stmt(_LD_W_ABS, _arg_lo(1)), *_one_of(FCNTL_ALLOWED)],
+        # prlimit64(pid, resource, new, old): only reading its own limits (pid 0, new NULL);
+        # another process's limits, or changing its own, is refused
+        "prlimit64": [
+            _stmt(_LD_W_ABS, _arg_lo(0)),
+            _jump(_JEQ_K, 0, 0, 5),
+            _stmt(_LD_W_ABS, _arg_lo(2)),
+            _jump(_JEQ_K, 0, 0, 3),
+            _stmt(_LD_W_ABS, _arg_hi(2)),
+            _jump(_JEQ_K, 0, 0, 1),
+            _stmt(_RET_K, RET_ALLOW),
+            _stmt(_RET_K, _EPERM),
+        ],
+    }
+
+
+def build_filter(own_pid: int) -> list[Insn]:
     """Assemble the program as (code, jt, jf, k) tuples."""
-    deny: list[tuple[int, int]] = []  # (nr, errno)
-    for err, names in DENY.values():
-        deny.extend((NR[n], err) for n in names)
-    prog: list[tuple[int, int, int, int]] = [
+    prog: list[Insn] = [
         _stmt(_LD_W_ABS, _OFF_ARCH),
         _jump(_JEQ_K, AUDIT_ARCH_X86_64, 1, 0),
         _stmt(_RET_K, RET_KILL_PROCESS),
         _stmt(_LD_W_ABS, _OFF_NR),
         _jump(_JGE_K, X32_SYSCALL_BIT, 0, 1),
         _stmt(_RET_K, RET_KILL_PROCESS),
-        _jump(_JEQ_K, NR["read"], 0, 1),
-        _stmt(_RET_K, RET_ALLOW),
-        _jump(_JEQ_K, NR["write"], 0, 1),
-        _stmt(_RET_K, RET_ALLOW),
     ]
-    for nr, err in deny:
-        prog.append(_jump(_JEQ_K, nr, 0, 1))
-        prog.append(_stmt(_RET_K, RET_ERRNO | err))
-    # signals: only to ourselves (arg0 is the target pid / tgid / tid; single-threaded child)
-    for name in ("kill", "tgkill", "tkill"):
-        prog += [
-            _jump(_JEQ_K, NR[name], 0, 4),
-            _stmt(_LD_W_ABS, _arg_lo(0)),
-            _jump(_JEQ_K, own_pid, 0, 1),
-            _stmt(_RET_K, RET_ALLOW),
-            _stmt(_RET_K, RET_ERRNO | errno.EPERM),
-        ]
-    # clone: threads only, and never with namespace flags
-    prog += [
-        _jump(_JEQ_K, NR["clone"], 0, 6),
-        _stmt(_LD_W_ABS, _arg_lo(0)),
-        _jump(_JSET_K, _CLONE_NS_FLAGS, 3, 0),
-        _jump(_JSET_K, _CLONE_THREAD, 0, 2),
-        _stmt(_RET_K, RET_ALLOW),
-        _stmt(_RET_K, RET_ALLOW),  # unreachable filler keeps the offsets readable
-        _stmt(_RET_K, RET_ERRNO | errno.EPERM),
-    ]
-    # ioctl: refuse TIOCSTI whatever the descriptor
-    prog += [
-        _stmt(_LD_W_ABS, _OFF_NR),
-        _jump(_JEQ_K, NR["ioctl"], 0, 3),
-        _stmt(_LD_W_ABS, _arg_lo(1)),
-        _jump(_JEQ_K, _TIOCSTI, 0, 1),
-        _stmt(_RET_K, RET_ERRNO | errno.EPERM),
-        _stmt(_RET_K, RET_ALLOW),
-    ]
+    # The accumulator holds the syscall number from here on: every block that loads an
+    # argument ends in a return, so a non-matching test falls through with nr intact.
+    for name in ALLOW:  # read/write first: the hot path
+        prog += [_jump(_JEQ_K, NR[name], 0, 1), _stmt(_RET_K, RET_ALLOW)]
+    for name, block in _arg_rules(own_pid).items():
+        prog += [_jump(_JEQ_K, NR[name], 0, len(block)), *block]
+    for err, names in REFUSE.values():
+        for name in names:
+            prog += [_jump(_JEQ_K, NR[name], 0, 1), _stmt(_RET_K, RET_ERRNO | err)]
+    prog.append(_stmt(_RET_K, RET_KILL_PROCESS))
     return prog
 
 

@@ -28,6 +28,7 @@ from host.supervise.watchdog import running_events, watchdog
 from host.supervise.zygote_client import Zygote
 from sandbox.protocol import (
     CHILD_FRAME,
+    MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
     Call,
     ChildHello,
@@ -59,8 +60,8 @@ NEXT_FRAME_SPIN_NS = 150_000
 
 log = logging.getLogger("stockade.child")
 
-REQUIRED_LAYERS = ("seccomp", "landlock", "no_new_privs", "netns", "rlimits", "pdeathsig",
-                   "fds_closed", "empty_env")
+REQUIRED_LAYERS = ("seccomp", "landlock", "no_new_privs", "netns", "ipcns", "rlimits",
+                   "pdeathsig", "fds_closed", "empty_env")
 
 
 class ChildDied(Exception):
@@ -242,6 +243,23 @@ class Child:
             running_events.add(-1)
             self._disarm()
 
+    def _send_reply(self, reply: Reply) -> None:
+        """Send a bridge reply; one whose JSON outgrows the frame cap (a result under the body
+        cap can grow ~6x when escaped) becomes an error reply the app sees, never a send that
+        raises and leaves the child waiting on an answer that will not come."""
+        try:
+            frame = encode(reply.model_dump_json().encode())
+        except FrameError:
+            frame = encode(Reply(id=reply.id, ok=False, error=WireError(
+                code="reply_too_large",
+                message=f"the result does not fit in one {MAX_FRAME_BYTES}-byte frame",
+            )).model_dump_json().encode())
+        try:
+            write_all(self.to_child, frame)
+        except OSError as exc:
+            self._dead_after_io()
+            raise ChildDied(self.death or f"channel closed: {exc}", self.death_code) from exc
+
     def _converse(self, frame_id: int, msg: Any, on_call: CallHandler, on_log: LogSink) -> Any:
         """Serve a running handler from its frame `msg` on, until its Done."""
         calls = 0
@@ -253,7 +271,7 @@ class Child:
                     self.kill(f"more than {MAX_CALLS_PER_EVENT} bridge calls in one event",
                               code="flood")
                     raise ChildDied(self.death, self.death_code)
-                self._send(self._answer(msg, on_call))
+                self._send_reply(self._answer(msg, on_call))
                 if running_events.count == 1:
                     spin = NEXT_FRAME_SPIN_NS
             elif isinstance(msg, Log):

@@ -83,7 +83,8 @@ def cli_exec(source: str, tmp_path: Path, *args: str, timeout: float = 60.0) -> 
 # Runs as `python -c FAKE_CHILD IN OUT STEPS_JSON`. Steps: ["recv"] read one frame; ["hello"]
 # read HostHello and answer a correct ChildHello (all layers on) echoing the token; ["send", obj]
 # one well-framed JSON frame; ["raw", hex] raw bytes; ["sleep", s]; ["exit", code];
-# ["flood_calls", n] n Call frames, each followed by reading the Reply.
+# ["flood_calls", n] n Call frames, each followed by reading the Reply; ["event"] read an Event
+# and remember its id; ["done_with_reply"] read a Reply and finish that event with it as result.
 FAKE_CHILD = r"""
 import json, os, struct, sys, time
 IN, OUT = int(sys.argv[1]), int(sys.argv[2])
@@ -108,7 +109,7 @@ def raw(b):
 def send(obj):
     body = json.dumps(obj).encode()
     raw(struct.pack(">I", len(body)) + body)
-LAYERS = dict(seccomp=True, landlock=True, no_new_privs=True, netns=True, rlimits=True,
+LAYERS = dict(seccomp=True, landlock=True, no_new_privs=True, netns=True, ipcns=True, rlimits=True,
               pdeathsig=True, fds_closed=True, empty_env=True, uid_dropped=True, notes=[])
 for step in steps:
     op = step[0]
@@ -119,6 +120,9 @@ for step in steps:
     elif op == "raw": raw(bytes.fromhex(step[1]))
     elif op == "sleep": time.sleep(step[1])
     elif op == "exit": os._exit(step[1])
+    elif op == "event": event_id = recv()["id"]
+    elif op == "done_with_reply":
+        send({"t": "done", "id": event_id, "ok": True, "result": recv()})
     elif op == "flood_calls":
         for i in range(step[1]):
             send({"t": "call", "id": i + 1, "action": "users.get", "args": {"user_id": "u"}})

@@ -446,7 +446,7 @@ def test_os_refuses(assume_escape_results: dict[str, Any], attack: str) -> None:
 def test_layer_report_complete(assume_escape_results: dict[str, Any]) -> None:
     """Every layer reported applied (the host refuses to run apps otherwise)."""
     layers = assume_escape_results["__layers__"]
-    for name in ("seccomp", "landlock", "no_new_privs", "netns", "rlimits", "pdeathsig",
+    for name in ("seccomp", "landlock", "no_new_privs", "netns", "ipcns", "rlimits", "pdeathsig",
                  "fds_closed", "empty_env", "uid_dropped"):
         assert layers[name] is True, (name, layers)
 

@@ -95,8 +95,8 @@ def test_encode_refuses_oversize() -> None:
         encode(b"x" * (MAX_FRAME_BYTES + 1))
 
 
-LAYERS = dict(seccomp=True, landlock=True, no_new_privs=True, netns=True, rlimits=True,
-              pdeathsig=True, fds_closed=True, empty_env=True, uid_dropped=True)
+LAYERS = dict(seccomp=True, landlock=True, no_new_privs=True, netns=True, ipcns=True,
+              rlimits=True, pdeathsig=True, fds_closed=True, empty_env=True, uid_dropped=True)
 
 BAD_CHILD_BODIES: list[bytes] = [
     b"",  # empty frame
@@ -400,3 +400,19 @@ def test_unexpected_gate_exception_does_not_escape_as_host_crash(fakes: list[Chi
     with pytest.raises(ChildDied):
         child.deliver("x.y", {}, 1.0, on_call, _no_log)
     _assert_killed(child)
+
+
+def test_reply_over_the_frame_cap_is_an_error_the_app_sees(fakes: list[Child]) -> None:
+    """A bridge result that escapes past the frame cap (300 KB of control bytes under the body
+    cap becomes ~1.8 MB of JSON) is answered with an error reply; the host's send does not
+    raise and leave the child waiting with its deadline disarmed."""
+    child = _fake(fakes, [["hello"], ["event"],
+                          ["send", {"t": "call", "id": 1, "action": "http.get", "args": {}}],
+                          ["done_with_reply"]])
+    child.handshake("tok", _accept_token, degraded=False)
+
+    def on_call(_c: Child, _action: str, _args: dict[str, Any]) -> Any:
+        return {"body": "\x01" * 300_000}
+
+    reply = child.deliver("x.y", {}, 5.0, on_call, _no_log)
+    assert reply["ok"] is False and reply["error"]["code"] == "reply_too_large", reply
