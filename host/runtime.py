@@ -15,7 +15,7 @@ import contextlib
 import gc
 import logging
 import os
-import pwd
+import secrets
 import sqlite3
 import threading
 import time
@@ -35,12 +35,13 @@ from host.gate.gate import Gate, HostAction, PolicySource, Session
 from host.gate.policywatch import PolicyWatch
 from host.home import Home, write_default_policy
 from host.keys import tokens
-from host.keys.keyring import Keyring
+from host.keys.registry import TokenRegistry
 from host.ledger.audit import AuditRecord
 from host.ledger.lease import HomeLease
 from host.ledger.ledger import Ledger
+from host.ledger.operator import append_operator, open_keyring, operator_actor
 from host.server.embedded import EmbeddedServer
-from host.server.errors import Prevented
+from host.server.errors import NotFound, Prevented
 from host.server.principals import SYSTEM
 from host.store import StoreError, integrity_problem
 from host.supervise.child import AppFailed, Child, ChildDied, ChildLimits, Spawner
@@ -54,6 +55,9 @@ from policies.vocabulary import EVENTS
 TimeoutMode = Literal["fail_closed", "fail_open"]
 
 WATCH_INTERVAL_S = 0.2
+# How often the watcher asks the server whether a running app's own user is still active (one
+# look-up per running app): bounds how long a deactivated app user's child keeps its token.
+APP_USER_CHECK_EVERY = 5  # watcher ticks
 CHECKPOINT_INTERVAL_S = PUBLISH_INTERVAL_S  # one upkeep thread: checkpoints and status
 ANCHOR_EVERY_IN_HOST = 4096  # backstop only; the upkeep thread anchors every interval
 log = logging.getLogger("stockade.host")
@@ -117,14 +121,6 @@ def refuse_damaged_stores(home: Home) -> None:
                 "`stockade doctor` shows every check")
 
 
-def _operator() -> str:
-    """Who started this host, for records of what an operator did (the OS account)."""
-    try:
-        return pwd.getpwuid(os.geteuid()).pw_name
-    except KeyError:
-        return f"uid {os.geteuid()}"
-
-
 def ensure_policies(home: Home) -> None:
     """A home whose policy folder holds no file gets the shipped baseline policy again."""
     if not any(home.policies_dir.glob("*.toml")):
@@ -139,7 +135,6 @@ class Host:
         self.config = config or HostConfig()
         refuse_damaged_stores(home)
         ensure_policies(home)
-        self.keyring = Keyring.open(home.keys_dir)
         try:
             self.installs = InstallStore(home.host_db)
             # A running host anchors the audit chain from its upkeep thread (every
@@ -148,6 +143,9 @@ class Host:
             self.ledger = Ledger(home.host_db, self.clock, anchor_every=ANCHOR_EVERY_IN_HOST)
             self.status_board = StatusBoard(home.host_db, os.getpid())
             self.server = EmbeddedServer(home.server_db, self.clock)
+            # Follows rotations and retirements by the CLI while serving (`_watch`).
+            self.keyring = open_keyring(home, self.clock)
+            self.tokens = TokenRegistry(home.host_db)
         except (sqlite3.Error, StoreError, OSError) as exc:
             # Read-only, immutable (chattr +i), on a full or failing disk: one clear refusal.
             raise StartRefused(
@@ -177,11 +175,19 @@ class Host:
         self.event_counts: dict[str, int] = {}
         self.lease = HomeLease(home.lease_path)
         self.settled_at_start = False  # whether start() found no other host and settled
+        # Names this host's tokens in the registry: a re-mint revokes only this host's earlier
+        # token of the install, never the one another host serving the home holds.
+        self.host_id = secrets.token_hex(8)
 
     # ---- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> Host:
         self._check_chain()
+        # Rule 14: the policy this host decides with is a record in the chain before any
+        # decision uses it (a record that cannot be written stops the start).
+        policy = self.policy.current()
+        append_operator(self.ledger.audit, "policy_load", clock=self.clock,
+                        detail=f"revision {policy.revision} from {self.home.policies_dir}")
         # Settle unfinished calls and re-count seats only when no other host serves this home:
         # another host's calls in flight are not unfinished (`host.ledger.lease`).
         self.settled_at_start = self.lease.acquire(self._settle)
@@ -207,7 +213,7 @@ class Host:
                 "see `stockade audit verify` and restore host.db and audit.anchor from a "
                 "backup; or start with --degraded to serve anyway: the host then starts a new, "
                 "anchored segment of the chain that records this break")
-        seq = self.ledger.audit.start_segment(res, actor=_operator())
+        seq = self.ledger.audit.start_segment(res, actor=operator_actor())
         log.warning("audit chain broken (%s%s); --degraded: new segment from seq %d",
                     where, res.problem, seq)
 
@@ -273,6 +279,8 @@ class Host:
             self.spawner.close()
             self.spawner = None
         with contextlib.suppress(Exception):
+            self.tokens.close()
+        with contextlib.suppress(Exception):
             self.ledger.close()
         self.lease.release()  # last: until here this host may still finish a call
 
@@ -300,18 +308,29 @@ class Host:
 
     def sync_installs(self) -> None:
         """Make the running set match the install store (start, restart, stop)."""
+        # A consent the CLI just signed with a rotated key must verify here (never "tampered").
+        self.keyring.refresh()
         records = {r.install_id: r for r in self.installs.list()}
         with self._lock:
+            inactive = self._inactive_app_users()
             for install_id, runner in list(self.runners.items()):
                 rec = records.get(install_id)
+                # A retired host key verifies nothing, tokens already accepted included: the
+                # child holding one is started again with a token by the current key.
+                claims = runner.session.claims if runner.session is not None else None
+                if rec is not None and rec.app_user_id in inactive:
+                    self.tokens.revoke(install_id, self.clock.now(), "app user deactivated")
+                retired = claims is not None and (claims.kid in self.keyring.retired
+                                                  or self.tokens.is_revoked(claims.jti))
                 if (rec is None or not rec.enabled or rec.generation != runner.install.generation
-                        or rec.settings != runner.install.settings):
+                        or rec.settings != runner.install.settings or retired):
                     self.runners.pop(install_id)
                     self._receivers_cache = {}
                     why = "uninstalled" if rec is None else (
                         "disabled" if not rec.enabled else
                         "changed (new generation)" if rec.generation != runner.install.generation
-                        else "settings changed")
+                        else "settings changed" if rec.settings != runner.install.settings
+                        else "restarted: its token was revoked or its signing key retired")
                     if (rec is None or not rec.enabled) and runner.child is not None \
                             and not runner.child.dead:
                         # the app hears its own disable/uninstall hook before its child stops
@@ -364,11 +383,21 @@ class Host:
         with contextlib.suppress(Exception):
             fut.result(self.config.event_deadline_s + 5)
 
+    def _inactive_app_users(self) -> set[str]:
+        """The running apps' own users that the server says are deactivated."""
+        users = {r.install.app_user_id for r in list(self.runners.values()) if r.session}
+        return {u for u in users if u is not None and not self._app_user_active(u)}
+
     def _watch(self) -> None:
+        tick = 0
         while not self._stop.wait(WATCH_INTERVAL_S):
+            tick += 1
             try:
+                keys_changed = self.keyring.refresh()
                 version = self.installs.data_version()
-                if version != self._watch_version:
+                users_changed = tick % APP_USER_CHECK_EVERY == 0 and bool(
+                    self._inactive_app_users())
+                if version != self._watch_version or keys_changed or users_changed:
                     self._watch_version = version
                     self.sync_installs()
             except Exception:
@@ -380,6 +409,10 @@ class Host:
         rec = self.installs.get(runner.install_id)
         if rec is None or not rec.enabled:
             raise ChildDied("app is not enabled", "stopped")
+        if rec.app_user_id is not None and not self._app_user_active(rec.app_user_id):
+            # No token for an app whose own user is deactivated; its old ones stay revoked.
+            self.tokens.revoke(rec.install_id, self.clock.now(), "app user deactivated")
+            raise ChildDied(f"{rec.app_id}: its app user is deactivated", "stopped")
         child = self.spawner.start(self.config.limits)
         epoch = self.installs.epoch()
         token = tokens.issue(
@@ -394,6 +427,9 @@ class Host:
                                             session_id=child.session_id))
 
         try:
+            # Recorded before the child sees it: re-minting revokes this host's earlier token.
+            self.tokens.minted(tokens.verify(token, self.keyring, self.clock,
+                                             session_id=child.session_id), self.host_id)
             child.handshake(token, verify, degraded=self.config.degraded)
             pkg = read_package(rec.package_path)
             modules = {name[:-3]: data.decode("utf-8") for name, data in pkg.files.items()
@@ -410,6 +446,12 @@ class Host:
         self._receivers_cache = {}  # after the assignment (see __init__); no lock on this thread
         runner.handlers = frozenset(child.handlers)
         return child
+
+    def _app_user_active(self, user_id: str) -> bool:
+        try:
+            return bool(self.server.users_get(SYSTEM, user_id)["active"])
+        except NotFound:
+            return False
 
     # ---- events ------------------------------------------------------------------------------
 

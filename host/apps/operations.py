@@ -21,8 +21,8 @@ from host.apps.packages import Package, store_package
 from host.apps.publisher import SignatureCheck
 from host.clock import Clock, SystemClock
 from host.home import Home
-from host.keys.keyring import Keyring
 from host.ledger.ledger import Ledger
+from host.ledger.operator import audited, open_keyring
 from host.ledger.records import AuditRecord
 
 
@@ -76,17 +76,23 @@ def install_package(
         raise ConsentError("; ".join(problems))
     clock = clock or SystemClock()
     install_id = new_install_id()
-    moved = Lineage(home.host_db).claim(pkg.app_id, sig.to_dict(), transfer=transfer)
-    if moved is not None:  # audited before the new publisher's install exists
-        audit_transfer(home, moved, install_id, clock, actor)
     values = default_settings(pkg.manifest)
     for key, value in (settings or {}).items():
         spec = pkg.manifest.setting_named(key)
         if spec is None:
             raise ValueError(f"{pkg.app_id} has no setting {key!r}")
         values[key] = coerce_setting(spec, value)
-    keyring = Keyring.open(home.keys_dir)
-    with InstallStore(home.host_db) as store:
+    kid = sig.kid[:64] if sig.kid else None  # a package's claim: capped, never refused here
+    # Rule 14, audit before act: the install is a record before the id is bound or stored.
+    with audited(home.host_db, "install", clock=clock, app_id=pkg.app_id,
+                 install_id=install_id, version=pkg.manifest.version,
+                 grants=tuple(sorted(grants)), kid=kid,
+                 detail=f"publisher {sig.status}; package {pkg.content_hash}") as act, \
+            InstallStore(home.host_db) as store:
+        moved = Lineage(home.host_db).claim(pkg.app_id, sig.to_dict(), transfer=transfer)
+        if moved is not None:  # audited before the new publisher's install exists
+            audit_transfer(home, moved, install_id, clock, actor)
+        keyring = open_keyring(home, clock)
         path = store_package(home.packages_dir, pkg)
         consent = make_consent(
             keyring, install_id=install_id, app_id=pkg.app_id, version=pkg.manifest.version,
@@ -103,6 +109,7 @@ def install_package(
         user = EmbeddedServer(home.server_db, clock).create_app_user(pkg.app_id,
                                                                      pkg.manifest.name)
         store.set_app_user_id(install_id, user["id"])
+        act.note(generation=rec.generation)
         return store.get(install_id) or rec
 
 

@@ -52,7 +52,10 @@ from host.apps.publisher import (
     load_private_key,
     sign_package,
 )
-from host.cli import app_data_cmd  # noqa: F401  (registers `app logs` and `app settings`)
+from host.cli import (
+    app_data_cmd,  # noqa: F401  (registers `app logs`, `settings`, `tokens`)
+    app_enable_cmd,  # noqa: F401  (registers `app enable` and `app disable`)
+)
 from host.cli.app_common import (
     TRANSFER_HINT,
     AllowUnsigned,
@@ -62,6 +65,7 @@ from host.cli.app_common import (
     RestAsOpt,
     TransferOpt,
     app_app,
+    audit_app,
     check_lineage,
     existing_store,
     operator_name,
@@ -80,6 +84,7 @@ from host.clock import SystemClock
 from host.home import Home
 from host.inert import MAX_BLOCK, host, line, visible
 from host.keys.keyring import Keyring
+from host.ledger.operator import open_keyring
 from host.supervise.status import is_fresh, read_status
 
 
@@ -117,7 +122,7 @@ def _require_signed(sig: SignatureCheck, allow_unsigned: bool) -> None:
 
 def _open(home: Home) -> tuple[InstallStore, Keyring]:
     home.ensure()
-    return InstallStore(home.host_db), Keyring.open(home.keys_dir)
+    return InstallStore(home.host_db), open_keyring(home)
 
 
 def _disclose(home: Home, manifest: Manifest, content_hash: str, sig: SignatureCheck,
@@ -387,36 +392,6 @@ def _running_line(st: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-@app_app.command("enable")
-def enable(ctx: typer.Context, ref: AppRef, json_out: JsonFlag = False) -> None:
-    """Enable an app (refused when its consent record does not verify)."""
-    existing_store(ctx.obj, ref).close()
-    store, keyring = _open(ctx.obj)
-    with store:
-        rec = resolve(store, ref)
-        check = verify_install(rec, store, keyring, disable=False)
-        if not check.ok:
-            fail(f"{rec.app_id}: {check.problem}",
-                 f"re-confirm its permissions with `stockade app consent {rec.app_id}`",
-                 EXIT_NEGATIVE)
-        store.set_enabled(rec.install_id, True)
-        rec = store.get(rec.install_id) or rec
-    err_console.print(f"enabled {rec.app_id}", highlight=False)
-    if json_out:
-        emit_json(rec.to_public_dict())
-
-
-@app_app.command("disable")
-def disable(ctx: typer.Context, ref: AppRef, json_out: JsonFlag = False) -> None:
-    """Disable an app: its generation is bumped, so every token it holds stops working."""
-    store = existing_store(ctx.obj, ref)
-    with store:
-        rec = resolve(store, ref)
-        store.set_enabled(rec.install_id, False, reason="disabled by the operator")
-        rec = store.get(rec.install_id) or rec
-    err_console.print(f"disabled {rec.app_id} (generation {rec.generation})", highlight=False)
-    if json_out:
-        emit_json(rec.to_public_dict())
 
 
 # ---- update / consent -------------------------------------------------------------------------
@@ -459,9 +434,11 @@ def update(
                 f": approving it needs `stockade app consent {rec.app_id} "
                 "--transfer-publisher`"))
         if diff.needs_consent:
-            store.set_pending(rec.install_id, manifest=pkg.manifest,
-                              package_hash=pkg.content_hash, package_path=path,
-                              publisher=sig.to_dict(), diff=diff.to_dict())
+            with audit_app(home, "update_pending", rec, version=pkg.manifest.version,
+                           detail=f"from {rec.version}; waits for consent"):
+                store.set_pending(rec.install_id, manifest=pkg.manifest,
+                                  package_hash=pkg.content_hash, package_path=path,
+                                  publisher=sig.to_dict(), diff=diff.to_dict())
             rec = store.get(rec.install_id) or rec
             err_console.print(line(
                 host(f"update to {pkg.manifest.version} is PENDING", "yellow"),
@@ -478,10 +455,12 @@ def update(
             version=pkg.manifest.version, package_hash=pkg.content_hash,
             manifest_hash=pkg.manifest.manifest_hash(), grants=grants,
             policy_revision=disclosure.policy_revision, now=_now(), kind="update")
-        store.apply_update(rec.install_id, manifest=pkg.manifest,
-                           package_hash=pkg.content_hash, package_path=path, grants=grants,
-                           settings=_default_settings(pkg.manifest, dict(rec.settings)),
-                           publisher=sig.to_dict(), consent=consent, diff=diff.to_dict())
+        with audit_app(home, "update", rec, version=pkg.manifest.version, kid=consent.kid,
+                       grants=tuple(sorted(grants)), detail=f"from {rec.version}"):
+            store.apply_update(rec.install_id, manifest=pkg.manifest,
+                               package_hash=pkg.content_hash, package_path=path, grants=grants,
+                               settings=_default_settings(pkg.manifest, dict(rec.settings)),
+                               publisher=sig.to_dict(), consent=consent, diff=diff.to_dict())
         rec = store.get(rec.install_id) or rec
     err_console.print(line(host("updated", "green"), f" {rec.app_id} to {rec.version}; grants: "
                            f"{', '.join(sorted(rec.grants)) or 'nothing'}"))
@@ -536,14 +515,16 @@ def uninstall(
             else:
                 users = "keep"
         deactivated: int | None = None
-        if users == "deactivate":
-            deactivated = lifecycle_seams.deactivate_app_users(home, rec)
-            if deactivated is None:
-                err_console.print(host("no chat server is wired to this CLI: the app's "
-                                       "users were kept; deactivate them on the server",
-                                       "yellow"))
-        data = lifecycle_seams.remove_app_data(home, rec)
-        store.remove(rec.install_id, {"users": users})
+        # audit before act: the record is durable before any user or datum is touched
+        with audit_app(home, "uninstall", rec, detail=f"users: {users}"):
+            if users == "deactivate":
+                deactivated = lifecycle_seams.deactivate_app_users(home, rec)
+                if deactivated is None:
+                    err_console.print(host("no chat server is wired to this CLI: the app's "
+                                           "users were kept; deactivate them on the server",
+                                           "yellow"))
+            data = lifecycle_seams.remove_app_data(home, rec)
+            store.remove(rec.install_id, {"users": users})
         for p in {rec.package_path.parent} | (
                 {rec.pending.package_path.parent} if rec.pending else set()):
             if p.parent == home.packages_dir:

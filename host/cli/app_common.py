@@ -2,7 +2,8 @@
 the publisher-lineage check run before any consent prompt."""
 from __future__ import annotations
 
-from typing import Annotated, NoReturn
+from contextlib import AbstractContextManager
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -13,6 +14,7 @@ from host.cli.output import EXIT_NEGATIVE, err_console, fail
 from host.clock import SystemClock
 from host.home import Home
 from host.inert import host, line
+from host.ledger.operator import Act, audited, operator_actor
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine output on stdout only.")]
 GrantOpt = Annotated[list[str] | None, typer.Option(
@@ -83,13 +85,7 @@ def check_lineage(home: Home, app_id: str, sig: SignatureCheck, transfer: bool) 
 
 def operator_name() -> str:
     """Who ran this command (the OS account), for the audit records of operator actions."""
-    import os
-    import pwd
-
-    try:
-        return pwd.getpwuid(os.geteuid()).pw_name
-    except KeyError:
-        return f"uid {os.geteuid()}"
+    return operator_actor()
 
 
 RestAsOpt = Annotated[str | None, typer.Option(
@@ -117,3 +113,9 @@ def rest_identity(home: Home, current: str | None, flag: str | None) -> str | No
         fail(f"--rest-as {flag!r}: no such server user", "create the user first, or pass "
              "--rest-as app for the app's own user")
     return flag
+
+def audit_app(home: Home, kind: str, rec: InstallRecord,
+              **fields: Any) -> AbstractContextManager[Act]:
+    """`operator.<kind>` for this install (rule 14), appended before the change it wraps."""
+    fields.setdefault("version", rec.version)
+    return audited(home.host_db, kind, app_id=rec.app_id, install_id=rec.install_id, **fields)

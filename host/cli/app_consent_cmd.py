@@ -39,6 +39,7 @@ from host.cli.app_common import (
     RestAsOpt,
     TransferOpt,
     app_app,
+    audit_app,
     existing_store,
     operator_name,
     resolve,
@@ -132,7 +133,8 @@ def consent(
                 if not _confirm(f"Discard pending update {pending.version}?", False):
                     fail("nothing changed: you declined", "", EXIT_NEGATIVE)
             if not dry_run:
-                store.clear_pending(rec.install_id)
+                with audit_app(home, "consent_reject", rec, version=pending.version):
+                    store.clear_pending(rec.install_id)
             err_console.print(f"{'would discard' if dry_run else 'discarded'} pending update "
                               f"{pending.version} of {rec.app_id}", highlight=False)
             if json_out:
@@ -190,27 +192,29 @@ def consent(
                            "removed": sorted(before - grants)})
             return
         confirm_removal(before - grants, yes)
-        # The package that will run must come from the publisher the app id is bound to, or
-        # the operator hands the id over explicitly (audited) — DESIGN rule 11.
-        try:
-            moved = Lineage(home.host_db).claim(rec.app_id, sig.to_dict(), transfer=transfer)
-        except LineageError as exc:
-            fail(str(exc), TRANSFER_HINT, EXIT_NEGATIVE)
-        if moved is not None:
-            audit_transfer(home, moved, rec.install_id, SystemClock(), operator_name())
-        record = make_consent(
-            keyring, install_id=rec.install_id, app_id=rec.app_id,
-            version=pkg.manifest.version, package_hash=pkg.content_hash,
-            manifest_hash=pkg.manifest.manifest_hash(), grants=grants,
-            policy_revision=disclosure.policy_revision, now=_now(), kind=kind,
-            rest_as=identity)
-        store.apply_update(rec.install_id, manifest=pkg.manifest,
-                           package_hash=pkg.content_hash,
-                           package_path=pending.package_path if pending else rec.package_path,
-                           grants=grants,
-                           settings=_default_settings(pkg.manifest, dict(rec.settings)),
-                           publisher=sig.to_dict(), consent=record, diff=diff.to_dict(),
-                           hook="update")
+        # Audit before act (rule 14): the consent is a record before the id's binding moves.
+        with audit_app(home, "consent", rec, version=pkg.manifest.version, kid=keyring.current,
+                       grants=tuple(sorted(grants)),
+                       detail=f"{kind}; grants before: {','.join(sorted(before)) or 'none'}"):
+            # The package that will run must come from the publisher the app id is bound to,
+            # or the operator hands the id over explicitly (audited) — DESIGN rule 11.
+            try:
+                moved = Lineage(home.host_db).claim(rec.app_id, sig.to_dict(), transfer=transfer)
+            except LineageError as exc:
+                fail(str(exc), TRANSFER_HINT, EXIT_NEGATIVE)
+            if moved is not None:
+                audit_transfer(home, moved, rec.install_id, SystemClock(), operator_name())
+            record = make_consent(
+                keyring, install_id=rec.install_id, app_id=rec.app_id,
+                version=pkg.manifest.version, package_hash=pkg.content_hash,
+                manifest_hash=pkg.manifest.manifest_hash(), grants=grants,
+                policy_revision=disclosure.policy_revision, now=_now(), kind=kind,
+                rest_as=identity)
+            store.apply_update(
+                rec.install_id, manifest=pkg.manifest, package_hash=pkg.content_hash,
+                package_path=pending.package_path if pending else rec.package_path,
+                grants=grants, settings=_default_settings(pkg.manifest, dict(rec.settings)),
+                publisher=sig.to_dict(), consent=record, diff=diff.to_dict(), hook="update")
         rec = store.get(rec.install_id) or rec
     err_console.print(line(host("consented", "green"), f": {rec.app_id} {rec.version} grants "
                            f"{', '.join(sorted(rec.grants)) or 'nothing'}"))

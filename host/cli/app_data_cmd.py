@@ -1,18 +1,29 @@
-"""`stockade app logs` and `stockade app settings`: what an installed app printed, and its settings.
+"""`stockade app logs`, `app settings` and `app tokens`: what an installed app printed, its
+settings, and the capability tokens its children hold.
 
-Both are commands of the `app` group (`app_common.app_app`); `app_cmd.py` imports this module so
+All are commands of the `app` group (`app_common.app_app`); `app_cmd.py` imports this module so
 they are registered with the rest.
 """
 from __future__ import annotations
 
 import sys
+import time
 from typing import Annotated
 
 import typer
 
 from host.apps.installs import SECRET_MASK, InstallRecord
 from host.apps.manifest import coerce_setting
-from host.cli.app_common import AppRef, JsonFlag, app_app, existing_store, resolve
+from host.cli.app_common import (
+    AppRef,
+    JsonFlag,
+    app_app,
+    audit_app,
+    existing_store,
+    operator_name,
+    resolve,
+    store_only,
+)
 from host.cli.output import EXIT_NEGATIVE, emit_json, err_console, fail
 from host.home import Home
 from host.inert import host, line
@@ -113,7 +124,9 @@ def settings(
                 except ValueError as exc:
                     fail(str(exc), "fix the value and try again")
                 changed.append(key)
-            store.set_settings(rec.install_id, new, changed)
+            # Key names only: a value (a secret above all) never goes into the chain.
+            with audit_app(ctx.obj, "settings", rec, setting_keys=tuple(sorted(set(changed)))):
+                store.set_settings(rec.install_id, new, changed)
             rec = store.get(rec.install_id) or rec
             err_console.print(f"updated {', '.join(changed)} for {rec.app_id}", highlight=False)
     shown = rec.redacted_settings()
@@ -128,3 +141,48 @@ def settings(
                                host("<unset>", "dim") if value is None else str(value)))
 
 
+
+
+@app_app.command("tokens")
+def tokens_cmd(
+    ctx: typer.Context,
+    ref: AppRef,
+    revoke: Annotated[str | None, typer.Option(
+        "--revoke", help="Revoke this token (its jti), or 'all' for every live one.")] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """The app's capability tokens (one per child session): live or revoked, and why.
+
+    A revoked token never verifies again; the serving host stops the child holding it (the
+    install's generation is bumped, so the gate refuses that child's next call) and starts it
+    again with a new token."""
+    from host.keys.registry import TokenRegistry
+
+    home: Home = ctx.obj
+    store = store_only(home)
+    registry = TokenRegistry(home.host_db)
+    with store:
+        rec = resolve(store, ref)
+        revoked: list[str] = []
+        if revoke is not None:
+            jti = None if revoke == "all" else revoke
+            if jti is not None and jti not in {t.jti for t in registry.list(rec.install_id)
+                                               if t.revoked_at is None}:
+                fail(f"{rec.app_id} holds no live token {revoke[:40]!r}",
+                     f"see `stockade app tokens {rec.app_id}`")
+            with audit_app(home, "token_revoke", rec, detail=f"token {revoke[:64]}") as act:
+                revoked = registry.revoke(rec.install_id, time.time(),
+                                          f"revoked by the operator ({operator_name()})", jti)
+                store.bump_generation(rec.install_id)  # the gate refuses the next call at once
+                act.note(detail=f"revoked {len(revoked)} token(s)")
+        rows = registry.list(rec.install_id)
+    registry.close()
+    if json_out:
+        emit_json({"app_id": rec.app_id, "revoked": revoked, "tokens": [t.to_json() for t in rows]})
+        return
+    if revoke is not None:
+        err_console.print(f"revoked {len(revoked)} token(s) of {rec.app_id}", highlight=False)
+    for t in rows:
+        state = "live" if t.revoked_at is None else f"revoked ({t.reason})"
+        err_console.print(f"{t.jti}  key {t.kid}  generation {t.generation}  {state}",
+                          markup=False, highlight=False)

@@ -69,6 +69,8 @@ def _line(e: AuditEntry) -> str:
         parts.append("reconciled")
     if "op_id" in b:
         parts.append(f"op={_s(b['op_id'])}")
+    if "actor" in b:
+        parts.append(f"by {_s(b['actor'])}")
     for k in ("message", "detail"):
         if k in b:
             parts.append(f"— {_s(b[k])}")

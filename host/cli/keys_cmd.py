@@ -6,10 +6,17 @@ from typing import Annotated
 
 import typer
 
-from host.apps.publisher import PublisherError, TrustStore, fingerprint
+from host.apps.publisher import (
+    PublisherError,
+    TrustStore,
+    fingerprint,
+    key_id,
+    parse_public_key,
+)
 from host.cli.output import EXIT_NEGATIVE, emit_json, err_console, fail
 from host.home import Home
 from host.inert import author, line
+from host.ledger.operator import audited, open_keyring
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine output on stdout.")]
 
@@ -53,7 +60,10 @@ def trust(
         fail(f"cannot read {pubfile}: {exc}", "give the .pub file written by `keys generate`")
     try:
         home.ensure()
-        key = TrustStore(home.trust_dir).add(name, text)
+        raw = parse_public_key(text)  # checked before the record: a bad file is no act
+        with audited(home.host_db, "trust", kid=key_id(raw),
+                     detail=f"publisher {name[:64]!r} fingerprint {fingerprint(raw)}"):
+            key = TrustStore(home.trust_dir).add(name, text)
     except PublisherError as exc:
         fail(str(exc), "see `stockade keys list`")
     err_console.print(line("trusted ", author(key.name), f": key {key.kid} ({key.fingerprint})"))
@@ -87,7 +97,13 @@ def untrust(
 ) -> None:
     """Stop trusting a publisher. Installed apps keep running; updates need --allow-unsigned."""
     home: Home = ctx.obj
-    removed = TrustStore(home.trust_dir).remove(name)
+    store = TrustStore(home.trust_dir)
+    known = {k.name: k for k in store.list()}.get(name)
+    removed = False
+    if known is not None:
+        with audited(home.ensure().host_db, "untrust", kid=known.kid,
+                     detail=f"publisher {name[:64]!r} fingerprint {fingerprint(known.public)}"):
+            removed = store.remove(name)
     if json_out:
         emit_json({"name": name, "removed": removed})
     if not removed:
@@ -100,8 +116,6 @@ def untrust(
 @keys_app.command("host-list")
 def host_list(ctx: typer.Context, json_out: JsonFlag = False) -> None:
     """The host's signing keys: which one signs now, which still verify, which are retired."""
-    from host.keys.keyring import Keyring
-
     home: Home = ctx.obj
     if not (home.keys_dir / "keyring.json").is_file():  # read-only: never creates a key
         if json_out:
@@ -109,7 +123,7 @@ def host_list(ctx: typer.Context, json_out: JsonFlag = False) -> None:
         err_console.print(f"no host keys in {home.keys_dir} (`stockade init` creates one)",
                           highlight=False)
         return
-    ring = Keyring.open(home.keys_dir)
+    ring = open_keyring(home)
     rows = [{"kid": kid, "current": kid == ring.current, "retired": kid in ring.retired}
             for kid in sorted(ring.public_keys())]
     if json_out:
@@ -123,11 +137,14 @@ def host_list(ctx: typer.Context, json_out: JsonFlag = False) -> None:
 def host_rotate(ctx: typer.Context, json_out: JsonFlag = False) -> None:
     """Make a new signing key current. Tokens and consents signed by the old one keep
     verifying until it is retired, so running apps are not interrupted."""
-    from host.keys.keyring import Keyring
-
     home: Home = ctx.obj
-    ring = Keyring.open(home.ensure().keys_dir)
-    old, new = ring.current, ring.rotate()
+    ring = open_keyring(home.ensure())
+    old = ring.current
+    # A serving host follows keyring.json and verifies with every key not retired, so running
+    # apps and their re-consents keep working (host/runtime.py, `Keyring.refresh`).
+    with audited(home.host_db, "key_rotate", kid=old, detail="new host signing key") as act:
+        new = ring.rotate()
+        act.note(kid=new, detail=f"new current key {new}; {old} verifies until retired")
     err_console.print(f"new signing key {new}; {old} still verifies until `stockade keys "
                       f"host-retire {old}`", highlight=False)
     if json_out:
@@ -139,10 +156,10 @@ def host_retire(ctx: typer.Context, kid: str, json_out: JsonFlag = False) -> Non
     """Stop accepting a host key. Refused while a consent record still depends on it."""
     import sqlite3
 
-    from host.keys.keyring import KeyError_, Keyring
+    from host.keys.keyring import KeyError_
 
     home: Home = ctx.obj
-    ring = Keyring.open(home.ensure().keys_dir)
+    ring = open_keyring(home.ensure())
     if kid not in ring.public_keys():
         fail(f"no host key {kid!r}", "list them with `stockade keys host-list`")
     in_use = 0
@@ -158,8 +175,11 @@ def host_retire(ctx: typer.Context, kid: str, json_out: JsonFlag = False) -> Non
         fail(f"{in_use} install(s) hold consent records signed by {kid}; retiring it would "
              "disable them", "re-confirm each with `stockade app consent APP` (signs with the "
              "current key), then retire", EXIT_NEGATIVE)
+    if kid == ring.current:
+        fail("cannot retire the current signing key", "rotate first: `stockade keys host-rotate`")
     try:
-        ring.retire(kid)
+        with audited(home.host_db, "key_retire", kid=kid, detail="host key retired"):
+            ring.retire(kid)
     except KeyError_ as exc:
         fail(str(exc), "rotate first: `stockade keys host-rotate`")
     err_console.print(f"retired {kid}: tokens signed by it no longer verify", highlight=False)

@@ -11,6 +11,7 @@ import typer
 
 from host.cli.output import fail
 from host.home import resolve_home
+from host.ledger.records import AuditError
 
 root = typer.Typer(
     name="stockade",
@@ -93,6 +94,8 @@ def normalize_argv(argv: list[str]) -> list[str]:
     return head + rest
 
 
+# Exit code when an operator change was refused because its audit record could not be written.
+EXIT_AUDIT = 1
 # Exit code of an unexpected internal error (a bug): a negative answer, never "ok".
 EXIT_INTERNAL = 1
 # Exit code after Ctrl-C (128 + SIGINT), as shells report it.
@@ -122,6 +125,13 @@ def main() -> None:
             sys.stderr.write("\ninterrupted: stopped\n")
             sys.stderr.flush()
         raise SystemExit(EXIT_INTERRUPTED) from None
+    except AuditError as exc:
+        # Audit before act (rule 14): an operator change whose record cannot be written is
+        # not made. One message, no traceback.
+        sys.stderr.write(f"error: not done, the audit record could not be written ({exc})\n"
+                         "hint: `stockade audit verify` and `stockade doctor` show what is "
+                         "wrong with the store\n")
+        raise SystemExit(EXIT_AUDIT) from None
     except Exception as exc:
         # The last net under "no traceback for any input": one line, and the traceback only
         # for whoever asks for it.

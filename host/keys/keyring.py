@@ -5,6 +5,11 @@ Keys live in HOME/keys/ as `<kid>.key` (raw 32-byte private key, mode 0600) with
 `rotate()` makes a new current key; older keys keep verifying until `retire(kid)`. A retired or
 unknown key id never verifies.
 
+Another process (the CLI) rotates or retires while a host serves: the host calls `refresh()`
+(its watcher thread), which re-reads `keyring.json` and any new key file when the file changed,
+so a consent the CLI signed with the new key verifies in the running host, and a retired key
+stops verifying there too.
+
 The private keys never leave this process: children are spawned or forked from a zygote that
 was started as a fresh interpreter with an empty environment, so no key is in their memory.
 """
@@ -31,6 +36,14 @@ class KeyError_(Exception):
     """The keyring is missing, unreadable or refers to an unknown key."""
 
 
+def _stamp_of(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
 def _valid_kid(kid: str) -> bool:
     return len(kid) == _KID_LEN and set(kid) <= _KID_CHARS
 
@@ -42,6 +55,13 @@ class Keyring:
     retired: set[str] = field(default_factory=set)
     _private: dict[str, Ed25519PrivateKey] = field(default_factory=dict, repr=False)
     _public: dict[str, Ed25519PublicKey] = field(default_factory=dict, repr=False)
+    # (inode, mtime_ns, size) of keyring.json when last read: `refresh` re-reads on a change.
+    _stamp: tuple[int, int, int] | None = field(default=None, repr=False)
+
+    @staticmethod
+    def exists(keys_dir: Path) -> bool:
+        """Whether `keys_dir` already holds a keyring (else `open` generates a first key)."""
+        return (keys_dir / "keyring.json").exists()
 
     @classmethod
     def open(cls, keys_dir: Path) -> Keyring:
@@ -66,7 +86,28 @@ class Keyring:
                 ring._load(kid)
         if current not in ring._private:
             raise KeyError_(f"current signing key {current!r} is missing from {keys_dir}")
+        ring._stamp = _stamp_of(meta)
         return ring
+
+    def refresh(self) -> bool:
+        """Follow a rotation or retirement made by another process; True when anything changed.
+
+        New keys are added before the current key and the retired set move, so a signature by
+        the new current key always finds its public key here. Keys are never dropped: a key that
+        is no longer trusted is in `retired`, which is what `verify` refuses."""
+        meta = self.keys_dir / "keyring.json"
+        stamp = _stamp_of(meta)
+        if stamp is None or stamp == self._stamp:
+            return False
+        fresh = Keyring.open(self.keys_dir)
+        changed = fresh.current != self.current or fresh.retired != self.retired \
+            or set(fresh._public) != set(self._public)
+        self._private.update(fresh._private)
+        self._public.update(fresh._public)
+        self.retired = set(fresh.retired)
+        self.current = fresh.current
+        self._stamp = fresh._stamp
+        return changed
 
     @classmethod
     def ephemeral(cls) -> Keyring:
@@ -88,6 +129,7 @@ class Keyring:
         tmp = meta.with_suffix(".tmp")
         tmp.write_text(json.dumps({"current": self.current, "retired": sorted(self.retired)}))
         os.replace(tmp, meta)
+        self._stamp = _stamp_of(meta)
 
     def rotate(self) -> str:
         """Make a new current signing key; the previous one still verifies until retired."""
@@ -117,9 +159,13 @@ class Keyring:
         self.retired.add(kid)
         self._save_meta()
 
-    def sign(self, data: bytes) -> tuple[str, bytes]:
-        """Sign with the current key; returns (key id, 64-byte signature)."""
-        return self.current, self._private[self.current].sign(data)
+    def sign(self, data: bytes, kid: str | None = None) -> tuple[str, bytes]:
+        """Sign with the current key (or `kid`, read from `current` by the caller before it
+        built the signed data: a refresh in between must not sign under another key id)."""
+        kid = self.current if kid is None else kid
+        if kid in self.retired:
+            raise KeyError_(f"key {kid} is retired")
+        return kid, self._private[kid].sign(data)
 
     def verify(self, kid: str, data: bytes, signature: bytes) -> None:
         """Raise `InvalidSignature` unless `signature` is a valid, live key's signature."""

@@ -77,13 +77,14 @@ def issue(
     ttl_s: float = DEFAULT_TTL_S,
 ) -> str:
     now = clock.now()
+    kid = keyring.current  # once: a rotation by another process may move it meanwhile
     claims = Claims(
         app=app_id, ins=install_id, sid=session_id, gen=generation, epoch=epoch,
         perms=sorted(permissions), pol=policy_hash, iat=now, exp=now + ttl_s,
-        jti=secrets.token_hex(12), kid=keyring.current,
+        jti=secrets.token_hex(12), kid=kid,
     )
     head = PREFIX + _b64e(claims.model_dump_json().encode())
-    _kid, sig = keyring.sign(head.encode())
+    _kid, sig = keyring.sign(head.encode(), kid)
     return head + "." + _b64e(sig)
 
 

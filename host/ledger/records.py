@@ -45,6 +45,8 @@ class AuditRecord:
     Decision fields: allowed, code, message, rules, policy_rev, quota, args_digest, write.
     Outcome fields: ref_seq (the decision), ok, code (error code or "ok"), refunded, reconciled.
     REST bridge calls add `route` (both) and `status` (the outcome's HTTP status).
+    Operator fields (`operator.*`, see `host/ledger/operator.py`): actor, app_id, install_id,
+    version, generation, grants, setting_keys, kid, detail.
     """
 
     kind: str
@@ -73,6 +75,11 @@ class AuditRecord:
     # `status` is the server's HTTP status on the outcome (a 4xx is a refusal, never "ok").
     route: str | None = None
     status: int | None = None
+    # Operator records (`operator.*`, DESIGN rule 14): the permissions granted after the change,
+    # the names of settings changed (never their values) and a key id (host or publisher key).
+    grants: tuple[str, ...] = ()
+    setting_keys: tuple[str, ...] = ()
+    kid: str | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AuditRecord:
@@ -81,8 +88,9 @@ class AuditRecord:
         if unknown:
             raise AuditError(f"audit record field(s) not allowed: {', '.join(unknown[:5])}")
         d = dict(data)
-        if "rules" in d and isinstance(d["rules"], list):
-            d["rules"] = tuple(d["rules"])
+        for name in _TUPLE_FIELDS:
+            if name in d and isinstance(d[name], list):
+                d[name] = tuple(d[name])
         if "quota" in d and isinstance(d["quota"], (list, tuple)):
             d["quota"] = tuple(_quota_from(q) for q in d["quota"])
         rec = cls(**d)
@@ -95,6 +103,7 @@ class AuditRecord:
 
 
 _FIELD_NAMES = frozenset(f.name for f in fields(AuditRecord))
+_TUPLE_FIELDS = ("rules", "grants", "setting_keys")
 
 
 def _quota_from(q: Any) -> QuotaState:
@@ -149,8 +158,8 @@ def _check_digest(name: str, v: object) -> str:
 
 def _check_rules(name: str, v: object) -> list[str] | None:
     if not isinstance(v, tuple) or len(v) > MAX_RULES:
-        raise AuditError(f"rules must be a tuple of at most {MAX_RULES} names")
-    return [_cap_str("rules", r) for r in v] if v else None
+        raise AuditError(f"{name} must be a tuple of at most {MAX_RULES} names")
+    return [_cap_str(name, r) for r in v] if v else None
 
 
 def quota_json(states: object) -> list[dict[str, object]] | None:
@@ -176,6 +185,7 @@ def quota_json(states: object) -> list[dict[str, object]] | None:
 # JSON value to store (None: leave the field out).
 _CHECKERS: dict[str, Callable[[str, Any], object]] = {
     "kind": _check_kind, "args_digest": _check_digest, "rules": _check_rules,
+    "grants": _check_rules, "setting_keys": _check_rules,
     "quota": lambda _n, v: quota_json(v),
 }
 for _f in fields(AuditRecord):

@@ -102,5 +102,10 @@ SEEDS = [bytes([0, 3, 0] * 6), bytes([0, 3, 30] * 8), bytes(range(0, 60)), b"\x0
 if __name__ == "__main__":
     import atheris
 
+    # Build the rig first: it imports the server, ledger and gate modules the calls run
+    # through. `instrument_all` instruments only modules already loaded, so without this the
+    # fuzzer sees no coverage, keeps one input and makes no progress however long it runs.
+    _setup()
+    atheris.instrument_all()
     atheris.Setup(sys.argv, fuzz_one)
     atheris.Fuzz()

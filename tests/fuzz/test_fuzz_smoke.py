@@ -7,6 +7,7 @@ error types or by breaking its invariant (an AssertionError). Long runs: docs/FU
 """
 from __future__ import annotations
 
+import ast
 import random
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -121,3 +122,27 @@ def test_bridge_target_is_not_vacuous() -> None:
     assert fuzz_bridge_sequence._Rig.last == {"created": 3, "refused": 3, "reached": 3}
     fuzz_bridge_sequence.fuzz_one(bytes([3, 0, 0, 4, 0, 0, 7, 0, 0]))
     assert fuzz_bridge_sequence._Rig.last == {"created": 0, "refused": 3, "reached": 0}
+
+
+def _main_block_calls(path: Path) -> list[str]:
+    """The calls made in a target's `if __name__ == "__main__":` block, in order."""
+    tree = ast.parse(path.read_text())
+    for node in tree.body:
+        if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test):
+            return [ast.unparse(c.func) for stmt in node.body for c in ast.walk(stmt)
+                    if isinstance(c, ast.Call)]
+    return []
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).parent.glob("fuzz_*.py")),
+                         ids=lambda p: p.stem)
+def test_every_atheris_entry_point_is_coverage_instrumented(path: Path) -> None:
+    """A target run without instrumentation keeps one input however long it runs (the
+    long-run check is `tests/fuzz/corpus_growth.py`, docs/FUZZING.md). Each entry point must
+    instrument the loaded code before it starts fuzzing, after loading what its calls reach."""
+    calls = _main_block_calls(path)
+    assert "atheris.instrument_all" in calls and "atheris.Fuzz" in calls, calls
+    assert calls.index("atheris.instrument_all") < calls.index("atheris.Fuzz")
+    module = __import__(path.stem)
+    if hasattr(module, "_setup"):  # a lazily built rig: built before instrumenting
+        assert "_setup" in calls[:calls.index("atheris.instrument_all")], calls
