@@ -39,12 +39,13 @@ from host.keys.registry import TokenRegistry
 from host.ledger.audit import AuditRecord
 from host.ledger.lease import HomeLease
 from host.ledger.ledger import Ledger
-from host.ledger.operator import append_operator, open_keyring, operator_actor
+from host.ledger.operator import audit_policy_load, open_keyring, operator_actor
 from host.server.embedded import EmbeddedServer
-from host.server.errors import NotFound, Prevented
+from host.server.errors import Prevented
 from host.server.principals import SYSTEM
 from host.store import StoreError, integrity_problem
 from host.supervise.child import AppFailed, Child, ChildDied, ChildLimits, Spawner
+from host.supervise.credentials import APP_USER_CHECK_EVERY, Credentials
 from host.supervise.delivery import Delivery
 from host.supervise.pump import EventPump
 from host.supervise.status import PUBLISH_INTERVAL_S, StatusBoard
@@ -55,9 +56,6 @@ from policies.vocabulary import EVENTS
 TimeoutMode = Literal["fail_closed", "fail_open"]
 
 WATCH_INTERVAL_S = 0.2
-# How often the watcher asks the server whether a running app's own user is still active (one
-# look-up per running app): bounds how long a deactivated app user's child keeps its token.
-APP_USER_CHECK_EVERY = 5  # watcher ticks
 CHECKPOINT_INTERVAL_S = PUBLISH_INTERVAL_S  # one upkeep thread: checkpoints and status
 ANCHOR_EVERY_IN_HOST = 4096  # backstop only; the upkeep thread anchors every interval
 log = logging.getLogger("stockade.host")
@@ -143,9 +141,11 @@ class Host:
             self.ledger = Ledger(home.host_db, self.clock, anchor_every=ANCHOR_EVERY_IN_HOST)
             self.status_board = StatusBoard(home.host_db, os.getpid())
             self.server = EmbeddedServer(home.server_db, self.clock)
-            # Follows rotations and retirements by the CLI while serving (`_watch`).
             self.keyring = open_keyring(home, self.clock)
             self.tokens = TokenRegistry(home.host_db)
+            # host_id names this host's tokens: a re-mint revokes only its own earlier token.
+            self.credentials = Credentials(self.keyring, self.tokens, self.server, self.clock,
+                                           secrets.token_hex(8))
         except (sqlite3.Error, StoreError, OSError) as exc:
             # Read-only, immutable (chattr +i), on a full or failing disk: one clear refusal.
             raise StartRefused(
@@ -175,19 +175,13 @@ class Host:
         self.event_counts: dict[str, int] = {}
         self.lease = HomeLease(home.lease_path)
         self.settled_at_start = False  # whether start() found no other host and settled
-        # Names this host's tokens in the registry: a re-mint revokes only this host's earlier
-        # token of the install, never the one another host serving the home holds.
-        self.host_id = secrets.token_hex(8)
 
     # ---- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> Host:
         self._check_chain()
-        # Rule 14: the policy this host decides with is a record in the chain before any
-        # decision uses it (a record that cannot be written stops the start).
-        policy = self.policy.current()
-        append_operator(self.ledger.audit, "policy_load", clock=self.clock,
-                        detail=f"revision {policy.revision} from {self.home.policies_dir}")
+        audit_policy_load(self.ledger.audit, self.policy.current().revision,
+                          self.home.policies_dir, self.clock)
         # Settle unfinished calls and re-count seats only when no other host serves this home:
         # another host's calls in flight are not unfinished (`host.ledger.lease`).
         self.settled_at_start = self.lease.acquire(self._settle)
@@ -312,16 +306,12 @@ class Host:
         self.keyring.refresh()
         records = {r.install_id: r for r in self.installs.list()}
         with self._lock:
-            inactive = self._inactive_app_users()
+            inactive = self.credentials.inactive_users(self.runners)
             for install_id, runner in list(self.runners.items()):
                 rec = records.get(install_id)
-                # A retired host key verifies nothing, tokens already accepted included: the
-                # child holding one is started again with a token by the current key.
-                claims = runner.session.claims if runner.session is not None else None
                 if rec is not None and rec.app_user_id in inactive:
-                    self.tokens.revoke(install_id, self.clock.now(), "app user deactivated")
-                retired = claims is not None and (claims.kid in self.keyring.retired
-                                                  or self.tokens.is_revoked(claims.jti))
+                    self.credentials.revoke_for_user(install_id)
+                retired = self.credentials.stale(runner.session)
                 if (rec is None or not rec.enabled or rec.generation != runner.install.generation
                         or rec.settings != runner.install.settings or retired):
                     self.runners.pop(install_id)
@@ -383,11 +373,6 @@ class Host:
         with contextlib.suppress(Exception):
             fut.result(self.config.event_deadline_s + 5)
 
-    def _inactive_app_users(self) -> set[str]:
-        """The running apps' own users that the server says are deactivated."""
-        users = {r.install.app_user_id for r in list(self.runners.values()) if r.session}
-        return {u for u in users if u is not None and not self._app_user_active(u)}
-
     def _watch(self) -> None:
         tick = 0
         while not self._stop.wait(WATCH_INTERVAL_S):
@@ -396,7 +381,7 @@ class Host:
                 keys_changed = self.keyring.refresh()
                 version = self.installs.data_version()
                 users_changed = tick % APP_USER_CHECK_EVERY == 0 and bool(
-                    self._inactive_app_users())
+                    self.credentials.inactive_users(self.runners))
                 if version != self._watch_version or keys_changed or users_changed:
                     self._watch_version = version
                     self.sync_installs()
@@ -409,10 +394,7 @@ class Host:
         rec = self.installs.get(runner.install_id)
         if rec is None or not rec.enabled:
             raise ChildDied("app is not enabled", "stopped")
-        if rec.app_user_id is not None and not self._app_user_active(rec.app_user_id):
-            # No token for an app whose own user is deactivated; its old ones stay revoked.
-            self.tokens.revoke(rec.install_id, self.clock.now(), "app user deactivated")
-            raise ChildDied(f"{rec.app_id}: its app user is deactivated", "stopped")
+        self.credentials.may_mint(rec.app_id, rec.install_id, rec.app_user_id)
         child = self.spawner.start(self.config.limits)
         epoch = self.installs.epoch()
         token = tokens.issue(
@@ -427,9 +409,7 @@ class Host:
                                             session_id=child.session_id))
 
         try:
-            # Recorded before the child sees it: re-minting revokes this host's earlier token.
-            self.tokens.minted(tokens.verify(token, self.keyring, self.clock,
-                                             session_id=child.session_id), self.host_id)
+            self.credentials.record(token, child.session_id)
             child.handshake(token, verify, degraded=self.config.degraded)
             pkg = read_package(rec.package_path)
             modules = {name[:-3]: data.decode("utf-8") for name, data in pkg.files.items()
@@ -446,12 +426,6 @@ class Host:
         self._receivers_cache = {}  # after the assignment (see __init__); no lock on this thread
         runner.handlers = frozenset(child.handlers)
         return child
-
-    def _app_user_active(self, user_id: str) -> bool:
-        try:
-            return bool(self.server.users_get(SYSTEM, user_id)["active"])
-        except NotFound:
-            return False
 
     # ---- events ------------------------------------------------------------------------------
 

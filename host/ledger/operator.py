@@ -101,6 +101,13 @@ def append_operator(db_path: Path | AuditLog, kind: str, *, clock: Clock | None 
         return act.seq
 
 
+def audit_policy_load(log: AuditLog, revision: str, folder: Path, clock: Clock) -> int:
+    """Rule 14: the policy a host decides with is a record in the chain before any decision
+    uses it (a record that cannot be written stops the start)."""
+    return append_operator(log, "policy_load", clock=clock,
+                           detail=f"revision {revision} from {folder}")
+
+
 def open_keyring(home: Home, clock: Clock | None = None) -> Keyring:
     """The home's host signing keyring; generating its first key is an audited operator act."""
     if Keyring.exists(home.keys_dir):
@@ -128,4 +135,5 @@ def _failure_code(exc: BaseException) -> str:
     return type(exc).__name__.lower()[:32]
 
 
-__all__ = ["Act", "AuditError", "append_operator", "audited", "open_keyring", "operator_actor"]
+__all__ = ["Act", "AuditError", "append_operator", "audit_policy_load", "audited", "open_keyring",
+           "operator_actor"]

@@ -73,13 +73,13 @@ def test_every_operator_command_is_a_record_in_the_verified_chain(
     wide = _pkg(tmp_path, "v3", version="1.2.0", permissions=["livechat.read", "users.create"])
     assert run("app", "update", "agent-sync", str(wide), "--allow-unsigned",
                ok=False).exit_code == 1
-    run("app", "consent", "agent-sync", "--reject")
+    run("app", "consent", "agent-sync", "--reject", "--yes")
     old = json.loads(run("keys", "host-list", "--json").stdout)["keys"][0]["kid"]
     run("keys", "host-rotate")
     run("app", "consent", "agent-sync", "--grant", "livechat.read")  # re-signed by the new key
     run("keys", "host-retire", old)
     run("keys", "untrust", "acme")
-    run("app", "uninstall", "agent-sync", "--users", "keep")
+    run("app", "uninstall", "agent-sync", "--users", "keep", "--yes")
 
     v = json.loads(run("audit", "verify", "--json").stdout)
     assert v["ok"], v
@@ -123,7 +123,7 @@ def test_a_change_whose_record_cannot_be_written_is_not_made(
     before = json.loads(run("app", "info", "agent-sync", "--json").stdout)
     env = {**os.environ, "STOCKADE_HOME": str(run.home)}
     for args in (["app", "disable", "agent-sync"], ["app", "settings", "agent-sync", "batch=7"],
-                 ["keys", "host-rotate"], ["app", "uninstall", "agent-sync", "--users", "keep"]):
+                 ["keys", "host-rotate"], ["app", "uninstall", "agent-sync", "--users", "keep", "--yes"]):
         p = subprocess.run([sys.executable, "-c", "from host.cli.main import main; main()",
                             *args], env=env, capture_output=True, text=True, timeout=60)
         assert p.returncode == 1, (args, p.stderr)

@@ -1,0 +1,64 @@
+"""What a running app's credentials depend on: its token's registry row, the host keys, its user.
+
+The serving host (`host/runtime.py`) asks here whether a child's token is stale (revoked in the
+registry, or signed by a host key retired since), whether an app may get a token at all (its own
+server user must be active), and records each token before the child sees it.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from host.clock import Clock
+from host.gate.gate import Session
+from host.keys import tokens
+from host.keys.keyring import Keyring
+from host.keys.registry import TokenRegistry
+from host.server.embedded import EmbeddedServer
+from host.server.errors import NotFound
+from host.server.principals import SYSTEM
+from host.supervise.child import ChildDied
+from host.supervise.supervisor import AppRunner
+
+# How often the watcher asks the server whether a running app's own user is still active (one
+# look-up per running app): bounds how long a deactivated app user's child keeps its token.
+APP_USER_CHECK_EVERY = 5  # watcher ticks
+
+
+class Credentials:
+    def __init__(self, keyring: Keyring, registry: TokenRegistry, server: EmbeddedServer,
+                 clock: Clock, host_id: str) -> None:
+        self.keyring, self.registry, self.server = keyring, registry, server
+        self.clock, self.host_id = clock, host_id
+
+    def stale(self, session: Session | None) -> bool:
+        """A retired host key verifies nothing, tokens already accepted included; a revoked
+        token stays revoked: the child holding either is started again with a fresh token."""
+        if session is None:
+            return False
+        claims = session.claims
+        return claims.kid in self.keyring.retired or self.registry.is_revoked(claims.jti)
+
+    def user_active(self, user_id: str) -> bool:
+        try:
+            return bool(self.server.users_get(SYSTEM, user_id)["active"])
+        except NotFound:
+            return False
+
+    def inactive_users(self, runners: Mapping[str, AppRunner]) -> set[str]:
+        """The running apps' own users that the server says are deactivated."""
+        users = {r.install.app_user_id for r in list(runners.values()) if r.session}
+        return {u for u in users if u is not None and not self.user_active(u)}
+
+    def revoke_for_user(self, install_id: str) -> None:
+        self.registry.revoke(install_id, self.clock.now(), "app user deactivated")
+
+    def may_mint(self, app_id: str, install_id: str, app_user_id: str | None) -> None:
+        """No token for an app whose own user is deactivated; its old ones stay revoked."""
+        if app_user_id is not None and not self.user_active(app_user_id):
+            self.revoke_for_user(install_id)
+            raise ChildDied(f"{app_id}: its app user is deactivated", "stopped")
+
+    def record(self, token: str, session_id: str) -> None:
+        """Recorded before the child sees it: re-minting revokes this host's earlier token."""
+        self.registry.minted(tokens.verify(token, self.keyring, self.clock,
+                                           session_id=session_id), self.host_id)
