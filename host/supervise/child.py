@@ -508,6 +508,7 @@ class Spawner:
                      str(limits.cpu_seconds), str(limits.max_fds)],
                     pass_fds=(h2c_r, c2h_w, err_w), env={}, cwd="/",
                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, close_fds=True,
+                    process_group=0,  # out of the terminal's Ctrl-C, like the zygote
                 )
                 pid = popen.pid
         finally:

@@ -38,6 +38,10 @@ class Zygote:
             stdout=subprocess.DEVNULL,
             cwd="/",
             close_fds=True,
+            # Its own process group: a Ctrl-C at the terminal goes to the foreground group (the
+            # CLI) only, never to a zygote still importing before it can ignore SIGINT; the
+            # host stops it (and PDEATHSIG covers a dead host).
+            process_group=0,
         )
         zyg_end.close()
         ready = json.loads(self._sock.recv(MAX_CONTROL_MESSAGE) or b"{}")
