@@ -14,6 +14,7 @@ from host.cli.output import EXIT_NEGATIVE, EXIT_USAGE, emit_json, err_console, f
 from host.clock import Clock, SystemClock
 from host.home import Home
 from host.server.embedded import EmbeddedServer
+from host.server.listen import tcp_listener
 from host.server.personal_tokens import ensure_service_user
 from host.server.shapes import User
 
@@ -41,20 +42,17 @@ def is_loopback(host: str) -> bool:
 
 
 def bind_listener(host: str, port: int) -> socket.socket:
-    """A listening socket on (host, port), or exit 2 with one line saying why not."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    """A listening socket on (host, port), or exit 2 with one line saying why not.
+
+    Made by `tcp_listener`, so its connections get TCP_NODELAY (a proto-0 socket here cost
+    every request ~40 ms of delayed ACK; see host/server/listen.py)."""
     try:
-        sock.bind((host, port))
-        sock.listen(128)
+        return tcp_listener(host, port)
     except OSError as exc:
-        sock.close()
         why = ("is already in use" if exc.errno == errno.EADDRINUSE
                else f"cannot be bound ({exc.strerror})")
         fail(f"port {port} on {host} {why}", "stop what listens there, or pass --port N "
              "(--port 0 picks a free one)", EXIT_USAGE)
-    return sock
 
 
 def serve(

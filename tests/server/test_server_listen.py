@@ -51,3 +51,14 @@ def test_control_a_proto_zero_listener_leaves_nagle_on(tmp_path: Path, monkeypat
     monkeypatch.setattr(rest_http, "tcp_listener", bare)
     flags = _accepted_nodelay(tmp_path)
     assert flags and not any(flags), flags
+
+
+def test_serves_listener_gives_nodelay_too() -> None:
+    """`stockade serve` binds through `bind_listener`; its socket must say TCP like the bench's."""
+    from host.cli.serve_cmd import bind_listener
+
+    sock = bind_listener("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()
