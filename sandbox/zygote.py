@@ -92,7 +92,7 @@ def main() -> None:
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
-    ctl.send(json.dumps({"op": "ready", "pid": me, "netns": netns}).encode())
+    _tell(ctl, {"op": "ready", "pid": me, "netns": netns})
     poller = select.poll()
     poller.register(ctl.fileno(), select.POLLIN)
     poller.register(wake_r, select.POLLIN)
@@ -118,8 +118,7 @@ def main() -> None:
                 err = ctypes.get_errno()
                 for f in fds:
                     os.close(f)
-                ctl.send(json.dumps({"op": "failed", "id": req.get("id"),
-                                     "error": os.strerror(err)}).encode())
+                _tell(ctl, {"op": "failed", "id": req.get("id"), "error": os.strerror(err)})
                 continue
             if pid == 0:
                 try:
@@ -128,7 +127,7 @@ def main() -> None:
                     os._exit(70)
             for f in fds:
                 os.close(f)
-            ctl.send(json.dumps({"op": "forked", "id": req.get("id"), "pid": pid}).encode())
+            _tell(ctl, {"op": "forked", "id": req.get("id"), "pid": pid})
         _reap(ctl)
 
 
@@ -140,7 +139,17 @@ def _reap(ctl: socket.socket) -> None:
             return
         if pid == 0:
             return
-        ctl.send(json.dumps({"op": "exit", "pid": pid, "status": status}).encode())
+        _tell(ctl, {"op": "exit", "pid": pid, "status": status})
+
+
+def _tell(ctl: socket.socket, msg: dict[str, object]) -> None:
+    """Send one message to the host; a host that is gone (it closed the channel, perhaps
+    interrupted while this zygote was still warming up) ends the zygote quietly: there is no
+    one left to serve, and a traceback on the shared terminal would only confuse."""
+    try:
+        ctl.send(json.dumps(msg).encode())
+    except OSError:
+        os._exit(0)
 
 
 if __name__ == "__main__":
