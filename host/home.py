@@ -81,6 +81,12 @@ def write_default_policy(home: Home) -> Path:
     return target
 
 
+def ensure_policies(home: Home) -> None:
+    """A home whose policy folder holds no file gets the shipped baseline policy again."""
+    if not any(home.policies_dir.glob("*.toml")):
+        write_default_policy(home)
+
+
 def resolve_home(explicit: str | os.PathLike[str] | None = None) -> Home:
     if explicit:
         return Home(Path(explicit).expanduser().resolve())

@@ -33,13 +33,13 @@ from host.clock import Clock, SystemClock
 from host.errors import GateError, StartRefused
 from host.gate.gate import Gate, HostAction, PolicySource, Session
 from host.gate.policywatch import PolicyWatch
-from host.home import Home, write_default_policy
+from host.home import Home, ensure_policies
 from host.keys import tokens
 from host.keys.registry import TokenRegistry
 from host.ledger.audit import AuditRecord
 from host.ledger.lease import HomeLease
 from host.ledger.ledger import Ledger
-from host.ledger.operator import audit_policy_load, open_keyring, operator_actor
+from host.ledger.operator import append_operator, audit_policy_load, open_keyring, operator_actor
 from host.server.embedded import EmbeddedServer
 from host.server.errors import Prevented
 from host.server.principals import SYSTEM
@@ -119,12 +119,6 @@ def refuse_damaged_stores(home: Home) -> None:
                 "`stockade doctor` shows every check")
 
 
-def ensure_policies(home: Home) -> None:
-    """A home whose policy folder holds no file gets the shipped baseline policy again."""
-    if not any(home.policies_dir.glob("*.toml")):
-        write_default_policy(home)
-
-
 class Host:
     def __init__(self, home: Home, *, clock: Clock | None = None,
                  config: HostConfig | None = None) -> None:
@@ -153,7 +147,8 @@ class Host:
                 "check the files' owner, mode and attributes (`lsattr`), and the disk; "
                 "`stockade doctor` shows every check") from None
         self.policy = PolicySource(load_policy(home.policies_dir))
-        self.policy_watch = PolicyWatch(self.policy, home.policies_dir)
+        self.policy_watch = PolicyWatch(self.policy, home.policies_dir, lambda kind, detail: (
+            append_operator(self.ledger.audit, kind, clock=self.clock, detail=detail)))
         self.resolve = system_resolver(self.config.resolver_overrides)
         self.gate = Gate(
             server=self.server, ledger=self.ledger, installs=self.installs, policy=self.policy,

@@ -18,12 +18,13 @@ from typing import Any
 
 from policies.names import (
     HTTP_METHODS,
-    host_matches,
+    endpoint_matches,
     is_admin_class,
     normalize_role,
     normalize_route,
 )
 from policies.netcheck import IPAddress, ParsedUrl, is_public, never_reachable, parse_ip, parse_url
+from policies.pattern import full_match
 from policies.policy import CompiledRule, Policy
 from policies.types import Decision, DecisionCode, QuotaCharge, Request
 from policies.vocabulary import ACTIONS, ActionSpec
@@ -221,7 +222,7 @@ def _permit_failure(rule: CompiledRule, ctx: _Ctx) -> str | None:
         if rule.pattern_invalid:
             return "username_pattern does not compile"
         if rule.pattern is not None and (
-            ctx.username is None or rule.pattern.fullmatch(ctx.username) is None
+            ctx.username is None or not full_match(rule.pattern, ctx.username)
         ):
             return f"username_pattern: {ctx.username!r} does not match"
     if ctx.roles:
@@ -240,9 +241,11 @@ def _permit_failure(rule: CompiledRule, ctx: _Ctx) -> str | None:
             return why
     if a == "http.request":
         assert ctx.url is not None  # set by _guardrails for http.request
-        host = ctx.url.host
-        if rule.domains is None or not any(host_matches(host, d) for d in rule.domains):
-            return f"domains: host {host!r} not listed"
+        host, port = ctx.url.host, ctx.url.port
+        if rule.domains is None or not any(
+            endpoint_matches(host, port, d, portless_is_any=False) for d in rule.domains
+        ):
+            return f"domains: {host}:{port} not listed"
         if not ctx.ips:
             # a listed name that resolves to nothing: nothing to connect to (and never allow
             # without the addresses, or the host could be steered by a later lookup)
@@ -283,7 +286,7 @@ def _forbid_applies(rule: CompiledRule, ctx: _Ctx) -> bool:
         if rule.user_types is not None and ctx.user_type not in rule.user_types:
             return False
         if rule.pattern is not None and (
-            ctx.username is None or rule.pattern.fullmatch(ctx.username) is None
+            ctx.username is None or not full_match(rule.pattern, ctx.username)
         ):
             return False
     if (a == "users.create" or a in ROLE_ACTIONS) and rule.roles is not None:
@@ -294,7 +297,8 @@ def _forbid_applies(rule: CompiledRule, ctx: _Ctx) -> bool:
             return False
     if a == "http.request" and rule.domains is not None:
         assert ctx.url is not None
-        if not any(host_matches(ctx.url.host, d) for d in rule.domains):
+        if not any(endpoint_matches(ctx.url.host, ctx.url.port, d, portless_is_any=True)
+                   for d in rule.domains):
             return False
     if a == "rest.call" and rule.rest_routes is not None and ctx.route not in rule.rest_routes:
         return False

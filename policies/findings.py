@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 Severity = Literal["error", "security-warning", "warning", "suggestion"]
 
-# Severities that make `stockade policy check` exit 1. Errors also make the loader refuse the
+# Severities that make `stockade policy check` exit 1, and make the loader refuse the
 # whole set of files (the host then keeps its previous policy or, at start, denies everything).
 FAILING: frozenset[str] = frozenset({"error", "security-warning"})
 
@@ -34,8 +34,9 @@ CODES: dict[str, tuple[Severity, str]] = {
     "STK018": ("error", "zero or negative quota window or seat ceiling"),
     "STK019": ("warning", "absurdly large limit or window"),
     "STK020": ("security-warning", "admin-class role in an allow list (never granted)"),
-    "STK021": ("security-warning", "username_pattern could backtrack catastrophically"),
-    "STK022": ("error", "username_pattern does not compile"),
+    # Retired: patterns run on RE2 (policies/pattern.py), whose time is linear in the input.
+    "STK021": ("security-warning", "retired: username_pattern could backtrack"),
+    "STK022": ("error", "username_pattern does not compile (RE2 syntax) or is too long"),
     "STK023": ("suggestion", "private address allowed"),
     "STK024": ("warning", "forbid shadows nothing"),
     "STK025": ("error", "invalid list entry (role, type, domain, route or address)"),
@@ -47,6 +48,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "STK031": ("warning", "constraint has no meaning in a forbid (ignored)"),
     "STK032": ("warning", "no policy files found"),
     "STK033": ("security-warning", "role assignment or user deactivation permitted without quota"),
+    "STK034": ("warning", "a domain entry reaches every port of its host"),
 }
 
 

@@ -6,7 +6,6 @@ names, wildcards, missing quotas, admin-class roles, risky patterns, rules that 
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Sequence
 
 from policies.findings import Finding, Severity, finding
@@ -14,12 +13,13 @@ from policies.model import PolicyFile, Rule
 from policies.names import (
     is_admin_class,
     normalize_domain_pattern,
+    normalize_host_pattern,
     normalize_role,
     parse_route_entry,
 )
 from policies.netcheck import is_public, parse_ip
+from policies.pattern import PatternError, compile_pattern
 from policies.policy import expand_actions
-from policies.regexrisk import backtracking_risk
 from policies.source import SourceFile
 from policies.vocabulary import ACTIONS, PERMISSIONS
 
@@ -105,8 +105,13 @@ def _rule_findings(src: SourceFile, i: int, rule: Rule) -> list[Finding]:
                 out.append(finding("STK028", name, at("actions"), f"rule {rule.id}: {a} is "
                                    f"never allowed without `{need}` in [rule.when]"))
         if w.any_user and CONCERNS["any_user"] & actions:
+            # Written for named apps, any_user is the operator's own explicit widening (the
+            # disclosure shows it): worth a warning, not a refusal. For every app it is
+            # an accident waiting to happen, and the load is refused.
+            wide: Severity = "security-warning" if "*" in rule.apps else "warning"
             out.append(finding("STK027", name, at("when", "any_user"), f"rule {rule.id}: "
-                               "any_user = true lets the app act on users it did not create"))
+                               "any_user = true lets the app act on users it did not create",
+                               severity=wide))
     for k in ("roles", "user_types"):
         for entry in getattr(w, k) or []:
             norm = normalize_role(entry)
@@ -120,9 +125,14 @@ def _rule_findings(src: SourceFile, i: int, rule: Rule) -> list[Finding]:
                 out.append(finding("STK025", name, at("when", k), f"rule {rule.id}: apps can "
                                    "never create users of type 'app'"))
     for d in w.domains or []:
-        if normalize_domain_pattern(d) is None:
+        norm = normalize_domain_pattern(d)
+        if norm is None:
             out.append(finding("STK025", name, at("when", "domains"), f"rule {rule.id}: domain "
-                               f"{d!r} is not a host name or *.suffix"))
+                               f"{d!r} is not a host name or *.suffix, with an optional :port "
+                               "or :*"))
+        elif norm.endswith(":*") and rule.effect == "permit":
+            out.append(finding("STK034", name, at("when", "domains"), f"rule {rule.id}: "
+                               f"{d!r} reaches every port (every service) on the host"))
     for r in w.rest_routes or []:
         if parse_route_entry(r) is None:
             out.append(finding("STK025", name, at("when", "rest_routes"), f"rule {rule.id}: "
@@ -130,7 +140,7 @@ def _rule_findings(src: SourceFile, i: int, rule: Rule) -> list[Finding]:
     for entry in w.allow_private or []:
         ip = parse_ip(entry)
         if ip is None and (
-            normalize_domain_pattern(entry) is None or entry.startswith("*")
+            normalize_host_pattern(entry) is None or entry.startswith("*")
         ):
             out.append(finding("STK025", name, at("when", "allow_private"), f"rule {rule.id}: "
                                f"{entry!r} is neither an IP address nor a host name"))
@@ -144,16 +154,10 @@ def _rule_findings(src: SourceFile, i: int, rule: Rule) -> list[Finding]:
                                f"host {entry!r} may reach private addresses"))
     if w.username_pattern is not None:
         try:
-            re.compile(w.username_pattern)
-        except (re.error, RecursionError, OverflowError) as exc:
+            compile_pattern(w.username_pattern)
+        except PatternError as exc:
             out.append(finding("STK022", name, at("when", "username_pattern"),
                                f"rule {rule.id}: {exc}"))
-        else:
-            why = backtracking_risk(w.username_pattern)
-            if why:
-                out.append(finding("STK021", name, at("when", "username_pattern"),
-                                   f"rule {rule.id}: {why}; use a possessive quantifier "
-                                   "(x++) or an atomic group"))
     return out
 
 

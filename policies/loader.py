@@ -1,8 +1,9 @@
 """Read policy files (one file or a directory of *.toml) into one Policy, refusing hostile input.
 
 Every problem becomes a Finding; nothing here raises on bad input except `load_policy`, which
-raises PolicyLoadError carrying the findings. A set of files with any error finding is refused
-as a whole: a policy is never half-loaded, and a broken file never degrades to allow.
+raises PolicyLoadError carrying the findings. A set of files with any error or security-warning
+finding is refused as a whole: a policy is never half-loaded, a broken file never degrades to
+allow, and what `stockade policy check` calls refused is never enforced (the linter binds).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from policies.findings import Finding, finding, sort_findings
+from policies.findings import FAILING, Finding, failing, finding, sort_findings
 from policies.lint import lint_set
 from policies.locate import Locator
 from policies.model import INT_MAX, INT_MIN, PolicyFile
@@ -39,18 +40,18 @@ _TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 
 class PolicyLoadError(Exception):
-    """Raised by `load_policy` when the files have any error finding."""
+    """Raised by `load_policy` when the files have any error or security-warning finding."""
 
     def __init__(self, findings: list[Finding]) -> None:
         self.findings = findings
-        errs = [f for f in findings if f.severity == "error"]
+        errs = [f for f in findings if f.severity in FAILING]
         head = "; ".join(f"{f.location}: {f.code} {f.message}" for f in errs[:5])
-        super().__init__(f"policy refused ({len(errs)} error(s)): {head}")
+        super().__init__(f"policy refused ({len(errs)} error(s) or security warning(s)): {head}")
 
 
 @dataclass
 class LoadResult:
-    policy: Policy | None  # None when any error finding refused the set
+    policy: Policy | None  # None when an error or security-warning finding refused the set
     findings: list[Finding]
     sources: list[SourceFile]
 
@@ -164,12 +165,12 @@ def policy_paths(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], l
 
 
 def load_sources(sources: Sequence[SourceFile], pre: Sequence[Finding] = ()) -> LoadResult:
-    """Lint parsed sources as one set and compile them when there is no error."""
+    """Lint parsed sources as one set and compile them when nothing failing was found."""
 
     findings = list(pre) + lint_set(sources)
     findings = sort_findings(findings)
     policy = None
-    if not any(f.severity == "error" for f in findings) and all(s.model for s in sources):
+    if not failing(findings) and all(s.model for s in sources):
         policy = compile_policy([(s.name, s.model) for s in sources if s.model is not None])
     return LoadResult(policy, findings, list(sources))
 
@@ -190,7 +191,7 @@ def load(paths: Iterable[str | os.PathLike[str]]) -> LoadResult:
 
 
 def load_policy(*paths: str | os.PathLike[str]) -> Policy:
-    """Load files or directories into one Policy; raise PolicyLoadError on any error finding."""
+    """Load files or directories into one Policy; raise PolicyLoadError on a failing finding."""
     res = load(paths)
     if res.policy is None:
         raise PolicyLoadError(res.findings)
@@ -198,7 +199,7 @@ def load_policy(*paths: str | os.PathLike[str]) -> Policy:
 
 
 def load_policy_text(text: str, name: str = "<text>") -> Policy:
-    """Load one policy from TOML text (tests, embedding); raise PolicyLoadError on errors."""
+    """Load one policy from TOML text (tests, embedding); raise PolicyLoadError when failing."""
     src, findings = parse_text(text, name)
     res = load_sources([src], findings)
     if res.policy is None:

@@ -57,8 +57,15 @@ def parse_route_entry(entry: str) -> str | None:
     return normalize_route(parts[0], parts[1])
 
 
-def normalize_domain_pattern(entry: str) -> str | None:
-    """A `domains` entry: exact host, or "*.suffix" (any sub-domain, not the suffix itself)."""
+# Ports a `domains` entry that names none reaches in a permit: the web's own. Guards: a rule
+# written for one web API reaching every other service on that host (a database, an admin
+# console on :8080); any other port is named ("host:8443"), or all of them ("host:*").
+WEB_PORTS = frozenset({80, 443})
+_PORT_RE = re.compile(r"^[1-9][0-9]{0,4}$")
+
+
+def normalize_host_pattern(entry: str) -> str | None:
+    """A host name, or "*.suffix" (any sub-domain, not the suffix itself); no port."""
     e = entry.strip().lower().rstrip(".")
     if e.startswith("*."):
         rest = e[2:]
@@ -66,8 +73,35 @@ def normalize_domain_pattern(entry: str) -> str | None:
     return e if HOST_RE.fullmatch(e) else None
 
 
+def normalize_domain_pattern(entry: str) -> str | None:
+    """A `domains` entry: a host pattern, optionally ":port" or ":*" (every port)."""
+    name, sep, port = entry.strip().partition(":")
+    host = normalize_host_pattern(name)
+    if host is None:
+        return None
+    if not sep:
+        return host
+    if port == "*":
+        return f"{host}:*"
+    if _PORT_RE.fullmatch(port) is None or int(port) > 65535:
+        return None
+    return f"{host}:{int(port)}"
+
+
 def host_matches(host: str, pattern: str) -> bool:
-    """Does canonical `host` match a canonical domain pattern? Label boundaries only."""
+    """Does canonical `host` match a canonical host pattern (no port)? Label boundaries only."""
     if pattern.startswith("*."):
         return host.endswith(pattern[1:]) and len(host) > len(pattern) - 1
     return host == pattern
+
+
+def endpoint_matches(host: str, port: int, pattern: str, *, portless_is_any: bool) -> bool:
+    """Does host:port match a canonical `domains` entry? An entry with no port means the web
+    ports (WEB_PORTS) in a permit, and every port in a forbid (`portless_is_any`): a forbid
+    only ever gets broader."""
+    name, sep, want = pattern.partition(":")
+    if not host_matches(host, name):
+        return False
+    if not sep:
+        return portless_is_any or port in WEB_PORTS
+    return want == "*" or port == int(want)

@@ -32,6 +32,7 @@ class ParsedUrl:
     scheme: str
     host: str  # canonical: lower case, no trailing dot, IPv6 without brackets
     ip: IPAddress | None  # set when the host is an IP literal
+    port: int  # as written, else the scheme's own (80, 443)
 
 
 def parse_url(url: str) -> ParsedUrl | str:
@@ -42,12 +43,14 @@ def parse_url(url: str) -> ParsedUrl | str:
         return "URL contains spaces, control characters, backslashes or non-ASCII text"
     try:
         parts = urlsplit(url)
-        port = parts.port  # raises on a bad port
+        written = parts.port  # raises on a bad port
     except ValueError as exc:
         return f"URL does not parse ({exc})"
-    del port
     if parts.scheme not in ("http", "https"):
         return f"scheme {parts.scheme!r} is not http or https"
+    port = written if written is not None else (443 if parts.scheme == "https" else 80)
+    if port == 0:
+        return "URL names port 0"
     if "@" in parts.netloc or parts.username is not None or parts.password is not None:
         return "URL carries userinfo (user@host); refused because it confuses host checks"
     host = (parts.hostname or "").rstrip(".")
@@ -60,12 +63,12 @@ def parse_url(url: str) -> ParsedUrl | str:
     if ip is not None:
         if isinstance(ip, ipaddress.IPv6Address) and ip.scope_id:
             return "IPv6 scope ids are refused"
-        return ParsedUrl(parts.scheme, str(ip), ip)
+        return ParsedUrl(parts.scheme, str(ip), ip, port)
     if HOST_RE.fullmatch(host) is None:
         return f"host {host!r} is not a plain DNS name"
     if _NUMERIC_LABEL.fullmatch(host.rsplit(".", 1)[-1]):
         return f"host {host!r} is a non-canonical numeric address"
-    return ParsedUrl(parts.scheme, host, None)
+    return ParsedUrl(parts.scheme, host, None, port)
 
 
 def _v4_is_public(ip: ipaddress.IPv4Address) -> bool:

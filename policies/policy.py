@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,10 +15,12 @@ from policies.model import PolicyFile, Rule, When
 from policies.names import (
     is_admin_class,
     normalize_domain_pattern,
+    normalize_host_pattern,
     normalize_role,
     parse_route_entry,
 )
 from policies.netcheck import IPAddress, parse_ip
+from policies.pattern import Pattern, PatternError, compile_pattern
 from policies.types import QuotaScope
 from policies.vocabulary import ACTIONS, PERMISSIONS
 
@@ -40,7 +41,7 @@ class CompiledRule:
     allow_private_ips: frozenset[IPAddress]
     rest_routes: frozenset[str] | None
     rest_fields: frozenset[str] | None
-    pattern: re.Pattern[str] | None
+    pattern: Pattern | None
     pattern_invalid: bool  # a pattern that does not compile: permits never match, forbids do
     source: str
 
@@ -117,19 +118,19 @@ def _compile_rule(rule: Rule, source: str) -> CompiledRule:
         if ip is not None:
             ap_ips.add(ip)
         else:
-            h = normalize_domain_pattern(entry)
+            h = normalize_host_pattern(entry)
             if h is not None and not h.startswith("*."):
                 ap_hosts.add(h)
     routes: frozenset[str] | None = None
     if w.rest_routes is not None:
         rn = (parse_route_entry(r) for r in w.rest_routes)
         routes = frozenset(r for r in rn if r is not None)
-    pattern: re.Pattern[str] | None = None
+    pattern: Pattern | None = None
     invalid = False
     if w.username_pattern is not None:
         try:
-            pattern = re.compile(w.username_pattern)
-        except (re.error, RecursionError, OverflowError):
+            pattern = compile_pattern(w.username_pattern)
+        except PatternError:
             invalid = True
     return CompiledRule(
         id=rule.id,

@@ -46,6 +46,15 @@ action = "users.create"
 limit = {QUOTA_LIMIT}
 window = "{QUOTA_WINDOW_S}s"
 scope = "install"
+# The loader refuses a roles.assign permit with no quota (lint STK033); this one is wide enough
+# never to be what a fuzz run or a test meets.
+[[quota]]
+id = "fuzz-roles"
+apps = ["{APP_ID}"]
+action = "roles.assign"
+limit = 100000
+window = "1h"
+scope = "install"
 '''
 
 

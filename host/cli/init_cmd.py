@@ -18,6 +18,7 @@ def init(
 ) -> None:
     """Create the home folder: layout (0700), the shipped default policy, the host's key."""
     from host.keys.keyring import Keyring
+    from host.ledger.operator import append_operator, open_keyring
 
     home: Home = ctx.obj
     if home.root.exists() and not home.root.is_dir():
@@ -26,7 +27,10 @@ def init(
     had_key = (home.keys_dir / "keyring.json").exists()
     try:
         home.ensure()
-        ring = Keyring.open(home.keys_dir)
+        if not existed:  # rule 14: a home's first record says who made it
+            append_operator(home.host_db, "init", detail=f"home {home.root}")
+        # generating the first key is audited (`operator.key_generate`)
+        ring = Keyring.open(home.keys_dir) if had_key else open_keyring(home)
     except OSError as exc:
         fail(f"cannot create the home {home.root}: {exc.strerror or exc}",
              "pass a --home you can write to")

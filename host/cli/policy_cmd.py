@@ -14,7 +14,7 @@ from host.inert import host, line
 from policies import Request, decide
 from policies.cases import run_dir
 from policies.diff import diff as policy_diff
-from policies.findings import Finding, sort_findings
+from policies.findings import FAILING, Finding, sort_findings
 from policies.loader import load
 from policies.model import PolicyFile
 from policies.policy import Policy
@@ -44,7 +44,7 @@ def _load_or_fail(paths: list[Path]) -> Policy:
     _require_paths(paths)
     res = load(paths)
     if res.policy is None:
-        _print_findings([f for f in res.findings if f.severity == "error"])
+        _print_findings([f for f in res.findings if f.severity in FAILING])
         fail(f"policy {', '.join(map(str, paths))} refused", "fix the errors above "
              "(`stockade policy check` lists every finding)")
     return res.policy

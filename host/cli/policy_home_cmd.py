@@ -18,8 +18,9 @@ from host.cli.output import EXIT_NEGATIVE, EXIT_USAGE, emit_json, err_console, f
 from host.cli.policy_cmd import _print_findings
 from host.cli.policy_cmd import app as policy_app
 from host.home import Home
+from host.ledger.operator import audited
 from host.supervise.status import PUBLISH_INTERVAL_S
-from policies.findings import Finding, sort_findings
+from policies.findings import FAILING, Finding, sort_findings
 from policies.loader import CASES_SUFFIX, MAX_FILE_BYTES, load, load_sources, parse_text
 from policies.source import SourceFile
 
@@ -73,7 +74,7 @@ def add_cmd(
     findings = sort_findings(res.findings)
     target = home.policies_dir / target_name
     if res.policy is None:
-        _print_findings([f for f in findings if f.severity == "error"])
+        _print_findings([f for f in findings if f.severity in FAILING])
         if json_out:
             emit_json({"added": False, "file": str(target),
                        "findings": [f.to_json() for f in findings]})
@@ -83,10 +84,14 @@ def add_cmd(
     replaces = target.exists()
     if not dry_run:
         home.ensure()
-        fd, tmp_name = tempfile.mkstemp(prefix=".add-", suffix=".tmp", dir=home.policies_dir)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp_name, target)
+        # Rule 14, audit before act: no record, no file (`audited` raises AuditError first).
+        with audited(home.host_db, "policy_add", detail=f"{'replace' if replaces else 'add'} "
+                     f"{target.name}: the home's policy becomes revision {res.policy.revision}"):
+            fd, tmp_name = tempfile.mkstemp(prefix=".add-", suffix=".tmp",
+                                            dir=home.policies_dir)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.replace(tmp_name, target)
     verb = "would add" if dry_run else "added"
     if replaces:
         verb = "would replace" if dry_run else "replaced"
@@ -121,7 +126,7 @@ def reload_cmd(ctx: typer.Context, json_out: JsonOpt = False) -> None:
                    "findings": [f.to_json() for f in findings]})
     if res.policy is None:
         if not json_out:
-            _print_findings([f for f in findings if f.severity == "error"])
+            _print_findings([f for f in findings if f.severity in FAILING])
         fail(f"the policy in {home.policies_dir} does not load: a serving host keeps "
              "deciding with its previous revision", "fix or remove the file named above",
              EXIT_NEGATIVE)

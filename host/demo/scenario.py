@@ -31,10 +31,10 @@ from host.apps.packages import Package, package_folder, package_from_files
 from host.apps.publisher import TrustStore, check_signature, public_key_line, sign_package
 from host.clock import SystemClock
 from host.demo.crm import DemoCrm
-from host.home import Home
+from host.home import Home, ensure_policies
 from host.inert import MAX_BLOCK, host, line, visible
 from host.ledger.audit import open_readonly
-from host.runtime import Host, HostConfig, ensure_policies
+from host.runtime import Host, HostConfig
 from host.server.principals import SYSTEM
 from host.supervise.sandbox_exec import run_snippet
 

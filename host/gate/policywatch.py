@@ -1,24 +1,37 @@
 """A serving host picks up policy files added or changed in its home, checked first.
 
 The folder is polled (names, sizes, modification times) from the host's upkeep thread. On a
-change the whole set is loaded with `load_policy`, which refuses any set with an error finding;
-only a set that loads replaces the active policy, swapped whole in the `PolicySource`, so a
-decision sees one revision. A bad file never replaces the good revision: the host keeps deciding
-with the last set that loaded and logs why the new one was refused, once per change.
+change the whole set is loaded with `load_policy`, which refuses any set with an error or a
+security-warning finding; only a set that loads replaces the active policy, swapped whole in the
+`PolicySource`, so a decision sees one revision. A bad file never replaces the good revision:
+the host keeps deciding with the last set that loaded and logs why the new one was refused,
+once per change.
+
+Rule 14: each outcome is a record in the audit chain (`record(kind, detail)`, given by the host):
+`policy_load` is written before the new revision decides anything, and a revision whose record
+cannot be written is not used; `policy_refused` says what a refused change was and why.
 """
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from host.gate.gate import PolicySource
+from host.ledger.records import AuditError
+from policies.findings import FAILING
 from policies.loader import PolicyLoadError, load_policy
 
 log = logging.getLogger("stockade.policy")
 
 Fingerprint = tuple[tuple[str, int, int], ...]
+# Writes one audit record (`kind`, `detail`); raises AuditError when it cannot.
+Recorder = Callable[[str, str], object]
+# Characters of a refusal kept in its audit record. Guards: record size on a folder of bad files
+# (the findings' first lines say why; `stockade policy check` lists them all).
+MAX_REFUSAL_DETAIL = 600
 
 
 def fingerprint(folder: Path) -> Fingerprint:
@@ -47,10 +60,21 @@ class ReloadResult:
 
 
 class PolicyWatch:
-    def __init__(self, source: PolicySource, folder: Path) -> None:
+    def __init__(self, source: PolicySource, folder: Path, record: Recorder) -> None:
         self.source = source
         self.folder = folder
+        self._record = record
         self._seen = fingerprint(folder)
+
+    def _refused(self, active: str, why: str) -> ReloadResult:
+        log.error("policy change in %s refused, still deciding with revision %s: %s",
+                  self.folder, active, why)
+        try:
+            self._record("policy_refused", f"still deciding with revision {active}: "
+                         f"{why}"[:MAX_REFUSAL_DETAIL])
+        except (AuditError, OSError, ValueError) as exc:  # the refusal stands either way
+            log.error("policy refusal could not be audited: %s", exc)
+        return ReloadResult(True, active, why)
 
     def poll(self) -> ReloadResult:
         now = fingerprint(self.folder)
@@ -61,14 +85,21 @@ class PolicyWatch:
         try:
             policy = load_policy(self.folder)
         except PolicyLoadError as exc:
-            log.error("policy change in %s refused, still deciding with revision %s: %s",
-                      self.folder, active.revision, exc)
-            return ReloadResult(True, active.revision, str(exc))
+            # The codes first: the record is capped, and they say at a glance what to fix.
+            codes = sorted({f.code for f in exc.findings if f.severity in FAILING})
+            return self._refused(active.revision, f"{', '.join(codes)}: {exc}")
         except (OSError, ValueError) as exc:
-            log.error("policy folder %s unreadable, still deciding with revision %s: %s",
-                      self.folder, active.revision, exc)
-            return ReloadResult(True, active.revision, str(exc))
+            return self._refused(active.revision, f"policy folder unreadable: {exc}")
         if policy.revision != active.revision:
+            try:
+                self._record("policy_load", f"revision {policy.revision} from {self.folder} "
+                             f"(was {active.revision})")
+            except (AuditError, OSError, ValueError) as exc:
+                # Audit before act: an unrecorded revision never decides. The next change
+                # of the folder tries again.
+                log.error("policy revision %s not used: its audit record could not be "
+                          "written (%s)", policy.revision, exc)
+                return ReloadResult(True, active.revision, f"not audited: {exc}")
             self.source.policy = policy
             log.warning("policy reloaded from %s: revision %s (was %s)", self.folder,
                         policy.revision, active.revision)

@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from apps_helpers import app_files
 from rich.console import Console
 
 from host.apps.disclosure import NOT_PERMITTED, build_disclosure, render_disclosure
 from host.apps.packages import package_from_files
 from host.apps.publisher import SignatureCheck
-from policies.loader import load_policy_text
+from policies.loader import PolicyLoadError, load_policy_text, parse_text
+from policies.policy import Policy, compile_policy
 
 POLICY = """
 schema = 1
@@ -56,13 +58,23 @@ PERMS = ("livechat.read", "users.create", "roles.assign", "livechat.agents", "ht
          "messages.read")
 
 
+def _unlinted(text: str) -> Policy:
+    """POLICY lists `admin` (lint STK020 refuses it at load); the disclosure must still never
+    present it as grantable if such a policy reached it, so it is compiled without the lint."""
+    with pytest.raises(PolicyLoadError, match="STK020"):
+        load_policy_text(text)
+    src, findings = parse_text(text, "<unlinted>")
+    assert src.model is not None and not findings
+    return compile_policy([(src.name, src.model)])
+
+
 def _disclosure(policy=None, sig=SignatureCheck("unsigned")):
     pkg = package_from_files(app_files(permissions=PERMS))
     return build_disclosure(pkg.manifest, pkg.content_hash, sig, policy)
 
 
 def test_limits_and_refusals_from_policy() -> None:
-    d = _disclosure(load_policy_text(POLICY))
+    d = _disclosure(_unlinted(POLICY))
     by = {p.name: p for p in d.permissions}
     create = "\n".join(by["users.create"].limits)
     assert by["users.create"].permitted is True
@@ -89,7 +101,7 @@ def test_dangerous_combinations_called_out() -> None:
 
 
 def test_rendered_and_json_forms() -> None:
-    d = _disclosure(load_policy_text(POLICY))
+    d = _disclosure(_unlinted(POLICY))
     buf = io.StringIO()
     render_disclosure(d, Console(file=buf, width=200, force_terminal=False))
     text = buf.getvalue()

@@ -5,7 +5,8 @@ from pathlib import Path
 from typing import Any
 
 from policies import Decision, Policy, Request, decide
-from policies.loader import load_policy, load_policy_text
+from policies.loader import load_policy, load_policy_text, parse_text
+from policies.policy import compile_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "examples" / "policies" / "demo.toml"
@@ -25,6 +26,17 @@ def demo_policy() -> Policy:
 
 def policy(body: str) -> Policy:
     return load_policy_text('schema = 1\nname = "t"\n' + body)
+
+
+def unlinted(body: str) -> Policy:
+    """A policy the loader would refuse (its linter binds), compiled anyway.
+
+    For the engine's own guards only: they must hold even for a policy that reached the engine
+    by a path other than the loader, so these tests feed it one directly.
+    """
+    src, findings = parse_text('schema = 1\nname = "t"\n' + body, "<unlinted>")
+    assert src.model is not None and not findings, findings
+    return compile_policy([(src.name, src.model)])
 
 
 def ask(

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from polhelp import ALL_PERMS, ask, create, demo_policy, policy
+from polhelp import ALL_PERMS, ask, create, demo_policy, policy, unlinted
 
 from policies import Request, decide
 from policies.engine import MAX_USERNAME
@@ -49,8 +49,9 @@ def test_persistence_allowed_for_any_app_by_baseline() -> None:
 @pytest.mark.parametrize("role", ["admin", "Admin", "ADMIN", "аdmin", "admin\u200b", "ａｄｍｉｎ",
                                   "owner", "livechat-manager", "moderator", " admin", "admin\n"])
 def test_admin_class_and_lookalike_roles_refused(role: str) -> None:
-    p = policy('[[rule]]\nid="r"\neffect="permit"\napps=["agent-sync"]\nactions=["roles.assign"]\n'
-               '[rule.when]\nroles=["admin","owner","bot"]\nany_user=true\n')
+    p = unlinted('[[rule]]\nid="r"\neffect="permit"\napps=["agent-sync"]\n'
+                 'actions=["roles.assign"]\n[rule.when]\nroles=["admin","owner","bot"]\n'
+                 'any_user=true\n')
     d = ask(p, "roles.assign", {"user_id": "u", "role": role}, OWN)
     assert d.code == "guardrail" and not d.allowed
     d2 = ask(p, "users.create", create(roles=[role]), NOT_PRIV)

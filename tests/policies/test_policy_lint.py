@@ -46,11 +46,11 @@ def codes(text: str) -> dict[str, list[int]]:
     (RULE.format(id="r", act="roles.assign") + '[rule.when]\nroles=["bot","Admin"]\n', "STK020",
      9),
     (RULE.format(id="r", act="users.create") + '[rule.when]\nuser_types=["bot"]\n'
-     'username_pattern="^(a+)+$"\n', "STK021", 10),
+     'username_pattern="^(a)\\\\1$"\n', "STK022", 10),
     (RULE.format(id="r", act="users.create") + '[rule.when]\nuser_types=["bot"]\n'
-     'username_pattern="^(a|a)*$"\n', "STK021", 10),
+     'username_pattern="^(?=a)a$"\n', "STK022", 10),
     (RULE.format(id="r", act="users.create") + '[rule.when]\nuser_types=["bot"]\n'
-     f'username_pattern="{"a" * 201}"\n', "STK021", 10),
+     f'username_pattern="{"a" * 513}"\n', "STK022", 10),
     (RULE.format(id="r", act="users.create") + '[rule.when]\nuser_types=["bot"]\n'
      'username_pattern="(["\n', "STK022", 10),
     (RULE.format(id="r", act="http.request") + '[rule.when]\ndomains=["x.test"]\n'

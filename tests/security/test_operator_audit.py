@@ -60,6 +60,11 @@ def test_every_operator_command_is_a_record_in_the_verified_chain(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     run = Run(tmp_path / "home", monkeypatch)
     g = ["--grant", "livechat.read", "--grant", "users.create"]
+    run("init")
+    extra = tmp_path / "extra.toml"
+    extra.write_text('schema = 1\nname = "extra"\n[[rule]]\nid = "r"\neffect = "permit"\n'
+                     'apps = ["agent-sync"]\nactions = ["livechat.read"]\n')
+    run("policy", "add", str(extra))
     run("keys", "generate", str(tmp_path / "pub.key"))
     run("keys", "trust", str(tmp_path / "pub.key.pub"), "--name", "acme")
     run("app", "install", str(_pkg(tmp_path, "v1")), "--allow-unsigned", *g)
@@ -86,7 +91,7 @@ def test_every_operator_command_is_a_record_in_the_verified_chain(
     recs = _records(run)
     ops = [r for r in recs if r["kind"].startswith("operator.") and r["kind"] != "operator.outcome"]
     kinds = [r["kind"] for r in ops]
-    for kind in ("key_generate", "trust", "install", "settings", "disable", "enable", "update",
+    for kind in ("init", "policy_add", "key_generate", "trust", "install", "settings", "disable", "enable", "update",
                  "update_pending", "consent_reject", "key_rotate", "consent", "key_retire",
                  "untrust", "uninstall"):
         assert f"operator.{kind}" in kinds, (kind, kinds)

@@ -53,7 +53,7 @@ effect = "permit"
 apps = ["caller"]
 actions = ["http.request"]
 [rule.when]
-domains = ["crm.localtest"]
+domains = ["crm.localtest:*"]
 allow_private = ["127.0.0.1"]
 [[rule]]
 id = "caller-rest"
