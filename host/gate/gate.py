@@ -218,9 +218,11 @@ class Gate:
             app_id=session.app_id, install_id=session.install_id, action=action, args=args,
             facts=facts, now=self.clock.now()))
         if not decision.allowed:
+            # The app sees permission_denied; the record keeps the policy's own code
+            # (policy_denied, guardrail...), the one `stockade policy explain` prints.
             raise self._refuse(session, action, args, "permission_denied",
                                f"{decision.message} [{decision.code}]", decision, policy,
-                               route=route)
+                               route=route, audit_code=decision.code)
         return spec, decision, policy, facts
 
     def _admit_and_call(self, session: Session, spec: ActionSpec, args: dict[str, Any],
@@ -366,11 +368,12 @@ class Gate:
 
     def _refuse(self, session: Session, action: str, args: Mapping[str, Any], code: str,
                 message: str, decision: Decision | None = None,
-                policy: Policy | None = None, *, route: str | None = None) -> GateError:
+                policy: Policy | None = None, *, route: str | None = None,
+                audit_code: str | None = None) -> GateError:
         """Audit the refusal (durably, within the install's refusal budget), then build the
-        error the app will see."""
+        error the app will see (`code`; the record holds `audit_code` when given)."""
         _seq, over = self.ledger.deny_within(AuditRecord(
-            kind="decision", allowed=False, code=code, message=message[:500],
+            kind="decision", allowed=False, code=audit_code or code, message=message[:500],
             rules=decision.rules if decision else (),
             policy_rev=policy.revision if policy else None, app_id=session.app_id,
             install_id=session.install_id, action=action[:64],

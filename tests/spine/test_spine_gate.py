@@ -223,3 +223,27 @@ def test_tampered_grant_is_detected_and_the_app_disabled(tmp_path: Path) -> None
         assert h.runners == {}  # never started
         after = h.installs.get(rec.install_id)
         assert after is not None and not after.enabled
+
+
+def test_a_refusals_audit_code_is_the_code_policy_explain_gives(host: Host) -> None:
+    """A reviewer reproduces a refusal from its audit record with `stockade policy explain`:
+    both name the same code (it was `permission_denied` in the record for every refusal)."""
+    import subprocess
+    import sys
+
+    asks = [{"username": "ext-u", "name": "U", "type": "user"},                     # no rule
+            {"username": "ext-a", "name": "A", "type": "bot", "roles": ["admin"]}]  # guardrail
+    res = _run(host, [["users.create", a] for a in asks])
+    assert [r[0] for r in res] == ["PermissionDenied", "PermissionDenied"]
+    denials = [r for r in _audit(host) if r.get("allowed") is False][-2:]
+    explained = []
+    for a in asks:
+        p = subprocess.run(
+            [sys.executable, "-c", "from host.cli.main import main; main()", "policy",
+             "explain", "--policy",
+             str(host.home.policies_dir), "--app", "prober", "--action", "users.create",
+             "--args-json", json.dumps(a), "--json"],
+            capture_output=True, text=True, timeout=60)
+        explained.append(json.loads(p.stdout)["code"])
+    assert explained == ["policy_denied", "guardrail"]
+    assert [d["code"] for d in denials] == explained
