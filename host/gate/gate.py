@@ -34,6 +34,7 @@ from host.ledger.quota import Charge
 from host.server.adapter import ACTION_METHODS, ServerAdapter
 from host.server.errors import ServerError
 from host.server.principals import Caller
+from host.server.rest_errors import rc_status
 from policies.engine import decide
 from policies.policy import Policy
 from policies.types import Decision, Request
@@ -266,9 +267,9 @@ class Gate:
             if seq is not None and op_id is not None:
                 self.ledger.outcome(seq, op_id, False, exc.code,
                                     refund=exc.code in REFUNDABLE_ERRORS,
-                                    status=exc.http_status if route else None, route=route)
+                                    status=rc_status(exc.code) if route else None, route=route)
             self._count(False)
-            raise ServerRefused(exc.code, exc.message, exc.http_status) from None
+            raise ServerRefused(exc.code, exc.message, rc_status(exc.code)) from None
         except GateError as exc:
             if seq is not None and op_id is not None:
                 self.ledger.outcome(seq, op_id, False, exc.code,

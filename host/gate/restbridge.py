@@ -33,6 +33,8 @@ from host.ledger.audit import AuditRecord, digest_args
 from host.ledger.ledger import REFUNDABLE_ERRORS, Ledger
 from host.ledger.quota import Charge
 from host.server.principals import Caller
+from host.server.rest import normalize_route
+from host.server.rest_errors import rc_error
 from policies.policy import Policy
 from policies.types import Decision, QuotaCharge
 from policies.vocabulary import ActionSpec
@@ -85,6 +87,11 @@ MAX_ROUTE_LABEL = 300
 # How far `_names_a_role` looks into a body. Guards the scan's cost; a body nested deeper or
 # wider than this is refused rather than half-checked.
 MAX_SCAN_NODES = 4096
+# HTTP statuses of a REST refusal after which the quota unit comes back: the dispatcher answers
+# 400 (a bad parameter, an unknown id, a conflict), 404 (no such route) and 413 (body too
+# large) before anything is written. 401/403 keep the unit (a probe is charged, as a bridge
+# call's permission_denied is); 5xx keeps it (whether anything was applied is unknown).
+REFUNDABLE_STATUS = frozenset({400, 404, 413})
 
 
 def _names_a_role(body: Mapping[str, Any]) -> bool:
@@ -160,8 +167,9 @@ def rest_call(gate: Gate, session: Session, args: dict[str, Any]) -> dict[str, A
         result = gate._admit_and_call(session, spec, bridge_args, decision, policy, facts,
                                       route=label, via=rest_decision)
     except ServerRefused as exc:
-        return {"status": exc.http_status,
-                "body": {"success": False, "error": exc.message, "errorType": exc.code}}
+        # What the REST API itself would answer (Rocket.Chat's shapes), not the gate's codes.
+        status, refusal = rc_error(exc.code, exc.message, normalize_route(str(route))[0])
+        return {"status": status, "body": refusal}
     return {"status": 200, "body": {**mapped.render(result), "success": True}}
 
 
@@ -212,7 +220,7 @@ def _unmapped(gate: Gate, session: Session, args: dict[str, Any], label: str,
         raw = payload.get("errorType") if isinstance(payload, Mapping) else None
         code = raw[:64] if isinstance(raw, str) and raw else f"http_{status}"
     gate.ledger.outcome(admission.seq, op_id, ok, code,
-                        refund=(not ok) and code in REFUNDABLE_ERRORS, status=status,
+                        refund=(not ok) and status in REFUNDABLE_STATUS, status=status,
                         route=label)
     gate._count(ok)
     return {"status": status, "body": payload}

@@ -6,8 +6,10 @@
 - `create_app(server)` is the starlette app `stockade serve` runs: it authenticates
   `X-User-Id` + `X-Auth-Token`, caps the body, and calls the same dispatcher.
 
-Responses follow Rocket.Chat: `{"success": true, ...}` or
-`{"success": false, "error": message, "errorType": code}` with 400/401/403/404/409.
+Responses follow Rocket.Chat: `{"success": true, ...}`, or a refusal shaped by
+`host/server/rest_errors.py` (400 with an `errorType`, 401 `{"status": "error", ...}`, 403).
+Malformed input of any kind (a body nested too deep, a count that is no number) is a 400, never
+a 500: a 500 is the server's own bug, logged with its traceback.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from host.server import rest_routes as h
 from host.server.embedded import EmbeddedServer
 from host.server.errors import NotFound, ServerError
 from host.server.principals import Caller, Operator
+from host.server.rest_errors import rc_error
 from host.server.rest_routes import ADMIN, LIVECHAT, MANAGE, Ctx, Handler
 
 log = logging.getLogger("stockade.server.rest")
@@ -38,6 +41,21 @@ log = logging.getLogger("stockade.server.rest")
 # body is a user with 50 custom fields of 1 KiB), and it bounds memory per request.
 MAX_BODY_BYTES = 64 * 1024
 API_PREFIX = "/api/v1/"
+# Nesting depth of a request body. Guards: recursion in the JSON encoder and in every handler
+# that walks a value; Rocket.Chat's deepest documented body (a visitor with custom fields in an
+# object of objects) is 4 levels.
+MAX_JSON_DEPTH = 16
+
+
+def _depth(value: Any, level: int = 0) -> int:
+    """How deep `value` nests, counted no further than one past MAX_JSON_DEPTH."""
+    if level > MAX_JSON_DEPTH:
+        return level
+    if isinstance(value, Mapping):
+        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level + 1)
+    return level
 
 
 @dataclass(frozen=True)
@@ -87,8 +105,17 @@ ROUTES: tuple[RestRoute, ...] = (
 )
 
 
-def _error(status: int, message: str, code: str) -> tuple[int, dict[str, Any]]:
-    return status, {"success": False, "error": message, "errorType": code}
+def _no_route(method: str, path: str) -> tuple[int, dict[str, Any]]:
+    return 404, {"success": False, "error": f"no route {method.upper()} {API_PREFIX}{path}",
+                 "errorType": "error-invalid-route"}
+
+
+def _too_large(limit: int) -> tuple[int, dict[str, Any]]:
+    return rc_error("invalid_argument", f"body larger than {limit} bytes", "", status=413)
+
+
+def _bad_body(message: str) -> tuple[int, dict[str, Any]]:
+    return rc_error("invalid_argument", message, "")
 
 
 def normalize_route(route: str) -> tuple[str, dict[str, str]]:
@@ -134,28 +161,33 @@ class RestDispatcher:
         path, extra_query = normalize_route(route)
         found = self.find(method, path)
         if found is None:
-            return _error(404, f"no route {method.upper()} {API_PREFIX}{path}", "not_found")
+            return _no_route(method, path)
         r, path_params = found
         if body is not None:
             if not isinstance(body, Mapping):
-                return _error(400, "the body must be a JSON object", "invalid_argument")
-            if len(json.dumps(body, default=str)) > MAX_BODY_BYTES:
-                return _error(413, f"body larger than {MAX_BODY_BYTES} bytes", "invalid_argument")
+                return _bad_body("the body must be a JSON object")
+            try:
+                size = len(json.dumps(body, default=str))
+            except (RecursionError, ValueError):
+                return _bad_body(f"the body is nested deeper than {MAX_JSON_DEPTH} levels")
+            if size > MAX_BODY_BYTES:
+                return _too_large(MAX_BODY_BYTES)
+            if _depth(body) > MAX_JSON_DEPTH:
+                return _bad_body(f"the body is nested deeper than {MAX_JSON_DEPTH} levels")
         identity = None
         if not r.public:
             if identity_user_id is None:
-                return _error(401, "You must be logged in to do this.", "unauthorized")
+                return rc_error("unauthorized", "", path)
             try:
                 identity = self.server.users_get(Operator(identity_user_id), identity_user_id)
             except (NotFound, ServerError):
-                return _error(401, "You must be logged in to do this.", "unauthorized")
+                return rc_error("unauthorized", "", path)
             if not identity["active"]:
-                return _error(401, "the identity is deactivated", "unauthorized")
+                return rc_error("unauthorized", "", path)
             if r.roles is not None and not (r.roles & set(identity["roles"])):
-                return _error(
-                    403, f"{API_PREFIX}{path} needs one of the roles {sorted(r.roles)}",
-                    "permission_denied",
-                )
+                return rc_error("permission_denied",
+                                f"{API_PREFIX}{path} needs one of the roles {sorted(r.roles)}",
+                                path)
         ctx = Ctx(
             server=self.server, identity=identity,
             principal=caller if caller is not None else Operator(identity_user_id),
@@ -165,10 +197,10 @@ class RestDispatcher:
         try:
             result = r.handler(ctx)
         except ServerError as e:
-            return _error(e.http_status, e.message, e.code)
+            return rc_error(e.code, e.message, path)
         except Exception:
             log.exception("REST %s %s failed", method, path)
-            return _error(500, "internal server error", "internal")
+            return rc_error("internal", "internal server error", path, status=500)
         return 200, {**result, "success": True}
 
 
@@ -179,22 +211,23 @@ def create_app(server: EmbeddedServer, *, max_body: int = MAX_BODY_BYTES) -> Sta
     async def endpoint(request: Request) -> JSONResponse:
         route = request.path_params["path"]
         declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > max_body):
-            return _json(*_error(413, f"body larger than {max_body} bytes", "invalid_argument"))
+        # isascii: str.isdigit() is true for "²", which int() refuses.
+        if declared is not None and (not (declared.isascii() and declared.isdigit())
+                                     or len(declared) > 12 or int(declared) > max_body):
+            return _json(*_too_large(max_body))
         raw = b""
         async for chunk in request.stream():
             raw += chunk
             if len(raw) > max_body:  # chunked bodies have no content-length: count as we go
-                return _json(*_error(413, f"body larger than {max_body} bytes",
-                                     "invalid_argument"))
+                return _json(*_too_large(max_body))
         body: Any = None
         if raw.strip():
             try:
                 body = json.loads(raw)
-            except ValueError:
-                return _json(*_error(400, "the body is not valid JSON", "invalid_argument"))
+            except (ValueError, RecursionError):
+                return _json(*_bad_body("the body is not valid JSON (or nested too deep)"))
             if not isinstance(body, dict):
-                return _json(*_error(400, "the body must be a JSON object", "invalid_argument"))
+                return _json(*_bad_body("the body must be a JSON object"))
         user_id = request.headers.get("x-user-id")
         token = request.headers.get("x-auth-token")
 
@@ -203,7 +236,7 @@ def create_app(server: EmbeddedServer, *, max_body: int = MAX_BODY_BYTES) -> Sta
             if user_id is not None or token is not None:
                 identity = personal_tokens.verify(server.db, user_id, token)
                 if identity is None:
-                    return _error(401, "You must be logged in to do this.", "unauthorized")
+                    return rc_error("unauthorized", "", route)
             return dispatcher.call(identity, request.method, route, dict(request.query_params),
                                    body)
 

@@ -8,17 +8,28 @@ A handler returns the success body (the dispatcher adds `"success": true`) or ra
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from host.server import rest_shapes as rs
 from host.server.embedded import EmbeddedServer
 from host.server.errors import Forbidden, InvalidArgument
+from host.server.limits import MAX_LIST
 from host.server.principals import Principal
 from host.server.shapes import User
 
 SERVER_VERSION = "stockade-embedded/0.1"
+
+# Pagination as Rocket.Chat's settings default it: `count` 50 unless asked (API_Default_Count),
+# at most 100 (API_Upper_Count_Limit); `count=0` lists everything (API_Allow_Infinite_Count).
+DEFAULT_COUNT = 50
+MAX_COUNT = 100
+# `count` / `offset`: plain ASCII digits, at most 9 of them. Guards: int() of "²" or of a
+# 5,000-digit number raises (a 500 before this check), and no list is a billion long.
+_PAGE_NUMBER = re.compile(r"[0-9]{1,9}")
+T = TypeVar("T")
 
 ADMIN = frozenset({"admin"})
 MANAGE = frozenset({"admin", "livechat-manager"})
@@ -58,6 +69,21 @@ class Ctx:
         if not isinstance(v, kind) or (kind is int and isinstance(v, bool)):
             raise InvalidArgument(f"body field {name!r} must be a {kind.__name__}")
         return v
+
+    def page(self, items: Sequence[T], key: str) -> dict[str, Any]:
+        """`items` cut to the request's `offset` / `count`, with Rocket.Chat's totals."""
+        offset, count = self._page_number("offset", 0), self._page_number("count", DEFAULT_COUNT)
+        count = min(count, MAX_COUNT) if count else len(items)
+        shown = list(items[offset:offset + count])
+        return {key: shown, "count": len(shown), "offset": offset, "total": len(items)}
+
+    def _page_number(self, name: str, default: int) -> int:
+        raw = self.query.get(name)
+        if raw is None or raw == "":
+            return default
+        if _PAGE_NUMBER.fullmatch(raw) is None:
+            raise InvalidArgument(f"{name} must be a whole number from 0 to 999999999")
+        return int(raw)
 
     def is_manager(self) -> bool:
         """Whether the identity may act on others' behalf in livechat."""
@@ -173,8 +199,7 @@ def roles_remove(ctx: Ctx) -> dict[str, Any]:
 
 def agents_list(ctx: Ctx) -> dict[str, Any]:
     """GET livechat/users/agent."""
-    agents = [rs.agent(a) for a in ctx.server.list_agents()]
-    return {"users": agents, "count": len(agents), "offset": 0, "total": len(agents)}
+    return ctx.page([rs.agent(a) for a in ctx.server.list_agents()], "users")
 
 
 def agent_add(ctx: Ctx) -> dict[str, Any]:
@@ -203,8 +228,7 @@ def agent_status(ctx: Ctx) -> dict[str, Any]:
 
 def departments_list(ctx: Ctx) -> dict[str, Any]:
     """GET livechat/department."""
-    deps = [rs.department(d) for d in ctx.server.list_departments()]
-    return {"departments": deps, "count": len(deps), "offset": 0, "total": len(deps)}
+    return ctx.page([rs.department(d) for d in ctx.server.list_departments()], "departments")
 
 
 def department_create(ctx: Ctx) -> dict[str, Any]:
@@ -227,7 +251,7 @@ def rooms_list(ctx: Ctx) -> dict[str, Any]:
         raise InvalidArgument("open must be true or false")
     rooms = [rs.room(r) for r in ctx.server.livechat_list_rooms(
         ctx.principal, None if raw is None else raw == "true")]
-    return {"rooms": rooms, "count": len(rooms), "offset": 0, "total": len(rooms)}
+    return ctx.page(rooms, "rooms")
 
 
 def room_info(ctx: Ctx) -> dict[str, Any]:
@@ -306,11 +330,7 @@ def chat_send(ctx: Ctx) -> dict[str, Any]:
 
 
 def room_messages(ctx: Ctx) -> dict[str, Any]:
-    """GET channels.messages ?roomId=&count=."""
-    raw = ctx.q("count")
-    if raw is not None and not raw.isdigit():
-        raise InvalidArgument("count must be a positive integer")
-    msgs = ctx.server.messages_list(
-        ctx.principal, ctx.need_q("roomId"), int(raw) if raw is not None else None)
-    out = [rs.message(m) for m in reversed(msgs)]  # Rocket.Chat lists newest first
-    return {"messages": out, "count": len(out), "offset": 0, "total": len(out)}
+    """GET channels.messages ?roomId=&count=&offset=: newest first, as Rocket.Chat lists.
+    Pages reach back over the room's latest MAX_LIST (500) messages, the server's list cap."""
+    msgs = ctx.server.messages_list(ctx.principal, ctx.need_q("roomId"), MAX_LIST)
+    return ctx.page([rs.message(m) for m in reversed(msgs)], "messages")

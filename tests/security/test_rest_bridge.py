@@ -188,24 +188,25 @@ def test_a_server_403_is_audited_as_a_refusal_with_its_status(host: Host) -> Non
     # holds no livechat-manager role, so the server answers 403.
     res = _run(host, [["GET", "/api/v1/livechat/users/agent", None],
                       ["GET", "/api/v1/roles.list", None]])
-    assert res[0] == [403, "permission_denied"]
+    assert res[0] == [403, "error-unauthorized"]
     assert res[1] == [200, True]
     outcomes = [r for r in _rest_records(host) if r["kind"] == "outcome"]
     refused, fine = outcomes[-2], outcomes[-1]
     assert refused["ok"] is False and refused["status"] == 403
-    assert refused["code"] == "permission_denied"
+    assert refused["code"] == "error-unauthorized"
     assert refused["route"] == "GET /api/v1/livechat/users/agent"
     assert fine["ok"] is True and fine["status"] == 200 and fine["code"] == "ok"
     decisions = [r for r in _rest_records(host) if r["kind"] == "decision"]
     assert decisions[-1]["route"] == "GET /api/v1/roles.list"
     assert decisions[-1]["action"] == "rest.call"
-    # a mapped route the server refuses (the username is taken): a 409 refusal, unit refunded
+    # a mapped route the server refuses (the username is taken): Rocket.Chat's 400
+    # error-field-unavailable, audited with the gate's own code, the unit refunded
     host.server.users_create(SYSTEM, "taken", "Taken", "user")
     res = _run(host, [["POST", "/api/v1/users.create",
                        {"username": "taken", "name": "T", "type": "bot"}]])
-    assert res[0] == [409, "conflict"]
+    assert res[0] == [400, "error-field-unavailable"]
     last = _rest_records(host)[-1]
-    assert last["kind"] == "outcome" and last["ok"] is False and last["status"] == 409
+    assert last["kind"] == "outcome" and last["ok"] is False and last["status"] == 400
     assert last["code"] == "conflict" and last["refunded"] is True
     assert last["action"] == "users.create" and last["route"] == "POST /api/v1/users.create"
 
@@ -241,7 +242,7 @@ def test_another_identity_only_when_the_operator_names_it_at_consent(
     assert code != 0 and "no such server user" in out
     with Host(home, config=HostConfig()) as h:
         res = _run(h, [["GET", "/api/v1/me", None], ["GET", "/api/v1/livechat/users/agent", None]])
-        assert res[1] == [403, "permission_denied"]  # the app's own user holds no manager role
+        assert res[1] == [403, "error-unauthorized"]  # the app's own user holds no manager role
     code, out = cli("app", "consent", "caller", *grants, "--rest-as", "svc")
     assert code == 0, out
     flat = " ".join(out.replace("│", " ").split())  # the disclosure table wraps its cells

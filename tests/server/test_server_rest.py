@@ -57,8 +57,8 @@ def test_http_auth(base_url: str, svc: tuple[str, str]) -> None:
         assert info.status_code == 200 and info.json()["success"] is True
         r = c.get("/api/v1/me")
         assert r.status_code == 401
-        assert r.json() == {"success": False, "error": "You must be logged in to do this.",
-                            "errorType": "unauthorized"}
+        # Rocket.Chat's one 401 body (the OpenAPI's shared authorizationError response)
+        assert r.json() == {"status": "error", "message": "You must be logged in to do this."}
         bad = c.get("/api/v1/me", headers={"X-User-Id": uid, "X-Auth-Token": token + "x"})
         assert bad.status_code == 401
         wrong_user = c.get("/api/v1/me", headers={"X-User-Id": "someoneElse", "X-Auth-Token": token})
@@ -78,11 +78,12 @@ def test_http_user_lifecycle(client: httpx.Client) -> None:
     assert user["emails"] == [{"address": "j@example.org", "verified": False}]
     assert user["createdByApp"] is None
     dup = client.post("/api/v1/users.create", json={"username": "JDOE", "name": "x"})
-    assert dup.status_code == 409 and dup.json()["errorType"] == "conflict"
+    assert dup.status_code == 400 and dup.json()["errorType"] == "error-field-unavailable"
     info = client.get("/api/v1/users.info", params={"username": "jdoe"})
     assert info.json()["user"]["_id"] == user["_id"]
     missing = client.get("/api/v1/users.info", params={"userId": "nope"})
-    assert missing.status_code == 404 and missing.json()["errorType"] == "not_found"
+    assert missing.status_code == 400 and missing.json()["errorType"] == "error-invalid-user"
+    assert missing.json()["error"].endswith("[error-invalid-user]")
     upd = client.post("/api/v1/users.update",
                       json={"userId": user["_id"], "data": {"customFields": {"tier": "gold"}}})
     assert upd.json()["user"]["customFields"] == {"crmId": "42", "tier": "gold"}
@@ -95,7 +96,7 @@ def test_http_user_lifecycle(client: httpx.Client) -> None:
                       json={"roleName": "livechat-agent", "username": "jdoe"})
     assert add.status_code == 200 and add.json()["role"]["name"] == "livechat-agent"
     bad = client.post("/api/v1/users.create", json={"username": "x y", "name": "n"})
-    assert bad.status_code == 400 and bad.json()["errorType"] == "invalid_argument"
+    assert bad.status_code == 400 and bad.json()["errorType"] == "invalid-params"
 
 
 def test_http_body_limits_and_bad_json(client: httpx.Client) -> None:
@@ -136,12 +137,13 @@ def test_http_livechat_flow(client: httpx.Client, server: EmbeddedServer) -> Non
     closed = client.post("/api/v1/livechat/room.close", json={"rid": room["_id"], "comment": "ok"})
     assert closed.json() == {"rid": room["_id"], "comment": "ok", "success": True}
     again = client.post("/api/v1/livechat/room.close", json={"rid": room["_id"]})
-    assert again.status_code == 409
+    assert again.status_code == 400 and again.json()["errorType"] == "error-action-not-allowed"
     info = client.get("/api/v1/livechat/room.info", params={"roomId": room["_id"]}).json()
     assert info["room"]["open"] is False and info["room"]["closingMessage"] == "ok"
     gone = client.delete(f"/api/v1/livechat/users/agent/{aid}")
     assert gone.status_code == 200
-    assert client.delete(f"/api/v1/livechat/users/agent/{aid}").status_code == 404
+    gone_again = client.delete(f"/api/v1/livechat/users/agent/{aid}")
+    assert gone_again.status_code == 400 and gone_again.json()["errorType"] == "error-invalid-user"
 
 
 def test_roles_gate_routes(server: EmbeddedServer, base_url: str) -> None:
@@ -151,7 +153,7 @@ def test_roles_gate_routes(server: EmbeddedServer, base_url: str) -> None:
                       headers={"X-User-Id": plain["id"], "X-Auth-Token": token}) as c:
         assert c.get("/api/v1/me").status_code == 200
         r = c.post("/api/v1/users.create", json={"username": "sneaky", "name": "S"})
-        assert r.status_code == 403 and r.json()["errorType"] == "permission_denied"
+        assert r.status_code == 403 and r.json()["errorType"] == "error-unauthorized"
         assert c.get("/api/v1/livechat/rooms").status_code == 403
     server.users_deactivate(SYSTEM, plain["id"])
     with httpx.Client(base_url=base_url,
@@ -201,7 +203,7 @@ def test_dispatcher_with_app_caller(server: EmbeddedServer, rest: RestDispatcher
     status, payload = rest.call(uid, "POST", "roles.addUserToRole", {},
                                 {"roleName": "admin", "userId": payload["user"]["_id"]},
                                 caller=app, op_id=op())
-    assert status == 403 and payload["errorType"] == "permission_denied"
+    assert status == 403 and payload["errorType"] == "error-unauthorized"
     # An app's write through REST needs an op_id.
     status, payload = rest.call(uid, "POST", "users.create", {},
                                 {"username": "noop1", "name": "N"}, caller=app)

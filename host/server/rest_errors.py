@@ -1,0 +1,86 @@
+"""Rocket.Chat's REST error bodies, from the server's own error codes.
+
+Inside, every operation raises a `ServerError` with a Stockade code (`not_found`, `conflict`,
+`invalid_argument`, `permission_denied`). A Rocket.Chat client expects what the official
+OpenAPI definitions (RocketChat/Rocket.Chat-Open-API) document instead:
+
+- 401: `{"status": "error", "message": "You must be logged in to do this."}` (no `success`);
+- 403: `{"success": false, "error": "... [error-unauthorized]", "errorType": ...}`;
+- any other refusal of a request: HTTP 400, `{"success": false, "error": "<text> [<type>]",
+  "errorType": "<type>"}`, where the type names what was wrong (`invalid-params` for a
+  malformed parameter, `error-invalid-user` for a user that does not exist,
+  `error-field-unavailable` for a username in use...).
+
+The table below is the one place that choice is made; the dispatcher and the `rest.call` bridge
+both use it, so an app sees through `ctx.rest` exactly what a Rocket.Chat client would.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+# The only 401 body Rocket.Chat sends (the OpenAPI's shared `authorizationError` response).
+UNAUTHORIZED_BODY: dict[str, Any] = {"status": "error",
+                                     "message": "You must be logged in to do this."}
+
+# errorType of a `not_found` by the first segment of the route (below /api/v1/). Rocket.Chat
+# answers an unknown id with 400 and one of these, never with 404 (404 is an unknown route).
+_NOT_FOUND_BY_ROUTE: tuple[tuple[str, str], ...] = (
+    ("users.", "error-invalid-user"),
+    ("roles.", "error-invalid-user"),
+    ("livechat/users/", "error-invalid-user"),
+    ("livechat/agent.", "error-invalid-user"),
+    ("livechat/department", "error-department-not-found"),
+    ("livechat/visitor", "error-invalid-visitor"),
+    ("chat.", "error-invalid-room"),
+    ("channels.", "error-room-not-found"),
+    ("livechat/", "error-invalid-room"),
+)
+# errorType of a `conflict` by route: a username or e-mail in use is "unavailable"; anything
+# else the state forbids (a closed room, a reused op id) is an action not allowed.
+_CONFLICT_BY_ROUTE: tuple[tuple[str, str], ...] = (
+    ("users.create", "error-field-unavailable"),
+    ("users.update", "error-field-unavailable"),
+)
+
+
+def _by_route(table: tuple[tuple[str, str], ...], path: str, default: str) -> str:
+    return next((kind for prefix, kind in table if path.startswith(prefix)), default)
+
+
+def error_type(code: str, path: str) -> str:
+    """The Rocket.Chat errorType for a server error `code` raised by route `path`."""
+    if code == "not_found":
+        return _by_route(_NOT_FOUND_BY_ROUTE, path, "error-not-found")
+    if code == "conflict":
+        return _by_route(_CONFLICT_BY_ROUTE, path, "error-action-not-allowed")
+    if code == "permission_denied":
+        return "error-unauthorized"
+    if code == "quota_exceeded":
+        return "error-too-many-requests"
+    if code == "invalid_argument":
+        return "invalid-params"
+    return "error-internal"
+
+
+def rc_status(code: str) -> int:
+    """The HTTP status Rocket.Chat answers a refusal of this kind with."""
+    if code == "unauthorized":
+        return 401
+    if code == "permission_denied":
+        return 403
+    if code == "quota_exceeded":
+        return 429
+    return 500 if error_type(code, "") == "error-internal" else 400
+
+
+def rc_error(code: str, message: str, path: str, *, status: int | None = None
+             ) -> tuple[int, dict[str, Any]]:
+    """(HTTP status, body) for a refusal, as Rocket.Chat shapes it.
+
+    `status` overrides the one the code implies (413 for an oversized body, 404 for an
+    unknown route, 500 for the server's own failure)."""
+    if code == "unauthorized":
+        return 401, dict(UNAUTHORIZED_BODY)
+    kind = error_type(code, path)
+    body = {"success": False, "error": f"{message} [{kind}]", "errorType": kind}
+    return status or rc_status(code), body
