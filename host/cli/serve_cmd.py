@@ -15,7 +15,7 @@ from host.clock import Clock, SystemClock
 from host.home import Home
 from host.server.embedded import EmbeddedServer
 from host.server.listen import tcp_listener
-from host.server.personal_tokens import ensure_service_user
+from host.server.personal_tokens import NotAServiceUser, ensure_service_user
 from host.server.shapes import User
 
 
@@ -101,6 +101,10 @@ def serve(
     if mint_token is not None:
         try:
             user, token = mint_service_token(server, mint_token)
+        except NotAServiceUser as e:
+            fail(f"cannot mint a token for {mint_token!r}: {e}; a token is minted only for a "
+                 "new service user or an existing active admin, never by promoting one",
+                 hint="choose a new user name for the service account")
         except Exception as e:  # ServerError: bad username etc.  # noqa: BLE001 - any minting failure is reported
             fail(f"cannot mint a token for {mint_token!r}: {e}", hint="usernames: 3..64 of "
                  "letters, digits, '.', '_', '-'")
@@ -145,6 +149,9 @@ def serve(
     err_console.print(
         f"stockade server: http://{host}:{port}/api/v1/ (data: {home.server_db})", highlight=False
     )
+    err_console.print("sign in: `stockade serve --mint-token NAME` prints an admin token "
+                      "(X-User-Id + X-Auth-Token), or POST /api/v1/login {user, password}",
+                      highlight=False)
     try:
         uvicorn.Server(uvicorn.Config(
             create_app(server), host=host, port=port, log_level="warning", lifespan="off",

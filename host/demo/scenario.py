@@ -380,8 +380,8 @@ class Demo:
         room = server.visitor_start_room(v["id"], "Support")
         server.agent_close_room(room["served_by"] or self.humans["bob"], room["id"], "done")
         self._settle()
-        denied = self._audited("crm-sync", "http.request", "permission_denied")
-        self.show_audit("permission_denied")
+        denied = self._audited("crm-sync", "http.request", "policy_denied")
+        self.show_audit("policy_denied")
         self.check("crm-sync refused a domain the policy does not list (audited)",
                    denied and len(self.crm.received) == 2)
 

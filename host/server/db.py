@@ -170,8 +170,17 @@ CREATE TABLE personal_tokens (
 CREATE INDEX personal_tokens_user ON personal_tokens(user_id);
 """
 
+# Version 2: password hashes (host/server/auth.py), and which tokens are sign-ins.
+_SCHEMA_V2 = """
+CREATE TABLE user_passwords (
+    user_id TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+    hash TEXT NOT NULL
+) WITHOUT ROWID;
+ALTER TABLE personal_tokens ADD COLUMN kind TEXT NOT NULL DEFAULT 'personal'
+"""
+
 # Ordered migrations: index i takes the schema from version i to i + 1. Append, never edit.
-MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1,)
+MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

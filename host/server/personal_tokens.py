@@ -22,20 +22,21 @@ TOKEN_BYTES = 32
 MAX_TOKEN_LEN = 128
 
 
-def _digest(token: str) -> str:
+def digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def mint(db: Database, user_id: str, name: str, now: float) -> str:
-    """Mint a token for `user_id` and return it (the only time it exists in clear)."""
+def mint(db: Database, user_id: str, name: str, now: float, *, kind: str = "personal") -> str:
+    """Mint a token for `user_id` and return it (the only time it exists in clear). `kind`:
+    `personal` (an access token an operator or the user named) or `login` (a sign-in)."""
     name = limits.text(name, "token name", 64)
     token = secrets.token_urlsafe(TOKEN_BYTES)
     with db.write() as c:
         users.get(c, user_id)
         c.execute(
-            "INSERT INTO personal_tokens (token_hash, user_id, name, created_at)"
-            " VALUES (?, ?, ?, ?)",
-            (_digest(token), user_id, name, now),
+            "INSERT INTO personal_tokens (token_hash, user_id, name, created_at, kind)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (digest(token), user_id, name, now, kind),
         )
     return token
 
@@ -47,7 +48,7 @@ def verify(db: Database, user_id: str | None, token: str | None) -> str | None:
     row = db.conn().execute(
         "SELECT t.user_id, u.active FROM personal_tokens t JOIN users u ON u.id = t.user_id"
         " WHERE t.token_hash = ?",
-        (_digest(token),),
+        (digest(token),),
     ).fetchone()
     if row is None or not secrets.compare_digest(str(row[0]), user_id) or not row[1]:
         return None
@@ -60,15 +61,22 @@ def revoke_all(db: Database, user_id: str) -> int:
         return c.execute("DELETE FROM personal_tokens WHERE user_id = ?", (user_id,)).rowcount
 
 
+class NotAServiceUser(ValueError):
+    """The user name exists but is no active admin: minting would promote or revive it."""
+
+
 def ensure_service_user(server: EmbeddedServer, username: str) -> tuple[User, str]:
-    """Create (or find) the operator's service user, an `admin`, and mint a fresh token for it.
-    Returns (user, token); print the token once and never store it."""
+    """Create the operator's service user (an `admin`), or find an existing active admin of
+    that name, and mint a fresh token for it. Returns (user, token); print the token once and
+    never store it.
+
+    An existing user that is not an active admin is refused (NotAServiceUser), never promoted
+    or reactivated: a mistyped name must not turn a colleague's account into an admin key."""
     try:
         user = server.users_get_by_username(SYSTEM, username)
     except NotFound:
         user = server.users_create(SYSTEM, username, username, "user", roles=["admin"])
-    if "admin" not in user["roles"]:
-        user = server.roles_assign(SYSTEM, user["id"], "admin")
-    if not user["active"]:
-        user = server.users_set_active(SYSTEM, user["id"], True)
+    if "admin" not in user["roles"] or not user["active"]:
+        state = "deactivated" if not user["active"] else "not an admin"
+        raise NotAServiceUser(f"user {user['username']!r} exists and is {state}")
     return user, mint(server.db, user["id"], "service", server.clock.now())

@@ -28,6 +28,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from host.server import personal_tokens
+from host.server import rest_auth as a
 from host.server import rest_routes as h
 from host.server.embedded import EmbeddedServer
 from host.server.errors import NotFound, ServerError
@@ -77,7 +78,12 @@ class RestRoute:
 
 ROUTES: tuple[RestRoute, ...] = (
     RestRoute("GET", "info", h.info, public=True),
+    RestRoute("POST", "login", a.login, public=True),
+    RestRoute("POST", "logout", a.logout),
     RestRoute("GET", "me", h.me),
+    RestRoute("GET", "users.list", a.users_list),
+    RestRoute("POST", "users.generatePersonalAccessToken", a.generate_personal_token),
+    RestRoute("POST", "users.createToken", a.create_token, ADMIN),
     RestRoute("POST", "users.create", h.users_create, ADMIN),
     RestRoute("GET", "users.info", h.users_info),
     RestRoute("POST", "users.update", h.users_update, ADMIN),
@@ -153,6 +159,7 @@ class RestDispatcher:
         *,
         caller: Caller | None = None,
         op_id: str | None = None,
+        auth_token: str | None = None,
     ) -> tuple[int, dict[str, Any]]:
         """Run one route as `identity_user_id` (already authenticated, or None for public
         routes). With `caller`, the server acts for that app (what it creates is stamped with
@@ -192,7 +199,7 @@ class RestDispatcher:
             server=self.server, identity=identity,
             principal=caller if caller is not None else Operator(identity_user_id),
             op_id=op_id, query={**extra_query, **dict(query or {})}, body=dict(body or {}),
-            path=path_params,
+            path=path_params, auth_token=auth_token,
         )
         try:
             result = r.handler(ctx)
@@ -238,12 +245,17 @@ def create_app(server: EmbeddedServer, *, max_body: int = MAX_BODY_BYTES) -> Sta
                 if identity is None:
                     return rc_error("unauthorized", "", route)
             return dispatcher.call(identity, request.method, route, dict(request.query_params),
-                                   body)
+                                   body, auth_token=token)
 
         status, payload = await anyio.to_thread.run_sync(run)
         return _json(status, payload)
 
+    async def api_info(request: Request) -> JSONResponse:
+        """GET /api/info (outside /api/v1, public): the version, as Rocket.Chat answers it."""
+        return _json(200, {"version": h.SERVER_VERSION, "success": True})
+
     return Starlette(routes=[
+        Route("/api/info", api_info, methods=["GET"]),
         Route("/api/v1/{path:path}", endpoint, methods=["GET", "POST", "DELETE"]),
     ])
 

@@ -64,7 +64,7 @@ def error_type(code: str, path: str) -> str:
 
 def rc_status(code: str) -> int:
     """The HTTP status Rocket.Chat answers a refusal of this kind with."""
-    if code == "unauthorized":
+    if code in ("unauthorized", "login_failed", "login_blocked"):
         return 401
     if code == "permission_denied":
         return 403
@@ -81,6 +81,11 @@ def rc_error(code: str, message: str, path: str, *, status: int | None = None
     unknown route, 500 for the server's own failure)."""
     if code == "unauthorized":
         return 401, dict(UNAUTHORIZED_BODY)
+    if code in ("login_failed", "login_blocked"):
+        # Rocket.Chat's sign-in refusal: the same body whether the name or the password was
+        # wrong (no user-name oracle); a blocked name says so.
+        error = "error-login-blocked-for-user" if code == "login_blocked" else "Unauthorized"
+        return 401, {"status": "error", "error": error, "message": message}
     kind = error_type(code, path)
     body = {"success": False, "error": f"{message} [{kind}]", "errorType": kind}
     return status or rc_status(code), body

@@ -13,11 +13,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from host.server import auth
 from host.server import rest_shapes as rs
 from host.server.embedded import EmbeddedServer
 from host.server.errors import Forbidden, InvalidArgument
 from host.server.limits import MAX_LIST
-from host.server.principals import Principal
+from host.server.principals import Caller, Principal
 from host.server.shapes import User
 
 SERVER_VERSION = "stockade-embedded/0.1"
@@ -47,6 +48,7 @@ class Ctx:
     query: dict[str, str] = field(default_factory=dict)
     body: dict[str, Any] = field(default_factory=dict)
     path: dict[str, str] = field(default_factory=dict)
+    auth_token: str | None = None  # the request's X-Auth-Token (HTTP only), for `logout`
 
     def q(self, name: str) -> str | None:
         """An optional query parameter."""
@@ -70,11 +72,15 @@ class Ctx:
             raise InvalidArgument(f"body field {name!r} must be a {kind.__name__}")
         return v
 
+    def page_window(self) -> tuple[int, int | None]:
+        """The request's (offset, count); count None means everything (`count=0`)."""
+        offset, count = self._page_number("offset", 0), self._page_number("count", DEFAULT_COUNT)
+        return offset, (min(count, MAX_COUNT) if count else None)
+
     def page(self, items: Sequence[T], key: str) -> dict[str, Any]:
         """`items` cut to the request's `offset` / `count`, with Rocket.Chat's totals."""
-        offset, count = self._page_number("offset", 0), self._page_number("count", DEFAULT_COUNT)
-        count = min(count, MAX_COUNT) if count else len(items)
-        shown = list(items[offset:offset + count])
+        offset, count = self.page_window()
+        shown = list(items[offset:] if count is None else items[offset:offset + count])
         return {key: shown, "count": len(shown), "offset": offset, "total": len(items)}
 
     def _page_number(self, name: str, default: int) -> int:
@@ -93,7 +99,7 @@ class Ctx:
 Handler = Callable[[Ctx], dict[str, Any]]
 
 
-def _user_ref(ctx: Ctx) -> User:
+def user_ref(ctx: Ctx) -> User:
     """A user named by `userId` or `username` (body for writes, query for reads)."""
     src: dict[str, Any] = ctx.body if ctx.body else dict(ctx.query)
     uid, uname = src.get("userId"), src.get("username")
@@ -117,10 +123,10 @@ def me(ctx: Ctx) -> dict[str, Any]:
     return rs.user(ctx.identity)
 
 
-# Rocket.Chat users.create fields this server accepts and ignores (no passwords, no e-mail).
-_IGNORED_CREATE = frozenset({"password", "verified", "joinDefaultChannels",
+# Rocket.Chat users.create fields this server accepts and ignores (it sends no e-mail).
+_IGNORED_CREATE = frozenset({"verified", "joinDefaultChannels",
                              "requirePasswordChange", "sendWelcomeEmail", "active"})
-_CREATE = frozenset({"username", "name", "email", "roles", "customFields", "type"})
+_CREATE = frozenset({"username", "name", "email", "roles", "customFields", "type", "password"})
 
 
 def users_create(ctx: Ctx) -> dict[str, Any]:
@@ -128,17 +134,25 @@ def users_create(ctx: Ctx) -> dict[str, Any]:
     unknown = set(ctx.body) - _CREATE - _IGNORED_CREATE
     if unknown:
         raise InvalidArgument(f"unknown field(s): {', '.join(sorted(unknown))[:200]}")
+    password = ctx.b("password", required=False)
+    if password is not None and isinstance(ctx.principal, Caller):
+        # An app's write (through `rest.call`) never sets a credential.
+        raise InvalidArgument("an app cannot set a user's password")
+    # Checked and hashed before the user exists, so a bad password creates nobody.
+    stored = auth.hash_password(password) if password is not None else None
     u = ctx.server.users_create(
         ctx.principal, ctx.b("username"), ctx.b("name"), ctx.b("type", required=False) or "user",
         email=ctx.b("email", required=False), roles=ctx.b("roles", list, required=False) or (),
         custom_fields=ctx.b("customFields", dict, required=False), op_id=ctx.op_id,
     )
+    if stored is not None:
+        auth.store_hash(ctx.server.db, u["id"], stored)
     return {"user": rs.user(u)}
 
 
 def users_info(ctx: Ctx) -> dict[str, Any]:
     """GET users.info ?userId= | ?username=."""
-    return {"user": rs.user(_user_ref(ctx))}
+    return {"user": rs.user(user_ref(ctx))}
 
 
 def users_update(ctx: Ctx) -> dict[str, Any]:
@@ -178,7 +192,7 @@ def roles_list(ctx: Ctx) -> dict[str, Any]:
 
 
 def _role_change(ctx: Ctx, add: bool) -> dict[str, Any]:
-    target = _user_ref(ctx)
+    target = user_ref(ctx)
     role = ctx.b("roleName")
     fn = ctx.server.roles_assign if add else ctx.server.roles_remove
     fn(ctx.principal, target["id"], role, op_id=ctx.op_id)
@@ -204,7 +218,7 @@ def agents_list(ctx: Ctx) -> dict[str, Any]:
 
 def agent_add(ctx: Ctx) -> dict[str, Any]:
     """POST livechat/users/agent {username}."""
-    u = _user_ref(ctx)
+    u = user_ref(ctx)
     a = ctx.server.livechat_add_agent(ctx.principal, u["id"], op_id=ctx.op_id)
     return {"user": rs.agent(a)}
 

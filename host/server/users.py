@@ -164,10 +164,13 @@ def set_custom_fields(
 
 
 def set_active(conn: sqlite3.Connection, user_id: str, active: bool) -> User:
-    """Activate or deactivate a user (idempotent)."""
+    """Activate or deactivate a user (idempotent). Deactivation deletes every REST token the
+    user has, in the same transaction: reactivation never brings one back."""
     cur = conn.execute("UPDATE users SET active = ? WHERE id = ?", (int(active), user_id))
     if cur.rowcount == 0:
         raise NotFound(f"no user with id {user_id!r}")
+    if not active:
+        conn.execute("DELETE FROM personal_tokens WHERE user_id = ?", (user_id,))
     return get(conn, user_id)
 
 
@@ -218,3 +221,11 @@ def app_user(conn: sqlite3.Connection, app_id: str) -> User | None:
     """The app's own user, if it has one."""
     row = conn.execute(_SELECT + "WHERE u.app_id = ?", (app_id,)).fetchone()
     return None if row is None else _load(row)
+
+
+def page(conn: sqlite3.Connection, offset: int, count: int | None) -> tuple[list[User], int]:
+    """Users by user name, `count` of them (None: all) from `offset`, and how many there are."""
+    (total,) = conn.execute("SELECT count(*) FROM users").fetchone()
+    rows = conn.execute(_SELECT + "ORDER BY u.username_cf LIMIT ? OFFSET ?",
+                        (-1 if count is None else count, offset)).fetchall()
+    return [_load(r) for r in rows], int(total)

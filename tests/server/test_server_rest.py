@@ -69,7 +69,7 @@ def test_http_auth(base_url: str, svc: tuple[str, str]) -> None:
 
 def test_http_user_lifecycle(client: httpx.Client) -> None:
     r = client.post("/api/v1/users.create", json={
-        "username": "jdoe", "name": "J Doe", "email": "j@example.org", "password": "ignored",
+        "username": "jdoe", "name": "J Doe", "email": "j@example.org", "password": "correct horse",
         "customFields": {"crmId": "42"},
     })
     assert r.status_code == 200, r.text

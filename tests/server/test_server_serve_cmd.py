@@ -41,6 +41,20 @@ def test_mint_token_prints_once_and_stores_a_digest(tmp_path: Path) -> None:
     assert verify(server.db, out["user_id"], r2.stdout.strip()) == out["user_id"]
 
 
+@pytest.mark.parametrize("deactivated", [False, True])
+def test_mint_token_never_promotes_or_revives_an_existing_user(tmp_path: Path,
+                                                               deactivated: bool) -> None:
+    server = build_server(Home(tmp_path), ManualClock())
+    colleague = server.users_create(SYSTEM, "carla", "Carla", "user",
+                                    roles=["admin"] if deactivated else [])
+    if deactivated:
+        server.users_set_active(SYSTEM, colleague["id"], False)
+    r = CliRunner().invoke(root, ["--home", str(tmp_path), "serve", "--mint-token", "carla"])
+    assert r.exit_code == 2 and "never by promoting" in r.output
+    after = server.users_get(SYSTEM, colleague["id"])
+    assert after["roles"] == colleague["roles"] and after["active"] is (not deactivated)
+
+
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.4", "example.org", "::"])
 def test_refuses_non_loopback_binds(tmp_path: Path, host: str) -> None:
     r = CliRunner().invoke(root, ["--home", str(tmp_path), "serve", "--host", host])

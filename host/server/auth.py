@@ -1,0 +1,157 @@
+"""Passwords and sign-in for the REST API, as Rocket.Chat serves them.
+
+- `users.create` / `users.update` with a `password` store a scrypt hash (the `cryptography`
+  library's implementation; a random salt per password, parameters kept in the stored string so
+  they can be raised later without breaking old hashes).
+- `POST login {user, password}` checks it and mints an auth token (the same token table as
+  personal access tokens, kind `login`); `POST logout` revokes the token that made the request.
+- Failed sign-ins are limited per user name, as Rocket.Chat's "block failed login attempts by
+  username" does: past `MAX_FAILURES` in `FAILURE_WINDOW_S`, the name is refused until the window
+  has passed, right password or not.
+- Deactivating a user deletes every token it has (`users.set_active`), so reactivation never
+  brings one back.
+"""
+from __future__ import annotations
+
+import base64
+import secrets
+import threading
+import time
+from collections import deque
+
+from cryptography.exceptions import InvalidKey
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from host.server import users
+from host.server.db import Database
+from host.server.errors import InvalidArgument
+from host.server.personal_tokens import digest, mint
+
+# scrypt cost: 2**15 x 8 x 1 is OWASP's recommended minimum (32 MiB, ~0.1 s here). Guards
+# against offline guessing of a stolen server store's password hashes.
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
+SALT_BYTES = 16
+HASH_BYTES = 32
+# Password length bounds. The floor is a usable minimum; the ceiling guards the hashing cost
+# of attacker-sent input (scrypt's time does not depend on it, but the request body does).
+MIN_PASSWORD, MAX_PASSWORD = 8, 256
+# Failed sign-ins per user name before it is refused for the rest of the window (Rocket.Chat's
+# defaults: 10 attempts, 5 minutes). Guards: online guessing of one account's password.
+MAX_FAILURES = 10
+FAILURE_WINDOW_S = 300.0
+# User names whose failures are remembered at once. Guards: memory when an attacker cycles
+# through invented names (the oldest are forgotten first).
+MAX_TRACKED_NAMES = 10_000
+# Characters of a sign-in name looked at. Guards: the failure table's keys; no user name or
+# e-mail address is longer.
+MAX_NAME = 320
+
+_PREFIX = "scrypt"
+
+
+def _kdf(salt: bytes, n: int, r: int, p: int) -> Scrypt:
+    return Scrypt(salt=salt, length=HASH_BYTES, n=n, r=r, p=p)
+
+
+def _b64(b: bytes) -> str:
+    return base64.b64encode(b).decode("ascii")
+
+
+def hash_password(password: str) -> str:
+    """`scrypt$n$r$p$salt$hash` for a password of acceptable length (InvalidArgument if not)."""
+    if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise InvalidArgument(f"password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters")
+    salt = secrets.token_bytes(SALT_BYTES)
+    key = _kdf(salt, SCRYPT_N, SCRYPT_R, SCRYPT_P).derive(password.encode("utf-8"))
+    return "$".join([_PREFIX, str(SCRYPT_N), str(SCRYPT_R), str(SCRYPT_P), _b64(salt), _b64(key)])
+
+
+def _matches(stored: str, password: str) -> bool:
+    try:
+        name, n, r, p, salt, key = stored.split("$")
+        if name != _PREFIX:
+            return False
+        _kdf(base64.b64decode(salt), int(n), int(r), int(p)).verify(
+            password.encode("utf-8"), base64.b64decode(key))
+    except (ValueError, InvalidKey, UnicodeError):
+        return False
+    return True
+
+
+# Checked when the name is unknown, so a miss costs what a wrong password costs (no user-name
+# oracle in the response time).
+_DUMMY = hash_password(secrets.token_urlsafe(16))
+
+
+def set_password(db: Database, user_id: str, password: str) -> None:
+    """Store (or replace) a user's password hash. NotFound for an unknown user."""
+    store_hash(db, user_id, hash_password(password))  # hashed outside the write: ~0.1 s
+
+
+def store_hash(db: Database, user_id: str, stored: str) -> None:
+    """Store a hash made by `hash_password`. NotFound for an unknown user."""
+    with db.write() as c:
+        users.get(c, user_id)
+        c.execute("INSERT INTO user_passwords (user_id, hash) VALUES (?, ?) ON CONFLICT (user_id)"
+                  " DO UPDATE SET hash = excluded.hash", (user_id, stored))
+
+
+class Failures:
+    """Recent failed sign-ins per user name (this server process; see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_name: dict[str, deque[float]] = {}
+
+    def blocked(self, name: str, now: float) -> bool:
+        with self._lock:
+            seen = self._by_name.get(name)
+            while seen and seen[0] <= now - FAILURE_WINDOW_S:
+                seen.popleft()
+            return seen is not None and len(seen) >= MAX_FAILURES
+
+    def failed(self, name: str, now: float) -> None:
+        with self._lock:
+            if name not in self._by_name and len(self._by_name) >= MAX_TRACKED_NAMES:
+                self._by_name.pop(next(iter(self._by_name)))
+            self._by_name.setdefault(name, deque(maxlen=MAX_FAILURES)).append(now)
+
+    def clear(self, name: str) -> None:
+        with self._lock:
+            self._by_name.pop(name, None)
+
+
+class LoginBlocked(Exception):
+    """Too many failed sign-ins for this user name; try again after the window."""
+
+
+def login(db: Database, failures: Failures, who: str, password: str,
+          now: float | None = None) -> tuple[str, str] | None:
+    """(user id, new auth token) when `who` (user name or e-mail) and `password` match an
+    active user; None otherwise. Raises LoginBlocked past the failure limit."""
+    at = time.time() if now is None else now
+    name = who.strip().casefold()[:MAX_NAME]
+    key = f"{db.path}\0{name}"  # one process may serve several stores (tests do)
+    if failures.blocked(key, at):
+        raise LoginBlocked(name)
+    row = db.conn().execute(
+        "SELECT u.id, u.active, p.hash FROM users u LEFT JOIN user_passwords p ON p.user_id = u.id"
+        " WHERE u.username_cf = ? OR u.id IN (SELECT user_id FROM user_emails WHERE address_cf = ?)"
+        " LIMIT 1", (name, name)).fetchone()
+    stored = row[2] if row is not None and row[2] else _DUMMY
+    ok = _matches(stored, password) and row is not None and bool(row[1]) and bool(row[2])
+    if not ok:
+        failures.failed(key, at)
+        return None
+    failures.clear(key)
+    user_id = str(row[0])
+    return user_id, mint(db, user_id, "login", at, kind="login")
+
+
+def logout(db: Database, user_id: str, token: str) -> bool:
+    """Revoke the token that made the request (it must be this user's)."""
+    with db.write() as c:
+        cur = c.execute("DELETE FROM personal_tokens WHERE token_hash = ? AND user_id = ?",
+                        (digest(token), user_id))
+        return cur.rowcount > 0
+

@@ -1,0 +1,132 @@
+"""Signing in as Rocket.Chat clients do, over real HTTP on loopback: password login, logout,
+personal access tokens, admin-minted tokens, and deactivation revoking every token for good.
+Then the user list (paged; other users' e-mail and custom fields only for managers) and
+`/api/info`."""
+from __future__ import annotations
+
+import sqlite3
+
+import httpx
+import pytest
+from test_server_rest import base_url, client, svc  # noqa: F401 - fixtures
+
+from host.server import SYSTEM, EmbeddedServer
+from host.server.auth import MAX_FAILURES
+
+PASSWORD = "correct horse battery"
+
+
+def _user(client: httpx.Client, name: str, **extra: object) -> str:  # noqa: F811
+    r = client.post("/api/v1/users.create", json={"username": name, "name": name.title(),
+                                                  "email": f"{name}@example.org",
+                                                  "password": PASSWORD, **extra})
+    assert r.status_code == 200, r.text
+    return str(r.json()["user"]["_id"])
+
+
+def _login(base_url: str, user: str, password: str = PASSWORD) -> httpx.Response:  # noqa: F811
+    return httpx.post(f"{base_url}/api/v1/login", json={"user": user, "password": password})
+
+
+def test_login_me_logout(client: httpx.Client, base_url: str) -> None:  # noqa: F811
+    uid = _user(client, "alice")
+    r = _login(base_url, "alice")
+    assert r.status_code == 200
+    doc = r.json()
+    assert doc["status"] == "success" and doc["data"]["userId"] == uid
+    assert doc["data"]["me"]["username"] == "alice"
+    # by e-mail address too, any case, as Rocket.Chat allows
+    assert _login(base_url, "ALICE@example.org").status_code == 200
+    headers = {"X-User-Id": uid, "X-Auth-Token": doc["data"]["authToken"]}
+    with httpx.Client(base_url=base_url, headers=headers) as me:
+        assert me.get("/api/v1/me").json()["username"] == "alice"
+        out = me.post("/api/v1/logout")
+        assert out.json()["data"]["message"] == "You've been logged out!"
+        assert me.get("/api/v1/me").status_code == 401  # that token is gone
+
+
+@pytest.mark.parametrize(("user", "password"), [
+    ("alice", "wrong password"), ("nobody", PASSWORD), ("alice", ""),
+])
+def test_a_wrong_name_or_password_is_one_and_the_same_401(
+        client: httpx.Client, base_url: str, user: str, password: str) -> None:  # noqa: F811
+    _user(client, "alice")
+    r = _login(base_url, user, password)
+    assert r.status_code == 401
+    assert r.json() == {"status": "error", "error": "Unauthorized", "message": "Unauthorized"}
+
+
+def test_failed_sign_ins_block_the_name(client: httpx.Client, base_url: str) -> None:  # noqa: F811
+    """Online guessing: past the limit even the right password is refused for the window."""
+    _user(client, "bob")
+    for _ in range(MAX_FAILURES):
+        assert _login(base_url, "bob", "guess guess").status_code == 401
+    blocked = _login(base_url, "bob")
+    assert blocked.status_code == 401
+    assert blocked.json()["error"] == "error-login-blocked-for-user"
+    assert _login(base_url, "bob2-unrelated").status_code == 401  # others are unaffected
+    assert _login(base_url, "alice-not-made").json()["error"] == "Unauthorized"
+
+
+def test_password_hashes_are_salted_scrypt(client: httpx.Client, server: EmbeddedServer) -> None:  # noqa: F811
+    a, b = _user(client, "carol"), _user(client, "dave")
+    with sqlite3.connect(server.db.path) as c:
+        rows = dict(c.execute("SELECT user_id, hash FROM user_passwords").fetchall())
+    assert rows[a].startswith("scrypt$") and PASSWORD not in rows[a]
+    assert rows[a] != rows[b]  # same password, different salt
+
+
+def test_a_short_password_creates_nobody(client: httpx.Client, server: EmbeddedServer) -> None:  # noqa: F811
+    r = client.post("/api/v1/users.create", json={"username": "eve", "name": "E",
+                                                  "password": "short"})
+    assert r.status_code == 400 and r.json()["errorType"] == "invalid-params"
+    assert client.get("/api/v1/users.info", params={"username": "eve"}).status_code == 400
+
+
+def test_personal_and_admin_minted_tokens(client: httpx.Client, base_url: str,  # noqa: F811
+                                          server: EmbeddedServer) -> None:
+    uid = _user(client, "frank")
+    login = _login(base_url, "frank").json()["data"]
+    with httpx.Client(base_url=base_url, headers={"X-User-Id": uid,
+                                                  "X-Auth-Token": login["authToken"]}) as me:
+        pat = me.post("/api/v1/users.generatePersonalAccessToken", json={"tokenName": "ci"})
+        assert pat.status_code == 200
+        # an ordinary user cannot mint a sign-in for someone else
+        assert me.post("/api/v1/users.createToken", json={"username": "frank"}).status_code \
+            == 403
+    minted = client.post("/api/v1/users.createToken", json={"username": "frank"}).json()
+    for token in (pat.json()["token"], minted["data"]["authToken"]):
+        r = httpx.get(f"{base_url}/api/v1/me", headers={"X-User-Id": uid, "X-Auth-Token": token})
+        assert r.status_code == 200
+
+
+def test_deactivation_revokes_every_token_for_good(client: httpx.Client, base_url: str) -> None:  # noqa: F811
+    uid = _user(client, "gina")
+    token = _login(base_url, "gina").json()["data"]["authToken"]
+    headers = {"X-User-Id": uid, "X-Auth-Token": token}
+    assert httpx.get(f"{base_url}/api/v1/me", headers=headers).status_code == 200
+    client.post("/api/v1/users.setActiveStatus", json={"userId": uid, "activeStatus": False})
+    assert _login(base_url, "gina").status_code == 401  # a deactivated user cannot sign in
+    client.post("/api/v1/users.setActiveStatus", json={"userId": uid, "activeStatus": True})
+    assert httpx.get(f"{base_url}/api/v1/me", headers=headers).status_code == 401
+    assert _login(base_url, "gina").status_code == 200  # a new sign-in works again
+
+
+def test_users_list_pages_and_hides_private_fields(client: httpx.Client, base_url: str,  # noqa: F811
+                                                   server: EmbeddedServer) -> None:
+    for i in range(5):
+        _user(client, f"user{i}", customFields={"crmId": str(i)})
+    full = client.get("/api/v1/users.list", params={"count": "2", "offset": "1"}).json()
+    assert full["count"] == 2 and full["offset"] == 1 and full["total"] == 6  # + svc
+    assert "emails" in full["users"][0]
+    uid = server.users_get_by_username(SYSTEM, "user0")["id"]
+    token = _login(base_url, "user0").json()["data"]["authToken"]
+    with httpx.Client(base_url=base_url, headers={"X-User-Id": uid, "X-Auth-Token": token}) as c:
+        plain = c.get("/api/v1/users.list", params={"count": "0"}).json()
+    assert plain["total"] == 6 and len(plain["users"]) == 6
+    assert all("emails" not in u and "customFields" not in u for u in plain["users"])
+
+
+def test_api_info_outside_v1(base_url: str) -> None:  # noqa: F811
+    r = httpx.get(f"{base_url}/api/info")
+    assert r.status_code == 200 and r.json()["success"] is True and r.json()["version"]
