@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from host.server import auth
+from host.server import rest_access as access
 from host.server import rest_shapes as rs
 from host.server.embedded import EmbeddedServer
 from host.server.errors import Forbidden, InvalidArgument
 from host.server.limits import MAX_LIST
 from host.server.principals import Caller, Principal
-from host.server.shapes import User
+from host.server.shapes import Room, User
 
 SERVER_VERSION = "stockade-embedded/0.1"
 
@@ -258,19 +259,36 @@ def department_create(ctx: Ctx) -> dict[str, Any]:
 
 # -- livechat rooms, visitors, messages -----------------------------------------------------------
 
+def _me(ctx: Ctx) -> str | None:
+    return ctx.identity["id"] if ctx.identity is not None else None
+
+
+def _my_departments(ctx: Ctx) -> list[str]:
+    me = _me(ctx)
+    return next((a["departments"] for a in ctx.server.list_agents() if a["user_id"] == me), [])
+
+
+def _room(ctx: Ctx, room_id: str, what: str) -> Room:
+    """The room, if the identity may see it (`host/server/rest_access.py`); else 403."""
+    r = ctx.server.livechat_get_room(ctx.principal, room_id)
+    access.require(access.can_access(ctx.identity, r, _my_departments(ctx)), what)
+    return r
+
 def rooms_list(ctx: Ctx) -> dict[str, Any]:
     """GET livechat/rooms ?open=true|false."""
     raw = ctx.q("open")
     if raw not in (None, "true", "false"):
         raise InvalidArgument("open must be true or false")
+    deps = _my_departments(ctx)
     rooms = [rs.room(r) for r in ctx.server.livechat_list_rooms(
-        ctx.principal, None if raw is None else raw == "true")]
+        ctx.principal, None if raw is None else raw == "true")
+        if access.can_access(ctx.identity, r, deps)]
     return ctx.page(rooms, "rooms")
 
 
 def room_info(ctx: Ctx) -> dict[str, Any]:
     """GET livechat/room.info ?roomId=."""
-    return {"room": rs.room(ctx.server.livechat_get_room(ctx.principal, ctx.need_q("roomId")))}
+    return {"room": rs.room(_room(ctx, ctx.need_q("roomId"), "this room is not yours"))}
 
 
 def room_take(ctx: Ctx) -> dict[str, Any]:
@@ -279,12 +297,15 @@ def room_take(ctx: Ctx) -> dict[str, Any]:
     agent_id = ctx.b("userId", required=False) or ctx.identity["id"]
     if agent_id != ctx.identity["id"] and not ctx.is_manager():
         raise Forbidden("only a livechat manager may assign a room to someone else")
+    # An agent takes from its queue (or keeps its own room); a served room is a manager's.
+    _room(ctx, ctx.b("roomId"), "the room is served by someone else or not in your queue")
     r = ctx.server.livechat_take_room(ctx.principal, ctx.b("roomId"), agent_id, op_id=ctx.op_id)
     return {"room": rs.room(r)}
 
 
 def room_transfer(ctx: Ctx) -> dict[str, Any]:
     """POST livechat/room.transfer {roomId, departmentId? , userId?}."""
+    _room(ctx, ctx.b("roomId"), "only the serving agent or a manager transfers a room")
     r = ctx.server.livechat_transfer_room(
         ctx.principal, ctx.b("roomId"), department=ctx.b("departmentId", required=False),
         agent_id=ctx.b("userId", required=False), op_id=ctx.op_id,
@@ -295,6 +316,10 @@ def room_transfer(ctx: Ctx) -> dict[str, Any]:
 def room_close(ctx: Ctx) -> dict[str, Any]:
     """POST livechat/room.close {rid | roomId, comment?}."""
     rid = ctx.b("rid", required=False) or ctx.b("roomId")
+    room = _room(ctx, rid, "this room is not yours")
+    access.require(room["served_by"] == _me(ctx) or
+                   access.has(ctx.identity, "close-others-livechat-room"),
+                   "closing another agent's room needs close-others-livechat-room")
     r = ctx.server.livechat_close_room(
         ctx.principal, rid, ctx.b("comment", required=False), op_id=ctx.op_id)
     return {"rid": r["id"], "comment": r["close_comment"]}
@@ -313,8 +338,14 @@ def visitor_save(ctx: Ctx) -> dict[str, Any]:
 
 
 def visitor_info(ctx: Ctx) -> dict[str, Any]:
-    """GET livechat/visitors.info ?visitorId=."""
+    """GET livechat/visitors.info ?visitorId=: managers, or an agent with one of the visitor's
+    rooms (its e-mail, phone and widget token are not every agent's to read)."""
     v = ctx.server.livechat_get_visitor(ctx.principal, ctx.need_q("visitorId"))
+    if not access.has(ctx.identity, "view-livechat-rooms"):
+        deps = _my_departments(ctx)
+        access.require(any(r["visitor_id"] == v["id"] and access.can_access(ctx.identity, r, deps)
+                           for r in ctx.server.livechat_list_rooms(ctx.principal, None)),
+                       "this visitor is in none of your rooms")
     return {"visitor": rs.visitor(v)}
 
 
@@ -339,6 +370,11 @@ def chat_send(ctx: Ctx) -> dict[str, Any]:
     rid, text = msg.get("rid"), msg.get("msg")
     if not isinstance(rid, str) or not isinstance(text, str):
         raise InvalidArgument("message needs rid and msg strings")
+    if not access.has(ctx.identity, "view-livechat-rooms"):
+        # staff speak in the rooms they serve
+        room = _room(ctx, rid, "this room is not yours")
+        access.require(room["served_by"] == _me(ctx),
+                       "only the serving agent speaks in this room")
     m = ctx.server.messages_send(ctx.principal, rid, text, op_id=ctx.op_id)
     return {"message": rs.message(m)}
 
@@ -346,5 +382,7 @@ def chat_send(ctx: Ctx) -> dict[str, Any]:
 def room_messages(ctx: Ctx) -> dict[str, Any]:
     """GET channels.messages ?roomId=&count=&offset=: newest first, as Rocket.Chat lists.
     Pages reach back over the room's latest MAX_LIST (500) messages, the server's list cap."""
-    msgs = ctx.server.messages_list(ctx.principal, ctx.need_q("roomId"), MAX_LIST)
+    rid = ctx.need_q("roomId")
+    _room(ctx, rid, "this room is not yours")
+    msgs = ctx.server.messages_list(ctx.principal, rid, MAX_LIST)
     return ctx.page([rs.message(m) for m in reversed(msgs)], "messages")

@@ -1,0 +1,47 @@
+"""Who may see and act on a livechat room through the REST API: Rocket.Chat's permission model.
+
+The route table (`host/server/rest.py`) lets staff in; this decides which rooms. Rocket.Chat's
+default permissions give a `livechat-agent` the rooms it serves and the queue of its departments
+(`view-l-room`, limited by its room-access check), and give managers and admins every room
+(`view-livechat-rooms`), others' rooms to close (`close-others-livechat-room`) and any room to
+transfer. Without this, an agent read another agent's conversation (messages, the visitor's
+e-mail, phone and widget token) and took over and closed another agent's room.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from host.server.errors import Forbidden
+from host.server.shapes import Room, User
+
+# Permission -> the roles that hold it, as Rocket.Chat's defaults assign them.
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "view-l-room": frozenset({"admin", "livechat-manager", "livechat-agent"}),
+    "view-livechat-rooms": frozenset({"admin", "livechat-manager"}),
+    "close-livechat-room": frozenset({"admin", "livechat-manager", "livechat-agent"}),
+    "close-others-livechat-room": frozenset({"admin", "livechat-manager"}),
+    "transfer-livechat-guest": frozenset({"admin", "livechat-manager", "livechat-agent"}),
+    "view-livechat-manager": frozenset({"admin", "livechat-manager"}),
+}
+
+
+def has(identity: User | None, permission: str) -> bool:
+    """Whether the identity's roles hold the permission."""
+    return identity is not None and bool(PERMISSIONS[permission] & set(identity["roles"]))
+
+
+def can_access(identity: User | None, room: Room, departments: Iterable[str]) -> bool:
+    """A manager any room; an agent the rooms it serves, and the open, unassigned rooms of its
+    departments' queue (a room with no department is everyone's queue)."""
+    if identity is None or not has(identity, "view-l-room"):
+        return False
+    if has(identity, "view-livechat-rooms") or room["served_by"] == identity["id"]:
+        return True
+    return room["open"] and room["served_by"] is None and (
+        room["department_id"] is None or room["department_id"] in set(departments))
+
+
+def require(ok: bool, what: str) -> None:
+    """Refuse with Rocket.Chat's 403 unless `ok`."""
+    if not ok:
+        raise Forbidden(f"not allowed: {what}")

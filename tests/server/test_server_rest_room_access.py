@@ -1,0 +1,93 @@
+"""Rocket.Chat's room permissions over real HTTP: an agent sees and acts on the rooms it serves
+and its departments' queue, never another agent's conversation; managers see every room.
+
+Before, authorization was by role only: one agent read another agent's messages and visitor
+(e-mail, phone, widget token), and took over and closed that agent's room."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from test_server_rest import base_url, client, svc  # noqa: F401 - fixtures
+
+from host.server import SYSTEM, EmbeddedServer
+from host.server.personal_tokens import mint
+
+
+class Staff:
+    def __init__(self, server: EmbeddedServer, base_url: str, name: str,  # noqa: F811
+                 roles: list[str]) -> None:
+        self.user = server.users_create(SYSTEM, name, name.title(), "user", roles=roles)
+        token = mint(server.db, self.user["id"], "t", 0.0)
+        self.http = httpx.Client(base_url=base_url, timeout=10, headers={
+            "X-User-Id": self.user["id"], "X-Auth-Token": token})
+
+
+@pytest.fixture
+def desk(server: EmbeddedServer, base_url: str) -> Iterator[dict[str, object]]:  # noqa: F811
+    alice = Staff(server, base_url, "alice", [])
+    bob = Staff(server, base_url, "bob", [])
+    boss = Staff(server, base_url, "boss", ["livechat-manager"])
+    for s in (alice, bob):
+        server.livechat_add_agent(SYSTEM, s.user["id"])
+    sales = server.add_department("Sales", [alice.user["id"]])
+    server.add_department("Support", [bob.user["id"]])
+    server.livechat_set_agent_status(SYSTEM, alice.user["id"], "available")
+    v = server.save_visitor("widget-token-1", "Vic", "vic@example.org", None)
+    room = server.visitor_start_room(v["id"], "Sales")  # routed to alice
+    server.visitor_send_message(v["id"], room["id"], "my card is 4111...")
+    queued_v = server.save_visitor("widget-token-2", "Quinn", None, None)
+    server.set_agent_status(alice.user["id"], "not-available")
+    queued = server.visitor_start_room(queued_v["id"], "Sales")  # nobody available: queued
+    yield {"alice": alice, "bob": bob, "boss": boss, "room": room, "queued": queued,
+           "visitor": v, "sales": sales}
+    for s in (alice, bob, boss):
+        s.http.close()
+
+
+def test_an_agent_cannot_read_or_take_another_agents_conversation(desk: dict) -> None:
+    bob, room, v = desk["bob"], desk["room"], desk["visitor"]
+    assert room["served_by"] == desk["alice"].user["id"]
+    for r in (bob.http.get("/api/v1/livechat/room.info", params={"roomId": room["id"]}),
+              bob.http.get("/api/v1/channels.messages", params={"roomId": room["id"]}),
+              bob.http.get("/api/v1/livechat/visitors.info", params={"visitorId": v["id"]}),
+              bob.http.post("/api/v1/livechat/room.transfer",
+                            json={"roomId": room["id"], "userId": bob.user["id"]}),
+              bob.http.post("/api/v1/livechat/room.take", json={"roomId": room["id"]}),
+              bob.http.post("/api/v1/livechat/room.close", json={"rid": room["id"]}),
+              bob.http.post("/api/v1/chat.sendMessage",
+                            json={"message": {"rid": room["id"], "msg": "hi, it's bob"}})):
+        assert r.status_code == 403, r.text
+        assert r.json()["errorType"] == "error-unauthorized"
+    listed = bob.http.get("/api/v1/livechat/rooms").json()["rooms"]
+    assert room["id"] not in {x["_id"] for x in listed}
+    # nothing changed: still alice's, still open, no message from bob
+    info = desk["boss"].http.get("/api/v1/livechat/room.info",
+                                 params={"roomId": room["id"]}).json()["room"]
+    assert info["open"] is True and info["servedBy"]["_id"] == desk["alice"].user["id"]
+
+
+def test_the_serving_agent_and_the_queue(desk: dict) -> None:
+    alice, bob, room, queued = desk["alice"], desk["bob"], desk["room"], desk["queued"]
+    mine = {x["_id"] for x in alice.http.get("/api/v1/livechat/rooms").json()["rooms"]}
+    assert mine == {room["id"], queued["id"]}  # served + its department's queue
+    assert alice.http.get("/api/v1/channels.messages",
+                          params={"roomId": room["id"]}).json()["total"] == 1
+    # the Sales queue is not bob's (he is in Support)
+    assert bob.http.post("/api/v1/livechat/room.take",
+                         json={"roomId": queued["id"]}).status_code == 403
+    assert alice.http.post("/api/v1/livechat/room.take",
+                           json={"roomId": queued["id"]}).status_code == 200
+    assert alice.http.post("/api/v1/livechat/room.close",
+                           json={"rid": room["id"]}).status_code == 200
+
+
+def test_a_manager_sees_and_closes_any_room(desk: dict) -> None:
+    boss, room = desk["boss"], desk["room"]
+    every = {x["_id"] for x in boss.http.get("/api/v1/livechat/rooms").json()["rooms"]}
+    assert {room["id"], desk["queued"]["id"]} <= every
+    assert boss.http.get("/api/v1/livechat/visitors.info",
+                         params={"visitorId": desk["visitor"]["id"]}).status_code == 200
+    assert boss.http.post("/api/v1/livechat/room.close",
+                          json={"rid": room["id"]}).status_code == 200
