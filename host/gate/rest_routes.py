@@ -297,6 +297,8 @@ MAPPED: tuple[Mapped, ...] = (
     Mapped("GET", "livechat/rooms", ("livechat.list_rooms",), _rooms_list, _rooms_body),
     Mapped("GET", "livechat/room.info", ("livechat.get_room",), _room_info,
            lambda r: {"room": rs.room(r)}),
+    Mapped("GET", "rooms.info", ("livechat.get_room",), _room_info,
+           lambda r: {"room": rs.room(r)}),
     Mapped("POST", "livechat/room.take", ("livechat.take_room",), _room_take,
            lambda r: {"room": rs.room(r)}),
     Mapped("POST", "livechat/room.transfer", ("livechat.transfer_room",), _room_transfer,
@@ -327,6 +329,10 @@ NEVER: dict[tuple[str, str], str] = {
     ("*", "livechat/users/manager/{id}"): "livechat-manager is an admin-class role",
     ("POST", "livechat/room"): "acts as a visitor; open rooms with livechat.create_room",
     ("POST", "livechat/message"): "acts as a visitor; no app may speak for one",
+    ("GET", "livechat/room"): "acts as a visitor (opens a room with its widget token)",
+    ("GET", "livechat/visitor/{token}"): "acts as a visitor (its widget token)",
+    ("GET", "livechat/messages.history/{rid}"): "acts as a visitor (its widget token)",
+    ("POST", "livechat/inquiries.take"): "takes a room for an agent: use livechat.take_room",
 }
 
 # Body or query fields that name roles: an unmapped route carrying one could grant a role around

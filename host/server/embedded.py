@@ -102,6 +102,11 @@ class EmbeddedServer(RoomOps):
         """The app that created this user (None if not app-created). NotFound."""
         return users.created_by(self.db.conn(), user_id)  # one statement: its own snapshot
 
+    def users_in_role(self, role: str) -> list[User]:
+        """Users holding a role, by user name (REST `roles.getUsersInRole`, managers)."""
+        with self.db.read() as c:
+            return users.in_role(c, role)
+
     def users_count_active_app_created(self) -> int:
         """Active app-created users (the workspace seat ceiling)."""
         with self.db.read() as c:

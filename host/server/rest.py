@@ -29,6 +29,7 @@ from starlette.routing import Route
 
 from host.server import personal_tokens
 from host.server import rest_auth as a
+from host.server import rest_livechat as lc
 from host.server import rest_routes as h
 from host.server.embedded import EmbeddedServer
 from host.server.errors import NotFound, ServerError
@@ -71,8 +72,8 @@ class RestRoute:
 
     def match(self, path: str) -> dict[str, str] | None:
         """Path parameters if `path` matches this route, else None."""
-        pattern = "^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(self.path)) + "$"
-        m = re.match(pattern, path)
+        pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(self.path))
+        m = re.fullmatch(pattern, path)  # fullmatch: "$" would also pass a trailing newline
         return None if m is None else m.groupdict()
 
 
@@ -91,6 +92,23 @@ ROUTES: tuple[RestRoute, ...] = (
     RestRoute("GET", "roles.list", h.roles_list),
     RestRoute("POST", "roles.addUserToRole", h.roles_add, ADMIN),
     RestRoute("POST", "roles.removeUserFromRole", h.roles_remove, ADMIN),
+    RestRoute("GET", "roles.getUsersInRole", lc.roles_users, ADMIN),
+    RestRoute("GET", "livechat/users/agent/{id}", lc.agent_get, MANAGE),
+    RestRoute("GET", "livechat/users/manager", lc.managers_list, MANAGE),
+    RestRoute("POST", "livechat/users/manager", lc.manager_add, ADMIN),
+    RestRoute("GET", "livechat/users/manager/{id}", lc.manager_get, MANAGE),
+    RestRoute("DELETE", "livechat/users/manager/{id}", lc.manager_remove, ADMIN),
+    RestRoute("GET", "livechat/inquiries.list", lc.inquiries_list, LIVECHAT),
+    RestRoute("GET", "livechat/inquiries.getOne", lc.inquiries_get_one, LIVECHAT),
+    RestRoute("POST", "livechat/inquiries.take", lc.inquiries_take, LIVECHAT),
+    RestRoute("GET", "livechat/config/routing", lc.routing_config, LIVECHAT),
+    RestRoute("GET", "rooms.info", lc.rooms_info, LIVECHAT),
+    RestRoute("POST", "chat.postMessage", lc.chat_post, LIVECHAT),
+    # the widget's routes: the visitor's token is the credential
+    RestRoute("GET", "livechat/visitor/{token}", lc.visitor_get, public=True),
+    RestRoute("GET", "livechat/room", lc.visitor_room, public=True),
+    RestRoute("GET", "livechat/messages.history/{rid}", lc.visitor_history, public=True),
+    RestRoute("POST", "livechat/message", lc.visitor_message, public=True),
     RestRoute("GET", "livechat/users/agent", h.agents_list, MANAGE),
     RestRoute("POST", "livechat/users/agent", h.agent_add, MANAGE),
     RestRoute("DELETE", "livechat/users/agent/{id}", h.agent_remove, MANAGE),
@@ -101,11 +119,11 @@ ROUTES: tuple[RestRoute, ...] = (
     RestRoute("GET", "livechat/room.info", h.room_info, LIVECHAT),
     RestRoute("POST", "livechat/room.take", h.room_take, LIVECHAT),
     RestRoute("POST", "livechat/room.transfer", h.room_transfer, LIVECHAT),
+    RestRoute("POST", "livechat/room.forward", h.room_transfer, LIVECHAT),
     RestRoute("POST", "livechat/room.close", h.room_close, LIVECHAT),
-    RestRoute("POST", "livechat/visitor", h.visitor_save, LIVECHAT),
+    RestRoute("POST", "livechat/visitor", h.visitor_save, public=True),
     RestRoute("GET", "livechat/visitors.info", h.visitor_info, LIVECHAT),
     RestRoute("POST", "livechat/room", h.visitor_room, LIVECHAT),
-    RestRoute("POST", "livechat/message", h.visitor_message, LIVECHAT),
     RestRoute("POST", "chat.sendMessage", h.chat_send),
     RestRoute("GET", "channels.messages", h.room_messages, LIVECHAT),
 )
@@ -254,10 +272,16 @@ def create_app(server: EmbeddedServer, *, max_body: int = MAX_BODY_BYTES) -> Sta
         """GET /api/info (outside /api/v1, public): the version, as Rocket.Chat answers it."""
         return _json(200, {"version": h.SERVER_VERSION, "success": True})
 
+    async def no_route(request: Request, exc: Exception) -> JSONResponse:
+        """What starlette's router cannot match (a path with a newline, another method): the
+        same JSON 404 as an unknown route, never a plain-text page."""
+        return _json(404, {"success": False, "error": f"no route {request.method[:16]} "
+                           f"{request.url.path[:200]!r}", "errorType": "error-invalid-route"})
+
     return Starlette(routes=[
         Route("/api/info", api_info, methods=["GET"]),
         Route("/api/v1/{path:path}", endpoint, methods=["GET", "POST", "DELETE"]),
-    ])
+    ], exception_handlers={404: no_route, 405: no_route})
 
 
 def _json(status: int, payload: dict[str, Any]) -> JSONResponse:

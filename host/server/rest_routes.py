@@ -17,7 +17,7 @@ from host.server import auth
 from host.server import rest_access as access
 from host.server import rest_shapes as rs
 from host.server.embedded import EmbeddedServer
-from host.server.errors import Forbidden, InvalidArgument
+from host.server.errors import Forbidden, InvalidArgument, NotFound
 from host.server.limits import MAX_LIST
 from host.server.principals import Caller, Principal
 from host.server.shapes import Room, User
@@ -157,13 +157,17 @@ def users_info(ctx: Ctx) -> dict[str, Any]:
 
 
 def users_update(ctx: Ctx) -> dict[str, Any]:
-    """POST users.update {userId, data: {customFields?, active?}}."""
+    """POST users.update {userId, data: {customFields?, active?, password?}}."""
     uid = ctx.b("userId")
     data: dict[str, Any] = ctx.b("data", dict)
-    unknown = set(data) - {"customFields", "active"}
+    unknown = set(data) - {"customFields", "active", "password"}
     if unknown or not data:
-        raise InvalidArgument("data may hold customFields and/or active")
+        raise InvalidArgument("data may hold customFields, active and password")
     u = ctx.server.users_get(ctx.principal, uid)
+    if "password" in data:
+        if isinstance(ctx.principal, Caller):
+            raise InvalidArgument("an app cannot set a user's password")
+        auth.set_password(ctx.server.db, uid, data["password"])
     if "customFields" in data:
         u = ctx.server.users_set_custom_fields(
             ctx.principal, uid, data["customFields"], op_id=_sub(ctx.op_id, "fields"))
@@ -194,7 +198,7 @@ def roles_list(ctx: Ctx) -> dict[str, Any]:
 
 def _role_change(ctx: Ctx, add: bool) -> dict[str, Any]:
     target = user_ref(ctx)
-    role = ctx.b("roleName")
+    role = ctx.b("roleName", required=False) or ctx.b("roleId")  # clients send either
     fn = ctx.server.roles_assign if add else ctx.server.roles_remove
     fn(ctx.principal, target["id"], role, op_id=ctx.op_id)
     return {"role": rs.role(next(r for r in ctx.server.roles_list() if r["name"] == role))}
@@ -231,13 +235,20 @@ def agent_remove(ctx: Ctx) -> dict[str, Any]:
 
 
 def agent_status(ctx: Ctx) -> dict[str, Any]:
-    """POST livechat/agent.status {status, agentId?}: yourself, or anyone as a manager."""
+    """POST livechat/agent.status {status?, agentId?}: yourself, or anyone as a manager.
+    Without a status it toggles available / not-available, as Rocket.Chat does."""
     assert ctx.identity is not None
     agent_id = ctx.b("agentId", required=False) or ctx.identity["id"]
     if agent_id != ctx.identity["id"] and not ctx.is_manager():
         raise Forbidden("only a livechat manager may set another agent's status")
-    a = ctx.server.livechat_set_agent_status(
-        ctx.principal, agent_id, ctx.b("status"), op_id=ctx.op_id)
+    status = ctx.b("status", required=False)
+    if status is None:
+        now = next((a["status"] for a in ctx.server.list_agents() if a["user_id"] == agent_id),
+                   None)
+        if now is None:
+            raise NotFound(f"user {agent_id!r} is not a livechat agent")
+        status = "not-available" if now == "available" else "available"
+    a = ctx.server.livechat_set_agent_status(ctx.principal, agent_id, status, op_id=ctx.op_id)
     return {"status": a["status"]}
 
 
@@ -263,15 +274,15 @@ def _me(ctx: Ctx) -> str | None:
     return ctx.identity["id"] if ctx.identity is not None else None
 
 
-def _my_departments(ctx: Ctx) -> list[str]:
+def my_departments(ctx: Ctx) -> list[str]:
     me = _me(ctx)
     return next((a["departments"] for a in ctx.server.list_agents() if a["user_id"] == me), [])
 
 
-def _room(ctx: Ctx, room_id: str, what: str) -> Room:
+def room_for(ctx: Ctx, room_id: str, what: str) -> Room:
     """The room, if the identity may see it (`host/server/rest_access.py`); else 403."""
     r = ctx.server.livechat_get_room(ctx.principal, room_id)
-    access.require(access.can_access(ctx.identity, r, _my_departments(ctx)), what)
+    access.require(access.can_access(ctx.identity, r, my_departments(ctx)), what)
     return r
 
 def rooms_list(ctx: Ctx) -> dict[str, Any]:
@@ -279,7 +290,7 @@ def rooms_list(ctx: Ctx) -> dict[str, Any]:
     raw = ctx.q("open")
     if raw not in (None, "true", "false"):
         raise InvalidArgument("open must be true or false")
-    deps = _my_departments(ctx)
+    deps = my_departments(ctx)
     rooms = [rs.room(r) for r in ctx.server.livechat_list_rooms(
         ctx.principal, None if raw is None else raw == "true")
         if access.can_access(ctx.identity, r, deps)]
@@ -288,7 +299,7 @@ def rooms_list(ctx: Ctx) -> dict[str, Any]:
 
 def room_info(ctx: Ctx) -> dict[str, Any]:
     """GET livechat/room.info ?roomId=."""
-    return {"room": rs.room(_room(ctx, ctx.need_q("roomId"), "this room is not yours"))}
+    return {"room": rs.room(room_for(ctx, ctx.need_q("roomId"), "this room is not yours"))}
 
 
 def room_take(ctx: Ctx) -> dict[str, Any]:
@@ -298,14 +309,14 @@ def room_take(ctx: Ctx) -> dict[str, Any]:
     if agent_id != ctx.identity["id"] and not ctx.is_manager():
         raise Forbidden("only a livechat manager may assign a room to someone else")
     # An agent takes from its queue (or keeps its own room); a served room is a manager's.
-    _room(ctx, ctx.b("roomId"), "the room is served by someone else or not in your queue")
+    room_for(ctx, ctx.b("roomId"), "the room is served by someone else or not in your queue")
     r = ctx.server.livechat_take_room(ctx.principal, ctx.b("roomId"), agent_id, op_id=ctx.op_id)
     return {"room": rs.room(r)}
 
 
 def room_transfer(ctx: Ctx) -> dict[str, Any]:
     """POST livechat/room.transfer {roomId, departmentId? , userId?}."""
-    _room(ctx, ctx.b("roomId"), "only the serving agent or a manager transfers a room")
+    room_for(ctx, ctx.b("roomId"), "only the serving agent or a manager transfers a room")
     r = ctx.server.livechat_transfer_room(
         ctx.principal, ctx.b("roomId"), department=ctx.b("departmentId", required=False),
         agent_id=ctx.b("userId", required=False), op_id=ctx.op_id,
@@ -316,7 +327,7 @@ def room_transfer(ctx: Ctx) -> dict[str, Any]:
 def room_close(ctx: Ctx) -> dict[str, Any]:
     """POST livechat/room.close {rid | roomId, comment?}."""
     rid = ctx.b("rid", required=False) or ctx.b("roomId")
-    room = _room(ctx, rid, "this room is not yours")
+    room = room_for(ctx, rid, "this room is not yours")
     access.require(room["served_by"] == _me(ctx) or
                    access.has(ctx.identity, "close-others-livechat-room"),
                    "closing another agent's room needs close-others-livechat-room")
@@ -326,15 +337,37 @@ def room_close(ctx: Ctx) -> dict[str, Any]:
 
 
 def visitor_save(ctx: Ctx) -> dict[str, Any]:
-    """POST livechat/visitor {visitor: {token, name?, email?, customFields?}}."""
+    """POST livechat/visitor {visitor: {token, name?, email?, phone?, department?,
+    customFields?}}: public, as the widget registers (the token is the visitor's credential).
+
+    `customFields` in Rocket.Chat's documented list form `[{key, value, overwrite}]` or as an
+    object; `phone` is kept as the custom field `phone`; `department` is accepted and not kept
+    (a room names its department when it is opened)."""
     v: dict[str, Any] = ctx.b("visitor", dict)
-    unknown = set(v) - {"token", "name", "email", "customFields"}
+    unknown = set(v) - {"token", "name", "email", "phone", "department", "customFields"}
     if unknown:
         raise InvalidArgument(f"unknown visitor field(s): {', '.join(sorted(unknown))[:200]}")
+    fields = _visitor_fields(v.get("customFields"))
+    phone = v.get("phone")
+    if phone is not None:
+        if not isinstance(phone, str):
+            raise InvalidArgument("phone must be a string")
+        fields = {**(fields or {}), "phone": phone}
+    if v.get("department") is not None and not isinstance(v.get("department"), str):
+        raise InvalidArgument("department must be a string")
     saved = ctx.server.save_visitor(
-        v.get("token"), v.get("name"), v.get("email"), v.get("customFields"),  # type: ignore[arg-type]
+        v.get("token"), v.get("name"), v.get("email"), fields,  # type: ignore[arg-type]
     )
     return {"visitor": rs.visitor(saved)}
+
+
+def _visitor_fields(raw: Any) -> dict[str, Any] | None:
+    if raw is None or isinstance(raw, dict):
+        return raw
+    if isinstance(raw, list) and all(isinstance(f, dict) and isinstance(f.get("key"), str)
+                                     for f in raw):
+        return {f["key"]: f.get("value") for f in raw}
+    raise InvalidArgument("customFields must be an object or a list of {key, value}")
 
 
 def visitor_info(ctx: Ctx) -> dict[str, Any]:
@@ -342,7 +375,7 @@ def visitor_info(ctx: Ctx) -> dict[str, Any]:
     rooms (its e-mail, phone and widget token are not every agent's to read)."""
     v = ctx.server.livechat_get_visitor(ctx.principal, ctx.need_q("visitorId"))
     if not access.has(ctx.identity, "view-livechat-rooms"):
-        deps = _my_departments(ctx)
+        deps = my_departments(ctx)
         access.require(any(r["visitor_id"] == v["id"] and access.can_access(ctx.identity, r, deps)
                            for r in ctx.server.livechat_list_rooms(ctx.principal, None)),
                        "this visitor is in none of your rooms")
@@ -357,13 +390,6 @@ def visitor_room(ctx: Ctx) -> dict[str, Any]:
     return {"room": rs.room(r)}
 
 
-def visitor_message(ctx: Ctx) -> dict[str, Any]:
-    """POST livechat/message {token, rid, msg}: a visitor writes in its room."""
-    v = ctx.server.get_visitor_by_token(ctx.b("token"))
-    m = ctx.server.visitor_send_message(v["id"], ctx.b("rid"), ctx.b("msg"))
-    return {"message": rs.message(m)}
-
-
 def chat_send(ctx: Ctx) -> dict[str, Any]:
     """POST chat.sendMessage {message: {rid, msg}}: as the identity (or the calling app's user)."""
     msg: dict[str, Any] = ctx.b("message", dict)
@@ -372,7 +398,7 @@ def chat_send(ctx: Ctx) -> dict[str, Any]:
         raise InvalidArgument("message needs rid and msg strings")
     if not access.has(ctx.identity, "view-livechat-rooms"):
         # staff speak in the rooms they serve
-        room = _room(ctx, rid, "this room is not yours")
+        room = room_for(ctx, rid, "this room is not yours")
         access.require(room["served_by"] == _me(ctx),
                        "only the serving agent speaks in this room")
     m = ctx.server.messages_send(ctx.principal, rid, text, op_id=ctx.op_id)
@@ -383,6 +409,6 @@ def room_messages(ctx: Ctx) -> dict[str, Any]:
     """GET channels.messages ?roomId=&count=&offset=: newest first, as Rocket.Chat lists.
     Pages reach back over the room's latest MAX_LIST (500) messages, the server's list cap."""
     rid = ctx.need_q("roomId")
-    _room(ctx, rid, "this room is not yours")
+    room_for(ctx, rid, "this room is not yours")
     msgs = ctx.server.messages_list(ctx.principal, rid, MAX_LIST)
     return ctx.page([rs.message(m) for m in reversed(msgs)], "messages")

@@ -36,6 +36,11 @@ FIND_BY_FIELD_SQL = (
     + "WHERE u.id IN (SELECT user_id FROM user_custom_fields WHERE key = ? AND value = ?)"
     " ORDER BY u.created_at, u.id LIMIT ?"
 )
+IN_ROLE_SQL = (
+    _SELECT  # noqa: S608
+    + "WHERE u.id IN (SELECT user_id FROM user_roles WHERE role = ?) ORDER BY u.username_cf LIMIT ?"
+)
+PAGE_SQL = _SELECT + "ORDER BY u.username_cf LIMIT ? OFFSET ?"
 
 
 def _load(row: sqlite3.Row) -> User:
@@ -226,6 +231,11 @@ def app_user(conn: sqlite3.Connection, app_id: str) -> User | None:
 def page(conn: sqlite3.Connection, offset: int, count: int | None) -> tuple[list[User], int]:
     """Users by user name, `count` of them (None: all) from `offset`, and how many there are."""
     (total,) = conn.execute("SELECT count(*) FROM users").fetchone()
-    rows = conn.execute(_SELECT + "ORDER BY u.username_cf LIMIT ? OFFSET ?",
-                        (-1 if count is None else count, offset)).fetchall()
+    rows = conn.execute(PAGE_SQL, (-1 if count is None else count, offset)).fetchall()
     return [_load(r) for r in rows], int(total)
+
+
+def in_role(conn: sqlite3.Connection, role: str) -> list[User]:
+    """Users holding `role`, by user name (at most MAX_LIST)."""
+    rows = conn.execute(IN_ROLE_SQL, (role, limits.MAX_LIST)).fetchall()
+    return [_load(r) for r in rows]

@@ -1,0 +1,191 @@
+"""Livechat REST routes the widget and the queue use, in Rocket.Chat's shapes.
+
+- The widget's routes authenticate the *visitor* by its widget token, as Rocket.Chat's do (the
+  chat widget holds no staff credentials): register (`POST livechat/visitor`), read yourself
+  (`GET livechat/visitor/{token}`), get or open your room (`GET livechat/room`), write in it
+  (`POST livechat/message`) and read its history (`GET livechat/messages.history/{rid}`). A token
+  reaches only its own visitor's rooms.
+- The queue (`livechat/inquiries.*`): an inquiry is a room waiting for an agent; its id is the
+  room's. An agent lists and takes the inquiries of its departments' queue
+  (`host/server/rest_access.py`); managers all of them.
+- Agents and managers by id, `rooms.info`, `chat.postMessage`, and the routing configuration.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from host.server import rest_access as access
+from host.server import rest_shapes as rs
+from host.server.errors import Forbidden, InvalidArgument, NotFound
+from host.server.rest_routes import Ctx, my_departments, room_for, user_ref
+from host.server.shapes import Room, Visitor
+
+MANAGER_ROLE = "livechat-manager"
+
+
+# -- the widget (visitor token) -------------------------------------------------------------------
+
+def _visitor(ctx: Ctx, token: Any) -> Visitor:
+    if not isinstance(token, str) or not token:
+        raise InvalidArgument("token (the visitor's widget token) is required")
+    try:
+        return ctx.server.get_visitor_by_token(token)
+    except NotFound:
+        raise NotFound("no visitor with this token") from None
+
+
+def _own_room(ctx: Ctx, visitor: Visitor, rid: str) -> Room:
+    r = ctx.server.livechat_get_room(ctx.principal, rid)
+    if r["visitor_id"] != visitor["id"]:
+        raise NotFound(f"no room {rid!r} for this visitor")  # not "exists, not yours"
+    return r
+
+
+def visitor_get(ctx: Ctx) -> dict[str, Any]:
+    """GET livechat/visitor/{token}."""
+    return {"visitor": rs.visitor(_visitor(ctx, ctx.path["token"]))}
+
+
+def visitor_room(ctx: Ctx) -> dict[str, Any]:
+    """GET livechat/room ?token=&rid=&department=: the visitor's open room, or a new one."""
+    v = _visitor(ctx, ctx.q("token"))
+    rid = ctx.q("rid")
+    if rid:
+        return {"room": rs.room(_own_room(ctx, v, rid)), "newRoom": False}
+    mine = [r for r in ctx.server.livechat_list_rooms(ctx.principal, True)
+            if r["visitor_id"] == v["id"]]
+    if mine:
+        return {"room": rs.room(mine[0]), "newRoom": False}
+    room = ctx.server.visitor_start_room(v["id"], ctx.q("department") or None)
+    return {"room": rs.room(room), "newRoom": True}
+
+
+def visitor_message(ctx: Ctx) -> dict[str, Any]:
+    """POST livechat/message {token, rid, msg}: the visitor writes in its own room."""
+    v = _visitor(ctx, ctx.b("token"))
+    room = _own_room(ctx, v, ctx.b("rid"))
+    m = ctx.server.visitor_send_message(v["id"], room["id"], ctx.b("msg"))
+    return {"message": rs.message(m)}
+
+
+def visitor_history(ctx: Ctx) -> dict[str, Any]:
+    """GET livechat/messages.history/{rid} ?token=&count=&offset=: newest first."""
+    v = _visitor(ctx, ctx.q("token"))
+    room = _own_room(ctx, v, ctx.path["rid"])
+    msgs = ctx.server.messages_list(ctx.principal, room["id"], 500)
+    return ctx.page([rs.message(m) for m in reversed(msgs)], "messages")
+
+
+# -- the queue ------------------------------------------------------------------------------------
+
+def _inquiry(r: Room) -> dict[str, Any]:
+    return {"_id": r["id"], "rid": r["id"], "status": "queued" if r["served_by"] is None
+            else "taken", "department": r["department_id"], "v": {"_id": r["visitor_id"]},
+            "ts": rs.iso(r["created_at"])}
+
+
+def _queue(ctx: Ctx) -> list[Room]:
+    deps = my_departments(ctx)
+    return [r for r in ctx.server.livechat_list_rooms(ctx.principal, True)
+            if r["served_by"] is None and access.can_access(ctx.identity, r, deps)]
+
+
+def inquiries_list(ctx: Ctx) -> dict[str, Any]:
+    """GET livechat/inquiries.list ?department=&count=&offset=: the caller's queue."""
+    dep = ctx.q("department")
+    return ctx.page([_inquiry(r) for r in _queue(ctx)
+                     if dep is None or r["department_id"] == dep], "inquiries")
+
+
+def inquiries_get_one(ctx: Ctx) -> dict[str, Any]:
+    """GET livechat/inquiries.getOne ?roomId=."""
+    r = room_for(ctx, ctx.need_q("roomId"), "this room is not in your queue")
+    return {"inquiry": _inquiry(r)}
+
+
+def inquiries_take(ctx: Ctx) -> dict[str, Any]:
+    """POST livechat/inquiries.take {inquiryId, userId?}: take a queued room."""
+    assert ctx.identity is not None
+    agent_id = ctx.b("userId", required=False) or ctx.identity["id"]
+    if agent_id != ctx.identity["id"] and not ctx.is_manager():
+        raise Forbidden("only a livechat manager may give an inquiry to someone else")
+    r = room_for(ctx, ctx.b("inquiryId"), "this inquiry is not in your queue")
+    if r["served_by"] is not None:
+        raise InvalidArgument("the inquiry was already taken")
+    taken = ctx.server.livechat_take_room(ctx.principal, r["id"], agent_id, op_id=ctx.op_id)
+    return {"inquiry": _inquiry(taken)}
+
+
+# -- agents and managers --------------------------------------------------------------------------
+
+def agent_get(ctx: Ctx) -> dict[str, Any]:
+    """GET livechat/users/agent/{id}."""
+    for a in ctx.server.list_agents():
+        if a["user_id"] == ctx.path["id"]:
+            return {"user": rs.agent(a)}
+    raise NotFound(f"user {ctx.path['id']!r} is not a livechat agent")
+
+
+def managers_list(ctx: Ctx) -> dict[str, Any]:
+    """GET livechat/users/manager: users with the livechat-manager role."""
+    return ctx.page([rs.user(u) for u in ctx.server.users_in_role(MANAGER_ROLE)], "users")
+
+
+def manager_add(ctx: Ctx) -> dict[str, Any]:
+    """POST livechat/users/manager {username}."""
+    u = ctx.server.roles_assign(ctx.principal, user_ref(ctx)["id"], MANAGER_ROLE,
+                                op_id=ctx.op_id)
+    return {"user": rs.user(u)}
+
+
+def manager_get(ctx: Ctx) -> dict[str, Any]:
+    """GET livechat/users/manager/{id}."""
+    u = ctx.server.users_get(ctx.principal, ctx.path["id"])
+    if MANAGER_ROLE not in u["roles"]:
+        raise NotFound(f"user {u['id']!r} is not a livechat manager")
+    return {"user": rs.user(u)}
+
+
+def manager_remove(ctx: Ctx) -> dict[str, Any]:
+    """DELETE livechat/users/manager/{id}."""
+    manager_get(ctx)
+    ctx.server.roles_remove(ctx.principal, ctx.path["id"], MANAGER_ROLE, op_id=ctx.op_id)
+    return {}
+
+
+def roles_users(ctx: Ctx) -> dict[str, Any]:
+    """GET roles.getUsersInRole ?role=&count=&offset=."""
+    role = ctx.need_q("role")
+    if role not in {r["name"] for r in ctx.server.roles_list()}:
+        raise InvalidArgument(f"no role {role!r}")
+    return ctx.page([rs.user(u) for u in ctx.server.users_in_role(role)], "users")
+
+
+# -- rooms, messages, configuration ---------------------------------------------------------------
+
+def rooms_info(ctx: Ctx) -> dict[str, Any]:
+    """GET rooms.info ?roomId=: a livechat room the caller may see."""
+    return {"room": rs.room(room_for(ctx, ctx.need_q("roomId"), "this room is not yours"))}
+
+
+def chat_post(ctx: Ctx) -> dict[str, Any]:
+    """POST chat.postMessage {roomId, text}: as the identity, in a room it serves (staff) or
+    any room (managers). Rocket.Chat's `channel` (a room name) names no livechat room."""
+    rid, text = ctx.body.get("roomId"), ctx.body.get("text")
+    if not isinstance(rid, str) or not rid:
+        raise InvalidArgument("roomId is required (livechat rooms have no channel name)")
+    if not isinstance(text, str):
+        raise InvalidArgument("text must be a string")
+    if not access.has(ctx.identity, "view-livechat-rooms"):
+        room = room_for(ctx, rid, "this room is not yours")
+        access.require(room["served_by"] == (ctx.identity["id"] if ctx.identity else None),
+                       "only the serving agent speaks in this room")
+    m = ctx.server.messages_send(ctx.principal, rid, text, op_id=ctx.op_id)
+    return {"ts": rs.iso(m["ts"]), "channel": rid, "message": rs.message(m)}
+
+
+def routing_config(ctx: Ctx) -> dict[str, Any]:
+    """GET livechat/config/routing: how this server routes (auto-assign, with a queue)."""
+    return {"config": {"previewRoom": False, "showConnecting": False, "showQueue": True,
+                       "showQueueLink": False, "returnQueue": False,
+                       "enableTriggerAction": True, "autoAssignAgent": True}}
