@@ -17,7 +17,7 @@ from typing import Any
 from host.server import rest_access as access
 from host.server import rest_shapes as rs
 from host.server.errors import Forbidden, InvalidArgument, NotFound
-from host.server.rest_routes import Ctx, my_departments, room_for, user_ref
+from host.server.rest_routes import Ctx, my_departments, room_doc, room_for, user_ref
 from host.server.shapes import Room, Visitor
 
 MANAGER_ROLE = "livechat-manager"
@@ -51,13 +51,13 @@ def visitor_room(ctx: Ctx) -> dict[str, Any]:
     v = _visitor(ctx, ctx.q("token"))
     rid = ctx.q("rid")
     if rid:
-        return {"room": rs.room(_own_room(ctx, v, rid)), "newRoom": False}
+        return {"room": room_doc(ctx, _own_room(ctx, v, rid)), "newRoom": False}
     mine = [r for r in ctx.server.livechat_list_rooms(ctx.principal, True)
             if r["visitor_id"] == v["id"]]
     if mine:
-        return {"room": rs.room(mine[0]), "newRoom": False}
+        return {"room": room_doc(ctx, mine[0]), "newRoom": False}
     room = ctx.server.visitor_start_room(v["id"], ctx.q("department") or None)
-    return {"room": rs.room(room), "newRoom": True}
+    return {"room": room_doc(ctx, room), "newRoom": True}
 
 
 def visitor_message(ctx: Ctx) -> dict[str, Any]:
@@ -165,7 +165,7 @@ def roles_users(ctx: Ctx) -> dict[str, Any]:
 
 def rooms_info(ctx: Ctx) -> dict[str, Any]:
     """GET rooms.info ?roomId=: a livechat room the caller may see."""
-    return {"room": rs.room(room_for(ctx, ctx.need_q("roomId"), "this room is not yours"))}
+    return {"room": room_doc(ctx, room_for(ctx, ctx.need_q("roomId"), "this room is not yours"))}
 
 
 def chat_post(ctx: Ctx) -> dict[str, Any]:

@@ -118,6 +118,24 @@ def info(ctx: Ctx) -> dict[str, Any]:
     return {"info": {"version": SERVER_VERSION}}
 
 
+def room_doc(ctx: Ctx, r: Room) -> dict[str, Any]:
+    """A room as Rocket.Chat's REST API shows it: the visitor's token and user name and the
+    serving agent's user name beside their ids (a widget and a client read them there)."""
+    doc = rs.room(r)
+    try:
+        v = ctx.server.livechat_get_visitor(ctx.principal, r["visitor_id"])
+        doc["v"] = {**doc["v"], "token": v["token"], "username": f"guest-{v['id']}"}
+    except NotFound:
+        pass
+    if r["served_by"] is not None:
+        try:
+            agent = ctx.server.users_get(ctx.principal, r["served_by"])
+            doc["servedBy"] = {**doc["servedBy"], "username": agent["username"]}
+        except NotFound:
+            pass
+    return doc
+
+
 def me(ctx: Ctx) -> dict[str, Any]:
     """GET me: the calling identity."""
     assert ctx.identity is not None
@@ -291,7 +309,7 @@ def rooms_list(ctx: Ctx) -> dict[str, Any]:
     if raw not in (None, "true", "false"):
         raise InvalidArgument("open must be true or false")
     deps = my_departments(ctx)
-    rooms = [rs.room(r) for r in ctx.server.livechat_list_rooms(
+    rooms = [room_doc(ctx, r) for r in ctx.server.livechat_list_rooms(
         ctx.principal, None if raw is None else raw == "true")
         if access.can_access(ctx.identity, r, deps)]
     return ctx.page(rooms, "rooms")
@@ -299,7 +317,7 @@ def rooms_list(ctx: Ctx) -> dict[str, Any]:
 
 def room_info(ctx: Ctx) -> dict[str, Any]:
     """GET livechat/room.info ?roomId=."""
-    return {"room": rs.room(room_for(ctx, ctx.need_q("roomId"), "this room is not yours"))}
+    return {"room": room_doc(ctx, room_for(ctx, ctx.need_q("roomId"), "this room is not yours"))}
 
 
 def room_take(ctx: Ctx) -> dict[str, Any]:
@@ -311,7 +329,7 @@ def room_take(ctx: Ctx) -> dict[str, Any]:
     # An agent takes from its queue (or keeps its own room); a served room is a manager's.
     room_for(ctx, ctx.b("roomId"), "the room is served by someone else or not in your queue")
     r = ctx.server.livechat_take_room(ctx.principal, ctx.b("roomId"), agent_id, op_id=ctx.op_id)
-    return {"room": rs.room(r)}
+    return {"room": room_doc(ctx, r)}
 
 
 def room_transfer(ctx: Ctx) -> dict[str, Any]:
@@ -321,7 +339,7 @@ def room_transfer(ctx: Ctx) -> dict[str, Any]:
         ctx.principal, ctx.b("roomId"), department=ctx.b("departmentId", required=False),
         agent_id=ctx.b("userId", required=False), op_id=ctx.op_id,
     )
-    return {"room": rs.room(r)}
+    return {"room": room_doc(ctx, r)}
 
 
 def room_close(ctx: Ctx) -> dict[str, Any]:
@@ -387,7 +405,7 @@ def visitor_room(ctx: Ctx) -> dict[str, Any]:
     v = ctx.server.get_visitor_by_token(ctx.b("token"))
     r = ctx.server.livechat_create_room(
         ctx.principal, v["id"], ctx.b("departmentId", required=False), op_id=ctx.op_id)
-    return {"room": rs.room(r)}
+    return {"room": room_doc(ctx, r)}
 
 
 def chat_send(ctx: Ctx) -> dict[str, Any]:

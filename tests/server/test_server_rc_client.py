@@ -79,7 +79,9 @@ def test_agents_managers_visitors_inquiries_and_rooms(rocket: RocketChat,
     assert rocket.livechat_inquiries_get_one(room["_id"])["inquiry"]["status"] == "queued"
     taken = rocket.livechat_inquiries_take(room["_id"], userId=agent_id)["inquiry"]
     assert taken["status"] == "taken"
-    assert rocket.rooms_info(room_id=room["_id"])["room"]["servedBy"]["_id"] == agent_id
+    info = rocket.rooms_info(room_id=room["_id"])["room"]
+    assert info["servedBy"] == {"_id": agent_id, "username": "alan"}
+    assert info["v"]["token"] == token and info["v"]["username"].startswith("guest-")
     posted = rocket.chat_post_message("a manager here", room_id=room["_id"])
     assert posted["message"]["msg"] == "a manager here" and posted["channel"] == room["_id"]
     rocket.chat_send_message({"rid": room["_id"], "msg": "and again"})

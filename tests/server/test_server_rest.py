@@ -123,7 +123,8 @@ def test_http_livechat_flow(client: httpx.Client, server: EmbeddedServer) -> Non
                                                                   "name": "Vic"}})
     assert v.status_code == 200 and v.json()["visitor"]["token"] == "widget-token-1"
     room = client.post("/api/v1/livechat/room", json={"token": "widget-token-1"}).json()["room"]
-    assert room["servedBy"] == {"_id": aid} and room["t"] == "l" and room["open"] is True
+    assert room["servedBy"] == {"_id": aid, "username": "agent1"}
+    assert room["t"] == "l" and room["open"] is True and room["v"]["token"] == "widget-token-1"
     msg = client.post("/api/v1/livechat/message",
                       json={"token": "widget-token-1", "rid": room["_id"], "msg": "hello"})
     assert msg.json()["message"]["u"]["type"] == "visitor"

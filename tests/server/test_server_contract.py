@@ -1,0 +1,152 @@
+"""The REST contract, family by family, written from Rocket.Chat's OpenAPI definitions
+(RocketChat/Rocket.Chat-Open-API: authentication, user-management, omnichannel, rooms,
+messaging): for each call, the documented status, the fields a success must carry, and for a
+refusal the documented error shape and `errorType`. Over real HTTP on loopback."""
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from test_server_rest import base_url  # noqa: F401 - fixture
+
+from host.server import SYSTEM, EmbeddedServer
+from host.server.auth import set_password
+from host.server.personal_tokens import mint
+
+PASSWORD = "contract password"
+UNAUTHORIZED = {"status": "error", "message": "You must be logged in to do this."}
+
+
+class World:
+    """An admin, an agent with a queued and a served room, a visitor, a plain user."""
+
+    def __init__(self, server: EmbeddedServer, base: str) -> None:
+        admin = server.users_create(SYSTEM, "admin1", "Admin", "user", roles=["admin"])
+        set_password(server.db, admin["id"], PASSWORD)
+        self.admin = httpx.Client(base_url=base, timeout=10, headers={
+            "X-User-Id": admin["id"], "X-Auth-Token": mint(server.db, admin["id"], "t", 0.0)})
+        self.anon = httpx.Client(base_url=base, timeout=10)
+        self.agent = server.users_create(SYSTEM, "agent1", "Agent", "user")
+        server.livechat_add_agent(SYSTEM, self.agent["id"])
+        self.plain = server.users_create(SYSTEM, "plain1", "Plain", "user")
+        self.visitor = server.save_visitor("contract-token-1", "Vic", None, None)
+        self.room = server.visitor_start_room(self.visitor["id"])  # queued: nobody available
+        self.vars = {"agent": self.agent["id"], "room": self.room["id"],
+                     "plain": self.plain["id"], "token": "contract-token-1"}
+
+    def close(self) -> None:
+        self.admin.close()
+        self.anon.close()
+
+
+@pytest.fixture
+def world(server: EmbeddedServer, base_url: str) -> World:  # noqa: F811
+    w = World(server, base_url)
+    yield w  # type: ignore[misc]
+    w.close()
+
+
+def _fill(value: Any, names: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        return value.format(**names)
+    if isinstance(value, dict):
+        return {k: _fill(v, names) for k, v in value.items()}
+    return value
+
+
+# (who, method, path, query or body, status, fields a success carries | errorType of a refusal)
+AUTH = [
+    ("anon", "POST", "login", {"user": "admin1", "password": PASSWORD}, 200, ["status", "data"]),
+    ("anon", "POST", "login", {"user": "admin1", "password": "nope"}, 401, "Unauthorized"),
+    ("anon", "POST", "login", {"password": PASSWORD}, 400, "invalid-params"),
+    ("anon", "GET", "me", {}, 401, None),
+    ("admin", "GET", "me", {}, 200, ["_id", "username", "roles", "active"]),
+    ("anon", "GET", "info", {}, 200, ["info"]),
+]
+USERS = [
+    ("admin", "POST", "users.create", {"username": "newbie", "name": "N", "email":
+                                       "n@example.org", "password": PASSWORD}, 200, ["user"]),
+    ("admin", "POST", "users.create", {"username": "plain1", "name": "Dup"}, 400,
+     "error-field-unavailable"),
+    ("admin", "POST", "users.create", {"name": "no username"}, 400, "invalid-params"),
+    ("admin", "GET", "users.info", {"userId": "{plain}"}, 200, ["user"]),
+    ("admin", "GET", "users.info", {"userId": "missing"}, 400, "error-invalid-user"),
+    ("admin", "GET", "users.list", {"count": "2"}, 200, ["users", "count", "offset", "total"]),
+    ("admin", "POST", "users.setActiveStatus", {"userId": "{plain}", "activeStatus": True},
+     200, ["user"]),
+    ("admin", "POST", "users.createToken", {"userId": "{plain}"}, 200, ["data"]),
+    ("admin", "POST", "users.generatePersonalAccessToken", {"tokenName": "ci"}, 200, ["token"]),
+]
+ROLES = [
+    ("admin", "GET", "roles.list", {}, 200, ["roles"]),
+    ("admin", "POST", "roles.addUserToRole", {"roleId": "bot", "username": "plain1"}, 200,
+     ["role"]),
+    ("admin", "POST", "roles.addUserToRole", {"roleName": "bot", "username": "ghost"}, 400,
+     "error-invalid-user"),
+    ("admin", "GET", "roles.getUsersInRole", {"role": "admin"}, 200, ["users", "total"]),
+    ("admin", "GET", "roles.getUsersInRole", {"role": "no-such-role"}, 400, "invalid-params"),
+]
+OMNICHANNEL = [
+    ("admin", "GET", "livechat/users/agent", {}, 200, ["users", "count", "offset", "total"]),
+    ("admin", "GET", "livechat/users/agent/{agent}", {}, 200, ["user"]),
+    ("admin", "GET", "livechat/users/agent/{plain}", {}, 400, "error-invalid-user"),
+    ("admin", "POST", "livechat/users/manager", {"username": "plain1"}, 200, ["user"]),
+    ("admin", "GET", "livechat/users/manager", {}, 200, ["users", "total"]),
+    ("anon", "POST", "livechat/visitor", {"visitor": {"token": "contract-token-2", "name": "W",
+                                                      "phone": "+1555"}}, 200, ["visitor"]),
+    ("anon", "GET", "livechat/visitor/{token}", {}, 200, ["visitor"]),
+    ("anon", "GET", "livechat/visitor/unknown-token-1", {}, 400, "error-invalid-visitor"),
+    ("anon", "GET", "livechat/room", {"token": "{token}"}, 200, ["room", "newRoom"]),
+    ("anon", "POST", "livechat/message", {"token": "{token}", "rid": "{room}", "msg": "hi"},
+     200, ["message"]),
+    ("anon", "POST", "livechat/message", {"token": "{token}", "rid": "missing", "msg": "hi"},
+     400, "error-invalid-room"),
+    ("anon", "GET", "livechat/messages.history/{room}", {"token": "{token}"}, 200,
+     ["messages", "total"]),
+    ("anon", "GET", "livechat/rooms", {}, 401, None),
+    ("admin", "GET", "livechat/rooms", {"open": "true"}, 200, ["rooms", "total"]),
+    ("admin", "GET", "livechat/rooms", {"open": "maybe"}, 400, "invalid-params"),
+    ("admin", "GET", "livechat/inquiries.list", {}, 200, ["inquiries", "total"]),
+    ("admin", "GET", "livechat/inquiries.getOne", {"roomId": "{room}"}, 200, ["inquiry"]),
+    ("admin", "POST", "livechat/inquiries.take", {"inquiryId": "{room}", "userId": "{agent}"},
+     200, ["inquiry"]),
+    ("admin", "GET", "livechat/room.info", {"roomId": "missing"}, 400, "error-invalid-room"),
+    ("admin", "GET", "livechat/config/routing", {}, 200, ["config"]),
+]
+ROOMS_MESSAGES = [
+    ("admin", "GET", "rooms.info", {"roomId": "{room}"}, 200, ["room"]),
+    ("admin", "POST", "chat.postMessage", {"roomId": "{room}", "text": "hello"}, 200,
+     ["message", "ts", "channel"]),
+    ("admin", "POST", "chat.postMessage", {"channel": "#general", "text": "x"}, 400,
+     "invalid-params"),
+    ("admin", "POST", "chat.sendMessage", {"message": {"rid": "{room}", "msg": "x"}}, 200,
+     ["message"]),
+    ("admin", "GET", "channels.messages", {"roomId": "{room}", "count": "1"}, 200,
+     ["messages", "count", "offset", "total"]),
+    ("admin", "GET", "no.such.route", {}, 404, "error-invalid-route"),
+]
+
+
+@pytest.mark.parametrize("family", [AUTH, USERS, ROLES, OMNICHANNEL, ROOMS_MESSAGES],
+                         ids=["auth", "users", "roles", "omnichannel", "rooms-messages"])
+def test_family(world: World, family: list[tuple[Any, ...]]) -> None:
+    for who, method, path, params, status, expect in family:
+        client = world.admin if who == "admin" else world.anon
+        params = _fill(params, world.vars)
+        url = "/api/v1/" + path.format(**world.vars)
+        r = (client.get(url, params=params) if method == "GET"
+             else client.request(method, url, json=params))
+        label = f"{method} {path} {params}"
+        assert r.status_code == status, (label, r.text)
+        body = r.json()
+        if status == 200:
+            assert all(k in body for k in expect), (label, body)
+            assert body.get("success", True) is True or body.get("status") == "success"
+        elif status == 401 and expect is None:
+            assert body == UNAUTHORIZED, (label, body)
+        elif status == 401:
+            assert body["status"] == "error" and body["error"] == expect, (label, body)
+        else:
+            assert body["success"] is False and body["errorType"] == expect, (label, body)
+            assert body["error"].endswith(f"[{expect}]") or status == 404, (label, body)
