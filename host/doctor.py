@@ -18,6 +18,7 @@ from host.keys import tokens
 from host.keys.keyring import Keyring
 from host.ledger.lease import others_serving
 from host.supervise.child import REQUIRED_LAYERS, ChildLimits, Spawner
+from host.supervise.identities import APP_UID_BASE, APP_UID_COUNT
 from sandbox import landlock
 
 
@@ -55,7 +56,10 @@ def probe_child_layers(use_zygote: bool) -> dict[str, Any]:
             def verify(presented: str) -> None:
                 tokens.verify(presented, ring, clock, session_id=child.session_id)
 
-            layers = child.handshake(token, verify, degraded=True)
+            # A root host gives each app its own uid; the probe takes the range's last number,
+            # which no install is given before the range runs out.
+            uid = APP_UID_BASE + APP_UID_COUNT - 1 if os.geteuid() == 0 else None
+            layers = child.handshake(token, verify, degraded=True, uid=uid)
             return layers.model_dump()
         finally:
             child.shutdown(0.5)
@@ -72,7 +76,9 @@ def run(home: Home, *, spawn_too: bool = True) -> Report:
         rep.checks.append(Check("zygote child", False, zyg["error"]))
     else:
         for layer in (*REQUIRED_LAYERS, "uid_dropped"):
-            required = layer in REQUIRED_LAYERS
+            # As root, a child must run as its app's own uid (the kernel's checks then keep
+            # apps apart); a non-root host has none to give (seccomp and Landlock do it).
+            required = layer in REQUIRED_LAYERS or os.geteuid() == 0
             rep.checks.append(Check(f"layer: {layer}", bool(zyg.get(layer)),
                                     "applied in a real child" if zyg.get(layer) else "MISSING",
                                     required))

@@ -47,6 +47,7 @@ from host.store import StoreError, integrity_problem
 from host.supervise.child import AppFailed, Child, ChildDied, ChildLimits, Spawner
 from host.supervise.credentials import APP_USER_CHECK_EVERY, Credentials
 from host.supervise.delivery import Delivery
+from host.supervise.identities import Identities
 from host.supervise.pump import EventPump
 from host.supervise.status import PUBLISH_INTERVAL_S, StatusBoard
 from host.supervise.supervisor import AppRunner, Job, append_capped, make_session
@@ -137,6 +138,7 @@ class Host:
             self.server = EmbeddedServer(home.server_db, self.clock)
             self.keyring = open_keyring(home, self.clock)
             self.tokens = TokenRegistry(home.host_db)
+            self.identities = Identities(home.host_db)  # each install's own uid (root hosts)
             # host_id names this host's tokens: a re-mint revokes only its own earlier token.
             self.credentials = Credentials(self.keyring, self.tokens, self.server, self.clock,
                                            secrets.token_hex(8))
@@ -269,6 +271,7 @@ class Host:
             self.spawner = None
         with contextlib.suppress(Exception):
             self.tokens.close()
+            self.identities.close()
         with contextlib.suppress(Exception):
             self.ledger.close()
         self.lease.release()  # last: until here this host may still finish a call
@@ -405,7 +408,8 @@ class Host:
 
         try:
             self.credentials.record(token, child.session_id)
-            child.handshake(token, verify, degraded=self.config.degraded)
+            child.handshake(token, verify, degraded=self.config.degraded,
+                            uid=self.identities.of(rec.install_id) if os.geteuid() == 0 else None)
             pkg = read_package(rec.package_path)
             modules = {name[:-3]: data.decode("utf-8") for name, data in pkg.files.items()
                        if name.endswith(".py") and "/" not in name}

@@ -20,7 +20,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     runtime.warm_up()
     devnull = os.open("/dev/null", os.O_RDWR)
-    report = confine.confine(
+    report = confine.confine_early(  # the rest with the host's hello (`runtime._serve`)
         chan_in=chan_in, chan_out=chan_out, err_fd=err, devnull_fd=devnull, parent_pid=parent,
         limits=confine.Limits(memory_mib=mem, cpu_seconds=cpu, max_fds=fds),
         netns_done=False,

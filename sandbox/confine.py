@@ -8,16 +8,23 @@ Layers, in the order they must be applied (later ones would forbid the calls ear
 3. an empty environment and a working directory it cannot write (`/`);
 4. its own network namespace (the zygote does this once for all its children; the spawn
    fallback does it here), and its own IPC namespace (each child, see `unshare_ipc`);
-5. when the host runs as root: drop to an unprivileged uid/gid with no groups;
-6. parent-death signal (after the uid change, which would clear it) and not dumpable;
-7. rlimits: address space, CPU seconds, open files, file size 0, no core dumps, process
+5. parent-death signal and not dumpable;
+6. rlimits: address space, CPU seconds, open files, file size 0, no core dumps, process
    count 0 (no threads, no forks), no locked memory, no message queues;
-8. no-new-privs;
-9. Landlock: no filesystem right at all, no TCP, no signals outside its domain;
-10. seccomp (TSYNC): see sandbox/seccomp.py.
+then, in `take_identity`, once the host has said which app the child serves:
+7. when the host runs as root: the app's own uid/gid (a number from a range nothing else uses,
+   one per install: `host/supervise/identities.py`) with no groups, so the kernel's own checks
+   stop a child from signalling, limiting, tracing or reading another app's child or the host;
+8. parent-death signal and not dumpable again (the credential change clears both);
+9. no-new-privs;
+10. Landlock: no filesystem right at all, no TCP, no signals outside its domain;
+11. seccomp (TSYNC): see sandbox/seccomp.py.
 
-Each layer is checked after it is applied; the child reports them to the host in its hello
-frame, and the host refuses to run apps when one is missing (unless started degraded).
+`confine_early` applies 1-6 (a pre-forked child waits there: it runs no untrusted code and
+knows no app yet), `take_identity` 7-11 before the child answers the host's hello; `confine`
+does both at once. Each layer is checked after it is applied; the child reports them to the
+host in its hello frame, and the host refuses to run apps when one is missing (unless started
+degraded).
 """
 from __future__ import annotations
 
@@ -45,8 +52,8 @@ CLONE_NEWUSER = 0x10000000
 # invisible to every other app (a second wall behind the filter, which refuses SysV calls).
 CLONE_NEWIPC = 0x08000000
 
-# The unprivileged identity children take when the host runs as root: "nobody" owns no file
-# and can signal or trace no process of the host's.
+# The identity a child takes when the host names none (a root host's sandbox snippets, the
+# tests): "nobody" owns no file and can signal or trace no process of the host's.
 NOBODY_UID = 65534
 NOBODY_GID = 65534
 
@@ -73,6 +80,7 @@ class LayerReport:
     empty_env: bool = False
     uid_dropped: bool = False
     notes: list[str] | None = None
+    parent_pid: int = 0  # the process whose death kills this one (re-armed in take_identity)
 
     def note(self, text: str) -> None:
         if self.notes is None:
@@ -123,12 +131,40 @@ def confine(
     parent_pid: int,
     limits: Limits,
     netns_done: bool,
-    drop_uid: bool = True,
+    uid: int = NOBODY_UID,
+    gid: int = NOBODY_GID,
 ) -> LayerReport:
     """Apply every layer to this process. Never returns a half-confined process silently:
     a layer that fails is reported False and the host decides (refuse, or degraded mode)."""
-    rep = LayerReport()
+    rep = confine_early(chan_in=chan_in, chan_out=chan_out, err_fd=err_fd,
+                        devnull_fd=devnull_fd, parent_pid=parent_pid, limits=limits,
+                        netns_done=netns_done)
+    return take_identity(rep, uid, gid)
+
+
+def _arm_parent_death(rep: LayerReport) -> None:
     libc = native.libc()
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != rep.parent_pid:
+        os._exit(71)  # the parent died before the signal was armed
+    sig = ctypes.c_int(0)
+    libc.prctl(PR_GET_PDEATHSIG, ctypes.byref(sig), 0, 0, 0)
+    rep.pdeathsig = sig.value == signal.SIGKILL
+    libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+
+
+def confine_early(
+    *,
+    chan_in: int,
+    chan_out: int,
+    err_fd: int,
+    devnull_fd: int,
+    parent_pid: int,
+    limits: Limits,
+    netns_done: bool,
+) -> LayerReport:
+    """Layers 1-6 (module docstring): everything that does not depend on the app."""
+    rep = LayerReport(parent_pid=parent_pid)
     if thread_count() != 1:
         # Landlock and rlimits cover the calling thread/process; a second thread would escape
         # Landlock. The zygote and the spawn entry never start threads.
@@ -158,28 +194,9 @@ def confine(
     # 4. network
     rep.netns = netns_done or unshare_network()
     rep.ipcns = unshare_ipc()
-    # 5. identity
-    if os.geteuid() == 0 and drop_uid:
-        try:
-            os.setgroups([])
-            os.setresgid(NOBODY_GID, NOBODY_GID, NOBODY_GID)
-            os.setresuid(NOBODY_UID, NOBODY_UID, NOBODY_UID)
-            rep.uid_dropped = os.getresuid() == (NOBODY_UID,) * 3 and os.getgroups() == []
-        except OSError as exc:
-            rep.note(f"uid drop failed: {exc}")
-    else:
-        rep.uid_dropped = os.geteuid() != 0
-        if not rep.uid_dropped:
-            rep.note("running as root without a uid drop")
-    # 6. parent death and dumpability (both reset by a credential change, so set after it)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent_pid:
-        os._exit(71)  # the parent died before the signal was armed
-    sig = ctypes.c_int(0)
-    libc.prctl(PR_GET_PDEATHSIG, ctypes.byref(sig), 0, 0, 0)
-    rep.pdeathsig = sig.value == signal.SIGKILL
-    libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
-    # 7. rlimits
+    # 5. parent death and dumpability
+    _arm_parent_death(rep)
+    # 6. rlimits
     try:
         vm_kib = max(_vm_size_kib(), 0)
         address_space = (vm_kib * 1024) + limits.memory_mib * (1 << 20)
@@ -197,10 +214,35 @@ def confine(
         rep.rlimits = resource.getrlimit(resource.RLIMIT_FSIZE) == (0, 0)
     except (OSError, ValueError) as exc:
         rep.note(f"rlimit failed: {exc}")
-    # 8. no-new-privs
+    return rep
+
+
+def take_identity(rep: LayerReport, uid: int | None, gid: int | None) -> LayerReport:
+    """Layers 7-11 (module docstring), once the app is known: its own uid/gid when this
+    process is root (the host's `HostHello` names them), then the layers that would forbid the
+    change. A host that is not root has no uid to give: the child keeps the host's, and
+    seccomp's argument checks and Landlock's signal scoping are what keep it from the others."""
+    libc = native.libc()
+    # 7. identity
+    if os.geteuid() == 0:
+        want_uid = NOBODY_UID if uid is None else uid
+        want_gid = NOBODY_GID if gid is None else gid
+        try:
+            os.setgroups([])
+            os.setresgid(want_gid, want_gid, want_gid)
+            os.setresuid(want_uid, want_uid, want_uid)
+            rep.uid_dropped = (os.getresuid() == (want_uid,) * 3 and want_uid != 0
+                               and os.getgroups() == [])
+        except OSError as exc:
+            rep.note(f"uid drop failed: {exc}")
+    else:
+        rep.uid_dropped = True
+    # 8. parent death and dumpability, which the credential change cleared
+    _arm_parent_death(rep)
+    # 9. no-new-privs
     libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
     rep.no_new_privs = libc.prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 1
-    # 9. landlock
+    # 10. landlock
     try:
         abi = landlock.restrict_self()
         rep.landlock = True
@@ -208,7 +250,7 @@ def confine(
             rep.note(f"landlock ABI {abi}: no signal scoping")
     except OSError as exc:
         rep.note(f"landlock: {exc}")
-    # 10. seccomp
+    # 11. seccomp
     try:
         seccomp.install(os.getpid())
         rep.seccomp = libc.prctl(PR_GET_SECCOMP, 0, 0, 0, 0) == 2

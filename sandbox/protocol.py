@@ -76,6 +76,9 @@ class HostHello(BaseModel):
     t: Literal["hello"] = "hello"
     v: int
     token: Annotated[str, Field(max_length=4096)]
+    # The app's own uid/gid when the host is root (`host/supervise/identities.py`); never 0.
+    uid: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = None
+    gid: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = None
 
 
 class Load(BaseModel):
@@ -155,6 +158,9 @@ class ChildHello(BaseModel):
     t: Literal["hello"] = "hello"
     v: int
     token: Annotated[str, Field(max_length=4096)]
+    # The app's own uid/gid when the host is root (`host/supervise/identities.py`); never 0.
+    uid: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = None
+    gid: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = None
     layers: Layers
 
 

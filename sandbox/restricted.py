@@ -62,7 +62,11 @@ class SandboxViolation(Exception):
     """App code tried something the restricted layer refuses."""
 
 
+# Classes the app's own code defined: the only classes (and instances) it may write to.
 _app_classes: weakref.WeakSet[type] = weakref.WeakSet()
+# Classes of the app-facing API an app may subclass but never write to (App): a write onto one
+# would reach every app that shares it (in the author harness, several apps share a process).
+_app_bases: weakref.WeakSet[type] = weakref.WeakSet()
 
 
 def _is_app_object(obj: object) -> bool:
@@ -150,7 +154,7 @@ class _ClassMaker:
         for base in bases:
             if not isinstance(base, type):
                 raise SandboxViolation("class bases must be classes")
-            if type(base) is not type and base not in _app_classes:
+            if type(base) is not type and base not in _app_classes and base not in _app_bases:
                 # a base with a custom metaclass would run that metaclass's code on our behalf
                 raise SandboxViolation(f"cannot subclass {base.__name__!r} in the sandbox")
         cls = type(name, bases, ns)
@@ -159,8 +163,9 @@ class _ClassMaker:
 
 
 def register_app_base(cls: type) -> None:
-    """Mark a class of the app-facing API as subclassable and writable by apps (e.g. App)."""
-    _app_classes.add(cls)
+    """Mark a class of the app-facing API as subclassable by apps (e.g. App); it stays
+    read-only to them (attribute writes and deletes on it are refused)."""
+    _app_bases.add(cls)
 
 
 class CappedPrint:

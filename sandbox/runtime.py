@@ -1,8 +1,9 @@
 """The child's main loop: handshake, load the app, run handlers, relay bridge calls.
 
-Runs only after `sandbox.confine.confine` has applied every layer. The child is single-threaded
-and synchronous: while a handler runs, its bridge calls go out as Call frames and it blocks on
-the matching Reply. Anything unexpected from the host ends the child.
+Runs after `sandbox.confine.confine_early`; the app's identity and the last layers
+(`confine.take_identity`) come with the host's hello, before any app source. The child is
+single-threaded and synchronous: while a handler runs, its bridge calls go out as Call frames
+and it blocks on the matching Reply. Anything unexpected from the host ends the child.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any, NoReturn
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError, to_json
 
-from sandbox import errors
+from sandbox import confine, errors
 from sandbox.api import App, Context, handler_name
 from sandbox.confine import CHANNEL_IN_FD, CHANNEL_OUT_FD, LayerReport
 from sandbox.loader import LoadFailed, load_app
@@ -171,6 +172,9 @@ def _serve(chan: _Channel, report: LayerReport) -> None:
     hello = chan.recv()
     if not isinstance(hello, HostHello) or hello.v != PROTOCOL_VERSION:
         os._exit(EXIT_PROTOCOL)
+    # Now the app is known: its own uid/gid, then no-new-privs, Landlock and seccomp, before
+    # the child says anything back and long before any app source arrives.
+    report = confine.take_identity(report, hello.uid, hello.gid)
     layers = Layers(
         seccomp=report.seccomp, landlock=report.landlock, no_new_privs=report.no_new_privs,
         netns=report.netns, ipcns=report.ipcns, rlimits=report.rlimits, pdeathsig=report.pdeathsig,

@@ -46,7 +46,9 @@ def _child(fds: list[int], devnull: int, zygote_pid: int, netns: bool, req: dict
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     lim = req.get("limits", {})
-    report = confine.confine(
+    # The app's identity and the layers after it come with the host's hello
+    # (`runtime._serve` -> `confine.take_identity`): a pre-forked child knows no app yet.
+    report = confine.confine_early(
         chan_in=fds[0], chan_out=fds[1], err_fd=fds[2], devnull_fd=devnull,
         parent_pid=zygote_pid,
         limits=confine.Limits(

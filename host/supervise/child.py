@@ -161,11 +161,14 @@ class Child:
 
     # ---- lifecycle -------------------------------------------------------------------------
 
-    def handshake(self, token: str, verify: Callable[[str], None], *, degraded: bool) -> Layers:
-        """Send the token, read it back with the layer report; refuse missing layers."""
+    def handshake(self, token: str, verify: Callable[[str], None], *, degraded: bool,
+                  uid: int | None = None) -> Layers:
+        """Send the token (and the app's own uid when the host is root), read it back with the
+        layer report; refuse missing layers. A child given a uid must be seen by the kernel to
+        run as it (`/proc/<pid>/status`), whatever its report says."""
         self._arm(HANDSHAKE_TIMEOUT_S)
         try:
-            self._send(HostHello(v=PROTOCOL_VERSION, token=token))
+            self._send(HostHello(v=PROTOCOL_VERSION, token=token, uid=uid, gid=uid))
             hello = self._recv()
         finally:
             self._disarm()
@@ -174,6 +177,8 @@ class Child:
             raise ChildDied("bad handshake", "protocol")
         verify(hello.token)
         missing = [name for name in REQUIRED_LAYERS if not getattr(hello.layers, name)]
+        if uid is not None and not (hello.layers.uid_dropped and _runs_as(self.pid, uid)):
+            missing.append("uid_dropped")
         if missing and not degraded:
             self.kill("confinement layer missing", code="confinement")
             raise LayerMissing(
@@ -539,3 +544,14 @@ class Spawner:
 
 def _returncode_to_status(rc: int) -> int:
     return (-rc) & 0x7F if rc < 0 else (rc & 0xFF) << 8
+
+
+def _runs_as(pid: int, uid: int) -> bool:
+    """Whether the kernel says every uid and gid of `pid` (real, effective, saved, fs) is `uid`."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            fields = dict(line.split(b":", 1) for line in f.read().splitlines() if b":" in line)
+    except OSError:
+        return False
+    want = [str(uid).encode()] * 4
+    return fields.get(b"Uid", b"").split() == want and fields.get(b"Gid", b"").split() == want
