@@ -313,6 +313,7 @@ MAPPED: tuple[Mapped, ...] = (
     Mapped("POST", "chat.postMessage", ("messages.send",), _chat_post,
            lambda m: {"message": rs.message(m)}),
     Mapped("GET", "channels.messages", ("messages.list",), _messages, _messages_body),
+    Mapped("GET", "channels.history", ("messages.list",), _messages, _messages_body),
 )
 
 # (method or "*", path) -> why no app may ever call it, whatever a policy lists.

@@ -102,6 +102,25 @@ class EmbeddedServer(RoomOps):
         """The app that created this user (None if not app-created). NotFound."""
         return users.created_by(self.db.conn(), user_id)  # one statement: its own snapshot
 
+    def users_set_profile(self, caller: Principal, user_id: str, name: str | None,
+                          email: str | None) -> User:
+        """Change a user's name and/or e-mail (REST `users.update`, operators only)."""
+        if app_of(caller) is not None:
+            raise Forbidden("apps change only custom fields and the active flag of users")
+        user_id = limits.ident(user_id, "user_id")
+        name = limits.name(name) if name is not None else None
+        email = limits.email(email) if email is not None else None
+        with self.db.write() as c:
+            return users.set_profile(c, user_id, name, email)
+
+    def users_delete(self, caller: Principal, user_id: str) -> None:
+        """Delete a user (REST `users.delete`, operators only; apps never reach it)."""
+        if app_of(caller) is not None:
+            raise Forbidden("apps deactivate users; they never delete one")
+        user_id = limits.ident(user_id, "user_id")
+        with self.db.write() as c:
+            users.delete(c, user_id)
+
     def users_in_role(self, role: str) -> list[User]:
         """Users holding a role, by user name (REST `roles.getUsersInRole`, managers)."""
         with self.db.read() as c:

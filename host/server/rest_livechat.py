@@ -189,3 +189,23 @@ def routing_config(ctx: Ctx) -> dict[str, Any]:
     return {"config": {"previewRoom": False, "showConnecting": False, "showQueue": True,
                        "showQueueLink": False, "returnQueue": False,
                        "enableTriggerAction": True, "autoAssignAgent": True}}
+
+
+def users_delete(ctx: Ctx) -> dict[str, Any]:
+    """POST users.delete {userId | username}: a user who never served a livechat room."""
+    ctx.server.users_delete(ctx.principal, user_ref(ctx)["id"])
+    return {}
+
+
+def channels_list(ctx: Ctx) -> dict[str, Any]:
+    """GET channels.list: this server has livechat rooms only, so no channel to list."""
+    return ctx.page([], "channels")
+
+
+def channels_history(ctx: Ctx) -> dict[str, Any]:
+    """GET channels.history ?roomId=&count=&offset=: a livechat room's messages, newest
+    first, for staff who may see the room."""
+    rid = ctx.need_q("roomId")
+    room_for(ctx, rid, "this room is not yours")
+    msgs = ctx.server.messages_list(ctx.principal, rid, 500)
+    return ctx.page([rs.message(m) for m in reversed(msgs)], "messages")

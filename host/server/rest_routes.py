@@ -175,13 +175,25 @@ def users_info(ctx: Ctx) -> dict[str, Any]:
 
 
 def users_update(ctx: Ctx) -> dict[str, Any]:
-    """POST users.update {userId, data: {customFields?, active?, password?}}."""
+    """POST users.update {userId, data: {name?, email?, roles?, password?, customFields?,
+    active?}}. `roles` replaces the user's roles (each added or removed as roles.* would)."""
     uid = ctx.b("userId")
     data: dict[str, Any] = ctx.b("data", dict)
-    unknown = set(data) - {"customFields", "active", "password"}
+    unknown = set(data) - {"customFields", "active", "password", "name", "email", "roles"}
     if unknown or not data:
-        raise InvalidArgument("data may hold customFields, active and password")
+        raise InvalidArgument("data may hold name, email, roles, password, customFields and "
+                              "active")
     u = ctx.server.users_get(ctx.principal, uid)
+    if "name" in data or "email" in data:
+        u = ctx.server.users_set_profile(ctx.principal, uid, data.get("name"), data.get("email"))
+    if "roles" in data:
+        want = data["roles"]
+        if not isinstance(want, list) or not all(isinstance(r, str) for r in want):
+            raise InvalidArgument("roles must be a list of role names")
+        for role in sorted(set(want) - set(u["roles"])):
+            u = ctx.server.roles_assign(ctx.principal, uid, role, op_id=_sub(ctx.op_id, role))
+        for role in sorted(set(u["roles"]) - set(want)):
+            u = ctx.server.roles_remove(ctx.principal, uid, role, op_id=_sub(ctx.op_id, role))
     if "password" in data:
         if isinstance(ctx.principal, Caller):
             raise InvalidArgument("an app cannot set a user's password")

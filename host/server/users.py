@@ -239,3 +239,31 @@ def in_role(conn: sqlite3.Connection, role: str) -> list[User]:
     """Users holding `role`, by user name (at most MAX_LIST)."""
     rows = conn.execute(IN_ROLE_SQL, (role, limits.MAX_LIST)).fetchall()
     return [_load(r) for r in rows]
+
+
+def set_profile(conn: sqlite3.Connection, user_id: str, name: str | None,
+                email: str | None) -> User:
+    """Change a user's display name and/or its one e-mail address. NotFound; Conflict when the
+    address belongs to someone else."""
+    get(conn, user_id)
+    if name is not None:
+        conn.execute("UPDATE users SET name = ? WHERE id = ?", (name, user_id))
+    if email is not None:
+        conn.execute("DELETE FROM user_emails WHERE user_id = ?", (user_id,))
+        try:
+            conn.execute("INSERT INTO user_emails (user_id, address, address_cf) VALUES (?, ?, ?)",
+                         (user_id, email, email.casefold()))
+        except sqlite3.IntegrityError:
+            raise Conflict(f"email {email!r} is already in use") from None
+    return get(conn, user_id)
+
+
+def delete(conn: sqlite3.Connection, user_id: str) -> None:
+    """Delete a user who never served a livechat room (a room's history keeps its agent);
+    Conflict otherwise, and for an app's own user (it goes with its app)."""
+    user = get(conn, user_id)
+    if user["type"] == "app":
+        raise Conflict("an app's own user goes with its app (uninstall the app)")
+    if conn.execute("SELECT 1 FROM rooms WHERE served_by = ? LIMIT 1", (user_id,)).fetchone():
+        raise Conflict("the user served livechat rooms, whose history names it; deactivate it")
+    conn.execute("DELETE FROM users WHERE id = ?", (user_id,))

@@ -150,3 +150,26 @@ def test_family(world: World, family: list[tuple[Any, ...]]) -> None:
         else:
             assert body["success"] is False and body["errorType"] == expect, (label, body)
             assert body["error"].endswith(f"[{expect}]") or status == 404, (label, body)
+
+
+def test_users_update_and_delete(world: World, server: EmbeddedServer) -> None:
+    """users.update changes name, e-mail and roles; users.delete removes a user who served no
+    room, and refuses an agent whose rooms name it (deactivate instead)."""
+    r = world.admin.post("/api/v1/users.update", json={"userId": world.plain["id"], "data": {
+        "name": "Plain Renamed", "email": "plain@example.org", "roles": ["user", "bot"]}})
+    assert r.status_code == 200, r.text
+    user = r.json()["user"]
+    assert user["name"] == "Plain Renamed" and user["roles"] == ["bot", "user"]
+    assert user["emails"] == [{"address": "plain@example.org", "verified": False}]
+    gone = world.admin.post("/api/v1/users.delete", json={"userId": world.plain["id"]})
+    assert gone.status_code == 200
+    assert world.admin.get("/api/v1/users.info", params={"userId": world.plain["id"]}) \
+        .json()["errorType"] == "error-invalid-user"
+    server.livechat_set_agent_status(SYSTEM, world.agent["id"], "available")
+    v = server.save_visitor("contract-token-9", "V", None, None)
+    server.visitor_start_room(v["id"])  # routed to the agent
+    kept = world.admin.post("/api/v1/users.delete", json={"userId": world.agent["id"]})
+    assert kept.status_code == 400 and kept.json()["errorType"] == "error-action-not-allowed"
+    assert world.admin.get("/api/v1/channels.list").json()["total"] == 0
+    hist = world.admin.get("/api/v1/channels.history", params={"roomId": world.vars["room"]})
+    assert hist.status_code == 200 and "messages" in hist.json()
