@@ -166,6 +166,8 @@ def users_create(ctx: Ctx) -> dict[str, Any]:
     )
     if stored is not None:
         auth.store_hash(ctx.server.db, u["id"], stored)
+    if AGENT_ROLE in u["roles"]:
+        sync_agent(ctx, u["id"], u["roles"])
     return {"user": rs.user(u)}
 
 
@@ -194,6 +196,7 @@ def users_update(ctx: Ctx) -> dict[str, Any]:
             u = ctx.server.roles_assign(ctx.principal, uid, role, op_id=_sub(ctx.op_id, role))
         for role in sorted(set(u["roles"]) - set(want)):
             u = ctx.server.roles_remove(ctx.principal, uid, role, op_id=_sub(ctx.op_id, role))
+        sync_agent(ctx, uid, u["roles"])
     if "password" in data:
         if isinstance(ctx.principal, Caller):
             raise InvalidArgument("an app cannot set a user's password")
@@ -226,11 +229,32 @@ def roles_list(ctx: Ctx) -> dict[str, Any]:
     return {"roles": [rs.role(r) for r in ctx.server.roles_list()]}
 
 
+AGENT_ROLE = "livechat-agent"
+
+
+def sync_agent(ctx: Ctx, user_id: str, roles: list[str]) -> None:
+    """For an operator's REST call, as in Rocket.Chat, the livechat-agent role *is* being an
+    agent: giving it makes the user an agent, taking it away stops that. An app's call never
+    does this (`ctx.rest` as an app): an agent is made through livechat.add_agent and its own
+    permission, which a role change must not stand in for."""
+    if isinstance(ctx.principal, Caller):
+        return
+    if not ctx.server.users_get(ctx.principal, user_id)["active"]:
+        return  # a deactivated user keeps the role and is no agent (it could serve no room)
+    is_agent = any(a["user_id"] == user_id for a in ctx.server.list_agents())
+    if AGENT_ROLE in roles and not is_agent:
+        ctx.server.livechat_add_agent(ctx.principal, user_id)
+    elif AGENT_ROLE not in roles and is_agent:
+        ctx.server.livechat_remove_agent(ctx.principal, user_id)
+
+
 def _role_change(ctx: Ctx, add: bool) -> dict[str, Any]:
     target = user_ref(ctx)
     role = ctx.b("roleName", required=False) or ctx.b("roleId")  # clients send either
     fn = ctx.server.roles_assign if add else ctx.server.roles_remove
-    fn(ctx.principal, target["id"], role, op_id=ctx.op_id)
+    after = fn(ctx.principal, target["id"], role, op_id=ctx.op_id)
+    if role == AGENT_ROLE:
+        sync_agent(ctx, target["id"], after["roles"])
     return {"role": rs.role(next(r for r in ctx.server.roles_list() if r["name"] == role))}
 
 

@@ -173,3 +173,22 @@ def test_users_update_and_delete(world: World, server: EmbeddedServer) -> None:
     assert world.admin.get("/api/v1/channels.list").json()["total"] == 0
     hist = world.admin.get("/api/v1/channels.history", params={"roomId": world.vars["room"]})
     assert hist.status_code == 200 and "messages" in hist.json()
+
+
+def test_the_livechat_agent_role_is_being_an_agent(world: World) -> None:
+    """As in Rocket.Chat, for an operator: the agent list is that role."""
+    def agents() -> set[str]:
+        return {u["_id"] for u in world.admin.get("/api/v1/livechat/users/agent",
+                                                  params={"count": "0"}).json()["users"]}
+
+    uid = world.plain["id"]
+    assert uid not in agents()
+    world.admin.post("/api/v1/roles.addUserToRole", json={"roleId": "livechat-agent",
+                                                          "userId": uid})
+    assert uid in agents()
+    world.admin.post("/api/v1/roles.removeUserFromRole", json={"roleName": "livechat-agent",
+                                                               "userId": uid})
+    assert uid not in agents()
+    made = world.admin.post("/api/v1/users.create", json={
+        "username": "born-agent", "name": "B", "roles": ["user", "livechat-agent"]}).json()
+    assert made["user"]["_id"] in agents()
