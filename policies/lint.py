@@ -20,6 +20,7 @@ from policies.names import (
 from policies.netcheck import is_public, parse_ip
 from policies.pattern import PatternError, compile_pattern
 from policies.policy import expand_actions
+from policies.routes import never
 from policies.source import SourceFile
 from policies.vocabulary import ACTIONS, PERMISSIONS
 
@@ -134,9 +135,17 @@ def _rule_findings(src: SourceFile, i: int, rule: Rule) -> list[Finding]:
             out.append(finding("STK034", name, at("when", "domains"), f"rule {rule.id}: "
                                f"{d!r} reaches every port (every service) on the host"))
     for r in w.rest_routes or []:
-        if parse_route_entry(r) is None:
+        canon = parse_route_entry(r)
+        if canon is None:
             out.append(finding("STK025", name, at("when", "rest_routes"), f"rule {rule.id}: "
                                f"route {r!r} is not \"METHOD /plain/path\""))
+            continue
+        method, _, path = canon.partition(" ")
+        why = never(method, path)
+        if why is not None and rule.effect == "permit":
+            out.append(finding("STK035", name, at("when", "rest_routes"), f"rule {rule.id}: "
+                               f"{canon} is never reachable by apps ({why}); this entry allows "
+                               "nothing"))
     for entry in w.allow_private or []:
         ip = parse_ip(entry)
         if ip is None and (

@@ -8,8 +8,9 @@ and performs it through the server adapter as the app, exactly as `ctx.users.cre
 A translation is strict: a parameter the bridge action cannot express is refused, never dropped,
 so no REST field reaches the server around the action's rules.
 
-`NEVER` rows are refused whatever a policy lists: credentials (a token minted for an app is an
-admin key by another name), admin-class roles (rule 10) and acting as a visitor.
+`NEVER` rows (`policies/routes.py`, so the linter knows them too) are refused whatever a policy
+lists: credentials (a token minted for an app is an admin key by another name), admin-class
+roles (rule 10) and acting as a visitor.
 
 A route in neither list has no bridge equivalent: the engine allows it only under a permit that
 lists the route and the body fields it may carry (`rest_fields`), it runs as the app's own server
@@ -25,8 +26,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from host.server import rest_shapes as rs
+from policies.routes import API_PREFIX, NEVER, never
 
-API_PREFIX = "/api/v1/"
+__all__ = ["API_PREFIX", "MAPPED", "NEVER", "ROLE_FIELDS", "ByUsername", "Mapped", "RouteRefused",
+           "find", "never", "route_actions", "split_route"]
 
 
 @dataclass(frozen=True)
@@ -316,25 +319,6 @@ MAPPED: tuple[Mapped, ...] = (
     Mapped("GET", "channels.history", ("messages.list",), _messages, _messages_body),
 )
 
-# (method or "*", path) -> why no app may ever call it, whatever a policy lists.
-NEVER: dict[tuple[str, str], str] = {
-    ("*", "login"): "logging in mints credentials",
-    ("*", "logout"): "tokens are the operator's",
-    ("*", "users.createToken"): "minting a token for a user is an admin key by another name",
-    ("*", "users.generatePersonalAccessToken"): "minting credentials",
-    ("*", "users.regeneratePersonalAccessToken"): "minting credentials",
-    ("*", "users.getPersonalAccessTokens"): "reading credentials",
-    ("*", "users.removePersonalAccessToken"): "tokens are the operator's",
-    ("*", "users.delete"): "deleting accounts has no bridge action (deactivate instead)",
-    ("*", "livechat/users/manager"): "livechat-manager is an admin-class role (DESIGN rule 10)",
-    ("*", "livechat/users/manager/{id}"): "livechat-manager is an admin-class role",
-    ("POST", "livechat/room"): "acts as a visitor; open rooms with livechat.create_room",
-    ("POST", "livechat/message"): "acts as a visitor; no app may speak for one",
-    ("GET", "livechat/room"): "acts as a visitor (opens a room with its widget token)",
-    ("GET", "livechat/visitor/{token}"): "acts as a visitor (its widget token)",
-    ("GET", "livechat/messages.history/{rid}"): "acts as a visitor (its widget token)",
-    ("POST", "livechat/inquiries.take"): "takes a room for an agent: use livechat.take_room",
-}
 
 # Body or query fields that name roles: an unmapped route carrying one could grant a role around
 # the roles.assign rules (rule 10), so it is refused whatever the policy lists.
@@ -346,7 +330,6 @@ def _pattern(path: str) -> re.Pattern[str]:
 
 
 _MAPPED_RE = tuple((m, _pattern(m.path)) for m in MAPPED)
-_NEVER_RE = tuple((meth, _pattern(path), why) for (meth, path), why in NEVER.items())
 
 
 def split_route(route: str) -> str:
@@ -364,15 +347,6 @@ def find(method: str, route: str) -> tuple[Mapped, dict[str, str]] | None:
             hit = rx.match(path)
             if hit is not None:
                 return mapped, hit.groupdict()
-    return None
-
-
-def never(method: str, route: str) -> str | None:
-    """Why no app may call `method route`, or None."""
-    path, m = split_route(route), method.upper()
-    for meth, rx, why in _NEVER_RE:
-        if meth in ("*", m) and rx.match(path):
-            return why
     return None
 
 

@@ -57,6 +57,8 @@ def codes(text: str) -> dict[str, list[int]]:
      'allow_private=["10.0.0.1"]\n', "STK023", 10),
     ('[[rule]]\nid="f"\neffect="forbid"\napps=["a"]\nactions=["users.get"]\n', "STK024", 3),
     (RULE.format(id="r", act="roles.assign") + '[rule.when]\nroles=["аdmin"]\n', "STK025", 9),
+    (RULE.format(id="r", act="rest.call") + '[rule.when]\nrest_routes=["POST /api/v1/login"]\n'
+     'rest_fields=[]\n', "STK035", 9),
     (RULE.format(id="r", act="http.request") + '[rule.when]\ndomains=["evil.com/x"]\n', "STK025",
      9),
     (RULE.format(id="r", act="users.get") + '[rule.when]\ndomains=["x.test"]\n', "STK026", 9),
