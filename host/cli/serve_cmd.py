@@ -118,7 +118,9 @@ def serve(
             typer.echo(token)
         return
     import uvicorn
+    from starlette.routing import Mount
 
+    from host.console.app import create_console
     from host.server.rest import create_app
 
     # Bind before anything starts or is printed as serving: a busy port is the operator's input
@@ -149,12 +151,16 @@ def serve(
     err_console.print(
         f"stockade server: http://{host}:{port}/api/v1/ (data: {home.server_db})", highlight=False
     )
+    err_console.print(f"console: http://{host}:{port}/console/ (admins sign in with their "
+                      "password)", highlight=False)
     err_console.print("sign in: `stockade serve --mint-token NAME` prints an admin token "
                       "(X-User-Id + X-Auth-Token), or POST /api/v1/login {user, password}",
                       highlight=False)
     try:
+        console = Mount("/console", create_console(home, server))
         uvicorn.Server(uvicorn.Config(
-            create_app(server), host=host, port=port, log_level="warning", lifespan="off",
+            create_app(server, mounts=[console]), host=host, port=port, log_level="warning",
+            lifespan="off",
         )).run(sockets=[sock])
     finally:
         sock.close()

@@ -63,14 +63,17 @@ class Act:
 
 @contextlib.contextmanager
 def audited(db_path: Path | AuditLog, kind: str, *, clock: Clock | None = None,
-            **fields: Any) -> Iterator[Act]:
+            actor: str | None = None, **fields: Any) -> Iterator[Act]:
     """Append `operator.<kind>` before the block runs; record how it ended afterwards.
 
     Raises `AuditError` (and the block never runs) when the record cannot be written."""
     log = db_path if isinstance(db_path, AuditLog) else AuditLog(db_path, clock or SystemClock())
     own = not isinstance(db_path, AuditLog)
     try:
-        record = AuditRecord(kind=f"operator.{kind}", actor=operator_actor(), **fields)
+        # `actor`: who acted when it is not this process's OS account alone (the console
+        # names its signed-in operator).
+        record = AuditRecord(kind=f"operator.{kind}", actor=(actor or operator_actor())[:128],
+                             **fields)
         seq = log.append(record)
         act = Act(seq, record)
         try:

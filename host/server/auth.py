@@ -130,6 +130,13 @@ def login(db: Database, failures: Failures, who: str, password: str,
     """(user id, new auth token) when `who` (user name or e-mail) and `password` match an
     active user; None otherwise. Raises LoginBlocked past the failure limit."""
     at = time.time() if now is None else now
+    user_id = check(db, failures, who, password, at)
+    return None if user_id is None else (user_id, mint(db, user_id, "login", at, kind="login"))
+
+
+def check(db: Database, failures: Failures, who: str, password: str, at: float) -> str | None:
+    """The user id when `who` and `password` match an active user, counting failures (the
+    console signs in with this; `login` also mints a REST token)."""
     name = who.strip().casefold()[:MAX_NAME]
     key = f"{db.path}\0{name}"  # one process may serve several stores (tests do)
     if failures.blocked(key, at):
@@ -144,8 +151,7 @@ def login(db: Database, failures: Failures, who: str, password: str,
         failures.failed(key, at)
         return None
     failures.clear(key)
-    user_id = str(row[0])
-    return user_id, mint(db, user_id, "login", at, kind="login")
+    return str(row[0])
 
 
 def logout(db: Database, user_id: str, token: str) -> bool:

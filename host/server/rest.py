@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -25,7 +25,7 @@ import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from host.server import personal_tokens
 from host.server import rest_auth as a
@@ -232,8 +232,10 @@ class RestDispatcher:
         return 200, {**result, "success": True}
 
 
-def create_app(server: EmbeddedServer, *, max_body: int = MAX_BODY_BYTES) -> Starlette:
-    """The starlette app serving `/api/v1/...` over HTTP (thin: auth, body cap, dispatch)."""
+def create_app(server: EmbeddedServer, *, max_body: int = MAX_BODY_BYTES,
+               mounts: Sequence[BaseRoute] = ()) -> Starlette:
+    """The starlette app serving `/api/v1/...` over HTTP (thin: auth, body cap, dispatch);
+    `mounts` adds other apps beside it (`stockade serve` mounts the console)."""
     dispatcher = RestDispatcher(server)
 
     async def endpoint(request: Request) -> JSONResponse:
@@ -284,6 +286,7 @@ def create_app(server: EmbeddedServer, *, max_body: int = MAX_BODY_BYTES) -> Sta
     return Starlette(routes=[
         Route("/api/info", api_info, methods=["GET"]),
         Route("/api/v1/{path:path}", endpoint, methods=["GET", "POST", "DELETE"]),
+        *mounts,
     ], exception_handlers={404: no_route, 405: no_route})
 
 

@@ -29,7 +29,7 @@ HOST_LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"host.gate"}),
     frozenset({"host.supervise"}),
     frozenset({"host.runtime", "host.doctor"}),
-    frozenset({"host.demo", "host.bench"}),
+    frozenset({"host.demo", "host.bench", "host.console"}),
     frozenset({"host.cli"}),
 )
 

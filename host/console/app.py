@@ -1,0 +1,232 @@
+"""The console's routes (see the package docstring for what it is and what it may import)."""
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from jinja2 import Environment, FileSystemLoader
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from host.apps.installs import InstallRecord, InstallStore
+from host.clock import SystemClock
+from host.console.sessions import COOKIE, Session, Sessions
+from host.home import Home
+from host.inert import visible
+from host.ledger.audit import AuditLog
+from host.ledger.operator import audited, operator_actor
+from host.server import auth
+from host.server.embedded import EmbeddedServer
+from host.server.principals import SYSTEM
+from host.server.rest_auth import FAILURES
+from host.supervise.status import read_status
+
+HERE = Path(__file__).parent
+# Every page: no script at all, styles and images from this origin only, no framing, forms post
+# only here. Guards: injected markup doing anything, clickjacking, a form posting elsewhere.
+CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+       "frame-ancestors 'none'; base-uri 'none'")
+# Audit records shown per search. Guards: page size and the time one request holds the store.
+MAX_AUDIT_ROWS = 200
+OPERATOR_ROLE = "admin"
+
+
+def _security_headers(response: Response) -> Response:
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+class _Headers(BaseHTTPMiddleware):
+    async def dispatch(self, request: Request,
+                       call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        return _security_headers(await call_next(request))
+
+
+def _same_origin(request: Request) -> bool:
+    """A state-changing request must come from a page of this console: a browser sends Origin
+    (or at least Referer) on a POST, and a cross-site one says so in Sec-Fetch-Site."""
+    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        return False
+    source = request.headers.get("origin") or request.headers.get("referer")
+    if source is None:
+        return False
+    here = f"{request.url.scheme}://{request.url.netloc}"
+    parts = urlsplit(source)
+    return f"{parts.scheme}://{parts.netloc}" == here
+
+
+def create_console(home: Home, server: EmbeddedServer) -> Starlette:
+    """The console as a starlette app, to be mounted at `/console`."""
+    sessions = Sessions()
+    # Autoescaping on for every template: author text can never become markup.
+    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True)
+    env.filters["inert"] = lambda v: visible(v, limit=200)
+    templates = Jinja2Templates(env=env)
+
+    def page(request: Request, name: str, status: int = 200, **ctx: Any) -> Response:
+        resp: Response = templates.TemplateResponse(request, name, ctx, status_code=status)
+        return resp
+
+    def session_of(request: Request) -> Session | None:
+        s = sessions.get(request.cookies.get(COOKIE))
+        if s is None:
+            return None
+        try:  # still an active admin? (a revoked operator's session ends at its next request)
+            u = server.users_get(SYSTEM, s.user_id)
+        except Exception:  # noqa: BLE001 - any failure ends the session
+            return None
+        return s if u["active"] and OPERATOR_ROLE in u["roles"] else None
+
+    async def form_of(request: Request, s: Session | None) -> dict[str, str] | None:
+        """The posted form when the request is same-origin and carries the session's CSRF
+        token (or, with no session, is the sign-in form); None refuses it."""
+        if not _same_origin(request):
+            return None
+        form = {k: str(v) for k, v in (await request.form()).items()}
+        if s is not None and not secrets.compare_digest(form.get("csrf", ""), s.csrf):
+            return None
+        return form
+
+    def refused() -> Response:
+        return Response("refused: a console change must come from a console page (CSRF)",
+                        status_code=403, media_type="text/plain")
+
+    async def login_page(request: Request) -> Response:
+        return page(request, "login.html")
+
+    async def login(request: Request) -> Response:
+        form = await form_of(request, None)
+        if form is None:
+            return refused()
+        who, password = form.get("username", ""), form.get("password", "")
+        try:
+            user_id = auth.check(server.db, FAILURES, who, password, time.time())
+        except auth.LoginBlocked:
+            return page(request, "login.html", 429, error="Too many failed sign-ins for this "
+                        "name; try again in a few minutes.")
+        user = server.users_get(SYSTEM, user_id) if user_id else None
+        if user is None or OPERATOR_ROLE not in user["roles"]:
+            return page(request, "login.html", 401, error="Wrong name or password, or not an "
+                        "operator of this server.")
+        sid = sessions.open(user["id"], user["username"])
+        resp = RedirectResponse("/console/apps", status_code=303)
+        resp.set_cookie(COOKIE, sid, httponly=True, samesite="strict", path="/console",
+                        secure=request.url.scheme == "https")
+        return resp
+
+    async def logout(request: Request) -> Response:
+        s = session_of(request)
+        if s is not None and await form_of(request, s) is None:
+            return refused()
+        sessions.close(request.cookies.get(COOKIE))
+        resp = RedirectResponse("/console/login", status_code=303)
+        resp.delete_cookie(COOKIE, path="/console")
+        return resp
+
+    def signed_in(handler: Callable[[Request, Session], Awaitable[Response]]
+                  ) -> Callable[[Request], Awaitable[Response]]:
+        async def run(request: Request) -> Response:
+            s = session_of(request)
+            if s is None:
+                return RedirectResponse("/console/login", status_code=303)
+            return await handler(request, s)
+        return run
+
+    async def index(request: Request, s: Session) -> Response:
+        return RedirectResponse("/console/apps", status_code=303)
+
+    async def apps(request: Request, s: Session) -> Response:
+        store = InstallStore(home.host_db)
+        try:
+            installs = store.list()
+        finally:
+            store.close()
+        status = read_status(home.host_db)
+        refusals = _refusals_last_hour(home)
+        rows = [_app_row(rec, status.get(rec.install_id), refusals.get(rec.install_id, 0))
+                for rec in installs]
+        return page(request, "apps.html", s=s, rows=rows)
+
+    def switch(on: bool) -> Callable[[Request, Session], Awaitable[Response]]:
+        async def run(request: Request, s: Session) -> Response:
+            if await form_of(request, s) is None:
+                return refused()
+            store = InstallStore(home.host_db)
+            try:
+                rec = store.get(request.path_params["install_id"])
+                if rec is None:
+                    return Response("no such install", status_code=404, media_type="text/plain")
+                # The CLI's own operation and audit record; the actor names the console user.
+                with audited(home.host_db, "enable" if on else "disable", app_id=rec.app_id,
+                             install_id=rec.install_id, version=rec.version,
+                             actor=f"console:{s.username} ({operator_actor()})"):
+                    store.set_enabled(rec.install_id, on, reason=None if on else
+                                      f"disabled by {s.username} in the console")
+            finally:
+                store.close()
+            return RedirectResponse("/console/apps", status_code=303)
+        return run
+
+    async def audit(request: Request, s: Session) -> Response:
+        app_id = request.query_params.get("app", "")[:64]
+        code = request.query_params.get("code", "")[:64]
+        log = AuditLog(home.host_db, SystemClock())
+        try:
+            verdict = log.verify()
+            entries = [e for e in log.tail(5000)
+                       if (not app_id or e.body.get("app_id") == app_id)
+                       and (not code or e.body.get("code") == code)][-MAX_AUDIT_ROWS:]
+        finally:
+            log.close()
+        return page(request, "audit.html", s=s, verdict=verdict, entries=list(reversed(entries)),
+                    app=app_id, code=code)
+
+    routes = [
+        Route("/login", login_page, methods=["GET"]),
+        Route("/login", login, methods=["POST"]),
+        Route("/logout", logout, methods=["POST"]),
+        Route("/", signed_in(index), methods=["GET"]),
+        Route("/apps", signed_in(apps), methods=["GET"]),
+        Route("/apps/{install_id}/enable", signed_in(switch(True)), methods=["POST"]),
+        Route("/apps/{install_id}/disable", signed_in(switch(False)), methods=["POST"]),
+        Route("/audit", signed_in(audit), methods=["GET"]),
+        Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
+    ]
+    return Starlette(routes=routes, middleware=[Middleware(_Headers)])
+
+
+def _refusals_last_hour(home: Home) -> dict[str, int]:
+    since = time.time() - 3600
+    log = AuditLog(home.host_db, SystemClock())
+    try:
+        out: dict[str, int] = {}
+        for e in log.tail(5000):
+            if e.ts >= since and e.body.get("kind") == "decision" and \
+                    e.body.get("allowed") is False:
+                iid = str(e.body.get("install_id"))
+                out[iid] = out.get(iid, 0) + 1
+        return out
+    finally:
+        log.close()
+
+
+def _app_row(rec: InstallRecord, live: dict[str, Any] | None, refusals: int) -> dict[str, Any]:
+    state = "disabled" if not rec.enabled else str((live or {}).get("state", "not serving"))
+    return {"install_id": rec.install_id, "app_id": rec.app_id, "name": rec.manifest.name,
+            "version": rec.version, "enabled": rec.enabled, "state": state,
+            "why": rec.disabled_reason or (live or {}).get("last_error") or "",
+            "restarts": (live or {}).get("restarts", 0), "drops": (live or {}).get("dropped", 0),
+            "refusals": refusals}

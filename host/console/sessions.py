@@ -1,0 +1,66 @@
+"""Console sessions: a random id in an HttpOnly, SameSite=Strict cookie, kept server-side.
+
+Only a digest of the id is stored, with the operator, its CSRF token and an expiry; a session
+ends at sign-out, after `IDLE_S` without use, or when the process stops. Per process: a console
+is served by one host on loopback (`docs/CONSOLE.md`).
+"""
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+
+# Idle time after which a session ends. Guards: a browser left signed in on a shared desk.
+IDLE_S = 30 * 60
+# Sessions kept at once. Guards: memory when sign-ins are scripted (the oldest end first).
+MAX_SESSIONS = 1000
+COOKIE = "stockade_console"
+
+
+@dataclass
+class Session:
+    user_id: str
+    username: str
+    csrf: str
+    last_seen: float
+
+
+def _digest(sid: str) -> str:
+    return hashlib.sha256(sid.encode()).hexdigest()
+
+
+class Sessions:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_digest: dict[str, Session] = {}
+
+    def open(self, user_id: str, username: str) -> str:
+        """A new session; returns the id for the cookie (its only copy in clear)."""
+        sid = secrets.token_urlsafe(32)
+        with self._lock:
+            if len(self._by_digest) >= MAX_SESSIONS:
+                self._by_digest.pop(next(iter(self._by_digest)))
+            self._by_digest[_digest(sid)] = Session(user_id, username,
+                                                    secrets.token_urlsafe(32), time.monotonic())
+        return sid
+
+    def get(self, sid: str | None) -> Session | None:
+        if not sid or len(sid) > 128:
+            return None
+        with self._lock:
+            s = self._by_digest.get(_digest(sid))
+            if s is None:
+                return None
+            now = time.monotonic()
+            if now - s.last_seen > IDLE_S:
+                del self._by_digest[_digest(sid)]
+                return None
+            s.last_seen = now
+            return s
+
+    def close(self, sid: str | None) -> None:
+        if sid:
+            with self._lock:
+                self._by_digest.pop(_digest(sid), None)

@@ -1,0 +1,52 @@
+"""A served console over real HTTP on loopback: the embedded server's REST app with the console
+mounted at /console, exactly as `stockade serve` mounts it, over a home with two apps (one with
+a hostile name) and an operator with a password."""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from apphelp import install, write_app
+from conhelp import HOSTILE_NAME, PASSWORD, SRC, Served
+from starlette.routing import Mount
+
+from host.clock import SystemClock
+from host.console.app import create_console
+from host.home import Home
+from host.server import SYSTEM, EmbeddedServer
+from host.server.auth import set_password
+from host.server.rest import create_app
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    home = Home(tmp_path / "home").ensure()
+    install(home, write_app(tmp_path / "apps", "agent-sync", ["livechat.read"], [], SRC))
+    hostile = write_app(tmp_path / "apps", "shady", ["livechat.read"], [], SRC)
+    toml = (hostile / "app.toml").read_text().replace('name = "Shady"',
+                                                      f'name = "{HOSTILE_NAME}"')
+    (hostile / "app.toml").write_text(toml)
+    install(home, hostile)
+    server = EmbeddedServer(home.server_db, SystemClock())
+    admin = server.users_create(SYSTEM, "operator", "Op", "user", roles=["admin"])
+    set_password(server.db, admin["id"], PASSWORD)
+    plain = server.users_create(SYSTEM, "agent007", "Agent", "user")
+    set_password(server.db, plain["id"], PASSWORD)
+    app = create_app(server, mounts=[Mount("/console", create_console(home, server))])
+    userver = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
+                                            lifespan="off"))
+    t = threading.Thread(target=userver.run, daemon=True)
+    t.start()
+    deadline = time.monotonic() + 10
+    while not userver.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    port = userver.servers[0].sockets[0].getsockname()[1]
+    yield Served(f"http://127.0.0.1:{port}", home, server)
+    userver.should_exit = True
+    t.join(5)
+    server.close()

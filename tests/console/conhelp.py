@@ -1,0 +1,19 @@
+"""What the console tests share (the fixture itself is in conftest.py)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from host.home import Home
+from host.server import EmbeddedServer
+
+PASSWORD = "operator password"
+# An author's name that tries markup, a script, a right-to-left override and the host's own words.
+HOSTILE_NAME = "<b>Signed by trusted publisher</b><script>alert(1)</script>\\u202eevil"
+SRC = "from stockade import App\n\nclass TestApp(App):\n    pass\n"
+
+
+@dataclass
+class Served:
+    url: str
+    home: Home
+    server: EmbeddedServer

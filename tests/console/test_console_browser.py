@@ -1,0 +1,93 @@
+"""The console in a real headless Chromium (Debian's `chromium` and `chromium-driver`, driven by
+Selenium; nothing is downloaded at test time): an operator signs in, sees the apps with their
+state and the hostile name rendered inert, disables one, finds the console's own audit record,
+and signs out. Each page's screenshot is saved in test-artifacts/console/."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conhelp import HOSTILE_NAME, PASSWORD, Served
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+
+@pytest.fixture
+def browser() -> Iterator[webdriver.Chrome]:
+    opts = Options()
+    opts.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--window-size=1280,800"):
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(options=opts, service=Service(CHROMEDRIVER))
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _submit(b: webdriver.Chrome, button: WebElement) -> None:
+    """Click a button that submits a form, and wait until the next page has replaced this one."""
+    page = b.find_element(By.TAG_NAME, "html")
+    button.click()
+    WebDriverWait(b, 15).until(ec.staleness_of(page))
+
+
+def _shot(driver: webdriver.Chrome, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    assert driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+
+
+def test_an_operator_signs_in_disables_an_app_and_finds_it_audited(
+        served: Served, browser: webdriver.Chrome) -> None:
+    b = browser
+    b.get(f"{served.url}/console/apps")
+    assert b.current_url.endswith("/console/login")  # not signed in: sent to sign in
+    b.find_element(By.ID, "username").send_keys("operator")
+    b.find_element(By.ID, "password").send_keys("not the password")
+    _submit(b, b.find_element(By.ID, "sign-in"))
+    assert "not an operator" in b.find_element(By.ID, "error").text
+    _shot(b, "1-sign-in-refused")
+    b.find_element(By.ID, "username").clear()
+    b.find_element(By.ID, "username").send_keys("operator")
+    b.find_element(By.ID, "password").send_keys(PASSWORD)
+    _submit(b, b.find_element(By.ID, "sign-in"))
+    assert b.current_url.endswith("/console/apps")
+    row = b.find_element(By.ID, "app-agent-sync")
+    assert "not serving" in row.text  # installed and enabled, no host serving it here
+    shady = b.find_element(By.ID, "app-shady").text
+    assert "<script>alert(1)</script>" in shady and "\\u202e" in shady  # shown, never run
+    assert b.find_elements(By.TAG_NAME, "script") == []
+    assert HOSTILE_NAME.split("\\")[0] in shady
+    _shot(b, "2-apps")
+    _submit(b, row.find_element(By.CLASS_NAME, "switch"))
+    assert b.current_url.endswith("/console/apps")
+    row = b.find_element(By.ID, "app-agent-sync")
+    assert "disabled" in row.text and "disabled by operator in the console" in row.text
+    assert row.find_element(By.CLASS_NAME, "switch").text == "Enable"
+    _shot(b, "3-app-disabled")
+    _submit(b, b.find_element(By.LINK_TEXT, "Audit"))
+    b.find_element(By.ID, "filter-app").send_keys("agent-sync")
+    b.find_element(By.ID, "filter-code").send_keys("ok")
+    _submit(b, b.find_element(By.ID, "search"))
+    assert "The hash chain verifies" in b.find_element(By.ID, "chain").text
+    b.find_element(By.ID, "filter-code").clear()
+    _submit(b, b.find_element(By.ID, "search"))
+    records = b.find_element(By.ID, "records").text
+    assert "operator.disable" in records and "console:operator" in records
+    _shot(b, "4-audit")
+    _submit(b, b.find_element(By.XPATH, "//button[text()='Sign out']"))
+    assert b.current_url.endswith("/console/login")
+    b.get(f"{served.url}/console/apps")
+    assert b.current_url.endswith("/console/login")  # the session is gone

@@ -1,0 +1,102 @@
+"""The console's security, over real HTTP: a strict CSP on every page, no change without the
+session's CSRF token from a same-origin page, only operators sign in, a session ends with the
+operator's admin role, and author text renders inert (it cannot become markup, run script,
+or imitate the host's own lines)."""
+from __future__ import annotations
+
+import re
+
+import httpx
+from conhelp import PASSWORD, Served
+
+from host.apps.installs import InstallStore
+from host.server import SYSTEM
+
+
+def _signed_in(s: Served, user: str = "operator") -> httpx.Client:
+    c = httpx.Client(base_url=s.url, timeout=10, follow_redirects=False)
+    r = c.post("/console/login", data={"username": user, "password": PASSWORD},
+               headers={"Origin": s.url})
+    assert r.status_code == 303 and r.headers["location"] == "/console/apps", r.text
+    cookie = r.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie and "path=/console" in cookie
+    return c
+
+
+def _csrf(page: str) -> str:
+    m = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert m is not None
+    return m.group(1)
+
+
+def _enabled(s: Served, app_id: str) -> bool:
+    store = InstallStore(s.home.host_db)
+    try:
+        rec = store.by_app(app_id)
+        assert rec is not None
+        return rec.enabled
+    finally:
+        store.close()
+
+
+def test_every_page_carries_the_csp(served: Served) -> None:
+    c = _signed_in(served)
+    for path in ("/console/login", "/console/apps", "/console/audit",
+                 "/console/static/console.css"):
+        r = c.get(path)
+        assert r.status_code == 200, path
+        csp = r.headers["content-security-policy"]
+        assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp, path
+        assert "script-src" not in csp  # no script source at all
+        assert "<script" not in r.text.lower(), path  # and none in any page
+
+
+def test_a_change_needs_the_csrf_token_and_the_same_origin(served: Served) -> None:
+    c = _signed_in(served)
+    page = c.get("/console/apps").text
+    token = _csrf(page)
+    iid = re.search(r'action="/console/apps/([^/]+)/disable"', page).group(1)  # type: ignore[union-attr]
+    target = f"/console/apps/{iid}/disable"
+    # no token, a wrong token, another origin, no origin at all, a cross-site fetch: refused
+    for data, headers in (
+        ({}, {"Origin": served.url}),
+        ({"csrf": "forged"}, {"Origin": served.url}),
+        ({"csrf": token}, {"Origin": "http://evil.example"}),
+        ({"csrf": token}, {}),
+        ({"csrf": token}, {"Origin": served.url, "Sec-Fetch-Site": "cross-site"}),
+    ):
+        r = c.post(target, data=data, headers=headers)
+        assert r.status_code == 403, (data, headers)
+    store = InstallStore(served.home.host_db)
+    apps = {r.install_id: r.app_id for r in store.list()}
+    store.close()
+    assert _enabled(served, apps[iid])
+    ok = c.post(target, data={"csrf": token}, headers={"Origin": served.url})
+    assert ok.status_code == 303 and not _enabled(served, apps[iid])
+
+
+def test_only_operators_sign_in_and_a_demoted_one_is_out(served: Served) -> None:
+    c = httpx.Client(base_url=served.url, timeout=10)
+    r = c.post("/console/login", data={"username": "agent007", "password": PASSWORD},
+               headers={"Origin": served.url})
+    assert r.status_code == 401 and "not an operator" in r.text
+    r = c.post("/console/login", data={"username": "operator", "password": "wrong one"},
+               headers={"Origin": served.url})
+    assert r.status_code == 401
+    op = _signed_in(served)
+    assert op.get("/console/apps").status_code == 200
+    uid = served.server.users_get_by_username(SYSTEM, "operator")["id"]
+    served.server.roles_remove(SYSTEM, uid, "admin")
+    out = op.get("/console/apps")
+    assert out.status_code == 303 and out.headers["location"] == "/console/login"
+
+
+def test_author_text_is_inert(served: Served) -> None:
+    c = _signed_in(served)
+    page = c.get("/console/apps").text
+    assert "<script>alert(1)</script>" not in page and "<b>Signed" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "\u202e" not in page and "\\u202e" in page  # the override shown, never obeyed
+    # the host's own trust line is nowhere to imitate: the name sits in its author column only
+    row = re.search(r'<tr id="app-shady">(.*?)</tr>', page, re.S).group(1)  # type: ignore[union-attr]
+    assert 'class="author">&lt;b&gt;Signed by trusted publisher' in row
