@@ -20,6 +20,7 @@ from starlette.templating import Jinja2Templates
 
 from host.apps.installs import InstallRecord, InstallStore
 from host.clock import SystemClock
+from host.console import pages
 from host.console.sessions import COOKIE, Session, Sessions
 from host.home import Home
 from host.inert import visible
@@ -194,6 +195,25 @@ def create_console(home: Home, server: EmbeddedServer) -> Starlette:
         return page(request, "audit.html", s=s, verdict=verdict, entries=list(reversed(entries)),
                     app=app_id, code=code)
 
+    def installs() -> list[InstallRecord]:
+        store = InstallStore(home.host_db)
+        try:
+            return store.list()
+        finally:
+            store.close()
+
+    async def quota_page(request: Request, s: Session) -> Response:
+        view = pages.policy_view(home)
+        return page(request, "quotas.html", s=s,
+                    quotas=pages.quotas(home, view["policy"], installs()),
+                    ceiling=view["policy"].seat_ceiling if view["policy"] else None,
+                    seats=server.users_count_active_app_created(),
+                    chart_w=pages.CHART_W, chart_h=pages.CHART_H)
+
+    async def policy_page(request: Request, s: Session) -> Response:
+        return page(request, "policy.html", s=s, view=pages.policy_view(home),
+                    keys=pages.keys_view(home))
+
     routes = [
         Route("/login", login_page, methods=["GET"]),
         Route("/login", login, methods=["POST"]),
@@ -203,6 +223,8 @@ def create_console(home: Home, server: EmbeddedServer) -> Starlette:
         Route("/apps/{install_id}/enable", signed_in(switch(True)), methods=["POST"]),
         Route("/apps/{install_id}/disable", signed_in(switch(False)), methods=["POST"]),
         Route("/audit", signed_in(audit), methods=["GET"]),
+        Route("/quotas", signed_in(quota_page), methods=["GET"]),
+        Route("/policy", signed_in(policy_page), methods=["GET"]),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     return Starlette(routes=routes, middleware=[Middleware(_Headers)])

@@ -87,6 +87,13 @@ def test_an_operator_signs_in_disables_an_app_and_finds_it_audited(
     records = b.find_element(By.ID, "records").text
     assert "operator.disable" in records and "console:operator" in records
     _shot(b, "4-audit")
+    _submit(b, b.find_element(By.LINK_TEXT, "Quotas"))
+    assert "Seats:" in b.find_element(By.ID, "seats").text
+    _shot(b, "5-quotas")
+    _submit(b, b.find_element(By.LINK_TEXT, "Policy and keys"))
+    assert "sha256:" in b.find_element(By.ID, "revision").text
+    assert "current" in b.find_element(By.ID, "keys").text
+    _shot(b, "6-policy-and-keys")
     _submit(b, b.find_element(By.XPATH, "//button[text()='Sign out']"))
     assert b.current_url.endswith("/console/login")
     b.get(f"{served.url}/console/apps")
