@@ -84,7 +84,7 @@ def install_package(
         values[key] = coerce_setting(spec, value)
     kid = sig.kid[:64] if sig.kid else None  # a package's claim: capped, never refused here
     # Rule 14, audit before act: the install is a record before the id is bound or stored.
-    with audited(home.host_db, "install", clock=clock, app_id=pkg.app_id,
+    with audited(home.host_db, "install", clock=clock, actor=actor, app_id=pkg.app_id,
                  install_id=install_id, version=pkg.manifest.version,
                  grants=tuple(sorted(grants)), kid=kid,
                  detail=f"publisher {sig.status}; package {pkg.content_hash}") as act, \

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemLoader
 from starlette.applications import Starlette
+from starlette.datastructures import UploadFile
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
@@ -19,8 +20,11 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from host.apps.installs import InstallRecord, InstallStore
+from host.apps.packages import MAX_ARCHIVE_BYTES
 from host.clock import SystemClock
+from host.console import install as install_flow
 from host.console import pages
+from host.console.install import Uploads
 from host.console.sessions import COOKIE, Session, Sessions
 from host.home import Home
 from host.inert import visible
@@ -214,6 +218,45 @@ def create_console(home: Home, server: EmbeddedServer) -> Starlette:
         return page(request, "policy.html", s=s, view=pages.policy_view(home),
                     keys=pages.keys_view(home))
 
+    uploads = Uploads()
+
+    async def install_page(request: Request, s: Session) -> Response:
+        return page(request, "install.html", s=s)
+
+    async def upload(request: Request, s: Session) -> Response:
+        if not _same_origin(request):
+            return refused()
+        form = await request.form(max_files=1, max_fields=4, max_part_size=MAX_ARCHIVE_BYTES)
+        if not secrets.compare_digest(str(form.get("csrf", "")), s.csrf):
+            return refused()
+        file = form.get("package")
+        if not isinstance(file, UploadFile):
+            return page(request, "install.html", 400, s=s, error="choose a package file")
+        data = await file.read(MAX_ARCHIVE_BYTES + 1)
+        try:
+            up = install_flow.examine(home, data, s.username)
+        except install_flow.Refused as exc:
+            return page(request, "install.html", 400, s=s, error=str(exc))
+        return page(request, "consent.html", s=s, up=up, d=up.disclosure.to_dict(),
+                    token=uploads.add(up))
+
+    async def consent(request: Request, s: Session) -> Response:
+        if not _same_origin(request):
+            return refused()
+        form = await request.form(max_files=0, max_fields=64)
+        if not secrets.compare_digest(str(form.get("csrf", "")), s.csrf):
+            return refused()
+        try:
+            up = uploads.take(str(form.get("upload", "")), s.username)
+            rec = install_flow.confirm(
+                home, up, [str(g) for g in form.getlist("grant")],
+                allow_unsigned=form.get("allow_unsigned") == "yes",
+                transfer=form.get("transfer") == "yes",
+                actor=f"console:{s.username} ({operator_actor()})")
+        except install_flow.Refused as exc:
+            return page(request, "install.html", 400, s=s, error=str(exc))
+        return RedirectResponse(f"/console/apps#app-{rec.app_id}", status_code=303)
+
     routes = [
         Route("/login", login_page, methods=["GET"]),
         Route("/login", login, methods=["POST"]),
@@ -224,6 +267,9 @@ def create_console(home: Home, server: EmbeddedServer) -> Starlette:
         Route("/apps/{install_id}/disable", signed_in(switch(False)), methods=["POST"]),
         Route("/audit", signed_in(audit), methods=["GET"]),
         Route("/quotas", signed_in(quota_page), methods=["GET"]),
+        Route("/install", signed_in(install_page), methods=["GET"]),
+        Route("/install", signed_in(upload), methods=["POST"]),
+        Route("/install/confirm", signed_in(consent), methods=["POST"]),
         Route("/policy", signed_in(policy_page), methods=["GET"]),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]

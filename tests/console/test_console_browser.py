@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from apphelp import write_app
 from conhelp import HOSTILE_NAME, PASSWORD, Served
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
@@ -16,6 +17,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
+
+from host.apps.packages import package_folder
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
 CHROMIUM = "/usr/bin/chromium"
@@ -50,7 +53,7 @@ def _shot(driver: webdriver.Chrome, name: str) -> None:
 
 
 def test_an_operator_signs_in_disables_an_app_and_finds_it_audited(
-        served: Served, browser: webdriver.Chrome) -> None:
+        served: Served, browser: webdriver.Chrome, tmp_path: Path) -> None:
     b = browser
     b.get(f"{served.url}/console/apps")
     assert b.current_url.endswith("/console/login")  # not signed in: sent to sign in
@@ -94,6 +97,20 @@ def test_an_operator_signs_in_disables_an_app_and_finds_it_audited(
     assert "sha256:" in b.find_element(By.ID, "revision").text
     assert "current" in b.find_element(By.ID, "keys").text
     _shot(b, "6-policy-and-keys")
+    # install a package: upload, read the disclosure, tick one grant, accept it unsigned
+    folder = write_app(tmp_path / "pkg", "crm-sync", ["livechat.read", "messages.read"], [],
+                       "from stockade import App\n\nclass TestApp(App):\n    pass\n")
+    zip_path = tmp_path / "crm-sync.zip"
+    zip_path.write_bytes(package_folder(folder)[1])
+    _submit(b, b.find_element(By.LINK_TEXT, "Install"))
+    b.find_element(By.ID, "package").send_keys(str(zip_path))
+    _submit(b, b.find_element(By.ID, "upload"))
+    assert "UNSIGNED" in b.find_element(By.ID, "publisher").text
+    b.find_element(By.ID, "grant-livechat.read").click()
+    b.find_element(By.ID, "allow-unsigned").click()
+    _shot(b, "7-consent")
+    _submit(b, b.find_element(By.ID, "consent"))
+    assert "crm-sync" in b.find_element(By.ID, "apps").text
     _submit(b, b.find_element(By.XPATH, "//button[text()='Sign out']"))
     assert b.current_url.endswith("/console/login")
     b.get(f"{served.url}/console/apps")

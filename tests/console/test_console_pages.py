@@ -4,12 +4,16 @@ findings and the host keys — each read from the same stores the host and the C
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import httpx
+from apphelp import write_app
 from conhelp import PASSWORD, Served
 
 from host.apps.installs import InstallStore
+from host.apps.packages import package_folder
 from host.clock import SystemClock
+from host.ledger.audit import open_readonly
 from host.ledger.quota import Charge, QuotaStore
 from policies.loader import load_policy
 
@@ -73,3 +77,77 @@ def test_policy_revision_findings_and_keys(served: Served) -> None:
     page = c.get("/console/policy").text
     assert "does not load" in page and "STK015" in page
     assert re.search(r'<table id="keys">.*current', page, re.S)
+
+
+def _package(tmp_path: Path, app_id: str, perms: list[str], roles: str = "") -> bytes:
+    folder = write_app(tmp_path / "pkgs", app_id, perms, [],
+                       "from stockade import App\n\nclass TestApp(App):\n    pass\n")
+    if roles:
+        toml = (folder / "app.toml").read_text()
+        (folder / "app.toml").write_text(toml.replace(
+            'name = "users.create"', f'name = "users.create"\nroles = {roles}'))
+    _name, data = package_folder(folder)
+    return data
+
+
+def _upload(c: httpx.Client, s: Served, data: bytes) -> tuple[int, str]:
+    page = c.get("/console/install").text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    r = c.post("/console/install", data={"csrf": csrf}, files={"package": ("a.zip", data)},
+               headers={"Origin": s.url})
+    return r.status_code, r.text
+
+
+def _confirm(c: httpx.Client, s: Served, page: str, grants: list[str],
+             **extra: str) -> httpx.Response:
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    token = re.search(r'name="upload" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    return c.post("/console/install/confirm",
+                  data={"csrf": csrf, "upload": token, "grant": grants, **extra},
+                  headers={"Origin": s.url})
+
+
+def test_install_with_consent_grants_exactly_what_is_ticked(served: Served, tmp_path: Path) -> None:
+    c = _client(served)
+    status, page = _upload(c, served, _package(tmp_path, "crm-sync",
+                                               ["livechat.read", "messages.read"]))
+    assert status == 200 and "UNSIGNED" in page and 'id="perm-messages.read"' in page
+    # unsigned and the box not ticked: refused, nothing installed
+    r = _confirm(c, served, page, ["livechat.read"])
+    assert r.status_code == 400 and "unsigned" in r.text
+    status, page = _upload(c, served, _package(tmp_path, "crm-sync",
+                                               ["livechat.read", "messages.read"]))
+    r = _confirm(c, served, page, ["livechat.read", "users.create"], allow_unsigned="yes")
+    assert r.status_code == 400 and "not asked for" in r.text  # more than the package asks
+    status, page = _upload(c, served, _package(tmp_path, "crm-sync",
+                                               ["livechat.read", "messages.read"]))
+    r = _confirm(c, served, page, ["livechat.read"], allow_unsigned="yes")
+    assert r.status_code in (200, 303), r.text
+    store = InstallStore(served.home.host_db)
+    rec = store.by_app("crm-sync")
+    store.close()
+    assert rec is not None and rec.grants == frozenset({"livechat.read"})
+    log = open_readonly(served.home.host_db, SystemClock())
+    try:
+        installs = [e.body for e in log.tail(200) if e.body.get("kind") == "operator.install"]
+    finally:
+        log.close()
+    assert installs and installs[-1]["actor"].startswith("console:operator")
+
+
+def test_an_admin_class_role_or_a_forged_upload_installs_nothing(served: Served,
+                                                                 tmp_path: Path) -> None:
+    c = _client(served)
+    status, page = _upload(c, served, _package(tmp_path, "grabby", ["users.create"],
+                                               roles='["admin"]'))
+    assert status == 200 and "Refused:" in page
+    r = _confirm(c, served, page, ["users.create"], allow_unsigned="yes")
+    assert r.status_code == 400 and "cannot be consented to" in r.text
+    # an upload without the session's CSRF token
+    r = c.post("/console/install", data={"csrf": "forged"},
+               files={"package": ("a.zip", _package(tmp_path, "other", ["livechat.read"]))},
+               headers={"Origin": served.url})
+    assert r.status_code == 403
+    store = InstallStore(served.home.host_db)
+    assert store.by_app("grabby") is None and store.by_app("other") is None
+    store.close()
