@@ -6,6 +6,7 @@ state live here once.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from host.apps.consent import ConsentError, guardrail_problems, make_consent
 from host.apps.disclosure import (
@@ -124,3 +125,37 @@ def audit_transfer(home: Home, moved: Transfer, install_id: str, clock: Clock,
             detail=f"app id transferred from {describe(moved.old)} to {describe(moved.new)}"))
     finally:
         ledger.close()
+
+
+def apply_consent(home: Home, store: InstallStore, rec: InstallRecord, pkg: Package,
+                  sig: SignatureCheck, grants: frozenset[str], *, kind: str,
+                  policy_revision: str | None, diff: Mapping[str, Any] | None,
+                  before: frozenset[str], rest_as: str | None = None, transfer: bool = False,
+                  actor: str | None = None, clock: Clock | None = None) -> None:
+    """Sign and apply the operator's consent to `pkg` with `grants` for an installed app: a
+    pending update approved (`kind="update"`) or grants changed (`"regrant"`). The CLI's
+    `app consent` and the console both come here.
+
+    Audit before act (rule 14): `operator.consent` is a record before the id's binding moves;
+    the package must come from the publisher the app id is bound to, unless the operator hands
+    the id over (`transfer`, audited) — DESIGN rule 11; raises LineageError otherwise."""
+    clock = clock or SystemClock()
+    pending = rec.pending
+    keyring = open_keyring(home, clock)
+    with audited(home.host_db, "consent", clock=clock, actor=actor, app_id=rec.app_id,
+                 install_id=rec.install_id, version=pkg.manifest.version, kid=keyring.current,
+                 grants=tuple(sorted(grants)),
+                 detail=f"{kind}; grants before: {','.join(sorted(before)) or 'none'}"):
+        moved = Lineage(home.host_db).claim(rec.app_id, sig.to_dict(), transfer=transfer)
+        if moved is not None:
+            audit_transfer(home, moved, rec.install_id, clock, actor)
+        record = make_consent(
+            keyring, install_id=rec.install_id, app_id=rec.app_id,
+            version=pkg.manifest.version, package_hash=pkg.content_hash,
+            manifest_hash=pkg.manifest.manifest_hash(), grants=grants,
+            policy_revision=policy_revision, now=clock.now(), kind=kind, rest_as=rest_as)
+        store.apply_update(
+            rec.install_id, manifest=pkg.manifest, package_hash=pkg.content_hash,
+            package_path=pending.package_path if pending else rec.package_path,
+            grants=grants, settings=default_settings(pkg.manifest, dict(rec.settings)),
+            publisher=sig.to_dict(), consent=record, diff=dict(diff or {}), hook="update")

@@ -15,18 +15,15 @@ from host.apps.appdiff import diff_manifests, grants_after, render_diff
 from host.apps.consent import (
     guardrail_problems,
     is_interactive,
-    make_consent,
     verify_install,
 )
-from host.apps.lineage import Lineage, LineageError
-from host.apps.operations import audit_transfer
+from host.apps.lineage import LineageError
+from host.apps.operations import apply_consent
 from host.cli.app_cmd import (
     _confirm,
     _confirm_widening,
-    _default_settings,
     _disclose,
     _grants,
-    _now,
     _open,
     _read,
     _refuse_guardrails,
@@ -46,7 +43,6 @@ from host.cli.app_common import (
     rest_identity,
 )
 from host.cli.output import EXIT_CONFIRM, EXIT_NEGATIVE, emit_json, err_console, fail
-from host.clock import SystemClock
 from host.home import Home
 from host.inert import host, line
 
@@ -192,29 +188,13 @@ def consent(
                            "removed": sorted(before - grants)})
             return
         confirm_removal(before - grants, yes)
-        # Audit before act (rule 14): the consent is a record before the id's binding moves.
-        with audit_app(home, "consent", rec, version=pkg.manifest.version, kid=keyring.current,
-                       grants=tuple(sorted(grants)),
-                       detail=f"{kind}; grants before: {','.join(sorted(before)) or 'none'}"):
-            # The package that will run must come from the publisher the app id is bound to,
-            # or the operator hands the id over explicitly (audited) — DESIGN rule 11.
-            try:
-                moved = Lineage(home.host_db).claim(rec.app_id, sig.to_dict(), transfer=transfer)
-            except LineageError as exc:
-                fail(str(exc), TRANSFER_HINT, EXIT_NEGATIVE)
-            if moved is not None:
-                audit_transfer(home, moved, rec.install_id, SystemClock(), operator_name())
-            record = make_consent(
-                keyring, install_id=rec.install_id, app_id=rec.app_id,
-                version=pkg.manifest.version, package_hash=pkg.content_hash,
-                manifest_hash=pkg.manifest.manifest_hash(), grants=grants,
-                policy_revision=disclosure.policy_revision, now=_now(), kind=kind,
-                rest_as=identity)
-            store.apply_update(
-                rec.install_id, manifest=pkg.manifest, package_hash=pkg.content_hash,
-                package_path=pending.package_path if pending else rec.package_path,
-                grants=grants, settings=_default_settings(pkg.manifest, dict(rec.settings)),
-                publisher=sig.to_dict(), consent=record, diff=diff.to_dict(), hook="update")
+        try:
+            apply_consent(home, store, rec, pkg, sig, grants, kind=kind,
+                          policy_revision=disclosure.policy_revision, diff=diff.to_dict(),
+                          before=before, rest_as=identity, transfer=transfer,
+                          actor=operator_name())
+        except LineageError as exc:
+            fail(str(exc), TRANSFER_HINT, EXIT_NEGATIVE)
         rec = store.get(rec.install_id) or rec
     err_console.print(line(host("consented", "green"), f": {rec.app_id} {rec.version} grants "
                            f"{', '.join(sorted(rec.grants)) or 'nothing'}"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,7 +24,7 @@ from host.apps.installs import InstallRecord, InstallStore
 from host.apps.packages import MAX_ARCHIVE_BYTES
 from host.clock import SystemClock
 from host.console import install as install_flow
-from host.console import pages
+from host.console import pages, updates
 from host.console.install import Uploads
 from host.console.sessions import COOKIE, Session, Sessions
 from host.home import Home
@@ -186,18 +187,34 @@ def create_console(home: Home, server: EmbeddedServer) -> Starlette:
         return run
 
     async def audit(request: Request, s: Session) -> Response:
-        app_id = request.query_params.get("app", "")[:64]
-        code = request.query_params.get("code", "")[:64]
+        q = {k: request.query_params.get(k, "")[:64] for k in ("app", "code", "rule", "since")}
+        since = _since(q["since"])
+        if q["since"] and since is None:
+            return page(request, "audit.html", 400, s=s, verdict=None, entries=[], filters=q,
+                        error="since: a date and time (2026-12-03T09:00) or epoch seconds")
         log = AuditLog(home.host_db, SystemClock())
         try:
             verdict = log.verify()
             entries = [e for e in log.tail(5000)
-                       if (not app_id or e.body.get("app_id") == app_id)
-                       and (not code or e.body.get("code") == code)][-MAX_AUDIT_ROWS:]
+                       if (not q["app"] or e.body.get("app_id") == q["app"])
+                       and (not q["code"] or e.body.get("code") == q["code"])
+                       and (not q["rule"] or q["rule"] in (e.body.get("rules") or ()))
+                       and (since is None or e.ts >= since)][-MAX_AUDIT_ROWS:]
         finally:
             log.close()
         return page(request, "audit.html", s=s, verdict=verdict, entries=list(reversed(entries)),
-                    app=app_id, code=code)
+                    filters=q)
+
+    async def record(request: Request, s: Session) -> Response:
+        log = AuditLog(home.host_db, SystemClock())
+        try:
+            entry = log.show(int(request.path_params["seq"]))
+        finally:
+            log.close()
+        if entry is None:
+            return Response("no such record", status_code=404, media_type="text/plain")
+        return page(request, "record.html", s=s, e=entry,
+                    fields=sorted((k, str(v)) for k, v in entry.body.items()))
 
     def installs() -> list[InstallRecord]:
         store = InstallStore(home.host_db)
@@ -257,6 +274,38 @@ def create_console(home: Home, server: EmbeddedServer) -> Starlette:
             return page(request, "install.html", 400, s=s, error=str(exc))
         return RedirectResponse(f"/console/apps#app-{rec.app_id}", status_code=303)
 
+    async def updates_page(request: Request, s: Session) -> Response:
+        return page(request, "updates.html", s=s, pending=updates.queue(home))
+
+    async def review_page(request: Request, s: Session) -> Response:
+        try:
+            r = updates.review(home, request.path_params["install_id"])
+        except install_flow.Refused as exc:
+            return page(request, "updates.html", 400, s=s, pending=updates.queue(home),
+                        error=str(exc))
+        return page(request, "review.html", s=s, r=r, d=r.disclosure.to_dict(),
+                    diff=updates.diff_rows(r.diff.to_dict()))
+
+    def decide_update(approve: bool) -> Callable[[Request, Session], Awaitable[Response]]:
+        async def run(request: Request, s: Session) -> Response:
+            form = await form_of(request, s)
+            if form is None:
+                return refused()
+            actor = f"console:{s.username} ({operator_actor()})"
+            try:
+                r = updates.review(home, request.path_params["install_id"])
+                if approve:
+                    ticked = [str(g) for g in (await request.form()).getlist("grant")]
+                    updates.approve(home, r, ticked, transfer=form.get("transfer") == "yes",
+                                    actor=actor)
+                else:
+                    updates.reject(home, r.rec, actor=actor)
+            except install_flow.Refused as exc:
+                return page(request, "updates.html", 400, s=s, pending=updates.queue(home),
+                            error=str(exc))
+            return RedirectResponse("/console/updates", status_code=303)
+        return run
+
     routes = [
         Route("/login", login_page, methods=["GET"]),
         Route("/login", login, methods=["POST"]),
@@ -266,7 +315,14 @@ def create_console(home: Home, server: EmbeddedServer) -> Starlette:
         Route("/apps/{install_id}/enable", signed_in(switch(True)), methods=["POST"]),
         Route("/apps/{install_id}/disable", signed_in(switch(False)), methods=["POST"]),
         Route("/audit", signed_in(audit), methods=["GET"]),
+        Route("/audit/{seq:int}", signed_in(record), methods=["GET"]),
         Route("/quotas", signed_in(quota_page), methods=["GET"]),
+        Route("/updates", signed_in(updates_page), methods=["GET"]),
+        Route("/updates/{install_id}", signed_in(review_page), methods=["GET"]),
+        Route("/updates/{install_id}/approve", signed_in(decide_update(True)),
+              methods=["POST"]),
+        Route("/updates/{install_id}/reject", signed_in(decide_update(False)),
+              methods=["POST"]),
         Route("/install", signed_in(install_page), methods=["GET"]),
         Route("/install", signed_in(upload), methods=["POST"]),
         Route("/install/confirm", signed_in(consent), methods=["POST"]),
@@ -274,6 +330,21 @@ def create_console(home: Home, server: EmbeddedServer) -> Starlette:
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     return Starlette(routes=routes, middleware=[Middleware(_Headers)])
+
+
+def _since(text: str) -> float | None:
+    """Epoch seconds, or an ISO date and time (UTC when no zone is given); None if neither."""
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
 def _refusals_last_hour(home: Home) -> dict[str, int]:

@@ -11,14 +11,16 @@ import pytest
 from apphelp import write_app
 from conhelp import HOSTILE_NAME, PASSWORD, Served
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
+from typer.testing import CliRunner
 
 from host.apps.packages import package_folder
+from host.cli.main import root
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
 CHROMIUM = "/usr/bin/chromium"
@@ -44,7 +46,15 @@ def _submit(b: webdriver.Chrome, button: WebElement) -> None:
     """Click a button that submits a form, and wait until the next page has replaced this one."""
     page = b.find_element(By.TAG_NAME, "html")
     button.click()
-    WebDriverWait(b, 15).until(ec.staleness_of(page))
+
+    def replaced(driver: webdriver.Chrome) -> bool:
+        try:
+            page.is_enabled()  # raises once the old document is gone
+        except WebDriverException:  # stale element, or "node does not belong to the document"
+            return bool(driver.execute_script("return document.readyState") == "complete")
+        return False
+
+    WebDriverWait(b, 15).until(replaced)
 
 
 def _shot(driver: webdriver.Chrome, name: str) -> None:
@@ -111,6 +121,21 @@ def test_an_operator_signs_in_disables_an_app_and_finds_it_audited(
     _shot(b, "7-consent")
     _submit(b, b.find_element(By.ID, "consent"))
     assert "crm-sync" in b.find_element(By.ID, "apps").text
+    # a wider version of crm-sync waits for consent: review its diff, approve one new grant
+    v2 = write_app(tmp_path / "pkg2", "crm-sync", ["livechat.read", "messages.read", "http"],
+                   [], "from stockade import App\n\nclass TestApp(App):\n    pass\n")
+    (v2 / "app.toml").write_text((v2 / "app.toml").read_text().replace(
+        'version = "1.0.0"', 'version = "1.1.0"'))
+    r = CliRunner().invoke(root, ["--home", str(served.home.root), "app", "update", "crm-sync",
+                                  str(v2), "--allow-unsigned"])
+    assert r.exit_code == 1, r.output
+    _submit(b, b.find_element(By.LINK_TEXT, "Updates"))
+    _submit(b, b.find_element(By.ID, "review-crm-sync"))
+    assert "permissions added" in b.find_element(By.ID, "diff").text
+    b.find_element(By.ID, "grant-http").click()  # the one permission this version adds
+    _shot(b, "8-update-review")
+    _submit(b, b.find_element(By.ID, "approve"))
+    assert "No update is waiting" in b.find_element(By.ID, "pending").text
     _submit(b, b.find_element(By.XPATH, "//button[text()='Sign out']"))
     assert b.current_url.endswith("/console/login")
     b.get(f"{served.url}/console/apps")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import httpx
 from apphelp import write_app
@@ -151,3 +152,80 @@ def test_an_admin_class_role_or_a_forged_upload_installs_nothing(served: Served,
     store = InstallStore(served.home.host_db)
     assert store.by_app("grabby") is None and store.by_app("other") is None
     store.close()
+
+
+def _park_update(s: Served, tmp_path: Path, perms: list[str], version: str) -> None:
+    """A wider version of agent-sync through the real CLI: it waits for consent."""
+    from typer.testing import CliRunner
+
+    from host.cli.main import root
+
+    folder = write_app(tmp_path / f"v{version}", "agent-sync", perms, [],
+                       "from stockade import App\n\nclass TestApp(App):\n    pass\n")
+    toml = (folder / "app.toml").read_text().replace('version = "1.0.0"', f'version = "{version}"')
+    (folder / "app.toml").write_text(toml)
+    r = CliRunner().invoke(root, ["--home", str(s.home.root), "app", "update", "agent-sync",
+                                  str(folder), "--allow-unsigned"])
+    assert r.exit_code == 1, r.output  # parked: it asks for more
+
+
+def _agent_sync(s: Served) -> Any:
+    store = InstallStore(s.home.host_db)
+    try:
+        return store.by_app("agent-sync")
+    finally:
+        store.close()
+
+
+def test_a_pending_update_is_approved_with_the_ticked_grants(served: Served,
+                                                            tmp_path: Path) -> None:
+    _park_update(served, tmp_path, ["livechat.read", "messages.read", "users.read"], "1.1.0")
+    c = _client(served)
+    queue = c.get("/console/updates").text
+    assert 'id="pending-agent-sync"' in queue and "1.1.0" in queue
+    iid = _agent_sync(served).install_id
+    page = c.get(f"/console/updates/{iid}").text
+    assert "permissions added" in page and "messages.read, users.read" in page
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    # a grant the update does not ask for is refused; then only messages.read is ticked
+    r = c.post(f"/console/updates/{iid}/approve", data={"csrf": csrf, "grant": ["http"]},
+               headers={"Origin": served.url})
+    assert r.status_code == 400 and "not asked for" in r.text
+    r = c.post(f"/console/updates/{iid}/approve", data={"csrf": csrf, "grant": ["messages.read"]},
+               headers={"Origin": served.url})
+    assert r.status_code in (200, 303), r.text
+    rec = _agent_sync(served)
+    assert rec.version == "1.1.0" and rec.pending is None
+    assert rec.grants == frozenset({"livechat.read", "messages.read"})  # users.read not ticked
+
+
+def test_a_pending_update_is_rejected(served: Served, tmp_path: Path) -> None:
+    _park_update(served, tmp_path, ["livechat.read", "users.read"], "2.0.0")
+    c = _client(served)
+    iid = _agent_sync(served).install_id
+    page = c.get(f"/console/updates/{iid}").text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    assert c.post(f"/console/updates/{iid}/reject", data={"csrf": "forged"},
+                  headers={"Origin": served.url}).status_code == 403
+    assert _agent_sync(served).pending is not None
+    r = c.post(f"/console/updates/{iid}/reject", data={"csrf": csrf},
+               headers={"Origin": served.url})
+    assert r.status_code in (200, 303)
+    rec = _agent_sync(served)
+    assert rec.pending is None and rec.version == "1.0.0"
+
+
+def test_audit_search_by_rule_and_time_and_a_records_detail(served: Served) -> None:
+    c = _client(served)
+    page = c.get("/console/audit", params={"since": "2000-01-01T00:00"}).text
+    seqs = re.findall(r'href="/console/audit/(\d+)"', page)
+    assert seqs  # the installs' records
+    assert 'href="/console/audit/' not in c.get("/console/audit",
+                                                params={"since": "2999-01-01"}).text
+    assert 'href="/console/audit/' not in c.get("/console/audit",
+                                                params={"rule": "no-such-rule"}).text
+    assert c.get("/console/audit", params={"since": "yesterday"}).status_code == 400
+    details = [c.get(f"/console/audit/{seq}").text for seq in seqs]
+    assert all("Previous hash" in d for d in details)
+    assert any("operator.install" in d for d in details)
+    assert c.get("/console/audit/999999").status_code == 404

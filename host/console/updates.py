@@ -1,0 +1,116 @@
+"""Pending updates in the console: the queue, each one's diff and disclosure, approve or reject.
+
+The same steps as `stockade app consent APP` (host/cli/app_consent_cmd.py): the pending package
+is read again from disk (the consent binds what will run, not what a database row says), its
+signature checked, its diff against the running version computed, and the disclosure built
+against the home's policy. What the new version adds is asked for again (a box each, none
+ticked); what it keeps stays granted; a new publisher's package asks for everything. Approving
+signs the consent through `host.apps.operations.apply_consent`, the CLI's own path; rejecting
+discards the pending update (`operator.consent_reject`). Admin-class roles in the new manifest
+refuse it and discard it, as the CLI does.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from host.apps.appdiff import PermissionDiff, diff_manifests, grants_after
+from host.apps.consent import guardrail_problems
+from host.apps.disclosure import Disclosure, build_disclosure, load_policy_view
+from host.apps.installs import InstallRecord, InstallStore
+from host.apps.lineage import LineageError
+from host.apps.operations import apply_consent
+from host.apps.packages import Package, PackageError, read_package
+from host.apps.publisher import PublisherError, SignatureCheck, TrustStore, check_signature
+from host.console.install import Refused
+from host.home import Home
+from host.ledger.operator import audited
+
+
+@dataclass
+class Review:
+    rec: InstallRecord
+    pkg: Package
+    sig: SignatureCheck
+    diff: PermissionDiff
+    disclosure: Disclosure
+    ask: frozenset[str]  # what needs a tick
+    kept: frozenset[str]  # what stays granted without one
+    guardrails: list[str]
+
+
+def queue(home: Home) -> list[InstallRecord]:
+    """Installs with an update waiting for consent."""
+    if not home.host_db.exists():
+        return []
+    with InstallStore(home.host_db) as store:
+        return [r for r in store.list() if r.pending is not None]
+
+
+def review(home: Home, install_id: str) -> Review:
+    with InstallStore(home.host_db) as store:
+        rec = store.get(install_id)
+    if rec is None or rec.pending is None:
+        raise Refused("no pending update for that install")
+    try:
+        pkg = read_package(rec.pending.package_path)
+        sig = check_signature(pkg, TrustStore(home.trust_dir))
+    except (PackageError, PublisherError) as exc:
+        raise Refused(f"the pending package does not check out: {exc}") from None
+    from host.gate.rest_routes import route_actions  # the gate's table, as the CLI passes it
+
+    policy, _why = load_policy_view(home.policies_dir)
+    disclosure = build_disclosure(pkg.manifest, pkg.content_hash, sig, policy,
+                                  route_actions=route_actions)
+    diff = diff_manifests(rec.manifest, pkg.manifest, old_publisher=rec.publisher,
+                          new_publisher=sig.to_dict())
+    asked = pkg.manifest.asked
+    ask = asked if diff.publisher_changed else diff.added
+    kept = frozenset() if diff.publisher_changed else grants_after(rec.grants, asked)
+    return Review(rec, pkg, sig, diff, disclosure, frozenset(ask), kept,
+                  guardrail_problems(pkg.manifest))
+
+
+def approve(home: Home, r: Review, ticked: list[str], *, transfer: bool, actor: str) -> None:
+    if r.guardrails:
+        reject(home, r.rec, actor=actor)
+        raise Refused("the update cannot be consented to and was discarded: "
+                      + "; ".join(r.guardrails))
+    extra = sorted(set(ticked) - r.ask)
+    if extra:
+        raise Refused(f"not asked for by this update: {', '.join(extra)}")
+    grants = r.kept | frozenset(ticked)
+    with InstallStore(home.host_db) as store:
+        try:
+            apply_consent(home, store, r.rec, r.pkg, r.sig, grants, kind="update",
+                          policy_revision=r.disclosure.policy_revision,
+                          diff=r.diff.to_dict(), before=r.rec.grants,
+                          rest_as=r.rec.rest_as, transfer=transfer, actor=actor)
+        except LineageError as exc:
+            raise Refused(str(exc)) from None
+
+
+def reject(home: Home, rec: InstallRecord, *, actor: str) -> None:
+    assert rec.pending is not None
+    with InstallStore(home.host_db) as store, \
+            audited(home.host_db, "consent_reject", actor=actor, app_id=rec.app_id,
+                    install_id=rec.install_id, version=rec.pending.version):
+        store.clear_pending(rec.install_id)
+
+
+def diff_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
+    """The diff as (what, values) lines for the page, widening first."""
+    out: list[tuple[str, str]] = []
+    for key, label in (("added", "permissions added"), ("roles_widened", "roles widened"),
+                       ("events_added", "events added"), ("secrets_added", "secret settings added"),
+                       ("removed", "permissions removed"), ("events_removed", "events removed"),
+                       ("kept", "permissions kept")):
+        v = d.get(key)
+        if v:
+            out.append((label, ", ".join(f"{k}: {'/'.join(x)}" for k, x in v.items())
+                        if isinstance(v, dict) else ", ".join(v)))
+    if d.get("publisher_changed"):
+        out.insert(0, ("publisher", "CHANGED: a different key signs this version"))
+    if d.get("downgrade"):
+        out.insert(0, ("version", "DOWNGRADE: older than the running version"))
+    return out
