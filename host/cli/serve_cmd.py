@@ -157,7 +157,12 @@ def serve(
                       "(X-User-Id + X-Auth-Token), or POST /api/v1/login {user, password}",
                       highlight=False)
     try:
-        console = Mount("/console", create_console(home, server))
+        running = app_host
+
+        def enforced() -> str | None:
+            return running.policy.current().revision if running is not None else None
+
+        console = Mount("/console", create_console(home, server, enforced))
         uvicorn.Server(uvicorn.Config(
             create_app(server, mounts=[console]), host=host, port=port, log_level="warning",
             lifespan="off",

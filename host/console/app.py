@@ -74,8 +74,10 @@ def _same_origin(request: Request) -> bool:
     return f"{parts.scheme}://{parts.netloc}" == here
 
 
-def create_console(home: Home, server: EmbeddedServer) -> Starlette:
-    """The console as a starlette app, to be mounted at `/console`."""
+def create_console(home: Home, server: EmbeddedServer,
+                   enforced: Callable[[], str | None] = lambda: None) -> Starlette:
+    """The console as a starlette app, to be mounted at `/console`. `enforced` says which
+    policy revision the serving host decides with right now (None: no host runs apps)."""
     sessions = Sessions()
     # Autoescaping on for every template: author text can never become markup.
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True)
@@ -233,7 +235,7 @@ def create_console(home: Home, server: EmbeddedServer) -> Starlette:
 
     async def policy_page(request: Request, s: Session) -> Response:
         return page(request, "policy.html", s=s, view=pages.policy_view(home),
-                    keys=pages.keys_view(home))
+                    keys=pages.keys_view(home), enforced=enforced())
 
     uploads = Uploads()
 

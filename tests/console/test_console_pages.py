@@ -229,3 +229,29 @@ def test_audit_search_by_rule_and_time_and_a_records_detail(served: Served) -> N
     assert all("Previous hash" in d for d in details)
     assert any("operator.install" in d for d in details)
     assert c.get("/console/audit/999999").status_code == 404
+
+
+def test_the_policy_page_names_the_revision_the_serving_host_enforces(tmp_path: Path) -> None:
+    """With a host's revision handed in, as `stockade serve` does."""
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+    from starlette.testclient import TestClient
+
+    from host.clock import SystemClock
+    from host.console.app import create_console
+    from host.home import Home
+    from host.server import SYSTEM, EmbeddedServer
+    from host.server.auth import set_password
+
+    home = Home(tmp_path / "home").ensure()
+    server = EmbeddedServer(home.server_db, SystemClock())
+    op = server.users_create(SYSTEM, "operator", "Op", "user", roles=["admin"])
+    set_password(server.db, op["id"], PASSWORD)
+    app = Starlette(routes=[Mount("/console", create_console(
+        home, server, lambda: "sha256:enforced-revision"))])
+    with TestClient(app, base_url="http://testserver") as c:
+        c.post("/console/login", data={"username": "operator", "password": PASSWORD},
+               headers={"Origin": "http://testserver"})
+        page = c.get("/console/policy").text
+    server.close()
+    assert "decides with revision" in page and "sha256:enforced-revision" in page
