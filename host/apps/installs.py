@@ -33,6 +33,7 @@ from typing import Any, Literal, Protocol
 
 from host.apps.lineage import keep_binding_in
 from host.apps.manifest import Manifest, SettingValue
+from host.store import immediate
 
 HookName = Literal["install", "enable", "disable", "update", "uninstall", "settings_changed"]
 SECRET_MASK = "********"  # noqa: S105 (a mask, not a password)
@@ -275,16 +276,12 @@ class InstallStore:
     @contextmanager
     def _tx(self, *, count: bool = True) -> Iterator[sqlite3.Connection]:
         """One write transaction (BEGIN IMMEDIATE) that also bumps the change counter."""
-        c = self._conn
-        c.execute("BEGIN IMMEDIATE")
-        try:
+        # `immediate` rolls back only a transaction still open: a Ctrl-C landing just after the
+        # COMMIT must surface as itself, not as "cannot rollback - no transaction is active".
+        with immediate(self._conn) as c:
             yield c
             if count:
                 c.execute("UPDATE install_meta SET changes = changes + 1 WHERE id = 1")
-            c.execute("COMMIT")
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
 
     # ---- reads ----------------------------------------------------------------------------------
 

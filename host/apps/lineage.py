@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from host.store import immediate
+
 # `bound_at` is wall time for the operator's eyes only, never a decision input (so not injected).
 
 # The binding of an id first installed from a package whose publisher nothing verified.
@@ -78,13 +80,8 @@ class Lineage:
         conn = sqlite3.connect(str(self.db_path), timeout=15.0, isolation_level=None)
         try:
             conn.execute("PRAGMA busy_timeout=15000")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(conn):  # rolls back only a transaction still open
                 yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
         finally:
             conn.close()
 
