@@ -29,10 +29,13 @@ class World:
         self.anon = httpx.Client(base_url=base, timeout=10)
         self.agent = server.users_create(SYSTEM, "agent1", "Agent", "user")
         server.livechat_add_agent(SYSTEM, self.agent["id"])
+        self.agent2 = server.users_create(SYSTEM, "agent2", "Agent Two", "user")
+        server.livechat_add_agent(SYSTEM, self.agent2["id"])
         self.plain = server.users_create(SYSTEM, "plain1", "Plain", "user")
         self.visitor = server.save_visitor("contract-token-1", "Vic", None, None)
         self.room = server.visitor_start_room(self.visitor["id"])  # queued: nobody available
-        self.vars = {"agent": self.agent["id"], "room": self.room["id"],
+        self.vars = {"agent": self.agent["id"], "agent2": self.agent2["id"],
+                     "room": self.room["id"],
                      "plain": self.plain["id"], "token": "contract-token-1"}
 
     def close(self) -> None:
@@ -192,3 +195,14 @@ def test_the_livechat_agent_role_is_being_an_agent(world: World) -> None:
     made = world.admin.post("/api/v1/users.create", json={
         "username": "born-agent", "name": "B", "roles": ["user", "livechat-agent"]}).json()
     assert made["user"]["_id"] in agents()
+
+
+def test_room_forward(world: World, server: EmbeddedServer) -> None:
+    """livechat/room.forward (as Rocket.Chat's clients call a transfer) to an available agent."""
+    world.admin.post("/api/v1/livechat/inquiries.take",
+                     json={"inquiryId": world.vars["room"], "userId": world.vars["agent"]})
+    server.livechat_set_agent_status(SYSTEM, world.vars["agent2"], "available")
+    r = world.admin.post("/api/v1/livechat/room.forward",
+                         json={"roomId": world.vars["room"], "userId": world.vars["agent2"]})
+    assert r.status_code == 200, r.text
+    assert r.json()["room"]["servedBy"]["_id"] == world.vars["agent2"]
