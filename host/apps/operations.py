@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from host.apps.appdiff import PermissionDiff, diff_manifests, grants_after
 from host.apps.consent import ConsentError, guardrail_problems, make_consent
 from host.apps.disclosure import (
     Disclosure,
@@ -159,3 +160,41 @@ def apply_consent(home: Home, store: InstallStore, rec: InstallRecord, pkg: Pack
             package_path=pending.package_path if pending else rec.package_path,
             grants=grants, settings=default_settings(pkg.manifest, dict(rec.settings)),
             publisher=sig.to_dict(), consent=record, diff=dict(diff or {}), hook="update")
+
+
+def submit_update(home: Home, store: InstallStore, rec: InstallRecord, pkg: Package,
+                  sig: SignatureCheck, *, policy_revision: str | None,
+                  actor: str | None = None, clock: Clock | None = None) -> PermissionDiff:
+    """Hand a new version of an installed app to the host (`app update`, the console).
+
+    What widens power waits for consent: the package is stored and parked as pending
+    (`operator.update_pending`) while the running version keeps its grants; anything else
+    applies at once with the grants it keeps (`operator.update`). Returns the diff; the caller
+    tells a pending one by `diff.needs_consent`. Guardrails and the signature are the caller's
+    to check first (they need the operator's answer)."""
+    clock = clock or SystemClock()
+    diff = diff_manifests(rec.manifest, pkg.manifest, old_publisher=rec.publisher,
+                          new_publisher=sig.to_dict())
+    path = store_package(home.packages_dir, pkg)
+    if diff.needs_consent:
+        with audited(home.host_db, "update_pending", clock=clock, actor=actor,
+                     app_id=rec.app_id, install_id=rec.install_id, version=pkg.manifest.version,
+                     detail=f"from {rec.version}; waits for consent"):
+            store.set_pending(rec.install_id, manifest=pkg.manifest,
+                              package_hash=pkg.content_hash, package_path=path,
+                              publisher=sig.to_dict(), diff=diff.to_dict())
+        return diff
+    grants = grants_after(rec.grants, pkg.manifest.asked)
+    consent = make_consent(
+        open_keyring(home, clock), install_id=rec.install_id, app_id=rec.app_id,
+        version=pkg.manifest.version, package_hash=pkg.content_hash,
+        manifest_hash=pkg.manifest.manifest_hash(), grants=grants,
+        policy_revision=policy_revision, now=clock.now(), kind="update")
+    with audited(home.host_db, "update", clock=clock, actor=actor, app_id=rec.app_id,
+                 install_id=rec.install_id, version=pkg.manifest.version, kid=consent.kid,
+                 grants=tuple(sorted(grants)), detail=f"from {rec.version}"):
+        store.apply_update(rec.install_id, manifest=pkg.manifest,
+                           package_hash=pkg.content_hash, package_path=path, grants=grants,
+                           settings=default_settings(pkg.manifest, dict(rec.settings)),
+                           publisher=sig.to_dict(), consent=consent, diff=diff.to_dict())
+    return diff

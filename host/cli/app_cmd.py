@@ -15,14 +15,13 @@ import typer
 from rich.text import Text
 
 from host.apps import lifecycle_seams
-from host.apps.appdiff import diff_manifests, grants_after, render_diff
+from host.apps.appdiff import diff_manifests, render_diff
 from host.apps.consent import (
     ConsentDeclined,
     ConsentError,
     ConsentRequired,
     guardrail_problems,
     is_interactive,
-    make_consent,
     resolve_grants,
     verify_install,
 )
@@ -34,14 +33,13 @@ from host.apps.installs import (
 )
 from host.apps.lineage import Lineage, LineageError, binding_of
 from host.apps.manifest import Manifest, SettingValue
-from host.apps.operations import default_settings, install_package
+from host.apps.operations import default_settings, install_package, submit_update
 from host.apps.packages import (
     Package,
     PackageError,
     build_zip,
     package_folder,
     read_package,
-    store_package,
     write_atomic,
 )
 from host.apps.publisher import (
@@ -409,7 +407,7 @@ def update(
     pkg = _read(pkg_path)
     sig = _signature(home, pkg)
     existing_store(home, ref).close()
-    store, keyring = _open(home)
+    store, _keyring = _open(home)
     with store:
         rec = resolve(store, ref)
         if pkg.app_id != rec.app_id:
@@ -422,23 +420,18 @@ def update(
             return
         disclosure = _disclose(home, pkg.manifest, pkg.content_hash, sig, rec, title="Update")
         _require_signed(sig, allow_unsigned)
-        diff = diff_manifests(rec.manifest, pkg.manifest, old_publisher=rec.publisher,
-                              new_publisher=sig.to_dict())
-        render_diff(diff, disclosure, err_console)
+        render_diff(diff_manifests(rec.manifest, pkg.manifest, old_publisher=rec.publisher,
+                                   new_publisher=sig.to_dict()), disclosure, err_console)
         _refuse_guardrails(pkg.manifest)
-        path = store_package(home.packages_dir, pkg)
         if Lineage(home.host_db).bound(rec.app_id) not in (None, binding_of(sig.to_dict())):
             err_console.print(line(
                 host("this package comes from another publisher than the one the app id "
                      "is bound to", "bold red"),
                 f": approving it needs `stockade app consent {rec.app_id} "
                 "--transfer-publisher`"))
+        diff = submit_update(home, store, rec, pkg, sig,
+                             policy_revision=disclosure.policy_revision, actor=operator_name())
         if diff.needs_consent:
-            with audit_app(home, "update_pending", rec, version=pkg.manifest.version,
-                           detail=f"from {rec.version}; waits for consent"):
-                store.set_pending(rec.install_id, manifest=pkg.manifest,
-                                  package_hash=pkg.content_hash, package_path=path,
-                                  publisher=sig.to_dict(), diff=diff.to_dict())
             rec = store.get(rec.install_id) or rec
             err_console.print(line(
                 host(f"update to {pkg.manifest.version} is PENDING", "yellow"),
@@ -449,18 +442,6 @@ def update(
                            "install": rec.to_public_dict(),
                            "disclosure": disclosure.to_dict()})
             raise typer.Exit(EXIT_NEGATIVE)
-        grants = grants_after(rec.grants, pkg.manifest.asked)
-        consent = make_consent(
-            keyring, install_id=rec.install_id, app_id=rec.app_id,
-            version=pkg.manifest.version, package_hash=pkg.content_hash,
-            manifest_hash=pkg.manifest.manifest_hash(), grants=grants,
-            policy_revision=disclosure.policy_revision, now=_now(), kind="update")
-        with audit_app(home, "update", rec, version=pkg.manifest.version, kid=consent.kid,
-                       grants=tuple(sorted(grants)), detail=f"from {rec.version}"):
-            store.apply_update(rec.install_id, manifest=pkg.manifest,
-                               package_hash=pkg.content_hash, package_path=path, grants=grants,
-                               settings=_default_settings(pkg.manifest, dict(rec.settings)),
-                               publisher=sig.to_dict(), consent=consent, diff=diff.to_dict())
         rec = store.get(rec.install_id) or rec
     err_console.print(line(host("updated", "green"), f" {rec.app_id} to {rec.version}; grants: "
                            f"{', '.join(sorted(rec.grants)) or 'nothing'}"))

@@ -277,14 +277,35 @@ def create_console(home: Home, server: EmbeddedServer,
         return RedirectResponse(f"/console/apps#app-{rec.app_id}", status_code=303)
 
     async def updates_page(request: Request, s: Session) -> Response:
-        return page(request, "updates.html", s=s, pending=updates.queue(home))
+        return page(request, "updates.html", s=s, pending=updates.queue(home),
+                    installs=installs())
+
+    async def update_upload(request: Request, s: Session) -> Response:
+        if not _same_origin(request):
+            return refused()
+        form = await request.form(max_files=1, max_fields=6, max_part_size=MAX_ARCHIVE_BYTES)
+        if not secrets.compare_digest(str(form.get("csrf", "")), s.csrf):
+            return refused()
+        file = form.get("package")
+        try:
+            if not isinstance(file, UploadFile):
+                raise install_flow.Refused("choose a package file")
+            waits = updates.submit(home, str(form.get("install_id", "")),
+                                   await file.read(MAX_ARCHIVE_BYTES + 1),
+                                   allow_unsigned=form.get("allow_unsigned") == "yes",
+                                   actor=f"console:{s.username} ({operator_actor()})")
+        except install_flow.Refused as exc:
+            return page(request, "updates.html", 400, s=s, pending=updates.queue(home),
+                        installs=installs(), error=str(exc))
+        return RedirectResponse("/console/updates" if waits else "/console/apps",
+                                status_code=303)
 
     async def review_page(request: Request, s: Session) -> Response:
         try:
             r = updates.review(home, request.path_params["install_id"])
         except install_flow.Refused as exc:
             return page(request, "updates.html", 400, s=s, pending=updates.queue(home),
-                        error=str(exc))
+                        installs=installs(), error=str(exc))
         return page(request, "review.html", s=s, r=r, d=r.disclosure.to_dict(),
                     diff=updates.diff_rows(r.diff.to_dict()))
 
@@ -304,7 +325,7 @@ def create_console(home: Home, server: EmbeddedServer,
                     updates.reject(home, r.rec, actor=actor)
             except install_flow.Refused as exc:
                 return page(request, "updates.html", 400, s=s, pending=updates.queue(home),
-                            error=str(exc))
+                            installs=installs(), error=str(exc))
             return RedirectResponse("/console/updates", status_code=303)
         return run
 
@@ -320,6 +341,7 @@ def create_console(home: Home, server: EmbeddedServer,
         Route("/audit/{seq:int}", signed_in(record), methods=["GET"]),
         Route("/quotas", signed_in(quota_page), methods=["GET"]),
         Route("/updates", signed_in(updates_page), methods=["GET"]),
+        Route("/updates", signed_in(update_upload), methods=["POST"]),
         Route("/updates/{install_id}", signed_in(review_page), methods=["GET"]),
         Route("/updates/{install_id}/approve", signed_in(decide_update(True)),
               methods=["POST"]),

@@ -77,17 +77,22 @@ class Uploads:
         return up
 
 
-def examine(home: Home, data: bytes, owner: str) -> Upload:
-    """Validate an uploaded package and build what its consent page shows."""
+def read_upload(data: bytes) -> Package:
+    """An uploaded package, validated as fully as `read_package` validates a file."""
     if len(data) > MAX_ARCHIVE_BYTES:
         raise Refused(f"the package is larger than {MAX_ARCHIVE_BYTES} bytes")
     with tempfile.TemporaryDirectory(prefix="stockade-upload-") as tmp:
         path = Path(tmp) / "upload.zip"
         path.write_bytes(data)
         try:
-            pkg = read_package(path)
+            return read_package(path)
         except PackageError as exc:
             raise Refused(f"not a valid app package: {exc}") from None
+
+
+def examine(home: Home, data: bytes, owner: str) -> Upload:
+    """Validate an uploaded package and build what its consent page shows."""
+    pkg = read_upload(data)
     if home.host_db.exists():
         with InstallStore(home.host_db) as store:
             if store.by_app(pkg.app_id) is not None:

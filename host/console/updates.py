@@ -19,10 +19,10 @@ from host.apps.consent import guardrail_problems
 from host.apps.disclosure import Disclosure, build_disclosure, load_policy_view
 from host.apps.installs import InstallRecord, InstallStore
 from host.apps.lineage import LineageError
-from host.apps.operations import apply_consent
+from host.apps.operations import apply_consent, submit_update
 from host.apps.packages import Package, PackageError, read_package
 from host.apps.publisher import PublisherError, SignatureCheck, TrustStore, check_signature
-from host.console.install import Refused
+from host.console.install import Refused, read_upload
 from host.home import Home
 from host.ledger.operator import audited
 
@@ -37,6 +37,36 @@ class Review:
     ask: frozenset[str]  # what needs a tick
     kept: frozenset[str]  # what stays granted without one
     guardrails: list[str]
+
+
+def submit(home: Home, install_id: str, data: bytes, *, allow_unsigned: bool,
+           actor: str) -> bool:
+    """A new version uploaded for an installed app, checked as `stockade app update` checks it;
+    True when it waits for consent (it widens), False when it applied at once."""
+    pkg = read_upload(data)
+    with InstallStore(home.host_db) as store:
+        rec = store.get(install_id)
+        if rec is None:
+            raise Refused("no such install")
+        if pkg.app_id != rec.app_id:
+            raise Refused(f"the package is app {pkg.app_id!r}, not {rec.app_id!r}")
+        if pkg.content_hash == rec.package_hash:
+            raise Refused(f"{rec.app_id} already runs this package ({rec.version})")
+        try:
+            sig = check_signature(pkg, TrustStore(home.trust_dir))
+        except PublisherError as exc:
+            raise Refused(str(exc)) from None
+        if sig.status != "trusted" and not allow_unsigned:
+            raise Refused("the package is not signed by a trusted publisher: tick \"I accept "
+                          "an unsigned package\" only if you accept code nobody you trust "
+                          "vouches for")
+        problems = guardrail_problems(pkg.manifest)
+        if problems:
+            raise Refused("this version cannot be consented to: " + "; ".join(problems))
+        policy, _why = load_policy_view(home.policies_dir)
+        diff = submit_update(home, store, rec, pkg, sig,
+                             policy_revision=policy.revision if policy else None, actor=actor)
+    return diff.needs_consent
 
 
 def queue(home: Home) -> list[InstallRecord]:

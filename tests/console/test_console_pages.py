@@ -255,3 +255,37 @@ def test_the_policy_page_names_the_revision_the_serving_host_enforces(tmp_path: 
         page = c.get("/console/policy").text
     server.close()
     assert "decides with revision" in page and "sha256:enforced-revision" in page
+
+
+def _upload_update(c: httpx.Client, s: Served, iid: str, data: bytes,
+                   **extra: str) -> httpx.Response:
+    page = c.get("/console/updates").text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    return c.post("/console/updates", data={"csrf": csrf, "install_id": iid, **extra},
+                  files={"package": ("u.zip", data)}, headers={"Origin": s.url})
+
+
+def _versioned(tmp_path: Path, app_id: str, perms: list[str], version: str) -> bytes:
+    folder = write_app(tmp_path / f"{app_id}-{version}", app_id, perms, [],
+                       "from stockade import App\n\nclass TestApp(App):\n    pass\n")
+    toml = (folder / "app.toml").read_text().replace('version = "1.0.0"', f'version = "{version}"')
+    (folder / "app.toml").write_text(toml)
+    return package_folder(folder)[1]
+
+
+def test_an_uploaded_update_applies_or_waits_as_the_cli_decides(served: Served,
+                                                                 tmp_path: Path) -> None:
+    c = _client(served)
+    iid = _agent_sync(served).install_id
+    same = _versioned(tmp_path, "agent-sync", ["livechat.read"], "1.0.1")
+    assert _upload_update(c, served, iid, same).status_code == 400  # unsigned, box not ticked
+    r = _upload_update(c, served, iid, _versioned(tmp_path, "other-app", ["livechat.read"],
+                                                  "1.0.1"), allow_unsigned="yes")
+    assert r.status_code == 400 and "the package is app" in r.text
+    r = _upload_update(c, served, iid, same, allow_unsigned="yes")
+    assert r.status_code in (200, 303) and _agent_sync(served).version == "1.0.1"  # at once
+    wider = _versioned(tmp_path, "agent-sync", ["livechat.read", "users.read"], "1.1.0")
+    r = _upload_update(c, served, iid, wider, allow_unsigned="yes")
+    assert r.status_code in (200, 303)
+    rec = _agent_sync(served)
+    assert rec.version == "1.0.1" and rec.pending is not None and rec.pending.version == "1.1.0"
