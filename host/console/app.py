@@ -25,6 +25,7 @@ from host.apps.packages import MAX_ARCHIVE_BYTES
 from host.clock import SystemClock
 from host.console import install as install_flow
 from host.console import pages, updates
+from host.console import settings as app_settings
 from host.console.install import Uploads
 from host.console.sessions import COOKIE, Session, Sessions
 from host.home import Home
@@ -280,6 +281,33 @@ def create_console(home: Home, server: EmbeddedServer,
         return page(request, "updates.html", s=s, pending=updates.queue(home),
                     installs=installs())
 
+    async def settings_page(request: Request, s: Session) -> Response:
+        with InstallStore(home.host_db) as store:
+            rec = store.get(request.path_params["install_id"])
+        if rec is None:
+            return Response("no such install", status_code=404, media_type="text/plain")
+        saved = request.query_params.get("saved", "")[:200]
+        return page(request, "settings.html", s=s, rec=rec, rows=app_settings.rows(rec),
+                    saved=saved)
+
+    async def settings_save(request: Request, s: Session) -> Response:
+        form = await form_of(request, s)
+        if form is None:
+            return refused()
+        iid = request.path_params["install_id"]
+        try:
+            changed = app_settings.save(home, iid, form,
+                                        actor=f"console:{s.username} ({operator_actor()})")
+        except install_flow.Refused as exc:
+            with InstallStore(home.host_db) as store:
+                rec = store.get(iid)
+            if rec is None:
+                return Response("no such install", status_code=404, media_type="text/plain")
+            return page(request, "settings.html", 400, s=s, rec=rec,
+                        rows=app_settings.rows(rec), error=str(exc))
+        return RedirectResponse(f"/console/apps/{iid}/settings?saved="
+                                f"{','.join(changed) or 'nothing'}", status_code=303)
+
     async def update_upload(request: Request, s: Session) -> Response:
         if not _same_origin(request):
             return refused()
@@ -337,6 +365,8 @@ def create_console(home: Home, server: EmbeddedServer,
         Route("/apps", signed_in(apps), methods=["GET"]),
         Route("/apps/{install_id}/enable", signed_in(switch(True)), methods=["POST"]),
         Route("/apps/{install_id}/disable", signed_in(switch(False)), methods=["POST"]),
+        Route("/apps/{install_id}/settings", signed_in(settings_page), methods=["GET"]),
+        Route("/apps/{install_id}/settings", signed_in(settings_save), methods=["POST"]),
         Route("/audit", signed_in(audit), methods=["GET"]),
         Route("/audit/{seq:int}", signed_in(record), methods=["GET"]),
         Route("/quotas", signed_in(quota_page), methods=["GET"]),

@@ -289,3 +289,52 @@ def test_an_uploaded_update_applies_or_waits_as_the_cli_decides(served: Served,
     assert r.status_code in (200, 303)
     rec = _agent_sync(served)
     assert rec.version == "1.0.1" and rec.pending is not None and rec.pending.version == "1.1.0"
+
+
+SETTINGS = '''
+[[setting]]
+key = "crm_token"
+type = "secret"
+label = "CRM token"
+
+[[setting]]
+key = "batch"
+type = "int"
+label = "Batch size"
+required = true
+default = 10
+'''
+
+
+def test_settings_typed_required_and_secret_never_shown(served: Served, tmp_path: Path) -> None:
+    from apphelp import install
+
+    rec = install(served.home, write_app(tmp_path / "set", "crm-sync", ["livechat.read"], [],
+                                         "from stockade import App\n\nclass TestApp(App):\n"
+                                         "    pass\n", settings=SETTINGS))
+    c = _client(served)
+    url = f"/console/apps/{rec.install_id}/settings"
+    page = c.get(url).text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    secret = "s3cr3t-crm-token-value"
+
+    def post(**fields: str) -> httpx.Response:
+        return c.post(url, data={"csrf": csrf, **{f"setting-{k}": v for k, v in fields.items()}},
+                      headers={"Origin": served.url})
+
+    assert post(batch="many").status_code == 400  # typed by the manifest
+    assert post(batch="").status_code == 400  # required
+    assert post(batch="7", crm_token=secret).status_code in (200, 303)
+    assert post(batch="8", crm_token="").status_code in (200, 303)  # empty keeps the secret
+    store = InstallStore(served.home.host_db)
+    now = store.get(rec.install_id)
+    store.close()
+    assert now is not None and now.settings["batch"] == 8 and now.settings["crm_token"] == secret
+    assert secret not in c.get(url).text
+    log = open_readonly(served.home.host_db, SystemClock())
+    try:
+        bodies = [e.body for e in log.tail(100) if e.body.get("kind") == "operator.settings"]
+    finally:
+        log.close()
+    assert [b["setting_keys"] for b in bodies] == [["batch", "crm_token"], ["batch"]]
+    assert secret not in str(bodies) and all(b["actor"].startswith("console:") for b in bodies)
