@@ -20,6 +20,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from host.apps.consent import verify_install
 from host.apps.installs import InstallRecord, InstallStore
 from host.apps.packages import MAX_ARCHIVE_BYTES
 from host.clock import SystemClock
@@ -31,7 +32,7 @@ from host.console.sessions import COOKIE, Session, Sessions
 from host.home import Home
 from host.inert import visible
 from host.ledger.audit import AuditLog
-from host.ledger.operator import audited, operator_actor
+from host.ledger.operator import audited, open_keyring, operator_actor
 from host.server import auth
 from host.server.embedded import EmbeddedServer
 from host.server.principals import SYSTEM
@@ -178,6 +179,14 @@ def create_console(home: Home, server: EmbeddedServer,
                 rec = store.get(request.path_params["install_id"])
                 if rec is None:
                     return Response("no such install", status_code=404, media_type="text/plain")
+                if on:
+                    # As `app enable`: an install whose signed consent does not verify (its
+                    # row was changed behind the host's back) is never switched on.
+                    check = verify_install(rec, store, open_keyring(home), disable=False)
+                    if not check.ok:
+                        return Response(f"{rec.app_id}: {check.problem}; re-confirm its "
+                                        f"permissions with `stockade app consent {rec.app_id}`",
+                                        status_code=409, media_type="text/plain")
                 # The CLI's own operation and audit record; the actor names the console user.
                 with audited(home.host_db, "enable" if on else "disable", app_id=rec.app_id,
                              install_id=rec.install_id, version=rec.version,

@@ -100,3 +100,26 @@ def test_author_text_is_inert(served: Served) -> None:
     # the host's own trust line is nowhere to imitate: the name sits in its author column only
     row = re.search(r'<tr id="app-shady">(.*?)</tr>', page, re.S).group(1)  # type: ignore[union-attr]
     assert 'class="author">&lt;b&gt;Signed by trusted publisher' in row
+
+
+def test_enable_refuses_an_install_whose_consent_does_not_verify(served: Served) -> None:
+    """As `app enable`: a grant written into host.db behind the host's back is not switched on
+    from the console either."""
+    import json
+    import sqlite3
+
+    c = _signed_in(served)
+    page = c.get("/console/apps").text
+    token = _csrf(page)
+    iid = re.search(r'action="/console/apps/([^/]+)/disable"', page).group(1)  # type: ignore[union-attr]
+    c.post(f"/console/apps/{iid}/disable", data={"csrf": token}, headers={"Origin": served.url})
+    with sqlite3.connect(served.home.host_db) as db:
+        db.execute("UPDATE install_installs SET grants = ? WHERE install_id = ?",
+                   (json.dumps(["livechat.read", "users.create"]), iid))
+    r = c.post(f"/console/apps/{iid}/enable", data={"csrf": token},
+               headers={"Origin": served.url})
+    assert r.status_code == 409 and "consent" in r.text
+    store = InstallStore(served.home.host_db)
+    rec = store.get(iid)
+    store.close()
+    assert rec is not None and not rec.enabled
