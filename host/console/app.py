@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -47,6 +48,9 @@ CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'
 # Audit records shown per search. Guards: page size and the time one request holds the store.
 MAX_AUDIT_ROWS = 200
 OPERATOR_ROLE = "admin"
+# Host header values the console answers by default. Guards: DNS rebinding, where a page of
+# another site, its name re-pointed at 127.0.0.1, would otherwise be "same-origin" with it.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
 
 
 def _security_headers(response: Response) -> Response:
@@ -77,9 +81,11 @@ def _same_origin(request: Request) -> bool:
 
 
 def create_console(home: Home, server: EmbeddedServer,
-                   enforced: Callable[[], str | None] = lambda: None) -> Starlette:
+                   enforced: Callable[[], str | None] = lambda: None,
+                   hosts: Sequence[str] = LOOPBACK_HOSTS) -> Starlette:
     """The console as a starlette app, to be mounted at `/console`. `enforced` says which
-    policy revision the serving host decides with right now (None: no host runs apps)."""
+    policy revision the serving host decides with right now (None: no host runs apps);
+    `hosts` are the Host header values it answers (a reverse proxy's name, when one fronts it)."""
     sessions = Sessions()
     # Autoescaping on for every template: author text can never become markup.
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True)
@@ -392,7 +398,8 @@ def create_console(home: Home, server: EmbeddedServer,
         Route("/policy", signed_in(policy_page), methods=["GET"]),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
-    return Starlette(routes=routes, middleware=[Middleware(_Headers)])
+    return Starlette(routes=routes, middleware=[
+        Middleware(TrustedHostMiddleware, allowed_hosts=list(hosts)), Middleware(_Headers)])
 
 
 def _since(text: str) -> float | None:

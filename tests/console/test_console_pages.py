@@ -249,9 +249,9 @@ def test_the_policy_page_names_the_revision_the_serving_host_enforces(tmp_path: 
     set_password(server.db, op["id"], PASSWORD)
     app = Starlette(routes=[Mount("/console", create_console(
         home, server, lambda: "sha256:enforced-revision"))])
-    with TestClient(app, base_url="http://testserver") as c:
+    with TestClient(app, base_url="http://127.0.0.1") as c:
         c.post("/console/login", data={"username": "operator", "password": PASSWORD},
-               headers={"Origin": "http://testserver"})
+               headers={"Origin": "http://127.0.0.1"})
         page = c.get("/console/policy").text
     server.close()
     assert "decides with revision" in page and "sha256:enforced-revision" in page

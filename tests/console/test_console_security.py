@@ -123,3 +123,13 @@ def test_enable_refuses_an_install_whose_consent_does_not_verify(served: Served)
     rec = store.get(iid)
     store.close()
     assert rec is not None and not rec.enabled
+
+
+def test_a_rebound_host_name_is_refused(served: Served) -> None:
+    """DNS rebinding: another site's name pointed at 127.0.0.1 is not this console."""
+    r = httpx.get(f"{served.url}/console/login", headers={"Host": "evil.example"})
+    assert r.status_code == 400
+    r = httpx.post(f"{served.url}/console/login", data={"username": "operator",
+                                                        "password": PASSWORD},
+                   headers={"Host": "evil.example", "Origin": "http://evil.example"})
+    assert r.status_code == 400 and "set-cookie" not in r.headers
