@@ -77,7 +77,7 @@ def test_check_did_you_mean_and_fail_on(cli: Run, tmp_path: Path) -> None:
                    'apps = ["x"]\nactions = ["users.creat"]\n')
     r = cli("policy", "check", str(bad))
     assert r.exit_code == 1
-    assert f"{bad}:7: error STK010" in r.stderr and "did you mean 'users.create'?" in r.stderr
+    assert f"{bad}:7:12: error STK010" in r.stderr and "did you mean 'users.create'?" in r.stderr
     default = Path(__file__).resolve().parents[2] / "policies" / "shipped" / "default.toml"
     assert cli("policy", "check", str(default)).exit_code == 0  # one warning: below the bar
     strict = cli("policy", "check", str(default), "--fail-on", "warning", "--json")
