@@ -20,7 +20,7 @@ Bottom room of `host/`: imports only rich, so `host.apps` (the disclosure), `hos
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from rich.table import Table
 from rich.text import Text
@@ -128,3 +128,40 @@ def field_grid(rows: Iterable[tuple[str, Text]], *, indent: int = 2) -> Table:
     for label, value in rows:
         grid.add_row(" " * indent, Text(label, style="bold"), value)
     return grid
+
+
+def wrapping_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str | Text]],
+                   width: int, *, show_lines: bool = False) -> Table:
+    """A table whose cells wrap between words and never lose part of one. Each column gets the
+    width of its longest word and the rest of the console's `width` goes to the columns with
+    longer text, so cells wrap at spaces instead of being cut with an ellipsis. On a console
+    too narrow for that, the widest columns give way first and only their longest words fold
+    onto the next line, every character kept."""
+    texts = [[col, *(str(row[i]) for row in rows)] for i, col in enumerate(columns)]
+    need = [max(len(w) for cell in cells for w in (cell.split() or [""])) for cells in texts]
+    natural = [max(len(ln) for cell in cells for ln in (cell.splitlines() or [""]))
+               for cells in texts]
+    # Each column costs its content plus two spaces of padding and one border; plus the last.
+    room = width - (3 * len(columns) + 1)
+    table = Table(title=title, show_lines=show_lines)
+    if room < len(columns):
+        for col in columns:
+            table.add_column(col, overflow="fold")
+    else:
+        sizes = list(need)
+        while sum(sizes) > room:
+            # Too narrow for every word: narrow the widest column, so short columns (names,
+            # levels) stay whole and only the longest words fold.
+            i = max(range(len(sizes)), key=lambda k: sizes[k])
+            sizes[i] -= 1
+        spare = room - sum(sizes)
+        while spare > 0 and any(s < n for s, n in zip(sizes, natural, strict=True)):
+            # One column at a time, the one furthest from its natural width.
+            i = max(range(len(sizes)), key=lambda k: natural[k] - sizes[k])
+            sizes[i] += 1
+            spare -= 1
+        for col, size in zip(columns, sizes, strict=True):
+            table.add_column(col, width=size, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    return table

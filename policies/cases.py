@@ -26,7 +26,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from policies.engine import decide
 from policies.findings import Finding, finding
-from policies.loader import CASES_SUFFIX, MAX_FILE_BYTES, load
+from policies.lint import did_you_mean
+from policies.loader import (
+    CASES_SUFFIX,
+    MAX_DEPTH,
+    MAX_FILE_BYTES,
+    load,
+    nesting_depth,
+    toml_error,
+    validation_findings,
+)
+from policies.locate import Locator
 from policies.policy import Policy
 from policies.types import Request
 from policies.vocabulary import ACTIONS
@@ -83,6 +93,51 @@ def run_case(policy: Policy, case: Case, file: str = "") -> CaseResult:
                       d.code + (f" by {','.join(d.rules)}" if d.rules else ""), d.message)
 
 
+def _err(code: str, file: str, at: int | tuple[int, int], message: str) -> Finding:
+    return finding(code, file, at, message, severity="error")
+
+
+def parse_cases(text: str, name: str) -> tuple[CasesFile | None, list[Finding]]:
+    """Validate one cases file's text. Every problem is a located one-line finding (file:line:
+    column, code, what is wrong) — never a raw validation dump — so an author sees them all."""
+    loc = Locator(text)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        at, msg = toml_error(exc, text)
+        return None, [_err("STK002", name, at, msg)]
+    except RecursionError:
+        return None, [_err("STK008", name, 0, "values nested too deeply to parse")]
+    if nesting_depth(data) > MAX_DEPTH:
+        return None, [_err("STK008", name, 0, f"values nested deeper than {MAX_DEPTH} levels")]
+    try:
+        model = CasesFile.model_validate(data)
+    except ValidationError as exc:
+        return None, [finding(f.code, f.file, (f.line, f.column), f"cases file: {f.message}",
+                              severity="error") for f in validation_findings(name, exc, loc)]
+    problems = [
+        _err("STK010", name, loc.pos(("case", i, "action")), f"case {c.name!r}: unknown action "
+             f"{c.action!r}{did_you_mean(c.action, list(ACTIONS))}")
+        for i, c in enumerate(model.case) if c.action not in ACTIONS
+    ]
+    return (None, problems) if problems else (model, [])
+
+
+def _read_cases(cf: Path) -> tuple[str | None, list[Finding]]:
+    if cf.is_symlink():
+        return None, [_err("STK001", str(cf), 0, "is a symlink; cases files must be regular files")]
+    try:
+        raw = cf.read_bytes()
+    except OSError as exc:
+        return None, [_err("STK001", str(cf), 0, f"cannot read: {exc.strerror or exc}")]
+    if len(raw) > MAX_FILE_BYTES:
+        return None, [_err("STK001", str(cf), 0, f"larger than {MAX_FILE_BYTES} bytes")]
+    try:
+        return raw.decode("utf-8"), []
+    except UnicodeDecodeError:
+        return None, [_err("STK001", str(cf), 0, "is not UTF-8 text")]
+
+
 def run_dir(directory: Path) -> tuple[list[CaseResult], list[Finding]]:
     """Run every *.cases.toml in `directory` against its policy files."""
     results: list[CaseResult] = []
@@ -92,15 +147,10 @@ def run_dir(directory: Path) -> tuple[list[CaseResult], list[Finding]]:
         problems.append(finding("STK032", str(directory), 0, "no *.cases.toml files here",
                                 severity="error"))
     for cf in files:
-        try:
-            raw = cf.read_bytes()
-            if len(raw) > MAX_FILE_BYTES or cf.is_symlink():
-                raise ValueError("too large or a symlink")
-            model = CasesFile.model_validate(tomllib.loads(raw.decode("utf-8")))
-        except (OSError, ValueError, ValidationError, tomllib.TOMLDecodeError,
-                RecursionError) as exc:
-            problems.append(finding("STK006", str(cf), 0, f"cases file refused: {exc}",
-                                    severity="error"))
+        text, errs = _read_cases(cf)
+        model, more = parse_cases(text, str(cf)) if text is not None else (None, [])
+        problems.extend(errs + more)
+        if model is None:
             continue
         paths = [directory / p for p in model.policy] or [directory]
         res = load(paths)

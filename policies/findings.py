@@ -1,4 +1,4 @@
-"""Lint findings: a stable code, a severity, a file:line location and a plain message.
+"""Lint findings: a stable code, a severity, a file:line:column location and a plain message.
 
 Codes never change meaning once shipped; retire a code rather than reuse it. The table below is
 also what `policies/README.md` documents for reviewers.
@@ -55,17 +55,24 @@ CODES: dict[str, tuple[Severity, str]] = {
 
 @dataclass(frozen=True)
 class Finding:
-    """One lint finding. `line` is 1-based, 0 when the file as a whole is concerned."""
+    """One lint finding. `line` and `column` are 1-based, 0 when the file as a whole (or the
+    whole line) is concerned."""
 
     code: str
     severity: Severity
     file: str
     line: int
     message: str
+    column: int = 0
 
     @property
     def location(self) -> str:
-        return f"{self.file}:{self.line}" if self.line else self.file
+        """`file:line:column` as compilers print it (editors jump there), or less when unknown."""
+        if not self.line:
+            return self.file
+        if not self.column:
+            return f"{self.file}:{self.line}"
+        return f"{self.file}:{self.line}:{self.column}"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -73,15 +80,19 @@ class Finding:
             "severity": self.severity,
             "file": self.file,
             "line": self.line,
+            "column": self.column,
             "message": self.message,
         }
 
 
 def finding(
-    code: str, file: str, line: int | None, message: str, severity: Severity | None = None
+    code: str, file: str, at: int | tuple[int, int] | None, message: str,
+    severity: Severity | None = None,
 ) -> Finding:
-    """Build a finding with the code's default severity unless one is given."""
-    return Finding(code, severity or CODES[code][0], file, line or 0, message)
+    """Build a finding with the code's default severity unless one is given. `at` is a line or
+    a (line, column) pair from policies.locate."""
+    line, column = at if isinstance(at, tuple) else (at or 0, 0)
+    return Finding(code, severity or CODES[code][0], file, line, message, column)
 
 
 def failing(findings: list[Finding]) -> bool:
@@ -90,5 +101,5 @@ def failing(findings: list[Finding]) -> bool:
 
 
 def sort_findings(findings: list[Finding]) -> list[Finding]:
-    """Stable output order: file, line, code, message."""
-    return sorted(findings, key=lambda f: (f.file, f.line, f.code, f.message))
+    """Stable output order: file, line, column, code, message."""
+    return sorted(findings, key=lambda f: (f.file, f.line, f.column, f.code, f.message))

@@ -1,4 +1,4 @@
-"""Semantic lint over validated policy files: every finding at once, each with a line.
+"""Semantic lint over validated policy files: every finding at once, each with a line and column.
 
 Shape errors (types, unknown keys) come from the loader; this module judges meaning: unknown
 names, wildcards, missing quotas, admin-class roles, risky patterns, rules that cannot matter.
@@ -70,12 +70,16 @@ def _rule_findings(src: SourceFile, i: int, rule: Rule) -> list[Finding]:
     name, loc = src.name, src.locator
     out: list[Finding] = []
 
-    def at(*path: str | int) -> int:
-        return loc.line(("rule", i, *path))
+    def at(*path: str | int) -> tuple[int, int]:
+        return loc.pos(("rule", i, *path))
+
+    def item(value: str, *path: str | int) -> tuple[int, int]:
+        return loc.entry(("rule", i, *path), value)
 
     for n in rule.actions:
         if n != "*" and n not in ACTIONS and n not in PERMISSIONS:
-            out.append(finding("STK010", name, at("actions"), f"rule {rule.id}: unknown action "
+            out.append(finding("STK010", name, item(n, "actions"),
+                               f"rule {rule.id}: unknown action "
                                f"or permission {n!r}{did_you_mean(n, [*ACTIONS, *PERMISSIONS])}"))
     actions = expand_actions(rule.actions)
     if "*" in rule.actions:
@@ -117,33 +121,36 @@ def _rule_findings(src: SourceFile, i: int, rule: Rule) -> list[Finding]:
         for entry in getattr(w, k) or []:
             norm = normalize_role(entry)
             if norm is None:
-                out.append(finding("STK025", name, at("when", k), f"rule {rule.id}: {entry!r} "
+                out.append(finding("STK025", name, item(entry, "when", k),
+                                   f"rule {rule.id}: {entry!r} "
                                    "is not a canonical ASCII name"))
             elif k == "roles" and is_admin_class(norm) and rule.effect == "permit":
-                out.append(finding("STK020", name, at("when", k), f"rule {rule.id}: role "
+                out.append(finding("STK020", name, item(entry, "when", k), f"rule {rule.id}: role "
                                    f"{norm!r} is admin-class; apps can never grant it"))
             elif k == "user_types" and norm == "app" and rule.effect == "permit":
-                out.append(finding("STK025", name, at("when", k), f"rule {rule.id}: apps can "
+                out.append(finding("STK025", name, item(entry, "when", k),
+                                   f"rule {rule.id}: apps can "
                                    "never create users of type 'app'"))
     for d in w.domains or []:
         norm = normalize_domain_pattern(d)
         if norm is None:
-            out.append(finding("STK025", name, at("when", "domains"), f"rule {rule.id}: domain "
+            out.append(finding("STK025", name, item(d, "when", "domains"),
+                               f"rule {rule.id}: domain "
                                f"{d!r} is not a host name or *.suffix, with an optional :port "
                                "or :*"))
         elif norm.endswith(":*") and rule.effect == "permit":
-            out.append(finding("STK034", name, at("when", "domains"), f"rule {rule.id}: "
+            out.append(finding("STK034", name, item(d, "when", "domains"), f"rule {rule.id}: "
                                f"{d!r} reaches every port (every service) on the host"))
     for r in w.rest_routes or []:
         canon = parse_route_entry(r)
         if canon is None:
-            out.append(finding("STK025", name, at("when", "rest_routes"), f"rule {rule.id}: "
+            out.append(finding("STK025", name, item(r, "when", "rest_routes"), f"rule {rule.id}: "
                                f"route {r!r} is not \"METHOD /plain/path\""))
             continue
         method, _, path = canon.partition(" ")
         why = never(method, path)
         if why is not None and rule.effect == "permit":
-            out.append(finding("STK035", name, at("when", "rest_routes"), f"rule {rule.id}: "
+            out.append(finding("STK035", name, item(r, "when", "rest_routes"), f"rule {rule.id}: "
                                f"{canon} is never reachable by apps ({why}); this entry allows "
                                "nothing"))
     for entry in w.allow_private or []:
@@ -151,15 +158,18 @@ def _rule_findings(src: SourceFile, i: int, rule: Rule) -> list[Finding]:
         if ip is None and (
             normalize_host_pattern(entry) is None or entry.startswith("*")
         ):
-            out.append(finding("STK025", name, at("when", "allow_private"), f"rule {rule.id}: "
+            out.append(finding("STK025", name, item(entry, "when", "allow_private"),
+                               f"rule {rule.id}: "
                                f"{entry!r} is neither an IP address nor a host name"))
         elif ip is not None and not is_public(ip):
             sev: Severity = "warning" if ip.is_link_local else "suggestion"
             extra = " (link-local: cloud metadata services live here)" if ip.is_link_local else ""
-            out.append(finding("STK023", name, at("when", "allow_private"), f"rule {rule.id}: "
+            out.append(finding("STK023", name, item(entry, "when", "allow_private"),
+                               f"rule {rule.id}: "
                                f"allows private address {ip}{extra}", severity=sev))
         elif ip is None:
-            out.append(finding("STK023", name, at("when", "allow_private"), f"rule {rule.id}: "
+            out.append(finding("STK023", name, item(entry, "when", "allow_private"),
+                               f"rule {rule.id}: "
                                f"host {entry!r} may reach private addresses"))
     if w.username_pattern is not None:
         try:
@@ -176,18 +186,18 @@ def _file_findings(src: SourceFile, pf: PolicyFile) -> list[Finding]:
         out.extend(_rule_findings(src, i, rule))
     for i, q in enumerate(pf.quota):
         if q.action != "*" and q.action not in ACTIONS:
-            out.append(finding("STK010", src.name, src.locator.line(("quota", i, "action")),
+            out.append(finding("STK010", src.name, src.locator.pos(("quota", i, "action")),
                                f"quota {q.id}: unknown action {q.action!r}"
                                f"{did_you_mean(q.action, list(ACTIONS))} (use an action name "
                                "or \"*\")"))
         if q.limit <= 0:
-            out.append(finding("STK017", src.name, src.locator.line(("quota", i, "limit")),
+            out.append(finding("STK017", src.name, src.locator.pos(("quota", i, "limit")),
                                f"quota {q.id}: limit {q.limit} admits nothing; forbid instead"))
         elif q.limit > ABSURD_LIMIT:
-            out.append(finding("STK019", src.name, src.locator.line(("quota", i, "limit")),
+            out.append(finding("STK019", src.name, src.locator.pos(("quota", i, "limit")),
                                f"quota {q.id}: limit {q.limit} is no real limit"))
         secs = q.seconds
-        wline = src.locator.line(("quota", i, "window" if q.window is not None else "window_s"))
+        wline = src.locator.pos(("quota", i, "window" if q.window is not None else "window_s"))
         if secs <= 0:
             out.append(finding("STK018", src.name, wline, f"quota {q.id}: window must be > 0"))
         elif secs > ABSURD_WINDOW_S:
@@ -195,7 +205,7 @@ def _file_findings(src: SourceFile, pf: PolicyFile) -> list[Finding]:
                                "366 days"))
     if pf.workspace is not None and pf.workspace.max_active_app_users is not None:
         c = pf.workspace.max_active_app_users
-        line = src.locator.line(("workspace", "max_active_app_users"))
+        line = src.locator.pos(("workspace", "max_active_app_users"))
         if c < 0:
             out.append(finding("STK018", src.name, line, "max_active_app_users is negative"))
         elif c > ABSURD_LIMIT:
@@ -214,13 +224,13 @@ def _set_findings(sources: Sequence[SourceFile]) -> list[Finding]:
     seen: dict[str, str] = {}
     for s, i, r in rules:
         if r.id in seen:
-            out.append(finding("STK011", s.name, s.locator.line(("rule", i, "id")),
+            out.append(finding("STK011", s.name, s.locator.pos(("rule", i, "id")),
                                f"rule id {r.id!r} already used in {seen[r.id]}"))
         seen.setdefault(r.id, s.name)
     qseen: dict[str, str] = {}
     for s, i, q in quotas:
         if q.id in qseen:
-            out.append(finding("STK012", s.name, s.locator.line(("quota", i, "id")),
+            out.append(finding("STK012", s.name, s.locator.pos(("quota", i, "id")),
                                f"quota id {q.id!r} already used in {qseen[q.id]}"))
         qseen.setdefault(q.id, s.name)
     permits = [(r.apps, expand_actions(r.actions)) for _, _, r in rules if r.effect == "permit"]
@@ -240,12 +250,12 @@ def _set_findings(sources: Sequence[SourceFile]) -> list[Finding]:
             continue
         acts = expand_actions(r.actions)
         if "users.create" in acts and not quota_for(r.apps, "users.create"):
-            out.append(finding("STK013", s.name, s.locator.line(("rule", i, "actions")),
+            out.append(finding("STK013", s.name, s.locator.pos(("rule", i, "actions")),
                                f"rule {r.id}: permits users.create (billed seats) with no quota "
                                "covering every app it names"))
         for a in sorted(acts & PRIVILEGE_ACTIONS):
             if not quota_for(r.apps, a):
-                out.append(finding("STK033", s.name, s.locator.line(("rule", i, "actions")),
+                out.append(finding("STK033", s.name, s.locator.pos(("rule", i, "actions")),
                                    f"rule {r.id}: permits {a} with no quota"))
     for s, i, r in rules:
         if r.effect != "forbid":
@@ -256,7 +266,7 @@ def _set_findings(sources: Sequence[SourceFile]) -> list[Finding]:
             for papps, pacts in permits
         )
         if not shadows:
-            out.append(finding("STK024", s.name, s.locator.line(("rule", i)),
+            out.append(finding("STK024", s.name, s.locator.pos(("rule", i)),
                                f"forbid {r.id} matches no permit (it changes nothing today)",
                                severity="suggestion"))
     for s, i, q in quotas:
@@ -266,14 +276,14 @@ def _set_findings(sources: Sequence[SourceFile]) -> list[Finding]:
             q.action in pacts and ("*" in q.apps or "*" in papps or set(q.apps) & set(papps))
             for papps, pacts in permits
         ):
-            out.append(finding("STK016", s.name, s.locator.line(("quota", i, "action")),
+            out.append(finding("STK016", s.name, s.locator.pos(("quota", i, "action")),
                                f"quota {q.id}: no rule permits {q.action} for these apps"))
     keys: dict[tuple[str, str, str], str] = {}
     for s, i, q in quotas:
         for app in q.apps if q.scope != "workspace" else ["-"]:
             k = (q.scope, app, q.action)
             if k in keys and keys[k] != q.id:
-                out.append(finding("STK030", s.name, s.locator.line(("quota", i)),
+                out.append(finding("STK030", s.name, s.locator.pos(("quota", i)),
                                    f"quota {q.id} shares its counter with {keys[k]}; the engine "
                                    "keeps them apart, but merge them for clarity"))
             keys.setdefault(k, q.id)
@@ -285,7 +295,7 @@ def _set_findings(sources: Sequence[SourceFile]) -> list[Finding]:
     if len({c for _, c in ceilings}) > 1:
         low = min(c for _, c in ceilings)
         for s, c in ceilings:
-            out.append(finding("STK029", s.name, s.locator.line(("workspace",)),
+            out.append(finding("STK029", s.name, s.locator.pos(("workspace",)),
                                f"max_active_app_users = {c} conflicts; the smallest ({low}) "
                                "applies"))
     return out

@@ -36,7 +36,8 @@ MAX_DEPTH = 8
 # Suffix of table-driven decision cases (policies/cases.py); never loaded as policy.
 CASES_SUFFIX = ".cases.toml"
 
-_TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
+# tomllib ends its messages with the position; findings carry it as line:column instead.
+TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 
 class PolicyLoadError(Exception):
@@ -56,25 +57,27 @@ class LoadResult:
     sources: list[SourceFile]
 
 
-def _depth(v: Any, d: int = 0) -> int:
+def nesting_depth(v: Any, d: int = 0) -> int:
+    """How deep `v` nests (stops counting past MAX_DEPTH)."""
     if d > MAX_DEPTH:
         return d
     if isinstance(v, dict):
-        return max((_depth(x, d + 1) for x in v.values()), default=d + 1)
+        return max((nesting_depth(x, d + 1) for x in v.values()), default=d + 1)
     if isinstance(v, list):
-        return max((_depth(x, d + 1) for x in v), default=d + 1)
+        return max((nesting_depth(x, d + 1) for x in v), default=d + 1)
     return d
 
 
 _TYPE_ERRORS = ("_type", "string_type", "int_type", "bool_type", "list_type", "dict_type")
 
 
-def _validation_findings(name: str, exc: ValidationError, loc: Locator) -> list[Finding]:
+def validation_findings(name: str, exc: ValidationError, loc: Locator) -> list[Finding]:
+    """One located finding per pydantic error (also used for *.cases.toml)."""
     out: list[Finding] = []
     for e in exc.errors():
         path = tuple(e["loc"])
         where = ".".join(str(p) for p in path) or "(file)"
-        line = loc.line(path)
+        line = loc.pos(path)
         t = e["type"]
         ctx = e.get("ctx") or {}
         if t == "extra_forbidden":
@@ -90,6 +93,18 @@ def _validation_findings(name: str, exc: ValidationError, loc: Locator) -> list[
     return out
 
 
+def toml_error(exc: tomllib.TOMLDecodeError, text: str) -> tuple[tuple[int, int], str]:
+    """(line, column) and the words of a TOML syntax error; "end of document" is located
+    just past the last character, where the missing part belongs."""
+    msg = str(exc)
+    if m := TOML_POS.search(msg):
+        return (int(m.group(1)), int(m.group(2))), TOML_POS.sub("", msg).strip()
+    if "(at end of document)" in msg:
+        lines = text.split("\n")
+        return (len(lines), len(lines[-1]) + 1), msg.replace("(at end of document)", "").strip()
+    return (0, 0), msg
+
+
 def parse_text(text: str, name: str) -> tuple[SourceFile, list[Finding]]:
     """Parse and validate one file's text (no semantic lint)."""
     loc = Locator(text)
@@ -99,19 +114,17 @@ def parse_text(text: str, name: str) -> tuple[SourceFile, list[Finding]]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        msg = str(exc)
-        m = _TOML_POS.search(msg)
-        line = int(m.group(1)) if m else 0
+        at, msg = toml_error(exc, text)
         code = "STK003" if ("overwrite" in msg or "Cannot declare" in msg) else "STK002"
-        return src, [finding(code, name, line, _TOML_POS.sub("", msg).strip())]
+        return src, [finding(code, name, at, msg)]
     except RecursionError:
         return src, [finding("STK008", name, 0, "values nested too deeply to parse")]
-    if _depth(data) > MAX_DEPTH:
+    if nesting_depth(data) > MAX_DEPTH:
         return src, [finding("STK008", name, 0, f"values nested deeper than {MAX_DEPTH} levels")]
     try:
         src.model = PolicyFile.model_validate(data)
     except ValidationError as exc:
-        return src, _validation_findings(name, exc, loc)
+        return src, validation_findings(name, exc, loc)
     return src, []
 
 

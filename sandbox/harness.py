@@ -33,15 +33,19 @@ What it does, and how it matches the real host:
   `n` successful calls and then raises `QuotaExceeded`.
 * Outbound HTTP and server REST are programmable: set `http_responder` / `rest_responder`.
 
-What it does not do: the operator's policy files (argument rules such as allowed roles or
-domains, quotas with windows), audit, confinement and deadlines are the host's, not the
-harness's; only the permission check and the admin-class role guardrail are modelled. Run your
+* The operator's policy files, when you ask: `h.use_policy("policies/")` loads them as the
+  host does and decides every call with the host's own engine and quotas
+  (`sandbox.harness_policy`), so a test fails where the host would refuse.
+
+What it does not do: audit, confinement and deadlines are the host's, not the harness's; without
+`use_policy` only the permission check and the admin-class role guardrail are modelled. Run your
 app under `stockade` for those. Time is a counter (`now`), advanced one second per server write,
 so tests are deterministic.
 """
 from __future__ import annotations
 
 import json
+import os
 import tomllib
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -52,6 +56,7 @@ from urllib.parse import urlsplit
 from policies.vocabulary import ACTIONS, ADMIN_CLASS_ROLES, EVENTS, PERMISSIONS
 from sandbox import errors
 from sandbox.api import LIFECYCLE_HOOKS, App, Context, handler_name
+from sandbox.harness_policy import PolicyCheck, seats_in_use
 from sandbox.harness_server import (
     HTTP_METHODS,
     MANIFEST_NAME,
@@ -150,6 +155,9 @@ class AppHarness:
     * `app_user` — the app's own user (`app.<id>`, type `app`), created at install by the host;
     * `logs` — what the app printed.
     """
+
+    # The operator's policy, applied by the fake gate (`use_policy`); None: not modelled.
+    policy: PolicyCheck | None = None
 
     def __init__(
         self,
@@ -262,6 +270,10 @@ class AppHarness:
         if admin:
             raise errors.PermissionDenied(
                 f"guardrail: apps may never grant admin-class roles ({', '.join(admin)})")
+        if self.policy is not None:
+            self.policy.check(self.app_id, self.grants, action, args,
+                              self.policy.facts(self.server, self.app_user["id"], action, args),
+                              self.now, lambda: seats_in_use(self.server))
         queued = self._failures.get(action)
         if queued:
             raise queued.popleft()
@@ -316,6 +328,14 @@ class AppHarness:
         exc = error(f"{action} failed (injected by the harness)") if isinstance(error, type) \
             else error
         self._failures.setdefault(action, deque()).append(exc)
+
+    def use_policy(self, *paths: str | os.PathLike[str]) -> AppHarness:
+        """Apply the operator's real policy files (files or folders, as `stockade policy add`
+        takes them) to every bridge call from now on; returns the harness for chaining.
+        HarnessError when the host would refuse the files. `policy.dns[host]` sets what a host
+        name resolves to (default: one public address)."""
+        self.policy = PolicyCheck.load(*paths)
+        return self
 
     def set_quota(self, action: str, limit: int) -> None:
         """Allow `limit` more successful calls of `action`, then raise QuotaExceeded."""

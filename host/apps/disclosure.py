@@ -19,12 +19,20 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from host.apps.manifest import Manifest
 from host.apps.publisher import SignatureCheck
-from host.inert import AUTHOR_STYLE, MAX_BLOCK, author, field_grid, host, line, visible
+from host.inert import (
+    AUTHOR_STYLE,
+    MAX_BLOCK,
+    author,
+    field_grid,
+    host,
+    line,
+    visible,
+    wrapping_table,
+)
 from policies.vocabulary import ACTIONS, ADMIN_CLASS_ROLES, PERMISSIONS
 
 NOT_PERMITTED = "policy does not permit this — the app will get PermissionDenied"
@@ -355,19 +363,19 @@ def render_disclosure(d: Disclosure, console: Console, *, title: str = "") -> No
         rows.append(("description", author(d.description, limit=MAX_BLOCK, one_line=False)))
     rows.append(("content hash", host(d.content_hash, "dim")))
     console.print(field_grid(rows))
-    table = Table(title="Permissions asked", show_lines=True, expand=False)
-    table.add_column("permission", no_wrap=True)
-    table.add_column("risk", no_wrap=True)
-    # fold: a long rule id or action name wraps onto the next line instead of being cut ("…").
-    table.add_column("what it allows / why the author asks", overflow="fold")
-    table.add_column("limits set by policy", overflow="fold")
+    perm_rows: list[tuple[str | Text, ...]] = []
     for p in d.permissions:
         limits = Text("\n").join(host(visible(x, limit=MAX_BLOCK),
                                        "bold red" if p.permitted is False else "")
                                   for x in p.limits)
         why = line(host(p.plain), host("\n"), author(p.reason, limit=MAX_BLOCK, one_line=False,
                                                 style="italic " + AUTHOR_STYLE))
-        table.add_row(host(p.name), host(p.risk, _RISK_STYLE.get(p.risk, "")), why, limits)
+        perm_rows.append((host(p.name), host(p.risk, _RISK_STYLE.get(p.risk, "")), why, limits))
+    # Cells wrap between words (a rule id or action name is never cut, nor split when the
+    # console has room for it); on a console too narrow for that, words fold, all kept.
+    table = wrapping_table("Permissions asked", ("permission", "risk",
+                           "what it allows / why the author asks", "limits set by policy"),
+                           perm_rows, console.width, show_lines=True)
     if d.permissions:
         console.print(table)
     else:

@@ -3,19 +3,32 @@
 Decided by the real engine with the installed app's real grants and the home's policy, as the
 gate would (like `kubectl auth can-i`): exit 0 yes, 1 no. `--list` decides every action of the
 vocabulary with no arguments, so a reviewer sees at once what an app may do.
+
+The facts the gate looks up on the server are looked up the same way, from the home's embedded
+server: whether a role is privileged (`role_privileged`), who created a target user
+(`target_created_by_app`, `target_is_own_app_user`), whether a REST route has a bridge action
+(`rest_mapped`). What a host name resolves to (`resolved_ips`) is not looked up (that would be a
+DNS query from the operator's machine, not the host's); a decision that needs it says which
+`--fact` to pass. A `--fact` given on the command line overrides a looked-up one.
 """
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import typer
 
-from host.apps.installs import InstallStore
+from host.apps.installs import InstallRecord, InstallStore
 from host.cli.app_common import existing_store, resolve
 from host.cli.output import EXIT_NEGATIVE, EXIT_OK, emit_json, err_console, fail
 from host.cli.policy_cmd import _parse_kv, check_action
+from host.clock import SystemClock
+from host.gate.rest_routes import find
 from host.home import Home
+from host.server.embedded import EmbeddedServer
+from host.server.errors import NotFound
 from policies import Request, decide
 from policies.loader import PolicyLoadError, load_policy
 from policies.policy import Policy
@@ -31,6 +44,50 @@ def _policy(home: Home) -> Policy:
     except PolicyLoadError as exc:
         fail(f"the policy in {home.policies_dir} does not load: {exc}",
              f"`stockade policy check {home.policies_dir}`", EXIT_NEGATIVE)
+
+
+# Actions whose `user_id` argument names the target user, as at the gate (host/gate/gate.py).
+_TARGET_USER_ACTIONS = frozenset({
+    "users.set_custom_fields", "users.deactivate", "roles.assign", "roles.remove",
+    "livechat.add_agent", "livechat.remove_agent", "livechat.set_agent_status",
+})
+_FACT_NEEDED = re.compile(r"\(fact ([a-z_]+)\)")
+
+
+def server_facts(home: Home, rec: InstallRecord, action: str, args: dict[str, Any],
+                 given: Mapping[str, Any]) -> dict[str, Any]:
+    """The facts the gate would look up for this call, from the home's embedded server (those
+    the operator `given` on the command line are not looked up)."""
+    facts: dict[str, Any] = {}
+    if action == "rest.call":
+        method, route = args.get("method"), args.get("route")
+        if isinstance(method, str) and isinstance(route, str):
+            facts["rest_mapped"] = find(method, route) is not None
+    roles: list[str] = []
+    if action in ("roles.assign", "roles.remove") and isinstance(args.get("role"), str):
+        roles = [args["role"]]
+    elif action == "users.create" and isinstance(args.get("roles"), list):
+        roles = [r for r in args["roles"] if isinstance(r, str)]
+    if "role_privileged" in given:
+        roles = []
+    uid = args.get("user_id") if action in _TARGET_USER_ACTIONS else None
+    if "target_created_by_app" in given or "target_is_own_app_user" in given:
+        uid = None
+    if not roles and not isinstance(uid, str):
+        return facts
+    if not home.server_db.exists():
+        return facts  # no server yet: the decision says which --fact it needs
+    server = EmbeddedServer(home.server_db, SystemClock())
+    if roles:
+        facts["role_privileged"] = any(server.is_privileged(r) for r in roles)
+    if isinstance(uid, str):
+        facts["target_is_own_app_user"] = uid == rec.app_user_id
+        try:
+            facts["target_created_by_app"] = server.user_created_by(uid)
+        except NotFound:
+            fail(f"no user with id {uid!r} on this home's server",
+                 "give the id of an existing user, or --fact target_created_by_app=APP")
+    return facts
 
 
 def can_i(
@@ -55,13 +112,20 @@ def can_i(
         rec = resolve(store, app)
     policy = _policy(home)
     args = _parse_kv(arg or [], "--arg")
-    facts = _parse_kv(fact or [], "--fact")
+    given = _parse_kv(fact or [], "--fact")
     now = time.time()
 
     def one(name: str, a: dict[str, Any]) -> dict[str, Any]:
+        facts = {**server_facts(home, rec, name, a, given), **given}
         d = decide(policy, rec.grants, Request(rec.app_id, rec.install_id, name, a, facts, now))
-        return {"action": name, "allowed": d.allowed, "code": d.code, "message": d.message,
-                "rules": list(d.rules)}
+        out = {"action": name, "allowed": d.allowed, "code": d.code, "message": d.message,
+               "rules": list(d.rules), "facts": facts}
+        needed = _FACT_NEEDED.search(d.message)
+        if needed:
+            out["needs_fact"] = needed.group(1)
+        elif "supplied no facts about the target user" in d.message:
+            out["needs_fact"] = "target_created_by_app"
+        return out
 
     if list_all:
         rows = []
@@ -98,7 +162,21 @@ def can_i(
     else:
         typer.echo("yes" if r["allowed"] else "no")
         err_console.print(f"{r['code']}: {r['message']}", markup=False, highlight=False)
+        if "needs_fact" in r:
+            example = _EXAMPLE.get(r["needs_fact"], f"--fact {r['needs_fact']}=VALUE")
+            err_console.print(f"hint: the host looks this up when the call is made; here pass "
+                              f"--fact {r['needs_fact']}=... (e.g. {example})",
+                              markup=False, highlight=False)
     raise typer.Exit(EXIT_OK if r["allowed"] else EXIT_NEGATIVE)
+
+
+_EXAMPLE = {
+    "resolved_ips": "--fact resolved_ips='[\"ADDRESS\", ...]' as the host's resolver answers",
+    "role_privileged": "--fact role_privileged=false",
+    "target_created_by_app": "--arg user_id=ID of a user on this home's server, or "
+                             "--fact target_created_by_app=APP",
+    "rest_mapped": "--fact rest_mapped=true",
+}
 
 
 def register(root: typer.Typer) -> None:

@@ -13,11 +13,11 @@ from host.cli.output import EXIT_NEGATIVE, EXIT_OK, emit_json, err_console, fail
 from host.inert import host, line
 from policies import Request, decide
 from policies.cases import run_dir
-from policies.diff import diff as policy_diff
+from policies.diff import Places, compare
 from policies.findings import FAILING, Finding, sort_findings
 from policies.loader import load
 from policies.model import PolicyFile
-from policies.policy import Policy
+from policies.policy import Policy, compile_policy
 
 app = typer.Typer(name="policy", help="Review, explain, diff, format and test policy files.",
                   no_args_is_help=True)
@@ -209,21 +209,53 @@ def explain_cmd(
     raise typer.Exit(EXIT_OK if d.allowed else EXIT_NEGATIVE)
 
 
+def _load_for_diff(path: Path, *, in_force: bool) -> tuple[Policy, Places, list[Finding]]:
+    """OLD must load. NEW is compared even when the host would refuse it (an admin-class role,
+    a missing quota), so the reviewer sees what it tries; its failing findings come along."""
+    _require_paths([path])
+    res = load([path])
+    bad = [f for f in res.findings if f.severity in FAILING]
+    if res.policy is not None:
+        return res.policy, Places(res.sources), bad
+    models = [(s.name, s.model) for s in res.sources if s.model is not None]
+    if in_force or len(models) != len(res.sources) or not models:
+        _print_findings(bad)
+        fail(f"policy {path} refused", "fix the errors above (`stockade policy check` lists "
+             "every finding)")
+    return compile_policy(models), Places(res.sources), bad
+
+
+_DIRECTION_MARK = {"widens": ("+", "red"), "narrows": ("-", "green"), "refused": ("!", "yellow")}
+
+
 @app.command("diff")
 def diff_cmd(
     old: Annotated[Path, typer.Argument(help="The policy in force (file or folder).")],
     new: Annotated[Path, typer.Argument(help="The proposed policy (file or folder).")],
     as_json: Annotated[bool, typer.Option("--json", help="Machine output on stdout.")] = False,
 ) -> None:
-    """Does NEW grant anything OLD did not? Exit 1 when it does, listing each new access."""
-    changes = policy_diff(_load_or_fail([old]), _load_or_fail([new]))
+    """What NEW changes, both ways, each with file:line:column: widenings (+), narrowings (-)
+    and admin-class roles the engine refuses (!). Exit 1 when NEW grants anything OLD did not
+    or the host would refuse NEW; 0 when it only narrows or is the same."""
+    old_pol, old_places, _ = _load_for_diff(old, in_force=True)
+    new_pol, new_places, refused = _load_for_diff(new, in_force=False)
+    changes = compare(old_pol, new_pol, old_places, new_places)
+    widens = any(c.direction == "widens" for c in changes)
     if as_json:
-        emit_json({"widens": bool(changes), "changes": [c.to_json() for c in changes]})
+        emit_json({"widens": widens, "narrows": any(c.direction == "narrows" for c in changes),
+                   "loads": not refused, "refused_by": [f.to_json() for f in refused],
+                   "changes": [c.to_json() for c in changes]})
     else:
         for c in changes:
-            err_console.print(line(str(c)))
-        err_console.print("NEW grants more" if changes else "NEW grants nothing OLD did not")
-    raise typer.Exit(EXIT_NEGATIVE if changes else EXIT_OK)
+            mark, style = _DIRECTION_MARK[c.direction]
+            # where/detail quote the policy author's ids and names: inert (DESIGN rule 12).
+            err_console.print(line(host(f"{mark} {c.direction}", style), " ", str(c)))
+        if refused:
+            _print_findings(refused)
+            err_console.print(host("NEW would be refused by the host (it keeps the policy in "
+                                   "force)", "red"))
+        err_console.print("NEW grants more" if widens else "NEW grants nothing OLD did not")
+    raise typer.Exit(EXIT_NEGATIVE if widens or refused else EXIT_OK)
 
 
 @app.command("test")

@@ -21,7 +21,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
-from rich.table import Table
+from rich.text import Text
 
 from host.apps.consent import ConsentError, guardrail_problems
 from host.apps.disclosure import Disclosure, render_disclosure
@@ -32,7 +32,7 @@ from host.apps.publisher import TrustStore, check_signature, public_key_line, si
 from host.clock import SystemClock
 from host.demo.crm import DemoCrm
 from host.home import Home, ensure_policies
-from host.inert import MAX_BLOCK, host, line, visible
+from host.inert import MAX_BLOCK, host, line, visible, wrapping_table
 from host.ledger.audit import open_readonly
 from host.runtime import Host, HostConfig
 from host.server.principals import SYSTEM
@@ -102,6 +102,12 @@ class Demo:
     # ---- narration ------------------------------------------------------------------------------
 
     def act(self, title: str) -> None:
+        if len(title) + 6 > self.out.width:
+            # A rule cuts a long title with an ellipsis: on a narrow terminal the title goes on
+            # its own (wrapped) line under a plain rule instead.
+            self.out.rule()
+            self.out.print(host(title, "bold"))
+            return
         self.out.rule(host(title, "bold"))
 
     def say(self, text: str, style: str = "") -> None:
@@ -204,18 +210,15 @@ class Demo:
 
     def compare_disclosures(self, a: str, b: str) -> None:
         da, db = self.disclosures[a], self.disclosures[b]
-        table = Table(title=f"The same integration, two ways: {a} vs {b}")
-        table.add_column("permission")
-        table.add_column(a)
-        table.add_column(b)
         names = sorted({p.name for p in da.permissions} | {p.name for p in db.permissions})
         risk_a = {p.name: p.risk for p in da.permissions}
         risk_b = {p.name: p.risk for p in db.permissions}
-        for n in names:
-            table.add_row(n, risk_a.get(n, "—"), risk_b.get(n, "—"))
-        table.add_row(host("dangerous combinations", "bold"), str(len(da.dangers)),
-                      str(len(db.dangers)))
-        self.out.print(table)
+        rows: list[tuple[str | Text, ...]] = [(n, risk_a.get(n, "—"), risk_b.get(n, "—"))
+                                              for n in names]
+        rows.append((host("dangerous combinations", "bold"), str(len(da.dangers)),
+                     str(len(db.dangers))))
+        self.out.print(wrapping_table(f"The same integration, two ways: {a} vs {b}",
+                                      ("permission", a, b), rows, self.out.width))
         self.check(f"{b} needs no user creation and no roles",
                    not {"users.create", "roles.assign"} & set(risk_b),
                    f"{len(risk_b)} permissions vs {len(risk_a)}")
@@ -416,16 +419,16 @@ class Demo:
         assert rec is not None
         quota = self.host.ledger.quota_state(
             f"install:{rec.install_id}:users.create", 3, 600)
-        table = Table(title="Summary")
-        for col in ("app", "state", "events handled", "handler errors", "restarts"):
-            table.add_column(col)
         apps = {}
+        rows: list[tuple[str | Text, ...]] = []
         for r in sorted(self.host.runners.values(), key=lambda r: r.app_id):
-            table.add_row(r.app_id, r.state, str(r.events_done), str(r.events_failed),
-                          str(r.restarts))
+            rows.append((r.app_id, r.state, str(r.events_done), str(r.events_failed),
+                         str(r.restarts)))
             apps[r.app_id] = {"state": r.state, "events": r.events_done,
                               "errors": r.events_failed, "restarts": r.restarts}
-        self.out.print(table)
+        self.out.print(wrapping_table("Summary", ("app", "state", "events handled",
+                                                  "handler errors", "restarts"), rows,
+                                      self.out.width))
         stats = dict(self.host.gate.stats)
         users = self.host.server.users_count_active_app_created()
         self.say(f"bridge calls allowed {stats['allowed']}, denied {stats['denied']}; "

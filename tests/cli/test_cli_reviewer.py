@@ -77,9 +77,70 @@ def test_check_did_you_mean_and_fail_on(cli: Run, tmp_path: Path) -> None:
                    'apps = ["x"]\nactions = ["users.creat"]\n')
     r = cli("policy", "check", str(bad))
     assert r.exit_code == 1
-    assert f"{bad}:7: error STK010" in r.stderr and "did you mean 'users.create'?" in r.stderr
+    assert f"{bad}:7:12: error STK010" in r.stderr and "did you mean 'users.create'?" in r.stderr
     default = Path(__file__).resolve().parents[2] / "policies" / "shipped" / "default.toml"
     assert cli("policy", "check", str(default)).exit_code == 0  # one warning: below the bar
     strict = cli("policy", "check", str(default), "--fail-on", "warning", "--json")
     assert strict.exit_code == 1 and json.loads(strict.stdout)["fail_on"] == "warning"
     assert cli("policy", "check", str(default), "--fail-on", "loud").exit_code == 2
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _install_example(cli: Run, name: str) -> None:
+    """Install an example app with every permission it asks for."""
+    import re
+
+    manifest = (REPO / "examples" / "apps" / name / "app.toml").read_text()
+    grants = [x for p in re.findall(r'name = "([a-z.]+)"', manifest) for x in ("--grant", p)]
+    r = cli("app", "install", str(REPO / "examples" / "apps" / name), "--allow-unsigned", *grants)
+    assert r.exit_code == 0, r.output
+
+
+def _agent_sync(cli: Run, home: Path) -> str:
+    """Install the agent-sync and crm-sync examples under the demo policy; return agent-sync's
+    app user's id (the server user made at install)."""
+    import sqlite3
+
+    assert cli("policy", "add", str(REPO / "examples" / "policies" / "demo.toml")).exit_code == 0
+    _install_example(cli, "agent-sync")
+    _install_example(cli, "crm-sync")
+    with sqlite3.connect(home / "server.db") as c:
+        # An operator-made custom role that holds admin permissions: only the server knows.
+        c.execute("INSERT INTO roles (name, privileged, description) VALUES "
+                  "('ops-boss', 1, 'custom admin')")
+        [(app_user,)] = c.execute("SELECT id FROM users WHERE username = 'app.agent-sync'")
+    return str(app_user)
+
+
+def test_can_i_looks_up_server_facts_like_the_gate(cli: Run, home: Path) -> None:
+    from host.clock import SystemClock
+    from host.server.embedded import EmbeddedServer
+    from host.server.principals import SYSTEM
+
+    app_user = _agent_sync(cli, home)
+    create = ["can-i", "agent-sync", "users.create", "--arg", "username=ext-a", "--arg",
+              "name=A", "--arg", "type=bot"]
+    # role_privileged comes from the server: no --fact needed for an ordinary role ...
+    yes = cli(*create, "--arg", "roles=bot", "--json")
+    assert yes.exit_code == 0, yes.output
+    assert json.loads(yes.stdout)["facts"] == {"role_privileged": False}
+    # ... and a custom role the server marks privileged is refused, as the gate refuses it.
+    no = cli(*create, "--arg", "roles=bot,ops-boss")
+    assert no.exit_code == 1 and "the server marks this role privileged" in no.stderr
+    # Own users only: the app's own user yes, an operator's user no (target facts looked up).
+    human = EmbeddedServer(home / "server.db", SystemClock()).users_create(
+        SYSTEM, "human", "Human", "user")
+    assign = ["can-i", "agent-sync", "roles.assign", "--arg", "role=bot"]
+    assert cli(*assign, "--arg", f"user_id={app_user}").exit_code == 0
+    theirs = cli(*assign, "--arg", f"user_id={human['id']}")
+    assert theirs.exit_code == 1 and "not created by this app" in theirs.stderr
+    missing = cli(*assign, "--arg", "user_id=nope")
+    assert missing.exit_code == 2 and "no user with id 'nope'" in missing.stderr
+    # A fact the host looks up at call time but can-i cannot: it says which --fact to pass.
+    web = ["can-i", "crm-sync", "http.request", "--arg", "method=GET",
+           "--arg", "url=https://crm.localtest:8443/x"]
+    r = cli(*web)
+    assert r.exit_code == 1 and "--fact resolved_ips=" in r.stderr, r.stderr
+    assert cli(*web, "--fact", 'resolved_ips=["127.0.0.1"]').exit_code == 0

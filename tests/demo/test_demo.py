@@ -3,6 +3,7 @@ act behaved (real host, real confined children, real loopback CRM endpoint)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,9 +11,14 @@ from pathlib import Path
 STOCKADE = str(Path(sys.executable).parent / "stockade")
 
 
+# A console narrower than the usual 80 columns: the demo's tables must wrap, not cut words.
+WIDTH = 66
+
+
 def test_demo_runs_and_every_check_holds(tmp_path: Path) -> None:
+    env = {**os.environ, "COLUMNS": str(WIDTH)}
     r = subprocess.run([STOCKADE, "--home", str(tmp_path), "demo", "--json"],
-                       capture_output=True, text=True, timeout=300)
+                       capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0, r.stderr[-4000:]
     doc = json.loads(r.stdout)  # stdout holds the JSON summary and nothing else
     failed = [c for c in doc["checks"] if not c["ok"]]
@@ -27,3 +33,32 @@ def test_demo_runs_and_every_check_holds(tmp_path: Path) -> None:
     assert doc["bridge_calls"]["denied"] >= 2
     # the human narration went to stderr
     assert "Installing four apps" in r.stderr and "everything behaved" in r.stderr
+
+    # Tables wrap between words: no cell loses characters to an ellipsis, the longest names
+    # show whole, and no table line is wider than the console.
+    table_lines = [ln for ln in r.stderr.splitlines() if ln[:1] in "┃│┏┡└"]
+    assert table_lines and not [ln for ln in table_lines if "…" in ln]
+    assert all(len(ln) <= WIDTH for ln in table_lines)
+    cells = " ".join(table_lines)
+    for word in ("livechat.agent-display", "chatbot-handover", "restarts", "proxy-agent"):
+        assert word in cells, word
+    # A long act title is not cut either (it goes on its own line on a narrow console).
+    assert "Starting the host: each app in its own confined child" in r.stderr
+
+
+def test_wrapping_table_keeps_every_character_on_a_tiny_console() -> None:
+    import io
+
+    from rich.console import Console
+
+    from host.inert import wrapping_table
+
+    buf = io.StringIO()
+    console = Console(file=buf, width=24, color_system=None)
+    console.print(wrapping_table("t", ("app", "state"), [("chatbot-handover", "running")],
+                                 console.width))
+    text = buf.getvalue()
+    assert "…" not in text
+    # Folded across lines, every character is still there, in order.
+    inside = "".join(ln.split("│")[1].strip() for ln in text.splitlines() if ln.startswith("│"))
+    assert inside == "chatbot-handover"

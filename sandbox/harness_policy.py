@@ -1,0 +1,109 @@
+"""The operator's policy files, applied by the author harness as the host's gate applies them.
+
+`AppHarness.use_policy(path, ...)` loads the real files with `policies.loader` (refused as a
+whole, with the same findings, when `stockade policy check` would refuse them) and, for every
+bridge call that passed the permission check, decides with `policies.engine.decide` — the very
+function the gate calls — on the facts the gate would look up, taken from the harness's fake
+server: whether a role is privileged, who created the target user, the addresses a host name
+resolves to. Then it charges the decision's quotas with the exact sliding-window math of
+`policies.quota` at the harness's clock (`now`) and checks the workspace seat ceiling. A refusal
+raises what the app would see from the host: `PermissionDenied` naming the rule or reason (with
+the engine's code in brackets), `QuotaExceeded` for a full quota or seat ceiling.
+
+A convenience for authors, not a security boundary: the host repeats every check. What is not
+modelled: audit, the per-install refusal budget, quota refunds after a server refusal (a unit
+is reserved before the call and kept, as the host keeps it for everything but refundable
+errors), and quotas shared with other installs.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from policies.engine import decide
+from policies.loader import PolicyLoadError, load_policy
+from policies.netcheck import parse_url
+from policies.policy import Policy
+from policies.quota import admit, next_free_at
+from policies.types import Request
+from policies.vocabulary import ADMIN_CLASS_ROLES
+from sandbox import errors
+from sandbox.harness_server import FakeServer, HarnessError
+
+# The install id the harness decides for (quota keys of scope "install" carry it).
+INSTALL_ID = "harness"
+# Actions whose `user_id` argument names the target user (facts target_*), as at the gate.
+_TARGET_USER_ACTIONS = frozenset({
+    "users.set_custom_fields", "users.deactivate", "roles.assign", "roles.remove",
+    "livechat.add_agent", "livechat.remove_agent", "livechat.set_agent_status",
+})
+# What a host name resolves to when the test sets nothing: one public address (RFC 5737 ones
+# are not public), so only a policy's domains decide, as for a real public host.
+DEFAULT_ADDRESS = "93.184.215.14"
+
+
+class PolicyCheck:
+    """One loaded policy plus the quota log of one harness run."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.quota_log: dict[str, list[float]] = {}  # quota key -> admitted times, ascending
+        # host name -> the addresses the gate would resolve it to (fact resolved_ips).
+        self.dns: dict[str, list[str]] = {}
+        self.privileged_roles: set[str] = set(ADMIN_CLASS_ROLES)
+
+    @classmethod
+    def load(cls, *paths: str | os.PathLike[str]) -> PolicyCheck:
+        """Load files or folders as the host does; a refused set raises HarnessError listing
+        the findings `stockade policy check` prints."""
+        try:
+            return cls(load_policy(*paths))
+        except PolicyLoadError as exc:
+            raise HarnessError(f"the host would refuse this policy: {exc}") from None
+
+    def facts(self, server: FakeServer, app_user_id: str, action: str,
+              args: Mapping[str, Any]) -> dict[str, Any]:
+        """The facts the gate looks up (host/gate/gate.py `_facts`), from the fake server."""
+        out: dict[str, Any] = {}
+        roles: list[Any] = ([args["role"]] if action in ("roles.assign", "roles.remove") else
+                            list(args.get("roles") or []) if action == "users.create" else [])
+        if roles:
+            out["role_privileged"] = any(str(r).casefold() in self.privileged_roles
+                                         for r in roles)
+        uid = args.get("user_id")
+        if action in _TARGET_USER_ACTIONS and isinstance(uid, str):
+            out["target_is_own_app_user"] = uid == app_user_id
+            user = server.users.get(uid)
+            out["target_created_by_app"] = user.get("created_by_app") if user else None
+        if action == "http.request" and isinstance(args.get("url"), str):
+            url = parse_url(args["url"])
+            if not isinstance(url, str):
+                out["resolved_ips"] = list(self.dns.get(url.host, [DEFAULT_ADDRESS]))
+        return out
+
+    def check(self, app_id: str, grants: frozenset[str], action: str, args: Mapping[str, Any],
+              facts: Mapping[str, Any], now: float, seats_in_use: Callable[[], int]) -> None:
+        """Decide like the gate; raise what the app would see. Reserves quota units."""
+        d = decide(self.policy, grants, Request(app_id, INSTALL_ID, action, dict(args),
+                                                dict(facts), now))
+        if not d.allowed:
+            raise errors.PermissionDenied(f"{d.message} [{d.code}]")
+        for c in d.quotas:
+            log = self.quota_log.setdefault(c.key, [])
+            if not admit(log, c.limit, c.window_s, now):
+                free = next_free_at(log, c.limit, c.window_s, now)
+                raise errors.QuotaExceeded(
+                    f"quota {c.quota_id} is full: {c.limit} {action} per {c.window_s}s "
+                    f"({c.scope}); next unit frees at t={free}")
+        if action == "users.create" and d.seat_ceiling is not None \
+                and seats_in_use() >= d.seat_ceiling:
+            raise errors.QuotaExceeded(f"workspace seat ceiling reached: {d.seat_ceiling} active "
+                                       "app-created users")
+        for c in d.quotas:
+            self.quota_log[c.key].append(now)
+
+
+def seats_in_use(server: FakeServer) -> int:
+    """Active app-created users on the fake server (the seat ceiling counts these)."""
+    return sum(1 for u in server.users.values() if u.get("active") and u.get("created_by_app"))
