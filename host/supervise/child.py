@@ -161,7 +161,7 @@ class Child:
 
     # ---- lifecycle -------------------------------------------------------------------------
 
-    def _app_pid(self) -> int:
+    def app_pid(self) -> int:
         """The process running the app: a spawned child forks it into a PID namespace of its
         own and stays behind as a stand-in (`sandbox.child`); a zygote's child is it."""
         if self.popen is None:
@@ -185,7 +185,7 @@ class Child:
             raise ChildDied("bad handshake", "protocol")
         verify(hello.token)
         missing = [name for name in REQUIRED_LAYERS if not getattr(hello.layers, name)]
-        if uid is not None and not (hello.layers.uid_dropped and _runs_as(self._app_pid(), uid)):
+        if uid is not None and not (hello.layers.uid_dropped and _runs_as(self.app_pid(), uid)):
             missing.append("uid_dropped")
         if missing and not degraded:
             self.kill("confinement layer missing", code="confinement")

@@ -102,6 +102,10 @@ def test_an_unprivileged_host_gets_every_layer_in_a_real_zygote_child(interprete
     res = _worker("probe", root=False, python=interpreter)
     assert "error" not in res, res
     assert {k: res[k] for k in REQUIRED_LAYERS} == dict.fromkeys(REQUIRED_LAYERS, True)
+    # and as the kernel shows the live child to that unprivileged host (doctor's reading)
+    assert {name: ok for name, (ok, _detail) in res["kernel"].items()} == {
+        "pid namespace": True, "ipc namespace": True, "net namespace": True, "own uid": True,
+        "seccomp filter": True, "no_new_privs": True}
 
 
 def _ns(pid: int) -> str:
@@ -125,7 +129,7 @@ def test_real_children_each_have_a_pid_namespace_of_their_own(use_zygote: bool) 
 
             layers = kid.handshake(tok, verify, degraded=False)
             assert layers.pidns
-            seen.add(_ns(kid._app_pid()))
+            seen.add(_ns(kid.app_pid()))
         # read by the test from /proc, not from the children's reports
         assert len(seen) == 2 and _ns(os.getpid()) not in seen
     finally:
