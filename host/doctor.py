@@ -2,7 +2,9 @@
 
 The confinement layers are not guessed from kernel version strings: the doctor starts a real
 child through the zygote (and one through the spawn fallback) and reads the layer report the
-child made after confining itself — the same report the host checks before running any app.
+child made after confining itself — the same report the host checks before running any app —
+and then reads the live child's namespaces, uids and filter mode from /proc, as the kernel
+sees them (a child's report could be wrong; /proc is not the child's to write).
 """
 from __future__ import annotations
 
@@ -60,13 +62,61 @@ def probe_child_layers(use_zygote: bool) -> dict[str, Any]:
             # which no install is given before the range runs out.
             uid = APP_UID_BASE + APP_UID_COUNT - 1 if os.geteuid() == 0 else None
             layers = child.handshake(token, verify, degraded=True, uid=uid)
-            return layers.model_dump()
+            dump = layers.model_dump()
+            return {**dump, "kernel": kernel_view(child.app_pid(), uid, dump)}
         finally:
             child.shutdown(0.5)
     except Exception as exc:  # noqa: BLE001 - the doctor reports, never crashes
         return {"error": f"{type(exc).__name__}: {exc}"}
     finally:
         spawner.close()
+
+
+def _status(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as f:
+        return {k: v.strip() for k, _, v in (line.partition(":") for line in f)}
+
+
+def kernel_view(pid: int, uid: int | None,
+                reported: dict[str, Any] | None = None) -> dict[str, tuple[bool, str]]:
+    """Each layer as the kernel shows it in /proc for a live confined child, not as the child
+    reports it: name -> (present, what was read). `uid`: the one it was given (root host).
+
+    A host that is not root may not read a child's namespace links (the child is not dumpable
+    and the kernel wants a capability in the namespace its memory was made in, which only root
+    has); there the namespaces are the child's own report, and the detail says so."""
+    out: dict[str, tuple[bool, str]] = {}
+    try:
+        st = _status(pid)
+    except OSError as exc:
+        return {"readable": (False, f"/proc/{pid}: {exc}")}
+    for ns in ("pid", "ipc", "net"):
+        mine = os.readlink(f"/proc/self/ns/{ns}")
+        try:
+            its = os.readlink(f"/proc/{pid}/ns/{ns}")
+        except PermissionError:
+            said = bool((reported or {}).get(f"{ns}ns"))
+            out[f"{ns} namespace"] = (said and os.geteuid() != 0, "not readable by a non-root "
+                                      f"host; the child reports {'it' if said else 'none'}")
+            continue
+        except OSError as exc:
+            out[f"{ns} namespace"] = (False, str(exc))
+            continue
+        out[f"{ns} namespace"] = (mine != its, f"{its} (this process: {mine})")
+    uids = st.get("Uid", "").split()
+    if uid is None:
+        # A non-root host has no uid to give: the child shares the host's, and its PID
+        # namespace (above) is what keeps the host and other apps out of its reach.
+        out["own uid"] = (True, f"uids {' '.join(uids)}: the host's (not root; none to give)")
+    else:
+        own = uids == [str(uid)] * 4 and st.get("Gid", "").split() == [str(uid)] * 4
+        out["own uid"] = (own and str(os.geteuid()) not in uids,
+                          f"uids {' '.join(uids)} (want {uid}, host {os.geteuid()})")
+    # 2 = filter mode: the allow-list program (sandbox/seccomp.py) is the only filter installed
+    out["seccomp filter"] = (st.get("Seccomp") == "2" and st.get("Seccomp_filters") == "1",
+                             f"Seccomp {st.get('Seccomp')}, filters {st.get('Seccomp_filters')}")
+    out["no_new_privs"] = (st.get("NoNewPrivs") == "1", f"NoNewPrivs {st.get('NoNewPrivs')}")
+    return out
 
 
 def run(home: Home, *, spawn_too: bool = True) -> Report:
@@ -82,6 +132,8 @@ def run(home: Home, *, spawn_too: bool = True) -> Report:
             rep.checks.append(Check(f"layer: {layer}", bool(zyg.get(layer)),
                                     "applied in a real child" if zyg.get(layer) else "MISSING",
                                     required))
+        for name, (ok, detail) in (zyg.get("kernel") or {}).items():
+            rep.checks.append(Check(f"kernel: {name}", ok, detail))
         for note in zyg.get("notes") or []:
             rep.checks.append(Check("layer note", True, str(note), False))
     rep.checks.append(Check("landlock ABI", landlock.abi_version() >= 1,

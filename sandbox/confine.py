@@ -7,7 +7,8 @@ Layers, in the order they must be applied (later ones would forbid the calls ear
    /dev/null, every other inherited descriptor is closed;
 3. an empty environment and a working directory it cannot write (`/`);
 4. its own network namespace (the zygote does this once for all its children; the spawn
-   fallback does it here), and its own IPC namespace (each child, see `unshare_ipc`);
+   fallback does it here), its own IPC namespace (each child, see `unshare_ipc`), and its own
+   PID namespace, entered by the fork that made it (`fork_in_own_pid_namespace`);
 5. parent-death signal and not dumpable;
 6. rlimits: address space, CPU seconds, open files, file size 0, no core dumps, process
    count 0 (no threads, no forks), no locked memory, no message queues;
@@ -51,6 +52,12 @@ CLONE_NEWUSER = 0x10000000
 # Its own SysV IPC namespace: shared memory, queues and semaphores die with the child and are
 # invisible to every other app (a second wall behind the filter, which refuses SysV calls).
 CLONE_NEWIPC = 0x08000000
+# Its own PID namespace: the child is process 1 of a namespace holding only itself, so no pid
+# it can name in kill/prlimit/setpriority/sched_*/ptrace/pidfd_open reaches another app's child
+# or the host. Whatever uid the child runs as (a non-root host has none of its own to give: the
+# kernel's uid checks pass between processes of one user), the kernel answers ESRCH.
+CLONE_NEWPID = 0x20000000
+SYS_CLONE = 56  # x86-64; the filter (sandbox/seccomp.py) kills every other architecture
 
 # The identity a child takes when the host names none (a root host's sandbox snippets, the
 # tests): "nobody" owns no file and can signal or trace no process of the host's.
@@ -74,6 +81,7 @@ class LayerReport:
     no_new_privs: bool = False
     netns: bool = False
     ipcns: bool = False
+    pidns: bool = False
     rlimits: bool = False
     pdeathsig: bool = False
     fds_closed: bool = False
@@ -117,6 +125,32 @@ def unshare_ipc() -> bool:
     return os.readlink("/proc/self/ns/ipc") != before
 
 
+def fork_in_own_pid_namespace() -> int:
+    """fork(2), with the child as process 1 of a new PID namespace (the zygote forks every app
+    child this way). Returns the child's pid in the parent, 0 in the child, -1 (errno set)
+    when the kernel refuses: not root and no user namespace of its own to be root in.
+
+    A raw clone(2), since the C library's fork cannot take a flag. That skips what glibc's fork
+    does around the call: fork handlers (the zygote registers none and is single-threaded, so
+    no lock can be held) and recording the child's thread id in the thread descriptor (no code
+    in the child reads it: raise() and the runtime ask the kernel, `gettid`/`getpid`).
+    """
+    libc = native.libc()
+    return int(libc.syscall(ctypes.c_long(SYS_CLONE),
+                            ctypes.c_ulong(CLONE_NEWPID | signal.SIGCHLD),
+                            None, None, None, None))
+
+
+def in_own_pid_namespace(parent_pid: int) -> bool:
+    """Whether this process is process 1 of a PID namespace its parent is not in."""
+    if os.getpid() != 1:
+        return False
+    try:
+        return os.readlink("/proc/self/ns/pid") != os.readlink(f"/proc/{parent_pid}/ns/pid")
+    except OSError:
+        return False
+
+
 def thread_count() -> int:
     """How many threads this process has (from /proc/self/status)."""
     return _status_field(b"Threads:")
@@ -145,7 +179,9 @@ def confine(
 def _arm_parent_death(rep: LayerReport) -> None:
     libc = native.libc()
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != rep.parent_pid:
+    # The parent as /proc sees it (the host's PID namespace): getppid() is 0 in a namespace of
+    # the child's own, whose parent lives outside it.
+    if _status_field(b"PPid:") != rep.parent_pid:
         os._exit(71)  # the parent died before the signal was armed
     sig = ctypes.c_int(0)
     libc.prctl(PR_GET_PDEATHSIG, ctypes.byref(sig), 0, 0, 0)
@@ -194,6 +230,7 @@ def confine_early(
     # 4. network
     rep.netns = netns_done or unshare_network()
     rep.ipcns = unshare_ipc()
+    rep.pidns = in_own_pid_namespace(parent_pid)
     # 5. parent death and dumpability
     _arm_parent_death(rep)
     # 6. rlimits

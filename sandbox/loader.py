@@ -9,10 +9,10 @@ from sandbox.api import App
 from sandbox.restricted import (
     CompileFailed,
     Facade,
+    check_app_module_names,
     compile_module,
     make_globals,
     run_module,
-    set_app_modules,
 )
 
 # App module names: plain identifiers (no packages, no dunder names), so a module name can never
@@ -36,6 +36,9 @@ def load_app(modules: dict[str, str], entry_module: str, entry_class: str) -> Ap
         raise LoadFailed(f"invalid entry class name {entry_class!r}")
     namespaces: dict[str, dict[str, Any]] = {}
     loading: set[str] = set()
+    # This app's modules, bound into each of its modules' builtins: a fresh table per load, so
+    # two apps loaded into one interpreter (the author harness) never import each other's.
+    loaders: dict[str, Callable[[], Facade]] = {}
 
     def make_loader(name: str) -> Callable[[], Facade]:
         def load() -> Facade:
@@ -45,7 +48,7 @@ def load_app(modules: dict[str, str], entry_module: str, entry_class: str) -> Ap
                 loading.add(name)
                 try:
                     code = compile_module(modules[name], f"{name}.py")
-                    glb = make_globals(name)
+                    glb = make_globals(name, loaders)
                     run_module(code, glb)
                 finally:
                     loading.discard(name)
@@ -56,7 +59,8 @@ def load_app(modules: dict[str, str], entry_module: str, entry_class: str) -> Ap
         return load
 
     try:
-        set_app_modules({name: make_loader(name) for name in modules})
+        loaders.update({name: make_loader(name) for name in modules})
+        check_app_module_names(loaders)
         entry = make_loader(entry_module)()
     except CompileFailed as exc:
         raise LoadFailed(f"compile failed: {exc}") from None

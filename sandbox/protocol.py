@@ -143,6 +143,7 @@ class Layers(BaseModel):
     no_new_privs: bool
     netns: bool
     ipcns: bool
+    pidns: bool = False  # absent in an older child's report: missing, never assumed
     rlimits: bool
     pdeathsig: bool
     fds_closed: bool
@@ -216,7 +217,8 @@ CHILD_FRAME: TypeAdapter[ChildHello | Loaded | Call | Done | Log] = TypeAdapter(
 def warm_up() -> None:
     """Exercise every model once so lazy imports happen before the child is confined."""
     layers = Layers(seccomp=True, landlock=True, no_new_privs=True, netns=True, ipcns=True,
-                    rlimits=True, pdeathsig=True, fds_closed=True, empty_env=True, uid_dropped=True)
+                    pidns=True, rlimits=True, pdeathsig=True, fds_closed=True, empty_env=True,
+                    uid_dropped=True)
     for frame in (
         HostHello(v=1, token="x"),  # noqa: S106 - a dummy frame for warm-up
         Load(app_id="a", modules={"m": ""}, entry_module="m", entry_class="A", settings={}),

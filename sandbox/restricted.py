@@ -300,15 +300,25 @@ def register_module(name: str, facade: Facade) -> None:
 
 
 # The app's own modules, by name -> loader returning its facade (set by sandbox.loader).
+# The app modules an import with no loaders of its own may reach. Empty in a child (each app's
+# modules are bound into its own builtins by `make_globals`, never shared): in the author
+# harness several apps share one interpreter, and a process-wide table let one app's
+# `import helper` at event time run whichever app was loaded last.
 _app_modules: dict[str, Callable[[], Facade]] = {}
 
+AppModules = Mapping[str, Callable[[], Facade]]
 
-def set_app_modules(loaders: Mapping[str, Callable[[], Facade]]) -> None:
+
+def set_app_modules(loaders: AppModules) -> None:
+    check_app_module_names(loaders)
+    _app_modules.clear()
+    _app_modules.update(loaders)
+
+
+def check_app_module_names(loaders: AppModules) -> None:
     clash = set(loaders) & set(_MODULES)
     if clash:
         raise CompileFailed(f"app module names shadow sandbox modules: {sorted(clash)}")
-    _app_modules.clear()
-    _app_modules.update(loaders)
 
 
 def allowed_modules() -> frozenset[str]:
@@ -328,6 +338,8 @@ def guarded_import(
     locals: Any = None,
     fromlist: Any = (),
     level: int = 0,
+    *,
+    app_modules: AppModules | None = None,
 ) -> Facade:
     if level != 0:
         raise ImportError("relative imports are not allowed in the sandbox")
@@ -342,8 +354,9 @@ def guarded_import(
     if name.startswith("_"):
         raise ImportError(f"import of {name[:60]!r} is not allowed")
     facade = _MODULES.get(name)
-    if facade is None and name in _app_modules:
-        facade = _app_modules[name]()
+    own = _app_modules if app_modules is None else app_modules
+    if facade is None and name in own:
+        facade = own[name]()
     if facade is None:
         allowed = ", ".join(sorted(_MODULES))
         raise ImportError(f"import of {name!r} is not allowed; allowed modules: {allowed}")
@@ -371,8 +384,13 @@ _EXCEPTION_NAMES = (
 )
 
 
-def make_builtins() -> dict[str, Any]:
+def make_builtins(app_modules: AppModules | None = None) -> dict[str, Any]:
+    """Curated builtins; `app_modules`: the app's own modules its imports reach (one app's)."""
     import builtins as _b
+
+    def app_import(name: str, globals: Any = None, locals: Any = None,
+                   fromlist: Any = (), level: int = 0) -> Facade:
+        return guarded_import(name, globals, locals, fromlist, level, app_modules=app_modules)
 
     table: dict[str, Any] = {n: getattr(_b, n) for n in _BUILTIN_NAMES + _EXCEPTION_NAMES}
     table.update(
@@ -380,7 +398,7 @@ def make_builtins() -> dict[str, Any]:
         setattr=guarded_setattr,
         delattr=guarded_delattr,
         hasattr=lambda obj, name: _hasattr(obj, name),
-        __import__=guarded_import,
+        __import__=guarded_import if app_modules is None else app_import,
         __build_class__=_b.__build_class__,
         SandboxViolation=SandboxViolation,
     )
@@ -395,10 +413,11 @@ def _hasattr(obj: Any, name: str) -> bool:
     return True
 
 
-def make_globals(module_name: str) -> dict[str, Any]:
-    """Fresh globals for one app module: curated builtins plus RestrictedPython's hooks."""
+def make_globals(module_name: str, app_modules: AppModules | None = None) -> dict[str, Any]:
+    """Fresh globals for one app module: curated builtins plus RestrictedPython's hooks, and
+    imports bound to `app_modules` (the loading app's own, never another's)."""
     return {
-        "__builtins__": make_builtins(),
+        "__builtins__": make_builtins(app_modules),
         "__name__": module_name,
         "__metaclass__": _ClassMaker(),
         "_getattr_": guarded_getattr,

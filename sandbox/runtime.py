@@ -177,7 +177,8 @@ def _serve(chan: _Channel, report: LayerReport) -> None:
     report = confine.take_identity(report, hello.uid, hello.gid)
     layers = Layers(
         seccomp=report.seccomp, landlock=report.landlock, no_new_privs=report.no_new_privs,
-        netns=report.netns, ipcns=report.ipcns, rlimits=report.rlimits, pdeathsig=report.pdeathsig,
+        netns=report.netns, ipcns=report.ipcns, pidns=report.pidns, rlimits=report.rlimits,
+        pdeathsig=report.pdeathsig,
         fds_closed=report.fds_closed, empty_env=report.empty_env,
         uid_dropped=report.uid_dropped, notes=report.notes or [],
     )

@@ -3,7 +3,9 @@
 The host starts it as a fresh interpreter (`python -I -m sandbox.zygote FD`) with an empty
 environment, so it holds no host secret: no signing key, no token but the ones it passes on
 unread in a child's channel (it never sees them: tokens travel on the child's own pipe). It
-enters a new, empty network namespace once, so every child it forks has no network interface.
+enters a new, empty network namespace once, so every child it forks has no network interface
+(when the host is not root, inside a user namespace of its own, which is what lets it give each
+child a PID namespace of its own: `confine.fork_in_own_pid_namespace`).
 
 Control protocol on the AF_UNIX SOCK_SEQPACKET descriptor FD (one JSON message per packet):
   host -> zygote: {"op": "fork", "id": n, "limits": {...}} + SCM_RIGHTS [chan_in, chan_out, err]
@@ -115,7 +117,11 @@ def main() -> None:
                 for f in fds:
                     os.close(f)
                 continue
-            pid = native.libc().fork()
+            # Each child is process 1 of a PID namespace of its own (`confine.CLONE_NEWPID`);
+            # a kernel that refuses gets a plain fork, and the child reports the layer missing.
+            pid = confine.fork_in_own_pid_namespace()
+            if pid < 0:
+                pid = native.libc().fork()
             if pid < 0:
                 err = ctypes.get_errno()
                 for f in fds:

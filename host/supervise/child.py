@@ -60,7 +60,7 @@ NEXT_FRAME_SPIN_NS = 150_000
 
 log = logging.getLogger("stockade.child")
 
-REQUIRED_LAYERS = ("seccomp", "landlock", "no_new_privs", "netns", "ipcns", "rlimits",
+REQUIRED_LAYERS = ("seccomp", "landlock", "no_new_privs", "netns", "ipcns", "pidns", "rlimits",
                    "pdeathsig", "fds_closed", "empty_env")
 
 
@@ -161,6 +161,14 @@ class Child:
 
     # ---- lifecycle -------------------------------------------------------------------------
 
+    def app_pid(self) -> int:
+        """The process running the app: a spawned child forks it into a PID namespace of its
+        own and stays behind as a stand-in (`sandbox.child`); a zygote's child is it."""
+        if self.popen is None:
+            return self.pid
+        kids = _children_of(self.pid)
+        return kids[0] if len(kids) == 1 else self.pid
+
     def handshake(self, token: str, verify: Callable[[str], None], *, degraded: bool,
                   uid: int | None = None) -> Layers:
         """Send the token (and the app's own uid when the host is root), read it back with the
@@ -177,7 +185,7 @@ class Child:
             raise ChildDied("bad handshake", "protocol")
         verify(hello.token)
         missing = [name for name in REQUIRED_LAYERS if not getattr(hello.layers, name)]
-        if uid is not None and not (hello.layers.uid_dropped and _runs_as(self.pid, uid)):
+        if uid is not None and not (hello.layers.uid_dropped and _runs_as(self.app_pid(), uid)):
             missing.append("uid_dropped")
         if missing and not degraded:
             self.kill("confinement layer missing", code="confinement")
@@ -544,6 +552,14 @@ class Spawner:
 
 def _returncode_to_status(rc: int) -> int:
     return (-rc) & 0x7F if rc < 0 else (rc & 0xFF) << 8
+
+
+def _children_of(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", "rb") as f:
+            return [int(n) for n in f.read().split()]
+    except OSError:
+        return []
 
 
 def _runs_as(pid: int, uid: int) -> bool:

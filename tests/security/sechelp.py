@@ -109,7 +109,7 @@ def raw(b):
 def send(obj):
     body = json.dumps(obj).encode()
     raw(struct.pack(">I", len(body)) + body)
-LAYERS = dict(seccomp=True, landlock=True, no_new_privs=True, netns=True, ipcns=True, rlimits=True,
+LAYERS = dict(seccomp=True, landlock=True, no_new_privs=True, netns=True, ipcns=True, pidns=True, rlimits=True,
               pdeathsig=True, fds_closed=True, empty_env=True, uid_dropped=True, notes=[])
 for step in steps:
     op = step[0]

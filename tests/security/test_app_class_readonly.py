@@ -42,3 +42,40 @@ def test_one_app_cannot_plant_a_handler_into_another_in_the_harness() -> None:
                       {"main": "from stockade import App\nclass A(App):\n    pass\n"})
     with pytest.raises(HarnessError, match="no handler"):
         good.fire("livechat.room_started", {"room": {"id": "r"}})
+
+
+def _harness(app_id: str, modules: dict[str, str]) -> AppHarness:
+    return AppHarness({**MANIFEST, "id": app_id}, modules)
+
+
+HANDLER = ("from stockade import App\nclass A(App):\n"
+           "    def on_livechat_room_started(self, ctx, event):\n"
+           "        import helper\n        return helper.answer()\n")
+
+
+def test_an_app_imports_only_its_own_modules_in_the_harness() -> None:
+    """Each app loaded into the harness gets a namespace of its own: its `import helper` at
+    event time reaches its own module even after another app with a `helper` was loaded.
+    Before, the import table was one per process and held the app loaded last, so the second
+    app's (planted) module answered for the first."""
+    good = _harness("good", {"main": HANDLER,
+                             "helper": "def answer():\n    return 'good'\n"})
+    _harness("evil", {"main": HANDLER, "helper": "def answer():\n    return 'planted'\n"})
+    assert good.fire("livechat.room_started", {"room": {"id": "r"}}) == "good"
+
+
+@pytest.mark.parametrize("attack", [
+    "ctx.users = None",
+    "ctx.users.get = lambda *a: 'planted'",
+    "ctx.log = None",
+    "setattr(ctx.users, 'get', 1)",
+    "del ctx.users",
+    "delattr(ctx, 'log')",
+])
+def test_the_ctx_facades_are_read_only(attack: str) -> None:
+    src = ("from stockade import App\nclass A(App):\n"
+           "    def on_livechat_room_started(self, ctx, event):\n"
+           f"        {attack}\n        return 'ESCAPED'\n")
+    app = _harness(f"w{abs(hash(attack)) % 10**6}", {"main": src})
+    with pytest.raises(SandboxViolation):
+        app.fire("livechat.room_started", {"room": {"id": "r"}})

@@ -95,7 +95,7 @@ def test_encode_refuses_oversize() -> None:
         encode(b"x" * (MAX_FRAME_BYTES + 1))
 
 
-LAYERS = dict(seccomp=True, landlock=True, no_new_privs=True, netns=True, ipcns=True,
+LAYERS = dict(seccomp=True, landlock=True, no_new_privs=True, netns=True, ipcns=True, pidns=True,
               rlimits=True, pdeathsig=True, fds_closed=True, empty_env=True, uid_dropped=True)
 
 BAD_CHILD_BODIES: list[bytes] = [

@@ -57,3 +57,31 @@ def test_doctor_fails_on_a_tampered_audit_log(tmp_path: Path) -> None:
     code, report = _doctor(home.root)
     checks = {c["name"]: c for c in report["checks"]}
     assert code == 1 and checks["audit chain"]["ok"] is False
+
+
+KERNEL_CHECKS = ("pid namespace", "ipc namespace", "net namespace", "own uid", "seccomp filter",
+                 "no_new_privs")
+
+
+def test_doctor_reads_each_layer_from_the_kernel(tmp_path: Path) -> None:
+    """Namespaces, uid and filter mode of the live child, read from /proc (not its report)."""
+    _code, report = _doctor(Home(tmp_path / "home").ensure().root)
+    checks = {c["name"]: c for c in report["checks"]}
+    for name in KERNEL_CHECKS:
+        assert checks[f"kernel: {name}"]["ok"] is True, checks.get(f"kernel: {name}")
+        assert checks[f"kernel: {name}"]["required"] is True
+
+
+def test_the_kernel_view_fails_a_process_without_the_layers() -> None:
+    """What doctor would say of a child missing every layer: an unconfined process in this
+    process's namespaces, running as the host, with no filter; doctor's report then fails."""
+    from host import doctor
+
+    proc = subprocess.Popen(["sleep", "30"])
+    try:
+        view = doctor.kernel_view(proc.pid, 0x7FFE0000 - 2)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert {name: ok for name, (ok, _detail) in view.items()} == dict.fromkeys(
+        KERNEL_CHECKS, False)
