@@ -27,7 +27,7 @@ from typing import Any, Literal
 from host.apps.consent import check_consent, verify_install
 from host.apps.installs import InstallStore
 from host.apps.packages import read_package
-from host.bridges.httpout import perform, system_resolver
+from host.bridges.httpout import TIMEOUT_S, HttpOut, system_resolver
 from host.bridges.persistence import PersistenceStore
 from host.clock import Clock, SystemClock
 from host.errors import GateError, StartRefused
@@ -77,6 +77,7 @@ class HostConfig:
     pre_send_timeout: TimeoutMode = "fail_closed"
     audit_reads: bool = True
     resolver_overrides: Mapping[str, str] = field(default_factory=dict)
+    http_deadline_s: float = TIMEOUT_S  # one outbound HTTP request, all hops and bytes
     watch: bool = True
     # Tune the process's garbage collector at start (see `tune_gc`). Off for embedders that
     # manage the collector themselves.
@@ -152,6 +153,7 @@ class Host:
         self.policy_watch = PolicyWatch(self.policy, home.policies_dir, lambda kind, detail: (
             append_operator(self.ledger.audit, kind, clock=self.clock, detail=detail)))
         self.resolve = system_resolver(self.config.resolver_overrides)
+        self.httpout = HttpOut(self.config.http_deadline_s)  # pooled per install
         self.gate = Gate(
             server=self.server, ledger=self.ledger, installs=self.installs, policy=self.policy,
             clock=self.clock, host_actions=self._host_actions(),
@@ -263,6 +265,7 @@ class Host:
             self._receivers_cache = {}
         for runner in runners:
             runner.stop("host stopping")
+        self.httpout.close()
         with contextlib.suppress(Exception):
             self.status_board.clear()
             self.status_board.close()
@@ -325,6 +328,7 @@ class Host:
                         # (its bridge calls are already refused: the install is not enabled)
                         self._deliver_hooks(runner, final=True)
                     runner.stop(f"app {why}")
+                    self.httpout.close_install(install_id)
                     self.audit_supervisor(runner, "stopped", why)
             for install_id, rec in records.items():
                 if rec.enabled and install_id not in self.runners:
@@ -544,7 +548,7 @@ class Host:
             # every redirect is a new request as far as the policy is concerned
             return self.gate.check_redirect(session, {**args, "url": url})
 
-        return perform(args, check_hop)
+        return self.httpout.perform(session.install_id, args, check_hop)
 
     def _rest(self, session: Session, args: dict[str, Any], op_id: str | None,
               facts: Mapping[str, Any]) -> Any:
