@@ -92,6 +92,11 @@ def bench(
         None, "--soak", metavar="MINUTES",
         help="Instead: a long run with the example apps, reporting RSS slope, threads, fds."),
     rate: float = typer.Option(5.0, "--rate", help="Conversations a second for --soak."),
+    load: bool = typer.Option(
+        False, "--load",
+        help="Instead: conversations through the REST API at rising rates; the sustained rate."),
+    step_seconds: float = typer.Option(10.0, "--step-seconds", help="Seconds per --load rate."),
+    rates: str = typer.Option("10,20,35,50,70", "--rates", help="--load's rates, a second."),
 ) -> None:
     """Measure bridge calls against the pipe floor and the REST API, app start, memory, fan-out.
 
@@ -99,6 +104,11 @@ def bench(
     """
     if write_floor:
         _write_floor(quick, json_out)
+        return
+    if load:
+        from host.cli.bench_soak_cmd import load_command
+
+        load_command(rates, step_seconds, degraded, json_out)
         return
     if soak is not None:
         from host.cli.bench_soak_cmd import soak_command
