@@ -89,8 +89,6 @@ class HostConfig:
 # every ~2 calls costs the call path ~10 us for nothing. Cycles are still collected, just in
 # bigger, rarer batches.
 GC_GEN0_THRESHOLD = 20_000
-
-
 _gc_tuned = False
 
 
@@ -153,7 +151,6 @@ class Host:
         self.policy_watch = PolicyWatch(self.policy, home.policies_dir, lambda kind, detail: (
             append_operator(self.ledger.audit, kind, clock=self.clock, detail=detail)))
         self.resolve = system_resolver(self.config.resolver_overrides)
-        self.httpout = HttpOut(self.config.http_deadline_s)  # pooled per install
         self.gate = Gate(
             server=self.server, ledger=self.ledger, installs=self.installs, policy=self.policy,
             clock=self.clock, host_actions=self._host_actions(),
@@ -533,7 +530,7 @@ class Host:
 
         actions.update({"persistence.put": put, "persistence.get": get,
                         "persistence.delete": delete, "persistence.find": find})
-        self.persistence = store
+        self.persistence, self.httpout = store, HttpOut(self.config.http_deadline_s)  # pooled
         return actions
 
     def _http(self, session: Session, args: dict[str, Any], _op: str | None,
