@@ -185,6 +185,7 @@ def state_checks(home: Home) -> list[Check]:
     serving = others_serving(home.lease_path)
     out.append(Check("host serving", True, "a host is serving this home" if serving
                      else "no host is serving this home", False))
+    out += drop_checks(home)
     if home.host_db.exists():
         try:
             from host.ledger.audit import open_readonly
@@ -203,6 +204,30 @@ def state_checks(home: Home) -> list[Check]:
                        "the next host to start settles them"), False))
         except Exception as exc:  # noqa: BLE001 - reported as a failed check
             out.append(Check("audit chain", False, str(exc)))
+    return out
+
+
+def drop_checks(home: Home) -> list[Check]:
+    """Events the serving host dropped, per app (its published status; a stopped host's rows
+    say nothing about now). Not a failure: the drops are the overflow policy working, but an
+    operator must see them (issue 26). The audit log has each summary."""
+    from host.supervise.status import is_fresh, read_status
+
+    try:
+        live = read_status(home.host_db)
+    except sqlite3.Error as exc:
+        return [Check("event drops", False, f"the serving host's status is unreadable: {exc}",
+                      False)]
+    now = SystemClock().now()  # the clock the host stamps its rows with
+    out: list[Check] = []
+    for row in sorted((r for r in live.values() if is_fresh(r, now)),
+                      key=lambda r: str(r.get("app_id", ""))):
+        dropped = int(row.get("dropped", 0))
+        reasons = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in
+                            sorted(dict(row.get("dropped_by_reason") or {}).items()))
+        out.append(Check(f"event drops: {row.get('app_id', '?')}", True,
+                         f"{dropped} dropped" + (f" ({reasons})" if reasons else "")
+                         + f", {row.get('queued', 0)} queued, {row.get('state', '?')}", False))
     return out
 
 

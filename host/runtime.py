@@ -27,7 +27,7 @@ from typing import Any, Literal
 from host.apps.consent import check_consent, verify_install
 from host.apps.installs import InstallStore
 from host.apps.packages import read_package
-from host.bridges.httpout import perform, system_resolver
+from host.bridges.httpout import TIMEOUT_S, HttpOut, system_resolver
 from host.bridges.persistence import PersistenceStore
 from host.clock import Clock, SystemClock
 from host.errors import GateError, StartRefused
@@ -77,6 +77,7 @@ class HostConfig:
     pre_send_timeout: TimeoutMode = "fail_closed"
     audit_reads: bool = True
     resolver_overrides: Mapping[str, str] = field(default_factory=dict)
+    http_deadline_s: float = TIMEOUT_S  # one outbound HTTP request, all hops and bytes
     watch: bool = True
     # Tune the process's garbage collector at start (see `tune_gc`). Off for embedders that
     # manage the collector themselves.
@@ -88,8 +89,6 @@ class HostConfig:
 # every ~2 calls costs the call path ~10 us for nothing. Cycles are still collected, just in
 # bigger, rarer batches.
 GC_GEN0_THRESHOLD = 20_000
-
-
 _gc_tuned = False
 
 
@@ -263,6 +262,7 @@ class Host:
             self._receivers_cache = {}
         for runner in runners:
             runner.stop("host stopping")
+        self.httpout.close()
         with contextlib.suppress(Exception):
             self.status_board.clear()
             self.status_board.close()
@@ -325,6 +325,7 @@ class Host:
                         # (its bridge calls are already refused: the install is not enabled)
                         self._deliver_hooks(runner, final=True)
                     runner.stop(f"app {why}")
+                    self.httpout.close_install(install_id)
                     self.audit_supervisor(runner, "stopped", why)
             for install_id, rec in records.items():
                 if rec.enabled and install_id not in self.runners:
@@ -529,7 +530,7 @@ class Host:
 
         actions.update({"persistence.put": put, "persistence.get": get,
                         "persistence.delete": delete, "persistence.find": find})
-        self.persistence = store
+        self.persistence, self.httpout = store, HttpOut(self.config.http_deadline_s)  # pooled
         return actions
 
     def _http(self, session: Session, args: dict[str, Any], _op: str | None,
@@ -544,7 +545,7 @@ class Host:
             # every redirect is a new request as far as the policy is concerned
             return self.gate.check_redirect(session, {**args, "url": url})
 
-        return perform(args, check_hop)
+        return self.httpout.perform(session.install_id, args, check_hop)
 
     def _rest(self, session: Session, args: dict[str, Any], op_id: str | None,
               facts: Mapping[str, Any]) -> Any:

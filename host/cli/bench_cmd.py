@@ -88,6 +88,15 @@ def bench(
     write_floor: bool = typer.Option(
         False, "--write-floor",
         help="Instead: the SQL a create must commit, alone (the least any create can cost)."),
+    soak: float | None = typer.Option(
+        None, "--soak", metavar="MINUTES",
+        help="Instead: a long run with the example apps, reporting RSS slope, threads, fds."),
+    rate: float = typer.Option(5.0, "--rate", help="Conversations a second for --soak."),
+    load: bool = typer.Option(
+        False, "--load",
+        help="Instead: conversations through the REST API at rising rates; the sustained rate."),
+    step_seconds: float = typer.Option(10.0, "--step-seconds", help="Seconds per --load rate."),
+    rates: str = typer.Option("10,20,35,50,70", "--rates", help="--load's rates, a second."),
 ) -> None:
     """Measure bridge calls against the pipe floor and the REST API, app start, memory, fan-out.
 
@@ -95,6 +104,16 @@ def bench(
     """
     if write_floor:
         _write_floor(quick, json_out)
+        return
+    if load:
+        from host.cli.bench_soak_cmd import load_command
+
+        load_command(rates, step_seconds, degraded, json_out)
+        return
+    if soak is not None:
+        from host.cli.bench_soak_cmd import soak_command
+
+        soak_command(soak, rate, degraded, json_out)
         return
     from host.bench import STEPS, RunOptions, run_bench
     from host.bench import run as bench_run

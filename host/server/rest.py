@@ -13,9 +13,11 @@ a 500: a 500 is the server's own bug, logged with its traceback.
 """
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import re
+import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -226,10 +228,32 @@ class RestDispatcher:
             result = r.handler(ctx)
         except ServerError as e:
             return rc_error(e.code, e.message, path)
-        except Exception:
+        except Exception as e:
+            if disk_full(e):
+                # An operator's fault, not the server's bug: one line, no traceback, and a
+                # status a client may retry on (nothing was written: SQLite rolled back).
+                log.error("REST %s %s refused: the store is full (disk full)", method, path)
+                return rc_error("disk_full", DISK_FULL_MESSAGE, path, status=503)
             log.exception("REST %s %s failed", method, path)
             return rc_error("internal", "internal server error", path, status=500)
         return 200, {**result, "success": True}
+
+
+DISK_FULL_MESSAGE = "the store is full (disk full); nothing was written, retry when space is back"
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether `exc` (or what it wraps) is SQLite's or the OS's "no space left"."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, sqlite3.OperationalError) and "disk is full" in str(seen):
+            return True
+        if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def create_app(server: EmbeddedServer, *, max_body: int = MAX_BODY_BYTES,

@@ -59,6 +59,8 @@ def error_type(code: str, path: str) -> str:
         return "error-too-many-requests"
     if code == "invalid_argument":
         return "invalid-params"
+    if code == "disk_full":
+        return "error-disk-full"  # HTTP 503 (the dispatcher): the store could not be written
     return "error-internal"
 
 

@@ -57,7 +57,8 @@ class StatusBoard:
 
 
 def read_status(db_path: Path) -> dict[str, dict[str, Any]]:
-    """install id -> {"updated_at", "host_pid", **status}; empty when no host ever published."""
+    """install id -> {"app_id", "updated_at", "host_pid", **status}; empty when no host ever
+    published."""
     if not db_path.exists():
         return {}
     c = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
@@ -65,9 +66,10 @@ def read_status(db_path: Path) -> dict[str, dict[str, Any]]:
         if not table_exists(c, "runner_status"):
             return {}
         out: dict[str, dict[str, Any]] = {}
-        for iid, pid, ts, raw in c.execute(
-                "SELECT install_id, host_pid, updated_at, status FROM runner_status"):
-            out[str(iid)] = {**json.loads(raw), "updated_at": float(ts), "host_pid": int(pid)}
+        for iid, app_id, pid, ts, raw in c.execute(
+                "SELECT install_id, app_id, host_pid, updated_at, status FROM runner_status"):
+            out[str(iid)] = {**json.loads(raw), "app_id": str(app_id), "updated_at": float(ts),
+                             "host_pid": int(pid)}
         return out
     finally:
         c.close()

@@ -131,3 +131,14 @@ def test_a_stopped_hosts_status_is_not_shown_as_running(home: Home) -> None:
     h.stop()
     res = CliRunner().invoke(cli, ["--home", str(home.root), "app", "list", "--json"])
     assert json.loads(res.stdout)[0]["running"] is None
+
+
+def test_doctor_shows_each_serving_apps_event_drops(host: Host, home: Home) -> None:
+    from host import doctor
+
+    _burst(host, "livechat.room_closed", 6)
+    host.publish_status()
+    drops = {c.name: c.detail for c in doctor.state_checks(home)
+             if c.name.startswith("event drops")}
+    assert drops.keys() == {"event drops: slow"}
+    assert drops["event drops: slow"].startswith("2 dropped (queue full 2)"), drops

@@ -1,0 +1,26 @@
+"""A tiny `stockade bench --load` smoke run: the example apps through the REST API at one low
+rate for two seconds. Shape only (no timing assertion: the figures go in docs/BENCH.md from
+full runs); it checks that conversations went through the REST API and their events were
+measured, so the bench cannot silently measure nothing."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_a_tiny_load_run_measures_events_from_rest_conversations(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", "from host.cli.main import main; main()",
+         "--home", str(tmp_path / "unused"), "bench", "--load", "--rates", "3",
+         "--step-seconds", "2", "--json"],
+        capture_output=True, text=True, timeout=180, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    [step] = out["steps"]
+    assert step["conversations"] == 6 and step["failed_requests"] == 0
+    # room started, message sent, closed and the apps' own follow-ups: several per conversation
+    assert step["events"] >= 3 * step["conversations"]
+    assert step["delay_ms_p99"] >= step["delay_ms_p50"] > 0
+    assert set(out) >= {"sustained_per_s", "target_per_s", "met"}
