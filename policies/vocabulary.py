@@ -55,10 +55,15 @@ PERMISSIONS: dict[str, PermissionSpec] = {
             "livechat.write", "medium", "open, assign, transfer and close livechat rooms"
         ),
         PermissionSpec(
-            "livechat.agent-display", "low", "show visitors an external agent's name and avatar"
+            "livechat.agent-display", "low", "show visitors an external agent's name and avatar, "
+            "on the room and on the messages it relays in rooms its own user serves"
         ),
         PermissionSpec("messages.send", "medium", "send messages to rooms as the app user"),
         PermissionSpec("messages.read", "medium", "read the messages of rooms"),
+        PermissionSpec(
+            "messages.send-as-own-users", "medium",
+            "send messages as users this app created (its bot accounts), never as anyone else",
+        ),
         PermissionSpec("persistence", "low", "keep its own data in a private key-value store"),
         PermissionSpec("http", "high", "make outbound HTTP requests through the host"),
         PermissionSpec("server.rest", "critical", "call allow-listed server REST routes as its "
@@ -108,7 +113,20 @@ ACTIONS: dict[str, ActionSpec] = {
             ("room_id", "name"),
             ("avatar_url",),
         ),
+        _A(
+            "livechat.relay_message",
+            "livechat.agent-display",
+            True,
+            ("room_id", "text", "alias"),
+            ("avatar_url",),
+        ),
         _A("messages.send", "messages.send", True, ("room_id", "text")),
+        _A(
+            "messages.send_as_user",
+            "messages.send-as-own-users",
+            True,
+            ("room_id", "user_id", "text"),
+        ),
         _A("messages.list", "messages.read", False, ("room_id",), ("limit",)),
         _A("persistence.put", "persistence", True, ("key", "value"), ("association",)),
         _A("persistence.get", "persistence", False, ("key",)),

@@ -38,7 +38,8 @@ ACTION_METHODS: dict[str, str] = {
         "livechat.add_agent", "livechat.remove_agent", "livechat.set_agent_status",
         "livechat.get_room", "livechat.list_rooms", "livechat.get_visitor",
         "livechat.create_room", "livechat.take_room", "livechat.transfer_room",
-        "livechat.close_room", "livechat.set_agent_display", "messages.send", "messages.list",
+        "livechat.close_room", "livechat.set_agent_display", "livechat.relay_message",
+        "messages.send", "messages.send_as_user", "messages.list",
     )
 }
 
@@ -150,9 +151,23 @@ class ServerAdapter(Protocol):
         (Forbidden otherwise)."""
         ...
 
+    def livechat_relay_message(
+        self, caller: Caller, room_id: str, text: str, alias: str,
+        avatar_url: str | None = None, *, op_id: str,
+    ) -> Message:
+        """Send as the caller's app user, shown to the visitor as `alias`/`avatar_url`; only
+        in a room the caller's app user serves (Forbidden otherwise)."""
+        ...
+
     # -- messages ---------------------------------------------------------------------------
     def messages_send(self, caller: Caller, room_id: str, text: str, *, op_id: str) -> Message:
         """Send as the caller's app user, through the pre-send hook (Prevented)."""
+        ...
+
+    def messages_send_as_user(
+        self, caller: Caller, room_id: str, user_id: str, text: str, *, op_id: str
+    ) -> Message:
+        """Send as a user the calling app created (Forbidden for any other user)."""
         ...
 
     def messages_list(
