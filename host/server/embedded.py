@@ -14,6 +14,12 @@ from host.server.principals import SYSTEM, Caller, Operator, Principal, app_of
 from host.server.room_ops import RoomOps
 from host.server.shapes import Agent, Department, Role, User
 
+# The agents an app brought: users it created, and its own app user.
+_APP_AGENTS = (
+    "SELECT a.user_id FROM agents a JOIN users u ON u.id = a.user_id"
+    " WHERE u.created_by_app = ? OR u.app_id = ? ORDER BY a.user_id"
+)
+
 
 class EmbeddedServer(RoomOps):
     """The embedded omnichannel server (implements `ServerAdapter`): users, roles and agents
@@ -145,6 +151,22 @@ class EmbeddedServer(RoomOps):
         """Deactivate every user this app created; returns how many changed."""
         with self.db.write() as c:
             return users.deactivate_created_by(c, app_id)
+
+    def agents_of_app(self, app_id: str) -> list[str]:
+        """User ids of the livechat agents that are this app's: users it created and its own
+        app user (what uninstall --agents remove would stop routing to)."""
+        with self.db.read() as c:
+            return [r[0] for r in c.execute(_APP_AGENTS, (app_id, app_id)).fetchall()]
+
+    def remove_agents_of_app(self, app_id: str) -> int:
+        """Stop every agent of `agents_of_app` being one (routing no longer picks them; rooms
+        they served keep them as history); returns how many."""
+        with self.db.write() as c:
+            ids = [r[0] for r in c.execute(_APP_AGENTS, (app_id, app_id)).fetchall()]
+            for uid in ids:
+                livechat.remove_agent(c, uid)
+                c.execute("DELETE FROM department_agents WHERE user_id = ?", (uid,))
+            return len(ids)
 
     def create_app_user(self, app_id: str, name: str) -> User:
         """The app's own user (type `app`, username `app.<app_id>`, role `app`). Idempotent per
