@@ -48,9 +48,12 @@ PERMISSIONS: dict[str, PermissionSpec] = {
         PermissionSpec("users.deactivate", "high", "deactivate user accounts"),
         PermissionSpec("roles.assign", "critical", "assign and remove roles on users"),
         PermissionSpec(
-            "livechat.agents", "high", "make users livechat agents and set their status"
+            "livechat.agents", "high",
+            "make users livechat agents, set their status and put them in departments"
         ),
-        PermissionSpec("livechat.read", "medium", "read livechat rooms and visitors"),
+        PermissionSpec(
+            "livechat.read", "medium", "read livechat rooms, visitors and departments"
+        ),
         PermissionSpec(
             "livechat.write", "medium", "open, assign, transfer and close livechat rooms"
         ),
@@ -93,7 +96,16 @@ ACTIONS: dict[str, ActionSpec] = {
         _A("livechat.add_agent", "livechat.agents", True, ("user_id",)),
         _A("livechat.remove_agent", "livechat.agents", True, ("user_id",)),
         _A("livechat.set_agent_status", "livechat.agents", True, ("user_id", "status")),
+        _A("livechat.add_department_agent", "livechat.agents", True, ("department", "user_id")),
+        _A(
+            "livechat.remove_department_agent",
+            "livechat.agents",
+            True,
+            ("department", "user_id"),
+        ),
         _A("livechat.get_room", "livechat.read", False, ("room_id",)),
+        _A("livechat.get_department", "livechat.read", False, ("department",)),
+        _A("livechat.list_departments", "livechat.read", False, ()),
         _A("livechat.list_rooms", "livechat.read", False, (), ("open",)),
         _A("livechat.get_visitor", "livechat.read", False, ("visitor_id",)),
         _A("livechat.create_room", "livechat.write", True, ("visitor_id",), ("department",)),

@@ -126,6 +126,27 @@ class Livechat(_Bridge):
         """Set `available` or `not-available`. Needs `livechat.agents`."""
         return self._call("livechat.set_agent_status", user_id=user_id, status=status)  # type: ignore[no-any-return]
 
+    def add_department_agent(self, department: str, user_id: str) -> dict[str, Any]:
+        """Put an agent this app created into a department (id or name). Needs
+        `livechat.agents`."""
+        return self._call(  # type: ignore[no-any-return]
+            "livechat.add_department_agent", department=department, user_id=user_id
+        )
+
+    def remove_department_agent(self, department: str, user_id: str) -> dict[str, Any]:
+        """Take an agent this app created out of a department. Needs `livechat.agents`."""
+        return self._call(  # type: ignore[no-any-return]
+            "livechat.remove_department_agent", department=department, user_id=user_id
+        )
+
+    def get_department(self, department: str) -> dict[str, Any]:
+        """A department by id, else by name. Needs `livechat.read`."""
+        return self._call("livechat.get_department", department=department)  # type: ignore[no-any-return]
+
+    def list_departments(self) -> list[dict[str, Any]]:
+        """Every department (`id`, `name`, `enabled`, `agents`). Needs `livechat.read`."""
+        return self._call("livechat.list_departments")  # type: ignore[no-any-return]
+
     def get_room(self, room_id: str) -> dict[str, Any]:
         """A livechat room. Needs `livechat.read`."""
         return self._call("livechat.get_room", room_id=room_id)  # type: ignore[no-any-return]

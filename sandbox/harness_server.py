@@ -193,6 +193,26 @@ class FakeServer:
         self.agents[user_id]["status"] = status
         return self.agent(user_id)
 
+    def livechat_add_department_agent(self, department: str, user_id: str) -> dict[str, Any]:
+        dep = self.department(department)
+        self.agent(user_id)
+        self.agents[user_id]["departments"].add(dep["id"])
+        return self.department(dep["id"])
+
+    def livechat_remove_department_agent(self, department: str, user_id: str
+                                         ) -> dict[str, Any]:
+        dep = self.department(department)
+        if user_id in self.agents:
+            self.agents[user_id]["departments"].discard(dep["id"])
+        return self.department(dep["id"])
+
+    def livechat_get_department(self, department: str) -> dict[str, Any]:
+        return self.department(department)
+
+    def livechat_list_departments(self) -> list[dict[str, Any]]:
+        return sorted((self.department(i) for i in self.departments),
+                      key=lambda d: str(d["name"]).casefold())
+
     def department(self, id_or_name: str) -> dict[str, Any]:
         for d in self.departments.values():
             if d["id"] == id_or_name or d["name"].casefold() == id_or_name.casefold():

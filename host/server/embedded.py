@@ -275,6 +275,38 @@ class EmbeddedServer(RoomOps):
             lambda tx: livechat.set_agent_status(tx.conn, user_id, status),
         )
 
+    def livechat_add_department_agent(
+        self, caller: Principal, department: str, user_id: str, *, op_id: str | None = None
+    ) -> Department:
+        """Put an agent into a department (by id or name); idempotent."""
+        user_id = limits.ident(user_id, "user_id")
+        return self._write(
+            caller, op_id, "livechat.add_department_agent",
+            {"department": department, "user_id": user_id},
+            lambda tx: livechat.add_department_agent(tx.conn, department, user_id),
+        )
+
+    def livechat_remove_department_agent(
+        self, caller: Principal, department: str, user_id: str, *, op_id: str | None = None
+    ) -> Department:
+        """Take an agent out of a department; idempotent."""
+        user_id = limits.ident(user_id, "user_id")
+        return self._write(
+            caller, op_id, "livechat.remove_department_agent",
+            {"department": department, "user_id": user_id},
+            lambda tx: livechat.remove_department_agent(tx.conn, department, user_id),
+        )
+
+    def livechat_get_department(self, caller: Principal, department: str) -> Department:
+        """A department by id, else by name (case-insensitive). NotFound."""
+        with self.db.read() as c:
+            return livechat.get_department(c, department)
+
+    def livechat_list_departments(self, caller: Principal) -> list[Department]:
+        """Every department, by name (at most 500)."""
+        with self.db.read() as c:
+            return livechat.list_departments(c)
+
     def set_agent_status(self, user_id: str, status: str) -> Agent:
         """An agent sets its own status (console / demo; not an app action)."""
         return self.livechat_set_agent_status(Operator(user_id), user_id, status)
