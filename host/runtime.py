@@ -5,9 +5,8 @@ finished (a crash between audit and server), starts the zygote from the calling 
 must be a long-lived thread: the zygote's parent-death signal follows it), starts a runner per
 enabled install, and connects the server's events and pre-send hook to the apps.
 
-A watcher thread notices changes made by other processes (the CLI disabling, updating or
-uninstalling an app; an epoch bump) through the install store's change counter, and kills,
-restarts or starts children accordingly.
+A watcher thread notices other processes' changes (the CLI disabling, updating or uninstalling
+an app; an epoch bump) by the install store's change counter, and stops or starts children.
 """
 from __future__ import annotations
 
@@ -24,6 +23,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from host.apps.app_agent import ensure_app_user_agent
 from host.apps.consent import check_consent, verify_install
 from host.apps.installs import InstallStore
 from host.apps.packages import read_package
@@ -339,6 +339,7 @@ class Host:
                         user = self.server.create_app_user(rec.app_id, rec.manifest.name)
                         self.installs.set_app_user_id(install_id, user["id"])
                         rec = self.installs.get(install_id) or rec
+                    ensure_app_user_agent(self.server, rec, self.ledger)
                     if rec.rest_as:
                         # The operator named another identity for this app's REST routes at
                         # consent: the chain says so whenever an app starts with it in force.

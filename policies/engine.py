@@ -40,6 +40,11 @@ TARGET_USER_ACTIONS = frozenset(
         "livechat.add_agent",
         "livechat.remove_agent",
         "livechat.set_agent_status",
+        "livechat.add_department_agent",
+        "livechat.remove_department_agent",
+        # Guards: an app speaking as a person. The server refuses any other user too, so
+        # any_user cannot widen this one (the own-users rule is the permission's meaning).
+        "messages.send_as_user",
     }
 )
 ROLE_ACTIONS = frozenset({"roles.assign", "roles.remove"})

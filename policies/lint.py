@@ -38,6 +38,7 @@ CONCERNS: dict[str, frozenset[str]] = {
         {
             "users.set_custom_fields", "users.deactivate", "roles.assign", "roles.remove",
             "livechat.add_agent", "livechat.remove_agent", "livechat.set_agent_status",
+            "livechat.add_department_agent", "livechat.remove_department_agent",
         }
     ),
     "domains": frozenset({"http.request"}),

@@ -48,17 +48,25 @@ PERMISSIONS: dict[str, PermissionSpec] = {
         PermissionSpec("users.deactivate", "high", "deactivate user accounts"),
         PermissionSpec("roles.assign", "critical", "assign and remove roles on users"),
         PermissionSpec(
-            "livechat.agents", "high", "make users livechat agents and set their status"
+            "livechat.agents", "high",
+            "make users livechat agents, set their status and put them in departments"
         ),
-        PermissionSpec("livechat.read", "medium", "read livechat rooms and visitors"),
+        PermissionSpec(
+            "livechat.read", "medium", "read livechat rooms, visitors and departments"
+        ),
         PermissionSpec(
             "livechat.write", "medium", "open, assign, transfer and close livechat rooms"
         ),
         PermissionSpec(
-            "livechat.agent-display", "low", "show visitors an external agent's name and avatar"
+            "livechat.agent-display", "low", "show visitors an external agent's name and avatar, "
+            "on the room and on the messages it relays in rooms its own user serves"
         ),
         PermissionSpec("messages.send", "medium", "send messages to rooms as the app user"),
         PermissionSpec("messages.read", "medium", "read the messages of rooms"),
+        PermissionSpec(
+            "messages.send-as-own-users", "medium",
+            "send messages as users this app created (its bot accounts), never as anyone else",
+        ),
         PermissionSpec("persistence", "low", "keep its own data in a private key-value store"),
         PermissionSpec("http", "high", "make outbound HTTP requests through the host"),
         PermissionSpec("server.rest", "critical", "call allow-listed server REST routes as its "
@@ -88,7 +96,16 @@ ACTIONS: dict[str, ActionSpec] = {
         _A("livechat.add_agent", "livechat.agents", True, ("user_id",)),
         _A("livechat.remove_agent", "livechat.agents", True, ("user_id",)),
         _A("livechat.set_agent_status", "livechat.agents", True, ("user_id", "status")),
+        _A("livechat.add_department_agent", "livechat.agents", True, ("department", "user_id")),
+        _A(
+            "livechat.remove_department_agent",
+            "livechat.agents",
+            True,
+            ("department", "user_id"),
+        ),
         _A("livechat.get_room", "livechat.read", False, ("room_id",)),
+        _A("livechat.get_department", "livechat.read", False, ("department",)),
+        _A("livechat.list_departments", "livechat.read", False, ()),
         _A("livechat.list_rooms", "livechat.read", False, (), ("open",)),
         _A("livechat.get_visitor", "livechat.read", False, ("visitor_id",)),
         _A("livechat.create_room", "livechat.write", True, ("visitor_id",), ("department",)),
@@ -108,7 +125,20 @@ ACTIONS: dict[str, ActionSpec] = {
             ("room_id", "name"),
             ("avatar_url",),
         ),
+        _A(
+            "livechat.relay_message",
+            "livechat.agent-display",
+            True,
+            ("room_id", "text", "alias"),
+            ("avatar_url",),
+        ),
         _A("messages.send", "messages.send", True, ("room_id", "text")),
+        _A(
+            "messages.send_as_user",
+            "messages.send-as-own-users",
+            True,
+            ("room_id", "user_id", "text"),
+        ),
         _A("messages.list", "messages.read", False, ("room_id",), ("limit",)),
         _A("persistence.put", "persistence", True, ("key", "value"), ("association",)),
         _A("persistence.get", "persistence", False, ("key",)),

@@ -126,6 +126,27 @@ class Livechat(_Bridge):
         """Set `available` or `not-available`. Needs `livechat.agents`."""
         return self._call("livechat.set_agent_status", user_id=user_id, status=status)  # type: ignore[no-any-return]
 
+    def add_department_agent(self, department: str, user_id: str) -> dict[str, Any]:
+        """Put an agent this app created into a department (id or name). Needs
+        `livechat.agents`."""
+        return self._call(  # type: ignore[no-any-return]
+            "livechat.add_department_agent", department=department, user_id=user_id
+        )
+
+    def remove_department_agent(self, department: str, user_id: str) -> dict[str, Any]:
+        """Take an agent this app created out of a department. Needs `livechat.agents`."""
+        return self._call(  # type: ignore[no-any-return]
+            "livechat.remove_department_agent", department=department, user_id=user_id
+        )
+
+    def get_department(self, department: str) -> dict[str, Any]:
+        """A department by id, else by name. Needs `livechat.read`."""
+        return self._call("livechat.get_department", department=department)  # type: ignore[no-any-return]
+
+    def list_departments(self) -> list[dict[str, Any]]:
+        """Every department (`id`, `name`, `enabled`, `agents`). Needs `livechat.read`."""
+        return self._call("livechat.list_departments")  # type: ignore[no-any-return]
+
     def get_room(self, room_id: str) -> dict[str, Any]:
         """A livechat room. Needs `livechat.read`."""
         return self._call("livechat.get_room", room_id=room_id)  # type: ignore[no-any-return]
@@ -171,6 +192,17 @@ class Livechat(_Bridge):
             "livechat.set_agent_display", room_id=room_id, name=name, avatar_url=avatar_url
         )
 
+    def relay_message(
+        self, room_id: str, text: str, alias: str, avatar_url: str | None = None
+    ) -> dict[str, Any]:
+        """Send `text` as the app user, shown to the visitor as `alias` (and `avatar_url`),
+        Rocket.Chat's per-message display. Only in a room this app's user serves; staff and
+        the audit still see the app user. Needs `livechat.agent-display`."""
+        return self._call(  # type: ignore[no-any-return]
+            "livechat.relay_message", room_id=room_id, text=text, alias=alias,
+            avatar_url=avatar_url,
+        )
+
 
 class Messages(_Bridge):
     """Room messages, sent as the app's own user."""
@@ -180,6 +212,13 @@ class Messages(_Bridge):
     def send(self, room_id: str, text: str) -> dict[str, Any]:
         """Send `text` to the room as the app user. Needs `messages.send`."""
         return self._call("messages.send", room_id=room_id, text=text)  # type: ignore[no-any-return]
+
+    def send_as(self, user_id: str, room_id: str, text: str) -> dict[str, Any]:
+        """Send `text` as a user this app created (e.g. its bot account); refused for any
+        other user. Needs `messages.send-as-own-users`."""
+        return self._call(  # type: ignore[no-any-return]
+            "messages.send_as_user", room_id=room_id, user_id=user_id, text=text
+        )
 
     def list(self, room_id: str, limit: int | None = None) -> list[dict[str, Any]]:
         """The room's messages, oldest first. Needs `messages.read`."""

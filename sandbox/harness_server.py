@@ -193,6 +193,26 @@ class FakeServer:
         self.agents[user_id]["status"] = status
         return self.agent(user_id)
 
+    def livechat_add_department_agent(self, department: str, user_id: str) -> dict[str, Any]:
+        dep = self.department(department)
+        self.agent(user_id)
+        self.agents[user_id]["departments"].add(dep["id"])
+        return self.department(dep["id"])
+
+    def livechat_remove_department_agent(self, department: str, user_id: str
+                                         ) -> dict[str, Any]:
+        dep = self.department(department)
+        if user_id in self.agents:
+            self.agents[user_id]["departments"].discard(dep["id"])
+        return self.department(dep["id"])
+
+    def livechat_get_department(self, department: str) -> dict[str, Any]:
+        return self.department(department)
+
+    def livechat_list_departments(self) -> list[dict[str, Any]]:
+        return sorted((self.department(i) for i in self.departments),
+                      key=lambda d: str(d["name"]).casefold())
+
     def department(self, id_or_name: str) -> dict[str, Any]:
         for d in self.departments.values():
             if d["id"] == id_or_name or d["name"].casefold() == id_or_name.casefold():
@@ -339,14 +359,15 @@ class FakeServer:
     # -- messages ---------------------------------------------------------------------------
 
     def post(self, room_id: str, sender: dict[str, Any], text: str,
-             app_id: str | None = None) -> dict[str, Any]:
+             app_id: str | None = None,
+             display: dict[str, Any] | None = None) -> dict[str, Any]:
         if not isinstance(text, str) or not text:
             raise errors.InvalidArgument("text must be a non-empty string")
         if len(text.encode()) > MAX_MESSAGE_TEXT:
             raise errors.InvalidArgument(f"text is longer than {MAX_MESSAGE_TEXT} bytes")
         room = self.open_room(room_id)
         msg = {"id": self.next_id("m"), "room_id": room_id, "sender": sender, "app_id": app_id,
-               "text": text, "ts": self.clock()}
+               "text": text, "ts": self.clock(), "display": display}
         self.messages.append(msg)
         self._emit("message.sent", {"message": msg, "room": room})
         return msg
@@ -359,6 +380,24 @@ class FakeServer:
 
     def messages_send(self, room_id: str, text: str) -> dict[str, Any]:
         return self.post(room_id, self.user_sender(self.app_user["id"]), text, self.app_id)
+
+    def livechat_relay_message(self, room_id: str, text: str, alias: str,
+                               avatar_url: str | None = None) -> dict[str, Any]:
+        if not alias or len(alias) > 128:
+            raise errors.InvalidArgument("alias must be 1..128 characters")
+        if avatar_url is not None and not avatar_url.startswith(("https://", "http://")):
+            raise errors.InvalidArgument("avatar_url must be an http(s) URL")
+        if self.open_room(room_id)["served_by"] != self.app_user["id"]:
+            raise errors.PermissionDenied(
+                f"only the app whose user serves room {room_id!r} may relay messages there")
+        return self.post(room_id, self.user_sender(self.app_user["id"]), text, self.app_id,
+                         {"name": alias, "avatar_url": avatar_url})
+
+    def messages_send_as_user(self, room_id: str, user_id: str, text: str) -> dict[str, Any]:
+        if self.user(user_id).get("created_by_app") != self.app_id:
+            raise errors.PermissionDenied(
+                f"app {self.app_id!r} did not create user {user_id!r} and cannot send as it")
+        return self.post(room_id, self.user_sender(user_id), text, self.app_id)
 
     def messages_list(self, room_id: str, limit: int | None = None) -> list[dict[str, Any]]:
         n = DEFAULT_MESSAGES if limit is None else limit

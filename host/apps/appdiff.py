@@ -37,11 +37,14 @@ class PermissionDiff:
     roles_widened: Mapping[str, frozenset[str]] = field(default_factory=dict)
     secrets_added: frozenset[str] = frozenset()
     downgrade: bool = False
+    # On a kept livechat.agents: departments the app user would newly be routed from, with
+    # "*" when the app user is newly declared an agent at all (the host acts on it at enable).
+    agent_widened: frozenset[str] = frozenset()
 
     @property
     def needs_consent(self) -> bool:
         """Anything that widens power must be approved by the operator."""
-        return bool(self.added or self.roles_widened or self.events_added
+        return bool(self.added or self.roles_widened or self.agent_widened or self.events_added
                     or self.secrets_added or self.publisher_changed or self.downgrade)
 
     def to_dict(self) -> dict[str, Any]:
@@ -55,6 +58,7 @@ class PermissionDiff:
             "publisher_changed": self.publisher_changed,
             "roles_widened": {k: sorted(v) for k, v in sorted(self.roles_widened.items())},
             "secrets_added": sorted(self.secrets_added), "downgrade": self.downgrade,
+            "agent_widened": sorted(self.agent_widened),
             "needs_consent": self.needs_consent,
         }
 
@@ -76,7 +80,19 @@ def diff_manifests(old: Manifest, new: Manifest, *, old_publisher: Mapping[str, 
         roles_widened=_roles_widened(old, new),
         secrets_added=new.secret_keys - old.secret_keys,
         downgrade=version_key(new.version) < version_key(old.version),
+        agent_widened=_agent_widened(old, new),
     )
+
+
+def _agent_widened(old: Manifest, new: Manifest) -> frozenset[str]:
+    if "livechat.agents" not in old.asked or "livechat.agents" not in new.asked:
+        return frozenset()  # newly asked: in `added`, shown with its declaration
+    before, after = old.app_user_agent(), new.app_user_agent()
+    if after is None:
+        return frozenset()
+    if before is None:
+        return frozenset({"*", *after})
+    return frozenset(after) - frozenset(before)
 
 
 def _roles_widened(old: Manifest, new: Manifest) -> dict[str, frozenset[str]]:
@@ -137,6 +153,11 @@ def render_diff(diff: PermissionDiff, disclosure: Disclosure, console: Console) 
         what = (host("any role (the list was dropped)", "bold red") if "*" in roles
                 else author(", ".join(sorted(roles))))
         console.print(line(host(f"  + roles on {perm}: ", "bold red"), what))
+    if diff.agent_widened:
+        deps = sorted(diff.agent_widened - {"*"})
+        verb = ("its app user becomes a livechat agent" if "*" in diff.agent_widened
+                else "its app user joins departments")
+        console.print(line(host(f"  + {verb}: ", "bold red"), author(", ".join(deps) or "-")))
     for ev in sorted(diff.events_added):
         out = line("  + event ", ev)
         if ev == "message.pre_send":

@@ -317,6 +317,10 @@ def build_disclosure(
             limits = [rest_identity_line(manifest.id, rest_as), *limits]
         if p.roles is not None:
             limits = [f"manifest declares roles: {', '.join(p.roles) or 'none'}", *limits]
+        if p.app_user_agent:
+            deps = ", ".join(p.departments) or "no department"
+            limits = [f"manifest declares: the host makes its app user an available livechat "
+                      f"agent at enable (routed conversations), in: {deps}", *limits]
         lines.append(PermissionLine(p.name, spec.plain, spec.risk, p.reason, permitted,
                                     tuple(limits)))
     settings = tuple(

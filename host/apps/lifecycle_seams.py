@@ -33,6 +33,21 @@ def deactivate_app_users(home: Home, record: InstallRecord) -> int | None:
     return count
 
 
+def app_agents(home: Home, record: InstallRecord) -> int | None:
+    """How many livechat agents the app brought (its users and its app user). None without a
+    server."""
+    if not home.server_db.exists():
+        return None
+    return len(_server(home).agents_of_app(record.app_id))
+
+
+def remove_app_agents(home: Home, record: InstallRecord) -> int | None:
+    """Stop the app's agents being routed anything (uninstall --agents remove)."""
+    if not home.server_db.exists():
+        return None
+    return int(_server(home).remove_agents_of_app(record.app_id))
+
+
 def count_app_data(home: Home, record: InstallRecord) -> int:
     """How many persistence rows the install holds (what `remove_app_data` would delete)."""
     from host.bridges.persistence import PersistenceStore

@@ -76,6 +76,7 @@ class ManifestError(ValueError):
 # Permissions whose arguments name roles, and so may declare them in the manifest.
 ROLE_PERMISSIONS = ("roles.assign", "users.create")
 MAX_DECLARED_ROLES = 20  # bounds the disclosure and the per-call membership check
+MAX_AGENT_DEPARTMENTS = 20  # bounds the disclosure and the host's work at enable
 
 
 class Permission(BaseModel):
@@ -89,6 +90,12 @@ class Permission(BaseModel):
     # grant (the gate refuses others) and consent refuses any admin-class role outright.
     roles: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
         default=None, max_length=MAX_DECLARED_ROLES)
+    # For livechat.agents: "my app user is a livechat agent (in these departments)". Shown in
+    # the disclosure; the host does it at enable when livechat.agents is granted, so an
+    # operator never has to make the proxy pattern's app user an agent by raw REST calls.
+    app_user_agent: bool = False
+    departments: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list, max_length=MAX_AGENT_DEPARTMENTS)
 
     @model_validator(mode="after")
     def _known(self) -> Permission:
@@ -97,6 +104,11 @@ class Permission(BaseModel):
             raise ValueError(f"unknown permission {self.name[:60]!r}; known: {known}")
         if self.roles is not None and self.name not in ROLE_PERMISSIONS:
             raise ValueError(f"`roles` can only be declared on {' and '.join(ROLE_PERMISSIONS)}")
+        if (self.app_user_agent or self.departments) and self.name != "livechat.agents":
+            raise ValueError("`app_user_agent` and `departments` can only be declared on "
+                             "livechat.agents")
+        if self.departments and not self.app_user_agent:
+            raise ValueError("`departments` needs `app_user_agent = true`")
         return self
 
 
@@ -248,6 +260,14 @@ class Manifest(BaseModel):
         for p in self.permission:
             if p.name == permission and p.roles is not None:
                 return frozenset(p.roles)
+        return None
+
+    def app_user_agent(self) -> tuple[str, ...] | None:
+        """The departments the app user is declared an agent in (() for none), or None when
+        the manifest does not declare its app user an agent."""
+        for p in self.permission:
+            if p.name == "livechat.agents" and p.app_user_agent:
+                return tuple(p.departments)
         return None
 
     def reason(self, permission: str) -> str:

@@ -457,6 +457,9 @@ def uninstall(
     ref: AppRef,
     users: Annotated[str | None, typer.Option(
         "--users", help="What to do with users the app created: deactivate or keep.")] = None,
+    agents: Annotated[str | None, typer.Option(
+        "--agents", help="What to do with the app's livechat agents (its users, its app user): "
+                         "remove or keep (kept agents are still routed rooms).")] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be deleted; "
                                                              "change nothing.")] = False,
@@ -469,6 +472,8 @@ def uninstall(
     home: Home = ctx.obj
     if users not in (None, "deactivate", "keep"):
         fail(f"--users {users!r} is not deactivate or keep", "pass --users deactivate|keep")
+    if agents not in (None, "remove", "keep"):
+        fail(f"--agents {agents!r} is not remove or keep", "pass --agents remove|keep")
     store = existing_store(home, ref)
     with store:
         rec = resolve(store, ref)
@@ -495,9 +500,21 @@ def uninstall(
                     f"Deactivate the {count} user(s) {rec.app_id} created?", True) else "keep"
             else:
                 users = "keep"
+        n_agents = lifecycle_seams.app_agents(home, rec) or 0
+        if agents is None:
+            # No routable agent is left behind unless the operator says so (issue 24): a kept
+            # bot that nobody answers would still be routed new conversations.
+            if n_agents and users == "keep" and not is_interactive():
+                fail(f"{rec.app_id} has {n_agents} livechat agent(s) that would still be routed "
+                     "rooms", "pass --agents remove or --agents keep", EXIT_CONFIRM)
+            agents = "keep" if n_agents and users == "keep" and not _confirm(
+                f"Stop routing rooms to the {n_agents} agent(s) of {rec.app_id}?", True
+            ) else "remove"
         deactivated: int | None = None
         # audit before act: the record is durable before any user or datum is touched
-        with audit_app(home, "uninstall", rec, detail=f"users: {users}"):
+        with audit_app(home, "uninstall", rec, detail=f"users: {users}; agents: {agents}"):
+            if agents == "remove":
+                lifecycle_seams.remove_app_agents(home, rec)
             if users == "deactivate":
                 deactivated = lifecycle_seams.deactivate_app_users(home, rec)
                 if deactivated is None:
@@ -510,13 +527,20 @@ def uninstall(
                 {rec.pending.package_path.parent} if rec.pending else set()):
             if p.parent == home.packages_dir:
                 shutil.rmtree(p, ignore_errors=True)
-    err_console.print(f"uninstalled {rec.app_id}; users: {users}; data: {data}", highlight=False)
+    err_console.print(f"uninstalled {rec.app_id}; users: {users}; agents: {agents}; data: {data}",
+                      highlight=False)
+    if agents == "keep" and n_agents and users == "keep":
+        err_console.print(host(f"warning: {n_agents} agent(s) of {rec.app_id} are still livechat "
+                               "agents: rooms will still be routed to them", "yellow"))
     if json_out:
         emit_json({"app_id": rec.app_id, "install_id": rec.install_id, "users": users,
-                   "users_deactivated": deactivated, "data": data})
+                   "users_deactivated": deactivated, "agents": agents,
+                   "agents_routable": n_agents if agents == "keep" and users == "keep" else 0,
+                   "data": data})
 
 
 def _say_what_uninstall_deletes(home: Home, rec: InstallRecord, users: int | None) -> None:
+    agents = lifecycle_seams.app_agents(home, rec)
     stored = lifecycle_seams.count_app_data(home, rec)
     log = home.logs_dir / f"{rec.install_id}.log"
     lines = [f"uninstall {rec.app_id} {rec.version} deletes:",
@@ -528,6 +552,8 @@ def _say_what_uninstall_deletes(home: Home, rec: InstallRecord, users: int | Non
         lines.append(f"  - its log ({log})")
     if users:
         lines.append(f"  users it created ({users}): deactivated or kept, as --users says")
+    if agents:
+        lines.append(f"  its livechat agents ({agents}): removed or kept, as --agents says")
     lines.append("  the audit log keeps every record of it")
     for text_line in lines:
         err_console.print(Text(visible(text_line, limit=MAX_BLOCK)))

@@ -298,6 +298,11 @@ class Demo:
             server.livechat_get_room(SYSTEM, proxy_room["id"]).get("agent_display") or {})
         self.check("agent display shows the external agent, no user created",
                    display.get("name") == "Dana (Acme Support)", str(display.get("name")))
+        relayed: list[dict[str, Any]] = [
+            dict(m["display"] or {}) for m in server.messages_list(SYSTEM, proxy_room["id"])]
+        self.check("relayed messages show the visitor the external agent (alias), not the app",
+                   bool(relayed) and all(d.get("name") == "Dana (Acme Support)" for d in relayed),
+                   f"{len(relayed)} relayed")
 
         self.say("chatbot-handover: the bot answers, then hands over to a human")
         v = self._visitor("bot", "Visitor B")

@@ -45,6 +45,7 @@ from policies.vocabulary import ACTIONS, ActionSpec
 _TARGET_USER_ACTIONS = frozenset({
     "users.set_custom_fields", "users.deactivate", "roles.assign", "roles.remove",
     "livechat.add_agent", "livechat.remove_agent", "livechat.set_agent_status",
+    "messages.send_as_user", "livechat.add_department_agent", "livechat.remove_department_agent",
 })
 
 # The refusal budget (DESIGN rule 13): an install may be refused at most REFUSAL_BUDGET times in

@@ -237,7 +237,14 @@ def _chat_send(p: Mapping[str, Any], _path: Mapping[str, str], _me: str
 
 def _chat_post(p: Mapping[str, Any], _path: Mapping[str, str], _me: str
                ) -> tuple[str, dict[str, Any]]:
-    _only(p, {"roomId", "text"})
+    _only(p, {"roomId", "text", "alias", "avatar"})
+    if "alias" in p or "avatar" in p:
+        # Rocket.Chat's per-message display: held to livechat.relay_message's rules (only in
+        # a room the app's user serves, under livechat.agent-display), never plain sending.
+        return "livechat.relay_message", {
+            "room_id": _str(p, "roomId"), "text": p.get("text"), "alias": p.get("alias"),
+            "avatar_url": p.get("avatar"),
+        }
     return "messages.send", {"room_id": _str(p, "roomId"), "text": p.get("text")}
 
 
@@ -313,7 +320,7 @@ MAPPED: tuple[Mapped, ...] = (
            lambda v: {"visitor": rs.visitor(v)}),
     Mapped("POST", "chat.sendMessage", ("messages.send",), _chat_send,
            lambda m: {"message": rs.message(m)}),
-    Mapped("POST", "chat.postMessage", ("messages.send",), _chat_post,
+    Mapped("POST", "chat.postMessage", ("messages.send", "livechat.relay_message"), _chat_post,
            lambda m: {"message": rs.message(m)}),
     Mapped("GET", "channels.messages", ("messages.list",), _messages, _messages_body),
     Mapped("GET", "channels.history", ("messages.list",), _messages, _messages_body),

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from host.server.events import PreSendHook, Subscriber
 from host.server.principals import Caller, Operator, Principal
-from host.server.shapes import Agent, Message, Role, Room, User, Visitor
+from host.server.shapes import Agent, Department, Message, Role, Room, User, Visitor
 
 __all__ = ["ACTION_METHODS", "HOST_ACTIONS", "Caller", "Operator", "Principal", "ServerAdapter"]
 
@@ -36,9 +36,12 @@ ACTION_METHODS: dict[str, str] = {
         "users.get", "users.get_by_username", "users.find_by_field", "users.create",
         "users.set_custom_fields", "users.deactivate", "roles.assign", "roles.remove",
         "livechat.add_agent", "livechat.remove_agent", "livechat.set_agent_status",
+        "livechat.add_department_agent", "livechat.remove_department_agent",
+        "livechat.get_department", "livechat.list_departments",
         "livechat.get_room", "livechat.list_rooms", "livechat.get_visitor",
         "livechat.create_room", "livechat.take_room", "livechat.transfer_room",
-        "livechat.close_room", "livechat.set_agent_display", "messages.send", "messages.list",
+        "livechat.close_room", "livechat.set_agent_display", "livechat.relay_message",
+        "messages.send", "messages.send_as_user", "messages.list",
     )
 }
 
@@ -96,6 +99,26 @@ class ServerAdapter(Protocol):
         """Stop a user being an agent; returns the removed record."""
         ...
 
+    def livechat_add_department_agent(
+        self, caller: Caller, department: str, user_id: str, *, op_id: str
+    ) -> Department:
+        """Put an agent into a department (by id or name); idempotent. NotFound."""
+        ...
+
+    def livechat_remove_department_agent(
+        self, caller: Caller, department: str, user_id: str, *, op_id: str
+    ) -> Department:
+        """Take an agent out of a department; idempotent. NotFound."""
+        ...
+
+    def livechat_get_department(self, caller: Caller, department: str) -> Department:
+        """A department by id, else by name (case-insensitive). NotFound."""
+        ...
+
+    def livechat_list_departments(self, caller: Caller) -> list[Department]:
+        """Every department, by name (at most 500)."""
+        ...
+
     def livechat_set_agent_status(
         self, caller: Caller, user_id: str, status: str, *, op_id: str
     ) -> Agent:
@@ -150,9 +173,23 @@ class ServerAdapter(Protocol):
         (Forbidden otherwise)."""
         ...
 
+    def livechat_relay_message(
+        self, caller: Caller, room_id: str, text: str, alias: str,
+        avatar_url: str | None = None, *, op_id: str,
+    ) -> Message:
+        """Send as the caller's app user, shown to the visitor as `alias`/`avatar_url`; only
+        in a room the caller's app user serves (Forbidden otherwise)."""
+        ...
+
     # -- messages ---------------------------------------------------------------------------
     def messages_send(self, caller: Caller, room_id: str, text: str, *, op_id: str) -> Message:
         """Send as the caller's app user, through the pre-send hook (Prevented)."""
+        ...
+
+    def messages_send_as_user(
+        self, caller: Caller, room_id: str, user_id: str, text: str, *, op_id: str
+    ) -> Message:
+        """Send as a user the calling app created (Forbidden for any other user)."""
         ...
 
     def messages_list(

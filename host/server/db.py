@@ -179,8 +179,15 @@ CREATE TABLE user_passwords (
 ALTER TABLE personal_tokens ADD COLUMN kind TEXT NOT NULL DEFAULT 'personal'
 """
 
+# Version 3: a message's own display (Rocket.Chat's `alias`/`avatar`), set when an app relays
+# an external agent's words; the real sender stays in sender_type/sender_id for audit and staff.
+_SCHEMA_V3 = """
+ALTER TABLE messages ADD COLUMN alias TEXT;
+ALTER TABLE messages ADD COLUMN avatar TEXT
+"""
+
 # Ordered migrations: index i takes the schema from version i to i + 1. Append, never edit.
-MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2)
+MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

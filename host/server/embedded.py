@@ -14,6 +14,12 @@ from host.server.principals import SYSTEM, Caller, Operator, Principal, app_of
 from host.server.room_ops import RoomOps
 from host.server.shapes import Agent, Department, Role, User
 
+# The agents an app brought: users it created, and its own app user.
+_APP_AGENTS = (
+    "SELECT a.user_id FROM agents a JOIN users u ON u.id = a.user_id"
+    " WHERE u.created_by_app = ? OR u.app_id = ? ORDER BY a.user_id"
+)
+
 
 class EmbeddedServer(RoomOps):
     """The embedded omnichannel server (implements `ServerAdapter`): users, roles and agents
@@ -146,6 +152,22 @@ class EmbeddedServer(RoomOps):
         with self.db.write() as c:
             return users.deactivate_created_by(c, app_id)
 
+    def agents_of_app(self, app_id: str) -> list[str]:
+        """User ids of the livechat agents that are this app's: users it created and its own
+        app user (what uninstall --agents remove would stop routing to)."""
+        with self.db.read() as c:
+            return [r[0] for r in c.execute(_APP_AGENTS, (app_id, app_id)).fetchall()]
+
+    def remove_agents_of_app(self, app_id: str) -> int:
+        """Stop every agent of `agents_of_app` being one (routing no longer picks them; rooms
+        they served keep them as history); returns how many."""
+        with self.db.write() as c:
+            ids = [r[0] for r in c.execute(_APP_AGENTS, (app_id, app_id)).fetchall()]
+            for uid in ids:
+                livechat.remove_agent(c, uid)
+                c.execute("DELETE FROM department_agents WHERE user_id = ?", (uid,))
+            return len(ids)
+
     def create_app_user(self, app_id: str, name: str) -> User:
         """The app's own user (type `app`, username `app.<app_id>`, role `app`). Idempotent per
         app id: a reinstall gets the same user back, reactivated."""
@@ -252,6 +274,38 @@ class EmbeddedServer(RoomOps):
             caller, op_id, "livechat.set_agent_status", {"user_id": user_id, "status": status},
             lambda tx: livechat.set_agent_status(tx.conn, user_id, status),
         )
+
+    def livechat_add_department_agent(
+        self, caller: Principal, department: str, user_id: str, *, op_id: str | None = None
+    ) -> Department:
+        """Put an agent into a department (by id or name); idempotent."""
+        user_id = limits.ident(user_id, "user_id")
+        return self._write(
+            caller, op_id, "livechat.add_department_agent",
+            {"department": department, "user_id": user_id},
+            lambda tx: livechat.add_department_agent(tx.conn, department, user_id),
+        )
+
+    def livechat_remove_department_agent(
+        self, caller: Principal, department: str, user_id: str, *, op_id: str | None = None
+    ) -> Department:
+        """Take an agent out of a department; idempotent."""
+        user_id = limits.ident(user_id, "user_id")
+        return self._write(
+            caller, op_id, "livechat.remove_department_agent",
+            {"department": department, "user_id": user_id},
+            lambda tx: livechat.remove_department_agent(tx.conn, department, user_id),
+        )
+
+    def livechat_get_department(self, caller: Principal, department: str) -> Department:
+        """A department by id, else by name (case-insensitive). NotFound."""
+        with self.db.read() as c:
+            return livechat.get_department(c, department)
+
+    def livechat_list_departments(self, caller: Principal) -> list[Department]:
+        """Every department, by name (at most 500)."""
+        with self.db.read() as c:
+            return livechat.list_departments(c)
 
     def set_agent_status(self, user_id: str, status: str) -> Agent:
         """An agent sets its own status (console / demo; not an app action)."""

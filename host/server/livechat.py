@@ -154,6 +154,18 @@ def add_department_agent(conn: sqlite3.Connection, department: str, user_id: str
     return get_department(conn, dep["id"])
 
 
+def remove_department_agent(
+    conn: sqlite3.Connection, department: str, user_id: str
+) -> Department:
+    """Take a user out of a department (idempotent)."""
+    dep = get_department(conn, department)
+    conn.execute(
+        "DELETE FROM department_agents WHERE department_id = ? AND user_id = ?",
+        (dep["id"], user_id),
+    )
+    return get_department(conn, dep["id"])
+
+
 # -- visitors -------------------------------------------------------------------------------
 
 _VISITOR = "SELECT id, token, name, email, custom_fields, created_at FROM visitors "

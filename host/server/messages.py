@@ -5,8 +5,8 @@ import sqlite3
 
 from host.server import limits, livechat
 from host.server.db import Tx, new_id
-from host.server.errors import Conflict, NotFound
-from host.server.shapes import Message, Sender
+from host.server.errors import Conflict, Forbidden, NotFound
+from host.server.shapes import AgentDisplay, Message, Sender
 
 
 def user_sender(conn: sqlite3.Connection, user_id: str) -> Sender:
@@ -21,34 +21,50 @@ def user_sender(conn: sqlite3.Connection, user_id: str) -> Sender:
     return Sender(type="user", id=user_id, username=row[0], name=row[1])
 
 
+def created_user_sender(conn: sqlite3.Connection, app_id: str, user_id: str) -> Sender:
+    """The sender record of a user `app_id` created. Forbidden for any other user: an app
+    speaks only as its own accounts (the own-users rule), never as a person or another app's."""
+    row = conn.execute("SELECT created_by_app FROM users WHERE id = ?", (user_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"no user with id {user_id!r}")
+    if row[0] != app_id:
+        raise Forbidden(f"app {app_id!r} did not create user {user_id!r} and cannot send as it")
+    return user_sender(conn, user_id)
+
+
 def visitor_sender(conn: sqlite3.Connection, visitor_id: str) -> Sender:
     """The sender record of a visitor (NotFound if unknown)."""
     v = livechat.get_visitor(conn, visitor_id)
     return Sender(type="visitor", id=v["id"], username=None, name=v["name"])
 
 
-def draft(room_id: str, sender: Sender, app_id: str | None, text: str, now: float) -> Message:
+def draft(
+    room_id: str, sender: Sender, app_id: str | None, text: str, now: float,
+    display: AgentDisplay | None = None,
+) -> Message:
     """A message not yet written (what the pre-send hook sees)."""
     return Message(
         id=new_id(), room_id=room_id, sender=sender, app_id=app_id,
-        text=limits.message_text(text), ts=now,
+        text=limits.message_text(text), ts=now, display=display,
     )
 
 
 def insert(tx: Tx, msg: Message) -> None:
     """Write a message (the room was checked open in this transaction by the caller)."""
+    d = msg["display"]
     tx.conn.execute(
-        "INSERT INTO messages (id, room_id, sender_type, sender_id, app_id, text, ts)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO messages (id, room_id, sender_type, sender_id, app_id, text, ts, alias,"
+        " avatar) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (msg["id"], msg["room_id"], msg["sender"]["type"], msg["sender"]["id"], msg["app_id"],
-         msg["text"], msg["ts"]),
+         msg["text"], msg["ts"], d["name"] if d else None, d["avatar_url"] if d else None),
     )
 
 
 def list_messages(conn: sqlite3.Connection, room_id: str, limit: int) -> list[Message]:
     """The room's latest `limit` messages, oldest first."""
     rows = conn.execute(
-        "SELECT * FROM (SELECT id, room_id, sender_type, sender_id, app_id, text, ts, seq"
+        "SELECT * FROM (SELECT id, room_id, sender_type, sender_id, app_id, text, ts, seq,"
+        " alias, avatar"
         " FROM messages WHERE room_id = ? ORDER BY seq DESC LIMIT ?) ORDER BY seq",
         (room_id, limit),
     ).fetchall()
@@ -59,7 +75,8 @@ def list_messages(conn: sqlite3.Connection, room_id: str, limit: int) -> list[Me
         if key not in names:
             names[key] = _sender(conn, r[2], r[3])
         out.append(Message(
-            id=r[0], room_id=r[1], sender=names[key], app_id=r[4], text=r[5], ts=r[6]
+            id=r[0], room_id=r[1], sender=names[key], app_id=r[4], text=r[5], ts=r[6],
+            display=AgentDisplay(name=r[8], avatar_url=r[9]) if r[8] is not None else None,
         ))
     return out
 

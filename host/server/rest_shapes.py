@@ -77,8 +77,16 @@ def room(r: Room) -> dict[str, Any]:
 
 
 def message(m: Message) -> dict[str, Any]:
-    """A message (`rid`, `msg`, `u`)."""
+    """A message (`rid`, `msg`, `u`), with Rocket.Chat's `alias`/`avatar` when it carries a
+    display (`u` stays the real sender, for staff and audit)."""
     s = m["sender"]
-    return {"_id": m["id"], "rid": m["room_id"], "msg": m["text"], "ts": iso(m["ts"]),
-            "u": {"_id": s["id"], "username": s["username"], "name": s["name"], "type": s["type"]},
-            "appId": m["app_id"]}
+    out: dict[str, Any] = {
+        "_id": m["id"], "rid": m["room_id"], "msg": m["text"], "ts": iso(m["ts"]),
+        "u": {"_id": s["id"], "username": s["username"], "name": s["name"], "type": s["type"]},
+        "appId": m["app_id"],
+    }
+    if m["display"] is not None:
+        out["alias"] = m["display"]["name"]
+        if m["display"]["avatar_url"] is not None:
+            out["avatar"] = m["display"]["avatar_url"]
+    return out

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 from host.server import limits, livechat, messages, ops, rooms
 from host.server.core import ServerCore
@@ -13,7 +14,7 @@ from host.server.db import Tx
 from host.server.errors import Forbidden, InvalidArgument, Prevented, ServerError
 from host.server.events import GUEST_SAVED, MESSAGE_SENT
 from host.server.principals import SYSTEM, Caller, Operator, Principal, app_of, user_of
-from host.server.shapes import Closer, Message, Room, Sender, Visitor
+from host.server.shapes import AgentDisplay, Closer, Message, Room, Sender, Visitor
 
 log = logging.getLogger("stockade.server")
 
@@ -139,6 +140,46 @@ class RoomOps(ServerCore):
             sender = messages.user_sender(c, uid)
         return self._send(caller, op_id, room_id, sender, text)
 
+    def livechat_relay_message(
+        self, caller: Principal, room_id: str, text: str, alias: str,
+        avatar_url: str | None = None, *, op_id: str | None = None,
+    ) -> Message:
+        """Send as the caller's app user, shown to the visitor as an external agent. Only an
+        app whose app user serves the room may (Forbidden otherwise): the same rule as
+        livechat_set_agent_display, since the display speaks for that room and no other."""
+        room_id = limits.ident(room_id, "room_id")
+        text = limits.message_text(text)
+        display = AgentDisplay(
+            name=limits.name(alias, "alias"),
+            avatar_url=None if avatar_url is None else limits.url(avatar_url, "avatar_url"),
+        )
+        app_user = caller.app_user_id if isinstance(caller, Caller) else None
+        if app_user is None:
+            raise Forbidden("only an app's own user may relay an external agent's messages")
+        with self.db.read() as c:
+            sender = messages.user_sender(c, app_user)
+            if rooms.get_open(c, room_id)["served_by"] != app_user:
+                raise Forbidden(
+                    f"only the app whose user serves room {room_id!r} may relay messages there"
+                )
+        return self._send(caller, op_id, room_id, sender, text, display=display)
+
+    def messages_send_as_user(
+        self, caller: Principal, room_id: str, user_id: str, text: str, *,
+        op_id: str | None = None,
+    ) -> Message:
+        """Send as a user the calling app created (its bot account); Forbidden for any other
+        user, and for every non-app principal. The message records both: the user as sender,
+        the app as `app_id`."""
+        room_id = limits.ident(room_id, "room_id")
+        user_id = limits.ident(user_id, "user_id")
+        text = limits.message_text(text)
+        if not isinstance(caller, Caller):
+            raise Forbidden("only an app may send as a user it created")
+        with self.db.read() as c:
+            sender = messages.created_user_sender(c, caller.app_id, user_id)
+        return self._send(caller, op_id, room_id, sender, text)
+
     def messages_list(
         self, caller: Principal, room_id: str, limit: int | None = None
     ) -> list[Message]:
@@ -150,10 +191,14 @@ class RoomOps(ServerCore):
 
     def _send(
         self, p: Principal, op_id: str | None, room_id: str, sender: Sender, text: str,
-        visitor_id: str | None = None,
+        visitor_id: str | None = None, display: AgentDisplay | None = None,
     ) -> Message:
         action = "messages.send"
-        args = {"room_id": room_id, "text": text, "sender": [sender["type"], sender["id"]]}
+        args: dict[str, Any] = {
+            "room_id": room_id, "text": text, "sender": [sender["type"], sender["id"]],
+        }
+        if display is not None:  # part of the digest: a retry with another display is not one
+            args["display"] = display
         if op_id is not None:  # a retry answers from the ops table without re-running the hook
             limits.op_id(op_id)
             with self.db.read() as c:
@@ -167,7 +212,7 @@ class RoomOps(ServerCore):
         # The hook runs outside any transaction: it may take up to its deadline (the host's
         # business) and must not hold the write lock meanwhile.
         msg = self._run_pre_send(
-            messages.draft(room_id, sender, app_of(p), text, self.clock.now()), room, p
+            messages.draft(room_id, sender, app_of(p), text, self.clock.now(), display), room, p
         )
 
         def apply(tx: Tx) -> Message:
@@ -207,7 +252,7 @@ class RoomOps(ServerCore):
         # Only the text may change: sender, room and app are facts, not the hook's to rewrite.
         return Message(
             id=msg["id"], room_id=msg["room_id"], sender=msg["sender"], app_id=msg["app_id"],
-            text=new_text, ts=msg["ts"],
+            text=new_text, ts=msg["ts"], display=msg["display"],
         )
 
     # -- visitors and agents (non-app operations) -----------------------------------------------

@@ -98,6 +98,9 @@ class Message(TypedDict):
     app_id: str | None  # the app whose app user sent it (the host skips that app's own hook)
     text: str
     ts: float
+    # What the visitor sees instead of the sender (an external agent relayed by an app holding
+    # livechat.agent-display); None for an ordinary message. `sender` stays the truth.
+    display: AgentDisplay | None
 
 
 # Event payloads (the second argument of a subscriber callback), by event name.

@@ -11,7 +11,9 @@ the custom field `externalAgentName` (optionally `externalAgentAvatar`).
 On livechat.room_started: take such a room if it is still queued. (If routing already gave it
 to this app's user, or to a human, there is nothing to take.)
 On livechat.agent_assigned to this app's user (after our take, a transfer, or routing):
-set the room's agent display.
+set the room's agent display, and relay the external agent's greeting. Every message the app
+relays carries the external agent's name and avatar (`relay_message`, Rocket.Chat's per-message
+`alias`/`avatar`), so the visitor never sees "Proxy Agent"; staff and the audit still do.
 """
 from stockade import App
 
@@ -55,4 +57,9 @@ class ProxyAgent(App):
         name = name or ctx.settings.get("fallback_name") or "Support team"
         avatar = avatar or ctx.settings.get("default_avatar_url") or None
         ctx.livechat.set_agent_display(room["id"], name, avatar)
+        self.relay(ctx, room["id"], f"Hi, this is {name}. How can I help?", name, avatar)
         return {"display": name}
+
+    def relay(self, ctx, room_id, text, name, avatar):
+        """Relay the external agent's words into the room, shown under their display."""
+        ctx.livechat.relay_message(room_id, text, name, avatar)

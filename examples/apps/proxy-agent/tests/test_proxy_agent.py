@@ -38,6 +38,11 @@ def test_takes_the_room_with_its_own_user_and_shows_the_external_agent():
     assert room["served_by"] == h.app_user["id"]
     assert room["agent_display"] == {"name": "Eve External",
                                      "avatar_url": "https://agents.example/eve.png"}
+    # The relayed greeting carries the external agent's display; the sender stays the app user.
+    (greeting,) = [m for m in h.server.messages if m["room_id"] == room_id]
+    assert greeting["display"] == {"name": "Eve External",
+                                   "avatar_url": "https://agents.example/eve.png"}
+    assert greeting["sender"]["id"] == h.app_user["id"]
     # Least privilege: nothing created, no roles, no agents made.
     assert not {"users.create", "roles.assign", "livechat.add_agent"} & set(h.actions())
     assert [u["username"] for u in h.server.users.values()] == ["app.proxy-agent"]

@@ -1,0 +1,47 @@
+"""The manifest's "my app user is a livechat agent (in these departments)", done by the host.
+
+At enable, when the install's manifest declares it and the operator granted `livechat.agents`
+(the disclosure showed the declaration on that permission), the host makes the app user an
+available agent and puts it into the named departments. This is the host acting on the
+operator's consent, not an app's bridge call: it is audited as a lifecycle record.
+"""
+from __future__ import annotations
+
+from host.apps.installs import InstallRecord
+from host.ledger.audit import AuditRecord
+from host.ledger.ledger import Ledger
+from host.server.embedded import EmbeddedServer
+from host.server.errors import ServerError
+from host.server.principals import SYSTEM
+
+
+def ensure_app_user_agent(server: EmbeddedServer, rec: InstallRecord, ledger: Ledger) -> None:
+    """Do what the manifest declares and audit it (nothing when it declares nothing)."""
+    done = _ensure(server, rec)
+    if done is not None:
+        ledger.append(AuditRecord(kind="lifecycle", app_id=rec.app_id,
+                                  install_id=rec.install_id, event="app_user_agent",
+                                  detail=done[:500]))
+
+
+def _ensure(server: EmbeddedServer, rec: InstallRecord) -> str | None:
+    """What was done, or None when the manifest declares nothing. A department that does not
+    exist is named in the record, never created."""
+    departments = rec.manifest.app_user_agent()
+    if departments is None or rec.app_user_id is None:
+        return None
+    if "livechat.agents" not in rec.grants:
+        return "app user not made an agent: livechat.agents is not granted"
+    uid = rec.app_user_id
+    server.livechat_add_agent(SYSTEM, uid)
+    server.set_agent_status(uid, "available")
+    placed: list[str] = []
+    missing: list[str] = []
+    for dep in departments:
+        try:
+            server.add_department_agent(dep, uid)
+            placed.append(dep)
+        except ServerError:
+            missing.append(dep)
+    out = f"app user is an available agent; departments: {', '.join(placed) or 'none'}"
+    return out + (f"; not found: {', '.join(missing)}" if missing else "")
