@@ -76,11 +76,11 @@ class HostConfig:
     # fail_open lets it through. Either way the timeout is audited.
     pre_send_timeout: TimeoutMode = "fail_closed"
     audit_reads: bool = True
+    group_reads: bool = True  # group-commit reads' records (rule 9; off: the bench's A/B)
     resolver_overrides: Mapping[str, str] = field(default_factory=dict)
     http_deadline_s: float = TIMEOUT_S  # one outbound HTTP request, all hops and bytes
     watch: bool = True
-    # Tune the process's garbage collector at start (see `tune_gc`). Off for embedders that
-    # manage the collector themselves.
+    # Tune the garbage collector at start (`tune_gc`); off for embedders that manage it.
     tune_gc: bool = True
 
 
@@ -132,7 +132,8 @@ class Host:
             # A running host anchors the audit chain from its upkeep thread (every
             # CHECKPOINT_INTERVAL_S and at stop), not every 64 records on a bridge call: the
             # anchor write is a file rename that would stall the call for a millisecond.
-            self.ledger = Ledger(home.host_db, self.clock, anchor_every=ANCHOR_EVERY_IN_HOST)
+            self.ledger = Ledger(home.host_db, self.clock, anchor_every=ANCHOR_EVERY_IN_HOST,
+                                 group_reads=self.config.group_reads)
             self.status_board = StatusBoard(home.host_db, os.getpid())
             self.server = EmbeddedServer(home.server_db, self.clock)
             self.keyring = open_keyring(home, self.clock)

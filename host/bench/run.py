@@ -80,11 +80,14 @@ StepHook = Callable[[str], None]
 @dataclass(frozen=True)
 class RunOptions:
     degraded: bool = False  # run where a confinement layer is missing (figures say less)
+    group_reads: bool = True  # off: reads' records committed one by one (the A/B in BENCH.md)
 
 
 @contextlib.contextmanager
-def _host(home: Home, *, use_zygote: bool, degraded: bool) -> Iterator[Host]:
-    host = Host(home, config=HostConfig(use_zygote=use_zygote, degraded=degraded, watch=False))
+def _host(home: Home, *, use_zygote: bool, degraded: bool,
+          group_reads: bool = True) -> Iterator[Host]:
+    host = Host(home, config=HostConfig(use_zygote=use_zygote, degraded=degraded, watch=False,
+                                        group_reads=group_reads))
     try:
         yield host.start()
     finally:
@@ -109,7 +112,8 @@ def run_bench(sizes: BenchSizes, *, options: RunOptions | None = None,
         home = Home(Path(tmp) / "home").ensure()
         next_step()
         installs = install_bench_apps(home, Path(tmp) / "apps", sizes.fanout_apps)
-        with _host(home, use_zygote=True, degraded=opts.degraded) as host:
+        with _host(home, use_zygote=True, degraded=opts.degraded,
+                   group_reads=opts.group_reads) as host:
             out.update(_through_host(host, installs, sizes, next_step))
         next_step()
         rest = measure_rest_create(home, sizes.rest, sizes.rest_warmup)

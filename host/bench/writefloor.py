@@ -98,10 +98,10 @@ class Shapes:
         conn.execute("UPDATE quota_keys SET head=?, hw=? WHERE key=?",
                      ((head + 1) % RING, now, KEY))
         # The seat check counts from the truth (`Ledger.admit`): the pending creations here, the
-        # server's active app-created users and whether the pending ones were applied there.
+        # server's active app-created users (the count its triggers keep, `app_seats`) and
+        # whether the pending ones were applied there.
         pending = [r[0] for r in conn.execute("SELECT op_id FROM audit_intents WHERE seat = 1")]
-        server.execute("SELECT count(*) FROM users WHERE created_by_app IS NOT NULL"
-                       " AND active = 1").fetchone()
+        server.execute("SELECT n FROM app_seats WHERE id = 1").fetchone()
         for op in pending:
             server.execute("SELECT 1 FROM ops WHERE op_id = ?", (op,)).fetchone()
         return append_in(conn, DECISION, now)

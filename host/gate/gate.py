@@ -120,14 +120,29 @@ class InstallView:
         self._version = -1
         self._epoch = 0
         self._cache: dict[str, InstallRecord | None] = {}
+        # Per thread: the probe connection's PRAGMA data_version when this thread last read the
+        # change counter, and the invalidation generation it read it under.
+        self._seen = threading.local()
+        self._generation = 0
 
     def get(self, install_id: str) -> tuple[InstallRecord | None, int]:
+        conn = self._probe()
+        # PRAGMA data_version changes when any *other* connection committed to host.db since
+        # this connection last asked; every install, consent, enable/disable, epoch or grant
+        # change is such a commit (the install store has connections of its own). Unchanged,
+        # the change counter is unchanged since this thread last read it, so the cache is
+        # current: no SELECT. Changed (a foreign commit of any kind), the counter is read.
+        pv = int(conn.execute("PRAGMA data_version").fetchone()[0])
+        seen = self._seen
         with self._lock:
-            version = data_version_in(self._probe())
-            if version != self._version:
-                self._cache.clear()
-                self._epoch = self._installs.epoch()
-                self._version = version
+            if (getattr(seen, "conn", None) is not conn or seen.pv != pv
+                    or seen.generation != self._generation):
+                version = data_version_in(conn)
+                if version != self._version:
+                    self._cache.clear()
+                    self._epoch = self._installs.epoch()
+                    self._version = version
+                seen.conn, seen.pv, seen.generation = conn, pv, self._generation
             if install_id not in self._cache:
                 self._cache[install_id] = self._installs.get(install_id)
             return self._cache[install_id], self._epoch
@@ -135,6 +150,7 @@ class InstallView:
     def invalidate(self) -> None:
         with self._lock:
             self._version = -1
+            self._generation += 1
 
 
 class Gate:

@@ -54,9 +54,10 @@ import os
 import secrets
 import sqlite3
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from host.clock import Clock
 from host.ledger.records import (
@@ -203,6 +204,16 @@ def _anchor_mac(key: bytes, seq: int, h: str) -> str:
     return hmac.new(key, f"{ANCHOR_MAGIC} {seq} {h}".encode(), hashlib.sha256).hexdigest()
 
 
+class GroupCommit(Protocol):
+    """Reads' records waiting for their group commit (`host.ledger.groupcommit.ReadBatch`)."""
+
+    def writing(self) -> AbstractContextManager[sqlite3.Connection]: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class AuditLog:
     """Append-only hash-chained audit log over `host.db` (see the module docstring)."""
 
@@ -217,11 +228,22 @@ class AuditLog:
         self.anchor_every = max(1, anchor_every)
         self.readonly = readonly or self.store.readonly
         self._closed = False
+        # Set by a ledger that group-commits reads: every write then goes through it.
+        self.batch: GroupCommit | None = None
         if not self.readonly:
             ensure_schema(self.store, SCHEMA_COMPONENT, SCHEMA_VERSION, DDL)
         self._key = _load_or_create_key(self.key_path, create=not self.readonly)
 
     # -- writing --------------------------------------------------------------------------
+
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """A write transaction on the log: the waiting reads' records commit first, in it."""
+        return self.store.transaction() if self.batch is None else self.batch.writing()
+
+    def _sync(self) -> None:
+        """Readers in this process see the reads' records too (read your own writes)."""
+        if self.batch is not None and not self._closed:
+            self.batch.flush()
 
     def append(self, record: AuditRecord | Mapping[str, Any]) -> int:
         """Append durably; returns the seq. Raises AuditError if the record was not written."""
@@ -229,7 +251,7 @@ class AuditLog:
         body = rec.body()
         self._check_open()
         try:
-            with self.store.transaction() as c:
+            with self.transaction() as c:
                 seq = append_in(c, body, float(self.clock.now()))
         except sqlite3.Error as e:
             raise AuditError(f"audit append failed: {e}") from e
@@ -297,6 +319,7 @@ class AuditLog:
 
     def tail(self, n: int = 20) -> list[AuditEntry]:
         """The newest `n` records, oldest first."""
+        self._sync()
         if n <= 0 or not self._has_table():
             return []
         rows = self.store.conn().execute(
@@ -306,6 +329,7 @@ class AuditLog:
 
     def show(self, seq: int) -> AuditEntry | None:
         """One record by seq, or None."""
+        self._sync()
         if not self._has_table():
             return None
         r = self.store.conn().execute(
@@ -314,6 +338,7 @@ class AuditLog:
 
     def head(self) -> tuple[int, str]:
         """(last seq, its hash); (0, GENESIS_HASH) when empty."""
+        self._sync()
         if not self._has_table():
             return 0, GENESIS_HASH
         r = self.store.conn().execute(
@@ -322,6 +347,7 @@ class AuditLog:
 
     def pending_intents(self) -> list[Intent]:
         """Allowed decisions with no outcome record yet, oldest first."""
+        self._sync()
         if not table_exists(self.store.conn(), "audit_intents"):
             return []
         rows = self.store.conn().execute(
@@ -338,6 +364,7 @@ class AuditLog:
         (`start_segment`). Each earlier segment is still walked and its first problem reported
         in `breaks`; `ok` says whether the newest segment and the anchor hold.
         """
+        self._sync()
         try:
             anchor = self.read_anchor()
             anchor_problem = None
@@ -423,7 +450,7 @@ class AuditLog:
         body = AuditRecord(kind="segment", event="chain_break", actor=actor,
                            ref_seq=broken.first_bad_seq, detail=detail).body()
         try:
-            with self.store.transaction() as c:
+            with self.transaction() as c:
                 row = c.execute("SELECT max(seq) FROM audit").fetchone()
                 seq = (int(row[0]) if row and row[0] is not None else 0) + 1
                 anchor = self.read_anchor_or_none()
@@ -450,6 +477,8 @@ class AuditLog:
         if self._closed:
             return
         try:
+            if self.batch is not None:
+                self.batch.close()
             if not self.readonly:
                 self.write_anchor()
         finally:

@@ -9,6 +9,10 @@ A bridge write costs two commits:
 2. `outcome` — BEGIN IMMEDIATE; append the outcome record; refund the units if asked; clear the
    intent; COMMIT.
 
+A read (nothing reserved, no outcome to follow) in a running host costs no commit of its own:
+its allow record waits for a group commit (`host.ledger.groupcommit`, DESIGN rule 9), durable
+within 10 ms and before any later write on the log.
+
 Refund rule (the gate applies it; the outcome record says which way it went):
 - the server answered with an error raised *before* it changed anything (`not_found`,
   `conflict`, `invalid_argument`; see `REFUNDABLE_ERRORS`) → `refund=True`, the units come back;
@@ -28,6 +32,7 @@ from pathlib import Path
 
 from host.clock import Clock
 from host.ledger.audit import ANCHOR_EVERY, AuditLog, Intent, append_in
+from host.ledger.groupcommit import GROUP_COMMIT_S, ReadBatch
 from host.ledger.quota import (
     Charge,
     QuotaCharge,
@@ -68,6 +73,7 @@ class LedgerError(RuntimeError):
 @dataclass(frozen=True)
 class Admission:
     """The result of `admit`. `reservation` is None when denied; `message` names the full quota.
+    `seq` is 0 for a read whose record waits for its group commit (it has no seq yet).
     `over_budget`: the denial passed the install's refusal budget (see `deny_within`); then
     `seq` is the summary record's, or -1 when this window's summary was written already."""
 
@@ -83,12 +89,26 @@ class Ledger:
     """Quota + audit over one `host.db` connection per thread."""
 
     def __init__(self, db_path: Path | str, clock: Clock, *, anchor_path: Path | None = None,
-                 key_path: Path | None = None, anchor_every: int | None = None) -> None:
+                 key_path: Path | None = None, anchor_every: int | None = None,
+                 group_reads: bool = False, group_window_s: float = GROUP_COMMIT_S) -> None:
+        """`group_reads`: group-commit reads' records within `group_window_s` (at most 10 ms,
+        DESIGN rule 9; see `host.ledger.groupcommit`). Off, each record is durable before its
+        call returns (every process but a running host: the CLI's records are each durable)."""
         self.store = Store(db_path)
         self.clock = clock
         self.quotas = QuotaStore(self.store, clock)
         self.audit = AuditLog(self.store, clock, anchor_path=anchor_path, key_path=key_path,
                               anchor_every=anchor_every or ANCHOR_EVERY)
+        self.batch: ReadBatch | None = None
+        if group_reads:
+            self.batch = ReadBatch(self.store, group_window_s, self._committed)
+            self.audit.batch = self.batch
+
+    def _committed(self, first: int, last: int) -> None:
+        """Group-committed records first..last: anchor as `after_append` would for each."""
+        every = self.audit.anchor_every
+        if first == 1 or last // every > (first - 1) // every:
+            self.audit.write_anchor()
 
     def admit(self, record: AuditRecord, charges: Sequence[QuotaCharge],
               seat_ceiling: int | None = None, seats_in_use: SeatCounter | None = None,
@@ -113,7 +133,16 @@ class Ledger:
             raise AuditError("an admitted operation needs an op_id (refunds, reconciliation)")
         body = validated_body(record)
         now = float(self.clock.now())
-        with self.store.transaction() as c:
+        if (self.batch is not None and not intent and record.op_id is None
+                and record.route is None):
+            # A read (nothing reserved, no outcome to follow): its allow record is held for the
+            # group commit, durable within the window and before any later write on this log
+            # commits (DESIGN rule 9). It gets its seq when committed: 0 here.
+            body.update(kind="decision", allowed=True)
+            body.setdefault("code", "allow")
+            self.batch.add(canonical_json(body), now)
+            return Admission(0, True, None, (), None)
+        with self.audit.transaction() as c:
             seats = None
             if seat_ceiling is not None and seats_in_use is not None:
                 seats = (seat_ceiling, _seats_used(c, seats_in_use))
@@ -158,7 +187,7 @@ class Ledger:
         self.audit._check_open()
         body = validated_body(replace(record, kind="decision", allowed=False))
         now = float(self.clock.now())
-        with self.store.transaction() as c:
+        with self.audit.transaction() as c:
             seq, over = _refusal_in(c, body, now, budget)
         if seq >= 0:
             self.audit.after_append(seq)
@@ -189,7 +218,7 @@ class Ledger:
             raise LedgerError("a successful operation keeps its units (refund=False)")
         self.audit._check_open()
         now = float(self.clock.now())
-        with self.store.transaction() as c:
+        with self.audit.transaction() as c:
             # One statement claims the intent (a second outcome for `seq` finds nothing).
             rows = c.execute(
                 "DELETE FROM audit_intents WHERE seq=?"

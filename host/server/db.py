@@ -186,8 +186,28 @@ ALTER TABLE messages ADD COLUMN alias TEXT;
 ALTER TABLE messages ADD COLUMN avatar TEXT
 """
 
+# Version 4: the seat count kept by the database itself (DESIGN rules 8 and 11). `app_seats.n`
+# is the number of active app-created users, changed by triggers in the same transaction as
+# every insert, update or delete of a user, whatever route made it, so it always equals the
+# COUNT(*) over `users` it replaces (which grew with every user an app ever created) and a
+# creation's seat check reads one row. Started from that count when the migration runs.
+_SCHEMA_V4 = """
+CREATE TABLE app_seats (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL);
+INSERT INTO app_seats (id, n)
+    SELECT 1, count(*) FROM users WHERE created_by_app IS NOT NULL AND active = 1;
+CREATE TRIGGER app_seats_insert AFTER INSERT ON users
+    WHEN NEW.created_by_app IS NOT NULL AND NEW.active = 1
+    BEGIN UPDATE app_seats SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER app_seats_delete AFTER DELETE ON users
+    WHEN OLD.created_by_app IS NOT NULL AND OLD.active = 1
+    BEGIN UPDATE app_seats SET n = n - 1 WHERE id = 1; END;
+CREATE TRIGGER app_seats_update AFTER UPDATE OF active, created_by_app ON users
+    BEGIN UPDATE app_seats SET n = n + (NEW.created_by_app IS NOT NULL AND NEW.active = 1)
+        - (OLD.created_by_app IS NOT NULL AND OLD.active = 1) WHERE id = 1; END
+"""
+
 # Ordered migrations: index i takes the schema from version i to i + 1. Append, never edit.
-MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3)
+MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -294,8 +314,19 @@ class Database:
 
 
 def _statements(script: str) -> list[str]:
-    """Split a migration into statements (executescript would COMMIT our transaction)."""
-    return [s.strip() for s in script.split(";") if s.strip()]
+    """Split a migration into statements (executescript would COMMIT our transaction). A
+    trigger's body holds semicolons: pieces are joined until SQLite calls the text complete."""
+    out: list[str] = []
+    acc = ""
+    for piece in script.split(";"):
+        acc = f"{acc};{piece}" if acc else piece
+        if sqlite3.complete_statement(acc + ";"):
+            if acc.strip():
+                out.append(acc.strip())
+            acc = ""
+    if acc.strip():
+        out.append(acc.strip())
+    return out
 
 
 @dataclass

@@ -188,10 +188,9 @@ def created_by(conn: sqlite3.Connection, user_id: str) -> str | None:
 
 
 def count_active_app_created(conn: sqlite3.Connection) -> int:
-    """Active users created by any app (the workspace seat ceiling counts these)."""
-    (n,) = conn.execute(
-        "SELECT count(*) FROM users WHERE created_by_app IS NOT NULL AND active = 1"
-    ).fetchone()
+    """Active users created by any app (the workspace seat ceiling counts these): the count
+    the database keeps exact with every write to `users` (`app_seats`, schema version 3)."""
+    (n,) = conn.execute("SELECT n FROM app_seats WHERE id = 1").fetchone()
     return int(n)
 
 

@@ -69,12 +69,13 @@ def test_three_commits_changes_what_a_real_create_changes(tmp_path: Path) -> Non
     floor_host, floor_server = (_changed(b, _snapshot(c))
                                 for b, c in zip(before, (shapes.host, shapes.server), strict=True))
     # host.db: the ring slot and its key's head, two audit records (the intent comes and goes
-    # within the create; seats are counted, not kept); server.db: user, role, custom field, op.
+    # within the create; seats are counted, not kept); server.db: user, role, custom field, op,
+    # and the seat count its triggers keep.
     assert real_host == floor_host
     assert set(real_host) == {"quota_keys", "quota_slots", "audit"}
     assert real_host["audit"] == (0, 2)
     assert real_server == floor_server
-    assert set(real_server) == {"users", "user_roles", "user_custom_fields", "ops"}
+    assert set(real_server) == {"users", "user_roles", "user_custom_fields", "ops", "app_seats"}
 
 
 def test_one_commit_keeps_the_rows_the_design_could_not_drop(tmp_path: Path) -> None:
@@ -86,7 +87,7 @@ def test_one_commit_keeps_the_rows_the_design_could_not_drop(tmp_path: Path) -> 
     # Quota, seat count and one decision record, and the user with its role and field: no op record,
     # no outcome, as the module says.
     assert set(changed) == {"quota_keys", "quota_slots", "audit", "users",
-                            "user_roles", "user_custom_fields"}
+                            "user_roles", "user_custom_fields", "app_seats"}
     assert changed["audit"] == (0, 1)
 
 

@@ -1,0 +1,136 @@
+"""Group commit of reads' records (DESIGN rule 9): durable before the next write is admitted,
+and a crash loses only the reads still waiting.
+
+"On disk" is what a second, independent connection to `host.db` sees: it reads only committed
+transactions, exactly what a host started after a crash would find. The flusher is held off by
+taking the batch's commit lock in the test's thread (the ledger's own writes on this thread
+still pass: the lock is re-entrant), so nothing depends on timing.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from host.clock import ManualClock
+from host.ledger.audit import AuditLog, AuditRecord, digest_args
+from host.ledger.groupcommit import ReadBatch
+from host.ledger.ledger import Ledger
+from host.store import Store
+
+T0 = 1_700_000_000.0
+
+
+def _read(n: int) -> AuditRecord:
+    return AuditRecord(kind="decision", app_id="a1", install_id="i1", action="users.get",
+                       rules=("permit.read",), policy_rev="r" * 64,
+                       args_digest=digest_args({"n": n}), write=False)
+
+
+def _write(op: str) -> AuditRecord:
+    return AuditRecord(kind="decision", app_id="a1", install_id="i1", action="users.create",
+                       op_id=op, write=True, rules=("permit.create",), policy_rev="r" * 64,
+                       args_digest=digest_args({"op": op}))
+
+
+def _on_disk(db: Path) -> list[dict[str, object]]:
+    """Committed records, oldest first, through a fresh connection (what survives a crash)."""
+    log = AuditLog(Store(db), ManualClock(T0))
+    try:
+        rows = log.store.conn().execute("SELECT seq, body FROM audit ORDER BY seq").fetchall()
+        return [{"seq": int(r[0]), **json.loads(r[1])} for r in rows]
+    finally:
+        log.store.close()
+
+
+def _ledger(tmp_path: Path) -> tuple[Ledger, ReadBatch]:
+    led = Ledger(tmp_path / "host.db", ManualClock(T0), group_reads=True)
+    assert led.batch is not None
+    return led, led.batch
+
+
+def test_reads_are_durable_before_the_next_write_is_admitted(tmp_path: Path) -> None:
+    led, batch = _ledger(tmp_path)
+    with batch._commit:  # the flusher cannot commit: only the write can make them durable
+        for n in (1, 2):
+            assert led.admit(_read(n), []).allowed
+        assert [r for r in _on_disk(tmp_path / "host.db")
+                if r.get("action") == "users.get"] == []  # waiting, as rule 9 allows
+        w = led.admit(_write("op1"), [])
+        disk = _on_disk(tmp_path / "host.db")
+        reads = [r for r in disk if r.get("action") == "users.get"]
+        assert [r["args_digest"] for r in reads] == [digest_args({"n": n}) for n in (1, 2)]
+        assert all(r["seq"] < w.seq for r in reads)  # in the chain before the write's decision
+        assert all(r["allowed"] is True and r["code"] == "allow" for r in reads)
+    led.close()
+    assert AuditLog(Store(tmp_path / "host.db"), ManualClock(T0)).verify().ok
+
+
+def test_a_crash_loses_only_the_reads_still_waiting(tmp_path: Path) -> None:
+    led, batch = _ledger(tmp_path)
+    with batch._commit:
+        led.admit(_read(1), [])
+        w = led.admit(_write("op1"), [])
+        led.outcome(w.seq, "op1", True, None, False)
+        led.admit(_read(2), [])
+        # The process dies here: what a restart finds is what is committed.
+        disk = _on_disk(tmp_path / "host.db")
+        assert [(r["kind"], r.get("action")) for r in disk] == [
+            ("decision", "users.get"), ("decision", "users.create"), ("outcome", "users.create")]
+        assert AuditLog(Store(tmp_path / "host.db"), ManualClock(T0)).verify().ok
+    # Not dead after all: the flusher commits the waiting read on its own.
+    deadline = time.monotonic() + 10
+    while len(_on_disk(tmp_path / "host.db")) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _on_disk(tmp_path / "host.db")[-1]["args_digest"] == digest_args({"n": 2})
+    led.close()
+
+
+def test_a_write_that_rolls_back_keeps_the_reads_for_the_next_commit(tmp_path: Path) -> None:
+    led, batch = _ledger(tmp_path)
+
+    def broken_counter(_pending: Sequence[str]) -> int:
+        raise RuntimeError("server unreachable")
+
+    with batch._commit:
+        led.admit(_read(1), [])
+        with pytest.raises(RuntimeError):
+            led.admit(_write("op1"), [], 10, broken_counter)
+        assert _on_disk(tmp_path / "host.db") == []  # rolled back, read included
+        assert batch.pending() == 1  # ... and still waiting, not lost
+        led.admit(_write("op2"), [])
+        assert [r.get("action") for r in _on_disk(tmp_path / "host.db")] == [
+            "users.get", "users.create"]
+    led.close()
+
+
+def test_denials_and_operator_records_commit_the_reads_first(tmp_path: Path) -> None:
+    led, batch = _ledger(tmp_path)
+    with batch._commit:
+        led.admit(_read(1), [])
+        led.deny(AuditRecord(kind="decision", app_id="a1", install_id="i1",
+                             action="users.create", code="permission_denied"))
+        led.admit(_read(2), [])
+        led.append(AuditRecord(kind="lifecycle", event="disable", app_id="a1"))
+        assert [(r.get("action"), r.get("allowed")) for r in _on_disk(tmp_path / "host.db")] == [
+            ("users.get", True), ("users.create", False), ("users.get", True), (None, None)]
+    led.close()
+
+
+def test_readers_in_the_host_see_the_reads_and_close_commits_them(tmp_path: Path) -> None:
+    led, batch = _ledger(tmp_path)
+    led.admit(_read(1), [])
+    assert led.audit.tail(1)[0].body["action"] == "users.get"
+    led.admit(_read(2), [])
+    led.close()
+    assert len(_on_disk(tmp_path / "host.db")) == 2
+    with pytest.raises(RuntimeError):
+        batch.add("{}", T0)
+
+
+def test_the_window_may_not_exceed_rule_9(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="10 ms"):
+        Ledger(tmp_path / "host.db", ManualClock(T0), group_reads=True, group_window_s=0.05)
