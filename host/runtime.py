@@ -43,7 +43,7 @@ from host.ledger.operator import append_operator, audit_policy_load, open_keyrin
 from host.server.embedded import EmbeddedServer
 from host.server.errors import Prevented
 from host.server.principals import SYSTEM
-from host.store import StoreError, integrity_problem
+from host.store import StoreError, refuse_damaged_stores
 from host.supervise.child import AppFailed, Child, ChildDied, ChildLimits, Spawner
 from host.supervise.credentials import APP_USER_CHECK_EVERY, Credentials
 from host.supervise.delivery import Delivery
@@ -103,20 +103,6 @@ def tune_gc() -> None:
     gc.freeze()
     gen0, gen1, gen2 = gc.get_threshold()
     gc.set_threshold(max(GC_GEN0_THRESHOLD, gen0), gen1, gen2)
-
-
-def refuse_damaged_stores(home: Home) -> None:
-    """Fail closed before anything opens a store for writing: a damaged ledger cannot hold
-    quotas or the audit chain, and a damaged server store cannot say what was applied."""
-    for name, path in (("host.db", home.host_db), ("server.db", home.server_db)):
-        if not path.exists():
-            continue
-        problem = integrity_problem(path)
-        if problem is not None:
-            raise StartRefused(
-                f"{name} is damaged ({problem})",
-                f"restore {path} from a backup (with audit.anchor for host.db); "
-                "`stockade doctor` shows every check")
 
 
 class Host:

@@ -91,7 +91,7 @@ def serve(
             code=EXIT_USAGE,
         )
     from host.errors import StartRefused
-    from host.runtime import refuse_damaged_stores
+    from host.store import refuse_damaged_stores
 
     try:
         refuse_damaged_stores(home)  # before anything opens a store for writing

@@ -189,7 +189,7 @@ def created_by(conn: sqlite3.Connection, user_id: str) -> str | None:
 
 def count_active_app_created(conn: sqlite3.Connection) -> int:
     """Active users created by any app (the workspace seat ceiling counts these): the count
-    the database keeps exact with every write to `users` (`app_seats`, schema version 3)."""
+    the database keeps exact with every write to `users` (`app_seats`, schema version 4)."""
     (n,) = conn.execute("SELECT n FROM app_seats WHERE id = 1").fetchone()
     return int(n)
 

@@ -17,8 +17,9 @@ from host.store.sqlite import (
     ensure_schema,
     immediate,
     integrity_problem,
+    refuse_damaged_stores,
     table_exists,
 )
 
 __all__ = ["Store", "StoreError", "ensure_schema", "immediate", "integrity_problem",
-           "table_exists"]
+           "refuse_damaged_stores", "table_exists"]

@@ -28,6 +28,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
+from host.errors import StartRefused
+from host.home import Home
+
 # How long a writer waits for another process's write lock before failing (ms). Guards against
 # spurious "database is locked" under contention from several host processes; long enough to
 # ride out a WAL checkpoint, short enough that a wedged peer surfaces as an error.
@@ -194,3 +197,17 @@ def integrity_problem(path: Path) -> str | None:
         return str(exc)
     found = [str(r[0]) for r in rows]
     return None if found == ["ok"] else "; ".join(found[:3])
+
+
+def refuse_damaged_stores(home: Home) -> None:
+    """Fail closed before anything opens a store for writing: a damaged ledger cannot hold
+    quotas or the audit chain, and a damaged server store cannot say what was applied."""
+    for name, path in (("host.db", home.host_db), ("server.db", home.server_db)):
+        if not path.exists():
+            continue
+        problem = integrity_problem(path)
+        if problem is not None:
+            raise StartRefused(
+                f"{name} is damaged ({problem})",
+                f"restore {path} from a backup (with audit.anchor for host.db); "
+                "`stockade doctor` shows every check")
