@@ -5,9 +5,11 @@ state live here once.
 """
 from __future__ import annotations
 
+import shutil
 from collections.abc import Mapping
 from typing import Any
 
+from host.apps import lifecycle_seams
 from host.apps.appdiff import PermissionDiff, diff_manifests, grants_after
 from host.apps.consent import ConsentError, guardrail_problems, make_consent
 from host.apps.disclosure import (
@@ -198,3 +200,27 @@ def submit_update(home: Home, store: InstallStore, rec: InstallRecord, pkg: Pack
                            settings=default_settings(pkg.manifest, dict(rec.settings)),
                            publisher=sig.to_dict(), consent=consent, diff=diff.to_dict())
     return diff
+
+
+def uninstall_app(home: Home, store: InstallStore, rec: InstallRecord, *, users: str,
+                  agents: str, actor: str | None = None) -> tuple[int | None, str]:
+    """Remove an installed app (`app uninstall`, the console): its livechat agents out of
+    routing unless `agents="keep"`, the users it created deactivated when
+    `users="deactivate"`, its stored data, install record, consent and packages. Audit before
+    act: `operator.uninstall` is durable before any user or datum is touched. Returns (users
+    deactivated, or None when no chat server is wired; what was deleted of its data)."""
+    deactivated: int | None = None
+    with audited(home.host_db, "uninstall", actor=actor, app_id=rec.app_id,
+                 install_id=rec.install_id, version=rec.version,
+                 detail=f"users: {users}; agents: {agents}"):
+        if agents == "remove":
+            lifecycle_seams.remove_app_agents(home, rec)
+        if users == "deactivate":
+            deactivated = lifecycle_seams.deactivate_app_users(home, rec)
+        data = lifecycle_seams.remove_app_data(home, rec)
+        store.remove(rec.install_id, {"users": users})
+    for p in {rec.package_path.parent} | (
+            {rec.pending.package_path.parent} if rec.pending else set()):
+        if p.parent == home.packages_dir:
+            shutil.rmtree(p, ignore_errors=True)
+    return deactivated, data

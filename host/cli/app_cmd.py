@@ -7,7 +7,6 @@ confirmation required (no TTY and no --grant, or an unsigned package without --a
 """
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,7 +32,12 @@ from host.apps.installs import (
 )
 from host.apps.lineage import Lineage, LineageError, binding_of
 from host.apps.manifest import Manifest, SettingValue
-from host.apps.operations import default_settings, install_package, submit_update
+from host.apps.operations import (
+    default_settings,
+    install_package,
+    submit_update,
+    uninstall_app,
+)
 from host.apps.packages import (
     Package,
     PackageError,
@@ -63,7 +67,6 @@ from host.cli.app_common import (
     RestAsOpt,
     TransferOpt,
     app_app,
-    audit_app,
     check_lineage,
     existing_store,
     operator_name,
@@ -510,23 +513,11 @@ def uninstall(
             agents = "keep" if n_agents and users == "keep" and not _confirm(
                 f"Stop routing rooms to the {n_agents} agent(s) of {rec.app_id}?", True
             ) else "remove"
-        deactivated: int | None = None
-        # audit before act: the record is durable before any user or datum is touched
-        with audit_app(home, "uninstall", rec, detail=f"users: {users}; agents: {agents}"):
-            if agents == "remove":
-                lifecycle_seams.remove_app_agents(home, rec)
-            if users == "deactivate":
-                deactivated = lifecycle_seams.deactivate_app_users(home, rec)
-                if deactivated is None:
-                    err_console.print(host("no chat server is wired to this CLI: the app's "
-                                           "users were kept; deactivate them on the server",
-                                           "yellow"))
-            data = lifecycle_seams.remove_app_data(home, rec)
-            store.remove(rec.install_id, {"users": users})
-        for p in {rec.package_path.parent} | (
-                {rec.pending.package_path.parent} if rec.pending else set()):
-            if p.parent == home.packages_dir:
-                shutil.rmtree(p, ignore_errors=True)
+        deactivated, data = uninstall_app(home, store, rec, users=users, agents=agents,
+                                          actor=operator_name())
+        if users == "deactivate" and deactivated is None:
+            err_console.print(host("no chat server is wired to this CLI: the app's users were "
+                                   "kept; deactivate them on the server", "yellow"))
     err_console.print(f"uninstalled {rec.app_id}; users: {users}; agents: {agents}; data: {data}",
                       highlight=False)
     if agents == "keep" and n_agents and users == "keep":

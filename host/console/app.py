@@ -21,8 +21,10 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from host.apps import lifecycle_seams
 from host.apps.consent import verify_install
 from host.apps.installs import InstallRecord, InstallStore
+from host.apps.operations import uninstall_app
 from host.apps.packages import MAX_ARCHIVE_BYTES
 from host.clock import SystemClock
 from host.console import install as install_flow
@@ -296,6 +298,33 @@ def create_console(home: Home, server: EmbeddedServer,
         return page(request, "updates.html", s=s, pending=updates.queue(home),
                     installs=installs())
 
+    async def uninstall_page(request: Request, s: Session) -> Response:
+        with InstallStore(home.host_db) as store:
+            rec = store.get(request.path_params["install_id"])
+        if rec is None:
+            return Response("no such install", status_code=404, media_type="text/plain")
+        return page(request, "uninstall.html", s=s, rec=rec,
+                    users=lifecycle_seams.count_app_users(home, rec) or 0,
+                    agents=lifecycle_seams.app_agents(home, rec) or 0,
+                    stored=lifecycle_seams.count_app_data(home, rec))
+
+    async def uninstall(request: Request, s: Session) -> Response:
+        form = await form_of(request, s)
+        if form is None:
+            return refused()
+        users, agents = form.get("users"), form.get("agents")
+        if users not in ("deactivate", "keep") or agents not in ("remove", "keep") or \
+                form.get("confirm") != "yes":
+            return Response("say what happens to its users and agents, and confirm",
+                            status_code=400, media_type="text/plain")
+        with InstallStore(home.host_db) as store:
+            rec = store.get(request.path_params["install_id"])
+            if rec is None:
+                return Response("no such install", status_code=404, media_type="text/plain")
+            uninstall_app(home, store, rec, users=users, agents=agents,
+                          actor=f"console:{s.username} ({operator_actor()})")
+        return RedirectResponse("/console/apps", status_code=303)
+
     async def settings_page(request: Request, s: Session) -> Response:
         with InstallStore(home.host_db) as store:
             rec = store.get(request.path_params["install_id"])
@@ -381,6 +410,8 @@ def create_console(home: Home, server: EmbeddedServer,
         Route("/apps/{install_id}/enable", signed_in(switch(True)), methods=["POST"]),
         Route("/apps/{install_id}/disable", signed_in(switch(False)), methods=["POST"]),
         Route("/apps/{install_id}/settings", signed_in(settings_page), methods=["GET"]),
+        Route("/apps/{install_id}/uninstall", signed_in(uninstall_page), methods=["GET"]),
+        Route("/apps/{install_id}/uninstall", signed_in(uninstall), methods=["POST"]),
         Route("/apps/{install_id}/settings", signed_in(settings_save), methods=["POST"]),
         Route("/audit", signed_in(audit), methods=["GET"]),
         Route("/audit/{seq:int}", signed_in(record), methods=["GET"]),

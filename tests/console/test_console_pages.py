@@ -338,3 +338,29 @@ def test_settings_typed_required_and_secret_never_shown(served: Served, tmp_path
         log.close()
     assert [b["setting_keys"] for b in bodies] == [["batch", "crm_token"], ["batch"]]
     assert secret not in str(bodies) and all(b["actor"].startswith("console:") for b in bodies)
+
+
+def test_uninstall_says_what_it_deletes_and_needs_the_operators_choices(served: Served) -> None:
+    c = _client(served)
+    iid = _agent_sync(served).install_id
+    page = c.get(f"/console/apps/{iid}/uninstall").text
+    assert "stored item(s)" in page and "livechat agent(s)" in page
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    url = f"/console/apps/{iid}/uninstall"
+    # no confirmation, or no choice about the agents: nothing happens
+    for data in ({"users": "keep", "agents": "remove"}, {"users": "keep", "confirm": "yes"}):
+        assert c.post(url, data={"csrf": csrf, **data},
+                      headers={"Origin": served.url}).status_code == 400
+    assert c.post(url, data={"csrf": "forged", "users": "keep", "agents": "remove",
+                             "confirm": "yes"}, headers={"Origin": served.url}).status_code == 403
+    assert _agent_sync(served) is not None
+    r = c.post(url, data={"csrf": csrf, "users": "keep", "agents": "remove", "confirm": "yes"},
+               headers={"Origin": served.url})
+    assert r.status_code in (200, 303)
+    assert _agent_sync(served) is None
+    log = open_readonly(served.home.host_db, SystemClock())
+    try:
+        rec = [e.body for e in log.tail(50) if e.body.get("kind") == "operator.uninstall"][-1]
+    finally:
+        log.close()
+    assert rec["actor"].startswith("console:operator") and "agents: remove" in rec["detail"]
