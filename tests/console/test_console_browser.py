@@ -136,6 +136,22 @@ def test_an_operator_signs_in_disables_an_app_and_finds_it_audited(
     _shot(b, "8-update-review")
     _submit(b, b.find_element(By.ID, "approve"))
     assert "No update is waiting" in b.find_element(By.ID, "pending").text
+    _shot(b, "9-updates")
+    # an app's settings, one audit record, and the uninstall questions
+    _submit(b, b.find_element(By.LINK_TEXT, "Apps"))
+    _submit(b, b.find_element(By.LINK_TEXT, "crm-sync"))
+    assert "Settings of crm-sync" in b.find_element(By.TAG_NAME, "h1").text
+    _shot(b, "10-settings")
+    _submit(b, b.find_element(By.LINK_TEXT, "Audit"))
+    _submit(b, b.find_element(By.CSS_SELECTOR, "#records a"))
+    assert "Previous hash" in b.find_element(By.ID, "record").text
+    _shot(b, "11-audit-record")
+    _submit(b, b.find_element(By.LINK_TEXT, "Apps"))
+    _submit(b, b.find_element(By.ID, "uninstall-crm-sync"))
+    b.find_element(By.ID, "confirm-uninstall").click()
+    _shot(b, "12-uninstall")
+    _submit(b, b.find_element(By.ID, "uninstall"))
+    assert "crm-sync" not in b.find_element(By.ID, "apps").text
     _submit(b, b.find_element(By.XPATH, "//button[text()='Sign out']"))
     assert b.current_url.endswith("/console/login")
     b.get(f"{served.url}/console/apps")
