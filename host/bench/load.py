@@ -29,7 +29,7 @@ import httpx
 from rich.console import Console
 
 from host.bench.rest_http import serving
-from host.bench.soak import DEPARTMENTS, lift_rates
+from host.bench.soak import DEPARTMENTS, start_demo
 from host.bench.stats import percentile
 from host.server.personal_tokens import ensure_service_user
 
@@ -116,11 +116,7 @@ def run_load(rates: Sequence[float] = RATES, step_s: float = 10.0, *, degraded: 
     demo = Demo(Console(file=io.StringIO()), degraded=degraded)
     delays = _Delays()
     try:
-        demo.crm.start()
-        demo.setup_home()
-        lift_rates(demo.home.policies_dir)
-        demo.install_apps()
-        demo.start_host()
+        start_demo(demo)
         host = demo.host
         assert host is not None
         host.dispatch = delays.wrap(host.dispatch)  # type: ignore[method-assign]

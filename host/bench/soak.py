@@ -90,11 +90,7 @@ def run_soak(minutes: float, rate: float = 5.0, *, degraded: bool = False,
 
     demo = Demo(Console(file=io.StringIO()), degraded=degraded)
     try:
-        demo.crm.start()
-        demo.setup_home()
-        lift_rates(demo.home.policies_dir)
-        demo.install_apps()
-        demo.start_host()
+        start_demo(demo)
         host = demo.host
         assert host is not None
         server = host.server
@@ -141,6 +137,16 @@ def run_soak(minutes: float, rate: float = 5.0, *, degraded: bool = False,
 def _growth_after(samples: list[tuple[float, float]], warmup_s: float) -> float:
     later = [v for t, v in samples if t >= warmup_s]
     return later[-1] - later[0] if later else 0.0
+
+
+def start_demo(demo: Any) -> None:
+    """The demo's CRM, home, example apps and host, with the demo's rate quotas lifted (a soak
+    or load run would meet them in seconds). The caller stops `demo` in its own `finally`."""
+    demo.crm.start()
+    demo.setup_home()
+    lift_rates(demo.home.policies_dir)
+    demo.install_apps()
+    demo.start_host()
 
 
 def lift_rates(policies_dir: Path) -> None:

@@ -260,16 +260,26 @@ def create_console(home: Home, server: EmbeddedServer,
     async def install_page(request: Request, s: Session) -> Response:
         return page(request, "install.html", s=s)
 
-    async def upload(request: Request, s: Session) -> Response:
+    async def package_form(request: Request, s: Session
+                           ) -> tuple[dict[str, str], bytes | None] | None:
+        """An upload form's fields and package bytes (None for no file); None refuses it (not
+        same-origin, or without the session's CSRF token). Parts capped at the package cap."""
         if not _same_origin(request):
-            return refused()
-        form = await request.form(max_files=1, max_fields=4, max_part_size=MAX_ARCHIVE_BYTES)
+            return None
+        form = await request.form(max_files=1, max_fields=6, max_part_size=MAX_ARCHIVE_BYTES)
         if not secrets.compare_digest(str(form.get("csrf", "")), s.csrf):
-            return refused()
+            return None
         file = form.get("package")
-        if not isinstance(file, UploadFile):
+        data = await file.read(MAX_ARCHIVE_BYTES + 1) if isinstance(file, UploadFile) else None
+        return {k: v for k, v in form.items() if isinstance(v, str)}, data
+
+    async def upload(request: Request, s: Session) -> Response:
+        got = await package_form(request, s)
+        if got is None:
+            return refused()
+        _fields, data = got
+        if data is None:
             return page(request, "install.html", 400, s=s, error="choose a package file")
-        data = await file.read(MAX_ARCHIVE_BYTES + 1)
         try:
             up = install_flow.examine(home, data, s.username)
         except install_flow.Refused as exc:
@@ -353,17 +363,14 @@ def create_console(home: Home, server: EmbeddedServer,
                                 f"{','.join(changed) or 'nothing'}", status_code=303)
 
     async def update_upload(request: Request, s: Session) -> Response:
-        if not _same_origin(request):
+        got = await package_form(request, s)
+        if got is None:
             return refused()
-        form = await request.form(max_files=1, max_fields=6, max_part_size=MAX_ARCHIVE_BYTES)
-        if not secrets.compare_digest(str(form.get("csrf", "")), s.csrf):
-            return refused()
-        file = form.get("package")
+        form, data = got
         try:
-            if not isinstance(file, UploadFile):
+            if data is None:
                 raise install_flow.Refused("choose a package file")
-            waits = updates.submit(home, str(form.get("install_id", "")),
-                                   await file.read(MAX_ARCHIVE_BYTES + 1),
+            waits = updates.submit(home, form.get("install_id", ""), data,
                                    allow_unsigned=form.get("allow_unsigned") == "yes",
                                    actor=f"console:{s.username} ({operator_actor()})")
         except install_flow.Refused as exc:
