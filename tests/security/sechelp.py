@@ -7,6 +7,7 @@ fully confined child, its own token and handshake, and run_snippet's own exit-co
 """
 from __future__ import annotations
 
+import gc
 import io
 import os
 import subprocess
@@ -155,3 +156,19 @@ def start_fake_child(steps: list[Any]) -> Child:
 
     threading.Thread(target=wait, daemon=True).start()
     return child
+
+
+def settle_heap() -> None:
+    """In a test's fork, before it confines itself: collect the test process's garbage while
+    every system call is still allowed, then freeze what is left, so no finalizer of an earlier
+    test's object (a subprocess, a socket, a browser driver) runs under the filter and meets an
+    unlisted call (SIGSYS). The zygote does the same before it forks (`sandbox.zygote`).
+
+    Also forget the test process's unreaped subprocesses: `subprocess` keeps them in `_active`
+    and reaps them (wait4) at the next Popen, which the fork's own attack makes under the filter
+    (a CI run was killed by SIGSYS on wait4 this way). They are not this fork's children."""
+    active = getattr(subprocess, "_active", None)
+    if isinstance(active, list):
+        active.clear()
+    gc.collect()
+    gc.freeze()

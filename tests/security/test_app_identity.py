@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 from apphelp import install, write_app
+from sechelp import settle_heap
 
 from host.home import Home
 from host.runtime import Host
@@ -108,6 +109,7 @@ def _attacker(uid: int, victim: int) -> dict[str, str]:
     pid = os.fork()
     if pid == 0:
         try:
+            settle_heap()
             seccomp.install = lambda _pid: None  # type: ignore[assignment]
             landlock.restrict_self = lambda: 6  # type: ignore[assignment]
             devnull = os.open("/dev/null", os.O_RDWR)

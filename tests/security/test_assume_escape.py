@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sechelp import settle_heap
 
 from host.clock import SystemClock
 from host.keys import tokens
@@ -68,6 +69,7 @@ def _confined_fork(body: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], 
     if pid == 0:  # ---- the confined child ----
         code = 0
         try:
+            settle_heap()
             os.close(out_r)
             os.close(in_w)
             os.close(err_r)
@@ -503,6 +505,7 @@ def test_cpu_rlimit_kills_a_spinning_escape() -> None:
     pid = os.fork()
     if pid == 0:
         try:
+            settle_heap()
             devnull = os.open("/dev/null", os.O_RDWR)
             in_r, _in_w = os.pipe()
             _err_r, err_w = os.pipe()
@@ -630,6 +633,7 @@ def _one_wall(apply: Callable[[], None]) -> dict[str, Any]:
     if pid == 0:
         res: dict[str, Any] = {}
         try:
+            settle_heap()
             os.close(out_r)
             libc.prctl(confine.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
             apply()

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sechelp import settle_heap
 
 from sandbox import confine
 from tests.security.test_assume_escape import (
@@ -199,6 +200,7 @@ def _live_confined_child() -> tuple[int, int, int]:
             _err_r, err_w = os.pipe()
             if os.fork() == 0:  # ---- the app child ----
                 try:
+                    settle_heap()
                     devnull = os.open("/dev/null", os.O_RDWR)
                     netns = confine.unshare_network()
                     confine.confine(chan_in=chan_r, chan_out=rep_w, err_fd=err_w,
