@@ -47,6 +47,9 @@ HERE = Path(__file__).parent
 # only here. Guards: injected markup doing anything, clickjacking, a form posting elsewhere.
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
        "frame-ancestors 'none'; base-uri 'none'")
+# Size of a (non-upload) form post. Guards: memory per request; the largest console form (an
+# app's settings) is a few KiB.
+MAX_FORM_BYTES = 64 * 1024
 # Audit records shown per search. Guards: page size and the time one request holds the store.
 MAX_AUDIT_ROWS = 200
 OPERATOR_ROLE = "admin"
@@ -113,7 +116,10 @@ def create_console(home: Home, server: EmbeddedServer,
         token (or, with no session, is the sign-in form); None refuses it."""
         if not _same_origin(request):
             return None
-        form = {k: str(v) for k, v in (await request.form()).items()}
+        declared = request.headers.get("content-length", "")
+        if not (declared.isascii() and declared.isdigit()) or int(declared) > MAX_FORM_BYTES:
+            return None  # a console form is small; a browser always says how long it is
+        form = {k: str(v) for k, v in (await request.form(max_files=0, max_fields=64)).items()}
         if s is not None and not secrets.compare_digest(form.get("csrf", ""), s.csrf):
             return None
         return form

@@ -133,3 +133,11 @@ def test_a_rebound_host_name_is_refused(served: Served) -> None:
                                                         "password": PASSWORD},
                    headers={"Host": "evil.example", "Origin": "http://evil.example"})
     assert r.status_code == 400 and "set-cookie" not in r.headers
+
+
+def test_an_oversized_form_is_refused_unread(served: Served) -> None:
+    r = httpx.post(f"{served.url}/console/login",
+                   content=b"username=operator&password=" + b"x" * (70 * 1024),
+                   headers={"Origin": served.url,
+                            "Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 403
