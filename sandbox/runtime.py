@@ -48,19 +48,28 @@ from sandbox.restricted import (
     run_module,
     set_app_modules,
 )
-from sandbox.wire import ChannelClosed, FrameError, FrameReader, encode, write_all
+from sandbox.wire import (
+    ChannelClosed,
+    FrameError,
+    FrameReader,
+    SpinPolicy,
+    encode,
+    write_all,
+)
 
 EXIT_PROTOCOL = 64  # the host sent something this child does not understand
 # How long a bridge call polls for its Reply before sleeping (ns). The gate answers most calls
 # within this budget, so the child is awake when the Reply lands instead of paying a
 # cross-core wake-up; a slower Reply costs at most this much of the child's own CPU time
-# (which counts against its RLIMIT_CPU like any other).
+# (which counts against its RLIMIT_CPU like any other). `SpinPolicy` turns the spin off where
+# it does not pay (two cores or fewer, or Replies that keep missing the budget).
 REPLY_SPIN_NS = 1_000_000
 
 
 class _Channel:
     def __init__(self) -> None:
         self.reader = FrameReader(CHANNEL_IN_FD, spin=True)
+        self.reply_spin = SpinPolicy(REPLY_SPIN_NS)
         self.next_id = 1
 
     def send(self, frame: Any) -> None:
@@ -83,7 +92,10 @@ class _Channel:
         call_id = self.next_id
         self.next_id += 1
         self.send(Call(id=call_id, action=action, args=args))
-        frame = self.recv(REPLY_SPIN_NS)
+        spin_ns = self.reply_spin.budget()
+        frame = self.recv(spin_ns)
+        if spin_ns:
+            self.reply_spin.record(self.reader.caught)
         if not isinstance(frame, Reply) or frame.id != call_id:
             os._exit(EXIT_PROTOCOL)
         if frame.ok:

@@ -10,6 +10,8 @@ that is running), polling the non-blocking descriptor for a bounded time avoids 
 sleep/wake-up, which costs ~45-90 µs when the two processes sit on different cores, far more
 than everything else a small bridge call does. The budget is bounded, so a slow peer costs at
 most `spin_ns` of this process's CPU before it sleeps in `poll` as a plain blocking read would.
+Whether a wait spins at all is `SpinPolicy`'s call: spinning only pays when a spare core runs
+the peer while this process polls.
 """
 from __future__ import annotations
 
@@ -22,6 +24,57 @@ from sandbox.protocol import MAX_FRAME_BYTES
 
 _HEADER = struct.Struct(">I")
 _READ_CHUNK = 1 << 16
+
+
+# Spinning needs a core for the spinner and one for the peer it waits on, plus the host's other
+# work: on two cores or fewer a spinning reader takes the CPU the gate needs to answer it
+# (issue 27 measured read p50 513-1,818 µs with spinning against 446-477 µs without on two
+# cores; docs/BENCH.md has the A/B). Read once at import, before any sandbox narrows the view.
+SPIN_MIN_CPUS = 3
+_CPUS = len(os.sched_getaffinity(0))
+# The adaptive part (`SpinPolicy`): a moving rate of waits whose frame arrived inside the spin
+# budget. Below SPIN_MIN_RATE spinning stops; one wait in SPIN_PROBE_EVERY then spins anyway,
+# so a peer that speeds up again (load went away) turns spinning back on.
+SPIN_RATE_WEIGHT = 1 / 16  # each outcome's weight in the moving rate (about the last 16 waits)
+SPIN_MIN_RATE = 0.5
+SPIN_PROBE_EVERY = 32
+
+
+class SpinPolicy:
+    """How long one channel's next wait spins: its budget, or 0 when spinning does not pay.
+
+    Off for good on a machine with fewer than SPIN_MIN_CPUS cores. Otherwise `budget()` before
+    a wait and `record(caught)` after it keep a moving rate of spins that caught their frame;
+    a spin that runs out has burned its whole budget for nothing, so a rate under
+    SPIN_MIN_RATE turns spinning off, and a probe spin now and then can turn it back on.
+    Deterministic: the same outcomes give the same decisions.
+    """
+
+    def __init__(self, budget_ns: int, cpus: int | None = None) -> None:
+        self.budget_ns = budget_ns
+        self.usable = (_CPUS if cpus is None else cpus) >= SPIN_MIN_CPUS
+        self.rate = 1.0  # optimistic start: the first waits spin and measure
+        self._skipped = 0
+
+    @property
+    def spinning(self) -> bool:
+        return self.usable and self.rate >= SPIN_MIN_RATE
+
+    def budget(self) -> int:
+        """The spin budget (ns) for the next wait; 0 means sleep at once."""
+        if not self.usable:
+            return 0
+        if self.rate >= SPIN_MIN_RATE:
+            return self.budget_ns
+        self._skipped += 1
+        if self._skipped >= SPIN_PROBE_EVERY:
+            self._skipped = 0
+            return self.budget_ns
+        return 0
+
+    def record(self, caught: bool) -> None:
+        """A wait that spun: did its frame arrive before the budget ran out?"""
+        self.rate += SPIN_RATE_WEIGHT * ((1.0 if caught else 0.0) - self.rate)
 
 
 class ChannelClosed(Exception):
@@ -50,6 +103,8 @@ class FrameReader:
         self.fd = fd
         self.max_frame = max_frame
         self._buf = bytearray()
+        # False once a read's spin budget ran out and it slept (for `SpinPolicy.record`).
+        self.caught = True
         self._poll: select.poll | None = None
         if spin:
             os.set_blocking(fd, False)
@@ -77,8 +132,7 @@ class FrameReader:
                 return chunk[4:]
         return None
 
-    @staticmethod
-    def _spin_read(fd: int, poll: select.poll, spin_until: int) -> bytes:
+    def _spin_read(self, fd: int, poll: select.poll, spin_until: int) -> bytes:
         if not spin_until:
             # No spin budget: the peer is not expected to answer within microseconds (an idle
             # child waiting for its next event), so sleep first. Trying the read first would
@@ -90,6 +144,8 @@ class FrameReader:
             except BlockingIOError:
                 if spin_until and time.monotonic_ns() < spin_until:
                     continue
+                if spin_until:
+                    self.caught = False
                 spin_until = 0
                 # Sleep until readable (or hung up: the read then returns b"").
                 poll.poll()
@@ -100,6 +156,7 @@ class FrameReader:
         `spin_ns` > 0: poll for up to that long before sleeping (see the module docstring).
         """
         spin_until = time.monotonic_ns() + spin_ns if spin_ns > 0 else 0
+        self.caught = True
         if not self._buf:
             # The usual case: nothing buffered, and one read brings exactly one whole frame.
             # Its body is returned without passing through the buffer.

@@ -45,7 +45,15 @@ from sandbox.protocol import (
     WireError,
     check_json_value,
 )
-from sandbox.wire import ChannelClosed, FrameError, FrameReader, encode, try_write, write_all
+from sandbox.wire import (
+    ChannelClosed,
+    FrameError,
+    FrameReader,
+    SpinPolicy,
+    encode,
+    try_write,
+    write_all,
+)
 
 # What a child may print to stderr that the host keeps (interpreter crash text only).
 MAX_STDERR_KEPT = 4096
@@ -56,6 +64,8 @@ LOAD_TIMEOUT_S = 10.0
 # After answering a bridge call, how long the host polls for the handler's next frame before
 # sleeping (ns); see `sandbox.wire`. Only while no other event is running in this host: a
 # polling thread keeps taking the GIL back, which would delay the other runners' gate work.
+# Each child's `SpinPolicy` also turns it off where it does not pay (two cores or fewer, or a
+# handler whose next frame keeps missing the budget).
 NEXT_FRAME_SPIN_NS = 150_000
 
 log = logging.getLogger("stockade.child")
@@ -115,6 +125,7 @@ class Child:
 
     def __post_init__(self) -> None:
         self.reader = FrameReader(self.from_child, spin=True)
+        self.next_frame_spin = SpinPolicy(NEXT_FRAME_SPIN_NS)
         # Non-blocking, for the pump's `begin_event`; `write_all` waits for room itself.
         os.set_blocking(self.to_child, False)
         with contextlib.suppress(OSError):
@@ -286,7 +297,7 @@ class Child:
                     raise ChildDied(self.death, self.death_code)
                 self._send_reply(self._answer(msg, on_call))
                 if running_events.count == 1:
-                    spin = NEXT_FRAME_SPIN_NS
+                    spin = self.next_frame_spin.budget()
             elif isinstance(msg, Log):
                 on_log(msg.text, msg.truncated)
             elif isinstance(msg, Done) and msg.id == frame_id:
@@ -295,6 +306,8 @@ class Child:
                 self.kill("response to a request never made", code="protocol")
                 raise ChildDied(self.death, self.death_code)
             msg = self._recv(spin)
+            if spin:
+                self.next_frame_spin.record(self.reader.caught)
 
     # ---- the event pump's path (host.supervise.pump): send without waiting, read what arrived ---
 
