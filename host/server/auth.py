@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import secrets
 import threading
 import time
@@ -78,9 +79,12 @@ def _matches(stored: str, password: str) -> bool:
     return True
 
 
-# Checked when the name is unknown, so a miss costs what a wrong password costs (no user-name
-# oracle in the response time).
-_DUMMY = hash_password(secrets.token_urlsafe(16))
+@functools.cache
+def _dummy() -> str:
+    """Checked when the name is unknown, so a miss costs what a wrong password costs (no
+    user-name oracle in the response time). Made on first use, not at import: every process
+    that imports the REST layer (each CLI command through the gate) would pay ~0.1 s for it."""
+    return hash_password(secrets.token_urlsafe(16))
 
 
 def set_password(db: Database, user_id: str, password: str) -> None:
@@ -145,7 +149,7 @@ def check(db: Database, failures: Failures, who: str, password: str, at: float) 
         "SELECT u.id, u.active, p.hash FROM users u LEFT JOIN user_passwords p ON p.user_id = u.id"
         " WHERE u.username_cf = ? OR u.id IN (SELECT user_id FROM user_emails WHERE address_cf = ?)"
         " LIMIT 1", (name, name)).fetchone()
-    stored = row[2] if row is not None and row[2] else _DUMMY
+    stored = row[2] if row is not None and row[2] else _dummy()
     ok = _matches(stored, password) and row is not None and bool(row[1]) and bool(row[2])
     if not ok:
         failures.failed(key, at)

@@ -17,7 +17,14 @@ from typing import Any
 from host.server import rest_access as access
 from host.server import rest_shapes as rs
 from host.server.errors import Forbidden, InvalidArgument, NotFound
-from host.server.rest_routes import Ctx, my_departments, room_doc, room_for, user_ref
+from host.server.rest_routes import (
+    Ctx,
+    my_departments,
+    require_speaker,
+    room_doc,
+    room_for,
+    user_ref,
+)
 from host.server.shapes import Room, Visitor
 
 MANAGER_ROLE = "livechat-manager"
@@ -176,10 +183,7 @@ def chat_post(ctx: Ctx) -> dict[str, Any]:
         raise InvalidArgument("roomId is required (livechat rooms have no channel name)")
     if not isinstance(text, str):
         raise InvalidArgument("text must be a string")
-    if not access.has(ctx.identity, "view-livechat-rooms"):
-        room = room_for(ctx, rid, "this room is not yours")
-        access.require(room["served_by"] == (ctx.identity["id"] if ctx.identity else None),
-                       "only the serving agent speaks in this room")
+    require_speaker(ctx, rid)
     m = ctx.server.messages_send(ctx.principal, rid, text, op_id=ctx.op_id)
     return {"ts": rs.iso(m["ts"]), "channel": rid, "message": rs.message(m)}
 

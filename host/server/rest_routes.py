@@ -328,6 +328,14 @@ def _me(ctx: Ctx) -> str | None:
     return ctx.identity["id"] if ctx.identity is not None else None
 
 
+def require_speaker(ctx: Ctx, room_id: str) -> None:
+    """Staff speak in the rooms they serve; managers and admins in any (403 otherwise)."""
+    if not access.has(ctx.identity, "view-livechat-rooms"):
+        room = room_for(ctx, room_id, "this room is not yours")
+        access.require(room["served_by"] == _me(ctx),
+                       "only the serving agent speaks in this room")
+
+
 def my_departments(ctx: Ctx) -> list[str]:
     me = _me(ctx)
     return next((a["departments"] for a in ctx.server.list_agents() if a["user_id"] == me), [])
@@ -450,11 +458,7 @@ def chat_send(ctx: Ctx) -> dict[str, Any]:
     rid, text = msg.get("rid"), msg.get("msg")
     if not isinstance(rid, str) or not isinstance(text, str):
         raise InvalidArgument("message needs rid and msg strings")
-    if not access.has(ctx.identity, "view-livechat-rooms"):
-        # staff speak in the rooms they serve
-        room = room_for(ctx, rid, "this room is not yours")
-        access.require(room["served_by"] == _me(ctx),
-                       "only the serving agent speaks in this room")
+    require_speaker(ctx, rid)
     m = ctx.server.messages_send(ctx.principal, rid, text, op_id=ctx.op_id)
     return {"message": rs.message(m)}
 
