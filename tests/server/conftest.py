@@ -7,7 +7,7 @@ import pytest
 from srvhelp import Recorder
 
 from host.clock import ManualClock
-from host.server import Caller, EmbeddedServer, Operator
+from host.server import Caller, EmbeddedServer
 
 
 @pytest.fixture
@@ -41,5 +41,3 @@ def other_app(server: EmbeddedServer) -> Caller:
     u = server.create_app_user("other-app", "Other App")
     return Caller("other-app", "inst-2", u["id"])
 
-
-ADMIN = Operator(None)

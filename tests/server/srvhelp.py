@@ -4,6 +4,11 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from host.server import Operator
+
+# The operator acting through the server's own API (no app): what an admin's REST call is.
+ADMIN = Operator(None)
+
 _ops = itertools.count()
 
 

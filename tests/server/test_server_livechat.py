@@ -1,8 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ADMIN
-from srvhelp import Recorder, op
+from srvhelp import ADMIN, Recorder, op
 
 from host.server import (
     SYSTEM,
