@@ -22,7 +22,11 @@ from host.keys.keyring import Keyring
 from host.supervise.child import AppFailed, Child, ChildDied, ChildLimits, Spawner
 from host.supervise.sandbox_exec import MAX_EXEC_OUTPUT
 
-SLACK_S = 2.0
+# How much later than its deadline a killed source may report. Without the deadline these sources
+# never end, so any finite bound proves the kill; the slack is wide because a shared 2-core
+# machine under load delays the kill and the interpreter's start-up by seconds (the precision of
+# the deadline is a bench matter, not a test's).
+SLACK_S = 8.0
 
 
 def _timed(sandbox: ExecHarness, source: str, timeout: float = 1.0, memory_mib: int = 128
@@ -117,7 +121,7 @@ def test_cli_cpu_loop_and_flood(tmp_path: Path) -> None:
     start = time.monotonic()
     out = cli_exec("while True:\n    pass\n", tmp_path, "--timeout", "1")
     assert out.exit_code == 3 and "limit" in out.message
-    assert time.monotonic() - start <= 1.0 + SLACK_S + 1.0  # + interpreter start-up
+    assert time.monotonic() - start <= 1.0 + SLACK_S + 2.0  # + interpreter start-up
     out = cli_exec("while True:\n    print('z' * 65536)\n", tmp_path, "--timeout", "1")
     assert out.exit_code == 3
     assert len(out.stdout) <= MAX_EXEC_OUTPUT + 1
@@ -186,11 +190,13 @@ def test_spinning_child_does_not_stall_another(spawner: Spawner) -> None:
     ring = Keyring.ephemeral()
     busy = _ready_child(spawner, ring)
     quiet = _ready_child(spawner, ring)
+    # The busy child spins for up to 30 s; the quiet child's five execs must finish well inside
+    # that (a stalled quiet child would wait for the busy one's deadline and beyond).
     outcome: list[BaseException | None] = []
 
     def spin() -> None:
         try:
-            busy.exec_source("while True:\n    pass", 8.0, _collect([]))  # type: ignore[arg-type]
+            busy.exec_source("while True:\n    pass", 30.0, _collect([]))  # type: ignore[arg-type]
             outcome.append(None)
         except (ChildDied, AppFailed) as exc:
             outcome.append(exc)
@@ -204,7 +210,7 @@ def test_spinning_child_does_not_stall_another(spawner: Spawner) -> None:
         quiet.exec_source(f"print({i} * 2)", 5.0, _collect(logs))  # type: ignore[arg-type]
     took = time.monotonic() - start
     assert "".join(logs) == "0\n2\n4\n6\n8\n"
-    assert took < 4.0, took  # generous: completing at all while the other spins is the point
+    assert took < 20.0, took  # generous: completing while the other still spins is the point
     assert t.is_alive(), "the busy child should still be spinning"
     busy.kill("test over")
     t.join(5)
