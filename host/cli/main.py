@@ -9,6 +9,7 @@ import sys
 
 import typer
 
+from host.cli.interrupt import EXIT_INTERRUPTED, INTERRUPTED_LINE
 from host.cli.output import fail
 from host.home import resolve_home
 from host.ledger.records import AuditError
@@ -98,8 +99,6 @@ def normalize_argv(argv: list[str]) -> list[str]:
 EXIT_AUDIT = 1
 # Exit code of an unexpected internal error (a bug): a negative answer, never "ok".
 EXIT_INTERNAL = 1
-# Exit code after Ctrl-C (128 + SIGINT), as shells report it.
-EXIT_INTERRUPTED = 130
 
 
 class Interrupted(SystemExit):
@@ -122,7 +121,7 @@ def main() -> None:
         # One line, on a line of its own (the terminal echoed ^C where the cursor was).
         with contextlib.suppress(Exception):
             signal.signal(signal.SIGINT, signal.SIG_IGN)
-            sys.stderr.write("\ninterrupted: stopped\n")
+            sys.stderr.write(INTERRUPTED_LINE)
             sys.stderr.flush()
         raise SystemExit(EXIT_INTERRUPTED) from None
     except AuditError as exc:

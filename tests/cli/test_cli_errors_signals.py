@@ -180,3 +180,36 @@ def test_ctrl_c_at_a_prompt(tmp_path: Path) -> None:
     assert b"Traceback" not in rest and b"interrupted: stopped" in rest
     r = _run("--home", str(home), "app", "list", "--json")
     assert json.loads(r.stdout) == []
+
+
+# Sends SIGINT to its own process when the CLI's import reaches typer: a Ctrl-C that lands while
+# the CLI is still loading, at a certain moment instead of a lucky one.
+_CTRL_C_DURING_IMPORT = """
+import os, signal, sys
+
+class CtrlCAtTyper:
+    def find_spec(self, name, path=None, target=None):
+        if name == "typer":
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+sys.meta_path.insert(0, CtrlCAtTyper())
+sys.argv = ["stockade", "--help"]
+from {module} import main
+main()
+"""
+
+
+def test_ctrl_c_while_the_cli_is_still_loading() -> None:
+    """The console script's entry catches a Ctrl-C during the CLI's imports (seconds on a loaded
+    machine): 130 and one line, no KeyboardInterrupt traceback."""
+    entry = subprocess.run([sys.executable, "-c", _CTRL_C_DURING_IMPORT.format(
+        module="host.cli.entry")], capture_output=True, text=True, timeout=60)
+    assert entry.returncode == 130, entry.stderr
+    assert "Traceback" not in entry.stderr and "KeyboardInterrupt" not in entry.stderr
+    assert entry.stderr.strip() == "interrupted: stopped"
+
+
+def test_the_console_script_is_the_entry_that_catches_it() -> None:
+    text = Path(STOCKADE).read_text()
+    assert "host.cli.entry" in text, text
