@@ -537,6 +537,12 @@ class Spawner:
                     process_group=0,  # out of the terminal's Ctrl-C, like the zygote
                 )
                 pid = popen.pid
+        except BaseException:
+            # No child holds the other ends: a refused fork must not leak three descriptors
+            # per attempt (a runner retrying with backoff would run the host out of them).
+            for fd in (h2c_w, c2h_r, err_r):
+                os.close(fd)
+            raise
         finally:
             for fd in (h2c_r, c2h_w, err_w):
                 os.close(fd)

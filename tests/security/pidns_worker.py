@@ -8,6 +8,10 @@ this fork only, so the kernel's own checks are all that stand in the way. The ch
 host's pid and the victim's, and the worker prints each outcome and the host's own limits after.
 
 `python pidns_worker.py probe` prints the layer report of a real zygote child (doctor's probe).
+
+`python pidns_worker.py forkfail` plays a host whose zygote meets a refused fork(2): it lowers
+the zygote's RLIMIT_NPROC (which the kernel enforces only on a process that is not root, hence
+the unprivileged run) and asks for a child, then raises the limit again and asks once more.
 """
 from __future__ import annotations
 
@@ -81,8 +85,45 @@ def zygote_pid() -> int:
     return 0
 
 
+def _fork_refused() -> dict[str, object]:
+    from host.clock import SystemClock
+    from host.keys import tokens
+    from host.keys.keyring import Keyring
+    from host.supervise.child import ChildLimits, Spawner
+    from host.supervise.zygote_client import ZygoteError
+
+    spawner = Spawner(use_zygote=True)
+    assert spawner.zygote is not None
+    zygote = spawner.zygote.pid
+    soft, hard = resource.prlimit(zygote, resource.RLIMIT_NPROC)
+    fds_before = len(os.listdir("/proc/self/fd"))
+    res: dict[str, object] = {}
+    resource.prlimit(zygote, resource.RLIMIT_NPROC, (1, hard))  # this user already runs more
+    try:
+        spawner.start(ChildLimits())
+        res["refused"] = "started anyway"
+    except ZygoteError as exc:
+        res["refused"] = str(exc)
+    res["fds leaked"] = len(os.listdir("/proc/self/fd")) - fds_before
+    res["zygote alive"] = os.path.exists(f"/proc/{zygote}")
+    resource.prlimit(zygote, resource.RLIMIT_NPROC, (soft, hard))
+    ring, clock = Keyring.ephemeral(), SystemClock()
+    kid = spawner.start(ChildLimits())
+    tok = tokens.issue(ring, clock, app_id="a", install_id="i", session_id=kid.session_id,
+                       generation=1, epoch=1, permissions=frozenset(), policy_hash="p")
+    layers = kid.handshake(tok, lambda t: tokens.verify(t, ring, clock,
+                                                         session_id=kid.session_id),
+                           degraded=False)
+    res["after"] = {"pidns": layers.pidns, "seccomp": layers.seccomp}
+    kid.shutdown(0.5)
+    spawner.close()
+    return res
+
+
 def main() -> None:
-    if sys.argv[1] == "probe":
+    if sys.argv[1] == "forkfail":
+        print(json.dumps({"euid": os.geteuid(), **_fork_refused()}))
+    elif sys.argv[1] == "probe":
         from host.doctor import probe_child_layers
 
         print(json.dumps({"euid": os.geteuid(), **probe_child_layers(True)}))

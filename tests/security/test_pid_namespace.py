@@ -108,6 +108,16 @@ def test_an_unprivileged_host_gets_every_layer_in_a_real_zygote_child(interprete
         "seccomp filter": True, "no_new_privs": True}
 
 
+def test_a_refused_fork_is_one_clear_error_and_the_zygote_serves_on(interpreter: str) -> None:
+    """fork(2) refused (EAGAIN: the user's process limit) reaches the host as a ZygoteError
+    naming the reason (the runner turns it into a backoff and an audited `child_died`), leaks no
+    descriptor, and the zygote forks the next child normally once the limit allows it."""
+    res = _worker("forkfail", root=False, python=interpreter)
+    assert res["refused"] == "zygote could not fork: Resource temporarily unavailable"
+    assert res["fds leaked"] == 0 and res["zygote alive"] is True
+    assert res["after"] == {"pidns": True, "seccomp": True}
+
+
 def _ns(pid: int) -> str:
     return os.readlink(f"/proc/{pid}/ns/pid")
 
