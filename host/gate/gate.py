@@ -106,6 +106,23 @@ def args_digest(args: Mapping[str, Any]) -> str:
     return digest_args(dict(args))
 
 
+# Longest user id named in clear on a record (the engine refuses ids over MAX_ID anyway); a
+# longer one is cut with a marker rather than let an app's argument refuse its own audit record.
+_MAX_ACTOR_ID = 120
+
+
+def acting_user(action: str, args: Mapping[str, Any]) -> str | None:
+    """Who a message sent as another user speaks as, for the record's `actor`: audited "with
+    both identities" (the app in `app_id`, the user it speaks as here, in clear, never only in
+    the digest), on the decision whether it is allowed or refused. None for other actions."""
+    if action != "messages.send_as_user":
+        return None
+    uid = args.get("user_id")
+    if not isinstance(uid, str):
+        return "user (not a string)"
+    return "user " + (uid if len(uid) <= _MAX_ACTOR_ID else uid[:_MAX_ACTOR_ID] + "…")
+
+
 class InstallView:
     """Install records cached per process, refreshed when another process changed the store."""
 
@@ -267,7 +284,7 @@ class Gate:
                 kind="decision", allowed=True, code="allow", rules=rules,
                 policy_rev=policy.revision, app_id=session.app_id,
                 install_id=session.install_id, action=action, args_digest=args_digest(args),
-                op_id=op_id, write=write, route=route,
+                op_id=op_id, write=write, route=route, actor=acting_user(action, args),
             )
             admission = self.ledger.admit(
                 record, charges,
@@ -395,7 +412,7 @@ class Gate:
             rules=decision.rules if decision else (),
             policy_rev=policy.revision if policy else None, app_id=session.app_id,
             install_id=session.install_id, action=action[:64],
-            args_digest=args_digest(args), route=route,
+            args_digest=args_digest(args), route=route, actor=acting_user(action, args),
         ), refusal_budget(session.install_id))
         self._count(False)
         return (RefusalBudgetExceeded if over else GateError)(code, message)

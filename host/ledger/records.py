@@ -45,6 +45,8 @@ class AuditRecord:
     Decision fields: allowed, code, message, rules, policy_rev, quota, args_digest, write.
     Outcome fields: ref_seq (the decision), ok, code (error code or "ok"), refunded, reconciled.
     REST bridge calls add `route` (both) and `status` (the outcome's HTTP status).
+    A call acting as another identity names it in `actor` on its decision: a REST call the
+    server runs as a user, a `messages.send_as_user` the user the app speaks as (`user <id>`).
     Operator fields (`operator.*`, see `host/ledger/operator.py`): actor, app_id, install_id,
     version, generation, grants, setting_keys, kid, detail.
     """

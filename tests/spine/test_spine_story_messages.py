@@ -151,9 +151,13 @@ def test_chatbot_answers_as_its_own_bot_account_never_as_another_user(host: Host
     assert [(m["sender"]["id"], m["app_id"], m["text"]) for m in msgs] == [
         (bot_id, "chatbot", "Hello from Rasa")]  # the bot speaks; the app is on record
     assert msgs[0]["sender"]["id"] != app_user
-    refused = [a for a in _audit(host)
-               if a.get("action") == "messages.send_as_user" and a.get("allowed") is False]
-    assert len(refused) == 2 and all(a["app_id"] == "chatbot" for a in refused)
+    # Audited with both identities, in clear: the app, and the user it spoke (or tried to
+    # speak) as; an attempt to speak as a person names that person.
+    decided = [a for a in _audit(host)
+               if a.get("action") == "messages.send_as_user" and a.get("kind") == "decision"]
+    assert [(a["allowed"], a["app_id"], a.get("actor")) for a in decided] == [
+        (True, "chatbot", f"user {bot_id}"), (False, "chatbot", f"user {person}"),
+        (False, "chatbot", f"user {other_bot}")]
 
 
 def test_the_server_refuses_another_users_identity_even_if_a_policy_widens(
