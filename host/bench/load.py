@@ -29,7 +29,7 @@ import httpx
 from rich.console import Console
 
 from host.bench.rest_http import serving
-from host.bench.soak import DEPARTMENTS, start_demo
+from host.bench.soak import DEPARTMENTS, PROXIED, start_demo
 from host.bench.stats import percentile
 from host.server.personal_tokens import ensure_service_user
 
@@ -214,7 +214,7 @@ def drive(base: str, admin: dict[str, str], rate: float, count: int,
         c = client()
         tok = f"load-visitor-{i}"
         dept = DEPARTMENTS[i % len(DEPARTMENTS)]
-        fields = {"externalAgentName": "Dana (Acme Support)"} if dept == "External" else {}
+        fields = {"externalAgentName": "Dana (Acme Support)"} if dept == PROXIED else {}
         if call(c, "POST", "/api/v1/livechat/visitor",
                 {"visitor": {"token": tok, "name": f"Load {i}", "customFields": fields}}) is None:
             return

@@ -28,7 +28,9 @@ TARGET_SLOPE_MIB_MIN = 0.5  # issue 26: RSS slope over the second half of a 30-m
 SAMPLE_EVERY_S = 1.0
 # Bridge calls a minute per install in the bench's home (1 000/s: never the limit here).
 BENCH_RATE_LIMIT = 60_000
-DEPARTMENTS = ("Support", "Bot", "External")  # humans; chatbot-handover; proxy/agent-sync
+# humans; chatbot-handover's bot account; proxy-agent's app user (its external agent answers)
+DEPARTMENTS = ("Support", "Bot", "Salesforce")
+PROXIED = "Salesforce"
 
 
 @dataclass
@@ -145,6 +147,7 @@ def start_demo(demo: Any) -> None:
     demo.crm.start()
     demo.setup_home()
     lift_rates(demo.home.policies_dir)
+    demo.operator_setup()
     demo.install_apps()
     demo.start_host()
 
@@ -166,7 +169,7 @@ def lift_rates(policies_dir: Path) -> None:
 def _conversation(server: Any, i: int) -> None:
     """One visitor's conversation: register, start, say something, close."""
     dept = DEPARTMENTS[i % len(DEPARTMENTS)]
-    fields = {"externalAgentName": "Dana (Acme Support)"} if dept == "External" else None
+    fields = {"externalAgentName": "Dana (Acme Support)"} if dept == PROXIED else None
     visitor = server.save_visitor(f"soak-{i}-widget", f"Soak visitor {i}", custom_fields=fields)
     room = server.visitor_start_room(visitor["id"], dept)
     server.visitor_send_message(visitor["id"], room["id"], "What are your opening hours?")

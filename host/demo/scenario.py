@@ -1,9 +1,13 @@
 """The demo scenario: what Stockade exists for, end to end, on the embedded server.
 
-Acts: install the four example apps (disclosures, consent as an operator gives it); visitors
-start conversations and the apps do their work (agents found or created by custom field, made
-agents, given the bot role; the bot answering and handing over; transcripts reaching the CRM);
-then the refusals, each with its audited reason; then `audit verify` and a summary.
+Acts: the operator's chat server; install the four example apps (each disclosure names every
+permission and its risk; consent as an operator gives it); at enable, agents made by the host
+(the proxy's app user, as its manifest declares) and by an app (the chatbot's own bot account,
+put into a department found by name); visitors start conversations and the apps do their work
+(agents found or created by custom field; the proxy relaying an external agent's replies under
+that agent's name in the visitor's own view; the bot answering as its own account and handing
+over; transcripts reaching the CRM); the refusals, each with its audited reason; an uninstall
+that asks what happens to the app's agents; then `audit verify` and a summary.
 
 Every act records checks; the demo exits 0 only when every check held.
 """
@@ -12,9 +16,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-import textwrap
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +33,10 @@ from host.apps.packages import Package, package_folder, package_from_files
 from host.apps.publisher import TrustStore, check_signature, public_key_line, sign_package
 from host.clock import SystemClock
 from host.demo.crm import DemoCrm
+from host.demo.narrate import DemoResult, short
+from host.demo.story import StoryActs
 from host.home import Home, ensure_policies
-from host.inert import MAX_BLOCK, host, line, visible, wrapping_table
+from host.inert import host, wrapping_table
 from host.ledger.audit import open_readonly
 from host.runtime import Host, HostConfig
 from host.server.principals import SYSTEM
@@ -41,6 +45,7 @@ from host.supervise.sandbox_exec import run_snippet
 APPS = ("agent-sync", "proxy-agent", "chatbot-handover", "crm-sync")
 CRM_API_KEY = "demo-crm-key-not-a-real-secret"  # a demo value; the CRM is a local stand-in
 CRM_HOST = "crm.localtest"
+LIVE_AGENT_HOST = "liveagent.localtest"  # the external agent system (the same local stand-in)
 EXFIL_URL = "http://exfil.example.net/collect"  # a domain the policy never lists
 
 # Sandbox attempts the demo shows refused (each prints ESCAPED only if it got through).
@@ -63,27 +68,7 @@ def examples_dir() -> Path:
                             "(pip install -e .)")
 
 
-@dataclass
-class Check:
-    name: str
-    ok: bool
-    detail: str = ""
-
-
-@dataclass
-class DemoResult:
-    checks: list[Check] = field(default_factory=list)
-    summary: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return all(c.ok for c in self.checks)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "checks": [c.__dict__ for c in self.checks], **self.summary}
-
-
-class Demo:
+class Demo(StoryActs):
     def __init__(self, console: Console, *, keep: bool = False,
                  degraded: bool = False) -> None:
         self.out = console
@@ -98,51 +83,7 @@ class Demo:
         self.crm = DemoCrm(CRM_API_KEY)
         self.host: Host | None = None
         self.humans: dict[str, str] = {}
-
-    # ---- narration ------------------------------------------------------------------------------
-
-    def act(self, title: str) -> None:
-        if len(title) + 6 > self.out.width:
-            # A rule cuts a long title with an ellipsis: on a narrow terminal the title goes on
-            # its own (wrapped) line under a plain rule instead.
-            self.out.rule()
-            self.out.print(host(title, "bold"))
-            return
-        self.out.rule(host(title, "bold"))
-
-    def say(self, text: str, style: str = "") -> None:
-        # Narration quotes what apps did (usernames, messages, refusal text): inert, one line
-        # (DESIGN rule 12), in the narrator's style.
-        self.out.print(host(visible(text, limit=MAX_BLOCK), style))
-
-    def check(self, name: str, ok: bool, detail: str = "") -> bool:
-        self.result.checks.append(Check(name, ok, detail))
-        mark = host("✔", "green") if ok else host("✘", "bold red")
-        out = line("  ", mark, " ", name)
-        if detail:
-            out.append_text(host(f" ({visible(detail, limit=MAX_BLOCK)})", "dim"))
-        self.out.print(out)
-        return ok
-
-    def _on_event(self, name: str, payload: dict[str, Any]) -> None:
-        room = payload.get("room") or {}
-        rid = str(room.get("id", ""))[:6]
-        if name in ("livechat.agent_assigned", "livechat.agent_unassigned"):
-            agent = payload.get("agent") or {}
-            verb = "assigned to" if name.endswith("_assigned") else "unassigned from"
-            self.say(f"    event {name}: room {rid} {verb} {agent.get('username')}", "cyan")
-        elif name == "livechat.room_started":
-            visitor = payload.get("visitor") or {}
-            self.say(f"    event {name}: room {rid} for visitor {visitor.get('name')}", "cyan")
-        elif name == "livechat.room_transferred":
-            to = (payload.get("to") or {}).get("username")
-            self.say(f"    event {name}: room {rid} → {to}", "cyan")
-        elif name == "message.sent":
-            msg = payload.get("message") or {}
-            sender = (msg.get("sender") or {}).get("name") or "?"
-            self.say(f"    {sender}: {_short(str(msg.get('text')), 160)}", "dim")
-        elif name == "livechat.room_closed":
-            self.say(f"    event {name}: room {rid}", "cyan")
+        self.uninstalled: dict[str, dict[str, Any]] = {}
 
     # ---- the run ------------------------------------------------------------------------------
 
@@ -151,10 +92,13 @@ class Demo:
         try:
             self.crm.start()
             self.setup_home()
+            self.operator_setup()
             self.install_apps()
             self.start_host()
+            self.agents_at_enable()
             self.conversations()
             self.refusals()
+            self.uninstall_story()
             self.finish(time.monotonic() - t0)
         finally:
             if self.host is not None:
@@ -169,8 +113,9 @@ class Demo:
         ensure_policies(self.home)
         shutil.copy(self.examples / "policies" / "demo.toml", self.home.policies_dir)
         self.say(f"home: {self.home.root} (temporary); policies: shipped default + demo.toml")
-        self.say(f"demo CRM endpoint listening on 127.0.0.1:{self.crm.port} "
-                 f"(apps reach it as http://{CRM_HOST}:{self.crm.port})")
+        self.say(f"demo CRM and live-agent API listening on 127.0.0.1:{self.crm.port} "
+                 f"(apps reach them as http://{CRM_HOST}:{self.crm.port} and "
+                 f"http://{LIVE_AGENT_HOST}:{self.crm.port})")
         key = Ed25519PrivateKey.generate()
         raw = key.public_key().public_bytes(serialization.Encoding.Raw,
                                             serialization.PublicFormat.Raw)
@@ -186,6 +131,7 @@ class Demo:
         self.act("Installing four apps: disclosure, then consent")
         settings: dict[str, dict[str, Any]] = {
             "agent-sync": {"default_agent_username": "alice"},
+            "proxy-agent": {"live_agent_url": f"http://{LIVE_AGENT_HOST}:{self.crm.port}/chat"},
             "crm-sync": {"crm_url": f"http://{CRM_HOST}:{self.crm.port}/transcripts",
                          "api_key": CRM_API_KEY},
         }
@@ -194,8 +140,9 @@ class Demo:
             sig = check_signature(pkg, TrustStore(self.home.trust_dir))
             disclosure, _why = disclose(self.home, pkg, sig)
             self.disclosures[app_id] = disclosure
-            if app_id in ("agent-sync", "crm-sync"):
-                render_disclosure(disclosure, self.out, title="Install")
+            # Each disclosure names every permission and its risk: the operator decides on
+            # it (the proxy's app-user agent and the bot's send-as-own-users among them).
+            render_disclosure(disclosure, self.out, title="Install")
             grants = pkg.manifest.asked  # the operator consents to everything asked, by name
             rec = install_package(self.home, pkg, sig, grants,
                                   policy_revision=disclosure.policy_revision,
@@ -226,27 +173,10 @@ class Demo:
     def start_host(self) -> None:
         self.act("Starting the host: each app in its own confined child")
         config = HostConfig(degraded=self.degraded,
-                            resolver_overrides={CRM_HOST: "127.0.0.1"})
+                            resolver_overrides={CRM_HOST: "127.0.0.1",
+                                                LIVE_AGENT_HOST: "127.0.0.1"})
         self.host = Host(self.home, config=config).start()
         self.host.server.subscribe(self._on_event)
-        server = self.host.server
-        # Operator set-up on the server: two human agents in Support; the app users of the bot
-        # and the proxy made agents (the bot available for routing, the proxy only takes rooms).
-        for name in ("alice", "bob"):
-            user = server.users_create(SYSTEM, name, name.title(), "user")
-            server.livechat_add_agent(SYSTEM, user["id"])
-            server.set_agent_status(user["id"], "available")
-            self.humans[name] = user["id"]
-        server.add_department("Support", list(self.humans.values()))
-        records = {r.app_id: r for r in InstallStore(self.home.host_db).list()}
-        bot = records["chatbot-handover"].app_user_id
-        proxy = records["proxy-agent"].app_user_id
-        assert bot is not None and proxy is not None
-        server.livechat_add_agent(SYSTEM, bot)
-        server.set_agent_status(bot, "available")
-        server.add_department("Bot", [bot])
-        server.livechat_add_agent(SYSTEM, proxy)
-        server.add_department("External", [])
         layers = next(iter(self.host.runners.values()))
         for runner in self.host.runners.values():
             runner.ensure_started()
@@ -258,10 +188,6 @@ class Demo:
                    all(r.child is not None and r.child.layers is not None
                        and r.child.layers.seccomp and r.child.layers.landlock
                        for r in self.host.runners.values()))
-
-    def _settle(self) -> None:
-        assert self.host is not None
-        self.host.wait_idle(15)
 
     def conversations(self) -> None:
         assert self.host is not None
@@ -290,54 +216,15 @@ class Demo:
                    fallback == self.humans["alice"], "agent-sync quota: 3 per 10 min")
         self.show_audit("quota_exceeded")
 
-        self.say("proxy-agent: the app's own user serves, the visitor sees the external agent")
-        v = self._visitor("proxy", "Visitor P", {"externalAgentName": "Dana (Acme Support)"})
-        proxy_room = server.visitor_start_room(v["id"], "External")
-        self._settle()
-        display: dict[str, Any] = dict(
-            server.livechat_get_room(SYSTEM, proxy_room["id"]).get("agent_display") or {})
-        self.check("agent display shows the external agent, no user created",
-                   display.get("name") == "Dana (Acme Support)", str(display.get("name")))
-        relayed: list[dict[str, Any]] = [
-            dict(m["display"] or {}) for m in server.messages_list(SYSTEM, proxy_room["id"])]
-        self.check("relayed messages show the visitor the external agent (alias), not the app",
-                   bool(relayed) and all(d.get("name") == "Dana (Acme Support)" for d in relayed),
-                   f"{len(relayed)} relayed")
-
-        self.say("chatbot-handover: the bot answers, then hands over to a human")
-        v = self._visitor("bot", "Visitor B")
-        bot_room = server.visitor_start_room(v["id"], "Bot")
-        self._settle()
-        server.visitor_send_message(v["id"], bot_room["id"], "What are your opening hours?")
-        self._settle()
-        server.visitor_send_message(v["id"], bot_room["id"], "Can I talk to a human please?")
-        self._settle()
-        served = server.livechat_get_room(SYSTEM, bot_room["id"])["served_by"]
-        texts = [m["text"] for m in server.messages_list(SYSTEM, bot_room["id"])]
-        self.check("the bot answered and handed the visitor to a human in Support",
-                   served in self.humans.values() and len(texts) >= 4,
-                   f"{len(texts)} messages")
+        self.proxy_story()
+        bot_room = self.chatbot_story()
 
         self.say("crm-sync: closed conversations go to the CRM")
-        server.agent_close_room(self.humans["alice"], bot_room["id"], "resolved")
+        server.agent_close_room(self.humans["alice"], bot_room, "resolved")
         server.agent_close_room(self.humans["alice"], rooms["ext4"], "resolved")
         self._settle()
         self.check("transcripts arrived at the CRM endpoint (over the http permission)",
                    len(self.crm.received) == 2, f"{len(self.crm.received)} received")
-
-    def _visitor(self, label: str, name: str,
-                 fields: dict[str, str] | None = None) -> dict[str, Any]:
-        """A website visitor registering (the widget token is per visitor, not a secret)."""
-        assert self.host is not None
-        widget_token = f"visitor-{label}-widget"
-        return dict(self.host.server.save_visitor(widget_token, name, custom_fields=fields))
-
-    def _user(self, username: str) -> dict[str, Any] | None:
-        assert self.host is not None
-        try:
-            return dict(self.host.server.users_get_by_username(SYSTEM, username))
-        except Exception:  # noqa: BLE001 - NotFound: not created
-            return None
 
     def show_audit(self, code: str) -> None:
         log = open_readonly(self.home.host_db, SystemClock())
@@ -346,7 +233,7 @@ class Demo:
             rec = json.loads(body)
             if rec.get("code") == code:
                 self.say(f"    audited: {rec.get('app_id')} {rec.get('action')} → {code}: "
-                         f"{_short(str(rec.get('message')), 160)}", "yellow")
+                         f"{short(str(rec.get('message')), 160)}", "yellow")
                 return
 
     def refusals(self) -> None:
@@ -401,7 +288,7 @@ class Demo:
             escaped = "ESCAPED" in "".join(captured)
             outcomes.append(not escaped and res.exit_code in (1, 3))
             self.say(f"  sandbox: {label} → exit {res.exit_code}: "
-                     f"{_short(res.message, 160)}", "yellow")
+                     f"{short(res.message, 160)}", "yellow")
         self.check("sandbox refused every escape attempt", all(outcomes),
                    f"{sum(outcomes)}/{len(outcomes)}")
 
@@ -424,13 +311,15 @@ class Demo:
         assert rec is not None
         quota = self.host.ledger.quota_state(
             f"install:{rec.install_id}:users.create", 3, 600)
-        apps = {}
+        apps: dict[str, dict[str, Any]] = {}
         rows: list[tuple[str | Text, ...]] = []
-        for r in sorted(self.host.runners.values(), key=lambda r: r.app_id):
-            rows.append((r.app_id, r.state, str(r.events_done), str(r.events_failed),
-                         str(r.restarts)))
+        for r in self.host.runners.values():
             apps[r.app_id] = {"state": r.state, "events": r.events_done,
                               "errors": r.events_failed, "restarts": r.restarts}
+        apps.update(self.uninstalled)  # their runners are gone; the numbers were kept
+        for app_id, a in sorted(apps.items()):
+            rows.append((app_id, str(a["state"]), str(a["events"]), str(a["errors"]),
+                         str(a["restarts"])))
         self.out.print(wrapping_table("Summary", ("app", "state", "events handled",
                                                   "handler errors", "restarts"), rows,
                                       self.out.width))
@@ -445,7 +334,8 @@ class Demo:
             "bridge_calls": stats, "users_created": users,
             "quota": {"key": "agent-sync users.create", "used": quota.used,
                       "limit": quota.limit, "window_s": quota.window_s},
-            "crm_transcripts": len(self.crm.received), "audit_records": verdict.records,
+            "crm_transcripts": len(self.crm.received), "live_agent_requests": len(self.crm.chats),
+            "audit_records": verdict.records,
             "seconds": round(elapsed, 2),
         }
         ok = self.result.ok
@@ -464,7 +354,3 @@ def _consent_refusal(pkg: Package, problems: list[str]) -> Any:
 def run_demo(console: Console, *, keep: bool = False, degraded: bool = False) -> DemoResult:
     return Demo(console, keep=keep, degraded=degraded).run()
 
-
-def _short(text: str, width: int) -> str:
-    """At most `width` characters, cut at a word boundary (never mid-word)."""
-    return textwrap.shorten(text, width, placeholder=" …") or text[:width]

@@ -25,9 +25,19 @@ def test_demo_runs_and_every_check_holds(tmp_path: Path) -> None:
     assert doc["ok"] is True and not failed, failed
     names = " ".join(c["name"] for c in doc["checks"])
     for act in ("QuotaExceeded", "refused at consent", "domain the policy does not list",
-                "sandbox refused", "audit verify"):
-        assert act in names
-    assert doc["users_created"] == 3
+                "sandbox refused", "audit verify",
+                # issue 24's story: each step is a check of its own
+                "app user is an available agent in Salesforce, done by the host",
+                "put the bot account it created into Bot (found by name)",
+                "EVERY relayed message shows the external agent's name",
+                "answered as its own bot account, not as the app user",
+                "audited with both identities",
+                "asks what happens to the bot's agent (--agents remove|keep)",
+                "not routed to a bot nobody answers"):
+        assert act in names, act
+    assert doc["users_created"] == 4  # three mirrored agents and the chatbot's bot account
+    assert doc["live_agent_requests"] == 2
+    assert doc["apps"]["chatbot-handover"]["state"] == "uninstalled"
     assert doc["crm_transcripts"] == 2
     assert doc["quota"]["used"] == doc["quota"]["limit"] == 3
     assert doc["bridge_calls"]["denied"] >= 2
