@@ -445,10 +445,10 @@ class AppHarness:
 
     def change_settings(self, **values: Any) -> Any:
         """Change settings (checked against app.toml) and call `on_settings_changed` with
-        `{"hook": "settings_changed", "changed": [keys]}`."""
+        `{"hook": "settings_changed", "keys": [names]}`, as the host does (names only)."""
         self.settings = self._settings({**self.settings, **values})
         self.ctx = Context(self, self.app_id, self.settings, self.app_user["id"])
-        return self.lifecycle("settings_changed", {"changed": sorted(values)})
+        return self.lifecycle("settings_changed", {"keys": sorted(values)})
 
     # -- setting up the world (operator/visitor actions: not gated, not in `calls`) ----------
 

@@ -27,6 +27,61 @@ PAYLOAD_TYPES: dict[str, Any] = {
 }
 
 
+# Lifecycle hooks: (hook, what the event dict holds besides "hook", when, bridge calls). From
+# `host.apps.installs` (each hook's detail) and `host.runtime` (when it is delivered).
+LIFECYCLE: tuple[tuple[str, str, str, str], ...] = (
+    ("install", "nothing", "once, at the first start of a host after install", "allowed"),
+    ("enable", "nothing", "after `stockade app enable`", "allowed"),
+    ("update", "`version`, `diff`", "to the new version, after an update is applied",
+     "allowed"),
+    ("settings_changed", "`keys` (names, never values)", "after the operator changed settings",
+     "allowed"),
+    ("disable", "`reason` (when one was given)", "before the child stops",
+     "refused: the install is no longer enabled"),
+    ("uninstall", "`users` (deactivate or keep)", "before the child stops",
+     "refused: the install is gone"),
+)
+
+# What the example apps (examples/apps/) handle, which payload fields they read, and what they
+# do with them: (app, event or hook, fields read, what it does).
+# tests/cli/test_cli_author.py checks it against each example's manifest and handlers.
+EXAMPLE_USES: tuple[tuple[str, str, str, str], ...] = (
+    ("agent-sync", "livechat.room_started",
+     "`room.id`; `custom_fields.externalAgentId` / `externalAgentName` of `room`, else `visitor`",
+     "finds or creates the external agent's user, makes it an agent, gives it the room"),
+    ("agent-sync", "livechat.agent_assigned", "`room.id`, `agent.user_id`, `agent.username`",
+     "records who serves the room"),
+    ("agent-sync", "livechat.agent_unassigned", "`room.id`, `agent.user_id`, `agent.username`",
+     "records who stopped serving it"),
+    ("proxy-agent", "livechat.room_started",
+     "`room.id`; `custom_fields.externalAgentName` of `room`, else `visitor`",
+     "takes the room with its app user if routing left it queued"),
+    ("proxy-agent", "livechat.agent_assigned",
+     "`agent.user_id` (is it `ctx.app_user_id`?), `room.id`, `room.open`, `room.visitor_id`, "
+     "`room.custom_fields`",
+     "sets the room's agent display; relays the external agent's greeting under that name"),
+    ("proxy-agent", "message.sent",
+     "`message.sender.type` (visitor only), `message.text`, `room.served_by`, `room.open`, "
+     "`room.agent_display`",
+     "forwards the visitor's words to the external system; relays each reply with "
+     "`relay_message` (its own relayed messages come back with `message.display` set and are "
+     "ignored)"),
+    ("chatbot-handover", "install, enable, update, settings_changed", "nothing",
+     "creates or finds its bot account, makes it an available agent, puts it into the "
+     "department named by `bot_department` (`get_department` by name)"),
+    ("chatbot-handover", "livechat.agent_assigned", "`agent.user_id` (is it its bot?), `room.id`",
+     "greets the visitor as its bot (`messages.send_as`)"),
+    ("chatbot-handover", "message.sent",
+     "`message.sender.type` (visitor only), `message.app_id` (never its own), `message.text`, "
+     "`room.id`, `room.served_by` (its bot?), `room.open`",
+     "answers as its bot, or transfers to `handover_department`"),
+    ("crm-sync", "livechat.room_closed",
+     "`room.id`, `room.visitor_id`, `room.department_id`, `room.served_by`, `room.created_at`, "
+     "`room.closed_at`, `room.closed_by`, `room.close_comment`",
+     "posts the transcript (with `messages.list` and the visitor) to the CRM"),
+)
+
+
 def _type_words(tp: Any) -> str:
     text = str(tp).replace("host.server.shapes.", "").replace("typing.", "")
     text = re.sub(r"<class '(\w+)'>", r"\1", text)
@@ -76,6 +131,14 @@ def render() -> str:
         payload = ", ".join(f"`{k}`: {_cell(t)}" for k, t in e.payload)
         lines.append(f"| `{name}` | `{handler_for(name)}` | {', '.join(e.needs)} | "
                      f"{'yes' if e.pre else ''} | {payload} |")
+    lines += ["", "## Lifecycle hooks", "",
+              "`on_<hook>(self, ctx, event)`; `event` is `{\"hook\": <hook>, ...}` with:", "",
+              "| hook | event also holds | delivered | bridge calls |", "|---|---|---|---|"]
+    lines += [f"| `{h}` | {detail} | {when} | {calls} |" for h, detail, when, calls in LIFECYCLE]
+    lines += ["", "## What the example apps use", "",
+              "Each example in `examples/apps/` handles these events and reads these fields:", "",
+              "| app | event or hook | fields it reads | what it does |", "|---|---|---|---|"]
+    lines += [f"| `{app}` | {ev} | {fields} | {does} |" for app, ev, fields, does in EXAMPLE_USES]
     lines += ["", "## Shapes", ""]
     for shape in _shape_names(events):
         lines += [f"### {shape}", "", "| field | type |", "|---|---|"]

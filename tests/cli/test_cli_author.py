@@ -59,3 +59,24 @@ def test_event_doc_is_generated_from_the_vocabulary() -> None:
     assert set(PAYLOAD_TYPES) == set(EVENTS)
     for name, spec in EVENTS.items():
         assert [k for k, _ in spec.payload] == list(typing.get_type_hints(PAYLOAD_TYPES[name]))
+
+
+def test_event_doc_says_what_each_example_app_handles() -> None:
+    """The doc's "What the example apps use" names exactly the events each example's manifest
+    lists, and every hook or event named there has a handler in the app's main.py."""
+    import tomllib
+
+    from host.apps.eventdoc import EXAMPLE_USES, LIFECYCLE
+    from policies.vocabulary import EVENTS
+
+    apps = Path(__file__).resolve().parents[2] / "examples" / "apps"
+    hooks = {h for h, *_ in LIFECYCLE}
+    for folder in sorted(p for p in apps.iterdir() if (p / "app.toml").exists()):
+        manifest = tomllib.loads((folder / "app.toml").read_text())
+        named = [n.strip() for app, ev, *_ in EXAMPLE_USES if app == manifest["id"]
+                 for n in ev.split(",")]
+        assert {n for n in named if n in EVENTS} == set(manifest["events"]), folder.name
+        assert all(n in EVENTS or n in hooks for n in named), named
+        source = (folder / "main.py").read_text()
+        for n in named:
+            assert f"def on_{n.replace('.', '_')}(" in source, (folder.name, n)
