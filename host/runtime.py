@@ -326,7 +326,8 @@ class Host:
                         user = self.server.create_app_user(rec.app_id, rec.manifest.name)
                         self.installs.set_app_user_id(install_id, user["id"])
                         rec = self.installs.get(install_id) or rec
-                    ensure_app_user_agent(self.server, rec, self.ledger)
+                    ensure_app_user_agent(self.server, rec, self.ledger,
+                                          self.policy.current(), self.clock.now())
                     if rec.rest_as:
                         # The operator named another identity for this app's REST routes at
                         # consent: the chain says so whenever an app starts with it in force.

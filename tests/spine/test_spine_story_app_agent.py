@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from apphelp import install, write_app
+from apphelp import install, write_app, write_policy
 from rich.console import Console
 
 from host.apps.disclosure import build_disclosure, render_disclosure
@@ -33,8 +33,21 @@ departments = ["Sales", "Nowhere"]
 '''
 
 
-def _setup(tmp_path: Path, grant: bool) -> tuple[Home, EmbeddedServer, str]:
+PERMIT = '''
+schema = 1
+name = "bridge"
+[[rule]]
+id = "bridge-agents"
+effect = "permit"
+apps = ["bridge"]
+actions = ["livechat.agents", "livechat.read"]
+'''
+
+
+def _setup(tmp_path: Path, grant: bool, permit: bool = True) -> tuple[Home, EmbeddedServer, str]:
     home = Home(tmp_path / "home").ensure()
+    if permit:
+        write_policy(home, "bridge", PERMIT)
     folder = write_app(tmp_path / "apps", "bridge", ["livechat.read"], [], SRC, DECLARES)
     install(home, folder, ["livechat.read", "livechat.agents"] if grant else ["livechat.read"])
     server = EmbeddedServer(home.server_db, SystemClock())
@@ -71,6 +84,25 @@ def test_nothing_happens_without_the_grant(tmp_path: Path) -> None:
         pass
     assert server.livechat_get_department(SYSTEM, sales)["agents"] == []
     assert server.list_agents() == []
+
+
+def test_the_policy_must_permit_what_the_host_does_for_the_app(tmp_path: Path) -> None:
+    """Attack (DESIGN rule 11, no side doors): a policy that permits the app no agent actions
+    must not be bypassed by declaring app_user_agent; the host does what the app's own
+    livechat.add_agent would amount to only when the policy would let the app do it."""
+    import json
+
+    from host.ledger.audit import open_readonly
+
+    home, server, sales = _setup(tmp_path, grant=True, permit=False)
+    with Host(home):
+        pass
+    assert server.list_agents() == []
+    assert server.livechat_get_department(SYSTEM, sales)["agents"] == []
+    conn = open_readonly(home.host_db, SystemClock()).store.conn()
+    records = [json.loads(b) for (b,) in conn.execute("SELECT body FROM audit")]
+    (rec,) = [r for r in records if r.get("event") == "app_user_agent"]
+    assert "policy refuses livechat.add_agent" in rec["detail"]
 
 
 def test_an_update_that_newly_declares_the_agent_needs_consent(tmp_path: Path) -> None:
