@@ -205,7 +205,7 @@ class Livechat(_Bridge):
 
 
 class Messages(_Bridge):
-    """Room messages, sent as the app's own user."""
+    """Room messages: sent as the app's own user, or (`send_as`) as a user the app created."""
 
     __slots__ = ()
 
