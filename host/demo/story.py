@@ -28,7 +28,7 @@ from host.server.rest import create_app
 PROXY_AGENT = "Dana (Acme Support)"
 BOT_USERNAME = "chatbot-assistant"
 # The CLI the operator runs, in this Python (a fresh checkout may have no `stockade` on PATH).
-CLI = [sys.executable, "-c", "from host.cli.main import main; main()"]
+CLI = [sys.executable, "-c", "from host.cli.entry import main; main()"]
 
 
 class StoryActs(Narrator):
