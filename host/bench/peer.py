@@ -15,8 +15,11 @@ import os
 import subprocess
 from pathlib import Path
 
-# The anchor's own run script, relative to the repository (the workplace's shared folder).
-ANCHOR_RUN = Path(__file__).resolve().parents[3] / "shared" / "anchors" / "apps-engine" / "run.sh"
+# Where the anchor's run script sits below the workplace's shared folder. The folder is found by
+# walking up from this checkout (the main checkout and a worktree under wt/ sit at different
+# depths), unless STOCKADE_PEER_ANCHOR or `--peer-anchor` names the anchor's folder outright.
+ANCHOR_REL = Path("shared") / "anchors" / "apps-engine"
+ANCHOR_ENV = "STOCKADE_PEER_ANCHOR"
 # One peer run: a few thousand calls and a few cold starts; the anchor's own README says ~1 min.
 PEER_TIMEOUT_S = 600.0
 
@@ -27,9 +30,31 @@ class PeerError(RuntimeError):
     """The peer could not be measured (not built, or its run failed)."""
 
 
+def find_anchor_run(anchor_dir: Path | None = None, *, start: Path | None = None,
+                    env: dict[str, str] | None = None) -> Path:
+    """The anchor's run.sh: in `anchor_dir` if given, else in $STOCKADE_PEER_ANCHOR, else in
+    the first `shared/anchors/apps-engine/` of this checkout's ancestors."""
+    named = anchor_dir or (Path(v) if (v := (os.environ if env is None else env).get(
+        ANCHOR_ENV)) else None)
+    if named is not None:
+        run = named / "run.sh"
+        if not run.is_file():
+            raise PeerError(f"{named} holds no anchor run.sh (the folder with the anchor's "
+                            "setup.sh and run.sh)")
+        return run
+    here = (start or Path(__file__)).resolve()
+    for parent in here.parents:
+        run = parent / ANCHOR_REL / "run.sh"
+        if run.is_file():
+            return run
+    raise PeerError(f"no {ANCHOR_REL}/run.sh above {here.parent}: name the anchor's folder "
+                    f"with --peer-anchor DIR or {ANCHOR_ENV}")
+
+
 def measure_peer(build_dir: Path, *, calls: int, cold: int,
-                 run_script: Path = ANCHOR_RUN) -> dict[str, float]:
+                 run_script: Path | None = None) -> dict[str, float]:
     """Run the anchor once; {peer_read_us_p50, peer_cold_ms_p50}."""
+    run_script = run_script or find_anchor_run()
     if not (build_dir / "engine").is_dir():
         raise PeerError(f"{build_dir} holds no Apps-Engine build: run "
                         f"`bash {run_script.parent / 'setup.sh'} {build_dir}` first (about a "

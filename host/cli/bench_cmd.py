@@ -85,6 +85,10 @@ def bench(
         None, "--peer", metavar="DIR",
         help="Also measure Rocket.Chat's Apps-Engine built in DIR (../shared/anchors/apps-engine"
         "/setup.sh DIR), right after Stockade, for the peer ratios."),
+    peer_anchor: Path | None = typer.Option(
+        None, "--peer-anchor", metavar="DIR",
+        help="The anchor's folder (with run.sh); default: $STOCKADE_PEER_ANCHOR, else the first "
+        "shared/anchors/apps-engine above this checkout."),
     write_floor: bool = typer.Option(
         False, "--write-floor",
         help="Instead: the SQL a create must commit, alone (the least any create can cost)."),
@@ -120,6 +124,7 @@ def bench(
     from host.supervise.child import LayerMissing
 
     sizes = bench_run.QUICK if quick else bench_run.FULL
+    anchor_run = _find_anchor(peer_anchor) if peer is not None else None
     progress = Progress(TextColumn("{task.description:<34}"), BarColumn(), TimeElapsedColumn(),
                         console=err_console, transient=True)
     with progress:
@@ -144,7 +149,7 @@ def bench(
         err_console.print("measuring the Apps-Engine peer ...", highlight=False)
         try:
             figures.update(measure_peer(peer, calls=500 if quick else 2000,
-                                        cold=3 if quick else 8))
+                                        cold=3 if quick else 8, run_script=anchor_run))
         except PeerError as exc:
             fail(str(exc), "build the peer first, or run without --peer")
     mode = "quick" if quick else "full"
@@ -152,6 +157,16 @@ def bench(
                                    wide=err_console.width >= 140))
     if json_out:
         emit_json(figures)
+
+
+def _find_anchor(peer_anchor: Path | None) -> Path:
+    """The anchor's run.sh, found before the bench runs, so a missing one costs no minute."""
+    from host.bench.peer import PeerError, find_anchor_run
+
+    try:
+        return find_anchor_run(peer_anchor)
+    except PeerError as exc:
+        fail(str(exc), "pass --peer-anchor DIR (the folder with the anchor's run.sh)")
 
 
 def _write_floor(quick: bool, json_out: bool) -> None:

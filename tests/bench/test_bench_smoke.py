@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from host.bench import KEYS, TARGETS, BenchSizes, targets_for
 from host.bench import run as bench_run
-from host.bench.peer import PEER_KEYS, PeerError, measure_peer
+from host.bench.peer import ANCHOR_ENV, PEER_KEYS, PeerError, find_anchor_run, measure_peer
 from host.bench.stats import percentile
 from host.cli.main import root
 
@@ -83,3 +83,29 @@ def test_percentile_nearest_rank() -> None:
     assert percentile([7.0], 99) == 7.0
     with pytest.raises(ValueError):
         percentile([], 50)
+
+
+def test_the_anchor_is_found_from_any_checkout_depth(tmp_path: Path) -> None:
+    """The main checkout and a worktree (wt/NAME) sit at different depths below the shared
+    folder: the run script is found by walking up, or named by the env var or the option."""
+    anchor = tmp_path / "work" / "shared" / "anchors" / "apps-engine"
+    anchor.mkdir(parents=True)
+    (anchor / "run.sh").write_text("exit 0\n")
+    for checkout in ("work/main", "work/wt/speed3"):
+        module = tmp_path / checkout / "host" / "bench" / "peer.py"
+        assert find_anchor_run(start=module, env={}) == anchor / "run.sh"
+    elsewhere = tmp_path / "elsewhere" / "host" / "bench" / "peer.py"
+    with pytest.raises(PeerError, match="--peer-anchor"):
+        find_anchor_run(start=elsewhere, env={})
+    assert find_anchor_run(start=elsewhere, env={ANCHOR_ENV: str(anchor)}) == anchor / "run.sh"
+    assert find_anchor_run(anchor, start=elsewhere, env={}) == anchor / "run.sh"
+    with pytest.raises(PeerError, match="no anchor run"):
+        find_anchor_run(tmp_path, start=elsewhere, env={})
+
+
+def test_this_checkout_finds_the_workplace_anchor_when_there_is_one() -> None:
+    shared = [p / "shared" / "anchors" / "apps-engine" / "run.sh"
+              for p in Path(__file__).resolve().parents]
+    if not any(s.is_file() for s in shared):
+        pytest.skip("no workplace anchor above this checkout (a clean clone)")
+    assert find_anchor_run(env={}).is_file()
