@@ -12,22 +12,19 @@ import sys
 import traceback
 from typing import Any, NoReturn
 
-from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError, to_json
 
-from sandbox import confine, errors
+from sandbox import confine, errors, frames
 from sandbox.api import App, Context, handler_name
 from sandbox.confine import CHANNEL_IN_FD, CHANNEL_OUT_FD, LayerReport
-from sandbox.loader import LoadFailed, load_app
-from sandbox.protocol import (
-    HOST_FRAME,
-    MAX_MESSAGE,
-    PROTOCOL_VERSION,
+from sandbox.frames import (
     Call,
     ChildHello,
     Done,
     Event,
     Exec,
+    FrameInvalid,
+    HostFrame,
     HostHello,
     Layers,
     Load,
@@ -36,8 +33,9 @@ from sandbox.protocol import (
     Reply,
     Shutdown,
     WireError,
-    check_json_value,
 )
+from sandbox.loader import LoadFailed, load_app
+from sandbox.protocol import MAX_MESSAGE, PROTOCOL_VERSION, check_json_value
 from sandbox.restricted import (
     CappedPrint,
     CompileFailed,
@@ -72,15 +70,15 @@ class _Channel:
         self.reply_spin = SpinPolicy(REPLY_SPIN_NS)
         self.next_id = 1
 
-    def send(self, frame: Any) -> None:
-        self.send_json(frame.model_dump_json().encode())
+    def send(self, frame: frames.ChildFrame) -> None:
+        self.send_json(frames.encode(frame))
 
     def send_json(self, body: bytes) -> None:
         """Send a frame body that is JSON already (a dumped model, or `_result_frame`'s)."""
         write_all(CHANNEL_OUT_FD, encode(body))
 
-    def recv(self, spin_ns: int = 0) -> Any:
-        return HOST_FRAME.validate_json(self.reader.read(spin_ns))
+    def recv(self, spin_ns: int = 0) -> HostFrame:
+        return frames.decode_host(self.reader.read(spin_ns))
 
     # Transport for the bridges
     def call(self, action: str, args: dict[str, Any]) -> Any:
@@ -135,9 +133,9 @@ def _result_frame(req_id: int, result: Any) -> bytes:
         check_json_value(result)
         return b'{"t":"done","id":%d,"ok":true,"result":%s}' % (req_id, to_json(result))
     except (ValueError, TypeError, PydanticSerializationError) as exc:
-        return Done(id=req_id, ok=False, error=WireError(
+        return frames.encode(Done(id=req_id, ok=False, error=WireError(
             code="app_error", message=f"handler returned data that is not plain JSON: {exc}"[:500]
-        )).model_dump_json().encode()
+        )))
 
 
 # A sample app of our own that `prime` loads and runs once in the confined child.
@@ -157,12 +155,12 @@ def prime() -> None:
     while the child waits for its host (a pre-forked child waits in the host's pool), that
     cost leaves the app's start. Our own source, compiled after confinement like any other.
     """
-    load = HOST_FRAME.validate_json(Load(
+    load = frames.decode_host(frames.encode(Load(
         app_id="prime", modules={"prime": _PRIME_SOURCE}, entry_module="prime",
-        entry_class="Prime", settings={}).model_dump_json())
+        entry_class="Prime", settings={})))
     assert isinstance(load, Load)
     app = load_app(dict(load.modules), load.entry_module, load.entry_class)
-    event = HOST_FRAME.validate_json(Event(id=1, name="prime", payload={"k": 1}).model_dump_json())
+    event = frames.decode_host(frames.encode(Event(id=1, name="prime", payload={"k": 1})))
     assert isinstance(event, Event)
     result = getattr(app, handler_name(event.name))(None, event.payload)
     _result_frame(event.id, result)
@@ -175,7 +173,7 @@ def serve(report: LayerReport) -> NoReturn:
     chan = _Channel()
     try:
         _serve(chan, report)
-    except (ChannelClosed, FrameError, ValidationError):
+    except (ChannelClosed, FrameError, FrameInvalid):
         pass
     os._exit(0)
 
@@ -270,6 +268,7 @@ def warm_up() -> None:
 
 def _warm_once(protocol: Any) -> None:
     protocol.warm_up()
+    frames.warm_up()
     code = compile_module(
         "import math, json, re, datetime, stockade\n"
         "class A(stockade.App):\n    def on_x(self, ctx, e):\n        return [1]\n"

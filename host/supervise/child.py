@@ -21,28 +21,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from pydantic import ValidationError
+import msgspec
 
 from host.supervise.prefork import Prefork
 from host.supervise.watchdog import running_events, watchdog
 from host.supervise.zygote_client import Zygote
+from sandbox import frames
+from sandbox.frames import Call, ChildHello, Done, FrameInvalid, Loaded, Log, Reply, WireError
 from sandbox.protocol import (
-    CHILD_FRAME,
     MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
-    Call,
-    ChildHello,
-    Done,
     Event,
     Exec,
     HostHello,
     Layers,
     Load,
-    Loaded,
-    Log,
-    Reply,
     Shutdown,
-    WireError,
     check_json_value,
 )
 from sandbox.wire import (
@@ -149,8 +143,8 @@ class Child:
 
     def _decode(self, raw: bytes) -> Any:
         try:
-            return CHILD_FRAME.validate_json(raw)
-        except ValidationError as exc:
+            return frames.decode_child(raw)
+        except FrameInvalid as exc:
             self.kill(f"protocol violation: {str(exc)[:300]}", code="protocol")
             raise ChildDied(self.death, self.death_code) from None
 
@@ -195,8 +189,10 @@ class Child:
             self.kill("bad handshake", code="protocol")
             raise ChildDied("bad handshake", "protocol")
         verify(hello.token)
-        missing = [name for name in REQUIRED_LAYERS if not getattr(hello.layers, name)]
-        if uid is not None and not (hello.layers.uid_dropped and _runs_as(self.app_pid(), uid)):
+        # the reference model from here on (the doctor and the demo dump it); not a hot path
+        layers = Layers.model_validate(msgspec.structs.asdict(hello.layers))
+        missing = [name for name in REQUIRED_LAYERS if not getattr(layers, name)]
+        if uid is not None and not (layers.uid_dropped and _runs_as(self.app_pid(), uid)):
             missing.append("uid_dropped")
         if missing and not degraded:
             self.kill("confinement layer missing", code="confinement")
@@ -205,8 +201,8 @@ class Child:
                 + ", ".join(missing)
                 + ". Start the host with --degraded to run anyway (not recommended)."
             )
-        self.layers = hello.layers
-        return hello.layers
+        self.layers = layers
+        return layers
 
     def load(self, app_id: str, modules: dict[str, str], entry_module: str, entry_class: str,
              settings: dict[str, Any], on_log: LogSink,
@@ -272,12 +268,18 @@ class Child:
         cap can grow ~6x when escaped) becomes an error reply the app sees, never a send that
         raises and leaves the child waiting on an answer that will not come."""
         try:
-            frame = encode(reply.model_dump_json().encode())
+            frame = encode(frames.encode(reply))
+        except TypeError:
+            # a gate result that is not JSON data is a host bug: refuse, never leave the app
+            # waiting (the detail goes to the host log, not to the child)
+            log.exception("bridge reply %d is not JSON data", reply.id)
+            frame = encode(frames.encode(Reply(id=reply.id, ok=False, error=WireError(
+                code="internal", message="refused: the host could not encode the result"))))
         except FrameError:
-            frame = encode(Reply(id=reply.id, ok=False, error=WireError(
+            frame = encode(frames.encode(Reply(id=reply.id, ok=False, error=WireError(
                 code="reply_too_large",
                 message=f"the result does not fit in one {MAX_FRAME_BYTES}-byte frame",
-            )).model_dump_json().encode())
+            ))))
         try:
             write_all(self.to_child, frame)
         except OSError as exc:
@@ -338,8 +340,8 @@ class Child:
         raw = self.reader.try_read()
         if raw is None:
             return None, None
-        with contextlib.suppress(ValidationError):
-            msg = CHILD_FRAME.validate_json(raw)
+        with contextlib.suppress(FrameInvalid):
+            msg = frames.decode_child(raw)
             if isinstance(msg, Done) and msg.id == frame_id:
                 self._disarm()
                 return msg, None

@@ -21,7 +21,7 @@ from host.keys import tokens
 from host.server.principals import Caller
 from host.supervise.child import AppFailed, Child, ChildDied, LayerMissing, done_result
 from host.supervise.delivery import Outcome
-from sandbox.protocol import Done
+from sandbox.frames import Done
 from sandbox.wire import ChannelClosed, FrameError
 
 

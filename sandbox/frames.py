@@ -1,0 +1,199 @@
+"""The wire frames as msgspec structs: what both ends decode and the hot frames they encode.
+
+`sandbox/protocol.py` holds the frames as pydantic models, the reference (DESIGN conventions:
+pydantic at every boundary; on the bridge call's hot path a msgspec struct with
+`forbid_unknown_fields` and the same caps may stand in, proven equal by property tests).
+These structs mirror them field for field, with the same caps, and decode about 2-7× faster;
+a bridge call's four frame steps (Call encoded and decoded, Reply encoded and decoded) cost
+~43 µs through pydantic and ~7 µs here (docs/BENCH.md).
+
+Same strictness, by construction where the two parsers differ: `decode_child` / `decode_host`
+accept a body only if the pydantic adapter would. msgspec is the fast path; whatever it
+refuses (or cannot parse: `NaN`, a number out of a float's range, nesting past Python's
+recursion limit) goes to the pydantic adapter, which refuses it as before or accepts it as
+before (a `NaN` in a Call's args is then refused by `check_json_value`, with the same
+`invalid_argument` reply as ever). Where msgspec would be looser than pydantic, the struct is
+written tighter: patterns end in `\\Z`, because Python's `$` (msgspec uses `re`) also
+matches before a trailing newline and pydantic's regex does not. Tests:
+`tests/security/test_frames_equal.py` (hypothesis, both directions, every frame type).
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+
+from sandbox import protocol as P
+
+# The caps are protocol.py's own constants, so the two definitions cannot drift apart.
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=P.MAX_NAME,
+                                   pattern=r"^[a-z][a-z0-9_.-]*\Z")]
+RequestId = Annotated[int, msgspec.Meta(ge=1, lt=1 << 53)]
+Token = Annotated[str, msgspec.Meta(max_length=4096)]
+Ident = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
+Short = Annotated[str, msgspec.Meta(max_length=64)]
+
+
+class _Frame(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="t"):
+    """A frame: `t` names its type (the tag), no unknown field is accepted."""
+
+
+class WireError(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    code: Annotated[str, msgspec.Meta(max_length=P.MAX_NAME)]
+    message: Annotated[str, msgspec.Meta(max_length=P.MAX_MESSAGE)]
+
+
+# ---- host -> child -------------------------------------------------------------------------
+
+
+class HostHello(_Frame, tag="hello", frozen=True):
+    v: int
+    token: Token
+    uid: Ident | None = None
+    gid: Ident | None = None
+
+
+class Load(_Frame, tag="load", frozen=True):
+    app_id: Name
+    modules: dict[Short, Annotated[str, msgspec.Meta(max_length=1 << 19)]]
+    entry_module: Short
+    entry_class: Short
+    settings: dict[str, Any]
+    app_user_id: Short | None = None
+
+
+class Event(_Frame, tag="event", frozen=True):
+    id: RequestId
+    name: Name
+    payload: dict[str, Any]
+
+
+class Exec(_Frame, tag="exec", frozen=True):
+    id: RequestId
+    source: Annotated[str, msgspec.Meta(max_length=1 << 20)]
+
+
+class Reply(_Frame, tag="reply", frozen=True):
+    id: RequestId
+    ok: bool
+    result: Any = None
+    error: WireError | None = None
+
+
+class Shutdown(_Frame, tag="shutdown", frozen=True):
+    pass
+
+
+# ---- child -> host -------------------------------------------------------------------------
+
+
+class Layers(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    seccomp: bool
+    landlock: bool
+    no_new_privs: bool
+    netns: bool
+    ipcns: bool
+    rlimits: bool
+    pdeathsig: bool
+    fds_closed: bool
+    empty_env: bool
+    uid_dropped: bool
+    pidns: bool = False  # absent in an older child's report: missing, never assumed
+    notes: Annotated[list[Annotated[str, msgspec.Meta(max_length=256)]],
+                     msgspec.Meta(max_length=16)] = msgspec.field(default_factory=list)
+
+
+class ChildHello(_Frame, tag="hello", frozen=True):
+    v: int
+    token: Token
+    layers: Layers
+    uid: Ident | None = None
+    gid: Ident | None = None
+
+
+class Loaded(_Frame, tag="loaded", frozen=True):
+    ok: bool
+    handlers: Annotated[list[Name], msgspec.Meta(max_length=64)] = msgspec.field(
+        default_factory=list)
+    error: WireError | None = None
+
+
+class Call(_Frame, tag="call", frozen=True):
+    id: RequestId
+    action: Name
+    args: dict[str, Any]
+
+
+class Done(_Frame, tag="done", frozen=True):
+    id: RequestId
+    ok: bool
+    result: Any = None
+    error: WireError | None = None
+
+
+class Log(_Frame, tag="log", frozen=True):
+    text: Annotated[str, msgspec.Meta(max_length=P.MAX_LOG)]
+    truncated: bool = False
+
+
+HostFrame = HostHello | Load | Event | Exec | Reply | Shutdown
+ChildFrame = ChildHello | Loaded | Call | Done | Log
+
+_CHILD = msgspec.json.Decoder(ChildFrame)
+_HOST = msgspec.json.Decoder(HostFrame)
+_ENCODER = msgspec.json.Encoder()
+
+
+class FrameInvalid(ValueError):
+    """A frame body the protocol refuses (the pydantic reference refused it too)."""
+
+
+def decode_child(body: bytes) -> ChildFrame:
+    """A child's frame, as strictly as `protocol.CHILD_FRAME`; FrameInvalid if refused."""
+    try:
+        return _CHILD.decode(body)
+    except (msgspec.DecodeError, RecursionError):
+        return _by_reference(P.CHILD_FRAME, body, ChildFrame)  # type: ignore[no-any-return]
+
+
+def decode_host(body: bytes) -> HostFrame:
+    """A host's frame, as strictly as `protocol.HOST_FRAME`; FrameInvalid if refused."""
+    try:
+        return _HOST.decode(body)
+    except (msgspec.DecodeError, RecursionError):
+        return _by_reference(P.HOST_FRAME, body, HostFrame)  # type: ignore[no-any-return]
+
+
+def _by_reference(adapter: Any, body: bytes, union: Any) -> Any:
+    """The pydantic adapter decides a body msgspec refused: refused as before, or (NaN,
+    infinities, which only pydantic's parser reads) accepted as before, as the struct."""
+    from pydantic import ValidationError
+
+    try:
+        model = adapter.validate_json(body)
+    except ValidationError as exc:
+        raise FrameInvalid(str(exc)[:300]) from None
+    # builtins, not JSON: NaN and infinities stay floats (the caller's caps refuse them)
+    return msgspec.convert(model.model_dump(), union, strict=True)
+
+
+def encode(frame: msgspec.Struct) -> bytes:
+    """A frame's JSON body. TypeError for a value that is not JSON data."""
+    return _ENCODER.encode(frame)
+
+
+def warm_up() -> None:
+    """Decode and encode each frame type once, before the child is confined."""
+    layers = Layers(seccomp=True, landlock=True, no_new_privs=True, netns=True, ipcns=True,
+                    pidns=True, rlimits=True, pdeathsig=True, fds_closed=True, empty_env=True,
+                    uid_dropped=True)
+    for h in (HostHello(v=1, token="x"),  # noqa: S106 - a dummy frame for warm-up
+              Load(app_id="a", modules={"m": ""}, entry_module="m", entry_class="A",
+                   settings={}),
+              Event(id=1, name="e", payload={}), Exec(id=1, source=""),
+              Reply(id=1, ok=False, error=WireError(code="c", message="m")), Shutdown()):
+        decode_host(encode(h))
+    for c in (ChildHello(v=1, token="x", layers=layers),  # noqa: S106 - a dummy frame
+              Loaded(ok=True), Call(id=1, action="a", args={"k": [1, "s", None, 1.5]}),
+              Done(id=1, ok=True), Log(text="x")):
+        decode_child(encode(c))
