@@ -10,6 +10,7 @@ only carries the loop parameters.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,13 +164,8 @@ def _write_app(root: Path, app_id: str, source: str, permissions: tuple[str, ...
     return folder
 
 
-def install_bench_apps(home: Home, src_root: Path, fanout_count: int) -> BenchInstalls:
-    """Write the policy and the app folders, then install each app with its grants."""
-    fanout = fanout_ids(fanout_count)
-    # The bench's temporary home runs on its own policy alone: the shipped baseline's call-rate
-    # quota would cut the measured loops short.
-    home.default_policy.unlink(missing_ok=True)
-    (home.policies_dir / "bench.toml").write_text(policy_text(fanout))
+def _installer(home: Home, src_root: Path) -> Callable[
+        [str, str, tuple[str, ...], tuple[str, ...]], InstallRecord]:
     revision = load_policy(home.policies_dir).revision
     trust = TrustStore(home.trust_dir)
 
@@ -178,12 +174,31 @@ def install_bench_apps(home: Home, src_root: Path, fanout_count: int) -> BenchIn
         pkg = read_package(_write_app(src_root, app_id, source, permissions, events))
         return install_package(home, pkg, check_signature(pkg, trust), frozenset(permissions),
                                policy_revision=revision)
+    return install
 
+
+def install_fanout(home: Home, src_root: Path, count: int) -> tuple[InstallRecord, ...]:
+    """Install `count` trivial handlers of FANOUT_EVENT (the policy must name them already)."""
+    install = _installer(home, src_root)
+    return tuple(install(a, _TRIVIAL_SRC, ("livechat.read",), (FANOUT_EVENT,))
+                 for a in fanout_ids(count))
+
+
+def install_bench_apps(home: Home, src_root: Path, fanout_count: int, *,
+                       policy_fanout: int | None = None) -> BenchInstalls:
+    """Write the policy and the app folders, then install each app with its grants.
+    `policy_fanout`: how many fan-out apps the policy permits (default: `fanout_count`), so
+    `install_fanout` can add them later."""
+    # The bench's temporary home runs on its own policy alone: the shipped baseline's call-rate
+    # quota would cut the measured loops short.
+    home.default_policy.unlink(missing_ok=True)
+    (home.policies_dir / "bench.toml").write_text(policy_text(fanout_ids(
+        fanout_count if policy_fanout is None else policy_fanout)))
+    install = _installer(home, src_root)
     loop = (LOOP_EVENT,)
     readers = tuple(install(a, _READER_SRC, ("users.read", "livechat.read"), loop)
                     for a in READERS)
     creator = install(CREATOR, _CREATOR_SRC, ("users.read", "users.create", "livechat.read"),
                       loop)
     cold = install(COLD, _TRIVIAL_SRC, ("livechat.read",), loop)
-    fans = tuple(install(a, _TRIVIAL_SRC, ("livechat.read",), (FANOUT_EVENT,)) for a in fanout)
-    return BenchInstalls(readers, creator, cold, fans)
+    return BenchInstalls(readers, creator, cold, install_fanout(home, src_root, fanout_count))

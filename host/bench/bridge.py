@@ -41,7 +41,8 @@ def _batches(total: int) -> list[int]:
     return out
 
 
-def _loop(runner: AppRunner, payload: dict[str, Any]) -> list[float]:
+def loop(runner: AppRunner, payload: dict[str, Any]) -> list[float]:
+    """Run one measuring loop in the app; its durations in µs."""
     result = runner.submit(LOOP_EVENT, payload, LOOP_DEADLINE_S).result(LOOP_DEADLINE_S + 10)
     if not isinstance(result, list):
         raise RuntimeError(f"{runner.app_id}: the bench handler returned {type(result).__name__}")
@@ -57,10 +58,10 @@ def measure_reads(host: Host, installs: BenchInstalls, uid: str, iterations: int
                   warmup: int) -> list[float]:
     """Microseconds per `ctx.users.get(uid)` as the app times it."""
     runner = _runner(host, installs.readers[0])
-    _loop(runner, {"uid": uid, "n": warmup})
+    loop(runner, {"uid": uid, "n": warmup})
     samples: list[float] = []
     for n in _batches(iterations):
-        samples += _loop(runner, {"uid": uid, "n": n})
+        samples += loop(runner, {"uid": uid, "n": n})
     return samples
 
 
@@ -69,10 +70,10 @@ def measure_creates(host: Host, installs: BenchInstalls, iterations: int,
     """Microseconds per `ctx.users.create(...)` (policy, quota, seat, audit, server write)."""
     runner = _runner(host, installs.creator)
     start = 0
-    _loop(runner, {"prefix": "bench-w-", "start": start, "n": warmup})
+    loop(runner, {"prefix": "bench-w-", "start": start, "n": warmup})
     samples: list[float] = []
     for n in _batches(iterations):
-        samples += _loop(runner, {"prefix": "bench-c-", "start": start, "n": n})
+        samples += loop(runner, {"prefix": "bench-c-", "start": start, "n": n})
         start += n
     return samples
 
@@ -82,7 +83,7 @@ def measure_throughput(host: Host, installs: BenchInstalls, uid: str, calls_per_
     """Bridge reads per second, all four readers calling at once; one figure per round."""
     runners = [_runner(host, rec) for rec in installs.readers]
     for r in runners:  # warm: every child started and has run the loop once
-        _loop(r, {"uid": uid, "n": 50})
+        loop(r, {"uid": uid, "n": 50})
     rates: list[float] = []
     n = min(calls_per_app, MAX_BATCH)
     for _ in range(rounds):

@@ -89,6 +89,10 @@ def bench(
         None, "--peer-anchor", metavar="DIR",
         help="The anchor's folder (with run.sh); default: $STOCKADE_PEER_ANCHOR, else the first "
         "shared/anchors/apps-engine above this checkout."),
+    scale: bool = typer.Option(
+        False, "--scale",
+        help="Instead: read and create cost as the audit log, a quota window and the installed "
+        "apps grow; audit verify; host memory and fan-out with 200 apps (slow: minutes)."),
     write_floor: bool = typer.Option(
         False, "--write-floor",
         help="Instead: the SQL a create must commit, alone (the least any create can cost)."),
@@ -108,6 +112,11 @@ def bench(
     """
     if write_floor:
         _write_floor(quick, json_out)
+        return
+    if scale:
+        from host.cli.bench_scale_cmd import scale_command
+
+        scale_command(quick, degraded, json_out)
         return
     if load:
         from host.cli.bench_soak_cmd import load_command
