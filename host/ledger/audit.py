@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from host.clock import Clock
+from host.ledger.bodycheck import body_problem
 from host.ledger.records import (
     AuditError,
     AuditRecord,
@@ -506,10 +507,9 @@ def _record_problem(seq: int, expected: int, ts: object, body: object, prev_hash
     if not isinstance(ts, float) or not isinstance(body, str) or \
             chain_hash(prev_hash, seq, ts, body) != h:
         return seq, "hash does not match the record's content (record edited)"
-    try:
-        AuditRecord.from_dict(json.loads(body))
-    except (ValueError, TypeError, AuditError) as e:
-        return seq, f"body is not a valid record: {e}"
+    problem = body_problem(body)
+    if problem is not None:
+        return seq, f"body is not a valid record: {problem}"
     return None
 
 

@@ -106,3 +106,15 @@ def test_write_floor_json_has_its_keys_and_a_consistent_order(
         assert figures["three_commits_us_p50"] >= figures[part]
     assert "one_commit_us_p50" in result.stderr
     assert not (tmp_path / "unused").exists()
+
+
+def test_one_tx_writes_what_three_commits_write_but_the_intent(tmp_path: Path) -> None:
+    """The one-transaction shape leaves out only what a crash can no longer split: the intent."""
+    shapes = writefloor.Shapes(tmp_path / "floor")
+    shapes.one_tx()
+    before = _snapshot(shapes.one)
+    shapes.one_tx()
+    changed = _changed(before, _snapshot(shapes.one))
+    assert set(changed) == {"quota_keys", "quota_slots", "audit", "users", "user_roles",
+                            "user_custom_fields", "ops", "app_seats"}
+    assert changed["audit"] == (0, 2)  # the decision and the outcome
