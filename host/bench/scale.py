@@ -15,7 +15,9 @@ and creates timed inside a confined app, as in `host.bench.bridge`):
 
 Each growth target compares two neighbouring states (only one thing changed between them).
 The states follow each other in time, so a shared machine's load moves between them: the
-load average is printed with the figures.
+load average is printed with the figures. Then `host.bench.growth` measures the ledger's part of
+a create (the only part whose work could depend on the log or the window) on small and big
+stores side by side, alternating, which the load cannot bias.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from pathlib import Path
 
 from host.bench import bridge
 from host.bench.apps import BenchInstalls, install_bench_apps, install_fanout
+from host.bench.growth import measure_growth
 from host.bench.stats import p50, p99
 from host.clock import SystemClock
 from host.home import Home
@@ -48,12 +51,15 @@ class ScaleSizes:
     creates: int  # likewise; each is one more unit in the window (10 → 10 + 3×creates)
     fanout: int
     fanout_warmup: int
+    ledger_samples: int  # per block of the interleaved in-process comparison (host.bench.growth)
 
 
 FULL = ScaleSizes(audit_small=10_000, audit_big=1_000_000, window_small=10, window_big=10_000,
-                  apps_big=200, reads=2_000, creates=100, fanout=300, fanout_warmup=10)
+                  apps_big=200, reads=2_000, creates=100, fanout=300, fanout_warmup=10,
+                  ledger_samples=2_000)
 QUICK = ScaleSizes(audit_small=10_000, audit_big=100_000, window_small=10, window_big=2_000,
-                   apps_big=200, reads=1_000, creates=100, fanout=100, fanout_warmup=5)
+                   apps_big=200, reads=1_000, creates=100, fanout=100, fanout_warmup=5,
+                   ledger_samples=1_000)
 
 # (key, what, how the target is stated, bound, op); ratios are the later state over the earlier.
 TARGETS: tuple[tuple[str, str, str, float], ...] = (
@@ -62,6 +68,10 @@ TARGETS: tuple[tuple[str, str, str, float], ...] = (
     ("create_window_ratio", "create p50, quota window small → big", "≤ 1.2×", 1.2),
     ("read_apps_ratio", "read p50, 6 → 6+N apps installed and running", "≤ 1.2×", 1.2),
     ("create_apps_ratio", "create p50, 6 → 6+N apps installed and running", "≤ 1.2×", 1.2),
+    ("ledger_audit_ratio", "a create's ledger work, audit log small → big, interleaved",
+     "≤ 1.2×", 1.2),
+    ("ledger_window_ratio", "a create's ledger work, window small → big, interleaved",
+     "≤ 1.2×", 1.2),
     ("audit_verify_s", "`audit verify` of the big log", "≤ 10 s", 10.0),
     ("host_mib_idle_apps", "host's own memory growth with N idle apps", "≤ 200 MiB", 200.0),
     ("fanout_big_ms_p99", "one event to N apps until all finished, p99", "≤ 8 ms", 8.0),
@@ -117,6 +127,9 @@ def run_scale(sizes: ScaleSizes, *, on_step: StepHook | None = None,
     out["create_audit_ratio"] = big_audit[1] / big_window[1]
     out["read_apps_ratio"] = many_apps[0] / big_audit[0]
     out["create_apps_ratio"] = many_apps[1] / big_audit[1]
+    step("the ledger's part, small and big side by side")
+    out.update(measure_growth(sizes.audit_small, sizes.audit_big, sizes.window_small,
+                              sizes.window_big, samples=sizes.ledger_samples))
     out["load_avg_1m_end"] = os.getloadavg()[0]
     return {k: round(float(v), 3) for k, v in out.items()}
 

@@ -18,7 +18,8 @@ from host.home import Home
 from host.ledger.audit import AuditLog
 
 TINY = scale.ScaleSizes(audit_small=300, audit_big=1_200, window_small=3, window_big=30,
-                        apps_big=3, reads=20, creates=5, fanout=3, fanout_warmup=1)
+                        apps_big=3, reads=20, creates=5, fanout=3, fanout_warmup=1,
+                        ledger_samples=20)
 
 
 def test_scale_json_has_every_target_figure(monkeypatch: pytest.MonkeyPatch,
