@@ -3,9 +3,9 @@
 `sandbox/protocol.py` holds the frames as pydantic models, the reference (DESIGN conventions:
 pydantic at every boundary; on the bridge call's hot path a msgspec struct with
 `forbid_unknown_fields` and the same caps may stand in, proven equal by property tests).
-These structs mirror them field for field, with the same caps, and decode about 2-7× faster;
-a bridge call's four frame steps (Call encoded and decoded, Reply encoded and decoded) cost
-~43 µs through pydantic and ~7 µs here (docs/BENCH.md).
+These structs mirror them field for field, with the same caps: a bridge call's four frame steps
+(Call encoded and decoded, Reply encoded and decoded) cost ~17 µs through pydantic and ~4.5 µs
+here in a warm loop, more apart in a woken child with cold caches (docs/BENCH.md).
 
 Same strictness, by construction where the two parsers differ: `decode_child` / `decode_host`
 accept a body only if the pydantic adapter would. msgspec is the fast path; whatever it
