@@ -112,14 +112,14 @@ def _plain(value: Any) -> Any:
 
 
 @pytest.mark.parametrize("seed", range(len(CHILD_SEEDS)))
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(data=st.data())
 def test_child_frames_decode_exactly_as_the_reference(seed: int, data: st.DataObject) -> None:
     _same(CHILD_FRAME, frames.decode_child, data.draw(_mutations(CHILD_SEEDS[seed])))
 
 
 @pytest.mark.parametrize("seed", range(len(HOST_SEEDS)))
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(data=st.data())
 def test_host_frames_decode_exactly_as_the_reference(seed: int, data: st.DataObject) -> None:
     _same(HOST_FRAME, frames.decode_host, data.draw(_mutations(HOST_SEEDS[seed])))
