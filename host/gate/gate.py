@@ -32,7 +32,7 @@ from host.ledger.audit import AuditRecord, digest_args
 from host.ledger.ledger import REFUNDABLE_ERRORS, Ledger
 from host.ledger.quota import Charge
 from host.server.adapter import ACTION_METHODS, ServerAdapter
-from host.server.errors import ServerError
+from host.server.errors import ServerError, Unavailable
 from host.server.principals import Caller
 from host.server.rest_errors import rc_status
 from policies.engine import decide
@@ -298,7 +298,11 @@ class Gate:
         try:
             result = self._dispatch(session, spec, args, op_id, facts)
         except ServerError as exc:
-            if seq is not None and op_id is not None:
+            if seq is not None and op_id is not None and isinstance(exc, Unavailable) \
+                    and exc.outcome_unknown:
+                # A remote write sent with no answer: ask the server, never refund blindly.
+                self._settle_unknown(spec, seq, op_id, exc)
+            elif seq is not None and op_id is not None:
                 self.ledger.outcome(seq, op_id, False, exc.code,
                                     refund=exc.code in REFUNDABLE_ERRORS,
                                     status=rc_status(exc.code) if route else None, route=route)
