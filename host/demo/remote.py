@@ -97,10 +97,12 @@ class RemoteRig:
     def settle(self, host_idle: Any, timeout: float = 20.0) -> bool:
         """Until the webhooks stopped coming, the inbox is empty and the apps are idle."""
         assert self.receiver is not None
-        deadline = time.monotonic() + timeout
+        t0 = time.monotonic()
+        deadline = t0 + timeout
         calm = 0
         while time.monotonic() < deadline:
-            quiet = self.receiver.idle() and time.monotonic() - self.receiver.last_activity > 0.3
+            since = time.monotonic() - max(self.receiver.last_activity, t0)
+            quiet = self.receiver.idle() and since > 0.3
             calm = calm + 1 if quiet and host_idle(2.0) else 0
             if calm >= 2:
                 return True

@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from rchelp import Standin  # noqa: E402
+from rchelp import Standin
 
 
 @pytest.fixture(scope="module")
