@@ -90,3 +90,51 @@ def test_demo_runs_the_whole_story_against_a_separate_standin(tmp_path: Path) ->
     assert doc["users_created"] == 3 and doc["crm_transcripts"] == 2
     assert doc["quota"]["used"] == doc["quota"]["limit"] == 3
     assert "stand-in Rocket.Chat workspace in its own process" in r.stderr
+
+
+def test_serve_receives_the_workspaces_webhooks_and_settles_them(tmp_path: Path) -> None:
+    """`stockade serve --server rocketchat` as its own process: the stand-in's webhooks reach
+    its receiver, which turns them into (durably claimed) events."""
+    import signal
+    import socket
+    import sqlite3
+    import time
+
+    import httpx
+
+    from rchelp import connect
+
+    from host.home import Home
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    s = Standin(tmp_path / "s", webhook_url=f"http://127.0.0.1:{port}/rocketchat/webhook",
+                retry_s=0.2).start()
+    home = Home(tmp_path / "h").ensure()
+    connect(home, s)
+    proc = subprocess.Popen([STOCKADE, "--home", str(home.root), "serve", "--server",
+                             "rocketchat", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if "webhook receiver:" in line:
+                break
+        httpx.post(f"{s.url}/api/v1/livechat/visitor",
+                   json={"visitor": {"token": "tok-serve-0123456789", "name": "S"}})
+        room = httpx.get(f"{s.url}/api/v1/livechat/room",
+                         params={"token": "tok-serve-0123456789"}).json()["room"]
+        key = f"started:{room['_id']}"
+        deadline = time.monotonic() + 20
+        while True:
+            with sqlite3.connect(home.host_db) as db:
+                if db.execute("SELECT 1 FROM rc_delivered WHERE key=?", (key,)).fetchone():
+                    break
+            assert time.monotonic() < deadline, "the webhook never became an event"
+            time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(20)
+        s.stop()
+    assert proc.returncode in (0, 130)
