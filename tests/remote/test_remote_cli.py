@@ -101,7 +101,6 @@ def test_serve_receives_the_workspaces_webhooks_and_settles_them(tmp_path: Path)
     import time
 
     import httpx
-
     from rchelp import connect
 
     from host.home import Home
