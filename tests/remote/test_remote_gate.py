@@ -1,0 +1,103 @@
+"""Through the real gate (install, consent, token, policy, quota, audit) to a stand-in
+workspace process: an app's call against a workspace that fails gets a typed error in bounded
+time, and its quota unit follows what the workspace actually did."""
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import pytest
+from gatehelp import APP_ID, QUOTA_LIMIT, QUOTA_WINDOW_S, install_fuzz_app
+from rchelp import Standin, connect
+
+from host.apps.installs import InstallStore
+from host.clock import SystemClock
+from host.errors import GateError
+from host.gate.gate import Gate, PolicySource, Session
+from host.home import Home
+from host.keys import tokens
+from host.keys.keyring import Keyring
+from host.ledger.ledger import Ledger
+from host.server.principals import Caller
+from host.server.remote import config
+from host.server.remote.client import RcClient
+from policies.loader import load_policy
+
+
+class Rig:
+    def __init__(self, home: Home, s: Standin) -> None:
+        clock = SystemClock()
+        rec = install_fuzz_app(home)
+        connect(home, s)
+        self.remote = config.open_remote(home, clock, client=RcClient(
+            s.url, s.user_id, s.token, timeout_s=0.5, deadline_s=1.5))
+        app_user = self.remote.create_app_user(APP_ID, "Fuzz")
+        store = InstallStore(home.host_db)
+        self.ledger = Ledger(home.host_db, clock)
+        keyring = Keyring.open(home.keys_dir)
+        policy = load_policy(home.policies_dir)
+        self.gate = Gate(server=self.remote, ledger=self.ledger, installs=store,
+                         policy=PolicySource(policy), clock=clock)
+        sid = secrets.token_hex(8)
+        tok = tokens.issue(keyring, clock, app_id=APP_ID, install_id=rec.install_id,
+                           session_id=sid, generation=rec.generation, epoch=store.epoch(),
+                           permissions=rec.grants, policy_hash=policy.revision)
+        self.session = Session(app_id=APP_ID, install_id=rec.install_id, session_id=sid,
+                               claims=tokens.verify(tok, keyring, clock, session_id=sid),
+                               grants=rec.grants, caller=Caller(APP_ID, rec.install_id,
+                                                                app_user["id"]))
+        self.quota_key = f"install:{rec.install_id}:users.create"
+
+    def create(self, username: str) -> object:
+        return self.gate.handle(self.session, "users.create", {
+            "username": username, "name": "B", "type": "bot", "roles": ["bot"]})
+
+    def used(self) -> int:
+        return self.ledger.quota_state(self.quota_key, QUOTA_LIMIT, QUOTA_WINDOW_S).used
+
+
+@pytest.fixture()
+def rig(clean: Standin, tmp_path: Path) -> Rig:
+    return Rig(Home(tmp_path / "host").ensure(), clean)
+
+
+def test_a_call_reaches_the_workspace_through_the_gate(rig: Rig, clean: Standin) -> None:
+    user = rig.create("gate-ok-1")
+    assert isinstance(user, dict) and user["created_by_app"] == APP_ID
+    assert rig.used() == 1
+    assert rig.remote.seats_in_use([]) == 1
+
+
+def test_a_5xx_write_is_a_typed_error_and_its_unit_follows_the_workspace(
+        rig: Rig, clean: Standin) -> None:
+    clean.fault("users.create", "status", 503, times=1)
+    with pytest.raises(GateError) as err:
+        rig.create("gate-503")
+    assert err.value.code == "timeout" and "answered 503" in err.value.message
+    # Sent, no answer saying it applied: the gate asked the workspace (no such user) and gave
+    # the unit back; nothing is left pending.
+    assert rig.used() == 0 and rig.ledger.pending_intents() == []
+
+
+def test_a_write_applied_behind_a_timeout_keeps_its_unit_and_its_owner(
+        rig: Rig, clean: Standin) -> None:
+    clean.fault("users.create", "delay-after", 2.0, times=1)
+    with pytest.raises(GateError) as err:
+        rig.create("gate-slow")
+    assert err.value.code == "timeout" and "may have been applied" in err.value.message
+    assert rig.used() == 1 and rig.ledger.pending_intents() == []
+    uid = clean.admin("GET", "users.info", params={"username": "gate-slow"})["user"]["_id"]
+    assert rig.remote.user_created_by(uid) == APP_ID
+    assert rig.remote.seats_in_use([]) == 1
+
+
+def test_a_read_against_a_workspace_that_is_down_is_a_typed_error(
+        tmp_path: Path) -> None:
+    s = Standin(tmp_path / "s").start()
+    r = Rig(Home(tmp_path / "host").ensure(), s)
+    s.stop()
+    with pytest.raises(GateError) as err:
+        r.gate.handle(r.session, "users.get", {"user_id": "someone"})
+    assert err.value.code == "timeout" and "refused the connection" in err.value.message
+
+
