@@ -122,6 +122,7 @@ def test_a_conversation_becomes_stockades_events_each_once(rig: Rig) -> None:
     assert moved["from"]["user_id"] == aid and moved["to"]["user_id"] == b["user"]["_id"]
     assert mine[2][1]["message"]["text"] == "hello"
     assert mine[2][1]["message"]["sender"]["type"] == "visitor"
+    assert mine[2][1]["message"]["sender"]["name"] == "V c1"  # the webhook's visitor.name
 
 
 def _close_body(rig: Rig, rid: str) -> bytes:

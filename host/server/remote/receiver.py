@@ -222,7 +222,7 @@ class WebhookReceiver:
         mine = self.server.owned.message_app(m.id or "")
         is_visitor = m.agent_id is None
         sender_id = (room["visitor_id"] if is_visitor else m.agent_id) or ""
-        name = None
+        name = hook.visitor_name if is_visitor else None
         if not is_visitor:
             try:
                 name = self.server.users_get(None, sender_id)["name"]  # type: ignore[arg-type]

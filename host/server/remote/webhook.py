@@ -58,6 +58,7 @@ class Webhook:
     type: str            # `type` [CRM]
     room_id: str         # `_id`: the livechat room's id [WH sample]
     visitor_id: str | None  # `visitor._id` [WH sample]
+    visitor_name: str | None  # `visitor.name` [WH sample]
     agent_id: str | None    # `agent._id`: the serving agent, when there is one [WH sample]
     messages: tuple[WebhookMessage, ...] = field(default=())  # `messages` [WH sample]
 
@@ -139,4 +140,5 @@ def parse(body: bytes) -> Webhook:
         for m in raw_msgs if isinstance(m, dict))
     return Webhook(type=str(doc["type"]), room_id=room_id,
                    visitor_id=_id(visitor.get("_id"), "visitor._id", required=False),
+                   visitor_name=str(visitor["name"])[:200] if visitor.get("name") else None,
                    agent_id=_id(agent.get("_id"), "agent._id", required=False), messages=msgs)
