@@ -101,3 +101,31 @@ def test_a_read_against_a_workspace_that_is_down_is_a_typed_error(
     assert err.value.code == "timeout" and "refused the connection" in err.value.message
 
 
+
+
+def test_install_and_uninstall_act_on_the_connected_workspace(clean: Standin,
+                                                              tmp_path: Path) -> None:
+    """In a connected home, `app install` makes the app's user on the workspace, and uninstall
+    (`--users deactivate --agents remove`) deactivates there what the app created."""
+    from apphelp import install, write_app
+
+    from host.apps import lifecycle_seams
+
+    home = Home(tmp_path / "host").ensure()
+    connect(home, clean)
+    folder = write_app(home.root / "src", "uninstaller", ["users.create"], [],
+                       "from stockade import App\n\nclass TestApp(App):\n    pass\n")
+    rec = install(home, folder)
+    doc = clean.admin("GET", "users.info", params={"userId": rec.app_user_id})["user"]
+    assert doc["username"] == "app.uninstaller" and doc["active"]
+    remote = config.open_remote(home, SystemClock())
+    made = remote.users_create(Caller("uninstaller", rec.install_id, rec.app_user_id),
+                               "made-by-uninstaller", "M", "user", op_id="op-uninst-1")
+    remote.livechat_add_agent(Caller("uninstaller", rec.install_id, rec.app_user_id),
+                              made["id"], op_id="op-uninst-2")
+    assert lifecycle_seams.app_agents(home, rec) == 2  # its user and its app user
+    assert lifecycle_seams.remove_app_agents(home, rec) == 1  # the app user was no agent
+    assert lifecycle_seams.deactivate_app_users(home, rec) == 1
+    for uid in (made["id"], rec.app_user_id):
+        assert clean.admin("GET", "users.info", params={"userId": uid})["user"]["active"] is False
+    assert remote.seats_in_use([]) == 0

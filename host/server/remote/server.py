@@ -271,6 +271,18 @@ class RemoteServer(RemoteRooms):
         own = self.owned.app_user(app_id)
         return sorted(mine + ([own[0]] if own else []))
 
+    def remove_agents_of_app(self, app_id: str) -> int:
+        """DELETE livechat/users/agent/{id} for each of `agents_of_app` (uninstall --agents
+        remove); returns how many were agents."""
+        removed = 0
+        for uid in self.agents_of_app(app_id):
+            try:
+                self.client.call("DELETE", f"livechat/users/agent/{uid}", idempotent=True)
+                removed += 1
+            except NotFound:
+                pass
+        return removed
+
     def create_app_user(self, app_id: str, name: str) -> User:
         """The app's own user `app.<app_id>` (role `bot`), made once with users.create and
         reactivated on a reinstall; recorded as the app's in Stockade's store."""
