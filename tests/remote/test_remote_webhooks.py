@@ -163,6 +163,7 @@ def test_oversize_and_malformed_bodies_are_refused(rig: Rig) -> None:
     big = b'{"type": "Message", "_id": "x", "pad": "' + b"a" * MAX_BODY_BYTES + b'"}'
     assert rig.post(big).status_code == 413
     assert rig.post(b"not json").status_code == 400
+    assert rig.post(b"[" * 500_000).status_code == 400  # deeper than the parser: no 500
     assert rig.post(json.dumps({"type": "Other", "_id": "x"}).encode()).status_code == 400
     assert rig.post(json.dumps({"type": "Message", "_id": "x" * 500}).encode()).status_code == 400
     assert rig.receiver.idle()

@@ -120,8 +120,9 @@ def parse(body: bytes) -> Webhook:
     receiver reads the room's state from the REST API)."""
     try:
         doc = json.loads(body)
-    except ValueError:
-        raise BadPayload("the body is not JSON") from None
+    except (ValueError, RecursionError):
+        # RecursionError: a body nested deeper than the parser's stack (a 1 MiB body of "[")
+        raise BadPayload("the body is not JSON (or is nested too deep)") from None
     if not isinstance(doc, dict) or doc.get("type") not in TYPES:
         raise BadPayload("not an omnichannel webhook of a known type")
     room_id = _id(doc.get("_id"), "_id", required=True)
