@@ -109,6 +109,9 @@ def serve(
         refuse_damaged_stores(home)  # before anything opens a store for writing
     except StartRefused as exc:
         fail(exc.message, exc.hint, EXIT_NEGATIVE)
+    if kind == "rocketchat" and mint_token is None and not apps:
+        fail("--no-apps serves nothing against a Rocket.Chat workspace (its REST API is "
+             "its own)", hint="drop --no-apps, or pass --server embedded", code=EXIT_USAGE)
     if kind == "rocketchat" and mint_token is None:
         from host.cli.serve_remote import serve_remote
         from host.runtime import HostConfig

@@ -173,7 +173,7 @@ def _result(resp: httpx.Response, path: str) -> dict[str, Any]:
                           f"{MAX_RESPONSE_BYTES} bytes")
     try:
         data = resp.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser
         data = None
     if not isinstance(data, dict):
         if resp.status_code == 404:
