@@ -48,7 +48,7 @@ def measure_remote(iterations: int, warmup: int) -> dict[str, float]:
         srv.db.close()
         ready = root / "ready"
         proc = subprocess.Popen(
-            [sys.executable, "-c", "from host.cli.main import main; main()", "--home",
+            [sys.executable, "-c", "from host.cli.entry import main; main()", "--home",
              str(standin.root), "standin", "--port", "0", "--ready-file", str(ready)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 30

@@ -65,7 +65,7 @@ class RemoteRig:
         ready = self.root / "standin.ready"
         log = (self.root / "standin.log").open("ab")  # the child's own copy stays open
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from host.cli.main import main; main()",
+            [sys.executable, "-c", "from host.cli.entry import main; main()",
              "--home", str(self.standin_home.root), "standin", "--port", "0",
              "--ready-file", str(ready), "--webhook-url", hook_url,
              "--webhook-token-file", str(secret_file), "--webhook-retry-s", str(RETRY_S)],
