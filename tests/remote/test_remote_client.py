@@ -92,3 +92,15 @@ def test_server_down_refuses_the_connection_and_a_write_is_known_unapplied(
         err.value.message
     c.close()
     c.close()  # idempotent
+
+
+def test_a_lost_answer_to_any_write_is_an_unknown_outcome(clean: Standin) -> None:
+    """Even a write whose repeat is harmless (retried) may have been applied when no answer
+    ever came: the gate must ask, not refund."""
+    c = _client(clean, timeout_s=0.3, deadline_s=1.0)
+    clean.fault("users.setActiveStatus", "delay-after", 1.0, times=10)
+    with pytest.raises(Unavailable) as err:
+        c.call("POST", "users.setActiveStatus",
+               body={"userId": clean.user_id, "activeStatus": True}, idempotent=True)
+    assert err.value.outcome_unknown and "may have been applied" in err.value.message
+    assert c.attempts >= 2  # idempotent: retried before giving up

@@ -144,9 +144,12 @@ class RcClient:
             late = time.monotonic() - started + wait > self.deadline_s
             if not may_retry or attempt > self.retries or late:
                 tries = f"{attempt} attempt{'s' if attempt > 1 else ''}"
-                unknown = sent and not idempotent and method != "GET"
+                # Any write whose answer was lost may have been applied, idempotent or not (a
+                # GET that opens a room, `livechat/room`, is a write too): the gate then asks
+                # `was_applied`. A request that never left applied nothing.
+                unknown = sent and (method != "GET" or not idempotent)
                 tail = ("; it may have been applied: the host checks" if unknown
-                        else "; nothing was applied" if not sent or method == "GET" else "")
+                        else "; nothing was applied" if not sent else "")
                 raise Unavailable(f"Rocket.Chat at {self.base} {why} ({tries}){tail}",
                                   outcome_unknown=unknown)
             self._sleep(wait)
