@@ -38,7 +38,7 @@ def standin(
 
     from host.server.embedded import EmbeddedServer
     from host.server.listen import tcp_listener
-    from host.server.remote.standin import Faults, WebhookSender
+    from host.server.remote.standin import Faults, Status, WebhookSender
     from host.server.rest import create_app
 
     home: Home = ctx.obj
@@ -56,7 +56,7 @@ def standin(
     except OSError as exc:
         fail(f"port {port} cannot be bound ({exc.strerror})", code=EXIT_USAGE)
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    app = create_app(server)
+    app = Status(create_app(server), sender)
     if ready_file is not None:
         tmp = ready_file.with_suffix(".tmp")
         tmp.write_text(json.dumps({"url": url, "pid": os.getpid()}))

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
 
 from host.clock import SystemClock
@@ -95,18 +96,19 @@ class RemoteRig:
         self.receiver.start()
 
     def settle(self, host_idle: Any, timeout: float = 20.0) -> bool:
-        """Until the webhooks stopped coming, the inbox is empty and the apps are idle."""
+        """Until the stand-in has no webhook left to send, the inbox is empty and the apps are
+        idle, twice in a row (a handler's call can make the workspace send another)."""
         assert self.receiver is not None
-        t0 = time.monotonic()
-        deadline = t0 + timeout
+        deadline = time.monotonic() + timeout
         calm = 0
-        while time.monotonic() < deadline:
-            since = time.monotonic() - max(self.receiver.last_activity, t0)
-            quiet = self.receiver.idle() and since > 0.3
-            calm = calm + 1 if quiet and host_idle(2.0) else 0
-            if calm >= 2:
-                return True
-            time.sleep(0.05)
+        with httpx.Client(base_url=self.url, timeout=5, trust_env=False) as status:
+            while time.monotonic() < deadline:
+                out = status.get("/_standin/status").json()["webhooks_pending"] == 0
+                quiet = out and self.receiver.idle() and host_idle(2.0)
+                calm = calm + 1 if quiet else 0
+                if calm >= 2:
+                    return True
+                time.sleep(0.05)
         return False
 
     def stop(self) -> None:

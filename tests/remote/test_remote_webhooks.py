@@ -50,13 +50,14 @@ class Rig:
         self.receiver.stop()
         self.standin.stop()
 
-    def settle(self, timeout: float = 10.0) -> None:
-        t0 = time.monotonic()
-        deadline = t0 + timeout
-        while time.monotonic() < deadline:
-            since = time.monotonic() - max(self.receiver.last_activity, t0)
-            if self.receiver.idle() and since > 0.3:
-                return
+    def settle(self, timeout: float = 15.0) -> None:
+        """Until the stand-in has no webhook left to send and the inbox is processed."""
+        deadline = time.monotonic() + timeout
+        calm = 0
+        while time.monotonic() < deadline and calm < 2:
+            status = httpx.get(f"{self.standin.url}/_standin/status", timeout=5).json()
+            quiet = status["webhooks_pending"] == 0 and self.receiver.idle()
+            calm = calm + 1 if quiet else 0
             time.sleep(0.05)
 
     def post(self, body: bytes, token: str | None = SECRET, **headers: str) -> httpx.Response:

@@ -9,6 +9,7 @@ against it).
   The embedded server's events are mapped to the webhook Rocket.Chat would send: a transfer is
   one "Forwarding" (its unassign/assign steps are not sent on their own), an agent leaving a
   room that goes back to the queue is "Chat Queued".
+- `Status`: `GET /_standin/status`, the webhooks still to send (what a demo waits on).
 - `Faults`: an ASGI wrapper a test drives over `POST /_standin/faults` to make a route slow
   (before or after it applies), or answer 429 / 5xx, a number of times. Only with `--faults`.
 """
@@ -57,9 +58,22 @@ class WebhookSender:
         self._http = httpx.Client(timeout=SEND_TIMEOUT_S, trust_env=False)
         self.sent = 0
         self.failed = 0
-        self._unsubscribe = server.subscribe(lambda n, p: self._q.put((n, p)))
+        # Events taken and not yet sent (or given up): what `/_standin/status` reports, so a
+        # demo or a test can wait for the webhooks to be out instead of guessing a pause.
+        self.pending = 0
+        self._count = threading.Lock()
+        self._unsubscribe = server.subscribe(self._take)
         self._thread = threading.Thread(target=self._run, name="standin-webhooks", daemon=True)
         self._thread.start()
+
+    def _take(self, name: str, payload: dict[str, Any]) -> None:
+        with self._count:
+            self.pending += 1
+        self._q.put((name, payload))
+
+    def status(self) -> dict[str, int]:
+        with self._count:
+            return {"webhooks_pending": self.pending, "sent": self.sent, "failed": self.failed}
 
     def close(self) -> None:
         self._unsubscribe()
@@ -85,15 +99,17 @@ class WebhookSender:
                 batch.append(nxt)
             transferred = {str(p["room"]["id"]) for n, p in batch if n == ROOM_TRANSFERRED}
             for name, payload in batch:
-                if not isinstance(payload.get("room"), dict):
-                    continue  # livechat.guest_saved: no omnichannel webhook carries it
                 try:
-                    body = self._body(name, payload, transferred)
-                except Exception:
-                    log.exception("standin: could not build the webhook for %s", name)
-                    continue
-                if body is not None:
-                    self._send(body)
+                    # livechat.guest_saved has no room: no omnichannel webhook carries it
+                    body = (self._body(name, payload, transferred)
+                            if isinstance(payload.get("room"), dict) else None)
+                    if body is not None:
+                        self._send(body)
+                except Exception:  # the sender outlives any one event
+                    log.exception("standin: could not send the webhook for %s", name)
+                finally:
+                    with self._count:
+                        self.pending -= 1
 
     def _body(self, name: str, payload: dict[str, Any], transferred: set[str]
               ) -> dict[str, Any] | None:
@@ -137,6 +153,20 @@ class WebhookSender:
         self.failed += 1
         log.warning("standin: webhook %s for room %s not delivered after %d attempts",
                     body.get("type"), body.get("_id"), 1 + self.retries)
+
+
+class Status:
+    """ASGI wrapper answering `GET /_standin/status` with the sender's counts."""
+
+    def __init__(self, app: Any, sender: WebhookSender | None) -> None:
+        self.app, self.sender = app, sender
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == "/_standin/status":
+            await _respond(send, 200, self.sender.status() if self.sender else
+                           {"webhooks_pending": 0, "sent": 0, "failed": 0})
+            return
+        await self.app(scope, receive, send)
 
 
 class Faults:
