@@ -41,6 +41,7 @@ from host.server.events import (
     Event,
 )
 from host.server.remote import webhook
+from host.server.remote.convert import ts
 from host.server.remote.server import RemoteServer
 from host.server.shapes import Agent, Message, Room
 
@@ -228,8 +229,6 @@ class WebhookReceiver:
                 name = self.server.users_get(None, sender_id)["name"]  # type: ignore[arg-type]
             except ServerError:
                 name = m.username
-        from host.server.remote.convert import ts
-
         return Message(
             id=m.id or "", room_id=room["id"],
             sender={"type": "visitor" if is_visitor else "user", "id": sender_id,
