@@ -185,5 +185,8 @@ class RemoteWorld:
     def livechat_get_room(self, caller: Principal, room_id: str) -> Room:
         return self.remote.livechat_get_room(caller, room_id)
 
+    def livechat_get_department(self, caller: Principal, department: str) -> Department:
+        return self.remote.livechat_get_department(caller, department)
+
     def messages_list(self, caller: Principal, room_id: str) -> list[Message]:
         return self.remote.messages_list(caller, room_id, 500)

@@ -272,10 +272,15 @@ class RemoteServer(RemoteRooms):
         return sorted(mine + ([own[0]] if own else []))
 
     def remove_agents_of_app(self, app_id: str) -> int:
-        """DELETE livechat/users/agent/{id} for each of `agents_of_app` (uninstall --agents
-        remove); returns how many were agents."""
+        """DELETE livechat/users/agent/{id} for each of `agents_of_app`, after taking each out of
+        every department (livechat/department/{id}/agents), so routing picks none of them
+        (uninstall --agents remove); returns how many were agents."""
         removed = 0
-        for uid in self.agents_of_app(app_id):
+        mine = set(self.agents_of_app(app_id))
+        for dep in self.list_departments():
+            for uid in sorted(mine & set(dep["agents"])):
+                self._department_agents(SYSTEM, dep["id"], uid, None, add=False)
+        for uid in sorted(mine):
             try:
                 self.client.call("DELETE", f"livechat/users/agent/{uid}", idempotent=True)
                 removed += 1
