@@ -87,7 +87,7 @@ def test_demo_runs_the_whole_story_against_a_separate_standin(tmp_path: Path) ->
     doc = json.loads(r.stdout)
     failed = [c for c in doc["checks"] if not c["ok"]]
     assert doc["ok"] is True and not failed, failed
-    assert doc["users_created"] == 3 and doc["crm_transcripts"] == 2
+    assert doc["users_created"] == 4 and doc["crm_transcripts"] == 2  # as tests/demo
     assert doc["quota"]["used"] == doc["quota"]["limit"] == 3
     assert "stand-in Rocket.Chat workspace in its own process" in r.stderr
 
