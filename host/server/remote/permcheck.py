@@ -13,6 +13,8 @@ from host.server.remote.server import RemoteServer
 
 # Each Rocket.Chat permission the adapter's calls need, and the call that needs it. This is the
 # least-privilege role an operator creates for the service account (docs/ROCKETCHAT.md).
+# (`message-impersonate`, for relay_message's alias, is checked on the sending app user, not
+# on this account: the doc says which role gets it.)
 NEEDED: dict[str, str] = {
     "create-user": "users.create (apps' users.create, each app's own user)",
     "view-full-other-user-info": "users.info / users.list with custom fields",
@@ -20,7 +22,6 @@ NEEDED: dict[str, str] = {
     "edit-other-user-active-status": "users.setActiveStatus (deactivate, app users)",
     "assign-roles": "roles.addUserToRole / removeUserFromRole (the gate refuses admin-class)",
     "user-generate-access-token": "users.createToken (send as an app's user)",
-    "message-impersonate": "chat.sendMessage alias/avatar (relay_message)",
     "view-l-room": "rooms.info, channels.messages on livechat rooms",
     "view-livechat-rooms": "livechat/rooms",
     "manage-livechat-agents": "livechat/users/agent, livechat/agent.status",
