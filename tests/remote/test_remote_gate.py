@@ -129,3 +129,20 @@ def test_install_and_uninstall_act_on_the_connected_workspace(clean: Standin,
     for uid in (made["id"], rec.app_user_id):
         assert clean.admin("GET", "users.info", params={"userId": uid})["user"]["active"] is False
     assert remote.seats_in_use([]) == 0
+
+
+def test_can_i_looks_facts_up_on_the_connected_workspace(rig: Rig, clean: Standin) -> None:
+    """`stockade can-i` in a connected home asks Stockade's record of the workspace who created
+    a user (the embedded server of the home has never seen it)."""
+    import json
+    import subprocess
+
+    from rchelp import STOCKADE
+
+    user = rig.create("gate-can-i")
+    assert isinstance(user, dict)
+    r = subprocess.run([STOCKADE, "--home", str(rig.remote.owned.store.path.parent), "can-i",
+                        APP_ID, "roles.assign", "--arg", f"user_id={user['id']}", "--arg",
+                        "role=bot", "--json"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["allowed"] is True
