@@ -5,10 +5,11 @@ gate would (like `kubectl auth can-i`): exit 0 yes, 1 no. `--list` decides every
 vocabulary with no arguments, so a reviewer sees at once what an app may do.
 
 The facts the gate looks up on the server are looked up the same way, from the home's server
-(the embedded one, or the Rocket.Chat workspace it is connected to): whether a role is privileged (`role_privileged`), who created a target user
-(`target_created_by_app`, `target_is_own_app_user`), whether a REST route has a bridge action
-(`rest_mapped`). What a host name resolves to (`resolved_ips`) is not looked up (that would be a
-DNS query from the operator's machine, not the host's); a decision that needs it says which
+(the embedded one, or the Rocket.Chat workspace it is connected to): whether a role is
+privileged (`role_privileged`), who created a target user (`target_created_by_app`,
+`target_is_own_app_user`), whether a REST route has a bridge action (`rest_mapped`). What a
+host name resolves to (`resolved_ips`) is not looked up (that would be a DNS query from the
+operator's machine, not the host's); a decision that needs it says which
 `--fact` to pass. A `--fact` given on the command line overrides a looked-up one.
 """
 from __future__ import annotations
