@@ -179,3 +179,28 @@ def test_an_unanswered_write_is_typed_and_stays_pending_when_the_workspace_is_do
 
 def _exists(s: Standin, username: str) -> bool:
     return bool(s.admin("GET", "users.info", params={"username": username}).get("success"))
+
+
+def test_a_user_sign_in_the_workspace_revoked_is_minted_again(rs: RemoteServer,
+                                                              clean: Standin) -> None:
+    """Deactivating a user deletes its tokens on the workspace: the next message the app sends
+    as that user mints a new sign-in instead of failing."""
+    import httpx
+
+    app = _app(rs, _name("a"))
+    agent = rs.users_create(app, _name("ag"), "Ag", "user", op_id=_name("op"))
+    rs.livechat_add_agent(app, agent["id"], op_id=_name("op"))
+    rs.livechat_set_agent_status(app, agent["id"], "available", op_id=_name("op"))
+    dep = clean.admin("POST", "livechat/department", json={
+        "department": {"name": _name("dep")}, "agents": [{"agentId": agent["id"]}]})
+    token = _name("visitor-token-0123")
+    httpx.post(f"{clean.url}/api/v1/livechat/visitor", json={"visitor": {"token": token}})
+    rid = httpx.get(f"{clean.url}/api/v1/livechat/room", params={
+        "token": token, "department": dep["department"]["_id"]}).json()["room"]["_id"]
+    assert rs.messages_send_as_user(app, rid, agent["id"], "one", op_id=_name("op"))["text"] \
+        == "one"
+    for active in (False, True):  # the workspace drops the user's tokens
+        clean.admin("POST", "users.setActiveStatus", json={"userId": agent["id"],
+                                                           "activeStatus": active})
+    sent = rs.messages_send_as_user(app, rid, agent["id"], "two", op_id=_name("op"))
+    assert sent["text"] == "two" and sent["sender"]["id"] == agent["id"]

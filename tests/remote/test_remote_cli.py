@@ -57,7 +57,7 @@ def test_check_fails_with_a_token_the_workspace_refuses(standin: Standin,
     _run("rocketchat", "connect", "--url", standin.url, "--user-id", standin.user_id,
          stdin="not-the-token\n", home=home)
     c = _run("rocketchat", "check", home=home)
-    assert c.returncode == 1 and "refused the service account's token" in c.stderr
+    assert c.returncode == 1 and "refused the token" in c.stderr
 
 
 def test_a_secret_file_others_can_read_is_refused(standin: Standin, tmp_path: Path) -> None:

@@ -72,7 +72,7 @@ def test_refusals_are_typed(clean: Standin) -> None:
     with pytest.raises(NotFound):
         c.call("GET", "users.info", query={"userId": "nobody-here"}, idempotent=True)
     bad = RcClient(clean.url, clean.user_id, "wrong-token")
-    with pytest.raises(Forbidden, match="refused the service account's token"):
+    with pytest.raises(Forbidden, match="refused the token"):
         bad.call("GET", "me", idempotent=True)
     assert c.attempts == 1 and bad.attempts == 1  # refusals are answers: never retried
 

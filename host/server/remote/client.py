@@ -71,6 +71,10 @@ _ERROR_TYPES: dict[str, type[ServerError]] = {
 }
 
 
+class Unauthorized(Forbidden):
+    """A 401: the workspace refused the credentials themselves (a revoked or expired token)."""
+
+
 class RcClient:
     """A pooled, bounded REST client for one workspace, as one service account."""
 
@@ -186,8 +190,8 @@ def _result(resp: httpx.Response, path: str) -> dict[str, Any]:
         return data
     message = str(data.get("error") or data.get("message") or f"HTTP {resp.status_code}")[:300]
     if resp.status_code == 401:
-        raise Forbidden(f"Rocket.Chat refused the service account's token ({message}); "
-                        "run `stockade doctor`")
+        raise Unauthorized(f"Rocket.Chat refused the token ({message}); "
+                           "run `stockade rocketchat check`")
     if resp.status_code == 403:
         raise Forbidden(f"Rocket.Chat: {message}")
     if resp.status_code == 404:

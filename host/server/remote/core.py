@@ -108,6 +108,12 @@ class RemoteCore:
             self._user_tokens[user_id] = headers
         return headers
 
+    def forget_user(self, user_id: str) -> None:
+        """Drop a minted sign-in the workspace no longer honours (a deactivation deletes a
+        user's tokens); the next `as_user` mints a new one."""
+        with self._tokens_lock:
+            self._user_tokens.pop(user_id, None)
+
     def refuse_privileged(self, caller: Principal, roles: list[str]) -> None:
         # DESIGN rule 10 also here, behind the gate: an app never touches admin-class roles.
         if isinstance(caller, Caller):

@@ -8,6 +8,7 @@ from host.server import limits
 from host.server.errors import Forbidden, InvalidArgument, NotFound, Prevented
 from host.server.principals import Caller, Principal, app_of, user_of
 from host.server.remote import convert
+from host.server.remote.client import Unauthorized
 from host.server.remote.core import RemoteCore
 from host.server.shapes import Department, Message, Room, Visitor
 
@@ -161,10 +162,16 @@ class RemoteRooms(RemoteCore):
         text = self._pre_send(caller, sender, room_id, text)
         body = {"message": {"rid": room_id, "msg": text,
                             **{k: v for k, v in extra.items() if v}}}
-        auth = self.as_user(sender)
-
         def send() -> Message:
-            doc = self.post("chat.sendMessage", body, idempotent=False, auth=auth)["message"]
+            try:
+                doc = self.post("chat.sendMessage", body, idempotent=False,
+                                auth=self.as_user(sender))["message"]
+            except Unauthorized:
+                # A 401 applied nothing: the minted sign-in is gone (the user was deactivated
+                # since); mint once more and send once more.
+                self.forget_user(sender)
+                doc = self.post("chat.sendMessage", body, idempotent=False,
+                                auth=self.as_user(sender))["message"]
             app = app_of(caller)
             if app is not None:
                 self.owned.record_message(str(doc["_id"]), app, self.clock.now(),
