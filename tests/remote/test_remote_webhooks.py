@@ -24,10 +24,11 @@ from host.server.remote.server import RemoteServer
 
 
 class Rig:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, retries: int = 10) -> None:
         self.sock = tcp_listener("127.0.0.1", 0)
         self.hook_url = f"http://127.0.0.1:{self.sock.getsockname()[1]}{PATH}"
-        self.standin = Standin(root, webhook_url=self.hook_url, retry_s=0.2).start()
+        self.standin = Standin(root, webhook_url=self.hook_url, retry_s=0.2,
+                               retries=retries).start()
         self.rs: RemoteServer = remote(Home(root / "host").ensure(), self.standin)
         self.events: list[tuple[str, dict[str, Any]]] = []
         self.rs.subscribe(lambda n, p: self.events.append((n, p)))
@@ -207,3 +208,51 @@ def test_events_are_claimed_durably_across_restarts(rig: Rig) -> None:
         unsub()
     assert seen == []
     assert rig.rs.livechat_get_room(SYSTEM, rid)["open"]
+
+
+def test_what_happened_while_no_host_listened_is_caught_up_at_start(tmp_path: Path) -> None:
+    """The host is down longer than Rocket.Chat retries (here: one retry): a room it knew
+    closes and a new one starts meanwhile. The next start reads the workspace and delivers
+    both, once; a room open before the home ever received a webhook is not announced."""
+    r = Rig(tmp_path, retries=1).start()
+    try:
+        _aid, known, _t = _conversation(r, "k1")
+        r.settle()
+        assert ("livechat.room_started", known) in [(n, p["room"]["id"]) for n, p in r.events]
+        # the host goes down: nothing listens on the webhook URL any more
+        r.uv.should_exit = True
+        r.thread.join(5)
+        r.receiver.stop()
+        r.standin.admin("POST", "livechat/room.closeByUser", json={"rid": known})
+        _aid2, new, _t2 = _conversation(r, "k2")
+        deadline = time.monotonic() + 10
+        while httpx.get(f"{r.standin.url}/_standin/status").json()["webhooks_pending"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)  # the workspace gave up on those webhooks
+        r.events.clear()
+        again = WebhookReceiver(r.rs, SECRET).start()  # the next host's start
+        try:
+            deadline = time.monotonic() + 10
+            while len(r.events) < 3 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.3)
+            got = [(n, p["room"]["id"]) for n, p in r.events]
+            assert ("livechat.room_closed", known) in got
+            assert ("livechat.room_started", new) in got
+            assert ("livechat.agent_assigned", new) in got
+            assert len(got) == len(set(got))  # each once
+            assert again.catch_up() >= 0 and len(r.events) == len(got)  # nothing twice
+        finally:
+            again.stop()
+    finally:
+        r.standin.stop()
+
+
+def test_a_home_that_never_received_a_webhook_catches_nothing_up(tmp_path: Path) -> None:
+    r = Rig(tmp_path)
+    try:
+        _conversation(r, "pre")  # open before Stockade was connected
+        assert r.receiver.catch_up() == 0 and r.events == []
+    finally:
+        r.standin.stop()
+        r.sock.close()

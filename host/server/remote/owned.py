@@ -14,6 +14,7 @@ Tables (component `rocketchat`):
 - `rc_inbox`: webhooks accepted (answered 200) and not yet turned into events.
 - `rc_delivered`: each Stockade event delivered, by key: a replayed or retried webhook never
   reaches an app twice. Rows older than `DELIVERED_KEEP_S` are dropped.
+- `rc_meta`: when the last webhook was taken (the catch-up's horizon).
 - `rc_rooms`: each room's last known serving agent (what a webhook leaves out: who was
   unassigned when a room was forwarded or queued again), and the external agent an app
   displays there (Rocket.Chat has no such field: the visitor sees it on each relayed message's
@@ -48,6 +49,7 @@ _DDL = (
     "CREATE TABLE IF NOT EXISTS rc_inbox(seq INTEGER PRIMARY KEY AUTOINCREMENT,"
     " body TEXT NOT NULL, at REAL NOT NULL)",
     "CREATE TABLE IF NOT EXISTS rc_delivered(key TEXT PRIMARY KEY, at REAL NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS rc_meta(key TEXT PRIMARY KEY, value REAL NOT NULL)",
     "CREATE TABLE IF NOT EXISTS rc_rooms(room_id TEXT PRIMARY KEY, served_by TEXT,"
     " open INTEGER NOT NULL, display_name TEXT, display_avatar TEXT)",
 )
@@ -149,6 +151,8 @@ class Owned:
     # -- webhook inbox and delivered events ----------------------------------------------------
     def inbox_put(self, body: str, now: float) -> int:
         with self.store.transaction() as c:
+            c.execute("INSERT INTO rc_meta(key, value) VALUES('last_webhook', ?) ON CONFLICT(key)"
+                      " DO UPDATE SET value=excluded.value", (now,))
             cur = c.execute("INSERT INTO rc_inbox(body, at) VALUES(?, ?)", (body, now))
             return int(cur.lastrowid or 0)
 
@@ -197,3 +201,14 @@ class Owned:
             "SELECT display_name, display_avatar FROM rc_rooms WHERE room_id=?",
             (room_id,)).fetchone()
         return None if row is None or row[0] is None else (str(row[0]), row[1])
+
+    def last_webhook(self) -> float | None:
+        """When the last webhook was taken (None: this home never received one)."""
+        row = self.store.conn().execute(
+            "SELECT value FROM rc_meta WHERE key='last_webhook'").fetchone()
+        return None if row is None else float(row[0])
+
+    def open_rooms(self) -> list[str]:
+        """Rooms Stockade last saw open."""
+        return [r[0] for r in self.store.conn().execute(
+            "SELECT room_id FROM rc_rooms WHERE open=1 ORDER BY room_id")]

@@ -51,6 +51,9 @@ PATH = "/rocketchat/webhook"
 # Guards the host's memory and disk against an oversized body: a close webhook carries the whole
 # transcript, so the cap is generous (a 1,000-message chat is ~300 KiB).
 MAX_BODY_BYTES = 1024 * 1024
+# The catch-up reads open rooms that started up to this long before the last webhook taken (a
+# room whose Chat Start was the webhook lost at the very moment the host went down).
+CATCH_UP_MARGIN_S = 60.0
 # Rocket.Chat's secret token must be at least this long for the receiver to start (a short
 # token could be guessed; `stockade rocketchat connect` makes 32 random bytes).
 MIN_SECRET_LEN = 16
@@ -70,6 +73,7 @@ class WebhookReceiver:
         self._thread: threading.Thread | None = None
         self.refused = {"token": 0, "size": 0, "payload": 0, "repeat": 0}
         self.last_activity = time.monotonic()  # a webhook taken or processed (demo, tests)
+        self._catch_up = False
 
     # -- HTTP ----------------------------------------------------------------------------------
     def app(self) -> Starlette:
@@ -113,6 +117,7 @@ class WebhookReceiver:
     # -- the worker ------------------------------------------------------------------------------
     def start(self) -> WebhookReceiver:
         self._thread = threading.Thread(target=self._run, name="stockade-webhooks", daemon=True)
+        self._catch_up = True
         self._thread.start()
         self._wake.set()  # whatever an earlier run left in the inbox
         return self
@@ -136,11 +141,43 @@ class WebhookReceiver:
             self._wake.wait(1.0)
             self._wake.clear()
             try:
+                if self._catch_up:
+                    self.catch_up()
+                    self._catch_up = False
                 self.drain()
             except Exception:
                 log.exception("webhook worker: the workspace could not be read; retrying")
                 self._stop.wait(1.0)
                 self._wake.set()
+
+    def catch_up(self) -> int:
+        """What the workspace did while no host listened (webhooks it gave up on after its
+        ten retries): each room Stockade last saw open is read again, and each open room that
+        started after the last webhook taken (minus CATCH_UP_MARGIN_S) and that Stockade never
+        saw; the events follow from the difference, as for a webhook, each claimed once. A
+        home that never received a webhook catches nothing up: rooms that were open before
+        Stockade was connected are not announced as started. Returns the rooms read."""
+        owned = self.server.owned
+        since = owned.last_webhook()
+        if since is None:
+            return 0
+        rooms = set(owned.open_rooms())
+        horizon = since - CATCH_UP_MARGIN_S
+        rooms |= {r["id"] for r in self.server.livechat_list_rooms(None, True)  # type: ignore[arg-type]
+                  if r["created_at"] >= horizon and owned.room_state(r["id"]) is None}
+        seq = -int(self.server.clock.now() * 1000)  # one catch-up pass: its own claim keys
+        with self._busy:
+            for rid in sorted(rooms):
+                hook = webhook.Webhook(type="catch-up", room_id=rid, visitor_id=None,
+                                       visitor_name=None, agent_id=None)
+                try:
+                    events = self.events_for(hook, seq)
+                except NotFound:
+                    continue
+                for name, payload in events:
+                    self.server.bus.emit([(name, payload)])
+        self.last_activity = time.monotonic()
+        return len(rooms)
 
     def drain(self) -> int:
         """Process the inbox in order; returns how many webhooks were processed. A webhook whose
