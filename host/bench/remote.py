@@ -3,14 +3,13 @@
 A stand-in workspace runs as its own process (`stockade standin`, loopback). Measured, each
 after a warm-up, alternating in rounds so drift hits both alike:
 
-- `adapter_users_get_us`: `RemoteServer.users_get` — the adapter method a bridge `users.get`
+- `bridge_users_get_us`: a bridge call, `ctx.users.get(uid)` timed by an app in its confined
+  child, through the gate (decision, audit) and `RemoteServer` to the stand-in;
+- `adapter_users_get_us`: `RemoteServer.users_get` alone — the adapter method that bridge call
   ends in (argument checks, the pooled client, the typed error mapping, the conversion to
   Stockade's user shape and the ownership look-up in host.db);
 - `direct_users_info_us`: the same `GET /api/v1/users.info` made directly with httpx (one pooled
   `httpx.Client`, the same headers).
-
-The gate's own cost of a read (decision, audit group commit) comes on top and is the main
-bench's `read` figure; a bridge call against a workspace is about the sum.
 """
 from __future__ import annotations
 
@@ -38,7 +37,27 @@ QUICK = (300, 50)
 FULL = (2000, 200)
 
 
-def measure_remote(iterations: int, warmup: int) -> dict[str, float]:
+def _bridge_reads(home: Home, root: Path, url: str, user_id: str, token: str,
+                  remote: RemoteServer, iterations: int, warmup: int,
+                  degraded: bool) -> list[float]:
+    """An app's `ctx.users.get` loop in its confined child, the host serving the stand-in."""
+    from host.bench.apps import install_bench_apps
+    from host.bench.bridge import measure_reads
+    from host.runtime import Host, HostConfig
+    from host.server.remote import config
+
+    config.save(home, url, user_id, token)
+    installs = install_bench_apps(home, root / "apps", 1)
+    host = Host(home, config=HostConfig(degraded=degraded, watch=False), server=remote)
+    host.start()
+    try:
+        return measure_reads(host, installs, user_id, iterations, warmup)
+    finally:
+        host.stop()
+
+
+def measure_remote(iterations: int, warmup: int, *, bridge: bool = True,
+                   degraded: bool = False) -> dict[str, float]:
     root = Path(tempfile.mkdtemp(prefix="stockade-bench-rc-"))
     proc: subprocess.Popen[bytes] | None = None
     try:
@@ -76,10 +95,15 @@ def measure_remote(iterations: int, warmup: int) -> dict[str, float]:
                 adapter.append((t1 - t0) / 1000.0)
                 plain.append((t2 - t1) / 1000.0)
         direct.close()
+        out = {"adapter_users_get_us": p50(adapter), "adapter_users_get_p99_us": p99(adapter),
+               "direct_users_info_us": p50(plain), "direct_users_info_p99_us": p99(plain),
+               "adapter_overhead_us": p50(adapter) - p50(plain)}
+        if bridge:
+            reads = _bridge_reads(home, root, url, user["id"], token, remote, iterations,
+                                  warmup, degraded)
+            out.update({"bridge_users_get_us": p50(reads), "bridge_users_get_p99_us": p99(reads)})
         remote.close()
-        return {"adapter_users_get_us": p50(adapter), "adapter_users_get_p99_us": p99(adapter),
-                "direct_users_info_us": p50(plain), "direct_users_info_p99_us": p99(plain),
-                "adapter_overhead_us": p50(adapter) - p50(plain)}
+        return out
     finally:
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
