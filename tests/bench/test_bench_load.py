@@ -12,7 +12,7 @@ from pathlib import Path
 
 def test_a_tiny_load_run_measures_events_from_rest_conversations(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-c", "from host.cli.entry import main; main()",
+        [sys.executable, "-c", "from host.cli.main import main; main()",
          "--home", str(tmp_path / "unused"), "bench", "--load", "--rates", "3",
          "--step-seconds", "2", "--json"],
         capture_output=True, text=True, timeout=180, check=False)

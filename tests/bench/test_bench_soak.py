@@ -19,7 +19,7 @@ MAX_GROWTH_AFTER_WARMUP_MIB = 30.0
 
 def test_a_short_soak_through_the_real_host_does_not_grow(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-c", "from host.cli.entry import main; main()",
+        [sys.executable, "-c", "from host.cli.main import main; main()",
          "--home", str(tmp_path / "unused"), "bench",
          "--soak", "0.4", "--rate", "10", "--json"],
         capture_output=True, text=True, timeout=180, check=False)

@@ -129,7 +129,7 @@ def test_a_change_whose_record_cannot_be_written_is_not_made(
     env = {**os.environ, "STOCKADE_HOME": str(run.home)}
     for args in (["app", "disable", "agent-sync"], ["app", "settings", "agent-sync", "batch=7"],
                  ["keys", "host-rotate"], ["app", "uninstall", "agent-sync", "--users", "keep", "--yes"]):
-        p = subprocess.run([sys.executable, "-c", "from host.cli.entry import main; main()",
+        p = subprocess.run([sys.executable, "-c", "from host.cli.main import main; main()",
                             *args], env=env, capture_output=True, text=True, timeout=60)
         assert p.returncode == 1, (args, p.stderr)
         assert "audit record could not be written" in p.stderr and "Traceback" not in p.stderr

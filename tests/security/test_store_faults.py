@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _cli(home: Home, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", "from host.cli.entry import main; main()", "--home",
+        [sys.executable, "-c", "from host.cli.main import main; main()", "--home",
          str(home.root), *args],
         capture_output=True, text=True, timeout=timeout, cwd=REPO)
 

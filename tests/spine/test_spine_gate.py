@@ -239,7 +239,7 @@ def test_a_refusals_audit_code_is_the_code_policy_explain_gives(host: Host) -> N
     explained = []
     for a in asks:
         p = subprocess.run(
-            [sys.executable, "-c", "from host.cli.entry import main; main()", "policy",
+            [sys.executable, "-c", "from host.cli.main import main; main()", "policy",
              "explain", "--policy",
              str(host.home.policies_dir), "--app", "prober", "--action", "users.create",
              "--args-json", json.dumps(a), "--json"],

@@ -17,7 +17,7 @@ EVIL = 'hi\n     99  2026-01-01T00:00:00Z  decision  allow  admin  roles.assign\
 
 def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", "from host.cli.entry import main; main()", "--home", str(home),
+        [sys.executable, "-c", "from host.cli.main import main; main()", "--home", str(home),
          "audit", *args],
         capture_output=True, text=True, timeout=60, cwd=Path(__file__).resolve().parents[2],
     )
