@@ -145,7 +145,36 @@ def run(home: Home, *, spawn_too: bool = True) -> Report:
                                 sp.get("error") or (f"missing: {missing}" if missing else "ok"),
                                 False))
     rep.checks.extend(state_checks(home))
+    rep.checks.extend(workspace_checks(home))
     return rep
+
+
+def workspace_checks(home: Home) -> list[Check]:
+    """For a home connected to a Rocket.Chat workspace: reachable, its version, and the service
+    account's permissions against exactly what Stockade needs (extra power is a warning; the
+    least-privilege list is `stockade rocketchat check`)."""
+    from host.server.remote.config import ConfigError, connected, open_remote
+    from host.server.remote.permcheck import check_account
+
+    if not connected(home):
+        return []
+    try:
+        remote = open_remote(home, SystemClock())
+    except ConfigError as exc:
+        return [Check("rocketchat workspace", False, str(exc))]
+    try:
+        rep = check_account(remote)
+    finally:
+        remote.close()
+    out = [Check("rocketchat workspace", rep.reachable and rep.problem is None,
+                 f"{rep.url}: version {rep.version}" if rep.reachable and not rep.problem
+                 else f"{rep.url}: {rep.problem or 'not reachable'}")]
+    if rep.reachable and rep.problem is None:
+        out.append(Check("rocketchat permissions", not rep.missing,
+                         f"missing: {', '.join(rep.missing)}" if rep.missing else
+                         f"the service account {rep.account} holds every needed permission"))
+        out += [Check("rocketchat warning", True, w, False) for w in rep.warnings()]
+    return out
 
 
 # Below this much free space on a store's file system, doctor fails. Guards: the next write's

@@ -43,6 +43,7 @@ from host.ledger.operator import append_operator, audit_policy_load, open_keyrin
 from host.server.embedded import EmbeddedServer
 from host.server.errors import Prevented
 from host.server.principals import SYSTEM
+from host.server.remote.server import RemoteServer, Workspace, foreign_app_user
 from host.store import StoreError, refuse_damaged_stores
 from host.supervise.child import AppFailed, Child, ChildDied, ChildLimits, Spawner
 from host.supervise.credentials import APP_USER_CHECK_EVERY, Credentials
@@ -107,7 +108,10 @@ def tune_gc() -> None:
 
 class Host:
     def __init__(self, home: Home, *, clock: Clock | None = None,
-                 config: HostConfig | None = None) -> None:
+                 config: HostConfig | None = None, server: Workspace | None = None) -> None:
+        """`server`: the workspace the apps reach (default: the embedded server in the home;
+        a `RemoteServer` for a Rocket.Chat workspace, whose events its webhook receiver
+        delivers)."""
         self.home = home.ensure()
         self.clock = clock or SystemClock()
         self.config = config or HostConfig()
@@ -121,7 +125,7 @@ class Host:
             self.ledger = Ledger(home.host_db, self.clock, anchor_every=ANCHOR_EVERY_IN_HOST,
                                  group_reads=self.config.group_reads)
             self.status_board = StatusBoard(home.host_db, os.getpid())
-            self.server = EmbeddedServer(home.server_db, self.clock)
+            self.server: Workspace = server or EmbeddedServer(home.server_db, self.clock)
             self.keyring = open_keyring(home, self.clock)
             self.tokens = TokenRegistry(home.host_db)
             self.identities = Identities(home.host_db)  # each install's own uid (root hosts)
@@ -217,7 +221,8 @@ class Host:
         while not self._stop.wait(CHECKPOINT_INTERVAL_S):
             try:
                 self.ledger.checkpoint()
-                self.server.db.checkpoint()
+                if isinstance(self.server, EmbeddedServer):
+                    self.server.db.checkpoint()
             except Exception:
                 log.exception("checkpoint failed")
             self.policy_watch.poll()
@@ -322,7 +327,8 @@ class Host:
                             kind="consent", app_id=rec.app_id, install_id=install_id,
                             code="consent_invalid", detail=(check.problem or "")[:500]))
                         continue
-                    if rec.app_user_id is None:
+                    if rec.app_user_id is None or foreign_app_user(self.server, rec.app_id,
+                                                                   rec.app_user_id):
                         user = self.server.create_app_user(rec.app_id, rec.manifest.name)
                         self.installs.set_app_user_id(install_id, user["id"])
                         rec = self.installs.get(install_id) or rec
@@ -545,6 +551,10 @@ class Host:
         from host.server.errors import ServerError
         from host.server.rest import RestDispatcher
 
+        if isinstance(self.server, RemoteServer):
+            raise GateError("invalid_argument", "rest.call: against a Rocket.Chat workspace "
+                            "only routes that amount to a bridge action are served (this route "
+                            "has none; see docs/ROCKETCHAT.md)")
         identity = session.caller.app_user_id
         named = facts.get("rest_as")
         if isinstance(named, str) and named:

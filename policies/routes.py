@@ -30,6 +30,9 @@ NEVER: dict[tuple[str, str], str] = {
     ("GET", "livechat/visitor/{token}"): "acts as a visitor (its widget token)",
     ("GET", "livechat/messages.history/{rid}"): "acts as a visitor (its widget token)",
     ("POST", "livechat/inquiries.take"): "takes a room for an agent: use livechat.take_room",
+    ("GET", "permissions.listAll"): "the workspace's permission table is the operator's",
+    ("POST", "livechat/department/{id}/agents"):
+        "moves many agents at once: use livechat.add_department_agent / remove_department_agent",
 }
 
 

@@ -16,15 +16,15 @@ from typing import Any
 from host.apps.installs import InstallRecord
 from host.ledger.audit import AuditRecord
 from host.ledger.ledger import Ledger
-from host.server.embedded import EmbeddedServer
 from host.server.errors import ServerError
 from host.server.principals import SYSTEM
+from host.server.remote.server import Workspace
 from policies.engine import decide
 from policies.policy import Policy
 from policies.types import Request
 
 
-def ensure_app_user_agent(server: EmbeddedServer, rec: InstallRecord, ledger: Ledger,
+def ensure_app_user_agent(server: Workspace, rec: InstallRecord, ledger: Ledger,
                           policy: Policy, now: float) -> None:
     """Do what the manifest declares and audit it (nothing when it declares nothing)."""
     done = _ensure(server, rec, policy, now)
@@ -42,7 +42,7 @@ def _refused(policy: Policy, rec: InstallRecord, now: float, action: str,
     return None if d.allowed else f"{action}: {d.message} [{d.code}]"
 
 
-def _ensure(server: EmbeddedServer, rec: InstallRecord, policy: Policy,
+def _ensure(server: Workspace, rec: InstallRecord, policy: Policy,
             now: float) -> str | None:
     """What was done, or None when the manifest declares nothing. A department that does not
     exist is named in the record, never created."""

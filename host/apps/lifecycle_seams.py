@@ -1,51 +1,67 @@
 """Server and persistence work the app CLI needs at uninstall and in disclosures.
 
-The CLI runs in its own short-lived process: it opens the embedded server (HOME/server.db) and
-the persistence rows (HOME/host.db) directly. A running host notices the uninstall through the
+The CLI runs in its own short-lived process: it opens the home's server (the embedded one in
+HOME/server.db, or the Rocket.Chat workspace the home is connected to) and the persistence rows
+(HOME/host.db) directly. A running host notices the uninstall through the
 install store and stops the app's child on its own.
 """
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
 
 from host.apps.installs import InstallRecord
 from host.clock import SystemClock
 from host.home import Home
 from host.server.embedded import EmbeddedServer
+from host.server.remote.server import Workspace
 
 
-def _server(home: Home) -> EmbeddedServer:
-    return EmbeddedServer(home.server_db, SystemClock())
+@contextlib.contextmanager
+def _server(home: Home) -> Iterator[Workspace | None]:
+    """The home's server: the Rocket.Chat workspace it is connected to (docs/ROCKETCHAT.md),
+    else the embedded one (None when the home has none yet)."""
+    from host.server.remote.config import connected, open_remote
+
+    if connected(home):
+        remote = open_remote(home, SystemClock())
+        try:
+            yield remote
+        finally:
+            remote.close()
+    elif home.server_db.exists():
+        yield EmbeddedServer(home.server_db, SystemClock())
+    else:
+        yield None
 
 
 def count_app_users(home: Home, record: InstallRecord) -> int | None:
     """How many users the app created (None when this home has no server yet)."""
-    if not home.server_db.exists():
-        return None
-    return int(_server(home).count_users_created_by(record.app_id))
+    with _server(home) as server:
+        return None if server is None else int(server.count_users_created_by(record.app_id))
 
 
 def deactivate_app_users(home: Home, record: InstallRecord) -> int | None:
     """Deactivate every user the app created, and its own app user. None without a server."""
-    if not home.server_db.exists():
-        return None
-    server = _server(home)
-    count = int(server.deactivate_users_created_by(record.app_id))
-    server.remove_app_user(record.app_id)
-    return count
+    with _server(home) as server:
+        if server is None:
+            return None
+        count = int(server.deactivate_users_created_by(record.app_id))
+        server.remove_app_user(record.app_id)
+        return count
 
 
 def app_agents(home: Home, record: InstallRecord) -> int | None:
     """How many livechat agents the app brought (its users and its app user). None without a
     server."""
-    if not home.server_db.exists():
-        return None
-    return len(_server(home).agents_of_app(record.app_id))
+    with _server(home) as server:
+        return None if server is None else len(server.agents_of_app(record.app_id))
 
 
 def remove_app_agents(home: Home, record: InstallRecord) -> int | None:
     """Stop the app's agents being routed anything (uninstall --agents remove)."""
-    if not home.server_db.exists():
-        return None
-    return int(_server(home).remove_agents_of_app(record.app_id))
+    with _server(home) as server:
+        return None if server is None else int(server.remove_agents_of_app(record.app_id))
 
 
 def count_app_data(home: Home, record: InstallRecord) -> int:

@@ -107,14 +107,31 @@ def install_package(
             package_path=path, grants=grants, settings=values, publisher=sig.to_dict(),
             consent=consent)
         # Each app gets its own server user at install: the sender of its messages and the
-        # agent it can serve rooms as (idempotent: a reinstall gets the same user back).
-        from host.server.embedded import EmbeddedServer
-
-        user = EmbeddedServer(home.server_db, clock).create_app_user(pkg.app_id,
-                                                                     pkg.manifest.name)
-        store.set_app_user_id(install_id, user["id"])
+        # agent it can serve rooms as (idempotent: a reinstall gets the same user back). On a
+        # connected Rocket.Chat workspace that cannot be reached now, the serving host makes it
+        # at start instead.
+        user_id = install_app_user(home, clock, pkg.app_id, pkg.manifest.name)
+        if user_id is not None:
+            store.set_app_user_id(install_id, user_id)
         act.note(generation=rec.generation)
         return store.get(install_id) or rec
+
+
+def install_app_user(home: Home, clock: Clock, app_id: str, name: str) -> str | None:
+    """The app's own user on the home's server (None: a workspace that cannot be reached)."""
+    from host.server.embedded import EmbeddedServer
+    from host.server.errors import ServerError
+    from host.server.remote.config import connected, open_remote
+
+    if not connected(home):
+        return EmbeddedServer(home.server_db, clock).create_app_user(app_id, name)["id"]
+    remote = open_remote(home, clock)
+    try:
+        return remote.create_app_user(app_id, name)["id"]
+    except ServerError:
+        return None
+    finally:
+        remote.close()
 
 
 def audit_transfer(home: Home, moved: Transfer, install_id: str, clock: Clock,

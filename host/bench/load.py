@@ -31,6 +31,7 @@ from rich.console import Console
 from host.bench.rest_http import serving
 from host.bench.soak import DEPARTMENTS, PROXIED, start_demo
 from host.bench.stats import percentile
+from host.server.embedded import EmbeddedServer
 from host.server.personal_tokens import ensure_service_user
 
 MAX_DELAY_P99_MS = 250.0  # issue 26: event delay p99 at the sustained rate
@@ -118,7 +119,7 @@ def run_load(rates: Sequence[float] = RATES, step_s: float = 10.0, *, degraded: 
     try:
         start_demo(demo)
         host = demo.host
-        assert host is not None
+        assert host is not None and isinstance(host.server, EmbeddedServer)
         host.dispatch = delays.wrap(host.dispatch)  # type: ignore[method-assign]
         delays.thread.start()
         admin, token = ensure_service_user(host.server, "bench-load-admin")

@@ -105,6 +105,10 @@ def bench(
         help="Instead: conversations through the REST API at rising rates; the sustained rate."),
     step_seconds: float = typer.Option(10.0, "--step-seconds", help="Seconds per --load rate."),
     rates: str = typer.Option("10,20,35,50,70", "--rates", help="--load's rates, a second."),
+    rocketchat: bool = typer.Option(
+        False, "--rocketchat",
+        help="Instead: a read through the remote adapter next to the same REST call made "
+        "directly with httpx, both over loopback to a stand-in workspace process."),
 ) -> None:
     """Measure bridge calls against the pipe floor and the REST API, app start, memory, fan-out.
 
@@ -117,6 +121,9 @@ def bench(
         from host.cli.bench_scale_cmd import scale_command
 
         scale_command(quick, degraded, json_out)
+        return
+    if rocketchat:
+        _rocketchat(quick, json_out)
         return
     if load:
         from host.cli.bench_soak_cmd import load_command
@@ -195,6 +202,24 @@ def _write_floor(quick: bool, json_out: bool) -> None:
     table.add_column("what")
     for key, what in writefloor.MEANING.items():
         table.add_row(key, f"{figures[key]:,.1f} µs", what)
+    err_console.print(table)
+    if json_out:
+        emit_json(figures)
+
+
+def _rocketchat(quick: bool, json_out: bool) -> None:
+    from host.bench import remote
+
+    iterations, warmup = remote.QUICK if quick else remote.FULL
+    err_console.print(f"a stand-in workspace process; {iterations} calls each ...",
+                      highlight=False)
+    figures = remote.measure_remote(iterations, warmup)
+    table = Table(title=f"stockade bench --rocketchat ({'quick' if quick else 'full'})",
+                  title_justify="left")
+    table.add_column("figure", no_wrap=True)
+    table.add_column("value", justify="right", no_wrap=True)
+    for key, value in figures.items():
+        table.add_row(key, f"{value:,.1f} µs")
     err_console.print(table)
     if json_out:
         emit_json(figures)

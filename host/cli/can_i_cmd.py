@@ -4,11 +4,12 @@ Decided by the real engine with the installed app's real grants and the home's p
 gate would (like `kubectl auth can-i`): exit 0 yes, 1 no. `--list` decides every action of the
 vocabulary with no arguments, so a reviewer sees at once what an app may do.
 
-The facts the gate looks up on the server are looked up the same way, from the home's embedded
-server: whether a role is privileged (`role_privileged`), who created a target user
-(`target_created_by_app`, `target_is_own_app_user`), whether a REST route has a bridge action
-(`rest_mapped`). What a host name resolves to (`resolved_ips`) is not looked up (that would be a
-DNS query from the operator's machine, not the host's); a decision that needs it says which
+The facts the gate looks up on the server are looked up the same way, from the home's server
+(the embedded one, or the Rocket.Chat workspace it is connected to): whether a role is
+privileged (`role_privileged`), who created a target user (`target_created_by_app`,
+`target_is_own_app_user`), whether a REST route has a bridge action (`rest_mapped`). What a
+host name resolves to (`resolved_ips`) is not looked up (that would be a DNS query from the
+operator's machine, not the host's); a decision that needs it says which
 `--fact` to pass. A `--fact` given on the command line overrides a looked-up one.
 """
 from __future__ import annotations
@@ -28,7 +29,7 @@ from host.clock import SystemClock
 from host.gate.rest_routes import find
 from host.home import Home
 from host.server.embedded import EmbeddedServer
-from host.server.errors import NotFound
+from host.server.errors import NotFound, ServerError
 from policies import Request, decide
 from policies.loader import PolicyLoadError, load_policy
 from policies.policy import Policy
@@ -75,9 +76,19 @@ def server_facts(home: Home, rec: InstallRecord, action: str, args: dict[str, An
         uid = None
     if not roles and not isinstance(uid, str):
         return facts
-    if not home.server_db.exists():
+    from host.server.remote.config import ConfigError, connected, open_remote
+    from host.server.remote.server import Workspace
+
+    server: Workspace
+    if connected(home):  # the Rocket.Chat workspace the home serves (docs/ROCKETCHAT.md)
+        try:
+            server = open_remote(home, SystemClock())
+        except ConfigError as exc:
+            fail(str(exc))
+    elif not home.server_db.exists():
         return facts  # no server yet: the decision says which --fact it needs
-    server = EmbeddedServer(home.server_db, SystemClock())
+    else:
+        server = EmbeddedServer(home.server_db, SystemClock())
     if roles:
         facts["role_privileged"] = any(server.is_privileged(r) for r in roles)
     if isinstance(uid, str):
@@ -87,6 +98,9 @@ def server_facts(home: Home, rec: InstallRecord, action: str, args: dict[str, An
         except NotFound:
             fail(f"no user with id {uid!r} on this home's server",
                  "give the id of an existing user, or --fact target_created_by_app=APP")
+        except ServerError as exc:
+            fail(f"cannot look user {uid!r} up: {exc.message}",
+                 "pass --fact target_created_by_app=APP, or check the workspace")
     return facts
 
 

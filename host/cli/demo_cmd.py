@@ -11,13 +11,18 @@ def demo(
     keep: bool = typer.Option(False, "--keep", help="Keep the temporary home afterwards."),
     degraded: bool = typer.Option(False, "--degraded",
                                   help="Run even if a confinement layer is missing."),
+    server: str = typer.Option("embedded", "--server", metavar="embedded|rocketchat",
+                               help="rocketchat: against a stand-in Rocket.Chat workspace "
+                               "started as its own process, over REST and webhooks."),
 ) -> None:
     """Install four example apps, simulate visitors, show the refusals. Exit 0 if all behaved."""
     from host.demo.scenario import run_demo
     from host.supervise.child import LayerMissing
 
+    if server not in ("embedded", "rocketchat"):
+        fail(f"--server {server!r} is not embedded or rocketchat")
     try:
-        result = run_demo(err_console, keep=keep, degraded=degraded)
+        result = run_demo(err_console, keep=keep, degraded=degraded, server=server)
     except LayerMissing as exc:
         fail(str(exc), "run `stockade doctor`; `stockade demo --degraded` runs anyway")
     except FileNotFoundError as exc:

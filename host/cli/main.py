@@ -55,6 +55,8 @@ _GROUPS = (
     "host.cli.keys_cmd",
     "host.cli.bench_cmd",
     "host.cli.demo_cmd",
+    "host.cli.standin_cmd",
+    "host.cli.rocketchat_cmd",
 )
 for _name in _GROUPS:
     importlib.import_module(_name).register(root)

@@ -74,9 +74,21 @@ def serve(
     pre_send_timeout: str = typer.Option(
         "fail-closed", "--pre-send-timeout",
         help="What a pre-send hook that misses its deadline means: fail-closed or fail-open."),
+    server_kind: str = typer.Option(
+        None, "--server", metavar="embedded|rocketchat",
+        help="The chat server: the embedded one, or the Rocket.Chat workspace the home is "
+        "connected to (the default once `stockade rocketchat connect` ran)."),
+    url: str = typer.Option(None, "--url", help="With --server rocketchat: the workspace URL "
+                            "(overrides the home's rocketchat.toml)."),
 ) -> None:
-    """Serve the REST API (/api/v1/...) on loopback, and run the installed apps."""
+    """Serve the REST API (/api/v1/...) on loopback, and run the installed apps; or, against
+    a Rocket.Chat workspace, run the apps and receive its webhooks on loopback."""
     home: Home = ctx.obj
+    from host.server.remote.config import connected
+
+    kind = server_kind or ("rocketchat" if connected(home) else "embedded")
+    if kind not in ("embedded", "rocketchat"):
+        fail(f"--server {kind!r} is not embedded or rocketchat", code=EXIT_USAGE)
     if rest_identity is not None:
         # A host-wide identity gave every app with server.rest that user's full powers.
         fail("--rest-identity was removed: a REST call acts as the app's own user",
@@ -97,6 +109,19 @@ def serve(
         refuse_damaged_stores(home)  # before anything opens a store for writing
     except StartRefused as exc:
         fail(exc.message, exc.hint, EXIT_NEGATIVE)
+    if kind == "rocketchat" and mint_token is None and not apps:
+        fail("--no-apps serves nothing against a Rocket.Chat workspace (its REST API is "
+             "its own)", hint="drop --no-apps, or pass --server embedded", code=EXIT_USAGE)
+    if kind == "rocketchat" and mint_token is None:
+        from host.cli.serve_remote import serve_remote
+        from host.runtime import HostConfig
+
+        if pre_send_timeout not in ("fail-closed", "fail-open"):
+            fail(f"--pre-send-timeout {pre_send_timeout!r} is not fail-closed or fail-open")
+        serve_remote(home, host, bind_listener(host, port), url, HostConfig(
+            degraded=degraded, pre_send_timeout="fail_closed"
+            if pre_send_timeout == "fail-closed" else "fail_open"))
+        return
     server = build_server(home, SystemClock())
     if mint_token is not None:
         try:

@@ -34,12 +34,14 @@ from host.apps.publisher import TrustStore, check_signature, public_key_line, si
 from host.clock import SystemClock
 from host.demo.crm import DemoCrm
 from host.demo.narrate import DemoResult, short
+from host.demo.remote import RemoteRig, RemoteWorld
 from host.demo.story import StoryActs
 from host.home import Home, ensure_policies
 from host.inert import host, wrapping_table
 from host.ledger.audit import open_readonly
 from host.runtime import Host, HostConfig
 from host.server.principals import SYSTEM
+from host.server.remote.server import RemoteServer
 from host.supervise.sandbox_exec import run_snippet
 
 APPS = ("agent-sync", "proxy-agent", "chatbot-handover", "crm-sync")
@@ -70,7 +72,7 @@ def examples_dir() -> Path:
 
 class Demo(StoryActs):
     def __init__(self, console: Console, *, keep: bool = False,
-                 degraded: bool = False) -> None:
+                 degraded: bool = False, server: str = "embedded") -> None:
         self.out = console
         self.keep = keep
         self.degraded = degraded
@@ -84,6 +86,12 @@ class Demo(StoryActs):
         self.host: Host | None = None
         self.humans: dict[str, str] = {}
         self.uninstalled: dict[str, dict[str, Any]] = {}
+        # What the narrator acts on: the embedded server, or a stand-in Rocket.Chat workspace
+        # in its own process, over REST and webhooks only (`host/demo/remote.py`).
+        self.rig: RemoteRig | None = RemoteRig(self.root, self.home) \
+            if server == "rocketchat" else None
+        self.remote: RemoteServer | None = None
+        self.world: Any = None
 
     # ---- the run ------------------------------------------------------------------------------
 
@@ -92,6 +100,11 @@ class Demo(StoryActs):
         try:
             self.crm.start()
             self.setup_home()
+            if self.rig is not None:
+                self.remote = self.rig.start()
+                self.world = RemoteWorld(self.remote)
+                self.say(f"stand-in Rocket.Chat workspace in its own process: {self.rig.url} "
+                         "(reached over its REST API and omnichannel webhooks only)")
             self.operator_setup()
             self.install_apps()
             self.start_host()
@@ -103,6 +116,8 @@ class Demo(StoryActs):
         finally:
             if self.host is not None:
                 self.host.stop()
+            if self.rig is not None:
+                self.rig.stop()
             self.crm.stop()
             if not self.keep:
                 shutil.rmtree(self.root, ignore_errors=True)
@@ -175,8 +190,12 @@ class Demo(StoryActs):
         config = HostConfig(degraded=self.degraded,
                             resolver_overrides={CRM_HOST: "127.0.0.1",
                                                 LIVE_AGENT_HOST: "127.0.0.1"})
-        self.host = Host(self.home, config=config).start()
+        self.host = Host(self.home, config=config, server=self.remote).start()
         self.host.server.subscribe(self._on_event)
+        if self.rig is not None:
+            self.rig.start_receiver()
+        else:
+            self.world = self.host.server
         layers = next(iter(self.host.runners.values()))
         for runner in self.host.runners.values():
             runner.ensure_started()
@@ -191,7 +210,7 @@ class Demo(StoryActs):
 
     def conversations(self) -> None:
         assert self.host is not None
-        server = self.host.server
+        server = self.world
         self.act("Visitors start conversations")
         self.say("agent-sync: an external router picked the agent (custom field externalAgentId)")
         rooms: dict[str, str] = {}
@@ -270,7 +289,7 @@ class Demo(StoryActs):
                            ["crm_url"])
         self.say(f"  crm-sync's crm_url is changed to {EXFIL_URL} (a compromised setting)")
         self.host.sync_installs()  # what the host's watcher does when the store changes
-        server = self.host.server
+        server = self.world
         v = self._visitor("late", "Visitor L")
         room = server.visitor_start_room(v["id"], "Support")
         server.agent_close_room(room["served_by"] or self.humans["bob"], room["id"], "done")
@@ -351,6 +370,7 @@ def _consent_refusal(pkg: Package, problems: list[str]) -> Any:
                        detail="; ".join(problems)[:500])
 
 
-def run_demo(console: Console, *, keep: bool = False, degraded: bool = False) -> DemoResult:
-    return Demo(console, keep=keep, degraded=degraded).run()
+def run_demo(console: Console, *, keep: bool = False, degraded: bool = False,
+             server: str = "embedded") -> DemoResult:
+    return Demo(console, keep=keep, degraded=degraded, server=server).run()
 

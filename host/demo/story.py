@@ -12,12 +12,14 @@ import sys
 import warnings
 from typing import Any
 
+import httpx
 from rich.console import Console
 
 from host.apps.installs import InstallStore
 from host.clock import SystemClock
 from host.demo.crm import DemoCrm
 from host.demo.narrate import Narrator
+from host.demo.remote import RemoteRig
 from host.home import Home
 from host.ledger.audit import open_readonly
 from host.runtime import Host
@@ -38,24 +40,30 @@ class StoryActs(Narrator):
     crm: DemoCrm
     humans: dict[str, str]
     uninstalled: dict[str, dict[str, Any]]
+    rig: RemoteRig | None  # a stand-in Rocket.Chat workspace (demo --server rocketchat)
+    world: Any  # what the narrator acts on: the embedded server, or the workspace over REST
 
     def _settle(self) -> None:
         assert self.host is not None
-        self.host.wait_idle(15)
+        if self.rig is not None:
+            self.rig.settle(self.host.wait_idle)
+        else:
+            self.host.wait_idle(15)
 
     def _visitor(self, label: str, name: str,
                  fields: dict[str, str] | None = None) -> dict[str, Any]:
         """A website visitor registering (the widget token is per visitor, not a secret)."""
         assert self.host is not None
-        return dict(self.host.server.save_visitor(f"visitor-{label}-widget", name,
-                                                  custom_fields=fields))
+        return dict(self.world.save_visitor(f"visitor-{label}-widget", name,
+                                            custom_fields=fields))
 
     # ---- before the host starts -----------------------------------------------------------
 
     def operator_setup(self) -> None:
         """What the operator does on the chat server before the apps start: two human agents in
         Support, and empty departments the apps are told about by name (never by id)."""
-        server = EmbeddedServer(self.home.server_db, SystemClock())
+        server = self.world if self.rig is not None else \
+            EmbeddedServer(self.home.server_db, SystemClock())
         try:
             for name in ("alice", "bob"):
                 user = server.users_create(SYSTEM, name, name.title(), "user")
@@ -66,7 +74,8 @@ class StoryActs(Narrator):
             for dep in ("External", "Salesforce", "Bot"):
                 server.add_department(dep)
         finally:
-            server.close()
+            if isinstance(server, EmbeddedServer):
+                server.close()
         self.say("the operator's chat server: human agents alice and bob in Support; empty "
                  "departments External, Salesforce and Bot")
 
@@ -76,7 +85,7 @@ class StoryActs(Narrator):
         """The proxy's app user made an agent by the host (its manifest said so, the operator
         consented); the chatbot's own bot account created and placed by the app itself."""
         assert self.host is not None
-        server = self.host.server
+        server = self.world
         self.act("At enable: agents made by the host and by the apps")
         proxy = self._install_user("proxy-agent")
         salesforce = server.livechat_get_department(SYSTEM, "Salesforce")
@@ -103,7 +112,7 @@ class StoryActs(Narrator):
     def _user(self, username: str) -> dict[str, Any] | None:
         assert self.host is not None
         try:
-            return dict(self.host.server.users_get_by_username(SYSTEM, username))
+            return dict(self.world.users_get_by_username(SYSTEM, username))
         except Exception:  # noqa: BLE001 - NotFound: not created
             return None
 
@@ -119,7 +128,7 @@ class StoryActs(Narrator):
 
     def proxy_story(self) -> None:
         assert self.host is not None
-        server = self.host.server
+        server = self.world
         self.say("proxy-agent: a Salesforce-style live-agent bridge; routing gives the app "
                  "user the room, the external agent answers over HTTP")
         v = self._visitor("proxy", "Visitor P", {"externalAgentName": PROXY_AGENT})
@@ -129,7 +138,9 @@ class StoryActs(Narrator):
             warnings.filterwarnings("ignore", message="Using `httpx`")
             from starlette.testclient import TestClient
 
-            web = TestClient(create_app(server))  # the widget's REST endpoints, in process
+            # the widget's REST endpoints: in process, or the stand-in workspace's own
+            web: Any = (httpx.Client(base_url=self.rig.url, timeout=10, trust_env=False)
+                        if self.rig is not None else TestClient(create_app(server)))
         rid = web.get("/api/v1/livechat/room",
                       params={"token": token, "department": "Salesforce"}).json()["room"]["_id"]
         self._settle()
@@ -161,7 +172,7 @@ class StoryActs(Narrator):
     def chatbot_story(self) -> str:
         """The bot answers as its own account, then hands over; returns the room id."""
         assert self.host is not None
-        server = self.host.server
+        server = self.world
         self.say("chatbot-handover: its bot account answers, then hands over to a human")
         v = self._visitor("bot", "Visitor B")
         bot_room = server.visitor_start_room(v["id"], "Bot")
@@ -219,7 +230,7 @@ class StoryActs(Narrator):
             self.say(f"  {text}")
         self.host.sync_installs()  # what the host's watcher does when the store changes
         self.uninstalled["chatbot-handover"] = stats
-        server = self.host.server
+        server = self.world
         v = self._visitor("after", "Visitor A")
         room = server.visitor_start_room(v["id"], "Bot")
         bot = self._user(BOT_USERNAME)

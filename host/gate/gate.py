@@ -32,7 +32,7 @@ from host.ledger.audit import AuditRecord, digest_args
 from host.ledger.ledger import REFUNDABLE_ERRORS, Ledger
 from host.ledger.quota import Charge
 from host.server.adapter import ACTION_METHODS, ServerAdapter
-from host.server.errors import ServerError
+from host.server.errors import ServerError, Unavailable
 from host.server.principals import Caller
 from host.server.rest_errors import rc_status
 from policies.engine import decide
@@ -298,7 +298,11 @@ class Gate:
         try:
             result = self._dispatch(session, spec, args, op_id, facts)
         except ServerError as exc:
-            if seq is not None and op_id is not None:
+            if seq is not None and op_id is not None and isinstance(exc, Unavailable) \
+                    and exc.outcome_unknown:
+                # A remote write sent with no answer: ask the server, never refund blindly.
+                self._settle_unknown(spec, seq, op_id, exc, exc.code)
+            elif seq is not None and op_id is not None:
                 self.ledger.outcome(seq, op_id, False, exc.code,
                                     refund=exc.code in REFUNDABLE_ERRORS,
                                     status=rc_status(exc.code) if route else None, route=route)
@@ -330,7 +334,8 @@ class Gate:
         self._count(True)
         return result
 
-    def _settle_unknown(self, spec: ActionSpec, seq: int, op_id: str, exc: Exception) -> None:
+    def _settle_unknown(self, spec: ActionSpec, seq: int, op_id: str, exc: Exception,
+                        code: str = "internal") -> None:
         """A call failed with an error that does not say whether the server applied it (a full
         disk, an I/O error, a bug). Ask the server, which records every applied write's op_id
         in the write's own transaction: not applied gives the units and the seat back now;
@@ -343,7 +348,7 @@ class Gate:
             return
         try:
             applied = bool(self.server.was_applied(op_id))
-            self.ledger.outcome(seq, op_id, False, "internal", refund=not applied)
+            self.ledger.outcome(seq, op_id, False, code, refund=not applied)
         except Exception:
             log.warning("%s: outcome unknown after %s; left for settlement at the next start",
                         op_id, type(exc).__name__, exc_info=True)

@@ -316,6 +316,8 @@ MAPPED: tuple[Mapped, ...] = (
     Mapped("POST", "livechat/room.forward", ("livechat.transfer_room",), _room_transfer,
            lambda r: {"room": rs.room(r)}),
     Mapped("POST", "livechat/room.close", ("livechat.close_room",), _room_close, _close_body),
+    Mapped("POST", "livechat/room.closeByUser", ("livechat.close_room",), _room_close,
+           _close_body),
     Mapped("GET", "livechat/visitors.info", ("livechat.get_visitor",), _visitor_info,
            lambda v: {"visitor": rs.visitor(v)}),
     Mapped("POST", "chat.sendMessage", ("messages.send",), _chat_send,

@@ -53,3 +53,19 @@ class Prevented(Conflict):
     def __init__(self, message: str, prevented_by: str | None = None) -> None:
         super().__init__(message)
         self.prevented_by = prevented_by
+
+
+class Unavailable(ServerError):
+    """The server could not be reached or did not answer in time (a remote server: a timeout,
+    a dropped connection, a 5xx or its rate limiter after the bounded retries).
+
+    `outcome_unknown` says whether a write may have been applied anyway (the request was sent
+    and no answer came back): the gate then asks `was_applied` instead of refunding, and a
+    crash-safe settlement follows at the next start if even that cannot be answered."""
+
+    code = "timeout"
+    http_status = 503
+
+    def __init__(self, message: str, *, outcome_unknown: bool = False) -> None:
+        super().__init__(message)
+        self.outcome_unknown = outcome_unknown

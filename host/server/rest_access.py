@@ -25,6 +25,22 @@ PERMISSIONS: dict[str, frozenset[str]] = {
 }
 
 
+# What the embedded server answers to `GET permissions.listAll` (its roles' powers named as
+# Rocket.Chat names them), so `stockade rocketchat check` can be tested against the stand-in.
+# Admins hold every listed permission, as on a Rocket.Chat workspace.
+_MANAGER_POWERS = ("view-l-room", "view-livechat-rooms", "manage-livechat-agents",
+                   "manage-livechat-departments", "view-livechat-departments",
+                   "view-livechat-queue", "take-livechat-inquiry", "transfer-livechat-guest",
+                   "close-others-livechat-room", "close-livechat-room")
+LISTED_PERMISSIONS: dict[str, frozenset[str]] = {
+    **{p: frozenset({"admin", "livechat-manager"}) for p in _MANAGER_POWERS},
+    **{p: frozenset({"admin"}) for p in (
+        "create-user", "view-full-other-user-info", "edit-other-user-info",
+        "edit-other-user-active-status", "assign-roles", "user-generate-access-token",
+        "message-impersonate", "delete-user", "edit-privileged-setting", "manage-apps")},
+}
+
+
 def has(identity: User | None, permission: str) -> bool:
     """Whether the identity's roles hold the permission."""
     return identity is not None and bool(PERMISSIONS[permission] & set(identity["roles"]))

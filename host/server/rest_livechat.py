@@ -213,3 +213,23 @@ def channels_history(ctx: Ctx) -> dict[str, Any]:
     room_for(ctx, rid, "this room is not yours")
     msgs = ctx.server.messages_list(ctx.principal, rid, 500)
     return ctx.page([rs.message(m) for m in reversed(msgs)], "messages")
+
+
+def department_agents(ctx: Ctx) -> dict[str, Any]:
+    """POST livechat/department/{id}/agents {upsert: [{agentId}], remove: [{agentId}]}: put
+    agents into a department and take others out (each idempotent)."""
+    upsert = ctx.b("upsert", list, required=False) or []
+    remove = ctx.b("remove", list, required=False) or []
+    for entries, fn in ((upsert, ctx.server.livechat_add_department_agent),
+                        (remove, ctx.server.livechat_remove_department_agent)):
+        for e in entries:
+            if not isinstance(e, dict) or not isinstance(e.get("agentId"), str):
+                raise InvalidArgument("upsert and remove are lists of {agentId}")
+            fn(ctx.principal, ctx.path["id"], e["agentId"], op_id=None)
+    return {}
+
+
+def permissions_list(ctx: Ctx) -> dict[str, Any]:
+    """GET permissions.listAll: each permission with the roles that hold it."""
+    return {"update": [{"_id": p, "roles": sorted(roles)}
+                       for p, roles in sorted(access.LISTED_PERMISSIONS.items())], "remove": []}

@@ -453,13 +453,19 @@ def visitor_room(ctx: Ctx) -> dict[str, Any]:
 
 
 def chat_send(ctx: Ctx) -> dict[str, Any]:
-    """POST chat.sendMessage {message: {rid, msg}}: as the identity (or the calling app's user)."""
+    """POST chat.sendMessage {message: {rid, msg, alias?, avatar?}}: as the identity (or the
+    calling app's user); `alias`/`avatar` show another name to the visitor (Rocket.Chat's
+    message-impersonate; the sender stays the identity)."""
     msg: dict[str, Any] = ctx.b("message", dict)
     rid, text = msg.get("rid"), msg.get("msg")
     if not isinstance(rid, str) or not isinstance(text, str):
         raise InvalidArgument("message needs rid and msg strings")
     require_speaker(ctx, rid)
-    m = ctx.server.messages_send(ctx.principal, rid, text, op_id=ctx.op_id)
+    alias, avatar = msg.get("alias"), msg.get("avatar")
+    if not isinstance(alias, (str, type(None))) or not isinstance(avatar, (str, type(None))):
+        raise InvalidArgument("alias and avatar must be strings")
+    m = ctx.server.messages_send(ctx.principal, rid, text, op_id=ctx.op_id, alias=alias,
+                                 avatar_url=avatar)
     return {"message": rs.message(m)}
 
 

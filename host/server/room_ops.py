@@ -125,11 +125,21 @@ class RoomOps(ServerCore):
     # -- messages -------------------------------------------------------------------------------
 
     def messages_send(
-        self, caller: Principal, room_id: str, text: str, *, op_id: str | None = None
+        self, caller: Principal, room_id: str, text: str, *, op_id: str | None = None,
+        alias: str | None = None, avatar_url: str | None = None,
     ) -> Message:
-        """Send as the caller's user (an app's app user), through the pre-send hook."""
+        """Send as the caller's user (an app's app user), through the pre-send hook. `alias` /
+        `avatar_url`: Rocket.Chat's `message-impersonate` display, for a REST identity only (an
+        app relays with `livechat_relay_message`, under its own rule)."""
         room_id = limits.ident(room_id, "room_id")
         text = limits.message_text(text)
+        display = None
+        if alias is not None:
+            if isinstance(caller, Caller):
+                raise Forbidden("an app shows an external agent with livechat.relay_message")
+            display = AgentDisplay(
+                name=limits.name(alias, "alias"),
+                avatar_url=None if avatar_url is None else limits.url(avatar_url, "avatar_url"))
         uid = user_of(caller)
         if uid is None:
             raise InvalidArgument(
@@ -138,7 +148,7 @@ class RoomOps(ServerCore):
             )
         with self.db.read() as c:
             sender = messages.user_sender(c, uid)
-        return self._send(caller, op_id, room_id, sender, text)
+        return self._send(caller, op_id, room_id, sender, text, display=display)
 
     def livechat_relay_message(
         self, caller: Principal, room_id: str, text: str, alias: str,

@@ -13,9 +13,9 @@ from host.gate.gate import Session
 from host.keys import tokens
 from host.keys.keyring import Keyring
 from host.keys.registry import TokenRegistry
-from host.server.embedded import EmbeddedServer
 from host.server.errors import NotFound
 from host.server.principals import SYSTEM
+from host.server.remote.server import Workspace
 from host.supervise.child import ChildDied
 from host.supervise.supervisor import AppRunner
 
@@ -25,7 +25,7 @@ APP_USER_CHECK_EVERY = 5  # watcher ticks
 
 
 class Credentials:
-    def __init__(self, keyring: Keyring, registry: TokenRegistry, server: EmbeddedServer,
+    def __init__(self, keyring: Keyring, registry: TokenRegistry, server: Workspace,
                  clock: Clock, host_id: str) -> None:
         self.keyring, self.registry, self.server = keyring, registry, server
         self.clock, self.host_id = clock, host_id

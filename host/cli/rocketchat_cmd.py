@@ -1,0 +1,78 @@
+"""`stockade rocketchat connect|check`: connect the home to a Rocket.Chat workspace as the
+operator's service account, and check that connection (docs/ROCKETCHAT.md)."""
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from host.cli.output import EXIT_NEGATIVE, EXIT_USAGE, emit_json, err_console, fail
+from host.clock import SystemClock
+from host.home import Home
+
+rocketchat = typer.Typer(help="Connect the home to a Rocket.Chat workspace.", no_args_is_help=True)
+
+
+@rocketchat.command("connect")
+def connect(
+    ctx: typer.Context,
+    url: str = typer.Option(..., "--url", help="The workspace, e.g. https://chat.example.com"),
+    user_id: str = typer.Option(..., "--user-id", help="The service account's user id."),
+    json_out: bool = typer.Option(False, "--json", help="JSON on stdout."),
+) -> None:
+    """Store the service account's personal access token (read from stdin, one line) and a new
+    webhook secret in the home (0600); print the webhook secret once, for the workspace's
+    Omnichannel > Webhooks settings."""
+    from host.ledger.operator import audited
+    from host.server.remote.config import save, secret_path
+
+    home: Home = ctx.obj
+    if not url.startswith(("http://", "https://")):
+        fail(f"--url {url!r} is not http(s)://", code=EXIT_USAGE)
+    token = sys.stdin.readline().strip()
+    if not token:
+        fail("no token on stdin", "pipe the service account's personal access token in: "
+             "`stockade rocketchat connect --url URL --user-id ID < token.txt`", EXIT_USAGE)
+    home.ensure()
+    # Rule 14: connecting the home to a workspace is an operator record (never the token).
+    with audited(home.host_db, "rocketchat_connect", clock=SystemClock(),
+                 detail=f"workspace {url[:200]} as user {user_id[:64]}"):
+        conf = save(home, url.rstrip("/"), user_id, token)
+    if json_out:
+        emit_json({"url": conf.url, "user_id": conf.user_id,
+                   "webhook_secret": conf.webhook_secret, "secret_file": str(secret_path(home))})
+        return
+    err_console.print(f"connected {home.root} to {conf.url} as {conf.user_id}; token stored in "
+                      f"{secret_path(home)} (0600)", highlight=False)
+    err_console.print("webhook secret (Omnichannel > Webhooks > Secret Token), shown once:",
+                      highlight=False)
+    typer.echo(conf.webhook_secret)
+
+
+@rocketchat.command("check")
+def check(ctx: typer.Context,
+          json_out: bool = typer.Option(False, "--json", help="JSON on stdout.")) -> None:
+    """The connection, the server's version and the service account's permissions: exactly
+    what Stockade needs, and any extra power (exit 1 when something is missing or too wide)."""
+    from host.server.remote.config import ConfigError, open_remote
+    from host.server.remote.permcheck import check_account
+
+    home: Home = ctx.obj
+    try:
+        remote = open_remote(home, SystemClock())
+    except ConfigError as exc:
+        fail(str(exc), code=EXIT_USAGE)
+    try:
+        report = check_account(remote)
+    finally:
+        remote.close()
+    if json_out:
+        emit_json(report.to_json())
+    else:
+        for line in report.lines():
+            err_console.print(line, highlight=False, markup=False)
+    raise typer.Exit(0 if report.ok else EXIT_NEGATIVE)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(rocketchat, name="rocketchat")

@@ -1,0 +1,63 @@
+"""`stockade serve --server rocketchat`: the installed apps served against a Rocket.Chat
+workspace (`host/server/remote/`), with the webhook receiver on loopback (docs/ROCKETCHAT.md).
+"""
+from __future__ import annotations
+
+import socket
+
+from host.cli.output import EXIT_NEGATIVE, EXIT_USAGE, err_console, fail
+from host.clock import SystemClock
+from host.errors import StartRefused
+from host.home import Home
+from host.runtime import HostConfig
+
+
+def serve_remote(home: Home, bind: str, sock: socket.socket, url: str | None,
+                 config: HostConfig) -> None:
+    """Serve on `sock` until interrupted; every failure to start is one line for the
+    operator."""
+    import uvicorn
+
+    from host.runtime import Host
+    from host.server.errors import ServerError
+    from host.server.remote.config import ConfigError, load, open_remote
+    from host.server.remote.receiver import PATH, WebhookReceiver
+    from host.supervise.child import LayerMissing
+
+    try:
+        conf = load(home, url=url)
+        remote = open_remote(home, SystemClock(), url=url)
+    except ConfigError as exc:
+        sock.close()
+        fail(str(exc), code=EXIT_USAGE)
+    try:
+        version = remote.client.info().get("version", "unknown")
+    except ServerError as exc:
+        remote.close()
+        sock.close()
+        fail(f"cannot reach the workspace: {exc.message}",
+             "check the URL and `stockade rocketchat check`", EXIT_NEGATIVE)
+    port = sock.getsockname()[1]
+    try:
+        app_host = Host(home, config=config, server=remote).start()
+    except (LayerMissing, StartRefused) as exc:
+        sock.close()
+        remote.close()
+        if isinstance(exc, StartRefused):
+            fail(exc.message, exc.hint, EXIT_NEGATIVE)
+        fail(str(exc), "run `stockade doctor`; or pass --degraded to accept the risk")
+    receiver = WebhookReceiver(remote, conf.webhook_secret).start()
+    running = sorted(r.app_id for r in app_host.runners.values())
+    err_console.print(f"apps running: {', '.join(running) or 'none'}", highlight=False)
+    err_console.print(f"workspace: {conf.url} (Rocket.Chat {version}) as {conf.user_id}",
+                      highlight=False)
+    err_console.print(f"webhook receiver: http://{bind}:{port}{PATH} (behind a TLS proxy, "
+                      "this is the workspace's Omnichannel Webhook URL)", highlight=False)
+    try:
+        uvicorn.Server(uvicorn.Config(receiver.app(), log_level="warning",
+                                      lifespan="off")).run(sockets=[sock])
+    finally:
+        sock.close()
+        receiver.stop()
+        app_host.stop()
+        remote.close()

@@ -1,0 +1,76 @@
+"""`stockade standin`: the embedded server as a stand-in Rocket.Chat workspace, in its own
+process: its REST API on loopback and Rocket.Chat's omnichannel webhooks sent to a URL
+(`host/server/remote/standin.py`). What `stockade serve --server rocketchat` and
+`stockade demo --server rocketchat` are tested against; docs/ROCKETCHAT.md says what was
+verified only here.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import typer
+
+from host.cli.output import EXIT_USAGE, err_console, fail
+from host.clock import SystemClock
+from host.home import Home
+
+
+def standin(
+    ctx: typer.Context,
+    port: int = typer.Option(0, "--port", min=0, max=65535, help="TCP port (0: any free)."),
+    webhook_url: str = typer.Option(None, "--webhook-url", help="Where to send webhooks."),
+    webhook_token_file: Path = typer.Option(
+        None, "--webhook-token-file", help="File holding the webhook's secret token."),
+    webhook_retry_s: float = typer.Option(
+        10.0, "--webhook-retry-s", min=0.0, help="Wait between webhook retries (Rocket.Chat: "
+        "10 s)."),
+    webhook_retries: int = typer.Option(10, "--webhook-retries", min=0,
+                                        help="Retries on a non-200 answer (Rocket.Chat: 10)."),
+    ready_file: Path = typer.Option(None, "--ready-file",
+                                    help="Write {url, pid} here once listening."),
+    faults: bool = typer.Option(False, "--faults", help="Accept POST /_standin/faults "
+                                "(tests: slow routes, 429, 5xx)."),
+) -> None:
+    """Run the embedded server as a stand-in Rocket.Chat workspace (REST + webhooks)."""
+    import uvicorn
+
+    from host.server.embedded import EmbeddedServer
+    from host.server.listen import tcp_listener
+    from host.server.remote.standin import Faults, Status, WebhookSender
+    from host.server.rest import create_app
+
+    home: Home = ctx.obj
+    home.ensure()
+    server = EmbeddedServer(home.server_db, SystemClock())
+    sender = None
+    if webhook_url:
+        if webhook_token_file is None:
+            fail("--webhook-url needs --webhook-token-file", code=EXIT_USAGE)
+        secret = webhook_token_file.read_text().strip()
+        sender = WebhookSender(server, webhook_url, secret, retries=webhook_retries,
+                               spacing_s=webhook_retry_s)
+    try:
+        sock = tcp_listener("127.0.0.1", port)
+    except OSError as exc:
+        fail(f"port {port} cannot be bound ({exc.strerror})", code=EXIT_USAGE)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    app = Status(create_app(server), sender)
+    if ready_file is not None:
+        tmp = ready_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"url": url, "pid": os.getpid()}))
+        tmp.replace(ready_file)
+    err_console.print(f"stand-in workspace: {url}/api/v1/ (data: {home.server_db})",
+                      highlight=False)
+    try:
+        uvicorn.Server(uvicorn.Config(Faults(app) if faults else app, log_level="warning",
+                                      lifespan="off")).run(sockets=[sock])
+    finally:
+        sock.close()
+        if sender is not None:
+            sender.close()
+
+
+def register(root: typer.Typer) -> None:
+    root.command("standin")(standin)

@@ -1,0 +1,200 @@
+"""`RcClient`: the one pooled HTTP client that speaks to a Rocket.Chat workspace's REST API.
+
+It authenticates as the operator's service account (a personal access token: `X-User-Id` +
+`X-Auth-Token`, never shown to an app), bounds every request in time, and turns every failure
+into a typed `ServerError` the gate already understands:
+
+- 400 with Rocket.Chat's `errorType` → `NotFound` / `Conflict` / `InvalidArgument`
+  (`_ERROR_TYPES`); 401 / 403 → `Forbidden`; 404 → `NotFound`;
+- a timeout, a dropped connection, a 5xx or a 429 (Rocket.Chat's rate limiter) → retried, at most
+  `retries` more times with exponential backoff and full jitter, **only when the call is
+  idempotent** (a read, or a write whose repeat changes nothing) or when the request provably
+  never left (the connection was refused); then `Unavailable`, whose `outcome_unknown` says
+  whether a write may have been applied anyway (the gate then asks `was_applied`).
+
+No request can hang an app: every attempt has `timeout_s` (connect, read, write and pool), and
+the whole call, retries and their waits included, is cut at `deadline_s`.
+"""
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+
+from host.server.errors import (
+    Conflict,
+    Forbidden,
+    InvalidArgument,
+    NotFound,
+    ServerError,
+    Unavailable,
+)
+
+# One request's bound (connect, read, write, pool each). Guards the app's event deadline (5 s by
+# default): a stalled workspace costs an app one clear `timeout` error, never a hang.
+TIMEOUT_S = 4.0
+# The whole call, retries and waits included. Below the app's event deadline for a default
+# handler, so the app sees the typed error, not the watchdog's kill.
+DEADLINE_S = 4.5
+# Extra attempts for an idempotent call (so at most 3 in all). Bounded so a workspace that is
+# down costs a call a few seconds, not minutes.
+RETRIES = 2
+# Backoff: full jitter over BASE * 2**attempt, capped. A 429's Retry-After is honoured up to the
+# cap (a longer wait is the rate limiter saying "not now": the app gets `Unavailable`).
+BACKOFF_BASE_S = 0.2
+BACKOFF_CAP_S = 2.0
+# Connections kept to the workspace (one pool shared by every app's calls).
+MAX_CONNECTIONS = 16
+# A response body larger than this is refused (a workspace page of 100 users is ~100 KiB).
+MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+
+# Rocket.Chat's `errorType`s (REST error bodies) and the server error each one is here.
+_ERROR_TYPES: dict[str, type[ServerError]] = {
+    "error-invalid-user": NotFound,
+    "error-invalid-room": NotFound,
+    "error-room-not-found": NotFound,
+    "error-department-not-found": NotFound,
+    "error-invalid-visitor": NotFound,
+    "error-invalid-role": NotFound,
+    "error-role-not-found": NotFound,
+    "error-field-unavailable": Conflict,
+    "error-user-already-agent": Conflict,
+    "error-room-closed": Conflict,
+    "error-action-not-allowed": Forbidden,
+    "error-not-allowed": Forbidden,
+    "error-unauthorized": Forbidden,
+    "invalid-params": InvalidArgument,
+}
+
+
+class Unauthorized(Forbidden):
+    """A 401: the workspace refused the credentials themselves (a revoked or expired token)."""
+
+
+class RcClient:
+    """A pooled, bounded REST client for one workspace, as one service account."""
+
+    def __init__(self, url: str, user_id: str, token: str, *, timeout_s: float = TIMEOUT_S,
+                 deadline_s: float = DEADLINE_S, retries: int = RETRIES,
+                 sleep: Callable[[float], None] = time.sleep,
+                 rng: random.Random | None = None) -> None:
+        self.base = url.rstrip("/")
+        self._auth = {"X-User-Id": user_id, "X-Auth-Token": token}
+        self.user_id = user_id
+        self.deadline_s = deadline_s
+        self.retries = retries
+        self._sleep = sleep
+        self._rng = rng or random.Random()  # noqa: S311 (backoff jitter, not a secret)
+        self._rng_lock = threading.Lock()
+        self.http = httpx.Client(
+            base_url=self.base, timeout=httpx.Timeout(timeout_s),
+            limits=httpx.Limits(max_connections=MAX_CONNECTIONS,
+                                max_keepalive_connections=MAX_CONNECTIONS),
+            follow_redirects=False, trust_env=False)
+        self.attempts = 0  # every HTTP attempt made (retries included), for `doctor` and tests
+
+    def close(self) -> None:
+        """Close the pool (idempotent)."""
+        self.http.close()
+
+    def info(self) -> dict[str, Any]:
+        """GET /api/info (public): the server's version."""
+        return self._request("GET", "/api/info", None, None, None, idempotent=True)
+
+    def call(self, method: str, route: str, *, query: Mapping[str, str] | None = None,
+             body: Mapping[str, Any] | None = None, idempotent: bool,
+             auth: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """One REST call to /api/v1/`route`, as the service account (or `auth`: another
+        identity's headers, e.g. a user token the host minted). Returns the success body."""
+        return self._request(method, f"/api/v1/{route}", query, body,
+                             auth or self._auth, idempotent=idempotent)
+
+    def _request(self, method: str, path: str, query: Mapping[str, str] | None,
+                 body: Mapping[str, Any] | None, auth: Mapping[str, str] | None, *,
+                 idempotent: bool) -> dict[str, Any]:
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            self.attempts += 1
+            sent = True
+            why: str
+            retry_after: float | None = None
+            try:
+                resp = self.http.request(method, path, params=dict(query or {}),
+                                         json=None if body is None else dict(body),
+                                         headers=dict(auth or {}))
+            except httpx.ConnectError:
+                sent, why = False, "refused the connection"
+            except httpx.TimeoutException as exc:
+                # A connect or pool timeout never sent the request; a read/write one may have.
+                sent = not isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout))
+                why = f"did not answer within {self.http.timeout.read:g} s"
+            except httpx.TransportError as exc:
+                why = f"dropped the connection ({type(exc).__name__})"
+            else:
+                if resp.status_code == 429:
+                    why, retry_after = "is rate limiting (429)", _retry_after(resp)
+                elif resp.status_code >= 500:
+                    why = f"answered {resp.status_code}"
+                else:
+                    return _result(resp, path)
+            attempt += 1
+            may_retry = idempotent or not sent
+            wait = self._backoff(attempt, retry_after)
+            late = time.monotonic() - started + wait > self.deadline_s
+            if not may_retry or attempt > self.retries or late:
+                tries = f"{attempt} attempt{'s' if attempt > 1 else ''}"
+                # Any write whose answer was lost may have been applied, idempotent or not (a
+                # GET that opens a room, `livechat/room`, is a write too): the gate then asks
+                # `was_applied`. A request that never left applied nothing.
+                unknown = sent and (method != "GET" or not idempotent)
+                tail = ("; it may have been applied: the host checks" if unknown
+                        else "; nothing was applied" if not sent else "")
+                raise Unavailable(f"Rocket.Chat at {self.base} {why} ({tries}){tail}",
+                                  outcome_unknown=unknown)
+            self._sleep(wait)
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), BACKOFF_CAP_S)
+        with self._rng_lock:
+            return self._rng.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (attempt - 1)))
+
+
+def _retry_after(resp: httpx.Response) -> float | None:
+    raw = resp.headers.get("Retry-After") or resp.headers.get("X-RateLimit-Reset-After")
+    try:
+        return float(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
+def _result(resp: httpx.Response, path: str) -> dict[str, Any]:
+    """The body of a non-5xx, non-429 answer, or the typed refusal it carries."""
+    if len(resp.content) > MAX_RESPONSE_BYTES:
+        raise Unavailable(f"Rocket.Chat answered {path} with more than "
+                          f"{MAX_RESPONSE_BYTES} bytes")
+    try:
+        data = resp.json()
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser
+        data = None
+    if not isinstance(data, dict):
+        if resp.status_code == 404:
+            raise NotFound(f"Rocket.Chat has no {path}")
+        raise Unavailable(f"Rocket.Chat answered {path} with {resp.status_code} and no JSON")
+    if 200 <= resp.status_code < 300 and data.get("success", True) is not False:
+        return data
+    message = str(data.get("error") or data.get("message") or f"HTTP {resp.status_code}")[:300]
+    if resp.status_code == 401:
+        raise Unauthorized(f"Rocket.Chat refused the token ({message}); "
+                           "run `stockade rocketchat check`")
+    if resp.status_code == 403:
+        raise Forbidden(f"Rocket.Chat: {message}")
+    if resp.status_code == 404:
+        raise NotFound(f"Rocket.Chat: {message}")
+    kind = _ERROR_TYPES.get(str(data.get("errorType") or ""), InvalidArgument)
+    raise kind(f"Rocket.Chat: {message}")

@@ -1,0 +1,102 @@
+"""The home's connection to a Rocket.Chat workspace.
+
+- `HOME/rocketchat.toml`: the workspace URL, the service account's user id and the roles to
+  treat as privileged beyond the built-in list. The operator may edit it; while it exists,
+  `stockade serve` serves this workspace (`--server embedded` serves the embedded one).
+- `HOME/rocketchat.secret` (0600, like the host's keys): the service account's personal access
+  token and the webhook secret. It is read by the host process only; no app, frame, log line or
+  audit record ever holds either. A secret file readable by group or others is refused.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import stat
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from host.clock import Clock
+from host.home import Home
+from host.server.remote.client import RcClient
+from host.server.remote.server import RemoteServer
+
+CONFIG_NAME = "rocketchat.toml"
+SECRET_NAME = "rocketchat.secret"  # noqa: S105 (a file name, not a secret)
+
+
+class ConfigError(Exception):
+    """The home's Rocket.Chat settings are missing or unsafe (one line for the operator)."""
+
+
+@dataclass(frozen=True)
+class RcConfig:
+    url: str
+    user_id: str
+    token: str
+    webhook_secret: str
+    privileged_roles: frozenset[str] = frozenset()
+
+
+def connected(home: Home) -> bool:
+    """Whether the home names a workspace (then `serve` serves it by default)."""
+    return config_path(home).exists()
+
+
+def config_path(home: Home) -> Path:
+    return home.root / CONFIG_NAME
+
+
+def secret_path(home: Home) -> Path:
+    return home.root / SECRET_NAME
+
+
+def save(home: Home, url: str, user_id: str, token: str, *, webhook_secret: str | None = None
+         ) -> RcConfig:
+    """Write both files (the secret one 0600 from its first byte); a new webhook secret unless
+    one is given. Returns what was saved."""
+    home.ensure()
+    hook = webhook_secret or secrets.token_urlsafe(32)
+    cfg = config_path(home)
+    cfg.write_text(f"url = {json.dumps(url)}\nuser_id = {json.dumps(user_id)}\n"
+                   "# roles with power beyond the built-in "
+                   "admin-class list, which apps may never grant\nprivileged_roles = []\n")
+    os.chmod(cfg, 0o600)
+    path = secret_path(home)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"token": token, "webhook_secret": hook}, f)
+    os.chmod(path, 0o600)
+    return load(home)
+
+
+def load(home: Home, *, url: str | None = None) -> RcConfig:
+    """The home's settings (`url` overrides the file's). ConfigError says what to do."""
+    cfg, sec = config_path(home), secret_path(home)
+    if not cfg.exists() or not sec.exists():
+        raise ConfigError(f"{home.root} is not connected to a Rocket.Chat workspace: run "
+                          "`stockade rocketchat connect --url URL --user-id ID` (token on stdin)")
+    mode = stat.S_IMODE(sec.stat().st_mode)
+    if mode & 0o077:
+        raise ConfigError(f"{sec} is readable by others (mode {mode:o}): `chmod 600 {sec}`")
+    try:
+        conf = tomllib.loads(cfg.read_text())
+        secret = json.loads(sec.read_text())
+    except (ValueError, OSError) as exc:
+        raise ConfigError(f"cannot read the Rocket.Chat settings in {home.root}: {exc}") from None
+    roles = conf.get("privileged_roles") or []
+    return RcConfig(url=str(url or conf.get("url") or ""), user_id=str(conf.get("user_id") or ""),
+                    token=str(secret.get("token") or ""),
+                    webhook_secret=str(secret.get("webhook_secret") or ""),
+                    privileged_roles=frozenset(str(r) for r in roles))
+
+
+def open_remote(home: Home, clock: Clock, *, url: str | None = None,
+                client: RcClient | None = None) -> RemoteServer:
+    """The home's workspace as a `RemoteServer` (Stockade's record of it in HOME/host.db)."""
+    conf = load(home, url=url)
+    if not conf.url.startswith(("http://", "https://")):
+        raise ConfigError(f"the workspace URL {conf.url!r} is not http(s)://")
+    return RemoteServer(client or RcClient(conf.url, conf.user_id, conf.token), home.host_db,
+                        clock, privileged_roles=conf.privileged_roles)

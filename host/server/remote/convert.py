@@ -1,0 +1,110 @@
+"""Rocket.Chat's REST documents turned into Stockade's server shapes (`host.server.shapes`), so
+an app sees the same fields from a remote workspace as from the embedded server.
+
+Lenient on purpose: a field Rocket.Chat leaves out (older versions, a setting turned off) gets
+the shape's empty value, never a KeyError; what Stockade itself keeps (which app created a user,
+an app's agent display) is filled from `Owned` by the caller.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from host.server.shapes import Agent, AgentDisplay, Closer, Department, Message, Room, User, Visitor
+
+
+def ts(value: Any) -> float:
+    """Rocket.Chat's ISO-8601 (`...Z`) or `{"$date": ms}` as epoch seconds (0.0 if absent)."""
+    if isinstance(value, dict) and isinstance(value.get("$date"), (int, float)):
+        return float(value["$date"]) / 1000.0
+    if isinstance(value, str) and value:
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return 0.0
+    return 0.0
+
+
+def _str_map(raw: Any) -> dict[str, str]:
+    if not isinstance(raw, dict):
+        return {}
+    return {str(k): str(v) for k, v in raw.items() if v is not None}
+
+
+def _ref_id(raw: Any) -> str | None:
+    return str(raw["_id"]) if isinstance(raw, dict) and raw.get("_id") else None
+
+
+def user(doc: dict[str, Any], *, created_by_app: str | None, app_id: str | None) -> User:
+    """`users.info`'s `user`."""
+    emails = [str(e.get("address")) for e in doc.get("emails") or [] if isinstance(e, dict)]
+    kind = str(doc.get("type") or "user")
+    return User(
+        id=str(doc["_id"]), type="app" if app_id else ("bot" if kind == "bot" else "user"),
+        username=str(doc.get("username") or ""), name=str(doc.get("name") or ""),
+        emails=emails, roles=[str(r) for r in doc.get("roles") or []],
+        active=bool(doc.get("active", True)), custom_fields=_str_map(doc.get("customFields")),
+        created_by_app=created_by_app, app_id=app_id, created_at=ts(doc.get("createdAt")))
+
+
+def agent(doc: dict[str, Any]) -> Agent:
+    """`livechat/users/agent/{id}`'s `user` (or an entry of the agent list)."""
+    status = "available" if doc.get("statusLivechat") == "available" else "not-available"
+    return Agent(
+        user_id=str(doc["_id"]), username=str(doc.get("username") or ""),
+        name=str(doc.get("name") or ""), type="bot" if doc.get("type") == "bot" else "user",
+        status=status, routable_offline=bool(doc.get("routableOffline", False)),
+        departments=[str(d) for d in doc.get("departments") or []])
+
+
+def department(doc: dict[str, Any], agents: list[Any] | None = None) -> Department:
+    """`livechat/department/{id}`'s `department` (its `agents` beside it, or inside it)."""
+    raw = agents if agents is not None else doc.get("agents") or []
+    return Department(
+        id=str(doc["_id"]), name=str(doc.get("name") or ""), enabled=bool(doc.get("enabled",
+                                                                                  True)),
+        agents=[str(a.get("agentId")) for a in raw if isinstance(a, dict) and a.get("agentId")])
+
+
+def visitor(doc: dict[str, Any]) -> Visitor:
+    """`livechat/visitors.info`'s `visitor`."""
+    emails = [e for e in doc.get("visitorEmails") or [] if isinstance(e, dict)]
+    return Visitor(
+        id=str(doc["_id"]), token=str(doc.get("token") or ""),
+        name=str(doc["name"]) if doc.get("name") is not None else None,
+        email=str(emails[0].get("address")) if emails else None,
+        custom_fields=_str_map(doc.get("livechatData")), created_at=ts(doc.get("ts")))
+
+
+def room(doc: dict[str, Any], *, display: tuple[str, str | None] | None) -> Room:
+    """A livechat room (`t: "l"`) as `rooms.info` / `livechat/room.info` return it."""
+    is_open = bool(doc.get("open", False))
+    closed_by: Closer | None = None
+    if not is_open:
+        closer = str(doc.get("closer") or "user")
+        closed_by = Closer(type="visitor" if closer == "visitor" else "user",
+                           id=_ref_id(doc.get("closedBy")), app_id=None)
+    return Room(
+        id=str(doc["_id"]), visitor_id=_ref_id(doc.get("v")) or "",
+        department_id=str(doc["departmentId"]) if doc.get("departmentId") else None,
+        served_by=_ref_id(doc.get("servedBy")), open=is_open,
+        custom_fields=_str_map(doc.get("livechatData")),
+        agent_display=AgentDisplay(name=display[0], avatar_url=display[1]) if display else None,
+        created_by_app=None, created_at=ts(doc.get("ts")),
+        closed_at=ts(doc.get("closedAt")) if not is_open else None, closed_by=closed_by,
+        close_comment=str(doc["closingMessage"]) if doc.get("closingMessage") else None)
+
+
+def message(doc: dict[str, Any], *, app_id: str | None) -> Message:
+    """A message (`_id`, `rid`, `msg`, `u`, `ts`; `alias`/`avatar` when impersonated; a
+    visitor's message carries the visitor's `token`)."""
+    u = doc.get("u") if isinstance(doc.get("u"), dict) else {}
+    assert isinstance(u, dict)
+    is_visitor = bool(doc.get("token")) or u.get("type") == "visitor"
+    display = (AgentDisplay(name=str(doc["alias"]), avatar_url=doc.get("avatar"))
+               if doc.get("alias") else None)
+    return Message(
+        id=str(doc["_id"]), room_id=str(doc.get("rid") or ""),
+        sender={"type": "visitor" if is_visitor else "user", "id": str(u.get("_id") or ""),
+                "username": None if is_visitor else u.get("username"), "name": u.get("name")},
+        app_id=app_id, text=str(doc.get("msg") or ""), ts=ts(doc.get("ts")), display=display)

@@ -1,0 +1,180 @@
+"""`RemoteCore`: what every remote action shares — the client, Stockade's own record of the
+workspace (`Owned`), the event bus, user tokens, and `_write`, rule 9 across the network.
+
+`_write(op_id, action, probe, send)`: the gate has already made its decision durable (audit
+before act); `_write` then records the remote write as `pending` in `host.db` **before** the
+request leaves, sends it, and records `applied` or `failed` after. A host killed in between
+leaves `pending`; at the next start `was_applied(op_id)` reads the workspace back through the
+action's probe (does the username exist now? does the user hold the role? is the room closed?)
+and the host settles quota, seats and audit from that answer.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from host.clock import Clock
+from host.server.errors import Forbidden, NotFound, ServerError, Unavailable
+from host.server.events import EventBus, PreSendHook, Subscriber
+from host.server.principals import Caller, Principal
+from host.server.remote import convert
+from host.server.remote.client import RcClient
+from host.server.remote.owned import Owned
+from host.server.shapes import User
+
+T = TypeVar("T")
+
+# Roles that are admin-class on a Rocket.Chat workspace: apps never grant or take them (DESIGN
+# rule 10). Rocket.Chat's own `protected` flag marks built-in roles (`user` and `bot` too), so
+# it cannot say this; an operator adds any custom role with power in the config file
+# (`privileged_roles`), and `stockade doctor` lists the roles it treats as privileged.
+ADMIN_CLASS_ROLES = frozenset({
+    "admin", "owner", "moderator", "leader", "livechat-manager", "livechat-monitor",
+    "user-admin", "app",
+})
+
+
+class RemoteCore:
+    """State and helpers shared by the remote actions (see the module docstring)."""
+
+    def __init__(self, client: RcClient, host_db: Path, clock: Clock, *,
+                 privileged_roles: frozenset[str] = frozenset()) -> None:
+        self.client = client
+        self.owned = Owned(host_db)
+        self.clock = clock
+        self.bus = EventBus()
+        self.privileged = ADMIN_CLASS_ROLES | privileged_roles
+        self._hook: PreSendHook | None = None
+        # Sign-ins the host minted (users.createToken) to act as an app's user or a user an
+        # app created (a message's sender must be that user). Kept in memory only, never on
+        # disk and never in a frame to an app.
+        self._user_tokens: dict[str, dict[str, str]] = {}
+        self._tokens_lock = threading.Lock()
+
+    def close(self) -> None:
+        self.client.close()
+        self.owned.close()
+
+    # -- events and the pre-send hook ------------------------------------------------------------
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Receive `(event_name, payload)` for each event the webhook receiver derives."""
+        return self.bus.subscribe(callback)
+
+    def set_pre_send_hook(self, hook: PreSendHook | None) -> None:
+        """The host's pre-send hook. It runs for the messages apps send through this adapter;
+        messages written on the workspace itself pass no hook (Rocket.Chat's REST and webhooks
+        offer no pre-send point: see docs/ROCKETCHAT.md)."""
+        self._hook = hook
+
+    def checkpoint(self) -> None:
+        """The host's upkeep: the store is host.db, checkpointed with the ledger's."""
+
+    # -- REST helpers -----------------------------------------------------------------------------
+    def get(self, route: str, **query: str) -> dict[str, Any]:
+        return self.client.call("GET", route, query=query, idempotent=True)
+
+    def post(self, route: str, body: dict[str, Any], *, idempotent: bool,
+             auth: dict[str, str] | None = None) -> dict[str, Any]:
+        return self.client.call("POST", route, body=body, idempotent=idempotent, auth=auth)
+
+    def user_doc(self, *, user_id: str | None = None, username: str | None = None
+                 ) -> dict[str, Any]:
+        query = {"userId": user_id} if user_id else {"username": username or ""}
+        doc = self.get("users.info", **query).get("user")
+        if not isinstance(doc, dict):
+            raise NotFound(f"no user {user_id or username!r}")
+        return doc
+
+    def to_user(self, doc: dict[str, Any]) -> User:
+        uid = str(doc["_id"])
+        return convert.user(doc, created_by_app=self.owned.created_by(uid),
+                            app_id=self.owned.app_of_user(uid))
+
+    def as_user(self, user_id: str) -> dict[str, str]:
+        """Headers that act as `user_id` (a token minted once per process, by the service
+        account's `users.createToken`)."""
+        with self._tokens_lock:
+            known = self._user_tokens.get(user_id)
+        if known is not None:
+            return known
+        data = self.post("users.createToken", {"userId": user_id}, idempotent=True).get("data")
+        if not isinstance(data, dict) or not data.get("authToken"):
+            raise Forbidden("Rocket.Chat minted no token to act as the app's user "
+                            "(the service account needs user-generate-access-token)")
+        headers = {"X-User-Id": user_id, "X-Auth-Token": str(data["authToken"])}
+        with self._tokens_lock:
+            self._user_tokens[user_id] = headers
+        return headers
+
+    def forget_user(self, user_id: str) -> None:
+        """Drop a minted sign-in the workspace no longer honours (a deactivation deletes a
+        user's tokens); the next `as_user` mints a new one."""
+        with self._tokens_lock:
+            self._user_tokens.pop(user_id, None)
+
+    def refuse_privileged(self, caller: Principal, roles: list[str]) -> None:
+        # DESIGN rule 10 also here, behind the gate: an app never touches admin-class roles.
+        if isinstance(caller, Caller):
+            for r in roles:
+                if r in self.privileged:
+                    raise Forbidden(f"apps may not grant or remove the privileged role {r!r}")
+
+    # -- rule 9 across the network ----------------------------------------------------------------
+    def _write(self, op_id: str | None, action: str, probe: dict[str, Any],
+               send: Callable[[], T]) -> T:
+        if op_id is None:
+            return send()  # an operator's own call (demo, CLI): no intent to settle
+        self.owned.begin_op(op_id, action, probe, self.clock.now())
+        try:
+            result = send()
+        except Unavailable as exc:
+            if not exc.outcome_unknown:
+                self.owned.end_op(op_id, "failed")
+            raise  # unknown: stays pending; the gate asks was_applied, or the next start does
+        except ServerError:
+            self.owned.end_op(op_id, "failed")
+            raise
+        self.owned.end_op(op_id, "applied")
+        return result
+
+    def was_applied(self, op_id: str) -> bool:
+        """Whether a remote write with this op_id took effect: from Stockade's record when it
+        knows, else by reading the workspace back (`_probe`). Raises `Unavailable` when the
+        workspace cannot be asked (the intent then stays pending)."""
+        found = self.owned.op(op_id)
+        if found is None:
+            return False  # never left the host: nothing was sent
+        action, state, probe = found
+        if state != "pending":
+            return state == "applied"
+        applied = self._probe(action, probe)
+        self.owned.end_op(op_id, "applied" if applied else "failed")
+        return applied
+
+    def _probe(self, action: str, probe: dict[str, Any]) -> bool:
+        """Read the workspace to tell whether a pending write happened. Writes with no state to
+        read back (a message whose id the workspace chose) count as applied: the units stay
+        charged, the safe side of a quota (docs/ROCKETCHAT.md)."""
+        try:
+            if action == "users.create":
+                doc = self.user_doc(username=str(probe["username"]))
+                self.owned.record_user(str(doc["_id"]), str(doc.get("username")),
+                                       created_by_app=probe.get("app_id"), app_id=None,
+                                       now=self.clock.now())
+                return True
+            if action in ("roles.assign", "roles.remove"):
+                roles = self.user_doc(user_id=str(probe["user_id"])).get("roles") or []
+                return (probe["role"] in roles) == (action == "roles.assign")
+            if action == "users.deactivate":
+                return not self.user_doc(user_id=str(probe["user_id"])).get("active", True)
+            if action == "livechat.close_room":
+                room = self.get("rooms.info", roomId=str(probe["room_id"])).get("room") or {}
+                return not room.get("open", True)
+            if action == "livechat.take_room":
+                room = self.get("rooms.info", roomId=str(probe["room_id"])).get("room") or {}
+                return (room.get("servedBy") or {}).get("_id") == probe.get("agent_id")
+        except NotFound:
+            return False
+        return True

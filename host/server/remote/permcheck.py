@@ -1,0 +1,113 @@
+"""What `stockade rocketchat check` and `stockade doctor` say about the workspace: reachable,
+its version (`GET /api/info`), who the service account is (`GET me`), and which Rocket.Chat
+permissions its roles hold (`GET permissions.listAll`), against exactly the list Stockade
+needs (`NEEDED`): what is missing, and any extra power (admin, or a permission on `POWERFUL`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from host.server.errors import ServerError
+from host.server.remote.server import RemoteServer
+
+# Each Rocket.Chat permission the adapter's calls need, and the call that needs it. This is the
+# least-privilege role an operator creates for the service account (docs/ROCKETCHAT.md).
+# (`message-impersonate`, for relay_message's alias, is checked on the sending app user, not
+# on this account: the doc says which role gets it.)
+NEEDED: dict[str, str] = {
+    "create-user": "users.create (apps' users.create, each app's own user)",
+    "view-full-other-user-info": "users.info / users.list with custom fields",
+    "edit-other-user-info": "users.update (custom fields)",
+    "edit-other-user-active-status": "users.setActiveStatus (deactivate, app users)",
+    "assign-roles": "roles.addUserToRole / removeUserFromRole (the gate refuses admin-class)",
+    "user-generate-access-token": "users.createToken (send as an app's user)",
+    "view-l-room": "rooms.info, channels.messages on livechat rooms",
+    "view-livechat-rooms": "livechat/rooms",
+    "manage-livechat-agents": "livechat/users/agent, livechat/agent.status",
+    "manage-livechat-departments": "livechat/department/{id}/agents",
+    "view-livechat-departments": "livechat/department",
+    "view-livechat-queue": "livechat/inquiries.getOne",
+    "take-livechat-inquiry": "livechat/inquiries.take",
+    "transfer-livechat-guest": "livechat/room.forward",
+    "close-others-livechat-room": "livechat/room.closeByUser",
+}
+# Powers Stockade never needs whose presence the check names (a service account with them can
+# do far more than any app should reach through it, if its token leaks).
+POWERFUL = frozenset({
+    "delete-user", "edit-privileged-setting", "view-privileged-setting", "manage-apps",
+    "manage-oauth-apps", "manage-outgoing-integrations", "manage-incoming-integrations",
+    "access-permissions", "manage-own-integrations", "bulk-register-user", "remove-user",
+    "manage-cloud",
+})
+
+
+@dataclass
+class AccountReport:
+    url: str
+    reachable: bool = False
+    version: str | None = None
+    account: str | None = None
+    roles: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    extra_power: list[str] = field(default_factory=list)
+    problem: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.reachable and self.problem is None and not self.missing
+
+    def warnings(self) -> list[str]:
+        out = []
+        if "admin" in self.roles:
+            out.append("the service account is an admin: give it a role with only the "
+                       "permissions below")
+        if self.extra_power:
+            out.append(f"extra power Stockade never uses: {', '.join(self.extra_power)}")
+        return out
+
+    def lines(self) -> list[str]:
+        out = [f"workspace {self.url}: " + (f"reachable, version {self.version}"
+                                            if self.reachable else "NOT reachable")]
+        if self.problem:
+            out.append(f"  problem: {self.problem}")
+        if self.account:
+            out.append(f"  service account {self.account}, roles: {', '.join(self.roles)}")
+        for p in self.missing:
+            out.append(f"  missing permission {p}: needed for {NEEDED[p]}")
+        out += [f"  warning: {w}" for w in self.warnings()]
+        out.append("  least-privilege role for the service account (Rocket.Chat permissions):")
+        out += [f"    {p:<32} {why}" for p, why in NEEDED.items()]
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "url": self.url, "reachable": self.reachable,
+                "version": self.version, "account": self.account, "roles": self.roles,
+                "missing": self.missing, "extra_power": self.extra_power,
+                "warnings": self.warnings(), "problem": self.problem,
+                "needed": dict(NEEDED)}
+
+
+def check_account(remote: RemoteServer) -> AccountReport:
+    """Ask the workspace (four requests); never raises for a workspace problem."""
+    rep = AccountReport(url=remote.client.base)
+    try:
+        info = remote.client.info()
+        rep.reachable = True
+        rep.version = str(info.get("version") or (info.get("info") or {}).get("version")
+                          or "unknown (the server hides it from this account)")
+        me = remote.get("me")
+        rep.account = str(me.get("username") or me.get("_id"))
+        rep.roles = sorted(str(r) for r in me.get("roles") or [])
+        listed = remote.get("permissions.listAll")
+    except ServerError as exc:
+        rep.problem = exc.message
+        return rep
+    held = set()
+    mine = set(rep.roles)
+    for p in listed.get("update") or []:
+        if isinstance(p, dict) and mine & set(p.get("roles") or []):
+            held.add(str(p.get("_id")))
+    rep.missing = sorted(set(NEEDED) - held)
+    rep.extra_power = sorted(held & POWERFUL)
+    return rep

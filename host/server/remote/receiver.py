@@ -1,0 +1,274 @@
+"""The host's endpoint for Rocket.Chat's omnichannel webhooks, and the worker that turns them into
+Stockade events.
+
+The endpoint (`POST /rocketchat/webhook`) answers fast and does little: it refuses a body over
+`MAX_BODY_BYTES` (413) and a wrong or missing `X-RocketChat-Livechat-Token` (401, compared in
+constant time), refuses a malformed payload (400), answers an identical body it already took
+(Rocket.Chat's own retry, or a replay) 200 without taking it again, and otherwise stores the
+body in `host.db`'s inbox and answers 200. Rocket.Chat retries a non-200 ten times, ten seconds
+apart, so an answer that waited on the apps would only multiply the deliveries.
+
+The worker reads the inbox in order. A webhook is a hint, never the truth: for each one it reads
+the room from the REST API and compares it with what Stockade last knew of that room
+(`rc_rooms`), and derives the events from the difference — a room seen for the first time
+started, a new serving agent was assigned (and the previous one, which no webhook names,
+unassigned), a room no longer open closed. A replayed or forged-but-signed webhook therefore
+changes nothing the workspace did not change, and each event is claimed by key in
+`rc_delivered` before it is dispatched: no app sees the same event twice, even across restarts.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import threading
+import time
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from host.server.errors import NotFound, ServerError
+from host.server.events import (
+    AGENT_ASSIGNED,
+    AGENT_UNASSIGNED,
+    MESSAGE_SENT,
+    ROOM_CLOSED,
+    ROOM_STARTED,
+    ROOM_TRANSFERRED,
+    Event,
+)
+from host.server.remote import webhook
+from host.server.remote.convert import ts
+from host.server.remote.server import RemoteServer
+from host.server.shapes import Agent, Message, Room
+
+log = logging.getLogger("stockade.rocketchat.webhook")
+
+PATH = "/rocketchat/webhook"
+# Guards the host's memory and disk against an oversized body: a close webhook carries the whole
+# transcript, so the cap is generous (a 1,000-message chat is ~300 KiB).
+MAX_BODY_BYTES = 1024 * 1024
+# The catch-up reads open rooms that started up to this long before the last webhook taken (a
+# room whose Chat Start was the webhook lost at the very moment the host went down).
+CATCH_UP_MARGIN_S = 60.0
+# Rocket.Chat's secret token must be at least this long for the receiver to start (a short
+# token could be guessed; `stockade rocketchat connect` makes 32 random bytes).
+MIN_SECRET_LEN = 16
+
+
+class WebhookReceiver:
+    """The endpoint and its worker (see the module docstring)."""
+
+    def __init__(self, server: RemoteServer, secret: str) -> None:
+        if len(secret) < MIN_SECRET_LEN:
+            raise ValueError(f"the webhook secret must be at least {MIN_SECRET_LEN} characters")
+        self.server = server
+        self._secret = secret.encode("utf-8")
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._busy = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.refused = {"token": 0, "size": 0, "payload": 0, "repeat": 0}
+        self.last_activity = time.monotonic()  # a webhook taken or processed (demo, tests)
+        self._catch_up = False
+
+    # -- HTTP ----------------------------------------------------------------------------------
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route(PATH, self._endpoint, methods=["POST"])])
+
+    async def _endpoint(self, request: Request) -> JSONResponse:
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+            return self._refuse("size", 413, "the body is too large")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                return self._refuse("size", 413, "the body is too large")
+        token = request.headers.get(webhook.TOKEN_HEADER, "").encode("utf-8")
+        if not hmac.compare_digest(token, self._secret):
+            return self._refuse("token", 401, "wrong or missing secret token")
+        try:
+            webhook.parse(bytes(body))
+        except webhook.BadPayload as exc:
+            return self._refuse("payload", 400, str(exc))
+        return JSONResponse(self.accept(bytes(body)))
+
+    def _refuse(self, why: str, status: int, message: str) -> JSONResponse:
+        self.refused[why] += 1
+        log.warning("rocketchat webhook refused (%d): %s", status, message)
+        return JSONResponse({"success": False, "error": message}, status_code=status)
+
+    def accept(self, body: bytes) -> dict[str, Any]:
+        """Store a verified body once (an identical one again is a retry or a replay)."""
+        now = self.server.clock.now()
+        key = "body:" + hashlib.sha256(body).hexdigest()
+        if not self.server.owned.claim_event(key, now):
+            self.refused["repeat"] += 1
+            return {"success": True, "duplicate": True}
+        self.server.owned.inbox_put(body.decode("utf-8"), now)
+        self.last_activity = time.monotonic()
+        self._wake.set()
+        return {"success": True}
+
+    # -- the worker ------------------------------------------------------------------------------
+    def start(self) -> WebhookReceiver:
+        self._thread = threading.Thread(target=self._run, name="stockade-webhooks", daemon=True)
+        self._catch_up = True
+        self._thread.start()
+        self._wake.set()  # whatever an earlier run left in the inbox
+        return self
+
+    def stop(self) -> None:
+        """Stop the worker (idempotent); what is left in the inbox waits for the next start."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(10)
+            self._thread = None
+
+    def idle(self) -> bool:
+        """Nothing in the inbox and nothing being processed."""
+        if self._busy.locked():
+            return False
+        return self.server.owned.inbox_size() == 0
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(1.0)
+            self._wake.clear()
+            try:
+                if self._catch_up:
+                    self.catch_up()
+                    self._catch_up = False
+                self.drain()
+            except Exception:
+                log.exception("webhook worker: the workspace could not be read; retrying")
+                self._stop.wait(1.0)
+                self._wake.set()
+
+    def catch_up(self) -> int:
+        """What the workspace did while no host listened (webhooks it gave up on after its
+        ten retries): each room Stockade last saw open is read again, and each open room that
+        started after the last webhook taken (minus CATCH_UP_MARGIN_S) and that Stockade never
+        saw; the events follow from the difference, as for a webhook, each claimed once. A
+        home that never received a webhook catches nothing up: rooms that were open before
+        Stockade was connected are not announced as started. Returns the rooms read."""
+        owned = self.server.owned
+        since = owned.last_webhook()
+        if since is None:
+            return 0
+        rooms = set(owned.open_rooms())
+        horizon = since - CATCH_UP_MARGIN_S
+        rooms |= {r["id"] for r in self.server.livechat_list_rooms(None, True)  # type: ignore[arg-type]
+                  if r["created_at"] >= horizon and owned.room_state(r["id"]) is None}
+        seq = -int(self.server.clock.now() * 1000)  # one catch-up pass: its own claim keys
+        with self._busy:
+            for rid in sorted(rooms):
+                hook = webhook.Webhook(type="catch-up", room_id=rid, visitor_id=None,
+                                       visitor_name=None, agent_id=None)
+                try:
+                    events = self.events_for(hook, seq)
+                except NotFound:
+                    continue
+                for name, payload in events:
+                    self.server.bus.emit([(name, payload)])
+        self.last_activity = time.monotonic()
+        return len(rooms)
+
+    def drain(self) -> int:
+        """Process the inbox in order; returns how many webhooks were processed. A webhook whose
+        room cannot be read now (the workspace is down) stays in the inbox for the next pass."""
+        done = 0
+        while not self._stop.is_set():
+            with self._busy:
+                item = self.server.owned.inbox_next()
+                if item is None:
+                    return done
+                seq, body = item
+                hook = webhook.parse(body.encode("utf-8"))
+                try:
+                    events = self.events_for(hook, seq)
+                except NotFound:
+                    events = []  # a room that no longer exists: nothing to derive
+                for name, payload in events:
+                    self.server.bus.emit([(name, payload)])
+                self.server.owned.inbox_done(seq)
+                self.last_activity = time.monotonic()
+                done += 1
+        return done
+
+    def events_for(self, hook: webhook.Webhook, seq: int) -> list[Event]:
+        """The events the workspace's state says happened, each claimed once (an assignment
+        change under the inbox entry's `seq`: processing the same entry again after a crash
+        claims nothing new)."""
+        srv, owned = self.server, self.server.owned
+        now = srv.clock.now()
+        room = srv.room(hook.room_id)
+        known = owned.room_state(room["id"])
+        out: list[Event] = []
+        if known is None and owned.claim_event(f"started:{room['id']}", now):
+            visitor = srv.livechat_get_visitor(None, room["visitor_id"])  # type: ignore[arg-type]
+            out.append((ROOM_STARTED, {"room": room, "visitor": visitor}))
+        before = known[0] if known else None
+        after = room["served_by"]
+        if before != after:
+            prev, new = self._agent(before), self._agent(after)
+            n = owned.claim_event(f"serve:{room['id']}:{before}>{after}:{seq}", now)
+            if n and prev is not None:
+                out.append((AGENT_UNASSIGNED, {"room": room, "agent": prev}))
+            if n and new is not None:
+                out.append((AGENT_ASSIGNED, {"room": room, "agent": new}))
+            # One agent to another with no queue between is a forward, whichever webhook
+            # brought the news (the room's own "Forwarding" may arrive after a message's).
+            if n and before is not None and (after is not None
+                                             or hook.type == webhook.CHAT_FORWARDED):
+                dep = None
+                if room["department_id"]:
+                    try:
+                        dep = srv.livechat_get_department(None, room["department_id"])
+                    except ServerError:
+                        dep = None
+                out.append((ROOM_TRANSFERRED, {"room": room, "from": prev, "to": new,
+                                               "department": dep}))
+        for m in hook.messages if hook.type == webhook.MESSAGE else ():
+            if m.id and owned.claim_event(f"msg:{m.id}", now):
+                out.append((MESSAGE_SENT, {"message": self._message(m, room, hook),
+                                           "room": room}))
+        if not room["open"] and owned.claim_event(f"closed:{room['id']}", now):
+            closer = room["closed_by"] or {"type": "user", "id": None, "app_id": None}
+            out.append((ROOM_CLOSED, {"room": room, "closed_by": closer}))
+        owned.set_room_state(room["id"], after, room["open"])
+        return out
+
+    def _agent(self, user_id: str | None) -> Agent | None:
+        if user_id is None:
+            return None
+        try:
+            return self.server.agent(user_id)
+        except NotFound:
+            u = self.server.users_get(None, user_id)  # type: ignore[arg-type]
+            return Agent(user_id=u["id"], username=u["username"], name=u["name"],
+                         type=u["type"], status="not-available", routable_offline=False,
+                         departments=[])
+
+    def _message(self, m: webhook.WebhookMessage, room: Room, hook: webhook.Webhook
+                 ) -> Message:
+        mine = self.server.owned.message_app(m.id or "")
+        is_visitor = m.agent_id is None
+        sender_id = (room["visitor_id"] if is_visitor else m.agent_id) or ""
+        name = hook.visitor_name if is_visitor else None
+        if not is_visitor:
+            try:
+                name = self.server.users_get(None, sender_id)["name"]  # type: ignore[arg-type]
+            except ServerError:
+                name = m.username
+        return Message(
+            id=m.id or "", room_id=room["id"],
+            sender={"type": "visitor" if is_visitor else "user", "id": sender_id,
+                    "username": None if is_visitor else m.username, "name": name},
+            app_id=mine[0] if mine else None, text=m.text, ts=ts(m.ts),
+            display={"name": mine[1], "avatar_url": mine[2]} if mine and mine[1] else None)

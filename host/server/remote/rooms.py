@@ -1,0 +1,242 @@
+"""The livechat room, visitor and message actions of `RemoteServer`, each one documented
+Rocket.Chat REST call (or two: a look-up the call needs, named in the method's docstring)."""
+from __future__ import annotations
+
+from typing import Any
+
+from host.server import limits
+from host.server.errors import Forbidden, InvalidArgument, NotFound, Prevented
+from host.server.principals import Caller, Principal, app_of, user_of
+from host.server.remote import convert
+from host.server.remote.client import Unauthorized
+from host.server.remote.core import RemoteCore
+from host.server.shapes import Department, Message, Room, Visitor
+
+# Messages read per room at most (Rocket.Chat's own page cap is 100; the adapter's list cap).
+MAX_MESSAGES = 500
+
+
+class RemoteRooms(RemoteCore):
+    """Rooms, visitors and messages over REST."""
+
+    def room(self, room_id: str) -> Room:
+        """GET rooms.info ?roomId=."""
+        doc = self.get("rooms.info", roomId=limits.ident(room_id, "room_id")).get("room")
+        if not isinstance(doc, dict):
+            raise NotFound(f"no room {room_id!r}")
+        return convert.room(doc, display=self.owned.display(str(doc["_id"])))
+
+    def livechat_get_room(self, caller: Principal, room_id: str) -> Room:
+        """A room. NotFound."""
+        return self.room(room_id)
+
+    def livechat_list_rooms(self, caller: Principal, open: bool | None = None) -> list[Room]:
+        """GET livechat/rooms ?open= (newest first, one page of at most 100)."""
+        query = {"count": "100", "sort": '{"ts":-1}'}
+        if open is not None:
+            query["open"] = "true" if open else "false"
+        docs = self.get("livechat/rooms", **query).get("rooms") or []
+        rooms = [convert.room(d, display=self.owned.display(str(d["_id"]))) for d in docs
+                 if isinstance(d, dict)]
+        return sorted(rooms, key=lambda r: r["created_at"], reverse=True)
+
+    def livechat_get_visitor(self, caller: Principal, visitor_id: str) -> Visitor:
+        """GET livechat/visitors.info ?visitorId=."""
+        doc = self.get("livechat/visitors.info",
+                       visitorId=limits.ident(visitor_id, "visitor_id")).get("visitor")
+        if not isinstance(doc, dict):
+            raise NotFound(f"no visitor {visitor_id!r}")
+        return convert.visitor(doc)
+
+    def livechat_create_room(self, caller: Principal, visitor_id: str,
+                             department: str | None = None, *, op_id: str | None = None
+                             ) -> Room:
+        """GET livechat/room ?token=&department= (the widget's own call; the visitor's token
+        read first with livechat/visitors.info). Not retried: a repeat could open a second
+        room."""
+        token = self.livechat_get_visitor(caller, visitor_id)["token"]
+        query = {"token": token}
+        if department:
+            query["department"] = self._department_id(department)
+
+        def send() -> Room:
+            doc = self.client.call("GET", "livechat/room", query=query, idempotent=False)
+            return convert.room(doc["room"], display=None)
+
+        return self._write(op_id, "livechat.create_room", {}, send)
+
+    def livechat_take_room(self, caller: Principal, room_id: str, agent_id: str, *,
+                           op_id: str | None = None) -> Room:
+        """POST livechat/inquiries.take {inquiryId, userId} (the inquiry read first with
+        livechat/inquiries.getOne ?roomId=)."""
+        room_id = limits.ident(room_id, "room_id")
+        agent_id = limits.ident(agent_id, "agent_id")
+        inquiry = self.get("livechat/inquiries.getOne", roomId=room_id).get("inquiry") or {}
+        if not inquiry.get("_id"):
+            raise NotFound(f"room {room_id!r} is not in the queue")
+
+        def send() -> Room:
+            self.post("livechat/inquiries.take", {"inquiryId": inquiry["_id"],
+                                                  "userId": agent_id}, idempotent=False)
+            return self.room(room_id)
+
+        return self._write(op_id, "livechat.take_room",
+                           {"room_id": room_id, "agent_id": agent_id}, send)
+
+    def livechat_transfer_room(self, caller: Principal, room_id: str,
+                               department: str | None = None, agent_id: str | None = None, *,
+                               op_id: str | None = None) -> Room:
+        """POST livechat/room.forward {roomId, departmentId?, userId?}."""
+        room_id = limits.ident(room_id, "room_id")
+        if not department and not agent_id:
+            raise InvalidArgument("transfer needs a department or an agent")
+        body: dict[str, Any] = {"roomId": room_id}
+        if department:
+            body["departmentId"] = self._department_id(department)
+        if agent_id:
+            body["userId"] = limits.ident(agent_id, "agent_id")
+
+        def send() -> Room:
+            self.post("livechat/room.forward", body, idempotent=False)
+            return self.room(room_id)
+
+        return self._write(op_id, "livechat.transfer_room", {}, send)
+
+    def livechat_close_room(self, caller: Principal, room_id: str, comment: str | None = None,
+                            *, op_id: str | None = None) -> Room:
+        """POST livechat/room.closeByUser {rid, comment?} (Rocket.Chat 6.4+)."""
+        room_id = limits.ident(room_id, "room_id")
+        body: dict[str, Any] = {"rid": room_id}
+        if comment:
+            body["comment"] = limits.message_text(comment)
+
+        def send() -> Room:
+            self.post("livechat/room.closeByUser", body, idempotent=True)
+            return self.room(room_id)
+
+        return self._write(op_id, "livechat.close_room", {"room_id": room_id}, send)
+
+    # -- agent display and messages ---------------------------------------------------------
+    def _serving(self, caller: Principal, room_id: str) -> Room:
+        room = self.room(room_id)
+        if isinstance(caller, Caller) and room["served_by"] != caller.app_user_id:
+            raise Forbidden("only the app whose user serves this room may do this here")
+        return room
+
+    def livechat_set_agent_display(self, caller: Principal, room_id: str, name: str,
+                                   avatar_url: str | None = None, *,
+                                   op_id: str | None = None) -> Room:
+        """Kept by Stockade (Rocket.Chat has no such field); the visitor sees it on each
+        relayed message's `alias` / `avatar`."""
+        name = limits.name(name)
+        room = self._serving(caller, room_id)
+        self.owned.set_display(room["id"], name, avatar_url)
+        return self.room(room["id"])
+
+    def livechat_relay_message(self, caller: Principal, room_id: str, text: str, alias: str,
+                               avatar_url: str | None = None, *, op_id: str | None = None
+                               ) -> Message:
+        """POST chat.sendMessage {message: {rid, msg, alias, avatar}} as the app's user."""
+        self._serving(caller, room_id)
+        return self._send(caller, user_of(caller), room_id, text, op_id,
+                          {"alias": limits.name(alias), "avatar": avatar_url})
+
+    def messages_send(self, caller: Principal, room_id: str, text: str, *,
+                      op_id: str | None = None) -> Message:
+        """POST chat.sendMessage {message: {rid, msg}} as the app's own user."""
+        return self._send(caller, user_of(caller), room_id, text, op_id, {})
+
+    def messages_send_as_user(self, caller: Principal, room_id: str, user_id: str, text: str,
+                              *, op_id: str | None = None) -> Message:
+        """POST chat.sendMessage as a user this app created (Forbidden for any other)."""
+        if isinstance(caller, Caller) and self.owned.created_by(user_id) != caller.app_id:
+            raise Forbidden("an app sends only as users it created")
+        return self._send(caller, user_id, room_id, text, op_id, {})
+
+    def _send(self, caller: Principal, sender: str | None, room_id: str, text: str,
+              op_id: str | None, extra: dict[str, Any]) -> Message:
+        room_id = limits.ident(room_id, "room_id")
+        text = limits.message_text(text)
+        if not sender:
+            raise Forbidden("this app has no user of its own to send as (reinstall it)")
+        text = self._pre_send(caller, sender, room_id, text)
+        body = {"message": {"rid": room_id, "msg": text,
+                            **{k: v for k, v in extra.items() if v}}}
+        def send() -> Message:
+            try:
+                doc = self.post("chat.sendMessage", body, idempotent=False,
+                                auth=self.as_user(sender))["message"]
+            except Unauthorized:
+                # A 401 applied nothing: the minted sign-in is gone (the user was deactivated
+                # since); mint once more and send once more.
+                self.forget_user(sender)
+                doc = self.post("chat.sendMessage", body, idempotent=False,
+                                auth=self.as_user(sender))["message"]
+            app = app_of(caller)
+            if app is not None:
+                self.owned.record_message(str(doc["_id"]), app, self.clock.now(),
+                                          extra.get("alias"), extra.get("avatar"))
+            return self.to_message(doc)
+
+        return self._write(op_id, "messages.send", {}, send)
+
+    def _pre_send(self, caller: Principal, sender: str, room_id: str, text: str) -> str:
+        hook = self._hook
+        if hook is None:
+            return text
+        draft: dict[str, Any] = {
+            "id": "", "room_id": room_id, "text": text, "ts": self.clock.now(),
+            "sender": {"type": "user", "id": sender, "username": None, "name": None},
+            "app_id": app_of(caller), "display": None, "room": self.room(room_id),
+            "origin": ({"app_id": caller.app_id, "install_id": caller.install_id}
+                       if isinstance(caller, Caller) else None)}
+        verdict = hook(draft)
+        if verdict is None or verdict.get("prevented"):
+            by = verdict.get("prevented_by") if verdict else None
+            why = verdict.get("reason") if verdict else "prevented"
+            raise Prevented(f"message prevented by {by or 'a pre-send hook'}: {why}", by)
+        return str(verdict.get("text", text))
+
+    def messages_list(self, caller: Principal, room_id: str, limit: int | None = None
+                      ) -> list[Message]:
+        """GET channels.messages ?roomId=&count= (newest first there; oldest first here)."""
+        room_id = limits.ident(room_id, "room_id")
+        count = min(limit or 50, MAX_MESSAGES)
+        docs = self.get("channels.messages", roomId=room_id, count=str(min(count, 100)),
+                        sort='{"ts":-1}').get("messages") or []
+        return [self.to_message(d) for d in reversed([d for d in docs if isinstance(d, dict)])]
+
+    def to_message(self, doc: dict[str, Any]) -> Message:
+        """A message, with what Stockade recorded when an app sent it: the app, and the
+        external agent it relayed (a workspace that drops `alias` still shows it here)."""
+        mine = self.owned.message_app(str(doc["_id"]))
+        msg = convert.message(doc, app_id=mine[0] if mine else None)
+        if mine is not None and mine[1] and msg["display"] is None:
+            msg["display"] = {"name": mine[1], "avatar_url": mine[2]}
+        return msg
+
+    def _department_id(self, department: str) -> str:
+        return self.livechat_get_department(None, department)["id"]
+
+    # -- departments (read) ----------------------------------------------------------------------
+    def livechat_list_departments(self, caller: Principal | None = None) -> list[Department]:
+        """GET livechat/department ?count=100 (one page: at most 100 departments)."""
+        docs = self.get("livechat/department", count="100").get("departments") or []
+        return sorted((convert.department(d) for d in docs if isinstance(d, dict)),
+                      key=lambda d: d["name"].lower())
+
+    def list_departments(self) -> list[Department]:
+        return self.livechat_list_departments(None)
+
+    def livechat_get_department(self, caller: Principal | None, department: str) -> Department:
+        """By id, else by name (case-insensitive), from the department list (a workspace has
+        few; one request)."""
+        deps = self.livechat_list_departments(caller)
+        for d in deps:
+            if d["id"] == department:
+                return d
+        for d in deps:
+            if d["name"].lower() == str(department).lower():
+                return d
+        raise NotFound(f"no department {department!r}")
+

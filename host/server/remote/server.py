@@ -1,0 +1,332 @@
+"""`RemoteServer`: the `ServerAdapter` for a real Rocket.Chat workspace, over its REST API.
+
+Users, roles, agents and departments here; rooms, visitors and messages in `RemoteRooms`; the
+client, Stockade's own record of the workspace and rule 9 across the network in `RemoteCore`.
+Each method names the documented call it makes. Ownership (which app created a user), seats
+and app users are Stockade's own record (`Owned`): Rocket.Chat keeps none of it.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from host.server import limits
+from host.server.embedded import EmbeddedServer
+from host.server.errors import Conflict, InvalidArgument, NotFound
+from host.server.principals import SYSTEM, Operator, Principal, app_of
+from host.server.remote import convert
+from host.server.remote.rooms import RemoteRooms
+from host.server.shapes import Agent, Department, Role, User
+
+# users.find_by_field: at most this many pages of 100 users are scanned when the workspace
+# ignores the `query` filter (the documented fallback; its cost is one request per 100 users).
+MAX_SCAN_PAGES = 50
+MAX_FOUND = 500
+
+
+class RemoteServer(RemoteRooms):
+    """A Rocket.Chat workspace behind the `ServerAdapter` protocol."""
+
+    # -- users.read ---------------------------------------------------------------------------
+    def users_get(self, caller: Principal, user_id: str) -> User:
+        """GET users.info ?userId=."""
+        return self.to_user(self.user_doc(user_id=limits.ident(user_id, "user_id")))
+
+    def users_get_by_username(self, caller: Principal, username: str) -> User:
+        """GET users.info ?username=."""
+        return self.to_user(self.user_doc(username=limits.username(username)))
+
+    def users_find_by_field(self, caller: Principal, key: str, value: str) -> list[User]:
+        """GET users.list ?query={"customFields.KEY": VALUE} — the filter Rocket.Chat documents.
+        A workspace that ignores `query` (Rocket.Chat 7 needs
+        ALLOW_UNSAFE_QUERY_AND_FIELDS_API_PARAMS for it) returns every user instead: the pages
+        are then filtered here, at one request per 100 users, at most MAX_SCAN_PAGES pages."""
+        key = limits.ident(key, "key")
+        query = json.dumps({f"customFields.{key}": value})
+        found: list[User] = []
+        for page in range(MAX_SCAN_PAGES):
+            res = self.get("users.list", query=query, count="100", offset=str(page * 100))
+            docs = [d for d in res.get("users") or [] if isinstance(d, dict)]
+            found += [self.to_user(d) for d in docs
+                      if (d.get("customFields") or {}).get(key) == value]
+            total = int(res.get("total") or 0)
+            if not docs or (page + 1) * 100 >= total or len(found) >= MAX_FOUND:
+                break
+        return found[:MAX_FOUND]
+
+    # -- users.create / update / deactivate ---------------------------------------------------
+    def users_create(
+        self, caller: Principal, username: str, name: str, type: str, email: str | None = None,
+        roles: Sequence[str] = (), custom_fields: Mapping[str, str] | None = None, *,
+        op_id: str | None = None,
+    ) -> User:
+        """POST users.create {username, name, email?, roles, customFields}; the creating app is
+        recorded in Stockade's store. Not retried (a repeat is a Conflict, or a second user)."""
+        username = limits.username(username)
+        name = limits.name(name)
+        if type not in ("user", "bot"):
+            raise InvalidArgument("type must be 'user' or 'bot' (app users come with installs)")
+        role_list = list(limits.roles(list(roles)))
+        if type == "bot" and "bot" not in role_list:
+            role_list.append("bot")
+        self.refuse_privileged(caller, role_list)
+        body: dict[str, Any] = {"username": username, "name": name, "roles": role_list or
+                                ["user"], "joinDefaultChannels": False,
+                                "sendWelcomeEmail": False, "requirePasswordChange": False,
+                                "verified": True}
+        if email is not None:
+            body["email"] = limits.email(email)
+        fields = limits.string_fields(custom_fields)
+        if fields:
+            body["customFields"] = fields
+        app = app_of(caller)
+
+        def send() -> User:
+            doc = self.post("users.create", body, idempotent=False)["user"]
+            self.owned.record_user(str(doc["_id"]), username, created_by_app=app, app_id=None,
+                                   now=self.clock.now())
+            return self.to_user(doc)
+
+        return self._write(op_id, "users.create", {"username": username, "app_id": app}, send)
+
+    def users_set_custom_fields(self, caller: Principal, user_id: str,
+                                fields: Mapping[str, str | None], *, op_id: str | None = None
+                                ) -> User:
+        """POST users.update {userId, data: {customFields}} with the merged fields (read first
+        with users.info, so a workspace that replaces the object keeps the other keys; a None
+        value removes its key)."""
+        user_id = limits.ident(user_id, "user_id")
+        checked = limits.fields(fields, allow_delete=True)
+        current: dict[str, Any] = dict(self.user_doc(user_id=user_id).get("customFields") or {})
+        current.update(checked)  # a None stays in: the workspace drops (or nulls) that key
+
+        def send() -> User:
+            doc = self.post("users.update", {"userId": user_id,
+                                             "data": {"customFields": current}},
+                            idempotent=True)["user"]
+            return self.to_user(doc)
+
+        return self._write(op_id, "users.set_custom_fields", {}, send)
+
+    def users_deactivate(self, caller: Principal, user_id: str, *, op_id: str | None = None
+                         ) -> User:
+        """POST users.setActiveStatus {userId, activeStatus: false} (idempotent)."""
+        return self.users_set_active(caller, user_id, False, op_id=op_id)
+
+    def users_set_active(self, caller: Principal, user_id: str, active: bool, *,
+                         op_id: str | None = None) -> User:
+        """POST users.setActiveStatus {userId, activeStatus}."""
+        user_id = limits.ident(user_id, "user_id")
+
+        def send() -> User:
+            self.post("users.setActiveStatus", {"userId": user_id, "activeStatus": active},
+                      idempotent=True)
+            self.owned.set_active(user_id, active)
+            return self.users_get(SYSTEM, user_id)
+
+        return self._write(op_id, "users.deactivate", {"user_id": user_id}, send)
+
+    # -- roles ---------------------------------------------------------------------------------
+    def roles_assign(self, caller: Principal, user_id: str, role: str, *,
+                     op_id: str | None = None) -> User:
+        """POST roles.addUserToRole {roleName, username} (idempotent)."""
+        return self._role(caller, user_id, role, op_id, add=True)
+
+    def roles_remove(self, caller: Principal, user_id: str, role: str, *,
+                     op_id: str | None = None) -> User:
+        """POST roles.removeUserFromRole {roleName, username} (idempotent)."""
+        return self._role(caller, user_id, role, op_id, add=False)
+
+    def _role(self, caller: Principal, user_id: str, role: str, op_id: str | None, *,
+              add: bool) -> User:
+        user_id = limits.ident(user_id, "user_id")
+        role = limits.role_name(role)
+        self.refuse_privileged(caller, [role])
+        username = str(self.user_doc(user_id=user_id).get("username"))
+        route = "roles.addUserToRole" if add else "roles.removeUserFromRole"
+
+        def send() -> User:
+            self.post(route, {"roleName": role, "username": username}, idempotent=True)
+            return self.users_get(SYSTEM, user_id)
+
+        action = "roles.assign" if add else "roles.remove"
+        return self._write(op_id, action, {"user_id": user_id, "role": role}, send)
+
+    def roles_list(self) -> list[Role]:
+        """GET roles.list; `privileged` is Stockade's admin-class list (see RemoteCore)."""
+        docs = self.get("roles.list").get("roles") or []
+        return [Role(name=str(d.get("name") or d.get("_id")),
+                     privileged=str(d.get("name") or d.get("_id")) in self.privileged,
+                     description=str(d.get("description") or "")) for d in docs
+                if isinstance(d, dict)]
+
+    def is_privileged(self, role: str) -> bool:
+        """Whether the role is admin-class here (no request: a fixed list plus the config's)."""
+        return role in self.privileged
+
+    # -- livechat agents and departments ---------------------------------------------------------
+    def agent(self, user_id: str) -> Agent:
+        """GET livechat/users/agent/{id}."""
+        doc = self.get(f"livechat/users/agent/{limits.ident(user_id, 'user_id')}").get("user")
+        if not isinstance(doc, dict):
+            raise NotFound(f"user {user_id!r} is not a livechat agent")
+        return convert.agent(doc)
+
+    def livechat_add_agent(self, caller: Principal, user_id: str, *, op_id: str | None = None
+                           ) -> Agent:
+        """POST livechat/users/agent {username} (idempotent)."""
+        username = str(self.user_doc(user_id=limits.ident(user_id, "user_id"))["username"])
+
+        def send() -> Agent:
+            self.post("livechat/users/agent", {"username": username}, idempotent=True)
+            return self.agent(user_id)
+
+        return self._write(op_id, "livechat.add_agent", {}, send)
+
+    def livechat_remove_agent(self, caller: Principal, user_id: str, *,
+                              op_id: str | None = None) -> Agent:
+        """DELETE livechat/users/agent/{id} (the agent read first, to return it)."""
+        before = self.agent(user_id)
+
+        def send() -> Agent:
+            self.client.call("DELETE", f"livechat/users/agent/{before['user_id']}",
+                             idempotent=True)
+            return before
+
+        return self._write(op_id, "livechat.remove_agent", {}, send)
+
+    def livechat_set_agent_status(self, caller: Principal, user_id: str, status: str, *,
+                                  op_id: str | None = None) -> Agent:
+        """POST livechat/agent.status {agentId, status} (idempotent)."""
+        if status not in ("available", "not-available"):
+            raise InvalidArgument("status must be 'available' or 'not-available'")
+        user_id = limits.ident(user_id, "user_id")
+
+        def send() -> Agent:
+            self.post("livechat/agent.status", {"agentId": user_id, "status": status},
+                      idempotent=True)
+            return self.agent(user_id)
+
+        return self._write(op_id, "livechat.set_agent_status", {}, send)
+
+    def set_agent_status(self, user_id: str, status: str) -> Agent:
+        """An operator sets an agent's status (the host's app-user set-up)."""
+        return self.livechat_set_agent_status(Operator(None), user_id, status)
+
+    def _department_agents(self, caller: Principal | None, department: str, user_id: str,
+                           op_id: str | None, *, add: bool) -> Department:
+        """POST livechat/department/{id}/agents {upsert: [...], remove: [...]}."""
+        dep = self.livechat_get_department(caller, department)
+        user_id = limits.ident(user_id, "user_id")
+        entry = [{"agentId": user_id, "username": self.user_doc(user_id=user_id)["username"]}]
+        body = {"upsert": entry if add else [], "remove": [] if add else entry}
+
+        def send() -> Department:
+            self.post(f"livechat/department/{dep['id']}/agents", body, idempotent=True)
+            return self.livechat_get_department(caller, dep["id"])
+
+        action = "livechat.add_department_agent" if add else "livechat.remove_department_agent"
+        return self._write(op_id, action, {}, send)
+
+    def livechat_add_department_agent(self, caller: Principal, department: str, user_id: str,
+                                      *, op_id: str | None = None) -> Department:
+        return self._department_agents(caller, department, user_id, op_id, add=True)
+
+    def livechat_remove_department_agent(self, caller: Principal, department: str,
+                                         user_id: str, *, op_id: str | None = None
+                                         ) -> Department:
+        return self._department_agents(caller, department, user_id, op_id, add=False)
+
+    def add_department_agent(self, department: str, user_id: str) -> Department:
+        """Operator set-up (the host's app users of `agent_departments`)."""
+        return self._department_agents(SYSTEM, department, user_id, None, add=True)
+
+    # -- for the host ---------------------------------------------------------------------------
+    def user_created_by(self, user_id: str) -> str | None:
+        """From Stockade's record; a user it has no record of is read (NotFound if absent)."""
+        known = self.owned.created_by(user_id)
+        if known is None:
+            self.user_doc(user_id=user_id)
+        return known
+
+    def users_count_active_app_created(self) -> int:
+        return self.owned.count_active_created()
+
+    def seats_in_use(self, pending_op_ids: Sequence[str]) -> int:
+        return self.owned.seats_in_use(pending_op_ids)
+
+    def count_users_created_by(self, app_id: str) -> int:
+        return len(self.owned.users_created_by(app_id))
+
+    def deactivate_users_created_by(self, app_id: str) -> int:
+        changed = 0
+        for uid in self.owned.users_created_by(app_id, active_only=True):
+            self.users_set_active(SYSTEM, uid, False)
+            changed += 1
+        return changed
+
+    def agents_of_app(self, app_id: str) -> list[str]:
+        mine = self.owned.users_created_by(app_id)
+        own = self.owned.app_user(app_id)
+        return sorted(mine + ([own[0]] if own else []))
+
+    def remove_agents_of_app(self, app_id: str) -> int:
+        """DELETE livechat/users/agent/{id} for each of `agents_of_app`, after taking each out of
+        every department (livechat/department/{id}/agents), so routing picks none of them
+        (uninstall --agents remove); returns how many were agents."""
+        removed = 0
+        mine = set(self.agents_of_app(app_id))
+        for dep in self.list_departments():
+            for uid in sorted(mine & set(dep["agents"])):
+                self._department_agents(SYSTEM, dep["id"], uid, None, add=False)
+        for uid in sorted(mine):
+            try:
+                self.client.call("DELETE", f"livechat/users/agent/{uid}", idempotent=True)
+                removed += 1
+            except NotFound:
+                pass
+        return removed
+
+    def create_app_user(self, app_id: str, name: str) -> User:
+        """The app's own user `app.<app_id>` (role `bot`), made once with users.create and
+        reactivated on a reinstall; recorded as the app's in Stockade's store."""
+        known = self.owned.app_user(app_id)
+        if known is not None:
+            self.users_set_active(SYSTEM, known[0], True)
+            return self.users_get(SYSTEM, known[0])
+        username = limits.username(f"app.{app_id}")
+        try:
+            doc = self.post("users.create", {
+                "username": username, "name": limits.name(name), "roles": ["bot"],
+                "joinDefaultChannels": False, "sendWelcomeEmail": False, "verified": True,
+                "requirePasswordChange": False}, idempotent=False)["user"]
+        except Conflict:
+            doc = self.user_doc(username=username)  # made by an earlier home: taken over
+        self.owned.record_user(str(doc["_id"]), username, created_by_app=None, app_id=app_id,
+                               now=self.clock.now())
+        return self.to_user(doc)
+
+    def remove_app_user(self, app_id: str) -> User | None:
+        known = self.owned.app_user(app_id)
+        if known is None:
+            return None
+        try:
+            self.client.call("DELETE", f"livechat/users/agent/{known[0]}", idempotent=True)
+        except NotFound:
+            pass
+        return self.users_set_active(SYSTEM, known[0], False)
+
+
+# The servers a host can serve: the embedded one, or a workspace over REST.
+Workspace = EmbeddedServer | RemoteServer
+
+
+def foreign_app_user(server: Workspace, app_id: str, user_id: str) -> bool:
+    """Against a workspace, whether an install's app user is not the workspace's (`app install`
+    made it on the embedded server): the host then makes (or finds) the app's user on the
+    workspace and records that one. Always False for the embedded server."""
+    if not isinstance(server, RemoteServer):
+        return False
+    mine = server.owned.app_user(app_id)
+    return mine is None or mine[0] != user_id

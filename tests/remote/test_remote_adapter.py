@@ -1,0 +1,206 @@
+"""`RemoteServer` against the stand-in process: each action reaches the workspace through its
+documented REST call, ownership and seats are Stockade's own record, rule 10 holds behind the
+gate, and rule 9 holds across the network (a write in flight is settled by reading back)."""
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from rchelp import Standin, remote
+
+from host.clock import SystemClock
+from host.home import Home
+from host.ledger.ledger import Ledger
+from host.server.errors import Forbidden, Unavailable
+from host.server.principals import SYSTEM, Caller
+from host.server.remote.server import RemoteServer
+
+_n = itertools.count()
+
+
+def _name(stem: str) -> str:
+    return f"{stem}-{os.getpid()}-{next(_n)}"
+
+
+@pytest.fixture()
+def rs(clean: Standin, tmp_path: Path) -> RemoteServer:
+    return remote(Home(tmp_path / "host").ensure(), clean)
+
+
+def _app(rs: RemoteServer, app_id: str) -> Caller:
+    user = rs.create_app_user(app_id, app_id.title())
+    return Caller(app_id, f"in-{app_id}", user["id"])
+
+
+def test_users_roles_agents_and_fields_reach_the_workspace(rs: RemoteServer,
+                                                           clean: Standin) -> None:
+    app = _app(rs, _name("a"))
+    name = _name("u")
+    u = rs.users_create(app, name, "U", "bot", custom_fields={"ext": name}, op_id=_name("op"))
+    # The workspace has it (read back with the service account's own REST call)...
+    assert clean.admin("GET", "users.info", params={"userId": u["id"]})["user"]["username"] == name
+    # ...and Stockade knows who made it: Rocket.Chat keeps no such record.
+    assert u["created_by_app"] == app.app_id and rs.user_created_by(u["id"]) == app.app_id
+    assert [x["id"] for x in rs.users_find_by_field(app, "ext", name)] == [u["id"]]
+    assert "bot" in rs.roles_assign(app, u["id"], "bot", op_id=_name("op"))["roles"]
+    assert rs.livechat_add_agent(app, u["id"], op_id=_name("op"))["user_id"] == u["id"]
+    assert rs.livechat_set_agent_status(app, u["id"], "available",
+                                        op_id=_name("op"))["status"] == "available"
+    fields = rs.users_set_custom_fields(app, u["id"], {"ext": None, "k": "v"},
+                                        op_id=_name("op"))["custom_fields"]
+    assert fields == {"k": "v"}
+    seats = rs.seats_in_use([])
+    assert rs.users_deactivate(app, u["id"], op_id=_name("op"))["active"] is False
+    assert rs.seats_in_use([]) == seats - 1
+
+
+def test_an_app_never_touches_an_admin_class_role_even_behind_the_gate(
+        rs: RemoteServer) -> None:
+    app = _app(rs, _name("a"))
+    u = rs.users_create(app, _name("u"), "U", "user", op_id=_name("op"))
+    before = rs.client.attempts
+    for role in ("admin", "livechat-manager"):
+        with pytest.raises(Forbidden, match="privileged role"):
+            rs.roles_assign(app, u["id"], role, op_id=_name("op"))
+        with pytest.raises(Forbidden):
+            rs.users_create(app, _name("u"), "U", "user", roles=[role], op_id=_name("op"))
+    # one users.info look-up per roles_assign at most; no role change was sent
+    assert rs.client.attempts - before <= 2
+    assert "admin" not in rs.users_get(SYSTEM, u["id"])["roles"]
+
+
+def test_an_app_sends_only_as_users_it_created(rs: RemoteServer) -> None:
+    a, b = _app(rs, _name("a")), _app(rs, _name("b"))
+    theirs = rs.users_create(b, _name("u"), "U", "user", op_id=_name("op"))
+    with pytest.raises(Forbidden, match="only as users it created"):
+        rs.messages_send_as_user(a, "room-x", theirs["id"], "hi", op_id=_name("op"))
+
+
+def test_seats_count_admitted_creations_not_yet_applied(rs: RemoteServer) -> None:
+    base = rs.seats_in_use([])
+    assert rs.seats_in_use(["op-pending-1", "op-pending-2"]) == base + 2
+    app = _app(rs, _name("a"))
+    op = _name("op")
+    rs.users_create(app, _name("u"), "U", "user", op_id=op)
+    assert rs.seats_in_use([op]) == base + 1  # applied: counted once, as a user
+
+
+_DRIVER = """
+import sys
+from pathlib import Path
+from host.clock import SystemClock
+from host.home import Home
+from host.ledger.audit import AuditRecord
+from host.ledger.ledger import Ledger
+from host.server.principals import Caller
+from host.server.remote import config
+home = Home(Path(sys.argv[1]))
+remote = config.open_remote(home, SystemClock())
+ledger = Ledger(home.host_db, SystemClock())
+app = Caller("crashy", "in-crashy", None)
+# What the gate does: the decision durable first (rule 9), then the remote call.
+ledger.admit(AuditRecord(kind="decision", allowed=True, code="allow", app_id="crashy",
+             install_id="in-crashy", action="users.create", op_id=sys.argv[2], write=True),
+             [], None, None, None)
+print("admitted", flush=True)
+remote.users_create(app, sys.argv[3], "Crash", "user", op_id=sys.argv[2])
+"""
+
+
+def test_a_host_killed_between_decision_and_answer_is_settled_from_the_workspace(
+        clean: Standin, tmp_path: Path) -> None:
+    """SIGKILL while the workspace holds back the answer to an applied users.create: the intent
+    is pending; the next start reads the workspace (does the username exist now?) and settles
+    it as applied, with the user's ownership and seat recorded."""
+    from host.runtime import Host
+
+    home = Home(tmp_path / "host").ensure()
+    rs = remote(home, clean)
+    op, username = _name("op"), _name("crash")
+    clean.fault("users.create", "delay-after", 30.0, times=1)
+    proc = subprocess.Popen([sys.executable, "-c", _DRIVER, str(home.root), op, username],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == b"admitted"
+    deadline = time.monotonic() + 20
+    while rs.owned.op(op) is None or not _exists(clean, username):
+        assert time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    assert rs.owned.op(op) is not None and rs.owned.op(op)[1] == "pending"  # type: ignore[index]
+    ledger = Ledger(home.host_db, SystemClock())
+    assert [i.op_id for i in ledger.pending_intents()] == [op]
+    host = Host(home, server=rs)
+    try:
+        assert host.reconcile() == 1
+    finally:
+        host.ledger.close()
+    assert ledger.pending_intents() == []
+    uid = clean.admin("GET", "users.info", params={"username": username})["user"]["_id"]
+    assert rs.user_created_by(uid) == "crashy"  # ownership recorded by the read-back
+    assert rs.users_count_active_app_created() >= 1
+    last = ledger.audit.tail(1)[0].body
+    assert last["op_id"] == op and last["ok"] is True and last["reconciled"] is True
+
+
+def test_a_write_that_never_left_is_settled_as_not_applied(clean: Standin,
+                                                           tmp_path: Path) -> None:
+    """Killed after the decision, before the adapter recorded the remote write: nothing was
+    sent, so the intent settles as not applied and its units come back."""
+    home = Home(tmp_path / "host").ensure()
+    rs = remote(home, clean)
+    assert rs.was_applied("op-that-never-left") is False
+
+
+def test_an_unanswered_write_is_typed_and_stays_pending_when_the_workspace_is_down(
+        tmp_path: Path) -> None:
+    s = Standin(tmp_path / "s").start()
+    home = Home(tmp_path / "host").ensure()
+    rs = remote(home, s)
+    app = Caller("down", "in-down", None)
+    s.fault("users.create", "status", 502, times=1)
+    op = _name("op")
+    with pytest.raises(Unavailable) as err:
+        rs.users_create(app, _name("u"), "U", "user", op_id=op)
+    assert err.value.outcome_unknown
+    assert rs.owned.op(op)[1] == "pending"  # type: ignore[index]
+    s.stop()
+    with pytest.raises(Unavailable):
+        rs.was_applied(op)  # cannot be answered now: stays pending for the next start
+    assert rs.owned.op(op)[1] == "pending"  # type: ignore[index]
+
+
+def _exists(s: Standin, username: str) -> bool:
+    return bool(s.admin("GET", "users.info", params={"username": username}).get("success"))
+
+
+def test_a_user_sign_in_the_workspace_revoked_is_minted_again(rs: RemoteServer,
+                                                              clean: Standin) -> None:
+    """Deactivating a user deletes its tokens on the workspace: the next message the app sends
+    as that user mints a new sign-in instead of failing."""
+    import httpx
+
+    app = _app(rs, _name("a"))
+    agent = rs.users_create(app, _name("ag"), "Ag", "user", op_id=_name("op"))
+    rs.livechat_add_agent(app, agent["id"], op_id=_name("op"))
+    rs.livechat_set_agent_status(app, agent["id"], "available", op_id=_name("op"))
+    dep = clean.admin("POST", "livechat/department", json={
+        "department": {"name": _name("dep")}, "agents": [{"agentId": agent["id"]}]})
+    token = _name("visitor-token-0123")
+    httpx.post(f"{clean.url}/api/v1/livechat/visitor", json={"visitor": {"token": token}})
+    rid = httpx.get(f"{clean.url}/api/v1/livechat/room", params={
+        "token": token, "department": dep["department"]["_id"]}).json()["room"]["_id"]
+    assert rs.messages_send_as_user(app, rid, agent["id"], "one", op_id=_name("op"))["text"] \
+        == "one"
+    for active in (False, True):  # the workspace drops the user's tokens
+        clean.admin("POST", "users.setActiveStatus", json={"userId": agent["id"],
+                                                           "activeStatus": active})
+    sent = rs.messages_send_as_user(app, rid, agent["id"], "two", op_id=_name("op"))
+    assert sent["text"] == "two" and sent["sender"]["id"] == agent["id"]

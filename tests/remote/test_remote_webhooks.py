@@ -1,0 +1,258 @@
+"""Rocket.Chat's omnichannel webhooks, sent by the stand-in process and received by the host:
+the token is checked, oversize and malformed bodies refused, a replay or retry never reaches an
+app twice, and what the workspace did becomes Stockade's events (gaps filled from the API)."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from rchelp import SECRET, Standin, remote
+
+from host.home import Home
+from host.server.listen import tcp_listener
+from host.server.principals import SYSTEM
+from host.server.remote import webhook
+from host.server.remote.receiver import MAX_BODY_BYTES, PATH, WebhookReceiver
+from host.server.remote.server import RemoteServer
+
+
+class Rig:
+    def __init__(self, root: Path, retries: int = 10) -> None:
+        self.sock = tcp_listener("127.0.0.1", 0)
+        self.hook_url = f"http://127.0.0.1:{self.sock.getsockname()[1]}{PATH}"
+        self.standin = Standin(root, webhook_url=self.hook_url, retry_s=0.2,
+                               retries=retries).start()
+        self.rs: RemoteServer = remote(Home(root / "host").ensure(), self.standin)
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.rs.subscribe(lambda n, p: self.events.append((n, p)))
+        self.receiver = WebhookReceiver(self.rs, SECRET)
+        self.uv = uvicorn.Server(uvicorn.Config(self.receiver.app(), log_level="critical",
+                                                lifespan="off"))
+        self.thread = threading.Thread(target=self.uv.run, kwargs={"sockets": [self.sock]},
+                                       daemon=True)
+
+    def start(self) -> Rig:
+        self.receiver.start()
+        self.thread.start()
+        while not self.uv.started:
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.uv.should_exit = True
+        self.thread.join(5)
+        self.receiver.stop()
+        self.standin.stop()
+
+    def settle(self, timeout: float = 15.0) -> None:
+        """Until the stand-in has no webhook left to send and the inbox is processed."""
+        deadline = time.monotonic() + timeout
+        calm = 0
+        while time.monotonic() < deadline and calm < 2:
+            status = httpx.get(f"{self.standin.url}/_standin/status", timeout=5).json()
+            quiet = status["webhooks_pending"] == 0 and self.receiver.idle()
+            calm = calm + 1 if quiet else 0
+            time.sleep(0.05)
+
+    def post(self, body: bytes, token: str | None = SECRET, **headers: str) -> httpx.Response:
+        h = {"Content-Type": "application/json", **headers}
+        if token is not None:
+            h[webhook.TOKEN_HEADER] = token
+        return httpx.post(self.hook_url, content=body, headers=h, timeout=10)
+
+    def names(self) -> list[str]:
+        return [n for n, _ in self.events]
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
+    r = Rig(tmp_path_factory.mktemp("hooks")).start()
+    try:
+        yield r
+    finally:
+        r.stop()
+
+
+def _conversation(rig: Rig, tag: str) -> tuple[str, str, str]:
+    """An agent and a visitor's room on the workspace, through its REST API."""
+    a = rig.standin.admin("POST", "users.create", json={"username": f"ag-{tag}", "name": "Ag"})
+    aid = a["user"]["_id"]
+    rig.standin.admin("POST", "livechat/users/agent", json={"username": f"ag-{tag}"})
+    rig.standin.admin("POST", "livechat/agent.status", json={"agentId": aid,
+                                                             "status": "available"})
+    dep = rig.standin.admin("POST", "livechat/department", json={
+        "department": {"name": f"dep-{tag}"}, "agents": [{"agentId": aid}]})
+    httpx.post(f"{rig.standin.url}/api/v1/livechat/visitor",
+               json={"visitor": {"token": f"tok-{tag}-0123456789", "name": f"V {tag}"}})
+    room = httpx.get(f"{rig.standin.url}/api/v1/livechat/room", params={
+        "token": f"tok-{tag}-0123456789", "department": dep["department"]["_id"]}).json()
+    return aid, room["room"]["_id"], f"tok-{tag}-0123456789"
+
+
+def test_a_conversation_becomes_stockades_events_each_once(rig: Rig) -> None:
+    rig.events.clear()
+    aid, rid, token = _conversation(rig, "c1")
+    httpx.post(f"{rig.standin.url}/api/v1/livechat/message",
+               json={"token": token, "rid": rid, "msg": "hello"})
+    b = rig.standin.admin("POST", "users.create", json={"username": "ag-c1b", "name": "B"})
+    rig.standin.admin("POST", "livechat/users/agent", json={"username": "ag-c1b"})
+    rig.standin.admin("POST", "livechat/agent.status", json={"agentId": b["user"]["_id"],
+                                                             "status": "available"})
+    fwd = rig.standin.admin("POST", "livechat/room.forward", json={"roomId": rid,
+                                                                   "userId": b["user"]["_id"]})
+    assert fwd["success"], fwd
+    rig.settle()  # a forward seen before the close (the close alone would hide it)
+    rig.standin.admin("POST", "livechat/room.closeByUser", json={"rid": rid})
+    rig.settle()
+    mine = [(n, p) for n, p in rig.events if p["room"]["id"] == rid]
+    assert [n for n, _ in mine] == [
+        "livechat.room_started", "livechat.agent_assigned", "message.sent",
+        "livechat.agent_unassigned", "livechat.agent_assigned", "livechat.room_transferred",
+        "livechat.room_closed"]
+    started = dict(mine)["livechat.room_started"]
+    assert started["visitor"]["token"] == token  # filled from the API
+    unassigned = mine[3][1]
+    assert unassigned["agent"]["user_id"] == aid  # no webhook names it: Stockade's record did
+    moved = mine[5][1]
+    assert moved["from"]["user_id"] == aid and moved["to"]["user_id"] == b["user"]["_id"]
+    assert mine[2][1]["message"]["text"] == "hello"
+    assert mine[2][1]["message"]["sender"]["type"] == "visitor"
+    assert mine[2][1]["message"]["sender"]["name"] == "V c1"  # the webhook's visitor.name
+
+
+def _close_body(rig: Rig, rid: str) -> bytes:
+    return json.dumps({"type": webhook.CHAT_CLOSE, "_id": rid, "visitor": {},
+                       "messages": []}).encode()
+
+
+def test_a_replayed_or_retried_webhook_never_reaches_an_app_twice(rig: Rig) -> None:
+    _aid, rid, _t = _conversation(rig, "c2")
+    rig.standin.admin("POST", "livechat/room.closeByUser", json={"rid": rid})
+    rig.settle()
+    before = rig.names().count("livechat.room_closed")
+    body = _close_body(rig, rid)
+    first = rig.post(body)
+    again = rig.post(body)  # Rocket.Chat's own retry, or an attacker's replay
+    other = rig.post(body.replace(b'"messages": []', b'"messages": [], "tags": []'))
+    rig.settle()
+    assert first.status_code == again.status_code == other.status_code == 200
+    assert again.json().get("duplicate") is True
+    assert rig.names().count("livechat.room_closed") == before  # the room closed once
+
+
+def test_a_forged_webhook_is_refused_and_changes_nothing(rig: Rig) -> None:
+    _aid, rid, _t = _conversation(rig, "c3")
+    rig.settle()
+    n = len(rig.events)
+    refused = rig.receiver.refused["token"]
+    for token in (None, "", "wrong", SECRET[:-1], SECRET + "x"):
+        assert rig.post(_close_body(rig, rid), token=token).status_code == 401
+    assert rig.receiver.refused["token"] == refused + 5
+    # Even a signed webhook is a hint: the room is open on the workspace, so nothing closes.
+    assert rig.post(_close_body(rig, rid)).status_code == 200
+    rig.settle()
+    assert "livechat.room_closed" not in [e for e, _ in rig.events[n:]]
+
+
+def test_oversize_and_malformed_bodies_are_refused(rig: Rig) -> None:
+    big = b'{"type": "Message", "_id": "x", "pad": "' + b"a" * MAX_BODY_BYTES + b'"}'
+    assert rig.post(big).status_code == 413
+    assert rig.post(b"not json").status_code == 400
+    assert rig.post(b"[" * 500_000).status_code == 400  # deeper than the parser: no 500
+    assert rig.post(json.dumps({"type": "Other", "_id": "x"}).encode()).status_code == 400
+    assert rig.post(json.dumps({"type": "Message", "_id": "x" * 500}).encode()).status_code == 400
+    assert rig.receiver.idle()
+
+
+def test_the_sender_retries_until_the_host_answers(tmp_path: Path) -> None:
+    """The receiver is down when the conversation starts; the stand-in retries (0.2 s apart
+    here, 10 s on Rocket.Chat) and the events arrive once it is up."""
+    r = Rig(tmp_path)
+    try:
+        _aid, rid, _t = _conversation(r, "late")
+        time.sleep(0.5)  # at least one refused attempt (nothing listens yet)
+        r.start()
+        r.settle()
+        deadline = time.monotonic() + 10
+        while "livechat.room_started" not in r.names() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ("livechat.room_started", rid) in [(n, p["room"]["id"]) for n, p in r.events]
+    finally:
+        r.stop()
+
+
+def test_secret_too_short_is_refused(tmp_path: Path, rig: Rig) -> None:
+    with pytest.raises(ValueError, match="at least"):
+        WebhookReceiver(rig.rs, "short")
+
+
+def test_events_are_claimed_durably_across_restarts(rig: Rig) -> None:
+    """A second receiver on the same store (a restarted host) processing the same webhook body
+    delivers nothing already delivered."""
+    _aid, rid, _t = _conversation(rig, "c4")
+    rig.settle()
+    again = WebhookReceiver(rig.rs, SECRET)
+    seen: list[str] = []
+    unsub = rig.rs.subscribe(lambda n, p: seen.append(n))
+    try:
+        hook = webhook.parse(json.dumps({"type": webhook.CHAT_START, "_id": rid}).encode())
+        assert again.events_for(hook, 10**9) == []
+    finally:
+        unsub()
+    assert seen == []
+    assert rig.rs.livechat_get_room(SYSTEM, rid)["open"]
+
+
+def test_what_happened_while_no_host_listened_is_caught_up_at_start(tmp_path: Path) -> None:
+    """The host is down longer than Rocket.Chat retries (here: one retry): a room it knew
+    closes and a new one starts meanwhile. The next start reads the workspace and delivers
+    both, once; a room open before the home ever received a webhook is not announced."""
+    r = Rig(tmp_path, retries=1).start()
+    try:
+        _aid, known, _t = _conversation(r, "k1")
+        r.settle()
+        assert ("livechat.room_started", known) in [(n, p["room"]["id"]) for n, p in r.events]
+        # the host goes down: nothing listens on the webhook URL any more
+        r.uv.should_exit = True
+        r.thread.join(5)
+        r.receiver.stop()
+        r.standin.admin("POST", "livechat/room.closeByUser", json={"rid": known})
+        _aid2, new, _t2 = _conversation(r, "k2")
+        deadline = time.monotonic() + 10
+        while httpx.get(f"{r.standin.url}/_standin/status").json()["webhooks_pending"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)  # the workspace gave up on those webhooks
+        r.events.clear()
+        again = WebhookReceiver(r.rs, SECRET).start()  # the next host's start
+        try:
+            deadline = time.monotonic() + 10
+            while len(r.events) < 3 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.3)
+            got = [(n, p["room"]["id"]) for n, p in r.events]
+            assert ("livechat.room_closed", known) in got
+            assert ("livechat.room_started", new) in got
+            assert ("livechat.agent_assigned", new) in got
+            assert len(got) == len(set(got))  # each once
+            assert again.catch_up() >= 0 and len(r.events) == len(got)  # nothing twice
+        finally:
+            again.stop()
+    finally:
+        r.standin.stop()
+
+
+def test_a_home_that_never_received_a_webhook_catches_nothing_up(tmp_path: Path) -> None:
+    r = Rig(tmp_path)
+    try:
+        _conversation(r, "pre")  # open before Stockade was connected
+        assert r.receiver.catch_up() == 0 and r.events == []
+    finally:
+        r.standin.stop()
+        r.sock.close()
