@@ -86,9 +86,14 @@ class Prefork(Generic[C]):
                     return
             try:
                 child = self._make()
-            except Exception:
-                log.warning("prefork: could not fork a child; starts will fork on demand",
-                            exc_info=True)
+            except Exception as exc:  # noqa: BLE001 - the filler thread must end cleanly
+                # One line, no traceback: a host stopping (Ctrl-C) can close the zygote under
+                # this thread, which is no news to the operator; anything else is named.
+                with self._cv:
+                    if self._closed:
+                        return
+                log.warning("prefork: could not fork a child (%s: %s); starts will fork on "
+                            "demand", type(exc).__name__, exc)
                 return
             with self._cv:
                 self.made += 1
