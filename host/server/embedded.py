@@ -6,8 +6,9 @@ Principals: the adapter methods take a `Caller` (an app); the same methods accep
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TypeVar
 
-from host.server import limits, livechat, roles, users
+from host.server import limits, livechat, roles, rooms, users
 from host.server.db import Tx
 from host.server.errors import Forbidden, InvalidArgument
 from host.server.principals import SYSTEM, Caller, Operator, Principal, app_of
@@ -101,7 +102,7 @@ class EmbeddedServer(RoomOps):
             raise InvalidArgument("active must be true or false")
         return self._write(
             caller, op_id, "users.set_active", {"user_id": user_id, "active": active},
-            lambda tx: users.set_active(tx.conn, user_id, active),
+            lambda tx: _then_dispatch(tx, user_id, users.set_active(tx.conn, user_id, active)),
         )
 
     def user_created_by(self, user_id: str) -> str | None:
@@ -237,8 +238,9 @@ class EmbeddedServer(RoomOps):
         def apply(tx: Tx) -> User:
             if is_app:
                 self._refuse_privileged(tx, (role,))
-            fn = roles.assign if add else roles.remove
-            return fn(tx.conn, user_id, role)
+            if not add:
+                return roles.remove(tx.conn, user_id, role)
+            return _then_dispatch(tx, user_id, roles.assign(tx.conn, user_id, role))
 
         action = "roles.assign" if add else "roles.remove"
         return self._write(caller, op_id, action, {"user_id": user_id, "role": role}, apply)
@@ -272,7 +274,8 @@ class EmbeddedServer(RoomOps):
         user_id = limits.ident(user_id, "user_id")
         return self._write(
             caller, op_id, "livechat.set_agent_status", {"user_id": user_id, "status": status},
-            lambda tx: livechat.set_agent_status(tx.conn, user_id, status),
+            lambda tx: _then_dispatch(tx, user_id,
+                                      livechat.set_agent_status(tx.conn, user_id, status)),
         )
 
     def livechat_add_department_agent(
@@ -283,7 +286,8 @@ class EmbeddedServer(RoomOps):
         return self._write(
             caller, op_id, "livechat.add_department_agent",
             {"department": department, "user_id": user_id},
-            lambda tx: livechat.add_department_agent(tx.conn, department, user_id),
+            lambda tx: _then_dispatch(
+                tx, user_id, livechat.add_department_agent(tx.conn, department, user_id)),
         )
 
     def livechat_remove_department_agent(
@@ -328,10 +332,22 @@ class EmbeddedServer(RoomOps):
         """Put an agent in a department (operator action; idempotent)."""
         return self._write(
             SYSTEM, None, "livechat.add_department_agent", {},
-            lambda tx: livechat.add_department_agent(tx.conn, department, user_id),
+            lambda tx: _then_dispatch(
+                tx, user_id, livechat.add_department_agent(tx.conn, department, user_id)),
         )
 
     def list_departments(self) -> list[Department]:
         """Every department."""
         with self.db.read() as c:
             return livechat.list_departments(c)
+
+
+_R = TypeVar("_R")
+
+
+def _then_dispatch(tx: Tx, user_id: str, result: _R) -> _R:
+    """After a change that may have made `user_id` a routable agent, route the queue it can
+    serve in the same transaction (Rocket.Chat routes waiting inquiries once an agent is
+    available; a room must not wait for the next visitor to be noticed)."""
+    rooms.dispatch_queue(tx, user_id)
+    return result

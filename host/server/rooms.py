@@ -7,6 +7,8 @@ its events on the `Tx`, in the order they happen:
 - transfer: agent_unassigned(room, old agent) if any, agent_assigned(room, new agent),
             room_transferred(room, from, to, department)
 - close:    room_closed(room, closed_by)
+- dispatch: agent_assigned(room, agent) for each queued room routed once an agent became
+            routable (status available, a department joined, reactivated, given the bot role)
 Rooms in payloads are the state after the change.
 """
 from __future__ import annotations
@@ -105,6 +107,36 @@ def start(
         agent = livechat.get_agent(tx.conn, agent_id)
         tx.emit(events.AGENT_ASSIGNED, {"room": room, "agent": agent})
     return room
+
+
+# How many queued rooms one change may route: it bounds the transaction that made an agent
+# routable (and the events it queues). Rooms beyond it wait for the next change or a take, as
+# Rocket.Chat's queue worker routes its queue a batch at a time.
+MAX_DISPATCH = 500
+
+
+def dispatch_queue(tx: Tx, user_id: str) -> list[Room]:
+    """Route the queued rooms `user_id` could serve, oldest first, now that it may have become
+    routable; each goes to the agent automatic selection picks (the least busy, which may be
+    another agent). Nothing happens unless `user_id` is routable. Returns the rooms routed."""
+    if not routing.is_routable(tx.conn, user_id):
+        return []
+    queued = tx.conn.execute(
+        "SELECT id, department_id FROM rooms WHERE open = 1 AND served_by IS NULL AND"
+        " (department_id IS NULL OR department_id IN"
+        "  (SELECT department_id FROM department_agents WHERE user_id = ?))"
+        " ORDER BY created_at, id LIMIT ?", (user_id, MAX_DISPATCH),
+    ).fetchall()
+    routed: list[Room] = []
+    for rid, dep_id in queued:
+        agent_id = routing.select_agent(tx.conn, dep_id)
+        if agent_id is None:  # not expected: user_id itself is routable for this room
+            continue
+        room = _set_served(tx, rid, agent_id)
+        agent = livechat.get_agent(tx.conn, agent_id)
+        tx.emit(events.AGENT_ASSIGNED, {"room": room, "agent": agent})
+        routed.append(room)
+    return routed
 
 
 def take(tx: Tx, room_id: str, agent_id: str) -> Room:

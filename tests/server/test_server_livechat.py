@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from srvhelp import ADMIN, Recorder, op
 
+from host.clock import ManualClock
 from host.server import (
     SYSTEM,
     Caller,
@@ -224,3 +225,52 @@ def test_visitors_and_guest_saved(server: EmbeddedServer, events: Recorder, app:
         server.save_visitor("short")
     with pytest.raises(InvalidArgument):
         server.save_visitor("tok-abcdefgh", custom_fields={"bad key": "x"})
+
+
+def test_queued_rooms_are_routed_when_an_agent_becomes_available(
+    server: EmbeddedServer, events: Recorder, app: Caller, clock: ManualClock
+) -> None:
+    """Rooms that waited because nobody was routable are routed, oldest first, as soon as an
+    agent becomes available; a department's queue only to its own agents."""
+    late = _agent(server, "late", status="not-available")
+    sales_agent = _agent(server, "seller", status="not-available")
+    server.add_department("Sales", [sales_agent["id"]])
+    first = server.visitor_start_room(_visitor(server, 1))
+    clock.advance(1)  # the queue's order is by the time a room started waiting
+    second = server.visitor_start_room(_visitor(server, 2))
+    in_sales = server.visitor_start_room(_visitor(server, 3), "Sales")
+    assert first["served_by"] is second["served_by"] is in_sales["served_by"] is None
+    events.clear()
+    server.livechat_set_agent_status(app, late["id"], "available", op_id=op())
+    assigned = [p["room"]["id"] for n, p in events.events if n == "livechat.agent_assigned"]
+    assert assigned == [first["id"], second["id"]]  # oldest first; Sales is not late's
+    assert server.livechat_get_room(app, in_sales["id"])["served_by"] is None
+    events.clear()
+    server.livechat_set_agent_status(app, sales_agent["id"], "available", op_id=op())
+    assert [p["room"]["id"] for n, p in events.events
+            if n == "livechat.agent_assigned"] == [in_sales["id"]]
+    assert server.livechat_get_room(app, in_sales["id"])["served_by"] == sales_agent["id"]
+
+
+def test_joining_a_department_or_becoming_a_bot_routes_its_queue(
+    server: EmbeddedServer, events: Recorder
+) -> None:
+    """The other ways an agent becomes routable for a queue: joining its department, and the
+    bot role (routable while offline). A change that leaves it unroutable routes nothing."""
+    agent = _agent(server, "joiner")
+    server.add_department("Support", [])
+    waiting = server.visitor_start_room(_visitor(server, 1), "Support")
+    assert waiting["served_by"] is None
+    events.clear()
+    server.add_department_agent("Support", agent["id"])
+    assert [n for n, _ in events.events] == ["livechat.agent_assigned"]
+    offline = _agent(server, "sleeper", status="not-available")
+    server.livechat_set_agent_status(ADMIN, agent["id"], "not-available")
+    queued = server.visitor_start_room(_visitor(server, 2))
+    assert queued["served_by"] is None
+    events.clear()
+    server.roles_assign(ADMIN, offline["id"], "user")  # still not routable: nothing moves
+    assert events.events == []
+    server.roles_assign(ADMIN, offline["id"], "bot")
+    assert [(n, p["room"]["id"]) for n, p in events.events] == [
+        ("livechat.agent_assigned", queued["id"])]
