@@ -261,6 +261,12 @@ class Database:
             c.close()
             self._local.conn = None
 
+    def commits_here(self) -> int:
+        """Write transactions this thread has committed so far. A caller that runs several
+        writes (a REST handler) compares it before and after a failure to know whether any
+        earlier write of its own already committed, i.e. whether "nothing was written" holds."""
+        return int(getattr(self._local, "commits", 0))
+
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction (BEGIN IMMEDIATE .. COMMIT); any exception rolls it all back."""
@@ -270,6 +276,7 @@ class Database:
             raise RuntimeError("nested server write on one thread")
         with immediate(c):
             yield c
+        self._local.commits = self.commits_here() + 1
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:

@@ -227,22 +227,33 @@ class RestDispatcher:
             op_id=op_id, query={**extra_query, **dict(query or {})}, body=dict(body or {}),
             path=path_params, auth_token=auth_token,
         )
+        committed = self.server.db.commits_here()
         try:
             result = r.handler(ctx)
         except ServerError as e:
             return rc_error(e.code, e.message, path)
         except Exception as e:
             if disk_full(e):
-                # An operator's fault, not the server's bug: one line, no traceback, and a
-                # status a client may retry on (nothing was written: SQLite rolled back).
-                log.error("REST %s %s refused: the store is full (disk full)", method, path)
-                return rc_error("disk_full", DISK_FULL_MESSAGE, path, status=503)
+                if self.server.db.commits_here() == committed:
+                    # An operator's fault, not the server's bug: one line, no traceback, and a
+                    # status a client may retry on, which promises that nothing was written
+                    # (the failing transaction rolled back and none before it committed; the
+                    # rest.call bridge gives the quota unit back on it).
+                    log.error("REST %s %s refused: the store is full (disk full)", method, path)
+                    return rc_error("disk_full", DISK_FULL_MESSAGE, path, status=503)
+                # A handler that committed a write before the one the disk refused did part of
+                # its work: 503 would promise a retry is safe and a refund is due; neither holds.
+                log.error("REST %s %s failed part-way: the store is full (disk full) after an "
+                          "earlier write of this request committed", method, path)
+                return rc_error("internal", PARTIAL_DISK_FULL_MESSAGE, path, status=500)
             log.exception("REST %s %s failed", method, path)
             return rc_error("internal", "internal server error", path, status=500)
         return 200, {**result, "success": True}
 
 
 DISK_FULL_MESSAGE = "the store is full (disk full); nothing was written, retry when space is back"
+PARTIAL_DISK_FULL_MESSAGE = ("the store is full (disk full) part-way: an earlier step of this "
+                             "request was written; check its state before retrying")
 
 
 def disk_full(exc: BaseException) -> bool:

@@ -9,16 +9,20 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from apphelp import install, write_app, write_policy
 from test_disk_full import fill, move_onto, small_disk
 
 from host.bench.rest_http import serving
 from host.clock import SystemClock
 from host.home import Home
+from host.runtime import Host, HostConfig
 from host.server.embedded import EmbeddedServer
 from host.server.personal_tokens import ensure_service_user
+from host.server.rest import Ctx, RestDispatcher, RestRoute
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
@@ -60,3 +64,110 @@ def test_rest_writes_on_a_full_disk_are_clean_503s(tmp_path: Path,
                 "password": "a-long-enough-password"})
             assert ok.status_code == 200, ok.text
         server.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+def test_a_request_that_wrote_a_step_before_the_disk_filled_is_not_a_503(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # 503 promises "nothing was written" (a client may retry, the rest.call bridge refunds the
+    # unit). A handler whose first write committed and whose second met the full disk did
+    # part of its work: it must answer 500, with one log line saying so.
+    home = Home(tmp_path / "home").ensure()
+    EmbeddedServer(home.server_db, SystemClock()).close()
+    with small_disk(tmp_path / "disk") as disk:
+        move_onto(home.server_db, disk / "server.db")
+        server = EmbeddedServer(home.server_db, SystemClock())
+        fillers: list[Path] = []
+
+        def two_steps(ctx: Ctx) -> dict[str, Any]:
+            with ctx.server.db.write() as c:
+                c.execute("CREATE TABLE IF NOT EXISTS scratch (v BLOB)")
+                c.execute("INSERT INTO scratch VALUES (x'00')")
+            fillers.extend(fill(disk))
+            with ctx.server.db.write() as c:
+                c.execute("INSERT INTO scratch VALUES (?)", (b"\1" * 200_000,))
+            return {}
+
+        def one_step(ctx: Ctx) -> dict[str, Any]:
+            with ctx.server.db.write() as c:
+                c.execute("INSERT INTO scratch VALUES (?)", (b"\2" * 200_000,))
+            return {}
+
+        dispatcher = RestDispatcher(server, routes=(
+            RestRoute("POST", "two.steps", two_steps, public=True),
+            RestRoute("POST", "one.step", one_step, public=True)))
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            partial = dispatcher.call(None, "POST", "two.steps", body={})
+            whole = dispatcher.call(None, "POST", "one.step", body={})
+        assert partial[0] == 500, partial
+        assert "part-way" in partial[1]["error"]
+        assert whole[0] == 503 and whole[1]["errorType"] == "error-disk-full", whole
+        lines = [r.getMessage() for r in caplog.records if r.name.startswith("stockade")]
+        assert len(lines) == 2 and "part-way" in lines[0] and "refused" in lines[1], lines
+        assert "Traceback" not in caplog.text
+        rows = server.db.conn().execute("SELECT count(*) FROM scratch").fetchone()[0]
+        assert rows == 1  # the first step stayed written: "nothing was written" would be a lie
+        for f in fillers:
+            f.unlink()
+        server.close()
+
+
+REST_APP = '''
+from stockade import App
+
+class TestApp(App):
+    def on_livechat_room_started(self, ctx, event):
+        r = ctx.rest.call("POST", "/api/v1/livechat/visitor",
+                          {"visitor": {"token": event["token"], "name": "V"}})
+        return [r["status"], r["body"].get("errorType"), r["body"].get("error")]
+'''
+
+REST_POLICY = '''
+schema = 1
+name = "restdisk"
+[[rule]]
+id = "visitor-route"
+effect = "permit"
+apps = ["caller"]
+actions = ["rest.call"]
+[rule.when]
+rest_routes = ["POST /api/v1/livechat/visitor"]
+rest_fields = ["visitor"]
+[[rule]]
+id = "caller-read"
+effect = "permit"
+apps = ["caller"]
+actions = ["livechat.read"]
+[[quota]]
+id = "caller-rest-rate"
+apps = ["caller"]
+action = "rest.call"
+limit = 5
+window = "1h"
+'''
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+def test_a_rest_call_refused_for_a_full_disk_gets_its_unit_back(tmp_path: Path) -> None:
+    home = Home(tmp_path / "home").ensure()
+    write_policy(home, "restdisk", REST_POLICY)
+    install(home, write_app(tmp_path / "apps", "caller", ["livechat.read", "server.rest"],
+                            ["livechat.room_started"], REST_APP))
+    EmbeddedServer(home.server_db, SystemClock()).close()
+    with small_disk(tmp_path / "disk") as disk:
+        move_onto(home.server_db, disk / "server.db")
+        with Host(home, config=HostConfig(watch=False)) as host:
+            runner = next(iter(host.runners.values()))
+            first = runner.submit("livechat.room_started", {"token": "visitor-one"}, 15.0).result(30)
+            assert first[:2] == [200, None], first
+            fillers = fill(disk)
+            full = runner.submit("livechat.room_started", {"token": "visitor-two"}, 15.0).result(30)
+            assert full[:2] == [503, "error-disk-full"], full
+            outcome = [e.body for e in host.ledger.audit.tail(50)
+                       if e.body.get("kind") == "outcome"][-1]
+            assert outcome["status"] == 503 and outcome["refunded"] is True, outcome
+            key = f"install:{runner.install_id}:rest.call"
+            assert host.ledger.quota_state(key, 5, 3600.0).used == 1  # the 503's unit is back
+            for f in fillers:
+                f.unlink()
