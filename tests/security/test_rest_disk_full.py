@@ -3,11 +3,15 @@ write is refused with a documented status (503) and Rocket.Chat's error shape, t
 line and no traceback, reads still answer, and writes work again once space is back.
 
 The disk is real: the same small tmpfs approach as test_disk_full.py (SQLite itself answers
-"database or disk is full")."""
+"database or disk is full"). Also here, sharing this file's app and policy: a `rest.call` on a
+route with no bridge action, killed between the server's answer and its outcome record."""
 from __future__ import annotations
 
 import logging
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +25,7 @@ from host.clock import SystemClock
 from host.home import Home
 from host.runtime import Host, HostConfig
 from host.server.embedded import EmbeddedServer
+from host.server.livechat import get_visitor_by_token
 from host.server.personal_tokens import ensure_service_user
 from host.server.rest import Ctx, RestDispatcher, RestRoute
 
@@ -171,3 +176,27 @@ def test_a_rest_call_refused_for_a_full_disk_gets_its_unit_back(tmp_path: Path) 
             assert host.ledger.quota_state(key, 5, 3600.0).used == 1  # the 503's unit is back
             for f in fillers:
                 f.unlink()
+
+
+def test_a_crashed_unmapped_rest_call_keeps_its_unit_as_outcome_unknown(tmp_path: Path) -> None:
+    # A route with no bridge action writes without recording the decision's op_id (or under
+    # derived ones), so "the server has no op with this id" does not prove "not applied": the
+    # restart must not refund it. Here the write did happen (the visitor exists).
+    home = Home(tmp_path / "home").ensure()
+    write_policy(home, "restdisk", REST_POLICY)
+    install(home, write_app(tmp_path / "apps", "caller", ["livechat.read", "server.rest"],
+                            ["livechat.room_started"], REST_APP))
+    worker = Path(__file__).with_name("rest_crash_worker.py")
+    done = subprocess.run([sys.executable, str(worker), str(home.root)], timeout=60,
+                          capture_output=True, text=True)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    with Host(home, config=HostConfig(watch=False)) as host:  # start() settles
+        assert host.ledger.pending_intents() == []
+        settled = [e.body for e in host.ledger.audit.tail(50) if e.body.get("reconciled")]
+        assert len(settled) == 1 and settled[0]["action"] == "rest.call", settled
+        assert settled[0]["ok"] is False and settled[0]["code"] == "outcome_unknown"
+        assert not settled[0].get("refunded")
+        install_id = next(iter(host.runners))
+        assert host.ledger.quota_state(f"install:{install_id}:rest.call", 5, 3600.0).used == 1
+        assert get_visitor_by_token(host.server.db.conn(), "visitor-crash")["token"] == \
+            "visitor-crash"
