@@ -50,6 +50,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
 import sqlite3
@@ -69,6 +70,8 @@ from host.ledger.records import (
     escape_text,
 )
 from host.store import Store, StoreError, ensure_schema, table_exists
+
+log = logging.getLogger("stockade.audit")
 
 SCHEMA_COMPONENT = "audit"
 SCHEMA_VERSION = 1
@@ -229,6 +232,7 @@ class AuditLog:
         self.anchor_every = max(1, anchor_every)
         self.readonly = readonly or self.store.readonly
         self._closed = False
+        self._anchor_failing = False  # a full disk refused the anchor: logged once
         # Set by a ledger that group-commits reads: every write then goes through it.
         self.batch: GroupCommit | None = None
         if not self.readonly:
@@ -262,7 +266,22 @@ class AuditLog:
     def after_append(self, seq: int) -> None:
         """Anchor the chain after record 1 and every `anchor_every` records."""
         if seq == 1 or seq % self.anchor_every == 0:
+            self.anchor_quietly()
+
+    def anchor_quietly(self) -> None:
+        """`write_anchor`, where a file system that refuses the small anchor file (full, I/O
+        error) is one log line, not an error: the records are already committed, and an anchor
+        that lags only pins an older head (truncation below it is still detected); it moves on
+        at the next anchoring once the disk has room."""
+        try:
             self.write_anchor()
+        except OSError as e:
+            if not self._anchor_failing:
+                log.error("audit anchor not moved (%s): the chain is intact, the anchor lags "
+                          "until the disk has room", e.strerror or e)
+            self._anchor_failing = True
+        else:
+            self._anchor_failing = False
 
     def write_anchor(self, *, force: bool = False) -> Anchor | None:
         """Pin the current chain head in the anchor file (atomic rename). None if empty.
@@ -283,10 +302,15 @@ class AuditLog:
             f".{self.anchor_path.name}.{os.getpid()}.{secrets.token_hex(4)}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            os.write(fd, line.encode())
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.anchor_path)
+            try:
+                if os.write(fd, line.encode()) != len(line):
+                    raise OSError(28, "short write")  # a nearly full disk: never a torn anchor
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.anchor_path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # no stray temp files on the full disk
+            raise
         return Anchor(seq, h)
 
     def read_anchor(self) -> Anchor | None:
@@ -481,7 +505,7 @@ class AuditLog:
             if self.batch is not None:
                 self.batch.close()
             if not self.readonly:
-                self.write_anchor()
+                self.anchor_quietly()
         finally:
             self._closed = True
             self.store.close()

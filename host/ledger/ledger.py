@@ -108,7 +108,7 @@ class Ledger:
         """Group-committed records first..last: anchor as `after_append` would for each."""
         every = self.audit.anchor_every
         if first == 1 or last // every > (first - 1) // every:
-            self.audit.write_anchor()
+            self.audit.anchor_quietly()
 
     def admit(self, record: AuditRecord, charges: Sequence[QuotaCharge],
               seat_ceiling: int | None = None, seats_in_use: SeatCounter | None = None,
@@ -276,7 +276,7 @@ class Ledger:
     def checkpoint(self) -> None:
         """Background upkeep: copy the WAL into the database and anchor the audit head."""
         self.store.checkpoint("PASSIVE")
-        self.audit.write_anchor()
+        self.audit.anchor_quietly()
 
     def close(self) -> None:
         """Anchor the audit head and close this thread's connection."""

@@ -13,11 +13,9 @@ a 500: a 500 is the server's own bug, logged with its traceback.
 """
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import re
-import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +36,7 @@ from host.server.errors import NotFound, ServerError
 from host.server.principals import Caller, Operator
 from host.server.rest_errors import rc_error
 from host.server.rest_routes import ADMIN, LIVECHAT, MANAGE, Ctx, Handler
+from host.store.sqlite import disk_full
 
 log = logging.getLogger("stockade.server.rest")
 
@@ -254,20 +253,6 @@ class RestDispatcher:
 DISK_FULL_MESSAGE = "the store is full (disk full); nothing was written, retry when space is back"
 PARTIAL_DISK_FULL_MESSAGE = ("the store is full (disk full) part-way: an earlier step of this "
                              "request was written; check its state before retrying")
-
-
-def disk_full(exc: BaseException) -> bool:
-    """Whether `exc` (or what it wraps) is SQLite's or the OS's "no space left"."""
-    seen: BaseException | None = exc
-    for _ in range(5):
-        if seen is None:
-            return False
-        if isinstance(seen, sqlite3.OperationalError) and "disk is full" in str(seen):
-            return True
-        if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 def create_app(server: EmbeddedServer, *, max_body: int = MAX_BODY_BYTES,

@@ -21,6 +21,7 @@ modules (installs, quota, audit, persistence) share `host.db`, so the single
 """
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 import threading
@@ -140,6 +141,21 @@ def immediate(c: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         if c.in_transaction:
             c.execute("ROLLBACK")
         raise
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether `exc` (or what it wraps, a few levels down) is SQLite's or the OS's "no space
+    left": an operator's fault to report in one line, not a bug to log with a traceback."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, sqlite3.OperationalError) and "disk is full" in str(seen):
+            return True
+        if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def ensure_schema(store: Store, component: str, version: int, ddl: Sequence[str]) -> None:

@@ -9,6 +9,7 @@ SQLite resolves the link, so its WAL lives there too. Mounting needs root, as th
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
 import subprocess
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from apphelp import install, write_app, write_policy
 from gatehelp import (
     APP_ID,
     QUOTA_LIMIT,
@@ -29,15 +31,16 @@ from host import doctor
 from host.clock import SystemClock
 from host.errors import GateError
 from host.home import Home
+from host.ledger.audit import open_readonly
 from host.runtime import Host, HostConfig
 
 TMPFS_BYTES = 1 << 20  # room for the server's schema and a few users, then full
 
 
 @contextlib.contextmanager
-def small_disk(where: Path) -> Iterator[Path]:
+def small_disk(where: Path, size: int = TMPFS_BYTES) -> Iterator[Path]:
     where.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TMPFS_BYTES}", "stockade-test", where],
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "stockade-test", where],
                    check=True)
     try:
         yield where
@@ -112,3 +115,97 @@ def test_a_full_disk_refuses_cleanly_and_gives_the_unit_back(tmp_path: Path) -> 
         assert rig.ledger.quota_state(key, QUOTA_LIMIT, QUOTA_WINDOW_S).used == 2
         rig.ledger.close()
         assert rig.ledger.audit.verify().ok
+
+
+HOME_APP = '''
+from stockade import App, StockadeError
+
+class TestApp(App):
+    def on_livechat_room_started(self, ctx, event):
+        out = []
+        for name in event["names"]:
+            try:
+                out.append(ctx.users.create(username=name, name=name, type="bot")["username"])
+            except StockadeError as e:
+                out.append(["refused", "err", str(e)])
+        try:
+            out.append(ctx.users.get_by_username("made-before")["username"])
+        except StockadeError as e:
+            out.append(["refused", "err", str(e)])
+        return out
+'''
+
+HOME_POLICY = '''
+schema = 1
+name = "homefull"
+[[rule]]
+id = "maker-read"
+effect = "permit"
+apps = ["maker"]
+actions = ["livechat.read", "users.read"]
+[[rule]]
+id = "maker-create"
+effect = "permit"
+apps = ["maker"]
+actions = ["users.create"]
+[rule.when]
+user_types = ["bot"]
+[[quota]]
+id = "maker-create-rate"
+apps = ["maker"]
+action = "users.create"
+limit = 10
+window = "1h"
+'''
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+def test_a_full_home_refuses_bridge_calls_with_one_line_and_loses_nothing(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # The whole home (host.db, server.db, the anchor, logs) on one small disk, filled while a
+    # real host serves an app: every call is refused cleanly (the app sees the reason, the log
+    # gets one line and no traceback, however many calls), the host stops cleanly, and after
+    # space returns a restart finds quotas, audit and server in agreement.
+    with small_disk(tmp_path / "disk", size=16 << 20) as disk:
+        home = Home(disk / "home").ensure()
+        write_policy(home, "homefull", HOME_POLICY)
+        install(home, write_app(tmp_path / "apps", "maker",
+                                ["livechat.read", "users.read", "users.create"],
+                                ["livechat.room_started"], HOME_APP))
+        with caplog.at_level(logging.INFO), \
+                Host(home, config=HostConfig(watch=False)) as host:
+            runner = next(iter(host.runners.values()))
+            key = f"install:{runner.install_id}:users.create"
+            first = runner.submit("livechat.room_started", {"names": ["made-before"]},
+                                  15.0).result(30)
+            assert first == ["made-before", "made-before"], first
+            fillers = fill(disk)
+            caplog.clear()
+            full = runner.submit("livechat.room_started",
+                                 {"names": [f"made-full-{i}" for i in range(5)]},
+                                 15.0).result(30)
+            assert len(full) == 6
+            for answer in full:
+                assert answer[0] == "refused" and "disk full" in answer[2], full
+            lines = [r for r in caplog.records if r.name.startswith("stockade")]
+            assert len(lines) == 1 and "disk full" in lines[0].getMessage(), \
+                [r.getMessage() for r in lines]
+            checks = {c.name: c for c in doctor.disk_checks(home)}
+            assert not checks["disk (host store)"].ok
+            assert "disk full" in checks["disk (host store)"].detail
+        # ... and the host stopped with the disk still full: still no traceback
+        assert all(r.exc_info is None for r in caplog.records), \
+            [r.getMessage() for r in caplog.records if r.exc_info]
+        assert "Traceback" not in caplog.text
+        for f in fillers:
+            f.unlink()
+        with Host(home, config=HostConfig(watch=False)) as host:
+            assert host.ledger.pending_intents() == []
+            assert host.ledger.quota_state(key, 10, 3600.0).used == 1
+            assert host.server.count_users_created_by("maker") == 1
+            runner = next(iter(host.runners.values()))
+            after = runner.submit("livechat.room_started", {"names": ["made-after"]},
+                                  15.0).result(30)
+            assert after == ["made-after", "made-before"], after
+            assert host.ledger.quota_state(key, 10, 3600.0).used == 2
+        assert open_readonly(home.host_db, SystemClock()).verify().ok
