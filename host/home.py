@@ -1,10 +1,14 @@
 """The one folder that holds all host state (`--home`, `STOCKADE_HOME`, default `~/.stockade`)."""
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+
+from host.errors import StartRefused
 
 ENV_VAR = "STOCKADE_HOME"
 
@@ -58,12 +62,23 @@ class Home:
         later sits beside the baseline instead of replacing it (removing it is a deliberate act).
         """
         fresh_policies = not self.policies_dir.exists()
-        for d in (self.root, self.keys_dir, self.trust_dir, self.packages_dir,
-                  self.policies_dir, self.logs_dir):
-            d.mkdir(parents=True, exist_ok=True)
-            os.chmod(d, 0o700)
-        if fresh_policies or not any(self.policies_dir.glob("*.toml")):
-            write_default_policy(self)
+        try:
+            for d in (self.root, self.keys_dir, self.trust_dir, self.packages_dir,
+                      self.policies_dir, self.logs_dir):
+                d.mkdir(parents=True, exist_ok=True)
+                if stat.S_IMODE(d.stat().st_mode) != 0o700:  # no write where none is needed
+                    os.chmod(d, 0o700)
+            if fresh_policies or not any(self.policies_dir.glob("*.toml")):
+                write_default_policy(self)
+        except OSError as exc:
+            if exc.errno not in (errno.EROFS, errno.ENOSPC, errno.EACCES, errno.EPERM):
+                raise
+            # An operator's fault (a file system remounted read-only after I/O errors, a full
+            # disk, a home owned by someone else): one clear line, never "unexpected OSError".
+            raise StartRefused(
+                f"the home {self.root} cannot be written ({exc.strerror or exc})",
+                "remount its file system read-write, free space, or fix the folder's owner "
+                "and mode; `stockade doctor` shows every check") from None
         return self
 
 

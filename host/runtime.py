@@ -15,7 +15,6 @@ import gc
 import logging
 import os
 import secrets
-import sqlite3
 import threading
 import time
 from collections.abc import Mapping
@@ -44,7 +43,7 @@ from host.server.embedded import EmbeddedServer
 from host.server.errors import Prevented
 from host.server.principals import SYSTEM
 from host.server.remote.server import RemoteServer, Workspace, foreign_app_user
-from host.store import StoreError, refuse_damaged_stores
+from host.store import opening_stores, refuse_damaged_stores
 from host.supervise.child import AppFailed, Child, ChildDied, ChildLimits, Spawner
 from host.supervise.credentials import APP_USER_CHECK_EVERY, Credentials
 from host.supervise.delivery import Delivery
@@ -117,7 +116,7 @@ class Host:
         self.config = config or HostConfig()
         refuse_damaged_stores(home)
         ensure_policies(home)
-        try:
+        with opening_stores(home):  # read-only, immutable, full: one clear refusal
             self.installs = InstallStore(home.host_db)
             # A running host anchors the audit chain from its upkeep thread (every
             # CHECKPOINT_INTERVAL_S and at stop), not every 64 records on a bridge call: the
@@ -132,12 +131,6 @@ class Host:
             # host_id names this host's tokens: a re-mint revokes only its own earlier token.
             self.credentials = Credentials(self.keyring, self.tokens, self.server, self.clock,
                                            secrets.token_hex(8))
-        except (sqlite3.Error, StoreError, OSError) as exc:
-            # Read-only, immutable (chattr +i), on a full or failing disk: one clear refusal.
-            raise StartRefused(
-                f"the stores in {home.root} cannot be opened for writing ({exc})",
-                "check the files' owner, mode and attributes (`lsattr`), and the disk; "
-                "`stockade doctor` shows every check") from None
         self.policy = PolicySource(load_policy(home.policies_dir))
         self.policy_watch = PolicyWatch(self.policy, home.policies_dir, lambda kind, detail: (
             append_operator(self.ledger.audit, kind, clock=self.clock, detail=detail)))

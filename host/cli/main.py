@@ -11,6 +11,7 @@ import typer
 
 from host.cli.interrupt import EXIT_INTERRUPTED, INTERRUPTED_LINE
 from host.cli.output import fail
+from host.errors import StartRefused
 from host.home import resolve_home
 from host.ledger.records import AuditError
 
@@ -101,6 +102,8 @@ def normalize_argv(argv: list[str]) -> list[str]:
 EXIT_AUDIT = 1
 # Exit code of an unexpected internal error (a bug): a negative answer, never "ok".
 EXIT_INTERNAL = 1
+# Exit code when the home or a store cannot be used (read-only, full, damaged).
+EXIT_START_REFUSED = 1
 
 
 class Interrupted(SystemExit):
@@ -133,6 +136,11 @@ def main() -> None:
                          "hint: `stockade audit verify` and `stockade doctor` show what is "
                          "wrong with the store\n")
         raise SystemExit(EXIT_AUDIT) from None
+    except StartRefused as exc:
+        # A home or store this process cannot use (read-only, full, damaged): the operator's
+        # to fix, said in one line with how, from any command.
+        sys.stderr.write(f"error: {exc.message}\nhint: {exc.hint}\n")
+        raise SystemExit(EXIT_START_REFUSED) from None
     except Exception as exc:
         # The last net under "no traceback for any input": one line, and the traceback only
         # for whoever asks for it.

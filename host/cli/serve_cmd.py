@@ -21,8 +21,11 @@ from host.server.shapes import User
 
 def build_server(home: Home, clock: Clock) -> EmbeddedServer:
     """Open (creating if needed) the embedded server in `home` (HOME/server.db)."""
+    from host.store import opening_stores
+
     home.ensure()
-    return EmbeddedServer(home.server_db, clock)
+    with opening_stores(home):
+        return EmbeddedServer(home.server_db, clock)
 
 
 def mint_service_token(server: EmbeddedServer, username: str) -> tuple[User, str]:

@@ -17,9 +17,10 @@ from host.store.sqlite import (
     ensure_schema,
     immediate,
     integrity_problem,
+    opening_stores,
     refuse_damaged_stores,
     table_exists,
 )
 
 __all__ = ["Store", "StoreError", "ensure_schema", "immediate", "integrity_problem",
-           "refuse_damaged_stores", "table_exists"]
+           "opening_stores", "refuse_damaged_stores", "table_exists"]

@@ -26,7 +26,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
 
 from host.errors import StartRefused
@@ -227,3 +227,21 @@ def refuse_damaged_stores(home: Home) -> None:
                 f"{name} is damaged ({problem})",
                 f"restore {path} from a backup (with audit.anchor for host.db); "
                 "`stockade doctor` shows every check")
+
+
+@contextmanager
+def opening_stores(home: Home) -> Iterator[None]:
+    """Open the home's stores inside this: a store that cannot be opened for writing
+    (read-only file system or file, immutable, on a full or failing disk) becomes one clear
+    `StartRefused` for the operator instead of a raw sqlite3 or OS error."""
+    try:
+        yield
+    except (sqlite3.Error, StoreError, OSError) as exc:
+        why = str(exc)
+        with suppress(OSError):
+            if os.statvfs(home.root).f_flag & os.ST_RDONLY:  # sqlite only says "unable to open"
+                why = f"{why}: the file system is read-only"
+        raise StartRefused(
+            f"the stores in {home.root} cannot be opened for writing ({why})",
+            "check the file system (read-only? full?), the files' owner, mode and attributes "
+            "(`lsattr`); `stockade doctor` shows every check") from None

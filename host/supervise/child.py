@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -25,6 +24,7 @@ from typing import Any, NoReturn
 import msgspec
 
 from host.store.sqlite import disk_full
+from host.supervise.disk_notice import disk_full_reply
 from host.supervise.prefork import Prefork
 from host.supervise.watchdog import running_events, watchdog
 from host.supervise.zygote_client import Zygote
@@ -66,33 +66,6 @@ NEXT_FRAME_SPIN_NS = 150_000
 
 log = logging.getLogger("stockade.child")
 
-# How often a full disk under the host's stores is reported while bridge calls keep meeting it
-# (one line, no traceback; the count of calls refused since the last line rides along). Guards
-# the host log, usually on that same disk, against a line per call from a busy app.
-DISK_FULL_LOG_EVERY_S = 10.0
-
-
-class _DiskFullNotice:
-    """One log line per `DISK_FULL_LOG_EVERY_S` for bridge calls refused by a full disk."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._next = 0.0
-        self._quiet = 0
-
-    def refused(self, action: str) -> None:
-        with self._lock:
-            now = time.monotonic()
-            if now < self._next:
-                self._quiet += 1
-                return
-            quiet, self._quiet, self._next = self._quiet, 0, now + DISK_FULL_LOG_EVERY_S
-        more = f" ({quiet} more refused since the last line)" if quiet else ""
-        log.error("bridge call %s refused: the host's store is full (disk full)%s; free space "
-                  "(`stockade doctor` names the file system)", action, more)
-
-
-_disk_full_notice = _DiskFullNotice()
 
 REQUIRED_LAYERS = ("seccomp", "landlock", "no_new_privs", "netns", "ipcns", "pidns", "rlimits",
                    "pdeathsig", "fds_closed", "empty_env")
@@ -406,14 +379,8 @@ class Child:
             return Reply(id=call.id, ok=False,
                          error=WireError(code="invalid_argument", message=str(exc)[:500]))
         except Exception as exc:
-            if disk_full(exc):
-                # The operator's fault, not a bug: one line, no traceback. Whatever the call
-                # had committed before the disk filled is settled as rule 9 says (an intent
-                # without an outcome is reconciled at the next start).
-                _disk_full_notice.refused(call.action)
-                return Reply(id=call.id, ok=False, error=WireError(
-                    code="internal", message=f"{call.action}: refused, the host's store is "
-                    "full (disk full)"))
+            if disk_full(exc):  # the operator's fault, not a bug: no traceback
+                return disk_full_reply(call)
             # A host-side failure (a store that cannot write, a bug) refuses the call; the app
             # sees a generic error and the host logs the detail (never sent to the child).
             log.exception("bridge call %s failed inside the host", call.action)

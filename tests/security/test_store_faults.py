@@ -146,3 +146,26 @@ def test_an_immutable_store_is_refused_with_one_clear_message(tmp_path: Path) ->
         assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     finally:
         subprocess.run(["chattr", "-i", str(home.host_db)], check=False)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a file system needs root")
+def test_a_store_on_a_read_only_file_system_is_refused_at_restart(tmp_path: Path) -> None:
+    # The reviewer found this one handled well; kept so it stays so: the home on a
+    # file system remounted read-only (as the kernel does after I/O errors) is refused at
+    # start with the reason, and `serve` says so in one line.
+    home = _home_with_records(tmp_path)
+    view = tmp_path / "read-only-view"
+    view.mkdir()
+    subprocess.run(["mount", "--bind", home.root, view], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", view], check=True)
+        ro_home = Home(view)
+        with pytest.raises(StartRefused) as refused:
+            Host(ro_home, config=QUIET)
+        assert "cannot be opened for writing" in refused.value.message
+        assert "read-only" in refused.value.message or "readonly" in refused.value.message
+        r = _cli(ro_home, "serve", "--port", "0")
+        assert r.returncode == 1, r.stderr
+        assert "cannot be opened for writing" in r.stderr and "Traceback" not in r.stderr
+    finally:
+        subprocess.run(["umount", "-l", view], check=False)
