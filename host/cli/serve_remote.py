@@ -17,7 +17,10 @@ def serve_remote(home: Home, bind: str, sock: socket.socket, url: str | None,
     """Serve on `sock` until interrupted; every failure to start is one line for the
     operator."""
     import uvicorn
+    from starlette.routing import Mount
 
+    from host.console.app import create_console
+    from host.console.operators import WorkspaceOperators
     from host.runtime import Host
     from host.server.errors import ServerError
     from host.server.remote.config import ConfigError, load, open_remote
@@ -47,14 +50,18 @@ def serve_remote(home: Home, bind: str, sock: socket.socket, url: str | None,
             fail(exc.message, exc.hint, EXIT_NEGATIVE)
         fail(str(exc), "run `stockade doctor`; or pass --degraded to accept the risk")
     receiver = WebhookReceiver(remote, conf.webhook_secret).start()
+    console = Mount("/console", create_console(
+        home, WorkspaceOperators(remote), lambda: app_host.policy.current().revision))
     running = sorted(r.app_id for r in app_host.runners.values())
     err_console.print(f"apps running: {', '.join(running) or 'none'}", highlight=False)
     err_console.print(f"workspace: {conf.url} (Rocket.Chat {version}) as {conf.user_id}",
                       highlight=False)
     err_console.print(f"webhook receiver: http://{bind}:{port}{PATH} (behind a TLS proxy, "
                       "this is the workspace's Omnichannel Webhook URL)", highlight=False)
+    err_console.print(f"console: http://{bind}:{port}/console/ (the workspace's admins sign "
+                      "in with their Rocket.Chat password)", highlight=False)
     try:
-        uvicorn.Server(uvicorn.Config(receiver.app(), log_level="warning",
+        uvicorn.Server(uvicorn.Config(receiver.app([console]), log_level="warning",
                                       lifespan="off")).run(sockets=[sock])
     finally:
         sock.close()

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import anyio.to_thread
 from jinja2 import Environment, FileSystemLoader
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
@@ -31,6 +32,7 @@ from host.console import install as install_flow
 from host.console import pages, updates
 from host.console import settings as app_settings
 from host.console.install import Uploads
+from host.console.operators import Operators, ServerOperators, Unreachable
 from host.console.sessions import COOKIE, Session, Sessions
 from host.home import Home
 from host.inert import visible
@@ -38,8 +40,6 @@ from host.ledger.audit import AuditLog
 from host.ledger.operator import audited, open_keyring, operator_actor
 from host.server import auth
 from host.server.embedded import EmbeddedServer
-from host.server.principals import SYSTEM
-from host.server.rest_auth import FAILURES
 from host.supervise.status import read_status
 
 HERE = Path(__file__).parent
@@ -52,7 +52,6 @@ CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'
 MAX_FORM_BYTES = 64 * 1024
 # Audit records shown per search. Guards: page size and the time one request holds the store.
 MAX_AUDIT_ROWS = 200
-OPERATOR_ROLE = "admin"
 # Host header values the console answers by default. Guards: DNS rebinding, where a page of
 # another site, its name re-pointed at 127.0.0.1, would otherwise be "same-origin" with it.
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
@@ -85,12 +84,16 @@ def _same_origin(request: Request) -> bool:
     return f"{parts.scheme}://{parts.netloc}" == here
 
 
-def create_console(home: Home, server: EmbeddedServer,
+def create_console(home: Home, server: EmbeddedServer | Operators,
                    enforced: Callable[[], str | None] = lambda: None,
                    hosts: Sequence[str] = LOOPBACK_HOSTS) -> Starlette:
-    """The console as a starlette app, to be mounted at `/console`. `enforced` says which
-    policy revision the serving host decides with right now (None: no host runs apps);
-    `hosts` are the Host header values it answers (a reverse proxy's name, when one fronts it)."""
+    """The console as a starlette app, to be mounted at `/console`. `server`: the embedded
+    server, or the `Operators` of a Rocket.Chat workspace (`host.console.operators`) whose
+    admins sign in; `enforced` says which policy revision the serving host decides with right
+    now (None: no host runs apps); `hosts` are the Host header values it answers (a reverse
+    proxy's name, when one fronts it)."""
+    operators: Operators = ServerOperators(server) if isinstance(server, EmbeddedServer) \
+        else server
     sessions = Sessions()
     # Autoescaping on for every template: author text can never become markup.
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True)
@@ -105,11 +108,8 @@ def create_console(home: Home, server: EmbeddedServer,
         s = sessions.get(request.cookies.get(COOKIE))
         if s is None:
             return None
-        try:  # still an active admin? (a revoked operator's session ends at its next request)
-            u = server.users_get(SYSTEM, s.user_id)
-        except Exception:  # noqa: BLE001 - any failure ends the session
-            return None
-        return s if u["active"] and OPERATOR_ROLE in u["roles"] else None
+        # still an active admin? (a revoked operator's session ends at its next request)
+        return s if operators.current(s.user_id) is not None else None
 
     async def form_of(request: Request, s: Session | None) -> dict[str, str] | None:
         """The posted form when the request is same-origin and carries the session's CSRF
@@ -137,12 +137,15 @@ def create_console(home: Home, server: EmbeddedServer,
             return refused()
         who, password = form.get("username", ""), form.get("password", "")
         try:
-            user_id = auth.check(server.db, FAILURES, who, password, time.time())
+            # a thread: against a workspace the check is an HTTP round trip
+            user = await anyio.to_thread.run_sync(operators.sign_in, who, password)
         except auth.LoginBlocked:
             return page(request, "login.html", 429, error="Too many failed sign-ins for this "
                         "name; try again in a few minutes.")
-        user = server.users_get(SYSTEM, user_id) if user_id else None
-        if user is None or OPERATOR_ROLE not in user["roles"]:
+        except Unreachable:
+            return page(request, "login.html", 503, error="Cannot reach the workspace to check "
+                        "the password; try again when it answers.")
+        if user is None:
             return page(request, "login.html", 401, error="Wrong name or password, or not an "
                         "operator of this server.")
         sid = sessions.open(user["id"], user["username"])
@@ -254,7 +257,7 @@ def create_console(home: Home, server: EmbeddedServer,
         return page(request, "quotas.html", s=s,
                     quotas=pages.quotas(home, view["policy"], installs()),
                     ceiling=view["policy"].seat_ceiling if view["policy"] else None,
-                    seats=server.users_count_active_app_created(),
+                    seats=operators.seats(),
                     chart_w=pages.CHART_W, chart_h=pages.CHART_H)
 
     async def policy_page(request: Request, s: Session) -> Response:

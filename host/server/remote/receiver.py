@@ -23,12 +23,13 @@ import hmac
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from host.server.errors import NotFound, ServerError
 from host.server.events import (
@@ -76,8 +77,10 @@ class WebhookReceiver:
         self._catch_up = False
 
     # -- HTTP ----------------------------------------------------------------------------------
-    def app(self) -> Starlette:
-        return Starlette(routes=[Route(PATH, self._endpoint, methods=["POST"])])
+    def app(self, mounts: Sequence[BaseRoute] = ()) -> Starlette:
+        """The webhook endpoint at `PATH`, with `mounts` beside it (`serve` mounts the
+        console)."""
+        return Starlette(routes=[Route(PATH, self._endpoint, methods=["POST"]), *mounts])
 
     async def _endpoint(self, request: Request) -> JSONResponse:
         declared = request.headers.get("content-length")

@@ -1,0 +1,134 @@
+"""Who may sign in to the console, against the server the host serves.
+
+The console signs in the server's own admins: with the embedded server, its users and password
+hashes (`host.server.auth`); against a Rocket.Chat workspace, the workspace's (its
+`POST /api/v1/login`, whose token is revoked at once, then the user's roles read with the
+service account). Either way the operator's password never reaches Stockade's stores, failed
+sign-ins are counted per name in this process (`auth.Failures`, the same budget the REST login
+has), and a session lasts only while its user is still an active admin: `current` is asked at
+every request.
+"""
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+import httpx
+
+from host.server import auth
+from host.server.embedded import EmbeddedServer
+from host.server.principals import SYSTEM
+from host.server.remote.server import RemoteServer
+from host.server.rest_auth import FAILURES
+from host.server.shapes import User
+
+# The role a console operator must hold, on either server (Rocket.Chat's workspace admin).
+OPERATOR_ROLE = "admin"
+# How long a sign-in waits for the workspace (s). Guards a console request thread against a
+# workspace that does not answer; the operator sees "cannot reach the workspace".
+WORKSPACE_LOGIN_TIMEOUT_S = 10.0
+# Longest name or password sent to the workspace. Guards the workspace (and the log of a proxy
+# in front of it) against a megabyte typed into the sign-in form.
+MAX_CREDENTIAL = 256
+
+
+class Unreachable(Exception):
+    """The workspace did not answer a sign-in (down, slow, or not Rocket.Chat)."""
+
+
+class Operators(Protocol):
+    """The console's view of the server's admins."""
+
+    def sign_in(self, who: str, password: str) -> User | None:
+        """The user when `who`/`password` are right and the user is an active admin; None
+        otherwise. Raises `auth.LoginBlocked` after too many failures for the name."""
+        ...
+
+    def current(self, user_id: str) -> User | None:
+        """The user while still an active admin, else None (the session ends)."""
+        ...
+
+    def seats(self) -> int:
+        """Active users created by apps (the billed seats the policies' ceiling bounds)."""
+        ...
+
+
+def _admin(user: User | None) -> User | None:
+    return user if user is not None and user["active"] and OPERATOR_ROLE in user["roles"] \
+        else None
+
+
+class ServerOperators:
+    """The embedded server's admins, checked against its password hashes."""
+
+    def __init__(self, server: EmbeddedServer) -> None:
+        self.server = server
+
+    def sign_in(self, who: str, password: str) -> User | None:
+        user_id = auth.check(self.server.db, FAILURES, who, password, time.time())
+        return self.current(user_id) if user_id else None
+
+    def current(self, user_id: str) -> User | None:
+        try:
+            return _admin(self.server.users_get(SYSTEM, user_id))
+        except Exception:  # noqa: BLE001 - any failure ends the session
+            return None
+
+    def seats(self) -> int:
+        return self.server.users_count_active_app_created()
+
+
+class WorkspaceOperators:
+    """A Rocket.Chat workspace's admins: the workspace checks the password (`/api/v1/login`),
+    the token it answers with is revoked at once (`/api/v1/logout`), and the roles are read
+    with the service account, so the console never holds a workspace token of its own."""
+
+    def __init__(self, remote: RemoteServer) -> None:
+        self.remote = remote
+
+    def sign_in(self, who: str, password: str) -> User | None:
+        now = time.time()
+        key = f"{self.remote.client.base}\0{who.strip().casefold()[:auth.MAX_NAME]}"
+        if FAILURES.blocked(key, now):
+            raise auth.LoginBlocked(who)
+        if not who.strip() or len(who) > MAX_CREDENTIAL or len(password) > MAX_CREDENTIAL:
+            FAILURES.failed(key, now)
+            return None
+        http = self.remote.client.http
+        try:
+            resp = http.post("/api/v1/login", json={"user": who.strip(), "password": password},
+                             timeout=WORKSPACE_LOGIN_TIMEOUT_S)
+        except httpx.HTTPError as exc:
+            raise Unreachable(str(exc)) from None
+        if resp.status_code >= 500:
+            raise Unreachable(f"HTTP {resp.status_code}")
+        data = _json(resp)
+        session = data.get("data") if isinstance(data, dict) else None
+        user_id = session.get("userId") if isinstance(session, dict) else None
+        token = session.get("authToken") if isinstance(session, dict) else None
+        if resp.status_code != 200 or not isinstance(user_id, str) or not isinstance(token, str):
+            FAILURES.failed(key, now)
+            return None
+        try:  # the console keeps no workspace token: the one the login minted goes at once
+            http.post("/api/v1/logout", headers={"X-User-Id": user_id, "X-Auth-Token": token},
+                      timeout=WORKSPACE_LOGIN_TIMEOUT_S)
+        except httpx.HTTPError:
+            pass  # the token expires on the workspace's own schedule
+        FAILURES.clear(key)
+        return self.current(user_id)
+
+    def current(self, user_id: str) -> User | None:
+        try:
+            return _admin(self.remote.users_get(SYSTEM, user_id))
+        except Exception:  # noqa: BLE001 - any failure (workspace down too) ends the session
+            return None
+
+    def seats(self) -> int:
+        return self.remote.users_count_active_app_created()
+
+
+def _json(resp: httpx.Response) -> object:
+    try:
+        return resp.json()
+    except ValueError:
+        return None
