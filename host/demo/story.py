@@ -6,16 +6,17 @@ account, and an uninstall that leaves no routable agent behind unless the operat
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
-import warnings
 from typing import Any
 
 import httpx
 from rich.console import Console
 
 from host.apps.installs import InstallStore
+from host.bench.rest_http import serving
 from host.clock import SystemClock
 from host.demo.crm import DemoCrm
 from host.demo.narrate import Narrator
@@ -25,7 +26,6 @@ from host.ledger.audit import open_readonly
 from host.runtime import Host
 from host.server.embedded import EmbeddedServer
 from host.server.principals import SYSTEM
-from host.server.rest import create_app
 
 PROXY_AGENT = "Dana (Acme Support)"
 BOT_USERNAME = "chatbot-assistant"
@@ -133,22 +133,21 @@ class StoryActs(Narrator):
                  "user the room, the external agent answers over HTTP")
         v = self._visitor("proxy", "Visitor P", {"externalAgentName": PROXY_AGENT})
         token = str(v["token"])  # the widget's per-visitor token (not a secret)
-        with warnings.catch_warnings():
-            # starlette's TestClient warns that it will move off httpx: not the demo's news.
-            warnings.filterwarnings("ignore", message="Using `httpx`")
-            from starlette.testclient import TestClient
-
-            # the widget's REST endpoints: in process, or the stand-in workspace's own
-            web: Any = (httpx.Client(base_url=self.rig.url, timeout=10, trust_env=False)
-                        if self.rig is not None else TestClient(create_app(server)))
-        rid = web.get("/api/v1/livechat/room",
-                      params={"token": token, "department": "Salesforce"}).json()["room"]["_id"]
-        self._settle()
-        for text in ("Where is my order #1234?", "Thanks!"):
-            web.post("/api/v1/livechat/message", json={"token": token, "rid": rid, "msg": text})
+        with contextlib.ExitStack() as stack:
+            # the widget's REST endpoints over real HTTP on loopback: the embedded server's,
+            # served from a thread for this step, or the stand-in workspace's own
+            base = self.rig.url if self.rig is not None else \
+                stack.enter_context(serving(server))[0]
+            web = stack.enter_context(httpx.Client(base_url=base, timeout=10, trust_env=False))
+            rid = web.get("/api/v1/livechat/room", params={
+                "token": token, "department": "Salesforce"}).json()["room"]["_id"]
             self._settle()
-        history = web.get(f"/api/v1/livechat/messages.history/{rid}",
-                          params={"token": token}).json()["messages"]
+            for text in ("Where is my order #1234?", "Thanks!"):
+                web.post("/api/v1/livechat/message", json={"token": token, "rid": rid,
+                                                           "msg": text})
+                self._settle()
+            history = web.get(f"/api/v1/livechat/messages.history/{rid}",
+                              params={"token": token}).json()["messages"]
         proxy = self._install_user("proxy-agent")
         relayed = [m for m in history if m["u"]["_id"] == proxy]
         room = server.livechat_get_room(SYSTEM, rid)

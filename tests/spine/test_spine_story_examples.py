@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -21,6 +22,7 @@ from host.apps.installs import InstallStore
 from host.apps.operations import install_package
 from host.apps.packages import package_folder
 from host.apps.publisher import TrustStore, check_signature
+from host.bench.rest_http import serving
 from host.cli.main import root
 from host.cli.output import err_console
 from host.clock import SystemClock
@@ -30,9 +32,6 @@ from host.ledger.audit import open_readonly
 from host.runtime import Host, HostConfig
 from host.server.embedded import EmbeddedServer
 from host.server.principals import SYSTEM
-from host.server.rest import create_app
-
-pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx`")
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 DANA = "Dana (Acme Support)"
@@ -81,9 +80,13 @@ def test_the_visitor_sees_the_external_agent_on_every_relayed_message(world) -> 
     proxy = _app_user(h, "proxy-agent")
     # The host made the app user an agent in Salesforce at enable, as the manifest declares.
     assert server.livechat_get_department(SYSTEM, "Salesforce")["agents"] == [proxy]
-    from starlette.testclient import TestClient  # its import warns (filtered above)
+    with serving(h.server) as (base, _srv, _uv), \
+            httpx.Client(base_url=base, timeout=10, trust_env=False) as web:
+        _visitor_sees_the_external_agent(h, server, proxy, live_agent, web)
 
-    web = TestClient(create_app(h.server))
+
+def _visitor_sees_the_external_agent(h: Host, server: Any, proxy: str, live_agent: Any,
+                                     web: httpx.Client) -> None:
     token = "visitor-widget-token-1"
     r = web.post("/api/v1/livechat/visitor", json={"visitor": {
         "token": token, "name": "Vera", "customFields": [

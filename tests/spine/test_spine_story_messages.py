@@ -5,25 +5,19 @@ account it created, never as any other user."""
 from __future__ import annotations
 
 import json
-import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from apphelp import install, write_app, write_policy
 
+from host.bench.rest_http import serving
 from host.clock import SystemClock
 from host.home import Home
 from host.ledger.audit import open_readonly
 from host.runtime import Host
 from host.server.principals import SYSTEM
-from host.server.rest import create_app
-
-with warnings.catch_warnings():
-    # starlette's TestClient announces its move off httpx at import: not this test's news.
-    warnings.filterwarnings("ignore", message="Using `httpx`")
-    from starlette.testclient import TestClient
-
-pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx`")
 
 STEPS_SRC = '''
 from stockade import App, PermissionDenied, InvalidArgument
@@ -79,6 +73,14 @@ def host(tmp_path: Path):
         yield h
 
 
+@pytest.fixture()
+def web(host: Host) -> Iterator[httpx.Client]:
+    """The visitor's widget: the REST API over real HTTP on loopback."""
+    with serving(host.server) as (base, _server, _uv), \
+            httpx.Client(base_url=base, timeout=10, trust_env=False) as client:
+        yield client
+
+
 def _run(h: Host, app_id: str, steps: list) -> list:
     runner = next(r for r in h.runners.values() if r.app_id == app_id)
     return runner.submit("livechat.room_started", {"steps": steps}, 10.0).result(30)
@@ -89,7 +91,7 @@ def _audit(h: Host) -> list[dict]:
     return [json.loads(b) for (b,) in conn.execute("SELECT body FROM audit ORDER BY seq")]
 
 
-def _visitor_room(h: Host, web: TestClient, token: str) -> str:
+def _visitor_room(h: Host, web: httpx.Client, token: str) -> str:
     r = web.post("/api/v1/livechat/visitor", json={"visitor": {"token": token, "name": "Vic"}})
     assert r.status_code == 200, r.text
     r = web.get("/api/v1/livechat/room", params={"token": token})
@@ -97,8 +99,7 @@ def _visitor_room(h: Host, web: TestClient, token: str) -> str:
     return str(r.json()["room"]["_id"])
 
 
-def test_relayed_messages_show_the_external_agent_to_the_visitor(host: Host) -> None:
-    web = TestClient(create_app(host.server))
+def test_relayed_messages_show_the_external_agent_to_the_visitor(host: Host, web: httpx.Client) -> None:
     app_user = host.server.users_get_by_username(SYSTEM, "app.proxy")["id"]
     host.server.livechat_add_agent(SYSTEM, app_user)
     host.server.set_agent_status(app_user, "available")
@@ -121,10 +122,9 @@ def test_relayed_messages_show_the_external_agent_to_the_visitor(host: Host) -> 
     assert audited and audited[0]["allowed"] is True and audited[0]["app_id"] == "proxy"
 
 
-def test_relay_is_refused_in_a_room_the_app_does_not_serve(host: Host) -> None:
+def test_relay_is_refused_in_a_room_the_app_does_not_serve(host: Host, web: httpx.Client) -> None:
     """Attack: relaying into a room served by a human agent would put words in a stranger's
     room under a made-up name."""
-    web = TestClient(create_app(host.server))
     human = host.server.users_create(SYSTEM, "hal", "Hal", "user")["id"]
     host.server.livechat_add_agent(SYSTEM, human)
     host.server.set_agent_status(human, "available")
@@ -136,8 +136,7 @@ def test_relay_is_refused_in_a_room_the_app_does_not_serve(host: Host) -> None:
     assert [m["text"] for m in host.server.messages_list(SYSTEM, rid)] == []
 
 
-def test_chatbot_answers_as_its_own_bot_account_never_as_another_user(host: Host) -> None:
-    web = TestClient(create_app(host.server))
+def test_chatbot_answers_as_its_own_bot_account_never_as_another_user(host: Host, web: httpx.Client) -> None:
     rid = _visitor_room(host, web, "visitor-token-0003")
     person = host.server.users_create(SYSTEM, "ann", "Ann", "user")["id"]
     other_bot = host.server.users_create(SYSTEM, "otherbot", "Other", "bot")["id"]
@@ -166,14 +165,13 @@ def test_chatbot_answers_as_its_own_bot_account_never_as_another_user(host: Host
 
 
 def test_the_server_refuses_another_users_identity_even_if_a_policy_widens(
-    host: Host,
+    host: Host, web: httpx.Client,
 ) -> None:
     """The own-users rule is the permission's meaning, enforced by the server as well as by the
     engine: a policy's any_user cannot let an app speak as a person."""
     from host.server.errors import Forbidden
     from host.server.principals import Caller
 
-    web = TestClient(create_app(host.server))
     rid = _visitor_room(host, web, "visitor-token-0004")
     person = host.server.users_create(SYSTEM, "bea", "Bea", "user")["id"]
     caller = Caller(app_id="chatbot", install_id="i", app_user_id=None)
