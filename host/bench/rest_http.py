@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import httpx
 import uvicorn
+from starlette.routing import BaseRoute
 
 from host.clock import SystemClock
 from host.home import Home
@@ -34,13 +35,16 @@ def rest_server(home: Home) -> Iterator[tuple[str, EmbeddedServer]]:
 
 
 @contextmanager
-def serving(server: EmbeddedServer) -> Iterator[tuple[str, EmbeddedServer, uvicorn.Server]]:
-    """Serve `server`'s REST API from a thread; yield (base URL, server, the uvicorn server)."""
+def serving(server: EmbeddedServer, mounts: Sequence[BaseRoute] = (),
+            ) -> Iterator[tuple[str, EmbeddedServer, uvicorn.Server]]:
+    """Serve `server`'s REST API (and `mounts` beside it, e.g. the console) on loopback from a
+    thread; yield (base URL, server, the uvicorn server)."""
     # tcp_listener, not a bare socket: with proto 0 asyncio leaves Nagle on for accepted
     # connections and every request waited ~40 ms for a delayed ACK (issue 27).
     sock = tcp_listener("127.0.0.1", 0)
     port = sock.getsockname()[1]
-    uv = uvicorn.Server(uvicorn.Config(create_app(server), log_level="warning", lifespan="off"))
+    uv = uvicorn.Server(uvicorn.Config(create_app(server, mounts=mounts), log_level="warning",
+                                       lifespan="off"))
     thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, name="bench-uvicorn",
                               daemon=True)
     thread.start()

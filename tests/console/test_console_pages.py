@@ -233,10 +233,9 @@ def test_audit_search_by_rule_and_time_and_a_records_detail(served: Served) -> N
 
 def test_the_policy_page_names_the_revision_the_serving_host_enforces(tmp_path: Path) -> None:
     """With a host's revision handed in, as `stockade serve` does."""
-    from starlette.applications import Starlette
     from starlette.routing import Mount
-    from starlette.testclient import TestClient
 
+    from host.bench.rest_http import serving
     from host.clock import SystemClock
     from host.console.app import create_console
     from host.home import Home
@@ -247,11 +246,11 @@ def test_the_policy_page_names_the_revision_the_serving_host_enforces(tmp_path: 
     server = EmbeddedServer(home.server_db, SystemClock())
     op = server.users_create(SYSTEM, "operator", "Op", "user", roles=["admin"])
     set_password(server.db, op["id"], PASSWORD)
-    app = Starlette(routes=[Mount("/console", create_console(
-        home, server, lambda: "sha256:enforced-revision"))])
-    with TestClient(app, base_url="http://127.0.0.1") as c:
+    console = Mount("/console", create_console(home, server, lambda: "sha256:enforced-revision"))
+    with serving(server, mounts=[console]) as (base, _srv, _uv), \
+            httpx.Client(base_url=base, timeout=10) as c:
         c.post("/console/login", data={"username": "operator", "password": PASSWORD},
-               headers={"Origin": "http://127.0.0.1"})
+               headers={"Origin": base})
         page = c.get("/console/policy").text
     server.close()
     assert "decides with revision" in page and "sha256:enforced-revision" in page
