@@ -13,7 +13,6 @@ clients kept it (>= 95 %), no event was dropped and the event delay p99 is <= `M
 """
 from __future__ import annotations
 
-import io
 import json
 import shutil
 import subprocess
@@ -26,11 +25,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import httpx
-from rich.console import Console
 
+from host.bench.crm_process import CrmProcess
 from host.bench.rest_http import serving
-from host.bench.soak import DEPARTMENTS, PROXIED, start_demo
+from host.bench.soak import DEPARTMENTS, PROXIED, quiet_demo, start_demo
 from host.bench.stats import percentile
+from host.demo.scenario import CRM_API_KEY
 from host.server.embedded import EmbeddedServer
 from host.server.personal_tokens import ensure_service_user
 
@@ -112,9 +112,8 @@ class _Delays:
 
 def run_load(rates: Sequence[float] = RATES, step_s: float = 10.0, *, degraded: bool = False,
              on_step: Callable[[LoadStep], None] | None = None) -> LoadResult:
-    from host.demo.scenario import Demo
-
-    demo = Demo(Console(file=io.StringIO()), degraded=degraded)
+    crm = CrmProcess(CRM_API_KEY).start()
+    demo = quiet_demo(crm, degraded)
     delays = _Delays()
     try:
         start_demo(demo)
@@ -140,7 +139,7 @@ def run_load(rates: Sequence[float] = RATES, step_s: float = 10.0, *, degraded: 
         delays.stop.set()
         if demo.host is not None:
             demo.host.stop()
-        demo.crm.stop()
+        crm.stop()
         shutil.rmtree(demo.root, ignore_errors=True)
 
 

@@ -12,7 +12,6 @@ conversations/s; the target is <= `TARGET_SLOPE_MIB_MIN`.
 """
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import threading
@@ -23,6 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+
+from host.bench.crm_process import CrmProcess
+from host.demo.scenario import CRM_API_KEY, Demo
 
 TARGET_SLOPE_MIB_MIN = 0.5  # issue 26: RSS slope over the second half of a 30-minute run
 SAMPLE_EVERY_S = 1.0
@@ -88,9 +90,8 @@ def slope_per_min(samples: list[tuple[float, float]]) -> float:
 def run_soak(minutes: float, rate: float = 5.0, *, degraded: bool = False,
              on_tick: Callable[[float, float], None] | None = None) -> SoakResult:
     """Drive `rate` conversations/s for `minutes` through a host with the example apps."""
-    from host.demo.scenario import Demo
-
-    demo = Demo(Console(file=io.StringIO()), degraded=degraded)
+    crm = CrmProcess(CRM_API_KEY).start()
+    demo = quiet_demo(crm, degraded)
     try:
         start_demo(demo)
         host = demo.host
@@ -121,7 +122,7 @@ def run_soak(minutes: float, rate: float = 5.0, *, degraded: bool = False,
         half = [s for s in samples if s[0] >= minutes * 30.0]
         dropped = sum(sum(r.dropped.values()) for r in host.runners.values())
         return SoakResult(
-            minutes=minutes, rate=rate, conversations=count, crm_received=len(demo.crm.received),
+            minutes=minutes, rate=rate, conversations=count, crm_received=crm.received_count,
             rss_start_mib=round(rss0, 1), rss_end_mib=round(rss_mib(), 1),
             rss_slope_mib_min=round(slope_per_min(half), 3),
             rss_growth_second_half_mib=round(half[-1][1] - half[0][1], 1) if half else 0.0,
@@ -132,8 +133,15 @@ def run_soak(minutes: float, rate: float = 5.0, *, degraded: bool = False,
     finally:
         if demo.host is not None:
             demo.host.stop()
-        demo.crm.stop()
+        crm.stop()
         shutil.rmtree(demo.root, ignore_errors=True)
+
+
+def quiet_demo(crm: CrmProcess, degraded: bool) -> Demo:
+    """The demo's home and host, narrating to nowhere (a buffer that kept the narration would
+    grow with the run) and pointing the apps at `crm`, the CRM in its own process."""
+    return Demo(Console(file=open(os.devnull, "w")), degraded=degraded,
+                crm=crm)
 
 
 def _growth_after(samples: list[tuple[float, float]], warmup_s: float) -> float:
@@ -142,9 +150,8 @@ def _growth_after(samples: list[tuple[float, float]], warmup_s: float) -> float:
 
 
 def start_demo(demo: Any) -> None:
-    """The demo's CRM, home, example apps and host, with the demo's rate quotas lifted (a soak
-    or load run would meet them in seconds). The caller stops `demo` in its own `finally`."""
-    demo.crm.start()
+    """The demo's home, example apps and host, with the demo's rate quotas lifted (a soak or
+    load run would meet them in seconds). The caller stops `demo` in its own `finally`."""
     demo.setup_home()
     lift_rates(demo.home.policies_dir)
     demo.operator_setup()

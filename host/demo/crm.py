@@ -6,7 +6,7 @@ import json
 import socket
 import threading
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import uvicorn
 from starlette.applications import Starlette
@@ -18,28 +18,36 @@ from starlette.routing import Route
 MAX_BODY = 1 << 20
 
 
+class CrmEndpoint(Protocol):
+    """Where the demo's settings point crm-sync and proxy-agent: the in-process `DemoCrm`, or
+    the benches' `host.bench.crm_process.CrmProcess`."""
+
+    port: int
+
+
 class DemoCrm:
     """POST /transcripts with header X-Api-Key; keeps what it accepted in `received`.
     POST /chat: the external agent system. The agent named in the request answers the
-    visitor's text; each request is kept in `chats`."""
+    visitor's text; each request is kept in `chats`. GET /stats: the counts.
 
-    def __init__(self, api_key: str) -> None:
+    `keep=False` counts without keeping (the benches' long runs: a CRM that keeps every
+    transcript grows by design, and must not be read as the host's leak)."""
+
+    def __init__(self, api_key: str, *, keep: bool = True) -> None:
         self.api_key = api_key
+        self.keep = keep
         self.received: list[dict[str, Any]] = []
         self.chats: list[dict[str, Any]] = []
+        self.received_count = 0
+        self.chats_count = 0
         self.rejected = 0
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        # Accepted sockets inherit it: without it the response's body waits ~40 ms for the
-        # client's delayed ACK of the headers on a kept-alive connection.
-        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._sock.bind(("127.0.0.1", 0))
-        self.port: int = self._sock.getsockname()[1]
+        self.port = 0  # known once started
         app = Starlette(routes=[Route("/transcripts", self._post, methods=["POST"]),
-                                Route("/chat", self._chat, methods=["POST"])])
+                                Route("/chat", self._chat, methods=["POST"]),
+                                Route("/stats", self._stats, methods=["GET"])])
         self._server = uvicorn.Server(uvicorn.Config(app, log_level="critical",
                                                      lifespan="off"))
-        self._thread = threading.Thread(target=self._server.run,
-                                        kwargs={"sockets": [self._sock]}, daemon=True)
+        self._thread: threading.Thread | None = None
 
     async def _post(self, request: Request) -> JSONResponse:
         if request.headers.get("x-api-key") != self.api_key:
@@ -52,8 +60,14 @@ class DemoCrm:
             doc = json.loads(body)
         except ValueError:
             return JSONResponse({"error": "not JSON"}, status_code=400)
-        self.received.append(doc if isinstance(doc, dict) else {"value": doc})
-        return JSONResponse({"ok": True, "id": len(self.received)}, status_code=201)
+        self.received_count += 1
+        if self.keep:
+            self.received.append(doc if isinstance(doc, dict) else {"value": doc})
+        return JSONResponse({"ok": True, "id": self.received_count}, status_code=201)
+
+    async def _stats(self, request: Request) -> JSONResponse:
+        return JSONResponse({"received": self.received_count, "chats": self.chats_count,
+                             "rejected": self.rejected})
 
     async def _chat(self, request: Request) -> JSONResponse:
         body = await request.body()
@@ -63,7 +77,9 @@ class DemoCrm:
             doc = None
         if not isinstance(doc, dict) or not isinstance(doc.get("text"), str):
             return JSONResponse({"error": "expected {room_id, agent, text}"}, status_code=400)
-        self.chats.append(doc)
+        self.chats_count += 1
+        if self.keep:
+            self.chats.append(doc)
         agent = str(doc.get("agent") or "Support team")[:64]
         asked = " ".join(doc["text"].split())[:80]
         return JSONResponse({"messages": [
@@ -73,6 +89,14 @@ class DemoCrm:
         ]})
 
     def start(self) -> DemoCrm:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # Accepted sockets inherit it: without it the response's body waits ~40 ms for the
+        # client's delayed ACK of the headers on a kept-alive connection.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
+                                        daemon=True)
         self._thread.start()
         deadline = time.monotonic() + 5
         while not self._server.started and time.monotonic() < deadline:
@@ -81,4 +105,25 @@ class DemoCrm:
 
     def stop(self) -> None:
         self._server.should_exit = True
-        self._thread.join(timeout=5)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+def main() -> None:
+    """`python -m host.demo.crm API_KEY READY_FILE`: a counting CRM in a process of its own
+    (the benches' `host.bench.crm_process`); writes its port to READY_FILE, serves until
+    killed."""
+    import sys
+    from pathlib import Path
+
+    api_key, ready = sys.argv[1], Path(sys.argv[2])
+    crm = DemoCrm(api_key, keep=False).start()
+    tmp = ready.with_suffix(".tmp")
+    tmp.write_text(str(crm.port), encoding="ascii")
+    tmp.replace(ready)  # whole, or not there
+    if crm._thread is not None:
+        crm._thread.join()
+
+
+if __name__ == "__main__":
+    main()

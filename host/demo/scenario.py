@@ -32,7 +32,7 @@ from host.apps.operations import disclose, install_package
 from host.apps.packages import Package, package_folder, package_from_files
 from host.apps.publisher import TrustStore, check_signature, public_key_line, sign_package
 from host.clock import SystemClock
-from host.demo.crm import DemoCrm
+from host.demo.crm import CrmEndpoint, DemoCrm
 from host.demo.narrate import DemoResult, short
 from host.demo.remote import RemoteRig, RemoteWorld
 from host.demo.story import StoryActs
@@ -72,7 +72,10 @@ def examples_dir() -> Path:
 
 class Demo(StoryActs):
     def __init__(self, console: Console, *, keep: bool = False,
-                 degraded: bool = False, server: str = "embedded") -> None:
+                 degraded: bool = False, server: str = "embedded",
+                 crm: CrmEndpoint | None = None) -> None:
+        """`crm`: where the apps' settings point for the CRM and live-agent API, when not the
+        demo's own in-process `DemoCrm` (the benches run a counting one in its own process)."""
         self.out = console
         self.keep = keep
         self.degraded = degraded
@@ -82,7 +85,8 @@ class Demo(StoryActs):
         self.examples = examples_dir()
         self.installs: dict[str, InstallRecord] = {}
         self.disclosures: dict[str, Disclosure] = {}
-        self.crm = DemoCrm(CRM_API_KEY)
+        self.crm = DemoCrm(CRM_API_KEY)  # the story's, started by `run`
+        self.endpoint: CrmEndpoint = crm if crm is not None else self.crm
         self.host: Host | None = None
         self.humans: dict[str, str] = {}
         self.uninstalled: dict[str, dict[str, Any]] = {}
@@ -128,9 +132,9 @@ class Demo(StoryActs):
         ensure_policies(self.home)
         shutil.copy(self.examples / "policies" / "demo.toml", self.home.policies_dir)
         self.say(f"home: {self.home.root} (temporary); policies: shipped default + demo.toml")
-        self.say(f"demo CRM and live-agent API listening on 127.0.0.1:{self.crm.port} "
-                 f"(apps reach them as http://{CRM_HOST}:{self.crm.port} and "
-                 f"http://{LIVE_AGENT_HOST}:{self.crm.port})")
+        self.say(f"demo CRM and live-agent API listening on 127.0.0.1:{self.endpoint.port} "
+                 f"(apps reach them as http://{CRM_HOST}:{self.endpoint.port} and "
+                 f"http://{LIVE_AGENT_HOST}:{self.endpoint.port})")
         key = Ed25519PrivateKey.generate()
         raw = key.public_key().public_bytes(serialization.Encoding.Raw,
                                             serialization.PublicFormat.Raw)
@@ -146,8 +150,9 @@ class Demo(StoryActs):
         self.act("Installing four apps: disclosure, then consent")
         settings: dict[str, dict[str, Any]] = {
             "agent-sync": {"default_agent_username": "alice"},
-            "proxy-agent": {"live_agent_url": f"http://{LIVE_AGENT_HOST}:{self.crm.port}/chat"},
-            "crm-sync": {"crm_url": f"http://{CRM_HOST}:{self.crm.port}/transcripts",
+            "proxy-agent": {
+                "live_agent_url": f"http://{LIVE_AGENT_HOST}:{self.endpoint.port}/chat"},
+            "crm-sync": {"crm_url": f"http://{CRM_HOST}:{self.endpoint.port}/transcripts",
                          "api_key": CRM_API_KEY},
         }
         for app_id in APPS:
