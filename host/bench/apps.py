@@ -177,6 +177,13 @@ def _installer(home: Home, src_root: Path) -> Callable[
     return install
 
 
+def install_app(home: Home, src_root: Path, app_id: str, source: str,
+                permissions: tuple[str, ...], events: tuple[str, ...]) -> InstallRecord:
+    """Write one bench app's folder and install it with its grants (the home's policy must
+    already permit it)."""
+    return _installer(home, src_root)(app_id, source, permissions, events)
+
+
 def install_fanout(home: Home, src_root: Path, count: int) -> tuple[InstallRecord, ...]:
     """Install `count` trivial handlers of FANOUT_EVENT (the policy must name them already)."""
     install = _installer(home, src_root)

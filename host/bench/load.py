@@ -1,7 +1,8 @@
 """`stockade bench --load`: conversations through the REST API at rising rates (issue 26).
 
-The host runs the four example apps as the demo installs them (crm-sync posting each closed
-conversation to the demo CRM on loopback) and serves its REST API the way `stockade serve`
+The host runs six apps: the four examples as the demo installs them (crm-sync posting each
+closed conversation to the demo CRM, in a process of its own on loopback) and the bench's two
+(`extra_apps.py`), and serves its REST API the way `stockade serve`
 does (`host.server.rest.create_app`, uvicorn on 127.0.0.1). Client threads play visitors, as
 the widget does: register (`POST livechat/visitor`), open a room (`GET livechat/room`, the
 departments each app serves in turn), write (`POST livechat/message`); an admin closes the

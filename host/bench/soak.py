@@ -1,7 +1,8 @@
 """`stockade bench --soak MINUTES`: a long run through the real host, watching for leaks.
 
 The four example apps run as the demo installs them (signed, consented, each in its confined
-child), with crm-sync posting every closed conversation to the demo CRM on loopback over
+child), beside two more of the bench's own (`extra_apps.py`), with crm-sync posting every
+closed conversation to the demo CRM (a counting one in its own process) on loopback over
 `http.request`. Visitors start, talk in and close conversations at a steady rate, spread over
 the departments each app serves. Every second the host process's RSS, threads and open
 descriptors are sampled; the RSS slope is the least-squares fit over the second half of the run
@@ -24,6 +25,7 @@ from typing import Any
 from rich.console import Console
 
 from host.bench.crm_process import CrmProcess
+from host.bench.extra_apps import install_extra_apps
 from host.demo.scenario import CRM_API_KEY, Demo
 
 TARGET_SLOPE_MIB_MIN = 0.5  # issue 26: RSS slope over the second half of a 30-minute run
@@ -150,21 +152,25 @@ def _growth_after(samples: list[tuple[float, float]], warmup_s: float) -> float:
 
 
 def start_demo(demo: Any) -> None:
-    """The demo's home, example apps and host, with the demo's rate quotas lifted (a soak or
-    load run would meet them in seconds). The caller stops `demo` in its own `finally`."""
+    """The demo's home, its four example apps and the bench's two more (`extra_apps.py`: six,
+    as in issue 26's workspace), and the host, with the rate quotas lifted (a soak or load run
+    would meet them in seconds). The caller stops `demo` in its own `finally`."""
     demo.setup_home()
     lift_rates(demo.home.policies_dir)
     demo.operator_setup()
     demo.install_apps()
+    install_extra_apps(demo.home, demo.root / "bench-apps")
     demo.start_host()
 
 
 def lift_rates(policies_dir: Path) -> None:
     """The demo caps crm-sync at 60 HTTP requests a minute and the shipped policy every app at
-    600 bridge calls a minute; the bench's own home lifts both, so every conversation reaches
-    every app's handlers and every closed one calls out (the path that leaked)."""
+    600 bridge calls a minute and 10 000 store writes an hour; the bench's own home lifts them,
+    so every conversation reaches every app's handlers and every closed one calls out (the path
+    that leaked)."""
     for name, capped in (("demo.toml", 'limit = 60\nwindow = "1m"'),
-                         ("default.toml", 'limit = 600\nwindow = "1m"')):
+                         ("default.toml", 'limit = 600\nwindow = "1m"'),
+                         ("default.toml", 'limit = 10000\nwindow = "1h"')):
         policy = policies_dir / name
         text = policy.read_text(encoding="utf-8")
         if capped not in text:
