@@ -256,3 +256,32 @@ def test_a_home_that_never_received_a_webhook_catches_nothing_up(tmp_path: Path)
     finally:
         r.standin.stop()
         r.sock.close()
+
+
+def test_a_queued_room_routed_when_an_agent_becomes_available_reaches_the_app(
+        rig: Rig) -> None:
+    """The workspace routes a waiting room once an agent becomes available (the stand-in does as
+    Rocket.Chat's queue does) and says so with Chat Taken: the host's apps hear
+    `livechat.agent_assigned` for it, once."""
+    rig.events.clear()
+    a = rig.standin.admin("POST", "users.create", json={"username": "ag-q1", "name": "Q"})
+    aid = a["user"]["_id"]
+    rig.standin.admin("POST", "livechat/users/agent", json={"username": "ag-q1"})
+    rig.standin.admin("POST", "livechat/agent.status", json={"agentId": aid,
+                                                             "status": "not-available"})
+    dep = rig.standin.admin("POST", "livechat/department", json={
+        "department": {"name": "dep-q1"}, "agents": [{"agentId": aid}]})
+    token = "tok-q1-0123456789"
+    httpx.post(f"{rig.standin.url}/api/v1/livechat/visitor",
+               json={"visitor": {"token": token, "name": "V q1"}})
+    rid = httpx.get(f"{rig.standin.url}/api/v1/livechat/room", params={
+        "token": token, "department": dep["department"]["_id"]}).json()["room"]["_id"]
+    rig.settle()
+    mine = [n for n, p in rig.events if p["room"]["id"] == rid]
+    assert mine == ["livechat.room_started"]  # queued: nobody to serve it yet
+    rig.standin.admin("POST", "livechat/agent.status", json={"agentId": aid,
+                                                             "status": "available"})
+    rig.settle()
+    mine_now = [(n, p) for n, p in rig.events if p["room"]["id"] == rid]
+    assert [n for n, _ in mine_now] == ["livechat.room_started", "livechat.agent_assigned"]
+    assert mine_now[1][1]["agent"]["user_id"] == aid
