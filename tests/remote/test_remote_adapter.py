@@ -204,3 +204,38 @@ def test_a_user_sign_in_the_workspace_revoked_is_minted_again(rs: RemoteServer,
                                                            "activeStatus": active})
     sent = rs.messages_send_as_user(app, rid, agent["id"], "two", op_id=_name("op"))
     assert sent["text"] == "two" and sent["sender"]["id"] == agent["id"]
+
+
+def test_host_restarts_do_not_pile_sign_ins_up_on_the_workspace(clean: Standin,
+                                                                tmp_path: Path) -> None:
+    """Each host process mints a sign-in (users.createToken) to send as an app's user; a stop
+    logs it out, so five restarts leave the user no login token on the workspace."""
+    import sqlite3
+
+    import httpx
+
+    home = Home(tmp_path / "host").ensure()
+    rs = remote(home, clean)
+    app = _app(rs, _name("a"))
+    agent = rs.users_create(app, _name("ag"), "Ag", "user", op_id=_name("op"))
+    rs.livechat_add_agent(app, agent["id"], op_id=_name("op"))
+    rs.livechat_set_agent_status(app, agent["id"], "available", op_id=_name("op"))
+    dep = clean.admin("POST", "livechat/department", json={
+        "department": {"name": _name("dep")}, "agents": [{"agentId": agent["id"]}]})
+    token = _name("visitor-token-0123")
+    httpx.post(f"{clean.url}/api/v1/livechat/visitor", json={"visitor": {"token": token}})
+    rid = httpx.get(f"{clean.url}/api/v1/livechat/room", params={
+        "token": token, "department": dep["department"]["_id"]}).json()["room"]["_id"]
+
+    def login_tokens() -> int:
+        with sqlite3.connect(clean.home.server_db) as db:
+            return int(db.execute("SELECT count(*) FROM personal_tokens WHERE user_id = ? AND "
+                                  "kind = 'login'", (agent["id"],)).fetchone()[0])
+
+    for i in range(5):
+        if i:
+            rs = remote(home, clean)  # the next host process
+        rs.messages_send_as_user(app, rid, agent["id"], f"hello {i}", op_id=_name("op"))
+        assert login_tokens() == 1
+        rs.close()
+    assert login_tokens() == 0

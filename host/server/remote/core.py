@@ -10,7 +10,9 @@ and the host settles quota, seats and audit from that answer.
 """
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,6 +25,12 @@ from host.server.remote import convert
 from host.server.remote.client import RcClient
 from host.server.remote.owned import Owned
 from host.server.shapes import User
+
+log = logging.getLogger("stockade.remote")
+
+# How long a stopping host spends logging out the sign-ins it minted (s). Guards the stop (and
+# Ctrl-C) against a workspace that does not answer; what is left expires on the workspace.
+SIGN_OUT_BUDGET_S = 5.0
 
 T = TypeVar("T")
 
@@ -54,8 +62,31 @@ class RemoteCore:
         self._tokens_lock = threading.Lock()
 
     def close(self) -> None:
+        self.sign_out_users()
         self.client.close()
         self.owned.close()
+
+    def sign_out_users(self) -> int:
+        """Log out every sign-in this process minted (`as_user`), so host restarts do not pile
+        login tokens up on the workspace's users; returns how many the workspace revoked. One
+        short try each (a workspace that does not answer keeps them until its own login
+        expiry, Rocket.Chat's `Accounts_LoginExpiration`, 90 days by default)."""
+        with self._tokens_lock:
+            minted, self._user_tokens = list(self._user_tokens.values()), {}
+        revoked = 0
+        give_up = time.monotonic() + SIGN_OUT_BUDGET_S
+        for headers in minted:
+            if time.monotonic() > give_up:
+                log.info("%d minted sign-ins left to expire on the workspace (stop budget "
+                         "spent)", len(minted) - revoked)
+                break
+            try:
+                self.client.call("POST", "logout", body={}, idempotent=False, auth=headers)
+                revoked += 1
+            except Exception:  # noqa: BLE001 - best effort at stop; never blocks the stop
+                log.info("could not log out a minted sign-in of user %s at stop",
+                         headers.get("X-User-Id"))
+        return revoked
 
     # -- events and the pre-send hook ------------------------------------------------------------
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
