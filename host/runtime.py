@@ -216,6 +216,8 @@ class Host:
                 self.ledger.checkpoint()
                 if isinstance(self.server, EmbeddedServer):
                     self.server.db.checkpoint()
+                elif isinstance(self.server, RemoteServer):
+                    self.server.checkpoint()  # seats read back from the workspace
             except Exception:
                 log.exception("checkpoint failed")
             self.policy_watch.poll()

@@ -239,3 +239,28 @@ def test_host_restarts_do_not_pile_sign_ins_up_on_the_workspace(clean: Standin,
         assert login_tokens() == 1
         rs.close()
     assert login_tokens() == 0
+
+
+def test_a_user_deactivated_by_hand_on_the_workspace_frees_its_seat(rs: RemoteServer,
+                                                                    clean: Standin) -> None:
+    """Rocket.Chat bills active users: an operator who deactivates an app-created user on the
+    workspace itself (not through Stockade) frees its seat at the host's next read-back, and
+    one reactivated there holds a seat again."""
+    app = _app(rs, _name("a"))
+    made = [rs.users_create(app, _name("u"), "U", "user", op_id=_name("op")) for _ in range(2)]
+    assert rs.users_count_active_app_created() == 2
+    clean.admin("POST", "users.setActiveStatus", json={"userId": made[0]["id"],
+                                                       "activeStatus": False})
+    assert rs.users_count_active_app_created() == 2  # nothing told Stockade yet
+    rs.checkpoint()  # the host's upkeep: its first pass reads the seats back
+    assert rs.users_count_active_app_created() == 1
+    assert rs.seats_in_use([]) == 1
+    clean.admin("POST", "users.setActiveStatus", json={"userId": made[0]["id"],
+                                                       "activeStatus": True})
+    assert rs.sync_seats() == 1 and rs.users_count_active_app_created() == 2
+    assert rs.sync_seats() == 0  # nothing changed since
+    # walked in batches: a batch of one still reaches every user over passes
+    clean.admin("POST", "users.setActiveStatus", json={"userId": made[1]["id"],
+                                                       "activeStatus": False})
+    changed = sum(rs.sync_seats(batch=1) for _ in range(3))
+    assert changed == 1 and rs.users_count_active_app_created() == 1

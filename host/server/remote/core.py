@@ -28,6 +28,11 @@ from host.server.shapes import User
 
 log = logging.getLogger("stockade.remote")
 
+# How often the host's upkeep reads app-created users back from the workspace (s), and how many
+# a pass reads (one users.info each). Guards the workspace's rate limiter and the upkeep
+# thread's time; a seat freed by hand on the workspace counts again within a few passes.
+SEAT_SYNC_INTERVAL_S = 60.0
+SEAT_SYNC_BATCH = 100
 # How long a stopping host spends logging out the sign-ins it minted (s). Guards the stop (and
 # Ctrl-C) against a workspace that does not answer; what is left expires on the workspace.
 SIGN_OUT_BUDGET_S = 5.0
@@ -60,6 +65,8 @@ class RemoteCore:
         # disk and never in a frame to an app.
         self._user_tokens: dict[str, dict[str, str]] = {}
         self._tokens_lock = threading.Lock()
+        self._next_seat_sync = 0.0  # the first upkeep pass reads seats back
+        self._seat_cursor = ""
 
     def close(self) -> None:
         self.sign_out_users()
@@ -100,7 +107,37 @@ class RemoteCore:
         self._hook = hook
 
     def checkpoint(self) -> None:
-        """The host's upkeep: the store is host.db, checkpointed with the ledger's."""
+        """The host's upkeep (its store is host.db, checkpointed with the ledger's): every
+        `SEAT_SYNC_INTERVAL_S`, a batch of the seat read-back (`sync_seats`)."""
+        now = time.monotonic()
+        if now < self._next_seat_sync:
+            return
+        self._next_seat_sync = now + SEAT_SYNC_INTERVAL_S
+        try:
+            self.sync_seats()
+        except ServerError as exc:  # the workspace is down: the next pass tries again
+            log.info("seat read-back skipped: %s", exc.message)
+
+    def sync_seats(self, batch: int = SEAT_SYNC_BATCH) -> int:
+        """Read the next `batch` app-created users back from the workspace and record their
+        active flag as the workspace has it: a user an operator deactivated (or deleted) by
+        hand on the workspace no longer holds a seat, one reactivated there holds one again
+        (Rocket.Chat bills active users). Walks all of them over successive passes; returns
+        how many flags changed."""
+        users = self.owned.created_after(self._seat_cursor, batch)
+        self._seat_cursor = users[-1][0] if len(users) == batch else ""
+        changed = 0
+        for uid, recorded in users:
+            try:
+                active = bool(self.user_doc(user_id=uid).get("active"))
+            except NotFound:
+                active = False  # deleted on the workspace: no seat
+            if active != recorded:
+                self.owned.set_active(uid, active)
+                changed += 1
+        if changed:
+            log.info("seat read-back: %d app-created user(s) changed on the workspace", changed)
+        return changed
 
     # -- REST helpers -----------------------------------------------------------------------------
     def get(self, route: str, **query: str) -> dict[str, Any]:

@@ -108,6 +108,13 @@ class Owned:
         ).fetchone()
         return int(row[0])
 
+    def created_after(self, cursor: str, limit: int) -> list[tuple[str, bool]]:
+        """App-created users (id, active as recorded) after `cursor` in id order: the seat
+        read-back walks them a batch at a time."""
+        return [(str(r[0]), bool(r[1])) for r in self.store.conn().execute(
+            "SELECT user_id, active FROM rc_users WHERE created_by_app IS NOT NULL"
+            " AND user_id > ? ORDER BY user_id LIMIT ?", (cursor, limit))]
+
     def seats_in_use(self, pending_op_ids: Sequence[str]) -> int:
         """Active app-created users plus admitted creations not yet known applied."""
         c = self.store.conn()
