@@ -223,8 +223,12 @@ def test_what_happened_while_no_host_listened_is_caught_up_at_start(tmp_path: Pa
         r.uv.should_exit = True
         r.thread.join(5)
         r.receiver.stop()
+        httpx.post(f"{r.standin.url}/api/v1/livechat/message",
+                   json={"token": _t, "rid": known, "msg": "still there?"})
         r.standin.admin("POST", "livechat/room.closeByUser", json={"rid": known})
-        _aid2, new, _t2 = _conversation(r, "k2")
+        _aid2, new, t2 = _conversation(r, "k2")
+        httpx.post(f"{r.standin.url}/api/v1/livechat/message",
+                   json={"token": t2, "rid": new, "msg": "hello from k2"})
         deadline = time.monotonic() + 10
         while httpx.get(f"{r.standin.url}/_standin/status").json()["webhooks_pending"]:
             assert time.monotonic() < deadline
@@ -233,13 +237,19 @@ def test_what_happened_while_no_host_listened_is_caught_up_at_start(tmp_path: Pa
         again = WebhookReceiver(r.rs, SECRET).start()  # the next host's start
         try:
             deadline = time.monotonic() + 10
-            while len(r.events) < 3 and time.monotonic() < deadline:
+            while len(r.events) < 5 and time.monotonic() < deadline:
                 time.sleep(0.05)
             time.sleep(0.3)
             got = [(n, p["room"]["id"]) for n, p in r.events]
             assert ("livechat.room_closed", known) in got
             assert ("livechat.room_started", new) in got
             assert ("livechat.agent_assigned", new) in got
+            # the messages no webhook brought, each once, a room's before its close
+            said = [(p["room"]["id"], p["message"]["text"]) for n, p in r.events
+                    if n == "message.sent"]
+            assert sorted(said) == sorted([(known, "still there?"), (new, "hello from k2")])
+            assert got.index(("message.sent", known)) < got.index(("livechat.room_closed",
+                                                                   known))
             assert len(got) == len(set(got))  # each once
             assert again.catch_up() >= 0 and len(r.events) == len(got)  # nothing twice
         finally:

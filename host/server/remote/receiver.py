@@ -55,6 +55,10 @@ MAX_BODY_BYTES = 1024 * 1024
 # The catch-up reads open rooms that started up to this long before the last webhook taken (a
 # room whose Chat Start was the webhook lost at the very moment the host went down).
 CATCH_UP_MARGIN_S = 60.0
+# Messages read back per room at catch-up (one channels.messages page). Guards the start of a
+# host that was down long against reading whole histories; older missed messages are not
+# delivered (docs/ROCKETCHAT.md).
+CATCH_UP_MESSAGES = 100
 # Rocket.Chat's secret token must be at least this long for the receiver to start (a short
 # token could be guessed; `stockade rocketchat connect` makes 32 random bytes).
 MIN_SECRET_LEN = 16
@@ -175,12 +179,31 @@ class WebhookReceiver:
                                        visitor_name=None, agent_id=None)
                 try:
                     events = self.events_for(hook, seq)
+                    said = self._missed_messages(rid, horizon)
                 except NotFound:
                     continue
-                for name, payload in events:
+                # a room's messages come before its close, as their webhooks would have
+                closed = [e for e in events if e[0] == ROOM_CLOSED]
+                for name, payload in [e for e in events if e[0] != ROOM_CLOSED] + said + closed:
                     self.server.bus.emit([(name, payload)])
         self.last_activity = time.monotonic()
         return len(rooms)
+
+    def _missed_messages(self, room_id: str, horizon: float) -> list[Event]:
+        """`message.sent` for the room's messages since `horizon` that no webhook brought
+        (each claimed by id, the key the webhook path claims, so neither path delivers one
+        twice); at most CATCH_UP_MESSAGES per room, the newest."""
+        srv, owned = self.server, self.server.owned
+        out: list[Event] = []
+        now = srv.clock.now()
+        room: Room | None = None
+        for m in srv.messages_list(None, room_id, CATCH_UP_MESSAGES):  # type: ignore[arg-type]
+            if m["ts"] < horizon or not m["id"]:
+                continue
+            if owned.claim_event(f"msg:{m['id']}", now):
+                room = room or srv.room(room_id)
+                out.append((MESSAGE_SENT, {"message": m, "room": room}))
+        return out
 
     def drain(self) -> int:
         """Process the inbox in order; returns how many webhooks were processed. A webhook whose
