@@ -15,6 +15,7 @@ clients kept it (>= 95 %), no event was dropped and the event delay p99 is <= `M
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -54,6 +55,9 @@ class LoadStep:
     rest_ms_p99: float
     dropped: int
     sustained: bool
+    # the host process's CPU (all its threads, user + system) per conversation in this step:
+    # what bounds the rate on two cores (the apps' children are not counted here)
+    host_cpu_ms_per_conversation: float = 0.0
 
 
 @dataclass
@@ -151,6 +155,7 @@ def _step(host: Any, delays: _Delays, base: str, rate: float, step_s: float,
     # The visitors run in a process of their own, as a widget's would: in the host's process
     # their threads would take the host's interpreter lock and be measured as its delay.
     t0 = time.monotonic()
+    cpu0 = _cpu_s()
     proc = subprocess.run(
         [sys.executable, "-c", "from host.bench.load import drive_main; drive_main()"],
         input=json.dumps([base, admin, rate, count, serial[0]]), capture_output=True,
@@ -163,6 +168,7 @@ def _step(host: Any, delays: _Delays, base: str, rate: float, step_s: float,
     host.wait_idle(60)
     while delays.backlog() and time.monotonic() < t1 + 60:
         time.sleep(0.05)
+    cpu = _cpu_s() - cpu0
     samples = delays.between(t0, t1)
     dropped = sum(sum(r.dropped.values()) for r in host.runners.values()) - dropped0
     achieved = count / elapsed if elapsed > 0 else 0.0
@@ -174,7 +180,13 @@ def _step(host: Any, delays: _Delays, base: str, rate: float, step_s: float,
         delay_ms_p99=round(d99, 1),
         rest_ms_p99=round(percentile(rest_ms, 99), 1) if rest_ms else 0.0, dropped=dropped,
         sustained=achieved >= 0.95 * rate and dropped == 0 and failed == 0
-        and d99 <= MAX_DELAY_P99_MS)
+        and d99 <= MAX_DELAY_P99_MS,
+        host_cpu_ms_per_conversation=round(cpu * 1000 / count, 2) if count else 0.0)
+
+
+def _cpu_s() -> float:
+    t = os.times()
+    return t.user + t.system
 
 
 def drive_main() -> None:

@@ -63,7 +63,8 @@ def load_command(rates: str, step_s: float, degraded: bool, json_out: bool) -> N
         err_console.print(
             f"  {step.rate:5.1f}/s: kept {step.achieved_per_s}/s, event delay p50 "
             f"{step.delay_ms_p50} ms p99 {step.delay_ms_p99} ms, REST p99 {step.rest_ms_p99} ms,"
-            f" dropped {step.dropped}, failed {step.failed_requests}"
+            f" dropped {step.dropped}, failed {step.failed_requests},"
+            f" host CPU {step.host_cpu_ms_per_conversation} ms/conversation"
             f" -> {'sustained' if step.sustained else 'not sustained'}", highlight=False)
 
     err_console.print(f"load: {', '.join(f'{r:g}' for r in steps)} conversations/s, "

@@ -23,4 +23,5 @@ def test_a_tiny_load_run_measures_events_from_rest_conversations(tmp_path: Path)
     # room started, message sent, closed and the apps' own follow-ups: several per conversation
     assert step["events"] >= 3 * step["conversations"]
     assert step["delay_ms_p99"] >= step["delay_ms_p50"] > 0
+    assert step["host_cpu_ms_per_conversation"] > 0  # the host's own CPU, measured
     assert set(out) >= {"sustained_per_s", "target_per_s", "met"}
