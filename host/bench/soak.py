@@ -144,7 +144,7 @@ def quiet_demo(crm: CrmProcess, degraded: bool) -> Demo:
     grow with the run), not narrating each server event at all (a line rendered per event was
     ~5 % of the host's CPU under load), and pointing the apps at `crm`, the CRM in its own
     process."""
-    demo = Demo(Console(file=open(os.devnull, "w")), degraded=degraded,  # noqa: SIM115
+    demo = Demo(Console(file=open(os.devnull, "w")), degraded=degraded,
                 crm=crm)
     demo.narrate_events = False
     return demo
