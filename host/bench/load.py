@@ -9,8 +9,9 @@ departments each app serves in turn), write (`POST livechat/message`); an admin 
 room (`POST livechat/room.close`). Every step holds one rate for `step_s` seconds.
 
 An event's delay is from its dispatch (the server emits it when the write commits) to the
-last of its receivers' handlers finishing, sampled every `POLL_S`. A rate is sustained when the
-clients kept it (>= 95 %), no event was dropped and the event delay p99 is <= `MAX_DELAY_P99_MS`.
+last of its receivers' handlers finishing (a callback on the delivery, not a poll). A rate is
+sustained when the clients kept it (>= 95 %), no event was dropped and the event delay p99 is
+<= `MAX_DELAY_P99_MS`.
 """
 from __future__ import annotations
 
@@ -39,7 +40,6 @@ from host.server.personal_tokens import ensure_service_user
 MAX_DELAY_P99_MS = 250.0  # issue 26: event delay p99 at the sustained rate
 TARGET_PER_S = 50.0  # issue 26: on this 2-core machine, with the example apps
 RATES = (10.0, 20.0, 35.0, 50.0, 70.0)
-POLL_S = 0.005
 CLIENT_THREADS = 24
 
 
@@ -76,35 +76,31 @@ class LoadResult:
 
 
 class _Delays:
-    """Dispatch -> last handler done, for every event the host dispatches."""
+    """Dispatch -> last handler done, for every event the host dispatches: each delivery calls
+    back when its last app finishes (`Delivery.on_done`). A thread polling every delivery in
+    flight would itself take the host's interpreter lock in proportion to the backlog, and be
+    measured as the host's slowness exactly when the host is behind."""
 
     def __init__(self) -> None:
-        self.pending: list[tuple[float, Any]] = []
+        self.inflight = 0
         self.done: list[tuple[float, float]] = []  # (dispatched at, delay s)
         self.lock = threading.Lock()
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._poll, name="bench-load-delays", daemon=True)
 
     def wrap(self, dispatch: Callable[[str, dict[str, Any]], Any]) -> Callable[..., Any]:
         def wrapped(name: str, payload: dict[str, Any]) -> Any:
             t = time.monotonic()
-            delivery = dispatch(name, payload)
             with self.lock:
-                self.pending.append((t, delivery))
+                self.inflight += 1
+            delivery = dispatch(name, payload)
+
+            def finished() -> None:
+                now = time.monotonic()
+                with self.lock:
+                    self.inflight -= 1
+                    self.done.append((t, now - t))
+            delivery.on_done(finished)
             return delivery
         return wrapped
-
-    def _poll(self) -> None:
-        while not self.stop.wait(POLL_S):
-            now = time.monotonic()
-            with self.lock:
-                left = []
-                for t, d in self.pending:
-                    if d.done():
-                        self.done.append((t, now - t))
-                    else:
-                        left.append((t, d))
-                self.pending = left
 
     def between(self, a: float, b: float) -> list[float]:
         with self.lock:
@@ -112,7 +108,7 @@ class _Delays:
 
     def backlog(self) -> int:
         with self.lock:
-            return len(self.pending)
+            return self.inflight
 
 
 def run_load(rates: Sequence[float] = RATES, step_s: float = 10.0, *, degraded: bool = False,
@@ -125,7 +121,6 @@ def run_load(rates: Sequence[float] = RATES, step_s: float = 10.0, *, degraded: 
         host = demo.host
         assert host is not None and isinstance(host.server, EmbeddedServer)
         host.dispatch = delays.wrap(host.dispatch)  # type: ignore[method-assign]
-        delays.thread.start()
         admin, token = ensure_service_user(host.server, "bench-load-admin")
         steps: list[LoadStep] = []
         with serving(host.server) as (base, _server, _uv):
@@ -141,7 +136,6 @@ def run_load(rates: Sequence[float] = RATES, step_s: float = 10.0, *, degraded: 
         sustained = max((s.rate for s in steps if s.sustained), default=0.0)
         return LoadResult(steps=steps, sustained_per_s=sustained)
     finally:
-        delays.stop.set()
         if demo.host is not None:
             demo.host.stop()
         crm.stop()

@@ -13,6 +13,7 @@ a 500: a 500 is the server's own bug, logged with its traceback.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -73,9 +74,17 @@ class RestRoute:
 
     def match(self, path: str) -> dict[str, str] | None:
         """Path parameters if `path` matches this route, else None."""
-        pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(self.path))
-        m = re.fullmatch(pattern, path)  # fullmatch: "$" would also pass a trailing newline
+        if "{" not in self.path:  # most routes: a string compare, no pattern at all
+            return {} if path == self.path else None
+        m = _pattern(self.path).fullmatch(path)  # fullmatch: "$" would pass a trailing newline
         return None if m is None else m.groupdict()
+
+
+@functools.lru_cache(maxsize=256)
+def _pattern(route: str) -> re.Pattern[str]:
+    """A route's path as a pattern, its {param} parts named groups (compiled once: the
+    dispatcher tries the routes in turn on every request)."""
+    return re.compile(re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(route)))
 
 
 ROUTES: tuple[RestRoute, ...] = (

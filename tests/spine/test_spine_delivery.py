@@ -69,3 +69,20 @@ def test_outcomes_settled_from_many_threads_are_all_counted() -> None:
     for t in threads:
         t.join()
     assert d.results(0) == list(range(n))
+
+
+def test_on_done_calls_back_once_when_the_last_app_settles() -> None:
+    d = Delivery(["a", "b"])
+    calls: list[str] = []
+    d.on_done(lambda: calls.append("first"))
+    d.slot(1).set_result(2)
+    assert calls == []  # one app still running
+    d.on_done(lambda: calls.append("second"))
+    d.slot(0).set_exception(RuntimeError("a broke"))  # a failure finishes it too
+    assert calls == ["first", "second"]
+    d.on_done(lambda: calls.append("late"))  # already done: at once
+    assert calls == ["first", "second", "late"]
+    assert Delivery([]).done()
+    empty: list[int] = []
+    Delivery([]).on_done(lambda: empty.append(1))
+    assert empty == [1]
