@@ -20,6 +20,7 @@ from host.ledger.ledger import Ledger
 from host.server.errors import Forbidden, Unavailable
 from host.server.principals import SYSTEM, Caller
 from host.server.remote.server import RemoteServer
+from host.server.shapes import User
 
 _n = itertools.count()
 
@@ -181,10 +182,9 @@ def _exists(s: Standin, username: str) -> bool:
     return bool(s.admin("GET", "users.info", params={"username": username}).get("success"))
 
 
-def test_a_user_sign_in_the_workspace_revoked_is_minted_again(rs: RemoteServer,
-                                                              clean: Standin) -> None:
-    """Deactivating a user deletes its tokens on the workspace: the next message the app sends
-    as that user mints a new sign-in instead of failing."""
+def _served_room(rs: RemoteServer, clean: Standin) -> tuple[Caller, User, str]:
+    """An app, an agent it created (available, in a department of its own) and a visitor's room
+    routed to that agent on the workspace."""
     import httpx
 
     app = _app(rs, _name("a"))
@@ -197,6 +197,14 @@ def test_a_user_sign_in_the_workspace_revoked_is_minted_again(rs: RemoteServer,
     httpx.post(f"{clean.url}/api/v1/livechat/visitor", json={"visitor": {"token": token}})
     rid = httpx.get(f"{clean.url}/api/v1/livechat/room", params={
         "token": token, "department": dep["department"]["_id"]}).json()["room"]["_id"]
+    return app, agent, str(rid)
+
+
+def test_a_user_sign_in_the_workspace_revoked_is_minted_again(rs: RemoteServer,
+                                                              clean: Standin) -> None:
+    """Deactivating a user deletes its tokens on the workspace: the next message the app sends
+    as that user mints a new sign-in instead of failing."""
+    app, agent, rid = _served_room(rs, clean)
     assert rs.messages_send_as_user(app, rid, agent["id"], "one", op_id=_name("op"))["text"] \
         == "one"
     for active in (False, True):  # the workspace drops the user's tokens
@@ -212,20 +220,9 @@ def test_host_restarts_do_not_pile_sign_ins_up_on_the_workspace(clean: Standin,
     logs it out, so five restarts leave the user no login token on the workspace."""
     import sqlite3
 
-    import httpx
-
     home = Home(tmp_path / "host").ensure()
     rs = remote(home, clean)
-    app = _app(rs, _name("a"))
-    agent = rs.users_create(app, _name("ag"), "Ag", "user", op_id=_name("op"))
-    rs.livechat_add_agent(app, agent["id"], op_id=_name("op"))
-    rs.livechat_set_agent_status(app, agent["id"], "available", op_id=_name("op"))
-    dep = clean.admin("POST", "livechat/department", json={
-        "department": {"name": _name("dep")}, "agents": [{"agentId": agent["id"]}]})
-    token = _name("visitor-token-0123")
-    httpx.post(f"{clean.url}/api/v1/livechat/visitor", json={"visitor": {"token": token}})
-    rid = httpx.get(f"{clean.url}/api/v1/livechat/room", params={
-        "token": token, "department": dep["department"]["_id"]}).json()["room"]["_id"]
+    app, agent, rid = _served_room(rs, clean)
 
     def login_tokens() -> int:
         with sqlite3.connect(clean.home.server_db) as db:
