@@ -43,7 +43,7 @@ from stockade import App
 class Bench(App):
     def on_livechat_room_started(self, ctx, event):
         room = ctx.livechat.get_room(event["room"]["id"])
-        return room["department"]
+        return room["department_id"]
 
     def on_message_sent(self, ctx, event):
         ctx.store.put("last:" + event["room"]["id"], event["message"]["id"])
@@ -66,7 +66,7 @@ def install_extra_apps(home: Home, src_root: Path) -> tuple[InstallRecord, Insta
     """Write their policy into `home` and install both (unsigned, consented to what they ask).
     """
     (home.policies_dir / "extra.toml").write_text(POLICY, encoding="utf-8")
-    perms = ("livechat.read", "messages.read")
+    perms = ("livechat.read", "messages.read", "persistence")
     return (install_app(home, src_root, ARCHIVER, _ARCHIVER_SRC, perms,
                         ("livechat.room_closed",)),
             install_app(home, src_root, WATCHER, _WATCHER_SRC, perms,

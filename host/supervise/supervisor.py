@@ -339,19 +339,19 @@ class AppRunner:
         except (ChildDied, LayerMissing, GateError, OSError) as exc:
             self.events_failed += 1
             self._child_died(str(exc))
-            job.outcome.set_exception(exc)
+            job.outcome.set_exception(_untraced(exc))
         except Exception as exc:  # noqa: BLE001 - e.g. an unreadable package at start
             # The runner thread must survive anything, or this app's queue would stall forever.
             self.events_failed += 1
             self._child_died(f"could not start: {type(exc).__name__}: {exc}")
-            job.outcome.set_exception(exc)
+            job.outcome.set_exception(_untraced(exc))
         finally:
             self._after_event()
 
     def _failed(self, job: Job, exc: AppFailed) -> None:
         self.events_failed += 1
         self._log(f"[stockade] handler {job.name} failed: {exc.code}: {exc.message}\n", False)
-        job.outcome.set_exception(exc)
+        job.outcome.set_exception(_untraced(exc))
 
     def _after_event(self) -> None:
         session = self.session
@@ -409,6 +409,14 @@ class AppRunner:
 
     def _log(self, text: str, truncated: bool) -> None:
         self.host.write_app_log(self.install_id, text, truncated)
+
+
+def _untraced(exc: BaseException) -> BaseException:
+    """`exc` without its traceback, before it goes into the job's outcome. The traceback holds
+    this runner's frame, whose `job` holds the outcome that would hold `exc`: a reference cycle
+    per failed event, which only the cyclic collector frees (issue 26's soak found thousands of
+    failed events' deliveries, payloads and frames waiting for a full collection)."""
+    return exc.with_traceback(None)
 
 
 def make_session(install: InstallRecord, child: Child, claims: tokens.Claims) -> Session:
