@@ -277,17 +277,12 @@ class Host:
         count = 0
         for intent in self.ledger.pending_intents():
             applied = self.server.was_applied(intent.op_id)
-            if not applied and intent.action == "rest.call":
-                # A route with no bridge action (the gate records a mapped route under its
-                # bridge action): its handler may write without recording this op_id, or
-                # under ids derived from it, so "no op with this id" does not prove "not
-                # applied". Keep the unit; the record says the outcome is unknown.
-                self.ledger.outcome(intent.seq, intent.op_id, False, "outcome_unknown",
-                                    refund=False, reconciled=True)
-            else:
-                self.ledger.outcome(intent.seq, intent.op_id, applied,
-                                    None if applied else "not_applied", refund=not applied,
-                                    reconciled=True)
+            # A route with no bridge action (a mapped one is recorded under its action) may
+            # write without recording this op_id: "no such op" proves nothing; keep the unit.
+            unknown = not applied and intent.action == "rest.call"
+            self.ledger.outcome(intent.seq, intent.op_id, applied, None if applied else (
+                "outcome_unknown" if unknown else "not_applied"),
+                refund=not applied and not unknown, reconciled=True)
             count += 1
         return count
 
