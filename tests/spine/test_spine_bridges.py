@@ -70,17 +70,16 @@ class Upstream(DemoCrm):
     """A loopback server with an OK page, a redirect off the allowed domain, and a huge page."""
 
     def __init__(self) -> None:
-        super().__init__("unused")
-        port = self.port
+        super().__init__("unused")  # its port is known once started: read it per request
 
         async def ok(request: object) -> Response:
             return PlainTextResponse("fine")
 
         async def redir(request: object) -> Response:
-            return RedirectResponse(f"http://other.localtest:{port}/ok", status_code=302)
+            return RedirectResponse(f"http://other.localtest:{self.port}/ok", status_code=302)
 
         async def same(request: object) -> Response:
-            return RedirectResponse(f"http://crm.localtest:{port}/ok", status_code=302)
+            return RedirectResponse(f"http://crm.localtest:{self.port}/ok", status_code=302)
 
         async def big(request: object) -> Response:
             return PlainTextResponse("x" * (2 << 20))
