@@ -13,16 +13,18 @@ a 500: a 500 is the server's own bug, logged with its traceback.
 """
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
 import re
+import threading
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -302,7 +304,7 @@ def create_app(server: EmbeddedServer, *, max_body: int = MAX_BODY_BYTES,
             return dispatcher.call(identity, request.method, route, dict(request.query_params),
                                    body, auth_token=token)
 
-        status, payload = await anyio.to_thread.run_sync(run)
+        status, payload = await asyncio.get_running_loop().run_in_executor(_rest_pool(), run)
         return _json(status, payload)
 
     async def api_info(request: Request) -> JSONResponse:
@@ -320,6 +322,23 @@ def create_app(server: EmbeddedServer, *, max_body: int = MAX_BODY_BYTES,
         Route("/api/v1/{path:path}", endpoint, methods=["GET", "POST", "DELETE"]),
         *mounts,
     ], exception_handlers={404: no_route, 405: no_route})
+
+
+# Threads that run REST handlers (the handlers block on SQLite), shared by every app this
+# process serves. A plain executor, not anyio's `to_thread`: its limiter and cancel scope cost
+# ~10-15 % of the server's CPU per request in an A/B on this machine (docs/BENCH.md). Bounds
+# the handlers running at once; the rest wait in the executor's queue.
+REST_THREADS = 16
+_POOL: list[ThreadPoolExecutor] = []
+_POOL_LOCK = threading.Lock()
+
+
+def _rest_pool() -> ThreadPoolExecutor:
+    if not _POOL:
+        with _POOL_LOCK:
+            if not _POOL:
+                _POOL.append(ThreadPoolExecutor(REST_THREADS, thread_name_prefix="stockade-rest"))
+    return _POOL[0]
 
 
 def _json(status: int, payload: dict[str, Any]) -> JSONResponse:
