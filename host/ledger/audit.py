@@ -47,6 +47,7 @@ missing.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import json
@@ -303,8 +304,9 @@ class AuditLog:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             try:
-                if os.write(fd, line.encode()) != len(line):
-                    raise OSError(28, "short write")  # a nearly full disk: never a torn anchor
+                data = line.encode()
+                if os.write(fd, data) != len(data):  # a nearly full disk: never a torn anchor
+                    raise OSError(errno.ENOSPC, "short write of the audit anchor")
             finally:
                 os.close(fd)
             os.replace(tmp, self.anchor_path)
