@@ -274,3 +274,20 @@ def test_joining_a_department_or_becoming_a_bot_routes_its_queue(
     server.roles_assign(ADMIN, offline["id"], "bot")
     assert [(n, p["room"]["id"]) for n, p in events.events] == [
         ("livechat.agent_assigned", queued["id"])]
+
+
+def test_a_reactivated_agent_takes_the_queue_it_left(server: EmbeddedServer,
+                                                     events: Recorder) -> None:
+    """Deactivating the only agent leaves new rooms queued; reactivating it routes them (the
+    status it kept says available), and deactivating routes nothing."""
+    agent = _agent(server, "returner")
+    server.users_set_active(ADMIN, agent["id"], False)
+    waiting = server.visitor_start_room(_visitor(server, 1))
+    assert waiting["served_by"] is None
+    events.clear()
+    server.users_set_active(ADMIN, agent["id"], False)  # still inactive: nothing moves
+    assert events.events == []
+    server.users_set_active(ADMIN, agent["id"], True)
+    assert [(n, p["room"]["id"]) for n, p in events.events
+            if n == "livechat.agent_assigned"] == [("livechat.agent_assigned", waiting["id"])]
+    assert server.livechat_get_room(ADMIN, waiting["id"])["served_by"] == agent["id"]
