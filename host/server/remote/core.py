@@ -125,7 +125,6 @@ class RemoteCore:
         (Rocket.Chat bills active users). Walks all of them over successive passes; returns
         how many flags changed."""
         users = self.owned.created_after(self._seat_cursor, batch)
-        self._seat_cursor = users[-1][0] if len(users) == batch else ""
         changed = 0
         for uid, recorded in users:
             try:
@@ -135,6 +134,9 @@ class RemoteCore:
             if active != recorded:
                 self.owned.set_active(uid, active)
                 changed += 1
+        # Only once the whole batch was read: a workspace that stops answering part-way (the
+        # caller skips the pass) has the same batch read again, not skipped until the next lap.
+        self._seat_cursor = users[-1][0] if len(users) == batch else ""
         if changed:
             log.info("seat read-back: %d app-created user(s) changed on the workspace", changed)
         return changed
