@@ -128,7 +128,7 @@ def keep_binding_in(c: sqlite3.Connection, install_id: str | None) -> None:
         "SELECT app_id, CASE WHEN json_extract(publisher, '$.status') = 'trusted' "
         "AND coalesce(json_extract(publisher, '$.kid'), '') != '' "
         "THEN 'key:' || json_extract(publisher, '$.kid') ELSE ? END, installed_at "
-        "FROM install_installs WHERE ? IS NULL OR install_id = ?",
+        "FROM install_installs WHERE CAST(? AS TEXT) IS NULL OR install_id = ?",
         (UNVERIFIED, install_id, install_id))
 
 

@@ -25,7 +25,7 @@ from host.bench.stats import p50
 from host.clock import ManualClock
 from host.ledger.ledger import Ledger
 from host.ledger.records import AuditRecord
-from host.store.sqlite import Store
+from host.store import SqliteStore as Store
 from policies.types import QuotaCharge
 
 WINDOW_S = 3600
@@ -62,6 +62,7 @@ def _side(path: Path, records: int, units: float) -> _Side:
     side = _Side(ledger, clock, WINDOW_S / units)
     for _ in range(int(units) + 50):  # fill the window to its steady occupancy
         side.one()
+    assert isinstance(ledger.store, Store)  # the growth bench measures the SQLite store
     _pad(ledger.store, records)
     return side
 

@@ -202,7 +202,7 @@ def measure_write_floor(samples: int, warmup: int, rounds: int,
 def _host_conn(path: Path) -> sqlite3.Connection:
     ledger = Ledger(path, SystemClock())
     ledger.quota_state(KEY, RING, WINDOW_S)  # creates the quota and audit schema
-    conn = ledger.store.conn()
+    conn: sqlite3.Connection = ledger.store.conn()
     with _tx(conn) as c:
         c.execute("INSERT INTO quota_keys(key, cap, head, hw) VALUES(?, ?, 0, 0)", (KEY, RING))
     return conn

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from host.store import Store, ensure_schema
+from host.store import Store, ensure_schema, open_store
 
 SCHEMA_COMPONENT = "persistence"
 SCHEMA_VERSION = 1
@@ -119,7 +119,7 @@ class PersistenceStore:
     """Install-scoped records over `host.db`."""
 
     def __init__(self, db: Path | str | Store) -> None:
-        self.store = db if isinstance(db, Store) else Store(db)
+        self.store = db if isinstance(db, Store) else open_store(db)
         ensure_schema(self.store, SCHEMA_COMPONENT, SCHEMA_VERSION, DDL)
 
     def put(self, install_id: str, key: str, value: Any,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from host.keys.tokens import Claims
-from host.store import Store, ensure_schema, table_exists
+from host.store import SetOnce, ensure_schema, open_store, table_exists
 
 SCHEMA_COMPONENT = "tokens"
 SCHEMA_VERSION = 1
@@ -31,9 +31,8 @@ DDL = (
     " expires_at REAL NOT NULL, host_id TEXT NOT NULL, revoked_at REAL, reason TEXT)",
     "CREATE INDEX IF NOT EXISTS token_minted_install ON token_minted(install_id)",
     # Revocation is for good: no code path un-revokes, and the database refuses it too.
-    "CREATE TRIGGER IF NOT EXISTS token_revoked_for_good BEFORE UPDATE OF revoked_at"
-    " ON token_minted WHEN OLD.revoked_at IS NOT NULL"
-    " BEGIN SELECT RAISE(ABORT, 'a revoked token stays revoked'); END",
+    SetOnce("token_revoked_for_good", "token_minted", "revoked_at",
+            "a revoked token stays revoked"),
 )
 # Rows listed per install at most: guards `app tokens` against an app restarted without end.
 MAX_LISTED = 200
@@ -59,7 +58,7 @@ class TokenRow:
 
 class TokenRegistry:
     def __init__(self, db_path: Path) -> None:
-        self.store = Store(db_path)
+        self.store = open_store(db_path)
         ensure_schema(self.store, SCHEMA_COMPONENT, SCHEMA_VERSION, DDL)
 
     def minted(self, claims: Claims, host_id: str) -> builtins.list[str]:
@@ -84,7 +83,7 @@ class TokenRegistry:
         with self.store.transaction() as c:
             hit = [str(r[0]) for r in c.execute(
                 "SELECT jti FROM token_minted WHERE install_id=? AND revoked_at IS NULL"
-                " AND (? IS NULL OR jti=?)", (install_id, jti, jti))]
+                " AND (CAST(? AS TEXT) IS NULL OR jti=?)", (install_id, jti, jti))]
             c.executemany("UPDATE token_minted SET revoked_at=?, reason=? WHERE jti=?",
                           [(now, reason[:200], j) for j in hit])
         return hit

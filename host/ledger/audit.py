@@ -70,7 +70,15 @@ from host.ledger.records import (
     digest_args,
     escape_text,
 )
-from host.store import Store, StoreError, ensure_schema, table_exists
+from host.store import (
+    AppendOnly,
+    SqliteStore,
+    Store,
+    StoreError,
+    ensure_schema,
+    open_store,
+    table_exists,
+)
 
 log = logging.getLogger("stockade.audit")
 
@@ -90,10 +98,7 @@ DDL = (
     # Append-only inside the host: any UPDATE or DELETE by host code is a bug and aborts. (Not a
     # defence against someone with raw file access, who can drop the trigger: that is what the
     # chain and the anchor are for.)
-    "CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit"
-    " BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END",
-    "CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit"
-    " BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END",
+    AppendOnly("audit", "audit log is append-only"),
     # Allowed decisions still waiting for their outcome record (crash reconciliation) and what
     # they reserved (for refunds).
     "CREATE TABLE IF NOT EXISTS audit_intents(seq INTEGER PRIMARY KEY, op_id TEXT NOT NULL,"
@@ -225,9 +230,15 @@ class AuditLog:
     def __init__(self, db: Path | str | Store, clock: Clock, *, anchor_path: Path | None = None,
                  key_path: Path | None = None, anchor_every: int = ANCHOR_EVERY,
                  readonly: bool = False) -> None:
-        self.store = db if isinstance(db, Store) else Store(db, readonly=readonly)
+        self.store = db if isinstance(db, Store) else open_store(db, readonly=readonly)
         self.clock = clock
-        root = self.store.path.parent
+        if anchor_path is None or key_path is None:
+            # The anchor and its key are this host's own files, never in the store they guard.
+            # A SQLite store's home holds them; a shared store's hosts must say where theirs are.
+            if not isinstance(self.store, SqliteStore):
+                raise StoreError(f"{self.store.where}: a shared store needs this host's own "
+                                 "anchor_path and key_path")
+            root = self.store.path.parent
         self.anchor_path = anchor_path or root / "audit.anchor"
         self.key_path = key_path or root / "keys" / "audit-anchor.key"
         self.anchor_every = max(1, anchor_every)
@@ -402,7 +413,7 @@ class AuditLog:
             rows: Sequence[tuple[Any, ...]] = []
         else:
             rows = conn.execute(
-                "SELECT seq, ts, body, prev_hash, hash FROM audit ORDER BY seq")  # type: ignore[assignment]
+                "SELECT seq, ts, body, prev_hash, hash FROM audit ORDER BY seq")
         prev, expected, count = GENESIS_HASH, 1, 0
         anchored_hash: str | None = None
         breaks: list[str] = []
@@ -547,7 +558,7 @@ def open_readonly(db_path: Path, clock: Clock) -> AuditLog:
     """Open an existing store for `verify`/`tail`/`show` without creating anything."""
     if not db_path.exists():
         raise StoreError(f"no store at {db_path}")
-    return AuditLog(Store(db_path, readonly=True), clock, readonly=True)
+    return AuditLog(open_store(db_path, readonly=True), clock, readonly=True)
 
 
 __all__ = [

@@ -53,7 +53,7 @@ from host.ledger.records import (
     quota_json,
     validated_body,
 )
-from host.store import Store
+from host.store import StoreTarget, open_store
 
 # Counts the seats in use (DESIGN rules 8 and 11): given the op_ids of the creations admitted
 # but not settled, it returns the server's active app-created users plus those of the op_ids
@@ -88,13 +88,13 @@ class Admission:
 class Ledger:
     """Quota + audit over one `host.db` connection per thread."""
 
-    def __init__(self, db_path: Path | str, clock: Clock, *, anchor_path: Path | None = None,
+    def __init__(self, db_path: StoreTarget, clock: Clock, *, anchor_path: Path | None = None,
                  key_path: Path | None = None, anchor_every: int | None = None,
                  group_reads: bool = False, group_window_s: float = GROUP_COMMIT_S) -> None:
         """`group_reads`: group-commit reads' records within `group_window_s` (at most 10 ms,
         DESIGN rule 9; see `host.ledger.groupcommit`). Off, each record is durable before its
         call returns (every process but a running host: the CLI's records are each durable)."""
-        self.store = Store(db_path)
+        self.store = open_store(db_path)
         self.clock = clock
         self.quotas = QuotaStore(self.store, clock)
         self.audit = AuditLog(self.store, clock, anchor_path=anchor_path, key_path=key_path,

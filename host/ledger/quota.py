@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Protocol
 
 from host.clock import Clock
-from host.store import Store, ensure_schema
+from host.store import Store, ensure_schema, open_store
 
 SCHEMA_COMPONENT = "quota"
 SCHEMA_VERSION = 1
@@ -224,19 +224,19 @@ def _grow(conn: sqlite3.Connection, key: str, cap: int) -> None:
 # recursive CTE: timestamps are non-decreasing from the head (empty slots first), so the
 # positions whose unit still counts (ts + W > eff) form a suffix, and `cap - first` is the count.
 # O(log cap) primary-key look-ups, never a scan of the window.
-# ?1=N ?2=key ?3=W ?4=now
+# ?1=N ?2=key ?3=W ?4=now. Portable SQL (host.store.base): CASE, not SQLite's two-argument max().
 _CHECK_SQL = """
 WITH RECURSIVE
   k(cap, head, hw, eff) AS (
-    SELECT cap, head, hw, max(?4, hw) FROM quota_keys WHERE key = ?2),
+    SELECT cap, head, hw, CASE WHEN ?4 > hw THEN ?4 ELSE hw END FROM quota_keys WHERE key = ?2),
   bs(lo, hi) AS (
-    SELECT 0, cap FROM k
+    SELECT CAST(0 AS BIGINT), cap FROM k
     UNION ALL
     SELECT CASE WHEN s.ts IS NOT NULL AND s.ts + ?3 > k.eff THEN bs.lo
                 ELSE (bs.lo + bs.hi) / 2 + 1 END,
            CASE WHEN s.ts IS NOT NULL AND s.ts + ?3 > k.eff THEN (bs.lo + bs.hi) / 2
                 ELSE bs.hi END
-    FROM bs JOIN k LEFT JOIN quota_slots s
+    FROM bs CROSS JOIN k LEFT JOIN quota_slots s
       ON s.key = ?2 AND s.slot = (k.head + (bs.lo + bs.hi) / 2) % k.cap
     WHERE bs.lo < bs.hi)
 SELECT k.cap, k.head, k.hw,
@@ -370,7 +370,7 @@ class QuotaStore:
     """Durable quotas over `host.db` (usable alone; the `Ledger` shares the same primitives)."""
 
     def __init__(self, db: Path | str | Store, clock: Clock) -> None:
-        self.store = db if isinstance(db, Store) else Store(db)
+        self.store = db if isinstance(db, Store) else open_store(db)
         self.clock = clock
         ensure_schema(self.store, SCHEMA_COMPONENT, SCHEMA_VERSION, DDL)
 

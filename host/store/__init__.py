@@ -1,26 +1,39 @@
-"""The host's store: the SQLite access that `host.db` and the embedded server's `server.db` share.
+"""The host's store: SQLite in one home (the default), or PostgreSQL shared by several hosts.
 
-What it holds: a connection per thread and per process, tuned for WAL (`sqlite.Store`), the one
-write-transaction helper both stores use (`sqlite.immediate`), per-component schema versions
-(`ensure_schema`), and `StoreError`. The names re-exported here are the narrow interface the
-rest of the host programs against; a PostgreSQL store would stand beside `sqlite.py` and
-export the same names (see docs/ARCHITECTURE.md, "The store").
+What it holds: the backend interface (`base.Store`, `Conn`), the SQLite backend (`sqlite.py`:
+a connection per thread and per process, tuned for WAL) that `host.db` and the embedded
+server's `server.db` use, the PostgreSQL backend (`pg.py`) with the SQL it translates
+(`dialect.py`), per-component schema versions (`schema.py`), and `open_store`, which picks the
+backend from a target (`target.py`). The names re-exported here are the narrow interface the
+rest of the host programs against (docs/ARCHITECTURE.md, "The store"; docs/SCALE.md).
 
-May import: the standard library only. Imported by: every room above it (`ledger`, `bridges`,
-`apps`, `server`, `gate`).
+May import: the standard library (and psycopg, lazily). Imported by: every room above it
+(`ledger`, `bridges`, `apps`, `server`, `gate`).
 """
 from __future__ import annotations
 
-from host.store.sqlite import (
+from host.store.base import (
+    DB_ERRORS,
+    INTEGRITY_ERRORS,
+    AppendOnly,
+    Conn,
+    SchemaItem,
+    SetOnce,
     Store,
     StoreError,
-    ensure_schema,
+)
+from host.store.schema import ensure_schema, schema_versions
+from host.store.sqlite import (
+    SqliteStore,
     immediate,
     integrity_problem,
     opening_stores,
     refuse_damaged_stores,
     table_exists,
 )
+from host.store.target import StoreTarget, open_store
 
-__all__ = ["Store", "StoreError", "ensure_schema", "immediate", "integrity_problem",
-           "opening_stores", "refuse_damaged_stores", "table_exists"]
+__all__ = ["DB_ERRORS", "INTEGRITY_ERRORS", "AppendOnly", "Conn", "SchemaItem", "SetOnce",
+           "SqliteStore", "Store", "StoreError", "StoreTarget", "ensure_schema", "immediate",
+           "integrity_problem", "open_store", "opening_stores", "refuse_damaged_stores",
+           "schema_versions", "table_exists"]

@@ -25,12 +25,14 @@ import errno
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 from host.errors import StartRefused
 from host.home import Home
+from host.store.base import AppendOnly, SchemaItem, SetOnce, Store, StoreError
 
 # How long a writer waits for another process's write lock before failing (ms). Guards against
 # spurious "database is locked" under contention from several host processes; long enough to
@@ -57,17 +59,24 @@ class _Pid:
 os.register_at_fork(after_in_child=_Pid.refresh)
 
 
-class StoreError(RuntimeError):
-    """The store cannot be used (newer schema, unreadable file, ...)."""
+def current_pid() -> int:
+    """This process's pid without a system call (see `_Pid`)."""
+    return _Pid.value
 
 
-class Store:
+class SqliteStore(Store):
     """Connection factory for one SQLite file (normally `HOME/host.db`)."""
+
+    dialect = "sqlite"
 
     def __init__(self, db_path: Path | str, *, readonly: bool = False) -> None:
         self.path = Path(db_path)
         self.readonly = readonly
         self._local = threading.local()
+
+    @property
+    def where(self) -> str:
+        return str(self.path)
 
     def conn(self) -> sqlite3.Connection:
         """This thread's connection (opened and tuned on first use; reopened after fork)."""
@@ -121,6 +130,28 @@ class Store:
                 c.close()
             self._local.conn = None
 
+    def render(self, item: SchemaItem) -> list[str]:
+        if isinstance(item, str):
+            return [item]
+        if isinstance(item, AppendOnly):
+            return [
+                f"CREATE TRIGGER IF NOT EXISTS {item.table}_no_{verb.lower()} BEFORE {verb} "
+                f"ON {item.table} BEGIN SELECT RAISE(ABORT, '{item.message}'); END"
+                for verb in ("UPDATE", "DELETE")
+            ]
+        if isinstance(item, SetOnce):
+            return [
+                f"CREATE TRIGGER IF NOT EXISTS {item.name} BEFORE UPDATE OF {item.column}"
+                f" ON {item.table} WHEN OLD.{item.column} IS NOT NULL"
+                f" BEGIN SELECT RAISE(ABORT, '{item.message}'); END"]
+        raise TypeError(f"unknown schema item {item!r}")
+
+    def has_table(self, name: str) -> bool:
+        return table_exists(self.conn(), name)
+
+    def data_version(self) -> int | None:
+        return int(self.conn().execute("PRAGMA data_version").fetchone()[0])
+
 
 @contextmanager
 def immediate(c: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
@@ -158,36 +189,11 @@ def disk_full(exc: BaseException) -> bool:
     return False
 
 
-def ensure_schema(store: Store, component: str, version: int, ddl: Sequence[str]) -> None:
-    """Create `component`'s tables (idempotent DDL statements, one per item) and record its version.
-
-    Refuses a database written by a newer Stockade: silently running old code over a newer
-    layout could skip a column that enforces a limit.
-    """
-    with store.transaction() as c:
-        c.execute(
-            "CREATE TABLE IF NOT EXISTS schema_meta("
-            "component TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID"
-        )
-        row = c.execute(
-            "SELECT version FROM schema_meta WHERE component=?", (component,)
-        ).fetchone()
-        if row is not None and int(row[0]) > version:
-            raise StoreError(
-                f"{store.path}: {component} schema version {row[0]} is newer than this "
-                f"Stockade understands ({version}); upgrade Stockade"
-            )
-        for stmt in ddl:
-            c.execute(stmt)
-        c.execute(
-            "INSERT INTO schema_meta(component, version) VALUES(?, ?) "
-            "ON CONFLICT(component) DO UPDATE SET version=excluded.version",
-            (component, version),
-        )
-
-
-def table_exists(conn: sqlite3.Connection, name: str) -> bool:
+def table_exists(conn: Any, name: str) -> bool:
     """Whether `name` is a table in this database (used by read-only CLI paths)."""
+    if not isinstance(conn, sqlite3.Connection):
+        row = conn.execute("SELECT to_regclass(?) IS NOT NULL", (name,)).fetchone()
+        return bool(row[0])
     row = conn.execute(
         "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)
     ).fetchone()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from host.store import Store, ensure_schema
+from host.store import ensure_schema, open_store
 
 # The reserved range (see the module docstring). Guards: an app child sharing a uid with any
 # other process, which would let it act on that process with the kernel's blessing.
@@ -39,7 +39,7 @@ class Identities:
     """Install -> its uid (= gid), allocated on first use and never reused."""
 
     def __init__(self, db_path: Path) -> None:
-        self.store = Store(db_path)
+        self.store = open_store(db_path)
         ensure_schema(self.store, SCHEMA_COMPONENT, SCHEMA_VERSION, DDL)
 
     def of(self, install_id: str) -> int:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from host.store import Store, ensure_schema, table_exists
+from host.store import ensure_schema, open_store, table_exists
 
 SCHEMA_COMPONENT = "runner_status"
 SCHEMA_VERSION = 1
@@ -31,7 +31,7 @@ class StatusBoard:
     """The serving host's side: replace its rows with the runners' current status."""
 
     def __init__(self, db_path: Path, host_pid: int) -> None:
-        self.store = Store(db_path)
+        self.store = open_store(db_path)
         self.host_pid = host_pid
         ensure_schema(self.store, SCHEMA_COMPONENT, SCHEMA_VERSION, DDL)
 

@@ -19,7 +19,7 @@ from host.clock import ManualClock
 from host.ledger.audit import AuditLog, AuditRecord, digest_args
 from host.ledger.groupcommit import ReadBatch
 from host.ledger.ledger import Ledger
-from host.store import Store
+from host.store import open_store
 
 T0 = 1_700_000_000.0
 
@@ -38,7 +38,7 @@ def _write(op: str) -> AuditRecord:
 
 def _on_disk(db: Path) -> list[dict[str, object]]:
     """Committed records, oldest first, through a fresh connection (what survives a crash)."""
-    log = AuditLog(Store(db), ManualClock(T0))
+    log = AuditLog(open_store(db), ManualClock(T0))
     try:
         rows = log.store.conn().execute("SELECT seq, body FROM audit ORDER BY seq").fetchall()
         return [{"seq": int(r[0]), **json.loads(r[1])} for r in rows]
@@ -66,7 +66,7 @@ def test_reads_are_durable_before_the_next_write_is_admitted(tmp_path: Path) -> 
         assert all(r["seq"] < w.seq for r in reads)  # in the chain before the write's decision
         assert all(r["allowed"] is True and r["code"] == "allow" for r in reads)
     led.close()
-    assert AuditLog(Store(tmp_path / "host.db"), ManualClock(T0)).verify().ok
+    assert AuditLog(open_store(tmp_path / "host.db"), ManualClock(T0)).verify().ok
 
 
 def test_a_crash_loses_only_the_reads_still_waiting(tmp_path: Path) -> None:
@@ -80,7 +80,7 @@ def test_a_crash_loses_only_the_reads_still_waiting(tmp_path: Path) -> None:
         disk = _on_disk(tmp_path / "host.db")
         assert [(r["kind"], r.get("action")) for r in disk] == [
             ("decision", "users.get"), ("decision", "users.create"), ("outcome", "users.create")]
-        assert AuditLog(Store(tmp_path / "host.db"), ManualClock(T0)).verify().ok
+        assert AuditLog(open_store(tmp_path / "host.db"), ManualClock(T0)).verify().ok
     # Not dead after all: the flusher commits the waiting read on its own.
     deadline = time.monotonic() + 10
     while len(_on_disk(tmp_path / "host.db")) < 4 and time.monotonic() < deadline:

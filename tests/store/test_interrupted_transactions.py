@@ -16,7 +16,7 @@ import pytest
 
 from host.apps.installs import InstallStore
 from host.apps.lineage import Lineage
-from host.store import Store
+from host.store import open_store
 
 Opener = Callable[[Path], AbstractContextManager[object]]
 
@@ -34,7 +34,7 @@ def _lineage(db: Path) -> Iterator[AbstractContextManager[object]]:
 
 
 def _store(db: Path) -> Iterator[AbstractContextManager[object]]:
-    s = Store(db)
+    s = open_store(db)
     try:
         yield s.transaction()
     finally:

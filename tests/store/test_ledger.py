@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import pytest
 
 from host.clock import ManualClock
 from host.ledger.audit import AuditRecord, digest_args
-from host.ledger.ledger import Ledger, LedgerError
+from host.ledger.ledger import LedgerError
 from host.ledger.quota import Charge
+from tests.store.conftest import Db
 
 T0 = 1_700_000_000.0
 CREATE = Charge("app:agent-sync:users.create", 2, 60.0, "app")
@@ -22,9 +22,9 @@ def _rec(op: str, **kw: object) -> AuditRecord:
                        **kw)  # type: ignore[arg-type]
 
 
-def test_admit_records_decision_and_reserves(tmp_path: Path) -> None:
+def test_admit_records_decision_and_reserves(db: Db) -> None:
     clock = ManualClock(T0)
-    led = Ledger(tmp_path / "host.db", clock)
+    led = db.ledger(clock)
     a = led.admit(_rec("op1"), [CREATE], None)
     assert a.allowed and a.reservation is not None and a.message is None
     assert a.quota_state[0].used == 1
@@ -40,9 +40,9 @@ def test_admit_records_decision_and_reserves(tmp_path: Path) -> None:
     assert led.audit.verify().ok
 
 
-def test_quota_denial_is_audited_with_a_useful_message(tmp_path: Path) -> None:
+def test_quota_denial_is_audited_with_a_useful_message(db: Db) -> None:
     clock = ManualClock(T0)
-    led = Ledger(tmp_path / "host.db", clock)
+    led = db.ledger(clock)
     for op in ("a", "b"):
         a = led.admit(_rec(op), [CREATE], None)
         led.outcome(a.seq, op, True, None, False)
@@ -55,9 +55,9 @@ def test_quota_denial_is_audited_with_a_useful_message(tmp_path: Path) -> None:
     assert led.pending_intents() == []  # a denial leaves nothing in flight
 
 
-def test_refund_gives_the_unit_back_and_unknown_keeps_it(tmp_path: Path) -> None:
+def test_refund_gives_the_unit_back_and_unknown_keeps_it(db: Db) -> None:
     clock = ManualClock(T0)
-    led = Ledger(tmp_path / "host.db", clock)
+    led = db.ledger(clock)
     a = led.admit(_rec("a"), [CREATE], None)
     out = led.outcome(a.seq, "a", False, "conflict", True)  # applied nothing: refund
     assert led.audit.show(out).body["refunded"] is True  # type: ignore[union-attr]
@@ -71,16 +71,16 @@ def test_refund_gives_the_unit_back_and_unknown_keeps_it(tmp_path: Path) -> None
         led.outcome(b.seq, "b", True, None, True)
 
 
-def test_outcome_must_match_the_operation(tmp_path: Path) -> None:
-    led = Ledger(tmp_path / "host.db", ManualClock(T0))
+def test_outcome_must_match_the_operation(db: Db) -> None:
+    led = db.ledger(ManualClock(T0))
     a = led.admit(_rec("a"), [CREATE], None)
     with pytest.raises(LedgerError):
         led.outcome(a.seq, "someone-else", False, "conflict", True)
     assert led.quota_state(CREATE.key, 2, 60.0).used == 1
 
 
-def test_seat_ceiling_in_the_same_transaction(tmp_path: Path) -> None:
-    led = Ledger(tmp_path / "host.db", ManualClock(T0))
+def test_seat_ceiling_in_the_same_transaction(db: Db) -> None:
+    led = db.ledger(ManualClock(T0))
     users = 4  # the server's active app-created users (the truth)
     seen: list[list[str]] = []
 
@@ -100,14 +100,14 @@ def test_seat_ceiling_in_the_same_transaction(tmp_path: Path) -> None:
         led.admit(_rec("c"), [CREATE], 5)
 
 
-def test_pending_intents_after_a_crash(tmp_path: Path) -> None:
+def test_pending_intents_after_a_crash(db: Db) -> None:
     clock = ManualClock(T0)
-    led = Ledger(tmp_path / "host.db", clock)
+    led = db.ledger(clock)
     a = led.admit(_rec("a"), [CREATE], None)
     b = led.admit(_rec("b"), [CREATE], None)
     led.outcome(a.seq, "a", True, None, False)
     del led  # the host dies between admit and outcome for "b"
-    led2 = Ledger(tmp_path / "host.db", clock)
+    led2 = db.ledger(clock)
     pending = led2.pending_intents()
     assert [(p.seq, p.op_id, p.action, p.write) for p in pending] == [
         (b.seq, "b", "users.create", True)]
@@ -119,8 +119,8 @@ def test_pending_intents_after_a_crash(tmp_path: Path) -> None:
     assert led2.audit.verify().ok
 
 
-def test_deny_and_lifecycle_records(tmp_path: Path) -> None:
-    led = Ledger(tmp_path / "host.db", ManualClock(T0))
+def test_deny_and_lifecycle_records(db: Db) -> None:
+    led = db.ledger(ManualClock(T0))
     seq = led.deny(AuditRecord(kind="decision", code="permission_denied", app_id="x",
                                action="roles.assign", message="missing roles.assign"))
     assert led.audit.show(seq).body["allowed"] is False  # type: ignore[union-attr]
@@ -129,11 +129,11 @@ def test_deny_and_lifecycle_records(tmp_path: Path) -> None:
     led.append(AuditRecord(kind="lifecycle", install_id="i1", detail="installed"))
     led.checkpoint()
     led.close()
-    assert Ledger(tmp_path / "host.db", ManualClock(T0)).audit.verify().ok
+    assert db.ledger(ManualClock(T0)).audit.verify().ok
 
 
-def test_read_without_charges_leaves_no_intent(tmp_path: Path) -> None:
-    led = Ledger(tmp_path / "host.db", ManualClock(T0))
+def test_read_without_charges_leaves_no_intent(db: Db) -> None:
+    led = db.ledger(ManualClock(T0))
     rec = AuditRecord(kind="decision", app_id="x", action="users.get", op_id="r1", write=False)
     a = led.admit(rec, [], None)
     assert a.allowed and a.reservation is None
@@ -141,8 +141,8 @@ def test_read_without_charges_leaves_no_intent(tmp_path: Path) -> None:
     led.outcome(a.seq, "r1", True, None, False)  # an outcome for a read is still accepted
 
 
-def test_failed_append_reserves_nothing(tmp_path: Path) -> None:
-    led = Ledger(tmp_path / "host.db", ManualClock(T0))
+def test_failed_append_reserves_nothing(db: Db) -> None:
+    led = db.ledger(ManualClock(T0))
     with pytest.raises(Exception):
         led.admit(_rec("a", app_id="x" * 10_000), [CREATE], None)
     assert led.quota_state(CREATE.key, 2, 60.0).used == 0

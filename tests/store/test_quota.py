@@ -1,27 +1,26 @@
 """Exact durable quotas: boundary semantics, the fixed-window attack, restarts, clock steps, refunds."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from host.clock import ManualClock
 from host.ledger.quota import Charge, QuotaDenied, QuotaStore, Reservation
+from tests.store.conftest import Db
 
 T0 = 1_700_000_000.0
 
 
-def _store(tmp_path: Path, clock: ManualClock) -> QuotaStore:
-    return QuotaStore(tmp_path / "host.db", clock)
+def _store(db: Db, clock: ManualClock) -> QuotaStore:
+    return db.quotas(clock)
 
 
 def _take(q: QuotaStore, ch: Charge, op: str) -> bool:
     return isinstance(q.reserve([ch], op), Reservation)
 
 
-def test_n_then_refused_then_one_frees_exactly_at_w(tmp_path: Path) -> None:
+def test_n_then_refused_then_one_frees_exactly_at_w(db: Db) -> None:
     clock = ManualClock(T0)
-    q = _store(tmp_path, clock)
+    q = _store(db, clock)
     ch = Charge("app:a:users.create", 5, 60.0)
     for i in range(5):
         assert _take(q, ch, f"op{i}")
@@ -41,10 +40,10 @@ def test_n_then_refused_then_one_frees_exactly_at_w(tmp_path: Path) -> None:
     assert st.used == 5 and st.next_free_at == T0 + 62.0
 
 
-def test_no_2n_around_a_fixed_window_boundary(tmp_path: Path) -> None:
+def test_no_2n_around_a_fixed_window_boundary(db: Db) -> None:
     """The classic attack on a fixed window: N at the end of one window, N at the start of the next."""
     clock = ManualClock(T0)
-    q = _store(tmp_path, clock)
+    q = _store(db, clock)
     ch = Charge("app:a:bridge", 10, 60.0)
     clock.set(T0 + 59.0)
     assert sum(_take(q, ch, f"x{i}") for i in range(10)) == 10
@@ -55,9 +54,9 @@ def test_no_2n_around_a_fixed_window_boundary(tmp_path: Path) -> None:
     # Any window of 60 s holds at most 10 admitted units.
 
 
-def test_all_or_none_across_charges(tmp_path: Path) -> None:
+def test_all_or_none_across_charges(db: Db) -> None:
     clock = ManualClock(T0)
-    q = _store(tmp_path, clock)
+    q = _store(db, clock)
     small = Charge("install:i1:users.create", 1, 60.0)
     big = Charge("app:a:users.create", 100, 60.0, "app")
     assert isinstance(q.reserve([big, small], "op1"), Reservation)
@@ -67,21 +66,21 @@ def test_all_or_none_across_charges(tmp_path: Path) -> None:
     assert q.state(big.key, big.limit, big.window_s).used == 1
 
 
-def test_restart_keeps_the_count(tmp_path: Path) -> None:
+def test_restart_keeps_the_count(db: Db) -> None:
     clock = ManualClock(T0)
-    q = _store(tmp_path, clock)
+    q = _store(db, clock)
     ch = Charge("k", 3, 100.0)
     for i in range(3):
         assert _take(q, ch, f"op{i}")
     q.close()
-    q2 = _store(tmp_path, clock)
+    q2 = _store(db, clock)
     assert not _take(q2, ch, "after-restart")
     assert q2.state("k", 3, 100.0).used == 3
 
 
-def test_clock_stepping_back_never_frees_units(tmp_path: Path) -> None:
+def test_clock_stepping_back_never_frees_units(db: Db) -> None:
     clock = ManualClock(T0)
-    q = _store(tmp_path, clock)
+    q = _store(db, clock)
     ch = Charge("k", 2, 10.0)
     clock.set(T0 + 1000.0)
     assert _take(q, ch, "a") and _take(q, ch, "b")
@@ -90,16 +89,16 @@ def test_clock_stepping_back_never_frees_units(tmp_path: Path) -> None:
     clock.set(T0 + 1009.0)  # still inside the original window
     assert not _take(q, ch, "d")
     q.close()
-    q = _store(tmp_path, clock)  # the high-water mark survives a restart too
+    q = _store(db, clock)  # the high-water mark survives a restart too
     clock.set(T0 + 500.0)
     assert not _take(q, ch, "e")
     clock.set(T0 + 1010.0)
     assert _take(q, ch, "f")
 
 
-def test_refund_newest_restores_the_slot(tmp_path: Path) -> None:
+def test_refund_newest_restores_the_slot(db: Db) -> None:
     clock = ManualClock(T0)
-    q = _store(tmp_path, clock)
+    q = _store(db, clock)
     ch = Charge("k", 2, 60.0)
     assert _take(q, ch, "a")
     clock.advance(1)
@@ -118,9 +117,9 @@ def test_refund_newest_restores_the_slot(tmp_path: Path) -> None:
     assert not _take(q, ch, "e")
 
 
-def test_refund_out_of_order(tmp_path: Path) -> None:
+def test_refund_out_of_order(db: Db) -> None:
     clock = ManualClock(T0)
-    q = _store(tmp_path, clock)
+    q = _store(db, clock)
     ch = Charge("k", 3, 60.0)
     rs = []
     for op in "abcde":  # a, b evicted from the ring by d, e
@@ -137,9 +136,9 @@ def test_refund_out_of_order(tmp_path: Path) -> None:
     assert st.used == 1
 
 
-def test_limit_change_rebuilds_the_ring(tmp_path: Path) -> None:
+def test_limit_change_rebuilds_the_ring(db: Db) -> None:
     clock = ManualClock(T0)
-    q = _store(tmp_path, clock)
+    q = _store(db, clock)
     for i in range(5):
         assert _take(q, Charge("k", 5, 60.0), f"a{i}")
     # Policy tightened to 3: already 5 in the window, nothing more.
@@ -148,9 +147,9 @@ def test_limit_change_rebuilds_the_ring(tmp_path: Path) -> None:
     assert sum(_take(q, Charge("k", 8, 60.0), f"c{i}") for i in range(5)) == 3
 
 
-def test_shrink_then_grow_forgets_nothing_in_the_window(tmp_path: Path) -> None:
+def test_shrink_then_grow_forgets_nothing_in_the_window(db: Db) -> None:
     clock = ManualClock(T0)
-    q = _store(tmp_path, clock)
+    q = _store(db, clock)
     for i in range(5):
         assert _take(q, Charge("k", 5, 60.0), f"a{i}")
     clock.advance(1)
@@ -165,13 +164,13 @@ def test_shrink_then_grow_forgets_nothing_in_the_window(tmp_path: Path) -> None:
     Charge("k", 5, 0.0), Charge("k", 5, float("inf")), Charge("k", 5, float("nan")),
     Charge("", 5, 60.0), Charge("k" * 300, 5, 60.0),
 ])
-def test_absurd_charges_refused(tmp_path: Path, bad: Charge) -> None:
-    q = _store(tmp_path, ManualClock(T0))
+def test_absurd_charges_refused(db: Db, bad: Charge) -> None:
+    q = _store(db, ManualClock(T0))
     with pytest.raises(ValueError):
         q.reserve([bad], "op")
 
 
-def test_duplicate_key_in_one_operation_refused(tmp_path: Path) -> None:
-    q = _store(tmp_path, ManualClock(T0))
+def test_duplicate_key_in_one_operation_refused(db: Db) -> None:
+    q = _store(db, ManualClock(T0))
     with pytest.raises(ValueError):
         q.reserve([Charge("k", 5, 60.0), Charge("k", 5, 60.0)], "op")

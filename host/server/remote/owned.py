@@ -28,8 +28,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from host.store import Store, ensure_schema
+from host.store import ensure_schema, open_store
 
+SCHEMA_COMPONENT = "rocketchat"
 SCHEMA_VERSION = 1
 # How long a delivered event's key is remembered. Rocket.Chat retries a webhook for ~100 s
 # (ten times, ten seconds apart); a week covers any replay an attacker could hold back and stay
@@ -38,7 +39,7 @@ DELIVERED_KEEP_S = 7 * 24 * 3600.0
 # Message ids remembered for their app (echoes arrive within seconds).
 MESSAGES_KEEP_S = 24 * 3600.0
 
-_DDL = (
+DDL = (
     "CREATE TABLE IF NOT EXISTS rc_users(user_id TEXT PRIMARY KEY, username TEXT NOT NULL,"
     " created_by_app TEXT, app_id TEXT UNIQUE, active INTEGER NOT NULL, created_at REAL NOT NULL)",
     "CREATE INDEX IF NOT EXISTS rc_users_by_app ON rc_users(created_by_app, active)",
@@ -59,8 +60,8 @@ class Owned:
     """The host-side record of a remote workspace (see the module docstring)."""
 
     def __init__(self, db_path: Path) -> None:
-        self.store = Store(db_path)
-        ensure_schema(self.store, "rocketchat", SCHEMA_VERSION, _DDL)
+        self.store = open_store(db_path)
+        ensure_schema(self.store, SCHEMA_COMPONENT, SCHEMA_VERSION, DDL)
 
     def close(self) -> None:
         self.store.close()

@@ -1,0 +1,70 @@
+"""Explicit schema migrations for a shared store (`stockade store migrate|status`).
+
+A SQLite home creates its tables when a component first opens them. A PostgreSQL store is shared
+by several hosts, possibly of different releases during an upgrade, so its schema changes only
+here, when the operator says so, and a host whose schema is missing or older refuses to start
+(`host.store.schema`). The list below is every component that keeps tables in the host's store,
+with the version this release needs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from host.bridges import persistence
+from host.keys import registry
+from host.ledger import audit, quota
+from host.server.remote import owned
+from host.store import SchemaItem, Store, StoreTarget, ensure_schema, open_store, schema_versions
+from host.store.pg import PgStore, is_url
+from host.supervise import identities, status
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    version: int
+    ddl: tuple[SchemaItem, ...]
+
+
+COMPONENTS = (
+    Component(audit.SCHEMA_COMPONENT, audit.SCHEMA_VERSION, audit.DDL),
+    Component(quota.SCHEMA_COMPONENT, quota.SCHEMA_VERSION, quota.DDL),
+    Component(registry.SCHEMA_COMPONENT, registry.SCHEMA_VERSION, registry.DDL),
+    Component(persistence.SCHEMA_COMPONENT, persistence.SCHEMA_VERSION, persistence.DDL),
+    Component(identities.SCHEMA_COMPONENT, identities.SCHEMA_VERSION, identities.DDL),
+    Component(status.SCHEMA_COMPONENT, status.SCHEMA_VERSION, status.DDL),
+    Component(owned.SCHEMA_COMPONENT, owned.SCHEMA_VERSION, owned.DDL),
+)
+
+
+@dataclass(frozen=True)
+class ComponentState:
+    name: str
+    have: int | None
+    need: int
+
+    @property
+    def current(self) -> bool:
+        return self.have == self.need
+
+    def to_json(self) -> dict[str, object]:
+        return {"component": self.name, "have": self.have, "need": self.need,
+                "current": self.current}
+
+
+def store_status(target: StoreTarget) -> list[ComponentState]:
+    """Each component's schema version in the store beside the one this release needs."""
+    have = schema_versions(open_store(target, readonly=True))
+    return [ComponentState(c.name, have.get(c.name), c.version) for c in COMPONENTS]
+
+
+def migrate(target: StoreTarget) -> list[ComponentState]:
+    """Create or upgrade every component's tables (each in its own transaction, under the
+    store's write lock, so two hosts migrating at once apply each step once)."""
+    store: Store = PgStore(str(target), migrating=True) if is_url(target) else open_store(target)
+    try:
+        for c in COMPONENTS:
+            ensure_schema(store, c.name, c.version, c.ddl)
+    finally:
+        store.close()
+    return store_status(target)

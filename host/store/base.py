@@ -1,0 +1,143 @@
+"""What every store backend offers the host: a per-thread connection, one kind of write
+transaction, and the SQL the two engines share.
+
+The host's modules write their SQL once, in the subset SQLite and PostgreSQL agree on, with `?`
+placeholders (`?N` where a value is used twice); the PostgreSQL backend translates the few
+spellings that differ (`host.store.dialect`). What cannot be written portably is declared, not
+spelled: `AppendOnly(table, message)` in a schema becomes SQLite triggers or a PL/pgSQL trigger.
+
+Both backends give the same guarantee for a write transaction: it holds the store's one write
+lock from its first statement (`BEGIN IMMEDIATE` in SQLite, an advisory transaction lock in
+PostgreSQL), so no two writers, in any process on any machine, both read "one unit left".
+"""
+from __future__ import annotations
+
+import sqlite3
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+class StoreError(RuntimeError):
+    """The store cannot be used (newer schema, unreadable file, unreachable server, ...)."""
+
+
+class Cursor(Protocol):
+    """The part of a DB-API cursor the host uses (sqlite3's and psycopg's both fit)."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Conn(Protocol):
+    """The part of a connection the host's SQL runs on (sqlite3.Connection fits it)."""
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Any: ...
+
+    def executemany(self, sql: str, parameters: Any, /) -> Any: ...
+
+    @property
+    def in_transaction(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class AppendOnly:
+    """Schema item: `table` refuses UPDATE and DELETE with `message` (an engine-side guard
+    against a bug in host code; the audit chain and its anchor guard against everyone else)."""
+
+    table: str
+    message: str
+
+
+@dataclass(frozen=True)
+class SetOnce:
+    """Schema item: once `column` of a `table` row holds a value, no UPDATE may touch it
+    (trigger `name`; e.g. a revoked token stays revoked)."""
+
+    name: str
+    table: str
+    column: str
+    message: str
+
+
+# One schema item: a portable DDL statement, or a declaration each backend spells itself.
+SchemaItem = str | AppendOnly | SetOnce
+
+
+class Store(ABC):
+    """One store backend (SQLite file or PostgreSQL database); see the module docstring."""
+
+    #: "sqlite" or "postgresql": the few places that must differ ask this, nothing else.
+    dialect: str
+    readonly: bool
+
+    @property
+    @abstractmethod
+    def where(self) -> str:
+        """Where the store is, for messages (a path, or a URL without its password)."""
+
+    @abstractmethod
+    def conn(self) -> Any:
+        """This thread's connection (a `Conn`), opened on first use."""
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[Any]:
+        """One write transaction holding the store's write lock from its first statement."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Close this thread's connection."""
+
+    @abstractmethod
+    def render(self, item: SchemaItem) -> list[str]:
+        """The statements that create `item` in this engine (idempotent)."""
+
+    @abstractmethod
+    def has_table(self, name: str) -> bool:
+        """Whether `name` exists (read-only CLI paths must not create anything)."""
+
+    def checkpoint(self, mode: str = "PASSIVE") -> tuple[int, int, int]:
+        """Background upkeep of the engine's log, where the host must do it (SQLite's WAL)."""
+        return 0, 0, 0
+
+    def data_version(self) -> int | None:
+        """A number that changes when another connection committed (None: not cheap here)."""
+        return None
+
+
+def store_errors() -> tuple[type[BaseException], ...]:
+    """The exception types a failed statement raises in any backend this process can load."""
+    errors: list[type[BaseException]] = [sqlite3.Error]
+    try:
+        import psycopg
+    except ImportError:  # the PostgreSQL extra is not installed: only SQLite can fail
+        pass
+    else:
+        errors.append(psycopg.Error)
+    return tuple(errors)
+
+
+def integrity_errors() -> tuple[type[BaseException], ...]:
+    """The exception types a violated constraint raises in any backend this process can load."""
+    errors: list[type[BaseException]] = [sqlite3.IntegrityError]
+    try:
+        import psycopg
+    except ImportError:
+        pass
+    else:
+        errors.append(psycopg.IntegrityError)
+    return tuple(errors)
+
+
+#: Catch these where a statement may fail for reasons outside the host (disk, lock, network).
+DB_ERRORS = store_errors()
+#: Catch these where a unique or foreign key constraint decides (a name taken, a row gone).
+INTEGRITY_ERRORS = integrity_errors()

@@ -1,0 +1,220 @@
+"""PostgreSQL as the host's store, shared by several hosts (`--store postgresql://…`).
+
+Why these choices:
+
+- One write lock for the whole store, taken as the first statement of every write transaction
+  (`pg_advisory_xact_lock(WRITE_LOCK)`), released by COMMIT or ROLLBACK — and by the server when
+  a host's connection dies, however it dies. It gives PostgreSQL the guarantee SQLite's `BEGIN
+  IMMEDIATE` gives the single-machine store: writers run one at a time, each sees every earlier
+  commit (READ COMMITTED takes a fresh snapshot per statement, after the lock), so two hosts
+  can never both read "one unit left", and the audit chain's next seq and prev_hash are always
+  the head's. Row locks or SERIALIZABLE retries could let unrelated writes overlap; the
+  ledger's write is a few index look-ups, so one queue is cheaper than retries and far easier
+  to prove (docs/SCALE.md has the measured cost). Reads take no lock.
+- Autocommit connections with explicit BEGIN, exactly like the SQLite store's
+  `isolation_level=None`: a read outside a transaction never holds a snapshot open.
+- Python booleans are stored as integers (the schema is SQLite's, where they are integers).
+- Schemas are never created or upgraded by a starting host: `stockade store migrate` does it,
+  and a host whose schema is missing or older refuses to start (`ensure_schema`).
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, ClassVar
+from urllib.parse import urlsplit, urlunsplit
+
+from host.store.base import AppendOnly, SchemaItem, SetOnce, Store, StoreError
+from host.store.dialect import arrange, translate
+from host.store.sqlite import current_pid
+
+# The advisory lock every write transaction takes first (see the module docstring). Any 64-bit
+# number unlikely to collide with another application's advisory locks in the same database.
+WRITE_LOCK = 0x53544B4445_0001  # "STKDE" 1
+
+# How long a connection attempt may take before the store is reported unreachable (s).
+CONNECT_TIMEOUT_S = 10
+# How long one statement may wait for a lock (ms): the write lock is held for one ledger write,
+# so a wait this long means a wedged host; the call then fails instead of hanging the gate.
+LOCK_TIMEOUT_MS = 10_000
+
+URL_SCHEMES = ("postgresql", "postgres")
+
+
+def is_url(target: object) -> bool:
+    """Whether `target` names a PostgreSQL database rather than a SQLite file."""
+    return isinstance(target, str) and target.split(":", 1)[0] in URL_SCHEMES
+
+
+def redacted(url: str) -> str:
+    """`url` without its password, for messages and `doctor`."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = netloc[0].split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+
+
+class _Row(tuple[Any, ...]):
+    """A row readable by position and by column name, like `sqlite3.Row`."""
+
+    _index: ClassVar[dict[str, int]] = {}
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return tuple.__getitem__(self, self._index[key])
+        return tuple.__getitem__(self, key)
+
+    def keys(self) -> list[str]:
+        return list(self._index)
+
+
+_row_classes: dict[tuple[str, ...], type[_Row]] = {}
+
+
+def _row_factory(cursor: Any) -> Any:
+    names = tuple(d.name for d in cursor.description or ())
+    cls = _row_classes.get(names)
+    if cls is None:
+        cls = type("Row", (_Row,), {"_index": {n: i for i, n in enumerate(names)}})
+        _row_classes[names] = cls
+    return cls
+
+
+class PgConn:
+    """A psycopg connection that speaks the host's portable SQL (`host.store.dialect`)."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Any:
+        if sql.strip().upper() == "BEGIN IMMEDIATE":
+            return self.begin()
+        if not parameters and "?" not in sql:
+            text, _ = translate(sql)
+            # No parameters: psycopg does not parse placeholders, so `%` stays single.
+            return self.raw.execute(text.replace("%%", "%").encode())
+        text, order = translate(sql)
+        return self.raw.execute(text.encode(), arrange(order, parameters))
+
+    def executemany(self, sql: str, parameters: Any, /) -> Any:
+        text, order = translate(sql)
+        cur = self.raw.cursor()
+        cur.executemany(text.encode(), [arrange(order, p) for p in parameters])
+        return cur
+
+    def begin(self) -> Any:
+        """Open a write transaction holding the store's write lock (module docstring)."""
+        self.raw.execute(b"BEGIN")
+        return self.raw.execute(b"SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+
+    @property
+    def in_transaction(self) -> bool:
+        from psycopg.pq import TransactionStatus
+
+        return bool(self.raw.info.transaction_status != TransactionStatus.IDLE)
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+class PgStore(Store):
+    """Connection factory for one PostgreSQL database (see the module docstring)."""
+
+    dialect = "postgresql"
+
+    def __init__(self, url: str, *, readonly: bool = False, migrating: bool = False) -> None:
+        if not is_url(url):
+            raise StoreError(f"not a PostgreSQL URL: {redacted(url)!r}")
+        self.url = url
+        self.readonly = readonly
+        #: Only `stockade store migrate` creates or upgrades schemas (module docstring).
+        self.migrating = migrating
+        self._local = threading.local()
+
+    @property
+    def where(self) -> str:
+        return redacted(self.url)
+
+    def conn(self) -> PgConn:
+        local = self._local
+        c: PgConn | None = getattr(local, "conn", None)
+        if c is not None and local.pid == current_pid() and not c.raw.closed:
+            return c
+        c = PgConn(self._open())
+        local.conn = c
+        local.pid = current_pid()
+        return c
+
+    def _open(self) -> Any:
+        try:
+            import psycopg
+            from psycopg.types.numeric import IntDumper
+        except ImportError as exc:  # pragma: no cover - the extra is part of the test setup
+            raise StoreError("PostgreSQL stores need the `postgresql` extra "
+                             "(pip install 'stockade[postgresql]')") from exc
+        try:
+            raw = psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
+                                  row_factory=_row_factory)
+        except psycopg.OperationalError as exc:
+            raise StoreError(f"cannot reach the store at {self.where}: "
+                             f"{str(exc).strip().splitlines()[0]}") from None
+        raw.adapters.register_dumper(bool, IntDumper)
+        raw.execute(f"SET lock_timeout = {int(LOCK_TIMEOUT_MS)}".encode())
+        if self.readonly:
+            raw.execute(b"SET default_transaction_read_only = on")
+        return raw
+
+    @contextmanager
+    def _transaction(self) -> Iterator[PgConn]:
+        c = self.conn()
+        c.begin()
+        try:
+            yield c
+            c.raw.execute(b"COMMIT")
+        except BaseException:
+            if not c.raw.closed and c.in_transaction:
+                c.raw.execute(b"ROLLBACK")
+            raise
+
+    def transaction(self) -> AbstractContextManager[PgConn]:
+        return self._transaction()
+
+    def close(self) -> None:
+        c: PgConn | None = getattr(self._local, "conn", None)
+        if c is not None:
+            if self._local.pid == current_pid():
+                c.close()
+            self._local.conn = None
+
+    def render(self, item: SchemaItem) -> list[str]:
+        if isinstance(item, str):
+            return [item]
+        fn = "stockade_refuse"
+        refuse = (f"CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS "
+                  "$$ BEGIN RAISE EXCEPTION '%', TG_ARGV[0]; END $$")
+        if isinstance(item, SetOnce):
+            return [refuse,
+                    f"CREATE OR REPLACE TRIGGER {item.name} BEFORE UPDATE OF {item.column} "
+                    f"ON {item.table} FOR EACH ROW WHEN (OLD.{item.column} IS NOT NULL) "
+                    f"EXECUTE FUNCTION {fn}('{_quote(item.message)}')"]
+        if isinstance(item, AppendOnly):
+            return [
+                refuse,
+                f"CREATE OR REPLACE TRIGGER {item.table}_append_only BEFORE UPDATE OR DELETE "
+                f"ON {item.table} FOR EACH ROW EXECUTE FUNCTION {fn}('{_quote(item.message)}')",
+                f"CREATE OR REPLACE TRIGGER {item.table}_no_truncate BEFORE TRUNCATE "
+                f"ON {item.table} FOR EACH STATEMENT EXECUTE FUNCTION {fn}"
+                f"('{_quote(item.message)}')",
+            ]
+        raise TypeError(f"unknown schema item {item!r}")
+
+    def has_table(self, name: str) -> bool:
+        row = self.conn().execute("SELECT to_regclass(?) IS NOT NULL", (name,)).fetchone()
+        return bool(row[0])
+
+
+def _quote(text: str) -> str:
+    return text.replace("'", "''")
