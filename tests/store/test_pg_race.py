@@ -115,7 +115,7 @@ def _unlocked(url: str, wid: int, barrier: Any, out: Any) -> None:
         barrier.wait(timeout=60)
         try:
             got = q.reserve([Charge(f"warm:{r}", 1, 3600.0)], f"h{wid}-{r}")
-        except Exception:  # noqa: BLE001 - a lost race may also surface as a conflict
+        except Exception:  # a lost race may also surface as a conflict
             continue
         if isinstance(got, Reservation):
             won.append(r)
