@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from host.bridges import persistence
 from host.keys import registry
-from host.ledger import audit, quota
+from host.ledger import audit, quota, storelease
 from host.server.remote import owned
 from host.store import SchemaItem, Store, StoreTarget, ensure_schema, open_store, schema_versions
 from host.store.pg import PgStore, is_url
@@ -34,6 +34,7 @@ COMPONENTS = (
     Component(identities.SCHEMA_COMPONENT, identities.SCHEMA_VERSION, identities.DDL),
     Component(status.SCHEMA_COMPONENT, status.SCHEMA_VERSION, status.DDL),
     Component(owned.SCHEMA_COMPONENT, owned.SCHEMA_VERSION, owned.DDL),
+    Component(storelease.SCHEMA_COMPONENT, storelease.SCHEMA_VERSION, storelease.DDL),
 )
 
 

@@ -274,17 +274,7 @@ class Host:
 
         Only while no other host serves this home: `start` calls it under the lease's exclusive
         lock (`host.ledger.lease`), since another live host's calls in flight look the same."""
-        count = 0
-        for intent in self.ledger.pending_intents():
-            applied = self.server.was_applied(intent.op_id)
-            # A route with no bridge action (a mapped one is recorded under its action) may
-            # write without recording this op_id: "no such op" proves nothing; keep the unit.
-            unknown = not applied and intent.action == "rest.call"
-            self.ledger.outcome(intent.seq, intent.op_id, applied, None if applied else (
-                "outcome_unknown" if unknown else "not_applied"),
-                refund=not applied and not unknown, reconciled=True)
-            count += 1
-        return count
+        return self.ledger.settle(self.server.was_applied)
 
     # ---- installs --------------------------------------------------------------------------
 

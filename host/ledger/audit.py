@@ -73,6 +73,7 @@ from host.ledger.records import (
 from host.store import (
     AppendOnly,
     SqliteStore,
+    Step,
     Store,
     StoreError,
     ensure_schema,
@@ -83,7 +84,7 @@ from host.store import (
 log = logging.getLogger("stockade.audit")
 
 SCHEMA_COMPONENT = "audit"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 GENESIS_HASH = "0" * 64
 ANCHOR_MAGIC = "stockade-audit-anchor/1"
@@ -104,6 +105,9 @@ DDL = (
     "CREATE TABLE IF NOT EXISTS audit_intents(seq INTEGER PRIMARY KEY, op_id TEXT NOT NULL,"
     " ts REAL NOT NULL, app_id TEXT, install_id TEXT, action TEXT, write INTEGER NOT NULL,"
     " keys TEXT NOT NULL, seat INTEGER NOT NULL)",
+    # Version 2: which host admitted the call, so that when several hosts share a store a
+    # surviving host settles exactly a dead host's calls (`host.ledger.storelease`).
+    Step(2, "ALTER TABLE audit_intents ADD COLUMN host_id TEXT"),
 )
 
 
@@ -175,6 +179,7 @@ class Intent:
     install_id: str | None
     action: str | None
     write: bool
+    host_id: str | None = None  # the host that admitted it (None: before schema version 2)
 
 
 def append_in(conn: sqlite3.Connection, body: str, ts: float) -> int:
@@ -249,7 +254,14 @@ class AuditLog:
         self.batch: GroupCommit | None = None
         if not self.readonly:
             ensure_schema(self.store, SCHEMA_COMPONENT, SCHEMA_VERSION, DDL)
+        joining = not self.readonly and not self.key_path.exists()
         self._key = _load_or_create_key(self.key_path, create=not self.readonly)
+        if joining and not isinstance(self.store, SqliteStore):
+            # A host joining a shared store anchors the chain as it finds it (trust on first
+            # use): its anchor guards every record from here on against truncation. In a home
+            # of its own the first open finds the chain empty, and a missing key beside a
+            # non-empty chain stays an error ("anchor missing"): someone deleted both files.
+            self.write_anchor()
 
     # -- writing --------------------------------------------------------------------------
 
@@ -383,15 +395,20 @@ class AuditLog:
             "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
         return (0, GENESIS_HASH) if r is None else (int(r[0]), str(r[1]))
 
-    def pending_intents(self) -> list[Intent]:
-        """Allowed decisions with no outcome record yet, oldest first."""
+    def pending_intents(self, host_id: str | None = None, *,
+                        untagged: bool = False) -> list[Intent]:
+        """Allowed decisions with no outcome record yet, oldest first. Only `host_id`'s when
+        given (the calls a dead host left unfinished); only those no host is named on when
+        `untagged` (admitted before the audit schema's version 2, or by a CLI process)."""
         self._sync()
         if not table_exists(self.store.conn(), "audit_intents"):
             return []
         rows = self.store.conn().execute(
-            "SELECT seq, op_id, ts, app_id, install_id, action, write FROM audit_intents"
-            " ORDER BY seq").fetchall()
-        return [Intent(int(r[0]), str(r[1]), float(r[2]), r[3], r[4], r[5], bool(r[6]))
+            "SELECT seq, op_id, ts, app_id, install_id, action, write, host_id"
+            " FROM audit_intents WHERE CASE WHEN ? = 1 THEN host_id IS NULL"
+            " ELSE CAST(? AS TEXT) IS NULL OR host_id = ? END ORDER BY seq",
+            (1 if untagged else 0, host_id, host_id)).fetchall()
+        return [Intent(int(r[0]), str(r[1]), float(r[2]), r[3], r[4], r[5], bool(r[6]), r[7])
                 for r in rows]
 
     def verify(self) -> VerifyResult:

@@ -90,11 +90,14 @@ class Ledger:
 
     def __init__(self, db_path: StoreTarget, clock: Clock, *, anchor_path: Path | None = None,
                  key_path: Path | None = None, anchor_every: int | None = None,
-                 group_reads: bool = False, group_window_s: float = GROUP_COMMIT_S) -> None:
+                 group_reads: bool = False, group_window_s: float = GROUP_COMMIT_S,
+                 host_id: str | None = None) -> None:
         """`group_reads`: group-commit reads' records within `group_window_s` (at most 10 ms,
         DESIGN rule 9; see `host.ledger.groupcommit`). Off, each record is durable before its
         call returns (every process but a running host: the CLI's records are each durable)."""
         self.store = open_store(db_path)
+        #: Tags this host's unfinished calls, for the survivor that settles them if it dies.
+        self.host_id = host_id
         self.clock = clock
         self.quotas = QuotaStore(self.store, clock)
         self.audit = AuditLog(self.store, clock, anchor_path=anchor_path, key_path=key_path,
@@ -164,10 +167,10 @@ class Ledger:
                 if intent:
                     c.execute(
                         "INSERT INTO audit_intents(seq, op_id, ts, app_id, install_id, action,"
-                        " write, keys, seat) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        " write, keys, seat, host_id) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (seq, record.op_id, now, record.app_id, record.install_id,
                          record.action, 1 if record.write else 0,
-                         json.dumps(result.keys), 1 if result.seat else 0),
+                         json.dumps(result.keys), 1 if result.seat else 0, self.host_id),
                     )
                 admission = Admission(seq, True, result if takes_units else None, states, None)
         self.audit.after_append(seq)
@@ -268,10 +271,30 @@ class Ledger:
         with self.store.transaction() as c:
             return _seats_used(c, counter)
 
-    def pending_intents(self) -> list[Intent]:
-        """Allowed decisions without an outcome (after a crash): reconcile each with
-        `server.was_applied(op_id)` then `outcome(..., reconciled=True)`."""
-        return self.audit.pending_intents()
+    def pending_intents(self, host_id: str | None = None) -> list[Intent]:
+        """Allowed decisions without an outcome (after a crash; only `host_id`'s when given):
+        `settle` reconciles them with the server."""
+        return self.audit.pending_intents(host_id)
+
+    def settle(self, was_applied: Callable[[str], bool], host_id: str | None = None, *,
+               untagged: bool = False) -> int:
+        """Settle decisions audited whose outcome was never written (a host died mid-call):
+        every one when neither `host_id` nor `untagged` is given (the single-machine lease
+        calls this only while no other host serves), else only `host_id`'s or the untagged
+        ones (`host.ledger.storelease`). Returns how many were settled.
+
+        The server says whether each was applied: applied keeps its units; not applied gives
+        them back; a REST call on a route with no bridge action (`rest.call`) may have written
+        without recording its op_id, so "no such op" proves nothing and its unit is kept."""
+        count = 0
+        for intent in self.audit.pending_intents(host_id, untagged=untagged):
+            applied = was_applied(intent.op_id)
+            unknown = not applied and intent.action == "rest.call"
+            self.outcome(intent.seq, intent.op_id, applied, None if applied else (
+                "outcome_unknown" if unknown else "not_applied"),
+                refund=not applied and not unknown, reconciled=True)
+            count += 1
+        return count
 
     def checkpoint(self) -> None:
         """Background upkeep: copy the WAL into the database and anchor the audit head."""

@@ -19,6 +19,7 @@ from host.store.base import (
     Conn,
     SchemaItem,
     SetOnce,
+    Step,
     Store,
     StoreError,
 )
@@ -34,6 +35,6 @@ from host.store.sqlite import (
 from host.store.target import StoreTarget, open_store
 
 __all__ = ["DB_ERRORS", "INTEGRITY_ERRORS", "AppendOnly", "Conn", "SchemaItem", "SetOnce",
-           "SqliteStore", "Store", "StoreError", "StoreTarget", "ensure_schema", "immediate",
-           "integrity_problem", "open_store", "opening_stores", "refuse_damaged_stores",
-           "schema_versions", "table_exists"]
+           "SqliteStore", "Step", "Store", "StoreError", "StoreTarget", "ensure_schema",
+           "immediate", "integrity_problem", "open_store", "opening_stores",
+           "refuse_damaged_stores", "schema_versions", "table_exists"]

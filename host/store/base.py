@@ -68,8 +68,17 @@ class SetOnce:
     message: str
 
 
+@dataclass(frozen=True)
+class Step:
+    """Schema item: a change applied once, when a store moves from below `version` to it (a
+    column added to an existing table; the portable DDL before it creates the older layout)."""
+
+    version: int
+    statement: str
+
+
 # One schema item: a portable DDL statement, or a declaration each backend spells itself.
-SchemaItem = str | AppendOnly | SetOnce
+SchemaItem = str | AppendOnly | SetOnce | Step
 
 
 class Store(ABC):

@@ -25,7 +25,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
-from host.store.base import AppendOnly, SchemaItem, SetOnce, Store, StoreError
+from host.store.base import AppendOnly, SchemaItem, SetOnce, Step, Store, StoreError
 from host.store.dialect import arrange, translate
 from host.store.sqlite import current_pid
 
@@ -192,6 +192,8 @@ class PgStore(Store):
     def render(self, item: SchemaItem) -> list[str]:
         if isinstance(item, str):
             return [item]
+        if isinstance(item, Step):
+            return [item.statement]
         fn = "stockade_refuse"
         refuse = (f"CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS "
                   "$$ BEGIN RAISE EXCEPTION '%', TG_ARGV[0]; END $$")

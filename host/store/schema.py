@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from host.store.base import SchemaItem, Store, StoreError
+from host.store.base import SchemaItem, Step, Store, StoreError
 
 _META_DDL = ("CREATE TABLE IF NOT EXISTS schema_meta("
              "component TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID")
@@ -45,7 +45,10 @@ def ensure_schema(store: Store, component: str, version: int,
             raise StoreError(
                 f"{store.where}: {component} schema version {row[0]} is newer than this "
                 f"Stockade understands ({version}); upgrade Stockade")
+        have = 0 if row is None else int(row[0])
         for item in ddl:
+            if isinstance(item, Step) and item.version <= have:
+                continue  # applied when the store reached that version
             for stmt in store.render(item):
                 c.execute(stmt)
         c.execute(

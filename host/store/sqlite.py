@@ -32,7 +32,7 @@ from typing import Any
 
 from host.errors import StartRefused
 from host.home import Home
-from host.store.base import AppendOnly, SchemaItem, SetOnce, Store, StoreError
+from host.store.base import AppendOnly, SchemaItem, SetOnce, Step, Store, StoreError
 
 # How long a writer waits for another process's write lock before failing (ms). Guards against
 # spurious "database is locked" under contention from several host processes; long enough to
@@ -133,6 +133,8 @@ class SqliteStore(Store):
     def render(self, item: SchemaItem) -> list[str]:
         if isinstance(item, str):
             return [item]
+        if isinstance(item, Step):
+            return [item.statement]
         if isinstance(item, AppendOnly):
             return [
                 f"CREATE TRIGGER IF NOT EXISTS {item.table}_no_{verb.lower()} BEFORE {verb} "

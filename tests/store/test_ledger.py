@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
 from host.clock import ManualClock
 from host.ledger.audit import AuditRecord, digest_args
-from host.ledger.ledger import LedgerError
+from host.ledger.ledger import Ledger, LedgerError
 from host.ledger.quota import Charge
 from tests.store.conftest import Db
 
@@ -146,3 +147,31 @@ def test_failed_append_reserves_nothing(db: Db) -> None:
     with pytest.raises(Exception):
         led.admit(_rec("a", app_id="x" * 10_000), [CREATE], None)
     assert led.quota_state(CREATE.key, 2, 60.0).used == 0
+
+
+def test_a_store_from_audit_schema_1_gains_the_intents_host_column(tmp_path: Path) -> None:
+    """Versioned steps run once: a home made before intents named their host is upgraded when
+    it opens, and its calls in flight are still settled."""
+    import sqlite3
+
+    from host.ledger.audit import DDL
+
+    db = tmp_path / "host.db"
+    c = sqlite3.connect(db)
+    c.execute("CREATE TABLE schema_meta(component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
+    for stmt in DDL:
+        if isinstance(stmt, str):
+            c.execute(stmt)  # version 1's layout: audit_intents without host_id
+    c.execute("INSERT INTO audit_intents(seq, op_id, ts, write, keys, seat)"
+              " VALUES(7, 'old', 1.0, 1, '[]', 0)")
+    c.execute("INSERT INTO schema_meta VALUES('audit', 1)")
+    c.commit()
+    c.close()
+    led = Ledger(db, ManualClock(T0), host_id="h1")
+    a = led.admit(_rec("new"), [CREATE], None)
+    assert sorted((i.op_id, i.host_id or "") for i in led.pending_intents()) == [
+        ("new", "h1"), ("old", "")]
+    assert [i.op_id for i in led.audit.pending_intents(untagged=True)] == ["old"]
+    assert led.settle(lambda op: False, "h1") == 1 and a.reservation is not None
+    led.close()
+    assert Ledger(db, ManualClock(T0)).pending_intents()[0].op_id == "old"  # reopened: no step
