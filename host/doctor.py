@@ -211,15 +211,19 @@ def state_checks(home: Home) -> list[Check]:
                 out.append(Check(label, False, f"{path.name}: {exc}"))
     out.append(policy_check(home))
     out += disk_checks(home)
-    serving = others_serving(home.lease_path)
-    out.append(Check("host serving", True, "a host is serving this home" if serving
-                     else "no host is serving this home", False))
+    if home.store_url is not None:
+        shared, serving = shared_store_checks(home.store_url)
+        out += shared
+    else:
+        serving = others_serving(home.lease_path)
+        out.append(Check("host serving", True, "a host is serving this home" if serving
+                         else "no host is serving this home", False))
     out += drop_checks(home)
-    if home.host_db.exists():
+    if home.has_host_store():
         try:
             from host.ledger.audit import open_readonly
 
-            log = open_readonly(home.host_db, SystemClock())
+            log = open_readonly(home.host_store, SystemClock())
             res = log.verify()
             out.append(Check("audit chain", res.ok,
                              f"{res.records} records verified" if res.ok else
@@ -236,6 +240,31 @@ def state_checks(home: Home) -> list[Check]:
     return out
 
 
+def shared_store_checks(url: str) -> tuple[list[Check], bool]:
+    """A PostgreSQL store: reachable, its schema current, the hosts serving it and their
+    leases (docs/SCALE.md). Returns the checks and whether any host serves it."""
+    from host.ledger.storelease import live_hosts
+    from host.migrate import store_status
+    from host.store import DB_ERRORS, StoreError, describe
+
+    where = describe(url)
+    try:
+        states = store_status(url)
+        hosts = live_hosts(url)
+    except (StoreError, *DB_ERRORS) as exc:  # type: ignore[misc]
+        return [Check("host store", False, f"{where}: {exc}")], False
+    stale = [f"{s.name} {s.have or '-'} (needs {s.need})" for s in states if not s.current]
+    out = [Check("host store", not stale, f"{where}: PostgreSQL, schema "
+                 + (f"not current: {', '.join(stale)}; `stockade store migrate`" if stale
+                    else "current"))]
+    now = SystemClock().now()
+    listed = "; ".join(f"{h.host_id} on {h.machine} pid {h.pid}, beat {now - h.beat:.0f} s ago"
+                       for h in hosts)
+    out.append(Check("hosts serving", True, f"{len(hosts)} host(s) hold a lease"
+                     + (f": {listed}" if listed else ""), False))
+    return out, bool(hosts)
+
+
 def drop_checks(home: Home) -> list[Check]:
     """Events the serving host dropped, per app (its published status; a stopped host's rows
     say nothing about now). Not a failure: the drops are the overflow policy working, but an
@@ -243,7 +272,7 @@ def drop_checks(home: Home) -> list[Check]:
     from host.supervise.status import is_fresh, read_status
 
     try:
-        live = read_status(home.host_db)
+        live = read_status(home.host_store)
     except sqlite3.Error as exc:
         return [Check("event drops", False, f"the serving host's status is unreadable: {exc}",
                       False)]

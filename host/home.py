@@ -4,22 +4,49 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from host.errors import StartRefused
 
+if TYPE_CHECKING:  # host.store imports this module
+    from host.store import Shared
+
 ENV_VAR = "STOCKADE_HOME"
+# Where the host's store is when it is not the home's own SQLite file (a PostgreSQL URL).
+STORE_ENV_VAR = "STOCKADE_STORE"
+# The home's file naming that store (`url = "postgresql://…"`), read when no option or
+# variable names one. It may hold a password: it must be readable by its owner only.
+STORE_FILE = "store.toml"
 
 
 @dataclass(frozen=True)
 class Home:
     root: Path
+    #: A PostgreSQL URL several hosts share (docs/SCALE.md); None: the home's own host.db.
+    store_url: str | None = None
 
     @property
     def host_db(self) -> Path:
+        """The home's own SQLite store (unused while `store_url` names a shared one)."""
         return self.root / "host.db"
+
+    @property
+    def host_store(self) -> Path | Shared:
+        """What every store-backed part opens (`host.store.open_store`): the shared store seen
+        from this home, or the home's host.db."""
+        if self.store_url is None:
+            return self.host_db
+        from host.store import Shared  # here: host.store imports this module
+
+        return Shared(self.store_url, self.root)
+
+    def has_host_store(self) -> bool:
+        """Whether there is a store to read (read-only commands must not create one)."""
+        return self.store_url is not None or self.host_db.exists()
 
     @property
     def server_db(self) -> Path:
@@ -102,10 +129,38 @@ def ensure_policies(home: Home) -> None:
         write_default_policy(home)
 
 
-def resolve_home(explicit: str | os.PathLike[str] | None = None) -> Home:
+def resolve_home(explicit: str | os.PathLike[str] | None = None,
+                 store: str | None = None) -> Home:
+    """The home (`--home`, `STOCKADE_HOME`, `~/.stockade`) and its store (`--store`,
+    `STOCKADE_STORE`, the home's store.toml, else the home's own host.db)."""
     if explicit:
-        return Home(Path(explicit).expanduser().resolve())
-    env = os.environ.get(ENV_VAR)
-    if env:
-        return Home(Path(env).expanduser().resolve())
-    return Home(Path("~/.stockade").expanduser().resolve())
+        root = Path(explicit).expanduser().resolve()
+    elif os.environ.get(ENV_VAR):
+        root = Path(os.environ[ENV_VAR]).expanduser().resolve()
+    else:
+        root = Path("~/.stockade").expanduser().resolve()
+    url = store or os.environ.get(STORE_ENV_VAR) or _store_file_url(root)
+    return Home(root, url or None)
+
+
+def _store_file_url(root: Path) -> str | None:
+    path = root / STORE_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except (FileNotFoundError, NotADirectoryError):  # no file (or no home: said elsewhere)
+        return None
+    except OSError as exc:
+        raise StartRefused(f"cannot read {path}: {exc.strerror}",
+                           "check its owner and mode") from None
+    if mode & 0o077:
+        raise StartRefused(f"{path} is readable by others (mode {mode:o}) and may hold the "
+                           "store's password", f"chmod 600 {path}")
+    try:
+        url = tomllib.loads(text).get("url")
+    except tomllib.TOMLDecodeError as exc:
+        raise StartRefused(f"{path} is not valid TOML ({exc})",
+                           'write it as: url = "postgresql://user@host/db"') from None
+    if not isinstance(url, str) or not url:
+        raise StartRefused(f"{path} names no store", 'write it as: url = "postgresql://…"')
+    return url

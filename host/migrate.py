@@ -10,11 +10,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from host.apps import installs, lineage
 from host.bridges import persistence
 from host.keys import registry
 from host.ledger import audit, quota, storelease
 from host.server.remote import owned
-from host.store import SchemaItem, Store, StoreTarget, ensure_schema, open_store, schema_versions
+from host.store import (
+    SchemaItem,
+    Shared,
+    Store,
+    StoreTarget,
+    ensure_schema,
+    open_store,
+    schema_versions,
+)
 from host.store.pg import PgStore, is_url
 from host.supervise import identities, status
 
@@ -27,6 +36,8 @@ class Component:
 
 
 COMPONENTS = (
+    Component(installs.SCHEMA_COMPONENT, installs.SCHEMA_VERSION, installs.DDL),
+    Component(lineage.SCHEMA_COMPONENT, lineage.SCHEMA_VERSION, lineage.DDL),
     Component(audit.SCHEMA_COMPONENT, audit.SCHEMA_VERSION, audit.DDL),
     Component(quota.SCHEMA_COMPONENT, quota.SCHEMA_VERSION, quota.DDL),
     Component(registry.SCHEMA_COMPONENT, registry.SCHEMA_VERSION, registry.DDL),
@@ -62,7 +73,8 @@ def store_status(target: StoreTarget) -> list[ComponentState]:
 def migrate(target: StoreTarget) -> list[ComponentState]:
     """Create or upgrade every component's tables (each in its own transaction, under the
     store's write lock, so two hosts migrating at once apply each step once)."""
-    store: Store = PgStore(str(target), migrating=True) if is_url(target) else open_store(target)
+    url = target.url if isinstance(target, Shared) else target
+    store: Store = PgStore(str(url), migrating=True) if is_url(url) else open_store(target)
     try:
         for c in COMPONENTS:
             ensure_schema(store, c.name, c.version, c.ddl)

@@ -36,9 +36,9 @@ from host.home import Home, ensure_policies
 from host.keys import tokens
 from host.keys.registry import TokenRegistry
 from host.ledger.audit import AuditRecord
-from host.ledger.lease import HomeLease
 from host.ledger.ledger import Ledger
 from host.ledger.operator import append_operator, audit_policy_load, open_keyring, operator_actor
+from host.ledger.storelease import HostLease
 from host.server.embedded import EmbeddedServer
 from host.server.errors import Prevented
 from host.server.principals import SYSTEM
@@ -114,23 +114,25 @@ class Host:
         self.home = home.ensure()
         self.clock = clock or SystemClock()
         self.config = config or HostConfig()
+        # Names this host's tokens (a re-mint revokes only its own earlier token) and its calls
+        # in flight (a host sharing a store settles a dead host's: `host.ledger.storelease`).
+        self.host_id = secrets.token_hex(8)
         refuse_damaged_stores(home)
         ensure_policies(home)
         with opening_stores(home):  # read-only, immutable, full: one clear refusal
-            self.installs = InstallStore(home.host_db)
+            self.installs = InstallStore(home.host_store)
             # A running host anchors the audit chain from its upkeep thread (every
             # CHECKPOINT_INTERVAL_S and at stop), not every 64 records on a bridge call: the
             # anchor write is a file rename that would stall the call for a millisecond.
-            self.ledger = Ledger(home.host_db, self.clock, anchor_every=ANCHOR_EVERY_IN_HOST,
-                                 group_reads=self.config.group_reads)
-            self.status_board = StatusBoard(home.host_db, os.getpid())
+            self.ledger = Ledger(home.host_store, self.clock, anchor_every=ANCHOR_EVERY_IN_HOST,
+                                 group_reads=self.config.group_reads, host_id=self.host_id)
+            self.status_board = StatusBoard(home.host_store, os.getpid())
             self.server: Workspace = server or EmbeddedServer(home.server_db, self.clock)
             self.keyring = open_keyring(home, self.clock)
-            self.tokens = TokenRegistry(home.host_db)
-            self.identities = Identities(home.host_db)  # each install's own uid (root hosts)
-            # host_id names this host's tokens: a re-mint revokes only its own earlier token.
+            self.tokens = TokenRegistry(home.host_store)
+            self.identities = Identities(home.host_store)  # each install's own uid (root hosts)
             self.credentials = Credentials(self.keyring, self.tokens, self.server, self.clock,
-                                           secrets.token_hex(8))
+                                           self.host_id)
         self.policy = PolicySource(load_policy(home.policies_dir))
         self.policy_watch = PolicyWatch(self.policy, home.policies_dir, lambda kind, detail: (
             append_operator(self.ledger.audit, kind, clock=self.clock, detail=detail)))
@@ -153,7 +155,7 @@ class Host:
         self._unsubscribe: Any = None
         self._watch_version = -1
         self.event_counts: dict[str, int] = {}
-        self.lease = HomeLease(home.lease_path)
+        self.lease = HostLease(home, self.host_id, self.clock, self._settle)
         self.settled_at_start = False  # whether start() found no other host and settled
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -164,7 +166,7 @@ class Host:
                           self.home.policies_dir, self.clock)
         # Settle unfinished calls and re-count seats only when no other host serves this home:
         # another host's calls in flight are not unfinished (`host.ledger.lease`).
-        self.settled_at_start = self.lease.acquire(self._settle)
+        self.settled_at_start = self.lease.acquire()
         try:
             self._start_serving()
         except BaseException:
@@ -191,9 +193,9 @@ class Host:
         log.warning("audit chain broken (%s%s); --degraded: new segment from seq %d",
                     where, res.problem, seq)
 
-    def _settle(self) -> None:
+    def _settle(self, host_id: str | None = None, untagged: bool = False) -> int:
         # Seats need no re-count: they are counted from the server's users at each creation.
-        self.reconcile()
+        return self.ledger.settle(self.server.was_applied, host_id, untagged=untagged)
 
     def _start_serving(self) -> None:
         self.spawner = Spawner(use_zygote=self.config.use_zygote, prefork=self.config.prefork,
@@ -213,6 +215,7 @@ class Host:
         drop summaries, and the runners' status for other processes (`stockade app list`)."""
         while not self._stop.wait(CHECKPOINT_INTERVAL_S):
             try:
+                self.lease.sweep()  # a host sharing the store died: settle its calls
                 self.ledger.checkpoint()
                 if isinstance(self.server, EmbeddedServer):
                     self.server.db.checkpoint()
@@ -493,7 +496,7 @@ class Host:
 
     def _host_actions(self) -> dict[str, HostAction]:
         actions: dict[str, HostAction] = {"http.request": self._http, "rest.call": self._rest}
-        store = PersistenceStore(self.home.host_db)
+        store = PersistenceStore(self.home.host_store)
 
         def put(s: Session, a: dict[str, Any], _op: str | None, _f: Mapping[str, Any]) -> Any:
             return store.put(s.install_id, a["key"], a["value"], a.get("association"))

@@ -105,11 +105,11 @@ class GateRig:
 def build_rig(home: Home, clock: Clock, app_id: str = APP_ID) -> GateRig:
     """Open a home that already has the app `app_id` (the fuzz app by default) installed and
     build its session."""
-    store = InstallStore(home.host_db)
+    store = InstallStore(home.host_store)
     rec = store.by_app(app_id)
     assert rec is not None
     server = RecordingServer(EmbeddedServer(home.server_db, clock))
-    ledger = Ledger(home.host_db, clock)
+    ledger = Ledger(home.host_store, clock)
     keyring = Keyring.open(home.keys_dir)
     policy = load_policy(home.policies_dir)
     gate = Gate(server=server, ledger=ledger, installs=store,  # type: ignore[arg-type]

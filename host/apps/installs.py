@@ -22,8 +22,6 @@ from __future__ import annotations
 import builtins
 import json
 import secrets
-import sqlite3
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -33,11 +31,20 @@ from typing import Any, Literal, Protocol
 
 from host.apps.lineage import keep_binding_in
 from host.apps.manifest import Manifest, SettingValue
-from host.store import immediate
+from host.store import (
+    INTEGRITY_ERRORS,
+    SchemaItem,
+    Store,
+    StoreTarget,
+    ensure_schema,
+    open_store,
+)
 
 HookName = Literal["install", "enable", "disable", "update", "uninstall", "settings_changed"]
 SECRET_MASK = "********"  # noqa: S105 (a mask, not a password)
 
+SCHEMA_COMPONENT = "installs"
+SCHEMA_VERSION = 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS install_meta (
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -96,6 +103,7 @@ CREATE TABLE IF NOT EXISTS install_hooks (
     done_at REAL
 );
 """
+DDL: tuple[SchemaItem, ...] = tuple(s.strip() for s in _SCHEMA.split(";") if s.strip())
 
 
 class InstallError(Exception):
@@ -222,7 +230,7 @@ def new_install_id() -> str:
     return "in_" + secrets.token_hex(16)
 
 
-def data_version_in(conn: sqlite3.Connection) -> int:
+def data_version_in(conn: Any) -> int:
     """`InstallStore.data_version` read through any connection to the same `host.db`."""
     row = conn.execute("SELECT changes FROM install_meta WHERE id = 1").fetchone()
     return int(row[0])
@@ -231,41 +239,21 @@ def data_version_in(conn: sqlite3.Connection) -> int:
 class InstallStore:
     """Installs, pending updates, consent rows, hooks and the global epoch over host.db."""
 
-    def __init__(self, db_path: Path, *, now: Any = None) -> None:
-        self.db_path = db_path
+    def __init__(self, target: StoreTarget, *, now: Any = None) -> None:
+        # Connections are per thread (the running host reads installs from every app's thread,
+        # and a shared connection would mix one thread's transaction into another's reads);
+        # rows are read by column name.
+        self.store: Store = open_store(target, named_rows=True)
         self._now = now or time.time  # wall time for display only, never a decision input
         self.listeners: list[LifecycleListener] = []
-        # One connection per thread: the running host reads installs from every app's thread,
-        # and a shared connection would mix one thread's transaction into another's reads.
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._all_lock = threading.Lock()
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        with self._tx(count=False) as c:
-            for stmt in _SCHEMA.split(";"):
-                if stmt.strip():
-                    c.execute(stmt)
+        ensure_schema(self.store, SCHEMA_COMPONENT, SCHEMA_VERSION, DDL)
 
     @property
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(str(self.db_path), isolation_level=None, timeout=15.0,
-                                   check_same_thread=False)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA busy_timeout=15000")
-            self._local.conn = conn
-            with self._all_lock:
-                self._all.append(conn)
-        return conn
+    def _conn(self) -> Any:
+        return self.store.conn()
 
     def close(self) -> None:
-        with self._all_lock:
-            conns, self._all = self._all, []
-        for conn in conns:
-            conn.close()
-        self._local = threading.local()
+        self.store.close_all()
 
     def __enter__(self) -> InstallStore:
         return self
@@ -274,11 +262,11 @@ class InstallStore:
         self.close()
 
     @contextmanager
-    def _tx(self, *, count: bool = True) -> Iterator[sqlite3.Connection]:
-        """One write transaction (BEGIN IMMEDIATE) that also bumps the change counter."""
-        # `immediate` rolls back only a transaction still open: a Ctrl-C landing just after the
+    def _tx(self, *, count: bool = True) -> Iterator[Any]:
+        """One write transaction (the store's write lock) that also bumps the change counter."""
+        # The store rolls back only a transaction still open: a Ctrl-C landing just after the
         # COMMIT must surface as itself, not as "cannot rollback - no transaction is active".
-        with immediate(self._conn) as c:
+        with self.store.transaction() as c:
             yield c
             if count:
                 c.execute("UPDATE install_meta SET changes = changes + 1 WHERE id = 1")
@@ -299,7 +287,7 @@ class InstallStore:
         rows = self._conn.execute("SELECT * FROM install_installs ORDER BY app_id").fetchall()
         return [self._record(r) for r in rows]
 
-    def _record(self, row: sqlite3.Row) -> InstallRecord:
+    def _record(self, row: Any) -> InstallRecord:
         prow = self._conn.execute(
             "SELECT * FROM install_pending WHERE install_id = ?", (row["install_id"],)).fetchone()
         pending = None
@@ -363,24 +351,25 @@ class InstallStore:
             row = c.execute("SELECT epoch FROM install_meta WHERE id = 1").fetchone()
         return int(row[0])
 
-    def _insert_consent(self, c: sqlite3.Connection, consent: ConsentRow) -> None:
+    def _insert_consent(self, c: Any, consent: ConsentRow) -> None:
         c.execute(
             "INSERT INTO consent_records (consent_id, install_id, payload, kid, signature, "
             "created_at) VALUES (?, ?, ?, ?, ?, ?)",
             (consent.consent_id, consent.install_id, consent.payload.decode(), consent.kid,
              consent.signature, consent.created_at))
 
-    def _hook(self, c: sqlite3.Connection, install_id: str, hook: HookName,
+    def _hook(self, c: Any, install_id: str, hook: HookName,
               detail: Mapping[str, Any] | None = None) -> LifecycleEvent:
         row = c.execute("SELECT app_id, generation FROM install_installs WHERE install_id = ?",
                         (install_id,)).fetchone()
         now = self._now()
         d = dict(detail or {})
-        cur = c.execute(
+        seq = c.execute(
             "INSERT INTO install_hooks (install_id, app_id, generation, hook, detail, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (install_id, row["app_id"], row["generation"], hook, json.dumps(d), now))
-        return LifecycleEvent(int(cur.lastrowid or 0), install_id, row["app_id"],
+            " VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
+            (install_id, row["app_id"], row["generation"], hook, json.dumps(d), now)
+        ).fetchall()[0]  # fetchall: finish the statement before COMMIT
+        return LifecycleEvent(int(seq[0]), install_id, row["app_id"],
                               int(row["generation"]), hook, d, now)
 
     def _notify(self, events: builtins.list[LifecycleEvent]) -> None:
@@ -409,7 +398,7 @@ class InstallStore:
                      consent.consent_id, now, now))
                 self._insert_consent(c, consent)
                 ev = self._hook(c, install_id, "install")
-        except sqlite3.IntegrityError as exc:
+        except INTEGRITY_ERRORS as exc:
             raise InstallError(
                 f"app {manifest.id!r} is already installed; use `stockade app update "
                 f"{manifest.id} PKG` to change its version") from exc

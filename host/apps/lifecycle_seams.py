@@ -68,9 +68,9 @@ def count_app_data(home: Home, record: InstallRecord) -> int:
     """How many persistence rows the install holds (what `remove_app_data` would delete)."""
     from host.bridges.persistence import PersistenceStore
 
-    if not home.host_db.exists():
+    if not home.has_host_store():
         return 0
-    store = PersistenceStore(home.host_db)
+    store = PersistenceStore(home.host_store)
     try:
         return len(store.keys(record.install_id))
     finally:
@@ -81,7 +81,7 @@ def remove_app_data(home: Home, record: InstallRecord) -> str:
     """Delete the install's persistence rows (they are keyed by install id, never app id)."""
     from host.bridges.persistence import remove_all
 
-    if not home.host_db.exists():
+    if not home.has_host_store():
         return "no stored data"
-    removed = remove_all(home.host_db, record.install_id)
+    removed = remove_all(home.host_store, record.install_id)
     return f"removed {removed} stored item(s)"

@@ -12,25 +12,26 @@ rebinds it and is audited. The binding is a security boundary, not a convenience
 """
 from __future__ import annotations
 
-import sqlite3
+import json
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from host.store import immediate
+from host.store import SchemaItem, StoreTarget, ensure_schema, open_store
 
 # `bound_at` is wall time for the operator's eyes only, never a decision input (so not injected).
 
 # The binding of an id first installed from a package whose publisher nothing verified.
 UNVERIFIED = "unverified"
 
+SCHEMA_COMPONENT = "lineage"
+SCHEMA_VERSION = 1
 _DDL = (
     "CREATE TABLE IF NOT EXISTS app_lineage (app_id TEXT PRIMARY KEY, publisher TEXT NOT NULL,"
     " bound_at REAL NOT NULL, transfers INTEGER NOT NULL DEFAULT 0)"
 )
+DDL: tuple[SchemaItem, ...] = (_DDL,)
 
 
 def binding_of(publisher: Mapping[str, Any]) -> str:
@@ -63,27 +64,22 @@ class Transfer:
 
 
 class Lineage:
-    """The `app_lineage` table in host.db (a short-lived connection per call)."""
+    """The `app_lineage` table in the host's store. Every check and bind is one write
+    transaction (the store's write lock), so it never interleaves with another process's."""
 
-    def __init__(self, db_path: Path) -> None:
-        self.db_path = db_path
-        with self._tx() as c:
-            c.execute(_DDL)
-            if _has_installs(c):
+    def __init__(self, target: StoreTarget) -> None:
+        self.store = open_store(target)
+        ensure_schema(self.store, SCHEMA_COMPONENT, SCHEMA_VERSION, DDL)
+        if self.store.has_table("install_installs"):
+            with self._tx() as c:
                 # Installs made before this table existed: bind them to their current publisher.
                 keep_binding_in(c, None)
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """One BEGIN IMMEDIATE transaction: a check and a bind never interleave with another
-        process's."""
-        conn = sqlite3.connect(str(self.db_path), timeout=15.0, isolation_level=None)
-        try:
-            conn.execute("PRAGMA busy_timeout=15000")
-            with immediate(conn):  # rolls back only a transaction still open
-                yield conn
-        finally:
-            conn.close()
+    def _tx(self) -> Any:
+        return self.store.transaction()
+
+    def close(self) -> None:
+        self.store.close_all()
 
     def bound(self, app_id: str) -> str | None:
         """The binding of `app_id`, or None if it was never installed."""
@@ -118,20 +114,18 @@ class Lineage:
             return Transfer(app_id, old, new)
 
 
-def keep_binding_in(c: sqlite3.Connection, install_id: str | None) -> None:
+def keep_binding_in(c: Any, install_id: str | None) -> None:
     """Bind the app id of `install_id` (every install when None) to its current publisher if
     it has no binding yet, inside the caller's transaction. An uninstall calls this before the
     install row goes, so an install made before bindings existed is not forgotten with it."""
     c.execute(_DDL)
-    c.execute(
-        "INSERT OR IGNORE INTO app_lineage (app_id, publisher, bound_at) "
-        "SELECT app_id, CASE WHEN json_extract(publisher, '$.status') = 'trusted' "
-        "AND coalesce(json_extract(publisher, '$.kid'), '') != '' "
-        "THEN 'key:' || json_extract(publisher, '$.kid') ELSE ? END, installed_at "
-        "FROM install_installs WHERE CAST(? AS TEXT) IS NULL OR install_id = ?",
-        (UNVERIFIED, install_id, install_id))
-
-
-def _has_installs(c: sqlite3.Connection) -> bool:
-    return c.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
-                     "AND name = 'install_installs'").fetchone() is not None
+    rows = c.execute(
+        "SELECT app_id, publisher, installed_at FROM install_installs"
+        " WHERE CAST(? AS TEXT) IS NULL OR install_id = ?", (install_id, install_id)).fetchall()
+    for app_id, publisher, installed_at in rows:
+        try:
+            binding = binding_of(json.loads(publisher))
+        except (ValueError, AttributeError):  # an unreadable record proves no publisher
+            binding = UNVERIFIED
+        c.execute("INSERT OR IGNORE INTO app_lineage (app_id, publisher, bound_at)"
+                  " VALUES (?, ?, ?)", (app_id, binding, installed_at))

@@ -88,12 +88,12 @@ def install_package(
         values[key] = coerce_setting(spec, value)
     kid = sig.kid[:64] if sig.kid else None  # a package's claim: capped, never refused here
     # Rule 14, audit before act: the install is a record before the id is bound or stored.
-    with audited(home.host_db, "install", clock=clock, actor=actor, app_id=pkg.app_id,
+    with audited(home.host_store, "install", clock=clock, actor=actor, app_id=pkg.app_id,
                  install_id=install_id, version=pkg.manifest.version,
                  grants=tuple(sorted(grants)), kid=kid,
                  detail=f"publisher {sig.status}; package {pkg.content_hash}") as act, \
-            InstallStore(home.host_db) as store:
-        moved = Lineage(home.host_db).claim(pkg.app_id, sig.to_dict(), transfer=transfer)
+            InstallStore(home.host_store) as store:
+        moved = Lineage(home.host_store).claim(pkg.app_id, sig.to_dict(), transfer=transfer)
         if moved is not None:  # audited before the new publisher's install exists
             audit_transfer(home, moved, install_id, clock, actor)
         keyring = open_keyring(home, clock)
@@ -137,7 +137,7 @@ def install_app_user(home: Home, clock: Clock, app_id: str, name: str) -> str | 
 def audit_transfer(home: Home, moved: Transfer, install_id: str, clock: Clock,
                    actor: str | None) -> None:
     """The operator handed an app id to another publisher: a record in the audit chain."""
-    ledger = Ledger(home.host_db, clock)
+    ledger = Ledger(home.host_store, clock)
     try:
         ledger.append(AuditRecord(
             kind="consent", code="publisher_transfer", app_id=moved.app_id,
@@ -162,11 +162,11 @@ def apply_consent(home: Home, store: InstallStore, rec: InstallRecord, pkg: Pack
     clock = clock or SystemClock()
     pending = rec.pending
     keyring = open_keyring(home, clock)
-    with audited(home.host_db, "consent", clock=clock, actor=actor, app_id=rec.app_id,
+    with audited(home.host_store, "consent", clock=clock, actor=actor, app_id=rec.app_id,
                  install_id=rec.install_id, version=pkg.manifest.version, kid=keyring.current,
                  grants=tuple(sorted(grants)),
                  detail=f"{kind}; grants before: {','.join(sorted(before)) or 'none'}"):
-        moved = Lineage(home.host_db).claim(rec.app_id, sig.to_dict(), transfer=transfer)
+        moved = Lineage(home.host_store).claim(rec.app_id, sig.to_dict(), transfer=transfer)
         if moved is not None:
             audit_transfer(home, moved, rec.install_id, clock, actor)
         record = make_consent(
@@ -196,7 +196,7 @@ def submit_update(home: Home, store: InstallStore, rec: InstallRecord, pkg: Pack
                           new_publisher=sig.to_dict())
     path = store_package(home.packages_dir, pkg)
     if diff.needs_consent:
-        with audited(home.host_db, "update_pending", clock=clock, actor=actor,
+        with audited(home.host_store, "update_pending", clock=clock, actor=actor,
                      app_id=rec.app_id, install_id=rec.install_id, version=pkg.manifest.version,
                      detail=f"from {rec.version}; waits for consent"):
             store.set_pending(rec.install_id, manifest=pkg.manifest,
@@ -209,7 +209,7 @@ def submit_update(home: Home, store: InstallStore, rec: InstallRecord, pkg: Pack
         version=pkg.manifest.version, package_hash=pkg.content_hash,
         manifest_hash=pkg.manifest.manifest_hash(), grants=grants,
         policy_revision=policy_revision, now=clock.now(), kind="update")
-    with audited(home.host_db, "update", clock=clock, actor=actor, app_id=rec.app_id,
+    with audited(home.host_store, "update", clock=clock, actor=actor, app_id=rec.app_id,
                  install_id=rec.install_id, version=pkg.manifest.version, kid=consent.kid,
                  grants=tuple(sorted(grants)), detail=f"from {rec.version}"):
         store.apply_update(rec.install_id, manifest=pkg.manifest,
@@ -227,7 +227,7 @@ def uninstall_app(home: Home, store: InstallStore, rec: InstallRecord, *, users:
     act: `operator.uninstall` is durable before any user or datum is touched. Returns (users
     deactivated, or None when no chat server is wired; what was deleted of its data)."""
     deactivated: int | None = None
-    with audited(home.host_db, "uninstall", actor=actor, app_id=rec.app_id,
+    with audited(home.host_store, "uninstall", actor=actor, app_id=rec.app_id,
                  install_id=rec.install_id, version=rec.version,
                  detail=f"users: {users}; agents: {agents}"):
         if agents == "remove":

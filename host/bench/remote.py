@@ -77,7 +77,7 @@ def measure_remote(iterations: int, warmup: int, *, bridge: bool = True,
             time.sleep(0.02)
         url = json.loads(ready.read_text())["url"]
         home = Home(root / "host").ensure()
-        remote = RemoteServer(RcClient(url, user["id"], token), home.host_db, SystemClock())
+        remote = RemoteServer(RcClient(url, user["id"], token), home.host_store, SystemClock())
         direct = httpx.Client(base_url=url, timeout=10, trust_env=False,
                               headers={"X-User-Id": user["id"], "X-Auth-Token": token})
         uid = user["id"]

@@ -204,7 +204,7 @@ def pad_audit(home: Home, total: int, batch: int = 20_000) -> int:
             conn.execute("COMMIT")
     finally:
         conn.close()
-    log = AuditLog(home.host_db, SystemClock())
+    log = AuditLog(home.host_store, SystemClock())
     try:
         log.write_anchor()
     finally:
@@ -214,7 +214,7 @@ def pad_audit(home: Home, total: int, batch: int = 20_000) -> int:
 
 def time_verify(home: Home) -> float:
     """Seconds for `stockade audit verify`'s walk of the whole chain (it must verify)."""
-    log = AuditLog(home.host_db, SystemClock(), readonly=True)
+    log = AuditLog(home.host_store, SystemClock(), readonly=True)
     try:
         t0 = time.perf_counter()
         result = log.verify()

@@ -16,10 +16,9 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from host.store import Store, ensure_schema, open_store
+from host.store import Store, StoreTarget, ensure_schema, open_store
 
 SCHEMA_COMPONENT = "persistence"
 SCHEMA_VERSION = 1
@@ -118,7 +117,7 @@ def encode_value(value: object) -> str:
 class PersistenceStore:
     """Install-scoped records over `host.db`."""
 
-    def __init__(self, db: Path | str | Store) -> None:
+    def __init__(self, db: StoreTarget) -> None:
         self.store = db if isinstance(db, Store) else open_store(db)
         ensure_schema(self.store, SCHEMA_COMPONENT, SCHEMA_VERSION, DDL)
 
@@ -196,15 +195,16 @@ class PersistenceStore:
     def remove_all(self, install_id: str) -> int:
         """Delete every record of an install (uninstall). Returns how many were removed."""
         with self.store.transaction() as c:
-            n = c.execute("DELETE FROM persist WHERE install_id=?", (install_id,)).rowcount
+            n = len(c.execute("DELETE FROM persist WHERE install_id=? RETURNING key",
+                              (install_id,)).fetchall())
             c.execute("DELETE FROM persist_usage WHERE install_id=?", (install_id,))
-        return int(n)
+        return n
 
     def close(self) -> None:
         self.store.close()
 
 
-def remove_all(db_path: Path | str, install_id: str) -> int:
+def remove_all(db_path: StoreTarget, install_id: str) -> int:
     """Delete every record of `install_id` in the store at `db_path` (uninstall seam)."""
     store = PersistenceStore(db_path)
     try:

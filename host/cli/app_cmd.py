@@ -123,7 +123,7 @@ def _require_signed(sig: SignatureCheck, allow_unsigned: bool) -> None:
 
 def _open(home: Home) -> tuple[InstallStore, Keyring]:
     home.ensure()
-    return InstallStore(home.host_db), open_keyring(home)
+    return InstallStore(home.host_store), open_keyring(home)
 
 
 def _disclose(home: Home, manifest: Manifest, content_hash: str, sig: SignatureCheck,
@@ -293,8 +293,8 @@ def install(
     home: Home = ctx.obj
     pkg = _read(pkg_path)  # nothing touches HOME before the package is fully validated
     sig = _signature(home, pkg)
-    if home.host_db.exists():
-        with InstallStore(home.host_db) as probe:
+    if home.has_host_store():
+        with InstallStore(home.host_store) as probe:
             if probe.by_app(pkg.app_id) is not None:
                 fail(f"app {pkg.app_id!r} is already installed",
                      f"use `stockade app update {pkg.app_id} {pkg_path}`")
@@ -354,11 +354,11 @@ def list_apps(ctx: typer.Context, json_out: JsonFlag = False) -> None:
     """Installed apps (consent re-verified; a tampered install is disabled)."""
     home: Home = ctx.obj
     rows: list[dict[str, Any]] = []
-    if home.host_db.is_file():  # read-only: a mistyped --home is never created
+    if home.has_host_store():  # read-only: a mistyped --home is never created
         store, keyring = _open(home)
         with store:
             rows = [_checked(store, keyring, r) for r in store.list()]
-    live = read_status(home.host_db)
+    live = read_status(home.host_store)
     now = _now()
     for r in rows:
         st = live.get(r["install_id"])
@@ -426,7 +426,7 @@ def update(
         render_diff(diff_manifests(rec.manifest, pkg.manifest, old_publisher=rec.publisher,
                                    new_publisher=sig.to_dict()), disclosure, err_console)
         _refuse_guardrails(pkg.manifest)
-        if Lineage(home.host_db).bound(rec.app_id) not in (None, binding_of(sig.to_dict())):
+        if Lineage(home.host_store).bound(rec.app_id) not in (None, binding_of(sig.to_dict())):
             err_console.print(line(
                 host("this package comes from another publisher than the one the app id "
                      "is bound to", "bold red"),

@@ -29,15 +29,15 @@ app_app = typer.Typer(help="Install and manage apps.", no_args_is_help=True)
 
 def store_only(home: Home) -> InstallStore:
     home.ensure()
-    return InstallStore(home.host_db)
+    return InstallStore(home.host_store)
 
 
 def existing_store(home: Home, ref: str) -> InstallStore:
     """The install store of a home that has one; otherwise `ref` is not found. Read-only
     commands use this so a mistyped --home never creates a home."""
-    if not home.host_db.is_file():
+    if not home.has_host_store():
         not_found(ref)
-    return InstallStore(home.host_db)
+    return InstallStore(home.host_store)
 
 
 def not_found(ref: str) -> NoReturn:
@@ -67,9 +67,9 @@ def check_lineage(home: Home, app_id: str, sig: SignatureCheck, transfer: bool) 
     """Before any consent prompt: refuse a package from another publisher than the one the id
     is bound to, or say plainly what a transfer hands over. `install_package` checks again
     in the transaction that binds (this early look is for the operator, not the boundary)."""
-    if not home.host_db.exists():
+    if not home.has_host_store():
         return
-    bound = Lineage(home.host_db).bound(app_id)
+    bound = Lineage(home.host_store).bound(app_id)
     new = binding_of(sig.to_dict())
     if bound is None or bound == new:
         return
@@ -118,4 +118,4 @@ def audit_app(home: Home, kind: str, rec: InstallRecord,
               **fields: Any) -> AbstractContextManager[Act]:
     """`operator.<kind>` for this install (rule 14), appended before the change it wraps."""
     fields.setdefault("version", rec.version)
-    return audited(home.host_db, kind, app_id=rec.app_id, install_id=rec.install_id, **fields)
+    return audited(home.host_store, kind, app_id=rec.app_id, install_id=rec.install_id, **fields)

@@ -160,7 +160,7 @@ def tokens_cmd(
 
     home: Home = ctx.obj
     store = store_only(home)
-    registry = TokenRegistry(home.host_db)
+    registry = TokenRegistry(home.host_store)
     with store:
         rec = resolve(store, ref)
         revoked: list[str] = []

@@ -18,7 +18,7 @@ from host.ledger.operator import open_keyring
 
 def _open(home: Home) -> InstallStore:
     home.ensure()
-    return InstallStore(home.host_db)
+    return InstallStore(home.host_store)
 
 
 @app_app.command("enable")

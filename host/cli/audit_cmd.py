@@ -27,11 +27,11 @@ MAX_TAIL = 10_000
 
 
 def _open(home: Home) -> AuditLog:
-    if not home.host_db.exists():
+    if not home.has_host_store():
         fail(f"no store at {home.host_db}: nothing has been recorded in this home yet",
              "pass --home (or set STOCKADE_HOME) to the folder the host runs with")
     try:
-        return open_readonly(home.host_db, SystemClock())
+        return open_readonly(home.host_store, SystemClock())
     except (StoreError, AuditError, OSError) as exc:
         fail(f"cannot open {home.host_db}: {exc}", "check the file's permissions")
 
@@ -81,7 +81,8 @@ def _line(e: AuditEntry) -> str:
 def verify(ctx: typer.Context, json_out: JsonFlag = False) -> None:
     """Check the whole chain and its anchor. Exit 0 if intact, 1 naming the first bad record."""
     home: Home = ctx.obj
-    problem = integrity_problem(home.host_db) if home.host_db.exists() else None
+    problem = (integrity_problem(home.host_db)
+               if home.store_url is None and home.host_db.exists() else None)
     if problem is not None:
         fail(f"host.db is damaged ({problem}); the audit chain cannot be read",
              "restore host.db and audit.anchor from a backup; `stockade doctor` shows every "

@@ -77,6 +77,7 @@ def render_table(figures: Mapping[str, float], title: str, *, wide: bool) -> Tab
 
 
 def bench(
+    ctx: typer.Context,
     quick: bool = typer.Option(False, "--quick", help="Fewer iterations (under a minute)."),
     json_out: bool = typer.Option(False, "--json", help="One JSON object on stdout."),
     degraded: bool = typer.Option(
@@ -112,8 +113,15 @@ def bench(
 ) -> None:
     """Measure bridge calls against the pipe floor and the REST API, app start, memory, fan-out.
 
-    Uses a temporary home of its own; progress and the table go to stderr.
+    Uses a temporary home of its own; progress and the table go to stderr. With `--store
+    postgresql://…`: instead, the ledger's costs on SQLite and on that database side by side,
+    and three hosts' aggregate creates a second on each (a schema of its own, dropped after).
     """
+    if ctx.obj is not None and ctx.obj.store_url is not None:
+        from host.cli.bench_soak_cmd import store_command
+
+        store_command(ctx.obj.store_url, quick, json_out)
+        return
     if write_floor:
         _write_floor(quick, json_out)
         return

@@ -1,5 +1,6 @@
-"""`stockade bench --soak MINUTES [--rate N]` and `stockade bench --load`: the long runs of
-`host/bench/soak.py` and `host/bench/load.py`, printed.
+"""`stockade bench --soak MINUTES [--rate N]`, `stockade bench --load` and `stockade bench
+--store URL`: the runs of `host/bench/soak.py`, `host/bench/load.py` and
+`host/bench/storebench.py`, printed.
 
 A benchmark, not a test: the target (RSS slope over the second half) is reported as met or not
 met and the exit status is 0 either way; a missing confinement layer is the usual refusal.
@@ -79,3 +80,28 @@ def load_command(rates: str, step_s: float, degraded: bool, json_out: bool) -> N
         f"{'met' if result.met else 'not met'})", highlight=False)
     if json_out:
         emit_json(result.to_json())
+
+
+def store_command(url: str, quick: bool, json_out: bool) -> None:
+    from host.bench.storebench import HOSTS, run_store_bench
+    from host.store import DB_ERRORS, StoreError, describe
+
+    err_console.print(f"store: the ledger on SQLite and on {describe(url)} ...", highlight=False)
+    try:
+        figures = run_store_bench(url, quick=quick)
+    except (StoreError, *DB_ERRORS) as exc:  # type: ignore[misc]
+        fail(f"cannot bench the store at {describe(url)}: {exc}",
+             "the user needs the right to create (and drop) a schema in that database")
+    table = Table(title="stockade bench --store", title_justify="left")
+    for col in ("figure", *(f.store for f in figures), "ratio"):
+        table.add_column(col, justify="right" if col != "figure" else "left", no_wrap=True)
+    sqlite, pg = figures
+    for key, what in (("create_us_p50", "create: admit + outcome (µs, median)"),
+                      ("create_us_p99", "create (µs, 99th percentile)"),
+                      ("read_us_p50", "read: one decision record (µs, median)"),
+                      ("hosts3_creates_per_s", f"{HOSTS} hosts' creates a second, together")):
+        a, b = getattr(sqlite, key), getattr(pg, key)
+        table.add_row(what, f"{a:,.1f}", f"{b:,.1f}", f"{b / a:.2f}×" if a else "-")
+    err_console.print(table)
+    if json_out:
+        emit_json({"stores": [f.to_json() for f in figures]})

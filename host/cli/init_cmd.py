@@ -28,7 +28,7 @@ def init(
     try:
         home.ensure()
         if not existed:  # rule 14: a home's first record says who made it
-            append_operator(home.host_db, "init", detail=f"home {home.root}")
+            append_operator(home.host_store, "init", detail=f"home {home.root}")
         # generating the first key is audited (`operator.key_generate`)
         ring = Keyring.open(home.keys_dir) if had_key else open_keyring(home)
     except OSError as exc:

@@ -17,6 +17,7 @@ from host.cli.output import EXIT_NEGATIVE, emit_json, err_console, fail
 from host.home import Home
 from host.inert import author, line
 from host.ledger.operator import audited, open_keyring
+from host.store import reading, table_exists
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine output on stdout.")]
 
@@ -61,7 +62,7 @@ def trust(
     try:
         home.ensure()
         raw = parse_public_key(text)  # checked before the record: a bad file is no act
-        with audited(home.host_db, "trust", kid=key_id(raw),
+        with audited(home.host_store, "trust", kid=key_id(raw),
                      detail=f"publisher {name[:64]!r} fingerprint {fingerprint(raw)}"):
             key = TrustStore(home.trust_dir).add(name, text)
     except PublisherError as exc:
@@ -101,7 +102,7 @@ def untrust(
     known = {k.name: k for k in store.list()}.get(name)
     removed = False
     if known is not None:
-        with audited(home.ensure().host_db, "untrust", kid=known.kid,
+        with audited(home.ensure().host_store, "untrust", kid=known.kid,
                      detail=f"publisher {name[:64]!r} fingerprint {fingerprint(known.public)}"):
             removed = store.remove(name)
     if json_out:
@@ -142,7 +143,7 @@ def host_rotate(ctx: typer.Context, json_out: JsonFlag = False) -> None:
     old = ring.current
     # A serving host follows keyring.json and verifies with every key not retired, so running
     # apps and their re-consents keep working (host/runtime.py, `Keyring.refresh`).
-    with audited(home.host_db, "key_rotate", kid=old, detail="new host signing key") as act:
+    with audited(home.host_store, "key_rotate", kid=old, detail="new host signing key") as act:
         new = ring.rotate()
         act.note(kid=new, detail=f"new current key {new}; {old} verifies until retired")
     err_console.print(f"new signing key {new}; {old} still verifies until `stockade keys "
@@ -154,8 +155,6 @@ def host_rotate(ctx: typer.Context, json_out: JsonFlag = False) -> None:
 @keys_app.command("host-retire")
 def host_retire(ctx: typer.Context, kid: str, json_out: JsonFlag = False) -> None:
     """Stop accepting a host key. Refused while a consent record still depends on it."""
-    import sqlite3
-
     from host.keys.keyring import KeyError_
 
     home: Home = ctx.obj
@@ -163,14 +162,12 @@ def host_retire(ctx: typer.Context, kid: str, json_out: JsonFlag = False) -> Non
     if kid not in ring.public_keys():
         fail(f"no host key {kid!r}", "list them with `stockade keys host-list`")
     in_use = 0
-    if home.host_db.exists():
-        with sqlite3.connect(home.host_db) as conn:
-            try:
-                in_use = conn.execute(
+    if home.has_host_store():
+        with reading(home.host_store) as conn:
+            if table_exists(conn, "consent_records"):  # else no install store yet
+                in_use = int(conn.execute(
                     "SELECT count(*) FROM consent_records c JOIN install_installs i"
-                    " ON i.consent_id = c.consent_id WHERE c.kid = ?", (kid,)).fetchone()[0]
-            except sqlite3.OperationalError:
-                in_use = 0  # no install store yet
+                    " ON i.consent_id = c.consent_id WHERE c.kid = ?", (kid,)).fetchone()[0])
     if in_use:
         fail(f"{in_use} install(s) hold consent records signed by {kid}; retiring it would "
              "disable them", "re-confirm each with `stockade app consent APP` (signs with the "
@@ -178,7 +175,7 @@ def host_retire(ctx: typer.Context, kid: str, json_out: JsonFlag = False) -> Non
     if kid == ring.current:
         fail("cannot retire the current signing key", "rotate first: `stockade keys host-rotate`")
     try:
-        with audited(home.host_db, "key_retire", kid=kid, detail="host key retired"):
+        with audited(home.host_store, "key_retire", kid=kid, detail="host key retired"):
             ring.retire(kid)
     except KeyError_ as exc:
         fail(str(exc), "rotate first: `stockade keys host-rotate`")

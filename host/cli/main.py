@@ -30,12 +30,43 @@ def _main(
     home: str = typer.Option(
         None, "--home", envvar="STOCKADE_HOME", help="State folder (default ~/.stockade)."
     ),
+    store: str = typer.Option(
+        None, "--store", envvar="STOCKADE_STORE", show_envvar=True,
+        help="A PostgreSQL URL several hosts share (default: the home's store.toml, else the "
+             "home's own host.db). See docs/SCALE.md."),
 ) -> None:
-    resolved = resolve_home(home)
+    if store and not store.startswith(("postgresql://", "postgres://")):
+        fail(f"--store {store!r} is not a PostgreSQL URL",
+             "pass postgresql://USER@HOST:PORT/DB (or none: the home's own SQLite host.db)")
+    try:
+        resolved = resolve_home(home, store)
+    except StartRefused as exc:
+        fail(str(exc), exc.hint)
+    if resolved.store_url is not None and ctx.invoked_subcommand not in ("store", None):
+        _check_shared_store(resolved.store_url)
     if resolved.root.exists() and not resolved.root.is_dir():
         fail(f"--home {resolved.root} is not a folder", "pass the home folder (or none: "
              "~/.stockade); `stockade init --home DIR` creates one")
     ctx.obj = resolved
+
+
+def _check_shared_store(url: str) -> None:
+    """Every command on a shared store fails in one line, before it does anything, when the
+    store is unreachable or its schema is not this release's (`stockade store migrate`)."""
+    from host.migrate import store_status
+    from host.store import DB_ERRORS, StoreError, describe
+
+    try:
+        stale = [s for s in store_status(url) if not s.current]
+    except (StoreError, *DB_ERRORS) as exc:  # type: ignore[misc]
+        fail(f"the store at {describe(url)} cannot be read: {exc}",
+             "check the URL, the server, and this user's rights on the database",
+             EXIT_START_REFUSED)
+    if stale:
+        names = ", ".join(f"{s.name} {s.have or '-'} (needs {s.need})" for s in stale)
+        fail(f"the store at {describe(url)} is not at this release's schema: {names}",
+             "run `stockade store migrate` (once, from one host); a newer schema needs a newer "
+             "Stockade", EXIT_START_REFUSED)
 
 
 # Sub-apps (`stockade policy ...`) and top-level commands (`stockade doctor`) are registered by
@@ -58,6 +89,7 @@ _GROUPS = (
     "host.cli.demo_cmd",
     "host.cli.standin_cmd",
     "host.cli.rocketchat_cmd",
+    "host.cli.store_cmd",
 )
 for _name in _GROUPS:
     importlib.import_module(_name).register(root)
@@ -65,11 +97,12 @@ for _name in _GROUPS:
 
 # Options every command accepts wherever they stand, as in kubectl: `--home` belongs to the
 # root and `--json` to each command, and click only reads each in its own place.
-_ROOT_VALUE_OPTS = ("--home",)
+_ROOT_VALUE_OPTS = ("--home", "--store")
 
 
 def normalize_argv(argv: list[str]) -> list[str]:
-    """Move `--home DIR` to the front and a `--json` given before the command to its end."""
+    """Move `--home DIR` and `--store URL` to the front and a `--json` given before the
+    command to its end."""
     head: list[str] = []
     rest: list[str] = []
     json_early = False

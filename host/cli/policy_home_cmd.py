@@ -85,7 +85,7 @@ def add_cmd(
     if not dry_run:
         home.ensure()
         # Rule 14, audit before act: no record, no file (`audited` raises AuditError first).
-        with audited(home.host_db, "policy_add", detail=f"{'replace' if replaces else 'add'} "
+        with audited(home.host_store, "policy_add", detail=f"{'replace' if replaces else 'add'} "
                      f"{target.name}: the home's policy becomes revision {res.policy.revision}"):
             fd, tmp_name = tempfile.mkstemp(prefix=".add-", suffix=".tmp",
                                             dir=home.policies_dir)

@@ -35,7 +35,7 @@ def connect(
              "`stockade rocketchat connect --url URL --user-id ID < token.txt`", EXIT_USAGE)
     home.ensure()
     # Rule 14: connecting the home to a workspace is an operator record (never the token).
-    with audited(home.host_db, "rocketchat_connect", clock=SystemClock(),
+    with audited(home.host_store, "rocketchat_connect", clock=SystemClock(),
                  detail=f"workspace {url[:200]} as user {user_id[:64]}"):
         conf = save(home, url.rstrip("/"), user_id, token)
     if json_out:

@@ -176,6 +176,11 @@ def serve(
         server = app_host.server  # one server: REST actions raise events for the apps
         running = sorted(r.app_id for r in app_host.runners.values())
         err_console.print(f"apps running: {', '.join(running) or 'none'}", highlight=False)
+        if home.store_url is not None:
+            from host.store import describe
+
+            err_console.print(f"host store: {describe(home.store_url)} (shared; this host "
+                              f"{app_host.host_id})", highlight=False)
     err_console.print(
         f"stockade server: http://{host}:{port}/api/v1/ (data: {home.server_db})", highlight=False
     )

@@ -176,12 +176,12 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         return RedirectResponse("/console/apps", status_code=303)
 
     async def apps(request: Request, s: Session) -> Response:
-        store = InstallStore(home.host_db)
+        store = InstallStore(home.host_store)
         try:
             installs = store.list()
         finally:
             store.close()
-        status = read_status(home.host_db)
+        status = read_status(home.host_store)
         refusals = _refusals_last_hour(home)
         rows = [_app_row(rec, status.get(rec.install_id), refusals.get(rec.install_id, 0))
                 for rec in installs]
@@ -191,7 +191,7 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         async def run(request: Request, s: Session) -> Response:
             if await form_of(request, s) is None:
                 return refused()
-            store = InstallStore(home.host_db)
+            store = InstallStore(home.host_store)
             try:
                 rec = store.get(request.path_params["install_id"])
                 if rec is None:
@@ -205,7 +205,7 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
                                         f"permissions with `stockade app consent {rec.app_id}`",
                                         status_code=409, media_type="text/plain")
                 # The CLI's own operation and audit record; the actor names the console user.
-                with audited(home.host_db, "enable" if on else "disable", app_id=rec.app_id,
+                with audited(home.host_store, "enable" if on else "disable", app_id=rec.app_id,
                              install_id=rec.install_id, version=rec.version,
                              actor=f"console:{s.username} ({operator_actor()})"):
                     store.set_enabled(rec.install_id, on, reason=None if on else
@@ -221,7 +221,7 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         if q["since"] and since is None:
             return page(request, "audit.html", 400, s=s, verdict=None, entries=[], filters=q,
                         error="since: a date and time (2026-12-03T09:00) or epoch seconds")
-        log = AuditLog(home.host_db, SystemClock())
+        log = AuditLog(home.host_store, SystemClock())
         try:
             verdict = log.verify()
             entries = [e for e in log.tail(5000)
@@ -235,7 +235,7 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
                     filters=q)
 
     async def record(request: Request, s: Session) -> Response:
-        log = AuditLog(home.host_db, SystemClock())
+        log = AuditLog(home.host_store, SystemClock())
         try:
             entry = log.show(int(request.path_params["seq"]))
         finally:
@@ -246,7 +246,7 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
                     fields=sorted((k, str(v)) for k, v in entry.body.items()))
 
     def installs() -> list[InstallRecord]:
-        store = InstallStore(home.host_db)
+        store = InstallStore(home.host_store)
         try:
             return store.list()
         finally:
@@ -318,7 +318,7 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
                     installs=installs())
 
     async def uninstall_page(request: Request, s: Session) -> Response:
-        with InstallStore(home.host_db) as store:
+        with InstallStore(home.host_store) as store:
             rec = store.get(request.path_params["install_id"])
         if rec is None:
             return Response("no such install", status_code=404, media_type="text/plain")
@@ -336,7 +336,7 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
                 form.get("confirm") != "yes":
             return Response("say what happens to its users and agents, and confirm",
                             status_code=400, media_type="text/plain")
-        with InstallStore(home.host_db) as store:
+        with InstallStore(home.host_store) as store:
             rec = store.get(request.path_params["install_id"])
             if rec is None:
                 return Response("no such install", status_code=404, media_type="text/plain")
@@ -345,7 +345,7 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         return RedirectResponse("/console/apps", status_code=303)
 
     async def settings_page(request: Request, s: Session) -> Response:
-        with InstallStore(home.host_db) as store:
+        with InstallStore(home.host_store) as store:
             rec = store.get(request.path_params["install_id"])
         if rec is None:
             return Response("no such install", status_code=404, media_type="text/plain")
@@ -362,7 +362,7 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
             changed = app_settings.save(home, iid, form,
                                         actor=f"console:{s.username} ({operator_actor()})")
         except install_flow.Refused as exc:
-            with InstallStore(home.host_db) as store:
+            with InstallStore(home.host_store) as store:
                 rec = store.get(iid)
             if rec is None:
                 return Response("no such install", status_code=404, media_type="text/plain")
@@ -466,7 +466,7 @@ def _since(text: str) -> float | None:
 
 def _refusals_last_hour(home: Home) -> dict[str, int]:
     since = time.time() - 3600
-    log = AuditLog(home.host_db, SystemClock())
+    log = AuditLog(home.host_store, SystemClock())
     try:
         out: dict[str, int] = {}
         for e in log.tail(5000):

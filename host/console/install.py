@@ -93,8 +93,8 @@ def read_upload(data: bytes) -> Package:
 def examine(home: Home, data: bytes, owner: str) -> Upload:
     """Validate an uploaded package and build what its consent page shows."""
     pkg = read_upload(data)
-    if home.host_db.exists():
-        with InstallStore(home.host_db) as store:
+    if home.has_host_store():
+        with InstallStore(home.host_store) as store:
             if store.by_app(pkg.app_id) is not None:
                 raise Refused(f"app {pkg.app_id!r} is already installed; update it with "
                               "`stockade app update`")
@@ -107,7 +107,7 @@ def examine(home: Home, data: bytes, owner: str) -> Upload:
     policy, _why = load_policy_view(home.policies_dir)
     disclosure = build_disclosure(pkg.manifest, pkg.content_hash, sig, policy,
                                   route_actions=route_actions)
-    bound = Lineage(home.host_db).bound(pkg.app_id) if home.host_db.exists() else None
+    bound = Lineage(home.host_store).bound(pkg.app_id) if home.has_host_store() else None
     new = binding_of(sig.to_dict())
     return Upload(owner, pkg, sig, disclosure,
                   describe(bound) if bound is not None and bound != new else None,

@@ -6,7 +6,6 @@ console's CSP allows no inline style and no script).
 """
 from __future__ import annotations
 
-import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +14,7 @@ from host.apps.installs import InstallRecord
 from host.apps.publisher import TrustStore
 from host.home import Home
 from host.keys.keyring import Keyring
+from host.store import reading, table_exists
 from policies.findings import FAILING
 from policies.loader import load
 from policies.policy import CompiledQuota, Policy
@@ -66,28 +66,23 @@ def quotas(home: Home, policy: Policy | None, installs: list[InstallRecord],
            now: float | None = None) -> list[QuotaView]:
     """Every quota the policy puts on each installed app: units in the window now, when the
     next frees, and the units' times as bars over the window."""
-    if policy is None or not home.host_db.exists():
+    if policy is None or not home.has_host_store():
         return []
     at = time.time() if now is None else now
     out: list[QuotaView] = []
-    conn = sqlite3.connect(f"file:{home.host_db}?mode=ro", uri=True)
-    try:
+    with reading(home.host_store) as conn:
+        charged = table_exists(conn, "quota_slots")  # no quota was ever charged otherwise
         for rec in installs:
             for q in policy.quotas:
                 if not (q.any_app or rec.app_id in q.apps):
                     continue
                 key = _key(q, rec)
-                try:
-                    stamps = [float(r[0]) for r in conn.execute(
-                        "SELECT ts FROM quota_slots WHERE key = ?", (key,))]
-                except sqlite3.OperationalError:
-                    stamps = []  # no quota was ever charged in this home
+                stamps = [float(r[0]) for r in conn.execute(
+                    "SELECT ts FROM quota_slots WHERE key = ?", (key,))] if charged else []
                 live = sorted(ts for ts in stamps if at - ts < q.window_s)
                 free_in = None if len(live) < q.limit else live[0] + q.window_s - at
                 out.append(QuotaView(rec.app_id, q.id, q.action, key, q.limit, q.window_s,
                                      len(live), free_in, _bars(live, q.window_s, q.limit, at)))
-    finally:
-        conn.close()
     return out
 
 
@@ -108,16 +103,12 @@ def keys_view(home: Home) -> dict[str, Any]:
     if Keyring.exists(home.keys_dir):
         ring = Keyring.open(home.keys_dir)
         used: dict[str, int] = {}
-        if home.host_db.exists():
-            conn = sqlite3.connect(f"file:{home.host_db}?mode=ro", uri=True)
-            try:
-                used = {str(k): int(n) for k, n in conn.execute(
-                    "SELECT c.kid, count(*) FROM consent_records c JOIN install_installs i"
-                    " ON i.consent_id = c.consent_id GROUP BY c.kid")}
-            except sqlite3.OperationalError:
-                used = {}
-            finally:
-                conn.close()
+        if home.has_host_store():
+            with reading(home.host_store) as conn:
+                if table_exists(conn, "consent_records"):
+                    used = {str(k): int(n) for k, n in conn.execute(
+                        "SELECT c.kid, count(*) FROM consent_records c JOIN install_installs i"
+                        " ON i.consent_id = c.consent_id GROUP BY c.kid")}
         keys = [{"kid": kid, "current": kid == ring.current, "retired": kid in ring.retired,
                  "installs": used.get(kid, 0)} for kid in sorted(ring.public_keys())]
     trusted = [{"name": t.name, "kid": t.kid, "fingerprint": t.fingerprint}

@@ -26,7 +26,7 @@ def rows(rec: InstallRecord) -> list[dict[str, Any]]:
 
 def save(home: Home, install_id: str, form: Mapping[str, str], *, actor: str) -> list[str]:
     """Apply the posted values; returns the keys changed."""
-    with InstallStore(home.host_db) as store:
+    with InstallStore(home.host_store) as store:
         rec = store.get(install_id)
         if rec is None:
             raise Refused("no such install")
@@ -47,7 +47,7 @@ def save(home: Home, install_id: str, form: Mapping[str, str], *, actor: str) ->
                 new[s.key] = value
                 changed.append(s.key)
         if changed:
-            with audited(home.host_db, "settings", actor=actor, app_id=rec.app_id,
+            with audited(home.host_store, "settings", actor=actor, app_id=rec.app_id,
                          install_id=rec.install_id, version=rec.version,
                          setting_keys=tuple(sorted(changed))):
                 store.set_settings(rec.install_id, new, changed)

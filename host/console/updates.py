@@ -44,7 +44,7 @@ def submit(home: Home, install_id: str, data: bytes, *, allow_unsigned: bool,
     """A new version uploaded for an installed app, checked as `stockade app update` checks it;
     True when it waits for consent (it widens), False when it applied at once."""
     pkg = read_upload(data)
-    with InstallStore(home.host_db) as store:
+    with InstallStore(home.host_store) as store:
         rec = store.get(install_id)
         if rec is None:
             raise Refused("no such install")
@@ -71,14 +71,14 @@ def submit(home: Home, install_id: str, data: bytes, *, allow_unsigned: bool,
 
 def queue(home: Home) -> list[InstallRecord]:
     """Installs with an update waiting for consent."""
-    if not home.host_db.exists():
+    if not home.has_host_store():
         return []
-    with InstallStore(home.host_db) as store:
+    with InstallStore(home.host_store) as store:
         return [r for r in store.list() if r.pending is not None]
 
 
 def review(home: Home, install_id: str) -> Review:
-    with InstallStore(home.host_db) as store:
+    with InstallStore(home.host_store) as store:
         rec = store.get(install_id)
     if rec is None or rec.pending is None:
         raise Refused("no pending update for that install")
@@ -110,7 +110,7 @@ def approve(home: Home, r: Review, ticked: list[str], *, transfer: bool, actor: 
     if extra:
         raise Refused(f"not asked for by this update: {', '.join(extra)}")
     grants = r.kept | frozenset(ticked)
-    with InstallStore(home.host_db) as store:
+    with InstallStore(home.host_store) as store:
         try:
             apply_consent(home, store, r.rec, r.pkg, r.sig, grants, kind="update",
                           policy_revision=r.disclosure.policy_revision,
@@ -122,8 +122,8 @@ def approve(home: Home, r: Review, ticked: list[str], *, transfer: bool, actor: 
 
 def reject(home: Home, rec: InstallRecord, *, actor: str) -> None:
     assert rec.pending is not None
-    with InstallStore(home.host_db) as store, \
-            audited(home.host_db, "consent_reject", actor=actor, app_id=rec.app_id,
+    with InstallStore(home.host_store) as store, \
+            audited(home.host_store, "consent_reject", actor=actor, app_id=rec.app_id,
                     install_id=rec.install_id, version=rec.pending.version):
         store.clear_pending(rec.install_id)
 

@@ -255,7 +255,7 @@ class Demo(StoryActs):
                    len(self.crm.received) == 2, f"{len(self.crm.received)} received")
 
     def show_audit(self, code: str) -> None:
-        log = open_readonly(self.home.host_db, SystemClock())
+        log = open_readonly(self.home.host_store, SystemClock())
         conn = log.store.conn()
         for (body,) in conn.execute("SELECT body FROM audit ORDER BY seq DESC LIMIT 200"):
             rec = json.loads(body)
@@ -286,12 +286,12 @@ class Demo(StoryActs):
             refused = False
         except ConsentError:
             refused = True
-        rec = InstallStore(self.home.host_db).by_app("agent-sync")
+        rec = InstallStore(self.home.host_store).by_app("agent-sync")
         self.check("agent-sync 1.1.0 asking to assign 'admin' refused at consent; 1.0.0 runs on",
                    refused and bool(problems) and rec is not None and rec.version == "1.0.0")
 
         # 2. crm-sync pointed at a domain it was not granted
-        store = InstallStore(self.home.host_db)
+        store = InstallStore(self.home.host_store)
         crm = store.by_app("crm-sync")
         assert crm is not None
         store.set_settings(crm.install_id, {**dict(crm.settings), "crm_url": EXFIL_URL},
@@ -321,7 +321,7 @@ class Demo(StoryActs):
                    f"{sum(outcomes)}/{len(outcomes)}")
 
     def _audited(self, app_id: str, action: str, code: str) -> bool:
-        log = open_readonly(self.home.host_db, SystemClock())
+        log = open_readonly(self.home.host_store, SystemClock())
         for (body,) in log.store.conn().execute("SELECT body FROM audit"):
             rec = json.loads(body)
             if (rec.get("app_id"), rec.get("action"), rec.get("code")) == (app_id, action, code):
@@ -332,10 +332,10 @@ class Demo(StoryActs):
         assert self.host is not None
         self.act("Audit and summary")
         self.host.ledger.checkpoint()
-        verdict = open_readonly(self.home.host_db, SystemClock()).verify()
+        verdict = open_readonly(self.home.host_store, SystemClock()).verify()
         self.check("stockade audit verify: the hash chain is intact", verdict.ok,
                    f"{verdict.records} records")
-        rec = InstallStore(self.home.host_db).by_app("agent-sync")
+        rec = InstallStore(self.home.host_store).by_app("agent-sync")
         assert rec is not None
         quota = self.host.ledger.quota_state(
             f"install:{rec.install_id}:users.create", 3, 600)

@@ -105,7 +105,7 @@ class StoryActs(Narrator):
                    f"department {bot_dep['id'][:8]}… by name, no id pasted")
 
     def _install_user(self, app_id: str) -> str:
-        rec = InstallStore(self.home.host_db).by_app(app_id)
+        rec = InstallStore(self.home.host_store).by_app(app_id)
         assert rec is not None and rec.app_user_id is not None
         return rec.app_user_id
 
@@ -117,7 +117,7 @@ class StoryActs(Narrator):
             return None
 
     def _audit(self) -> list[dict[str, Any]]:
-        conn = open_readonly(self.home.host_db, SystemClock()).store.conn()
+        conn = open_readonly(self.home.host_store, SystemClock()).store.conn()
         return [json.loads(b) for (b,) in conn.execute("SELECT body FROM audit ORDER BY seq")]
 
     def _lifecycle(self, app_id: str, event: str) -> bool:
@@ -217,7 +217,7 @@ class StoryActs(Narrator):
                                stdin=subprocess.DEVNULL)
         for text in _last_lines(asked.stderr, 2):
             self.say(f"  {text}", "yellow")
-        kept = InstallStore(self.home.host_db).by_app("chatbot-handover") is not None
+        kept = InstallStore(self.home.host_store).by_app("chatbot-handover") is not None
         self.check("with --users keep the CLI asks what happens to the bot's agent "
                    "(--agents remove|keep); nothing changed until answered",
                    asked.returncode == 3 and "--agents" in asked.stderr and kept)

@@ -126,7 +126,7 @@ def acting_user(action: str, args: Mapping[str, Any]) -> str | None:
 class InstallView:
     """Install records cached per process, refreshed when another process changed the store."""
 
-    def __init__(self, installs: InstallStore, probe: Callable[[], sqlite3.Connection]) -> None:
+    def __init__(self, installs: InstallStore, probe: Callable[[], Any]) -> None:
         self._installs = installs
         # The connection that polls the change counter. The gate passes the ledger's: it is the
         # connection this thread just committed on, so its page cache is still valid, where the
@@ -149,10 +149,13 @@ class InstallView:
         # change is such a commit (the install store has connections of its own). Unchanged,
         # the change counter is unchanged since this thread last read it, so the cache is
         # current: no SELECT. Changed (a foreign commit of any kind), the counter is read.
-        pv = int(conn.execute("PRAGMA data_version").fetchone()[0])
+        # A PostgreSQL store has no such probe: the counter (one indexed row) is read per call,
+        # so a change made by any host is seen by every host at its next call.
+        pv = (int(conn.execute("PRAGMA data_version").fetchone()[0])
+              if isinstance(conn, sqlite3.Connection) else None)
         seen = self._seen
         with self._lock:
-            if (getattr(seen, "conn", None) is not conn or seen.pv != pv
+            if (pv is None or getattr(seen, "conn", None) is not conn or seen.pv != pv
                     or seen.generation != self._generation):
                 version = data_version_in(conn)
                 if version != self._version:

@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import builtins
 from dataclasses import dataclass
-from pathlib import Path
 
 from host.keys.tokens import Claims
-from host.store import SetOnce, ensure_schema, open_store, table_exists
+from host.store import SetOnce, StoreTarget, ensure_schema, open_store, table_exists
 
 SCHEMA_COMPONENT = "tokens"
 SCHEMA_VERSION = 1
@@ -57,7 +56,7 @@ class TokenRow:
 
 
 class TokenRegistry:
-    def __init__(self, db_path: Path) -> None:
+    def __init__(self, db_path: StoreTarget) -> None:
         self.store = open_store(db_path)
         ensure_schema(self.store, SCHEMA_COMPONENT, SCHEMA_VERSION, DDL)
 

@@ -76,6 +76,7 @@ from host.store import (
     Step,
     Store,
     StoreError,
+    StoreTarget,
     ensure_schema,
     open_store,
     table_exists,
@@ -232,7 +233,7 @@ class GroupCommit(Protocol):
 class AuditLog:
     """Append-only hash-chained audit log over `host.db` (see the module docstring)."""
 
-    def __init__(self, db: Path | str | Store, clock: Clock, *, anchor_path: Path | None = None,
+    def __init__(self, db: StoreTarget, clock: Clock, *, anchor_path: Path | None = None,
                  key_path: Path | None = None, anchor_every: int = ANCHOR_EVERY,
                  readonly: bool = False) -> None:
         self.store = db if isinstance(db, Store) else open_store(db, readonly=readonly)
@@ -240,10 +241,10 @@ class AuditLog:
         if anchor_path is None or key_path is None:
             # The anchor and its key are this host's own files, never in the store they guard.
             # A SQLite store's home holds them; a shared store's hosts must say where theirs are.
-            if not isinstance(self.store, SqliteStore):
+            if self.store.local_dir is None:
                 raise StoreError(f"{self.store.where}: a shared store needs this host's own "
                                  "anchor_path and key_path")
-            root = self.store.path.parent
+            root = self.store.local_dir
         self.anchor_path = anchor_path or root / "audit.anchor"
         self.key_path = key_path or root / "keys" / "audit-anchor.key"
         self.anchor_every = max(1, anchor_every)
@@ -571,9 +572,9 @@ def _entry(r: tuple[Any, ...]) -> AuditEntry:
     return AuditEntry(int(r[0]), float(r[1]), json.loads(r[2]), str(r[3]), str(r[4]))
 
 
-def open_readonly(db_path: Path, clock: Clock) -> AuditLog:
+def open_readonly(db_path: StoreTarget, clock: Clock) -> AuditLog:
     """Open an existing store for `verify`/`tail`/`show` without creating anything."""
-    if not db_path.exists():
+    if isinstance(db_path, Path) and not db_path.exists():
         raise StoreError(f"no store at {db_path}")
     return AuditLog(open_store(db_path, readonly=True), clock, readonly=True)
 

@@ -28,6 +28,7 @@ from host.home import Home
 from host.keys.keyring import Keyring
 from host.ledger.audit import AuditLog
 from host.ledger.records import AuditError, AuditRecord
+from host.store import StoreTarget
 
 _log = logging.getLogger("stockade.operator")
 
@@ -62,7 +63,7 @@ class Act:
 
 
 @contextlib.contextmanager
-def audited(db_path: Path | AuditLog, kind: str, *, clock: Clock | None = None,
+def audited(db_path: StoreTarget | AuditLog, kind: str, *, clock: Clock | None = None,
             actor: str | None = None, **fields: Any) -> Iterator[Act]:
     """Append `operator.<kind>` before the block runs; record how it ended afterwards.
 
@@ -96,7 +97,7 @@ def audited(db_path: Path | AuditLog, kind: str, *, clock: Clock | None = None,
             log.close()  # anchors the head: a CLI run leaves no record unpinned
 
 
-def append_operator(db_path: Path | AuditLog, kind: str, *, clock: Clock | None = None,
+def append_operator(db_path: StoreTarget | AuditLog, kind: str, *, clock: Clock | None = None,
                     **fields: Any) -> int:
     """One `operator.<kind>` record for something that has already been decided by a running
     host (a policy load it is about to use). Raises `AuditError` when it cannot be written."""
@@ -115,7 +116,7 @@ def open_keyring(home: Home, clock: Clock | None = None) -> Keyring:
     """The home's host signing keyring; generating its first key is an audited operator act."""
     if Keyring.exists(home.keys_dir):
         return Keyring.open(home.keys_dir)
-    with audited(home.host_db, "key_generate", clock=clock) as act:
+    with audited(home.host_store, "key_generate", clock=clock) as act:
         ring = Keyring.open(home.keys_dir)
         act.note(kid=ring.current)
     return ring

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from host.clock import Clock
+from host.home import Home
+from host.ledger.lease import HomeLease
 from host.store import SchemaItem
 
 log = logging.getLogger("stockade.lease")
@@ -83,6 +85,7 @@ class StoreLease:
         self.clock = clock
         self._conn: Any = None
         self._lock = threading.Lock()  # the lease connection is used by one thread at a time
+        self.alone = False  # whether the last sweep found no other live host
 
     @property
     def held(self) -> bool:
@@ -138,7 +141,8 @@ class StoreLease:
                 settled += n
                 log.warning("host %s stopped serving without finishing; settled %d of its "
                             "calls", other, n)
-            if alive == 0:
+            self.alone = alive == 0
+            if self.alone:
                 settled += settle(None)
             return settled
 
@@ -162,3 +166,41 @@ def live_hosts(url: str) -> list[LeaseRow]:
         rows = conn.execute(
             "SELECT host_id, machine, pid, since, beat FROM host_leases ORDER BY since").fetchall()
     return [LeaseRow(str(r[0]), str(r[1]), int(r[2]), float(r[3]), float(r[4])) for r in rows]
+
+
+class HostLease:
+    """The lease a running host holds, whichever store it uses: the home's `flock`
+    (`host.ledger.lease`) or the shared store's (above). `settle(host_id, untagged)` settles
+    unfinished calls: all of them for (None, False), one dead host's, or the untagged ones."""
+
+    def __init__(self, home: Home, host_id: str, clock: Clock,
+                 settle: Callable[[str | None, bool], int]) -> None:
+        self._settle = settle
+        self._home = HomeLease(home.lease_path) if home.store_url is None else None
+        self._shared = (StoreLease(home.store_url, host_id, clock)
+                        if home.store_url is not None else None)
+
+    def acquire(self) -> bool:
+        """Take the lease, settling what no live host owns. Returns whether no other host
+        was serving (then every call left unfinished was settled)."""
+        if self._shared is not None:
+            self._shared.acquire(self._by_host)
+            return self._shared.alone
+        assert self._home is not None
+        return self._home.acquire(self._all)
+
+    def sweep(self) -> int:
+        """Settle the calls of hosts that died since (a shared store only; 0 otherwise)."""
+        return 0 if self._shared is None else self._shared.sweep(self._by_host)
+
+    def release(self) -> None:
+        if self._shared is not None:
+            self._shared.release()
+        if self._home is not None:
+            self._home.release()
+
+    def _all(self) -> None:
+        self._settle(None, False)
+
+    def _by_host(self, host_id: str | None) -> int:
+        return self._settle(host_id, host_id is None)

@@ -32,9 +32,9 @@ from host.store.sqlite import (
     refuse_damaged_stores,
     table_exists,
 )
-from host.store.target import StoreTarget, open_store
+from host.store.target import Shared, StoreTarget, describe, open_store, reading
 
 __all__ = ["DB_ERRORS", "INTEGRITY_ERRORS", "AppendOnly", "Conn", "SchemaItem", "SetOnce",
-           "SqliteStore", "Step", "Store", "StoreError", "StoreTarget", "ensure_schema",
-           "immediate", "integrity_problem", "open_store", "opening_stores",
-           "refuse_damaged_stores", "schema_versions", "table_exists"]
+           "Shared", "SqliteStore", "Step", "Store", "StoreError", "StoreTarget", "describe",
+           "ensure_schema", "immediate", "integrity_problem", "open_store", "opening_stores",
+           "reading", "refuse_damaged_stores", "schema_versions", "table_exists"]

@@ -17,6 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 
@@ -87,6 +88,8 @@ class Store(ABC):
     #: "sqlite" or "postgresql": the few places that must differ ask this, nothing else.
     dialect: str
     readonly: bool
+    #: This host's own folder beside the store (its audit anchor and key); None if unknown.
+    local_dir: Path | None
 
     @property
     @abstractmethod
@@ -104,6 +107,10 @@ class Store(ABC):
     @abstractmethod
     def close(self) -> None:
         """Close this thread's connection."""
+
+    @abstractmethod
+    def close_all(self) -> None:
+        """Close every thread's connection (the owner is done with the store)."""
 
     @abstractmethod
     def render(self, item: SchemaItem) -> list[str]:

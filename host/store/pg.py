@@ -22,6 +22,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -40,6 +41,7 @@ CONNECT_TIMEOUT_S = 10
 LOCK_TIMEOUT_MS = 10_000
 
 URL_SCHEMES = ("postgresql", "postgres")
+_BEGIN_LOCKED = f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})".encode()
 
 
 def is_url(target: object) -> bool:
@@ -106,9 +108,10 @@ class PgConn:
         return cur
 
     def begin(self) -> Any:
-        """Open a write transaction holding the store's write lock (module docstring)."""
-        self.raw.execute(b"BEGIN")
-        return self.raw.execute(b"SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+        """Open a write transaction holding the store's write lock (module docstring): one
+        round trip, both statements in one simple query (the lock is most of a write's
+        wait, and every round trip inside it lengthens every other host's)."""
+        return self.raw.execute(_BEGIN_LOCKED)
 
     @property
     def in_transaction(self) -> bool:
@@ -125,14 +128,18 @@ class PgStore(Store):
 
     dialect = "postgresql"
 
-    def __init__(self, url: str, *, readonly: bool = False, migrating: bool = False) -> None:
+    def __init__(self, url: str, *, readonly: bool = False, migrating: bool = False,
+                 local_dir: Path | None = None) -> None:
         if not is_url(url):
             raise StoreError(f"not a PostgreSQL URL: {redacted(url)!r}")
         self.url = url
         self.readonly = readonly
+        self.local_dir = local_dir
         #: Only `stockade store migrate` creates or upgrades schemas (module docstring).
         self.migrating = migrating
         self._local = threading.local()
+        self._opened: list[PgConn] = []  # every thread's, for close_all
+        self._opened_lock = threading.Lock()
 
     @property
     def where(self) -> str:
@@ -146,6 +153,8 @@ class PgStore(Store):
         c = PgConn(self._open())
         local.conn = c
         local.pid = current_pid()
+        with self._opened_lock:
+            self._opened.append(c)
         return c
 
     def _open(self) -> Any:
@@ -169,6 +178,8 @@ class PgStore(Store):
 
     @contextmanager
     def _transaction(self) -> Iterator[PgConn]:
+        # (psycopg's pipeline mode, which sends the statements nobody reads without waiting,
+        # was measured here and bought nothing: docs/SCALE.md.)
         c = self.conn()
         c.begin()
         try:
@@ -188,6 +199,13 @@ class PgStore(Store):
             if self._local.pid == current_pid():
                 c.close()
             self._local.conn = None
+
+    def close_all(self) -> None:
+        with self._opened_lock:
+            opened, self._opened = self._opened, []
+        for c in opened:
+            c.close()
+        self._local = threading.local()
 
     def render(self, item: SchemaItem) -> list[str]:
         if isinstance(item, str):

@@ -69,10 +69,15 @@ class SqliteStore(Store):
 
     dialect = "sqlite"
 
-    def __init__(self, db_path: Path | str, *, readonly: bool = False) -> None:
+    def __init__(self, db_path: Path | str, *, readonly: bool = False,
+                 named_rows: bool = False) -> None:
         self.path = Path(db_path)
         self.readonly = readonly
+        self.named_rows = named_rows  # rows readable by column name (sqlite3.Row)
+        self.local_dir = self.path.parent
         self._local = threading.local()
+        self._opened: list[sqlite3.Connection] = []  # every thread's, for close_all
+        self._opened_lock = threading.Lock()
 
     @property
     def where(self) -> str:
@@ -85,8 +90,12 @@ class SqliteStore(Store):
         if c is not None and local.pid == _Pid.value:
             return c
         c = self._open()
+        if self.named_rows:
+            c.row_factory = sqlite3.Row
         local.conn = c
         local.pid = _Pid.value
+        with self._opened_lock:
+            self._opened.append(c)
         return c
 
     def _open(self) -> sqlite3.Connection:
@@ -94,12 +103,16 @@ class SqliteStore(Store):
             if not self.path.exists():
                 raise StoreError(f"no store at {self.path}")
             uri = f"file:{self.path}?mode=ro"
-            c = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+            c = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
+                                check_same_thread=False)
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: the sqlite3 module must not open implicit transactions; we
             # issue BEGIN IMMEDIATE ourselves so the write lock is taken before the first read.
-            c = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+            # check_same_thread=False only so that `close_all` may close it from another
+            # thread; each connection is used by the thread that opened it.
+            c = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
+                                check_same_thread=False)
         c.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         if not self.readonly:
             mode = c.execute("PRAGMA journal_mode=WAL").fetchone()[0]
@@ -129,6 +142,14 @@ class SqliteStore(Store):
             if self._local.pid == _Pid.value:
                 c.close()
             self._local.conn = None
+
+    def close_all(self) -> None:
+        with self._opened_lock:
+            opened, self._opened = self._opened, []
+        for c in opened:
+            with suppress(sqlite3.Error):
+                c.close()
+        self._local = threading.local()
 
     def render(self, item: SchemaItem) -> list[str]:
         if isinstance(item, str):

@@ -6,24 +6,58 @@ for SQLite, a `postgresql://` URL for PostgreSQL, or an open `Store` to share. T
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from host.store.base import Store
-from host.store.pg import PgStore, is_url
+from host.store.pg import PgStore, is_url, redacted
 from host.store.sqlite import SqliteStore
 
-StoreTarget = Path | str | Store
+
+@dataclass(frozen=True)
+class Shared:
+    """A PostgreSQL store several hosts share, seen from one host: `local_dir` holds this
+    host's own files, which never live in the store they guard (the audit anchor and its key)."""
+
+    url: str
+    local_dir: Path
+
+    def __str__(self) -> str:
+        return redacted(self.url)
 
 
-def open_store(target: StoreTarget, *, readonly: bool = False) -> Store:
-    """The store `target` names (an open `Store` is returned as it is)."""
+StoreTarget = Path | str | Shared | Store
+
+
+def open_store(target: StoreTarget, *, readonly: bool = False,
+               named_rows: bool = False) -> Store:
+    """The store `target` names (an open `Store` is returned as it is). `named_rows`: rows are
+    read by column name too (PostgreSQL's always are)."""
     if isinstance(target, Store):
         return target
+    if isinstance(target, Shared):
+        return PgStore(target.url, readonly=readonly, local_dir=target.local_dir)
     if is_url(target):
         return PgStore(str(target), readonly=readonly)
-    return SqliteStore(target, readonly=readonly)
+    return SqliteStore(target, readonly=readonly, named_rows=named_rows)
+
+
+@contextmanager
+def reading(target: StoreTarget) -> Iterator[Any]:
+    """A read-only connection to the store `target` names, closed afterwards (the CLI's and
+    the console's reports; nothing is created)."""
+    store = open_store(target, readonly=True)
+    try:
+        yield store.conn()
+    finally:
+        store.close()
 
 
 def describe(target: StoreTarget) -> str:
     """`target` for messages (a URL without its password)."""
-    return open_store(target).where if not isinstance(target, Path) else str(target)
+    if isinstance(target, Store):
+        return target.where
+    return redacted(target) if isinstance(target, str) else str(target)

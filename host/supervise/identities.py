@@ -14,9 +14,7 @@ refuse every cross-app and app-to-host attempt.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
-from host.store import ensure_schema, open_store
+from host.store import StoreTarget, ensure_schema, open_store
 
 # The reserved range (see the module docstring). Guards: an app child sharing a uid with any
 # other process, which would let it act on that process with the kernel's blessing.
@@ -38,7 +36,7 @@ class IdentityError(RuntimeError):
 class Identities:
     """Install -> its uid (= gid), allocated on first use and never reused."""
 
-    def __init__(self, db_path: Path) -> None:
+    def __init__(self, db_path: StoreTarget) -> None:
         self.store = open_store(db_path)
         ensure_schema(self.store, SCHEMA_COMPONENT, SCHEMA_VERSION, DDL)
 

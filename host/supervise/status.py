@@ -8,12 +8,11 @@ from the last words of a host that has stopped (`is_fresh`).
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from host.store import ensure_schema, open_store, table_exists
+from host.store import StoreTarget, ensure_schema, open_store, table_exists
 
 SCHEMA_COMPONENT = "runner_status"
 SCHEMA_VERSION = 1
@@ -30,7 +29,7 @@ STALE_AFTER_INTERVALS = 3
 class StatusBoard:
     """The serving host's side: replace its rows with the runners' current status."""
 
-    def __init__(self, db_path: Path, host_pid: int) -> None:
+    def __init__(self, db_path: StoreTarget, host_pid: int) -> None:
         self.store = open_store(db_path)
         self.host_pid = host_pid
         ensure_schema(self.store, SCHEMA_COMPONENT, SCHEMA_VERSION, DDL)
@@ -56,12 +55,13 @@ class StatusBoard:
         self.store.close()
 
 
-def read_status(db_path: Path) -> dict[str, dict[str, Any]]:
+def read_status(target: StoreTarget) -> dict[str, dict[str, Any]]:
     """install id -> {"app_id", "updated_at", "host_pid", **status}; empty when no host ever
     published."""
-    if not db_path.exists():
+    if isinstance(target, Path) and not target.exists():
         return {}
-    c = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    store = open_store(target, readonly=True)
+    c = store.conn()
     try:
         if not table_exists(c, "runner_status"):
             return {}
@@ -72,7 +72,7 @@ def read_status(db_path: Path) -> dict[str, dict[str, Any]]:
                              "host_pid": int(pid)}
         return out
     finally:
-        c.close()
+        store.close()
 
 
 def is_fresh(row: Mapping[str, Any], now: float) -> bool:

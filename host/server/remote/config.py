@@ -98,5 +98,5 @@ def open_remote(home: Home, clock: Clock, *, url: str | None = None,
     conf = load(home, url=url)
     if not conf.url.startswith(("http://", "https://")):
         raise ConfigError(f"the workspace URL {conf.url!r} is not http(s)://")
-    return RemoteServer(client or RcClient(conf.url, conf.user_id, conf.token), home.host_db,
+    return RemoteServer(client or RcClient(conf.url, conf.user_id, conf.token), home.host_store,
                         clock, privileged_roles=conf.privileged_roles)

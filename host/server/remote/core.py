@@ -14,7 +14,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 from host.clock import Clock
@@ -25,6 +24,7 @@ from host.server.remote import convert
 from host.server.remote.client import RcClient
 from host.server.remote.owned import Owned
 from host.server.shapes import User
+from host.store import StoreTarget
 
 log = logging.getLogger("stockade.remote")
 
@@ -52,7 +52,7 @@ ADMIN_CLASS_ROLES = frozenset({
 class RemoteCore:
     """State and helpers shared by the remote actions (see the module docstring)."""
 
-    def __init__(self, client: RcClient, host_db: Path, clock: Clock, *,
+    def __init__(self, client: RcClient, host_db: StoreTarget, clock: Clock, *,
                  privileged_roles: frozenset[str] = frozenset()) -> None:
         self.client = client
         self.owned = Owned(host_db)

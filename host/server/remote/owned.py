@@ -25,10 +25,9 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from host.store import ensure_schema, open_store
+from host.store import StoreTarget, ensure_schema, open_store
 
 SCHEMA_COMPONENT = "rocketchat"
 SCHEMA_VERSION = 1
@@ -59,7 +58,7 @@ DDL = (
 class Owned:
     """The host-side record of a remote workspace (see the module docstring)."""
 
-    def __init__(self, db_path: Path) -> None:
+    def __init__(self, db_path: StoreTarget) -> None:
         self.store = open_store(db_path)
         ensure_schema(self.store, SCHEMA_COMPONENT, SCHEMA_VERSION, DDL)
 

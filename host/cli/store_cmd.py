@@ -1,0 +1,89 @@
+"""`stockade store status|migrate`: the host's store and its schema versions.
+
+A home's own SQLite store creates its tables as it opens them. A PostgreSQL store several hosts
+share changes its schema only here (`host.migrate`), once, from one host, when the operator says
+so; a host whose schema is missing or older refuses to start and names this command.
+"""
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from host.cli.output import EXIT_NEGATIVE, emit_json, err_console, fail
+from host.home import Home
+from host.inert import host
+
+store_app = typer.Typer(help="The host's store: where it is and its schema versions.",
+                        no_args_is_help=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
+
+
+def _where(home: Home) -> str:
+    from host.store import describe
+
+    return describe(home.host_store)
+
+
+def _show(home: Home, states: list[object], title: str, json_out: bool) -> bool:
+    from host.migrate import ComponentState
+
+    rows = [s for s in states if isinstance(s, ComponentState)]
+    current = all(s.current for s in rows)
+    if json_out:
+        emit_json({"store": _where(home), "kind": "postgresql" if home.store_url else "sqlite",
+                   "current": current, "components": [s.to_json() for s in rows]})
+        return current
+    table = Table(title=f"{title} ({_where(home)})")
+    for col in ("component", "schema", "this release", "status"):
+        table.add_column(col)
+    for s in rows:
+        table.add_row(s.name, "-" if s.have is None else str(s.have), str(s.need),
+                      host("current", "green") if s.current else
+                      host("needs `stockade store migrate`", "yellow") if (s.have or 0) < s.need
+                      else host("newer than this release", "red"))
+    err_console.print(table)
+    return current
+
+
+@store_app.command("status")
+def status(ctx: typer.Context, json_out: JsonFlag = False) -> None:
+    """Each component's schema version beside the one this release needs (exit 1 if any
+    differs). Reads only; creates nothing."""
+    from host.migrate import store_status
+    from host.store import DB_ERRORS, StoreError
+
+    home: Home = ctx.obj
+    if not home.has_host_store():
+        fail(f"no store at {home.host_db}: nothing has been recorded in this home yet",
+             "`stockade init` creates the home; a PostgreSQL store is named by --store")
+    try:
+        states = store_status(home.host_store)
+    except (StoreError, *DB_ERRORS) as exc:  # type: ignore[misc]
+        fail(f"cannot read the store at {_where(home)}: {exc}",
+             "check the URL, the server, and this user's rights on the database")
+    ok = _show(home, list(states), "store", json_out)
+    raise typer.Exit(0 if ok else EXIT_NEGATIVE)
+
+
+@store_app.command("migrate")
+def migrate(ctx: typer.Context, json_out: JsonFlag = False) -> None:
+    """Create or upgrade every component's tables (each step once, under the store's write
+    lock: two hosts migrating at once apply it once). Refuses a store from a newer release."""
+    from host.migrate import migrate as run
+    from host.store import DB_ERRORS, StoreError
+
+    home: Home = ctx.obj
+    try:
+        states = run(home.host_store)
+    except (StoreError, *DB_ERRORS) as exc:  # type: ignore[misc]
+        fail(f"the store at {_where(home)} was not migrated: {exc}",
+             "a store from a newer release needs that release; otherwise check the URL and "
+             "this user's rights to create tables")
+    _show(home, list(states), "store migrated", json_out)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(store_app, name="store")

@@ -1,0 +1,51 @@
+"""`--store`, `HOME/store.toml` and `stockade store status|migrate` against a real PostgreSQL."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from clihelp import Run, cli_fixture, home_fixture  # noqa: F401 - fixtures
+
+
+def test_status_then_migrate_then_current(cli: Run, pg_url: str) -> None:
+    r = cli("--store", pg_url, "store", "status", "--json")
+    assert r.exit_code == 1
+    report = json.loads(r.stdout)
+    assert report["kind"] == "postgresql" and not report["current"]
+    assert {c["component"] for c in report["components"]} >= {"audit", "quota", "installs"}
+    r = cli("--store", pg_url, "store", "migrate")
+    assert r.exit_code == 0, r.output
+    assert "current" in r.stderr and "needs" not in r.stderr
+    r = cli("--store", pg_url, "store", "status", "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["current"] is True
+
+
+def test_a_host_refuses_an_unmigrated_store_and_names_the_command(cli: Run, pg_url: str) -> None:
+    r = cli("--store", pg_url, "init")
+    assert r.exit_code != 0
+    assert "stockade store migrate" in r.output and "Traceback" not in r.output
+
+
+def test_store_toml_names_the_store_and_must_be_private(cli: Run, home: Path,
+                                                       pg_url: str) -> None:
+    assert cli("--store", pg_url, "store", "migrate").exit_code == 0
+    home.mkdir(mode=0o700)
+    conf = home / "store.toml"
+    conf.write_text(f'url = "{pg_url}"\n')
+    os.chmod(conf, 0o644)
+    r = cli("store", "status")
+    assert r.exit_code == 2 and "readable by others" in r.stderr and "chmod 600" in r.stderr
+    os.chmod(conf, 0o600)
+    r = cli("store", "status", "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["kind"] == "postgresql"
+    r = cli("doctor")
+    assert "PostgreSQL, schema current" in r.stderr and "0 host(s) hold a lease" in r.stderr
+
+
+def test_the_password_is_never_printed_and_a_bad_url_is_a_usage_error(cli: Run) -> None:
+    r = cli("--store", "postgresql://u:hunter2@127.0.0.1:1/x", "store", "status")
+    assert r.exit_code == 2 and "cannot reach" in r.stderr
+    assert "hunter2" not in r.output and "u:***@" in r.stderr
+    r = cli("--store", "mysql://db/x", "store", "status")
+    assert r.exit_code == 2 and "not a PostgreSQL URL" in r.stderr

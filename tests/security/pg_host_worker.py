@@ -1,0 +1,59 @@
+"""One real host on a shared PostgreSQL store, driven line by line by test_pg_hosts.py.
+
+It serves (the lease, the upkeep thread that settles dead hosts' calls) and makes the fuzz
+app's bridge calls through its own gate. Commands on stdin, one answer line each on stdout:
+`create NAME`, `read`, `hang` (a create whose server write never returns: the test SIGKILLs
+this process in it; the hang is this test's wrapper around the server, not production code),
+`stop`."""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gatehelp import build_rig
+
+from host.clock import SystemClock
+from host.errors import GateError
+from host.home import Home
+from host.runtime import Host, HostConfig
+
+
+def main() -> None:
+    home = Home(Path(sys.argv[1]), sys.argv[2])
+    host = Host(home, config=HostConfig(watch=False, use_zygote=False)).start()
+    rig = build_rig(home, SystemClock())
+    print("READY", host.host_id, flush=True)
+
+    def call(action: str, args: dict[str, Any]) -> str:
+        try:
+            host.gate.handle(rig.session, action, args)
+        except GateError as exc:
+            return f"refused {exc.code}"
+        return "ok"
+
+    for line in sys.stdin:
+        cmd, _, arg = line.strip().partition(" ")
+        if cmd == "create":
+            print(call("users.create", {"username": arg, "name": arg, "type": "bot"}),
+                  flush=True)
+        elif cmd == "read":
+            print(call("users.get", {"user_id": "nobody"}), flush=True)
+        elif cmd == "hang":
+            host.server.users_create = lambda *a, **kw: time.sleep(3600)  # type: ignore[method-assign]
+            threading.Thread(target=call, args=(
+                "users.create", {"username": "lost", "name": "Lost", "type": "bot"}),
+                daemon=True).start()
+            print("hanging", flush=True)
+        elif cmd == "stop":
+            host.stop()
+            print("stopped", flush=True)
+            return
+
+
+if __name__ == "__main__":
+    main()
