@@ -8,12 +8,31 @@ import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
 
 from host.errors import StartRefused
 
-if TYPE_CHECKING:  # host.store imports this module
-    from host.store import Shared
+
+@dataclass(frozen=True)
+class Shared:
+    """A PostgreSQL store several hosts share, seen from one host (`host.store.open_store`
+    opens it): `local_dir` holds this host's own files, which never live in the store they
+    guard (the audit anchor and its key)."""
+
+    url: str
+    local_dir: Path
+
+    def __str__(self) -> str:
+        return redact_url(self.url)
+
+
+def redact_url(url: str) -> str:
+    """`url` without its password, for messages and `doctor`."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{user.split(':', 1)[0]}:***@{host}"))
 
 ENV_VAR = "STOCKADE_HOME"
 # Where the host's store is when it is not the home's own SQLite file (a PostgreSQL URL).
@@ -40,9 +59,13 @@ class Home:
         from this home, or the home's host.db."""
         if self.store_url is None:
             return self.host_db
-        from host.store import Shared  # here: host.store imports this module
-
         return Shared(self.store_url, self.root)
+
+    @property
+    def server_store(self) -> Path | str:
+        """Where the embedded server keeps its data: with the host's state in a shared store,
+        the same PostgreSQL database (several hosts serve one workspace); else server.db."""
+        return self.store_url if self.store_url is not None else self.server_db
 
     def has_host_store(self) -> bool:
         """Whether there is a store to read (read-only commands must not create one)."""

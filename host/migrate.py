@@ -14,6 +14,8 @@ from host.apps import installs, lineage
 from host.bridges import persistence
 from host.keys import registry
 from host.ledger import audit, quota, storelease
+from host.server.db import SCHEMA_VERSION as SERVER_SCHEMA_VERSION
+from host.server.db import Database
 from host.server.remote import owned
 from host.store import (
     SchemaItem,
@@ -65,9 +67,20 @@ class ComponentState:
 
 
 def store_status(target: StoreTarget) -> list[ComponentState]:
-    """Each component's schema version in the store beside the one this release needs."""
-    have = schema_versions(open_store(target, readonly=True))
-    return [ComponentState(c.name, have.get(c.name), c.version) for c in COMPONENTS]
+    """Each component's schema version in the store beside the one this release needs (and,
+    in a PostgreSQL store, the embedded server's, as component `server`)."""
+    store = open_store(target, readonly=True)
+    try:
+        have = schema_versions(store)
+        states = [ComponentState(c.name, have.get(c.name), c.version) for c in COMPONENTS]
+        if store.dialect == "postgresql":
+            row = (store.conn().execute("SELECT version FROM schema_version WHERE id = 1")
+                   .fetchone() if store.has_table("schema_version") else None)
+            states.append(ComponentState("server", None if row is None else int(row[0]),
+                                         SERVER_SCHEMA_VERSION))
+    finally:
+        store.close()
+    return states
 
 
 def migrate(target: StoreTarget) -> list[ComponentState]:
@@ -80,4 +93,6 @@ def migrate(target: StoreTarget) -> list[ComponentState]:
             ensure_schema(store, c.name, c.version, c.ddl)
     finally:
         store.close()
+    if is_url(url):  # the embedded server's tables share a PostgreSQL store (docs/SCALE.md)
+        Database(str(url), migrating=True).close()
     return store_status(target)

@@ -29,8 +29,8 @@ def _server(home: Home) -> Iterator[Workspace | None]:
             yield remote
         finally:
             remote.close()
-    elif home.server_db.exists():
-        yield EmbeddedServer(home.server_db, SystemClock())
+    elif home.store_url is not None or home.server_db.exists():
+        yield EmbeddedServer(home.server_store, SystemClock())
     else:
         yield None
 

@@ -124,7 +124,7 @@ def install_app_user(home: Home, clock: Clock, app_id: str, name: str) -> str | 
     from host.server.remote.config import connected, open_remote
 
     if not connected(home):
-        return EmbeddedServer(home.server_db, clock).create_app_user(app_id, name)["id"]
+        return EmbeddedServer(home.server_store, clock).create_app_user(app_id, name)["id"]
     remote = open_remote(home, clock)
     try:
         return remote.create_app_user(app_id, name)["id"]

@@ -30,7 +30,7 @@ SERVER_START_TIMEOUT_S = 10.0
 @contextmanager
 def rest_server(home: Home) -> Iterator[tuple[str, EmbeddedServer]]:
     """Serve the home's REST API on 127.0.0.1:<free port>; yield (base URL, server)."""
-    with serving(EmbeddedServer(home.server_db, SystemClock())) as (base, server, _uv):
+    with serving(EmbeddedServer(home.server_store, SystemClock())) as (base, server, _uv):
         yield base, server
 
 

@@ -107,7 +107,7 @@ def rest_identity(home: Home, current: str | None, flag: str | None) -> str | No
     from host.server.principals import SYSTEM
 
     try:
-        EmbeddedServer(home.ensure().server_db, SystemClock()).users_get_by_username(SYSTEM,
+        EmbeddedServer(home.ensure().server_store, SystemClock()).users_get_by_username(SYSTEM,
                                                                                      flag)
     except ServerError:
         fail(f"--rest-as {flag!r}: no such server user", "create the user first, or pass "

@@ -85,10 +85,10 @@ def server_facts(home: Home, rec: InstallRecord, action: str, args: dict[str, An
             server = open_remote(home, SystemClock())
         except ConfigError as exc:
             fail(str(exc))
-    elif not home.server_db.exists():
+    elif home.store_url is None and not home.server_db.exists():
         return facts  # no server yet: the decision says which --fact it needs
     else:
-        server = EmbeddedServer(home.server_db, SystemClock())
+        server = EmbeddedServer(home.server_store, SystemClock())
     if roles:
         facts["role_privileged"] = any(server.is_privileged(r) for r in roles)
     if isinstance(uid, str):

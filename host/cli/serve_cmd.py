@@ -25,7 +25,7 @@ def build_server(home: Home, clock: Clock) -> EmbeddedServer:
 
     home.ensure()
     with opening_stores(home):
-        return EmbeddedServer(home.server_db, clock)
+        return EmbeddedServer(home.server_store, clock)
 
 
 def mint_service_token(server: EmbeddedServer, username: str) -> tuple[User, str]:

@@ -43,7 +43,7 @@ def standin(
 
     home: Home = ctx.obj
     home.ensure()
-    server = EmbeddedServer(home.server_db, SystemClock())
+    server = EmbeddedServer(home.server_store, SystemClock())
     sender = None
     if webhook_url:
         if webhook_token_file is None:

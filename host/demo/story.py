@@ -63,7 +63,7 @@ class StoryActs(Narrator):
         """What the operator does on the chat server before the apps start: two human agents in
         Support, and empty departments the apps are told about by name (never by id)."""
         server = self.world if self.rig is not None else \
-            EmbeddedServer(self.home.server_db, SystemClock())
+            EmbeddedServer(self.home.server_store, SystemClock())
         try:
             for name in ("alice", "bob"):
                 user = server.users_create(SYSTEM, name, name.title(), "user")

@@ -246,7 +246,11 @@ class AuditLog:
                                  "anchor_path and key_path")
             root = self.store.local_dir
         self.anchor_path = anchor_path or root / "audit.anchor"
-        self.key_path = key_path or root / "keys" / "audit-anchor.key"
+        # A shared store's hosts copy each other's keys/ folder (the signing keyring: SCALE.md);
+        # the anchor's key is this host's alone, so it sits beside its anchor instead.
+        self.key_path = key_path or (root / "keys" / "audit-anchor.key"
+                                     if isinstance(self.store, SqliteStore)
+                                     else root / "audit-anchor.key")
         self.anchor_every = max(1, anchor_every)
         self.readonly = readonly or self.store.readonly
         self._closed = False

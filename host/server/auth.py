@@ -163,5 +163,5 @@ def logout(db: Database, user_id: str, token: str) -> bool:
     with db.write() as c:
         cur = c.execute("DELETE FROM personal_tokens WHERE token_hash = ? AND user_id = ?",
                         (digest(token), user_id))
-        return cur.rowcount > 0
+        return bool(cur.rowcount > 0)
 

@@ -23,7 +23,7 @@ R = TypeVar("R")
 class ServerCore:
     """Database, clock, event bus and the one-transaction write helper."""
 
-    def __init__(self, db_path: Path, clock: Clock) -> None:
+    def __init__(self, db_path: Path | str, clock: Clock) -> None:
         self.db = Database(db_path)
         self.clock = clock
         self._bus = EventBus()

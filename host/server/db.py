@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from host.store import immediate
+from host.store import StoreError, immediate
+from host.store.pg import PgStore, is_url, redacted
 
 # How long a writer waits for the lock before SQLITE_BUSY (several host threads share the file).
 BUSY_TIMEOUT_MS = 5000
@@ -210,21 +211,58 @@ CREATE TRIGGER app_seats_update AFTER UPDATE OF active, created_by_app ON users
 MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
+# Version 4 on PostgreSQL (docs/SCALE.md): the same seat counter, kept by one PL/pgSQL trigger
+# (SQLite's triggers add booleans as integers, which PostgreSQL does not). The other versions'
+# SQL is portable and translated (`host.store.dialect`).
+_SCHEMA_V4_PG = (
+    "CREATE TABLE app_seats (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL)",
+    "INSERT INTO app_seats (id, n)"
+    " SELECT 1, count(*) FROM users WHERE created_by_app IS NOT NULL AND active = 1",
+    "CREATE OR REPLACE FUNCTION stockade_app_seats() RETURNS trigger LANGUAGE plpgsql AS $$"
+    " DECLARE d BIGINT := 0; BEGIN"
+    " IF TG_OP <> 'DELETE' AND NEW.created_by_app IS NOT NULL AND NEW.active = 1"
+    " THEN d := d + 1; END IF;"
+    " IF TG_OP <> 'INSERT' AND OLD.created_by_app IS NOT NULL AND OLD.active = 1"
+    " THEN d := d - 1; END IF;"
+    " IF d <> 0 THEN UPDATE app_seats SET n = n + d WHERE id = 1; END IF;"
+    " RETURN NULL; END $$",
+    "CREATE TRIGGER app_seats_change AFTER INSERT OR DELETE OR UPDATE OF active, created_by_app"
+    " ON users FOR EACH ROW EXECUTE FUNCTION stockade_app_seats()",
+)
+
+
+def migration_statements(version: int, dialect: str) -> list[str]:
+    """The statements that take the schema from `version` to `version + 1` in `dialect`."""
+    if dialect == "postgresql" and version == 3:
+        return list(_SCHEMA_V4_PG)
+    return _statements(MIGRATIONS[version])
+
 
 class Database:
-    """Per-thread connections to one SQLite file, plus the transaction helpers.
+    """Per-thread connections to one SQLite file (or, shared by several hosts, a PostgreSQL
+    database: docs/SCALE.md), plus the transaction helpers.
 
-    Connections keep `check_same_thread` on: each thread gets its own from `conn()`, so a
+    SQLite connections keep `check_same_thread` on: each thread gets its own from `conn()`, so a
     connection is never shared, and sqlite3 would say so loudly if one were.
     """
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
+    def __init__(self, target: Path | str, *, migrating: bool = False) -> None:
         self._local = threading.local()
+        self.target = target  # what another connection opens (`host.store.reading`)
+        #: The shared store, when the server's data is in PostgreSQL; None for a SQLite file.
+        self.shared: PgStore | None = None
+        if is_url(target):
+            self.shared = PgStore(str(target), migrating=migrating)
+            self.path = Path(redacted(str(target)))  # a name for messages and caches only
+            self._migrate_shared(migrating)
+            return
+        self.path = Path(target)
         self._migrate()
 
-    def conn(self) -> sqlite3.Connection:
+    def conn(self) -> Any:
         """This thread's connection (opened on first use)."""
+        if self.shared is not None:
+            return self.shared.conn()
         c: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if c is None:
             c = self._open()
@@ -233,7 +271,8 @@ class Database:
 
     def checkpoint(self) -> None:
         """Copy the WAL into the database file off the call path (PASSIVE: never blocks)."""
-        self.conn().execute("PRAGMA wal_checkpoint(PASSIVE)")
+        if self.shared is None:
+            self.conn().execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def _open(self) -> sqlite3.Connection:
         fresh = not self.path.exists()
@@ -256,6 +295,9 @@ class Database:
 
     def close(self) -> None:
         """Close this thread's connection (other threads' close when their thread ends)."""
+        if self.shared is not None:
+            self.shared.close()
+            return
         c: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if c is not None:
             c.close()
@@ -268,31 +310,52 @@ class Database:
         return int(getattr(self._local, "commits", 0))
 
     @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (BEGIN IMMEDIATE .. COMMIT); any exception rolls it all back."""
+    def write(self) -> Iterator[Any]:
+        """One write transaction (BEGIN IMMEDIATE .. COMMIT, or the shared store's write lock);
+        any exception rolls it all back."""
         c = self.conn()
         if c.in_transaction:
             # A server operation is one transaction; nesting would silently merge two.
             raise RuntimeError("nested server write on one thread")
-        with immediate(c):
+        with immediate(c) if self.shared is None else self.shared.transaction():
             yield c
         self._local.commits = self.commits_here() + 1
 
     @contextmanager
-    def read(self) -> Iterator[sqlite3.Connection]:
+    def read(self) -> Iterator[Any]:
         """A consistent snapshot for a multi-statement read (deferred transaction)."""
         c = self.conn()
         if c.in_transaction:
             yield c
             return
-        c.execute("BEGIN")
+        # PostgreSQL's default isolation takes a snapshot per statement; one per transaction
+        # is what SQLite's deferred BEGIN gives.
+        c.execute("BEGIN" if self.shared is None else "BEGIN ISOLATION LEVEL REPEATABLE READ")
         try:
             yield c
         finally:
             if c.in_transaction:
                 c.execute("COMMIT")
 
+    def _migrate_shared(self, migrating: bool) -> None:
+        """A shared store's schema changes only at `stockade store migrate` (docs/SCALE.md)."""
+        assert self.shared is not None
+        version = 0
+        if self.shared.has_table("schema_version"):
+            row = self.conn().execute("SELECT version FROM schema_version WHERE id = 1").fetchone()
+            version = int(row[0]) if row else 0
+        if version == SCHEMA_VERSION:
+            return
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{self.path}: the server schema is at version {version}, newer than "
+                             f"this Stockade ({SCHEMA_VERSION}); upgrade Stockade")
+        if not migrating:
+            raise StoreError(f"{self.path}: the server schema is at version {version}, this "
+                             f"Stockade needs {SCHEMA_VERSION}; run `stockade store migrate`")
+        self._migrate()
+
     def _migrate(self) -> None:
+        dialect = "sqlite" if self.shared is None else "postgresql"
         with self.write() as c:
             c.execute(
                 "CREATE TABLE IF NOT EXISTS schema_version ("
@@ -306,7 +369,7 @@ class Database:
                     f"({SCHEMA_VERSION}); upgrade stockade"
                 )
             for i in range(version, SCHEMA_VERSION):
-                for stmt in _statements(MIGRATIONS[i]):
+                for stmt in migration_statements(i, dialect):
                     c.execute(stmt)
                 if i == 0:
                     c.executemany(

@@ -12,6 +12,7 @@ from host.server import limits, users
 from host.server.db import new_id
 from host.server.errors import Conflict, InvalidArgument, NotFound
 from host.server.shapes import Agent, Department, Visitor
+from host.store import INTEGRITY_ERRORS
 
 # The role that makes an agent routable while not-available (bots answer around the clock).
 ROUTABLE_OFFLINE_ROLE = "bot"
@@ -135,7 +136,7 @@ def create_department(
             "VALUES (?, ?, ?, 1, ?)",
             (did, name, name.casefold(), now),
         )
-    except sqlite3.IntegrityError:
+    except INTEGRITY_ERRORS:
         raise Conflict(f"a department named {name!r} already exists") from None
     for a in agent_ids:
         add_department_agent(conn, did, a)

@@ -65,7 +65,7 @@ def list_messages(conn: sqlite3.Connection, room_id: str, limit: int) -> list[Me
     rows = conn.execute(
         "SELECT * FROM (SELECT id, room_id, sender_type, sender_id, app_id, text, ts, seq,"
         " alias, avatar"
-        " FROM messages WHERE room_id = ? ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+        " FROM messages WHERE room_id = ? ORDER BY seq DESC LIMIT ?) AS newest ORDER BY seq",
         (room_id, limit),
     ).fetchall()
     out: list[Message] = []

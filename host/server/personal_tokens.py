@@ -58,7 +58,8 @@ def verify(db: Database, user_id: str | None, token: str | None) -> str | None:
 def revoke_all(db: Database, user_id: str) -> int:
     """Remove every token of a user; returns how many."""
     with db.write() as c:
-        return c.execute("DELETE FROM personal_tokens WHERE user_id = ?", (user_id,)).rowcount
+        return int(c.execute("DELETE FROM personal_tokens WHERE user_id = ?",
+                             (user_id,)).rowcount)
 
 
 class NotAServiceUser(ValueError):

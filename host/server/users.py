@@ -15,6 +15,7 @@ from host.server import limits
 from host.server.db import new_id
 from host.server.errors import Conflict, InvalidArgument, NotFound
 from host.server.shapes import User
+from host.store import INTEGRITY_ERRORS
 
 # One statement per user (the bridge's hottest read pays per statement): the user's emails,
 # roles and custom fields come back as JSON aggregates and are ordered in Python, because the
@@ -22,11 +23,12 @@ from host.server.shapes import User
 _SELECT = (
     "SELECT u.id, u.type, u.username, u.name, u.active, u.created_by_app, u.app_id,"
     " u.created_at,"
-    " (SELECT json_group_array(json_array(address_cf, address)) FROM user_emails"
-    "  WHERE user_id = u.id) AS emails,"
-    " (SELECT json_group_array(role) FROM user_roles WHERE user_id = u.id) AS roles,"
-    " (SELECT json_group_object(key, value) FROM user_custom_fields WHERE user_id = u.id)"
-    "  AS fields"
+    " COALESCE((SELECT json_group_array(json_array(address_cf, address)) FROM user_emails"
+    "  WHERE user_id = u.id), '[]') AS emails,"
+    " COALESCE((SELECT json_group_array(role) FROM user_roles WHERE user_id = u.id), '[]')"
+    "  AS roles,"
+    " COALESCE((SELECT json_group_object(key, value) FROM user_custom_fields"
+    "  WHERE user_id = u.id), '{}') AS fields"
     " FROM users u "
 )
 
@@ -117,7 +119,7 @@ def create(
             " app_id, created_at) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)",
             (uid, type, username, username.casefold(), name, created_by_app, app_id, now),
         )
-    except sqlite3.IntegrityError:
+    except INTEGRITY_ERRORS:
         raise Conflict(f"username {username!r} is already taken") from None
     emails: list[str] = []
     if email is not None:
@@ -126,7 +128,7 @@ def create(
                 "INSERT INTO user_emails (user_id, address, address_cf) VALUES (?, ?, ?)",
                 (uid, email, email.casefold()),
             )
-        except sqlite3.IntegrityError:
+        except INTEGRITY_ERRORS:
             raise Conflict(f"email {email!r} is already in use") from None
         emails.append(email)
     conn.executemany(
@@ -230,7 +232,7 @@ def app_user(conn: sqlite3.Connection, app_id: str) -> User | None:
 def page(conn: sqlite3.Connection, offset: int, count: int | None) -> tuple[list[User], int]:
     """Users by user name, `count` of them (None: all) from `offset`, and how many there are."""
     (total,) = conn.execute("SELECT count(*) FROM users").fetchone()
-    rows = conn.execute(PAGE_SQL, (-1 if count is None else count, offset)).fetchall()
+    rows = conn.execute(PAGE_SQL, (total if count is None else count, offset)).fetchall()
     return [_load(r) for r in rows], int(total)
 
 
@@ -252,7 +254,7 @@ def set_profile(conn: sqlite3.Connection, user_id: str, name: str | None,
         try:
             conn.execute("INSERT INTO user_emails (user_id, address, address_cf) VALUES (?, ?, ?)",
                          (user_id, email, email.casefold()))
-        except sqlite3.IntegrityError:
+        except INTEGRITY_ERRORS:
             raise Conflict(f"email {email!r} is already in use") from None
     return get(conn, user_id)
 

@@ -12,6 +12,7 @@ May import: the standard library (and psycopg, lazily). Imported by: every room 
 """
 from __future__ import annotations
 
+from host.home import Shared
 from host.store.base import (
     DB_ERRORS,
     INTEGRITY_ERRORS,
@@ -32,7 +33,7 @@ from host.store.sqlite import (
     refuse_damaged_stores,
     table_exists,
 )
-from host.store.target import Shared, StoreTarget, describe, open_store, reading
+from host.store.target import StoreTarget, describe, open_store, reading
 
 __all__ = ["DB_ERRORS", "INTEGRITY_ERRORS", "AppendOnly", "Conn", "SchemaItem", "SetOnce",
            "Shared", "SqliteStore", "Step", "Store", "StoreError", "StoreTarget", "describe",

@@ -12,7 +12,13 @@ does not understand fails loudly (the store tests run every module's SQL on both
   PRECISION` (PostgreSQL's REAL is 32-bit: a timestamp would lose its milliseconds and the audit
   chain's hashes, computed over the exact float, would no longer verify), `BLOB` → `BYTEA`,
   `INTEGER PRIMARY KEY AUTOINCREMENT` → an identity column, `WITHOUT ROWID` dropped;
-- `length(CAST(x AS BLOB))` (a text's size in bytes) → `octet_length(x)`.
+- `length(CAST(x AS BLOB))` (a text's size in bytes) → `octet_length(x)`;
+- SQLite's JSON aggregates → PostgreSQL's (`json_group_array` → `json_agg`,
+  `json_group_object` → `json_object_agg`, `json_array` → `json_build_array`); JSON values
+  come back as text in both (`PgStore` loads json as a string), and an aggregate over no rows
+  is NULL in PostgreSQL, so the host's SQL wraps them in COALESCE;
+- `INTEGER PRIMARY KEY` → an identity column (SQLite numbers such a row when the insert leaves
+  the key out).
 """
 from __future__ import annotations
 
@@ -24,7 +30,10 @@ from typing import Any
 _NUMBERED = re.compile(r"\?(\d+)")
 _OR_IGNORE = re.compile(r"^\s*INSERT\s+OR\s+IGNORE\s+INTO\b", re.IGNORECASE)
 _BYTE_LENGTH = re.compile(r"length\(CAST\((\w+) AS BLOB\)\)", re.IGNORECASE)
-_AUTOINCREMENT = re.compile(r"\bINTEGER\s+PRIMARY\s+KEY\s+AUTOINCREMENT\b", re.IGNORECASE)
+_AUTOINCREMENT = re.compile(r"\bINTEGER\s+PRIMARY\s+KEY(\s+AUTOINCREMENT)?\b", re.IGNORECASE)
+_JSON = ((re.compile(r"\bjson_group_array\("), "json_agg("),
+         (re.compile(r"\bjson_group_object\("), "json_object_agg("),
+         (re.compile(r"\bjson_array\("), "json_build_array("))
 _TYPES = (
     (re.compile(r"\bINTEGER\b", re.IGNORECASE), "BIGINT"),
     (re.compile(r"\bREAL\b", re.IGNORECASE), "DOUBLE PRECISION"),
@@ -44,6 +53,9 @@ def translate(sql: str) -> tuple[str, tuple[int, ...] | None]:
     if _OR_IGNORE.match(text):
         text = _OR_IGNORE.sub("INSERT INTO", text).rstrip().rstrip(";") + " ON CONFLICT DO NOTHING"
     text = _BYTE_LENGTH.sub(r"octet_length(\1)", text)
+    if "json_" in text:
+        for pattern, replacement in _JSON:
+            text = pattern.sub(replacement, text)
     text = text.replace("%", "%%")
     order: tuple[int, ...] | None = None
     if _NUMBERED.search(text):

@@ -24,8 +24,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import urlsplit, urlunsplit
 
+from host.home import redact_url
 from host.store.base import AppendOnly, SchemaItem, SetOnce, Step, Store, StoreError
 from host.store.dialect import arrange, translate
 from host.store.sqlite import current_pid
@@ -49,14 +49,7 @@ def is_url(target: object) -> bool:
     return isinstance(target, str) and target.split(":", 1)[0] in URL_SCHEMES
 
 
-def redacted(url: str) -> str:
-    """`url` without its password, for messages and `doctor`."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    user = netloc[0].split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+redacted = redact_url  # `url` without its password, for messages and `doctor`
 
 
 class _Row(tuple[Any, ...]):
@@ -161,6 +154,7 @@ class PgStore(Store):
         try:
             import psycopg
             from psycopg.types.numeric import IntDumper
+            from psycopg.types.string import TextLoader
         except ImportError as exc:  # pragma: no cover - the extra is part of the test setup
             raise StoreError("PostgreSQL stores need the `postgresql` extra "
                              "(pip install 'stockade[postgresql]')") from exc
@@ -171,6 +165,8 @@ class PgStore(Store):
             raise StoreError(f"cannot reach the store at {self.where}: "
                              f"{str(exc).strip().splitlines()[0]}") from None
         raw.adapters.register_dumper(bool, IntDumper)
+        for json_type in ("json", "jsonb"):  # JSON comes back as text, as SQLite gives it
+            raw.adapters.register_loader(json_type, TextLoader)
         raw.execute(f"SET lock_timeout = {int(LOCK_TIMEOUT_MS)}".encode())
         if self.readonly:
             raw.execute(b"SET default_transaction_read_only = on")

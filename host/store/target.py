@@ -8,26 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from host.home import Shared
 from host.store.base import Store
 from host.store.pg import PgStore, is_url, redacted
 from host.store.sqlite import SqliteStore
-
-
-@dataclass(frozen=True)
-class Shared:
-    """A PostgreSQL store several hosts share, seen from one host: `local_dir` holds this
-    host's own files, which never live in the store they guard (the audit anchor and its key)."""
-
-    url: str
-    local_dir: Path
-
-    def __str__(self) -> str:
-        return redacted(self.url)
-
 
 StoreTarget = Path | str | Shared | Store
 

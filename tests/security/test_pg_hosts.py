@@ -1,14 +1,17 @@
-"""Three real hosts (separate processes) on one PostgreSQL store, one home on one machine:
-quotas exact when they race, a SIGKILLed host's call settled by a survivor, an operator's
-change on one seen by all, one audit chain that verifies.
+"""Three real hosts (separate processes) on one PostgreSQL store: quotas exact when they race,
+a SIGKILLed host's call settled by a survivor, an operator's change on one seen by all, one
+audit chain that verifies from every host.
 
-The hosts share the home's folder (its keys, policies, trust and the embedded server's
-server.db, as hosts on one machine do); everything the host itself keeps lives in PostgreSQL.
+Each host has a home folder of its own, as on its own machine: the operator copied the first
+home's keys, trust, policies and packages to the others (docs/SCALE.md, "Deploying"); the
+host's state and the embedded workspace's data live in PostgreSQL, and each host keeps its own
+audit anchor.
 """
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,6 +29,14 @@ from host.ledger.storelease import live_hosts
 from host.migrate import migrate
 
 WORKER = Path(__file__).with_name("pg_host_worker.py")
+
+
+def _copy_home(first: Home, root: Path) -> Home:
+    """Another machine's home: the files the operator keeps the same on every host."""
+    for part in ("keys", "trust", "policies", "packages"):
+        shutil.copytree(first.root / part, root / part)
+    os.chmod(root, 0o700)
+    return Home(root, first.store_url)
 
 
 class Worker:
@@ -80,8 +91,9 @@ def _stockade(home: Home, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120, check=False)
 
 
-def test_three_hosts_on_one_postgresql_store(home: Home) -> None:
-    hosts = [Worker(home) for _ in range(3)]
+def test_three_hosts_on_one_postgresql_store(home: Home, tmp_path: Path) -> None:
+    homes = [home, *(_copy_home(home, tmp_path / f"machine{i}") for i in (1, 2, 3))]
+    hosts = [Worker(h) for h in homes[:3]]
     try:
         assert {h.host_id for h in live_hosts(str(home.store_url))} == \
             {w.host_id for w in hosts}
@@ -106,7 +118,7 @@ def test_three_hosts_on_one_postgresql_store(home: Home) -> None:
         assert _quota_used(home) == 0  # not applied: the unit came back, once
         settled = [e.body for e in led.audit.tail(50) if e.body.get("reconciled")]
         assert [(b["ok"], b["refunded"]) for b in settled] == [(False, True)]
-        hosts.append(Worker(home))
+        hosts.append(Worker(homes[3]))
 
         # The three live hosts race for the window's units: exactly QUOTA_LIMIT creates pass.
         attempts = 4
@@ -135,7 +147,8 @@ def test_three_hosts_on_one_postgresql_store(home: Home) -> None:
             w.close()
     assert live_hosts(str(home.store_url)) == []
 
-    # One chain, verified by the CLI against this home's anchor.
-    verify = _stockade(home, "audit", "verify", "--json")
-    assert verify.returncode == 0, verify.stdout + verify.stderr
-    assert json.loads(verify.stdout)["ok"] is True
+    # One chain, verified by the CLI on every machine, each against its own host's anchor.
+    for h in homes:
+        verify = _stockade(h, "audit", "verify", "--json")
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+        assert json.loads(verify.stdout)["ok"] is True

@@ -15,9 +15,19 @@ def clock() -> ManualClock:
     return ManualClock()
 
 
-@pytest.fixture
-def server(tmp_path: Path, clock: ManualClock) -> Iterator[EmbeddedServer]:
-    s = EmbeddedServer(tmp_path / "server.db", clock)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def server(request: pytest.FixtureRequest, tmp_path: Path,
+           clock: ManualClock) -> Iterator[EmbeddedServer]:
+    """The embedded server on its SQLite file, and on a real PostgreSQL (several hosts'
+    shared workspace, docs/SCALE.md): every server test runs on both."""
+    if request.param == "sqlite":
+        s = EmbeddedServer(tmp_path / "server.db", clock)
+    else:
+        from host.migrate import migrate
+
+        url = request.getfixturevalue("pg_url")
+        migrate(url)
+        s = EmbeddedServer(url, clock)
     yield s
     s.close()
 

@@ -68,16 +68,14 @@ def test_events_only_after_commit_and_none_for_failures(
     seen_in_db: list[bool] = []
 
     def check_committed(name: str, payload: dict[str, Any]) -> None:
-        # A fresh connection on another thread sees the room: the event came after COMMIT.
-        import sqlite3
+        # A fresh connection sees the room: the event came after COMMIT.
+        from host.store import reading
 
-        c = sqlite3.connect(server.db.path)
         rid = payload["room"]["id"] if "room" in payload else None
         if rid:
-            seen_in_db.append(
-                c.execute("SELECT 1 FROM rooms WHERE id = ?", (rid,)).fetchone() is not None
-            )
-        c.close()
+            with reading(server.db.target) as c:
+                seen_in_db.append(
+                    c.execute("SELECT 1 FROM rooms WHERE id = ?", (rid,)).fetchone() is not None)
 
     server.subscribe(check_committed)
     vid = server.save_visitor("visitor-token-1")["id"]

@@ -4,14 +4,13 @@ Then the user list (paged; other users' e-mail and custom fields only for manage
 `/api/info`."""
 from __future__ import annotations
 
-import sqlite3
-
 import httpx
 import pytest
 from test_server_rest import base_url, client, svc  # noqa: F401 - fixtures
 
 from host.server import SYSTEM, EmbeddedServer
 from host.server.auth import MAX_FAILURES
+from host.store import reading
 
 PASSWORD = "correct horse battery"
 
@@ -70,8 +69,8 @@ def test_failed_sign_ins_block_the_name(client: httpx.Client, base_url: str) -> 
 
 def test_password_hashes_are_salted_scrypt(client: httpx.Client, server: EmbeddedServer) -> None:  # noqa: F811
     a, b = _user(client, "carol"), _user(client, "dave")
-    with sqlite3.connect(server.db.path) as c:
-        rows = dict(c.execute("SELECT user_id, hash FROM user_passwords").fetchall())
+    with reading(server.db.target) as c:
+        rows = {r[0]: r[1] for r in c.execute("SELECT user_id, hash FROM user_passwords")}
     assert rows[a].startswith("scrypt$") and PASSWORD not in rows[a]
     assert rows[a] != rows[b]  # same password, different salt
 

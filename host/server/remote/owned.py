@@ -23,7 +23,6 @@ Tables (component `rocketchat`):
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
@@ -160,8 +159,9 @@ class Owned:
         with self.store.transaction() as c:
             c.execute("INSERT INTO rc_meta(key, value) VALUES('last_webhook', ?) ON CONFLICT(key)"
                       " DO UPDATE SET value=excluded.value", (now,))
-            cur = c.execute("INSERT INTO rc_inbox(body, at) VALUES(?, ?)", (body, now))
-            return int(cur.lastrowid or 0)
+            row = c.execute("INSERT INTO rc_inbox(body, at) VALUES(?, ?) RETURNING seq",
+                            (body, now)).fetchall()[0]  # fetchall: finish before COMMIT
+            return int(row[0])
 
     def inbox_next(self) -> tuple[int, str] | None:
         row = self.store.conn().execute(
@@ -178,10 +178,9 @@ class Owned:
     def claim_event(self, key: str, now: float) -> bool:
         """True once per key (then the event may be delivered); False for a repeat."""
         with self.store.transaction() as c:
-            try:
-                c.execute("INSERT INTO rc_delivered(key, at) VALUES(?, ?)", (key, now))
-            except sqlite3.IntegrityError:
-                return False
+            if not c.execute("INSERT INTO rc_delivered(key, at) VALUES(?, ?) ON CONFLICT(key)"
+                             " DO NOTHING RETURNING key", (key, now)).fetchall():
+                return False  # delivered already
             c.execute("DELETE FROM rc_delivered WHERE at < ?", (now - DELIVERED_KEEP_S,))
             return True
 
