@@ -117,6 +117,8 @@ class Host:
         # Names this host's tokens (a re-mint revokes only its own earlier token) and its calls
         # in flight (a host sharing a store settles a dead host's: `host.ledger.storelease`).
         self.host_id = secrets.token_hex(8)
+        # Hosts sharing a chain load their own policy folders: say which host loaded what.
+        self._on_host = f" on host {self.host_id}" if home.store_url else ""
         refuse_damaged_stores(home)
         ensure_policies(home)
         with opening_stores(home):  # read-only, immutable, full: one clear refusal
@@ -135,7 +137,8 @@ class Host:
                                            self.host_id)
         self.policy = PolicySource(load_policy(home.policies_dir))
         self.policy_watch = PolicyWatch(self.policy, home.policies_dir, lambda kind, detail: (
-            append_operator(self.ledger.audit, kind, clock=self.clock, detail=detail)))
+            append_operator(self.ledger.audit, kind, clock=self.clock,
+                            detail=detail + self._on_host)))
         self.resolve = system_resolver(self.config.resolver_overrides)
         self.gate = Gate(
             server=self.server, ledger=self.ledger, installs=self.installs, policy=self.policy,
@@ -163,7 +166,7 @@ class Host:
     def start(self) -> Host:
         self._check_chain()
         audit_policy_load(self.ledger.audit, self.policy.current().revision,
-                          self.home.policies_dir, self.clock)
+                          self.home.policies_dir, self.clock, self._on_host)
         # Settle unfinished calls and re-count seats only when no other host serves this home:
         # another host's calls in flight are not unfinished (`host.ledger.lease`).
         self.settled_at_start = self.lease.acquire()

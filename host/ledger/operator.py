@@ -105,11 +105,13 @@ def append_operator(db_path: StoreTarget | AuditLog, kind: str, *, clock: Clock 
         return act.seq
 
 
-def audit_policy_load(log: AuditLog, revision: str, folder: Path, clock: Clock) -> int:
+def audit_policy_load(log: AuditLog, revision: str, folder: Path, clock: Clock,
+                      host: str = "") -> int:
     """Rule 14: the policy a host decides with is a record in the chain before any decision
-    uses it (a record that cannot be written stops the start)."""
+    uses it (a record that cannot be written stops the start). `host`: which host, when
+    several share the chain (each loads its own folder: docs/SCALE.md)."""
     return append_operator(log, "policy_load", clock=clock,
-                           detail=f"revision {revision} from {folder}")
+                           detail=f"revision {revision} from {folder}{host}")
 
 
 def open_keyring(home: Home, clock: Clock | None = None) -> Keyring:

@@ -94,6 +94,7 @@ def _stockade(home: Home, *args: str) -> subprocess.CompletedProcess[str]:
 def test_three_hosts_on_one_postgresql_store(home: Home, tmp_path: Path) -> None:
     homes = [home, *(_copy_home(home, tmp_path / f"machine{i}") for i in (1, 2, 3))]
     hosts = [Worker(h) for h in homes[:3]]
+    started = [w.host_id for w in hosts]
     try:
         assert {h.host_id for h in live_hosts(str(home.store_url))} == \
             {w.host_id for w in hosts}
@@ -146,6 +147,12 @@ def test_three_hosts_on_one_postgresql_store(home: Home, tmp_path: Path) -> None
         for w in hosts:
             w.close()
     assert live_hosts(str(home.store_url)) == []
+
+    # Each host recorded the policy revision it enforces, naming itself, in the one chain.
+    loads = [str(e.body.get("detail")) for e in _ledger(home).audit.tail(500)
+             if e.body["kind"] == "operator.policy_load"]
+    for host_id in [*started, hosts[-1].host_id]:
+        assert any(d.endswith(f"on host {host_id}") for d in loads), (host_id, loads)
 
     # One chain, verified by the CLI on every machine, each against its own host's anchor.
     for h in homes:
