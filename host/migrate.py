@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from host.apps import installs, lineage
+from host.apps import installs, lineage, published
 from host.bridges import persistence
 from host.keys import registry
 from host.ledger import audit, quota, storelease
@@ -48,6 +48,7 @@ COMPONENTS = (
     Component(status.SCHEMA_COMPONENT, status.SCHEMA_VERSION, status.DDL),
     Component(owned.SCHEMA_COMPONENT, owned.SCHEMA_VERSION, owned.DDL),
     Component(storelease.SCHEMA_COMPONENT, storelease.SCHEMA_VERSION, storelease.DDL),
+    Component(published.SCHEMA_COMPONENT, published.SCHEMA_VERSION, published.DDL),
 )
 
 

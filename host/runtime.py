@@ -26,6 +26,7 @@ from host.apps.app_agent import ensure_app_user_agent
 from host.apps.consent import check_consent, verify_install
 from host.apps.installs import InstallStore
 from host.apps.packages import read_package
+from host.apps.published import follower_for
 from host.bridges.httpout import TIMEOUT_S, HttpOut, system_resolver
 from host.bridges.persistence import PersistenceStore
 from host.clock import Clock, SystemClock
@@ -135,10 +136,12 @@ class Host:
             self.identities = Identities(home.host_store)  # each install's own uid (root hosts)
             self.credentials = Credentials(self.keyring, self.tokens, self.server, self.clock,
                                            self.host_id)
+        self.policy_follower = follower_for(home, self.keyring, lambda detail: append_operator(
+            self.ledger.audit, "policy_refused", clock=self.clock, detail=detail + self._on_host))
         self.policy = PolicySource(load_policy(home.policies_dir))
         self.policy_watch = PolicyWatch(self.policy, home.policies_dir, lambda kind, detail: (
             append_operator(self.ledger.audit, kind, clock=self.clock,
-                            detail=detail + self._on_host)))
+                            detail=detail + self._on_host)), sync=self.policy_follower)
         self.resolve = system_resolver(self.config.resolver_overrides)
         self.gate = Gate(
             server=self.server, ledger=self.ledger, installs=self.installs, policy=self.policy,
@@ -265,6 +268,8 @@ class Host:
         with contextlib.suppress(Exception):
             self.tokens.close()
             self.identities.close()
+            if self.policy_follower is not None:
+                self.policy_follower.close()
         with contextlib.suppress(Exception):
             self.ledger.close()
         self.lease.release()  # last: until here this host may still finish a call

@@ -92,6 +92,7 @@ def add_cmd(
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(text)
             os.replace(tmp_name, target)
+            _publish(home, res.policy.revision)
     verb = "would add" if dry_run else "added"
     if replaces:
         verb = "would replace" if dry_run else "replaced"
@@ -132,6 +133,21 @@ def reload_cmd(ctx: typer.Context, json_out: JsonOpt = False) -> None:
              EXIT_NEGATIVE)
     err_console.print(f"{len(files)} file(s) load as revision {res.policy.revision}; a serving "
                       f"host uses it within {PUBLISH_INTERVAL_S:.0f} s", highlight=False)
+    _publish(home, res.policy.revision)
+
+
+def _publish(home: Home, revision: str) -> None:
+    """On a shared store, every host adopts the folder too (signed: `host.apps.published`)."""
+    if home.store_url is None:
+        return
+    from host.apps.published import publish
+    from host.ledger.operator import open_keyring, operator_actor
+
+    with audited(home.host_store, "policy_publish", detail=f"revision {revision}"):
+        version = publish(home.host_store, open_keyring(home), home.policies_dir, revision,
+                          origin=operator_actor())
+    err_console.print(f"published to every host sharing the store as bundle {version}",
+                      highlight=False)
 
 
 def register(root: typer.Typer) -> None:

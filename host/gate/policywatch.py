@@ -18,6 +18,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from host.gate.gate import PolicySource
 from host.ledger.records import AuditError
@@ -29,6 +30,10 @@ log = logging.getLogger("stockade.policy")
 Fingerprint = tuple[tuple[str, int, int], ...]
 # Writes one audit record (`kind`, `detail`); raises AuditError when it cannot.
 Recorder = Callable[[str, str], object]
+
+
+class Syncer(Protocol):
+    def adopt(self) -> object: ...
 # Characters of a refusal kept in its audit record. Guards: record size on a folder of bad files
 # (the findings' first lines say why; `stockade policy check` lists them all).
 MAX_REFUSAL_DETAIL = 600
@@ -60,10 +65,14 @@ class ReloadResult:
 
 
 class PolicyWatch:
-    def __init__(self, source: PolicySource, folder: Path, record: Recorder) -> None:
+    def __init__(self, source: PolicySource, folder: Path, record: Recorder,
+                 sync: Syncer | None = None) -> None:
         self.source = source
         self.folder = folder
         self._record = record
+        # Brings the folder up to date first (a shared store's published bundle:
+        # `host.apps.published`); whatever it writes is then checked and loaded as below.
+        self._sync = sync
         self._seen = fingerprint(folder)
 
     def _refused(self, active: str, why: str) -> ReloadResult:
@@ -77,6 +86,11 @@ class PolicyWatch:
         return ReloadResult(True, active, why)
 
     def poll(self) -> ReloadResult:
+        if self._sync is not None:
+            try:
+                self._sync.adopt()
+            except Exception:  # the store unreachable: keep the folder, try at the next poll
+                log.exception("could not look for a published policy")
         now = fingerprint(self.folder)
         active = self.source.current()
         if now == self._seen:

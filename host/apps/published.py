@@ -1,0 +1,162 @@
+"""A policy change made on one host reaches every host sharing a PostgreSQL store, signed.
+
+Each host decides with the policy files in its own home (`host.gate.policywatch`). On a shared
+store, `stockade policy add` and `stockade policy reload` also publish the home's whole policy
+folder into the store as a numbered bundle, signed with the host signing key. Every serving host
+looks for a newer bundle from its upkeep thread (and once at start), checks its signature
+against its own keyring, and only then writes the files into its policy folder, where its
+policy watcher loads them as it loads any change: checked first, recorded in the audit chain
+(`policy_load … on host ID`) before it decides anything.
+
+Why signed: the store is not trusted with policy. Whoever can write the store could otherwise
+widen every app by inserting a permissive file; a bundle whose signature does not verify
+against a key this host already holds (the operator copies `keys/` to every host) is refused,
+logged once and recorded (`policy_refused`), and the folder is left as it was.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from host.home import Home
+from host.keys.keyring import Keyring
+from host.store import SchemaItem, StoreTarget, open_store
+
+log = logging.getLogger("stockade.policy")
+
+SCHEMA_COMPONENT = "published_policy"
+SCHEMA_VERSION = 1
+DDL: tuple[SchemaItem, ...] = (
+    "CREATE TABLE IF NOT EXISTS published_policy(version INTEGER PRIMARY KEY,"
+    " files TEXT NOT NULL, revision TEXT NOT NULL, kid TEXT NOT NULL, signature BLOB NOT NULL,"
+    " published_at REAL NOT NULL, origin TEXT NOT NULL)",
+)
+_MAGIC = "stockade-policy-bundle/1"
+# A policy file's name in a bundle: one plain file name. Guards the folder against a bundle
+# that names `../x` or an absolute path (checked even though the bundle is signed).
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}\.toml$")
+# Largest bundle accepted (bytes of its files): guards a host's disk and memory against a
+# store that serves an absurd row. The policy loader caps each file far below this.
+MAX_BUNDLE_BYTES = 4 * 1024 * 1024
+
+
+class BundleRefused(Exception):
+    """A published bundle this host will not use (signature, names, size)."""
+
+
+def folder_files(folder: Path) -> dict[str, str]:
+    """The policy folder's files (every `*.toml`, cases files included), by name."""
+    return {p.name: p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.toml"))
+            if p.is_file()}
+
+
+def _payload(version: int, files: dict[str, str], revision: str) -> bytes:
+    return json.dumps({"magic": _MAGIC, "version": version, "files": files,
+                       "revision": revision}, sort_keys=True, separators=(",", ":")).encode()
+
+
+def publish(target: StoreTarget, keyring: Keyring, folder: Path, revision: str,
+            origin: str) -> int:
+    """Publish the folder's files as the newest bundle; returns its version."""
+    files = folder_files(folder)
+    store = open_store(target)
+    try:
+        with store.transaction() as c:
+            row = c.execute("SELECT max(version) FROM published_policy").fetchone()
+            version = int(row[0] or 0) + 1
+            kid, signature = keyring.sign(_payload(version, files, revision))
+            c.execute("INSERT INTO published_policy(version, files, revision, kid, signature,"
+                      " published_at, origin) VALUES(?, ?, ?, ?, ?, ?, ?)",
+                      (version, json.dumps(files, sort_keys=True), revision, kid, signature,
+                       time.time(), origin[:128]))
+    finally:
+        store.close()
+    return version
+
+
+class PolicyFollower:
+    """One host's side: adopt each newer bundle that verifies (see the module docstring)."""
+
+    def __init__(self, target: StoreTarget, keyring: Keyring, folder: Path,
+                 refused: Callable[[str], object]) -> None:
+        self.store = open_store(target)
+        self.keyring = keyring
+        self.folder = folder
+        self._refused = refused  # records a refusal in the audit chain
+        self.adopted = 0  # the newest bundle version this host has looked at
+
+    def adopt(self) -> int | None:
+        """Write the newest bundle into the folder if it is newer and verifies; returns its
+        version, or None when there was nothing (valid) to adopt."""
+        row = self.store.conn().execute(
+            "SELECT version, files, revision, kid, signature FROM published_policy"
+            " ORDER BY version DESC LIMIT 1").fetchone()
+        if row is None or int(row[0]) <= self.adopted:
+            return None
+        version = int(row[0])
+        self.adopted = version  # a refused bundle is refused once, not at every poll
+        try:
+            files = self._verified(version, str(row[1]), str(row[2]), str(row[3]),
+                                   bytes(row[4]))
+        except BundleRefused as exc:
+            log.error("published policy bundle %d refused: %s", version, exc)
+            self._refused(f"published bundle {version} refused: {exc}")
+            return None
+        if files != folder_files(self.folder):
+            _replace_folder(self.folder, files)
+        return version
+
+    def _verified(self, version: int, files_json: str, revision: str, kid: str,
+                  signature: bytes) -> dict[str, str]:
+        if len(files_json) > MAX_BUNDLE_BYTES:
+            raise BundleRefused(f"{len(files_json)} bytes, over {MAX_BUNDLE_BYTES}")
+        try:
+            files = json.loads(files_json)
+        except ValueError as exc:
+            raise BundleRefused(f"unreadable files ({exc})") from None
+        if not isinstance(files, dict) or not files or not all(
+                isinstance(k, str) and _NAME.match(k) and isinstance(v, str)
+                for k, v in files.items()):
+            raise BundleRefused("a file name or body is not a plain policy file")
+        self.keyring.refresh()
+        try:
+            self.keyring.verify(kid, _payload(version, files, revision), signature)
+        except Exception as exc:  # noqa: BLE001 - any verification failure is a refusal
+            raise BundleRefused(f"its signature does not verify with this host's keys "
+                                f"({type(exc).__name__}: {exc})") from None
+        return files
+
+    def close(self) -> None:
+        self.store.close_all()
+
+
+def _replace_folder(folder: Path, files: dict[str, str]) -> None:
+    """Make the folder's `*.toml` exactly `files`: each written whole by rename, the others
+    removed last (the watcher may see the set mid-way; it refuses a set that does not load and
+    picks up the finished one at its next poll)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        fd, tmp = tempfile.mkstemp(prefix=".adopt-", suffix=".tmp", dir=folder)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, folder / name)
+    for stale in folder.glob("*.toml"):
+        if stale.name not in files:
+            stale.unlink(missing_ok=True)
+
+
+def follower_for(home: Home, keyring: Keyring,
+                 refused: Callable[[str], object]) -> PolicyFollower | None:
+    """A host's follower when its store is shared (None otherwise), having adopted the newest
+    bundle already, so the policy the host starts with is the published one."""
+    if home.store_url is None:
+        return None
+    follower = PolicyFollower(home.host_store, keyring, home.policies_dir, refused)
+    follower.adopt()
+    return follower

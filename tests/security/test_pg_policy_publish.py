@@ -1,0 +1,102 @@
+"""A policy change made on one host reaches a host on another machine through the shared
+store — only when its signature verifies with that host's own keys (`host.apps.published`)."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from host.apps.published import _payload
+from host.home import Home
+from host.keys.keyring import Keyring
+from host.migrate import migrate
+from host.runtime import Host, HostConfig
+
+SEATS = 'schema = 1\nname = "seats"\n[workspace]\nmax_active_app_users = 7\n'
+WIDE_OPEN = ('schema = 1\nname = "evil"\n[[rule]]\nid = "all"\neffect = "permit"\n'
+             'apps = ["*"]\nactions = ["roles.assign"]\n')
+
+
+def _stockade(home: Home, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", "from host.cli.main import main; main()",
+                           "--home", str(home.root), "--store", str(home.store_url), *args],
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def _until(pred: object, what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():  # type: ignore[operator]
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def two(tmp_path: Path, pg_url: str) -> Iterator[tuple[Home, Home, Host]]:
+    migrate(pg_url)
+    first = Home(tmp_path / "a", pg_url).ensure()
+    Keyring.open(first.keys_dir)
+    other = tmp_path / "b"
+    for part in ("keys", "trust", "policies"):
+        shutil.copytree(first.root / part, other / part)
+    second = Home(other, pg_url).ensure()
+    host = Host(second, config=HostConfig(watch=False, use_zygote=False)).start()
+    yield first, second, host
+    host.stop()
+
+
+def _records(host: Host, kind: str) -> list[str]:
+    return [str(e.body.get("detail")) for e in host.ledger.audit.tail(200)
+            if e.body["kind"] == kind]
+
+
+def test_a_policy_added_on_one_host_is_enforced_on_the_other(
+        two: tuple[Home, Home, Host], tmp_path: Path) -> None:
+    first, second, host = two
+    before = host.policy.current().revision
+    (tmp_path / "seats.toml").write_text(SEATS)
+    added = _stockade(first, "policy", "add", str(tmp_path / "seats.toml"))
+    assert added.returncode == 0, added.stderr
+    assert "published to every host" in added.stderr
+    _until(lambda: host.policy.current().revision != before, "the other host to adopt it")
+    assert (second.policies_dir / "seats.toml").read_text() == SEATS
+    assert host.policy.current().seat_ceiling == 7
+    assert any(d.endswith(f"on host {host.host_id}") for d in _records(host, "operator.policy_load"))
+
+
+def _forge(url: str, files: dict[str, str], signer: Keyring | None) -> int:
+    with psycopg.connect(url, autocommit=True) as c:
+        row = c.execute("SELECT max(version) FROM published_policy").fetchone()
+        version = int((row[0] if row else 0) or 0) + 1
+        payload = _payload(version, files, "sha256:forged")
+        kid, sig = signer.sign(payload) if signer else ("0123456789abcdef", b"\0" * 64)
+        c.execute("INSERT INTO published_policy(version, files, revision, kid, signature,"
+                  " published_at, origin) VALUES(%s, %s, %s, %s, %s, 0, 'attacker')",
+                  (version, json.dumps(files), "sha256:forged", kid, sig))
+    return version
+
+
+@pytest.mark.parametrize("how", ["unsigned", "another key", "signed, but a path"])
+def test_a_bundle_written_into_the_store_by_someone_else_is_refused(
+        two: tuple[Home, Home, Host], tmp_path: Path, how: str) -> None:
+    first, second, host = two
+    before = host.policy.current().revision
+    files_before = sorted(p.name for p in second.policies_dir.glob("*.toml"))
+    signer = {"unsigned": None, "another key": Keyring.open(tmp_path / "stranger"),
+              "signed, but a path": Keyring.open(first.keys_dir)}[how]
+    name = "../escaped.toml" if how == "signed, but a path" else "evil.toml"
+    version = _forge(str(first.store_url), {name: WIDE_OPEN}, signer)
+    _until(lambda: any(f"published bundle {version} refused" in d
+                       for d in _records(host, "operator.policy_refused")),
+           "the refusal to be recorded")
+    assert host.policy.current().revision == before
+    assert sorted(p.name for p in second.policies_dir.glob("*.toml")) == files_before
+    assert not (second.root / "escaped.toml").exists()
