@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from host.apps import installs, lineage, published
 from host.bridges import persistence
-from host.keys import registry
+from host.keys import registry, shared
 from host.ledger import audit, quota, storelease
 from host.server.db import SCHEMA_VERSION as SERVER_SCHEMA_VERSION
 from host.server.db import Database
@@ -49,6 +49,7 @@ COMPONENTS = (
     Component(owned.SCHEMA_COMPONENT, owned.SCHEMA_VERSION, owned.DDL),
     Component(storelease.SCHEMA_COMPONENT, storelease.SCHEMA_VERSION, storelease.DDL),
     Component(published.SCHEMA_COMPONENT, published.SCHEMA_VERSION, published.DDL),
+    Component(shared.SCHEMA_COMPONENT, shared.SCHEMA_VERSION, shared.DDL),
 )
 
 

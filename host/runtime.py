@@ -136,12 +136,10 @@ class Host:
             self.identities = Identities(home.host_store)  # each install's own uid (root hosts)
             self.credentials = Credentials(self.keyring, self.tokens, self.server, self.clock,
                                            self.host_id)
-        self.policy_follower = follower_for(home, self.keyring, lambda detail: append_operator(
-            self.ledger.audit, "policy_refused", clock=self.clock, detail=detail + self._on_host))
+        self.policy_follower = follower_for(home, self.keyring, self._record)
         self.policy = PolicySource(load_policy(home.policies_dir))
-        self.policy_watch = PolicyWatch(self.policy, home.policies_dir, lambda kind, detail: (
-            append_operator(self.ledger.audit, kind, clock=self.clock,
-                            detail=detail + self._on_host)), sync=self.policy_follower)
+        self.policy_watch = PolicyWatch(self.policy, home.policies_dir, self._record,
+                                        sync=self.policy_follower)
         self.resolve = system_resolver(self.config.resolver_overrides)
         self.gate = Gate(
             server=self.server, ledger=self.ledger, installs=self.installs, policy=self.policy,
@@ -163,6 +161,11 @@ class Host:
         self.event_counts: dict[str, int] = {}
         self.lease = HostLease(home, self.host_id, self.clock, self._settle)
         self.settled_at_start = False  # whether start() found no other host and settled
+
+    def _record(self, kind: str, detail: str) -> int:
+        """An `operator.<kind>` record by this host (a policy load, a refused publication)."""
+        return append_operator(self.ledger.audit, kind, clock=self.clock,
+                               detail=detail + self._on_host)
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -281,10 +284,8 @@ class Host:
         self.stop()
 
     def reconcile(self) -> int:
-        """Settle decisions audited before a crash whose outcome was never written.
-
-        Only while no other host serves this home: `start` calls it under the lease's exclusive
-        lock (`host.ledger.lease`), since another live host's calls in flight look the same."""
+        """Settle every call audited before a crash without an outcome: only while no other
+        host serves the store (`start` does, under the lease: `host.ledger.storelease`)."""
         return self.ledger.settle(self.server.was_applied)
 
     # ---- installs --------------------------------------------------------------------------

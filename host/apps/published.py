@@ -26,6 +26,7 @@ from pathlib import Path
 
 from host.home import Home
 from host.keys.keyring import Keyring
+from host.keys.shared import KeyFollower
 from host.store import SchemaItem, StoreTarget, open_store
 
 log = logging.getLogger("stockade.policy")
@@ -151,12 +152,33 @@ def _replace_folder(folder: Path, files: dict[str, str]) -> None:
             stale.unlink(missing_ok=True)
 
 
+class SharedFollower:
+    """What a host adopts from a shared store at each poll: other hosts' key rotations and
+    retirements first (`host.keys.shared`: a bundle signed by a newly rotated key then
+    verifies), then the newest policy bundle."""
+
+    def __init__(self, keys: KeyFollower, policy: PolicyFollower) -> None:
+        self.keys = keys
+        self.policy = policy
+
+    def adopt(self) -> int | None:
+        self.keys.adopt()
+        return self.policy.adopt()
+
+    def close(self) -> None:
+        self.policy.close()
+
+
 def follower_for(home: Home, keyring: Keyring,
-                 refused: Callable[[str], object]) -> PolicyFollower | None:
-    """A host's follower when its store is shared (None otherwise), having adopted the newest
-    bundle already, so the policy the host starts with is the published one."""
+                 refused: Callable[[str, str], object]) -> SharedFollower | None:
+    """A host's follower when its store is shared (None otherwise), having adopted what is
+    published already, so the host starts with the published keys and policy. `refused(kind,
+    detail)` records a refusal."""
     if home.store_url is None:
         return None
-    follower = PolicyFollower(home.host_store, keyring, home.policies_dir, refused)
+    follower = SharedFollower(
+        KeyFollower(home.host_store, keyring, lambda d: refused("key_refused", d)),
+        PolicyFollower(home.host_store, keyring, home.policies_dir,
+                       lambda d: refused("policy_refused", d)))
     follower.adopt()
     return follower

@@ -146,6 +146,10 @@ def host_rotate(ctx: typer.Context, json_out: JsonFlag = False) -> None:
     with audited(home.host_store, "key_rotate", kid=old, detail="new host signing key") as act:
         new = ring.rotate()
         act.note(kid=new, detail=f"new current key {new}; {old} verifies until retired")
+        if home.store_url is not None:  # every host sharing the store learns the new key
+            from host.keys.shared import publish_rotation
+
+            publish_rotation(home.host_store, ring, old)
     err_console.print(f"new signing key {new}; {old} still verifies until `stockade keys "
                       f"host-retire {old}`", highlight=False)
     if json_out:
@@ -177,6 +181,10 @@ def host_retire(ctx: typer.Context, kid: str, json_out: JsonFlag = False) -> Non
     try:
         with audited(home.host_store, "key_retire", kid=kid, detail="host key retired"):
             ring.retire(kid)
+            if home.store_url is not None:  # every host sharing the store retires it too
+                from host.keys.shared import publish_retirement
+
+                publish_retirement(home.host_store, ring, kid)
     except KeyError_ as exc:
         fail(str(exc), "rotate first: `stockade keys host-rotate`")
     err_console.print(f"retired {kid}: tokens signed by it no longer verify", highlight=False)

@@ -1,9 +1,10 @@
 """The host's Ed25519 signing keyring: signs capability tokens and consent records.
 
 Keys live in HOME/keys/ as `<kid>.key` (raw 32-byte private key, mode 0600) with a small
-`keyring.json` naming the current signing key and the retired ones. Rotation without downtime:
-`rotate()` makes a new current key; older keys keep verifying until `retire(kid)`. A retired or
-unknown key id never verifies.
+`keyring.json` naming the current signing key and the retired ones; `<kid>.pub` is another
+host's key, verify only, adopted from a shared store (`host.keys.shared`). Rotation without
+downtime: `rotate()` makes a new current key; older keys keep verifying until `retire(kid)`.
+A retired or unknown key id never verifies.
 
 Another process (the CLI) rotates or retires while a host serves: the host calls `refresh()`
 (its watcher thread), which re-reads `keyring.json` and any new key file when the file changed,
@@ -84,6 +85,9 @@ class Keyring:
             kid = path.stem
             if _valid_kid(kid):
                 ring._load(kid)
+        for path in keys_dir.glob("*.pub"):  # other hosts' keys (`host.keys.shared`)
+            if _valid_kid(path.stem) and path.stem not in ring._public:
+                ring._public[path.stem] = Ed25519PublicKey.from_public_bytes(path.read_bytes())
         if current not in ring._private:
             raise KeyError_(f"current signing key {current!r} is missing from {keys_dir}")
         ring._stamp = _stamp_of(meta)
@@ -151,6 +155,18 @@ class Keyring:
         self.current = kid
         self._save_meta()
         return kid
+
+    def add_public(self, kid: str, raw: bytes) -> None:
+        """Accept signatures by another host's key `kid` (verify only: this host never signs
+        with it). The caller has checked who vouches for it (`host.keys.shared`)."""
+        if not _valid_kid(kid):
+            raise KeyError_(f"invalid key id {kid[:32]!r}")
+        key = Ed25519PublicKey.from_public_bytes(raw)
+        path = self.keys_dir / f"{kid}.pub"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(raw)
+        os.replace(tmp, path)
+        self._public.setdefault(kid, key)
 
     def retire(self, kid: str) -> None:
         """Stop accepting signatures by `kid` (it can no longer be the current key)."""
