@@ -14,8 +14,12 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -80,3 +84,20 @@ def cluster() -> Cluster:
     if _cluster is None:
         _cluster = Cluster()
     return _cluster
+
+
+def stockade(home: Any, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real `stockade` CLI on `home` and its shared store, in a process of its own."""
+    return subprocess.run([sys.executable, "-c", "from host.cli.main import main; main()",
+                           "--home", str(home.root), "--store", str(home.store_url), *args],
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def until(pred: Callable[[], object], what: str, timeout: float = 20.0) -> None:
+    """Wait for `pred` (a serving host's upkeep polls every 2 s), or fail naming `what`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")

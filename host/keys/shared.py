@@ -50,31 +50,29 @@ def publish_rotation(target: StoreTarget, keyring: Keyring, previous: str) -> No
     kid = keyring.current
     public = keyring.public_keys()[kid]
     signer, signature = keyring.sign(_rotation_payload(kid, public), previous)
-    store = open_store(target)
-    try:
-        with store.transaction() as c:
-            c.execute("INSERT INTO published_keys(kid, public_key, signer, signature, at)"
-                      " VALUES(?, ?, ?, ?, ?) ON CONFLICT(kid) DO NOTHING",
-                      (kid, public, signer, signature, time.time()))
-    finally:
-        store.close()
+    _publish(target, kid, public, signer, signature, retired=False)
 
 
 def publish_retirement(target: StoreTarget, keyring: Keyring, kid: str) -> None:
     """Publish that `kid` is retired, signed by the current key."""
     signer, signature = keyring.sign(_retirement_payload(kid))
-    public = keyring.public_keys()[kid]
+    # A key copied by hand (never published) is published here with its retirement; its own
+    # signature field is the retirement's (never adopted as a new key: every host that knows
+    # it has it already).
+    _publish(target, kid, keyring.public_keys()[kid], signer, signature, retired=True)
+
+
+def _publish(target: StoreTarget, kid: str, public: bytes, signer: str, signature: bytes, *,
+             retired: bool) -> None:
     store = open_store(target)
     try:
         with store.transaction() as c:
-            # A key copied by hand (never published) is published here with its retirement;
-            # its own signature field is the retirement's (it is never adopted as a new key:
-            # every host that knows it already has it).
             c.execute("INSERT INTO published_keys(kid, public_key, signer, signature, at)"
                       " VALUES(?, ?, ?, ?, ?) ON CONFLICT(kid) DO NOTHING",
                       (kid, public, signer, signature, time.time()))
-            c.execute("UPDATE published_keys SET retire_signer = ?, retire_signature = ?"
-                      " WHERE kid = ?", (signer, signature, kid))
+            if retired:
+                c.execute("UPDATE published_keys SET retire_signer = ?, retire_signature = ?"
+                          " WHERE kid = ?", (signer, signature, kid))
     finally:
         store.close()
 

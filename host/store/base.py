@@ -13,9 +13,10 @@ PostgreSQL), so no two writers, in any process on any machine, both read "one un
 from __future__ import annotations
 
 import sqlite3
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -108,13 +109,36 @@ class Store(ABC):
     def close(self) -> None:
         """Close this thread's connection."""
 
-    @abstractmethod
+    def __init__(self) -> None:
+        self._local = threading.local()  # this thread's connection
+        self._opened: list[Any] = []  # every thread's, for close_all
+        self._opened_lock = threading.Lock()
+
+    def _track(self, conn: Any) -> None:
+        """Remember a newly opened connection (any thread's) for `close_all`."""
+        with self._opened_lock:
+            self._opened.append(conn)
+
     def close_all(self) -> None:
         """Close every thread's connection (the owner is done with the store)."""
+        with self._opened_lock:
+            opened, self._opened = self._opened, []
+        for conn in opened:
+            with suppress(*DB_ERRORS):
+                conn.close()
+        self._local = threading.local()
 
-    @abstractmethod
     def render(self, item: SchemaItem) -> list[str]:
         """The statements that create `item` in this engine (idempotent)."""
+        if isinstance(item, str):
+            return [item]
+        if isinstance(item, Step):
+            return [item.statement]
+        return self.render_guard(item)
+
+    @abstractmethod
+    def render_guard(self, item: AppendOnly | SetOnce) -> list[str]:
+        """The trigger statements that make the engine enforce `item`."""
 
     @abstractmethod
     def has_table(self, name: str) -> bool:

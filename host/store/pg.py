@@ -19,14 +19,13 @@ Why these choices:
 """
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
 from host.home import redact_url
-from host.store.base import AppendOnly, SchemaItem, SetOnce, Step, Store, StoreError
+from host.store.base import AppendOnly, SetOnce, Store, StoreError
 from host.store.dialect import arrange, translate
 from host.store.sqlite import current_pid
 
@@ -125,14 +124,12 @@ class PgStore(Store):
                  local_dir: Path | None = None) -> None:
         if not is_url(url):
             raise StoreError(f"not a PostgreSQL URL: {redacted(url)!r}")
+        super().__init__()
         self.url = url
         self.readonly = readonly
         self.local_dir = local_dir
         #: Only `stockade store migrate` creates or upgrades schemas (module docstring).
         self.migrating = migrating
-        self._local = threading.local()
-        self._opened: list[PgConn] = []  # every thread's, for close_all
-        self._opened_lock = threading.Lock()
 
     @property
     def where(self) -> str:
@@ -146,8 +143,7 @@ class PgStore(Store):
         c = PgConn(self._open())
         local.conn = c
         local.pid = current_pid()
-        with self._opened_lock:
-            self._opened.append(c)
+        self._track(c)
         return c
 
     def _open(self) -> Any:
@@ -196,18 +192,7 @@ class PgStore(Store):
                 c.close()
             self._local.conn = None
 
-    def close_all(self) -> None:
-        with self._opened_lock:
-            opened, self._opened = self._opened, []
-        for c in opened:
-            c.close()
-        self._local = threading.local()
-
-    def render(self, item: SchemaItem) -> list[str]:
-        if isinstance(item, str):
-            return [item]
-        if isinstance(item, Step):
-            return [item.statement]
+    def render_guard(self, item: AppendOnly | SetOnce) -> list[str]:
         fn = "stockade_refuse"
         refuse = (f"CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS "
                   "$$ BEGIN RAISE EXCEPTION '%', TG_ARGV[0]; END $$")

@@ -24,7 +24,6 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
-import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
@@ -32,7 +31,7 @@ from typing import Any
 
 from host.errors import StartRefused
 from host.home import Home
-from host.store.base import AppendOnly, SchemaItem, SetOnce, Step, Store, StoreError
+from host.store.base import AppendOnly, SetOnce, Store, StoreError
 
 # How long a writer waits for another process's write lock before failing (ms). Guards against
 # spurious "database is locked" under contention from several host processes; long enough to
@@ -71,13 +70,11 @@ class SqliteStore(Store):
 
     def __init__(self, db_path: Path | str, *, readonly: bool = False,
                  named_rows: bool = False) -> None:
+        super().__init__()
         self.path = Path(db_path)
         self.readonly = readonly
         self.named_rows = named_rows  # rows readable by column name (sqlite3.Row)
         self.local_dir = self.path.parent
-        self._local = threading.local()
-        self._opened: list[sqlite3.Connection] = []  # every thread's, for close_all
-        self._opened_lock = threading.Lock()
 
     @property
     def where(self) -> str:
@@ -94,8 +91,7 @@ class SqliteStore(Store):
             c.row_factory = sqlite3.Row
         local.conn = c
         local.pid = _Pid.value
-        with self._opened_lock:
-            self._opened.append(c)
+        self._track(c)
         return c
 
     def _open(self) -> sqlite3.Connection:
@@ -143,19 +139,7 @@ class SqliteStore(Store):
                 c.close()
             self._local.conn = None
 
-    def close_all(self) -> None:
-        with self._opened_lock:
-            opened, self._opened = self._opened, []
-        for c in opened:
-            with suppress(sqlite3.Error):
-                c.close()
-        self._local = threading.local()
-
-    def render(self, item: SchemaItem) -> list[str]:
-        if isinstance(item, str):
-            return [item]
-        if isinstance(item, Step):
-            return [item.statement]
+    def render_guard(self, item: AppendOnly | SetOnce) -> list[str]:
         if isinstance(item, AppendOnly):
             return [
                 f"CREATE TRIGGER IF NOT EXISTS {item.table}_no_{verb.lower()} BEFORE {verb} "

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from gatehelp import QUOTA_LIMIT, QUOTA_WINDOW_S, add_seat_ceiling, install_fuzz_app
+from pghelp import stockade
 
 from host.clock import SystemClock
 from host.home import Home
@@ -84,11 +85,6 @@ def _quota_used(home: Home) -> int:
     return sum(led.quota_state(k, QUOTA_LIMIT, QUOTA_WINDOW_S).used for k in keys)
 
 
-def _stockade(home: Home, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", "from host.cli.main import main; main()",
-                           "--home", str(home.root),
-                           "--store", str(home.store_url), *args],
-                          capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_three_hosts_on_one_postgresql_store(home: Home, tmp_path: Path) -> None:
@@ -136,7 +132,7 @@ def test_three_hosts_on_one_postgresql_store(home: Home, tmp_path: Path) -> None
             w.send("read")
         before = [w.answer() for w in hosts]
         assert all("revoked" not in a and "disabled" not in a for a in before), before
-        done = _stockade(home, "app", "disable", "fuzzapp")
+        done = stockade(home, "app", "disable", "fuzzapp")
         assert done.returncode == 0, done.stderr
         for w in hosts:
             w.send("read")
@@ -156,6 +152,6 @@ def test_three_hosts_on_one_postgresql_store(home: Home, tmp_path: Path) -> None
 
     # One chain, verified by the CLI on every machine, each against its own host's anchor.
     for h in homes:
-        verify = _stockade(h, "audit", "verify", "--json")
+        verify = stockade(h, "audit", "verify", "--json")
         assert verify.returncode == 0, verify.stdout + verify.stderr
         assert json.loads(verify.stdout)["ok"] is True

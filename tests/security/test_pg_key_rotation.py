@@ -3,35 +3,18 @@ through a chain of signatures back to the keys each host already holds (`host.ke
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+from pghelp import stockade, until
 
 from host.home import Home
 from host.keys.keyring import Keyring
 from host.keys.shared import _rotation_payload
 from host.migrate import migrate
 from host.runtime import Host, HostConfig
-
-
-def _stockade(home: Home, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", "from host.cli.main import main; main()",
-                           "--home", str(home.root), "--store", str(home.store_url), *args,
-                           "--json"], capture_output=True, text=True, timeout=120, check=False)
-
-
-def _until(pred: object, what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():  # type: ignore[operator]
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -52,17 +35,17 @@ def test_a_rotation_and_a_retirement_on_one_host_reach_the_other(
     first, host = two
     import json
 
-    k2 = json.loads(_stockade(first, "keys", "host-rotate").stdout)["current"]
-    _until(lambda: k2 in host.keyring.public_keys(), "the other host to learn the new key")
+    k2 = json.loads(stockade(first, "keys", "host-rotate", "--json").stdout)["current"]
+    until(lambda: k2 in host.keyring.public_keys(), "the other host to learn the new key")
     signer = Keyring.open(first.keys_dir)  # a consent signed on the first host now verifies
     kid, sig = signer.sign(b"consent")
     host.keyring.verify(kid, b"consent", sig)
     assert (host.home.keys_dir / f"{k2}.pub").exists()  # its own CLI knows the key too
     assert k2 in Keyring.open(host.home.keys_dir).public_keys()
     # A chain: k3 is signed by k2, which the other host learnt above.
-    k3 = json.loads(_stockade(first, "keys", "host-rotate").stdout)["current"]
-    assert _stockade(first, "keys", "host-retire", k2).returncode == 0
-    _until(lambda: k3 in host.keyring.public_keys() and k2 in host.keyring.retired,
+    k3 = json.loads(stockade(first, "keys", "host-rotate", "--json").stdout)["current"]
+    assert stockade(first, "keys", "host-retire", k2).returncode == 0
+    until(lambda: k3 in host.keyring.public_keys() and k2 in host.keyring.retired,
            "the other host to learn k3 and retire k2")
     with pytest.raises(Exception, match="retired"):
         host.keyring.verify(k2, b"x", b"\0" * 64)
@@ -86,7 +69,7 @@ def test_a_key_written_into_the_store_by_someone_else_is_never_trusted(
         for kid, public, signer, sig in forged:
             c.execute("INSERT INTO published_keys(kid, public_key, signer, signature, at)"
                       " VALUES(%s, %s, %s, %s, 0)", (kid, public, signer, sig))
-    _until(lambda: any("bbbbbbbbbbbbbbbb" in str(e.body.get("detail"))
+    until(lambda: any("bbbbbbbbbbbbbbbb" in str(e.body.get("detail"))
                        for e in host.ledger.audit.tail(100)
                        if e.body["kind"] == "operator.key_refused"), "the refusal record")
     assert "aaaaaaaaaaaaaaaa" not in host.keyring.public_keys()

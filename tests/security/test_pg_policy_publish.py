@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+from pghelp import stockade, until
 
 from host.apps.published import _payload
 from host.home import Home
@@ -24,19 +22,8 @@ WIDE_OPEN = ('schema = 1\nname = "evil"\n[[rule]]\nid = "all"\neffect = "permit"
              'apps = ["*"]\nactions = ["roles.assign"]\n')
 
 
-def _stockade(home: Home, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", "from host.cli.main import main; main()",
-                           "--home", str(home.root), "--store", str(home.store_url), *args],
-                          capture_output=True, text=True, timeout=120, check=False)
 
 
-def _until(pred: object, what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():  # type: ignore[operator]
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -63,10 +50,10 @@ def test_a_policy_added_on_one_host_is_enforced_on_the_other(
     first, second, host = two
     before = host.policy.current().revision
     (tmp_path / "seats.toml").write_text(SEATS)
-    added = _stockade(first, "policy", "add", str(tmp_path / "seats.toml"))
+    added = stockade(first, "policy", "add", str(tmp_path / "seats.toml"))
     assert added.returncode == 0, added.stderr
     assert "published to every host" in added.stderr
-    _until(lambda: host.policy.current().revision != before, "the other host to adopt it")
+    until(lambda: host.policy.current().revision != before, "the other host to adopt it")
     assert (second.policies_dir / "seats.toml").read_text() == SEATS
     assert host.policy.current().seat_ceiling == 7
     assert any(d.endswith(f"on host {host.host_id}") for d in _records(host, "operator.policy_load"))
@@ -94,7 +81,7 @@ def test_a_bundle_written_into_the_store_by_someone_else_is_refused(
               "signed, but a path": Keyring.open(first.keys_dir)}[how]
     name = "../escaped.toml" if how == "signed, but a path" else "evil.toml"
     version = _forge(str(first.store_url), {name: WIDE_OPEN}, signer)
-    _until(lambda: any(f"published bundle {version} refused" in d
+    until(lambda: any(f"published bundle {version} refused" in d
                        for d in _records(host, "operator.policy_refused")),
            "the refusal to be recorded")
     assert host.policy.current().revision == before
