@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from host.store import StoreError, immediate
-from host.store.pg import PgStore, is_url, redacted
+from host.store.pg import SERVER_WRITE_LOCK, PgStore, is_url, redacted
 
 # How long a writer waits for the lock before SQLITE_BUSY (several host threads share the file).
 BUSY_TIMEOUT_MS = 5000
@@ -252,7 +252,8 @@ class Database:
         #: The shared store, when the server's data is in PostgreSQL; None for a SQLite file.
         self.shared: PgStore | None = None
         if is_url(target):
-            self.shared = PgStore(str(target), migrating=migrating)
+            self.shared = PgStore(str(target), migrating=migrating,
+                                  write_lock=SERVER_WRITE_LOCK)
             self.path = Path(redacted(str(target)))  # a name for messages and caches only
             self._migrate_shared(migrating)
             return

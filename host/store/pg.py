@@ -10,7 +10,11 @@ Why these choices:
   can never both read "one unit left", and the audit chain's next seq and prev_hash are always
   the head's. Row locks or SERIALIZABLE retries could let unrelated writes overlap; the
   ledger's write is a few index look-ups, so one queue is cheaper than retries and far easier
-  to prove (docs/SCALE.md has the measured cost). Reads take no lock.
+  to prove (docs/SCALE.md has the measured cost). Reads take no lock. The embedded server's
+  tables, when they share the database, have a lock of their own (`SERVER_WRITE_LOCK`), as
+  `host.db` and `server.db` have separate locks on one machine: a ledger transaction that
+  reads the server (the seats in use) never waits on a server write, and no code path can
+  deadlock itself by writing the server while its ledger transaction is open.
 - Autocommit connections with explicit BEGIN, exactly like the SQLite store's
   `isolation_level=None`: a read outside a transaction never holds a snapshot open.
 - Python booleans are stored as integers (the schema is SQLite's, where they are integers).
@@ -31,7 +35,8 @@ from host.store.sqlite import current_pid
 
 # The advisory lock every write transaction takes first (see the module docstring). Any 64-bit
 # number unlikely to collide with another application's advisory locks in the same database.
-WRITE_LOCK = 0x53544B4445_0001  # "STKDE" 1
+WRITE_LOCK = 0x53544B4445_0001  # "STKDE" 1: the host's state (ledger, installs, ...)
+SERVER_WRITE_LOCK = 0x53544B4445_0002  # the embedded server's tables
 
 # How long a connection attempt may take before the store is reported unreachable (s).
 CONNECT_TIMEOUT_S = 10
@@ -40,7 +45,6 @@ CONNECT_TIMEOUT_S = 10
 LOCK_TIMEOUT_MS = 10_000
 
 URL_SCHEMES = ("postgresql", "postgres")
-_BEGIN_LOCKED = f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})".encode()
 
 
 def is_url(target: object) -> bool:
@@ -80,8 +84,9 @@ def _row_factory(cursor: Any) -> Any:
 class PgConn:
     """A psycopg connection that speaks the host's portable SQL (`host.store.dialect`)."""
 
-    def __init__(self, raw: Any) -> None:
+    def __init__(self, raw: Any, write_lock: int = WRITE_LOCK) -> None:
         self.raw = raw
+        self._begin = f"BEGIN; SELECT pg_advisory_xact_lock({int(write_lock)})".encode()
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Any:
         if sql.strip().upper() == "BEGIN IMMEDIATE":
@@ -103,7 +108,7 @@ class PgConn:
         """Open a write transaction holding the store's write lock (module docstring): one
         round trip, both statements in one simple query (the lock is most of a write's
         wait, and every round trip inside it lengthens every other host's)."""
-        return self.raw.execute(_BEGIN_LOCKED)
+        return self.raw.execute(self._begin)
 
     @property
     def in_transaction(self) -> bool:
@@ -121,13 +126,14 @@ class PgStore(Store):
     dialect = "postgresql"
 
     def __init__(self, url: str, *, readonly: bool = False, migrating: bool = False,
-                 local_dir: Path | None = None) -> None:
+                 local_dir: Path | None = None, write_lock: int = WRITE_LOCK) -> None:
         if not is_url(url):
             raise StoreError(f"not a PostgreSQL URL: {redacted(url)!r}")
         super().__init__()
         self.url = url
         self.readonly = readonly
         self.local_dir = local_dir
+        self.write_lock = write_lock
         #: Only `stockade store migrate` creates or upgrades schemas (module docstring).
         self.migrating = migrating
 
@@ -140,7 +146,7 @@ class PgStore(Store):
         c: PgConn | None = getattr(local, "conn", None)
         if c is not None and local.pid == current_pid() and not c.raw.closed:
             return c
-        c = PgConn(self._open())
+        c = PgConn(self._open(), self.write_lock)
         local.conn = c
         local.pid = current_pid()
         self._track(c)
