@@ -245,13 +245,13 @@ def shared_store_checks(url: str) -> tuple[list[Check], bool]:
     leases (docs/SCALE.md). Returns the checks and whether any host serves it."""
     from host.ledger.storelease import live_hosts
     from host.migrate import store_status
-    from host.store import DB_ERRORS, StoreError, describe
+    from host.store import STORE_FAILURES, describe
 
     where = describe(url)
     try:
         states = store_status(url)
         hosts = live_hosts(url)
-    except (StoreError, *DB_ERRORS) as exc:  # type: ignore[misc]
+    except STORE_FAILURES as exc:
         return [Check("host store", False, f"{where}: {exc}")], False
     stale = [f"{s.name} {s.have or '-'} (needs {s.need})" for s in states if not s.current]
     out = [Check("host store", not stale, f"{where}: PostgreSQL, schema "

@@ -84,12 +84,12 @@ def load_command(rates: str, step_s: float, degraded: bool, json_out: bool) -> N
 
 def store_command(url: str, quick: bool, json_out: bool) -> None:
     from host.bench.storebench import HOSTS, run_store_bench
-    from host.store import DB_ERRORS, StoreError, describe
+    from host.store import STORE_FAILURES, describe
 
     err_console.print(f"store: the ledger on SQLite and on {describe(url)} ...", highlight=False)
     try:
         figures = run_store_bench(url, quick=quick)
-    except (StoreError, *DB_ERRORS) as exc:  # type: ignore[misc]
+    except STORE_FAILURES as exc:
         fail(f"cannot bench the store at {describe(url)}: {exc}",
              "the user needs the right to create (and drop) a schema in that database")
     table = Table(title="stockade bench --store", title_justify="left")

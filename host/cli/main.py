@@ -54,11 +54,11 @@ def _check_shared_store(url: str) -> None:
     """Every command on a shared store fails in one line, before it does anything, when the
     store is unreachable or its schema is not this release's (`stockade store migrate`)."""
     from host.migrate import store_status
-    from host.store import DB_ERRORS, StoreError, describe
+    from host.store import STORE_FAILURES, describe
 
     try:
         stale = [s for s in store_status(url) if not s.current]
-    except (StoreError, *DB_ERRORS) as exc:  # type: ignore[misc]
+    except STORE_FAILURES as exc:
         fail(f"the store at {describe(url)} cannot be read: {exc}",
              "check the URL, the server, and this user's rights on the database",
              EXIT_START_REFUSED)

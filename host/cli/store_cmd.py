@@ -53,7 +53,7 @@ def status(ctx: typer.Context, json_out: JsonFlag = False) -> None:
     """Each component's schema version beside the one this release needs (exit 1 if any
     differs). Reads only; creates nothing."""
     from host.migrate import store_status
-    from host.store import DB_ERRORS, StoreError
+    from host.store import STORE_FAILURES
 
     home: Home = ctx.obj
     if not home.has_host_store():
@@ -61,7 +61,7 @@ def status(ctx: typer.Context, json_out: JsonFlag = False) -> None:
              "`stockade init` creates the home; a PostgreSQL store is named by --store")
     try:
         states = store_status(home.host_store)
-    except (StoreError, *DB_ERRORS) as exc:  # type: ignore[misc]
+    except STORE_FAILURES as exc:
         fail(f"cannot read the store at {_where(home)}: {exc}",
              "check the URL, the server, and this user's rights on the database")
     ok = _show(home, list(states), "store", json_out)
@@ -73,12 +73,12 @@ def migrate(ctx: typer.Context, json_out: JsonFlag = False) -> None:
     """Create or upgrade every component's tables (each step once, under the store's write
     lock: two hosts migrating at once apply it once). Refuses a store from a newer release."""
     from host.migrate import migrate as run
-    from host.store import DB_ERRORS, StoreError
+    from host.store import STORE_FAILURES
 
     home: Home = ctx.obj
     try:
         states = run(home.host_store)
-    except (StoreError, *DB_ERRORS) as exc:  # type: ignore[misc]
+    except STORE_FAILURES as exc:
         fail(f"the store at {_where(home)} was not migrated: {exc}",
              "a store from a newer release needs that release; otherwise check the URL and "
              "this user's rights to create tables")

@@ -16,6 +16,7 @@ from host.home import Shared
 from host.store.base import (
     DB_ERRORS,
     INTEGRITY_ERRORS,
+    STORE_FAILURES,
     AppendOnly,
     Conn,
     SchemaItem,
@@ -35,7 +36,28 @@ from host.store.sqlite import (
 )
 from host.store.target import StoreTarget, describe, open_store, reading
 
-__all__ = ["DB_ERRORS", "INTEGRITY_ERRORS", "AppendOnly", "Conn", "SchemaItem", "SetOnce",
-           "Shared", "SqliteStore", "Step", "Store", "StoreError", "StoreTarget", "describe",
-           "ensure_schema", "immediate", "integrity_problem", "open_store", "opening_stores",
-           "reading", "refuse_damaged_stores", "schema_versions", "table_exists"]
+__all__ = [
+    "DB_ERRORS",
+    "INTEGRITY_ERRORS",
+    "STORE_FAILURES",
+    "AppendOnly",
+    "Conn",
+    "SchemaItem",
+    "SetOnce",
+    "Shared",
+    "SqliteStore",
+    "Step",
+    "Store",
+    "StoreError",
+    "StoreTarget",
+    "describe",
+    "ensure_schema",
+    "immediate",
+    "integrity_problem",
+    "open_store",
+    "opening_stores",
+    "reading",
+    "refuse_damaged_stores",
+    "schema_versions",
+    "table_exists",
+]

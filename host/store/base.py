@@ -153,31 +153,20 @@ class Store(ABC):
         return None
 
 
-def store_errors() -> tuple[type[BaseException], ...]:
-    """The exception types a failed statement raises in any backend this process can load."""
-    errors: list[type[BaseException]] = [sqlite3.Error]
-    try:
-        import psycopg
-    except ImportError:  # the PostgreSQL extra is not installed: only SQLite can fail
-        pass
-    else:
-        errors.append(psycopg.Error)
-    return tuple(errors)
+class PgError(Exception):
+    """A PostgreSQL statement failed (psycopg's exception is the `__cause__`). Raised by the
+    PostgreSQL backend in psycopg's place, so that catching a store failure does not import
+    psycopg into every process (it costs a CLI command a fifth of its start-up)."""
 
 
-def integrity_errors() -> tuple[type[BaseException], ...]:
-    """The exception types a violated constraint raises in any backend this process can load."""
-    errors: list[type[BaseException]] = [sqlite3.IntegrityError]
-    try:
-        import psycopg
-    except ImportError:
-        pass
-    else:
-        errors.append(psycopg.IntegrityError)
-    return tuple(errors)
+class PgIntegrityError(PgError):
+    """A PostgreSQL constraint decided (a name taken, a row gone)."""
 
 
 #: Catch these where a statement may fail for reasons outside the host (disk, lock, network).
-DB_ERRORS = store_errors()
+DB_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, PgError)
+#: Catch these where a store cannot be used at all or a statement failed (one line to the
+#: operator: unreachable, unmigrated, refused).
+STORE_FAILURES: tuple[type[Exception], ...] = (StoreError, *DB_ERRORS)
 #: Catch these where a unique or foreign key constraint decides (a name taken, a row gone).
-INTEGRITY_ERRORS = integrity_errors()
+INTEGRITY_ERRORS: tuple[type[Exception], ...] = (sqlite3.IntegrityError, PgIntegrityError)

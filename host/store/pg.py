@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from host.home import redact_url
-from host.store.base import AppendOnly, SetOnce, Store, StoreError
+from host.store.base import AppendOnly, PgError, PgIntegrityError, SetOnce, Store, StoreError
 from host.store.dialect import arrange, translate
 from host.store.sqlite import current_pid
 
@@ -81,6 +81,17 @@ def _row_factory(cursor: Any) -> Any:
     return cls
 
 
+def _wrapped(exc: BaseException) -> BaseException:
+    """psycopg's error as the store's (`host.store.base.PgError`), or `exc` itself."""
+    import psycopg  # imported already: a connection exists
+
+    if isinstance(exc, psycopg.IntegrityError):
+        return PgIntegrityError(str(exc).strip())
+    if isinstance(exc, psycopg.Error):
+        return PgError(str(exc).strip())
+    return exc
+
+
 class PgConn:
     """A psycopg connection that speaks the host's portable SQL (`host.store.dialect`)."""
 
@@ -91,24 +102,36 @@ class PgConn:
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Any:
         if sql.strip().upper() == "BEGIN IMMEDIATE":
             return self.begin()
-        if not parameters and "?" not in sql:
-            text, _ = translate(sql)
-            # No parameters: psycopg does not parse placeholders, so `%` stays single.
-            return self.raw.execute(text.replace("%%", "%").encode())
-        text, order = translate(sql)
-        return self.raw.execute(text.encode(), arrange(order, parameters))
+        try:
+            if not parameters and "?" not in sql:
+                text, _ = translate(sql)
+                # No parameters: psycopg does not parse placeholders, so `%` stays single.
+                return self.raw.execute(text.replace("%%", "%").encode())
+            text, order = translate(sql)
+            return self.raw.execute(text.encode(), arrange(order, parameters))
+        except Exception as exc:
+            wrapped = _wrapped(exc)
+            if wrapped is exc:
+                raise
+            raise wrapped from exc
 
     def executemany(self, sql: str, parameters: Any, /) -> Any:
         text, order = translate(sql)
         cur = self.raw.cursor()
-        cur.executemany(text.encode(), [arrange(order, p) for p in parameters])
+        try:
+            cur.executemany(text.encode(), [arrange(order, p) for p in parameters])
+        except Exception as exc:
+            wrapped = _wrapped(exc)
+            if wrapped is exc:
+                raise
+            raise wrapped from exc
         return cur
 
     def begin(self) -> Any:
         """Open a write transaction holding the store's write lock (module docstring): one
         round trip, both statements in one simple query (the lock is most of a write's
         wait, and every round trip inside it lengthens every other host's)."""
-        return self.raw.execute(self._begin)
+        return self.execute(self._begin.decode())
 
     @property
     def in_transaction(self) -> bool:
@@ -182,7 +205,7 @@ class PgStore(Store):
         c.begin()
         try:
             yield c
-            c.raw.execute(b"COMMIT")
+            c.execute("COMMIT")
         except BaseException:
             if not c.raw.closed and c.in_transaction:
                 c.raw.execute(b"ROLLBACK")

@@ -14,6 +14,7 @@ from host.keys.registry import TokenRegistry
 from host.ledger.audit import AuditLog, AuditRecord
 from host.migrate import migrate, store_status
 from host.store import StoreError, open_store
+from host.store.base import PgError
 from host.store.dialect import translate
 from host.store.pg import PgStore, redacted
 
@@ -52,7 +53,7 @@ def test_the_audit_table_refuses_update_delete_and_truncate(pg_url: str, tmp_pat
     store = open_store(pg_url)
     for sql in ("UPDATE audit SET body = 'x' WHERE seq = ?", "DELETE FROM audit WHERE seq = ?",
                 "TRUNCATE audit"):
-        with pytest.raises(psycopg.Error, match="append-only"), store.transaction() as c:
+        with pytest.raises(PgError, match="append-only"), store.transaction() as c:
             c.execute(sql, (seq,) if "?" in sql else ())
     assert log.verify().ok and log.verify().records == 1
 
@@ -64,7 +65,7 @@ def test_a_revoked_token_stays_revoked(pg_url: str) -> None:
         c.execute("INSERT INTO token_minted(jti, app_id, install_id, session_id, kid, generation,"
                   " epoch, issued_at, expires_at, host_id) VALUES('j','a','i','s','k',1,1,1,2,'h')")
     assert reg.revoke("i", 5.0, "test") == ["j"]
-    with pytest.raises(psycopg.Error, match="stays revoked"), reg.store.transaction() as c:
+    with pytest.raises(PgError, match="stays revoked"), reg.store.transaction() as c:
         c.execute("UPDATE token_minted SET revoked_at = NULL WHERE jti = 'j'")
     assert reg.is_revoked("j")
 
