@@ -42,7 +42,8 @@ def _main(
         resolved = resolve_home(home, store)
     except StartRefused as exc:
         fail(str(exc), exc.hint)
-    if resolved.store_url is not None and ctx.invoked_subcommand not in ("store", None):
+    # `store` is how a schema gets current; `bench --store` works in a schema of its own.
+    if resolved.store_url is not None and ctx.invoked_subcommand not in ("store", "bench", None):
         _check_shared_store(resolved.store_url)
     if resolved.root.exists() and not resolved.root.is_dir():
         fail(f"--home {resolved.root} is not a folder", "pass the home folder (or none: "

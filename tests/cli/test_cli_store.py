@@ -49,3 +49,16 @@ def test_the_password_is_never_printed_and_a_bad_url_is_a_usage_error(cli: Run) 
     assert "hunter2" not in r.output and "u:***@" in r.stderr
     r = cli("--store", "mysql://db/x", "store", "status")
     assert r.exit_code == 2 and "not a PostgreSQL URL" in r.stderr
+
+
+def test_bench_store_puts_both_stores_side_by_side_in_a_schema_of_its_own(
+        cli: Run, pg_url: str) -> None:
+    """The operator's database needs no migration for it, and keeps nothing of it."""
+    r = cli("--store", pg_url, "bench", "--quick", "--json")
+    assert r.exit_code == 0, r.output
+    figures = {f["store"]: f for f in json.loads(r.stdout)["stores"]}
+    assert set(figures) == {"sqlite", "postgresql"}
+    assert all(f["create_us_p50"] > 0 and f["hosts3_creates_per_s"] > 0
+               for f in figures.values())
+    r = cli("--store", pg_url, "store", "status", "--json")
+    assert not json.loads(r.stdout)["current"]  # nothing was created in the operator's schema
