@@ -286,7 +286,7 @@ class Host:
     def reconcile(self) -> int:
         """Settle every call audited before a crash without an outcome: only while no other
         host serves the store (`start` does, under the lease: `host.ledger.storelease`)."""
-        return self.ledger.settle(self.server.was_applied)
+        return self._settle()
 
     # ---- installs --------------------------------------------------------------------------
 

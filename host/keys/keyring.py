@@ -45,7 +45,8 @@ def _stamp_of(path: Path) -> tuple[int, int, int] | None:
     return st.st_ino, st.st_mtime_ns, st.st_size
 
 
-def _valid_kid(kid: str) -> bool:
+def valid_kid(kid: str) -> bool:
+    """Whether `kid` has a key id's form (16 hex digits); guards file names and messages."""
     return len(kid) == _KID_LEN and set(kid) <= _KID_CHARS
 
 
@@ -83,10 +84,10 @@ class Keyring:
         ring = cls(keys_dir=keys_dir, current=current, retired=retired)
         for path in keys_dir.glob("*.key"):
             kid = path.stem
-            if _valid_kid(kid):
+            if valid_kid(kid):
                 ring._load(kid)
         for path in keys_dir.glob("*.pub"):  # other hosts' keys (`host.keys.shared`)
-            if _valid_kid(path.stem) and path.stem not in ring._public:
+            if valid_kid(path.stem) and path.stem not in ring._public:
                 ring._public[path.stem] = Ed25519PublicKey.from_public_bytes(path.read_bytes())
         if current not in ring._private:
             raise KeyError_(f"current signing key {current!r} is missing from {keys_dir}")
@@ -159,7 +160,7 @@ class Keyring:
     def add_public(self, kid: str, raw: bytes) -> None:
         """Accept signatures by another host's key `kid` (verify only: this host never signs
         with it). The caller has checked who vouches for it (`host.keys.shared`)."""
-        if not _valid_kid(kid):
+        if not valid_kid(kid):
             raise KeyError_(f"invalid key id {kid[:32]!r}")
         key = Ed25519PublicKey.from_public_bytes(raw)
         path = self.keys_dir / f"{kid}.pub"
@@ -185,7 +186,7 @@ class Keyring:
 
     def verify(self, kid: str, data: bytes, signature: bytes) -> None:
         """Raise `InvalidSignature` unless `signature` is a valid, live key's signature."""
-        if not _valid_kid(kid) or kid in self.retired or kid not in self._public:
+        if not valid_kid(kid) or kid in self.retired or kid not in self._public:
             raise InvalidSignature(f"unknown or retired key id {kid[:32]!r}")
         self._public[kid].verify(signature, data)
 

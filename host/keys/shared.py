@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from cryptography.exceptions import InvalidSignature
 
-from host.keys.keyring import Keyring
+from host.keys.keyring import Keyring, valid_kid
 from host.store import SchemaItem, StoreTarget, open_store
 
 log = logging.getLogger("stockade.keys")
@@ -117,6 +117,10 @@ def adopt_keys(target: StoreTarget, keyring: Keyring,
         for row in list(pending):
             kid, public, signer, signature = str(row[0]), bytes(row[1]), str(row[2]), \
                 bytes(row[3])
+            if not (valid_kid(kid) and valid_kid(signer)):
+                pending.remove(row)  # not a key id: nothing of it is echoed, nothing adopted
+                _refuse(refused, "a published host key row with a malformed key id refused")
+                continue
             if signer not in keyring.public_keys() or signer in keyring.retired:
                 continue
             pending.remove(row)
@@ -131,7 +135,8 @@ def adopt_keys(target: StoreTarget, keyring: Keyring,
             progress = True
     for row in rows:
         kid, signer = str(row[0]), row[4]
-        if signer is None or kid in keyring.retired or kid not in keyring.public_keys():
+        if signer is None or kid in keyring.retired or kid not in keyring.public_keys() \
+                or not valid_kid(str(signer)):
             continue
         if kid == keyring.current:
             _refuse(refused, f"retirement of {kid[:16]} refused: it is this host's current "

@@ -72,6 +72,7 @@ from host.ledger.records import (
 )
 from host.store import (
     AppendOnly,
+    Conn,
     SqliteStore,
     Step,
     Store,
@@ -183,7 +184,7 @@ class Intent:
     host_id: str | None = None  # the host that admitted it (None: before schema version 2)
 
 
-def append_in(conn: sqlite3.Connection, body: str, ts: float) -> int:
+def append_in(conn: Conn, body: str, ts: float) -> int:
     """Append one validated body inside the caller's BEGIN IMMEDIATE transaction."""
     row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
     seq, prev = (1, GENESIS_HASH) if row is None else (int(row[0]) + 1, str(row[1]))
@@ -223,7 +224,7 @@ def _anchor_mac(key: bytes, seq: int, h: str) -> str:
 class GroupCommit(Protocol):
     """Reads' records waiting for their group commit (`host.ledger.groupcommit.ReadBatch`)."""
 
-    def writing(self) -> AbstractContextManager[sqlite3.Connection]: ...
+    def writing(self) -> AbstractContextManager[Conn]: ...
 
     def flush(self) -> None: ...
 
@@ -270,7 +271,7 @@ class AuditLog:
 
     # -- writing --------------------------------------------------------------------------
 
-    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+    def transaction(self) -> AbstractContextManager[Conn]:
         """A write transaction on the log: the waiting reads' records commit first, in it."""
         return self.store.transaction() if self.batch is None else self.batch.writing()
 

@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from host.ledger.audit import append_in
-from host.store import Store
+from host.store import Conn, Store
 
 # How long the first read in an empty batch waits before its group commit. DESIGN rule 9 allows
 # 10 ms from the read to its durable record; half of it leaves the commit (and a busy scheduler
@@ -82,7 +82,7 @@ class ReadBatch:
             return len(self._pending)
 
     @contextlib.contextmanager
-    def writing(self) -> Iterator[sqlite3.Connection]:
+    def writing(self) -> Iterator[Conn]:
         """One write transaction that commits the waiting reads first (see the docstring)."""
         with self._commit:
             with self._lock:

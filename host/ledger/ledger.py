@@ -25,7 +25,6 @@ Refund rule (the gate applies it; the outcome record says which way it went):
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -53,7 +52,7 @@ from host.ledger.records import (
     quota_json,
     validated_body,
 )
-from host.store import StoreTarget, open_store
+from host.store import Conn, StoreTarget, open_store
 
 # Counts the seats in use (DESIGN rules 8 and 11): given the op_ids of the creations admitted
 # but not settled, it returns the server's active app-created users plus those of the op_ids
@@ -306,7 +305,7 @@ class Ledger:
         self.audit.close()
 
 
-def _seats_used(conn: sqlite3.Connection, counter: SeatCounter) -> int:
+def _seats_used(conn: Conn, counter: SeatCounter) -> int:
     """The seats in use, with the pending creations read inside the caller's transaction."""
     pending = [str(r[0]) for r in conn.execute("SELECT op_id FROM audit_intents WHERE seat = 1")]
     used = counter(pending)
@@ -319,7 +318,7 @@ def _seats_used(conn: sqlite3.Connection, counter: SeatCounter) -> int:
 _SUMMARY_SUFFIX = ":summary"
 
 
-def _refusal_in(conn: sqlite3.Connection, body: dict[str, object], now: float,
+def _refusal_in(conn: Conn, body: dict[str, object], now: float,
                 budget: QuotaCharge | None) -> tuple[int, bool]:
     """Append the refusal `body` if the budget allows; else one summary per window, else nothing.
     Runs inside the caller's transaction. Returns (seq or -1, over_budget)."""

@@ -43,14 +43,13 @@ transaction as the charges (`host.ledger.ledger`).
 from __future__ import annotations
 
 import math
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from host.clock import Clock
-from host.store import Store, ensure_schema, open_store
+from host.store import Conn, Store, ensure_schema, open_store
 
 SCHEMA_COMPONENT = "quota"
 SCHEMA_VERSION = 1
@@ -183,7 +182,7 @@ def denial_message(st: QuotaState, now: float) -> str:
 Unit = tuple[float, "str | None"]  # (timestamp, op_id)
 
 
-def _load(conn: sqlite3.Connection, key: str) -> tuple[int, float, list[Unit]] | None:
+def _load(conn: Conn, key: str) -> tuple[int, float, list[Unit]] | None:
     """(cap, hw, units oldest-first) or None for a key never charged."""
     k = conn.execute("SELECT cap, head, hw FROM quota_keys WHERE key=?", (key,)).fetchone()
     if k is None:
@@ -195,7 +194,7 @@ def _load(conn: sqlite3.Connection, key: str) -> tuple[int, float, list[Unit]] |
     return cap, float(k[2]), units
 
 
-def _store_ring(conn: sqlite3.Connection, key: str, cap: int, hw: float,
+def _store_ring(conn: Conn, key: str, cap: int, hw: float,
                 units: list[Unit]) -> None:
     """Rewrite a key's ring with head=0: empty slots first, then `units` oldest-first."""
     conn.execute("DELETE FROM quota_slots WHERE key=?", (key,))
@@ -211,7 +210,7 @@ def _store_ring(conn: sqlite3.Connection, key: str, cap: int, hw: float,
     )
 
 
-def _grow(conn: sqlite3.Connection, key: str, cap: int) -> None:
+def _grow(conn: Conn, key: str, cap: int) -> None:
     """A policy raised N above the ring's capacity: re-lay the ring out larger (rare)."""
     loaded = _load(conn, key)
     if loaded is not None:
@@ -246,7 +245,7 @@ FROM k
 """
 
 
-def state_in(conn: sqlite3.Connection, key: str, limit: int, window_s: float,
+def state_in(conn: Conn, key: str, limit: int, window_s: float,
              now: float) -> QuotaState:
     """Current state of one quota (effective time = max(now, high-water))."""
     w = float(window_s)
@@ -261,7 +260,7 @@ def state_in(conn: sqlite3.Connection, key: str, limit: int, window_s: float,
     return QuotaState(key, used, limit, w, nxt)
 
 
-def reserve_in(conn: sqlite3.Connection, charges: Sequence[QuotaCharge], op_id: str, now: float,
+def reserve_in(conn: Conn, charges: Sequence[QuotaCharge], op_id: str, now: float,
                seats: tuple[int, int] | None = None) -> tuple[Reservation | QuotaDenied,
                                                               tuple[QuotaState, ...]]:
     """Check every charge (and the seat ceiling), then take them all or none.
@@ -328,7 +327,7 @@ def reserve_in(conn: sqlite3.Connection, charges: Sequence[QuotaCharge], op_id: 
     return Reservation(op_id, tuple(ch.key for ch in charges), seats is not None), after
 
 
-def _refund_key(conn: sqlite3.Connection, key: str, op_id: str) -> bool:
+def _refund_key(conn: Conn, key: str, op_id: str) -> bool:
     row = conn.execute(
         "SELECT k.cap, k.head, s.op FROM quota_keys k LEFT JOIN quota_slots s"
         " ON s.key = k.key AND s.slot = (k.head + k.cap - 1) % k.cap WHERE k.key = ?", (key,)
@@ -353,7 +352,7 @@ def _refund_key(conn: sqlite3.Connection, key: str, op_id: str) -> bool:
     return False  # overwritten since: it had freed already, nothing to give back
 
 
-def refund_in(conn: sqlite3.Connection, reservation: Reservation) -> bool:
+def refund_in(conn: Conn, reservation: Reservation) -> bool:
     """Give back every unit of `reservation` that is still remembered. True if all were found."""
     # A seat needs no refund: it is counted from pending intents and the server's users, so it
     # frees when the intent is settled without a user behind it.

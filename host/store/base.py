@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,19 +24,6 @@ from typing import Any, Protocol
 
 class StoreError(RuntimeError):
     """The store cannot be used (newer schema, unreadable file, unreachable server, ...)."""
-
-
-class Cursor(Protocol):
-    """The part of a DB-API cursor the host uses (sqlite3's and psycopg's both fit)."""
-
-    @property
-    def rowcount(self) -> int: ...
-
-    def fetchone(self) -> Any: ...
-
-    def fetchall(self) -> list[Any]: ...
-
-    def __iter__(self) -> Iterator[Any]: ...
 
 
 class Conn(Protocol):
@@ -147,10 +134,6 @@ class Store(ABC):
     def checkpoint(self, mode: str = "PASSIVE") -> tuple[int, int, int]:
         """Background upkeep of the engine's log, where the host must do it (SQLite's WAL)."""
         return 0, 0, 0
-
-    def data_version(self) -> int | None:
-        """A number that changes when another connection committed (None: not cheap here)."""
-        return None
 
 
 class PgError(Exception):

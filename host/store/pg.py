@@ -100,7 +100,7 @@ class PgConn:
         self._begin = f"BEGIN; SELECT pg_advisory_xact_lock({int(write_lock)})".encode()
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Any:
-        if sql.strip().upper() == "BEGIN IMMEDIATE":
+        if sql == "BEGIN IMMEDIATE":  # `host.store.immediate` on a shared store
             return self.begin()
         try:
             if not parameters and "?" not in sql:

@@ -156,8 +156,6 @@ class SqliteStore(Store):
     def has_table(self, name: str) -> bool:
         return table_exists(self.conn(), name)
 
-    def data_version(self) -> int | None:
-        return int(self.conn().execute("PRAGMA data_version").fetchone()[0])
 
 
 @contextmanager

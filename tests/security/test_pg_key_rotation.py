@@ -64,6 +64,9 @@ def test_a_key_written_into_the_store_by_someone_else_is_never_trusted(
         # claims the hosts' own key as signer, with a signature it did not make: refused
         ("bbbbbbbbbbbbbbbb", stranger.public_keys()[stranger.current], own.current,
          b"\1" * 64),
+        # not a key id at all, with terminal escapes: nothing of it reaches a record
+        ("\x1b[31mpwned\x1b[0m", stranger.public_keys()[stranger.current], own.current,
+         b"\1" * 64),
     ]
     with psycopg.connect(str(first.store_url), autocommit=True) as c:
         for kid, public, signer, sig in forged:
@@ -72,6 +75,12 @@ def test_a_key_written_into_the_store_by_someone_else_is_never_trusted(
     until(lambda: any("bbbbbbbbbbbbbbbb" in str(e.body.get("detail"))
                        for e in host.ledger.audit.tail(100)
                        if e.body["kind"] == "operator.key_refused"), "the refusal record")
+    def refusals() -> list[str]:
+        return [str(e.body.get("detail")) for e in host.ledger.audit.tail(100)
+                if e.body["kind"] == "operator.key_refused"]
+
+    until(lambda: any("malformed key id" in d for d in refusals()), "the malformed refusal")
+    assert not any("pwned" in d or "\x1b" in d for d in refusals())
     assert "aaaaaaaaaaaaaaaa" not in host.keyring.public_keys()
     assert "bbbbbbbbbbbbbbbb" not in host.keyring.public_keys()
     assert not list(host.home.keys_dir.glob("*.pub"))
