@@ -23,9 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from host.apps.app_agent import ensure_app_user_agent
-from host.apps.consent import check_consent, verify_install
-from host.apps.installs import InstallStore
-from host.apps.packages import read_package
+from host.apps.consent import verify_install
+from host.apps.installs import InstallRecord, InstallStore
 from host.apps.published import follower_for
 from host.bridges.httpout import TIMEOUT_S, HttpOut, system_resolver
 from host.bridges.persistence import PersistenceStore
@@ -42,14 +41,16 @@ from host.ledger.operator import append_operator, audit_policy_load, open_keyrin
 from host.ledger.storelease import HostLease
 from host.server.embedded import EmbeddedServer
 from host.server.errors import Prevented
-from host.server.principals import SYSTEM
 from host.server.remote.server import RemoteServer, Workspace, foreign_app_user
 from host.store import opening_stores, refuse_damaged_stores
+from host.store.pool import Pooled
+from host.supervise.appcode import AppCode, PackageTampered
 from host.supervise.child import AppFailed, Child, ChildDied, ChildLimits, Spawner
 from host.supervise.credentials import APP_USER_CHECK_EVERY, Credentials
 from host.supervise.delivery import Delivery
 from host.supervise.identities import Identities
 from host.supervise.pump import EventPump
+from host.supervise.restcall import rest_call
 from host.supervise.status import PUBLISH_INTERVAL_S, StatusBoard
 from host.supervise.supervisor import AppRunner, Job, append_capped, make_session
 from policies.loader import load_policy
@@ -147,6 +148,7 @@ class Host:
             audit_reads=self.config.audit_reads, resolve=self.resolve,
         )
         self.runners: dict[str, AppRunner] = {}
+        self.app_code = AppCode()  # the stored packages' modules, checked at every start
         # Each event's receivers, in app-id order. Replaced by an empty dict (never cleared in
         # place) after any change to the running set or a runner's install record, so a
         # narrowed grant takes effect at once: a look-up that raced the change stores its
@@ -222,8 +224,10 @@ class Host:
     def _upkeep(self) -> None:
         """WAL checkpoints and audit anchors off the call path (they stall for milliseconds),
         drop summaries, and the runners' status for other processes (`stockade app list`)."""
+        self._warm_stores()
         while not self._stop.wait(CHECKPOINT_INTERVAL_S):
             try:
+                self._warm_stores()  # a start since took some
                 self.lease.sweep()  # a host sharing the store died: settle its calls
                 self.ledger.checkpoint()
                 if isinstance(self.server, EmbeddedServer):
@@ -234,6 +238,21 @@ class Host:
                 log.exception("checkpoint failed")
             self.policy_watch.poll()
             self.publish_status()
+
+    def _pooled(self) -> list[Pooled]:
+        """The stores an app's start and calls use, whose connections are pooled."""
+        stores: list[Pooled] = [self.installs.store, self.tokens.store, self.identities.store,
+                                self.ledger.store, self.persistence.store]
+        return [*stores, self.server.db] if isinstance(self.server, EmbeddedServer) else stores
+
+    def _warm_stores(self) -> None:
+        """Connections opened ahead of the next app's start (`host.store.pool`): a runner's
+        start and first calls then open none, as the spawner keeps children ready."""
+        try:
+            for store in self._pooled():
+                store.warm(self.config.prefork)
+        except Exception:
+            log.exception("could not open store connections ahead of need")
 
     def publish_status(self) -> None:
         """Flush every runner's drop summary and publish what each is doing now."""
@@ -275,6 +294,9 @@ class Host:
                 self.policy_follower.close()
         with contextlib.suppress(Exception):
             self.ledger.close()
+        for store in self._pooled():
+            with contextlib.suppress(Exception):
+                store.close_idle()
         self.lease.release()  # last: until here this host may still finish a call
 
     def __enter__(self) -> Host:
@@ -385,13 +407,15 @@ class Host:
     def start_child(self, runner: AppRunner) -> Child:
         """Spawn, handshake (token + layers) and load one app's child."""
         assert self.spawner is not None, "Host.start() first"
-        rec = self.installs.get(runner.install_id)
+        # The gate's view: the record and epoch its next call will check, re-read only when
+        # the store changed (`InstallView`), so a start parses no manifest it has seen.
+        rec, epoch = self.gate.installs.get(runner.install_id)
         if rec is None or not rec.enabled:
             raise ChildDied("app is not enabled", "stopped")
+        modules = self._app_modules(rec)
         self.credentials.may_mint(rec.app_id, rec.install_id, rec.app_user_id)
         child = self.spawner.start(self.config.limits)
-        epoch = self.installs.epoch()
-        token = tokens.issue(
+        token, minted = tokens.mint(
             self.keyring, self.clock, app_id=rec.app_id, install_id=rec.install_id,
             session_id=child.session_id, generation=rec.generation, epoch=epoch,
             permissions=rec.grants, policy_hash=self.policy.current().revision,
@@ -403,12 +427,9 @@ class Host:
                                             session_id=child.session_id))
 
         try:
-            self.credentials.record(token, child.session_id)
+            self.credentials.record(minted)
             child.handshake(token, verify, degraded=self.config.degraded,
                             uid=self.identities.of(rec.install_id) if os.geteuid() == 0 else None)
-            pkg = read_package(rec.package_path)
-            modules = {name[:-3]: data.decode("utf-8") for name, data in pkg.files.items()
-                       if name.endswith(".py") and "/" not in name}
             module, cls = rec.manifest.entry_parts()
             child.load(rec.app_id, modules, module, cls, dict(rec.settings), runner._log,
                        rec.app_user_id)
@@ -416,11 +437,25 @@ class Host:
             child.kill("start failed", code="start_failed")
             child.close()
             raise
+        finally:
+            self.spawner.started()
         runner.session = make_session(rec, child, claims_box[0])
         runner.install = rec
         self._receivers_cache = {}  # after the assignment (see __init__); no lock on this thread
         runner.handlers = frozenset(child.handlers)
         return child
+
+    def _app_modules(self, rec: InstallRecord) -> dict[str, str]:
+        """The consented package's code; a stored package swapped behind the host's back
+        disables the app as tampered (`host.supervise.appcode`)."""
+        try:
+            return self.app_code.modules(rec)
+        except PackageTampered as exc:
+            self.installs.set_enabled(rec.install_id, False, reason=f"tampering detected: {exc}")
+            self.ledger.append(AuditRecord(
+                kind="consent", app_id=rec.app_id, install_id=rec.install_id,
+                code="consent_invalid", detail=str(exc)[:500]))
+            raise ChildDied(str(exc), "stopped") from None
 
     # ---- events ------------------------------------------------------------------------------
 
@@ -544,44 +579,7 @@ class Host:
 
     def _rest(self, session: Session, args: dict[str, Any], op_id: str | None,
               facts: Mapping[str, Any]) -> Any:
-        """A REST route with no bridge action (the gate decided it: `host/gate/restbridge.py`),
-        run by the server's dispatcher as the app's own server user, or as the user the
-        operator named for this app at consent (`facts["rest_as"]`, from the signed consent):
-        the route's own role checks see that identity's roles, never a host-wide admin's."""
-        from host.server.errors import ServerError
-        from host.server.rest import RestDispatcher
-
-        if isinstance(self.server, RemoteServer):
-            raise GateError("invalid_argument", "rest.call: against a Rocket.Chat workspace "
-                            "only routes that amount to a bridge action are served (this route "
-                            "has none; see docs/ROCKETCHAT.md)")
-        identity = session.caller.app_user_id
-        named = facts.get("rest_as")
-        if isinstance(named, str) and named:
-            # Another identity's powers only on the operator's signed word: re-check the
-            # consent now (a raw edit of host.db must not name an admin for one call).
-            rec = self.installs.get(session.install_id)
-            row = self.installs.consent(rec.consent_id) if rec is not None else None
-            if rec is None or rec.rest_as != named or \
-                    not check_consent(rec, row, self.keyring).ok:
-                raise GateError("permission_denied", "rest.call: the REST identity is not "
-                                "the one the operator consented to")
-            try:
-                identity = self.server.users_get_by_username(SYSTEM, named)["id"]
-            except ServerError:
-                raise GateError("permission_denied", f"rest.call: the REST identity {named!r} "
-                                "named at consent is not a server user") from None
-        if not identity:
-            raise GateError("permission_denied", "rest.call: this install has no app user "
-                            "to act as (reinstall the app)")
-        method = str(args["method"]).upper()
-        payload = args.get("body")
-        # GET routes take their parameters as a query; the policy saw the plain route
-        query = {str(k): str(v) for k, v in (payload or {}).items()} if method == "GET" else {}
-        status, body = RestDispatcher(self.server).call(
-            identity, method, str(args["route"]), query,
-            None if method == "GET" else payload, caller=session.caller, op_id=op_id)
-        return {"status": status, "body": body}
+        return rest_call(self.server, self.installs, self.keyring, session, args, op_id, facts)
 
     # ---- logs and audit ------------------------------------------------------------------------
 

@@ -94,11 +94,33 @@ def read_package(path: Path) -> Package:
     if stat.S_ISDIR(st.st_mode):
         files, signature = _read_folder(path)
         return _validate(files, signature, str(path), check_recorded=False)
-    if stat.S_ISREG(st.st_mode):
-        files, signature = _read_zip(path, st.st_size)
-    else:
+    if not stat.S_ISREG(st.st_mode):
         raise PackageError(f"{path} is neither a folder nor a .zip file")
-    return _validate(files, signature, str(path))
+    return package_from_zip(read_zip_bytes(path, st.st_size), str(path))
+
+
+def read_zip_bytes(path: Path, size: int | None = None) -> bytes:
+    """A package `.zip`'s bytes, refused above the archive cap before they are read."""
+    if size is None:
+        try:
+            size = os.stat(path).st_size
+        except OSError as exc:
+            raise PackageError(f"cannot read {path}: {exc.strerror}; check the path") from exc
+    if size > MAX_ARCHIVE_BYTES:
+        raise PackageError(f"{path} is larger than {MAX_ARCHIVE_BYTES // (1024 * 1024)} MiB")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise PackageError(f"cannot read {path}: {exc.strerror}") from exc
+    if len(raw) > MAX_ARCHIVE_BYTES:  # grew between the stat and the read
+        raise PackageError(f"{path} is larger than {MAX_ARCHIVE_BYTES // (1024 * 1024)} MiB")
+    return raw
+
+
+def package_from_zip(raw: bytes, source: str) -> Package:
+    """Read and validate a package from a `.zip`'s bytes (the checks of `read_package`)."""
+    files, signature = _read_zip(raw, source)
+    return _validate(files, signature, source)
 
 
 def package_from_files(files: dict[str, bytes], signature: bytes | None = None) -> Package:
@@ -265,13 +287,7 @@ def _read_regular(path: Path, rel: str) -> bytes:
 
 # ---- zips ---------------------------------------------------------------------------------------
 
-def _read_zip(path: Path, size: int) -> tuple[dict[str, bytes], bytes | None]:
-    if size > MAX_ARCHIVE_BYTES:
-        raise PackageError(f"{path} is larger than {MAX_ARCHIVE_BYTES // (1024 * 1024)} MiB")
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise PackageError(f"cannot read {path}: {exc.strerror}") from exc
+def _read_zip(raw: bytes, path: str) -> tuple[dict[str, bytes], bytes | None]:
     try:
         zf = zipfile.ZipFile(io.BytesIO(raw))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError) as exc:

@@ -76,6 +76,27 @@ def issue(
     policy_hash: str,
     ttl_s: float = DEFAULT_TTL_S,
 ) -> str:
+    """A signed token for one child's channel (see `mint`)."""
+    return mint(keyring, clock, app_id=app_id, install_id=install_id, session_id=session_id,
+                generation=generation, epoch=epoch, permissions=permissions,
+                policy_hash=policy_hash, ttl_s=ttl_s)[0]
+
+
+def mint(
+    keyring: Keyring,
+    clock: Clock,
+    *,
+    app_id: str,
+    install_id: str,
+    session_id: str,
+    generation: int,
+    epoch: int,
+    permissions: frozenset[str],
+    policy_hash: str,
+    ttl_s: float = DEFAULT_TTL_S,
+) -> tuple[str, Claims]:
+    """A signed token and the claims it carries: the host records what it signed without
+    verifying its own signature again (a verify is ~0.2 ms of a cold start)."""
     now = clock.now()
     kid = keyring.current  # once: a rotation by another process may move it meanwhile
     claims = Claims(
@@ -85,7 +106,7 @@ def issue(
     )
     head = PREFIX + _b64e(claims.model_dump_json().encode())
     _kid, sig = keyring.sign(head.encode(), kid)
-    return head + "." + _b64e(sig)
+    return head + "." + _b64e(sig), claims
 
 
 def verify(token: str, keyring: Keyring, clock: Clock, *, session_id: str) -> Claims:

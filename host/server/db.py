@@ -21,6 +21,7 @@ from typing import Any
 
 from host.store import StoreError, immediate
 from host.store.pg import SERVER_WRITE_LOCK, PgStore, is_url, redacted
+from host.store.pool import ConnPool, register
 
 # How long a writer waits for the lock before SQLITE_BUSY (several host threads share the file).
 BUSY_TIMEOUT_MS = 5000
@@ -242,12 +243,15 @@ class Database:
     """Per-thread connections to one SQLite file (or, shared by several hosts, a PostgreSQL
     database: docs/SCALE.md), plus the transaction helpers.
 
-    SQLite connections keep `check_same_thread` on: each thread gets its own from `conn()`, so a
-    connection is never shared, and sqlite3 would say so loudly if one were.
+    Each thread gets its own connection from `conn()`; a thread that is done with the server
+    (a runner that stops) gives it back with `release()`, and the next thread takes it idle from
+    the pool (`host.store.pool`: it moves between threads only outside a transaction).
     """
 
     def __init__(self, target: Path | str, *, migrating: bool = False) -> None:
         self._local = threading.local()
+        self._pool = ConnPool()
+        register(self)
         self.target = target  # what another connection opens (`host.store.reading`)
         #: The shared store, when the server's data is in PostgreSQL; None for a SQLite file.
         self.shared: PgStore | None = None
@@ -266,9 +270,33 @@ class Database:
             return self.shared.conn()
         c: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if c is None:
-            c = self._open()
+            c = self._pool.take() or self._open()
             self._local.conn = c
         return c
+
+    def release(self) -> None:
+        """This thread is done with the server: its connection goes to the pool (or closes)."""
+        if self.shared is not None:
+            self.shared.release()
+            return
+        c: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if c is not None and not self._pool.give(c):
+            c.close()
+
+    def warm(self, count: int) -> int:
+        """Open connections ahead of need until `count` are idle (see `host.store.pool`)."""
+        if self.shared is not None:
+            return self.shared.warm(count)
+        return self._pool.fill(count, self._open)
+
+    def close_idle(self) -> None:
+        """Close the pooled connections (their owner stops; threads keep their own)."""
+        if self.shared is not None:
+            self.shared.close_idle()
+            return
+        for idle in self._pool.drain():
+            idle.close()
 
     def checkpoint(self) -> None:
         """Copy the WAL into the database file off the call path (PASSIVE: never blocks)."""
@@ -278,8 +306,11 @@ class Database:
     def _open(self) -> sqlite3.Connection:
         fresh = not self.path.exists()
         # isolation_level=None: no implicit transactions; every write is an explicit BEGIN.
+        # check_same_thread=False: an idle connection moves to the next thread through the
+        # pool; it is only ever used by one thread at a time.
         c = sqlite3.connect(
-            self.path, isolation_level=None, cached_statements=STATEMENT_CACHE, timeout=0
+            self.path, isolation_level=None, cached_statements=STATEMENT_CACHE, timeout=0,
+            check_same_thread=False,
         )
         if fresh:
             os.chmod(self.path, 0o600)  # holds token hashes and user data
@@ -292,13 +323,16 @@ class Database:
         # the host checkpoints from its upkeep thread instead (`Database.checkpoint`). The cap
         # bounds the WAL if nobody does (a CLI-only process).
         c.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
+        c.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the schema, read now
         return c
 
     def close(self) -> None:
-        """Close this thread's connection (other threads' close when their thread ends)."""
+        """Close this thread's connection and the idle ones (other threads' close when their
+        thread ends)."""
         if self.shared is not None:
             self.shared.close()
             return
+        self.close_idle()
         c: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if c is not None:
             c.close()

@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from host.store.pid import current_pid
+from host.store.pool import ConnPool, register
+
 
 class StoreError(RuntimeError):
     """The store cannot be used (newer schema, unreadable file, unreachable server, ...)."""
@@ -86,30 +89,90 @@ class Store(ABC):
 
     @abstractmethod
     def conn(self) -> Any:
-        """This thread's connection (a `Conn`), opened on first use."""
+        """This thread's connection (a `Conn`): on first use an idle one from the pool
+        (`host.store.pool`), else a new one."""
+
+    @abstractmethod
+    def _fresh(self) -> Any:
+        """A newly opened, tuned connection (not yet any thread's)."""
 
     @abstractmethod
     def transaction(self) -> AbstractContextManager[Any]:
         """One write transaction holding the store's write lock from its first statement."""
 
-    @abstractmethod
-    def close(self) -> None:
-        """Close this thread's connection."""
-
     def __init__(self) -> None:
         self._local = threading.local()  # this thread's connection
-        self._opened: list[Any] = []  # every thread's, for close_all
+        self._opened: set[Any] = set()  # every open one, any thread's or idle, for close_all
         self._opened_lock = threading.Lock()
+        self._pool = ConnPool()
+        register(self)
 
-    def _track(self, conn: Any) -> None:
-        """Remember a newly opened connection (any thread's) for `close_all`."""
+    def _adopt(self) -> Any:
+        """This thread's connection after a miss in `conn()`: an idle one, else a new one."""
+        c = self._pool.take()
+        while c is not None and not self._usable(c):
+            self._discard(c)
+            c = self._pool.take()
+        if c is None:
+            c = self._fresh()
+            with self._opened_lock:
+                self._opened.add(c)
+        local = self._local
+        local.conn = c
+        local.pid = current_pid()
+        return c
+
+    def _usable(self, conn: Any) -> bool:
+        """Whether a pooled connection can still serve (a server may have closed it)."""
+        return True
+
+    def _discard(self, conn: Any) -> None:
         with self._opened_lock:
-            self._opened.append(conn)
+            self._opened.discard(conn)
+        with suppress(*DB_ERRORS):
+            conn.close()
+
+    def release(self) -> None:
+        """This thread is done with the store (a runner that stops): its connection goes to
+        the pool for the next thread, or is closed if it is mid-transaction or the pool full."""
+        local = self._local
+        c = getattr(local, "conn", None)
+        local.conn = None
+        if c is None or local.pid != current_pid():
+            return
+        if not self._pool.give(c):
+            self._discard(c)
+
+    def warm(self, count: int) -> int:
+        """Open connections ahead of need until `count` are idle; returns how many opened."""
+        def open_one() -> Any:
+            c = self._fresh()
+            with self._opened_lock:
+                self._opened.add(c)
+            return c
+        return self._pool.fill(count, open_one)
+
+    def close_idle(self) -> None:
+        """Close the pooled connections (their owner stops; threads keep their own)."""
+        for conn in self._pool.drain():
+            self._discard(conn)
+
+    def idle_count(self) -> int:
+        return len(self._pool)
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        local = self._local
+        c = getattr(local, "conn", None)
+        local.conn = None
+        if c is not None and local.pid == current_pid():
+            self._discard(c)
 
     def close_all(self) -> None:
-        """Close every thread's connection (the owner is done with the store)."""
+        """Close every connection, idle ones included (the owner is done with the store)."""
+        self._pool.drain()
         with self._opened_lock:
-            opened, self._opened = self._opened, []
+            opened, self._opened = self._opened, set()
         for conn in opened:
             with suppress(*DB_ERRORS):
                 conn.close()

@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 from host.home import redact_url
 from host.store.base import AppendOnly, PgError, PgIntegrityError, SetOnce, Store, StoreError
 from host.store.dialect import arrange, translate
-from host.store.sqlite import current_pid
+from host.store.pid import current_pid
 
 # The advisory lock every write transaction takes first (see the module docstring). Any 64-bit
 # number unlikely to collide with another application's advisory locks in the same database.
@@ -169,11 +169,14 @@ class PgStore(Store):
         c: PgConn | None = getattr(local, "conn", None)
         if c is not None and local.pid == current_pid() and not c.raw.closed:
             return c
-        c = PgConn(self._open(), self.write_lock)
-        local.conn = c
-        local.pid = current_pid()
-        self._track(c)
-        return c
+        adopted: PgConn = self._adopt()
+        return adopted
+
+    def _fresh(self) -> PgConn:
+        return PgConn(self._open(), self.write_lock)
+
+    def _usable(self, conn: Any) -> bool:
+        return not conn.raw.closed
 
     def _open(self) -> Any:
         try:
@@ -213,13 +216,6 @@ class PgStore(Store):
 
     def transaction(self) -> AbstractContextManager[PgConn]:
         return self._transaction()
-
-    def close(self) -> None:
-        c: PgConn | None = getattr(self._local, "conn", None)
-        if c is not None:
-            if self._local.pid == current_pid():
-                c.close()
-            self._local.conn = None
 
     def render_guard(self, item: AppendOnly | SetOnce) -> list[str]:
         fn = "stockade_refuse"

@@ -32,6 +32,7 @@ from typing import Any
 from host.errors import StartRefused
 from host.home import Home
 from host.store.base import AppendOnly, SetOnce, Store, StoreError
+from host.store.pid import current_pid
 
 # How long a writer waits for another process's write lock before failing (ms). Guards against
 # spurious "database is locked" under contention from several host processes; long enough to
@@ -42,25 +43,6 @@ BUSY_TIMEOUT_MS = 10_000
 # means fewer stalls on the call path; `Store.checkpoint()` from a background thread keeps the
 # WAL from growing without bound.
 WAL_AUTOCHECKPOINT_PAGES = 4000
-
-
-class _Pid:
-    """This process's pid, refreshed in a forked child: `os.getpid()` is a real system call on
-    current glibc, and `Store.conn()` runs on every bridge call."""
-
-    value = os.getpid()
-
-    @classmethod
-    def refresh(cls) -> None:
-        cls.value = os.getpid()
-
-
-os.register_at_fork(after_in_child=_Pid.refresh)
-
-
-def current_pid() -> int:
-    """This process's pid without a system call (see `_Pid`)."""
-    return _Pid.value
 
 
 class SqliteStore(Store):
@@ -81,17 +63,21 @@ class SqliteStore(Store):
         return str(self.path)
 
     def conn(self) -> sqlite3.Connection:
-        """This thread's connection (opened and tuned on first use; reopened after fork)."""
+        """This thread's connection (pooled or opened on first use; reopened after fork)."""
         local = self._local
         c: sqlite3.Connection | None = getattr(local, "conn", None)
-        if c is not None and local.pid == _Pid.value:
+        if c is not None and local.pid == current_pid():
             return c
+        adopted: sqlite3.Connection = self._adopt()
+        return adopted
+
+    def _fresh(self) -> sqlite3.Connection:
         c = self._open()
         if self.named_rows:
             c.row_factory = sqlite3.Row
-        local.conn = c
-        local.pid = _Pid.value
-        self._track(c)
+        # Read the schema now, not on the first statement of the thread that gets it: a pooled
+        # connection is opened ahead of need, off the start path (`host.store.pool`).
+        c.execute("SELECT count(*) FROM sqlite_master").fetchone()
         return c
 
     def _open(self) -> sqlite3.Connection:
@@ -105,8 +91,9 @@ class SqliteStore(Store):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: the sqlite3 module must not open implicit transactions; we
             # issue BEGIN IMMEDIATE ourselves so the write lock is taken before the first read.
-            # check_same_thread=False only so that `close_all` may close it from another
-            # thread; each connection is used by the thread that opened it.
+            # check_same_thread=False: `close_all` closes it from another thread, and an idle
+            # connection moves to the next thread that needs one (`host.store.pool`); a
+            # connection is only ever used by one thread at a time.
             c = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
                                 check_same_thread=False)
         c.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
@@ -130,14 +117,6 @@ class SqliteStore(Store):
             raise ValueError(f"unknown checkpoint mode {mode!r}")
         row = self.conn().execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
         return int(row[0]), int(row[1]), int(row[2])
-
-    def close(self) -> None:
-        """Close this thread's connection (other threads close theirs when they exit)."""
-        c: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if c is not None:
-            if self._local.pid == _Pid.value:
-                c.close()
-            self._local.conn = None
 
     def render_guard(self, item: AppendOnly | SetOnce) -> list[str]:
         if isinstance(item, AppendOnly):

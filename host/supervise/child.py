@@ -26,6 +26,7 @@ import msgspec
 from host.store.sqlite import disk_full
 from host.supervise.disk_notice import disk_full_reply
 from host.supervise.prefork import Prefork
+from host.supervise.procfs import children_of, runs_as
 from host.supervise.watchdog import running_events, watchdog
 from host.supervise.zygote_client import Zygote
 from sandbox import frames
@@ -174,7 +175,7 @@ class Child:
         own and stays behind as a stand-in (`sandbox.child`); a zygote's child is it."""
         if self.popen is None:
             return self.pid
-        kids = _children_of(self.pid)
+        kids = children_of(self.pid)
         return kids[0] if len(kids) == 1 else self.pid
 
     def handshake(self, token: str, verify: Callable[[str], None], *, degraded: bool,
@@ -195,7 +196,7 @@ class Child:
         # the reference model from here on (the doctor and the demo dump it); not a hot path
         layers = Layers.model_validate(msgspec.structs.asdict(hello.layers))
         missing = [name for name in REQUIRED_LAYERS if not getattr(layers, name)]
-        if uid is not None and not (layers.uid_dropped and _runs_as(self.app_pid(), uid)):
+        if uid is not None and not (layers.uid_dropped and runs_as(self.app_pid(), uid)):
             missing.append("uid_dropped")
         if missing and not degraded:
             self.kill("confinement layer missing", code="confinement")
@@ -525,6 +526,11 @@ class Spawner:
                 return child
         return self._fork(limits)
 
+    def started(self) -> None:
+        """The start that called `start` is done: the pool may fork a replacement."""
+        if self.pool is not None:
+            self.pool.started()
+
     def _fork(self, limits: ChildLimits) -> Child:
         h2c_r, h2c_w = os.pipe2(os.O_CLOEXEC)
         c2h_r, c2h_w = os.pipe2(os.O_CLOEXEC)
@@ -578,22 +584,3 @@ class Spawner:
 
 def _returncode_to_status(rc: int) -> int:
     return (-rc) & 0x7F if rc < 0 else (rc & 0xFF) << 8
-
-
-def _children_of(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children", "rb") as f:
-            return [int(n) for n in f.read().split()]
-    except OSError:
-        return []
-
-
-def _runs_as(pid: int, uid: int) -> bool:
-    """Whether the kernel says every uid and gid of `pid` (real, effective, saved, fs) is `uid`."""
-    try:
-        with open(f"/proc/{pid}/status", "rb") as f:
-            fields = dict(line.split(b":", 1) for line in f.read().splitlines() if b":" in line)
-    except OSError:
-        return False
-    want = [str(uid).encode()] * 4
-    return fields.get(b"Uid", b"").split() == want and fields.get(b"Gid", b"").split() == want

@@ -58,7 +58,7 @@ class Credentials:
             self.revoke_for_user(install_id)
             raise ChildDied(f"{app_id}: its app user is deactivated", "stopped")
 
-    def record(self, token: str, session_id: str) -> None:
-        """Recorded before the child sees it: re-minting revokes this host's earlier token."""
-        self.registry.minted(tokens.verify(token, self.keyring, self.clock,
-                                           session_id=session_id), self.host_id)
+    def record(self, claims: tokens.Claims) -> None:
+        """Recorded before the child sees the token: re-minting revokes this host's earlier
+        token."""
+        self.registry.minted(claims, self.host_id)

@@ -19,6 +19,7 @@ from host.errors import GateError, RefusalBudgetExceeded
 from host.gate.gate import Gate, Session
 from host.keys import tokens
 from host.server.principals import Caller
+from host.store.pool import release_thread
 from host.supervise.child import AppFailed, Child, ChildDied, LayerMissing, done_result
 from host.supervise.delivery import Outcome
 from sandbox.frames import Done
@@ -295,6 +296,7 @@ class AppRunner:
                 self._running_job = True
             try:
                 if self._take(job):
+                    release_thread()  # its connections, for the next app's start
                     return
             finally:
                 with self._cv:

@@ -52,3 +52,14 @@ class TestApp(App):
     code, _ = _cli(home.root, "keys", "host-retire", old)
     assert code == 1
     assert old not in Keyring.open(home.keys_dir).retired
+
+
+def test_minted_claims_are_what_the_token_carries(tmp_path: Path) -> None:
+    """The host records a token's claims from `mint` without verifying its own signature: they
+    must be exactly what any verifier reads from the token."""
+    ring = Keyring.open(tmp_path / "keys")
+    clock = ManualClock()
+    token, claims = tokens.mint(ring, clock, app_id="a", install_id="i", session_id="s",
+                                generation=3, epoch=2, permissions=frozenset({"x", "w"}),
+                                policy_hash="p")
+    assert tokens.verify(token, ring, clock, session_id="s") == claims

@@ -18,6 +18,7 @@ from host.clock import SystemClock
 from host.keys.keyring import Keyring
 from host.keys.tokens import issue, verify
 from host.supervise.child import ChildLimits, Spawner
+from host.supervise.prefork import REFILL_DEFER_MAX_S, Prefork
 
 POOL_WAIT_S = 10.0
 
@@ -143,3 +144,39 @@ def test_no_pool_without_a_zygote() -> None:
 
 def _discard(_value: object) -> None:
     return None
+
+
+class _Fake:
+    dead = False
+
+    def has_exited(self) -> bool:
+        return False
+
+    def kill(self, reason: str, *, code: str = "") -> None:
+        self.dead = True
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_replacement_waits_for_the_start_that_took_a_child() -> None:
+    """Forking the replacement during a start competes with it for the cores: it waits for
+    `started` (or the cap, for a start that never reports back)."""
+    made: list[_Fake] = []
+
+    def make() -> _Fake:
+        made.append(_Fake())
+        return made[-1]
+
+    pool = Prefork(make, 1)
+    try:
+        assert pool.wait_ready(POOL_WAIT_S)
+        assert pool.take() is made[0]
+        time.sleep(REFILL_DEFER_MAX_S / 2)
+        assert len(made) == 1  # the start is still running: no fork yet
+        pool.started()
+        assert pool.wait_ready(POOL_WAIT_S) and len(made) == 2
+        assert pool.take() is made[1]  # never reported back: refilled after the cap
+        assert pool.wait_ready(POOL_WAIT_S) and len(made) == 3
+    finally:
+        pool.close()
