@@ -11,7 +11,6 @@ an app; an epoch bump) by the install store's change counter, and stops or start
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import os
 import secrets
@@ -44,10 +43,12 @@ from host.server.errors import Prevented
 from host.server.remote.server import RemoteServer, Workspace, foreign_app_user
 from host.store import opening_stores, refuse_damaged_stores
 from host.store.pool import Pooled
+from host.supervise.affinity import Affinity
 from host.supervise.appcode import AppCode, PackageTampered
 from host.supervise.child import AppFailed, Child, ChildDied, ChildLimits, Spawner
 from host.supervise.credentials import APP_USER_CHECK_EVERY, Credentials
 from host.supervise.delivery import Delivery
+from host.supervise.gctune import tune_gc
 from host.supervise.identities import Identities
 from host.supervise.pump import EventPump
 from host.supervise.restcall import rest_call
@@ -84,27 +85,9 @@ class HostConfig:
     watch: bool = True
     # Tune the garbage collector at start (`tune_gc`); off for embedders that manage it.
     tune_gc: bool = True
-
-
-# Young-generation allocations between two collections (CPython's default is 700). Every bridge
-# call allocates a few hundred short-lived objects that die by reference counting; a collection
-# every ~2 calls costs the call path ~10 us for nothing. Cycles are still collected, just in
-# bigger, rarer batches.
-GC_GEN0_THRESHOLD = 20_000
-_gc_tuned = False
-
-
-def tune_gc() -> None:
-    """Freeze what start-up allocated (older generations stop rescanning it) and collect the
-    young generation less often. Process-wide (the host is the process's main component), so
-    only the first host started in a process does it."""
-    global _gc_tuned
-    if _gc_tuned:
-        return
-    _gc_tuned = True
-    gc.freeze()
-    gen0, gen1, gen2 = gc.get_threshold()
-    gc.set_threshold(max(GC_GEN0_THRESHOLD, gen0), gen1, gen2)
+    # Each app's child and its runner thread on one core (`host.supervise.affinity`: only
+    # on machines where the hand-offs sleep instead of spinning).
+    pin_apps: bool = True
 
 
 class Host:
@@ -149,6 +132,7 @@ class Host:
         )
         self.runners: dict[str, AppRunner] = {}
         self.app_code = AppCode()  # the stored packages' modules, checked at every start
+        self.affinity = Affinity(enabled=self.config.pin_apps)
         # Each event's receivers, in app-id order. Replaced by an empty dict (never cleared in
         # place) after any change to the running set or a runner's install record, so a
         # narrowed grant takes effect at once: a look-up that raced the change stores its
@@ -444,6 +428,12 @@ class Host:
         self._receivers_cache = {}  # after the assignment (see __init__); no lock on this thread
         runner.handlers = frozenset(child.handlers)
         return child
+
+    def child_settled(self, runner: AppRunner, child: Child) -> None:
+        """On the runner's thread, after the child's first job: pin the pair to one core
+        (`host.supervise.affinity`). Not during the start: moving a thread costs ~80 µs and
+        the start's hand-offs gained nothing from sharing a core (measured)."""
+        self.affinity.pin(runner, child.app_pid())
 
     def _app_modules(self, rec: InstallRecord) -> dict[str, str]:
         """The consented package's code; a stored package swapped behind the host's back

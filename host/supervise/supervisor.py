@@ -38,6 +38,8 @@ class RunnerHost(Protocol):
 
     def write_app_log(self, install_id: str, text: str, truncated: bool) -> None: ...
 
+    def child_settled(self, runner: AppRunner, child: Child) -> None: ...
+
 # Restart backoff after a child dies: doubles from the first value up to the cap, and resets
 # after a job succeeds. Guards the host against a crash loop eating a core.
 BACKOFF_FIRST_S = 0.05
@@ -117,6 +119,7 @@ class AppRunner:
         self.install_id = install.install_id
         self.app_id = install.app_id
         self.child: Child | None = None
+        self._settled: Child | None = None  # the child `host.child_settled` was told of
         self.session: Session | None = None
         self.handlers: frozenset[str] = frozenset()
         self.state = "idle"
@@ -315,12 +318,17 @@ class AppRunner:
                 job.outcome.set_result(None)
             except BaseException as exc:  # noqa: BLE001 - handed to the waiter
                 job.outcome.set_exception(exc)
-            return False
-        waited = time.monotonic() - job.enqueued
-        if waited > MAX_QUEUE_WAIT_S and job.resume is None:
-            self._drop(job, "expired")
-            return False
-        self._run(job)
+        else:
+            waited = time.monotonic() - job.enqueued
+            if waited > MAX_QUEUE_WAIT_S and job.resume is None:
+                self._drop(job, "expired")
+                return False
+            self._run(job)
+        child = self.child
+        if child is not None and child is not self._settled and not child.dead:
+            # Once per child, after its first job was answered: off that job's path.
+            self._settled = child
+            self.host.child_settled(self, child)
         return False
 
     def _run(self, job: Job) -> None:

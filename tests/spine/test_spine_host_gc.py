@@ -1,11 +1,12 @@
-"""A started host tunes its process's garbage collector once (`host.runtime.tune_gc`)."""
+"""A started host tunes its process's garbage collector once (`host.supervise.gctune.tune_gc`)."""
 from __future__ import annotations
 
 import gc
 from pathlib import Path
 
 from host.home import Home
-from host.runtime import GC_GEN0_THRESHOLD, Host, HostConfig
+from host.runtime import Host, HostConfig
+from host.supervise.gctune import GC_GEN0_THRESHOLD
 
 
 def test_a_started_host_freezes_startup_objects_and_collects_young_objects_less_often(

@@ -17,7 +17,7 @@ import pytest
 
 from host.clock import ManualClock
 from host.ledger.audit import AuditLog, AuditRecord, digest_args
-from host.ledger.groupcommit import ReadBatch
+from host.ledger.groupcommit import INLINE_SHARE, ReadBatch
 from host.ledger.ledger import Ledger
 from host.store import open_store
 
@@ -134,3 +134,77 @@ def test_readers_in_the_host_see_the_reads_and_close_commits_them(tmp_path: Path
 def test_the_window_may_not_exceed_rule_9(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="10 ms"):
         Ledger(tmp_path / "host.db", ManualClock(T0), group_reads=True, group_window_s=0.05)
+
+
+def test_a_call_commits_the_batch_itself_once_the_oldest_read_is_old_enough(
+        tmp_path: Path) -> None:
+    """Under a stream of reads the caller's thread commits them (no hand-off to the flusher
+    on another core). No flusher runs here, so only the caller can have committed."""
+    import threading
+
+    led, batch = _ledger(tmp_path)
+    batch._thread = threading.current_thread()  # as if started: no flusher thread
+    due = batch.window_s * INLINE_SHARE + 0.001
+    held, release = threading.Event(), threading.Event()
+
+    def commit_elsewhere() -> None:
+        with batch._commit:
+            held.set()
+            release.wait(10)
+
+    # While another thread commits, a due call leaves the batch alone (it never waits).
+    other = threading.Thread(target=commit_elsewhere)
+    other.start()
+    assert held.wait(10)
+    assert led.admit(_read(1), []).allowed
+    time.sleep(due)
+    assert led.admit(_read(2), []).allowed
+    assert batch.pending() == 2
+    release.set()
+    other.join(10)
+    # The lock free, the next due call commits every waiting read before it returns.
+    assert led.admit(_read(3), []).allowed  # not due: the oldest waited long enough, though
+    assert batch.pending() == 0
+    assert led.admit(_read(4), []).allowed  # the first of a new batch: waits
+    assert batch.pending() == 1
+    time.sleep(due)
+    assert led.admit(_read(5), []).allowed
+    assert batch.pending() == 0
+    digests = [r["args_digest"] for r in _on_disk(tmp_path / "host.db")]
+    assert digests == [digest_args({"n": n}) for n in (1, 2, 3, 4, 5)]
+
+
+def test_a_thread_holding_commits_off_never_commits_from_add(tmp_path: Path) -> None:
+    led, batch = _ledger(tmp_path)
+    with batch._commit:
+        assert led.admit(_read(1), []).allowed
+        time.sleep(batch.window_s * INLINE_SHARE + 0.002)
+        assert led.admit(_read(2), []).allowed  # due, but this thread holds commits off
+        assert batch.pending() == 2
+        assert _on_disk(tmp_path / "host.db") == []
+
+
+def test_a_batch_appends_the_rows_one_append_at_a_time_would(tmp_path: Path) -> None:
+    from host.ledger.audit import append_in
+    from host.ledger.groupcommit import append_many_in
+    from host.ledger.records import canonical_json, validated_body
+
+    items = [(canonical_json({**validated_body(_read(n)), "kind": "decision", "allowed": True,
+                              "code": "allow"}), T0 + n / 7) for n in range(50)]
+    one, many = open_store(tmp_path / "one.db"), open_store(tmp_path / "many.db")
+    for store in (one, many):
+        AuditLog(store, ManualClock(T0))  # the schema
+    with one.transaction() as c:
+        for body, ts in items:
+            append_in(c, body, ts)
+    with many.transaction() as c:
+        assert append_many_in(c, items[:20]) == (1, 20)
+        assert append_many_in(c, items[20:]) == (21, 50)
+
+    def rows(store: object) -> list[tuple[object, ...]]:
+        return [tuple(r) for r in store.conn().execute(  # type: ignore[attr-defined]
+            "SELECT seq, ts, body, prev_hash, hash FROM audit ORDER BY seq")]
+
+    assert rows(one) == rows(many)
+    walked = AuditLog(many, ManualClock(T0)).verify()  # no anchor here: the chain alone
+    assert walked.records == 50 and walked.first_bad_seq is None

@@ -1,0 +1,105 @@
+"""Each app's child and its runner thread share one core where hand-offs sleep
+(`host.supervise.affinity`; docs/BENCH.md, "Pinned pairs")."""
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+from apphelp import install, write_app
+
+from host.home import Home
+from host.runtime import Host
+from host.supervise.affinity import Affinity
+from sandbox.wire import SPIN_MIN_CPUS
+
+
+class Owner:
+    """A runner stand-in (the affinity keeps its owners weakly)."""
+
+
+SRC = '''
+from stockade import App
+
+class TestApp(App):
+    def on_livechat_room_started(self, ctx, event):
+        return "ok"
+'''
+
+
+def test_pairs_are_spread_round_robin_only_where_hand_offs_sleep() -> None:
+    two = Affinity(cpus={3, 5})
+    owners = [Owner() for _ in range(4)]
+    assert [two.core_of(o) for o in owners] == [3, 5, 3, 5]
+    assert two.core_of(owners[0]) == 3  # kept for the owner's restarts
+    assert Affinity(cpus={0}).core_of(owners[0]) is None  # one core: nothing to choose
+    assert Affinity(cpus=set(range(SPIN_MIN_CPUS))).core_of(owners[0]) is None  # spinning
+    assert Affinity(cpus={0, 1}, enabled=False).core_of(owners[0]) is None
+
+
+def test_pin_puts_the_calling_thread_and_the_child_on_one_core() -> None:
+    cores = sorted(os.sched_getaffinity(0))
+    aff = Affinity(cpus=set(cores[:2]) if len(cores) >= 2 else {0, 1})
+    if not aff.cores:  # a one-core machine: pinning cannot be shown, refusal can
+        assert Affinity(cpus=set(cores)).core_of(Owner()) is None
+        return
+    child = subprocess.Popen(["sleep", "30"])
+    seen: list[set[int]] = []
+
+    def runner() -> None:
+        aff.pin(owner, child.pid)
+        seen.append(os.sched_getaffinity(0))
+
+    owner = Owner()
+    try:
+        t = threading.Thread(target=runner)
+        t.start()
+        t.join(10)
+        core = aff.core_of(owner)
+        assert seen == [{core}]
+        assert os.sched_getaffinity(child.pid) == {core}
+        assert os.sched_getaffinity(0) == set(cores)  # only that thread, not the process
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_host_that_may_not_pin_runs_unpinned_and_says_so(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    aff = Affinity(cpus={0, 1})
+    real = os.sched_setaffinity
+
+    def refuse(pid: int, cpus: object) -> None:
+        if pid != 0:
+            raise PermissionError(1, "Operation not permitted")
+        real(pid, cpus)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "sched_setaffinity", refuse)
+    before = os.sched_getaffinity(0)
+    with caplog.at_level(logging.WARNING, "stockade.affinity"):
+        t = threading.Thread(target=aff.pin, args=(Owner(), os.getpid()))
+        t.start()
+        t.join(10)
+    assert aff.cores == []
+    assert "unpinned" in caplog.text
+    assert os.sched_getaffinity(0) == before
+
+
+def test_a_started_app_shares_its_runners_core(tmp_path: Path) -> None:
+    home = Home(tmp_path / "home").ensure()
+    install(home, write_app(tmp_path / "apps", "pinned", ["livechat.read"],
+                            ["livechat.room_started"], SRC))
+    with Host(home) as h:
+        runner = next(iter(h.runners.values()))
+        assert runner.submit("livechat.room_started", {}, 5.0).result(20) == "ok"
+        assert runner.child is not None
+        core = h.affinity.core_of(runner)
+        child_cpus = os.sched_getaffinity(runner.child.app_pid())
+        thread_cpus = os.sched_getaffinity(runner._thread.native_id or 0)
+        if h.affinity.cores:
+            assert core is not None and child_cpus == thread_cpus == {core}
+        else:  # a machine where the hand-offs spin: nothing is pinned
+            assert core is None and len(child_cpus) > 1
