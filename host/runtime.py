@@ -85,9 +85,11 @@ class HostConfig:
     watch: bool = True
     # Tune the garbage collector at start (`tune_gc`); off for embedders that manage it.
     tune_gc: bool = True
-    # Each app's child and its runner thread on one core (`host.supervise.affinity`: only
-    # on machines where the hand-offs sleep instead of spinning).
-    pin_apps: bool = True
+    # Each app's child and its runner thread on one core (`host.supervise.affinity`, only
+    # where hand-offs sleep). Off by default: measured on 2 cores, it takes ~40 % off a bridge
+    # call but costs a REST-heavy workspace ~20 % more host CPU per conversation and twice the
+    # event-delay tail (docs/BENCH.md, "Pinned pairs"). `stockade serve --pin-apps`.
+    pin_apps: bool = False
 
 
 class Host:

@@ -106,6 +106,9 @@ def bench(
         help="Instead: conversations through the REST API at rising rates; the sustained rate."),
     step_seconds: float = typer.Option(10.0, "--step-seconds", help="Seconds per --load rate."),
     rates: str = typer.Option("10,20,35,50,70", "--rates", help="--load's rates, a second."),
+    pin_apps: bool = typer.Option(
+        False, "--pin-apps", help="Measure with each app's child and runner thread on one core "
+        "(`stockade serve --pin-apps`); with --load too."),
     rocketchat: bool = typer.Option(
         False, "--rocketchat",
         help="Instead: a read through the remote adapter next to the same REST call made "
@@ -136,7 +139,7 @@ def bench(
     if load:
         from host.cli.bench_soak_cmd import load_command
 
-        load_command(rates, step_seconds, degraded, json_out)
+        load_command(rates, step_seconds, degraded, json_out, pin_apps=pin_apps)
         return
     if soak is not None:
         from host.cli.bench_soak_cmd import soak_command
@@ -162,7 +165,8 @@ def bench(
             progress.update(task, description=label)
 
         try:
-            figures = run_bench(sizes, options=RunOptions(degraded=degraded), on_step=on_step)
+            figures = run_bench(sizes, options=RunOptions(degraded=degraded, pin_apps=pin_apps),
+                                on_step=on_step)
         except LayerMissing as exc:
             progress.stop()
             fail(str(exc), "run `stockade doctor`; or pass --degraded to measure anyway")
@@ -176,7 +180,7 @@ def bench(
                                         cold=3 if quick else 8, run_script=anchor_run))
         except PeerError as exc:
             fail(str(exc), "build the peer first, or run without --peer")
-    mode = "quick" if quick else "full"
+    mode = ("quick" if quick else "full") + (", apps pinned" if pin_apps else "")
     err_console.print(render_table(figures, f"stockade bench ({mode})",
                                    wide=err_console.width >= 140))
     if json_out:

@@ -49,7 +49,8 @@ def soak_command(minutes: float, rate: float, degraded: bool, json_out: bool) ->
         emit_json(result.to_json())
 
 
-def load_command(rates: str, step_s: float, degraded: bool, json_out: bool) -> None:
+def load_command(rates: str, step_s: float, degraded: bool, json_out: bool, *,
+                 pin_apps: bool = False) -> None:
     from host.bench.load import MAX_DELAY_P99_MS, LoadStep, run_load
     from host.supervise.child import LayerMissing
 
@@ -71,7 +72,7 @@ def load_command(rates: str, step_s: float, degraded: bool, json_out: bool) -> N
     err_console.print(f"load: {', '.join(f'{r:g}' for r in steps)} conversations/s, "
                       f"{step_s:g} s each, through the REST API ...", highlight=False)
     try:
-        result = run_load(steps, step_s, degraded=degraded, on_step=said)
+        result = run_load(steps, step_s, degraded=degraded, pin_apps=pin_apps, on_step=said)
     except LayerMissing as exc:
         fail(str(exc), "run `stockade doctor`; or pass --degraded to measure anyway")
     err_console.print(

@@ -83,6 +83,10 @@ def serve(
         "connected to (the default once `stockade rocketchat connect` ran)."),
     url: str = typer.Option(None, "--url", help="With --server rocketchat: the workspace URL "
                             "(overrides the home's rocketchat.toml)."),
+    pin_apps: bool = typer.Option(
+        False, "--pin-apps", help="Run each app's child and the thread answering its calls on "
+        "one core (2-core machines: faster bridge calls, slower REST-heavy loads; "
+        "docs/BENCH.md)."),
 ) -> None:
     """Serve the REST API (/api/v1/...) on loopback, and run the installed apps; or, against
     a Rocket.Chat workspace, run the apps and receive its webhooks on loopback."""
@@ -122,7 +126,7 @@ def serve(
         if pre_send_timeout not in ("fail-closed", "fail-open"):
             fail(f"--pre-send-timeout {pre_send_timeout!r} is not fail-closed or fail-open")
         serve_remote(home, host, bind_listener(host, port), url, HostConfig(
-            degraded=degraded, pre_send_timeout="fail_closed"
+            degraded=degraded, pin_apps=pin_apps, pre_send_timeout="fail_closed"
             if pre_send_timeout == "fail-closed" else "fail_open"))
         return
     server = build_server(home, SystemClock())
@@ -162,7 +166,7 @@ def serve(
 
         if pre_send_timeout not in ("fail-closed", "fail-open"):
             fail(f"--pre-send-timeout {pre_send_timeout!r} is not fail-closed or fail-open")
-        config = HostConfig(degraded=degraded,
+        config = HostConfig(degraded=degraded, pin_apps=pin_apps,
                             pre_send_timeout="fail_closed" if pre_send_timeout == "fail-closed"
                             else "fail_open")
         try:

@@ -89,6 +89,7 @@ class Demo(StoryActs):
         # Each server event told as it happens (the story); the benches turn it off: rendering
         # a line per event would be measured as the host's own work.
         self.narrate_events = True
+        self.pin_apps = False  # HostConfig.pin_apps (the load bench measures both)
         self.endpoint: CrmEndpoint = crm if crm is not None else self.crm
         self.host: Host | None = None
         self.humans: dict[str, str] = {}
@@ -195,7 +196,7 @@ class Demo(StoryActs):
 
     def start_host(self) -> None:
         self.act("Starting the host: each app in its own confined child")
-        config = HostConfig(degraded=self.degraded,
+        config = HostConfig(degraded=self.degraded, pin_apps=self.pin_apps,
                             resolver_overrides={CRM_HOST: "127.0.0.1",
                                                 LIVE_AGENT_HOST: "127.0.0.1"})
         self.host = Host(self.home, config=config, server=self.remote).start()

@@ -12,7 +12,7 @@ import pytest
 from apphelp import install, write_app
 
 from host.home import Home
-from host.runtime import Host
+from host.runtime import Host, HostConfig
 from host.supervise.affinity import Affinity
 from sandbox.wire import SPIN_MIN_CPUS
 
@@ -88,18 +88,20 @@ def test_a_host_that_may_not_pin_runs_unpinned_and_says_so(
     assert os.sched_getaffinity(0) == before
 
 
-def test_a_started_app_shares_its_runners_core(tmp_path: Path) -> None:
+@pytest.mark.parametrize("pin", [True, False])
+def test_a_started_app_shares_its_runners_core_when_asked(tmp_path: Path, pin: bool) -> None:
     home = Home(tmp_path / "home").ensure()
     install(home, write_app(tmp_path / "apps", "pinned", ["livechat.read"],
                             ["livechat.room_started"], SRC))
-    with Host(home) as h:
+    with Host(home, config=HostConfig(pin_apps=pin)) as h:
         runner = next(iter(h.runners.values()))
         assert runner.submit("livechat.room_started", {}, 5.0).result(20) == "ok"
         assert runner.child is not None
-        core = h.affinity.core_of(runner)
         child_cpus = os.sched_getaffinity(runner.child.app_pid())
         thread_cpus = os.sched_getaffinity(runner._thread.native_id or 0)
-        if h.affinity.cores:
+        everywhere = os.sched_getaffinity(0)
+        if pin and h.affinity.cores:
+            core = h.affinity.core_of(runner)
             assert core is not None and child_cpus == thread_cpus == {core}
-        else:  # a machine where the hand-offs spin: nothing is pinned
-            assert core is None and len(child_cpus) > 1
+        else:  # not asked (the default), or a machine where hand-offs spin: nothing pinned
+            assert child_cpus == thread_cpus == everywhere
