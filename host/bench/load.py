@@ -30,11 +30,11 @@ from typing import Any
 import httpx
 
 from host.bench.crm_process import CrmProcess
-from host.bench.rest_http import serving
 from host.bench.soak import DEPARTMENTS, PROXIED, quiet_demo, start_demo
 from host.bench.stats import percentile
 from host.demo.scenario import CRM_API_KEY
 from host.server.embedded import EmbeddedServer
+from host.server.listen import serving
 from host.server.personal_tokens import ensure_service_user
 
 MAX_DELAY_P99_MS = 250.0  # issue 26: event delay p99 at the sustained rate

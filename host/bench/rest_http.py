@@ -8,23 +8,17 @@ sample is one request's round trip as the client sees it.
 """
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
-import uvicorn
-from starlette.routing import BaseRoute
 
 from host.clock import SystemClock
 from host.home import Home
 from host.server.embedded import EmbeddedServer
-from host.server.listen import tcp_listener
+from host.server.listen import serving
 from host.server.personal_tokens import ensure_service_user
-from host.server.rest import create_app
-
-SERVER_START_TIMEOUT_S = 10.0
 
 
 @contextmanager
@@ -32,33 +26,6 @@ def rest_server(home: Home) -> Iterator[tuple[str, EmbeddedServer]]:
     """Serve the home's REST API on 127.0.0.1:<free port>; yield (base URL, server)."""
     with serving(EmbeddedServer(home.server_store, SystemClock())) as (base, server, _uv):
         yield base, server
-
-
-@contextmanager
-def serving(server: EmbeddedServer, mounts: Sequence[BaseRoute] = (),
-            ) -> Iterator[tuple[str, EmbeddedServer, uvicorn.Server]]:
-    """Serve `server`'s REST API (and `mounts` beside it, e.g. the console) on loopback from a
-    thread; yield (base URL, server, the uvicorn server)."""
-    # tcp_listener, not a bare socket: with proto 0 asyncio leaves Nagle on for accepted
-    # connections and every request waited ~40 ms for a delayed ACK (issue 27).
-    sock = tcp_listener("127.0.0.1", 0)
-    port = sock.getsockname()[1]
-    uv = uvicorn.Server(uvicorn.Config(create_app(server, mounts=mounts), log_level="warning",
-                                       lifespan="off"))
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, name="bench-uvicorn",
-                              daemon=True)
-    thread.start()
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while not uv.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the bench's uvicorn server did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}", server, uv
-    finally:
-        uv.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 def measure_rest_create(home: Home, iterations: int, warmup: int) -> list[float]:

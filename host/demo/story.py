@@ -16,7 +16,6 @@ import httpx
 from rich.console import Console
 
 from host.apps.installs import InstallStore
-from host.bench.rest_http import serving
 from host.clock import SystemClock
 from host.demo.crm import DemoCrm
 from host.demo.narrate import Narrator
@@ -25,6 +24,7 @@ from host.home import Home
 from host.ledger.audit import open_readonly
 from host.runtime import Host
 from host.server.embedded import EmbeddedServer
+from host.server.listen import serving
 from host.server.principals import SYSTEM
 
 PROXY_AGENT = "Dana (Acme Support)"

@@ -13,15 +13,15 @@ from pathlib import Path
 
 import httpx
 
-from host.bench import rest_http
 from host.clock import ManualClock
+from host.server import listen
 from host.server.embedded import EmbeddedServer
 
 
 def _accepted_nodelay(tmp_path: Path) -> list[int]:
     server = EmbeddedServer(tmp_path / "server.db", ManualClock())
     try:
-        with rest_http.serving(server) as (base, _server, uv), httpx.Client(base_url=base) as c:
+        with listen.serving(server) as (base, _server, uv), httpx.Client(base_url=base) as c:
             c.get("/api/info")  # any answer: we only need an accepted connection
             deadline = time.monotonic() + 5
             while not uv.server_state.connections and time.monotonic() < deadline:
@@ -48,7 +48,7 @@ def test_control_a_proto_zero_listener_leaves_nagle_on(tmp_path: Path, monkeypat
         s.setblocking(False)
         return s
 
-    monkeypatch.setattr(rest_http, "tcp_listener", bare)
+    monkeypatch.setattr(listen, "tcp_listener", bare)
     flags = _accepted_nodelay(tmp_path)
     assert flags and not any(flags), flags
 
