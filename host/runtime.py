@@ -425,6 +425,8 @@ class Host:
             raise
         finally:
             self.spawner.started()
+        for store in (self.installs.store, self.tokens.store, self.identities.store):
+            store.release()  # the start's alone: a runner thread keeps only its call path's
         runner.session = make_session(rec, child, claims_box[0])
         runner.install = rec
         self._receivers_cache = {}  # after the assignment (see __init__); no lock on this thread
