@@ -28,13 +28,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 
 from host.ledger.audit import GENESIS_HASH, chain_hash
-from host.store import Conn, Store
+from host.store import DB_ERRORS, Conn, Store
 
 # How long the oldest read in the batch waits, at most, for its group commit. DESIGN rule 9 allows
 # 10 ms from the read to its durable record; half of it leaves the commit (and a busy scheduler
@@ -51,6 +50,10 @@ INLINE_SHARE = 0.6
 # After a failed group commit (a full or failing disk), wait this long before the next try
 # rather than spinning on the error; a write in the meantime commits the records or is refused.
 _RETRY_S = 0.1
+
+# What a failed group commit raises (a full or failing disk, an unreachable PostgreSQL store):
+# the records stay in the batch, and the next write commits them or is refused.
+_COMMIT_FAILURES: tuple[type[Exception], ...] = (*DB_ERRORS, OSError)
 
 log = logging.getLogger("stockade.ledger")
 
@@ -150,7 +153,7 @@ class ReadBatch:
             return
         try:
             self.flush()
-        except (sqlite3.Error, OSError):
+        except _COMMIT_FAILURES:
             self._wake.set()  # the flusher retries and logs
         finally:
             self._commit.release()
@@ -209,7 +212,7 @@ class ReadBatch:
                 time.sleep(self.window_s - age)
             try:
                 self.flush()
-            except (sqlite3.Error, OSError):
+            except _COMMIT_FAILURES:
                 # The records stay in the batch: the next write on this log commits them with
                 # its own decision, or refuses the write.
                 log.warning("group commit of read records failed; retried with the next write",

@@ -208,3 +208,28 @@ def test_a_batch_appends_the_rows_one_append_at_a_time_would(tmp_path: Path) -> 
     assert rows(one) == rows(many)
     walked = AuditLog(many, ManualClock(T0)).verify()  # no anchor here: the chain alone
     assert walked.records == 50 and walked.first_bad_seq is None
+
+
+def test_a_call_whose_commit_fails_is_served_and_its_reads_kept(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk during a caller's group commit fails neither the read nor loses a record:
+    they wait for the flusher's retry or the next write (which then commits or is refused)."""
+    import sqlite3
+    import threading
+
+    led, batch = _ledger(tmp_path)
+    batch._thread = threading.current_thread()  # no flusher: only the caller commits
+    real = batch.store.transaction
+
+    def full() -> object:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    assert led.admit(_read(1), []).allowed
+    time.sleep(batch.window_s * INLINE_SHARE + 0.001)
+    monkeypatch.setattr(batch.store, "transaction", full)
+    assert led.admit(_read(2), []).allowed  # due; its commit fails; the read is served
+    assert batch.pending() == 2
+    monkeypatch.setattr(batch.store, "transaction", real)
+    batch.flush()
+    digests = [r["args_digest"] for r in _on_disk(tmp_path / "host.db")]
+    assert digests == [digest_args({"n": 1}), digest_args({"n": 2})]
