@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from apphelp import install, write_app, write_policy
 
+from host.apps.installs import InstallRecord
 from host.home import Home
 from host.runtime import Host
 from host.server.db import Database
@@ -35,12 +36,18 @@ class TestApp(App):
 '''
 
 
-def test_a_cold_start_and_its_first_call_open_no_connection(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _starter(tmp_path: Path) -> tuple[Home, InstallRecord]:
+    """A home with one app whose handler makes one bridge call, and the policy permitting it."""
     home = Home(tmp_path / "home").ensure()
     write_policy(home, "start-path", POLICY)
-    rec = install(home, write_app(tmp_path / "apps", "starter", ["livechat.read", "users.read"],
-                                  ["livechat.room_started"], SRC))
+    return home, install(home, write_app(tmp_path / "apps", "starter",
+                                         ["livechat.read", "users.read"],
+                                         ["livechat.room_started"], SRC))
+
+
+def test_a_cold_start_and_its_first_call_open_no_connection(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home, rec = _starter(tmp_path)
     with Host(home) as h:
         uid = rec.app_user_id
         assert uid is not None
@@ -67,10 +74,7 @@ def test_a_running_app_keeps_no_connection_only_its_start_needed(tmp_path: Path)
     """The token registry, the uid table and the install store serve a start, not its calls:
     each start gives their connections back, so many running apps do not hold three idle
     connections each (~0.1 MiB apiece: 200 idle apps measured 181 -> 99 MiB of host memory)."""
-    home = Home(tmp_path / "home").ensure()
-    write_policy(home, "start-path", POLICY)
-    rec = install(home, write_app(tmp_path / "apps", "starter", ["livechat.read", "users.read"],
-                                  ["livechat.room_started"], SRC))
+    home, rec = _starter(tmp_path)
     with Host(home) as h:
         uid = rec.app_user_id
         runners = [AppRunner(h, rec) for _ in range(POOL_IDLE_MAX + 4)]
