@@ -42,8 +42,8 @@ class ConnPool:
                 owner, conn = self._idle.pop()
                 if owner == pid:
                     return conn
-                # Inherited across fork: unusable here, and closing it could disturb the
-                # parent's file locks; dropping the reference is all a child may do.
+                # Inherited across fork: never used here (SQLite forbids carrying a
+                # connection across fork). Dropped: this process holds no lock through it.
         return None
 
     def give(self, conn: Any) -> bool:
