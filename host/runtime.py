@@ -88,7 +88,7 @@ class HostConfig:
     # Each app's child and its runner thread on one core (`host.supervise.affinity`, only
     # where hand-offs sleep). Off by default: measured on 2 cores, it takes ~40 % off a bridge
     # call but costs a REST-heavy workspace ~20 % more host CPU per conversation and twice the
-    # event-delay tail (docs/BENCH.md, "Pinned pairs"). `stockade serve --pin-apps`.
+    # event-delay tail (docs/BENCH.md, "One core or two, and pinned pairs"). `serve --pin-apps`.
     pin_apps: bool = False
 
 

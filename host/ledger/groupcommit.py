@@ -147,7 +147,7 @@ class ReadBatch:
             self._flush_here()
 
     def _flush_here(self) -> None:
-        """Commit the window's reads on the calling thread (see INLINE in the docstring); a
+        """Commit the waiting reads on the calling thread (`INLINE_SHARE`, module docstring); a
         commit already under way, or one that fails, is left to the flusher."""
         if self._commit.held_here() or not self._commit.acquire(blocking=False):
             return

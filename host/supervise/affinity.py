@@ -3,11 +3,15 @@
 A bridge call is two hand-offs between processes: the child writes its Call and sleeps, the
 runner thread wakes and answers, the child wakes. When the two sit on different cores, each
 hand-off wakes an idle core (an inter-processor interrupt and its exit from a sleep state);
-on one core it is a direct switch. Measured on this 2-core machine (docs/BENCH.md, "Pinned
-pairs"): the whole bench on one core read in 187-191 µs p50 against 273-289 µs on two, and four
-apps together made *more* calls per second on one core than on two. Pinning each pair to one
-core keeps the cheap hand-off and still spreads the apps over every core: round-robin, so
-the pairs are balanced.
+on one core it is a direct switch. Measured on this 2-core machine (docs/BENCH.md, "One core
+or two, and pinned pairs"): the whole bench on one core read in 187-191 µs p50 against 273-289
+µs on two, and four apps together made *more* calls per second on one core than on two. Pinning
+each pair to one core keeps the cheap hand-off and still spreads the apps over every core:
+round-robin, so the pairs are balanced.
+
+Off by default (`HostConfig.pin_apps`, `stockade serve --pin-apps`): under a REST-heavy load
+the same pinning cost ~20 % more host CPU per conversation, since a thread that may not leave
+its core waits there for the interpreter lock and for the processes sharing that core.
 
 Only where the hand-offs sleep: with `sandbox.wire.SPIN_MIN_CPUS` or more cores both ends
 spin before they sleep, and a spinning child on its runner's core would hold the very core its

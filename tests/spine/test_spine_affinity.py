@@ -1,5 +1,5 @@
 """Each app's child and its runner thread share one core where hand-offs sleep
-(`host.supervise.affinity`; docs/BENCH.md, "Pinned pairs")."""
+(`host.supervise.affinity`; docs/BENCH.md, "One core or two, and pinned pairs")."""
 from __future__ import annotations
 
 import logging
