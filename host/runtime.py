@@ -406,11 +406,12 @@ class Host:
             session_id=child.session_id, generation=rec.generation, epoch=epoch,
             permissions=rec.grants, policy_hash=self.policy.current().revision,
         )
-        claims_box: list[tokens.Claims] = []
 
         def verify(presented: str) -> None:
-            claims_box.append(tokens.verify(presented, self.keyring, self.clock,
-                                            session_id=child.session_id))
+            # Exactly the token this child was given: stricter than a signature check (no other
+            # token passes, however well signed) and ~0.2 ms less of a start.
+            if not tokens.same_token(presented, token):
+                raise tokens.TokenError("the child presented a token it was not given")
 
         try:
             self.credentials.record(minted)
@@ -427,7 +428,7 @@ class Host:
             self.spawner.started()
         for store in (self.installs.store, self.tokens.store, self.identities.store):
             store.release()  # the start's alone: a runner thread keeps only its call path's
-        runner.session = make_session(rec, child, claims_box[0])
+        runner.session = make_session(rec, child, minted)
         runner.install = rec
         self._receivers_cache = {}  # after the assignment (see __init__); no lock on this thread
         runner.handlers = frozenset(child.handlers)

@@ -97,6 +97,13 @@ def mint(keyring: Keyring, clock: Clock, **fields: Unpack[TokenFields]) -> tuple
     return head + "." + _b64e(sig), claims
 
 
+def same_token(presented: object, issued: str) -> bool:
+    """Whether `presented` is exactly `issued` (constant time): a channel hands back the token
+    it was given, and nothing else passes."""
+    return isinstance(presented, str) and secrets.compare_digest(presented.encode(),
+                                                                 issued.encode())
+
+
 def verify(token: str, keyring: Keyring, clock: Clock, *, session_id: str) -> Claims:
     """Return the claims, or raise TokenError. `session_id` is the channel's own session."""
     if not isinstance(token, str) or len(token) > MAX_TOKEN_BYTES:

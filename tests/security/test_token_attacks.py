@@ -327,3 +327,55 @@ def test_handshake_token_of_child_a_fails_on_child_b(tmp_path: Any) -> None:
             ch.shutdown(0.5)
     finally:
         spawner.close()
+
+
+def test_a_start_accepts_only_the_exact_token_it_gave_the_child(tmp_path: Any,
+                                                                  monkeypatch: Any) -> None:
+    """The host's start checks the token a child hands back against the one it gave it, not
+    just its signature: a well-signed token for the same channel, minted elsewhere (a replayed
+    or injected one), is refused. A signature check alone accepts it (the control)."""
+    from apphelp import install, write_app
+
+    from host.clock import SystemClock
+    from host.home import Home
+    from host.runtime import Host
+    from host.supervise.child import Child
+
+    home = Home(tmp_path / "home").ensure()
+    rec = install(home, write_app(tmp_path / "apps", "handback", ["livechat.read"],
+                                  ["livechat.room_started"],
+                                  "from stockade import App\n\nclass TestApp(App):\n"
+                                  "    def on_livechat_room_started(self, ctx, event):\n"
+                                  "        return 'ran'\n"))
+    real = Child.handshake
+    with Host(home) as host:
+        accepted_elsewhere: list[bool] = []
+
+        def presents_another(self: Child, token: str, verify: Callable[[str], None],
+                             **kw: Any) -> Any:
+            other = tokens.issue(host.keyring, SystemClock(), app_id=rec.app_id,
+                                 install_id=rec.install_id, session_id=self.session_id,
+                                 generation=rec.generation, epoch=0,
+                                 permissions=rec.grants, policy_hash="p")
+            tokens.verify(other, host.keyring, SystemClock(), session_id=self.session_id)
+            accepted_elsewhere.append(True)  # the control: its signature and channel are good
+            return real(self, token, lambda _presented: verify(other), **kw)
+
+        monkeypatch.setattr(Child, "handshake", presents_another)
+        runner = next(iter(host.runners.values()))
+        if runner.child is not None:  # started at the host's start (its install hook)
+            runner.child.kill("test: start again", code="stopped")
+        with pytest.raises(TokenError, match="not given"):
+            runner.submit("livechat.room_started", {}, 5.0).result(20)
+        assert accepted_elsewhere
+        monkeypatch.setattr(Child, "handshake", real)
+        runner._next_start = 0.0  # past the restart backoff: the honest child starts
+        assert runner.submit("livechat.room_started", {}, 5.0).result(20) == "ran"
+
+
+def test_same_token_is_exact(ring: Keyring, clock: ManualClock) -> None:
+    tok = _issue(ring, clock)
+    assert tokens.same_token(tok, tok)
+    assert not tokens.same_token(tok[:-1] + ("A" if tok[-1] != "A" else "B"), tok)
+    assert not tokens.same_token(_issue(ring, clock), tok)  # same fields, another jti
+    assert not tokens.same_token(None, tok) and not tokens.same_token(tok.encode(), tok)
