@@ -37,19 +37,12 @@ class Component:
     ddl: tuple[SchemaItem, ...]
 
 
-COMPONENTS = (
-    Component(installs.SCHEMA_COMPONENT, installs.SCHEMA_VERSION, installs.DDL),
-    Component(lineage.SCHEMA_COMPONENT, lineage.SCHEMA_VERSION, lineage.DDL),
-    Component(audit.SCHEMA_COMPONENT, audit.SCHEMA_VERSION, audit.DDL),
-    Component(quota.SCHEMA_COMPONENT, quota.SCHEMA_VERSION, quota.DDL),
-    Component(registry.SCHEMA_COMPONENT, registry.SCHEMA_VERSION, registry.DDL),
-    Component(persistence.SCHEMA_COMPONENT, persistence.SCHEMA_VERSION, persistence.DDL),
-    Component(identities.SCHEMA_COMPONENT, identities.SCHEMA_VERSION, identities.DDL),
-    Component(status.SCHEMA_COMPONENT, status.SCHEMA_VERSION, status.DDL),
-    Component(owned.SCHEMA_COMPONENT, owned.SCHEMA_VERSION, owned.DDL),
-    Component(storelease.SCHEMA_COMPONENT, storelease.SCHEMA_VERSION, storelease.DDL),
-    Component(published.SCHEMA_COMPONENT, published.SCHEMA_VERSION, published.DDL),
-    Component(shared.SCHEMA_COMPONENT, shared.SCHEMA_VERSION, shared.DDL),
+# Each module that keeps tables in the host's store declares SCHEMA_COMPONENT, SCHEMA_VERSION
+# and DDL beside its SQL.
+COMPONENTS = tuple(
+    Component(m.SCHEMA_COMPONENT, m.SCHEMA_VERSION, m.DDL)
+    for m in (installs, lineage, audit, quota, registry, persistence, identities, status, owned,
+              storelease, published, shared)
 )
 
 
