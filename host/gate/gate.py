@@ -103,7 +103,7 @@ class PolicySource:
 
 def args_digest(args: Mapping[str, Any]) -> str:
     """Digest of the canonical arguments: the audit log proves what was asked, never holds it."""
-    return digest_args(dict(args))
+    return digest_args(args)
 
 
 # Longest user id named in clear on a record (the engine refuses ids over MAX_ID anyway); a
@@ -282,7 +282,13 @@ class Gate:
             rules = tuple(sorted(set(decision.rules) | set(via.rules)))
         op_id = "op_" + secrets.token_hex(12) if write or charges or route else None
         seq: int | None = None
-        if write or charges or decision.seat_ceiling is not None or self.audit_reads or route:
+        effects = write or charges or decision.seat_ceiling is not None or route
+        if not effects and self.audit_reads and self.ledger.holds_reads:
+            # A read: its allow record waits for the group commit (DESIGN rule 9), built from
+            # the read's template (the same body `admit` would hold, at a tenth of the cost).
+            self.ledger.hold_read(session.app_id, session.install_id, action, rules,
+                                  policy.revision, args_digest(args))
+        elif effects or self.audit_reads:
             record = AuditRecord(
                 kind="decision", allowed=True, code="allow", rules=rules,
                 policy_rev=policy.revision, app_id=session.app_id,

@@ -230,4 +230,4 @@ def _unmapped(gate: Gate, session: Session, args: dict[str, Any], label: str,
 
 def gate_digest(args: Mapping[str, Any]) -> str:
     """The same digest the gate records for a bridge call's arguments."""
-    return digest_args(dict(args))
+    return digest_args(args)

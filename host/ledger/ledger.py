@@ -43,6 +43,7 @@ from host.ledger.quota import (
     reserve_in,
     state_in,
 )
+from host.ledger.readbody import ReadBodies
 from host.ledger.records import (
     AuditError,
     AuditRecord,
@@ -102,6 +103,7 @@ class Ledger:
         self.audit = AuditLog(self.store, clock, anchor_path=anchor_path, key_path=key_path,
                               anchor_every=anchor_every or ANCHOR_EVERY)
         self.batch: ReadBatch | None = None
+        self._read_bodies = ReadBodies()
         if group_reads:
             self.batch = ReadBatch(self.store, group_window_s, self._committed)
             self.audit.batch = self.batch
@@ -174,6 +176,21 @@ class Ledger:
                 admission = Admission(seq, True, result if takes_units else None, states, None)
         self.audit.after_append(seq)
         return admission
+
+    @property
+    def holds_reads(self) -> bool:
+        """Reads' records wait for a group commit here (`hold_read` may be called)."""
+        return self.batch is not None
+
+    def hold_read(self, app_id: str, install_id: str, action: str, rules: tuple[str, ...],
+                  policy_rev: str, args_digest: str) -> None:
+        """`admit` for a read's allow record (no write, no charge, no seat, no route), by the
+        read's template (`host.ledger.readbody`): the same body, held for the group commit."""
+        self.audit._check_open()
+        if self.batch is None:
+            raise AuditError("reads are not group-committed on this ledger: use admit")
+        self.batch.add(self._read_bodies.body(app_id, install_id, action, rules, policy_rev,
+                                              args_digest), float(self.clock.now()))
 
     def deny_within(self, record: AuditRecord, budget: QuotaCharge) -> tuple[int, bool]:
         """Append a denial charged against the install's refusal budget (DESIGN rule 13).

@@ -13,10 +13,11 @@ does not understand fails loudly (the store tests run every module's SQL on both
   chain's hashes, computed over the exact float, would no longer verify), `BLOB` → `BYTEA`,
   `INTEGER PRIMARY KEY AUTOINCREMENT` → an identity column, `WITHOUT ROWID` dropped;
 - `length(CAST(x AS BLOB))` (a text's size in bytes) → `octet_length(x)`;
-- SQLite's JSON aggregates → PostgreSQL's (`json_group_array` → `json_agg`,
-  `json_group_object` → `json_object_agg`, `json_array` → `json_build_array`); JSON values
-  come back as text in both (`PgStore` loads json as a string), and an aggregate over no rows
-  is NULL in PostgreSQL, so the host's SQL wraps them in COALESCE;
+- SQLite's JSON functions → PostgreSQL's (`json_group_array` → `json_agg`,
+  `json_group_object` → `json_object_agg`, `json_array` → `json_build_array`, `json_object` →
+  `json_build_object`); JSON values come back as text in both (`PgStore` loads json as a
+  string), and an aggregate over no rows is NULL in PostgreSQL (the host's SQL wraps them in
+  COALESCE, or its Python reads NULL as empty);
 - `INTEGER PRIMARY KEY` → an identity column (SQLite numbers such a row when the insert leaves
   the key out).
 """
@@ -33,7 +34,8 @@ _BYTE_LENGTH = re.compile(r"length\(CAST\((\w+) AS BLOB\)\)", re.IGNORECASE)
 _AUTOINCREMENT = re.compile(r"\bINTEGER\s+PRIMARY\s+KEY(\s+AUTOINCREMENT)?\b", re.IGNORECASE)
 _JSON = ((re.compile(r"\bjson_group_array\("), "json_agg("),
          (re.compile(r"\bjson_group_object\("), "json_object_agg("),
-         (re.compile(r"\bjson_array\("), "json_build_array("))
+         (re.compile(r"\bjson_array\("), "json_build_array("),
+         (re.compile(r"\bjson_object\("), "json_build_object("))
 _TYPES = (
     (re.compile(r"\bINTEGER\b", re.IGNORECASE), "BIGINT"),
     (re.compile(r"\bREAL\b", re.IGNORECASE), "DOUBLE PRECISION"),

@@ -110,6 +110,8 @@ def test_the_translation_of_sqlite_spellings() -> None:
     assert translate("CREATE TABLE t(a INTEGER, b REAL, c BLOB) WITHOUT ROWID")[0] == \
         "CREATE TABLE t(a BIGINT, b DOUBLE PRECISION, c BYTEA)"
     assert translate("SELECT x FROM t WHERE y LIKE 'a%'")[0] == "SELECT x FROM t WHERE y LIKE 'a%%'"
+    assert translate("SELECT json_object('r', json_group_object(k, v)), json_array(1)")[0] == \
+        "SELECT json_build_object('r', json_object_agg(k, v)), json_build_array(1)"
 
 
 def test_messages_never_show_the_password() -> None:
