@@ -47,10 +47,10 @@ from host.ledger.readbody import ReadBodies
 from host.ledger.records import (
     AuditError,
     AuditRecord,
-    canonical_json,
     cap_text,
     check_field,
     quota_json,
+    record_json,
     validated_body,
 )
 from host.store import Conn, StoreTarget, open_store
@@ -144,7 +144,7 @@ class Ledger:
             # commits (DESIGN rule 9). It gets its seq when committed: 0 here.
             body.update(kind="decision", allowed=True)
             body.setdefault("code", "allow")
-            self.batch.add(canonical_json(body), now)
+            self.batch.add(record_json(body), now)
             return Admission(0, True, None, (), None)
         with self.audit.transaction() as c:
             seats = None
@@ -164,7 +164,7 @@ class Ledger:
             else:
                 body["allowed"] = True
                 body.setdefault("code", "allow")
-                seq = append_in(c, canonical_json(body), now)
+                seq = append_in(c, record_json(body), now)
                 if intent:
                     c.execute(
                         "INSERT INTO audit_intents(seq, op_id, ts, app_id, install_id, action,"
@@ -273,7 +273,7 @@ class Ledger:
             for name, v in (("app_id", app_id), ("install_id", install_id), ("action", action)):
                 if v is not None:
                     body[name] = v
-            out = append_in(c, canonical_json(body), now)
+            out = append_in(c, record_json(body), now)
         self.audit.after_append(out)
         return out
 
@@ -340,10 +340,10 @@ def _refusal_in(conn: Conn, body: dict[str, object], now: float,
     """Append the refusal `body` if the budget allows; else one summary per window, else nothing.
     Runs inside the caller's transaction. Returns (seq or -1, over_budget)."""
     if budget is None:
-        return append_in(conn, canonical_json(body), now), False
+        return append_in(conn, record_json(body), now), False
     taken, _ = reserve_in(conn, [budget], "refusal", now)
     if isinstance(taken, Reservation):
-        return append_in(conn, canonical_json(body), now), False
+        return append_in(conn, record_json(body), now), False
     summary = Charge(budget.key + _SUMMARY_SUFFIX, 1, budget.window_s, budget.scope)
     first, _ = reserve_in(conn, [summary], "summary", now)
     if not isinstance(first, Reservation):
@@ -356,4 +356,4 @@ def _refusal_in(conn: Conn, body: dict[str, object], now: float,
             f"more than {budget.limit} refusals in {budget.window_s:g}s: the app's child is "
             "stopped, and further refusals in this window are not recorded one by one "
             f"(the last one: {body.get('code')})"))
-    return append_in(conn, canonical_json(record), now), True
+    return append_in(conn, record_json(record), now), True

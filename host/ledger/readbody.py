@@ -4,7 +4,7 @@ Every read the gate allows appends one record that differs from the app's previo
 in `args_digest` (DESIGN rule 9 holds it for the group commit). Building and validating the
 whole record per read (a 30-field dataclass, the field-by-field allow-list check, the sorted
 JSON encoding) was ~13 µs of a bridge read's ~120 µs in the gate, the same work each time. A
-template is that work done once, by the same code (`validated_body`, `canonical_json`), for one
+template is that work done once, by the same code (`validated_body`, `record_json`), for one
 (app, install, action, rules, policy revision); a read then checks its digest against the same
 rule the full path uses and puts it in the template's place. The result is the same string the
 full path builds (`tests/ledger/test_readbody.py` holds the two equal under hypothesis).
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 
-from host.ledger.records import AuditRecord, canonical_json, check_digest, validated_body
+from host.ledger.records import AuditRecord, check_digest, record_json, validated_body
 
 # Templates kept per process (one per app, action and policy revision in use): guards memory
 # against many apps and policy reloads; past it, the cache starts again (the next read of each
@@ -35,18 +35,18 @@ class ReadBodies:
 
     def body(self, app_id: str, install_id: str, action: str, rules: tuple[str, ...],
              policy_rev: str, args_digest: str) -> str:
-        """The body `canonical_json(validated_body(read_record(...)))` would give."""
+        """The body `record_json(validated_body(read_record(...)))` would give."""
         key = (app_id, install_id, action, rules, policy_rev)
         try:
             parts = self._templates[key]
         except KeyError:
             parts = self._build(key)
         if parts is None:  # the placeholder is not unique in the body: the full path
-            return canonical_json(validated_body(read_record(*key, args_digest)))
+            return record_json(validated_body(read_record(*key, args_digest)))
         return parts[0] + check_digest("args_digest", args_digest) + parts[1]
 
     def _build(self, key: TemplateKey) -> tuple[str, str] | None:
-        text = canonical_json(validated_body(read_record(*key, _PLACEHOLDER)))
+        text = record_json(validated_body(read_record(*key, _PLACEHOLDER)))
         parts = tuple(text.split(_PLACEHOLDER))
         built = (parts[0], parts[1]) if len(parts) == 2 else None
         with self._lock:

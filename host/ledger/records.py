@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+import msgspec
+
 from host.ledger.quota import QuotaState
 
 # Longest string stored in any field (characters). Guards the log against app-supplied text
@@ -101,7 +103,7 @@ class AuditRecord:
 
     def body(self) -> str:
         """Canonical JSON of the set fields (validated; raises AuditError)."""
-        return canonical_json(_validated(self))
+        return record_json(_validated(self))
 
 
 _FIELD_NAMES = frozenset(f.name for f in fields(AuditRecord))
@@ -234,6 +236,31 @@ _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_asci
 def canonical_json(obj: object) -> str:
     """Sorted keys, no whitespace, ASCII only (so control characters are always escaped)."""
     return _CANONICAL.encode(obj)
+
+
+# A validated record's body on the hot path (two per call with effects): sorted keys, no
+# whitespace, like `canonical_json`, in C (~0.8 µs against ~5 µs for an outcome record).
+_RECORD = msgspec.json.Encoder(order="sorted")
+
+
+def record_json(body: Mapping[str, object]) -> str:
+    """The stored text of a validated record body (`validated_body`, `quota_json`, `cap_text`
+    made every value a string, bool, finite number, list or None).
+
+    The chain hashes the stored text as it is and `audit verify` never re-encodes a body, so
+    what matters is that the text is canonical JSON and ASCII only: it is what
+    `canonical_json` gives for the same body, except that a float's exponent may be spelled
+    `1e16` where Python writes `1e+16` (both the shortest round trip of the same float). Text
+    that is not printable ASCII (non-ASCII characters, DEL, which msgspec writes as they are)
+    goes through `canonical_json`, which escapes them.
+    """
+    try:
+        raw = _RECORD.encode(body)
+    except (msgspec.EncodeError, TypeError, ValueError, OverflowError):
+        return canonical_json(body)
+    if not raw.isascii() or b"\x7f" in raw:
+        return canonical_json(body)
+    return raw.decode("ascii")
 
 
 def digest_args(args: Mapping[str, Any]) -> str:

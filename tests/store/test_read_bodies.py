@@ -1,5 +1,5 @@
 """A read's record built from its template (`host.ledger.readbody`) is byte for byte the one the
-full path builds (`Ledger.admit`: the record, `validated_body`, `canonical_json`), and a digest
+full path builds (`Ledger.admit`: the record, `validated_body`, `record_json`), and a digest
 the full path would refuse is refused too. The chain hashes these bytes: a template that
 differed in one character would make `audit verify` of a running host's log disagree with the
 records' fields."""
@@ -15,7 +15,7 @@ from host.clock import ManualClock
 from host.ledger import readbody
 from host.ledger.ledger import Ledger
 from host.ledger.readbody import ReadBodies, read_record
-from host.ledger.records import AuditError, canonical_json, validated_body
+from host.ledger.records import AuditError, record_json, validated_body
 
 # Identifiers as the gate passes them, including what must be escaped in JSON (quotes,
 # backslashes, control and non-ASCII characters) and the placeholder's own digits.
@@ -30,7 +30,7 @@ _DIGEST = st.text(alphabet="0123456789abcdef", min_size=64, max_size=64)
 def test_a_template_body_is_the_full_paths_body(app: str, install: str, action: str,
                                                rules: tuple[str, ...], rev: str,
                                                digest: str) -> None:
-    full = canonical_json(validated_body(read_record(app, install, action, rules, rev, digest)))
+    full = record_json(validated_body(read_record(app, install, action, rules, rev, digest)))
     bodies = ReadBodies()
     assert bodies.body(app, install, action, rules, rev, digest) == full
     assert bodies.body(app, install, action, rules, rev, digest) == full  # from the cache
@@ -40,7 +40,7 @@ def test_a_template_body_is_the_full_paths_body(app: str, install: str, action: 
 def test_a_digest_the_full_path_refuses_is_refused(digest: str) -> None:
     bodies = ReadBodies()
     with pytest.raises(AuditError):
-        canonical_json(validated_body(read_record("a", "i", "users.get", (), "r", digest)))
+        record_json(validated_body(read_record("a", "i", "users.get", (), "r", digest)))
     with pytest.raises(AuditError):
         bodies.body("a", "i", "users.get", (), "r", digest)
 
@@ -74,6 +74,6 @@ def test_a_held_read_commits_the_record_admit_would_have(tmp_path: Path) -> None
 
 def test_a_field_holding_the_placeholder_takes_the_full_path() -> None:
     zeros = "0" * 64
-    full = canonical_json(validated_body(read_record(zeros, "i", "users.get", (zeros,), "r",
+    full = record_json(validated_body(read_record(zeros, "i", "users.get", (zeros,), "r",
                                                      "1" * 64)))
     assert ReadBodies().body(zeros, "i", "users.get", (zeros,), "r", "1" * 64) == full
