@@ -85,11 +85,12 @@ class HostConfig:
     watch: bool = True
     # Tune the garbage collector at start (`tune_gc`); off for embedders that manage it.
     tune_gc: bool = True
-    # Each app's child and its runner thread on one core (`host.supervise.affinity`, only
-    # where hand-offs sleep). Off by default: measured on 2 cores, it takes ~40 % off a bridge
-    # call but costs a REST-heavy workspace ~20 % more host CPU per conversation and twice the
-    # event-delay tail (docs/BENCH.md, "One core or two, and pinned pairs"). `serve --pin-apps`.
+    # An app's child and its runner thread on one core (`host.supervise.affinity`, only where
+    # hand-offs sleep): for the rest of a job once it made many bridge calls (`pin_bursts`),
+    # or always (`pin_apps`, `serve --pin-apps`: bridge calls ~40 % faster on 2 cores, a
+    # REST-heavy workspace ~20 % more host CPU; docs/BENCH.md, "Pinned bursts").
     pin_apps: bool = False
+    pin_bursts: bool = True
 
 
 class Host:
@@ -134,7 +135,8 @@ class Host:
         )
         self.runners: dict[str, AppRunner] = {}
         self.app_code = AppCode()  # the stored packages' modules, checked at every start
-        self.affinity = Affinity(enabled=self.config.pin_apps)
+        self.affinity = Affinity(enabled=self.config.pin_apps or self.config.pin_bursts,
+                                 always=self.config.pin_apps)
         # Each event's receivers, in app-id order. Replaced by an empty dict (never cleared in
         # place) after any change to the running set or a runner's install record, so a
         # narrowed grant takes effect at once: a look-up that raced the change stores its
@@ -433,12 +435,6 @@ class Host:
         self._receivers_cache = {}  # after the assignment (see __init__); no lock on this thread
         runner.handlers = frozenset(child.handlers)
         return child
-
-    def child_settled(self, runner: AppRunner, child: Child) -> None:
-        """On the runner's thread, after the child's first job: pin the pair to one core
-        (`host.supervise.affinity`). Not during the start: moving a thread costs ~80 µs and
-        the start's hand-offs gained nothing from sharing a core (measured)."""
-        self.affinity.pin(runner, child.app_pid())
 
     def _app_modules(self, rec: InstallRecord) -> dict[str, str]:
         """The consented package's code; a stored package swapped behind the host's back

@@ -115,11 +115,11 @@ class _Delays:
 
 
 def run_load(rates: Sequence[float] = RATES, step_s: float = 10.0, *, degraded: bool = False,
-             pin_apps: bool = False,
+             pin_apps: bool = False, pin_bursts: bool = True,
              on_step: Callable[[LoadStep], None] | None = None) -> LoadResult:
     crm = CrmProcess(CRM_API_KEY).start()
     demo = quiet_demo(crm, degraded)
-    demo.pin_apps = pin_apps
+    demo.pin_apps, demo.pin_bursts = pin_apps, pin_bursts
     delays = _Delays()
     try:
         start_demo(demo)

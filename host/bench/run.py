@@ -82,13 +82,16 @@ class RunOptions:
     degraded: bool = False  # run where a confinement layer is missing (figures say less)
     group_reads: bool = True  # off: reads' records committed one by one (the A/B in BENCH.md)
     pin_apps: bool = False  # each app's child and runner thread on one core (HostConfig)
+    pin_bursts: bool = True  # ... while a handler makes many calls (HostConfig)
 
 
 @contextlib.contextmanager
 def _host(home: Home, *, use_zygote: bool, degraded: bool,
-          group_reads: bool = True, pin_apps: bool = False) -> Iterator[Host]:
+          group_reads: bool = True, pin_apps: bool = False,
+          pin_bursts: bool = True) -> Iterator[Host]:
     host = Host(home, config=HostConfig(use_zygote=use_zygote, degraded=degraded, watch=False,
-                                        group_reads=group_reads, pin_apps=pin_apps))
+                                        group_reads=group_reads, pin_apps=pin_apps,
+                                        pin_bursts=pin_bursts))
     try:
         yield host.start()
     finally:
@@ -114,7 +117,8 @@ def run_bench(sizes: BenchSizes, *, options: RunOptions | None = None,
         next_step()
         installs = install_bench_apps(home, Path(tmp) / "apps", sizes.fanout_apps)
         with _host(home, use_zygote=True, degraded=opts.degraded,
-                   group_reads=opts.group_reads, pin_apps=opts.pin_apps) as host:
+                   group_reads=opts.group_reads, pin_apps=opts.pin_apps,
+                   pin_bursts=opts.pin_bursts) as host:
             out.update(_through_host(host, installs, sizes, next_step))
         next_step()
         rest = measure_rest_create(home, sizes.rest, sizes.rest_warmup)

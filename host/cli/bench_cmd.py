@@ -109,6 +109,9 @@ def bench(
     pin_apps: bool = typer.Option(
         False, "--pin-apps", help="Measure with each app's child and runner thread on one core "
         "(`stockade serve --pin-apps`); with --load too."),
+    pin_bursts: bool = typer.Option(
+        True, "--pin-bursts/--no-pin-bursts", help="Pin a pair only while its handler makes "
+        "many calls (the default; `--no-pin-bursts`: never, for the A/B); with --load too."),
     rocketchat: bool = typer.Option(
         False, "--rocketchat",
         help="Instead: a read through the remote adapter next to the same REST call made "
@@ -139,7 +142,8 @@ def bench(
     if load:
         from host.cli.bench_soak_cmd import load_command
 
-        load_command(rates, step_seconds, degraded, json_out, pin_apps=pin_apps)
+        load_command(rates, step_seconds, degraded, json_out, pin_apps=pin_apps,
+                     pin_bursts=pin_bursts)
         return
     if soak is not None:
         from host.cli.bench_soak_cmd import soak_command
@@ -165,7 +169,8 @@ def bench(
             progress.update(task, description=label)
 
         try:
-            figures = run_bench(sizes, options=RunOptions(degraded=degraded, pin_apps=pin_apps),
+            figures = run_bench(sizes, options=RunOptions(degraded=degraded, pin_apps=pin_apps,
+                                                              pin_bursts=pin_bursts),
                                 on_step=on_step)
         except LayerMissing as exc:
             progress.stop()
@@ -180,7 +185,8 @@ def bench(
                                         cold=3 if quick else 8, run_script=anchor_run))
         except PeerError as exc:
             fail(str(exc), "build the peer first, or run without --peer")
-    mode = ("quick" if quick else "full") + (", apps pinned" if pin_apps else "")
+    mode = ("quick" if quick else "full") + (", apps pinned" if pin_apps else
+                                             "" if pin_bursts else ", bursts not pinned")
     err_console.print(render_table(figures, f"stockade bench ({mode})",
                                    wide=err_console.width >= 140))
     if json_out:

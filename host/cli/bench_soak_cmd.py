@@ -50,7 +50,7 @@ def soak_command(minutes: float, rate: float, degraded: bool, json_out: bool) ->
 
 
 def load_command(rates: str, step_s: float, degraded: bool, json_out: bool, *,
-                 pin_apps: bool = False) -> None:
+                 pin_apps: bool = False, pin_bursts: bool = True) -> None:
     from host.bench.load import MAX_DELAY_P99_MS, LoadStep, run_load
     from host.supervise.child import LayerMissing
 
@@ -72,7 +72,8 @@ def load_command(rates: str, step_s: float, degraded: bool, json_out: bool, *,
     err_console.print(f"load: {', '.join(f'{r:g}' for r in steps)} conversations/s, "
                       f"{step_s:g} s each, through the REST API ...", highlight=False)
     try:
-        result = run_load(steps, step_s, degraded=degraded, pin_apps=pin_apps, on_step=said)
+        result = run_load(steps, step_s, degraded=degraded, pin_apps=pin_apps,
+                          pin_bursts=pin_bursts, on_step=said)
     except LayerMissing as exc:
         fail(str(exc), "run `stockade doctor`; or pass --degraded to measure anyway")
     err_console.print(

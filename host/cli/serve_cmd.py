@@ -87,6 +87,9 @@ def serve(
         False, "--pin-apps", help="Run each app's child and the thread answering its calls on "
         "one core (2-core machines: faster bridge calls, slower REST-heavy loads; "
         "docs/BENCH.md)."),
+    pin_bursts: bool = typer.Option(
+        True, "--pin-bursts/--no-pin-bursts", help="Pin an app's child and that thread to one "
+        "core while a handler makes many bridge calls, and only then (2-core machines)."),
 ) -> None:
     """Serve the REST API (/api/v1/...) on loopback, and run the installed apps; or, against
     a Rocket.Chat workspace, run the apps and receive its webhooks on loopback."""
@@ -126,7 +129,8 @@ def serve(
         if pre_send_timeout not in ("fail-closed", "fail-open"):
             fail(f"--pre-send-timeout {pre_send_timeout!r} is not fail-closed or fail-open")
         serve_remote(home, host, bind_listener(host, port), url, HostConfig(
-            degraded=degraded, pin_apps=pin_apps, pre_send_timeout="fail_closed"
+            degraded=degraded, pin_apps=pin_apps, pin_bursts=pin_bursts,
+            pre_send_timeout="fail_closed"
             if pre_send_timeout == "fail-closed" else "fail_open"))
         return
     server = build_server(home, SystemClock())
@@ -166,7 +170,7 @@ def serve(
 
         if pre_send_timeout not in ("fail-closed", "fail-open"):
             fail(f"--pre-send-timeout {pre_send_timeout!r} is not fail-closed or fail-open")
-        config = HostConfig(degraded=degraded, pin_apps=pin_apps,
+        config = HostConfig(degraded=degraded, pin_apps=pin_apps, pin_bursts=pin_bursts,
                             pre_send_timeout="fail_closed" if pre_send_timeout == "fail-closed"
                             else "fail_open")
         try:

@@ -90,6 +90,7 @@ class Demo(StoryActs):
         # a line per event would be measured as the host's own work.
         self.narrate_events = True
         self.pin_apps = False  # HostConfig.pin_apps (the load bench measures both)
+        self.pin_bursts = True  # HostConfig.pin_bursts (likewise)
         self.endpoint: CrmEndpoint = crm if crm is not None else self.crm
         self.host: Host | None = None
         self.humans: dict[str, str] = {}
@@ -197,6 +198,7 @@ class Demo(StoryActs):
     def start_host(self) -> None:
         self.act("Starting the host: each app in its own confined child")
         config = HostConfig(degraded=self.degraded, pin_apps=self.pin_apps,
+                            pin_bursts=self.pin_bursts,
                             resolver_overrides={CRM_HOST: "127.0.0.1",
                                                 LIVE_AGENT_HOST: "127.0.0.1"})
         self.host = Host(self.home, config=config, server=self.remote).start()

@@ -9,9 +9,13 @@ or two, and pinned pairs"): the whole bench on one core read in 187-191 µs p50 
 each pair to one core keeps the cheap hand-off and still spreads the apps over every core:
 round-robin, so the pairs are balanced.
 
-Off by default (`HostConfig.pin_apps`, `stockade serve --pin-apps`): under a REST-heavy load
-the same pinning cost ~20 % more host CPU per conversation, since a thread that may not leave
-its core waits there for the interpreter lock and for the processes sharing that core.
+Two modes. *Bursts* (the default, `HostConfig.pin_bursts`): a job whose handler has made
+`BURST_CALLS` bridge calls is pinned until it ends, then both go back to every core; a handler
+calling in a loop gets the cheap hand-off, and the many short handlers of a REST-heavy
+workspace never pin. *Always* (`HostConfig.pin_apps`, `stockade serve --pin-apps`): pinned from
+the child's first job on; under a REST-heavy load that cost ~20 % more host CPU per
+conversation, since a thread that may not leave its core waits there for the interpreter lock
+and for the processes sharing that core (docs/BENCH.md, "Pinned bursts").
 
 Only where the hand-offs sleep: with `sandbox.wire.SPIN_MIN_CPUS` or more cores both ends
 spin before they sleep, and a spinning child on its runner's core would hold the very core its
@@ -31,11 +35,23 @@ from sandbox.wire import SPIN_MIN_CPUS
 log = logging.getLogger("stockade.affinity")
 
 
-class Affinity:
-    """Assigns cores to runners round-robin and pins each runner's thread and its child."""
+# Bridge calls in one job after which its pair is pinned until the job ends (bursts mode): a
+# call costs two cross-core hand-offs, ~65 µs on 2 cores, where moving a thread costs ~80 µs
+# once; few enough that a loop pins early, more than a short handler makes (the examples make
+# 1-8 calls an event).
+BURST_CALLS = 16
 
-    def __init__(self, *, enabled: bool = True, cpus: set[int] | None = None) -> None:
+
+class Affinity:
+    """Assigns cores to runners round-robin and pins each runner's thread and its child:
+    `always` from its first job (`settled`), else for the rest of a job with many calls
+    (`burst`, `unpin`)."""
+
+    def __init__(self, *, enabled: bool = True, always: bool = False,
+                 cpus: set[int] | None = None) -> None:
+        self.always = always
         usable = sorted(os.sched_getaffinity(0) if cpus is None else cpus)
+        self._everywhere = set(usable)
         #: The cores pairs are spread over; empty when nothing is pinned.
         self.cores: list[int] = usable if enabled and 2 <= len(usable) < SPIN_MIN_CPUS else []
         self._assigned: weakref.WeakKeyDictionary[object, int] = weakref.WeakKeyDictionary()
@@ -72,3 +88,24 @@ class Affinity:
             with contextlib.suppress(OSError):
                 os.sched_setaffinity(0, everywhere)
             log.warning("apps run unpinned: could not set a child's CPU affinity (%s)", exc)
+
+    def settled(self, runner: object, child_pid: int) -> None:
+        """`runner`'s child answered its first job (on the runner's thread): pin in `always`
+        mode. Not during the start: the start's hand-offs gained nothing from a shared core
+        (measured), and moving a thread costs ~80 µs."""
+        if self.always:
+            self.pin(runner, child_pid)
+
+    def burst(self, runner: object, child_pid: int) -> bool:
+        """A job made BURST_CALLS calls (on the runner's thread): pin the pair until the job
+        ends, when the caller `unpin`s it. False when nothing was pinned."""
+        if self.always or not self.cores:
+            return False
+        self.pin(runner, child_pid)
+        return bool(self.cores)  # empty again when the host may not pin
+
+    def unpin(self, child_pid: int) -> None:
+        """The calling thread and child `child_pid` may run on every core again."""
+        with contextlib.suppress(OSError):  # a child that ended has nothing left to move
+            os.sched_setaffinity(0, self._everywhere)
+            os.sched_setaffinity(child_pid, self._everywhere)

@@ -20,6 +20,7 @@ from host.gate.gate import Gate, Session
 from host.keys import tokens
 from host.server.principals import Caller
 from host.store.pool import release_thread
+from host.supervise.affinity import BURST_CALLS, Affinity
 from host.supervise.child import AppFailed, Child, ChildDied, LayerMissing, done_result
 from host.supervise.delivery import Outcome
 from sandbox.frames import Done
@@ -38,7 +39,7 @@ class RunnerHost(Protocol):
 
     def write_app_log(self, install_id: str, text: str, truncated: bool) -> None: ...
 
-    def child_settled(self, runner: AppRunner, child: Child) -> None: ...
+    affinity: Affinity
 
 # Restart backoff after a child dies: doubles from the first value up to the cap, and resets
 # after a job succeeds. Guards the host against a crash loop eating a core.
@@ -119,7 +120,9 @@ class AppRunner:
         self.install_id = install.install_id
         self.app_id = install.app_id
         self.child: Child | None = None
-        self._settled: Child | None = None  # the child `host.child_settled` was told of
+        self._settled: Child | None = None  # the child `affinity.settled` was told of
+        self._calls = 0  # bridge calls in the job running now (`affinity.BURST_CALLS`)
+        self._burst: Child | None = None  # the child `affinity.burst` pinned in this job
         self.session: Session | None = None
         self.handlers: frozenset[str] = frozenset()
         self.state = "idle"
@@ -328,10 +331,11 @@ class AppRunner:
         if child is not None and child is not self._settled and not child.dead:
             # Once per child, after its first job was answered: off that job's path.
             self._settled = child
-            self.host.child_settled(self, child)
+            self.host.affinity.settled(self, child.app_pid())
         return False
 
     def _run(self, job: Job) -> None:
+        self._calls = 0
         try:
             if job.resume is not None:
                 r = job.resume
@@ -356,6 +360,9 @@ class AppRunner:
             self._child_died(f"could not start: {type(exc).__name__}: {exc}")
             job.outcome.set_exception(_untraced(exc))
         finally:
+            burst, self._burst = self._burst, None
+            if burst is not None:
+                self.host.affinity.unpin(burst.app_pid())
             self._after_event()
 
     def _failed(self, job: Job, exc: AppFailed) -> None:
@@ -398,6 +405,9 @@ class AppRunner:
         session = self.session
         if session is None or session.session_id != child.session_id:
             raise GateError("permission_denied", "no session on this channel")
+        self._calls += 1
+        if self._calls == BURST_CALLS and self.host.affinity.burst(self, child.app_pid()):
+            self._burst = child
         try:
             return self.host.gate.handle(session, action, args)
         except RefusalBudgetExceeded:

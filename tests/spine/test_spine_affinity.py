@@ -7,13 +7,14 @@ import os
 import subprocess
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from apphelp import install, write_app
 
 from host.home import Home
 from host.runtime import Host, HostConfig
-from host.supervise.affinity import Affinity
+from host.supervise.affinity import BURST_CALLS, Affinity
 from sandbox.wire import SPIN_MIN_CPUS
 
 
@@ -105,3 +106,47 @@ def test_a_started_app_shares_its_runners_core_when_asked(tmp_path: Path, pin: b
             assert core is not None and child_cpus == thread_cpus == {core}
         else:  # not asked (the default), or a machine where hand-offs spin: nothing pinned
             assert child_cpus == thread_cpus == everywhere
+
+
+LOOP_SRC = '''
+from stockade import App
+
+class TestApp(App):
+    def on_livechat_room_started(self, ctx, event):
+        for i in range(event["n"]):
+            ctx.store.put("k", i)
+        return "ok"
+'''
+
+
+@pytest.mark.parametrize(("bursts", "calls"), [(True, 40), (True, BURST_CALLS - 1), (False, 40)])
+def test_a_handler_making_many_calls_shares_its_runners_core_until_it_ends(
+        tmp_path: Path, bursts: bool, calls: int) -> None:
+    home = Home(tmp_path / "home").ensure()
+    install(home, write_app(tmp_path / "apps", "looper", ["livechat.read", "persistence"],
+                            ["livechat.room_started"], LOOP_SRC))
+    with Host(home, config=HostConfig(pin_bursts=bursts)) as h:
+        runner = next(iter(h.runners.values()))
+        seen: list[tuple[set[int], set[int]]] = []
+        real = h.gate.handle
+
+        def watched(session: Any, action: str, args: dict[str, Any]) -> Any:
+            # On the runner's thread, as the call is answered: where it and the child may run.
+            assert runner.child is not None
+            seen.append((os.sched_getaffinity(0), os.sched_getaffinity(runner.child.app_pid())))
+            return real(session, action, args)
+
+        h.gate.handle = watched  # type: ignore[method-assign]
+        assert runner.submit("livechat.room_started", {"n": calls}, 10.0).result(30) == "ok"
+        assert runner.child is not None and len(seen) == calls
+        everywhere = os.sched_getaffinity(0)
+        unpinned = (everywhere, everywhere)
+        if bursts and calls >= BURST_CALLS and h.affinity.cores:
+            core = h.affinity.core_of(runner)
+            assert seen[:BURST_CALLS - 1] == [unpinned] * (BURST_CALLS - 1)
+            assert seen[BURST_CALLS - 1:] == [({core}, {core})] * (calls - BURST_CALLS + 1)
+        else:  # a short handler, bursts off, or a machine where hand-offs spin: never pinned
+            assert seen == [unpinned] * calls
+        # The job is over: both may run anywhere again.
+        assert os.sched_getaffinity(runner._thread.native_id or 0) == everywhere
+        assert os.sched_getaffinity(runner.child.app_pid()) == everywhere
