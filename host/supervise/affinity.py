@@ -38,7 +38,7 @@ log = logging.getLogger("stockade.affinity")
 # Bridge calls in one job after which its pair is pinned until the job ends (bursts mode): a
 # call costs two cross-core hand-offs, ~65 µs on 2 cores, where moving a thread costs ~80 µs
 # once; few enough that a loop pins early, more than a short handler makes (the examples make
-# 1-8 calls an event).
+# a handful of calls an event).
 BURST_CALLS = 16
 
 
