@@ -285,7 +285,7 @@ class Gate:
         effects = write or charges or decision.seat_ceiling is not None or route
         if not effects and self.audit_reads and self.ledger.holds_reads:
             # A read: its allow record waits for the group commit (DESIGN rule 9), built from
-            # the read's template (the same body `admit` would hold, at a tenth of the cost).
+            # the read's template (the same body `admit` would hold, for a fraction of the cost).
             self.ledger.hold_read(session.app_id, session.install_id, action, rules,
                                   policy.revision, args_digest(args))
         elif effects or self.audit_reads:

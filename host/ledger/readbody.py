@@ -7,7 +7,7 @@ JSON encoding) was ~13 µs of a bridge read's ~120 µs in the gate, the same wor
 template is that work done once, by the same code (`validated_body`, `record_json`), for one
 (app, install, action, rules, policy revision); a read then checks its digest against the same
 rule the full path uses and puts it in the template's place. The result is the same string the
-full path builds (`tests/ledger/test_readbody.py` holds the two equal under hypothesis).
+full path builds (`tests/store/test_read_bodies.py` holds the two equal under hypothesis).
 """
 from __future__ import annotations
 

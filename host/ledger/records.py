@@ -226,9 +226,9 @@ def cap_text(v: str) -> str:
     return _cap_str("message", v)
 
 
-# One encoder for every record and digest: `json.dumps` with these options builds a new
-# JSONEncoder per call, ~1 µs of the bridge call's hot path, twice per call. An encoder keeps
-# no state between calls (its cycle markers are per call), so threads may share it.
+# One encoder for every digest (and each record text `record_json` hands back): `json.dumps`
+# with these options builds a new JSONEncoder per call, ~1 µs on the bridge call's hot path. An
+# encoder keeps no state between calls (its cycle markers are per call): threads share it.
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True,
                               allow_nan=False)
 
