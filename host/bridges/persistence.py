@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from host.store import Store, StoreTarget, ensure_schema, open_store
+from host.store import Conn, Store, StoreTarget, ensure_schema, open_store
 
 SCHEMA_COMPONENT = "persistence"
 SCHEMA_VERSION = 1
@@ -124,36 +124,8 @@ class PersistenceStore:
     def put(self, install_id: str, key: str, value: Any,
             association: Association | Mapping[str, str] | None = None) -> None:
         """Create or replace `key` for this install. Raises PersistenceError past a cap."""
-        _check_key(key)
-        if association is not None:
-            association = _check_assoc(association)
-        text = encode_value(value)
-        size = len(text.encode())
-        kind = association.kind if association else None
-        aid = association.id if association else None
         with self.store.transaction() as c:
-            old = c.execute("SELECT length(CAST(value AS BLOB)) FROM persist"
-                            " WHERE install_id=? AND key=?", (install_id, key)).fetchone()
-            u = c.execute("SELECT keys, bytes FROM persist_usage WHERE install_id=?",
-                          (install_id,)).fetchone()
-            keys, total = (0, 0) if u is None else (int(u[0]), int(u[1]))
-            if old is None:
-                keys += 1
-            total += size - (0 if old is None else int(old[0]))
-            if keys > MAX_KEYS_PER_INSTALL:
-                raise PersistenceError(f"install has {MAX_KEYS_PER_INSTALL} keys already")
-            if total > MAX_BYTES_PER_INSTALL:
-                raise PersistenceError(
-                    f"install storage would exceed {MAX_BYTES_PER_INSTALL} bytes")
-            c.execute(
-                "INSERT INTO persist(install_id, key, value, assoc_kind, assoc_id)"
-                " VALUES(?, ?, ?, ?, ?) ON CONFLICT(install_id, key) DO UPDATE SET"
-                " value=excluded.value, assoc_kind=excluded.assoc_kind,"
-                " assoc_id=excluded.assoc_id", (install_id, key, text, kind, aid))
-            c.execute(
-                "INSERT INTO persist_usage(install_id, keys, bytes) VALUES(?, ?, ?)"
-                " ON CONFLICT(install_id) DO UPDATE SET keys=excluded.keys,"
-                " bytes=excluded.bytes", (install_id, keys, total))
+            put_in(c, install_id, key, value, association)
 
     def get(self, install_id: str, key: str) -> Any:
         """The value, or None when the key does not exist."""
@@ -165,16 +137,8 @@ class PersistenceStore:
 
     def delete(self, install_id: str, key: str) -> bool:
         """Remove one key. True if it existed."""
-        _check_key(key)
         with self.store.transaction() as c:
-            old = c.execute("SELECT length(CAST(value AS BLOB)) FROM persist"
-                            " WHERE install_id=? AND key=?", (install_id, key)).fetchone()
-            if old is None:
-                return False
-            c.execute("DELETE FROM persist WHERE install_id=? AND key=?", (install_id, key))
-            c.execute("UPDATE persist_usage SET keys=keys-1, bytes=bytes-? WHERE install_id=?",
-                      (int(old[0]), install_id))
-            return True
+            return delete_in(c, install_id, key)
 
     def find(self, install_id: str, association: Association | Mapping[str, str],
              limit: int = 100) -> list[tuple[str, Any]]:
@@ -211,3 +175,70 @@ def remove_all(db_path: StoreTarget, install_id: str) -> int:
         return store.remove_all(install_id)
     finally:
         store.close()
+
+
+def put_in(c: Conn, install_id: str, key: str, value: Any,
+           association: Association | Mapping[str, str] | None = None) -> None:
+    """`PersistenceStore.put` inside the caller's transaction on the same store (the gate's
+    one-transaction write: the decision, the put and its outcome commit together)."""
+    _check_key(key)
+    if association is not None:
+        association = _check_assoc(association)
+    text = encode_value(value)
+    size = len(text.encode())
+    kind = association.kind if association else None
+    aid = association.id if association else None
+    old = c.execute("SELECT length(CAST(value AS BLOB)) FROM persist"
+                    " WHERE install_id=? AND key=?", (install_id, key)).fetchone()
+    u = c.execute("SELECT keys, bytes FROM persist_usage WHERE install_id=?",
+                  (install_id,)).fetchone()
+    keys, total = (0, 0) if u is None else (int(u[0]), int(u[1]))
+    if old is None:
+        keys += 1
+    total += size - (0 if old is None else int(old[0]))
+    if keys > MAX_KEYS_PER_INSTALL:
+        raise PersistenceError(f"install has {MAX_KEYS_PER_INSTALL} keys already")
+    if total > MAX_BYTES_PER_INSTALL:
+        raise PersistenceError(f"install storage would exceed {MAX_BYTES_PER_INSTALL} bytes")
+    c.execute(
+        "INSERT INTO persist(install_id, key, value, assoc_kind, assoc_id)"
+        " VALUES(?, ?, ?, ?, ?) ON CONFLICT(install_id, key) DO UPDATE SET"
+        " value=excluded.value, assoc_kind=excluded.assoc_kind,"
+        " assoc_id=excluded.assoc_id", (install_id, key, text, kind, aid))
+    c.execute(
+        "INSERT INTO persist_usage(install_id, keys, bytes) VALUES(?, ?, ?)"
+        " ON CONFLICT(install_id) DO UPDATE SET keys=excluded.keys,"
+        " bytes=excluded.bytes", (install_id, keys, total))
+
+
+def delete_in(c: Conn, install_id: str, key: str) -> bool:
+    """`PersistenceStore.delete` inside the caller's transaction on the same store."""
+    _check_key(key)
+    old = c.execute("SELECT length(CAST(value AS BLOB)) FROM persist"
+                    " WHERE install_id=? AND key=?", (install_id, key)).fetchone()
+    if old is None:
+        return False
+    c.execute("DELETE FROM persist WHERE install_id=? AND key=?", (install_id, key))
+    c.execute("UPDATE persist_usage SET keys=keys-1, bytes=bytes-? WHERE install_id=?",
+              (int(old[0]), install_id))
+    return True
+
+
+class _Caller(Protocol):
+    """Whose records (the gate's session: the install the host knows from the channel)."""
+
+    @property
+    def install_id(self) -> str: ...
+
+
+StoreWrite = Callable[[Conn, _Caller, dict[str, Any]], Any]
+
+
+def gate_writes() -> dict[str, StoreWrite]:
+    """The persistence writes the gate runs inside its own transaction (`Gate.store_writes`):
+    this data lives in the ledger's store (`Home.host_store`, opened by both)."""
+    return {
+        "persistence.put": lambda c, s, a: put_in(c, s.install_id, a["key"], a["value"],
+                                                  a.get("association")),
+        "persistence.delete": lambda c, s, a: delete_in(c, s.install_id, a["key"]),
+    }

@@ -30,11 +30,12 @@ from host.gate.restbridge import rest_call
 from host.keys.tokens import Claims
 from host.ledger.audit import AuditRecord, digest_args
 from host.ledger.ledger import REFUNDABLE_ERRORS, Ledger
-from host.ledger.quota import Charge
+from host.ledger.quota import Charge, QuotaCharge
 from host.server.adapter import ACTION_METHODS, ServerAdapter
 from host.server.errors import ServerError, Unavailable
 from host.server.principals import Caller
 from host.server.rest_errors import rc_status
+from host.store import Conn
 from policies.engine import decide
 from policies.policy import Policy
 from policies.types import Decision, Request
@@ -99,6 +100,12 @@ class PolicySource:
 
     def current(self) -> Policy:
         return self.policy
+
+
+# A host-served write on the ledger's own store, run inside the ledger's transaction.
+StoreWrite = Callable[[Conn, "Session", dict[str, Any]], Any]
+# `_in_one_transaction`'s answer when the write raised and nothing was recorded.
+_FALL_BACK = object()
 
 
 def args_digest(args: Mapping[str, Any]) -> str:
@@ -183,6 +190,7 @@ class Gate:
         policy: PolicySource,
         clock: Clock,
         host_actions: Mapping[str, HostAction] | None = None,
+        store_writes: Mapping[str, StoreWrite] | None = None,
         audit_reads: bool = True,
         resolve: Callable[[str], list[str]] | None = None,
     ) -> None:
@@ -192,6 +200,8 @@ class Gate:
         self.policy = policy
         self.clock = clock
         self.host_actions = dict(host_actions or {})
+        # Host-served writes to the ledger's own store (persistence): one transaction each.
+        self.store_writes = dict(store_writes or {})
         self.audit_reads = audit_reads
         self.resolve = resolve
         self.stats = {"allowed": 0, "denied": 0}
@@ -281,6 +291,12 @@ class Gate:
             charges = tuple(sorted(keyed.values(), key=lambda c: (c.key, c.quota_id)))
             rules = tuple(sorted(set(decision.rules) | set(via.rules)))
         op_id = "op_" + secrets.token_hex(12) if write or charges or route else None
+        fused = self.store_writes.get(action) if route is None else None
+        if fused is not None and write and op_id and decision.seat_ceiling is None:
+            done = self._in_one_transaction(session, spec, args, rules, policy, charges, op_id,
+                                            fused)
+            if done is not _FALL_BACK:
+                return done
         seq: int | None = None
         effects = write or charges or decision.seat_ceiling is not None or route
         if not effects and self.audit_reads and self.ledger.holds_reads:
@@ -342,6 +358,40 @@ class Gate:
                                 status=200 if route else None, route=route)
         self._count(True)
         return result
+
+    def _in_one_transaction(self, session: Session, spec: ActionSpec, args: dict[str, Any],
+                            rules: tuple[str, ...], policy: Policy,
+                            charges: tuple[QuotaCharge, ...], op_id: str, write: StoreWrite,
+                            ) -> Any:
+        """A write to the ledger's own store: decision, units, write and outcome commit
+        together (`Ledger.admit_apply`, DESIGN rule 9). A write that raises left nothing
+        behind: `_FALL_BACK` sends the call down the three-commit path, which records the
+        refusal (and gives the units back) exactly as before."""
+        record = AuditRecord(
+            kind="decision", allowed=True, code="allow", rules=rules,
+            policy_rev=policy.revision, app_id=session.app_id, install_id=session.install_id,
+            action=spec.name, args_digest=args_digest(args), op_id=op_id, write=True)
+        failed: list[BaseException] = []
+
+        def apply(c: Conn) -> Any:
+            try:
+                return write(c, session, args)
+            except Exception as exc:
+                failed.append(exc)
+                raise
+        try:
+            admission, value = self.ledger.admit_apply(record, charges, apply,
+                                                       refusal_budget(session.install_id))
+        except Exception:
+            if failed:
+                return _FALL_BACK
+            raise
+        if not admission.allowed:
+            self._count(False)
+            error = RefusalBudgetExceeded if admission.over_budget else GateError
+            raise error("quota_exceeded", admission.message or "quota exceeded")
+        self._count(True)
+        return value
 
     def _settle_unknown(self, spec: ActionSpec, seq: int, op_id: str, exc: Exception,
                         code: str = "internal") -> None:

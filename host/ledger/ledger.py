@@ -9,6 +9,10 @@ A bridge write costs two commits:
 2. `outcome` — BEGIN IMMEDIATE; append the outcome record; refund the units if asked; clear the
    intent; COMMIT.
 
+A write whose data lives in this ledger's own store (an app's persistence) costs one commit:
+`admit_apply` appends the decision, reserves its units, applies the write and appends the
+outcome in one transaction (DESIGN rule 9's second branch), so no intent is ever left for it.
+
 A read (nothing reserved, no outcome to follow) in a running host costs no commit of its own:
 its allow record waits for a group commit (`host.ledger.groupcommit`, DESIGN rule 9), durable
 within 10 ms and before any later write on the log.
@@ -28,6 +32,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 from host.clock import Clock
 from host.ledger.audit import ANCHOR_EVERY, AuditLog, Intent, append_in
@@ -60,6 +65,8 @@ from host.store import Conn, StoreTarget, open_store
 # the server has not applied, read in one snapshot of the server. The server's users are the
 # truth whatever route made or reactivated them, so no release can free a seat twice.
 SeatCounter = Callable[[Sequence[str]], int]
+
+T = TypeVar("T")
 
 # Server error codes that mean "refused before anything was applied": refunding them cannot let
 # more than N real writes through. Anything else (timeout, internal, unknown) keeps the unit.
@@ -176,6 +183,51 @@ class Ledger:
                 admission = Admission(seq, True, result if takes_units else None, states, None)
         self.audit.after_append(seq)
         return admission
+
+    def admit_apply(self, record: AuditRecord, charges: Sequence[QuotaCharge],
+                    apply: Callable[[Conn], T], refusal_budget: QuotaCharge | None = None,
+                    ) -> tuple[Admission, T | None]:
+        """DESIGN rule 9's second branch, for a write whose data lives in this ledger's own
+        store (an app's persistence): the decision, its units, the write (`apply`, on this
+        transaction's connection) and its outcome in one transaction. Nothing can be left
+        half-done, so no intent row is kept. A full quota records the denial as `admit` does
+        and applies nothing. If `apply` raises, everything rolls back — no record, no unit —
+        and the error propagates: the caller then takes the three-commit path (`admit`, the
+        write, `outcome`), which records the refusal as it always has."""
+        self.audit._check_open()
+        if not record.write or not record.op_id:
+            raise AuditError("admit_apply is for an admitted write with an op_id")
+        body = validated_body(record)
+        now = float(self.clock.now())
+        value: T | None = None
+        with self.audit.transaction() as c:
+            result, states = reserve_in(c, charges, record.op_id, now)
+            body["kind"] = "decision"
+            qj = quota_json(states)
+            if qj:
+                body["quota"] = qj
+            if isinstance(result, QuotaDenied):
+                body.update(allowed=False, code="quota_exceeded", message=cap_text(result.message))
+                seq, over = _refusal_in(c, body, now, refusal_budget)
+                admission = Admission(seq, False, None, states, result.message, over)
+                last = seq
+            else:
+                body["allowed"] = True
+                body.setdefault("code", "allow")
+                seq = append_in(c, record_json(body), now)
+                value = apply(c)
+                # The outcome `outcome` would write for a success (the intent's app, install
+                # and action are the decision's own, validated above).
+                done: dict[str, object] = {"kind": "outcome", "ref_seq": seq,
+                                           "op_id": body["op_id"], "ok": True, "code": "ok",
+                                           "refunded": False}
+                done.update((k, body[k]) for k in ("app_id", "install_id", "action")
+                            if k in body)
+                last = append_in(c, record_json(done), now)
+                admission = Admission(seq, True, result, states, None)
+        for n in range(max(seq, 1), last + 1):
+            self.audit.after_append(n)
+        return admission, value
 
     @property
     def holds_reads(self) -> bool:
