@@ -157,21 +157,11 @@ class Ledger:
             seats = None
             if seat_ceiling is not None and seats_in_use is not None:
                 seats = (seat_ceiling, _seats_used(c, seats_in_use))
-            result, states = reserve_in(c, charges, record.op_id or "", now, seats)
-            # The gate's record with the ledger's verdict laid over it (a dict update rather
-            # than dataclasses.replace: this is the hot path).
-            body["kind"] = "decision"
-            qj = quota_json(states)
-            if qj:
-                body["quota"] = qj
+            seq, result, states, over = _verdict_in(c, body, charges, record.op_id or "", now,
+                                                    seats, refusal_budget)
             if isinstance(result, QuotaDenied):
-                body.update(allowed=False, code="quota_exceeded", message=cap_text(result.message))
-                seq, over = _refusal_in(c, body, now, refusal_budget)
                 admission = Admission(seq, False, None, states, result.message, over)
             else:
-                body["allowed"] = True
-                body.setdefault("code", "allow")
-                seq = append_in(c, record_json(body), now)
                 if intent:
                     c.execute(
                         "INSERT INTO audit_intents(seq, op_id, ts, app_id, install_id, action,"
@@ -201,20 +191,12 @@ class Ledger:
         now = float(self.clock.now())
         value: T | None = None
         with self.audit.transaction() as c:
-            result, states = reserve_in(c, charges, record.op_id, now)
-            body["kind"] = "decision"
-            qj = quota_json(states)
-            if qj:
-                body["quota"] = qj
+            seq, result, states, over = _verdict_in(c, body, charges, record.op_id, now, None,
+                                                    refusal_budget)
             if isinstance(result, QuotaDenied):
-                body.update(allowed=False, code="quota_exceeded", message=cap_text(result.message))
-                seq, over = _refusal_in(c, body, now, refusal_budget)
                 admission = Admission(seq, False, None, states, result.message, over)
                 last = seq
             else:
-                body["allowed"] = True
-                body.setdefault("code", "allow")
-                seq = append_in(c, record_json(body), now)
                 value = apply(c)
                 # The outcome `outcome` would write for a success (the intent's app, install
                 # and action are the decision's own, validated above).
@@ -381,6 +363,26 @@ def _seats_used(conn: Conn, counter: SeatCounter) -> int:
     if isinstance(used, bool) or not isinstance(used, int) or used < 0:
         raise ValueError(f"seat counter returned {used!r}")
     return used
+
+
+def _verdict_in(c: Conn, body: dict[str, object], charges: Sequence[QuotaCharge], op_id: str,
+                now: float, seats: tuple[int, int] | None, refusal_budget: QuotaCharge | None,
+                ) -> tuple[int, Reservation | QuotaDenied, tuple[QuotaState, ...], bool]:
+    """Inside the caller's transaction: reserve `charges` (and a seat) and append the decision
+    `body` with the verdict laid over it (a dict update rather than dataclasses.replace: this
+    is the hot path). Returns (seq, reservation or denial, quota states, over_budget)."""
+    result, states = reserve_in(c, charges, op_id, now, seats)
+    body["kind"] = "decision"
+    qj = quota_json(states)
+    if qj:
+        body["quota"] = qj
+    if isinstance(result, QuotaDenied):
+        body.update(allowed=False, code="quota_exceeded", message=cap_text(result.message))
+        seq, over = _refusal_in(c, body, now, refusal_budget)
+        return seq, result, states, over
+    body["allowed"] = True
+    body.setdefault("code", "allow")
+    return append_in(c, record_json(body), now), result, states, False
 
 
 # The summary of an install's refusals past its budget: at most one per window (its own ring).
