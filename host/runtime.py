@@ -132,7 +132,6 @@ class Host:
             server=self.server, ledger=self.ledger, installs=self.installs, policy=self.policy,
             clock=self.clock, host_actions=self._host_actions(), store_writes=gate_writes(),
             audit_reads=self.config.audit_reads, resolve=self.resolve,
-            fuse_reads=isinstance(self.server, EmbeddedServer),
         )
         self.runners: dict[str, AppRunner] = {}
         self.app_code = AppCode()  # the stored packages' modules, checked at every start

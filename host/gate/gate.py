@@ -104,9 +104,6 @@ class PolicySource:
 
 # A host-served write on the ledger's own store, run inside the ledger's transaction.
 StoreWrite = Callable[[Conn, "Session", dict[str, Any]], Any]
-# Host-served reads of a local store that may run inside the ledger's transaction (never
-# `http.request`: the store's write lock must not wait on the network).
-_LOCAL_READS = frozenset({"persistence.get", "persistence.find"})
 # `_in_one_transaction`'s answer when the write raised and nothing was recorded.
 _FALL_BACK = object()
 
@@ -196,7 +193,6 @@ class Gate:
         store_writes: Mapping[str, StoreWrite] | None = None,
         audit_reads: bool = True,
         resolve: Callable[[str], list[str]] | None = None,
-        fuse_reads: bool = False,
     ) -> None:
         self.server = server
         self.ledger = ledger
@@ -206,9 +202,6 @@ class Gate:
         self.host_actions = dict(host_actions or {})
         # Host-served writes to the ledger's own store (persistence): one transaction each.
         self.store_writes = dict(store_writes or {})
-        # A read under a quota in one transaction (`_in_one_transaction`): only where the
-        # server is local, so the store's write lock is never held across a network call.
-        self.fuse_reads = fuse_reads
         self.audit_reads = audit_reads
         self.resolve = resolve
         self.stats = {"allowed": 0, "denied": 0}
@@ -298,15 +291,8 @@ class Gate:
             charges = tuple(sorted(keyed.values(), key=lambda c: (c.key, c.quota_id)))
             rules = tuple(sorted(set(decision.rules) | set(via.rules)))
         op_id = "op_" + secrets.token_hex(12) if write or charges or route else None
-        fused = self.store_writes.get(action) if route is None and write else None
-        if (fused is None and not write and charges and route is None and self.fuse_reads
-                and (action in _LOCAL_READS or action not in self.host_actions)):
-            # A read under a quota (the shipped baseline rates every call): its units, its
-            # decision and its outcome in one transaction around the read, which reads a
-            # local store (never the network: `fuse_reads` is off for a remote workspace).
-            def fused(_c: Conn, s: Session, a: dict[str, Any]) -> Any:
-                return self._dispatch(s, spec, a, op_id, facts)
-        if fused is not None and op_id and decision.seat_ceiling is None:
+        fused = self.store_writes.get(action) if route is None else None
+        if fused is not None and write and op_id and decision.seat_ceiling is None:
             done = self._in_one_transaction(session, spec, args, rules, policy, charges, op_id,
                                             fused)
             if done is not _FALL_BACK:
@@ -377,15 +363,14 @@ class Gate:
                             rules: tuple[str, ...], policy: Policy,
                             charges: tuple[QuotaCharge, ...], op_id: str, write: StoreWrite,
                             ) -> Any:
-        """A write to the ledger's own store, or a read of a local store under a quota:
-        decision, units, the call and its outcome commit together (`Ledger.admit_apply`,
-        DESIGN rule 9). A call that raises left nothing behind: `_FALL_BACK` sends it down the
-        admit-call-outcome path, which records the refusal (and gives the units back) exactly
-        as before."""
+        """A write to the ledger's own store: decision, units, write and outcome commit
+        together (`Ledger.admit_apply`, DESIGN rule 9). A write that raises left nothing
+        behind: `_FALL_BACK` sends the call down the three-commit path, which records the
+        refusal (and gives the units back) exactly as before."""
         record = AuditRecord(
             kind="decision", allowed=True, code="allow", rules=rules,
             policy_rev=policy.revision, app_id=session.app_id, install_id=session.install_id,
-            action=spec.name, args_digest=args_digest(args), op_id=op_id, write=spec.write)
+            action=spec.name, args_digest=args_digest(args), op_id=op_id, write=True)
         failed: list[BaseException] = []
 
         def apply(c: Conn) -> Any:

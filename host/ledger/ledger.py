@@ -178,16 +178,15 @@ class Ledger:
                     apply: Callable[[Conn], T], refusal_budget: QuotaCharge | None = None,
                     ) -> tuple[Admission, T | None]:
         """DESIGN rule 9's second branch, for a write whose data lives in this ledger's own
-        store (an app's persistence), or a read of a local store under a quota: the decision,
-        its units, the call (`apply`, given this transaction's connection) and its outcome in
-        one transaction. Nothing can be left
+        store (an app's persistence): the decision, its units, the write (`apply`, on this
+        transaction's connection) and its outcome in one transaction. Nothing can be left
         half-done, so no intent row is kept. A full quota records the denial as `admit` does
         and applies nothing. If `apply` raises, everything rolls back — no record, no unit —
         and the error propagates: the caller then takes the three-commit path (`admit`, the
         write, `outcome`), which records the refusal as it always has."""
         self.audit._check_open()
-        if not record.op_id:
-            raise AuditError("admit_apply is for an admitted call with an op_id")
+        if not record.write or not record.op_id:
+            raise AuditError("admit_apply is for an admitted write with an op_id")
         body = validated_body(record)
         now = float(self.clock.now())
         value: T | None = None
