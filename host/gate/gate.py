@@ -29,7 +29,7 @@ from host.errors import GateError, RefusalBudgetExceeded, ServerRefused
 from host.gate.restbridge import rest_call
 from host.keys.tokens import Claims
 from host.ledger.audit import AuditRecord, digest_args
-from host.ledger.ledger import REFUNDABLE_ERRORS, Ledger
+from host.ledger.ledger import REFUNDABLE_ERRORS, Admission, Ledger
 from host.ledger.quota import Charge, QuotaCharge
 from host.server.adapter import ACTION_METHODS, ServerAdapter
 from host.server.errors import ServerError, Unavailable
@@ -116,6 +116,17 @@ def args_digest(args: Mapping[str, Any]) -> str:
 # Longest user id named in clear on a record (the engine refuses ids over MAX_ID anyway); a
 # longer one is cut with a marker rather than let an app's argument refuse its own audit record.
 _MAX_ACTOR_ID = 120
+
+
+def _allow_record(session: Session, action: str, args: Mapping[str, Any],
+                  rules: tuple[str, ...], policy: Policy, op_id: str | None, write: bool,
+                  route: str | None) -> AuditRecord:
+    """The allow decision the gate hands the ledger for a call with effects."""
+    return AuditRecord(
+        kind="decision", allowed=True, code="allow", rules=rules, policy_rev=policy.revision,
+        app_id=session.app_id, install_id=session.install_id, action=action,
+        args_digest=args_digest(args), op_id=op_id, write=write, route=route,
+        actor=acting_user(action, args))
 
 
 def acting_user(action: str, args: Mapping[str, Any]) -> str | None:
@@ -305,20 +316,12 @@ class Gate:
             self.ledger.hold_read(session.app_id, session.install_id, action, rules,
                                   policy.revision, args_digest(args))
         elif effects or self.audit_reads:
-            record = AuditRecord(
-                kind="decision", allowed=True, code="allow", rules=rules,
-                policy_rev=policy.revision, app_id=session.app_id,
-                install_id=session.install_id, action=action, args_digest=args_digest(args),
-                op_id=op_id, write=write, route=route, actor=acting_user(action, args),
-            )
             admission = self.ledger.admit(
-                record, charges,
-                decision.seat_ceiling if action == "users.create" else None,
+                _allow_record(session, action, args, rules, policy, op_id, write, route),
+                charges, decision.seat_ceiling if action == "users.create" else None,
                 self.server.seats_in_use, refusal_budget(session.install_id))
             if not admission.allowed:
-                self._count(False)
-                error = RefusalBudgetExceeded if admission.over_budget else GateError
-                raise error("quota_exceeded", admission.message or "quota exceeded")
+                raise self._over_quota(admission)
             seq = admission.seq
         try:
             result = self._dispatch(session, spec, args, op_id, facts)
@@ -367,10 +370,7 @@ class Gate:
         together (`Ledger.admit_apply`, DESIGN rule 9). A write that raises left nothing
         behind: `_FALL_BACK` sends the call down the three-commit path, which records the
         refusal (and gives the units back) exactly as before."""
-        record = AuditRecord(
-            kind="decision", allowed=True, code="allow", rules=rules,
-            policy_rev=policy.revision, app_id=session.app_id, install_id=session.install_id,
-            action=spec.name, args_digest=args_digest(args), op_id=op_id, write=True)
+        record = _allow_record(session, spec.name, args, rules, policy, op_id, spec.write, None)
         failed: list[BaseException] = []
 
         def apply(c: Conn) -> Any:
@@ -387,11 +387,15 @@ class Gate:
                 return _FALL_BACK
             raise
         if not admission.allowed:
-            self._count(False)
-            error = RefusalBudgetExceeded if admission.over_budget else GateError
-            raise error("quota_exceeded", admission.message or "quota exceeded")
+            raise self._over_quota(admission)
         self._count(True)
         return value
+
+    def _over_quota(self, admission: Admission) -> GateError:
+        """The error for a call the ledger refused on a full quota (counted as denied)."""
+        self._count(False)
+        error = RefusalBudgetExceeded if admission.over_budget else GateError
+        return error("quota_exceeded", admission.message or "quota exceeded")
 
     def _settle_unknown(self, spec: ActionSpec, seq: int, op_id: str, exc: Exception,
                         code: str = "internal") -> None:
