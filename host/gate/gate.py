@@ -357,8 +357,14 @@ class Gate:
         if seq is not None and op_id is not None:
             # No seat is "released" here: seats are counted from the server's users at the next
             # creation, so a repeated or foreign deactivation frees nothing it did not hold.
-            self.ledger.outcome(seq, op_id, True, None, refund=False,
-                                status=200 if route else None, route=route)
+            if not write and decision.seat_ceiling is None and self.ledger.holds_reads:
+                # A rated read: its units are durable with its decision; the success (which
+                # keeps them) waits for the group commit like a read's record (DESIGN rule 9).
+                self.ledger.hold_outcome(seq, op_id, session.app_id, session.install_id,
+                                         action, status=200 if route else None, route=route)
+            else:
+                self.ledger.outcome(seq, op_id, True, None, refund=False,
+                                    status=200 if route else None, route=route)
         self._count(True)
         return result
 

@@ -15,7 +15,9 @@ outcome in one transaction (DESIGN rule 9's second branch), so no intent is ever
 
 A read (nothing reserved, no outcome to follow) in a running host costs no commit of its own:
 its allow record waits for a group commit (`host.ledger.groupcommit`, DESIGN rule 9), durable
-within 10 ms and before any later write on the log.
+within 10 ms and before any later write on the log. A read under a quota (the shipped baseline
+rates every call) costs one: `admit` takes its units with its decision, and its success is
+held for the group commit (`hold_outcome`), so it commits with the next admission.
 
 Refund rule (the gate applies it; the outcome record says which way it went):
 - the server answered with an error raised *before* it changed anything (`not_found`,
@@ -200,11 +202,9 @@ class Ledger:
                 value = apply(c)
                 # The outcome `outcome` would write for a success (the intent's app, install
                 # and action are the decision's own, validated above).
-                done: dict[str, object] = {"kind": "outcome", "ref_seq": seq,
-                                           "op_id": body["op_id"], "ok": True, "code": "ok",
-                                           "refunded": False}
-                done.update((k, body[k]) for k in ("app_id", "install_id", "action")
-                            if k in body)
+                done = _outcome_body(seq, record.op_id, True, None, False, False, None, None,
+                                     tuple(body.get(k) for k in ("app_id", "install_id",
+                                                                 "action")))
                 last = append_in(c, record_json(done), now)
                 admission = Admission(seq, True, result, states, None)
         for n in range(max(seq, 1), last + 1):
@@ -289,27 +289,29 @@ class Ledger:
                     refunded = True
             elif refund:
                 raise LedgerError(f"decision {seq} has no pending reservation to refund")
-            # Built directly (hot path): app/install/action come from the stored intent, which
-            # was validated when the decision was appended; the codes are capped here.
-            body: dict[str, object] = {
-                "kind": "outcome", "ref_seq": seq, "op_id": check_field("op_id", op_id),
-                "ok": bool(ok),
-                "code": check_field("code", error_code) if error_code
-                else ("ok" if ok else "error"),
-                "refunded": refunded,
-            }
-            if reconciled:
-                body["reconciled"] = True
-            if status is not None:
-                body["status"] = int(status)
-            if route is not None:
-                body["route"] = check_field("route", route)
-            for name, v in (("app_id", app_id), ("install_id", install_id), ("action", action)):
-                if v is not None:
-                    body[name] = v
+            # app/install/action come from the stored intent, validated with the decision.
+            body = _outcome_body(seq, op_id, ok, error_code, refunded, reconciled, status,
+                                 route, (app_id, install_id, action))
             out = append_in(c, record_json(body), now)
         self.audit.after_append(out)
         return out
+
+    def hold_outcome(self, seq: int, op_id: str, app_id: str, install_id: str, action: str,
+                     *, status: int | None = None, route: str | None = None) -> None:
+        """`outcome(seq, op_id, True, None, refund=False)` for a read admitted with units (a
+        rated read: no write, no seat), held for the group commit (DESIGN rule 9: a read's
+        record may wait). The record and the removal of the intent commit together, in the
+        next commit on the log; until then the intent stays, so a crash leaves the read to be
+        settled with its units kept (`settle`). `app_id`, `install_id` and `action` are the
+        decision's own (its intent row holds the same). A success keeps its units, so nothing
+        about the quota waits; a failure, which may refund, goes through `outcome` at once."""
+        self.audit._check_open()
+        if self.batch is None:
+            raise AuditError("outcomes are not group-committed on this ledger: use outcome")
+        body = _outcome_body(seq, op_id, True, None, False, False, status, route,
+                             (check_field("app_id", app_id), check_field("install_id", install_id),
+                              check_field("action", action)))
+        self.batch.add(record_json(body), float(self.clock.now()), clears=seq)
 
     def quota_state(self, key: str, limit: int, window_s: float) -> QuotaState:
         """Used units in the window ending now, and when the next frees (None if one is free)."""
@@ -334,12 +336,14 @@ class Ledger:
         ones (`host.ledger.storelease`). Returns how many were settled.
 
         The server says whether each was applied: applied keeps its units; not applied gives
-        them back; a REST call on a route with no bridge action (`rest.call`) may have written
-        without recording its op_id, so "no such op" proves nothing and its unit is kept."""
+        them back. "No such op" proves nothing, and the unit is kept as `outcome_unknown`, for
+        a REST call on a route with no bridge action (`rest.call`: it may have written without
+        recording its op_id) and for a read (no op log: it may have been served; a rated read's
+        success waits for the group commit, `hold_outcome`, so a crash can leave it here)."""
         count = 0
         for intent in self.audit.pending_intents(host_id, untagged=untagged):
             applied = was_applied(intent.op_id)
-            unknown = not applied and intent.action == "rest.call"
+            unknown = not applied and (intent.action == "rest.call" or not intent.write)
             self.outcome(intent.seq, intent.op_id, applied, None if applied else (
                 "outcome_unknown" if unknown else "not_applied"),
                 refund=not applied and not unknown, reconciled=True)
@@ -354,6 +358,29 @@ class Ledger:
     def close(self) -> None:
         """Anchor the audit head and close this thread's connection."""
         self.audit.close()
+
+
+def _outcome_body(seq: int, op_id: str, ok: bool, error_code: str | None, refunded: bool,
+                  reconciled: bool, status: int | None, route: str | None,
+                  who: tuple[object, ...]) -> dict[str, object]:
+    """An outcome record's body, built directly (hot path): `who` is the decision's (app_id,
+    install_id, action), validated with it; the codes and the route are capped here."""
+    body: dict[str, object] = {
+        "kind": "outcome", "ref_seq": seq, "op_id": check_field("op_id", op_id),
+        "ok": bool(ok),
+        "code": check_field("code", error_code) if error_code else ("ok" if ok else "error"),
+        "refunded": refunded,
+    }
+    if reconciled:
+        body["reconciled"] = True
+    if status is not None:
+        body["status"] = int(status)
+    if route is not None:
+        body["route"] = check_field("route", route)
+    for name, v in zip(("app_id", "install_id", "action"), who, strict=True):
+        if v is not None:
+            body[name] = v
+    return body
 
 
 def _seats_used(conn: Conn, counter: SeatCounter) -> int:
