@@ -29,6 +29,7 @@ from typing import Any
 
 import httpx
 
+from host.bench import cpuuse
 from host.bench.crm_process import CrmProcess
 from host.bench.soak import DEPARTMENTS, PROXIED, quiet_demo, start_demo
 from host.bench.stats import percentile
@@ -61,6 +62,13 @@ class LoadStep:
     # the host process's CPU (all its threads, user + system) per conversation in this step:
     # what bounds the rate on two cores (the apps' children are not counted here)
     host_cpu_ms_per_conversation: float = 0.0
+    # the apps' children's CPU per conversation (`host.bench.cpuuse`), and the whole machine's
+    # (the visitors' process, the demo CRM and anything else running included)
+    apps_cpu_ms_per_conversation: float = 0.0
+    machine_cpu_ms_per_conversation: float = 0.0
+    # the rate at which the host and its apps alone would keep every core busy: no rate above
+    # it can be sustained on this machine, whatever the event path does
+    cpu_bound_per_s: float = 0.0
 
 
 @dataclass
@@ -157,7 +165,7 @@ def _step(host: Any, delays: _Delays, base: str, rate: float, step_s: float,
     # The visitors run in a process of their own, as a widget's would: in the host's process
     # their threads would take the host's interpreter lock and be measured as its delay.
     t0 = time.monotonic()
-    cpu0 = _cpu_s()
+    cpu0, apps0, machine0 = _cpu_s(), cpuuse.tree_cpu_s(_app_pids(host)), cpuuse.machine_busy_s()
     proc = subprocess.run(
         [sys.executable, "-c", "from host.bench.load import drive_main; drive_main()"],
         input=json.dumps([base, admin, rate, count, serial[0]]), capture_output=True,
@@ -171,6 +179,8 @@ def _step(host: Any, delays: _Delays, base: str, rate: float, step_s: float,
     while delays.backlog() and time.monotonic() < t1 + 60:
         time.sleep(0.05)
     cpu = _cpu_s() - cpu0
+    apps = cpuuse.grown_s(apps0, cpuuse.tree_cpu_s(_app_pids(host)))
+    machine = cpuuse.machine_busy_s() - machine0
     samples = delays.between(t0, t1)
     dropped = sum(sum(r.dropped.values()) for r in host.runners.values()) - dropped0
     achieved = count / elapsed if elapsed > 0 else 0.0
@@ -183,7 +193,16 @@ def _step(host: Any, delays: _Delays, base: str, rate: float, step_s: float,
         rest_ms_p99=round(percentile(rest_ms, 99), 1) if rest_ms else 0.0, dropped=dropped,
         sustained=achieved >= 0.95 * rate and dropped == 0 and failed == 0
         and d99 <= MAX_DELAY_P99_MS,
-        host_cpu_ms_per_conversation=round(cpu * 1000 / count, 2) if count else 0.0)
+        host_cpu_ms_per_conversation=round(cpu * 1000 / count, 2) if count else 0.0,
+        apps_cpu_ms_per_conversation=round(apps * 1000 / count, 2) if count else 0.0,
+        machine_cpu_ms_per_conversation=round(machine * 1000 / count, 2) if count else 0.0,
+        cpu_bound_per_s=round(cpuuse.cores() * count / (cpu + apps), 1) if cpu + apps else 0.0)
+
+
+def _app_pids(host: Any) -> list[int]:
+    """The running apps' children (their sandboxes' inits; `cpuuse.tree_cpu_s` adds the apps)."""
+    return [r.child.pid for r in host.runners.values()
+            if r.child is not None and not r.child.dead]
 
 
 def _cpu_s() -> float:

@@ -66,7 +66,10 @@ def load_command(rates: str, step_s: float, degraded: bool, json_out: bool, *,
             f"  {step.rate:5.1f}/s: kept {step.achieved_per_s}/s, event delay p50 "
             f"{step.delay_ms_p50} ms p99 {step.delay_ms_p99} ms, REST p99 {step.rest_ms_p99} ms,"
             f" dropped {step.dropped}, failed {step.failed_requests},"
-            f" host CPU {step.host_cpu_ms_per_conversation} ms/conversation"
+            f" CPU a conversation: host {step.host_cpu_ms_per_conversation} ms, apps"
+            f" {step.apps_cpu_ms_per_conversation} ms, machine"
+            f" {step.machine_cpu_ms_per_conversation} ms (host + apps fill the cores at"
+            f" {step.cpu_bound_per_s:g}/s)"
             f" -> {'sustained' if step.sustained else 'not sustained'}", highlight=False)
 
     err_console.print(f"load: {', '.join(f'{r:g}' for r in steps)} conversations/s, "

@@ -24,4 +24,9 @@ def test_a_tiny_load_run_measures_events_from_rest_conversations(tmp_path: Path)
     assert step["events"] >= 3 * step["conversations"]
     assert step["delay_ms_p99"] >= step["delay_ms_p50"] > 0
     assert step["host_cpu_ms_per_conversation"] > 0  # the host's own CPU, measured
+    # the apps' children did work of their own (their handlers), counted apart from the host's
+    assert step["apps_cpu_ms_per_conversation"] > 0
+    # everything on the machine, the host included (tick accounting: not to the last tick)
+    assert step["machine_cpu_ms_per_conversation"] >= 0.9 * step["host_cpu_ms_per_conversation"]
+    assert step["cpu_bound_per_s"] > 0
     assert set(out) >= {"sustained_per_s", "target_per_s", "met"}
