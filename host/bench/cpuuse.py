@@ -16,7 +16,31 @@ _TICKS = float(os.sysconf("SC_CLK_TCK"))
 
 
 def process_cpu_s(pid: int) -> float | None:
-    """User + system CPU seconds of process `pid` (all its threads); None once it is gone."""
+    """CPU seconds process `pid` has run (all its threads alive now); None once it is gone.
+
+    From each thread's `schedstat` (nanoseconds on a CPU): a load step's app children use a
+    few milliseconds each, below the 10 ms ticks of `stat`, which then read 0. `stat`'s ticks
+    when the kernel keeps no schedstat."""
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    total_ns = 0
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat", "rb") as f:
+                total_ns += int(f.read().split()[0])
+        except FileNotFoundError:
+            if not os.path.exists(f"/proc/{pid}/task/{tid}"):
+                continue  # the thread ended meanwhile
+            return stat_cpu_s(pid)
+        except OSError:
+            continue
+    return total_ns / 1e9
+
+
+def stat_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of `pid` from `stat`, in clock ticks; None once it is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             text = f.read()

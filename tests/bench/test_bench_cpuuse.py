@@ -38,10 +38,15 @@ def test_a_childs_cpu_is_found_under_its_parent_and_counted_once() -> None:
         grown = cpuuse.grown_s(before, after)
         assert 0.3 <= grown <= 1.0
         assert (cpuuse.process_cpu_s(proc.pid) or 0.0) < 0.3  # the parent only waited
+        # the ticks of `stat` agree, and the name's parenthesis does not shift its fields
+        child = next(p for p in after if p != proc.pid)
+        assert abs((cpuuse.stat_cpu_s(child) or 0.0) - after[child]) < 0.1
+        assert (cpuuse.stat_cpu_s(proc.pid) or 0.0) < 0.3
         assert cpuuse.machine_busy_s() - machine0 >= 0.3
     finally:
         proc.kill()
         proc.wait()
     time.sleep(0.05)
     assert cpuuse.process_cpu_s(proc.pid) is None  # reaped: gone from /proc
+    assert cpuuse.stat_cpu_s(proc.pid) is None
     assert cpuuse.cores() >= 1
