@@ -249,8 +249,9 @@ def record_json(body: Mapping[str, object]) -> str:
 
     The chain hashes the stored text as it is and `audit verify` never re-encodes a body, so
     what matters is that the text is canonical JSON and ASCII only: it is what
-    `canonical_json` gives for the same body, except that a float's exponent may be spelled
-    `1e16` where Python writes `1e+16` (both the shortest round trip of the same float). Text
+    `canonical_json` gives for the same body, except that a float with an exponent may be
+    spelled differently (`1e16` for Python's `1e+16`, `0.00006103515625` for its
+    `6.103515625e-05`: both the shortest round trip of the same float). Text
     that is not printable ASCII (non-ASCII characters, DEL, which msgspec writes as they are)
     goes through `canonical_json`, which escapes them.
     """

@@ -15,7 +15,10 @@ from host.ledger.records import AuditRecord, canonical_json, record_json, valida
 
 _TEXT = st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from('"\\\n\x00\x7f\u202e\u2028é'),
                 max_size=60)
-_PLAIN_FLOAT = st.floats(min_value=0, max_value=1e15, allow_nan=False, allow_infinity=False)
+# Floats Python spells without an exponent (not below 1e-4, not from 1e16): the spelling of an
+# exponent is where the two encoders may differ (the second test holds their values equal).
+_PLAIN_FLOAT = st.floats(min_value=0, max_value=1e15, allow_nan=False,
+                         allow_infinity=False).filter(lambda f: "e" not in repr(f))
 
 
 @st.composite
