@@ -102,14 +102,15 @@ class GateRig:
     install: InstallRecord
 
 
-def build_rig(home: Home, clock: Clock, app_id: str = APP_ID) -> GateRig:
+def build_rig(home: Home, clock: Clock, app_id: str = APP_ID, *,
+              group_reads: bool = False) -> GateRig:
     """Open a home that already has the app `app_id` (the fuzz app by default) installed and
-    build its session."""
+    build its session. `group_reads`: the ledger group-commits as a running host's does."""
     store = InstallStore(home.host_store)
     rec = store.by_app(app_id)
     assert rec is not None
     server = RecordingServer(EmbeddedServer(home.server_db, clock))
-    ledger = Ledger(home.host_store, clock)
+    ledger = Ledger(home.host_store, clock, group_reads=group_reads)
     keyring = Keyring.open(home.keys_dir)
     policy = load_policy(home.policies_dir)
     gate = Gate(server=server, ledger=ledger, installs=store,  # type: ignore[arg-type]

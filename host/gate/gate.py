@@ -215,6 +215,8 @@ class Gate:
         self.store_writes = dict(store_writes or {})
         self.audit_reads = audit_reads
         self.resolve = resolve
+        # `ServerAdapter.op_log_exact`; an adapter that does not say is taken as inexact.
+        self._op_log_exact = getattr(server, "op_log_exact", False) is True
         self.stats = {"allowed": 0, "denied": 0}
         self._stats_lock = threading.Lock()
 
@@ -357,9 +359,9 @@ class Gate:
         if seq is not None and op_id is not None:
             # No seat is "released" here: seats are counted from the server's users at the next
             # creation, so a repeated or foreign deactivation frees nothing it did not hold.
-            if not write and decision.seat_ceiling is None and self.ledger.holds_reads:
-                # A rated read: its units are durable with its decision; the success (which
-                # keeps them) waits for the group commit like a read's record (DESIGN rule 9).
+            if self._success_may_wait(spec, decision):
+                # Its units and decision are durable; the success keeps the units, so its
+                # record may wait for the group commit (`_success_may_wait`).
                 self.ledger.hold_outcome(seq, op_id, session.app_id, session.install_id,
                                          action, status=200 if route else None, route=route)
             else:
@@ -396,6 +398,23 @@ class Gate:
             raise self._over_quota(admission)
         self._count(True)
         return value
+
+    def _success_may_wait(self, spec: ActionSpec, decision: Decision) -> bool:
+        """Whether an admitted call's success may be recorded by the group commit instead of a
+        commit of its own (`Ledger.hold_outcome`). Its decision and units are durable already
+        (DESIGN rule 9); the intent stays until the success commits, so a crash in between is
+        settled at the next start from what the server knows (`Ledger.settle`): a read keeps its
+        units (`outcome_unknown`: it may have been served); a server write is `was_applied` by
+        its op_id, which is exact when the server says so (`ServerAdapter.op_log_exact`: the
+        embedded server records every write's op_id in the write's own transaction). Not for a
+        creation under a seat ceiling (its intent holds the seat), nor for a host-served write
+        (`http.request`, `rest.call`, persistence: no op log tells a survivor what happened)."""
+        if not self.ledger.holds_reads or decision.seat_ceiling is not None:
+            return False
+        if not spec.write:
+            return True
+        return (self._op_log_exact and spec.name in ACTION_METHODS
+                and spec.name not in self.host_actions)
 
     def _over_quota(self, admission: Admission) -> GateError:
         """The error for a call the ledger refused on a full quota (counted as denied)."""

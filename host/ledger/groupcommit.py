@@ -24,13 +24,16 @@ A read under a quota (the shipped baseline rates every call) is admitted durably
 with its decision and an intent row, like a call with effects. Only its *outcome*, on success,
 waits here (`add(..., clears=seq)`): the outcome record and the removal of its intent row commit
 together in the next commit on the log, usually the next call's admission. A success keeps the
-units, so the wait changes no quota; a refused read, whose units come back, closes at once.
+units, so the wait changes no quota; a refused read, whose units come back, closes at once. A
+server write's success may wait the same way when the server's op log settles it after a crash
+(`Gate._success_may_wait`); its decision was durable before the server saw it, as ever.
 
 What a crash loses: the records still waiting (the reads served in the last window, at most
 10 ms of them), never a record of a call with effects, never one that a later commit depended
-on. A rated read whose outcome was waiting keeps its intent row, and the next start settles it
-as `outcome_unknown` with its units kept (`Ledger.settle`): the read may have been served. The
-chain stays whole: a record gets its seq and hash only when it is committed.
+on. A call whose success was waiting keeps its intent row, and the next start settles it
+(`Ledger.settle`): a read as `outcome_unknown` with its units kept (it may have been served), a
+write from the server's op log. The chain stays whole: a record gets its seq and hash only when
+it is committed.
 """
 from __future__ import annotations
 

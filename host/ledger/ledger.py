@@ -17,7 +17,8 @@ A read (nothing reserved, no outcome to follow) in a running host costs no commi
 its allow record waits for a group commit (`host.ledger.groupcommit`, DESIGN rule 9), durable
 within 10 ms and before any later write on the log. A read under a quota (the shipped baseline
 rates every call) costs one: `admit` takes its units with its decision, and its success is
-held for the group commit (`hold_outcome`), so it commits with the next admission.
+held for the group commit (`hold_outcome`), so it commits with the next admission. So is a
+write's success against the embedded server, whose op log settles it after a crash.
 
 Refund rule (the gate applies it; the outcome record says which way it went):
 - the server answered with an error raised *before* it changed anything (`not_found`,
@@ -298,13 +299,15 @@ class Ledger:
 
     def hold_outcome(self, seq: int, op_id: str, app_id: str, install_id: str, action: str,
                      *, status: int | None = None, route: str | None = None) -> None:
-        """`outcome(seq, op_id, True, None, refund=False)` for a read admitted with units (a
-        rated read: no write, no seat), held for the group commit (DESIGN rule 9: a read's
-        record may wait). The record and the removal of the intent commit together, in the
-        next commit on the log; until then the intent stays, so a crash leaves the read to be
-        settled with its units kept (`settle`). `app_id`, `install_id` and `action` are the
-        decision's own (its intent row holds the same). A success keeps its units, so nothing
-        about the quota waits; a failure, which may refund, goes through `outcome` at once."""
+        """`outcome(seq, op_id, True, None, refund=False)` held for the group commit: for a
+        success whose decision and units are durable already and whose truth survives a
+        crash without this record (the gate decides: `Gate._success_may_wait`; a rated read,
+        or a server write the server's op log settles). The record and the removal of the
+        intent commit together, in the next commit on the log; until then the intent stays,
+        so a crash leaves the call to `settle` (a read keeps its units, a write is asked of
+        the server). `app_id`, `install_id` and `action` are the decision's own (its intent
+        row holds the same). A success keeps its units, so nothing about the quota waits; a
+        failure, which may refund, goes through `outcome` at once."""
         self.audit._check_open()
         if self.batch is None:
             raise AuditError("outcomes are not group-committed on this ledger: use outcome")

@@ -199,6 +199,12 @@ class ServerAdapter(Protocol):
         ...
 
     # -- for the host -----------------------------------------------------------------------
+    #: Whether `was_applied` is exact for every write action: each write records its op_id in
+    #: its own transaction. The gate then lets a write's success be recorded by the group
+    #: commit, since a crash before that commit is settled from this record. An adapter that
+    #: does not say is taken as inexact.
+    op_log_exact: bool
+
     def was_applied(self, op_id: str) -> bool:
         """Whether a write with this op_id committed (crash reconciliation)."""
         ...

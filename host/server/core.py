@@ -23,6 +23,10 @@ R = TypeVar("R")
 class ServerCore:
     """Database, clock, event bus and the one-transaction write helper."""
 
+    # Every app write goes through `_write`, which records its op_id in the write's own
+    # transaction: `was_applied` is exact (`ServerAdapter.op_log_exact`).
+    op_log_exact = True
+
     def __init__(self, db_path: Path | str, clock: Clock) -> None:
         self.db = Database(db_path)
         self.clock = clock

@@ -4,6 +4,7 @@ time, and its quota unit follows what the workspace actually did."""
 from __future__ import annotations
 
 import secrets
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ from policies.loader import load_policy
 
 
 class Rig:
-    def __init__(self, home: Home, s: Standin) -> None:
+    def __init__(self, home: Home, s: Standin, *, group_reads: bool = False) -> None:
         clock = SystemClock()
         rec = install_fuzz_app(home)
         connect(home, s)
@@ -33,7 +34,7 @@ class Rig:
             s.url, s.user_id, s.token, timeout_s=0.5, deadline_s=1.5))
         app_user = self.remote.create_app_user(APP_ID, "Fuzz")
         store = InstallStore(home.host_db)
-        self.ledger = Ledger(home.host_db, clock)
+        self.ledger = Ledger(home.host_db, clock, group_reads=group_reads)
         keyring = Keyring.open(home.keys_dir)
         policy = load_policy(home.policies_dir)
         self.gate = Gate(server=self.remote, ledger=self.ledger, installs=store,
@@ -146,3 +147,23 @@ def test_can_i_looks_facts_up_on_the_connected_workspace(rig: Rig, clean: Standi
                         "role=bot", "--json"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["allowed"] is True
+
+
+def test_a_remote_writes_success_is_committed_at_once(clean: Standin, tmp_path: Path) -> None:
+    """Against a workspace the gate cannot settle every write from an op log (an agent's
+    display name is kept by Stockade), so a write's success is never left to the group commit
+    there (`ServerAdapter.op_log_exact`), as it is against the embedded server. "Committed" is
+    what a second connection sees."""
+    home = Home(tmp_path / "host").ensure()
+    rig = Rig(home, clean, group_reads=True)
+    assert rig.ledger.batch is not None and rig.remote.op_log_exact is False
+    uid = rig.create("held-remote")["id"]  # type: ignore[index]
+
+    def committed_outcomes() -> int:
+        with sqlite3.connect(home.host_db) as c:
+            return sum(1 for (b,) in c.execute("SELECT body FROM audit")
+                       if '"kind":"outcome"' in b and '"roles.assign"' in b)
+    with rig.ledger.batch._commit:  # the flusher cannot commit: only the call itself can
+        rig.gate.handle(rig.session, "roles.assign", {"user_id": uid, "role": "bot"})
+        assert committed_outcomes() == 1 and rig.ledger.batch.pending() == 0
+        assert Ledger(home.host_db, SystemClock()).pending_intents() == []

@@ -2,8 +2,11 @@
 
 Modes: `random` (the parent SIGKILLs it at a random moment), `before-write:N` / `after-write:N`
 (it SIGKILLs itself just before / just after the server applies its N-th create: the two
-windows between the audited decision, the server write and the outcome record). The kill is
-done by this test code wrapping the server; production code has no crash hook.
+windows between the audited decision, the server write and the outcome record), and
+`held-write:N` (a running host's ledger: after one create, it assigns a role to that user again
+and again, and SIGKILLs itself once the N-th of those writes' success is held for the group commit,
+with the commit lock taken so that nothing can commit it first). The kill is done by this test
+code wrapping the server or the ledger; production code has no crash hook.
 """
 from __future__ import annotations
 
@@ -24,9 +27,12 @@ from host.home import Home
 
 def main() -> None:
     home, mode, tag = Home(Path(sys.argv[1])), sys.argv[2], sys.argv[3]
-    rig = build_rig(home, SystemClock())
     where, _, nth = mode.partition(":")
     target = int(nth) if nth else -1
+    if where == "held-write":
+        held_write(home, target)
+        return
+    rig = build_rig(home, SystemClock())
     real = rig.server._server.users_create
     count = [0]
 
@@ -49,6 +55,29 @@ def main() -> None:
                             {"username": f"crash-{tag}-{i}", "name": "C", "type": "bot"})
         except GateError:
             pass
+
+
+def held_write(home: Home, target: int) -> None:
+    rig = build_rig(home, SystemClock(), group_reads=True)
+    assert rig.ledger.batch is not None
+    uid = rig.gate.handle(rig.session, "users.create",
+                          {"username": "held-target", "name": "H", "type": "bot"})["id"]
+    hold = rig.ledger.hold_outcome
+    count = [0]
+
+    def hold_then_die(*a: Any, **kw: Any) -> None:
+        hold(*a, **kw)
+        count[0] += 1
+        if count[0] == target:
+            assert rig.ledger.batch is not None
+            rig.ledger.batch._commit.acquire()  # nothing commits the held success now
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    rig.ledger.hold_outcome = hold_then_die  # type: ignore[method-assign]
+    print("READY", flush=True)
+    for _ in range(target * 2):  # assigning a role it holds is a write too (idempotent)
+        rig.gate.handle(rig.session, "roles.assign", {"user_id": uid, "role": "bot"})
+    raise SystemExit("the held write was never reached")
 
 
 if __name__ == "__main__":

@@ -111,3 +111,28 @@ def test_random_kills_never_leave_server_quota_and_audit_disagreeing(home: Home)
     for round_ in range(5):
         _run_worker(home, "random", f"r{round_}", rng.uniform(0.01, 0.12))
         _check_agreement(home)
+
+
+def test_a_kill_while_a_writes_success_waits_is_settled_from_the_servers_op_log(
+        tmp_path: Path) -> None:
+    """A running host records a server write's success by the group commit (its decision and
+    unit are durable already): a crash before that commit leaves the intent, and the restart
+    settles it from the server's op log as applied, unit kept, outcome `ok`, reconciled."""
+    h = Home(tmp_path / "home").ensure()
+    install_fuzz_app(h)  # the gatehelp policy: users.create and roles.assign on its bots
+    assert _run_worker(h, "held-write:3", "h", None) == -signal.SIGKILL
+    with Host(h, config=HostConfig(watch=False)) as host:  # start() reconciles
+        assert host.ledger.pending_intents() == []
+    records = _audit(h)
+    writes = [r for r in records if r.get("action") == "roles.assign"]
+    decisions = [r for r in writes if r["kind"] == "decision" and r.get("allowed")]
+    outcomes = {r["op_id"]: r for r in writes if r["kind"] == "outcome"}
+    assert len(decisions) == 3 and set(outcomes) == {d["op_id"] for d in decisions}
+    server = EmbeddedServer(h.server_db, SystemClock())
+    assert all(server.was_applied(d["op_id"]) for d in decisions)
+    # the first two were committed by the next call's admission; the third, held when the
+    # process died, is settled from the op log: applied, its unit kept
+    assert [bool(outcomes[d["op_id"]].get("reconciled")) for d in decisions] == [
+        False, False, True]
+    assert all(o["ok"] is True and o["refunded"] is False for o in outcomes.values())
+    assert open_readonly(h.host_db, SystemClock()).verify().ok

@@ -28,6 +28,10 @@ MAX_FOUND = 500
 class RemoteServer(RemoteRooms):
     """A Rocket.Chat workspace behind the `ServerAdapter` protocol."""
 
+    # Not every write leaves an op record to read back after a crash (an agent's display name
+    # is kept by Stockade, outside `_write`): a write's success is recorded at once.
+    op_log_exact = False
+
     # -- users.read ---------------------------------------------------------------------------
     def users_get(self, caller: Principal, user_id: str) -> User:
         """GET users.info ?userId=."""
