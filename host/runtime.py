@@ -26,7 +26,7 @@ from host.apps.consent import verify_install
 from host.apps.installs import InstallRecord, InstallStore
 from host.apps.published import follower_for
 from host.bridges.httpout import TIMEOUT_S, HttpOut, system_resolver
-from host.bridges.persistence import PersistenceStore, gate_writes
+from host.bridges.persistence import PersistenceStore, gate_store_calls, missing
 from host.clock import Clock, SystemClock
 from host.errors import GateError, StartRefused
 from host.gate.gate import Gate, HostAction, PolicySource, Session
@@ -130,7 +130,7 @@ class Host:
         self.resolve = system_resolver(self.config.resolver_overrides)
         self.gate = Gate(
             server=self.server, ledger=self.ledger, installs=self.installs, policy=self.policy,
-            clock=self.clock, host_actions=self._host_actions(), store_writes=gate_writes(),
+            clock=self.clock, host_actions=self._host_actions(), store_calls=gate_store_calls(),
             audit_reads=self.config.audit_reads, resolve=self.resolve,
         )
         self.runners: dict[str, AppRunner] = {}
@@ -539,7 +539,7 @@ class Host:
         def get(s: Session, a: dict[str, Any], _op: str | None, _f: Mapping[str, Any]) -> Any:
             value = store.get(s.install_id, a["key"])
             if value is None:
-                raise GateError("not_found", f"no stored value under key {str(a['key'])[:80]!r}")
+                raise missing(a["key"])
             return value
 
         def delete(s: Session, a: dict[str, Any], _op: str | None, _f: Mapping[str, Any]) -> Any:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from host.errors import GateError
 from host.store import Conn, Store, StoreTarget, ensure_schema, open_store
 
 SCHEMA_COMPONENT = "persistence"
@@ -129,11 +130,7 @@ class PersistenceStore:
 
     def get(self, install_id: str, key: str) -> Any:
         """The value, or None when the key does not exist."""
-        _check_key(key)
-        r = self.store.conn().execute(
-            "SELECT value FROM persist WHERE install_id=? AND key=?", (install_id, key)
-        ).fetchone()
-        return None if r is None else json.loads(r[0])
+        return _value_in(self.store.conn(), install_id, key)
 
     def delete(self, install_id: str, key: str) -> bool:
         """Remove one key. True if it existed."""
@@ -231,14 +228,37 @@ class _Caller(Protocol):
     def install_id(self) -> str: ...
 
 
-StoreWrite = Callable[[Conn, _Caller, dict[str, Any]], Any]
+StoreCall = Callable[[Conn, _Caller, dict[str, Any]], Any]
 
 
-def gate_writes() -> dict[str, StoreWrite]:
-    """The persistence writes the gate runs inside its own transaction (`Gate.store_writes`):
-    this data lives in the ledger's store (`Home.host_store`, opened by both)."""
+def _value_in(c: Conn, install_id: str, key: str) -> Any:
+    _check_key(key)
+    r = c.execute("SELECT value FROM persist WHERE install_id=? AND key=?",
+                  (install_id, key)).fetchone()
+    return None if r is None else json.loads(r[0])
+
+
+def missing(key: object) -> GateError:
+    """What an app's `get` of a key it never stored raises (`not_found`: refunded)."""
+    return GateError("not_found", f"no stored value under key {str(key)[:80]!r}")
+
+
+def get_in(c: Conn, install_id: str, key: str) -> Any:
+    """The app's `persistence.get` inside the caller's transaction: the value, or `missing`."""
+    value = _value_in(c, install_id, key)
+    if value is None:
+        raise missing(key)
+    return value
+
+
+def gate_store_calls() -> dict[str, StoreCall]:
+    """The persistence calls the gate runs inside its own transaction (`Gate.store_calls`):
+    this data lives in the ledger's store (`Home.host_store`, opened by both). A write commits
+    with its decision and outcome; so does a `get` under a quota, its refusal (a missing key)
+    recorded and refunded in the same transaction."""
     return {
         "persistence.put": lambda c, s, a: put_in(c, s.install_id, a["key"], a["value"],
                                                   a.get("association")),
         "persistence.delete": lambda c, s, a: delete_in(c, s.install_id, a["key"]),
+        "persistence.get": lambda c, s, a: get_in(c, s.install_id, a["key"]),
     }

@@ -102,8 +102,9 @@ class PolicySource:
         return self.policy
 
 
-# A host-served write on the ledger's own store, run inside the ledger's transaction.
-StoreWrite = Callable[[Conn, "Session", dict[str, Any]], Any]
+# A host-served call on the ledger's own store (persistence), run inside the ledger's
+# transaction: a write, or a read under a quota.
+StoreCall = Callable[[Conn, "Session", dict[str, Any]], Any]
 # `_in_one_transaction`'s answer when the write raised and nothing was recorded.
 _FALL_BACK = object()
 
@@ -201,7 +202,7 @@ class Gate:
         policy: PolicySource,
         clock: Clock,
         host_actions: Mapping[str, HostAction] | None = None,
-        store_writes: Mapping[str, StoreWrite] | None = None,
+        store_calls: Mapping[str, StoreCall] | None = None,
         audit_reads: bool = True,
         resolve: Callable[[str], list[str]] | None = None,
     ) -> None:
@@ -211,8 +212,8 @@ class Gate:
         self.policy = policy
         self.clock = clock
         self.host_actions = dict(host_actions or {})
-        # Host-served writes to the ledger's own store (persistence): one transaction each.
-        self.store_writes = dict(store_writes or {})
+        # Host-served calls on the ledger's own store (persistence): one transaction each.
+        self.store_calls = dict(store_calls or {})
         self.audit_reads = audit_reads
         self.resolve = resolve
         # `ServerAdapter.op_log_exact`; an adapter that does not say is taken as inexact.
@@ -304,8 +305,8 @@ class Gate:
             charges = tuple(sorted(keyed.values(), key=lambda c: (c.key, c.quota_id)))
             rules = tuple(sorted(set(decision.rules) | set(via.rules)))
         op_id = "op_" + secrets.token_hex(12) if write or charges or route else None
-        fused = self.store_writes.get(action) if route is None else None
-        if fused is not None and write and op_id and decision.seat_ceiling is None:
+        fused = self.store_calls.get(action) if route is None else None
+        if fused is not None and op_id and decision.seat_ceiling is None:
             done = self._in_one_transaction(session, spec, args, rules, policy, charges, op_id,
                                             fused)
             if done is not _FALL_BACK:
@@ -372,25 +373,32 @@ class Gate:
 
     def _in_one_transaction(self, session: Session, spec: ActionSpec, args: dict[str, Any],
                             rules: tuple[str, ...], policy: Policy,
-                            charges: tuple[QuotaCharge, ...], op_id: str, write: StoreWrite,
+                            charges: tuple[QuotaCharge, ...], op_id: str, call: StoreCall,
                             ) -> Any:
-        """A write to the ledger's own store: decision, units, write and outcome commit
-        together (`Ledger.admit_apply`, DESIGN rule 9). A write that raises left nothing
-        behind: `_FALL_BACK` sends the call down the three-commit path, which records the
-        refusal (and gives the units back) exactly as before."""
+        """A call on the ledger's own store (a write, or a read under a quota): decision,
+        units, the call and its outcome commit together (`Ledger.admit_apply`, DESIGN rule 9).
+        A read the store refuses before anything (a missing key) is recorded and refunded in
+        that transaction and raised. Any other failure left nothing behind: `_FALL_BACK`
+        sends the call down the three-commit path, which records the refusal (and gives the
+        units back) exactly as before."""
         record = _allow_record(session, spec.name, args, rules, policy, op_id, spec.write, None)
         failed: list[BaseException] = []
 
         def apply(c: Conn) -> Any:
             try:
-                return write(c, session, args)
+                return call(c, session, args)
             except Exception as exc:
                 failed.append(exc)
                 raise
         try:
             admission, value = self.ledger.admit_apply(record, charges, apply,
-                                                       refusal_budget(session.install_id))
-        except Exception:
+                                                       refusal_budget(session.install_id),
+                                                       refused=_refused_before_anything)
+        except Exception as exc:
+            if failed and exc is failed[-1] and _refused_before_anything(exc) is not None \
+                    and not spec.write:
+                self._count(False)  # recorded and refunded in the call's own transaction
+                raise
             if failed:
                 return _FALL_BACK
             raise
@@ -518,6 +526,14 @@ class Gate:
     def _count(self, allowed: bool) -> None:
         with self._stats_lock:
             self.stats["allowed" if allowed else "denied"] += 1
+
+
+def _refused_before_anything(exc: Exception) -> str | None:
+    """The code of a host-served read's refusal that changed nothing and gives its units back
+    (`REFUNDABLE_ERRORS`: a missing key is `not_found`), else None."""
+    if isinstance(exc, GateError) and exc.code in REFUNDABLE_ERRORS:
+        return exc.code
+    return None
 
 
 def refusal_budget(install_id: str) -> Charge:

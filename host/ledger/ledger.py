@@ -178,21 +178,28 @@ class Ledger:
         return admission
 
     def admit_apply(self, record: AuditRecord, charges: Sequence[QuotaCharge],
-                    apply: Callable[[Conn], T], refusal_budget: QuotaCharge | None = None,
+                    apply: Callable[[Conn], T], refusal_budget: QuotaCharge | None = None, *,
+                    refused: Callable[[Exception], str | None] | None = None,
                     ) -> tuple[Admission, T | None]:
-        """DESIGN rule 9's second branch, for a write whose data lives in this ledger's own
-        store (an app's persistence): the decision, its units, the write (`apply`, on this
+        """DESIGN rule 9's second branch, for a call whose data lives in this ledger's own
+        store (an app's persistence): the decision, its units, the call (`apply`, on this
         transaction's connection) and its outcome in one transaction. Nothing can be left
         half-done, so no intent row is kept. A full quota records the denial as `admit` does
         and applies nothing. If `apply` raises, everything rolls back — no record, no unit —
         and the error propagates: the caller then takes the three-commit path (`admit`, the
-        write, `outcome`), which records the refusal as it always has."""
+        call, `outcome`), which records the refusal as it always has.
+
+        A read (`record.write` False: it wrote nothing) may instead be refused in the same
+        transaction: `refused` maps what its `apply` raised to an error code (a missing key:
+        `not_found`), and the refusal is recorded and refunded as `outcome(..., refund=True)`
+        would, then the exception is raised once that transaction has committed."""
         self.audit._check_open()
-        if not record.write or not record.op_id:
-            raise AuditError("admit_apply is for an admitted write with an op_id")
+        if not record.op_id or (record.write is not True and not charges):
+            raise AuditError("admit_apply is for an admitted call with an op_id")
         body = validated_body(record)
         now = float(self.clock.now())
         value: T | None = None
+        refusal: Exception | None = None
         with self.audit.transaction() as c:
             seq, result, states, over = _verdict_in(c, body, charges, record.op_id, now, None,
                                                     refusal_budget)
@@ -200,16 +207,27 @@ class Ledger:
                 admission = Admission(seq, False, None, states, result.message, over)
                 last = seq
             else:
-                value = apply(c)
-                # The outcome `outcome` would write for a success (the intent's app, install
-                # and action are the decision's own, validated above).
-                done = _outcome_body(seq, record.op_id, True, None, False, False, None, None,
+                code: str | None = None
+                try:
+                    value = apply(c)
+                except Exception as exc:
+                    code = refused(exc) if refused is not None and not record.write else None
+                    if code is None:
+                        raise
+                    refusal = exc
+                    refund_in(c, result)
+                # The outcome `outcome` would write (the intent's app, install and action are
+                # the decision's own, validated above).
+                done = _outcome_body(seq, record.op_id, code is None, code, code is not None,
+                                     False, None, None,
                                      tuple(body.get(k) for k in ("app_id", "install_id",
                                                                  "action")))
                 last = append_in(c, record_json(done), now)
                 admission = Admission(seq, True, result, states, None)
         for n in range(max(seq, 1), last + 1):
             self.audit.after_append(n)
+        if refusal is not None:
+            raise refusal
         return admission, value
 
     @property

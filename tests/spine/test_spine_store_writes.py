@@ -20,11 +20,16 @@ from host.runtime import Host
 from host.supervise.child import AppFailed
 
 SRC = '''
-from stockade import App, InvalidArgument
+from stockade import App, InvalidArgument, NotFound
 
 class TestApp(App):
     def on_livechat_room_started(self, ctx, event):
         out = []
+        for key in event.get("gets", []):
+            try:
+                out.append(ctx.store.get(key))
+            except NotFound:
+                out.append("missing")
         for key, size in event["puts"]:
             try:
                 ctx.store.put(key, "x" * size)
@@ -117,3 +122,47 @@ def test_a_failure_after_the_write_leaves_neither_the_write_nor_its_decision(
         assert _records(h) == []
         assert _units(h) == 0
         assert h.ledger.pending_intents() == []
+
+
+def _gets(h: Host) -> list[dict[str, Any]]:
+    rows = h.ledger.store.conn().execute("SELECT seq, body FROM audit ORDER BY seq").fetchall()
+    return [{"seq": int(r[0]), **json.loads(r[1])} for r in rows if '"persistence.get"' in r[1]]
+
+
+def _get_units(h: Host, decision: dict[str, Any]) -> int:
+    used = 0
+    for q in decision["quota"]:  # the baseline's rate: every bridge call, this install
+        used += h.ledger.quota_state(q["key"], q["limit"], q["window_s"]).used
+    return used
+
+
+def test_a_rated_get_and_its_refusal_commit_with_their_decision(tmp_path: Path) -> None:
+    """Under the shipped baseline's rate a `get` is decided, read and settled in one
+    transaction on the store its data lives in: a found key keeps its unit, a missing one is
+    refused (the app sees NotFound) and refunded, and neither leaves an intent behind."""
+    with _host(tmp_path) as h:
+        assert _run(h, {"puts": [["a", 3]]}) == ["ok"]
+        separate: list[str] = []  # outcomes recorded by a commit of their own, or held
+        for name in ("outcome", "hold_outcome"):
+            real = getattr(h.ledger, name)
+
+            def spy(*a: Any, _real: Any = real, _name: str = name, **kw: Any) -> Any:
+                separate.append(_name)
+                return _real(*a, **kw)
+            setattr(h.ledger, name, spy)
+        assert _run(h, {"gets": ["a", "nope"], "puts": []}) == ["xxx", "missing"]
+        assert separate == []  # both settled inside their own admission's transaction
+        recs = _gets(h)
+        assert [(r["kind"], r.get("code")) for r in recs] == [
+            ("decision", "allow"), ("outcome", "ok"), ("decision", "allow"),
+            ("outcome", "not_found")]
+        for decision, outcome in zip(recs[::2], recs[1::2], strict=True):
+            assert decision["op_id"] == outcome["op_id"] and decision["quota"]
+            assert outcome["seq"] == decision["seq"] + 1  # one transaction, nothing between
+            assert outcome["ref_seq"] == decision["seq"]
+        assert [r["refunded"] for r in recs[1::2]] == [False, True]
+        assert h.ledger.pending_intents() == []
+        before = _get_units(h, recs[2])
+        assert _run(h, {"gets": ["nope"], "puts": []}) == ["missing"]
+        assert _get_units(h, recs[2]) == before  # the refused get gave its unit back
+        assert h.ledger.audit.verify().ok
