@@ -383,6 +383,7 @@ class Gate:
         units back) exactly as before."""
         record = _allow_record(session, spec.name, args, rules, policy, op_id, spec.write, None)
         failed: list[BaseException] = []
+        recorded: list[Exception] = []  # refusals the ledger was told to record
 
         def apply(c: Conn) -> Any:
             try:
@@ -390,13 +391,18 @@ class Gate:
             except Exception as exc:
                 failed.append(exc)
                 raise
+
+        def refused(exc: Exception) -> str | None:
+            code = _refused_before_anything(exc)
+            if code is not None:
+                recorded.append(exc)
+            return code
         try:
             admission, value = self.ledger.admit_apply(record, charges, apply,
                                                        refusal_budget(session.install_id),
-                                                       refused=_refused_before_anything)
+                                                       refused=refused)
         except Exception as exc:
-            if failed and exc is failed[-1] and _refused_before_anything(exc) is not None \
-                    and not spec.write:
+            if recorded and exc is recorded[-1]:
                 self._count(False)  # recorded and refunded in the call's own transaction
                 raise
             if failed:
