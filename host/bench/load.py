@@ -3,10 +3,11 @@
 The host runs six apps: the four examples as the demo installs them (crm-sync posting each
 closed conversation to the demo CRM, in a process of its own on loopback) and the bench's two
 (`extra_apps.py`), and serves its REST API the way `stockade serve`
-does (`host.server.rest.create_app`, uvicorn on 127.0.0.1). Client threads play visitors, as
-the widget does: register (`POST livechat/visitor`), open a room (`GET livechat/room`, the
-departments each app serves in turn), write (`POST livechat/message`); an admin closes the
-room (`POST livechat/room.close`). Every step holds one rate for `step_s` seconds.
+does (`host.server.rest.create_app`, uvicorn on 127.0.0.1). Visitors (`visitors.py`, in a
+process of their own) act as the widget does: register (`POST livechat/visitor`), open a room
+(`GET livechat/room`, the departments each app serves in turn), write (`POST
+livechat/message`); an admin closes the room (`POST livechat/room.close`). Every step holds
+one rate for `step_s` seconds.
 
 An event's delay is from its dispatch (the server emits it when the write commits) to the
 last of its receivers' handlers finishing (a callback on the delivery, not a poll). A rate is
@@ -15,6 +16,7 @@ sustained when the clients kept it (>= 95 %), no event was dropped and the event
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -23,13 +25,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import httpx
-
-from host.bench import cpuuse
+from host.bench import cpuuse, visitors
 from host.bench.crm_process import CrmProcess
 from host.bench.soak import DEPARTMENTS, PROXIED, quiet_demo, start_demo
 from host.bench.stats import percentile
@@ -44,7 +43,6 @@ RATES = (10.0, 20.0, 35.0, 50.0, 70.0)
 # A short, unmeasured run before the first step (conversations a second, seconds).
 WARMUP_RATE = 5.0
 WARMUP_S = 2.0
-CLIENT_THREADS = 24
 
 
 @dataclass
@@ -222,49 +220,36 @@ def drive(base: str, admin: dict[str, str], rate: float, count: int,
     Returns (seconds taken to start them all and finish, REST round trips in ms, failures)."""
     rest_ms: list[float] = []
     failures = [0]
-    lock = threading.Lock()
-    local = threading.local()
 
-    def client() -> httpx.Client:
-        c = getattr(local, "client", None)
-        if c is None:
-            c = local.client = httpx.Client(base_url=base, timeout=30.0)
-        return c
-
-    def call(c: httpx.Client, method: str, path: str, body: dict[str, Any],
-             headers: dict[str, str] | None = None) -> dict[str, Any] | None:
+    async def call(pool: visitors.Pool, method: str, path: str, body: dict[str, Any],
+                   headers: dict[str, str] | None = None) -> Any:
         t0 = time.perf_counter()
-        r = (c.get(path, params=body) if method == "GET"
-             else c.post(path, json=body, headers=headers))
-        with lock:
-            rest_ms.append((time.perf_counter() - t0) * 1000)
-            if r.status_code != 200:
-                failures[0] += 1
-                return None
-        doc: dict[str, Any] = r.json()
+        try:
+            status, doc = await pool.request(method, path, body, headers)
+        except (TimeoutError, OSError, ValueError, asyncio.IncompleteReadError,
+                asyncio.LimitOverrunError, visitors.HttpError):
+            status, doc = 0, None
+        rest_ms.append((time.perf_counter() - t0) * 1000)
+        if status != 200 or not isinstance(doc, dict):
+            failures[0] += 1
+            return None
         return doc
 
-    def conversation(i: int) -> None:
-        c = client()
+    async def conversation(pool: visitors.Pool, i: int) -> None:
         tok = f"load-visitor-{i}"
         dept = DEPARTMENTS[i % len(DEPARTMENTS)]
         fields = {"externalAgentName": "Dana (Acme Support)"} if dept == PROXIED else {}
-        if call(c, "POST", "/api/v1/livechat/visitor",
-                {"visitor": {"token": tok, "name": f"Load {i}", "customFields": fields}}) is None:
+        if await call(pool, "POST", "/api/v1/livechat/visitor",
+                      {"visitor": {"token": tok, "name": f"Load {i}",
+                                   "customFields": fields}}) is None:
             return
-        room = call(c, "GET", "/api/v1/livechat/room", {"token": tok, "department": dept})
+        room = await call(pool, "GET", "/api/v1/livechat/room", {"token": tok, "department": dept})
         if room is None:
             return
         rid = str(room["room"]["_id"])
-        call(c, "POST", "/api/v1/livechat/message",
-             {"token": tok, "rid": rid, "msg": "What are your opening hours?"})
-        call(c, "POST", "/api/v1/livechat/room.close", {"rid": rid}, admin)
+        await call(pool, "POST", "/api/v1/livechat/message",
+                   {"token": tok, "rid": rid, "msg": "What are your opening hours?"})
+        await call(pool, "POST", "/api/v1/livechat/room.close", {"rid": rid}, admin)
 
-    t0 = time.monotonic()
-    with ThreadPoolExecutor(CLIENT_THREADS, thread_name_prefix="bench-load") as pool:
-        for k in range(count):
-            wait = t0 + k / rate - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)
-            pool.submit(conversation, first + k)
-    return time.monotonic() - t0, rest_ms, failures[0]
+    elapsed = asyncio.run(visitors.paced(base, rate, count, first, conversation))
+    return elapsed, rest_ms, failures[0]
