@@ -34,8 +34,8 @@ class RoomOps(ServerCore):
 
     def livechat_get_room(self, caller: Principal, room_id: str) -> Room:
         """A room. NotFound."""
-        with self.db.read() as c:
-            return rooms.get(c, room_id)
+        # One statement is its own consistent snapshot (as `users_get`): no BEGIN/COMMIT.
+        return rooms.get(self.db.conn(), room_id)
 
     def livechat_list_rooms(self, caller: Principal, open: bool | None = None) -> list[Room]:
         """Rooms, newest first, at most 500; `open` filters."""
@@ -46,13 +46,11 @@ class RoomOps(ServerCore):
 
     def livechat_get_visitor(self, caller: Principal, visitor_id: str) -> Visitor:
         """A visitor. NotFound."""
-        with self.db.read() as c:
-            return livechat.get_visitor(c, visitor_id)
+        return livechat.get_visitor(self.db.conn(), visitor_id)
 
     def get_visitor_by_token(self, token: str) -> Visitor:
         """A visitor by widget token. NotFound."""
-        with self.db.read() as c:
-            return livechat.get_visitor_by_token(c, token)
+        return livechat.get_visitor_by_token(self.db.conn(), token)
 
     # -- livechat.write -------------------------------------------------------------------------
 
@@ -146,8 +144,7 @@ class RoomOps(ServerCore):
                 "the app has no app user to send as" if isinstance(caller, Caller)
                 else "a message needs a sending user"
             )
-        with self.db.read() as c:
-            sender = messages.user_sender(c, uid)
+        sender = messages.user_sender(self.db.conn(), uid)  # one statement: no BEGIN/COMMIT
         return self._send(caller, op_id, room_id, sender, text, display=display)
 
     def livechat_relay_message(
@@ -211,12 +208,10 @@ class RoomOps(ServerCore):
             args["display"] = display
         if op_id is not None:  # a retry answers from the ops table without re-running the hook
             limits.op_id(op_id)
-            with self.db.read() as c:
-                prior = ops.prior_result(c, op_id, action, ops.digest(action, args))
+            prior = ops.prior_result(self.db.conn(), op_id, action, ops.digest(action, args))
             if prior is not None:
                 return prior[0]  # type: ignore[no-any-return]
-        with self.db.read() as c:
-            room = rooms.get_open(c, room_id)
+        room = rooms.get_open(self.db.conn(), room_id)
         if visitor_id is not None and room["visitor_id"] != visitor_id:
             raise Forbidden(f"visitor {visitor_id!r} is not in room {room_id!r}")
         # The hook runs outside any transaction: it may take up to its deadline (the host's
@@ -295,8 +290,7 @@ class RoomOps(ServerCore):
         """A visitor writes in its own room (through the pre-send hook)."""
         room_id = limits.ident(room_id, "room_id")
         text = limits.message_text(text)
-        with self.db.read() as c:
-            sender = messages.visitor_sender(c, limits.ident(visitor_id, "visitor_id"))
+        sender = messages.visitor_sender(self.db.conn(), limits.ident(visitor_id, "visitor_id"))
         return self._send(SYSTEM, None, room_id, sender, text, visitor_id=visitor_id)
 
     def visitor_close_room(self, visitor_id: str, room_id: str) -> Room:
