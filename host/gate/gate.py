@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import logging
 import secrets
-import sqlite3
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from host.apps.installs import InstallRecord, InstallStore, data_version_in
+from host.apps.installs import InstallRecord, InstallStore
 from host.clock import Clock
 from host.errors import GateError, RefusalBudgetExceeded, ServerRefused
+from host.gate.installview import InstallView
 from host.gate.restbridge import rest_call
 from host.keys.tokens import Claims
 from host.ledger.audit import AuditRecord, digest_args
@@ -140,56 +140,6 @@ def acting_user(action: str, args: Mapping[str, Any]) -> str | None:
     if not isinstance(uid, str):
         return "user (not a string)"
     return "user " + (uid if len(uid) <= _MAX_ACTOR_ID else uid[:_MAX_ACTOR_ID] + "…")
-
-
-class InstallView:
-    """Install records cached per process, refreshed when another process changed the store."""
-
-    def __init__(self, installs: InstallStore, probe: Callable[[], Any]) -> None:
-        self._installs = installs
-        # The connection that polls the change counter. The gate passes the ledger's: it is the
-        # connection this thread just committed on, so its page cache is still valid, where the
-        # install store's own connection would see the ledger's commit as a foreign change and
-        # reload its cache on every call.
-        self._probe = probe
-        self._lock = threading.Lock()
-        self._version = -1
-        self._epoch = 0
-        self._cache: dict[str, InstallRecord | None] = {}
-        # Per thread: the probe connection's PRAGMA data_version when this thread last read the
-        # change counter, and the invalidation generation it read it under.
-        self._seen = threading.local()
-        self._generation = 0
-
-    def get(self, install_id: str) -> tuple[InstallRecord | None, int]:
-        conn = self._probe()
-        # PRAGMA data_version changes when any *other* connection committed to host.db since
-        # this connection last asked; every install, consent, enable/disable, epoch or grant
-        # change is such a commit (the install store has connections of its own). Unchanged,
-        # the change counter is unchanged since this thread last read it, so the cache is
-        # current: no SELECT. Changed (a foreign commit of any kind), the counter is read.
-        # A PostgreSQL store has no such probe: the counter (one indexed row) is read per call,
-        # so a change made by any host is seen by every host at its next call.
-        pv = (int(conn.execute("PRAGMA data_version").fetchone()[0])
-              if isinstance(conn, sqlite3.Connection) else None)
-        seen = self._seen
-        with self._lock:
-            if (pv is None or getattr(seen, "conn", None) is not conn or seen.pv != pv
-                    or seen.generation != self._generation):
-                version = data_version_in(conn)
-                if version != self._version:
-                    self._cache.clear()
-                    self._epoch = self._installs.epoch()
-                    self._version = version
-                seen.conn, seen.pv, seen.generation = conn, pv, self._generation
-            if install_id not in self._cache:
-                self._cache[install_id] = self._installs.get(install_id)
-            return self._cache[install_id], self._epoch
-
-    def invalidate(self) -> None:
-        with self._lock:
-            self._version = -1
-            self._generation += 1
 
 
 class Gate:

@@ -80,3 +80,53 @@ def test_steady_calls_read_no_install_row(tmp_path: Path) -> None:
         other.set_enabled(rig.install.install_id, False, "operator disabled")
     assert _call(rig) == "permission_denied"
     assert rig.session.app_id == APP_ID
+
+
+def _foreign_commit(home: Home) -> None:
+    """A commit to host.db by another connection that changes no install (as the ledger's
+    commits on other threads are): it moves the probe's PRAGMA data_version, not the counter."""
+    with InstallStore(home.host_db) as other:
+        with other.store.transaction() as c:
+            c.execute("CREATE TABLE IF NOT EXISTS probe_noise (n INTEGER)")
+            c.execute("INSERT INTO probe_noise VALUES (1)")
+
+
+def test_under_steady_foreign_commits_the_probe_is_skipped_and_no_change_missed(
+        tmp_path: Path) -> None:
+    """Under load the PRAGMA says "changed" before every call, so a thread stops asking it and
+    reads the counter directly (one statement, not two); a disable made while it skips is
+    still seen by the very next call, and once the commits stop the PRAGMA comes back."""
+    from host.gate import installview
+
+    rig = _rig(tmp_path)
+    assert _call(rig) == "ok"
+    seen: list[str] = []
+    conn = rig.ledger.store.conn()
+    conn.set_trace_callback(seen.append)
+    try:
+        calls = installview.PROBE_STREAK + 20
+        for _ in range(calls):
+            _foreign_commit(rig.home)
+            assert _call(rig) == "ok"
+        pragmas = [s for s in seen if "data_version" in s.lower() and "PRAGMA" in s]
+        counters = [s for s in seen if "FROM install_meta" in s]
+        assert len(counters) == calls  # every call read the counter: each one was needed
+        assert len(pragmas) == installview.PROBE_STREAK  # then no more PRAGMA before it
+
+        # The commits stop: after the retry the PRAGMA is asked again and finds nothing moved.
+        for _ in range(installview.PROBE_RETRY):
+            assert _call(rig) == "ok"
+        del seen[:]
+        for _ in range(5):
+            assert _call(rig) == "ok"
+        assert not [s for s in seen if "FROM install_meta" in s], seen
+
+        # Load again, and a disable by another process while the thread skips the PRAGMA.
+        for _ in range(installview.PROBE_STREAK + 3):
+            _foreign_commit(rig.home)
+            assert _call(rig) == "ok"
+        with InstallStore(rig.home.host_db) as other:
+            other.set_enabled(rig.install.install_id, False, "operator disabled")
+        assert _call(rig) == "permission_denied"
+    finally:
+        conn.set_trace_callback(None)

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from host.apps.installs import InstallStore
-from host.gate.gate import InstallView
+from host.gate.installview import InstallView
 from host.server.db import Database
 from host.store.pool import ConnPool, release_thread
 from host.store.sqlite import SqliteStore

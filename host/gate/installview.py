@@ -1,0 +1,99 @@
+"""The gate's install records, cached per process and refreshed when the store changed.
+
+Every bridge call needs its install record (enabled, grants, generation, epoch); reading it
+per call was a SELECT and a model validation each. The cache is checked, not trusted: a
+change committed by any connection, of this process or another (the CLI), is seen by the next
+call (`tests/spine/test_install_cache.py`).
+"""
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from host.apps.installs import InstallRecord, InstallStore, data_version_in
+
+# `InstallView._skip_probe`: after this many calls in a row found the change probe moved, a
+# thread reads the install change counter directly for the next PROBE_RETRY calls.
+PROBE_STREAK = 8
+PROBE_RETRY = 64
+
+
+class InstallView:
+    """Install records cached per process, refreshed when another process changed the store."""
+
+    def __init__(self, installs: InstallStore, probe: Callable[[], Any]) -> None:
+        self._installs = installs
+        # The connection that polls the change counter. The gate passes the ledger's: it is the
+        # connection this thread just committed on, so its page cache is still valid, where the
+        # install store's own connection would see the ledger's commit as a foreign change and
+        # reload its cache on every call.
+        self._probe = probe
+        self._lock = threading.Lock()
+        self._version = -1
+        self._epoch = 0
+        self._cache: dict[str, InstallRecord | None] = {}
+        # Per thread: the probe connection's PRAGMA data_version when this thread last read the
+        # change counter, and the invalidation generation it read it under.
+        self._seen = threading.local()
+        self._generation = 0
+
+    def get(self, install_id: str) -> tuple[InstallRecord | None, int]:
+        conn = self._probe()
+        seen = self._seen
+        # PRAGMA data_version changes when any *other* connection committed to host.db since
+        # this connection last asked; every install, consent, enable/disable, epoch or grant
+        # change is such a commit (the install store has connections of its own). Unchanged,
+        # the change counter is unchanged since this thread last read it, so the cache is
+        # current: no SELECT. Changed (a foreign commit of any kind), the counter is read.
+        # A PostgreSQL store has no such probe: the counter (one indexed row) is read per call,
+        # so a change made by any host is seen by every host at its next call.
+        pv = (int(conn.execute("PRAGMA data_version").fetchone()[0])
+              if isinstance(conn, sqlite3.Connection) and not self._skip_probe(seen) else None)
+        with self._lock:
+            if (pv is None or getattr(seen, "conn", None) is not conn or seen.pv != pv
+                    or seen.generation != self._generation):
+                if pv is not None:
+                    moved = getattr(seen, "conn", None) is conn and seen.pv != pv
+                    seen.streak = getattr(seen, "streak", 0) + 1 if moved else 0
+                version = data_version_in(conn)
+                if version != self._version:
+                    self._cache.clear()
+                    self._epoch = self._installs.epoch()
+                    self._version = version
+                seen.conn, seen.generation = conn, self._generation
+                if pv is not None:
+                    seen.pv = pv
+            elif pv is not None:
+                seen.streak = 0
+            if install_id not in self._cache:
+                self._cache[install_id] = self._installs.get(install_id)
+            return self._cache[install_id], self._epoch
+
+    @staticmethod
+    def _skip_probe(seen: threading.local) -> bool:
+        """Whether this thread reads the change counter without asking the PRAGMA first.
+
+        Under steady load another connection has committed before nearly every call (the
+        ledger's commits on other threads), so the PRAGMA only adds a statement before the
+        read it then needs anyway (~40 µs of a call's CPU under load, docs/BENCH.md). After
+        `PROBE_STREAK` moved probes in a row the thread skips it, and tries it again after
+        `PROBE_RETRY` calls to notice that the load has passed. Skipping never misses a change:
+        a call that does not ask the PRAGMA reads the counter itself."""
+        skipped = getattr(seen, "skipped", None)
+        if skipped is not None:
+            if skipped + 1 >= PROBE_RETRY:
+                seen.skipped, seen.streak = None, 0
+                return False
+            seen.skipped = skipped + 1
+            return True
+        if getattr(seen, "streak", 0) >= PROBE_STREAK:
+            seen.skipped = 0
+            return True
+        return False
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._version = -1
+            self._generation += 1
