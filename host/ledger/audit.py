@@ -62,6 +62,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from host.clock import Clock
+from host.ledger import chainhead
 from host.ledger.bodycheck import body_problem
 from host.ledger.records import (
     AuditError,
@@ -186,12 +187,12 @@ class Intent:
 
 def append_in(conn: Conn, body: str, ts: float) -> int:
     """Append one validated body inside the caller's BEGIN IMMEDIATE transaction."""
-    row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-    seq, prev = (1, GENESIS_HASH) if row is None else (int(row[0]) + 1, str(row[1]))
-    conn.execute(
-        "INSERT INTO audit(seq, ts, body, prev_hash, hash) VALUES(?, ?, ?, ?, ?)",
-        (seq, ts, body, prev, chain_hash(prev, seq, ts, body)),
-    )
+    head = chainhead.last(conn)
+    seq, prev = (1, GENESIS_HASH) if head is None else (head[0] + 1, head[1])
+    digest = chain_hash(prev, seq, ts, body)
+    conn.execute("INSERT INTO audit(seq, ts, body, prev_hash, hash) VALUES(?, ?, ?, ?, ?)",
+                 (seq, ts, body, prev, digest))
+    chainhead.wrote(conn, seq, digest)
     return seq
 
 

@@ -363,3 +363,45 @@ def test_a_stream_of_rated_reads_wakes_the_flusher_once_not_per_call(tmp_path: P
     assert len(wakes) < 10  # was 50: one wake-up per call (~60 µs of the caller's CPU each)
     led.close()
     assert len(_on_disk(tmp_path / "host.db")) == 100
+
+
+def test_a_transaction_reads_the_chain_head_once_and_the_chain_holds(tmp_path: Path) -> None:
+    """Inside one write transaction no other connection can append, so the head a group commit
+    wrote is the head its decision chains onto (`host.ledger.chainhead`): one head look-up, not
+    one a record. The memo ends with the transaction: an append by another connection (the CLI)
+    between two transactions, and a transaction that rolled back, leave a chain that verifies."""
+    led, batch = _ledger(tmp_path)
+    seen: list[str] = []
+    with batch._commit:
+        for n in range(3):
+            led.admit(_read(n), [])
+        conn = led.store.conn()
+        conn.set_trace_callback(seen.append)
+        try:
+            w = led.admit(_write("op1"), [])  # three waiting reads, then the decision
+        finally:
+            conn.set_trace_callback(None)
+        in_tx = seen[seen.index("BEGIN IMMEDIATE"):seen.index("COMMIT")]
+        assert sum(s.startswith("INSERT INTO audit(") for s in in_tx) == 4
+        assert [s for s in in_tx if "FROM audit ORDER BY seq DESC" in s] == [
+            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"]
+        assert w.seq == 4
+
+        # Another process appends between two of this host's transactions.
+        other = AuditLog(open_store(tmp_path / "host.db"), ManualClock(T0))
+        other.append(AuditRecord(kind="lifecycle", event="disable", app_id="a1"))
+        other.store.close()
+        led.admit(_read(9), [])
+        led.outcome(w.seq, "op1", True, None, False)
+
+        # A transaction that appends and then rolls back leaves no head behind it.
+        def broken_counter(_pending: Sequence[str]) -> int:
+            raise RuntimeError("server unreachable")
+        led.admit(_read(10), [])
+        with pytest.raises(RuntimeError):
+            led.admit(_write("op2"), [], 10, broken_counter)
+        led.admit(_write("op3"), [])
+    led.close()
+    disk = _on_disk(tmp_path / "host.db")
+    assert [r["seq"] for r in disk] == list(range(1, 10))
+    assert AuditLog(open_store(tmp_path / "host.db"), ManualClock(T0)).verify().ok
