@@ -76,7 +76,9 @@ class Connection:
 
 
 class Pool:
-    """At most `size` connections, reused; one that failed is dropped, not reused."""
+    """At most `size` connections, reused; one that failed is dropped, not reused. An idle
+    connection the server closed (uvicorn's keep-alive timeout is 5 s) fails the request before
+    any byte of an answer: that request is sent again on the next connection."""
 
     def __init__(self, base: str, size: int = CONNECTIONS) -> None:
         url = urlsplit(base)
@@ -89,15 +91,28 @@ class Pool:
     async def request(self, method: str, path: str, body: dict[str, Any] | None,
                       headers: dict[str, str] | None = None) -> tuple[int, Any]:
         async with self._slots:
-            conn = self._idle.pop() if self._idle else await self._open()
-            try:
-                answer = await asyncio.wait_for(
-                    conn.request(method, path, body, headers or {}), TIMEOUT_S)
-            except BaseException:
-                conn.close()
-                raise
-            self._idle.append(conn)
-            return answer
+            while self._idle:
+                try:
+                    return await self._send(self._idle.pop(), method, path, body, headers)
+                except (asyncio.IncompleteReadError, ConnectionError) as exc:
+                    if isinstance(exc, asyncio.IncompleteReadError) and exc.partial:
+                        raise
+                    # The server had closed this idle connection (its keep-alive timeout):
+                    # nothing of the request was answered. Another connection sends it, as
+                    # every keep-alive client does.
+            return await self._send(await self._open(), method, path, body, headers)
+
+    async def _send(self, conn: Connection, method: str, path: str,
+                    body: dict[str, Any] | None, headers: dict[str, str] | None,
+                    ) -> tuple[int, Any]:
+        try:
+            answer = await asyncio.wait_for(
+                conn.request(method, path, body, headers or {}), TIMEOUT_S)
+        except BaseException:
+            conn.close()
+            raise
+        self._idle.append(conn)
+        return answer
 
     async def _open(self) -> Connection:
         reader, writer = await asyncio.open_connection(self._host, self._port)

@@ -20,11 +20,12 @@ def _json_reply(head: bytes) -> bytes:
     return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
 
 
-async def _serve(reply: Reply, requests: list[bytes], connections: list[int]) -> Any:
+async def _serve(reply: Reply, requests: list[bytes], connections: list[int],
+                 close_after: int | None = None) -> Any:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connections.append(1)
         try:
-            while True:
+            for _ in range(close_after or 1 << 30):
                 head = await reader.readuntil(b"\r\n\r\n")
                 length = 0
                 for line in head.split(b"\r\n"):
@@ -34,16 +35,18 @@ async def _serve(reply: Reply, requests: list[bytes], connections: list[int]) ->
                 writer.write(reply(head))
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
-            writer.close()
+            pass
+        writer.close()  # after `close_after` answers: as a keep-alive timeout closes it
     return await asyncio.start_server(handle, "127.0.0.1", 0)
 
 
-def _run(reply: Reply, calls: Callable[[visitors.Pool], Any]) -> tuple[Any, list[bytes], int]:
+def _run(reply: Reply, calls: Callable[[visitors.Pool], Any],
+         close_after: int | None = None) -> tuple[Any, list[bytes], int]:
     requests: list[bytes] = []
     connections: list[int] = []
 
     async def main() -> Any:
-        server = await _serve(reply, requests, connections)
+        server = await _serve(reply, requests, connections, close_after)
         port = server.sockets[0].getsockname()[1]
         pool = visitors.Pool(f"http://127.0.0.1:{port}", size=2)
         try:
@@ -97,3 +100,30 @@ def test_only_plain_http_with_a_port_is_accepted() -> None:
     for base in ("https://127.0.0.1:1", "http://127.0.0.1", "127.0.0.1:80"):
         with pytest.raises(ValueError):
             visitors.Pool(base)
+
+
+def test_an_idle_connection_the_server_closed_is_replaced() -> None:
+    """uvicorn closes a keep-alive connection idle for 5 s: the next request must not fail for
+    it, whether the close arrived before the request went out or as it did."""
+    async def calls(pool: visitors.Pool) -> list[tuple[int, Any]]:
+        out = [await pool.request("GET", "/a", None)]
+        await asyncio.sleep(0.05)  # the server's close arrives while the connection is idle
+        out.append(await pool.request("GET", "/b", None))
+        return out
+    answers, requests, opened = _run(_json_reply, calls, close_after=1)
+    assert [a[1]["echo"] for a in answers] == ["GET /a HTTP/1.1", "GET /b HTTP/1.1"]
+    assert opened == 2 and len(requests) == 2
+
+    async def racing(pool: visitors.Pool) -> tuple[int, Any]:
+        await pool.request("GET", "/a", None)
+        return await pool.request("GET", "/b", None)  # sent before the close is seen
+    answer, requests, opened = _run(_json_reply, racing, close_after=1)
+    assert answer == (200, {"echo": "GET /b HTTP/1.1"}) and opened == 2
+
+
+def test_an_answer_cut_short_is_an_error_not_retried() -> None:
+    async def calls(pool: visitors.Pool) -> None:
+        await pool.request("GET", "/", None)
+    with pytest.raises(asyncio.IncompleteReadError):
+        _run(lambda head: b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{}", calls,
+             close_after=1)
