@@ -3,8 +3,9 @@ generation or epoch change made by another process is seen by the very next call
 thread."""
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -64,17 +65,24 @@ def test_a_change_by_another_process_is_seen_by_the_next_call(tmp_path: Path,
     assert _call(rig, thread=True) == "permission_denied"
 
 
-def test_steady_calls_read_no_install_row(tmp_path: Path) -> None:
-    rig = _rig(tmp_path)
-    assert _call(rig) == "ok"
+@contextlib.contextmanager
+def _statements(rig) -> Iterator[list[str]]:  # type: ignore[no-untyped-def]
+    """Every statement this thread's ledger connection runs inside the block."""
     seen: list[str] = []
     conn = rig.ledger.store.conn()
     conn.set_trace_callback(seen.append)
     try:
-        for _ in range(5):
-            assert _call(rig) == "ok"
+        yield seen
     finally:
         conn.set_trace_callback(None)
+
+
+def test_steady_calls_read_no_install_row(tmp_path: Path) -> None:
+    rig = _rig(tmp_path)
+    assert _call(rig) == "ok"
+    with _statements(rig) as seen:
+        for _ in range(5):
+            assert _call(rig) == "ok"
     assert not [s for s in seen if "FROM install" in s], seen
     with InstallStore(rig.home.host_db) as other:
         other.set_enabled(rig.install.install_id, False, "operator disabled")
@@ -100,10 +108,7 @@ def test_under_steady_foreign_commits_the_probe_is_skipped_and_no_change_missed(
 
     rig = _rig(tmp_path)
     assert _call(rig) == "ok"
-    seen: list[str] = []
-    conn = rig.ledger.store.conn()
-    conn.set_trace_callback(seen.append)
-    try:
+    with _statements(rig) as seen:
         calls = installview.PROBE_STREAK + 20
         for _ in range(calls):
             _foreign_commit(rig.home)
@@ -128,5 +133,3 @@ def test_under_steady_foreign_commits_the_probe_is_skipped_and_no_change_missed(
         with InstallStore(rig.home.host_db) as other:
             other.set_enabled(rig.install.install_id, False, "operator disabled")
         assert _call(rig) == "permission_denied"
-    finally:
-        conn.set_trace_callback(None)
