@@ -397,7 +397,7 @@ class Host:
         assert self.spawner is not None, "Host.start() first"
         # The gate's view: the record and epoch its next call will check, re-read only when
         # the store changed (`InstallView`), so a start parses no manifest it has seen.
-        rec, epoch = self.gate.installs.get(runner.install_id)
+        rec, epoch, _version = self.gate.installs.get(runner.install_id)
         if rec is None or not rec.enabled:
             raise ChildDied("app is not enabled", "stopped")
         modules = self._app_modules(rec)

@@ -5,7 +5,8 @@ Order (each step refuses with an error the app sees, and every refusal is audite
 1. identity: the `Session` is the channel's, built by the host when it started the child;
    nothing in the call can name another app, install or user (DESIGN rule 1);
 2. token: verified once per session at handshake; here the cached claims are checked against
-   the live install record (enabled, generation, global epoch) on every call;
+   the install record (enabled, generation, global epoch) on every call: the record is cached,
+   and the admission's own transaction checks it is still current (`Gate.handle`);
 3. permission: the action's permission must be in the token's claims and in the current grant;
 4. policy: the pure engine decides with facts the gate looked up (target user's creator,
    whether a role is privileged, the resolved addresses of an HTTP host);
@@ -20,7 +21,7 @@ import secrets
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from host.apps.installs import InstallRecord, InstallStore
 from host.clock import Clock
@@ -29,7 +30,7 @@ from host.gate.installview import InstallView
 from host.gate.restbridge import rest_call
 from host.keys.tokens import Claims
 from host.ledger.audit import AuditRecord, digest_args
-from host.ledger.ledger import REFUNDABLE_ERRORS, Admission, Ledger
+from host.ledger.ledger import REFUNDABLE_ERRORS, Admission, Ledger, Stale
 from host.ledger.quota import Charge, QuotaCharge
 from host.server.adapter import ACTION_METHODS, ServerAdapter
 from host.server.errors import ServerError, Unavailable
@@ -58,10 +59,31 @@ _TARGET_USER_ACTIONS = frozenset({
 REFUSAL_BUDGET = 200
 REFUSAL_WINDOW_S = 60.0
 
+# `Gate.handle`: a call decided on an install record that changed before its admission is
+# decided again on the current one, at most this many times in all; then it is refused. Only
+# an operator's change (install, consent, enable, epoch) moves the record, so a second decision
+# nearly always stands; the bound keeps a script changing it in a loop from pinning a thread.
+MAX_DECISIONS = 8
+
 # A host-served action: (session, args, op_id, facts the policy decided with) -> result.
 HostAction = Callable[["Session", dict[str, Any], str | None, Mapping[str, Any]], Any]
 
 log = logging.getLogger("stockade.gate")
+
+
+class _Stale(Exception):
+    """A decision made on the cached install record would refuse, or a read's record moved:
+    nothing was recorded; decide again on the current record."""
+
+
+class Decided(NamedTuple):
+    """What `Gate._decide` found: the call may go on to its admission."""
+
+    spec: ActionSpec
+    decision: Decision
+    policy: Policy
+    facts: dict[str, Any]
+    version: int  # the install change counter the decision was made under
 
 
 @dataclass
@@ -174,17 +196,33 @@ class Gate:
     # ---- the call path -----------------------------------------------------------------------
 
     def handle(self, session: Session, action: str, args: dict[str, Any]) -> Any:
-        """Decide, reserve, audit and perform one bridge call; raise GateError on refusal."""
-        if action == "rest.call":
-            # A REST route is the bridge action it amounts to (DESIGN rule 11): restbridge.py
-            # decides it through this gate's own steps below.
-            return rest_call(self, session, args)
-        spec, decision, policy, facts = self._decide(session, action, args)
-        return self._admit_and_call(session, spec, args, decision, policy, facts)
+        """Decide, reserve, audit and perform one bridge call; raise GateError on refusal.
+
+        The first decision is made on the cached install record (`InstallView.peek`), its
+        admission checking in its own transaction that no install change committed since
+        (`Ledger.admit(holds=...)`); a refusal, or a change found there, decides again on the
+        current record. So a disable, a grant or an epoch change committed before a call's
+        admission always refuses that call."""
+        optimistic = True
+        for _ in range(MAX_DECISIONS):
+            try:
+                if action == "rest.call":
+                    # A REST route is the bridge action it amounts to (DESIGN rule 11):
+                    # restbridge.py decides it through this gate's own steps below.
+                    return rest_call(self, session, args)
+                spec, decision, policy, facts, version = self._decide(
+                    session, action, args, optimistic=optimistic)
+                return self._admit_and_call(session, spec, args, decision, policy, facts,
+                                            version=version)
+            except (Stale, _Stale):
+                optimistic = False
+        raise self._refuse(session, action, args, "internal",
+                           f"{action}: the app's install changed {MAX_DECISIONS} times while "
+                           "this call was decided; nothing was done, try again")
 
     def check_redirect(self, session: Session, args: dict[str, Any]) -> list[str]:
         """Re-decide an HTTP redirect hop as a new request (audited); return its addresses."""
-        _spec, decision, policy, facts = self._decide(session, "http.request", args)
+        _spec, decision, policy, facts, _version = self._decide(session, "http.request", args)
         self.ledger.append(AuditRecord(
             kind="decision", allowed=True, code="allow", rules=decision.rules,
             policy_rev=policy.revision, app_id=session.app_id, install_id=session.install_id,
@@ -192,39 +230,55 @@ class Gate:
         return list(facts.get("resolved_ips") or [])
 
     def _decide(self, session: Session, action: str, args: dict[str, Any],
-                route: str | None = None, extra_facts: Mapping[str, Any] | None = None,
-                ) -> tuple[ActionSpec, Decision, Policy, dict[str, Any]]:
-        """Every step before admission; `route` (a REST bridge call's) goes on refusals."""
+                route: str | None = None, extra_facts: Mapping[str, Any] | None = None, *,
+                optimistic: bool = False) -> Decided:
+        """Every step before admission; `route` (a REST bridge call's) goes on refusals.
+
+        `optimistic`: decide on the cached install record without asking whether the store
+        changed; the caller's admission checks the returned version. A refusal then raises
+        `_Stale` instead (nothing recorded): it is decided again on the current record."""
         spec = ACTIONS.get(action)
         if spec is None:
             raise self._refuse(session, action, args, "invalid_argument",
                                f"unknown bridge action {action[:64]!r}", route=route)
-        install, epoch = self.installs.get(session.install_id)
+        seen = self.installs.peek(session.install_id) if optimistic else None
+        if seen is None:
+            optimistic = False
+            seen = self.installs.get(session.install_id)
+        install, epoch, version = seen
+
+        def refuse(code: str, message: str, decision: Decision | None = None,
+                   policy: Policy | None = None, audit_code: str | None = None) -> Exception:
+            if optimistic:
+                return _Stale()
+            return self._refuse(session, action, args, code, message, decision, policy,
+                                route=route, audit_code=audit_code)
+
         problem = self._install_problem(session, install, epoch)
         if problem:
-            session.revoked = problem
-            raise self._refuse(session, action, args, "permission_denied", problem, route=route)
+            if not optimistic:
+                session.revoked = problem
+            raise refuse("permission_denied", problem)
         assert install is not None
         if spec.permission not in session.claims.perms or spec.permission not in install.grants:
-            raise self._refuse(
-                session, action, args, "permission_denied",
+            raise refuse(
+                "permission_denied",
                 f"app {session.app_id!r} lacks permission {spec.permission!r} needed for "
                 f"{action}: the app's manifest must ask for it and the operator must grant it "
-                f"(`stockade app consent {session.app_id}`)", route=route,
+                f"(`stockade app consent {session.app_id}`)",
             )
         undeclared = _undeclared_roles(install, spec, args)
         if undeclared:
-            raise self._refuse(
-                session, action, args, "permission_denied",
+            raise refuse(
+                "permission_denied",
                 f"{action}: role(s) {', '.join(undeclared)} not declared for "
                 f"{spec.permission!r} in the app's manifest (the operator consented to "
-                "the declared roles only)", route=route)
+                "the declared roles only)")
         policy = self.policy.current()
         try:
             facts = self._facts(session, spec, args)
         except ServerError as exc:
-            raise self._refuse(session, action, args, exc.code, exc.message,
-                               route=route) from None
+            raise refuse(exc.code, exc.message) from None
         facts.update(extra_facts or {})
         decision = decide(policy, install.grants, Request(
             app_id=session.app_id, install_id=session.install_id, action=action, args=args,
@@ -232,15 +286,19 @@ class Gate:
         if not decision.allowed:
             # The app sees permission_denied; the record keeps the policy's own code
             # (policy_denied, guardrail...), the one `stockade policy explain` prints.
-            raise self._refuse(session, action, args, "permission_denied",
-                               f"{decision.message} [{decision.code}]", decision, policy,
-                               route=route, audit_code=decision.code)
-        return spec, decision, policy, facts
+            raise refuse("permission_denied", f"{decision.message} [{decision.code}]",
+                         decision, policy, audit_code=decision.code)
+        return Decided(spec, decision, policy, facts, version)
 
     def _admit_and_call(self, session: Session, spec: ActionSpec, args: dict[str, Any],
                         decision: Decision, policy: Policy, facts: Mapping[str, Any], *,
-                        route: str | None = None, via: Decision | None = None) -> Any:
+                        version: int, route: str | None = None,
+                        via: Decision | None = None) -> Any:
         """Admit (quota units, seat, durable decision), perform, record the outcome.
+
+        `version` is the install change counter the decision was made under: an admission
+        checks it in its own transaction, a call without one asks the store before it is
+        served; moved, `Stale` or `_Stale` is raised with nothing done (`handle` decides again).
 
         `route` and `via` come from the REST bridge: the route the app called and the decision
         on `rest.call` itself, whose rules and quotas join the action's (a quota key both name
@@ -255,14 +313,21 @@ class Gate:
             charges = tuple(sorted(keyed.values(), key=lambda c: (c.key, c.quota_id)))
             rules = tuple(sorted(set(decision.rules) | set(via.rules)))
         op_id = "op_" + secrets.token_hex(12) if write or charges or route else None
+        installs = self.installs
+
+        def holds(c: Conn) -> bool:
+            return installs.version_in(c) == version
         fused = self.store_calls.get(action) if route is None else None
         if fused is not None and op_id and decision.seat_ceiling is None:
             done = self._in_one_transaction(session, spec, args, rules, policy, charges, op_id,
-                                            fused)
+                                            fused, holds)
             if done is not _FALL_BACK:
                 return done
         seq: int | None = None
         effects = write or charges or decision.seat_ceiling is not None or route
+        admitted = bool(effects) or (self.audit_reads and not self.ledger.holds_reads)
+        if not admitted and installs.get(session.install_id)[2] != version:
+            raise _Stale()  # no admission to check it in: asked here, as before deciding
         if not effects and self.audit_reads and self.ledger.holds_reads:
             # A read: its allow record waits for the group commit (DESIGN rule 9), built from
             # the read's template (the same body `admit` would hold, for a fraction of the cost).
@@ -272,7 +337,7 @@ class Gate:
             admission = self.ledger.admit(
                 _allow_record(session, action, args, rules, policy, op_id, write, route),
                 charges, decision.seat_ceiling if action == "users.create" else None,
-                self.server.seats_in_use, refusal_budget(session.install_id))
+                self.server.seats_in_use, refusal_budget(session.install_id), holds)
             if not admission.allowed:
                 raise self._over_quota(admission)
             seq = admission.seq
@@ -324,7 +389,7 @@ class Gate:
     def _in_one_transaction(self, session: Session, spec: ActionSpec, args: dict[str, Any],
                             rules: tuple[str, ...], policy: Policy,
                             charges: tuple[QuotaCharge, ...], op_id: str, call: StoreCall,
-                            ) -> Any:
+                            holds: Callable[[Conn], bool]) -> Any:
         """A call on the ledger's own store (a write, or a read under a quota): decision,
         units, the call and its outcome commit together (`Ledger.admit_apply`, DESIGN rule 9).
         A read the store refuses before anything (a missing key) is recorded and refunded in
@@ -350,7 +415,7 @@ class Gate:
         try:
             admission, value = self.ledger.admit_apply(record, charges, apply,
                                                        refusal_budget(session.install_id),
-                                                       refused=refused)
+                                                       refused=refused, holds=holds)
         except Exception as exc:
             if recorded and exc is recorded[-1]:
                 self._count(False)  # recorded and refunded in the call's own transaction

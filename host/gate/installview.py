@@ -4,6 +4,10 @@ Every bridge call needs its install record (enabled, grants, generation, epoch);
 per call was a SELECT and a model validation each. The cache is checked, not trusted: a
 change committed by any connection, of this process or another (the CLI), is seen by the next
 call (`tests/spine/test_install_cache.py`).
+
+Each record comes with the change counter it is current for. A call with an admission need not
+probe before deciding: it decides on the cached record (`peek`) and its admission checks,
+inside its own transaction, that the counter has not moved since (`Gate._admit_and_call`).
 """
 from __future__ import annotations
 
@@ -39,7 +43,17 @@ class InstallView:
         self._seen = threading.local()
         self._generation = 0
 
-    def get(self, install_id: str) -> tuple[InstallRecord | None, int]:
+    def peek(self, install_id: str) -> tuple[InstallRecord | None, int, int] | None:
+        """The cached record, the epoch and the change counter they are current for, with no
+        statement; None if nothing is cached. Not known to be current: whoever decides on it
+        checks the counter before acting (`version_in`) or calls `get`."""
+        with self._lock:
+            if self._version < 0 or install_id not in self._cache:
+                return None
+            return self._cache[install_id], self._epoch, self._version
+
+    def get(self, install_id: str) -> tuple[InstallRecord | None, int, int]:
+        """The record, the epoch and the change counter, current as of this call."""
         conn = self._probe()
         seen = self._seen
         # PRAGMA data_version changes when any *other* connection committed to host.db since
@@ -69,7 +83,12 @@ class InstallView:
                 seen.streak = 0
             if install_id not in self._cache:
                 self._cache[install_id] = self._installs.get(install_id)
-            return self._cache[install_id], self._epoch
+            return self._cache[install_id], self._epoch, self._version
+
+    @staticmethod
+    def version_in(conn: Any) -> int:
+        """The change counter as `conn` sees it (inside an admission: as it will commit)."""
+        return data_version_in(conn)
 
     @staticmethod
     def _skip_probe(seen: threading.local) -> bool:

@@ -12,6 +12,8 @@ Steps (each refusal is audited with the route and raised to the app as an error)
    the seat ceiling, then admitted, performed (server adapter, as the app) and recorded by
    the gate's own `_admit_and_call`: one code path for both doors. The quotas on `rest.call`
    itself are charged too (a key both name once);
+   An install change committed after either decision refuses nothing by itself: the call is
+   decided again, whole (`ledger.Stale`, `Gate.handle`);
 4. an unmapped route runs through the server's REST dispatcher (the host action `rest.call`)
    as the app's own server user, or as the identity the operator named for that app;
 5. the outcome record holds the route, the HTTP status and the server's refusal code: a 4xx or
@@ -30,11 +32,12 @@ from host.apps.installs import InstallRecord
 from host.errors import GateError, RefusalBudgetExceeded, ServerRefused
 from host.gate.rest_routes import ROLE_FIELDS, ByUsername, RouteRefused, find, never
 from host.ledger.audit import AuditRecord, digest_args
-from host.ledger.ledger import REFUNDABLE_ERRORS, Ledger
+from host.ledger.ledger import REFUNDABLE_ERRORS, Ledger, Stale
 from host.ledger.quota import Charge
 from host.server.principals import Caller
 from host.server.rest import normalize_route
 from host.server.rest_errors import rc_error
+from host.store import Conn
 from policies.policy import Policy
 from policies.types import Decision, QuotaCharge
 from policies.vocabulary import ActionSpec
@@ -53,7 +56,8 @@ class Session(Protocol):
 
 
 class Installs(Protocol):
-    def get(self, install_id: str) -> tuple[InstallRecord | None, int]: ...
+    def get(self, install_id: str) -> tuple[InstallRecord | None, int, int]: ...
+    def version_in(self, conn: Conn) -> int: ...
 
 
 class Gate(Protocol):
@@ -69,13 +73,14 @@ class Gate(Protocol):
     def handle(self, session: Any, action: str, args: dict[str, Any]) -> Any: ...
     def _decide(self, session: Any, action: str, args: dict[str, Any],
                 route: str | None = None, extra_facts: Mapping[str, Any] | None = None,
-                ) -> tuple[ActionSpec, Decision, Policy, dict[str, Any]]: ...
+                ) -> tuple[ActionSpec, Decision, Policy, dict[str, Any], int]: ...
     def _refuse(self, session: Any, action: str, args: Mapping[str, Any], code: str,
                 message: str, decision: Decision | None = None,
                 policy: Policy | None = None, *, route: str | None = None) -> GateError: ...
     def _admit_and_call(self, session: Any, spec: ActionSpec, args: dict[str, Any],
                         decision: Decision, policy: Policy, facts: Mapping[str, Any], *,
-                        route: str | None = None, via: Decision | None = None) -> Any: ...
+                        version: int, route: str | None = None,
+                        via: Decision | None = None) -> Any: ...
     def _count(self, allowed: bool) -> None: ...
     def _refusal_budget(self, install_id: str) -> Charge: ...
 
@@ -144,12 +149,12 @@ def rest_call(gate: Gate, session: Session, args: dict[str, Any]) -> dict[str, A
                 session, "rest.call", args, "permission_denied",
                 f"{label} has no bridge action and its body names a role: roles go "
                 "through roles.assign only (DESIGN rule 10) [guardrail]", route=label)
-    _spec, rest_decision, policy, _facts = gate._decide(
+    _spec, rest_decision, policy, _facts, rest_version = gate._decide(
         session, "rest.call", args, route=label,
         extra_facts={"rest_mapped": found is not None})
     if found is None:
         return _unmapped(gate, session, args, label, rest_decision.quotas,
-                         rest_decision.rules, policy.revision)
+                         rest_decision.rules, policy.revision, rest_version)
     mapped, path_params = found
     me = session.caller.app_user_id or ""
     try:
@@ -163,11 +168,14 @@ def rest_call(gate: Gate, session: Session, args: dict[str, Any]) -> dict[str, A
             # Naming a user by username is a users.get_by_username: decided and audited as one.
             user = gate.handle(session, "users.get_by_username", {"username": value.username})
             bridge_args[name] = user["id"]
-    spec, decision, policy, facts = gate._decide(session, action, bridge_args, route=label)
+    spec, decision, policy, facts, version = gate._decide(session, action, bridge_args,
+                                                          route=label)
+    if version != rest_version:
+        raise Stale("the install changed between the route's decision and its action's")
     # The bridge call's own admission, dispatch and outcome: one code path for both doors.
     try:
         result = gate._admit_and_call(session, spec, bridge_args, decision, policy, facts,
-                                      route=label, via=rest_decision)
+                                      version=version, route=label, via=rest_decision)
     except ServerRefused as exc:
         # What the REST API itself would answer (Rocket.Chat's shapes), not the gate's codes.
         status, refusal = rc_error(exc.code, exc.message, normalize_route(str(route))[0])
@@ -177,7 +185,7 @@ def rest_call(gate: Gate, session: Session, args: dict[str, Any]) -> dict[str, A
 
 def _unmapped(gate: Gate, session: Session, args: dict[str, Any], label: str,
               charges: tuple[QuotaCharge, ...], rules: tuple[str, ...],
-              policy_rev: str) -> dict[str, Any]:
+              policy_rev: str, version: int) -> dict[str, Any]:
     """A route with no bridge action, permitted by a rule that lists it and its fields: the
     server's REST dispatcher runs it as the app's own user (or the operator-named identity)."""
     host_action = gate.host_actions.get("rest.call")
@@ -185,7 +193,10 @@ def _unmapped(gate: Gate, session: Session, args: dict[str, Any], label: str,
         raise gate._refuse(session, "rest.call", args, "permission_denied",
                            f"{label}: this host serves no REST routes without a bridge action",
                            route=label)
-    install, _epoch = gate.installs.get(session.install_id)
+    installs = gate.installs
+    install, _epoch, now_version = installs.get(session.install_id)
+    if now_version != version:
+        raise Stale("the install changed after the route's decision")
     named = install.rest_as if install is not None else None
     # Who the server will see, on the decision record: the identity the operator named for this
     # app at consent, or the app's own user.
@@ -196,7 +207,8 @@ def _unmapped(gate: Gate, session: Session, args: dict[str, Any], label: str,
         app_id=session.app_id, install_id=session.install_id, action="rest.call",
         args_digest=gate_digest(args), op_id=op_id, write=True, route=label,
         actor=actor[:128]), charges, None, None,
-        gate._refusal_budget(session.install_id))
+        gate._refusal_budget(session.install_id),
+        lambda c: installs.version_in(c) == version)
     if not admission.allowed:
         gate._count(False)
         error = RefusalBudgetExceeded if admission.over_budget else GateError

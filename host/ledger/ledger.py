@@ -80,6 +80,17 @@ class LedgerError(RuntimeError):
     """A ledger call that contradicts the ledger's state (unknown intent, double refund)."""
 
 
+class Stale(Exception):
+    """An admission's `holds` found the decision's inputs changed before its transaction took
+    the write lock: nothing was written or reserved; the caller decides again."""
+
+
+# What an admission checks first, inside its transaction: whether the inputs its decision was
+# made from still hold (the gate's: the install change counter it decided under). The
+# transaction holds the store's write lock, so no change can commit between it and the COMMIT.
+Holds = Callable[[Conn], bool]
+
+
 @dataclass(frozen=True)
 class Admission:
     """The result of `admit`. `reservation` is None when denied; `message` names the full quota.
@@ -126,7 +137,8 @@ class Ledger:
 
     def admit(self, record: AuditRecord, charges: Sequence[QuotaCharge],
               seat_ceiling: int | None = None, seats_in_use: SeatCounter | None = None,
-              refusal_budget: QuotaCharge | None = None) -> Admission:
+              refusal_budget: QuotaCharge | None = None, holds: Holds | None = None,
+              ) -> Admission:
         """Check and reserve every charge (and a seat), and append the decision, atomically.
 
         With a `seat_ceiling`, `seats_in_use` counts the seats from the truth inside this
@@ -136,7 +148,8 @@ class Ledger:
         `record` is the gate's allow decision (app, install, action, args_digest, rules,
         policy_rev, op_id, write). If a quota is full the stored record becomes a denial with
         code `quota_exceeded` and a message naming the quota, its limit/window and when a unit
-        frees. Raises (and reserves nothing) if the record cannot be written.
+        frees. Raises (and reserves nothing) if the record cannot be written, and `Stale` if
+        `holds` (checked first, in the transaction) says the decision's inputs changed.
         """
         self.audit._check_open()
         if seat_ceiling is not None and seats_in_use is None:
@@ -157,6 +170,7 @@ class Ledger:
             self.batch.add(record_json(body), now)
             return Admission(0, True, None, (), None)
         with self.audit.transaction() as c:
+            _check_holds(c, holds)
             seats = None
             if seat_ceiling is not None and seats_in_use is not None:
                 seats = (seat_ceiling, _seats_used(c, seats_in_use))
@@ -180,7 +194,7 @@ class Ledger:
     def admit_apply(self, record: AuditRecord, charges: Sequence[QuotaCharge],
                     apply: Callable[[Conn], T], refusal_budget: QuotaCharge | None = None, *,
                     refused: Callable[[Exception], str | None] | None = None,
-                    ) -> tuple[Admission, T | None]:
+                    holds: Holds | None = None) -> tuple[Admission, T | None]:
         """DESIGN rule 9's second branch, for a call whose data lives in this ledger's own
         store (an app's persistence): the decision, its units, the call (`apply`, on this
         transaction's connection) and its outcome in one transaction. Nothing can be left
@@ -192,7 +206,8 @@ class Ledger:
         A read (`record.write` False: it wrote nothing) may instead be refused in the same
         transaction: `refused` maps what its `apply` raised to an error code (a missing key:
         `not_found`), and the refusal is recorded and refunded as `outcome(..., refund=True)`
-        would, then the exception is raised once that transaction has committed."""
+        would, then the exception is raised once that transaction has committed. `holds` as in
+        `admit`."""
         self.audit._check_open()
         if not record.op_id or (record.write is not True and not charges):
             raise AuditError("admit_apply is for an admitted call with an op_id")
@@ -201,6 +216,7 @@ class Ledger:
         value: T | None = None
         refusal: Exception | None = None
         with self.audit.transaction() as c:
+            _check_holds(c, holds)
             seq, result, states, over = _verdict_in(c, body, charges, record.op_id, now, None,
                                                     refusal_budget)
             if isinstance(result, QuotaDenied):
@@ -411,6 +427,11 @@ def _seats_used(conn: Conn, counter: SeatCounter) -> int:
     if isinstance(used, bool) or not isinstance(used, int) or used < 0:
         raise ValueError(f"seat counter returned {used!r}")
     return used
+
+
+def _check_holds(c: Conn, holds: Holds | None) -> None:
+    if holds is not None and not holds(c):
+        raise Stale("the decision's inputs changed before its admission")
 
 
 def _verdict_in(c: Conn, body: dict[str, object], charges: Sequence[QuotaCharge], op_id: str,

@@ -19,10 +19,12 @@ from host.home import Home
 READ = ("users.get_by_username", {"username": "nobody-here"})
 
 
-def _rig(tmp_path: Path):  # type: ignore[no-untyped-def]
+def _rig(tmp_path: Path, *, group_reads: bool = False):  # type: ignore[no-untyped-def]
+    """`group_reads`: reads' records wait for the group commit (a running host's ledger), so a
+    read has no admission and asks the store itself; else each read is admitted."""
     home = Home(tmp_path / "home").ensure()
     install_fuzz_app(home)
-    return build_rig(home, ManualClock(1_700_000_000.0))
+    return build_rig(home, ManualClock(1_700_000_000.0), group_reads=group_reads)
 
 
 def _call(rig, thread: bool = False) -> str:  # type: ignore[no-untyped-def]
@@ -53,16 +55,65 @@ CHANGES: dict[str, Callable[[InstallStore, str], object]] = {
 }
 
 
+@pytest.mark.parametrize("group_reads", [False, True], ids=["admitted", "held"])
 @pytest.mark.parametrize("change", sorted(CHANGES))
-def test_a_change_by_another_process_is_seen_by_the_next_call(tmp_path: Path,
-                                                             change: str) -> None:
-    rig = _rig(tmp_path)
+def test_a_change_by_another_process_is_seen_by_the_next_call(tmp_path: Path, change: str,
+                                                             group_reads: bool) -> None:
+    rig = _rig(tmp_path, group_reads=group_reads)
     # Both threads have called (and cached what they saw) before the change.
     assert _call(rig) == "ok" and _call(rig, thread=True) == "ok" and _call(rig) == "ok"
     with InstallStore(rig.home.host_db) as other:  # as the CLI would, its own connection
         CHANGES[change](other, rig.install.install_id)
     assert _call(rig) == "permission_denied"
     assert _call(rig, thread=True) == "permission_denied"
+
+
+@pytest.mark.parametrize("group_reads", [False, True], ids=["admitted", "held"])
+def test_a_stale_cached_record_never_refuses_a_call(tmp_path: Path, group_reads: bool) -> None:
+    """A call is decided on the cached record first, but a refusal is decided again on the
+    current one before it is recorded: the app, disabled and then enabled again by another
+    process, restarts with a token of the new generation, and its calls go through although
+    the cache still holds the disabled record."""
+    rig = _rig(tmp_path, group_reads=group_reads)
+    with InstallStore(rig.home.host_db) as other:
+        other.set_enabled(rig.install.install_id, False, "operator disabled")
+    assert _call(rig) == "permission_denied"  # the cache now holds the disabled record
+    with InstallStore(rig.home.host_db) as other:
+        other.set_enabled(rig.install.install_id, True, "operator enabled")
+    # The restarted app's session (its token names the current generation), on the same gate.
+    rig.session = build_rig(rig.home, ManualClock(1_700_000_000.0)).session
+    assert _call(rig) == "ok"
+    assert _call(rig, thread=True) == "ok"
+
+
+CREATE = ("users.create", {"username": "late", "name": "late", "type": "bot", "roles": ["bot"]})
+
+
+@pytest.mark.parametrize("change", sorted(CHANGES))
+def test_a_change_committed_after_the_decision_refuses_the_call_at_admission(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str) -> None:
+    """The decision is made on the cached record; the operator's disable (or a generation or
+    epoch change) commits from another process before the call's admission. The admission
+    must see it: the call is refused, nothing reaches the server, no allow is recorded."""
+    rig = _rig(tmp_path)
+    assert _call(rig) == "ok"  # the install record is cached
+    admit, changed = rig.ledger.admit, list[str]()
+
+    def admit_after_a_change(*a: object, **kw: object) -> object:
+        if not changed:
+            with InstallStore(rig.home.host_db) as other:
+                CHANGES[change](other, rig.install.install_id)
+            changed.append(change)
+        return admit(*a, **kw)
+
+    monkeypatch.setattr(rig.ledger, "admit", admit_after_a_change)
+    with pytest.raises(GateError) as refused:
+        rig.gate.handle(rig.session, CREATE[0], dict(CREATE[1]))
+    assert changed and refused.value.code == "permission_denied"
+    assert "users_create" not in rig.server.reached
+    creates = [e.body for e in rig.ledger.audit.tail(10) if e.body.get("action") == CREATE[0]]
+    assert [(b["kind"], b["allowed"]) for b in creates] == [("decision", False)], creates
+    assert rig.ledger.pending_intents() == []
 
 
 @contextlib.contextmanager
@@ -78,12 +129,17 @@ def _statements(rig) -> Iterator[list[str]]:  # type: ignore[no-untyped-def]
 
 
 def test_steady_calls_read_no_install_row(tmp_path: Path) -> None:
+    """An admitted call reads the change counter inside its admission's transaction, and
+    nothing of the installs besides: no probe before it, no install row."""
     rig = _rig(tmp_path)
     assert _call(rig) == "ok"
     with _statements(rig) as seen:
         for _ in range(5):
             assert _call(rig) == "ok"
-    assert not [s for s in seen if "FROM install" in s], seen
+    assert not [s for s in seen if "FROM install_installs" in s or "data_version" in s], seen
+    counters = [i for i, s in enumerate(seen) if "FROM install_meta" in s]
+    assert len(counters) == 5
+    assert all(seen[i - 1] == "BEGIN IMMEDIATE" for i in counters), seen
     with InstallStore(rig.home.host_db) as other:
         other.set_enabled(rig.install.install_id, False, "operator disabled")
     assert _call(rig) == "permission_denied"
@@ -106,7 +162,7 @@ def test_under_steady_foreign_commits_the_probe_is_skipped_and_no_change_missed(
     still seen by the very next call, and once the commits stop the PRAGMA comes back."""
     from host.gate import installview
 
-    rig = _rig(tmp_path)
+    rig = _rig(tmp_path, group_reads=True)
     assert _call(rig) == "ok"
     with _statements(rig) as seen:
         calls = installview.PROBE_STREAK + 20

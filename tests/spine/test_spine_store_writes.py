@@ -166,3 +166,31 @@ def test_a_rated_get_and_its_refusal_commit_with_their_decision(tmp_path: Path) 
         assert _run(h, {"gets": ["nope"], "puts": []}) == ["missing"]
         assert _get_units(h, recs[2]) == before  # the refused get gave its unit back
         assert h.ledger.audit.verify().ok
+
+
+def test_a_disable_committed_after_a_puts_decision_refuses_it_in_its_transaction(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The put is decided on the cached install record; the operator's disable commits from
+    another process before the put's one transaction. That transaction must see it: nothing
+    is written, no allow is recorded, the app is refused."""
+    from host.apps.installs import InstallStore
+
+    with _host(tmp_path) as h:
+        assert _run(h, {"puts": [["first", 1]]}) == ["ok"]  # the install record is cached
+        iid = next(iter(h.runners.values())).install_id
+        real, disabled = h.ledger.admit_apply, []
+
+        def admit_apply_after_a_disable(*a: Any, **kw: Any) -> Any:
+            if not disabled:
+                with InstallStore(h.home.host_db) as other:
+                    other.set_enabled(iid, False, "operator disabled")
+                disabled.append(True)
+            return real(*a, **kw)
+
+        monkeypatch.setattr(h.ledger, "admit_apply", admit_apply_after_a_disable)
+        with pytest.raises(AppFailed, match="permission_denied"):
+            _run(h, {"puts": [["late", 1]]})
+        assert disabled and h.persistence.get(iid, "late") is None
+        puts = [r for r in _records(h) if r["kind"] == "decision"]
+        assert [r["allowed"] for r in puts] == [True, False], puts
+        assert h.ledger.pending_intents() == []

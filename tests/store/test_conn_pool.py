@@ -145,7 +145,7 @@ def test_the_install_view_sees_a_disable_through_a_moved_connection(tmp_path: Pa
     view = InstallView(installs, probe.conn)
 
     def enabled_then_release() -> bool:
-        got, _epoch = view.get(rec.install_id)
+        got, _epoch, _version = view.get(rec.install_id)
         release_thread()
         return got is not None and got.enabled
 
