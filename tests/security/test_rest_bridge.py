@@ -304,3 +304,35 @@ def test_install_can_name_the_rest_identity_and_it_is_signed(
         forged = store.by_app("caller")
         assert forged is not None and forged.rest_as == "boss"
         assert not verify_install(forged, store, Keyring.open(home.keys_dir)).ok
+
+
+@pytest.mark.parametrize("route", [
+    ["POST", "/api/v1/users.create", {"username": "late", "name": "Late", "type": "bot"}],
+    ["GET", "/api/v1/roles.list", {}],
+], ids=["mapped", "unmapped"])
+def test_a_disable_committed_before_a_routes_admission_refuses_it(
+        host: Host, monkeypatch: pytest.MonkeyPatch, route: list[Any]) -> None:
+    """The route is decided, then the operator's disable commits from another process before
+    its admission: the admission sees it, the route is decided again and refused, and nothing
+    reaches the server."""
+    from host.apps.installs import InstallStore
+
+    assert _run(host, [["GET", "/api/v1/roles.list", {}]])[0][0] == 200  # cached, allowed
+    iid = next(iter(host.runners.values())).install_id
+    real, disabled = host.ledger.admit, list[bool]()
+
+    def admit_after_a_disable(*a: Any, **kw: Any) -> Any:
+        if not disabled:
+            with InstallStore(host.home.host_db) as other:
+                other.set_enabled(iid, False, "operator disabled")
+            disabled.append(True)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(host.ledger, "admit", admit_after_a_disable)
+    before = len([r for r in _rest_records(host) if r["kind"] == "outcome"])
+    res = _run(host, [route])
+    assert disabled and res[0][:2] == ["refused", "PermissionDenied"], res
+    assert "disabled" in res[0][2]
+    assert host.server.count_users_created_by("caller") == 0
+    assert len([r for r in _rest_records(host) if r["kind"] == "outcome"]) == before
+    assert _rest_records(host)[-1]["allowed"] is False
