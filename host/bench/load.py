@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from host.bench import cpuuse, visitors
@@ -43,6 +43,9 @@ RATES = (10.0, 20.0, 35.0, 50.0, 70.0)
 # A short, unmeasured run before the first step (conversations a second, seconds).
 WARMUP_RATE = 5.0
 WARMUP_S = 2.0
+# How often a step samples each app's event queue (`AppRunner.status()["queued"]`): often
+# enough to see a queue build within a 10 s step, rarely enough to cost the host nothing.
+QUEUE_SAMPLE_S = 0.05
 
 
 @dataclass
@@ -67,6 +70,9 @@ class LoadStep:
     # the rate at which the host and its apps alone would keep every core busy: no rate above
     # it can be sustained on this machine, whatever the event path does
     cpu_bound_per_s: float = 0.0
+    # per app, the most events waiting in its queue at once (sampled every QUEUE_SAMPLE_S):
+    # an app's events run one at a time, so the app whose queue grows is what falls behind
+    queue_peaks: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -82,6 +88,43 @@ class LoadResult:
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "met": self.met}
+
+
+class QueueWatch:
+    """Samples every runner's queued events on a thread of its own while a step runs and keeps
+    each app's peak (`status()` takes the runner's lock for a moment: no cost to the host)."""
+
+    def __init__(self, runners: Callable[[], Sequence[Any]],
+                 every_s: float = QUEUE_SAMPLE_S) -> None:
+        self._runners = runners
+        self._every = every_s
+        self.peaks: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-queues", daemon=True)
+
+    def __enter__(self) -> QueueWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+    def sample(self) -> None:
+        for runner in self._runners():
+            queued = int(runner.status()["queued"])
+            self.peaks[runner.app_id] = max(self.peaks.get(runner.app_id, 0), queued)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every):
+            self.sample()
+
+
+def busiest(peaks: dict[str, int], n: int = 2) -> str:
+    """The `n` apps whose queues grew most, for a progress line ("" when none waited)."""
+    top = sorted(((q, a) for a, q in peaks.items() if q > 0), reverse=True)[:n]
+    return ", ".join(f"{a} {q}" for q, a in top)
 
 
 class _Delays:
@@ -164,11 +207,12 @@ def _step(host: Any, delays: _Delays, base: str, rate: float, step_s: float,
     # their threads would take the host's interpreter lock and be measured as its delay.
     t0 = time.monotonic()
     cpu0, apps0, machine0 = _cpu_s(), cpuuse.tree_cpu_s(_app_pids(host)), cpuuse.machine_busy_s()
-    proc = subprocess.run(
-        [sys.executable, "-c", "from host.bench.load import drive_main; drive_main()"],
-        input=json.dumps([base, admin, rate, count, serial[0]]), capture_output=True,
-        text=True, check=False, timeout=step_s * 10 + 120)
-    t1 = time.monotonic()
+    with QueueWatch(lambda: list(host.runners.values())) as queues:
+        proc = subprocess.run(
+            [sys.executable, "-c", "from host.bench.load import drive_main; drive_main()"],
+            input=json.dumps([base, admin, rate, count, serial[0]]), capture_output=True,
+            text=True, check=False, timeout=step_s * 10 + 120)
+        t1 = time.monotonic()
     if proc.returncode != 0:
         raise RuntimeError(f"the bench's visitors failed: {proc.stderr.strip()[-300:]}")
     elapsed, rest_ms, failed = json.loads(proc.stdout)
@@ -194,7 +238,8 @@ def _step(host: Any, delays: _Delays, base: str, rate: float, step_s: float,
         host_cpu_ms_per_conversation=round(cpu * 1000 / count, 2) if count else 0.0,
         apps_cpu_ms_per_conversation=round(apps * 1000 / count, 2) if count else 0.0,
         machine_cpu_ms_per_conversation=round(machine * 1000 / count, 2) if count else 0.0,
-        cpu_bound_per_s=round(cpuuse.cores() * count / (cpu + apps), 1) if cpu + apps else 0.0)
+        cpu_bound_per_s=round(cpuuse.cores() * count / (cpu + apps), 1) if cpu + apps else 0.0,
+        queue_peaks=dict(sorted(queues.peaks.items())))
 
 
 def _app_pids(host: Any) -> list[int]:

@@ -51,7 +51,7 @@ def soak_command(minutes: float, rate: float, degraded: bool, json_out: bool) ->
 
 def load_command(rates: str, step_s: float, degraded: bool, json_out: bool, *,
                  pin_apps: bool = False, pin_bursts: bool = True) -> None:
-    from host.bench.load import MAX_DELAY_P99_MS, LoadStep, run_load
+    from host.bench.load import MAX_DELAY_P99_MS, LoadStep, busiest, run_load
     from host.supervise.child import LayerMissing
 
     try:
@@ -70,7 +70,8 @@ def load_command(rates: str, step_s: float, degraded: bool, json_out: bool, *,
             f" {step.apps_cpu_ms_per_conversation} ms, machine"
             f" {step.machine_cpu_ms_per_conversation} ms (host + apps fill the cores at"
             f" {step.cpu_bound_per_s:g}/s)"
-            f" -> {'sustained' if step.sustained else 'not sustained'}", highlight=False)
+            + (f", queues peaked at {waited}" if (waited := busiest(step.queue_peaks)) else "")
+            + f" -> {'sustained' if step.sustained else 'not sustained'}", highlight=False)
 
     err_console.print(f"load: {', '.join(f'{r:g}' for r in steps)} conversations/s, "
                       f"{step_s:g} s each, through the REST API ...", highlight=False)

@@ -30,3 +30,28 @@ def test_a_tiny_load_run_measures_events_from_rest_conversations(tmp_path: Path)
     assert step["machine_cpu_ms_per_conversation"] >= 0.9 * step["host_cpu_ms_per_conversation"]
     assert step["cpu_bound_per_s"] > 0
     assert set(out) >= {"sustained_per_s", "target_per_s", "met"}
+    # every app's queue was watched (six apps: the demo's four and the bench's two)
+    peaks = step["queue_peaks"]
+    assert len(peaks) == 6 and "crm-sync" in peaks
+    assert all(isinstance(q, int) and q >= 0 for q in peaks.values())
+
+
+class _Runner:
+    def __init__(self, app_id: str, queued: list[int]) -> None:
+        self.app_id, self._queued = app_id, queued
+
+    def status(self) -> dict[str, int]:
+        return {"queued": self._queued.pop(0) if len(self._queued) > 1 else self._queued[0]}
+
+
+def test_the_queue_watch_keeps_each_apps_peak() -> None:
+    from host.bench.load import QueueWatch, busiest
+
+    runners = [_Runner("slow", [0, 3, 9, 4, 1]), _Runner("quick", [0, 1, 0]),
+               _Runner("idle", [0])]
+    watch = QueueWatch(lambda: runners, every_s=3600)  # sampled by hand below
+    for _ in range(6):
+        watch.sample()
+    assert watch.peaks == {"slow": 9, "quick": 1, "idle": 0}
+    assert busiest(watch.peaks) == "slow 9, quick 1"
+    assert busiest({"idle": 0}) == ""
