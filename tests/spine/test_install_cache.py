@@ -116,6 +116,35 @@ def test_a_change_committed_after_the_decision_refuses_the_call_at_admission(
     assert rig.ledger.pending_intents() == []
 
 
+def test_an_install_that_changes_before_every_admission_is_refused_after_a_bound(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A script changing the install in a loop cannot pin the app's thread: each change makes
+    the call be decided again, at most `MAX_DECISIONS` times, then it is refused (recorded)
+    with nothing done."""
+    from host.gate.gate import MAX_DECISIONS
+
+    rig = _rig(tmp_path)
+    assert _call(rig) == "ok"
+    admit, admissions = rig.ledger.admit, list[int]()
+
+    def admit_after_a_change(*a: object, **kw: object) -> object:
+        admissions.append(1)
+        with InstallStore(rig.home.host_db) as other:  # a change that revokes nothing
+            other.set_app_user_id(rig.install.install_id, rig.install.app_user_id)
+        return admit(*a, **kw)
+
+    monkeypatch.setattr(rig.ledger, "admit", admit_after_a_change)
+    with pytest.raises(GateError) as refused:
+        rig.gate.handle(rig.session, CREATE[0], dict(CREATE[1]))
+    assert refused.value.code == "internal" and "changed" in refused.value.message
+    assert len(admissions) == MAX_DECISIONS
+    assert "users_create" not in rig.server.reached
+    last = rig.ledger.audit.tail(1)[0].body
+    assert (last["action"], last["allowed"]) == (CREATE[0], False)
+    monkeypatch.undo()
+    assert _call(rig) == "ok"  # once it stops changing, calls go through
+
+
 @contextlib.contextmanager
 def _statements(rig) -> Iterator[list[str]]:  # type: ignore[no-untyped-def]
     """Every statement this thread's ledger connection runs inside the block."""
