@@ -5,9 +5,11 @@ policy, ledger, embedded server); only the app's child is absent, so calls enter
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from apphelp import install, write_app
 
 from host.apps.installs import InstallRecord, InstallStore
@@ -126,3 +128,21 @@ def build_rig(home: Home, clock: Clock, app_id: str = APP_ID, *,
                       caller=Caller(app_id=app_id, install_id=rec.install_id,
                                     app_user_id=rec.app_user_id))
     return GateRig(home, gate, session, server, ledger, rec)
+
+
+def change_before(monkeypatch: pytest.MonkeyPatch, ledger: Ledger, method: str, home: Home,
+                  change: Callable[[InstallStore], object], *, every: bool = False) -> list[int]:
+    """Make `ledger.<method>` (an admission) first commit `change` to the installs from a
+    connection of its own, as the CLI in another process would: once, or before `every` call.
+    Returns a list that grows by one per change made."""
+    real, made = getattr(ledger, method), list[int]()
+
+    def changed_first(*a: Any, **kw: Any) -> Any:
+        if every or not made:
+            with InstallStore(home.host_db) as other:
+                change(other)
+            made.append(1)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(ledger, method, changed_first)
+    return made

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from apphelp import install, write_app, write_policy
+from gatehelp import change_before
 
 from host.home import Home
 from host.runtime import Host, HostConfig
@@ -315,20 +316,10 @@ def test_a_disable_committed_before_a_routes_admission_refuses_it(
     """The route is decided, then the operator's disable commits from another process before
     its admission: the admission sees it, the route is decided again and refused, and nothing
     reaches the server."""
-    from host.apps.installs import InstallStore
-
     assert _run(host, [["GET", "/api/v1/roles.list", {}]])[0][0] == 200  # cached, allowed
     iid = next(iter(host.runners.values())).install_id
-    real, disabled = host.ledger.admit, list[bool]()
-
-    def admit_after_a_disable(*a: Any, **kw: Any) -> Any:
-        if not disabled:
-            with InstallStore(host.home.host_db) as other:
-                other.set_enabled(iid, False, "operator disabled")
-            disabled.append(True)
-        return real(*a, **kw)
-
-    monkeypatch.setattr(host.ledger, "admit", admit_after_a_disable)
+    disabled = change_before(monkeypatch, host.ledger, "admit", host.home,
+                             lambda other: other.set_enabled(iid, False, "operator disabled"))
     before = len([r for r in _rest_records(host) if r["kind"] == "outcome"])
     res = _run(host, [route])
     assert disabled and res[0][:2] == ["refused", "PermissionDenied"], res

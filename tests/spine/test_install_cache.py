@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from gatehelp import APP_ID, build_rig, install_fuzz_app
+from gatehelp import APP_ID, build_rig, change_before, install_fuzz_app
 
 from host.apps.installs import InstallStore
 from host.clock import ManualClock
@@ -97,16 +97,9 @@ def test_a_change_committed_after_the_decision_refuses_the_call_at_admission(
     must see it: the call is refused, nothing reaches the server, no allow is recorded."""
     rig = _rig(tmp_path)
     assert _call(rig) == "ok"  # the install record is cached
-    admit, changed = rig.ledger.admit, list[str]()
-
-    def admit_after_a_change(*a: object, **kw: object) -> object:
-        if not changed:
-            with InstallStore(rig.home.host_db) as other:
-                CHANGES[change](other, rig.install.install_id)
-            changed.append(change)
-        return admit(*a, **kw)
-
-    monkeypatch.setattr(rig.ledger, "admit", admit_after_a_change)
+    iid = rig.install.install_id
+    changed = change_before(monkeypatch, rig.ledger, "admit", rig.home,
+                            lambda other: CHANGES[change](other, iid))
     with pytest.raises(GateError) as refused:
         rig.gate.handle(rig.session, CREATE[0], dict(CREATE[1]))
     assert changed and refused.value.code == "permission_denied"
@@ -125,15 +118,10 @@ def test_an_install_that_changes_before_every_admission_is_refused_after_a_bound
 
     rig = _rig(tmp_path)
     assert _call(rig) == "ok"
-    admit, admissions = rig.ledger.admit, list[int]()
-
-    def admit_after_a_change(*a: object, **kw: object) -> object:
-        admissions.append(1)
-        with InstallStore(rig.home.host_db) as other:  # a change that revokes nothing
-            other.set_app_user_id(rig.install.install_id, rig.install.app_user_id)
-        return admit(*a, **kw)
-
-    monkeypatch.setattr(rig.ledger, "admit", admit_after_a_change)
+    rec = rig.install
+    admissions = change_before(  # a change that revokes nothing, before every admission
+        monkeypatch, rig.ledger, "admit", rig.home,
+        lambda other: other.set_app_user_id(rec.install_id, rec.app_user_id), every=True)
     with pytest.raises(GateError) as refused:
         rig.gate.handle(rig.session, CREATE[0], dict(CREATE[1]))
     assert refused.value.code == "internal" and "changed" in refused.value.message

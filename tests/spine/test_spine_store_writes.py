@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from apphelp import install, write_app
+from gatehelp import change_before
 
 from host.home import Home
 from host.ledger import ledger as ledger_module
@@ -173,21 +174,11 @@ def test_a_disable_committed_after_a_puts_decision_refuses_it_in_its_transaction
     """The put is decided on the cached install record; the operator's disable commits from
     another process before the put's one transaction. That transaction must see it: nothing
     is written, no allow is recorded, the app is refused."""
-    from host.apps.installs import InstallStore
-
     with _host(tmp_path) as h:
         assert _run(h, {"puts": [["first", 1]]}) == ["ok"]  # the install record is cached
         iid = next(iter(h.runners.values())).install_id
-        real, disabled = h.ledger.admit_apply, []
-
-        def admit_apply_after_a_disable(*a: Any, **kw: Any) -> Any:
-            if not disabled:
-                with InstallStore(h.home.host_db) as other:
-                    other.set_enabled(iid, False, "operator disabled")
-                disabled.append(True)
-            return real(*a, **kw)
-
-        monkeypatch.setattr(h.ledger, "admit_apply", admit_apply_after_a_disable)
+        disabled = change_before(monkeypatch, h.ledger, "admit_apply", h.home,
+                                 lambda other: other.set_enabled(iid, False, "disabled"))
         with pytest.raises(AppFailed, match="permission_denied"):
             _run(h, {"puts": [["late", 1]]})
         assert disabled and h.persistence.get(iid, "late") is None
