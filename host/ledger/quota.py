@@ -46,13 +46,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from host.clock import Clock
-from host.store import Conn, Store, ensure_schema, open_store
+from host.store import Conn, Step, Store, ensure_schema, open_store
 
 SCHEMA_COMPONENT = "quota"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Largest N a quota may have. Guards the database (a ring keeps up to N rows per key, plus an
 # O(N) re-layout on an out-of-order refund or a limit change) against an absurd policy value.
@@ -77,6 +77,12 @@ DDL = (
     "CREATE TABLE IF NOT EXISTS quota_slots("
     " key TEXT NOT NULL, slot INTEGER NOT NULL, ts REAL NOT NULL, op TEXT,"
     " PRIMARY KEY(key, slot)) WITHOUT ROWID",
+    # Version 2: the units still counted at `hw` over a window of `tw` seconds (a suffix of the
+    # ring), kept so a charge need not count them again (`_counted`); NULL: not known, counted
+    # by `_CHECK_SQL` at the next charge. Only the records' `used` comes from it: admission
+    # reads the N-th most recent unit alone, as before.
+    Step(2, "ALTER TABLE quota_keys ADD COLUMN used BIGINT"),
+    Step(2, "ALTER TABLE quota_keys ADD COLUMN tw DOUBLE PRECISION"),
 )
 # (`quota_seats`, the old seat counter, may linger in stores created before seats were counted
 # from the truth; nothing reads it.)
@@ -205,7 +211,8 @@ def _store_ring(conn: Conn, key: str, cap: int, hw: float,
     )
     conn.execute(
         "INSERT INTO quota_keys(key, cap, head, hw) VALUES(?, ?, 0, ?) "
-        "ON CONFLICT(key) DO UPDATE SET cap=excluded.cap, head=0, hw=excluded.hw",
+        "ON CONFLICT(key) DO UPDATE SET cap=excluded.cap, head=0, hw=excluded.hw,"
+        " used=NULL, tw=NULL",
         (key, cap, hw),
     )
 
@@ -245,6 +252,44 @@ FROM k
 """
 
 
+# A charge's one read: the ring's cap, head and high-water mark, the units counted at `hw` over
+# `tw` seconds (see DDL), the timestamp of the N-th most recent unit (the admission's answer)
+# and of the oldest unit counted at `hw` (the first that may have freed since).
+# ?1=N ?2=key.
+_CHARGE_SQL = """
+SELECT k.cap, k.head, k.hw, k.used, k.tw, n.ts, o.ts
+FROM quota_keys k
+  LEFT JOIN quota_slots n ON n.key = k.key AND n.slot = (k.head - ?1 + k.cap) % k.cap
+  LEFT JOIN quota_slots o ON o.key = k.key AND o.slot = (k.head - k.used + k.cap) % k.cap
+WHERE k.key = ?2
+"""
+_SLOT_TS_SQL = "SELECT ts FROM quota_slots WHERE key = ? AND slot = ?"
+
+
+def _counted(conn: Conn, ch: QuotaCharge, w: float, now: float, row: Any) -> int:
+    """The units still counted at max(now, hw): what `_CHECK_SQL` counts, from the count kept
+    at `hw` (row: a `_CHARGE_SQL` row). Timestamps never decrease along the ring and the
+    effective time never goes back, so the units counted now are a suffix of those counted at
+    `hw`: only its oldest end can have freed, each unit once (amortised one look-up a charge
+    instead of the binary search's O(log cap)). Kept for another window, or not kept: counted."""
+    cap, head, hw = int(row[0]), int(row[1]), float(row[2])
+    kept, tw, oldest = row[3], row[4], row[6]
+    eff = max(now, hw)
+    if kept is None or tw is None or float(tw) != w or not 0 <= int(kept) <= cap:
+        return state_in(conn, ch.key, ch.limit, w, now).used
+    n = int(kept)
+    while n > 0:
+        if oldest is None:  # a counted unit's slot is empty: the kept count is wrong
+            return state_in(conn, ch.key, ch.limit, w, now).used
+        if float(oldest) + w > eff:
+            break
+        n -= 1
+        if n:
+            got = conn.execute(_SLOT_TS_SQL, (ch.key, (head - n) % cap)).fetchone()
+            oldest = None if got is None else got[0]
+    return n
+
+
 def state_in(conn: Conn, key: str, limit: int, window_s: float,
              now: float) -> QuotaState:
     """Current state of one quota (effective time = max(now, high-water))."""
@@ -275,22 +320,22 @@ def reserve_in(conn: Conn, charges: Sequence[QuotaCharge], op_id: str, now: floa
         if ch.key in seen:
             raise ValueError(f"quota {ch.key} charged twice in one operation")
         seen.add(ch.key)
-    heads: list[tuple[QuotaCharge, int, int, float]] = []  # (charge, cap, head, eff)
+    heads: list[tuple[QuotaCharge, int, int, float, int]] = []  # (charge, cap, head, eff, used)
     before: list[QuotaState] = []  # states with nothing taken
     denied: QuotaState | None = None
     for ch in charges:
         w = float(ch.window_s)
-        row = conn.execute(_CHECK_SQL, (ch.limit, ch.key, w, now)).fetchone()
+        row = conn.execute(_CHARGE_SQL, (ch.limit, ch.key)).fetchone()
         if row is not None and int(row[0]) < ch.limit:
             _grow(conn, ch.key, ch.limit)
-            row = conn.execute(_CHECK_SQL, (ch.limit, ch.key, w, now)).fetchone()
+            row = conn.execute(_CHARGE_SQL, (ch.limit, ch.key)).fetchone()
         if row is None:
-            heads.append((ch, ch.limit, -1, now))
+            heads.append((ch, ch.limit, -1, now, 0))
             before.append(QuotaState(ch.key, 0, ch.limit, w, None))
             continue
-        cap, head, eff, nth = int(row[0]), int(row[1]), max(now, float(row[2])), row[3]
-        heads.append((ch, cap, head, eff))
-        used = int(row[4])
+        cap, head, eff, nth = int(row[0]), int(row[1]), max(now, float(row[2])), row[5]
+        used = _counted(conn, ch, w, now, row)
+        heads.append((ch, cap, head, eff, used))
         # Admit iff the N-th most recent unit is absent or has freed (t + W <= now).
         if nth is not None and nth + w > eff:
             st = QuotaState(ch.key, used, ch.limit, w, float(nth) + w)
@@ -309,10 +354,11 @@ def reserve_in(conn: Conn, charges: Sequence[QuotaCharge], op_id: str, now: floa
     if denied is not None:
         return QuotaDenied(denied, tuple(before), denial_message(denied, now)), tuple(before)
     after = tuple(QuotaState(s.key, s.used + 1, s.limit, s.window_s, None) for s in before)
-    for ch, cap, head, eff in heads:
+    for ch, cap, head, eff, used in heads:
         if head < 0:
-            conn.execute("INSERT INTO quota_keys(key, cap, head, hw) VALUES(?, ?, ?, ?)",
-                         (ch.key, cap, 1 % cap, eff))
+            conn.execute("INSERT INTO quota_keys(key, cap, head, hw, used, tw)"
+                         " VALUES(?, ?, ?, ?, 1, ?)", (ch.key, cap, 1 % cap, eff,
+                                                       float(ch.window_s)))
             conn.execute("INSERT INTO quota_slots(key, slot, ts, op) VALUES(?, 0, ?, ?)",
                          (ch.key, eff, op_id))
             continue
@@ -322,8 +368,9 @@ def reserve_in(conn: Conn, charges: Sequence[QuotaCharge], op_id: str, now: floa
             "ON CONFLICT(key, slot) DO UPDATE SET ts=excluded.ts, op=excluded.op",
             (ch.key, head, eff, op_id),
         )
-        conn.execute("UPDATE quota_keys SET head=?, hw=? WHERE key=?",
-                     ((head + 1) % cap, eff, ch.key))
+        # The units counted at `eff`, and this one (t + W > t).
+        conn.execute("UPDATE quota_keys SET head=?, hw=?, used=?, tw=? WHERE key=?",
+                     ((head + 1) % cap, eff, used + 1, float(ch.window_s), ch.key))
     return Reservation(op_id, tuple(ch.key for ch in charges), seats is not None), after
 
 
@@ -339,7 +386,9 @@ def _refund_key(conn: Conn, key: str, op_id: str) -> bool:
     if row[2] == op_id:
         # Fast path: the newest unit. Its slot becomes empty and, as the new head, the oldest.
         conn.execute("DELETE FROM quota_slots WHERE key=? AND slot=?", (key, newest))
-        conn.execute("UPDATE quota_keys SET head=? WHERE key=?", (newest, key))
+        # The newest unit is in the counted suffix kept at `hw` iff that suffix is not empty.
+        conn.execute("UPDATE quota_keys SET head=?, used=CASE WHEN used > 0 THEN used - 1"
+                     " ELSE used END WHERE key=?", (newest, key))
         return True
     loaded = _load(conn, key)
     assert loaded is not None

@@ -1,6 +1,8 @@
 """Exact durable quotas: boundary semantics, the fixed-window attack, restarts, clock steps, refunds."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from host.clock import ManualClock
@@ -174,3 +176,39 @@ def test_duplicate_key_in_one_operation_refused(db: Db) -> None:
     q = _store(db, ManualClock(T0))
     with pytest.raises(ValueError):
         q.reserve([Charge("k", 5, 60.0), Charge("k", 5, 60.0)], "op")
+
+
+def test_a_version_1_ring_upgrades_and_counts_on(tmp_path: Path) -> None:
+    """A home written before the kept count (quota schema 1: no `used`, no `tw`) opens, gains
+    the columns, and its first charge counts the ring's units itself."""
+    import sqlite3
+
+    from host.ledger.quota import reserve_in
+
+    db = tmp_path / "host.db"
+    c = sqlite3.connect(db)
+    c.executescript(
+        "CREATE TABLE schema_meta(component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+        " WITHOUT ROWID;"
+        "INSERT INTO schema_meta VALUES('quota', 1);"
+        "CREATE TABLE quota_keys(key TEXT PRIMARY KEY, cap INTEGER NOT NULL,"
+        " head INTEGER NOT NULL, hw REAL NOT NULL) WITHOUT ROWID;"
+        "CREATE TABLE quota_slots(key TEXT NOT NULL, slot INTEGER NOT NULL, ts REAL NOT NULL,"
+        " op TEXT, PRIMARY KEY(key, slot)) WITHOUT ROWID;"
+        # a ring of 3 holding two units, taken at T0 and T0 + 5 (head: the next slot)
+        f"INSERT INTO quota_keys VALUES('k', 3, 2, {T0 + 5});"
+        f"INSERT INTO quota_slots VALUES('k', 0, {T0}, 'a'), ('k', 1, {T0 + 5}, 'b');")
+    c.commit()
+    c.close()
+    clock = ManualClock(T0 + 8)  # both units still counted (a 10 s window)
+    q = QuotaStore(db, clock)
+    try:
+        with q.store.transaction() as conn:
+            got, states = reserve_in(conn, [Charge("k", 3, 10.0)], "c", clock.now())
+        assert isinstance(got, Reservation) and states[0].used == 3
+        clock.advance(4)  # the first unit freed at T0 + 10
+        with q.store.transaction() as conn:
+            got, states = reserve_in(conn, [Charge("k", 3, 10.0)], "d", clock.now())
+        assert isinstance(got, Reservation) and states[0].used == 3  # b, c and d
+    finally:
+        q.close()

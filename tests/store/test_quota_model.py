@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from host.clock import ManualClock
-from host.ledger.quota import Charge, QuotaStore, Reservation
+from host.ledger.quota import Charge, QuotaStore, Reservation, reserve_in
 
 T0 = 1_700_000_000.0
 W = 10.0
@@ -21,6 +21,7 @@ class Reference:
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
+        self.window = W
         self.units: list[tuple[float, str]] = []  # every unit not refunded, forever
         self.hw: float | None = None
 
@@ -29,7 +30,7 @@ class Reference:
 
     def used(self, now: float) -> int:
         e = self.eff(now)
-        return sum(1 for ts, _ in self.units if ts + W > e)
+        return sum(1 for ts, _ in self.units if ts + self.window > e)
 
     def reserve(self, now: float, op: str) -> bool:
         if self.used(now) >= self.limit:
@@ -63,15 +64,19 @@ class QuotaMachine(RuleBasedStateMachine):
 
     @property
     def charge(self) -> Charge:
-        return Charge("app:x:users.create", self.limit, W)
+        return Charge("app:x:users.create", self.limit, self.ref.window)
 
     @rule()
     def reserve(self) -> None:
         self.n_ops += 1
         op = f"op{self.n_ops}"
-        got = self.q.reserve([self.charge], op)
+        # The charge's own path, whose states (the count the audit record holds) come from the
+        # count kept on the key, not from the binary search `state` runs.
+        with self.q.store.transaction() as c:
+            got, states = reserve_in(c, [self.charge], op, self.clock.now())
         want = self.ref.reserve(self.clock.now(), op)
         assert isinstance(got, Reservation) == want, (got, self.ref.units)
+        assert states[0].used == self.ref.used(self.clock.now()), (states, self.ref.units)
         if isinstance(got, Reservation):
             self.made.append(got)
 
@@ -106,7 +111,7 @@ class QuotaMachine(RuleBasedStateMachine):
     def same_count(self) -> None:
         if not hasattr(self, "q"):
             return
-        s = self.q.state(self.charge.key, self.limit, W)
+        s = self.q.state(self.charge.key, self.limit, self.ref.window)
         assert s.used == self.ref.used(self.clock.now()), (s, self.ref.units)
 
 
@@ -133,8 +138,10 @@ def _random_walk(seed: int, limit: int, steps: int) -> None:
         for i in range(steps):
             roll = rng.random()
             if roll < 0.6:
-                got = q.reserve([charge], f"op{i}")
+                with q.store.transaction() as c:
+                    got, states = reserve_in(c, [charge], f"op{i}", clock.now())
                 assert isinstance(got, Reservation) == ref.reserve(clock.now(), f"op{i}")
+                assert states[0].used == ref.used(clock.now()), (i, states)
                 if isinstance(got, Reservation):
                     made.append(got)
             elif roll < 0.8:
@@ -155,3 +162,44 @@ def _random_walk(seed: int, limit: int, steps: int) -> None:
 def test_large_rings_count_exactly() -> None:
     for seed, limit in ((1, 100), (2, 257), (3, 1000)):
         _random_walk(seed, limit, 600)
+
+
+def test_a_charges_kept_count_agrees_with_the_binary_search_whatever_happens() -> None:
+    """The count a charge reports (kept on the key, `quota._counted`) against the ring's own
+    binary search (`state_in`) in the same transaction, through takes, clock moves both ways,
+    refunds (newest and not), limits raised past the ring and windows changed by a policy."""
+    import random
+
+    from host.ledger.quota import state_in
+
+    for seed in range(4):
+        rng = random.Random(seed)
+        tmp = Path(tempfile.mkdtemp(prefix="stockade-quota-kept-"))
+        clock = ManualClock(T0)
+        q = QuotaStore(tmp / "host.db", clock)
+        limit, window, made = 3, W, list[Reservation]()
+        try:
+            for i in range(500):
+                roll = rng.random()
+                if roll < 0.55:
+                    charge = Charge("app:x:users.create", limit, window)
+                    with q.store.transaction() as c:
+                        before = state_in(c, charge.key, limit, window, clock.now()).used
+                        got, states = reserve_in(c, [charge], f"op{i}", clock.now())
+                    taken = isinstance(got, Reservation)
+                    assert states[0].used == before + taken, (seed, i, before, states)
+                    if taken:
+                        made.append(got)  # type: ignore[arg-type]
+                elif roll < 0.75:
+                    clock.advance(rng.choice([0.0, 0.5, 2.0, 4.0, 10.0, 31.0]))
+                elif roll < 0.8:
+                    clock.set(clock.now() - rng.choice([0.5, 5.0]))
+                elif roll < 0.9 and made:
+                    q.refund(made.pop(rng.choice([-1, rng.randrange(len(made))])))
+                elif roll < 0.95:
+                    limit = rng.choice([1, 2, 3, 5, 8])
+                else:
+                    window = rng.choice([W, 4.0, 30.0])
+        finally:
+            q.close()
+            shutil.rmtree(tmp, ignore_errors=True)
