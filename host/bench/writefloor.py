@@ -42,7 +42,7 @@ from host.bench.stats import p50
 from host.clock import SystemClock
 from host.ledger.audit import append_in, canonical_json
 from host.ledger.ledger import Ledger
-from host.ledger.quota import _CHECK_SQL
+from host.ledger.quota import _CHARGE_SQL
 from host.server.db import Database, new_id
 
 # The JSON keys of `stockade bench --write-floor --json`, in table order (medians, µs), and
@@ -96,13 +96,15 @@ class Shapes:
 
     def admit(self, conn: sqlite3.Connection, server: sqlite3.Connection, i: int,
               now: float) -> int:
-        row = conn.execute(_CHECK_SQL, (RING, KEY, WINDOW_S, now)).fetchone()
-        head = int(row[1])
+        # The charge's one read (`quota.reserve_in`): nothing here frees within the window, so
+        # the kept count only grows.
+        row = conn.execute(_CHARGE_SQL, (RING, KEY)).fetchone()
+        head, used = int(row[1]), int(row[3] or 0)
         conn.execute("INSERT INTO quota_slots(key, slot, ts, op) VALUES(?, ?, ?, ?) "
                      "ON CONFLICT(key, slot) DO UPDATE SET ts=excluded.ts, op=excluded.op",
                      (KEY, head, now, f"{OP_PREFIX}{i}"))
-        conn.execute("UPDATE quota_keys SET head=?, hw=? WHERE key=?",
-                     ((head + 1) % RING, now, KEY))
+        conn.execute("UPDATE quota_keys SET head=?, hw=?, used=?, tw=? WHERE key=?",
+                     ((head + 1) % RING, now, min(used + 1, RING), WINDOW_S, KEY))
         # The seat check counts from the truth (`Ledger.admit`): the pending creations here, the
         # server's active app-created users (the count its triggers keep, `app_seats`) and
         # whether the pending ones were applied there.
