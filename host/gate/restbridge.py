@@ -12,8 +12,8 @@ Steps (each refusal is audited with the route and raised to the app as an error)
    the seat ceiling, then admitted, performed (server adapter, as the app) and recorded by
    the gate's own `_admit_and_call`: one code path for both doors. The quotas on `rest.call`
    itself are charged too (a key both name once);
-   An install change committed after either decision refuses nothing by itself: the call is
-   decided again, whole (`ledger.Stale`, `Gate.handle`);
+   an install change committed after either decision is seen at the admission, and the call
+   is then decided again, whole (`ledger.Stale`, `Gate.handle`);
 4. an unmapped route runs through the server's REST dispatcher (the host action `rest.call`)
    as the app's own server user, or as the identity the operator named for that app;
 5. the outcome record holds the route, the HTTP status and the server's refusal code: a 4xx or
