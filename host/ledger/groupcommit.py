@@ -46,6 +46,8 @@ from collections.abc import Callable, Iterator, Sequence
 from host.ledger import chainhead
 from host.ledger.audit import GENESIS_HASH, chain_hash
 from host.store import DB_ERRORS, Conn, Store
+from host.store.diskfull import disk_full_notice
+from host.store.sqlite import disk_full
 
 # How long the oldest read in the batch waits, at most, for its group commit. DESIGN rule 9 allows
 # 10 ms from the read to its durable record; half of it leaves the commit (and a busy scheduler
@@ -250,9 +252,13 @@ class ReadBatch:
                     continue
                 try:
                     self.flush()
-                except _COMMIT_FAILURES:
+                except _COMMIT_FAILURES as exc:
                     # The records stay in the batch: the next write on this log commits them
-                    # with its own decision, or refuses the write.
-                    log.warning("group commit of read records failed; retried with the next "
-                                "write", exc_info=True)
+                    # with its own decision, or refuses the write. A full disk is the
+                    # operator's to fix, reported in the process's one line (no traceback).
+                    if disk_full(exc):
+                        disk_full_notice.refused("the group commit of reads' audit records")
+                    else:
+                        log.warning("group commit of read records failed; retried with the "
+                                    "next write", exc_info=True)
                     time.sleep(_RETRY_S)

@@ -405,3 +405,43 @@ def test_a_transaction_reads_the_chain_head_once_and_the_chain_holds(tmp_path: P
     disk = _on_disk(tmp_path / "host.db")
     assert [r["seq"] for r in disk] == list(range(1, 10))
     assert AuditLog(open_store(tmp_path / "host.db"), ManualClock(T0)).verify().ok
+
+
+def test_a_full_disk_met_by_the_flusher_is_the_processs_one_line_without_a_traceback(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The flusher meeting a full disk says so in the process's one disk-full line (no
+    traceback, no line per retry), and a bridge call refused by the same full disk right after
+    adds no line of its own; the reads wait and commit once there is room."""
+    import logging
+    import sqlite3
+
+    from host.store.diskfull import DiskFullNotice
+    from host.supervise import disk_notice
+    from sandbox.frames import Call
+
+    notice = DiskFullNotice()  # this test's window, whatever other tests logged
+    monkeypatch.setattr("host.ledger.groupcommit.disk_full_notice", notice)
+    monkeypatch.setattr(disk_notice, "disk_full_notice", notice)
+    led, batch = _ledger(tmp_path)
+    real = batch.store.transaction
+
+    def full() -> object:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(batch.store, "transaction", full)
+    with caplog.at_level(logging.INFO):
+        assert led.admit(_read(1), []).allowed
+        deadline = time.monotonic() + 5
+        while notice._next == 0.0 and time.monotonic() < deadline:
+            time.sleep(0.01)  # the flusher's first try, and a few retries after it
+        time.sleep(0.3)
+        disk_notice.disk_full_reply(Call(id=1, action="users.create", args={}))
+    lines = [r for r in caplog.records if r.name.startswith("stockade")]
+    assert len(lines) == 1, [r.getMessage() for r in lines]
+    assert "disk full" in lines[0].getMessage() and "group commit" in lines[0].getMessage()
+    assert lines[0].exc_info is None
+    monkeypatch.setattr(batch.store, "transaction", real)
+    batch.flush()
+    assert [r["args_digest"] for r in _on_disk(tmp_path / "host.db")] == [digest_args({"n": 1})]
+    led.close()
