@@ -7,9 +7,8 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pytest
 from apphelp import install, write_app
 
 from host.apps.installs import InstallRecord, InstallStore
@@ -22,6 +21,9 @@ from host.ledger.ledger import Ledger
 from host.server.embedded import EmbeddedServer
 from host.server.principals import Caller
 from policies.loader import load_policy
+
+if TYPE_CHECKING:  # the fuzz target and the crash workers import this without pytest
+    import pytest
 
 APP_ID = "fuzzapp"
 ASKED = ["users.read", "users.create", "roles.assign", "livechat.read", "messages.send",
