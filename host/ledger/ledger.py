@@ -61,6 +61,7 @@ from host.ledger.records import (
     record_json,
     validated_body,
 )
+from host.server.adapter import HOST_ACTIONS
 from host.store import Conn, StoreTarget, open_store
 
 # Counts the seats in use (DESIGN rules 8 and 11): given the op_ids of the creations admitted
@@ -374,13 +375,15 @@ class Ledger:
 
         The server says whether each was applied: applied keeps its units; not applied gives
         them back. "No such op" proves nothing, and the unit is kept as `outcome_unknown`, for
-        a REST call on a route with no bridge action (`rest.call`: it may have written without
-        recording its op_id) and for a read (no op log: it may have been served; a rated read's
-        success waits for the group commit, `hold_outcome`, so a crash can leave it here)."""
+        an action the host serves itself (`HOST_ACTIONS`: an outbound HTTP request may have
+        gone out, a persistence write or a REST call on a route with no bridge action may have
+        written, and none records its op_id where the server looks) and for a read (no op log:
+        it may have been served). A success that waits for the group commit (`hold_outcome`)
+        can leave its intent here too."""
         count = 0
         for intent in self.audit.pending_intents(host_id, untagged=untagged):
             applied = was_applied(intent.op_id)
-            unknown = not applied and (intent.action == "rest.call" or not intent.write)
+            unknown = not applied and (intent.action in HOST_ACTIONS or not intent.write)
             self.outcome(intent.seq, intent.op_id, applied, None if applied else (
                 "outcome_unknown" if unknown else "not_applied"),
                 refund=not applied and not unknown, reconciled=True)

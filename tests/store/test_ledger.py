@@ -16,9 +16,9 @@ T0 = 1_700_000_000.0
 CREATE = Charge("app:agent-sync:users.create", 2, 60.0, "app")
 
 
-def _rec(op: str, **kw: object) -> AuditRecord:
+def _rec(op: str, action: str = "users.create", **kw: object) -> AuditRecord:
     return AuditRecord(kind="decision", app_id="agent-sync", install_id="i1",
-                       action="users.create", op_id=op, write=True, rules=("permit.create",),
+                       action=action, op_id=op, write=True, rules=("permit.create",),
                        policy_rev="r" * 64, args_digest=digest_args({"username": op}),
                        **kw)  # type: ignore[arg-type]
 
@@ -175,3 +175,25 @@ def test_a_store_from_audit_schema_1_gains_the_intents_host_column(tmp_path: Pat
     assert led.settle(lambda op: False, "h1") == 1 and a.reservation is not None
     led.close()
     assert Ledger(db, ManualClock(T0)).pending_intents()[0].op_id == "old"  # reopened: no step
+
+
+@pytest.mark.parametrize("action", ["http.request", "rest.call", "persistence.put"])
+def test_a_host_served_write_cut_off_by_a_crash_keeps_its_unit_as_outcome_unknown(
+        db: Db, action: str) -> None:
+    """The host performs these itself and keeps no op log: the server's "no such op" says
+    nothing about whether the request went out (or the row was written), so the survivor
+    must not claim `not_applied` and give the unit back."""
+    clock = ManualClock(T0)
+    led = db.ledger(clock)
+    charge = Charge(f"app:agent-sync:{action}", 5, 60.0, "app")
+    a = led.admit(_rec("h1", action=action), [charge], None)
+    del led  # the host dies with the request sent and its outcome not yet written
+    survivor = db.ledger(clock)
+    asked: list[str] = []
+    assert survivor.settle(lambda op: asked.append(op) is not None) == 1  # "never applied"
+    out = survivor.audit.show(survivor.audit.head()[0]).body  # type: ignore[union-attr]
+    assert asked == ["h1"] and out["ref_seq"] == a.seq
+    assert out["code"] == "outcome_unknown" and out["refunded"] is False
+    assert out["reconciled"] is True
+    assert survivor.quota_state(charge.key, 5, 60.0).used == 1
+    assert survivor.pending_intents() == [] and survivor.audit.verify().ok
