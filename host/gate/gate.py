@@ -435,15 +435,16 @@ class Gate:
         settled at the next start from what the server knows (`Ledger.settle`): a read keeps its
         units (`outcome_unknown`: it may have been served); a server write is `was_applied` by
         its op_id, which is exact when the server says so (`ServerAdapter.op_log_exact`: the
-        embedded server records every write's op_id in the write's own transaction). Not for a
-        creation under a seat ceiling (its intent holds the seat), nor for a host-served write
-        (`http.request`, `rest.call`, persistence: no op log tells a survivor what happened)."""
+        embedded server records every write's op_id in the write's own transaction); a write
+        the host serves itself (`http.request`, `rest.call`, persistence) keeps no op log, so it
+        keeps its units as `outcome_unknown`, as a crash during the request itself leaves it:
+        waiting widens that window by at most one group commit and changes nothing else. Not for
+        a creation under a seat ceiling (its intent holds the seat)."""
         if not self.ledger.holds_reads or decision.seat_ceiling is not None:
             return False
-        if not spec.write:
+        if not spec.write or spec.name in self.host_actions:
             return True
-        return (self._op_log_exact and spec.name in ACTION_METHODS
-                and spec.name not in self.host_actions)
+        return self._op_log_exact and spec.name in ACTION_METHODS
 
     def _over_quota(self, admission: Admission) -> GateError:
         """The error for a call the ledger refused on a full quota (counted as denied)."""

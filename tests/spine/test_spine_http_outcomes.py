@@ -1,0 +1,94 @@
+"""An outbound HTTP request under a quota (the shipped baseline rates every bridge call),
+through a real host, a confined child and a real loopback server: its decision and unit are
+durable before the request goes out; its success waits for the group commit and lands before
+the same app's next admission; a request the policy stops on a redirect is recorded and
+settled by a commit of its own. A crash before the success commits is settled as
+`outcome_unknown` with the unit kept (tests/store/test_ledger.py), as a crash during the
+request itself is."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from apphelp import install, write_app, write_policy
+from test_spine_bridges import Upstream
+
+from host.home import Home
+from host.runtime import Host, HostConfig
+
+SRC = '''
+from stockade import App, PermissionDenied
+
+class TestApp(App):
+    def on_livechat_room_started(self, ctx, event):
+        out = []
+        for url in event["urls"]:
+            try:
+                out.append(ctx.http.request("GET", url)["status"])
+            except PermissionDenied:
+                out.append("denied")
+        return out
+'''
+
+POLICY = '''
+schema = 1
+name = "outbound"
+[[rule]]
+id = "caller-http"
+effect = "permit"
+apps = ["caller"]
+actions = ["http.request"]
+[rule.when]
+domains = ["crm.localtest:*"]
+allow_private = ["127.0.0.1"]
+'''
+
+
+def _records(h: Host) -> list[dict[str, Any]]:
+    rows = h.ledger.store.conn().execute("SELECT seq, body FROM audit ORDER BY seq").fetchall()
+    return [{"seq": int(r[0]), **json.loads(r[1])} for r in rows
+            if '"http.request"' in r[1]]
+
+
+def test_an_http_requests_success_waits_for_the_group_commit(tmp_path: Path) -> None:
+    home = Home(tmp_path / "home").ensure()  # the shipped baseline: default-bridge-rate on "*"
+    write_policy(home, "outbound", POLICY)
+    install(home, write_app(tmp_path / "apps", "caller", ["livechat.read", "http"],
+                            ["livechat.room_started"], SRC))
+    up = Upstream().start()
+    config = HostConfig(resolver_overrides={"crm.localtest": "127.0.0.1",
+                                            "other.localtest": "127.0.0.1"})
+    try:
+        with Host(home, config=config) as h:
+            assert h.ledger.batch is not None
+            runner = next(iter(h.runners.values()))
+            held: list[int] = []
+            hold = h.ledger.hold_outcome
+
+            def spy(seq: int, *args: Any, **kwargs: Any) -> None:
+                held.append(seq)
+                hold(seq, *args, **kwargs)
+            h.ledger.hold_outcome = spy  # type: ignore[method-assign]
+            base = f"http://crm.localtest:{up.port}"
+            urls = [f"{base}/ok", f"{base}/redir", f"{base}/ok"]  # /redir leaves the domain
+            assert runner.submit("livechat.room_started", {"urls": urls},
+                                 15.0).result(30) == [200, "denied", 200]
+            h.ledger.batch.flush()
+            recs = _records(h)
+            decisions = [r for r in recs if r["kind"] == "decision" and r["allowed"]]
+            outcomes = {r["ref_seq"]: r for r in recs if r["kind"] == "outcome"}
+            assert len(decisions) == 3 and set(outcomes) == {d["seq"] for d in decisions}
+            # Each admitted durably with its unit (and intent) before the request went out.
+            assert all(d["op_id"].startswith("op_") and d["quota"] for d in decisions)
+            ok1, denied, ok2 = (outcomes[d["seq"]] for d in decisions)
+            # The two successes waited for the group commit; the refusal did not.
+            assert held == [decisions[0]["seq"], decisions[2]["seq"]]
+            assert (ok1["ok"], ok1["refunded"], ok2["ok"], ok2["refunded"]) == (
+                True, False, True, False)
+            assert denied["ok"] is False and denied["code"] == "permission_denied"
+            # A held success is committed before the same app's next admission (DESIGN rule 9).
+            assert ok1["seq"] < decisions[1]["seq"]
+            assert h.ledger.pending_intents() == [] and h.ledger.audit.verify().ok
+    finally:
+        up.stop()
