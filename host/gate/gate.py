@@ -349,9 +349,14 @@ class Gate:
                 # A remote write sent with no answer: ask the server, never refund blindly.
                 self._settle_unknown(spec, seq, op_id, exc, exc.code)
             elif seq is not None and op_id is not None:
-                self.ledger.outcome(seq, op_id, False, exc.code,
-                                    refund=exc.code in REFUNDABLE_ERRORS,
-                                    status=rc_status(exc.code) if route else None, route=route)
+                refund, status = exc.code in REFUNDABLE_ERRORS, rc_status(exc.code)
+                if self._outcome_may_wait(spec, decision):
+                    # Its refund commits with it, before any later admission on this host.
+                    self.ledger.hold_refusal(seq, op_id, exc.code, refund,
+                                             status=status if route else None, route=route)
+                else:
+                    self.ledger.outcome(seq, op_id, False, exc.code, refund=refund,
+                                        status=status if route else None, route=route)
             self._count(False)
             raise ServerRefused(exc.code, exc.message, rc_status(exc.code)) from None
         except GateError as exc:
@@ -375,9 +380,9 @@ class Gate:
         if seq is not None and op_id is not None:
             # No seat is "released" here: seats are counted from the server's users at the next
             # creation, so a repeated or foreign deactivation frees nothing it did not hold.
-            if self._success_may_wait(spec, decision):
+            if self._outcome_may_wait(spec, decision):
                 # Its units and decision are durable; the success keeps the units, so its
-                # record may wait for the group commit (`_success_may_wait`).
+                # record may wait for the group commit (`_outcome_may_wait`).
                 self.ledger.hold_outcome(seq, op_id, session.app_id, session.install_id,
                                          action, status=200 if route else None, route=route)
             else:
@@ -428,18 +433,21 @@ class Gate:
         self._count(True)
         return value
 
-    def _success_may_wait(self, spec: ActionSpec, decision: Decision) -> bool:
-        """Whether an admitted call's success may be recorded by the group commit instead of a
-        commit of its own (`Ledger.hold_outcome`). Its decision and units are durable already
-        (DESIGN rule 9); the intent stays until the success commits, so a crash in between is
-        settled at the next start from what the server knows (`Ledger.settle`): a read keeps its
-        units (`outcome_unknown`: it may have been served); a server write is `was_applied` by
-        its op_id, which is exact when the server says so (`ServerAdapter.op_log_exact`: the
-        embedded server records every write's op_id in the write's own transaction); a write
-        the host serves itself (`http.request`, `rest.call`, persistence) keeps no op log, so it
-        keeps its units as `outcome_unknown`, as a crash during the request itself leaves it:
-        waiting widens that window by at most one group commit and changes nothing else. Not for
-        a creation under a seat ceiling (its intent holds the seat)."""
+    def _outcome_may_wait(self, spec: ActionSpec, decision: Decision) -> bool:
+        """Whether an admitted call's success, or the server's refusal of it, may be recorded by
+        the group commit instead of a commit of its own (`Ledger.hold_outcome`,
+        `Ledger.hold_refusal`, whose refund commits with its record before any later admission
+        on this host). Its decision and units are durable already (DESIGN rule 9); the intent
+        stays until the outcome commits, so a crash in between is settled at the next start
+        from what the server knows (`Ledger.settle`): a read keeps its units (`outcome_unknown`:
+        it may have been served; a refused read's unit is then kept, stricter than its refund);
+        a server write is `was_applied` by its op_id, which is exact when the server says so
+        (`ServerAdapter.op_log_exact`: the embedded server records every write's op_id in the
+        write's own transaction); a write the host serves itself (`http.request`, `rest.call`,
+        persistence) keeps no op log, so it keeps its units as `outcome_unknown`, as a crash
+        during the request itself leaves it: waiting widens that window by at most one group
+        commit and changes nothing else. Not for a creation under a seat ceiling (its intent
+        holds the seat)."""
         if not self.ledger.holds_reads or decision.seat_ceiling is not None:
             return False
         if not spec.write or spec.name in self.host_actions:

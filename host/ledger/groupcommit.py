@@ -24,9 +24,11 @@ A read under a quota (the shipped baseline rates every call) is admitted durably
 with its decision and an intent row, like a call with effects. Only its *outcome*, on success,
 waits here (`add(..., clears=seq)`): the outcome record and the removal of its intent row commit
 together in the next commit on the log, usually the next call's admission. A success keeps the
-units, so the wait changes no quota; a refused read, whose units come back, closes at once. A
+units, so the wait changes no quota. A refusal by the server may wait as well (`defer`): its
+record, the removal of its intent and its refund run inside the next commit on the log, before
+that commit's own statements, so a later admission on this host sees the unit back. A
 server write's success may wait the same way when the server's op log settles it after a crash
-(`Gate._success_may_wait`); its decision was durable before the server saw it, as ever.
+(`Gate._outcome_may_wait`); its decision was durable before the server saw it, as ever.
 
 What a crash loses: the records still waiting (the reads served in the last window, at most
 10 ms of them), never a record of a call with effects, never one that a later commit depended
@@ -133,12 +135,16 @@ class ReadBatch:
         self.store = store
         self.window_s = window_s
         self._on_commit = on_commit or (lambda _first, _last: None)
-        self._lock = threading.Lock()  # guards _pending, _clears (held for a list operation)
+        self._lock = threading.Lock()  # guards _pending, _clears, _deferred (a list operation)
         self._commit = CommitLock()  # orders every audit transaction of this process
         self._pending: list[tuple[str, float]] = []
         # Intent rows (by decision seq) that the waiting outcome records close: deleted in the
         # same commit as those records, never before.
         self._clears: list[int] = []
+        # Work run in the next commit's transaction after the waiting records: a refused call's
+        # outcome, whose refund lands with its record (`Ledger.hold_outcome`). Each appends one
+        # record and returns its seq.
+        self._deferred: list[Callable[[Conn], int]] = []
         self._wake = threading.Event()
         self._opened = 0.0  # monotonic time the oldest waiting record was added
         self._closed = False
@@ -151,14 +157,26 @@ class ReadBatch:
     def add(self, body: str, ts: float, clears: int | None = None) -> None:
         """Hold one validated canonical body until the next commit on this log; `clears` is the
         seq of the intent row that record closes (a rated read's outcome), deleted with it."""
+        self._hold(lambda: self._held_body(body, ts, clears))
+
+    def defer(self, work: Callable[[Conn], int]) -> None:
+        """Run `work` in the next commit on this log, after the waiting records: it waits as
+        they do (the same window, the same flusher) and a rollback puts it back. It appends one
+        record (its outcome, with whatever it must change with it) and returns its seq."""
+        self._hold(lambda: self._deferred.append(work))
+
+    def _held_body(self, body: str, ts: float, clears: int | None) -> None:
+        self._pending.append((body, ts))
+        if clears is not None:
+            self._clears.append(clears)
+
+    def _hold(self, put: Callable[[], None]) -> None:
         now = time.monotonic()
         with self._lock:
             if self._closed:
                 raise RuntimeError("the audit log is closed")
-            self._pending.append((body, ts))
-            if clears is not None:
-                self._clears.append(clears)
-            first = len(self._pending) == 1
+            first = not self._pending and not self._deferred
+            put()
             if first:
                 self._opened = now
             due = not first and now - self._opened >= self.window_s * INLINE_SHARE
@@ -186,7 +204,7 @@ class ReadBatch:
 
     def pending(self) -> int:
         with self._lock:
-            return len(self._pending)
+            return len(self._pending) + len(self._deferred)
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[Conn]:
@@ -195,19 +213,35 @@ class ReadBatch:
             with self._lock:
                 taken, self._pending = self._pending, []
                 clears, self._clears = self._clears, []
+                deferred, self._deferred = self._deferred, []
             try:
                 with self.store.transaction() as c, chainhead.known_within(c):
                     first, last = append_many_in(c, taken) if taken else (0, 0)
                     if clears:
                         c.executemany("DELETE FROM audit_intents WHERE seq=?",
                                       [(seq,) for seq in clears])
+                    for i, work in enumerate(deferred):
+                        try:
+                            last = work(c)
+                        except _COMMIT_FAILURES:
+                            raise
+                        except Exception:
+                            # Not the store's trouble: it would fail every later commit too.
+                            # Dropped (its intent stays for the next start to settle); this
+                            # transaction rolls back and the rest is put back for the next.
+                            log.exception("a held outcome could not be recorded; its call is "
+                                          "left for settlement at the next start")
+                            del deferred[i]
+                            raise
+                        first = first or last
                     yield c
             except BaseException:
                 with self._lock:
                     self._pending[:0] = taken
                     self._clears[:0] = clears
+                    self._deferred[:0] = deferred
                 raise
-            if taken:
+            if first:
                 self._on_commit(first, last)
 
     def flush(self) -> None:
@@ -240,7 +274,7 @@ class ReadBatch:
                 with self._lock:
                     if self._closed:
                         return
-                    if self._pending:
+                    if self._pending or self._deferred:
                         wait = self.window_s - (time.monotonic() - self._opened)
                     elif self._quiet:
                         self._idle = True  # the next `add` wakes it (the Event keeps the wake)

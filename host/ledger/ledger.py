@@ -18,7 +18,9 @@ its allow record waits for a group commit (`host.ledger.groupcommit`, DESIGN rul
 within 10 ms and before any later write on the log. A read under a quota (the shipped baseline
 rates every call) costs one: `admit` takes its units with its decision, and its success is
 held for the group commit (`hold_outcome`), so it commits with the next admission. So is a
-write's success against the embedded server, whose op log settles it after a crash.
+write's success against the embedded server, whose op log settles it after a crash, and a
+host-served write's; and the server's refusal of any of these, whose refund commits with its
+record before any later admission (`hold_refusal`).
 
 Refund rule (the gate applies it; the outcome record says which way it went):
 - the server answered with an error raised *before* it changed anything (`not_found`,
@@ -308,27 +310,8 @@ class Ledger:
         self.audit._check_open()
         now = float(self.clock.now())
         with self.audit.transaction() as c:
-            # One statement claims the intent (a second outcome for `seq` finds nothing).
-            rows = c.execute(
-                "DELETE FROM audit_intents WHERE seq=?"
-                " RETURNING op_id, app_id, install_id, action, keys, seat", (seq,)).fetchall()
-            row = rows[0] if rows else None  # fetchall: finish the statement before COMMIT
-            app_id = install_id = action = None
-            refunded = False
-            if row is not None:
-                if row[0] != op_id:
-                    raise LedgerError(f"decision {seq} belongs to another operation")
-                app_id, install_id, action = row[1], row[2], row[3]
-                if refund:
-                    keys = tuple(str(k) for k in json.loads(row[4]))
-                    refund_in(c, Reservation(op_id, keys, bool(row[5])))
-                    refunded = True
-            elif refund:
-                raise LedgerError(f"decision {seq} has no pending reservation to refund")
-            # app/install/action come from the stored intent, validated with the decision.
-            body = _outcome_body(seq, op_id, ok, error_code, refunded, reconciled, status,
-                                 route, (app_id, install_id, action))
-            out = append_in(c, record_json(body), now)
+            out = _outcome_in(c, seq, op_id, ok, error_code, refund, reconciled, status, route,
+                              now)
         self.audit.after_append(out)
         return out
 
@@ -336,13 +319,13 @@ class Ledger:
                      *, status: int | None = None, route: str | None = None) -> None:
         """`outcome(seq, op_id, True, None, refund=False)` held for the group commit: for a
         success whose decision and units are durable already and whose truth survives a
-        crash without this record (the gate decides: `Gate._success_may_wait`; a rated read,
+        crash without this record (the gate decides: `Gate._outcome_may_wait`; a rated read,
         or a server write the server's op log settles). The record and the removal of the
         intent commit together, in the next commit on the log; until then the intent stays,
         so a crash leaves the call to `settle` (a read keeps its units, a write is asked of
         the server). `app_id`, `install_id` and `action` are the decision's own (its intent
         row holds the same). A success keeps its units, so nothing about the quota waits; a
-        failure, which may refund, goes through `outcome` at once."""
+        refusal, which may refund, waits through `hold_refusal`, or goes through `outcome`."""
         self.audit._check_open()
         if self.batch is None:
             raise AuditError("outcomes are not group-committed on this ledger: use outcome")
@@ -350,6 +333,24 @@ class Ledger:
                              (check_field("app_id", app_id), check_field("install_id", install_id),
                               check_field("action", action)))
         self.batch.add(record_json(body), float(self.clock.now()), clears=seq)
+
+    def hold_refusal(self, seq: int, op_id: str, error_code: str, refund: bool, *,
+                     status: int | None = None, route: str | None = None) -> None:
+        """`outcome(seq, op_id, False, error_code, refund)` held for the group commit, for a
+        refusal whose settlement after a crash without this record keeps quotas whole (the
+        gate decides, as for `hold_outcome`): the record, the removal of the intent and the
+        refund run together inside the next commit on the log (`ReadBatch.defer`), which is
+        before any later admission on this host, so no call of this host ever sees the unit
+        still taken. A crash before it leaves the intent to `settle`: a write the server's op
+        log says was not applied is refunded as `not_applied`; a read or a host-served call
+        keeps its unit as `outcome_unknown` (stricter, never looser)."""
+        self.audit._check_open()
+        if self.batch is None:
+            raise AuditError("outcomes are not group-committed on this ledger: use outcome")
+        code = check_field("code", error_code)
+        now = float(self.clock.now())
+        self.batch.defer(lambda c: _outcome_in(c, seq, op_id, False, code, refund, False,
+                                               status, route, now, refund_if_held=True))
 
     def quota_state(self, key: str, limit: int, window_s: float) -> QuotaState:
         """Used units in the window ending now, and when the next frees (None if one is free)."""
@@ -398,6 +399,35 @@ class Ledger:
     def close(self) -> None:
         """Anchor the audit head and close this thread's connection."""
         self.audit.close()
+
+
+def _outcome_in(c: Conn, seq: int, op_id: str, ok: bool, error_code: str | None, refund: bool,
+                reconciled: bool, status: int | None, route: str | None, now: float, *,
+                refund_if_held: bool = False) -> int:
+    """Inside the caller's transaction: claim `seq`'s intent, give its units back if `refund`,
+    append the outcome record; returns its seq. `refund_if_held`: a refund asked of an intent
+    already claimed records `refunded: false` (what happened) instead of raising."""
+    # One statement claims the intent (a second outcome for `seq` finds nothing).
+    rows = c.execute(
+        "DELETE FROM audit_intents WHERE seq=?"
+        " RETURNING op_id, app_id, install_id, action, keys, seat", (seq,)).fetchall()
+    row = rows[0] if rows else None  # fetchall: finish the statement before COMMIT
+    app_id = install_id = action = None
+    refunded = False
+    if row is not None:
+        if row[0] != op_id:
+            raise LedgerError(f"decision {seq} belongs to another operation")
+        app_id, install_id, action = row[1], row[2], row[3]
+        if refund:
+            keys = tuple(str(k) for k in json.loads(row[4]))
+            refund_in(c, Reservation(op_id, keys, bool(row[5])))
+            refunded = True
+    elif refund and not refund_if_held:
+        raise LedgerError(f"decision {seq} has no pending reservation to refund")
+    # app/install/action come from the stored intent, validated with the decision.
+    body = _outcome_body(seq, op_id, ok, error_code, refunded, reconciled, status,
+                         route, (app_id, install_id, action))
+    return append_in(c, record_json(body), now)
 
 
 def _outcome_body(seq: int, op_id: str, ok: bool, error_code: str | None, refunded: bool,

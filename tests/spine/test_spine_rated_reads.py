@@ -1,7 +1,8 @@
 """A read under a quota (the shipped baseline rates every bridge call) through a real host and a
 confined child: its units and decision are durable before it is served; its success waits for
-the group commit and lands with the next admission, intent and all; a read the server refuses
-gives its unit back at once. What the records say is what the two-commit path said."""
+the group commit and lands with the next admission, intent and all; so does the refusal of a
+read the server refuses, with its refund, before any later admission. What the records say is
+what the two-commit path said."""
 from __future__ import annotations
 
 import json
@@ -64,12 +65,18 @@ def test_a_rated_read_is_admitted_durably_and_its_success_group_committed(
         uid = h.server.users_create(SYSTEM, username="target", name="T", type="user")["id"]
         runner = next(iter(h.runners.values()))
         held: list[int] = []
-        hold = h.ledger.hold_outcome
+        refusals: list[int] = []
+        hold, hold_refusal = h.ledger.hold_outcome, h.ledger.hold_refusal
 
         def spy(seq: int, *args: Any, **kwargs: Any) -> None:
             held.append(seq)
             hold(seq, *args, **kwargs)
+
+        def spy_refusal(seq: int, *args: Any, **kwargs: Any) -> None:
+            refusals.append(seq)
+            hold_refusal(seq, *args, **kwargs)
         h.ledger.hold_outcome = spy  # type: ignore[method-assign]
+        h.ledger.hold_refusal = spy_refusal  # type: ignore[method-assign]
         assert runner.submit("livechat.room_started", {"uids": [uid]}, 10.0).result(30) == [uid]
         (decision, *_) = _records(h, "users.get")
         # Admitted like a call with effects (op_id, quota units, intent), durably before it
@@ -77,7 +84,7 @@ def test_a_rated_read_is_admitted_durably_and_its_success_group_committed(
         assert decision["kind"] == "decision" and decision["allowed"] is True
         assert decision["op_id"].startswith("op_") and decision["quota"]
         assert held == [decision["seq"]]
-        # The missing user's read is refused by the server and refunded at once.
+        # The missing user's read is refused by the server; its refusal and refund wait too.
         assert runner.submit("livechat.room_started", {"uids": [uid, "nobody"]},
                              10.0).result(30) == [uid, "not found"]
         h.ledger.batch.flush()
@@ -91,6 +98,7 @@ def test_a_rated_read_is_admitted_durably_and_its_success_group_committed(
                 "install_id"] and outcome["action"] == "users.get"
         assert recs[1]["seq"] < recs[2]["seq"]  # before the next read's decision, as rule 9 asks
         assert [r["refunded"] for r in recs[1::2]] == [False, False, True]
-        assert held == [recs[0]["seq"], recs[2]["seq"]]  # the successes only
+        assert held == [recs[0]["seq"], recs[2]["seq"]]  # the successes
+        assert refusals == [recs[4]["seq"]]
         assert _intents(h) == 0 and _units(h, recs[0]) == 2  # two served, one refunded
         assert h.ledger.audit.verify().ok

@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -444,4 +445,68 @@ def test_a_full_disk_met_by_the_flusher_is_the_processs_one_line_without_a_trace
     monkeypatch.setattr(batch.store, "transaction", real)
     batch.flush()
     assert [r["args_digest"] for r in _on_disk(tmp_path / "host.db")] == [digest_args({"n": 1})]
+    led.close()
+
+
+def test_a_held_refusal_refunds_with_its_record_before_the_next_admission(
+        tmp_path: Path) -> None:
+    """A refused call's outcome may wait too (`hold_refusal`), but its refund commits with its
+    record, inside the next commit on the log: the next admission's quota check already sees
+    the unit back, so no call of this host is ever refused for a unit that was refunded."""
+    led, batch = _ledger(tmp_path)
+    db = tmp_path / "host.db"
+    one = Charge("install:i1:create", 1, 60.0, "install")
+    with batch._commit:  # the flusher cannot commit: only the next admission can
+        a = led.admit(_write("w1"), [one])
+        led.hold_refusal(a.seq, "w1", "conflict", True)
+        assert [r["kind"] for r in _on_disk(db)] == ["decision"]  # still waiting
+        b = led.admit(_write("w2"), [one])  # the limit is 1: allowed only if w1's unit is back
+    assert b.allowed
+    rows = _on_disk(db)
+    assert [(r["kind"], r.get("code")) for r in rows] == [
+        ("decision", "allow"), ("outcome", "conflict"), ("decision", "allow")]
+    assert rows[1]["refunded"] is True and rows[1]["ref_seq"] == a.seq
+    assert rows[1]["app_id"] == "a1" and rows[1]["action"] == "users.create"
+    assert [i.op_id for i in led.pending_intents()] == ["w2"]
+    assert led.audit.verify().ok
+    led.close()
+
+
+@pytest.mark.parametrize(("record", "settled", "units"), [
+    (_write, ("not_applied", True), 0),  # the server's op log: never applied, refunded
+    (_rated_read, ("outcome_unknown", False), 1),  # a read: kept, stricter than its refund
+], ids=["write", "read"])
+def test_a_crash_before_a_held_refusal_commits_never_loosens_the_quota(
+        tmp_path: Path, record: Any, settled: tuple[str, bool], units: int) -> None:
+    led, batch = _ledger(tmp_path)
+    with batch._commit:
+        a = led.admit(record("x1"), [RATE])
+        led.hold_refusal(a.seq, "x1", "not_found", True)
+        # The process dies here, the refusal and its refund not yet committed.
+        survivor = Ledger(tmp_path / "host.db", ManualClock(T0))
+        assert survivor.settle(lambda _op: False) == 1
+    last = _on_disk(tmp_path / "host.db")[-1]
+    assert (last["code"], last["refunded"], last["reconciled"]) == (*settled, True)
+    assert survivor.quota_state(RATE.key, RATE.limit, RATE.window_s).used == units
+    survivor.close()
+
+
+def test_held_work_that_cannot_be_recorded_does_not_block_later_commits(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A held refusal that fails for a reason other than the store's (here: an op_id that is
+    not its decision's) is dropped after one failed commit and its intent left for settlement;
+    the records around it commit with the next write instead of failing it forever."""
+    led, batch = _ledger(tmp_path)
+    with batch._commit:  # the flusher cannot commit: the writes below meet the bad work
+        a = led.admit(_write("w1"), [RATE])
+        led.hold_refusal(a.seq, "not-w1", "conflict", True)
+        led.admit(_read(1), [])
+        with pytest.raises(Exception, match="another operation"):
+            led.admit(_write("w2"), [RATE])
+        assert "could not be recorded" in caplog.text
+        assert led.admit(_write("w3"), [RATE]).allowed
+    kinds = [(r["kind"], r.get("action")) for r in _on_disk(tmp_path / "host.db")]
+    assert kinds == [("decision", "users.create"), ("decision", "users.get"),
+                     ("decision", "users.create")]
+    assert sorted(i.op_id for i in led.pending_intents()) == ["w1", "w3"]
     led.close()
