@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from apphelp import install, write_app, write_policy
-from test_spine_bridges import Upstream
+from test_spine_bridges import POLICY, Upstream  # the caller's http rule: crm.localtest
 
 from host.home import Home
 from host.runtime import Host, HostConfig
@@ -31,19 +31,6 @@ class TestApp(App):
         return out
 '''
 
-POLICY = '''
-schema = 1
-name = "outbound"
-[[rule]]
-id = "caller-http"
-effect = "permit"
-apps = ["caller"]
-actions = ["http.request"]
-[rule.when]
-domains = ["crm.localtest:*"]
-allow_private = ["127.0.0.1"]
-'''
-
 
 def _records(h: Host) -> list[dict[str, Any]]:
     rows = h.ledger.store.conn().execute("SELECT seq, body FROM audit ORDER BY seq").fetchall()
@@ -53,7 +40,7 @@ def _records(h: Host) -> list[dict[str, Any]]:
 
 def test_an_http_requests_success_waits_for_the_group_commit(tmp_path: Path) -> None:
     home = Home(tmp_path / "home").ensure()  # the shipped baseline: default-bridge-rate on "*"
-    write_policy(home, "outbound", POLICY)
+    write_policy(home, "bridges", POLICY)
     install(home, write_app(tmp_path / "apps", "caller", ["livechat.read", "http"],
                             ["livechat.room_started"], SRC))
     up = Upstream().start()
