@@ -157,26 +157,27 @@ class ReadBatch:
     def add(self, body: str, ts: float, clears: int | None = None) -> None:
         """Hold one validated canonical body until the next commit on this log; `clears` is the
         seq of the intent row that record closes (a rated read's outcome), deleted with it."""
-        self._hold(lambda: self._held_body(body, ts, clears))
+        self._hold((body, ts), clears, None)
 
     def defer(self, work: Callable[[Conn], int]) -> None:
         """Run `work` in the next commit on this log, after the waiting records: it waits as
         they do (the same window, the same flusher) and a rollback puts it back. It appends one
         record (its outcome, with whatever it must change with it) and returns its seq."""
-        self._hold(lambda: self._deferred.append(work))
+        self._hold(None, None, work)
 
-    def _held_body(self, body: str, ts: float, clears: int | None) -> None:
-        self._pending.append((body, ts))
-        if clears is not None:
-            self._clears.append(clears)
-
-    def _hold(self, put: Callable[[], None]) -> None:
+    def _hold(self, item: tuple[str, float] | None, clears: int | None,
+              work: Callable[[Conn], int] | None) -> None:
         now = time.monotonic()
         with self._lock:
             if self._closed:
                 raise RuntimeError("the audit log is closed")
             first = not self._pending and not self._deferred
-            put()
+            if item is not None:
+                self._pending.append(item)
+            if clears is not None:
+                self._clears.append(clears)
+            if work is not None:
+                self._deferred.append(work)
             if first:
                 self._opened = now
             due = not first and now - self._opened >= self.window_s * INLINE_SHARE
