@@ -5,9 +5,16 @@ connects only to those addresses (no second DNS lookup, so DNS rebinding cannot 
 address for a private one between check and connect), re-checks every redirect hop through
 the same policy, and caps time, size and hops.
 
-Clients are pooled: one `httpx.Client` per (install, scheme, host name), kept in `HttpOut`
-and closed when the app stops. A client per request leaked (each left reference cycles and
-sockets behind that the collector reached late: 86 -> 292 MiB in a 300 s run, issue 26).
+Clients are pooled: one `httpcore.ConnectionPool` per (install, scheme, host name), kept in
+`HttpOut` and closed when the app stops. A client per request leaked (each left reference cycles
+and sockets behind that the collector reached late: 86 -> 292 MiB in a 300 s run, issue 26).
+
+It speaks through httpcore, the connection layer under httpx, rather than `httpx.Client`: the
+same connections, TLS (verified against the URL's host name, sent as SNI), keep-alive and
+timeouts, without httpx's request and response models, which cost ~0.35 ms of the host's CPU a
+request here (docs/BENCH.md, "Outbound HTTP through httpcore"). What httpx added by itself is
+done here: `Host`, `Content-Length`, `Accept-Encoding: identity` (the body comes back as sent,
+never compressed: nothing to decode, nothing to inflate past the cap) and a `User-Agent`.
 """
 from __future__ import annotations
 
@@ -17,9 +24,9 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
-import httpx
+import httpcore
 
 from host.errors import GateError
 
@@ -40,10 +47,21 @@ MAX_CLIENTS_PER_INSTALL = 8
 # algorithm the second waits for the server's delayed ACK (~40 ms a call). One call at a time
 # per runner, so nothing is gained by coalescing.
 _SOCKET_OPTIONS = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
-LIMITS = httpx.Limits(max_connections=4, max_keepalive_connections=2, keepalive_expiry=30.0)
+# Sockets one pooled client may hold open, and how long an idle one is kept.
+MAX_CONNECTIONS, MAX_KEEPALIVE, KEEPALIVE_EXPIRY_S = 4, 2, 30.0
 # Headers an app may not set: they would let it steer the connection or smuggle requests.
 _FORBIDDEN_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection",
                                 "upgrade", "proxy-authorization", "te", "trailer"})
+# Headers the host sets in place of the app's: the body is asked for uncompressed (what the app
+# got when httpx decoded it), so the size cap counts the bytes the app receives.
+_HOST_SET_HEADERS = frozenset({"accept-encoding"})
+USER_AGENT = "stockade-host"
+# Characters kept as they are in the request target; anything else is percent-encoded (a space,
+# a quote, a non-ASCII letter), as httpx did, so a request line can never carry a raw one.
+_TARGET_SAFE = "/%:@!$&'()*+,;=-._~?"
+_HTTP_FAILURES = (httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol,
+                  httpcore.ProxyError)
+_REDIRECTS = (301, 302, 303, 307, 308)
 
 
 def system_resolver(overrides: Mapping[str, str] | None = None) -> Callable[[str], list[str]]:
@@ -72,22 +90,23 @@ class HttpOut:
     def __init__(self, deadline_s: float = TIMEOUT_S) -> None:
         self.deadline_s = deadline_s
         self._lock = threading.Lock()
-        self._clients: dict[str, OrderedDict[tuple[str, str], httpx.Client]] = {}
+        self._clients: dict[str, OrderedDict[tuple[str, str], httpcore.ConnectionPool]] = {}
         self.created = 0  # clients built so far (the bench and tests read it)
 
-    def client(self, install_id: str, url: str) -> httpx.Client:
+    def client(self, install_id: str, url: str) -> httpcore.ConnectionPool:
         parts = urlsplit(url)
         key = (parts.scheme.lower(), (parts.hostname or "").lower())
-        evicted: httpx.Client | None = None
+        evicted: httpcore.ConnectionPool | None = None
         with self._lock:
             pool = self._clients.setdefault(install_id, OrderedDict())
             client = pool.get(key)
             if client is not None:
                 pool.move_to_end(key)
                 return client
-            client = httpx.Client(timeout=self.deadline_s, follow_redirects=False,
-                                  trust_env=False, transport=httpx.HTTPTransport(
-                                      limits=LIMITS, socket_options=_SOCKET_OPTIONS))
+            # Certificates are verified (httpcore's default context: certifi's roots).
+            client = httpcore.ConnectionPool(
+                max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_KEEPALIVE,
+                keepalive_expiry=KEEPALIVE_EXPIRY_S, socket_options=_SOCKET_OPTIONS)
             self.created += 1
             pool[key] = client
             if len(pool) > MAX_CLIENTS_PER_INSTALL:
@@ -121,7 +140,7 @@ class HttpOut:
 def perform(
     args: Mapping[str, Any],
     check_hop: Callable[[str], list[str]],
-    client_for: Callable[[str], httpx.Client] | None = None,
+    client_for: Callable[[str], httpcore.ConnectionPool] | None = None,
     deadline_s: float = TIMEOUT_S,
 ) -> dict[str, Any]:
     """Run the request. `check_hop(url)` returns the allowed addresses for a redirect hop or
@@ -131,7 +150,8 @@ def perform(
     included, ends by `deadline_s`."""
     method = str(args["method"]).upper()
     url = str(args["url"])
-    headers = dict(args.get("headers") or {})
+    headers = {k: v for k, v in dict(args.get("headers") or {}).items()
+               if not isinstance(k, str) or k.lower() not in _HOST_SET_HEADERS}
     body = args.get("body")
     if len(headers) > MAX_HEADERS:
         raise GateError("invalid_argument", f"more than {MAX_HEADERS} headers")
@@ -148,18 +168,18 @@ def perform(
         if not ips:
             raise GateError("invalid_argument", "the host name did not resolve")
         if client_for is None:
-            with httpx.Client(follow_redirects=False, trust_env=False) as one_off:
-                response = _send_pinned(one_off, method, url, ips[0], headers, data,
-                                        deadline, deadline_s)
+            with httpcore.ConnectionPool(socket_options=_SOCKET_OPTIONS) as one_off:
+                status, got, content = _send_pinned(one_off, method, url, ips[0], headers,
+                                                    data, deadline, deadline_s)
         else:
-            response = _send_pinned(client_for(url), method, url, ips[0], headers, data,
-                                    deadline, deadline_s)
-        if response.status_code in (301, 302, 303, 307, 308) and "location" in response.headers:
-            url = urljoin(url, response.headers["location"])
-            if response.status_code == 303:
+            status, got, content = _send_pinned(client_for(url), method, url, ips[0], headers,
+                                                data, deadline, deadline_s)
+        if status in _REDIRECTS and "location" in got:
+            url = urljoin(url, got["location"])
+            if status == 303:
                 method, data = "GET", None
             continue
-        return response_dict(response)
+        return {"status": status, "headers": got, "body": content.decode("utf-8", "replace")}
     raise GateError("invalid_argument", f"more than {MAX_REDIRECTS} redirects")
 
 
@@ -171,27 +191,36 @@ def _remaining(deadline: float, limit_s: float) -> float:
     return left
 
 
-def _send_pinned(client: httpx.Client, method: str, url: str, ip: str,
-                 headers: dict[str, str], data: bytes | None,
-                 deadline: float, limit_s: float) -> httpx.Response:
+def _send_pinned(client: httpcore.ConnectionPool, method: str, url: str, ip: str,
+                 headers: dict[str, str], data: bytes | None, deadline: float,
+                 limit_s: float) -> tuple[int, dict[str, str], bytes]:
+    """One request to `ip` for `url`'s host (its name in `Host` and as the TLS server name).
+    Returns (status, headers as the app sees them, body)."""
     parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc_ip = f"[{ip}]" if ":" in ip else ip
-    if parts.port:
-        netloc_ip += f":{parts.port}"
-    pinned = parts._replace(netloc=netloc_ip).geturl()
-    hdrs = dict(headers)
-    hdrs["Host"] = parts.netloc
+    scheme = parts.scheme.lower()
+    target = quote(parts.path or "/", safe=_TARGET_SAFE)
+    if parts.query:
+        target += "?" + quote(parts.query, safe=_TARGET_SAFE)
+    pinned = httpcore.URL(scheme=scheme, host=ip, target=target,
+                          port=parts.port or (443 if scheme == "https" else 80))
+    hdrs = [("Host", parts.netloc.rpartition("@")[2]), ("Accept-Encoding", "identity")]
+    if not any(k.lower() == "user-agent" for k in headers):
+        hdrs.append(("User-Agent", USER_AGENT))
+    hdrs.extend(headers.items())
+    if data is not None:
+        hdrs.append(("Content-Length", str(len(data))))
     try:
         # Every wait (pool, connect, write, each read) gets only what is left of the deadline.
         # httpcore reads the request's timeout dict at each receive, so shrinking it between
         # chunks bounds a read that starts late too; the check per chunk cuts a drip.
-        timeouts = httpx.Timeout(_remaining(deadline, limit_s)).as_dict()
+        left = _remaining(deadline, limit_s)
+        timeouts = {"connect": left, "read": left, "write": left, "pool": left}
         with client.stream(method, pinned, headers=hdrs, content=data,
-                           extensions={"sni_hostname": host, "timeout": timeouts}) as response:
+                           extensions={"sni_hostname": parts.hostname or "",
+                                       "timeout": timeouts}) as response:
             chunks: list[bytes] = []
             size = 0
-            for chunk in response.iter_bytes():
+            for chunk in response.iter_stream():
                 left = _remaining(deadline, limit_s)
                 for name in timeouts:
                     timeouts[name] = left
@@ -200,18 +229,23 @@ def _send_pinned(client: httpx.Client, method: str, url: str, ip: str,
                     raise GateError("invalid_argument",
                                     f"response larger than {MAX_RESPONSE_BYTES} bytes")
                 chunks.append(chunk)
-            response._content = b"".join(chunks)
-            return response
-    except httpx.TimeoutException:
+            return response.status, _response_headers(response.headers), b"".join(chunks)
+    except httpcore.TimeoutException:
         raise GateError("invalid_argument",
                         f"HTTP request exceeded its {limit_s:g} s total deadline") from None
-    except httpx.HTTPError as exc:
+    except _HTTP_FAILURES as exc:
         raise GateError("invalid_argument", f"HTTP request failed: {type(exc).__name__}") from None
 
 
-def response_dict(response: httpx.Response) -> dict[str, Any]:
-    return {
-        "status": response.status_code,
-        "headers": {k: v[:1024] for k, v in list(response.headers.items())[:MAX_HEADERS]},
-        "body": response.content.decode("utf-8", "replace"),
-    }
+def _response_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The response's headers as the app sees them: names lower-cased, a repeated name's values
+    joined with ", ", at most `MAX_HEADERS` names, each value cut at 1 KiB."""
+    merged: dict[str, str] = {}
+    for name, value in raw:
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        if key in merged:
+            merged[key] += ", " + text
+        elif len(merged) < MAX_HEADERS:
+            merged[key] = text
+    return {k: v[:1024] for k, v in merged.items()}

@@ -1,0 +1,132 @@
+"""What the host's outbound HTTP puts on the wire and hands back (`host.bridges.httpout`),
+against real loopback servers: the request line and headers a server receives, the response
+headers an app sees, and TLS that refuses a certificate the system does not trust."""
+from __future__ import annotations
+
+import datetime
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from host.bridges.httpout import USER_AGENT, HttpOut
+from host.errors import GateError
+
+RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Twice: a\r\nX-Twice: b\r\n"
+            b"Set-Cookie: one\r\n\r\nok")
+
+
+class OneShot:
+    """A server that answers each connection's first request with RESPONSE and keeps the bytes
+    it received; `tls` wraps it in a self-signed certificate for crm.localtest."""
+
+    def __init__(self, tmp_path: Path, tls: bool = False) -> None:
+        self.received: list[bytes] = []
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.context: ssl.SSLContext | None = None
+        if tls:
+            self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            cert, key = _self_signed(tmp_path)
+            self.context.load_cert_chain(cert, key)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                if self.context is not None:
+                    conn = self.context.wrap_socket(conn, server_side=True)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                head, _, body = data.partition(b"\r\n\r\n")
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        while len(body) < int(line.split(b":")[1]):
+                            body += conn.recv(65536)
+                self.received.append(head + b"\r\n\r\n" + body)
+                conn.sendall(RESPONSE)
+            except (OSError, ssl.SSLError):
+                pass  # the client refused the certificate
+            finally:
+                conn.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "crm.localtest")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("crm.localtest")]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+@pytest.fixture()
+def out() -> Iterator[HttpOut]:
+    o = HttpOut(deadline_s=5.0)
+    yield o
+    o.close()
+
+
+def test_the_request_names_the_host_and_its_body_and_asks_for_it_uncompressed(
+        tmp_path: Path, out: HttpOut) -> None:
+    server = OneShot(tmp_path)
+    try:
+        got = out.perform("i1", {
+            "method": "POST", "url": f"http://crm.localtest:{server.port}/in box?q=a b",
+            "body": "héllo", "headers": {"X-Api-Key": "k", "Accept-Encoding": "gzip"}},
+            lambda _url: ["127.0.0.1"])
+    finally:
+        server.close()
+    (raw,) = server.received
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"POST /in%20box?q=a%20b HTTP/1.1"  # pinned to the address, never raw
+    sent = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(b":") for ln in lines[1:])}
+    assert sent[b"host"] == f"crm.localtest:{server.port}".encode()
+    assert sent[b"content-length"] == b"6" and body == "héllo".encode()
+    assert sent[b"accept-encoding"] == b"identity"  # the app's gzip is replaced
+    assert sent[b"user-agent"] == USER_AGENT.encode() and sent[b"x-api-key"] == b"k"
+    # What the app sees: lower-cased names, a repeated header's values joined.
+    assert got == {"status": 200, "body": "ok", "headers": {
+        "content-length": "2", "x-twice": "a, b", "set-cookie": "one"}}
+
+
+def test_a_certificate_the_system_does_not_trust_is_refused(tmp_path: Path,
+                                                            out: HttpOut) -> None:
+    server = OneShot(tmp_path, tls=True)
+    try:
+        with pytest.raises(GateError, match="HTTP request failed: ConnectError"):
+            out.perform("i1", {"method": "GET", "url": f"https://crm.localtest:{server.port}/"},
+                        lambda _url: ["127.0.0.1"])
+    finally:
+        server.close()
+    assert server.received == []  # nothing of the request was sent
