@@ -142,7 +142,7 @@ class ReadBatch:
         # same commit as those records, never before.
         self._clears: list[int] = []
         # Work run in the next commit's transaction after the waiting records: a refused call's
-        # outcome, whose refund lands with its record (`Ledger.hold_outcome`). Each appends one
+        # outcome, whose refund lands with its record (`Ledger.hold_refusal`). Each appends one
         # record and returns its seq.
         self._deferred: list[Callable[[Conn], int]] = []
         self._wake = threading.Event()
