@@ -150,8 +150,9 @@ def perform(
     included, ends by `deadline_s`."""
     method = str(args["method"]).upper()
     url = str(args["url"])
+    # Header names arrive as JSON object keys: always strings.
     headers = {k: v for k, v in dict(args.get("headers") or {}).items()
-               if not isinstance(k, str) or k.lower() not in _HOST_SET_HEADERS}
+               if k.lower() not in _HOST_SET_HEADERS}
     body = args.get("body")
     if len(headers) > MAX_HEADERS:
         raise GateError("invalid_argument", f"more than {MAX_HEADERS} headers")
