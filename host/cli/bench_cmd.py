@@ -1,5 +1,5 @@
-"""`stockade bench [--quick] [--json] [--write-floor]`: what a bridge call costs, and what an app
-costs to run.
+"""`stockade bench [--quick] [--json] [--write-floor | --ledger-split | ...]`: what a bridge
+call costs, and what an app costs to run.
 
 Runs in a temporary home of its own (the operator's home is never touched), prints a table with
 each target met / not met on stderr, and with `--json` one JSON object on stdout. Unmet targets
@@ -7,7 +7,7 @@ are reported, never an error: this is a benchmark, not a test.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import typer
@@ -97,6 +97,10 @@ def bench(
     write_floor: bool = typer.Option(
         False, "--write-floor",
         help="Instead: the SQL a create must commit, alone (the least any create can cost)."),
+    ledger_split: bool = typer.Option(
+        False, "--ledger-split",
+        help="Instead: a rated read's admission under a busy interpreter lock, with the ledger "
+        "in the calling process and in a writer process over a pipe (issue 26's lever)."),
     soak: float | None = typer.Option(
         None, "--soak", metavar="MINUTES",
         help="Instead: a long run with the example apps, reporting RSS slope, threads, fds."),
@@ -130,6 +134,9 @@ def bench(
         return
     if write_floor:
         _write_floor(quick, json_out)
+        return
+    if ledger_split:
+        _ledger_split(quick, json_out)
         return
     if scale:
         from host.cli.bench_scale_cmd import scale_command
@@ -207,22 +214,47 @@ def _write_floor(quick: bool, json_out: bool) -> None:
     from host.bench import writefloor
 
     samples, warmup, rounds = writefloor.QUICK if quick else writefloor.FULL
+    figures = _with_progress("durable writes, no Python around", 2 * rounds,
+                             lambda tick: writefloor.measure_write_floor(
+                                 samples, warmup, rounds, on_progress=tick))
+    _print_figures(f"stockade bench --write-floor ({'quick' if quick else 'full'})",
+                   writefloor.MEANING, figures, json_out)
+
+
+def _ledger_split(quick: bool, json_out: bool) -> None:
+    from host.bench import ledgersplit
+
+    rounds, seconds = ledgersplit.QUICK if quick else ledgersplit.FULL
+    figures = _with_progress("admissions, in process and split", 2 * rounds,
+                             lambda tick: ledgersplit.measure_ledger_split(
+                                 rounds, seconds, on_progress=tick))
+    _print_figures(f"stockade bench --ledger-split ({'quick' if quick else 'full'})",
+                   ledgersplit.MEANING, figures, json_out)
+
+
+def _with_progress(label: str, total: int,
+                   measure: Callable[[Callable[[], None]], dict[str, float]]) -> dict[str, float]:
+    """`measure(tick)` under a progress bar of `total` ticks on stderr."""
     progress = Progress(TextColumn("{task.description:<34}"), BarColumn(), TimeElapsedColumn(),
                         console=err_console, transient=True)
     with progress:
-        task = progress.add_task("durable writes, no Python around", total=2 * rounds)
-        figures = writefloor.measure_write_floor(
-            samples, warmup, rounds, on_progress=lambda: progress.advance(task))
-    table = Table(title=f"stockade bench --write-floor ({'quick' if quick else 'full'})",
-                  title_justify="left")
+        task = progress.add_task(label, total=total)
+        return measure(lambda: progress.advance(task))
+
+
+def _print_figures(title: str, meaning: Mapping[str, str], figures: Mapping[str, float],
+                   json_out: bool) -> None:
+    """One row a figure (`meaning`'s order, its unit from the key) on stderr; JSON on stdout."""
+    table = Table(title=title, title_justify="left")
     table.add_column("figure", no_wrap=True)
     table.add_column("value", justify="right", no_wrap=True)
     table.add_column("what")
-    for key, what in writefloor.MEANING.items():
-        table.add_row(key, f"{figures[key]:,.1f} µs", what)
+    for key, what in meaning.items():
+        unit = "/s" if key.endswith("_per_s") else " µs"
+        table.add_row(key, f"{figures[key]:,.1f}{unit}", what)
     err_console.print(table)
     if json_out:
-        emit_json(figures)
+        emit_json(dict(figures))
 
 
 def _rocketchat(quick: bool, json_out: bool) -> None:
