@@ -7,16 +7,14 @@ checks that the split run's admissions were written by another process. No timin
 from __future__ import annotations
 
 import json
-import math
 import os
 import sqlite3
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from benchcli import quick_json
 
 from host.bench import ledgersplit
-from host.cli.main import root
 from host.clock import SystemClock
 from host.ledger.ledger import Ledger
 
@@ -66,14 +64,7 @@ def test_a_writer_that_dies_is_an_error_not_a_hang(tmp_path: Path) -> None:
 
 def test_ledger_split_json_has_its_keys(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(ledgersplit, "QUICK", (1, 0.3))
-    result = CliRunner().invoke(root, ["--home", str(tmp_path / "unused"), "bench",
-                                       "--ledger-split", "--quick", "--json"])
-    assert result.exit_code == 0, result.output
-    figures = json.loads(result.stdout)
-    assert set(figures) == set(ledgersplit.KEYS)
-    for key, value in figures.items():
-        assert isinstance(value, float) and math.isfinite(value) and value > 0, (key, value)
+    figures, table = quick_json(tmp_path, "--ledger-split", ledgersplit.KEYS)
     for mode in ("inproc", "split"):
         assert figures[f"{mode}_us_p99"] >= figures[f"{mode}_us_p50"]
-    assert "split_us_p50" in result.stderr
-    assert not (tmp_path / "unused").exists()
+    assert "split_us_p50" in table

@@ -6,17 +6,14 @@ real create through the gate changes with what one `three_commits` changes. No t
 """
 from __future__ import annotations
 
-import json
-import math
 import sqlite3
 from pathlib import Path
 
 import pytest
+from benchcli import quick_json
 from gatehelp import POLICY, add_seat_ceiling, build_rig, install_fuzz_app
-from typer.testing import CliRunner
 
 from host.bench import writefloor
-from host.cli.main import root
 from host.clock import SystemClock
 from host.home import Home
 
@@ -94,18 +91,11 @@ def test_one_commit_keeps_the_rows_the_design_could_not_drop(tmp_path: Path) -> 
 def test_write_floor_json_has_its_keys_and_a_consistent_order(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(writefloor, "QUICK", (50, 5, 1))
-    result = CliRunner().invoke(root, ["--home", str(tmp_path / "unused"), "bench",
-                                       "--write-floor", "--quick", "--json"])
-    assert result.exit_code == 0, result.output
-    figures = json.loads(result.stdout)
-    assert set(figures) == set(writefloor.KEYS)
-    for key, value in figures.items():
-        assert isinstance(value, float) and math.isfinite(value) and value > 0, (key, value)
+    figures, table = quick_json(tmp_path, "--write-floor", writefloor.KEYS)
     # Each sample's total holds its parts, so the median total is at least each part's median.
     for part in ("admit_us_p50", "server_write_us_p50", "outcome_us_p50"):
         assert figures["three_commits_us_p50"] >= figures[part]
-    assert "one_commit_us_p50" in result.stderr
-    assert not (tmp_path / "unused").exists()
+    assert "one_commit_us_p50" in table
 
 
 def test_one_tx_writes_what_three_commits_write_but_the_intent(tmp_path: Path) -> None:
