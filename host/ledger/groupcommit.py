@@ -221,19 +221,25 @@ class ReadBatch:
                     if clears:
                         c.executemany("DELETE FROM audit_intents WHERE seq=?",
                                       [(seq,) for seq in clears])
-                    for i, work in enumerate(deferred):
+                    for work in tuple(deferred):
+                        c.execute("SAVEPOINT held_work")
                         try:
-                            last = work(c)
+                            done = work(c)
                         except _COMMIT_FAILURES:
                             raise
                         except Exception:
                             # Not the store's trouble: it would fail every later commit too.
-                            # Dropped (its intent stays for the next start to settle); this
-                            # transaction rolls back and the rest is put back for the next.
+                            # Undone and dropped (its intent stays for the next start to
+                            # settle); the records around it and the caller's own statements
+                            # commit, and no caller sees this work's error.
+                            c.execute("ROLLBACK TO SAVEPOINT held_work")
+                            c.execute("RELEASE SAVEPOINT held_work")
+                            deferred.remove(work)
                             log.exception("a held outcome could not be recorded; its call is "
                                           "left for settlement at the next start")
-                            del deferred[i]
-                            raise
+                            continue
+                        c.execute("RELEASE SAVEPOINT held_work")
+                        last = done
                         first = first or last
                     yield c
             except BaseException:

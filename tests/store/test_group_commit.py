@@ -494,19 +494,44 @@ def test_a_crash_before_a_held_refusal_commits_never_loosens_the_quota(
 def test_held_work_that_cannot_be_recorded_does_not_block_later_commits(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A held refusal that fails for a reason other than the store's (here: an op_id that is
-    not its decision's) is dropped after one failed commit and its intent left for settlement;
-    the records around it commit with the next write instead of failing it forever."""
+    not its decision's) is undone and dropped, its intent left for settlement; the records
+    around it and the write that met it commit, and that write's caller never sees the error
+    (it is not that call's)."""
     led, batch = _ledger(tmp_path)
-    with batch._commit:  # the flusher cannot commit: the writes below meet the bad work
+    with batch._commit:  # the flusher cannot commit: the write below meets the bad work
         a = led.admit(_write("w1"), [RATE])
         led.hold_refusal(a.seq, "not-w1", "conflict", True)
         led.admit(_read(1), [])
-        with pytest.raises(Exception, match="another operation"):
-            led.admit(_write("w2"), [RATE])
+        assert led.admit(_write("w2"), [RATE]).allowed
         assert "could not be recorded" in caplog.text
+        assert batch.pending() == 0
         assert led.admit(_write("w3"), [RATE]).allowed
-    kinds = [(r["kind"], r.get("action")) for r in _on_disk(tmp_path / "host.db")]
-    assert kinds == [("decision", "users.create"), ("decision", "users.get"),
-                     ("decision", "users.create")]
-    assert sorted(i.op_id for i in led.pending_intents()) == ["w1", "w3"]
+    kinds = [(r["kind"], r.get("action"), r.get("op_id"))
+             for r in _on_disk(tmp_path / "host.db")]
+    assert kinds == [("decision", "users.create", "w1"), ("decision", "users.get", None),
+                     ("decision", "users.create", "w2"), ("decision", "users.create", "w3")]
+    assert sorted(i.op_id for i in led.pending_intents()) == ["w1", "w2", "w3"]
+    # Nothing of the dropped work stayed: w1's unit is still taken (no refund committed).
+    assert led.quota_state(RATE.key, RATE.limit, RATE.window_s).used == 3
+    assert led.audit.verify().ok
+    led.close()
+
+
+def test_the_flusher_outlives_held_work_that_cannot_be_recorded(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The flusher meets the bad work alone: it drops it and keeps committing reads within the
+    window (DESIGN rule 9), rather than dying and leaving a lone read to the next write."""
+    led, batch = _ledger(tmp_path)
+    a = led.admit(_write("w1"), [RATE])
+    led.hold_refusal(a.seq, "not-w1", "conflict", True)
+    deadline = time.monotonic() + 5
+    while "could not be recorded" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert "could not be recorded" in caplog.text
+    led.admit(_read(1), [])
+    while batch.pending() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert batch._thread is not None and batch._thread.is_alive()
+    assert [r.get("action") for r in _on_disk(tmp_path / "host.db")] == [
+        "users.create", "users.get"]
     led.close()
