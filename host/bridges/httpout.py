@@ -59,6 +59,10 @@ USER_AGENT = "stockade-host"
 # Characters kept as they are in the request target; anything else is percent-encoded (a space,
 # a quote, a non-ASCII letter), as httpx did, so a request line can never carry a raw one.
 _TARGET_SAFE = "/%:@!$&'()*+,;=-._~?"
+# What a method may hold (RFC 9110's token): nothing that could end the request line early.
+_METHOD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-.^_`|~")
+# A redirect's target longer than this is refused rather than followed (or cut).
+MAX_LOCATION = 8192
 _HTTP_FAILURES = (httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol,
                   httpcore.ProxyError)
 _REDIRECTS = (301, 302, 303, 307, 308)
@@ -149,16 +153,21 @@ def perform(
     (`HttpOut`); without it a one-off client is used and closed. The whole request, redirects
     included, ends by `deadline_s`."""
     method = str(args["method"]).upper()
+    if not method or not set(method) <= _METHOD_CHARS:
+        raise GateError("invalid_argument", f"method {method[:20]!r} is not an HTTP method")
     url = str(args["url"])
-    # Header names arrive as JSON object keys: always strings.
-    headers = {k: v for k, v in dict(args.get("headers") or {}).items()
-               if k.lower() not in _HOST_SET_HEADERS}
+    given = args.get("headers") or {}
+    if not isinstance(given, dict) or not all(isinstance(k, str) for k in given):
+        raise GateError("invalid_argument", "headers must be an object of header names")
+    headers = {k: v for k, v in given.items() if k.lower() not in _HOST_SET_HEADERS}
     body = args.get("body")
     if len(headers) > MAX_HEADERS:
         raise GateError("invalid_argument", f"more than {MAX_HEADERS} headers")
     for name, value in headers.items():
+        # ASCII only: the wire carries bytes, and a value that cannot be sent is the app's
+        # mistake (refused, refunded), not the host's.
         if not isinstance(value, str) or name.lower() in _FORBIDDEN_HEADERS or any(
-                c in name + value for c in "\r\n\0"):
+                c in name + value for c in "\r\n\0") or not (name + value).isascii():
             raise GateError("invalid_argument", f"header {name[:40]!r} is not allowed")
     data = body.encode() if isinstance(body, str) else None
     if data is not None and len(data) > MAX_REQUEST_BODY:
@@ -170,13 +179,16 @@ def perform(
             raise GateError("invalid_argument", "the host name did not resolve")
         if client_for is None:
             with httpcore.ConnectionPool(socket_options=_SOCKET_OPTIONS) as one_off:
-                status, got, content = _send_pinned(one_off, method, url, ips[0], headers,
-                                                    data, deadline, deadline_s)
+                status, got, content, location = _send_pinned(
+                    one_off, method, url, ips[0], headers, data, deadline, deadline_s)
         else:
-            status, got, content = _send_pinned(client_for(url), method, url, ips[0], headers,
-                                                data, deadline, deadline_s)
-        if status in _REDIRECTS and "location" in got:
-            url = urljoin(url, got["location"])
+            status, got, content, location = _send_pinned(
+                client_for(url), method, url, ips[0], headers, data, deadline, deadline_s)
+        if status in _REDIRECTS and location is not None:
+            if len(location) > MAX_LOCATION:
+                raise GateError("invalid_argument",
+                                f"a redirect's location is over {MAX_LOCATION} characters")
+            url = urljoin(url, location)
             if status == 303:
                 method, data = "GET", None
             continue
@@ -194,9 +206,10 @@ def _remaining(deadline: float, limit_s: float) -> float:
 
 def _send_pinned(client: httpcore.ConnectionPool, method: str, url: str, ip: str,
                  headers: dict[str, str], data: bytes | None, deadline: float,
-                 limit_s: float) -> tuple[int, dict[str, str], bytes]:
+                 limit_s: float) -> tuple[int, dict[str, str], bytes, str | None]:
     """One request to `ip` for `url`'s host (its name in `Host` and as the TLS server name).
-    Returns (status, headers as the app sees them, body)."""
+    Returns (status, headers as the app sees them, body, the first `Location` whole: the
+    app's copy of the headers is capped, a redirect must not follow a cut one)."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     target = quote(parts.path or "/", safe=_TARGET_SAFE)
@@ -230,7 +243,10 @@ def _send_pinned(client: httpcore.ConnectionPool, method: str, url: str, ip: str
                     raise GateError("invalid_argument",
                                     f"response larger than {MAX_RESPONSE_BYTES} bytes")
                 chunks.append(chunk)
-            return response.status, _response_headers(response.headers), b"".join(chunks)
+            location = next((v.decode("latin-1") for k, v in response.headers
+                             if k.lower() == b"location"), None)
+            return (response.status, _response_headers(response.headers), b"".join(chunks),
+                    location)
     except httpcore.TimeoutException:
         raise GateError("invalid_argument",
                         f"HTTP request exceeded its {limit_s:g} s total deadline") from None

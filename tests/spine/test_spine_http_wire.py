@@ -24,11 +24,13 @@ RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Twice: a\r\nX-Twice: b\r
 
 
 class OneShot:
-    """A server that answers each connection's first request with RESPONSE and keeps the bytes
-    it received; `tls` wraps it in a self-signed certificate for crm.localtest."""
+    """A server that answers each connection's first request with RESPONSE (or, first, each of
+    `answers` in turn) and keeps the bytes it received; `tls` wraps it in a self-signed
+    certificate for crm.localtest."""
 
-    def __init__(self, tmp_path: Path, tls: bool = False) -> None:
+    def __init__(self, tmp_path: Path, tls: bool = False, answers: tuple[bytes, ...] = ()) -> None:
         self.received: list[bytes] = []
+        self.answers = list(answers)
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.context: ssl.SSLContext | None = None
@@ -60,7 +62,7 @@ class OneShot:
                         while len(body) < int(line.split(b":")[1]):
                             body += conn.recv(65536)
                 self.received.append(head + b"\r\n\r\n" + body)
-                conn.sendall(RESPONSE)
+                conn.sendall(self.answers.pop(0) if self.answers else RESPONSE)
             except (OSError, ssl.SSLError):
                 pass  # the client refused the certificate
             finally:
@@ -130,3 +132,57 @@ def test_a_certificate_the_system_does_not_trust_is_refused(tmp_path: Path,
     finally:
         server.close()
     assert server.received == []  # nothing of the request was sent
+
+
+def test_a_redirect_follows_its_whole_location_though_the_app_sees_it_cut(
+        tmp_path: Path, out: HttpOut) -> None:
+    """The app's copy of a header is cut at 1 KiB; the hop must go where the server said."""
+    target = "/next?" + "a" * 1500 + "END"
+    server = OneShot(tmp_path, answers=(
+        f"HTTP/1.1 302 Found\r\nLocation: {target}\r\nContent-Length: 0\r\n"
+        "Connection: close\r\n\r\n".encode(),))
+    try:
+        got = out.perform("i1", {"method": "GET", "url": f"http://crm.localtest:{server.port}/"},
+                          lambda _url: ["127.0.0.1"])
+    finally:
+        server.close()
+    assert got["status"] == 200
+    assert [r.split(b" ")[1] for r in server.received] == [b"/", target.encode()]
+
+
+def test_a_redirect_to_an_overlong_location_is_refused(tmp_path: Path, out: HttpOut) -> None:
+    target = "/next?" + "a" * 9000
+    server = OneShot(tmp_path, answers=(
+        f"HTTP/1.1 302 Found\r\nLocation: {target}\r\nContent-Length: 0\r\n"
+        "Connection: close\r\n\r\n".encode(),))
+    try:
+        with pytest.raises(GateError, match="location is over"):
+            out.perform("i1", {"method": "GET", "url": f"http://crm.localtest:{server.port}/"},
+                        lambda _url: ["127.0.0.1"])
+    finally:
+        server.close()
+    assert len(server.received) == 1
+
+
+@pytest.mark.parametrize("args", [
+    {"headers": {"X-Name": "caf\u00e9"}},  # not ASCII: cannot be sent as it is
+    {"headers": {"X-N\u00e4me": "v"}},
+    {"headers": [["X-Name", "v"]]},  # not an object: its names need not be strings
+    {"headers": [[1, "v"]]},
+    {"method": "G\u00c9T"},
+    {"method": "GET / HTTP/1.1\r\nX-Evil: 1\r\n\r\nGET"},
+    {"method": "GET /"},
+], ids=["value", "name", "pairs", "int-name", "method", "method-crlf", "method-space"])
+def test_what_cannot_go_on_the_wire_is_the_apps_mistake(
+        tmp_path: Path, out: HttpOut, args: dict[str, object]) -> None:
+    """Refused as `invalid_argument` (refunded) before anything is sent, never an `internal`
+    error that keeps the unit."""
+    server = OneShot(tmp_path)
+    try:
+        with pytest.raises(GateError) as caught:
+            out.perform("i1", {"method": "GET", "url": f"http://crm.localtest:{server.port}/",
+                               **args}, lambda _url: ["127.0.0.1"])
+    finally:
+        server.close()
+    assert caught.value.code == "invalid_argument"
+    assert server.received == []
