@@ -19,10 +19,11 @@ never compressed: nothing to decode, nothing to inflate past the cap) and a `Use
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
@@ -84,6 +85,70 @@ def system_resolver(overrides: Mapping[str, str] | None = None) -> Callable[[str
     return resolve
 
 
+# The deadline of the request this thread is sending (`_send_pinned`): every wait on the
+# network gets only what is left of it. httpcore reads its timeout dict once for the whole
+# header block, so a server dripping header bytes would otherwise never trip it.
+_deadline = threading.local()
+
+
+def _capped(timeout: float | None) -> float | None:
+    end: float | None = getattr(_deadline, "at", None)
+    if end is None:
+        return timeout
+    left = end - time.monotonic()
+    if left <= 0:
+        raise httpcore.ReadTimeout("the request's total deadline passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read, write and TLS handshake ends by the current deadline."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _capped(timeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _capped(timeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname,
+                                                     _capped(timeout)))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's own sockets, each wrapped in `_DeadlineStream`."""
+
+    def __init__(self) -> None:
+        self._inner = httpcore.SyncBackend()
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                    local_address: str | None = None,
+                    socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._inner.connect_tcp(host, port, _capped(timeout),
+                                                       local_address, socket_options))
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options: Iterable[Any] | None = None,
+                            ) -> httpcore.NetworkStream:
+        raise httpcore.ConnectError("no Unix sockets for an app's request")
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+_BACKEND = _DeadlineBackend()
+
+
 class HttpOut:
     """The host's outbound HTTP: pooled clients per install, closed when the app stops.
 
@@ -110,7 +175,8 @@ class HttpOut:
             # Certificates are verified (httpcore's default context: certifi's roots).
             client = httpcore.ConnectionPool(
                 max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_KEEPALIVE,
-                keepalive_expiry=KEEPALIVE_EXPIRY_S, socket_options=_SOCKET_OPTIONS)
+                keepalive_expiry=KEEPALIVE_EXPIRY_S, socket_options=_SOCKET_OPTIONS,
+                network_backend=_BACKEND)
             self.created += 1
             pool[key] = client
             if len(pool) > MAX_CLIENTS_PER_INSTALL:
@@ -178,7 +244,8 @@ def perform(
         if not ips:
             raise GateError("invalid_argument", "the host name did not resolve")
         if client_for is None:
-            with httpcore.ConnectionPool(socket_options=_SOCKET_OPTIONS) as one_off:
+            with httpcore.ConnectionPool(socket_options=_SOCKET_OPTIONS,
+                                         network_backend=_BACKEND) as one_off:
                 status, got, content, location = _send_pinned(
                     one_off, method, url, ips[0], headers, data, deadline, deadline_s)
         else:
@@ -223,6 +290,7 @@ def _send_pinned(client: httpcore.ConnectionPool, method: str, url: str, ip: str
     hdrs.extend(headers.items())
     if data is not None:
         hdrs.append(("Content-Length", str(len(data))))
+    _deadline.at = deadline  # every socket wait of this request ends by it (`_capped`)
     try:
         # Every wait (pool, connect, write, each read) gets only what is left of the deadline.
         # httpcore reads the request's timeout dict at each receive, so shrinking it between
@@ -252,6 +320,8 @@ def _send_pinned(client: httpcore.ConnectionPool, method: str, url: str, ip: str
                         f"HTTP request exceeded its {limit_s:g} s total deadline") from None
     except _HTTP_FAILURES as exc:
         raise GateError("invalid_argument", f"HTTP request failed: {type(exc).__name__}") from None
+    finally:
+        _deadline.at = None
 
 
 def _response_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:

@@ -7,6 +7,7 @@ import datetime
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -186,3 +187,38 @@ def test_what_cannot_go_on_the_wire_is_the_apps_mistake(
         server.close()
     assert caught.value.code == "invalid_argument"
     assert server.received == []
+
+
+def test_a_server_dripping_its_headers_is_cut_at_the_total_deadline() -> None:
+    """A header byte every 0.3 s never trips a per-read timeout; the request's one deadline
+    (here 1 s) must still end it, long before the 6 s the drip would take."""
+    sock = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def drip() -> None:
+        conn, _ = sock.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nX-Drip: ")
+            for _ in range(20):
+                if stop.wait(0.3):
+                    return
+                try:
+                    conn.sendall(b"a")
+                except OSError:
+                    return
+            conn.sendall(b"\r\nContent-Length: 0\r\n\r\n")
+
+    threading.Thread(target=drip, daemon=True).start()
+    out = HttpOut(deadline_s=1.0)
+    started = time.monotonic()
+    try:
+        with pytest.raises(GateError, match="total deadline"):
+            out.perform("i1", {"method": "GET",
+                               "url": f"http://crm.localtest:{sock.getsockname()[1]}/"},
+                        lambda _url: ["127.0.0.1"])
+    finally:
+        stop.set()
+        out.close()
+        sock.close()
+    assert time.monotonic() - started < 3.0
