@@ -47,7 +47,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 from host.ledger import chainhead
 from host.ledger.audit import GENESIS_HASH, chain_hash
-from host.store import DB_ERRORS, Conn, Store
+from host.store import DB_ERRORS, INTEGRITY_ERRORS, Conn, Store
 from host.store.diskfull import disk_full_notice
 from host.store.sqlite import disk_full
 
@@ -225,13 +225,15 @@ class ReadBatch:
                         c.execute("SAVEPOINT held_work")
                         try:
                             done = work(c)
-                        except _COMMIT_FAILURES:
-                            raise
-                        except Exception:
-                            # Not the store's trouble: it would fail every later commit too.
-                            # Undone and dropped (its intent stays for the next start to
-                            # settle); the records around it and the caller's own statements
-                            # commit, and no caller sees this work's error.
+                        except Exception as exc:
+                            if isinstance(exc, _COMMIT_FAILURES) and not isinstance(
+                                    exc, INTEGRITY_ERRORS):
+                                raise  # the store's trouble: this commit fails, retried later
+                            # Not the store's trouble (or a constraint it will break again):
+                            # it would fail every later commit too. Undone and dropped (its
+                            # intent stays for the next start to settle); the records around
+                            # it and the caller's own statements commit, and no caller sees
+                            # this work's error.
                             c.execute("ROLLBACK TO SAVEPOINT held_work")
                             c.execute("RELEASE SAVEPOINT held_work")
                             deferred.remove(work)

@@ -9,6 +9,7 @@ still pass: the lock is re-entrant), so nothing depends on timing.
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -534,4 +535,24 @@ def test_the_flusher_outlives_held_work_that_cannot_be_recorded(
     assert batch._thread is not None and batch._thread.is_alive()
     assert [r.get("action") for r in _on_disk(tmp_path / "host.db")] == [
         "users.create", "users.get"]
+    led.close()
+
+
+def test_held_work_that_breaks_a_constraint_is_undone_and_dropped(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A constraint the work breaks would break again at every retry: like a non-store failure,
+    the work is rolled back to its savepoint (what it wrote before failing is undone) and
+    dropped, and the write that met it commits."""
+    led, batch = _ledger(tmp_path)
+
+    def breaks(c: Any) -> int:
+        c.execute("DELETE FROM audit_intents")  # written, then undone with the work
+        raise sqlite3.IntegrityError("a constraint this work breaks every time")
+    with batch._commit:
+        led.admit(_write("w1"), [RATE])
+        batch.defer(breaks)
+        assert led.admit(_write("w2"), [RATE]).allowed
+    assert "could not be recorded" in caplog.text
+    assert batch.pending() == 0
+    assert sorted(i.op_id for i in led.pending_intents()) == ["w1", "w2"]
     led.close()
