@@ -56,6 +56,8 @@ _FORBIDDEN_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "
 # Headers the host sets in place of the app's: the body is asked for uncompressed (what the app
 # got when httpx decoded it), so the size cap counts the bytes the app receives.
 _HOST_SET_HEADERS = frozenset({"accept-encoding"})
+# Headers dropped when a redirect leaves the origin the app named (scheme, host, port).
+_CREDENTIAL_HEADERS = frozenset({"authorization", "cookie"})
 USER_AGENT = "stockade-host"
 # Characters kept as they are in the request target; anything else is percent-encoded (a space,
 # a quote, a non-ASCII letter), as httpx did, so a request line can never carry a raw one.
@@ -255,12 +257,23 @@ def perform(
             if len(location) > MAX_LOCATION:
                 raise GateError("invalid_argument",
                                 f"a redirect's location is over {MAX_LOCATION} characters")
-            url = urljoin(url, location)
+            url, previous = urljoin(url, location), url
+            if _origin(url) != _origin(previous):
+                # The app's credentials were meant for the origin it named, as browsers and
+                # httpx have it: another origin (allowed by the policy or not) never gets them.
+                headers = {k: v for k, v in headers.items()
+                           if k.lower() not in _CREDENTIAL_HEADERS}
             if status == 303:
                 method, data = "GET", None
             continue
         return {"status": status, "headers": got, "body": content.decode("utf-8", "replace")}
     raise GateError("invalid_argument", f"more than {MAX_REDIRECTS} redirects")
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or (443 if scheme == "https" else 80)
 
 
 def _remaining(deadline: float, limit_s: float) -> float:

@@ -222,3 +222,28 @@ def test_a_server_dripping_its_headers_is_cut_at_the_total_deadline() -> None:
         out.close()
         sock.close()
     assert time.monotonic() - started < 3.0
+
+
+@pytest.mark.parametrize("same_origin", [True, False], ids=["same-origin", "other-origin"])
+def test_credentials_follow_a_redirect_only_within_the_origin(
+        tmp_path: Path, out: HttpOut, same_origin: bool) -> None:
+    """An app's Authorization and Cookie were meant for the origin it named: a redirect to
+    another one (here another port) goes without them, its other headers kept."""
+    there = OneShot(tmp_path)
+    target = "/next" if same_origin else f"http://crm.localtest:{there.port}/next"
+    here = OneShot(tmp_path, answers=(
+        f"HTTP/1.1 302 Found\r\nLocation: {target}\r\nContent-Length: 0\r\n"
+        "Connection: close\r\n\r\n".encode(),))
+    try:
+        got = out.perform("i1", {
+            "method": "GET", "url": f"http://crm.localtest:{here.port}/",
+            "headers": {"Authorization": "Bearer s3cret", "Cookie": "sid=1", "X-Api-Key": "k"}},
+            lambda _url: ["127.0.0.1"])
+    finally:
+        here.close()
+        there.close()
+    assert got["status"] == 200
+    second = (here.received if same_origin else there.received)[-1].lower()
+    assert b"x-api-key: k" in second
+    assert (b"bearer s3cret" in second) is same_origin
+    assert (b"sid=1" in second) is same_origin
