@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -92,6 +93,18 @@ def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
+def _redirect_to(target: str) -> bytes:
+    return (f"HTTP/1.1 302 Found\r\nLocation: {target}\r\nContent-Length: 0\r\n"
+            "Connection: close\r\n\r\n").encode()
+
+
+def _get(out: HttpOut, port: int, more: dict[str, object] | None = None,
+         scheme: str = "http") -> dict[str, Any]:
+    """A GET of crm.localtest's `/` on `port`, pinned to loopback, `more` laid over the args."""
+    args = {"method": "GET", "url": f"{scheme}://crm.localtest:{port}/", **(more or {})}
+    return out.perform("i1", args, lambda _url: ["127.0.0.1"])
+
+
 @pytest.fixture()
 def out() -> Iterator[HttpOut]:
     o = HttpOut(deadline_s=5.0)
@@ -128,8 +141,7 @@ def test_a_certificate_the_system_does_not_trust_is_refused(tmp_path: Path,
     server = OneShot(tmp_path, tls=True)
     try:
         with pytest.raises(GateError, match="HTTP request failed: ConnectError"):
-            out.perform("i1", {"method": "GET", "url": f"https://crm.localtest:{server.port}/"},
-                        lambda _url: ["127.0.0.1"])
+            _get(out, server.port, scheme="https")
     finally:
         server.close()
     assert server.received == []  # nothing of the request was sent
@@ -139,12 +151,9 @@ def test_a_redirect_follows_its_whole_location_though_the_app_sees_it_cut(
         tmp_path: Path, out: HttpOut) -> None:
     """The app's copy of a header is cut at 1 KiB; the hop must go where the server said."""
     target = "/next?" + "a" * 1500 + "END"
-    server = OneShot(tmp_path, answers=(
-        f"HTTP/1.1 302 Found\r\nLocation: {target}\r\nContent-Length: 0\r\n"
-        "Connection: close\r\n\r\n".encode(),))
+    server = OneShot(tmp_path, answers=(_redirect_to(target),))
     try:
-        got = out.perform("i1", {"method": "GET", "url": f"http://crm.localtest:{server.port}/"},
-                          lambda _url: ["127.0.0.1"])
+        got = _get(out, server.port)
     finally:
         server.close()
     assert got["status"] == 200
@@ -153,13 +162,10 @@ def test_a_redirect_follows_its_whole_location_though_the_app_sees_it_cut(
 
 def test_a_redirect_to_an_overlong_location_is_refused(tmp_path: Path, out: HttpOut) -> None:
     target = "/next?" + "a" * 9000
-    server = OneShot(tmp_path, answers=(
-        f"HTTP/1.1 302 Found\r\nLocation: {target}\r\nContent-Length: 0\r\n"
-        "Connection: close\r\n\r\n".encode(),))
+    server = OneShot(tmp_path, answers=(_redirect_to(target),))
     try:
         with pytest.raises(GateError, match="location is over"):
-            out.perform("i1", {"method": "GET", "url": f"http://crm.localtest:{server.port}/"},
-                        lambda _url: ["127.0.0.1"])
+            _get(out, server.port)
     finally:
         server.close()
     assert len(server.received) == 1
@@ -181,8 +187,7 @@ def test_what_cannot_go_on_the_wire_is_the_apps_mistake(
     server = OneShot(tmp_path)
     try:
         with pytest.raises(GateError) as caught:
-            out.perform("i1", {"method": "GET", "url": f"http://crm.localtest:{server.port}/",
-                               **args}, lambda _url: ["127.0.0.1"])
+            _get(out, server.port, args)
     finally:
         server.close()
     assert caught.value.code == "invalid_argument"
@@ -214,9 +219,7 @@ def test_a_server_dripping_its_headers_is_cut_at_the_total_deadline() -> None:
     started = time.monotonic()
     try:
         with pytest.raises(GateError, match="total deadline"):
-            out.perform("i1", {"method": "GET",
-                               "url": f"http://crm.localtest:{sock.getsockname()[1]}/"},
-                        lambda _url: ["127.0.0.1"])
+            _get(out, sock.getsockname()[1])
     finally:
         stop.set()
         out.close()
@@ -231,14 +234,10 @@ def test_credentials_follow_a_redirect_only_within_the_origin(
     another one (here another port) goes without them, its other headers kept."""
     there = OneShot(tmp_path)
     target = "/next" if same_origin else f"http://crm.localtest:{there.port}/next"
-    here = OneShot(tmp_path, answers=(
-        f"HTTP/1.1 302 Found\r\nLocation: {target}\r\nContent-Length: 0\r\n"
-        "Connection: close\r\n\r\n".encode(),))
+    here = OneShot(tmp_path, answers=(_redirect_to(target),))
     try:
-        got = out.perform("i1", {
-            "method": "GET", "url": f"http://crm.localtest:{here.port}/",
-            "headers": {"Authorization": "Bearer s3cret", "Cookie": "sid=1", "X-Api-Key": "k"}},
-            lambda _url: ["127.0.0.1"])
+        got = _get(out, here.port, {"headers": {
+            "Authorization": "Bearer s3cret", "Cookie": "sid=1", "X-Api-Key": "k"}})
     finally:
         here.close()
         there.close()
