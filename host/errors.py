@@ -6,6 +6,9 @@ from __future__ import annotations
 
 class GateError(Exception):
     code = "internal"
+    #: The act may have had its effect before this error (an outbound request that went out,
+    #: then failed): its units are kept whatever the code, never refunded as a refusal is.
+    sent = False
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)

@@ -93,13 +93,14 @@ def system_resolver(overrides: Mapping[str, str] | None = None) -> Callable[[str
 _deadline = threading.local()
 
 
-def _capped(timeout: float | None) -> float | None:
+def _capped(timeout: float | None,
+            late: type[httpcore.TimeoutException] = httpcore.ReadTimeout) -> float | None:
     end: float | None = getattr(_deadline, "at", None)
     if end is None:
         return timeout
     left = end - time.monotonic()
     if left <= 0:
-        raise httpcore.ReadTimeout("the request's total deadline passed")
+        raise late("the request's total deadline passed")
     return left if timeout is None else min(timeout, left)
 
 
@@ -113,15 +114,15 @@ class _DeadlineStream(httpcore.NetworkStream):
         return self._inner.read(max_bytes, _capped(timeout))
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, _capped(timeout))
+        self._inner.write(buffer, _capped(timeout, httpcore.WriteTimeout))
 
     def close(self) -> None:
         self._inner.close()
 
     def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
                   timeout: float | None = None) -> httpcore.NetworkStream:
-        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname,
-                                                     _capped(timeout)))
+        return _DeadlineStream(self._inner.start_tls(
+            ssl_context, server_hostname, _capped(timeout, httpcore.ConnectTimeout)))
 
     def get_extra_info(self, info: str) -> Any:
         return self._inner.get_extra_info(info)
@@ -136,7 +137,8 @@ class _DeadlineBackend(httpcore.NetworkBackend):
     def connect_tcp(self, host: str, port: int, timeout: float | None = None,
                     local_address: str | None = None,
                     socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
-        return _DeadlineStream(self._inner.connect_tcp(host, port, _capped(timeout),
+        return _DeadlineStream(self._inner.connect_tcp(host, port,
+                                                       _capped(timeout, httpcore.ConnectTimeout),
                                                        local_address, socket_options))
 
     def connect_unix_socket(self, path: str, timeout: float | None = None,
@@ -241,33 +243,41 @@ def perform(
     if data is not None and len(data) > MAX_REQUEST_BODY:
         raise GateError("invalid_argument", f"request body over {MAX_REQUEST_BODY} bytes")
     deadline = time.monotonic() + deadline_s
-    for _hop in range(MAX_REDIRECTS + 1):
-        ips = check_hop(url)
-        if not ips:
-            raise GateError("invalid_argument", "the host name did not resolve")
-        if client_for is None:
-            with httpcore.ConnectionPool(socket_options=_SOCKET_OPTIONS,
-                                         network_backend=_BACKEND) as one_off:
+    went_out = False  # a hop's request went out: what fails after it keeps its unit
+    try:
+        for _hop in range(MAX_REDIRECTS + 1):
+            ips = check_hop(url)
+            if not ips:
+                raise GateError("invalid_argument", "the host name did not resolve")
+            if client_for is None:
+                with httpcore.ConnectionPool(socket_options=_SOCKET_OPTIONS,
+                                             network_backend=_BACKEND) as one_off:
+                    status, got, content, location = _send_pinned(
+                        one_off, method, url, ips[0], headers, data, deadline, deadline_s)
+            else:
                 status, got, content, location = _send_pinned(
-                    one_off, method, url, ips[0], headers, data, deadline, deadline_s)
-        else:
-            status, got, content, location = _send_pinned(
-                client_for(url), method, url, ips[0], headers, data, deadline, deadline_s)
-        if status in _REDIRECTS and location is not None:
-            if len(location) > MAX_LOCATION:
-                raise GateError("invalid_argument",
-                                f"a redirect's location is over {MAX_LOCATION} characters")
-            url, previous = urljoin(url, location), url
-            if _origin(url) != _origin(previous):
-                # The app's credentials were meant for the origin it named, as browsers and
-                # httpx have it: another origin (allowed by the policy or not) never gets them.
-                headers = {k: v for k, v in headers.items()
-                           if k.lower() not in _CREDENTIAL_HEADERS}
-            if status == 303:
-                method, data = "GET", None
-            continue
-        return {"status": status, "headers": got, "body": content.decode("utf-8", "replace")}
-    raise GateError("invalid_argument", f"more than {MAX_REDIRECTS} redirects")
+                    client_for(url), method, url, ips[0], headers, data, deadline, deadline_s)
+            went_out = True
+            if status in _REDIRECTS and location is not None:
+                if len(location) > MAX_LOCATION:
+                    raise GateError("invalid_argument",
+                                    f"a redirect's location is over {MAX_LOCATION} characters")
+                url, previous = urljoin(url, location), url
+                if _origin(url) != _origin(previous):
+                    # The app's credentials were meant for the origin it named, as browsers and
+                    # httpx have it: another origin (allowed by the policy or not) never gets
+                    # them.
+                    headers = {k: v for k, v in headers.items()
+                               if k.lower() not in _CREDENTIAL_HEADERS}
+                if status == 303:
+                    method, data = "GET", None
+                continue
+            return {"status": status, "headers": got,
+                    "body": content.decode("utf-8", "replace")}
+        raise GateError("invalid_argument", f"more than {MAX_REDIRECTS} redirects")
+    except GateError as exc:
+        exc.sent = exc.sent or went_out
+        raise
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
@@ -304,6 +314,11 @@ def _send_pinned(client: httpcore.ConnectionPool, method: str, url: str, ip: str
     if data is not None:
         hdrs.append(("Content-Length", str(len(data))))
     _deadline.at = deadline  # every socket wait of this request ends by it (`_capped`)
+    began: list[str] = []  # the request's first byte was handed to the socket
+
+    def trace(event: str, _info: dict[str, Any]) -> None:
+        if event.endswith("send_request_headers.started"):
+            began.append(event)
     try:
         # Every wait (pool, connect, write, each read) gets only what is left of the deadline.
         # httpcore reads the request's timeout dict at each receive, so shrinking it between
@@ -312,7 +327,7 @@ def _send_pinned(client: httpcore.ConnectionPool, method: str, url: str, ip: str
         timeouts = {"connect": left, "read": left, "write": left, "pool": left}
         with client.stream(method, pinned, headers=hdrs, content=data,
                            extensions={"sni_hostname": parts.hostname or "",
-                                       "timeout": timeouts}) as response:
+                                       "timeout": timeouts, "trace": trace}) as response:
             chunks: list[bytes] = []
             size = 0
             for chunk in response.iter_stream():
@@ -328,13 +343,24 @@ def _send_pinned(client: httpcore.ConnectionPool, method: str, url: str, ip: str
                              if k.lower() == b"location"), None)
             return (response.status, _response_headers(response.headers), b"".join(chunks),
                     location)
+    except GateError as exc:
+        exc.sent = bool(began)
+        raise
     except httpcore.TimeoutException:
-        raise GateError("invalid_argument",
-                        f"HTTP request exceeded its {limit_s:g} s total deadline") from None
+        raise _failed(f"HTTP request exceeded its {limit_s:g} s total deadline",
+                      bool(began)) from None
     except _HTTP_FAILURES as exc:
-        raise GateError("invalid_argument", f"HTTP request failed: {type(exc).__name__}") from None
+        raise _failed(f"HTTP request failed: {type(exc).__name__}", bool(began)) from None
     finally:
         _deadline.at = None
+
+
+def _failed(message: str, sent: bool) -> GateError:
+    """The app's `invalid_argument`; once any of the request was sent (`sent`), its unit is
+    kept (`GateError.sent`): the server may have acted on it, as on any request that went out."""
+    error = GateError("invalid_argument", message)
+    error.sent = sent
+    return error
 
 
 def _response_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:

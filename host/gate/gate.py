@@ -362,7 +362,8 @@ class Gate:
         except GateError as exc:
             if seq is not None and op_id is not None:
                 self.ledger.outcome(seq, op_id, False, exc.code,
-                                    refund=exc.code in REFUNDABLE_ERRORS, route=route)
+                                    refund=exc.code in REFUNDABLE_ERRORS and not exc.sent,
+                                    route=route)
             self._count(False)
             raise
         except ValueError as exc:

@@ -79,3 +79,47 @@ def test_an_http_requests_success_waits_for_the_group_commit(tmp_path: Path) -> 
             assert h.ledger.pending_intents() == [] and h.ledger.audit.verify().ok
     finally:
         up.stop()
+
+
+SENT_SRC = '''
+from stockade import App, InvalidArgument
+
+class TestApp(App):
+    def on_livechat_room_started(self, ctx, event):
+        out = []
+        for url, headers in event["calls"]:
+            try:
+                out.append(ctx.http.request("GET", url, headers=headers)["status"])
+            except InvalidArgument:
+                out.append("invalid")
+        return out
+'''
+
+
+def test_a_request_that_went_out_keeps_its_unit_though_it_failed(tmp_path: Path) -> None:
+    """An answer over the size cap fails the call after the request reached the server: the app
+    sees `invalid_argument`, but the unit is kept (the server may have acted on it), where a
+    request refused before anything was sent (a header that cannot go on the wire) gets it back.
+    Refunding the first would let an app send without limit to a server that answers big."""
+    home = Home(tmp_path / "home").ensure()
+    write_policy(home, "bridges", POLICY)
+    install(home, write_app(tmp_path / "apps", "caller", ["livechat.read", "http"],
+                            ["livechat.room_started"], SENT_SRC))
+    up = Upstream().start()
+    config = HostConfig(resolver_overrides={"crm.localtest": "127.0.0.1"})
+    try:
+        with Host(home, config=config) as h:
+            runner = next(iter(h.runners.values()))
+            base = f"http://crm.localtest:{up.port}"
+            calls = [[f"{base}/big", {}], [f"{base}/ok", {"X-Name": "caf\u00e9"}]]
+            assert runner.submit("livechat.room_started", {"calls": calls},
+                                 15.0).result(30) == ["invalid", "invalid"]
+            assert h.ledger.batch is not None
+            h.ledger.batch.flush()
+            recs = _records(h)
+            outcomes = [r for r in recs if r["kind"] == "outcome"]
+            assert [(o["code"], o["refunded"]) for o in outcomes] == [
+                ("invalid_argument", False), ("invalid_argument", True)]
+            assert h.ledger.pending_intents() == [] and h.ledger.audit.verify().ok
+    finally:
+        up.stop()

@@ -140,11 +140,12 @@ def test_a_certificate_the_system_does_not_trust_is_refused(tmp_path: Path,
                                                             out: HttpOut) -> None:
     server = OneShot(tmp_path, tls=True)
     try:
-        with pytest.raises(GateError, match="HTTP request failed: ConnectError"):
+        with pytest.raises(GateError, match="HTTP request failed: ConnectError") as caught:
             _get(out, server.port, scheme="https")
     finally:
         server.close()
     assert server.received == []  # nothing of the request was sent
+    assert not caught.value.sent  # so its unit comes back
 
 
 def test_a_redirect_follows_its_whole_location_though_the_app_sees_it_cut(
@@ -164,11 +165,12 @@ def test_a_redirect_to_an_overlong_location_is_refused(tmp_path: Path, out: Http
     target = "/next?" + "a" * 9000
     server = OneShot(tmp_path, answers=(_redirect_to(target),))
     try:
-        with pytest.raises(GateError, match="location is over"):
+        with pytest.raises(GateError, match="location is over") as caught:
             _get(out, server.port)
     finally:
         server.close()
     assert len(server.received) == 1
+    assert caught.value.sent  # the first request went out: its unit is kept
 
 
 @pytest.mark.parametrize("args", [
@@ -190,7 +192,7 @@ def test_what_cannot_go_on_the_wire_is_the_apps_mistake(
             _get(out, server.port, args)
     finally:
         server.close()
-    assert caught.value.code == "invalid_argument"
+    assert caught.value.code == "invalid_argument" and not caught.value.sent  # refunded
     assert server.received == []
 
 
@@ -218,13 +220,14 @@ def test_a_server_dripping_its_headers_is_cut_at_the_total_deadline() -> None:
     out = HttpOut(deadline_s=1.0)
     started = time.monotonic()
     try:
-        with pytest.raises(GateError, match="total deadline"):
+        with pytest.raises(GateError, match="total deadline") as caught:
             _get(out, sock.getsockname()[1])
     finally:
         stop.set()
         out.close()
         sock.close()
     assert time.monotonic() - started < 3.0
+    assert caught.value.sent  # the request went out before the drip began
 
 
 @pytest.mark.parametrize("same_origin", [True, False], ids=["same-origin", "other-origin"])
