@@ -53,3 +53,11 @@ def wrote(conn: Conn, seq: int, digest: str) -> None:
     key = id(conn)
     if key in _SCOPES:
         _SCOPES[key] = (seq, digest)
+
+
+def forget(conn: Conn) -> None:
+    """Part of the transaction on `conn` was rolled back (to a savepoint), perhaps a record it
+    had appended: the next append reads the head from the table again."""
+    key = id(conn)
+    if key in _SCOPES:
+        _SCOPES[key] = None

@@ -236,6 +236,7 @@ class ReadBatch:
                             # this work's error.
                             c.execute("ROLLBACK TO SAVEPOINT held_work")
                             c.execute("RELEASE SAVEPOINT held_work")
+                            chainhead.forget(c)  # it may have appended before it failed
                             deferred.remove(work)
                             log.exception("a held outcome could not be recorded; its call is "
                                           "left for settlement at the next start")

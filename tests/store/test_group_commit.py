@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from host.clock import ManualClock
-from host.ledger.audit import AuditLog, AuditRecord, digest_args
+from host.ledger.audit import AuditLog, AuditRecord, append_in, digest_args
 from host.ledger.groupcommit import INLINE_SHARE, ReadBatch
 from host.ledger.ledger import Ledger
 from host.ledger.quota import Charge
@@ -555,4 +555,23 @@ def test_held_work_that_breaks_a_constraint_is_undone_and_dropped(
     assert "could not be recorded" in caplog.text
     assert batch.pending() == 0
     assert sorted(i.op_id for i in led.pending_intents()) == ["w1", "w2"]
+    led.close()
+
+
+def test_held_work_that_fails_after_appending_leaves_the_chain_whole(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Work that appended a record and then failed is rolled back with its record; the next
+    record in the same transaction chains onto the head the table holds, not the one undone."""
+    led, batch = _ledger(tmp_path)
+
+    def appends_then_fails(c: Any) -> int:
+        append_in(c, json.dumps({"kind": "note", "app_id": "a1"}), T0)
+        raise ValueError("failed after its append")
+    with batch._commit:
+        led.admit(_write("w1"), [RATE])
+        batch.defer(appends_then_fails)
+        assert led.admit(_write("w2"), [RATE]).allowed
+    assert "could not be recorded" in caplog.text
+    assert [r["op_id"] for r in _on_disk(tmp_path / "host.db")] == ["w1", "w2"]
+    assert led.audit.verify().ok
     led.close()
