@@ -8,6 +8,8 @@ request itself is."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +20,43 @@ from host.home import Home
 from host.runtime import Host, HostConfig
 
 SRC = '''
-from stockade import App, PermissionDenied
+from stockade import App, InvalidArgument, PermissionDenied
 
 class TestApp(App):
     def on_livechat_room_started(self, ctx, event):
         out = []
-        for url in event["urls"]:
+        for url, headers in event["calls"]:
             try:
-                out.append(ctx.http.request("GET", url)["status"])
+                out.append(ctx.http.request("GET", url, headers=headers)["status"])
             except PermissionDenied:
                 out.append("denied")
+            except InvalidArgument:
+                out.append("invalid")
         return out
 '''
+
+
+@contextmanager
+def _serving(tmp_path: Path) -> Iterator[tuple[Host, str]]:
+    """A host under the shipped baseline (default-bridge-rate on "*") with the caller app, and
+    the loopback upstream's base URL (crm.localtest, which the policy allows)."""
+    home = Home(tmp_path / "home").ensure()
+    write_policy(home, "bridges", POLICY)
+    install(home, write_app(tmp_path / "apps", "caller", ["livechat.read", "http"],
+                            ["livechat.room_started"], SRC))
+    up = Upstream().start()
+    config = HostConfig(resolver_overrides={"crm.localtest": "127.0.0.1",
+                                            "other.localtest": "127.0.0.1"})
+    try:
+        with Host(home, config=config) as h:
+            yield h, f"http://crm.localtest:{up.port}"
+    finally:
+        up.stop()
+
+
+def _call(h: Host, calls: list[list[Any]]) -> list[Any]:
+    runner = next(iter(h.runners.values()))
+    return list(runner.submit("livechat.room_started", {"calls": calls}, 15.0).result(30))
 
 
 def _records(h: Host) -> list[dict[str, Any]]:
@@ -39,61 +66,33 @@ def _records(h: Host) -> list[dict[str, Any]]:
 
 
 def test_an_http_requests_success_waits_for_the_group_commit(tmp_path: Path) -> None:
-    home = Home(tmp_path / "home").ensure()  # the shipped baseline: default-bridge-rate on "*"
-    write_policy(home, "bridges", POLICY)
-    install(home, write_app(tmp_path / "apps", "caller", ["livechat.read", "http"],
-                            ["livechat.room_started"], SRC))
-    up = Upstream().start()
-    config = HostConfig(resolver_overrides={"crm.localtest": "127.0.0.1",
-                                            "other.localtest": "127.0.0.1"})
-    try:
-        with Host(home, config=config) as h:
-            assert h.ledger.batch is not None
-            runner = next(iter(h.runners.values()))
-            held: list[int] = []
-            hold = h.ledger.hold_outcome
+    with _serving(tmp_path) as (h, base):
+        assert h.ledger.batch is not None
+        held: list[int] = []
+        hold = h.ledger.hold_outcome
 
-            def spy(seq: int, *args: Any, **kwargs: Any) -> None:
-                held.append(seq)
-                hold(seq, *args, **kwargs)
-            h.ledger.hold_outcome = spy  # type: ignore[method-assign]
-            base = f"http://crm.localtest:{up.port}"
-            urls = [f"{base}/ok", f"{base}/redir", f"{base}/ok"]  # /redir leaves the domain
-            assert runner.submit("livechat.room_started", {"urls": urls},
-                                 15.0).result(30) == [200, "denied", 200]
-            h.ledger.batch.flush()
-            recs = _records(h)
-            decisions = [r for r in recs if r["kind"] == "decision" and r["allowed"]]
-            outcomes = {r["ref_seq"]: r for r in recs if r["kind"] == "outcome"}
-            assert len(decisions) == 3 and set(outcomes) == {d["seq"] for d in decisions}
-            # Each admitted durably with its unit (and intent) before the request went out.
-            assert all(d["op_id"].startswith("op_") and d["quota"] for d in decisions)
-            ok1, denied, ok2 = (outcomes[d["seq"]] for d in decisions)
-            # The two successes waited for the group commit; the refusal did not.
-            assert held == [decisions[0]["seq"], decisions[2]["seq"]]
-            assert (ok1["ok"], ok1["refunded"], ok2["ok"], ok2["refunded"]) == (
-                True, False, True, False)
-            assert denied["ok"] is False and denied["code"] == "permission_denied"
-            # A held success is committed before the same app's next admission (DESIGN rule 9).
-            assert ok1["seq"] < decisions[1]["seq"]
-            assert h.ledger.pending_intents() == [] and h.ledger.audit.verify().ok
-    finally:
-        up.stop()
-
-
-SENT_SRC = '''
-from stockade import App, InvalidArgument
-
-class TestApp(App):
-    def on_livechat_room_started(self, ctx, event):
-        out = []
-        for url, headers in event["calls"]:
-            try:
-                out.append(ctx.http.request("GET", url, headers=headers)["status"])
-            except InvalidArgument:
-                out.append("invalid")
-        return out
-'''
+        def spy(seq: int, *args: Any, **kwargs: Any) -> None:
+            held.append(seq)
+            hold(seq, *args, **kwargs)
+        h.ledger.hold_outcome = spy  # type: ignore[method-assign]
+        urls = [f"{base}/ok", f"{base}/redir", f"{base}/ok"]  # /redir leaves the domain
+        assert _call(h, [[u, {}] for u in urls]) == [200, "denied", 200]
+        h.ledger.batch.flush()
+        recs = _records(h)
+        decisions = [r for r in recs if r["kind"] == "decision" and r["allowed"]]
+        outcomes = {r["ref_seq"]: r for r in recs if r["kind"] == "outcome"}
+        assert len(decisions) == 3 and set(outcomes) == {d["seq"] for d in decisions}
+        # Each admitted durably with its unit (and intent) before the request went out.
+        assert all(d["op_id"].startswith("op_") and d["quota"] for d in decisions)
+        ok1, denied, ok2 = (outcomes[d["seq"]] for d in decisions)
+        # The two successes waited for the group commit; the refusal did not.
+        assert held == [decisions[0]["seq"], decisions[2]["seq"]]
+        assert (ok1["ok"], ok1["refunded"], ok2["ok"], ok2["refunded"]) == (
+            True, False, True, False)
+        assert denied["ok"] is False and denied["code"] == "permission_denied"
+        # A held success is committed before the same app's next admission (DESIGN rule 9).
+        assert ok1["seq"] < decisions[1]["seq"]
+        assert h.ledger.pending_intents() == [] and h.ledger.audit.verify().ok
 
 
 def test_a_request_that_went_out_keeps_its_unit_though_it_failed(tmp_path: Path) -> None:
@@ -101,25 +100,12 @@ def test_a_request_that_went_out_keeps_its_unit_though_it_failed(tmp_path: Path)
     sees `invalid_argument`, but the unit is kept (the server may have acted on it), where a
     request refused before anything was sent (a header that cannot go on the wire) gets it back.
     Refunding the first would let an app send without limit to a server that answers big."""
-    home = Home(tmp_path / "home").ensure()
-    write_policy(home, "bridges", POLICY)
-    install(home, write_app(tmp_path / "apps", "caller", ["livechat.read", "http"],
-                            ["livechat.room_started"], SENT_SRC))
-    up = Upstream().start()
-    config = HostConfig(resolver_overrides={"crm.localtest": "127.0.0.1"})
-    try:
-        with Host(home, config=config) as h:
-            runner = next(iter(h.runners.values()))
-            base = f"http://crm.localtest:{up.port}"
-            calls = [[f"{base}/big", {}], [f"{base}/ok", {"X-Name": "caf\u00e9"}]]
-            assert runner.submit("livechat.room_started", {"calls": calls},
-                                 15.0).result(30) == ["invalid", "invalid"]
-            assert h.ledger.batch is not None
-            h.ledger.batch.flush()
-            recs = _records(h)
-            outcomes = [r for r in recs if r["kind"] == "outcome"]
-            assert [(o["code"], o["refunded"]) for o in outcomes] == [
-                ("invalid_argument", False), ("invalid_argument", True)]
-            assert h.ledger.pending_intents() == [] and h.ledger.audit.verify().ok
-    finally:
-        up.stop()
+    with _serving(tmp_path) as (h, base):
+        calls = [[f"{base}/big", {}], [f"{base}/ok", {"X-Name": "caf\u00e9"}]]
+        assert _call(h, calls) == ["invalid", "invalid"]
+        assert h.ledger.batch is not None
+        h.ledger.batch.flush()
+        outcomes = [r for r in _records(h) if r["kind"] == "outcome"]
+        assert [(o["code"], o["refunded"]) for o in outcomes] == [
+            ("invalid_argument", False), ("invalid_argument", True)]
+        assert h.ledger.pending_intents() == [] and h.ledger.audit.verify().ok
