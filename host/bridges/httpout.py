@@ -269,7 +269,9 @@ def perform(
                     # them.
                     headers = {k: v for k, v in headers.items()
                                if k.lower() not in _CREDENTIAL_HEADERS}
-                if status == 303:
+                if status == 303 or (status in (301, 302) and method == "POST"):
+                    # Browsers and httpx answer these with a GET of the new place: the body
+                    # was meant for the first URL, not for wherever it points next.
                     method, data = "GET", None
                 continue
             return {"status": status, "headers": got,

@@ -93,8 +93,8 @@ def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-def _redirect_to(target: str) -> bytes:
-    return (f"HTTP/1.1 302 Found\r\nLocation: {target}\r\nContent-Length: 0\r\n"
+def _redirect_to(target: str, status: int = 302) -> bytes:
+    return (f"HTTP/1.1 {status} Moved\r\nLocation: {target}\r\nContent-Length: 0\r\n"
             "Connection: close\r\n\r\n").encode()
 
 
@@ -249,3 +249,24 @@ def test_credentials_follow_a_redirect_only_within_the_origin(
     assert b"x-api-key: k" in second
     assert (b"bearer s3cret" in second) is same_origin
     assert (b"sid=1" in second) is same_origin
+
+
+@pytest.mark.parametrize(("status", "resent"), [
+    (301, False), (302, False), (303, False), (307, True), (308, True)])
+def test_only_307_and_308_send_a_post_and_its_body_on(
+        tmp_path: Path, out: HttpOut, status: int, resent: bool) -> None:
+    """As browsers and httpx have it: 301, 302 and 303 answer a POST with a GET of the new
+    place, without the body (which may hold what was meant for the first URL only); 307 and
+    308 repeat the request as it was."""
+    server = OneShot(tmp_path, answers=(_redirect_to("/next", status),))
+    try:
+        got = _get(out, server.port, {"method": "POST", "body": "transcript",
+                                      "headers": {"Content-Type": "application/json"}})
+    finally:
+        server.close()
+    assert got["status"] == 200
+    first, second = server.received
+    assert first.startswith(b"POST / ") and first.endswith(b"transcript")
+    assert second.startswith(b"POST /next " if resent else b"GET /next ")
+    assert second.endswith(b"transcript") is resent
+    assert (b"content-length" in second.lower()) is resent
