@@ -17,6 +17,7 @@ from typing import Any
 from rich.console import Console
 
 from host.apps.disclosure import Disclosure
+from host.apps.lineage import binding_of
 from host.apps.manifest import ROLE_PERMISSIONS, Manifest
 from host.inert import author, host, line
 
@@ -65,7 +66,9 @@ class PermissionDiff:
 
 def diff_manifests(old: Manifest, new: Manifest, *, old_publisher: Mapping[str, Any],
                    new_publisher: Mapping[str, Any]) -> PermissionDiff:
-    """Compare what two manifests ask for. Publishers compare by signing key id."""
+    """Compare what two manifests ask for. Publishers compare by signing key id and by the
+    lineage binding that key earns (`lineage.binding_of`): a version signed by the same key
+    after the operator stopped trusting it is another publisher to the host, and waits."""
     old_keys = {s.key for s in old.setting}
     new_keys = {s.key for s in new.setting}
     return PermissionDiff(
@@ -76,7 +79,8 @@ def diff_manifests(old: Manifest, new: Manifest, *, old_publisher: Mapping[str, 
         events_removed=frozenset(old.events) - frozenset(new.events),
         settings_added=frozenset(new_keys - old_keys),
         settings_removed=frozenset(old_keys - new_keys),
-        publisher_changed=old_publisher.get("kid") != new_publisher.get("kid"),
+        publisher_changed=(old_publisher.get("kid") != new_publisher.get("kid")
+                           or binding_of(old_publisher) != binding_of(new_publisher)),
         roles_widened=_roles_widened(old, new),
         secrets_added=new.secret_keys - old.secret_keys,
         downgrade=version_key(new.version) < version_key(old.version),

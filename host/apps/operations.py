@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from host.apps import lifecycle_seams
@@ -19,7 +20,7 @@ from host.apps.disclosure import (
     load_policy_view,
 )
 from host.apps.installs import InstallRecord, InstallStore, new_install_id
-from host.apps.lineage import Lineage, Transfer, describe
+from host.apps.lineage import Lineage, Transfer, binding_of, describe
 from host.apps.manifest import Manifest, SettingValue, coerce_setting
 from host.apps.packages import Package, store_package
 from host.apps.publisher import SignatureCheck
@@ -166,7 +167,12 @@ def apply_consent(home: Home, store: InstallStore, rec: InstallRecord, pkg: Pack
                  install_id=rec.install_id, version=pkg.manifest.version, kid=keyring.current,
                  grants=tuple(sorted(grants)),
                  detail=f"{kind}; grants before: {','.join(sorted(before)) or 'none'}"):
-        moved = Lineage(home.host_store).claim(rec.app_id, sig.to_dict(), transfer=transfer)
+        # Taking grants away from the running package is always the operator's to do, even
+        # when its publisher's key is no longer trusted (the id's binding then names a key
+        # this check no longer earns); anything else must come from the id's publisher.
+        narrowing = kind == "regrant" and pending is None and grants <= before
+        moved = None if narrowing else Lineage(home.host_store).claim(
+            rec.app_id, sig.to_dict(), transfer=transfer)
         if moved is not None:
             audit_transfer(home, moved, rec.install_id, clock, actor)
         record = make_consent(
@@ -194,6 +200,15 @@ def submit_update(home: Home, store: InstallStore, rec: InstallRecord, pkg: Pack
     clock = clock or SystemClock()
     diff = diff_manifests(rec.manifest, pkg.manifest, old_publisher=rec.publisher,
                           new_publisher=sig.to_dict())
+    lineage = Lineage(home.host_store)
+    try:
+        bound = lineage.bound(rec.app_id)
+    finally:
+        lineage.close()
+    if bound not in (None, binding_of(sig.to_dict())):
+        # The id belongs to another publisher than this package's, whatever the install row
+        # says: only a consent (with the transfer) may apply it (DESIGN rule 11).
+        diff = replace(diff, publisher_changed=True)
     path = store_package(home.packages_dir, pkg)
     if diff.needs_consent:
         with audited(home.host_store, "update_pending", clock=clock, actor=actor,

@@ -2,12 +2,16 @@
 
 A publisher signs a package's content hash with an Ed25519 key (`stockade keys generate`). The
 signature travels inside the zip as a `SIGNATURE` member (JSON, format-versioned). The host
-verifies it only with a key the operator put in HOME/trust (`stockade keys trust`): the public
-key embedded in `SIGNATURE` is shown as a fingerprint but never used to verify.
+trusts it only with a key the operator put in HOME/trust (`stockade keys trust`).
 
-Statuses: `trusted` (valid signature by a trusted key), `unknown-publisher` (signed by a key the
-operator does not trust), `unsigned`. A signature that names a trusted key but does not verify,
-or that covers another content hash, is tampering: `PublisherError`, never installable.
+Statuses: `trusted` (valid signature by a trusted key), `unknown-publisher` (a valid signature
+by a key the operator does not trust), `unsigned`. A signature that does not verify, or that
+covers another content hash, is tampering: `PublisherError`, never installable. For a key the
+operator does not trust, "valid" means by the public key embedded in `SIGNATURE`, whose key id
+must be the one the signature names: it proves nothing about who the publisher is, but it does
+prove that one holder of one key signed every version carrying that key id, so a package
+cannot pass for the next version of an app by merely naming its publisher's key id (the
+update's diff compares key ids).
 """
 from __future__ import annotations
 
@@ -169,6 +173,7 @@ def check_signature(pkg: Package, trust: TrustStore) -> SignatureCheck:
         kid = str(doc["kid"])
         signed_hash = str(doc["content_hash"])
         sig = base64.b64decode(str(doc["signature"]), validate=True)
+        embedded = base64.b64decode(str(doc["public_key"]), validate=True)
     except (ValueError, KeyError, TypeError, binascii.Error) as exc:
         raise PublisherError(
             "the package's SIGNATURE is unreadable; ask the publisher for an intact copy"
@@ -180,7 +185,14 @@ def check_signature(pkg: Package, trust: TrustStore) -> SignatureCheck:
         )
     trusted = trust.by_kid(kid)
     if trusted is None:
-        return SignatureCheck("unknown-publisher", kid=kid[:16])
+        # Nobody vouches for this key, but the key id it names must be earned: without this,
+        # anyone could name an installed app's key id and pass as its publisher's next version.
+        if len(embedded) != 32 or key_id(embedded) != kid or not _verifies(
+                embedded, sig, signed_hash):
+            raise PublisherError(
+                f"the package's signature names key {kid[:16]!r} but was not made by it: it "
+                "is forged or damaged; do not install it")
+        return SignatureCheck("unknown-publisher", kid=kid)
     try:
         Ed25519PublicKey.from_public_bytes(trusted.public).verify(sig, _signed_bytes(signed_hash))
     except InvalidSignature as exc:
@@ -189,6 +201,14 @@ def check_signature(pkg: Package, trust: TrustStore) -> SignatureCheck:
             "signature does not verify: it is forged or damaged; do not install it"
         ) from exc
     return SignatureCheck("trusted", kid=kid, publisher=trusted.name)
+
+
+def _verifies(public: bytes, sig: bytes, content_hash: str) -> bool:
+    try:
+        Ed25519PublicKey.from_public_bytes(public).verify(sig, _signed_bytes(content_hash))
+    except InvalidSignature:
+        return False
+    return True
 
 
 # ---- the operator's trust store ------------------------------------------------------------------

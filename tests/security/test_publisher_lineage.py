@@ -10,9 +10,11 @@ with `--transfer-publisher`, which is audited.
 """
 from __future__ import annotations
 
+import base64
 import io
 import json
 import sqlite3
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ import pytest
 from apphelp import write_app
 from typer.testing import CliRunner
 
-from host.apps.packages import package_folder
+from host.apps.packages import package_folder, package_from_files
 from host.cli.main import root
 from host.cli.output import err_console
 from host.clock import SystemClock
@@ -177,3 +179,77 @@ def test_an_unsigned_update_of_a_signed_app_waits_and_needs_the_transfer(
     code, _, err = run("app", "consent", "crm", *_grants())
     assert code == 1 and "different app" in err, err
     assert json.loads(run("app", "info", "crm", "--json")[1])["version"] == "1.0.0"
+
+
+def _claiming(pkg_zip: Path, kid: str, out: Path) -> Path:
+    """`pkg_zip` with a SIGNATURE that only names `kid`: the right content hash, but a
+    signature nobody made and an embedded key of zeros (no private key needed)."""
+    with zipfile.ZipFile(pkg_zip) as zf:
+        members = {i.filename: zf.read(i) for i in zf.infolist() if i.filename != "SIGNATURE"}
+    content_hash = package_from_files(members).content_hash
+    members["SIGNATURE"] = json.dumps({
+        "format": "stockade-signature-v1", "kid": kid, "content_hash": content_hash,
+        "public_key": base64.b64encode(b"\0" * 32).decode(),
+        "signature": base64.b64encode(b"\1" * 64).decode()}).encode()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    out.write_bytes(buf.getvalue())
+    return out
+
+
+def _kid_of(run: Cli, name: str) -> str:
+    (key,) = [k for k in json.loads(run("keys", "list", "--json")[1]) if k.get("name") == name]
+    return str(key["kid"])
+
+
+@pytest.mark.parametrize("untrusted", ["acme", "vendor"])
+def test_naming_the_installed_publishers_key_is_not_being_it(
+        run: Cli, tmp_path: Path, untrusted: str) -> None:
+    """A package whose SIGNATURE merely names the key id of the installed app's publisher (a
+    key the operator untrusted since, or never trusted) is forged, not that publisher's next
+    version: refused outright, never applied as an update without consent."""
+    if untrusted == "vendor":
+        assert run("keys", "generate", str(tmp_path / "keys" / "vendor"))[0] == 0
+        code, out, err = run("app", "install", str(_signed(run, tmp_path, "v1", "vendor")),
+                             "--allow-unsigned", "--json", *_grants())
+        kid = json.loads(out)["install"]["publisher"]["kid"]
+    else:
+        code, _, err = run("app", "install", str(_signed(run, tmp_path, "v1", "acme")),
+                           *_grants())
+        kid = _kid_of(run, "acme")
+        assert run("keys", "untrust", "acme")[0] == 0
+    assert code == 0, err
+    forged = _claiming(_pkg(tmp_path, "evil", "1.0.1"), kid, tmp_path / "forged.zip")
+    code, out, err = run("app", "update", "crm", str(forged), "--allow-unsigned", "--json")
+    assert code != 0 and "was not made by it" in err, err
+    assert json.loads(run("app", "info", "crm", "--json")[1])["version"] == "1.0.0"
+
+
+def test_a_signature_naming_a_key_with_terminal_escapes_is_refused(
+        run: Cli, tmp_path: Path) -> None:
+    forged = _claiming(_pkg(tmp_path, "evil"), "\x1b[2K\x1b[8m", tmp_path / "forged.zip")
+    code, _, err = run("app", "install", str(forged), "--allow-unsigned", *_grants())
+    assert code != 0 and "\x1b" not in err and "was not made by it" in err, err
+
+
+def test_a_version_signed_by_a_key_no_longer_trusted_waits_for_the_transfer(
+        run: Cli, tmp_path: Path) -> None:
+    """The operator untrusted acme's key (say it leaked): a package it signed is another
+    publisher to the host now, so it waits and needs `--transfer-publisher`; narrowing the
+    running version's grants stays possible meanwhile."""
+    assert run("app", "install", str(_signed(run, tmp_path, "v1", "acme")), *_grants())[0] == 0
+    assert run("keys", "untrust", "acme")[0] == 0
+    code, out, err = run("app", "update", "crm",
+                         str(_signed(run, tmp_path, "v2", "acme", "1.0.1")),
+                         "--allow-unsigned", "--json")
+    assert code == 1 and json.loads(out)["status"] == "pending", err
+    assert json.loads(out)["diff"]["publisher_changed"]
+    code, _, err = run("app", "consent", "crm", *_grants())
+    assert code == 1 and "different app" in err, err
+    code, _, err = run("app", "consent", "crm", "--reject", "--yes")
+    assert code == 0, err
+    code, _, err = run("app", "consent", "crm", "--revoke", "users.create", "--yes")
+    assert code == 0, err
+    assert json.loads(run("app", "info", "crm", "--json")[1])["grants"] == ["users.read"]
