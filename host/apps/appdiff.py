@@ -116,12 +116,16 @@ def _roles_widened(old: Manifest, new: Manifest) -> dict[str, frozenset[str]]:
     return out
 
 
-def version_key(version: str) -> tuple[int, int, int, int, tuple[str, ...]]:
-    """Order of MAJOR.MINOR.PATCH[-pre] versions: a pre-release sorts before its release;
-    pre-release tags compare as text (enough to tell an older build from a newer one)."""
+def version_key(version: str) -> tuple[int, int, int, int, tuple[tuple[int, int, str], ...]]:
+    """Order of MAJOR.MINOR.PATCH[-pre] versions, as semantic versioning has it: a pre-release
+    sorts before its release, and its dot-separated identifiers compare one by one, numbers as
+    numbers (rc.9 before rc.10: compared as text, going back from rc.10 to rc.9 would not be a
+    downgrade, and would apply without consent) and below words."""
     core, _, pre = version.partition("-")
     major, minor, patch = (int(x) for x in core.split("."))
-    return (major, minor, patch, 0 if pre else 1, tuple(pre.split(".")) if pre else ())
+    tags = tuple((0, int(t), "") if t.isdigit() else (1, 0, t)
+                 for t in pre.split(".")) if pre else ()
+    return (major, minor, patch, 0 if pre else 1, tags)
 
 
 def grants_after(old_grants: frozenset[str], new_asked: frozenset[str]) -> frozenset[str]:

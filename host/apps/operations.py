@@ -12,7 +12,7 @@ from typing import Any
 
 from host.apps import lifecycle_seams
 from host.apps.appdiff import PermissionDiff, diff_manifests, grants_after
-from host.apps.consent import ConsentError, guardrail_problems, make_consent
+from host.apps.consent import ConsentError, guardrail_problems, make_consent, verify_install
 from host.apps.disclosure import (
     Disclosure,
     RouteActions,
@@ -31,12 +31,14 @@ from host.ledger.operator import audited, open_keyring
 from host.ledger.records import AuditRecord
 
 
-def default_settings(manifest: Manifest,
-                     keep: Mapping[str, SettingValue] | None = None) -> dict[str, SettingValue]:
-    """Settings for a new install (or an update, keeping values whose type still fits)."""
+def default_settings(manifest: Manifest, keep: Mapping[str, SettingValue] | None = None, *,
+                     was_secret: frozenset[str] = frozenset()) -> dict[str, SettingValue]:
+    """Settings for a new install (or an update, keeping values whose type still fits). A
+    value the operator gave as a secret (`was_secret`) is not kept for a version that no
+    longer calls its key secret: it would be shown in clear and logged unmasked."""
     out: dict[str, SettingValue] = {}
     for s in manifest.setting:
-        if keep is not None and s.key in keep:
+        if keep is not None and s.key in keep and (s.secret or s.key not in was_secret):
             try:
                 out[s.key] = coerce_setting(s, keep[s.key])
                 continue
@@ -183,8 +185,19 @@ def apply_consent(home: Home, store: InstallStore, rec: InstallRecord, pkg: Pack
         store.apply_update(
             rec.install_id, manifest=pkg.manifest, package_hash=pkg.content_hash,
             package_path=pending.package_path if pending else rec.package_path,
-            grants=grants, settings=default_settings(pkg.manifest, dict(rec.settings)),
+            grants=grants, settings=default_settings(
+                pkg.manifest, dict(rec.settings), was_secret=rec.secret_keys),
             publisher=sig.to_dict(), consent=record, diff=dict(diff or {}), hook="update")
+
+
+def consented_grants(home: Home, store: InstallStore, rec: InstallRecord,
+                     clock: Clock | None = None) -> frozenset[str]:
+    """What the operator's signed consent grants `rec`: its row's grants when they verify,
+    nothing otherwise. An update carries these forward, never the row as it stands: a row
+    widened behind the host's back would otherwise come out of the update freshly signed."""
+    check = verify_install(rec, store, open_keyring(home, clock or SystemClock()),
+                           disable=False)
+    return rec.grants if check.ok else frozenset()
 
 
 def submit_update(home: Home, store: InstallStore, rec: InstallRecord, pkg: Package,
@@ -218,7 +231,7 @@ def submit_update(home: Home, store: InstallStore, rec: InstallRecord, pkg: Pack
                               package_hash=pkg.content_hash, package_path=path,
                               publisher=sig.to_dict(), diff=diff.to_dict())
         return diff
-    grants = grants_after(rec.grants, pkg.manifest.asked)
+    grants = grants_after(consented_grants(home, store, rec, clock), pkg.manifest.asked)
     consent = make_consent(
         open_keyring(home, clock), install_id=rec.install_id, app_id=rec.app_id,
         version=pkg.manifest.version, package_hash=pkg.content_hash,
@@ -229,7 +242,8 @@ def submit_update(home: Home, store: InstallStore, rec: InstallRecord, pkg: Pack
                  grants=tuple(sorted(grants)), detail=f"from {rec.version}"):
         store.apply_update(rec.install_id, manifest=pkg.manifest,
                            package_hash=pkg.content_hash, package_path=path, grants=grants,
-                           settings=default_settings(pkg.manifest, dict(rec.settings)),
+                           settings=default_settings(
+                               pkg.manifest, dict(rec.settings), was_secret=rec.secret_keys),
                            publisher=sig.to_dict(), consent=consent, diff=diff.to_dict())
     return diff
 

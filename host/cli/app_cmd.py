@@ -31,9 +31,8 @@ from host.apps.installs import (
     InstallStore,
 )
 from host.apps.lineage import Lineage, LineageError, binding_of
-from host.apps.manifest import Manifest, SettingValue
+from host.apps.manifest import Manifest
 from host.apps.operations import (
-    default_settings,
     install_package,
     submit_update,
     uninstall_app,
@@ -176,11 +175,6 @@ def _confirm_widening(widens: bool) -> None:
              "approve it by naming the grants it keeps with --grant", EXIT_CONFIRM)
     if not _confirm("Approve the wider powers shown above?", False):
         fail("not updated: you declined", "", EXIT_NEGATIVE)
-
-
-def _default_settings(manifest: Manifest,
-                      keep: dict[str, SettingValue] | None = None) -> dict[str, SettingValue]:
-    return default_settings(manifest, keep)
 
 
 def _policy_revision(home: Home) -> str | None:

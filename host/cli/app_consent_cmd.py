@@ -18,7 +18,7 @@ from host.apps.consent import (
     verify_install,
 )
 from host.apps.lineage import LineageError
-from host.apps.operations import apply_consent
+from host.apps.operations import apply_consent, consented_grants
 from host.cli.app_cmd import (
     _confirm,
     _confirm_widening,
@@ -154,7 +154,12 @@ def consent(
                 store.clear_pending(rec.install_id)
             _refuse_guardrails(pkg.manifest)
             ask = asked if diff.publisher_changed else diff.added
-            already = frozenset() if diff.publisher_changed else grants_after(rec.grants, asked)
+            before = consented_grants(home, store, rec)
+            if before != rec.grants:
+                err_console.print(line(host(
+                    f"{rec.app_id}'s grants do not verify against its signed consent: none "
+                    "is carried to the update", "yellow")))
+            already = frozenset() if diff.publisher_changed else grants_after(before, asked)
             if dry_run and not grant:
                 grants = already
             else:

@@ -19,7 +19,7 @@ from host.apps.consent import guardrail_problems
 from host.apps.disclosure import Disclosure, build_disclosure, load_policy_view
 from host.apps.installs import InstallRecord, InstallStore
 from host.apps.lineage import LineageError
-from host.apps.operations import apply_consent, submit_update
+from host.apps.operations import apply_consent, consented_grants, submit_update
 from host.apps.packages import Package, PackageError, read_package
 from host.apps.publisher import PublisherError, SignatureCheck, TrustStore, check_signature
 from host.console.install import Refused, read_upload
@@ -96,7 +96,9 @@ def review(home: Home, install_id: str) -> Review:
                           new_publisher=sig.to_dict())
     asked = pkg.manifest.asked
     ask = asked if diff.publisher_changed else diff.added
-    kept = frozenset() if diff.publisher_changed else grants_after(rec.grants, asked)
+    with InstallStore(home.host_store) as store:
+        held = consented_grants(home, store, rec)
+    kept = frozenset() if diff.publisher_changed else grants_after(held, asked)
     return Review(rec, pkg, sig, diff, disclosure, frozenset(ask), kept,
                   guardrail_problems(pkg.manifest))
 

@@ -10,7 +10,9 @@ keep running with its grants.
 from __future__ import annotations
 
 import json
+import sqlite3
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -121,7 +123,56 @@ def test_an_update_that_widens_nothing_still_applies_at_once(tmp_path: Path) -> 
 
 @pytest.mark.parametrize(("older", "newer"), [
     ("1.9.0", "1.10.0"), ("1.0.0-rc1", "1.0.0"), ("0.9.9", "1.0.0"), ("2.0.0", "2.0.1"),
+    # Pre-release identifiers as semantic versioning orders them: numbers as numbers (text
+    # order would let rc.10 -> rc.9 pass as an upgrade), a number below a word, fewer below more.
+    ("1.0.0-rc.9", "1.0.0-rc.10"), ("1.0.0-alpha.1", "1.0.0-alpha.beta"),
+    ("1.0.0-alpha", "1.0.0-alpha.1"), ("1.0.0-beta.11", "1.0.0-rc.1"),
 ])
 def test_version_order_tells_a_downgrade(older: str, newer: str) -> None:
     # Text order would call 1.10.0 older than 1.9.0 and let a real downgrade pass as an upgrade.
     assert version_key(older) < version_key(newer)
+
+
+def _cli(home: Path) -> Callable[..., tuple[int, str, str]]:
+    cli = CliRunner()
+
+    def run(*args: str) -> tuple[int, str, str]:
+        r = cli.invoke(root, ["--home", str(home), *args])
+        return r.exit_code, r.stdout, r.stderr
+    return run
+
+
+def test_an_update_carries_the_signed_grants_never_the_rows(tmp_path: Path) -> None:
+    """Grants widened in the store behind the host's back (the row no longer verifies) must
+    not come out of a routine update freshly signed: the update carries what the operator's
+    signed consent granted, here nothing."""
+    run = _cli(tmp_path / "home")
+    code, _, err = run("app", "install", str(_folder(tmp_path, "v1")), "--allow-unsigned",
+                       "--grant", "messages.read")
+    assert code == 0, err
+    with sqlite3.connect(tmp_path / "home" / "host.db") as c:
+        c.execute("UPDATE install_installs SET grants = ? WHERE app_id = 'widener'",
+                  (json.dumps(sorted(PERMS)),))
+    code, out, err = run("app", "update", "widener",
+                         str(_folder(tmp_path, "v2", version="1.2.0")), "--allow-unsigned",
+                         "--json")
+    assert code == 0 and json.loads(out)["status"] == "applied", err
+    info = json.loads(run("app", "info", "widener", "--json")[1])
+    assert info["grants"] == [] and info["consent_ok"], info
+
+
+def test_a_secret_a_new_version_calls_plain_is_not_kept(tmp_path: Path) -> None:
+    """A version that turns a secret setting into a plain one does not get the secret the
+    operator gave, which it would then show in clear in `app info` and `app settings`."""
+    run = _cli(tmp_path / "home")
+    grants = [a for p in PERMS for a in ("--grant", p)]
+    assert run("app", "install", str(_folder(tmp_path, "v1", secret=True)), "--allow-unsigned",
+               *grants)[0] == 0
+    assert run("app", "settings", "widener", "api_token=s3cr3t-VALUE")[0] == 0
+    v2 = _folder(tmp_path, "v2", version="1.2.0", secret=True)
+    toml = v2 / "app.toml"
+    toml.write_text(toml.read_text().replace('type = "secret"', 'type = "string"'))
+    code, out, err = run("app", "update", "widener", str(v2), "--allow-unsigned", "--json")
+    assert code == 0 and json.loads(out)["status"] == "applied", err
+    shown = run("app", "info", "widener", "--json")[1] + run("app", "settings", "widener")[1]
+    assert "s3cr3t-VALUE" not in shown
