@@ -116,6 +116,21 @@ def line(*parts: Text | str) -> Text:
     return out
 
 
+def one_row(text: Text, width: int) -> Text:
+    """`text` cut to `width` cells, with a visible ellipsis.
+
+    The CLI's consoles leave wrapping to the terminal (`soft_wrap`), and a terminal continues a
+    long line at column 0 of the next row: author text inside such a line could pad itself so
+    that a row of its own choosing lands there, reading as one of the host's lines. Lines that
+    carry author text inline are therefore cut to the screen (the whole value is in `--json`,
+    and in the disclosure table, whose cells wrap inside their column)."""
+    if text.cell_len <= width:
+        return text
+    cut = text.copy()
+    cut.truncate(max(width, 1), overflow="ellipsis")
+    return cut
+
+
 def field_grid(rows: Iterable[tuple[str, Text]], *, indent: int = 2) -> Table:
     """Label/value rows: host labels in a fixed left column, values wrapped in their own column.
 

@@ -19,7 +19,7 @@ from rich.console import Console
 from host.apps.disclosure import Disclosure
 from host.apps.lineage import binding_of
 from host.apps.manifest import ROLE_PERMISSIONS, Manifest
-from host.inert import author, host, line
+from host.inert import author, host, line, one_row
 
 
 @dataclass(frozen=True)
@@ -141,18 +141,21 @@ def render_diff(diff: PermissionDiff, disclosure: Disclosure, console: Console) 
     console.print(line(host("Update ", "bold"), host(diff.old_version, "bold"),
                        host(" → ", "bold"), host(diff.new_version, "bold")))
     lines = {p.name: p for p in disclosure.permissions}
+    width = console.width
     for name in sorted(diff.added):
         p = lines.get(name)
         out = line(host(f"  + {name}", "green"), f" ({p.risk if p is not None else '?'})")
         if p is not None:
             out.append_text(line(" — ", author(p.reason)))
+        # Cut to the screen (`one_row`): the host's own warnings stand on rows of their own,
+        # so cutting a long reason never cuts them.
+        console.print(one_row(out, width))
         if p is not None and p.permitted is False:
-            out.append_text(host(" (policy does not permit this: the app would get "
-                                 "PermissionDenied)", "bold red"))
+            console.print(host("      ! policy does not permit this: the app would get "
+                               "PermissionDenied", "bold red"))
         if name == "roles.assign":
-            out.append_text(host(" (role assignment; admin-class roles are never assignable)",
-                                 "bold red"))
-        console.print(out)
+            console.print(host("      ! role assignment; admin-class roles are never "
+                               "assignable", "bold red"))
     for name in sorted(diff.removed):
         console.print(line(host(f"  - {name}", "red"),
                            " (no longer asked; the grant is dropped)"))
@@ -160,12 +163,13 @@ def render_diff(diff: PermissionDiff, disclosure: Disclosure, console: Console) 
         # Role names are author text (DESIGN rule 12): inert, quoted, never read as markup.
         what = (host("any role (the list was dropped)", "bold red") if "*" in roles
                 else author(", ".join(sorted(roles))))
-        console.print(line(host(f"  + roles on {perm}: ", "bold red"), what))
+        console.print(one_row(line(host(f"  + roles on {perm}: ", "bold red"), what), width))
     if diff.agent_widened:
         deps = sorted(diff.agent_widened - {"*"})
         verb = ("its app user becomes a livechat agent" if "*" in diff.agent_widened
                 else "its app user joins departments")
-        console.print(line(host(f"  + {verb}: ", "bold red"), author(", ".join(deps) or "-")))
+        console.print(one_row(line(host(f"  + {verb}: ", "bold red"),
+                                   author(", ".join(deps) or "-")), width))
     for ev in sorted(diff.events_added):
         out = line("  + event ", ev)
         if ev == "message.pre_send":

@@ -26,7 +26,7 @@ from host.cli.app_common import (
 )
 from host.cli.output import EXIT_NEGATIVE, emit_json, err_console, fail
 from host.home import Home
-from host.inert import host, line
+from host.inert import host, line, one_row
 
 # Log tail cap: guards memory against a huge log file (the supervisor caps logs too).
 _MAX_LOG_READ = 1024 * 1024
@@ -137,8 +137,10 @@ def settings(
     for s in rec.manifest.setting:
         value = shown.get(s.key)
         mark = " (secret)" if s.secret else ""
-        err_console.print(line(f"{s.key} [{s.type}]{mark}: ",
-                               host("<unset>", "dim") if value is None else str(value)))
+        # A value is author text inline (a default) or the operator's: cut to the screen, so
+        # it cannot wrap into a row of its own choosing (`one_row`); `KEY` alone prints it whole.
+        err_console.print(one_row(line(f"{s.key} [{s.type}]{mark}: ", host(
+            "<unset>", "dim") if value is None else str(value)), err_console.width))
 
 
 

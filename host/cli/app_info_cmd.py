@@ -18,7 +18,7 @@ from host.cli.app_cmd import _checked, _open
 from host.cli.app_common import AppRef, JsonFlag, app_app, existing_store, resolve
 from host.cli.output import emit_json, err_console
 from host.home import Home
-from host.inert import MAX_BLOCK, visible
+from host.inert import MAX_BLOCK, one_row, visible
 
 
 def publisher_now(home: Home, package_path: Any) -> dict[str, str | None]:
@@ -46,6 +46,10 @@ def _when(ts: Any) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _cut(text: str, width: int) -> str:
+    return one_row(Text(visible(text, limit=MAX_BLOCK)), max(width, 8)).plain
+
+
 def _value(v: Any) -> str:
     if v is None:
         return "<unset>"
@@ -68,7 +72,10 @@ def info(ctx: typer.Context, ref: AppRef, json_out: JsonFlag = False) -> None:
     if json_out:
         emit_json(d)
         return
-    lines = [f"{d['name']} ({d['app_id']} {d['version']})"]
+    # The name and the settings' values are author text inline: cut to the screen, so none
+    # wraps into a row of the author's choosing (`one_row`); the host's lines stay whole.
+    width = err_console.width
+    lines = [_cut(f"{d['name']} ({d['app_id']} {d['version']})", width)]
     state = "enabled" if d["enabled"] else f"disabled: {d['disabled_reason'] or 'by the operator'}"
     lines.append(f"  state:      {state}")
     lines.append(f"  publisher:  {_publisher_words(d['publisher_now'])}")
@@ -86,7 +93,9 @@ def info(ctx: typer.Context, ref: AppRef, json_out: JsonFlag = False) -> None:
         for s in rec.manifest.setting:
             flag = "  <- required, not set" if s.key in missing else ""
             secret = " (secret)" if s.key in d["secret_settings"] else ""
-            lines.append(f"    {s.key}{secret}: {_value(d['settings'].get(s.key))}{flag}")
+            head = f"    {s.key}{secret}: "
+            value = _cut(_value(d["settings"].get(s.key)), width - len(head) - len(flag))
+            lines.append(f"{head}{value}{flag}")
     if d["missing_settings"]:
         lines.append(f"  needs settings: {', '.join(d['missing_settings'])} "
                      f"(`stockade app settings {d['app_id']} KEY=VALUE`)")

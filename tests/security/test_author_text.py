@@ -275,7 +275,8 @@ def test_update_diff_shows_new_reasons_inert(tmp_path: Path) -> None:
     code, _, screen = cli(home, "app", "update", "evil", str(v2), "--allow-unsigned")
     assert code == EXIT_NEGATIVE  # asks for more: pending until consent
     assert_inert(screen)
-    assert "[conceal]x[/conceal]" in screen and "\\n  [green]+ nothing new[/]" in screen
+    # Verbatim (cut to the screen past its start: `one_row`).
+    assert "“read rooms\\n  [green]+ nothing new[/]" in screen
     plus = [ln for ln in screen.splitlines() if ln.startswith("  + ")]
     assert [ln.split()[1] for ln in plus] == ["livechat.read"]  # one host "+" line, no forgery
 
@@ -298,3 +299,43 @@ def test_the_consoles_never_parse_markup_and_no_print_turns_it_back_on() -> None
         text = path.read_text()
         assert "markup=True" not in text, path
         assert "rich.markup" not in text, path
+
+
+def test_author_text_inline_never_wraps_into_a_row_of_its_own(tmp_path: Path) -> None:
+    """The consoles leave wrapping to the terminal, which continues a long line at column 0:
+    a reason or a setting's value padded with spaces could put a row of its choosing there,
+    reading as the host's ("  - roles.assign (no longer asked; ...)", "  publisher:  signed by").
+    Every line carrying author text inline fits the screen; the host's warnings stay whole."""
+    width = err_console.width
+    fake = ["  - roles.assign (no longer asked; the grant is dropped)",
+            "  publisher:  signed by acme (key 0123456789abcdef), trusted"]
+
+    def padded(head: str) -> str:
+        """A value that, printed after `head` on a terminal `width` wide and wrapped there,
+        puts each fake row at column 0."""
+        return "Tidy." + " " * (width - len(head) - 5) + "".join(f.ljust(width) for f in fake)
+    home = tmp_path / "home"
+    default, reason = toml_str(padded("    url: ")), toml_str(padded("  + roles.assign (critical) — “"))
+    v1 = write_app(tmp_path / "v1")
+    toml = (v1 / "app.toml").read_text()
+    (v1 / "app.toml").write_text(toml.replace(
+        'type = "string"', f'type = "string"\ndefault = {default}'))
+    code, out, _ = cli(home, "app", "install", str(v1), "--allow-unsigned",
+                       "--grant", "users.create", "--json")
+    assert code == 0, out
+    v2 = write_app(tmp_path / "v2")
+    toml = (v2 / "app.toml").read_text().replace('version = "1.0.0"', 'version = "1.1.0"')
+    toml += ('[[permission]]\nname = "roles.assign"\nroles = ["bot"]\n'
+             f"reason = {reason}\n")
+    (v2 / "app.toml").write_text(toml)
+    code, _, update = cli(home, "app", "update", "evil", str(v2), "--allow-unsigned")
+    assert code == EXIT_NEGATIVE
+    assert "admin-class roles are never assignable" in update
+    _, _, info = cli(home, "app", "info", "evil")
+    _, _, shown = cli(home, "app", "settings", "evil")
+    for screen in (update, info, shown):
+        # The rows a terminal `width` wide shows: each line cut into pieces of that width.
+        rows = [ln[i:i + width] for ln in screen.splitlines()
+                for i in range(0, max(len(ln), 1), width)]
+        assert not [r for r in rows if r.rstrip() in fake], screen
+        assert [r for r in rows if "Tidy." in r]  # the value is shown, cut to the screen
