@@ -405,6 +405,7 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
             actor = f"console:{s.username} ({operator_actor()})"
             try:
                 r = updates.review(home, request.path_params["install_id"])
+                updates.check_reviewed(r, form.get("package", ""))
                 if approve:
                     ticked = [str(g) for g in (await request.form()).getlist("grant")]
                     updates.approve(home, r, ticked, transfer=form.get("transfer") == "yes",
@@ -412,7 +413,8 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
                 else:
                     updates.reject(home, r.rec, actor=actor)
             except install_flow.Refused as exc:
-                return page(request, "updates.html", 400, s=s, pending=updates.queue(home),
+                status = 409 if isinstance(exc, updates.Changed) else 400
+                return page(request, "updates.html", status, s=s, pending=updates.queue(home),
                             installs=installs(), error=str(exc))
             return RedirectResponse("/console/updates", status_code=303)
         return run
