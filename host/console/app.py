@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import secrets
+import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -35,7 +36,7 @@ from host.console.install import Uploads
 from host.console.operators import Operators, ServerOperators, Unreachable
 from host.console.sessions import COOKIE, Session, Sessions
 from host.home import Home
-from host.inert import visible
+from host.inert import MAX_ONE_LINE, visible
 from host.ledger.audit import AuditLog
 from host.ledger.operator import audited, open_keyring, operator_actor
 from host.server import auth
@@ -97,7 +98,13 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
     sessions = Sessions()
     # Autoescaping on for every template: author text can never become markup.
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True)
-    env.filters["inert"] = lambda v: visible(v, limit=200)
+    # A one-line field in a list or a heading (a name, an audit cell): cut, so one value cannot
+    # push the page about; the record's own page and the CLI's --json have it whole.
+    env.filters["inert"] = lambda v: visible(v, limit=MAX_ONE_LINE)
+    # What an operator consents on (the disclosure, the update's diff): never cut, so no role,
+    # limit or reason is hidden from the one who grants it. Bounded by the manifest's and the
+    # policy loader's own size caps, which every such value comes from.
+    env.filters["whole"] = lambda v: visible(v, limit=sys.maxsize)
     templates = Jinja2Templates(env=env)
 
     def page(request: Request, name: str, status: int = 200, **ctx: Any) -> Response:

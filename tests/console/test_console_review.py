@@ -78,3 +78,53 @@ def test_approve_or_reject_refuses_an_update_other_than_the_one_reviewed(
     assert r.status_code == 303, r.text
     rec = _agent_sync(served)
     assert rec.version == "9.9.9" and rec.grants == frozenset({"livechat.read", "users.read"})
+
+
+# Roles a manifest declares for users.create: 180 characters of others before the one that
+# matters, which a cut of the host's "manifest declares roles: ..." line would hide.
+PADDING_ROLES = ["a" * 60, "b" * 60, "c" * 60]
+LATE_ROLE = "livechat-agent"
+
+
+def _with_roles(folder: Path) -> Path:
+    roles = ", ".join(f'"{r}"' for r in [*PADDING_ROLES, LATE_ROLE])
+    toml = (folder / "app.toml").read_text()
+    (folder / "app.toml").write_text(toml.replace(
+        'name = "users.create"', f'name = "users.create"\nroles = [{roles}]'))
+    return folder
+
+
+def _row(page: str, row_id: str) -> str:
+    m = re.search(rf'<tr id="{row_id}">(.*?)</tr>', page, re.S)
+    assert m is not None, row_id
+    return m.group(1)
+
+
+def test_a_late_declared_role_is_shown_on_the_install_consent_page(
+        served: Served, tmp_path: Path) -> None:
+    from host.apps.packages import package_folder
+
+    c = _client(served)
+    data = package_folder(_with_roles(write_app(tmp_path / "p", "hirer", ["users.create"], [],
+                                                SRC)))[1]
+    r = c.post("/console/install", data={"csrf": _field(c.get("/console/install").text, "csrf")},
+               files={"package": ("a.zip", data)}, headers={"Origin": served.url})
+    assert r.status_code == 200, r.text
+    row = _row(r.text, "perm-users.create")
+    assert "manifest declares roles" in row and LATE_ROLE in row and "more)" not in row
+
+
+def test_a_late_declared_role_is_shown_on_the_update_review_page(
+        served: Served, tmp_path: Path) -> None:
+    folder = _with_roles(write_app(tmp_path / "v2", "agent-sync",
+                                   ["livechat.read", "users.create"], [], SRC))
+    toml = (folder / "app.toml").read_text().replace('version = "1.0.0"', 'version = "2.0.0"')
+    (folder / "app.toml").write_text(toml)
+    r = CliRunner().invoke(root, ["--home", str(served.home.root), "app", "update", "agent-sync",
+                                  str(folder), "--allow-unsigned"])
+    assert r.exit_code == 1, r.output
+    page = _client(served).get(f"/console/updates/{_agent_sync(served).install_id}").text
+    row = _row(page, "perm-users.create")
+    assert "manifest declares roles" in row and LATE_ROLE in row and "more)" not in row
+    diff = re.search(r'<table id="diff">(.*?)</table>', page, re.S)
+    assert diff is not None and "more)" not in diff.group(1)
