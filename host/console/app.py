@@ -112,11 +112,17 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         return resp
 
     def session_of(request: Request) -> Session | None:
-        s = sessions.get(request.cookies.get(COOKIE))
+        sid = request.cookies.get(COOKIE)
+        s = sessions.get(sid)
         if s is None:
             return None
-        # still an active admin? (a revoked operator's session ends at its next request)
-        return s if operators.current(s.user_id) is not None else None
+        # Still an active admin, under the credential it signed in with? If not, the session
+        # is closed, not hidden: a re-promotion or the old password back revives nothing.
+        if operators.current(s.user_id) is None or \
+                operators.credential(s.user_id) != s.credential:
+            sessions.close(sid)
+            return None
+        return s
 
     async def form_of(request: Request, s: Session | None) -> dict[str, str] | None:
         """The posted form when the request is same-origin and carries the session's CSRF
@@ -145,17 +151,17 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         who, password = form.get("username", ""), form.get("password", "")
         try:
             # a thread: against a workspace the check is an HTTP round trip
-            user = await anyio.to_thread.run_sync(operators.sign_in, who, password)
+            signed = await anyio.to_thread.run_sync(operators.sign_in, who, password)
         except auth.LoginBlocked:
             return page(request, "login.html", 429, error="Too many failed sign-ins for this "
                         "name; try again in a few minutes.")
         except Unreachable:
             return page(request, "login.html", 503, error="Cannot reach the workspace to check "
                         "the password; try again when it answers.")
-        if user is None:
+        if signed is None:
             return page(request, "login.html", 401, error="Wrong name or password, or not an "
                         "operator of this server.")
-        sid = sessions.open(user["id"], user["username"])
+        sid = sessions.open(signed.user["id"], signed.user["username"], signed.credential)
         resp = RedirectResponse("/console/apps", status_code=303)
         resp.set_cookie(COOKIE, sid, httponly=True, samesite="strict", path="/console",
                         secure=request.url.scheme == "https")
