@@ -85,6 +85,20 @@ def _same_origin(request: Request) -> bool:
     return f"{parts.scheme}://{parts.netloc}" == here
 
 
+def template_environment() -> Environment:
+    """The pages' Jinja2 environment with its filters (tests render a template through it)."""
+    # Autoescaping on for every template: author text can never become markup.
+    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True)
+    # A one-line field in a list or a heading (a name, an audit cell): cut, so one value cannot
+    # push the page about; the record's own page and the CLI's --json have it whole.
+    env.filters["inert"] = lambda v: visible(v, limit=MAX_ONE_LINE)
+    # What an operator consents on (the disclosure, the update's diff): never cut, so no role,
+    # limit or reason is hidden from the one who grants it. Bounded by the manifest's and the
+    # policy loader's own size caps, which every such value comes from.
+    env.filters["whole"] = lambda v: visible(v, limit=sys.maxsize)
+    return env
+
+
 def create_console(home: Home, server: EmbeddedServer | Operators,
                    enforced: Callable[[], str | None] = lambda: None,
                    hosts: Sequence[str] = LOOPBACK_HOSTS) -> Starlette:
@@ -96,16 +110,7 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
     operators: Operators = ServerOperators(server) if isinstance(server, EmbeddedServer) \
         else server
     sessions = Sessions()
-    # Autoescaping on for every template: author text can never become markup.
-    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True)
-    # A one-line field in a list or a heading (a name, an audit cell): cut, so one value cannot
-    # push the page about; the record's own page and the CLI's --json have it whole.
-    env.filters["inert"] = lambda v: visible(v, limit=MAX_ONE_LINE)
-    # What an operator consents on (the disclosure, the update's diff): never cut, so no role,
-    # limit or reason is hidden from the one who grants it. Bounded by the manifest's and the
-    # policy loader's own size caps, which every such value comes from.
-    env.filters["whole"] = lambda v: visible(v, limit=sys.maxsize)
-    templates = Jinja2Templates(env=env)
+    templates = Jinja2Templates(env=template_environment())
 
     def page(request: Request, name: str, status: int = 200, **ctx: Any) -> Response:
         resp: Response = templates.TemplateResponse(request, name, ctx, status_code=status)
