@@ -53,6 +53,9 @@ CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'
 MAX_FORM_BYTES = 64 * 1024
 # Audit records shown per search. Guards: page size and the time one request holds the store.
 MAX_AUDIT_ROWS = 200
+# The largest audit sequence number the store can hold (SQLite's INTEGER). Guards: a longer
+# number in a record's URL reaching the store, whose driver raises on it (a 500, not a 404).
+MAX_SEQ = 2**63 - 1
 # Host header values the console answers by default. Guards: DNS rebinding, where a page of
 # another site, its name re-pointed at 127.0.0.1, would otherwise be "same-origin" with it.
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
@@ -70,6 +73,14 @@ class _Headers(BaseHTTPMiddleware):
     async def dispatch(self, request: Request,
                        call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         return _security_headers(await call_next(request))
+
+
+def _csrf_ok(sent: object, s: Session) -> bool:
+    """The posted token is the session's. Compared as bytes: `compare_digest` raises on a str
+    with non-ASCII characters, and a forged token must be a 403, never a 500."""
+    if not isinstance(sent, str):
+        return False
+    return secrets.compare_digest(sent.encode("utf-8", "surrogatepass"), s.csrf.encode())
 
 
 def _same_origin(request: Request) -> bool:
@@ -138,7 +149,7 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         if not (declared.isascii() and declared.isdigit()) or int(declared) > MAX_FORM_BYTES:
             return None  # a console form is small; a browser always says how long it is
         form = {k: str(v) for k, v in (await request.form(max_files=0, max_fields=64)).items()}
-        if s is not None and not secrets.compare_digest(form.get("csrf", ""), s.csrf):
+        if s is not None and not _csrf_ok(form.get("csrf"), s):
             return None
         return form
 
@@ -253,11 +264,14 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
                     filters=q)
 
     async def record(request: Request, s: Session) -> Response:
-        log = AuditLog(home.host_store, SystemClock())
-        try:
-            entry = log.show(int(request.path_params["seq"]))
-        finally:
-            log.close()
+        seq = int(request.path_params["seq"])
+        entry = None
+        if seq <= MAX_SEQ:
+            log = AuditLog(home.host_store, SystemClock())
+            try:
+                entry = log.show(seq)
+            finally:
+                log.close()
         if entry is None:
             return Response("no such record", status_code=404, media_type="text/plain")
         return page(request, "record.html", s=s, e=entry,
@@ -294,7 +308,7 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         if not _same_origin(request):
             return None
         form = await request.form(max_files=1, max_fields=6, max_part_size=MAX_ARCHIVE_BYTES)
-        if not secrets.compare_digest(str(form.get("csrf", "")), s.csrf):
+        if not _csrf_ok(form.get("csrf"), s):
             return None
         file = form.get("package")
         data = await file.read(MAX_ARCHIVE_BYTES + 1) if isinstance(file, UploadFile) else None
@@ -318,7 +332,7 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         if not _same_origin(request):
             return refused()
         form = await request.form(max_files=0, max_fields=64)
-        if not secrets.compare_digest(str(form.get("csrf", "")), s.csrf):
+        if not _csrf_ok(form.get("csrf"), s):
             return refused()
         try:
             up = uploads.take(str(form.get("upload", "")), s.username)

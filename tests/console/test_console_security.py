@@ -182,3 +182,22 @@ def test_the_publisher_line_shows_a_key_id_inert() -> None:
                 {"status": "trusted", "kid": kid, "publisher": "acme"}):
         html = str(line({"signature": sig}))
         assert "\u202e" not in html and "\u2066" not in html and "\\u202e\\u2066" in html, html
+
+
+def test_an_audit_sequence_past_the_stores_integers_is_not_found(served: Served) -> None:
+    c = _signed_in(served)
+    for seq in ("9" * 30, str(2**63), str(2**63 - 1)):
+        assert c.get(f"/console/audit/{seq}").status_code == 404, seq
+
+
+def test_a_non_ascii_csrf_token_is_refused_not_an_error(served: Served) -> None:
+    c = _signed_in(served)
+    page = c.get("/console/apps").text
+    iid = re.search(r'action="/console/apps/([^/]+)/disable"', page).group(1)  # type: ignore[union-attr]
+    forged = "\u00e9" * 43
+    for url, files in ((f"/console/apps/{iid}/disable", None), ("/console/install/confirm", None),
+                       ("/console/install", {"package": ("a.zip", b"PK")}),
+                       ("/console/updates", {"package": ("a.zip", b"PK")})):
+        r = c.post(url, data={"csrf": forged}, files=files, headers={"Origin": served.url})
+        assert r.status_code == 403, (url, r.status_code)
+    assert _enabled(served, "agent-sync") and _enabled(served, "shady")
