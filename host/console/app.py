@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import secrets
+import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -35,7 +36,7 @@ from host.console.install import Uploads
 from host.console.operators import Operators, ServerOperators, Unreachable
 from host.console.sessions import COOKIE, Session, Sessions
 from host.home import Home
-from host.inert import visible
+from host.inert import MAX_ONE_LINE, visible
 from host.ledger.audit import AuditLog
 from host.ledger.operator import audited, open_keyring, operator_actor
 from host.server import auth
@@ -52,6 +53,9 @@ CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'
 MAX_FORM_BYTES = 64 * 1024
 # Audit records shown per search. Guards: page size and the time one request holds the store.
 MAX_AUDIT_ROWS = 200
+# The largest audit sequence number the store can hold (SQLite's INTEGER). Guards: a longer
+# number in a record's URL reaching the store, whose driver raises on it (a 500, not a 404).
+MAX_SEQ = 2**63 - 1
 # Host header values the console answers by default. Guards: DNS rebinding, where a page of
 # another site, its name re-pointed at 127.0.0.1, would otherwise be "same-origin" with it.
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
@@ -71,6 +75,14 @@ class _Headers(BaseHTTPMiddleware):
         return _security_headers(await call_next(request))
 
 
+def _csrf_ok(sent: object, s: Session) -> bool:
+    """The posted token is the session's. Compared as bytes: `compare_digest` raises on a str
+    with non-ASCII characters, and a forged token must be a 403, never a 500."""
+    if not isinstance(sent, str):
+        return False
+    return secrets.compare_digest(sent.encode("utf-8", "surrogatepass"), s.csrf.encode())
+
+
 def _same_origin(request: Request) -> bool:
     """A state-changing request must come from a page of this console: a browser sends Origin
     (or at least Referer) on a POST, and a cross-site one says so in Sec-Fetch-Site."""
@@ -84,6 +96,20 @@ def _same_origin(request: Request) -> bool:
     return f"{parts.scheme}://{parts.netloc}" == here
 
 
+def template_environment() -> Environment:
+    """The pages' Jinja2 environment with its filters (tests render a template through it)."""
+    # Autoescaping on for every template: author text can never become markup.
+    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True)
+    # A one-line field in a list or a heading (a name, an audit cell): cut, so one value cannot
+    # push the page about; the record's own page and the CLI's --json have it whole.
+    env.filters["inert"] = lambda v: visible(v, limit=MAX_ONE_LINE)
+    # What an operator consents on (the disclosure, the update's diff): never cut, so no role,
+    # limit or reason is hidden from the one who grants it. Bounded by the manifest's and the
+    # policy loader's own size caps, which every such value comes from.
+    env.filters["whole"] = lambda v: visible(v, limit=sys.maxsize)
+    return env
+
+
 def create_console(home: Home, server: EmbeddedServer | Operators,
                    enforced: Callable[[], str | None] = lambda: None,
                    hosts: Sequence[str] = LOOPBACK_HOSTS) -> Starlette:
@@ -95,21 +121,24 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
     operators: Operators = ServerOperators(server) if isinstance(server, EmbeddedServer) \
         else server
     sessions = Sessions()
-    # Autoescaping on for every template: author text can never become markup.
-    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True)
-    env.filters["inert"] = lambda v: visible(v, limit=200)
-    templates = Jinja2Templates(env=env)
+    templates = Jinja2Templates(env=template_environment())
 
     def page(request: Request, name: str, status: int = 200, **ctx: Any) -> Response:
         resp: Response = templates.TemplateResponse(request, name, ctx, status_code=status)
         return resp
 
     def session_of(request: Request) -> Session | None:
-        s = sessions.get(request.cookies.get(COOKIE))
+        sid = request.cookies.get(COOKIE)
+        s = sessions.get(sid)
         if s is None:
             return None
-        # still an active admin? (a revoked operator's session ends at its next request)
-        return s if operators.current(s.user_id) is not None else None
+        # Still an active admin, under the credential it signed in with? If not, the session
+        # is closed, not hidden: a re-promotion or the old password back revives nothing.
+        if operators.current(s.user_id) is None or \
+                operators.credential(s.user_id) != s.credential:
+            sessions.close(sid)
+            return None
+        return s
 
     async def form_of(request: Request, s: Session | None) -> dict[str, str] | None:
         """The posted form when the request is same-origin and carries the session's CSRF
@@ -120,7 +149,7 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         if not (declared.isascii() and declared.isdigit()) or int(declared) > MAX_FORM_BYTES:
             return None  # a console form is small; a browser always says how long it is
         form = {k: str(v) for k, v in (await request.form(max_files=0, max_fields=64)).items()}
-        if s is not None and not secrets.compare_digest(form.get("csrf", ""), s.csrf):
+        if s is not None and not _csrf_ok(form.get("csrf"), s):
             return None
         return form
 
@@ -138,17 +167,17 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         who, password = form.get("username", ""), form.get("password", "")
         try:
             # a thread: against a workspace the check is an HTTP round trip
-            user = await anyio.to_thread.run_sync(operators.sign_in, who, password)
+            signed = await anyio.to_thread.run_sync(operators.sign_in, who, password)
         except auth.LoginBlocked:
             return page(request, "login.html", 429, error="Too many failed sign-ins for this "
                         "name; try again in a few minutes.")
         except Unreachable:
             return page(request, "login.html", 503, error="Cannot reach the workspace to check "
                         "the password; try again when it answers.")
-        if user is None:
+        if signed is None:
             return page(request, "login.html", 401, error="Wrong name or password, or not an "
                         "operator of this server.")
-        sid = sessions.open(user["id"], user["username"])
+        sid = sessions.open(signed.user["id"], signed.user["username"], signed.credential)
         resp = RedirectResponse("/console/apps", status_code=303)
         resp.set_cookie(COOKIE, sid, httponly=True, samesite="strict", path="/console",
                         secure=request.url.scheme == "https")
@@ -235,11 +264,14 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
                     filters=q)
 
     async def record(request: Request, s: Session) -> Response:
-        log = AuditLog(home.host_store, SystemClock())
-        try:
-            entry = log.show(int(request.path_params["seq"]))
-        finally:
-            log.close()
+        seq = int(request.path_params["seq"])
+        entry = None
+        if seq <= MAX_SEQ:
+            log = AuditLog(home.host_store, SystemClock())
+            try:
+                entry = log.show(seq)
+            finally:
+                log.close()
         if entry is None:
             return Response("no such record", status_code=404, media_type="text/plain")
         return page(request, "record.html", s=s, e=entry,
@@ -276,7 +308,7 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         if not _same_origin(request):
             return None
         form = await request.form(max_files=1, max_fields=6, max_part_size=MAX_ARCHIVE_BYTES)
-        if not secrets.compare_digest(str(form.get("csrf", "")), s.csrf):
+        if not _csrf_ok(form.get("csrf"), s):
             return None
         file = form.get("package")
         data = await file.read(MAX_ARCHIVE_BYTES + 1) if isinstance(file, UploadFile) else None
@@ -300,7 +332,7 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         if not _same_origin(request):
             return refused()
         form = await request.form(max_files=0, max_fields=64)
-        if not secrets.compare_digest(str(form.get("csrf", "")), s.csrf):
+        if not _csrf_ok(form.get("csrf"), s):
             return refused()
         try:
             up = uploads.take(str(form.get("upload", "")), s.username)
@@ -405,6 +437,7 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
             actor = f"console:{s.username} ({operator_actor()})"
             try:
                 r = updates.review(home, request.path_params["install_id"])
+                updates.check_reviewed(r, form.get("package", ""))
                 if approve:
                     ticked = [str(g) for g in (await request.form()).getlist("grant")]
                     updates.approve(home, r, ticked, transfer=form.get("transfer") == "yes",
@@ -412,7 +445,8 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
                 else:
                     updates.reject(home, r.rec, actor=actor)
             except install_flow.Refused as exc:
-                return page(request, "updates.html", 400, s=s, pending=updates.queue(home),
+                status = 409 if isinstance(exc, updates.Changed) else 400
+                return page(request, "updates.html", status, s=s, pending=updates.queue(home),
                             installs=installs(), error=str(exc))
             return RedirectResponse("/console/updates", status_code=303)
         return run

@@ -5,13 +5,20 @@ hashes (`host.server.auth`); against a Rocket.Chat workspace, the workspace's (i
 `POST /api/v1/login`, whose token is revoked at once, then the user's roles read with the
 service account). Either way the operator's password never reaches Stockade's stores, failed
 sign-ins are counted per name in this process (`auth.Failures`, the same budget the REST login
-has), and a session lasts only while its user is still an active admin: `current` is asked at
-every request.
+has), and a session lasts only while its user is still an active admin and its credential is
+the one it was opened under: `current` and `credential` are asked at every request.
+
+The credential is a digest of the user's stored password record, so a new password (even the
+same one again: a fresh salt) ends every session opened under the old. A workspace does not
+show Stockade its users' password records: against one, `credential` is the same for every
+sign-in, a password reset on the workspace does not end a console session, and the session's
+absolute lifetime (`sessions.MAX_AGE_S`) is what bounds it.
 """
 from __future__ import annotations
 
+import hashlib
 import time
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import httpx
 
@@ -36,16 +43,36 @@ class Unreachable(Exception):
     """The workspace did not answer a sign-in (down, slow, or not Rocket.Chat)."""
 
 
+# What `credential` answers for a workspace's users, whose password records Stockade cannot
+# read (see the module docstring).
+WORKSPACE_CREDENTIAL = "workspace"
+
+
+class SignedIn(NamedTuple):
+    user: User
+    credential: str  # the credential the password matched, as `Operators.credential` says it
+
+
+def credential_of(record: str | None) -> str | None:
+    """A digest of a stored password record: the console keeps this, never the record."""
+    return None if record is None else hashlib.sha256(record.encode()).hexdigest()
+
+
 class Operators(Protocol):
     """The console's view of the server's admins."""
 
-    def sign_in(self, who: str, password: str) -> User | None:
-        """The user when `who`/`password` are right and the user is an active admin; None
-        otherwise. Raises `auth.LoginBlocked` after too many failures for the name."""
+    def sign_in(self, who: str, password: str) -> SignedIn | None:
+        """The user and the credential the password matched when `who`/`password` are right
+        and the user is an active admin; None otherwise. Raises `auth.LoginBlocked` after too
+        many failures for the name."""
         ...
 
     def current(self, user_id: str) -> User | None:
         """The user while still an active admin, else None (the session ends)."""
+        ...
+
+    def credential(self, user_id: str) -> str | None:
+        """The user's credential now; a session opened under another one ends."""
         ...
 
     def seats(self) -> int:
@@ -64,13 +91,23 @@ class ServerOperators:
     def __init__(self, server: EmbeddedServer) -> None:
         self.server = server
 
-    def sign_in(self, who: str, password: str) -> User | None:
-        user_id = auth.check(self.server.db, FAILURES, who, password, time.time())
-        return self.current(user_id) if user_id else None
+    def sign_in(self, who: str, password: str) -> SignedIn | None:
+        matched = auth.check_record(self.server.db, FAILURES, who, password, time.time())
+        if matched is None:
+            return None
+        user = self.current(matched[0])
+        credential = credential_of(matched[1])
+        return SignedIn(user, credential) if user is not None and credential else None
 
     def current(self, user_id: str) -> User | None:
         try:
             return _admin(self.server.users_get(SYSTEM, user_id))
+        except Exception:  # noqa: BLE001 - any failure ends the session
+            return None
+
+    def credential(self, user_id: str) -> str | None:
+        try:
+            return credential_of(auth.stored_record(self.server.db, user_id))
         except Exception:  # noqa: BLE001 - any failure ends the session
             return None
 
@@ -86,7 +123,7 @@ class WorkspaceOperators:
     def __init__(self, remote: RemoteServer) -> None:
         self.remote = remote
 
-    def sign_in(self, who: str, password: str) -> User | None:
+    def sign_in(self, who: str, password: str) -> SignedIn | None:
         now = time.time()
         key = f"{self.remote.client.base}\0{who.strip().casefold()[:auth.MAX_NAME]}"
         if FAILURES.blocked(key, now):
@@ -115,13 +152,17 @@ class WorkspaceOperators:
         except httpx.HTTPError:
             pass  # the token expires on the workspace's own schedule
         FAILURES.clear(key)
-        return self.current(user_id)
+        user = self.current(user_id)
+        return None if user is None else SignedIn(user, WORKSPACE_CREDENTIAL)
 
     def current(self, user_id: str) -> User | None:
         try:
             return _admin(self.remote.users_get(SYSTEM, user_id))
         except Exception:  # noqa: BLE001 - any failure (workspace down too) ends the session
             return None
+
+    def credential(self, user_id: str) -> str | None:
+        return WORKSPACE_CREDENTIAL  # not readable on a workspace (the module docstring)
 
     def seats(self) -> int:
         return self.remote.users_count_active_app_created()

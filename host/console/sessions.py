@@ -1,7 +1,9 @@
 """Console sessions: a random id in an HttpOnly, SameSite=Strict cookie, kept server-side.
 
-Only a digest of the id is stored, with the operator, its CSRF token and an expiry; a session
-ends at sign-out, after `IDLE_S` without use, or when the process stops. Per process: a console
+Only a digest of the id is stored, with the operator, the credential it signed in under, its
+CSRF token and its times; a session ends at sign-out, after `IDLE_S` without use, `MAX_AGE_S`
+after sign-in however busy, or when the process stops (and the console closes it when its user
+is no longer an operator or the credential changed: `host.console.app`). Per process: a console
 is served by one host on loopback (`docs/CONSOLE.md`).
 """
 from __future__ import annotations
@@ -9,11 +11,16 @@ from __future__ import annotations
 import hashlib
 import secrets
 import threading
-import time
 from dataclasses import dataclass
+
+from host.clock import Clock, SystemClock
 
 # Idle time after which a session ends. Guards: a browser left signed in on a shared desk.
 IDLE_S = 30 * 60
+# Longest a session lives from its sign-in, however busy. Guards: a stolen cookie kept alive by
+# use (each request resets the idle clock); the operator signs in again at least once a day's
+# work, and then with the password as it is now.
+MAX_AGE_S = 8 * 3600
 # Sessions kept at once. Guards: memory when sign-ins are scripted (the oldest end first).
 MAX_SESSIONS = 1000
 COOKIE = "stockade_console"
@@ -23,7 +30,9 @@ COOKIE = "stockade_console"
 class Session:
     user_id: str
     username: str
+    credential: str  # what `Operators.credential` said at sign-in
     csrf: str
+    opened: float
     last_seen: float
 
 
@@ -32,18 +41,20 @@ def _digest(sid: str) -> str:
 
 
 class Sessions:
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock | None = None) -> None:
+        self._clock = clock or SystemClock()
         self._lock = threading.Lock()
         self._by_digest: dict[str, Session] = {}
 
-    def open(self, user_id: str, username: str) -> str:
+    def open(self, user_id: str, username: str, credential: str) -> str:
         """A new session; returns the id for the cookie (its only copy in clear)."""
         sid = secrets.token_urlsafe(32)
+        now = self._clock.monotonic()
         with self._lock:
             if len(self._by_digest) >= MAX_SESSIONS:
                 self._by_digest.pop(next(iter(self._by_digest)))
-            self._by_digest[_digest(sid)] = Session(user_id, username,
-                                                    secrets.token_urlsafe(32), time.monotonic())
+            self._by_digest[_digest(sid)] = Session(user_id, username, credential,
+                                                    secrets.token_urlsafe(32), now, now)
         return sid
 
     def get(self, sid: str | None) -> Session | None:
@@ -53,8 +64,8 @@ class Sessions:
             s = self._by_digest.get(_digest(sid))
             if s is None:
                 return None
-            now = time.monotonic()
-            if now - s.last_seen > IDLE_S:
+            now = self._clock.monotonic()
+            if now - s.last_seen > IDLE_S or now - s.opened > MAX_AGE_S:
                 del self._by_digest[_digest(sid)]
                 return None
             s.last_seen = now

@@ -4,9 +4,15 @@ The same as `stockade app settings APP KEY=VALUE` (host/cli/app_data_cmd.py): va
 by the manifest's type (`coerce_setting`), an empty required setting is refused, a secret field
 left empty keeps its value, and the change is `operator.settings` naming the keys only (a value,
 a secret above all, never reaches the audit chain).
+
+A value that would not read as it is (control, bidirectional, zero-width characters: a
+manifest's default is author text, DESIGN rule 12) is not put in its field: the page shows an
+escaped copy and an empty field, and an empty field keeps the value, as for a secret, so saving
+the form never stores the escaped copy in its place.
 """
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,14 +20,22 @@ from host.apps.installs import InstallRecord, InstallStore
 from host.apps.manifest import coerce_setting
 from host.console.install import Refused
 from host.home import Home
+from host.inert import visible
 from host.ledger.operator import audited
+
+
+def tame(value: object) -> bool:
+    """True when the value reads as it is: nothing in it that `visible` shows as an escape."""
+    text = "" if value is None else str(value)
+    return visible(text, limit=sys.maxsize) == text
 
 
 def rows(rec: InstallRecord) -> list[dict[str, Any]]:
     shown = rec.redacted_settings()
     return [{"key": s.key, "type": s.type, "label": s.label, "required": s.required,
              "secret": s.secret or s.key in rec.secret_keys, "options": list(s.options),
-             "value": shown.get(s.key)} for s in rec.manifest.setting]
+             "value": shown.get(s.key), "tame": tame(shown.get(s.key))}
+            for s in rec.manifest.setting]
 
 
 def save(home: Home, install_id: str, form: Mapping[str, str], *, actor: str) -> list[str]:
@@ -34,9 +48,10 @@ def save(home: Home, install_id: str, form: Mapping[str, str], *, actor: str) ->
         changed: list[str] = []
         for s in rec.manifest.setting:
             raw = form.get(f"setting-{s.key}")
-            secret = s.secret or s.key in rec.secret_keys
-            if raw is None or (secret and raw == ""):
-                continue  # not sent, or a secret left empty: keep what is stored
+            kept_if_empty = s.secret or s.key in rec.secret_keys or \
+                not tame(rec.settings.get(s.key))
+            if raw is None or (kept_if_empty and raw == ""):
+                continue  # not sent, or a secret (or an escaped value) left empty: keep it
             if raw == "" and s.required:
                 raise Refused(f"{s.key} is required: give it a value")
             try:

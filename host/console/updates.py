@@ -8,6 +8,10 @@ ticked); what it keeps stays granted; a new publisher's package asks for everyth
 signs the consent through `host.apps.operations.apply_consent`, the CLI's own path; rejecting
 discards the pending update (`operator.consent_reject`). Admin-class roles in the new manifest
 refuse it and discard it, as the CLI does.
+
+Approve and reject name the package the operator reviewed (its content hash, a hidden field of
+both forms): a different update parked since the page was read is refused (`Changed`) and
+nothing changes, so a consent never lands on a version nobody looked at.
 """
 from __future__ import annotations
 
@@ -25,6 +29,10 @@ from host.apps.publisher import PublisherError, SignatureCheck, TrustStore, chec
 from host.console.install import Refused, read_upload
 from host.home import Home
 from host.ledger.operator import audited
+
+
+class Changed(Refused):
+    """The update pending now is not the one the operator reviewed."""
 
 
 @dataclass
@@ -101,6 +109,16 @@ def review(home: Home, install_id: str) -> Review:
     kept = frozenset() if diff.publisher_changed else grants_after(held, asked)
     return Review(rec, pkg, sig, diff, disclosure, frozenset(ask), kept,
                   guardrail_problems(pkg.manifest))
+
+
+def check_reviewed(r: Review, reviewed: str) -> None:
+    """Raise `Changed` unless `reviewed` (the content hash the review page carried) is the
+    pending record's package and the package just read from disk. A security boundary: without
+    it an approval applies whatever is pending at click time (DESIGN rule 7)."""
+    assert r.rec.pending is not None
+    if not (reviewed and reviewed == r.rec.pending.package_hash == r.pkg.content_hash):
+        raise Changed(f"the update pending for {r.rec.app_id} is not the one you reviewed "
+                      f"(now {r.rec.pending.version}): nothing was changed; review it again")
 
 
 def approve(home: Home, r: Review, ticked: list[str], *, transfer: bool, actor: str) -> None:

@@ -139,8 +139,24 @@ def login(db: Database, failures: Failures, who: str, password: str,
 
 
 def check(db: Database, failures: Failures, who: str, password: str, at: float) -> str | None:
-    """The user id when `who` and `password` match an active user, counting failures (the
-    console signs in with this; `login` also mints a REST token)."""
+    """The user id when `who` and `password` match an active user, counting failures (`login`
+    also mints a REST token)."""
+    matched = check_record(db, failures, who, password, at)
+    return None if matched is None else matched[0]
+
+
+def stored_record(db: Database, user_id: str) -> str | None:
+    """The user's stored password record (`hash_password`'s string), None when it has none."""
+    row = db.conn().execute("SELECT hash FROM user_passwords WHERE user_id = ?",
+                            (user_id,)).fetchone()
+    return str(row[0]) if row is not None and row[0] else None
+
+
+def check_record(db: Database, failures: Failures, who: str, password: str,
+                 at: float) -> tuple[str, str] | None:
+    """(user id, the stored password record the password matched) as `check` decides it. The
+    console signs in with this and binds its session to that very record, so a password
+    changed while the check ran does not leave a session opened under the old one."""
     name = who.strip().casefold()[:MAX_NAME]
     key = f"{db.path}\0{name}"  # one process may serve several stores (tests do)
     if failures.blocked(key, at):
@@ -155,7 +171,7 @@ def check(db: Database, failures: Failures, who: str, password: str, at: float) 
         failures.failed(key, at)
         return None
     failures.clear(key)
-    return str(row[0])
+    return str(row[0]), str(row[2])
 
 
 def logout(db: Database, user_id: str, token: str) -> bool:

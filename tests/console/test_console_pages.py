@@ -187,11 +187,14 @@ def test_a_pending_update_is_approved_with_the_ticked_grants(served: Served,
     page = c.get(f"/console/updates/{iid}").text
     assert "permissions added" in page and "messages.read, users.read" in page
     csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    pkg = re.search(r'name="package" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
     # a grant the update does not ask for is refused; then only messages.read is ticked
-    r = c.post(f"/console/updates/{iid}/approve", data={"csrf": csrf, "grant": ["http"]},
+    r = c.post(f"/console/updates/{iid}/approve",
+               data={"csrf": csrf, "package": pkg, "grant": ["http"]},
                headers={"Origin": served.url})
     assert r.status_code == 400 and "not asked for" in r.text
-    r = c.post(f"/console/updates/{iid}/approve", data={"csrf": csrf, "grant": ["messages.read"]},
+    r = c.post(f"/console/updates/{iid}/approve",
+               data={"csrf": csrf, "package": pkg, "grant": ["messages.read"]},
                headers={"Origin": served.url})
     assert r.status_code in (200, 303), r.text
     rec = _agent_sync(served)
@@ -205,10 +208,11 @@ def test_a_pending_update_is_rejected(served: Served, tmp_path: Path) -> None:
     iid = _agent_sync(served).install_id
     page = c.get(f"/console/updates/{iid}").text
     csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
-    assert c.post(f"/console/updates/{iid}/reject", data={"csrf": "forged"},
+    pkg = re.search(r'name="package" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    assert c.post(f"/console/updates/{iid}/reject", data={"csrf": "forged", "package": pkg},
                   headers={"Origin": served.url}).status_code == 403
     assert _agent_sync(served).pending is not None
-    r = c.post(f"/console/updates/{iid}/reject", data={"csrf": csrf},
+    r = c.post(f"/console/updates/{iid}/reject", data={"csrf": csrf, "package": pkg},
                headers={"Origin": served.url})
     assert r.status_code in (200, 303)
     rec = _agent_sync(served)

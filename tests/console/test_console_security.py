@@ -5,6 +5,7 @@ or imitate the host's own lines)."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import httpx
 from conhelp import PASSWORD, Served
@@ -141,3 +142,62 @@ def test_an_oversized_form_is_refused_unread(served: Served) -> None:
                    headers={"Origin": served.url,
                             "Content-Type": "application/x-www-form-urlencoded"})
     assert r.status_code == 403
+
+
+def test_policy_file_names_are_inert(served: Served) -> None:
+    (served.home.policies_dir / "a\u202etrusted.toml").write_text('schema = 1\nname = "x"\n')
+    page = _signed_in(served).get("/console/policy").text
+    assert "\u202e" not in page and "a\\u202etrusted.toml" in page
+
+
+def test_a_manifests_setting_default_is_shown_inert_and_kept(served: Served, tmp_path: Path) -> None:
+    from apphelp import install, write_app
+    from conhelp import SRC
+
+    settings = '\n[[setting]]\nkey = "greeting"\ntype = "string"\nlabel = "Greeting"\n' \
+               'default = "hello \\u202eevil"\n'
+    rec = install(served.home, write_app(tmp_path / "s", "greeter", ["livechat.read"], [], SRC,
+                                         settings=settings))
+    c = _signed_in(served)
+    url = f"/console/apps/{rec.install_id}/settings"
+    page = c.get(url).text
+    assert "\u202e" not in page and "hello \\u202eevil" in page
+    # the form posted as shown keeps the value (the escaped copy never becomes the value)
+    fields = dict(re.findall(r'<input (?:type="hidden" )?name="([^"]+)"[^>]*?value="([^"]*)"',
+                             page))
+    fields.setdefault("setting-greeting", "")
+    assert c.post(url, data=fields, headers={"Origin": served.url}).status_code == 303
+    with InstallStore(served.home.host_db) as store:
+        now = store.get(rec.install_id)
+    assert now is not None and now.settings["greeting"] == "hello \u202eevil"
+
+
+def test_the_publisher_line_shows_a_key_id_inert() -> None:
+    """The template alone: whatever checks a package's key id before, the page relies on none."""
+    from host.console.app import template_environment
+
+    line = template_environment().get_template("_permissions.html").module.publisher_line
+    kid = "\u202e\u2066" + "x" * 14
+    for sig in ({"status": "unknown-publisher", "kid": kid, "publisher": None},
+                {"status": "trusted", "kid": kid, "publisher": "acme"}):
+        html = str(line({"signature": sig}))
+        assert "\u202e" not in html and "\u2066" not in html and "\\u202e\\u2066" in html, html
+
+
+def test_an_audit_sequence_past_the_stores_integers_is_not_found(served: Served) -> None:
+    c = _signed_in(served)
+    for seq in ("9" * 30, str(2**63), str(2**63 - 1)):
+        assert c.get(f"/console/audit/{seq}").status_code == 404, seq
+
+
+def test_a_non_ascii_csrf_token_is_refused_not_an_error(served: Served) -> None:
+    c = _signed_in(served)
+    page = c.get("/console/apps").text
+    iid = re.search(r'action="/console/apps/([^/]+)/disable"', page).group(1)  # type: ignore[union-attr]
+    forged = "\u00e9" * 43
+    for url, files in ((f"/console/apps/{iid}/disable", None), ("/console/install/confirm", None),
+                       ("/console/install", {"package": ("a.zip", b"PK")}),
+                       ("/console/updates", {"package": ("a.zip", b"PK")})):
+        r = c.post(url, data={"csrf": forged}, files=files, headers={"Origin": served.url})
+        assert r.status_code == 403, (url, r.status_code)
+    assert _enabled(served, "agent-sync") and _enabled(served, "shady")
