@@ -120,6 +120,9 @@ class Child:
     handlers: tuple[str, ...] = ()
     _pidfd: int = -1
     _exited: threading.Event = field(default_factory=threading.Event)
+    # Orders `kill` (any thread) against `close` (the owner): a kill never signals through a
+    # pidfd number that `close` freed and another child's pidfd may have taken.
+    _fd_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.reader = FrameReader(self.from_child, spin=True)
@@ -403,21 +406,25 @@ class Child:
         self.ticket += 1
 
     def kill(self, reason: str, code: str = "killed") -> None:
-        """Kill the child (safe to call twice, from any thread)."""
+        """Kill the child (safe to call twice, from any thread, before or after `close`).
+
+        Only a signal: no descriptor is closed here. Another thread may be blocked writing to
+        the channel (a Reply or an Event bigger than the pipe, to a child that stopped
+        reading); closing its number would let the next file the host opens take it, and the
+        woken write would send the rest of the frame, app-controlled bytes, into that file.
+        The write fails on its own (EPIPE) once the child is gone; the owner then `close`s.
+        """
         if not self.dead:
             self.dead = True
             self.death = reason
             self.death_code = code
-        if self._pidfd >= 0:
-            with contextlib.suppress(OSError):
-                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
-        elif self.popen is not None:
-            with contextlib.suppress(OSError):
-                self.popen.kill()
-        for fd in (self.to_child,):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        self.to_child = -1
+        with self._fd_lock:
+            if self._pidfd >= 0:
+                with contextlib.suppress(OSError):
+                    signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+            elif self.popen is not None:
+                with contextlib.suppress(OSError):
+                    self.popen.kill()
 
     def shutdown(self, timeout: float = 1.0) -> None:
         if not self.dead:
@@ -428,11 +435,15 @@ class Child:
         self.close()
 
     def close(self) -> None:
-        for fd in (self.from_child, self.err_fd, self._pidfd):
-            with contextlib.suppress(OSError):
-                if fd >= 0:
-                    os.close(fd)
-        self.from_child = self.err_fd = self._pidfd = -1
+        """Free the child's descriptors. Only for their owner: the thread that reads and writes
+        the channel (the runner, the start path, `sandbox exec`), once it is done with it, or
+        code that knows no thread uses the child (a pooled child never handed out)."""
+        with self._fd_lock:
+            for fd in (self.to_child, self.from_child, self.err_fd, self._pidfd):
+                with contextlib.suppress(OSError):
+                    if fd >= 0:
+                        os.close(fd)
+            self.to_child = self.from_child = self.err_fd = self._pidfd = -1
         if self.popen is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.popen.wait(1.0)

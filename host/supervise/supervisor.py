@@ -229,15 +229,15 @@ class AppRunner:
         fut.result()
 
     def stop(self, reason: str = "stopped") -> None:
+        """Kill the child and end the runner thread, which closes the child's descriptors: a
+        thread still writing to the channel when the join gives up keeps its number (see
+        `Child.kill`), and the runner frees it when that job ends."""
         self.state = "stopped"
         self.enqueue(_STOP)
         child = self.child
         if child is not None:
             child.kill(reason, code="stopped")
         self._thread.join(timeout=5)
-        if self.child is not None:
-            self.child.close()
-            self.child = None
         self.flush_drops()
 
     def kill_child(self, reason: str) -> None:
@@ -314,6 +314,9 @@ class AppRunner:
         if job is _STOP or self.state == "stopped":
             if job is not _STOP:
                 job.outcome.set_exception(RuntimeError("app stopped"))
+            child, self.child = self.child, None
+            if child is not None:
+                child.close()  # here, on the thread that used it (`stop`)
             return True
         if job.name == "__start__":
             try:

@@ -132,8 +132,11 @@ time.sleep(60)
 """
 
 
-def start_fake_child(steps: list[Any]) -> Child:
-    """A host `Child` wired to a fake child process that follows `steps`."""
+def start_fake_child(steps: list[Any], keep_reader: list[int] | None = None) -> Child:
+    """A host `Child` wired to a fake child process that follows `steps`.
+
+    `keep_reader`: the test keeps a copy of the child's reading end there (appended), so the
+    host's channel stays open, and full, after the child died, until the test closes it."""
     import json
     import threading
 
@@ -145,6 +148,8 @@ def start_fake_child(steps: list[Any]) -> Child:
         pass_fds=(h2c_r, c2h_w), stderr=err_w, stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL, env={},
     )
+    if keep_reader is not None:
+        keep_reader.append(os.dup(h2c_r))
     for fd in (h2c_r, c2h_w, err_w):
         os.close(fd)
     child = Child(pid=popen.pid, session_id="s" * 32, to_child=h2c_w, from_child=c2h_r,
