@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import host.supervise.sandbox_exec as sandbox_exec
-from host.supervise.child import Child, ChildLimits, Spawner
+from host.supervise.child import Child, ChildLimits
+from host.supervise.spawner import Spawner
 
 REPO = Path(__file__).resolve().parents[2]
 STOCKADE = Path(sys.executable).parent / "stockade"
