@@ -423,10 +423,17 @@ class Child:
                     self.popen.kill()
 
     def shutdown(self, timeout: float = 1.0) -> None:
+        """Ask the child to end, wait up to `timeout`, then kill it and close. Never waits for
+        room: an idle child has drained its channel, so only one that stopped reading (an
+        escape that filled the pipe with the host's own Replies) finds it full, and it is
+        killed at once instead of holding the caller (`sandbox exec`) forever."""
         if not self.dead:
-            with contextlib.suppress(ChildDied):
-                self._send(Shutdown())
-            self._exited.wait(timeout)
+            try:
+                sent = try_write(self.to_child, encode(Shutdown().model_dump_json().encode()))
+            except OSError:
+                sent = False
+            if sent:
+                self._exited.wait(timeout)
         self.kill("shut down", code="shutdown")
         self.close()
 

@@ -86,7 +86,10 @@ def cli_exec(source: str, tmp_path: Path, *args: str, timeout: float = 60.0) -> 
 # read HostHello and answer a correct ChildHello (all layers on) echoing the token; ["send", obj]
 # one well-framed JSON frame; ["raw", hex] raw bytes; ["sleep", s]; ["exit", code];
 # ["flood_calls", n] n Call frames, each followed by reading the Reply; ["event"] read an Event
-# and remember its id; ["done_with_reply"] read a Reply and finish that event with it as result.
+# and remember its id; ["done_with_reply"] read a Reply and finish that event with it as result;
+# ["done"] finish that event (result None);
+# ["fill_with_replies", action, reply_bytes] as many Calls (never reading their Replies) as make
+# Replies of `reply_bytes` fill the host-to-child pipe exactly.
 FAKE_CHILD = r"""
 import json, os, struct, sys, time
 IN, OUT = int(sys.argv[1]), int(sys.argv[2])
@@ -129,6 +132,11 @@ for step in steps:
         for i in range(step[1]):
             send({"t": "call", "id": i + 1, "action": "users.get", "args": {"user_id": "u"}})
             recv()
+    elif op == "done": send({"t": "done", "id": event_id, "ok": True})
+    elif op == "fill_with_replies":
+        import fcntl
+        for i in range(fcntl.fcntl(IN, fcntl.F_GETPIPE_SZ) // step[2]):
+            send({"t": "call", "id": 1000 + i, "action": step[1], "args": {}})
 time.sleep(60)
 """
 

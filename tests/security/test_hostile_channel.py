@@ -1,15 +1,17 @@
-"""An escaped child on its channel: what it can make the host do with its descriptors
-(DESIGN rules 4, 5).
+"""An escaped child on its channel: what it can make the host do with its descriptors and its
+shutdown (DESIGN rules 4, 5, 13).
 
 The child here is `sechelp.FAKE_CHILD`: unrestricted Python speaking the protocol, as an app that
-escaped RestrictedPython could. It stops reading its channel; the host side is the real
-`Child`, `AppRunner` and watchdog.
+escaped RestrictedPython could. It stops reading its channel, or fills it exactly; the host side
+is the real `Child`, `AppRunner`, watchdog and `run_snippet`.
 
 - A kill (deadline, revocation, stop) from another thread while the runner is blocked writing
   to the child must never free the descriptor number under that write: the next file the host
   opens would take the number and receive the rest of the frame (app-controlled bytes). The
   test keeps a copy of the child's reading end, so the write stays blocked, and fills every
   free number up to the channel's with files of its own, then lets the write go on.
+- `stockade sandbox exec` ends in bounded time though the child filled its channel exactly and
+  stopped reading before the host's Shutdown.
 """
 from __future__ import annotations
 
@@ -26,10 +28,14 @@ from typing import Any
 import pytest
 from sechelp import start_fake_child
 
+import host.supervise.sandbox_exec as sandbox_exec
 from host.runtime import Host
 from host.supervise.affinity import Affinity
-from host.supervise.child import Child, ChildDied
+from host.supervise.child import Child, ChildDied, ChildLimits
 from host.supervise.supervisor import AppRunner
+from sandbox import frames
+from sandbox.frames import Reply, WireError
+from sandbox.wire import encode
 
 MARK = "APP-CONTROLLED-BYTES-"
 # A result (or payload) far over a pipe's 64 KiB: the host's write of it blocks on a child that
@@ -183,3 +189,42 @@ def test_kill_is_safe_twice_and_close_after_it_frees_everything(tmp_path: Path) 
         with pytest.raises(OSError):
             os.fstat(fd)
     child.kill("after close")  # nothing left to signal through: no error, no stray signal
+
+
+# ---- 2. `sandbox exec` ends though the child filled its channel -----------------------------
+
+def _reply_action(reply_bytes: int) -> str:
+    """An action name whose refusal Reply (what `sandbox exec` answers) is `reply_bytes` long."""
+    def size(action: str) -> int:
+        message = f"{action}: this sandbox has no permissions (no app, no grants)"
+        return len(encode(frames.encode(Reply(id=1000, ok=False, error=WireError(
+            code="permission_denied", message=message)))))
+
+    action = "a" + "b" * (reply_bytes - size("a"))
+    assert size(action) == reply_bytes
+    return action
+
+
+def test_sandbox_exec_ends_though_the_child_filled_its_channel(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Replies of 256 bytes fill the pipe page for page, so not one byte of Shutdown fits.
+    steps = [["hello"], ["event"], ["fill_with_replies", _reply_action(256), 256], ["done"],
+             ["sleep", 60]]
+
+    class _Spawner:
+        def start(self, _limits: ChildLimits) -> Child:
+            return start_fake_child(steps)
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(sandbox_exec, "Spawner", lambda use_zygote=True: _Spawner())
+    box: dict[str, Any] = {}
+    t = threading.Thread(target=lambda: box.update(result=sandbox_exec.run_snippet(
+        "x = 1", timeout=2.0, write=lambda _s: None)), daemon=True)
+    start = time.monotonic()
+    t.start()
+    t.join(10)
+    assert not t.is_alive(), "run_snippet still blocked (writing Shutdown to a full channel)"
+    assert box["result"].exit_code == 0
+    assert time.monotonic() - start < 2.0 + 5.0
