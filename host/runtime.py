@@ -426,6 +426,7 @@ class Host:
         except Exception:
             child.kill("start failed", code="start_failed")
             child.close()
+            runner.child_gone(child)  # a load whose log was cut is counted still
             raise
         finally:
             self.spawner.started()

@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ import msgspec
 
 from host.store.sqlite import disk_full
 from host.supervise.disk_notice import disk_full_reply
+from host.supervise.logcap import LogBudget, LogSink
 from host.supervise.procfs import children_of, runs_as
 from host.supervise.watchdog import running_events, watchdog
 from sandbox import frames
@@ -93,7 +95,6 @@ class ChildLimits:
 
 
 CallHandler = Callable[["Child", str, dict[str, Any]], Any]
-LogSink = Callable[[str, bool], None]
 
 
 @dataclass
@@ -114,6 +115,7 @@ class Child:
     exit_status: int | None = None
     layers: Layers | None = None
     handlers: tuple[str, ...] = ()
+    logs_cut: int = 0  # events and loads whose log output passed the host's cap (`logcap`)
     _pidfd: int = -1
     _exited: threading.Event = field(default_factory=threading.Event)
     # Orders `kill` (any thread) against `close` (the owner): a kill never signals through a
@@ -210,6 +212,7 @@ class Child:
     def load(self, app_id: str, modules: dict[str, str], entry_module: str, entry_class: str,
              settings: dict[str, Any], on_log: LogSink,
              app_user_id: str | None = None) -> tuple[str, ...]:
+        budget = LogBudget(on_log, "load")
         with self.lock:
             self._arm(LOAD_TIMEOUT_S)
             try:
@@ -219,7 +222,7 @@ class Child:
                 while True:
                     frame = self._recv()
                     if isinstance(frame, Log):
-                        on_log(frame.text, frame.truncated)
+                        budget(frame.text, frame.truncated)
                         continue
                     if not isinstance(frame, Loaded):
                         self.kill("unexpected frame during load", code="protocol")
@@ -227,6 +230,7 @@ class Child:
                     break
             finally:
                 self._disarm()
+                self._log_done(budget)
         if not frame.ok:
             err = frame.error or WireError(code="load_failed", message="load failed")
             self.kill("app failed to load", code="load_failed")
@@ -259,12 +263,21 @@ class Child:
             raise ChildDied(self.death, self.death_code)
         self._arm(deadline_s)
         running_events.add(1)
+        # a snippet's output is unstamped (`logcap.LogBudget`): no line cap for an Exec
+        budget = LogBudget(on_log, max_lines=sys.maxsize) if isinstance(frame, Exec) else (
+            LogBudget(on_log))
         try:
             self._send(frame)
-            return self._converse(frame.id, self._recv(), on_call, on_log)
+            return self._converse(frame.id, self._recv(), on_call, budget)
         finally:
             running_events.add(-1)
             self._disarm()
+            self._log_done(budget)
+
+    def _log_done(self, budget: LogBudget) -> None:
+        """An event or load is over: its log drop, if any, is noted and counted."""
+        if budget.close():
+            self.logs_cut += 1
 
     def _send_reply(self, reply: Reply) -> None:
         """Send a bridge reply; one whose JSON outgrows the frame cap (a result under the body
@@ -289,8 +302,9 @@ class Child:
             self._dead_after_io()
             raise ChildDied(self.death or f"channel closed: {exc}", self.death_code) from exc
 
-    def _converse(self, frame_id: int, msg: Any, on_call: CallHandler, on_log: LogSink) -> Any:
-        """Serve a running handler from its frame `msg` on, until its Done."""
+    def _converse(self, frame_id: int, msg: Any, on_call: CallHandler, on_log: LogBudget) -> Any:
+        """Serve a running handler from its frame `msg` on, until its Done; its Log frames go
+        through the event's `LogBudget`, the host's cap (the child's own is no rule)."""
         calls = 0
         while True:
             spin = 0  # nothing to poll for until a Reply went out (the handler then runs)
@@ -356,14 +370,16 @@ class Child:
         """Take over an event the pump started: its next frame `raw`, or its channel failure."""
         with self.lock:
             running_events.add(1)
+            budget = LogBudget(on_log)  # the pump hands over at the first Log: nothing before
             try:
                 if failure is not None:
                     self._channel_failed(failure)
                 msg = self._decode(raw) if raw is not None else self._recv()
-                return self._converse(frame_id, msg, on_call, on_log)
+                return self._converse(frame_id, msg, on_call, budget)
             finally:
                 running_events.add(-1)
                 self._disarm()
+                self._log_done(budget)
 
     def _answer(self, call: Call, on_call: CallHandler) -> Reply:
         from host.errors import GateError

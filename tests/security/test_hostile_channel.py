@@ -1,9 +1,9 @@
-"""An escaped child on its channel: what it can make the host do with its descriptors and its
-shutdown (DESIGN rules 4, 5, 13).
+"""An escaped child on its channel: what it can make the host do with its descriptors, its
+shutdown and its log (DESIGN rules 4, 5, 13).
 
 The child here is `sechelp.FAKE_CHILD`: unrestricted Python speaking the protocol, as an app that
-escaped RestrictedPython could. It stops reading its channel, or fills it exactly; the host side
-is the real `Child`, `AppRunner`, watchdog and `run_snippet`.
+escaped RestrictedPython could. It stops reading its channel, fills it exactly, or floods Log
+frames; the host side is the real `Child`, `AppRunner`, watchdog and `run_snippet`.
 
 - A kill (deadline, revocation, stop) from another thread while the runner is blocked writing
   to the child must never free the descriptor number under that write: the next file the host
@@ -12,9 +12,12 @@ is the real `Child`, `AppRunner`, watchdog and `run_snippet`.
   free number up to the channel's with files of its own, then lets the write go on.
 - `stockade sandbox exec` ends in bounded time though the child filled its channel exactly and
   stopped reading before the host's Shutdown.
+- Log output per event and per load is capped on the host: the overflow is dropped, counted and
+  noted once in the app's log, whatever the child's own print cap says.
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import termios
@@ -32,9 +35,11 @@ import host.supervise.sandbox_exec as sandbox_exec
 from host.runtime import Host
 from host.supervise.affinity import Affinity
 from host.supervise.child import Child, ChildDied, ChildLimits
+from host.supervise.logcap import MAX_LOG_CHARS_PER_EVENT, MAX_LOG_LINES_PER_EVENT
 from host.supervise.supervisor import AppRunner
 from sandbox import frames
 from sandbox.frames import Reply, WireError
+from sandbox.restricted import PRINT_TOTAL_CAP
 from sandbox.wire import encode
 
 MARK = "APP-CONTROLLED-BYTES-"
@@ -228,3 +233,55 @@ def test_sandbox_exec_ends_though_the_child_filled_its_channel(
     assert not t.is_alive(), "run_snippet still blocked (writing Shutdown to a full channel)"
     assert box["result"].exit_code == 0
     assert time.monotonic() - start < 2.0 + 5.0
+
+
+# ---- 3. log output is capped per event and per load, on the host ---------------------------
+
+# One Log frame of line breaks `str.splitlines` counts (the host stamps each line it writes),
+# and one of long lines: the first passes the line cap, the second the character cap. As
+# `["logs", frames, text, times]` steps of the fake child (each frame is text * times).
+BREAKS = ["\r", 65_536]
+LONG_LINES = ["y" * 1023 + "\n", 64]
+
+
+def test_a_log_flood_is_cut_per_event_and_noted_once(
+        hosts: list[tuple[FakeHost, AppRunner]], tmp_path: Path) -> None:
+    steps = [["hello"],
+             ["event"], ["logs", 40, *BREAKS], ["done"],
+             ["event"], ["logs", 40, *LONG_LINES], ["done"],
+             ["event"], ["logs", 1, "still heard\n", 1], ["done"], ["sleep", 60]]
+    host, runner = _runner(hosts, steps, tmp_path)
+    per_event: list[list[str]] = []
+    for _ in range(3):
+        before = len(host.logged)
+        runner.submit("x.y", {}, 30.0).result(30)
+        per_event.append(host.logged[before:])
+    for texts in per_event[:2]:
+        notes = [t for t in texts if t.startswith("[stockade]")]
+        kept = [t for t in texts if not t.startswith("[stockade]")]
+        assert len(notes) == 1 and "dropped" in notes[0], notes
+        assert sum(len(t.splitlines()) for t in kept) <= MAX_LOG_LINES_PER_EVENT
+        assert sum(len(t) for t in kept) <= MAX_LOG_CHARS_PER_EVENT
+    assert per_event[2] == ["still heard\n"]  # each event has a budget of its own
+    assert runner.status()["logs_cut"] == 2
+    assert MAX_LOG_CHARS_PER_EVENT >= PRINT_TOTAL_CAP  # an app in the runtime never meets it
+    written = sum(p.stat().st_size for p in tmp_path.glob("inst-1.log*"))
+    assert written < 3 * MAX_LOG_CHARS_PER_EVENT
+
+
+def test_a_log_flood_while_loading_is_cut_and_noted_once() -> None:
+    child = start_fake_child([["hello"], ["recv"], ["logs", 40, *BREAKS],
+                              ["send", {"t": "loaded", "ok": True, "handlers": []}],
+                              ["sleep", 60]])
+    try:
+        child.handshake("tok", lambda _t: None, degraded=False)
+        logged: list[str] = []
+        child.load("hostile", {"m": ""}, "m", "A", {}, lambda text, _t: logged.append(text))
+        notes = [t for t in logged if t.startswith("[stockade]")]
+        assert len(notes) == 1 and "dropped" in notes[0], notes
+        assert sum(len(t.splitlines()) for t in logged) <= MAX_LOG_LINES_PER_EVENT + 1
+        assert child.logs_cut == 1
+    finally:
+        with contextlib.suppress(OSError):
+            child.kill("test over")
+            child.close()
