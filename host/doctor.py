@@ -19,8 +19,9 @@ from host.home import Home
 from host.keys import tokens
 from host.keys.keyring import Keyring
 from host.ledger.lease import others_serving
-from host.supervise.child import REQUIRED_LAYERS, ChildLimits, Spawner
+from host.supervise.child import REQUIRED_LAYERS, ChildLimits
 from host.supervise.identities import APP_UID_BASE, APP_UID_COUNT
+from host.supervise.spawner import Spawner
 from sandbox import landlock
 
 

@@ -45,13 +45,14 @@ from host.store import opening_stores, refuse_damaged_stores
 from host.store.pool import Pooled
 from host.supervise.affinity import Affinity
 from host.supervise.appcode import AppCode, PackageTampered
-from host.supervise.child import AppFailed, Child, ChildDied, ChildLimits, Spawner
+from host.supervise.child import AppFailed, Child, ChildDied, ChildLimits
 from host.supervise.credentials import APP_USER_CHECK_EVERY, Credentials
 from host.supervise.delivery import Delivery
 from host.supervise.gctune import tune_gc
 from host.supervise.identities import Identities
 from host.supervise.pump import EventPump
 from host.supervise.restcall import rest_call
+from host.supervise.spawner import Spawner
 from host.supervise.status import PUBLISH_INTERVAL_S, StatusBoard
 from host.supervise.supervisor import AppRunner, Job, append_capped, make_session
 from policies.loader import load_policy
@@ -425,6 +426,7 @@ class Host:
         except Exception:
             child.kill("start failed", code="start_failed")
             child.close()
+            runner.child_gone(child)  # a load whose log was cut is counted still
             raise
         finally:
             self.spawner.started()

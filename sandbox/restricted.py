@@ -53,7 +53,8 @@ _FORBIDDEN_VALUE_TYPES: tuple[type, ...] = (
 )
 
 # Caps on print() output kept in the child before it is flushed to the host as a log frame;
-# they bound the child's memory under an output flood (the host caps what it keeps again).
+# they bound the child's memory under an output flood (the host caps what it keeps again, per
+# event: `host.supervise.logcap`, the same 1 MiB).
 PRINT_FLUSH_BYTES = 32 * 1024
 PRINT_TOTAL_CAP = 1 << 20
 

@@ -219,7 +219,10 @@ class FrameReader:
 def write_all(fd: int, data: bytes) -> None:
     """Write every byte (pipes may accept partial writes for large frames).
 
-    Works on a non-blocking descriptor too: it then waits in `poll` for room.
+    Works on a non-blocking descriptor too: it then waits in `poll` for room, with no deadline
+    of its own: a peer that stops reading holds it until the peer dies (the host's watchdog
+    kills it) and the write fails. No other thread may close `fd` meanwhile: the number would
+    be free for the next file opened, and the rest of `data` would go there.
     """
     try:
         n = os.write(fd, data)

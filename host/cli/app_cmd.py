@@ -384,6 +384,8 @@ def _running_line(st: dict[str, Any]) -> str:
              f"queued {st['queued']}", f"dropped {st['dropped']}"]
     if st.get("refusal_stops"):
         parts.append(f"stopped {st['refusal_stops']}x for too many refusals")
+    if st.get("logs_cut"):
+        parts.append(f"log cut in {st['logs_cut']} event(s)")
     return ", ".join(parts)
 
 

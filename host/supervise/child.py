@@ -12,7 +12,6 @@ import contextlib
 import itertools
 import logging
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -25,10 +24,9 @@ import msgspec
 
 from host.store.sqlite import disk_full
 from host.supervise.disk_notice import disk_full_reply
-from host.supervise.prefork import Prefork
+from host.supervise.logcap import LogBudget, LogSink
 from host.supervise.procfs import children_of, runs_as
 from host.supervise.watchdog import running_events, watchdog
-from host.supervise.zygote_client import Zygote
 from sandbox import frames
 from sandbox.frames import Call, ChildHello, Done, FrameInvalid, Loaded, Log, Reply, WireError
 from sandbox.protocol import (
@@ -97,7 +95,6 @@ class ChildLimits:
 
 
 CallHandler = Callable[["Child", str, dict[str, Any]], Any]
-LogSink = Callable[[str, bool], None]
 
 
 @dataclass
@@ -118,8 +115,12 @@ class Child:
     exit_status: int | None = None
     layers: Layers | None = None
     handlers: tuple[str, ...] = ()
+    logs_cut: int = 0  # events and loads whose log output passed the host's cap (`logcap`)
     _pidfd: int = -1
     _exited: threading.Event = field(default_factory=threading.Event)
+    # Orders `kill` (any thread) against `close` (the owner): a kill never signals through a
+    # pidfd number that `close` freed and another child's pidfd may have taken.
+    _fd_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.reader = FrameReader(self.from_child, spin=True)
@@ -211,6 +212,7 @@ class Child:
     def load(self, app_id: str, modules: dict[str, str], entry_module: str, entry_class: str,
              settings: dict[str, Any], on_log: LogSink,
              app_user_id: str | None = None) -> tuple[str, ...]:
+        budget = LogBudget(on_log, "load")
         with self.lock:
             self._arm(LOAD_TIMEOUT_S)
             try:
@@ -220,7 +222,7 @@ class Child:
                 while True:
                     frame = self._recv()
                     if isinstance(frame, Log):
-                        on_log(frame.text, frame.truncated)
+                        budget(frame.text, frame.truncated)
                         continue
                     if not isinstance(frame, Loaded):
                         self.kill("unexpected frame during load", code="protocol")
@@ -228,6 +230,7 @@ class Child:
                     break
             finally:
                 self._disarm()
+                self._log_done(budget)
         if not frame.ok:
             err = frame.error or WireError(code="load_failed", message="load failed")
             self.kill("app failed to load", code="load_failed")
@@ -260,12 +263,21 @@ class Child:
             raise ChildDied(self.death, self.death_code)
         self._arm(deadline_s)
         running_events.add(1)
+        # a snippet's output is unstamped (`logcap.LogBudget`): no line cap for an Exec
+        budget = LogBudget(on_log, max_lines=sys.maxsize) if isinstance(frame, Exec) else (
+            LogBudget(on_log))
         try:
             self._send(frame)
-            return self._converse(frame.id, self._recv(), on_call, on_log)
+            return self._converse(frame.id, self._recv(), on_call, budget)
         finally:
             running_events.add(-1)
             self._disarm()
+            self._log_done(budget)
+
+    def _log_done(self, budget: LogBudget) -> None:
+        """An event or load is over: its log drop, if any, is noted and counted."""
+        if budget.close():
+            self.logs_cut += 1
 
     def _send_reply(self, reply: Reply) -> None:
         """Send a bridge reply; one whose JSON outgrows the frame cap (a result under the body
@@ -290,8 +302,9 @@ class Child:
             self._dead_after_io()
             raise ChildDied(self.death or f"channel closed: {exc}", self.death_code) from exc
 
-    def _converse(self, frame_id: int, msg: Any, on_call: CallHandler, on_log: LogSink) -> Any:
-        """Serve a running handler from its frame `msg` on, until its Done."""
+    def _converse(self, frame_id: int, msg: Any, on_call: CallHandler, on_log: LogBudget) -> Any:
+        """Serve a running handler from its frame `msg` on, until its Done; its Log frames go
+        through the event's `LogBudget`, the host's cap (the child's own is no rule)."""
         calls = 0
         while True:
             spin = 0  # nothing to poll for until a Reply went out (the handler then runs)
@@ -357,14 +370,16 @@ class Child:
         """Take over an event the pump started: its next frame `raw`, or its channel failure."""
         with self.lock:
             running_events.add(1)
+            budget = LogBudget(on_log)  # the pump hands over at the first Log: nothing before
             try:
                 if failure is not None:
                     self._channel_failed(failure)
                 msg = self._decode(raw) if raw is not None else self._recv()
-                return self._converse(frame_id, msg, on_call, on_log)
+                return self._converse(frame_id, msg, on_call, budget)
             finally:
                 running_events.add(-1)
                 self._disarm()
+                self._log_done(budget)
 
     def _answer(self, call: Call, on_call: CallHandler) -> Reply:
         from host.errors import GateError
@@ -403,36 +418,51 @@ class Child:
         self.ticket += 1
 
     def kill(self, reason: str, code: str = "killed") -> None:
-        """Kill the child (safe to call twice, from any thread)."""
+        """Kill the child (safe to call twice, from any thread, before or after `close`).
+
+        Only a signal: no descriptor is closed here. Another thread may be blocked writing to
+        the channel (a Reply or an Event bigger than the pipe, to a child that stopped
+        reading); closing its number would let the next file the host opens take it, and the
+        woken write would send the rest of the frame, app-controlled bytes, into that file.
+        The write fails on its own (EPIPE) once the child is gone; the owner then `close`s.
+        """
         if not self.dead:
             self.dead = True
             self.death = reason
             self.death_code = code
-        if self._pidfd >= 0:
-            with contextlib.suppress(OSError):
-                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
-        elif self.popen is not None:
-            with contextlib.suppress(OSError):
-                self.popen.kill()
-        for fd in (self.to_child,):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        self.to_child = -1
+        with self._fd_lock:
+            if self._pidfd >= 0:
+                with contextlib.suppress(OSError):
+                    signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+            elif self.popen is not None:
+                with contextlib.suppress(OSError):
+                    self.popen.kill()
 
     def shutdown(self, timeout: float = 1.0) -> None:
+        """Ask the child to end, wait up to `timeout`, then kill it and close. Never waits for
+        room: an idle child has drained its channel, so only one that stopped reading (an
+        escape that filled the pipe with the host's own Replies) finds it full, and it is
+        killed at once instead of holding the caller (`sandbox exec`) forever."""
         if not self.dead:
-            with contextlib.suppress(ChildDied):
-                self._send(Shutdown())
-            self._exited.wait(timeout)
+            try:
+                sent = try_write(self.to_child, encode(Shutdown().model_dump_json().encode()))
+            except OSError:
+                sent = False
+            if sent:
+                self._exited.wait(timeout)
         self.kill("shut down", code="shutdown")
         self.close()
 
     def close(self) -> None:
-        for fd in (self.from_child, self.err_fd, self._pidfd):
-            with contextlib.suppress(OSError):
-                if fd >= 0:
-                    os.close(fd)
-        self.from_child = self.err_fd = self._pidfd = -1
+        """Free the child's descriptors. Only for their owner: the thread that reads and writes
+        the channel (the runner, the start path, `sandbox exec`), once it is done with it, or
+        code that knows no thread uses the child (a pooled child never handed out)."""
+        with self._fd_lock:
+            for fd in (self.to_child, self.from_child, self.err_fd, self._pidfd):
+                with contextlib.suppress(OSError):
+                    if fd >= 0:
+                        os.close(fd)
+            self.to_child = self.from_child = self.err_fd = self._pidfd = -1
         if self.popen is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.popen.wait(1.0)
@@ -490,97 +520,3 @@ def describe_status(status: int | None) -> str:
                "SIGSYS": "forbidden system call", "SIGABRT": "aborted"}.get(name, "signal")
         return f"child {why} ({name})"
     return f"child exited with code {os.WEXITSTATUS(status)}"
-
-
-class Spawner:
-    """Creates confined children, through the zygote (fast) or a fresh interpreter.
-
-    With `prefork` > 0 (zygote only), that many children with `prefork_limits` are forked
-    ahead of need and handed out by `start` (see `host.supervise.prefork`).
-    """
-
-    def __init__(self, use_zygote: bool = True, *, prefork: int = 0,
-                 prefork_limits: ChildLimits | None = None) -> None:
-        self._children: dict[int, Child] = {}
-        self._lock = threading.Lock()
-        self._early: dict[int, int] = {}
-        self.zygote: Zygote | None = Zygote(self._on_exit) if use_zygote else None
-        self._pool_limits = prefork_limits or ChildLimits()
-        self.pool: Prefork[Child] | None = None
-        if self.zygote is not None and prefork > 0:
-            self.pool = Prefork(lambda: self._fork(self._pool_limits), prefork)
-
-    def _on_exit(self, pid: int, status: int) -> None:
-        with self._lock:
-            child = self._children.pop(pid, None)
-            if child is None:
-                self._early[pid] = status
-                return
-        child.exited(status)
-
-    def start(self, limits: ChildLimits) -> Child:
-        """A confined child waiting for its handshake (from the pool when one is ready)."""
-        if self.pool is not None and limits == self._pool_limits:
-            child = self.pool.take()
-            if child is not None:
-                return child
-        return self._fork(limits)
-
-    def started(self) -> None:
-        """The start that called `start` is done: the pool may fork a replacement."""
-        if self.pool is not None:
-            self.pool.started()
-
-    def _fork(self, limits: ChildLimits) -> Child:
-        h2c_r, h2c_w = os.pipe2(os.O_CLOEXEC)
-        c2h_r, c2h_w = os.pipe2(os.O_CLOEXEC)
-        err_r, err_w = os.pipe2(os.O_CLOEXEC)
-        session = secrets.token_hex(16)
-        popen: subprocess.Popen[bytes] | None = None
-        try:
-            if self.zygote is not None:
-                pid = self.zygote.fork((h2c_r, c2h_w, err_w), limits.as_dict())
-            else:
-                popen = subprocess.Popen(
-                    [sys.executable, "-I", "-m", "sandbox.child", str(h2c_r), str(c2h_w),
-                     str(err_w), str(os.getpid()), str(limits.memory_mib),
-                     str(limits.cpu_seconds), str(limits.max_fds)],
-                    pass_fds=(h2c_r, c2h_w, err_w), env={}, cwd="/",
-                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, close_fds=True,
-                    process_group=0,  # out of the terminal's Ctrl-C, like the zygote
-                )
-                pid = popen.pid
-        except BaseException:
-            # No child holds the other ends: a refused fork must not leak three descriptors
-            # per attempt (a runner retrying with backoff would run the host out of them).
-            for fd in (h2c_w, c2h_r, err_r):
-                os.close(fd)
-            raise
-        finally:
-            for fd in (h2c_r, c2h_w, err_w):
-                os.close(fd)
-        child = Child(pid=pid, session_id=session, to_child=h2c_w, from_child=c2h_r,
-                      err_fd=err_r, popen=popen)
-        with self._lock:
-            early = self._early.pop(pid, None)
-            if early is None:
-                self._children[pid] = child
-        if early is not None:
-            child.exited(early)
-        if popen is not None:
-            threading.Thread(target=self._wait_popen, args=(child, popen), daemon=True).start()
-        return child
-
-    def _wait_popen(self, child: Child, popen: subprocess.Popen[bytes]) -> None:
-        status = popen.wait()
-        child.exited(_returncode_to_status(status))
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.close()
-        if self.zygote is not None:
-            self.zygote.close()
-
-
-def _returncode_to_status(rc: int) -> int:
-    return (-rc) & 0x7F if rc < 0 else (rc & 0xFF) << 8

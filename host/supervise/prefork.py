@@ -25,7 +25,7 @@ log = logging.getLogger("stockade.prefork")
 
 class Spare(Protocol):
     """What the pool needs of a child (`host.supervise.child.Child` is one). A protocol, not an
-    import: `child.py` owns the pool, so the pool must not import it back."""
+    import: `spawner.py` owns the pool, so the pool must not import it back."""
 
     @property
     def dead(self) -> bool: ...

@@ -14,8 +14,8 @@ It keeps the runners' guarantees:
   line, a broken frame, a closed channel — hands the event to the app's own runner thread,
   which finishes it exactly as if it had started it. A handler that computes for seconds
   only keeps its descriptor in the `epoll` set.
-- Deadlines: armed per child like any event; the watchdog's kill closes the channel, which
-  the pump sees as readable and hands over.
+- Deadlines: armed per child like any event; the watchdog's kill ends the child, whose
+  channel the pump then sees closed (readable) and hands over.
 """
 from __future__ import annotations
 

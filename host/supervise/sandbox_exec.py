@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from host.clock import SystemClock
 from host.keys import tokens
 from host.keys.keyring import Keyring
-from host.supervise.child import AppFailed, ChildDied, ChildLimits, Spawner
+from host.supervise.child import AppFailed, ChildDied, ChildLimits
+from host.supervise.spawner import Spawner
 
 # What `sandbox exec` relays to stdout at most; the host survives an output flood by dropping
 # the rest (and saying so on stderr).

@@ -132,6 +132,7 @@ class AppRunner:
         self.events_done = 0
         self.events_failed = 0
         self.refusal_stops = 0  # children stopped for passing the refusal budget
+        self._logs_cut = 0  # `Child.logs_cut` of this runner's children that are gone
         self._next_start = 0.0
         # Dropped events by reason (queue_full, expired); pending ones await their summary.
         self.dropped: dict[str, int] = {}
@@ -219,8 +220,17 @@ class AppRunner:
             "events_done": self.events_done, "events_failed": self.events_failed,
             "queued": queued, "dropped": sum(dropped.values()), "dropped_by_reason": dropped,
             "backoff_s": round(backoff, 3), "last_error": self.last_error[-300:],
-            "refusal_stops": self.refusal_stops,
+            "refusal_stops": self.refusal_stops, "logs_cut": self.logs_cut(),
         }
+
+    def logs_cut(self) -> int:
+        """Events and loads whose log output passed the host's cap (`host.supervise.logcap`)."""
+        child = self.child
+        return self._logs_cut + (child.logs_cut if child is not None else 0)
+
+    def child_gone(self, child: Child) -> None:
+        """`child` will not run again (closed, or its start failed): keep its counts."""
+        self._logs_cut += child.logs_cut
 
     def ensure_started(self) -> None:
         """Start the child now (blocking) instead of on the first event."""
@@ -229,15 +239,15 @@ class AppRunner:
         fut.result()
 
     def stop(self, reason: str = "stopped") -> None:
+        """Kill the child and end the runner thread, which closes the child's descriptors: a
+        thread still writing to the channel when the join gives up keeps its number (see
+        `Child.kill`), and the runner frees it when that job ends."""
         self.state = "stopped"
         self.enqueue(_STOP)
         child = self.child
         if child is not None:
             child.kill(reason, code="stopped")
         self._thread.join(timeout=5)
-        if self.child is not None:
-            self.child.close()
-            self.child = None
         self.flush_drops()
 
     def kill_child(self, reason: str) -> None:
@@ -314,6 +324,10 @@ class AppRunner:
         if job is _STOP or self.state == "stopped":
             if job is not _STOP:
                 job.outcome.set_exception(RuntimeError("app stopped"))
+            child, self.child = self.child, None
+            if child is not None:
+                self.child_gone(child)
+                child.close()  # here, on the thread that used it (`stop`)
             return True
         if job.name == "__start__":
             try:
@@ -380,6 +394,7 @@ class AppRunner:
         if child is not None and not child.dead:
             return child
         if child is not None:
+            self.child_gone(child)
             child.close()
             self.child = None
         delay = self._next_start - time.monotonic()

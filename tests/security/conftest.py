@@ -5,7 +5,7 @@ from collections.abc import Iterator
 import pytest
 from sechelp import ExecHarness
 
-from host.supervise.child import Spawner
+from host.supervise.spawner import Spawner
 
 
 @pytest.fixture(scope="session")

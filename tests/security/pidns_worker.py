@@ -89,7 +89,8 @@ def _fork_refused() -> dict[str, object]:
     from host.clock import SystemClock
     from host.keys import tokens
     from host.keys.keyring import Keyring
-    from host.supervise.child import ChildLimits, Spawner
+    from host.supervise.child import ChildLimits
+    from host.supervise.spawner import Spawner
     from host.supervise.zygote_client import ZygoteError
 
     spawner = Spawner(use_zygote=True)

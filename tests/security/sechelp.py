@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import host.supervise.sandbox_exec as sandbox_exec
-from host.supervise.child import Child, ChildLimits, Spawner
+from host.supervise.child import Child, ChildLimits
+from host.supervise.spawner import Spawner
 
 REPO = Path(__file__).resolve().parents[2]
 STOCKADE = Path(sys.executable).parent / "stockade"
@@ -85,7 +86,10 @@ def cli_exec(source: str, tmp_path: Path, *args: str, timeout: float = 60.0) -> 
 # read HostHello and answer a correct ChildHello (all layers on) echoing the token; ["send", obj]
 # one well-framed JSON frame; ["raw", hex] raw bytes; ["sleep", s]; ["exit", code];
 # ["flood_calls", n] n Call frames, each followed by reading the Reply; ["event"] read an Event
-# and remember its id; ["done_with_reply"] read a Reply and finish that event with it as result.
+# and remember its id; ["done_with_reply"] read a Reply and finish that event with it as result;
+# ["done"] finish that event (result None); ["logs", n, text, k] n Log frames of `text` * k;
+# ["fill_with_replies", action, reply_bytes] as many Calls (never reading their Replies) as make
+# Replies of `reply_bytes` fill the host-to-child pipe exactly.
 FAKE_CHILD = r"""
 import json, os, struct, sys, time
 IN, OUT = int(sys.argv[1]), int(sys.argv[2])
@@ -128,12 +132,23 @@ for step in steps:
         for i in range(step[1]):
             send({"t": "call", "id": i + 1, "action": "users.get", "args": {"user_id": "u"}})
             recv()
+    elif op == "done": send({"t": "done", "id": event_id, "ok": True})
+    elif op == "logs":
+        for _ in range(step[1]):
+            send({"t": "log", "text": step[2] * step[3]})
+    elif op == "fill_with_replies":
+        import fcntl
+        for i in range(fcntl.fcntl(IN, fcntl.F_GETPIPE_SZ) // step[2]):
+            send({"t": "call", "id": 1000 + i, "action": step[1], "args": {}})
 time.sleep(60)
 """
 
 
-def start_fake_child(steps: list[Any]) -> Child:
-    """A host `Child` wired to a fake child process that follows `steps`."""
+def start_fake_child(steps: list[Any], keep_reader: list[int] | None = None) -> Child:
+    """A host `Child` wired to a fake child process that follows `steps`.
+
+    `keep_reader`: the test keeps a copy of the child's reading end there (appended), so the
+    host's channel stays open, and full, after the child died, until the test closes it."""
     import json
     import threading
 
@@ -145,6 +160,8 @@ def start_fake_child(steps: list[Any]) -> Child:
         pass_fds=(h2c_r, c2h_w), stderr=err_w, stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL, env={},
     )
+    if keep_reader is not None:
+        keep_reader.append(os.dup(h2c_r))
     for fd in (h2c_r, c2h_w, err_w):
         os.close(fd)
     child = Child(pid=popen.pid, session_id="s" * 32, to_child=h2c_w, from_child=c2h_r,

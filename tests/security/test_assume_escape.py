@@ -43,7 +43,8 @@ from sechelp import settle_heap
 from host.clock import SystemClock
 from host.keys import tokens
 from host.keys.keyring import Keyring
-from host.supervise.child import ChildLimits, Spawner
+from host.supervise.child import ChildLimits
+from host.supervise.spawner import Spawner
 from sandbox import confine
 
 IS_ROOT = os.geteuid() == 0

@@ -19,8 +19,9 @@ from sechelp import ExecHarness, cli_exec
 from host.clock import SystemClock
 from host.keys import tokens
 from host.keys.keyring import Keyring
-from host.supervise.child import AppFailed, Child, ChildDied, ChildLimits, Spawner
+from host.supervise.child import AppFailed, Child, ChildDied, ChildLimits
 from host.supervise.sandbox_exec import MAX_EXEC_OUTPUT
+from host.supervise.spawner import Spawner
 
 # How much later than its deadline a killed source may report. Without the deadline these sources
 # never end, so any finite bound proves the kill; the slack is wide because a shared 2-core

@@ -27,7 +27,8 @@ import pytest
 from host.clock import SystemClock
 from host.keys import tokens
 from host.keys.keyring import Keyring
-from host.supervise.child import REQUIRED_LAYERS, ChildLimits, Spawner
+from host.supervise.child import REQUIRED_LAYERS, ChildLimits
+from host.supervise.spawner import Spawner
 
 WORKER = Path(__file__).with_name("pidns_worker.py")
 UNPRIVILEGED = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"]

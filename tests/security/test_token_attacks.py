@@ -19,7 +19,8 @@ from host.clock import ManualClock
 from host.keys import tokens
 from host.keys.keyring import Keyring
 from host.keys.tokens import PREFIX, TokenError
-from host.supervise.child import ChildLimits, Spawner
+from host.supervise.child import ChildLimits
+from host.supervise.spawner import Spawner
 
 SID = "a" * 32
 OTHER_SID = "b" * 32

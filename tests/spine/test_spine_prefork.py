@@ -17,8 +17,9 @@ import pytest
 from host.clock import SystemClock
 from host.keys.keyring import Keyring
 from host.keys.tokens import issue, verify
-from host.supervise.child import ChildLimits, Spawner
+from host.supervise.child import ChildLimits
 from host.supervise.prefork import REFILL_DEFER_MAX_S, Prefork
+from host.supervise.spawner import Spawner
 
 POOL_WAIT_S = 10.0
 

@@ -1,0 +1,67 @@
+"""The host's cap on what one event (or one load) of an app may write to the app's log.
+
+The child caps print() output itself (`sandbox.restricted.CappedPrint`), but that cap runs in
+the child: an app that escaped the runtime skips it and sends Log frames as fast as the pipe
+takes them, and the host stamps every line it writes (`Host.write_app_log`: ~21 bytes a line,
+so a frame of bare line breaks costs ~21 times its size). A rule enforced in the child is no
+rule (DESIGN rule 4); this is the one that holds (rule 13: logs capped and counted).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+# What the Log frames of one event (or one load) may bring into the app's log; the rest is
+# dropped, counted and noted once. Characters: the child's own print cap per event
+# (`sandbox.restricted.PRINT_TOTAL_CAP`), so an app that stays in the runtime never meets it.
+# Lines: bounds the stamps the host adds, one per line (a megabyte of line breaks would be
+# ~21 MB of log writes); a handler that prints more lines than this in one event loses the rest.
+MAX_LOG_CHARS_PER_EVENT = 1 << 20
+MAX_LOG_LINES_PER_EVENT = 10_000
+
+LogSink = Callable[[str, bool], None]
+
+
+class LogBudget:
+    """One event's (or load's) share of the app's log, standing in for its sink: passes text
+    on until a cap is reached, then drops the rest, counting it. `close` notes a drop once.
+
+    `max_lines`: `sandbox exec` writes a snippet's output unstamped to a terminal, so it has
+    the character cap only (and its own, `MAX_EXEC_OUTPUT`)."""
+
+    def __init__(self, sink: LogSink, what: str = "event",
+                 max_lines: int = MAX_LOG_LINES_PER_EVENT) -> None:
+        self._sink = sink
+        self._what = what
+        self._max_lines = max_lines
+        self.chars = 0
+        self.lines = 0
+        self.cut = False
+        self.dropped = 0  # characters dropped
+
+    def __call__(self, text: str, truncated: bool) -> None:
+        if self.cut:
+            self.dropped += len(text)  # nothing else: a flood past the cap costs no more work
+            return
+        kept = text[:MAX_LOG_CHARS_PER_EVENT - self.chars]
+        # Counted as `Host.write_app_log` splits them (every line break `str.splitlines` knows,
+        # not only "\n"); a truncated frame costs one line more (the host notes it).
+        lines = kept.splitlines(keepends=True)
+        room = self._max_lines - self.lines
+        if len(lines) + truncated > room:
+            lines = lines[:room]
+            kept, truncated = "".join(lines), False  # this budget's own note says it instead
+            self.cut = True
+        self.cut = self.cut or len(kept) < len(text)
+        self.dropped += len(text) - len(kept)
+        self.chars += len(kept)
+        self.lines += len(lines) + truncated
+        if kept or truncated:
+            self._sink(kept, truncated)
+
+    def close(self) -> bool:
+        """The event (or load) is over: note a drop in the app's log, once. True if cut."""
+        if self.cut:
+            self._sink(f"[stockade] log output of this {self._what} passed the host's cap "
+                       f"({self._max_lines} lines, {MAX_LOG_CHARS_PER_EVENT} characters): "
+                       f"{self.dropped} more characters dropped\n", False)
+        return self.cut

@@ -1,0 +1,110 @@
+"""Creates confined app children: through the zygote (fast) or a fresh interpreter (the
+fallback), optionally from a pool forked ahead of need, and hears about their exits.
+
+What a child is once started (its channel, deadline and death) is `host.supervise.child`.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import threading
+
+from host.supervise.child import Child, ChildLimits
+from host.supervise.prefork import Prefork
+from host.supervise.zygote_client import Zygote
+
+
+class Spawner:
+    """Creates confined children, through the zygote (fast) or a fresh interpreter.
+
+    With `prefork` > 0 (zygote only), that many children with `prefork_limits` are forked
+    ahead of need and handed out by `start` (see `host.supervise.prefork`).
+    """
+
+    def __init__(self, use_zygote: bool = True, *, prefork: int = 0,
+                 prefork_limits: ChildLimits | None = None) -> None:
+        self._children: dict[int, Child] = {}
+        self._lock = threading.Lock()
+        self._early: dict[int, int] = {}
+        self.zygote: Zygote | None = Zygote(self._on_exit) if use_zygote else None
+        self._pool_limits = prefork_limits or ChildLimits()
+        self.pool: Prefork[Child] | None = None
+        if self.zygote is not None and prefork > 0:
+            self.pool = Prefork(lambda: self._fork(self._pool_limits), prefork)
+
+    def _on_exit(self, pid: int, status: int) -> None:
+        with self._lock:
+            child = self._children.pop(pid, None)
+            if child is None:
+                self._early[pid] = status
+                return
+        child.exited(status)
+
+    def start(self, limits: ChildLimits) -> Child:
+        """A confined child waiting for its handshake (from the pool when one is ready)."""
+        if self.pool is not None and limits == self._pool_limits:
+            child = self.pool.take()
+            if child is not None:
+                return child
+        return self._fork(limits)
+
+    def started(self) -> None:
+        """The start that called `start` is done: the pool may fork a replacement."""
+        if self.pool is not None:
+            self.pool.started()
+
+    def _fork(self, limits: ChildLimits) -> Child:
+        h2c_r, h2c_w = os.pipe2(os.O_CLOEXEC)
+        c2h_r, c2h_w = os.pipe2(os.O_CLOEXEC)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        session = secrets.token_hex(16)
+        popen: subprocess.Popen[bytes] | None = None
+        try:
+            if self.zygote is not None:
+                pid = self.zygote.fork((h2c_r, c2h_w, err_w), limits.as_dict())
+            else:
+                popen = subprocess.Popen(
+                    [sys.executable, "-I", "-m", "sandbox.child", str(h2c_r), str(c2h_w),
+                     str(err_w), str(os.getpid()), str(limits.memory_mib),
+                     str(limits.cpu_seconds), str(limits.max_fds)],
+                    pass_fds=(h2c_r, c2h_w, err_w), env={}, cwd="/",
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, close_fds=True,
+                    process_group=0,  # out of the terminal's Ctrl-C, like the zygote
+                )
+                pid = popen.pid
+        except BaseException:
+            # No child holds the other ends: a refused fork must not leak three descriptors
+            # per attempt (a runner retrying with backoff would run the host out of them).
+            for fd in (h2c_w, c2h_r, err_r):
+                os.close(fd)
+            raise
+        finally:
+            for fd in (h2c_r, c2h_w, err_w):
+                os.close(fd)
+        child = Child(pid=pid, session_id=session, to_child=h2c_w, from_child=c2h_r,
+                      err_fd=err_r, popen=popen)
+        with self._lock:
+            early = self._early.pop(pid, None)
+            if early is None:
+                self._children[pid] = child
+        if early is not None:
+            child.exited(early)
+        if popen is not None:
+            threading.Thread(target=self._wait_popen, args=(child, popen), daemon=True).start()
+        return child
+
+    def _wait_popen(self, child: Child, popen: subprocess.Popen[bytes]) -> None:
+        status = popen.wait()
+        child.exited(_returncode_to_status(status))
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+        if self.zygote is not None:
+            self.zygote.close()
+
+
+def _returncode_to_status(rc: int) -> int:
+    return (-rc) & 0x7F if rc < 0 else (rc & 0xFF) << 8
