@@ -469,6 +469,14 @@ def chat_send(ctx: Ctx) -> dict[str, Any]:
     return {"message": rs.message(m)}
 
 
+def message_get(ctx: Ctx) -> dict[str, Any]:
+    """GET chat.getMessage ?msgId=: one message, if the identity may see its room (Rocket.Chat:
+    "you must have permission to access the room where the message resides")."""
+    m = ctx.server.messages_get(ctx.principal, ctx.need_q("msgId"))
+    room_for(ctx, m["room_id"], "this room is not yours")
+    return {"message": rs.message(m)}
+
+
 def room_messages(ctx: Ctx) -> dict[str, Any]:
     """GET channels.messages ?roomId=&count=&offset=: newest first, as Rocket.Chat lists.
     Pages reach back over the room's latest MAX_LIST (500) messages, the server's list cap."""
