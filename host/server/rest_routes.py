@@ -171,9 +171,25 @@ def users_create(ctx: Ctx) -> dict[str, Any]:
     return {"user": rs.user(u)}
 
 
+# Fields of another user that any signed-in identity may read (users.list, users.info); managers
+# and admins see the rest. Guards other users' e-mail addresses and custom fields (an external
+# id, a phone number) from every agent.
+PUBLIC_USER_FIELDS = ("_id", "username", "name", "type", "active", "roles")
+
+
+def user_view(ctx: Ctx, u: User) -> dict[str, Any]:
+    """A user as the identity may see it: whole for itself, a manager or an admin; otherwise
+    `PUBLIC_USER_FIELDS` only."""
+    doc = rs.user(u)
+    if ctx.is_manager() or (ctx.identity is not None and ctx.identity["id"] == u["id"]):
+        return doc
+    return {k: doc[k] for k in PUBLIC_USER_FIELDS}
+
+
 def users_info(ctx: Ctx) -> dict[str, Any]:
-    """GET users.info ?userId= | ?username=."""
-    return {"user": rs.user(user_ref(ctx))}
+    """GET users.info ?userId= | ?username=: another user's e-mails and custom fields for
+    managers and admins only (`user_view`), as users.list shows them."""
+    return {"user": user_view(ctx, user_ref(ctx))}
 
 
 def users_update(ctx: Ctx) -> dict[str, Any]:

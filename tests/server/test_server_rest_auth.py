@@ -123,7 +123,29 @@ def test_users_list_pages_and_hides_private_fields(client: httpx.Client, base_ur
     with httpx.Client(base_url=base_url, headers={"X-User-Id": uid, "X-Auth-Token": token}) as c:
         plain = c.get("/api/v1/users.list", params={"count": "0"}).json()
     assert plain["total"] == 6 and len(plain["users"]) == 6
-    assert all("emails" not in u and "customFields" not in u for u in plain["users"])
+    others = [u for u in plain["users"] if u["_id"] != uid]
+    assert len(others) == 5
+    assert all("emails" not in u and "customFields" not in u for u in others)
+    assert next(u for u in plain["users"] if u["_id"] == uid)["customFields"] == {"crmId": "0"}
+
+
+def test_users_info_hides_another_users_private_fields_from_non_managers(
+        client: httpx.Client, base_url: str, server: EmbeddedServer) -> None:  # noqa: F811
+    """users.info shows a non-manager what users.list shows it of another user, no more (before,
+    any signed-in agent read every user's e-mail addresses and custom fields there)."""
+    boss = _user(client, "boss", customFields={"ssn": "123-45-6789"})
+    agent = _user(client, "agent1", roles=["livechat-agent"])
+    token = _login(base_url, "agent1").json()["data"]["authToken"]
+    with httpx.Client(base_url=base_url, headers={"X-User-Id": agent,
+                                                  "X-Auth-Token": token}) as c:
+        for query in ({"username": "boss"}, {"userId": boss}):
+            shown = c.get("/api/v1/users.info", params=query).json()["user"]
+            assert shown["_id"] == boss and shown["username"] == "boss"
+            assert "emails" not in shown and "customFields" not in shown, shown
+        own = c.get("/api/v1/users.info", params={"userId": agent}).json()["user"]
+    assert own["emails"] == [{"address": "agent1@example.org", "verified": False}]
+    full = client.get("/api/v1/users.info", params={"userId": boss}).json()["user"]  # an admin
+    assert full["customFields"] == {"ssn": "123-45-6789"}
 
 
 def test_api_info_outside_v1(base_url: str) -> None:  # noqa: F811
