@@ -25,7 +25,9 @@ from host.server.shapes import Room, User
 SERVER_VERSION = "stockade-embedded/0.1"
 
 # Pagination as Rocket.Chat's settings default it: `count` 50 unless asked (API_Default_Count),
-# at most 100 (API_Upper_Count_Limit); `count=0` lists everything (API_Allow_Infinite_Count).
+# at most 100 (API_Upper_Count_Limit). `count=0` (API_Allow_Infinite_Count) asks for everything
+# and gets at most `limits.MAX_LIST`: no request makes the server render a whole table (the
+# answer's `total` says when there is more).
 DEFAULT_COUNT = 50
 MAX_COUNT = 100
 # `count` / `offset`: plain ASCII digits, at most 9 of them. Guards: int() of "²" or of a
@@ -73,15 +75,15 @@ class Ctx:
             raise InvalidArgument(f"body field {name!r} must be a {kind.__name__}")
         return v
 
-    def page_window(self) -> tuple[int, int | None]:
-        """The request's (offset, count); count None means everything (`count=0`)."""
+    def page_window(self) -> tuple[int, int]:
+        """The request's (offset, count); `count=0` is MAX_LIST."""
         offset, count = self._page_number("offset", 0), self._page_number("count", DEFAULT_COUNT)
-        return offset, (min(count, MAX_COUNT) if count else None)
+        return offset, (min(count, MAX_COUNT) if count else MAX_LIST)
 
     def page(self, items: Sequence[T], key: str) -> dict[str, Any]:
         """`items` cut to the request's `offset` / `count`, with Rocket.Chat's totals."""
         offset, count = self.page_window()
-        shown = list(items[offset:] if count is None else items[offset:offset + count])
+        shown = list(items[offset:offset + count])
         return {key: shown, "count": len(shown), "offset": offset, "total": len(items)}
 
     def _page_number(self, name: str, default: int) -> int:

@@ -10,6 +10,7 @@ from test_server_rest import base_url, client, svc  # noqa: F401 - fixtures
 
 from host.server import SYSTEM, EmbeddedServer
 from host.server.auth import MAX_FAILURES
+from host.server.limits import MAX_LIST
 from host.store import reading
 
 PASSWORD = "correct horse battery"
@@ -146,6 +147,21 @@ def test_users_info_hides_another_users_private_fields_from_non_managers(
     assert own["emails"] == [{"address": "agent1@example.org", "verified": False}]
     full = client.get("/api/v1/users.info", params={"userId": boss}).json()["user"]  # an admin
     assert full["customFields"] == {"ssn": "123-45-6789"}
+
+
+def test_users_list_count_zero_is_capped_at_max_list(client: httpx.Client, base_url: str,  # noqa: F811
+                                                     server: EmbeddedServer) -> None:
+    """`count=0` pages at most MAX_LIST users (before, the whole table in one answer, to any
+    signed-in user); `total` still says how many there are."""
+    with server.db.write() as c:  # bulk rows, as users.create leaves them
+        for i in range(MAX_LIST + 20):
+            c.execute("INSERT INTO users (id, username, username_cf, name, type, active,"
+                      " created_at) VALUES (?, ?, ?, ?, 'user', 1, 0)",
+                      (f"id{i:06d}", f"u{i:06d}", f"u{i:06d}", "x"))
+    page = client.get("/api/v1/users.list", params={"count": "0"}).json()
+    assert page["total"] == MAX_LIST + 21 and page["count"] == len(page["users"]) == MAX_LIST
+    rest = client.get("/api/v1/users.list", params={"count": "0", "offset": str(MAX_LIST)}).json()
+    assert rest["count"] == 21
 
 
 def test_api_info_outside_v1(base_url: str) -> None:  # noqa: F811
