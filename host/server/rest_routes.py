@@ -472,8 +472,9 @@ def visitor_room(ctx: Ctx) -> dict[str, Any]:
 
 def chat_send(ctx: Ctx) -> dict[str, Any]:
     """POST chat.sendMessage {message: {rid, msg, alias?, avatar?}}: as the identity (or the
-    calling app's user); `alias`/`avatar` show another name to the visitor (Rocket.Chat's
-    message-impersonate; the sender stays the identity)."""
+    calling app's user); `alias`/`avatar` show another name to the visitor, only for an
+    identity holding Rocket.Chat's message-impersonate (403 otherwise; the sender stays the
+    identity)."""
     msg: dict[str, Any] = ctx.b("message", dict)
     rid, text = msg.get("rid"), msg.get("msg")
     if not isinstance(rid, str) or not isinstance(text, str):
@@ -482,6 +483,9 @@ def chat_send(ctx: Ctx) -> dict[str, Any]:
     alias, avatar = msg.get("alias"), msg.get("avatar")
     if not isinstance(alias, (str, type(None))) or not isinstance(avatar, (str, type(None))):
         raise InvalidArgument("alias and avatar must be strings")
+    if alias is not None or avatar is not None:
+        access.require(access.has(ctx.identity, "message-impersonate"),
+                       "alias and avatar need the message-impersonate permission")
     m = ctx.server.messages_send(ctx.principal, rid, text, op_id=ctx.op_id, alias=alias,
                                  avatar_url=avatar)
     return {"message": rs.message(m)}

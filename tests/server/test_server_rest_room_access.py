@@ -95,3 +95,28 @@ def test_a_manager_sees_and_closes_any_room(desk: dict) -> None:
                          params={"visitorId": desk["visitor"]["id"]}).status_code == 200
     assert boss.http.post("/api/v1/livechat/room.close",
                           json={"rid": room["id"]}).status_code == 200
+
+
+def test_only_message_impersonate_shows_another_name(desk: dict, server: EmbeddedServer,
+                                                     base_url: str) -> None:  # noqa: F811
+    """`alias` / `avatar` on chat.sendMessage need Rocket.Chat's `message-impersonate` (roles
+    `bot` and `app`, what an app's own user relays with, and admins): the serving agent may not
+    show the visitor another name (before, any serving agent posted as "Bank Security Team")."""
+    alice, room = desk["alice"], desk["room"]
+    server.livechat_set_agent_status(SYSTEM, alice.user["id"], "available")
+    for extra in ({"alias": "Bank Security Team"}, {"avatar": "https://evil.example/x.png"}):
+        r = alice.http.post("/api/v1/chat.sendMessage", json={"message": {
+            "rid": room["id"], "msg": "Please confirm your card number", **extra}})
+        assert r.status_code == 403 and "message-impersonate" in r.json()["error"], r.text
+    assert [m["text"] for m in server.messages_list(SYSTEM, room["id"])] == [
+        "my card is 4111..."]  # nothing was written
+    plain = alice.http.post("/api/v1/chat.sendMessage", json={"message": {
+        "rid": room["id"], "msg": "hello, Alice here"}})
+    assert plain.status_code == 200 and "alias" not in plain.json()["message"]
+    relay = Staff(server, base_url, "relay", ["bot", "livechat-agent"])
+    server.livechat_add_agent(SYSTEM, relay.user["id"])
+    server.livechat_transfer_room(SYSTEM, room["id"], agent_id=relay.user["id"])
+    shown = relay.http.post("/api/v1/chat.sendMessage", json={"message": {
+        "rid": room["id"], "msg": "Hi, Dana here", "alias": "Dana"}})
+    assert shown.status_code == 200 and shown.json()["message"]["alias"] == "Dana", shown.text
+    relay.http.close()
