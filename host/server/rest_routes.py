@@ -330,12 +330,18 @@ def departments_list(ctx: Ctx) -> dict[str, Any]:
 
 
 def department_create(ctx: Ctx) -> dict[str, Any]:
-    """POST livechat/department {department: {name}, agents?: [{agentId}]}."""
+    """POST livechat/department {department: {name}, agents?: [{agentId}]}. For an app (the
+    REST bridge's route with no bridge action) `agents` must be empty: putting agents into a
+    department is livechat.add_department_agent, decided per agent and limited to the app's
+    own users (DESIGN rule 11), which this list would go around whatever identity runs it."""
     dep: dict[str, Any] = ctx.b("department", dict)
     agents = ctx.b("agents", list, required=False) or []
     ids = [a.get("agentId") if isinstance(a, dict) else None for a in agents]
     if any(not isinstance(i, str) for i in ids):
         raise InvalidArgument("agents must be a list of {agentId}")
+    if ids and isinstance(ctx.principal, Caller):
+        raise Forbidden("an app puts agents into a department with "
+                        "livechat.add_department_agent, one of its own users at a time")
     d = ctx.server.add_department(dep.get("name"), [str(i) for i in ids])  # type: ignore[arg-type]
     return {"department": rs.department(d)}
 
