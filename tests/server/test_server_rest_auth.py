@@ -9,7 +9,7 @@ import pytest
 from test_server_rest import base_url, client, svc  # noqa: F401 - fixtures
 
 from host.server import SYSTEM, EmbeddedServer
-from host.server.auth import MAX_FAILURES
+from host.server.auth import FAILURE_WINDOW_S, MAX_FAILURES, MAX_TRACKED_NAMES, Failures
 from host.server.limits import MAX_LIST
 from host.store import reading
 
@@ -66,6 +66,33 @@ def test_failed_sign_ins_block_the_name(client: httpx.Client, base_url: str) -> 
     assert blocked.json()["error"] == "error-login-blocked-for-user"
     assert _login(base_url, "bob2-unrelated").status_code == 401  # others are unaffected
     assert _login(base_url, "alice-not-made").json()["error"] == "Unauthorized"
+
+
+def test_invented_names_never_evict_a_blocked_name() -> None:
+    """The failure table is bounded (MAX_TRACKED_NAMES), but a name that is blocked is never
+    the one forgotten: before, 10,000 failed sign-ins with invented names unblocked the victim
+    within seconds and its password could be guessed again. When every remembered name is
+    blocked, a new name is refused for the window rather than a block forgotten."""
+    f = Failures()
+    victim = "/srv/server.db\0admin"
+    for _ in range(MAX_FAILURES):
+        f.failed(victim, 1000.0)
+    for i in range(MAX_TRACKED_NAMES + 50):
+        f.failed(f"/srv/server.db\0nobody{i}", 1001.0)
+    assert f.blocked(victim, 1002.0)
+    assert not f.blocked(victim, 1000.0 + FAILURE_WINDOW_S + 1)  # the window still ends
+
+    full = Failures()
+    for i in range(MAX_TRACKED_NAMES):
+        for _ in range(MAX_FAILURES):
+            full.failed(f"n{i}", 1000.0 + i / MAX_TRACKED_NAMES)
+    full.failed("newcomer", 1001.0)
+    assert full.blocked("n0", 1001.0) and full.blocked(f"n{MAX_TRACKED_NAMES - 1}", 1001.0)
+    assert full.blocked("newcomer", 1001.0) and full.blocked("anyone-else", 1001.0)
+    later = 1000.0 + FAILURE_WINDOW_S + 0.5  # n0's block is over: its place can be taken
+    assert not full.blocked("newcomer", later)
+    full.failed("newcomer", later)
+    assert not full.blocked("n0", later) and full.blocked(f"n{MAX_TRACKED_NAMES - 1}", later)
 
 
 def test_password_hashes_are_salted_scrypt(client: httpx.Client, server: EmbeddedServer) -> None:  # noqa: F811
