@@ -33,6 +33,7 @@ NEVER: dict[tuple[str, str], str] = {
     ("GET", "permissions.listAll"): "the workspace's permission table is the operator's",
     ("POST", "livechat/department/{id}/agents"):
         "moves many agents at once: use livechat.add_department_agent / remove_department_agent",
+    ("GET", "chat.getMessage"): "reads any room's message by id: use messages.list",
 }
 
 

@@ -41,7 +41,8 @@ MIN_PASSWORD, MAX_PASSWORD = 8, 256
 MAX_FAILURES = 10
 FAILURE_WINDOW_S = 300.0
 # User names whose failures are remembered at once. Guards: memory when an attacker cycles
-# through invented names (the oldest are forgotten first).
+# through invented names. The least recently failed name that is not blocked is forgotten
+# first; a blocked name never is (`Failures.failed`).
 MAX_TRACKED_NAMES = 10_000
 # Characters of a sign-in name looked at. Guards: the failure table's keys; no user name or
 # e-mail address is longer.
@@ -100,25 +101,56 @@ def store_hash(db: Database, user_id: str, stored: str) -> None:
                   " DO UPDATE SET hash = excluded.hash", (user_id, stored))
 
 
+def _blocking(seen: deque[float], now: float) -> bool:
+    """Whether these failures block their name at `now` (those past the window are dropped)."""
+    while seen and seen[0] <= now - FAILURE_WINDOW_S:
+        seen.popleft()
+    return len(seen) >= MAX_FAILURES
+
+
 class Failures:
-    """Recent failed sign-ins per user name (this server process; see the module docstring)."""
+    """Recent failed sign-ins per user name (this server process; see the module docstring).
+
+    The table holds at most MAX_TRACKED_NAMES names, least recently failed first. Making room
+    forgets the oldest name that is not blocked, never a blocked one: otherwise failures for
+    invented names would push a blocked victim out and reopen its password to guessing. When
+    every remembered name is blocked, a name not in the table is refused (as if blocked) until
+    the earliest of those blocks ends: new names' sign-ins wait out a window rather than a block
+    being forgotten. Filling the table so takes MAX_FAILURES x MAX_TRACKED_NAMES failed
+    sign-ins within one window, each paying a scrypt check."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_name: dict[str, deque[float]] = {}
+        self._full_until = 0.0  # names not in the table are refused before this time
 
     def blocked(self, name: str, now: float) -> bool:
         with self._lock:
             seen = self._by_name.get(name)
-            while seen and seen[0] <= now - FAILURE_WINDOW_S:
-                seen.popleft()
-            return seen is not None and len(seen) >= MAX_FAILURES
+            if seen is None:
+                return now < self._full_until and len(self._by_name) >= MAX_TRACKED_NAMES
+            return _blocking(seen, now)
 
     def failed(self, name: str, now: float) -> None:
         with self._lock:
-            if name not in self._by_name and len(self._by_name) >= MAX_TRACKED_NAMES:
-                self._by_name.pop(next(iter(self._by_name)))
-            self._by_name.setdefault(name, deque(maxlen=MAX_FAILURES)).append(now)
+            seen = self._by_name.pop(name, None)  # re-inserted below: now the newest
+            if seen is None:
+                if len(self._by_name) >= MAX_TRACKED_NAMES and not self._make_room(now):
+                    return  # every name is blocked: this one is refused by `blocked` for now
+                seen = deque(maxlen=MAX_FAILURES)
+            seen.append(now)
+            self._by_name[name] = seen
+
+    def _make_room(self, now: float) -> bool:
+        """Forget the least recently failed name that is not blocked; if there is none, refuse
+        names not in the table until the earliest block ends, and say False. A scan of at most
+        MAX_TRACKED_NAMES entries, next to a scrypt check per failed sign-in."""
+        for key, seen in self._by_name.items():
+            if not _blocking(seen, now):
+                del self._by_name[key]
+                return True
+        self._full_until = min(s[0] for s in self._by_name.values()) + FAILURE_WINDOW_S
+        return False
 
     def clear(self, name: str) -> None:
         with self._lock:

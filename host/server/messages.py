@@ -1,7 +1,10 @@
-"""Messages in livechat rooms: who may appear as sender, the insert, and reading a room."""
+"""Messages in livechat rooms: who may appear as sender, the insert, and reading a room (or one
+message by id)."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
+from typing import Any
 
 from host.server import limits, livechat
 from host.server.db import Tx, new_id
@@ -74,11 +77,26 @@ def list_messages(conn: sqlite3.Connection, room_id: str, limit: int) -> list[Me
         key = (r[2], r[3])
         if key not in names:
             names[key] = _sender(conn, r[2], r[3])
-        out.append(Message(
-            id=r[0], room_id=r[1], sender=names[key], app_id=r[4], text=r[5], ts=r[6],
-            display=AgentDisplay(name=r[8], avatar_url=r[9]) if r[8] is not None else None,
-        ))
+        out.append(_message(r, names[key]))
     return out
+
+
+def get_message(conn: sqlite3.Connection, message_id: str) -> Message:
+    """One message by id (NotFound if the server holds none)."""
+    r = conn.execute(
+        "SELECT id, room_id, sender_type, sender_id, app_id, text, ts, seq, alias, avatar"
+        " FROM messages WHERE id = ?", (message_id,),
+    ).fetchone()
+    if r is None:
+        raise NotFound(f"no message {message_id!r}")
+    return _message(r, _sender(conn, r[2], r[3]))
+
+
+def _message(r: Sequence[Any], sender: Sender) -> Message:
+    return Message(
+        id=r[0], room_id=r[1], sender=sender, app_id=r[4], text=r[5], ts=r[6],
+        display=AgentDisplay(name=r[8], avatar_url=r[9]) if r[8] is not None else None,
+    )
 
 
 def _sender(conn: sqlite3.Connection, kind: str, sid: str) -> Sender:

@@ -144,6 +144,7 @@ ROUTES: tuple[RestRoute, ...] = (
     RestRoute("POST", "livechat/room", h.visitor_room, LIVECHAT),
     RestRoute("POST", "chat.sendMessage", h.chat_send),
     RestRoute("GET", "channels.messages", h.room_messages, LIVECHAT),
+    RestRoute("GET", "chat.getMessage", h.message_get, LIVECHAT),
 )
 
 

@@ -22,6 +22,11 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "close-others-livechat-room": frozenset({"admin", "livechat-manager"}),
     "transfer-livechat-guest": frozenset({"admin", "livechat-manager", "livechat-agent"}),
     "view-livechat-manager": frozenset({"admin", "livechat-manager"}),
+    # chat.sendMessage's `alias` / `avatar`: another name and face shown to the visitor.
+    # Rocket.Chat gives it to `bot` and `app` (an app's own user relays an external agent with
+    # it; the remote adapter's relay_message sends it as that user), and admins here; never to
+    # an agent, who could pose as anyone to its visitor.
+    "message-impersonate": frozenset({"admin", "bot", "app"}),
 }
 
 
@@ -37,7 +42,8 @@ LISTED_PERMISSIONS: dict[str, frozenset[str]] = {
     **{p: frozenset({"admin"}) for p in (
         "create-user", "view-full-other-user-info", "edit-other-user-info",
         "edit-other-user-active-status", "assign-roles", "user-generate-access-token",
-        "message-impersonate", "delete-user", "edit-privileged-setting", "manage-apps")},
+        "delete-user", "edit-privileged-setting", "manage-apps")},
+    "message-impersonate": PERMISSIONS["message-impersonate"],
 }
 
 

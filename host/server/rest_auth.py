@@ -13,7 +13,7 @@ from host.server import auth, users
 from host.server import rest_shapes as rs
 from host.server.errors import InvalidArgument, ServerError
 from host.server.personal_tokens import mint
-from host.server.rest_routes import MANAGE, Ctx, user_ref
+from host.server.rest_routes import MANAGE, Ctx, user_ref, user_view
 
 
 class SignInRefused(ServerError):
@@ -74,18 +74,12 @@ def create_token(ctx: Ctx) -> dict[str, Any]:
     return {"data": {"userId": u["id"], "authToken": token}}
 
 
-# Fields of a user that any signed-in identity may list; managers and admins see the rest.
-_PUBLIC_FIELDS = ("_id", "username", "name", "type", "active", "roles")
-
-
 def users_list(ctx: Ctx) -> dict[str, Any]:
     """GET users.list ?count=&offset=: every user, by user name."""
     offset, count = ctx.page_window()
     with ctx.server.db.read() as c:
         found, total = users.page(c, offset, count)
-    shown = [rs.user(u) for u in found]
-    if not ctx.is_manager():
-        shown = [{k: u[k] for k in _PUBLIC_FIELDS} for u in shown]
+    shown = [user_view(ctx, u) for u in found]
     return {"users": shown, "count": len(shown), "offset": offset, "total": total}
 
 

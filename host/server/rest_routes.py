@@ -25,7 +25,9 @@ from host.server.shapes import Room, User
 SERVER_VERSION = "stockade-embedded/0.1"
 
 # Pagination as Rocket.Chat's settings default it: `count` 50 unless asked (API_Default_Count),
-# at most 100 (API_Upper_Count_Limit); `count=0` lists everything (API_Allow_Infinite_Count).
+# at most 100 (API_Upper_Count_Limit). `count=0` (API_Allow_Infinite_Count) asks for everything
+# and gets at most `limits.MAX_LIST`: no request makes the server render a whole table (the
+# answer's `total` says when there is more).
 DEFAULT_COUNT = 50
 MAX_COUNT = 100
 # `count` / `offset`: plain ASCII digits, at most 9 of them. Guards: int() of "²" or of a
@@ -73,15 +75,15 @@ class Ctx:
             raise InvalidArgument(f"body field {name!r} must be a {kind.__name__}")
         return v
 
-    def page_window(self) -> tuple[int, int | None]:
-        """The request's (offset, count); count None means everything (`count=0`)."""
+    def page_window(self) -> tuple[int, int]:
+        """The request's (offset, count); `count=0` is MAX_LIST."""
         offset, count = self._page_number("offset", 0), self._page_number("count", DEFAULT_COUNT)
-        return offset, (min(count, MAX_COUNT) if count else None)
+        return offset, (min(count, MAX_COUNT) if count else MAX_LIST)
 
     def page(self, items: Sequence[T], key: str) -> dict[str, Any]:
         """`items` cut to the request's `offset` / `count`, with Rocket.Chat's totals."""
         offset, count = self.page_window()
-        shown = list(items[offset:] if count is None else items[offset:offset + count])
+        shown = list(items[offset:offset + count])
         return {key: shown, "count": len(shown), "offset": offset, "total": len(items)}
 
     def _page_number(self, name: str, default: int) -> int:
@@ -171,9 +173,25 @@ def users_create(ctx: Ctx) -> dict[str, Any]:
     return {"user": rs.user(u)}
 
 
+# Fields of another user that any signed-in identity may read (users.list, users.info); managers
+# and admins see the rest. Guards other users' e-mail addresses and custom fields (an external
+# id, a phone number) from every agent.
+PUBLIC_USER_FIELDS = ("_id", "username", "name", "type", "active", "roles")
+
+
+def user_view(ctx: Ctx, u: User) -> dict[str, Any]:
+    """A user as the identity may see it: whole for itself, a manager or an admin; otherwise
+    `PUBLIC_USER_FIELDS` only."""
+    doc = rs.user(u)
+    if ctx.is_manager() or (ctx.identity is not None and ctx.identity["id"] == u["id"]):
+        return doc
+    return {k: doc[k] for k in PUBLIC_USER_FIELDS}
+
+
 def users_info(ctx: Ctx) -> dict[str, Any]:
-    """GET users.info ?userId= | ?username=."""
-    return {"user": rs.user(user_ref(ctx))}
+    """GET users.info ?userId= | ?username=: another user's e-mails and custom fields for
+    managers and admins only (`user_view`), as users.list shows them."""
+    return {"user": user_view(ctx, user_ref(ctx))}
 
 
 def users_update(ctx: Ctx) -> dict[str, Any]:
@@ -312,12 +330,18 @@ def departments_list(ctx: Ctx) -> dict[str, Any]:
 
 
 def department_create(ctx: Ctx) -> dict[str, Any]:
-    """POST livechat/department {department: {name}, agents?: [{agentId}]}."""
+    """POST livechat/department {department: {name}, agents?: [{agentId}]}. For an app (the
+    REST bridge's route with no bridge action) `agents` must be empty: putting agents into a
+    department is livechat.add_department_agent, decided per agent and limited to the app's
+    own users (DESIGN rule 11), which this list would go around whatever identity runs it."""
     dep: dict[str, Any] = ctx.b("department", dict)
     agents = ctx.b("agents", list, required=False) or []
     ids = [a.get("agentId") if isinstance(a, dict) else None for a in agents]
     if any(not isinstance(i, str) for i in ids):
         raise InvalidArgument("agents must be a list of {agentId}")
+    if ids and isinstance(ctx.principal, Caller):
+        raise Forbidden("an app puts agents into a department with "
+                        "livechat.add_department_agent, one of its own users at a time")
     d = ctx.server.add_department(dep.get("name"), [str(i) for i in ids])  # type: ignore[arg-type]
     return {"department": rs.department(d)}
 
@@ -454,8 +478,9 @@ def visitor_room(ctx: Ctx) -> dict[str, Any]:
 
 def chat_send(ctx: Ctx) -> dict[str, Any]:
     """POST chat.sendMessage {message: {rid, msg, alias?, avatar?}}: as the identity (or the
-    calling app's user); `alias`/`avatar` show another name to the visitor (Rocket.Chat's
-    message-impersonate; the sender stays the identity)."""
+    calling app's user); `alias`/`avatar` show another name to the visitor, only for an
+    identity holding Rocket.Chat's message-impersonate (403 otherwise; the sender stays the
+    identity)."""
     msg: dict[str, Any] = ctx.b("message", dict)
     rid, text = msg.get("rid"), msg.get("msg")
     if not isinstance(rid, str) or not isinstance(text, str):
@@ -464,8 +489,19 @@ def chat_send(ctx: Ctx) -> dict[str, Any]:
     alias, avatar = msg.get("alias"), msg.get("avatar")
     if not isinstance(alias, (str, type(None))) or not isinstance(avatar, (str, type(None))):
         raise InvalidArgument("alias and avatar must be strings")
+    if alias is not None or avatar is not None:
+        access.require(access.has(ctx.identity, "message-impersonate"),
+                       "alias and avatar need the message-impersonate permission")
     m = ctx.server.messages_send(ctx.principal, rid, text, op_id=ctx.op_id, alias=alias,
                                  avatar_url=avatar)
+    return {"message": rs.message(m)}
+
+
+def message_get(ctx: Ctx) -> dict[str, Any]:
+    """GET chat.getMessage ?msgId=: one message, if the identity may see its room (Rocket.Chat:
+    "you must have permission to access the room where the message resides")."""
+    m = ctx.server.messages_get(ctx.principal, ctx.need_q("msgId"))
+    room_for(ctx, m["room_id"], "this room is not yours")
     return {"message": rs.message(m)}
 
 

@@ -196,6 +196,12 @@ class RoomOps(ServerCore):
             rooms.get(c, room_id)
             return messages.list_messages(c, room_id, n)
 
+    def messages_get(self, caller: Principal, message_id: str) -> Message:
+        """One message by id, whatever its room (the REST route checks the room's access).
+        NotFound."""
+        with self.db.read() as c:
+            return messages.get_message(c, limits.ident(message_id, "message_id"))
+
     def _send(
         self, p: Principal, op_id: str | None, room_id: str, sender: Sender, text: str,
         visitor_id: str | None = None, display: AgentDisplay | None = None,

@@ -232,10 +232,11 @@ def app_user(conn: sqlite3.Connection, app_id: str) -> User | None:
     return None if row is None else _load(row)
 
 
-def page(conn: sqlite3.Connection, offset: int, count: int | None) -> tuple[list[User], int]:
-    """Users by user name, `count` of them (None: all) from `offset`, and how many there are."""
+def page(conn: sqlite3.Connection, offset: int, count: int) -> tuple[list[User], int]:
+    """Users by user name, `count` of them (at most MAX_LIST) from `offset`, and how many there
+    are."""
     (total,) = conn.execute("SELECT count(*) FROM users").fetchone()
-    rows = conn.execute(PAGE_SQL, (total if count is None else count, offset)).fetchall()
+    rows = conn.execute(PAGE_SQL, (min(count, limits.MAX_LIST), offset)).fetchall()
     return [_load(r) for r in rows], int(total)
 
 

@@ -19,7 +19,12 @@ from host.home import Home
 from host.server.listen import tcp_listener
 from host.server.principals import SYSTEM
 from host.server.remote import webhook
-from host.server.remote.receiver import MAX_BODY_BYTES, PATH, WebhookReceiver
+from host.server.remote.receiver import (
+    MAX_BODY_BYTES,
+    MAX_HOOK_MESSAGES,
+    PATH,
+    WebhookReceiver,
+)
 from host.server.remote.server import RemoteServer
 
 
@@ -124,7 +129,7 @@ def test_a_conversation_becomes_stockades_events_each_once(rig: Rig) -> None:
     assert moved["from"]["user_id"] == aid and moved["to"]["user_id"] == b["user"]["_id"]
     assert mine[2][1]["message"]["text"] == "hello"
     assert mine[2][1]["message"]["sender"]["type"] == "visitor"
-    assert mine[2][1]["message"]["sender"]["name"] == "V c1"  # the webhook's visitor.name
+    assert mine[2][1]["message"]["sender"]["name"] == "V c1"  # as the workspace holds it
 
 
 def _close_body(rig: Rig, rid: str) -> bytes:
@@ -159,6 +164,67 @@ def test_a_forged_webhook_is_refused_and_changes_nothing(rig: Rig) -> None:
     assert rig.post(_close_body(rig, rid)).status_code == 200
     rig.settle()
     assert "livechat.room_closed" not in [e for e, _ in rig.events[n:]]
+
+
+def test_a_signed_message_webhook_invents_no_message(rig: Rig) -> None:
+    """A Message webhook's ids are hints: each message is read back from the workspace. An id it
+    does not hold (text and sender made up, here the workspace's admin) and an id of another
+    room's message become no `message.sent`, though the webhook carries the secret."""
+    _aid, rid, _t = _conversation(rig, "fm1")
+    _aid2, other, token2 = _conversation(rig, "fm2")
+    elsewhere = httpx.post(f"{rig.standin.url}/api/v1/livechat/message", json={
+        "token": token2, "rid": other, "msg": "said in the other room"}).json()["message"]
+    rig.settle()
+    n = len(rig.events)
+    body = json.dumps({"type": webhook.MESSAGE, "_id": rid, "visitor": {"name": "x"},
+                       "messages": [{"_id": "forged-msg-1", "username": "admin",
+                                     "msg": "!refund 10000 to this visitor",
+                                     "agentId": rig.standin.user_id},
+                                    {"_id": elsewhere["_id"], "username": "v",
+                                     "msg": "I agree to cancel my contract"}]}).encode()
+    assert rig.post(body).status_code == 200
+    rig.settle()
+    assert [p for name, p in rig.events[n:] if name == "message.sent"] == []
+
+
+def test_a_message_is_delivered_as_the_workspace_holds_it(rig: Rig, tmp_path: Path) -> None:
+    """A home that never saw a message's own webhook (a second home on the same workspace) takes
+    a signed webhook naming its id with other words and another sender: the message is
+    delivered as the workspace holds it. A webhook naming many ids costs at most
+    MAX_HOOK_MESSAGES reads, and none for a message already delivered."""
+    _aid, rid, token = _conversation(rig, "rb")
+    real = httpx.post(f"{rig.standin.url}/api/v1/livechat/message", json={
+        "token": token, "rid": rid, "msg": "real words"}).json()["message"]
+    rig.settle()
+    fresh = remote(Home(tmp_path / "second").ensure(), rig.standin)
+    try:
+        receiver = WebhookReceiver(fresh, SECRET)
+        hook = webhook.parse(json.dumps({
+            "type": webhook.MESSAGE, "_id": rid, "visitor": {"name": "Mallory"},
+            "messages": [{"_id": real["_id"], "username": "admin", "msg": "forged words",
+                          "agentId": rig.standin.user_id}]}).encode())
+        said = [p["message"] for name, p in receiver.events_for(hook, 1)
+                if name == "message.sent"]
+        assert len(said) == 1 and said[0]["id"] == real["_id"]
+        assert said[0]["text"] == "real words" and said[0]["room_id"] == rid
+        assert said[0]["sender"]["type"] == "visitor" and said[0]["sender"]["name"] == "V rb"
+        reads: list[str] = []
+        get = fresh.get
+
+        def counted(route: str, **query: str) -> dict[str, Any]:
+            if route == "chat.getMessage":
+                reads.append(query["msgId"])
+            return get(route, **query)
+
+        fresh.get = counted  # type: ignore[method-assign]
+        many = [{"_id": real["_id"], "msg": "again"}] + [
+            {"_id": f"made-up-{i}", "msg": "x"} for i in range(200)]
+        hook = webhook.parse(json.dumps({"type": webhook.MESSAGE, "_id": rid,
+                                         "messages": many}).encode())
+        assert receiver.events_for(hook, 2) == []
+        assert real["_id"] not in reads and 0 < len(reads) <= MAX_HOOK_MESSAGES
+    finally:
+        fresh.close()
 
 
 def test_oversize_and_malformed_bodies_are_refused(rig: Rig) -> None:

@@ -56,6 +56,14 @@ rest_routes = ["POST /api/v1/users.update", "POST /api/v1/users.setActiveStatus"
                "GET /api/v1/livechat/users/agent", "GET /api/v1/roles.list"]
 rest_fields = []
 [[rule]]
+id = "rest-department"
+effect = "permit"
+apps = ["caller"]
+actions = ["rest.call"]
+[rule.when]
+rest_routes = ["POST /api/v1/livechat/department"]
+rest_fields = ["department", "agents"]
+[[rule]]
 id = "caller-read"
 effect = "permit"
 apps = ["caller"]
@@ -210,6 +218,30 @@ def test_a_server_403_is_audited_as_a_refusal_with_its_status(host: Host) -> Non
     assert last["kind"] == "outcome" and last["ok"] is False and last["status"] == 400
     assert last["code"] == "conflict" and last["refunded"] is True
     assert last["action"] == "users.create" and last["route"] == "POST /api/v1/users.create"
+
+
+def test_rest_cannot_move_agents_into_a_department(host: Host) -> None:
+    """`POST livechat/department` with `agents` puts agents into a department: what
+    livechat.add_department_agent does, for the app's own users only. Even with a policy that
+    lists the route and the field and an app user allowed to manage departments, a human agent
+    is never moved; the department alone may be made."""
+    human = host.server.users_create(SYSTEM, "alice", "Alice", "user")
+    host.server.livechat_add_agent(SYSTEM, human["id"])
+    me = host.installs.get(next(iter(host.runners.values())).install_id)
+    assert me is not None and me.app_user_id
+    host.server.roles_assign(SYSTEM, me.app_user_id, "livechat-manager")  # the route's role
+    res = _run(host, [
+        ["POST", "/api/v1/livechat/department",
+         {"department": {"name": "grab"}, "agents": [{"agentId": human["id"]}]}],
+        ["POST", "/api/v1/livechat/department", {"department": {"name": "empty"}}],
+    ])
+    assert res[0] == [403, "error-unauthorized"], res
+    assert res[1] == [200, True], res
+    deps = {d["name"]: d["agents"] for d in host.server.list_departments()}
+    assert deps == {"empty": []}
+    refused = [r for r in _rest_records(host) if r["kind"] == "outcome"][-2]
+    assert refused["ok"] is False and refused["status"] == 403
+    assert refused["route"] == "POST /api/v1/livechat/department"
 
 
 def test_another_identity_only_when_the_operator_names_it_at_consent(

@@ -211,3 +211,26 @@ def test_dispatcher_with_app_caller(server: EmbeddedServer, rest: RestDispatcher
     assert status == 400 and "op_id" in payload["error"]
     big = {"username": "big", "name": "B", "customFields": {"k": "v" * 70_000}}
     assert rest.call(uid, "POST", "users.create", {}, big)[0] == 413
+
+
+def test_an_app_creating_a_department_moves_no_agents_into_it(
+        server: EmbeddedServer, rest: RestDispatcher, svc: tuple[str, str], app: Caller) -> None:
+    """`livechat/department` with `agents`, run for an app (the REST bridge's unmapped path, as
+    an admin identity the operator named), is 403 and creates nothing: putting agents into a
+    department is `livechat.add_department_agent`, the app's own users only. Without agents it
+    runs; the operator's own call still fills the department."""
+    uid, _ = svc
+    human = server.users_create(SYSTEM, "alice", "Alice", "user")
+    server.livechat_add_agent(SYSTEM, human["id"])
+    body = {"department": {"name": "app-dep"}, "agents": [{"agentId": human["id"]}]}
+    status, out = rest.call(uid, "POST", "livechat/department", {}, body, caller=app,
+                            op_id=op())
+    assert status == 403 and "add_department_agent" in out["error"], out
+    assert [d["name"] for d in server.list_departments()] == []
+    status, out = rest.call(uid, "POST", "livechat/department", {},
+                            {"department": {"name": "app-dep"}, "agents": []}, caller=app,
+                            op_id=op())
+    assert status == 200 and out["department"]["agents"] == [], out
+    status, out = rest.call(uid, "POST", "livechat/department", {},
+                            {**body, "department": {"name": "ops-dep"}})
+    assert status == 200 and out["department"]["agents"] == [{"agentId": human["id"]}]

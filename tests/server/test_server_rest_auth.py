@@ -9,7 +9,8 @@ import pytest
 from test_server_rest import base_url, client, svc  # noqa: F401 - fixtures
 
 from host.server import SYSTEM, EmbeddedServer
-from host.server.auth import MAX_FAILURES
+from host.server.auth import FAILURE_WINDOW_S, MAX_FAILURES, MAX_TRACKED_NAMES, Failures
+from host.server.limits import MAX_LIST
 from host.store import reading
 
 PASSWORD = "correct horse battery"
@@ -65,6 +66,33 @@ def test_failed_sign_ins_block_the_name(client: httpx.Client, base_url: str) -> 
     assert blocked.json()["error"] == "error-login-blocked-for-user"
     assert _login(base_url, "bob2-unrelated").status_code == 401  # others are unaffected
     assert _login(base_url, "alice-not-made").json()["error"] == "Unauthorized"
+
+
+def test_invented_names_never_evict_a_blocked_name() -> None:
+    """The failure table is bounded (MAX_TRACKED_NAMES), but a name that is blocked is never
+    the one forgotten: before, 10,000 failed sign-ins with invented names unblocked the victim
+    within seconds and its password could be guessed again. When every remembered name is
+    blocked, a new name is refused for the window rather than a block forgotten."""
+    f = Failures()
+    victim = "/srv/server.db\0admin"
+    for _ in range(MAX_FAILURES):
+        f.failed(victim, 1000.0)
+    for i in range(MAX_TRACKED_NAMES + 50):
+        f.failed(f"/srv/server.db\0nobody{i}", 1001.0)
+    assert f.blocked(victim, 1002.0)
+    assert not f.blocked(victim, 1000.0 + FAILURE_WINDOW_S + 1)  # the window still ends
+
+    full = Failures()
+    for i in range(MAX_TRACKED_NAMES):
+        for _ in range(MAX_FAILURES):
+            full.failed(f"n{i}", 1000.0 + i / MAX_TRACKED_NAMES)
+    full.failed("newcomer", 1001.0)
+    assert full.blocked("n0", 1001.0) and full.blocked(f"n{MAX_TRACKED_NAMES - 1}", 1001.0)
+    assert full.blocked("newcomer", 1001.0) and full.blocked("anyone-else", 1001.0)
+    later = 1000.0 + FAILURE_WINDOW_S + 0.5  # n0's block is over: its place can be taken
+    assert not full.blocked("newcomer", later)
+    full.failed("newcomer", later)
+    assert not full.blocked("n0", later) and full.blocked(f"n{MAX_TRACKED_NAMES - 1}", later)
 
 
 def test_password_hashes_are_salted_scrypt(client: httpx.Client, server: EmbeddedServer) -> None:  # noqa: F811
@@ -123,7 +151,44 @@ def test_users_list_pages_and_hides_private_fields(client: httpx.Client, base_ur
     with httpx.Client(base_url=base_url, headers={"X-User-Id": uid, "X-Auth-Token": token}) as c:
         plain = c.get("/api/v1/users.list", params={"count": "0"}).json()
     assert plain["total"] == 6 and len(plain["users"]) == 6
-    assert all("emails" not in u and "customFields" not in u for u in plain["users"])
+    others = [u for u in plain["users"] if u["_id"] != uid]
+    assert len(others) == 5
+    assert all("emails" not in u and "customFields" not in u for u in others)
+    assert next(u for u in plain["users"] if u["_id"] == uid)["customFields"] == {"crmId": "0"}
+
+
+def test_users_info_hides_another_users_private_fields_from_non_managers(
+        client: httpx.Client, base_url: str, server: EmbeddedServer) -> None:  # noqa: F811
+    """users.info shows a non-manager what users.list shows it of another user, no more (before,
+    any signed-in agent read every user's e-mail addresses and custom fields there)."""
+    boss = _user(client, "boss", customFields={"ssn": "123-45-6789"})
+    agent = _user(client, "agent1", roles=["livechat-agent"])
+    token = _login(base_url, "agent1").json()["data"]["authToken"]
+    with httpx.Client(base_url=base_url, headers={"X-User-Id": agent,
+                                                  "X-Auth-Token": token}) as c:
+        for query in ({"username": "boss"}, {"userId": boss}):
+            shown = c.get("/api/v1/users.info", params=query).json()["user"]
+            assert shown["_id"] == boss and shown["username"] == "boss"
+            assert "emails" not in shown and "customFields" not in shown, shown
+        own = c.get("/api/v1/users.info", params={"userId": agent}).json()["user"]
+    assert own["emails"] == [{"address": "agent1@example.org", "verified": False}]
+    full = client.get("/api/v1/users.info", params={"userId": boss}).json()["user"]  # an admin
+    assert full["customFields"] == {"ssn": "123-45-6789"}
+
+
+def test_users_list_count_zero_is_capped_at_max_list(client: httpx.Client, base_url: str,  # noqa: F811
+                                                     server: EmbeddedServer) -> None:
+    """`count=0` pages at most MAX_LIST users (before, the whole table in one answer, to any
+    signed-in user); `total` still says how many there are."""
+    with server.db.write() as c:  # bulk rows, as users.create leaves them
+        for i in range(MAX_LIST + 20):
+            c.execute("INSERT INTO users (id, username, username_cf, name, type, active,"
+                      " created_at) VALUES (?, ?, ?, ?, 'user', 1, 0)",
+                      (f"id{i:06d}", f"u{i:06d}", f"u{i:06d}", "x"))
+    page = client.get("/api/v1/users.list", params={"count": "0"}).json()
+    assert page["total"] == MAX_LIST + 21 and page["count"] == len(page["users"]) == MAX_LIST
+    rest = client.get("/api/v1/users.list", params={"count": "0", "offset": str(MAX_LIST)}).json()
+    assert rest["count"] == 21
 
 
 def test_api_info_outside_v1(base_url: str) -> None:  # noqa: F811

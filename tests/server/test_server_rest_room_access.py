@@ -36,12 +36,12 @@ def desk(server: EmbeddedServer, base_url: str) -> Iterator[dict[str, object]]: 
     server.livechat_set_agent_status(SYSTEM, alice.user["id"], "available")
     v = server.save_visitor("widget-token-1", "Vic", "vic@example.org", None)
     room = server.visitor_start_room(v["id"], "Sales")  # routed to alice
-    server.visitor_send_message(v["id"], room["id"], "my card is 4111...")
+    said = server.visitor_send_message(v["id"], room["id"], "my card is 4111...")
     queued_v = server.save_visitor("widget-token-2", "Quinn", None, None)
     server.set_agent_status(alice.user["id"], "not-available")
     queued = server.visitor_start_room(queued_v["id"], "Sales")  # nobody available: queued
     yield {"alice": alice, "bob": bob, "boss": boss, "room": room, "queued": queued,
-           "visitor": v, "sales": sales}
+           "visitor": v, "sales": sales, "said": said}
     for s in (alice, bob, boss):
         s.http.close()
 
@@ -51,6 +51,7 @@ def test_an_agent_cannot_read_or_take_another_agents_conversation(desk: dict) ->
     assert room["served_by"] == desk["alice"].user["id"]
     for r in (bob.http.get("/api/v1/livechat/room.info", params={"roomId": room["id"]}),
               bob.http.get("/api/v1/channels.messages", params={"roomId": room["id"]}),
+              bob.http.get("/api/v1/chat.getMessage", params={"msgId": desk["said"]["id"]}),
               bob.http.get("/api/v1/livechat/visitors.info", params={"visitorId": v["id"]}),
               bob.http.post("/api/v1/livechat/room.transfer",
                             json={"roomId": room["id"], "userId": bob.user["id"]}),
@@ -74,6 +75,9 @@ def test_the_serving_agent_and_the_queue(desk: dict) -> None:
     assert mine == {room["id"], queued["id"]}  # served + its department's queue
     assert alice.http.get("/api/v1/channels.messages",
                           params={"roomId": room["id"]}).json()["total"] == 1
+    one = alice.http.get("/api/v1/chat.getMessage", params={"msgId": desk["said"]["id"]})
+    assert one.json()["message"]["msg"] == "my card is 4111..."
+    assert alice.http.get("/api/v1/chat.getMessage", params={"msgId": "nope"}).status_code == 400
     # the Sales queue is not bob's (he is in Support)
     assert bob.http.post("/api/v1/livechat/room.take",
                          json={"roomId": queued["id"]}).status_code == 403
@@ -91,3 +95,28 @@ def test_a_manager_sees_and_closes_any_room(desk: dict) -> None:
                          params={"visitorId": desk["visitor"]["id"]}).status_code == 200
     assert boss.http.post("/api/v1/livechat/room.close",
                           json={"rid": room["id"]}).status_code == 200
+
+
+def test_only_message_impersonate_shows_another_name(desk: dict, server: EmbeddedServer,
+                                                     base_url: str) -> None:  # noqa: F811
+    """`alias` / `avatar` on chat.sendMessage need Rocket.Chat's `message-impersonate` (roles
+    `bot` and `app`, what an app's own user relays with, and admins): the serving agent may not
+    show the visitor another name (before, any serving agent posted as "Bank Security Team")."""
+    alice, room = desk["alice"], desk["room"]
+    server.livechat_set_agent_status(SYSTEM, alice.user["id"], "available")
+    for extra in ({"alias": "Bank Security Team"}, {"avatar": "https://evil.example/x.png"}):
+        r = alice.http.post("/api/v1/chat.sendMessage", json={"message": {
+            "rid": room["id"], "msg": "Please confirm your card number", **extra}})
+        assert r.status_code == 403 and "message-impersonate" in r.json()["error"], r.text
+    assert [m["text"] for m in server.messages_list(SYSTEM, room["id"])] == [
+        "my card is 4111..."]  # nothing was written
+    plain = alice.http.post("/api/v1/chat.sendMessage", json={"message": {
+        "rid": room["id"], "msg": "hello, Alice here"}})
+    assert plain.status_code == 200 and "alias" not in plain.json()["message"]
+    relay = Staff(server, base_url, "relay", ["bot", "livechat-agent"])
+    server.livechat_add_agent(SYSTEM, relay.user["id"])
+    server.livechat_transfer_room(SYSTEM, room["id"], agent_id=relay.user["id"])
+    shown = relay.http.post("/api/v1/chat.sendMessage", json={"message": {
+        "rid": room["id"], "msg": "Hi, Dana here", "alias": "Dana"}})
+    assert shown.status_code == 200 and shown.json()["message"]["alias"] == "Dana", shown.text
+    relay.http.close()

@@ -64,6 +64,7 @@ def test_route_actions_for_the_disclosure() -> None:
     assert route_actions("POST /api/v1/users.createToken") == ()
     assert route_actions("POST /api/v1/livechat/users/manager") == ()
     assert route_actions("POST /api/v1/livechat/department") is None
+    assert route_actions("GET /api/v1/chat.getMessage") == ()  # messages.list is the way
 
 
 def test_an_unmapped_body_naming_a_role_anywhere_is_caught() -> None:

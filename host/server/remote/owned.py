@@ -184,6 +184,11 @@ class Owned:
             c.execute("DELETE FROM rc_delivered WHERE at < ?", (now - DELIVERED_KEEP_S,))
             return True
 
+    def delivered(self, key: str) -> bool:
+        """Whether an event was claimed under `key` (a claim is kept DELIVERED_KEEP_S)."""
+        return self.store.conn().execute(
+            "SELECT 1 FROM rc_delivered WHERE key=?", (key,)).fetchone() is not None
+
     def room_state(self, room_id: str) -> tuple[str | None, bool] | None:
         row = self.store.conn().execute(
             "SELECT served_by, open FROM rc_rooms WHERE room_id=?", (room_id,)).fetchone()

@@ -22,7 +22,7 @@ NEEDED: dict[str, str] = {
     "edit-other-user-active-status": "users.setActiveStatus (deactivate, app users)",
     "assign-roles": "roles.addUserToRole / removeUserFromRole (the gate refuses admin-class)",
     "user-generate-access-token": "users.createToken (send as an app's user)",
-    "view-l-room": "rooms.info, channels.messages on livechat rooms",
+    "view-l-room": "rooms.info, channels.messages, chat.getMessage on livechat rooms",
     "view-livechat-rooms": "livechat/rooms",
     "manage-livechat-agents": "livechat/users/agent, livechat/agent.status",
     "manage-livechat-departments": "livechat/department/{id}/agents",

@@ -12,9 +12,11 @@ The worker reads the inbox in order. A webhook is a hint, never the truth: for e
 the room from the REST API and compares it with what Stockade last knew of that room
 (`rc_rooms`), and derives the events from the difference — a room seen for the first time
 started, a new serving agent was assigned (and the previous one, which no webhook names,
-unassigned), a room no longer open closed. A replayed or forged-but-signed webhook therefore
-changes nothing the workspace did not change, and each event is claimed by key in
-`rc_delivered` before it is dispatched: no app sees the same event twice, even across restarts.
+unassigned), a room no longer open closed. A Message webhook's messages are ids only: each is
+read back (`chat.getMessage`) and delivered as the workspace holds it, or dropped if the room
+holds no such message. A replayed or forged-but-signed webhook therefore changes nothing the
+workspace did not change, and each event is claimed by key in `rc_delivered` before it is
+dispatched: no app sees the same event twice, even across restarts.
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from host.server.errors import NotFound, ServerError
+from host.server.errors import InvalidArgument, NotFound, ServerError
 from host.server.events import (
     AGENT_ASSIGNED,
     AGENT_UNASSIGNED,
@@ -42,7 +44,6 @@ from host.server.events import (
     Event,
 )
 from host.server.remote import webhook
-from host.server.remote.convert import ts
 from host.server.remote.server import RemoteServer
 from host.server.shapes import Agent, Message, Room
 
@@ -59,6 +60,10 @@ CATCH_UP_MARGIN_S = 60.0
 # host that was down long against reading whole histories; older missed messages are not
 # delivered (docs/ROCKETCHAT.md).
 CATCH_UP_MESSAGES = 100
+# Message ids read back per Message webhook (one `chat.getMessage` each). Rocket.Chat sends one
+# message per Message webhook; guards the workspace against a signed body naming a thousand ids,
+# a thousand requests. Ids past it are not delivered (logged).
+MAX_HOOK_MESSAGES = 10
 # Rocket.Chat's secret token must be at least this long for the receiver to start (a short
 # token could be guessed; `stockade rocketchat connect` makes 32 random bytes).
 MIN_SECRET_LEN = 16
@@ -234,6 +239,9 @@ class WebhookReceiver:
         srv, owned = self.server, self.server.owned
         now = srv.clock.now()
         room = srv.room(hook.room_id)
+        # Read before anything is claimed: a read that fails leaves the entry for the next pass
+        # with every event still to deliver.
+        said = self._said(hook, room["id"]) if hook.type == webhook.MESSAGE else []
         known = owned.room_state(room["id"])
         out: list[Event] = []
         if known is None and owned.claim_event(f"started:{room['id']}", now):
@@ -260,10 +268,9 @@ class WebhookReceiver:
                         dep = None
                 out.append((ROOM_TRANSFERRED, {"room": room, "from": prev, "to": new,
                                                "department": dep}))
-        for m in hook.messages if hook.type == webhook.MESSAGE else ():
-            if m.id and owned.claim_event(f"msg:{m.id}", now):
-                out.append((MESSAGE_SENT, {"message": self._message(m, room, hook),
-                                           "room": room}))
+        for m in said:
+            if owned.claim_event(f"msg:{m['id']}", now):
+                out.append((MESSAGE_SENT, {"message": m, "room": room}))
         if not room["open"] and owned.claim_event(f"closed:{room['id']}", now):
             closer = room["closed_by"] or {"type": "user", "id": None, "app_id": None}
             out.append((ROOM_CLOSED, {"room": room, "closed_by": closer}))
@@ -281,20 +288,25 @@ class WebhookReceiver:
                          type=u["type"], status="not-available", routable_offline=False,
                          departments=[])
 
-    def _message(self, m: webhook.WebhookMessage, room: Room, hook: webhook.Webhook
-                 ) -> Message:
-        mine = self.server.owned.message_app(m.id or "")
-        is_visitor = m.agent_id is None
-        sender_id = (room["visitor_id"] if is_visitor else m.agent_id) or ""
-        name = hook.visitor_name if is_visitor else None
-        if not is_visitor:
+    def _said(self, hook: webhook.Webhook, room_id: str) -> list[Message]:
+        """The messages a Message webhook names, as the workspace holds them: its ids are hints
+        (its text, sender and times are never used). Each id not yet delivered is read back with
+        `chat.getMessage`; one the workspace does not hold, or holds in another room, is
+        dropped, as catch-up keeps only what `channels.messages` lists. At most
+        MAX_HOOK_MESSAGES ids per webhook."""
+        ids = list(dict.fromkeys(m.id for m in hook.messages if m.id))
+        if len(ids) > MAX_HOOK_MESSAGES:
+            log.warning("rocketchat webhook for room %s names %d messages; only the first %d "
+                        "are read", room_id, len(ids), MAX_HOOK_MESSAGES)
+            ids = ids[:MAX_HOOK_MESSAGES]
+        out: list[Message] = []
+        for mid in ids:
+            if self.server.owned.delivered(f"msg:{mid}"):
+                continue  # no read for a message an app already has
             try:
-                name = self.server.users_get(None, sender_id)["name"]  # type: ignore[arg-type]
-            except ServerError:
-                name = m.username
-        return Message(
-            id=m.id or "", room_id=room["id"],
-            sender={"type": "visitor" if is_visitor else "user", "id": sender_id,
-                    "username": None if is_visitor else m.username, "name": name},
-            app_id=mine[0] if mine else None, text=m.text, ts=ts(m.ts),
-            display={"name": mine[1], "avatar_url": mine[2]} if mine and mine[1] else None)
+                m = self.server.message(mid)
+            except (NotFound, InvalidArgument):
+                continue  # the workspace holds no such message: a forged or stale id
+            if m["room_id"] == room_id:
+                out.append(m)
+        return out

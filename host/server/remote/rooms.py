@@ -206,6 +206,15 @@ class RemoteRooms(RemoteCore):
                         sort='{"ts":-1}').get("messages") or []
         return [self.to_message(d) for d in reversed([d for d in docs if isinstance(d, dict)])]
 
+    def message(self, message_id: str) -> Message:
+        """GET chat.getMessage ?msgId= (NotFound, or InvalidArgument: Rocket.Chat answers an id
+        it does not hold with a bare 400)."""
+        doc = self.get("chat.getMessage", msgId=limits.ident(message_id, "message_id")
+                       ).get("message")
+        if not isinstance(doc, dict) or not doc.get("_id"):
+            raise NotFound(f"no message {message_id!r}")
+        return self.to_message(doc)
+
     def to_message(self, doc: dict[str, Any]) -> Message:
         """A message, with what Stockade recorded when an app sent it: the app, and the
         external agent it relayed (a workspace that drops `alias` still shows it here)."""

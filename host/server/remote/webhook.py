@@ -16,7 +16,8 @@ Rocket.Chat documentation it follows:
 
 What a webhook does NOT carry is filled from the REST API by the receiver (docs/ROCKETCHAT.md,
 "Events"): the agent that was unassigned (a webhook names only the new agent), the department a
-room went to, who closed it, and the message sender's user type.
+room went to, who closed it. Of a message the receiver uses only its `_id`: the message itself
+(text, sender, time) is read back from the workspace, never taken from the webhook.
 """
 from __future__ import annotations
 
