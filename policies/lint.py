@@ -285,8 +285,9 @@ def _set_findings(sources: Sequence[SourceFile]) -> list[Finding]:
             k = (q.scope, app, q.action)
             if k in keys and keys[k] != q.id:
                 out.append(finding("STK030", s.name, s.locator.pos(("quota", i)),
-                                   f"quota {q.id} shares its counter with {keys[k]}; the engine "
-                                   "keeps them apart, but merge them for clarity"))
+                                   f"quota {q.id} counts the same calls as {keys[k]}; each "
+                                   "keeps its own counter and both bind: merge "
+                                   "them for clarity"))
             keys.setdefault(k, q.id)
     ceilings = [
         (s, s.model.workspace.max_active_app_users)
