@@ -50,21 +50,20 @@ from typing import Any, Protocol
 
 from host.clock import Clock
 from host.store import Conn, Step, Store, ensure_schema, open_store
+from policies.quota import MAX_QUOTA_LIMIT, MAX_SEATS, MAX_WINDOW_S
 
 SCHEMA_COMPONENT = "quota"
 SCHEMA_VERSION = 3
 
-# Largest N a quota may have. Guards the database (a ring keeps up to N rows per key, plus an
-# O(N) re-layout on an out-of-order refund or a limit change) against an absurd policy value.
-MAX_QUOTA_LIMIT = 100_000
-# Longest window (seconds): one year. Guards against inf/NaN-like values turning a quota into
-# "never frees" by accident; the policy linter reports absurd windows too.
-MAX_WINDOW_S = 366 * 24 * 3600.0
-# Longest quota key (characters): keys are built by the host ("app:<id>:<action>"); the cap
-# guards the index from an app id smuggled in at absurd length.
+# MAX_QUOTA_LIMIT, MAX_WINDOW_S and MAX_SEATS live with the pure quota math (policies.quota),
+# which the policy loader checks files against: one source for both (see there what each
+# guards). `validate_charge` and `reserve_in` still refuse a value past them (ValueError), for a
+# policy that reached the gate by another path; the gate records that as a refusal.
+
+# Longest quota key (characters): keys are built by the host ("app:<id>:<action>#<quota id>",
+# at most 230 characters from a policy that loads); the cap guards the index from an app id
+# smuggled in at absurd length.
 MAX_KEY_LEN = 256
-# Largest seat ceiling accepted: guards against a typo turning the ceiling into "unlimited".
-MAX_SEATS = 10_000_000
 
 SEATS_KEY = "workspace:seats"
 
@@ -349,6 +348,10 @@ def reserve_in(conn: Conn, charges: Sequence[QuotaCharge], op_id: str, now: floa
     transaction); the operation takes a seat when it is admitted. Returns the outcome and the
     quota states after it (what the audit record stores).
     """
+    # Everything is checked before anything is read or written (a ValueError leaves the
+    # transaction as it found it; the gate records it as a refusal).
+    if seats is not None and (isinstance(seats[0], bool) or not 0 <= seats[0] <= MAX_SEATS):
+        raise ValueError(f"seat ceiling {seats[0]!r} outside 0..{MAX_SEATS}")
     seen: set[str] = set()
     for ch in charges:
         validate_charge(ch)
@@ -382,8 +385,6 @@ def reserve_in(conn: Conn, charges: Sequence[QuotaCharge], op_id: str, now: floa
         before.append(st)
     if seats is not None:
         seat_ceiling, seat_used = seats
-        if isinstance(seat_ceiling, bool) or not 0 <= seat_ceiling <= MAX_SEATS:
-            raise ValueError(f"seat ceiling {seat_ceiling!r} outside 0..{MAX_SEATS}")
         st = QuotaState(SEATS_KEY, seat_used, seat_ceiling, 0.0, None)
         if seat_used >= seat_ceiling:
             denied = denied or st
