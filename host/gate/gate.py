@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -106,12 +106,13 @@ def _undeclared_roles(install: InstallRecord, spec: ActionSpec,
     if declared is None:
         return []
     if spec.name in ("roles.assign", "roles.remove"):
-        asked = [args.get("role")]
+        asked: Sequence[object] = [args.get("role")]
     elif spec.name == "users.create":
-        asked = list(args.get("roles") or [])
+        asked = roles if isinstance(roles := args.get("roles"), list | tuple) else []
     else:
         return []
-    return [str(r)[:64] for r in asked if r not in declared]
+    # Strings only: the engine's argument check refuses (and audits) any other shape.
+    return [r[:64] for r in asked if isinstance(r, str) and r not in declared]
 
 
 class PolicySource:
