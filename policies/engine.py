@@ -311,29 +311,14 @@ def _forbid_applies(rule: CompiledRule, ctx: _Ctx) -> bool:
 
 
 def _charges(policy: Policy, req: Request) -> tuple[QuotaCharge, ...]:
-    out: list[QuotaCharge] = []
-    for q in policy.quotas:
-        if not (q.any_app or req.app_id in q.apps):
-            continue
-        if q.action != "*" and q.action != req.action:
-            continue
-        if q.scope == "install":
-            key = f"install:{req.install_id}:{q.action}"
-        elif q.scope == "app":
-            key = f"app:{req.app_id}:{q.action}"
-        else:
-            key = f"workspace:{q.action}"
-        out.append(QuotaCharge(key, q.limit, q.window_s, q.scope, q.id))
-    # Two quotas on one key would share one log and be charged twice: give each its own log.
-    seen: dict[str, int] = {}
-    for c in out:
-        seen[c.key] = seen.get(c.key, 0) + 1
-    fixed = [
-        c if seen[c.key] == 1 else QuotaCharge(f"{c.key}#{c.quota_id}", c.limit, c.window_s,
-                                               c.scope, c.quota_id)
-        for c in out
+    # Each quota has a ring of its own (`CompiledQuota.key`): two quotas on one action never
+    # share a log, and a quota's ring never depends on which others apply.
+    out = [
+        QuotaCharge(q.key(req.app_id, req.install_id), q.limit, q.window_s, q.scope, q.id)
+        for q in policy.quotas
+        if (q.any_app or req.app_id in q.apps) and q.action in ("*", req.action)
     ]
-    return tuple(sorted(fixed, key=lambda c: (c.key, c.quota_id)))
+    return tuple(sorted(out, key=lambda c: (c.key, c.quota_id)))
 
 
 def decide(policy: Policy, grants: frozenset[str], req: Request) -> Decision:

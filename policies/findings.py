@@ -32,7 +32,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "STK016": ("warning", "quota on an action no rule permits"),
     "STK017": ("error", "zero or negative quota limit"),
     "STK018": ("error", "zero or negative quota window or seat ceiling"),
-    "STK019": ("warning", "absurdly large limit or window"),
+    "STK019": ("error", "absurdly large limit, window or seat ceiling"),
     "STK020": ("security-warning", "admin-class role in an allow list (never granted)"),
     # Retired: patterns run on RE2 (policies/pattern.py), whose time is linear in the input.
     "STK021": ("security-warning", "retired: username_pattern could backtrack"),
@@ -44,7 +44,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "STK027": ("security-warning", "any_user widens to users the app did not create"),
     "STK028": ("warning", "permit can never allow (a required list is missing)"),
     "STK029": ("warning", "conflicting workspace ceilings (the smallest applies)"),
-    "STK030": ("warning", "two quotas share one counter key"),
+    "STK030": ("warning", "two quotas count the same calls"),
     "STK031": ("warning", "constraint has no meaning in a forbid (ignored)"),
     "STK032": ("warning", "no policy files found"),
     "STK033": ("security-warning", "role assignment or user deactivation permitted without quota"),

@@ -20,13 +20,15 @@ from policies.names import (
 from policies.netcheck import is_public, parse_ip
 from policies.pattern import PatternError, compile_pattern
 from policies.policy import expand_actions
+from policies.quota import MAX_QUOTA_LIMIT, MAX_SEATS, MAX_WINDOW_S
 from policies.routes import never
 from policies.source import SourceFile
 from policies.vocabulary import ACTIONS, PERMISSIONS
 
-# Above these a limit or window is almost surely a typo. Guards: a "limit" that is no limit.
-ABSURD_LIMIT = 1_000_000
-ABSURD_WINDOW_S = 366 * 86400
+# A quota limit, window or seat ceiling past the quota store's bounds (policies.quota) is an
+# error (STK019): the store would refuse every call under it. Above this a seat ceiling the
+# store can keep is still almost surely a typo (a warning). Guards: a "cap" that is no cap.
+ABSURD_SEATS = 1_000_000
 LOW_RISK = frozenset(p.name for p in PERMISSIONS.values() if p.risk == "low")
 
 # Which actions each `when` key concerns (for STK026 and the engine's matching).
@@ -194,23 +196,29 @@ def _file_findings(src: SourceFile, pf: PolicyFile) -> list[Finding]:
         if q.limit <= 0:
             out.append(finding("STK017", src.name, src.locator.pos(("quota", i, "limit")),
                                f"quota {q.id}: limit {q.limit} admits nothing; forbid instead"))
-        elif q.limit > ABSURD_LIMIT:
+        elif q.limit > MAX_QUOTA_LIMIT:
             out.append(finding("STK019", src.name, src.locator.pos(("quota", i, "limit")),
-                               f"quota {q.id}: limit {q.limit} is no real limit"))
+                               f"quota {q.id}: limit {q.limit} is over {MAX_QUOTA_LIMIT:,}, "
+                               "more than the host's quota store keeps"))
         secs = q.seconds
         wline = src.locator.pos(("quota", i, "window" if q.window is not None else "window_s"))
         if secs <= 0:
             out.append(finding("STK018", src.name, wline, f"quota {q.id}: window must be > 0"))
-        elif secs > ABSURD_WINDOW_S:
+        elif secs > MAX_WINDOW_S:
             out.append(finding("STK019", src.name, wline, f"quota {q.id}: window longer than "
-                               "366 days"))
+                               f"366 days ({MAX_WINDOW_S} s), more than the host's quota store "
+                               "keeps"))
     if pf.workspace is not None and pf.workspace.max_active_app_users is not None:
         c = pf.workspace.max_active_app_users
         line = src.locator.pos(("workspace", "max_active_app_users"))
         if c < 0:
             out.append(finding("STK018", src.name, line, "max_active_app_users is negative"))
-        elif c > ABSURD_LIMIT:
-            out.append(finding("STK019", src.name, line, f"max_active_app_users {c} is no cap"))
+        elif c > MAX_SEATS:
+            out.append(finding("STK019", src.name, line, f"max_active_app_users {c} is over "
+                               f"{MAX_SEATS:,}, more than the host's seat check accepts"))
+        elif c > ABSURD_SEATS:
+            out.append(finding("STK019", src.name, line, f"max_active_app_users {c} is no cap",
+                               severity="warning"))
     return out
 
 
@@ -285,8 +293,9 @@ def _set_findings(sources: Sequence[SourceFile]) -> list[Finding]:
             k = (q.scope, app, q.action)
             if k in keys and keys[k] != q.id:
                 out.append(finding("STK030", s.name, s.locator.pos(("quota", i)),
-                                   f"quota {q.id} shares its counter with {keys[k]}; the engine "
-                                   "keeps them apart, but merge them for clarity"))
+                                   f"quota {q.id} counts the same calls as {keys[k]}; each "
+                                   "keeps its own counter and both bind: merge "
+                                   "them for clarity"))
             keys.setdefault(k, q.id)
     ceilings = [
         (s, s.model.workspace.max_active_app_users)

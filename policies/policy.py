@@ -60,6 +60,20 @@ class CompiledQuota:
     scope: QuotaScope
     source: str
 
+    def key(self, app_id: str, install_id: str) -> str:
+        """This quota's counter for one app install: its scope's subject, its action and its
+        own id, nothing else. Guards DESIGN rule 8: a key that also depended on the other
+        quotas (once suffixed with the id only when two quotas met on one key) counted one
+        workspace limit on two rings, and moved a quota to a fresh ring when a reload added
+        another on its action."""
+        if self.scope == "install":
+            subject = f"install:{install_id}"
+        elif self.scope == "app":
+            subject = f"app:{app_id}"
+        else:
+            subject = "workspace"
+        return f"{subject}:{self.action}#{self.id}"
+
 
 @dataclass(frozen=True)
 class Policy:

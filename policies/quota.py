@@ -16,6 +16,21 @@ import math
 from bisect import bisect_right
 from collections.abc import Sequence
 
+# The bounds of what the host's quota store enforces, in one place: the store
+# (host/ledger/quota.py) refuses a charge past them, and the policy loader refuses a file past
+# them (lint STK019, an error), so a policy that loads never meets a charge the store refuses.
+# Were they to disagree, every call under such a quota would fail inside its admission.
+#
+# Largest N a quota may have. Guards the database: a ring keeps up to N rows per key, plus an
+# O(N) re-layout on an out-of-order refund or a limit change.
+MAX_QUOTA_LIMIT = 100_000
+# Longest window (seconds): 366 days. Guards against a typo or an inf-like value turning a
+# quota into "never frees".
+MAX_WINDOW_S = 366 * 24 * 3600
+# Largest seat ceiling (active app-created users). Guards against a typo turning the ceiling
+# into "unlimited".
+MAX_SEATS = 10_000_000
+
 
 def effective_now(now: float, high_water: float | None) -> float:
     """The time to decide at: never earlier than any time already used."""

@@ -34,7 +34,8 @@ class Request:
 class QuotaCharge:
     """One unit the host must reserve (durably, before the server call) for an allowed request."""
 
-    # Already scoped: install:{install_id}:{action} | app:{app_id}:{action} | workspace:{action}
+    # Already scoped, and the quota's own: {install:{install_id}|app:{app_id}|workspace}:
+    # {action}#{quota_id} (`policies.policy.CompiledQuota.key`)
     key: str
     limit: int
     window_s: int

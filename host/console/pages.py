@@ -17,7 +17,7 @@ from host.keys.keyring import Keyring
 from host.store import reading, table_exists
 from policies.findings import FAILING
 from policies.loader import load
-from policies.policy import CompiledQuota, Policy
+from policies.policy import Policy
 
 # Bars per chart: the window is cut into this many equal slices. Guards: page size.
 BUCKETS = 12
@@ -35,15 +35,6 @@ class QuotaView:
     used: int
     next_free_in_s: float | None
     svg_bars: list[dict[str, float]]  # x, y, width, height of each bar
-
-
-def _key(q: CompiledQuota, rec: InstallRecord) -> str:
-    # The engine's own key scheme (policies.engine._charges).
-    if q.scope == "install":
-        return f"install:{rec.install_id}:{q.action}"
-    if q.scope == "app":
-        return f"app:{rec.app_id}:{q.action}"
-    return f"workspace:{q.action}"
 
 
 def _bars(stamps: list[float], window_s: int, limit: int, now: float) -> list[dict[str, float]]:
@@ -76,7 +67,7 @@ def quotas(home: Home, policy: Policy | None, installs: list[InstallRecord],
             for q in policy.quotas:
                 if not (q.any_app or rec.app_id in q.apps):
                     continue
-                key = _key(q, rec)
+                key = q.key(rec.app_id, rec.install_id)  # the engine's own key
                 stamps = [float(r[0]) for r in conn.execute(
                     "SELECT ts FROM quota_slots WHERE key = ?", (key,))] if charged else []
                 live = sorted(ts for ts in stamps if at - ts < q.window_s)

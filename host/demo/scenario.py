@@ -341,7 +341,7 @@ class Demo(StoryActs):
         rec = InstallStore(self.home.host_store).by_app("agent-sync")
         assert rec is not None
         quota = self.host.ledger.quota_state(
-            f"install:{rec.install_id}:users.create", 3, 600)
+            f"install:{rec.install_id}:users.create#agent-sync-user-creation", 3, 600)
         apps: dict[str, dict[str, Any]] = {}
         rows: list[tuple[str | Text, ...]] = []
         for r in self.host.runners.values():

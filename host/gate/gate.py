@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -106,12 +106,13 @@ def _undeclared_roles(install: InstallRecord, spec: ActionSpec,
     if declared is None:
         return []
     if spec.name in ("roles.assign", "roles.remove"):
-        asked = [args.get("role")]
+        asked: Sequence[object] = [args.get("role")]
     elif spec.name == "users.create":
-        asked = list(args.get("roles") or [])
+        asked = roles if isinstance(roles := args.get("roles"), list | tuple) else []
     else:
         return []
-    return [str(r)[:64] for r in asked if r not in declared]
+    # Strings only: the engine's argument check refuses (and audits) any other shape.
+    return [r[:64] for r in asked if isinstance(r, str) and r not in declared]
 
 
 class PolicySource:
@@ -334,10 +335,13 @@ class Gate:
             self.ledger.hold_read(session.app_id, session.install_id, action, rules,
                                   policy.revision, args_digest(args))
         elif effects or self.audit_reads:
-            admission = self.ledger.admit(
-                _allow_record(session, action, args, rules, policy, op_id, write, route),
-                charges, decision.seat_ceiling if action == "users.create" else None,
-                self.server.seats_in_use, refusal_budget(session.install_id), holds)
+            try:
+                admission = self.ledger.admit(
+                    _allow_record(session, action, args, rules, policy, op_id, write, route),
+                    charges, decision.seat_ceiling if action == "users.create" else None,
+                    self.server.seats_in_use, refusal_budget(session.install_id), holds)
+            except ValueError as exc:
+                raise self.unadmitted(session, action, args, exc, decision, policy, route) from None
             if not admission.allowed:
                 raise self._over_quota(admission)
             seq = admission.seq
@@ -428,6 +432,8 @@ class Gate:
                 raise
             if failed:
                 return _FALL_BACK
+            if isinstance(exc, ValueError):  # raised by the admission, before `apply`
+                raise self.unadmitted(session, spec.name, args, exc, None, policy, None) from None
             raise
         if not admission.allowed:
             raise self._over_quota(admission)
@@ -454,6 +460,17 @@ class Gate:
         if not spec.write or spec.name in self.host_actions:
             return True
         return self._op_log_exact and spec.name in ACTION_METHODS
+
+    def unadmitted(self, session: Session, action: str, args: Mapping[str, Any],
+                   exc: ValueError, decision: Decision | None, policy: Policy,
+                   route: str | None) -> GateError:
+        """A call whose admission refused its charges (a quota or seat ceiling past the store's
+        bounds, from a policy the loader did not check; nothing was written): audited and
+        charged to the refusal budget as every refusal is (DESIGN rules 3 and 13)."""
+        return self._refuse(session, action, args, "permission_denied",
+                            f"{action}: the host cannot enforce this call's quota or seat "
+                            f"ceiling ({exc}); refused until the policy is fixed", decision,
+                            policy, route=route, audit_code="quota_invalid")
 
     def _over_quota(self, admission: Admission) -> GateError:
         """The error for a call the ledger refused on a full quota (counted as denied)."""

@@ -335,7 +335,8 @@ ROLE_FIELDS = frozenset({"roles", "role", "roleName", "roleId"})
 
 
 def _pattern(path: str) -> re.Pattern[str]:
-    return re.compile("^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(path)) + "$")
+    # Applied with fullmatch: "$" under re.match would also pass a path with a final newline.
+    return re.compile(re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(path)))
 
 
 _MAPPED_RE = tuple((m, _pattern(m.path)) for m in MAPPED)
@@ -353,7 +354,7 @@ def find(method: str, route: str) -> tuple[Mapped, dict[str, str]] | None:
     path, m = split_route(route), method.upper()
     for mapped, rx in _MAPPED_RE:
         if mapped.method == m:
-            hit = rx.match(path)
+            hit = rx.fullmatch(path)
             if hit is not None:
                 return mapped, hit.groupdict()
     return None

@@ -39,7 +39,7 @@ from host.server.rest import normalize_route
 from host.server.rest_errors import rc_error
 from host.store import Conn
 from policies.policy import Policy
-from policies.types import Decision, QuotaCharge
+from policies.types import Decision
 from policies.vocabulary import ActionSpec
 
 
@@ -81,6 +81,9 @@ class Gate(Protocol):
                         decision: Decision, policy: Policy, facts: Mapping[str, Any], *,
                         version: int, route: str | None = None,
                         via: Decision | None = None) -> Any: ...
+    def unadmitted(self, session: Any, action: str, args: Mapping[str, Any], exc: ValueError,
+                   decision: Decision | None, policy: Policy, route: str | None,
+                   ) -> GateError: ...
     def _count(self, allowed: bool) -> None: ...
     def _refusal_budget(self, install_id: str) -> Charge: ...
 
@@ -153,8 +156,7 @@ def rest_call(gate: Gate, session: Session, args: dict[str, Any]) -> dict[str, A
         session, "rest.call", args, route=label,
         extra_facts={"rest_mapped": found is not None})
     if found is None:
-        return _unmapped(gate, session, args, label, rest_decision.quotas,
-                         rest_decision.rules, policy.revision, rest_version)
+        return _unmapped(gate, session, args, label, rest_decision, policy, rest_version)
     mapped, path_params = found
     me = session.caller.app_user_id or ""
     try:
@@ -184,8 +186,7 @@ def rest_call(gate: Gate, session: Session, args: dict[str, Any]) -> dict[str, A
 
 
 def _unmapped(gate: Gate, session: Session, args: dict[str, Any], label: str,
-              charges: tuple[QuotaCharge, ...], rules: tuple[str, ...],
-              policy_rev: str, version: int) -> dict[str, Any]:
+              decision: Decision, policy: Policy, version: int) -> dict[str, Any]:
     """A route with no bridge action, permitted by a rule that lists it and its fields: the
     server's REST dispatcher runs it as the app's own user (or the operator-named identity)."""
     host_action = gate.host_actions.get("rest.call")
@@ -202,13 +203,18 @@ def _unmapped(gate: Gate, session: Session, args: dict[str, Any], label: str,
     # app at consent, or the app's own user.
     actor = f"user {named}" if named else f"app user {session.caller.app_user_id}"
     op_id = "op_" + secrets.token_hex(12)
-    admission = gate.ledger.admit(AuditRecord(
-        kind="decision", allowed=True, code="allow", rules=rules, policy_rev=policy_rev,
-        app_id=session.app_id, install_id=session.install_id, action="rest.call",
-        args_digest=gate_digest(args), op_id=op_id, write=True, route=label,
-        actor=actor[:128]), charges, None, None,
-        gate._refusal_budget(session.install_id),
-        lambda c: installs.version_in(c) == version)
+    try:
+        admission = gate.ledger.admit(AuditRecord(
+            kind="decision", allowed=True, code="allow", rules=decision.rules,
+            policy_rev=policy.revision,
+            app_id=session.app_id, install_id=session.install_id, action="rest.call",
+            args_digest=gate_digest(args), op_id=op_id, write=True, route=label,
+            actor=actor[:128]), decision.quotas, None, None,
+            gate._refusal_budget(session.install_id),
+            lambda c: installs.version_in(c) == version)
+    except ValueError as exc:
+        raise gate.unadmitted(session, "rest.call", args, exc, decision, policy,
+                              label) from None
     if not admission.allowed:
         gate._count(False)
         error = RefusalBudgetExceeded if admission.over_budget else GateError

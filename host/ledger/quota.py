@@ -50,21 +50,20 @@ from typing import Any, Protocol
 
 from host.clock import Clock
 from host.store import Conn, Step, Store, ensure_schema, open_store
+from policies.quota import MAX_QUOTA_LIMIT, MAX_SEATS, MAX_WINDOW_S
 
 SCHEMA_COMPONENT = "quota"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
-# Largest N a quota may have. Guards the database (a ring keeps up to N rows per key, plus an
-# O(N) re-layout on an out-of-order refund or a limit change) against an absurd policy value.
-MAX_QUOTA_LIMIT = 100_000
-# Longest window (seconds): one year. Guards against inf/NaN-like values turning a quota into
-# "never frees" by accident; the policy linter reports absurd windows too.
-MAX_WINDOW_S = 366 * 24 * 3600.0
-# Longest quota key (characters): keys are built by the host ("app:<id>:<action>"); the cap
-# guards the index from an app id smuggled in at absurd length.
+# MAX_QUOTA_LIMIT, MAX_WINDOW_S and MAX_SEATS live with the pure quota math (policies.quota),
+# which the policy loader checks files against: one source for both (see there what each
+# guards). `validate_charge` and `reserve_in` still refuse a value past them (ValueError), for a
+# policy that reached the gate by another path; the gate records that as a refusal.
+
+# Longest quota key (characters): keys are built by the host ("app:<id>:<action>#<quota id>",
+# at most 230 characters from a policy that loads); the cap guards the index from an app id
+# smuggled in at absurd length.
 MAX_KEY_LEN = 256
-# Largest seat ceiling accepted: guards against a typo turning the ceiling into "unlimited".
-MAX_SEATS = 10_000_000
 
 SEATS_KEY = "workspace:seats"
 
@@ -83,6 +82,11 @@ DDL = (
     # reads the N-th most recent unit alone, as before.
     Step(2, "ALTER TABLE quota_keys ADD COLUMN used BIGINT"),
     Step(2, "ALTER TABLE quota_keys ADD COLUMN tw DOUBLE PRECISION"),
+    # Version 3: every key the policy engine builds names its quota ("...#<quota id>"); before,
+    # a key did so only while another quota met it on the same key, so a store written then
+    # holds most rings under the bare key. `carried` is set once a key's ring holds its bare
+    # key's units (`_carry_bare`); NULL: not yet (a ring from before version 3).
+    Step(3, "ALTER TABLE quota_keys ADD COLUMN carried SMALLINT"),
 )
 # (`quota_seats`, the old seat counter, may linger in stores created before seats were counted
 # from the truth; nothing reads it.)
@@ -254,10 +258,11 @@ FROM k
 
 # A charge's one read: the ring's cap, head and high-water mark, the units counted at `hw` over
 # `tw` seconds (see DDL), the timestamp of the N-th most recent unit (the admission's answer)
-# and of the oldest unit counted at `hw` (the first that may have freed since).
+# and of the oldest unit counted at `hw` (the first that may have freed since), and whether the
+# ring has taken in its bare key's units (DDL, version 3).
 # ?1=N ?2=key.
 _CHARGE_SQL = """
-SELECT k.cap, k.head, k.hw, k.used, k.tw, n.ts, o.ts
+SELECT k.cap, k.head, k.hw, k.used, k.tw, n.ts, o.ts, k.carried
 FROM quota_keys k
   LEFT JOIN quota_slots n ON n.key = k.key AND n.slot = (k.head - ?1 + k.cap) % k.cap
   LEFT JOIN quota_slots o ON o.key = k.key AND o.slot = (k.head - k.used + k.cap) % k.cap
@@ -290,6 +295,35 @@ def _counted(conn: Conn, ch: QuotaCharge, w: float, now: float, row: Any) -> int
     return n
 
 
+def _carry_bare(conn: Conn, ch: QuotaCharge, row: Any) -> bool:
+    """Upgrade from quota schema 2, once per key: the ring of `ch` (`row`, a `_CHARGE_SQL` row,
+    or None for a key never charged) takes in the units of its bare key (the key without
+    "#<quota id>"), under which schema 2 counted the quota whenever no other quota met it.
+    Without this every quota would start from an empty window once at the upgrade: looser.
+
+    Copied, not moved: several quotas may have counted on one bare key, and each takes the
+    units in (stricter than exact for a quota that did not count them, for one window at most;
+    never looser). The ring keeps the newest `cap` units of both, `cap` being the largest
+    limit either ring held, which is what decides every admission up to it. An intent admitted
+    before the upgrade and settled after it refunds the bare key only: its unit stays counted
+    here until its window ends (stricter, never looser). True if the ring changed."""
+    bare = ch.key.rpartition("#")[0]
+    if not bare:
+        return False  # a key that names no quota (the refusal budget's): nothing to carry
+    old = _load(conn, bare)
+    if old is None:
+        if row is not None:
+            conn.execute("UPDATE quota_keys SET carried=1 WHERE key=?", (ch.key,))
+        return False  # a key never charged is marked by its first insert
+    mine = _load(conn, ch.key)
+    cap = max(ch.limit, old[0], mine[0] if mine else 0)
+    hw = max(old[1], mine[1] if mine else old[1])
+    units = sorted([*old[2], *(mine[2] if mine else [])], key=lambda u: u[0])[-cap:]
+    _store_ring(conn, ch.key, cap, hw, units)
+    conn.execute("UPDATE quota_keys SET carried=1 WHERE key=?", (ch.key,))
+    return True
+
+
 def state_in(conn: Conn, key: str, limit: int, window_s: float,
              now: float) -> QuotaState:
     """Current state of one quota (effective time = max(now, high-water))."""
@@ -314,6 +348,10 @@ def reserve_in(conn: Conn, charges: Sequence[QuotaCharge], op_id: str, now: floa
     transaction); the operation takes a seat when it is admitted. Returns the outcome and the
     quota states after it (what the audit record stores).
     """
+    # Everything is checked before anything is read or written (a ValueError leaves the
+    # transaction as it found it; the gate records it as a refusal).
+    if seats is not None and (isinstance(seats[0], bool) or not 0 <= seats[0] <= MAX_SEATS):
+        raise ValueError(f"seat ceiling {seats[0]!r} outside 0..{MAX_SEATS}")
     seen: set[str] = set()
     for ch in charges:
         validate_charge(ch)
@@ -326,6 +364,8 @@ def reserve_in(conn: Conn, charges: Sequence[QuotaCharge], op_id: str, now: floa
     for ch in charges:
         w = float(ch.window_s)
         row = conn.execute(_CHARGE_SQL, (ch.limit, ch.key)).fetchone()
+        if (row is None or row[7] is None) and _carry_bare(conn, ch, row):
+            row = conn.execute(_CHARGE_SQL, (ch.limit, ch.key)).fetchone()
         if row is not None and int(row[0]) < ch.limit:
             _grow(conn, ch.key, ch.limit)
             row = conn.execute(_CHARGE_SQL, (ch.limit, ch.key)).fetchone()
@@ -345,8 +385,6 @@ def reserve_in(conn: Conn, charges: Sequence[QuotaCharge], op_id: str, now: floa
         before.append(st)
     if seats is not None:
         seat_ceiling, seat_used = seats
-        if isinstance(seat_ceiling, bool) or not 0 <= seat_ceiling <= MAX_SEATS:
-            raise ValueError(f"seat ceiling {seat_ceiling!r} outside 0..{MAX_SEATS}")
         st = QuotaState(SEATS_KEY, seat_used, seat_ceiling, 0.0, None)
         if seat_used >= seat_ceiling:
             denied = denied or st
@@ -356,9 +394,10 @@ def reserve_in(conn: Conn, charges: Sequence[QuotaCharge], op_id: str, now: floa
     after = tuple(QuotaState(s.key, s.used + 1, s.limit, s.window_s, None) for s in before)
     for ch, cap, head, eff, used in heads:
         if head < 0:
-            conn.execute("INSERT INTO quota_keys(key, cap, head, hw, used, tw)"
-                         " VALUES(?, ?, ?, ?, 1, ?)", (ch.key, cap, 1 % cap, eff,
-                                                       float(ch.window_s)))
+            # carried=1: a ring created at schema 3 has nothing left to take in.
+            conn.execute("INSERT INTO quota_keys(key, cap, head, hw, used, tw, carried)"
+                         " VALUES(?, ?, ?, ?, 1, ?, 1)", (ch.key, cap, 1 % cap, eff,
+                                                          float(ch.window_s)))
             conn.execute("INSERT INTO quota_slots(key, slot, ts, op) VALUES(?, 0, ?, ?)",
                          (ch.key, eff, op_id))
             continue

@@ -13,18 +13,23 @@ from typing import Any
 
 from host.server.errors import InvalidArgument
 
+# Every pattern below is applied with `fullmatch` and ends in \Z, never `$`: under `re.match`,
+# `$` also matches before a final newline, so "support\n" passed as a username, was unique
+# from "support" and displayed as it. Guards: a name, role, key or token that is not what it
+# shows.
+
 # Usernames appear in mentions, URLs and logs: a short, unambiguous ASCII alphabet.
-USERNAME_RE = re.compile(r"^[A-Za-z0-9._-]{3,64}$")
+USERNAME_RE = re.compile(r"[A-Za-z0-9._-]{3,64}\Z")
 # Display names are free text but bounded (rendered in every client list).
 MAX_NAME = 128
 # Emails: a basic syntax check only (deliverability is not the server's business), RFC 5321 cap.
-EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s.]{1,63}$")
+EMAIL_RE = re.compile(r"[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s.]{1,63}\Z")
 MAX_EMAIL = 254
 # Roles per user: bounds the role join and the size of every user record.
 MAX_ROLES_PER_USER = 20
-ROLE_RE = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
+ROLE_RE = re.compile(r"[a-z][a-z0-9-]{0,63}\Z")
 # Custom field keys become lookup keys (and REST JSON keys): identifier-like only.
-FIELD_KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+FIELD_KEY_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}\Z")
 # A custom field value is a string capped at 1 KiB: bounds rows, index entries and payloads.
 MAX_FIELD_VALUE = 1024
 # Custom fields per user / visitor / room: bounds the per-record fan-out in events and REST.
@@ -35,7 +40,7 @@ MAX_MESSAGE_TEXT = 8192
 MAX_COMMENT = 1024
 MAX_URL = 1024
 # Visitor tokens are opaque client-chosen strings (widget sessions).
-TOKEN_RE = re.compile(r"^[A-Za-z0-9._~-]{8,128}$")
+TOKEN_RE = re.compile(r"[A-Za-z0-9._~-]{8,128}\Z")
 # Department names are shown in routing UIs.
 MAX_DEPARTMENT_NAME = 64
 # List reads return at most this many rows: an app cannot make the server materialise a table.
@@ -66,7 +71,7 @@ def ident(value: object, what: str) -> str:
 
 def username(value: object) -> str:
     """A username: 3..64 characters of [A-Za-z0-9._-]."""
-    if not isinstance(value, str) or not USERNAME_RE.match(value):
+    if not isinstance(value, str) or not USERNAME_RE.fullmatch(value):
         raise InvalidArgument("username must be 3..64 characters of letters, digits, '.', '_', '-'")
     return value
 
@@ -82,14 +87,14 @@ def name(value: object, what: str = "name") -> str:
 def email(value: object) -> str:
     """An email address with a basic shape check."""
     s = text(value, "email", MAX_EMAIL, min_len=3)
-    if not EMAIL_RE.match(s):
+    if not EMAIL_RE.fullmatch(s):
         raise InvalidArgument("email is not a valid address")
     return s
 
 
 def role_name(value: object) -> str:
     """A role name (lowercase identifier with dashes)."""
-    if not isinstance(value, str) or not ROLE_RE.match(value):
+    if not isinstance(value, str) or not ROLE_RE.fullmatch(value):
         raise InvalidArgument("role must be a lowercase name of letters, digits and '-'")
     return value
 
@@ -109,8 +114,8 @@ def roles(value: object) -> tuple[str, ...]:
 
 
 def field_key(value: object) -> str:
-    """A custom field key: ^[A-Za-z][A-Za-z0-9_]{0,63}$."""
-    if not isinstance(value, str) or not FIELD_KEY_RE.match(value):
+    """A custom field key: a letter, then at most 63 letters, digits or '_'."""
+    if not isinstance(value, str) or not FIELD_KEY_RE.fullmatch(value):
         raise InvalidArgument(
             f"invalid custom field key {str(value)[:70]!r}: use a letter then letters, "
             "digits or '_' (at most 64)"

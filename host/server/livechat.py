@@ -208,7 +208,7 @@ def save_visitor(
 ) -> Visitor:
     """Create or update the visitor with this token (fields given replace stored ones;
     custom fields merge)."""
-    if not isinstance(token, str) or not limits.TOKEN_RE.match(token):
+    if not isinstance(token, str) or not limits.TOKEN_RE.fullmatch(token):
         raise InvalidArgument("visitor token must be 8..128 characters of [A-Za-z0-9._~-]")
     row = conn.execute(_VISITOR + "WHERE token = ?", (token,)).fetchone()
     if row is None:

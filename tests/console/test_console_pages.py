@@ -54,7 +54,7 @@ def test_quota_usage_chart_and_seats(served: Served) -> None:
     store.close()
     assert rec is not None
     quotas = QuotaStore(served.home.host_db, SystemClock())
-    key = f"install:{rec.install_id}:users.create"
+    key = f"install:{rec.install_id}:users.create#sync-creates"
     for i in range(3):  # the quota full: three units taken through the ledger's own primitive
         quotas.reserve([Charge(key, 3, 600)], f"op_{i}")
     quotas.close()

@@ -61,7 +61,7 @@ def test_explain_allow_and_deny(tmp_path: Path) -> None:
     code, out, _ = run(tmp_path, *base)
     doc = json.loads(out)
     assert code == 0 and doc["code"] == "allow" and doc["seat_ceiling"] == 20
-    assert {q["key"] for q in doc["quotas"]} >= {"install:explain:users.create"}
+    assert {q["key"] for q in doc["quotas"]} >= {"install:explain:users.create#agent-sync-user-creation"}
     code, out, _ = run(tmp_path, *base, "--arg", 'roles=["admin"]', "--fact",
                        "role_privileged=false")
     assert code == 1 and json.loads(out)["code"] == "guardrail"

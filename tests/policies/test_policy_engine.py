@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from polhelp import ALL_PERMS, ask, create, demo_policy, policy, unlinted
 
-from policies import Request, decide
+from policies import Policy, Request, decide
 from policies.engine import MAX_USERNAME
 
 P = demo_policy()
@@ -18,8 +18,8 @@ def test_allow_carries_rules_quotas_and_seat_ceiling() -> None:
     assert d.allowed and d.code == "allow"
     assert d.rules == ("agent-sync-create-users",)
     keys = {c.key: (c.limit, c.window_s, c.scope) for c in d.quotas}
-    assert keys["install:inst-1:users.create"] == (3, 600, "install")
-    assert keys["install:inst-1:*"] == (600, 60, "install")
+    assert keys["install:inst-1:users.create#agent-sync-user-creation"] == (3, 600, "install")
+    assert keys["install:inst-1:*#default-bridge-rate"] == (600, 60, "install")
     assert d.seat_ceiling == 20
 
 
@@ -214,9 +214,35 @@ def test_two_quotas_on_one_key_get_separate_logs() -> None:
                '[[quota]]\nid="q4"\napps=["a"]\naction="*"\nlimit=9\nwindow="1d"\nscope="workspace"\n')
     d = ask(p, "users.get", {"user_id": "u"}, app="a")
     assert sorted(c.key for c in d.quotas) == [
-        "app:a:users.get", "install:inst-1:users.get#q1", "install:inst-1:users.get#q2",
-        "workspace:*",
+        "app:a:users.get#q3", "install:inst-1:users.get#q1", "install:inst-1:users.get#q2",
+        "workspace:*#q4",
     ]
+
+
+QUOTA_RULE = ('[[rule]]\nid="r"\neffect="permit"\napps=["a", "b"]\nactions=["users.read"]\n')
+
+
+@pytest.mark.parametrize("scope", ["install", "app", "workspace"])
+def test_a_quotas_counter_key_depends_on_that_quota_alone(scope: str) -> None:
+    """Attack (held before the fix): a quota's counter key was suffixed with its id only when
+    another quota charged the same key in that request. A workspace quota "2 an hour, any app"
+    then counted app-b's calls under `workspace:users.get` and app-a's (named by a second
+    workspace quota) under `workspace:users.get#ws`: two rings, four calls an hour. A reload
+    adding a second quota moved the first to a fresh ring the same way. Its key must name the
+    quota and its scope's subject, nothing else."""
+    q = f'[[quota]]\nid="q"\napps=["*"]\naction="users.get"\nlimit=2\nwindow="1h"\nscope="{scope}"\n'
+    extra = (f'[[quota]]\nid="extra"\napps=["a"]\naction="users.get"\nlimit=50\nwindow="1h"\n'
+             f'scope="{scope}"\n')
+    alone, both = policy(QUOTA_RULE + q), policy(QUOTA_RULE + q + extra)
+
+    def key(p: Policy, app: str) -> str:
+        d = ask(p, "users.get", {"user_id": "u"}, app=app)
+        return {c.quota_id: c.key for c in d.quotas}["q"]
+
+    assert key(alone, "a") == key(both, "a")  # a reload adding "extra" leaves q's ring alone
+    assert key(alone, "b") == key(both, "b")
+    if scope == "workspace":  # one ring for the whole workspace, whichever app calls
+        assert key(both, "a") == key(both, "b") == key(alone, "a")
 
 
 def test_decision_is_pure() -> None:

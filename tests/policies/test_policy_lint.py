@@ -139,3 +139,15 @@ def test_unreadable_file(tmp_path: Path) -> None:
         p.write_text(HEAD)
         p.chmod(0)
         assert load([p]).findings[0].code == "STK001"
+
+
+def test_two_quotas_on_the_same_calls_are_named_for_what_the_engine_does() -> None:
+    """STK030 once said the engine "keeps them apart" only when two quotas met on one key;
+    each quota now always has a counter of its own, and both bind."""
+    q = '[[quota]]\nid="{id}"\napps=["a"]\naction="users.get"\nlimit={n}\nwindow="1h"\n'
+    src, pre = parse_text(HEAD + RULE.format(id="r", act="users.get")
+                          + q.format(id="q1", n=5) + q.format(id="q2", n=9), "f.toml")
+    from policies.loader import load_sources
+    (f,) = [f for f in load_sources([src], pre).findings if f.code == "STK030"]
+    assert "own counter" in f.message and "both bind" in f.message
+    assert "keeps them apart" not in f.message

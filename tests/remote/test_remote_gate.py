@@ -47,7 +47,7 @@ class Rig:
                                claims=tokens.verify(tok, keyring, clock, session_id=sid),
                                grants=rec.grants, caller=Caller(APP_ID, rec.install_id,
                                                                 app_user["id"]))
-        self.quota_key = f"install:{rec.install_id}:users.create"
+        self.quota_key = f"install:{rec.install_id}:users.create#fuzz-create"
 
     def create(self, username: str) -> object:
         return self.gate.handle(self.session, "users.create", {

@@ -64,7 +64,7 @@ def _check_agreement(home: Home) -> dict[str, int]:
     with Host(home, config=HostConfig(watch=False)) as host:  # start() reconciles
         assert host.ledger.pending_intents() == []
         install_id = host.installs.by_app(APP_ID).install_id  # type: ignore[union-attr]
-        used = host.ledger.quota_state(f"install:{install_id}:users.create", LIMIT, 3600).used
+        used = host.ledger.quota_state(f"install:{install_id}:users.create#crash-quota", LIMIT, 3600).used
     records = _audit(home)
     decisions = {r["op_id"]: r for r in records if r.get("kind") == "decision"
                  and r.get("allowed") and r.get("action") == "users.create"}

@@ -88,7 +88,7 @@ def test_a_full_disk_refuses_cleanly_and_gives_the_unit_back(tmp_path: Path) -> 
     with small_disk(tmp_path / "disk") as disk:
         move_onto(home.server_db, disk / "server.db")
         rig = build_rig(home, SystemClock())
-        key = f"install:{rig.install.install_id}:users.create"
+        key = f"install:{rig.install.install_id}:users.create#fuzz-create"
         _create(rig, "first")  # fits
         fillers = fill(disk)
         disk_check = next(c for c in doctor.disk_checks(home) if "server" in c.name)
@@ -175,7 +175,7 @@ def test_a_full_home_refuses_bridge_calls_with_one_line_and_loses_nothing(
         with caplog.at_level(logging.INFO), \
                 Host(home, config=HostConfig(watch=False)) as host:
             runner = next(iter(host.runners.values()))
-            key = f"install:{runner.install_id}:users.create"
+            key = f"install:{runner.install_id}:users.create#maker-create-rate"
             first = runner.submit("livechat.room_started", {"names": ["made-before"]},
                                   15.0).result(30)
             assert first == ["made-before", "made-before"], first

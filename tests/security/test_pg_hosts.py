@@ -81,7 +81,7 @@ def _ledger(home: Home) -> Ledger:
 def _quota_used(home: Home) -> int:
     led = _ledger(home)
     rows = led.store.conn().execute("SELECT key FROM quota_keys").fetchall()
-    keys = [str(r[0]) for r in rows if str(r[0]).endswith("users.create")]
+    keys = [str(r[0]) for r in rows if ":users.create#" in str(r[0])]
     return sum(led.quota_state(k, QUOTA_LIMIT, QUOTA_WINDOW_S).used for k in keys)
 
 

@@ -172,7 +172,7 @@ def test_a_rest_call_refused_for_a_full_disk_gets_its_unit_back(tmp_path: Path) 
             outcome = [e.body for e in host.ledger.audit.tail(50)
                        if e.body.get("kind") == "outcome"][-1]
             assert outcome["status"] == 503 and outcome["refunded"] is True, outcome
-            key = f"install:{runner.install_id}:rest.call"
+            key = f"install:{runner.install_id}:rest.call#caller-rest-rate"
             assert host.ledger.quota_state(key, 5, 3600.0).used == 1  # the 503's unit is back
             for f in fillers:
                 f.unlink()
@@ -197,6 +197,7 @@ def test_a_crashed_unmapped_rest_call_keeps_its_unit_as_outcome_unknown(tmp_path
         assert settled[0]["ok"] is False and settled[0]["code"] == "outcome_unknown"
         assert not settled[0].get("refunded")
         install_id = next(iter(host.runners))
-        assert host.ledger.quota_state(f"install:{install_id}:rest.call", 5, 3600.0).used == 1
+        key = f"install:{install_id}:rest.call#caller-rest-rate"
+        assert host.ledger.quota_state(key, 5, 3600.0).used == 1
         assert get_visitor_by_token(host.server.db.conn(), "visitor-crash")["token"] == \
             "visitor-crash"

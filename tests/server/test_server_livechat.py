@@ -223,6 +223,8 @@ def test_visitors_and_guest_saved(server: EmbeddedServer, events: Recorder, app:
     assert server.livechat_get_visitor(app, v["id"]) == v2
     with pytest.raises(InvalidArgument, match="token"):
         server.save_visitor("short")
+    with pytest.raises(InvalidArgument, match="token"):
+        server.save_visitor("tok-abcdefgh\n")  # `$` under re.match: before a final newline
     with pytest.raises(InvalidArgument):
         server.save_visitor("tok-abcdefgh", custom_fields={"bad key": "x"})
 

@@ -85,6 +85,12 @@ def test_unknown_role_leaves_no_user(server: EmbeddedServer, app: Caller) -> Non
         ({"username": "ab"}, "username"),
         ({"username": "x" * 65}, "username"),
         ({"username": "has space"}, "username"),
+        # `$` under re.match also matches before a final newline: "support\n" looked valid
+        # and unique, and displays as "support" (the same for every name check below).
+        ({"username": "support\n"}, "username"),
+        ({"email": "a@b.org\n"}, "email"),
+        ({"roles": ["bot\n"]}, "role"),
+        ({"custom_fields": {"crmId\n": "v"}}, "custom field key"),
         ({"name": "n" * 129}, "name"),
         ({"name": ""}, "name"),
         ({"email": "not-an-email"}, "email"),

@@ -66,7 +66,7 @@ def _records(h: Host) -> list[dict[str, Any]]:
 
 def _units(h: Host) -> int:
     return int(h.ledger.store.conn().execute(
-        "SELECT count(*) FROM quota_slots WHERE key LIKE '%persistence.put'").fetchone()[0])
+        "SELECT count(*) FROM quota_slots WHERE key LIKE '%persistence.put#%'").fetchone()[0])
 
 
 def test_a_put_commits_its_decision_and_outcome_with_it(tmp_path: Path) -> None:

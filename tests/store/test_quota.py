@@ -212,3 +212,50 @@ def test_a_version_1_ring_upgrades_and_counts_on(tmp_path: Path) -> None:
         assert isinstance(got, Reservation) and states[0].used == 3  # b, c and d
     finally:
         q.close()
+
+
+def test_a_version_2_store_carries_its_units_to_the_keys_that_name_their_quota(
+        tmp_path: Path) -> None:
+    """Before quota schema 3 a key named its quota (`...#<quota id>`) only when another quota
+    charged the same key, so a store upgraded from 2 holds most rings under the bare key. Each
+    quota's first charge on the upgraded store takes in the bare key's units (once): the
+    upgrade never gives a quota a fresh window."""
+    import sqlite3
+
+    db = tmp_path / "host.db"
+    c = sqlite3.connect(db)
+    c.executescript(
+        "CREATE TABLE schema_meta(component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+        " WITHOUT ROWID;"
+        "INSERT INTO schema_meta VALUES('quota', 2);"
+        "CREATE TABLE quota_keys(key TEXT PRIMARY KEY, cap INTEGER NOT NULL,"
+        " head INTEGER NOT NULL, hw REAL NOT NULL, used BIGINT, tw DOUBLE PRECISION)"
+        " WITHOUT ROWID;"
+        "CREATE TABLE quota_slots(key TEXT NOT NULL, slot INTEGER NOT NULL, ts REAL NOT NULL,"
+        " op TEXT, PRIMARY KEY(key, slot)) WITHOUT ROWID;"
+        # one quota alone on the install's creations: its two units under the bare key
+        f"INSERT INTO quota_keys VALUES('install:i:users.create', 2, 0, {T0 + 1}, 2, 3600);"
+        f"INSERT INTO quota_slots VALUES('install:i:users.create', 0, {T0}, 'a'),"
+        f" ('install:i:users.create', 1, {T0 + 1}, 'b');"
+        # a workspace quota counted on both rings (the bug): one unit on each
+        f"INSERT INTO quota_keys VALUES('workspace:users.create', 2, 1, {T0 + 2}, 1, 3600);"
+        f"INSERT INTO quota_slots VALUES('workspace:users.create', 0, {T0 + 2}, 'c');"
+        f"INSERT INTO quota_keys VALUES('workspace:users.create#ws', 2, 1, {T0 + 3}, 1, 3600);"
+        f"INSERT INTO quota_slots VALUES('workspace:users.create#ws', 0, {T0 + 3}, 'd');")
+    c.commit()
+    c.close()
+    clock = ManualClock(T0 + 10)
+    q = QuotaStore(db, clock)
+    try:
+        assert not _take(q, Charge("install:i:users.create#q", 2, 3600.0), "e")
+        assert not _take(q, Charge("workspace:users.create#ws", 2, 3600.0, "workspace"), "f")
+        # A second quota on the same bare key takes in the same units, and only once.
+        wide = Charge("install:i:users.create#wide", 4, 3600.0)
+        assert _take(q, wide, "g") and _take(q, wide, "h")
+        assert not _take(q, wide, "i")
+        assert q.state(wide.key, wide.limit, wide.window_s).used == 4
+        # The carried units free when their own window ends.
+        clock.set(T0 + 3600.0)
+        assert _take(q, Charge("install:i:users.create#q", 2, 3600.0), "j")
+    finally:
+        q.close()
