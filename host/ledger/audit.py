@@ -16,7 +16,7 @@ size cap). There is no free-form mapping field, so token bodies, secrets, settin
 arguments cannot be logged by accident: arguments are recorded as `args_digest`, the sha256 of
 their canonical JSON (`digest_args`).
 
-Verification (`verify()`) walks the chain and reports the first bad `seq`:
+Verification (`verify()`, the walk in `host/ledger/verify.py`) reports the first bad `seq`:
 - an edited record (body, ts or seq changed without recomputing its hash): hash mismatch;
 - a deleted or inserted record, or records swapped: gap in `seq` or `prev_hash` mismatch;
 - an edit followed by recomputing every later hash (someone who knows the scheme): caught only
@@ -24,10 +24,9 @@ Verification (`verify()`) walks the chain and reports the first bad `seq`:
 - truncation (the newest records deleted): a chain cut at its end is still a valid chain, so this
   needs a witness outside the table — the anchor.
 
-The anchor. `HOME/audit.anchor` holds one line `stockade-audit-anchor/1 <seq> <hash> <mac>`, where
-`mac = HMAC-SHA256(key, "stockade-audit-anchor/1 <seq> <hash>")` and the key is 32 random bytes in
-`HOME/keys/audit-anchor.key` (0600, created with the log). It is rewritten atomically (temp file
-+ rename) after record 1, after every record whose seq is a multiple of `ANCHOR_EVERY`, by
+The anchor. `HOME/audit.anchor` holds the chain's head signed with a key of this host's own
+(`HOME/keys/audit-anchor.key`; the file's format: `host/ledger/anchor.py`). It is rewritten
+after record 1, after every record whose seq is a multiple of `ANCHOR_EVERY`, by
 `write_anchor()` (the ledger calls it from `checkpoint()`, meant for a background thread) and on
 `close()`. `verify()` then requires that the chain reaches the anchored seq and that the record
 there has the anchored hash, and that the anchor exists once the chain is non-empty.
@@ -47,23 +46,18 @@ missing.
 """
 from __future__ import annotations
 
-import errno
-import hashlib
-import hmac
 import json
 import logging
-import os
-import secrets
 import sqlite3
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from host.clock import Clock
 from host.ledger import chainhead
-from host.ledger.bodycheck import body_problem
+from host.ledger.anchor import Anchor, load_or_create_key, read_anchor, write_anchor_file
 from host.ledger.records import (
     AuditError,
     AuditRecord,
@@ -71,6 +65,7 @@ from host.ledger.records import (
     digest_args,
     escape_text,
 )
+from host.ledger.verify import GENESIS_HASH, VerifyResult, chain_hash, walk
 from host.store import (
     AppendOnly,
     Conn,
@@ -89,8 +84,6 @@ log = logging.getLogger("stockade.audit")
 SCHEMA_COMPONENT = "audit"
 SCHEMA_VERSION = 2
 
-GENESIS_HASH = "0" * 64
-ANCHOR_MAGIC = "stockade-audit-anchor/1"
 # Write the anchor every this many records. Guards the truncation window (at most K-1 newest
 # records can be cut undetected in a running host) against the cost of a file rewrite per call.
 ANCHOR_EVERY = 64
@@ -114,15 +107,6 @@ DDL = (
 )
 
 
-def chain_hash(prev_hash: str, seq: int, ts: float, body: str) -> str:
-    """hash = sha256(prev_hash bytes || "seq\\nts\\n" || body) — see the module docstring."""
-    h = hashlib.sha256(bytes.fromhex(prev_hash))
-    h.update(f"{seq}\n{ts!r}\n".encode())
-    h.update(body.encode())
-    return h.hexdigest()
-
-
-
 # ---------------------------------------------------------------------------------------------
 
 
@@ -139,36 +123,6 @@ class AuditEntry:
     def to_json(self) -> dict[str, Any]:
         return {"seq": self.seq, "ts": self.ts, "record": self.body,
                 "prev_hash": self.prev_hash, "hash": self.hash}
-
-
-@dataclass(frozen=True)
-class Anchor:
-    seq: int
-    hash: str
-
-
-@dataclass(frozen=True)
-class VerifyResult:
-    """`ok` iff the whole chain and the anchor check out; else the first bad seq and why."""
-
-    ok: bool
-    records: int
-    last_seq: int
-    first_bad_seq: int | None = None
-    problem: str | None = None
-    anchor: Anchor | None = None
-    notes: tuple[str, ...] = field(default=())
-    # Earlier segments of the chain and where each broke (acknowledged by a --degraded start).
-    breaks: tuple[str, ...] = field(default=())
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok, "records": self.records, "last_seq": self.last_seq,
-            "first_bad_seq": self.first_bad_seq, "problem": self.problem,
-            "anchor": None if self.anchor is None
-            else {"seq": self.anchor.seq, "hash": self.anchor.hash},
-            "notes": list(self.notes), "breaks": list(self.breaks),
-        }
 
 
 @dataclass(frozen=True)
@@ -194,32 +148,6 @@ def append_in(conn: Conn, body: str, ts: float) -> int:
                  (seq, ts, body, prev, digest))
     chainhead.wrote(conn, seq, digest)
     return seq
-
-
-def _load_or_create_key(path: Path, create: bool) -> bytes | None:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        if not create:
-            return None
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process won the race: use its key
-            return path.read_bytes()
-        try:
-            os.write(fd, secrets.token_bytes(32))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        return path.read_bytes()
-    if len(data) < 32:
-        raise AuditError(f"{path}: audit anchor key is damaged")
-    return data
-
-
-def _anchor_mac(key: bytes, seq: int, h: str) -> str:
-    return hmac.new(key, f"{ANCHOR_MAGIC} {seq} {h}".encode(), hashlib.sha256).hexdigest()
 
 
 class GroupCommit(Protocol):
@@ -262,7 +190,7 @@ class AuditLog:
         if not self.readonly:
             ensure_schema(self.store, SCHEMA_COMPONENT, SCHEMA_VERSION, DDL)
         joining = not self.readonly and not self.key_path.exists()
-        self._key = _load_or_create_key(self.key_path, create=not self.readonly)
+        self._key = load_or_create_key(self.key_path, create=not self.readonly)
         if joining and not isinstance(self.store, SqliteStore):
             # A host joining a shared store anchors the chain as it finds it (trust on first
             # use): its anchor guards every record from here on against truncation. In a home
@@ -328,40 +256,11 @@ class AuditLog:
         current = None if force else self.read_anchor()
         if current is not None and current.seq >= seq:
             return current  # another process anchored further already; never move backwards
-        line = f"{ANCHOR_MAGIC} {seq} {h} {_anchor_mac(self._key, seq, h)}\n"
-        tmp = self.anchor_path.with_name(
-            f".{self.anchor_path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            try:
-                data = line.encode()
-                if os.write(fd, data) != len(data):  # a nearly full disk: never a torn anchor
-                    raise OSError(errno.ENOSPC, "short write of the audit anchor")
-            finally:
-                os.close(fd)
-            os.replace(tmp, self.anchor_path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)  # no stray temp files on the full disk
-            raise
-        return Anchor(seq, h)
+        return write_anchor_file(self.anchor_path, self._key, seq, h)
 
     def read_anchor(self) -> Anchor | None:
         """The anchor, or None if there is none. Raises AuditError if it is forged or damaged."""
-        try:
-            text = self.anchor_path.read_text(encoding="ascii")
-        except FileNotFoundError:
-            return None
-        except (OSError, UnicodeDecodeError) as e:
-            raise AuditError(f"anchor unreadable: {e}") from e
-        parts = text.strip().split(" ")
-        if len(parts) != 4 or parts[0] != ANCHOR_MAGIC or not parts[1].isdigit():
-            raise AuditError("anchor damaged (bad format)")
-        seq, h, mac = int(parts[1]), parts[2], parts[3]
-        if self._key is None:
-            raise AuditError(f"anchor present but its key {self.key_path} is missing")
-        if not hmac.compare_digest(mac, _anchor_mac(self._key, seq, h)):
-            raise AuditError("anchor signature does not match (forged or wrong key)")
-        return Anchor(seq, h)
+        return read_anchor(self.anchor_path, self._key, self.key_path)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -419,82 +318,21 @@ class AuditLog:
                 for r in rows]
 
     def verify(self) -> VerifyResult:
-        """Walk the whole chain and check the anchor; report the first bad record.
-
-        A chain may hold segments: a `segment` record (prev_hash = genesis) starts a new one
-        after a break that an operator acknowledged by starting a host with `--degraded`
-        (`start_segment`). Each earlier segment is still walked and its first problem reported
-        in `breaks`; `ok` says whether the newest segment and the anchor hold.
-        """
+        """Walk the whole chain and check the anchor; report the first bad record (the walk
+        and what it reports: `host.ledger.verify.walk`)."""
         self._sync()
         try:
             anchor = self.read_anchor()
             anchor_problem = None
         except AuditError as e:
             anchor, anchor_problem = None, str(e)
-        conn = self.store.conn()
-        if not self._has_table():
-            rows: Sequence[tuple[Any, ...]] = []
-        else:
-            rows = conn.execute(
+        rows: Sequence[tuple[Any, ...]] = [] if not self._has_table() else \
+            self.store.conn().execute(
                 "SELECT seq, ts, body, prev_hash, hash FROM audit ORDER BY seq")
-        prev, expected, count = GENESIS_HASH, 1, 0
-        anchored_hash: str | None = None
-        breaks: list[str] = []
-        broken: tuple[int, str] | None = None  # the current segment's first problem
-
-        def bad(seq: int, problem: str) -> VerifyResult:
-            return VerifyResult(False, count, expected - 1, seq, problem, anchor,
-                                breaks=tuple(breaks))
-
-        for seq, ts, body, prev_hash, h in rows:
-            if (prev_hash == GENESIS_HASH and seq > 1 and isinstance(body, str)
-                    and isinstance(ts, float) and chain_hash(prev_hash, seq, ts, body) == h
-                    and _is_segment(body)):
-                # A new segment: whatever was wrong before it was acknowledged by this record.
-                breaks.append(f"segment ending at seq {seq - 1}: " + (
-                    f"record {broken[0]}: {broken[1]}" if broken else "verified")
-                    + f"; new segment from seq {seq}")
-                broken, prev, expected = None, GENESIS_HASH, seq
-            if broken is not None:
-                expected, count = seq + 1, count + 1  # keep walking for a later segment
-                continue
-            problem = _record_problem(seq, expected, ts, body, prev_hash, prev, h)
-            if problem is not None:
-                broken = (problem[0], problem[1])
-                expected, count = seq + 1, count + 1
-                continue
-            if anchor is not None and seq == anchor.seq:
-                anchored_hash = h
-            prev, expected, count = h, expected + 1, count + 1
-        if broken is not None:
-            return bad(*broken)
-        last = expected - 1
-        done = tuple(breaks)
-        if anchor_problem is not None:
-            return VerifyResult(False, count, last, last + 1 if last else None,
-                                anchor_problem, None, breaks=done)
-        if anchor is None:
-            if last > 0 and self._key is not None:
-                return VerifyResult(False, count, last, None,
-                                    "anchor missing: truncation cannot be ruled out "
-                                    f"({self.anchor_path} was deleted or never written)", None,
-                                    breaks=done)
-            return VerifyResult(True, count, last, None, None, None,
-                                ("no anchor: truncation not checked",) if last else (),
-                                breaks=done)
-        if anchor.seq > last:
-            return VerifyResult(False, count, last, last + 1,
-                                f"records {last + 1}..{anchor.seq} are missing: the anchor "
-                                f"pins seq {anchor.seq} (truncated, or lost in a power "
-                                "failure)", anchor, breaks=done)
-        if anchored_hash != anchor.hash:
-            return VerifyResult(False, count, last, anchor.seq,
-                                "record differs from the anchored hash (chain rewritten)",
-                                anchor, breaks=done)
-        return VerifyResult(True, count, last, None, None, anchor,
-                            (f"records after seq {anchor.seq} are not yet anchored",)
-                            if last > anchor.seq else (), breaks=done)
+        missing = None if self._key is None else (
+            "anchor missing: truncation cannot be ruled out "
+            f"({self.anchor_path} was deleted or never written)")
+        return walk(rows, anchor, anchor_problem, missing)
 
     def start_segment(self, broken: VerifyResult, actor: str) -> int:
         """Start a new segment after a chain that does not verify (a `--degraded` start).
@@ -548,32 +386,6 @@ class AuditLog:
             self.store.close()
 
 
-def _is_segment(body: str) -> bool:
-    try:
-        return bool(json.loads(body).get("kind") == "segment")
-    except (ValueError, AttributeError):
-        return False
-
-
-def _record_problem(seq: int, expected: int, ts: object, body: object, prev_hash: str,
-                    prev: str, h: str) -> tuple[int, str] | None:
-    """What is wrong with one stored row at this point of the walk, or None."""
-    if seq != expected:
-        if seq > expected:
-            return expected, f"record {expected} is missing (next stored is {seq})"
-        return seq, f"unexpected seq {seq}"
-    if prev_hash != prev:
-        return seq, ("prev_hash does not match the previous record's hash "
-                     "(a record was inserted, deleted or moved)")
-    if not isinstance(ts, float) or not isinstance(body, str) or \
-            chain_hash(prev_hash, seq, ts, body) != h:
-        return seq, "hash does not match the record's content (record edited)"
-    problem = body_problem(body)
-    if problem is not None:
-        return seq, f"body is not a valid record: {problem}"
-    return None
-
-
 def _entry(r: tuple[Any, ...]) -> AuditEntry:
     return AuditEntry(int(r[0]), float(r[1]), json.loads(r[2]), str(r[3]), str(r[4]))
 
@@ -586,7 +398,7 @@ def open_readonly(db_path: StoreTarget, clock: Clock) -> AuditLog:
 
 
 __all__ = [
-    "ANCHOR_EVERY", "Anchor", "AuditEntry", "AuditError", "AuditLog", "AuditRecord", "Intent",
-    "VerifyResult", "append_in", "canonical_json", "chain_hash", "digest_args", "escape_text",
-    "open_readonly",
+    "ANCHOR_EVERY", "GENESIS_HASH", "Anchor", "AuditEntry", "AuditError", "AuditLog",
+    "AuditRecord", "Intent", "VerifyResult", "append_in", "canonical_json", "chain_hash",
+    "digest_args", "escape_text", "open_readonly",
 ]
