@@ -184,7 +184,9 @@ class AuditLog:
         self.anchor_every = max(1, anchor_every)
         self.readonly = readonly or self.store.readonly
         self._closed = False
-        self._anchor_failing = False  # a full disk refused the anchor: logged once
+        # A full disk refused the anchor, or the anchor file is damaged: logged once, until an
+        # anchoring succeeds again.
+        self._anchor_failing = False
         # Set by a ledger that group-commits reads: every write then goes through it.
         self.batch: GroupCommit | None = None
         if not self.readonly:
@@ -231,13 +233,20 @@ class AuditLog:
         """`write_anchor`, where a file system that refuses the small anchor file (full, I/O
         error) is one log line, not an error: the records are already committed, and an anchor
         that lags only pins an older head (truncation below it is still detected); it moves on
-        at the next anchoring once the disk has room."""
+        at the next anchoring once the disk has room. A damaged or forged anchor file
+        (`AuditError`) is one log line too: it is never overwritten here (`verify` reports it,
+        and only a `--degraded` start replaces it), and the append that committed before this
+        ran must not be reported as failed."""
         try:
             self.write_anchor()
         except OSError as e:
             if not self._anchor_failing:
                 log.error("audit anchor not moved (%s): the chain is intact, the anchor lags "
                           "until the disk has room", e.strerror or e)
+            self._anchor_failing = True
+        except AuditError as e:
+            if not self._anchor_failing:
+                log.error("audit anchor not moved: %s; see `stockade audit verify`", e)
             self._anchor_failing = True
         else:
             self._anchor_failing = False
