@@ -33,8 +33,8 @@ there has the anchored hash, and that the anchor exists once the chain is non-em
 
 What the anchor detects: deleting any record at or before the anchored seq (including cutting
 the chain back to before it); rewriting and re-hashing any record at or before it; swapping in
-another database; deleting the anchor file (reported as "anchor missing"); forging an anchor
-without the key.
+another database; deleting the anchor file, with or without its key (reported as "anchor
+missing"); forging an anchor without the key.
 What it does not: removing or rewriting records *after* the anchored seq — at most
 `ANCHOR_EVERY - 1` records in a running host, or those since the last `write_anchor()`/`close()`;
 an attacker who can read `HOME/keys/` (they can sign any anchor: the key protects against
@@ -338,9 +338,13 @@ class AuditLog:
         rows: Sequence[tuple[Any, ...]] = [] if not self._has_table() else \
             self.store.conn().execute(
                 "SELECT seq, ts, body, prev_hash, hash FROM audit ORDER BY seq")
-        missing = None if self._key is None else (
-            "anchor missing: truncation cannot be ruled out "
-            f"({self.anchor_path} was deleted or never written)")
+        # A non-empty chain always has an anchor: the first record anchors itself, and a host
+        # joining a shared store anchors it at once. Whether the key is there too says nothing
+        # (whoever deleted the anchor can delete its key), so neither excuses its absence.
+        missing = ("anchor missing: truncation cannot be ruled out "
+                   f"({self.anchor_path} was deleted or never written"
+                   + ("" if self._key is not None else
+                      f", and its key {self.key_path} is missing too") + ")")
         return walk(rows, anchor, anchor_problem, missing)
 
     def start_segment(self, broken: VerifyResult, actor: str) -> int:

@@ -51,11 +51,11 @@ class VerifyResult:
 
 
 def walk(rows: Iterable[tuple[Any, ...]], anchor: Anchor | None, anchor_problem: str | None,
-         missing_anchor: str | None) -> VerifyResult:
+         missing_anchor: str) -> VerifyResult:
     """Walk `(seq, ts, body, prev_hash, hash)` rows oldest first and check them and the anchor.
 
     `anchor_problem`: why the anchor file could not be read (damaged, forged). `missing_anchor`:
-    what to report for a non-empty chain with no anchor (None: nothing).
+    the problem a non-empty chain with no anchor is reported with.
 
     A chain may hold segments: a `segment` record (prev_hash = genesis) starts a new one after
     a break that an operator acknowledged by starting a host with `--degraded`
@@ -99,11 +99,9 @@ def walk(rows: Iterable[tuple[Any, ...]], anchor: Anchor | None, anchor_problem:
         return VerifyResult(False, count, last, last + 1 if last else None,
                             anchor_problem, None, breaks=done)
     if anchor is None:
-        if last > 0 and missing_anchor is not None:
+        if last > 0:
             return VerifyResult(False, count, last, None, missing_anchor, None, breaks=done)
-        return VerifyResult(True, count, last, None, None, None,
-                            ("no anchor: truncation not checked",) if last else (),
-                            breaks=done)
+        return VerifyResult(True, count, last, None, None, None, breaks=done)
     if anchor.seq > last:
         return VerifyResult(False, count, last, last + 1,
                             f"records {last + 1}..{anchor.seq} are missing: the anchor "
