@@ -352,20 +352,23 @@ class AuditLog:
 
         The segment record is not chained onto the broken chain (its prev_hash is genesis, so
         nothing written from now on depends on records that may be forged); it records where
-        the old chain broke, why, and the old head's hash, and the anchor is moved to it."""
+        the old chain broke (`ref_seq`), why, and the old head (`head_seq`, `head_hash`, which
+        `verify` holds the rows before it to), and the anchor is moved to it."""
         if broken.ok:
             raise AuditError("the chain verifies: no segment to start")
         self._check_open()
-        head = self.store.conn().execute(
-            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-        detail = (f"chain broken at record {broken.first_bad_seq}: {broken.problem}; old head "
-                  + (f"seq {head[0]} hash {head[1]}" if head else "empty"))
-        body = AuditRecord(kind="segment", event="chain_break", actor=actor,
-                           ref_seq=broken.first_bad_seq, detail=detail).body()
         try:
             with self.transaction() as c:
-                row = c.execute("SELECT max(seq) FROM audit").fetchone()
-                seq = (int(row[0]) if row and row[0] is not None else 0) + 1
+                # The head in this transaction: no record can land between it and the segment.
+                head = c.execute(
+                    "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+                old = (int(head[0]), str(head[1])) if head else (0, GENESIS_HASH)
+                body = AuditRecord(
+                    kind="segment", event="chain_break", actor=actor,
+                    ref_seq=broken.first_bad_seq, head_seq=old[0], head_hash=old[1],
+                    detail=f"chain broken at record {broken.first_bad_seq}: {broken.problem}"
+                    ).body()
+                seq = old[0] + 1
                 anchor = self.read_anchor_or_none()
                 if anchor is not None and anchor.seq >= seq:
                     seq = anchor.seq + 1  # records the anchor pinned were cut: keep seq ahead

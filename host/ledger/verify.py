@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,9 @@ from host.ledger.anchor import Anchor
 from host.ledger.bodycheck import body_problem
 
 GENESIS_HASH = "0" * 64
+# How segments written before `head_seq`/`head_hash` existed name the old head, at the end of
+# their `detail` (a detail cut at its cap loses it: that segment's old head is then unknown).
+_OLD_HEAD = re.compile(r"; old head (?:seq (\d+) hash ([0-9a-f]{64})|empty)\Z")
 
 
 def chain_hash(prev_hash: str, seq: int, ts: float, body: str) -> str:
@@ -60,26 +64,39 @@ def walk(rows: Iterable[tuple[Any, ...]], anchor: Anchor | None, anchor_problem:
     A chain may hold segments: a `segment` record (prev_hash = genesis) starts a new one after
     a break that an operator acknowledged by starting a host with `--degraded`
     (`AuditLog.start_segment`). Each earlier segment is still walked and its first problem
-    reported in `breaks`; `ok` says whether the newest segment and the anchor hold.
+    reported in `breaks`; `ok` says whether the newest segment and the anchor hold, and
+    whether the history before each segment is still what the segment acknowledged
+    (`history_problem`): nothing before a segment is pinned by the anchor, only by that.
     """
     prev, expected, count = GENESIS_HASH, 1, 0
     anchored_hash: str | None = None
     breaks: list[str] = []
     broken: tuple[int, str] | None = None  # the current segment's first problem
+    last_row: tuple[int, str] | None = None  # the (seq, hash) of the row before this one
+    moved: tuple[int, str] | None = None  # the first segment whose history changed since
 
     def bad(seq: int, problem: str) -> VerifyResult:
         return VerifyResult(False, count, expected - 1, seq, problem, anchor,
                             breaks=tuple(breaks))
 
     for seq, ts, body, prev_hash, h in rows:
+        segment = None
         if (prev_hash == GENESIS_HASH and seq > 1 and isinstance(body, str)
-                and isinstance(ts, float) and chain_hash(prev_hash, seq, ts, body) == h
-                and is_segment(body)):
-            # A new segment: whatever was wrong before it was acknowledged by this record.
+                and isinstance(ts, float) and chain_hash(prev_hash, seq, ts, body) == h):
+            segment = _segment(body)
+        if segment is not None:
+            # A new segment: what was wrong before it was acknowledged by this record, as long
+            # as the rows before it are still the ones it acknowledged.
+            ref, head = segment
+            changed = history_problem(seq, ref, head, last_row, broken)
+            moved = moved or changed
             breaks.append(f"segment ending at seq {seq - 1}: " + (
-                f"record {broken[0]}: {broken[1]}" if broken else "verified")
+                f"NOT as acknowledged: record {changed[0]}: {changed[1]}" if changed
+                else f"record {broken[0]}: {broken[1]}" if broken else "verified")
+                + ("" if head is not None else "; its old head is not recorded")
                 + f"; new segment from seq {seq}")
             broken, prev, expected = None, GENESIS_HASH, seq
+        last_row = (seq, h)
         if broken is not None:
             expected, count = seq + 1, count + 1  # keep walking for a later segment
             continue
@@ -91,6 +108,8 @@ def walk(rows: Iterable[tuple[Any, ...]], anchor: Anchor | None, anchor_problem:
         if anchor is not None and seq == anchor.seq:
             anchored_hash = h
         prev, expected, count = h, expected + 1, count + 1
+    if moved is not None:
+        return bad(*moved)
     if broken is not None:
         return bad(*broken)
     last = expected - 1
@@ -116,11 +135,43 @@ def walk(rows: Iterable[tuple[Any, ...]], anchor: Anchor | None, anchor_problem:
                         if last > anchor.seq else (), breaks=done)
 
 
-def is_segment(body: str) -> bool:
+def history_problem(seq: int, ref: int | None, head: tuple[int, str] | None,
+                    last_row: tuple[int, str] | None,
+                    broken: tuple[int, str] | None) -> tuple[int, str] | None:
+    """What is wrong with the history before the segment record `seq`, or None.
+
+    The segment broke from `head`, the old chain's newest record, so the row before it must be
+    that one (fewer rows: history deleted; another hash: rewritten). The old chain broke at
+    `ref`, so every record before `ref` verified then and must still (a missing or edited one
+    was deleted or edited since)."""
+    if ref is not None and broken is not None and broken[0] < ref:
+        return broken[0], (f"{broken[1]}, before record {ref} where the chain broke when the "
+                           f"segment at seq {seq} was started: history before that segment "
+                           "was changed since")
+    if head is not None and (last_row or (0, GENESIS_HASH)) != head:
+        found = f"seq {last_row[0]}" if last_row else "nothing"
+        return seq, (f"the records before this segment end at {found}, not at the old head it "
+                     f"records (seq {head[0]} hash {head[1][:12]}...): history before the "
+                     "segment was deleted or rewritten")
+    return None
+
+
+def _segment(body: str) -> tuple[int | None, tuple[int, str] | None] | None:
+    """A segment record's (ref_seq, old head), or None when `body` is no segment record."""
     try:
-        return bool(json.loads(body).get("kind") == "segment")
-    except (ValueError, AttributeError):
-        return False
+        d = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(d, dict) or d.get("kind") != "segment":
+        return None
+    ref = d.get("ref_seq")
+    seq, h = d.get("head_seq"), d.get("head_hash")
+    head: tuple[int, str] | None = None
+    if isinstance(seq, int) and isinstance(h, str):
+        head = (seq, h)
+    elif isinstance(d.get("detail"), str) and (m := _OLD_HEAD.search(d["detail"])):
+        head = (int(m[1]), m[2]) if m[1] else (0, GENESIS_HASH)
+    return (ref if isinstance(ref, int) else None), head
 
 
 def record_problem(seq: int, expected: int, ts: object, body: object, prev_hash: str,
@@ -142,4 +193,5 @@ def record_problem(seq: int, expected: int, ts: object, body: object, prev_hash:
     return None
 
 
-__all__ = ["GENESIS_HASH", "VerifyResult", "chain_hash", "is_segment", "record_problem", "walk"]
+__all__ = ["GENESIS_HASH", "VerifyResult", "chain_hash", "history_problem", "record_problem",
+           "walk"]
