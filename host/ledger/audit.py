@@ -31,6 +31,15 @@ after record 1, after every record whose seq is a multiple of `ANCHOR_EVERY`, by
 `close()`. `verify()` then requires that the chain reaches the anchored seq and that the record
 there has the anchored hash, and that the anchor exists once the chain is non-empty.
 
+The anchor only ever moves over records verified from the anchor onward: the head it is moved
+to must descend from the anchored record through records this process verified or wrote itself
+onto verified ones (`host/ledger/trusted.py`; `verify_to_head` walks only the others, from the
+anchor). An anchoring that finds the chain rewritten, cut, or (with no anchor) not written by
+this process from its first record leaves the anchor as it is (one log line), so no process —
+a refused `serve`, an operator command, a host whose `host.db` is rewritten while it serves —
+re-signs a forged chain. An operator record is not appended onto a chain that does not verify
+from the anchor (`verify_from_anchor`), as `serve` refuses a chain that does not verify.
+
 What the anchor detects: deleting any record at or before the anchored seq (including cutting
 the chain back to before it); rewriting and re-hashing any record at or before it; swapping in
 another database; deleting the anchor file, with or without its key (reported as "anchor
@@ -49,8 +58,8 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -58,6 +67,7 @@ from typing import Any, Protocol
 from host.clock import Clock
 from host.ledger import chainhead
 from host.ledger.anchor import Anchor, load_or_create_key, read_anchor, write_anchor_file
+from host.ledger.chainhead import Recording, Run
 from host.ledger.records import (
     AuditError,
     AuditRecord,
@@ -65,7 +75,8 @@ from host.ledger.records import (
     digest_args,
     escape_text,
 )
-from host.ledger.verify import GENESIS_HASH, VerifyResult, chain_hash, walk
+from host.ledger.trusted import TrustedHead
+from host.ledger.verify import GENESIS_HASH, VerifyResult, chain_hash, verify_to_head, walk
 from host.store import (
     AppendOnly,
     Conn,
@@ -146,7 +157,7 @@ def append_in(conn: Conn, body: str, ts: float) -> int:
     digest = chain_hash(prev, seq, ts, body)
     conn.execute("INSERT INTO audit(seq, ts, body, prev_hash, hash) VALUES(?, ?, ?, ?, ?)",
                  (seq, ts, body, prev, digest))
-    chainhead.wrote(conn, seq, digest)
+    chainhead.wrote(conn, seq, prev, seq, digest)
     return seq
 
 
@@ -189,22 +200,44 @@ class AuditLog:
         self._anchor_failing = False
         # Set by a ledger that group-commits reads: every write then goes through it.
         self.batch: GroupCommit | None = None
+        # What the anchor may move over (`host/ledger/trusted.py`).
+        self.trusted = TrustedHead()
         if not self.readonly:
             ensure_schema(self.store, SCHEMA_COMPONENT, SCHEMA_VERSION, DDL)
         joining = not self.readonly and not self.key_path.exists()
         self._key = load_or_create_key(self.key_path, create=not self.readonly)
-        if joining and not isinstance(self.store, SqliteStore):
+        if self.readonly:
+            return
+        head = self._head_row()
+        if joining and not isinstance(self.store, SqliteStore) and head is not None:
             # A host joining a shared store anchors the chain as it finds it (trust on first
             # use): its anchor guards every record from here on against truncation. In a home
             # of its own the first open finds the chain empty, and a missing key beside a
             # non-empty chain stays an error ("anchor missing"): someone deleted both files.
+            self.trusted.verified(head)
             self.write_anchor()
+        elif head is None and self.read_anchor_or_none() is None:
+            # An empty chain and nothing anchored: every record from here on is new, so this
+            # process may anchor what it writes (a fresh home's first record anchors itself).
+            self.trusted.verified((0, GENESIS_HASH))
 
     # -- writing --------------------------------------------------------------------------
 
     def transaction(self) -> AbstractContextManager[Conn]:
-        """A write transaction on the log: the waiting reads' records commit first, in it."""
-        return self.store.transaction() if self.batch is None else self.batch.writing()
+        """A write transaction on the log: the waiting reads' records commit first, in it.
+        What it appends is noted as this process's own once it commits (`appended`; the group
+        commit notes its own)."""
+        return self._recorded() if self.batch is None else self.batch.writing()
+
+    @contextmanager
+    def _recorded(self) -> Iterator[Conn]:
+        with self.store.transaction() as c, Recording(c) as runs:
+            yield c
+        self.appended(runs)  # committed (an exception skips this)
+
+    def appended(self, runs: Sequence[Run]) -> None:
+        """Runs of records this process has committed: the trusted head moves over them."""
+        self.trusted.appended(runs)
 
     def _sync(self) -> None:
         """Readers in this process see the reads' records too (read your own writes)."""
@@ -252,20 +285,53 @@ class AuditLog:
             self._anchor_failing = False
 
     def write_anchor(self, *, force: bool = False) -> Anchor | None:
-        """Pin the current chain head in the anchor file (atomic rename). None if empty.
+        """Pin the chain's head in the anchor file (atomic rename). None if empty.
 
-        `force`: move it even backwards or over a damaged anchor (a new segment only)."""
+        Only a head verified from the anchor (see the module docstring): raises AuditError,
+        leaving the anchor as it is, when the anchor is damaged or the chain does not verify
+        from it. `force`: from the new segment this process has just started, over a damaged
+        anchor or backwards (`start_segment` only)."""
         if self._key is None or self.readonly:
             return None
+        conn = self.store.conn()
+        head = self._head_row()
+        if head is None:
+            return None
+        current = None if force else self.read_anchor()
+        if current is not None and current.seq >= head[0]:
+            return current  # another process anchored further already; never move backwards
+        seq, h = verify_to_head(conn, current, self.trusted.get(), head)
+        self.trusted.verified((seq, h))
+        return write_anchor_file(self.anchor_path, self._key, seq, h)
+
+    def verify_from_anchor(self) -> None:
+        """Raise AuditError unless the chain verifies from the anchor to its head: what an
+        operator's record is appended onto (rule 14 keeps rule 9's promise: nothing is chained
+        onto records that may be forged). Walks only the records after the anchor, or after
+        what this process verified or wrote, never the whole chain."""
+        self._sync()
+        head = self._head_row()
+        try:
+            anchor = self.read_anchor()
+            last = 0 if head is None else head[0]
+            if anchor is not None and anchor.seq > last:
+                raise AuditError(f"records {last + 1}..{anchor.seq} are missing: the anchor "
+                                 f"pins seq {anchor.seq}")
+            if head is not None:
+                self.trusted.verified(verify_to_head(self.store.conn(), anchor,
+                                                     self.trusted.get(), head))
+        except AuditError as e:
+            self._anchor_failing = True  # said by this raise: the anchoring at close is quiet
+            raise AuditError(
+                f"the audit chain does not verify ({e}), and nothing is chained onto it: see "
+                "`stockade audit verify`; restore host.db and audit.anchor from a backup, or "
+                "start the host once with `stockade serve --degraded`, which starts a new, "
+                "anchored segment that records the break") from e
+
+    def _head_row(self) -> tuple[int, str] | None:
         row = self.store.conn().execute(
             "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-        if row is None:
-            return None
-        seq, h = int(row[0]), str(row[1])
-        current = None if force else self.read_anchor()
-        if current is not None and current.seq >= seq:
-            return current  # another process anchored further already; never move backwards
-        return write_anchor_file(self.anchor_path, self._key, seq, h)
+        return None if row is None else (int(row[0]), str(row[1]))
 
     def read_anchor(self) -> Anchor | None:
         """The anchor, or None if there is none. Raises AuditError if it is forged or damaged."""
@@ -345,7 +411,14 @@ class AuditLog:
                    f"({self.anchor_path} was deleted or never written"
                    + ("" if self._key is not None else
                       f", and its key {self.key_path} is missing too") + ")")
-        return walk(rows, anchor, anchor_problem, missing)
+        res = walk(rows, anchor, anchor_problem, missing)
+        if res.ok and res.head_hash is not None:
+            self.trusted.verified((res.last_seq, res.head_hash))
+        elif not res.ok:
+            # Said to the caller (a refused start names it): the anchorings it makes fail, at
+            # close for one, do not log it again.
+            self._anchor_failing = True
+        return res
 
     def start_segment(self, broken: VerifyResult, actor: str) -> int:
         """Start a new segment after a chain that does not verify (a `--degraded` start).
@@ -373,11 +446,14 @@ class AuditLog:
                 if anchor is not None and anchor.seq >= seq:
                     seq = anchor.seq + 1  # records the anchor pinned were cut: keep seq ahead
                 ts = float(self.clock.now())
+                digest = chain_hash(GENESIS_HASH, seq, ts, body)
                 c.execute(
                     "INSERT INTO audit(seq, ts, body, prev_hash, hash) VALUES(?, ?, ?, ?, ?)",
-                    (seq, ts, body, GENESIS_HASH, chain_hash(GENESIS_HASH, seq, ts, body)))
+                    (seq, ts, body, GENESIS_HASH, digest))
         except sqlite3.Error as e:
             raise AuditError(f"audit append failed: {e}") from e
+        # The new chain starts at the record this process has just written.
+        self.trusted.verified((seq, digest), restart=True)
         self.write_anchor(force=True)
         return seq
 
@@ -389,7 +465,8 @@ class AuditLog:
             return None
 
     def close(self) -> None:
-        """Anchor the head and close this thread's connection. Appends then raise."""
+        """Anchor the head (when it verifies from the anchor: `write_anchor`) and close this
+        thread's connection. Appends then raise."""
         if self._closed:
             return
         try:

@@ -3,6 +3,8 @@
 The rule (`chain_hash`) and what a walk detects are described in `host/ledger/audit.py`. `walk`
 takes the stored rows oldest first and the anchor as read, and reports the first bad `seq` of
 the newest segment, each earlier segment's break, and whether the anchor pins the chain.
+`verify_to_head` checks only the records after the anchor (or after what this process already
+trusts): what an anchoring and an operator's record need, cheap enough to run every time.
 """
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ from typing import Any
 
 from host.ledger.anchor import Anchor
 from host.ledger.bodycheck import body_problem
+from host.ledger.records import AuditError
+from host.store import Conn
 
 GENESIS_HASH = "0" * 64
 # How segments written before `head_seq`/`head_hash` existed name the old head, at the end of
@@ -43,6 +47,8 @@ class VerifyResult:
     notes: tuple[str, ...] = field(default=())
     # Earlier segments of the chain and where each broke (acknowledged by a --degraded start).
     breaks: tuple[str, ...] = field(default=())
+    # When ok: the newest record's hash (with `last_seq`, the head this process may trust).
+    head_hash: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -120,7 +126,7 @@ def walk(rows: Iterable[tuple[Any, ...]], anchor: Anchor | None, anchor_problem:
     if anchor is None:
         if last > 0:
             return VerifyResult(False, count, last, None, missing_anchor, None, breaks=done)
-        return VerifyResult(True, count, last, None, None, None, breaks=done)
+        return VerifyResult(True, count, last, None, None, None, breaks=done, head_hash=prev)
     if anchor.seq > last:
         return VerifyResult(False, count, last, last + 1,
                             f"records {last + 1}..{anchor.seq} are missing: the anchor "
@@ -132,7 +138,58 @@ def walk(rows: Iterable[tuple[Any, ...]], anchor: Anchor | None, anchor_problem:
                             anchor, breaks=done)
     return VerifyResult(True, count, last, None, None, anchor,
                         (f"records after seq {anchor.seq} are not yet anchored",)
-                        if last > anchor.seq else (), breaks=done)
+                        if last > anchor.seq else (), breaks=done, head_hash=prev)
+
+
+def walk_from(rows: Iterable[tuple[Any, ...]], start: tuple[int, str],
+              ) -> tuple[tuple[int, str], tuple[int, str] | None]:
+    """Check the rows after `start` (a (seq, hash) known good), oldest first: each the next
+    seq, chained onto the one before, hashing to its content, with a valid body. Returns the
+    last good (seq, hash) and the first problem (seq, why), or None."""
+    good = start
+    for seq, ts, body, prev_hash, h in rows:
+        problem = record_problem(seq, good[0] + 1, ts, body, prev_hash, good[1], h)
+        if problem is not None:
+            return good, problem
+        good = (seq, h)
+    return good, None
+
+
+def verify_to_head(conn: Conn, anchor: Anchor | None, trusted: tuple[int, str] | None,
+                   head: tuple[int, str]) -> tuple[int, str]:
+    """`head`, verified from the anchor: from `trusted` (what this process verified or wrote
+    since, which descends from the anchor) when it is at or past the anchored seq, else from
+    the anchored record, which must still have the anchored hash. Only the records after that
+    point are walked. Raises AuditError naming the first problem.
+
+    With no anchor only `trusted` can start the walk: a non-empty chain that nothing pins and
+    that this process did not write from its first record (or verify) cannot be verified."""
+    start = trusted
+    if anchor is not None and (start is None or start[0] < anchor.seq):
+        row = conn.execute("SELECT hash FROM audit WHERE seq = ?", (anchor.seq,)).fetchone()
+        if row is None:
+            raise AuditError(f"record {anchor.seq}, which the anchor pins, is missing "
+                             "(truncated)")
+        if str(row[0]) != anchor.hash:
+            raise AuditError(f"record {anchor.seq} differs from the anchored hash "
+                             "(chain rewritten)")
+        start = (anchor.seq, anchor.hash)
+    if start is None:
+        raise AuditError("anchor missing: nothing pins the chain to verify it from")
+    if start[0] < head[0]:
+        rows = conn.execute("SELECT seq, ts, body, prev_hash, hash FROM audit"
+                            " WHERE seq > ? AND seq <= ? ORDER BY seq", (start[0], head[0]))
+        try:
+            start, problem = walk_from(rows, start)
+        finally:
+            rows.close()  # a walk that stopped early leaves no statement open on the connection
+        if problem is not None:
+            raise AuditError(f"record {problem[0]}: {problem[1]}")
+    if start != head:
+        raise AuditError(f"the chain's head (seq {head[0]}) does not descend from the records "
+                         f"this host verified or wrote (to seq {start[0]}): records were cut "
+                         "or rewritten")
+    return start
 
 
 def history_problem(seq: int, ref: int | None, head: tuple[int, str] | None,
@@ -194,4 +251,4 @@ def record_problem(seq: int, expected: int, ts: object, body: object, prev_hash:
 
 
 __all__ = ["GENESIS_HASH", "VerifyResult", "chain_hash", "history_problem", "record_problem",
-           "walk"]
+           "verify_to_head", "walk", "walk_from"]

@@ -125,9 +125,11 @@ def test_a_segment_that_names_its_old_head_only_in_its_detail_is_checked_too(
                        detail=("chain broken at record 7: hash does not match the record's "
                                f"content (record edited); old head seq {head[0]} hash "
                                f"{head[1]}")).body()
+    digest = chain_hash(GENESIS_HASH, 11, T0, body)
     with log.transaction() as c:
         c.execute("INSERT INTO audit(seq, ts, body, prev_hash, hash) VALUES(?, ?, ?, ?, ?)",
-                  (11, T0, body, GENESIS_HASH, chain_hash(GENESIS_HASH, 11, T0, body)))
+                  (11, T0, body, GENESIS_HASH, digest))
+    log.trusted.verified((11, digest), restart=True)  # as `start_segment` does
     log.write_anchor(force=True)
     res = log.verify()
     assert res.ok and len(res.breaks) == 1, res
