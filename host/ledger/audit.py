@@ -195,8 +195,9 @@ class AuditLog:
         self.anchor_every = max(1, anchor_every)
         self.readonly = readonly or self.store.readonly
         self._closed = False
-        # A full disk refused the anchor, or the anchor file is damaged: logged once, until an
-        # anchoring succeeds again.
+        # An anchoring failed (a full disk, a damaged anchor, a chain that does not verify from
+        # it) and was logged, or the caller was told already (a failed `verify`): said once,
+        # until an anchoring succeeds again.
         self._anchor_failing = False
         # Set by a ledger that group-commits reads: every write then goes through it.
         self.batch: GroupCommit | None = None
