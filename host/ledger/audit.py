@@ -16,7 +16,7 @@ size cap). There is no free-form mapping field, so token bodies, secrets, settin
 arguments cannot be logged by accident: arguments are recorded as `args_digest`, the sha256 of
 their canonical JSON (`digest_args`).
 
-Verification (`verify()`) walks the chain and reports the first bad `seq`:
+Verification (`verify()`, the walk in `host/ledger/verify.py`) reports the first bad `seq`:
 - an edited record (body, ts or seq changed without recomputing its hash): hash mismatch;
 - a deleted or inserted record, or records swapped: gap in `seq` or `prev_hash` mismatch;
 - an edit followed by recomputing every later hash (someone who knows the scheme): caught only
@@ -24,18 +24,26 @@ Verification (`verify()`) walks the chain and reports the first bad `seq`:
 - truncation (the newest records deleted): a chain cut at its end is still a valid chain, so this
   needs a witness outside the table — the anchor.
 
-The anchor. `HOME/audit.anchor` holds one line `stockade-audit-anchor/1 <seq> <hash> <mac>`, where
-`mac = HMAC-SHA256(key, "stockade-audit-anchor/1 <seq> <hash>")` and the key is 32 random bytes in
-`HOME/keys/audit-anchor.key` (0600, created with the log). It is rewritten atomically (temp file
-+ rename) after record 1, after every record whose seq is a multiple of `ANCHOR_EVERY`, by
+The anchor. `HOME/audit.anchor` holds the chain's head signed with a key of this host's own
+(`HOME/keys/audit-anchor.key`; the file's format: `host/ledger/anchor.py`). It is rewritten
+after record 1, after every record whose seq is a multiple of `ANCHOR_EVERY`, by
 `write_anchor()` (the ledger calls it from `checkpoint()`, meant for a background thread) and on
 `close()`. `verify()` then requires that the chain reaches the anchored seq and that the record
 there has the anchored hash, and that the anchor exists once the chain is non-empty.
 
+The anchor only ever moves over records verified from the anchor onward: the head it is moved
+to must descend from the anchored record through records this process verified or wrote itself
+onto verified ones (`host/ledger/trusted.py`; `verify_to_head` walks only the others, from the
+anchor). An anchoring that finds the chain rewritten, cut, or (with no anchor) not written by
+this process from its first record leaves the anchor as it is (one log line), so no process —
+a refused `serve`, an operator command, a host whose `host.db` is rewritten while it serves —
+re-signs a forged chain. An operator record is not appended onto a chain that does not verify
+from the anchor (`verify_from_anchor`), as `serve` refuses a chain that does not verify.
+
 What the anchor detects: deleting any record at or before the anchored seq (including cutting
 the chain back to before it); rewriting and re-hashing any record at or before it; swapping in
-another database; deleting the anchor file (reported as "anchor missing"); forging an anchor
-without the key.
+another database; deleting the anchor file, with or without its key (reported as "anchor
+missing"); forging an anchor without the key.
 What it does not: removing or rewriting records *after* the anchored seq — at most
 `ANCHOR_EVERY - 1` records in a running host, or those since the last `write_anchor()`/`close()`;
 an attacker who can read `HOME/keys/` (they can sign any anchor: the key protects against
@@ -47,23 +55,19 @@ missing.
 """
 from __future__ import annotations
 
-import errno
-import hashlib
-import hmac
 import json
 import logging
-import os
-import secrets
 import sqlite3
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from host.clock import Clock
 from host.ledger import chainhead
-from host.ledger.bodycheck import body_problem
+from host.ledger.anchor import Anchor, load_or_create_key, read_anchor, write_anchor_file
+from host.ledger.chainhead import Recording, Run
 from host.ledger.records import (
     AuditError,
     AuditRecord,
@@ -71,6 +75,8 @@ from host.ledger.records import (
     digest_args,
     escape_text,
 )
+from host.ledger.trusted import TrustedHead
+from host.ledger.verify import GENESIS_HASH, VerifyResult, chain_hash, verify_to_head, walk
 from host.store import (
     AppendOnly,
     Conn,
@@ -89,8 +95,6 @@ log = logging.getLogger("stockade.audit")
 SCHEMA_COMPONENT = "audit"
 SCHEMA_VERSION = 2
 
-GENESIS_HASH = "0" * 64
-ANCHOR_MAGIC = "stockade-audit-anchor/1"
 # Write the anchor every this many records. Guards the truncation window (at most K-1 newest
 # records can be cut undetected in a running host) against the cost of a file rewrite per call.
 ANCHOR_EVERY = 64
@@ -114,15 +118,6 @@ DDL = (
 )
 
 
-def chain_hash(prev_hash: str, seq: int, ts: float, body: str) -> str:
-    """hash = sha256(prev_hash bytes || "seq\\nts\\n" || body) — see the module docstring."""
-    h = hashlib.sha256(bytes.fromhex(prev_hash))
-    h.update(f"{seq}\n{ts!r}\n".encode())
-    h.update(body.encode())
-    return h.hexdigest()
-
-
-
 # ---------------------------------------------------------------------------------------------
 
 
@@ -139,36 +134,6 @@ class AuditEntry:
     def to_json(self) -> dict[str, Any]:
         return {"seq": self.seq, "ts": self.ts, "record": self.body,
                 "prev_hash": self.prev_hash, "hash": self.hash}
-
-
-@dataclass(frozen=True)
-class Anchor:
-    seq: int
-    hash: str
-
-
-@dataclass(frozen=True)
-class VerifyResult:
-    """`ok` iff the whole chain and the anchor check out; else the first bad seq and why."""
-
-    ok: bool
-    records: int
-    last_seq: int
-    first_bad_seq: int | None = None
-    problem: str | None = None
-    anchor: Anchor | None = None
-    notes: tuple[str, ...] = field(default=())
-    # Earlier segments of the chain and where each broke (acknowledged by a --degraded start).
-    breaks: tuple[str, ...] = field(default=())
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok, "records": self.records, "last_seq": self.last_seq,
-            "first_bad_seq": self.first_bad_seq, "problem": self.problem,
-            "anchor": None if self.anchor is None
-            else {"seq": self.anchor.seq, "hash": self.anchor.hash},
-            "notes": list(self.notes), "breaks": list(self.breaks),
-        }
 
 
 @dataclass(frozen=True)
@@ -192,34 +157,8 @@ def append_in(conn: Conn, body: str, ts: float) -> int:
     digest = chain_hash(prev, seq, ts, body)
     conn.execute("INSERT INTO audit(seq, ts, body, prev_hash, hash) VALUES(?, ?, ?, ?, ?)",
                  (seq, ts, body, prev, digest))
-    chainhead.wrote(conn, seq, digest)
+    chainhead.wrote(conn, seq, prev, seq, digest)
     return seq
-
-
-def _load_or_create_key(path: Path, create: bool) -> bytes | None:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        if not create:
-            return None
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process won the race: use its key
-            return path.read_bytes()
-        try:
-            os.write(fd, secrets.token_bytes(32))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        return path.read_bytes()
-    if len(data) < 32:
-        raise AuditError(f"{path}: audit anchor key is damaged")
-    return data
-
-
-def _anchor_mac(key: bytes, seq: int, h: str) -> str:
-    return hmac.new(key, f"{ANCHOR_MAGIC} {seq} {h}".encode(), hashlib.sha256).hexdigest()
 
 
 class GroupCommit(Protocol):
@@ -256,25 +195,50 @@ class AuditLog:
         self.anchor_every = max(1, anchor_every)
         self.readonly = readonly or self.store.readonly
         self._closed = False
-        self._anchor_failing = False  # a full disk refused the anchor: logged once
+        # An anchoring failed (a full disk, a damaged anchor, a chain that does not verify from
+        # it) and was logged, or the caller was told already (a failed `verify`): said once,
+        # until an anchoring succeeds again.
+        self._anchor_failing = False
         # Set by a ledger that group-commits reads: every write then goes through it.
         self.batch: GroupCommit | None = None
+        # What the anchor may move over (`host/ledger/trusted.py`).
+        self.trusted = TrustedHead()
         if not self.readonly:
             ensure_schema(self.store, SCHEMA_COMPONENT, SCHEMA_VERSION, DDL)
         joining = not self.readonly and not self.key_path.exists()
-        self._key = _load_or_create_key(self.key_path, create=not self.readonly)
-        if joining and not isinstance(self.store, SqliteStore):
+        self._key = load_or_create_key(self.key_path, create=not self.readonly)
+        if self.readonly:
+            return
+        head = self._head_row()
+        if joining and not isinstance(self.store, SqliteStore) and head is not None:
             # A host joining a shared store anchors the chain as it finds it (trust on first
             # use): its anchor guards every record from here on against truncation. In a home
             # of its own the first open finds the chain empty, and a missing key beside a
             # non-empty chain stays an error ("anchor missing"): someone deleted both files.
+            self.trusted.verified(head)
             self.write_anchor()
+        elif head is None and self.read_anchor_or_none() is None:
+            # An empty chain and nothing anchored: every record from here on is new, so this
+            # process may anchor what it writes (a fresh home's first record anchors itself).
+            self.trusted.verified((0, GENESIS_HASH))
 
     # -- writing --------------------------------------------------------------------------
 
     def transaction(self) -> AbstractContextManager[Conn]:
-        """A write transaction on the log: the waiting reads' records commit first, in it."""
-        return self.store.transaction() if self.batch is None else self.batch.writing()
+        """A write transaction on the log: the waiting reads' records commit first, in it.
+        What it appends is noted as this process's own once it commits (`appended`; the group
+        commit notes its own)."""
+        return self._recorded() if self.batch is None else self.batch.writing()
+
+    @contextmanager
+    def _recorded(self) -> Iterator[Conn]:
+        with self.store.transaction() as c, Recording(c) as runs:
+            yield c
+        self.appended(runs)  # committed (an exception skips this)
+
+    def appended(self, runs: Sequence[Run]) -> None:
+        """Runs of records this process has committed: the trusted head moves over them."""
+        self.trusted.appended(runs)
 
     def _sync(self) -> None:
         """Readers in this process see the reads' records too (read your own writes)."""
@@ -303,7 +267,10 @@ class AuditLog:
         """`write_anchor`, where a file system that refuses the small anchor file (full, I/O
         error) is one log line, not an error: the records are already committed, and an anchor
         that lags only pins an older head (truncation below it is still detected); it moves on
-        at the next anchoring once the disk has room."""
+        at the next anchoring once the disk has room. A damaged or forged anchor file
+        (`AuditError`) is one log line too: it is never overwritten here (`verify` reports it,
+        and only a `--degraded` start replaces it), and the append that committed before this
+        ran must not be reported as failed."""
         try:
             self.write_anchor()
         except OSError as e:
@@ -311,57 +278,65 @@ class AuditLog:
                 log.error("audit anchor not moved (%s): the chain is intact, the anchor lags "
                           "until the disk has room", e.strerror or e)
             self._anchor_failing = True
+        except AuditError as e:
+            if not self._anchor_failing:
+                log.error("audit anchor not moved: %s; see `stockade audit verify`", e)
+            self._anchor_failing = True
         else:
             self._anchor_failing = False
 
     def write_anchor(self, *, force: bool = False) -> Anchor | None:
-        """Pin the current chain head in the anchor file (atomic rename). None if empty.
+        """Pin the chain's head in the anchor file (atomic rename). None if empty.
 
-        `force`: move it even backwards or over a damaged anchor (a new segment only)."""
+        Only a head verified from the anchor (see the module docstring): raises AuditError,
+        leaving the anchor as it is, when the anchor is damaged or the chain does not verify
+        from it. `force`: from the new segment this process has just started, over a damaged
+        anchor or backwards (`start_segment` only)."""
         if self._key is None or self.readonly:
             return None
+        conn = self.store.conn()
+        head = self._head_row()
+        if head is None:
+            return None
+        current = None if force else self.read_anchor()
+        if current is not None and current.seq >= head[0]:
+            return current  # another process anchored further already; never move backwards
+        seq, h = verify_to_head(conn, current, self.trusted.get(), head)
+        self.trusted.verified((seq, h))
+        return write_anchor_file(self.anchor_path, self._key, seq, h)
+
+    def verify_from_anchor(self) -> None:
+        """Raise AuditError unless the chain verifies from the anchor to its head: what an
+        operator's record is appended onto (rule 14 keeps rule 9's promise: nothing is chained
+        onto records that may be forged). Walks only the records after the anchor, or after
+        what this process verified or wrote, never the whole chain."""
+        self._sync()
+        head = self._head_row()
+        try:
+            anchor = self.read_anchor()
+            last = 0 if head is None else head[0]
+            if anchor is not None and anchor.seq > last:
+                raise AuditError(f"records {last + 1}..{anchor.seq} are missing: the anchor "
+                                 f"pins seq {anchor.seq}")
+            if head is not None:
+                self.trusted.verified(verify_to_head(self.store.conn(), anchor,
+                                                     self.trusted.get(), head))
+        except AuditError as e:
+            self._anchor_failing = True  # said by this raise: the anchoring at close is quiet
+            raise AuditError(
+                f"the audit chain does not verify ({e}), and nothing is chained onto it: see "
+                "`stockade audit verify`; restore host.db and audit.anchor from a backup, or "
+                "start the host once with `stockade serve --degraded`, which starts a new, "
+                "anchored segment that records the break") from e
+
+    def _head_row(self) -> tuple[int, str] | None:
         row = self.store.conn().execute(
             "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-        if row is None:
-            return None
-        seq, h = int(row[0]), str(row[1])
-        current = None if force else self.read_anchor()
-        if current is not None and current.seq >= seq:
-            return current  # another process anchored further already; never move backwards
-        line = f"{ANCHOR_MAGIC} {seq} {h} {_anchor_mac(self._key, seq, h)}\n"
-        tmp = self.anchor_path.with_name(
-            f".{self.anchor_path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            try:
-                data = line.encode()
-                if os.write(fd, data) != len(data):  # a nearly full disk: never a torn anchor
-                    raise OSError(errno.ENOSPC, "short write of the audit anchor")
-            finally:
-                os.close(fd)
-            os.replace(tmp, self.anchor_path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)  # no stray temp files on the full disk
-            raise
-        return Anchor(seq, h)
+        return None if row is None else (int(row[0]), str(row[1]))
 
     def read_anchor(self) -> Anchor | None:
         """The anchor, or None if there is none. Raises AuditError if it is forged or damaged."""
-        try:
-            text = self.anchor_path.read_text(encoding="ascii")
-        except FileNotFoundError:
-            return None
-        except (OSError, UnicodeDecodeError) as e:
-            raise AuditError(f"anchor unreadable: {e}") from e
-        parts = text.strip().split(" ")
-        if len(parts) != 4 or parts[0] != ANCHOR_MAGIC or not parts[1].isdigit():
-            raise AuditError("anchor damaged (bad format)")
-        seq, h, mac = int(parts[1]), parts[2], parts[3]
-        if self._key is None:
-            raise AuditError(f"anchor present but its key {self.key_path} is missing")
-        if not hmac.compare_digest(mac, _anchor_mac(self._key, seq, h)):
-            raise AuditError("anchor signature does not match (forged or wrong key)")
-        return Anchor(seq, h)
+        return read_anchor(self.anchor_path, self._key, self.key_path)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -419,111 +394,67 @@ class AuditLog:
                 for r in rows]
 
     def verify(self) -> VerifyResult:
-        """Walk the whole chain and check the anchor; report the first bad record.
-
-        A chain may hold segments: a `segment` record (prev_hash = genesis) starts a new one
-        after a break that an operator acknowledged by starting a host with `--degraded`
-        (`start_segment`). Each earlier segment is still walked and its first problem reported
-        in `breaks`; `ok` says whether the newest segment and the anchor hold.
-        """
+        """Walk the whole chain and check the anchor; report the first bad record (the walk
+        and what it reports: `host.ledger.verify.walk`)."""
         self._sync()
         try:
             anchor = self.read_anchor()
             anchor_problem = None
         except AuditError as e:
             anchor, anchor_problem = None, str(e)
-        conn = self.store.conn()
-        if not self._has_table():
-            rows: Sequence[tuple[Any, ...]] = []
-        else:
-            rows = conn.execute(
+        rows: Sequence[tuple[Any, ...]] = [] if not self._has_table() else \
+            self.store.conn().execute(
                 "SELECT seq, ts, body, prev_hash, hash FROM audit ORDER BY seq")
-        prev, expected, count = GENESIS_HASH, 1, 0
-        anchored_hash: str | None = None
-        breaks: list[str] = []
-        broken: tuple[int, str] | None = None  # the current segment's first problem
-
-        def bad(seq: int, problem: str) -> VerifyResult:
-            return VerifyResult(False, count, expected - 1, seq, problem, anchor,
-                                breaks=tuple(breaks))
-
-        for seq, ts, body, prev_hash, h in rows:
-            if (prev_hash == GENESIS_HASH and seq > 1 and isinstance(body, str)
-                    and isinstance(ts, float) and chain_hash(prev_hash, seq, ts, body) == h
-                    and _is_segment(body)):
-                # A new segment: whatever was wrong before it was acknowledged by this record.
-                breaks.append(f"segment ending at seq {seq - 1}: " + (
-                    f"record {broken[0]}: {broken[1]}" if broken else "verified")
-                    + f"; new segment from seq {seq}")
-                broken, prev, expected = None, GENESIS_HASH, seq
-            if broken is not None:
-                expected, count = seq + 1, count + 1  # keep walking for a later segment
-                continue
-            problem = _record_problem(seq, expected, ts, body, prev_hash, prev, h)
-            if problem is not None:
-                broken = (problem[0], problem[1])
-                expected, count = seq + 1, count + 1
-                continue
-            if anchor is not None and seq == anchor.seq:
-                anchored_hash = h
-            prev, expected, count = h, expected + 1, count + 1
-        if broken is not None:
-            return bad(*broken)
-        last = expected - 1
-        done = tuple(breaks)
-        if anchor_problem is not None:
-            return VerifyResult(False, count, last, last + 1 if last else None,
-                                anchor_problem, None, breaks=done)
-        if anchor is None:
-            if last > 0 and self._key is not None:
-                return VerifyResult(False, count, last, None,
-                                    "anchor missing: truncation cannot be ruled out "
-                                    f"({self.anchor_path} was deleted or never written)", None,
-                                    breaks=done)
-            return VerifyResult(True, count, last, None, None, None,
-                                ("no anchor: truncation not checked",) if last else (),
-                                breaks=done)
-        if anchor.seq > last:
-            return VerifyResult(False, count, last, last + 1,
-                                f"records {last + 1}..{anchor.seq} are missing: the anchor "
-                                f"pins seq {anchor.seq} (truncated, or lost in a power "
-                                "failure)", anchor, breaks=done)
-        if anchored_hash != anchor.hash:
-            return VerifyResult(False, count, last, anchor.seq,
-                                "record differs from the anchored hash (chain rewritten)",
-                                anchor, breaks=done)
-        return VerifyResult(True, count, last, None, None, anchor,
-                            (f"records after seq {anchor.seq} are not yet anchored",)
-                            if last > anchor.seq else (), breaks=done)
+        # A non-empty chain always has an anchor: the first record anchors itself, and a host
+        # joining a shared store anchors it at once. Whether the key is there too says nothing
+        # (whoever deleted the anchor can delete its key), so neither excuses its absence.
+        missing = ("anchor missing: truncation cannot be ruled out "
+                   f"({self.anchor_path} was deleted or never written"
+                   + ("" if self._key is not None else
+                      f", and its key {self.key_path} is missing too") + ")")
+        res = walk(rows, anchor, anchor_problem, missing)
+        if res.ok and res.head_hash is not None:
+            self.trusted.verified((res.last_seq, res.head_hash))
+        elif not res.ok:
+            # Said to the caller (a refused start names it): the anchorings it makes fail, at
+            # close for one, do not log it again.
+            self._anchor_failing = True
+        return res
 
     def start_segment(self, broken: VerifyResult, actor: str) -> int:
         """Start a new segment after a chain that does not verify (a `--degraded` start).
 
         The segment record is not chained onto the broken chain (its prev_hash is genesis, so
         nothing written from now on depends on records that may be forged); it records where
-        the old chain broke, why, and the old head's hash, and the anchor is moved to it."""
+        the old chain broke (`ref_seq`), why, and the old head (`head_seq`, `head_hash`, which
+        `verify` holds the rows before it to), and the anchor is moved to it."""
         if broken.ok:
             raise AuditError("the chain verifies: no segment to start")
         self._check_open()
-        head = self.store.conn().execute(
-            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-        detail = (f"chain broken at record {broken.first_bad_seq}: {broken.problem}; old head "
-                  + (f"seq {head[0]} hash {head[1]}" if head else "empty"))
-        body = AuditRecord(kind="segment", event="chain_break", actor=actor,
-                           ref_seq=broken.first_bad_seq, detail=detail).body()
         try:
             with self.transaction() as c:
-                row = c.execute("SELECT max(seq) FROM audit").fetchone()
-                seq = (int(row[0]) if row and row[0] is not None else 0) + 1
+                # The head in this transaction: no record can land between it and the segment.
+                head = c.execute(
+                    "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+                old = (int(head[0]), str(head[1])) if head else (0, GENESIS_HASH)
+                body = AuditRecord(
+                    kind="segment", event="chain_break", actor=actor,
+                    ref_seq=broken.first_bad_seq, head_seq=old[0], head_hash=old[1],
+                    detail=f"chain broken at record {broken.first_bad_seq}: {broken.problem}"
+                    ).body()
+                seq = old[0] + 1
                 anchor = self.read_anchor_or_none()
                 if anchor is not None and anchor.seq >= seq:
                     seq = anchor.seq + 1  # records the anchor pinned were cut: keep seq ahead
                 ts = float(self.clock.now())
+                digest = chain_hash(GENESIS_HASH, seq, ts, body)
                 c.execute(
                     "INSERT INTO audit(seq, ts, body, prev_hash, hash) VALUES(?, ?, ?, ?, ?)",
-                    (seq, ts, body, GENESIS_HASH, chain_hash(GENESIS_HASH, seq, ts, body)))
+                    (seq, ts, body, GENESIS_HASH, digest))
         except sqlite3.Error as e:
             raise AuditError(f"audit append failed: {e}") from e
+        # The new chain starts at the record this process has just written.
+        self.trusted.verified((seq, digest), restart=True)
         self.write_anchor(force=True)
         return seq
 
@@ -535,7 +466,8 @@ class AuditLog:
             return None
 
     def close(self) -> None:
-        """Anchor the head and close this thread's connection. Appends then raise."""
+        """Anchor the head (when it verifies from the anchor: `write_anchor`) and close this
+        thread's connection. Appends then raise."""
         if self._closed:
             return
         try:
@@ -546,32 +478,6 @@ class AuditLog:
         finally:
             self._closed = True
             self.store.close()
-
-
-def _is_segment(body: str) -> bool:
-    try:
-        return bool(json.loads(body).get("kind") == "segment")
-    except (ValueError, AttributeError):
-        return False
-
-
-def _record_problem(seq: int, expected: int, ts: object, body: object, prev_hash: str,
-                    prev: str, h: str) -> tuple[int, str] | None:
-    """What is wrong with one stored row at this point of the walk, or None."""
-    if seq != expected:
-        if seq > expected:
-            return expected, f"record {expected} is missing (next stored is {seq})"
-        return seq, f"unexpected seq {seq}"
-    if prev_hash != prev:
-        return seq, ("prev_hash does not match the previous record's hash "
-                     "(a record was inserted, deleted or moved)")
-    if not isinstance(ts, float) or not isinstance(body, str) or \
-            chain_hash(prev_hash, seq, ts, body) != h:
-        return seq, "hash does not match the record's content (record edited)"
-    problem = body_problem(body)
-    if problem is not None:
-        return seq, f"body is not a valid record: {problem}"
-    return None
 
 
 def _entry(r: tuple[Any, ...]) -> AuditEntry:
@@ -586,7 +492,7 @@ def open_readonly(db_path: StoreTarget, clock: Clock) -> AuditLog:
 
 
 __all__ = [
-    "ANCHOR_EVERY", "Anchor", "AuditEntry", "AuditError", "AuditLog", "AuditRecord", "Intent",
-    "VerifyResult", "append_in", "canonical_json", "chain_hash", "digest_args", "escape_text",
-    "open_readonly",
+    "ANCHOR_EVERY", "GENESIS_HASH", "Anchor", "AuditEntry", "AuditError", "AuditLog",
+    "AuditRecord", "Intent", "VerifyResult", "append_in", "canonical_json", "chain_hash",
+    "digest_args", "escape_text", "open_readonly",
 ]

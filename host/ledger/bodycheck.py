@@ -59,6 +59,8 @@ class _Body(msgspec.Struct, forbid_unknown_fields=True):
     grants: Names | None = None
     setting_keys: Names | None = None
     kid: Str | None = None
+    head_seq: Count | None = None
+    head_hash: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}\Z")] | None = None
 
 
 _DECODER = msgspec.json.Decoder(_Body)

@@ -80,7 +80,7 @@ def append_many_in(conn: Conn, items: Sequence[tuple[str, float]]) -> tuple[int,
     INSERT (a group commit's reads; ~20 -> ~8 µs a record here). Returns (first, last) seq."""
     head = chainhead.last(conn)
     seq, prev = (1, GENESIS_HASH) if head is None else (head[0] + 1, head[1])
-    first = seq
+    first, start = seq, prev
     rows = []
     for body, ts in items:
         digest = chain_hash(prev, seq, ts, body)
@@ -88,7 +88,7 @@ def append_many_in(conn: Conn, items: Sequence[tuple[str, float]]) -> tuple[int,
         prev, seq = digest, seq + 1
     conn.executemany("INSERT INTO audit(seq, ts, body, prev_hash, hash) VALUES(?, ?, ?, ?, ?)",
                      rows)
-    chainhead.wrote(conn, seq - 1, prev)
+    chainhead.wrote(conn, first, start, seq - 1, prev)
     return first, seq - 1
 
 
@@ -129,12 +129,16 @@ class ReadBatch:
     """Reads' records (canonical body, decision time) waiting for their group commit."""
 
     def __init__(self, store: Store, window_s: float = GROUP_COMMIT_S,
-                 on_commit: Callable[[int, int], None] | None = None) -> None:
+                 on_commit: Callable[[int, int], None] | None = None,
+                 appended: Callable[[Sequence[chainhead.Run]], None] | None = None) -> None:
+        """`on_commit(first, last)`: the held records and work a commit wrote; `appended`:
+        every run of records a commit wrote, the caller's too (`chainhead.Recording`)."""
         if not 0 < window_s <= 0.01:
             raise ValueError("a read's record must be durable within 10 ms (DESIGN rule 9)")
         self.store = store
         self.window_s = window_s
         self._on_commit = on_commit or (lambda _first, _last: None)
+        self._appended = appended or (lambda _runs: None)
         self._lock = threading.Lock()  # guards _pending, _clears, _deferred (a list operation)
         self._commit = CommitLock()  # orders every audit transaction of this process
         self._pending: list[tuple[str, float]] = []
@@ -216,7 +220,8 @@ class ReadBatch:
                 clears, self._clears = self._clears, []
                 deferred, self._deferred = self._deferred, []
             try:
-                with self.store.transaction() as c, chainhead.known_within(c):
+                with self.store.transaction() as c, chainhead.known_within(c), \
+                        chainhead.Recording(c) as runs:
                     first, last = append_many_in(c, taken) if taken else (0, 0)
                     if clears:
                         c.executemany("DELETE FROM audit_intents WHERE seq=?",
@@ -251,6 +256,7 @@ class ReadBatch:
                     self._clears[:0] = clears
                     self._deferred[:0] = deferred
                 raise
+            self._appended(runs)  # committed: before anything anchors them (`on_commit`)
             if first:
                 self._on_commit(first, last)
 

@@ -129,7 +129,8 @@ class Ledger:
         self.batch: ReadBatch | None = None
         self._read_bodies = ReadBodies()
         if group_reads:
-            self.batch = ReadBatch(self.store, group_window_s, self._committed)
+            self.batch = ReadBatch(self.store, group_window_s, self._committed,
+                                   appended=self.audit.appended)
             self.audit.batch = self.batch
 
     def _committed(self, first: int, last: int) -> None:

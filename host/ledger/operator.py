@@ -6,7 +6,10 @@ retirement, updates and uninstalls each append an `operator.<what>` record to th
 hash chain the gate writes, with `actor` = the OS account that ran the command.
 
 Audit before act, as for a bridge call (rule 9): `audited(...)` appends the record *before* the
-change and raises `AuditError` when it cannot, so the change is never made unrecorded. The
+change and raises `AuditError` when it cannot, so the change is never made unrecorded. Nor is
+it chained onto a chain that does not verify from its anchor (`AuditLog.verify_from_anchor`,
+which walks only the records since the anchor): as `serve` refuses a broken chain, so does
+every operator command, naming `stockade audit verify` and `serve --degraded`. The
 block then makes the change; if it raises, an `operator.outcome` record with `ok=false` names
 the failure (the change did not complete), and one with `ok=true` closes a change that did, with
 whatever the change decided (`Act.note`: a new key id, the generation). A record with no
@@ -67,10 +70,12 @@ def audited(db_path: StoreTarget | AuditLog, kind: str, *, clock: Clock | None =
             actor: str | None = None, **fields: Any) -> Iterator[Act]:
     """Append `operator.<kind>` before the block runs; record how it ended afterwards.
 
-    Raises `AuditError` (and the block never runs) when the record cannot be written."""
+    Raises `AuditError` (and the block never runs) when the record cannot be written, or the
+    chain it would be chained onto does not verify from the anchor."""
     log = db_path if isinstance(db_path, AuditLog) else AuditLog(db_path, clock or SystemClock())
     own = not isinstance(db_path, AuditLog)
     try:
+        log.verify_from_anchor()
         # `actor`: who acted when it is not this process's OS account alone (the console
         # names its signed-in operator).
         record = AuditRecord(kind=f"operator.{kind}", actor=(actor or operator_actor())[:128],
@@ -94,7 +99,7 @@ def audited(db_path: StoreTarget | AuditLog, kind: str, *, clock: Clock | None =
                          kind, exc)
     finally:
         if own:
-            log.close()  # anchors the head: a CLI run leaves no record unpinned
+            log.close()  # anchors the head (a verified one): a CLI run leaves none unpinned
 
 
 def append_operator(db_path: StoreTarget | AuditLog, kind: str, *, clock: Clock | None = None,

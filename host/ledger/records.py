@@ -51,6 +51,8 @@ class AuditRecord:
     server runs as a user, a `messages.send_as_user` the user the app speaks as (`user <id>`).
     Operator fields (`operator.*`, see `host/ledger/operator.py`): actor, app_id, install_id,
     version, generation, grants, setting_keys, kid, detail.
+    Segment fields (`segment`, a `--degraded` start: `AuditLog.start_segment`): ref_seq (where
+    the old chain broke), head_seq and head_hash (the old chain's head), actor, detail.
     """
 
     kind: str
@@ -84,6 +86,10 @@ class AuditRecord:
     grants: tuple[str, ...] = ()
     setting_keys: tuple[str, ...] = ()
     kid: str | None = None
+    # A segment record: the newest record of the broken chain it starts after (seq 0 and the
+    # genesis hash when that chain was empty), which `verify` holds the rows before it to.
+    head_seq: int | None = None
+    head_hash: str | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AuditRecord:
@@ -156,7 +162,8 @@ def _check_kind(name: str, v: object) -> str:
 
 def check_digest(name: str, v: object) -> str:
     if not isinstance(v, str) or not _HEX64_RE.fullmatch(v):
-        raise AuditError("args_digest must be 64 lowercase hex characters (use digest_args)")
+        raise AuditError(f"{name} must be 64 lowercase hex characters"
+                         + (" (use digest_args)" if name == "args_digest" else ""))
     return v
 
 
@@ -188,7 +195,8 @@ def quota_json(states: object) -> list[dict[str, object]] | None:
 # One checker per allowed field: the allow-list of names *and* value types. Each returns the
 # JSON value to store (None: leave the field out).
 _CHECKERS: dict[str, Callable[[str, Any], object]] = {
-    "kind": _check_kind, "args_digest": check_digest, "rules": _check_rules,
+    "kind": _check_kind, "args_digest": check_digest, "head_hash": check_digest,
+    "rules": _check_rules,
     "grants": _check_rules, "setting_keys": _check_rules,
     "quota": lambda _n, v: quota_json(v),
 }

@@ -14,6 +14,9 @@ sharing a PostgreSQL store keep the same promise with a lease in the database:
   (each intent is tagged with the host that admitted it), deletes its row and lets go. Two
   survivors never settle the same host at once (the lock is exclusive), and a live host's
   calls in flight are never touched (its lock cannot be taken);
+- a host that stops cleanly deletes its own row, yet may leave intents (an outcome that could
+  not be written when a store error struck); it has no call in flight, so the sweep also visits
+  every host named on an intent that has no row, under that host's lock as for a dead one;
 - intents with no host (made before the store's audit schema version 2) are settled only when
   no other host is alive, as the single-machine lease does.
 """
@@ -126,8 +129,13 @@ class StoreLease:
                          (float(self.clock.now()), self.host_id))
             others = [str(r[0]) for r in conn.execute(
                 "SELECT host_id FROM host_leases WHERE host_id <> %s", (self.host_id,))]
+            # Hosts that stopped (cleanly: their row is gone) leaving calls unfinished.
+            gone = [str(r[0]) for r in conn.execute(
+                "SELECT DISTINCT host_id FROM audit_intents WHERE host_id IS NOT NULL"
+                " AND host_id <> %s AND host_id NOT IN (SELECT host_id FROM host_leases)",
+                (self.host_id,))]
             settled, alive = 0, 0
-            for other in others:
+            for other in [*others, *gone]:
                 key = lease_key(other)
                 got = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
                 if not got or not got[0]:

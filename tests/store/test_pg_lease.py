@@ -119,3 +119,57 @@ def test_a_survivor_settles_exactly_the_dead_hosts_calls(pg_url: str, tmp_path: 
     lease.release()
     assert live_hosts(pg_url) == []
     assert survivor.audit.verify().ok
+
+
+def test_a_cleanly_stopped_hosts_unfinished_call_is_settled_by_the_next_sweep(
+        pg_url: str, tmp_path: Path) -> None:
+    """A host whose call's outcome could not be written (a store error at that moment) and
+    which then stops cleanly deletes its lease row: its intent was visited by no sweep (only
+    hosts with a row) and no `settle(None)` (only untagged intents), so its unit stayed taken
+    for good. Now a sweep also visits intents of hosts that have no row."""
+    migrate(pg_url)
+    with psycopg.connect(pg_url, autocommit=True) as c:
+        c.execute("CREATE TABLE applied_ops(op_id TEXT PRIMARY KEY)")
+    a = _ledger(pg_url, tmp_path, "stopped")
+    lease_a = StoreLease(pg_url, "stopped", ManualClock(T0))
+    lease_a.acquire(_settler(a, pg_url))
+    done = a.admit(_rec("done"), [CREATE])
+    a.outcome(done.seq, "done", True, None, False)
+    assert a.admit(_rec("lost"), [CREATE]).allowed  # its outcome is never written
+    lease_a.release()
+    a.close()
+    assert [i.op_id for i in a.pending_intents()] == ["lost"]
+
+    b = _ledger(pg_url, tmp_path, "next")
+    lease_b = StoreLease(pg_url, "next", ManualClock(T0))
+    assert lease_b.acquire(_settler(b, pg_url)) == 1
+    assert b.pending_intents() == []
+    assert b.quota_state(CREATE.key, CREATE.limit, CREATE.window_s).used == 1  # refunded
+    outcome = b.audit.tail(1)[0].body
+    assert outcome["op_id"] == "lost" and outcome["reconciled"] and outcome["refunded"]
+    assert lease_b.sweep(_settler(b, pg_url)) == 0  # settled once
+    lease_b.release()
+    b.close()
+
+
+def test_a_sweep_never_settles_the_calls_of_a_live_host_it_has_no_row_for(
+        pg_url: str, tmp_path: Path) -> None:
+    """A host is alive while it holds its advisory lock, row or no row: its calls in flight
+    are never touched."""
+    migrate(pg_url)
+    with psycopg.connect(pg_url, autocommit=True) as c:
+        c.execute("CREATE TABLE applied_ops(op_id TEXT PRIMARY KEY)")
+    live = _ledger(pg_url, tmp_path, "live")
+    lease_live = StoreLease(pg_url, "live", ManualClock(T0))
+    lease_live.acquire(_settler(live, pg_url))
+    assert live.admit(_rec("in-flight"), [CREATE]).allowed
+    with psycopg.connect(pg_url, autocommit=True) as c:
+        c.execute("DELETE FROM host_leases WHERE host_id = 'live'")  # its row lost, not its lock
+    other = _ledger(pg_url, tmp_path, "other")
+    lease_other = StoreLease(pg_url, "other", ManualClock(T0))
+    assert lease_other.acquire(_settler(other, pg_url)) == 0
+    assert [i.op_id for i in other.pending_intents()] == ["in-flight"]
+    lease_other.release()
+    lease_live.release()
+    other.close()
+    live.close()
