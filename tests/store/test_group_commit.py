@@ -56,6 +56,18 @@ def _ledger(tmp_path: Path) -> tuple[Ledger, ReadBatch]:
     return led, led.batch
 
 
+def _dies(batch: ReadBatch) -> None:
+    """The process holding `batch` dies (called with its commit lock held): what it held for
+    the group commit is never committed, and its flusher commits nothing once the lock goes.
+    Without this the test's own process, alive, would commit the held work after the
+    survivor settled it, and the last record on disk would be a race."""
+    with batch._lock:
+        batch._closed = True
+        batch._pending.clear()
+        batch._clears.clear()
+        batch._deferred.clear()
+
+
 def test_reads_are_durable_before_the_next_write_is_admitted(tmp_path: Path) -> None:
     led, batch = _ledger(tmp_path)
     with batch._commit:  # the flusher cannot commit: only the write can make them durable
@@ -306,6 +318,7 @@ def test_a_crash_before_a_rated_reads_outcome_keeps_its_units(tmp_path: Path) ->
         a = led.admit(_rated_read("r1"), [RATE])
         led.hold_outcome(a.seq, "r1", "a1", "i1", "users.get")
         # The process dies here, the read served and its success not yet committed.
+        _dies(batch)
         survivor = Ledger(db, ManualClock(T0))
         assert [i.op_id for i in survivor.pending_intents()] == ["r1"]
         # The server keeps no log of reads: "not applied" proves nothing; the unit stays.
@@ -484,6 +497,7 @@ def test_a_crash_before_a_held_refusal_commits_never_loosens_the_quota(
         a = led.admit(record("x1"), [RATE])
         led.hold_refusal(a.seq, "x1", "not_found", True)
         # The process dies here, the refusal and its refund not yet committed.
+        _dies(batch)
         survivor = Ledger(tmp_path / "host.db", ManualClock(T0))
         assert survivor.settle(lambda _op: False) == 1
     last = _on_disk(tmp_path / "host.db")[-1]
