@@ -3,16 +3,25 @@ through a chain of signatures back to the keys each host already holds (`host.ke
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pghelp import stockade, until
 
 from host.home import Home
 from host.keys.keyring import Keyring
-from host.keys.shared import _rotation_payload
+from host.keys.shared import (
+    _rotation_payload,
+    adopt_keys,
+    publish_retirement,
+    publish_rotation,
+)
 from host.migrate import migrate
 from host.runtime import Host, HostConfig
 
@@ -84,3 +93,79 @@ def test_a_key_written_into_the_store_by_someone_else_is_never_trusted(
     assert "aaaaaaaaaaaaaaaa" not in host.keyring.public_keys()
     assert "bbbbbbbbbbbbbbbb" not in host.keyring.public_keys()
     assert not list(host.home.keys_dir.glob("*.pub"))
+
+
+def _copied_keyrings(tmp_path: Path) -> tuple[Path, Path, Keyring, Keyring]:
+    """Host A's keyring, and host B's: a copy of A's (as the operator sets a second host up)."""
+    a_dir, b_dir = tmp_path / "a" / "keys", tmp_path / "b" / "keys"
+    ring_a = Keyring.open(a_dir)
+    shutil.copytree(a_dir, b_dir)
+    return a_dir, b_dir, ring_a, Keyring.open(b_dir)
+
+
+def _publish_forged(url: str, a_dir: Path, signer: str, kid: str) -> Ed25519PrivateKey:
+    """Whoever holds `signer`'s private half (it leaked: that is why it is retired) and can
+    write the store publishes a key of their own "rotated" from it."""
+    stolen = Ed25519PrivateKey.from_private_bytes((a_dir / f"{signer}.key").read_bytes())
+    mine = Ed25519PrivateKey.generate()
+    public = mine.public_key().public_bytes(serialization.Encoding.Raw,
+                                            serialization.PublicFormat.Raw)
+    with psycopg.connect(url, autocommit=True) as c:
+        c.execute("INSERT INTO published_keys(kid, public_key, signer, signature, at)"
+                  " VALUES(%s, %s, %s, %s, %s)",
+                  (kid, public, signer, stolen.sign(_rotation_payload(kid, public)),
+                   time.time()))
+    return mine
+
+
+def test_a_key_vouched_for_by_a_retired_key_is_never_adopted(pg_url: str,
+                                                             tmp_path: Path) -> None:
+    """A host that sees a rotation away from a leaked key, its retirement and the thief's key
+    "rotated" from it in one pass adopts the rotation and the retirement, never the thief's
+    key (before the fix: adopted, as keys were adopted before any retirement applied)."""
+    migrate(pg_url)
+    a_dir, b_dir, ring_a, ring_b = _copied_keyrings(tmp_path)
+    k1 = ring_a.current
+    ring_b.rotate()  # B moves off the shared first key too (it must, to accept its retirement)
+    publish_rotation(pg_url, ring_b, k1)
+    k2 = ring_a.rotate()
+    publish_rotation(pg_url, ring_a, k1)
+    ring_a.retire(k1)
+    publish_retirement(pg_url, ring_a, k1)
+    thief = _publish_forged(pg_url, a_dir, k1, "eeeeeeeeeeeeeeee")
+
+    refused: list[str] = []
+    changed = adopt_keys(pg_url, ring_b, refused.append)
+    assert f"+{k2}" in changed and f"-{k1}" in changed
+    assert "+eeeeeeeeeeeeeeee" not in changed
+    assert any("eeeeeeeeeeeeeeee" in why and "retired" in why for why in refused)
+    message = b"a consent, a policy bundle, a retirement of k2"
+    for ring in (ring_b, Keyring.open(b_dir)):  # in memory, and after a restart
+        with pytest.raises(InvalidSignature):
+            ring.verify("eeeeeeeeeeeeeeee", message, thief.sign(message))
+    assert not (b_dir / "eeeeeeeeeeeeeeee.pub").exists()
+    assert adopt_keys(pg_url, ring_b, refused.append) == []  # and not at a later pass either
+
+
+def test_a_host_catching_up_keeps_the_line_that_retired_the_key(pg_url: str,
+                                                               tmp_path: Path) -> None:
+    """k1 -> k2 -> k3, then k1 retired by k3: a host that was away sees it all at once. It
+    adopts k2 and k3 (the line from k1 to the key that retired it) and not the thief's key."""
+    migrate(pg_url)
+    a_dir, _b_dir, ring_a, ring_b = _copied_keyrings(tmp_path)
+    k1 = ring_a.current
+    ring_b.rotate()
+    publish_rotation(pg_url, ring_b, k1)
+    k2 = ring_a.rotate()
+    publish_rotation(pg_url, ring_a, k1)
+    k3 = ring_a.rotate()
+    publish_rotation(pg_url, ring_a, k2)
+    _publish_forged(pg_url, a_dir, k1, "eeeeeeeeeeeeeeee")
+    ring_a.retire(k1)
+    publish_retirement(pg_url, ring_a, k1)
+
+    changed = adopt_keys(pg_url, ring_b, lambda _why: None)
+    assert {f"+{k2}", f"+{k3}", f"-{k1}"} <= set(changed)
+    assert "eeeeeeeeeeeeeeee" not in ring_b.public_keys()
+    kid, sig = ring_a.sign(b"consent")
+    ring_b.verify(kid, b"consent", sig)
