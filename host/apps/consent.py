@@ -6,6 +6,15 @@ keyring (`host/keys/keyring.py`). `verify_install` re-checks it whenever a recor
 an edit made outside the CLI (raw SQL on host.db: widening `grants`, swapping the manifest or the
 package hash) fails the check and disables the app.
 
+On a store several hosts share, a consent may be signed (on another host) by a key this host
+has not adopted yet: the rotation is published into the store and each host's upkeep adopts it
+every few seconds, while an install watcher looks at a new consent within a fraction of one.
+So a consent by a key this host does not know is first met by adopting the published keys
+(`host.keys.shared`), and one still unknown after that is *not yet verifiable*: the app does not
+run here until it is, and nothing is disabled. Calling it tampering would write `enabled = 0`
+into the shared store and stop a genuinely consented app on every host. On a home's own store
+every signing key is in the home, so an unknown key is no better than a forged signature.
+
 Granting is explicit: interactively a person confirms on a TTY; otherwise `--grant PERM` must name
 every permission granted. There is no blanket "yes" flag, and a grant the manifest did not ask
 for is an error (it would be a typo at best).
@@ -23,7 +32,8 @@ from cryptography.exceptions import InvalidSignature
 
 from host.apps.installs import ConsentRow, InstallRecord, InstallStore
 from host.apps.manifest import Manifest, canonical_json
-from host.keys.keyring import Keyring
+from host.keys.keyring import Keyring, valid_kid
+from host.keys.shared import adopt_keys
 
 CONSENT_FORMAT = "stockade-consent-v1"
 
@@ -132,13 +142,21 @@ class ConsentCheck:
     ok: bool
     problem: str | None = None
     policy_revision: str | None = None
+    # Not ok, but not a verdict: signed by a key this host has not adopted from the shared
+    # store yet (module docstring). The app waits; nothing is disabled.
+    unverifiable: bool = False
 
 
 def check_consent(record: InstallRecord, row: ConsentRow | None,
-                  keyring: Keyring) -> ConsentCheck:
-    """Pure check of a record against its consent row (no writes)."""
+                  keyring: Keyring, *, shared: bool = False) -> ConsentCheck:
+    """Pure check of a record against its consent row (no writes). `shared`: the store is
+    shared by several hosts, so a key this host does not know may be one not adopted yet."""
     if row is None:
         return ConsentCheck(False, "its consent record is missing")
+    if shared and valid_kid(row.kid) and not keyring.knows(row.kid):
+        return ConsentCheck(False, f"its consent record is signed by host key {row.kid}, which "
+                            "this host does not know yet (not adopted from the shared store): "
+                            "not yet verifiable", unverifiable=True)
     try:
         keyring.verify(row.kid, row.payload, row.signature)
     except InvalidSignature:
@@ -171,9 +189,17 @@ def check_consent(record: InstallRecord, row: ConsentRow | None,
 def verify_install(record: InstallRecord, store: InstallStore, keyring: Keyring, *,
                    disable: bool = True) -> ConsentCheck:
     """Check `record` against its signed consent; on a problem, disable the app (generation
-    bumped, every token dead) unless `disable=False`. Call on every load for use."""
-    result = check_consent(record, store.consent(record.consent_id), keyring)
-    if not result.ok and disable and record.enabled:
+    bumped, every token dead) unless `disable=False`. Call on every load for use. A consent
+    not yet verifiable (`ConsentCheck.unverifiable`) is never a reason to disable."""
+    row = store.consent(record.consent_id)
+    shared = store.store.dialect == "postgresql"
+    result = check_consent(record, row, keyring, shared=shared)
+    if result.unverifiable:
+        # Adopt what is published now rather than at the next upkeep. A refusal here is the
+        # serving host's follower's to record (once, in the audit chain), not this check's.
+        adopt_keys(store.store, keyring, lambda _why: None)
+        result = check_consent(record, row, keyring, shared=shared)
+    if not result.ok and not result.unverifiable and disable and record.enabled:
         store.set_enabled(record.install_id, False,
                           reason=f"tampering detected: {result.problem}")
     return result

@@ -110,7 +110,8 @@ def adopt_keys(target: StoreTarget, keyring: Keyring,
             "SELECT kid, public_key, signer, signature, retire_signer, retire_signature"
             " FROM published_keys ORDER BY at").fetchall()
     finally:
-        store.close()
+        if store is not target:  # a store the caller opened stays theirs to close
+            store.close()
     keyring.refresh()
     return _Pass(keyring, refused).run(rows)
 

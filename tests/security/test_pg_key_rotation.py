@@ -2,6 +2,7 @@
 through a chain of signatures back to the keys each host already holds (`host.keys.shared`)."""
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from collections.abc import Iterator
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from apphelp import install, write_app
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -42,8 +44,6 @@ def two(tmp_path: Path, pg_url: str) -> Iterator[tuple[Home, Host]]:
 def test_a_rotation_and_a_retirement_on_one_host_reach_the_other(
         two: tuple[Home, Host]) -> None:
     first, host = two
-    import json
-
     k2 = json.loads(stockade(first, "keys", "host-rotate", "--json").stdout)["current"]
     until(lambda: k2 in host.keyring.public_keys(), "the other host to learn the new key")
     signer = Keyring.open(first.keys_dir)  # a consent signed on the first host now verifies
@@ -169,3 +169,85 @@ def test_a_host_catching_up_keeps_the_line_that_retired_the_key(pg_url: str,
     assert "eeeeeeeeeeeeeeee" not in ring_b.public_keys()
     kid, sig = ring_a.sign(b"consent")
     ring_b.verify(kid, b"consent", sig)
+
+
+APP_SRC = '''
+from stockade import App
+
+class TestApp(App):
+    def on_livechat_room_started(self, ctx, event):
+        return None
+'''
+
+
+@pytest.fixture
+def installed(tmp_path: Path, pg_url: str) -> tuple[Home, Home, str]:
+    """Host A's home with an app installed, and host B's home (a copy of A's keys, trust and
+    policies, as the operator sets a second host up); no host serves yet."""
+    migrate(pg_url)
+    first = Home(tmp_path / "a", pg_url).ensure()
+    rec = install(first, write_app(tmp_path / "apps", "keyed", ["livechat.read"],
+                                   ["livechat.room_started"], APP_SRC))
+    for part in ("keys", "trust", "policies"):
+        shutil.copytree(first.root / part, tmp_path / "b" / part)
+    return first, Home(tmp_path / "b", pg_url).ensure(), rec.install_id
+
+
+def _info(home: Home) -> dict[str, object]:
+    out = stockade(home, "app", "info", "keyed", "--json")
+    assert out.returncode == 0, out.stderr
+    doc: dict[str, object] = json.loads(out.stdout)
+    return doc
+
+
+def _reconsent(home: Home) -> None:
+    done = stockade(home, "app", "consent", "keyed", "--grant", "livechat.read", "--yes")
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_consent_signed_right_after_a_rotation_verifies_on_another_host(
+        installed: tuple[Home, Home, str]) -> None:
+    """Host A rotates and re-confirms the app (as `host-retire` asks); host B reads the app
+    before its upkeep adopted the new key. B adopts the published key first and the consent
+    verifies (before the fix: "tampering", and the app disabled in the shared store)."""
+    first, second, _ = installed
+    assert stockade(first, "keys", "host-rotate").returncode == 0
+    _reconsent(first)
+    doc = _info(second)
+    assert doc["consent_ok"] is True and doc["enabled"] is True
+    assert _info(first)["enabled"] is True
+
+
+def test_a_consent_by_a_key_not_yet_published_waits_and_disables_nothing(
+        installed: tuple[Home, Home, str]) -> None:
+    """The consent's key is not (yet) in the store: host B cannot verify it. That is "not yet
+    verifiable": the app does not run on B meanwhile, B records `consent_unverified` once,
+    and nothing is disabled for anyone; once the key is published, B starts the app."""
+    first, second, install_id = installed
+    host = Host(second, config=HostConfig(use_zygote=False)).start()
+    try:
+        until(lambda: install_id in host.runners, "the app to start on host B")
+        ring = Keyring.open(first.keys_dir)
+        old = ring.current
+        ring.rotate()  # rotated on A; its publication has not reached the store yet
+        _reconsent(first)
+        until(lambda: _records(host, "consent_unverified"), "B to record the wait")
+        assert install_id not in host.runners  # its calls are refused meanwhile
+        assert not _records(host, "consent_invalid")
+        doc = _info(second)  # B's CLI neither calls it tampering nor disables it
+        assert doc["enabled"] is True and doc["consent_ok"] is False
+        assert "does not know" in str(doc["consent_problem"])
+        assert _info(first)["enabled"] is True and _info(first)["consent_ok"] is True
+        host.sync_installs()  # a second look records nothing new
+        assert len(_records(host, "consent_unverified")) == 1
+
+        publish_rotation(str(first.store_url), ring, old)
+        until(lambda: install_id in host.runners, "B to start the app once the key arrives")
+        assert not _records(host, "consent_invalid")
+    finally:
+        host.stop()
+
+
+def _records(host: Host, code: str) -> list[str]:
+    return [str(e.body.get("detail")) for e in host.ledger.audit.tail(300)
+            if e.body.get("code") == code]
