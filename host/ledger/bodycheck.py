@@ -59,6 +59,7 @@ class _Body(msgspec.Struct, forbid_unknown_fields=True):
     grants: Names | None = None
     setting_keys: Names | None = None
     kid: Str | None = None
+    consent_seq: Count | None = None
 
 
 _DECODER = msgspec.json.Decoder(_Body)

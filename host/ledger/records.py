@@ -50,7 +50,7 @@ class AuditRecord:
     A call acting as another identity names it in `actor` on its decision: a REST call the
     server runs as a user, a `messages.send_as_user` the user the app speaks as (`user <id>`).
     Operator fields (`operator.*`, see `host/ledger/operator.py`): actor, app_id, install_id,
-    version, generation, grants, setting_keys, kid, detail.
+    version, generation, grants, setting_keys, kid, detail, consent_seq.
     """
 
     kind: str
@@ -84,6 +84,9 @@ class AuditRecord:
     grants: tuple[str, ...] = ()
     setting_keys: tuple[str, ...] = ()
     kid: str | None = None
+    # The signed sequence number of the consent an install, consent or update made, on its ok
+    # outcome: the chain's memory of each install's latest consent (`host/apps/consentseq.py`).
+    consent_seq: int | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AuditRecord:
