@@ -149,7 +149,7 @@ class Host:
         self._unsubscribe: Any = None
         self._watch_version = -1
         self._keys_seen = self.keyring.changes  # at the watcher's last look
-        self._waiting: dict[str, str] = {}  # install -> consent id not yet verifiable here
+        self._waiting: dict[str, tuple[str, bool]] = {}  # install -> its consent checked
         self.event_counts: dict[str, int] = {}
         self.lease = HostLease(home, self.host_id, self.clock, self._settle)
         self.settled_at_start = False  # whether start() found no other host and settled
@@ -334,17 +334,13 @@ class Host:
             for install_id, rec in records.items():
                 if rec.enabled and install_id not in self.runners:
                     check = verify_install(rec, self.installs, self.keyring, disable=True)
-                    if not check.ok:
-                        # Not yet verifiable (a key not adopted yet): recorded once, retried
-                        # when the keyring changes (`_watch`), never disabled.
-                        wait = rec.consent_id if check.unverifiable else None
-                        if wait is None or self._waiting.get(install_id) != wait:
+                    if not check.ok:  # one record per consent and verdict; `_watch` retries
+                        if self._waiting.get(install_id) != (rec.consent_id, check.unverifiable):
                             self.ledger.append(AuditRecord(
                                 kind="consent", app_id=rec.app_id, install_id=install_id,
-                                code="consent_unverified" if wait else "consent_invalid",
-                                detail=(check.problem or "")[:500]))
-                        if wait:
-                            self._waiting[install_id] = wait
+                                code="consent_unverified" if check.unverifiable
+                                else "consent_invalid", detail=(check.problem or "")[:500]))
+                        self._waiting[install_id] = (rec.consent_id, check.unverifiable)
                         continue
                     if rec.app_user_id is None or foreign_app_user(self.server, rec.app_id,
                                                                    rec.app_user_id):
