@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from host.apps import installs, lineage, published
+from host.apps import consentseq, installs, lineage, published
 from host.bridges import persistence
 from host.keys import registry, shared
 from host.ledger import audit, quota, storelease
@@ -41,8 +41,8 @@ class Component:
 # and DDL beside its SQL.
 COMPONENTS = tuple(
     Component(m.SCHEMA_COMPONENT, m.SCHEMA_VERSION, m.DDL)
-    for m in (installs, lineage, audit, quota, registry, persistence, identities, status, owned,
-              storelease, published, shared)
+    for m in (installs, lineage, audit, consentseq, quota, registry, persistence, identities,
+              status, owned, storelease, published, shared)
 )
 
 

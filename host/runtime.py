@@ -149,6 +149,8 @@ class Host:
         self._stop = threading.Event()
         self._unsubscribe: Any = None
         self._watch_version = -1
+        self._keys_seen = self.keyring.changes  # at the watcher's last look
+        self._waiting: dict[str, tuple[str, bool]] = {}  # install -> its consent checked
         self.event_counts: dict[str, int] = {}
         self.lease = HostLease(home, self.host_id, self.clock, self._settle)
         self.settled_at_start = False  # whether start() found no other host and settled
@@ -333,10 +335,13 @@ class Host:
             for install_id, rec in records.items():
                 if rec.enabled and install_id not in self.runners:
                     check = verify_install(rec, self.installs, self.keyring, disable=True)
-                    if not check.ok:
-                        self.ledger.append(AuditRecord(
-                            kind="consent", app_id=rec.app_id, install_id=install_id,
-                            code="consent_invalid", detail=(check.problem or "")[:500]))
+                    if not check.ok:  # one record per consent and verdict; `_watch` retries
+                        if self._waiting.get(install_id) != (rec.consent_id, check.unverifiable):
+                            self.ledger.append(AuditRecord(
+                                kind="consent", app_id=rec.app_id, install_id=install_id,
+                                code="consent_unverified" if check.unverifiable
+                                else "consent_invalid", detail=(check.problem or "")[:500]))
+                        self._waiting[install_id] = (rec.consent_id, check.unverifiable)
                         continue
                     if rec.app_user_id is None or foreign_app_user(self.server, rec.app_id,
                                                                    rec.app_user_id):
@@ -383,7 +388,9 @@ class Host:
         while not self._stop.wait(WATCH_INTERVAL_S):
             tick += 1
             try:
-                keys_changed = self.keyring.refresh()
+                self.keyring.refresh()  # and the upkeep may have adopted a published key
+                keys_changed = self.keyring.changes != self._keys_seen
+                self._keys_seen = self.keyring.changes
                 version = self.installs.data_version()
                 users_changed = tick % APP_USER_CHECK_EVERY == 0 and bool(
                     self.credentials.inactive_users(self.runners))

@@ -1,10 +1,21 @@
 """Operator consent: which permissions were granted, bound to exactly what was shown.
 
 A consent record binds the install id, app id, version, package hash, manifest hash, the granted
-permissions, the policy revision in force and the time, as canonical JSON signed by the host
-keyring (`host/keys/keyring.py`). `verify_install` re-checks it whenever a record is loaded for use;
-an edit made outside the CLI (raw SQL on host.db: widening `grants`, swapping the manifest or the
-package hash) fails the check and disables the app.
+permissions, the policy revision in force, the time and its number among the install's consents,
+as canonical JSON signed by the host keyring (`host/keys/keyring.py`). `verify_install` re-checks
+it whenever a record is loaded for use; an edit made outside the CLI (raw SQL on host.db:
+widening `grants`, swapping the manifest or the package hash, pointing the install back at an
+older consent: `host/apps/consentseq.py` says how that is told) fails the check and disables
+the app.
+
+On a store several hosts share, a consent may be signed (on another host) by a key this host
+has not adopted yet: the rotation is published into the store and each host's upkeep adopts it
+every few seconds, while an install watcher looks at a new consent within a fraction of one.
+So a consent by a key this host does not know is first met by adopting the published keys
+(`host.keys.shared`), and one still unknown after that is *not yet verifiable*: the app does not
+run here until it is, and nothing is disabled. Calling it tampering would write `enabled = 0`
+into the shared store and stop a genuinely consented app on every host. On a home's own store
+every signing key is in the home, so an unknown key is no better than a forged signature.
 
 Granting is explicit: interactively a person confirms on a TTY; otherwise `--grant PERM` must name
 every permission granted. There is no blanket "yes" flag, and a grant the manifest did not ask
@@ -21,9 +32,11 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 
+from host.apps.consentseq import latest_seq, payload_seq, remember
 from host.apps.installs import ConsentRow, InstallRecord, InstallStore
 from host.apps.manifest import Manifest, canonical_json
-from host.keys.keyring import Keyring
+from host.keys.keyring import Keyring, valid_kid
+from host.keys.shared import adopt_keys
 
 CONSENT_FORMAT = "stockade-consent-v1"
 
@@ -97,11 +110,11 @@ def resolve_grants(
 
 def _payload(*, consent_id: str, install_id: str, app_id: str, version: str,
              package_hash: str, manifest_hash: str, grants: frozenset[str],
-             policy_revision: str | None, granted_at: float, kind: str,
+             policy_revision: str | None, granted_at: float, kind: str, seq: int,
              rest_as: str | None = None) -> dict[str, Any]:
     extra = {} if rest_as is None else {"rest_as": rest_as}
     return {**extra,
-        "format": CONSENT_FORMAT, "consent_id": consent_id, "install_id": install_id,
+        "format": CONSENT_FORMAT, "consent_id": consent_id, "install_id": install_id, "seq": seq,
         "app_id": app_id, "version": version, "package_hash": package_hash,
         "manifest_hash": manifest_hash, "grants": sorted(grants),
         "policy_revision": policy_revision, "granted_at": granted_at, "kind": kind,
@@ -111,9 +124,10 @@ def _payload(*, consent_id: str, install_id: str, app_id: str, version: str,
 def make_consent(
     keyring: Keyring, *, install_id: str, app_id: str, version: str, package_hash: str,
     manifest_hash: str, grants: frozenset[str], policy_revision: str | None, now: float,
-    kind: str = "install", rest_as: str | None = None,
+    seq: int, kind: str = "install", rest_as: str | None = None,
 ) -> ConsentRow:
-    """Build and sign a consent record (kind: install, update, regrant).
+    """Build and sign a consent record (kind: install, update, regrant). `seq`: its number
+    among the install's consents (`host.apps.consentseq.next_seq`).
 
     `rest_as` is the server user the operator named for this app's REST calls that have no
     bridge action (None: the app's own user). It lives only in this signed payload, so no edit
@@ -122,7 +136,7 @@ def make_consent(
     payload = canonical_json(_payload(
         consent_id=consent_id, install_id=install_id, app_id=app_id, version=version,
         package_hash=package_hash, manifest_hash=manifest_hash, grants=grants,
-        policy_revision=policy_revision, granted_at=now, kind=kind, rest_as=rest_as))
+        policy_revision=policy_revision, granted_at=now, kind=kind, seq=seq, rest_as=rest_as))
     kid, sig = keyring.sign(payload)
     return ConsentRow(consent_id, install_id, payload, kid, sig, now)
 
@@ -132,13 +146,23 @@ class ConsentCheck:
     ok: bool
     problem: str | None = None
     policy_revision: str | None = None
+    # Not ok, but not a verdict: signed by a key this host has not adopted from the shared
+    # store yet (module docstring). The app waits; nothing is disabled.
+    unverifiable: bool = False
+    seq: int = 0  # the consent's number among the install's consents (0: made before numbers)
 
 
 def check_consent(record: InstallRecord, row: ConsentRow | None,
-                  keyring: Keyring) -> ConsentCheck:
-    """Pure check of a record against its consent row (no writes)."""
+                  keyring: Keyring, *, shared: bool = False, latest: int = 0) -> ConsentCheck:
+    """Pure check of a record against its consent row (no writes). `shared`: the store is
+    shared by several hosts, so a key this host does not know may be one not adopted yet.
+    `latest`: the number the install's consent must reach (`consentseq.latest_seq`)."""
     if row is None:
         return ConsentCheck(False, "its consent record is missing")
+    if shared and valid_kid(row.kid) and not keyring.knows(row.kid):
+        return ConsentCheck(False, f"its consent record is signed by host key {row.kid}, which "
+                            "this host does not know yet (not adopted from the shared store): "
+                            "not yet verifiable", unverifiable=True)
     try:
         keyring.verify(row.kid, row.payload, row.signature)
     except InvalidSignature:
@@ -164,16 +188,34 @@ def check_consent(record: InstallRecord, row: ConsentRow | None,
         return ConsentCheck(False, "the stored manifest differs from the consented manifest")
     if not record.grants <= record.asked:
         return ConsentCheck(False, "grants exceed what the manifest asks for")
+    seq = payload_seq(row.payload)
+    if seq is None:
+        return ConsentCheck(False, "its consent record's number is unreadable")
+    if seq < latest:
+        return ConsentCheck(False, f"it is not the install's latest consent (number {seq}; the "
+                            f"operator's latest is number {latest}): an older consent was put "
+                            "back")
     rev = p.get("policy_revision")
-    return ConsentCheck(True, None, rev if isinstance(rev, str) else None)
+    return ConsentCheck(True, None, rev if isinstance(rev, str) else None, seq=seq)
 
 
 def verify_install(record: InstallRecord, store: InstallStore, keyring: Keyring, *,
                    disable: bool = True) -> ConsentCheck:
     """Check `record` against its signed consent; on a problem, disable the app (generation
-    bumped, every token dead) unless `disable=False`. Call on every load for use."""
-    result = check_consent(record, store.consent(record.consent_id), keyring)
-    if not result.ok and disable and record.enabled:
+    bumped, every token dead) unless `disable=False`. Call on every load for use. A consent
+    not yet verifiable (`ConsentCheck.unverifiable`) is never a reason to disable."""
+    row = store.consent(record.consent_id)
+    shared = store.store.dialect == "postgresql"
+    latest = latest_seq(store, record.install_id)
+    result = check_consent(record, row, keyring, shared=shared, latest=latest)
+    if result.unverifiable:
+        # Adopt what is published now rather than at the next upkeep. A refusal here is the
+        # serving host's follower's to record (once, in the audit chain), not this check's.
+        adopt_keys(store.store, keyring, lambda _why: None)
+        result = check_consent(record, row, keyring, shared=shared, latest=latest)
+    if result.ok:
+        remember(store, record.install_id, result.seq)
+    if not result.ok and not result.unverifiable and disable and record.enabled:
         store.set_enabled(record.install_id, False,
                           reason=f"tampering detected: {result.problem}")
     return result

@@ -334,6 +334,12 @@ class InstallStore:
                           if isinstance(row["payload"], str) else bytes(row["payload"]),
                           row["kid"], bytes(row["signature"]), row["created_at"])
 
+    def consent_payloads(self, install_id: str) -> builtins.list[bytes]:
+        """The payload of every consent row kept for the install (`host.apps.consentseq`)."""
+        rows = self._conn.execute("SELECT payload FROM consent_records WHERE install_id = ?",
+                                  (install_id,)).fetchall()
+        return [r[0].encode() if isinstance(r[0], str) else bytes(r[0]) for r in rows]
+
     def data_version(self) -> int:
         """A counter that changes on every write by any process (cheap poll for the host)."""
         return data_version_in(self._conn)

@@ -13,6 +13,7 @@ from typing import Any
 from host.apps import lifecycle_seams
 from host.apps.appdiff import PermissionDiff, diff_manifests, grants_after
 from host.apps.consent import ConsentError, guardrail_problems, make_consent, verify_install
+from host.apps.consentseq import next_seq
 from host.apps.disclosure import (
     Disclosure,
     RouteActions,
@@ -101,10 +102,12 @@ def install_package(
             audit_transfer(home, moved, install_id, clock, actor)
         keyring = open_keyring(home, clock)
         path = store_package(home.packages_dir, pkg)
+        seq = next_seq(store, install_id)
         consent = make_consent(
             keyring, install_id=install_id, app_id=pkg.app_id, version=pkg.manifest.version,
             package_hash=pkg.content_hash, manifest_hash=pkg.manifest.manifest_hash(),
-            grants=grants, policy_revision=policy_revision, now=clock.now(), rest_as=rest_as)
+            grants=grants, policy_revision=policy_revision, now=clock.now(), seq=seq,
+            rest_as=rest_as)
         rec = store.create(
             install_id=install_id, manifest=pkg.manifest, package_hash=pkg.content_hash,
             package_path=path, grants=grants, settings=values, publisher=sig.to_dict(),
@@ -116,7 +119,8 @@ def install_package(
         user_id = install_app_user(home, clock, pkg.app_id, pkg.manifest.name)
         if user_id is not None:
             store.set_app_user_id(install_id, user_id)
-        act.note(generation=rec.generation)
+        # The consent's number in the chain: the witness of the install's latest consent.
+        act.note(generation=rec.generation, consent_seq=seq)
         return store.get(install_id) or rec
 
 
@@ -168,7 +172,7 @@ def apply_consent(home: Home, store: InstallStore, rec: InstallRecord, pkg: Pack
     with audited(home.host_store, "consent", clock=clock, actor=actor, app_id=rec.app_id,
                  install_id=rec.install_id, version=pkg.manifest.version, kid=keyring.current,
                  grants=tuple(sorted(grants)),
-                 detail=f"{kind}; grants before: {','.join(sorted(before)) or 'none'}"):
+                 detail=f"{kind}; grants before: {','.join(sorted(before)) or 'none'}") as act:
         # Taking grants away from the running package is always the operator's to do, even
         # when its publisher's key is no longer trusted (the id's binding then names a key
         # this check no longer earns); anything else must come from the id's publisher.
@@ -177,17 +181,20 @@ def apply_consent(home: Home, store: InstallStore, rec: InstallRecord, pkg: Pack
             rec.app_id, sig.to_dict(), transfer=transfer)
         if moved is not None:
             audit_transfer(home, moved, rec.install_id, clock, actor)
+        seq = next_seq(store, rec.install_id)
         record = make_consent(
             keyring, install_id=rec.install_id, app_id=rec.app_id,
             version=pkg.manifest.version, package_hash=pkg.content_hash,
             manifest_hash=pkg.manifest.manifest_hash(), grants=grants,
-            policy_revision=policy_revision, now=clock.now(), kind=kind, rest_as=rest_as)
+            policy_revision=policy_revision, now=clock.now(), seq=seq, kind=kind,
+            rest_as=rest_as)
         store.apply_update(
             rec.install_id, manifest=pkg.manifest, package_hash=pkg.content_hash,
             package_path=pending.package_path if pending else rec.package_path,
             grants=grants, settings=default_settings(
                 pkg.manifest, dict(rec.settings), was_secret=rec.secret_keys),
             publisher=sig.to_dict(), consent=record, diff=dict(diff or {}), hook="update")
+        act.note(consent_seq=seq)
 
 
 def consented_grants(home: Home, store: InstallStore, rec: InstallRecord,
@@ -232,19 +239,21 @@ def submit_update(home: Home, store: InstallStore, rec: InstallRecord, pkg: Pack
                               publisher=sig.to_dict(), diff=diff.to_dict())
         return diff
     grants = grants_after(consented_grants(home, store, rec, clock), pkg.manifest.asked)
+    seq = next_seq(store, rec.install_id)
     consent = make_consent(
         open_keyring(home, clock), install_id=rec.install_id, app_id=rec.app_id,
         version=pkg.manifest.version, package_hash=pkg.content_hash,
         manifest_hash=pkg.manifest.manifest_hash(), grants=grants,
-        policy_revision=policy_revision, now=clock.now(), kind="update")
+        policy_revision=policy_revision, now=clock.now(), seq=seq, kind="update")
     with audited(home.host_store, "update", clock=clock, actor=actor, app_id=rec.app_id,
                  install_id=rec.install_id, version=pkg.manifest.version, kid=consent.kid,
-                 grants=tuple(sorted(grants)), detail=f"from {rec.version}"):
+                 grants=tuple(sorted(grants)), detail=f"from {rec.version}") as act:
         store.apply_update(rec.install_id, manifest=pkg.manifest,
                            package_hash=pkg.content_hash, package_path=path, grants=grants,
                            settings=default_settings(
                                pkg.manifest, dict(rec.settings), was_secret=rec.secret_keys),
                            publisher=sig.to_dict(), consent=consent, diff=diff.to_dict())
+        act.note(consent_seq=seq)
     return diff
 
 

@@ -12,6 +12,15 @@ Why signed: the store is not trusted with policy. Whoever can write the store co
 widen every app by inserting a permissive file; a bundle whose signature does not verify
 against a key this host already holds (the operator copies `keys/` to every host) is refused,
 logged once and recorded (`policy_refused`), and the folder is left as it was.
+
+Why a host never goes back: every bundle the operator ever published stays validly signed, so
+whoever can write the store could make an older, wider one the newest again by deleting the
+rows after it. The bundle table refuses UPDATE, DELETE and TRUNCATE in the engine (a guard
+against host code; the store's owner can drop it), and each host keeps the highest bundle it
+adopted, version and revision, on its own disk (`HOME/published-policy.json`, written by
+rename): a bundle older than that, or another bundle under that same version, is refused and
+recorded like a forgery, also after a restart. Recovery from a store that really lost its
+newest bundles is publishing again (numbered past what the publishing home adopted).
 """
 from __future__ import annotations
 
@@ -24,20 +33,26 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from host.errors import StartRefused
 from host.home import Home
 from host.keys.keyring import Keyring
 from host.keys.shared import KeyFollower
-from host.store import SchemaItem, StoreTarget, open_store
+from host.store import AppendOnly, SchemaItem, StoreTarget, open_store
 
 log = logging.getLogger("stockade.policy")
 
 SCHEMA_COMPONENT = "published_policy"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DDL: tuple[SchemaItem, ...] = (
     "CREATE TABLE IF NOT EXISTS published_policy(version INTEGER PRIMARY KEY,"
     " files TEXT NOT NULL, revision TEXT NOT NULL, kid TEXT NOT NULL, signature BLOB NOT NULL,"
     " published_at REAL NOT NULL, origin TEXT NOT NULL)",
+    # Version 2: no bundle is rewritten or removed (module docstring: a rollback).
+    AppendOnly("published_policy", "published policy bundles are append-only"),
 )
+# The highest bundle this host adopted, in its home (module docstring). Guards against a
+# rollback to an older signed bundle; never in the store it guards.
+ADOPTED_FILE = "published-policy.json"
 _MAGIC = "stockade-policy-bundle/1"
 # A policy file's name in a bundle: one plain file name. Guards the folder against a bundle
 # that names `../x` or an absolute path (checked even though the bundle is signed).
@@ -63,14 +78,17 @@ def _payload(version: int, files: dict[str, str], revision: str) -> bytes:
 
 
 def publish(target: StoreTarget, keyring: Keyring, folder: Path, revision: str,
-            origin: str) -> int:
-    """Publish the folder's files as the newest bundle; returns its version."""
+            origin: str, adopted_file: Path | None = None) -> int:
+    """Publish the folder's files as the newest bundle; returns its version. It is numbered
+    past the highest bundle this home adopted too (`adopted_file`): hosts refuse a bundle
+    under a number they adopted, so a store that lost its newest rows is moved on at once."""
     files = folder_files(folder)
+    floor = _read_floor(adopted_file)
     store = open_store(target)
     try:
         with store.transaction() as c:
             row = c.execute("SELECT max(version) FROM published_policy").fetchone()
-            version = int(row[0] or 0) + 1
+            version = max(int(row[0] or 0), floor[0] if floor else 0) + 1
             kid, signature = keyring.sign(_payload(version, files, revision))
             c.execute("INSERT INTO published_policy(version, files, revision, kid, signature,"
                       " published_at, origin) VALUES(?, ?, ?, ?, ?, ?, ?)",
@@ -85,32 +103,49 @@ class PolicyFollower:
     """One host's side: adopt each newer bundle that verifies (see the module docstring)."""
 
     def __init__(self, target: StoreTarget, keyring: Keyring, folder: Path,
-                 refused: Callable[[str], object]) -> None:
+                 refused: Callable[[str], object], adopted_file: Path | None) -> None:
+        """`adopted_file`: where this host keeps the highest bundle it adopted (None: in
+        memory only, for a follower that never outlives its process)."""
         self.store = open_store(target)
         self.keyring = keyring
         self.folder = folder
         self._refused = refused  # records a refusal in the audit chain
-        self.adopted = 0  # the newest bundle version this host has looked at
+        self._adopted_file = adopted_file
+        # The highest bundle adopted, (version, revision): nothing older is ever adopted.
+        self.floor = _read_floor(adopted_file)
+        # The newest bundle looked at: a refused bundle is refused once, not at every poll.
+        self._looked: tuple[int, str] | None = None
 
     def adopt(self) -> int | None:
-        """Write the newest bundle into the folder if it is newer and verifies; returns its
-        version, or None when there was nothing (valid) to adopt."""
+        """Write the newest bundle into the folder if it verifies and is not older than the
+        highest this host adopted; returns its version, or None when there was nothing (valid)
+        to adopt."""
         row = self.store.conn().execute(
             "SELECT version, files, revision, kid, signature FROM published_policy"
             " ORDER BY version DESC LIMIT 1").fetchone()
-        if row is None or int(row[0]) <= self.adopted:
+        if row is None:
             return None
-        version = int(row[0])
-        self.adopted = version  # a refused bundle is refused once, not at every poll
+        version, revision = int(row[0]), str(row[2])
+        if (version, revision) == self._looked:
+            return None
+        self._looked = (version, revision)
         try:
-            files = self._verified(version, str(row[1]), str(row[2]), str(row[3]),
-                                   bytes(row[4]))
+            if self.floor is not None and (version, revision) != self.floor \
+                    and version <= self.floor[0]:
+                raise BundleRefused(
+                    f"older than bundle {self.floor[0]} (revision {self.floor[1][:80]}), which "
+                    "this host adopted: the store lost its newest bundles, or someone rolled it "
+                    "back")
+            files = self._verified(version, str(row[1]), revision, str(row[3]), bytes(row[4]))
         except BundleRefused as exc:
             log.error("published policy bundle %d refused: %s", version, exc)
             self._refused(f"published bundle {version} refused: {exc}")
             return None
         if files != folder_files(self.folder):
             _replace_folder(self.folder, files)
+        if self.floor != (version, revision):
+            self.floor = (version, revision)
+            _write_floor(self._adopted_file, version, revision)
         return version
 
     def _verified(self, version: int, files_json: str, revision: str, kid: str,
@@ -135,6 +170,32 @@ class PolicyFollower:
 
     def close(self) -> None:
         self.store.close_all()
+
+
+def _read_floor(path: Path | None) -> tuple[int, str] | None:
+    """The highest bundle adopted, from this host's disk (None: none yet)."""
+    if path is None or not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return int(data["version"]), str(data["revision"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        # Written whole by rename, so unreadable means someone else wrote it: refuse to start
+        # rather than forget the floor (which would let an older bundle back in).
+        raise StartRefused(f"{path} is unreadable ({exc})",
+                           "restore it from a backup, or remove it to adopt the newest "
+                           "published policy bundle again") from None
+
+
+def _write_floor(path: Path | None, version: int, revision: str) -> None:
+    if path is None:
+        return
+    fd, tmp = tempfile.mkstemp(prefix=".adopted-", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump({"version": version, "revision": revision}, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def _replace_folder(folder: Path, files: dict[str, str]) -> None:
@@ -179,6 +240,6 @@ def follower_for(home: Home, keyring: Keyring,
     follower = SharedFollower(
         KeyFollower(home.host_store, keyring, lambda d: refused("key_refused", d)),
         PolicyFollower(home.host_store, keyring, home.policies_dir,
-                       lambda d: refused("policy_refused", d)))
+                       lambda d: refused("policy_refused", d), home.root / ADOPTED_FILE))
     follower.adopt()
     return follower

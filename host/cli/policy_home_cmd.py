@@ -140,12 +140,12 @@ def _publish(home: Home, revision: str) -> None:
     """On a shared store, every host adopts the folder too (signed: `host.apps.published`)."""
     if home.store_url is None:
         return
-    from host.apps.published import publish
+    from host.apps.published import ADOPTED_FILE, publish
     from host.ledger.operator import open_keyring, operator_actor
 
     with audited(home.host_store, "policy_publish", detail=f"revision {revision}"):
         version = publish(home.host_store, open_keyring(home), home.policies_dir, revision,
-                          origin=operator_actor())
+                          origin=operator_actor(), adopted_file=home.root / ADOPTED_FILE)
     err_console.print(f"published to every host sharing the store as bundle {version}",
                       highlight=False)
 

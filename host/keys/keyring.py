@@ -59,6 +59,9 @@ class Keyring:
     _public: dict[str, Ed25519PublicKey] = field(default_factory=dict, repr=False)
     # (inode, mtime_ns, size) of keyring.json when last read: `refresh` re-reads on a change.
     _stamp: tuple[int, int, int] | None = field(default=None, repr=False)
+    # Counts changes to what verifies here (a key added, rotated in or retired), whoever made
+    # them: a host's watcher re-checks consents that were waiting for a key when it moves.
+    changes: int = field(default=0, repr=False)
 
     @staticmethod
     def exists(keys_dir: Path) -> bool:
@@ -112,6 +115,7 @@ class Keyring:
         self.retired = set(fresh.retired)
         self.current = fresh.current
         self._stamp = fresh._stamp
+        self.changes += int(changed)
         return changed
 
     @classmethod
@@ -155,6 +159,7 @@ class Keyring:
         self._public[kid] = key.public_key()
         self.current = kid
         self._save_meta()
+        self.changes += 1
         return kid
 
     def add_public(self, kid: str, raw: bytes) -> None:
@@ -167,7 +172,9 @@ class Keyring:
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(raw)
         os.replace(tmp, path)
-        self._public.setdefault(kid, key)
+        if kid not in self._public:
+            self._public[kid] = key
+            self.changes += 1
 
     def retire(self, kid: str) -> None:
         """Stop accepting signatures by `kid` (it can no longer be the current key)."""
@@ -175,6 +182,7 @@ class Keyring:
             raise KeyError_("cannot retire the current signing key; rotate first")
         self.retired.add(kid)
         self._save_meta()
+        self.changes += 1
 
     def sign(self, data: bytes, kid: str | None = None) -> tuple[str, bytes]:
         """Sign with the current key (or `kid`, read from `current` by the caller before it
@@ -189,6 +197,10 @@ class Keyring:
         if not valid_kid(kid) or kid in self.retired or kid not in self._public:
             raise InvalidSignature(f"unknown or retired key id {kid[:32]!r}")
         self._public[kid].verify(signature, data)
+
+    def knows(self, kid: str) -> bool:
+        """Whether `kid` is a key this keyring holds (live or retired)."""
+        return kid in self._public
 
     def public_keys(self) -> dict[str, bytes]:
         from cryptography.hazmat.primitives import serialization

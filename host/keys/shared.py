@@ -7,8 +7,10 @@ and a retirement, signed by the current key: `stockade keys host-rotate` and `ho
 shared store publish them (`publish_rotation`, `publish_retirement`). Each serving host adopts
 them from its upkeep (`adopt_keys`): a published key only when its signer is a live key this
 host already holds (its own, or one it adopted before: a chain back to the keyring the
-operator copied), a retirement only when signed by such a key. An adopted public key is a
-verify-only key in this host's keyring (`HOME/keys/<kid>.pub`); this host never signs with it.
+operator copied), a retirement only when signed by such a key. Retirements are applied
+before keys, and a key signed by a retired key is never adopted, whatever order the rows arrive
+in (`_Pass` says why). An adopted public key is a verify-only key in this host's keyring
+(`HOME/keys/<kid>.pub`); this host never signs with it.
 
 Why the signer must already be trusted: the store is not. Whoever can write it could
 otherwise add a key of their own and sign consents with it.
@@ -18,6 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 
@@ -98,58 +101,130 @@ class KeyFollower:
 
 def adopt_keys(target: StoreTarget, keyring: Keyring,
                refused: Callable[[str], object] | None = None) -> list[str]:
-    """Add every published key whose signer this host trusts, then apply every retirement
-    signed by a key it trusts. Returns what changed ("+kid", "-kid"). Keys whose signer is not
-    (yet) known are left for a later pass; a bad signature is refused and reported once."""
+    """Adopt what is published: retirements first, then keys (see `_Pass`). Returns what
+    changed ("+kid", "-kid"). What cannot be verified yet is left for a later pass; a bad
+    signature, or a key whose signer is retired, is refused and reported."""
     store = open_store(target, readonly=True)
     try:
         rows = store.conn().execute(
             "SELECT kid, public_key, signer, signature, retire_signer, retire_signature"
             " FROM published_keys ORDER BY at").fetchall()
     finally:
-        store.close()
+        if store is not target:  # a store the caller opened stays theirs to close
+            store.close()
     keyring.refresh()
-    changed: list[str] = []
-    pending = [r for r in rows if str(r[0]) not in keyring.public_keys()]
-    progress = True
-    while pending and progress:  # a chain K1 -> K2 -> K3 adopts in one call
-        progress = False
-        for row in list(pending):
-            kid, public, signer, signature = str(row[0]), bytes(row[1]), str(row[2]), \
-                bytes(row[3])
+    return _Pass(keyring, refused).run(rows)
+
+
+class _Pass:
+    """One adopt pass over the published rows, repeated until nothing changes (a chain
+    k1 -> k2 -> k3 adopts in one call).
+
+    Why retirements come first, and why a key whose signer has a retirement waiting is held
+    back: a key is retired because its private half leaked, and whoever holds it can publish
+    keys "rotated" from it. Such a key must never be adopted, however the rows arrive: a host
+    that sees the rotation away from k1, k1's retirement and the thief's key in one pass must
+    end where a host that saw them one by one ends. So a retirement is applied as soon as its
+    signer is known, before any key; a key signed by a retired key is refused; and while a
+    retirement of its signer is published but not yet verifiable here, a key waits, unless it
+    is on the line from the retired key to the key that signed the retirement (the operator's
+    own rotation, which this host needs in order to verify the retirement at all). A key this
+    host adopted in an earlier pass, while its signer was still live, stays: the operator
+    retires it too if it came from the thief (`stockade keys host-list` names every key).
+    """
+
+    def __init__(self, keyring: Keyring, refused: Callable[[str], object] | None) -> None:
+        self.keyring = keyring
+        self.refused = refused
+        self.changed: list[str] = []
+        self.known = set(keyring.public_keys())
+
+    def run(self, rows: list[Any]) -> list[str]:
+        keys: dict[str, tuple[bytes, str, bytes]] = {}  # kid -> (public, signer, signature)
+        claims: dict[str, tuple[str, bytes]] = {}  # retired kid -> (signer, signature)
+        for row in rows:
+            kid, signer = str(row[0]), str(row[2])
             if not (valid_kid(kid) and valid_kid(signer)):
-                pending.remove(row)  # not a key id: nothing of it is echoed, nothing adopted
-                _refuse(refused, "a published host key row with a malformed key id refused")
+                # not a key id: nothing of it is echoed, nothing adopted
+                _refuse(self.refused, "a published host key row with a malformed key id refused")
                 continue
-            if signer not in keyring.public_keys() or signer in keyring.retired:
+            keys[kid] = (bytes(row[1]), signer, bytes(row[3]))
+            if row[4] is not None and valid_kid(str(row[4])) and row[5] is not None:
+                claims[kid] = (str(row[4]), bytes(row[5]))
+        lines = {kid: _line(keys, kid, signer) for kid, (signer, _sig) in claims.items()}
+        pending = sorted(kid for kid in keys if kid not in self.known)
+        progress = True
+        while progress:
+            progress = self._retire(claims)
+            for kid in list(pending):
+                public, signer, signature = keys[kid]
+                if signer in self.keyring.retired:
+                    pending.remove(kid)
+                    _refuse(self.refused, f"published host key {kid} refused: its signer "
+                            f"{signer} is retired")
+                elif signer in self.known and (signer not in claims or kid in lines[signer]):
+                    pending.remove(kid)
+                    progress = self._adopt(kid, public, signer, signature) or progress
+        for kid in claims:
+            if kid in self.known and any(keys[p][1] == kid for p in pending):
+                _refuse(self.refused, f"keys published as signed by {kid} wait: its "
+                        "retirement cannot be verified on this host yet")
+        return self.changed
+
+    def _retire(self, claims: dict[str, tuple[str, bytes]]) -> bool:
+        """Apply every retirement whose signer is a live key here, all verified before any is
+        applied (a retirement of k1 by k2 and of k2 by k3 both hold, whatever their order).
+        Verified or refused claims leave `claims`; the others wait."""
+        ready = {kid: c for kid, c in claims.items() if kid in self.keyring.retired
+                 or (kid in self.known and c[0] in self.known
+                     and c[0] not in self.keyring.retired)}
+        verified: list[str] = []
+        for kid, (signer, signature) in ready.items():
+            del claims[kid]
+            if kid in self.keyring.retired:
                 continue
-            pending.remove(row)
+            if kid == self.keyring.current:
+                _refuse(self.refused, f"retirement of {kid} refused: it is this host's "
+                        "current key (rotate here first)")
+                continue
             try:
-                keyring.verify(signer, _rotation_payload(kid, public), signature)
+                self.keyring.verify(signer, _retirement_payload(kid), signature)
             except InvalidSignature:
-                _refuse(refused, f"published host key {kid[:16]} refused: its signature by "
-                        f"{signer[:16]} does not verify")
+                _refuse(self.refused, f"retirement of {kid} refused: its signature does not "
+                        "verify")
                 continue
-            keyring.add_public(kid, public)
-            changed.append(f"+{kid}")
-            progress = True
-    for row in rows:
-        kid, signer = str(row[0]), row[4]
-        if signer is None or kid in keyring.retired or kid not in keyring.public_keys() \
-                or not valid_kid(str(signer)):
-            continue
-        if kid == keyring.current:
-            _refuse(refused, f"retirement of {kid[:16]} refused: it is this host's current "
-                    "key (rotate here first)")
-            continue
+            verified.append(kid)
+        for kid in verified:
+            self.keyring.retire(kid)
+            self.changed.append(f"-{kid}")
+        return bool(verified)
+
+    def _adopt(self, kid: str, public: bytes, signer: str, signature: bytes) -> bool:
         try:
-            keyring.verify(str(signer), _retirement_payload(kid), bytes(row[5]))
+            self.keyring.verify(signer, _rotation_payload(kid, public), signature)
         except InvalidSignature:
-            _refuse(refused, f"retirement of {kid[:16]} refused: its signature does not verify")
-            continue
-        keyring.retire(kid)
-        changed.append(f"-{kid}")
-    return changed
+            _refuse(self.refused, f"published host key {kid} refused: its signature by "
+                    f"{signer} does not verify")
+            return False
+        self.keyring.add_public(kid, public)
+        self.known.add(kid)
+        self.changed.append(f"+{kid}")
+        return True
+
+
+def _line(keys: dict[str, tuple[bytes, str, bytes]], retired: str, signer: str) -> set[str]:
+    """The published keys from `retired` down to `signer` (the key that signed its
+    retirement), following each key's signer; empty when `signer` does not descend from it."""
+    line: list[str] = []
+    kid = signer
+    for _ in range(len(keys) + 1):  # bounded: a cycle in the rows ends the walk
+        if kid not in keys or kid in line:
+            return set()
+        line.append(kid)
+        if keys[kid][1] == retired:
+            return set(line)
+        kid = keys[kid][1]
+    return set()
 
 
 def _refuse(refused: Callable[[str], object] | None, why: str) -> None:

@@ -53,6 +53,7 @@ class AuditRecord:
     version, generation, grants, setting_keys, kid, detail.
     Segment fields (`segment`, a `--degraded` start: `AuditLog.start_segment`): ref_seq (where
     the old chain broke), head_seq and head_hash (the old chain's head), actor, detail.
+    version, generation, grants, setting_keys, kid, detail, consent_seq.
     """
 
     kind: str
@@ -90,6 +91,9 @@ class AuditRecord:
     # genesis hash when that chain was empty), which `verify` holds the rows before it to.
     head_seq: int | None = None
     head_hash: str | None = None
+    # The signed sequence number of the consent an install, consent or update made, on its ok
+    # outcome: the chain's memory of each install's latest consent (`host/apps/consentseq.py`).
+    consent_seq: int | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AuditRecord:

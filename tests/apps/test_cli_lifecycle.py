@@ -340,3 +340,73 @@ def test_update_shows_policy_forbidden_and_consent_binds_revision(env, tmp_path)
         payload = json.loads(store.consent(rec.consent_id).payload)
     assert payload["policy_revision"].startswith("sha256:")
     assert payload["package_hash"] == rec.package_hash and payload["grants"] == ["livechat.read"]
+
+
+def _put_back_first_consent(home: Path, *, delete_later: bool) -> None:
+    """Raw SQL on host.db: point the install back at its first (wider, genuinely signed)
+    consent, with its grants; optionally delete every later consent row too."""
+    with sqlite3.connect(home / "host.db") as c:
+        first = c.execute("SELECT consent_id FROM consent_records ORDER BY created_at"
+                          " LIMIT 1").fetchone()[0]
+        c.execute("UPDATE install_installs SET grants = ?, consent_id = ?"
+                  " WHERE app_id = 'agent-sync'", (json.dumps(sorted(ALL)), first))
+        if delete_later:
+            c.execute("DELETE FROM consent_records WHERE consent_id != ?", (first,))
+
+
+@pytest.mark.parametrize("delete_later", [False, True], ids=["put-back", "and-delete-later"])
+def test_an_older_consent_put_back_is_detected_and_disables(env, tmp_path, delete_later):
+    """After a revoke, the install row pointed back at the first consent (and its grants)
+    verifies no longer: it is not the install's latest consent, which its signed sequence
+    number and the audit chain's record of each consent tell, also when the later consent
+    rows are deleted (before the fix: it verified, and users.create was back)."""
+    home, run = env
+    assert install(run, make_pkg(tmp_path), *ALL).exit_code == 0
+    assert run("app", "consent", "agent-sync", "--revoke", "users.create",
+               "--yes").exit_code == 0
+    _put_back_first_consent(home, delete_later=delete_later)
+    doc = json.loads(run("app", "info", "agent-sync", "--json").stdout)
+    assert doc["consent_ok"] is False and "latest" in doc["consent_problem"]
+    assert doc["enabled"] is False
+    # The operator re-confirms what they mean: a consent numbered past every earlier one.
+    assert run("app", "consent", "agent-sync", *grants("livechat.read")).exit_code == 0
+    assert run("app", "enable", "agent-sync").exit_code == 0
+    doc = json.loads(run("app", "info", "agent-sync", "--json").stdout)
+    assert doc["enabled"] and doc["consent_ok"] and doc["grants"] == ["livechat.read"]
+
+
+def test_a_consent_made_before_sequence_numbers_still_verifies(env, tmp_path):
+    """A home from before consents were numbered: its consent has no sequence number and
+    the audit chain names none. It verifies; once the operator consents again, putting the
+    old one back is detected like any older consent."""
+    from host.apps.installs import ConsentRow, InstallStore, new_install_id
+    from host.apps.manifest import canonical_json
+    from host.apps.packages import read_package, store_package
+    from host.home import Home
+    from host.keys.keyring import Keyring
+
+    home, run = env
+    h = Home(home).ensure()
+    pkg = read_package(make_pkg(tmp_path))
+    install_id = new_install_id()
+    payload = canonical_json({  # the format as the earlier release signed it
+        "format": "stockade-consent-v1", "consent_id": "cs_old", "install_id": install_id,
+        "app_id": pkg.app_id, "version": pkg.manifest.version,
+        "package_hash": pkg.content_hash, "manifest_hash": pkg.manifest.manifest_hash(),
+        "grants": sorted(ALL), "policy_revision": None, "granted_at": 1.0,
+        "kind": "install"})
+    kid, sig = Keyring.open(h.keys_dir).sign(payload)
+    with InstallStore(h.host_store) as store:
+        store.create(install_id=install_id, manifest=pkg.manifest,
+                     package_hash=pkg.content_hash,
+                     package_path=store_package(h.packages_dir, pkg), grants=frozenset(ALL),
+                     settings={}, publisher={},
+                     consent=ConsentRow("cs_old", install_id, payload, kid, sig, 1.0))
+    doc = json.loads(run("app", "info", "agent-sync", "--json").stdout)
+    assert doc["consent_ok"] is True and doc["enabled"] is True
+
+    assert run("app", "consent", "agent-sync", "--revoke", "users.create",
+               "--yes").exit_code == 0
+    _put_back_first_consent(home, delete_later=True)
+    doc = json.loads(run("app", "info", "agent-sync", "--json").stdout)
+    assert doc["consent_ok"] is False and doc["enabled"] is False

@@ -11,7 +11,13 @@ import psycopg
 import pytest
 from pghelp import stockade, until
 
-from host.apps.published import _payload
+from host.apps.published import (
+    ADOPTED_FILE,
+    _payload,
+    folder_files,
+    follower_for,
+    publish,
+)
 from host.home import Home
 from host.keys.keyring import Keyring
 from host.migrate import migrate
@@ -87,3 +93,65 @@ def test_a_bundle_written_into_the_store_by_someone_else_is_refused(
     assert host.policy.current().revision == before
     assert sorted(p.name for p in second.policies_dir.glob("*.toml")) == files_before
     assert not (second.root / "escaped.toml").exists()
+
+
+WIDE = 'schema = 1\nname = "wide"\n[workspace]\nmax_active_app_users = 50\n'
+NARROW = 'schema = 1\nname = "narrow"\n[workspace]\nmax_active_app_users = 2\n'
+
+
+def _published_twice(tmp_path: Path, url: str) -> tuple[Home, Keyring]:
+    """A host's home, and bundles 1 (wide) and 2 (the operator narrowed it) in the store."""
+    migrate(url)
+    home = Home(tmp_path / "b", url).ensure()
+    ring = Keyring.open(home.keys_dir)
+    src = tmp_path / "src"
+    src.mkdir()
+    for revision, text in (("rev-wide", WIDE), ("rev-narrow", NARROW)):
+        (src / "p.toml").write_text(text)
+        publish(url, ring, src, revision, "host-a")
+    return home, ring
+
+
+def test_the_bundle_table_refuses_update_and_delete(pg_url: str, tmp_path: Path) -> None:
+    """Host code cannot rewrite or drop a published bundle (an engine trigger; whoever owns the
+    store can drop the trigger: the next test is what holds against them)."""
+    _published_twice(tmp_path, pg_url)
+    with psycopg.connect(pg_url, autocommit=True) as c:
+        for sql in ("DELETE FROM published_policy WHERE version = 2",
+                    "UPDATE published_policy SET files = '{}' WHERE version = 2",
+                    "TRUNCATE published_policy"):
+            with pytest.raises(psycopg.Error, match="append-only"):
+                c.execute(sql)
+        assert c.execute("SELECT count(*) FROM published_policy").fetchone() == (2,)
+
+
+def test_a_restarted_host_never_goes_back_to_an_older_bundle(pg_url: str,
+                                                             tmp_path: Path) -> None:
+    """Whoever can write the store deletes the newest bundle, so an older, wider, genuinely
+    signed one is the newest again. A host that adopted the newer one keeps it across a restart
+    (the highest version it adopted is on its own disk) and records the refusal (before the
+    fix: the restarted host adopted the wider bundle, and nothing was recorded)."""
+    home, ring = _published_twice(tmp_path, pg_url)
+    refused: list[tuple[str, str]] = []
+    follower = follower_for(home, ring, lambda kind, why: refused.append((kind, why)))
+    assert follower is not None
+    assert folder_files(home.policies_dir) == {"p.toml": NARROW}
+    follower.close()
+
+    with psycopg.connect(pg_url, autocommit=True) as c:  # the store's owner
+        c.execute("ALTER TABLE published_policy DISABLE TRIGGER USER")
+        c.execute("DELETE FROM published_policy WHERE version = 2")
+    follower = follower_for(home, ring, lambda kind, why: refused.append((kind, why)))
+    assert follower is not None
+    try:
+        assert folder_files(home.policies_dir) == {"p.toml": NARROW}
+        assert [kind for kind, _ in refused] == ["policy_refused"]
+        assert "older than bundle 2" in refused[0][1]
+        follower.adopt()  # refused once, not at every poll
+        assert len(refused) == 1
+        # The operator publishes again: numbered past what this home adopted, so adopted.
+        again = publish(pg_url, ring, home.policies_dir, "rev-again", "host-a",
+                        home.root / ADOPTED_FILE)
+        assert again == 3 and follower.adopt() == 3 and len(refused) == 1
+    finally:
+        follower.close()
