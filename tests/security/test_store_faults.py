@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 from apphelp import install, write_app
+from audithelp import rewrite_anchored
 
 from host.clock import SystemClock
 from host.errors import StartRefused
 from host.home import Home
-from host.ledger.audit import GENESIS_HASH, AuditRecord, chain_hash, open_readonly
+from host.ledger.audit import AuditRecord, open_readonly
 from host.runtime import Host, HostConfig
 
 QUIET = HostConfig(watch=False, use_zygote=False, prefork=0)
@@ -171,28 +172,6 @@ def test_a_store_on_a_read_only_file_system_is_refused_at_restart(tmp_path: Path
         subprocess.run(["umount", "-l", view], check=False)
 
 
-def _rewrite_anchored(home: Home, extra: int = 1) -> None:
-    """Someone with write access to host.db (not the anchor's key) edits an anchored record,
-    re-hashes every later one (knowing the scheme) and appends `extra` forged records."""
-    c = sqlite3.connect(home.host_db, isolation_level=None)
-    c.execute("DROP TRIGGER audit_no_update")
-    rows = c.execute("SELECT seq, ts, body FROM audit ORDER BY seq").fetchall()
-    prev = GENESIS_HASH
-    for seq, ts, body in rows:
-        body = body.replace('"r1"', '"rX"')
-        h = chain_hash(prev, seq, ts, body)
-        c.execute("UPDATE audit SET body=?, prev_hash=?, hash=? WHERE seq=?", (body, prev, h, seq))
-        prev = h
-    seq, ts = rows[-1][0], rows[-1][1]
-    for _ in range(extra):
-        seq, ts = seq + 1, ts + 1.0
-        body = AuditRecord(kind="supervisor", event="test", detail="forged").body()
-        h = chain_hash(prev, seq, ts, body)
-        c.execute("INSERT INTO audit VALUES(?, ?, ?, ?, ?)", (seq, ts, body, prev, h))
-        prev = h
-    c.close()
-
-
 @pytest.mark.parametrize("command", [("serve", "--port", "0"), ("app", "disable", "quiet")],
                          ids=["refused-serve", "operator-command"])
 def test_no_command_re_signs_the_anchor_over_a_rewritten_chain(
@@ -202,7 +181,7 @@ def test_no_command_re_signs_the_anchor_over_a_rewritten_chain(
     chain, and `audit verify` then passed. Now neither moves it, and the operator command
     is refused as `serve` is, naming `audit verify` and `--degraded`."""
     home = _home_with_records(tmp_path)
-    _rewrite_anchored(home)
+    rewrite_anchored(home.host_db)
     anchor = (home.root / "audit.anchor").read_text()
     r = _cli(home, "audit", "verify")
     assert r.returncode == 1 and "chain rewritten" in r.stderr, r.stderr
@@ -218,7 +197,7 @@ def test_no_command_re_signs_the_anchor_over_a_rewritten_chain(
 
 def test_a_refused_serve_never_remakes_a_deleted_anchor(tmp_path: Path) -> None:
     home = _home_with_records(tmp_path)
-    _rewrite_anchored(home, extra=0)
+    rewrite_anchored(home.host_db, extra=0)
     (home.root / "audit.anchor").unlink()
     for command in (("serve", "--port", "0"), ("app", "disable", "quiet")):
         r = _cli(home, *command)

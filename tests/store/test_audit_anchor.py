@@ -10,9 +10,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from audithelp import rewrite_anchored
 
 from host.clock import ManualClock
-from host.ledger.audit import GENESIS_HASH, AuditLog, AuditRecord, chain_hash, open_readonly
+from host.ledger.audit import AuditLog, AuditRecord, open_readonly
 from host.ledger.ledger import Ledger
 from host.ledger.quota import Charge
 from host.ledger.records import AuditError
@@ -92,28 +93,6 @@ def test_a_fresh_home_makes_its_key_and_first_anchor_and_an_empty_chain_verifies
     assert res.ok and res.anchor is not None and res.anchor.seq == 1
 
 
-def _rewrite_anchored(tmp_path: Path, extra: int = 1) -> None:
-    """Someone with host.db (not the key) edits an anchored record, re-hashes every later one
-    and adds `extra` forged records: only the anchor can tell."""
-    c = sqlite3.connect(tmp_path / "host.db", isolation_level=None)
-    c.execute("DROP TRIGGER IF EXISTS audit_no_update")
-    rows = c.execute("SELECT seq, ts, body FROM audit ORDER BY seq").fetchall()
-    prev = GENESIS_HASH
-    for seq, ts, body in rows:
-        body = body.replace('"r1"', '"rX"')
-        h = chain_hash(prev, seq, ts, body)
-        c.execute("UPDATE audit SET body=?, prev_hash=?, hash=? WHERE seq=?", (body, prev, h, seq))
-        prev = h
-    seq, ts = rows[-1][0], rows[-1][1]
-    for _ in range(extra):
-        seq, ts = seq + 1, ts + 1.0
-        body = AuditRecord(kind="supervisor", event="test", detail="forged").body()
-        h = chain_hash(prev, seq, ts, body)
-        c.execute("INSERT INTO audit VALUES(?, ?, ?, ?, ?)", (seq, ts, body, prev, h))
-        prev = h
-    c.close()
-
-
 def _filled(tmp_path: Path, n: int = 6) -> None:
     led = _ledger(tmp_path, every=4)
     for i in range(n):
@@ -125,7 +104,7 @@ def test_closing_a_log_never_anchors_a_rewritten_chain(tmp_path: Path) -> None:
     """A process that opens the log and closes it (a refused `serve`, any CLI command) must
     not re-sign the anchor over a chain rewritten under it."""
     _filled(tmp_path)
-    _rewrite_anchored(tmp_path)
+    rewrite_anchored(tmp_path / "host.db")
     before = (tmp_path / "audit.anchor").read_text()
     led = _ledger(tmp_path)
     assert not led.audit.verify().ok
@@ -140,7 +119,7 @@ def test_closing_a_log_never_anchors_a_rewritten_chain(tmp_path: Path) -> None:
 def test_a_deleted_anchor_is_never_remade_over_a_chain_this_process_did_not_write(
         tmp_path: Path) -> None:
     _filled(tmp_path)
-    _rewrite_anchored(tmp_path, extra=0)
+    rewrite_anchored(tmp_path / "host.db", extra=0)
     (tmp_path / "audit.anchor").unlink()
     led = _ledger(tmp_path)
     led.append(AuditRecord(kind="supervisor", event="y"))
@@ -160,7 +139,7 @@ def test_a_running_log_stops_anchoring_when_its_chain_is_rewritten_under_it(
         led.append(AuditRecord(kind="supervisor", event="test", detail=f"r{i}"))
     assert led.audit.verify().ok
     before = (tmp_path / "audit.anchor").read_text()
-    _rewrite_anchored(tmp_path, extra=0)
+    rewrite_anchored(tmp_path / "host.db", extra=0)
     for _ in range(4):
         led.append(AuditRecord(kind="supervisor", event="after"))
     led.checkpoint()
@@ -183,14 +162,10 @@ def test_records_of_other_processes_are_verified_before_the_anchor_moves_over_th
     assert res.ok and res.anchor is not None and res.anchor.seq == 10, res
 
 
-def test_a_processs_own_appends_move_the_anchor_without_reading_them_back(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The hot path gains no verify per append: what this process appended onto the head it
-    verified is known without reading it back; only other processes' records are walked."""
+def _count_walks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the records each verifying walk reads, from now on (one entry a walk)."""
     from host.ledger import verify
 
-    led = _ledger(tmp_path, every=4)
-    led.append(AuditRecord(kind="supervisor", event="first"))
     walked: list[int] = []
     real = verify.walk_from
 
@@ -200,6 +175,16 @@ def test_a_processs_own_appends_move_the_anchor_without_reading_them_back(
         return real(rows, start)
 
     monkeypatch.setattr(verify, "walk_from", counting)
+    return walked
+
+
+def test_a_processs_own_appends_move_the_anchor_without_reading_them_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hot path gains no verify per append: what this process appended onto the head it
+    verified is known without reading it back; only other processes' records are walked."""
+    led = _ledger(tmp_path, every=4)
+    led.append(AuditRecord(kind="supervisor", event="first"))
+    walked = _count_walks(monkeypatch)
     for i in range(40):
         adm = led.admit(_create(f"op-{i}"), [CREATE])
         led.outcome(adm.seq, f"op-{i}", True, None, False)
@@ -212,22 +197,13 @@ def test_a_processs_own_appends_move_the_anchor_without_reading_them_back(
 
 def test_an_operator_record_needs_the_chain_to_verify_from_its_anchor_and_walks_only_that(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from host.ledger import verify
     from host.ledger.operator import audited
 
     _filled(tmp_path, 6)  # anchored at 6 by close
     other = _ledger(tmp_path, every=100)  # another process: 3 records it leaves unanchored
     for _ in range(3):
         other.append(AuditRecord(kind="supervisor", event="other"))
-    walked: list[int] = []
-    real = verify.walk_from
-
-    def counting(rows: object, start: tuple[int, str]) -> object:
-        rows = list(rows)  # type: ignore[call-overload]
-        walked.append(len(rows))
-        return real(rows, start)
-
-    monkeypatch.setattr(verify, "walk_from", counting)
+    walked = _count_walks(monkeypatch)
     log = AuditLog(tmp_path / "host.db", ManualClock(T0),
                    anchor_path=tmp_path / "audit.anchor",
                    key_path=tmp_path / "keys" / "audit-anchor.key")
@@ -237,7 +213,7 @@ def test_an_operator_record_needs_the_chain_to_verify_from_its_anchor_and_walks_
     log.close()
     assert _ledger(tmp_path).audit.verify().ok
 
-    _rewrite_anchored(tmp_path, extra=0)
+    rewrite_anchored(tmp_path / "host.db", extra=0)
     count = sqlite3.connect(tmp_path / "host.db").execute("SELECT count(*) FROM audit")
     before = count.fetchone()[0]
     ran = False
