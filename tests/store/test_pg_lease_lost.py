@@ -140,3 +140,22 @@ def test_a_dead_host_is_settled_once_its_grace_passes(pg_url: str, tmp_path: Pat
     assert other.admit(_rec("other-0"), [CREATE]).allowed  # the dead host's unit came back
     assert other_lease.sweep(_settler(other, applied)) == 0
     other_lease.release()
+
+
+def test_a_version_1_lease_table_migrates_to_server_clock_beats(pg_url: str) -> None:
+    from host.migrate import store_status
+
+    migrate(pg_url)
+    with psycopg.connect(pg_url, autocommit=True) as c:  # the layout of the previous release
+        c.execute("ALTER TABLE host_leases DROP COLUMN beat_db, DROP COLUMN grace_s")
+        c.execute("UPDATE schema_meta SET version = 1 WHERE component = 'leases'")
+    stale = [s for s in store_status(pg_url) if not s.current]
+    assert [(s.name, s.have, s.need) for s in stale] == [("leases", 1, 2)]
+    assert all(s.current for s in migrate(pg_url))
+    lease = StoreLease(pg_url, "h", ManualClock(T0))
+    lease.acquire(lambda h: 0)
+    with psycopg.connect(pg_url, autocommit=True) as c:
+        row = c.execute("SELECT extract(epoch from clock_timestamp()) - beat_db, grace_s"
+                        " FROM host_leases").fetchone()
+    assert row is not None and 0 <= row[0] < 5 and row[1] == 20.0
+    lease.release()
