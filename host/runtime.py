@@ -155,7 +155,8 @@ class Host:
         self.event_counts: dict[str, int] = {}
         sweep_s = max(self.config.lease_sweep_s, CHECKPOINT_INTERVAL_S)  # upkeep's cadence
         self.lease = HostLease(home, self.host_id, self.clock, self._settle,
-                               sweep_interval_s=sweep_s, on_lost=self.ledger.refuse_admissions)
+                               sweep_interval_s=sweep_s, on_lost=self.ledger.refuse_admissions,
+                               on_beat=self.ledger.admit_until)
         self.settled_at_start = False  # whether start() found no other host and settled
 
     def _record(self, kind: str, detail: str) -> int:
@@ -216,8 +217,7 @@ class Host:
             tune_gc()
 
     def _upkeep(self) -> None:
-        """WAL checkpoints and audit anchors off the call path (they stall for milliseconds),
-        drop summaries, and the runners' status for other processes (`stockade app list`)."""
+        """Lease beats, WAL checkpoints, anchors (off the call path), and `app list`'s status."""
         self._warm_stores()
         while not self._stop.wait(CHECKPOINT_INTERVAL_S):
             try:

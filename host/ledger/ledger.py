@@ -34,6 +34,7 @@ Refund rule (the gate applies it; the outcome record says which way it went):
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -130,6 +131,9 @@ class Ledger:
         self._read_bodies = ReadBodies()
         # Set once this host's lease on a shared store is lost (`refuse_admissions`).
         self._refusing: str | None = None
+        # While a shared store's lease is held: the monotonic time after which this host admits
+        # nothing until the lease is beaten again (`admit_until`). None: no such lease.
+        self._admit_until: float | None = None
         if group_reads:
             self.batch = ReadBatch(self.store, group_window_s, self._committed,
                                    appended=self.audit.appended)
@@ -147,10 +151,20 @@ class Ledger:
         (`host.ledger.storelease`). Outcomes of calls already admitted are still written."""
         self._refusing = why
 
+    def admit_until(self, deadline: float) -> None:
+        """Admit calls only until `deadline` (`time.monotonic()`), each lease beat moving it on:
+        a host whose beats stop (its upkeep stuck on an unreachable lease connection) stops
+        admitting before another host may settle its calls, without waiting for a sweep to
+        notice (`host.ledger.storelease`)."""
+        self._admit_until = deadline
+
     def _check_admitting(self) -> None:
         self.audit._check_open()
         if self._refusing is not None:
             raise LedgerError(f"this host admits no calls: {self._refusing}")
+        if self._admit_until is not None and time.monotonic() > self._admit_until:
+            raise LedgerError("this host admits no calls: its lease on the shared store was not "
+                              "renewed in time")
 
     def admit(self, record: AuditRecord, charges: Sequence[QuotaCharge],
               seat_ceiling: int | None = None, seats_in_use: SeatCounter | None = None,

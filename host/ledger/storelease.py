@@ -44,6 +44,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -81,6 +82,14 @@ KEEPALIVE_COUNT = 3
 # sweep) and re-taking its lock, or failing closed, plus a call admitted just before that
 # finishing its server write; it also delays the settling of a host that truly died.
 GRACE_SWEEPS = 4
+# Of that grace, how many sweep intervals a host may admit calls after its last beat (measured
+# from before the beat was sent, so never later than the beat the database recorded): the
+# rest (GRACE_SWEEPS - ADMIT_SWEEPS) is left for a call admitted at the last moment to finish
+# its server write before any survivor may settle it. Bounds a host whose upkeep is stuck (an
+# unreachable lease connection) without waiting for a sweep to notice.
+ADMIT_SWEEPS = 2
+# A reconnect of the lease connection gives up after this long (s), so a sweep cannot hang.
+CONNECT_TIMEOUT_S = 5
 # The advisory-lock key space of leases (the store's write lock is another key).
 _LEASE_NAMESPACE = 0x53544B4C  # "STKL"
 
@@ -124,6 +133,9 @@ class StoreLease:
         self.host_id = host_id
         self.clock = clock
         self.grace_s = GRACE_SWEEPS * sweep_interval_s
+        self.admit_s = ADMIT_SWEEPS * sweep_interval_s
+        # `time.monotonic()` before the last beat the database accepted (0: none yet).
+        self.beaten_at = 0.0
         self._conn: Any = None
         self._lock = threading.Lock()  # the lease connection is used by one thread at a time
         self.alone = False  # whether the last sweep found no other live host
@@ -133,13 +145,20 @@ class StoreLease:
     def held(self) -> bool:
         return self._conn is not None
 
+    @property
+    def admit_until(self) -> float:
+        """The `time.monotonic()` after which this host must admit no call unless it beats
+        again (see `ADMIT_SWEEPS`)."""
+        return self.beaten_at + self.admit_s
+
     def _connect(self) -> Any:
         import psycopg
 
         return psycopg.connect(self.url, autocommit=True, keepalives=1,
                                keepalives_idle=KEEPALIVE_IDLE_S,
                                keepalives_interval=KEEPALIVE_INTERVAL_S,
-                               keepalives_count=KEEPALIVE_COUNT)
+                               keepalives_count=KEEPALIVE_COUNT,
+                               connect_timeout=CONNECT_TIMEOUT_S)
 
     def acquire(self, settle: Settle) -> int:
         """Take this host's lease, then settle every dead host's calls. Returns how many."""
@@ -147,7 +166,7 @@ class StoreLease:
         try:
             if not _try_lock(conn, self.host_id):
                 raise RuntimeError(f"host id {self.host_id} is already serving this store")
-            now = float(self.clock.now())
+            now, sent = float(self.clock.now()), time.monotonic()
             conn.execute(
                 "INSERT INTO host_leases(host_id, machine, pid, since, beat, beat_db, grace_s)"
                 " VALUES(%s, %s, %s, %s, %s, extract(epoch from clock_timestamp()), %s)"
@@ -158,6 +177,7 @@ class StoreLease:
         except BaseException:
             conn.close()
             raise
+        self.beaten_at = sent
         self._conn = conn
         return self.sweep(settle)
 
@@ -204,10 +224,12 @@ class StoreLease:
         import psycopg
 
         try:
+            sent = time.monotonic()
             # beat_db is by the database server's clock: beats are compared on one clock.
             conn.execute("UPDATE host_leases SET beat=%s,"
                          " beat_db=extract(epoch from clock_timestamp()) WHERE host_id=%s",
                          (float(self.clock.now()), self.host_id))
+            self.beaten_at = sent
             return conn
         except psycopg.Error as exc:
             if not (conn.closed or conn.broken):
@@ -237,12 +259,14 @@ class StoreLease:
         conn = self._connect()
         try:
             if _try_lock(conn, self.host_id):
+                sent = time.monotonic()
                 row = conn.execute(
                     "UPDATE host_leases SET beat=%s, beat_db=extract(epoch from clock_timestamp())"
                     " WHERE host_id=%s"
                     " AND beat_db >= extract(epoch from clock_timestamp()) - grace_s RETURNING 1",
                     (float(self.clock.now()), self.host_id)).fetchone()
                 if row is not None:
+                    self.beaten_at = sent
                     return conn
         except BaseException:
             conn.close()
@@ -295,11 +319,14 @@ class HostLease:
     def __init__(self, home: Home, host_id: str, clock: Clock,
                  settle: Callable[[str | None, bool], int], *,
                  sweep_interval_s: float = SWEEP_INTERVAL_S,
-                 on_lost: Callable[[str], None] | None = None) -> None:
+                 on_lost: Callable[[str], None] | None = None,
+                 on_beat: Callable[[float], None] | None = None) -> None:
         """`on_lost(why)`: the shared lease was lost while serving; the host must admit no
-        more calls (see the module docstring)."""
+        more calls (see the module docstring). `on_beat(until)`: the shared lease was beaten;
+        the host may admit calls until `until` (`time.monotonic()`) unless it beats again."""
         self._settle = settle
         self._on_lost = on_lost
+        self._on_beat = on_beat
         self._home = HomeLease(home.lease_path) if home.store_url is None else None
         self._shared = (StoreLease(home.store_url, host_id, clock, sweep_interval_s)
                         if home.store_url is not None else None)
@@ -308,7 +335,10 @@ class HostLease:
         """Take the lease, settling what no live host owns. Returns whether no other host
         was serving (then every call left unfinished was settled)."""
         if self._shared is not None:
-            self._shared.acquire(self._by_host)
+            try:
+                self._shared.acquire(self._by_host)
+            finally:
+                self._beaten()
             return self._shared.alone
         assert self._home is not None
         return self._home.acquire(self._all)
@@ -324,6 +354,12 @@ class HostLease:
             if self._on_lost is not None:
                 self._on_lost(str(exc))
             return 0
+        finally:
+            self._beaten()  # a beat that succeeded counts even if a settlement then failed
+
+    def _beaten(self) -> None:
+        if self._on_beat is not None and self._shared is not None and self._shared.held:
+            self._on_beat(self._shared.admit_until)
 
     def release(self) -> None:
         if self._shared is not None:

@@ -159,3 +159,28 @@ def test_a_version_1_lease_table_migrates_to_server_clock_beats(pg_url: str) -> 
                         " FROM host_leases").fetchone()
     assert row is not None and 0 <= row[0] < 5 and row[1] == 20.0
     lease.release()
+
+
+def test_a_host_whose_beats_stop_stops_admitting_before_its_grace(
+        pg_url: str, tmp_path: Path) -> None:
+    """Its upkeep stuck (say on a lease connection that hangs): no sweep ever notices, yet the
+    host stops admitting calls well before a survivor may settle them, and starts again once
+    it beats."""
+    from host.ledger.storelease import ADMIT_SWEEPS, GRACE_SWEEPS, HostLease
+
+    assert ADMIT_SWEEPS < GRACE_SWEEPS  # room for a call admitted at the end to finish
+    migrate(pg_url)
+    led = _ledger(pg_url, tmp_path, "stuck")
+    home = type("H", (), {"store_url": pg_url, "lease_path": tmp_path / "unused"})()
+    lease = HostLease(home, "stuck", ManualClock(T0), lambda h, u: 0, sweep_interval_s=0.25,
+                      on_lost=led.refuse_admissions, on_beat=led.admit_until)
+    lease.acquire()
+    assert led.admit(_rec("in-time"), []).allowed
+    time.sleep(ADMIT_SWEEPS * 0.25 + 0.1)  # no sweep: the beats stop
+    with pytest.raises(LedgerError, match="not renewed in time"):
+        led.admit(_rec("late"), [CREATE])
+    with pytest.raises(LedgerError, match="not renewed in time"):
+        led.admit(_rec("late-read"), [])
+    assert lease.sweep() == 0  # it beats again
+    assert led.admit(_rec("again"), [CREATE]).allowed
+    lease.release()
