@@ -37,7 +37,7 @@ from host.keys.registry import TokenRegistry
 from host.ledger.audit import AuditRecord
 from host.ledger.ledger import Ledger
 from host.ledger.operator import append_operator, audit_policy_load, open_keyring, operator_actor
-from host.ledger.storelease import HostLease
+from host.ledger.storelease import SWEEP_INTERVAL_S, HostLease
 from host.server.embedded import EmbeddedServer
 from host.server.errors import Prevented
 from host.server.remote.server import RemoteServer, Workspace, foreign_app_user
@@ -92,6 +92,7 @@ class HostConfig:
     # REST-heavy workspace ~20 % more host CPU; docs/BENCH.md, "Pinned bursts").
     pin_apps: bool = False
     pin_bursts: bool = True
+    lease_sweep_s: float = SWEEP_INTERVAL_S  # a shared store lease's beat (`storelease`)
 
 
 class Host:
@@ -152,7 +153,10 @@ class Host:
         self._keys_seen = self.keyring.changes  # at the watcher's last look
         self._waiting: dict[str, tuple[str, bool]] = {}  # install -> its consent checked
         self.event_counts: dict[str, int] = {}
-        self.lease = HostLease(home, self.host_id, self.clock, self._settle)
+        sweep_s = max(self.config.lease_sweep_s, CHECKPOINT_INTERVAL_S)  # upkeep's cadence
+        self.lease = HostLease(home, self.host_id, self.clock, self._settle,
+                               sweep_interval_s=sweep_s, on_lost=self.ledger.refuse_admissions,
+                               on_beat=self.ledger.admit_until)
         self.settled_at_start = False  # whether start() found no other host and settled
 
     def _record(self, kind: str, detail: str) -> int:
@@ -213,8 +217,7 @@ class Host:
             tune_gc()
 
     def _upkeep(self) -> None:
-        """WAL checkpoints and audit anchors off the call path (they stall for milliseconds),
-        drop summaries, and the runners' status for other processes (`stockade app list`)."""
+        """Lease beats, WAL checkpoints, anchors (off the call path), and `app list`'s status."""
         self._warm_stores()
         while not self._stop.wait(CHECKPOINT_INTERVAL_S):
             try:

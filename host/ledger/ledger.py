@@ -34,6 +34,7 @@ Refund rule (the gate applies it; the outcome record says which way it went):
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -128,6 +129,11 @@ class Ledger:
                               anchor_every=anchor_every or ANCHOR_EVERY)
         self.batch: ReadBatch | None = None
         self._read_bodies = ReadBodies()
+        # Set once this host's lease on a shared store is lost (`refuse_admissions`).
+        self._refusing: str | None = None
+        # While a shared store's lease is held: the monotonic time after which this host admits
+        # nothing until the lease is beaten again (`admit_until`). None: no such lease.
+        self._admit_until: float | None = None
         if group_reads:
             self.batch = ReadBatch(self.store, group_window_s, self._committed,
                                    appended=self.audit.appended)
@@ -138,6 +144,27 @@ class Ledger:
         every = self.audit.anchor_every
         if first == 1 or last // every > (first - 1) // every:
             self.audit.anchor_quietly()
+
+    def refuse_admissions(self, why: str) -> None:
+        """Admit no more calls (`admit`, `admit_apply`, `hold_read` raise `LedgerError`): this
+        host lost its lease on a shared store, so another host may settle what it admits
+        (`host.ledger.storelease`). Outcomes of calls already admitted are still written."""
+        self._refusing = why
+
+    def admit_until(self, deadline: float) -> None:
+        """Admit calls only until `deadline` (`time.monotonic()`), each lease beat moving it on:
+        a host whose beats stop (its upkeep stuck on an unreachable lease connection) stops
+        admitting before another host may settle its calls, without waiting for a sweep to
+        notice (`host.ledger.storelease`)."""
+        self._admit_until = deadline
+
+    def _check_admitting(self) -> None:
+        self.audit._check_open()
+        if self._refusing is not None:
+            raise LedgerError(f"this host admits no calls: {self._refusing}")
+        if self._admit_until is not None and time.monotonic() > self._admit_until:
+            raise LedgerError("this host admits no calls: its lease on the shared store was not "
+                              "renewed in time")
 
     def admit(self, record: AuditRecord, charges: Sequence[QuotaCharge],
               seat_ceiling: int | None = None, seats_in_use: SeatCounter | None = None,
@@ -155,7 +182,7 @@ class Ledger:
         frees. Raises (and reserves nothing) if the record cannot be written, and `Stale` if
         `holds` (checked first, in the transaction) says the decision's inputs changed.
         """
-        self.audit._check_open()
+        self._check_admitting()
         if seat_ceiling is not None and seats_in_use is None:
             raise ValueError("a seat ceiling needs a seat counter (seats are counted, not kept)")
         takes_units = bool(charges) or seat_ceiling is not None
@@ -212,7 +239,7 @@ class Ledger:
         `not_found`), and the refusal is recorded and refunded as `outcome(..., refund=True)`
         would, then the exception is raised once that transaction has committed. `holds` as in
         `admit`."""
-        self.audit._check_open()
+        self._check_admitting()
         if not record.op_id or (record.write is not True and not charges):
             raise AuditError("admit_apply is for an admitted call with an op_id")
         body = validated_body(record)
@@ -259,7 +286,7 @@ class Ledger:
                   policy_rev: str, args_digest: str) -> None:
         """`admit` for a read's allow record (no write, no charge, no seat, no route), by the
         read's template (`host.ledger.readbody`): the same body, held for the group commit."""
-        self.audit._check_open()
+        self._check_admitting()
         if self.batch is None:
             raise AuditError("reads are not group-committed on this ledger: use admit")
         self.batch.add(self._read_bodies.body(app_id, install_id, action, rules, policy_rev,

@@ -19,14 +19,32 @@ sharing a PostgreSQL store keep the same promise with a lease in the database:
   every host named on an intent that has no row, under that host's lock as for a dead one;
 - intents with no host (made before the store's audit schema version 2) are settled only when
   no other host is alive, as the single-machine lease does.
+
+A lock that can be taken proves only that the session holding it ended, not that the host did:
+a fault may end the lease connection alone (`pg_terminate_backend`, `idle_session_timeout`, a
+proxy, a backend restart) while the host keeps serving through its other connections. Settling
+its calls then would refund units of writes it is about to apply (rule 8). So:
+
+- each sweep beats the host's row with the database server's clock (`beat_db`: no machine's
+  clock skew matters) and the row says how long the host may go without beating (`grace_s`,
+  `GRACE_SWEEPS` of its sweep interval). A survivor settles a host whose lock it can take only
+  once that beat is older than its grace, checked again while holding the lock (a host beats
+  only while holding its own lock, so the answer cannot change under the survivor);
+- a host whose sweep finds its lease connection broken reconnects and re-takes its own lock at
+  once, beating only if its last beat is still within its grace (past it a survivor may have
+  settled its calls). If it cannot, the lease is lost: `held` turns False, `lost` says why, the
+  sweep raises `LeaseLost` and the host stops admitting calls (`HostLease`'s `on_lost`) rather
+  than serve unleased. A restart takes a new lease under a new host id.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -34,15 +52,20 @@ from typing import Any
 from host.clock import Clock
 from host.home import Home
 from host.ledger.lease import HomeLease
-from host.store import SchemaItem
+from host.store import SchemaItem, Step
 
 log = logging.getLogger("stockade.lease")
 
 SCHEMA_COMPONENT = "leases"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DDL: tuple[SchemaItem, ...] = (
     "CREATE TABLE IF NOT EXISTS host_leases(host_id TEXT PRIMARY KEY, machine TEXT NOT NULL,"
     " pid INTEGER NOT NULL, since REAL NOT NULL, beat REAL NOT NULL)",
+    # Version 2: the last beat by the database server's clock, and how long after it a host
+    # whose lock can be taken may still be alive (see the module docstring). A row without
+    # them (a host of an older release) is settled as soon as its lock can be taken, as before.
+    Step(2, "ALTER TABLE host_leases ADD COLUMN beat_db DOUBLE PRECISION"),
+    Step(2, "ALTER TABLE host_leases ADD COLUMN grace_s DOUBLE PRECISION"),
 )
 
 # How often a serving host looks for dead hosts to settle (s): bounds how long a dead host's
@@ -53,6 +76,20 @@ SWEEP_INTERVAL_S = 5.0
 KEEPALIVE_IDLE_S = 10
 KEEPALIVE_INTERVAL_S = 5
 KEEPALIVE_COUNT = 3
+# Guards a live host's calls in flight against settlement by another host after its lease
+# connection alone died: a host whose lock can be taken is settled only when its last beat is
+# older than this many of its sweep intervals. It must cover the host noticing the loss (one
+# sweep) and re-taking its lock, or failing closed, plus a call admitted just before that
+# finishing its server write; it also delays the settling of a host that truly died.
+GRACE_SWEEPS = 4
+# Of that grace, how many sweep intervals a host may admit calls after its last beat (measured
+# from before the beat was sent, so never later than the beat the database recorded): the
+# rest (GRACE_SWEEPS - ADMIT_SWEEPS) is left for a call admitted at the last moment to finish
+# its server write before any survivor may settle it. Bounds a host whose upkeep is stuck (an
+# unreachable lease connection) without waiting for a sweep to notice.
+ADMIT_SWEEPS = 2
+# A reconnect of the lease connection gives up after this long (s), so a sweep cannot hang.
+CONNECT_TIMEOUT_S = 5
 # The advisory-lock key space of leases (the store's write lock is another key).
 _LEASE_NAMESPACE = 0x53544B4C  # "STKL"
 
@@ -79,54 +116,79 @@ class LeaseRow:
                 "since": self.since, "beat": self.beat}
 
 
-class StoreLease:
-    """One host's lease on a shared store (see the module docstring)."""
+class LeaseLost(RuntimeError):
+    """This host's lease connection died and its lock could not be re-taken in time: another
+    host may settle its calls, so it must admit no more (see the module docstring)."""
 
-    def __init__(self, url: str, host_id: str, clock: Clock) -> None:
+
+class StoreLease:
+    """One host's lease on a shared store (see the module docstring). `sweep_interval_s` is how
+    often its owner calls `sweep` (at most): its grace is `GRACE_SWEEPS` of it."""
+
+    def __init__(self, url: str, host_id: str, clock: Clock,
+                 sweep_interval_s: float = SWEEP_INTERVAL_S) -> None:
+        if not sweep_interval_s > 0:
+            raise ValueError("the sweep interval must be positive")
         self.url = url
         self.host_id = host_id
         self.clock = clock
+        self.grace_s = GRACE_SWEEPS * sweep_interval_s
+        self.admit_s = ADMIT_SWEEPS * sweep_interval_s
+        # `time.monotonic()` before the last beat the database accepted (0: none yet).
+        self.beaten_at = 0.0
         self._conn: Any = None
         self._lock = threading.Lock()  # the lease connection is used by one thread at a time
         self.alone = False  # whether the last sweep found no other live host
+        self.lost: str | None = None  # why the lease was lost while serving
 
     @property
     def held(self) -> bool:
         return self._conn is not None
 
-    def acquire(self, settle: Settle) -> int:
-        """Take this host's lease, then settle every dead host's calls. Returns how many."""
+    @property
+    def admit_until(self) -> float:
+        """The `time.monotonic()` after which this host must admit no call unless it beats
+        again (see `ADMIT_SWEEPS`)."""
+        return self.beaten_at + self.admit_s
+
+    def _connect(self) -> Any:
         import psycopg
 
-        conn = psycopg.connect(self.url, autocommit=True, keepalives=1,
+        return psycopg.connect(self.url, autocommit=True, keepalives=1,
                                keepalives_idle=KEEPALIVE_IDLE_S,
                                keepalives_interval=KEEPALIVE_INTERVAL_S,
-                               keepalives_count=KEEPALIVE_COUNT)
+                               keepalives_count=KEEPALIVE_COUNT,
+                               connect_timeout=CONNECT_TIMEOUT_S)
+
+    def acquire(self, settle: Settle) -> int:
+        """Take this host's lease, then settle every dead host's calls. Returns how many."""
+        conn = self._connect()
         try:
-            got = conn.execute("SELECT pg_try_advisory_lock(%s)",
-                               (lease_key(self.host_id),)).fetchone()
-            if not got or not got[0]:
+            if not _try_lock(conn, self.host_id):
                 raise RuntimeError(f"host id {self.host_id} is already serving this store")
-            now = float(self.clock.now())
+            now, sent = float(self.clock.now()), time.monotonic()
             conn.execute(
-                "INSERT INTO host_leases(host_id, machine, pid, since, beat)"
-                " VALUES(%s, %s, %s, %s, %s) ON CONFLICT(host_id) DO UPDATE"
+                "INSERT INTO host_leases(host_id, machine, pid, since, beat, beat_db, grace_s)"
+                " VALUES(%s, %s, %s, %s, %s, extract(epoch from clock_timestamp()), %s)"
+                " ON CONFLICT(host_id) DO UPDATE"
                 " SET machine=excluded.machine, pid=excluded.pid, since=excluded.since,"
-                " beat=excluded.beat", (self.host_id, socket.gethostname(), os.getpid(), now, now))
+                " beat=excluded.beat, beat_db=excluded.beat_db, grace_s=excluded.grace_s",
+                (self.host_id, socket.gethostname(), os.getpid(), now, now, self.grace_s))
         except BaseException:
             conn.close()
             raise
+        self.beaten_at = sent
         self._conn = conn
         return self.sweep(settle)
 
     def sweep(self, settle: Settle) -> int:
-        """Settle the calls of every host whose lease is gone; beat this host's own row."""
+        """Settle the calls of every host whose lease is gone; beat this host's own row.
+        Raises `LeaseLost` (once; `held` is then False) if this host's own lease is gone."""
         with self._lock:
             conn = self._conn
             if conn is None:
                 return 0
-            conn.execute("UPDATE host_leases SET beat=%s WHERE host_id=%s",
-                         (float(self.clock.now()), self.host_id))
+            conn = self._beat(conn)
             others = [str(r[0]) for r in conn.execute(
                 "SELECT host_id FROM host_leases WHERE host_id <> %s", (self.host_id,))]
             # Hosts that stopped (cleanly: their row is gone) leaving calls unfinished.
@@ -136,16 +198,18 @@ class StoreLease:
                 (self.host_id,))]
             settled, alive = 0, 0
             for other in [*others, *gone]:
-                key = lease_key(other)
-                got = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
-                if not got or not got[0]:
+                if not _try_lock(conn, other):
                     alive += 1
                     continue
                 try:
+                    # Checked under the lock: a host beats only while holding it.
+                    if _beat_fresh(conn, other):
+                        alive += 1  # its lease connection died; it may be re-taking it
+                        continue
                     n = settle(other)
                     conn.execute("DELETE FROM host_leases WHERE host_id=%s", (other,))
                 finally:
-                    conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+                    conn.execute("SELECT pg_advisory_unlock(%s)", (lease_key(other),))
                 settled += n
                 log.warning("host %s stopped serving without finishing; settled %d of its "
                             "calls", other, n)
@@ -153,6 +217,62 @@ class StoreLease:
             if self.alone:
                 settled += settle(None)
             return settled
+
+    def _beat(self, conn: Any) -> Any:
+        """Beat this host's row; if the lease connection is broken, re-take the lease on a new
+        one or give it up (`LeaseLost`). Returns the connection to go on with."""
+        import psycopg
+
+        try:
+            sent = time.monotonic()
+            # beat_db is by the database server's clock: beats are compared on one clock.
+            conn.execute("UPDATE host_leases SET beat=%s,"
+                         " beat_db=extract(epoch from clock_timestamp()) WHERE host_id=%s",
+                         (float(self.clock.now()), self.host_id))
+            self.beaten_at = sent
+            return conn
+        except psycopg.Error as exc:
+            if not (conn.closed or conn.broken):
+                raise  # a statement failed on a live session: the lock is still held
+            first = exc
+        with contextlib.suppress(Exception):
+            conn.close()
+        try:
+            fresh = self._retake()
+        except (psycopg.Error, OSError) as exc:
+            fresh, why = None, f"could not reconnect: {exc}"
+        else:
+            why = "its lock was taken or its beat was past its grace"
+        if fresh is not None:
+            log.warning("host %s: its lease connection broke (%s); lease re-taken", self.host_id,
+                        first)
+            self._conn = fresh
+            return fresh
+        self._conn = None
+        self.lost = (f"host {self.host_id} lost its lease on the shared store (the lease "
+                     f"connection broke: {first}; {why}): another host may settle its calls")
+        raise LeaseLost(self.lost)
+
+    def _retake(self) -> Any:
+        """A new lease connection holding this host's lock, its row beaten; None if the lock is
+        held elsewhere or the last beat is past the grace (a survivor may have settled)."""
+        conn = self._connect()
+        try:
+            if _try_lock(conn, self.host_id):
+                sent = time.monotonic()
+                row = conn.execute(
+                    "UPDATE host_leases SET beat=%s, beat_db=extract(epoch from clock_timestamp())"
+                    " WHERE host_id=%s"
+                    " AND beat_db >= extract(epoch from clock_timestamp()) - grace_s RETURNING 1",
+                    (float(self.clock.now()), self.host_id)).fetchone()
+                if row is not None:
+                    self.beaten_at = sent
+                    return conn
+        except BaseException:
+            conn.close()
+            raise
+        conn.close()  # drops the lock too, if taken
+        return None
 
     def release(self) -> None:
         """Stop serving: remove this host's row and drop its lock (safe to call twice)."""
@@ -164,6 +284,21 @@ class StoreLease:
                 conn.execute("DELETE FROM host_leases WHERE host_id=%s", (self.host_id,))
             finally:
                 conn.close()
+
+
+def _try_lock(conn: Any, host_id: str) -> bool:
+    got = conn.execute("SELECT pg_try_advisory_lock(%s)", (lease_key(host_id),)).fetchone()
+    return bool(got and got[0])
+
+
+def _beat_fresh(conn: Any, host_id: str) -> bool:
+    """Whether `host_id`'s last beat is within its grace (a row of an older release, without
+    one, is not: it is settled as soon as its lock can be taken, as that release did)."""
+    row = conn.execute(
+        "SELECT 1 FROM host_leases WHERE host_id=%s"
+        " AND beat_db >= extract(epoch from clock_timestamp()) - grace_s",
+        (host_id,)).fetchone()
+    return row is not None
 
 
 def live_hosts(url: str) -> list[LeaseRow]:
@@ -182,24 +317,49 @@ class HostLease:
     unfinished calls: all of them for (None, False), one dead host's, or the untagged ones."""
 
     def __init__(self, home: Home, host_id: str, clock: Clock,
-                 settle: Callable[[str | None, bool], int]) -> None:
+                 settle: Callable[[str | None, bool], int], *,
+                 sweep_interval_s: float = SWEEP_INTERVAL_S,
+                 on_lost: Callable[[str], None] | None = None,
+                 on_beat: Callable[[float], None] | None = None) -> None:
+        """`on_lost(why)`: the shared lease was lost while serving; the host must admit no
+        more calls (see the module docstring). `on_beat(until)`: the shared lease was beaten;
+        the host may admit calls until `until` (`time.monotonic()`) unless it beats again."""
         self._settle = settle
+        self._on_lost = on_lost
+        self._on_beat = on_beat
         self._home = HomeLease(home.lease_path) if home.store_url is None else None
-        self._shared = (StoreLease(home.store_url, host_id, clock)
+        self._shared = (StoreLease(home.store_url, host_id, clock, sweep_interval_s)
                         if home.store_url is not None else None)
 
     def acquire(self) -> bool:
         """Take the lease, settling what no live host owns. Returns whether no other host
         was serving (then every call left unfinished was settled)."""
         if self._shared is not None:
-            self._shared.acquire(self._by_host)
+            try:
+                self._shared.acquire(self._by_host)
+            finally:
+                self._beaten()
             return self._shared.alone
         assert self._home is not None
         return self._home.acquire(self._all)
 
     def sweep(self) -> int:
         """Settle the calls of hosts that died since (a shared store only; 0 otherwise)."""
-        return 0 if self._shared is None else self._shared.sweep(self._by_host)
+        if self._shared is None:
+            return 0
+        try:
+            return self._shared.sweep(self._by_host)
+        except LeaseLost as exc:
+            log.error("%s; this host admits no more calls (restart it to serve again)", exc)
+            if self._on_lost is not None:
+                self._on_lost(str(exc))
+            return 0
+        finally:
+            self._beaten()  # a beat that succeeded counts even if a settlement then failed
+
+    def _beaten(self) -> None:
+        if self._on_beat is not None and self._shared is not None and self._shared.held:
+            self._on_beat(self._shared.admit_until)
 
     def release(self) -> None:
         if self._shared is not None:

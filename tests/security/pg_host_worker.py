@@ -20,12 +20,13 @@ from gatehelp import build_rig
 from host.clock import SystemClock
 from host.errors import GateError
 from host.home import Home
-from host.runtime import Host, HostConfig
+from host.runtime import CHECKPOINT_INTERVAL_S, Host, HostConfig
 
 
 def main() -> None:
     home = Home(Path(sys.argv[1]), sys.argv[2])
-    host = Host(home, config=HostConfig(watch=False, use_zygote=False)).start()
+    host = Host(home, config=HostConfig(watch=False, use_zygote=False,
+                                        lease_sweep_s=CHECKPOINT_INTERVAL_S)).start()
     rig = build_rig(home, SystemClock())
     print("READY", host.host_id, flush=True)
 

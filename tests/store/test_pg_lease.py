@@ -55,7 +55,8 @@ def _rec(op: str) -> AuditRecord:
 
 def _host(url: str, base: Path, host_id: str, calls: int, ready: Any, finish: Any) -> None:
     led = _ledger(url, base, host_id)
-    lease = StoreLease(url, host_id, ManualClock(T0))
+    # A short sweep interval (grace 1 s): the survivor settles the SIGKILLed host soon.
+    lease = StoreLease(url, host_id, ManualClock(T0), sweep_interval_s=0.25)
     lease.acquire(_settler(led, url))
     admitted = []
     with psycopg.connect(url, autocommit=True) as server:
