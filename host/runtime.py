@@ -22,14 +22,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from host.apps.app_agent import ensure_app_user_agent
-from host.apps.consent import verify_install
+from host.apps.consent import signed_view, verify_install
 from host.apps.installs import InstallRecord, InstallStore
 from host.apps.published import follower_for
-from host.bridges.httpout import TIMEOUT_S, HttpOut, system_resolver
-from host.bridges.persistence import PersistenceStore, gate_store_calls, missing
+from host.bridges.httpout import TIMEOUT_S, system_resolver
+from host.bridges.persistence import gate_store_calls
 from host.clock import Clock, SystemClock
 from host.errors import GateError, StartRefused
-from host.gate.gate import Gate, HostAction, PolicySource, Session
+from host.gate.gate import Gate, PolicySource
 from host.gate.policywatch import PolicyWatch
 from host.home import Home, ensure_policies
 from host.keys import tokens
@@ -51,7 +51,7 @@ from host.supervise.delivery import Delivery
 from host.supervise.gctune import tune_gc
 from host.supervise.identities import Identities
 from host.supervise.pump import EventPump
-from host.supervise.restcall import rest_call
+from host.supervise.served import HostServed
 from host.supervise.spawner import Spawner
 from host.supervise.status import PUBLISH_INTERVAL_S, StatusBoard
 from host.supervise.supervisor import AppRunner, Job, append_capped, make_session
@@ -130,9 +130,12 @@ class Host:
         self.policy_watch = PolicyWatch(self.policy, home.policies_dir, self._record,
                                         sync=self.policy_follower)
         self.resolve = system_resolver(self.config.resolver_overrides)
-        self.gate = Gate(
+        served = HostServed(home.host_store, self.config.http_deadline_s, self.server,
+                            self.installs, self.keyring)
+        self.persistence, self.httpout = served.persistence, served.httpout  # pooled
+        self.gate = served.gate = Gate(
             server=self.server, ledger=self.ledger, installs=self.installs, policy=self.policy,
-            clock=self.clock, host_actions=self._host_actions(), store_calls=gate_store_calls(),
+            clock=self.clock, host_actions=served.actions(), store_calls=gate_store_calls(),
             audit_reads=self.config.audit_reads, resolve=self.resolve,
         )
         self.runners: dict[str, AppRunner] = {}
@@ -318,14 +321,16 @@ class Host:
                 if rec is not None and rec.app_user_id in inactive:
                     self.credentials.revoke_for_user(install_id)
                 retired = self.credentials.stale(runner.session)
+                forged = rec is not None and not self._consent_holds(rec, runner.install)
                 if (rec is None or not rec.enabled or rec.generation != runner.install.generation
-                        or rec.settings != runner.install.settings or retired):
+                        or rec.settings != runner.install.settings or retired or forged):
                     self.runners.pop(install_id)
                     self._receivers_cache = {}
                     why = "uninstalled" if rec is None else (
                         "disabled" if not rec.enabled else
                         "changed (new generation)" if rec.generation != runner.install.generation
                         else "settings changed" if rec.settings != runner.install.settings
+                        else "its record does not verify against its consent" if forged
                         else "restarted: its token was revoked or its signing key retired")
                     if (rec is None or not rec.enabled) and runner.child is not None \
                             and not runner.child.dead:
@@ -337,14 +342,7 @@ class Host:
                     self.audit_supervisor(runner, "stopped", why)
             for install_id, rec in records.items():
                 if rec.enabled and install_id not in self.runners:
-                    check = verify_install(rec, self.installs, self.keyring, disable=True)
-                    if not check.ok:  # one record per consent and verdict; `_watch` retries
-                        if self._waiting.get(install_id) != (rec.consent_id, check.unverifiable):
-                            self.ledger.append(AuditRecord(
-                                kind="consent", app_id=rec.app_id, install_id=install_id,
-                                code="consent_unverified" if check.unverifiable
-                                else "consent_invalid", detail=(check.problem or "")[:500]))
-                        self._waiting[install_id] = (rec.consent_id, check.unverifiable)
+                    if not self._consent_holds(rec):
                         continue
                     if rec.app_user_id is None or foreign_app_user(self.server, rec.app_id,
                                                                    rec.app_user_id):
@@ -365,6 +363,23 @@ class Host:
                     self._receivers_cache = {}
         self.gate.installs.invalidate()
         self._run_lifecycle_hooks()
+
+    def _consent_holds(self, rec: InstallRecord, verified: InstallRecord | None = None) -> bool:
+        """Whether `rec` verifies against its signed consent (at once if what the consent signs
+        is as in `verified`, a record verified before). Tampering disables the app; a failure is
+        recorded once per consent and verdict (`_watch` retries)."""
+        if verified is not None and signed_view(rec) == signed_view(verified):
+            return True
+        check = verify_install(rec, self.installs, self.keyring, disable=True)
+        if not check.ok and self._waiting.get(rec.install_id) != (rec.consent_id,
+                                                                  check.unverifiable):
+            self.ledger.append(AuditRecord(
+                kind="consent", app_id=rec.app_id, install_id=rec.install_id,
+                code="consent_unverified" if check.unverifiable else "consent_invalid",
+                detail=(check.problem or "")[:500]))
+        if not check.ok:
+            self._waiting[rec.install_id] = (rec.consent_id, check.unverifiable)
+        return check.ok
 
     def _run_lifecycle_hooks(self) -> None:
         for hook in self.installs.pending_hooks():
@@ -411,6 +426,8 @@ class Host:
         rec, epoch, _version = self.gate.installs.get(runner.install_id)
         if rec is None or not rec.enabled:
             raise ChildDied("app is not enabled", "stopped")
+        if not self._consent_holds(rec, runner.install):  # edited since its runner started
+            raise ChildDied("its install record does not verify against its consent", "stopped")
         modules = self._app_modules(rec)
         self.credentials.may_mint(rec.app_id, rec.install_id, rec.app_user_id)
         child = self.spawner.start(self.config.limits)
@@ -538,51 +555,6 @@ class Host:
                 if isinstance(verdict.get("text"), str):
                     current["text"] = verdict["text"]
         return current
-
-    # ---- host-served actions ------------------------------------------------------------------
-
-    def _host_actions(self) -> dict[str, HostAction]:
-        actions: dict[str, HostAction] = {"http.request": self._http, "rest.call": self._rest}
-        store = PersistenceStore(self.home.host_store)
-
-        def put(s: Session, a: dict[str, Any], _op: str | None, _f: Mapping[str, Any]) -> Any:
-            return store.put(s.install_id, a["key"], a["value"], a.get("association"))
-
-        def get(s: Session, a: dict[str, Any], _op: str | None, _f: Mapping[str, Any]) -> Any:
-            value = store.get(s.install_id, a["key"])
-            if value is None:
-                raise missing(a["key"])
-            return value
-
-        def delete(s: Session, a: dict[str, Any], _op: str | None, _f: Mapping[str, Any]) -> Any:
-            return store.delete(s.install_id, a["key"])
-
-        def find(s: Session, a: dict[str, Any], _op: str | None, _f: Mapping[str, Any]) -> Any:
-            return [{"key": k, "value": v}
-                    for k, v in store.find(s.install_id, a["association"])]
-
-        actions.update({"persistence.put": put, "persistence.get": get,
-                        "persistence.delete": delete, "persistence.find": find})
-        self.persistence, self.httpout = store, HttpOut(self.config.http_deadline_s)  # pooled
-        return actions
-
-    def _http(self, session: Session, args: dict[str, Any], _op: str | None,
-              facts: Mapping[str, Any]) -> Any:
-        hops = [0]
-
-        def check_hop(url: str) -> list[str]:
-            hops[0] += 1
-            if hops[0] == 1:
-                # the addresses the gate decided with: no second lookup (DNS rebinding)
-                return list(facts.get("resolved_ips") or [])
-            # every redirect is a new request as far as the policy is concerned
-            return self.gate.check_redirect(session, {**args, "url": url})
-
-        return self.httpout.perform(session.install_id, args, check_hop)
-
-    def _rest(self, session: Session, args: dict[str, Any], op_id: str | None,
-              facts: Mapping[str, Any]) -> Any:
-        return rest_call(self.server, self.installs, self.keyring, session, args, op_id, facts)
 
     # ---- logs and audit ------------------------------------------------------------------------
 

@@ -199,6 +199,14 @@ def check_consent(record: InstallRecord, row: ConsentRow | None,
     return ConsentCheck(True, None, rev if isinstance(rev, str) else None, seq=seq)
 
 
+def signed_view(record: InstallRecord) -> tuple[object, ...]:
+    """What of an install record its consent signs (`check_consent`): a running app whose
+    record moved in any of these without a new generation is checked again before its record
+    is used (a row edited behind the host's back must never reach a token)."""
+    return (record.consent_id, record.app_id, record.version, record.package_hash,
+            record.manifest_hash, record.grants)
+
+
 def verify_install(record: InstallRecord, store: InstallStore, keyring: Keyring, *,
                    disable: bool = True) -> ConsentCheck:
     """Check `record` against its signed consent; on a problem, disable the app (generation

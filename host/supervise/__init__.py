@@ -7,9 +7,10 @@ deliver an event, answer its bridge calls inline), `logcap.py` (the host's cap o
 event or load may log), `watchdog.py` (deadlines for running events), `supervisor.py` (one
 `AppRunner` per enabled install: its queue, restarts and backoff),
 `pump.py` (one event written to every idle app at once), `delivery.py` (one event's outcomes
-across apps), `sandbox_exec.py` (`stockade sandbox exec`).
+across apps), `served.py` (the actions the host serves itself: persistence,
+outbound HTTP, `rest.call` through `restcall.py`), `sandbox_exec.py` (`stockade sandbox exec`).
 
-May import: `host.gate`, `host.apps`, `host.keys`, `host.server`, `host.clock`, `host.errors`,
-`sandbox.protocol`, `sandbox.wire`, `sandbox.zygote`. Imported by: the runtime, `doctor`, the CLI,
-`demo`, `bench`.
+May import: `host.gate`, `host.apps`, `host.bridges`, `host.store`, `host.keys`, `host.server`,
+`host.clock`, `host.errors`, `sandbox.protocol`, `sandbox.wire`, `sandbox.zygote`. Imported by:
+the runtime, `doctor`, the CLI, `demo`, `bench`.
 """

@@ -14,7 +14,10 @@ from host.apps.installs import InstallStore
 from host.clock import SystemClock
 from host.home import Home
 from host.ledger.audit import open_readonly
-from host.runtime import Host
+from host.runtime import Host, HostConfig
+from host.server.errors import NotFound
+from host.server.principals import SYSTEM
+from host.supervise.child import ChildDied
 
 PROBE_SRC = '''
 from stockade import App, PermissionDenied, QuotaExceeded, Conflict, InvalidArgument, NotFound
@@ -221,6 +224,72 @@ def test_tampered_grant_is_detected_and_the_app_disabled(tmp_path: Path) -> None
     conn.close()
     with Host(home) as h:
         assert h.runners == {}  # never started
+        after = h.installs.get(rec.install_id)
+        assert after is not None and not after.enabled
+
+
+def test_a_grant_widened_under_a_running_app_never_reaches_its_next_child(
+        tmp_path: Path) -> None:
+    """The row of a running install widened behind the host's back (no new generation): the
+    child's token was minted before, so its calls stay narrow, but a restarted child's token
+    was minted from the row as it stood — the widened grant reached the app (the watcher,
+    off here, looks every 0.2 s, and before this fix never checked a running install's
+    consent again). Now a start checks a record whose signed fields moved, and so does the
+    watcher (below)."""
+    import os
+    import signal
+
+    home = Home(tmp_path / "home").ensure()
+    write_policy(home, "gate", POLICY)
+    rec = install(home, write_app(tmp_path / "apps", "prober", ["users.read", "livechat.read",
+                                                               "users.create"],
+                                  ["livechat.room_started"], PROBE_SRC),
+                  ["users.read", "livechat.read"])
+    ask = [["users.create", {"username": "widened", "name": "W", "type": "bot",
+                             "roles": ["bot"]}]]
+    with Host(home, config=HostConfig(watch=False)) as h:
+        runner = h.runners[rec.install_id]
+        assert _run(h, ask)[0][0] == "PermissionDenied"
+        conn = sqlite3.connect(home.host_db)  # an attacker with write access to host.db
+        conn.execute("UPDATE install_installs SET grants = ? WHERE install_id = ?",
+                     (json.dumps(["livechat.read", "users.create", "users.read"]),
+                      rec.install_id))
+        conn.execute("UPDATE install_meta SET changes = changes + 1")  # as a real change does
+        conn.commit()
+        conn.close()
+        child = runner.child
+        assert child is not None
+        os.kill(child.pid, signal.SIGKILL)  # the app crashes before the watcher looks
+        outcomes = []
+        for _ in range(2):  # the first may meet the dead child; the next starts a new one
+            try:
+                outcomes.append(_run(h, ask)[0][0])
+            except ChildDied as exc:
+                outcomes.append(str(exc))
+        assert "ok" not in outcomes and any("does not verify" in o for o in outcomes)
+        with pytest.raises(NotFound):
+            h.server.users_get_by_username(SYSTEM, "widened")
+        after = h.installs.get(rec.install_id)
+        assert after is not None and not after.enabled  # tampering disables the app
+        assert any(r.get("code") == "consent_invalid" for r in _audit(h))
+
+
+def test_a_running_apps_widened_row_is_caught_by_the_watcher(tmp_path: Path) -> None:
+    home = Home(tmp_path / "home").ensure()
+    write_policy(home, "gate", POLICY)
+    rec = install(home, write_app(tmp_path / "apps", "prober", ["users.read", "livechat.read",
+                                                               "users.create"],
+                                  ["livechat.room_started"], PROBE_SRC),
+                  ["users.read", "livechat.read"])
+    with Host(home, config=HostConfig(watch=False)) as h:
+        conn = sqlite3.connect(home.host_db)
+        conn.execute("UPDATE install_installs SET grants = ? WHERE install_id = ?",
+                     (json.dumps(["livechat.read", "users.create", "users.read"]),
+                      rec.install_id))
+        conn.commit()
+        conn.close()
+        h.sync_installs()  # what the watcher does when the store changed
+        assert rec.install_id not in h.runners
         after = h.installs.get(rec.install_id)
         assert after is not None and not after.enabled
 

@@ -1,0 +1,73 @@
+"""The bridge actions the host serves itself rather than the chat server: an app's own stored
+data (`persistence.*`), outbound HTTP (`http.request`, each redirect hop decided again by the
+gate) and REST routes with no bridge action (`rest.call`). The gate decides, admits and audits
+each like any other action; these only perform what it allowed."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from host.apps.installs import InstallStore
+from host.bridges.httpout import HttpOut
+from host.bridges.persistence import PersistenceStore, missing
+from host.gate.gate import Gate, HostAction, Session
+from host.keys.keyring import Keyring
+from host.server.remote.server import Workspace
+from host.store import StoreTarget
+from host.supervise.restcall import rest_call
+
+
+class HostServed:
+    """One host's served actions and the pooled stores and clients they hold. `gate` is set
+    once the gate exists: the gate is built with these actions, and a redirect hop of an
+    outbound request is a new request it decides."""
+
+    def __init__(self, store: StoreTarget, http_deadline_s: float, server: Workspace,
+                 installs: InstallStore, keyring: Keyring) -> None:
+        self.persistence = PersistenceStore(store)
+        self.httpout = HttpOut(http_deadline_s)
+        self.gate: Gate | None = None
+        self._server, self._installs, self._keyring = server, installs, keyring
+
+    def actions(self) -> dict[str, HostAction]:
+        store = self.persistence
+
+        def put(s: Session, a: dict[str, Any], _op: str | None, _f: Mapping[str, Any]) -> Any:
+            return store.put(s.install_id, a["key"], a["value"], a.get("association"))
+
+        def get(s: Session, a: dict[str, Any], _op: str | None, _f: Mapping[str, Any]) -> Any:
+            value = store.get(s.install_id, a["key"])
+            if value is None:
+                raise missing(a["key"])
+            return value
+
+        def delete(s: Session, a: dict[str, Any], _op: str | None, _f: Mapping[str, Any]) -> Any:
+            return store.delete(s.install_id, a["key"])
+
+        def find(s: Session, a: dict[str, Any], _op: str | None, _f: Mapping[str, Any]) -> Any:
+            return [{"key": k, "value": v}
+                    for k, v in store.find(s.install_id, a["association"])]
+
+        return {"http.request": self._http, "rest.call": self._rest, "persistence.put": put,
+                "persistence.get": get, "persistence.delete": delete, "persistence.find": find}
+
+    def _http(self, session: Session, args: dict[str, Any], _op: str | None,
+              facts: Mapping[str, Any]) -> Any:
+        hops = [0]
+        gate = self.gate
+        assert gate is not None, "HostServed.gate is set when the host is built"
+
+        def check_hop(url: str) -> list[str]:
+            hops[0] += 1
+            if hops[0] == 1:
+                # the addresses the gate decided with: no second lookup (DNS rebinding)
+                return list(facts.get("resolved_ips") or [])
+            # every redirect is a new request as far as the policy is concerned
+            return gate.check_redirect(session, {**args, "url": url})
+
+        return self.httpout.perform(session.install_id, args, check_hop)
+
+    def _rest(self, session: Session, args: dict[str, Any], op_id: str | None,
+              facts: Mapping[str, Any]) -> Any:
+        return rest_call(self._server, self._installs, self._keyring, session, args, op_id,
+                         facts)
