@@ -56,8 +56,14 @@ _FORBIDDEN_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "
 # Headers the host sets in place of the app's: the body is asked for uncompressed (what the app
 # got when httpx decoded it), so the size cap counts the bytes the app receives.
 _HOST_SET_HEADERS = frozenset({"accept-encoding"})
-# Headers dropped when a redirect leaves the origin the app named (scheme, host, port).
-_CREDENTIAL_HEADERS = frozenset({"authorization", "cookie"})
+# The only headers of the app's a redirect carries to another origin than the one the app
+# named (scheme, host, port). Guards the app's secrets: an API key may travel in any header
+# (`X-Api-Key`, `Private-Token`, a vendor's own), not only Authorization and Cookie, and the
+# host cannot tell which ones are credentials, so another origin — allowed by the policy or not,
+# reached through an open redirect — gets only these, which describe the request, never who
+# makes it. An app that needs its credentials there calls the new URL itself.
+_CROSS_ORIGIN_HEADERS = frozenset({"accept", "accept-language", "content-language",
+                                   "content-type"})
 USER_AGENT = "stockade-host"
 # Characters kept as they are in the request target; anything else is percent-encoded (a space,
 # a quote, a non-ASCII letter), as httpx did, so a request line can never carry a raw one.
@@ -264,11 +270,10 @@ def perform(
                                     f"a redirect's location is over {MAX_LOCATION} characters")
                 url, previous = urljoin(url, location), url
                 if _origin(url) != _origin(previous):
-                    # The app's credentials were meant for the origin it named, as browsers and
-                    # httpx have it: another origin (allowed by the policy or not) never gets
-                    # them.
+                    # The app's credentials were meant for the origin it named: another one
+                    # gets only headers that cannot be one (`_CROSS_ORIGIN_HEADERS`).
                     headers = {k: v for k, v in headers.items()
-                               if k.lower() not in _CREDENTIAL_HEADERS}
+                               if k.lower() in _CROSS_ORIGIN_HEADERS}
                 if status == 303 or (status in (301, 302) and method == "POST"):
                     # Browsers and httpx answer these with a GET of the new place: the body
                     # was meant for the first URL, not for wherever it points next.

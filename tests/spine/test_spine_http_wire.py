@@ -233,20 +233,23 @@ def test_a_server_dripping_its_headers_is_cut_at_the_total_deadline() -> None:
 @pytest.mark.parametrize("same_origin", [True, False], ids=["same-origin", "other-origin"])
 def test_credentials_follow_a_redirect_only_within_the_origin(
         tmp_path: Path, out: HttpOut, same_origin: bool) -> None:
-    """An app's Authorization and Cookie were meant for the origin it named: a redirect to
-    another one (here another port) goes without them, its other headers kept."""
+    """An app's credentials were meant for the origin it named, and a credential may be any
+    header (`X-Api-Key` here): a redirect to another origin (here another port) carries only
+    the headers that describe the request (`Accept`), none of the others."""
     there = OneShot(tmp_path)
     target = "/next" if same_origin else f"http://crm.localtest:{there.port}/next"
     here = OneShot(tmp_path, answers=(_redirect_to(target),))
     try:
         got = _get(out, here.port, {"headers": {
-            "Authorization": "Bearer s3cret", "Cookie": "sid=1", "X-Api-Key": "k"}})
+            "Authorization": "Bearer s3cret", "Cookie": "sid=1", "X-Api-Key": "k",
+            "Accept": "application/json"}})
     finally:
         here.close()
         there.close()
     assert got["status"] == 200
     second = (here.received if same_origin else there.received)[-1].lower()
-    assert b"x-api-key: k" in second
+    assert b"accept: application/json" in second
+    assert (b"x-api-key: k" in second) is same_origin
     assert (b"bearer s3cret" in second) is same_origin
     assert (b"sid=1" in second) is same_origin
 
