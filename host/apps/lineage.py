@@ -9,6 +9,11 @@ trusted key, else `UNVERIFIED` (an unsigned package, or one signed by a key nobo
 no identity). A later install or update of the same id with another binding is a different app
 and is refused, unless the operator transfers the id explicitly (`--transfer-publisher`), which
 rebinds it and is audited. The binding is a security boundary, not a convenience.
+
+`UNVERIFIED` names no publisher, so two ids bound to it are not one lineage: a new install of an
+id first installed unverified (uninstalled since, its users perhaps kept) needs the same explicit
+transfer as a change of publisher — nothing proves the new unsigned package comes from whoever
+wrote the first. Updates of a running install keep its lineage (the operator approves each).
 """
 from __future__ import annotations
 
@@ -43,11 +48,29 @@ def binding_of(publisher: Mapping[str, Any]) -> str:
     return UNVERIFIED
 
 
+def lineage_problem(app_id: str, bound: str, new: str) -> str:
+    """Why a package needs `--transfer-publisher` for this id (see `needs_transfer`)."""
+    if bound == new:  # both unverified
+        return (f"app id {app_id!r} was installed before from a package no key vouched for, "
+                "and nothing proves this unverified package comes from the same author: it "
+                "may be a different app")
+    return (f"app id {app_id!r} belongs to {describe(bound)}, and this package comes from "
+            f"{describe(new)}: it is a different app")
+
+
 def describe(binding: str) -> str:
     """Plain words for a binding (for refusals and the diff)."""
     if binding == UNVERIFIED:
         return "no verified publisher (unsigned or signed by an untrusted key)"
     return f"publisher key {binding.removeprefix('key:')}"
+
+
+def needs_transfer(bound: str | None, new: str, *, fresh: bool) -> bool:
+    """Whether a package with binding `new` takes over an id bound to `bound` (None: never
+    installed) only by an explicit transfer. `fresh`: a new install, not an update of one."""
+    if bound is None:
+        return False
+    return bound != new or (fresh and new == UNVERIFIED)
 
 
 class LineageError(Exception):
@@ -88,11 +111,12 @@ class Lineage:
                             (app_id,)).fetchone()
         return None if row is None else str(row[0])
 
-    def claim(self, app_id: str, publisher: Mapping[str, Any], *,
-              transfer: bool = False) -> Transfer | None:
+    def claim(self, app_id: str, publisher: Mapping[str, Any], *, transfer: bool = False,
+              fresh: bool = False) -> Transfer | None:
         """Bind `app_id` to this publisher, or check it is bound to it already. Raises
-        LineageError when another publisher holds the id and `transfer` is not set; with
-        `transfer`, rebinds and returns the `Transfer` for the caller to audit."""
+        LineageError when another publisher holds the id (`needs_transfer`; `fresh` for a new
+        install) and `transfer` is not set; with `transfer`, rebinds and returns the
+        `Transfer` for the caller to audit."""
         new = binding_of(publisher)
         with self._tx() as c:
             row = c.execute("SELECT publisher FROM app_lineage WHERE app_id = ?",
@@ -102,13 +126,11 @@ class Lineage:
                           "VALUES (?, ?, ?)", (app_id, new, time.time()))
                 return None
             old = str(row[0])
-            if old == new:
+            if not needs_transfer(old, new, fresh=fresh):
                 return None
             if not transfer:
-                raise LineageError(
-                    f"app id {app_id!r} belongs to {describe(old)}, and this package comes "
-                    f"from {describe(new)}: it is a different app, and it would take over "
-                    "the users, rules and quotas of the first one")
+                raise LineageError(lineage_problem(app_id, old, new) + ", and it would take "
+                                   "over the users, rules and quotas of the first one")
             c.execute("UPDATE app_lineage SET publisher = ?, bound_at = ?, "
                       "transfers = transfers + 1 WHERE app_id = ?", (new, time.time(), app_id))
             return Transfer(app_id, old, new)

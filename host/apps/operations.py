@@ -97,7 +97,8 @@ def install_package(
                  grants=tuple(sorted(grants)), kid=kid,
                  detail=f"publisher {sig.status}; package {pkg.content_hash}") as act, \
             InstallStore(home.host_store) as store:
-        moved = Lineage(home.host_store).claim(pkg.app_id, sig.to_dict(), transfer=transfer)
+        moved = Lineage(home.host_store).claim(pkg.app_id, sig.to_dict(), transfer=transfer,
+                                               fresh=True)
         if moved is not None:  # audited before the new publisher's install exists
             audit_transfer(home, moved, install_id, clock, actor)
         keyring = open_keyring(home, clock)

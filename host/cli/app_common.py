@@ -8,7 +8,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from host.apps.installs import InstallRecord, InstallStore
-from host.apps.lineage import Lineage, binding_of, describe
+from host.apps.lineage import Lineage, binding_of, describe, lineage_problem, needs_transfer
 from host.apps.publisher import SignatureCheck
 from host.cli.output import EXIT_NEGATIVE, err_console, fail
 from host.clock import SystemClock
@@ -71,11 +71,10 @@ def check_lineage(home: Home, app_id: str, sig: SignatureCheck, transfer: bool) 
         return
     bound = Lineage(home.host_store).bound(app_id)
     new = binding_of(sig.to_dict())
-    if bound is None or bound == new:
+    if bound is None or not needs_transfer(bound, new, fresh=True):
         return
     if not transfer:
-        fail(f"app id {app_id!r} belongs to {describe(bound)}, and this package comes from "
-             f"{describe(new)}: it is a different app", TRANSFER_HINT, EXIT_NEGATIVE)
+        fail(lineage_problem(app_id, bound, new), TRANSFER_HINT, EXIT_NEGATIVE)
     # describe() names publishers (trust-store names, key ids): inert (DESIGN rule 12)
     err_console.print(line(
         host("TRANSFER", "bold red"),

@@ -24,7 +24,7 @@ from pathlib import Path
 from host.apps.consent import guardrail_problems
 from host.apps.disclosure import Disclosure, build_disclosure, load_policy_view
 from host.apps.installs import InstallError, InstallRecord, InstallStore
-from host.apps.lineage import Lineage, LineageError, binding_of, describe
+from host.apps.lineage import Lineage, LineageError, binding_of, describe, needs_transfer
 from host.apps.operations import install_package
 from host.apps.packages import MAX_ARCHIVE_BYTES, Package, PackageError, read_package
 from host.apps.publisher import PublisherError, SignatureCheck, TrustStore, check_signature
@@ -110,7 +110,8 @@ def examine(home: Home, data: bytes, owner: str) -> Upload:
     bound = Lineage(home.host_store).bound(pkg.app_id) if home.has_host_store() else None
     new = binding_of(sig.to_dict())
     return Upload(owner, pkg, sig, disclosure,
-                  describe(bound) if bound is not None and bound != new else None,
+                  describe(bound) if bound is not None and needs_transfer(bound, new, fresh=True)
+                  else None,
                   guardrail_problems(pkg.manifest), time.monotonic())
 
 

@@ -117,6 +117,33 @@ def test_another_publisher_cannot_take_over_an_uninstalled_apps_id(
     assert code == 0, err
 
 
+def test_an_unsigned_package_cannot_take_over_an_uninstalled_unsigned_apps_id(
+        run: Cli, tmp_path: Path) -> None:
+    """"No verified publisher" names nobody: two unsigned packages share that binding without
+    sharing an author, so the second one reusing the id took over the users the first kept."""
+    code, _, err = run("app", "install", str(_pkg(tmp_path, "first")), "--allow-unsigned",
+                       *_grants())
+    assert code == 0, err
+    server = EmbeddedServer(Home(run.home).server_db, SystemClock())
+    kept = server.users_create(Caller(app_id="crm", install_id="x", app_user_id=None),
+                               "crm-bot", "CRM bot", "bot", op_id="op_keep1")
+    assert run("app", "uninstall", "crm", "--users", "keep", "--yes")[0] == 0
+    code, _, err = run("app", "install", str(_pkg(tmp_path, "second", "2.0.0")),
+                       "--allow-unsigned", *_grants())
+    assert code == 1 and "may be a different app" in err and "--transfer-publisher" in err, err
+    assert run("app", "list", "--json")[1].strip() == "[]"
+    # The operator who means it says so, and the chain records it.
+    code, _, err = run("app", "install", str(_pkg(tmp_path, "second", "2.0.0")),
+                       "--allow-unsigned", "--transfer-publisher", *_grants())
+    assert code == 0, err
+    assert [b for b in _audit(run.home) if b.get("code") == "publisher_transfer"]
+    assert server.user_created_by(kept["id"]) == "crm"
+    # Updating the running unsigned install is not a new lineage: no transfer asked.
+    code, _, err = run("app", "update", "crm", str(_pkg(tmp_path, "third", "2.0.1")),
+                       "--allow-unsigned")
+    assert code == 0, err
+
+
 def test_an_explicit_transfer_is_audited(run: Cli, tmp_path: Path) -> None:
     assert run("app", "install", str(_signed(run, tmp_path, "acme-v1", "acme")),
                *_grants())[0] == 0
