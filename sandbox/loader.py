@@ -28,11 +28,11 @@ class LoadFailed(Exception):
 def load_app(modules: dict[str, str], entry_module: str, entry_class: str) -> App:
     """Compile every module with RestrictedPython and instantiate the entry class."""
     for name in modules:
-        if not _MODULE_NAME.match(name):
+        if not _MODULE_NAME.fullmatch(name):
             raise LoadFailed(f"invalid module name {name!r}")
     if entry_module not in modules:
         raise LoadFailed(f"entry module {entry_module!r} is not in the package")
-    if not _CLASS_NAME.match(entry_class):
+    if not _CLASS_NAME.fullmatch(entry_class):
         raise LoadFailed(f"invalid entry class name {entry_class!r}")
     namespaces: dict[str, dict[str, Any]] = {}
     loading: set[str] = set()

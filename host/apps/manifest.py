@@ -307,7 +307,7 @@ def parse_api_range(spec: str) -> tuple[int, int]:
     if len(parts) > 4:
         raise ValueError(f"api range {spec!r} has too many parts")
     for part in parts:
-        m = _API_PART_RE.match(part)
+        m = _API_PART_RE.fullmatch(part)
         if not m:
             raise ValueError(f"api range {spec!r} must look like \">=1,<2\"")
         op, n = m.group(1), int(m.group(2))

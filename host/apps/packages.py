@@ -151,7 +151,7 @@ def _check_path(name: str) -> list[str]:
     if len(parts) > MAX_DEPTH:
         raise PackageError(f"path {shown} is deeper than {MAX_DEPTH} levels; flatten the package")
     for p in parts:
-        if not _COMPONENT_RE.match(p):
+        if not _COMPONENT_RE.fullmatch(p):
             raise PackageError(
                 f"path {shown} has an unacceptable name {p[:40]!r} (letters, digits, '_', '-', "
                 "'.'; no leading dot); rename it"

@@ -157,7 +157,7 @@ class PolicyFollower:
         except ValueError as exc:
             raise BundleRefused(f"unreadable files ({exc})") from None
         if not isinstance(files, dict) or not files or not all(
-                isinstance(k, str) and _NAME.match(k) and isinstance(v, str)
+                isinstance(k, str) and _NAME.fullmatch(k) and isinstance(v, str)
                 for k, v in files.items()):
             raise BundleRefused("a file name or body is not a plain policy file")
         self.keyring.refresh()

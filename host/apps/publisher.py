@@ -225,7 +225,7 @@ class TrustStore:
         out: list[TrustedKey] = []
         for path in sorted(self.dir.glob("*.pub")):
             name = path.stem
-            if not TRUST_NAME_RE.match(name) or path.is_symlink():
+            if not TRUST_NAME_RE.fullmatch(name) or path.is_symlink():
                 continue
             try:
                 raw = parse_public_key(path.read_text())
@@ -241,7 +241,7 @@ class TrustStore:
         return None
 
     def add(self, name: str, public_text: str) -> TrustedKey:
-        if not TRUST_NAME_RE.match(name):
+        if not TRUST_NAME_RE.fullmatch(name):
             raise PublisherError(
                 f"trust name {name[:40]!r} must be lower-case letters, digits, '.', '_' or '-'"
             )
@@ -259,7 +259,7 @@ class TrustStore:
         return TrustedKey(name=name, kid=key_id(raw), public=raw)
 
     def remove(self, name: str) -> bool:
-        if not TRUST_NAME_RE.match(name):
+        if not TRUST_NAME_RE.fullmatch(name):
             return False
         path = self.dir / f"{name}.pub"
         if not path.exists():

@@ -31,7 +31,7 @@ def class_name_for(app_id: str) -> str:
 
 def scaffold(app_id: str, target: Path, *, author: str = "Your Name") -> list[Path]:
     """Write a new app into `target` (created; must be empty if it exists). Returns the files."""
-    if not re.match(APP_ID_RE, app_id):
+    if not re.fullmatch(APP_ID_RE, app_id):
         raise ScaffoldError(
             f"{app_id[:40]!r} is not a valid app id (lower-case letters, digits and '-', "
             "starting with a letter, 2-40 characters)")
