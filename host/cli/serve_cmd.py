@@ -135,8 +135,20 @@ def serve(
         return
     server = build_server(home, SystemClock())
     if mint_token is not None:
+        from host.ledger.operator import audited
+        from host.ledger.records import AuditError
+
         try:
-            user, token = mint_service_token(server, mint_token)
+            # Rule 14: an admin's credential is a change to the workspace's powers, recorded
+            # before it is made (the token itself never is: only who asked, for whom).
+            with audited(home.ensure().host_store, "mint_token",
+                         detail=f"admin service token for {mint_token[:64]!r}") as act:
+                user, token = mint_service_token(server, mint_token)
+                act.note(detail=f"admin service token for {user['username']!r} "
+                                f"(X-User-Id {user['id']})")
+        except AuditError as e:
+            fail(f"no token was minted: the audit record could not be written ({e})",
+                 hint="run `stockade audit verify` and `stockade doctor`")
         except NotAServiceUser as e:
             fail(f"cannot mint a token for {mint_token!r}: {e}; a token is minted only for a "
                  "new service user or an existing active admin, never by promoting one",

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from host.cli.output import EXIT_NEGATIVE, emit_json, err_console, fail
 from host.home import Home
-from host.inert import host
+from host.inert import host, line
 
 store_app = typer.Typer(help="The host's store: where it is and its schema versions.",
                         no_args_is_help=True)
@@ -72,16 +72,36 @@ def status(ctx: typer.Context, json_out: JsonFlag = False) -> None:
 def migrate(ctx: typer.Context, json_out: JsonFlag = False) -> None:
     """Create or upgrade every component's tables (each step once, under the store's write
     lock: two hosts migrating at once apply it once). Refuses a store from a newer release."""
+    from host.ledger.operator import append_operator
+    from host.ledger.records import AuditError
     from host.migrate import migrate as run
+    from host.migrate import store_status
     from host.store import STORE_FAILURES
 
     home: Home = ctx.obj
     try:
+        before = {s.name: s.have for s in store_status(home.host_store)}
         states = run(home.host_store)
     except STORE_FAILURES as exc:
         fail(f"the store at {_where(home)} was not migrated: {exc}",
              "a store from a newer release needs that release; otherwise check the URL and "
              "this user's rights to create tables")
+    moved = [f"{s.name} {before.get(s.name) or '-'} -> {s.have}" for s in states
+             if before.get(s.name) != s.have]
+    if moved:
+        # Rule 14 would have the record first, but the audit table may be what is migrated
+        # (a host refuses a stale one): the change is recorded as soon as the chain can take it.
+        unrecorded: Exception | None = None
+        try:
+            append_operator(home.ensure().host_store, "store_migrate",
+                            detail=("schema " + "; ".join(moved))[:500])
+        except AuditError as exc:
+            unrecorded = exc
+        except STORE_FAILURES as exc:
+            unrecorded = exc
+        if unrecorded is not None:
+            err_console.print(line(host("migrated, but the audit record of it could not be "
+                                        "written: ", "yellow"), str(unrecorded)))
     _show(home, list(states), "store migrated", json_out)
 
 

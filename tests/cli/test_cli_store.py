@@ -21,6 +21,26 @@ def test_status_then_migrate_then_current(cli: Run, pg_url: str) -> None:
     assert r.exit_code == 0 and json.loads(r.stdout)["current"] is True
 
 
+def test_a_migration_that_changed_the_schema_is_recorded_in_the_chain(
+        cli: Run, pg_url: str) -> None:
+    """Who changed the shared store's schema, and from what to what (before: no record)."""
+    import psycopg
+
+    assert cli("--store", pg_url, "store", "migrate").exit_code == 0
+    with psycopg.connect(pg_url, autocommit=True) as c:  # a component one version behind
+        c.execute("ALTER TABLE host_leases DROP COLUMN beat_db, DROP COLUMN grace_s")
+        c.execute("UPDATE schema_meta SET version = 1 WHERE component = 'leases'")
+    r = cli("--store", pg_url, "store", "migrate")
+    assert r.exit_code == 0, r.output
+    assert cli("--store", pg_url, "store", "migrate").exit_code == 0  # nothing to do: no record
+    with psycopg.connect(pg_url, autocommit=True) as c:
+        bodies = [json.loads(b) for (b,) in c.execute("SELECT body FROM audit ORDER BY seq")]
+    migrations = [b for b in bodies if b["kind"] == "operator.store_migrate"]
+    assert [m["detail"] for m in migrations][-1] == "schema leases 1 -> 2"
+    assert migrations[-1]["actor"]
+    assert cli("--store", pg_url, "audit", "verify").exit_code == 0
+
+
 def test_a_host_refuses_an_unmigrated_store_and_names_the_command(cli: Run, pg_url: str) -> None:
     r = cli("--store", pg_url, "init")
     assert r.exit_code != 0
@@ -30,7 +50,7 @@ def test_a_host_refuses_an_unmigrated_store_and_names_the_command(cli: Run, pg_u
 def test_store_toml_names_the_store_and_must_be_private(cli: Run, home: Path,
                                                        pg_url: str) -> None:
     assert cli("--store", pg_url, "store", "migrate").exit_code == 0
-    home.mkdir(mode=0o700)
+    home.mkdir(mode=0o700, exist_ok=True)  # the migration record anchored in it
     conf = home / "store.toml"
     conf.write_text(f'url = "{pg_url}"\n')
     os.chmod(conf, 0o644)

@@ -41,6 +41,35 @@ def test_mint_token_prints_once_and_stores_a_digest(tmp_path: Path) -> None:
     assert verify(server.db, out["user_id"], r2.stdout.strip()) == out["user_id"]
 
 
+def test_minting_an_admin_token_is_an_audited_operator_act(tmp_path: Path) -> None:
+    """An admin credential changes who holds the workspace's powers (DESIGN rule 14): the
+    chain names who minted one and for whom, and never the token. A refused mint is recorded
+    as refused. (Before: no record at all.)"""
+    from host.ledger.audit import open_readonly
+
+    runner = CliRunner()
+    r = runner.invoke(root, ["--home", str(tmp_path), "serve", "--mint-token", "svc", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    server = build_server(Home(tmp_path), ManualClock())
+    server.users_create(SYSTEM, "carla", "Carla", "user")
+    assert runner.invoke(root, ["--home", str(tmp_path), "serve", "--mint-token",
+                                "carla"]).exit_code == 2
+    log = open_readonly(Home(tmp_path).host_store, ManualClock())
+    try:
+        bodies = [e.body for e in log.tail(10)]
+        assert log.verify().ok
+    finally:
+        log.close()
+    mints = [b for b in bodies if b["kind"] == "operator.mint_token"]
+    assert [m["detail"] for m in mints] == ["admin service token for 'svc'",
+                                           "admin service token for 'carla'"]
+    outcomes = [b for b in bodies if b["kind"] == "operator.outcome"]
+    assert [o["ok"] for o in outcomes] == [True, False]
+    assert out["user_id"] in outcomes[0]["detail"]
+    assert all(out["token"] not in json.dumps(b) for b in bodies)
+
+
 @pytest.mark.parametrize("deactivated", [False, True])
 def test_mint_token_never_promotes_or_revives_an_existing_user(tmp_path: Path,
                                                                deactivated: bool) -> None:
