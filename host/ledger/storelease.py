@@ -90,6 +90,11 @@ GRACE_SWEEPS = 4
 ADMIT_SWEEPS = 2
 # A reconnect of the lease connection gives up after this long (s), so a sweep cannot hang.
 CONNECT_TIMEOUT_S = 5
+# A survivor's sweep holds a dead-session host's lock for a moment while it checks that host's
+# beat; a host re-taking its own lock at that moment tries again this many times, this far
+# apart, before it counts the lease as lost (losing it only makes the host refuse calls).
+RETAKE_TRIES = 3
+RETAKE_PAUSE_S = 0.05
 # The advisory-lock key space of leases (the store's write lock is another key).
 _LEASE_NAMESPACE = 0x53544B4C  # "STKL"
 
@@ -238,7 +243,13 @@ class StoreLease:
         with contextlib.suppress(Exception):
             conn.close()
         try:
-            fresh = self._retake()
+            fresh = None
+            for attempt in range(RETAKE_TRIES):
+                fresh = self._retake()
+                if fresh is not None:
+                    break
+                if attempt + 1 < RETAKE_TRIES:
+                    time.sleep(RETAKE_PAUSE_S)
         except (psycopg.Error, OSError) as exc:
             fresh, why = None, f"could not reconnect: {exc}"
         else:

@@ -184,3 +184,31 @@ def test_a_host_whose_beats_stop_stops_admitting_before_its_grace(
     assert lease.sweep() == 0  # it beats again
     assert led.admit(_rec("again"), [CREATE]).allowed
     lease.release()
+
+
+def test_a_survivor_checking_the_lock_at_that_moment_does_not_cost_the_lease(
+        pg_url: str, tmp_path: Path) -> None:
+    """A survivor's sweep holds a dead-session host's lock for a moment to read its beat; the
+    host re-taking its own lock just then tries again rather than give up serving."""
+    import threading
+
+    migrate(pg_url)
+    lease = StoreLease(pg_url, "live", ManualClock(T0))
+    lease.acquire(lambda h: 0)
+    _kill_lease_session(pg_url, lease)
+    holding = threading.Event()
+
+    def survivor_checks() -> None:
+        with psycopg.connect(pg_url, autocommit=True) as c:
+            c.execute("SELECT pg_advisory_lock(%s)", (lease_key("live"),))
+            holding.set()
+            time.sleep(0.06)  # reads the beat: fresh, lets go
+            c.execute("SELECT pg_advisory_unlock(%s)", (lease_key("live"),))
+
+    t = threading.Thread(target=survivor_checks)
+    t.start()
+    assert holding.wait(10)
+    lease.sweep(lambda h: 0)
+    t.join()
+    assert lease.held and lease.lost is None
+    lease.release()
