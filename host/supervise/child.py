@@ -114,6 +114,9 @@ class Child:
     death_code: str = "child_died"
     exit_status: int | None = None
     layers: Layers | None = None
+    # Required layers this child's handshake found missing (only ever non-empty under
+    # --degraded): the host audits them for the app (`host.runtime.Host.start_child`).
+    missing_layers: tuple[str, ...] = ()
     handlers: tuple[str, ...] = ()
     logs_cut: int = 0  # events and loads whose log output passed the host's cap (`logcap`)
     _pidfd: int = -1
@@ -206,6 +209,12 @@ class Child:
                 + ", ".join(missing)
                 + ". Start the host with --degraded to run anyway (not recommended)."
             )
+        if missing:
+            # Never silent: --degraded is also how a host restarts after a broken audit chain,
+            # so an operator may have passed it for that alone and not know a wall is gone.
+            log.warning("child %d runs with confinement layer(s) missing (--degraded): %s",
+                        self.pid, ", ".join(missing))
+        self.missing_layers = tuple(missing)
         self.layers = layers
         return layers
 

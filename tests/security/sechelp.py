@@ -83,7 +83,8 @@ def cli_exec(source: str, tmp_path: Path, *args: str, timeout: float = 60.0) -> 
 # ---- a fake child that speaks the protocol badly -------------------------------------------
 
 # Runs as `python -c FAKE_CHILD IN OUT STEPS_JSON`. Steps: ["recv"] read one frame; ["hello"]
-# read HostHello and answer a correct ChildHello (all layers on) echoing the token; ["send", obj]
+# read HostHello and answer a correct ChildHello (all layers on) echoing the token;
+# ["hello", {"seccomp": False}] the same with those layers reported as given; ["send", obj]
 # one well-framed JSON frame; ["raw", hex] raw bytes; ["sleep", s]; ["exit", code];
 # ["flood_calls", n] n Call frames, each followed by reading the Reply; ["event"] read an Event
 # and remember its id; ["done_with_reply"] read a Reply and finish that event with it as result;
@@ -120,7 +121,8 @@ for step in steps:
     op = step[0]
     if op == "recv": recv()
     elif op == "hello":
-        h = recv(); send({"t": "hello", "v": 1, "token": h["token"], "layers": LAYERS})
+        h = recv(); send({"t": "hello", "v": 1, "token": h["token"],
+                          "layers": {**LAYERS, **(step[1] if len(step) > 1 else {})}})
     elif op == "send": send(step[1])
     elif op == "raw": raw(bytes.fromhex(step[1]))
     elif op == "sleep": time.sleep(step[1])
