@@ -88,7 +88,7 @@ def cli_exec(source: str, tmp_path: Path, *args: str, timeout: float = 60.0) -> 
 # one well-framed JSON frame; ["raw", hex] raw bytes; ["sleep", s]; ["exit", code];
 # ["flood_calls", n] n Call frames, each followed by reading the Reply; ["event"] read an Event
 # and remember its id; ["done_with_reply"] read a Reply and finish that event with it as result;
-# ["done"] finish that event (result None); ["logs", n, text, k] n Log frames of `text` * k;
+# ["done"] finish that event (result None); ["done_id"] finish it with its id as the result; ["logs", n, text, k] n Log frames of `text` * k;
 # ["fill_with_replies", action, reply_bytes] as many Calls (never reading their Replies) as make
 # Replies of `reply_bytes` fill the host-to-child pipe exactly.
 FAKE_CHILD = r"""
@@ -135,6 +135,7 @@ for step in steps:
             send({"t": "call", "id": i + 1, "action": "users.get", "args": {"user_id": "u"}})
             recv()
     elif op == "done": send({"t": "done", "id": event_id, "ok": True})
+    elif op == "done_id": send({"t": "done", "id": event_id, "ok": True, "result": event_id})
     elif op == "logs":
         for _ in range(step[1]):
             send({"t": "log", "text": step[2] * step[3]})
