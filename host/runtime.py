@@ -447,6 +447,10 @@ class Host:
             self.credentials.record(minted)
             child.handshake(token, verify, degraded=self.config.degraded,
                             uid=self.identities.of(rec.install_id) if os.geteuid() == 0 else None)
+            if child.missing_layers:  # only under --degraded; the chain says which walls
+                self.audit_supervisor(runner, "confinement_degraded",
+                                      "started with confinement layer(s) missing (--degraded): "
+                                      + ", ".join(child.missing_layers))
             module, cls = rec.manifest.entry_parts()
             child.load(rec.app_id, modules, module, cls, dict(rec.settings), runner._log,
                        rec.app_user_id)

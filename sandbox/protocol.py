@@ -29,7 +29,9 @@ MAX_LOG = 64 * 1024  # one log frame's text
 _STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME, pattern=r"^[a-z][a-z0-9_.-]*$")]
-RequestId = Annotated[int, Field(ge=1, lt=1 << 53)]
+# Request ids stay below 2**53, so every JSON reader holds them exactly (a double's mantissa).
+MAX_REQUEST_ID = 1 << 53
+RequestId = Annotated[int, Field(ge=1, lt=MAX_REQUEST_ID)]
 
 
 class WireError(BaseModel):

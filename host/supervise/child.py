@@ -9,9 +9,9 @@ one watchdog thread that kills the child; the blocked reader then sees the chann
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -31,6 +31,7 @@ from sandbox import frames
 from sandbox.frames import Call, ChildHello, Done, FrameInvalid, Loaded, Log, Reply, WireError
 from sandbox.protocol import (
     MAX_FRAME_BYTES,
+    MAX_REQUEST_ID,
     PROTOCOL_VERSION,
     Event,
     Exec,
@@ -114,6 +115,9 @@ class Child:
     death_code: str = "child_died"
     exit_status: int | None = None
     layers: Layers | None = None
+    # Required layers this child's handshake found missing (only ever non-empty under
+    # --degraded): the host audits them for the app (`host.runtime.Host.start_child`).
+    missing_layers: tuple[str, ...] = ()
     handlers: tuple[str, ...] = ()
     logs_cut: int = 0  # events and loads whose log output passed the host's cap (`logcap`)
     _pidfd: int = -1
@@ -206,6 +210,12 @@ class Child:
                 + ", ".join(missing)
                 + ". Start the host with --degraded to run anyway (not recommended)."
             )
+        if missing:
+            # Never silent: --degraded is also how a host restarts after a broken audit chain,
+            # so an operator may have passed it for that alone and not know a wall is gone.
+            log.warning("child %d runs with confinement layer(s) missing (--degraded): %s",
+                        self.pid, ", ".join(missing))
+        self.missing_layers = tuple(missing)
         self.layers = layers
         return layers
 
@@ -250,12 +260,17 @@ class Child:
             return self._run(Exec(id=self.next_frame_id(), source=source), deadline_s,
                              _no_calls, on_log)
 
-    _ids = itertools.count(1)
+    @staticmethod
+    def next_frame_id() -> int:
+        """A fresh frame id for one request (one fan-out shares one).
 
-    @classmethod
-    def next_frame_id(cls) -> int:
-        """A frame id no other request of this host uses (one fan-out shares one)."""
-        return next(cls._ids)
+        Drawn at random, not counted: a counter shared by every child told an escaped app,
+        from the gap between two of its own events, how many events and snippets the host had
+        sent to other apps meanwhile (those it holds no grant for included). From a CSPRNG, so
+        the ids it sees do not let it rebuild a generator's state and count the draws it
+        missed. A repeat within one child's conversation is a 2**-53 chance per request.
+        """
+        return secrets.randbelow(MAX_REQUEST_ID - 1) + 1
 
     def _run(self, frame: Event | Exec, deadline_s: float, on_call: CallHandler,
              on_log: LogSink) -> Any:

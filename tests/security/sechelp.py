@@ -83,11 +83,12 @@ def cli_exec(source: str, tmp_path: Path, *args: str, timeout: float = 60.0) -> 
 # ---- a fake child that speaks the protocol badly -------------------------------------------
 
 # Runs as `python -c FAKE_CHILD IN OUT STEPS_JSON`. Steps: ["recv"] read one frame; ["hello"]
-# read HostHello and answer a correct ChildHello (all layers on) echoing the token; ["send", obj]
+# read HostHello and answer a correct ChildHello (all layers on) echoing the token;
+# ["hello", {"seccomp": False}] the same with those layers reported as given; ["send", obj]
 # one well-framed JSON frame; ["raw", hex] raw bytes; ["sleep", s]; ["exit", code];
 # ["flood_calls", n] n Call frames, each followed by reading the Reply; ["event"] read an Event
 # and remember its id; ["done_with_reply"] read a Reply and finish that event with it as result;
-# ["done"] finish that event (result None); ["logs", n, text, k] n Log frames of `text` * k;
+# ["done"] finish that event (result None); ["done_id"] finish it with its id as the result; ["logs", n, text, k] n Log frames of `text` * k;
 # ["fill_with_replies", action, reply_bytes] as many Calls (never reading their Replies) as make
 # Replies of `reply_bytes` fill the host-to-child pipe exactly.
 FAKE_CHILD = r"""
@@ -120,7 +121,8 @@ for step in steps:
     op = step[0]
     if op == "recv": recv()
     elif op == "hello":
-        h = recv(); send({"t": "hello", "v": 1, "token": h["token"], "layers": LAYERS})
+        h = recv(); send({"t": "hello", "v": 1, "token": h["token"],
+                          "layers": {**LAYERS, **(step[1] if len(step) > 1 else {})}})
     elif op == "send": send(step[1])
     elif op == "raw": raw(bytes.fromhex(step[1]))
     elif op == "sleep": time.sleep(step[1])
@@ -133,6 +135,7 @@ for step in steps:
             send({"t": "call", "id": i + 1, "action": "users.get", "args": {"user_id": "u"}})
             recv()
     elif op == "done": send({"t": "done", "id": event_id, "ok": True})
+    elif op == "done_id": send({"t": "done", "id": event_id, "ok": True, "result": event_id})
     elif op == "logs":
         for _ in range(step[1]):
             send({"t": "log", "text": step[2] * step[3]})
