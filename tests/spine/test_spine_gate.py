@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from apphelp import install, write_app, write_policy
 
-from host.apps.installs import InstallStore
+from host.apps.installs import InstallRecord, InstallStore
 from host.clock import SystemClock
 from host.home import Home
 from host.ledger.audit import open_readonly
@@ -210,18 +210,32 @@ def test_expired_token_revokes_the_session(tmp_path: Path) -> None:
         assert res[0] == "ok" and runner.child is not first
 
 
-def test_tampered_grant_is_detected_and_the_app_disabled(tmp_path: Path) -> None:
+def _narrow_prober(tmp_path: Path, extra: str) -> tuple[Home, InstallRecord]:
+    """The prober, asking for `extra` too but granted only users.read and livechat.read."""
     home = Home(tmp_path / "home").ensure()
     write_policy(home, "gate", POLICY)
     rec = install(home, write_app(tmp_path / "apps", "prober", ["users.read", "livechat.read",
-                                                               "roles.assign"],
+                                                               extra],
                                   ["livechat.room_started"], PROBE_SRC),
                   ["users.read", "livechat.read"])
-    conn = sqlite3.connect(home.host_db)  # an attacker with write access to host.db
+    return home, rec
+
+
+def _widen(home: Home, rec: InstallRecord, extra: str, *, counted: bool = False) -> None:
+    """What an attacker with write access to host.db does: add `extra` to the install's
+    grants (`counted`: and bump the change counter, as a real change does)."""
+    conn = sqlite3.connect(home.host_db)
     conn.execute("UPDATE install_installs SET grants = ? WHERE install_id = ?",
-                 (json.dumps(["livechat.read", "roles.assign", "users.read"]), rec.install_id))
+                 (json.dumps(sorted(["livechat.read", "users.read", extra])), rec.install_id))
+    if counted:
+        conn.execute("UPDATE install_meta SET changes = changes + 1")
     conn.commit()
     conn.close()
+
+
+def test_tampered_grant_is_detected_and_the_app_disabled(tmp_path: Path) -> None:
+    home, rec = _narrow_prober(tmp_path, "roles.assign")
+    _widen(home, rec, "roles.assign")
     with Host(home) as h:
         assert h.runners == {}  # never started
         after = h.installs.get(rec.install_id)
@@ -239,24 +253,13 @@ def test_a_grant_widened_under_a_running_app_never_reaches_its_next_child(
     import os
     import signal
 
-    home = Home(tmp_path / "home").ensure()
-    write_policy(home, "gate", POLICY)
-    rec = install(home, write_app(tmp_path / "apps", "prober", ["users.read", "livechat.read",
-                                                               "users.create"],
-                                  ["livechat.room_started"], PROBE_SRC),
-                  ["users.read", "livechat.read"])
+    home, rec = _narrow_prober(tmp_path, "users.create")
     ask = [["users.create", {"username": "widened", "name": "W", "type": "bot",
                              "roles": ["bot"]}]]
     with Host(home, config=HostConfig(watch=False)) as h:
         runner = h.runners[rec.install_id]
         assert _run(h, ask)[0][0] == "PermissionDenied"
-        conn = sqlite3.connect(home.host_db)  # an attacker with write access to host.db
-        conn.execute("UPDATE install_installs SET grants = ? WHERE install_id = ?",
-                     (json.dumps(["livechat.read", "users.create", "users.read"]),
-                      rec.install_id))
-        conn.execute("UPDATE install_meta SET changes = changes + 1")  # as a real change does
-        conn.commit()
-        conn.close()
+        _widen(home, rec, "users.create", counted=True)
         child = runner.child
         assert child is not None
         os.kill(child.pid, signal.SIGKILL)  # the app crashes before the watcher looks
@@ -275,19 +278,9 @@ def test_a_grant_widened_under_a_running_app_never_reaches_its_next_child(
 
 
 def test_a_running_apps_widened_row_is_caught_by_the_watcher(tmp_path: Path) -> None:
-    home = Home(tmp_path / "home").ensure()
-    write_policy(home, "gate", POLICY)
-    rec = install(home, write_app(tmp_path / "apps", "prober", ["users.read", "livechat.read",
-                                                               "users.create"],
-                                  ["livechat.room_started"], PROBE_SRC),
-                  ["users.read", "livechat.read"])
+    home, rec = _narrow_prober(tmp_path, "users.create")
     with Host(home, config=HostConfig(watch=False)) as h:
-        conn = sqlite3.connect(home.host_db)
-        conn.execute("UPDATE install_installs SET grants = ? WHERE install_id = ?",
-                     (json.dumps(["livechat.read", "users.create", "users.read"]),
-                      rec.install_id))
-        conn.commit()
-        conn.close()
+        _widen(home, rec, "users.create")
         h.sync_installs()  # what the watcher does when the store changed
         assert rec.install_id not in h.runners
         after = h.installs.get(rec.install_id)
