@@ -251,7 +251,8 @@ def shared_store_checks(url: str) -> tuple[list[Check], bool]:
     where = describe(url)
     try:
         states = store_status(url)
-        hosts = live_hosts(url)
+        # A lease table of an older schema lacks the columns read here: migrate first.
+        hosts = live_hosts(url) if all(s.current for s in states if s.name == "leases") else []
     except STORE_FAILURES as exc:
         return [Check("host store", False, f"{where}: {exc}")], False
     stale = [f"{s.name} {s.have or '-'} (needs {s.need})" for s in states if not s.current]
@@ -260,6 +261,8 @@ def shared_store_checks(url: str) -> tuple[list[Check], bool]:
                     else "current"))]
     now = SystemClock().now()
     listed = "; ".join(f"{h.host_id} on {h.machine} pid {h.pid}, beat {now - h.beat:.0f} s ago"
+                       + (" (past its grace: not serving; its calls are settled by the next"
+                          " host's sweep)" if h.past_grace else "")
                        for h in hosts)
     out.append(Check("hosts serving", True, f"{len(hosts)} host(s) hold a lease"
                      + (f": {listed}" if listed else ""), False))

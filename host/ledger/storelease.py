@@ -115,10 +115,13 @@ class LeaseRow:
     pid: int
     since: float
     beat: float
+    # Its last beat is older than its grace by the database's clock (or it is a row of an
+    # older release, without one): a survivor settles its calls once its lock can be taken.
+    past_grace: bool = False
 
     def to_json(self) -> dict[str, object]:
         return {"host_id": self.host_id, "machine": self.machine, "pid": self.pid,
-                "since": self.since, "beat": self.beat}
+                "since": self.since, "beat": self.beat, "past_grace": self.past_grace}
 
 
 class LeaseLost(RuntimeError):
@@ -318,8 +321,11 @@ def live_hosts(url: str) -> list[LeaseRow]:
 
     with psycopg.connect(url, autocommit=True) as conn:
         rows = conn.execute(
-            "SELECT host_id, machine, pid, since, beat FROM host_leases ORDER BY since").fetchall()
-    return [LeaseRow(str(r[0]), str(r[1]), int(r[2]), float(r[3]), float(r[4])) for r in rows]
+            "SELECT host_id, machine, pid, since, beat, beat_db IS NULL OR grace_s IS NULL"
+            " OR beat_db < extract(epoch from clock_timestamp()) - grace_s"
+            " FROM host_leases ORDER BY since").fetchall()
+    return [LeaseRow(str(r[0]), str(r[1]), int(r[2]), float(r[3]), float(r[4]), bool(r[5]))
+            for r in rows]
 
 
 class HostLease:

@@ -212,3 +212,20 @@ def test_a_survivor_checking_the_lock_at_that_moment_does_not_cost_the_lease(
     t.join()
     assert lease.held and lease.lost is None
     lease.release()
+
+
+def test_doctor_names_a_host_past_its_grace(pg_url: str, tmp_path: Path) -> None:
+    """The operator sees which listed host no longer beats (its lease will be settled)."""
+    from host.doctor import shared_store_checks
+    from host.ledger.storelease import live_hosts
+
+    migrate(pg_url)
+    lease = StoreLease(pg_url, "quiet", ManualClock(T0))
+    lease.acquire(lambda h: 0)
+    assert [h.past_grace for h in live_hosts(pg_url)] == [False]
+    with psycopg.connect(pg_url, autocommit=True) as c:
+        c.execute("UPDATE host_leases SET beat_db = beat_db - 2 * grace_s")
+    assert [h.past_grace for h in live_hosts(pg_url)] == [True]
+    checks, _ = shared_store_checks(pg_url)
+    assert any("quiet" in c.detail and "past its grace" in c.detail for c in checks)
+    lease.release()
