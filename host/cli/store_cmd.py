@@ -91,17 +91,13 @@ def migrate(ctx: typer.Context, json_out: JsonFlag = False) -> None:
     if moved:
         # Rule 14 would have the record first, but the audit table may be what is migrated
         # (a host refuses a stale one): the change is recorded as soon as the chain can take it.
-        unrecorded: Exception | None = None
+        unrecordable: tuple[type[Exception], ...] = (AuditError, *STORE_FAILURES)
         try:
             append_operator(home.ensure().host_store, "store_migrate",
                             detail=("schema " + "; ".join(moved))[:500])
-        except AuditError as exc:
-            unrecorded = exc
-        except STORE_FAILURES as exc:
-            unrecorded = exc
-        if unrecorded is not None:
+        except unrecordable as exc:
             err_console.print(line(host("migrated, but the audit record of it could not be "
-                                        "written: ", "yellow"), str(unrecorded)))
+                                        "written: ", "yellow"), str(exc)))
     _show(home, list(states), "store migrated", json_out)
 
 
