@@ -295,13 +295,17 @@ class AuditLog:
         if self._key is None or self.readonly:
             return None
         conn = self.store.conn()
+        # What this process trusts is read before the table's head: another thread's commit
+        # moves it only after committing, so it can then never be newer than the head read.
+        # (The other order turned such a commit in between into "records were cut".)
+        trusted = self.trusted.get()
         head = self._head_row()
         if head is None:
             return None
         current = None if force else self.read_anchor()
         if current is not None and current.seq >= head[0]:
             return current  # another process anchored further already; never move backwards
-        seq, h = verify_to_head(conn, current, self.trusted.get(), head)
+        seq, h = verify_to_head(conn, current, trusted, head)
         self.trusted.verified((seq, h))
         return write_anchor_file(self.anchor_path, self._key, seq, h)
 
@@ -311,6 +315,7 @@ class AuditLog:
         onto records that may be forged). Walks only the records after the anchor, or after
         what this process verified or wrote, never the whole chain."""
         self._sync()
+        trusted = self.trusted.get()  # before the head: see `write_anchor`
         head = self._head_row()
         try:
             anchor = self.read_anchor()
@@ -319,8 +324,8 @@ class AuditLog:
                 raise AuditError(f"records {last + 1}..{anchor.seq} are missing: the anchor "
                                  f"pins seq {anchor.seq}")
             if head is not None:
-                self.trusted.verified(verify_to_head(self.store.conn(), anchor,
-                                                     self.trusted.get(), head))
+                self.trusted.verified(verify_to_head(self.store.conn(), anchor, trusted,
+                                                     head))
         except AuditError as e:
             self._anchor_failing = True  # said by this raise: the anchoring at close is quiet
             raise AuditError(
