@@ -9,6 +9,7 @@ child a PID namespace of its own: `confine.fork_in_own_pid_namespace`).
 
 Control protocol on the AF_UNIX SOCK_SEQPACKET descriptor FD (one JSON message per packet):
   host -> zygote: {"op": "fork", "id": n, "limits": {...}} + SCM_RIGHTS [chan_in, chan_out, err]
+                  {"op": "kill", "pid": p}   (SIGKILL child p, if it is one not yet reaped)
   zygote -> host: {"op": "ready", "pid": p, "netns": bool}
                   {"op": "forked", "id": n, "pid": p}
                   {"op": "failed", "id": n, "error": text}   (fork(2) refused: no child)
@@ -97,6 +98,10 @@ def main() -> None:
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     _tell(ctl, {"op": "ready", "pid": me, "netns": netns})
+    # Children forked and not yet reaped: the only pids a "kill" may signal. The host cannot
+    # signal them itself by pid on a kernel without pidfds (the number may be reused once this
+    # process reaps it); here, before the reap, it still names the child.
+    live: set[int] = set()
     poller = select.poll()
     poller.register(ctl.fileno(), select.POLLIN)
     poller.register(wake_r, select.POLLIN)
@@ -104,7 +109,7 @@ def main() -> None:
         for fd, _ev in poller.poll():
             if fd == wake_r:
                 os.read(wake_r, 512)
-                _reap(ctl)
+                _reap(ctl, live)
                 continue
             try:
                 msg, fds, _flags, _addr = socket.recv_fds(ctl, MAX_CONTROL_MESSAGE, 3)
@@ -113,6 +118,9 @@ def main() -> None:
             if not msg:
                 os._exit(0)  # host closed the control channel
             req = json.loads(msg)
+            if req.get("op") == "kill" and not fds:
+                _kill(live, req.get("pid"))
+                continue
             if req.get("op") != "fork" or len(fds) != 3:
                 for f in fds:
                     os.close(f)
@@ -135,11 +143,23 @@ def main() -> None:
                     os._exit(70)
             for f in fds:
                 os.close(f)
+            live.add(pid)
             _tell(ctl, {"op": "forked", "id": req.get("id"), "pid": pid})
-        _reap(ctl)
+        _reap(ctl, live)
 
 
-def _reap(ctl: socket.socket) -> None:
+def _kill(live: set[int], pid: object) -> None:
+    """SIGKILL `pid` if it is a child of this zygote not yet reaped (a zombie is harmless to
+    signal); any other number is ignored, so the host can never make this process signal one
+    it does not own."""
+    if isinstance(pid, int) and pid in live:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass  # already gone: its exit is reported by the reap
+
+
+def _reap(ctl: socket.socket, live: set[int]) -> None:
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
@@ -147,6 +167,7 @@ def _reap(ctl: socket.socket) -> None:
             return
         if pid == 0:
             return
+        live.discard(pid)
         _tell(ctl, {"op": "exit", "pid": pid, "status": status})
 
 

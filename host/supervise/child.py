@@ -106,6 +106,9 @@ class Child:
     from_child: int
     err_fd: int
     popen: subprocess.Popen[bytes] | None = None
+    # A zygote's child where the kernel gives no pidfd: how to kill it (its parent, the
+    # zygote, signals it; the host may not by pid, a reaped number can be reused).
+    kill_by_parent: Callable[[], None] | None = None
     reader: FrameReader = field(init=False)
     lock: threading.Lock = field(default_factory=threading.Lock)
     ticket: int = 0
@@ -452,6 +455,8 @@ class Child:
             elif self.popen is not None:
                 with contextlib.suppress(OSError):
                     self.popen.kill()
+            elif self.kill_by_parent is not None and not self._exited.is_set():
+                self.kill_by_parent()
 
     def shutdown(self, timeout: float = 1.0) -> None:
         """Ask the child to end, wait up to `timeout`, then kill it and close. Never waits for

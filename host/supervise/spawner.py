@@ -83,8 +83,10 @@ class Spawner:
         finally:
             for fd in (h2c_r, c2h_w, err_w):
                 os.close(fd)
+        zygote = self.zygote
         child = Child(pid=pid, session_id=session, to_child=h2c_w, from_child=c2h_r,
-                      err_fd=err_r, popen=popen)
+                      err_fd=err_r, popen=popen,
+                      kill_by_parent=None if zygote is None else lambda: zygote.kill(pid))
         with self._lock:
             early = self._early.pop(pid, None)
             if early is None:

@@ -106,6 +106,17 @@ class Zygote:
             raise ZygoteError("zygote is gone")
         return box[0]
 
+    def kill(self, pid: int) -> None:
+        """SIGKILL child `pid` through the zygote, its parent: the fallback where the kernel
+        has no pidfds (a pid the zygote has reaped is ignored there, never a reused number)."""
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                self._sock.send(json.dumps({"op": "kill", "pid": pid}).encode())
+            except OSError:
+                pass  # the zygote is gone, and its children with it (PDEATHSIG)
+
     def close(self) -> None:
         try:
             self._sock.close()
