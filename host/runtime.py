@@ -157,10 +157,22 @@ class Host:
         self._waiting: dict[str, tuple[str, bool]] = {}  # install -> its consent checked
         self.event_counts: dict[str, int] = {}
         sweep_s = max(self.config.lease_sweep_s, CHECKPOINT_INTERVAL_S)  # upkeep's cadence
+        # Set (with why) once this host's lease on a shared store is lost: it admits no more
+        # calls, and `serve` exits so that a restart takes a new lease (`_lease_lost`).
+        self.lease_lost = threading.Event()
+        self.lease_lost_why = ""
         self.lease = HostLease(home, self.host_id, self.clock, self._settle,
-                               sweep_interval_s=sweep_s, on_lost=self.ledger.refuse_admissions,
+                               sweep_interval_s=sweep_s, on_lost=self._lease_lost,
                                on_beat=self.ledger.admit_until)
         self.settled_at_start = False  # whether start() found no other host and settled
+
+    def _lease_lost(self, why: str) -> None:
+        """The lease is lost: admit nothing more (another host may settle what this one
+        admits), and tell whoever serves, which stops rather than keep running apps whose every
+        call is refused while the operator sees nothing but a log line."""
+        self.ledger.refuse_admissions(why)
+        self.lease_lost_why = why
+        self.lease_lost.set()
 
     def _record(self, kind: str, detail: str) -> int:
         """An `operator.<kind>` record by this host (a policy load, a refused publication)."""

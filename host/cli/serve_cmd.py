@@ -168,6 +168,7 @@ def serve(
     import uvicorn
     from starlette.routing import Mount
 
+    from host.cli.serve_lease import exit_if_lease_lost, serve_until_lease_lost
     from host.console.app import create_console
     from host.server.rest import create_app
 
@@ -216,14 +217,15 @@ def serve(
             return running.policy.current().revision if running is not None else None
 
         console = Mount("/console", create_console(home, server, enforced))
-        uvicorn.Server(uvicorn.Config(
+        serve_until_lease_lost(uvicorn.Server(uvicorn.Config(
             create_app(server, mounts=[console]), host=host, port=port, log_level="warning",
             lifespan="off",
-        )).run(sockets=[sock])
+        )), app_host, sock)
     finally:
         sock.close()
         if app_host is not None:
             app_host.stop()
+    exit_if_lease_lost(app_host)
 
 
 def register(root: typer.Typer) -> None:

@@ -19,6 +19,7 @@ def serve_remote(home: Home, bind: str, sock: socket.socket, url: str | None,
     import uvicorn
     from starlette.routing import Mount
 
+    from host.cli.serve_lease import exit_if_lease_lost, serve_until_lease_lost
     from host.console.app import create_console
     from host.console.operators import WorkspaceOperators
     from host.runtime import Host
@@ -61,10 +62,11 @@ def serve_remote(home: Home, bind: str, sock: socket.socket, url: str | None,
     err_console.print(f"console: http://{bind}:{port}/console/ (the workspace's admins sign "
                       "in with their Rocket.Chat password)", highlight=False)
     try:
-        uvicorn.Server(uvicorn.Config(receiver.app([console]), log_level="warning",
-                                      lifespan="off")).run(sockets=[sock])
+        serve_until_lease_lost(uvicorn.Server(uvicorn.Config(
+            receiver.app([console]), log_level="warning", lifespan="off")), app_host, sock)
     finally:
         sock.close()
         receiver.stop()
         app_host.stop()
         remote.close()
+    exit_if_lease_lost(app_host)
