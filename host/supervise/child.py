@@ -235,7 +235,7 @@ class Child:
                 while True:
                     frame = self._recv()
                     if isinstance(frame, Log):
-                        budget(frame.text, frame.truncated)
+                        self._heard(budget, frame)
                         continue
                     if not isinstance(frame, Loaded):
                         self.kill("unexpected frame during load", code="protocol")
@@ -292,6 +292,15 @@ class Child:
             self._disarm()
             self._log_done(budget)
 
+    def _heard(self, budget: LogBudget, frame: Log) -> None:
+        """One Log frame into the event's (or load's) budget; a flood (`logcap.LOG_FLOOD_*`)
+        kills the child, which only code that escaped its runtime can send."""
+        budget(frame.text, frame.truncated)
+        if budget.flooding:
+            self.kill(f"log flood: {budget.frames} Log frames, {budget.received} characters in "
+                      "one event (more than the app's runtime ever sends)", code="flood")
+            raise ChildDied(self.death, self.death_code)
+
     def _log_done(self, budget: LogBudget) -> None:
         """An event or load is over: its log drop, if any, is noted and counted."""
         if budget.close():
@@ -336,7 +345,7 @@ class Child:
                 if running_events.count == 1:
                     spin = self.next_frame_spin.budget()
             elif isinstance(msg, Log):
-                on_log(msg.text, msg.truncated)
+                self._heard(on_log, msg)
             elif isinstance(msg, Done) and msg.id == frame_id:
                 return done_result(msg)
             else:

@@ -18,6 +18,16 @@ from collections.abc import Callable
 MAX_LOG_CHARS_PER_EVENT = 1 << 20
 MAX_LOG_LINES_PER_EVENT = 10_000
 
+# Past either of these in one event (or load), the Log frames are a flood from code outside the
+# runtime, and the child is killed (`Child`, code "flood") rather than read, decoded and dropped
+# until its deadline, holding a host thread the whole time. A child in its runtime sends at most
+# `PRINT_TOTAL_CAP` (1 MiB) characters, in one frame per flush of its print buffer: at each
+# bridge call (at most `MAX_CALLS_PER_EVENT`, 10,000), every `PRINT_FLUSH_BYTES` (32 KiB) and at
+# the end. Twice those never stops an app that stayed in its runtime
+# (`tests/security/test_hostile_channel.py` checks these against the sandbox's own figures).
+LOG_FLOOD_CHARS = 2 * MAX_LOG_CHARS_PER_EVENT
+LOG_FLOOD_FRAMES = 2 * (10_000 + (1 << 20) // (32 * 1024) + 1)
+
 LogSink = Callable[[str, bool], None]
 
 
@@ -37,8 +47,17 @@ class LogBudget:
         self.lines = 0
         self.cut = False
         self.dropped = 0  # characters dropped
+        self.frames = 0  # Log frames heard, kept or not
+        self.received = 0  # their characters
+
+    @property
+    def flooding(self) -> bool:
+        """More than a child in its runtime can send (`LOG_FLOOD_CHARS`, `LOG_FLOOD_FRAMES`)."""
+        return self.received > LOG_FLOOD_CHARS or self.frames > LOG_FLOOD_FRAMES
 
     def __call__(self, text: str, truncated: bool) -> None:
+        self.frames += 1
+        self.received += len(text)
         if self.cut:
             self.dropped += len(text)  # nothing else: a flood past the cap costs no more work
             return

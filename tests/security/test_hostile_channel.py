@@ -239,7 +239,9 @@ def test_sandbox_exec_ends_though_the_child_filled_its_channel(
 
 # One Log frame of line breaks `str.splitlines` counts (the host stamps each line it writes),
 # and one of long lines: the first passes the line cap, the second the character cap. As
-# `["logs", frames, text, times]` steps of the fake child (each frame is text * times).
+# `["logs", frames, text, times]` steps of the fake child (each frame is text * times). Twenty
+# frames (1.3 M characters) pass the caps without passing `logcap.LOG_FLOOD_CHARS`, past which
+# the child is killed instead (`test_protocol_attacks.py`).
 BREAKS = ["\r", 65_536]
 LONG_LINES = ["y" * 1023 + "\n", 64]
 
@@ -247,8 +249,8 @@ LONG_LINES = ["y" * 1023 + "\n", 64]
 def test_a_log_flood_is_cut_per_event_and_noted_once(
         hosts: list[tuple[FakeHost, AppRunner]], tmp_path: Path) -> None:
     steps = [["hello"],
-             ["event"], ["logs", 40, *BREAKS], ["done"],
-             ["event"], ["logs", 40, *LONG_LINES], ["done"],
+             ["event"], ["logs", 20, *BREAKS], ["done"],
+             ["event"], ["logs", 20, *LONG_LINES], ["done"],
              ["event"], ["logs", 1, "still heard\n", 1], ["done"], ["sleep", 60]]
     host, runner = _runner(hosts, steps, tmp_path)
     per_event: list[list[str]] = []
@@ -270,7 +272,7 @@ def test_a_log_flood_is_cut_per_event_and_noted_once(
 
 
 def test_a_log_flood_while_loading_is_cut_and_noted_once() -> None:
-    child = start_fake_child([["hello"], ["recv"], ["logs", 40, *BREAKS],
+    child = start_fake_child([["hello"], ["recv"], ["logs", 20, *BREAKS],
                               ["send", {"t": "loaded", "ok": True, "handlers": []}],
                               ["sleep", 60]])
     try:

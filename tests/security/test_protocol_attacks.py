@@ -386,6 +386,40 @@ def test_call_flood_is_cut_off(fakes: list[Child]) -> None:
     _assert_killed(child)
 
 
+@pytest.mark.parametrize("flood", [
+    ["logs", 40, "x", 65_536],  # 2.6 MB of text: more than a runtime child ever prints
+    ["logs", 21_000, "", 1],  # empty frames: no text to count, each still read and decoded
+], ids=["characters", "frames"])
+def test_a_log_flood_past_the_cap_kills_the_child_instead_of_being_read_to_the_deadline(
+        fakes: list[Child], flood: list[Any]) -> None:
+    """Past the host's log cap the rest of an event's Log frames were read, decoded and
+    dropped until the event's deadline, a host thread busy the whole time (before: the event
+    ended at its 30 s deadline as a timeout). More than a child in its runtime can send
+    (`logcap.LOG_FLOOD_*`) now kills it at once."""
+    child = _fake(fakes, [["hello"], ["recv"], flood, ["sleep", 60]])
+    child.handshake("tok", _accept_token, degraded=False)
+    start = time.monotonic()
+    with pytest.raises(ChildDied) as info:
+        child.deliver("x.y", {}, 30.0, _no_calls, _no_log)
+    assert info.value.code == "flood" and "log flood" in str(info.value)
+    assert time.monotonic() - start < 15
+    _assert_killed(child)
+
+
+def test_the_log_flood_bounds_stay_above_what_a_runtime_child_can_send() -> None:
+    from host.supervise.child import MAX_CALLS_PER_EVENT
+    from host.supervise.logcap import LOG_FLOOD_CHARS, LOG_FLOOD_FRAMES
+    from sandbox.restricted import PRINT_FLUSH_BYTES, PRINT_TOTAL_CAP
+
+    # one frame per bridge call, per PRINT_FLUSH_BYTES and at the end; PRINT_TOTAL_CAP in all
+    assert LOG_FLOOD_FRAMES >= 2 * (MAX_CALLS_PER_EVENT + PRINT_TOTAL_CAP // PRINT_FLUSH_BYTES + 1)
+    assert LOG_FLOOD_CHARS >= 2 * PRINT_TOTAL_CAP
+
+
+def _no_calls(_c: Child, _action: str, _args: dict[str, Any]) -> Any:
+    raise AssertionError("no call expected")
+
+
 def test_unexpected_gate_exception_does_not_escape_as_host_crash(fakes: list[Child]) -> None:
     """The gate answers with GateError; a ValueError (bad args) becomes invalid_argument."""
     child = _fake(fakes, [["hello"], ["recv"],

@@ -164,3 +164,31 @@ class TestApp(App):
         assert h.runners == {}
     log = (home.logs_dir / f"{rec.install_id}.log").read_text()
     assert "told: disable" in log
+
+
+PRINTER = '''
+from stockade import App
+
+class TestApp(App):
+    def on_livechat_room_started(self, ctx, event):
+        for i in range(3000):
+            print("y" * 700)
+            if i % 10 == 0:
+                ctx.store.put("k", i)
+        return "done"
+'''
+
+
+def test_an_app_printing_past_its_cap_between_calls_is_not_taken_for_a_flood(
+        tmp_path: Path) -> None:
+    """The control for the log flood kill (`logcap.LOG_FLOOD_*`, attacked in
+    test_protocol_attacks.py): a real app that prints twice its runtime's cap, with bridge calls
+    in between (each flushes a Log frame), finishes its event; its output is cut, not killed."""
+    home = Home(tmp_path / "home").ensure()
+    write_policy(home, "events", POLICY.replace('"sleeper"]', '"sleeper", "printer"]'))
+    install(home, write_app(tmp_path / "apps", "printer", ["livechat.read", "persistence"],
+                            ["livechat.room_started"], PRINTER))
+    with Host(home, config=HostConfig(watch=False)) as h:
+        runner = next(iter(h.runners.values()))
+        assert runner.submit("livechat.room_started", {}, 30).result(40) == "done"
+        assert runner.restarts == 0
