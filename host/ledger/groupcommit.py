@@ -219,6 +219,7 @@ class ReadBatch:
                 taken, self._pending = self._pending, []
                 clears, self._clears = self._clears, []
                 deferred, self._deferred = self._deferred, []
+            runs: Sequence[chainhead.Run] = ()
             try:
                 with self.store.transaction() as c, chainhead.known_within(c), \
                         chainhead.Recording(c) as runs:
@@ -250,15 +251,35 @@ class ReadBatch:
                         last = done
                         first = first or last
                     yield c
-            except BaseException:
-                with self._lock:
-                    self._pending[:0] = taken
-                    self._clears[:0] = clears
-                    self._deferred[:0] = deferred
-                raise
+            except BaseException as exc:
+                if not (isinstance(exc, DB_ERRORS) and self._committed_anyway(runs)):
+                    with self._lock:
+                        self._pending[:0] = taken
+                        self._clears[:0] = clears
+                        self._deferred[:0] = deferred
+                    raise
+                # The COMMIT went through and only its answer was lost (a PostgreSQL
+                # connection cut during COMMIT): the work is done, and putting it back would
+                # append every held record a second time (two outcomes for one call).
+                log.warning("the store's answer to a commit was lost, but the commit is on "
+                            "record (seq %d): nothing is written twice", runs[-1][2])
             self._appended(runs)  # committed: before anything anchors them (`on_commit`)
             if first:
                 self._on_commit(first, last)
+
+    def _committed_anyway(self, runs: Sequence[chainhead.Run]) -> bool:
+        """Whether a transaction that failed had committed after all: its last record is on
+        record with the hash it was given (asked on a fresh connection where the old one
+        broke). False when it appended nothing, or when the store cannot say."""
+        if not runs:
+            return False
+        _first, _prev, last, digest = runs[-1]
+        try:
+            row = self.store.conn().execute("SELECT hash FROM audit WHERE seq = ?",
+                                            (last,)).fetchone()
+        except Exception:  # noqa: BLE001 - unknown: treated as not committed, as before
+            return False
+        return row is not None and str(row[0]) == digest
 
     def flush(self) -> None:
         """Commit every waiting record now (the flusher, a reader, close)."""

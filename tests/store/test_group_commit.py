@@ -589,3 +589,79 @@ def test_held_work_that_fails_after_appending_leaves_the_chain_whole(
     assert [r["op_id"] for r in _on_disk(tmp_path / "host.db")] == ["w1", "w2"]
     assert led.audit.verify().ok
     led.close()
+
+
+def test_a_commit_whose_answer_is_lost_is_not_written_twice(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A group commit whose COMMIT went through but whose answer was lost (a PostgreSQL
+    connection cut during COMMIT; here the store raises right after committing) put its
+    records back and wrote them again at the next commit: two outcome records for one call,
+    and every held read twice. The batch now asks the store whether its last record is there."""
+    import contextlib
+    import sqlite3
+    import threading
+    from collections.abc import Iterator
+
+    led, batch = _ledger(tmp_path)
+    batch._thread = threading.current_thread()  # no flusher: only this thread commits
+    db = tmp_path / "host.db"
+    real = batch.store.transaction
+
+    @contextlib.contextmanager
+    def answer_lost() -> Iterator[object]:
+        with real() as c:
+            yield c
+        raise sqlite3.OperationalError("disk I/O error")  # committed; the answer is lost
+
+    a = led.admit(_rated_read("r1"), [RATE])
+    led.hold_outcome(a.seq, "r1", "a1", "i1", "users.get")
+    assert led.admit(_read(7), []).allowed  # a held read's record
+    monkeypatch.setattr(batch.store, "transaction", answer_lost)
+    try:
+        batch.flush()
+        raised = False
+    except sqlite3.OperationalError:
+        raised = True
+    monkeypatch.setattr(batch.store, "transaction", real)
+    led.admit(_write("w1"), [])
+    batch._thread = None
+    led.close()
+    disk = _on_disk(db)
+    assert [r.get("ref_seq") for r in disk if r["kind"] == "outcome"] == [a.seq]
+    assert [r.get("args_digest") for r in disk].count(digest_args({"n": 7})) == 1
+    assert _intents_on_disk(db) == [disk[-1]["seq"]]  # only the write's
+    assert AuditLog(open_store(db), ManualClock(T0)).verify().ok
+    assert not raised  # committed: not reported as a failure
+
+
+def test_a_commit_that_failed_keeps_its_records_for_the_next_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The other side of the question: a COMMIT that did not go through is retried whole."""
+    import contextlib
+    import sqlite3
+    import threading
+    from collections.abc import Iterator
+
+    led, batch = _ledger(tmp_path)
+    batch._thread = threading.current_thread()
+    real = batch.store.transaction
+
+    @contextlib.contextmanager
+    def rolled_back() -> Iterator[object]:
+        with real() as c:
+            yield c
+            raise sqlite3.OperationalError("disk I/O error")  # inside: rolled back
+
+    a = led.admit(_rated_read("r1"), [RATE])
+    led.hold_outcome(a.seq, "r1", "a1", "i1", "users.get")
+    monkeypatch.setattr(batch.store, "transaction", rolled_back)
+    with pytest.raises(sqlite3.OperationalError):
+        batch.flush()
+    monkeypatch.setattr(batch.store, "transaction", real)
+    assert batch.pending() == 1
+    batch.flush()
+    batch._thread = None
+    led.close()
+    disk = _on_disk(tmp_path / "host.db")
+    assert [r.get("ref_seq") for r in disk if r["kind"] == "outcome"] == [a.seq]
+    assert _intents_on_disk(tmp_path / "host.db") == []
