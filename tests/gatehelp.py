@@ -4,6 +4,7 @@ policy, ledger, embedded server); only the app's child is absent, so calls enter
 `Gate.handle` exactly as a child's Call frame would."""
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -104,6 +105,26 @@ class GateRig:
     server: RecordingServer
     ledger: Ledger
     install: InstallRecord
+    installs: InstallStore
+
+    def close(self) -> None:
+        """Close the rig's stores (its ledger's flusher thread, every connection). Anything a
+        test left broken on purpose (a full disk, a closed store) may refuse: that is not this
+        test's concern any more."""
+        for close in (self.ledger.close, self.installs.close, self.server._server.close):
+            with contextlib.suppress(Exception):
+                close()
+
+
+# Rigs built in this process and not yet closed: `tests/conftest.py` closes each test's own at
+# its end (a rig holds a ledger's flusher thread and several connections; a suite of them
+# leaked threads and descriptors into every later test).
+OPEN_RIGS: list[GateRig] = []
+
+
+def close_rigs() -> None:
+    while OPEN_RIGS:
+        OPEN_RIGS.pop().close()
 
 
 def build_rig(home: Home, clock: Clock, app_id: str = APP_ID, *,
@@ -129,7 +150,9 @@ def build_rig(home: Home, clock: Clock, app_id: str = APP_ID, *,
                       grants=rec.grants,
                       caller=Caller(app_id=app_id, install_id=rec.install_id,
                                     app_user_id=rec.app_user_id))
-    return GateRig(home, gate, session, server, ledger, rec)
+    rig = GateRig(home, gate, session, server, ledger, rec, store)
+    OPEN_RIGS.append(rig)
+    return rig
 
 
 def change_before(monkeypatch: pytest.MonkeyPatch, ledger: Ledger, method: str, home: Home,
