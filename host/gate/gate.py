@@ -354,7 +354,7 @@ class Gate:
                 self._settle_unknown(spec, seq, op_id, exc, exc.code)
             elif seq is not None and op_id is not None:
                 refund, status = exc.code in REFUNDABLE_ERRORS, rc_status(exc.code)
-                if self._outcome_may_wait(spec, decision):
+                if self._outcome_may_wait(spec):
                     # Its refund commits with it, before any later admission on this host.
                     self.ledger.hold_refusal(seq, op_id, exc.code, refund,
                                              status=status if route else None, route=route)
@@ -385,7 +385,7 @@ class Gate:
         if seq is not None and op_id is not None:
             # No seat is "released" here: seats are counted from the server's users at the next
             # creation, so a repeated or foreign deactivation frees nothing it did not hold.
-            if self._outcome_may_wait(spec, decision):
+            if self._outcome_may_wait(spec):
                 # Its units and decision are durable; the success keeps the units, so its
                 # record may wait for the group commit (`_outcome_may_wait`).
                 self.ledger.hold_outcome(seq, op_id, session.app_id, session.install_id,
@@ -440,7 +440,7 @@ class Gate:
         self._count(True)
         return value
 
-    def _outcome_may_wait(self, spec: ActionSpec, decision: Decision) -> bool:
+    def _outcome_may_wait(self, spec: ActionSpec) -> bool:
         """Whether an admitted call's success, or the server's refusal of it, may be recorded by
         the group commit instead of a commit of its own (`Ledger.hold_outcome`,
         `Ledger.hold_refusal`, whose refund commits with its record before any later admission
@@ -453,9 +453,11 @@ class Gate:
         write's own transaction); a write the host serves itself (`http.request`, `rest.call`,
         persistence) keeps no op log, so it keeps its units as `outcome_unknown`, as a crash
         during the request itself leaves it: waiting widens that window by at most one group
-        commit and changes nothing else. Not for a creation under a seat ceiling (its intent
-        holds the seat)."""
-        if not self.ledger.holds_reads or decision.seat_ceiling is not None:
+        commit and changes nothing else. A creation under a seat ceiling may wait too: its
+        pending intent is not counted as a seat once the server holds its op_id
+        (`users.seats_in_use`), so the seat is counted once, as the user, on every host; and on
+        this host the next admission commits the held outcome before it counts."""
+        if not self.ledger.holds_reads:
             return False
         if not spec.write or spec.name in self.host_actions:
             return True

@@ -5,7 +5,8 @@ Modes: `random` (the parent SIGKILLs it at a random moment), `before-write:N` / 
 windows between the audited decision, the server write and the outcome record), and
 `held-write:N` (a running host's ledger: after one create, it assigns a role to that user again
 and again, and SIGKILLs itself once the N-th of those writes' success is held for the group commit,
-with the commit lock taken so that nothing can commit it first). The kill is done by this test
+with the commit lock taken so that nothing can commit it first), and `held-create:N` (the
+same for creations under a seat ceiling, the N-th one's success held). The kill is done by this test
 code wrapping the server or the ledger; production code has no crash hook.
 """
 from __future__ import annotations
@@ -31,6 +32,9 @@ def main() -> None:
     target = int(nth) if nth else -1
     if where == "held-write":
         held_write(home, target)
+        return
+    if where == "held-create":
+        held_create(home, target)
         return
     rig = build_rig(home, SystemClock())
     real = rig.server._server.users_create
@@ -78,6 +82,30 @@ def held_write(home: Home, target: int) -> None:
     for _ in range(target * 2):  # assigning a role it holds is a write too (idempotent)
         rig.gate.handle(rig.session, "roles.assign", {"user_id": uid, "role": "bot"})
     raise SystemExit("the held write was never reached")
+
+
+def held_create(home: Home, target: int) -> None:
+    """Creations under a seat ceiling (the home's policy has one), each success held for the
+    group commit; SIGKILLed once the `target`-th is held, with the commit lock taken."""
+    rig = build_rig(home, SystemClock(), group_reads=True)
+    assert rig.ledger.batch is not None
+    hold = rig.ledger.hold_outcome
+    count = [0]
+
+    def hold_then_die(*a: Any, **kw: Any) -> None:
+        hold(*a, **kw)
+        count[0] += 1
+        if count[0] == target:
+            assert rig.ledger.batch is not None
+            rig.ledger.batch._commit.acquire()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    rig.ledger.hold_outcome = hold_then_die  # type: ignore[method-assign]
+    print("READY", flush=True)
+    for i in range(target * 2):
+        rig.gate.handle(rig.session, "users.create",
+                        {"username": f"held-c-{i}", "name": "H", "type": "bot"})
+    raise SystemExit("the held create was never reached")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import pytest
 from gatehelp import APP_ID, install_fuzz_app
 
 from host.clock import SystemClock
+from host.errors import GateError
 from host.home import Home
 from host.ledger.audit import open_readonly
 from host.runtime import Host, HostConfig
@@ -135,4 +136,39 @@ def test_a_kill_while_a_writes_success_waits_is_settled_from_the_servers_op_log(
     assert [bool(outcomes[d["op_id"]].get("reconciled")) for d in decisions] == [
         False, False, True]
     assert all(o["ok"] is True and o["refunded"] is False for o in outcomes.values())
+    assert open_readonly(h.host_db, SystemClock()).verify().ok
+
+
+def test_a_kill_while_a_creations_success_waits_counts_its_seat_once(tmp_path: Path) -> None:
+    """A creation under a seat ceiling holds its success for the group commit too: the seat is
+    counted once (as the user: a pending intent whose op the server applied is no seat of its
+    own), while it waits and after a crash settles it from the op log."""
+    from gatehelp import add_seat_ceiling, build_rig
+
+    h = Home(tmp_path / "home").ensure()
+    install_fuzz_app(h)
+    add_seat_ceiling(h, 5)
+    (h.policies_dir / "gatehelp.toml").write_text(
+        (h.policies_dir / "gatehelp.toml").read_text().replace("limit = 3\n", "limit = 50\n"))
+    assert _run_worker(h, "held-create:3", "c", None) == -signal.SIGKILL
+    with Host(h, config=HostConfig(watch=False)) as host:  # start() reconciles
+        assert host.ledger.pending_intents() == []
+        assert host.ledger.seats_in_use(host.server.seats_in_use) == 3
+        rig = build_rig(h, SystemClock())
+        made = 0
+        for i in range(4):
+            try:
+                host.gate.handle(rig.session, "users.create",
+                                 {"username": f"after-{i}", "name": "A", "type": "bot"})
+                made += 1
+            except GateError as exc:
+                assert exc.code == "quota_exceeded" and "workspace:seats" in exc.message
+        assert made == 2  # the ceiling of 5, the three before the crash counted once each
+    records = _audit(h)
+    creates = [r for r in records if r.get("action") == "users.create"]
+    decisions = [r for r in creates if r["kind"] == "decision" and r.get("allowed")]
+    outcomes = {r["op_id"]: r for r in creates if r["kind"] == "outcome"}
+    assert set(outcomes) == {d["op_id"] for d in decisions}
+    held = outcomes[decisions[2]["op_id"]]
+    assert held.get("reconciled") and held["ok"] is True and held["refunded"] is False
     assert open_readonly(h.host_db, SystemClock()).verify().ok
