@@ -140,6 +140,10 @@ class EmbeddedServer(RoomOps):
 
     def seats_in_use(self, pending_op_ids: Sequence[str]) -> int:
         """Seats in use: active app-created users plus pending creations not applied yet."""
+        if not pending_op_ids:
+            # One statement is its own snapshot: no BEGIN/COMMIT around it (the usual case: a
+            # host's own held creations are committed before its next admission counts).
+            return users.count_active_app_created(self.db.conn())
         with self.db.read() as c:
             return users.seats_in_use(c, pending_op_ids)
 
