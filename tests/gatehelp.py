@@ -128,9 +128,11 @@ def close_rigs() -> None:
 
 
 def build_rig(home: Home, clock: Clock, app_id: str = APP_ID, *,
-              group_reads: bool = False) -> GateRig:
+              group_reads: bool = False, kept: bool = False) -> GateRig:
     """Open a home that already has the app `app_id` (the fuzz app by default) installed and
-    build its session. `group_reads`: the ledger group-commits as a running host's does."""
+    build its session. `group_reads`: the ledger group-commits as a running host's does.
+    `kept`: the caller keeps the rig past the test that built it (the fuzz target's, built
+    once a process), so it is not closed when that test ends."""
     store = InstallStore(home.host_store)
     rec = store.by_app(app_id)
     assert rec is not None
@@ -151,7 +153,8 @@ def build_rig(home: Home, clock: Clock, app_id: str = APP_ID, *,
                       caller=Caller(app_id=app_id, install_id=rec.install_id,
                                     app_user_id=rec.app_user_id))
     rig = GateRig(home, gate, session, server, ledger, rec, store)
-    OPEN_RIGS.append(rig)
+    if not kept:
+        OPEN_RIGS.append(rig)
     return rig
 
 

@@ -452,11 +452,9 @@ class Gate:
         (`ServerAdapter.op_log_exact`: the embedded server records every write's op_id in the
         write's own transaction); a write the host serves itself (`http.request`, `rest.call`,
         persistence) keeps no op log, so it keeps its units as `outcome_unknown`, as a crash
-        during the request itself leaves it: waiting widens that window by at most one group
-        commit and changes nothing else. A creation under a seat ceiling may wait too: its
-        pending intent is not counted as a seat once the server holds its op_id
-        (`users.seats_in_use`), so the seat is counted once, as the user, on every host; and on
-        this host the next admission commits the held outcome before it counts."""
+        during the request itself leaves it: waiting widens that window by one group commit.
+        A creation under a seat ceiling too: an intent whose op_id the server holds is no seat
+        of its own (`users.seats_in_use`), so its seat is counted once, on every host."""
         if not self.ledger.holds_reads:
             return False
         if not spec.write or spec.name in self.host_actions:

@@ -60,7 +60,7 @@ def _setup() -> Any:
     if _Rig.rig is None:
         home = Home(Path(tempfile.mkdtemp(prefix="stockade-fuzz-gate-")) / "home").ensure()
         install_fuzz_app(home)
-        _Rig.rig = build_rig(home, _Rig.clock)
+        _Rig.rig = build_rig(home, _Rig.clock, kept=True)  # one rig for the whole process
     return _Rig.rig
 
 

@@ -61,11 +61,9 @@ def main() -> None:
             pass
 
 
-def held_write(home: Home, target: int) -> None:
-    rig = build_rig(home, SystemClock(), group_reads=True)
-    assert rig.ledger.batch is not None
-    uid = rig.gate.handle(rig.session, "users.create",
-                          {"username": "held-target", "name": "H", "type": "bot"})["id"]
+def _die_at_held(rig: Any, target: int) -> None:
+    """SIGKILL this process once the `target`-th success is held for the group commit, with the
+    commit lock taken so that nothing can commit it first."""
     hold = rig.ledger.hold_outcome
     count = [0]
 
@@ -73,11 +71,18 @@ def held_write(home: Home, target: int) -> None:
         hold(*a, **kw)
         count[0] += 1
         if count[0] == target:
-            assert rig.ledger.batch is not None
             rig.ledger.batch._commit.acquire()  # nothing commits the held success now
             os.kill(os.getpid(), signal.SIGKILL)
 
-    rig.ledger.hold_outcome = hold_then_die  # type: ignore[method-assign]
+    rig.ledger.hold_outcome = hold_then_die
+
+
+def held_write(home: Home, target: int) -> None:
+    rig = build_rig(home, SystemClock(), group_reads=True)
+    assert rig.ledger.batch is not None
+    uid = rig.gate.handle(rig.session, "users.create",
+                          {"username": "held-target", "name": "H", "type": "bot"})["id"]
+    _die_at_held(rig, target)
     print("READY", flush=True)
     for _ in range(target * 2):  # assigning a role it holds is a write too (idempotent)
         rig.gate.handle(rig.session, "roles.assign", {"user_id": uid, "role": "bot"})
@@ -86,21 +91,10 @@ def held_write(home: Home, target: int) -> None:
 
 def held_create(home: Home, target: int) -> None:
     """Creations under a seat ceiling (the home's policy has one), each success held for the
-    group commit; SIGKILLed once the `target`-th is held, with the commit lock taken."""
+    group commit; SIGKILLed once the `target`-th is held."""
     rig = build_rig(home, SystemClock(), group_reads=True)
     assert rig.ledger.batch is not None
-    hold = rig.ledger.hold_outcome
-    count = [0]
-
-    def hold_then_die(*a: Any, **kw: Any) -> None:
-        hold(*a, **kw)
-        count[0] += 1
-        if count[0] == target:
-            assert rig.ledger.batch is not None
-            rig.ledger.batch._commit.acquire()
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    rig.ledger.hold_outcome = hold_then_die  # type: ignore[method-assign]
+    _die_at_held(rig, target)
     print("READY", flush=True)
     for i in range(target * 2):
         rig.gate.handle(rig.session, "users.create",

@@ -78,24 +78,9 @@ def _children_cmdlines(pid: int) -> list[str]:
 
 @pytest.mark.parametrize("fresh", [True, False])
 def test_serve_fresh_interpreters_starts_no_zygote(tmp_path: Path, fresh: bool) -> None:
-    import subprocess
-    import sys
+    from servehelp import serving
 
     home = Home(tmp_path / "home").ensure()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from host.cli.main import main; main()", "--home",
-         str(home.root), "serve", "--port", "0", *(["--fresh-interpreters"] if fresh else [])],
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-        cwd=Path(__file__).resolve().parents[2])
-    try:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            if "stockade server:" in line:
-                break
-        else:
-            pytest.fail(f"serve did not start (exit {proc.wait()})")
+    with serving(home, *(["--fresh-interpreters"] if fresh else [])) as proc:
         zygotes = [c for c in _children_cmdlines(proc.pid) if "sandbox.zygote" in c]
         assert (zygotes == []) is fresh, zygotes
-    finally:
-        proc.terminate()
-        proc.wait(30)

@@ -236,48 +236,35 @@ def test_serve_stops_and_says_why_when_its_lease_is_lost(pg_url: str, tmp_path: 
     running its apps on with every call refused and only a log line to show it (before: it
     served on until killed)."""
     import subprocess
-    import sys
+
+    from servehelp import serving
 
     from host.home import Home
 
     migrate(pg_url)
     home = Home(tmp_path / "home", pg_url).ensure()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from host.cli.main import main; main()", "--home",
-         str(home.root), "--store", pg_url, "serve", "--port", "0"],
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-        cwd=Path(__file__).resolve().parents[2])
-    try:
+    with serving(home, "--store", pg_url, "serve") as proc, \
+            psycopg.connect(pg_url, autocommit=True) as admin:
+        (host_id,) = admin.execute("SELECT host_id FROM host_leases").fetchone()  # type: ignore[misc]
+        key = lease_key(str(host_id))
+        (pid,) = admin.execute(  # type: ignore[misc]
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND "
+            "((classid::bigint << 32) | objid::bigint) = (%s::bigint & x'ffffffffffffffff'"
+            "::bigint)", (key,)).fetchone()
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with psycopg.connect(pg_url, autocommit=True) as holder:
+            # Taken by another session before the host's sweep tries: it cannot re-take it.
+            deadline = time.monotonic() + 10
+            while not holder.execute("SELECT pg_try_advisory_lock(%s)",
+                                     (key,)).fetchone()[0]:  # type: ignore[index]
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            try:
+                code = proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                pytest.fail("serve went on serving after its lease was lost")
         assert proc.stderr is not None
-        for line in proc.stderr:
-            if "stockade server:" in line:
-                break
-        else:
-            pytest.fail(f"serve did not start (exit {proc.wait()})")
-        with psycopg.connect(pg_url, autocommit=True) as admin:
-            (host_id,) = admin.execute("SELECT host_id FROM host_leases").fetchone()  # type: ignore[misc]
-            key = lease_key(str(host_id))
-            (pid,) = admin.execute(  # type: ignore[misc]
-                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND "
-                "((classid::bigint << 32) | objid::bigint) = (%s::bigint & x'ffffffffffffffff'"
-                "::bigint)", (key,)).fetchone()
-            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
-            with psycopg.connect(pg_url, autocommit=True) as holder:
-                # Taken by another session before the host's sweep tries: it cannot re-take it.
-                deadline = time.monotonic() + 10
-                while not holder.execute("SELECT pg_try_advisory_lock(%s)",
-                                         (key,)).fetchone()[0]:  # type: ignore[index]
-                    assert time.monotonic() < deadline
-                    time.sleep(0.01)
-                try:
-                    code = proc.wait(timeout=40)
-                except subprocess.TimeoutExpired:
-                    pytest.fail("serve went on serving after its lease was lost")
         rest = proc.stderr.read()
-        assert code == 1, rest
-        assert "lost its lease" in rest and "start `stockade serve` again" in rest
-        assert "Traceback" not in rest
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    assert code == 1, rest
+    assert "lost its lease" in rest and "start `stockade serve` again" in rest
+    assert "Traceback" not in rest

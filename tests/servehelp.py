@@ -1,0 +1,41 @@
+"""`stockade serve` as an operator runs it: a real process, started and awaited here."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from host.home import Home
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def serving(home: Home, *args: str) -> Iterator[subprocess.Popen[str]]:
+    """`stockade --home HOME [args before serve...] serve --port 0 [args]` until it has printed
+    its address (stderr stays readable from there on); stopped (or killed) at the end.
+    `args` before a literal "serve" go before the command (`--store URL`)."""
+    pre, post = (list(args[:args.index("serve")]), list(args[args.index("serve") + 1:])) \
+        if "serve" in args else ([], list(args))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from host.cli.main import main; main()", "--home",
+         str(home.root), *pre, "serve", "--port", "0", *post],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=REPO)
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if "stockade server:" in line:
+                break
+        else:
+            raise AssertionError(f"serve did not start (exit {proc.wait()})")
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
