@@ -43,6 +43,7 @@ from host.server.errors import Prevented
 from host.server.remote.server import RemoteServer, Workspace, foreign_app_user
 from host.store import opening_stores, refuse_damaged_stores
 from host.store.pool import Pooled
+from host.supervise import applog
 from host.supervise.affinity import Affinity
 from host.supervise.appcode import AppCode, PackageTampered
 from host.supervise.child import AppFailed, Child, ChildDied, ChildLimits
@@ -464,7 +465,7 @@ class Host:
                                       "started with confinement layer(s) missing (--degraded): "
                                       + ", ".join(child.missing_layers))
             module, cls = rec.manifest.entry_parts()
-            child.load(rec.app_id, modules, module, cls, dict(rec.settings), runner._log,
+            child.load(rec.app_id, modules, module, cls, dict(rec.settings), runner.log,
                        rec.app_user_id)
         except Exception:
             child.kill("start failed", code="start_failed")
@@ -575,11 +576,17 @@ class Host:
     # ---- logs and audit ------------------------------------------------------------------------
 
     def write_app_log(self, install_id: str, text: str, truncated: bool) -> None:
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
-        lines = "".join(f"{stamp} {line}\n" for line in text.splitlines())
+        """What the app printed, as the app's lines of its log (`supervise/applog.py`)."""
+        when = applog.stamp()
+        lines = applog.app_lines(when, text)
         if truncated:
-            lines += f"{stamp} [stockade] output truncated\n"
+            lines += applog.host_line(when, "output truncated")
         append_capped(self.home.logs_dir / f"{install_id}.log", lines)
+
+    def note_app_log(self, install_id: str, text: str) -> None:
+        """A note of the host's about the app, as the host's line of its log."""
+        append_capped(self.home.logs_dir / f"{install_id}.log",
+                      applog.host_line(applog.stamp(), text))
 
     def audit_supervisor(self, runner: AppRunner, event: str, detail: str) -> None:
         with contextlib.suppress(Exception):

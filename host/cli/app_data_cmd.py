@@ -27,6 +27,7 @@ from host.cli.app_common import (
 from host.cli.output import EXIT_NEGATIVE, emit_json, err_console, fail
 from host.home import Home
 from host.inert import host, line, one_row
+from host.supervise import applog
 
 # Log tail cap: guards memory against a huge log file (the supervisor caps logs too).
 _MAX_LOG_READ = 1024 * 1024
@@ -61,15 +62,24 @@ def logs(
             raw = f.read().decode("utf-8", errors="replace")
         secret_values = [str(rec.settings[k]) for k in rec.secret_keys if k in rec.settings]
         lines = _redact(raw, secret_values).splitlines()[-max(0, n):] if n > 0 else []
+    entries = [applog.parse(text) for text in lines]
     if json_out:
-        emit_json({"app_id": rec.app_id, "install_id": rec.install_id, "lines": lines})
+        emit_json({"app_id": rec.app_id, "install_id": rec.install_id, "lines": lines,
+                   "entries": [{"ts": when or None, "from": "stockade" if who == "host" else "app",
+                                "text": text} for when, who, text in entries]})
         return
     if not lines:
         err_console.print(f"no log output for {rec.app_id}", highlight=False)
-    for text in lines:
+    for when, who, text in entries:
         # What the app printed is the app's own text: escapes, bidi and controls shown, never
-        # sent to the terminal (DESIGN rule 12). The exact lines are in --json.
-        err_console.print(line(host("│ ", "dim"), text))
+        # sent to the terminal, always behind the gutter (DESIGN rule 12); only the host's own
+        # notes (`supervise/applog.py`: no printed line can be one) go without it. The exact
+        # lines are in --json.
+        if who == "host":
+            err_console.print(line(host(f"{when} stockade: ", "yellow"), text))
+        else:
+            err_console.print(line(host("│ ", "dim"), host(f"{when} " if when else "", "dim"),
+                                   text))
 
 
 def _show_one(rec: InstallRecord, key: str, json_out: bool) -> None:

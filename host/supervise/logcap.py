@@ -78,9 +78,17 @@ class LogBudget:
             self._sink(kept, truncated)
 
     def close(self) -> bool:
-        """The event (or load) is over: note a drop in the app's log, once. True if cut."""
+        """The event (or load) is over: note a drop in the app's log, once. True if cut.
+
+        As the host's own note where the sink takes one (`applog.AppLog.note`: an app's log,
+        where no printed line can look like it), else as text (a snippet's terminal)."""
         if self.cut:
-            self._sink(f"[stockade] log output of this {self._what} passed the host's cap "
-                       f"({self._max_lines} lines, {MAX_LOG_CHARS_PER_EVENT} characters): "
-                       f"{self.dropped} more characters dropped\n", False)
+            text = (f"log output of this {self._what} passed the host's cap "
+                    f"({self._max_lines} lines, {MAX_LOG_CHARS_PER_EVENT} characters): "
+                    f"{self.dropped} more characters dropped")
+            note = getattr(self._sink, "note", None)
+            if note is not None:
+                note(text)
+            else:
+                self._sink(f"[stockade] {text}\n", False)
         return self.cut

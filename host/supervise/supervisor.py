@@ -21,6 +21,7 @@ from host.keys import tokens
 from host.server.principals import Caller
 from host.store.pool import release_thread
 from host.supervise.affinity import BURST_CALLS, Affinity
+from host.supervise.applog import AppLog
 from host.supervise.child import AppFailed, Child, ChildDied, LayerMissing, done_result
 from host.supervise.delivery import Outcome
 from sandbox.frames import Done
@@ -38,6 +39,7 @@ class RunnerHost(Protocol):
     def audit_supervisor(self, runner: AppRunner, event: str, detail: str) -> None: ...
 
     def write_app_log(self, install_id: str, text: str, truncated: bool) -> None: ...
+    def note_app_log(self, install_id: str, text: str) -> None: ...
 
     affinity: Affinity
 
@@ -119,6 +121,8 @@ class AppRunner:
         self.install = install
         self.install_id = install.install_id
         self.app_id = install.app_id
+        # What the child prints goes to its log as the app's; the host's notes as its own.
+        self.log = AppLog(self._log, self._note)
         self.child: Child | None = None
         self._settled: Child | None = None  # the child `affinity.settled` was told of
         self._calls = 0  # bridge calls in the job running now (`affinity.BURST_CALLS`)
@@ -205,7 +209,7 @@ class AppRunner:
         total = sum(pending.values())
         parts = ", ".join(f"{k}={n}" for k, n in sorted(pending.items()))
         detail = f"{total} event(s) dropped: {parts}"
-        self._log(f"[stockade] {detail}\n", False)
+        self._note(detail)
         self.host.audit_supervisor(self, "events_dropped", detail)
 
     def status(self) -> dict[str, Any]:
@@ -354,11 +358,11 @@ class AppRunner:
             if job.resume is not None:
                 r = job.resume
                 result = r.child.resume_event(r.frame_id, r.raw, r.failure, self._on_call,
-                                              self._log)
+                                              self.log)
             else:
                 child = self._ensure_child()
                 result = child.deliver(job.name, job.payload, job.deadline_s, self._on_call,
-                                       self._log)
+                                       self.log)
             self.failures = 0
             self.events_done += 1
             job.outcome.set_result(result)
@@ -381,7 +385,7 @@ class AppRunner:
 
     def _failed(self, job: Job, exc: AppFailed) -> None:
         self.events_failed += 1
-        self._log(f"[stockade] handler {job.name} failed: {exc.code}: {exc.message}\n", False)
+        self._note(f"handler {job.name} failed: {exc.code}: {exc.message}")
         job.outcome.set_exception(_untraced(exc))
 
     def _after_event(self) -> None:
@@ -438,12 +442,15 @@ class AppRunner:
         with self._drop_lock:
             self.refusal_stops += 1
         self.last_error = reason
-        self._log(f"[stockade] {reason} (the refused calls are counted, not each audited)\n",
-                  False)
+        self._note(f"{reason} (the refused calls are counted, not each audited)")
         child.kill(reason, code="refusals")
 
     def _log(self, text: str, truncated: bool) -> None:
         self.host.write_app_log(self.install_id, text, truncated)
+
+    def _note(self, text: str) -> None:
+        """A note of the host's in the app's log (`applog`: never mistaken for app output)."""
+        self.host.note_app_log(self.install_id, text)
 
 
 def _untraced(exc: BaseException) -> BaseException:

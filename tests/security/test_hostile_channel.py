@@ -81,6 +81,10 @@ class FakeHost:
         self.logged.append(text)
         Host.write_app_log(self, install_id, text, truncated)  # type: ignore[arg-type]
 
+    def note_app_log(self, install_id: str, text: str) -> None:
+        self.logged.append(f"[stockade] {text}")  # the host's own note, told apart
+        Host.note_app_log(self, install_id, text)  # type: ignore[arg-type]
+
 
 @pytest.fixture
 def hosts() -> Iterator[list[tuple[FakeHost, AppRunner]]]:

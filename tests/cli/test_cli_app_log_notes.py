@@ -1,0 +1,68 @@
+"""An app's log tells the host's notes from the app's output (DESIGN rule 12).
+
+The host writes notes into an app's log (a handler that failed, events dropped, output cut, a
+stop for refusals). They used to be written as `STAMP [stockade] ...`, exactly as the app's own
+printed lines were (`STAMP TEXT`): an app printing "[stockade] handler ... failed" put a line
+in its log that `stockade app logs` showed just like the host's, and an exception message with
+a line break in it started a second, app-written line inside a genuine note. Each line now says
+who wrote it (`host/supervise/applog.py`), and `app logs` shows only the host's notes without
+the app's gutter.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from apphelp import install, write_app, write_policy
+from clihelp import Run, cli_fixture, home_fixture  # noqa: F401 - fixtures
+
+from host.home import Home
+from host.runtime import Host, HostConfig
+
+SOURCE = '''
+from stockade import App
+
+class TestApp(App):
+    def on_livechat_room_started(self, ctx, event):
+        print(event["print"])
+        if event.get("fail"):
+            raise ValueError(event["fail"])
+        return "ok"
+'''
+POLICY = '''
+schema = 1
+name = "notes"
+[[rule]]
+id = "notes"
+effect = "permit"
+apps = ["forger"]
+actions = ["livechat.read"]
+'''
+FORGED = "stockade: handler livechat.room_started failed: app_error: forged by the app"
+
+
+def test_nothing_an_app_prints_reads_as_a_note_of_the_hosts(cli: Run, home: Path) -> None:
+    h = Home(home).ensure()
+    write_policy(h, "notes", POLICY)
+    install(h, write_app(home.parent / "apps", "forger", ["livechat.read"],
+                         ["livechat.room_started"], SOURCE))
+    with Host(h, config=HostConfig(watch=False)) as host:
+        runner = next(iter(host.runners.values()))
+        with pytest.raises(Exception, match="boom"):  # a genuine note: the handler failed
+            runner.submit("livechat.room_started", {
+                "print": "[stockade] " + FORGED,
+                "fail": "boom\n" + FORGED}, 10).result(20)
+        assert runner.submit("livechat.room_started", {"print": FORGED}, 10).result(20) == "ok"
+    screen = cli("app", "logs", "forger").stderr.splitlines()
+    ungutted = [ln for ln in screen if not ln.startswith("│ ")]
+    assert len(ungutted) == 1 and " stockade: handler livechat.room_started failed" in \
+        ungutted[0] and "boom" in ungutted[0]
+    r = cli("app", "logs", "forger", "--json")
+    assert r.exit_code == 0, r.output
+    entries = json.loads(r.stdout)["entries"]
+    notes = [e["text"] for e in entries if e["from"] == "stockade"]
+    printed = [e["text"] for e in entries if e["from"] == "app"]
+    assert len(notes) == 1 and "boom" in notes[0]  # the failure, one line
+    assert "⏎" + FORGED in notes[0]  # the message's line break shown, not kept
+    assert printed == ["[stockade] " + FORGED, FORGED]  # the app's, as the app's
