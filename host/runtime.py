@@ -345,6 +345,8 @@ class Host:
                         else "settings changed" if rec.settings != runner.install.settings
                         else "its record does not verify against its consent" if forged
                         else "restarted: its token was revoked or its signing key retired")
+                    if rec is None or not rec.enabled:
+                        runner.drop_queued(why)  # its hook is next, not its backlog
                     if (rec is None or not rec.enabled) and runner.child is not None \
                             and not runner.child.dead:
                         # the app hears its own disable/uninstall hook before its child stops

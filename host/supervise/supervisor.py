@@ -177,6 +177,18 @@ class AppRunner:
         if dropped is not None:
             self._drop(dropped, "queue_full")
 
+    def drop_queued(self, why: str) -> int:
+        """Drop every event still waiting in the queue (counted and audited as drops): the app
+        was disabled or uninstalled, so nothing more reaches it but its own hook, which must
+        not wait behind a backlog of events carrying data it may no longer see."""
+        with self._cv:
+            events = [j for j in self._jobs if not _control(j)]
+            for job in events:
+                self._jobs.remove(job)
+        for job in events:
+            self._drop(job, why)
+        return len(events)
+
     def _pop_oldest_event(self) -> Job | None:
         """Remove and return the oldest queued event (never a start/stop job). Under `_cv`."""
         for i, queued in enumerate(self._jobs):

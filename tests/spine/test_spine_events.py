@@ -192,3 +192,56 @@ def test_an_app_printing_past_its_cap_between_calls_is_not_taken_for_a_flood(
         runner = next(iter(h.runners.values()))
         assert runner.submit("livechat.room_started", {}, 30).result(40) == "done"
         assert runner.restarts == 0
+
+
+SLOW_LOGGER = '''
+import time
+from stockade import App
+
+class TestApp(App):
+    def on_livechat_room_started(self, ctx, event):
+        time.sleep(0.5)
+        print("handled " + str(event["n"]))
+
+    def on_disable(self, ctx, event):
+        print("told: " + event["hook"])
+'''
+
+
+def test_a_disabled_apps_backlog_is_dropped_not_delivered_before_its_hook(
+        tmp_path: Path) -> None:
+    """Events queued for an app when the operator disables it are dropped (counted, audited):
+    before, the disable hook waited behind the backlog and the disabled app was handed every
+    queued event, with its rooms' and visitors' data, for up to the hook's deadline."""
+    from host.apps.installs import InstallStore
+    from host.supervise.supervisor import EventDropped
+
+    home = Home(tmp_path / "home").ensure()
+    write_policy(home, "events", POLICY)
+    rec = install(home, write_app(tmp_path / "apps", "sleeper", ["livechat.read"],
+                                  ["livechat.room_started"], SLOW_LOGGER))
+    with Host(home) as h:
+        runner = next(iter(h.runners.values()))
+        runner.ensure_started()
+        futures = [runner.submit("livechat.room_started", {"n": i}, 10) for i in range(10)]
+        time.sleep(0.1)  # the first is running
+        with InstallStore(home.host_db) as store:
+            store.set_enabled(rec.install_id, False, "operator")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and h.runners:
+            time.sleep(0.05)
+        assert h.runners == {}
+        assert runner.status()["dropped_by_reason"].get("disabled", 0) >= 5
+    log = (home.logs_dir / f"{rec.install_id}.log").read_text()
+    assert "told: disable" in log
+    # the one running, and what started before the watcher saw the change (a busy machine)
+    assert log.count("handled ") <= 4, log
+    dropped = 0
+    for f in futures:
+        try:
+            f.result(0)
+        except EventDropped:
+            dropped += 1
+        except Exception:  # the one in flight ends with its child (AppFailed, ChildDied)
+            pass
+    assert dropped >= 5
