@@ -130,6 +130,10 @@ class AppRunner:
         self.session: Session | None = None
         self.handlers: frozenset[str] = frozenset()
         self.state = "idle"
+        # Set once by `stop` and never cleared: the runner thread starts no child after it (the
+        # kill of a running job's child must not look like a crash to restart from), and every
+        # job still queued is answered as dropped. Not `state`, which the thread also writes.
+        self._stopping = False
         self.failures = 0
         self.restarts = 0
         self.last_error = ""
@@ -258,6 +262,7 @@ class AppRunner:
         """Kill the child and end the runner thread, which closes the child's descriptors: a
         thread still writing to the channel when the join gives up keeps its number (see
         `Child.kill`), and the runner frees it when that job ends."""
+        self._stopping = True  # before the kill: the death it causes restarts nothing
         self.state = "stopped"
         self.enqueue(_STOP)
         child = self.child
@@ -337,9 +342,19 @@ class AppRunner:
 
     def _take(self, job: Job) -> bool:
         """Handle one job; True when the runner must stop."""
-        if job is _STOP or self.state == "stopped":
-            if job is not _STOP:
-                job.outcome.set_exception(RuntimeError("app stopped"))
+        if job is _STOP or self._stopping:
+            # This thread ends here: every job still queued is answered now (before, only the
+            # one taken was; the rest waited forever), an event as a counted drop, never silent.
+            with self._cv:
+                left = [job, *self._jobs]
+                self._jobs.clear()
+            for j in left:
+                if j is _STOP:
+                    continue
+                if _control(j):
+                    j.outcome.set_exception(RuntimeError("app stopped"))
+                else:
+                    self._drop(j, "stopped")
             child, self.child = self.child, None
             if child is not None:
                 self.child_gone(child)
@@ -413,6 +428,8 @@ class AppRunner:
             self.child_gone(child)
             child.close()
             self.child = None
+        if self._stopping:
+            raise ChildDied("app stopped", "stopped")
         delay = self._next_start - time.monotonic()
         if delay > 0:
             time.sleep(delay)
@@ -429,7 +446,7 @@ class AppRunner:
         self.restarts += 1
         backoff = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * (2 ** (self.failures - 1)))
         self._next_start = time.monotonic() + backoff
-        self.state = "backoff"
+        self.state = "stopped" if self._stopping else "backoff"
         self.host.audit_supervisor(self, "child_died", self.last_error)
 
     def _on_call(self, child: Child, action: str, args: dict[str, Any]) -> Any:

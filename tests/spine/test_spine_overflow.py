@@ -5,6 +5,7 @@ silent. The serving host publishes each app's state so `stockade app list` shows
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -142,3 +143,25 @@ def test_doctor_shows_each_serving_apps_event_drops(host: Host, home: Home) -> N
              if c.name.startswith("event drops")}
     assert drops.keys() == {"event drops: slow"}
     assert drops["event drops: slow"].startswith("2 dropped (queue full 2)"), drops
+
+
+def test_events_lost_to_a_stop_are_counted_and_audited_never_silent(home: Home) -> None:
+    """A runner stopped with events still queued (the host stopping, an update, a settings
+    change, a revoked token) is done with them: they are drops like any other (issue 26).
+    Before, the kill of the running event's child looked like a crash, the runner started a
+    new child and delivered the queue to it after the stop (the futures here got results);
+    without that, the first was failed with a bare "app stopped" and the rest never answered."""
+    h = Host(home, config=HostConfig(event_deadline_s=5.0)).start()
+    runner = next(iter(h.runners.values()))
+    try:
+        runner.ensure_started()
+        futures = [runner.submit("livechat.room_started", {"n": i}, 5.0) for i in range(4)]
+        time.sleep(0.3)  # event 0 is running (it sleeps 0.6 s), 1..3 wait behind it
+        runner.stop("test stop")
+    finally:
+        h.stop()
+    lost = [f.exception(5) for f in futures[1:]]
+    assert all(isinstance(e, EventDropped) for e in lost), lost
+    assert runner.dropped == {"stopped": 3}
+    records = [r for r in _supervisor_records(home) if r.get("event") == "events_dropped"]
+    assert sum(int(str(r["detail"]).split()[0]) for r in records) == 3
