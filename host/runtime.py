@@ -16,28 +16,27 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Mapping
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from host.apps.app_agent import ensure_app_user_agent
 from host.apps.consent import signed_view, verify_install
 from host.apps.installs import InstallRecord, InstallStore
 from host.apps.published import follower_for
-from host.bridges.httpout import TIMEOUT_S, system_resolver
+from host.bridges.httpout import system_resolver
 from host.bridges.persistence import gate_store_calls
 from host.clock import Clock, SystemClock
 from host.errors import GateError, StartRefused
 from host.gate.gate import Gate, PolicySource
 from host.gate.policywatch import PolicyWatch
 from host.home import Home, ensure_policies
+from host.hostconfig import HostConfig as HostConfig  # re-exported: callers configure a Host here
 from host.keys import tokens
 from host.keys.registry import TokenRegistry
 from host.ledger.audit import AuditRecord
 from host.ledger.ledger import Ledger
 from host.ledger.operator import append_operator, audit_policy_load, open_keyring, operator_actor
-from host.ledger.storelease import SWEEP_INTERVAL_S, HostLease
+from host.ledger.storelease import HostLease
 from host.server.embedded import EmbeddedServer
 from host.server.errors import Prevented
 from host.server.remote.server import RemoteServer, Workspace, foreign_app_user
@@ -46,7 +45,7 @@ from host.store.pool import Pooled
 from host.supervise import applog
 from host.supervise.affinity import Affinity
 from host.supervise.appcode import AppCode, PackageTampered
-from host.supervise.child import AppFailed, Child, ChildDied, ChildLimits
+from host.supervise.child import AppFailed, Child, ChildDied
 from host.supervise.credentials import APP_USER_CHECK_EVERY, Credentials
 from host.supervise.delivery import Delivery
 from host.supervise.gctune import tune_gc
@@ -55,45 +54,14 @@ from host.supervise.pump import EventPump
 from host.supervise.served import HostServed
 from host.supervise.spawner import Spawner
 from host.supervise.status import PUBLISH_INTERVAL_S, StatusBoard
-from host.supervise.supervisor import AppRunner, Job, append_capped, make_session
+from host.supervise.supervisor import AppRunner, Job, make_session
 from policies.loader import load_policy
 from policies.vocabulary import EVENTS
-
-TimeoutMode = Literal["fail_closed", "fail_open"]
 
 WATCH_INTERVAL_S = 0.2
 CHECKPOINT_INTERVAL_S = PUBLISH_INTERVAL_S  # one upkeep thread: checkpoints and status
 ANCHOR_EVERY_IN_HOST = 4096  # backstop only; the upkeep thread anchors every interval
 log = logging.getLogger("stockade.host")
-
-
-@dataclass
-class HostConfig:
-    degraded: bool = False  # run even when a confinement layer is missing (says which)
-    use_zygote: bool = True
-    # Confined children kept forked ahead of need (zygote only; see `host.supervise.prefork`):
-    # an app's start skips fork and confinement. Each costs one idle child's memory.
-    prefork: int = 2
-    limits: ChildLimits = field(default_factory=ChildLimits)
-    event_deadline_s: float = 5.0  # each post-event handler
-    pre_send_deadline_s: float = 1.0  # each app's pre-send hook
-    # What a pre-send hook that times out (or crashes) means: fail_closed prevents the message,
-    # fail_open lets it through. Either way the timeout is audited.
-    pre_send_timeout: TimeoutMode = "fail_closed"
-    audit_reads: bool = True
-    group_reads: bool = True  # group-commit reads' records (rule 9; off: the bench's A/B)
-    resolver_overrides: Mapping[str, str] = field(default_factory=dict)
-    http_deadline_s: float = TIMEOUT_S  # one outbound HTTP request, all hops and bytes
-    watch: bool = True
-    # Tune the garbage collector at start (`tune_gc`); off for embedders that manage it.
-    tune_gc: bool = True
-    # An app's child and its runner thread on one core (`host.supervise.affinity`, only where
-    # hand-offs sleep): for the rest of a job once it made many bridge calls (`pin_bursts`),
-    # or always (`pin_apps`, `serve --pin-apps`: bridge calls ~40 % faster on 2 cores, a
-    # REST-heavy workspace ~20 % more host CPU; docs/BENCH.md, "Pinned bursts").
-    pin_apps: bool = False
-    pin_bursts: bool = True
-    lease_sweep_s: float = SWEEP_INTERVAL_S  # a shared store lease's beat (`storelease`)
 
 
 class Host:
@@ -157,6 +125,9 @@ class Host:
         self._keys_seen = self.keyring.changes  # at the watcher's last look
         self._waiting: dict[str, tuple[str, bool]] = {}  # install -> its consent checked
         self.event_counts: dict[str, int] = {}
+        # Runners of disabled or uninstalled apps that `sync_installs` is ending outside its
+        # lock (their hook runs first); `stop` ends them too.
+        self._ending: set[AppRunner] = set()
         sweep_s = max(self.config.lease_sweep_s, CHECKPOINT_INTERVAL_S)  # upkeep's cadence
         # Set (with why) once this host's lease on a shared store is lost: it admits no more
         # calls, and `serve` exits so that a restart takes a new lease (`_lease_lost`).
@@ -285,7 +256,7 @@ class Host:
             self.pump.close()  # events in flight go back to their runners, which stop next
             self.pump = None
         with self._lock:
-            runners = list(self.runners.values())
+            runners = [*self.runners.values(), *self._ending]
             self.runners.clear()
             self._receivers_cache = {}
         for runner in runners:
@@ -327,6 +298,9 @@ class Host:
         # A consent the CLI just signed with a rotated key must verify here (never "tampered").
         self.keyring.refresh()
         records = {r.install_id: r for r in self.installs.list()}
+        # Disabled or uninstalled apps, stopped after the lock: their hook may take up to an
+        # event's deadline, and every dispatch waits for this lock (`_receivers`).
+        ending: list[tuple[AppRunner, str]] = []
         with self._lock:
             inactive = self.credentials.inactive_users(self.runners)
             for install_id, runner in list(self.runners.items()):
@@ -347,14 +321,10 @@ class Host:
                         else "restarted: its token was revoked or its signing key retired")
                     if rec is None or not rec.enabled:
                         runner.drop_queued(why)  # its hook is next, not its backlog
-                    if (rec is None or not rec.enabled) and runner.child is not None \
-                            and not runner.child.dead:
-                        # the app hears its own disable/uninstall hook before its child stops
-                        # (its bridge calls are already refused: the install is not enabled)
-                        self._deliver_hooks(runner, final=True)
-                    runner.stop(f"app {why}")
-                    self.httpout.close_install(install_id)
-                    self.audit_supervisor(runner, "stopped", why)
+                        ending.append((runner, why))
+                        self._ending.add(runner)
+                    else:
+                        self._stop_runner(runner, why)
             for install_id, rec in records.items():
                 if rec.enabled and install_id not in self.runners:
                     if not self._consent_holds(rec):
@@ -376,8 +346,21 @@ class Host:
                                    f"{rec.rest_as[:64]!r} (consent {rec.consent_id})"))
                     self.runners[install_id] = AppRunner(self, rec)
                     self._receivers_cache = {}
+        for runner, why in ending:
+            if runner.child is not None and not runner.child.dead:
+                # the app hears its own disable/uninstall hook before its child stops (its
+                # bridge calls are already refused: the install is not enabled)
+                self._deliver_hooks(runner, final=True)
+            self._stop_runner(runner, why)
+            with self._lock:
+                self._ending.discard(runner)
         self.gate.installs.invalidate()
         self._run_lifecycle_hooks()
+
+    def _stop_runner(self, runner: AppRunner, why: str) -> None:
+        runner.stop(f"app {why}")
+        self.httpout.close_install(runner.install_id)
+        self.audit_supervisor(runner, "stopped", why)
 
     def _consent_holds(self, rec: InstallRecord, verified: InstallRecord | None = None) -> bool:
         """Whether `rec` verifies against its signed consent (at once if what the consent signs
@@ -578,17 +561,10 @@ class Host:
     # ---- logs and audit ------------------------------------------------------------------------
 
     def write_app_log(self, install_id: str, text: str, truncated: bool) -> None:
-        """What the app printed, as the app's lines of its log (`supervise/applog.py`)."""
-        when = applog.stamp()
-        lines = applog.app_lines(when, text)
-        if truncated:
-            lines += applog.host_line(when, "output truncated")
-        append_capped(self.home.logs_dir / f"{install_id}.log", lines)
+        applog.write_output(self.home.logs_dir / f"{install_id}.log", text, truncated)
 
     def note_app_log(self, install_id: str, text: str) -> None:
-        """A note of the host's about the app, as the host's line of its log."""
-        append_capped(self.home.logs_dir / f"{install_id}.log",
-                      applog.host_line(applog.stamp(), text))
+        applog.write_note(self.home.logs_dir / f"{install_id}.log", text)
 
     def audit_supervisor(self, runner: AppRunner, event: str, detail: str) -> None:
         with contextlib.suppress(Exception):

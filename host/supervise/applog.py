@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Literal
 
 APP_MARK = "| "
 HOST_MARK = "stockade: "
+# Per-install log kept on disk before rotation to `.1`. Guards the disk: an app's output and
+# the host's notes about it are bounded to twice this per install (DESIGN rule 13).
+MAX_LOG_BYTES = 1 << 20
 
 Origin = Literal["app", "host"]
 
@@ -60,3 +64,28 @@ class AppLog:
 
     def note(self, text: str) -> None:
         self._note(text)
+
+
+def append_capped(path: Path, text: str, cap: int = MAX_LOG_BYTES) -> None:
+    """Append to a per-install log, rotating to `.1` past `cap` (the disk stays bounded)."""
+    try:
+        if path.exists() and path.stat().st_size > cap:
+            path.replace(path.with_suffix(path.suffix + ".1"))
+        with path.open("a", encoding="utf-8") as f:
+            f.write(text)
+    except OSError:
+        pass
+
+
+def write_output(log: Path, text: str, truncated: bool) -> None:
+    """What the app printed, as the app's lines (and a note if the child cut it)."""
+    when = stamp()
+    lines = app_lines(when, text)
+    if truncated:
+        lines += host_line(when, "output truncated")
+    append_capped(log, lines)
+
+
+def write_note(log: Path, text: str) -> None:
+    """A note of the host's about the app, as the host's line."""
+    append_capped(log, host_line(stamp(), text))

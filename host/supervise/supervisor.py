@@ -11,7 +11,6 @@ import time
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 from host.apps.installs import InstallRecord
@@ -83,8 +82,6 @@ class EventDropped(RuntimeError):
 
 def overflow_policy(event: str) -> str:
     return OVERFLOW_POLICY.get(event, "drop_oldest")
-# Per-install captured print() output kept on disk before rotation.
-MAX_LOG_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -499,13 +496,4 @@ def make_session(install: InstallRecord, child: Child, claims: tokens.Claims) ->
     )
 
 
-def append_capped(path: Path, text: str, cap: int = MAX_LOG_BYTES) -> None:
-    """Append to a per-install log, rotating to `.1` past `cap` (the disk stays bounded)."""
-    try:
-        if path.exists() and path.stat().st_size > cap:
-            path.replace(path.with_suffix(path.suffix + ".1"))
-        with path.open("a", encoding="utf-8") as f:
-            f.write(text)
-    except OSError:
-        pass
 

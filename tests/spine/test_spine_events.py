@@ -155,13 +155,14 @@ class TestApp(App):
         print("told: " + event["hook"])
 '''))
     with Host(home) as h:
-        next(iter(h.runners.values())).ensure_started()
+        runner = next(iter(h.runners.values()))
+        runner.ensure_started()
         with InstallStore(home.host_db) as store:
             store.set_enabled(rec.install_id, False, "operator")
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and h.runners:
+        while time.monotonic() < deadline and runner.state != "stopped":
             time.sleep(0.05)
-        assert h.runners == {}
+        assert h.runners == {} and runner.state == "stopped"
     log = (home.logs_dir / f"{rec.install_id}.log").read_text()
     assert "told: disable" in log
 
@@ -228,9 +229,9 @@ def test_a_disabled_apps_backlog_is_dropped_not_delivered_before_its_hook(
         with InstallStore(home.host_db) as store:
             store.set_enabled(rec.install_id, False, "operator")
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and h.runners:
+        while time.monotonic() < deadline and runner.state != "stopped":
             time.sleep(0.05)
-        assert h.runners == {}
+        assert h.runners == {} and runner.state == "stopped"
         assert runner.status()["dropped_by_reason"].get("disabled", 0) >= 5
     log = (home.logs_dir / f"{rec.install_id}.log").read_text()
     assert "told: disable" in log
@@ -245,3 +246,38 @@ def test_a_disabled_apps_backlog_is_dropped_not_delivered_before_its_hook(
         except Exception:  # the one in flight ends with its child (AppFailed, ChildDied)
             pass
     assert dropped >= 5
+
+
+SLOW_HOOK = '''
+import time
+from stockade import App
+
+class TestApp(App):
+    def on_disable(self, ctx, event):
+        time.sleep(3)
+'''
+
+
+def test_a_slow_disable_hook_holds_up_no_other_apps_event(tmp_path: Path) -> None:
+    """The disable hook ran while the host's install lock was held, and every event dispatch
+    (each server action's, a REST write's) waits for that lock: one app's slow hook stalled
+    every other app's events, up to the hook's deadline (before: ~3 s here)."""
+    from host.apps.installs import InstallStore
+
+    home = Home(tmp_path / "home").ensure()
+    write_policy(home, "events", POLICY)
+    slow = install(home, write_app(tmp_path / "apps", "sleeper", ["livechat.read"],
+                                   ["livechat.room_started"], SLOW_HOOK))
+    install(home, write_app(tmp_path / "apps", "c-slow", ["livechat.read"],
+                            ["livechat.room_started"], POST_SLOW.replace("1.5", "0")))
+    with Host(home) as h:
+        for runner in h.runners.values():
+            runner.ensure_started()
+        with InstallStore(home.host_db) as store:
+            store.set_enabled(slow.install_id, False, "operator")
+        time.sleep(0.6)  # the watcher has seen it and is delivering the hook
+        t0 = time.monotonic()
+        delivery = h.dispatch("livechat.room_started", {})
+        dispatched = time.monotonic() - t0
+        assert delivery.wait(10) and delivery.results() == ["done"]
+        assert dispatched < 1.0, f"dispatch waited {dispatched:.1f} s for another app's hook"
