@@ -301,6 +301,8 @@ class Host:
         # Disabled or uninstalled apps, stopped after the lock: their hook may take up to an
         # event's deadline, and every dispatch waits for this lock (`_receivers`).
         ending: list[tuple[AppRunner, str]] = []
+        # A continuing app's queued events, handed to its new runner (none is lost to a restart).
+        carried: dict[str, tuple[AppRunner, list[Job]]] = {}
         with self._lock:
             inactive = self.credentials.inactive_users(self.runners)
             for install_id, runner in list(self.runners.items()):
@@ -324,6 +326,7 @@ class Host:
                         ending.append((runner, why))
                         self._ending.add(runner)
                     else:
+                        carried[install_id] = (runner, runner.take_queued())
                         self._stop_runner(runner, why)
             for install_id, rec in records.items():
                 if rec.enabled and install_id not in self.runners:
@@ -346,6 +349,10 @@ class Host:
                                    f"{rec.rest_as[:64]!r} (consent {rec.consent_id})"))
                     self.runners[install_id] = AppRunner(self, rec)
                     self._receivers_cache = {}
+                    self._carry(carried.pop(install_id, None), self.runners[install_id])
+            for old, jobs in carried.values():  # the app did not start again
+                for job in jobs:
+                    old.drop(job, "stopped")
         for runner, why in ending:
             if runner.child is not None and not runner.child.dead:
                 # the app hears its own disable/uninstall hook before its child stops (its
@@ -356,6 +363,19 @@ class Host:
                 self._ending.discard(runner)
         self.gate.installs.invalidate()
         self._run_lifecycle_hooks()
+
+    @staticmethod
+    def _carry(carried: tuple[AppRunner, list[Job]] | None, new: AppRunner) -> None:
+        """Hand the old runner's queued events to `new`, each only if the new version still
+        handles it with the grants it needs (as `_receivers` would pick it); the rest dropped."""
+        old, jobs = carried or (new, [])
+        for job in jobs:
+            spec = EVENTS.get(job.name)
+            if spec is not None and job.name in new.install.manifest.events \
+                    and frozenset(spec.needs) <= new.install.grants:
+                new.enqueue(job)
+            else:
+                old.drop(job, "not_handled")
 
     def _stop_runner(self, runner: AppRunner, why: str) -> None:
         runner.stop(f"app {why}")

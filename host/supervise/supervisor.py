@@ -178,6 +178,19 @@ class AppRunner:
         if dropped is not None:
             self._drop(dropped, "queue_full")
 
+    def take_queued(self) -> list[Job]:
+        """Remove and return the events still waiting (not dropped): the app continues in a
+        new runner (an update, new settings, a new token), which is handed them."""
+        with self._cv:
+            events = [j for j in self._jobs if not _control(j)]
+            for job in events:
+                self._jobs.remove(job)
+        return events
+
+    def drop(self, job: Job, why: str) -> None:
+        """`job` (one of this app's events) will never run: counted and audited here."""
+        self._drop(job, why)
+
     def drop_queued(self, why: str) -> int:
         """Drop every event still waiting in the queue (counted and audited as drops): the app
         was disabled or uninstalled, so nothing more reaches it but its own hook, which must

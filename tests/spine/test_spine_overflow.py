@@ -165,3 +165,63 @@ def test_events_lost_to_a_stop_are_counted_and_audited_never_silent(home: Home) 
     assert runner.dropped == {"stopped": 3}
     records = [r for r in _supervisor_records(home) if r.get("event") == "events_dropped"]
     assert sum(int(str(r["detail"]).split()[0]) for r in records) == 3
+
+
+TAGGED = '''
+import time
+from stockade import App
+
+class TestApp(App):
+    def on_livechat_room_started(self, ctx, event):
+        time.sleep(0.4)
+        print("handled " + str(event["n"]) + " with " + ctx.settings["tag"])
+        return event["n"]
+'''
+TAG_SETTING = '''
+[[setting]]
+key = "tag"
+type = "string"
+label = "Tag"
+default = "old"
+'''
+
+
+def test_a_restarted_apps_queued_events_go_to_its_new_runner(tmp_path: Path) -> None:
+    """New settings (or an update, or a new token) restart an app in a new runner; the events
+    queued for the old one are handed to it, not lost (before: each dropped as `stopped`)."""
+    from host.apps.installs import InstallStore
+    from host.supervise.child import ChildDied
+
+    home = Home(tmp_path / "home").ensure()
+    write_policy(home, "spine", POLICY)
+    rec = install(home, write_app(tmp_path / "apps", "slow", ["livechat.read"],
+                                  ["livechat.room_started"], TAGGED, TAG_SETTING))
+    with Host(home, config=HostConfig(event_deadline_s=5.0)) as h:
+        old = next(iter(h.runners.values()))
+        old.ensure_started()
+        # The install hook first (the watcher waits for a hook it hands over, and would not
+        # see the settings change behind one queued after these events).
+        deadline = time.monotonic() + 10
+        while h.installs.pending_hooks(rec.install_id) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert h.wait_idle(10)
+        futures = [old.submit("livechat.room_started", {"n": i}, 5.0) for i in range(8)]
+        time.sleep(0.2)  # event 0 is running, 1..7 wait (0.4 s each)
+        with InstallStore(home.host_db) as store:
+            store.set_settings(rec.install_id, {"tag": "new"}, ["tag"])
+        outcomes: list[object] = []
+        for f in futures:
+            try:
+                outcomes.append(f.result(30))
+            except Exception as exc:  # the event in flight at the restart ends with its child
+                outcomes.append(exc)
+        deadline = time.monotonic() + 10
+        while h.runners.get(rec.install_id) in (None, old) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        new = h.runners[rec.install_id]
+        assert new is not old
+    failed = [o for o in outcomes if isinstance(o, BaseException)]
+    assert len(failed) <= 1 and all(isinstance(o, ChildDied) for o in failed), outcomes
+    assert old.dropped == {} and new.dropped == {}
+    log = (home.logs_dir / f"{rec.install_id}.log").read_text()
+    assert all(f"handled {n} with new" in log for n in (5, 6, 7)), log
