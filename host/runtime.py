@@ -11,6 +11,7 @@ an app; an epoch bump) by the install store's change counter, and stops or start
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import secrets
@@ -54,7 +55,7 @@ from host.supervise.pump import EventPump
 from host.supervise.served import HostServed
 from host.supervise.spawner import Spawner
 from host.supervise.status import PUBLISH_INTERVAL_S, StatusBoard
-from host.supervise.supervisor import AppRunner, Job, make_session
+from host.supervise.supervisor import AppRunner, Job, hand_over, make_session
 from policies.loader import load_policy
 from policies.vocabulary import EVENTS
 
@@ -128,6 +129,7 @@ class Host:
         # Runners of disabled or uninstalled apps that `sync_installs` is ending outside its
         # lock (their hook runs first); `stop` ends them too.
         self._ending: set[AppRunner] = set()
+        self._hooks_out: set[int] = set()  # hooks handed over and not yet done (seq)
         sweep_s = max(self.config.lease_sweep_s, CHECKPOINT_INTERVAL_S)  # upkeep's cadence
         # Set (with why) once this host's lease on a shared store is lost: it admits no more
         # calls, and `serve` exits so that a restart takes a new lease (`_lease_lost`).
@@ -293,8 +295,10 @@ class Host:
 
     # ---- installs --------------------------------------------------------------------------
 
-    def sync_installs(self) -> None:
-        """Make the running set match the install store (start, restart, stop)."""
+    def sync_installs(self, *, wait_hooks: bool = True) -> None:
+        """Make the running set match the install store (start, restart, stop). `wait_hooks`
+        False (the watcher): lifecycle hooks are handed over, not waited for, so one app's hook
+        queued behind its events holds up no other install change."""
         # A consent the CLI just signed with a rotated key must verify here (never "tampered").
         self.keyring.refresh()
         records = {r.install_id: r for r in self.installs.list()}
@@ -349,7 +353,7 @@ class Host:
                                    f"{rec.rest_as[:64]!r} (consent {rec.consent_id})"))
                     self.runners[install_id] = AppRunner(self, rec)
                     self._receivers_cache = {}
-                    self._carry(carried.pop(install_id, None), self.runners[install_id])
+                    hand_over(carried.pop(install_id, None), self.runners[install_id])
             for old, jobs in carried.values():  # the app did not start again
                 for job in jobs:
                     old.drop(job, "stopped")
@@ -362,20 +366,7 @@ class Host:
             with self._lock:
                 self._ending.discard(runner)
         self.gate.installs.invalidate()
-        self._run_lifecycle_hooks()
-
-    @staticmethod
-    def _carry(carried: tuple[AppRunner, list[Job]] | None, new: AppRunner) -> None:
-        """Hand the old runner's queued events to `new`, each only if the new version still
-        handles it with the grants it needs (as `_receivers` would pick it); the rest dropped."""
-        old, jobs = carried or (new, [])
-        for job in jobs:
-            spec = EVENTS.get(job.name)
-            if spec is not None and job.name in new.install.manifest.events \
-                    and frozenset(spec.needs) <= new.install.grants:
-                new.enqueue(job)
-            else:
-                old.drop(job, "not_handled")
+        self._run_lifecycle_hooks(wait_hooks)
 
     def _stop_runner(self, runner: AppRunner, why: str) -> None:
         runner.stop(f"app {why}")
@@ -399,12 +390,24 @@ class Host:
             self._waiting[rec.install_id] = (rec.consent_id, check.unverifiable)
         return check.ok
 
-    def _run_lifecycle_hooks(self) -> None:
+    def _run_lifecycle_hooks(self, wait: bool = True) -> None:
         for hook in self.installs.pending_hooks():
             runner = self.runners.get(hook.install_id)
-            if runner is not None and hook.generation == runner.install.generation:
+            if runner is None or hook.generation != runner.install.generation:
+                self.installs.mark_hook_done(hook.seq)
+            elif wait:
                 self._deliver_hook(runner, hook.hook, dict(hook.detail))
-            self.installs.mark_hook_done(hook.seq)
+                self.installs.mark_hook_done(hook.seq)
+            elif hook.seq not in self._hooks_out:  # done when its outcome is (`_hook_done`)
+                self._hooks_out.add(hook.seq)
+                runner.submit(hook.hook, {"hook": hook.hook, **dict(hook.detail)},
+                              self.config.event_deadline_s).add_done_callback(
+                    functools.partial(self._hook_done, hook.seq))
+
+    def _hook_done(self, seq: int, _outcome: object) -> None:
+        with contextlib.suppress(Exception):
+            self.installs.mark_hook_done(seq)
+        self._hooks_out.discard(seq)
 
     def _deliver_hooks(self, runner: AppRunner, *, final: bool) -> None:
         """Deliver this install's pending hooks to its current child (final: it is stopping,
@@ -432,7 +435,7 @@ class Host:
                     self.credentials.inactive_users(self.runners))
                 if version != self._watch_version or keys_changed or users_changed:
                     self._watch_version = version
-                    self.sync_installs()
+                    self.sync_installs(wait_hooks=False)
             except Exception:
                 log.exception("install watcher: could not sync installs")
 

@@ -23,6 +23,7 @@ from host.supervise.affinity import BURST_CALLS, Affinity
 from host.supervise.applog import AppLog
 from host.supervise.child import AppFailed, Child, ChildDied, LayerMissing, done_result
 from host.supervise.delivery import Outcome
+from policies.vocabulary import EVENTS
 from sandbox.frames import Done
 from sandbox.wire import ChannelClosed, FrameError
 
@@ -490,6 +491,20 @@ class AppRunner:
     def _note(self, text: str) -> None:
         """A note of the host's in the app's log (`applog`: never mistaken for app output)."""
         self.host.note_app_log(self.install_id, text)
+
+
+def hand_over(carried: tuple[AppRunner, list[Job]] | None, new: AppRunner) -> None:
+    """Hand an old runner's queued events (`AppRunner.take_queued`) to `new`, each only if the
+    new version still handles it with the grants it needs (as the host's receiver list would
+    pick it); the rest are dropped as `not_handled`."""
+    old, jobs = carried or (new, [])
+    for job in jobs:
+        spec = EVENTS.get(job.name)
+        if spec is not None and job.name in new.install.manifest.events \
+                and frozenset(spec.needs) <= new.install.grants:
+            new.enqueue(job)
+        else:
+            old.drop(job, "not_handled")
 
 
 def _untraced(exc: BaseException) -> BaseException:

@@ -225,3 +225,43 @@ def test_a_restarted_apps_queued_events_go_to_its_new_runner(tmp_path: Path) -> 
     assert old.dropped == {} and new.dropped == {}
     log = (home.logs_dir / f"{rec.install_id}.log").read_text()
     assert all(f"handled {n} with new" in log for n in (5, 6, 7)), log
+
+
+def test_a_hook_queued_behind_one_apps_events_holds_up_no_other_change(tmp_path: Path) -> None:
+    """The watcher waited for each lifecycle hook it handed over: one queued behind an app's
+    backlog (here the `settings_changed` hook of an app restarted with 8 slow events) held every
+    later install change's event side, here another app's disable, until the backlog was
+    done (before: ~4 s). Hooks are handed over and marked done when they finish."""
+    from host.apps.installs import InstallStore
+
+    home = Home(tmp_path / "home").ensure()
+    write_policy(home, "spine", POLICY)
+    rec = install(home, write_app(tmp_path / "apps", "slow", ["livechat.read"],
+                                  ["livechat.room_started"], TAGGED, TAG_SETTING))
+    other = install(home, write_app(tmp_path / "apps", "other", [], [],
+                                    "from stockade import App\n\nclass TestApp(App):\n    pass\n"))
+    with Host(home, config=HostConfig(event_deadline_s=5.0)) as h:
+        slow = h.runners[rec.install_id]
+        slow.ensure_started()
+        deadline = time.monotonic() + 10
+        while h.installs.pending_hooks() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        futures = [slow.submit("livechat.room_started", {"n": i}, 5.0) for i in range(8)]
+        with InstallStore(home.host_db) as store:
+            store.set_settings(rec.install_id, {"tag": "new"}, ["tag"])
+        time.sleep(0.6)  # the watcher restarted `slow` and handed its hook over
+        with InstallStore(home.host_db) as store:
+            store.set_enabled(other.install_id, False, "operator")
+        t0 = time.monotonic()
+        while other.install_id in h.runners and time.monotonic() - t0 < 10:
+            time.sleep(0.05)
+        took = time.monotonic() - t0
+        for f in futures:
+            f.exception(30)
+        deadline = time.monotonic() + 10
+        while h.installs.pending_hooks(rec.install_id) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert h.installs.pending_hooks(rec.install_id) == []  # the hook ran, then was marked
+    assert took < 1.5, f"the disable waited {took:.1f} s behind another app's hook"
+    log = (home.logs_dir / f"{rec.install_id}.log").read_text()
+    assert "handled 7 with new" in log
