@@ -511,12 +511,10 @@ class Host:
             found = cache.get(event)
             if found is not None:
                 return found
-            spec = EVENTS.get(event)
-            if spec is None:
+            if event not in EVENTS:
                 return ()  # not cached: the cache holds known event names only
-            needs = frozenset(spec.needs)
             found = tuple(r for r in sorted(self.runners.values(), key=lambda r: r.app_id)
-                          if event in r.install.manifest.events and needs <= r.install.grants)
+                          if r.handles(event))
             cache[event] = found
             return found
 

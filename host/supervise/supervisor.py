@@ -196,13 +196,17 @@ class AppRunner:
         """Drop every event still waiting in the queue (counted and audited as drops): the app
         was disabled or uninstalled, so nothing more reaches it but its own hook, which must
         not wait behind a backlog of events carrying data it may no longer see."""
-        with self._cv:
-            events = [j for j in self._jobs if not _control(j)]
-            for job in events:
-                self._jobs.remove(job)
+        events = self.take_queued()
         for job in events:
             self._drop(job, why)
         return len(events)
+
+    def handles(self, event: str) -> bool:
+        """Whether this install declared `event` and holds the grants it needs: what puts it
+        among the event's receivers (`Host._receivers`) and lets a queued one be handed to it."""
+        spec = EVENTS.get(event)
+        return spec is not None and event in self.install.manifest.events \
+            and frozenset(spec.needs) <= self.install.grants
 
     def _pop_oldest_event(self) -> Job | None:
         """Remove and return the oldest queued event (never a start/stop job). Under `_cv`."""
@@ -499,9 +503,7 @@ def hand_over(carried: tuple[AppRunner, list[Job]] | None, new: AppRunner) -> No
     pick it); the rest are dropped as `not_handled`."""
     old, jobs = carried or (new, [])
     for job in jobs:
-        spec = EVENTS.get(job.name)
-        if spec is not None and job.name in new.install.manifest.events \
-                and frozenset(spec.needs) <= new.install.grants:
+        if new.handles(job.name):
             new.enqueue(job)
         else:
             old.drop(job, "not_handled")

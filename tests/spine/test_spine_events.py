@@ -15,6 +15,7 @@ from host.home import Home
 from host.runtime import Host, HostConfig
 from host.server.errors import Prevented
 from host.server.principals import SYSTEM
+from host.supervise.supervisor import AppRunner
 
 PRE_SEND = '''
 import time
@@ -54,6 +55,14 @@ effect = "permit"
 apps = ["a-tagger", "b-blocker", "c-slow", "sleeper"]
 actions = ["messages.read", "messages.send", "livechat.read", "persistence"]
 '''
+
+
+def _wait_stopped(h: Host, runner: AppRunner, timeout: float = 10) -> None:
+    """Until the disabled app's runner has stopped (its hook runs first, after the host's lock)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and runner.state != "stopped":
+        time.sleep(0.05)
+    assert h.runners == {} and runner.state == "stopped"
 
 
 def _world(h: Host) -> tuple[str, str]:
@@ -159,10 +168,7 @@ class TestApp(App):
         runner.ensure_started()
         with InstallStore(home.host_db) as store:
             store.set_enabled(rec.install_id, False, "operator")
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and runner.state != "stopped":
-            time.sleep(0.05)
-        assert h.runners == {} and runner.state == "stopped"
+        _wait_stopped(h, runner)
     log = (home.logs_dir / f"{rec.install_id}.log").read_text()
     assert "told: disable" in log
 
@@ -228,10 +234,7 @@ def test_a_disabled_apps_backlog_is_dropped_not_delivered_before_its_hook(
         time.sleep(0.1)  # the first is running
         with InstallStore(home.host_db) as store:
             store.set_enabled(rec.install_id, False, "operator")
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and runner.state != "stopped":
-            time.sleep(0.05)
-        assert h.runners == {} and runner.state == "stopped"
+        _wait_stopped(h, runner)
         assert runner.status()["dropped_by_reason"].get("disabled", 0) >= 5
     log = (home.logs_dir / f"{rec.install_id}.log").read_text()
     assert "told: disable" in log
