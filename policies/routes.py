@@ -27,7 +27,9 @@ NEVER: dict[tuple[str, str], str] = {
     ("POST", "livechat/room"): "acts as a visitor; open rooms with livechat.create_room",
     ("POST", "livechat/message"): "acts as a visitor; no app may speak for one",
     ("GET", "livechat/room"): "acts as a visitor (opens a room with its widget token)",
-    ("GET", "livechat/visitor/{token}"): "acts as a visitor (its widget token)",
+    ("*", "livechat/visitor"):
+        "acts as a visitor: registers one, or rewrites one by its widget token",
+    ("*", "livechat/visitor/{token}"): "acts as a visitor (its widget token)",
     ("GET", "livechat/messages.history/{rid}"): "acts as a visitor (its widget token)",
     ("POST", "livechat/inquiries.take"): "takes a room for an agent: use livechat.take_room",
     ("GET", "permissions.listAll"): "the workspace's permission table is the operator's",

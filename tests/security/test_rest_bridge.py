@@ -17,6 +17,7 @@ from gatehelp import change_before
 
 from host.home import Home
 from host.runtime import Host, HostConfig
+from host.server.errors import NotFound
 from host.server.principals import SYSTEM
 
 CALLER = '''
@@ -63,6 +64,14 @@ actions = ["rest.call"]
 [rule.when]
 rest_routes = ["POST /api/v1/livechat/department"]
 rest_fields = ["department", "agents"]
+[[rule]]
+id = "rest-visitor"
+effect = "permit"
+apps = ["caller"]
+actions = ["rest.call"]
+[rule.when]
+rest_routes = ["POST /api/v1/livechat/visitor", "GET /api/v1/livechat/visitors.info"]
+rest_fields = ["visitor"]
 [[rule]]
 id = "caller-read"
 effect = "permit"
@@ -242,6 +251,31 @@ def test_rest_cannot_move_agents_into_a_department(host: Host) -> None:
     refused = [r for r in _rest_records(host) if r["kind"] == "outcome"][-2]
     assert refused["ok"] is False and refused["status"] == 403
     assert refused["route"] == "POST /api/v1/livechat/department"
+
+
+def test_rest_cannot_act_as_a_visitor_with_its_widget_token(host: Host) -> None:
+    """A visitor's widget token is its credential, and `GET livechat/visitors.info` shows it
+    (as Rocket.Chat does) to an app that may read visitors. `POST livechat/visitor` with that
+    token rewrites the visitor (its e-mail, where transcripts go; its custom fields) as the
+    visitor: refused whatever a policy lists, like every other route that acts as a visitor."""
+    v = host.server.save_visitor("widget-token-42", "Vera", "vera@example.com",
+                                 {"crm": "c-1"})
+    res = _run(host, [
+        ["GET", "/api/v1/livechat/visitors.info", {"visitorId": v["id"]}],
+        ["POST", "/api/v1/livechat/visitor",
+         {"visitor": {"token": "widget-token-42", "email": "thief@example.net",
+                      "customFields": {"crm": "c-666"}}}],
+        ["POST", "/api/v1/livechat/visitor", {"visitor": {"token": "made-up-token-1"}}],
+    ])
+    assert res[0] == [200, True], res
+    assert [r[:2] for r in res[1:]] == [["refused", "PermissionDenied"]] * 2, res
+    assert "acts as a visitor" in res[1][2]
+    after = host.server.livechat_get_visitor(SYSTEM, v["id"])
+    assert after["email"] == "vera@example.com" and after["custom_fields"] == {"crm": "c-1"}
+    with pytest.raises(NotFound):
+        host.server.get_visitor_by_token("made-up-token-1")
+    denial = _rest_records(host)[-1]
+    assert denial["allowed"] is False and denial["route"] == "POST /api/v1/livechat/visitor"
 
 
 def test_another_identity_only_when_the_operator_names_it_at_consent(
