@@ -31,6 +31,7 @@ from host.home import Home
 from host.server.embedded import EmbeddedServer
 from host.server.errors import NotFound, ServerError
 from policies import Request, decide
+from policies.engine import TARGET_USER_ACTIONS
 from policies.loader import PolicyLoadError, load_policy
 from policies.policy import Policy
 from policies.vocabulary import ACTIONS
@@ -47,11 +48,6 @@ def _policy(home: Home) -> Policy:
              f"`stockade policy check {home.policies_dir}`", EXIT_NEGATIVE)
 
 
-# Actions whose `user_id` argument names the target user, as at the gate (host/gate/gate.py).
-_TARGET_USER_ACTIONS = frozenset({
-    "users.set_custom_fields", "users.deactivate", "roles.assign", "roles.remove",
-    "livechat.add_agent", "livechat.remove_agent", "livechat.set_agent_status",
-})
 _FACT_NEEDED = re.compile(r"\(fact ([a-z_]+)\)")
 
 
@@ -71,7 +67,7 @@ def server_facts(home: Home, rec: InstallRecord, action: str, args: dict[str, An
         roles = [r for r in args["roles"] if isinstance(r, str)]
     if "role_privileged" in given:
         roles = []
-    uid = args.get("user_id") if action in _TARGET_USER_ACTIONS else None
+    uid = args.get("user_id") if action in TARGET_USER_ACTIONS else None
     if "target_created_by_app" in given or "target_is_own_app_user" in given:
         uid = None
     if not roles and not isinstance(uid, str):

@@ -37,18 +37,10 @@ from host.server.errors import ServerError, Unavailable
 from host.server.principals import Caller
 from host.server.rest_errors import rc_status
 from host.store import Conn
-from policies.engine import decide
+from policies.engine import TARGET_USER_ACTIONS, decide
 from policies.policy import Policy
 from policies.types import Decision, Request
 from policies.vocabulary import ACTIONS, ActionSpec
-
-# Actions that act on a user named in the arguments: the engine's own-users rule needs to know
-# who created that user (facts target_created_by_app / target_is_own_app_user).
-_TARGET_USER_ACTIONS = frozenset({
-    "users.set_custom_fields", "users.deactivate", "roles.assign", "roles.remove",
-    "livechat.add_agent", "livechat.remove_agent", "livechat.set_agent_status",
-    "messages.send_as_user", "livechat.add_department_agent", "livechat.remove_department_agent",
-})
 
 # The refusal budget (DESIGN rule 13): an install may be refused at most REFUSAL_BUDGET times in
 # any REFUSAL_WINDOW_S seconds (a durable sliding window, shared by every host on the home, like
@@ -538,7 +530,8 @@ class Gate:
             roles = [r for r in args["roles"] if isinstance(r, str)]
         if roles:
             facts["role_privileged"] = any(self.server.is_privileged(r) for r in roles)
-        if action in _TARGET_USER_ACTIONS and isinstance(args.get("user_id"), str):
+        # The engine's own-users rule needs to know who created the user an action names.
+        if action in TARGET_USER_ACTIONS and isinstance(args.get("user_id"), str):
             uid = args["user_id"]
             facts["target_is_own_app_user"] = uid == session.caller.app_user_id
             facts["target_created_by_app"] = self.server.user_created_by(uid)

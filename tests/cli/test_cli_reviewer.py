@@ -136,6 +136,11 @@ def test_can_i_looks_up_server_facts_like_the_gate(cli: Run, home: Path) -> None
     assert cli(*assign, "--arg", f"user_id={app_user}").exit_code == 0
     theirs = cli(*assign, "--arg", f"user_id={human['id']}")
     assert theirs.exit_code == 1 and "not created by this app" in theirs.stderr
+    # Every action the engine holds to own users gets its target facts, as at the gate (this
+    # list once drifted from the gate's: a department move of the app's own user read "no").
+    dept = ["can-i", "agent-sync", "livechat.add_department_agent", "--arg", "department=d1"]
+    assert cli(*dept, "--arg", f"user_id={app_user}").exit_code == 0
+    assert cli(*dept, "--arg", f"user_id={human['id']}").exit_code == 1
     missing = cli(*assign, "--arg", "user_id=nope")
     assert missing.exit_code == 2 and "no user with id 'nope'" in missing.stderr
     # A fact the host looks up at call time but can-i cannot: it says which --fact to pass.
