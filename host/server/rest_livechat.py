@@ -230,6 +230,11 @@ def department_agents(ctx: Ctx) -> dict[str, Any]:
 
 
 def permissions_list(ctx: Ctx) -> dict[str, Any]:
-    """GET permissions.listAll: each permission with the roles that hold it."""
-    return {"update": [{"_id": p, "roles": sorted(roles)}
+    """GET permissions.listAll: each permission with the roles that hold it. A custom role this
+    server marks privileged (an operator's role with admin's powers) is listed beside `admin`,
+    as Rocket.Chat lists a custom role given those permissions (the remote adapter reads it)."""
+    named = frozenset().union(*access.LISTED_PERMISSIONS.values())
+    custom = {r["name"] for r in ctx.server.roles_list()
+              if r["privileged"] and r["name"] not in named}
+    return {"update": [{"_id": p, "roles": sorted(roles | custom if "admin" in roles else roles)}
                        for p, roles in sorted(access.LISTED_PERMISSIONS.items())], "remove": []}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -74,6 +75,37 @@ def test_an_app_never_touches_an_admin_class_role_even_behind_the_gate(
     # one users.info look-up per roles_assign at most; no role change was sent
     assert rs.client.attempts - before <= 2
     assert "admin" not in rs.users_get(SYSTEM, u["id"])["roles"]
+
+
+def test_a_custom_role_holding_workspace_powers_is_privileged_unlisted(
+        rs: RemoteServer, clean: Standin) -> None:
+    """A role the operator made on the workspace and gave admin's powers, never named in
+    `privileged_roles`: the workspace's permission table says what it carries, so an app can
+    neither grant it nor create a user with it. An ordinary role still goes (the control)."""
+    role = _name("ops-boss")
+    with sqlite3.connect(clean.home.server_db) as c:  # the stand-in's own store
+        c.execute("INSERT INTO roles (name, privileged, description) "
+                  "VALUES (?, 1, 'custom admin')", (role,))
+    app = _app(rs, _name("a"))
+    u = rs.users_create(app, _name("u"), "U", "user", op_id=_name("op"))
+    assert rs.is_privileged(role) and not rs.is_privileged("bot")
+    with pytest.raises(Forbidden, match="privileged role"):
+        rs.roles_assign(app, u["id"], role, op_id=_name("op"))
+    with pytest.raises(Forbidden, match="privileged role"):
+        rs.users_create(app, _name("u"), "U", "user", roles=[role], op_id=_name("op"))
+    assert role not in rs.users_get(SYSTEM, u["id"])["roles"]
+    assert {r["name"]: r["privileged"] for r in rs.roles_list()}[role] is True
+    assert "bot" in rs.roles_assign(app, u["id"], "bot", op_id=_name("op"))["roles"]
+
+
+def test_a_permission_table_it_cannot_read_refuses_unlisted_roles(
+        rs: RemoteServer, clean: Standin) -> None:
+    """Whether a role carries power is read from the workspace; unread, no role is taken as
+    ordinary (an Unavailable, never a grant), while the fixed list needs no request."""
+    clean.fault("permissions.listAll", "status", 503, times=50)
+    with pytest.raises(Unavailable):
+        rs.is_privileged("some-custom-role")
+    assert rs.is_privileged("admin")  # the fixed list needs no request
 
 
 def test_an_app_sends_only_as_users_it_created(rs: RemoteServer) -> None:

@@ -23,6 +23,7 @@ from host.server.principals import Caller, Principal
 from host.server.remote import convert
 from host.server.remote.client import RcClient
 from host.server.remote.owned import Owned
+from host.server.remote.rolepower import RolePowers
 from host.server.shapes import User
 from host.store import StoreTarget
 
@@ -41,8 +42,8 @@ T = TypeVar("T")
 
 # Roles that are admin-class on a Rocket.Chat workspace: apps never grant or take them (DESIGN
 # rule 10). Rocket.Chat's own `protected` flag marks built-in roles (`user` and `bot` too), so
-# it cannot say this; an operator adds any custom role with power in the config file
-# (`privileged_roles`), and `stockade doctor` lists the roles it treats as privileged.
+# it cannot say this; a custom role holding a power in the workspace's permission table counts too
+# (`rolepower.py`), and an operator may name more in the config file (`privileged_roles`).
 ADMIN_CLASS_ROLES = frozenset({
     "admin", "owner", "moderator", "leader", "livechat-manager", "livechat-monitor",
     "user-admin", "app",
@@ -59,6 +60,8 @@ class RemoteCore:
         self.clock = clock
         self.bus = EventBus()
         self.privileged = ADMIN_CLASS_ROLES | privileged_roles
+        # Roles the workspace's own permission table shows carrying power (rolepower.py).
+        self.role_powers = RolePowers(lambda: self.get("permissions.listAll"))
         self._hook: PreSendHook | None = None
         # Sign-ins the host minted (users.createToken) to act as an app's user or a user an
         # app created (a message's sender must be that user). Kept in memory only, never on
@@ -184,11 +187,16 @@ class RemoteCore:
         with self._tokens_lock:
             self._user_tokens.pop(user_id, None)
 
+    def role_privileged(self, role: str) -> bool:
+        """Whether `role` is admin-class here: on the fixed list, on the operator's, or holding
+        a power in the workspace's permission table (Unavailable when that cannot be read)."""
+        return role in self.privileged or self.role_powers.any_powerful([role])
+
     def refuse_privileged(self, caller: Principal, roles: list[str]) -> None:
         # DESIGN rule 10 also here, behind the gate: an app never touches admin-class roles.
         if isinstance(caller, Caller):
             for r in roles:
-                if r in self.privileged:
+                if self.role_privileged(r):
                     raise Forbidden(f"apps may not grant or remove the privileged role {r!r}")
 
     # -- rule 9 across the network ----------------------------------------------------------------

@@ -158,16 +158,17 @@ class RemoteServer(RemoteRooms):
         return self._write(op_id, action, {"user_id": user_id, "role": role}, send)
 
     def roles_list(self) -> list[Role]:
-        """GET roles.list; `privileged` is Stockade's admin-class list (see RemoteCore)."""
+        """GET roles.list; `privileged` as `role_privileged` answers (see RemoteCore)."""
         docs = self.get("roles.list").get("roles") or []
         return [Role(name=str(d.get("name") or d.get("_id")),
-                     privileged=str(d.get("name") or d.get("_id")) in self.privileged,
+                     privileged=self.role_privileged(str(d.get("name") or d.get("_id"))),
                      description=str(d.get("description") or "")) for d in docs
                 if isinstance(d, dict)]
 
     def is_privileged(self, role: str) -> bool:
-        """Whether the role is admin-class here (no request: a fixed list plus the config's)."""
-        return role in self.privileged
+        """Whether the role is admin-class here: the fixed list and the config's, or a power in
+        the workspace's permission table (read at most once a minute)."""
+        return self.role_privileged(role)
 
     # -- livechat agents and departments ---------------------------------------------------------
     def agent(self, user_id: str) -> Agent:

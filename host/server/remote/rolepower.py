@@ -1,0 +1,93 @@
+"""Which roles on a Rocket.Chat workspace carry power, read from the workspace itself.
+
+DESIGN rule 10: an app never grants an admin-class role. On a workspace the fixed list
+(`core.ADMIN_CLASS_ROLES`) and the operator's `privileged_roles` name the roles Stockade knows
+of; an operator's custom role given admin's powers on the workspace but never named in the config
+would otherwise look ordinary, and an app allowed to assign it would hand out those powers. So a
+role also counts as privileged when the workspace's permission table (`GET permissions.listAll`)
+shows it holding any permission in `ROLE_POWERS` or any setting's permission.
+
+The table is read at most once per `ROLE_POWER_TTL_S`. When it cannot be read (and the last
+reading is older than that) the question is not answered: `Unavailable`, so the call is refused
+for now, never decided on a guess.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from host.server.errors import ServerError, Unavailable
+
+# Rocket.Chat permissions whose holder administers the workspace or acts around Stockade's rules
+# (creating users past the seat ceiling, assigning roles, minting tokens, changing settings,
+# managing apps and integrations, livechat management). By Rocket.Chat's defaults only `admin`
+# and the livechat manager/monitor roles hold them; `user`, `bot`, `app`, `guest` and
+# `livechat-agent` hold none. Guards: an app granting a custom role that carries any of them.
+ROLE_POWERS = frozenset({
+    "access-permissions", "access-setting-permissions", "add-oauth-service", "add-all-to-room",
+    "assign-admin-role", "assign-roles", "bulk-register-user", "create-user", "delete-user",
+    "edit-other-user-active-status", "edit-other-user-avatar", "edit-other-user-e2ee",
+    "edit-other-user-info", "edit-other-user-password", "edit-other-user-totp",
+    "edit-privileged-setting", "logout-other-user", "mail-messages", "manage-apps",
+    "manage-assets", "manage-cloud", "manage-email-inbox", "manage-incoming-integrations",
+    "manage-livechat-agents", "manage-livechat-departments", "manage-livechat-managers",
+    "manage-oauth-apps", "manage-outgoing-integrations", "manage-own-incoming-integrations",
+    "manage-own-outgoing-integrations", "manage-selected-settings", "manage-user-status",
+    "register-on-cloud", "restart-server", "run-import", "run-migration", "send-mail",
+    "sync-auth-services-users", "test-admin-options", "user-generate-access-token",
+    "view-full-other-user-info", "view-logs", "view-privileged-setting",
+    "view-room-administration", "view-user-administration",
+})
+# Rocket.Chat's per-setting permissions (`change-setting-<id>`): each changes a workspace setting.
+SETTING_PERMISSION_PREFIX = "change-setting-"
+# How long one reading of the permission table answers (s). Guards the workspace's rate limit
+# (one request a minute at most); a role given power on the workspace counts within it.
+ROLE_POWER_TTL_S = 60.0
+
+
+def powerful_roles(doc: Any) -> frozenset[str]:
+    """The roles holding a power in a `permissions.listAll` answer ({update: [{_id, roles}]})."""
+    rows = doc.get("update") if isinstance(doc, dict) else None
+    if not isinstance(rows, list):
+        raise Unavailable("the workspace's permission table has no 'update' list")
+    out: set[str] = set()
+    for row in rows:
+        if not isinstance(row, dict):
+            continue
+        pid, roles = row.get("_id"), row.get("roles")
+        if not isinstance(pid, str) or not isinstance(roles, list):
+            continue
+        if pid in ROLE_POWERS or pid.startswith(SETTING_PERMISSION_PREFIX):
+            out.update(r for r in roles if isinstance(r, str))
+    return frozenset(out)
+
+
+class RolePowers:
+    """The workspace's powerful roles, read through `fetch` and kept `ttl_s` seconds."""
+
+    def __init__(self, fetch: Callable[[], Any], *, ttl_s: float = ROLE_POWER_TTL_S,
+                 now: Callable[[], float] = time.monotonic) -> None:
+        self._fetch, self._ttl, self._now = fetch, ttl_s, now
+        self._lock = threading.Lock()
+        self._roles: frozenset[str] = frozenset()
+        self._until = float("-inf")
+
+    def roles(self) -> frozenset[str]:
+        """The roles holding a power now (Unavailable when the table cannot be read)."""
+        with self._lock:
+            if self._now() < self._until:
+                return self._roles
+            try:
+                roles = powerful_roles(self._fetch())
+            except ServerError as exc:
+                raise Unavailable("cannot tell which workspace roles carry power "
+                                  f"(GET permissions.listAll: {exc.message})") from None
+            self._roles, self._until = roles, self._now() + self._ttl
+            return roles
+
+    def any_powerful(self, roles: Iterable[str]) -> bool:
+        """Whether any of `roles` holds a power on the workspace."""
+        wanted = list(roles)
+        return bool(wanted) and not self.roles().isdisjoint(wanted)
