@@ -54,15 +54,20 @@ def logs(
         rec = resolve(store, ref)
     path = home.logs_dir / f"{rec.install_id}.log"
     lines: list[str] = []
+    parse = applog.parse
     if path.is_file():
+        if not applog.current_format(path):
+            parse = applog.parse_legacy  # an earlier release's file: every line the app's
         with open(path, "rb") as f:
             f.seek(0, 2)
             size = f.tell()
             f.seek(max(0, size - _MAX_LOG_READ))
             raw = f.read().decode("utf-8", errors="replace")
         secret_values = [str(rec.settings[k]) for k in rec.secret_keys if k in rec.settings]
-        lines = _redact(raw, secret_values).splitlines()[-max(0, n):] if n > 0 else []
-    entries = [applog.parse(text) for text in lines]
+        lines = [ln for ln in _redact(raw, secret_values).splitlines()
+                 if not applog.is_format_note(parse(ln))]
+        lines = lines[-max(0, n):] if n > 0 else []
+    entries = [parse(text) for text in lines]
     if json_out:
         emit_json({"app_id": rec.app_id, "install_id": rec.install_id, "lines": lines,
                    "entries": [{"ts": when or None, "from": "stockade" if who == "host" else "app",

@@ -8,10 +8,16 @@ the reader splits), so nothing an app prints can begin a line as a host note doe
 text can never imitate the host's own lines). A note is one line: the line breaks in it (an
 app's exception text can hold some) are shown, not kept.
 
-A line in neither form was written before this format (or by hand): it is read as the app's.
+Every file in this format begins with one host note, `FORMAT_NOTE`. A file without it was
+written by an earlier release, whose lines did not say who wrote them (an app's printed
+"stockade: x" was `STAMP stockade: x` there, this format's host note): the writer moves such a
+file to `.1` before its first line in this format, and a reader takes each of its lines as the
+app's. A line in neither form (written by hand) is read as the app's too.
 """
 from __future__ import annotations
 
+import re
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +30,15 @@ HOST_MARK = "stockade: "
 MAX_LOG_BYTES = 1 << 20
 
 Origin = Literal["app", "host"]
+# The first line of every log file in this format (see the module docstring).
+FORMAT_NOTE = "log format 2: '| ' starts the app's output, 'stockade: ' the host's notes"
+# How much of a file's start `current_format` reads: the format note's line fits in it.
+_HEAD_BYTES = 256
+
+
+# What `stamp` writes. A reader takes a line's first word as its stamp only in this shape: the
+# stamp is shown as the host's text, so it must never be the app's.
+_STAMP_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}")
 
 
 def stamp() -> str:
@@ -43,11 +58,33 @@ def host_line(when: str, text: str) -> str:
 def parse(line: str) -> tuple[str, Origin, str]:
     """(stamp, who wrote it, text) of one log line."""
     when, sep, rest = line.partition(" ")
-    if sep and rest.startswith(HOST_MARK):
-        return when, "host", rest[len(HOST_MARK):]
-    if sep and rest.startswith(APP_MARK):
-        return when, "app", rest[len(APP_MARK):]
+    if sep and _STAMP_RE.fullmatch(when):
+        if rest.startswith(HOST_MARK):
+            return when, "host", rest[len(HOST_MARK):]
+        if rest.startswith(APP_MARK):
+            return when, "app", rest[len(APP_MARK):]
     return "", "app", line
+
+
+def parse_legacy(line: str) -> tuple[str, Origin, str]:
+    """(stamp, "app", text) of a line written before this format: nothing in it says who wrote
+    it, so it is never shown as the host's (and only a stamp's shape is taken as one: there the
+    app's own text began lines too)."""
+    when, sep, rest = line.partition(" ")
+    return (when, "app", rest) if sep and _STAMP_RE.fullmatch(when) else ("", "app", line)
+
+
+def current_format(path: Path) -> bool:
+    """Whether the log at `path` begins with this format's note (False for an earlier
+    release's file; raises OSError when it cannot be read)."""
+    with path.open("rb") as f:
+        head = f.read(_HEAD_BYTES).decode("utf-8", errors="replace")
+    _when, who, text = parse(head.split("\n", 1)[0])
+    return who == "host" and text == FORMAT_NOTE
+
+
+def is_format_note(entry: tuple[str, Origin, str]) -> bool:
+    return entry[1] == "host" and entry[2] == FORMAT_NOTE
 
 
 class AppLog:
@@ -66,13 +103,31 @@ class AppLog:
         self._note(text)
 
 
+# Logs this process has checked for an earlier release's format (and moved aside if so).
+_checked: set[Path] = set()
+_checked_lock = threading.Lock()
+
+
+def _set_aside_older_format(path: Path) -> None:
+    with _checked_lock:
+        if path in _checked:
+            return
+        if path.exists() and not current_format(path):
+            path.replace(path.with_suffix(path.suffix + ".1"))
+        _checked.add(path)
+
+
 def append_capped(path: Path, text: str, cap: int = MAX_LOG_BYTES) -> None:
-    """Append to a per-install log, rotating to `.1` past `cap` (the disk stays bounded)."""
+    """Append to a per-install log, rotating to `.1` past `cap` (the disk stays bounded); a new
+    file begins with `FORMAT_NOTE`, an earlier release's file is moved to `.1` first."""
     try:
+        if path not in _checked:
+            _set_aside_older_format(path)
         if path.exists() and path.stat().st_size > cap:
             path.replace(path.with_suffix(path.suffix + ".1"))
+        head = "" if path.exists() else host_line(stamp(), FORMAT_NOTE)
         with path.open("a", encoding="utf-8") as f:
-            f.write(text)
+            f.write(head + text)
     except OSError:
         pass
 

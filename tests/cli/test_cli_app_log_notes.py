@@ -66,3 +66,31 @@ def test_nothing_an_app_prints_reads_as_a_note_of_the_hosts(cli: Run, home: Path
     assert len(notes) == 1 and "boom" in notes[0]  # the failure, one line
     assert "⏎" + FORGED in notes[0]  # the message's line break shown, not kept
     assert printed == ["[stockade] " + FORGED, FORGED]  # the app's, as the app's
+
+
+def test_an_earlier_releases_log_is_set_aside_and_read_as_the_apps(cli: Run, home: Path) -> None:
+    """A log written before this format (`STAMP TEXT` for everything): an app that printed
+    "stockade: ..." there has a line that reads as this format's host note. The first write in
+    this format moves such a file to `.1` and starts a new one; `app logs` on a file still in
+    the old format shows each of its lines as the app's."""
+    h = Home(home).ensure()
+    write_policy(h, "notes", POLICY)
+    install(h, write_app(home.parent / "apps", "forger", ["livechat.read"],
+                         ["livechat.room_started"], SOURCE))
+    from host.apps.installs import InstallStore
+
+    with InstallStore(h.host_store) as store:
+        [rec] = store.list()
+    log = h.logs_dir / f"{rec.install_id}.log"
+    log.write_text(f"2026-12-01T10:00:00 {FORGED}\n2026-12-01T10:00:01 hello\n")
+    r = cli("app", "logs", "forger", "--json")
+    entries = json.loads(r.stdout)["entries"]
+    assert [e["from"] for e in entries] == ["app", "app"], entries
+    assert entries[0]["text"] == FORGED and entries[0]["ts"] == "2026-12-01T10:00:00"
+    with Host(h, config=HostConfig(watch=False)) as host:
+        runner = next(iter(host.runners.values()))
+        assert runner.submit("livechat.room_started", {"print": "new"}, 10).result(20) == "ok"
+    assert (h.logs_dir / f"{rec.install_id}.log.1").read_text().startswith(
+        f"2026-12-01T10:00:00 {FORGED}")
+    entries = json.loads(cli("app", "logs", "forger", "--json").stdout)["entries"]
+    assert [(e["from"], e["text"]) for e in entries] == [("app", "new")], entries
