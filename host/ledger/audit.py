@@ -212,11 +212,21 @@ class AuditLog:
         head = self._head_row()
         if joining and not isinstance(self.store, SqliteStore) and head is not None:
             # A host joining a shared store anchors the chain as it finds it (trust on first
-            # use): its anchor guards every record from here on against truncation. In a home
-            # of its own the first open finds the chain empty, and a missing key beside a
+            # use): its anchor guards every record from here on against truncation. Walked
+            # whole first, since from then on an operator's command walks only the records
+            # after the anchor: a chain that does not verify is left unanchored, for `verify`
+            # (and so `serve` and every operator command) to name its first bad record. In a
+            # home of its own the first open finds the chain empty, and a missing key beside a
             # non-empty chain stays an error ("anchor missing"): someone deleted both files.
-            self.trusted.verified(head)
-            self.write_anchor()
+            found = walk(self.store.conn().execute(
+                "SELECT seq, ts, body, prev_hash, hash FROM audit ORDER BY seq"), None, None, "")
+            if found.first_bad_seq is None and found.head_hash is not None:
+                self.trusted.verified((found.last_seq, found.head_hash))
+                self.write_anchor()
+            else:
+                log.warning("joining a shared store whose audit chain does not verify "
+                             "(record %s: %s): not anchored", found.first_bad_seq,
+                             found.problem)
         elif head is None and self.read_anchor_or_none() is None:
             # An empty chain and nothing anchored: every record from here on is new, so this
             # process may anchor what it writes (a fresh home's first record anchors itself).
@@ -411,8 +421,9 @@ class AuditLog:
             self.store.conn().execute(
                 "SELECT seq, ts, body, prev_hash, hash FROM audit ORDER BY seq")
         # A non-empty chain always has an anchor: the first record anchors itself, and a host
-        # joining a shared store anchors it at once. Whether the key is there too says nothing
-        # (whoever deleted the anchor can delete its key), so neither excuses its absence.
+        # joining a shared store anchors it at once (when it verifies). Whether the key is
+        # there too says nothing (whoever deleted the anchor can delete its key), so neither
+        # excuses its absence.
         missing = ("anchor missing: truncation cannot be ruled out "
                    f"({self.anchor_path} was deleted or never written"
                    + ("" if self._key is not None else

@@ -124,8 +124,9 @@ def walk(rows: Iterable[tuple[Any, ...]], anchor: Anchor | None, anchor_problem:
         return VerifyResult(False, count, last, last + 1 if last else None,
                             anchor_problem, None, breaks=done)
     if anchor is None:
-        if last > 0:
-            return VerifyResult(False, count, last, None, missing_anchor, None, breaks=done)
+        if last > 0:  # the head's hash too: a host joining a shared store anchors it
+            return VerifyResult(False, count, last, None, missing_anchor, None, breaks=done,
+                                head_hash=prev)
         return VerifyResult(True, count, last, None, None, None, breaks=done, head_hash=prev)
     if anchor.seq > last:
         return VerifyResult(False, count, last, last + 1,

@@ -119,3 +119,35 @@ def test_messages_never_show_the_password() -> None:
     with pytest.raises(StoreError) as err:
         PgStore("postgresql://u:secret@127.0.0.1:1/x").conn()
     assert "secret" not in str(err.value) and "cannot reach" in str(err.value)
+
+
+def test_a_host_joining_a_shared_store_anchors_only_a_chain_that_verifies(
+        pg_url: str, tmp_path: Path) -> None:
+    """A host joining a shared store has no anchor of its own: it anchors the chain it finds
+    (trust on first use), and from then on an operator's command walks only the records after
+    that anchor. So the chain is walked whole before it is anchored: a record edited behind
+    the append-only trigger is refused at the join, not blessed by it."""
+    from host.ledger.operator import audited
+    from host.ledger.records import AuditError
+
+    migrate(pg_url)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "c").mkdir()
+    first = _log(pg_url, tmp_path / "a")
+    for i in range(3):
+        first.append(AuditRecord(kind="lifecycle", app_id="a", code=f"x{i}"))
+    # the control: an intact chain is anchored at once by a joining host
+    intact = _log(pg_url, tmp_path / "c")
+    assert (tmp_path / "c" / "audit.anchor").exists() and intact.verify().ok
+    with psycopg.connect(pg_url, autocommit=True) as c:
+        c.execute("ALTER TABLE audit DISABLE TRIGGER USER")
+        c.execute("UPDATE audit SET body = replace(body, 'x1', 'y1') WHERE seq = 2")
+    joined = _log(pg_url, tmp_path / "b")
+    assert not (tmp_path / "b" / "audit.anchor").exists()
+    res = joined.verify()
+    assert not res.ok and res.first_bad_seq == 2
+    with pytest.raises(AuditError, match="does not verify"), \
+            audited(joined, "install", app_id="x"):
+        pass
+    assert joined.verify().records == 3  # nothing chained onto it
