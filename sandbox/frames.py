@@ -78,6 +78,7 @@ class Reply(_Frame, tag="reply", frozen=True):
     ok: bool
     result: Any = None
     error: WireError | None = None
+    spin: bool = False  # the host's hint: poll for the next Reply (a burst, cores apart)
 
 
 class Shutdown(_Frame, tag="shutdown", frozen=True):

@@ -124,6 +124,9 @@ class Reply(BaseModel):
     ok: bool
     result: Any = None
     error: WireError | None = None
+    # The host's hint that it answers this child's calls on a core of its own and polls for
+    # the next one (a burst of calls: host/supervise/affinity.py): poll for the next Reply too.
+    spin: bool = False
 
 
 class Shutdown(BaseModel):

@@ -47,6 +47,7 @@ from sandbox.restricted import (
     set_app_modules,
 )
 from sandbox.wire import (
+    SPIN_MIN_CPUS,
     ChannelClosed,
     FrameError,
     FrameReader,
@@ -68,6 +69,11 @@ class _Channel:
     def __init__(self) -> None:
         self.reader = FrameReader(CHANNEL_IN_FD, spin=True)
         self.reply_spin = SpinPolicy(REPLY_SPIN_NS)
+        # After a Reply that says `spin` (the host answers a burst of this job's calls on a
+        # core apart from this child's, `host/supervise/affinity.py`): poll for the next Reply
+        # on any machine, still adaptive. Cleared at every new job: the hint is one job's.
+        self.burst_spin = SpinPolicy(REPLY_SPIN_NS, cpus=SPIN_MIN_CPUS)
+        self.host_spins = False
         self.next_id = 1
 
     def send(self, frame: frames.ChildFrame) -> None:
@@ -90,12 +96,14 @@ class _Channel:
         call_id = self.next_id
         self.next_id += 1
         self.send(Call(id=call_id, action=action, args=args))
-        spin_ns = self.reply_spin.budget()
+        policy = self.burst_spin if self.host_spins else self.reply_spin
+        spin_ns = policy.budget()
         frame = self.recv(spin_ns)
         if spin_ns:
-            self.reply_spin.record(self.reader.caught)
+            policy.record(self.reader.caught)
         if not isinstance(frame, Reply) or frame.id != call_id:
             os._exit(EXIT_PROTOCOL)
+        self.host_spins = frame.spin
         if frame.ok:
             return frame.result
         err = frame.error or WireError(code="internal", message="no error detail")
@@ -198,6 +206,7 @@ def _serve(chan: _Channel, report: LayerReport) -> None:
     ctx: Context | None = None
     filenames: frozenset[str] = frozenset()
     while True:
+        chan.host_spins = False
         frame = chan.recv()
         if isinstance(frame, Event):  # first: the frame a running child sees most
             if app is None or ctx is None:

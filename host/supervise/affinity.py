@@ -1,4 +1,5 @@
-"""Each app's child and the runner thread that answers its calls share one core.
+"""Each app's child and the runner thread that answers its calls: on one core, or in a burst
+that runs alone, on two cores apart where both poll.
 
 A bridge call is two hand-offs between processes: the child writes its Call and sleeps, the
 runner thread wakes and answers, the child wakes. When the two sit on different cores, each
@@ -12,10 +13,17 @@ round-robin, so the pairs are balanced.
 Two modes. *Bursts* (the default, `HostConfig.pin_bursts`): a job whose handler has made
 `BURST_CALLS` bridge calls is pinned until it ends, then both go back to every core; a handler
 calling in a loop gets the cheap hand-off, and the many short handlers of a REST-heavy
-workspace never pin. *Always* (`HostConfig.pin_apps`, `stockade serve --pin-apps`): pinned from
-the child's first job on; under a REST-heavy load that cost ~20 % more host CPU per
-conversation, since a thread that may not leave its core waits there for the interpreter lock
-and for the processes sharing that core (docs/BENCH.md, "Pinned bursts").
+workspace never pin. A burst whose event is the only one running goes further (`apart`): the
+child to the core after its runner's, and both ends poll instead of sleeping (the runner thread
+for the next Call, the child for its Reply, which says so: `Reply.spin`), so no hand-off sleeps
+or wakes anything; read p50 ~125 against ~175 µs on one core (docs/BENCH.md, "Bursts alone, on
+two cores apart"). It takes both cores while it runs, which is why only alone: the next event
+to start finds the runner polling for at most one Call more.
+
+*Always* (`HostConfig.pin_apps`, `stockade serve --pin-apps`): pinned from the child's first job
+on; under a REST-heavy load that cost ~20 % more host CPU per conversation, since a thread that
+may not leave its core waits there for the interpreter lock and for the processes sharing that
+core (docs/BENCH.md, "Pinned bursts").
 
 Only where the hand-offs sleep: with `sandbox.wire.SPIN_MIN_CPUS` or more cores both ends
 spin before they sleep, and a spinning child on its runner's core would hold the very core its
@@ -70,14 +78,17 @@ class Affinity:
                 self._assigned[runner] = core
             return core
 
-    def pin(self, runner: object, child_pid: int) -> None:
-        """Pin the calling thread (`runner`'s own) and its child `child_pid` to one core."""
+    def pin(self, runner: object, child_pid: int, *, apart: bool = False) -> None:
+        """Pin the calling thread (`runner`'s own) and its child `child_pid` to one core, or
+        with `apart` the child to the next core (each end then polls on a core of its own)."""
         core = self.core_of(runner)
         if core is None:
             return
+        child_core = self.cores[(self.cores.index(core) + 1) % len(self.cores)] if apart \
+            else core
         try:
             os.sched_setaffinity(0, {core})  # 0: the calling thread, on Linux
-            os.sched_setaffinity(child_pid, {core})
+            os.sched_setaffinity(child_pid, {child_core})
         except ProcessLookupError:
             return  # the child already ended: its start fails on its own
         except OSError as exc:
@@ -96,12 +107,13 @@ class Affinity:
         if self.always:
             self.pin(runner, child_pid)
 
-    def burst(self, runner: object, child_pid: int) -> bool:
+    def burst(self, runner: object, child_pid: int, *, apart: bool = False) -> bool:
         """A job made BURST_CALLS calls (on the runner's thread): pin the pair until the job
-        ends, when the caller `unpin`s it. False when nothing was pinned."""
+        ends, when the caller `unpin`s it; `apart` (its event the only one running) on two
+        cores, for both ends to poll. False when nothing was pinned."""
         if self.always or not self.cores:
             return False
-        self.pin(runner, child_pid)
+        self.pin(runner, child_pid, apart=apart)
         return bool(self.cores)  # empty again when the host may not pin
 
     def unpin(self, child_pid: int) -> None:

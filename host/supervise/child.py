@@ -42,6 +42,7 @@ from sandbox.protocol import (
     check_json_value,
 )
 from sandbox.wire import (
+    SPIN_MIN_CPUS,
     ChannelClosed,
     FrameError,
     FrameReader,
@@ -132,6 +133,12 @@ class Child:
     def __post_init__(self) -> None:
         self.reader = FrameReader(self.from_child, spin=True)
         self.next_frame_spin = SpinPolicy(NEXT_FRAME_SPIN_NS)
+        # A burst whose pair is pinned to cores apart (`AppRunner`, `affinity.Affinity.burst`):
+        # while its event is the only one running, this thread polls for the child's next
+        # call on any machine and tells the child to poll for its Reply (`Reply.spin`): each
+        # end on a core of its own, neither hand-off sleeps.
+        self.burst_apart = False
+        self.burst_frame_spin = SpinPolicy(NEXT_FRAME_SPIN_NS, cpus=SPIN_MIN_CPUS)
         # Non-blocking, for the pump's `begin_event`; `write_all` waits for room itself.
         os.set_blocking(self.to_child, False)
         with contextlib.suppress(OSError):
@@ -333,6 +340,7 @@ class Child:
         """Serve a running handler from its frame `msg` on, until its Done; its Log frames go
         through the event's `LogBudget`, the host's cap (the child's own is no rule)."""
         calls = 0
+        policy = self.next_frame_spin
         while True:
             spin = 0  # nothing to poll for until a Reply went out (the handler then runs)
             if isinstance(msg, Call):
@@ -341,9 +349,11 @@ class Child:
                     self.kill(f"more than {MAX_CALLS_PER_EVENT} bridge calls in one event",
                               code="flood")
                     raise ChildDied(self.death, self.death_code)
-                self._send_reply(self._answer(msg, on_call))
-                if running_events.count == 1:
-                    spin = self.next_frame_spin.budget()
+                alone = running_events.count == 1
+                self._send_reply(self._answer(msg, on_call, spin=alone and self.burst_apart))
+                if alone:
+                    policy = self.burst_frame_spin if self.burst_apart else self.next_frame_spin
+                    spin = policy.budget()
             elif isinstance(msg, Log):
                 self._heard(on_log, msg)
             elif isinstance(msg, Done) and msg.id == frame_id:
@@ -353,7 +363,7 @@ class Child:
                 raise ChildDied(self.death, self.death_code)
             msg = self._recv(spin)
             if spin:
-                self.next_frame_spin.record(self.reader.caught)
+                policy.record(self.reader.caught)
 
     # ---- the event pump's path (host.supervise.pump): send without waiting, read what arrived ---
 
@@ -408,13 +418,13 @@ class Child:
                 self._disarm()
                 self._log_done(budget)
 
-    def _answer(self, call: Call, on_call: CallHandler) -> Reply:
+    def _answer(self, call: Call, on_call: CallHandler, *, spin: bool = False) -> Reply:
         from host.errors import GateError
 
         try:
             check_json_value(call.args)
             result = on_call(self, call.action, call.args)
-            return Reply(id=call.id, ok=True, result=result)
+            return Reply(id=call.id, ok=True, result=result, spin=spin)
         except GateError as exc:
             return Reply(id=call.id, ok=False,
                          error=WireError(code=exc.code, message=exc.message[:2000]))

@@ -23,6 +23,7 @@ from host.supervise.affinity import BURST_CALLS, Affinity
 from host.supervise.applog import AppLog
 from host.supervise.child import AppFailed, Child, ChildDied, LayerMissing, done_result
 from host.supervise.delivery import Outcome
+from host.supervise.watchdog import running_events
 from policies.vocabulary import EVENTS
 from sandbox.frames import Done
 from sandbox.wire import ChannelClosed, FrameError
@@ -422,6 +423,7 @@ class AppRunner:
         finally:
             burst, self._burst = self._burst, None
             if burst is not None:
+                burst.burst_apart = False
                 self.host.affinity.unpin(burst.app_pid())
             self._after_event()
 
@@ -469,8 +471,13 @@ class AppRunner:
         if session is None or session.session_id != child.session_id:
             raise GateError("permission_denied", "no session on this channel")
         self._calls += 1
-        if self._calls == BURST_CALLS and self.host.affinity.burst(self, child.app_pid()):
-            self._burst = child
+        if self._calls == BURST_CALLS:
+            # Alone, the pair goes to two cores and both ends poll (`Child.burst_apart`); with
+            # other events running, to one core, where the hand-offs are direct switches.
+            alone = running_events.count == 1
+            if self.host.affinity.burst(self, child.app_pid(), apart=alone):
+                self._burst = child
+                child.burst_apart = alone
         try:
             return self.host.gate.handle(session, action, args)
         except RefusalBudgetExceeded:

@@ -1,11 +1,13 @@
-"""Each app's child and its runner thread share one core where hand-offs sleep
-(`host.supervise.affinity`; docs/BENCH.md, "One core or two, and pinned pairs")."""
+"""Each app's child and its runner thread share one core where hand-offs sleep, or sit on two
+cores apart and poll in a burst that runs alone (`host.supervise.affinity`; docs/BENCH.md,
+"One core or two, and pinned pairs", "Bursts alone, on two cores apart")."""
 from __future__ import annotations
 
 import logging
 import os
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -119,15 +121,34 @@ class TestApp(App):
 '''
 
 
-@pytest.mark.parametrize(("bursts", "calls"), [(True, 40), (True, BURST_CALLS - 1), (False, 40)])
-def test_a_handler_making_many_calls_shares_its_runners_core_until_it_ends(
-        tmp_path: Path, bursts: bool, calls: int) -> None:
+SLEEPER_SRC = '''
+from stockade import App
+import time
+
+class TestApp(App):
+    def on_livechat_room_started(self, ctx, event):
+        time.sleep(event["s"])
+        return "ok"
+'''
+
+
+@pytest.mark.parametrize(("bursts", "calls", "alone"),
+                         [(True, 40, True), (True, 40, False), (True, BURST_CALLS - 1, True),
+                          (False, 40, True)])
+def test_a_handler_making_many_calls_is_pinned_until_it_ends(
+        tmp_path: Path, bursts: bool, calls: int, alone: bool) -> None:
+    """A burst alone: its pair on two cores apart, and both ends poll (each Reply says
+    `spin`). With another event running: on one core, no polling. Both free again after."""
     home = Home(tmp_path / "home").ensure()
     install(home, write_app(tmp_path / "apps", "looper", ["livechat.read", "persistence"],
                             ["livechat.room_started"], LOOP_SRC))
+    install(home, write_app(tmp_path / "apps", "sleeper", ["livechat.read"],
+                            ["livechat.room_started"], SLEEPER_SRC))
     with Host(home, config=HostConfig(pin_bursts=bursts)) as h:
-        runner = next(iter(h.runners.values()))
+        runner = next(r for r in h.runners.values() if r.app_id == "looper")
+        other = next(r for r in h.runners.values() if r.app_id == "sleeper")
         seen: list[tuple[set[int], set[int]]] = []
+        spins: list[bool] = []
         real = h.gate.handle
 
         def watched(session: Any, action: str, args: dict[str, Any]) -> Any:
@@ -137,16 +158,37 @@ def test_a_handler_making_many_calls_shares_its_runners_core_until_it_ends(
             return real(session, action, args)
 
         h.gate.handle = watched  # type: ignore[method-assign]
+        assert other.submit("livechat.room_started", {"s": 0}, 10.0).result(30) == "ok"
+        assert runner.submit("livechat.room_started", {"n": 1}, 10.0).result(30) == "ok"
+        seen.clear()
+        assert runner.child is not None
+        sent = runner.child._send_reply
+
+        def sending(reply: Any) -> None:
+            spins.append(reply.spin)
+            sent(reply)
+
+        runner.child._send_reply = sending  # type: ignore[method-assign]
+        busy = None if alone else other.submit("livechat.room_started", {"s": 3}, 10.0)
+        if busy is not None:
+            time.sleep(0.5)  # the sleeper's event is running
         assert runner.submit("livechat.room_started", {"n": calls}, 10.0).result(30) == "ok"
-        assert runner.child is not None and len(seen) == calls
+        assert len(seen) == calls
         everywhere = os.sched_getaffinity(0)
         unpinned = (everywhere, everywhere)
-        if bursts and calls >= BURST_CALLS and h.affinity.cores:
+        cores = h.affinity.cores
+        if bursts and calls >= BURST_CALLS and cores:
             core = h.affinity.core_of(runner)
+            assert core is not None
+            child_core = cores[(cores.index(core) + 1) % len(cores)] if alone else core
             assert seen[:BURST_CALLS - 1] == [unpinned] * (BURST_CALLS - 1)
-            assert seen[BURST_CALLS - 1:] == [({core}, {core})] * (calls - BURST_CALLS + 1)
+            assert seen[BURST_CALLS - 1:] == [({core}, {child_core})] * (calls - BURST_CALLS + 1)
+            assert spins == [False] * BURST_CALLS + [alone] * (calls - BURST_CALLS)
         else:  # a short handler, bursts off, or a machine where hand-offs spin: never pinned
             assert seen == [unpinned] * calls
+            assert not any(spins)
         # The job is over: both may run anywhere again.
         assert os.sched_getaffinity(runner._thread.native_id or 0) == everywhere
         assert os.sched_getaffinity(runner.child.app_pid()) == everywhere
+        if busy is not None:
+            assert busy.result(30) == "ok"
