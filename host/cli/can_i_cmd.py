@@ -86,7 +86,11 @@ def server_facts(home: Home, rec: InstallRecord, action: str, args: dict[str, An
     else:
         server = EmbeddedServer(home.server_store, SystemClock())
     if roles:
-        facts["role_privileged"] = any(server.is_privileged(r) for r in roles)
+        try:
+            facts["role_privileged"] = any(server.is_privileged(r) for r in roles)
+        except ServerError as exc:  # a workspace's permission table that cannot be read
+            fail(f"cannot tell whether {', '.join(roles)[:200]} is privileged: {exc.message}",
+                 "pass --fact role_privileged=false (or true), or check the workspace")
     if isinstance(uid, str):
         facts["target_is_own_app_user"] = uid == rec.app_user_id
         try:

@@ -147,6 +147,15 @@ def test_can_i_looks_facts_up_on_the_connected_workspace(rig: Rig, clean: Standi
                         "role=bot", "--json"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["allowed"] is True
+    # Whether a role carries power is read from the workspace's permission table: when it
+    # cannot be read, one line that says so and how to answer without it, never a traceback.
+    clean.fault("permissions.listAll", "status", 503, times=50)
+    r = subprocess.run([STOCKADE, "--home", str(rig.remote.owned.store.path.parent), "can-i",
+                        APP_ID, "roles.assign", "--arg", f"user_id={user['id']}", "--arg",
+                        "role=bot"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr and "permissions.listAll" in r.stderr
+    assert "--fact role_privileged=" in r.stderr
 
 
 def test_a_remote_writes_success_is_committed_at_once(clean: Standin, tmp_path: Path) -> None:
