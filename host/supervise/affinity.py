@@ -84,7 +84,8 @@ class Affinity:
         core = self.core_of(runner)
         if core is None:
             return
-        child_core = self.cores[(self.cores.index(core) + 1) % len(self.cores)] if apart \
+        cores = self.cores  # a snapshot: a failed pin on another thread may empty the list
+        child_core = cores[(cores.index(core) + 1) % len(cores)] if apart and core in cores \
             else core
         try:
             os.sched_setaffinity(0, {core})  # 0: the calling thread, on Linux
