@@ -13,6 +13,7 @@ from typing import Any
 from host.home import Home
 from host.runtime import Host, HostConfig
 from host.server import rest
+from host.server.principals import SYSTEM
 
 
 def main() -> None:
@@ -27,7 +28,10 @@ def main() -> None:
     rest.RestDispatcher.call = call_then_die  # type: ignore[method-assign]
     with Host(home, config=HostConfig(watch=False)) as host:
         runner = next(iter(host.runners.values()))
-        runner.submit("livechat.room_started", {"token": "visitor-crash"}, 15.0).result(30)
+        rec = host.installs.get(runner.install_id)  # the route is a livechat manager's
+        assert rec is not None and rec.app_user_id
+        host.server.roles_assign(SYSTEM, rec.app_user_id, "livechat-manager")
+        runner.submit("livechat.room_started", {"name": "dep-crash"}, 15.0).result(30)
 
 
 if __name__ == "__main__":

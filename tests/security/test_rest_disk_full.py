@@ -4,7 +4,8 @@ line and no traceback, reads still answer, and writes work again once space is b
 
 The disk is real: the same small tmpfs approach as test_disk_full.py (SQLite itself answers
 "database or disk is full"). Also here, sharing this file's app and policy: a `rest.call` on a
-route with no bridge action, killed between the server's answer and its outcome record."""
+route with no bridge action (`POST livechat/department`, its app user a livechat manager), killed
+between the server's answer and its outcome record."""
 from __future__ import annotations
 
 import logging
@@ -25,8 +26,8 @@ from host.clock import SystemClock
 from host.home import Home
 from host.runtime import Host, HostConfig
 from host.server.embedded import EmbeddedServer
-from host.server.livechat import get_visitor_by_token
 from host.server.personal_tokens import ensure_service_user
+from host.server.principals import SYSTEM
 from host.server.rest import Ctx, RestDispatcher, RestRoute
 
 
@@ -123,8 +124,8 @@ from stockade import App
 
 class TestApp(App):
     def on_livechat_room_started(self, ctx, event):
-        r = ctx.rest.call("POST", "/api/v1/livechat/visitor",
-                          {"visitor": {"token": event["token"], "name": "V"}})
+        r = ctx.rest.call("POST", "/api/v1/livechat/department",
+                          {"department": {"name": event["name"]}})
         return [r["status"], r["body"].get("errorType"), r["body"].get("error")]
 '''
 
@@ -132,13 +133,13 @@ REST_POLICY = '''
 schema = 1
 name = "restdisk"
 [[rule]]
-id = "visitor-route"
+id = "department-route"
 effect = "permit"
 apps = ["caller"]
 actions = ["rest.call"]
 [rule.when]
-rest_routes = ["POST /api/v1/livechat/visitor"]
-rest_fields = ["visitor"]
+rest_routes = ["POST /api/v1/livechat/department"]
+rest_fields = ["department"]
 [[rule]]
 id = "caller-read"
 effect = "permit"
@@ -153,6 +154,13 @@ window = "1h"
 '''
 
 
+def make_manager(host: Host) -> None:
+    """The route's role for the app's own user (`POST livechat/department` is a manager's)."""
+    rec = host.installs.get(next(iter(host.runners)))
+    assert rec is not None and rec.app_user_id
+    host.server.roles_assign(SYSTEM, rec.app_user_id, "livechat-manager")
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
 def test_a_rest_call_refused_for_a_full_disk_gets_its_unit_back(tmp_path: Path) -> None:
     home = Home(tmp_path / "home").ensure()
@@ -164,10 +172,11 @@ def test_a_rest_call_refused_for_a_full_disk_gets_its_unit_back(tmp_path: Path) 
         move_onto(home.server_db, disk / "server.db")
         with Host(home, config=HostConfig(watch=False)) as host:
             runner = next(iter(host.runners.values()))
-            first = runner.submit("livechat.room_started", {"token": "visitor-one"}, 15.0).result(30)
+            make_manager(host)
+            first = runner.submit("livechat.room_started", {"name": "dep-one"}, 15.0).result(30)
             assert first[:2] == [200, None], first
             fillers = fill(disk)
-            full = runner.submit("livechat.room_started", {"token": "visitor-two"}, 15.0).result(30)
+            full = runner.submit("livechat.room_started", {"name": "dep-two"}, 15.0).result(30)
             assert full[:2] == [503, "error-disk-full"], full
             outcome = [e.body for e in host.ledger.audit.tail(50)
                        if e.body.get("kind") == "outcome"][-1]
@@ -181,7 +190,7 @@ def test_a_rest_call_refused_for_a_full_disk_gets_its_unit_back(tmp_path: Path) 
 def test_a_crashed_unmapped_rest_call_keeps_its_unit_as_outcome_unknown(tmp_path: Path) -> None:
     # A route with no bridge action writes without recording the decision's op_id (or under
     # derived ones), so "the server has no op with this id" does not prove "not applied": the
-    # restart must not refund it. Here the write did happen (the visitor exists).
+    # restart must not refund it. Here the write did happen (the department exists).
     home = Home(tmp_path / "home").ensure()
     write_policy(home, "restdisk", REST_POLICY)
     install(home, write_app(tmp_path / "apps", "caller", ["livechat.read", "server.rest"],
@@ -199,5 +208,4 @@ def test_a_crashed_unmapped_rest_call_keeps_its_unit_as_outcome_unknown(tmp_path
         install_id = next(iter(host.runners))
         key = f"install:{install_id}:rest.call#caller-rest-rate"
         assert host.ledger.quota_state(key, 5, 3600.0).used == 1
-        assert get_visitor_by_token(host.server.db.conn(), "visitor-crash")["token"] == \
-            "visitor-crash"
+        assert "dep-crash" in {d["name"] for d in host.server.list_departments()}
