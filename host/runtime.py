@@ -17,7 +17,6 @@ import os
 import secrets
 import threading
 import time
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from host.apps.app_agent import ensure_app_user_agent
@@ -27,7 +26,7 @@ from host.apps.published import follower_for
 from host.bridges.httpout import system_resolver
 from host.bridges.persistence import gate_store_calls
 from host.clock import Clock, SystemClock
-from host.errors import GateError, StartRefused
+from host.errors import StartRefused
 from host.gate.gate import Gate, PolicySource
 from host.gate.policywatch import PolicyWatch
 from host.home import Home, ensure_policies
@@ -39,18 +38,18 @@ from host.ledger.ledger import Ledger
 from host.ledger.operator import append_operator, audit_policy_load, open_keyring, operator_actor
 from host.ledger.storelease import HostLease
 from host.server.embedded import EmbeddedServer
-from host.server.errors import Prevented
 from host.server.remote.server import RemoteServer, Workspace, foreign_app_user
 from host.store import opening_stores, refuse_damaged_stores
 from host.store.pool import Pooled
 from host.supervise import applog
 from host.supervise.affinity import Affinity
 from host.supervise.appcode import AppCode, PackageTampered
-from host.supervise.child import AppFailed, Child, ChildDied
+from host.supervise.child import Child, ChildDied
 from host.supervise.credentials import APP_USER_CHECK_EVERY, Credentials
 from host.supervise.delivery import Delivery
 from host.supervise.gctune import tune_gc
 from host.supervise.identities import Identities
+from host.supervise.presend import run_pre_send
 from host.supervise.pump import EventPump
 from host.supervise.served import HostServed
 from host.supervise.spawner import Spawner
@@ -551,33 +550,11 @@ class Host:
         return delivery
 
     def _pre_send(self, message: dict[str, Any]) -> dict[str, Any] | None:
-        """Run each app's pre-send hook in app-id order under a short deadline."""
-        sender_app = message.get("app_id")
-        current = dict(message)
-        for runner in self._receivers("message.pre_send"):
-            if runner.app_id == sender_app:
-                continue  # an app's own message never re-enters its own hook
-            fut = runner.submit("message.pre_send", {"message": current,
-                                                     "room": message.get("room")},
-                                self.config.pre_send_deadline_s)
-            try:
-                verdict = fut.result(self.config.pre_send_deadline_s + 0.5)
-            except (FutureTimeout, AppFailed, ChildDied, GateError, RuntimeError,
-                    TimeoutError) as exc:
-                self.audit_supervisor(runner, "pre_send_timeout",
-                                      f"{type(exc).__name__}; mode={self.config.pre_send_timeout}")
-                if self.config.pre_send_timeout == "fail_closed":
-                    raise Prevented(f"the pre-send hook of {runner.app_id} did not answer in "
-                                    f"time; messages fail closed",
-                                    prevented_by=runner.app_id) from None
-                continue
-            if isinstance(verdict, dict):
-                if verdict.get("prevent"):
-                    reason = str(verdict.get("reason") or "no reason given")
-                    return {"prevented": True, "prevented_by": runner.app_id, "reason": reason}
-                if isinstance(verdict.get("text"), str):
-                    current["text"] = verdict["text"]
-        return current
+        """Run each app's pre-send hook in app-id order under a short deadline (audited:
+        `host/supervise/presend.py`)."""
+        return run_pre_send(message, self._receivers("message.pre_send"), self.ledger,
+                            self.config.pre_send_deadline_s, self.config.pre_send_timeout,
+                            self.audit_supervisor)
 
     # ---- logs and audit ------------------------------------------------------------------------
 

@@ -3,10 +3,12 @@ prevent, a timeout that fails closed or open and is audited), post events that n
 server action, lifecycle hooks, and audited child deaths."""
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from apphelp import install, write_app, write_policy
@@ -107,6 +109,37 @@ def test_pre_send_order_modify_prevent_and_timeout(tmp_path: Path, mode: str) ->
         "SELECT body FROM audit ORDER BY seq")]
     timeouts = [r for r in rows if r.get("event") == "pre_send_timeout"]
     assert timeouts and timeouts[0]["app_id"] == "c-slow" and mode in timeouts[0]["detail"]
+    # What a hook did to someone else's message is in the chain: which app changed which
+    # message (digests of the text before and after, never the text) or stopped it.
+    changed = [r for r in rows if r.get("event") == "pre_send_changed"]
+    assert {r["app_id"] for r in changed} == {"a-tagger"}
+    assert sent["id"] in changed[0]["detail"]
+    before, after = (hashlib.sha256(t.encode()).hexdigest()[:16] for t in ("hello", "hello [a]"))
+    assert f"{before} -> {after}" in changed[0]["detail"] and "hello" not in changed[0]["detail"]
+    stopped = [r for r in rows if r.get("event") == "pre_send_prevented"]
+    assert [r["app_id"] for r in stopped] == ["b-blocker"]
+    assert "no secrets" in stopped[0]["detail"] and "my secret" not in stopped[0]["detail"]
+
+
+def test_a_pre_send_change_that_cannot_be_recorded_is_not_applied(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing a hook does to someone else's message goes unrecorded: when the chain refuses
+    the record (here the ledger raises, as a full disk would), the message keeps its text."""
+    home = Home(tmp_path / "home").ensure()
+    _apps(tmp_path, home)
+    with Host(home, config=HostConfig(pre_send_deadline_s=2.0)) as h:
+        visitor, room = _world(h)
+        real = h.ledger.append
+
+        def refusing(record: Any) -> int:
+            if record.event == "pre_send_changed":
+                raise OSError("database or disk is full")
+            return real(record)
+
+        monkeypatch.setattr(h.ledger, "append", refusing)
+        assert h.server.visitor_send_message(visitor, room, "plain")["text"] == "plain"
+        monkeypatch.setattr(h.ledger, "append", real)
+        assert h.server.visitor_send_message(visitor, room, "plain")["text"] == "plain [a]"
 
 
 def test_lifecycle_install_hook_runs_in_the_child(tmp_path: Path) -> None:
