@@ -553,8 +553,7 @@ class Host:
         """Run each app's pre-send hook in app-id order under a short deadline (audited:
         `host/supervise/presend.py`)."""
         return run_pre_send(message, self._receivers("message.pre_send"), self.ledger,
-                            self.config.pre_send_deadline_s, self.config.pre_send_timeout,
-                            self.audit_supervisor)
+                            self.config.pre_send_deadline_s, self.config.pre_send_timeout)
 
     # ---- logs and audit ------------------------------------------------------------------------
 

@@ -53,7 +53,7 @@ def logs(
     with store:
         rec = resolve(store, ref)
     path = home.logs_dir / f"{rec.install_id}.log"
-    lines: list[str] = []
+    parsed: list[tuple[str, applog.Entry]] = []  # each kept line and who wrote it
     parse = applog.parse
     if path.is_file():
         if not applog.current_format(path):
@@ -64,10 +64,11 @@ def logs(
             f.seek(max(0, size - _MAX_LOG_READ))
             raw = f.read().decode("utf-8", errors="replace")
         secret_values = [str(rec.settings[k]) for k in rec.secret_keys if k in rec.settings]
-        lines = [ln for ln in _redact(raw, secret_values).splitlines()
-                 if not applog.is_format_note(parse(ln))]
-        lines = lines[-max(0, n):] if n > 0 else []
-    entries = [parse(text) for text in lines]
+        parsed = [(ln, e) for ln in _redact(raw, secret_values).splitlines()
+                  if not applog.is_format_note(e := parse(ln))]
+        parsed = parsed[-max(0, n):] if n > 0 else []
+    lines = [ln for ln, _e in parsed]
+    entries = [e for _ln, e in parsed]
     if json_out:
         emit_json({"app_id": rec.app_id, "install_id": rec.install_id, "lines": lines,
                    "entries": [{"ts": when or None, "from": "stockade" if who == "host" else "app",

@@ -30,6 +30,7 @@ HOST_MARK = "stockade: "
 MAX_LOG_BYTES = 1 << 20
 
 Origin = Literal["app", "host"]
+Entry = tuple[str, Origin, str]  # (stamp, who wrote it, text) of one line
 # The first line of every log file in this format (see the module docstring).
 FORMAT_NOTE = "log format 2: '| ' starts the app's output, 'stockade: ' the host's notes"
 # How much of a file's start `current_format` reads: the format note's line fits in it.
@@ -55,7 +56,7 @@ def host_line(when: str, text: str) -> str:
     return f"{when} {HOST_MARK}{'⏎'.join(text.splitlines())}\n"
 
 
-def parse(line: str) -> tuple[str, Origin, str]:
+def parse(line: str) -> Entry:
     """(stamp, who wrote it, text) of one log line."""
     when, sep, rest = line.partition(" ")
     if sep and _STAMP_RE.fullmatch(when):
@@ -66,7 +67,7 @@ def parse(line: str) -> tuple[str, Origin, str]:
     return "", "app", line
 
 
-def parse_legacy(line: str) -> tuple[str, Origin, str]:
+def parse_legacy(line: str) -> Entry:
     """(stamp, "app", text) of a line written before this format: nothing in it says who wrote
     it, so it is never shown as the host's (and only a stamp's shape is taken as one: there the
     app's own text began lines too)."""
@@ -83,7 +84,7 @@ def current_format(path: Path) -> bool:
     return who == "host" and text == FORMAT_NOTE
 
 
-def is_format_note(entry: tuple[str, Origin, str]) -> bool:
+def is_format_note(entry: Entry) -> bool:
     return entry[1] == "host" and entry[2] == FORMAT_NOTE
 
 

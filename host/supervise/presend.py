@@ -11,9 +11,10 @@ message whether or not its record is written (not sending is the safe side).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Literal
 
@@ -36,9 +37,16 @@ def text_digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
+def _record(ledger: Ledger, runner: AppRunner, event: str, detail: str) -> None:
+    """One `supervisor` record about what `runner`'s hook did (raises when it cannot be
+    written)."""
+    ledger.append(AuditRecord(kind="supervisor", app_id=runner.app_id,
+                              install_id=runner.install_id, event=event, detail=detail[:500]))
+
+
 def run_pre_send(message: dict[str, Any], receivers: Sequence[AppRunner], ledger: Ledger,
-                 deadline_s: float, on_timeout: Literal["fail_closed", "fail_open"],
-                 audit_supervisor: Callable[[AppRunner, str, str], None]) -> dict[str, Any]:
+                 deadline_s: float, on_timeout: Literal["fail_closed", "fail_open"]
+                 ) -> dict[str, Any]:
     """`message` as the hooks leave it, or {"prevented": True, ...} naming the app that
     stopped it. An app's own message never enters its own hook."""
     sender_app = message.get("app_id")
@@ -53,7 +61,9 @@ def run_pre_send(message: dict[str, Any], receivers: Sequence[AppRunner], ledger
             verdict = fut.result(deadline_s + 0.5)
         except (FutureTimeout, AppFailed, ChildDied, GateError, RuntimeError,
                 TimeoutError) as exc:
-            audit_supervisor(runner, "pre_send_timeout", f"{type(exc).__name__}; mode={on_timeout}")
+            with contextlib.suppress(Exception):
+                _record(ledger, runner, "pre_send_timeout",
+                        f"{type(exc).__name__}; mode={on_timeout}")
             if on_timeout == "fail_closed":
                 raise Prevented(f"the pre-send hook of {runner.app_id} did not answer in time; "
                                 "messages fail closed", prevented_by=runner.app_id) from None
@@ -62,17 +72,16 @@ def run_pre_send(message: dict[str, Any], receivers: Sequence[AppRunner], ledger
             continue
         if verdict.get("prevent"):
             reason = str(verdict.get("reason") or "no reason given")
-            audit_supervisor(runner, "pre_send_prevented",
-                             f"message {mid}: stopped: {reason[:MAX_REASON_KEPT]}")
+            with contextlib.suppress(Exception):
+                _record(ledger, runner, "pre_send_prevented",
+                        f"message {mid}: stopped: {reason[:MAX_REASON_KEPT]}")
             return {"prevented": True, "prevented_by": runner.app_id, "reason": reason}
         new = verdict.get("text")
         if isinstance(new, str) and new != current.get("text"):
             old = str(current.get("text"))
             try:
-                ledger.append(AuditRecord(
-                    kind="supervisor", app_id=runner.app_id, install_id=runner.install_id,
-                    event="pre_send_changed",
-                    detail=f"message {mid}: text {text_digest(old)} -> {text_digest(new)}"))
+                _record(ledger, runner, "pre_send_changed",
+                        f"message {mid}: text {text_digest(old)} -> {text_digest(new)}")
             except Exception as exc:  # noqa: BLE001 - unrecorded, so not applied
                 log.warning("pre-send change by %s to message %s not applied: it could not be "
                             "recorded (%s)", runner.app_id, mid, exc)
