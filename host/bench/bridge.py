@@ -6,6 +6,7 @@ fan-out and start times are taken on the host side with `time.perf_counter`.
 """
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 from host.apps.installs import InstallRecord
 from host.bench.apps import FANOUT_EVENT, LOOP_EVENT, BenchInstalls
+from host.bench.cpuuse import grown_s, process_cpu_s, tree_cpu_s
 from host.runtime import Host
 from host.server.principals import SYSTEM
 from host.supervise.delivery import Delivery
@@ -114,6 +116,24 @@ def measure_fanout(host: Host, expected: int, iterations: int, warmup: int) -> l
         if i >= warmup:
             samples.append(dt / 1e6)
     return samples
+
+
+def measure_fanout_cpu(host: Host, installs: Sequence[InstallRecord],
+                       iterations: int) -> dict[str, float]:
+    """What `iterations` fan-outs to `installs` cost in CPU, from the kernel's accounting:
+    each app's CPU an event (`apps_cpu_us`), the host process's a fan-out (`host_cpu_ms`), and
+    the least wall time a fan-out could take with both spread over every core
+    (`cpu_floor_ms`): the bound no scheduling can beat on this machine."""
+    pids = [c.pid for c in (host.runners[r.install_id].child for r in installs)
+            if c is not None and not c.dead]
+    apps0, host0 = tree_cpu_s(pids), process_cpu_s(os.getpid()) or 0.0
+    measure_fanout(host, len(installs), iterations, 0)
+    apps_s = grown_s(apps0, tree_cpu_s(pids))
+    host_s = (process_cpu_s(os.getpid()) or 0.0) - host0
+    cores = len(os.sched_getaffinity(0))
+    return {"apps_cpu_us": apps_s / (iterations * len(installs)) * 1e6,
+            "host_cpu_ms": host_s / iterations * 1e3,
+            "cpu_floor_ms": (apps_s + host_s) / iterations / cores * 1e3}
 
 
 def private_mib(pid: int) -> float:

@@ -11,7 +11,8 @@ and creates timed inside a confined app, as in `host.bench.bridge`):
    copies of the log's own newest bodies, hashed onto the chain, anchored), then
    `audit verify` of the whole chain timed;
 4. `apps_big` more apps installed, started and idle: the host's own memory growth, a fan-out
-   of one event to all of them, and reads and creates again.
+   of one event to all of them (with its CPU: the apps' an event, the host's a fan-out, and
+   the least wall time both allow on this machine's cores), and reads and creates again.
 
 Each growth target compares two neighbouring states (only one thing changed between them).
 The states follow each other in time, so a shared machine's load moves between them: the
@@ -116,6 +117,8 @@ def run_scale(sizes: ScaleSizes, *, on_step: StepHook | None = None,
             fan = bridge.measure_fanout(host, len(fans), sizes.fanout, sizes.fanout_warmup)
             out["host_mib_idle_apps"] = _rss_mib() - rss0
             out["fanout_big_ms_p50"], out["fanout_big_ms_p99"] = p50(fan), p99(fan)
+            cpu = bridge.measure_fanout_cpu(host, fans, sizes.fanout)
+            out.update({f"fanout_big_{k}": v for k, v in cpu.items()})
             step(f"{sizes.apps_big} apps running")
             many_apps = _measure(host, creator, uid, sizes)
     out.update({f"read_us_p50_{k}": v[0] for k, v in (

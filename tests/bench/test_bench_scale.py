@@ -33,6 +33,9 @@ def test_scale_json_has_every_target_figure(monkeypatch: pytest.MonkeyPatch,
         assert math.isfinite(figures[key]) and figures[key] >= 0, key
         assert key in result.stderr
     assert figures["window_units_big"] == TINY.window_big
+    # The fan-out's CPU, read from the kernel: every app ran its handler, the host its pump.
+    assert figures["fanout_big_apps_cpu_us"] > 0 and figures["fanout_big_host_cpu_ms"] > 0
+    assert figures["fanout_big_cpu_floor_ms"] > 0
     assert "met" in result.stderr
     assert not (tmp_path / "unused").exists()
 
