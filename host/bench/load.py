@@ -70,6 +70,10 @@ class LoadStep:
     # the rate at which the host and its apps alone would keep every core busy: no rate above
     # it can be sustained on this machine, whatever the event path does
     cpu_bound_per_s: float = 0.0
+    # the rate at which the host's own CPU fills one core. Its threads share one interpreter
+    # lock, and this is the tighter bound: runs on this machine held 50/s only with it at about
+    # 47/s or more (docs/BENCH.md, "Load through the REST API")
+    host_one_core_per_s: float = 0.0
     # per app, the most events waiting in its queue at once (sampled every QUEUE_SAMPLE_S):
     # an app's events run one at a time, so the app whose queue grows is what falls behind
     queue_peaks: dict[str, int] = field(default_factory=dict)
@@ -239,6 +243,7 @@ def _step(host: Any, delays: _Delays, base: str, rate: float, step_s: float,
         apps_cpu_ms_per_conversation=round(apps * 1000 / count, 2) if count else 0.0,
         machine_cpu_ms_per_conversation=round(machine * 1000 / count, 2) if count else 0.0,
         cpu_bound_per_s=round(cpuuse.cores() * count / (cpu + apps), 1) if cpu + apps else 0.0,
+        host_one_core_per_s=round(count / cpu, 1) if cpu else 0.0,
         queue_peaks=dict(sorted(queues.peaks.items())))
 
 

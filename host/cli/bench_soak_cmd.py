@@ -68,8 +68,8 @@ def load_command(rates: str, step_s: float, degraded: bool, json_out: bool, *,
             f" dropped {step.dropped}, failed {step.failed_requests},"
             f" CPU a conversation: host {step.host_cpu_ms_per_conversation} ms, apps"
             f" {step.apps_cpu_ms_per_conversation} ms, machine"
-            f" {step.machine_cpu_ms_per_conversation} ms (host + apps fill the cores at"
-            f" {step.cpu_bound_per_s:g}/s)"
+            f" {step.machine_cpu_ms_per_conversation} ms (the host fills one core at"
+            f" {step.host_one_core_per_s:g}/s, host + apps the cores at {step.cpu_bound_per_s:g}/s)"
             + (f", queues peaked at {waited}" if (waited := busiest(step.queue_peaks)) else "")
             + f" -> {'sustained' if step.sustained else 'not sustained'}", highlight=False)
 

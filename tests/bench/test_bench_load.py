@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def test_a_tiny_load_run_measures_events_from_rest_conversations(tmp_path: Path) -> None:
     proc = subprocess.run(
@@ -29,6 +31,9 @@ def test_a_tiny_load_run_measures_events_from_rest_conversations(tmp_path: Path)
     # everything on the machine, the host included (tick accounting: not to the last tick)
     assert step["machine_cpu_ms_per_conversation"] >= 0.9 * step["host_cpu_ms_per_conversation"]
     assert step["cpu_bound_per_s"] > 0
+    # one core's worth of the host's CPU, in conversations a second
+    assert step["host_one_core_per_s"] == pytest.approx(
+        1000 / step["host_cpu_ms_per_conversation"], rel=0.05)
     assert set(out) >= {"sustained_per_s", "target_per_s", "met"}
     # every app's queue was watched (six apps: the demo's four and the bench's two)
     peaks = step["queue_peaks"]
