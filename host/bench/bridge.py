@@ -14,7 +14,7 @@ from typing import Any
 
 from host.apps.installs import InstallRecord
 from host.bench.apps import FANOUT_EVENT, LOOP_EVENT, BenchInstalls
-from host.bench.cpuuse import grown_s, process_cpu_s, tree_cpu_s
+from host.bench.cpuuse import cores, grown_s, process_cpu_s, tree_cpu_s
 from host.runtime import Host
 from host.server.principals import SYSTEM
 from host.supervise.delivery import Delivery
@@ -130,10 +130,9 @@ def measure_fanout_cpu(host: Host, installs: Sequence[InstallRecord],
     measure_fanout(host, len(installs), iterations, 0)
     apps_s = grown_s(apps0, tree_cpu_s(pids))
     host_s = (process_cpu_s(os.getpid()) or 0.0) - host0
-    cores = len(os.sched_getaffinity(0))
     return {"apps_cpu_us": apps_s / (iterations * len(installs)) * 1e6,
             "host_cpu_ms": host_s / iterations * 1e3,
-            "cpu_floor_ms": (apps_s + host_s) / iterations / cores * 1e3}
+            "cpu_floor_ms": (apps_s + host_s) / iterations / cores() * 1e3}
 
 
 def private_mib(pid: int) -> float:
