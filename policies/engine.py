@@ -7,7 +7,10 @@ Order of checks (each one can only refuse):
    roles, user type "app", unusual URLs and unreachable addresses, non-plain REST routes;
 4. any matching forbid (policy_denied);
 5. at least one matching permit whose constraints all hold, else policy_denied naming the
-   nearest rules and the constraint that failed.
+   nearest rules and the constraint that failed;
+6. a role that is a power of its own (`vocabulary.ROLE_AMOUNTS_TO`: the livechat-agent role
+   is being a livechat agent) given by roles.assign or users.create, or taken by roles.remove,
+   passes the action it amounts to as well (its permission, rules and quotas; DESIGN rule 11).
 The result never depends on rule order: rule ids in decisions are sorted.
 """
 from __future__ import annotations
@@ -27,7 +30,7 @@ from policies.netcheck import IPAddress, ParsedUrl, is_public, never_reachable, 
 from policies.pattern import full_match
 from policies.policy import CompiledRule, Policy
 from policies.types import Decision, DecisionCode, QuotaCharge, Request
-from policies.vocabulary import ACTIONS, ActionSpec
+from policies.vocabulary import ACTIONS, ROLE_AMOUNTS_TO, ActionSpec
 
 # Actions on an existing user: only users the app created itself (or its own app user), unless
 # the permit says any_user = true. Guards: an app promoting or deactivating human staff.
@@ -48,6 +51,9 @@ TARGET_USER_ACTIONS = frozenset(
     }
 )
 ROLE_ACTIONS = frozenset({"roles.assign", "roles.remove"})
+# The user a users.create is about to make, as the action it amounts to names it: it does not
+# exist yet, and it will be this app's own (the facts say so).
+NEW_USER = "(the user this call creates)"
 FIELD_ACTIONS = frozenset({"users.create", "users.set_custom_fields"})
 
 # Argument caps. Guards: regex matching cost (username) and per-call work (lists, maps).
@@ -323,6 +329,48 @@ def _charges(policy: Policy, req: Request) -> tuple[QuotaCharge, ...]:
 
 def decide(policy: Policy, grants: frozenset[str], req: Request) -> Decision:
     """Decide one bridge call. Pure: no I/O, no clock; `req.now` is the only time."""
+    decision = _decide_one(policy, grants, req)
+    if not decision.allowed:
+        return decision
+    for role, inner in _amounts_to(req):
+        also = _decide_one(policy, grants, inner)
+        if not also.allowed:
+            verb = "takes" if req.action == "roles.remove" else "gives"
+            return _deny(also.code, f"{req.action} {verb} the role {role!r}, which amounts to "
+                         f"{inner.action} and must pass it too: {also.message}", also.rules)
+        charges = {(c.key, c.quota_id): c for c in (*decision.quotas, *also.quotas)}
+        decision = Decision(
+            allowed=True, code="allow",
+            message=f"{decision.message}; as {inner.action} {', '.join(also.rules)}",
+            rules=tuple(sorted({*decision.rules, *also.rules})),
+            quotas=tuple(sorted(charges.values(), key=lambda c: (c.key, c.quota_id))),
+            seat_ceiling=decision.seat_ceiling)
+    return decision
+
+
+def _amounts_to(req: Request) -> list[tuple[str, Request]]:
+    """The actions a role given or taken by `req` amounts to (`ROLE_AMOUNTS_TO`), each as the
+    request the engine decides beside it: the same app, target user and facts."""
+    a, args = req.action, req.args
+    if a in ROLE_ACTIONS:
+        given = [args["role"]]  # canonical: the guardrails refuse any other spelling
+        user, facts = args["user_id"], req.facts
+    elif a == "users.create":
+        given = list(args.get("roles") or [])
+        user, facts = NEW_USER, {**req.facts, "target_created_by_app": req.app_id}
+    else:
+        return []
+    out: list[tuple[str, Request]] = []
+    for role in dict.fromkeys(given):
+        actions = ROLE_AMOUNTS_TO.get(role)
+        if actions is not None:
+            action = actions[1] if a == "roles.remove" else actions[0]
+            out.append((role, Request(req.app_id, req.install_id, action, {"user_id": user},
+                                      facts, req.now)))
+    return out
+
+
+def _decide_one(policy: Policy, grants: frozenset[str], req: Request) -> Decision:
     spec = ACTIONS.get(req.action)
     if spec is None:
         return _deny("policy_denied", f"unknown action {req.action!r}: not in the vocabulary")

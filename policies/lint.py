@@ -23,7 +23,7 @@ from policies.policy import expand_actions
 from policies.quota import MAX_QUOTA_LIMIT, MAX_SEATS, MAX_WINDOW_S
 from policies.routes import never
 from policies.source import SourceFile
-from policies.vocabulary import ACTIONS, PERMISSIONS
+from policies.vocabulary import ACTIONS, PERMISSIONS, ROLE_AMOUNTS_TO
 
 # A quota limit, window or seat ceiling past the quota store's bounds (policies.quota) is an
 # error (STK019): the store would refuse every call under it. Above this a seat ceiling the
@@ -266,6 +266,7 @@ def _set_findings(sources: Sequence[SourceFile]) -> list[Finding]:
             if not quota_for(r.apps, a):
                 out.append(finding("STK033", s.name, s.locator.pos(("rule", i, "actions")),
                                    f"rule {r.id}: permits {a} with no quota"))
+    out.extend(_role_power_findings(rules, permits))
     for s, i, r in rules:
         if r.effect != "forbid":
             continue
@@ -308,6 +309,34 @@ def _set_findings(sources: Sequence[SourceFile]) -> list[Finding]:
             out.append(finding("STK029", s.name, s.locator.pos(("workspace",)),
                                f"max_active_app_users = {c} conflicts; the smallest ({low}) "
                                "applies"))
+    return out
+
+
+def _role_power_findings(rules: Sequence[tuple[SourceFile, int, Rule]],
+                         permits: Sequence[tuple[Sequence[str], frozenset[str]]]
+                         ) -> list[Finding]:
+    """STK036: a permit lists a role that is a power of its own (`ROLE_AMOUNTS_TO`) for an app
+    no permit lets do what that role amounts to: the engine refuses the role every time."""
+    out: list[Finding] = []
+    for s, i, r in rules:
+        if r.effect != "permit" or not r.when.roles:
+            continue
+        acts = expand_actions(r.actions)
+        for role in r.when.roles:
+            powers = ROLE_AMOUNTS_TO.get(role)
+            if powers is None:
+                continue
+            needed = ({powers[0]} if acts & {"roles.assign", "users.create"} else set()) | (
+                {powers[1]} if "roles.remove" in acts else set())
+            for action in sorted(needed):
+                missing = [a for a in r.apps if not any(
+                    action in pacts and ("*" in papps or a in papps) for papps, pacts in permits)]
+                if missing:
+                    out.append(finding(
+                        "STK036", s.name, s.locator.pos(("rule", i, "when", "roles")),
+                        f"rule {r.id}: the role {role!r} is being a livechat agent, so giving or "
+                        f"taking it is {action} too, which no permit allows for "
+                        f"{', '.join(missing)}: the role is refused every time"))
     return out
 
 

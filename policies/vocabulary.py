@@ -6,7 +6,9 @@ reachable from an app: the gate refuses any action name not in ACTIONS.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Literal
 
 Risk = Literal["low", "medium", "high", "critical"]
@@ -176,3 +178,12 @@ EVENTS: dict[str, EventSpec] = {
 ADMIN_CLASS_ROLES: frozenset[str] = frozenset(
     {"admin", "owner", "moderator", "livechat-manager", "livechat-monitor", "leader", "root"}
 )
+
+# Roles whose grant is a power with a bridge action of its own: on Rocket.Chat a user holding
+# `livechat-agent` *is* a livechat agent (the agent route adds exactly that role), so giving it
+# (roles.assign, or users.create with it) amounts to livechat.add_agent and taking it
+# (roles.remove) to livechat.remove_agent. Guards: an app that may hand out the role making
+# agents around livechat.agents' consent, its rules and its quotas (DESIGN rule 11).
+ROLE_AMOUNTS_TO: Mapping[str, tuple[str, str]] = MappingProxyType({
+    "livechat-agent": ("livechat.add_agent", "livechat.remove_agent"),
+})

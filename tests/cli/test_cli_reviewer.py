@@ -17,6 +17,11 @@ actions = ["users.create"]
 [rule.when]
 user_types = ["bot"]
 roles = ["bot", "livechat-agent"]
+[[rule]]
+id = "agents"
+effect = "permit"
+apps = ["a"]
+actions = ["livechat.add_agent"]
 [[quota]]
 id = "q"
 apps = ["a"]
@@ -64,9 +69,15 @@ def test_explain_reads_roles_as_a_list(cli: Run, tmp_path: Path) -> None:
     base = ["policy", "explain", "--policy", str(pol), "--app", "a", "--action",
             "users.create", "--arg", "username=u1", "--arg", "name=U", "--arg", "type=bot",
             "--fact", "role_privileged=false"]
-    ok = cli(*base, "--arg", "roles=bot,livechat-agent", "--json")
+    ok = cli(*base, "--arg", "roles=bot,livechat-agent", "--grant", "users.create",
+             "--grant", "livechat.agents", "--json")
     assert ok.exit_code == 0, ok.output
+    # the livechat-agent role is being an agent: decided as livechat.add_agent too
     assert json.loads(ok.stdout)["allowed"] is True
+    assert json.loads(ok.stdout)["rules"] == ["agents", "bot-roles"]
+    alone = cli(*base, "--arg", "roles=bot,livechat-agent", "--json")  # users.create's grant only
+    assert alone.exit_code == 1 and "amounts to livechat.add_agent" in json.loads(
+        alone.stdout)["message"]
     wide = cli(*base, "--arg", "roles=bot,admin", "--json")
     assert wide.exit_code == 1 and json.loads(wide.stdout)["allowed"] is False
 

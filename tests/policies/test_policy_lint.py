@@ -67,11 +67,24 @@ def codes(text: str) -> dict[str, list[int]]:
     ('[[rule]]\nid="f"\neffect="forbid"\napps=["a"]\nactions=["http.request"]\n'
      '[rule.when]\nallow_private=["10.0.0.1"]\n', "STK031", 9),
     (RULE.format(id="r", act="roles.assign") + '[rule.when]\nroles=["bot"]\n', "STK033", 7),
+    (RULE.format(id="r", act="roles.assign") + '[rule.when]\nroles=["bot","livechat-agent"]\n',
+     "STK036", 9),
 ])
 def test_finding_codes_and_lines(body: str, code: str, line: int) -> None:
     found = codes(HEAD + body)
     assert code in found, found
     assert line in found[code], found
+
+
+def test_the_agent_role_is_flagged_only_without_a_permit_for_making_agents() -> None:
+    body = RULE.format(id="r", act="users.create") + (
+        '[rule.when]\nuser_types=["bot"]\nroles=["livechat-agent"]\n')
+    assert "STK036" in codes(HEAD + body)
+    agents = RULE.format(id="g", act="livechat.add_agent")
+    assert "STK036" not in codes(HEAD + body + agents)
+    # roles.remove of it is livechat.remove_agent, which a permit for add_agent does not cover
+    remove = RULE.format(id="x", act="roles.remove") + '[rule.when]\nroles=["livechat-agent"]\n'
+    assert "STK036" in codes(HEAD + remove + agents)
 
 
 def test_schema_version_and_missing_fields() -> None:
