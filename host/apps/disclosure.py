@@ -33,7 +33,7 @@ from host.inert import (
     visible,
     wrapping_table,
 )
-from policies.vocabulary import ACTIONS, ADMIN_CLASS_ROLES, PERMISSIONS
+from policies.vocabulary import ACTIONS, ADMIN_CLASS_ROLES, PERMISSIONS, ROLE_AMOUNTS_TO
 
 NOT_PERMITTED = "policy does not permit this — the app will get PermissionDenied"
 _RISK_STYLE = {"low": "green", "medium": "yellow", "high": "bold red",
@@ -241,6 +241,12 @@ def policy_limits(policy: PolicyView, app_id: str, permission: str,
                                      "users.set_custom_fields"}:
             parts.append("on ANY user (not only users it created)")
         lines.append("; ".join(parts))
+        if permission in ("users.create", "roles.assign"):
+            # the operator reads here that listing such a role is not, alone, making agents
+            for role in sorted(set(r.roles or ()) & set(ROLE_AMOUNTS_TO)):
+                power = ROLE_AMOUNTS_TO[role][0]
+                lines.append(f"{role} makes a livechat agent: giving it is {power} too, with "
+                             f"its own permission ({ACTIONS[power].permission}) and rules")
         lines.extend(routes)  # one line per route: each says what it amounts to
     for q in sorted(policy.quotas, key=lambda q: q.id):
         if not (q.any_app or app_id in q.apps):

@@ -84,6 +84,10 @@ def test_limits_and_refusals_from_policy() -> None:
     assert "workspace ceiling: 7" in create
     assert "roles: livechat-agent" in "\n".join(by["roles.assign"].limits)
     assert "never admin-class roles" in "\n".join(by["roles.assign"].limits)
+    # the role is listed, but making agents is not permitted: the screen says what it needs
+    for name in ("roles.assign", "users.create"):
+        assert ("livechat-agent makes a livechat agent: giving it is livechat.add_agent too, "
+                "with its own permission (livechat.agents) and rules") in by[name].limits
     assert "domains: crm.example.com" in "\n".join(by["http"].limits)
     # nothing permits livechat.agents for this app
     assert by["livechat.agents"].permitted is False
