@@ -219,6 +219,12 @@ def _room_close(p: Mapping[str, Any], _path: Mapping[str, str], _me: str
     return "livechat.close_room", args
 
 
+def _departments(p: Mapping[str, Any], _path: Mapping[str, str], _me: str
+                 ) -> tuple[str, dict[str, Any]]:
+    _only(p, set())
+    return "livechat.list_departments", {}
+
+
 def _visitor_info(p: Mapping[str, Any], _path: Mapping[str, str], _me: str
                   ) -> tuple[str, dict[str, Any]]:
     _only(p, {"visitorId"})
@@ -280,6 +286,11 @@ def _rooms_body(rooms: Any) -> dict[str, Any]:
     return {"rooms": out, "count": len(out), "offset": 0, "total": len(out)}
 
 
+def _departments_body(deps: Any) -> dict[str, Any]:
+    out = [rs.department(d) for d in deps]
+    return {"departments": out, "count": len(out), "offset": 0, "total": len(out)}
+
+
 def _messages_body(msgs: Any) -> dict[str, Any]:
     out = [rs.message(m) for m in reversed(msgs)]  # Rocket.Chat lists newest first
     return {"messages": out, "count": len(out), "offset": 0, "total": len(out)}
@@ -318,6 +329,8 @@ MAPPED: tuple[Mapped, ...] = (
     Mapped("POST", "livechat/room.close", ("livechat.close_room",), _room_close, _close_body),
     Mapped("POST", "livechat/room.closeByUser", ("livechat.close_room",), _room_close,
            _close_body),
+    Mapped("GET", "livechat/department", ("livechat.list_departments",), _departments,
+           _departments_body),
     Mapped("GET", "livechat/visitors.info", ("livechat.get_visitor",), _visitor_info,
            lambda v: {"visitor": rs.visitor(v)}),
     Mapped("POST", "chat.sendMessage", ("messages.send",), _chat_send,

@@ -20,8 +20,7 @@ def test_every_server_write_route_is_mapped_or_never_or_has_no_bridge_action() -
     # A server route that writes what a bridge action writes must be in MAPPED; this list is
     # the routes judged to have no bridge equivalent (they need a rest_fields permit).
     no_bridge_action = {("GET", "info"), ("GET", "me"), ("GET", "roles.list"),
-                        ("GET", "livechat/users/agent"), ("GET", "livechat/department"),
-                        ("POST", "livechat/department"),
+                        ("GET", "livechat/users/agent"), ("POST", "livechat/department"),
                         ("GET", "users.list"), ("GET", "roles.getUsersInRole"),
                         ("GET", "livechat/users/agent/{id}"), ("GET", "livechat/inquiries.list"),
                         ("GET", "livechat/inquiries.getOne"), ("GET", "livechat/config/routing"),
@@ -57,6 +56,9 @@ def test_translation_is_strict() -> None:
         "livechat.take_room", {"room_id": "r", "agent_id": "me-id"})
     assert call("DELETE", "livechat/users/agent/u1", {}) == (
         "livechat.remove_agent", {"user_id": "u1"})
+    assert call("GET", "livechat/department", {}) == ("livechat.list_departments", {})
+    with pytest.raises(RouteRefused):
+        call("GET", "livechat/department", {"text": "Sales"})  # no filter in the bridge action
 
 
 def test_route_actions_for_the_disclosure() -> None:

@@ -61,7 +61,7 @@ effect = "permit"
 apps = ["caller"]
 actions = ["rest.call"]
 [rule.when]
-rest_routes = ["GET /api/v1/users.info", "GET /api/v1/me"]
+rest_routes = ["GET /api/v1/users.info", "GET /api/v1/me", "GET /api/v1/livechat/department"]
 rest_fields = []
 '''
 
@@ -141,3 +141,17 @@ def test_rest_call_acts_as_the_apps_own_user(host) -> None:
     assert res[1][0] == "denied" and "users.read" in res[1][1]
     assert res[2][0] == "denied" and "rest_routes" in res[2][1]
     assert res[3][0] == "denied"
+
+
+def test_rest_department_list_is_the_bridge_read(host) -> None:
+    h, _port = host
+    h.server.add_department("Sales")
+    res = _run(h, [["rest", "GET", "/api/v1/livechat/department", None],
+                   ["rest", "GET", "/api/v1/livechat/department", {"count": "5"}]])
+    # decided and served as livechat.list_departments (livechat.read is granted and permitted),
+    # not run as the app's own user, which holds no livechat role (the server's route: 403)
+    assert res[0] == [200, True, None]
+    assert res[1][0] == "invalid" and "count" in res[1][1]
+    reads = [e.body for e in h.ledger.audit.tail(50)
+             if e.body.get("route") == "GET /api/v1/livechat/department"]
+    assert reads and reads[0]["action"] == "livechat.list_departments"
