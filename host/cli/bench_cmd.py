@@ -32,6 +32,7 @@ _MEANING = {
     "idle_app_private_mib": "private memory of one idle app child (median over apps)",
     "fanout50_ms_p50": "one post event to 50 apps until all handlers finished (median)",
     "fanout50_ms_p99": "the same (99th percentile)",
+    "fanout50_cpu_floor_ms": "the apps' and host's CPU for one such fan-out, over the cores",
     "calls_per_s_4apps": "bridge reads per second, 4 apps calling at once",
     "peer_read_us_p50": "Apps-Engine: an app's read.getUserReader().getById round trip",
     "peer_cold_ms_p50": "Apps-Engine: spawn to an app's first answer",
