@@ -167,11 +167,16 @@ class EventPump:
         # One watchdog entry and one count update for the whole fan-out, before any write.
         watchdog().arm_many(deadlines, batch.deadline_s)
         running_add(len(flights))
-        for flight in flights:
-            self._begin(flight, frame)
+        # Every write first, then the watches: the woken children take the cores from here on,
+        # and the fewer steps between writes, the sooner the last child has its event. A Done
+        # that lands before its watch is armed is reported when it is (epoll looks at once).
+        begun = [flight.child.from_child for flight in flights if self._begin(flight, frame)]
+        for fd in begun:
+            self._arm(fd)
 
-    def _begin(self, flight: _Flight, frame: bytes) -> None:
-        """Write the event to a claimed child (counted in `running_add` and armed already)."""
+    def _begin(self, flight: _Flight, frame: bytes) -> bool:
+        """Write the event to a claimed child (counted in `running_add` and armed already);
+        False when the child was found dead (handed over to its runner)."""
         child = flight.child
         fd = child.from_child
         stale = self._flights.get(fd)
@@ -182,8 +187,8 @@ class EventPump:
             child.begin_event(frame)
         except ChildDied:
             self._hand_over(fd, flight, None, ChannelClosed(child.death or "child died"))
-            return
-        self._arm(fd)
+            return False
+        return True
 
     def _arm(self, fd: int) -> None:
         """Watch `fd` for one readable report (one-shot: nothing to undo when it lands)."""
