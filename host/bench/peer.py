@@ -24,6 +24,10 @@ ANCHOR_ENV = "STOCKADE_PEER_ANCHOR"
 PEER_TIMEOUT_S = 600.0
 
 PEER_KEYS = ("peer_read_us_p50", "peer_cold_ms_p50")
+# The peer's calls a run, quick or full. Its JIT takes about this many to settle: its read p50
+# measured 249-251 µs after 500 calls and 206-207 µs after 2 000 or 8 000 (2026-12-05). A quick
+# run with fewer calls flattered every ratio to the peer by a fifth; the calls cost ~1 s.
+PEER_CALLS = 2000
 
 
 class PeerError(RuntimeError):

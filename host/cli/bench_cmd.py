@@ -185,12 +185,12 @@ def bench(
             fail(str(exc), "run `stockade doctor`; or pass --degraded to measure anyway")
         progress.advance(task)
     if peer is not None:
-        from host.bench.peer import PeerError, measure_peer
+        from host.bench.peer import PEER_CALLS, PeerError, measure_peer
 
         err_console.print("measuring the Apps-Engine peer ...", highlight=False)
         try:
-            figures.update(measure_peer(peer, calls=500 if quick else 2000,
-                                        cold=3 if quick else 8, run_script=anchor_run))
+            figures.update(measure_peer(peer, calls=PEER_CALLS, cold=3 if quick else 8,
+                                        run_script=anchor_run))
         except PeerError as exc:
             fail(str(exc), "build the peer first, or run without --peer")
     mode = ("quick" if quick else "full") + (", apps pinned" if pin_apps else

@@ -14,7 +14,14 @@ from typer.testing import CliRunner
 
 from host.bench import KEYS, TARGETS, BenchSizes, targets_for
 from host.bench import run as bench_run
-from host.bench.peer import ANCHOR_ENV, PEER_KEYS, PeerError, find_anchor_run, measure_peer
+from host.bench.peer import (
+    ANCHOR_ENV,
+    PEER_CALLS,
+    PEER_KEYS,
+    PeerError,
+    find_anchor_run,
+    measure_peer,
+)
 from host.bench.stats import percentile
 from host.cli.main import root
 
@@ -75,6 +82,23 @@ def test_peer_figures_are_read_from_the_anchors_output(tmp_path: Path) -> None:
     script.write_text("echo broken >&2; exit 1\n")
     with pytest.raises(PeerError, match="printed no figures"):
         measure_peer(tmp_path / "build", calls=10, cold=1, run_script=script)
+
+
+def test_a_quick_run_warms_the_peer_as_a_full_one_does(monkeypatch: pytest.MonkeyPatch,
+                                                       tmp_path: Path) -> None:
+    # The stand-in anchor reports the call count it was given as its read p50.
+    (tmp_path / "build" / "engine").mkdir(parents=True)
+    script = tmp_path / "run.sh"
+    script.write_text(r'echo "{\"rtt\":{\"p50_us\":$N},\"cold_ms\":{\"first_answer_p50\":$COLD}}"'
+                      "\n")
+    monkeypatch.setattr(bench_run, "QUICK", TINY)
+    result = CliRunner().invoke(root, [
+        "--home", str(tmp_path / "unused"), "bench", "--quick", "--json",
+        "--peer", str(tmp_path / "build"), "--peer-anchor", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    assert figures["peer_read_us_p50"] == PEER_CALLS  # not fewer calls than a full run
+    assert figures["peer_cold_ms_p50"] == 3
 
 
 def test_percentile_nearest_rank() -> None:
