@@ -49,7 +49,7 @@ from host.supervise.credentials import APP_USER_CHECK_EVERY, Credentials
 from host.supervise.delivery import Delivery
 from host.supervise.gctune import tune_gc
 from host.supervise.identities import Identities
-from host.supervise.presend import run_pre_send
+from host.supervise.presend import run_pre_send, supervisor_record
 from host.supervise.pump import EventPump
 from host.supervise.served import HostServed
 from host.supervise.spawner import Spawner
@@ -565,6 +565,4 @@ class Host:
 
     def audit_supervisor(self, runner: AppRunner, event: str, detail: str) -> None:
         with contextlib.suppress(Exception):
-            self.ledger.append(AuditRecord(
-                kind="supervisor", app_id=runner.app_id, install_id=runner.install_id,
-                event=event, detail=detail[:500]))
+            supervisor_record(self.ledger, runner, event, detail)

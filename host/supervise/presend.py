@@ -7,11 +7,11 @@ names the app and the message with digests of the text before and after (proof o
 never the text, like a call's argument digest), `pre_send_prevented` the app, the message and the
 app's reason. A change that cannot be recorded is not applied (the message goes on with the text
 it had): nothing an app does to a message is left out of the record. A prevention stops the
-message whether or not its record is written (not sending is the safe side).
+message whether or not its record is written (not sending is the safe side); a timeout's or a
+stop's record that cannot be written is logged.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 from collections.abc import Sequence
@@ -37,11 +37,21 @@ def text_digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
-def _record(ledger: Ledger, runner: AppRunner, event: str, detail: str) -> None:
-    """One `supervisor` record about what `runner`'s hook did (raises when it cannot be
-    written)."""
+def supervisor_record(ledger: Ledger, runner: AppRunner, event: str, detail: str) -> None:
+    """One `supervisor` record about `runner` (raises when it cannot be written; the host's
+    `audit_supervisor` is this, best-effort)."""
     ledger.append(AuditRecord(kind="supervisor", app_id=runner.app_id,
                               install_id=runner.install_id, event=event, detail=detail[:500]))
+
+
+def _record_stop(ledger: Ledger, runner: AppRunner, event: str, mid: str, detail: str) -> None:
+    """A timeout's or a stop's record: the message is stopped (or passes) either way, so a
+    record the chain cannot take is logged, not raised."""
+    try:
+        supervisor_record(ledger, runner, event, detail)
+    except Exception as exc:  # noqa: BLE001 - the outcome stands; the gap is reported
+        log.warning("%s of %s for message %s could not be recorded (%s)", event, runner.app_id,
+                    mid, exc)
 
 
 def run_pre_send(message: dict[str, Any], receivers: Sequence[AppRunner], ledger: Ledger,
@@ -61,9 +71,8 @@ def run_pre_send(message: dict[str, Any], receivers: Sequence[AppRunner], ledger
             verdict = fut.result(deadline_s + 0.5)
         except (FutureTimeout, AppFailed, ChildDied, GateError, RuntimeError,
                 TimeoutError) as exc:
-            with contextlib.suppress(Exception):
-                _record(ledger, runner, "pre_send_timeout",
-                        f"{type(exc).__name__}; mode={on_timeout}")
+            _record_stop(ledger, runner, "pre_send_timeout", mid,
+                         f"{type(exc).__name__}; mode={on_timeout}")
             if on_timeout == "fail_closed":
                 raise Prevented(f"the pre-send hook of {runner.app_id} did not answer in time; "
                                 "messages fail closed", prevented_by=runner.app_id) from None
@@ -72,16 +81,15 @@ def run_pre_send(message: dict[str, Any], receivers: Sequence[AppRunner], ledger
             continue
         if verdict.get("prevent"):
             reason = str(verdict.get("reason") or "no reason given")
-            with contextlib.suppress(Exception):
-                _record(ledger, runner, "pre_send_prevented",
-                        f"message {mid}: stopped: {reason[:MAX_REASON_KEPT]}")
+            _record_stop(ledger, runner, "pre_send_prevented", mid,
+                         f"message {mid}: stopped: {reason[:MAX_REASON_KEPT]}")
             return {"prevented": True, "prevented_by": runner.app_id, "reason": reason}
         new = verdict.get("text")
         if isinstance(new, str) and new != current.get("text"):
             old = str(current.get("text"))
             try:
-                _record(ledger, runner, "pre_send_changed",
-                        f"message {mid}: text {text_digest(old)} -> {text_digest(new)}")
+                supervisor_record(ledger, runner, "pre_send_changed",
+                                  f"message {mid}: text {text_digest(old)} -> {text_digest(new)}")
             except Exception as exc:  # noqa: BLE001 - unrecorded, so not applied
                 log.warning("pre-send change by %s to message %s not applied: it could not be "
                             "recorded (%s)", runner.app_id, mid, exc)
