@@ -21,8 +21,12 @@ from policies.names import (
 )
 from policies.netcheck import IPAddress, parse_ip
 from policies.pattern import Pattern, PatternError, compile_pattern
-from policies.types import QuotaScope
+from policies.types import QuotaCharge, QuotaScope
 from policies.vocabulary import ACTIONS, PERMISSIONS
+
+# `Policy._worked`: entries kept per policy object before it starts again (an entry is a plan or
+# a charge tuple per app, install and action; a workspace with 200 apps uses a few thousand).
+MAX_WORKED = 16_384
 
 
 @dataclass(frozen=True)
@@ -86,10 +90,50 @@ class Policy:
     revision: str
     files: tuple[tuple[str, PolicyFile], ...] = ()
     by_action: Mapping[str, tuple[CompiledRule, ...]] = field(default_factory=dict)
+    # What `plan` and `charges` worked out, per app (and install) and action: a pure function
+    # of this policy, which is never changed (a reload builds a new one). Not a memo of
+    # decisions: every call still runs its argument checks, guardrails and each rule's
+    # constraints (`policies.engine`).
+    _worked: dict[tuple[str, ...], Any] = field(default_factory=dict, compare=False,
+                                                 repr=False, hash=False)
 
     def rules_for(self, action: str) -> tuple[CompiledRule, ...]:
         """Rules whose actions include `action` (any effect, any app)."""
         return self.by_action.get(action, ())
+
+    def plan(self, app_id: str, action: str) -> tuple[tuple[CompiledRule, ...],
+                                                      tuple[CompiledRule, ...]]:
+        """The forbids and the permits of `rules_for(action)` that apply to `app_id`, each in
+        rule order."""
+        key = ("plan", app_id, action)
+        found = self._worked.get(key)
+        if found is None:
+            rules = [r for r in self.rules_for(action) if r.applies_to_app(app_id)]
+            found = (tuple(r for r in rules if r.effect == "forbid"),
+                     tuple(r for r in rules if r.effect == "permit"))
+            self._remember(key, found)
+        return found
+
+    def charges(self, app_id: str, install_id: str, action: str) -> tuple[QuotaCharge, ...]:
+        """The quota charges one call of `action` by this app install makes, sorted by key and
+        quota id. Each quota has a ring of its own (`CompiledQuota.key`): two quotas on one
+        action never share a log, and a quota's ring never depends on which others apply."""
+        key = ("charges", app_id, install_id, action)
+        found = self._worked.get(key)
+        if found is None:
+            out = [QuotaCharge(q.key(app_id, install_id), q.limit, q.window_s, q.scope, q.id)
+                   for q in self.quotas
+                   if (q.any_app or app_id in q.apps) and q.action in ("*", action)]
+            found = tuple(sorted(out, key=lambda c: (c.key, c.quota_id)))
+            self._remember(key, found)
+        return found
+
+    def _remember(self, key: tuple[str, ...], value: object) -> None:
+        # Keys come from installed apps and the vocabulary's actions (the engine refuses any
+        # other action first), so this stays small; the bound guards memory all the same.
+        if len(self._worked) >= MAX_WORKED:
+            self._worked.clear()
+        self._worked[key] = value
 
 
 def expand_actions(names: Sequence[str]) -> frozenset[str]:
