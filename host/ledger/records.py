@@ -276,8 +276,31 @@ def record_json(body: Mapping[str, object]) -> str:
     return raw.decode("ascii")
 
 
+# `digest_args`' fast path: the values msgspec writes exactly as the json module does (floats
+# are not among them: their exponents are spelled differently, and msgspec writes NaN as null).
+_FLAT_VALUES = frozenset({str, int, bool, type(None)})
+
+
 def digest_args(args: Mapping[str, Any]) -> str:
-    """sha256 of the arguments' canonical JSON: records prove *which* arguments, never hold them."""
+    """sha256 of the arguments' canonical JSON: records prove *which* arguments, never hold them.
+
+    A bridge call's arguments are nearly always a flat map of strings: for a dict of string
+    keys and string, integer, boolean or null values whose text is printable ASCII, msgspec
+    writes the very bytes `canonical_json` does, in a tenth of the time (a read's digest went
+    from ~2.7 to ~1.3 µs). Anything else (a nested value, a float, a non-ASCII or DEL
+    character, an integer past 64 bits) takes `canonical_json`. Every digest already recorded
+    must stay what it is: `tests/store/test_digest.py` holds the two paths equal."""
+    if type(args) is dict:
+        for k, v in args.items():
+            if type(k) is not str or type(v) not in _FLAT_VALUES:
+                break
+        else:
+            try:
+                raw = _RECORD.encode(args)
+            except (msgspec.EncodeError, OverflowError, TypeError, ValueError):
+                raw = b"\x80"  # not ASCII: the json module's path below
+            if raw.isascii() and b"\x7f" not in raw:
+                return hashlib.sha256(raw).hexdigest()
     return hashlib.sha256(canonical_json(args if type(args) is dict else dict(args)).encode()
                           ).hexdigest()
 
