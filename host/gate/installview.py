@@ -18,7 +18,7 @@ from typing import Any
 
 from host.apps.installs import InstallRecord, InstallStore, data_version_in
 
-# `InstallView._skip_probe`: after this many calls in a row found the change probe moved, a
+# `_Seen.skip_probe`: after this many calls in a row found the change probe moved, a
 # thread reads the install change counter directly for the next PROBE_RETRY calls.
 PROBE_STREAK = 8
 PROBE_RETRY = 64
@@ -39,8 +39,8 @@ class InstallView:
         self._epoch = 0
         self._cache: dict[str, InstallRecord | None] = {}
         # Per thread: the probe connection's PRAGMA data_version when this thread last read the
-        # change counter, and the invalidation generation it read it under.
-        self._seen = threading.local()
+        # change counter, and the invalidation generation it read it under (`_Seen`).
+        self._local = threading.local()
         self._generation = 0
 
     def peek(self, install_id: str) -> tuple[InstallRecord | None, int, int] | None:
@@ -55,7 +55,10 @@ class InstallView:
     def get(self, install_id: str) -> tuple[InstallRecord | None, int, int]:
         """The record, the epoch and the change counter, current as of this call."""
         conn = self._probe()
-        seen = self._seen
+        try:
+            seen: _Seen = self._local.seen
+        except AttributeError:
+            seen = self._local.seen = _Seen()
         # PRAGMA data_version changes when any *other* connection committed to host.db since
         # this connection last asked; every install, consent, enable/disable, epoch or grant
         # change is such a commit (the install store has connections of its own). Unchanged,
@@ -64,13 +67,13 @@ class InstallView:
         # A PostgreSQL store has no such probe: the counter (one indexed row) is read per call,
         # so a change made by any host is seen by every host at its next call.
         pv = (int(conn.execute("PRAGMA data_version").fetchone()[0])
-              if isinstance(conn, sqlite3.Connection) and not self._skip_probe(seen) else None)
+              if isinstance(conn, sqlite3.Connection) and not seen.skip_probe() else None)
         with self._lock:
-            if (pv is None or getattr(seen, "conn", None) is not conn or seen.pv != pv
+            if (pv is None or seen.conn is not conn or seen.pv != pv
                     or seen.generation != self._generation):
                 if pv is not None:
-                    moved = getattr(seen, "conn", None) is conn and seen.pv != pv
-                    seen.streak = getattr(seen, "streak", 0) + 1 if moved else 0
+                    moved = seen.conn is conn and seen.pv != pv
+                    seen.streak = seen.streak + 1 if moved else 0
                 version = data_version_in(conn)
                 if version != self._version:
                     self._cache.clear()
@@ -90,8 +93,26 @@ class InstallView:
         """The change counter as `conn` sees it (inside an admission: as it will commit)."""
         return data_version_in(conn)
 
-    @staticmethod
-    def _skip_probe(seen: threading.local) -> bool:
+    def invalidate(self) -> None:
+        with self._lock:
+            self._version = -1
+            self._generation += 1
+
+
+class _Seen:
+    """One thread's view of the probe (`InstallView.get`): a slotted object, where reading a
+    `threading.local`'s attributes one by one cost a call ~2 µs."""
+
+    __slots__ = ("conn", "generation", "pv", "skipped", "streak")
+
+    def __init__(self) -> None:
+        self.conn: Any = None  # the probe connection `pv` was read on
+        self.pv = -1  # its PRAGMA data_version then
+        self.generation = -1  # `InstallView._generation` then
+        self.streak = 0  # calls in a row that found the probe moved
+        self.skipped: int | None = None  # calls since the probe was last skipped into
+
+    def skip_probe(self) -> bool:
         """Whether this thread reads the change counter without asking the PRAGMA first.
 
         Under steady load another connection has committed before nearly every call (the
@@ -100,19 +121,14 @@ class InstallView:
         `PROBE_STREAK` moved probes in a row the thread skips it, and tries it again after
         `PROBE_RETRY` calls to notice that the load has passed. Skipping never misses a change:
         a call that does not ask the PRAGMA reads the counter itself."""
-        skipped = getattr(seen, "skipped", None)
+        skipped = self.skipped
         if skipped is not None:
             if skipped + 1 >= PROBE_RETRY:
-                seen.skipped, seen.streak = None, 0
+                self.skipped, self.streak = None, 0
                 return False
-            seen.skipped = skipped + 1
+            self.skipped = skipped + 1
             return True
-        if getattr(seen, "streak", 0) >= PROBE_STREAK:
-            seen.skipped = 0
+        if self.streak >= PROBE_STREAK:
+            self.skipped = 0
             return True
         return False
-
-    def invalidate(self) -> None:
-        with self._lock:
-            self._version = -1
-            self._generation += 1
