@@ -87,8 +87,14 @@ class _Ctx:
 
 
 def _is_str_map(v: object) -> bool:
-    # A dict is tested as one first: the ABC check costs more than the map's keys here.
-    return (type(v) is dict or isinstance(v, Mapping)) and all(isinstance(k, str) for k in v)
+    # A dict (and a str key) is tested as one first, and the keys in a loop rather than a
+    # generator: on every bridge call, the ABC check and the generator cost more than the keys.
+    if type(v) is not dict and not isinstance(v, Mapping):
+        return False
+    for k in v:
+        if type(k) is not str and not isinstance(k, str):
+            return False
+    return True
 
 
 # Each action's argument names, required and optional, worked out once.
