@@ -53,14 +53,15 @@ def _load(row: sqlite3.Row) -> User:
     # module's on the bridge's hottest read): an aggregate over no rows is NULL there, hence
     # the `or`. Emails sort by their casefolded form, as the unique index has it.
     sets = _decode(row[8])
-    fields: dict[str, str] = sets["f"] or {}
-    return User(
-        id=row[0], type=row[1], username=row[2], name=row[3],
-        emails=[a for _cf, a in sorted(sets["e"] or ())],
-        roles=sorted(sets["r"] or ()), active=bool(row[4]),
-        custom_fields={k: fields[k] for k in sorted(fields)},
-        created_by_app=row[5], app_id=row[6], created_at=row[7],
-    )
+    emails, roles, fields = sets["e"], sets["r"], sets["f"]
+    user: User = {  # a literal: the TypedDict's call is a dict(**kwargs), ~0.5 µs more
+        "id": row[0], "type": row[1], "username": row[2], "name": row[3],
+        "emails": [a for _cf, a in sorted(emails)] if emails else [],
+        "roles": sorted(roles) if roles else [], "active": bool(row[4]),
+        "custom_fields": dict(sorted(fields.items())) if fields else {},
+        "created_by_app": row[5], "app_id": row[6], "created_at": row[7],
+    }
+    return user
 
 
 def get(conn: sqlite3.Connection, user_id: str) -> User:
