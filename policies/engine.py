@@ -113,9 +113,10 @@ def _check_args(spec: ActionSpec, args: Mapping[str, Any]) -> str | None:
     if not known.issuperset(args):
         unknown = sorted(set(args) - known)
         return f"unknown argument(s) {unknown}; {spec.name} takes {sorted(known)}"
-    missing = [a for a in spec.args if args.get(a) is None]
-    if missing:
-        return f"missing required argument(s) {missing}"
+    for required in spec.args:  # a loop, not a list, on the way every allowed call takes
+        if args.get(required) is None:
+            missing = [a for a in spec.args if args.get(a) is None]
+            return f"missing required argument(s) {missing}"
     for name, value in args.items():
         if name.endswith("_id") and value is not None:
             if not isinstance(value, str) or not value or len(value) > MAX_ID:
@@ -412,15 +413,7 @@ def _decide_one(policy: Policy, grants: frozenset[str], req: Request) -> Decisio
         else:
             misses.append((r.id, why))
     if allowed:
-        ids = tuple(sorted(allowed))
-        return Decision(
-            allowed=True,
-            code="allow",
-            message=f"permitted by rule(s) {', '.join(ids)}",
-            rules=ids,
-            quotas=policy.charges(req.app_id, req.install_id, req.action),
-            seat_ceiling=policy.seat_ceiling if req.action == "users.create" else None,
-        )
+        return policy.allowed(req.app_id, req.install_id, req.action, tuple(sorted(allowed)))
     if misses:
         misses.sort()
         detail = "; ".join(f"rule {rid} failed {why}" for rid, why in misses)

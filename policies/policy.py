@@ -21,7 +21,7 @@ from policies.names import (
 )
 from policies.netcheck import IPAddress, parse_ip
 from policies.pattern import Pattern, PatternError, compile_pattern
-from policies.types import QuotaCharge, QuotaScope
+from policies.types import Decision, QuotaCharge, QuotaScope
 from policies.vocabulary import ACTIONS, PERMISSIONS
 
 # `Policy._worked`: entries kept per policy object before it starts again (an entry is a plan or
@@ -125,6 +125,21 @@ class Policy:
                    for q in self.quotas
                    if (q.any_app or app_id in q.apps) and q.action in ("*", action)]
             found = tuple(sorted(out, key=lambda c: (c.key, c.quota_id)))
+            self._remember(key, found)
+        return found
+
+    def allowed(self, app_id: str, install_id: str, action: str,
+                rules: tuple[str, ...]) -> Decision:
+        """The allow decision for a call these permit rules (sorted ids) all let through: the
+        same immutable answer each time, with the call's charges and (for users.create) the
+        seat ceiling. Only the engine asks, once every check of the call has passed."""
+        key = ("allowed", app_id, install_id, action, *rules)
+        found = self._worked.get(key)
+        if found is None:
+            found = Decision(
+                allowed=True, code="allow", message=f"permitted by rule(s) {', '.join(rules)}",
+                rules=rules, quotas=self.charges(app_id, install_id, action),
+                seat_ceiling=self.seat_ceiling if action == "users.create" else None)
             self._remember(key, found)
         return found
 

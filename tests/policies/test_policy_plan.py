@@ -5,8 +5,9 @@ the store of them stays bounded."""
 from __future__ import annotations
 
 import pytest
-from polhelp import ask, demo_policy, policy
+from polhelp import ALL_PERMS, ask, create, demo_policy, policy
 
+from policies import Request, decide
 from policies import policy as policy_module
 from policies.types import QuotaCharge
 from policies.vocabulary import ACTIONS
@@ -53,3 +54,24 @@ def test_what_is_worked_out_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> No
     again = {(app, action): (p.plan(app, action), p.charges(app, "i", action))
              for app in _APPS for action in ACTIONS}
     assert again == first
+
+
+def test_an_allow_decision_is_the_installs_own() -> None:
+    p = policy('[[rule]]\nid="r"\neffect="permit"\napps=["a"]\nactions=["users.get"]\n'
+               '[[rule]]\nid="s"\neffect="permit"\napps=["a"]\nactions=["users.get"]\n'
+               '[[quota]]\nid="q"\napps=["a"]\naction="users.get"\nlimit=3\nwindow="1m"\n')
+    asked = {"user_id": "u1"}
+    first = decide(p, ALL_PERMS, Request("a", "inst-1", "users.get", asked, {}, 1.0))
+    second = decide(p, ALL_PERMS, Request("a", "inst-2", "users.get", asked, {}, 1.0))
+    again = decide(p, ALL_PERMS, Request("a", "inst-1", "users.get", asked, {}, 1.0))
+    assert first.allowed and second.allowed and first == again
+    assert first.rules == ("r", "s") and first.message == "permitted by rule(s) r, s"
+    assert "inst-1" in first.quotas[0].key and "inst-2" in second.quotas[0].key
+
+
+def test_an_allow_decision_carries_the_seat_ceiling_for_creations_only() -> None:
+    p = demo_policy()
+    made = ask(p, "users.create", create(type_="bot"))
+    read = ask(p, "users.get", {"user_id": "u1"})
+    assert made.allowed and made.seat_ceiling == 20
+    assert read.allowed and read.seat_ceiling is None
