@@ -94,14 +94,14 @@ class Session:
 def _undeclared_roles(install: InstallRecord, spec: ActionSpec,
                       args: Mapping[str, Any]) -> list[str]:
     """Roles in the call that the manifest did not declare (when it declares any)."""
-    declared = install.manifest.declared_roles(spec.permission)
-    if declared is None:
-        return []
     if spec.name in ("roles.assign", "roles.remove"):
         asked: Sequence[object] = [args.get("role")]
     elif spec.name == "users.create":
         asked = roles if isinstance(roles := args.get("roles"), list | tuple) else []
     else:
+        return []  # no role in the call: the manifest is not asked (every read comes here)
+    declared = install.manifest.declared_roles(spec.permission)
+    if declared is None:
         return []
     # Strings only: the engine's argument check refuses (and audits) any other shape.
     return [r[:64] for r in asked if isinstance(r, str) and r not in declared]
