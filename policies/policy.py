@@ -24,8 +24,8 @@ from policies.pattern import Pattern, PatternError, compile_pattern
 from policies.types import Decision, QuotaCharge, QuotaScope
 from policies.vocabulary import ACTIONS, PERMISSIONS
 
-# `Policy._worked`: entries kept per policy object before it starts again (an entry is a plan or
-# a charge tuple per app, install and action; a workspace with 200 apps uses a few thousand).
+# `Policy._worked`: entries kept per policy object before it starts again (an entry is a plan, a
+# charge tuple or an allow decision per app, install and action; 200 apps use a few thousand).
 MAX_WORKED = 16_384
 
 
@@ -90,9 +90,9 @@ class Policy:
     revision: str
     files: tuple[tuple[str, PolicyFile], ...] = ()
     by_action: Mapping[str, tuple[CompiledRule, ...]] = field(default_factory=dict)
-    # What `plan` and `charges` worked out, per app (and install) and action: a pure function
-    # of this policy, which is never changed (a reload builds a new one). Not a memo of
-    # decisions: every call still runs its argument checks, guardrails and each rule's
+    # What `plan`, `charges` and `allowed` worked out, per app (and install) and action: a pure
+    # function of this policy, which is never changed (a reload builds a new one). Not a memo
+    # of decisions: every call still runs its argument checks, guardrails and each rule's
     # constraints (`policies.engine`).
     _worked: dict[tuple[str, ...], Any] = field(default_factory=dict, compare=False,
                                                  repr=False, hash=False)
