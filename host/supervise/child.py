@@ -22,6 +22,7 @@ from typing import Any, NoReturn
 
 import msgspec
 
+from host.errors import GateError
 from host.store.sqlite import disk_full
 from host.supervise.disk_notice import disk_full_reply
 from host.supervise.logcap import LogBudget, LogSink
@@ -419,8 +420,6 @@ class Child:
                 self._log_done(budget)
 
     def _answer(self, call: Call, on_call: CallHandler, *, spin: bool = False) -> Reply:
-        from host.errors import GateError
-
         try:
             check_json_value(call.args)
             result = on_call(self, call.action, call.args)
@@ -543,8 +542,6 @@ class AppFailed(Exception):
 
 
 def _no_calls(child: Child, action: str, args: dict[str, Any]) -> Any:
-    from host.errors import GateError
-
     raise GateError("permission_denied",
                     f"{action}: this sandbox has no permissions (no app, no grants)")
 
