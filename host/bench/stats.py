@@ -1,8 +1,10 @@
-"""Percentiles over samples (nearest-rank on the sorted list: no interpolation surprises)."""
+"""Percentiles over samples (nearest-rank on the sorted list: no interpolation surprises), and
+the median of each figure over repeated runs."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import statistics
+from collections.abc import Mapping, Sequence
 
 
 def percentile(samples: Sequence[float], p: float) -> float:
@@ -20,3 +22,15 @@ def p50(samples: Sequence[float]) -> float:
 
 def p99(samples: Sequence[float]) -> float:
     return percentile(samples, 99)
+
+
+def median_figures(runs: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """Each figure's median over `runs` (the mean of the middle two for an even count): the
+    issue's "three pairs, medians". Every run must hold the same figures."""
+    if not runs:
+        raise ValueError("no runs")
+    keys = set(runs[0])
+    for run in runs[1:]:
+        if set(run) != keys:
+            raise ValueError(f"runs hold different figures: {sorted(keys ^ set(run))}")
+    return {k: float(statistics.median(run[k] for run in runs)) for k in sorted(keys)}

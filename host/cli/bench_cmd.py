@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -16,6 +17,12 @@ from rich.table import Table
 
 from host.cli.output import emit_json, err_console, fail
 from host.inert import host
+
+if TYPE_CHECKING:
+    from host.bench import BenchSizes, RunOptions
+
+# `--pairs`: most runs one command makes (a full run with the peer takes about a minute each).
+MAX_PAIRS = 9
 
 _UNITS = {"_us_": "µs", "_ms_": "ms", "_mib": "MiB", "_per_s_": "/s"}
 
@@ -121,6 +128,10 @@ def bench(
         False, "--rocketchat",
         help="Instead: a read through the remote adapter next to the same REST call made "
         "directly with httpx, both over loopback to a stand-in workspace process."),
+    pairs: int = typer.Option(
+        1, "--pairs", min=1, max=MAX_PAIRS, metavar="N",
+        help="Measure N times (with --peer: Stockade, then the peer, N times over) and report "
+        "each figure's median, the targets judged on the medians; --json adds each run."),
 ) -> None:
     """Measure bridge calls against the pipe floor and the REST API, app start, memory, fan-out.
 
@@ -128,6 +139,13 @@ def bench(
     postgresql://…`: instead, the ledger's costs on SQLite and on that database side by side,
     and three hosts' aggregate creates a second on each (a schema of its own, dropped after).
     """
+    other = [flag for flag, on in (
+        ("--store", ctx.obj is not None and ctx.obj.store_url is not None),
+        ("--write-floor", write_floor), ("--ledger-split", ledger_split), ("--scale", scale),
+        ("--rocketchat", rocketchat), ("--load", load), ("--soak", soak is not None)) if on]
+    if pairs > 1 and other:
+        fail(f"--pairs repeats the bridge figures (and the peer's); {other[0]} measures "
+             "something else", f"run {other[0]} on its own, or --pairs without it")
     if ctx.obj is not None and ctx.obj.store_url is not None:
         from host.cli.bench_soak_cmd import store_command
 
@@ -158,47 +176,67 @@ def bench(
 
         soak_command(soak, rate, degraded, json_out)
         return
-    from host.bench import STEPS, RunOptions, run_bench
+    from host.bench import RunOptions
     from host.bench import run as bench_run
-    from host.supervise.child import LayerMissing
+    from host.bench.stats import median_figures
 
     sizes = bench_run.QUICK if quick else bench_run.FULL
     anchor_run = _find_anchor(peer_anchor) if peer is not None else None
-    progress = Progress(TextColumn("{task.description:<34}"), BarColumn(), TimeElapsedColumn(),
+    runs: list[dict[str, float]] = []
+    for n in range(pairs):
+        figures = _one_run(sizes, RunOptions(degraded=degraded, pin_apps=pin_apps,
+                                             pin_bursts=pin_bursts),
+                           f"{n + 1}/{pairs} " if pairs > 1 else "")
+        if peer is not None:
+            figures.update(_peer_figures(peer, anchor_run, quick))
+        runs.append(figures)
+    figures = median_figures(runs)
+    mode = ("quick" if quick else "full") + (", apps pinned" if pin_apps else
+                                             "" if pin_bursts else ", bursts not pinned")
+    if pairs > 1:
+        mode += f", medians of {pairs} " + ("pairs with the peer" if peer else "runs")
+    err_console.print(render_table(figures, f"stockade bench ({mode})",
+                                   wide=err_console.width >= 140))
+    if json_out:
+        emit_json(figures if pairs == 1 else {**figures, "runs": runs})
+
+
+def _one_run(sizes: BenchSizes, options: RunOptions, prefix: str) -> dict[str, float]:
+    """Stockade's own figures, once, with a progress bar on stderr."""
+    from host.bench import STEPS, run_bench
+    from host.supervise.child import LayerMissing
+
+    progress = Progress(TextColumn("{task.description:<40}"), BarColumn(), TimeElapsedColumn(),
                         console=err_console, transient=True)
     with progress:
-        task = progress.add_task("starting", total=len(STEPS))
+        task = progress.add_task(f"{prefix}starting", total=len(STEPS))
         first = [True]
 
         def on_step(label: str) -> None:
             if not first[0]:
                 progress.advance(task)
             first[0] = False
-            progress.update(task, description=label)
+            progress.update(task, description=prefix + label)
 
         try:
-            figures = run_bench(sizes, options=RunOptions(degraded=degraded, pin_apps=pin_apps,
-                                                              pin_bursts=pin_bursts),
-                                on_step=on_step)
+            figures = run_bench(sizes, options=options, on_step=on_step)
         except LayerMissing as exc:
             progress.stop()
             fail(str(exc), "run `stockade doctor`; or pass --degraded to measure anyway")
         progress.advance(task)
-    if peer is not None:
-        from host.bench.peer import PEER_CALLS, PeerError, measure_peer
+    return dict(figures)
 
-        err_console.print("measuring the Apps-Engine peer ...", highlight=False)
-        try:
-            figures.update(measure_peer(peer, calls=PEER_CALLS, cold=3 if quick else 8,
-                                        run_script=anchor_run))
-        except PeerError as exc:
-            fail(str(exc), "build the peer first, or run without --peer")
-    mode = ("quick" if quick else "full") + (", apps pinned" if pin_apps else
-                                             "" if pin_bursts else ", bursts not pinned")
-    err_console.print(render_table(figures, f"stockade bench ({mode})",
-                                   wide=err_console.width >= 140))
-    if json_out:
-        emit_json(figures)
+
+def _peer_figures(peer: Path, anchor_run: Path | None, quick: bool) -> dict[str, float]:
+    """The Apps-Engine's figures, measured right after Stockade's."""
+    from host.bench.peer import PEER_CALLS, PeerError, measure_peer
+
+    err_console.print("measuring the Apps-Engine peer ...", highlight=False)
+    try:
+        return measure_peer(peer, calls=PEER_CALLS, cold=3 if quick else 8,
+                            run_script=anchor_run)
+    except PeerError as exc:
+        fail(str(exc), "build the peer first, or run without --peer")
 
 
 def _find_anchor(peer_anchor: Path | None) -> Path:

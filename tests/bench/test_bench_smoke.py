@@ -22,7 +22,7 @@ from host.bench.peer import (
     find_anchor_run,
     measure_peer,
 )
-from host.bench.stats import percentile
+from host.bench.stats import median_figures, percentile
 from host.cli.main import root
 
 TINY = BenchSizes(
@@ -134,3 +134,48 @@ def test_this_checkout_finds_the_workplace_anchor_when_there_is_one() -> None:
     if not any(s.is_file() for s in shared):
         pytest.skip("no workplace anchor above this checkout (a clean clone)")
     assert find_anchor_run(env={}).is_file()
+
+
+def test_pairs_report_each_figures_median_with_the_peer_after_each_run(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`--pairs 3 --peer`: Stockade then the peer, three times over; the table and the JSON give
+    each figure's median (the issue's "three pairs, medians") and the JSON each run."""
+    (tmp_path / "build" / "engine").mkdir(parents=True)
+    # The stand-in anchor reads 300, 200, 100 µs on its first, second and third run: the
+    # median is neither the first run nor the last.
+    count = tmp_path / "count"
+    script = tmp_path / "run.sh"
+    script.write_text(
+        f'n=$(( $(cat {count} 2>/dev/null || echo 0) + 1 )); echo $n > {count}\n'
+        'case $n in 1) r=300;; 2) r=200;; *) r=100;; esac\n'
+        r'echo "{\"rtt\":{\"p50_us\":$r},\"cold_ms\":{\"first_answer_p50\":$n}}"' "\n")
+    monkeypatch.setattr(bench_run, "QUICK", TINY)
+    result = CliRunner().invoke(root, [
+        "--home", str(tmp_path / "unused"), "bench", "--quick", "--json", "--pairs", "3",
+        "--peer", str(tmp_path / "build"), "--peer-anchor", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    runs = doc.pop("runs")
+    assert [r["peer_read_us_p50"] for r in runs] == [300, 200, 100]
+    assert doc["peer_read_us_p50"] == 200 and doc["peer_cold_ms_p50"] == 2
+    for key in EXPECTED_KEYS:  # every figure the median of its three
+        assert doc[key] == sorted(r[key] for r in runs)[1], key
+    assert "medians of 3 pairs" in result.stderr
+
+
+def test_pairs_are_refused_with_another_mode(tmp_path: Path) -> None:
+    result = CliRunner().invoke(root, ["--home", str(tmp_path / "unused"), "bench",
+                                       "--pairs", "2", "--scale"])
+    assert result.exit_code != 0 and "--scale measures something else" in result.output
+    result = CliRunner().invoke(root, ["--home", str(tmp_path / "unused"), "bench",
+                                       "--pairs", "0"])
+    assert result.exit_code != 0
+
+
+def test_median_figures() -> None:
+    assert median_figures([{"a": 3.0}, {"a": 1.0}, {"a": 2.0}]) == {"a": 2.0}
+    assert median_figures([{"a": 1.0}, {"a": 4.0}]) == {"a": 2.5}
+    with pytest.raises(ValueError, match="different figures"):
+        median_figures([{"a": 1.0}, {"b": 1.0}])
+    with pytest.raises(ValueError):
+        median_figures([])
