@@ -108,7 +108,7 @@ def _check_args(spec: ActionSpec, args: Mapping[str, Any]) -> str | None:
     if not _is_str_map(args):
         return "arguments must be a map of names to values"
     known = _KNOWN_ARGS.get(spec.name)
-    if known is None or ACTIONS.get(spec.name) is not spec:
+    if known is None or ACTIONS.get(spec.name) is not spec:  # a spec not the vocabulary's own
         known = frozenset(spec.args) | frozenset(spec.optional)
     if not known.issuperset(args):
         unknown = sorted(set(args) - known)
