@@ -157,6 +157,9 @@ class ReadBatch:
         # first record added then sends; `_quiet` while nothing was added since it last looked.
         self._idle = True
         self._quiet = True
+        # A commit has taken records or work out of the batch and not yet finished: `flush`
+        # waits for it, or a reader could look between the take and the COMMIT and miss them.
+        self._in_flight = 0
 
     def add(self, body: str, ts: float, clears: int | None = None) -> None:
         """Hold one validated canonical body until the next commit on this log; `clears` is the
@@ -219,6 +222,8 @@ class ReadBatch:
                 taken, self._pending = self._pending, []
                 clears, self._clears = self._clears, []
                 deferred, self._deferred = self._deferred, []
+                took = bool(taken or clears or deferred)
+                self._in_flight += took
             runs: Sequence[chainhead.Run] = ()
             try:
                 with self.store.transaction() as c, chainhead.known_within(c), \
@@ -263,6 +268,10 @@ class ReadBatch:
                 # append every held record a second time (two outcomes for one call).
                 log.warning("the store's answer to a commit was lost, but the commit is on "
                             "record (seq %d): nothing is written twice", runs[-1][2])
+            finally:
+                if took:
+                    with self._lock:
+                        self._in_flight -= 1
             self._appended(runs)  # committed: before anything anchors them (`on_commit`)
             if first:
                 self._on_commit(first, last)
@@ -282,11 +291,21 @@ class ReadBatch:
         return row is not None and str(row[0]) == digest
 
     def flush(self) -> None:
-        """Commit every waiting record now (the flusher, a reader, close)."""
-        if not self.pending():
-            return
-        with self.writing():
-            pass
+        """Commit every waiting record now (the flusher, a reader, close). Records another
+        thread's commit has taken but not yet committed are waited for: when this returns,
+        everything held before the call is committed (or its commit failed and raised)."""
+        while True:
+            with self._lock:
+                waiting = bool(self._pending or self._deferred)
+                in_flight = self._in_flight
+            if waiting:
+                with self.writing():
+                    pass
+                return
+            if not in_flight or self._commit.held_here():
+                return
+            with self._commit:  # the commit under way ends (or puts its records back)
+                pass
 
     def close(self) -> None:
         """Commit what waits and stop the flusher; later reads are refused."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 
 from host.clock import ManualClock
+from host.ledger import groupcommit
 from host.ledger.audit import AuditLog, AuditRecord, append_in, digest_args
 from host.ledger.groupcommit import INLINE_SHARE, ReadBatch
 from host.ledger.ledger import Ledger
@@ -145,6 +147,41 @@ def test_readers_in_the_host_see_the_reads_and_close_commits_them(tmp_path: Path
     assert len(_on_disk(tmp_path / "host.db")) == 2
     with pytest.raises(RuntimeError):
         batch.add("{}", T0)
+
+
+def test_a_reader_waits_for_a_commit_that_has_taken_the_records(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read your own writes holds while another thread's commit is under way: that commit has
+    taken the held outcome out of the batch, so the batch looks empty, yet nothing is committed.
+    A reader that trusted the empty batch saw a finished call's intent still open (a create's
+    success held by `hold_outcome` while the flusher was mid-commit)."""
+    led, batch = _ledger(tmp_path)
+    a = led.admit(_rated_read("r1"), [RATE])
+    entered, go = threading.Event(), threading.Event()
+    real = groupcommit.append_many_in
+
+    def slow_append(conn: Any, items: Any) -> tuple[int, int]:
+        entered.set()
+        assert go.wait(10)
+        return real(conn, items)
+
+    monkeypatch.setattr(groupcommit, "append_many_in", slow_append)
+    with batch._commit:  # the flusher waits: the commit below is the test's own
+        led.hold_outcome(a.seq, "r1", "a1", "i1", "users.get")
+    committer = threading.Thread(target=batch.flush)
+    committer.start()
+    assert entered.wait(10)  # the records are out of the batch, not yet committed
+    assert batch.pending() == 0
+    seen: list[list[int]] = []
+    reader = threading.Thread(target=lambda: seen.append(
+        [i.seq for i in led.pending_intents()]))
+    reader.start()
+    reader.join(0.3)  # a reader that does not wait has its answer by now
+    go.set()
+    reader.join(10)
+    committer.join(10)
+    assert seen == [[]]  # the call's outcome, and the end of its intent, were waited for
+    led.close()
 
 
 def test_the_window_may_not_exceed_rule_9(tmp_path: Path) -> None:
