@@ -381,13 +381,16 @@ class Ledger:
                                                status, route, now, refund_if_held=True))
 
     def quota_state(self, key: str, limit: int, window_s: float) -> QuotaState:
-        """Used units in the window ending now, and when the next frees (None if one is free)."""
-        with self.store.transaction() as c:
+        """Used units in the window ending now, and when the next frees (None if one is free).
+        On the log's transaction, so a refund this host holds for the group commit is counted
+        as given back, as the next admission would count it."""
+        with self.audit.transaction() as c:
             return state_in(c, key, limit, window_s, float(self.clock.now()))
 
     def seats_in_use(self, counter: SeatCounter) -> int:
-        """Seats in use now: the server's active app-created users and the creations pending."""
-        with self.store.transaction() as c:
+        """Seats in use now: the server's active app-created users and the creations pending
+        (held outcomes committed first, as for `quota_state`)."""
+        with self.audit.transaction() as c:
             return _seats_used(c, counter)
 
     def pending_intents(self, host_id: str | None = None) -> list[Intent]:

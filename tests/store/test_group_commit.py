@@ -523,6 +523,24 @@ def test_a_held_refusal_refunds_with_its_record_before_the_next_admission(
     led.close()
 
 
+def test_the_quota_and_seats_this_host_shows_count_a_held_refund(tmp_path: Path) -> None:
+    """What the host shows of a quota (the demo, the console) is what its next admission would
+    see: a refund still waiting for the group commit counts as given back."""
+    led, batch = _ledger(tmp_path)
+    one = Charge("install:i1:create", 1, 60.0, "install")
+    def pending_seats(pending: Sequence[str]) -> int:
+        return len(pending)  # no user created yet: each pending creation holds its seat
+
+    with batch._commit:  # the flusher cannot commit it first
+        a = led.admit(_write("w1"), [one], 10, pending_seats)
+        assert led.quota_state(one.key, one.limit, one.window_s).used == 1
+        assert led.seats_in_use(pending_seats) == 1
+        led.hold_refusal(a.seq, "w1", "conflict", True)
+        assert led.quota_state(one.key, one.limit, one.window_s).used == 0
+        assert led.seats_in_use(pending_seats) == 0
+    led.close()
+
+
 @pytest.mark.parametrize(("record", "settled", "units"), [
     (_write, ("not_applied", True), 0),  # the server's op log: never applied, refunded
     (_rated_read, ("outcome_unknown", False), 1),  # a read: kept, stricter than its refund
