@@ -131,7 +131,8 @@ def bench(
     pairs: int = typer.Option(
         1, "--pairs", min=1, max=MAX_PAIRS, metavar="N",
         help="Measure N times (with --peer: Stockade, then the peer, N times over) and report "
-        "each figure's median, the targets judged on the medians; --json adds each run."),
+        "each figure's median, the targets judged on the medians; --json adds each run. With "
+        "--load: each rate's runs held, a rate sustained when held in more than half."),
 ) -> None:
     """Measure bridge calls against the pipe floor and the REST API, app start, memory, fan-out.
 
@@ -142,7 +143,7 @@ def bench(
     other = [flag for flag, on in (
         ("--store", ctx.obj is not None and ctx.obj.store_url is not None),
         ("--write-floor", write_floor), ("--ledger-split", ledger_split), ("--scale", scale),
-        ("--rocketchat", rocketchat), ("--load", load), ("--soak", soak is not None)) if on]
+        ("--rocketchat", rocketchat), ("--soak", soak is not None)) if on]
     if pairs > 1 and other:
         fail(f"--pairs repeats the bridge figures (and the peer's); {other[0]} measures "
              "something else", f"run {other[0]} on its own, or --pairs without it")
@@ -169,7 +170,7 @@ def bench(
         from host.cli.bench_soak_cmd import load_command
 
         load_command(rates, step_seconds, degraded, json_out, pin_apps=pin_apps,
-                     pin_bursts=pin_bursts)
+                     pin_bursts=pin_bursts, runs=pairs)
         return
     if soak is not None:
         from host.cli.bench_soak_cmd import soak_command

@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,3 +61,74 @@ def test_the_queue_watch_keeps_each_apps_peak() -> None:
     assert watch.peaks == {"slow": 9, "quick": 1, "idle": 0}
     assert busiest(watch.peaks) == "slow 9, quick 1"
     assert busiest({"idle": 0}) == ""
+
+
+def _step(rate: float, held: bool, p99: float, cpu: float) -> Any:
+    from host.bench.load import LoadStep
+
+    return LoadStep(rate=rate, achieved_per_s=rate, conversations=int(rate), failed_requests=0,
+                    events=0, delay_ms_p50=1.0, delay_ms_p99=p99, rest_ms_p99=1.0, dropped=0,
+                    sustained=held, host_cpu_ms_per_conversation=cpu)
+
+
+def _result(*steps: Any) -> Any:
+    from host.bench.load import LoadResult
+
+    held = [s.rate for s in steps if s.sustained]
+    return LoadResult(steps=list(steps), sustained_per_s=max(held, default=0.0))
+
+
+def test_runs_count_a_rate_sustained_only_when_most_of_them_held_it() -> None:
+    from host.bench.loadruns import LoadRuns
+
+    runs = LoadRuns([
+        _result(_step(35, True, 40, 19.0), _step(50, True, 60, 18.0)),
+        _result(_step(35, True, 50, 21.0), _step(50, False, 900, 22.0)),
+        _result(_step(35, True, 30, 20.0), _step(50, True, 120, 19.0)),
+    ])
+    (r35, r50) = runs.rates()
+    assert (r35.held, r50.held, r50.runs) == (3, 2, 3)
+    assert r50.delay_ms_p99_median == 120 and r50.host_cpu_ms_per_conversation_median == 19.0
+    assert runs.sustained_per_s == 50 and runs.met
+    # Held in one run of three: not sustained, though that run's own verdict said so.
+    one = LoadRuns([runs.runs[1], runs.runs[1], runs.runs[0]])
+    assert one.sustained_per_s == 35 and not one.met
+    # A run that stopped before a rate did not hold it; a rate held above a lost one is not
+    # the sustained rate (every rate below it must hold too).
+    gaps = LoadRuns([
+        _result(_step(35, False, 400, 20.0), _step(50, True, 60, 18.0)),
+        _result(_step(35, False, 500, 20.0), _step(50, True, 70, 18.0)),
+        _result(_step(35, True, 40, 20.0)),
+    ])
+    assert [r.held for r in gaps.rates()] == [1, 2]
+    assert gaps.sustained_per_s == 0
+    doc = runs.to_json()
+    assert doc["sustained_per_s"] == 50 and len(doc["runs"]) == 3
+    assert [(r["rate"], r["held"], r["mostly_held"]) for r in doc["rates"]] == [
+        (35, 3, True), (50, 2, True)]
+
+
+def test_load_pairs_run_the_rates_that_many_times(monkeypatch: pytest.MonkeyPatch,
+                                                  tmp_path: Path) -> None:
+    """`--load --pairs 3`: three runs of the same rates, the verdict on what most held."""
+    from typer.testing import CliRunner
+
+    from host.bench import load
+    from host.cli.main import root
+
+    told = [_result(_step(50, held, p99, 18.0)) for held, p99 in
+            ((False, 900.0), (True, 80.0), (True, 90.0))]
+    calls: list[list[float]] = []
+
+    def fake_run_load(rates: list[float], step_s: float, **_kw: Any) -> Any:
+        calls.append(list(rates))
+        return told[len(calls) - 1]
+
+    monkeypatch.setattr(load, "run_load", fake_run_load)
+    result = CliRunner().invoke(root, ["--home", str(tmp_path / "unused"), "bench", "--load",
+                                       "--rates", "50", "--pairs", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    assert calls == [[50.0]] * 3
+    doc = json.loads(result.stdout)
+    assert doc["sustained_per_s"] == 50 and doc["met"] is True and len(doc["runs"]) == 3
+    assert "held in 2 of 3 runs" in result.stderr
