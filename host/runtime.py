@@ -196,7 +196,7 @@ class Host:
                                prefork_limits=self.config.limits)
         self.pump = EventPump()
         self._unsubscribe = self.server.subscribe(self._on_server_event)
-        self.server.set_pre_send_hook(self._pre_send)
+        self.server.set_pre_send_hook(self.pre_send)
         self.sync_installs()
         if self.config.watch:
             threading.Thread(target=self._watch, name="stockade-watch", daemon=True).start()
@@ -549,7 +549,7 @@ class Host:
             runner.enqueue(Job(name, payload, deadline_s, delivery.slot(i)))
         return delivery
 
-    def _pre_send(self, message: dict[str, Any]) -> dict[str, Any] | None:
+    def pre_send(self, message: dict[str, Any]) -> dict[str, Any] | None:
         """Run each app's pre-send hook in app-id order under a short deadline (audited:
         `host/supervise/presend.py`)."""
         return run_pre_send(message, self._receivers("message.pre_send"), self.ledger,

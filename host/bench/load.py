@@ -24,7 +24,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -34,7 +35,8 @@ from host.bench.soak import DEPARTMENTS, PROXIED, quiet_demo, start_demo
 from host.bench.stats import percentile
 from host.demo.scenario import CRM_API_KEY
 from host.server.embedded import EmbeddedServer
-from host.server.listen import serving
+from host.server.front import RestFront
+from host.server.listen import serving, tcp_listener
 from host.server.personal_tokens import ensure_service_user
 
 MAX_DELAY_P99_MS = 250.0  # issue 26: event delay p99 at the sustained rate
@@ -63,12 +65,15 @@ class LoadStep:
     # the host process's CPU (all its threads, user + system) per conversation in this step:
     # what bounds the rate on two cores (the apps' children are not counted here)
     host_cpu_ms_per_conversation: float = 0.0
+    # with the REST API in a front process of its own (`host.server.front`), that process's CPU
+    # per conversation (0.0 when the REST API runs in the host's process)
+    front_cpu_ms_per_conversation: float = 0.0
     # the apps' children's CPU per conversation (`host.bench.cpuuse`), and the whole machine's
     # (the visitors' process, the demo CRM and anything else running included)
     apps_cpu_ms_per_conversation: float = 0.0
     machine_cpu_ms_per_conversation: float = 0.0
-    # the rate at which the host and its apps alone would keep every core busy: no rate above
-    # it can be sustained on this machine, whatever the event path does
+    # the rate at which the host, its front and its apps alone would keep every core busy: no
+    # rate above it can be sustained on this machine, whatever the event path does
     cpu_bound_per_s: float = 0.0
     # the rate at which the host's own CPU fills one core. Its threads share one interpreter
     # lock, and this is the tighter bound: runs on this machine held 50/s only with it at about
@@ -83,6 +88,8 @@ class LoadStep:
 class LoadResult:
     steps: list[LoadStep]
     sustained_per_s: float
+    # where the REST API ran: "front" (a process of its own, `serve --rest-process`) or "host"
+    rest: str = "host"
     target_per_s: float = TARGET_PER_S
     max_delay_p99_ms: float = MAX_DELAY_P99_MS
 
@@ -142,9 +149,12 @@ class _Delays:
         self.done: list[tuple[float, float]] = []  # (dispatched at, delay s)
         self.lock = threading.Lock()
 
-    def wrap(self, dispatch: Callable[[str, dict[str, Any]], Any]) -> Callable[..., Any]:
+    def wrap(self, dispatch: Callable[[str, dict[str, Any]], Any],
+             committed: Callable[[], float | None] = lambda: None) -> Callable[..., Any]:
+        """`dispatch`, timed; `committed` gives an event's commit time when it was committed in
+        another process (the REST front), so its crossing to the host counts in its delay."""
         def wrapped(name: str, payload: dict[str, Any]) -> Any:
-            t = time.monotonic()
+            t = committed() or time.monotonic()
             with self.lock:
                 self.inflight += 1
             delivery = dispatch(name, payload)
@@ -168,7 +178,7 @@ class _Delays:
 
 
 def run_load(rates: Sequence[float] = RATES, step_s: float = 10.0, *, degraded: bool = False,
-             pin_apps: bool = False, pin_bursts: bool = True,
+             pin_apps: bool = False, pin_bursts: bool = True, rest_process: bool = False,
              on_step: Callable[[LoadStep], None] | None = None) -> LoadResult:
     crm = CrmProcess(CRM_API_KEY).start()
     demo = quiet_demo(crm, degraded)
@@ -178,24 +188,26 @@ def run_load(rates: Sequence[float] = RATES, step_s: float = 10.0, *, degraded: 
         start_demo(demo)
         host = demo.host
         assert host is not None and isinstance(host.server, EmbeddedServer)
-        host.dispatch = delays.wrap(host.dispatch)  # type: ignore[method-assign]
         admin, token = ensure_service_user(host.server, "bench-load-admin")
         steps: list[LoadStep] = []
-        with serving(host.server) as (base, _server, _uv):
+        with _rest_api(host, rest_process) as (base, front):
+            host.dispatch = delays.wrap(  # type: ignore[method-assign]
+                host.dispatch, front.commit_time if front is not None else lambda: None)
             serial = [0]
             admin_auth = {"X-User-Id": admin["id"], "X-Auth-Token": token}
             # Not measured: the children's first events, the REST threads and the stores'
             # caches warm up here, or the first step's tail would be the warm-up's.
-            _step(host, delays, base, WARMUP_RATE, WARMUP_S, serial, admin_auth)
+            _step(host, front, delays, base, WARMUP_RATE, WARMUP_S, serial, admin_auth)
             for rate in rates:
-                step = _step(host, delays, base, rate, step_s, serial, admin_auth)
+                step = _step(host, front, delays, base, rate, step_s, serial, admin_auth)
                 steps.append(step)
                 if on_step is not None:
                     on_step(step)
                 if not step.sustained and step.achieved_per_s < rate * 0.5:
                     break  # far past capacity: higher rates say nothing more
         sustained = max((s.rate for s in steps if s.sustained), default=0.0)
-        return LoadResult(steps=steps, sustained_per_s=sustained)
+        return LoadResult(steps=steps, sustained_per_s=sustained,
+                          rest="front" if rest_process else "host")
     finally:
         if demo.host is not None:
             demo.host.stop()
@@ -203,14 +215,32 @@ def run_load(rates: Sequence[float] = RATES, step_s: float = 10.0, *, degraded: 
         shutil.rmtree(demo.root, ignore_errors=True)
 
 
-def _step(host: Any, delays: _Delays, base: str, rate: float, step_s: float,
-          serial: list[int], admin: dict[str, str]) -> LoadStep:
+@contextmanager
+def _rest_api(host: Any, rest_process: bool) -> Iterator[tuple[str, RestFront | None]]:
+    """The REST API as `stockade serve` serves it: in the host's process, or (`rest_process`)
+    from a front process of its own (`serve --rest-process`). Yields (base URL, the front)."""
+    if not rest_process:
+        with serving(host.server) as (base, _server, _uv):
+            yield base, None
+        return
+    sock = tcp_listener("127.0.0.1", 0)
+    front = RestFront(host.home, sock, server=host.server, pre_send=host.pre_send).start()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}", front
+    finally:
+        front.stop()
+        sock.close()
+
+
+def _step(host: Any, front: RestFront | None, delays: _Delays, base: str, rate: float,
+          step_s: float, serial: list[int], admin: dict[str, str]) -> LoadStep:
     dropped0 = sum(sum(r.dropped.values()) for r in host.runners.values())
     count = int(rate * step_s)
     # The visitors run in a process of their own, as a widget's would: in the host's process
     # their threads would take the host's interpreter lock and be measured as its delay.
     t0 = time.monotonic()
     cpu0, apps0, machine0 = _cpu_s(), cpuuse.tree_cpu_s(_app_pids(host)), cpuuse.machine_busy_s()
+    front0 = _front_cpu_s(front)
     with QueueWatch(lambda: list(host.runners.values())) as queues:
         proc = subprocess.run(
             [sys.executable, "-c", "from host.bench.load import drive_main; drive_main()"],
@@ -226,6 +256,7 @@ def _step(host: Any, delays: _Delays, base: str, rate: float, step_s: float,
         time.sleep(0.05)
     cpu = _cpu_s() - cpu0
     apps = cpuuse.grown_s(apps0, cpuuse.tree_cpu_s(_app_pids(host)))
+    front_s = _front_cpu_s(front) - front0
     machine = cpuuse.machine_busy_s() - machine0
     samples = delays.between(t0, t1)
     dropped = sum(sum(r.dropped.values()) for r in host.runners.values()) - dropped0
@@ -242,7 +273,9 @@ def _step(host: Any, delays: _Delays, base: str, rate: float, step_s: float,
         host_cpu_ms_per_conversation=round(cpu * 1000 / count, 2) if count else 0.0,
         apps_cpu_ms_per_conversation=round(apps * 1000 / count, 2) if count else 0.0,
         machine_cpu_ms_per_conversation=round(machine * 1000 / count, 2) if count else 0.0,
-        cpu_bound_per_s=round(cpuuse.cores() * count / (cpu + apps), 1) if cpu + apps else 0.0,
+        front_cpu_ms_per_conversation=round(front_s * 1000 / count, 2) if count else 0.0,
+        cpu_bound_per_s=round(cpuuse.cores() * count / (cpu + apps + front_s), 1)
+        if cpu + apps + front_s else 0.0,
         host_one_core_per_s=round(count / cpu, 1) if cpu else 0.0,
         queue_peaks=dict(sorted(queues.peaks.items())))
 
@@ -251,6 +284,13 @@ def _app_pids(host: Any) -> list[int]:
     """The running apps' children (their sandboxes' inits; `cpuuse.tree_cpu_s` adds the apps)."""
     return [r.child.pid for r in host.runners.values()
             if r.child is not None and not r.child.dead]
+
+
+def _front_cpu_s(front: RestFront | None) -> float:
+    """The front process's CPU seconds so far (0.0 without a front)."""
+    if front is None or front.pid is None:
+        return 0.0
+    return cpuuse.process_cpu_s(front.pid) or 0.0
 
 
 def _cpu_s() -> float:

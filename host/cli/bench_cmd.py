@@ -15,7 +15,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from host.cli.output import emit_json, err_console, fail
+from host.cli.output import EXIT_USAGE, emit_json, err_console, fail
 from host.inert import host
 
 if TYPE_CHECKING:
@@ -124,6 +124,9 @@ def bench(
     pin_bursts: bool = typer.Option(
         True, "--pin-bursts/--no-pin-bursts", help="Pin a pair only while its handler makes "
         "many calls (the default; `--no-pin-bursts`: never, for the A/B); with --load too."),
+    rest_process: bool = typer.Option(
+        False, "--rest-process", help="With --load: the REST API and console in a process of "
+        "their own beside the host (`stockade serve --rest-process`)."),
     rocketchat: bool = typer.Option(
         False, "--rocketchat",
         help="Instead: a read through the remote adapter next to the same REST call made "
@@ -147,6 +150,9 @@ def bench(
     if pairs > 1 and other:
         fail(f"--pairs repeats the bridge figures (and the peer's); {other[0]} measures "
              "something else", f"run {other[0]} on its own, or --pairs without it")
+    if rest_process and not load:
+        fail("--rest-process measures --load with the REST API in a front process",
+             "add --load", code=EXIT_USAGE)
     if ctx.obj is not None and ctx.obj.store_url is not None:
         from host.cli.bench_soak_cmd import store_command
 
@@ -170,7 +176,7 @@ def bench(
         from host.cli.bench_soak_cmd import load_command
 
         load_command(rates, step_seconds, degraded, json_out, pin_apps=pin_apps,
-                     pin_bursts=pin_bursts, runs=pairs)
+                     pin_bursts=pin_bursts, runs=pairs, rest_process=rest_process)
         return
     if soak is not None:
         from host.cli.bench_soak_cmd import soak_command

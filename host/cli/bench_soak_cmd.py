@@ -50,7 +50,8 @@ def soak_command(minutes: float, rate: float, degraded: bool, json_out: bool) ->
 
 
 def load_command(rates: str, step_s: float, degraded: bool, json_out: bool, *,
-                 pin_apps: bool = False, pin_bursts: bool = True, runs: int = 1) -> None:
+                 pin_apps: bool = False, pin_bursts: bool = True, runs: int = 1,
+                 rest_process: bool = False) -> None:
     from host.bench.load import MAX_DELAY_P99_MS, LoadResult, LoadStep, busiest, run_load
     from host.bench.loadruns import LoadRuns
     from host.supervise.child import LayerMissing
@@ -67,10 +68,13 @@ def load_command(rates: str, step_s: float, degraded: bool, json_out: bool, *,
             f"  {step.rate:5.1f}/s: kept {step.achieved_per_s}/s, event delay p50 "
             f"{step.delay_ms_p50} ms p99 {step.delay_ms_p99} ms, REST p99 {step.rest_ms_p99} ms,"
             f" dropped {step.dropped}, failed {step.failed_requests},"
-            f" CPU a conversation: host {step.host_cpu_ms_per_conversation} ms, apps"
+            f" CPU a conversation: host {step.host_cpu_ms_per_conversation} ms,"
+            + (f" REST front {step.front_cpu_ms_per_conversation} ms,"
+               if step.front_cpu_ms_per_conversation else "")
+            + f" apps"
             f" {step.apps_cpu_ms_per_conversation} ms, machine"
             f" {step.machine_cpu_ms_per_conversation} ms (the host fills one core at"
-            f" {step.host_one_core_per_s:g}/s, host + apps the cores at {step.cpu_bound_per_s:g}/s)"
+            f" {step.host_one_core_per_s:g}/s, all of it the cores at {step.cpu_bound_per_s:g}/s)"
             + (f", queues peaked at {waited}" if (waited := busiest(step.queue_peaks)) else "")
             + f" -> {'sustained' if step.sustained else 'not sustained'}", highlight=False)
 
@@ -78,10 +82,13 @@ def load_command(rates: str, step_s: float, degraded: bool, json_out: bool, *,
     for n in range(runs):
         err_console.print(f"load{f' (run {n + 1}/{runs})' if runs > 1 else ''}: "
                           f"{', '.join(f'{r:g}' for r in steps)} conversations/s, "
-                          f"{step_s:g} s each, through the REST API ...", highlight=False)
+                          f"{step_s:g} s each, through the REST API "
+                          f"({'in a front process' if rest_process else 'in the host'}) ...",
+                          highlight=False)
         try:
             results.append(run_load(steps, step_s, degraded=degraded, pin_apps=pin_apps,
-                                    pin_bursts=pin_bursts, on_step=said))
+                                    pin_bursts=pin_bursts, rest_process=rest_process,
+                                    on_step=said))
         except LayerMissing as exc:
             fail(str(exc), "run `stockade doctor`; or pass --degraded to measure anyway")
     summary: LoadResult | LoadRuns = results[0] if runs == 1 else LoadRuns(results)

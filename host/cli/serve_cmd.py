@@ -94,6 +94,10 @@ def serve(
         False, "--fresh-interpreters", help="Start each app's child as a fresh interpreter, "
         "not forked from the zygote: no two apps then share an address layout, stack canary "
         "or hash secret (SECURITY.md), at ~60-120 ms a start instead of ~4 ms."),
+    rest_process: bool = typer.Option(
+        False, "--rest-process", help="Serve the REST API and the console from a process of "
+        "their own beside the apps' host: requests no longer share the host's interpreter "
+        "(more conversations a second on two cores; docs/BENCH.md)."),
 ) -> None:
     """Serve the REST API (/api/v1/...) on loopback, and run the installed apps; or, against
     a Rocket.Chat workspace, run the apps and receive its webhooks on loopback."""
@@ -222,11 +226,16 @@ def serve(
         def enforced() -> str | None:
             return running.policy.current().revision if running is not None else None
 
-        console = Mount("/console", create_console(home, server, enforced))
-        serve_until_lease_lost(uvicorn.Server(uvicorn.Config(
-            create_app(server, mounts=[console]), host=host, port=port, log_level="warning",
-            lifespan="off",
-        )), app_host, sock)
+        if rest_process:
+            from host.cli.serve_front import serve_front
+
+            serve_front(home, sock, app_host, enforced)
+        else:
+            console = Mount("/console", create_console(home, server, enforced))
+            serve_until_lease_lost(uvicorn.Server(uvicorn.Config(
+                create_app(server, mounts=[console]), host=host, port=port, log_level="warning",
+                lifespan="off",
+            )), app_host, sock)
     finally:
         sock.close()
         if app_host is not None:

@@ -6,7 +6,7 @@ operation queued. A failing operation therefore writes nothing, records nothing,
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -14,7 +14,7 @@ from host.clock import Clock
 from host.server import limits, ops
 from host.server.db import Database, Tx
 from host.server.errors import InvalidArgument
-from host.server.events import EventBus, PreSendHook, Subscriber
+from host.server.events import Event, EventBus, PreSendHook, Subscriber
 from host.server.principals import Caller, Principal, app_of
 
 R = TypeVar("R")
@@ -66,6 +66,11 @@ class ServerCore:
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
         """Receive `(event_name, payload)` after each commit; returns an unsubscribe function."""
         return self._bus.subscribe(callback)
+
+    def emit_committed(self, events: Iterable[Event]) -> None:
+        """Hand subscribers events another process committed on this server's data (the REST
+        front, `host.server.front`), as if this server had committed them."""
+        self._bus.emit(events)
 
     def set_pre_send_hook(self, hook: PreSendHook | None) -> None:
         """Install (or clear with None) the pre-send hook; see `events.PreSendHook`."""

@@ -42,6 +42,31 @@ def test_a_tiny_load_run_measures_events_from_rest_conversations(tmp_path: Path)
     assert all(isinstance(q, int) and q >= 0 for q in peaks.values())
 
 
+def test_a_tiny_load_run_with_the_rest_api_in_a_front_process(tmp_path: Path) -> None:
+    """`--rest-process`: the same conversations through a front process; its events reach the
+    apps (measured from the front's commit) and its CPU is counted apart from the host's."""
+    proc = subprocess.run(
+        [sys.executable, "-c", "from host.cli.main import main; main()",
+         "--home", str(tmp_path / "unused"), "bench", "--load", "--rest-process", "--rates",
+         "3", "--step-seconds", "2", "--json"],
+        capture_output=True, text=True, timeout=180, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    assert out["rest"] == "front" and "in a front process" in proc.stderr
+    [step] = out["steps"]
+    assert step["conversations"] == 6 and step["failed_requests"] == 0
+    assert step["events"] >= 3 * step["conversations"]
+    assert step["delay_ms_p99"] >= step["delay_ms_p50"] > 0
+    assert step["front_cpu_ms_per_conversation"] > 0 and step["host_cpu_ms_per_conversation"] > 0
+
+
+def test_rest_process_is_a_load_option() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", "from host.cli.main import main; main()", "bench",
+         "--rest-process"], capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 2 and "--rest-process" in proc.stderr and "--load" in proc.stderr
+
+
 class _Runner:
     def __init__(self, app_id: str, queued: list[int]) -> None:
         self.app_id, self._queued = app_id, queued

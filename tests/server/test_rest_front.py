@@ -1,0 +1,220 @@
+"""The REST front (`serve --rest-process`, `host.server.front`): the REST API in a process of
+its own, over real HTTP on loopback, beside a real host with confined apps. What it must keep:
+the apps see every event a REST write commits, every message a visitor sends still passes the
+apps' pre-send hooks (and fails closed with no verdict), and neither process serves without the
+other."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from apphelp import install, write_app, write_policy
+from servehelp import REPO
+
+from host.clock import SystemClock
+from host.home import Home
+from host.runtime import Host, HostConfig
+from host.server.embedded import EmbeddedServer
+from host.server.errors import Prevented
+from host.server.front import RestFront
+from host.server.frontlink import MAX_FRAME_BYTES, Link, LinkBroken
+from host.server.listen import tcp_listener
+from host.server.principals import SYSTEM
+
+HOOKS = '''
+from stockade import App
+
+class TestApp(App):
+    def on_message_pre_send(self, ctx, event):
+        text = event["message"]["text"]
+        if "{mode}" == "tag":
+            return {{"text": text + " [a]"}}
+        if "{mode}" == "block" and "secret" in text:
+            return {{"prevent": True, "reason": "no secrets"}}
+        return None
+
+    def on_livechat_room_started(self, ctx, event):
+        ctx.store.put("started-" + event["room"]["id"], "seen")
+'''
+
+POLICY = '''
+schema = 1
+name = "front"
+
+[[rule]]
+id = "front"
+effect = "permit"
+apps = ["a-tagger", "b-blocker"]
+actions = ["messages.read", "messages.send", "livechat.read", "persistence"]
+'''
+
+
+def _agent(server: EmbeddedServer) -> None:
+    agent = server.users_create(SYSTEM, "agent-front", "F", "user")
+    server.livechat_add_agent(SYSTEM, agent["id"])
+    server.set_agent_status(agent["id"], "available")
+
+
+def _visit(c: httpx.Client, token: str) -> str:
+    assert c.post("/api/v1/livechat/visitor", json={"visitor": {"token": token}}).status_code \
+        == 200
+    r = c.get("/api/v1/livechat/room", params={"token": token})
+    assert r.status_code == 200, r.text
+    return str(r.json()["room"]["_id"])
+
+
+def _say(c: httpx.Client, token: str, rid: str, text: str) -> httpx.Response:
+    return c.post("/api/v1/livechat/message", json={"token": token, "rid": rid, "msg": text})
+
+
+def _until(check: Any, timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        time.sleep(0.05)
+    return check()
+
+
+def test_the_apps_see_the_fronts_events_and_judge_its_messages(tmp_path: Path) -> None:
+    home = Home(tmp_path / "home").ensure()
+    write_policy(home, "front", POLICY)
+    for app_id, mode in (("a-tagger", "tag"), ("b-blocker", "block")):
+        install(home, write_app(tmp_path / "apps", app_id,
+                                ["messages.read", "messages.send", "livechat.read",
+                                 "persistence"],
+                                ["message.pre_send", "livechat.room_started"],
+                                HOOKS.format(mode=mode)))
+    sock = tcp_listener("127.0.0.1", 0)
+    with Host(home, config=HostConfig(pre_send_deadline_s=2.0)) as h:
+        assert isinstance(h.server, EmbeddedServer)
+        _agent(h.server)
+        front = RestFront(home, sock, server=h.server, pre_send=h.pre_send).start()
+        try:
+            with httpx.Client(base_url=f"http://127.0.0.1:{sock.getsockname()[1]}") as c:
+                rid = _visit(c, "front-visitor")
+                # The room was started in the front's process; the apps' handlers ran in theirs.
+                assert _until(lambda: h.event_counts.get("livechat.room_started") == 1)
+                rec = h.installs.by_app("a-tagger")
+                assert rec is not None
+                assert _until(lambda: h.persistence.get(rec.install_id, "started-" + rid)
+                              == "seen")
+                said = _say(c, "front-visitor", rid, "hello")
+                assert said.status_code == 200, said.text
+                assert said.json()["message"]["msg"] == "hello [a]"  # a-tagger's hook ran
+                refused = _say(c, "front-visitor", rid, "my secret")
+                assert refused.status_code == 400 and "b-blocker" in refused.text
+        finally:
+            front.stop()
+        texts = [m["text"] for m in h.server.messages_list(SYSTEM, rid)]
+        assert texts == ["hello [a]"]
+        assert h.event_counts.get("message.sent") == 1
+    assert front.proc is not None and front.proc.returncode == 0
+
+
+def test_no_verdict_from_the_host_in_time_prevents_the_message(tmp_path: Path) -> None:
+    """The front fails closed: a host that does not answer the pre-send hook within the front's
+    wait (here a hook that hangs) is a message not written, not one written unjudged."""
+    home = Home(tmp_path / "home").ensure()
+    server = EmbeddedServer(home.server_db, SystemClock())
+    _agent(server)
+
+    def hanging(message: dict[str, Any]) -> dict[str, Any] | None:
+        time.sleep(3)
+        return message
+
+    sock = tcp_listener("127.0.0.1", 0)
+    front = RestFront(home, sock, server=server, pre_send=hanging, hook_wait_s=0.5).start()
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{sock.getsockname()[1]}") as c:
+            rid = _visit(c, "front-visitor")
+            t0 = time.monotonic()
+            r = _say(c, "front-visitor", rid, "judge me")
+            assert r.status_code == 400 and "did not answer the pre-send hook" in r.text
+            assert time.monotonic() - t0 < 2.5
+    finally:
+        front.stop()
+    assert server.messages_list(SYSTEM, rid) == []
+
+
+def test_a_prevented_verdict_crosses_with_the_app_that_gave_it(tmp_path: Path) -> None:
+    home = Home(tmp_path / "home").ensure()
+    server = EmbeddedServer(home.server_db, SystemClock())
+    _agent(server)
+
+    def refusing(message: dict[str, Any]) -> dict[str, Any] | None:
+        raise Prevented("the pre-send hook of shy did not answer in time", prevented_by="shy")
+
+    sock = tcp_listener("127.0.0.1", 0)
+    front = RestFront(home, sock, server=server, pre_send=refusing).start()
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{sock.getsockname()[1]}") as c:
+            rid = _visit(c, "front-visitor")
+            r = _say(c, "front-visitor", rid, "hi")
+            assert r.status_code == 400 and "shy" in r.text
+    finally:
+        front.stop()
+    assert server.messages_list(SYSTEM, rid) == []
+
+
+def test_the_front_exits_when_its_host_goes(tmp_path: Path) -> None:
+    home = Home(tmp_path / "home").ensure()
+    server = EmbeddedServer(home.server_db, SystemClock())
+    sock = tcp_listener("127.0.0.1", 0)
+    front = RestFront(home, sock, server=server).start()
+    assert front.link is not None and front.proc is not None
+    front.link.close()  # as the host's death closes its end
+    assert front.proc.wait(15) == 0
+    front.stop()
+
+
+def test_serve_stops_when_its_front_dies(tmp_path: Path) -> None:
+    """`serve --rest-process` never runs apps no request can reach: its front killed, it stops
+    and says so (exit 1)."""
+    home = Home(tmp_path / "home").ensure()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from host.cli.main import main; main()", "--home",
+         str(home.root), "serve", "--port", "0", "--rest-process", "--degraded"],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=REPO)
+    try:
+        assert proc.stderr is not None
+        port = front_pid = None
+        for line in proc.stderr:
+            if m := re.search(r"stockade server: http://127\.0\.0\.1:(\d+)/", line):
+                port = int(m.group(1))
+            if m := re.search(r"REST front: process (\d+)", line):
+                front_pid = int(m.group(1))
+                break
+        assert port is not None and front_pid is not None, f"exit {proc.poll()}"
+        assert front_pid != proc.pid
+        info = httpx.get(f"http://127.0.0.1:{port}/api/v1/info", timeout=10)
+        assert info.status_code == 200 and info.json()["success"] is True
+        os.kill(front_pid, signal.SIGKILL)
+        assert proc.wait(30) == 1
+        assert "the REST front stopped" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_the_link_refuses_an_oversized_frame() -> None:
+    a, b = socket.socketpair()
+    ours, theirs = Link(a), Link(b)
+    with pytest.raises(ValueError, match="over"):
+        ours.send({"t": "ev", "pad": "x" * MAX_FRAME_BYTES})
+    a.sendall((MAX_FRAME_BYTES + 1).to_bytes(4, "big"))
+    with pytest.raises(LinkBroken, match="over"):
+        theirs.recv()
+    ours.close()
+    theirs.close()
