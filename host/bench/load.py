@@ -178,7 +178,7 @@ class _Delays:
 
 
 def run_load(rates: Sequence[float] = RATES, step_s: float = 10.0, *, degraded: bool = False,
-             pin_apps: bool = False, pin_bursts: bool = True, rest_process: bool = False,
+             pin_apps: bool = False, pin_bursts: bool = True, rest_process: bool = True,
              on_step: Callable[[LoadStep], None] | None = None) -> LoadResult:
     crm = CrmProcess(CRM_API_KEY).start()
     demo = quiet_demo(crm, degraded)

@@ -15,7 +15,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from host.cli.output import EXIT_USAGE, emit_json, err_console, fail
+from host.cli.output import emit_json, err_console, fail
 from host.inert import host
 
 if TYPE_CHECKING:
@@ -125,8 +125,9 @@ def bench(
         True, "--pin-bursts/--no-pin-bursts", help="Pin a pair only while its handler makes "
         "many calls (the default; `--no-pin-bursts`: never, for the A/B); with --load too."),
     rest_process: bool = typer.Option(
-        False, "--rest-process", help="With --load: the REST API and console in a process of "
-        "their own beside the host (`stockade serve --rest-process`)."),
+        True, "--rest-process/--rest-in-host", help="With --load: the REST API in a process of "
+        "its own beside the host, as `stockade serve` runs it (the default), or in the host's "
+        "process (`serve --rest-in-host`)."),
     rocketchat: bool = typer.Option(
         False, "--rocketchat",
         help="Instead: a read through the remote adapter next to the same REST call made "
@@ -150,9 +151,6 @@ def bench(
     if pairs > 1 and other:
         fail(f"--pairs repeats the bridge figures (and the peer's); {other[0]} measures "
              "something else", f"run {other[0]} on its own, or --pairs without it")
-    if rest_process and not load:
-        fail("--rest-process measures --load with the REST API in a front process",
-             "add --load", code=EXIT_USAGE)
     if ctx.obj is not None and ctx.obj.store_url is not None:
         from host.cli.bench_soak_cmd import store_command
 

@@ -51,7 +51,7 @@ def soak_command(minutes: float, rate: float, degraded: bool, json_out: bool) ->
 
 def load_command(rates: str, step_s: float, degraded: bool, json_out: bool, *,
                  pin_apps: bool = False, pin_bursts: bool = True, runs: int = 1,
-                 rest_process: bool = False) -> None:
+                 rest_process: bool = True) -> None:
     from host.bench.load import MAX_DELAY_P99_MS, LoadResult, LoadStep, busiest, run_load
     from host.bench.loadruns import LoadRuns
     from host.supervise.child import LayerMissing

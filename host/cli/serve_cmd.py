@@ -95,9 +95,10 @@ def serve(
         "not forked from the zygote: no two apps then share an address layout, stack canary "
         "or hash secret (SECURITY.md), at ~60-120 ms a start instead of ~4 ms."),
     rest_process: bool = typer.Option(
-        False, "--rest-process", help="Serve the REST API and the console from a process of "
-        "their own beside the apps' host: requests no longer share the host's interpreter "
-        "(more conversations a second on two cores; docs/BENCH.md)."),
+        True, "--rest-process/--rest-in-host", help="Serve the REST API and the console from "
+        "a process of their own beside the apps' host (the default: requests do not share the "
+        "host's interpreter, ~35 % more conversations a second on two cores, docs/BENCH.md), "
+        "or from the host's own process."),
 ) -> None:
     """Serve the REST API (/api/v1/...) on loopback, and run the installed apps; or, against
     a Rocket.Chat workspace, run the apps and receive its webhooks on loopback."""

@@ -1,5 +1,5 @@
-"""`stockade serve --rest-process`: the REST API and the console served by a front process
-(`host.server.front`) while this process runs the apps.
+"""`stockade serve` (`--rest-process`, the default): the REST API and the console served by a
+front process (`host.server.front`) while this process runs the apps.
 
 `serve` then waits on the front: it stops (and stops the apps) when the front exits, when it is
 interrupted or terminated, or when the host loses its lease on a shared store. A front that
@@ -34,7 +34,7 @@ def serve_front(home: Home, sock: socket.socket, app_host: Host | None,
     try:
         front.start()
     except FrontFailed as exc:
-        fail(str(exc), hint="run `stockade doctor`; or serve without --rest-process",
+        fail(str(exc), hint="run `stockade doctor`; or `stockade serve --rest-in-host`",
              code=EXIT_NEGATIVE)
     err_console.print(f"REST front: process {front.pid}", highlight=False)
     stop = threading.Event()
@@ -55,5 +55,5 @@ def serve_front(home: Home, sock: socket.socket, app_host: Host | None,
     if front.exited.is_set() and not stop.is_set():
         code = front.proc.returncode if front.proc is not None else None
         fail(f"the REST front stopped (exit code {code}); stopped serving the apps too",
-             hint="its errors are above; start `stockade serve --rest-process` again",
+             hint="its errors are above; start `stockade serve` again",
              code=EXIT_NEGATIVE)

@@ -85,7 +85,10 @@ class RestFront:
         fds = (theirs.fileno(), self.listener.fileno())
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "host.server.front_proc", str(fds[0]), str(fds[1])],
-            pass_fds=fds, stdin=subprocess.DEVNULL)
+            # Its own session: a terminal's Ctrl-C (or a signal to serve's process group)
+            # reaches the host alone, which then stops the front by closing the link: one
+            # owner decides when serving ends, and says why.
+            pass_fds=fds, stdin=subprocess.DEVNULL, start_new_session=True)
         theirs.close()
         self.link = Link(ours)
         # The store's URL may hold a password: on the link, never on the front's command line.

@@ -14,9 +14,10 @@ import pytest
 
 
 def test_a_tiny_load_run_measures_events_from_rest_conversations(tmp_path: Path) -> None:
+    """With the REST API in the host's process (`--rest-in-host`): everything but the front."""
     proc = subprocess.run(
         [sys.executable, "-c", "from host.cli.main import main; main()",
-         "--home", str(tmp_path / "unused"), "bench", "--load", "--rates", "3",
+         "--home", str(tmp_path / "unused"), "bench", "--load", "--rest-in-host", "--rates", "3",
          "--step-seconds", "2", "--json"],
         capture_output=True, text=True, timeout=180, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -27,6 +28,7 @@ def test_a_tiny_load_run_measures_events_from_rest_conversations(tmp_path: Path)
     assert step["events"] >= 3 * step["conversations"]
     assert step["delay_ms_p99"] >= step["delay_ms_p50"] > 0
     assert step["host_cpu_ms_per_conversation"] > 0  # the host's own CPU, measured
+    assert out["rest"] == "host" and step["front_cpu_ms_per_conversation"] == 0.0
     # the apps' children did work of their own (their handlers), counted apart from the host's
     assert step["apps_cpu_ms_per_conversation"] > 0
     # everything on the machine, the host included (tick accounting: not to the last tick)
@@ -43,11 +45,12 @@ def test_a_tiny_load_run_measures_events_from_rest_conversations(tmp_path: Path)
 
 
 def test_a_tiny_load_run_with_the_rest_api_in_a_front_process(tmp_path: Path) -> None:
-    """`--rest-process`: the same conversations through a front process; its events reach the
-    apps (measured from the front's commit) and its CPU is counted apart from the host's."""
+    """The default, as `serve` runs: the same conversations through a front process; its
+    events reach the apps (measured from the front's commit) and its CPU is counted apart from
+    the host's."""
     proc = subprocess.run(
         [sys.executable, "-c", "from host.cli.main import main; main()",
-         "--home", str(tmp_path / "unused"), "bench", "--load", "--rest-process", "--rates",
+         "--home", str(tmp_path / "unused"), "bench", "--load", "--rates",
          "3", "--step-seconds", "2", "--json"],
         capture_output=True, text=True, timeout=180, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -58,13 +61,6 @@ def test_a_tiny_load_run_with_the_rest_api_in_a_front_process(tmp_path: Path) ->
     assert step["events"] >= 3 * step["conversations"]
     assert step["delay_ms_p99"] >= step["delay_ms_p50"] > 0
     assert step["front_cpu_ms_per_conversation"] > 0 and step["host_cpu_ms_per_conversation"] > 0
-
-
-def test_rest_process_is_a_load_option() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-c", "from host.cli.main import main; main()", "bench",
-         "--rest-process"], capture_output=True, text=True, timeout=60, check=False)
-    assert proc.returncode == 2 and "--rest-process" in proc.stderr and "--load" in proc.stderr
 
 
 class _Runner:

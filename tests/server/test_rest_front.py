@@ -86,6 +86,25 @@ def _until(check: Any, timeout: float = 10.0) -> Any:
     return check()
 
 
+def _tree(pid: int) -> list[int]:
+    """`pid` and every process below it."""
+    out = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            out += _tree(int(child))
+    return out
+
+
+def _fd_targets(pid: int) -> set[str]:
+    targets = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            targets.add(os.readlink(fd))
+        except OSError:
+            continue
+    return targets
+
+
 def test_the_apps_see_the_fronts_events_and_judge_its_messages(tmp_path: Path) -> None:
     home = Home(tmp_path / "home").ensure()
     write_policy(home, "front", POLICY)
@@ -114,6 +133,15 @@ def test_the_apps_see_the_fronts_events_and_judge_its_messages(tmp_path: Path) -
                 assert said.json()["message"]["msg"] == "hello [a]"  # a-tagger's hook ran
                 refused = _say(c, "front-visitor", rid, "my secret")
                 assert refused.status_code == 400 and "b-blocker" in refused.text
+            # Only the host and its front hold the link: an app that escaped its interpreter
+            # finds no descriptor through which to forge an event or a verdict.
+            assert front.link is not None and front.proc is not None
+            assert not os.get_inheritable(front.link.sock.fileno())
+            link_inodes = {f"socket:[{os.fstat(front.link.sock.fileno()).st_ino}]"}
+            for runner in h.runners.values():
+                assert runner.child is not None
+                for pid in _tree(runner.child.pid):
+                    assert not link_inodes & _fd_targets(pid), runner.app_id
         finally:
             front.stop()
         texts = [m["text"] for m in h.server.messages_list(SYSTEM, rid)]
@@ -206,6 +234,31 @@ def test_serve_stops_when_its_front_dies(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_serve_rest_in_host_serves_from_its_own_process(tmp_path: Path) -> None:
+    """`--rest-in-host`: the REST API in serve's own process, no front."""
+    home = Home(tmp_path / "home").ensure()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from host.cli.main import main; main()", "--home",
+         str(home.root), "serve", "--port", "0", "--rest-in-host", "--no-apps"],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=REPO)
+    try:
+        assert proc.stderr is not None
+        port = None
+        for line in proc.stderr:
+            assert "REST front" not in line
+            if m := re.search(r"stockade server: http://127\.0\.0\.1:(\d+)/", line):
+                port = int(m.group(1))
+            if "sign in:" in line:
+                break
+        assert port is not None, f"exit {proc.poll()}"
+        assert httpx.get(f"http://127.0.0.1:{port}/api/v1/info", timeout=10).status_code == 200
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        assert children == []  # no front (and no apps: --no-apps)
+    finally:
+        proc.terminate()
+        proc.wait(30)
 
 
 def test_the_link_refuses_an_oversized_frame() -> None:
