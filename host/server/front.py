@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("stockade.server.front")
 
 # How long the host waits for a new front to say it serves. Its start imports the web stack
-# and opens the server's store: ~0.5 s here; a front that takes longer is broken.
+# and opens the server's store: 0.6-0.7 s here; a front that takes longer is broken.
 START_TIMEOUT_S = 30.0
 # Threads answering the front's calls at once: each pre-send hook holds one for up to the
 # apps' hook deadlines, and a message is a visitor waiting; more than this queue.

@@ -23,6 +23,7 @@ from servehelp import REPO
 from host.clock import SystemClock
 from host.home import Home
 from host.runtime import Host, HostConfig
+from host.server.auth import set_password
 from host.server.embedded import EmbeddedServer
 from host.server.errors import Prevented
 from host.server.front import RestFront
@@ -193,6 +194,30 @@ def test_a_prevented_verdict_crosses_with_the_app_that_gave_it(tmp_path: Path) -
     finally:
         front.stop()
     assert server.messages_list(SYSTEM, rid) == []
+
+
+def test_the_console_in_the_front_shows_the_revision_the_host_enforces(tmp_path: Path) -> None:
+    """The console runs in the front; which policy revision the apps are decided with is the
+    host's to say, asked over the link on each page."""
+    home = Home(tmp_path / "home").ensure()
+    server = EmbeddedServer(home.server_db, SystemClock())
+    admin = server.users_create(SYSTEM, "operator", "Op", "user", roles=["admin"])
+    set_password(server.db, admin["id"], "operator password")
+    sock = tcp_listener("127.0.0.1", 0)
+    revision = ["rev-one-1111"]
+    front = RestFront(home, sock, server=server, enforced=lambda: revision[0]).start()
+    try:
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        with httpx.Client(base_url=url, timeout=10) as c:
+            r = c.post("/console/login", data={"username": "operator",
+                                               "password": "operator password"},
+                       headers={"Origin": url})
+            assert r.status_code in (200, 303), r.text
+            assert "rev-one-1111" in c.get("/console/policy").text
+            revision[0] = "rev-two-2222"
+            assert "rev-two-2222" in c.get("/console/policy").text
+    finally:
+        front.stop()
 
 
 def test_the_front_exits_when_its_host_goes(tmp_path: Path) -> None:
