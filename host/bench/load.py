@@ -2,17 +2,18 @@
 
 The host runs six apps: the four examples as the demo installs them (crm-sync posting each
 closed conversation to the demo CRM, in a process of its own on loopback) and the bench's two
-(`extra_apps.py`), and serves its REST API the way `stockade serve`
-does (`host.server.rest.create_app`, uvicorn on 127.0.0.1). Visitors (`visitors.py`, in a
-process of their own) act as the widget does: register (`POST livechat/visitor`), open a room
-(`GET livechat/room`, the departments each app serves in turn), write (`POST
-livechat/message`); an admin closes the room (`POST livechat/room.close`). Every step holds
-one rate for `step_s` seconds.
+(`extra_apps.py`), and serves its REST API the way `stockade serve` does: from a front process
+of its own (`host.server.front`), or with `rest_process=False` from the host's process (`serve
+--rest-in-host`), uvicorn on 127.0.0.1 either way. Visitors (`visitors.py`, in a process of
+their own) act as the widget does: register (`POST livechat/visitor`), open a room (`GET
+livechat/room`, the departments each app serves in turn), write (`POST livechat/message`); an
+admin closes the room (`POST livechat/room.close`). Every step holds one rate for `step_s`
+seconds.
 
-An event's delay is from its dispatch (the server emits it when the write commits) to the
-last of its receivers' handlers finishing (a callback on the delivery, not a poll). A rate is
-sustained when the clients kept it (>= 95 %), no event was dropped and the event delay p99 is
-<= `MAX_DELAY_P99_MS`.
+An event's delay is from its dispatch (the server emits it when the write commits; a front's
+event counts from its commit in the front) to the last of its receivers' handlers finishing (a
+callback on the delivery, not a poll). A rate is sustained when the clients kept it (>= 95 %),
+no event was dropped and the event delay p99 is <= `MAX_DELAY_P99_MS`.
 """
 from __future__ import annotations
 

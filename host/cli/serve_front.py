@@ -30,7 +30,7 @@ def serve_front(home: Home, sock: socket.socket, app_host: Host | None,
     assert server is None or isinstance(server, EmbeddedServer)  # a workspace serves its own
     front = RestFront(home, sock, server=server,
                       pre_send=app_host.pre_send if app_host is not None else None,
-                      enforced=enforced)
+                      enforced=enforced, entry="host.console.front_main")
     try:
         front.start()
     except FrontFailed as exc:

@@ -64,13 +64,16 @@ class RestFront:
     def __init__(self, home: Home, listener: socket.socket, *,
                  server: ServerCore | None = None, pre_send: PreSendHook | None = None,
                  enforced: Callable[[], str | None] = lambda: None,
-                 hook_wait_s: float = 30.0) -> None:
+                 hook_wait_s: float = 30.0, entry: str = "host.server.front_proc") -> None:
+        """`entry`: the front's module (`python -m`): the REST API alone by default; `serve`
+        names `host.console.front_main`, the console beside it (a room above this one)."""
         self.home = home
         self.listener = listener
         self.server = server
         self.pre_send = pre_send
         self.enforced = enforced
         self.hook_wait_s = hook_wait_s
+        self.entry = entry
         self.proc: subprocess.Popen[bytes] | None = None
         self.link: Link | None = None
         self.exited = threading.Event()  # the link broke: the front is gone (or going)
@@ -84,7 +87,7 @@ class RestFront:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         fds = (theirs.fileno(), self.listener.fileno())
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "host.server.front_proc", str(fds[0]), str(fds[1])],
+            [sys.executable, "-m", self.entry, str(fds[0]), str(fds[1])],
             # Its own session: a terminal's Ctrl-C (or a signal to serve's process group)
             # reaches the host alone, which then stops the front by closing the link: one
             # owner decides when serving ends, and says why.

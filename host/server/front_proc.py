@@ -1,5 +1,7 @@
-"""The REST front's process (`host.server.front`): `python -m host.server.front_proc LINK LISTEN`,
-started by the host with one end of its link and the listening socket as inherited descriptors.
+"""The REST front's process (`host.server.front`): `python -m host.server.front_proc LINK LISTEN`
+(the REST API alone) or `python -m host.console.front_main LINK LISTEN` (with the console beside
+it, as `serve` runs it), started by the host with one end of its link and the listening socket as
+inherited descriptors.
 
 It serves the REST API and the console on the listener with the embedded server over the
 home's store, forwards each committed write's events to the host, and asks the host for the
@@ -14,13 +16,23 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from host.server.errors import Prevented
 from host.server.frontlink import Link, LinkBroken
+
+if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
+
+    from host.home import Home
+    from host.server.embedded import EmbeddedServer
+
+    # What a front serves beside the REST API, made in the front (the console: a room above).
+    Mounts = Callable[[Home, EmbeddedServer, "HostCalls"], Sequence[BaseRoute]]
 
 log = logging.getLogger("stockade.server.front")
 
@@ -110,7 +122,8 @@ def forwarder(link: Link) -> Any:
     return forward
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], mounts: Mounts | None = None) -> int:
+    """Serve the REST API (and what `mounts` adds beside it) until the link closes."""
     logging.basicConfig(level=logging.WARNING, format="stockade front: %(message)s")
     link = Link(socket.socket(fileno=int(argv[1])))
     listener = socket.socket(fileno=int(argv[2]))
@@ -119,10 +132,8 @@ def main(argv: list[str]) -> int:
     except LinkBroken:
         return 1
     import uvicorn
-    from starlette.routing import Mount
 
     from host.clock import SystemClock
-    from host.console.app import create_console
     from host.home import Home
     from host.server.embedded import EmbeddedServer
     from host.server.rest import create_app
@@ -133,8 +144,8 @@ def main(argv: list[str]) -> int:
     if hello.get("hook"):
         server.set_pre_send_hook(calls.pre_send)
     server.subscribe(forwarder(link))
-    console = Mount("/console", create_console(home, server, calls.enforced))
-    uv = uvicorn.Server(uvicorn.Config(create_app(server, mounts=[console]),
+    routes = mounts(home, server, calls) if mounts is not None else []
+    uv = uvicorn.Server(uvicorn.Config(create_app(server, mounts=routes),
                                        log_level="warning", lifespan="off"))
 
     def closed() -> None:

@@ -205,7 +205,8 @@ def test_the_console_in_the_front_shows_the_revision_the_host_enforces(tmp_path:
     set_password(server.db, admin["id"], "operator password")
     sock = tcp_listener("127.0.0.1", 0)
     revision = ["rev-one-1111"]
-    front = RestFront(home, sock, server=server, enforced=lambda: revision[0]).start()
+    front = RestFront(home, sock, server=server, enforced=lambda: revision[0],
+                      entry="host.console.front_main").start()
     try:
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         with httpx.Client(base_url=url, timeout=10) as c:

@@ -1,0 +1,23 @@
+"""The front process `stockade serve` starts (`host.server.front`): the REST API with the
+console mounted beside it at `/console`, as `serve --rest-in-host` mounts it in its own process.
+`python -m host.console.front_main LINK LISTEN`; the console asks the host over the link which
+policy revision it enforces."""
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from starlette.routing import BaseRoute, Mount
+
+from host.console.app import create_console
+from host.home import Home
+from host.server.embedded import EmbeddedServer
+from host.server.front_proc import HostCalls, main
+
+
+def console_mount(home: Home, server: EmbeddedServer, calls: HostCalls) -> Sequence[BaseRoute]:
+    return [Mount("/console", create_console(home, server, calls.enforced))]
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv, console_mount))
