@@ -7,6 +7,7 @@ difference a proto-0 socket makes.
 """
 from __future__ import annotations
 
+import os
 import socket
 import time
 from pathlib import Path
@@ -60,5 +61,20 @@ def test_serves_listener_gives_nodelay_too() -> None:
     sock = bind_listener("127.0.0.1", 0)
     try:
         assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()
+
+
+def test_the_fronts_listener_still_says_tcp() -> None:
+    """The REST front serves on the host's listener, rebuilt from its descriptor
+    (`socket.socket(fileno=...)` in `host/server/front_proc.py`): it must come back saying TCP, or
+    asyncio leaves Nagle on for every connection the front accepts."""
+    sock = listen.tcp_listener("127.0.0.1", 0)
+    try:
+        rebuilt = socket.socket(fileno=os.dup(sock.fileno()))
+        try:
+            assert rebuilt.proto == socket.IPPROTO_TCP
+        finally:
+            rebuilt.close()
     finally:
         sock.close()
