@@ -232,14 +232,19 @@ def test_the_front_exits_when_its_host_goes(tmp_path: Path) -> None:
     front.stop()
 
 
+def _serve(home: Home, *flags: str) -> subprocess.Popen[str]:
+    """`stockade serve --port 0 FLAGS` as an operator starts it, its stderr to read."""
+    return subprocess.Popen(
+        [sys.executable, "-c", "from host.cli.main import main; main()", "--home",
+         str(home.root), "serve", "--port", "0", *flags],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=REPO)
+
+
 def test_serve_stops_when_its_front_dies(tmp_path: Path) -> None:
     """`serve --rest-process` never runs apps no request can reach: its front killed, it stops
     and says so (exit 1)."""
     home = Home(tmp_path / "home").ensure()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from host.cli.main import main; main()", "--home",
-         str(home.root), "serve", "--port", "0", "--rest-process", "--degraded"],
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=REPO)
+    proc = _serve(home, "--rest-process", "--degraded")
     try:
         assert proc.stderr is not None
         port = front_pid = None
@@ -265,10 +270,7 @@ def test_serve_stops_when_its_front_dies(tmp_path: Path) -> None:
 def test_serve_rest_in_host_serves_from_its_own_process(tmp_path: Path) -> None:
     """`--rest-in-host`: the REST API in serve's own process, no front."""
     home = Home(tmp_path / "home").ensure()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from host.cli.main import main; main()", "--home",
-         str(home.root), "serve", "--port", "0", "--rest-in-host", "--no-apps"],
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=REPO)
+    proc = _serve(home, "--rest-in-host", "--no-apps")
     try:
         assert proc.stderr is not None
         port = None
