@@ -1,16 +1,18 @@
 """`stockade serve` (`--rest-process`, the default): the REST API and the console served by a
 front process (`host.server.front`) while this process runs the apps.
 
-`serve` then waits on the front: it stops (and stops the apps) when the front exits, when it is
-interrupted or terminated, or when the host loses its lease on a shared store. A front that
-exits on its own is an error the operator sees (exit 1), never a host that runs apps no request
-can reach.
+`serve` then waits on the front until it is interrupted or terminated, or the host loses its
+lease on a shared store. A front that exits on its own is started again (the operator sees a
+line saying so); one that keeps stopping stops `serve` (exit 1), never leaving a host that runs
+apps no request can reach.
 """
 from __future__ import annotations
 
 import signal
 import socket
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -22,17 +24,31 @@ if TYPE_CHECKING:
     from host.home import Home
     from host.runtime import Host
 
+# A front that stops is started again, after a pause that doubles with each stop: a crash
+# (a bug in a handler, the OOM killer) costs the requests in flight, not the service. More than
+# MAX_RESTARTS stops in RESTART_WINDOW_S is a front that cannot run here (a broken store, a
+# bad install): `serve` then stops, the apps too, and says why, rather than loop.
+MAX_RESTARTS = 5
+RESTART_WINDOW_S = 60.0
+RESTART_PAUSE_S = 0.25
+MAX_RESTART_PAUSE_S = 4.0
+
 
 def serve_front(home: Home, sock: socket.socket, app_host: Host | None,
                 enforced: Callable[[], str | None]) -> None:
-    """Serve through a front process until interrupted, terminated, or the front exits."""
+    """Serve through a front process until interrupted or terminated, restarting a front that
+    stops (the host keeps the listener: connections wait in its backlog meanwhile); a front that
+    stops more than MAX_RESTARTS times in RESTART_WINDOW_S stops `serve` (exit 1)."""
     server = app_host.server if app_host is not None else None
     assert server is None or isinstance(server, EmbeddedServer)  # a workspace serves its own
-    front = RestFront(home, sock, server=server,
-                      pre_send=app_host.pre_send if app_host is not None else None,
-                      enforced=enforced, entry="host.console.front_main")
+
+    def start() -> RestFront:
+        return RestFront(home, sock, server=server,
+                         pre_send=app_host.pre_send if app_host is not None else None,
+                         enforced=enforced, entry="host.console.front_main").start()
+
     try:
-        front.start()
+        front = start()
     except FrontFailed as exc:
         fail(str(exc), hint="run `stockade doctor`; or `stockade serve --rest-in-host`",
              code=EXIT_NEGATIVE)
@@ -47,13 +63,47 @@ def serve_front(home: Home, sock: socket.socket, app_host: Host | None,
             stop.set()
 
         threading.Thread(target=stop_when_lost, name="stockade-lease-watch", daemon=True).start()
+    stops: deque[float] = deque()
     try:
-        front.wait(stop)
+        while True:
+            front.wait(stop)
+            front.stop()
+            if stop.is_set():
+                return
+            why = f"exit code {front.proc.returncode if front.proc is not None else None}"
+            again = _restarted(start, stop, stops, why)
+            if again is None:
+                return
+            front = again
     finally:
         signal.signal(signal.SIGTERM, previous)
         front.stop()
-    if front.exited.is_set() and not stop.is_set():
-        code = front.proc.returncode if front.proc is not None else None
-        fail(f"the REST front stopped (exit code {code}); stopped serving the apps too",
-             hint="its errors are above; start `stockade serve` again",
-             code=EXIT_NEGATIVE)
+
+
+def _restarted(start: Callable[[], RestFront], stop: threading.Event, stops: deque[float],
+               why: str) -> RestFront | None:
+    """A new front after one stopped (`why`), after a pause that doubles with each stop in the
+    window; None if `stop` was set meanwhile. Exits 1 past MAX_RESTARTS in the window."""
+    while True:
+        now = time.monotonic()
+        stops.append(now)
+        while stops and stops[0] < now - RESTART_WINDOW_S:
+            stops.popleft()
+        if len(stops) > MAX_RESTARTS:
+            fail(f"the REST front stopped {len(stops)} times in {RESTART_WINDOW_S:g} s (last: "
+                 f"{why}); stopped serving the apps too",
+                 hint="its errors are above; start `stockade serve` again, or "
+                 "`stockade serve --rest-in-host`", code=EXIT_NEGATIVE)
+        pause = min(RESTART_PAUSE_S * 2 ** (len(stops) - 1), MAX_RESTART_PAUSE_S)
+        err_console.print(f"the REST front stopped ({why}); starting another in {pause:g} s "
+                          f"({len(stops)} of at most {MAX_RESTARTS} in {RESTART_WINDOW_S:g} s)",
+                          highlight=False)
+        if stop.wait(pause):
+            return None
+        try:
+            front = start()
+        except FrontFailed as exc:
+            why = str(exc)
+            continue
+        err_console.print(f"REST front: process {front.pid}", highlight=False)
+        return front

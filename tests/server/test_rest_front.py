@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import pytest
 from apphelp import install, write_app, write_policy
 from servehelp import REPO
 
+from host.cli.serve_front import MAX_RESTARTS
 from host.clock import SystemClock
 from host.home import Home
 from host.runtime import Host, HostConfig
@@ -240,27 +242,59 @@ def _serve(home: Home, *flags: str) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=REPO)
 
 
-def test_serve_stops_when_its_front_dies(tmp_path: Path) -> None:
-    """`serve --rest-process` never runs apps no request can reach: its front killed, it stops
-    and says so (exit 1)."""
+def _fronts(proc: subprocess.Popen[str], said: list[str] | None = None,
+            ) -> Iterator[tuple[int | None, int]]:
+    """(the port serve printed, and each front's pid) as serve says them; every line it says
+    goes to `said`."""
+    assert proc.stderr is not None
+    port = None
+    for line in proc.stderr:
+        if said is not None:
+            said.append(line)
+        if m := re.search(r"stockade server: http://127\.0\.0\.1:(\d+)/", line):
+            port = int(m.group(1))
+        if m := re.search(r"REST front: process (\d+)", line):
+            yield port, int(m.group(1))
+
+
+def test_serve_starts_another_front_when_one_dies(tmp_path: Path) -> None:
+    """A front that dies costs the requests in flight, not the service: serve starts another on
+    the same listener, and the REST API answers again on the same port."""
     home = Home(tmp_path / "home").ensure()
     proc = _serve(home, "--rest-process", "--degraded")
     try:
-        assert proc.stderr is not None
-        port = front_pid = None
-        for line in proc.stderr:
-            if m := re.search(r"stockade server: http://127\.0\.0\.1:(\d+)/", line):
-                port = int(m.group(1))
-            if m := re.search(r"REST front: process (\d+)", line):
-                front_pid = int(m.group(1))
-                break
-        assert port is not None and front_pid is not None, f"exit {proc.poll()}"
-        assert front_pid != proc.pid
-        info = httpx.get(f"http://127.0.0.1:{port}/api/v1/info", timeout=10)
-        assert info.status_code == 200 and info.json()["success"] is True
-        os.kill(front_pid, signal.SIGKILL)
+        fronts = _fronts(proc)
+        port, first = next(fronts)
+        assert port is not None and first != proc.pid
+        url = f"http://127.0.0.1:{port}/api/v1/info"
+        assert httpx.get(url, timeout=10).json()["success"] is True
+        os.kill(first, signal.SIGKILL)
+        _, second = next(fronts)
+        assert second != first and proc.poll() is None
+        assert httpx.get(url, timeout=10).json()["success"] is True
+        proc.terminate()
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_serve_stops_when_its_front_keeps_dying(tmp_path: Path) -> None:
+    """`serve` never runs apps no request can reach: a front that stops more than
+    MAX_RESTARTS times in the window stops it (exit 1), saying so."""
+    home = Home(tmp_path / "home").ensure()
+    proc = _serve(home, "--rest-process", "--degraded")
+    try:
+        killed, said = 0, []
+        for _port, pid in _fronts(proc, said):
+            os.kill(pid, signal.SIGKILL)
+            killed += 1
+        assert killed == MAX_RESTARTS + 1
         assert proc.wait(30) == 1
-        assert "the REST front stopped" in proc.stderr.read()
+        text = "".join(said)
+        assert text.count("starting another") == MAX_RESTARTS
+        assert f"the REST front stopped {MAX_RESTARTS + 1} times" in text
     finally:
         if proc.poll() is None:
             proc.kill()
