@@ -16,8 +16,9 @@ What crosses between them, over a socketpair only the two hold (`host.server.fro
   enforces. The host answers each on a thread of a small pool (`ret`); a hook that raises
   `Prevented` crosses as a refusal naming the app.
 - The front fails closed: no answer from the host within `hook_wait_s` (or a link that breaks)
-  prevents the message. The front exits when its link closes, and the host's `serve` stops when
-  the front exits: neither serves without the other.
+  prevents the message. The front exits when its link closes; `serve` starts another when one
+  exits, and stops when they keep exiting (`host/cli/serve_front.py`): neither serves without
+  the other.
 
 Both open the same store; SQLite's WAL (or PostgreSQL) orders their writes. The front is the
 host's own code, run as the host's user: it is not an app and is not confined.

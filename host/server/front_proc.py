@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from host.server.errors import Prevented
+from host.server.events import Subscriber
 from host.server.frontlink import Link, LinkBroken
 
 if TYPE_CHECKING:
@@ -91,7 +92,7 @@ class HostCalls:
             return None
         return out if isinstance(out, str) else None
 
-    def read(self, on_close: Any) -> None:
+    def read(self, on_close: Callable[[], None]) -> None:
         """The reader thread: hand each reply to its caller; at the link's close, fail every
         caller still waiting and call `on_close`."""
         try:
@@ -115,7 +116,7 @@ class HostCalls:
             on_close()
 
 
-def forwarder(link: Link) -> Any:
+def forwarder(link: Link) -> Subscriber:
     """A server subscriber that sends each committed event to the host, in commit order."""
     def forward(name: str, payload: dict[str, Any]) -> None:
         link.send({"t": "ev", "at": time.monotonic(), "events": [[name, payload]]})
