@@ -140,7 +140,8 @@ def test_the_apps_see_the_fronts_events_and_judge_its_messages(tmp_path: Path) -
             # finds no descriptor through which to forge an event or a verdict.
             assert front.link is not None and front.proc is not None
             assert not os.get_inheritable(front.link.sock.fileno())
-            link_inodes = {f"socket:[{os.fstat(front.link.sock.fileno()).st_ino}]"}
+            link_inodes = {f"socket:[{os.fstat(front.link.sock.fileno()).st_ino}]"} | {
+                t for t in _fd_targets(front.proc.pid) if t.startswith("socket:")}
             for runner in h.runners.values():
                 assert runner.child is not None
                 for pid in _tree(runner.child.pid):
