@@ -8,6 +8,7 @@ apps no request can reach.
 """
 from __future__ import annotations
 
+import logging
 import signal
 import socket
 import threading
@@ -17,12 +18,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from host.cli.output import EXIT_NEGATIVE, err_console, fail
+from host.ledger.records import AuditRecord
 from host.server.embedded import EmbeddedServer
 from host.server.front import FrontFailed, RestFront
 
 if TYPE_CHECKING:
     from host.home import Home
     from host.runtime import Host
+
+log = logging.getLogger("stockade.serve")
 
 # A front that stops is started again, after a pause that doubles with each stop: a crash
 # (a bug in a handler, the OOM killer) costs the requests in flight, not the service. More than
@@ -71,7 +75,7 @@ def serve_front(home: Home, sock: socket.socket, app_host: Host | None,
             if stop.is_set():
                 return
             why = f"exit code {front.proc.returncode if front.proc is not None else None}"
-            again = _restarted(start, stop, stops, why)
+            again = _restarted(start, stop, stops, why, app_host)
             if again is None:
                 return
             front = again
@@ -81,14 +85,18 @@ def serve_front(home: Home, sock: socket.socket, app_host: Host | None,
 
 
 def _restarted(start: Callable[[], RestFront], stop: threading.Event, stops: deque[float],
-               why: str) -> RestFront | None:
+               why: str, app_host: Host | None) -> RestFront | None:
     """A new front after one stopped (`why`), after a pause that doubles with each stop in the
-    window; None if `stop` was set meanwhile. Exits 1 past MAX_RESTARTS in the window."""
+    window; None if `stop` was set meanwhile. Exits 1 past MAX_RESTARTS in the window. Each
+    stop is a record in the host's chain."""
     while True:
         now = time.monotonic()
         stops.append(now)
         while stops and stops[0] < now - RESTART_WINDOW_S:
             stops.popleft()
+        _audit_stop(app_host, f"the REST front stopped ({why}); stop {len(stops)} in "
+                    f"{RESTART_WINDOW_S:g} s" + ("; serve stops" if len(stops) > MAX_RESTARTS
+                                                 else "; another starts"))
         if len(stops) > MAX_RESTARTS:
             fail(f"the REST front stopped {len(stops)} times in {RESTART_WINDOW_S:g} s (last: "
                  f"{why}); stopped serving the apps too",
@@ -107,3 +115,16 @@ def _restarted(start: Callable[[], RestFront], stop: threading.Event, stops: deq
             continue
         err_console.print(f"REST front: process {front.pid}", highlight=False)
         return front
+
+
+def _audit_stop(app_host: Host | None, detail: str) -> None:
+    """A front's stop as a `supervisor` record in the host's chain, as an app child's death is
+    (requests in flight at the stop failed, and events it committed may not have crossed).
+    Best effort: a record the chain cannot take is logged, never a reason not to restart."""
+    if app_host is None:
+        return
+    try:
+        app_host.ledger.append(AuditRecord(kind="supervisor", event="front_stopped",
+                                           detail=detail[:500]))
+    except Exception as exc:  # noqa: BLE001 - the restart goes on; the gap is reported
+        log.warning("the REST front's stop could not be recorded (%s)", exc)

@@ -5,10 +5,12 @@ apps' pre-send hooks (and fails closed with no verdict), and neither process ser
 other."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -258,6 +260,17 @@ def _fronts(proc: subprocess.Popen[str], said: list[str] | None = None,
             yield port, int(m.group(1))
 
 
+def _front_stops(home: Home) -> list[str]:
+    """The details of the front's stops in the home's audit chain, oldest first."""
+    con = sqlite3.connect(home.host_db)
+    try:
+        rows = [json.loads(b) for (b,) in con.execute("SELECT body FROM audit ORDER BY seq")]
+    finally:
+        con.close()
+    return [str(r["detail"]) for r in rows
+            if r.get("kind") == "supervisor" and r.get("event") == "front_stopped"]
+
+
 def test_serve_starts_another_front_when_one_dies(tmp_path: Path) -> None:
     """A front that dies costs the requests in flight, not the service: serve starts another on
     the same listener, and the REST API answers again on the same port."""
@@ -275,6 +288,8 @@ def test_serve_starts_another_front_when_one_dies(tmp_path: Path) -> None:
         assert httpx.get(url, timeout=10).json()["success"] is True
         proc.terminate()
         assert proc.wait(30) == 0
+        [stopped] = _front_stops(home)
+        assert "exit code -9" in stopped and "another starts" in stopped
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -296,6 +311,13 @@ def test_serve_stops_when_its_front_keeps_dying(tmp_path: Path) -> None:
         text = "".join(said)
         assert text.count("starting another") == MAX_RESTARTS
         assert f"the REST front stopped {MAX_RESTARTS + 1} times" in text
+        stops = _front_stops(home)
+        assert len(stops) == MAX_RESTARTS + 1 and stops[-1].endswith("serve stops")
+        verify = subprocess.run(
+            [sys.executable, "-c", "from host.cli.main import main; main()", "--home",
+             str(home.root), "audit", "verify"], capture_output=True, text=True, cwd=REPO,
+            timeout=60, check=False)
+        assert verify.returncode == 0, verify.stderr  # the stops are in the chain, and it holds
     finally:
         if proc.poll() is None:
             proc.kill()
