@@ -97,7 +97,7 @@ def serve(
     rest_process: bool = typer.Option(
         True, "--rest-process/--rest-in-host", help="Serve the REST API and the console from "
         "a process of their own beside the apps' host (the default: requests do not share the "
-        "host's interpreter, ~35 % more conversations a second on two cores, docs/BENCH.md), "
+        "host's interpreter, about 30 % less of the host's CPU a conversation, docs/BENCH.md), "
         "or from the host's own process."),
 ) -> None:
     """Serve the REST API (/api/v1/...) on loopback, and run the installed apps; or, against
