@@ -56,7 +56,7 @@ STOP_TIMEOUT_S = 10.0
 
 
 class FrontFailed(RuntimeError):
-    """The front did not start, or stopped."""
+    """The front did not start: it exited, or did not say it serves within the start timeout."""
 
 
 class RestFront:
@@ -78,7 +78,6 @@ class RestFront:
         self.proc: subprocess.Popen[bytes] | None = None
         self.link: Link | None = None
         self.exited = threading.Event()  # the link broke: the front is gone (or going)
-        self.relayed = 0  # events relayed to the host's subscribers
         self._up = threading.Event()
         self._relaying = threading.local()  # the commit time of the event being relayed
         self._calls = ThreadPoolExecutor(CALL_THREADS, thread_name_prefix="stockade-front-call")
@@ -162,10 +161,9 @@ class RestFront:
             self.exited.set()
 
     def _relay(self, msg: dict[str, Any]) -> None:
-        events = [(str(name), payload) for name, payload in msg["events"]]
-        self.relayed += len(events)
         if self.server is None:
-            return
+            return  # no apps run (`serve --no-apps`): nobody to tell
+        events = [(str(name), payload) for name, payload in msg["events"]]
         self._relaying.at = float(msg["at"])
         try:
             self.server.emit_committed(events)

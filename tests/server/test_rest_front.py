@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 from apphelp import install, write_app, write_policy
+from pghelp import until
 from servehelp import REPO
 
 from host.cli.serve_front import MAX_RESTARTS
@@ -81,16 +82,6 @@ def _say(c: httpx.Client, token: str, rid: str, text: str) -> httpx.Response:
     return c.post("/api/v1/livechat/message", json={"token": token, "rid": rid, "msg": text})
 
 
-def _until(check: Any, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.05)
-    return check()
-
-
 def _tree(pid: int) -> list[int]:
     """`pid` and every process below it."""
     out = [pid]
@@ -128,11 +119,12 @@ def test_the_apps_see_the_fronts_events_and_judge_its_messages(tmp_path: Path) -
             with httpx.Client(base_url=f"http://127.0.0.1:{sock.getsockname()[1]}") as c:
                 rid = _visit(c, "front-visitor")
                 # The room was started in the front's process; the apps' handlers ran in theirs.
-                assert _until(lambda: h.event_counts.get("livechat.room_started") == 1)
+                until(lambda: h.event_counts.get("livechat.room_started") == 1,
+                      "the room's event relayed to the host", 10)
                 rec = h.installs.by_app("a-tagger")
                 assert rec is not None
-                assert _until(lambda: h.persistence.get(rec.install_id, "started-" + rid)
-                              == "seen")
+                until(lambda: h.persistence.get(rec.install_id, "started-" + rid) == "seen",
+                      "a-tagger's room-started handler", 10)
                 said = _say(c, "front-visitor", rid, "hello")
                 assert said.status_code == 200, said.text
                 assert said.json()["message"]["msg"] == "hello [a]"  # a-tagger's hook ran
