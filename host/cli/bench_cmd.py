@@ -27,8 +27,10 @@ MAX_PAIRS = 9
 _UNITS = {"_us_": "µs", "_ms_": "ms", "_mib": "MiB", "_per_s_": "/s"}
 
 _MEANING = {
-    "floor_rtt_us_p50": "pipe round trip, two processes, no gate (median)",
-    "floor_rtt_us_p99": "pipe round trip (99th percentile)",
+    "floor_rtt_us_p50": "pipe round trip, two processes, no gate: the lower placement's median",
+    "floor_rtt_us_p99": "pipe round trip, that placement (99th percentile)",
+    "floor_one_core_us_p50": "pipe round trip, both processes pinned to one core (median)",
+    "floor_two_cores_us_p50": "pipe round trip, the two pinned to two cores (median)",
     "read_us_p50": "ctx.users.get through the gate, timed in the app (median)",
     "read_us_p99": "ctx.users.get (99th percentile)",
     "create_us_p50": "ctx.users.create: policy, quota, seat, audit, write (median)",
