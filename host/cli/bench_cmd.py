@@ -67,7 +67,9 @@ def render_table(figures: Mapping[str, float], title: str, *, wide: bool) -> Tab
         table.add_column("what")
     table.add_column("target")
     table.add_column("", no_wrap=True, min_width=7)
-    for key in (*KEYS, *(k for k in PEER_KEYS if k in figures)):
+    for key in (*KEYS, *PEER_KEYS):
+        if key not in figures:  # a peer figure without --peer; two cores on one CPU
+            continue
         value = figures[key]
         what = [_MEANING[key]] if wide else []
         targets: list[Target | None] = [*targets_for(key, figures)] or [None]

@@ -6,13 +6,18 @@ or missed by where the scheduler put two processes (docs/BENCH.md, "The floor, p
 """
 from __future__ import annotations
 
+import json
 import os
 import threading
+from pathlib import Path
+from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from host.bench import run as bench_run
 from host.bench.floor import measure_floor, measure_floor_placed, placements
+from host.cli.main import root
 from tests.bench.test_bench_smoke import TINY
 
 TWO_CPUS = len(os.sched_getaffinity(0)) >= 2
@@ -64,3 +69,26 @@ def test_one_usable_cpu_gives_one_placement() -> None:
     t.join()
     assert set(got[0]) == {"floor_rtt_us_p50", "floor_rtt_us_p99", "floor_one_core_us_p50"}
     assert got[0]["floor_rtt_us_p50"] == got[0]["floor_one_core_us_p50"]
+
+
+def test_the_bench_prints_its_table_on_one_cpu(monkeypatch: pytest.MonkeyPatch,
+                                               tmp_path: Path) -> None:
+    """Under `taskset -c 0` there is no two-core figure: the table and JSON go without it
+    (the table once looked up every key and failed)."""
+    monkeypatch.setattr(bench_run, "QUICK", TINY)
+    results: list[Any] = []
+
+    def on_one() -> None:
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+        results.append(CliRunner().invoke(root, ["--home", str(tmp_path / "unused"), "bench",
+                                                 "--quick", "--json"]))
+
+    t = threading.Thread(target=on_one)
+    t.start()
+    t.join()
+    result = results[0]
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    assert "floor_two_cores_us_p50" not in figures
+    assert figures["floor_rtt_us_p50"] == figures["floor_one_core_us_p50"]
+    assert "floor_one_core_us_p50" in result.stderr and "read_us_p50" in result.stderr
