@@ -41,6 +41,10 @@ class HostConfig:
     # REST-heavy workspace ~20 % more host CPU; docs/BENCH.md, "Pinned bursts").
     pin_apps: bool = False
     pin_bursts: bool = True
+    # Every thread of the host process on one core, what it starts on every core (only where
+    # hand-offs sleep; `host.supervise.affinity`, docs/BENCH.md "The host's threads on one
+    # core"): the interpreter lock then changes hands without waking the other core.
+    host_core: bool = True
     lease_sweep_s: float = SWEEP_INTERVAL_S  # a shared store lease's beat (`storelease`)
 
 

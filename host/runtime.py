@@ -110,7 +110,7 @@ class Host:
         self.runners: dict[str, AppRunner] = {}
         self.app_code = AppCode()  # the stored packages' modules, checked at every start
         self.affinity = Affinity(enabled=self.config.pin_apps or self.config.pin_bursts,
-                                 always=self.config.pin_apps)
+                                 always=self.config.pin_apps, host_core=self.config.host_core)
         # Each event's receivers, in app-id order. Replaced by an empty dict (never cleared in
         # place) after any change to the running set or a runner's install record, so a
         # narrowed grant takes effect at once: a look-up that raced the change stores its
@@ -203,6 +203,8 @@ class Host:
         threading.Thread(target=self._upkeep, name="stockade-upkeep", daemon=True).start()
         if self.config.tune_gc:
             tune_gc()
+        # Last: the zygote (started with the spawner) keeps every core for the children.
+        self.affinity.place_host()
 
     def _upkeep(self) -> None:
         """Lease beats, WAL checkpoints, anchors (off the call path), and `app list`'s status."""
@@ -280,6 +282,7 @@ class Host:
             with contextlib.suppress(Exception):
                 store.close_idle()
         self.lease.release()  # last: until here this host may still finish a call
+        self.affinity.release_host()
 
     def __enter__(self) -> Host:
         return self.start()
@@ -467,6 +470,9 @@ class Host:
             self.credentials.record(minted)
             child.handshake(token, verify, degraded=self.config.degraded,
                             uid=self.identities.of(rec.install_id) if os.geteuid() == 0 else None)
+            if child.popen is not None:  # spawned from this thread, on the host's core
+                self.affinity.spread(child.pid)
+                self.affinity.spread(child.app_pid())
             if child.missing_layers:  # only under --degraded; the chain says which walls
                 self.audit_supervisor(runner, "confinement_degraded",
                                       "started with confinement layer(s) missing (--degraded): "

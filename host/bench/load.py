@@ -180,10 +180,11 @@ class _Delays:
 
 def run_load(rates: Sequence[float] = RATES, step_s: float = 10.0, *, degraded: bool = False,
              pin_apps: bool = False, pin_bursts: bool = True, rest_process: bool = True,
+             host_core: bool = True,
              on_step: Callable[[LoadStep], None] | None = None) -> LoadResult:
     crm = CrmProcess(CRM_API_KEY).start()
     demo = quiet_demo(crm, degraded)
-    demo.pin_apps, demo.pin_bursts = pin_apps, pin_bursts
+    demo.pin_apps, demo.pin_bursts, demo.host_core = pin_apps, pin_bursts, host_core
     delays = _Delays()
     try:
         start_demo(demo)
@@ -225,7 +226,8 @@ def _rest_api(host: Any, rest_process: bool) -> Iterator[tuple[str, RestFront | 
             yield base, None
         return
     sock = tcp_listener("127.0.0.1", 0)
-    front = RestFront(host.home, sock, server=host.server, pre_send=host.pre_send).start()
+    front = RestFront(host.home, sock, server=host.server, pre_send=host.pre_send,
+                      spread=host.affinity.spread).start()
     try:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}", front
     finally:

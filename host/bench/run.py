@@ -83,15 +83,16 @@ class RunOptions:
     group_reads: bool = True  # off: reads' records committed one by one (the A/B in BENCH.md)
     pin_apps: bool = False  # each app's child and runner thread on one core (HostConfig)
     pin_bursts: bool = True  # ... while a handler makes many calls (HostConfig)
+    host_core: bool = True  # the host's threads on one core (HostConfig)
 
 
 @contextlib.contextmanager
 def _host(home: Home, *, use_zygote: bool, degraded: bool,
           group_reads: bool = True, pin_apps: bool = False,
-          pin_bursts: bool = True) -> Iterator[Host]:
+          pin_bursts: bool = True, host_core: bool = True) -> Iterator[Host]:
     host = Host(home, config=HostConfig(use_zygote=use_zygote, degraded=degraded, watch=False,
                                         group_reads=group_reads, pin_apps=pin_apps,
-                                        pin_bursts=pin_bursts))
+                                        pin_bursts=pin_bursts, host_core=host_core))
     try:
         yield host.start()
     finally:
@@ -117,13 +118,14 @@ def run_bench(sizes: BenchSizes, *, options: RunOptions | None = None,
         installs = install_bench_apps(home, Path(tmp) / "apps", sizes.fanout_apps)
         with _host(home, use_zygote=True, degraded=opts.degraded,
                    group_reads=opts.group_reads, pin_apps=opts.pin_apps,
-                   pin_bursts=opts.pin_bursts) as host:
+                   pin_bursts=opts.pin_bursts, host_core=opts.host_core) as host:
             out.update(_through_host(host, installs, sizes, next_step))
         next_step()
         rest = measure_rest_create(home, sizes.rest, sizes.rest_warmup)
         out["rest_http_create_us_p50"] = p50(rest)
         next_step()
-        with _host(home, use_zygote=False, degraded=opts.degraded) as host:
+        with _host(home, use_zygote=False, degraded=opts.degraded,
+                   host_core=opts.host_core) as host:
             spawn = bridge.measure_cold_start(host, installs.cold, sizes.spawn,
                                               sizes.spawn_warmup)
         out["spawn_start_ms_p50"] = p50(spawn)

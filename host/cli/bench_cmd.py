@@ -128,6 +128,10 @@ def bench(
     pin_bursts: bool = typer.Option(
         True, "--pin-bursts/--no-pin-bursts", help="Pin a pair only while its handler makes "
         "many calls (the default; `--no-pin-bursts`: never, for the A/B); with --load too."),
+    host_core: bool = typer.Option(
+        True, "--host-core/--no-host-core", help="The host's threads on one core (the "
+        "default, as `stockade serve`; `--no-host-core`: anywhere, for the A/B); with --load "
+        "too."),
     rest_process: bool = typer.Option(
         True, "--rest-process/--rest-in-host", help="With --load: the REST API in a process of "
         "its own beside the host, as `stockade serve` runs it (the default), or in the host's "
@@ -178,7 +182,8 @@ def bench(
         from host.cli.bench_soak_cmd import load_command
 
         load_command(rates, step_seconds, degraded, json_out, pin_apps=pin_apps,
-                     pin_bursts=pin_bursts, runs=pairs, rest_process=rest_process)
+                     pin_bursts=pin_bursts, runs=pairs, rest_process=rest_process,
+                     host_core=host_core)
         return
     if soak is not None:
         from host.cli.bench_soak_cmd import soak_command
@@ -194,14 +199,15 @@ def bench(
     runs: list[dict[str, float]] = []
     for n in range(pairs):
         figures = _one_run(sizes, RunOptions(degraded=degraded, pin_apps=pin_apps,
-                                             pin_bursts=pin_bursts),
+                                             pin_bursts=pin_bursts, host_core=host_core),
                            f"{n + 1}/{pairs} " if pairs > 1 else "")
         if peer is not None:
             figures.update(_peer_figures(peer, anchor_run, quick))
         runs.append(figures)
     figures = median_figures(runs)
     mode = ("quick" if quick else "full") + (", apps pinned" if pin_apps else
-                                             "" if pin_bursts else ", bursts not pinned")
+                                             "" if pin_bursts else ", bursts not pinned") \
+        + ("" if host_core else ", host's threads on every core")
     if pairs > 1:
         mode += f", medians of {pairs} " + ("pairs with the peer" if peer else "runs")
     err_console.print(render_table(figures, f"stockade bench ({mode})",

@@ -51,7 +51,7 @@ def soak_command(minutes: float, rate: float, degraded: bool, json_out: bool) ->
 
 def load_command(rates: str, step_s: float, degraded: bool, json_out: bool, *,
                  pin_apps: bool = False, pin_bursts: bool = True, runs: int = 1,
-                 rest_process: bool = True) -> None:
+                 rest_process: bool = True, host_core: bool = True) -> None:
     from host.bench.load import MAX_DELAY_P99_MS, LoadResult, LoadStep, busiest, run_load
     from host.bench.loadruns import LoadRuns
     from host.supervise.child import LayerMissing
@@ -88,7 +88,7 @@ def load_command(rates: str, step_s: float, degraded: bool, json_out: bool, *,
         try:
             results.append(run_load(steps, step_s, degraded=degraded, pin_apps=pin_apps,
                                     pin_bursts=pin_bursts, rest_process=rest_process,
-                                    on_step=said))
+                                    host_core=host_core, on_step=said))
         except LayerMissing as exc:
             fail(str(exc), "run `stockade doctor`; or pass --degraded to measure anyway")
     summary: LoadResult | LoadRuns = results[0] if runs == 1 else LoadRuns(results)

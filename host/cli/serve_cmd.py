@@ -90,6 +90,10 @@ def serve(
     pin_bursts: bool = typer.Option(
         True, "--pin-bursts/--no-pin-bursts", help="Pin an app's child and that thread to one "
         "core while a handler makes many bridge calls, and only then (2-core machines)."),
+    host_core: bool = typer.Option(
+        True, "--host-core/--no-host-core", help="The host's threads on one core, its apps and "
+        "front on every core (2-core machines: the interpreter lock changes hands without waking "
+        "the other core; docs/BENCH.md)."),
     fresh_interpreters: bool = typer.Option(
         False, "--fresh-interpreters", help="Start each app's child as a fresh interpreter, "
         "not forked from the zygote: no two apps then share an address layout, stack canary "
@@ -138,7 +142,7 @@ def serve(
         if pre_send_timeout not in ("fail-closed", "fail-open"):
             fail(f"--pre-send-timeout {pre_send_timeout!r} is not fail-closed or fail-open")
         serve_remote(home, host, bind_listener(host, port), url, HostConfig(
-            degraded=degraded, pin_apps=pin_apps, pin_bursts=pin_bursts,
+            degraded=degraded, pin_apps=pin_apps, pin_bursts=pin_bursts, host_core=host_core,
             use_zygote=not fresh_interpreters,
             pre_send_timeout="fail_closed"
             if pre_send_timeout == "fail-closed" else "fail_open"))
@@ -194,7 +198,7 @@ def serve(
         if pre_send_timeout not in ("fail-closed", "fail-open"):
             fail(f"--pre-send-timeout {pre_send_timeout!r} is not fail-closed or fail-open")
         config = HostConfig(degraded=degraded, pin_apps=pin_apps, pin_bursts=pin_bursts,
-                            use_zygote=not fresh_interpreters,
+                            host_core=host_core, use_zygote=not fresh_interpreters,
                             pre_send_timeout="fail_closed" if pre_send_timeout == "fail-closed"
                             else "fail_open")
         try:

@@ -49,7 +49,9 @@ def serve_front(home: Home, sock: socket.socket, app_host: Host | None,
     def start() -> RestFront:
         return RestFront(home, sock, server=server,
                          pre_send=app_host.pre_send if app_host is not None else None,
-                         enforced=enforced, entry="host.console.front_main").start()
+                         enforced=enforced, entry="host.console.front_main",
+                         spread=app_host.affinity.spread if app_host is not None else None,
+                         ).start()
 
     try:
         front = start()

@@ -91,6 +91,7 @@ class Demo(StoryActs):
         self.narrate_events = True
         self.pin_apps = False  # HostConfig.pin_apps (the load bench measures both)
         self.pin_bursts = True  # HostConfig.pin_bursts (likewise)
+        self.host_core = True  # HostConfig.host_core (likewise)
         self.endpoint: CrmEndpoint = crm if crm is not None else self.crm
         self.host: Host | None = None
         self.humans: dict[str, str] = {}
@@ -198,7 +199,7 @@ class Demo(StoryActs):
     def start_host(self) -> None:
         self.act("Starting the host: each app in its own confined child")
         config = HostConfig(degraded=self.degraded, pin_apps=self.pin_apps,
-                            pin_bursts=self.pin_bursts,
+                            pin_bursts=self.pin_bursts, host_core=self.host_core,
                             resolver_overrides={CRM_HOST: "127.0.0.1",
                                                 LIVE_AGENT_HOST: "127.0.0.1"})
         self.host = Host(self.home, config=config, server=self.remote).start()

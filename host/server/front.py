@@ -65,9 +65,12 @@ class RestFront:
     def __init__(self, home: Home, listener: socket.socket, *,
                  server: ServerCore | None = None, pre_send: PreSendHook | None = None,
                  enforced: Callable[[], str | None] = lambda: None,
-                 hook_wait_s: float = 30.0, entry: str = "host.server.front_proc") -> None:
+                 hook_wait_s: float = 30.0, entry: str = "host.server.front_proc",
+                 spread: Callable[[int], None] | None = None) -> None:
         """`entry`: the front's module (`python -m`): the REST API alone by default; `serve`
-        names `host.console.front_main`, the console beside it (a room above this one)."""
+        names `host.console.front_main`, the console beside it (a room above this one).
+        `spread`: called with the front's pid as it starts (`Affinity.spread`: a host whose
+        threads share one core lets its front run on every core)."""
         self.home = home
         self.listener = listener
         self.server = server
@@ -75,6 +78,7 @@ class RestFront:
         self.enforced = enforced
         self.hook_wait_s = hook_wait_s
         self.entry = entry
+        self.spread = spread
         self.proc: subprocess.Popen[bytes] | None = None
         self.link: Link | None = None
         self.exited = threading.Event()  # the link broke: the front is gone (or going)
@@ -92,6 +96,10 @@ class RestFront:
             # reaches the host alone, which then stops the front by closing the link: one
             # owner decides when serving ends, and says why.
             pass_fds=fds, stdin=subprocess.DEVNULL, start_new_session=True)
+        if self.spread is not None:
+            # Before the hello: the front starts no thread until it has read it, so every
+            # thread it starts inherits this.
+            self.spread(self.proc.pid)
         theirs.close()
         self.link = Link(ours)
         # The store's URL may hold a password: on the link, never on the front's command line.

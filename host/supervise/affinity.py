@@ -25,6 +25,17 @@ on; under a REST-heavy load that cost ~20 % more host CPU per conversation, sinc
 may not leave its core waits there for the interpreter lock and for the processes sharing that
 core (docs/BENCH.md, "Pinned bursts").
 
+*The host's core* (`HostConfig.host_core`, on by default): every thread of the host process
+shares one core (`place_host`), and what the host starts (the zygote, so every app child; the
+REST front) may run on every core. The host's Python runs under one interpreter lock whatever
+the core count; spread over two cores, each hand-off of that lock between two threads (every
+SQLite statement, pipe write and contended lock lets another thread in) wakes the other core,
+which on this VM costs about as much as a read's whole gate. With the host's threads on one
+core four apps calling at once made 1.7 times the calls a second, and a REST workspace took a
+quarter less host CPU a conversation (docs/BENCH.md, "The host's threads on one core"). A burst
+alone still goes apart: its runner thread stays on the host's core, its child goes to the next.
+A burst with other events running is not pinned in this mode.
+
 Only where the hand-offs sleep: with `sandbox.wire.SPIN_MIN_CPUS` or more cores both ends
 spin before they sleep, and a spinning child on its runner's core would hold the very core its
 answer needs. There the scheduler places threads as before. Best effort: a host that may not
@@ -55,13 +66,17 @@ class Affinity:
     `always` from its first job (`settled`), else for the rest of a job with many calls
     (`burst`, `unpin`)."""
 
-    def __init__(self, *, enabled: bool = True, always: bool = False,
+    def __init__(self, *, enabled: bool = True, always: bool = False, host_core: bool = False,
                  cpus: set[int] | None = None) -> None:
         self.always = always
         usable = sorted(os.sched_getaffinity(0) if cpus is None else cpus)
         self._everywhere = set(usable)
         #: The cores pairs are spread over; empty when nothing is pinned.
         self.cores: list[int] = usable if enabled and 2 <= len(usable) < SPIN_MIN_CPUS else []
+        #: The core the host's own threads share once `place_host` ran; None: anywhere.
+        self.host_core: int | None = (
+            usable[0] if host_core and not always and 2 <= len(usable) < SPIN_MIN_CPUS else None)
+        self._placed = False
         self._assigned: weakref.WeakKeyDictionary[object, int] = weakref.WeakKeyDictionary()
         self._next = 0
         self._lock = threading.Lock()
@@ -81,8 +96,8 @@ class Affinity:
     def pin(self, runner: object, child_pid: int, *, apart: bool = False) -> None:
         """Pin the calling thread (`runner`'s own) and its child `child_pid` to one core, or
         with `apart` the child to the next core (each end then polls on a core of its own)."""
-        core = self.core_of(runner)
-        if core is None:
+        core = self.host_core if self._placed else self.core_of(runner)
+        if core is None or not self.cores:
             return
         cores = self.cores  # a snapshot: a failed pin on another thread may empty the list
         child_core = cores[(cores.index(core) + 1) % len(cores)] if apart and core in cores \
@@ -96,9 +111,9 @@ class Affinity:
             with self._lock:
                 if not self.cores:
                     return
-                everywhere, self.cores = set(self.cores), []
+                self.cores = []
             with contextlib.suppress(OSError):
-                os.sched_setaffinity(0, everywhere)
+                os.sched_setaffinity(0, self._host_cpus())
             log.warning("apps run unpinned: could not set a child's CPU affinity (%s)", exc)
 
     def settled(self, runner: object, child_pid: int) -> None:
@@ -112,13 +127,59 @@ class Affinity:
         """A job made BURST_CALLS calls (on the runner's thread): pin the pair until the job
         ends, when the caller `unpin`s it; `apart` (its event the only one running) on two
         cores, for both ends to poll. False when nothing was pinned."""
-        if self.always or not self.cores:
+        if self.always or not self.cores or (self._placed and not apart):
             return False
         self.pin(runner, child_pid, apart=apart)
         return bool(self.cores)  # empty again when the host may not pin
 
     def unpin(self, child_pid: int) -> None:
-        """The calling thread and child `child_pid` may run on every core again."""
+        """The calling thread back where the host's threads run, child `child_pid` on every
+        core again."""
         with contextlib.suppress(OSError):  # a child that ended has nothing left to move
-            os.sched_setaffinity(0, self._everywhere)
+            os.sched_setaffinity(0, self._host_cpus())
             os.sched_setaffinity(child_pid, self._everywhere)
+
+    def _host_cpus(self) -> set[int]:
+        core = self.host_core
+        return {core} if self._placed and core is not None else self._everywhere
+
+    def place_host(self) -> None:
+        """Put every thread of this process on the host's core (threads started later inherit
+        it from the thread that starts them). Called once the zygote runs, which keeps every
+        core, as do the children it forks."""
+        core = self.host_core
+        if core is None:
+            return
+        try:
+            _set_threads({core})
+        except OSError as exc:
+            self.host_core = None
+            _set_threads(self._everywhere, quiet=True)
+            log.warning("the host's threads run on every core: could not place them (%s)", exc)
+            return
+        self._placed = True
+
+    def release_host(self) -> None:
+        """Every thread of this process on every core again (the host stops)."""
+        if self._placed:
+            self._placed = False
+            _set_threads(self._everywhere, quiet=True)
+
+    def spread(self, pid: int) -> None:
+        """A process the host started from one of its threads (which it inherited the host's
+        core from) may run on every core: its threads, started after this, inherit that."""
+        if self._placed:
+            with contextlib.suppress(OSError):  # it ended already: nothing to move
+                os.sched_setaffinity(pid, self._everywhere)
+
+
+def _set_threads(cpus: set[int], *, quiet: bool = False) -> None:
+    """Every thread of this process on `cpus`; a thread that ended meanwhile is skipped."""
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            os.sched_setaffinity(int(tid), cpus)
+        except ProcessLookupError:
+            continue
+        except OSError:
+            if not quiet:
+                raise

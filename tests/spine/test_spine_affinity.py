@@ -16,6 +16,8 @@ from apphelp import install, write_app
 
 from host.home import Home
 from host.runtime import Host, HostConfig
+from host.server.front import RestFront
+from host.server.listen import tcp_listener
 from host.supervise.affinity import BURST_CALLS, Affinity
 from sandbox.wire import SPIN_MIN_CPUS
 
@@ -96,7 +98,7 @@ def test_a_started_app_shares_its_runners_core_when_asked(tmp_path: Path, pin: b
     home = Home(tmp_path / "home").ensure()
     install(home, write_app(tmp_path / "apps", "pinned", ["livechat.read"],
                             ["livechat.room_started"], SRC))
-    with Host(home, config=HostConfig(pin_apps=pin)) as h:
+    with Host(home, config=HostConfig(pin_apps=pin, host_core=False)) as h:
         runner = next(iter(h.runners.values()))
         assert runner.submit("livechat.room_started", {}, 5.0).result(20) == "ok"
         assert runner.child is not None
@@ -132,19 +134,22 @@ class TestApp(App):
 '''
 
 
-@pytest.mark.parametrize(("bursts", "calls", "alone"),
-                         [(True, 40, True), (True, 40, False), (True, BURST_CALLS - 1, True),
-                          (False, 40, True)])
+@pytest.mark.parametrize(("bursts", "calls", "alone", "host_core"),
+                         [(True, 40, True, False), (True, 40, False, False),
+                          (True, BURST_CALLS - 1, True, False), (False, 40, True, False),
+                          (True, 40, True, True), (True, 40, False, True)])
 def test_a_handler_making_many_calls_is_pinned_until_it_ends(
-        tmp_path: Path, bursts: bool, calls: int, alone: bool) -> None:
+        tmp_path: Path, bursts: bool, calls: int, alone: bool, host_core: bool) -> None:
     """A burst alone: its pair on two cores apart, and both ends poll (each Reply says
-    `spin`). With another event running: on one core, no polling. Both free again after."""
+    `spin`). With another event running: on one core, no polling; where the host's threads
+    share a core, not pinned at all. Both back where they were after."""
     home = Home(tmp_path / "home").ensure()
     install(home, write_app(tmp_path / "apps", "looper", ["livechat.read", "persistence"],
                             ["livechat.room_started"], LOOP_SRC))
     install(home, write_app(tmp_path / "apps", "sleeper", ["livechat.read"],
                             ["livechat.room_started"], SLEEPER_SRC))
-    with Host(home, config=HostConfig(pin_bursts=bursts)) as h:
+    everywhere = os.sched_getaffinity(0)  # before the host places its threads
+    with Host(home, config=HostConfig(pin_bursts=bursts, host_core=host_core)) as h:
         runner = next(r for r in h.runners.values() if r.app_id == "looper")
         other = next(r for r in h.runners.values() if r.app_id == "sleeper")
         seen: list[tuple[set[int], set[int]]] = []
@@ -174,21 +179,108 @@ def test_a_handler_making_many_calls_is_pinned_until_it_ends(
             time.sleep(0.5)  # the sleeper's event is running
         assert runner.submit("livechat.room_started", {"n": calls}, 10.0).result(30) == "ok"
         assert len(seen) == calls
-        everywhere = os.sched_getaffinity(0)
-        unpinned = (everywhere, everywhere)
+        placed = h.affinity.host_core
+        assert (placed is not None) == (host_core and 2 <= len(everywhere) < SPIN_MIN_CPUS)
+        threads = everywhere if placed is None else {placed}
+        unpinned = (threads, everywhere)
         cores = h.affinity.cores
-        if bursts and calls >= BURST_CALLS and cores:
-            core = h.affinity.core_of(runner)
+        if bursts and calls >= BURST_CALLS and cores and (alone or placed is None):
+            core = h.affinity.core_of(runner) if placed is None else placed
             assert core is not None
             child_core = cores[(cores.index(core) + 1) % len(cores)] if alone else core
             assert seen[:BURST_CALLS - 1] == [unpinned] * (BURST_CALLS - 1)
             assert seen[BURST_CALLS - 1:] == [({core}, {child_core})] * (calls - BURST_CALLS + 1)
             assert spins == [False] * BURST_CALLS + [alone] * (calls - BURST_CALLS)
-        else:  # a short handler, bursts off, or a machine where hand-offs spin: never pinned
+        else:  # a short handler, bursts off, not alone beside the host's core, or a machine
+            # where hand-offs spin: never pinned
             assert seen == [unpinned] * calls
             assert not any(spins)
-        # The job is over: both may run anywhere again.
-        assert os.sched_getaffinity(runner._thread.native_id or 0) == everywhere
+        # The job is over: both back where they were.
+        assert os.sched_getaffinity(runner._thread.native_id or 0) == threads
         assert os.sched_getaffinity(runner.child.app_pid()) == everywhere
         if busy is not None:
             assert busy.result(30) == "ok"
+
+
+def _threads_cpus(pid: int) -> list[set[int]]:
+    out = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            out.append(os.sched_getaffinity(int(tid)))
+        except ProcessLookupError:
+            continue
+    return out
+
+
+@pytest.mark.parametrize(("host_core", "zygote"), [(True, True), (True, False), (False, True)])
+def test_the_hosts_threads_share_one_core_and_what_it_starts_every_core(
+        tmp_path: Path, host_core: bool, zygote: bool) -> None:
+    """`HostConfig.host_core`: every thread of the host's process on one core while it serves
+    (a runner's thread that starts a child too), its app children (forked by the zygote or
+    spawned from that thread) and its REST front on every core; all back after the stop."""
+    home = Home(tmp_path / "home").ensure()
+    install(home, write_app(tmp_path / "apps", "placed", ["livechat.read"],
+                            ["livechat.room_started"], SRC))
+    everywhere = os.sched_getaffinity(0)
+    sleeps = 2 <= len(everywhere) < SPIN_MIN_CPUS  # where the host places its threads
+    with Host(home, config=HostConfig(host_core=host_core, use_zygote=zygote)) as h:
+        runner = next(iter(h.runners.values()))
+        assert runner.submit("livechat.room_started", {}, 5.0).result(20) == "ok"
+        first = runner.child
+        assert first is not None
+        # The first child may have started before the host placed its threads: a restart
+        # is started by the runner's thread, on the host's core by then.
+        first.kill("the test restarts it", code="test")
+        assert runner.submit("livechat.room_started", {}, 5.0).result(20) == "ok"
+        child = runner.child
+        assert child is not None and child is not first
+        placed = h.affinity.host_core
+        assert (placed is not None) == (host_core and sleeps)
+        threads = everywhere if placed is None else {placed}
+        assert _threads_cpus(os.getpid()) == [threads] * len(_threads_cpus(os.getpid()))
+        assert os.sched_getaffinity(child.pid) == everywhere
+        assert os.sched_getaffinity(child.app_pid()) == everywhere
+        sock = tcp_listener("127.0.0.1", 0)
+        front = RestFront(home, sock, server=h.server, spread=h.affinity.spread).start()
+        try:
+            assert front.pid is not None
+            assert _threads_cpus(front.pid) == [everywhere] * len(_threads_cpus(front.pid))
+        finally:
+            front.stop()
+            sock.close()
+    assert _threads_cpus(os.getpid()) == [everywhere] * len(_threads_cpus(os.getpid()))
+
+
+def test_place_host_moves_every_thread_and_release_brings_them_back() -> None:
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        assert Affinity(host_core=True).host_core is None
+        return
+    pair = set(cores[:2])
+    assert Affinity(host_core=True, cpus=pair).host_core == cores[0]
+    assert Affinity(host_core=True, always=True, cpus=pair).host_core is None  # pairs pinned
+    assert Affinity(host_core=True, cpus=set(range(SPIN_MIN_CPUS))).host_core is None
+    assert Affinity(host_core=False, cpus=pair).host_core is None
+    aff = Affinity(host_core=True, cpus=pair)
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)  # a thread started before the placing
+    other.start()
+    before = os.sched_getaffinity(0)
+    try:
+        aff.place_host()
+        assert os.sched_getaffinity(other.native_id or 0) == {cores[0]}
+        assert os.sched_getaffinity(0) == {cores[0]}
+        sleeper = subprocess.Popen(["sleep", "30"])  # inherits the host's core ...
+        try:
+            assert os.sched_getaffinity(sleeper.pid) == {cores[0]}
+            aff.spread(sleeper.pid)  # ... until the host spreads it
+            assert os.sched_getaffinity(sleeper.pid) == pair
+        finally:
+            sleeper.kill()
+            sleeper.wait()
+        aff.release_host()
+        assert os.sched_getaffinity(other.native_id or 0) == pair
+    finally:
+        stop.set()
+        other.join()
+        os.sched_setaffinity(0, before)
