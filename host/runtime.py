@@ -454,6 +454,7 @@ class Host:
         modules = self._app_modules(rec)
         self.credentials.may_mint(rec.app_id, rec.install_id, rec.app_user_id)
         child = self.spawner.start(self.config.limits)
+        self.affinity.starting(child.pid)
         token, minted = tokens.mint(
             self.keyring, self.clock, app_id=rec.app_id, install_id=rec.install_id,
             session_id=child.session_id, generation=rec.generation, epoch=epoch,
@@ -470,9 +471,6 @@ class Host:
             self.credentials.record(minted)
             child.handshake(token, verify, degraded=self.config.degraded,
                             uid=self.identities.of(rec.install_id) if os.geteuid() == 0 else None)
-            if child.popen is not None:  # spawned from this thread, on the host's core
-                self.affinity.spread(child.pid)
-                self.affinity.spread(child.app_pid())
             if child.missing_layers:  # only under --degraded; the chain says which walls
                 self.audit_supervisor(runner, "confinement_degraded",
                                       "started with confinement layer(s) missing (--degraded): "
@@ -493,6 +491,11 @@ class Host:
         runner.install = rec
         self._receivers_cache = {}  # after the assignment (see __init__); no lock on this thread
         runner.handlers = frozenset(child.handlers)
+        # Started: every core again. A spawned child's app process was forked by its stand-in
+        # after the spawn, from this thread's core.
+        self.affinity.spread(child.pid)
+        if child.popen is not None:
+            self.affinity.spread(child.app_pid())
         return child
 
     def _app_modules(self, rec: InstallRecord) -> dict[str, str]:
