@@ -43,7 +43,9 @@ class HostConfig:
     pin_bursts: bool = True
     # Every thread of the host process on one core, what it starts on every core (only where
     # hand-offs sleep; `host.supervise.affinity`, docs/BENCH.md "The host's threads on one
-    # core"): the interpreter lock then changes hands without waking the other core.
+    # core"): the interpreter lock then changes hands without waking the other core. It moves
+    # every thread of the process, the embedder's too, until `stop`: off for embedders whose
+    # own threads need the other cores.
     host_core: bool = True
     lease_sweep_s: float = SWEEP_INTERVAL_S  # a shared store lease's beat (`storelease`)
 

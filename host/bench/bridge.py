@@ -132,7 +132,7 @@ def measure_fanout_cpu(host: Host, installs: Sequence[InstallRecord],
     host_s = (process_cpu_s(os.getpid()) or 0.0) - host0
     return {"apps_cpu_us": apps_s / (iterations * len(installs)) * 1e6,
             "host_cpu_ms": host_s / iterations * 1e3,
-            "cpu_floor_ms": (apps_s + host_s) / iterations / cores() * 1e3}
+            "cpu_floor_ms": (apps_s + host_s) / iterations / cores(host) * 1e3}
 
 
 def private_mib(pid: int) -> float:

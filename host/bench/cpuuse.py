@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from typing import Any
 
 from host.supervise.procfs import children_of
 
@@ -78,6 +79,8 @@ def machine_busy_s() -> float:
     return busy / _TICKS
 
 
-def cores() -> int:
-    """The cores this process may run on (what a rate on this machine has to share)."""
-    return len(os.sched_getaffinity(0))
+def cores(host: Any) -> int:
+    """The cores a running host's work may spread over (what a rate on this machine has to
+    share): the process's when the host was made, not the one core its own threads share
+    (`Affinity.place_host`), which this thread, one of them, now reports."""
+    return len(host.affinity.everywhere)

@@ -277,7 +277,7 @@ def _step(host: Any, front: RestFront | None, delays: _Delays, base: str, rate: 
         apps_cpu_ms_per_conversation=round(apps * 1000 / count, 2) if count else 0.0,
         machine_cpu_ms_per_conversation=round(machine * 1000 / count, 2) if count else 0.0,
         front_cpu_ms_per_conversation=round(front_s * 1000 / count, 2) if count else 0.0,
-        cpu_bound_per_s=round(cpuuse.cores() * count / (cpu + apps + front_s), 1)
+        cpu_bound_per_s=round(cpuuse.cores(host) * count / (cpu + apps + front_s), 1)
         if cpu + apps + front_s else 0.0,
         host_one_core_per_s=round(count / cpu, 1) if cpu else 0.0,
         queue_peaks=dict(sorted(queues.peaks.items())))

@@ -82,7 +82,7 @@ StepHook = Callable[[str], None]
 
 
 def run_scale(sizes: ScaleSizes, *, on_step: StepHook | None = None,
-              degraded: bool = False) -> dict[str, float]:
+              degraded: bool = False, host_core: bool = True) -> dict[str, float]:
     """Every figure of the scale run, in a fresh temporary home (removed afterwards)."""
     step = on_step or (lambda _label: None)
     out: dict[str, float] = {"load_avg_1m_start": os.getloadavg()[0]}
@@ -92,7 +92,7 @@ def run_scale(sizes: ScaleSizes, *, on_step: StepHook | None = None,
         installs = install_bench_apps(home, Path(tmp) / "apps", 0, policy_fanout=sizes.apps_big)
         pad_audit(home, sizes.audit_small)
         creator = _Creator(installs)
-        with _host(home, degraded) as host:
+        with _host(home, degraded, host_core) as host:
             uid = bridge.make_target_user(host)
             step(f"audit {sizes.audit_small:,}, window {sizes.window_small}")
             creator.create(host, sizes.window_small)
@@ -106,13 +106,13 @@ def run_scale(sizes: ScaleSizes, *, on_step: StepHook | None = None,
         pad_audit(home, sizes.audit_big)
         step("audit verify")
         out["audit_verify_s"] = time_verify(home)
-        with _host(home, degraded) as host:
+        with _host(home, degraded, host_core) as host:
             step(f"audit {sizes.audit_big:,}")
             big_audit = _measure(host, creator, uid, sizes)
             rss0 = _rss_mib()  # the host's own, 6 apps running
         step(f"install {sizes.apps_big} more apps")
         fans = install_fanout(home, Path(tmp) / "apps", sizes.apps_big)
-        with _host(home, degraded) as host:
+        with _host(home, degraded, host_core) as host:
             step(f"start {sizes.apps_big} apps, fan out to them")
             fan = bridge.measure_fanout(host, len(fans), sizes.fanout, sizes.fanout_warmup)
             out["host_mib_idle_apps"] = _rss_mib() - rss0
@@ -142,8 +142,9 @@ def met(figures: dict[str, float]) -> dict[str, bool]:
 
 
 @contextmanager
-def _host(home: Home, degraded: bool) -> Iterator[Host]:
-    host = Host(home, config=HostConfig(use_zygote=True, degraded=degraded, watch=False))
+def _host(home: Home, degraded: bool, host_core: bool = True) -> Iterator[Host]:
+    host = Host(home, config=HostConfig(use_zygote=True, degraded=degraded, watch=False,
+                                        host_core=host_core))
     try:
         yield host.start()
     finally:

@@ -173,7 +173,7 @@ def bench(
     if scale:
         from host.cli.bench_scale_cmd import scale_command
 
-        scale_command(quick, degraded, json_out)
+        scale_command(quick, degraded, json_out, host_core=host_core)
         return
     if rocketchat:
         _rocketchat(quick, json_out)

@@ -11,7 +11,8 @@ from host.cli.output import emit_json, err_console, fail
 from host.inert import host
 
 
-def scale_command(quick: bool, degraded: bool, json_out: bool) -> None:
+def scale_command(quick: bool, degraded: bool, json_out: bool, *,
+                  host_core: bool = True) -> None:
     from host.bench import scale
     from host.supervise.child import LayerMissing
 
@@ -22,12 +23,13 @@ def scale_command(quick: bool, degraded: bool, json_out: bool) -> None:
         task = progress.add_task("starting", total=None)
         try:
             figures = scale.run_scale(
-                sizes, degraded=degraded,
+                sizes, degraded=degraded, host_core=host_core,
                 on_step=lambda label: progress.update(task, description=label))
         except LayerMissing as exc:
             progress.stop()
             fail(str(exc), "run `stockade doctor`; or pass --degraded to measure anyway")
-    err_console.print(render_scale(figures, sizes, "quick" if quick else "full"))
+    mode = ("quick" if quick else "full") + ("" if host_core else ", host's threads anywhere")
+    err_console.print(render_scale(figures, sizes, mode))
     if json_out:
         emit_json(figures)
 

@@ -82,6 +82,12 @@ class Affinity:
         self._next = 0
         self._lock = threading.Lock()
 
+    @property
+    def everywhere(self) -> frozenset[int]:
+        """The cores the host's work may spread over (the apps', the front's): the process's
+        own when the host was made, whatever core its threads share since."""
+        return frozenset(self._everywhere)
+
     def core_of(self, runner: object) -> int | None:
         """The core `runner` was given (assigned on first ask); None when nothing is pinned."""
         if not self.cores:

@@ -3,11 +3,14 @@ a sandboxed child's CPU is found under its init, a name with parentheses does no
 fields, a process that ends stops counting, the machine's busy time grows with the work."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 from host.bench import cpuuse
+from host.supervise.affinity import Affinity
 
 # A parent that renames itself with a parenthesis and a space (as /proc shows it, "comm"), then
 # forks a child that burns CPU while the parent only waits: the parent's own CPU stays small.
@@ -49,4 +52,20 @@ def test_a_childs_cpu_is_found_under_its_parent_and_counted_once() -> None:
     time.sleep(0.05)
     assert cpuuse.process_cpu_s(proc.pid) is None  # reaped: gone from /proc
     assert cpuuse.stat_cpu_s(proc.pid) is None
-    assert cpuuse.cores() >= 1
+
+
+def test_the_cores_a_rate_shares_are_the_hosts_not_its_placed_threads() -> None:
+    """With the host's threads on one core (`Affinity.place_host`) this thread reports one
+    CPU; the apps and the front still share every core, and the CPU floors divide by those."""
+    usable = sorted(os.sched_getaffinity(0))
+    aff = Affinity(host_core=True, cpus=set(usable[:2]))
+    host = SimpleNamespace(affinity=aff)
+    before = os.sched_getaffinity(0)
+    try:
+        aff.place_host()
+        assert cpuuse.cores(host) == min(len(usable), 2)
+        if aff.host_core is not None:
+            assert len(os.sched_getaffinity(0)) == 1
+    finally:
+        aff.release_host()
+        os.sched_setaffinity(0, before)
