@@ -203,8 +203,11 @@ class Host:
         threading.Thread(target=self._upkeep, name="stockade-upkeep", daemon=True).start()
         if self.config.tune_gc:
             tune_gc()
-        # Last: the zygote (started with the spawner) keeps every core for the children.
+        # Last: the zygote, started with the spawner, is not a thread of this process; it goes
+        # off the host's core, where the children it forks ahead of need then prime.
         self.affinity.place_host()
+        if self.spawner.zygote is not None:
+            self.affinity.aside(self.spawner.zygote.pid)
 
     def _upkeep(self) -> None:
         """Lease beats, WAL checkpoints, anchors (off the call path), and `app list`'s status."""

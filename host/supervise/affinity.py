@@ -26,9 +26,10 @@ may not leave its core waits there for the interpreter lock and for the processe
 core (docs/BENCH.md, "Pinned bursts").
 
 *The host's core* (`HostConfig.host_core`, on by default): every thread of the host process
-shares one core (`place_host`), and what the host starts (the zygote, so every app child; the
-REST front) may run on every core, an app's child once its start is done (`starting`). The
-host's Python runs under one interpreter lock whatever the core count; spread over two cores,
+shares one core (`place_host`); an app's child runs on every core once its start is done
+(`starting`, `spread`), as does the REST front; the zygote on every core but the host's
+(`aside`: the children it forks ahead of need prime themselves there). The host's Python runs
+under one interpreter lock whatever the core count; spread over two cores,
 each hand-off of that lock between two threads (every SQLite statement, pipe write and
 contended lock lets another thread in) wakes the other core, which on this VM costs about as
 much as a read's whole gate. With the host's threads on one core four apps calling at once made
@@ -181,6 +182,14 @@ class Affinity:
         if self._placed and core is not None:
             with contextlib.suppress(OSError):  # it ended already: its start fails on its own
                 os.sched_setaffinity(pid, {core})
+
+    def aside(self, pid: int) -> None:
+        """A process whose work should leave the host's core alone (the zygote: the children it
+        forks ahead of need prime themselves there): on every other core."""
+        core = self.host_core
+        if self._placed and core is not None and len(self._everywhere) > 1:
+            with contextlib.suppress(OSError):  # it ended already: nothing to move
+                os.sched_setaffinity(pid, self._everywhere - {core})
 
     def spread(self, pid: int) -> None:
         """A process the host started from one of its threads (which it inherited the host's

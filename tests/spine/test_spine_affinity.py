@@ -240,6 +240,10 @@ def test_the_hosts_threads_share_one_core_and_what_it_starts_every_core(
         assert _threads_cpus(os.getpid()) == [threads] * len(_threads_cpus(os.getpid()))
         assert os.sched_getaffinity(child.pid) == everywhere
         assert os.sched_getaffinity(child.app_pid()) == everywhere
+        if zygote:  # what it forks ahead of need primes itself off the host's core
+            assert h.spawner is not None and h.spawner.zygote is not None
+            zygote_cpus = os.sched_getaffinity(h.spawner.zygote.pid)
+            assert zygote_cpus == (everywhere if placed is None else everywhere - {placed})
         sock = tcp_listener("127.0.0.1", 0)
         front = RestFront(home, sock, server=h.server, spread=h.affinity.spread).start()
         try:
@@ -275,6 +279,13 @@ def test_place_host_moves_every_thread_and_release_brings_them_back() -> None:
             assert os.sched_getaffinity(sleeper.pid) == {cores[0]}
             aff.spread(sleeper.pid)  # ... until the host spreads it
             assert os.sched_getaffinity(sleeper.pid) == pair
+        finally:
+            sleeper.kill()
+            sleeper.wait()
+        sleeper = subprocess.Popen(["sleep", "30"])
+        try:
+            aff.aside(sleeper.pid)
+            assert os.sched_getaffinity(sleeper.pid) == pair - {cores[0]}
         finally:
             sleeper.kill()
             sleeper.wait()
