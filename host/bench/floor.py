@@ -7,9 +7,9 @@ two reads and two wake-ups, which is what every bridge call pays at least.
 
 Where the two processes run decides that cost more than anything else: on one core a round trip
 is two process switches; on two cores it is two cross-core wake-ups, which on a VM can cost ten
-times more (2026-12-05: 3.8 µs against 64 µs here). The scheduler picks either, run to run, and
-the host pins a calling app's pair onto one core (`host.supervise.affinity`), so a floor left to
-the scheduler could be the dear placement while the calls it judges ran on the cheap one. So the
+times more (2026-12-05: 3.8 µs against 64 µs here). The scheduler picks either, run to run,
+while the host places a calling app's pair itself (`host.supervise.affinity`), so a floor left
+to the scheduler could be the dear placement while the calls it judges ran the cheap way. So the
 floor is measured in both placements, each pinned, and the bench judges against the lower.
 """
 from __future__ import annotations
