@@ -65,6 +65,7 @@ class _FakeSpawner:
 
     def __init__(self, *_args: Any, **_kwargs: Any) -> None:
         self.children: list[Child] = []
+        self.zygote = None  # no zygote: every child is spawned here
 
     def start(self, limits: ChildLimits) -> Child:
         child = start_fake_child([
