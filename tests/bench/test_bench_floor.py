@@ -6,6 +6,7 @@ or missed by where the scheduler put two processes (docs/BENCH.md, "The floor, p
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -42,18 +43,27 @@ def test_the_callers_cpus_are_restored() -> None:
 
 @needs_two
 def test_both_ends_run_on_the_cpus_asked() -> None:
-    """The placements name this process's first two CPUs; the measuring end stays on its own."""
+    """The placements name this process's first two CPUs; the measuring end stays on its CPU
+    and the echo child it forks runs on the other one asked."""
     first, second = sorted(os.sched_getaffinity(0))[:2]
     assert placements() == {"one_core": (first, first), "two_cores": (first, second)}
     seen: list[set[int]] = []
 
     def record() -> None:
-        measure_floor(20, 2, (second, first))
+        measure_floor(20_000, 0, (second, first))
         seen.append(os.sched_getaffinity(0))
 
     t = threading.Thread(target=record)
     t.start()
+    echo: set[int] | None = None
+    while t.is_alive() and echo != {first}:  # the echo child lives as long as the round trips
+        with contextlib.suppress(OSError):  # it ended meanwhile
+            # the thread's own children: the measuring thread forks the echo child
+            with open(f"/proc/{os.getpid()}/task/{t.native_id}/children", "rb") as f:
+                for pid in f.read().split():
+                    echo = os.sched_getaffinity(int(pid))
     t.join()
+    assert echo == {first}  # the echo child on the CPU asked for it
     assert seen == [{second}]  # the measuring thread stays where it was put
 
 
