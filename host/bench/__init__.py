@@ -1,7 +1,7 @@
 """`stockade bench`: what a bridge call costs, beside the physical floor and the REST alternative.
 
 `run_bench(QUICK | FULL)` returns one dict with `KEYS` (all numbers; `floor_two_cores_us_p50`
-only where the process may use two CPUs); `TARGETS` are the
+and `calls_per_s_4apps_2hosts` only where the process may use two CPUs); `TARGETS` are the
 figures the design must reach on a 2-core Linux machine, reported as met / not met. See
 docs/BENCH.md for what each figure measures.
 """

@@ -81,9 +81,10 @@ def measure_creates(host: Host, installs: BenchInstalls, iterations: int,
 
 
 def measure_throughput(host: Host, installs: BenchInstalls, uid: str, calls_per_app: int,
-                       rounds: int) -> list[float]:
-    """Bridge reads per second, all four readers calling at once; one figure per round."""
-    runners = [_runner(host, rec) for rec in installs.readers]
+                       rounds: int, apps: int | None = None) -> list[float]:
+    """Bridge reads per second, the first `apps` readers (all four by default) calling at
+    once; one figure per round."""
+    runners = [_runner(host, rec) for rec in installs.readers[:apps]]
     for r in runners:  # warm: every child started and has run the loop once
         loop(r, {"uid": uid, "n": 50})
     rates: list[float] = []

@@ -12,6 +12,7 @@ from host.bench.apps import BenchInstalls, install_bench_apps
 from host.bench.floor import measure_floor_placed
 from host.bench.rest_http import measure_rest_create
 from host.bench.stats import p50, p99
+from host.bench.twohosts import measure_two_hosts
 from host.home import Home
 from host.runtime import Host, HostConfig
 
@@ -24,7 +25,7 @@ KEYS = (
     "cold_start_ms_p50", "spawn_start_ms_p50",
     "idle_app_private_mib",
     "fanout50_ms_p50", "fanout50_ms_p99", "fanout50_cpu_floor_ms",
-    "calls_per_s_4apps",
+    "calls_per_s_1app", "calls_per_s_4apps", "calls_per_s_4apps_2hosts",
 )
 
 
@@ -70,8 +71,8 @@ QUICK = BenchSizes(
 # Step labels, in order (the CLI's progress bar counts them).
 STEPS = (
     "pipe floor", "install bench apps, start host", "bridge reads", "bridge creates",
-    "4 apps at once", "fan-out to 50 apps", "idle memory", "cold start (zygote)",
-    "REST over HTTP", "start (fresh interpreter)",
+    "1 app, then 4 apps at once", "4 apps over two hosts", "fan-out to 50 apps", "idle memory",
+    "cold start (zygote)", "REST over HTTP", "start (fresh interpreter)",
 )
 
 StepHook = Callable[[str], None]
@@ -129,7 +130,8 @@ def run_bench(sizes: BenchSizes, *, options: RunOptions | None = None,
             spawn = bridge.measure_cold_start(host, installs.cold, sizes.spawn,
                                               sizes.spawn_warmup)
         out["spawn_start_ms_p50"] = p50(spawn)
-    # floor_two_cores_us_p50 is absent where this process may use one CPU only
+    # floor_two_cores_us_p50 and calls_per_s_4apps_2hosts are absent where this process may
+    # use one CPU only
     return {k: round(float(out[k]), 3) for k in KEYS if k in out}
 
 
@@ -154,9 +156,19 @@ def _through_host(host: Host, installs: BenchInstalls, sizes: BenchSizes,
     creates = bridge.measure_creates(host, installs, sizes.creates, sizes.create_warmup)
     out["create_us_p50"], out["create_us_p99"] = p50(creates), p99(creates)
     next_step()
-    rates = bridge.measure_throughput(host, installs, uid, sizes.throughput_calls,
-                                      sizes.throughput_rounds)
-    out["calls_per_s_4apps"] = p50(rates)
+    # One reader alone, then four at once: how the gate's throughput scales with the apps
+    # calling (docs/BENCH.md, "Four apps at once: what a read costs the host").
+    for key, apps in (("calls_per_s_1app", 1), ("calls_per_s_4apps", None)):
+        rates = bridge.measure_throughput(host, installs, uid, sizes.throughput_calls,
+                                          sizes.throughput_rounds, apps)
+        out[key] = p50(rates)
+    next_step()
+    # The same four over two host processes sharing the home: what a second core buys
+    # (absent on one CPU, where there is none to buy).
+    rates = measure_two_hosts(host, installs, uid, sizes.throughput_calls,
+                              sizes.throughput_rounds, host.config)
+    if rates:
+        out["calls_per_s_4apps_2hosts"] = p50(rates)
     next_step()
     fan = bridge.measure_fanout(host, len(installs.fanout), sizes.fanout, sizes.fanout_warmup)
     out["fanout50_ms_p50"], out["fanout50_ms_p99"] = p50(fan), p99(fan)

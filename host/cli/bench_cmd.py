@@ -42,7 +42,9 @@ _MEANING = {
     "fanout50_ms_p50": "one post event to 50 apps until all handlers finished (median)",
     "fanout50_ms_p99": "the same (99th percentile)",
     "fanout50_cpu_floor_ms": "the apps' and host's CPU for one such fan-out, over the cores",
+    "calls_per_s_1app": "bridge reads per second, 1 app calling alone",
     "calls_per_s_4apps": "bridge reads per second, 4 apps calling at once",
+    "calls_per_s_4apps_2hosts": "the same 4 apps over two host processes sharing the home",
     "peer_read_us_p50": "Apps-Engine: an app's read.getUserReader().getById round trip",
     "peer_cold_ms_p50": "Apps-Engine: spawn to an app's first answer",
 }

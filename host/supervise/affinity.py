@@ -36,7 +36,9 @@ much as a read's whole gate. With the host's threads on one core four apps calli
 1.7 times the calls a second, and a REST workspace took a quarter less host CPU a conversation
 (docs/BENCH.md, "The host's threads on one core"). A burst alone still goes apart: its runner
 thread stays on the host's core, its child goes to the next. A burst with other events running
-is not pinned in this mode.
+is not pinned in this mode. The core is claimed machine-wide (`host.supervise.coreclaim`):
+several hosts on one machine take a core each, and a host that finds every core claimed keeps
+its threads on every core.
 
 Only where the hand-offs sleep: with `sandbox.wire.SPIN_MIN_CPUS` or more cores both ends
 spin before they sleep, and a spinning child on its runner's core would hold the very core its
@@ -51,6 +53,7 @@ import os
 import threading
 import weakref
 
+from host.supervise.coreclaim import CoreClaim, claim_core
 from sandbox.wire import SPIN_MIN_CPUS
 
 log = logging.getLogger("stockade.affinity")
@@ -75,9 +78,14 @@ class Affinity:
         self._everywhere = set(usable)
         #: The cores pairs are spread over; empty when nothing is pinned.
         self.cores: list[int] = usable if enabled and 2 <= len(usable) < SPIN_MIN_CPUS else []
+        #: The cores the host may claim for its own threads, in order of preference; empty:
+        #: its threads are not placed.
+        self.host_cores: tuple[int, ...] = (
+            tuple(usable) if host_core and not always and 2 <= len(usable) < SPIN_MIN_CPUS
+            else ())
         #: The core the host's own threads share once `place_host` ran; None: anywhere.
-        self.host_core: int | None = (
-            usable[0] if host_core and not always and 2 <= len(usable) < SPIN_MIN_CPUS else None)
+        self.host_core: int | None = None
+        self._claim: CoreClaim | None = None
         self._placed = False
         self._assigned: weakref.WeakKeyDictionary[object, int] = weakref.WeakKeyDictionary()
         self._next = 0
@@ -155,24 +163,34 @@ class Affinity:
     def place_host(self) -> None:
         """Put every thread of this process on the host's core (threads started later inherit
         it from the thread that starts them). Called once the zygote runs, which keeps every
-        core, as do the children it forks."""
-        core = self.host_core
-        if core is None:
+        core, as do the children it forks. The core is the first of `host_cores` that no other
+        host on this machine has claimed (`host.supervise.coreclaim`); with every one claimed,
+        the threads stay on every core."""
+        if not self.host_cores or self._placed:
+            return
+        claim = claim_core(self.host_cores)
+        if claim is None:
+            log.info("the host's threads run on every core: other hosts on this machine hold "
+                     "a core each (%s)", ", ".join(map(str, self.host_cores)))
             return
         try:
-            _set_threads({core})
+            _set_threads({claim.cpu})
         except OSError as exc:
-            self.host_core = None
+            claim.release()
             _set_threads(self._everywhere, quiet=True)
             log.warning("the host's threads run on every core: could not place them (%s)", exc)
             return
-        self._placed = True
+        self._claim, self.host_core, self._placed = claim, claim.cpu, True
 
     def release_host(self) -> None:
-        """Every thread of this process on every core again (the host stops)."""
+        """Every thread of this process on every core again (the host stops), and its core
+        free for another host."""
         if self._placed:
             self._placed = False
             _set_threads(self._everywhere, quiet=True)
+        if self._claim is not None:
+            self._claim.release()
+            self._claim, self.host_core = None, None
 
     def starting(self, pid: int) -> None:
         """A child the host is starting from one of its threads: on the host's core until its

@@ -258,25 +258,28 @@ def test_the_hosts_threads_share_one_core_and_what_it_starts_every_core(
 def test_place_host_moves_every_thread_and_release_brings_them_back() -> None:
     cores = sorted(os.sched_getaffinity(0))
     if len(cores) < 2:
-        assert Affinity(host_core=True).host_core is None
+        assert Affinity(host_core=True).host_cores == ()
         return
     pair = set(cores[:2])
-    assert Affinity(host_core=True, cpus=pair).host_core == cores[0]
-    assert Affinity(host_core=True, always=True, cpus=pair).host_core is None  # pairs pinned
-    assert Affinity(host_core=True, cpus=set(range(SPIN_MIN_CPUS))).host_core is None
-    assert Affinity(host_core=False, cpus=pair).host_core is None
+    assert Affinity(host_core=True, cpus=pair).host_cores == tuple(cores[:2])
+    assert Affinity(host_core=True, always=True, cpus=pair).host_cores == ()  # pairs pinned
+    assert Affinity(host_core=True, cpus=set(range(SPIN_MIN_CPUS))).host_cores == ()
+    assert Affinity(host_core=False, cpus=pair).host_cores == ()
     aff = Affinity(host_core=True, cpus=pair)
+    assert aff.host_core is None  # claimed when placed
     stop = threading.Event()
     other = threading.Thread(target=stop.wait)  # a thread started before the placing
     other.start()
     before = os.sched_getaffinity(0)
     try:
         aff.place_host()
-        assert os.sched_getaffinity(other.native_id or 0) == {cores[0]}
-        assert os.sched_getaffinity(0) == {cores[0]}
+        placed = aff.host_core
+        assert placed in pair
+        assert os.sched_getaffinity(other.native_id or 0) == {placed}
+        assert os.sched_getaffinity(0) == {placed}
         sleeper = subprocess.Popen(["sleep", "30"])  # inherits the host's core ...
         try:
-            assert os.sched_getaffinity(sleeper.pid) == {cores[0]}
+            assert os.sched_getaffinity(sleeper.pid) == {placed}
             aff.spread(sleeper.pid)  # ... until the host spreads it
             assert os.sched_getaffinity(sleeper.pid) == pair
         finally:
@@ -285,12 +288,13 @@ def test_place_host_moves_every_thread_and_release_brings_them_back() -> None:
         sleeper = subprocess.Popen(["sleep", "30"])
         try:
             aff.aside(sleeper.pid)
-            assert os.sched_getaffinity(sleeper.pid) == pair - {cores[0]}
+            assert os.sched_getaffinity(sleeper.pid) == pair - {placed}
         finally:
             sleeper.kill()
             sleeper.wait()
         aff.release_host()
         assert os.sched_getaffinity(other.native_id or 0) == pair
+        assert aff.host_core is None
     finally:
         stop.set()
         other.join()
