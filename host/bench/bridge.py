@@ -51,9 +51,9 @@ def loop(runner: AppRunner, payload: dict[str, Any]) -> list[float]:
     return [float(x) * 1e6 for x in result]
 
 
-def make_target_user(host: Host) -> str:
+def make_target_user(host: Host, username: str = "bench-target") -> str:
     """The user the readers read (created by the system, outside any app)."""
-    return str(host.server.users_create(SYSTEM, "bench-target", "Bench Target", "user")["id"])
+    return str(host.server.users_create(SYSTEM, username, "Bench Target", "user")["id"])
 
 
 def measure_reads(host: Host, installs: BenchInstalls, uid: str, iterations: int,
