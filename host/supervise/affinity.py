@@ -36,7 +36,10 @@ much as a read's whole gate. With the host's threads on one core four apps calli
 1.7 times the calls a second, and a REST workspace took a quarter less host CPU a conversation
 (docs/BENCH.md, "The host's threads on one core"). A burst alone still goes apart: its runner
 thread stays on the host's core, its child goes to the next. A burst with other events running
-is not pinned in this mode. The core is claimed machine-wide (`host.supervise.coreclaim`):
+has its child on the host's core too: its hand-offs are then direct switches, not cross-core
+wake-ups (four apps calling at once: 12 700-13 200 against 11 100-11 500 reads a second, the
+host's system time a read 24 -> 7 µs; docs/BENCH.md, "Four apps at once: what a read costs the
+host"). The core is claimed machine-wide (`host.supervise.coreclaim`):
 several hosts on one machine take a core each, and a host that finds every core claimed keeps
 its threads on every core.
 
@@ -142,9 +145,10 @@ class Affinity:
     def burst(self, runner: object, child_pid: int, *, apart: bool = False) -> bool:
         """A job made BURST_CALLS calls (on the runner's thread): pin the pair until the job
         ends, when the caller `unpin`s it; `apart` (its event the only one running) on two
-        cores, for both ends to poll. With the host's threads placed, only `apart`. False when
-        nothing was pinned."""
-        if self.always or not self.cores or (self._placed and not apart):
+        cores, for both ends to poll. With the host's threads placed, the runner's thread is on
+        the host's core already, and a pair not apart shares it. False when nothing was
+        pinned."""
+        if self.always or not self.cores:
             return False
         self.pin(runner, child_pid, apart=apart)
         return bool(self.cores)  # empty again when the host may not pin
