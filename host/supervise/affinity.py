@@ -37,7 +37,7 @@ much as a read's whole gate. With the host's threads on one core four apps calli
 (docs/BENCH.md, "The host's threads on one core"). A burst alone still goes apart: its runner
 thread stays on the host's core, its child goes to the next. A burst with other events running
 has its child on the host's core too: its hand-offs are then direct switches, not cross-core
-wake-ups (four apps calling at once: 12 700-13 200 against 11 100-11 500 reads a second, the
+wake-ups (four apps calling at once: 11 800-13 200 against 10 900-11 500 reads a second, the
 host's system time a read 24 -> 7 µs; docs/BENCH.md, "Four apps at once: what a read costs the
 host"). The core is claimed machine-wide (`host.supervise.coreclaim`):
 several hosts on one machine take a core each, and a host that finds every core claimed keeps
