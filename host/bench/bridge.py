@@ -23,6 +23,8 @@ from host.supervise.supervisor import AppRunner
 # Generous deadlines: a slow machine must finish the bench, not have it killed.
 LOOP_DEADLINE_S = 120.0
 EVENT_DEADLINE_S = 30.0
+# Reads a reader makes before it is measured in a throughput round.
+WARM_CALLS = 50
 # One handler returns at most this many durations (the wire caps a list at 2048 items).
 MAX_BATCH = 2000
 
@@ -85,17 +87,30 @@ def measure_throughput(host: Host, installs: BenchInstalls, uid: str, calls_per_
     """Bridge reads per second, the first `apps` readers (all four by default) calling at
     once; one figure per round."""
     runners = [_runner(host, rec) for rec in installs.readers[:apps]]
-    for r in runners:  # warm: every child started and has run the loop once
-        loop(r, {"uid": uid, "n": 50})
+    warm(runners, uid)
     rates: list[float] = []
-    n = min(calls_per_app, MAX_BATCH)
     for _ in range(rounds):
-        t0 = time.perf_counter()
-        futures = [r.submit(LOOP_EVENT, {"uid": uid, "n": n}, LOOP_DEADLINE_S) for r in runners]
-        for f in futures:
-            f.result(LOOP_DEADLINE_S + 10)
-        rates.append(len(runners) * n / (time.perf_counter() - t0))
+        t0, t1, made = reads_at_once(runners, uid, calls_per_app)
+        rates.append(made / (t1 - t0))
     return rates
+
+
+def warm(runners: Sequence[AppRunner], uid: str) -> None:
+    """Every reader's child started and through its reading loop once."""
+    for r in runners:
+        loop(r, {"uid": uid, "n": WARM_CALLS})
+
+
+def reads_at_once(runners: Sequence[AppRunner], uid: str,
+                  calls: int) -> tuple[float, float, int]:
+    """Every reader's loop of `calls` reads (at most a batch) at once: (start, end, calls
+    made), by `time.monotonic`, the machine's clock, the same in every process."""
+    n = min(calls, MAX_BATCH)
+    t0 = time.monotonic()
+    futures = [r.submit(LOOP_EVENT, {"uid": uid, "n": n}, LOOP_DEADLINE_S) for r in runners]
+    for f in futures:
+        f.result(LOOP_DEADLINE_S + 10)
+    return t0, time.monotonic(), n * len(runners)
 
 
 def _settle(delivery: Delivery) -> None:

@@ -139,7 +139,7 @@ def run_bench(sizes: BenchSizes, *, options: RunOptions | None = None,
                    pin_bursts=opts.pin_bursts, host_core=opts.host_core) as host:
             uid = bridge.make_target_user(host, "bench-target-2")
             rates = measure_two_hosts(host, installs, uid, sizes.throughput_calls,
-                                      sizes.throughput_rounds, host.config)
+                                      sizes.throughput_rounds)
         if rates:
             out["calls_per_s_4apps_2hosts"] = p50(rates)
     # floor_two_cores_us_p50 and calls_per_s_4apps_2hosts are absent where this process may

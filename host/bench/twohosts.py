@@ -22,45 +22,28 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
-from concurrent.futures import Future
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from host.bench.apps import LOOP_EVENT, BenchInstalls
+from host.bench.apps import BenchInstalls
+from host.bench.bridge import reads_at_once, warm
 from host.home import Home
 from host.runtime import Host, HostConfig
-from host.supervise.supervisor import AppRunner
-
-# How long the second host may take to start and answer a first loop, and one round.
-START_DEADLINE_S = 120.0
-ROUND_DEADLINE_S = 120.0
-WARM_CALLS = 50
-
-
-def _round(runners: Sequence[AppRunner], uid: str, calls: int) -> tuple[float, float, int]:
-    """Every runner's loop of `calls` reads at once: (start, end, calls made)."""
-    t0 = time.monotonic()
-    futures: list[Future[Any]] = [r.submit(LOOP_EVENT, {"uid": uid, "n": calls}, ROUND_DEADLINE_S)
-                                  for r in runners]
-    for f in futures:
-        f.result(ROUND_DEADLINE_S + 10)
-    return t0, time.monotonic(), calls * len(runners)
 
 
 def measure_two_hosts(host: Host, installs: BenchInstalls, uid: str, calls_per_app: int,
-                      rounds: int, config: HostConfig) -> list[float]:
+                      rounds: int) -> list[float]:
     """Reads a second, all four readers at once: the first two on `host`, the other two on a
-    second host process over the same home with `config`; one figure per round. Empty where
-    this process may use one CPU only (a second host would buy nothing there)."""
+    second host process over the same home with `host`'s configuration; one figure per round.
+    Empty where this process may use one CPU only (a second host would buy nothing there)."""
     everywhere = sorted(host.affinity.everywhere)
     if len(everywhere) < 2:
         return []
     ours = [host.runners[r.install_id] for r in installs.readers[:2]]
     theirs = [r.install_id for r in installs.readers[2:]]
-    settings = {k: v for k, v in asdict(config).items()
+    settings = {k: v for k, v in asdict(host.config).items()
                 if k in ("degraded", "group_reads", "pin_apps", "pin_bursts", "host_core")}
     with tempfile.TemporaryFile("w+") as errors:
         proc = subprocess.Popen(
@@ -69,13 +52,11 @@ def measure_two_hosts(host: Host, installs: BenchInstalls, uid: str, calls_per_a
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors, text=True)
         try:
             _expect(proc, "ready", errors)
-            for r in ours:
-                r.submit(LOOP_EVENT, {"uid": uid, "n": WARM_CALLS}, ROUND_DEADLINE_S).result(
-                    ROUND_DEADLINE_S + 10)
+            warm(ours, uid)
             rates: list[float] = []
             for _ in range(rounds):
                 _send(proc, f"go {calls_per_app}")
-                t0, t1, n = _round(ours, uid, calls_per_app)
+                t0, t1, n = reads_at_once(ours, uid, calls_per_app)
                 other = json.loads(_expect(proc, None, errors))
                 span = max(t1, float(other["t1"])) - min(t0, float(other["t0"]))
                 rates.append((n + int(other["n"])) / span)
@@ -112,15 +93,13 @@ def _expect(proc: subprocess.Popen[str], want: str | None, errors: Any) -> str:
 def _serve(home: Path, install_ids: Sequence[str], uid: str, config: HostConfig) -> None:
     with Host(Home(home), config=config) as host:
         runners = [host.runners[i] for i in install_ids]
-        for r in runners:
-            r.submit(LOOP_EVENT, {"uid": uid, "n": WARM_CALLS}, START_DEADLINE_S).result(
-                START_DEADLINE_S + 10)
+        warm(runners, uid)
         print("ready", flush=True)
         for line in sys.stdin:
             verb, _, calls = line.partition(" ")
             if verb != "go":
                 break
-            t0, t1, n = _round(runners, uid, int(calls))
+            t0, t1, n = reads_at_once(runners, uid, int(calls))
             print(json.dumps({"t0": t0, "t1": t1, "n": n}), flush=True)
 
 
