@@ -201,7 +201,7 @@ def state_checks(home: Home) -> list[Check]:
                              + (f"; readable by others: {loose}" if loose else "")))
         except Exception as exc:  # noqa: BLE001 - reported as a failed check
             out.append(Check("signing keys", False, str(exc)))
-    for label, path in (("host store", home.host_db), ("server store", home.server_db)):
+    for label, path in home.sqlite_files():
         if path.exists():
             try:
                 with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
@@ -320,7 +320,7 @@ def disk_checks(home: Home) -> list[Check]:
     the operator must hear of it here, not from apps' errors."""
     out: list[Check] = []
     seen: set[int] = set()
-    for label, path in (("host store", home.host_db), ("server store", home.server_db)):
+    for label, path in home.sqlite_files():
         where = path.resolve().parent if path.exists() else home.root
         try:
             st = os.statvfs(where)

@@ -1,8 +1,10 @@
 """The one folder that holds all host state (`--home`, `STOCKADE_HOME`, default `~/.stockade`)."""
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import sqlite3
 import stat
 import tomllib
 from dataclasses import dataclass
@@ -73,7 +75,33 @@ class Home:
 
     @property
     def server_db(self) -> Path:
-        return self.root / "server.db"
+        """The SQLite file holding the embedded server's data: the host's own `host.db`, so a
+        call with effects commits its decision, the server's write and its outcome in one
+        transaction (DESIGN rule 9, `host.gate.onetx`); or `server.db`, in a home whose server
+        was made there before (its data stays; those calls take three commits)."""
+        own = self.root / "server.db"
+        return own if own.exists() else self.host_db
+
+    def sqlite_files(self) -> tuple[tuple[str, Path], ...]:
+        """The home's SQLite stores, each once: ("host store", host.db), and ("server store",
+        server.db) where the server's data has a file of its own."""
+        if self.server_db == self.host_db:
+            return (("host store", self.host_db),)
+        return (("host store", self.host_db), ("server store", self.server_db))
+
+    def has_server_data(self) -> bool:
+        """Whether the embedded server has been set up in this home (read-only commands must
+        not create its tables)."""
+        if self.store_url is not None:
+            return True
+        path = self.server_db
+        if not path.exists():
+            return False
+        if path != self.host_db:
+            return True
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as c:
+            return c.execute("SELECT 1 FROM sqlite_master WHERE type = 'table'"
+                             " AND name = 'users'").fetchone() is not None
 
     @property
     def lease_path(self) -> Path:

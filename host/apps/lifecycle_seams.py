@@ -29,7 +29,7 @@ def _server(home: Home) -> Iterator[Workspace | None]:
             yield remote
         finally:
             remote.close()
-    elif home.store_url is not None or home.server_db.exists():
+    elif home.has_server_data():
         yield EmbeddedServer(home.server_store, SystemClock())
     else:
         yield None

@@ -81,7 +81,7 @@ def server_facts(home: Home, rec: InstallRecord, action: str, args: dict[str, An
             server = open_remote(home, SystemClock())
         except ConfigError as exc:
             fail(str(exc))
-    elif home.store_url is None and not home.server_db.exists():
+    elif not home.has_server_data():
         return facts  # no server yet: the decision says which --fact it needs
     else:
         server = EmbeddedServer(home.server_store, SystemClock())

@@ -21,12 +21,15 @@ import secrets
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, NamedTuple
 
 from host.apps.installs import InstallRecord, InstallStore
 from host.clock import Clock
 from host.errors import GateError, RefusalBudgetExceeded, ServerRefused
+from host.gate.actor import acting_user
 from host.gate.installview import InstallView
+from host.gate.onetx import LENT_ACTIONS, AfterCommit, ServerCalls, server_calls
 from host.gate.restbridge import rest_call
 from host.keys.tokens import Claims
 from host.ledger.audit import AuditRecord, digest_args
@@ -37,6 +40,7 @@ from host.server.errors import ServerError, Unavailable
 from host.server.principals import Caller
 from host.server.rest_errors import rc_status
 from host.store import Conn
+from host.store.diskfull import store_trouble
 from policies.engine import TARGET_USER_ACTIONS, decide
 from policies.policy import Policy
 from policies.types import Decision, Request
@@ -122,16 +126,19 @@ class PolicySource:
 StoreCall = Callable[[Conn, "Session", dict[str, Any]], Any]
 # `_in_one_transaction`'s answer when the write raised and nothing was recorded.
 _FALL_BACK = object()
+# A creation's seat check inside that transaction: the ceiling, and the seats in use counted
+# on its connection (given the op_ids of creations admitted elsewhere and not yet settled).
+SeatCheck = tuple[int, Callable[[Conn, Sequence[str]], int]]
+
+
+def _lent_call(lent: ServerCalls, action: str, c: Conn, session: Session,
+               args: dict[str, Any], *, op_id: str) -> AfterCommit:
+    return lent.call(c, action, session, args, op_id)
 
 
 def args_digest(args: Mapping[str, Any]) -> str:
     """Digest of the canonical arguments: the audit log proves what was asked, never holds it."""
     return digest_args(args)
-
-
-# Longest user id named in clear on a record (the engine refuses ids over MAX_ID anyway); a
-# longer one is cut with a marker rather than let an app's argument refuse its own audit record.
-_MAX_ACTOR_ID = 120
 
 
 def _allow_record(session: Session, action: str, args: Mapping[str, Any],
@@ -143,18 +150,6 @@ def _allow_record(session: Session, action: str, args: Mapping[str, Any],
         app_id=session.app_id, install_id=session.install_id, action=action,
         args_digest=args_digest(args), op_id=op_id, write=write, route=route,
         actor=acting_user(action, args))
-
-
-def acting_user(action: str, args: Mapping[str, Any]) -> str | None:
-    """Who a message sent as another user speaks as, for the record's `actor`: audited "with
-    both identities" (the app in `app_id`, the user it speaks as here, in clear, never only in
-    the digest), on the decision whether it is allowed or refused. None for other actions."""
-    if action != "messages.send_as_user":
-        return None
-    uid = args.get("user_id")
-    if not isinstance(uid, str):
-        return "user (not a string)"
-    return "user " + (uid if len(uid) <= _MAX_ACTOR_ID else uid[:_MAX_ACTOR_ID] + "…")
 
 
 class Gate:
@@ -179,6 +174,8 @@ class Gate:
         self.host_actions = dict(host_actions or {})
         # Host-served calls on the ledger's own store (persistence): one transaction each.
         self.store_calls = dict(store_calls or {})
+        # The embedded server's writes in the same transaction, when it shares the ledger's file.
+        self.server_calls = server_calls(server, ledger.store)
         self.audit_reads = audit_reads
         self.resolve = resolve
         # `ServerAdapter.op_log_exact`; an adapter that does not say is taken as inexact.
@@ -311,9 +308,15 @@ class Gate:
         def holds(c: Conn) -> bool:
             return installs.version_in(c) == version
         fused = self.store_calls.get(action) if route is None else None
-        if fused is not None and op_id and decision.seat_ceiling is None:
-            done = self._in_one_transaction(session, spec, args, rules, policy, charges, op_id,
-                                            fused, holds)
+        ceiling = decision.seat_ceiling if action == "users.create" else None
+        lent = self.server_calls if route is None and action in LENT_ACTIONS else None
+        if lent is not None and op_id:
+            # The embedded server shares the ledger's file: its write joins the admission.
+            fused = partial(_lent_call, lent, action, op_id=op_id)
+        if fused is not None and op_id and (decision.seat_ceiling is None or lent is not None):
+            done = self._in_one_transaction(
+                session, spec, args, rules, policy, charges, op_id, fused, holds,
+                None if ceiling is None or lent is None else (ceiling, lent.seats_in))
             if done is not _FALL_BACK:
                 return done
         seq: int | None = None
@@ -373,7 +376,7 @@ class Gate:
                 self._settle_unknown(spec, seq, op_id, exc)
             self._count(False)
             raise GateError("internal", f"{action} failed inside the host"
-                            f"{_store_trouble(exc)}") from exc
+                            f"{store_trouble(exc)}") from exc
         if seq is not None and op_id is not None:
             # No seat is "released" here: seats are counted from the server's users at the next
             # creation, so a repeated or foreign deactivation frees nothing it did not hold.
@@ -391,9 +394,12 @@ class Gate:
     def _in_one_transaction(self, session: Session, spec: ActionSpec, args: dict[str, Any],
                             rules: tuple[str, ...], policy: Policy,
                             charges: tuple[QuotaCharge, ...], op_id: str, call: StoreCall,
-                            holds: Callable[[Conn], bool]) -> Any:
+                            holds: Callable[[Conn], bool], seats: SeatCheck | None) -> Any:
         """A call on the ledger's own store (a write, or a read under a quota): decision,
-        units, the call and its outcome commit together (`Ledger.admit_apply`, DESIGN rule 9).
+        units, the call and its outcome commit together (`Ledger.admit_apply`, DESIGN rule 9);
+        so does the embedded server's write when it shares the ledger's file (`host.gate.onetx`),
+        with its seat check (`seats`: the ceiling and a counter on the transaction's connection)
+        and its events emitted only after the commit.
         A read the store refuses before anything (a missing key) is recorded and refunded in
         that transaction and raised. Any other failure left nothing behind: `_FALL_BACK`
         sends the call down the three-commit path, which records the refusal (and gives the
@@ -417,7 +423,8 @@ class Gate:
         try:
             admission, value = self.ledger.admit_apply(record, charges, apply,
                                                        refusal_budget(session.install_id),
-                                                       refused=refused, holds=holds)
+                                                       refused=refused, holds=holds,
+                                                       seats=seats)
         except Exception as exc:
             if recorded and exc is recorded[-1]:
                 self._count(False)  # recorded and refunded in the call's own transaction
@@ -430,6 +437,9 @@ class Gate:
         if not admission.allowed:
             raise self._over_quota(admission)
         self._count(True)
+        if isinstance(value, AfterCommit):
+            value.then()
+            return value.value
         return value
 
     def _outcome_may_wait(self, spec: ActionSpec) -> bool:
@@ -580,14 +590,3 @@ def _refused_before_anything(exc: Exception) -> str | None:
 def refusal_budget(install_id: str) -> Charge:
     """The refusal budget's charge for one install (see REFUSAL_BUDGET)."""
     return Charge(f"refusals:{install_id}", REFUSAL_BUDGET, REFUSAL_WINDOW_S, "install")
-
-
-def _store_trouble(exc: BaseException) -> str:
-    """A reason an operator can act on when a store failed, in the app's error message (the
-    exception's own text stays in the host's log: it may hold paths or SQL)."""
-    text = str(exc).lower()
-    if "disk is full" in text or "no space" in text:
-        return ": the store is full (disk full); nothing was applied unless the audit says so"
-    if "malformed" in text or "not a database" in text:
-        return ": the store is damaged; run `stockade doctor`"
-    return ""

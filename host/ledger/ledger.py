@@ -225,7 +225,9 @@ class Ledger:
     def admit_apply(self, record: AuditRecord, charges: Sequence[QuotaCharge],
                     apply: Callable[[Conn], T], refusal_budget: QuotaCharge | None = None, *,
                     refused: Callable[[Exception], str | None] | None = None,
-                    holds: Holds | None = None) -> tuple[Admission, T | None]:
+                    holds: Holds | None = None,
+                    seats: tuple[int, Callable[[Conn, Sequence[str]], int]] | None = None,
+                    ) -> tuple[Admission, T | None]:
         """DESIGN rule 9's second branch, for a call whose data lives in this ledger's own
         store (an app's persistence): the decision, its units, the call (`apply`, on this
         transaction's connection) and its outcome in one transaction. Nothing can be left
@@ -238,7 +240,9 @@ class Ledger:
         transaction: `refused` maps what its `apply` raised to an error code (a missing key:
         `not_found`), and the refusal is recorded and refunded as `outcome(..., refund=True)`
         would, then the exception is raised once that transaction has committed. `holds` as in
-        `admit`."""
+        `admit`. `seats` (a ceiling and a counter reading this transaction's connection) is a
+        creation's seat check when the server's data shares this store (`host.gate.onetx`): it
+        holds the write lock, so two hosts never both take the last seat."""
         self._check_admitting()
         if not record.op_id or (record.write is not True and not charges):
             raise AuditError("admit_apply is for an admitted call with an op_id")
@@ -248,7 +252,11 @@ class Ledger:
         refusal: Exception | None = None
         with self.audit.transaction() as c:
             _check_holds(c, holds)
-            seq, result, states, over = _verdict_in(c, body, charges, record.op_id, now, None,
+            seat = None
+            if seats is not None:
+                ceiling, count = seats
+                seat = (ceiling, _seats_used(c, lambda pending: count(c, pending)))
+            seq, result, states, over = _verdict_in(c, body, charges, record.op_id, now, seat,
                                                     refusal_budget)
             if isinstance(result, QuotaDenied):
                 admission = Admission(seq, False, None, states, result.message, over)

@@ -60,7 +60,11 @@ class ServerCore:
                     install_id=p.install_id if isinstance(p, Caller) else None,
                     args_digest=dig, result=result, now=tx.now,
                 )
-        self._bus.emit(tx.events)
+        loan = self.db.loan()
+        if loan is not None:
+            loan.events += tx.events  # emitted once the lender's transaction commits
+        else:
+            self._bus.emit(tx.events)
         return result
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:

@@ -208,6 +208,10 @@ CREATE TRIGGER app_seats_update AFTER UPDATE OF active, created_by_app ON users
         - (OLD.created_by_app IS NOT NULL AND OLD.active = 1) WHERE id = 1; END
 """
 
+# The server's own schema version (a table of its own: it predates the host's `schema_meta`).
+SERVER_VERSION_DDL = ("CREATE TABLE IF NOT EXISTS schema_version ("
+                      "id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)")
+
 # Ordered migrations: index i takes the schema from version i to i + 1. Append, never edit.
 MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4)
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -265,7 +269,10 @@ class Database:
         self._migrate()
 
     def conn(self) -> Any:
-        """This thread's connection (opened on first use)."""
+        """This thread's connection (opened on first use), or the one lent to it (`lend`)."""
+        loan: Loan | None = getattr(self._local, "loan", None)
+        if loan is not None:
+            return loan.conn
         if self.shared is not None:
             return self.shared.conn()
         c: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -348,6 +355,10 @@ class Database:
     def write(self) -> Iterator[Any]:
         """One write transaction (BEGIN IMMEDIATE .. COMMIT, or the shared store's write lock);
         any exception rolls it all back."""
+        if getattr(self._local, "loan", None) is not None:
+            # Inside the lender's transaction (`lend`): it commits, or rolls back, all of it.
+            yield self.conn()
+            return
         c = self.conn()
         if c.in_transaction:
             # A server operation is one transaction; nesting would silently merge two.
@@ -372,6 +383,33 @@ class Database:
             if c.in_transaction:
                 c.execute("COMMIT")
 
+    @contextmanager
+    def lend(self, c: sqlite3.Connection) -> Iterator[Loan]:
+        """Run this thread's server operations on `c`, inside its owner's open write transaction
+        on the same file (DESIGN rule 9's second branch: the gate's decision, quota unit, server
+        write and outcome commit together; `host.server.lent`). Writes neither begin nor commit
+        (the owner does both); their events wait in the `Loan` until the owner has committed,
+        and are dropped if it rolls back. Rows read by name meanwhile (`sqlite3.Row`), as on
+        this database's own connections; the owner's row factory is put back after."""
+        if self.shared is not None or not c.in_transaction:
+            raise RuntimeError("a server connection is lent only inside a SQLite transaction")
+        if getattr(self._local, "loan", None) is not None:
+            raise RuntimeError("nested loan of a connection to the server")
+        loan = Loan(c)
+        factory = c.row_factory
+        c.row_factory = sqlite3.Row
+        self._local.loan = loan
+        try:
+            yield loan
+        finally:
+            self._local.loan = None
+            c.row_factory = factory
+
+    def loan(self) -> Loan | None:
+        """The loan this thread's server operations run under (`lend`), if any."""
+        loan: Loan | None = getattr(self._local, "loan", None)
+        return loan
+
     def _migrate_shared(self, migrating: bool) -> None:
         """A shared store's schema changes only at `stockade store migrate` (docs/SCALE.md)."""
         assert self.shared is not None
@@ -392,10 +430,7 @@ class Database:
     def _migrate(self) -> None:
         dialect = "sqlite" if self.shared is None else "postgresql"
         with self.write() as c:
-            c.execute(
-                "CREATE TABLE IF NOT EXISTS schema_version ("
-                "id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)"
-            )
+            c.execute(SERVER_VERSION_DDL)
             row = c.execute("SELECT version FROM schema_version WHERE id = 1").fetchone()
             version = int(row[0]) if row else 0
             if version > SCHEMA_VERSION:
@@ -432,6 +467,15 @@ def _statements(script: str) -> list[str]:
     if acc.strip():
         out.append(acc.strip())
     return out
+
+
+@dataclass
+class Loan:
+    """A connection lent to the server by its owner's transaction (`Database.lend`), and the
+    events the server's writes on it queued, for the owner to emit once it has committed."""
+
+    conn: sqlite3.Connection
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
 
 @dataclass

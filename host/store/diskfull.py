@@ -43,3 +43,14 @@ class DiskFullNotice:
 
 
 disk_full_notice = DiskFullNotice()
+
+
+def store_trouble(exc: BaseException) -> str:
+    """A reason an operator can act on when a store failed, in the app's error message (the
+    exception's own text stays in the host's log: it may hold paths or SQL)."""
+    text = str(exc).lower()
+    if "disk is full" in text or "no space" in text:
+        return ": the store is full (disk full); nothing was applied unless the audit says so"
+    if "malformed" in text or "not a database" in text:
+        return ": the store is damaged; run `stockade doctor`"
+    return ""

@@ -89,6 +89,7 @@ class SqliteStore(Store):
                                 check_same_thread=False)
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            fresh = not self.path.exists()
             # isolation_level=None: the sqlite3 module must not open implicit transactions; we
             # issue BEGIN IMMEDIATE ourselves so the write lock is taken before the first read.
             # check_same_thread=False: `close_all` closes it from another thread, and an idle
@@ -96,6 +97,10 @@ class SqliteStore(Store):
             # connection is only ever used by one thread at a time.
             c = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
                                 check_same_thread=False)
+            if fresh:
+                # The owner's only: it holds the audit log and, in a home's host.db, the embedded
+                # server's users, password and token hashes (its WAL and shm files follow).
+                os.chmod(self.path, 0o600)
         c.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         if not self.readonly:
             mode = c.execute("PRAGMA journal_mode=WAL").fetchone()[0]
@@ -208,7 +213,8 @@ def integrity_problem(path: Path) -> str | None:
 def refuse_damaged_stores(home: Home) -> None:
     """Fail closed before anything opens a store for writing: a damaged ledger cannot hold
     quotas or the audit chain, and a damaged server store cannot say what was applied."""
-    for name, path in (("host.db", home.host_db), ("server.db", home.server_db)):
+    for _label, path in home.sqlite_files():
+        name = path.name
         if not path.exists():
             continue
         problem = integrity_problem(path)

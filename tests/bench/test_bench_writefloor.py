@@ -16,6 +16,7 @@ from gatehelp import POLICY, add_seat_ceiling, build_rig, install_fuzz_app
 from host.bench import writefloor
 from host.clock import SystemClock
 from host.home import Home
+from host.server.embedded import EmbeddedServer
 
 Snapshot = dict[str, set[tuple[object, ...]]]
 
@@ -36,15 +37,20 @@ def _changed(before: Snapshot, after: Snapshot) -> dict[str, tuple[int, int]]:
     return out
 
 
-def _real_create_changes(tmp_path: Path) -> tuple[dict[str, tuple[int, int]], ...]:
+def _real_create_changes(tmp_path: Path, *, own_server_db: bool
+                         ) -> tuple[dict[str, tuple[int, int]], ...]:
+    """What one create through the gate changes: in host.db, and in server.db for a home whose
+    server has a file of its own (made before the server's tables moved into host.db)."""
     home = Home(tmp_path / "home").ensure()
+    if own_server_db:
+        EmbeddedServer(home.root / "server.db", SystemClock()).close()
     install_fuzz_app(home)
     # The bench's create sets a custom field, so the rule lists its key (as `bench.toml` does).
     (home.policies_dir / "gatehelp.toml").write_text(
         POLICY.replace('roles = ["bot"]', 'roles = ["bot"]\ncustom_field_keys = ["externalId"]'))
     add_seat_ceiling(home)
     rig = build_rig(home, SystemClock())
-    conns = [sqlite3.connect(home.host_db), sqlite3.connect(home.server_db)]
+    conns = [sqlite3.connect(path) for _label, path in home.sqlite_files()]
 
     def create(n: int) -> None:
         rig.gate.handle(rig.session, "users.create", {
@@ -58,7 +64,8 @@ def _real_create_changes(tmp_path: Path) -> tuple[dict[str, tuple[int, int]], ..
 
 
 def test_three_commits_changes_what_a_real_create_changes(tmp_path: Path) -> None:
-    real_host, real_server = _real_create_changes(tmp_path)
+    """A home whose server keeps its own server.db: the three commits."""
+    real_host, real_server = _real_create_changes(tmp_path, own_server_db=True)
     shapes = writefloor.Shapes(tmp_path / "floor")
     shapes.three_commits()
     before = [_snapshot(c) for c in (shapes.host, shapes.server)]
@@ -73,6 +80,16 @@ def test_three_commits_changes_what_a_real_create_changes(tmp_path: Path) -> Non
     assert real_host["audit"] == (0, 2)
     assert real_server == floor_server
     assert set(real_server) == {"users", "user_roles", "user_custom_fields", "ops", "app_seats"}
+
+
+def test_one_tx_changes_what_a_real_create_changes(tmp_path: Path) -> None:
+    """A home made now (the server's tables in host.db): the one transaction, row for row."""
+    (real,) = _real_create_changes(tmp_path, own_server_db=False)
+    shapes = writefloor.Shapes(tmp_path / "floor")
+    shapes.one_tx()
+    before = _snapshot(shapes.one)
+    shapes.one_tx()
+    assert real == _changed(before, _snapshot(shapes.one))
 
 
 def test_one_commit_keeps_the_rows_the_design_could_not_drop(tmp_path: Path) -> None:

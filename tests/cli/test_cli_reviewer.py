@@ -7,6 +7,8 @@ from pathlib import Path
 
 from clihelp import Run, cli_fixture, home_fixture  # noqa: F401  (the fixtures)
 
+from host.home import Home
+
 ROLES_POLICY = '''schema = 1
 name = "roles"
 [[rule]]
@@ -117,7 +119,7 @@ def _agent_sync(cli: Run, home: Path) -> str:
     assert cli("policy", "add", str(REPO / "examples" / "policies" / "demo.toml")).exit_code == 0
     _install_example(cli, "agent-sync")
     _install_example(cli, "crm-sync")
-    with sqlite3.connect(home / "server.db") as c:
+    with sqlite3.connect(Home(home).server_db) as c:
         # An operator-made custom role that holds admin permissions: only the server knows.
         c.execute("INSERT INTO roles (name, privileged, description) VALUES "
                   "('ops-boss', 1, 'custom admin')")
@@ -141,7 +143,7 @@ def test_can_i_looks_up_server_facts_like_the_gate(cli: Run, home: Path) -> None
     no = cli(*create, "--arg", "roles=bot,ops-boss")
     assert no.exit_code == 1 and "the server marks this role privileged" in no.stderr
     # Own users only: the app's own user yes, an operator's user no (target facts looked up).
-    human = EmbeddedServer(home / "server.db", SystemClock()).users_create(
+    human = EmbeddedServer(Home(home).server_db, SystemClock()).users_create(
         SYSTEM, "human", "Human", "user")
     assign = ["can-i", "agent-sync", "roles.assign", "--arg", "role=bot"]
     assert cli(*assign, "--arg", f"user_id={app_user}").exit_code == 0

@@ -1,6 +1,8 @@
 """Crash consistency: SIGKILL the process driving the gate between quota reservation + audit
 append, the server write, and the outcome record; restart a real Host (which reconciles on
-start) and check that server, quota and audit agree (issue 6)."""
+start) and check that server, quota and audit agree (issue 6). A home whose server keeps its own
+server.db takes three commits (the intent settled at the next start); a home made now commits
+the server's write in its admission's transaction (`one_tx`: nothing is ever left to settle)."""
 from __future__ import annotations
 
 import json
@@ -82,12 +84,56 @@ def _check_agreement(home: Home) -> dict[str, int]:
                                                        if r.get("reconciled"))}
 
 
+def _own_server_db(h: Home) -> None:
+    """The server's data in a server.db of its own (a home made before its tables moved into
+    host.db): a write is then three commits, with an intent between them (what the tests
+    below attack). A home made now commits it in one transaction (the `one_tx` tests)."""
+    EmbeddedServer(h.root / "server.db", SystemClock()).close()
+
+
 @pytest.fixture()
 def home(tmp_path: Path) -> Home:
+    h = Home(tmp_path / "home").ensure()
+    _own_server_db(h)
+    install_fuzz_app(h)
+    (h.policies_dir / "gatehelp.toml").write_text(POLICY)
+    return h
+
+
+@pytest.fixture()
+def one_tx(tmp_path: Path) -> Home:
     h = Home(tmp_path / "home").ensure()
     install_fuzz_app(h)
     (h.policies_dir / "gatehelp.toml").write_text(POLICY)
     return h
+
+
+def _intents(home: Home) -> int:
+    with sqlite3.connect(home.host_db) as c:
+        return int(c.execute("SELECT count(*) FROM audit_intents").fetchone()[0])
+
+
+@pytest.mark.parametrize("where", ["before-write", "after-write"])
+def test_one_tx_a_kill_inside_the_write_leaves_all_of_it_or_none(one_tx: Home,
+                                                                  where: str) -> None:
+    """The server's tables in host.db: killed just before or just after the server applied the
+    third create, inside its admission's transaction, nothing of that create is left (no
+    decision, no unit, no user), nothing waits for settlement, and no record says reconciled."""
+    assert _run_worker(one_tx, f"{where}:3", "o", None) == -signal.SIGKILL
+    assert _intents(one_tx) == 0
+    tally = _check_agreement(one_tx)
+    assert tally == {"applied": 2, "reconciled": 0}
+    decisions = [r for r in _audit(one_tx) if r.get("kind") == "decision"
+                 and r.get("action") == "users.create"]
+    assert len(decisions) == 2
+
+
+def test_one_tx_random_kills_never_leave_anything_to_settle(one_tx: Home) -> None:
+    rng = random.Random(20261206)
+    for round_ in range(5):
+        _run_worker(one_tx, "random", f"r{round_}", rng.uniform(0.01, 0.12))
+        assert _intents(one_tx) == 0
+        assert _check_agreement(one_tx)["reconciled"] == 0
 
 
 def test_kill_before_the_server_write_is_refunded_on_restart(home: Home) -> None:
@@ -120,6 +166,7 @@ def test_a_kill_while_a_writes_success_waits_is_settled_from_the_servers_op_log(
     unit are durable already): a crash before that commit leaves the intent, and the restart
     settles it from the server's op log as applied, unit kept, outcome `ok`, reconciled."""
     h = Home(tmp_path / "home").ensure()
+    _own_server_db(h)
     install_fuzz_app(h)  # the gatehelp policy: users.create and roles.assign on its bots
     assert _run_worker(h, "held-write:3", "h", None) == -signal.SIGKILL
     with Host(h, config=HostConfig(watch=False)) as host:  # start() reconciles
@@ -146,6 +193,7 @@ def test_a_kill_while_a_creations_success_waits_counts_its_seat_once(tmp_path: P
     from gatehelp import add_seat_ceiling, build_rig
 
     h = Home(tmp_path / "home").ensure()
+    _own_server_db(h)
     install_fuzz_app(h)
     add_seat_ceiling(h, 5)
     (h.policies_dir / "gatehelp.toml").write_text(

@@ -33,6 +33,7 @@ from host.errors import GateError
 from host.home import Home
 from host.ledger.audit import open_readonly
 from host.runtime import Host, HostConfig
+from host.server.embedded import EmbeddedServer
 
 TMPFS_BYTES = 1 << 20  # room for the server's schema and a few users, then full
 
@@ -83,6 +84,9 @@ def _create(rig, name: str) -> dict:
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
 def test_a_full_disk_refuses_cleanly_and_gives_the_unit_back(tmp_path: Path) -> None:
     home = Home(tmp_path / "home").ensure()
+    # The server's data in a server.db of its own (a home made before its tables moved into
+    # host.db), so only the server's store fills; the whole home on one disk is tested below.
+    EmbeddedServer(home.root / "server.db", SystemClock()).close()
     install_fuzz_app(home)
     add_seat_ceiling(home)
     with small_disk(tmp_path / "disk") as disk:
@@ -162,7 +166,7 @@ window = "1h"
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
 def test_a_full_home_refuses_bridge_calls_with_one_line_and_loses_nothing(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    # The whole home (host.db, server.db, the anchor, logs) on one small disk, filled while a
+    # The whole home (host.db with the server's tables, the anchor, logs) on one small disk, filled while a
     # real host serves an app: every call is refused cleanly (the app sees the reason, the log
     # gets one line and no traceback, however many calls), the host stops cleanly, and after
     # space returns a restart finds quotas, audit and server in agreement.

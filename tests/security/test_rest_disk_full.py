@@ -35,7 +35,9 @@ from host.server.rest import Ctx, RestDispatcher, RestRoute
 def test_rest_writes_on_a_full_disk_are_clean_503s(tmp_path: Path,
                                                    caplog: pytest.LogCaptureFixture) -> None:
     home = Home(tmp_path / "home").ensure()
-    EmbeddedServer(home.server_db, SystemClock()).close()  # the schema, before the move
+    # the server's data in a server.db of its own (a home made before its tables moved into
+    # host.db), so only the server's store fills; its schema, before the move
+    EmbeddedServer(home.root / "server.db", SystemClock()).close()
     with small_disk(tmp_path / "disk") as disk:
         move_onto(home.server_db, disk / "server.db")
         server = EmbeddedServer(home.server_db, SystemClock())
@@ -79,7 +81,7 @@ def test_a_request_that_wrote_a_step_before_the_disk_filled_is_not_a_503(
     # unit). A handler whose first write committed and whose second met the full disk did
     # part of its work: it must answer 500, with one log line saying so.
     home = Home(tmp_path / "home").ensure()
-    EmbeddedServer(home.server_db, SystemClock()).close()
+    EmbeddedServer(home.root / "server.db", SystemClock()).close()  # its own file, as above
     with small_disk(tmp_path / "disk") as disk:
         move_onto(home.server_db, disk / "server.db")
         server = EmbeddedServer(home.server_db, SystemClock())
@@ -164,10 +166,10 @@ def make_manager(host: Host) -> None:
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
 def test_a_rest_call_refused_for_a_full_disk_gets_its_unit_back(tmp_path: Path) -> None:
     home = Home(tmp_path / "home").ensure()
+    EmbeddedServer(home.root / "server.db", SystemClock()).close()  # its own file, as above
     write_policy(home, "restdisk", REST_POLICY)
     install(home, write_app(tmp_path / "apps", "caller", ["livechat.read", "server.rest"],
                             ["livechat.room_started"], REST_APP))
-    EmbeddedServer(home.server_db, SystemClock()).close()
     with small_disk(tmp_path / "disk") as disk:
         move_onto(home.server_db, disk / "server.db")
         with Host(home, config=HostConfig(watch=False)) as host:

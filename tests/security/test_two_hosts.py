@@ -36,6 +36,7 @@ from host.home import Home
 from host.ledger.audit import AuditRecord
 from host.ledger.lease import HomeLease, LeaseError, others_serving
 from host.runtime import Host, HostConfig
+from host.server.embedded import EmbeddedServer
 
 QUIET = HostConfig(watch=False, use_zygote=False)  # no apps run here: nothing to spawn
 
@@ -56,8 +57,12 @@ def _quota_key(home: Home) -> str:
 
 def _home(tmp_path: Path) -> Home:
     """The fuzz app (may create bots, 3 per window) and a seat ceiling, so a create reserves a
-    quota unit and a seat."""
+    quota unit and a seat. The server's data in a server.db of its own (a home made before its
+    tables moved into host.db): a create is then three commits, and a call in flight between
+    them is what a second host must leave alone or settle. (With the tables in host.db nothing
+    is ever in flight between commits: `test_crash_consistency.py`'s `one_tx` tests.)"""
     home = Home(tmp_path / "home").ensure()
+    EmbeddedServer(home.root / "server.db", SystemClock()).close()
     install_fuzz_app(home)
     add_seat_ceiling(home)
     return home

@@ -34,7 +34,8 @@ def test_mint_token_prints_once_and_stores_a_digest(tmp_path: Path) -> None:
     server = build_server(Home(tmp_path), ManualClock())
     assert verify(server.db, out["user_id"], out["token"]) == out["user_id"]
     assert "admin" in server.users_get(SYSTEM, out["user_id"])["roles"]
-    assert out["token"].encode() not in (tmp_path / "server.db").read_bytes()
+    for store in tmp_path.glob("*.db*"):  # the server's data, its WAL, every store
+        assert out["token"].encode() not in store.read_bytes(), store.name
     r2 = runner.invoke(root, ["--home", str(tmp_path), "serve", "--mint-token", "svc"])
     assert r2.exit_code == 0
     assert r2.stdout.strip() != out["token"]  # a new token each time, same user

@@ -15,14 +15,20 @@ from host.apps.installs import InstallStore
 from host.clock import ManualClock
 from host.errors import GateError
 from host.home import Home
+from host.server.embedded import EmbeddedServer
 
 READ = ("users.get_by_username", {"username": "nobody-here"})
 
 
-def _rig(tmp_path: Path, *, group_reads: bool = False):  # type: ignore[no-untyped-def]
+def _rig(tmp_path: Path, *, group_reads: bool = False,  # type: ignore[no-untyped-def]
+         own_server_db: bool = False):
     """`group_reads`: reads' records wait for the group commit (a running host's ledger), so a
-    read has no admission and asks the store itself; else each read is admitted."""
+    read has no admission and asks the store itself; else each read is admitted.
+    `own_server_db`: the server's data in a server.db of its own, so a create is admitted by
+    `Ledger.admit` (three commits) instead of `Ledger.admit_apply` (one transaction)."""
     home = Home(tmp_path / "home").ensure()
+    if own_server_db:
+        EmbeddedServer(home.root / "server.db", ManualClock(0.0)).close()
     install_fuzz_app(home)
     return build_rig(home, ManualClock(1_700_000_000.0), group_reads=group_reads)
 
@@ -87,18 +93,22 @@ def test_a_stale_cached_record_never_refuses_a_call(tmp_path: Path, group_reads:
 
 
 CREATE = ("users.create", {"username": "late", "name": "late", "type": "bot", "roles": ["bot"]})
+# A create's admission: in one transaction with the server's write (the server's tables in
+# host.db), or on its own before it (a home whose server keeps its own server.db).
+ADMISSIONS = {"one-tx": "admit_apply", "three-commits": "admit"}
 
 
+@pytest.mark.parametrize("admission", sorted(ADMISSIONS))
 @pytest.mark.parametrize("change", sorted(CHANGES))
 def test_a_change_committed_after_the_decision_refuses_the_call_at_admission(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str, admission: str) -> None:
     """The decision is made on the cached record; the operator's disable (or a generation or
     epoch change) commits from another process before the call's admission. The admission
     must see it: the call is refused, nothing reaches the server, no allow is recorded."""
-    rig = _rig(tmp_path)
+    rig = _rig(tmp_path, own_server_db=admission == "three-commits")
     assert _call(rig) == "ok"  # the install record is cached
     iid = rig.install.install_id
-    changed = change_before(monkeypatch, rig.ledger, "admit", rig.home,
+    changed = change_before(monkeypatch, rig.ledger, ADMISSIONS[admission], rig.home,
                             lambda other: CHANGES[change](other, iid))
     with pytest.raises(GateError) as refused:
         rig.gate.handle(rig.session, CREATE[0], dict(CREATE[1]))
@@ -109,18 +119,19 @@ def test_a_change_committed_after_the_decision_refuses_the_call_at_admission(
     assert rig.ledger.pending_intents() == []
 
 
+@pytest.mark.parametrize("admission", sorted(ADMISSIONS))
 def test_an_install_that_changes_before_every_admission_is_refused_after_a_bound(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, admission: str) -> None:
     """A script changing the install in a loop cannot pin the app's thread: each change makes
     the call be decided again, at most `MAX_DECISIONS` times, then it is refused (recorded)
     with nothing done."""
     from host.gate.gate import MAX_DECISIONS
 
-    rig = _rig(tmp_path)
+    rig = _rig(tmp_path, own_server_db=admission == "three-commits")
     assert _call(rig) == "ok"
     rec = rig.install
     admissions = change_before(  # a change that revokes nothing, before every admission
-        monkeypatch, rig.ledger, "admit", rig.home,
+        monkeypatch, rig.ledger, ADMISSIONS[admission], rig.home,
         lambda other: other.set_app_user_id(rec.install_id, rec.app_user_id), every=True)
     with pytest.raises(GateError) as refused:
         rig.gate.handle(rig.session, CREATE[0], dict(CREATE[1]))
