@@ -6,7 +6,7 @@ so; a host whose schema is missing or older refuses to start and names this comm
 """
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -14,6 +14,9 @@ from rich.table import Table
 from host.cli.output import EXIT_NEGATIVE, emit_json, err_console, fail
 from host.home import Home
 from host.inert import host, line
+
+if TYPE_CHECKING:
+    from host.mergeserver import Merged
 
 store_app = typer.Typer(help="The host's store: where it is and its schema versions.",
                         no_args_is_help=True)
@@ -27,14 +30,23 @@ def _where(home: Home) -> str:
     return describe(home.host_store)
 
 
-def _show(home: Home, states: list[object], title: str, json_out: bool) -> bool:
+def _apart(home: Home) -> bool:
+    """The embedded server's data still in a server.db of its own (`host.mergeserver`)."""
+    return home.store_url is None and (home.root / "server.db").exists()
+
+
+def _show(home: Home, states: list[object], title: str, json_out: bool,
+          extra: dict[str, object] | None = None) -> bool:
     from host.migrate import ComponentState
 
     rows = [s for s in states if isinstance(s, ComponentState)]
-    current = all(s.current for s in rows)
+    apart = _apart(home)
+    current = all(s.current for s in rows) and not apart
     if json_out:
         emit_json({"store": _where(home), "kind": "postgresql" if home.store_url else "sqlite",
-                   "current": current, "components": [s.to_json() for s in rows]})
+                   "current": current, "components": [s.to_json() for s in rows],
+                   "server_data": "server.db" if apart else
+                   "postgresql" if home.store_url else "host.db", **(extra or {})})
         return current
     table = Table(title=f"{title} ({_where(home)})")
     for col in ("component", "schema", "this release", "status"):
@@ -45,6 +57,10 @@ def _show(home: Home, states: list[object], title: str, json_out: bool) -> bool:
                       host("needs `stockade store migrate`", "yellow") if (s.have or 0) < s.need
                       else host("newer than this release", "red"))
     err_console.print(table)
+    if apart:
+        err_console.print(line(host("the embedded server's data is in server.db: ", "yellow"),
+                               "its writes take three commits; `stockade store migrate` moves "
+                               "it into host.db (stop the host first)"))
     return current
 
 
@@ -86,6 +102,7 @@ def migrate(ctx: typer.Context, json_out: JsonFlag = False) -> None:
         fail(f"the store at {_where(home)} was not migrated: {exc}",
              "a store from a newer release needs that release; otherwise check the URL and "
              "this user's rights to create tables")
+    merged = _merge_server(home) if _apart(home) else None
     moved = [f"{s.name} {before.get(s.name) or '-'} -> {s.have}" for s in states
              if before.get(s.name) != s.have]
     if moved:
@@ -98,7 +115,37 @@ def migrate(ctx: typer.Context, json_out: JsonFlag = False) -> None:
         except unrecordable as exc:
             err_console.print(line(host("migrated, but the audit record of it could not be "
                                         "written: ", "yellow"), str(exc)))
-    _show(home, list(states), "store migrated", json_out)
+    _show(home, list(states), "store migrated", json_out,
+          {"server_merged": None if merged is None else
+           {"rows": merged.rows, "kept_as": merged.kept_as}})
+    if merged is not None and not json_out:
+        err_console.print(line(host("moved server.db into host.db: ", "green"),
+                               f"{sum(merged.rows.values())} rows in {len(merged.rows)} tables; "
+                               f"the old file is kept as {merged.kept_as}"))
+
+
+def _merge_server(home: Home) -> Merged:
+    """Move the home's server.db into host.db (`host.mergeserver`), audited before it acts."""
+    import sqlite3
+
+    from host.ledger.lease import LeaseError
+    from host.ledger.operator import audited
+    from host.mergeserver import merge_server_db
+
+    try:
+        with audited(home.host_store, "store_merge_server",
+                     detail="the embedded server's server.db into host.db") as act:
+            merged = merge_server_db(home)
+            if merged is None:  # gone meanwhile: another migrate moved it
+                raise LeaseError("server.db was moved by another `stockade store migrate`")
+            act.note(detail=f"{sum(merged.rows.values())} rows; old file kept as "
+                            f"{merged.kept_as}")
+            return merged
+    except LeaseError as exc:
+        fail(str(exc), "stop `stockade serve` on this home, then run this again")
+    except sqlite3.Error as exc:
+        fail(f"server.db was not moved into host.db (nothing changed): {exc}",
+             "`stockade doctor` checks both files")
 
 
 def register(root: typer.Typer) -> None:

@@ -1,0 +1,120 @@
+"""Moving a home's `server.db` into its `host.db` (`stockade store migrate` on a SQLite home).
+
+A home made before the embedded server's tables moved into `host.db` keeps them in a
+`server.db` of its own, and there a write on users, roles or agents takes three commits with an
+intent between them (`host/gate/onetx.py`). This copies every table, index and trigger of that
+file into `host.db` in one transaction, checks the foreign keys, and only after that commit
+renames the old file to `server.db.merged-<time>` (kept: the operator deletes it once satisfied).
+
+The order makes every stopping point safe: until the rename, `Home.server_db` still names
+`server.db` and a copy left in `host.db` is never read (the next merge drops it and copies
+again); after it, `host.db` holds everything. Both files' write locks are held while copying
+(one `BEGIN IMMEDIATE` over the attached file), so no writer can slip a change in between; the
+home's lease is taken exclusively first, so no host serves meanwhile. A CLI command writing to
+`server.db` in the instant between the commit and the rename would write to the renamed file:
+run the migration with nothing else using the home.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from host.home import Home
+from host.ledger.lease import HomeLease, LeaseError
+from host.server.db import SCHEMA_VERSION, SERVER_VERSION_DDL, Database, migration_statements
+
+# How long the merge waits for another process's write lock on either file (ms).
+BUSY_TIMEOUT_MS = 10_000
+
+
+@dataclass(frozen=True)
+class Merged:
+    """What a merge moved: rows per table, and where the old file went."""
+
+    rows: dict[str, int]
+    kept_as: str
+
+
+def merge_server_db(home: Home) -> Merged | None:
+    """Move `server.db`'s tables into `host.db` (see the module docstring); None when the home
+    has no `server.db`. Raises `LeaseError` while a host serves the home, `sqlite3.Error` on a
+    store that cannot be read or written (nothing is then changed)."""
+    source = home.root / "server.db"
+    if not source.exists() or home.store_url is not None:
+        return None
+    lease = HomeLease(home.lease_path, wait_s=0.0)
+    ran: list[Merged] = []
+    try:
+        lease.acquire(lambda: ran.append(_merge(home, source)))
+    finally:
+        lease.release()
+    if not ran:
+        raise LeaseError(f"{home.root}: a host is serving this home; stop it before "
+                         "`stockade store migrate` moves server.db into host.db")
+    return ran[0]
+
+
+def _server_schema(c: sqlite3.Connection) -> None:
+    """The embedded server's tables, from this release's own DDL: never SQL read from the file
+    being merged (a trigger planted there would run on the host's tables)."""
+    c.execute(SERVER_VERSION_DDL)
+    for version in range(SCHEMA_VERSION):
+        for stmt in migration_statements(version, "sqlite"):
+            c.execute(stmt)
+
+
+def _server_tables() -> list[str]:
+    """The server's table names, the seat counter last (its triggers fire while users are
+    copied; its own row is copied after them)."""
+    with contextlib.closing(sqlite3.connect(":memory:")) as scratch:
+        _server_schema(scratch)
+        names = [str(r[0]) for r in scratch.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY rowid")]
+    return sorted(names, key=lambda name: name == "app_seats")
+
+
+def _merge(home: Home, source: Path) -> Merged:
+    Database(source).close()  # server.db at this release's schema, as the copy expects
+    with contextlib.closing(sqlite3.connect(source, isolation_level=None)) as old:
+        old.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # its rows in the file, its WAL empty
+    main = sqlite3.connect(home.host_db, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+    try:
+        main.execute("PRAGMA foreign_keys=OFF")  # tables are copied one by one; checked after
+        main.execute("ATTACH DATABASE ? AS old", (os.fspath(source),))
+        # IMMEDIATE takes the write lock of both files: no writer of either until the COMMIT.
+        main.execute("BEGIN IMMEDIATE")
+        tables = _server_tables()  # names from this release's DDL, not from the file
+        # A copy an earlier merge left before its rename is never read: dropped, made again.
+        for name in tables:
+            main.execute(f'DROP TABLE IF EXISTS main."{name}"')
+        _server_schema(main)
+        rows: dict[str, int] = {}
+        for name in tables:
+            main.execute(f'DELETE FROM main."{name}"')  # noqa: S608 - the seed rows
+            main.execute(f'INSERT INTO main."{name}" SELECT * FROM old."{name}"')  # noqa: S608
+            rows[name] = int(main.execute(
+                f'SELECT count(*) FROM main."{name}"').fetchone()[0])  # noqa: S608
+        broken = main.execute("PRAGMA main.foreign_key_check").fetchall()
+        if broken:
+            raise sqlite3.IntegrityError(f"server.db's rows break {len(broken)} foreign keys "
+                                         f"(first: {tuple(broken[0])}); nothing was moved")
+        main.execute("COMMIT")
+        # host.db now holds password and token hashes: the owner's only, as server.db was (a
+        # home's older host.db may have been made readable by its group and others).
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(f"{home.host_db}{suffix}", 0o600)
+        kept = source.with_name(f"{source.name}.merged-{time.strftime('%Y%m%d%H%M%S')}")
+        os.replace(source, kept)
+        for suffix in ("-wal", "-shm"):  # renamed with it: a WAL belongs to its database file
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(f"{source}{suffix}", f"{kept}{suffix}")
+        return Merged(rows, kept.name)
+    finally:
+        if main.in_transaction:
+            main.execute("ROLLBACK")
+        main.close()

@@ -1,0 +1,133 @@
+"""`stockade store migrate` on a home whose embedded server keeps its own server.db: its data
+moves into host.db in one transaction (`host/mergeserver.py`), so that server's writes on users,
+roles and agents then commit with their decision and outcome (`host/gate/onetx.py`)."""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+from clihelp import Run, cli_fixture, home_fixture  # noqa: F401 - fixtures
+from gatehelp import APP_ID, build_rig, install_fuzz_app
+
+from host.clock import SystemClock
+from host.home import Home
+from host.ledger.audit import open_readonly
+from host.runtime import Host, HostConfig
+from host.server.embedded import EmbeddedServer
+from host.server.personal_tokens import ensure_service_user
+from host.server.principals import SYSTEM
+
+QUIET = HostConfig(watch=False, use_zygote=False)
+
+
+def _old_home(root: Path) -> Home:
+    """A home made before the server's tables moved into host.db, with data in every kind of
+    server table: an app's users (created through the gate), a room with a message, an
+    operator with a token."""
+    home = Home(root).ensure()
+    EmbeddedServer(home.root / "server.db", SystemClock()).close()
+    install_fuzz_app(home)
+    rig = build_rig(home, SystemClock())
+    for i in range(2):
+        rig.gate.handle(rig.session, "users.create",
+                        {"username": f"old-{i}", "name": "Old", "type": "bot", "roles": ["bot"]})
+    server = EmbeddedServer(home.server_db, SystemClock())
+    ensure_service_user(server, "ops")
+    visitor = server.save_visitor("merge-visitor-token", "Visitor")["id"]
+    room = server.visitor_start_room(visitor)
+    server.visitor_send_message(visitor, room["id"], "hello before the move")
+    server.close()
+    rig.close()
+    return home
+
+
+def _tables(path: Path, names: list[str]) -> dict[str, set[tuple[object, ...]]]:
+    with sqlite3.connect(path) as c:
+        return {t: set(c.execute(f'SELECT * FROM "{t}"').fetchall()) for t in names}
+
+
+def _server_table_names(path: Path) -> list[str]:
+    with sqlite3.connect(path) as c:
+        return [str(r[0]) for r in c.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+
+
+def test_migrate_moves_every_row_and_the_writes_become_one_transaction(
+        cli: Run, home: Path) -> None:
+    h = _old_home(home)
+    os.chmod(h.host_db, 0o644)  # as an older release left it: it held no password hashes
+    names = _server_table_names(h.root / "server.db")
+    before = _tables(h.root / "server.db", names)
+    status = cli("store", "status", "--json")
+    assert status.exit_code == 1 and json.loads(status.stdout)["server_data"] == "server.db"
+    r = cli("store", "migrate", "--json")
+    assert r.exit_code == 0, r.output
+    merged = json.loads(r.stdout)["server_merged"]
+    assert merged["rows"]["users"] == len(before["users"]) and merged["rows"]["messages"] == 1
+    assert not (h.root / "server.db").exists() and (h.root / merged["kept_as"]).exists()
+    assert h.server_db == h.host_db
+    assert _tables(h.host_db, names) == before  # every row of every table, as it was
+    assert all(f.stat().st_mode & 0o777 == 0o600 for f in h.root.glob("host.db*"))
+    status = cli("store", "status", "--json")
+    assert status.exit_code == 0 and json.loads(status.stdout)["server_data"] == "host.db"
+    with Host(h, config=QUIET) as host:
+        assert host.gate.server_calls is not None
+        assert host.server.count_users_created_by(APP_ID) == 2
+        assert host.ledger.seats_in_use(host.server.seats_in_use) == 2
+    rig = build_rig(h, SystemClock())
+    rig.gate.handle(rig.session, "users.create",
+                    {"username": "new-0", "name": "New", "type": "bot", "roles": ["bot"]})
+    with sqlite3.connect(h.host_db) as c:
+        assert c.execute("SELECT n FROM app_seats").fetchone()[0] == 3
+    records = [e.body for e in open_readonly(h.host_db, SystemClock()).tail(50)]
+    assert any(b["kind"] == "operator.store_merge_server" for b in records)
+    assert cli("audit", "verify").exit_code == 0
+    assert cli("store", "migrate").exit_code == 0  # nothing more to move
+
+
+def test_a_trigger_planted_in_server_db_is_not_carried_into_host_db(
+        cli: Run, home: Path) -> None:
+    """The schema comes from this release's code, never from the file: a trigger planted in
+    server.db would otherwise run on the host's own tables (here: wipe the installs)."""
+    h = _old_home(home)
+    with sqlite3.connect(h.root / "server.db") as c:
+        c.execute("CREATE TABLE install_installs (x)")  # so the trigger below compiles there
+        c.execute("CREATE TRIGGER planted AFTER INSERT ON users BEGIN "
+                  "DELETE FROM install_installs; END")
+        c.execute("CREATE TABLE planted_table (x)")
+    assert cli("store", "migrate").exit_code == 0
+    with sqlite3.connect(h.host_db) as c:
+        names = {r[0] for r in c.execute("SELECT name FROM sqlite_master")}
+    assert "planted" not in names and "planted_table" not in names
+    EmbeddedServer(h.server_db, SystemClock()).users_create(SYSTEM, "after", "After", "user")
+    assert cli("app", "list", "--json").stdout.count(APP_ID) >= 1
+
+
+def test_migrate_refuses_while_a_host_serves_and_changes_nothing(cli: Run, home: Path) -> None:
+    h = _old_home(home)
+    with Host(h, config=QUIET):
+        r = cli("store", "migrate")
+        assert r.exit_code != 0 and "serving" in r.stderr and "Traceback" not in r.output
+    assert (h.root / "server.db").exists() and h.server_db == h.root / "server.db"
+    with sqlite3.connect(h.host_db) as c:
+        assert c.execute("SELECT count(*) FROM sqlite_master WHERE name = 'users'"
+                         ).fetchone()[0] == 0
+
+
+def test_a_merge_stopped_before_its_rename_is_done_again_from_server_db(
+        cli: Run, home: Path) -> None:
+    """A copy committed into host.db whose server.db was not renamed (a crash in between) is
+    never read while server.db exists, and the next migrate copies again, so writes made to
+    server.db meanwhile are kept."""
+    h = _old_home(home)
+    r = cli("store", "migrate", "--json")
+    assert r.exit_code == 0, r.output
+    kept = h.root / json.loads(r.stdout)["server_merged"]["kept_as"]
+    kept.rename(h.root / "server.db")  # as if the rename had not happened
+    assert h.server_db == h.root / "server.db"
+    EmbeddedServer(h.server_db, SystemClock()).users_create(SYSTEM, "meanwhile", "M", "user")
+    assert cli("store", "migrate").exit_code == 0
+    assert EmbeddedServer(h.server_db, SystemClock()).users_get_by_username(
+        SYSTEM, "meanwhile")["username"] == "meanwhile"
