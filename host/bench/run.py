@@ -13,8 +13,10 @@ from host.bench.floor import measure_floor_placed
 from host.bench.rest_http import measure_rest_create
 from host.bench.stats import p50, p99
 from host.bench.twohosts import measure_two_hosts
+from host.clock import SystemClock
 from host.home import Home
 from host.runtime import Host, HostConfig
+from host.server.embedded import EmbeddedServer
 
 # The JSON keys, in the order the table shows them (issue 7; all numbers).
 KEYS = (
@@ -85,6 +87,9 @@ class RunOptions:
     pin_apps: bool = False  # each app's child and runner thread on one core (HostConfig)
     pin_bursts: bool = True  # ... while a handler makes many calls (HostConfig)
     host_core: bool = True  # the host's threads on one core (HostConfig)
+    # The embedded server's data in a server.db of its own, as a home made before it moved into
+    # host.db keeps it: a write on users, roles or agents then takes three commits (the A/B).
+    server_apart: bool = False
 
 
 @contextlib.contextmanager
@@ -115,6 +120,8 @@ def run_bench(sizes: BenchSizes, *, options: RunOptions | None = None,
     out.update(_floor(sizes))
     with tempfile.TemporaryDirectory(prefix="stockade-bench-") as tmp:
         home = Home(Path(tmp) / "home").ensure()
+        if opts.server_apart:
+            EmbeddedServer(home.root / "server.db", SystemClock()).close()
         next_step()
         installs = install_bench_apps(home, Path(tmp) / "apps", sizes.fanout_apps)
         with _host(home, use_zygote=True, degraded=opts.degraded,

@@ -134,6 +134,10 @@ def bench(
         True, "--host-core/--no-host-core", help="The host's threads on one core (the "
         "default, as `stockade serve`; `--no-host-core`: anywhere, for the A/B); with --load "
         "too."),
+    server_apart: bool = typer.Option(
+        False, "--server-db-apart", help="The embedded server's data in a server.db of its "
+        "own, as a home made before it moved into host.db keeps it (a write on users, roles "
+        "or agents then takes three commits, not one transaction), for the A/B."),
     rest_process: bool = typer.Option(
         True, "--rest-process/--rest-in-host", help="With --load: the REST API in a process of "
         "its own beside the host, as `stockade serve` runs it (the default), or in the host's "
@@ -201,7 +205,8 @@ def bench(
     runs: list[dict[str, float]] = []
     for n in range(pairs):
         figures = _one_run(sizes, RunOptions(degraded=degraded, pin_apps=pin_apps,
-                                             pin_bursts=pin_bursts, host_core=host_core),
+                                             pin_bursts=pin_bursts, host_core=host_core,
+                                             server_apart=server_apart),
                            f"{n + 1}/{pairs} " if pairs > 1 else "")
         if peer is not None:
             figures.update(_peer_figures(peer, anchor_run, quick))
@@ -209,7 +214,8 @@ def bench(
     figures = median_figures(runs)
     mode = ("quick" if quick else "full") + (", apps pinned" if pin_apps else
                                              "" if pin_bursts else ", bursts not pinned") \
-        + ("" if host_core else ", host's threads on every core")
+        + ("" if host_core else ", host's threads on every core") \
+        + (", server.db apart" if server_apart else "")
     if pairs > 1:
         mode += f", medians of {pairs} " + ("pairs with the peer" if peer else "runs")
     err_console.print(render_table(figures, f"stockade bench ({mode})",
