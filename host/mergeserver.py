@@ -1,10 +1,11 @@
 """Moving a home's `server.db` into its `host.db` (`stockade store migrate` on a SQLite home).
 
-A home made before the embedded server's tables moved into `host.db` keeps them in a
-`server.db` of its own, and there a write on users, roles or agents takes three commits with an
-intent between them (`host/gate/onetx.py`). This copies every table, index and trigger of that
-file into `host.db` in one transaction, checks the foreign keys, and only after that commit
-renames the old file to `server.db.merged-<time>` (kept: the operator deletes it once satisfied).
+A home made before the embedded server's tables moved into `host.db` keeps them in a `server.db`
+of its own, and there a write on users, roles, agents or rooms takes three commits with an
+intent between them (`host/gate/onetx.py`). This copies every table of that file into tables
+`host.db` makes from this release's own schema, in one transaction, checks the foreign keys, and
+only after that commit renames the old file to `server.db.merged-<time>` (kept: the operator
+deletes it once satisfied).
 
 The order makes every stopping point safe: until the rename, `Home.server_db` still names
 `server.db` and a copy left in `host.db` is never read (the next merge drops it and copies

@@ -88,7 +88,7 @@ class RunOptions:
     pin_bursts: bool = True  # ... while a handler makes many calls (HostConfig)
     host_core: bool = True  # the host's threads on one core (HostConfig)
     # The embedded server's data in a server.db of its own, as a home made before it moved into
-    # host.db keeps it: a write on users, roles or agents then takes three commits (the A/B).
+    # host.db keeps it: a write on users, roles, agents or rooms then takes three commits (the A/B).
     server_apart: bool = False
 
 

@@ -136,8 +136,8 @@ def bench(
         "too."),
     server_apart: bool = typer.Option(
         False, "--server-db-apart", help="The embedded server's data in a server.db of its "
-        "own, as a home made before it moved into host.db keeps it (a write on users, roles "
-        "or agents then takes three commits, not one transaction), for the A/B."),
+        "own, as a home made before it moved into host.db keeps it (a write on users, roles, "
+        "agents or rooms then takes three commits, not one transaction), for the A/B."),
     rest_process: bool = typer.Option(
         True, "--rest-process/--rest-in-host", help="With --load: the REST API in a process of "
         "its own beside the host, as `stockade serve` runs it (the default), or in the host's "

@@ -1,12 +1,12 @@
 """The embedded server's writes inside the gate's own transaction (DESIGN rule 9's second branch).
 
 When the embedded server keeps its tables in the ledger's SQLite file (a home's `host.db`,
-`Home.server_store`), a call with effects on users, roles or agents commits its decision, quota
-units, seat check, the server's write with its op record, and its outcome in one transaction
-(`Ledger.admit_apply`): a crash leaves all of it or none, so no intent is kept and nothing is
-settled at the next start. The server's own connection is not used: the gate lends it the
-ledger's, inside that transaction (`Database.lend`), and the events the write queued are emitted
-only once it has committed (`AfterCommit`).
+`Home.server_store`), a call with effects on users, roles, agents or rooms commits its decision,
+quota units, seat check, the server's write with its op record, and its outcome in one
+transaction (`Ledger.admit_apply`): a crash leaves all of it or none, so no intent is kept and
+nothing is settled at the next start. The server's own connection is not used: the gate lends it
+the ledger's, inside that transaction (`Database.lend`), and the events the write queued are
+emitted only once it has committed (`AfterCommit`).
 
 Anywhere else (the server's data in its own `server.db`, in PostgreSQL, or a Rocket.Chat
 workspace) the three commits stay: admission, the server's write, the outcome.
@@ -25,13 +25,17 @@ from host.server.principals import Caller
 from host.store import Conn
 from host.store.sqlite import SqliteStore
 
-# The server's writes that may run inside the ledger's transaction: SQL on users, roles and
-# agents only. Never rooms or messages: sending a message first runs the other apps' pre-send
-# hooks, whose own bridge calls need the ledger's write lock that this transaction holds.
+# The server's writes that may run inside the ledger's transaction: SQL on users, roles, agents
+# and rooms only. Never messages (`messages.send`, `send_as_user`, `livechat.relay_message`):
+# sending one first runs the other apps' pre-send hooks, whose own bridge calls need the
+# ledger's write lock that this transaction holds. A new write action is one or the other by
+# decision: `tests/security/test_one_transaction_writes.py` names the messages as the only rest.
 LENT_ACTIONS = frozenset({
     "users.create", "users.set_custom_fields", "users.deactivate", "roles.assign",
     "roles.remove", "livechat.add_agent", "livechat.remove_agent", "livechat.set_agent_status",
     "livechat.add_department_agent", "livechat.remove_department_agent",
+    "livechat.create_room", "livechat.take_room", "livechat.transfer_room",
+    "livechat.close_room", "livechat.set_agent_display",
 })
 
 

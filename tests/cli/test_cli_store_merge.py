@@ -1,6 +1,6 @@
 """`stockade store migrate` on a home whose embedded server keeps its own server.db: its data
 moves into host.db in one transaction (`host/mergeserver.py`), so that server's writes on users,
-roles and agents then commit with their decision and outcome (`host/gate/onetx.py`)."""
+roles, agents and rooms then commit with their decision and outcome (`host/gate/onetx.py`)."""
 from __future__ import annotations
 
 import json

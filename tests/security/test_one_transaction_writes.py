@@ -1,6 +1,6 @@
 """The embedded server's writes in the gate's own transaction (DESIGN rule 9, `host.gate.onetx`).
 
-A home's embedded server keeps its tables in host.db, so a write on users, roles or agents
+A home's embedded server keeps its tables in host.db, so a write on users, roles, agents or rooms
 commits its decision, quota unit, seat check, the server's write and its outcome together. The
 claims attacked here: nothing of a write survives its transaction failing (no user, no record,
 no unit, no event); no app hears of a write before it is committed; seats stay exact when several
@@ -161,3 +161,68 @@ def test_a_home_with_its_own_server_db_keeps_three_commits(tmp_path: Path) -> No
     with sqlite3.connect(h.host_db) as c:
         assert c.execute("SELECT count(*) FROM sqlite_master WHERE name = 'users'"
                          ).fetchone()[0] == 0
+
+
+def test_every_server_write_is_one_transaction_but_the_messages() -> None:
+    """Each write action is in the transaction or out of it by decision: a message runs other
+    apps' pre-send hooks, whose calls need the write lock, so it stays on three commits; a new
+    write action fails here until it is put on one side."""
+    from host.gate.onetx import LENT_ACTIONS
+    from host.server.adapter import ACTION_METHODS
+    from policies.vocabulary import ACTIONS
+
+    writes = {a for a in ACTION_METHODS if ACTIONS[a].write}
+    assert LENT_ACTIONS <= writes
+    assert writes - LENT_ACTIONS == {"messages.send", "messages.send_as_user",
+                                     "livechat.relay_message"}
+
+
+def test_a_room_write_commits_with_its_records_and_is_heard_after(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A room an app opens through a real host: gone with its transaction when the outcome
+    cannot be recorded (no room, no event); committed with its records otherwise, no intent,
+    and room_started heard by a subscriber only once the room is there to read."""
+    from apphelp import install, write_app, write_policy
+
+    from host.runtime import Host, HostConfig
+
+    home = Home(tmp_path / "home").ensure()
+    write_policy(home, "rooms", '''schema = 1
+name = "rooms"
+[[rule]]
+id = "opener"
+effect = "permit"
+apps = ["opener"]
+actions = ["livechat.create_room"]
+''')
+    install(home, write_app(tmp_path / "apps", "opener", ["livechat.write"], [],
+                            "from stockade import App\n\nclass TestApp(App):\n    pass\n"))
+    with Host(home, config=HostConfig(watch=False, use_zygote=False)) as host:
+        assert host.gate.server_calls is not None
+        visitor = host.server.save_visitor("room-visitor-token", "V")["id"]
+        seen: list[int] = []
+
+        def look(name: str, payload: dict[str, Any]) -> None:
+            if name == "livechat.room_started":
+                with sqlite3.connect(home.host_db, timeout=0.2) as other:
+                    seen.append(other.execute("SELECT count(*) FROM rooms WHERE id = ?",
+                                              (payload["room"]["id"],)).fetchone()[0])
+        host.server.subscribe(look)
+        runner = next(iter(host.runners.values()))
+        runner.ensure_started()
+        assert runner.session is not None
+
+        def outcome_fails(*a: Any, **kw: Any) -> Any:
+            raise sqlite3.OperationalError("disk I/O error")
+        monkeypatch.setattr(ledger_mod, "_outcome_body", outcome_fails)
+        with pytest.raises((GateError, sqlite3.Error)):
+            host.gate.handle(runner.session, "livechat.create_room", {"visitor_id": visitor})
+        monkeypatch.undo()
+        assert host.server.livechat_list_rooms(SYSTEM) == [] and seen == []
+        room = host.gate.handle(runner.session, "livechat.create_room",
+                                {"visitor_id": visitor})
+        assert seen == [1]
+        assert host.ledger.pending_intents() == []
+        assert host.server.livechat_get_room(SYSTEM, room["id"])["open"]
+    mine = [r for r in _records(home) if r.get("action") == "livechat.create_room"]
+    assert [(r["kind"], r.get("ok")) for r in mine] == [("decision", None), ("outcome", True)]
