@@ -43,6 +43,15 @@ def _old_home(root: Path) -> Home:
     return home
 
 
+def _doctor_warning(cli: Run) -> str:
+    """`stockade doctor`'s "server data" line (a warning, not a failure), or ""."""
+    r = cli("doctor", "--json")
+    checks = json.loads(r.stdout)["checks"]
+    found = [c for c in checks if c["name"] == "server data"]
+    assert all(not c["required"] and not c["ok"] for c in found)
+    return str(found[0]["detail"]) if found else ""
+
+
 def _tables(path: Path, names: list[str]) -> dict[str, set[tuple[object, ...]]]:
     with sqlite3.connect(path) as c:
         return {t: set(c.execute(f'SELECT * FROM "{t}"').fetchall()) for t in names}
@@ -62,6 +71,7 @@ def test_migrate_moves_every_row_and_the_writes_become_one_transaction(
     before = _tables(h.root / "server.db", names)
     status = cli("store", "status", "--json")
     assert status.exit_code == 1 and json.loads(status.stdout)["server_data"] == "server.db"
+    assert "store migrate" in _doctor_warning(cli)
     r = cli("store", "migrate", "--json")
     assert r.exit_code == 0, r.output
     merged = json.loads(r.stdout)["server_merged"]
@@ -72,6 +82,7 @@ def test_migrate_moves_every_row_and_the_writes_become_one_transaction(
     assert all(f.stat().st_mode & 0o777 == 0o600 for f in h.root.glob("host.db*"))
     status = cli("store", "status", "--json")
     assert status.exit_code == 0 and json.loads(status.stdout)["server_data"] == "host.db"
+    assert _doctor_warning(cli) == ""
     with Host(h, config=QUIET) as host:
         assert host.gate.server_calls is not None
         assert host.server.count_users_created_by(APP_ID) == 2
