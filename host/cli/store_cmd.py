@@ -3,6 +3,9 @@
 A home's own SQLite store creates its tables as it opens them. A PostgreSQL store several hosts
 share changes its schema only here (`host.migrate`), once, from one host, when the operator says
 so; a host whose schema is missing or older refuses to start and names this command.
+
+On a home made before the embedded server's tables moved into host.db, `migrate` also moves its
+server.db in (`host.mergeserver`), and `status` says where the server's data is.
 """
 from __future__ import annotations
 

@@ -229,20 +229,22 @@ class Ledger:
                     seats: tuple[int, Callable[[Conn, Sequence[str]], int]] | None = None,
                     ) -> tuple[Admission, T | None]:
         """DESIGN rule 9's second branch, for a call whose data lives in this ledger's own
-        store (an app's persistence): the decision, its units, the call (`apply`, on this
-        transaction's connection) and its outcome in one transaction. Nothing can be left
-        half-done, so no intent row is kept. A full quota records the denial as `admit` does
-        and applies nothing. If `apply` raises, everything rolls back — no record, no unit —
-        and the error propagates: the caller then takes the three-commit path (`admit`, the
-        call, `outcome`), which records the refusal as it always has.
+        store (an app's persistence, or the embedded server's tables when they share its
+        file): the decision, its units, the call (`apply`, on this transaction's connection)
+        and its outcome in one transaction. Nothing can be left half-done, so no intent row
+        is kept. A full quota records the denial as `admit` does and applies nothing. If
+        `apply` raises, everything rolls back — no record, no unit — and the error
+        propagates: the caller then takes the three-commit path (`admit`, the call,
+        `outcome`), which records the refusal as it always has.
 
         A read (`record.write` False: it wrote nothing) may instead be refused in the same
         transaction: `refused` maps what its `apply` raised to an error code (a missing key:
-        `not_found`), and the refusal is recorded and refunded as `outcome(..., refund=True)`
-        would, then the exception is raised once that transaction has committed. `holds` as in
-        `admit`. `seats` (a ceiling and a counter reading this transaction's connection) is a
-        creation's seat check when the server's data shares this store (`host.gate.onetx`): it
-        holds the write lock, so two hosts never both take the last seat."""
+        `not_found`), and the refusal is recorded and refunded as `outcome(...,
+        refund=True)` would, then the exception is raised once that transaction has
+        committed. `holds` as in `admit`. `seats` (a ceiling and a counter reading this
+        transaction's connection) is a creation's seat check when the server's data shares
+        this store (`host.gate.onetx`): it holds the write lock, so two hosts never both
+        take the last seat."""
         self._check_admitting()
         if not record.op_id or (record.write is not True and not charges):
             raise AuditError("admit_apply is for an admitted call with an op_id")

@@ -387,7 +387,7 @@ class Database:
     def lend(self, c: sqlite3.Connection) -> Iterator[Loan]:
         """Run this thread's server operations on `c`, inside its owner's open write transaction
         on the same file (DESIGN rule 9's second branch: the gate's decision, quota unit, server
-        write and outcome commit together; `host.server.lent`). Writes neither begin nor commit
+        write and outcome commit together; `host.gate.onetx`). Writes neither begin nor commit
         (the owner does both); their events wait in the `Loan` until the owner has committed,
         and are dropped if it rolls back. Rows read by name meanwhile (`sqlite3.Row`), as on
         this database's own connections; the owner's row factory is put back after."""
