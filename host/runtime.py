@@ -318,7 +318,10 @@ class Host:
                 rec = records.get(install_id)
                 if rec is not None and rec.app_user_id in inactive:
                     self.credentials.revoke_for_user(install_id)
-                retired = self.credentials.stale(runner.session)
+                # A runner starting a child has revoked its earlier token itself (minting the
+                # new one) and holds the old session until the handshake is done: not stale
+                # yet. A revocation that also covers the new token retires it at the next sync.
+                retired = runner.state != "starting" and self.credentials.stale(runner.session)
                 forged = rec is not None and not self._consent_holds(rec, runner.install)
                 if (rec is None or not rec.enabled or rec.generation != runner.install.generation
                         or rec.settings != runner.install.settings or retired or forged):
