@@ -210,7 +210,7 @@ def state_checks(home: Home) -> list[Check]:
                 out.append(Check(label, result == "ok", f"{path.name}: {result}, {jm}"))
             except sqlite3.Error as exc:
                 out.append(Check(label, False, f"{path.name}: {exc}"))
-    if home.store_url is None and home.server_db != home.host_db:
+    if home.server_apart:
         out.append(Check("server data", False, "in a server.db of its own: its writes take "
                          "three commits, not one transaction; `stockade store migrate` (with "
                          "no host serving) moves it into host.db", required=False))

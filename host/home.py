@@ -79,8 +79,13 @@ class Home:
         call with effects commits its decision, the server's write and its outcome in one
         transaction (DESIGN rule 9, `host.gate.onetx`); or `server.db`, in a home whose server
         was made there before (its data stays; those calls take three commits)."""
-        own = self.root / "server.db"
-        return own if own.exists() else self.host_db
+        return self.root / "server.db" if self.server_apart else self.host_db
+
+    @property
+    def server_apart(self) -> bool:
+        """The embedded server's data still in a server.db of its own (a SQLite home made before
+        its tables moved into host.db; `stockade store migrate` moves it, `host.mergeserver`)."""
+        return self.store_url is None and (self.root / "server.db").exists()
 
     def sqlite_files(self) -> tuple[tuple[str, Path], ...]:
         """The home's SQLite stores, each once: ("host store", host.db), and ("server store",

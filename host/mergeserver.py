@@ -44,9 +44,9 @@ def merge_server_db(home: Home) -> Merged | None:
     """Move `server.db`'s tables into `host.db` (see the module docstring); None when the home
     has no `server.db`. Raises `LeaseError` while a host serves the home, `sqlite3.Error` on a
     store that cannot be read or written (nothing is then changed)."""
-    source = home.root / "server.db"
-    if not source.exists() or home.store_url is not None:
+    if not home.server_apart:
         return None
+    source = home.root / "server.db"
     lease = HomeLease(home.lease_path, wait_s=0.0)
     ran: list[Merged] = []
     try:

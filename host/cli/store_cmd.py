@@ -33,17 +33,12 @@ def _where(home: Home) -> str:
     return describe(home.host_store)
 
 
-def _apart(home: Home) -> bool:
-    """The embedded server's data still in a server.db of its own (`host.mergeserver`)."""
-    return home.store_url is None and (home.root / "server.db").exists()
-
-
 def _show(home: Home, states: list[object], title: str, json_out: bool,
           extra: dict[str, object] | None = None) -> bool:
     from host.migrate import ComponentState
 
     rows = [s for s in states if isinstance(s, ComponentState)]
-    apart = _apart(home)
+    apart = home.server_apart
     current = all(s.current for s in rows) and not apart
     if json_out:
         emit_json({"store": _where(home), "kind": "postgresql" if home.store_url else "sqlite",
@@ -105,7 +100,7 @@ def migrate(ctx: typer.Context, json_out: JsonFlag = False) -> None:
         fail(f"the store at {_where(home)} was not migrated: {exc}",
              "a store from a newer release needs that release; otherwise check the URL and "
              "this user's rights to create tables")
-    merged = _merge_server(home) if _apart(home) else None
+    merged = _merge_server(home) if home.server_apart else None
     moved = [f"{s.name} {before.get(s.name) or '-'} -> {s.have}" for s in states
              if before.get(s.name) != s.have]
     if moved:

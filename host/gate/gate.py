@@ -29,7 +29,7 @@ from host.clock import Clock
 from host.errors import GateError, RefusalBudgetExceeded, ServerRefused
 from host.gate.actor import acting_user
 from host.gate.installview import InstallView
-from host.gate.onetx import LENT_ACTIONS, AfterCommit, ServerCalls, server_calls
+from host.gate.onetx import LENT_ACTIONS, AfterCommit, server_calls
 from host.gate.restbridge import rest_call
 from host.keys.tokens import Claims
 from host.ledger.audit import AuditRecord, digest_args
@@ -129,11 +129,6 @@ _FALL_BACK = object()
 # A creation's seat check inside that transaction: the ceiling, and the seats in use counted
 # on its connection (given the op_ids of creations admitted elsewhere and not yet settled).
 SeatCheck = tuple[int, Callable[[Conn, Sequence[str]], int]]
-
-
-def _lent_call(lent: ServerCalls, action: str, c: Conn, session: Session,
-               args: dict[str, Any], *, op_id: str) -> AfterCommit:
-    return lent.call(c, action, session, args, op_id)
 
 
 def args_digest(args: Mapping[str, Any]) -> str:
@@ -308,15 +303,16 @@ class Gate:
         def holds(c: Conn) -> bool:
             return installs.version_in(c) == version
         fused = self.store_calls.get(action) if route is None else None
-        ceiling = decision.seat_ceiling if action == "users.create" else None
-        lent = self.server_calls if route is None and action in LENT_ACTIONS else None
+        lent = self.server_calls if write and route is None and action in LENT_ACTIONS else None
+        seats: SeatCheck | None = None
         if lent is not None and op_id:
             # The embedded server shares the ledger's file: its write joins the admission.
-            fused = partial(_lent_call, lent, action, op_id=op_id)
+            fused = partial(lent.call, action, op_id)
+            if decision.seat_ceiling is not None and action == "users.create":
+                seats = (decision.seat_ceiling, lent.seats_in)
         if fused is not None and op_id and (decision.seat_ceiling is None or lent is not None):
             done = self._in_one_transaction(
-                session, spec, args, rules, policy, charges, op_id, fused, holds,
-                None if ceiling is None or lent is None else (ceiling, lent.seats_in))
+                session, spec, args, rules, policy, charges, op_id, fused, holds, seats)
             if done is not _FALL_BACK:
                 return done
         seq: int | None = None

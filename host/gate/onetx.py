@@ -62,9 +62,10 @@ class ServerCalls:
     server: Any  # the adapter the gate calls (the embedded server, or a wrapper of it)
     db: Database  # the embedded server's database, which the adapter's methods write through
 
-    def call(self, c: Conn, action: str, session: Calling, args: dict[str, Any],
-             op_id: str) -> AfterCommit:
-        """The gate's dispatch of a write in `LENT_ACTIONS`, on `c` (inside the admission)."""
+    def call(self, action: str, op_id: str, c: Conn, session: Calling,
+             args: dict[str, Any]) -> AfterCommit:
+        """The gate's dispatch of a write in `LENT_ACTIONS`, on `c` (inside the admission);
+        `action` and `op_id` first, so the gate binds them and calls it as a store call."""
         method = getattr(self.server, ACTION_METHODS[action])
         with self.db.lend(cast(sqlite3.Connection, c)) as loan:
             value = method(session.caller, **args, op_id=op_id)
