@@ -91,6 +91,9 @@ class LoadResult:
     sustained_per_s: float
     # where the REST API ran: "front" (a process of its own, `serve --rest-process`) or "host"
     rest: str = "host"
+    # where the embedded server's tables were: "host.db" (a write on users, roles, agents or
+    # rooms in one transaction with its decision, DESIGN rule 9) or "server.db" (three commits)
+    server_data: str = "host.db"
     target_per_s: float = TARGET_PER_S
     max_delay_p99_ms: float = MAX_DELAY_P99_MS
 
@@ -180,14 +183,14 @@ class _Delays:
 
 def run_load(rates: Sequence[float] = RATES, step_s: float = 10.0, *, degraded: bool = False,
              pin_apps: bool = False, pin_bursts: bool = True, rest_process: bool = True,
-             host_core: bool = True,
+             host_core: bool = True, server_apart: bool = False,
              on_step: Callable[[LoadStep], None] | None = None) -> LoadResult:
     crm = CrmProcess(CRM_API_KEY).start()
     demo = quiet_demo(crm, degraded)
     demo.pin_apps, demo.pin_bursts, demo.host_core = pin_apps, pin_bursts, host_core
     delays = _Delays()
     try:
-        start_demo(demo)
+        start_demo(demo, server_apart=server_apart)
         host = demo.host
         assert host is not None and isinstance(host.server, EmbeddedServer)
         admin, token = ensure_service_user(host.server, "bench-load-admin")
@@ -209,7 +212,8 @@ def run_load(rates: Sequence[float] = RATES, step_s: float = 10.0, *, degraded: 
                     break  # far past capacity: higher rates say nothing more
         sustained = max((s.rate for s in steps if s.sustained), default=0.0)
         return LoadResult(steps=steps, sustained_per_s=sustained,
-                          rest="front" if rest_process else "host")
+                          rest="front" if rest_process else "host",
+                          server_data=host.home.server_db.name)
     finally:
         if demo.host is not None:
             demo.host.stop()

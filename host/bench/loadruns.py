@@ -67,6 +67,7 @@ class LoadRuns:
     def to_json(self) -> dict[str, Any]:
         return {
             "rest": self.runs[0].rest if self.runs else "host",
+            "server_data": self.runs[0].server_data if self.runs else "host.db",
             "sustained_per_s": self.sustained_per_s, "target_per_s": self.target_per_s,
             "max_delay_p99_ms": self.max_delay_p99_ms, "met": self.met,
             "rates": [{**vars(s), "mostly_held": s.mostly_held} for s in self.rates()],

@@ -26,7 +26,9 @@ from rich.console import Console
 
 from host.bench.crm_process import CrmProcess
 from host.bench.extra_apps import install_extra_apps
+from host.clock import SystemClock
 from host.demo.scenario import CRM_API_KEY, Demo
+from host.server.embedded import EmbeddedServer
 
 TARGET_SLOPE_MIB_MIN = 0.5  # issue 26: RSS slope over the second half of a 30-minute run
 SAMPLE_EVERY_S = 1.0
@@ -155,11 +157,15 @@ def _growth_after(samples: list[tuple[float, float]], warmup_s: float) -> float:
     return later[-1] - later[0] if later else 0.0
 
 
-def start_demo(demo: Any) -> None:
+def start_demo(demo: Any, *, server_apart: bool = False) -> None:
     """The demo's home, its four example apps and the bench's two more (`extra_apps.py`: six,
     as in issue 26's workspace), and the host, with the rate quotas lifted (a soak or load run
-    would meet them in seconds). The caller stops `demo` in its own `finally`."""
+    would meet them in seconds). `server_apart`: the embedded server's tables in a server.db
+    of their own, as an older home keeps them (the A/B of DESIGN rule 9's one transaction).
+    The caller stops `demo` in its own `finally`."""
     demo.setup_home()
+    if server_apart:
+        EmbeddedServer(demo.home.root / "server.db", SystemClock()).close()
     lift_rates(demo.home.policies_dir)
     demo.operator_setup()
     demo.install_apps()

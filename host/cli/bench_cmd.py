@@ -137,7 +137,8 @@ def bench(
     server_apart: bool = typer.Option(
         False, "--server-db-apart", help="The embedded server's data in a server.db of its "
         "own, as a home made before it moved into host.db keeps it (a write on users, roles, "
-        "agents or rooms then takes three commits, not one transaction), for the A/B."),
+        "agents or rooms then takes three commits, not one transaction), for the A/B; with --load "
+        "too."),
     rest_process: bool = typer.Option(
         True, "--rest-process/--rest-in-host", help="With --load: the REST API in a process of "
         "its own beside the host, as `stockade serve` runs it (the default), or in the host's "
@@ -189,7 +190,7 @@ def bench(
 
         load_command(rates, step_seconds, degraded, json_out, pin_apps=pin_apps,
                      pin_bursts=pin_bursts, runs=pairs, rest_process=rest_process,
-                     host_core=host_core)
+                     host_core=host_core, server_apart=server_apart)
         return
     if soak is not None:
         from host.cli.bench_soak_cmd import soak_command

@@ -51,7 +51,8 @@ def soak_command(minutes: float, rate: float, degraded: bool, json_out: bool) ->
 
 def load_command(rates: str, step_s: float, degraded: bool, json_out: bool, *,
                  pin_apps: bool = False, pin_bursts: bool = True, runs: int = 1,
-                 rest_process: bool = True, host_core: bool = True) -> None:
+                 rest_process: bool = True, host_core: bool = True,
+                 server_apart: bool = False) -> None:
     from host.bench.load import MAX_DELAY_P99_MS, LoadResult, LoadStep, busiest, run_load
     from host.bench.loadruns import LoadRuns
     from host.supervise.child import LayerMissing
@@ -83,12 +84,15 @@ def load_command(rates: str, step_s: float, degraded: bool, json_out: bool, *,
         err_console.print(f"load{f' (run {n + 1}/{runs})' if runs > 1 else ''}: "
                           f"{', '.join(f'{r:g}' for r in steps)} conversations/s, "
                           f"{step_s:g} s each, through the REST API "
-                          f"({'in a front process' if rest_process else 'in the host'}) ...",
+                          f"({'in a front process' if rest_process else 'in the host'})"
+                          + (", the server's data in a server.db apart" if server_apart else "")
+                          + " ...",
                           highlight=False)
         try:
             results.append(run_load(steps, step_s, degraded=degraded, pin_apps=pin_apps,
                                     pin_bursts=pin_bursts, rest_process=rest_process,
-                                    host_core=host_core, on_step=said))
+                                    host_core=host_core, server_apart=server_apart,
+                                    on_step=said))
         except LayerMissing as exc:
             fail(str(exc), "run `stockade doctor`; or pass --degraded to measure anyway")
     summary: LoadResult | LoadRuns = results[0] if runs == 1 else LoadRuns(results)

@@ -14,11 +14,13 @@ import pytest
 
 
 def test_a_tiny_load_run_measures_events_from_rest_conversations(tmp_path: Path) -> None:
-    """With the REST API in the host's process (`--rest-in-host`): everything but the front."""
+    """With the REST API in the host's process (`--rest-in-host`): everything but the front;
+    and the embedded server's tables in a server.db apart (`--server-db-apart`, the A/B of the
+    one-transaction writes), which the result says it measured."""
     proc = subprocess.run(
         [sys.executable, "-c", "from host.cli.main import main; main()",
          "--home", str(tmp_path / "unused"), "bench", "--load", "--rest-in-host", "--rates", "3",
-         "--step-seconds", "2", "--json"],
+         "--step-seconds", "2", "--server-db-apart", "--json"],
         capture_output=True, text=True, timeout=180, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout)
@@ -29,6 +31,7 @@ def test_a_tiny_load_run_measures_events_from_rest_conversations(tmp_path: Path)
     assert step["delay_ms_p99"] >= step["delay_ms_p50"] > 0
     assert step["host_cpu_ms_per_conversation"] > 0  # the host's own CPU, measured
     assert out["rest"] == "host" and step["front_cpu_ms_per_conversation"] == 0.0
+    assert out["server_data"] == "server.db" and "server.db apart" in proc.stderr
     # the apps' children did work of their own (their handlers), counted apart from the host's
     assert step["apps_cpu_ms_per_conversation"] > 0
     # everything on the machine, the host included (tick accounting: not to the last tick)
@@ -56,6 +59,7 @@ def test_a_tiny_load_run_with_the_rest_api_in_a_front_process(tmp_path: Path) ->
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout)
     assert out["rest"] == "front" and "in a front process" in proc.stderr
+    assert out["server_data"] == "host.db"  # a new home's layout, the default
     [step] = out["steps"]
     assert step["conversations"] == 6 and step["failed_requests"] == 0
     assert step["events"] >= 3 * step["conversations"]
