@@ -266,6 +266,7 @@ class Database:
             self._migrate_shared(migrating)
             return
         self.path = Path(target)
+        self._where = os.path.abspath(self.path)  # its write turn's key (`host.store.writeturn`)
         self._migrate()
 
     def conn(self) -> Any:
@@ -363,7 +364,8 @@ class Database:
         if c.in_transaction:
             # A server operation is one transaction; nesting would silently merge two.
             raise RuntimeError("nested server write on one thread")
-        with immediate(c) if self.shared is None else self.shared.transaction():
+        with (immediate(c, self._where, BUSY_TIMEOUT_MS) if self.shared is None
+              else self.shared.transaction()):
             yield c
         self._local.commits = self.commits_here() + 1
 

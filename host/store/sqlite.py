@@ -33,6 +33,7 @@ from host.errors import StartRefused
 from host.home import Home
 from host.store.base import AppendOnly, SetOnce, Store, StoreError
 from host.store.pid import current_pid
+from host.store.writeturn import begin, turn_for
 
 # How long a writer waits for another process's write lock before failing (ms). Guards against
 # spurious "database is locked" under contention from several host processes; long enough to
@@ -60,6 +61,7 @@ class SqliteStore(Store):
         self.readonly = readonly
         self.named_rows = named_rows  # rows readable by column name (sqlite3.Row)
         self.local_dir = self.path.parent
+        self._where = os.path.abspath(self.path)  # its write turn's key (`host.store.writeturn`)
 
     @property
     def where(self) -> str:
@@ -117,7 +119,7 @@ class SqliteStore(Store):
 
     def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         """`BEGIN IMMEDIATE` … `COMMIT` (or `ROLLBACK` on any exception, which then propagates)."""
-        return immediate(self.conn())
+        return immediate(self.conn(), self._where, BUSY_TIMEOUT_MS)
 
     def checkpoint(self, mode: str = "PASSIVE") -> tuple[int, int, int]:
         """Run a WAL checkpoint (background thread). Returns (busy, log pages, checkpointed)."""
@@ -146,15 +148,20 @@ class SqliteStore(Store):
 
 
 @contextmanager
-def immediate(c: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One write transaction on `c`: `BEGIN IMMEDIATE` … `COMMIT`, `ROLLBACK` on any exception.
+def immediate(c: sqlite3.Connection, where: str,
+              busy_timeout_ms: int) -> Iterator[sqlite3.Connection]:
+    """One write transaction on `c`, a connection to the file at `where` (an absolute path)
+    whose `busy_timeout` is `busy_timeout_ms`: `BEGIN IMMEDIATE` … `COMMIT`, `ROLLBACK` on any
+    exception.
 
     IMMEDIATE takes the write lock before the first read, so two processes can never both read
     "one unit left" and both take it, and a write never fails half-way on a lock upgrade. Both
     `host.db` (`Store.transaction`) and the embedded server's `server.db` (`Database.write`)
-    open every write here.
+    open every write here. The lock is waited for in this process's turn for the file and by
+    short retries, never SQLite's millisecond sleeps (`host.store.writeturn`).
     """
-    c.execute("BEGIN IMMEDIATE")
+    turn = turn_for(where)
+    begin(c, turn, busy_timeout_ms)
     try:
         yield c
         c.execute("COMMIT")
@@ -164,6 +171,8 @@ def immediate(c: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         if c.in_transaction:
             c.execute("ROLLBACK")
         raise
+    finally:
+        turn.lock.release()
 
 
 def disk_full(exc: BaseException) -> bool:
