@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-import time
+from time import monotonic, sleep
 
 # The retries' first sleep and their cap (s). The transactions they wait for take 0.1-0.5 ms, so
 # the first tries land near their end; the cap bounds the statements a long wait costs (a few
@@ -89,15 +89,15 @@ def begin(c: sqlite3.Connection, turn: WriteTurn, busy_timeout_ms: int) -> None:
 def _begin_polling(c: sqlite3.Connection, busy_timeout_ms: int) -> None:
     c.execute("PRAGMA busy_timeout=0")
     try:
-        pause, deadline = FIRST_POLL_S, time.monotonic() + busy_timeout_ms / 1000
+        pause, deadline = FIRST_POLL_S, monotonic() + busy_timeout_ms / 1000
         while True:
             try:
                 c.execute("BEGIN IMMEDIATE")
                 return
             except sqlite3.OperationalError as exc:
-                if not _busy(exc) or time.monotonic() + pause > deadline:
+                if not _busy(exc) or monotonic() + pause > deadline:
                     raise
-            time.sleep(pause)
+            sleep(pause)
             pause = min(pause * 2, MAX_POLL_S)
     finally:
         c.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")

@@ -49,7 +49,7 @@ def test_a_waiter_retries_with_short_sleeps_not_sqlites(tmp_path: Path,
         if len(pauses) == 6:
             holder.execute("COMMIT")
 
-    monkeypatch.setattr(writeturn.time, "sleep", sleep)
+    monkeypatch.setattr(writeturn, "sleep", sleep)
     with immediate(waiter, os.path.abspath(db), BUSY_TIMEOUT_MS) as c:
         c.execute("UPDATE n SET v = v + 1")
     assert pauses == pytest.approx([50e-6, 100e-6, 200e-6, 400e-6, 800e-6, 1e-3])
