@@ -67,6 +67,9 @@ class Association:
 def _check_key(key: object) -> str:
     if not isinstance(key, str) or not 0 < len(key) <= MAX_KEY_LEN:
         raise PersistenceError(f"key must be a non-empty string of at most {MAX_KEY_LEN} chars")
+    if "\x00" in key:
+        # PostgreSQL cannot hold it (a shared store); refused on every store alike.
+        raise PersistenceError("key must not contain NUL characters")
     return key
 
 
@@ -79,8 +82,8 @@ def _check_assoc(a: object) -> Association:
     if not isinstance(a, Association) or a.kind not in ASSOCIATION_KINDS:
         raise PersistenceError(
             f"association kind must be one of {', '.join(sorted(ASSOCIATION_KINDS))}")
-    if not isinstance(a.id, str) or not 0 < len(a.id) <= MAX_KEY_LEN:
-        raise PersistenceError(f"association id must be 1..{MAX_KEY_LEN} characters")
+    if not isinstance(a.id, str) or not 0 < len(a.id) <= MAX_KEY_LEN or "\x00" in a.id:
+        raise PersistenceError(f"association id must be 1..{MAX_KEY_LEN} characters, no NUL")
     return a
 
 

@@ -39,6 +39,7 @@ from host.server.errors import NotFound, ServerError
 from host.server.principals import Caller, Operator
 from host.server.rest_errors import rc_error
 from host.server.rest_routes import ADMIN, LIVECHAT, MANAGE, Ctx, Handler
+from host.store import UnstorableText
 from host.store.sqlite import disk_full
 
 log = logging.getLogger("stockade.server.rest")
@@ -243,6 +244,13 @@ class RestDispatcher:
             result = r.handler(ctx)
         except ServerError as e:
             return rc_error(e.code, e.message, path)
+        except UnstorableText as e:
+            if self.server.db.commits_here() == committed:
+                # Bad input a shared store cannot hold or match (a NUL character), refused
+                # before its statement ran: the caller's error, nothing of it written.
+                return rc_error("invalid_argument", str(e), path)
+            log.exception("REST %s %s failed part-way", method, path)
+            return rc_error("internal", "internal server error", path, status=500)
         except Exception as e:
             if disk_full(e):
                 if self.server.db.commits_here() == committed:

@@ -24,6 +24,7 @@ from host.store.base import (
     Step,
     Store,
     StoreError,
+    UnstorableText,
 )
 from host.store.schema import ensure_schema, schema_versions
 from host.store.sqlite import (
@@ -50,6 +51,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreTarget",
+    "UnstorableText",
     "describe",
     "ensure_schema",
     "immediate",

@@ -209,6 +209,14 @@ class PgIntegrityError(PgError):
     """A PostgreSQL constraint decided (a name taken, a row gone)."""
 
 
+class UnstorableText(ValueError):
+    """A text parameter holds a NUL character (U+0000), which PostgreSQL can neither store nor
+    compare (psycopg refuses it before sending). It is the caller's bad input, not a store
+    failure: the REST API answers 400, the bridge `invalid_argument`, and nothing was written
+    (the statement never ran; the transaction around it rolls back). SQLite stores and matches
+    such text, so only a shared store raises it."""
+
+
 #: Catch these where a statement may fail for reasons outside the host (disk, lock, network).
 DB_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, PgError)
 #: Catch these where a store cannot be used at all or a statement failed (one line to the

@@ -29,7 +29,15 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from host.home import redact_url
-from host.store.base import AppendOnly, PgError, PgIntegrityError, SetOnce, Store, StoreError
+from host.store.base import (
+    AppendOnly,
+    PgError,
+    PgIntegrityError,
+    SetOnce,
+    Store,
+    StoreError,
+    UnstorableText,
+)
 from host.store.dialect import arrange, translate
 from host.store.pid import current_pid
 
@@ -87,6 +95,8 @@ def _wrapped(exc: BaseException) -> BaseException:
 
     if isinstance(exc, psycopg.IntegrityError):
         return PgIntegrityError(str(exc).strip())
+    if isinstance(exc, psycopg.DataError) and "NUL" in str(exc):
+        return UnstorableText("text must not contain NUL characters (U+0000)")
     if isinstance(exc, psycopg.Error):
         return PgError(str(exc).strip())
     return exc

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -84,3 +85,17 @@ def test_wire_shaped_associations_and_module_remove_all(tmp_path: Path) -> None:
         s.put("i1", "b", 1, {"kind": "room", "id": "r1", "install_id": "i2"})
     assert P.remove_all(tmp_path / "host.db", "i1") == 1
     assert s.keys("i1") == []
+
+
+def test_a_nul_in_a_key_or_association_is_refused_on_either_store(db: Any) -> None:
+    """PostgreSQL cannot hold U+0000 (psycopg refused it as a store error: the bridge's
+    `internal`); a key or association id with one is the app's bad input on every store."""
+    s = PersistenceStore(db.target)
+    for call in (lambda: s.put("i1", "a\x00b", 1), lambda: s.get("i1", "\x00"),
+                 lambda: s.delete("i1", "k\x00"),
+                 lambda: s.put("i1", "k", 1, Association("room", "r\x00")),
+                 lambda: s.find("i1", Association("room", "\x00"))):
+        with pytest.raises(PersistenceError, match="NUL"):
+            call()
+    s.put("i1", "k", "a value may hold \x00: it is stored as JSON text")
+    assert s.get("i1", "k") == "a value may hold \x00: it is stored as JSON text"
