@@ -11,9 +11,10 @@ The order makes every stopping point safe: until the rename, `Home.server_db` st
 `server.db` and a copy left in `host.db` is never read (the next merge drops it and copies
 again); after it, `host.db` holds everything. Both files' write locks are held while copying
 (one `BEGIN IMMEDIATE` over the attached file), so no writer can slip a change in between; the
-home's lease is taken exclusively first, so no host serves meanwhile. A CLI command writing to
-`server.db` in the instant between the commit and the rename would write to the renamed file:
-run the migration with nothing else using the home.
+home's lease is taken exclusively first, so no host serves meanwhile. A one-shot command that
+opened `server.db` before and writes between the commit and the rename is refused, not lost:
+the copy's transaction marks the file (`host/server/moved.py`), and `Database.write` checks the
+mark under the write lock while the merge holds the lease.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from pathlib import Path
 from host.home import Home
 from host.ledger.lease import HomeLease, LeaseError
 from host.server.db import SCHEMA_VERSION, SERVER_VERSION_DDL, Database, migration_statements
+from host.server.moved import MARK
 
 # How long the merge waits for another process's write lock on either file (ms).
 BUSY_TIMEOUT_MS = 10_000
@@ -79,6 +81,11 @@ def _server_tables() -> list[str]:
 
 
 def _merge(home: Home, source: Path) -> Merged:
+    with contextlib.closing(sqlite3.connect(source, isolation_level=None,
+                                            timeout=BUSY_TIMEOUT_MS / 1000)) as old:
+        # A merge that stopped before its rename left its mark: this one copies again, and
+        # its own `Database` below must not take the file for moved.
+        old.execute(f'DROP TABLE IF EXISTS "{MARK}"')
     Database(source).close()  # server.db at this release's schema, as the copy expects
     with contextlib.closing(sqlite3.connect(source, isolation_level=None)) as old:
         old.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # its rows in the file, its WAL empty
@@ -103,6 +110,10 @@ def _merge(home: Home, source: Path) -> Merged:
         if broken:
             raise sqlite3.IntegrityError(f"server.db's rows break {len(broken)} foreign keys "
                                          f"(first: {tuple(broken[0])}); nothing was moved")
+        # The mark commits with the copy: a process holding server.db open is refused from
+        # here on, until the rename puts the file out of every later process's reach.
+        main.execute(f'CREATE TABLE old."{MARK}" (at REAL NOT NULL)')
+        main.execute(f'INSERT INTO old."{MARK}" VALUES (?)', (time.time(),))  # noqa: S608
         main.execute("COMMIT")
         # host.db now holds password and token hashes: the owner's only, as server.db was (a
         # home's older host.db may have been made readable by its group and others).

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from host.server.moved import refuse_if_moved
 from host.store import StoreError, immediate
 from host.store.pg import SERVER_WRITE_LOCK, PgStore, is_url, redacted
 from host.store.pool import ConnPool, register
@@ -267,6 +268,9 @@ class Database:
             return
         self.path = Path(target)
         self._where = os.path.abspath(self.path)  # its write turn's key (`host.store.writeturn`)
+        # A server.db of its own (an older home's) may be moved into host.db while this process
+        # has it open: each write checks, under the write lock, that it is not (`moved.py`).
+        self._may_move = self.path.name == "server.db"
         self._migrate()
 
     def conn(self) -> Any:
@@ -366,6 +370,8 @@ class Database:
             raise RuntimeError("nested server write on one thread")
         with (immediate(c, self._where, BUSY_TIMEOUT_MS) if self.shared is None
               else self.shared.transaction()):
+            if self.shared is None and self._may_move:
+                refuse_if_moved(c, self.path)
             yield c
         self._local.commits = self.commits_here() + 1
 

@@ -7,7 +7,9 @@ import json
 import os
 import sqlite3
 from pathlib import Path
+from typing import Any
 
+import pytest
 from clihelp import Run, cli_fixture, home_fixture  # noqa: F401 - fixtures
 from gatehelp import APP_ID, build_rig, install_fuzz_app
 
@@ -136,9 +138,44 @@ def test_a_merge_stopped_before_its_rename_is_done_again_from_server_db(
     r = cli("store", "migrate", "--json")
     assert r.exit_code == 0, r.output
     kept = h.root / json.loads(r.stdout)["server_merged"]["kept_as"]
-    kept.rename(h.root / "server.db")  # as if the rename had not happened
+    for suffix in ("", "-wal", "-shm"):  # as if the rename had not happened
+        if Path(f"{kept}{suffix}").exists():
+            Path(f"{kept}{suffix}").rename(h.root / f"server.db{suffix}")
+    # marked as moved by the copy's transaction, but no merge runs: still the home's server
     assert h.server_db == h.root / "server.db"
     EmbeddedServer(h.server_db, SystemClock()).users_create(SYSTEM, "meanwhile", "M", "user")
     assert cli("store", "migrate").exit_code == 0
     assert EmbeddedServer(h.server_db, SystemClock()).users_get_by_username(
         SYSTEM, "meanwhile")["username"] == "meanwhile"
+
+
+def test_a_write_between_the_merges_commit_and_its_rename_is_refused_not_lost(
+        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A one-shot command (no lease) that opened server.db before the merge and writes after
+    the copy committed, before the file is renamed: that write would have landed in the renamed
+    file, read by nobody. It is refused with a message, and nothing of it is anywhere."""
+    from host import mergeserver
+    from host.store import StoreError
+
+    h = _old_home(home)
+    early = EmbeddedServer(h.root / "server.db", SystemClock())  # opened before the merge
+    early.users_get_by_username(SYSTEM, "old-0")
+    refused: list[str] = []
+    real_replace = os.replace
+
+    def replace(src: Any, dst: Any) -> None:
+        if Path(src) == h.root / "server.db":  # the window: committed, not yet renamed
+            with pytest.raises(StoreError, match=r"moved into host\.db") as caught:
+                early.users_create(SYSTEM, "in-the-window", "W", "user")
+            refused.append(str(caught.value))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(mergeserver.os, "replace", replace)
+    merged = mergeserver.merge_server_db(h)
+    assert merged is not None and refused
+    now = EmbeddedServer(h.server_db, SystemClock())
+    assert h.server_db == h.host_db and now.users_get_by_username(SYSTEM, "old-0")
+    with sqlite3.connect(h.root / merged.kept_as) as kept, sqlite3.connect(h.host_db) as main:
+        for c in (kept, main):
+            assert c.execute("SELECT count(*) FROM users WHERE username = 'in-the-window'"
+                             ).fetchone()[0] == 0
