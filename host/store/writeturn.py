@@ -104,7 +104,5 @@ def _begin_polling(c: sqlite3.Connection, busy_timeout_ms: int) -> None:
 
 
 def _busy(exc: sqlite3.OperationalError) -> bool:
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code is not None:
-        return (int(code) & 0xFF) == sqlite3.SQLITE_BUSY
-    return "locked" in str(exc)
+    # The primary code: SQLITE_BUSY and its extended forms (a recovery, a snapshot).
+    return (exc.sqlite_errorcode & 0xFF) == sqlite3.SQLITE_BUSY
