@@ -48,7 +48,11 @@ class ServerCore:
             limits.op_id(op_id)
             dig = ops.digest(action, args)
         with self.db.write() as conn:
-            if op_id is not None:
+            # Under a loan (`Database.lend`) the op_id is the one the gate drew for this very
+            # admission, so no earlier application can hold it; were it not fresh, the ops
+            # table's primary key refuses `ops.record` below, the lender's whole transaction
+            # rolls back, and the gate's three-commit path (no loan) asks here as always.
+            if op_id is not None and self.db.loan() is None:
                 prior = ops.prior_result(conn, op_id, action, dig)
                 if prior is not None:
                     return cast(R, prior[0])  # applied before: same answer, no second effect

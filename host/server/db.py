@@ -33,17 +33,22 @@ STATEMENT_CACHE = 256
 # Rocket.Chat-style ids: 17 characters of an alphabet without look-alikes (0/O, 1/l/I).
 _ID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTWXYZabcdefghijkmnopqrstuvwxyz"
 _ID_LEN = 17
+# Random bytes map to the alphabet by `bytes.translate` (a byte b < 220 to letter b % 55, 220
+# being the largest multiple of 55 a byte can be; the rest are dropped, so every letter is
+# equally likely): ~0.6 µs an id against ~2.2 for 17 big-integer divisions, on every creation.
+_ID_KEEP = len(_ID_ALPHABET) * (256 // len(_ID_ALPHABET))
+_ID_TABLE = bytes(ord(_ID_ALPHABET[b % len(_ID_ALPHABET)]) for b in range(256))
+_ID_DROP = bytes(range(_ID_KEEP, 256))
+# 32 bytes keep 17 or more but for about one draw in a million (then it draws again).
+_ID_DRAW = 32
 
 
 def new_id() -> str:
     """A random 17-character id (~98 bits; ids are names, not secrets, but must not collide)."""
-    n = secrets.randbits(110)  # 110 bits >> 55**17 (~2**98.3), so the modulo bias is negligible
-    base = len(_ID_ALPHABET)
-    out = []
-    for _ in range(_ID_LEN):
-        n, r = divmod(n, base)
-        out.append(_ID_ALPHABET[r])
-    return "".join(out)
+    while True:
+        kept = secrets.token_bytes(_ID_DRAW).translate(_ID_TABLE, _ID_DROP)
+        if len(kept) >= _ID_LEN:
+            return kept[:_ID_LEN].decode("ascii")
 
 
 _ROLES_SEED = (

@@ -62,8 +62,8 @@ class EmbeddedServer(RoomOps):
                 "roles": list(role_t), "custom_fields": fields}
 
         def apply(tx: Tx) -> User:
-            if app_id is not None:
-                self._refuse_privileged(tx, role_t)
+            # An app's user never has a privileged role: `users.create` refuses one when
+            # `created_by_app` is set (DESIGN rule 10 behind the gate too).
             return users.create(
                 tx.conn, tx.now, username=username, name=name, type=type, email=email,
                 roles=role_t, custom_fields=fields, created_by_app=app_id,

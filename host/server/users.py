@@ -14,7 +14,7 @@ import msgspec
 
 from host.server import limits
 from host.server.db import new_id
-from host.server.errors import Conflict, InvalidArgument, NotFound
+from host.server.errors import Conflict, Forbidden, InvalidArgument, NotFound
 from host.server.shapes import User
 from host.store import INTEGRITY_ERRORS
 
@@ -102,6 +102,24 @@ def check_roles_exist(conn: sqlite3.Connection, roles: Iterable[str]) -> None:
             raise NotFound(f"no role named {r!r}")
 
 
+def check_new_roles(conn: sqlite3.Connection, roles: tuple[str, ...], *,
+                    refuse_privileged: bool) -> None:
+    """A new user's roles, in one statement: Forbidden naming the first privileged one when
+    `refuse_privileged` (an app's creation, DESIGN rule 10), then NotFound naming the first the
+    server does not know (`check_roles_exist`'s message)."""
+    marks = ", ".join("?" * len(roles))  # placeholders only: the names are bound
+    known = dict(conn.execute(
+        f"SELECT name, privileged FROM roles WHERE name IN ({marks})",  # noqa: S608
+        roles).fetchall())
+    if refuse_privileged:
+        for r in roles:
+            if known.get(r):
+                raise Forbidden(f"apps may not grant or remove the privileged role {r!r}")
+    for r in roles:
+        if r not in known:
+            raise NotFound(f"no role named {r!r}")
+
+
 def create(
     conn: sqlite3.Connection,
     now: float,
@@ -116,10 +134,11 @@ def create(
     app_id: str | None = None,
 ) -> User:
     """Insert a user (arguments already validated by `limits`). Conflict on a taken username or
-    email; NotFound on an unknown role. The caller's transaction rolls everything back on error."""
+    email; NotFound on an unknown role; Forbidden on a privileged role when an app creates it
+    (`created_by_app`). The caller's transaction rolls everything back on error."""
     if not roles:
         roles = ({"user": "user", "bot": "bot", "app": "app"}[type],)
-    check_roles_exist(conn, roles)
+    check_new_roles(conn, roles, refuse_privileged=created_by_app is not None)
     uid = new_id()
     try:
         conn.execute(

@@ -18,6 +18,7 @@ from gatehelp import APP_ID, add_seat_ceiling, build_rig, install_fuzz_app
 
 from host.clock import SystemClock
 from host.errors import GateError
+from host.gate import gate as gate_mod
 from host.home import Home
 from host.ledger import ledger as ledger_mod
 from host.ledger.audit import open_readonly
@@ -100,6 +101,24 @@ def test_a_write_whose_transaction_fails_leaves_nothing_and_tells_no_one(
     assert open_readonly(home.host_db, SystemClock()).verify().ok
     _assign_bot(rig, agent)  # and the same write, committed, is heard
     assert heard == ["livechat.agent_assigned"]
+
+
+def test_an_op_id_drawn_twice_never_creates_twice(
+        home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lent write does not look its op_id up (the gate draws a fresh one per admission): were
+    one drawn twice, the op log's key refuses the second inside the admission, everything rolls
+    back, and the three-commit path refuses it as a reused op_id. One user, never two."""
+    rig = build_rig(home, SystemClock())
+    monkeypatch.setattr(gate_mod.secrets, "token_hex", lambda n: "ab" * n)
+    _create(rig, "drawn-once")
+    with pytest.raises(GateError) as refused:
+        _create(rig, "drawn-twice")
+    assert refused.value.code == "conflict" and "already used" in refused.value.message
+    with sqlite3.connect(home.host_db) as c:
+        names = [n for (n,) in c.execute("SELECT username FROM users WHERE created_by_app = ?",
+                                         (APP_ID,))]
+    assert names == ["drawn-once"]
+    assert open_readonly(home.host_db, SystemClock()).verify().ok
 
 
 def test_an_event_is_emitted_only_once_its_write_is_committed(home: Home) -> None:

@@ -11,7 +11,7 @@ import pytest
 from srvhelp import op
 
 from host.clock import ManualClock
-from host.server import NotFound
+from host.server import Forbidden, NotFound
 from host.server.embedded import EmbeddedServer
 from host.server.principals import SYSTEM, Caller
 
@@ -79,3 +79,30 @@ def test_a_loan_needs_an_open_transaction_and_is_not_nested(
     owner.execute("ROLLBACK")
     other.execute("ROLLBACK")
     assert server.db.loan() is None
+
+
+def test_a_lent_write_with_a_used_op_id_applies_nothing(
+        shared: tuple[EmbeddedServer, sqlite3.Connection]) -> None:
+    """A lent write skips the op log's look-up (the gate's op_id is fresh for each admission):
+    an op_id that is not fresh is still refused, by the ops table's primary key, and the
+    lender's rollback leaves no second user; outside a loan the retry gets the first answer."""
+    server, owner = shared
+    used = op()
+    first = server.users_create(APP, "first", "F", "bot", op_id=used)
+    owner.execute("BEGIN IMMEDIATE")
+    with pytest.raises(sqlite3.IntegrityError), server.db.lend(owner):
+        server.users_create(APP, "second", "S", "bot", op_id=used)
+    owner.execute("ROLLBACK")
+    with pytest.raises(NotFound):
+        server.users_get_by_username(SYSTEM, "second")
+    assert server.users_create(APP, "first", "F", "bot", op_id=used) == first
+
+
+def test_a_lent_creation_is_refused_a_privileged_role(
+        shared: tuple[EmbeddedServer, sqlite3.Connection]) -> None:
+    server, owner = shared
+    owner.execute("BEGIN IMMEDIATE")
+    with pytest.raises(Forbidden, match="privileged role 'admin'"), server.db.lend(owner):
+        server.users_create(APP, "climber", "C", "user", roles=["bot", "admin"], op_id=op())
+    owner.execute("ROLLBACK")
+    assert server.count_users_created_by("lender") == 0

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from host.server import (
     NotFound,
     users,
 )
+from host.server import db as db_mod
 from host.server.db import SCHEMA_VERSION, new_id
 
 
@@ -118,6 +120,12 @@ def test_oversized_and_malformed_arguments(
 def test_app_may_not_create_with_privileged_role(server: EmbeddedServer, app: Caller) -> None:
     with pytest.raises(Forbidden, match="privileged role 'admin'"):
         server.users_create(app, "eve", "E", "user", roles=["admin"], op_id=op())
+    # Every role is checked for privilege before any for existence, in one look-up.
+    with pytest.raises(Forbidden, match="privileged role 'owner'"):
+        server.users_create(app, "eve", "E", "user", roles=["user", "no-such", "owner"],
+                            op_id=op())
+    with pytest.raises(NotFound, match="no role named 'no-such'"):
+        server.users_create(app, "eve", "E", "user", roles=["user", "no-such"], op_id=op())
     assert server.count_users_created_by("agent-sync") == 0
     # The operator may (it is not an app).
     assert server.users_create(SYSTEM, "root1", "R", "user", roles=["admin"])["roles"] == ["admin"]
@@ -178,6 +186,18 @@ def test_app_user_is_idempotent_and_removable(server: EmbeddedServer) -> None:
     assert again["id"] == u["id"] and again["active"] is True
     with pytest.raises(InvalidArgument):
         server.create_app_user("bad id!", "X")
+
+
+def test_new_ids_are_17_letters_of_the_alphabet_each_equally_likely() -> None:
+    ids = [new_id() for _ in range(20_000)]
+    assert len(set(ids)) == len(ids)
+    assert all(len(i) == 17 and set(i) <= set(db_mod._ID_ALPHABET) for i in ids)
+    counts = Counter("".join(ids))
+    expected = 17 * len(ids) / len(db_mod._ID_ALPHABET)  # ~6 182 a letter
+    # chi-squared, 54 degrees of freedom: 99.99 % of uniform draws stay under 110; a letter
+    # favoured by a modulo bias (b % 55 over all 256 bytes) would be ~20 % over, far past it
+    chi2 = sum((counts[a] - expected) ** 2 / expected for a in db_mod._ID_ALPHABET)
+    assert chi2 < 110, chi2
 
 
 def test_custom_field_lookup_uses_the_index(server: EmbeddedServer) -> None:
