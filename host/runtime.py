@@ -60,6 +60,9 @@ from policies.vocabulary import EVENTS
 
 WATCH_INTERVAL_S = 0.2
 CHECKPOINT_INTERVAL_S = PUBLISH_INTERVAL_S  # one upkeep thread: checkpoints and status
+# How long `stop` waits for the upkeep's or the watcher's round to end (a checkpoint of a long
+# WAL is the slowest); past it the host stops anyway and says so.
+ROUND_JOIN_S = 30.0
 ANCHOR_EVERY_IN_HOST = 4096  # backstop only; the upkeep thread anchors every interval
 log = logging.getLogger("stockade.host")
 
@@ -120,6 +123,7 @@ class Host:
         self.pump: EventPump | None = None
         self._lock = threading.RLock()
         self._stop = threading.Event()
+        self._rounds: list[threading.Thread] = []  # the upkeep and watch threads (`stop` joins)
         self._unsubscribe: Any = None
         self._watch_version = -1
         self._keys_seen = self.keyring.changes  # at the watcher's last look
@@ -198,9 +202,10 @@ class Host:
         self._unsubscribe = self.server.subscribe(self._on_server_event)
         self.server.set_pre_send_hook(self.pre_send)
         self.sync_installs()
-        if self.config.watch:
-            threading.Thread(target=self._watch, name="stockade-watch", daemon=True).start()
-        threading.Thread(target=self._upkeep, name="stockade-upkeep", daemon=True).start()
+        rounds = [(self._watch, "stockade-watch")] if self.config.watch else []
+        for target, name in [*rounds, (self._upkeep, "stockade-upkeep")]:
+            self._rounds.append(threading.Thread(target=target, name=name, daemon=True))
+            self._rounds[-1].start()
         if self.config.tune_gc:
             tune_gc()
         # Last: the zygote, started with the spawner, is not a thread of this process; it goes
@@ -255,6 +260,14 @@ class Host:
 
     def stop(self) -> None:
         self._stop.set()
+        # A round under way ends before anything it uses closes (or it would poll a closed
+        # ledger, reopen store connections, start an app on a stopped host).
+        for thread in self._rounds:
+            if thread is threading.current_thread():
+                continue
+            thread.join(ROUND_JOIN_S)
+            if thread.is_alive():
+                log.warning("%s still running %g s after stop", thread.name, ROUND_JOIN_S)
         self.server.set_pre_send_hook(None)
         if self._unsubscribe is not None:
             self._unsubscribe()

@@ -1,0 +1,47 @@
+"""`Host.stop` waits for the host's own threads before it closes what they use.
+
+The upkeep thread (checkpoints, lease sweep, policy poll, status) and the install watcher each
+run a round every interval. A stop that returned while one was mid-round left it running against
+closed stores: a policy poll after the ledger closed (seen as "policy change refused … audit
+log is closed" when the home's folder went away after a stop), store connections opened again
+after they were closed, and from the watcher an app started on a host that had stopped."""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from host import runtime
+from host.home import Home
+from host.runtime import Host, HostConfig
+
+
+@pytest.mark.parametrize("thread", ["upkeep", "watch"])
+def test_stop_returns_only_after_a_round_under_way_has_ended(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, thread: str) -> None:
+    monkeypatch.setattr(runtime, "CHECKPOINT_INTERVAL_S", 0.02)
+    monkeypatch.setattr(runtime, "WATCH_INTERVAL_S", 0.02)
+    home = Home(tmp_path / "home").ensure()
+    host = Host(home, config=HostConfig(watch=True, use_zygote=False)).start()
+    entered = threading.Event()
+    ended: list[float] = []
+
+    def slow_round(*_args: object, **_kwargs: object) -> None:
+        entered.set()
+        time.sleep(0.5)
+        ended.append(time.monotonic())
+
+    if thread == "upkeep":
+        monkeypatch.setattr(host.policy_watch, "poll", slow_round)
+    else:
+        monkeypatch.setattr(host.installs, "data_version", slow_round)
+    try:
+        assert entered.wait(10), f"the {thread} thread never ran a round"
+    finally:
+        host.stop()
+    stopped = time.monotonic()
+    assert ended and ended[-1] <= stopped, f"stop returned while the {thread} round ran on"
+    time.sleep(0.1)
+    assert len(ended) == 1, f"the {thread} thread ran another round after stop"
