@@ -281,18 +281,31 @@ def record_json(body: Mapping[str, object]) -> str:
 _FLAT_VALUES = frozenset({str, int, bool, type(None)})
 
 
+def _flat_container(v: object) -> bool:
+    """A list of flat values, or a dict of string keys to flat values (a creation's `roles`
+    and `custom_fields`): msgspec writes it as the json module does too (nested keys sorted)."""
+    t = type(v)
+    if t is list:
+        return all(type(x) in _FLAT_VALUES for x in v)  # type: ignore[attr-defined]
+    if t is dict:
+        return all(type(k) is str and type(x) in _FLAT_VALUES
+                   for k, x in v.items())  # type: ignore[attr-defined]
+    return False
+
+
 def digest_args(args: Mapping[str, Any]) -> str:
     """sha256 of the arguments' canonical JSON: records prove *which* arguments, never hold them.
 
     A bridge call's arguments are nearly always a flat map of strings: for a dict of string
-    keys and string, integer, boolean or null values whose text is printable ASCII, msgspec
+    keys and string, integer, boolean or null values, or lists and string-keyed dicts of those
+    (`_flat_container`), whose text is printable ASCII, msgspec
     writes the very bytes `canonical_json` does, in a tenth of the time (a read's digest went
     from ~2.7 to ~1.3 µs). Anything else (a nested value, a float, a non-ASCII or DEL
     character, an integer past 64 bits) takes `canonical_json`. Every digest already recorded
     must stay what it is: `tests/store/test_digest.py` holds the two paths equal."""
     if type(args) is dict:
         for k, v in args.items():
-            if type(k) is not str or type(v) not in _FLAT_VALUES:
+            if type(k) is not str or (type(v) not in _FLAT_VALUES and not _flat_container(v)):
                 break
         else:
             try:
