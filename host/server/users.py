@@ -95,18 +95,11 @@ def exists(conn: sqlite3.Connection, user_id: str) -> bool:
     return conn.execute("SELECT 1 FROM users WHERE id = ?", (user_id,)).fetchone() is not None
 
 
-def check_roles_exist(conn: sqlite3.Connection, roles: Iterable[str]) -> None:
-    """NotFound naming the first role the server does not know."""
-    for r in roles:
-        if conn.execute("SELECT 1 FROM roles WHERE name = ?", (r,)).fetchone() is None:
-            raise NotFound(f"no role named {r!r}")
-
-
 def check_new_roles(conn: sqlite3.Connection, roles: tuple[str, ...], *,
                     refuse_privileged: bool) -> None:
     """A new user's roles, in one statement: Forbidden naming the first privileged one when
     `refuse_privileged` (an app's creation, DESIGN rule 10), then NotFound naming the first the
-    server does not know (`check_roles_exist`'s message)."""
+    server does not know."""
     marks = ", ".join("?" * len(roles))  # placeholders only: the names are bound
     known = dict(conn.execute(
         f"SELECT name, privileged FROM roles WHERE name IN ({marks})",  # noqa: S608
