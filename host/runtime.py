@@ -61,8 +61,9 @@ from policies.vocabulary import EVENTS
 WATCH_INTERVAL_S = 0.2
 CHECKPOINT_INTERVAL_S = PUBLISH_INTERVAL_S  # one upkeep thread: checkpoints and status
 # How long `stop` waits for the upkeep's or the watcher's round to end (a checkpoint of a long
-# WAL is the slowest); past it the host stops anyway and says so.
-ROUND_JOIN_S = 30.0
+# WAL, a workspace's seat read-back: each call under 4.5 s); past it the host stops anyway and
+# says so.
+ROUND_JOIN_S = 10.0
 ANCHOR_EVERY_IN_HOST = 4096  # backstop only; the upkeep thread anchors every interval
 log = logging.getLogger("stockade.host")
 
@@ -228,6 +229,8 @@ class Host:
                     self.server.checkpoint()  # seats read back from the workspace
             except Exception:
                 log.exception("checkpoint failed")
+            if self._stop.is_set():
+                return  # `stop` waits for this round: it ends here, not after the poll
             self.policy_watch.poll()
             self.publish_status()
 

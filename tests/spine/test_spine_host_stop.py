@@ -45,3 +45,30 @@ def test_stop_returns_only_after_a_round_under_way_has_ended(
     assert ended and ended[-1] <= stopped, f"stop returned while the {thread} round ran on"
     time.sleep(0.1)
     assert len(ended) == 1, f"the {thread} thread ran another round after stop"
+
+
+def test_a_round_stopped_mid_way_skips_its_remaining_steps(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The upkeep's policy poll and status come after its checkpoints: a stop that arrives
+    during a checkpoint ends the round there (the stop waits for it, not for the rest)."""
+    monkeypatch.setattr(runtime, "CHECKPOINT_INTERVAL_S", 0.02)
+    home = Home(tmp_path / "home").ensure()
+    host = Host(home, config=HostConfig(watch=False, use_zygote=False)).start()
+    entered = threading.Event()
+    polls: list[float] = []
+    real_checkpoint = host.ledger.checkpoint
+
+    def slow_checkpoint() -> None:
+        entered.set()
+        time.sleep(0.3)
+        real_checkpoint()
+
+    monkeypatch.setattr(host.ledger, "checkpoint", slow_checkpoint)
+    monkeypatch.setattr(host.policy_watch, "poll", lambda: polls.append(time.monotonic()))
+    try:
+        assert entered.wait(10)
+        polls.clear()  # rounds before the slow one polled as usual
+        stopping = time.monotonic()
+    finally:
+        host.stop()
+    assert [t for t in polls if t >= stopping] == []
