@@ -554,14 +554,15 @@ class Host:
         self.dispatch(name, payload)
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
-        """Wait until no app has an event queued or running (events cascade: one handler's
-        bridge call can raise events for others, so idle must hold twice in a row)."""
+        """Wait until no app has an event queued, running or in the pump (events cascade: one
+        handler's bridge call can raise events for others: idle must hold thrice in a row)."""
         deadline = time.monotonic() + timeout
         calm = 0
         while time.monotonic() < deadline:
             with self._lock:
                 runners = list(self.runners.values())
-            calm = calm + 1 if all(r.idle() for r in runners) else 0
+            held = self.pump is not None and self.pump.unstarted() > 0  # on no runner yet
+            calm = calm + 1 if not held and all(r.idle() for r in runners) else 0
             if calm >= 3:
                 return True
             time.sleep(0.02)

@@ -70,6 +70,9 @@ class EventPump:
         self._inbox: deque[_Batch] = deque()
         self._flights: dict[int, _Flight] = {}  # by the child's from_child descriptor
         self._closed = False
+        # Batches taken in (`deliver`) and not yet handed out (`_start`): no runner shows them
+        # yet, so `Host.wait_idle` asks here too (`unstarted`).
+        self._unstarted = 0
         # Events finished by the pump itself, and handed to a runner (diagnostics and tests).
         self.landed = 0
         self.handed = 0
@@ -88,11 +91,18 @@ class EventPump:
             closed = self._closed
             if not closed:
                 self._inbox.append(_Batch(name, payload, deadline_s, tuple(runners), jobs))
+                self._unstarted += 1
                 self._wake()
         if closed:
             for runner, job in zip(runners, jobs, strict=True):
                 runner.enqueue(job)
         return delivery
+
+    def unstarted(self) -> int:
+        """Events taken in that no runner shows yet (waiting in the inbox, or being handed
+        out): while any is, the apps are not idle though every runner looks it."""
+        with self._lock:
+            return self._unstarted
 
     def close(self) -> None:
         """Stop the pump; events in flight and later ones go through the runners."""
@@ -141,7 +151,11 @@ class EventPump:
                 if not self._inbox:
                     return False
                 batch = self._inbox.popleft()
-            self._start(batch)
+            try:
+                self._start(batch)  # each app claimed (its runner busy) or its job queued
+            finally:
+                with self._lock:
+                    self._unstarted -= 1
 
     def _start(self, batch: _Batch) -> None:
         frame_id = Child.next_frame_id()
@@ -236,4 +250,6 @@ class EventPump:
         for batch in batches:
             for runner, job in zip(batch.runners, batch.jobs, strict=True):
                 runner.enqueue(job)
+            with self._lock:
+                self._unstarted -= 1
         self._epoll.close()

@@ -223,3 +223,22 @@ def test_an_app_without_the_events_grant_never_receives_it(tmp_path: Path) -> No
         delivery = h.dispatch(STARTED, {"n": 1})
         assert delivery.app_ids == ("alpha",)
         assert delivery.results(10) == [[1]]
+
+
+def test_an_event_the_pump_has_not_started_keeps_the_host_busy(
+        host: Host, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`Host.wait_idle` (which the demo and the story tests wait on) must not call the host idle
+    while an event waits in the pump's inbox or is being handed out: the runners look idle
+    then, and a delayed pump thread let it return before any app had the event."""
+    pump = _pump(host)
+    real_start = pump._start
+
+    def late_start(batch):  # type: ignore[no-untyped-def]
+        time.sleep(0.4)  # a pump thread kept off the CPU, as under a loaded CI machine
+        real_start(batch)
+
+    monkeypatch.setattr(pump, "_start", late_start)
+    delivery = host.dispatch(STARTED, {"n": 1})
+    assert host.wait_idle(10)
+    assert delivery.done(), "wait_idle returned with the event still in the pump"
+    assert delivery.results(1) == [[1], [1], [1]]
