@@ -160,13 +160,14 @@ class Host:
     # ---- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> Host:
-        self._check_chain()
-        audit_policy_load(self.ledger.audit, self.policy.current().revision,
-                          self.home.policies_dir, self.clock, self._on_host)
-        # Settle unfinished calls and re-count seats only when no other host serves this home:
-        # another host's calls in flight are not unfinished (`host.ledger.lease`).
-        self.settled_at_start = self.lease.acquire()
+        """Serve; a start that fails at any step stops what it opened, then raises."""
         try:
+            self._check_chain()
+            audit_policy_load(self.ledger.audit, self.policy.current().revision,
+                              self.home.policies_dir, self.clock, self._on_host)
+            # Settle unfinished calls and re-count seats only when no other host serves this
+            # home: another host's calls in flight are not unfinished (`host.ledger.lease`).
+            self.settled_at_start = self.lease.acquire()
             self._start_serving()
         except BaseException:
             self.stop()
@@ -182,7 +183,6 @@ class Host:
             return
         where = f"record {res.first_bad_seq}: " if res.first_bad_seq is not None else ""
         if not self.config.degraded:
-            self.stop()
             raise StartRefused(
                 f"the audit chain does not verify ({where}{res.problem})",
                 "see `stockade audit verify` and restore host.db and audit.anchor from a "

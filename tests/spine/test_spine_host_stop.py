@@ -1,4 +1,5 @@
-"""`Host.stop` waits for the host's own threads before it closes what they use.
+"""`Host.stop` waits for the host's own threads before it closes what they use, and a start that
+fails part-way stops what it opened.
 
 The upkeep thread (checkpoints, lease sweep, policy poll, status) and the install watcher each
 run a round every interval. A stop that returned while one was mid-round left it running against
@@ -15,6 +16,8 @@ import pytest
 
 from host import runtime
 from host.home import Home
+from host.ledger.operator import append_operator
+from host.ledger.records import AuditError
 from host.runtime import Host, HostConfig
 
 
@@ -72,3 +75,21 @@ def test_a_round_stopped_mid_way_skips_its_remaining_steps(
     finally:
         host.stop()
     assert [t for t in polls if t >= stopping] == []
+
+
+def test_a_start_that_fails_at_its_policy_record_stops_what_it_opened(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The policy-load record is written before the host serves (rule 14); when it cannot be
+    (a full disk), the start raises and the half-started host is stopped, not left with its
+    ledger open: the next record finds the log closed."""
+    home = Home(tmp_path / "home").ensure()
+    host = Host(home, config=HostConfig(watch=False, use_zygote=False))
+
+    def no_room(*_args: object, **_kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(runtime, "audit_policy_load", no_room)
+    with pytest.raises(OSError, match="No space"):
+        host.start()
+    with pytest.raises(AuditError, match="closed"):
+        append_operator(host.ledger.audit, "policy_load", detail="after a failed start")
