@@ -561,7 +561,7 @@ class Host:
         while time.monotonic() < deadline:
             with self._lock:
                 runners = list(self.runners.values())
-            held = self.pump is not None and self.pump.unstarted() > 0  # on no runner yet
+            held = (pump := self.pump) is not None and pump.unstarted() > 0  # on no runner
             calm = calm + 1 if not held and all(r.idle() for r in runners) else 0
             if calm >= 3:
                 return True

@@ -70,9 +70,9 @@ class EventPump:
         self._inbox: deque[_Batch] = deque()
         self._flights: dict[int, _Flight] = {}  # by the child's from_child descriptor
         self._closed = False
-        # Batches taken in (`deliver`) and not yet handed out (`_start`): no runner shows them
-        # yet, so `Host.wait_idle` asks here too (`unstarted`).
-        self._unstarted = 0
+        # A batch taken from the inbox and being handed out (`_start`): with the inbox, what no
+        # runner shows yet, so `Host.wait_idle` asks here too (`unstarted`).
+        self._starting = False
         # Events finished by the pump itself, and handed to a runner (diagnostics and tests).
         self.landed = 0
         self.handed = 0
@@ -91,7 +91,6 @@ class EventPump:
             closed = self._closed
             if not closed:
                 self._inbox.append(_Batch(name, payload, deadline_s, tuple(runners), jobs))
-                self._unstarted += 1
                 self._wake()
         if closed:
             for runner, job in zip(runners, jobs, strict=True):
@@ -102,7 +101,7 @@ class EventPump:
         """Events taken in that no runner shows yet (waiting in the inbox, or being handed
         out): while any is, the apps are not idle though every runner looks it."""
         with self._lock:
-            return self._unstarted
+            return len(self._inbox) + self._starting
 
     def close(self) -> None:
         """Stop the pump; events in flight and later ones go through the runners."""
@@ -151,11 +150,12 @@ class EventPump:
                 if not self._inbox:
                     return False
                 batch = self._inbox.popleft()
+                self._starting = True
             try:
                 self._start(batch)  # each app claimed (its runner busy) or its job queued
             finally:
                 with self._lock:
-                    self._unstarted -= 1
+                    self._starting = False
 
     def _start(self, batch: _Batch) -> None:
         frame_id = Child.next_frame_id()
@@ -247,9 +247,10 @@ class EventPump:
             self._hand_over(fd, flight, None, None)
         with self._lock:
             batches, self._inbox = list(self._inbox), deque()
+            self._starting = bool(batches)  # still on no runner until enqueued
         for batch in batches:
             for runner, job in zip(batch.runners, batch.jobs, strict=True):
                 runner.enqueue(job)
-            with self._lock:
-                self._unstarted -= 1
+        with self._lock:
+            self._starting = False
         self._epoll.close()
