@@ -5,8 +5,10 @@ finished (a crash between audit and server), starts the zygote from the calling 
 must be a long-lived thread: the zygote's parent-death signal follows it), starts a runner per
 enabled install, and connects the server's events and pre-send hook to the apps.
 
-A watcher thread notices other processes' changes (the CLI disabling, updating or uninstalling
-an app; an epoch bump) by the install store's change counter, and stops or starts children.
+Two background threads (`host.rounds`) keep it: the upkeep (lease, checkpoints, anchors,
+policy poll, status) and a watcher that notices other processes' changes (the CLI disabling,
+updating or uninstalling an app; an epoch bump) by the install store's change counter, and
+stops or starts children.
 """
 from __future__ import annotations
 
@@ -37,15 +39,16 @@ from host.ledger.audit import AuditRecord
 from host.ledger.ledger import Ledger
 from host.ledger.operator import append_operator, audit_policy_load, open_keyring, operator_actor
 from host.ledger.storelease import HostLease
+from host.rounds import CHECKPOINT_INTERVAL_S, Rounds
 from host.server.embedded import EmbeddedServer
-from host.server.remote.server import RemoteServer, Workspace, foreign_app_user
+from host.server.remote.server import Workspace, foreign_app_user
 from host.store import opening_stores, refuse_damaged_stores
 from host.store.pool import Pooled
 from host.supervise import applog
 from host.supervise.affinity import Affinity
 from host.supervise.appcode import AppCode, PackageTampered
 from host.supervise.child import Child, ChildDied
-from host.supervise.credentials import APP_USER_CHECK_EVERY, Credentials
+from host.supervise.credentials import Credentials
 from host.supervise.delivery import Delivery
 from host.supervise.gctune import tune_gc
 from host.supervise.identities import Identities
@@ -53,17 +56,11 @@ from host.supervise.presend import run_pre_send, supervisor_record
 from host.supervise.pump import EventPump
 from host.supervise.served import HostServed
 from host.supervise.spawner import Spawner
-from host.supervise.status import PUBLISH_INTERVAL_S, StatusBoard
+from host.supervise.status import StatusBoard
 from host.supervise.supervisor import AppRunner, Job, hand_over, make_session
 from policies.loader import load_policy
 from policies.vocabulary import EVENTS
 
-WATCH_INTERVAL_S = 0.2
-CHECKPOINT_INTERVAL_S = PUBLISH_INTERVAL_S  # one upkeep thread: checkpoints and status
-# How long `stop` waits for the upkeep's or the watcher's round to end (a checkpoint of a long
-# WAL, a workspace's seat read-back: each call under 4.5 s); past it the host stops anyway and
-# says so.
-ROUND_JOIN_S = 10.0
 ANCHOR_EVERY_IN_HOST = 4096  # backstop only; the upkeep thread anchors every interval
 log = logging.getLogger("stockade.host")
 
@@ -123,11 +120,8 @@ class Host:
         self.spawner: Spawner | None = None
         self.pump: EventPump | None = None
         self._lock = threading.RLock()
-        self._stop = threading.Event()
-        self._rounds: list[threading.Thread] = []  # the upkeep and watch threads (`stop` joins)
+        self.rounds = Rounds(self)  # upkeep and watcher threads (`host.rounds`)
         self._unsubscribe: Any = None
-        self._watch_version = -1
-        self._keys_seen = self.keyring.changes  # at the watcher's last look
         self._waiting: dict[str, tuple[str, bool]] = {}  # install -> its consent checked
         self.event_counts: dict[str, int] = {}
         # Runners of disabled or uninstalled apps that `sync_installs` is ending outside its
@@ -203,10 +197,7 @@ class Host:
         self._unsubscribe = self.server.subscribe(self._on_server_event)
         self.server.set_pre_send_hook(self.pre_send)
         self.sync_installs()
-        rounds = [(self._watch, "stockade-watch")] if self.config.watch else []
-        for target, name in [*rounds, (self._upkeep, "stockade-upkeep")]:
-            self._rounds.append(threading.Thread(target=target, name=name, daemon=True))
-            self._rounds[-1].start()
+        self.rounds.start(watch=self.config.watch)
         if self.config.tune_gc:
             tune_gc()
         # Last: the zygote, started with the spawner, is not a thread of this process; it goes
@@ -215,39 +206,11 @@ class Host:
         if self.spawner.zygote is not None:
             self.affinity.aside(self.spawner.zygote.pid)
 
-    def _upkeep(self) -> None:
-        """Lease beats, WAL checkpoints, anchors (off the call path), and `app list`'s status."""
-        self._warm_stores()
-        while not self._stop.wait(CHECKPOINT_INTERVAL_S):
-            try:
-                self._warm_stores()  # a start since took some
-                self.lease.sweep()  # a host sharing the store died: settle its calls
-                self.ledger.checkpoint()
-                if isinstance(self.server, EmbeddedServer):
-                    self.server.db.checkpoint()
-                elif isinstance(self.server, RemoteServer):
-                    self.server.checkpoint()  # seats read back from the workspace
-            except Exception:
-                log.exception("checkpoint failed")
-            if self._stop.is_set():
-                return  # `stop` waits for this round: it ends here, not after the poll
-            self.policy_watch.poll()
-            self.publish_status()
-
-    def _pooled(self) -> list[Pooled]:
+    def pooled_stores(self) -> list[Pooled]:
         """The stores an app's start and calls use, whose connections are pooled."""
         stores: list[Pooled] = [self.installs.store, self.tokens.store, self.identities.store,
                                 self.ledger.store, self.persistence.store]
         return [*stores, self.server.db] if isinstance(self.server, EmbeddedServer) else stores
-
-    def _warm_stores(self) -> None:
-        """Connections opened ahead of the next app's start (`host.store.pool`): a runner's
-        start and first calls then open none, as the spawner keeps children ready."""
-        try:
-            for store in self._pooled():
-                store.warm(self.config.prefork)
-        except Exception:
-            log.exception("could not open store connections ahead of need")
 
     def publish_status(self) -> None:
         """Flush every runner's drop summary and publish what each is doing now."""
@@ -262,15 +225,7 @@ class Host:
             log.exception("could not publish the apps' status")
 
     def stop(self) -> None:
-        self._stop.set()
-        # A round under way ends before anything it uses closes (or it would poll a closed
-        # ledger, reopen store connections, start an app on a stopped host).
-        for thread in self._rounds:
-            if thread is threading.current_thread():
-                continue
-            thread.join(ROUND_JOIN_S)
-            if thread.is_alive():
-                log.warning("%s still running %g s after stop", thread.name, ROUND_JOIN_S)
+        self.rounds.stop()  # a round under way ends before anything it uses closes
         self.server.set_pre_send_hook(None)
         if self._unsubscribe is not None:
             self._unsubscribe()
@@ -297,7 +252,7 @@ class Host:
                 self.policy_follower.close()
         with contextlib.suppress(Exception):
             self.ledger.close()
-        for store in self._pooled():
+        for store in self.pooled_stores():
             with contextlib.suppress(Exception):
                 store.close_idle()
         self.lease.release()  # last: until here this host may still finish a call
@@ -445,23 +400,6 @@ class Host:
         fut = runner.submit(hook, {"hook": hook, **detail}, self.config.event_deadline_s)
         with contextlib.suppress(Exception):
             fut.result(self.config.event_deadline_s + 5)
-
-    def _watch(self) -> None:
-        tick = 0
-        while not self._stop.wait(WATCH_INTERVAL_S):
-            tick += 1
-            try:
-                self.keyring.refresh()  # and the upkeep may have adopted a published key
-                keys_changed = self.keyring.changes != self._keys_seen
-                self._keys_seen = self.keyring.changes
-                version = self.installs.data_version()
-                users_changed = tick % APP_USER_CHECK_EVERY == 0 and bool(
-                    self.credentials.inactive_users(self.runners))
-                if version != self._watch_version or keys_changed or users_changed:
-                    self._watch_version = version
-                    self.sync_installs(wait_hooks=False)
-            except Exception:
-                log.exception("install watcher: could not sync installs")
 
     def start_child(self, runner: AppRunner) -> Child:
         """Spawn, handshake (token + layers) and load one app's child."""

@@ -31,7 +31,7 @@ HOST_LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"host.apps"}),
     frozenset({"host.gate"}),
     frozenset({"host.supervise"}),
-    frozenset({"host.runtime", "host.hostconfig", "host.doctor", "host.migrate",
+    frozenset({"host.runtime", "host.rounds", "host.hostconfig", "host.doctor", "host.migrate",
                "host.mergeserver"}),
     frozenset({"host.demo", "host.bench", "host.console"}),
     frozenset({"host.cli"}),

@@ -20,7 +20,8 @@ from gatehelp import build_rig
 from host.clock import SystemClock
 from host.errors import GateError
 from host.home import Home
-from host.runtime import CHECKPOINT_INTERVAL_S, Host, HostConfig
+from host.rounds import CHECKPOINT_INTERVAL_S
+from host.runtime import Host, HostConfig
 
 
 def main() -> None:

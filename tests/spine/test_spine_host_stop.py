@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from host import runtime
+from host import rounds, runtime
 from host.home import Home
 from host.ledger.operator import append_operator
 from host.ledger.records import AuditError
@@ -24,8 +24,8 @@ from host.runtime import Host, HostConfig
 @pytest.mark.parametrize("thread", ["upkeep", "watch"])
 def test_stop_returns_only_after_a_round_under_way_has_ended(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, thread: str) -> None:
-    monkeypatch.setattr(runtime, "CHECKPOINT_INTERVAL_S", 0.02)
-    monkeypatch.setattr(runtime, "WATCH_INTERVAL_S", 0.02)
+    monkeypatch.setattr(rounds, "CHECKPOINT_INTERVAL_S", 0.02)
+    monkeypatch.setattr(rounds, "WATCH_INTERVAL_S", 0.02)
     home = Home(tmp_path / "home").ensure()
     host = Host(home, config=HostConfig(watch=True, use_zygote=False)).start()
     entered = threading.Event()
@@ -54,7 +54,7 @@ def test_a_round_stopped_mid_way_skips_its_remaining_steps(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The upkeep's policy poll and status come after its checkpoints: a stop that arrives
     during a checkpoint ends the round there (the stop waits for it, not for the rest)."""
-    monkeypatch.setattr(runtime, "CHECKPOINT_INTERVAL_S", 0.02)
+    monkeypatch.setattr(rounds, "CHECKPOINT_INTERVAL_S", 0.02)
     home = Home(tmp_path / "home").ensure()
     host = Host(home, config=HostConfig(watch=False, use_zygote=False)).start()
     entered = threading.Event()

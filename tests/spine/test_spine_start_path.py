@@ -52,7 +52,7 @@ def test_a_cold_start_and_its_first_call_open_no_connection(
     with Host(home) as h:
         uid = rec.app_user_id
         assert uid is not None
-        h._warm_stores()  # the upkeep thread does this at start and every interval
+        h.rounds.warm_stores()  # the upkeep thread does this at start and every interval
         opened: list[str] = []
         for cls in (SqliteStore, Database):
             real = cls._open

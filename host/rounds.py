@@ -1,0 +1,140 @@
+"""The host's two background threads, each running a round every interval.
+
+The upkeep round beats and sweeps the store lease, checkpoints the WALs (and anchors the audit
+chain: `Ledger.checkpoint`), reads a workspace's seats back, opens store connections ahead of
+the next app's start, polls the policy folder and publishes the apps' status for `app list`.
+The watcher round notices other processes' changes (the CLI disabling, updating or
+uninstalling an app; a key published or adopted; an app user deactivated) and makes the
+running set match them (`Host.sync_installs`).
+
+Both stay off the call path; `Rounds.stop` waits for a round under way before the host
+closes what the round uses.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from typing import Protocol
+
+from host.apps.installs import InstallStore
+from host.gate.policywatch import PolicyWatch
+from host.hostconfig import HostConfig
+from host.keys.keyring import Keyring
+from host.ledger.ledger import Ledger
+from host.ledger.storelease import HostLease
+from host.server.embedded import EmbeddedServer
+from host.server.remote.server import RemoteServer, Workspace
+from host.store.pool import Pooled
+from host.supervise.credentials import APP_USER_CHECK_EVERY, Credentials
+from host.supervise.status import PUBLISH_INTERVAL_S
+from host.supervise.supervisor import AppRunner
+
+WATCH_INTERVAL_S = 0.2
+CHECKPOINT_INTERVAL_S = PUBLISH_INTERVAL_S  # one upkeep thread: checkpoints and status
+# How long `stop` waits for the upkeep's or the watcher's round to end (a checkpoint of a long
+# WAL, a workspace's seat read-back: each call under 4.5 s); past it the host stops anyway and
+# says so.
+ROUND_JOIN_S = 10.0
+log = logging.getLogger("stockade.host")
+
+
+class Kept(Protocol):
+    """What the rounds use of the host they keep (`host.runtime.Host`)."""
+
+    @property
+    def config(self) -> HostConfig: ...
+    @property
+    def keyring(self) -> Keyring: ...
+    @property
+    def installs(self) -> InstallStore: ...
+    @property
+    def credentials(self) -> Credentials: ...
+    @property
+    def runners(self) -> Mapping[str, AppRunner]: ...
+    @property
+    def lease(self) -> HostLease: ...
+    @property
+    def ledger(self) -> Ledger: ...
+    @property
+    def server(self) -> Workspace: ...
+    @property
+    def policy_watch(self) -> PolicyWatch: ...
+    def pooled_stores(self) -> list[Pooled]: ...
+    def sync_installs(self, *, wait_hooks: bool = True) -> None: ...
+    def publish_status(self) -> None: ...
+
+
+class Rounds:
+    """The upkeep thread and (when the host watches) the install watcher of one host."""
+
+    def __init__(self, host: Kept) -> None:
+        self.host = host
+        self.stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._watch_version = -1
+        self._keys_seen = host.keyring.changes  # at the watcher's last look
+
+    def start(self, *, watch: bool) -> None:
+        rounds = [(self._watch, "stockade-watch")] if watch else []
+        for target, name in [*rounds, (self._upkeep, "stockade-upkeep")]:
+            self._threads.append(threading.Thread(target=target, name=name, daemon=True))
+            self._threads[-1].start()
+
+    def stop(self) -> None:
+        """No round starts after this; one under way ends before this returns (or it would
+        poll a closed ledger, reopen store connections, start an app on a stopped host)."""
+        self.stopping.set()
+        for thread in self._threads:
+            if thread is threading.current_thread():
+                continue
+            thread.join(ROUND_JOIN_S)
+            if thread.is_alive():
+                log.warning("%s still running %g s after stop", thread.name, ROUND_JOIN_S)
+
+    def warm_stores(self) -> None:
+        """Connections opened ahead of the next app's start (`host.store.pool`): a runner's
+        start and first calls then open none, as the spawner keeps children ready."""
+        try:
+            for store in self.host.pooled_stores():
+                store.warm(self.host.config.prefork)
+        except Exception:
+            log.exception("could not open store connections ahead of need")
+
+    def _upkeep(self) -> None:
+        """Lease beats, WAL checkpoints, anchors (off the call path), and `app list`'s status."""
+        host = self.host
+        self.warm_stores()
+        while not self.stopping.wait(CHECKPOINT_INTERVAL_S):
+            try:
+                self.warm_stores()  # a start since took some
+                host.lease.sweep()  # a host sharing the store died: settle its calls
+                host.ledger.checkpoint()
+                if isinstance(host.server, EmbeddedServer):
+                    host.server.db.checkpoint()
+                elif isinstance(host.server, RemoteServer):
+                    host.server.checkpoint()  # seats read back from the workspace
+            except Exception:
+                log.exception("checkpoint failed")
+            if self.stopping.is_set():
+                return  # `stop` waits for this round: it ends here, not after the poll
+            host.policy_watch.poll()
+            host.publish_status()
+
+    def _watch(self) -> None:
+        host = self.host
+        tick = 0
+        while not self.stopping.wait(WATCH_INTERVAL_S):
+            tick += 1
+            try:
+                host.keyring.refresh()  # and the upkeep may have adopted a published key
+                keys_changed = host.keyring.changes != self._keys_seen
+                self._keys_seen = host.keyring.changes
+                version = host.installs.data_version()
+                users_changed = tick % APP_USER_CHECK_EVERY == 0 and bool(
+                    host.credentials.inactive_users(host.runners))
+                if version != self._watch_version or keys_changed or users_changed:
+                    self._watch_version = version
+                    host.sync_installs(wait_hooks=False)
+            except Exception:
+                log.exception("install watcher: could not sync installs")
