@@ -285,6 +285,11 @@ def perform(
     except GateError as exc:
         exc.sent = exc.sent or went_out
         raise
+    except ValueError as exc:
+        # A URL the standard library cannot take apart (a redirect's location such as
+        # `http://[x/`, a port out of range). After a hop went out, the gate must keep the
+        # unit: a plain ValueError is refunded as bad input refused before anything was sent.
+        raise _failed(f"HTTP request failed: {str(exc)[:200]}", went_out) from None
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:

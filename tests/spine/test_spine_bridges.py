@@ -84,8 +84,14 @@ class Upstream(DemoCrm):
         async def big(request: object) -> Response:
             return PlainTextResponse("x" * (2 << 20))
 
+        async def bad_location(request: object) -> Response:
+            # A location `urljoin` cannot take apart (it raises ValueError), after the
+            # request has reached this server.
+            return Response(status_code=302, headers={"location": "http://[oops/"})
+
         self._server.config.app = Starlette(routes=[
-            Route("/ok", ok), Route("/redir", redir), Route("/same", same), Route("/big", big)])
+            Route("/ok", ok), Route("/redir", redir), Route("/same", same), Route("/big", big),
+            Route("/bad-location", bad_location)])
 
 
 @pytest.fixture()

@@ -96,16 +96,19 @@ def test_an_http_requests_success_waits_for_the_group_commit(tmp_path: Path) -> 
 
 
 def test_a_request_that_went_out_keeps_its_unit_though_it_failed(tmp_path: Path) -> None:
-    """An answer over the size cap fails the call after the request reached the server: the app
-    sees `invalid_argument`, but the unit is kept (the server may have acted on it), where a
-    request refused before anything was sent (a header that cannot go on the wire) gets it back.
-    Refunding the first would let an app send without limit to a server that answers big."""
+    """An answer over the size cap, or a redirect to a location that is no URL, fails the call
+    after the request reached the server: the app sees `invalid_argument`, but the unit is kept
+    (the server may have acted on it), where a request refused before anything was sent (a
+    header that cannot go on the wire) gets it back. Refunding the first two would let an app
+    send without limit to a server that answers big, or with such a redirect."""
     with _serving(tmp_path) as (h, base):
-        calls = [[f"{base}/big", {}], [f"{base}/ok", {"X-Name": "caf\u00e9"}]]
-        assert _call(h, calls) == ["invalid", "invalid"]
+        calls = [[f"{base}/big", {}], [f"{base}/bad-location", {}],
+                 [f"{base}/ok", {"X-Name": "caf\u00e9"}]]
+        assert _call(h, calls) == ["invalid", "invalid", "invalid"]
         assert h.ledger.batch is not None
         h.ledger.batch.flush()
         outcomes = [r for r in _records(h) if r["kind"] == "outcome"]
         assert [(o["code"], o["refunded"]) for o in outcomes] == [
-            ("invalid_argument", False), ("invalid_argument", True)]
+            ("invalid_argument", False), ("invalid_argument", False),
+            ("invalid_argument", True)]
         assert h.ledger.pending_intents() == [] and h.ledger.audit.verify().ok
