@@ -336,6 +336,18 @@ def _forbid_applies(rule: CompiledRule, ctx: _Ctx) -> bool:
     return True
 
 
+def lists_endpoint(policy: Policy, app_id: str, url: ParsedUrl) -> bool:
+    """Whether a permit of `app_id`'s `http.request` lists the URL's host and port in its
+    `domains` (as the permit's own check reads them). The host resolves a request's name
+    (`resolved_ips`) only then: a lookup is a DNS query to whoever serves that name, made
+    before the decision, so resolving any name an app asks for would let an app granted one
+    domain send data out as names (`<secret>.attacker.example`) past the policy that refuses
+    the request. A name no permit lists is refused on its domain whatever it resolves to."""
+    _forbids, permits = policy.plan(app_id, "http.request")
+    return any(endpoint_matches(url.host, url.port, d, portless_is_any=False)
+               for r in permits if r.domains is not None for d in r.domains)
+
+
 def decide(policy: Policy, grants: frozenset[str], req: Request) -> Decision:
     """Decide one bridge call. Pure: no I/O, no clock; `req.now` is the only time."""
     decision = _decide_one(policy, grants, req)

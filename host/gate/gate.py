@@ -41,7 +41,7 @@ from host.server.principals import Caller
 from host.server.rest_errors import rc_status
 from host.store import Conn
 from host.store.diskfull import store_trouble
-from policies.engine import TARGET_USER_ACTIONS, decide
+from policies.engine import TARGET_USER_ACTIONS, decide, lists_endpoint
 from policies.policy import Policy
 from policies.types import Decision, Request
 from policies.vocabulary import ACTIONS, ActionSpec
@@ -261,7 +261,7 @@ class Gate:
                 "the declared roles only)")
         policy = self.policy.current()
         try:
-            facts = self._facts(session, spec, args)
+            facts = self._facts(session, spec, args, policy)
         except ServerError as exc:
             raise refuse(exc.code, exc.message) from None
         facts.update(extra_facts or {})
@@ -525,8 +525,8 @@ class Gate:
             return "this session's token expired; the app restarts with a fresh one"
         return ""
 
-    def _facts(self, session: Session, spec: ActionSpec, args: Mapping[str, Any]
-               ) -> dict[str, Any]:
+    def _facts(self, session: Session, spec: ActionSpec, args: Mapping[str, Any],
+               policy: Policy) -> dict[str, Any]:
         facts: dict[str, Any] = {}
         action = spec.name
         roles: list[str] = []
@@ -546,7 +546,10 @@ class Gate:
 
             url = parse_url(args.get("url", "")) if isinstance(args.get("url"), str) else None
             if url is not None and not isinstance(url, str):
-                facts["resolved_ips"] = self.resolve(url.host)
+                # Only a name a permit lists is looked up (`lists_endpoint`: a DNS query is an
+                # effect outside the host, before the decision); another is refused on its domain.
+                facts["resolved_ips"] = (self.resolve(url.host) if lists_endpoint(
+                    policy, session.app_id, url) else [])
         return facts
 
     def _refuse(self, session: Session, action: str, args: Mapping[str, Any], code: str,

