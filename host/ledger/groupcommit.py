@@ -19,6 +19,10 @@ How the two promises are kept:
   the batch by one thread cannot still be uncommitted when another thread admits a write.
 - a transaction that rolls back puts its reads back at the front of the batch: a failed write
   never loses another call's record.
+- *when commits fail* (a full disk, an unreachable store): a read held while a waiting record
+  is older than the rule's 10 ms commits the batch first, on its own thread, or is refused
+  with the store's error and holds nothing (`READ_RECORD_WAIT_S`). So no read is served past
+  the bound, and the batch cannot grow while the store refuses every commit.
 
 A read under a quota (the shipped baseline rates every call) is admitted durably, its units
 with its decision and an intent row, like a call with effects. Only its *outcome*, on success,
@@ -55,6 +59,12 @@ from host.store.sqlite import disk_full
 # 10 ms from the read to its durable record; half of it leaves the commit (and a busy scheduler
 # on a 2-core machine) the other half.
 GROUP_COMMIT_S = 0.005
+
+# DESIGN rule 9's bound on a read's wait for its durable record. A read held when a waiting
+# record is older than this (its commit failed, or is late) commits the batch on its own thread
+# first or is refused (`ReadBatch._hold`): no read is served past the bound, and the batch
+# cannot grow while the store refuses every commit.
+READ_RECORD_WAIT_S = 0.010
 
 # A call that finds the oldest waiting record this share of the window old commits the batch
 # itself, on its own thread. When reads stream in, the flusher thread then rarely runs: its
@@ -175,25 +185,35 @@ class ReadBatch:
     def _hold(self, item: tuple[str, float] | None, clears: int | None,
               work: Callable[[Conn], int] | None) -> None:
         now = time.monotonic()
+        read = item is not None and clears is None  # a read's record: the read is served
         with self._lock:
             if self._closed:
                 raise RuntimeError("the audit log is closed")
             first = not self._pending and not self._deferred
-            if item is not None:
-                self._pending.append(item)
-            if clears is not None:
-                self._clears.append(clears)
-            if work is not None:
-                self._deferred.append(work)
-            if first:
-                self._opened = now
-            due = not first and now - self._opened >= self.window_s * INLINE_SHARE
-            wake, self._idle, self._quiet = self._idle, False, False
+            late = read and not first and now - self._opened > READ_RECORD_WAIT_S
+            if late:
+                due = wake = False
+            else:
+                if item is not None:
+                    self._pending.append(item)
+                if clears is not None:
+                    self._clears.append(clears)
+                if work is not None:
+                    self._deferred.append(work)
+                if first:
+                    self._opened = now
+                due = not first and now - self._opened >= self.window_s * INLINE_SHARE
+                wake, self._idle, self._quiet = self._idle, False, False
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="stockade-group-commit",
                                                 daemon=True)
                 self._thread.start()
-        if wake:
+        if late:
+            # Past rule 9's bound (`READ_RECORD_WAIT_S`): what waits commits first, on this
+            # thread, or the store's failure refuses this read, which then holds nothing.
+            self.flush()
+            self._hold(item, clears, work)
+        elif wake:
             self._wake.set()
         elif due:
             self._flush_here()

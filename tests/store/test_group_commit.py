@@ -288,6 +288,35 @@ def test_a_call_whose_commit_fails_is_served_and_its_reads_kept(
     assert digests == [digest_args({"n": 1}), digest_args({"n": 2})]
 
 
+def test_no_read_is_served_past_the_rule_9_bound_while_the_group_commit_fails(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rule 9 lets a read's record wait at most 10 ms. While the store refuses every commit (a
+    full disk, an unreachable store), a read held once that bound has passed for a waiting
+    record would be served with no durable record, for as long as the failure lasts, and the
+    batch would grow without limit (a crash loses them all). Past the bound, a read commits
+    the waiting records on its own thread first, or is refused with the store's error and
+    holds nothing; once the store writes again, reads are served and nothing held is lost."""
+    led, batch = _ledger(tmp_path)
+    batch._thread = threading.current_thread()  # no flusher: only the callers commit
+    real = batch.store.transaction
+
+    def full() -> object:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(batch.store, "transaction", full)
+    assert led.admit(_read(1), []).allowed  # held within the bound: served, as before
+    time.sleep(groupcommit.READ_RECORD_WAIT_S + 0.002)
+    for n in range(2, 200):
+        with pytest.raises(sqlite3.OperationalError, match="disk is full"):
+            led.admit(_read(n), [])
+    assert batch.pending() == 1  # the refused reads hold nothing
+    monkeypatch.setattr(batch.store, "transaction", real)
+    assert led.admit(_read(200), []).allowed  # commits the late record first, then is held
+    batch.flush()
+    digests = [r["args_digest"] for r in _on_disk(tmp_path / "host.db")]
+    assert digests == [digest_args({"n": 1}), digest_args({"n": 200})]
+
+
 # ---- a rated read's outcome (the shipped baseline rates every call) ----------------------------
 
 RATE = Charge("install:i1:rate", 3, 60.0, "install")
