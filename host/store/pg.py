@@ -24,7 +24,7 @@ Why these choices:
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -140,8 +140,36 @@ class PgConn:
     def begin(self) -> Any:
         """Open a write transaction holding the store's write lock (module docstring): one
         round trip, both statements in one simple query (the lock is most of a write's
-        wait, and every round trip inside it lengthens every other host's)."""
-        return self.execute(self._begin.decode())
+        wait, and every round trip inside it lengthens every other host's).
+
+        When the lock wait fails (`LOCK_TIMEOUT_MS` behind a wedged host, a cancel, a Ctrl-C)
+        the BEGIN has run and the transaction is open and aborted: it is rolled back here,
+        whoever called, since no caller's `with` is open yet to do it. Left open, every later
+        statement on this thread's pooled connection failed "current transaction is aborted"
+        until the process restarted."""
+        try:
+            return self.execute(self._begin.decode())
+        except BaseException:
+            self.abandon()
+            raise
+
+    def abandon(self) -> None:
+        """End the transaction open on this connection, if any, for a caller that is raising
+        already (its own error must surface, not this one): ROLLBACK, or, when even that
+        fails (the connection broke), close the connection so that `PgStore.conn()` opens
+        another instead of handing this one out again, still mid-transaction."""
+        import psycopg  # imported already: a connection exists
+
+        if self.raw.closed or not self.in_transaction:
+            return
+        ended = False
+        try:
+            with suppress(psycopg.Error):
+                self.raw.execute(b"ROLLBACK")
+                ended = True
+        finally:  # also when a Ctrl-C lands in the ROLLBACK: its state is then unknown
+            if not ended:
+                self.raw.close()
 
     @property
     def in_transaction(self) -> bool:
@@ -215,13 +243,12 @@ class PgStore(Store):
         # (psycopg's pipeline mode, which sends the statements nobody reads without waiting,
         # was measured here and bought nothing: docs/SCALE.md.)
         c = self.conn()
-        c.begin()
         try:
+            c.begin()  # inside the `try`: a failed lock wait leaves no transaction open
             yield c
             c.execute("COMMIT")
         except BaseException:
-            if not c.raw.closed and c.in_transaction:
-                c.raw.execute(b"ROLLBACK")
+            c.abandon()  # also when COMMIT failed: never a connection left mid-transaction
             raise
 
     def transaction(self) -> AbstractContextManager[PgConn]:

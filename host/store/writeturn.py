@@ -24,6 +24,7 @@ waits SQLite's way.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -82,6 +83,11 @@ def begin(c: sqlite3.Connection, turn: WriteTurn, busy_timeout_ms: int) -> None:
     try:
         _begin_polling(c, busy_timeout_ms)
     except BaseException:
+        # A BEGIN that went through before the failure (a Ctrl-C in the busy timeout's
+        # restore) is ended here: the caller's `with` is not open yet to do it.
+        if c.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                c.execute("ROLLBACK")
         turn.lock.release()
         raise
 

@@ -84,6 +84,37 @@ def test_a_failed_body_rolls_back_and_frees_the_turn(tmp_path: Path) -> None:
     assert c.execute("SELECT v FROM n").fetchone()[0] == 0
 
 
+class _InterruptedRestore:
+    """A connection whose busy timeout cannot be put back after its BEGIN went through: a
+    Ctrl-C (or any error) landing in `_begin_polling`'s last statement."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.conn.in_transaction
+
+    def execute(self, sql: str) -> sqlite3.Cursor:
+        if sql.startswith("PRAGMA busy_timeout=") and self.conn.in_transaction:
+            raise KeyboardInterrupt
+        return self.conn.execute(sql)
+
+
+def test_a_begin_interrupted_after_the_lock_leaves_no_transaction_open(tmp_path: Path) -> None:
+    """The caller's `with` is not open yet when `begin` raises, so nothing else would end the
+    transaction: left open, it held the database's write lock for the thread's whole life."""
+    db = tmp_path / "t.db"
+    c, where = _conn(db), os.path.abspath(db)
+    turn = writeturn.turn_for(where)
+    with pytest.raises(KeyboardInterrupt):
+        writeturn.begin(_InterruptedRestore(c), turn, BUSY_TIMEOUT_MS)  # type: ignore[arg-type]
+    assert not c.in_transaction and not turn.lock.locked()
+    other = _conn(db, busy_ms=100)
+    with immediate(other, where, 100) as o:  # the file's write lock is free for others
+        o.execute("UPDATE n SET v = 5")
+
+
 def test_a_nested_transaction_fails_at_once_not_on_its_own_turn(tmp_path: Path) -> None:
     """The turn is not re-entrant: a second `BEGIN` on a connection already in a transaction
     must raise SQLite's error at once, not wait `busy_timeout` on the turn its thread holds."""
