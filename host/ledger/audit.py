@@ -40,6 +40,11 @@ a refused `serve`, an operator command, a host whose `host.db` is rewritten whil
 re-signs a forged chain. An operator record is not appended onto a chain that does not verify
 from the anchor (`verify_from_anchor`), as `serve` refuses a chain that does not verify.
 
+The anchor never moves backwards: its writers (a host's upkeep thread, an operator command's
+close, any thread) take turns on a lock file beside it (`anchor_lock`) and read it again in
+their turn, so a writer held up before its rename cannot put an older head back over a newer
+one (whose records could then be cut unnoticed).
+
 What the anchor detects: deleting any record at or before the anchored seq (including cutting
 the chain back to before it); rewriting and re-hashing any record at or before it; swapping in
 another database; deleting the anchor file, with or without its key (reported as "anchor
@@ -55,9 +60,13 @@ missing.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 import sqlite3
+import stat
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -99,6 +108,14 @@ SCHEMA_VERSION = 2
 # records can be cut undetected in a running host) against the cost of a file rewrite per call.
 ANCHOR_EVERY = 64
 
+# How long an anchoring waits for another writer's turn on the anchor (s). Guards the upkeep
+# thread (which also beats a shared store's lease) and a call's backstop anchoring against a
+# holder that stopped (an operator command suspended mid-anchoring): past it the anchoring is
+# skipped, logged once; the anchor lags a round, it never moves without the turn.
+ANCHOR_LOCK_WAIT_S = 1.0
+# The waiter's first sleep and their cap (s): a turn is a read, a short walk and a rename.
+ANCHOR_POLL_S, ANCHOR_POLL_MAX_S = 0.5e-3, 20e-3
+
 
 DDL = (
     "CREATE TABLE IF NOT EXISTS audit(seq INTEGER PRIMARY KEY, ts REAL NOT NULL,"
@@ -116,6 +133,39 @@ DDL = (
     # surviving host settles exactly a dead host's calls (`host.ledger.storelease`).
     Step(2, "ALTER TABLE audit_intents ADD COLUMN host_id TEXT"),
 )
+
+
+class AnchorBusy(AuditError):
+    """Another writer held the anchor's turn past `ANCHOR_LOCK_WAIT_S`: it was not moved."""
+
+
+@contextmanager
+def anchor_lock(anchor: Path, wait_s: float = ANCHOR_LOCK_WAIT_S) -> Iterator[None]:
+    """Hold the turn to write `anchor`: an flock on `.<name>.lock` beside it, which every
+    thread (each opens its own file description) and process of this host takes before it
+    reads the anchor to move it. The file holds nothing and is kept (a writer that unlinked
+    it could lock one inode while the next locks another). It is the owner's alone (0600,
+    never through a symlink): anyone who can open it can hold it and keep the anchor still.
+    Raises `AnchorBusy` past `wait_s`, OSError when the file cannot be made (full disk)."""
+    path = anchor.with_name(f".{anchor.name}.lock")
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        if stat.S_IMODE(os.fstat(fd).st_mode) & 0o077:
+            os.fchmod(fd, 0o600)  # made looser by someone else: the owner's again
+        deadline, pause = time.monotonic() + wait_s, ANCHOR_POLL_S
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() + pause > deadline:
+                    raise AnchorBusy(f"another writer has held {path} for over {wait_s:g} s "
+                                     "(an operator command stopped mid-anchoring?)") from None
+            time.sleep(pause)
+            pause = min(pause * 2, ANCHOR_POLL_MAX_S)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 # ---------------------------------------------------------------------------------------------
@@ -193,6 +243,7 @@ class AuditLog:
                                      if isinstance(self.store, SqliteStore)
                                      else root / "audit-anchor.key")
         self.anchor_every = max(1, anchor_every)
+        self.anchor_wait_s = ANCHOR_LOCK_WAIT_S  # for another writer's turn (`anchor_lock`)
         self.readonly = readonly or self.store.readonly
         self._closed = False
         # An anchoring failed (a full disk, a damaged anchor, a chain that does not verify from
@@ -288,6 +339,10 @@ class AuditLog:
                 log.error("audit anchor not moved (%s): the chain is intact, the anchor lags "
                           "until the disk has room", e.strerror or e)
             self._anchor_failing = True
+        except AnchorBusy as e:  # the other writer moves it; this one tries again next time
+            if not self._anchor_failing:
+                log.warning("audit anchor not moved this time: %s", e)
+            self._anchor_failing = True
         except AuditError as e:
             if not self._anchor_failing:
                 log.error("audit anchor not moved: %s; see `stockade audit verify`", e)
@@ -301,10 +356,23 @@ class AuditLog:
         Only a head verified from the anchor (see the module docstring): raises AuditError,
         leaving the anchor as it is, when the anchor is damaged or the chain does not verify
         from it. `force`: from the new segment this process has just started, over a damaged
-        anchor or backwards (`start_segment` only)."""
+        anchor or backwards (`start_segment` only).
+
+        The anchor is read, checked and replaced in one turn of `anchor_lock` (module
+        docstring); raises `AnchorBusy` when another writer keeps the turn too long."""
         if self._key is None or self.readonly:
             return None
-        conn = self.store.conn()
+        head = self._head_row()
+        if head is None:
+            return None  # nothing to pin (and no lock file made for it)
+        if not force:
+            current = self.read_anchor()
+            if current is not None and current.seq >= head[0]:
+                return current  # the common idle round: no turn needed to write nothing
+        with anchor_lock(self.anchor_path, self.anchor_wait_s):
+            return self._anchor_in_turn(key=self._key, force=force)
+
+    def _anchor_in_turn(self, *, key: bytes, force: bool) -> Anchor | None:
         # What this process trusts is read before the table's head: another thread's commit
         # moves it only after committing, so it can then never be newer than the head read.
         # (The other order turned such a commit in between into "records were cut".)
@@ -312,12 +380,13 @@ class AuditLog:
         head = self._head_row()
         if head is None:
             return None
+        # Read again in the turn: a writer that anchored further while this one waited wins.
         current = None if force else self.read_anchor()
         if current is not None and current.seq >= head[0]:
-            return current  # another process anchored further already; never move backwards
-        seq, h = verify_to_head(conn, current, trusted, head)
+            return current  # another writer anchored further already; never move backwards
+        seq, h = verify_to_head(self.store.conn(), current, trusted, head)
         self.trusted.verified((seq, h))
-        return write_anchor_file(self.anchor_path, self._key, seq, h)
+        return write_anchor_file(self.anchor_path, key, seq, h)
 
     def verify_from_anchor(self) -> None:
         """Raise AuditError unless the chain verifies from the anchor to its head: what an
@@ -508,7 +577,7 @@ def open_readonly(db_path: StoreTarget, clock: Clock) -> AuditLog:
 
 
 __all__ = [
-    "ANCHOR_EVERY", "GENESIS_HASH", "Anchor", "AuditEntry", "AuditError", "AuditLog",
-    "AuditRecord", "Intent", "VerifyResult", "append_in", "canonical_json", "chain_hash",
-    "digest_args", "escape_text", "open_readonly",
+    "ANCHOR_EVERY", "ANCHOR_LOCK_WAIT_S", "GENESIS_HASH", "Anchor", "AnchorBusy", "AuditEntry",
+    "AuditError", "AuditLog", "AuditRecord", "Intent", "VerifyResult", "anchor_lock",
+    "append_in", "canonical_json", "chain_hash", "digest_args", "escape_text", "open_readonly",
 ]
