@@ -2,7 +2,8 @@
 
 The upkeep round beats and sweeps the store lease, checkpoints the WALs (and anchors the audit
 chain: `Ledger.checkpoint`), reads a workspace's seats back, opens store connections ahead of
-the next app's start, polls the policy folder and publishes the apps' status for `app list`.
+the next app's start, kills an app's child that computes between events (`IdleWatch`), polls
+the policy folder and publishes the apps' status for `app list`.
 The watcher round notices other processes' changes (the CLI disabling, updating or
 uninstalling an app; a key published or adopted; an app user deactivated) and makes the
 running set match them (`Host.sync_installs`).
@@ -29,6 +30,7 @@ from host.store.pool import Pooled
 from host.supervise.credentials import APP_USER_CHECK_EVERY, Credentials
 from host.supervise.status import PUBLISH_INTERVAL_S
 from host.supervise.supervisor import AppRunner
+from host.supervise.watchdog import IdleWatch
 
 WATCH_INTERVAL_S = 0.2
 CHECKPOINT_INTERVAL_S = PUBLISH_INTERVAL_S  # one upkeep thread: checkpoints and status
@@ -74,6 +76,7 @@ class Rounds:
         self._threads: list[threading.Thread] = []
         self._watch_version = -1
         self._keys_seen = host.keyring.changes  # at the watcher's last look
+        self.idle = IdleWatch()  # the upkeep's: apps' children computing between events
 
     def start(self, *, watch: bool) -> None:
         rounds = [(self._watch, "stockade-watch")] if watch else []
@@ -102,7 +105,8 @@ class Rounds:
             log.exception("could not open store connections ahead of need")
 
     def _upkeep(self) -> None:
-        """Lease beats, WAL checkpoints, anchors (off the call path), and `app list`'s status."""
+        """Lease beats, WAL checkpoints, anchors (off the call path), apps' children computing
+        between events (`IdleWatch`), and `app list`'s status."""
         host = self.host
         self.warm_stores()
         while not self.stopping.wait(CHECKPOINT_INTERVAL_S):
@@ -118,6 +122,11 @@ class Rounds:
                 log.exception("checkpoint failed")
             if self.stopping.is_set():
                 return  # `stop` waits for this round: it ends here, not after the poll
+            try:
+                # a copy: `sync_installs` changes the running set from other threads
+                self.idle.round(dict(host.runners))
+            except Exception:
+                log.exception("could not look for apps computing between events")
             host.policy_watch.poll()
             host.publish_status()
 

@@ -5,6 +5,8 @@ frames until the event is done, answering bridge calls inline through the gate. 
 only speak while the host is listening (a Call outside an event is a protocol violation), so
 a hostile child cannot make the host do work on its own schedule. Deadlines are enforced by
 one watchdog thread that kills the child; the blocked reader then sees the channel close.
+Between events, when no deadline runs, the host's upkeep round kills a child that computes
+(`watchdog.IdleWatch`): the ticket that arms and disarms deadlines tells it an event came.
 """
 from __future__ import annotations
 
@@ -98,6 +100,9 @@ class ChildLimits:
 
 
 CallHandler = Callable[["Child", str, dict[str, Any]], Any]
+# Refuses a Call whose args broke the caps: (child, action, args, what broke, the Call frame's
+# bytes) -> the error to answer with, audited and charged by the gate (`host.gate.overcaps`).
+ArgsRefusal = Callable[["Child", str, dict[str, Any], str, bytes], Exception]
 
 
 @dataclass
@@ -125,6 +130,10 @@ class Child:
     missing_layers: tuple[str, ...] = ()
     handlers: tuple[str, ...] = ()
     logs_cut: int = 0  # events and loads whose log output passed the host's cap (`logcap`)
+    # Set by the app's runner (`AppRunner._ensure_child`): how a Call whose args break the caps
+    # is refused (audited and charged, as every refusal). None where no app runs (`sandbox
+    # exec`, tests): the refusal is then the reply alone, there being no install to charge.
+    refuse_args: ArgsRefusal | None = None
     _pidfd: int = -1
     _exited: threading.Event = field(default_factory=threading.Event)
     # Orders `kill` (any thread) against `close` (the owner): a kill never signals through a
@@ -155,11 +164,13 @@ class Child:
             raise ChildDied(self.death or f"channel closed: {exc}", self.death_code) from exc
 
     def _recv(self, spin_ns: int = 0) -> Any:
+        return self._decode(self._read(spin_ns))
+
+    def _read(self, spin_ns: int = 0) -> bytes:
         try:
-            raw = self.reader.read(spin_ns)
+            return self.reader.read(spin_ns)
         except (ChannelClosed, FrameError) as exc:
             self._channel_failed(exc)
-        return self._decode(raw)
 
     def _decode(self, raw: bytes) -> Any:
         try:
@@ -294,7 +305,7 @@ class Child:
             LogBudget(on_log))
         try:
             self._send(frame)
-            return self._converse(frame.id, self._recv(), on_call, budget)
+            return self._converse(frame.id, self._read(), on_call, budget)
         finally:
             running_events.add(-1)
             self._disarm()
@@ -337,12 +348,14 @@ class Child:
             self._dead_after_io()
             raise ChildDied(self.death or f"channel closed: {exc}", self.death_code) from exc
 
-    def _converse(self, frame_id: int, msg: Any, on_call: CallHandler, on_log: LogBudget) -> Any:
-        """Serve a running handler from its frame `msg` on, until its Done; its Log frames go
+    def _converse(self, frame_id: int, raw: bytes, on_call: CallHandler,
+                  on_log: LogBudget) -> Any:
+        """Serve a running handler from its frame `raw` on, until its Done; its Log frames go
         through the event's `LogBudget`, the host's cap (the child's own is no rule)."""
         calls = 0
         policy = self.next_frame_spin
         while True:
+            msg = self._decode(raw)
             spin = 0  # nothing to poll for until a Reply went out (the handler then runs)
             if isinstance(msg, Call):
                 calls += 1
@@ -351,7 +364,13 @@ class Child:
                               code="flood")
                     raise ChildDied(self.death, self.death_code)
                 alone = running_events.count == 1
-                self._send_reply(self._answer(msg, on_call, spin=alone and self.burst_apart))
+                self._send_reply(self._answer(msg, raw, on_call,
+                                              spin=alone and self.burst_apart))
+                if self.dead:
+                    # Killed meanwhile (its refusal budget, its deadline): serve it no more. A
+                    # spawned child's app dies a moment after its stand-in (its parent-death
+                    # signal), long enough to send more calls and even its Done.
+                    raise ChildDied(self.death, self.death_code)
                 if alone:
                     policy = self.burst_frame_spin if self.burst_apart else self.next_frame_spin
                     spin = policy.budget()
@@ -362,7 +381,7 @@ class Child:
             else:
                 self.kill("response to a request never made", code="protocol")
                 raise ChildDied(self.death, self.death_code)
-            msg = self._recv(spin)
+            raw = self._read(spin)
             if spin:
                 policy.record(self.reader.caught)
 
@@ -412,16 +431,23 @@ class Child:
             try:
                 if failure is not None:
                     self._channel_failed(failure)
-                msg = self._decode(raw) if raw is not None else self._recv()
-                return self._converse(frame_id, msg, on_call, budget)
+                return self._converse(frame_id, raw if raw is not None else self._read(),
+                                      on_call, budget)
             finally:
                 running_events.add(-1)
                 self._disarm()
                 self._log_done(budget)
 
-    def _answer(self, call: Call, on_call: CallHandler, *, spin: bool = False) -> Reply:
+    def _answer(self, call: Call, raw: bytes, on_call: CallHandler, *,
+                spin: bool = False) -> Reply:
+        """`call`'s Reply; `raw` is its frame as read, what a refusal of its args digests."""
         try:
-            check_json_value(call.args)
+            try:
+                check_json_value(call.args)  # before the gate decides, digests or stores them
+            except ValueError as exc:
+                if self.refuse_args is None:
+                    raise
+                raise self.refuse_args(self, call.action, call.args, str(exc), raw) from None
             result = on_call(self, call.action, call.args)
             return Reply(id=call.id, ok=True, result=result, spin=spin)
         except GateError as exc:

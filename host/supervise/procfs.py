@@ -1,5 +1,8 @@
-"""What the kernel's /proc says about a child: its own children, the ids it runs as."""
+"""What the kernel's /proc says about a child: its own children, the ids it runs as, the CPU
+time it has used."""
 from __future__ import annotations
+
+import os
 
 
 def children_of(pid: int) -> list[int]:
@@ -20,3 +23,34 @@ def runs_as(pid: int, uid: int) -> bool:
         return False
     want = [str(uid).encode()] * 4
     return fields.get(b"Uid", b"").split() == want and fields.get(b"Gid", b"").split() == want
+
+
+_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user and system, every thread) used so far by `pid` and the processes it forked
+    that still run (a spawned child's stand-in and the app it forked); None once `pid` is gone.
+
+    From /proc/<pid>/stat, whose figures for a process are the sums over its threads (a thread
+    of its own does not hide work); one file per process, no system call on any event's path.
+    """
+    total = _own_cpu(pid)
+    if total is None:
+        return None
+    for kid in children_of(pid):
+        total += _own_cpu(kid) or 0.0
+    return total
+
+
+def _own_cpu(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            # the command name (field 2) may hold spaces and parentheses: split after its end
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    try:
+        return (int(fields[11]) + int(fields[12])) / _TICKS_PER_S  # utime, stime
+    except (IndexError, ValueError):
+        return None

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from host.apps.installs import InstallRecord
 from host.errors import GateError, RefusalBudgetExceeded
 from host.gate.gate import Gate, Session
+from host.gate.overcaps import refuse_over_caps
 from host.keys import tokens
 from host.server.principals import Caller
 from host.store.pool import release_thread
@@ -297,14 +298,44 @@ class AppRunner:
     def idle(self) -> bool:
         """No job queued and none running."""
         with self._cv:
-            return not (self._jobs or self._handed or self._claimed or self._running_job)
+            return not self._busy()
+
+    def _busy(self) -> bool:
+        """A job queued, handed over, claimed by the pump or running. Under `_cv`: an event
+        starts on this runner's child only after one of these is set under it."""
+        return bool(self._jobs or self._handed or self._claimed or self._running_job)
+
+    # ---- between events (the upkeep's `watchdog.IdleWatch`) --------------------------------
+
+    def idle_child(self) -> tuple[Child, int, int] | None:
+        """(child, pid, ticket) while no event is queued, running or in the pump, else None."""
+        with self._cv:
+            child = self.child
+            if self._busy() or child is None or child.dead or self.state != "running":
+                return None
+            return child, child.pid, child.ticket
+
+    def stop_idle_compute(self, child: object, ticket: int, reason: str) -> bool:
+        """Kill `child` for computing between events, only while it is still this runner's,
+        no job is queued or running and its ticket is still `ticket` (no event started or
+        ended since the idle watch read it): under `_cv`, which every event start takes, so
+        the kill never lands in an event. Accounted as any death; the next job restarts it."""
+        with self._cv:
+            if (self._busy() or child is not self.child or self.child is None
+                    or self.child.dead or self.child.ticket != ticket):
+                return False
+            self.child.kill(reason, code="idle_compute")
+            detail = self._death(reason)
+        self._note(reason)
+        self.host.audit_supervisor(self, "child_died", detail)
+        return True
 
     # ---- the event pump's side (host.supervise.pump) ------------------------------------------
 
     def try_claim(self) -> Child | None:
         """The running child, reserved for one pump event; None unless this app is idle."""
         with self._cv:
-            if self._jobs or self._handed or self._claimed or self._running_job:
+            if self._busy():
                 return None
             child = self.child
             if (child is None or child.dead or self.state != "running" or self.session is None
@@ -451,11 +482,17 @@ class AppRunner:
         if delay > 0:
             time.sleep(delay)
         self.state = "starting"
-        self.child = self.host.start_child(self)
+        child = self.child = self.host.start_child(self)
+        child.refuse_args = self._refuse_args
         self.state = "running"
-        return self.child
+        return child
 
     def _child_died(self, reason: str) -> None:
+        self.host.audit_supervisor(self, "child_died", self._death(reason))
+
+    def _death(self, reason: str) -> str:
+        """Account for the child's death (its error, the failure count, the restart's backoff);
+        the detail to audit."""
         child = self.child
         crash = child.stderr_text().strip()[-500:] if child is not None else ""
         self.last_error = reason + (f" | {crash}" if crash else "")
@@ -464,7 +501,7 @@ class AppRunner:
         backoff = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * (2 ** (self.failures - 1)))
         self._next_start = time.monotonic() + backoff
         self.state = "stopped" if self._stopping else "backoff"
-        self.host.audit_supervisor(self, "child_died", self.last_error)
+        return self.last_error
 
     def _on_call(self, child: Child, action: str, args: dict[str, Any]) -> Any:
         session = self.session
@@ -483,6 +520,18 @@ class AppRunner:
         except RefusalBudgetExceeded:
             self._over_refusal_budget(child)
             raise
+
+    def _refuse_args(self, child: Child, action: str, args: dict[str, Any], problem: str,
+                     frame: bytes) -> Exception:
+        """A call whose args broke the caps (`Child._answer`): the gate audits and charges
+        the refusal (`host.gate.overcaps`); past the refusal budget the child is stopped."""
+        session = self.session
+        if session is None or session.session_id != child.session_id:
+            return GateError("permission_denied", "no session on this channel")
+        refusal = refuse_over_caps(self.host.gate, session, action, args, problem, frame)
+        if isinstance(refusal, RefusalBudgetExceeded):
+            self._over_refusal_budget(child)
+        return refusal
 
     def _over_refusal_budget(self, child: Child) -> None:
         """The app passed its refusal budget (`host.gate.gate.REFUSAL_BUDGET`): stop its child

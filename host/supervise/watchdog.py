@@ -1,8 +1,10 @@
 """Deadlines for running events: one watchdog thread per host kills the child whose event ran
 too long, and a count of the events running right now (which decides whether a reader spins).
+Between events no deadline runs: there the host's upkeep round (`IdleWatch`) kills a child that
+computes at all (past a small allowance), since an app computes only for an event.
 
-The watchdog knows a child only as `Timed` (a ticket, a deadline and `kill`), so this module
-never imports `child.py`, which arms it.
+The watchdog knows a child only as `Timed` (a ticket, a deadline and `kill`), and the idle watch
+a runner only as `Idler`, so this module never imports `child.py` or `supervisor.py`.
 """
 from __future__ import annotations
 
@@ -10,8 +12,19 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
+
+from host.supervise.procfs import cpu_seconds
+
+# CPU time an app's child may use in one idle period: from the first upkeep round that finds it
+# idle until its next event starts. Guards the host's cores against an app that escaped its
+# runtime, wrote its Done and computes on outside every deadline (before, only RLIMIT_CPU, an
+# hour per child and a new hour per restart, stopped it). An idle child's own work is freeing
+# what its last event left (a collection, deallocations): milliseconds; the first round may
+# also see the end of that work. A child past this is killed, audited and restarted.
+IDLE_CPU_ALLOWANCE_S = 0.5
 
 
 class Timed(Protocol):
@@ -130,6 +143,71 @@ def _live(pairs: list[tuple[Timed, int]]) -> bool:
     if any(child.ticket != ticket for child, ticket in pairs):
         pairs[:] = [(child, ticket) for child, ticket in pairs if child.ticket == ticket]
     return bool(pairs)
+
+
+class Idler(Protocol):
+    """What the idle watch needs of an app's runner (`host.supervise.supervisor.AppRunner`)."""
+
+    def idle_child(self) -> tuple[object, int, int] | None:
+        """(child, pid, ticket) while no event is queued, running or in the pump, else None."""
+        ...
+
+    def stop_idle_compute(self, child: object, ticket: int, reason: str) -> bool:
+        """Kill `child` if it is still the runner's, idle, at `ticket`; audit why."""
+        ...
+
+
+@dataclass(frozen=True)
+class _Idle:
+    child: object
+    ticket: int
+    cpu: float  # the child's CPU seconds when this idle period was first seen
+
+
+class IdleWatch:
+    """Kills an app's child that computes between events (run by the host's upkeep round).
+
+    A child's ticket moves when any event (or handshake, load, snippet) starts and when it ends
+    (`Child.new_deadline`, `Child._disarm`). A period is measured from the first round that
+    finds the runner idle at a ticket to a later round that finds it idle at the same ticket,
+    so no event started or finished in between and every CPU second counted was spent idle; the
+    runner checks that again under its lock as it kills (`AppRunner.stop_idle_compute`), so an
+    event that started since the CPU read is never cut short. Reads /proc off the event path:
+    nothing is added to the fan-out's per-event work.
+    """
+
+    def __init__(self, cpu: Callable[[int], float | None] = cpu_seconds,
+                 allowance_s: float = IDLE_CPU_ALLOWANCE_S) -> None:
+        self._cpu = cpu
+        self.allowance_s = allowance_s
+        self._seen: dict[str, _Idle] = {}  # by runner key: the idle period being measured
+
+    def round(self, runners: Mapping[str, Idler]) -> list[str]:
+        """Look at every runner once; the keys of those whose child was killed."""
+        seen: dict[str, _Idle] = {}
+        killed: list[str] = []
+        for key, runner in runners.items():
+            idle = runner.idle_child()
+            if idle is None:
+                continue  # busy (or no child): its next idle period starts afresh
+            child, pid, ticket = idle
+            cpu = self._cpu(pid)
+            if cpu is None:
+                continue  # gone: its runner hears of it at the next event
+            before = self._seen.get(key)
+            if before is None or before.child is not child or before.ticket != ticket:
+                seen[key] = _Idle(child, ticket, cpu)  # a new idle period starts here
+                continue
+            used = cpu - before.cpu
+            if used <= self.allowance_s:
+                seen[key] = before  # measured from the period's start: work adds up
+            elif runner.stop_idle_compute(child, ticket, (
+                    f"killed: it computed {used:.2f} s of CPU between events, past the "
+                    f"{self.allowance_s:g} s an idle app may use (an app computes only while it "
+                    "handles an event)")):
+                killed.append(key)
+        self._seen = seen
+        return killed
 
 
 _watchdog: Watchdog | None = None
