@@ -4,7 +4,8 @@ Layers, in the order they must be applied (later ones would forbid the calls ear
 
 1. own session and process group (the host kills the whole group);
 2. descriptors: the channel moves to fds 3/4, stderr to the capture pipe, stdin/stdout to
-   /dev/null, every other inherited descriptor is closed;
+   a /dev/null this process opens for itself (never one another child also holds: see
+   `confine_early`), every other inherited descriptor is closed;
 3. an empty environment and a working directory it cannot write (`/`);
 4. its own network namespace (the zygote does this once for all its children; the spawn
    fallback does it here), its own IPC namespace (each child, see `unshare_ipc`), and its own
@@ -161,7 +162,7 @@ def confine(
     chan_in: int,
     chan_out: int,
     err_fd: int,
-    devnull_fd: int,
+    devnull_fd: int | None = None,
     parent_pid: int,
     limits: Limits,
     netns_done: bool,
@@ -194,12 +195,19 @@ def confine_early(
     chan_in: int,
     chan_out: int,
     err_fd: int,
-    devnull_fd: int,
+    devnull_fd: int | None = None,
     parent_pid: int,
     limits: Limits,
     netns_done: bool,
 ) -> LayerReport:
-    """Layers 1-6 (module docstring): everything that does not depend on the app."""
+    """Layers 1-6 (module docstring): everything that does not depend on the app.
+
+    stdin and stdout go to `devnull_fd` when the caller opened one in this very process (the
+    spawn entry, `sandbox.child`), else to a /dev/null opened here. Never pass a descriptor
+    this process inherited from one that forks other children (the zygote): its open file
+    description would be every child's, and the flags on it (O_APPEND, O_NONBLOCK, which the
+    filter lets fcntl read and set) a channel between apps with no gate and no audit.
+    """
     rep = LayerReport(parent_pid=parent_pid)
     if thread_count() != 1:
         # Landlock and rlimits cover the calling thread/process; a second thread would escape
@@ -211,6 +219,10 @@ def confine_early(
     except OSError:
         pass  # already a session leader (spawn path) — still its own group
     # 2. descriptors
+    if devnull_fd is None:
+        # Opened before Landlock (layer 10) forbids it and before the identity drop (layer 7):
+        # an open file description of this child's own (see the docstring). One open(2), ~1 µs.
+        devnull_fd = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
     # Copy every source above the target range first, so one dup2 cannot clobber another source.
     moves = [(fcntl.fcntl(src, fcntl.F_DUPFD_CLOEXEC, 64), dst) for src, dst in (
         (chan_in, CHANNEL_IN_FD), (chan_out, CHANNEL_OUT_FD), (err_fd, 2),

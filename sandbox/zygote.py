@@ -42,7 +42,7 @@ from sandbox import confine, heapfill, native, runtime
 MAX_CONTROL_MESSAGE = 4096  # one control packet; the host only sends small JSON here
 
 
-def _child(fds: list[int], devnull: int, zygote_pid: int, netns: bool, req: dict[str, Any],
+def _child(fds: list[int], zygote_pid: int, netns: bool, req: dict[str, Any],
            ctl: socket.socket) -> None:
     ctl.close()
     random.seed()  # what os.fork's hook would do: the zygote's state is every child's
@@ -51,8 +51,12 @@ def _child(fds: list[int], devnull: int, zygote_pid: int, netns: bool, req: dict
     lim = req.get("limits", {})
     # The app's identity and the layers after it come with the host's hello
     # (`runtime._serve` -> `confine.take_identity`): a pre-forked child knows no app yet.
+    # No devnull_fd: the child opens a /dev/null of its own (`confine.confine_early`). One the
+    # zygote opened would be a single open file description every app's child shares, and its
+    # flags a channel between apps. For the same reason the zygote passes a child nothing but
+    # that child's own three pipe ends.
     report = confine.confine_early(
-        chan_in=fds[0], chan_out=fds[1], err_fd=fds[2], devnull_fd=devnull,
+        chan_in=fds[0], chan_out=fds[1], err_fd=fds[2],
         parent_pid=zygote_pid,
         limits=confine.Limits(
             memory_mib=int(lim.get("memory_mib", 256)),
@@ -91,7 +95,6 @@ def main() -> None:
     _ballast = heapfill.fill()  # kept alive: main never returns
     gc.freeze()
     netns = confine.unshare_network()
-    devnull = os.open("/dev/null", os.O_RDWR)
     me = os.getpid()
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
@@ -138,7 +141,7 @@ def main() -> None:
                 continue
             if pid == 0:
                 try:
-                    _child(fds, devnull, me, netns, req, ctl)
+                    _child(fds, me, netns, req, ctl)
                 finally:
                     os._exit(70)
             for f in fds:

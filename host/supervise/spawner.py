@@ -25,9 +25,13 @@ class Spawner:
 
     def __init__(self, use_zygote: bool = True, *, prefork: int = 0,
                  prefork_limits: ChildLimits | None = None) -> None:
+        # Zygote children not yet reported exited, by pid: the zygote names an exit by pid
+        # alone. Each entry leaves with that report, so a dead child (its Popen, its frame
+        # buffer: up to a frame of what it sent) is never kept here. A fresh interpreter's
+        # exit comes from its own Popen waiter instead, and it never enters this map.
         self._children: dict[int, Child] = {}
         self._lock = threading.Lock()
-        self._early: dict[int, int] = {}
+        self._early: dict[int, int] = {}  # exits the zygote reported before `_fork` had the pid
         self.zygote: Zygote | None = Zygote(self._on_exit) if use_zygote else None
         self._pool_limits = prefork_limits or ChildLimits()
         self.pool: Prefork[Child] | None = None
@@ -87,25 +91,28 @@ class Spawner:
         child = Child(pid=pid, session_id=session, to_child=h2c_w, from_child=c2h_r,
                       err_fd=err_r, popen=popen,
                       kill_by_parent=None if zygote is None else lambda: zygote.kill(pid))
+        if popen is not None:
+            # Not in `_children`: only this thread needs the child, and it lets go once the
+            # process has exited, so a dead child the caller closed and dropped is freed.
+            threading.Thread(target=_wait_popen, args=(child, popen), daemon=True).start()
+            return child
         with self._lock:
             early = self._early.pop(pid, None)
             if early is None:
                 self._children[pid] = child
         if early is not None:
             child.exited(early)
-        if popen is not None:
-            threading.Thread(target=self._wait_popen, args=(child, popen), daemon=True).start()
         return child
-
-    def _wait_popen(self, child: Child, popen: subprocess.Popen[bytes]) -> None:
-        status = popen.wait()
-        child.exited(_returncode_to_status(status))
 
     def close(self) -> None:
         if self.pool is not None:
             self.pool.close()
         if self.zygote is not None:
             self.zygote.close()
+
+
+def _wait_popen(child: Child, popen: subprocess.Popen[bytes]) -> None:
+    child.exited(_returncode_to_status(popen.wait()))
 
 
 def _returncode_to_status(rc: int) -> int:
