@@ -146,6 +146,12 @@ def dangers_for(asked: Iterable[str], events: Iterable[str] = ()) -> list[Danger
 
 # ---- per-permission limits ----------------------------------------------------------------------
 
+# What the host does with a declared app user agent, in its own words (the departments, the
+# author's, follow as author text).
+AGENT_DECLARED = ("manifest declares: the host makes its app user an available livechat agent "
+                  "at enable (routed conversations), in: ")
+
+
 @dataclass(frozen=True)
 class PermissionLine:
     name: str
@@ -153,11 +159,34 @@ class PermissionLine:
     risk: str
     reason: str
     permitted: bool | None  # None: no policy loaded, so limits are unknown
+    # The host's and the policy's lines only: the column drawn in the host's style.
     limits: tuple[str, ...]
+    # What the manifest declares on this permission: author text, kept apart from `limits` so
+    # it is only ever drawn as author text (DESIGN rule 12; `declarations`).
+    declared_roles: tuple[str, ...] | None = None
+    app_user_agent: bool = False
+    departments: tuple[str, ...] = ()
+
+    def declarations(self) -> list[tuple[str, str | None]]:
+        """(the host's words, the author's value or None) for each declaration: the value is
+        drawn quoted, in the author's style, never inside the host's words."""
+        out: list[tuple[str, str | None]] = []
+        if self.declared_roles is not None:
+            out.append(("manifest declares roles: ", ", ".join(self.declared_roles))
+                       if self.declared_roles else ("manifest declares roles: none", None))
+        if self.app_user_agent:
+            out.append((AGENT_DECLARED, ", ".join(self.departments)) if self.departments
+                       else (AGENT_DECLARED + "no department", None))
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "plain": self.plain, "risk": self.risk, "reason": self.reason,
-                "permitted_by_policy": self.permitted, "limits": list(self.limits)}
+                "permitted_by_policy": self.permitted, "limits": list(self.limits),
+                "declared_roles": None if self.declared_roles is None
+                else list(self.declared_roles),
+                "app_user_agent": self.app_user_agent, "departments": list(self.departments),
+                # the same, as the pages show it: the host's words, then the author's value
+                "declarations": [list(x) for x in self.declarations()]}
 
 
 def _window(seconds: int) -> str:
@@ -321,14 +350,10 @@ def build_disclosure(
             permitted, limits = policy_limits(policy, manifest.id, p.name, route_actions)
         if p.name == "server.rest":
             limits = [rest_identity_line(manifest.id, rest_as), *limits]
-        if p.roles is not None:
-            limits = [f"manifest declares roles: {', '.join(p.roles) or 'none'}", *limits]
-        if p.app_user_agent:
-            deps = ", ".join(p.departments) or "no department"
-            limits = [f"manifest declares: the host makes its app user an available livechat "
-                      f"agent at enable (routed conversations), in: {deps}", *limits]
-        lines.append(PermissionLine(p.name, spec.plain, spec.risk, p.reason, permitted,
-                                    tuple(limits)))
+        lines.append(PermissionLine(
+            p.name, spec.plain, spec.risk, p.reason, permitted, tuple(limits),
+            declared_roles=None if p.roles is None else tuple(p.roles),
+            app_user_agent=p.app_user_agent, departments=tuple(p.departments)))
     settings = tuple(
         {"key": s.key, "type": s.type, "label": s.label, "required": s.required,
          "secret": s.secret}
@@ -378,8 +403,15 @@ def render_disclosure(d: Disclosure, console: Console, *, title: str = "") -> No
         limits = Text("\n").join(host(visible(x, limit=MAX_BLOCK),
                                        "bold red" if p.permitted is False else "")
                                   for x in p.limits)
-        why = line(host(p.plain), host("\n"), author(p.reason, limit=MAX_BLOCK, one_line=False,
-                                                style="italic " + AUTHOR_STYLE))
+        # What the manifest declares stands here, with the author's reason, quoted and in the
+        # author's style: padded with spaces, a name wraps inside this column, never into the
+        # policy's (where a row of it could read as a host quota line).
+        why = host(p.plain)
+        for words, value in p.declarations():
+            why.append_text(line(host("\n" + words),
+                                 *(() if value is None else (author(value, limit=MAX_BLOCK),))))
+        why.append_text(line(host("\n"), author(p.reason, limit=MAX_BLOCK, one_line=False,
+                                                 style="italic " + AUTHOR_STYLE)))
         perm_rows.append((host(p.name), host(p.risk, _RISK_STYLE.get(p.risk, "")), why, limits))
     # Cells wrap between words (a rule id or action name is never cut, nor split when the
     # console has room for it); on a console too narrow for that, words fold, all kept.
