@@ -386,22 +386,23 @@ class InstallStore:
     def create(
         self, *, install_id: str, manifest: Manifest, package_hash: str, package_path: Path,
         grants: frozenset[str], settings: Mapping[str, SettingValue],
-        publisher: Mapping[str, Any], consent: ConsentRow,
+        publisher: Mapping[str, Any], consent: ConsentRow, app_user_id: str | None = None,
     ) -> InstallRecord:
-        """Insert a new install with its consent record and an `install` hook."""
+        """Insert a new install with its consent record, its app's own server user (None: made
+        by the serving host later) and an `install` hook, in one transaction."""
         now = self._now()
         try:
             with self._tx() as c:
                 c.execute(
                     "INSERT INTO install_installs (install_id, app_id, version, package_hash, "
                     "manifest_hash, manifest_json, package_path, generation, enabled, grants, "
-                    "settings, secret_keys, publisher, consent_id, installed_at, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, 1, 1, ?, ?, ?, ?, ?, ?, ?)",
+                    "settings, secret_keys, app_user_id, publisher, consent_id, installed_at, "
+                    "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 1, 1, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (install_id, manifest.id, manifest.version, package_hash,
                      manifest.manifest_hash(), json.dumps(manifest.canonical()),
                      str(package_path), json.dumps(sorted(grants)), json.dumps(dict(settings)),
-                     json.dumps(sorted(manifest.secret_keys)), json.dumps(dict(publisher)),
-                     consent.consent_id, now, now))
+                     json.dumps(sorted(manifest.secret_keys)), app_user_id,
+                     json.dumps(dict(publisher)), consent.consent_id, now, now))
                 self._insert_consent(c, consent)
                 ev = self._hook(c, install_id, "install")
         except INTEGRITY_ERRORS as exc:

@@ -20,7 +20,7 @@ from host.apps.disclosure import (
     build_disclosure,
     load_policy_view,
 )
-from host.apps.installs import InstallRecord, InstallStore, new_install_id
+from host.apps.installs import InstallError, InstallRecord, InstallStore, new_install_id
 from host.apps.lineage import Lineage, Transfer, binding_of, describe
 from host.apps.manifest import Manifest, SettingValue, coerce_setting
 from host.apps.packages import Package, store_package
@@ -73,7 +73,10 @@ def install_package(
     actor: str | None = None,
     rest_as: str | None = None,
 ) -> InstallRecord:
-    """Store the package, sign the consent record and create the install (one transaction).
+    """Store the package, sign the consent record, make the app's own server user and create
+    the install with its consent and that user (one transaction). An install that fails is
+    `operator.outcome` FAIL and leaves no install, consent or hook behind; InstallError when
+    the app's user cannot be made (its username held by another user).
 
     The app id must belong to this package's publisher (`host.apps.lineage`); `transfer` is the
     operator's explicit consent to hand an id held by another publisher to this one (audited).
@@ -97,6 +100,12 @@ def install_package(
                  grants=tuple(sorted(grants)), kid=kid,
                  detail=f"publisher {sig.status}; package {pkg.content_hash}") as act, \
             InstallStore(home.host_store) as store:
+        # A failed install leaves nothing behind: the app's own user, which it cannot run
+        # without, is checked before the first durable write (the id's binding), and the row
+        # and its consent are written only once that user exists.
+        blocked = app_user_blocked(home, clock, pkg.app_id)
+        if blocked is not None:
+            raise InstallError(blocked)
         moved = Lineage(home.host_store).claim(pkg.app_id, sig.to_dict(), transfer=transfer,
                                                fresh=True)
         if moved is not None:  # audited before the new publisher's install exists
@@ -109,30 +118,56 @@ def install_package(
             package_hash=pkg.content_hash, manifest_hash=pkg.manifest.manifest_hash(),
             grants=grants, policy_revision=policy_revision, now=clock.now(), seq=seq,
             rest_as=rest_as)
-        rec = store.create(
-            install_id=install_id, manifest=pkg.manifest, package_hash=pkg.content_hash,
-            package_path=path, grants=grants, settings=values, publisher=sig.to_dict(),
-            consent=consent)
         # Each app gets its own server user at install: the sender of its messages and the
         # agent it can serve rooms as (idempotent: a reinstall gets the same user back). On a
         # connected Rocket.Chat workspace that cannot be reached now, the serving host makes it
-        # at start instead.
+        # at start instead. Made before the row, and recorded in the row's own transaction: an
+        # install is never saved, enabled and consented without the user it needs.
         user_id = install_app_user(home, clock, pkg.app_id, pkg.manifest.name)
-        if user_id is not None:
-            store.set_app_user_id(install_id, user_id)
+        rec = store.create(
+            install_id=install_id, manifest=pkg.manifest, package_hash=pkg.content_hash,
+            package_path=path, grants=grants, settings=values, publisher=sig.to_dict(),
+            consent=consent, app_user_id=user_id)
         # The consent's number in the chain: the witness of the install's latest consent.
         act.note(generation=rec.generation, consent_seq=seq)
-        return store.get(install_id) or rec
+        return rec
+
+
+def app_user_blocked(home: Home, clock: Clock, app_id: str) -> str | None:
+    """Why app `app_id` could not get its own user on the home's embedded server (its username
+    held by another user), or None. A connected workspace is asked when its user is made."""
+    from host.server.embedded import EmbeddedServer
+    from host.server.remote.config import connected
+
+    if connected(home):
+        return None
+    server = EmbeddedServer(home.server_store, clock)
+    try:
+        held = server.app_username_holder(app_id)
+    finally:
+        server.close()
+    return None if held is None else (
+        f"app {app_id!r} cannot get its own server user: the username {held['username']!r} "
+        "belongs to another user, not this app's own (made by an operator, or before apps "
+        "were refused names starting with 'app.'); remove that user (REST users.delete), "
+        "then install again")
 
 
 def install_app_user(home: Home, clock: Clock, app_id: str, name: str) -> str | None:
-    """The app's own user on the home's server (None: a workspace that cannot be reached)."""
+    """The app's own user on the home's server (None: a workspace that cannot be reached).
+    InstallError when the embedded server cannot make it (its username held by another)."""
     from host.server.embedded import EmbeddedServer
-    from host.server.errors import ServerError
+    from host.server.errors import Conflict, ServerError
     from host.server.remote.config import connected, open_remote
 
     if not connected(home):
-        return EmbeddedServer(home.server_store, clock).create_app_user(app_id, name)["id"]
+        server = EmbeddedServer(home.server_store, clock)
+        try:
+            return server.create_app_user(app_id, name)["id"]
+        except Conflict as exc:
+            raise InstallError(str(exc)) from None
+        finally:
+            server.close()
     remote = open_remote(home, clock)
     try:
         return remote.create_app_user(app_id, name)["id"]
@@ -203,9 +238,17 @@ def consented_grants(home: Home, store: InstallStore, rec: InstallRecord,
     """What the operator's signed consent grants `rec`: its row's grants when they verify,
     nothing otherwise. An update carries these forward, never the row as it stands: a row
     widened behind the host's back would otherwise come out of the update freshly signed."""
+    return consented_terms(home, store, rec, clock)[0]
+
+
+def consented_terms(home: Home, store: InstallStore, rec: InstallRecord,
+                    clock: Clock | None = None) -> tuple[frozenset[str], str | None]:
+    """The grants and the REST identity (`rest_as`) the operator's signed consent gives `rec`,
+    or (nothing, the app's own user) when the record does not verify against it: an identity
+    is handed on only from the consent that named it."""
     check = verify_install(rec, store, open_keyring(home, clock or SystemClock()),
                            disable=False)
-    return rec.grants if check.ok else frozenset()
+    return (rec.grants, rec.rest_as) if check.ok else (frozenset(), None)
 
 
 def submit_update(home: Home, store: InstallStore, rec: InstallRecord, pkg: Package,
@@ -239,13 +282,17 @@ def submit_update(home: Home, store: InstallStore, rec: InstallRecord, pkg: Pack
                               package_hash=pkg.content_hash, package_path=path,
                               publisher=sig.to_dict(), diff=diff.to_dict())
         return diff
-    grants = grants_after(consented_grants(home, store, rec, clock), pkg.manifest.asked)
+    held, rest_as = consented_terms(home, store, rec, clock)
+    grants = grants_after(held, pkg.manifest.asked)
     seq = next_seq(store, rec.install_id)
+    # The operator's REST identity (`--rest-as`) is part of what they consented to: an update
+    # that widens nothing keeps it, as it keeps the grants.
     consent = make_consent(
         open_keyring(home, clock), install_id=rec.install_id, app_id=rec.app_id,
         version=pkg.manifest.version, package_hash=pkg.content_hash,
         manifest_hash=pkg.manifest.manifest_hash(), grants=grants,
-        policy_revision=policy_revision, now=clock.now(), seq=seq, kind="update")
+        policy_revision=policy_revision, now=clock.now(), seq=seq, kind="update",
+        rest_as=rest_as)
     with audited(home.host_store, "update", clock=clock, actor=actor, app_id=rec.app_id,
                  install_id=rec.install_id, version=pkg.manifest.version, kid=consent.kid,
                  grants=tuple(sorted(grants)), detail=f"from {rec.version}") as act:

@@ -33,6 +33,7 @@ from host.apps.installs import (
 from host.apps.lineage import Lineage, LineageError, binding_of
 from host.apps.manifest import Manifest
 from host.apps.operations import (
+    app_user_blocked,
     install_package,
     submit_update,
     uninstall_app,
@@ -292,6 +293,11 @@ def install(
             if probe.by_app(pkg.app_id) is not None:
                 fail(f"app {pkg.app_id!r} is already installed",
                      f"use `stockade app update {pkg.app_id} {pkg_path}`")
+    if home.has_server_data():
+        # Said before the operator is asked to consent (the install checks it again).
+        blocked = app_user_blocked(home, SystemClock(), pkg.app_id)
+        if blocked is not None:
+            fail(blocked)
     identity = rest_identity(home, None, rest_as)
     disclosure = _disclose(home, pkg.manifest, pkg.content_hash, sig, rest_as=identity)
     _refuse_guardrails(pkg.manifest)

@@ -23,7 +23,7 @@ from host.apps.consent import guardrail_problems
 from host.apps.disclosure import Disclosure, build_disclosure, load_policy_view
 from host.apps.installs import InstallRecord, InstallStore
 from host.apps.lineage import LineageError
-from host.apps.operations import apply_consent, consented_grants, submit_update
+from host.apps.operations import apply_consent, consented_terms, submit_update
 from host.apps.packages import Package, PackageError, read_package
 from host.apps.publisher import PublisherError, SignatureCheck, TrustStore, check_signature
 from host.console.install import Refused, read_upload
@@ -45,6 +45,7 @@ class Review:
     ask: frozenset[str]  # what needs a tick
     kept: frozenset[str]  # what stays granted without one
     guardrails: list[str]
+    rest_as: str | None = None  # the REST identity the verified consent names (None: its own)
 
 
 def submit(home: Home, install_id: str, data: bytes, *, allow_unsigned: bool,
@@ -97,18 +98,20 @@ def review(home: Home, install_id: str) -> Review:
         raise Refused(f"the pending package does not check out: {exc}") from None
     from host.gate.rest_routes import route_actions  # the gate's table, as the CLI passes it
 
+    with InstallStore(home.host_store) as store:
+        held, rest_as = consented_terms(home, store, rec)
     policy, _why = load_policy_view(home.policies_dir)
+    # The REST identity the operator consented to is shown, as `app consent` shows it: the
+    # approval signs it again, and a consent must never carry what the page did not say.
     disclosure = build_disclosure(pkg.manifest, pkg.content_hash, sig, policy,
-                                  route_actions=route_actions)
+                                  rest_as=rest_as, route_actions=route_actions)
     diff = diff_manifests(rec.manifest, pkg.manifest, old_publisher=rec.publisher,
                           new_publisher=sig.to_dict())
     asked = pkg.manifest.asked
     ask = asked if diff.publisher_changed else diff.added
-    with InstallStore(home.host_store) as store:
-        held = consented_grants(home, store, rec)
     kept = frozenset() if diff.publisher_changed else grants_after(held, asked)
     return Review(rec, pkg, sig, diff, disclosure, frozenset(ask), kept,
-                  guardrail_problems(pkg.manifest))
+                  guardrail_problems(pkg.manifest), rest_as)
 
 
 def check_reviewed(r: Review, reviewed: str) -> None:
@@ -135,7 +138,7 @@ def approve(home: Home, r: Review, ticked: list[str], *, transfer: bool, actor: 
             apply_consent(home, store, r.rec, r.pkg, r.sig, grants, kind="update",
                           policy_revision=r.disclosure.policy_revision,
                           diff=r.diff.to_dict(), before=r.rec.grants,
-                          rest_as=r.rec.rest_as, transfer=transfer, actor=actor)
+                          rest_as=r.rest_as, transfer=transfer, actor=actor)
         except LineageError as exc:
             raise Refused(str(exc)) from None
 
@@ -149,16 +152,36 @@ def reject(home: Home, rec: InstallRecord, *, actor: str) -> None:
 
 
 def diff_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
-    """The diff as (what, values) lines for the page, widening first."""
+    """The diff as (what, values) lines for the page, widening first: every widening the CLI's
+    `render_diff` names (an update waits for consent on any of them, so the operator must see
+    what Approve approves). The first column is the host's words; the second holds names
+    (permissions, roles, departments, events, keys), which the page shows as data."""
     out: list[tuple[str, str]] = []
-    for key, label in (("added", "permissions added"), ("roles_widened", "roles widened"),
-                       ("events_added", "events added"), ("secrets_added", "secret settings added"),
+    if d.get("added"):
+        out.append(("permissions added", ", ".join(d["added"])))
+    for perm, roles in sorted((d.get("roles_widened") or {}).items()):
+        out.append((f"roles widened on {perm}", "any role (the list was dropped)"
+                    if "*" in roles else ", ".join(roles)))
+    agent = d.get("agent_widened") or []
+    if agent:
+        deps = ", ".join(x for x in agent if x != "*")
+        if "*" not in agent:
+            out.append(("its app user joins departments", deps))
+        elif deps:
+            out.append(("its app user becomes a livechat agent, in departments", deps))
+        else:
+            out.append(("its app user becomes a livechat agent", "in no department"))
+    events = d.get("events_added") or []
+    if "message.pre_send" in events:
+        out.append(("event added that sees every message before it is sent, and may change "
+                    "or block it", "message.pre_send"))
+    if any(e != "message.pre_send" for e in events):
+        out.append(("events added", ", ".join(e for e in events if e != "message.pre_send")))
+    for key, label in (("secrets_added", "secret settings added"),
                        ("removed", "permissions removed"), ("events_removed", "events removed"),
                        ("kept", "permissions kept")):
-        v = d.get(key)
-        if v:
-            out.append((label, ", ".join(f"{k}: {'/'.join(x)}" for k, x in v.items())
-                        if isinstance(v, dict) else ", ".join(v)))
+        if d.get(key):
+            out.append((label, ", ".join(d[key])))
     if d.get("publisher_changed"):
         out.insert(0, ("publisher", "CHANGED: a different key signs this version"))
     if d.get("downgrade"):

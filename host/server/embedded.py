@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from host.server import limits, livechat, roles, rooms, users
 from host.server.db import Tx
-from host.server.errors import Forbidden, InvalidArgument
+from host.server.errors import Conflict, Forbidden, InvalidArgument, NotFound
 from host.server.principals import SYSTEM, Caller, Operator, Principal, app_of
 from host.server.room_ops import RoomOps
 from host.server.shapes import Agent, Department, Role, User
@@ -48,8 +48,12 @@ class EmbeddedServer(RoomOps):
         op_id: str | None = None,
     ) -> User:
         """Create a user; an app may create only `user` or `bot` users, never with a privileged
-        role, and what it creates is stamped `created_by_app`."""
+        role, and what it creates is stamped `created_by_app`. An app never creates a user in
+        the namespace of the apps' own users (`users.check_not_reserved`)."""
         username = limits.username(username)
+        app_id = app_of(caller)
+        if app_id is not None:  # refused before any transaction opens, as limits are
+            users.check_not_reserved(username)
         name = limits.name(name)
         if type not in ("user", "bot"):
             raise InvalidArgument("type must be 'user' or 'bot' (app users come with installs)")
@@ -57,7 +61,6 @@ class EmbeddedServer(RoomOps):
             email = limits.email(email)
         role_t = limits.roles(list(roles))
         fields = limits.string_fields(custom_fields)
-        app_id = app_of(caller)
         args = {"username": username, "name": name, "type": type, "email": email,
                 "roles": list(role_t), "custom_fields": fields}
 
@@ -184,10 +187,23 @@ class EmbeddedServer(RoomOps):
                 if not existing["active"]:
                     return users.set_active(c, existing["id"], True)
                 return existing
-            return users.create(
-                c, self.clock.now(), username=username, name=name, type="app", email=None,
-                roles=("app",), custom_fields={}, created_by_app=None, app_id=app_id,
-            )
+            try:
+                return users.create(
+                    c, self.clock.now(), username=username, name=name, type="app", email=None,
+                    roles=("app",), custom_fields={}, created_by_app=None, app_id=app_id,
+                )
+            except Conflict:
+                raise Conflict(_held(username, app_id)) from None
+
+    def app_username_holder(self, app_id: str) -> User | None:
+        """The user holding `app.<app_id>` when it is not that app's own user (an operator's,
+        or one made before apps were refused the name, `users.check_not_reserved`): the app
+        cannot get its user while it is there, so an install asks this before it writes."""
+        try:
+            held = users.get_by_username(self.db.conn(), limits.username(f"app.{app_id}"))
+        except NotFound:
+            return None
+        return None if held["app_id"] == app_id else held
 
     def remove_app_user(self, app_id: str) -> User | None:
         """Deactivate the app's user and drop its agent record (rooms it served keep it as
@@ -347,6 +363,13 @@ class EmbeddedServer(RoomOps):
 
 
 _R = TypeVar("_R")
+
+
+def _held(username: str, app_id: str) -> str:
+    """Why app `app_id` cannot get its own user, and what the operator can do about it."""
+    return (f"the username {username!r} is reserved for the own user of app {app_id!r}, but "
+            "another user holds it (made by an operator, or before apps were refused such "
+            "names): remove that user (REST users.delete), then try again")
 
 
 def _then_dispatch(tx: Tx, user_id: str, result: _R) -> _R:

@@ -35,6 +35,25 @@ _SELECT = (
 
 _decode = msgspec.json.Decoder().decode
 
+# Usernames starting with this (in any case) are the host's: each install's own user is
+# `app.<app_id>` (`create_app_user`). A security boundary, not a convenience: a user an app made
+# there (its users.create, through the bridge or the REST bridge) would take the name another
+# app's install needs for its own user, and that install could not get its user. Operators
+# (admin REST, SYSTEM) keep the name: a host connected to this server as its workspace makes
+# its apps' users through users.create, and an operator's squat only fails an install, cleanly.
+APP_USER_PREFIX = "app."
+
+
+def check_not_reserved(username: str) -> str:
+    """`username` unless it lies in the namespace reserved for apps' own users, compared
+    casefolded as usernames are unique; InvalidArgument otherwise. For an app's creations only
+    (see APP_USER_PREFIX). Users already there are untouched: only new names are checked."""
+    if username.casefold().startswith(APP_USER_PREFIX):
+        raise InvalidArgument(
+            f"usernames starting with {APP_USER_PREFIX!r} are reserved for the apps' own users "
+            "(each install's user is app.<app id>): choose another username")
+    return username
+
 # Constant SQL fragments only; every value is bound. Served by the (key, value) index.
 FIND_BY_FIELD_SQL = (
     _SELECT  # noqa: S608
@@ -128,7 +147,10 @@ def create(
 ) -> User:
     """Insert a user (arguments already validated by `limits`). Conflict on a taken username or
     email; NotFound on an unknown role; Forbidden on a privileged role when an app creates it
-    (`created_by_app`). The caller's transaction rolls everything back on error."""
+    (`created_by_app`), and InvalidArgument then on a name reserved for apps' own users. The
+    caller's transaction rolls everything back on error."""
+    if created_by_app is not None:  # an app never makes a user in its peers' namespace
+        check_not_reserved(username)
     if not roles:
         roles = ({"user": "user", "bot": "bot", "app": "app"}[type],)
     check_new_roles(conn, roles, refuse_privileged=created_by_app is not None)

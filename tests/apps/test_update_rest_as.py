@@ -1,0 +1,67 @@
+"""An update that applies at once keeps the REST identity the operator consented to (review
+finding: it re-signed the consent without `rest_as`, so the operator's `--rest-as` choice was
+silently dropped and the app's REST routes fell back to its own user). Only a consent that
+verifies hands its identity on: a record edited behind the host's back carries none."""
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from apphelp import write_app
+
+from host.apps.installs import InstallRecord, InstallStore
+from host.apps.operations import install_package, submit_update
+from host.apps.packages import read_package
+from host.apps.publisher import TrustStore, check_signature
+from host.home import Home
+
+SRC = "from stockade import App\n\nclass TestApp(App):\n    pass\n"
+
+
+def _version(folder: Path, version: str) -> Path:
+    toml = folder / "app.toml"
+    toml.write_text(toml.read_text().replace('version = "1.0.0"', f'version = "{version}"'))
+    return folder
+
+
+def _setup(tmp_path: Path) -> tuple[Home, InstallRecord]:
+    home = Home(tmp_path / "home").ensure()
+    pkg = read_package(write_app(tmp_path / "v1", "rr", ["server.rest"], [], SRC))
+    rec = install_package(home, pkg, check_signature(pkg, TrustStore(home.trust_dir)),
+                          frozenset({"server.rest"}), policy_revision=None, rest_as="svc")
+    assert rec.rest_as == "svc"
+    return home, rec
+
+
+def _update(home: Home, tmp_path: Path, rec: InstallRecord) -> InstallRecord:
+    pkg = read_package(_version(write_app(tmp_path / "v2", "rr", ["server.rest"], [], SRC),
+                                "1.0.1"))
+    with InstallStore(home.host_store) as store:
+        diff = submit_update(home, store, rec, pkg,
+                             check_signature(pkg, TrustStore(home.trust_dir)),
+                             policy_revision=None)
+        assert not diff.needs_consent
+        after = store.get(rec.install_id)
+    assert after is not None and after.version == "1.0.1"
+    return after
+
+
+def test_an_update_applied_at_once_keeps_the_operators_rest_identity(tmp_path: Path) -> None:
+    home, rec = _setup(tmp_path)
+    after = _update(home, tmp_path, rec)
+    assert after.grants == frozenset({"server.rest"})
+    assert after.rest_as == "svc"
+
+
+def test_a_consent_that_does_not_verify_hands_on_no_identity(tmp_path: Path) -> None:
+    """Attack: the row edited behind the host's back (its grants) no longer verifies against
+    its consent; the update signs neither its grants nor the REST identity it names."""
+    home, rec = _setup(tmp_path)
+    with sqlite3.connect(home.host_db) as c:
+        c.execute("UPDATE install_installs SET grants = '[]' WHERE install_id = ?",
+                  (rec.install_id,))
+    with InstallStore(home.host_store) as store:
+        edited = store.get(rec.install_id)
+    assert edited is not None
+    after = _update(home, tmp_path, edited)
+    assert after.grants == frozenset() and after.rest_as is None
