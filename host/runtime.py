@@ -41,6 +41,7 @@ from host.ledger.operator import append_operator, audit_policy_load, open_keyrin
 from host.ledger.storelease import HostLease
 from host.rounds import CHECKPOINT_INTERVAL_S, Rounds
 from host.server.embedded import EmbeddedServer
+from host.server.errors import ServerError
 from host.server.remote.server import Workspace, foreign_app_user
 from host.store import opening_stores, refuse_damaged_stores
 from host.store.pool import Pooled
@@ -123,6 +124,7 @@ class Host:
         self.rounds = Rounds(self)  # upkeep and watcher threads (`host.rounds`)
         self._unsubscribe: Any = None
         self._waiting: dict[str, tuple[str, bool]] = {}  # install -> its consent checked
+        self._user_waits: dict[str, str] = {}  # install -> why it has no app user (said once)
         self.event_counts: dict[str, int] = {}
         # Runners of disabled or uninstalled apps that `sync_installs` is ending outside its
         # lock (their hook runs first); `stop` ends them too.
@@ -317,7 +319,11 @@ class Host:
                         continue
                     if rec.app_user_id is None or foreign_app_user(self.server, rec.app_id,
                                                                    rec.app_user_id):
-                        user = self.server.create_app_user(rec.app_id, rec.manifest.name)
+                        try:
+                            user = self.server.create_app_user(rec.app_id, rec.manifest.name)
+                        except ServerError as exc:  # this app waits; the others start
+                            self._app_user_unavailable(rec, exc)
+                            continue
                         self.installs.set_app_user_id(install_id, user["id"])
                         rec = self.installs.get(install_id) or rec
                     ensure_app_user_agent(self.server, rec, self.ledger,
@@ -368,6 +374,19 @@ class Host:
         if not check.ok:
             self._waiting[rec.install_id] = (rec.consent_id, check.unverifiable)
         return check.ok
+
+    def _app_user_unavailable(self, rec: InstallRecord, exc: ServerError) -> None:
+        """`rec`'s app cannot get its own server user (its username held by another user, a
+        workspace out of reach): it is not started, every other app is, and the next sync tries
+        again. Said in the log and the chain once per install and problem."""
+        why = str(exc)[:500]
+        if self._user_waits.get(rec.install_id) == why:
+            return
+        self._user_waits[rec.install_id] = why
+        log.error("app %s not started: it has no server user of its own yet: %s", rec.app_id, why)
+        self.ledger.append(AuditRecord(kind="supervisor", app_id=rec.app_id,
+                                       install_id=rec.install_id, event="app_user_unavailable",
+                                       detail=why))
 
     def _run_lifecycle_hooks(self, wait: bool = True) -> None:
         for hook in self.installs.pending_hooks():

@@ -18,7 +18,7 @@ from rchelp import Standin, remote
 from host.clock import SystemClock
 from host.home import Home
 from host.ledger.ledger import Ledger
-from host.server.errors import Forbidden, Unavailable
+from host.server.errors import Forbidden, InvalidArgument, Unavailable
 from host.server.principals import SYSTEM, Caller
 from host.server.remote.server import RemoteServer
 from host.server.shapes import User
@@ -113,6 +113,15 @@ def test_an_app_sends_only_as_users_it_created(rs: RemoteServer) -> None:
     theirs = rs.users_create(b, _name("u"), "U", "user", op_id=_name("op"))
     with pytest.raises(Forbidden, match="only as users it created"):
         rs.messages_send_as_user(a, "room-x", theirs["id"], "hi", op_id=_name("op"))
+
+
+def test_an_app_never_takes_a_name_reserved_for_apps_own_users(rs: RemoteServer) -> None:
+    """On a workspace as on the embedded server, `app.<id>` is each install's own user: an app
+    that made `app.<another app>` would hold the name that app's host adopts as its own user."""
+    a = _app(rs, _name("a"))
+    for name in (f"app.{_name('other')}", f"APP.{_name('other')}"):
+        with pytest.raises(InvalidArgument, match="reserved"):
+            rs.users_create(a, name, "U", "bot", op_id=_name("op"))
 
 
 def test_seats_count_admitted_creations_not_yet_applied(rs: RemoteServer) -> None:

@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from host.server import limits
+from host.server import limits, users
 from host.server.embedded import EmbeddedServer
 from host.server.errors import Conflict, InvalidArgument, NotFound
 from host.server.principals import SYSTEM, Operator, Principal, app_of
@@ -68,6 +68,8 @@ class RemoteServer(RemoteRooms):
         """POST users.create {username, name, email?, roles, customFields}; the creating app is
         recorded in Stockade's store. Not retried (a repeat is a Conflict, or a second user)."""
         username = limits.username(username)
+        if app_of(caller) is not None:  # each install's own user is app.<id>: never an app's
+            users.check_not_reserved(username)
         name = limits.name(name)
         if type not in ("user", "bot"):
             raise InvalidArgument("type must be 'user' or 'bot' (app users come with installs)")
