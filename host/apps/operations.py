@@ -315,7 +315,11 @@ def uninstall_app(home: Home, store: InstallStore, rec: InstallRecord, *, users:
     deactivated: int | None = None
     with audited(home.host_store, "uninstall", actor=actor, app_id=rec.app_id,
                  install_id=rec.install_id, version=rec.version,
-                 detail=f"users: {users}; agents: {agents}"):
+                 detail=f"users: {users}; agents: {agents}") as act:
+        # The ok record names a consent number past every one the install had (`consentseq`):
+        # its consent rows stay as history, and a row put back by whoever can write the store
+        # would verify with them; with this, the chain says no consent of it is current.
+        act.note(consent_seq=next_seq(store, rec.install_id))
         if agents == "remove":
             lifecycle_seams.remove_app_agents(home, rec)
         if users == "deactivate":

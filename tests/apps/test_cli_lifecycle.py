@@ -375,6 +375,33 @@ def test_an_older_consent_put_back_is_detected_and_disables(env, tmp_path, delet
     assert doc["enabled"] and doc["consent_ok"] and doc["grants"] == ["livechat.read"]
 
 
+def test_an_uninstalled_install_put_back_with_its_consent_never_verifies(env, tmp_path):
+    """Whoever can write the store (a shared PostgreSQL store's owner) puts an uninstalled
+    app's row back, its consent rows kept as history: it does not verify, because the
+    uninstall's ok record in the chain names a consent number past every one the install had
+    (before the fix: it verified, enabled, with its old grants, and another host still
+    holding the package ran it again)."""
+    home, run = env
+    assert install(run, make_pkg(tmp_path), *ALL).exit_code == 0
+    with sqlite3.connect(home / "host.db") as c:
+        c.row_factory = sqlite3.Row
+        row = dict(c.execute("SELECT * FROM install_installs WHERE app_id = 'agent-sync'")
+                   .fetchone())
+    packages = {p: p.read_bytes() for p in (home / "packages").rglob("*") if p.is_file()}
+    assert run("app", "uninstall", "agent-sync", "--yes", "--users", "keep",
+               "--agents", "remove").exit_code == 0
+    with sqlite3.connect(home / "host.db") as c:
+        assert c.execute("SELECT count(*) FROM consent_records").fetchone()[0] >= 1
+        c.execute(f"INSERT INTO install_installs ({', '.join(row)}) "  # noqa: S608
+                  f"VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
+    for path, data in packages.items():  # as another host still holds it
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    doc = json.loads(run("app", "info", "agent-sync", "--json").stdout)
+    assert doc["consent_ok"] is False and "latest" in doc["consent_problem"]
+    assert doc["enabled"] is False
+
+
 def test_a_consent_made_before_sequence_numbers_still_verifies(env, tmp_path):
     """A home from before consents were numbered: its consent has no sequence number and
     the audit chain names none. It verifies; once the operator consents again, putting the
