@@ -11,7 +11,9 @@ requires the install's consent to be numbered no lower than `latest_seq`, the hi
 - every consent row kept for the install (a later row means a later consent; deleting rows is
   easy, which is why this is not the only witness);
 - every number the audit chain records for the install: the ok `operator.outcome` of each
-  install, consent and update names the number of the consent it made (`consent_seq`). The
+  install, consent and update names the number of the consent it made (`consent_seq`), and an
+  uninstall's one past every consent the install had (its rows, kept as history, then never
+  verify again if the install's row is put back). The
   chain is the witness the store cannot rewrite unseen: deleting or editing an anchored record
   breaks it (`audit verify`; a host refuses to start on it), and an appended forgery can only
   raise the bar (a denial of service, which write access gives anyway), never lower it;
