@@ -18,7 +18,7 @@ from rchelp import Standin, remote
 from host.clock import SystemClock
 from host.home import Home
 from host.ledger.ledger import Ledger
-from host.server.errors import Forbidden, InvalidArgument, Unavailable
+from host.server.errors import Conflict, Forbidden, InvalidArgument, Unavailable
 from host.server.principals import SYSTEM, Caller
 from host.server.remote.server import RemoteServer
 from host.server.shapes import User
@@ -122,6 +122,26 @@ def test_an_app_never_takes_a_name_reserved_for_apps_own_users(rs: RemoteServer)
     for name in (f"app.{_name('other')}", f"APP.{_name('other')}"):
         with pytest.raises(InvalidArgument, match="reserved"):
             rs.users_create(a, name, "U", "bot", op_id=_name("op"))
+
+
+def test_an_app_user_name_a_person_holds_is_never_taken_over(rs: RemoteServer, clean: Standin,
+                                                             tmp_path: Path) -> None:
+    """An app's own user on a workspace is `app.<id>`; one a Stockade home made before is
+    adopted by the next (a reinstall, another home). A person who holds the name (registered
+    it, or an admin made it) is never adopted: the app would then speak, serve rooms and act on
+    REST routes as that person, whose password still works."""
+    app_id = _name("squat")
+    rs.post("users.create", {"username": f"app.{app_id}", "name": "A Person", "roles": ["user"],
+                             "joinDefaultChannels": False, "sendWelcomeEmail": False,
+                             "verified": True, "requirePasswordChange": False},
+            idempotent=False)
+    with pytest.raises(Conflict, match="not an app user"):
+        rs.create_app_user(app_id, "Squat")
+    assert rs.owned.app_user(app_id) is None
+    made = rs.create_app_user(_name("mine"), "Mine")  # an earlier home's app user ...
+    other = remote(Home(tmp_path / "other").ensure(), clean)
+    app = made["username"].removeprefix("app.")
+    assert other.create_app_user(app, "Mine")["id"] == made["id"]  # ... is adopted
 
 
 def test_seats_count_admitted_creations_not_yet_applied(rs: RemoteServer) -> None:

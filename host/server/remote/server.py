@@ -309,7 +309,14 @@ class RemoteServer(RemoteRooms):
                 "joinDefaultChannels": False, "sendWelcomeEmail": False, "verified": True,
                 "requirePasswordChange": False}, idempotent=False)["user"]
         except Conflict:
-            doc = self.user_doc(username=username)  # made by an earlier home: taken over
+            doc = self.user_doc(username=username)  # made by an earlier home: taken over ...
+            roles = set(doc.get("roles") or ())
+            if "bot" not in roles or not roles <= _APP_USER_ROLES:
+                # ... unless a person holds the name: the app would speak and act as them
+                raise Conflict(
+                    f"the username {username!r} is held on the workspace by a user that is "
+                    f"not an app user (roles {', '.join(sorted(map(str, roles))) or 'none'}): "
+                    "rename or remove that user, then start the app again") from None
         self.owned.record_user(str(doc["_id"]), username, created_by_app=None, app_id=app_id,
                                now=self.clock.now())
         return self.to_user(doc)
@@ -324,6 +331,11 @@ class RemoteServer(RemoteRooms):
             pass
         return self.users_set_active(SYSTEM, known[0], False)
 
+
+# The roles an app's own user on a workspace may hold for a home to adopt it as its app's (made
+# by an earlier home: `bot`, and `livechat-agent` once the host made it an agent). A user with
+# any other role holding `app.<id>` is a person's, never an app's.
+_APP_USER_ROLES = frozenset({"bot", "livechat-agent"})
 
 # The servers a host can serve: the embedded one, or a workspace over REST.
 Workspace = EmbeddedServer | RemoteServer
