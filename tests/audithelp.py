@@ -1,10 +1,14 @@
-"""Tampering with an audit chain as an attacker who can write host.db (not the anchor's key)
-would: shared by the audit anchor's tests and the store-fault tests."""
+"""Audit chains in tests: reading a home's records, and tampering with a chain as an attacker
+who can write host.db (not the anchor's key) would (the audit anchor's tests and the
+store-fault tests)."""
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
+from host.home import Home
 from host.ledger.audit import GENESIS_HASH, AuditRecord, chain_hash
 
 
@@ -28,3 +32,12 @@ def rewrite_anchored(db: Path, extra: int = 1) -> None:
         c.execute("INSERT INTO audit VALUES(?, ?, ?, ?, ?)", (seq, ts, body, prev, h))
         prev = h
     c.close()
+
+
+def audit_bodies(home: Home) -> list[dict[str, Any]]:
+    """Every audit record's body in the home's host.db, in chain order (read directly)."""
+    conn = sqlite3.connect(home.host_db)
+    try:
+        return [json.loads(b) for (b,) in conn.execute("SELECT body FROM audit ORDER BY seq")]
+    finally:
+        conn.close()

@@ -392,7 +392,7 @@ def test_an_uninstalled_install_put_back_with_its_consent_never_verifies(env, tm
                "--agents", "remove").exit_code == 0
     with sqlite3.connect(home / "host.db") as c:
         assert c.execute("SELECT count(*) FROM consent_records").fetchone()[0] >= 1
-        c.execute(f"INSERT INTO install_installs ({', '.join(row)}) "  # noqa: S608
+        c.execute(f"INSERT INTO install_installs ({', '.join(row)}) "
                   f"VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
     for path, data in packages.items():  # as another host still holds it
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import httpx
+
 from host.home import Home
 from host.server import EmbeddedServer
 
@@ -17,3 +19,12 @@ class Served:
     url: str
     home: Home
     server: EmbeddedServer
+
+
+def signed_in(s: Served) -> httpx.Client:
+    """An HTTP client signed in to the console as the operator."""
+    c = httpx.Client(base_url=s.url, timeout=10)
+    r = c.post("/console/login", data={"username": "operator", "password": PASSWORD},
+               headers={"Origin": s.url})
+    assert r.status_code in (200, 303), r.text
+    return c

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 from apphelp import write_app
-from conhelp import PASSWORD, Served
+from conhelp import PASSWORD, Served, signed_in
 
 from host.apps.installs import InstallStore
 from host.apps.packages import package_folder
@@ -39,12 +39,6 @@ scope = "install"
 '''
 
 
-def _client(s: Served) -> httpx.Client:
-    c = httpx.Client(base_url=s.url, timeout=10)
-    r = c.post("/console/login", data={"username": "operator", "password": PASSWORD},
-               headers={"Origin": s.url})
-    assert r.status_code in (200, 303), r.text
-    return c
 
 
 def test_quota_usage_chart_and_seats(served: Served) -> None:
@@ -58,7 +52,7 @@ def test_quota_usage_chart_and_seats(served: Served) -> None:
     for i in range(3):  # the quota full: three units taken through the ledger's own primitive
         quotas.reserve([Charge(key, 3, 600)], f"op_{i}")
     quotas.close()
-    page = _client(served).get("/console/quotas").text
+    page = signed_in(served).get("/console/quotas").text
     row = re.search(r'<tr id="quota-agent-sync-sync-creates">(.*?)</tr>', page, re.S)
     assert row is not None, page
     assert "3 / 3" in row.group(1) and "a unit is free now" not in row.group(1)
@@ -68,7 +62,7 @@ def test_quota_usage_chart_and_seats(served: Served) -> None:
 
 
 def test_policy_revision_findings_and_keys(served: Served) -> None:
-    c = _client(served)
+    c = signed_in(served)
     page = c.get("/console/policy").text
     revision = load_policy(served.home.policies_dir).revision
     assert revision in page
@@ -109,7 +103,7 @@ def _confirm(c: httpx.Client, s: Served, page: str, grants: list[str],
 
 
 def test_install_with_consent_grants_exactly_what_is_ticked(served: Served, tmp_path: Path) -> None:
-    c = _client(served)
+    c = signed_in(served)
     status, page = _upload(c, served, _package(tmp_path, "crm-sync",
                                                ["livechat.read", "messages.read"]))
     assert status == 200 and "UNSIGNED" in page and 'id="perm-messages.read"' in page
@@ -138,7 +132,7 @@ def test_install_with_consent_grants_exactly_what_is_ticked(served: Served, tmp_
 
 def test_an_admin_class_role_or_a_forged_upload_installs_nothing(served: Served,
                                                                  tmp_path: Path) -> None:
-    c = _client(served)
+    c = signed_in(served)
     status, page = _upload(c, served, _package(tmp_path, "grabby", ["users.create"],
                                                roles='["admin"]'))
     assert status == 200 and "Refused:" in page
@@ -180,7 +174,7 @@ def _agent_sync(s: Served) -> Any:
 def test_a_pending_update_is_approved_with_the_ticked_grants(served: Served,
                                                             tmp_path: Path) -> None:
     _park_update(served, tmp_path, ["livechat.read", "messages.read", "users.read"], "1.1.0")
-    c = _client(served)
+    c = signed_in(served)
     queue = c.get("/console/updates").text
     assert 'id="pending-agent-sync"' in queue and "1.1.0" in queue
     iid = _agent_sync(served).install_id
@@ -204,7 +198,7 @@ def test_a_pending_update_is_approved_with_the_ticked_grants(served: Served,
 
 def test_a_pending_update_is_rejected(served: Served, tmp_path: Path) -> None:
     _park_update(served, tmp_path, ["livechat.read", "users.read"], "2.0.0")
-    c = _client(served)
+    c = signed_in(served)
     iid = _agent_sync(served).install_id
     page = c.get(f"/console/updates/{iid}").text
     csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
@@ -220,7 +214,7 @@ def test_a_pending_update_is_rejected(served: Served, tmp_path: Path) -> None:
 
 
 def test_audit_search_by_rule_and_time_and_a_records_detail(served: Served) -> None:
-    c = _client(served)
+    c = signed_in(served)
     page = c.get("/console/audit", params={"since": "2000-01-01T00:00"}).text
     seqs = re.findall(r'href="/console/audit/(\d+)"', page)
     assert seqs  # the installs' records
@@ -278,7 +272,7 @@ def _versioned(tmp_path: Path, app_id: str, perms: list[str], version: str) -> b
 
 def test_an_uploaded_update_applies_or_waits_as_the_cli_decides(served: Served,
                                                                  tmp_path: Path) -> None:
-    c = _client(served)
+    c = signed_in(served)
     iid = _agent_sync(served).install_id
     same = _versioned(tmp_path, "agent-sync", ["livechat.read"], "1.0.1")
     assert _upload_update(c, served, iid, same).status_code == 400  # unsigned, box not ticked
@@ -315,7 +309,7 @@ def test_settings_typed_required_and_secret_never_shown(served: Served, tmp_path
     rec = install(served.home, write_app(tmp_path / "set", "crm-sync", ["livechat.read"], [],
                                          "from stockade import App\n\nclass TestApp(App):\n"
                                          "    pass\n", settings=SETTINGS))
-    c = _client(served)
+    c = signed_in(served)
     url = f"/console/apps/{rec.install_id}/settings"
     page = c.get(url).text
     csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
@@ -344,7 +338,7 @@ def test_settings_typed_required_and_secret_never_shown(served: Served, tmp_path
 
 
 def test_uninstall_says_what_it_deletes_and_needs_the_operators_choices(served: Served) -> None:
-    c = _client(served)
+    c = signed_in(served)
     iid = _agent_sync(served).install_id
     page = c.get(f"/console/apps/{iid}/uninstall").text
     assert "stored item(s)" in page and "livechat agent(s)" in page

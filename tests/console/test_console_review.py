@@ -7,21 +7,12 @@ import re
 from pathlib import Path
 from typing import Any
 
-import httpx
 from apphelp import write_app
-from conhelp import PASSWORD, SRC, Served
+from conhelp import SRC, Served, signed_in
 from typer.testing import CliRunner
 
 from host.apps.installs import InstallStore
 from host.cli.main import root
-
-
-def _client(s: Served) -> httpx.Client:
-    c = httpx.Client(base_url=s.url, timeout=10)
-    r = c.post("/console/login", data={"username": "operator", "password": PASSWORD},
-               headers={"Origin": s.url})
-    assert r.status_code in (200, 303), r.text
-    return c
 
 
 def _field(page: str, name: str) -> str:
@@ -48,7 +39,7 @@ def _agent_sync(s: Served) -> Any:
 def test_approve_or_reject_refuses_an_update_other_than_the_one_reviewed(
         served: Served, tmp_path: Path) -> None:
     _park(served, tmp_path, ["livechat.read", "users.read"], [], "1.1.0")
-    c = _client(served)
+    c = signed_in(served)
     iid = _agent_sync(served).install_id
     page = c.get(f"/console/updates/{iid}").text
     assert "to 1.1.0?" in page and "events added" not in page
@@ -104,7 +95,7 @@ def test_a_late_declared_role_is_shown_on_the_install_consent_page(
         served: Served, tmp_path: Path) -> None:
     from host.apps.packages import package_folder
 
-    c = _client(served)
+    c = signed_in(served)
     data = package_folder(_with_roles(write_app(tmp_path / "p", "hirer", ["users.create"], [],
                                                 SRC)))[1]
     r = c.post("/console/install", data={"csrf": _field(c.get("/console/install").text, "csrf")},
@@ -123,7 +114,7 @@ def test_a_late_declared_role_is_shown_on_the_update_review_page(
     r = CliRunner().invoke(root, ["--home", str(served.home.root), "app", "update", "agent-sync",
                                   str(folder), "--allow-unsigned"])
     assert r.exit_code == 1, r.output
-    page = _client(served).get(f"/console/updates/{_agent_sync(served).install_id}").text
+    page = signed_in(served).get(f"/console/updates/{_agent_sync(served).install_id}").text
     row = _row(page, "perm-users.create")
     assert "manifest declares roles" in row and LATE_ROLE in row and "more)" not in row
     diff = re.search(r'<table id="diff">(.*?)</table>', page, re.S)

@@ -9,10 +9,9 @@ import io
 import re
 from pathlib import Path
 
-import httpx
 import pytest
 from apphelp import write_app
-from conhelp import PASSWORD, SRC, Served
+from conhelp import SRC, Served, signed_in
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -79,12 +78,6 @@ def test_the_console_shows_each_widening_the_cli_shows(kind: str) -> None:
     assert cli.count("+") + cli.count("!") >= 1, cli  # the CLI marks it as a widening too
 
 
-def _client(s: Served) -> httpx.Client:
-    c = httpx.Client(base_url=s.url, timeout=10)
-    r = c.post("/console/login", data={"username": "operator", "password": PASSWORD},
-               headers={"Origin": s.url})
-    assert r.status_code in (200, 303), r.text
-    return c
 
 
 def _folder(root_dir: Path, version: str, extra: str, perms: list[str]) -> Path:
@@ -115,7 +108,7 @@ def test_the_review_page_names_an_app_user_newly_made_an_agent(
                    frozenset({"livechat.agents"}))
     _park(served, _folder(tmp_path, "1.1.0", 'app_user_agent = true\ndepartments = ["sales"]',
                           ["livechat.agents"]))
-    page = _client(served).get(f"/console/updates/{iid}").text
+    page = signed_in(served).get(f"/console/updates/{iid}").text
     diff = re.search(r'<table id="diff">(.*?)</table>', page, re.S)
     assert diff is not None
     assert "becomes a livechat agent" in diff.group(1) and "sales" in diff.group(1), \
@@ -130,7 +123,7 @@ def test_the_review_page_shows_and_keeps_the_consented_rest_identity(
     iid = _install(served, _folder(tmp_path, "1.0.0", "", ["server.rest"]),
                    frozenset({"server.rest"}), rest_as="svc")
     _park(served, _folder(tmp_path, "1.1.0", "", ["server.rest", "users.read"]))
-    c = _client(served)
+    c = signed_in(served)
     page = c.get(f"/console/updates/{iid}").text
     assert "act as server user &#39;svc&#39;" in page or "act as server user 'svc'" in page, \
         page
@@ -157,7 +150,7 @@ def test_declared_departments_are_author_text_outside_the_policy_column(
     _park(served, _folder(tmp_path, "1.1.0",
                           f'app_user_agent = true\ndepartments = ["sales", "{fake}"]',
                           ["livechat.agents"]))
-    page = _client(served).get(f"/console/updates/{iid}").text
+    page = signed_in(served).get(f"/console/updates/{iid}").text
     row = re.search(r'<tr id="perm-livechat.agents">(.*?)</tr>', page, re.S)
     assert row is not None
     cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(1), re.S)

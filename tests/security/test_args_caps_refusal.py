@@ -15,13 +15,12 @@ its Call frames itself.
 from __future__ import annotations
 
 import hashlib
-import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 from apphelp import install, write_app
+from audithelp import audit_bodies
 from escapehost import PRELUDE, escape_apps
 
 from host.gate.gate import REFUSAL_BUDGET
@@ -59,16 +58,10 @@ class TestApp(App):
 '''
 
 
-def _bodies(home: Home) -> list[dict[str, Any]]:
-    conn = sqlite3.connect(home.host_db)
-    try:
-        return [json.loads(b) for (b,) in conn.execute("SELECT body FROM audit ORDER BY seq")]
-    finally:
-        conn.close()
 
 
 def _refusals(home: Home, install_id: str) -> list[dict[str, Any]]:
-    return [b for b in _bodies(home) if b.get("kind") == "decision"
+    return [b for b in audit_bodies(home) if b.get("kind") == "decision"
             and b.get("allowed") is False and b.get("install_id") == install_id]
 
 

@@ -11,15 +11,13 @@ shipped round and allowance; a well-behaved app is watched over many sped-up rou
 """
 from __future__ import annotations
 
-import json
-import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from apphelp import install, write_app
+from audithelp import audit_bodies
 from escapehost import PRELUDE, escape_apps
 
 import host.rounds as rounds
@@ -50,12 +48,6 @@ class TestApp(App):
 '''
 
 
-def _bodies(home: Home) -> list[dict[str, Any]]:
-    conn = sqlite3.connect(home.host_db)
-    try:
-        return [json.loads(b) for (b,) in conn.execute("SELECT body FROM audit ORDER BY seq")]
-    finally:
-        conn.close()
 
 
 def _wait(cond: Callable[[], bool], timeout: float, what: str) -> float:
@@ -99,9 +91,9 @@ def test_a_child_that_computes_after_its_done_is_killed_and_audited(
         # the app restarts as after any other kill: its next event is served by a new child
         assert runner.submit("livechat.room_started", {}, 5.0).result(30) is None
         assert runner.child is not child and runner.child is not None
-    kills = [b for b in _bodies(home) if b.get("kind") == "supervisor"
+    kills = [b for b in audit_bodies(home) if b.get("kind") == "supervisor"
              and b.get("event") == "child_died" and "between events" in (b.get("detail") or "")]
-    assert kills, [b for b in _bodies(home) if b.get("kind") == "supervisor"]
+    assert kills, [b for b in audit_bodies(home) if b.get("kind") == "supervisor"]
     assert "CPU" in kills[0]["detail"], kills[0]
 
 
@@ -119,5 +111,5 @@ def test_a_well_behaved_idle_app_is_never_killed(
                 child and child.death)
         status = runner.status()
         assert status["restarts"] == 0 and status["last_error"] == "", status
-    assert not [b for b in _bodies(home) if b.get("kind") == "supervisor"
+    assert not [b for b in audit_bodies(home) if b.get("kind") == "supervisor"
                 and b.get("event") == "child_died"]

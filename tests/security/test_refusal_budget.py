@@ -10,12 +10,11 @@ refused call, and through the gate with a loop on a full quota.
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
-from typing import Any
 
 import pytest
 from apphelp import install, write_app, write_policy
+from audithelp import audit_bodies
 from gatehelp import QUOTA_LIMIT, build_rig, install_fuzz_app
 from typer.testing import CliRunner
 
@@ -43,12 +42,6 @@ class TestApp(App):
 '''
 
 
-def _bodies(home: Home) -> list[dict[str, Any]]:
-    conn = sqlite3.connect(home.host_db)
-    try:
-        return [json.loads(b) for (b,) in conn.execute("SELECT body FROM audit ORDER BY seq")]
-    finally:
-        conn.close()
 
 
 def test_a_child_looping_on_refusals_is_stopped_and_summarised(tmp_path: Path) -> None:
@@ -68,7 +61,7 @@ def test_a_child_looping_on_refusals_is_stopped_and_summarised(tmp_path: Path) -
         assert r.exit_code == 0, r.stderr
         (row,) = json.loads(r.stdout)
         assert row["running"]["refusal_stops"] == 1
-    refusals = [b for b in _bodies(home) if b.get("allowed") is False
+    refusals = [b for b in audit_bodies(home) if b.get("allowed") is False
                 and b.get("install_id") == rec.install_id]
     summaries = [b for b in refusals if b.get("code") == "refusal_budget_exceeded"]
     assert len(refusals) == REFUSAL_BUDGET + 1, len(refusals)
@@ -93,5 +86,5 @@ def test_a_loop_on_a_full_quota_is_charged_too(tmp_path: Path) -> None:
             except GateError as exc:
                 assert exc.code == "quota_exceeded"
         assert over and set(over) == {"quota_exceeded"}
-    refused = [b for b in _bodies(home) if b.get("allowed") is False]
+    refused = [b for b in audit_bodies(home) if b.get("allowed") is False]
     assert len(refused) == REFUSAL_BUDGET + 1

@@ -9,10 +9,8 @@ started in the middle of a real create, and with a host process killed mid-call.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -22,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from audithelp import audit_bodies
 from gatehelp import (
     QUOTA_LIMIT,
     QUOTA_WINDOW_S,
@@ -41,16 +40,10 @@ from host.server.embedded import EmbeddedServer
 QUIET = HostConfig(watch=False, use_zygote=False)  # no apps run here: nothing to spawn
 
 
-def _bodies(home: Home) -> list[dict[str, Any]]:
-    conn = sqlite3.connect(home.host_db)
-    try:
-        return [json.loads(b) for (b,) in conn.execute("SELECT body FROM audit ORDER BY seq")]
-    finally:
-        conn.close()
 
 
 def _quota_key(home: Home) -> str:
-    decision = next(b for b in _bodies(home) if b.get("action") == "users.create"
+    decision = next(b for b in audit_bodies(home) if b.get("action") == "users.create"
                     and b.get("kind") == "decision")
     return str(decision["quota"][0]["key"])
 
@@ -106,7 +99,7 @@ def test_second_host_leaves_a_create_in_flight_alone(tmp_path: Path) -> None:
         assert first.ledger.quota_state(key, QUOTA_LIMIT, QUOTA_WINDOW_S).used == 1
         assert first.ledger.seats_in_use(first.server.seats_in_use) == 1
         assert first.ledger.pending_intents() == []
-    outcomes = [b for b in _bodies(home) if b.get("kind") == "outcome"]
+    outcomes = [b for b in audit_bodies(home) if b.get("kind") == "outcome"]
     assert [(o["ok"], o.get("reconciled", False), o["refunded"]) for o in outcomes] == [
         (True, False, False)]
 
@@ -154,7 +147,7 @@ def test_a_killed_hosts_call_is_settled_by_the_next_host_alone(tmp_path: Path) -
         assert after.ledger.pending_intents() == []
         assert after.ledger.quota_state(_quota_key(home), QUOTA_LIMIT, QUOTA_WINDOW_S).used == 0
         assert after.ledger.seats_in_use(after.server.seats_in_use) == 0
-    last = _bodies(home)[-1]
+    last = audit_bodies(home)[-1]
     assert (last["kind"], last["ok"], last["reconciled"], last["refunded"]) == (
         "outcome", False, True, True)
 
