@@ -142,7 +142,12 @@ class Rounds:
                 version = host.installs.data_version()
                 users_changed = tick % APP_USER_CHECK_EVERY == 0 and bool(
                     host.credentials.inactive_users(host.runners))
-                if version != self._watch_version or keys_changed or users_changed:
+                # A child whose token a retired key signed, started since the sync that saw the
+                # retirement (that sync skips a runner still starting): started again now.
+                retired = host.keyring.retired
+                held = any(r.session is not None and r.session.claims.kid in retired
+                           and r.state != "starting" for r in list(host.runners.values()))
+                if version != self._watch_version or keys_changed or users_changed or held:
                     self._watch_version = version
                     host.sync_installs(wait_hooks=False)
             except Exception:
