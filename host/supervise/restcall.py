@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from host.apps.consent import check_consent
+from host.apps.consentseq import latest_seq
 from host.apps.installs import InstallStore
 from host.errors import GateError
 from host.gate.gate import Session
@@ -37,7 +38,10 @@ def rest_call(server: Workspace, installs: InstallStore, keyring: Keyring, sessi
         # now (a raw edit of host.db must not name an admin for one call).
         rec = installs.get(session.install_id)
         row = installs.consent(rec.consent_id) if rec is not None else None
-        if rec is None or rec.rest_as != named or not check_consent(rec, row, keyring).ok:
+        # ... and it must be the install's latest consent (`consentseq`): an older one that
+        # named an identity, put back after the operator dropped it, is refused here too.
+        if rec is None or rec.rest_as != named or not check_consent(
+                rec, row, keyring, latest=latest_seq(installs, rec.install_id)).ok:
             raise GateError("permission_denied", "rest.call: the REST identity is not "
                             "the one the operator consented to")
         try:
