@@ -32,7 +32,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 
-from host.apps.consentseq import latest_seq, payload_seq, remember
+from host.apps.consentseq import latest_and_switch, payload_seq, remember
 from host.apps.installs import ConsentRow, InstallRecord, InstallStore
 from host.apps.manifest import Manifest, canonical_json
 from host.keys.keyring import Keyring, valid_kid
@@ -214,13 +214,20 @@ def verify_install(record: InstallRecord, store: InstallStore, keyring: Keyring,
     not yet verifiable (`ConsentCheck.unverifiable`) is never a reason to disable."""
     row = store.consent(record.consent_id)
     shared = store.store.dialect == "postgresql"
-    latest = latest_seq(store, record.install_id)
+    latest, switch = latest_and_switch(store, record.install_id)
     result = check_consent(record, row, keyring, shared=shared, latest=latest)
     if result.unverifiable:
         # Adopt what is published now rather than at the next upkeep. A refusal here is the
         # serving host's follower's to record (once, in the audit chain), not this check's.
         adopt_keys(store.store, keyring, lambda _why: None)
         result = check_consent(record, row, keyring, shared=shared, latest=latest)
+    if result.ok and record.enabled and switch == "disable":
+        # `enabled` is no part of the signed consent: the chain's record of the operator's
+        # last switch is what says the row may be enabled (whoever can write the store could
+        # otherwise undo a disable unseen).
+        result = ConsentCheck(False, "the operator disabled it (the audit chain's last enable "
+                              "or disable for it is a disable); it was enabled again without "
+                              "the operator")
     if result.ok:
         remember(store, record.install_id, result.seq)
     if not result.ok and not result.unverifiable and disable and record.enabled:

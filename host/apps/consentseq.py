@@ -71,10 +71,15 @@ def payload_seq(payload: bytes | str) -> int | None:
 
 def latest_seq(installs: InstallStore, install_id: str) -> int:
     """The number the install's consent must reach (module docstring)."""
+    return latest_and_switch(installs, install_id)[0]
+
+
+def latest_and_switch(installs: InstallStore, install_id: str) -> tuple[int, str | None]:
+    """`latest_seq`, and the install's last enable or disable in the chain (`audited_state`)."""
     rows = (payload_seq(p) for p in installs.consent_payloads(install_id))
-    return max(max((s for s in rows if s is not None), default=0),
-               audited_seq(installs.store, install_id),
-               _seen.get(installs, {}).get(install_id, 0))
+    audited, switch = audited_state(installs.store, install_id)
+    return max(max((s for s in rows if s is not None), default=0), audited,
+               _seen.get(installs, {}).get(install_id, 0)), switch
 
 
 def next_seq(installs: InstallStore, install_id: str) -> int:
@@ -91,25 +96,38 @@ def remember(installs: InstallStore, install_id: str, seq: int) -> None:
 
 def audited_seq(store: Store, install_id: str) -> int:
     """The highest consent number the audit chain records for the install (0: none)."""
+    return audited_state(store, install_id)[0]
+
+
+def audited_state(store: Store, install_id: str) -> tuple[int, str | None]:
+    """What the audit chain says of the install, in one read of its operator records: the
+    highest consent number it records (0: none), and its last switch, `"enable"` or
+    `"disable"` (None: never switched). The switch is the operator's record written before
+    the change (`operator.enable` / `operator.disable`), not its outcome: a host that sees the
+    row change between the two must not take the operator's own enable for a forgery."""
     if not store.has_table("audit"):
-        return 0
+        return 0, None
     _ensure_index(store)
     # The index's own predicate, word for word, so both engines use the partial index.
     rows = store.conn().execute(
-        f"SELECT body FROM audit WHERE body LIKE '{_OPERATOR}' AND body LIKE ?",  # noqa: S608 - a constant; the install id is bound
-        (f'%"install_id":"{install_id}"%',)).fetchall()
-    best = 0
+        f"SELECT body FROM audit WHERE body LIKE '{_OPERATOR}' AND body LIKE ?"  # noqa: S608 - a constant; the install id is bound
+        " ORDER BY seq", (f'%"install_id":"{install_id}"%',)).fetchall()
+    best, switch = 0, None
     for (body,) in rows:
         try:
             rec = json.loads(body)
         except ValueError:
             continue
+        if rec.get("install_id") != install_id:
+            continue
+        kind = rec.get("kind")
+        if kind in ("operator.enable", "operator.disable"):
+            switch = kind.removeprefix("operator.")
         seq = rec.get("consent_seq")
-        if (rec.get("kind") == "operator.outcome" and rec.get("ok") is True
-                and rec.get("install_id") == install_id and type(seq) is int
+        if (kind == "operator.outcome" and rec.get("ok") is True and type(seq) is int
                 and 0 <= seq < MAX_SEQ):
             best = max(best, seq)
-    return best
+    return best, switch
 
 
 def _ensure_index(store: Store) -> None:

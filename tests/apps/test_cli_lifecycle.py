@@ -402,6 +402,26 @@ def test_an_uninstalled_install_put_back_with_its_consent_never_verifies(env, tm
     assert doc["enabled"] is False
 
 
+def test_a_disabled_app_enabled_again_behind_the_operator_is_disabled(env, tmp_path):
+    """`enabled` is not in the signed consent: whoever can write the store could undo the
+    operator's disable by flipping it back. The chain records each enable and disable, so the
+    host reads the install's last one, and an enabled row whose last switch is a disable is
+    refused as tampered (before the fix: it verified and ran). The operator's own enable
+    afterwards works as ever."""
+    home, run = env
+    assert install(run, make_pkg(tmp_path), *ALL).exit_code == 0
+    assert run("app", "disable", "agent-sync").exit_code == 0
+    with sqlite3.connect(home / "host.db") as c:
+        c.execute("UPDATE install_installs SET enabled = 1, disabled_reason = NULL"
+                  " WHERE app_id = 'agent-sync'")
+    doc = json.loads(run("app", "info", "agent-sync", "--json").stdout)
+    assert doc["consent_ok"] is False and "disabled" in doc["consent_problem"]
+    assert doc["enabled"] is False
+    assert run("app", "enable", "agent-sync").exit_code == 0
+    doc = json.loads(run("app", "info", "agent-sync", "--json").stdout)
+    assert doc["enabled"] is True and doc["consent_ok"] is True
+
+
 def test_a_consent_made_before_sequence_numbers_still_verifies(env, tmp_path):
     """A home from before consents were numbered: its consent has no sequence number and
     the audit chain names none. It verifies; once the operator consents again, putting the
