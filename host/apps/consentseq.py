@@ -31,6 +31,10 @@ shared store; made at first use in a home); without it the lookup is the same, o
 
 A consent made before numbering has no `seq` (read as 0) and the chain names no number for its
 install: it verifies as before, and the first consent after it is numbered past it.
+
+The same read gives the install's last switch (`operator.enable` or `operator.disable`): the
+row's `enabled` is no part of any consent, so an enabled row whose last switch in the chain is a
+disable was enabled behind the operator (`consent.verify_install` refuses it as tampered).
 """
 from __future__ import annotations
 
