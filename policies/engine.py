@@ -49,6 +49,10 @@ TARGET_USER_ACTIONS = frozenset(
         "messages.send_as_user",
     }
 )
+# Own-users actions `any_user` never widens (see above; lint STK026 calls it meaningless there):
+# a widened allow would be audited as allowed and charged a quota unit for a call the server
+# refuses anyway.
+OWN_USERS_ALWAYS = frozenset({"messages.send_as_user"})
 ROLE_ACTIONS = frozenset({"roles.assign", "roles.remove"})
 # The user a users.create is about to make, as the action it amounts to names it: it does not
 # exist yet, and it will be this app's own (the facts say so).
@@ -232,7 +236,7 @@ def _guardrails(spec: ActionSpec, req: Request) -> _Ctx | str:
 
 
 def _own_target(rule: CompiledRule, req: Request) -> str | None:
-    if rule.any_user:
+    if rule.any_user and req.action not in OWN_USERS_ALWAYS:
         return None
     if req.facts.get("target_is_own_app_user") is True:
         return None
@@ -241,6 +245,9 @@ def _own_target(rule: CompiledRule, req: Request) -> str | None:
         return None
     if "target_created_by_app" not in req.facts and "target_is_own_app_user" not in req.facts:
         return "own users only: the host supplied no facts about the target user"
+    if req.action in OWN_USERS_ALWAYS:
+        return f"own users only: {req.action} speaks only as users this app created " \
+               "(any_user does not widen it)"
     return "own users only: the target user was not created by this app (set any_user to widen)"
 
 

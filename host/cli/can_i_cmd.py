@@ -1,40 +1,54 @@
 """`stockade can-i APP ACTION [--arg k=v ...]`: would the host allow this call right now?
 
-Decided by the real engine with the installed app's real grants and the home's policy, as the
-gate would (like `kubectl auth can-i`): exit 0 yes, 1 no. `--list` decides every action of the
-vocabulary with no arguments, so a reviewer sees at once what an app may do.
+Decided as the gate would (like `kubectl auth can-i`), with the installed app's real grants and
+the home's policy, by the gate's own steps in the gate's order: the install enabled, the
+permission granted and the roles the manifest declared (`gate.grant_refusal`), then the engine;
+for `rest.call`, first the REST bridge's own refusals (routes no app may ever reach, an unmapped
+route naming a role: `restbridge.plan_route`), then the route is decided and a route that
+amounts to a bridge action (`rest_routes.MAPPED`) is decided again as that action
+(`restbridge.translate_route`), with that action's grants, declared roles, facts and rules.
+Exit 0 yes, 1 no. Quotas are not consulted: a yes means the decision allows the call, and the
+host still counts it against the quotas the decision names. `--list` decides every action of
+the vocabulary with no arguments, so a reviewer sees at once what an app may do.
 
 The facts the gate looks up on the server are looked up the same way, from the home's server
 (the embedded one, or the Rocket.Chat workspace it is connected to): whether a role is
 privileged (`role_privileged`), who created a target user (`target_created_by_app`,
-`target_is_own_app_user`), whether a REST route has a bridge action (`rest_mapped`). What a
-host name resolves to (`resolved_ips`) is not looked up (that would be a DNS query from the
-operator's machine, not the host's); a decision that needs it says which
-`--fact` to pass. A `--fact` given on the command line overrides a looked-up one.
+`target_is_own_app_user`), whether a REST route has a bridge action (`rest_mapped`), the id of a
+user a REST route names by username. What a host name resolves to (`resolved_ips`) is not looked
+up (that would be a DNS query from the operator's machine, not the host's); a decision that needs
+it says which `--fact` to pass. A `--fact` given on the command line overrides a looked-up one.
 """
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from host.apps.installs import InstallRecord, InstallStore
 from host.cli.app_common import existing_store, resolve
 from host.cli.output import EXIT_NEGATIVE, EXIT_OK, emit_json, err_console, fail
-from host.cli.policy_cmd import _parse_kv, check_action
+from host.cli.policy_cmd import LIST_ARGS, _parse_kv, check_action
 from host.clock import SystemClock
-from host.gate.rest_routes import find
+from host.gate.gate import grant_refusal
+from host.gate.rest_routes import ByUsername
+from host.gate.restbridge import Refusal, plan_route, translate_route
 from host.home import Home
 from host.server.embedded import EmbeddedServer
 from host.server.errors import NotFound, ServerError
+from host.server.principals import Caller
 from policies import Request, decide
 from policies.engine import TARGET_USER_ACTIONS
 from policies.loader import PolicyLoadError, load_policy
 from policies.policy import Policy
 from policies.vocabulary import ACTIONS
+
+if TYPE_CHECKING:
+    from host.server.remote.server import Workspace
 
 
 def _policy(home: Home) -> Policy:
@@ -50,16 +64,72 @@ def _policy(home: Home) -> Policy:
 
 _FACT_NEEDED = re.compile(r"\(fact ([a-z_]+)\)")
 
+ARG_HELP = ("Argument key=value, as an app sends it: the value is text (username=12345 is the "
+            "string \"12345\"), except that one starting with { or [ is JSON when it parses "
+            "(body='{\"a\": 1}', roles='[\"bot\"]') and roles=a,b is a list; key:=JSON is "
+            "always JSON (limit:=10, open:=true, department:=null, and text:='\"{hi}\"' for "
+            "text that starts with a brace).")
 
-def server_facts(home: Home, rec: InstallRecord, action: str, args: dict[str, Any],
+
+def parse_args(items: list[str]) -> dict[str, Any]:
+    """`--arg` values as an app sends them (see ARG_HELP). An app's arguments are strings
+    unless its API says otherwise, and the gate receives them so: reading `username=12345` as
+    the number 12345 once made can-i say no where the gate says yes."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        as_json = key.endswith(":")
+        key = key[:-1] if as_json else key
+        if not sep or not key:
+            fail(f"--arg {item!r} is not key=value or key:=JSON",
+                 "e.g. --arg role=bot, --arg roles=bot,livechat-agent or --arg limit:=10")
+        if as_json:
+            try:
+                out[key] = json.loads(raw)
+            except ValueError:
+                fail(f"--arg {item!r}: {raw!r} is not JSON",
+                     "key:=VALUE takes JSON (10, true, null, \"text\", [..], {..}); "
+                     "key=VALUE takes text")
+        elif raw[:1] in ("{", "["):
+            try:
+                out[key] = json.loads(raw)
+            except ValueError:
+                out[key] = raw
+        elif key in LIST_ARGS:
+            out[key] = [v.strip() for v in raw.split(",") if v.strip()]
+        else:
+            out[key] = raw
+    return out
+
+
+class _Server:
+    """The home's server, opened at the first look-up (None: the home has none yet)."""
+
+    def __init__(self, home: Home) -> None:
+        self.home = home
+        self.opened = False
+        self.server: Workspace | None = None
+
+    def get(self) -> Workspace | None:
+        if not self.opened:
+            self.opened = True
+            from host.server.remote.config import ConfigError, connected, open_remote
+
+            if connected(self.home):  # the Rocket.Chat workspace the home serves
+                try:
+                    self.server = open_remote(self.home, SystemClock())
+                except ConfigError as exc:
+                    fail(str(exc))
+            elif self.home.has_server_data():
+                self.server = EmbeddedServer(self.home.server_store, SystemClock())
+        return self.server
+
+
+def server_facts(servers: _Server, rec: InstallRecord, action: str, args: Mapping[str, Any],
                  given: Mapping[str, Any]) -> dict[str, Any]:
-    """The facts the gate would look up for this call, from the home's embedded server (those
-    the operator `given` on the command line are not looked up)."""
+    """The facts the gate would look up for this call (`Gate._facts`), from the home's server
+    (those the operator `given` on the command line are not looked up)."""
     facts: dict[str, Any] = {}
-    if action == "rest.call":
-        method, route = args.get("method"), args.get("route")
-        if isinstance(method, str) and isinstance(route, str):
-            facts["rest_mapped"] = find(method, route) is not None
     roles: list[str] = []
     if action in ("roles.assign", "roles.remove") and isinstance(args.get("role"), str):
         roles = [args["role"]]
@@ -72,19 +142,9 @@ def server_facts(home: Home, rec: InstallRecord, action: str, args: dict[str, An
         uid = None
     if not roles and not isinstance(uid, str):
         return facts
-    from host.server.remote.config import ConfigError, connected, open_remote
-    from host.server.remote.server import Workspace
-
-    server: Workspace
-    if connected(home):  # the Rocket.Chat workspace the home serves (docs/ROCKETCHAT.md)
-        try:
-            server = open_remote(home, SystemClock())
-        except ConfigError as exc:
-            fail(str(exc))
-    elif not home.has_server_data():
+    server = servers.get()
+    if server is None:
         return facts  # no server yet: the decision says which --fact it needs
-    else:
-        server = EmbeddedServer(home.server_store, SystemClock())
     if roles:
         try:
             facts["role_privileged"] = any(server.is_privileged(r) for r in roles)
@@ -104,18 +164,99 @@ def server_facts(home: Home, rec: InstallRecord, action: str, args: dict[str, An
     return facts
 
 
+class _AsTheGate:
+    """One question decided by the gate's own steps, in its order (see the module docstring)."""
+
+    def __init__(self, home: Home, rec: InstallRecord, policy: Policy,
+                 given: Mapping[str, Any], now: float) -> None:
+        self.rec, self.policy, self.given, self.now = rec, policy, given, now
+        self.servers = _Server(home)
+
+    def ask(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
+        if action == "rest.call":
+            return self._rest(args)
+        return self._action(action, args)
+
+    def _no(self, action: str, code: str, message: str,
+            facts: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return {"action": action, "allowed": False, "code": code, "message": message,
+                "rules": [], "facts": dict(facts or {})}
+
+    def _action(self, action: str, args: dict[str, Any],
+                extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """`Gate._decide`: the install, the grant and declared roles, the facts, the engine."""
+        rec, spec = self.rec, ACTIONS[action]
+        if not rec.enabled:
+            return self._no(action, "permission_denied", f"app {rec.app_id!r} is disabled")
+        problem = grant_refusal(rec.app_id, rec.grants, rec, spec, args)
+        if problem:
+            return self._no(action, "permission_denied", problem)
+        facts = {**server_facts(self.servers, rec, action, args, self.given), **(extra or {}),
+                 **self.given}
+        d = decide(self.policy, rec.grants,
+                   Request(rec.app_id, rec.install_id, action, args, facts, self.now))
+        return {"action": action, "allowed": d.allowed, "code": d.code, "message": d.message,
+                "rules": list(d.rules), "facts": facts}
+
+    def _rest(self, args: dict[str, Any]) -> dict[str, Any]:
+        """`restbridge.rest_call`'s steps, up to (not including) the admission."""
+        plan = plan_route(args)
+        if isinstance(plan, Refusal):
+            return self._no("rest.call", plan.code, plan.message)
+        out = self._action("rest.call", args, {"rest_mapped": plan.found is not None})
+        if not out["allowed"] or plan.found is None:
+            return out  # an unmapped route the policy allows runs on the server's dispatcher
+        translated = translate_route(plan, self.rec.app_user_id or "")
+        if isinstance(translated, Refusal):
+            return self._no("rest.call", translated.code, translated.message, out["facts"])
+        name, bridge_args = translated
+        for key, value in list(bridge_args.items()):
+            if isinstance(value, ByUsername):  # the gate asks users.get_by_username first
+                who = self._action("users.get_by_username", {"username": value.username})
+                if not who["allowed"]:
+                    return {**who, "action": "rest.call", "message": f"{plan.label} names a "
+                            f"user by username, a users.get_by_username: {who['message']}"}
+                bridge_args[key] = self._user_id(value.username)
+        inner = self._action(name, bridge_args)
+        out["amounts_to"] = {"action": name, "args": bridge_args, "facts": inner["facts"]}
+        if not inner["allowed"]:
+            return {**out, "allowed": False, "code": inner["code"], "rules": inner["rules"],
+                    "message": f"{plan.label} amounts to {name}: {inner['message']}"}
+        out["rules"] = sorted({*out["rules"], *inner["rules"]})
+        out["message"] = f"{out['message']}; as {name}: {inner['message']}"
+        return out
+
+    def _user_id(self, username: str) -> str:
+        """The id of the user the gate's users.get_by_username would find (the username stands
+        in when the home has no server yet: the decision then asks for the target's facts)."""
+        server = self.servers.get()
+        if server is None:
+            return username
+        rec = self.rec
+        try:
+            user = server.users_get_by_username(
+                Caller(rec.app_id, rec.install_id, rec.app_user_id), username)
+        except NotFound:
+            fail(f"no user named {username!r} on this home's server",
+                 "name an existing user, or give userId and --fact target_created_by_app=APP")
+        except ServerError as exc:
+            fail(f"cannot look user {username!r} up: {exc.message}", "check the workspace")
+        return str(user["id"])
+
+
 def can_i(
     ctx: typer.Context,
     app: Annotated[str, typer.Argument(help="Installed app id (or install id).")],
     action: Annotated[str | None, typer.Argument(help="Action name, e.g. users.create.")] = None,
-    arg: Annotated[list[str] | None, typer.Option(
-        "--arg", help="Argument key=value (JSON when it parses; roles=a,b is a list).")] = None,
-    fact: Annotated[list[str] | None, typer.Option("--fact", help="Host fact key=value.")] = None,
+    arg: Annotated[list[str] | None, typer.Option("--arg", help=ARG_HELP)] = None,
+    fact: Annotated[list[str] | None, typer.Option(
+        "--fact", help="Host fact key=value (JSON when it parses).")] = None,
     list_all: Annotated[bool, typer.Option("--list", help="Every action, decided with no "
                                                           "arguments.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Machine output on stdout.")] = False,
 ) -> None:
-    """Would APP be allowed ACTION now? Exit 0 yes, 1 no (its real grants, the home's policy)."""
+    """Would APP be allowed ACTION now? Exit 0 yes, 1 no (as the gate decides: its real grants,
+    declared roles, the home's policy; a REST route as the bridge action it amounts to)."""
     home: Home = ctx.obj
     if action is None and not list_all:
         fail("name an ACTION, or pass --list", "e.g. stockade can-i greeter messages.send")
@@ -125,19 +266,16 @@ def can_i(
     with store:
         rec = resolve(store, app)
     policy = _policy(home)
-    args = _parse_kv(arg or [], "--arg")
+    args = parse_args(arg or [])
     given = _parse_kv(fact or [], "--fact")
-    now = time.time()
+    gate = _AsTheGate(home, rec, policy, given, time.time())
 
     def one(name: str, a: dict[str, Any]) -> dict[str, Any]:
-        facts = {**server_facts(home, rec, name, a, given), **given}
-        d = decide(policy, rec.grants, Request(rec.app_id, rec.install_id, name, a, facts, now))
-        out = {"action": name, "allowed": d.allowed, "code": d.code, "message": d.message,
-               "rules": list(d.rules), "facts": facts}
-        needed = _FACT_NEEDED.search(d.message)
+        out = {**gate.ask(name, a), "action": name, "args": a}
+        needed = _FACT_NEEDED.search(out["message"])
         if needed:
             out["needs_fact"] = needed.group(1)
-        elif "supplied no facts about the target user" in d.message:
+        elif "supplied no facts about the target user" in out["message"]:
             out["needs_fact"] = "target_created_by_app"
         return out
 
@@ -150,6 +288,8 @@ def can_i(
             perm = ACTIONS[name].permission
             if r["allowed"]:
                 r["answer"], why = "yes", f"rule {', '.join(r['rules']) or '-'}"
+            elif not rec.enabled:
+                r["answer"], why = "no", "the app is disabled"
             elif perm not in rec.grants:
                 r["answer"], why = "no", f"{perm} not granted"
             elif not permits:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, NamedTuple
@@ -109,6 +109,23 @@ def _undeclared_roles(install: InstallRecord, spec: ActionSpec,
         return []
     # Strings only: the engine's argument check refuses (and audits) any other shape.
     return [r[:64] for r in asked if isinstance(r, str) and r not in declared]
+
+
+def grant_refusal(app_id: str, perms: Collection[str], install: InstallRecord,
+                  spec: ActionSpec, args: Mapping[str, Any]) -> str:
+    """Step 3 (a `permission_denied` message, or "" when it passes): the permission in the
+    token's claims `perms` and the current grant, then the roles the manifest declared. Pure;
+    `stockade can-i` asks it too, so it answers as the gate does."""
+    if spec.permission not in perms or spec.permission not in install.grants:
+        return (f"app {app_id!r} lacks permission {spec.permission!r} needed for {spec.name}: "
+                "the app's manifest must ask for it and the operator must grant it "
+                f"(`stockade app consent {app_id}`)")
+    undeclared = _undeclared_roles(install, spec, args)
+    if undeclared:
+        return (f"{spec.name}: role(s) {', '.join(undeclared)} not declared for "
+                f"{spec.permission!r} in the app's manifest (the operator consented to the "
+                "declared roles only)")
+    return ""
 
 
 class PolicySource:
@@ -245,20 +262,9 @@ class Gate:
                 session.revoked = problem
             raise refuse("permission_denied", problem)
         assert install is not None
-        if spec.permission not in session.claims.perms or spec.permission not in install.grants:
-            raise refuse(
-                "permission_denied",
-                f"app {session.app_id!r} lacks permission {spec.permission!r} needed for "
-                f"{action}: the app's manifest must ask for it and the operator must grant it "
-                f"(`stockade app consent {session.app_id}`)",
-            )
-        undeclared = _undeclared_roles(install, spec, args)
-        if undeclared:
-            raise refuse(
-                "permission_denied",
-                f"{action}: role(s) {', '.join(undeclared)} not declared for "
-                f"{spec.permission!r} in the app's manifest (the operator consented to "
-                "the declared roles only)")
+        problem = grant_refusal(session.app_id, session.claims.perms, install, spec, args)
+        if problem:
+            raise refuse("permission_denied", problem)
         policy = self.policy.current()
         try:
             facts = self._facts(session, spec, args, policy)

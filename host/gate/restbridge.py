@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from host.apps.installs import InstallRecord
 from host.errors import GateError, RefusalBudgetExceeded, ServerRefused
-from host.gate.rest_routes import ROLE_FIELDS, ByUsername, RouteRefused, find, never
+from host.gate.rest_routes import ROLE_FIELDS, ByUsername, Mapped, RouteRefused, find, never
 from host.ledger.audit import AuditRecord, digest_args
 from host.ledger.ledger import REFUNDABLE_ERRORS, Ledger, Stale
 from host.ledger.quota import Charge
@@ -131,40 +132,77 @@ def route_label(args: Mapping[str, Any]) -> str:
     return f"{m} {r}"[:MAX_ROUTE_LABEL]
 
 
-def rest_call(gate: Gate, session: Session, args: dict[str, Any]) -> dict[str, Any]:
-    """Decide and perform one `rest.call` (see the module docstring)."""
+@dataclass(frozen=True)
+class Refusal:
+    """A refusal of one of the REST bridge's own steps: the code the app sees, the message."""
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class RoutePlan:
+    """What step 1 found: the route's label, its body (`{}` for none) and, for a mapped route,
+    its `rest_routes.MAPPED` row and path parameters (None: no bridge action)."""
+
+    label: str
+    params: Mapping[str, Any]
+    found: tuple[Mapped, dict[str, str]] | None
+
+
+def plan_route(args: Mapping[str, Any]) -> RoutePlan | Refusal:
+    """Step 1, before `rest.call` is decided: the body's shape, a route no app may ever reach
+    (`never`), an unmapped route whose body names a role. Pure: `stockade can-i` asks it too."""
     label = route_label(args)
     method, route, body = args.get("method"), args.get("route"), args.get("body")
     if body is not None and not isinstance(body, Mapping):
-        raise gate._refuse(session, "rest.call", args, "invalid_argument",
-                           "rest.call: the body must be a JSON object", route=label)
+        return Refusal("invalid_argument", "rest.call: the body must be a JSON object")
     params: Mapping[str, Any] = body or {}
     found = None
     if isinstance(method, str) and isinstance(route, str):
         why = never(method, route)
         if why is not None:
-            raise gate._refuse(session, "rest.call", args, "permission_denied",
-                               f"{label} is never reachable by apps: {why} [guardrail]",
-                               route=label)
+            return Refusal("permission_denied",
+                           f"{label} is never reachable by apps: {why} [guardrail]")
         found = find(method, route)
         if found is None and _names_a_role(params):
-            raise gate._refuse(
-                session, "rest.call", args, "permission_denied",
-                f"{label} has no bridge action and its body names a role: roles go "
-                "through roles.assign only (DESIGN rule 10) [guardrail]", route=label)
+            return Refusal("permission_denied",
+                           f"{label} has no bridge action and its body names a role: roles go "
+                           "through roles.assign only (DESIGN rule 10) [guardrail]")
+    return RoutePlan(label, params, found)
+
+
+def translate_route(plan: RoutePlan, me: str) -> tuple[str, dict[str, Any]] | Refusal:
+    """Step 3's translation of a mapped route (`plan.found`) into its bridge action and
+    arguments, `me` being the app's own user id. Pure: `stockade can-i` asks it too."""
+    assert plan.found is not None
+    mapped, path_params = plan.found
+    try:
+        return mapped.translate(plan.params, path_params, me)
+    except RouteRefused as exc:
+        return Refusal("invalid_argument",
+                       f"{plan.label} amounts to {' / '.join(mapped.actions)}: {exc}")
+
+
+def rest_call(gate: Gate, session: Session, args: dict[str, Any]) -> dict[str, Any]:
+    """Decide and perform one `rest.call` (see the module docstring)."""
+    route = args.get("route")
+    plan = plan_route(args)
+    if isinstance(plan, Refusal):
+        raise gate._refuse(session, "rest.call", args, plan.code, plan.message,
+                           route=route_label(args))
+    label, found = plan.label, plan.found
     _spec, rest_decision, policy, _facts, rest_version = gate._decide(
         session, "rest.call", args, route=label,
         extra_facts={"rest_mapped": found is not None})
     if found is None:
         return _unmapped(gate, session, args, label, rest_decision, policy, rest_version)
-    mapped, path_params = found
-    me = session.caller.app_user_id or ""
-    try:
-        action, bridge_args = mapped.translate(params, path_params, me)
-    except RouteRefused as exc:
-        raise gate._refuse(session, "rest.call", args, "invalid_argument",
-                           f"{label} amounts to {' / '.join(mapped.actions)}: {exc}",
-                           route=label) from None
+    mapped = found[0]
+    translated = translate_route(plan, session.caller.app_user_id or "")
+    if isinstance(translated, Refusal):
+        raise gate._refuse(session, "rest.call", args, translated.code, translated.message,
+                           route=label)
+    action, bridge_args = translated
     for name, value in list(bridge_args.items()):
         if isinstance(value, ByUsername):
             # Naming a user by username is a users.get_by_username: decided and audited as one.
