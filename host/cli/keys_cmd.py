@@ -186,6 +186,11 @@ def host_retire(ctx: typer.Context, kid: str, json_out: JsonFlag = False) -> Non
 
                 publish_retirement(home.host_store, ring, kid)
     except KeyError_ as exc:
+        from host.keys.shared import RetirementNotPublished
+
+        if isinstance(exc, RetirementNotPublished):  # retired here; its message says the rest
+            fail(str(exc), f"on every other host sharing the store: `stockade keys host-retire "
+                 f"{kid}`", EXIT_NEGATIVE)
         fail(str(exc), "rotate first: `stockade keys host-rotate`")
     err_console.print(f"retired {kid}: tokens signed by it no longer verify", highlight=False)
     if json_out:

@@ -14,6 +14,19 @@ in (`_Pass` says why). An adopted public key is a verify-only key in this host's
 
 Why the signer must already be trusted: the store is not. Whoever can write it could
 otherwise add a key of their own and sign consents with it.
+
+Why nothing published is ever rewritten or removed: a retired key is one whose private half
+leaked, and whoever holds it and can write the store would otherwise take the retirement back
+(a host that had not applied it yet, being down or between polls, would keep the key live and
+adopt keys "rotated" from it) or rewrite a key's signer. So a retirement is a row of its own in
+`published_retirements`, and both tables refuse UPDATE, DELETE and TRUNCATE in the engine, as
+`published_policy` does (a guard against host code and a store writer who is not the tables'
+owner; the owner can drop it). One retirement per key, the first published: a second one,
+made by the thief with a key of their own, would vouch for that key as the line that signed it
+(`_Pass`); a first one that verifies nowhere is refused by every host and reported to the
+operator who publishes after it (`RetirementNotPublished`). What holds against the owner too:
+a retirement a host applied stays in its own keyring on its disk (`keyring.json`), whatever
+the store says later, and a key signed by the retired key is refused there.
 """
 from __future__ import annotations
 
@@ -23,18 +36,30 @@ from collections.abc import Callable
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from host.keys.keyring import Keyring, valid_kid
-from host.store import SchemaItem, StoreTarget, open_store
+from host.keys.keyring import KeyError_, Keyring, valid_kid
+from host.store import AppendOnly, SchemaItem, Step, StoreTarget, open_store
 
 log = logging.getLogger("stockade.keys")
 
 SCHEMA_COMPONENT = "published_keys"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DDL: tuple[SchemaItem, ...] = (
+    # `retire_signer`, `retire_signature`: where version 1 kept a retirement (an UPDATE of the
+    # key's row); read by the step below only.
     "CREATE TABLE IF NOT EXISTS published_keys(kid TEXT PRIMARY KEY, public_key BLOB NOT NULL,"
     " signer TEXT NOT NULL, signature BLOB NOT NULL, retire_signer TEXT,"
     " retire_signature BLOB, at REAL NOT NULL)",
+    # Version 2: a retirement is a row of its own, and nothing published is rewritten or
+    # removed (module docstring). A store's version-1 retirements move into their rows.
+    "CREATE TABLE IF NOT EXISTS published_retirements(kid TEXT PRIMARY KEY,"
+    " signer TEXT NOT NULL, signature BLOB NOT NULL, at REAL NOT NULL)",
+    Step(2, "INSERT INTO published_retirements(kid, signer, signature, at)"
+            " SELECT kid, retire_signer, retire_signature, at FROM published_keys"
+            " WHERE retire_signer IS NOT NULL AND retire_signature IS NOT NULL"),
+    AppendOnly("published_keys", "published host keys are append-only"),
+    AppendOnly("published_retirements", "published host key retirements are append-only"),
 )
 _ROTATION = b"stockade-host-key/1 "
 _RETIREMENT = b"stockade-host-key-retired/1 "
@@ -48,36 +73,61 @@ def _retirement_payload(kid: str) -> bytes:
     return _RETIREMENT + kid.encode()
 
 
+class RetirementNotPublished(KeyError_):
+    """The store already holds another retirement of the key, one this host's keys do not
+    verify: it holds the place (append-only), so the other hosts cannot learn this one."""
+
+
 def publish_rotation(target: StoreTarget, keyring: Keyring, previous: str) -> None:
     """Publish the keyring's new current key, signed by `previous` (the key it replaces)."""
     kid = keyring.current
     public = keyring.public_keys()[kid]
     signer, signature = keyring.sign(_rotation_payload(kid, public), previous)
-    _publish(target, kid, public, signer, signature, retired=False)
-
-
-def publish_retirement(target: StoreTarget, keyring: Keyring, kid: str) -> None:
-    """Publish that `kid` is retired, signed by the current key."""
-    signer, signature = keyring.sign(_retirement_payload(kid))
-    # A key copied by hand (never published) is published here with its retirement; its own
-    # signature field is the retirement's (never adopted as a new key: every host that knows
-    # it has it already).
-    _publish(target, kid, keyring.public_keys()[kid], signer, signature, retired=True)
-
-
-def _publish(target: StoreTarget, kid: str, public: bytes, signer: str, signature: bytes, *,
-             retired: bool) -> None:
     store = open_store(target)
     try:
         with store.transaction() as c:
             c.execute("INSERT INTO published_keys(kid, public_key, signer, signature, at)"
                       " VALUES(?, ?, ?, ?, ?) ON CONFLICT(kid) DO NOTHING",
                       (kid, public, signer, signature, time.time()))
-            if retired:
-                c.execute("UPDATE published_keys SET retire_signer = ?, retire_signature = ?"
-                          " WHERE kid = ?", (signer, signature, kid))
     finally:
         store.close()
+
+
+def publish_retirement(target: StoreTarget, keyring: Keyring, kid: str) -> None:
+    """Publish that `kid` is retired, signed by the current key. Raises
+    `RetirementNotPublished` when another retirement of `kid`, one that does not verify here,
+    holds its place in the store (someone wrote it there first)."""
+    signer, signature = keyring.sign(_retirement_payload(kid))
+    store = open_store(target)
+    try:
+        with store.transaction() as c:
+            c.execute("INSERT INTO published_retirements(kid, signer, signature, at)"
+                      " VALUES(?, ?, ?, ?) ON CONFLICT(kid) DO NOTHING",
+                      (kid, signer, signature, time.time()))
+            row = c.execute("SELECT signer, signature FROM published_retirements"
+                            " WHERE kid = ?", (kid,)).fetchone()
+    finally:
+        store.close()
+    held_by, held = str(row[0]), bytes(row[1])
+    if (held_by, held) == (signer, signature) or _signed_by(keyring, held_by, kid, held):
+        return  # ours, or an earlier genuine one (from another host): every host applies it
+    raise RetirementNotPublished(
+        f"{kid} is retired on this host, but the shared store already holds a retirement of "
+        f"it that this host's keys do not verify (someone wrote it there), and it cannot be "
+        f"replaced: retire it on every other host too (`stockade keys host-retire {kid}` "
+        "there; each retires it before it says this)")
+
+
+def _signed_by(keyring: Keyring, signer: str, kid: str, signature: bytes) -> bool:
+    """Whether a key this keyring holds (retired since, or not) signed `kid`'s retirement."""
+    raw = keyring.public_keys().get(signer)
+    if raw is None:
+        return False
+    try:
+        Ed25519PublicKey.from_public_bytes(raw).verify(signature, _retirement_payload(kid))
+    except InvalidSignature:
+        return False
+    return True
 
 
 class KeyFollower:
@@ -106,14 +156,16 @@ def adopt_keys(target: StoreTarget, keyring: Keyring,
     signature, or a key whose signer is retired, is refused and reported."""
     store = open_store(target, readonly=True)
     try:
-        rows = store.conn().execute(
-            "SELECT kid, public_key, signer, signature, retire_signer, retire_signature"
-            " FROM published_keys ORDER BY at").fetchall()
+        conn = store.conn()
+        rows = conn.execute("SELECT kid, public_key, signer, signature FROM published_keys"
+                            " ORDER BY at").fetchall()
+        retirements = conn.execute(
+            "SELECT kid, signer, signature FROM published_retirements").fetchall()
     finally:
         if store is not target:  # a store the caller opened stays theirs to close
             store.close()
     keyring.refresh()
-    return _Pass(keyring, refused).run(rows)
+    return _Pass(keyring, refused).run(rows, retirements)
 
 
 class _Pass:
@@ -139,7 +191,7 @@ class _Pass:
         self.changed: list[str] = []
         self.known = set(keyring.public_keys())
 
-    def run(self, rows: list[Any]) -> list[str]:
+    def run(self, rows: list[Any], retirements: list[Any]) -> list[str]:
         keys: dict[str, tuple[bytes, str, bytes]] = {}  # kid -> (public, signer, signature)
         claims: dict[str, tuple[str, bytes]] = {}  # retired kid -> (signer, signature)
         for row in rows:
@@ -149,8 +201,13 @@ class _Pass:
                 _refuse(self.refused, "a published host key row with a malformed key id refused")
                 continue
             keys[kid] = (bytes(row[1]), signer, bytes(row[3]))
-            if row[4] is not None and valid_kid(str(row[4])) and row[5] is not None:
-                claims[kid] = (str(row[4]), bytes(row[5]))
+        for row in retirements:
+            kid, signer = str(row[0]), str(row[1])
+            if not (valid_kid(kid) and valid_kid(signer)):
+                _refuse(self.refused, "a published host key retirement with a malformed key id "
+                        "refused")
+                continue
+            claims[kid] = (signer, bytes(row[2]))
         lines = {kid: _line(keys, kid, signer) for kid, (signer, _sig) in claims.items()}
         pending = sorted(kid for kid in keys if kid not in self.known)
         progress = True

@@ -19,6 +19,7 @@ from pghelp import stockade, until
 from host.home import Home
 from host.keys.keyring import Keyring
 from host.keys.shared import (
+    _retirement_payload,
     _rotation_payload,
     adopt_keys,
     publish_retirement,
@@ -251,3 +252,196 @@ def test_a_consent_by_a_key_not_yet_published_waits_and_disables_nothing(
 def _records(host: Host, code: str) -> list[str]:
     return [str(e.body.get("detail")) for e in host.ledger.audit.tail(300)
             if e.body.get("code") == code]
+
+
+# --- a published retirement stays published (the store's key tables are append-only) ---
+
+_ERASE = (  # what whoever can write the store tries, to take k1's retirement back
+    # the layout before the fix: the retirement was two columns of the key's row
+    "UPDATE published_keys SET retire_signer = NULL, retire_signature = NULL WHERE kid = %s",
+    "DELETE FROM published_keys WHERE kid = %s",
+    # the retirement's own row
+    "UPDATE published_retirements SET signature = '\\x00' WHERE kid = %s",
+    "DELETE FROM published_retirements WHERE kid = %s",
+    "TRUNCATE published_retirements",
+)
+
+
+def _erase(url: str, k1: str, *, owner: bool = False) -> list[str]:
+    """Try every statement of `_ERASE` (each on its own; `owner`: with the tables' triggers
+    disabled first, as their owner may); what each met, in order."""
+    met: list[str] = []
+    with psycopg.connect(url, autocommit=True) as c:
+        if owner:
+            for table in ("published_keys", "published_retirements"):
+                if c.execute("SELECT to_regclass(%s)", (table,)).fetchone() != (None,):
+                    c.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER".encode())
+        for sql in _ERASE:
+            try:
+                c.execute(sql, (k1,) * sql.count("%s"))
+                met.append(f"accepted: {sql}")
+            except psycopg.Error as exc:
+                met.append(str(exc))
+    return met
+
+
+def _retired_on_a(url: str, tmp_path: Path) -> tuple[Path, Keyring, Keyring, str, str]:
+    """k1 -> k2 on host A (k1 leaked), then k1 retired; host B moved off k1 too (it must, to
+    accept the retirement) and has applied nothing yet. (A's keys dir, A, B, k1, k2.)"""
+    a_dir, _b_dir, ring_a, ring_b = _copied_keyrings(tmp_path)
+    k1 = ring_a.current
+    ring_b.rotate()
+    publish_rotation(url, ring_b, k1)
+    k2 = ring_a.rotate()
+    publish_rotation(url, ring_a, k1)
+    ring_a.retire(k1)
+    publish_retirement(url, ring_a, k1)
+    return a_dir, ring_a, ring_b, k1, k2
+
+
+def test_a_published_retirement_cannot_be_taken_back(pg_url: str, tmp_path: Path) -> None:
+    """The thief holding k1 and the store's URL publishes a key "rotated" from k1 and tries to
+    take k1's retirement back (NULL it, delete it, truncate). Each is refused by the store, so
+    a host that had not applied the retirement yet (down, or between polls) still applies it
+    and never adopts the thief's key (before the fix: the UPDATE went through, the host kept
+    k1 live and adopted the thief's key)."""
+    migrate(pg_url)
+    a_dir, _ring_a, ring_b, k1, k2 = _retired_on_a(pg_url, tmp_path)
+    thief = _publish_forged(pg_url, a_dir, k1, "eeeeeeeeeeeeeeee")
+    met = _erase(pg_url, k1)
+
+    refused: list[str] = []
+    changed = adopt_keys(pg_url, ring_b, refused.append)
+    assert "+eeeeeeeeeeeeeeee" not in changed, (changed, met)
+    assert f"+{k2}" in changed and f"-{k1}" in changed
+    message = b"a consent granting users.create and roles.assign"
+    stolen = Ed25519PrivateKey.from_private_bytes((a_dir / f"{k1}.key").read_bytes())
+    for ring in (ring_b, Keyring.open(ring_b.keys_dir)):  # in memory, and after a restart
+        for kid, key in (("eeeeeeeeeeeeeeee", thief), (k1, stolen)):
+            with pytest.raises(InvalidSignature):
+                ring.verify(kid, message, key.sign(message))
+    assert not [m for m in met if "published_retirements" in m and "append-only" not in m]
+    with psycopg.connect(pg_url) as c:
+        assert c.execute("SELECT kid FROM published_retirements").fetchall() == [(k1,)]
+
+
+def test_the_published_key_tables_refuse_update_delete_and_truncate(
+        pg_url: str, tmp_path: Path) -> None:
+    """Host code cannot rewrite or drop a published key or retirement (engine triggers, as on
+    `published_policy`; the store's owner can drop them: the next test is what holds then)."""
+    migrate(pg_url)
+    _a_dir, _ring_a, _ring_b, k1, k2 = _retired_on_a(pg_url, tmp_path)
+    with psycopg.connect(pg_url, autocommit=True) as c:
+        for sql in ("UPDATE published_keys SET signer = %s WHERE signer = %s",
+                    "DELETE FROM published_keys WHERE kid = %s OR signer = %s",
+                    "UPDATE published_retirements SET signer = %s WHERE kid = %s",
+                    "DELETE FROM published_retirements WHERE kid = %s OR kid = %s"):
+            with pytest.raises(psycopg.Error, match="append-only"):
+                c.execute(sql, (k2, k1))
+        for table in ("published_keys", "published_retirements"):
+            with pytest.raises(psycopg.Error, match="append-only"):
+                c.execute(f"TRUNCATE {table}".encode())
+        assert c.execute("SELECT count(*) FROM published_keys").fetchone() == (2,)
+        assert c.execute("SELECT kid, signer FROM published_retirements").fetchall() == [
+            (k1, k2)]
+
+
+def test_a_host_that_applied_a_retirement_keeps_it_whatever_the_store_says(
+        pg_url: str, tmp_path: Path) -> None:
+    """What the triggers cannot stop: the store's owner drops them and erases k1's retirement.
+    A host that applied it keeps k1 retired in its own keyring (on its disk, also after a
+    restart) and refuses the thief's key; only a host that never saw the retirement can be
+    fooled, which is why the retirement is also made on each host (`keys host-retire`)."""
+    migrate(pg_url)
+    a_dir, _ring_a, ring_b, k1, _k2 = _retired_on_a(pg_url, tmp_path)
+    assert f"-{k1}" in adopt_keys(pg_url, ring_b)
+    _publish_forged(pg_url, a_dir, k1, "eeeeeeeeeeeeeeee")
+    _erase(pg_url, k1, owner=True)
+    for ring in (ring_b, Keyring.open(ring_b.keys_dir)):
+        refused: list[str] = []
+        assert adopt_keys(pg_url, ring, refused.append) == []
+        assert k1 in ring.retired and "eeeeeeeeeeeeeeee" not in ring.public_keys()
+        assert any("eeeeeeeeeeeeeeee" in why and "retired" in why for why in refused)
+
+
+def test_a_store_holding_retirements_the_old_way_keeps_them(pg_url: str,
+                                                            tmp_path: Path) -> None:
+    """A store migrated from `published_keys` version 1 (a retirement was an UPDATE of the
+    key's row) keeps its retirements: `store migrate` copies them into their own append-only
+    rows, and the old columns can no longer be cleared (before the fix: they could)."""
+    a_dir, _b_dir, ring_a, ring_b = _copied_keyrings(tmp_path)
+    k1 = ring_a.current
+    ring_b.rotate()
+    k2 = ring_a.rotate()
+    pub = ring_a.public_keys()
+    _, rotation = ring_a.sign(_rotation_payload(k2, pub[k2]), k1)
+    ring_a.retire(k1)
+    _, retirement = ring_a.sign(_retirement_payload(k1))
+    with psycopg.connect(pg_url, autocommit=True) as c:  # what version 1 wrote
+        c.execute("CREATE TABLE schema_meta(component TEXT PRIMARY KEY, version BIGINT NOT NULL)")
+        c.execute("INSERT INTO schema_meta VALUES('published_keys', 1)")
+        c.execute("CREATE TABLE published_keys(kid TEXT PRIMARY KEY, public_key BYTEA NOT NULL,"
+                  " signer TEXT NOT NULL, signature BYTEA NOT NULL, retire_signer TEXT,"
+                  " retire_signature BYTEA, at DOUBLE PRECISION NOT NULL)")
+        c.execute("INSERT INTO published_keys VALUES(%s, %s, %s, %s, NULL, NULL, 1)",
+                  (k2, pub[k2], k1, rotation))
+        c.execute("INSERT INTO published_keys VALUES(%s, %s, %s, %s, %s, %s, 2)",
+                  (k1, pub[k1], k2, retirement, k2, retirement))
+    states = {s.name: s for s in migrate(pg_url)}
+    assert states["published_keys"].current
+    _publish_forged(pg_url, a_dir, k1, "eeeeeeeeeeeeeeee")
+    with psycopg.connect(pg_url, autocommit=True) as c, pytest.raises(
+            psycopg.Error, match="append-only"):
+        c.execute("UPDATE published_keys SET retire_signer = NULL, retire_signature = NULL"
+                  " WHERE kid = %s", (k1,))
+    changed = adopt_keys(pg_url, ring_b, lambda _why: None)
+    assert f"+{k2}" in changed and f"-{k1}" in changed
+    assert "eeeeeeeeeeeeeeee" not in ring_b.public_keys()
+
+
+def test_a_retirement_whose_place_a_forgery_took_is_reported(pg_url: str,
+                                                            tmp_path: Path) -> None:
+    """Whoever can write the store puts a retirement of k1 that verifies nowhere in its place
+    first. The operator's retirement cannot take the place (append-only): publishing it says
+    so instead of passing for done, the retirement stands on the operator's host, and every
+    other host records the forged one as refused."""
+    from host.keys.shared import RetirementNotPublished
+
+    migrate(pg_url)
+    _a_dir, _b_dir, ring_a, ring_b = _copied_keyrings(tmp_path)
+    k1 = ring_a.current
+    ring_b.rotate()
+    publish_rotation(pg_url, ring_b, k1)
+    k2 = ring_a.rotate()
+    publish_rotation(pg_url, ring_a, k1)
+    with psycopg.connect(pg_url, autocommit=True) as c:
+        c.execute("INSERT INTO published_retirements(kid, signer, signature, at)"
+                  " VALUES(%s, %s, %s, 0)", (k1, k2, b"\1" * 64))
+    ring_a.retire(k1)
+    with pytest.raises(RetirementNotPublished, match=f"host-retire {k1}"):
+        publish_retirement(pg_url, ring_a, k1)
+    assert k1 in Keyring.open(ring_a.keys_dir).retired
+    refused: list[str] = []
+    adopt_keys(pg_url, ring_b, refused.append)
+    assert any(f"retirement of {k1} refused" in why for why in refused), refused
+
+
+def test_a_sqlite_home_has_the_same_append_only_key_tables(tmp_path: Path) -> None:
+    """A single host never publishes keys, but `store migrate` on its SQLite home makes the
+    same tables with the same guard (SQLite has no TRUNCATE; its DELETE is refused)."""
+    import sqlite3
+
+    db = tmp_path / "host.db"
+    states = {s.name: s for s in migrate(db)}
+    assert states["published_keys"].have == states["published_keys"].need == 2
+    with sqlite3.connect(db) as c:
+        c.execute("INSERT INTO published_keys(kid, public_key, signer, signature, at)"
+                  " VALUES('aaaaaaaaaaaaaaaa', x'00', 'bbbbbbbbbbbbbbbb', x'00', 0)")
+        c.execute("INSERT INTO published_retirements(kid, signer, signature, at)"
+                  " VALUES('bbbbbbbbbbbbbbbb', 'aaaaaaaaaaaaaaaa', x'00', 0)")
+        for sql in ("UPDATE published_keys SET signer = 'cccccccccccccccc'",
+                    "DELETE FROM published_keys",
+                    "UPDATE published_retirements SET signer = 'cccccccccccccccc'",
+                    "DELETE FROM published_retirements"):
+            with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+                c.execute(sql)
