@@ -133,9 +133,15 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         if s is None:
             return None
         # Still an active admin, under the credential it signed in with? If not, the session
-        # is closed, not hidden: a re-promotion or the old password back revives nothing.
-        if operators.current(s.user_id) is None or \
-                operators.credential(s.user_id) != s.credential:
+        # is closed, not hidden: a re-promotion or the old password back revives nothing. The
+        # credential holds the server's sign-in epoch, which a demotion or a deactivation moves
+        # for good (`operators` docstring), so a session that made no request while its user
+        # was out is still refused here. A user out of the operators loses every session at
+        # once (against a workspace, whose users carry no epoch, that is what narrows it).
+        if operators.current(s.user_id) is None:
+            sessions.close_user(s.user_id)
+            return None
+        if operators.credential(s.user_id) != s.credential:
             sessions.close(sid)
             return None
         return s

@@ -4,15 +4,24 @@ The console signs in the server's own admins: with the embedded server, its user
 hashes (`host.server.auth`); against a Rocket.Chat workspace, the workspace's (its
 `POST /api/v1/login`, whose token is revoked at once, then the user's roles read with the
 service account). Either way the operator's password never reaches Stockade's stores, failed
-sign-ins are counted per name in this process (`auth.Failures`, the same budget the REST login
-has), and a session lasts only while its user is still an active admin and its credential is
-the one it was opened under: `current` and `credential` are asked at every request.
+sign-ins are counted in this process (`auth.Failures`, the same table and budget the REST login
+has: per account on the embedded server, per typed name against a workspace, whose accounts
+are not resolved before its login answers), and a session lasts only while its user is still
+an active admin and its credential is the one it was opened under: `current` and `credential`
+are asked at every request.
 
-The credential is a digest of the user's stored password record, so a new password (even the
-same one again: a fresh salt) ends every session opened under the old. A workspace does not
-show Stockade its users' password records: against one, `credential` is the same for every
-sign-in, a password reset on the workspace does not end a console session, and the session's
-absolute lifetime (`sessions.MAX_AGE_S`) is what bounds it.
+The credential is a digest of the user's `auth.sign_in_binding`: the stored password record and
+the user's sign-in epoch, which the server's store moves, in the same transaction, whenever the
+user loses an admin-class role or is deactivated, and never moves back. So a new password (even
+the same one again: a fresh salt), a demotion or a deactivation ends every session opened
+before it, even one that made no request while its user was out and whose user has the role
+and the active flag back by its next request.
+
+A workspace does not show Stockade its users' password records or any such marker: against
+one, `credential` is the same for every sign-in, a password reset on the workspace does not end
+a console session, a demotion ends one only when a request of it (or of another session of the
+user) finds the user out, and the session's absolute lifetime (`sessions.MAX_AGE_S`) is what
+bounds it.
 """
 from __future__ import annotations
 
@@ -53,9 +62,10 @@ class SignedIn(NamedTuple):
     credential: str  # the credential the password matched, as `Operators.credential` says it
 
 
-def credential_of(record: str | None) -> str | None:
-    """A digest of a stored password record: the console keeps this, never the record."""
-    return None if record is None else hashlib.sha256(record.encode()).hexdigest()
+def credential_of(binding: str | None) -> str | None:
+    """A digest of a user's `auth.sign_in_binding` (it holds the stored password record): the
+    console keeps this, never the record."""
+    return None if binding is None else hashlib.sha256(binding.encode()).hexdigest()
 
 
 class Operators(Protocol):
@@ -95,6 +105,8 @@ class ServerOperators:
         matched = auth.check_record(self.server.db, FAILURES, who, password, time.time())
         if matched is None:
             return None
+        # Read after the binding: a demotion between the two moved the binding already, so the
+        # session opened here is refused at its first request.
         user = self.current(matched[0])
         credential = credential_of(matched[1])
         return SignedIn(user, credential) if user is not None and credential else None
@@ -107,7 +119,7 @@ class ServerOperators:
 
     def credential(self, user_id: str) -> str | None:
         try:
-            return credential_of(auth.stored_record(self.server.db, user_id))
+            return credential_of(auth.sign_in_binding(self.server.db, user_id))
         except Exception:  # noqa: BLE001 - any failure ends the session
             return None
 
@@ -125,7 +137,8 @@ class WorkspaceOperators:
 
     def sign_in(self, who: str, password: str) -> SignedIn | None:
         now = time.time()
-        key = f"{self.remote.client.base}\0{who.strip().casefold()[:auth.MAX_NAME]}"
+        key = auth.failure_key(self.remote.client.base, who.strip().casefold()[:auth.MAX_NAME],
+                               None)
         if FAILURES.blocked(key, now):
             raise auth.LoginBlocked(who)
         if not who.strip() or len(who) > MAX_CREDENTIAL or len(password) > MAX_CREDENTIAL:

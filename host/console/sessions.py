@@ -2,9 +2,10 @@
 
 Only a digest of the id is stored, with the operator, the credential it signed in under, its
 CSRF token and its times; a session ends at sign-out, after `IDLE_S` without use, `MAX_AGE_S`
-after sign-in however busy, or when the process stops (and the console closes it when its user
-is no longer an operator or the credential changed: `host.console.app`). Per process: a console
-is served by one host on loopback (`docs/CONSOLE.md`).
+after sign-in however busy, or when the process stops (and the console closes it when its
+credential changed, and every session of its user when the user is no longer an operator:
+`host.console.app`). Per process: a console is served by one host on loopback
+(`docs/CONSOLE.md`).
 """
 from __future__ import annotations
 
@@ -75,3 +76,12 @@ class Sessions:
         if sid:
             with self._lock:
                 self._by_digest.pop(_digest(sid), None)
+
+    def close_user(self, user_id: str) -> int:
+        """End every session of the user (idempotent); returns how many. A scan of at most
+        MAX_SESSIONS entries, made only when a user is found out of the operators."""
+        with self._lock:
+            gone = [d for d, s in self._by_digest.items() if s.user_id == user_id]
+            for d in gone:
+                del self._by_digest[d]
+        return len(gone)

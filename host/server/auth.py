@@ -5,11 +5,16 @@
   they can be raised later without breaking old hashes).
 - `POST login {user, password}` checks it and mints an auth token (the same token table as
   personal access tokens, kind `login`); `POST logout` revokes the token that made the request.
-- Failed sign-ins are limited per user name, as Rocket.Chat's "block failed login attempts by
-  username" does: past `MAX_FAILURES` in `FAILURE_WINDOW_S`, the name is refused until the window
-  has passed, right password or not.
+- Failed sign-ins are limited per account, as Rocket.Chat's "block failed login attempts by
+  username" means them: past `MAX_FAILURES` in `FAILURE_WINDOW_S`, the account is refused until
+  the window has passed, right password or not, whichever of its names (user name, e-mail
+  address) is typed. A name that resolves to no account is counted by itself (`failure_key`).
 - Deactivating a user deletes every token it has (`users.set_active`), so reactivation never
-  brings one back.
+  brings one back. A new password deletes them too (`store_hash`), all but the one token that
+  made the request when users change their own, as Rocket.Chat logs the other sessions out.
+- `sign_in_binding` is what a console session is bound to: the stored password record and the
+  user's sign-in epoch, which the store moves when the user loses an admin-class role or is
+  deactivated (`db._SCHEMA_V5`) and never moves back.
 """
 from __future__ import annotations
 
@@ -26,7 +31,7 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from host.server import users
 from host.server.db import Database
 from host.server.errors import InvalidArgument
-from host.server.personal_tokens import digest, mint
+from host.server.personal_tokens import digest, mint, revoke_all_but
 
 # scrypt cost: 2**15 x 8 x 1 is OWASP's recommended minimum (32 MiB, ~0.1 s here). Guards
 # against offline guessing of a stolen server store's password hashes.
@@ -36,13 +41,15 @@ HASH_BYTES = 32
 # Password length bounds. The floor is a usable minimum; the ceiling guards the hashing cost
 # of attacker-sent input (scrypt's time does not depend on it, but the request body does).
 MIN_PASSWORD, MAX_PASSWORD = 8, 256
-# Failed sign-ins per user name before it is refused for the rest of the window (Rocket.Chat's
-# defaults: 10 attempts, 5 minutes). Guards: online guessing of one account's password.
+# Failed sign-ins per account (or per name that names none) before it is refused for the rest of
+# the window (Rocket.Chat's defaults: 10 attempts, 5 minutes). Guards: online guessing of one
+# account's password; counted per account, so its user name and its e-mail address do not each
+# get their own ten guesses.
 MAX_FAILURES = 10
 FAILURE_WINDOW_S = 300.0
-# User names whose failures are remembered at once. Guards: memory when an attacker cycles
-# through invented names. The least recently failed name that is not blocked is forgotten
-# first; a blocked name never is (`Failures.failed`).
+# Accounts and names whose failures are remembered at once. Guards: memory when an attacker
+# cycles through invented names. The least recently failed one that is not blocked is forgotten
+# first; a blocked one never is (`Failures.failed`).
 MAX_TRACKED_NAMES = 10_000
 # Characters of a sign-in name looked at. Guards: the failure table's keys; no user name or
 # e-mail address is longer.
@@ -88,17 +95,26 @@ def _dummy() -> str:
     return hash_password(secrets.token_urlsafe(16))
 
 
-def set_password(db: Database, user_id: str, password: str) -> None:
-    """Store (or replace) a user's password hash. NotFound for an unknown user."""
-    store_hash(db, user_id, hash_password(password))  # hashed outside the write: ~0.1 s
+def set_password(db: Database, user_id: str, password: str, *,
+                 keep_token: str | None = None) -> None:
+    """Store (or replace) a user's password hash and revoke the user's tokens (`store_hash`).
+    NotFound for an unknown user."""
+    store_hash(db, user_id, hash_password(password),  # hashed outside the write: ~0.1 s
+               keep_token=keep_token)
 
 
-def store_hash(db: Database, user_id: str, stored: str) -> None:
-    """Store a hash made by `hash_password`. NotFound for an unknown user."""
+def store_hash(db: Database, user_id: str, stored: str, *,
+               keep_token: str | None = None) -> None:
+    """Store a hash made by `hash_password` and, in the same transaction, delete every REST
+    token of the user (sign-ins, personal and admin-minted tokens) but `keep_token`: a password
+    reset is how an operator takes an account back, so nothing the old password let anyone mint
+    outlives it. `keep_token` is for users changing their own password: the token making that
+    request stays, as Rocket.Chat keeps the session in use. NotFound for an unknown user."""
     with db.write() as c:
         users.get(c, user_id)
         c.execute("INSERT INTO user_passwords (user_id, hash) VALUES (?, ?) ON CONFLICT (user_id)"
                   " DO UPDATE SET hash = excluded.hash", (user_id, stored))
+        revoke_all_but(c, user_id, keep_token)
 
 
 def _blocking(seen: deque[float], now: float) -> bool:
@@ -109,7 +125,8 @@ def _blocking(seen: deque[float], now: float) -> bool:
 
 
 class Failures:
-    """Recent failed sign-ins per user name (this server process; see the module docstring).
+    """Recent failed sign-ins per key (`failure_key`: an account, or a name that names none; this
+    server process, see the module docstring).
 
     The table holds at most MAX_TRACKED_NAMES names, least recently failed first. Making room
     forgets the oldest name that is not blocked, never a blocked one: otherwise failures for
@@ -158,7 +175,16 @@ class Failures:
 
 
 class LoginBlocked(Exception):
-    """Too many failed sign-ins for this user name; try again after the window."""
+    """Too many failed sign-ins for this account (or name); try again after the window."""
+
+
+def failure_key(store: object, name: str, user_id: str | None) -> str:
+    """The `Failures` key of a sign-in: the account when the typed name resolves to one, so its
+    user name and its e-mail address share one budget; else the typed name (casefolded and cut
+    to MAX_NAME), so guesses at unknown names stay bounded too. `store` names the server (one
+    process may serve several stores: tests do; the console's workspace). The two kinds are
+    tagged apart: a name typed to look like an account's key is still only a name."""
+    return f"{store}\0account\0{user_id}" if user_id is not None else f"{store}\0name\0{name}"
 
 
 def login(db: Database, failures: Failures, who: str, password: str,
@@ -177,33 +203,48 @@ def check(db: Database, failures: Failures, who: str, password: str, at: float) 
     return None if matched is None else matched[0]
 
 
-def stored_record(db: Database, user_id: str) -> str | None:
-    """The user's stored password record (`hash_password`'s string), None when it has none."""
-    row = db.conn().execute("SELECT hash FROM user_passwords WHERE user_id = ?",
-                            (user_id,)).fetchone()
-    return str(row[0]) if row is not None and row[0] else None
+def _binding(record: str, epoch: int) -> str:
+    return f"{int(epoch)}\0{record}"
+
+
+def sign_in_binding(db: Database, user_id: str) -> str | None:
+    """What a sign-in that must not outlive the user's standing is bound to: the stored password
+    record and the sign-in epoch, read in one statement; None when the user has no password (or
+    does not exist). It changes with a new password (even the same one again: a fresh salt), a
+    lost admin-class role and a deactivation, and never comes back to an earlier value."""
+    row = db.conn().execute(
+        "SELECT p.hash, u.sign_in_epoch FROM users u JOIN user_passwords p ON p.user_id = u.id"
+        " WHERE u.id = ?", (user_id,)).fetchone()
+    return _binding(row[0], row[1]) if row is not None and row[0] else None
 
 
 def check_record(db: Database, failures: Failures, who: str, password: str,
                  at: float) -> tuple[str, str] | None:
-    """(user id, the stored password record the password matched) as `check` decides it. The
-    console signs in with this and binds its session to that very record, so a password
-    changed while the check ran does not leave a session opened under the old one."""
+    """(user id, its `sign_in_binding` as the password matched it) as `check` decides it. The
+    console signs in with this and binds its session to that very binding, read in the same
+    statement as the password record and the active flag, so a password change, a demotion or a
+    deactivation while the check ran does not leave a session opened under the old standing.
+
+    An account's failures count against the account, a name that resolves to none against the
+    name (`failure_key`). Either way the name is looked up, then the block checked, then a
+    scrypt check made (against a dummy record for an unknown name): the same answers and the
+    same work whether the account exists or not."""
     name = who.strip().casefold()[:MAX_NAME]
-    key = f"{db.path}\0{name}"  # one process may serve several stores (tests do)
-    if failures.blocked(key, at):
-        raise LoginBlocked(name)
     row = db.conn().execute(
-        "SELECT u.id, u.active, p.hash FROM users u LEFT JOIN user_passwords p ON p.user_id = u.id"
+        "SELECT u.id, u.active, p.hash, u.sign_in_epoch FROM users u"
+        " LEFT JOIN user_passwords p ON p.user_id = u.id"
         " WHERE u.username_cf = ? OR u.id IN (SELECT user_id FROM user_emails WHERE address_cf = ?)"
         " LIMIT 1", (name, name)).fetchone()
+    key = failure_key(db.path, name, None if row is None else str(row[0]))
+    if failures.blocked(key, at):
+        raise LoginBlocked(name)
     stored = row[2] if row is not None and row[2] else _dummy()
     ok = _matches(stored, password) and row is not None and bool(row[1]) and bool(row[2])
     if not ok:
         failures.failed(key, at)
         return None
     failures.clear(key)
-    return str(row[0]), str(row[2])
+    return str(row[0]), _binding(row[2], row[3])
 
 
 def logout(db: Database, user_id: str, token: str) -> bool:

@@ -214,12 +214,28 @@ CREATE TRIGGER app_seats_update AFTER UPDATE OF active, created_by_app ON users
         - (OLD.created_by_app IS NOT NULL AND OLD.active = 1) WHERE id = 1; END
 """
 
+# Version 5: a per-user sign-in epoch (host/server/auth.py `sign_in_binding`). Guards: a console
+# session outliving its user's loss of standing. It moves, in the same transaction as the change
+# and whatever route made it (REST, an operator's CLI, another host process), when the user loses
+# an admin-class role or is deactivated, and never moves back, so a session bound to it at
+# sign-in stays ended when the role or the active flag is given back, even if it made no request
+# in between. (A password change moves the password record itself, which the binding also holds.)
+_SCHEMA_V5 = """
+ALTER TABLE users ADD COLUMN sign_in_epoch INTEGER NOT NULL DEFAULT 0;
+CREATE TRIGGER sign_in_epoch_role_lost AFTER DELETE ON user_roles
+    WHEN OLD.role IN (SELECT name FROM roles WHERE privileged <> 0)
+    BEGIN UPDATE users SET sign_in_epoch = sign_in_epoch + 1 WHERE id = OLD.user_id; END;
+CREATE TRIGGER sign_in_epoch_deactivated AFTER UPDATE OF active ON users
+    WHEN OLD.active <> 0 AND NEW.active = 0
+    BEGIN UPDATE users SET sign_in_epoch = sign_in_epoch + 1 WHERE id = NEW.id; END
+"""
+
 # The server's own schema version (a table of its own: it predates the host's `schema_meta`).
 SERVER_VERSION_DDL = ("CREATE TABLE IF NOT EXISTS schema_version ("
                       "id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)")
 
 # Ordered migrations: index i takes the schema from version i to i + 1. Append, never edit.
-MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4)
+MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4, _SCHEMA_V5)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # Version 4 on PostgreSQL (docs/SCALE.md): the same seat counter, kept by one PL/pgSQL trigger
@@ -241,11 +257,32 @@ _SCHEMA_V4_PG = (
     " ON users FOR EACH ROW EXECUTE FUNCTION stockade_app_seats()",
 )
 
+# Version 5 on PostgreSQL: the same sign-in epoch, moved by PL/pgSQL triggers (a BEFORE trigger
+# sets the deactivated row's epoch itself; SQLite's triggers cannot change NEW).
+_SCHEMA_V5_PG = (
+    "ALTER TABLE users ADD COLUMN sign_in_epoch BIGINT NOT NULL DEFAULT 0",
+    "CREATE OR REPLACE FUNCTION stockade_sign_in_epoch_role_lost() RETURNS trigger"
+    " LANGUAGE plpgsql AS $$ BEGIN"
+    " IF EXISTS (SELECT 1 FROM roles WHERE name = OLD.role AND privileged <> 0) THEN"
+    " UPDATE users SET sign_in_epoch = sign_in_epoch + 1 WHERE id = OLD.user_id; END IF;"
+    " RETURN NULL; END $$",
+    "CREATE TRIGGER sign_in_epoch_role_lost AFTER DELETE ON user_roles"
+    " FOR EACH ROW EXECUTE FUNCTION stockade_sign_in_epoch_role_lost()",
+    "CREATE OR REPLACE FUNCTION stockade_sign_in_epoch_deactivated() RETURNS trigger"
+    " LANGUAGE plpgsql AS $$ BEGIN NEW.sign_in_epoch := OLD.sign_in_epoch + 1; RETURN NEW;"
+    " END $$",
+    "CREATE TRIGGER sign_in_epoch_deactivated BEFORE UPDATE OF active ON users FOR EACH ROW"
+    " WHEN (OLD.active <> 0 AND NEW.active = 0)"
+    " EXECUTE FUNCTION stockade_sign_in_epoch_deactivated()",
+)
+
 
 def migration_statements(version: int, dialect: str) -> list[str]:
     """The statements that take the schema from `version` to `version + 1` in `dialect`."""
     if dialect == "postgresql" and version == 3:
         return list(_SCHEMA_V4_PG)
+    if dialect == "postgresql" and version == 4:
+        return list(_SCHEMA_V5_PG)
     return _statements(MIGRATIONS[version])
 
 

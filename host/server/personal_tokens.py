@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import sqlite3
 
 from host.server import limits, users
 from host.server.db import Database
@@ -58,8 +59,18 @@ def verify(db: Database, user_id: str | None, token: str | None) -> str | None:
 def revoke_all(db: Database, user_id: str) -> int:
     """Remove every token of a user; returns how many."""
     with db.write() as c:
-        return int(c.execute("DELETE FROM personal_tokens WHERE user_id = ?",
-                             (user_id,)).rowcount)
+        return revoke_all_but(c, user_id, None)
+
+
+def revoke_all_but(conn: sqlite3.Connection, user_id: str, keep: str | None) -> int:
+    """Remove every token of a user but `keep` (a token in clear: the one making the request,
+    when there is one to keep), inside the caller's write transaction; returns how many."""
+    if keep is None:
+        cur = conn.execute("DELETE FROM personal_tokens WHERE user_id = ?", (user_id,))
+    else:
+        cur = conn.execute("DELETE FROM personal_tokens WHERE user_id = ? AND token_hash <> ?",
+                           (user_id, digest(keep)))
+    return int(cur.rowcount)
 
 
 class NotAServiceUser(ValueError):

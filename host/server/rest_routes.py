@@ -51,7 +51,8 @@ class Ctx:
     query: dict[str, str] = field(default_factory=dict)
     body: dict[str, Any] = field(default_factory=dict)
     path: dict[str, str] = field(default_factory=dict)
-    auth_token: str | None = None  # the request's X-Auth-Token (HTTP only), for `logout`
+    auth_token: str | None = None  # the request's X-Auth-Token (HTTP only): `logout`, and the
+    # one token a user's own password change keeps (`users_update`)
 
     def q(self, name: str) -> str | None:
         """An optional query parameter."""
@@ -218,7 +219,11 @@ def users_update(ctx: Ctx) -> dict[str, Any]:
     if "password" in data:
         if isinstance(ctx.principal, Caller):
             raise InvalidArgument("an app cannot set a user's password")
-        auth.set_password(ctx.server.db, uid, data["password"])
+        # Every token of the user goes with the old password; users changing their own keep
+        # the one making this request (`auth.store_hash`).
+        own = ctx.identity is not None and ctx.identity["id"] == uid
+        auth.set_password(ctx.server.db, uid, data["password"],
+                          keep_token=ctx.auth_token if own else None)
     if "customFields" in data:
         u = ctx.server.users_set_custom_fields(
             ctx.principal, uid, data["customFields"], op_id=_sub(ctx.op_id, "fields"))
