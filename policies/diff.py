@@ -2,8 +2,17 @@
 not), each narrowing (NEW takes something away) and each admin-class role NEW names (refused by
 the engine whatever the file says), as one Change with the file:line:column it comes from.
 
-Conservative: when a change cannot be judged (a different username pattern, a changed forbid),
-it is reported as a widening. `diff` keeps its old meaning (widenings only); `compare` is both.
+Permits are compared one by one, for each app and action: a NEW permit is covered only by an
+OLD permit at least as strict on every constraint together (roles with any_user, domains with
+allow_private, routes with rest_fields...), one entry of its user types, roles, domains or
+routes at a time, so that moving a setting from one permit to another is seen, and merging or
+splitting permits is not taken for a change. A missing list and an empty one differ where the
+engine reads them differently (rest_fields). The narrowings are the same comparison the other
+way round.
+
+Conservative: when a change cannot be judged (a different username pattern, a changed forbid, a
+NEW permit only the union of several OLD ones would cover), it is reported as a widening.
+`diff` keeps its old meaning (widenings only); `compare` is both.
 """
 from __future__ import annotations
 
@@ -11,7 +20,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from policies.names import endpoint_matches, is_admin_class, normalize_role
+from policies.engine import TARGET_USER_ACTIONS
+from policies.names import WEB_PORTS, is_admin_class, normalize_role
 from policies.policy import CompiledQuota, CompiledRule, Policy
 from policies.source import SourceFile
 
@@ -97,84 +107,291 @@ def _covering(pairs: Pairs, app: str, action: str) -> list[CompiledRule]:
     return pairs.get((app, action), []) + (pairs.get(("*", action), []) if app != "*" else [])
 
 
-def _union(rules: list[CompiledRule], dim: str) -> set[str]:
-    out: set[str] = set()
-    for r in rules:
-        v = getattr(r, dim)
-        if v:
-            out.update(str(x) for x in v)
-    return out
+# Each action's argument of which a request names exactly one value (one user type, one role,
+# one host:port, one route), and the permit list that allows it. A permit allows the union of
+# what it allows for each entry of that list, so permits are compared one entry at a time:
+# merging two permits into one, or splitting one, is no widening.
+_SLICED = {"users.create": "user_types", "roles.assign": "roles", "roles.remove": "roles",
+           "http.request": "domains", "rest.call": "rest_routes"}
+# The other lists a request must satisfy together with the rest of one permit (what the
+# engine's `_permit_failure` reads for the action). For these a missing list and an empty one
+# allow the same (nothing); rest_fields is apart (`_Comparer.joint_gaps`): absent refuses a
+# route with no bridge action, [] allows one that carries no body fields.
+_JOINT = {"users.create": ("roles", "field_keys"), "users.set_custom_fields": ("field_keys",),
+          "http.request": ("allow_private_hosts", "allow_private_ips")}
+# Permit comparisons one `compare` makes at most (one permit against one other of the same app
+# and action, weighed by the entries it reads). Guards: a hostile NEW file (thousands of
+# permits on one app and action) keeping a reviewer's `policy diff` busy for minutes. Past it,
+# a permit not yet shown covered is reported as a change that was not compared: never a
+# silent "nothing".
+MAX_COMPARISONS = 3_000_000
+# OLD permits searched for the nearest one to explain a change by (when none has the same id).
+# Guards: the explanation's cost; any permit gives a true explanation, the nearest a short one.
+_NEAREST = 32
 
 
-def _domain_covered(entry: str, others: set[str]) -> bool:
-    """Is a concrete `host:port` entry already reached by one of `others` (e.g. `host:*`)?"""
+@dataclass(frozen=True)
+class _Gap:
+    """One way a permit allows more than another: `dim` (a CompiledRule list) adds `values`;
+    or "any_user" turned on, "username_pattern" other or gone, "rest_fields_set" (a list where
+    the other permit has none at all)."""
+
+    dim: str
+    values: tuple[str, ...] = ()
+
+
+# One permit the other side does not cover: its gaps against the nearest permit there (None
+# when the bound ran out before it was compared) and whether some gap is only in the
+# combination (each setting is in some permit there, never all of them in one).
+_Outcome = tuple[CompiledRule, list[_Gap] | None, bool]
+
+
+def _pattern(r: CompiledRule) -> str | None:
+    return r.pattern.pattern if r.pattern else None
+
+
+def _allows_nothing(r: CompiledRule, action: str) -> bool:
+    """A permit the engine never lets through for `action` (its required list missing or
+    empty, or a username pattern that does not compile): it covers nothing."""
+    dim = _SLICED.get(action)
+    if dim is not None and not getattr(r, dim):
+        return True
+    return action == "users.create" and r.pattern_invalid
+
+
+def _within(entry: str, reach: frozenset[Any]) -> bool:
+    """Does one entry of `reach` reach every host:port the `domains` entry reaches (in a
+    permit: no port = the web ports, `:*` = every port, `*.s` = sub-domains of s)? A union of
+    entries (`:80` and `:443` for a portless one) is not looked for: that case is reported."""
+    if entry in reach:
+        return True
     host, _, port = entry.partition(":")
-    if host.startswith("*") or not port.isdigit():
-        return False
-    return any(endpoint_matches(host, int(port), o, portless_is_any=False) for o in others)
+    labels = (host[2:] if host.startswith("*.") else host).split(".")
+    hosts = [host] + ["*." + ".".join(labels[i:]) for i in range(1, len(labels))]
+    if port == "*":
+        ports = ["*"]
+    elif not port:
+        ports = ["", "*"]
+    else:
+        ports = [port, "*"] + ([""] if int(port) in WEB_PORTS else [])
+    return any((h if not p else f"{h}:{p}") in reach for h in hosts for p in ports)
 
 
-def _added(dim: str, new: set[str], old: set[str]) -> list[str]:
-    extra = new - old
-    if dim == "domains":
-        extra = {d for d in extra if not _domain_covered(d, old)}
-    return sorted(extra)
+def _reached(action: str, value: str, reach: frozenset[Any]) -> bool:
+    return _within(value, reach) if action == "http.request" else value in reach
 
 
-def _entry_rule(rules: list[CompiledRule], dim: str, value: str) -> CompiledRule:
-    return next((r for r in rules if value in {str(x) for x in getattr(r, dim) or ()}), rules[0])
+def _say(g: _Gap, way: Direction) -> str:
+    wide = way == "widens"
+    if g.dim == "any_user":
+        return "any_user turned on" if wide else "any_user turned off"
+    if g.dim == "username_pattern":
+        return (f"username_pattern changed to {list(g.values)}" if wide
+                else f"username_pattern changed (was {list(g.values)})")
+    if g.dim == "rest_fields_set":
+        return (f"rest_fields set to {list(g.values)} (was absent: a route with no bridge "
+                "action was refused)" if wide else f"rest_fields removed (was "
+                f"{list(g.values)}): a route with no bridge action is refused")
+    return f"{g.dim} {'adds' if wide else 'drops'} {list(g.values)}"
+
+
+def _context(n: CompiledRule, action: str, gaps: list[_Gap]) -> str:
+    """The settings of `n` that open what its gaps add (any_user, allow_private, rest_fields)."""
+    dims = {g.dim for g in gaps}
+    out = []
+    if action in TARGET_USER_ACTIONS and n.any_user and "any_user" not in dims:
+        out.append("any_user = true")
+    private = sorted(n.allow_private_hosts) + sorted(map(str, n.allow_private_ips))
+    if action == "http.request" and private and not dims & set(_JOINT[action]):
+        out.append(f"allow_private = {private}")
+    if action == "rest.call" and n.rest_fields is not None and not dims & {
+            "rest_fields", "rest_fields_set"}:
+        out.append(f"rest_fields = {sorted(n.rest_fields)}")
+    return f": {'; '.join(out)}" if out else ""
+
+
+class _Comparer:
+    """Permits compared one by one for one `compare`: each rule's sets built once, the outcome
+    of one list of permits against another reused for every app that has the same lists, and
+    the work bounded (MAX_COMPARISONS)."""
+
+    def __init__(self) -> None:
+        self.left = MAX_COMPARISONS
+        self._sets: dict[tuple[int, str], frozenset[Any]] = {}
+        self._done: dict[tuple[Any, ...], list[_Outcome]] = {}
+
+    def entries(self, r: CompiledRule, dim: str) -> frozenset[Any]:
+        key = (id(r), dim)  # rules live as long as the policies being compared
+        got = self._sets.get(key)
+        if got is None:
+            got = self._sets[key] = frozenset(getattr(r, dim) or ())
+        return got
+
+    def joint_gaps(self, o: CompiledRule, n: CompiledRule, action: str) -> list[_Gap]:
+        """How permit `n` allows more than permit `o` for `action`, in every constraint but
+        its sliced list (none: `o` is at least as strict on all of them together)."""
+        gaps = []
+        for dim in _JOINT.get(action, ()):
+            extra = self.entries(n, dim) - self.entries(o, dim)
+            if extra:
+                gaps.append(_Gap(dim, tuple(sorted(map(str, extra)))))
+        if action == "users.create" and (
+                o.pattern_invalid or (o.pattern is not None and _pattern(o) != _pattern(n))):
+            gaps.append(_Gap("username_pattern", (str(_pattern(n)),)))
+        if action == "rest.call" and n.rest_fields is not None:
+            if o.rest_fields is None:
+                gaps.append(_Gap("rest_fields_set", tuple(sorted(n.rest_fields))))
+            elif n.rest_fields - o.rest_fields:
+                gaps.append(_Gap("rest_fields", tuple(sorted(n.rest_fields - o.rest_fields))))
+        if action in TARGET_USER_ACTIONS and n.any_user and not o.any_user:
+            gaps.append(_Gap("any_user"))
+        return gaps
+
+    def joint_covers(self, o: CompiledRule, n: CompiledRule, action: str) -> bool:
+        """`joint_gaps(o, n, action)` is empty, without building it (the search's hot path)."""
+        if _allows_nothing(o, action):
+            return False
+        for dim in _JOINT.get(action, ()):
+            if not self.entries(n, dim) <= self.entries(o, dim):
+                return False
+        if action == "users.create" and o.pattern is not None and _pattern(o) != _pattern(n):
+            return False
+        if action == "rest.call" and n.rest_fields is not None and (
+                o.rest_fields is None or not n.rest_fields <= o.rest_fields):
+            return False
+        return not (action in TARGET_USER_ACTIONS and n.any_user and not o.any_user)
+
+    def outcome(self, action: str, mine: list[CompiledRule], theirs: list[CompiledRule]
+                ) -> list[_Outcome]:
+        """Each permit of `mine` that allows something no one permit of `theirs` allows."""
+        key = (action, tuple(map(id, mine)), tuple(map(id, theirs)))
+        found = self._done.get(key)
+        if found is None:
+            found = self._done[key] = self._outcome(action, mine, theirs)
+        return found
+
+    def _outcome(self, action: str, mine: list[CompiledRule], theirs: list[CompiledRule]
+                 ) -> list[_Outcome]:
+        live = [o for o in theirs if not _allows_nothing(o, action)]
+        twins: dict[str, CompiledRule] = {}
+        for o in theirs:
+            twins.setdefault(o.id, o)
+        out: list[_Outcome] = []
+        pooled: dict[str, frozenset[str]] = {}  # each list of `theirs`, all entries together
+        for n in mine:
+            if _allows_nothing(n, action):
+                continue
+            twin = twins.get(n.id)
+            if twin is not None and self._missing(action, n, [twin]) == []:
+                continue  # the same rule, no wider: the common case, without a search
+            missing = self._missing(action, n, live)
+            if missing is None:
+                out.append((n, None, False))
+            elif missing:
+                gaps = self._explain(action, n, missing, theirs, twin)
+                out.append((n, gaps, any(self._seen_apart(action, g, theirs, pooled)
+                                          for g in gaps)))
+        return out
+
+    def _missing(self, action: str, n: CompiledRule, live: list[CompiledRule]
+                 ) -> list[str] | None:
+        """The entries of `n`'s sliced list that no permit of `live` covers together with the
+        rest of `n` ([""] for an action without one, when none covers `n`); None when the
+        bound ran out first."""
+        weight = 1 + sum(len(self.entries(n, d)) for d in _JOINT.get(action, ()))
+        joint = []
+        for o in live:
+            self.left -= weight
+            if self.left < 0:
+                return None
+            if self.joint_covers(o, n, action):
+                joint.append(o)
+        dim = _SLICED.get(action)
+        if dim is None:
+            return [] if joint else [""]
+        sets = [self.entries(o, dim) for o in joint]
+        self.left -= sum(map(len, sets))
+        reach = frozenset().union(*sets)
+        return sorted(v for v in map(str, self.entries(n, dim)) if not _reached(action, v, reach))
+
+    def _explain(self, action: str, n: CompiledRule, missing: list[str],
+                 theirs: list[CompiledRule], twin: CompiledRule | None) -> list[_Gap]:
+        """What `n` allows beyond the nearest permit of `theirs` (the one of the same id, else
+        the one with the fewest gaps): never empty, for what `_missing` found."""
+        pool = [twin] if twin is not None else theirs[:_NEAREST]
+        o = min(pool, key=lambda o: (len(self.joint_gaps(o, n, action)), o.id))
+        gaps: list[_Gap] = []
+        dim = _SLICED.get(action)
+        if dim is not None:
+            reach = frozenset() if _allows_nothing(o, action) else self.entries(o, dim)
+            outside = tuple(v for v in missing if not _reached(action, v, reach))
+            if outside:
+                gaps.append(_Gap(dim, outside))
+        return gaps + self.joint_gaps(o, n, action)
+
+    def _seen_apart(self, action: str, g: _Gap, theirs: list[CompiledRule],
+                    pooled: dict[str, frozenset[str]]) -> bool:
+        """Does some permit of `theirs` already have what `g` adds (so the gap is only in the
+        combination, which comparing each setting apart would miss)?"""
+        if g.dim == "any_user":
+            return any(o.any_user for o in theirs)
+        if g.dim == "username_pattern":
+            return g.values[0] in {str(_pattern(o)) for o in theirs}
+        if g.dim == "rest_fields_set":
+            return any(o.rest_fields is not None for o in theirs)
+        reach = pooled.get(g.dim)
+        if reach is None:
+            reach = pooled[g.dim] = frozenset(
+                str(x) for o in theirs for x in self.entries(o, g.dim))
+        return all(_reached(action, v, reach) if g.dim == _SLICED.get(action) else v in reach
+                   for v in g.values)
+
+    def changes(self, app: str, action: str, mine: list[CompiledRule],
+                theirs: list[CompiledRule], way: Direction, places: Places) -> list[Change]:
+        """One change per permit of `mine` no permit of `theirs` covers (`theirs` not empty),
+        located at what the permit adds, in its own file."""
+        out: list[Change] = []
+        kind = "constraint-widened" if way == "widens" else "constraint-narrowed"
+        other = "OLD" if way == "widens" else "NEW"
+        for n, gaps, apart in self.outcome(action, mine, theirs):
+            if gaps is None:
+                out.append(Change(kind, app, action, f"rule {n.id} was not compared with every "
+                                  f"{other} permit (the diff's bound of {MAX_COMPARISONS:,} "
+                                  f"comparisons ran out): counted as a change", way,
+                                  places.of("rule", n.id)))
+                continue
+            text = "; ".join(_say(g, way) for g in gaps)
+            if apart:
+                text += (f" ({'OLD allowed' if way == 'widens' else 'NEW allows'} that only in "
+                         f"other permits, never together with the rest of rule "
+                         f"{n.id}{_context(n, action, gaps)})")
+            first = gaps[0]
+            key = _DIMS.get(first.dim, first.dim)
+            key = {"rest_fields_set": "rest_fields"}.get(key, key)
+            entry = first.values[0] if first.dim in _DIMS and first.values else None
+            out.append(Change(kind, app, action, text, way,
+                              places.of("rule", n.id, "when", key, entry=entry)))
+        return out
 
 
 def _pair_changes(op: Pairs, np: Pairs, places: tuple[Places, Places]) -> list[Change]:
     out: list[Change] = []
-    for app, action in sorted(np):
-        nrules, orules = _covering(np, app, action), _covering(op, app, action)
-        if not orules:
-            ids = ", ".join(sorted({r.id for r in nrules}))
+    cmp = _Comparer()
+    for app, action in sorted(set(op) | set(np)):
+        nrules, orules = np.get((app, action), []), op.get((app, action), [])
+        ncover, ocover = _covering(np, app, action), _covering(op, app, action)
+        if nrules and not ocover:
+            ids = ", ".join(sorted({r.id for r in ncover}))
             out.append(Change("permit-added", app, action, f"newly permitted by {ids}",
                               "widens", places[1].of("rule", nrules[0].id, "actions")))
-            continue
-        out.extend(_dim_changes(app, action, orules, nrules, places))
-    for app, action in sorted(op):
-        if not _covering(np, app, action):
-            orules = _covering(op, app, action)
-            ids = ", ".join(sorted({r.id for r in orules}))
+        elif nrules:
+            out.extend(cmp.changes(app, action, nrules, ocover, "widens", places[1]))
+        if orules and not ncover:
+            ids = ", ".join(sorted({r.id for r in ocover}))
             out.append(Change("permit-removed", app, action, f"no longer permitted (was {ids})",
                               "narrows", places[0].of("rule", orules[0].id, "actions")))
-    return out
-
-
-def _dim_changes(app: str, action: str, orules: list[CompiledRule], nrules: list[CompiledRule],
-                 places: tuple[Places, Places]) -> list[Change]:
-    out: list[Change] = []
-    for dim, key in _DIMS.items():
-        new, old = _union(nrules, dim), _union(orules, dim)
-        sides: tuple[tuple[list[str], list[CompiledRule], Direction, Places], ...] = (
-            (_added(dim, new, old), nrules, "widens", places[1]),
-            (_added(dim, old, new), orules, "narrows", places[0]),
-        )
-        for values, rules, way, pl in sides:
-            if values:
-                r = _entry_rule(rules, dim, values[0])
-                kind, verb = (("constraint-widened", "adds") if way == "widens"
-                              else ("constraint-narrowed", "drops"))
-                out.append(Change(kind, app, action, f"{dim} {verb} {values}", way,
-                                  pl.of("rule", r.id, "when", key, entry=values[0])))
-    n_any = [r for r in nrules if r.any_user]
-    o_any = [r for r in orules if r.any_user]
-    if n_any and not o_any:
-        out.append(Change("constraint-widened", app, action, "any_user turned on", "widens",
-                          places[1].of("rule", n_any[0].id, "when", "any_user")))
-    elif o_any and not n_any:
-        out.append(Change("constraint-narrowed", app, action, "any_user turned off", "narrows",
-                          places[0].of("rule", o_any[0].id, "when", "any_user")))
-    npat = {r.pattern.pattern if r.pattern else None for r in nrules}
-    opat = {r.pattern.pattern if r.pattern else None for r in orules}
-    if npat - opat:
-        r = next(r for r in nrules if (r.pattern.pattern if r.pattern else None) in npat - opat)
-        out.append(Change("constraint-widened", app, action,
-                          f"username_pattern changed to {sorted(map(str, npat - opat))}",
-                          "widens", places[1].of("rule", r.id, "when", "username_pattern")))
+        elif orules:
+            out.extend(cmp.changes(app, action, orules, ncover, "narrows", places[0]))
     return out
 
 

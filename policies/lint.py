@@ -6,10 +6,11 @@ names, wildcards, missing quotas, admin-class roles, risky patterns, rules that 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from policies.findings import Finding, Severity, finding
-from policies.model import PolicyFile, Rule
+from policies.locate import _AOT, _KEY, _MAX_ARRAY_LINES, _TABLE, Pos
+from policies.model import PolicyFile, Quota, Rule
 from policies.names import (
     is_admin_class,
     normalize_domain_pattern,
@@ -30,6 +31,8 @@ from policies.vocabulary import ACTIONS, PERMISSIONS, ROLE_AMOUNTS_TO
 # store can keep is still almost surely a typo (a warning). Guards: a "cap" that is no cap.
 ABSURD_SEATS = 1_000_000
 LOW_RISK = frozenset(p.name for p in PERMISSIONS.values() if p.risk == "low")
+KNOWN_NAMES = (*ACTIONS, *PERMISSIONS)
+KNOWN_ACTIONS = tuple(ACTIONS)
 
 # Which actions each `when` key concerns (for STK026 and the engine's matching).
 CONCERNS: dict[str, frozenset[str]] = {
@@ -59,8 +62,21 @@ REQUIRED_LIST: dict[str, str] = {
     "rest.call": "rest_routes",
 }
 FORBID_MEANINGLESS = ("any_user", "allow_private")
+# Lists a forbid matches a request by (the engine's `_forbid_applies`): empty, the forbid
+# matches no request of the actions the list concerns, so it forbids none of them (STK037).
+FORBID_LISTS = ("user_types", "roles", "custom_field_keys", "domains", "rest_routes")
 # Write actions that change who can do what: a permit without a quota is flagged (STK033).
 PRIVILEGE_ACTIONS = frozenset({"roles.assign", "users.deactivate"})
+
+
+# Unknown names one lint run suggests a near miss for (STK010's "did you mean"). Guards: each
+# suggestion compares the name with every known one (about a millisecond); a file listing
+# thousands of made-up names took seconds per thousand. Past it the finding has no suggestion.
+MAX_SUGGESTIONS = 100
+# Text `EntryPlaces` may scan for entries with a quote in them (others need no scan), per
+# character of the file. Guards: one scan per such entry (DESIGN rule 13); past it, such an
+# entry is located at its key.
+SLOW_ENTRY_SCAN_PER_CHAR = 4
 
 
 def did_you_mean(name: str, known: Sequence[str]) -> str:
@@ -69,7 +85,96 @@ def did_you_mean(name: str, known: Sequence[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-def _rule_findings(src: SourceFile, i: int, rule: Rule) -> list[Finding]:
+class _Run:
+    """What one lint run works out once for all its files: each unknown name's suggestion (at
+    most MAX_SUGGESTIONS of them) and each username pattern's verdict (a compile that fails
+    costs RE2 milliseconds, and nothing of it is kept: a file repeating one such pattern
+    thousands of times took seconds)."""
+
+    def __init__(self) -> None:
+        self._hints: dict[tuple[str, tuple[str, ...]], str] = {}
+        self._patterns: dict[str, str | None] = {}
+
+    def hint(self, name: str, known: tuple[str, ...]) -> str:
+        key = (name, known)
+        got = self._hints.get(key)
+        if got is None:
+            got = did_you_mean(name, known) if len(self._hints) < MAX_SUGGESTIONS else ""
+            self._hints[key] = got
+        return got
+
+    def pattern_error(self, text: str) -> str | None:
+        if text not in self._patterns:
+            try:
+                compile_pattern(text)
+                self._patterns[text] = None
+            except PatternError as exc:
+                self._patterns[text] = str(exc)
+        return self._patterns[text]
+
+
+class EntryPlaces:
+    """`Locator.entry` for every entry a lint run locates in one file, with the same answers.
+
+    The locator scans an array's text once per entry it is asked about: a file whose one long
+    line held thousands of bad entries took that scan thousands of times (quadratic, DESIGN
+    rule 13). Here each array is scanned once, into the first position of every text between
+    two quotes of the same kind: for an entry with no quote character in it that is exactly
+    where the locator's search for `"entry"` or `'entry'` stops. An entry with a quote in it
+    (rare, and never a valid name) is left to the locator, within a budget of text scanned
+    (SLOW_ENTRY_SCAN_PER_CHAR); past it, it is located at its key. It reads the locator's own
+    line patterns and array reach, so it scans exactly the lines the locator would."""
+
+    def __init__(self, src: SourceFile) -> None:
+        self._loc = src.locator
+        self._lines = src.text.splitlines()
+        self._arrays: dict[tuple[str | int, ...], tuple[dict[str, Pos], int]] = {}
+        self._slow_left = SLOW_ENTRY_SCAN_PER_CHAR * (len(src.text) + 1024)
+
+    def entry(self, path: tuple[str | int, ...], value: str) -> Pos:
+        found = self._arrays.get(path)
+        if found is None:
+            found = self._arrays[path] = self._scan(path)
+        index, span = found
+        if '"' not in value and "'" not in value:
+            return index.get(value) or self._loc.pos(path)
+        self._slow_left -= span
+        if self._slow_left < 0:
+            return self._loc.pos(path)
+        return self._loc.entry(path, value)
+
+    def _scan(self, path: tuple[str | int, ...]) -> tuple[dict[str, Pos], int]:
+        """Each text between two quotes of one kind in the array at `path` (the lines
+        `Locator.entry` searches), at its first position; and the characters of those lines."""
+        at = self._loc.pos(path)
+        index: dict[str, Pos] = {}
+        span = 0
+        if not at[0]:
+            return index, span
+        for lineno in range(at[0], min(at[0] + _MAX_ARRAY_LINES, len(self._lines) + 1)):
+            text = self._lines[lineno - 1]
+            if lineno > at[0] and (_KEY.match(text) or _TABLE.match(text) or _AOT.match(text)):
+                break
+            span += len(text) + 1
+            start = text.find("=") + 1 if lineno == at[0] else 0
+            here: dict[str, int] = {}
+            for q in ('"', "'"):
+                i = text.find(q, start)
+                while i >= 0:
+                    j = text.find(q, i + 1)
+                    if j < 0:
+                        break
+                    between = text[i + 1:j]
+                    if here.get(between, j) > i:
+                        here[between] = i
+                    i = j
+            for between, col in here.items():
+                index.setdefault(between, (lineno, col + 1))
+        return index, span
+
+
+def _rule_findings(src: SourceFile, i: int, rule: Rule, places: EntryPlaces,
+                   run: _Run) -> list[Finding]:
     name, loc = src.name, src.locator
     out: list[Finding] = []
 
@@ -77,13 +182,13 @@ def _rule_findings(src: SourceFile, i: int, rule: Rule) -> list[Finding]:
         return loc.pos(("rule", i, *path))
 
     def item(value: str, *path: str | int) -> tuple[int, int]:
-        return loc.entry(("rule", i, *path), value)
+        return places.entry(("rule", i, *path), value)
 
     for n in rule.actions:
         if n != "*" and n not in ACTIONS and n not in PERMISSIONS:
             out.append(finding("STK010", name, item(n, "actions"),
                                f"rule {rule.id}: unknown action "
-                               f"or permission {n!r}{did_you_mean(n, [*ACTIONS, *PERMISSIONS])}"))
+                               f"or permission {n!r}{run.hint(n, KNOWN_NAMES)}"))
     actions = expand_actions(rule.actions)
     if "*" in rule.actions:
         out.append(finding("STK015", name, at("actions"), f"rule {rule.id}: actions = \"*\" "
@@ -106,6 +211,12 @@ def _rule_findings(src: SourceFile, i: int, rule: Rule) -> list[Finding]:
         if rule.effect == "forbid" and k in FORBID_MEANINGLESS:
             out.append(finding("STK031", name, at("when", k), f"rule {rule.id}: {k} means "
                                "nothing in a forbid and is ignored"))
+        if rule.effect == "forbid" and k in FORBID_LISTS and getattr(w, k) == [] and (
+                spared := sorted(CONCERNS[k] & actions)):
+            out.append(finding("STK037", name, at("when", k), f"rule {rule.id}: {k} = [] "
+                               f"matches no request, so this forbid forbids no "
+                               f"{', '.join(spared)} at all; leave {k} out to forbid every "
+                               "one, or list what to forbid"))
     if rule.effect == "permit":
         for a in sorted(actions):
             need = REQUIRED_LIST.get(a)
@@ -175,23 +286,23 @@ def _rule_findings(src: SourceFile, i: int, rule: Rule) -> list[Finding]:
                                f"rule {rule.id}: "
                                f"host {entry!r} may reach private addresses"))
     if w.username_pattern is not None:
-        try:
-            compile_pattern(w.username_pattern)
-        except PatternError as exc:
+        problem = run.pattern_error(w.username_pattern)
+        if problem is not None:
             out.append(finding("STK022", name, at("when", "username_pattern"),
-                               f"rule {rule.id}: {exc}"))
+                               f"rule {rule.id}: {problem}"))
     return out
 
 
-def _file_findings(src: SourceFile, pf: PolicyFile) -> list[Finding]:
+def _file_findings(src: SourceFile, pf: PolicyFile, run: _Run) -> list[Finding]:
     out: list[Finding] = []
+    places = EntryPlaces(src)
     for i, rule in enumerate(pf.rule):
-        out.extend(_rule_findings(src, i, rule))
+        out.extend(_rule_findings(src, i, rule, places, run))
     for i, q in enumerate(pf.quota):
         if q.action != "*" and q.action not in ACTIONS:
             out.append(finding("STK010", src.name, src.locator.pos(("quota", i, "action")),
                                f"quota {q.id}: unknown action {q.action!r}"
-                               f"{did_you_mean(q.action, list(ACTIONS))} (use an action name "
+                               f"{run.hint(q.action, KNOWN_ACTIONS)} (use an action name "
                                "or \"*\")"))
         if q.limit <= 0:
             out.append(finding("STK017", src.name, src.locator.pos(("quota", i, "limit")),
@@ -222,8 +333,84 @@ def _file_findings(src: SourceFile, pf: PolicyFile) -> list[Finding]:
     return out
 
 
-def _covers(apps: Sequence[str], app: str) -> bool:
-    return "*" in apps or app in apps
+# Steps `_QuotaCover` may take, per app entry of the set's rules and quotas (plus a floor).
+# Guards: whether one quota names every app of a permit is a search no index makes linear in
+# the worst case, and the host lints every reload (DESIGN rule 13). Ordinary files take a few
+# steps per permit; past the budget a permit counts as having no quota (STK013/STK033 report
+# it, and say the search was cut short): a hostile file is refused, never waved through.
+QUOTA_SEARCH_STEPS_PER_ENTRY = 16
+QUOTA_SEARCH_FLOOR = 100_000
+
+
+class _QuotaCover:
+    """Is there one quota (limit > 0) on an action, or on every action, whose apps include
+    every app a permit names (or that applies to every app)? Quotas are indexed by the apps
+    they name; a permit is checked against the quotas naming its rarest app, each by one set
+    inclusion, and the answer for one list of apps is kept."""
+
+    def __init__(self, quotas: Sequence[Quota], entries: int) -> None:
+        self._left = QUOTA_SEARCH_FLOOR + QUOTA_SEARCH_STEPS_PER_ENTRY * entries
+        self._wild: set[str] = set()  # actions (or "*") with a quota on every app
+        self._apps: list[frozenset[str]] = []
+        self._naming: dict[tuple[str, str], list[int]] = {}  # (action, app) -> quotas
+        for q in quotas:
+            if q.limit <= 0:
+                continue
+            if "*" in q.apps:
+                self._wild.add(q.action)
+                continue
+            self._apps.append(frozenset(q.apps))
+            for a in self._apps[-1]:
+                self._naming.setdefault((q.action, a), []).append(len(self._apps) - 1)
+        self._known: dict[tuple[frozenset[str], str], str] = {}
+
+    def missing(self, apps: Sequence[str], action: str) -> str | None:
+        """None when a quota covers the permit's apps; else "" (none does) or, when the search
+        was cut short, a note saying so for the finding."""
+        if action in self._wild or "*" in self._wild:
+            return None
+        if "*" in apps:
+            return ""  # only a quota on every app covers every app
+        key = (frozenset(apps), action)
+        got = self._known.get(key)
+        if got is None:
+            got = self._search(key[0], action)
+            if got != "found":
+                other = self._search(key[0], "*")
+                got = other if other == "found" or got == "none" else got
+            self._known[key] = got
+        return None if got == "found" else (
+            " (the search for one was cut short: too many quotas and apps to compare)"
+            if got == "cut" else "")
+
+    def _search(self, apps: frozenset[str], action: str) -> str:
+        """"found", "none", or "cut" when the budget ran out first."""
+        rarest = min((self._naming.get((action, a), []) for a in apps), key=len)
+        for k in rarest:
+            self._left -= len(apps)
+            if self._left < 0:
+                return "cut"
+            if apps <= self._apps[k]:
+                return "found"
+        return "none"
+
+
+def _permitted(rules: Sequence[tuple[SourceFile, int, Rule]]) -> dict[str, set[str]]:
+    """Action -> every app some permit lets do it ("*" among them when a permit names every
+    app): what STK016, STK024 and STK036 ask, each in one lookup."""
+    out: dict[str, set[str]] = {}
+    for _, _, r in rules:
+        if r.effect == "permit":
+            for a in expand_actions(r.actions):
+                out.setdefault(a, set()).update(r.apps)
+    return out
+
+
+def _meets(apps: set[str], permitted: set[str] | None) -> bool:
+    """Does a permit of the action apply to one of `apps` (or do either name every app)?"""
+    if not permitted:
+        return False
+    return "*" in apps or "*" in permitted or not permitted.isdisjoint(apps)
 
 
 def _set_findings(sources: Sequence[SourceFile]) -> list[Finding]:
@@ -242,50 +429,32 @@ def _set_findings(sources: Sequence[SourceFile]) -> list[Finding]:
             out.append(finding("STK012", s.name, s.locator.pos(("quota", i, "id")),
                                f"quota id {q.id!r} already used in {qseen[q.id]}"))
         qseen.setdefault(q.id, s.name)
-    permits = [(r.apps, expand_actions(r.actions)) for _, _, r in rules if r.effect == "permit"]
-
-    def quota_for(app_list: Sequence[str], action: str) -> bool:
-        for _, _, q in quotas:
-            if q.action not in (action, "*") or q.limit <= 0:
-                continue
-            if "*" in q.apps or all(a in q.apps for a in app_list if a != "*"):
-                if "*" in app_list and "*" not in q.apps:
-                    continue
-                return True
-        return False
-
+    permitted = _permitted(rules)
+    entries = sum(len(r.apps) for _, _, r in rules) + sum(len(q.apps) for _, _, q in quotas)
+    cover = _QuotaCover([q for _, _, q in quotas], entries)
     for s, i, r in rules:
         if r.effect != "permit":
             continue
         acts = expand_actions(r.actions)
-        if "users.create" in acts and not quota_for(r.apps, "users.create"):
+        if "users.create" in acts and (note := cover.missing(r.apps, "users.create")) is not None:
             out.append(finding("STK013", s.name, s.locator.pos(("rule", i, "actions")),
                                f"rule {r.id}: permits users.create (billed seats) with no quota "
-                               "covering every app it names"))
+                               f"covering every app it names{note}"))
         for a in sorted(acts & PRIVILEGE_ACTIONS):
-            if not quota_for(r.apps, a):
+            if (note := cover.missing(r.apps, a)) is not None:
                 out.append(finding("STK033", s.name, s.locator.pos(("rule", i, "actions")),
-                                   f"rule {r.id}: permits {a} with no quota"))
-    out.extend(_role_power_findings(rules, permits))
+                                   f"rule {r.id}: permits {a} with no quota{note}"))
+    out.extend(_role_power_findings(rules, permitted))
     for s, i, r in rules:
         if r.effect != "forbid":
             continue
-        acts = expand_actions(r.actions)
-        shadows = any(
-            acts & pacts and ("*" in r.apps or "*" in papps or set(r.apps) & set(papps))
-            for papps, pacts in permits
-        )
-        if not shadows:
+        apps = set(r.apps)
+        if not any(_meets(apps, permitted.get(a)) for a in expand_actions(r.actions)):
             out.append(finding("STK024", s.name, s.locator.pos(("rule", i)),
                                f"forbid {r.id} matches no permit (it changes nothing today)",
                                severity="suggestion"))
     for s, i, q in quotas:
-        if q.action == "*":
-            continue
-        if not any(
-            q.action in pacts and ("*" in q.apps or "*" in papps or set(q.apps) & set(papps))
-            for papps, pacts in permits
-        ):
+        if q.action != "*" and not _meets(set(q.apps), permitted.get(q.action)):
             out.append(finding("STK016", s.name, s.locator.pos(("quota", i, "action")),
                                f"quota {q.id}: no rule permits {q.action} for these apps"))
     keys: dict[tuple[str, str, str], str] = {}
@@ -313,8 +482,7 @@ def _set_findings(sources: Sequence[SourceFile]) -> list[Finding]:
 
 
 def _role_power_findings(rules: Sequence[tuple[SourceFile, int, Rule]],
-                         permits: Sequence[tuple[Sequence[str], frozenset[str]]]
-                         ) -> list[Finding]:
+                         permitted: Mapping[str, set[str]]) -> list[Finding]:
     """STK036: a permit lists a role that is a power of its own (`ROLE_AMOUNTS_TO`) for an app
     no permit lets do what that role amounts to: the engine refuses the role every time."""
     out: list[Finding] = []
@@ -322,15 +490,17 @@ def _role_power_findings(rules: Sequence[tuple[SourceFile, int, Rule]],
         if r.effect != "permit" or not r.when.roles:
             continue
         acts = expand_actions(r.actions)
-        for role in r.when.roles:
+        for role in dict.fromkeys(r.when.roles):  # a role listed twice is one finding
             powers = ROLE_AMOUNTS_TO.get(role)
             if powers is None:
                 continue
             needed = ({powers[0]} if acts & {"roles.assign", "users.create"} else set()) | (
                 {powers[1]} if "roles.remove" in acts else set())
             for action in sorted(needed):
-                missing = [a for a in r.apps if not any(
-                    action in pacts and ("*" in papps or a in papps) for papps, pacts in permits)]
+                allowed = permitted.get(action, set())
+                if "*" in allowed:
+                    continue
+                missing = [a for a in r.apps if a not in allowed]
                 if missing:
                     out.append(finding(
                         "STK036", s.name, s.locator.pos(("rule", i, "when", "roles")),
@@ -343,8 +513,9 @@ def _role_power_findings(rules: Sequence[tuple[SourceFile, int, Rule]],
 def lint_set(sources: Sequence[SourceFile]) -> list[Finding]:
     """All semantic findings for a set of parsed files (loaded together as one policy)."""
     out: list[Finding] = []
+    run = _Run()
     for s in sources:
         if s.model is not None:
-            out.extend(_file_findings(s, s.model))
+            out.extend(_file_findings(s, s.model, run))
     out.extend(_set_findings(sources))
     return out
