@@ -14,7 +14,7 @@ from host.cli.output import EXIT_NEGATIVE, EXIT_USAGE, emit_json, err_console, f
 from host.clock import Clock, SystemClock
 from host.home import Home
 from host.server.embedded import EmbeddedServer
-from host.server.listen import tcp_listener
+from host.server.listen import http_config, tcp_listener
 from host.server.personal_tokens import NotAServiceUser, ensure_service_user
 from host.server.shapes import User
 
@@ -237,7 +237,7 @@ def serve(
             serve_front(home, sock, app_host, enforced)
         else:
             console = Mount("/console", create_console(home, server, enforced))
-            serve_until_lease_lost(uvicorn.Server(uvicorn.Config(
+            serve_until_lease_lost(uvicorn.Server(http_config(
                 create_app(server, mounts=[console]), host=host, port=port, log_level="warning",
                 lifespan="off",
             )), app_host, sock)

@@ -24,6 +24,7 @@ def serve_remote(home: Home, bind: str, sock: socket.socket, url: str | None,
     from host.console.operators import WorkspaceOperators
     from host.runtime import Host
     from host.server.errors import ServerError
+    from host.server.listen import http_config
     from host.server.remote.config import ConfigError, load, open_remote
     from host.server.remote.receiver import PATH, WebhookReceiver
     from host.supervise.child import LayerMissing
@@ -62,7 +63,8 @@ def serve_remote(home: Home, bind: str, sock: socket.socket, url: str | None,
     err_console.print(f"console: http://{bind}:{port}/console/ (the workspace's admins sign "
                       "in with their Rocket.Chat password)", highlight=False)
     try:
-        serve_until_lease_lost(uvicorn.Server(uvicorn.Config(
+        # The header block capped in size and time, as on every listener (host/server/listen.py).
+        serve_until_lease_lost(uvicorn.Server(http_config(
             receiver.app([console]), log_level="warning", lifespan="off")), app_host, sock)
     finally:
         sock.close()

@@ -137,6 +137,7 @@ def main(argv: list[str], mounts: Mounts | None = None) -> int:
     from host.clock import SystemClock
     from host.home import Home
     from host.server.embedded import EmbeddedServer
+    from host.server.listen import http_config
     from host.server.rest import create_app
 
     home = Home(Path(hello["root"]), hello.get("store_url"))
@@ -146,8 +147,9 @@ def main(argv: list[str], mounts: Mounts | None = None) -> int:
         server.set_pre_send_hook(calls.pre_send)
     server.subscribe(forwarder(link))
     routes = mounts(home, server, calls) if mounts is not None else []
-    uv = uvicorn.Server(uvicorn.Config(create_app(server, mounts=routes),
-                                       log_level="warning", lifespan="off"))
+    # The header block capped in size and time, as on every listener (host/server/listen.py).
+    uv = uvicorn.Server(http_config(create_app(server, mounts=routes),
+                                    log_level="warning", lifespan="off"))
 
     def closed() -> None:
         uv.should_exit = True

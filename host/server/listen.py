@@ -1,25 +1,36 @@
-"""Listening sockets for the product's HTTP servers (the REST API, the bench's REST server),
-and `serving`: the REST API served from a thread of this process (the demo, the benches).
+"""Listening sockets and server configs for the product's HTTP servers (the REST API, the console,
+the bench's REST server), and `serving`: the REST API served from a thread of this process (the
+demo, the benches).
 
-Why this exists: asyncio sets TCP_NODELAY on an accepted connection only when the listening
-socket says it is TCP (`proto == IPPROTO_TCP`); a socket made with `socket.socket(AF_INET,
-SOCK_STREAM)` says proto 0, so its connections keep Nagle's algorithm. uvicorn writes a
-response's head and body separately, and the second write then waits for the client's delayed
-ACK: about 40 ms per request instead of well under one. Every socket the product listens on is
-made here, so none can miss it (`tests/server/test_server_listen.py`).
+Why the sockets are made here: asyncio sets TCP_NODELAY on an accepted connection only when the
+listening socket says it is TCP (`proto == IPPROTO_TCP`); a socket made with
+`socket.socket(AF_INET, SOCK_STREAM)` says proto 0, so its connections keep Nagle's algorithm.
+uvicorn writes a response's head and body separately, and the second write then waits for the
+client's delayed ACK: about 40 ms per request instead of well under one. Every socket the
+product listens on is made here, so none can miss it (`tests/server/test_server_listen.py`).
+
+Why the configs are made here (`http_config`): uvicorn's httptools protocol keeps a request's
+header block (request line, URL, headers) until its blank line comes, with no cap and no time
+limit, so one connection with no credentials could grow the server's memory without bound, or
+hold its connection forever. `capped_http_protocol` is that protocol with the block capped in
+size, in headers and in time (`tests/server/test_server_head_caps.py`).
 """
 from __future__ import annotations
 
+import asyncio
+import functools
+import http
 import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import uvicorn
     from starlette.routing import BaseRoute
+    from starlette.types import ASGIApp
 
     from host.server.embedded import EmbeddedServer
 
@@ -27,6 +38,28 @@ if TYPE_CHECKING:
 BACKLOG = 2048
 # How long `serving` waits for its uvicorn server to say it started.
 SERVER_START_TIMEOUT_S = 10.0
+
+# The most bytes one request's header block may take, from its request line's first byte to the
+# blank line that ends its headers (the URL is in it): a security boundary. The parser keeps the
+# whole block in memory until it ends, so this caps what one connection can make the server hold
+# before any credential is checked (the body has its own cap, in the REST app). Node's default,
+# which Rocket.Chat serves with, is 16 KiB (80 KiB in some releases); our own clients send well
+# under 4 KiB. Over it: 431 and the connection closed.
+MAX_HEAD_BYTES = 64 * 1024
+# The most headers one request may have (Apache's LimitRequestFields): a security boundary. Each
+# is a Python tuple of two bytes objects, ~150 bytes of memory for a 4-byte `a:\r\n`, so the byte
+# cap alone would let ~16,000 of them cost megabytes. Over it: 431 and the connection closed.
+MAX_HEADERS = 100
+# How long a header block may take, from the connection's opening (or, on a kept-alive
+# connection, from the first read of its request) to its blank line: a security boundary. Without
+# it a block that never ends holds its connection, and what it sent, forever. Our clients send
+# a head in one write; Node's headersTimeout and nginx's client_header_timeout are 60 s. Over
+# it: 408 and the connection closed (closed without a word when nothing was sent).
+HEAD_TIMEOUT_S = 10.0
+# After a refusal, how long the connection still reads (and drops) what the client sends before
+# it closes: a close with unread bytes resets the connection, and the reset can destroy the
+# answer before the client reads it. Dropped bytes cost no memory; the time is the bound.
+LINGER_S = 1.0
 
 
 def tcp_listener(host: str, port: int) -> socket.socket:
@@ -61,8 +94,8 @@ def serving(server: EmbeddedServer, mounts: Sequence[BaseRoute] = (),
 
     sock = tcp_listener("127.0.0.1", 0)
     port = sock.getsockname()[1]
-    uv = uvicorn.Server(uvicorn.Config(create_app(server, mounts=mounts), log_level="warning",
-                                       lifespan="off"))
+    uv = uvicorn.Server(http_config(create_app(server, mounts=mounts), log_level="warning",
+                                    lifespan="off"))
     thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, name="stockade-uvicorn",
                               daemon=True)
     thread.start()
@@ -77,3 +110,172 @@ def serving(server: EmbeddedServer, mounts: Sequence[BaseRoute] = (),
         uv.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+def http_config(app: ASGIApp, **kwargs: Any) -> uvicorn.Config:
+    """The uvicorn config every HTTP server of the product runs with: `uvicorn.Config(app,
+    **kwargs)` with the header block capped (`capped_http_protocol`)."""
+    import uvicorn  # the web stack only for what serves HTTP
+
+    return uvicorn.Config(app, http=capped_http_protocol(), **kwargs)
+
+
+@functools.cache
+def capped_http_protocol() -> type[asyncio.Protocol]:
+    """uvicorn's httptools protocol (the fastest here; pyproject.toml) with each request's header
+    block capped: MAX_HEAD_BYTES, MAX_HEADERS, HEAD_TIMEOUT_S. A security boundary. Made on first
+    use, so that importing this module (every CLI command does) does not import the web stack.
+
+    The bytes are counted as they arrive, before the parser sees them: httptools keeps a header's
+    partial name and value inside itself and tells the protocol only once the header ends, so a
+    count taken in its callbacks would come too late. A chunked body's trailer section is a
+    header block too (the parser keeps it the same way), capped alike. A block that starts inside
+    a read that also held what came before it (a pipelined request, the trailers after the last
+    chunk's size line) is counted from the next read on: it may hold at most one read more than
+    the cap (a read is at most MAX_HEAD_BYTES under asyncio, 256 KiB under uvloop).
+    """
+    import httptools
+    from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+    class HeadRefused(Exception):
+        """Raised in a parser callback: stop parsing a request already refused."""
+
+    class CappedHttpToolsProtocol(HttpToolsProtocol):
+        # True while the next bytes may be a header block: from a message's end (or the
+        # connection's start) to its headers' end, and from a chunk's size line to its data
+        # (after the last chunk's, the trailers come).
+        _in_block = True
+        _block_bytes = 0  # bytes of the current block so far
+        _head_pending = False  # a request has begun and its headers have not ended
+        _refused = False  # answered 431/408: what the client sends from here on is dropped
+        _head_timer: asyncio.TimerHandle | None = None
+        _linger: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._head_timer = self.loop.call_later(HEAD_TIMEOUT_S, self._head_timed_out)
+            if hasattr(transport, "max_size"):
+                # asyncio's socket transport reads up to 256 KiB at once into a new bytes
+                # object: above glibc's mmap threshold, so on an unlucky heap every read was an
+                # mmap, mremap and munmap (+60-90 us per REST request, measured). Reads of at
+                # most the cap come from the heap, and bound what one read adds to a block.
+                transport.max_size = MAX_HEAD_BYTES
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._stop_head_timer()
+            if self._linger is not None:
+                self._linger.cancel()
+                self._linger = None
+            super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            if self._refused:
+                return
+            self._unset_keepalive_if_required()
+            while data:
+                if self._in_block:
+                    room = MAX_HEAD_BYTES - self._block_bytes
+                    if room <= 0:
+                        self._refuse(431)
+                        return
+                    # No more than the cap allows: a block that does not end within it is
+                    # never parsed (nor kept) further.
+                    piece, data = data[:room], data[room:]
+                    self._block_bytes += len(piece)
+                else:
+                    piece, data = data, b""
+                if not self._feed(piece):
+                    return
+            if self._head_pending and self._head_timer is None:
+                # A head that came whole in one read (nearly every one) never needs a timer.
+                self._head_timer = self.loop.call_later(HEAD_TIMEOUT_S, self._head_timed_out)
+
+        def _feed(self, piece: bytes) -> bool:
+            """uvicorn's own parse step (`HttpToolsProtocol.data_received`); False: stop."""
+            try:
+                self.parser.feed_data(piece)
+            except httptools.HttpParserUpgrade:
+                if self._should_upgrade():
+                    self.handle_websocket_upgrade()
+                else:
+                    self._unsupported_upgrade_warning()
+                return False
+            except httptools.HttpParserError:
+                if not self._refused:  # not our own stop (HeadRefused): a malformed request
+                    msg = "Invalid HTTP request received."
+                    self.logger.warning(msg)
+                    self.send_400_response(msg)
+                return False
+            return not self._refused and not self.transport.is_closing()
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._head_pending = True
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            super().on_header(name, value)
+            if len(self.headers) > MAX_HEADERS:  # trailers are added to the same list
+                self._refuse(431)
+                raise HeadRefused
+
+        def on_headers_complete(self) -> None:
+            self._in_block = self._head_pending = False
+            self._stop_head_timer()
+            super().on_headers_complete()
+
+        def on_chunk_header(self) -> None:
+            self._in_block, self._block_bytes = True, 0
+
+        def on_body(self, body: bytes) -> None:
+            self._in_block = False
+            super().on_body(body)
+
+        def on_chunk_complete(self) -> None:
+            self._in_block = False
+
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            self._in_block, self._block_bytes = True, 0
+
+        def _stop_head_timer(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_timed_out(self) -> None:
+            self._head_timer = None
+            if self._refused or self.transport.is_closing():
+                return
+            if self._head_pending:
+                self._refuse(408)
+            else:
+                self.transport.close()  # it asked nothing: nothing to answer
+
+        def _refuse(self, status: int) -> None:
+            """Answer `status` and close: nothing more of the connection is parsed."""
+            self._refused = True
+            self._stop_head_timer()
+            cycle = self.cycle
+            if cycle is not None and cycle.more_body:
+                # Its own trailers were refused: its app is told the client went, and nothing
+                # it answers is written.
+                cycle.disconnected = True
+                cycle.message_event.set()
+            if self.pipeline or (cycle is not None and not cycle.response_complete
+                                 and (cycle.response_started or not cycle.more_body)):
+                # Another request's answer is (or is to be) written on this connection: no
+                # answer can go in the middle of it. Closed without one.
+                self.transport.close()
+                return
+            body = http.HTTPStatus(status).phrase.encode("ascii")
+            out = [STATUS_LINE[status]]
+            for name, value in self.server_state.default_headers:
+                out += [name, b": ", value, b"\r\n"]
+            out += [b"content-type: text/plain; charset=utf-8\r\n",
+                    b"content-length: %d\r\n" % len(body), b"connection: close\r\n\r\n", body]
+            self.transport.write(b"".join(out))
+            if self.transport.can_write_eof():
+                self.transport.write_eof()  # the answer, then our end closed; reads go on
+            self._linger = self.loop.call_later(LINGER_S, self.transport.close)
+
+    return CappedHttpToolsProtocol
