@@ -15,26 +15,14 @@ import sqlite3
 from pathlib import Path
 
 import httpx
+from srvhelp import PASSWORD, rest_login, rest_user
 from test_server_rest import base_url, client, svc  # noqa: F401 - fixtures
 
 from host.server import SYSTEM, EmbeddedServer, auth
 from host.server.auth import MAX_FAILURES, set_password
 from host.server.db import MIGRATIONS, Database, _statements
 
-PASSWORD = "correct horse battery"
 NEW_PASSWORD = "a brand new password"
-
-
-def _user(client: httpx.Client, name: str, **extra: object) -> str:  # noqa: F811
-    r = client.post("/api/v1/users.create", json={"username": name, "name": name.title(),
-                                                  "email": f"{name}@example.org",
-                                                  "password": PASSWORD, **extra})
-    assert r.status_code == 200, r.text
-    return str(r.json()["user"]["_id"])
-
-
-def _login(base_url: str, user: str, password: str = PASSWORD) -> httpx.Response:  # noqa: F811
-    return httpx.post(f"{base_url}/api/v1/login", json={"user": user, "password": password})
 
 
 def _me(base_url: str, uid: str, token: str) -> int:  # noqa: F811
@@ -44,8 +32,8 @@ def _me(base_url: str, uid: str, token: str) -> int:  # noqa: F811
 
 def test_an_admin_password_reset_revokes_every_token_of_the_user(
         client: httpx.Client, base_url: str) -> None:  # noqa: F811
-    uid = _user(client, "hank")
-    login = _login(base_url, "hank").json()["data"]["authToken"]
+    uid = rest_user(client, "hank")
+    login = rest_login(base_url, "hank").json()["data"]["authToken"]
     pat = httpx.post(f"{base_url}/api/v1/users.generatePersonalAccessToken",
                      json={"tokenName": "ci"},
                      headers={"X-User-Id": uid, "X-Auth-Token": login}).json()["token"]
@@ -56,16 +44,16 @@ def test_an_admin_password_reset_revokes_every_token_of_the_user(
                                                   "data": {"password": NEW_PASSWORD}})
     assert r.status_code == 200, r.text
     assert [_me(base_url, uid, t) for t in (login, pat, minted)] == [401, 401, 401]
-    assert _login(base_url, "hank").status_code == 401
-    fresh = _login(base_url, "hank", NEW_PASSWORD).json()["data"]["authToken"]
+    assert rest_login(base_url, "hank").status_code == 401
+    fresh = rest_login(base_url, "hank", NEW_PASSWORD).json()["data"]["authToken"]
     assert _me(base_url, uid, fresh) == 200
     assert client.get("/api/v1/me").status_code == 200  # the admin who reset it is untouched
 
 
 def test_changing_ones_own_password_keeps_only_the_token_in_use(
         client: httpx.Client, base_url: str) -> None:  # noqa: F811
-    uid = _user(client, "root", roles=["admin"])
-    in_use, other = (_login(base_url, "root").json()["data"]["authToken"] for _ in range(2))
+    uid = rest_user(client, "root", roles=["admin"])
+    in_use, other = (rest_login(base_url, "root").json()["data"]["authToken"] for _ in range(2))
     pat = httpx.post(f"{base_url}/api/v1/users.generatePersonalAccessToken",
                      json={"tokenName": "ci"},
                      headers={"X-User-Id": uid, "X-Auth-Token": other}).json()["token"]
@@ -131,24 +119,24 @@ def test_a_store_from_before_the_epoch_migrates_and_its_users_keep_their_passwor
 
 def test_failures_count_against_the_account_whichever_name_is_typed(
         client: httpx.Client, base_url: str) -> None:  # noqa: F811
-    _user(client, "ivan")
+    rest_user(client, "ivan")
     half = MAX_FAILURES // 2
     for i in range(half):
-        assert _login(base_url, "ivan", f"guess {i}").status_code == 401
+        assert rest_login(base_url, "ivan", f"guess {i}").status_code == 401
     for i in range(MAX_FAILURES - half):
-        assert _login(base_url, "IVAN@example.org", f"guess {i}").status_code == 401
+        assert rest_login(base_url, "IVAN@example.org", f"guess {i}").status_code == 401
     for name in ("ivan", "ivan@example.org"):
-        blocked = _login(base_url, name)  # the right password, through either name
+        blocked = rest_login(base_url, name)  # the right password, through either name
         assert blocked.status_code == 401
         assert blocked.json()["error"] == "error-login-blocked-for-user", name
 
 
 def test_an_unknown_name_is_counted_by_name_and_answered_as_a_known_one(
         client: httpx.Client, base_url: str) -> None:  # noqa: F811
-    _user(client, "judy")
-    known = [_login(base_url, "judy", f"guess {i}").json() for i in range(MAX_FAILURES)]
-    unknown = [_login(base_url, "nobody", f"guess {i}").json() for i in range(MAX_FAILURES)]
+    rest_user(client, "judy")
+    known = [rest_login(base_url, "judy", f"guess {i}").json() for i in range(MAX_FAILURES)]
+    unknown = [rest_login(base_url, "nobody", f"guess {i}").json() for i in range(MAX_FAILURES)]
     assert known == unknown  # the same answers, each a plain "Unauthorized"
-    assert _login(base_url, "nobody").json()["error"] == "error-login-blocked-for-user"
-    assert _login(base_url, "judy").json()["error"] == "error-login-blocked-for-user"
-    assert _login(base_url, "somebody-else").json()["error"] == "Unauthorized"
+    assert rest_login(base_url, "nobody").json()["error"] == "error-login-blocked-for-user"
+    assert rest_login(base_url, "judy").json()["error"] == "error-login-blocked-for-user"
+    assert rest_login(base_url, "somebody-else").json()["error"] == "Unauthorized"

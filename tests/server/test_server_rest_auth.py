@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from srvhelp import PASSWORD, rest_login, rest_user
 from test_server_rest import base_url, client, svc  # noqa: F401 - fixtures
 
 from host.server import SYSTEM, EmbeddedServer
@@ -13,30 +14,16 @@ from host.server.auth import FAILURE_WINDOW_S, MAX_FAILURES, MAX_TRACKED_NAMES, 
 from host.server.limits import MAX_LIST
 from host.store import reading
 
-PASSWORD = "correct horse battery"
-
-
-def _user(client: httpx.Client, name: str, **extra: object) -> str:  # noqa: F811
-    r = client.post("/api/v1/users.create", json={"username": name, "name": name.title(),
-                                                  "email": f"{name}@example.org",
-                                                  "password": PASSWORD, **extra})
-    assert r.status_code == 200, r.text
-    return str(r.json()["user"]["_id"])
-
-
-def _login(base_url: str, user: str, password: str = PASSWORD) -> httpx.Response:  # noqa: F811
-    return httpx.post(f"{base_url}/api/v1/login", json={"user": user, "password": password})
-
 
 def test_login_me_logout(client: httpx.Client, base_url: str) -> None:  # noqa: F811
-    uid = _user(client, "alice")
-    r = _login(base_url, "alice")
+    uid = rest_user(client, "alice")
+    r = rest_login(base_url, "alice")
     assert r.status_code == 200
     doc = r.json()
     assert doc["status"] == "success" and doc["data"]["userId"] == uid
     assert doc["data"]["me"]["username"] == "alice"
     # by e-mail address too, any case, as Rocket.Chat allows
-    assert _login(base_url, "ALICE@example.org").status_code == 200
+    assert rest_login(base_url, "ALICE@example.org").status_code == 200
     headers = {"X-User-Id": uid, "X-Auth-Token": doc["data"]["authToken"]}
     with httpx.Client(base_url=base_url, headers=headers) as me:
         assert me.get("/api/v1/me").json()["username"] == "alice"
@@ -50,22 +37,22 @@ def test_login_me_logout(client: httpx.Client, base_url: str) -> None:  # noqa: 
 ])
 def test_a_wrong_name_or_password_is_one_and_the_same_401(
         client: httpx.Client, base_url: str, user: str, password: str) -> None:  # noqa: F811
-    _user(client, "alice")
-    r = _login(base_url, user, password)
+    rest_user(client, "alice")
+    r = rest_login(base_url, user, password)
     assert r.status_code == 401
     assert r.json() == {"status": "error", "error": "Unauthorized", "message": "Unauthorized"}
 
 
 def test_failed_sign_ins_block_the_name(client: httpx.Client, base_url: str) -> None:  # noqa: F811
     """Online guessing: past the limit even the right password is refused for the window."""
-    _user(client, "bob")
+    rest_user(client, "bob")
     for _ in range(MAX_FAILURES):
-        assert _login(base_url, "bob", "guess guess").status_code == 401
-    blocked = _login(base_url, "bob")
+        assert rest_login(base_url, "bob", "guess guess").status_code == 401
+    blocked = rest_login(base_url, "bob")
     assert blocked.status_code == 401
     assert blocked.json()["error"] == "error-login-blocked-for-user"
-    assert _login(base_url, "bob2-unrelated").status_code == 401  # others are unaffected
-    assert _login(base_url, "alice-not-made").json()["error"] == "Unauthorized"
+    assert rest_login(base_url, "bob2-unrelated").status_code == 401  # others are unaffected
+    assert rest_login(base_url, "alice-not-made").json()["error"] == "Unauthorized"
 
 
 def test_invented_names_never_evict_a_blocked_name() -> None:
@@ -96,7 +83,7 @@ def test_invented_names_never_evict_a_blocked_name() -> None:
 
 
 def test_password_hashes_are_salted_scrypt(client: httpx.Client, server: EmbeddedServer) -> None:  # noqa: F811
-    a, b = _user(client, "carol"), _user(client, "dave")
+    a, b = rest_user(client, "carol"), rest_user(client, "dave")
     with reading(server.db.target) as c:
         rows = {r[0]: r[1] for r in c.execute("SELECT user_id, hash FROM user_passwords")}
     assert rows[a].startswith("scrypt$") and PASSWORD not in rows[a]
@@ -112,8 +99,8 @@ def test_a_short_password_creates_nobody(client: httpx.Client, server: EmbeddedS
 
 def test_personal_and_admin_minted_tokens(client: httpx.Client, base_url: str,  # noqa: F811
                                           server: EmbeddedServer) -> None:
-    uid = _user(client, "frank")
-    login = _login(base_url, "frank").json()["data"]
+    uid = rest_user(client, "frank")
+    login = rest_login(base_url, "frank").json()["data"]
     with httpx.Client(base_url=base_url, headers={"X-User-Id": uid,
                                                   "X-Auth-Token": login["authToken"]}) as me:
         pat = me.post("/api/v1/users.generatePersonalAccessToken", json={"tokenName": "ci"})
@@ -128,26 +115,26 @@ def test_personal_and_admin_minted_tokens(client: httpx.Client, base_url: str,  
 
 
 def test_deactivation_revokes_every_token_for_good(client: httpx.Client, base_url: str) -> None:  # noqa: F811
-    uid = _user(client, "gina")
-    token = _login(base_url, "gina").json()["data"]["authToken"]
+    uid = rest_user(client, "gina")
+    token = rest_login(base_url, "gina").json()["data"]["authToken"]
     headers = {"X-User-Id": uid, "X-Auth-Token": token}
     assert httpx.get(f"{base_url}/api/v1/me", headers=headers).status_code == 200
     client.post("/api/v1/users.setActiveStatus", json={"userId": uid, "activeStatus": False})
-    assert _login(base_url, "gina").status_code == 401  # a deactivated user cannot sign in
+    assert rest_login(base_url, "gina").status_code == 401  # a deactivated user cannot sign in
     client.post("/api/v1/users.setActiveStatus", json={"userId": uid, "activeStatus": True})
     assert httpx.get(f"{base_url}/api/v1/me", headers=headers).status_code == 401
-    assert _login(base_url, "gina").status_code == 200  # a new sign-in works again
+    assert rest_login(base_url, "gina").status_code == 200  # a new sign-in works again
 
 
 def test_users_list_pages_and_hides_private_fields(client: httpx.Client, base_url: str,  # noqa: F811
                                                    server: EmbeddedServer) -> None:
     for i in range(5):
-        _user(client, f"user{i}", customFields={"crmId": str(i)})
+        rest_user(client, f"user{i}", customFields={"crmId": str(i)})
     full = client.get("/api/v1/users.list", params={"count": "2", "offset": "1"}).json()
     assert full["count"] == 2 and full["offset"] == 1 and full["total"] == 6  # + svc
     assert "emails" in full["users"][0]
     uid = server.users_get_by_username(SYSTEM, "user0")["id"]
-    token = _login(base_url, "user0").json()["data"]["authToken"]
+    token = rest_login(base_url, "user0").json()["data"]["authToken"]
     with httpx.Client(base_url=base_url, headers={"X-User-Id": uid, "X-Auth-Token": token}) as c:
         plain = c.get("/api/v1/users.list", params={"count": "0"}).json()
     assert plain["total"] == 6 and len(plain["users"]) == 6
@@ -161,9 +148,9 @@ def test_users_info_hides_another_users_private_fields_from_non_managers(
         client: httpx.Client, base_url: str, server: EmbeddedServer) -> None:  # noqa: F811
     """users.info shows a non-manager what users.list shows it of another user, no more (before,
     any signed-in agent read every user's e-mail addresses and custom fields there)."""
-    boss = _user(client, "boss", customFields={"ssn": "123-45-6789"})
-    agent = _user(client, "agent1", roles=["livechat-agent"])
-    token = _login(base_url, "agent1").json()["data"]["authToken"]
+    boss = rest_user(client, "boss", customFields={"ssn": "123-45-6789"})
+    agent = rest_user(client, "agent1", roles=["livechat-agent"])
+    token = rest_login(base_url, "agent1").json()["data"]["authToken"]
     with httpx.Client(base_url=base_url, headers={"X-User-Id": agent,
                                                   "X-Auth-Token": token}) as c:
         for query in ({"username": "boss"}, {"userId": boss}):
