@@ -1,6 +1,7 @@
 """`stockade serve` as an operator runs it: a real process, started and awaited here."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,10 +14,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @contextmanager
-def serving(home: Home, *args: str) -> Iterator[subprocess.Popen[str]]:
+def serving(home: Home, *args: str) -> Iterator[tuple[subprocess.Popen[str], int]]:
     """`stockade --home HOME [args before serve...] serve --port 0 [args]` until it has printed
-    its address (stderr stays readable from there on); stopped (or killed) at the end.
-    `args` before a literal "serve" go before the command (`--store URL`)."""
+    its address (stderr stays readable from there on); yields the process and its port; stopped
+    (or killed) at the end. `args` before a literal "serve" go before the command
+    (`--store URL`)."""
     pre, post = (list(args[:args.index("serve")]), list(args[args.index("serve") + 1:])) \
         if "serve" in args else ([], list(args))
     proc = subprocess.Popen(
@@ -26,11 +28,11 @@ def serving(home: Home, *args: str) -> Iterator[subprocess.Popen[str]]:
     try:
         assert proc.stderr is not None
         for line in proc.stderr:
-            if "stockade server:" in line:
+            if m := re.search(r"stockade server: http://127\.0\.0\.1:(\d+)/", line):
                 break
         else:
             raise AssertionError(f"serve did not start (exit {proc.wait()})")
-        yield proc
+        yield proc, int(m.group(1))
     finally:
         if proc.poll() is None:
             proc.terminate()

@@ -81,6 +81,6 @@ def test_serve_fresh_interpreters_starts_no_zygote(tmp_path: Path, fresh: bool) 
     from servehelp import serving
 
     home = Home(tmp_path / "home").ensure()
-    with serving(home, *(["--fresh-interpreters"] if fresh else [])) as proc:
+    with serving(home, *(["--fresh-interpreters"] if fresh else [])) as (proc, _port):
         zygotes = [c for c in _children_cmdlines(proc.pid) if "sandbox.zygote" in c]
         assert (zygotes == []) is fresh, zygotes

@@ -14,8 +14,6 @@ from __future__ import annotations
 import re
 import select
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,7 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from servehelp import REPO
+from servehelp import REPO, serving
 
 from host.clock import SystemClock
 from host.home import Home
@@ -234,18 +232,7 @@ def test_serve_caps_the_header_block_wherever_it_serves(tmp_path: Path, where: s
     """`stockade serve` as an operator runs it: the REST API and the console beside it, in the
     front or in serve's own process."""
     home = Home(tmp_path / "home").ensure()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from host.cli.main import main; main()", "--home",
-         str(home.root), "serve", "--port", "0", "--no-apps", where],
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=REPO)
-    try:
-        assert proc.stderr is not None
-        port = None
-        for line in proc.stderr:
-            if m := re.search(r"stockade server: http://127\.0\.0\.1:(\d+)/", line):
-                port = int(m.group(1))
-                break
-        assert port is not None, f"serve did not start (exit {proc.poll()})"
+    with serving(home, "--no-apps", where) as (_proc, port):
         deadline = time.monotonic() + 30
         while True:  # the front may still be starting
             try:
@@ -260,13 +247,6 @@ def test_serve_caps_the_header_block_wherever_it_serves(tmp_path: Path, where: s
         assert _status(_ask(port, console)) == 200
         assert _status(_ask(port, console.replace(b"X-Pad: a", b"X-Pad: " + b"a" * HEAD_CAP,
                                                   1))) == 431
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 # Files under host/ that build a uvicorn server not through `listen.http_config`, and why.

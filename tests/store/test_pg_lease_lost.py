@@ -243,7 +243,7 @@ def test_serve_stops_and_says_why_when_its_lease_is_lost(pg_url: str, tmp_path: 
 
     migrate(pg_url)
     home = Home(tmp_path / "home", pg_url).ensure()
-    with serving(home, "--store", pg_url, "serve") as proc, \
+    with serving(home, "--store", pg_url, "serve") as (proc, _port), \
             psycopg.connect(pg_url, autocommit=True) as admin:
         (host_id,) = admin.execute("SELECT host_id FROM host_leases").fetchone()  # type: ignore[misc]
         key = lease_key(str(host_id))
