@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from host.apps.consent import check_consent
-from host.apps.consentseq import latest_seq
+from host.apps.consent import verify_install
 from host.apps.installs import InstallStore
 from host.errors import GateError
 from host.gate.gate import Session
@@ -37,11 +36,11 @@ def rest_call(server: Workspace, installs: InstallStore, keyring: Keyring, sessi
         # Another identity's powers only on the operator's signed word: re-check the consent
         # now (a raw edit of host.db must not name an admin for one call).
         rec = installs.get(session.install_id)
-        row = installs.consent(rec.consent_id) if rec is not None else None
-        # ... and it must be the install's latest consent (`consentseq`): an older one that
-        # named an identity, put back after the operator dropped it, is refused here too.
-        if rec is None or rec.rest_as != named or not check_consent(
-                rec, row, keyring, latest=latest_seq(installs, rec.install_id)).ok:
+        # `verify_install`, as every load of a record for use: the install's latest consent
+        # (an older one that named an identity, put back after the operator dropped it, is
+        # refused here too), and an enabled row the operator left disabled is no consent.
+        if rec is None or rec.rest_as != named or not verify_install(
+                rec, installs, keyring, disable=False).ok:
             raise GateError("permission_denied", "rest.call: the REST identity is not "
                             "the one the operator consented to")
         try:
