@@ -20,8 +20,9 @@ import pytest
 
 from host.supervise.affinity import Affinity
 from host.supervise.child import Child
+from host.supervise.procfs import _read
 from host.supervise.supervisor import AppRunner
-from host.supervise.watchdog import IDLE_CPU_ALLOWANCE_S, IdleWatch
+from host.supervise.watchdog import IDLE_CPU_ALLOWANCE_S, IDLE_SLICE_APPS, IdleWatch
 
 
 class _Runner:
@@ -109,6 +110,24 @@ def test_a_refused_kill_is_not_reported_and_a_gone_child_is_skipped() -> None:
     assert watch.round({"a": runner}) == []
     clock.cpu = None  # the process is gone
     assert watch.round({"a": runner}) == []
+
+
+def test_a_round_pauses_between_slices_and_still_watches_every_app() -> None:
+    clock = _Clock()
+    pauses: list[int] = []
+    watch = IdleWatch(cpu=clock, pause=lambda: pauses.append(1))
+    runners = {f"app{i}": _Runner() for i in range(IDLE_SLICE_APPS * 3 + 1)}
+    assert watch.round(runners) == [] and len(pauses) == 3  # after each full slice
+    clock.cpu = 100.0  # every app computed since: the last, after three pauses, too
+    assert watch.round(runners) == sorted(runners, key=lambda k: int(k[3:]))
+    assert len(pauses) == 6
+
+
+def test_a_proc_file_longer_than_a_read_is_read_whole(tmp_path: Any) -> None:
+    # a child that forked many lists more pids than one page holds: none may be left out
+    listing = b" ".join(str(n).encode() for n in range(100_000, 102_000))
+    (tmp_path / "children").write_bytes(listing)
+    assert _read(str(tmp_path / "children")) == listing
 
 
 # ---- a real runner -----------------------------------------------------------------------------
