@@ -17,7 +17,7 @@ from starlette.datastructures import UploadFile
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -41,6 +41,7 @@ from host.ledger.audit import AuditLog
 from host.ledger.operator import audited, open_keyring, operator_actor
 from host.server import auth
 from host.server.embedded import EmbeddedServer
+from host.server.gone import client_gone
 from host.supervise.status import read_status
 
 HERE = Path(__file__).parent
@@ -486,7 +487,8 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     return Starlette(routes=routes, middleware=[
-        Middleware(TrustedHostMiddleware, allowed_hosts=list(hosts)), Middleware(_Headers)])
+        Middleware(TrustedHostMiddleware, allowed_hosts=list(hosts)), Middleware(_Headers)],
+        exception_handlers={ClientDisconnect: client_gone})
 
 
 def _since(text: str) -> float | None:

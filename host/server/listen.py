@@ -13,7 +13,8 @@ Why the configs are made here (`http_config`): uvicorn's httptools protocol keep
 header block (request line, URL, headers) until its blank line comes, with no cap and no time
 limit, so one connection with no credentials could grow the server's memory without bound, or
 hold its connection forever. `capped_http_protocol` is that protocol with the block capped in
-size, in headers and in time (`tests/server/test_server_head_caps.py`).
+size, in headers and in time (`tests/server/test_server_head_caps.py`), and each request's body
+in time (every app caps it in size).
 """
 from __future__ import annotations
 
@@ -56,6 +57,13 @@ MAX_HEADERS = 100
 # a head in one write; Node's headersTimeout and nginx's client_header_timeout are 60 s. Over
 # it: 408 and the connection closed (closed without a word when nothing was sent).
 HEAD_TIMEOUT_S = 10.0
+# How long a request's body may take, from its head's end to its last byte: a security
+# boundary. Without it a body sent a byte at a time (under every size cap) held its connection
+# and a handler waiting on it forever, however many connections a client opened. The largest
+# body any listener takes is the console's 4 MiB app package, a moment on any real link; nginx
+# gives 60 s between two reads, this 60 s for the whole body. Over it: 408 and the connection
+# closed; the handler reading it is told the client went.
+BODY_TIMEOUT_S = 60.0
 # After a refusal, how long the connection still reads (and drops) what the client sends before
 # it closes: a close with unread bytes resets the connection, and the reset can destroy the
 # answer before the client reads it. Dropped bytes cost no memory; the time is the bound.
@@ -149,6 +157,7 @@ def capped_http_protocol() -> type[asyncio.Protocol]:
         _head_pending = False  # a request has begun and its headers have not ended
         _refused = False  # answered 431/408: what the client sends from here on is dropped
         _head_timer: asyncio.TimerHandle | None = None
+        _body_timer: asyncio.TimerHandle | None = None
         _linger: asyncio.TimerHandle | None = None
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -163,6 +172,7 @@ def capped_http_protocol() -> type[asyncio.Protocol]:
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._stop_head_timer()
+            self._stop_body_timer()
             if self._linger is not None:
                 self._linger.cancel()
                 self._linger = None
@@ -189,6 +199,11 @@ def capped_http_protocol() -> type[asyncio.Protocol]:
             if self._head_pending and self._head_timer is None:
                 # A head that came whole in one read (nearly every one) never needs a timer.
                 self._head_timer = self.loop.call_later(HEAD_TIMEOUT_S, self._head_timed_out)
+            elif (not self._head_pending and self._body_timer is None and self.cycle is not None
+                  and self.cycle.more_body):
+                # A body still to come (one that came with its head needs no timer). Counted
+                # from the end of the read that ended its head.
+                self._body_timer = self.loop.call_later(BODY_TIMEOUT_S, self._body_timed_out)
 
         def _feed(self, piece: bytes) -> bool:
             """uvicorn's own parse step (`HttpToolsProtocol.data_received`); False: stop."""
@@ -234,6 +249,7 @@ def capped_http_protocol() -> type[asyncio.Protocol]:
             self._in_block = False
 
         def on_message_complete(self) -> None:
+            self._stop_body_timer()
             super().on_message_complete()
             self._in_block, self._block_bytes = True, 0
 
@@ -241,6 +257,21 @@ def capped_http_protocol() -> type[asyncio.Protocol]:
             if self._head_timer is not None:
                 self._head_timer.cancel()
                 self._head_timer = None
+
+        def _stop_body_timer(self) -> None:
+            if self._body_timer is not None:
+                self._body_timer.cancel()
+                self._body_timer = None
+
+        def _body_timed_out(self) -> None:
+            self._body_timer = None
+            if self._refused or self.transport.is_closing():
+                return
+            cycle = self.cycle
+            if cycle is not None and cycle.response_complete:
+                self.transport.close()  # answered already: the rest of its body is not waited for
+            else:
+                self._refuse(408)
 
         def _head_timed_out(self) -> None:
             self._head_timer = None
@@ -255,6 +286,7 @@ def capped_http_protocol() -> type[asyncio.Protocol]:
             """Answer `status` and close: nothing more of the connection is parsed."""
             self._refused = True
             self._stop_head_timer()
+            self._stop_body_timer()
             cycle = self.cycle
             if cycle is not None and cycle.more_body:
                 # Its own trailers were refused: its app is told the client went, and nothing

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
@@ -43,6 +43,7 @@ from host.server.events import (
     ROOM_TRANSFERRED,
     Event,
 )
+from host.server.gone import client_gone
 from host.server.remote import webhook
 from host.server.remote.server import RemoteServer
 from host.server.shapes import Agent, Message, Room
@@ -89,7 +90,8 @@ class WebhookReceiver:
     def app(self, mounts: Sequence[BaseRoute] = ()) -> Starlette:
         """The webhook endpoint at `PATH`, with `mounts` beside it (`serve` mounts the
         console)."""
-        return Starlette(routes=[Route(PATH, self._endpoint, methods=["POST"]), *mounts])
+        return Starlette(routes=[Route(PATH, self._endpoint, methods=["POST"]), *mounts],
+                         exception_handlers={ClientDisconnect: client_gone})
 
     async def _endpoint(self, request: Request) -> JSONResponse:
         declared = request.headers.get("content-length")
