@@ -21,6 +21,12 @@ from host.server.shapes import User
 TOKEN_BYTES = 32
 # Tokens longer than this cannot be ours; refused before hashing arbitrary attacker input.
 MAX_TOKEN_LEN = 128
+# Sign-in tokens one user may hold at once; the oldest end as a new one is made. Guards the
+# store against growth without bound (every sign-in used to add a row forever: a script signing
+# in once a second added 86,400 a day) and bounds how many stolen sessions can outlive a
+# sign-out elsewhere. Rocket.Chat keeps every login token until it expires (90 days); 50 is
+# more devices and browsers than a person uses at once. Personal tokens are named and few.
+MAX_LOGIN_TOKENS = 50
 
 
 def digest(token: str) -> str:
@@ -32,13 +38,23 @@ def mint(db: Database, user_id: str, name: str, now: float, *, kind: str = "pers
     `personal` (an access token an operator or the user named) or `login` (a sign-in)."""
     name = limits.text(name, "token name", 64)
     token = secrets.token_urlsafe(TOKEN_BYTES)
+    hashed = digest(token)
     with db.write() as c:
         users.get(c, user_id)
         c.execute(
             "INSERT INTO personal_tokens (token_hash, user_id, name, created_at, kind)"
             " VALUES (?, ?, ?, ?, ?)",
-            (digest(token), user_id, name, now, kind),
+            (hashed, user_id, name, now, kind),
         )
+        if kind == "login":
+            # The user's oldest sign-ins beyond the cap end here (the new one never).
+            c.execute(
+                "DELETE FROM personal_tokens WHERE user_id = ? AND kind = 'login'"
+                " AND token_hash <> ? AND token_hash NOT IN (SELECT token_hash FROM"
+                " personal_tokens WHERE user_id = ? AND kind = 'login' AND token_hash <> ?"
+                " ORDER BY created_at DESC, token_hash LIMIT ?)",
+                (user_id, hashed, user_id, hashed, MAX_LOGIN_TOKENS - 1),
+            )
     return token
 
 

@@ -258,7 +258,13 @@ def count_created_by(conn: sqlite3.Connection, app_id: str) -> int:
 
 
 def deactivate_created_by(conn: sqlite3.Connection, app_id: str) -> int:
-    """Deactivate every active user this app created; returns how many changed."""
+    """Deactivate every active user this app created, deleting their REST tokens in the same
+    transaction as `set_active` does (a token kept would work again on reactivation); returns
+    how many changed."""
+    conn.execute(
+        "DELETE FROM personal_tokens WHERE user_id IN"
+        " (SELECT id FROM users WHERE created_by_app = ? AND active = 1)", (app_id,)
+    )
     cur = conn.execute(
         "UPDATE users SET active = 0 WHERE created_by_app = ? AND active = 1", (app_id,)
     )

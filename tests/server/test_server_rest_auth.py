@@ -9,9 +9,10 @@ import pytest
 from srvhelp import PASSWORD, rest_login, rest_user
 from test_server_rest import base_url, client, svc  # noqa: F401 - fixtures
 
-from host.server import SYSTEM, EmbeddedServer
+from host.server import SYSTEM, Caller, EmbeddedServer
 from host.server.auth import FAILURE_WINDOW_S, MAX_FAILURES, MAX_TRACKED_NAMES, Failures
 from host.server.limits import MAX_LIST
+from host.server.personal_tokens import MAX_LOGIN_TOKENS, mint, verify
 from host.store import reading
 
 
@@ -181,3 +182,31 @@ def test_users_list_count_zero_is_capped_at_max_list(client: httpx.Client, base_
 def test_api_info_outside_v1(base_url: str) -> None:  # noqa: F811
     r = httpx.get(f"{base_url}/api/info")
     assert r.status_code == 200 and r.json()["success"] is True and r.json()["version"]
+
+
+def test_deactivating_an_apps_users_revokes_their_tokens_for_good(
+        server: EmbeddedServer) -> None:
+    """`uninstall --users deactivate` (`deactivate_users_created_by`): as one deactivation, the
+    users' tokens must not work again when an operator reactivates one."""
+    app = Caller(app_id="agent-sync", install_id="i-1", app_user_id=None)
+    made = server.users_create(app, "crm.bot", "CRM Bot", "bot", op_id="op-crm-bot")
+    token = mint(server.db, made["id"], "login", 0.0, kind="login")
+    assert verify(server.db, made["id"], token) == made["id"]
+    assert server.deactivate_users_created_by("agent-sync") == 1
+    server.users_set_active(SYSTEM, made["id"], True)
+    assert verify(server.db, made["id"], token) is None
+
+
+def test_a_users_sign_ins_are_capped_the_oldest_ending_first(server: EmbeddedServer) -> None:
+    """Every sign-in added a token row forever; now a user holds at most MAX_LOGIN_TOKENS
+    sign-ins, and personal tokens are not touched by the cap."""
+    uid = server.users_create(SYSTEM, "hal", "Hal", "user")["id"]
+    personal = mint(server.db, uid, "ci", 0.0)
+    tokens = [mint(server.db, uid, "login", float(i), kind="login")
+              for i in range(MAX_LOGIN_TOKENS + 5)]
+    alive = [t for t in tokens if verify(server.db, uid, t) == uid]
+    assert alive == tokens[5:]  # the newest MAX_LOGIN_TOKENS, the first five ended
+    assert verify(server.db, uid, personal) == uid
+    (rows,) = server.db.conn().execute(
+        "SELECT count(*) FROM personal_tokens WHERE user_id = ?", (uid,)).fetchone()
+    assert rows == MAX_LOGIN_TOKENS + 1
