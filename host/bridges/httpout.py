@@ -24,6 +24,8 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
@@ -77,18 +79,48 @@ _HTTP_FAILURES = (httpcore.NetworkError, httpcore.ProtocolError, httpcore.Unsupp
 _REDIRECTS = (301, 302, 303, 307, 308)
 
 
+# How long one host-name lookup may take before the call is refused as not resolving: a
+# security boundary. getaddrinfo has no timeout of its own (glibc's resolver retries each name
+# server, tens of seconds), and the name's owner runs the server that answers: an app whose
+# permit lists a domain its author controls could make every lookup hang. A lookup runs on one
+# of DNS_THREADS threads and is waited for at most this long; one still hanging keeps its thread
+# until the resolver gives up, so at most DNS_THREADS are ever held, and lookups queued behind
+# them are refused at their own timeout rather than waiting without bound.
+DNS_TIMEOUT_S = 5.0
+DNS_THREADS = 4
+_dns_pool: list[ThreadPoolExecutor] = []
+_dns_pool_lock = threading.Lock()
+
+
+def _lookup_pool() -> ThreadPoolExecutor:
+    with _dns_pool_lock:
+        if not _dns_pool:
+            _dns_pool.append(ThreadPoolExecutor(DNS_THREADS, thread_name_prefix="stockade-dns"))
+        return _dns_pool[0]
+
+
+def _addresses(host: str) -> list[str]:
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError:
+        return []
+    return sorted({str(info[4][0]) for info in infos})
+
+
 def system_resolver(overrides: Mapping[str, str] | None = None) -> Callable[[str], list[str]]:
-    """Resolve a host name to addresses; `overrides` pins names (the demo's CRM endpoint)."""
+    """Resolve a host name to addresses (none: it did not resolve within DNS_TIMEOUT_S);
+    `overrides` pins names (the demo's CRM endpoint)."""
     pinned = {k.lower(): v for k, v in (overrides or {}).items()}
 
     def resolve(host: str) -> list[str]:
         if host.lower() in pinned:
             return [pinned[host.lower()]]
+        lookup = _lookup_pool().submit(_addresses, host)
         try:
-            infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-        except OSError:
+            return lookup.result(timeout=DNS_TIMEOUT_S)
+        except FuturesTimeout:
+            lookup.cancel()  # still queued behind hung lookups: never run it
             return []
-        return sorted({str(info[4][0]) for info in infos})
 
     return resolve
 
