@@ -1,0 +1,63 @@
+"""Who a livechat room may go to, whatever the route: a take never gives a room to a
+deactivated user or to an agent outside the room's department."""
+from __future__ import annotations
+
+import pytest
+from srvhelp import op
+
+from host.server import SYSTEM, Caller, Conflict, EmbeddedServer
+from host.server.rest import RestDispatcher
+from host.server.shapes import User
+
+
+def _agent(server: EmbeddedServer, name: str, roles: tuple[str, ...] = (),
+           status: str = "not-available") -> User:
+    u = server.users_create(SYSTEM, name, name.title(), "user", roles=list(roles))
+    server.livechat_add_agent(SYSTEM, u["id"])
+    server.livechat_set_agent_status(SYSTEM, u["id"], status)
+    return u
+
+
+def _queued(server: EmbeddedServer, n: int, department: str | None) -> str:
+    v = server.save_visitor(f"widget-token-{n}", f"Visitor {n}")
+    room = server.visitor_start_room(v["id"], department)
+    assert room["served_by"] is None
+    return room["id"]
+
+
+# -- take ---------------------------------------------------------------------------------------
+
+def test_take_refuses_a_deactivated_agent_on_every_route(server: EmbeddedServer,
+                                                         app: Caller) -> None:
+    alice, bob = _agent(server, "alice"), _agent(server, "bob")
+    boss = server.users_create(SYSTEM, "boss", "Boss", "user", roles=["livechat-manager"])
+    server.add_department("Sales", [alice["id"], bob["id"]])
+    server.users_set_active(SYSTEM, bob["id"], False)
+    rooms = [_queued(server, i, "Sales") for i in range(3)]
+    with pytest.raises(Conflict, match="deactivated"):
+        server.livechat_take_room(app, rooms[0], bob["id"], op_id=op())
+    rest = RestDispatcher(server)
+    st, body = rest.call(boss["id"], "POST", "livechat/inquiries.take",
+                         body={"inquiryId": rooms[1], "userId": bob["id"]})
+    assert st == 400 and "deactivated" in body["error"], body
+    st, body = rest.call(boss["id"], "POST", "livechat/room.take",
+                         body={"roomId": rooms[2], "userId": bob["id"]})
+    assert st == 400 and "deactivated" in body["error"], body
+    assert all(server.livechat_get_room(SYSTEM, r)["served_by"] is None for r in rooms)
+    # a queued room still goes to a not-available agent who takes it (manual routing)
+    assert server.livechat_take_room(app, rooms[0], alice["id"], op_id=op())["served_by"] == (
+        alice["id"])
+
+
+def test_take_refuses_an_agent_outside_the_rooms_department(server: EmbeddedServer,
+                                                            app: Caller) -> None:
+    alice, bob = _agent(server, "alice"), _agent(server, "bob")
+    server.add_department("Sales", [alice["id"]])
+    server.add_department("Support", [bob["id"]])
+    sales_room = _queued(server, 1, "Sales")
+    with pytest.raises(Conflict, match="not in department 'Sales'"):
+        server.livechat_take_room(app, sales_room, bob["id"], op_id=op())
+    assert server.livechat_get_room(SYSTEM, sales_room)["served_by"] is None
+    # a room with no department is everyone's: bob may take it
+    anyone = _queued(server, 2, None)
+    assert server.livechat_take_room(app, anyone, bob["id"], op_id=op())["served_by"] == bob["id"]
