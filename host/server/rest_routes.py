@@ -406,8 +406,14 @@ def room_take(ctx: Ctx) -> dict[str, Any]:
 
 
 def room_transfer(ctx: Ctx) -> dict[str, Any]:
-    """POST livechat/room.transfer {roomId, departmentId? , userId?}."""
-    room_for(ctx, ctx.b("roomId"), "only the serving agent or a manager transfers a room")
+    """POST livechat/room.transfer (and room.forward) {roomId, departmentId?, userId?}: the
+    serving agent, or a livechat manager, as Rocket.Chat's livechat:transfer requires. A queued
+    room is not the transfer of an agent who sees it in its queue: handing it to someone else
+    is a manager's take (`room_take`)."""
+    what = "only the serving agent or a manager transfers a room"
+    room = room_for(ctx, ctx.b("roomId"), what)
+    access.require(ctx.is_manager() or
+                   (room["served_by"] is not None and room["served_by"] == _me(ctx)), what)
     r = ctx.server.livechat_transfer_room(
         ctx.principal, ctx.b("roomId"), department=ctx.b("departmentId", required=False),
         agent_id=ctx.b("userId", required=False), op_id=ctx.op_id,

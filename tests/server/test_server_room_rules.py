@@ -1,5 +1,6 @@
 """Who a livechat room may go to, whatever the route: a take never gives a room to a
-deactivated user or to an agent outside the room's department."""
+deactivated user or to an agent outside the room's department; a REST transfer of a queued
+room is the serving agent's or a manager's."""
 from __future__ import annotations
 
 import pytest
@@ -61,3 +62,29 @@ def test_take_refuses_an_agent_outside_the_rooms_department(server: EmbeddedServ
     # a room with no department is everyone's: bob may take it
     anyone = _queued(server, 2, None)
     assert server.livechat_take_room(app, anyone, bob["id"], op_id=op())["served_by"] == bob["id"]
+
+
+# -- REST transfer of a queued room -------------------------------------------------------------
+
+def test_an_agent_cannot_transfer_or_forward_a_queued_room_it_does_not_serve(
+        server: EmbeddedServer) -> None:
+    alice, bob = _agent(server, "alice"), _agent(server, "bob", status="available")
+    boss = server.users_create(SYSTEM, "boss", "Boss", "user", roles=["livechat-manager"])
+    server.add_department("Sales", [alice["id"]])
+    server.add_department("Support", [bob["id"]])
+    q1, q2 = _queued(server, 1, "Sales"), _queued(server, 2, "Sales")
+    rest = RestDispatcher(server)
+    for route, body in (("livechat/room.transfer", {"roomId": q1, "userId": bob["id"]}),
+                        ("livechat/room.forward", {"roomId": q2, "departmentId": "Support"})):
+        st, out = rest.call(alice["id"], "POST", route, body=body)
+        assert st == 403 and out["errorType"] == "error-unauthorized", (route, out)
+    assert server.livechat_get_room(SYSTEM, q1)["served_by"] is None
+    assert server.livechat_get_room(SYSTEM, q2)["served_by"] is None
+    # a manager may; and the serving agent may pass its own room on
+    st, out = rest.call(boss["id"], "POST", "livechat/room.forward",
+                        body={"roomId": q1, "departmentId": "Support"})
+    assert st == 200 and out["room"]["servedBy"]["_id"] == bob["id"], out
+    server.set_agent_status(alice["id"], "available")
+    st, out = rest.call(bob["id"], "POST", "livechat/room.transfer",
+                        body={"roomId": q1, "userId": alice["id"]})
+    assert st == 200 and out["room"]["servedBy"]["_id"] == alice["id"], out
