@@ -183,8 +183,8 @@ def chat_post(ctx: Ctx) -> dict[str, Any]:
         raise InvalidArgument("roomId is required (livechat rooms have no channel name)")
     if not isinstance(text, str):
         raise InvalidArgument("text must be a string")
-    require_speaker(ctx, rid)
-    m = ctx.server.messages_send(ctx.principal, rid, text, op_id=ctx.op_id)
+    must_serve = require_speaker(ctx, rid)
+    m = ctx.server.messages_send(ctx.principal, rid, text, op_id=ctx.op_id, served_by=must_serve)
     return {"ts": rs.iso(m["ts"]), "channel": rid, "message": rs.message(m)}
 
 

@@ -357,12 +357,17 @@ def _me(ctx: Ctx) -> str | None:
     return ctx.identity["id"] if ctx.identity is not None else None
 
 
-def require_speaker(ctx: Ctx, room_id: str) -> None:
-    """Staff speak in the rooms they serve; managers and admins in any (403 otherwise)."""
-    if not access.has(ctx.identity, "view-livechat-rooms"):
-        room = room_for(ctx, room_id, "this room is not yours")
-        access.require(room["served_by"] == _me(ctx),
-                       "only the serving agent speaks in this room")
+def require_speaker(ctx: Ctx, room_id: str) -> str | None:
+    """Staff speak in the rooms they serve; managers and admins in any (403 otherwise). Returns
+    the user who must still serve the room when the message is written (None for a manager):
+    `messages_send(served_by=)` checks it again inside the write, after the pre-send hook."""
+    if access.has(ctx.identity, "view-livechat-rooms"):
+        return None
+    room = room_for(ctx, room_id, "this room is not yours")
+    me = _me(ctx)
+    access.require(me is not None and room["served_by"] == me,
+                   "only the serving agent speaks in this room")
+    return me
 
 
 def my_departments(ctx: Ctx) -> list[str]:
@@ -496,7 +501,7 @@ def chat_send(ctx: Ctx) -> dict[str, Any]:
     rid, text = msg.get("rid"), msg.get("msg")
     if not isinstance(rid, str) or not isinstance(text, str):
         raise InvalidArgument("message needs rid and msg strings")
-    require_speaker(ctx, rid)
+    must_serve = require_speaker(ctx, rid)
     alias, avatar = msg.get("alias"), msg.get("avatar")
     if not isinstance(alias, (str, type(None))) or not isinstance(avatar, (str, type(None))):
         raise InvalidArgument("alias and avatar must be strings")
@@ -504,7 +509,7 @@ def chat_send(ctx: Ctx) -> dict[str, Any]:
         access.require(access.has(ctx.identity, "message-impersonate"),
                        "alias and avatar need the message-impersonate permission")
     m = ctx.server.messages_send(ctx.principal, rid, text, op_id=ctx.op_id, alias=alias,
-                                 avatar_url=avatar)
+                                 avatar_url=avatar, served_by=must_serve)
     return {"message": rs.message(m)}
 
 

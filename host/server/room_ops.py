@@ -27,6 +27,11 @@ def _closer(p: Principal) -> Closer:
     return Closer(type="user", id=user_of(p), app_id=app_of(p))
 
 
+def _require_served(room: Room, user_id: str, who: str, what: str) -> None:
+    if room["served_by"] != user_id:
+        raise Forbidden(f"only {who} serves room {room['id']!r} may {what} there")
+
+
 class RoomOps(ServerCore):
     """Rooms, visitors and messages."""
 
@@ -124,11 +129,13 @@ class RoomOps(ServerCore):
 
     def messages_send(
         self, caller: Principal, room_id: str, text: str, *, op_id: str | None = None,
-        alias: str | None = None, avatar_url: str | None = None,
+        alias: str | None = None, avatar_url: str | None = None, served_by: str | None = None,
     ) -> Message:
         """Send as the caller's user (an app's app user), through the pre-send hook. `alias` /
         `avatar_url`: Rocket.Chat's `message-impersonate` display, for a REST identity only (an
-        app relays with `livechat_relay_message`, under its own rule)."""
+        app relays with `livechat_relay_message`, under its own rule). `served_by`: the user
+        who must serve the room when the message is written (Forbidden otherwise), for a REST
+        speaker allowed in only as the serving agent (`rest_routes.require_speaker`)."""
         room_id = limits.ident(room_id, "room_id")
         text = limits.message_text(text)
         display = None
@@ -145,7 +152,8 @@ class RoomOps(ServerCore):
                 else "a message needs a sending user"
             )
         sender = messages.user_sender(self.db.conn(), uid)  # one statement: no BEGIN/COMMIT
-        return self._send(caller, op_id, room_id, sender, text, display=display)
+        must = None if served_by is None else (served_by, "the agent who", "send messages")
+        return self._send(caller, op_id, room_id, sender, text, display=display, must_serve=must)
 
     def livechat_relay_message(
         self, caller: Principal, room_id: str, text: str, alias: str,
@@ -163,13 +171,13 @@ class RoomOps(ServerCore):
         app_user = caller.app_user_id if isinstance(caller, Caller) else None
         if app_user is None:
             raise Forbidden("only an app's own user may relay an external agent's messages")
+        relay = (app_user, "the app whose user", "relay messages")
         with self.db.read() as c:
             sender = messages.user_sender(c, app_user)
-            if rooms.get_open(c, room_id)["served_by"] != app_user:
-                raise Forbidden(
-                    f"only the app whose user serves room {room_id!r} may relay messages there"
-                )
-        return self._send(caller, op_id, room_id, sender, text, display=display)
+            _require_served(rooms.get_open(c, room_id), *relay)
+        # Checked again in the write (`must_serve`): a transfer may commit while the hook runs.
+        return self._send(caller, op_id, room_id, sender, text, display=display,
+                          must_serve=relay)
 
     def messages_send_as_user(
         self, caller: Principal, room_id: str, user_id: str, text: str, *,
@@ -205,7 +213,13 @@ class RoomOps(ServerCore):
     def _send(
         self, p: Principal, op_id: str | None, room_id: str, sender: Sender, text: str,
         visitor_id: str | None = None, display: AgentDisplay | None = None,
+        must_serve: tuple[str, str, str] | None = None,
     ) -> Message:
+        """Send through the pre-send hook. `must_serve`: (user, who, what) when the sender
+        may write only while that user serves the room; checked in the write transaction itself
+        (a security boundary: the hook runs outside it, for up to its deadline, and a transfer
+        may commit meanwhile; a check made before the hook alone would let the old speaker's
+        words land in a room another agent now serves)."""
         action = "messages.send"
         args: dict[str, Any] = {
             "room_id": room_id, "text": text, "sender": [sender["type"], sender["id"]],
@@ -228,6 +242,8 @@ class RoomOps(ServerCore):
 
         def apply(tx: Tx) -> Message:
             current = rooms.get_open(tx.conn, room_id)  # it may have closed while the hook ran
+            if must_serve is not None:
+                _require_served(current, *must_serve)
             messages.insert(tx, msg)
             tx.emit(MESSAGE_SENT, {"message": msg, "room": current})
             return msg

@@ -1,12 +1,18 @@
-"""Who a livechat room may go to, whatever the route: a take never gives a room to a
-deactivated user or to an agent outside the room's department; a REST transfer of a queued
-room is the serving agent's or a manager's."""
+"""Who a livechat room may go to and who may speak in it, whatever the route: a take never gives
+a room to a deactivated user or to an agent outside the room's department; a REST transfer of a
+queued room is the serving agent's or a manager's; a message checked against the serving agent
+before the pre-send hook is checked again in its write, so a transfer committed while the hook
+ran keeps the old speaker out."""
 from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from srvhelp import op
 
-from host.server import SYSTEM, Caller, Conflict, EmbeddedServer
+from host.server import SYSTEM, Caller, Conflict, EmbeddedServer, Forbidden
 from host.server.rest import RestDispatcher
 from host.server.shapes import User
 
@@ -88,3 +94,84 @@ def test_an_agent_cannot_transfer_or_forward_a_queued_room_it_does_not_serve(
     st, out = rest.call(bob["id"], "POST", "livechat/room.transfer",
                         body={"roomId": q1, "userId": alice["id"]})
     assert st == 200 and out["room"]["servedBy"]["_id"] == alice["id"], out
+
+
+# -- the serving agent, checked again in the message's write ------------------------------------
+
+def _send_during_transfer(server: EmbeddedServer, send: Callable[[], Any],
+                          transfer: Callable[[], Any]) -> dict[str, Any]:
+    """Run `send` with a pre-send hook that waits until `transfer` has committed."""
+    in_hook, go_on = threading.Event(), threading.Event()
+
+    def hook(payload: dict[str, Any]) -> dict[str, Any]:
+        in_hook.set()
+        go_on.wait(10)
+        return {"text": payload["text"]}
+
+    server.set_pre_send_hook(hook)
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            out["result"] = send()
+        except Exception as e:  # the test reads it
+            out["error"] = e
+        finally:
+            server.db.release()
+
+    t = threading.Thread(target=run)
+    t.start()
+    assert in_hook.wait(10)
+    server.set_pre_send_hook(None)
+    transfer()
+    go_on.set()
+    t.join(10)
+    return out
+
+
+def test_a_relay_refused_when_the_room_moved_while_the_hook_ran(server: EmbeddedServer,
+                                                               app: Caller) -> None:
+    assert app.app_user_id is not None
+    server.livechat_add_agent(SYSTEM, app.app_user_id)
+    server.livechat_set_agent_status(SYSTEM, app.app_user_id, "available")
+    human = _agent(server, "alice")
+    room = server.visitor_start_room(server.save_visitor("widget-token-1", "Vic")["id"])
+    assert room["served_by"] == app.app_user_id
+    server.set_agent_status(human["id"], "available")
+    out = _send_during_transfer(
+        server,
+        lambda: server.livechat_relay_message(app, room["id"], "give me your card",
+                                              "Bob (Salesforce)", op_id=op()),
+        lambda: server.livechat_transfer_room(SYSTEM, room["id"], agent_id=human["id"]))
+    assert isinstance(out.get("error"), Forbidden), out
+    assert server.messages_list(SYSTEM, room["id"]) == []
+
+
+def test_an_agents_rest_message_refused_when_the_room_moved_while_the_hook_ran(
+        server: EmbeddedServer) -> None:
+    alice, bob = _agent(server, "alice", status="available"), _agent(server, "bob")
+    room = server.visitor_start_room(server.save_visitor("widget-token-1", "Vic")["id"])
+    assert room["served_by"] == alice["id"]
+    server.set_agent_status(bob["id"], "available")
+    rest = RestDispatcher(server)
+    for route, body in (("chat.sendMessage", {"message": {"rid": room["id"], "msg": "hi"}}),
+                        ("chat.postMessage", {"roomId": room["id"], "text": "hi"})):
+        served = server.livechat_get_room(SYSTEM, room["id"])["served_by"]
+        back = alice["id"] if served == bob["id"] else bob["id"]
+        speaker = served
+
+        def send(route: str = route, body: dict[str, Any] = body,
+                 speaker: str | None = speaker) -> tuple[int, dict[str, Any]]:
+            return rest.call(speaker, "POST", route, body=body)
+
+        out = _send_during_transfer(
+            server, send,
+            lambda back=back: server.livechat_transfer_room(SYSTEM, room["id"], agent_id=back))
+        st, answer = out["result"]
+        assert st == 403 and answer["errorType"] == "error-unauthorized", (route, answer)
+    assert server.messages_list(SYSTEM, room["id"]) == []
+    # the agent now serving speaks as before
+    served = server.livechat_get_room(SYSTEM, room["id"])["served_by"]
+    st, _ = rest.call(served, "POST", "chat.sendMessage",
+                      body={"message": {"rid": room["id"], "msg": "hello"}})
+    assert st == 200
