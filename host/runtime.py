@@ -207,6 +207,7 @@ class Host:
         self.affinity.place_host()
         if self.spawner.zygote is not None:
             self.affinity.aside(self.spawner.zygote.pid)
+            self.spawner.on_new_zygote = self.affinity.aside  # a replacement goes there too
 
     def pooled_stores(self) -> list[Pooled]:
         """The stores an app's start and calls use, whose connections are pooled."""

@@ -5,15 +5,24 @@ What a child is once started (its channel, deadline and death) is `host.supervis
 """
 from __future__ import annotations
 
+import logging
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from host.supervise.child import Child, ChildLimits
 from host.supervise.prefork import Prefork
 from host.supervise.zygote_client import Zygote
+
+log = logging.getLogger(__name__)
+
+# How long a replacement zygote may take to say it is ready (it imports the sandbox: ~0.1 s).
+ZYGOTE_START_TIMEOUT_S = 30.0
 
 
 class Spawner:
@@ -33,6 +42,15 @@ class Spawner:
         self._lock = threading.Lock()
         self._early: dict[int, int] = {}  # exits the zygote reported before `_fork` had the pid
         self.zygote: Zygote | None = Zygote(self._on_exit) if use_zygote else None
+        # A zygote that died (the OOM killer's pick, a crash) is replaced at the next fork, made
+        # on a thread kept for that: a zygote's parent-death signal follows the thread that
+        # started it, so one started from a runner's thread would die (with every child) when
+        # that runner's thread ends. `on_new_zygote(pid)`: the host places it off its core.
+        self._zygote_lock = threading.Lock()
+        self._keeper: ThreadPoolExecutor | None = None
+        self._closing = False
+        self.on_new_zygote: Callable[[int], None] | None = None
+        self.zygotes_replaced = 0
         self._pool_limits = prefork_limits or ChildLimits()
         self.pool: Prefork[Child] | None = None
         if self.zygote is not None and prefork > 0:
@@ -65,9 +83,10 @@ class Spawner:
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         session = secrets.token_hex(16)
         popen: subprocess.Popen[bytes] | None = None
+        zygote = self._live_zygote() if self.zygote is not None else None
         try:
-            if self.zygote is not None:
-                pid = self.zygote.fork((h2c_r, c2h_w, err_w), limits.as_dict())
+            if zygote is not None:
+                pid = zygote.fork((h2c_r, c2h_w, err_w), limits.as_dict())
             else:
                 popen = subprocess.Popen(
                     [sys.executable, "-I", "-m", "sandbox.child", str(h2c_r), str(c2h_w),
@@ -87,7 +106,6 @@ class Spawner:
         finally:
             for fd in (h2c_r, c2h_w, err_w):
                 os.close(fd)
-        zygote = self.zygote
         child = Child(pid=pid, session_id=session, to_child=h2c_w, from_child=c2h_r,
                       err_fd=err_r, popen=popen,
                       kill_by_parent=None if zygote is None else lambda: zygote.kill(pid))
@@ -104,11 +122,46 @@ class Spawner:
             child.exited(early)
         return child
 
+    def _live_zygote(self) -> Zygote:
+        """The zygote, replaced first if it died (its children died with it: PDEATHSIG)."""
+        with self._zygote_lock:
+            old = self.zygote
+            assert old is not None
+            # Its exit is seen by the listener (socket closed) or, a moment earlier, by wait.
+            if not (old.gone or old.proc.poll() is not None) or self._closing:
+                return old  # closing: its fork fails as "gone", as before
+            if self._keeper is None:
+                # One worker, idle between replacements but never ended before `close`: the
+                # thread every replacement zygote's parent-death signal is bound to.
+                self._keeper = ThreadPoolExecutor(1, thread_name_prefix="stockade-zygote")
+            new = self._keeper.submit(Zygote, self._on_exit).result(ZYGOTE_START_TIMEOUT_S)
+            with self._lock:
+                # The old zygote's children: dead by their parent-death signal (killed here
+                # too, by pidfd, in case one is not yet), never to be reported by anyone.
+                orphans = list(self._children.values())
+                self._children.clear()
+                self._early.clear()
+            self.zygote = new
+            self.zygotes_replaced += 1
+        old.close()
+        for child in orphans:
+            child.kill("its zygote died", code="killed")
+            child.exited(signal.SIGKILL)
+        log.warning("the zygote died; replaced (pid %d), %d of its children ended with it",
+                    new.pid, len(orphans))
+        if self.on_new_zygote is not None:
+            self.on_new_zygote(new.pid)
+        return new
+
     def close(self) -> None:
+        with self._zygote_lock:
+            self._closing = True
         if self.pool is not None:
             self.pool.close()
         if self.zygote is not None:
             self.zygote.close()
+        if self._keeper is not None:
+            self._keeper.shutdown(wait=False)
 
 
 def _wait_popen(child: Child, popen: subprocess.Popen[bytes]) -> None:

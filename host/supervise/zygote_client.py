@@ -54,6 +54,11 @@ class Zygote:
         self._pending: dict[int, tuple[threading.Event, list[int], list[str]]] = {}
         self._next = 1
         self._closed = False
+        # Forks whose reply came too late (`fork` timed out): the child they made is killed on
+        # arrival, and its exit, reported by pid, is not passed on (no caller knows that pid; a
+        # later child given the same number would look dead at birth).
+        self._abandoned: set[int] = set()  # request ids
+        self._orphans: set[int] = set()  # pids of children such requests made
         self._thread = threading.Thread(target=self._listen, name="zygote-listener", daemon=True)
         self._thread.start()
 
@@ -73,14 +78,24 @@ class Zygote:
             if msg.get("op") in ("forked", "failed"):
                 with self._lock:
                     waiter = self._pending.pop(int(msg["id"]), None)
-                if waiter:
+                    late = int(msg["id"]) in self._abandoned
+                    self._abandoned.discard(int(msg["id"]))
+                if late and msg["op"] == "forked":
+                    with self._lock:
+                        self._orphans.add(int(msg["pid"]))
+                    self.kill(int(msg["pid"]))
+                elif waiter:
                     if msg["op"] == "forked":
                         waiter[1].append(int(msg["pid"]))
                     else:
                         waiter[2].append(str(msg.get("error", "unknown error"))[:200])
                     waiter[0].set()
             elif msg.get("op") == "exit":
-                self._on_exit(int(msg["pid"]), int(msg["status"]))
+                with self._lock:
+                    orphan = int(msg["pid"]) in self._orphans
+                    self._orphans.discard(int(msg["pid"]))
+                if not orphan:
+                    self._on_exit(int(msg["pid"]), int(msg["status"]))
 
     def fork(self, fds: tuple[int, int, int], limits: dict[str, int], timeout: float = 5.0) -> int:
         """Ask for one confined child on these (chan_in, chan_out, err) descriptors."""
@@ -99,12 +114,22 @@ class Zygote:
                 list(fds),
             )
         if not ev.wait(timeout):
+            with self._lock:
+                if self._pending.pop(req_id, None) is not None:
+                    self._abandoned.add(req_id)  # its child, if one comes, is killed
+            if box:  # answered between the wait's end and the lock: the child is ours
+                return box[0]
             raise ZygoteError("zygote did not fork in time")
         if error:
             raise ZygoteError(f"zygote could not fork: {error[0]}")
         if not box:
             raise ZygoteError("zygote is gone")
         return box[0]
+
+    @property
+    def gone(self) -> bool:
+        """The zygote's end of the socket closed: it died (or was closed); it forks no more."""
+        return self._closed
 
     def kill(self, pid: int) -> None:
         """SIGKILL child `pid` through the zygote, its parent: the fallback where the kernel
