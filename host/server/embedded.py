@@ -335,8 +335,15 @@ class EmbeddedServer(RoomOps):
         """An agent sets its own status (console / demo; not an app action)."""
         return self.livechat_set_agent_status(Operator(user_id), user_id, status)
 
+    def livechat_get_agent(self, caller: Principal, user_id: str) -> Agent:
+        """One agent by user id; NotFound for an unknown user or one who is no agent. Callers
+        ask for the one they mean: `list_agents` stops at 500 by username, and whoever sorts
+        after that is in no scan of it."""
+        with self.db.read() as c:
+            return livechat.get_agent(c, user_id)
+
     def list_agents(self) -> list[Agent]:
-        """Every agent."""
+        """Every agent (at most 500, by username)."""
         with self.db.read() as c:
             return livechat.list_agents(c)
 

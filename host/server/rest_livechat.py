@@ -126,11 +126,8 @@ def inquiries_take(ctx: Ctx) -> dict[str, Any]:
 # -- agents and managers --------------------------------------------------------------------------
 
 def agent_get(ctx: Ctx) -> dict[str, Any]:
-    """GET livechat/users/agent/{id}."""
-    for a in ctx.server.list_agents():
-        if a["user_id"] == ctx.path["id"]:
-            return {"user": rs.agent(a)}
-    raise NotFound(f"user {ctx.path['id']!r} is not a livechat agent")
+    """GET livechat/users/agent/{id}: NotFound for an unknown user or one who is no agent."""
+    return {"user": rs.agent(ctx.server.livechat_get_agent(ctx.principal, ctx.path["id"]))}
 
 
 def managers_list(ctx: Ctx) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from host.server.embedded import EmbeddedServer
 from host.server.errors import Forbidden, InvalidArgument, NotFound
 from host.server.limits import MAX_LIST
 from host.server.principals import Caller, Principal
-from host.server.shapes import Room, User
+from host.server.shapes import Agent, Room, User
 
 SERVER_VERSION = "stockade-embedded/0.1"
 
@@ -264,11 +264,20 @@ def sync_agent(ctx: Ctx, user_id: str, roles: list[str]) -> None:
         return
     if not ctx.server.users_get(ctx.principal, user_id)["active"]:
         return  # a deactivated user keeps the role and is no agent (it could serve no room)
-    is_agent = any(a["user_id"] == user_id for a in ctx.server.list_agents())
+    is_agent = agent_or_none(ctx, user_id) is not None
     if AGENT_ROLE in roles and not is_agent:
         ctx.server.livechat_add_agent(ctx.principal, user_id)
     elif AGENT_ROLE not in roles and is_agent:
         ctx.server.livechat_remove_agent(ctx.principal, user_id)
+
+
+def agent_or_none(ctx: Ctx, user_id: str) -> Agent | None:
+    """The agent record of `user_id`, looked up directly (never a scan of the capped
+    `list_agents`), or None when the user is no agent."""
+    try:
+        return ctx.server.livechat_get_agent(ctx.principal, user_id)
+    except NotFound:
+        return None
 
 
 def _role_change(ctx: Ctx, add: bool) -> dict[str, Any]:
@@ -320,10 +329,7 @@ def agent_status(ctx: Ctx) -> dict[str, Any]:
         raise Forbidden("only a livechat manager may set another agent's status")
     status = ctx.b("status", required=False)
     if status is None:
-        now = next((a["status"] for a in ctx.server.list_agents() if a["user_id"] == agent_id),
-                   None)
-        if now is None:
-            raise NotFound(f"user {agent_id!r} is not a livechat agent")
+        now = ctx.server.livechat_get_agent(ctx.principal, agent_id)["status"]  # or NotFound
         status = "not-available" if now == "available" else "available"
     a = ctx.server.livechat_set_agent_status(ctx.principal, agent_id, status, op_id=ctx.op_id)
     return {"status": a["status"]}
@@ -371,8 +377,10 @@ def require_speaker(ctx: Ctx, room_id: str) -> str | None:
 
 
 def my_departments(ctx: Ctx) -> list[str]:
+    """The identity's departments (none when it is no agent)."""
     me = _me(ctx)
-    return next((a["departments"] for a in ctx.server.list_agents() if a["user_id"] == me), [])
+    agent = agent_or_none(ctx, me) if me is not None else None
+    return [] if agent is None else agent["departments"]
 
 
 def room_for(ctx: Ctx, room_id: str, what: str) -> Room:
