@@ -59,10 +59,9 @@ def visitor_room(ctx: Ctx) -> dict[str, Any]:
     rid = ctx.q("rid")
     if rid:
         return {"room": room_doc(ctx, _own_room(ctx, v, rid)), "newRoom": False}
-    mine = [r for r in ctx.server.livechat_list_rooms(ctx.principal, True)
-            if r["visitor_id"] == v["id"]]
-    if mine:
-        return {"room": room_doc(ctx, mine[0]), "newRoom": False}
+    mine = ctx.server.livechat_open_room_of(ctx.principal, v["id"])  # by visitor, in SQL
+    if mine is not None:
+        return {"room": room_doc(ctx, mine), "newRoom": False}
     room = ctx.server.visitor_start_room(v["id"], ctx.q("department") or None)
     return {"room": room_doc(ctx, room), "newRoom": True}
 
@@ -91,17 +90,24 @@ def _inquiry(r: Room) -> dict[str, Any]:
             "ts": rs.iso(r["created_at"])}
 
 
-def _queue(ctx: Ctx) -> list[Room]:
+def _queue(ctx: Ctx, department: str | None) -> list[Room]:
+    """The caller's queue, longest waiting first: chosen in SQL by its departments before the
+    500 cap (a filter over the newest open rooms lost the oldest inquiry); can_access still
+    decides each room."""
     deps = my_departments(ctx)
-    return [r for r in ctx.server.livechat_list_rooms(ctx.principal, True)
-            if r["served_by"] is None and access.can_access(ctx.identity, r, deps)]
+    if access.has(ctx.identity, "view-livechat-rooms"):
+        queued = ctx.server.livechat_queue(ctx.principal, None, department)
+    elif ctx.identity is not None:
+        queued = ctx.server.livechat_queue(ctx.principal, ctx.identity["id"], department)
+    else:
+        return []
+    return [r for r in queued if access.can_access(ctx.identity, r, deps)]
 
 
 def inquiries_list(ctx: Ctx) -> dict[str, Any]:
-    """GET livechat/inquiries.list ?department=&count=&offset=: the caller's queue."""
-    dep = ctx.q("department")
-    return ctx.page([_inquiry(r) for r in _queue(ctx)
-                     if dep is None or r["department_id"] == dep], "inquiries")
+    """GET livechat/inquiries.list ?department=&count=&offset=: the caller's queue, longest
+    waiting first (as Rocket.Chat's queue)."""
+    return ctx.page([_inquiry(r) for r in _queue(ctx, ctx.q("department"))], "inquiries")
 
 
 def inquiries_get_one(ctx: Ctx) -> dict[str, Any]:

@@ -394,11 +394,21 @@ def rooms_list(ctx: Ctx) -> dict[str, Any]:
     raw = ctx.q("open")
     if raw not in (None, "true", "false"):
         raise InvalidArgument("open must be true or false")
+    open_ = None if raw is None else raw == "true"
     deps = my_departments(ctx)
-    rooms = [room_doc(ctx, r) for r in ctx.server.livechat_list_rooms(
-        ctx.principal, None if raw is None else raw == "true")
-        if access.can_access(ctx.identity, r, deps)]
+    # An agent's rooms are chosen in SQL before the cap (the newest 500 rooms of all may hold
+    # none of its own); can_access still decides each one.
+    found = (ctx.server.livechat_list_rooms(ctx.principal, open_) if ctx.is_manager()
+             else _seen_by_me(ctx, open_))
+    rooms = [room_doc(ctx, r) for r in found if access.can_access(ctx.identity, r, deps)]
     return ctx.page(rooms, "rooms")
+
+
+def _seen_by_me(ctx: Ctx, open_: bool | None, visitor_id: str | None = None) -> list[Room]:
+    me = _me(ctx)
+    if me is None:
+        return []
+    return ctx.server.livechat_rooms_seen_by(ctx.principal, me, open_, visitor_id)
 
 
 def room_info(ctx: Ctx) -> dict[str, Any]:
@@ -486,8 +496,8 @@ def visitor_info(ctx: Ctx) -> dict[str, Any]:
     v = ctx.server.livechat_get_visitor(ctx.principal, ctx.need_q("visitorId"))
     if not access.has(ctx.identity, "view-livechat-rooms"):
         deps = my_departments(ctx)
-        access.require(any(r["visitor_id"] == v["id"] and access.can_access(ctx.identity, r, deps)
-                           for r in ctx.server.livechat_list_rooms(ctx.principal, None)),
+        access.require(any(access.can_access(ctx.identity, r, deps)
+                           for r in _seen_by_me(ctx, None, v["id"])),
                        "this visitor is in none of your rooms")
     return {"visitor": rs.visitor(v)}
 

@@ -49,6 +49,29 @@ class RoomOps(ServerCore):
         with self.db.read() as c:
             return rooms.list_rooms(c, open)
 
+    def livechat_open_room_of(self, caller: Principal, visitor_id: str) -> Room | None:
+        """The visitor's open room, or None (by visitor: never a filter over a capped list)."""
+        return rooms.open_room_of(self.db.conn(), visitor_id)  # one statement: its snapshot
+
+    def livechat_queue(
+        self, caller: Principal, departments_of: str | None, department: str | None = None
+    ) -> list[Room]:
+        """Open rooms nobody serves, longest waiting first, at most 500: all, or those of
+        `departments_of`'s departments (and of none); `department` narrows to one."""
+        with self.db.read() as c:
+            return rooms.queue(c, departments_of, department)
+
+    def livechat_rooms_seen_by(
+        self, caller: Principal, agent_id: str, open: bool | None = None,
+        visitor_id: str | None = None,
+    ) -> list[Room]:
+        """The rooms `agent_id` serves and its departments' queue, newest first, at most 500
+        (an agent's view; a manager's is `livechat_list_rooms`)."""
+        if open is not None and not isinstance(open, bool):
+            raise InvalidArgument("open must be true, false or absent")
+        with self.db.read() as c:
+            return rooms.seen_by(c, agent_id, open, visitor_id)
+
     def livechat_get_visitor(self, caller: Principal, visitor_id: str) -> Visitor:
         """A visitor. NotFound."""
         return livechat.get_visitor(self.db.conn(), visitor_id)

@@ -72,6 +72,72 @@ def list_rooms(conn: sqlite3.Connection, open: bool | None) -> list[Room]:
     return [_room(r) for r in rows]
 
 
+def open_room_of(conn: sqlite3.Connection, visitor_id: str) -> Room | None:
+    """The visitor's open room (at most one: `start` refuses a second), or None."""
+    row = conn.execute(
+        _ROOM + "WHERE visitor_id = ? AND open = 1 ORDER BY created_at DESC, id LIMIT 1",
+        (limits.ident(visitor_id, "visitor_id"),),
+    ).fetchone()
+    return None if row is None else _room(row)
+
+
+# A room of `user_id`'s departments' queue, or of no department (everyone's queue), as
+# `rest_access.can_access` admits it.
+_IN_DEPARTMENTS_OF = (
+    "(department_id IS NULL OR department_id IN"
+    " (SELECT department_id FROM department_agents WHERE user_id = ?))"
+)
+
+
+def queue(
+    conn: sqlite3.Connection, departments_of: str | None, department: str | None = None
+) -> list[Room]:
+    """Open rooms nobody serves, oldest (longest waiting) first, at most MAX_LIST: all of them
+    (`departments_of` None), or those `departments_of`'s departments (or none) may take;
+    `department` narrows to one department id. Filtered here, before the cap: a filter applied
+    to a capped list loses the longest-waiting visitors once enough newer rooms are open."""
+    sql = _ROOM + "WHERE open = 1 AND served_by IS NULL"
+    params: list[object] = []
+    if departments_of is not None:
+        sql += " AND " + _IN_DEPARTMENTS_OF
+        params.append(limits.ident(departments_of, "user_id"))
+    if department is not None:
+        sql += " AND department_id = ?"
+        params.append(department)
+    rows = conn.execute(sql + " ORDER BY created_at, id LIMIT ?",
+                        (*params, limits.MAX_LIST)).fetchall()
+    return [_room(r) for r in rows]
+
+
+def seen_by(
+    conn: sqlite3.Connection, agent_id: str, open: bool | None, visitor_id: str | None = None
+) -> list[Room]:
+    """The rooms an agent who is no manager may see (`rest_access.can_access`): those it
+    serves and its departments' queue, newest first, at most MAX_LIST; `open` filters on
+    state, `visitor_id` on the visitor. The two halves are disjoint (served by it, by nobody)."""
+    agent_id = limits.ident(agent_id, "user_id")
+    served = "WHERE served_by = ?"
+    queued = "WHERE open = 1 AND served_by IS NULL AND " + _IN_DEPARTMENTS_OF
+    s_params: list[object] = [agent_id]
+    q_params: list[object] = [agent_id]
+    if open is not None:
+        served += " AND open = ?"
+        s_params.append(int(open))
+    if visitor_id is not None:
+        visitor_id = limits.ident(visitor_id, "visitor_id")
+        served += " AND visitor_id = ?"
+        s_params.append(visitor_id)
+        queued += " AND visitor_id = ?"
+        q_params.append(visitor_id)
+    sql, params = _ROOM + served, list(s_params)
+    if open is not False:
+        sql += " UNION ALL " + _ROOM + queued
+        params += q_params
+    rows = conn.execute(sql + " ORDER BY created_at DESC, id LIMIT ?",
+                        (*params, limits.MAX_LIST)).fetchall()
+    return [_room(r) for r in rows]
+
+
 def _set_served(tx: Tx, room_id: str, agent_id: str | None) -> Room:
     # A new serving agent drops the old agent display: it belonged to the previous serving app.
     tx.conn.execute(
