@@ -230,12 +230,25 @@ CREATE TRIGGER sign_in_epoch_deactivated AFTER UPDATE OF active ON users
     BEGIN UPDATE users SET sign_in_epoch = sign_in_epoch + 1 WHERE id = NEW.id; END
 """
 
+# Version 6: the room lists read an index in their own order, `created_at DESC, id`
+# (`rooms.list_rooms`: newest first, by state; `rooms.seen_by`: an agent's served rooms, by
+# state; `rooms.open_room_of`: a visitor's open room, by both equalities, so that no index on
+# the state alone is taken for it). Guards: reads whose cost grew with every room ever made
+# (each call sorted the whole rooms table, or scanned every closed room).
+_SCHEMA_V6 = """
+CREATE INDEX rooms_created ON rooms(created_at DESC, id);
+CREATE INDEX rooms_open_created ON rooms(open, created_at DESC, id);
+CREATE INDEX rooms_served_open ON rooms(served_by, open, created_at DESC, id);
+CREATE INDEX rooms_visitor_open ON rooms(visitor_id, open, created_at DESC, id)
+"""
+
 # The server's own schema version (a table of its own: it predates the host's `schema_meta`).
 SERVER_VERSION_DDL = ("CREATE TABLE IF NOT EXISTS schema_version ("
                       "id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)")
 
 # Ordered migrations: index i takes the schema from version i to i + 1. Append, never edit.
-MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4, _SCHEMA_V5)
+MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4, _SCHEMA_V5,
+                               _SCHEMA_V6)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # Version 4 on PostgreSQL (docs/SCALE.md): the same seat counter, kept by one PL/pgSQL trigger

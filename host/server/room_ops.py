@@ -62,15 +62,21 @@ class RoomOps(ServerCore):
             return rooms.queue(c, departments_of, department)
 
     def livechat_rooms_seen_by(
-        self, caller: Principal, agent_id: str, open: bool | None = None,
-        visitor_id: str | None = None,
+        self, caller: Principal, agent_id: str, open: bool | None = None
     ) -> list[Room]:
         """The rooms `agent_id` serves and its departments' queue, newest first, at most 500
         (an agent's view; a manager's is `livechat_list_rooms`)."""
         if open is not None and not isinstance(open, bool):
             raise InvalidArgument("open must be true, false or absent")
         with self.db.read() as c:
-            return rooms.seen_by(c, agent_id, open, visitor_id)
+            return rooms.seen_by(c, agent_id, open)
+
+    def livechat_visitor_room_seen_by(
+        self, caller: Principal, agent_id: str, visitor_id: str
+    ) -> Room | None:
+        """One of the visitor's rooms among `livechat_rooms_seen_by`'s, or None."""
+        with self.db.read() as c:
+            return rooms.visitor_room_seen_by(c, agent_id, visitor_id)
 
     def livechat_get_visitor(self, caller: Principal, visitor_id: str) -> Visitor:
         """A visitor. NotFound."""

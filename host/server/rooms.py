@@ -109,33 +109,44 @@ def queue(
     return [_room(r) for r in rows]
 
 
-def seen_by(
-    conn: sqlite3.Connection, agent_id: str, open: bool | None, visitor_id: str | None = None
-) -> list[Room]:
+def seen_by(conn: sqlite3.Connection, agent_id: str, open: bool | None) -> list[Room]:
     """The rooms an agent who is no manager may see (`rest_access.can_access`): those it
     serves and its departments' queue, newest first, at most MAX_LIST; `open` filters on
-    state, `visitor_id` on the visitor. The two halves are disjoint (served by it, by nobody)."""
+    state. The parts are disjoint (served by it, open or closed; served by nobody), each read
+    by an index in the list's order (rooms_served_open, rooms_open_created) and merged."""
     agent_id = limits.ident(agent_id, "user_id")
-    served = "WHERE served_by = ?"
-    queued = "WHERE open = 1 AND served_by IS NULL AND " + _IN_DEPARTMENTS_OF
-    s_params: list[object] = [agent_id]
-    q_params: list[object] = [agent_id]
-    if open is not None:
-        served += " AND open = ?"
-        s_params.append(int(open))
-    if visitor_id is not None:
-        visitor_id = limits.ident(visitor_id, "visitor_id")
-        served += " AND visitor_id = ?"
-        s_params.append(visitor_id)
-        queued += " AND visitor_id = ?"
-        q_params.append(visitor_id)
-    sql, params = _ROOM + served, list(s_params)
+    parts: list[str] = []
+    params: list[object] = []
+    for state in (1, 0) if open is None else (int(open),):
+        parts.append(_ROOM + "WHERE served_by = ? AND open = ?")
+        params += [agent_id, state]
     if open is not False:
-        sql += " UNION ALL " + _ROOM + queued
-        params += q_params
+        parts.append(_ROOM + "WHERE open = 1 AND served_by IS NULL AND " + _IN_DEPARTMENTS_OF)
+        params.append(agent_id)
+    sql = " UNION ALL ".join(parts)
     rows = conn.execute(sql + " ORDER BY created_at DESC, id LIMIT ?",
                         (*params, limits.MAX_LIST)).fetchall()
     return [_room(r) for r in rows]
+
+
+def visitor_room_seen_by(
+    conn: sqlite3.Connection, agent_id: str, visitor_id: str
+) -> Room | None:
+    """A room of the visitor's that `seen_by` would show the agent, or None: its open room
+    when the agent serves it or may take it (one row, by rooms_visitor_open), else a closed
+    one the agent served."""
+    visitor_id = limits.ident(visitor_id, "visitor_id")
+    agent_id = limits.ident(agent_id, "user_id")
+    row = conn.execute(
+        _ROOM + "WHERE visitor_id = ? AND open = 1 AND (served_by = ? OR (served_by IS NULL"
+        " AND " + _IN_DEPARTMENTS_OF + ")) LIMIT 1", (visitor_id, agent_id, agent_id),
+    ).fetchone()
+    if row is None:
+        row = conn.execute(
+            _ROOM + "WHERE visitor_id = ? AND open = 0 AND served_by = ? LIMIT 1",
+            (visitor_id, agent_id),
+        ).fetchone()
+    return None if row is None else _room(row)
 
 
 def _set_served(tx: Tx, room_id: str, agent_id: str | None) -> Room:
