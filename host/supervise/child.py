@@ -5,8 +5,8 @@ frames until the event is done, answering bridge calls inline through the gate. 
 only speak while the host is listening (a Call outside an event is a protocol violation), so
 a hostile child cannot make the host do work on its own schedule. Deadlines are enforced by
 one watchdog thread that kills the child; the blocked reader then sees the channel close.
-Between events, when no deadline runs, the host's upkeep round kills a child that computes
-(`watchdog.IdleWatch`): the ticket that arms and disarms deadlines tells it an event came.
+Between events no deadline runs: the host's upkeep round kills a child whose CPU time grows
+past the time it spent in events (`busy_time`, `watchdog.IdleWatch`).
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -120,6 +121,11 @@ class Child:
     lock: threading.Lock = field(default_factory=threading.Lock)
     ticket: int = 0
     deadline_s: float = 0.0
+    # Wall time spent in events (handshake, load, snippets too), each from `new_deadline` to
+    # `_disarm`; `busy_since`: the running one's start. CPU beyond it was spent between events.
+    busy_s: float = 0.0
+    busy_since: float | None = None
+    death_reported: bool = False  # its runner audited the death already (the idle watch)
     dead: bool = False
     death: str = ""
     death_code: str = "child_died"
@@ -162,9 +168,6 @@ class Child:
         except (BrokenPipeError, OSError) as exc:
             self._dead_after_io()
             raise ChildDied(self.death or f"channel closed: {exc}", self.death_code) from exc
-
-    def _recv(self, spin_ns: int = 0) -> Any:
-        return self._decode(self._read(spin_ns))
 
     def _read(self, spin_ns: int = 0) -> bytes:
         try:
@@ -213,7 +216,7 @@ class Child:
         self._arm(HANDSHAKE_TIMEOUT_S)
         try:
             self._send(HostHello(v=PROTOCOL_VERSION, token=token, uid=uid, gid=uid))
-            hello = self._recv()
+            hello = self._decode(self._read())
         finally:
             self._disarm()
         if not isinstance(hello, ChildHello) or hello.v != PROTOCOL_VERSION:
@@ -252,7 +255,7 @@ class Child:
                                 entry_module=entry_module, entry_class=entry_class,
                                 settings=settings))
                 while True:
-                    frame = self._recv()
+                    frame = self._decode(self._read())
                     if isinstance(frame, Log):
                         self._heard(budget, frame)
                         continue
@@ -474,10 +477,21 @@ class Child:
         watchdog with (`Watchdog.arm_many` arms a whole fan-out at once)."""
         self.deadline_s = seconds
         self.ticket += 1
+        if self.busy_since is None:
+            self.busy_since = time.monotonic()
         return self.ticket
 
     def _disarm(self) -> None:
         self.ticket += 1
+        since, self.busy_since = self.busy_since, None
+        if since is not None:
+            self.busy_s += time.monotonic() - since
+
+    def busy_time(self) -> float:
+        """Seconds spent in events so far, the one running now included (any thread)."""
+        # `busy_since` read first: a `_disarm` between the reads counts its event twice, not 0.
+        since, total = self.busy_since, self.busy_s
+        return total + (time.monotonic() - since if since is not None else 0.0)
 
     def kill(self, reason: str, code: str = "killed") -> None:
         """Kill the child (safe to call twice, from any thread, before or after `close`).

@@ -307,24 +307,26 @@ class AppRunner:
 
     # ---- between events (the upkeep's `watchdog.IdleWatch`) --------------------------------
 
-    def idle_child(self) -> tuple[Child, int, int] | None:
-        """(child, pid, ticket) while no event is queued, running or in the pump, else None."""
-        with self._cv:
-            child = self.child
-            if self._busy() or child is None or child.dead or self.state != "running":
-                return None
-            return child, child.pid, child.ticket
+    def watched_child(self) -> tuple[Child, int] | None:
+        """(child, pid) while a started child runs, else None."""
+        child = self.child
+        if child is None or child.dead or self.state != "running":
+            return None
+        return child, child.pid
 
-    def stop_idle_compute(self, child: object, ticket: int, reason: str) -> bool:
-        """Kill `child` for computing between events, only while it is still this runner's,
-        no job is queued or running and its ticket is still `ticket` (no event started or
-        ended since the idle watch read it): under `_cv`, which every event start takes, so
-        the kill never lands in an event. Accounted as any death; the next job restarts it."""
+    def busy_seconds(self, child: object) -> float:
+        assert isinstance(child, Child)
+        return child.busy_time()
+
+    def stop_idle_compute(self, child: object, reason: str) -> bool:
+        """Kill `child` for computing between events, if it is still this runner's, and
+        account and audit its death here, once: an event it was in then fails on it without
+        counting it again (`_child_died`), and the next job restarts the child."""
         with self._cv:
-            if (self._busy() or child is not self.child or self.child is None
-                    or self.child.dead or self.child.ticket != ticket):
+            if child is not self.child or self.child is None or self.child.dead:
                 return False
             self.child.kill(reason, code="idle_compute")
+            self.child.death_reported = True
             detail = self._death(reason)
         self._note(reason)
         self.host.audit_supervisor(self, "child_died", detail)
@@ -488,6 +490,9 @@ class AppRunner:
         return child
 
     def _child_died(self, reason: str) -> None:
+        child = self.child
+        if child is not None and child.death_reported:
+            return  # killed and accounted between events (`stop_idle_compute`)
         self.host.audit_supervisor(self, "child_died", self._death(reason))
 
     def _death(self, reason: str) -> str:

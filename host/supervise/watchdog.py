@@ -9,6 +9,7 @@ a runner only as `Idler`, so this module never imports `child.py` or `supervisor
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from collections import deque
@@ -18,13 +19,19 @@ from typing import Protocol
 
 from host.supervise.procfs import cpu_seconds
 
-# CPU time an app's child may use in one idle period: from the first upkeep round that finds it
-# idle until its next event starts. Guards the host's cores against an app that escaped its
-# runtime, wrote its Done and computes on outside every deadline (before, only RLIMIT_CPU, an
-# hour per child and a new hour per restart, stopped it). An idle child's own work is freeing
-# what its last event left (a collection, deallocations): milliseconds; the first round may
-# also see the end of that work. A child past this is killed, audited and restarted.
+# CPU time an app's child may use between events within IDLE_WINDOW_ROUNDS. Guards the host's
+# cores against an app that escaped its runtime, wrote its Done and computes on outside every
+# deadline (before, only RLIMIT_CPU, an hour per child and a new hour per restart, stopped it),
+# however often its events come. A child's own work between events is freeing what its last
+# event left (a collection, deallocations): milliseconds. Past this it is killed, audited and
+# restarted.
 IDLE_CPU_ALLOWANCE_S = 0.5
+# The rounds (of the upkeep, every 2 s) over which that allowance holds: a child may spend at
+# most IDLE_CPU_ALLOWANCE_S between events within any ~60 s, under 1 % of a core for good.
+IDLE_WINDOW_ROUNDS = 30
+# One clock tick: /proc counts CPU time in ticks, so a round's figure may read up to one high;
+# taken off each round's idle CPU, so a busy app's rounding never adds up to a kill.
+CPU_TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
 
 # The idle watch looks at this many apps, then sleeps this long before the next ones: a round
 # over many apps then never takes a core (and the GIL) for long in one piece, so an event
@@ -155,32 +162,39 @@ def _live(pairs: list[tuple[Timed, int]]) -> bool:
 class Idler(Protocol):
     """What the idle watch needs of an app's runner (`host.supervise.supervisor.AppRunner`)."""
 
-    def idle_child(self) -> tuple[object, int, int] | None:
-        """(child, pid, ticket) while no event is queued, running or in the pump, else None."""
+    def watched_child(self) -> tuple[object, int] | None:
+        """(child, pid) of the runner's running child, else None."""
         ...
 
-    def stop_idle_compute(self, child: object, ticket: int, reason: str) -> bool:
-        """Kill `child` if it is still the runner's, idle, at `ticket`; audit why."""
+    def busy_seconds(self, child: object) -> float:
+        """Wall time `child` has spent in events so far (`Child.busy_time`)."""
+        ...
+
+    def stop_idle_compute(self, child: object, reason: str) -> bool:
+        """Kill `child` if it is still the runner's; audit why (now, or through the event it
+        was in)."""
         ...
 
 
-@dataclass(frozen=True)
-class _Idle:
+@dataclass
+class _Seen:
     child: object
-    ticket: int
-    cpu: float  # the child's CPU seconds when this idle period was first seen
+    cpu: float  # the child's CPU seconds at the last round
+    busy: float  # and its seconds in events
+    idle: deque[float]  # CPU seconds it spent between events in each of the last rounds
 
 
 class IdleWatch:
     """Kills an app's child that computes between events (run by the host's upkeep round).
 
-    A child's ticket moves when any event (or handshake, load, snippet) starts and when it ends
-    (`Child.new_deadline`, `Child._disarm`). A period is measured from the first round that
-    finds the runner idle at a ticket to a later round that finds it idle at the same ticket,
-    so no event started or finished in between and every CPU second counted was spent idle; the
-    runner checks that again under its lock as it kills (`AppRunner.stop_idle_compute`), so an
-    event that started since the CPU read is never cut short. Reads /proc off the event path:
-    nothing is added to the fan-out's per-event work.
+    An app computes only inside an event (or its handshake, load, snippet): one thread, so an
+    event's CPU time cannot exceed its wall time, which the child keeps (`Child.busy_time`).
+    Each round reads a child's CPU time (/proc) and its time in events; what the CPU grew by
+    beyond the time in events, less one clock tick (the kernel counts CPU in ticks), was spent
+    between events. Over the last IDLE_WINDOW_ROUNDS rounds that may add up to the allowance;
+    past it the child is killed. This holds however often events come: a child that answers
+    each event at once and computes on between them is measured all the same. Reads /proc off
+    the event path; an event adds two clock reads.
     """
 
     def __init__(self, cpu: Callable[[int], float | None] = cpu_seconds,
@@ -189,33 +203,37 @@ class IdleWatch:
         self._cpu = cpu
         self.allowance_s = allowance_s
         self._pause = pause
-        self._seen: dict[str, _Idle] = {}  # by runner key: the idle period being measured
+        self._seen: dict[str, _Seen] = {}  # by runner key: its child at the last round
 
     def round(self, runners: Mapping[str, Idler]) -> list[str]:
         """Look at every runner once; the keys of those whose child was killed."""
-        seen: dict[str, _Idle] = {}
+        seen: dict[str, _Seen] = {}
         killed: list[str] = []
         for n, (key, runner) in enumerate(runners.items()):
             if n and n % IDLE_SLICE_APPS == 0:
                 self._pause()
-            idle = runner.idle_child()
-            if idle is None:
-                continue  # busy (or no child): its next idle period starts afresh
-            child, pid, ticket = idle
-            cpu = self._cpu(pid)
-            if cpu is None:
+            live = runner.watched_child()
+            if live is None:
+                continue  # starting, stopped, in backoff: nothing to measure
+            child, pid = live
+            cpu = self._cpu(pid)  # before the time in events: an event between the two reads
+            if cpu is None:       # then counts as more time in events, never as idle CPU
                 continue  # gone: its runner hears of it at the next event
+            busy = runner.busy_seconds(child)
             before = self._seen.get(key)
-            if before is None or before.child is not child or before.ticket != ticket:
-                seen[key] = _Idle(child, ticket, cpu)  # a new idle period starts here
-                continue
-            used = cpu - before.cpu
+            if before is None or before.child is not child:
+                seen[key] = _Seen(child, cpu, busy, deque(maxlen=IDLE_WINDOW_ROUNDS))
+                continue  # a new child: measured from here
+            # Negative (events that waited on the host) is no credit for later.
+            before.idle.append(max(0.0, cpu - before.cpu - (busy - before.busy) - CPU_TICK_S))
+            before.cpu, before.busy = cpu, busy
+            used = sum(before.idle)
             if used <= self.allowance_s:
-                seen[key] = before  # measured from the period's start: work adds up
-            elif runner.stop_idle_compute(child, ticket, (
-                    f"killed: it computed {used:.2f} s of CPU between events, past the "
-                    f"{self.allowance_s:g} s an idle app may use (an app computes only while it "
-                    "handles an event)")):
+                seen[key] = before
+            elif runner.stop_idle_compute(child, (
+                    f"killed: it computed {used:.2f} s of CPU between events within "
+                    f"{len(before.idle)} rounds, past the {self.allowance_s:g} s an app may "
+                    "use outside its events (an app computes only while it handles an event)")):
                 killed.append(key)
         self._seen = seen
         return killed

@@ -37,6 +37,25 @@ class TestApp(App):
             pass
 '''
 
+# Answers each event at once and computes on between events, polling its channel so that the
+# next event, however soon it comes, is answered at once too: never late for any deadline.
+BETWEEN_EVENTS = PRELUDE + '''
+
+class TestApp(App):
+    def on_livechat_room_started(self, ctx, event):
+        loop = serving()
+        chan, fid = loop["chan"], loop["frame"].id
+        waiter = sys.modules["select"].poll()
+        waiter.register(3, 1)  # the host's frames (fd 3), POLLIN
+        while True:
+            chan.send_json(b'{"t": "done", "id": %d, "ok": true}' % fid)
+            while not waiter.poll(0):  # the host's next frame not yet here
+                n = 0
+                for i in range(20_000):
+                    n += i
+            fid = chan.recv().id
+'''
+
 WELL_BEHAVED = '''
 from stockade import App
 
@@ -95,6 +114,29 @@ def test_a_child_that_computes_after_its_done_is_killed_and_audited(
              and b.get("event") == "child_died" and "between events" in (b.get("detail") or "")]
     assert kills, [b for b in audit_bodies(home) if b.get("kind") == "supervisor"]
     assert "CPU" in kills[0]["detail"], kills[0]
+
+
+def test_a_child_fed_events_often_is_killed_for_computing_between_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Events every 0.3 s, more often than the shipped round (2 s): the watch saw no idle period
+    across a whole round and never killed it (the finding); now its CPU beyond its time in
+    events is counted whenever events come."""
+    home, host = _host(tmp_path, monkeypatch, BETWEEN_EVENTS)
+    with host:
+        runner = _runner(host)
+        assert runner.submit("livechat.room_started", {}, 5.0).result(30) is None
+        child = runner.child
+        assert child is not None
+        start = time.monotonic()
+        while not child.dead:
+            assert time.monotonic() - start < 4 * rounds.CHECKPOINT_INTERVAL_S + 3, (
+                "the child computing between frequent events was never killed")
+            runner.submit("livechat.room_started", {}, 5.0).result(30)  # answered at once
+            time.sleep(0.3)
+        assert child.death_code == "idle_compute", (child.death_code, child.death)
+    kills = [b for b in audit_bodies(home) if b.get("kind") == "supervisor"
+             and b.get("event") == "child_died" and "between events" in (b.get("detail") or "")]
+    assert len(kills) == 1, [b for b in audit_bodies(home) if b.get("kind") == "supervisor"]
 
 
 def test_a_well_behaved_idle_app_is_never_killed(
