@@ -112,8 +112,11 @@ def _merge(home: Home, source: Path) -> Merged:
                                          f"(first: {tuple(broken[0])}); nothing was moved")
         # The mark commits with the copy: a process holding server.db open is refused from
         # here on, until the rename puts the file out of every later process's reach.
-        main.execute(f'CREATE TABLE old."{MARK}" (at REAL NOT NULL)')
-        main.execute(f'INSERT INTO old."{MARK}" VALUES (?)', (time.time(),))  # noqa: S608
+        # With the file's inode: once the rename moved it, `server.db` names another file or
+        # none, and a process still holding this one open is refused for good.
+        main.execute(f'CREATE TABLE old."{MARK}" (at REAL NOT NULL, ino INTEGER)')
+        main.execute(f'INSERT INTO old."{MARK}" VALUES (?, ?)',  # noqa: S608
+                     (time.time(), os.stat(source).st_ino))
         main.execute("COMMIT")
         # host.db now holds password and token hashes: the owner's only, as server.db was (a
         # home's older host.db may have been made readable by its group and others).

@@ -4,12 +4,14 @@ The merge (`host/mergeserver.py`) copies the file's tables into `host.db` under 
 locks, marks the file (`MARK`, a table made in the same transaction), commits, and only then
 renames the file away. A process that opened `server.db` before the merge (a one-shot command:
 the home's lease keeps hosts out, not them) and writes in the instant between the commit and the
-rename would write to a file nobody reads again. `refuse_if_moved`, run by `Database.write`
-inside its write lock, refuses that write instead.
+rename, or at any time after it (a command that sat at a prompt, a long export), would write to
+a file nobody reads again. `refuse_if_moved`, run by `Database.write` inside its write lock,
+refuses that write instead: while the merge runs, and once `server.db` no longer names the
+marked file (the mark holds that file's inode).
 
 A mark left by a merge that stopped between its commit and its rename (a crash) refuses
-nothing: with no merge running, the file is still the home's server data, and the next merge
-drops the mark and copies the file again.
+nothing: with no merge running and `server.db` still naming the marked file, it is still the
+home's server data, and the next merge drops the mark and copies the file again.
 """
 from __future__ import annotations
 
@@ -29,12 +31,22 @@ MOVED_MESSAGE = ("server.db's data was moved into host.db by `stockade store mig
 
 
 def refuse_if_moved(c: sqlite3.Connection, path: Path) -> None:
-    """Raise `StoreError` when the server file at `path` (open on `c`, inside a write
-    transaction) is marked as moved and the merge that marked it is still running."""
+    """Raise `StoreError` when the server file open on `c` (inside a write transaction) is
+    marked as moved and the merge that marked it still runs, or has renamed it away from
+    `path` (nothing there, or another file)."""
     if c.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
                  (MARK,)).fetchone() is None:
         return
     if merge_running(Home(path.parent).lease_path):
+        raise StoreError(MOVED_MESSAGE)
+    columns = {r[1] for r in c.execute(f'PRAGMA table_info("{MARK}")')}
+    # A mark made before marks held the inode: only a missing `server.db` says it moved.
+    row = c.execute(f'SELECT ino FROM "{MARK}"').fetchone() if "ino" in columns else None  # noqa: S608
+    try:
+        here = os.stat(path).st_ino
+    except FileNotFoundError:
+        raise StoreError(MOVED_MESSAGE) from None
+    if row is not None and row[0] is not None and int(row[0]) != here:
         raise StoreError(MOVED_MESSAGE)
 
 

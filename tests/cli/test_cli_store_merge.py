@@ -179,3 +179,26 @@ def test_a_write_between_the_merges_commit_and_its_rename_is_refused_not_lost(
         for c in (kept, main):
             assert c.execute("SELECT count(*) FROM users WHERE username = 'in-the-window'"
                              ).fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("after", ["renamed", "a new server.db in its place"])
+def test_a_write_long_after_the_merge_is_refused_not_lost(home: Path, after: str) -> None:
+    """The window did not end with the rename: a command that opened server.db before the
+    merge and writes after it finished (it sat at a prompt) wrote into the renamed file, read
+    by nobody, and was told it succeeded. Refused, whether or not a file is at the old name."""
+    from host import mergeserver
+    from host.store import StoreError
+
+    h = _old_home(home)
+    early = EmbeddedServer(h.root / "server.db", SystemClock())  # opened before the merge
+    early.users_get_by_username(SYSTEM, "old-0")
+    merged = mergeserver.merge_server_db(h)
+    assert merged is not None
+    if after != "renamed":
+        sqlite3.connect(h.root / "server.db").close()  # an empty file at the old name
+    with pytest.raises(StoreError, match=r"moved into host\.db"):
+        early.users_create(SYSTEM, "after-merge", "A", "user")
+    with sqlite3.connect(h.root / merged.kept_as) as kept, sqlite3.connect(h.host_db) as main:
+        for c in (kept, main):
+            assert c.execute("SELECT count(*) FROM users WHERE username = 'after-merge'"
+                             ).fetchone()[0] == 0
