@@ -124,14 +124,23 @@ def confirm(home: Home, up: Upload, grants: list[str], *, allow_unsigned: bool,
     unknown = sorted(set(grants) - asked)
     if unknown:
         raise Refused(f"not asked for by the package: {', '.join(unknown)}")
-    if up.sig.status != "trusted" and not allow_unsigned:
+    # The signature as the trust store reads it now, not at the upload: a publisher untrusted
+    # (`keys untrust`, its key leaked) during the review no longer vouches for the package.
+    try:
+        sig = check_signature(up.pkg, TrustStore(home.trust_dir))
+    except PublisherError as exc:
+        raise Refused(str(exc)) from None
+    if sig.to_dict() != up.sig.to_dict():
+        raise Refused(f"the package's publisher reads differently since it was reviewed (now: "
+                      f"{sig.status}): upload it again to review it as it stands")
+    if sig.status != "trusted" and not allow_unsigned:
         raise Refused("the package is not signed by a trusted publisher: tick \"I accept an "
                       "unsigned package\" only if you accept code nobody you trust vouches for")
     if up.bound_to is not None and not transfer:
         raise Refused(f"app id {up.pkg.app_id!r} belongs to {up.bound_to}: a different "
                       "publisher's package is a different app unless you transfer it")
     try:
-        return install_package(home.ensure(), up.pkg, up.sig, frozenset(grants),
+        return install_package(home.ensure(), up.pkg, sig, frozenset(grants),
                                policy_revision=up.disclosure.policy_revision,
                                clock=SystemClock(), transfer=transfer, actor=actor)
     except (InstallError, LineageError) as exc:

@@ -10,9 +10,12 @@ from typing import Any
 import httpx
 from apphelp import write_app
 from conhelp import PASSWORD, Served, signed_in
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from host.apps.installs import InstallStore
-from host.apps.packages import package_folder
+from host.apps.packages import build_zip, package_folder, package_from_files, package_from_zip
+from host.apps.publisher import TrustStore, public_key_line, sign_package
 from host.clock import SystemClock
 from host.ledger.audit import open_readonly
 from host.ledger.quota import Charge, QuotaStore
@@ -361,3 +364,27 @@ def test_uninstall_says_what_it_deletes_and_needs_the_operators_choices(served: 
     finally:
         log.close()
     assert rec["actor"].startswith("console:operator") and "agents: remove" in rec["detail"]
+
+
+def test_a_publisher_untrusted_during_the_review_no_longer_vouches_at_confirm(
+        served: Served, tmp_path: Path) -> None:
+    """The signature was checked at the upload only: a publisher untrusted (`keys untrust`, its
+    key leaked) while the consent page was open still installed as "trusted", without the
+    unsigned tick. Now the confirm reads the trust store again and asks for a new review."""
+    key = Ed25519PrivateKey.generate()
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw,
+                                        serialization.PublicFormat.Raw)
+    trust = TrustStore(served.home.trust_dir)
+    pkg = package_from_zip(_package(tmp_path, "crm-sync", ["livechat.read"]), "x")
+    signed = build_zip(package_from_files(dict(pkg.files), sign_package(pkg, key)))
+    c = signed_in(served)
+    for extra in ({}, {"allow_unsigned": "yes"}):  # not even with the tick: review it again
+        trust.add("acme", public_key_line(raw))
+        status, page = _upload(c, served, signed)
+        assert status == 200 and "trusted publisher" in page
+        assert trust.remove("acme")  # meanwhile
+        r = _confirm(c, served, page, ["livechat.read"], **extra)
+        assert r.status_code == 400 and "reviewed" in r.text, (r.status_code, re.findall(
+            r'<p class="error"[^>]*>.*?</p>', r.text))
+    with InstallStore(served.home.host_db) as store:
+        assert store.by_app("crm-sync") is None
