@@ -297,10 +297,6 @@ class FakeServer:
             raise errors.Conflict(f"room {room_id!r} is served by another agent; transfer it")
         if not self.users[agent_id]["active"]:  # as the real server: no room to a deactivated
             raise errors.Conflict(f"agent {agent_id!r} is deactivated")
-        dep_id = room["department_id"]
-        if dep_id is not None and dep_id not in agent["departments"]:
-            raise errors.Conflict(f"agent {agent_id!r} is not in department "
-                                  f"{self.departments[dep_id]['name']!r}")
         self._serve(room, agent_id)
         self._emit("livechat.agent_assigned", {"room": room, "agent": agent})
         return room

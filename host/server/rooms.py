@@ -217,10 +217,11 @@ def dispatch_queue(tx: Tx, user_id: str) -> list[Room]:
 
 
 def take(tx: Tx, room_id: str, agent_id: str) -> Room:
-    """An agent takes a queued room (manual routing). Conflict if someone already serves it, if
-    the agent is deactivated, or if the room has a department the agent is not in. A
-    not-available agent may take a room (that is what manual routing is for); a deactivated one
-    can speak in none (its tokens are gone), so the room would wait on nobody, unrouted."""
+    """An agent takes a queued room (manual routing). Conflict if someone already serves it or
+    the agent is deactivated. A not-available agent may take a room (that is what manual
+    routing is for); a deactivated one can speak in none (its tokens are gone), so the room
+    would wait on nobody, unrouted. An agent outside the room's department may take it, as in
+    Rocket.Chat: an external router's choice (examples/apps/agent-sync) is such a take."""
     room = get_open(tx.conn, room_id)
     agent = livechat.get_agent(tx.conn, agent_id)
     if room["served_by"] == agent_id:
@@ -230,11 +231,6 @@ def take(tx: Tx, room_id: str, agent_id: str) -> Room:
     active = tx.conn.execute("SELECT active FROM users WHERE id = ?", (agent_id,)).fetchone()
     if not active or not active[0]:
         raise Conflict(f"agent {agent_id!r} is deactivated")
-    dep_id = room["department_id"]
-    if dep_id is not None and dep_id not in agent["departments"]:
-        name = tx.conn.execute("SELECT name FROM departments WHERE id = ?", (dep_id,)).fetchone()
-        raise Conflict(f"agent {agent_id!r} is not in department "
-                       f"{name[0] if name else dep_id!r}")
     room = _set_served(tx, room_id, agent_id)
     tx.emit(events.AGENT_ASSIGNED, {"room": room, "agent": agent})
     return room
