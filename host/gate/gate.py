@@ -35,6 +35,7 @@ from host.keys.tokens import Claims
 from host.ledger.audit import AuditRecord, digest_args
 from host.ledger.ledger import REFUNDABLE_ERRORS, Admission, Ledger, Stale
 from host.ledger.quota import Charge, QuotaCharge
+from host.ledger.refusals import refusal_budget
 from host.server.adapter import ACTION_METHODS, ServerAdapter
 from host.server.errors import ServerError, Unavailable
 from host.server.principals import Caller
@@ -45,15 +46,6 @@ from policies.engine import TARGET_USER_ACTIONS, decide, lists_endpoint
 from policies.policy import Policy
 from policies.types import Decision, Request
 from policies.vocabulary import ACTIONS, ActionSpec
-
-# The refusal budget (DESIGN rule 13): an install may be refused at most REFUSAL_BUDGET times in
-# any REFUSAL_WINDOW_S seconds (a durable sliding window, shared by every host on the home, like
-# any quota). Each refusal within it is one audit record. Past it the supervisor stops the app's
-# child and the window gets one summary record instead of one per refusal. It guards the audit
-# chain and the disk: three events of an app looping on refused calls once wrote 13,363 records
-# (+23 MB) in 12 s. A well-behaved app is refused a few times an hour, far below this.
-REFUSAL_BUDGET = 200
-REFUSAL_WINDOW_S = 60.0
 
 # `Gate.handle`: a call decided on an install record that changed before its admission is
 # decided again on the current one, at most this many times in all; then it is refused. Only
@@ -590,8 +582,3 @@ def _refused_before_anything(exc: Exception) -> str | None:
     if isinstance(exc, GateError) and exc.code in REFUNDABLE_ERRORS:
         return exc.code
     return None
-
-
-def refusal_budget(install_id: str) -> Charge:
-    """The refusal budget's charge for one install (see REFUSAL_BUDGET)."""
-    return Charge(f"refusals:{install_id}", REFUSAL_BUDGET, REFUSAL_WINDOW_S, "install")

@@ -64,6 +64,7 @@ from host.ledger.records import (
     record_json,
     validated_body,
 )
+from host.ledger.refusals import refund_within
 from host.server.adapter import HOST_ACTIONS
 from host.store import Conn, StoreTarget, open_store
 
@@ -265,6 +266,7 @@ class Ledger:
                 last = seq
             else:
                 code: str | None = None
+                refunded = False
                 try:
                     value = apply(c)
                 except Exception as exc:
@@ -272,10 +274,12 @@ class Ledger:
                     if code is None:
                         raise
                     refusal = exc
-                    refund_in(c, result)
+                    install = body.get("install_id")
+                    refunded = refund_within(c, result, install if isinstance(install, str)
+                                             else None, now)
                 # The outcome `outcome` would write (the intent's app, install and action are
                 # the decision's own, validated above).
-                done = _outcome_body(seq, record.op_id, code is None, code, code is not None,
+                done = _outcome_body(seq, record.op_id, code is None, code, refunded,
                                      False, None, None,
                                      tuple(body.get(k) for k in ("app_id", "install_id",
                                                                  "action")))
@@ -461,8 +465,12 @@ def _outcome_in(c: Conn, seq: int, op_id: str, ok: bool, error_code: str | None,
         app_id, install_id, action = row[1], row[2], row[3]
         if refund:
             keys = tuple(str(k) for k in json.loads(row[4]))
-            refund_in(c, Reservation(op_id, keys, bool(row[5])))
-            refunded = True
+            held = Reservation(op_id, keys, bool(row[5]))
+            if reconciled:  # the host's own recovery (`settle`): no refusal of the app's
+                refund_in(c, held)
+                refunded = True
+            else:
+                refunded = refund_within(c, held, install_id, now)
     elif refund and not refund_if_held:
         raise LedgerError(f"decision {seq} has no pending reservation to refund")
     # app/install/action come from the stored intent, validated with the decision.

@@ -539,7 +539,7 @@ class AppRunner:
         return refusal
 
     def _over_refusal_budget(self, child: Child) -> None:
-        """The app passed its refusal budget (`host.gate.gate.REFUSAL_BUDGET`): stop its child
+        """The app passed its refusal budget (`host.ledger.refusals.REFUSAL_BUDGET`): stop its child
         and tell the operator (`app list` shows the count and the reason, `app logs` a line).
         The gate has audited one summary for the window. A restarted child that keeps being
         refused is stopped again at its first refusal while the window is still full."""

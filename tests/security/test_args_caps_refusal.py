@@ -23,8 +23,8 @@ from apphelp import install, write_app
 from audithelp import audit_bodies
 from escapehost import PRELUDE, escape_apps
 
-from host.gate.gate import REFUSAL_BUDGET
 from host.home import Home
+from host.ledger.refusals import REFUSAL_BUDGET
 from host.runtime import Host, HostConfig
 from host.supervise.child import ChildDied
 from sandbox.protocol import MAX_NESTING, MAX_STRING

@@ -20,8 +20,8 @@ from gatehelp import GateRig, build_rig
 
 from host.clock import SystemClock
 from host.errors import GateError, RefusalBudgetExceeded
-from host.gate.gate import REFUSAL_BUDGET
 from host.home import Home
+from host.ledger.refusals import REFUSAL_BUDGET
 from host.runtime import Host, HostConfig
 from policies.loader import PolicyLoadError, load_policy_text, parse_text
 from policies.policy import Policy, compile_policy

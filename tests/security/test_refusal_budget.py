@@ -21,8 +21,8 @@ from typer.testing import CliRunner
 from host.cli.main import root
 from host.clock import SystemClock
 from host.errors import GateError, RefusalBudgetExceeded
-from host.gate.gate import REFUSAL_BUDGET
 from host.home import Home
+from host.ledger.refusals import REFUSAL_BUDGET
 from host.runtime import Host, HostConfig
 
 LOOPS = 3 * REFUSAL_BUDGET
@@ -88,3 +88,46 @@ def test_a_loop_on_a_full_quota_is_charged_too(tmp_path: Path) -> None:
         assert over and set(over) == {"quota_exceeded"}
     refused = [b for b in audit_bodies(home) if b.get("allowed") is False]
     assert len(refused) == REFUSAL_BUDGET + 1
+
+
+# Refused after admission by the store itself (a key over the cap; a key never stored): each
+# such refusal gave the call's units back for free, so the loop met neither the quota nor the
+# refusal budget (the finding: 9,000 refused puts in 5 s, two audit records each).
+STORE_LOOPER = '''
+from stockade import App, InvalidArgument, NotFound
+
+class TestApp(App):
+    def on_livechat_room_started(self, ctx, event):
+        refused = 0
+        for i in range(event["n"]):
+            try:
+                if event["how"] == "put":
+                    ctx.store.put("k" * 300, "v")
+                else:
+                    ctx.store.get(f"never-stored-{i}")
+            except (InvalidArgument, NotFound):
+                refused += 1
+        return refused
+'''
+STORE_LOOPS = 3000
+
+
+@pytest.mark.parametrize("how", ["put", "get"])
+def test_refusals_after_admission_are_free_only_within_the_budget(tmp_path: Path,
+                                                                  how: str) -> None:
+    """Under the shipped default policy (600 calls a minute): past the refusal budget a refused
+    call keeps its units, so the quota ends the loop and the app is stopped as for any loop on
+    refusals; the audit grows by a bounded amount, not two records per refused call."""
+    home = Home(tmp_path / "home").ensure()
+    rec = install(home, write_app(tmp_path / "apps", "keeper", ["livechat.read", "persistence"],
+                                  ["livechat.room_started"], STORE_LOOPER))
+    with Host(home, config=HostConfig(watch=False, use_zygote=False)) as host:
+        (runner,) = host.runners.values()
+        with pytest.raises(Exception):  # the loop's child is stopped mid-event
+            runner.submit("livechat.room_started", {"n": STORE_LOOPS, "how": how},
+                          120.0).result(180)
+        assert runner.status()["refusal_stops"] == 1, runner.status()
+    mine = [b for b in audit_bodies(home) if b.get("install_id") == rec.install_id]
+    refunded = [b for b in mine if b.get("kind") == "outcome" and b.get("refunded")]
+    assert len(refunded) == REFUSAL_BUDGET, len(refunded)
+    assert len(mine) < 2 * (600 + REFUSAL_BUDGET) + 10, len(mine)

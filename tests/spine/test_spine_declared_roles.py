@@ -14,8 +14,8 @@ from host.apps.packages import package_folder
 from host.cli.main import root
 from host.clock import SystemClock
 from host.errors import GateError, RefusalBudgetExceeded
-from host.gate.gate import REFUSAL_BUDGET
 from host.home import Home
+from host.ledger.refusals import REFUSAL_BUDGET
 from host.runtime import Host
 from host.server.principals import SYSTEM
 
