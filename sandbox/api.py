@@ -245,7 +245,11 @@ class Store(_Bridge):
         self._call("persistence.delete", key=key)
 
     def find(self, association: dict[str, str]) -> list[dict[str, Any]]:
-        """Records tied to `association`, as `[{"key": ..., "value": ...}]`."""
+        """Records tied to `association`, as `[{"key": ..., "value": ...}]`: the first 100 by
+        key. Raises InvalidArgument when those records hold more than one reply carries
+        (~960 KiB of values as JSON, keys counted at 6 bytes a byte): nothing is cut
+        silently; keep fewer or smaller records under one association, or `get` large ones
+        by key."""
         return self._call("persistence.find", association=association)  # type: ignore[no-any-return]
 
 

@@ -30,6 +30,10 @@ HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
 # imports nothing from host.
 ASSOCIATION_KINDS = ("room", "user", "visitor", "message", "misc")
 MAX_STORED_VALUE_BYTES = 64 * 1024
+# `find`: the first FIND_RECORDS records by key, refused past FIND_REPLY_BYTES (values as
+# canonical JSON, keys at 6 bytes a byte, 32 bytes a record), as the host's reply budget.
+FIND_RECORDS = 100
+FIND_REPLY_BYTES = (1 << 20) - 64 * 1024
 MAX_STORE_KEY = 256
 
 
@@ -444,5 +448,14 @@ class FakeServer:
 
     def persistence_find(self, association: dict[str, str]) -> list[dict[str, Any]]:
         self._association(association)
-        return [{"key": k, "value": rec["value"]} for k, rec in sorted(self.store.items())
-                if rec["association"] == association]
+        found = [{"key": k, "value": rec["value"]} for k, rec in sorted(self.store.items())
+                 if rec["association"] == association][:FIND_RECORDS]
+        size = sum(len(r["key"].encode()) * 6 + 32 + len(json.dumps(
+            r["value"], sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode())
+            for r in found)
+        if size > FIND_REPLY_BYTES:
+            raise errors.InvalidArgument(
+                f"the records tied to this association hold more than {FIND_REPLY_BYTES} bytes,"
+                " more than one reply carries: keep fewer or smaller records under one"
+                " association, and read large ones by key with get")
+        return found

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from host.errors import GateError
 from host.store import Conn, Store, StoreTarget, ensure_schema, open_store
+from sandbox.protocol import MAX_FRAME_BYTES
 
 SCHEMA_COMPONENT = "persistence"
 SCHEMA_VERSION = 1
@@ -38,6 +39,14 @@ MAX_KEY_LEN = 256
 MAX_DEPTH = 32
 # Most records one `find` returns. Guards the reply frame size.
 MAX_FIND = 1000
+# Most bytes of records one `find` replies with: their stored values (canonical JSON, as the
+# reply spells them), each key counted at 6 bytes a byte (a control character's escape) and
+# FIND_RECORD_BYTES of framing a record; the rest of the frame is room for the reply's
+# envelope. Guards the host's CPU: a reply that could not cross in one frame is refused from
+# the sizes SQL reports, before any value is read or parsed (100 values of 64 KiB were 6.4 MB
+# parsed and encoded, ~160 ms of the host's CPU, only to be refused as too large).
+FIND_REPLY_BYTES = MAX_FRAME_BYTES - 64 * 1024
+FIND_RECORD_BYTES = 32
 
 ASSOCIATION_KINDS = frozenset({"room", "user", "visitor", "message", "misc"})
 
@@ -142,13 +151,31 @@ class PersistenceStore:
 
     def find(self, install_id: str, association: Association | Mapping[str, str],
              limit: int = 100) -> list[tuple[str, Any]]:
-        """This install's records tied to `association`, as (key, value), by key."""
+        """This install's records tied to `association`, as (key, value), by key: the first
+        `limit` of them. Raises PersistenceError (the app's `invalid_argument`) when those
+        records outgrow one reply (`FIND_REPLY_BYTES`), decided from the sizes alone."""
         association = _check_assoc(association)
         n = max(1, min(int(limit), MAX_FIND))
-        rows = self.store.conn().execute(
+        where = (install_id, association.kind, association.id)
+        c = self.store.conn()
+        # Sizes first, row by row: the first record past the budget ends the read (the cursor
+        # closed, so no statement is left holding SQLite's read snapshot).
+        cur = c.execute(
+            "SELECT length(CAST(key AS BLOB)), length(CAST(value AS BLOB)) FROM persist"
+            " WHERE install_id=? AND assoc_kind=? AND assoc_id=? ORDER BY key LIMIT ?",
+            (*where, n))
+        try:
+            count = _fits(int(k) * 6 + int(v) + FIND_RECORD_BYTES for k, v in cur)
+        finally:
+            cur.close()
+        if not count:
+            return []
+        rows = c.execute(
             "SELECT key, value FROM persist WHERE install_id=? AND assoc_kind=? AND assoc_id=?"
-            " ORDER BY key LIMIT ?", (install_id, association.kind, association.id, n)
-        ).fetchall()
+            " ORDER BY key LIMIT ?", (*where, count)).fetchall()
+        # A put between the two reads may have grown a value: counted again, before parsing.
+        _fits(len(str(k).encode()) * 6 + len(str(v).encode()) + FIND_RECORD_BYTES
+              for k, v in rows)
         return [(str(k), json.loads(v)) for k, v in rows]
 
     def keys(self, install_id: str) -> Sequence[str]:
@@ -166,6 +193,21 @@ class PersistenceStore:
 
     def close(self) -> None:
         self.store.close()
+
+
+def _fits(sizes: Iterable[int]) -> int:
+    """How many records a `find` reply of these sizes holds; raises once their running total
+    passes `FIND_REPLY_BYTES`."""
+    total = count = 0
+    for size in sizes:
+        total += size
+        count += 1
+        if total > FIND_REPLY_BYTES:
+            raise PersistenceError(
+                f"the records tied to this association hold more than {FIND_REPLY_BYTES} bytes,"
+                " more than one reply carries: keep fewer or smaller records under one"
+                " association, and read large ones by key with get")
+    return count
 
 
 def remove_all(db_path: StoreTarget, install_id: str) -> int:

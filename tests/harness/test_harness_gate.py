@@ -137,6 +137,20 @@ def test_persistence_associations(h):
     assert [r["key"] for r in h.ctx.store.find({"kind": "room", "id": "r1"})] == ["c"]
 
 
+def test_persistence_find_refuses_what_the_host_could_not_send(h):
+    """The host's reply budget (host/bridges/persistence.py FIND_REPLY_BYTES), repeated."""
+    from sandbox.errors import InvalidArgument
+
+    big = "x" * (64 * 1024 - 2)
+    for i in range(20):
+        h.ctx.store.put(f"k{i:02}", big, {"kind": "misc", "id": "a"})
+    with pytest.raises(InvalidArgument, match="more than one reply carries"):
+        h.ctx.store.find({"kind": "misc", "id": "a"})
+    for i in range(10):
+        h.ctx.store.delete(f"k{i:02}")
+    assert len(h.ctx.store.find({"kind": "misc", "id": "a"})) == 10
+
+
 def test_http_goes_to_the_responder_and_is_recorded(h):
     seen = []
 
