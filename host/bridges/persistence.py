@@ -88,7 +88,8 @@ def _check_assoc(a: object) -> Association:
         a = Association(a["kind"], a["id"])
     elif isinstance(a, (list, tuple)) and len(a) == 2:
         a = Association(a[0], a[1])
-    if not isinstance(a, Association) or a.kind not in ASSOCIATION_KINDS:
+    if not isinstance(a, Association) or not isinstance(a.kind, str) \
+            or a.kind not in ASSOCIATION_KINDS:  # a list as kind: unhashable, no TypeError
         raise PersistenceError(
             f"association kind must be one of {', '.join(sorted(ASSOCIATION_KINDS))}")
     if not isinstance(a.id, str) or not 0 < len(a.id) <= MAX_KEY_LEN or "\x00" in a.id:

@@ -75,6 +75,16 @@ def test_the_largest_find_allowed_fits_one_frame_even_escaped(db: Any) -> None:
     encode(frames.encode(reply))  # raises FrameError past the frame cap
 
 
+def test_an_unhashable_association_kind_is_bad_input_not_a_host_error(db: Any) -> None:
+    """A list as `kind` raised TypeError (the app's `internal`, its unit kept)."""
+    s = PersistenceStore(db.target)
+    for assoc in ({"kind": ["room"], "id": "r"}, [{"k": 1}, "r"], {"kind": {}, "id": "r"}):
+        with pytest.raises(PersistenceError, match="association kind"):
+            s.find("i1", assoc)  # type: ignore[arg-type]
+        with pytest.raises(PersistenceError, match="association kind"):
+            s.put("i1", "k", 1, assoc)  # type: ignore[arg-type]
+
+
 def test_the_harness_repeats_the_hosts_find_budget() -> None:
     from sandbox import harness_server
 
