@@ -23,7 +23,7 @@ import builtins
 import json
 import secrets
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -234,6 +234,13 @@ def data_version_in(conn: Any) -> int:
     """`InstallStore.data_version` read through any connection to the same `host.db`."""
     row = conn.execute("SELECT changes FROM install_meta WHERE id = 1").fetchone()
     return int(row[0])
+
+
+def installed_in(conn: Any, install_id: str) -> bool:
+    """Whether `install_id` is installed, as `conn` sees it (inside a write: as it will
+    commit; `PersistenceStore(installed=...)`)."""
+    return conn.execute("SELECT 1 FROM install_installs WHERE install_id = ?",
+                        (install_id,)).fetchone() is not None
 
 
 class InstallStore:
@@ -503,9 +510,16 @@ class InstallStore:
                                                   "diff": dict(diff)})
         self._notify([ev])
 
-    def remove(self, install_id: str, detail: Mapping[str, Any] | None = None) -> None:
-        """Delete the install (consent rows stay as history); records an `uninstall` hook."""
+    def remove(self, install_id: str, detail: Mapping[str, Any] | None = None,
+               also: Callable[[Any, str], int] | None = None) -> int | None:
+        """Delete the install (consent rows stay as history); records an `uninstall` hook.
+        `also` runs in the same transaction, on this store's connection (the install's rows in
+        tables of the same store: its persistence data, `remove_all_in`); its result is
+        returned."""
+        done = None
         with self._tx() as c:
+            if also is not None:
+                done = also(c, install_id)
             # The id stays bound to its publisher after the install goes (DESIGN rule 11).
             keep_binding_in(c, install_id)
             c.execute("UPDATE install_installs SET generation = generation + 1, enabled = 0 "
@@ -514,6 +528,7 @@ class InstallStore:
             c.execute("DELETE FROM install_pending WHERE install_id = ?", (install_id,))
             c.execute("DELETE FROM install_installs WHERE install_id = ?", (install_id,))
         self._notify([ev])
+        return done
 
     # ---- hooks for the supervisor ---------------------------------------------------------------
 

@@ -8,13 +8,14 @@ install store and stops the app's child on its own.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from host.apps.installs import InstallRecord
 from host.clock import SystemClock
 from host.home import Home
 from host.server.embedded import EmbeddedServer
 from host.server.remote.server import Workspace
+from host.store import Conn
 
 
 @contextlib.contextmanager
@@ -77,11 +78,15 @@ def count_app_data(home: Home, record: InstallRecord) -> int:
         store.close()
 
 
-def remove_app_data(home: Home, record: InstallRecord) -> str:
-    """Delete the install's persistence rows (they are keyed by install id, never app id)."""
-    from host.bridges.persistence import remove_all
+def app_data_remover(home: Home) -> Callable[[Conn, str], int] | None:
+    """What deletes an install's persistence rows inside the uninstall's own transaction
+    (`InstallStore.remove(also=...)`; they live in host.db beside the install, keyed by
+    install id, never app id), so no row outlives the install and none is written after it
+    (`PersistenceStore`'s put checks the install in its transaction). None when the home has
+    no host store yet (nothing stored)."""
+    from host.bridges.persistence import PersistenceStore, remove_all_in
 
     if not home.has_host_store():
-        return "no stored data"
-    removed = remove_all(home.host_store, record.install_id)
-    return f"removed {removed} stored item(s)"
+        return None
+    PersistenceStore(home.host_store).close()  # its tables, so the DELETE finds them
+    return remove_all_in

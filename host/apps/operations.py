@@ -324,8 +324,11 @@ def uninstall_app(home: Home, store: InstallStore, rec: InstallRecord, *, users:
             lifecycle_seams.remove_app_agents(home, rec)
         if users == "deactivate":
             deactivated = lifecycle_seams.deactivate_app_users(home, rec)
-        data = lifecycle_seams.remove_app_data(home, rec)
-        store.remove(rec.install_id, {"users": users})
+        # Its data goes in the install's own removal: a put landing before it is deleted with
+        # the rest, one landing after it finds no install and is refused (`PersistenceStore`).
+        remover = lifecycle_seams.app_data_remover(home)
+        removed = store.remove(rec.install_id, {"users": users}, also=remover)
+        data = "no stored data" if removed is None else f"removed {removed} stored item(s)"
     for p in {rec.package_path.parent} | (
             {rec.pending.package_path.parent} if rec.pending else set()):
         if p.parent == home.packages_dir:

@@ -128,17 +128,32 @@ def encode_value(value: object) -> str:
     return text
 
 
-class PersistenceStore:
-    """Install-scoped records over `host.db`."""
+Installed = Callable[[Conn, str], bool]
 
-    def __init__(self, db: StoreTarget) -> None:
+
+class PersistenceStore:
+    """Install-scoped records over `host.db`.
+
+    `installed` (the host's: whether the install's row is there, asked on the write's own
+    connection) is checked inside every `put`'s transaction: an uninstall deletes the install
+    and its rows in one transaction (`remove_all_in`), writes are serialized (SQLite's write
+    lock, PostgreSQL's `WRITE_LOCK`), so a put either commits before it, and is deleted with
+    the rest, or after it, and is refused. A security boundary: without it an app writing while
+    it is uninstalled leaves rows keyed to an install id never used again."""
+
+    def __init__(self, db: StoreTarget, installed: Installed | None = None) -> None:
         self.store = db if isinstance(db, Store) else open_store(db)
+        self._installed = installed
         ensure_schema(self.store, SCHEMA_COMPONENT, SCHEMA_VERSION, DDL)
 
     def put(self, install_id: str, key: str, value: Any,
             association: Association | Mapping[str, str] | None = None) -> None:
-        """Create or replace `key` for this install. Raises PersistenceError past a cap."""
+        """Create or replace `key` for this install. Raises PersistenceError past a cap, and
+        `permission_denied` when the install is gone (see the class)."""
         with self.store.transaction() as c:
+            if self._installed is not None and not self._installed(c, install_id):
+                raise GateError("permission_denied",
+                                "the app was uninstalled: nothing was stored")
             put_in(c, install_id, key, value, association)
 
     def get(self, install_id: str, key: str) -> Any:
@@ -187,10 +202,7 @@ class PersistenceStore:
     def remove_all(self, install_id: str) -> int:
         """Delete every record of an install (uninstall). Returns how many were removed."""
         with self.store.transaction() as c:
-            n = len(c.execute("DELETE FROM persist WHERE install_id=? RETURNING key",
-                              (install_id,)).fetchall())
-            c.execute("DELETE FROM persist_usage WHERE install_id=?", (install_id,))
-        return n
+            return remove_all_in(c, install_id)
 
     def close(self) -> None:
         self.store.close()
@@ -220,10 +232,21 @@ def remove_all(db_path: StoreTarget, install_id: str) -> int:
         store.close()
 
 
+def remove_all_in(c: Conn, install_id: str) -> int:
+    """`PersistenceStore.remove_all` inside the caller's transaction on the same store (the
+    uninstall's: the install and its rows go in one commit, `InstallStore.remove(also=...)`)."""
+    n = len(c.execute("DELETE FROM persist WHERE install_id=? RETURNING key",
+                      (install_id,)).fetchall())
+    c.execute("DELETE FROM persist_usage WHERE install_id=?", (install_id,))
+    return n
+
+
 def put_in(c: Conn, install_id: str, key: str, value: Any,
            association: Association | Mapping[str, str] | None = None) -> None:
     """`PersistenceStore.put` inside the caller's transaction on the same store (the gate's
-    one-transaction write: the decision, the put and its outcome commit together)."""
+    one-transaction write: the decision, the put and its outcome commit together; that
+    admission checks no install change committed since the decision, so a put after an
+    uninstall is decided again and refused)."""
     _check_key(key)
     if association is not None:
         association = _check_assoc(association)

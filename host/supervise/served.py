@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from host.apps.installs import InstallStore
+from host.apps.installs import InstallStore, installed_in
 from host.bridges.httpout import HttpOut
 from host.bridges.persistence import PersistenceStore, missing
 from host.gate.gate import Gate, HostAction, Session
@@ -24,7 +24,8 @@ class HostServed:
 
     def __init__(self, store: StoreTarget, http_deadline_s: float, server: Workspace,
                  installs: InstallStore, keyring: Keyring) -> None:
-        self.persistence = PersistenceStore(store)
+        # a put checks the install in its own transaction (one landing after an uninstall)
+        self.persistence = PersistenceStore(store, installed=installed_in)
         self.httpout = HttpOut(http_deadline_s)
         self.gate: Gate | None = None
         self._server, self._installs, self._keyring = server, installs, keyring
