@@ -25,6 +25,7 @@ from host.server.remote.receiver import (
     PATH,
     WebhookReceiver,
 )
+from host.server.remote.rooms import ROOMS_PAGE
 from host.server.remote.server import RemoteServer
 
 
@@ -320,6 +321,35 @@ def test_what_happened_while_no_host_listened_is_caught_up_at_start(tmp_path: Pa
             assert again.catch_up() >= 0 and len(r.events) == len(got)  # nothing twice
         finally:
             again.stop()
+    finally:
+        r.standin.stop()
+
+
+def test_more_rooms_than_a_page_opened_while_down_are_all_caught_up(tmp_path: Path) -> None:
+    """The catch-up read one page of open rooms (100, the newest): with more opened while no
+    host listened, the oldest were never announced. It now reads page after page."""
+    r = Rig(tmp_path, retries=1).start()
+    try:
+        _aid, first, _t = _conversation(r, "m0")
+        r.settle()
+        r.uv.should_exit = True  # the host goes down
+        r.thread.join(5)
+        r.receiver.stop()
+        r.sock.close()  # refused at once: the workspace gives up quickly
+        opened = {first}
+        dep = r.standin.admin("GET", "livechat/department")["departments"][0]["_id"]
+        for i in range(ROOMS_PAGE + 30):
+            token = f"tok-many-{i:04d}-0123456789"
+            httpx.post(f"{r.standin.url}/api/v1/livechat/visitor",
+                       json={"visitor": {"token": token, "name": f"V{i}"}})
+            room = httpx.get(f"{r.standin.url}/api/v1/livechat/room",
+                             params={"token": token, "department": dep}).json()
+            opened.add(room["room"]["_id"])
+        r.events.clear()  # (the workspace's webhooks for them reach no one: the socket is shut)
+        again = WebhookReceiver(r.rs, SECRET)
+        again.catch_up()
+        started = {p["room"]["id"] for n, p in r.events if n == "livechat.room_started"}
+        assert started == opened - {first}, (len(started), len(opened))
     finally:
         r.standin.stop()
 

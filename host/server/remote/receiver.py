@@ -177,8 +177,11 @@ class WebhookReceiver:
             return 0
         rooms = set(owned.open_rooms())
         horizon = since - CATCH_UP_MARGIN_S
-        rooms |= {r["id"] for r in self.server.livechat_list_rooms(None, True)  # type: ignore[arg-type]
-                  if r["created_at"] >= horizon and owned.room_state(r["id"]) is None}
+        opened, cut = self.server.open_rooms_since(horizon)
+        if cut:
+            log.warning("catch-up: more open rooms were opened while no host listened than "
+                        "it reads (%d); the oldest of them are not announced", len(opened))
+        rooms |= {r["id"] for r in opened if owned.room_state(r["id"]) is None}
         seq = -int(self.server.clock.now() * 1000)  # one catch-up pass: its own claim keys
         with self._busy:
             for rid in sorted(rooms):

@@ -14,6 +14,11 @@ from host.server.shapes import Department, Message, Room, Visitor
 
 # Messages read per room at most (Rocket.Chat's own page cap is 100; the adapter's list cap).
 MAX_MESSAGES = 500
+# Rooms a page of `livechat/rooms` holds (Rocket.Chat's own cap) and the pages one look for
+# rooms opened since a time reads at most: 5,000 rooms opened while no host listened are all
+# caught up; past that the oldest are left, and the catch-up says so in the host's log.
+ROOMS_PAGE = 100
+MAX_ROOM_PAGES = 50
 
 
 class RemoteRooms(RemoteCore):
@@ -39,6 +44,21 @@ class RemoteRooms(RemoteCore):
         rooms = [convert.room(d, display=self.owned.display(str(d["_id"]))) for d in docs
                  if isinstance(d, dict)]
         return sorted(rooms, key=lambda r: r["created_at"], reverse=True)
+
+    def open_rooms_since(self, since: float) -> tuple[list[Room], bool]:
+        """GET livechat/rooms ?open=true, newest first, page after page until a room opened
+        before `since` (or the last page): the open rooms opened since, and whether there were
+        more than MAX_ROOM_PAGES pages of them (the oldest then left out)."""
+        found: list[Room] = []
+        for page in range(MAX_ROOM_PAGES):
+            docs = self.get("livechat/rooms", open="true", count=str(ROOMS_PAGE),
+                            offset=str(page * ROOMS_PAGE), sort='{"ts":-1}').get("rooms") or []
+            rooms = [convert.room(d, display=self.owned.display(str(d["_id"]))) for d in docs
+                     if isinstance(d, dict)]
+            found += [r for r in rooms if r["created_at"] >= since]
+            if len(docs) < ROOMS_PAGE or any(r["created_at"] < since for r in rooms):
+                return found, False
+        return found, True
 
     def livechat_get_visitor(self, caller: Principal, visitor_id: str) -> Visitor:
         """GET livechat/visitors.info ?visitorId=."""
