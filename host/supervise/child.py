@@ -472,13 +472,13 @@ class Child:
     def _arm(self, seconds: float) -> None:
         watchdog().arm(self, seconds, self.new_deadline(seconds))
 
-    def new_deadline(self, seconds: float) -> int:
-        """Start a deadline period of `seconds`; its ticket, for the caller to arm the
-        watchdog with (`Watchdog.arm_many` arms a whole fan-out at once)."""
+    def new_deadline(self, seconds: float, now: float | None = None) -> int:
+        """Start a deadline period of `seconds` (at `now`, a fan-out's one clock read); its
+        ticket, for the caller to arm the watchdog with (`Watchdog.arm_many`)."""
         self.deadline_s = seconds
         self.ticket += 1
         if self.busy_since is None:
-            self.busy_since = time.monotonic()
+            self.busy_since = time.monotonic() if now is None else now
         return self.ticket
 
     def _disarm(self) -> None:

@@ -24,6 +24,7 @@ import logging
 import os
 import select
 import threading
+import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -168,13 +169,14 @@ class EventPump:
             frame = None  # too big for one atomic write: the runners send it
         flights: list[_Flight] = []
         deadlines: list[tuple[Child, int]] = []
+        now = time.monotonic()  # one clock read for the fan-out's time in events
         for runner, job in zip(batch.runners, batch.jobs, strict=True):
             child = runner.try_claim() if frame is not None else None
             if child is None or frame is None:
                 runner.enqueue(job)
                 continue
             flights.append(_Flight(runner, child, job, frame_id))
-            deadlines.append((child, child.new_deadline(batch.deadline_s)))
+            deadlines.append((child, child.new_deadline(batch.deadline_s, now)))
         if not flights:
             return
         assert frame is not None
