@@ -60,7 +60,7 @@ def probe_child_layers(use_zygote: bool) -> dict[str, Any]:
                 tokens.verify(presented, ring, clock, session_id=child.session_id)
 
             # A root host gives each app its own uid; the probe takes the range's last number,
-            # which no install is given before the range runs out.
+            # in the one block no home holds (`identities.BLOCKS`).
             uid = APP_UID_BASE + APP_UID_COUNT - 1 if os.geteuid() == 0 else None
             layers = child.handshake(token, verify, degraded=True, uid=uid)
             dump = layers.model_dump()
