@@ -167,13 +167,19 @@ def verify_to_head(conn: Conn, anchor: Anchor | None, trusted: tuple[int, str] |
     that this process did not write from its first record (or verify) cannot be verified."""
     start = trusted
     if anchor is not None and (start is None or start[0] < anchor.seq):
-        row = conn.execute("SELECT hash FROM audit WHERE seq = ?", (anchor.seq,)).fetchone()
+        row = conn.execute("SELECT seq, ts, body, prev_hash, hash FROM audit WHERE seq = ?",
+                           (anchor.seq,)).fetchone()
         if row is None:
             raise AuditError(f"record {anchor.seq}, which the anchor pins, is missing "
                              "(truncated)")
-        if str(row[0]) != anchor.hash:
+        if str(row[4]) != anchor.hash:
             raise AuditError(f"record {anchor.seq} differs from the anchored hash "
                              "(chain rewritten)")
+        # Its content too: the stored hash alone matching says nothing of a body edited since.
+        edited = record_problem(int(row[0]), anchor.seq, row[1], row[2], str(row[3]),
+                                str(row[3]), str(row[4]))
+        if edited is not None:
+            raise AuditError(f"record {edited[0]}: {edited[1]}")
         start = (anchor.seq, anchor.hash)
     if start is None:
         raise AuditError("anchor missing: nothing pins the chain to verify it from")

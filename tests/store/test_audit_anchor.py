@@ -272,3 +272,26 @@ def test_a_record_committed_by_another_thread_mid_check_is_no_tamper_alarm(
     res = led.audit.verify()
     assert res.ok and res.last_seq == 4
     led.close()
+
+
+def test_the_anchored_records_own_content_is_checked_before_records_chain_onto_it(
+        tmp_path: Path) -> None:
+    """The walk from the anchor compared the anchored record's stored hash with the anchor and
+    went on from there: its body, edited in place (the hash column left as it was), passed, and
+    an operator's record was chained onto it. Its content is hashed again now."""
+    from host.ledger.operator import audited
+
+    _filled(tmp_path, 6)  # anchored at 6 by close
+    c = sqlite3.connect(tmp_path / "host.db", isolation_level=None)
+    c.execute("DROP TRIGGER IF EXISTS audit_no_update")
+    (anchored,) = c.execute("SELECT max(seq) FROM audit").fetchone()
+    c.execute("UPDATE audit SET body = replace(body, '\"test\"', '\"tost\"') WHERE seq = ?",
+              (anchored,))
+    assert '"tost"' in c.execute("SELECT body FROM audit WHERE seq = ?", (anchored,)
+                                 ).fetchone()[0]
+    c.close()
+    ran = False
+    with pytest.raises(AuditError, match=f"record {anchored}: hash does not match"):
+        with audited(tmp_path / "host.db", "test"):
+            ran = True
+    assert not ran
