@@ -26,7 +26,7 @@ from host.cli.app_common import (
 )
 from host.cli.output import EXIT_NEGATIVE, emit_json, err_console, fail
 from host.home import Home
-from host.inert import host, line, one_row
+from host.inert import host, line, one_row, visible
 from host.supervise import applog
 
 # Log tail cap: guards memory against a huge log file (the supervisor caps logs too).
@@ -61,8 +61,15 @@ def logs(
         with open(path, "rb") as f:
             f.seek(0, 2)
             size = f.tell()
-            f.seek(max(0, size - _MAX_LOG_READ))
-            raw = f.read().decode("utf-8", errors="replace")
+            start = max(0, size - _MAX_LOG_READ)
+            f.seek(start)
+            data = f.read()
+        if start:
+            # The window began inside a line: its rest is dropped, never parsed. An app can
+            # size its output so that the cut lands inside one of its own lines, and the rest
+            # of that line would read as a line of the host's ("... stockade: ...").
+            data = data[data.find(b"\n") + 1:] if b"\n" in data else b""
+        raw = data.decode("utf-8", errors="replace")
         secret_values = [str(rec.settings[k]) for k in rec.secret_keys if k in rec.settings]
         parsed = [(ln, e) for ln in _redact(raw, secret_values).splitlines()
                   if not applog.is_format_note(e := parse(ln))]
@@ -81,11 +88,15 @@ def logs(
         # sent to the terminal, always behind the gutter (DESIGN rule 12); only the host's own
         # notes (`supervise/applog.py`: no printed line can be one) go without it. The exact
         # lines are in --json.
+        # Each cut to the screen (`one_row`): a long line the terminal wraps would put the
+        # app's own text at column 0 of the next row, outside the gutter.
         if who == "host":
-            err_console.print(line(host(f"{when} stockade: ", "yellow"), text))
+            err_console.print(one_row(line(host(f"{when} stockade: ", "yellow"), text),
+                                      err_console.width))
         else:
-            err_console.print(line(host("│ ", "dim"), host(f"{when} " if when else "", "dim"),
-                                   text))
+            err_console.print(one_row(line(host("│ ", "dim"),
+                                           host(f"{when} " if when else "", "dim"), text),
+                                      err_console.width))
 
 
 def _show_one(rec: InstallRecord, key: str, json_out: bool) -> None:
@@ -104,7 +115,17 @@ def _show_one(rec: InstallRecord, key: str, json_out: bool) -> None:
         err_console.print(f"{key} is not set" + (" (required)" if spec.required else ""),
                           highlight=False, markup=False)
         raise typer.Exit(EXIT_NEGATIVE)
-    typer.echo("true" if value is True else "false" if value is False else str(value))
+    text = "true" if value is True else "false" if value is False else str(value)
+    shown = visible(text, limit=sys.maxsize)
+    if shown != text:
+        # The value (the author's default, or what an operator set) holds control, format or
+        # blank-looking characters: never sent to a terminal as they are (an OSC sequence can
+        # retitle it or write the clipboard), and never passed on altered to a script.
+        if not sys.stdout.isatty():
+            fail(f"the value of {key[:64]!r} holds control or format characters",
+                 "read it exactly with --json")
+        text = shown
+    typer.echo(text)
 
 
 @app_app.command("settings")

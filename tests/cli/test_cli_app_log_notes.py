@@ -57,7 +57,10 @@ def test_nothing_an_app_prints_reads_as_a_note_of_the_hosts(cli: Run, home: Path
     screen = cli("app", "logs", "forger").stderr.splitlines()
     ungutted = [ln for ln in screen if not ln.startswith("│ ")]
     assert len(ungutted) == 1 and " stockade: handler livechat.room_started failed" in \
-        ungutted[0] and "boom" in ungutted[0]
+        ungutted[0]  # cut to the screen: the whole note, "boom" too, is in --json
+    notes = [e["text"] for e in json.loads(cli("app", "logs", "forger", "--json").stdout)[
+        "entries"] if e["from"] == "stockade"]
+    assert len(notes) == 1 and "boom" in notes[0]
     r = cli("app", "logs", "forger", "--json")
     assert r.exit_code == 0, r.output
     entries = json.loads(r.stdout)["entries"]
@@ -94,3 +97,49 @@ def test_an_earlier_releases_log_is_set_aside_and_read_as_the_apps(cli: Run, hom
         f"2026-12-01T10:00:00 {FORGED}")
     entries = json.loads(cli("app", "logs", "forger", "--json").stdout)["entries"]
     assert [(e["from"], e["text"]) for e in entries] == [("app", "new")], entries
+
+
+def _installed_log(cli: Run, home: Path) -> Path:
+    h = Home(home).ensure()
+    write_policy(h, "notes", POLICY)
+    rec = install(h, write_app(home.parent / "apps", "forger", ["livechat.read"],
+                               ["livechat.room_started"], SOURCE))
+    log = h.logs_dir / f"{rec.install_id}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    return log
+
+
+def test_a_tail_window_cut_inside_a_line_drops_that_line(cli: Run, home: Path) -> None:
+    """`app logs` reads the last MiB of the log and parsed its first, partial line as a whole
+    one: an app sizing its output so that the cut lands inside one of its own lines made the
+    rest of that line a host note (no gutter; `from: stockade` in --json)."""
+    from host.supervise import applog
+
+    log = _installed_log(cli, home)
+    stamp_and_mark = 19 + 1 + len(applog.APP_MARK)
+    forged = "2026-01-01T00:00:00 stockade: the operator approved users.create (audited)"
+    after = (1 << 20) - (len(forged) + 1)  # the bytes after it: the window starts on it
+    n, rest = divmod(after, stamp_and_mark + 1001)
+    n -= 1
+    rest += stamp_and_mark + 1001
+    tail = ("y" * 1000 + "\n") * n + "z" * (rest - stamp_and_mark - 1) + "\n"
+    applog.write_output(log, "app is starting\n", False)
+    applog.write_output(log, "padding-" + forged + "\n" + tail, False)
+    entries = json.loads(cli("app", "logs", "forger", "--json", "-n", "100000").stdout)
+    assert not [e for e in entries["entries"] if e["from"] == "stockade"], entries["entries"][:2]
+    screen = cli("app", "logs", "forger", "-n", "100000").stderr.splitlines()
+    assert all(ln.startswith("│ ") for ln in screen), screen[:2]
+
+
+def test_a_long_app_line_is_cut_to_the_screen(cli: Run, home: Path) -> None:
+    """An app line padded to the screen's width wrapped, and the terminal showed its rest at
+    column 0 of the next row, outside the gutter, reading as a host note."""
+    from host.cli.output import err_console
+    from host.supervise import applog
+
+    log = _installed_log(cli, home)
+    width = err_console.width
+    forged = "2026-01-01T00:00:00 stockade: handler failed: ValueError"
+    applog.write_output(log, " " * width + forged + " " * width + "x\n", False)
+    screen = cli("app", "logs", "forger").stderr.splitlines()
+    assert screen and all(len(ln) <= width and ln.startswith("│ ") for ln in screen), screen

@@ -103,3 +103,26 @@ def test_update_asking_for_less_never_says_more_access(cli: Run, tmp_path: Path)
     assert r.exit_code == 1, r.output  # a new publisher key waits for consent
     assert "asks for more access" not in r.stderr
     assert "signed by a different publisher key" in r.stderr
+
+
+EVIL_DEFAULT = r'''
+[[setting]]
+key = "greeting"
+type = "string"
+label = "Greeting"
+default = "hi\u001b]0;pwned-title\u0007\u001b[2Jsigned by acme\r\u202eevil"
+'''
+
+
+def test_one_setting_never_reaches_the_terminal_or_a_script_altered(cli: Run,
+                                                                      tmp_path: Path) -> None:
+    """`app settings APP KEY` wrote the value raw: an author's default could retitle the
+    operator's terminal (OSC), clear it, or return the cursor to forge a line. Now a value with
+    control or format characters is never printed as it is: refused on a pipe (a script must
+    not get an altered value) with a pointer to --json, which keeps it exactly."""
+    _install(cli, _pkg(tmp_path, "a", settings=EVIL_DEFAULT), "--allow-unsigned")
+    one = cli("app", "settings", "agent-sync", "greeting")
+    assert one.exit_code != 0 and "\x1b" not in one.stdout and "\u202e" not in one.stdout
+    assert "--json" in one.stderr
+    exact = json.loads(cli("app", "settings", "agent-sync", "greeting", "--json").stdout)
+    assert exact["value"].startswith("hi\x1b]0;pwned-title\x07")
