@@ -1,20 +1,25 @@
 """`stockade audit`: verify the hash-chained audit log, read its newest records, show one.
 
-Human output goes to stderr with every app-derived string escaped (`escape_text`), so a record
-cannot print a fake line or move the cursor; `--json` writes only JSON to stdout.
+Human output goes to stderr with every app-derived string made inert (`host.inert.visible`:
+controls, format and blank-looking characters escaped), each `tail` line cut to the screen and
+each `show` field in its column, so a record cannot print a fake line, move the cursor or wrap
+into a row of its own; `--json` writes only JSON to stdout.
 """
 from __future__ import annotations
 
 import datetime as _dt
 import sqlite3
+import sys
 from typing import Annotated, Any
 
 import typer
+from rich.text import Text
 
 from host.cli.output import EXIT_NEGATIVE, emit_json, err_console, fail
 from host.clock import SystemClock
 from host.home import Home
-from host.ledger.audit import AuditEntry, AuditError, AuditLog, escape_text, open_readonly
+from host.inert import field_grid, one_row, visible
+from host.ledger.audit import AuditEntry, AuditError, AuditLog, open_readonly
 from host.store import StoreError, integrity_problem
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine output on stdout.")]
@@ -46,7 +51,7 @@ def _when(ts: float) -> str:
 
 
 def _s(v: Any) -> str:
-    return escape_text(str(v))
+    return visible(v, limit=sys.maxsize)
 
 
 def _line(e: AuditEntry) -> str:
@@ -125,7 +130,7 @@ def tail(
     if not entries:
         _say("the audit log is empty")
     for e in entries:
-        _say(_line(e))
+        err_console.print(one_row(Text(_line(e)), err_console.width), highlight=False)
 
 
 @audit_app.command("show")
@@ -142,22 +147,22 @@ def show(
     if json_out:
         emit_json(e.to_json())
         return
-    _say(f"seq        {e.seq}")
-    _say(f"time       {_when(e.ts)}")
+    rows = [("seq", str(e.seq)), ("time", _when(e.ts))]
     for k in sorted(e.body):
         v = e.body[k]
         if k == "quota" and isinstance(v, list):
             for q in v:
                 nxt = q.get("next_free_at")
                 free = f", next free {_when(nxt)}" if isinstance(nxt, (int, float)) else ""
-                _say(f"quota      {_s(q.get('key'))}: {_s(q.get('used'))}/{_s(q.get('limit'))}"
-                     f" per {_s(q.get('window_s'))}s{free}")
+                rows.append(("quota", f"{_s(q.get('key'))}: {_s(q.get('used'))}/"
+                             f"{_s(q.get('limit'))} per {_s(q.get('window_s'))}s{free}"))
         elif isinstance(v, list):
-            _say(f"{k:<10} {', '.join(_s(x) for x in v)}")
+            rows.append((_s(k), ", ".join(_s(x) for x in v)))
         else:
-            _say(f"{k:<10} {_s(v)}")
-    _say(f"prev_hash  {e.prev_hash}")
-    _say(f"hash       {e.hash}")
+            rows.append((_s(k), _s(v)))
+    rows += [("prev_hash", e.prev_hash), ("hash", e.hash)]
+    # In a grid: a long value wraps inside its column, never to column 0 of the next row.
+    err_console.print(field_grid(((k, Text(v)) for k, v in rows), indent=0), highlight=False)
 
 
 def register(root: typer.Typer) -> None:

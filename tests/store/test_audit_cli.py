@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -12,14 +13,18 @@ from host.ledger.audit import AuditRecord
 from host.ledger.ledger import Ledger
 from host.ledger.quota import Charge
 
-EVIL = 'hi\n     99  2026-01-01T00:00:00Z  decision  allow  admin  roles.assign\x1b[2J'
+# A forged line, a screen clear, and blank-looking characters (they pad a line to the screen's
+# width so a row of the author's choosing starts the next one).
+EVIL = ('hi\n     99  2026-01-01T00:00:00Z  decision  allow  admin  roles.assign\x1b[2J'
+        '\u2800\u3164\u00a0')
 
 
-def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _cli(home: Path, *args: str, columns: int = 80) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", "from host.cli.main import main; main()", "--home", str(home),
          "audit", *args],
         capture_output=True, text=True, timeout=60, cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "COLUMNS": str(columns)},
     )
 
 
@@ -53,16 +58,20 @@ def test_verify_ok_then_tampered(tmp_path: Path) -> None:
 
 def test_tail_and_show_escape_app_strings(tmp_path: Path) -> None:
     home = _home(tmp_path)
-    r = _cli(home, "tail", "-n", "5")
+    r = _cli(home, "tail", "-n", "5", columns=400)
     assert r.returncode == 0 and r.stdout == ""
     lines = r.stderr.splitlines()
     assert len(lines) == 2  # the forged line inside the message stays inside record 1
-    assert "\x1b" not in r.stderr and "\\u000a" in lines[0]
+    assert "\x1b" not in r.stderr and "hi\\n     99" in lines[0]
+    assert not {"\u2800", "\u3164", "\u00a0"} & set(r.stderr)
+    narrow = _cli(home, "tail", "-n", "5", columns=60).stderr.splitlines()
+    assert len(narrow) == 2 and all(len(ln) <= 60 for ln in narrow)  # cut, never wrapped
     r = _cli(home, "tail", "--json")
     entries = json.loads(r.stdout)
     assert [e["seq"] for e in entries] == [1, 2] and entries[0]["record"]["message"] == EVIL
     r = _cli(home, "show", "1")
     assert r.returncode == 0 and "\x1b" not in r.stderr
+    assert not {"\u2800", "\u3164", "\u00a0"} & set(r.stderr)
     assert sum("99  2026" in ln for ln in r.stderr.splitlines()) == 1  # still one escaped line
     r = _cli(home, "show", "77")
     assert r.returncode == 2  # not found: exit 2 everywhere
