@@ -1,6 +1,7 @@
 """The console's routes (see the package docstring for what it is and what it may import)."""
 from __future__ import annotations
 
+import math
 import secrets
 import sys
 import time
@@ -29,8 +30,8 @@ from host.apps.installs import InstallRecord, InstallStore
 from host.apps.operations import uninstall_app
 from host.apps.packages import MAX_ARCHIVE_BYTES
 from host.clock import SystemClock
+from host.console import auditview, pages, updates
 from host.console import install as install_flow
-from host.console import pages, updates
 from host.console import settings as app_settings
 from host.console.install import Uploads
 from host.console.operators import Operators, ServerOperators, Unreachable
@@ -52,8 +53,6 @@ CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'
 # Size of a (non-upload) form post. Guards: memory per request; the largest console form (an
 # app's settings) is a few KiB.
 MAX_FORM_BYTES = 64 * 1024
-# Audit records shown per search. Guards: page size and the time one request holds the store.
-MAX_AUDIT_ROWS = 200
 # The largest audit sequence number the store can hold (SQLite's INTEGER). Guards: a longer
 # number in a record's URL reaching the store, whose driver raises on it (a 500, not a 404).
 MAX_SEQ = 2**63 - 1
@@ -122,6 +121,7 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
     operators: Operators = ServerOperators(server) if isinstance(server, EmbeddedServer) \
         else server
     sessions = Sessions()
+    chain = auditview.AuditView()  # the audit page's verdict, kept between requests
     templates = Jinja2Templates(env=template_environment())
 
     def page(request: Request, name: str, status: int = 200, **ctx: Any) -> Response:
@@ -218,7 +218,7 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         finally:
             store.close()
         status = read_status(home.host_store)
-        refusals = _refusals_last_hour(home)
+        refusals = await anyio.to_thread.run_sync(_refusals_last_hour, home)
         rows = [_app_row(rec, status.get(rec.install_id), refusals.get(rec.install_id, 0))
                 for rec in installs]
         return page(request, "apps.html", s=s, rows=rows)
@@ -257,17 +257,17 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         if q["since"] and since is None:
             return page(request, "audit.html", 400, s=s, verdict=None, entries=[], filters=q,
                         error="since: a date and time (2026-12-03T09:00) or epoch seconds")
-        log = AuditLog(home.host_store, SystemClock())
-        try:
-            verdict = log.verify()
-            entries = [e for e in log.tail(5000)
-                       if (not q["app"] or e.body.get("app_id") == q["app"])
-                       and (not q["code"] or e.body.get("code") == q["code"])
-                       and (not q["rule"] or q["rule"] in (e.body.get("rules") or ()))
-                       and (since is None or e.ts >= since)][-MAX_AUDIT_ROWS:]
-        finally:
-            log.close()
-        return page(request, "audit.html", s=s, verdict=verdict, entries=list(reversed(entries)),
+        def read() -> tuple[auditview.Verdict, auditview.Search]:
+            log = AuditLog(home.host_store, SystemClock())
+            try:
+                return chain.verdict(log), auditview.search(
+                    log, app=q["app"], code=q["code"], rule=q["rule"], since=since)
+            finally:
+                log.close()
+
+        verdict, found = await anyio.to_thread.run_sync(read)  # off the event loop
+        return page(request, "audit.html", s=s, verdict=verdict.result,
+                    full_walk_at=verdict.full_walk_at, entries=found.entries, found=found,
                     filters=q)
 
     async def record(request: Request, s: Session) -> Response:
@@ -388,7 +388,12 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
             rec = store.get(request.path_params["install_id"])
         if rec is None:
             return Response("no such install", status_code=404, media_type="text/plain")
-        saved = request.query_params.get("saved", "")[:200]
+        # Only the manifest's own key names (or "nothing"): a link anyone can craft must not
+        # put words of its own in the console's green banner.
+        asked = request.query_params.get("saved", "")[:2000].split(",")
+        keys = {spec.key for spec in rec.manifest.setting}
+        saved = ", ".join(k for k in asked if k in keys) or (
+            "nothing" if asked == ["nothing"] else "")
         return page(request, "settings.html", s=s, rec=rec, rows=app_settings.rows(rec),
                     saved=saved)
 
@@ -496,9 +501,11 @@ def _since(text: str) -> float | None:
     if not text:
         return None
     try:
-        return float(text)
+        seconds = float(text)
     except ValueError:
         pass
+    else:  # "nan" and "inf" parse, and would match nothing without a word
+        return seconds if math.isfinite(seconds) else None
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
@@ -507,16 +514,9 @@ def _since(text: str) -> float | None:
 
 
 def _refusals_last_hour(home: Home) -> dict[str, int]:
-    since = time.time() - 3600
     log = AuditLog(home.host_store, SystemClock())
     try:
-        out: dict[str, int] = {}
-        for e in log.tail(5000):
-            if e.ts >= since and e.body.get("kind") == "decision" and \
-                    e.body.get("allowed") is False:
-                iid = str(e.body.get("install_id"))
-                out[iid] = out.get(iid, 0) + 1
-        return out
+        return auditview.refusals_since(log, time.time() - 3600)
     finally:
         log.close()
 

@@ -1,0 +1,134 @@
+"""What the console's audit page and apps page read of the audit chain: its verdict, a search,
+the refusals of the last hour.
+
+The page once verified the whole chain and searched only the newest 5,000 records on every
+request, on the console's event loop: on a busy host an older refusal vanished from the search
+(and from the apps page's count) without a word, and each page load walked a million records
+(~4 s) while every other request waited. Now:
+
+- the chain is walked whole at most every FULL_VERIFY_S per console process; between, only the
+  records after the head it last verified (`walk_from`: each re-hashed), and the page says when
+  the last whole walk was. A failure either way is reported by a whole walk, naming the first
+  bad record;
+- a search reads the chain newest first, SCAN_BATCH records at a time, until MAX_ROWS match,
+  a record older than `since` is reached, or SCAN_MAX records were read, and says how far it
+  read when it stopped short;
+- the refusals of the last hour are read by time in SQL, only the refusals parsed.
+
+Callers run these off the event loop (`anyio.to_thread`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+import time
+from dataclasses import dataclass
+
+from host.ledger.audit import AuditEntry, AuditLog
+from host.ledger.verify import VerifyResult, walk_from
+
+# How often the page walks the whole chain (between, only the records after what it verified):
+# guards the console's CPU on a long chain while still catching a rewrite of old records.
+FULL_VERIFY_S = 300.0
+# Most records one search returns, and reads (newest first) before it stops: guards the console
+# against a search that matches little over a long chain (~5 us a record read).
+MAX_ROWS = 200
+SCAN_MAX = 200_000
+SCAN_BATCH = 5_000
+# The records a refusal's body holds, as the chain stores them (sorted keys, no whitespace):
+# a prefilter in SQL, each candidate checked again once parsed.
+_REFUSAL_TEXT = '%"allowed":false%'
+
+
+@dataclass(frozen=True)
+class Verdict:
+    result: VerifyResult
+    full_walk_at: float  # when the whole chain was last walked (epoch seconds)
+
+
+@dataclass(frozen=True)
+class Search:
+    entries: list[AuditEntry]  # newest first
+    scanned: int  # records read
+    complete: bool  # read back to the chain's start (or to `since`)
+    oldest_seq: int | None  # the oldest record read, when not complete
+
+
+class AuditView:
+    """One console process's view: the last verdict, kept between requests."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last: Verdict | None = None
+
+    def verdict(self, log: AuditLog) -> Verdict:
+        with self._lock:
+            last = self._last
+            now = time.time()
+            if last is not None and last.result.ok and last.result.head_hash is not None \
+                    and now - last.full_walk_at < FULL_VERIFY_S:
+                head = log.head()
+                rows = log.store.conn().execute(
+                    "SELECT seq, ts, body, prev_hash, hash FROM audit WHERE seq > ? AND seq <= ?"
+                    " ORDER BY seq", (last.result.last_seq, head[0]))
+                good, problem = walk_from(rows, (last.result.last_seq, last.result.head_hash))
+                if problem is None and good == head:  # else a whole walk names what is wrong
+                    grown = good[0] - last.result.last_seq
+                    self._last = Verdict(dataclasses.replace(
+                        last.result, records=last.result.records + grown, last_seq=good[0],
+                        head_hash=good[1]), last.full_walk_at)
+                    return self._last
+            self._last = Verdict(log.verify(), now)
+            return self._last
+
+
+def search(log: AuditLog, *, app: str, code: str, rule: str, since: float | None) -> Search:
+    """The newest records matching every filter given (see the module docstring)."""
+    conn = log.store.conn()
+    found: list[AuditEntry] = []
+    scanned, below = 0, None
+    while scanned < SCAN_MAX and len(found) < MAX_ROWS:
+        rows = conn.execute(
+            "SELECT seq, ts, body, prev_hash, hash FROM audit WHERE seq < ?"
+            " ORDER BY seq DESC LIMIT ?", (2**62 if below is None else below, SCAN_BATCH)
+        ).fetchall()
+        if not rows:
+            return Search(found, scanned, True, None)
+        for r in rows:
+            if since is not None and float(r[1]) < since:
+                return Search(found, scanned, True, None)  # records are appended in time order
+            scanned, below = scanned + 1, int(r[0])
+            body = json.loads(r[2])
+            if ((not app or body.get("app_id") == app) and (not code or body.get("code") == code)
+                    and (not rule or rule in (body.get("rules") or ()))):
+                found.append(AuditEntry(int(r[0]), float(r[1]), body, str(r[3]), str(r[4])))
+                if len(found) >= MAX_ROWS:
+                    break
+        if len(rows) < SCAN_BATCH and len(found) < MAX_ROWS:
+            return Search(found, scanned, True, None)
+    return Search(found, scanned, False, below)
+
+
+def refusals_since(log: AuditLog, since: float) -> dict[str, int]:
+    """Refused decisions per install id since `since`: the chain read newest first by its key
+    until a record older than `since` (no index on time), only the refusals parsed."""
+    out: dict[str, int] = {}
+    conn = log.store.conn()
+    below = 2**62
+    while True:
+        rows = conn.execute(
+            "SELECT seq, ts, CASE WHEN body LIKE ? THEN body END FROM audit WHERE seq < ?"
+            " ORDER BY seq DESC LIMIT ?", (_REFUSAL_TEXT, below, SCAN_BATCH)).fetchall()
+        for _seq, ts, raw in rows:
+            if float(ts) < since:
+                return out
+            if raw is None:
+                continue
+            body = json.loads(raw)
+            if body.get("kind") == "decision" and body.get("allowed") is False:
+                iid = str(body.get("install_id"))
+                out[iid] = out.get(iid, 0) + 1
+        if len(rows) < SCAN_BATCH:
+            return out
+        below = int(rows[-1][0])
