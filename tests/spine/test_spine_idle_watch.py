@@ -199,9 +199,10 @@ class _Host:
 
 
 def _when_running(runner: AppRunner) -> tuple[Child, int]:
-    """`watched_child` once the start job has ended (its future is answered a moment before)."""
+    """`watched_child` once the start job has ended (its future is answered a moment before
+    the job is done: until then the runner is busy, and an event cannot be claimed)."""
     end = time.monotonic() + 5
-    while (live := runner.watched_child()) is None:
+    while (live := runner.watched_child()) is None or not runner.idle():
         assert time.monotonic() < end, "the runner never ran its child"
         time.sleep(0.005)
     return live
