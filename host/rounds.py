@@ -127,8 +127,14 @@ class Rounds:
                 self.idle.round(dict(host.runners))
             except Exception:
                 log.exception("could not look for apps computing between events")
-            host.policy_watch.poll()
-            host.publish_status()
+            # Each step on its own: nothing one raises (a store error of any kind) may end the
+            # thread, whose lease beats keep this host admitting calls.
+            for step, what in ((host.policy_watch.poll, "look for a policy change"),
+                               (host.publish_status, "publish the apps' status")):
+                try:
+                    step()
+                except Exception:
+                    log.exception("could not %s", what)
 
     def _watch(self) -> None:
         host = self.host

@@ -95,7 +95,7 @@ class PolicyWatch:
         active = self.source.current()
         if now == self._seen:
             return ReloadResult(False, active.revision)
-        self._seen = now
+        seen, self._seen = self._seen, now
         try:
             policy = load_policy(self.folder)
         except PolicyLoadError as exc:
@@ -109,8 +109,9 @@ class PolicyWatch:
                 self._record("policy_load", f"revision {policy.revision} from {self.folder} "
                              f"(was {active.revision})")
             except (AuditError, OSError, ValueError) as exc:
-                # Audit before act: an unrecorded revision never decides. The next change
-                # of the folder tries again.
+                # Audit before act: an unrecorded revision never decides. The next poll
+                # tries again (the folder counts as unseen), not only its next change.
+                self._seen = seen
                 log.error("policy revision %s not used: its audit record could not be "
                           "written (%s)", policy.revision, exc)
                 return ReloadResult(True, active.revision, f"not audited: {exc}")

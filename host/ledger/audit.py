@@ -64,7 +64,6 @@ import fcntl
 import json
 import logging
 import os
-import sqlite3
 import stat
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -87,6 +86,7 @@ from host.ledger.records import (
 from host.ledger.trusted import TrustedHead
 from host.ledger.verify import GENESIS_HASH, VerifyResult, chain_hash, verify_to_head, walk
 from host.store import (
+    DB_ERRORS,
     AppendOnly,
     Conn,
     SqliteStore,
@@ -314,7 +314,7 @@ class AuditLog:
         try:
             with self.transaction() as c:
                 seq = append_in(c, body, float(self.clock.now()))
-        except sqlite3.Error as e:
+        except DB_ERRORS as e:  # SQLite's and PostgreSQL's alike: the caller's AuditError
             raise AuditError(f"audit append failed: {e}") from e
         self.after_append(seq)
         return seq
@@ -536,7 +536,7 @@ class AuditLog:
                 c.execute(
                     "INSERT INTO audit(seq, ts, body, prev_hash, hash) VALUES(?, ?, ?, ?, ?)",
                     (seq, ts, body, GENESIS_HASH, digest))
-        except sqlite3.Error as e:
+        except DB_ERRORS as e:  # SQLite's and PostgreSQL's alike: the caller's AuditError
             raise AuditError(f"audit append failed: {e}") from e
         # The new chain starts at the record this process has just written.
         self.trusted.verified((seq, digest), restart=True)

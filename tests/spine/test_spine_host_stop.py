@@ -93,3 +93,43 @@ def test_a_start_that_fails_at_its_policy_record_stops_what_it_opened(
         host.start()
     with pytest.raises(AuditError, match="closed"):
         append_operator(host.ledger.audit, "policy_load", detail="after a failed start")
+
+
+def test_a_store_error_in_a_policy_load_ends_neither_the_upkeep_nor_the_change(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a PostgreSQL store a lock timeout while recording a policy load raised the driver's
+    own error, which nothing in the round caught: the upkeep thread died, its lease stopped
+    beating, and the host refused every call for good. And a load whose record failed was
+    never tried again until the folder changed. Now the round survives any error of a step and
+    the next poll records and adopts the change."""
+    from host.ledger import audit
+    from host.store import Conn
+    from host.store.base import PgError
+
+    monkeypatch.setattr(rounds, "CHECKPOINT_INTERVAL_S", 0.05)
+    home = Home(tmp_path / "home").ensure()
+    host = Host(home, config=HostConfig(watch=False, use_zygote=False)).start()
+    try:
+        (upkeep,) = [t for t in threading.enumerate() if t.name == "stockade-upkeep"]
+        real_append = audit.append_in
+        failed: list[str] = []
+
+        def append_once(c: Conn, body: str, ts: float) -> int:
+            if "policy_load" in body and not failed:
+                failed.append("policy_load")  # the store's own error, as psycopg raises it
+                raise PgError("canceling statement due to lock timeout")
+            return real_append(c, body, ts)
+
+        monkeypatch.setattr(audit, "append_in", append_once)
+        before = host.policy_watch.source.current().revision
+        (home.policies_dir / "later.toml").write_text(
+            'schema = 1\nname = "later"\n[[rule]]\nid = "later"\neffect = "permit"\n'
+            'apps = ["nobody"]\nactions = ["livechat.read"]\n')
+        deadline = time.monotonic() + 10
+        while host.policy_watch.source.current().revision == before:
+            assert upkeep.is_alive(), "the upkeep thread died on the store error"
+            assert time.monotonic() < deadline, "the change was never adopted"
+            time.sleep(0.05)
+        assert failed == ["policy_load"] and upkeep.is_alive()
+    finally:
+        host.stop()
