@@ -61,6 +61,14 @@ class Cluster:
     def _run(self, *argv: str) -> None:
         subprocess.run([*self._as, *argv], check=True, capture_output=True, timeout=120)
 
+    def restart(self, down_s: float) -> None:
+        """Stop the server (fast: every session ended), wait `down_s`, start it again."""
+        self._run(_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+        time.sleep(down_s)
+        self._run(_bin("pg_ctl"), "-D", str(self.data), "-w", "-l", str(self.root / "log"),
+                  "-o", f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+                        "-c fsync=off -c max_connections=200", "start")
+
     def stop(self) -> None:
         if self.data.exists():
             subprocess.run([*self._as, _bin("pg_ctl"), "-D", str(self.data), "-m", "immediate",

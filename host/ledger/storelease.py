@@ -32,7 +32,9 @@ its calls then would refund units of writes it is about to apply (rule 8). So:
   only while holding its own lock, so the answer cannot change under the survivor);
 - a host whose sweep finds its lease connection broken reconnects and re-takes its own lock at
   once, beating only if its last beat is still within its grace (past it a survivor may have
-  settled its calls). If it cannot, the lease is lost: `held` turns False, `lost` says why, the
+  settled its calls); while the store cannot be reached at all (a restart, a failover) it tries
+  again at each sweep for as long as its beat is within the grace, admitting nothing new past
+  `admit_until` meanwhile. If it cannot, the lease is lost: `held` turns False, `lost` says why, the
   sweep raises `LeaseLost` and the host stops admitting calls (`HostLease`'s `on_lost`) rather
   than serve unleased. A restart takes a new lease under a new host id.
 """
@@ -55,6 +57,9 @@ from host.ledger.lease import HomeLease
 from host.store import SchemaItem, Step
 
 log = logging.getLogger("stockade.lease")
+
+# The lease connection while it is broken and the store cannot be reached (see `_beat`).
+_UNREACHABLE: Any = object()
 
 SCHEMA_COMPONENT = "leases"
 SCHEMA_VERSION = 2
@@ -144,7 +149,8 @@ class StoreLease:
         self.admit_s = ADMIT_SWEEPS * sweep_interval_s
         # `time.monotonic()` before the last beat the database accepted (0: none yet).
         self.beaten_at = 0.0
-        self._conn: Any = None
+        self._conn: Any = None  # or _UNREACHABLE: broken, the store not reachable yet
+        self._broken: BaseException | None = None  # why, while _UNREACHABLE
         self._lock = threading.Lock()  # the lease connection is used by one thread at a time
         self.alone = False  # whether the last sweep found no other live host
         self.lost: str | None = None  # why the lease was lost while serving
@@ -197,6 +203,8 @@ class StoreLease:
             if conn is None:
                 return 0
             conn = self._beat(conn)
+            if conn is None:
+                return 0  # the store unreachable for now: the next sweep tries again
             others = [str(r[0]) for r in conn.execute(
                 "SELECT host_id FROM host_leases WHERE host_id <> %s", (self.host_id,))]
             # Hosts that stopped (cleanly: their row is gone) leaving calls unfinished.
@@ -228,23 +236,28 @@ class StoreLease:
 
     def _beat(self, conn: Any) -> Any:
         """Beat this host's row; if the lease connection is broken, re-take the lease on a new
-        one or give it up (`LeaseLost`). Returns the connection to go on with."""
+        one or give it up (`LeaseLost`). Returns the connection to go on with, or None while
+        the store cannot be reached and this host's beat is still within its grace (the next
+        sweep tries again; admissions stop at `admit_until` meanwhile)."""
         import psycopg
 
-        try:
-            sent = time.monotonic()
-            # beat_db is by the database server's clock: beats are compared on one clock.
-            conn.execute("UPDATE host_leases SET beat=%s,"
-                         " beat_db=extract(epoch from clock_timestamp()) WHERE host_id=%s",
-                         (float(self.clock.now()), self.host_id))
-            self.beaten_at = sent
-            return conn
-        except psycopg.Error as exc:
-            if not (conn.closed or conn.broken):
-                raise  # a statement failed on a live session: the lock is still held
-            first = exc
-        with contextlib.suppress(Exception):
-            conn.close()
+        if conn is _UNREACHABLE:
+            first: BaseException = self._broken or LeaseLost("the lease connection broke")
+        else:
+            try:
+                sent = time.monotonic()
+                # beat_db is by the database server's clock: beats are compared on one clock.
+                conn.execute("UPDATE host_leases SET beat=%s,"
+                             " beat_db=extract(epoch from clock_timestamp()) WHERE host_id=%s",
+                             (float(self.clock.now()), self.host_id))
+                self.beaten_at = sent
+                return conn
+            except psycopg.Error as exc:
+                if not (conn.closed or conn.broken):
+                    raise  # a statement failed on a live session: the lock is still held
+                first = exc
+            with contextlib.suppress(Exception):
+                conn.close()
         try:
             fresh = None
             for attempt in range(RETAKE_TRIES):
@@ -255,12 +268,24 @@ class StoreLease:
                     time.sleep(RETAKE_PAUSE_S)
         except (psycopg.Error, OSError) as exc:
             fresh, why = None, f"could not reconnect: {exc}"
+            if time.monotonic() - self.beaten_at < self.grace_s:
+                # Unreachable, not refused: a restart or failover of the store. Within the
+                # grace no survivor may settle this host, and the re-take's own condition says
+                # whether it still may go on; until then it admits nothing new past
+                # `admit_until`. (Before, one failed reconnect lost the lease: a 3 s restart
+                # of PostgreSQL stopped every host for good.)
+                if conn is not _UNREACHABLE:
+                    log.warning("host %s: its lease connection broke (%s) and the store cannot "
+                                "be reached (%s); trying again at the next sweep",
+                                self.host_id, first, exc)
+                self._conn, self._broken = _UNREACHABLE, first
+                return None
         else:
             why = "its lock was taken or its beat was past its grace"
         if fresh is not None:
             log.warning("host %s: its lease connection broke (%s); lease re-taken", self.host_id,
                         first)
-            self._conn = fresh
+            self._conn, self._broken = fresh, None
             return fresh
         self._conn = None
         self.lost = (f"host {self.host_id} lost its lease on the shared store (the lease "
@@ -292,8 +317,8 @@ class StoreLease:
         """Stop serving: remove this host's row and drop its lock (safe to call twice)."""
         with self._lock:
             conn, self._conn = self._conn, None
-            if conn is None:
-                return
+            if conn is None or conn is _UNREACHABLE:
+                return  # (an unreachable store's session, and its lock, are gone already)
             try:
                 conn.execute("DELETE FROM host_leases WHERE host_id=%s", (self.host_id,))
             finally:
