@@ -113,8 +113,10 @@ class PolicyFollower:
         self._adopted_file = adopted_file
         # The highest bundle adopted, (version, revision): nothing older is ever adopted.
         self.floor = _read_floor(adopted_file)
-        # The newest bundle looked at: a refused bundle is refused once, not at every poll.
-        self._looked: tuple[int, str] | None = None
+        # The newest bundle looked at, and the keyring as it was then: a refused bundle is
+        # refused once, not at every poll, until the host's keys change (a bundle signed by a
+        # key rotated in after the look verifies once that key is adopted).
+        self._looked: tuple[int, str, int] | None = None
 
     def adopt(self) -> int | None:
         """Write the newest bundle into the folder if it verifies and is not older than the
@@ -126,9 +128,11 @@ class PolicyFollower:
         if row is None:
             return None
         version, revision = int(row[0]), str(row[2])
-        if (version, revision) == self._looked:
+        self.keyring.refresh()
+        looked = (version, revision, self.keyring.changes)
+        if looked == self._looked:
             return None
-        self._looked = (version, revision)
+        self._looked = looked
         try:
             if self.floor is not None and (version, revision) != self.floor \
                     and version <= self.floor[0]:

@@ -155,3 +155,36 @@ def test_a_restarted_host_never_goes_back_to_an_older_bundle(pg_url: str,
         assert again == 3 and follower.adopt() == 3 and len(refused) == 1
     finally:
         follower.close()
+
+
+def test_a_bundle_refused_for_an_unknown_key_is_looked_at_again_once_the_key_is_adopted(
+        tmp_path: Path, pg_url: str) -> None:
+    """A follower that read the keys, then (after host A rotated its key and published with
+    the new one) the newest bundle, refused it for its unknown key, and never looked at it
+    again once it had adopted that key: the host enforced the old policy until someone
+    published again or it restarted."""
+    from host.keys.shared import publish_rotation
+    from policies.loader import load_policy
+
+    migrate(pg_url)
+    a = Home(tmp_path / "a", pg_url).ensure()
+    ring_a = Keyring.open(a.keys_dir)
+    for part in ("keys", "trust", "policies"):
+        shutil.copytree(a.root / part, tmp_path / "b" / part)
+    b = Home(tmp_path / "b", pg_url).ensure()
+    ring_b = Keyring.open(b.keys_dir)
+    refusals: list[str] = []
+    follow = follower_for(b, ring_b, lambda _kind, detail: refusals.append(detail))
+    assert follow is not None
+    follow.keys.adopt()  # B's poll, its first step: no new key yet
+    prev = ring_a.current  # meanwhile, on host A: rotate, then publish with the new key
+    ring_a.rotate()
+    publish_rotation(pg_url, ring_a, prev)
+    (a.policies_dir / "seats.toml").write_text(SEATS)
+    publish(pg_url, ring_a, a.policies_dir, load_policy(a.policies_dir).revision, "host a",
+            a.root / ADOPTED_FILE)
+    assert follow.policy.adopt() is None and refusals  # its second step: an unknown key
+    for _ in range(3):  # the next polls adopt the key, then the bundle
+        follow.adopt()
+    assert (b.policies_dir / "seats.toml").read_text() == SEATS
+    follow.close()
