@@ -145,6 +145,9 @@ def host_rotate(ctx: typer.Context, json_out: JsonFlag = False) -> None:
     # apps and their re-consents keep working (host/runtime.py, `Keyring.refresh`).
     with audited(home.host_store, "key_rotate", kid=old, detail="new host signing key") as act:
         new = ring.rotate()
+        # The key it replaced as read under the keyring's lock: another operator's rotation
+        # since this run opened the keyring moved it on (`Keyring.rotate`).
+        old = ring.previous
         act.note(kid=new, detail=f"new current key {new}; {old} verifies until retired")
         if home.store_url is not None:  # every host sharing the store learns the new key
             from host.keys.shared import publish_rotation

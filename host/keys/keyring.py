@@ -11,6 +11,13 @@ Another process (the CLI) rotates or retires while a host serves: the host calls
 so a consent the CLI signed with the new key verifies in the running host, and a retired key
 stops verifying there too.
 
+Every change to the keyring's files (`rotate`, `retire`, `add_public`, the first key) holds
+`keys/.keyring.lock` across re-reading `keyring.json`, changing it and writing it back, and
+writes through a private fsynced temporary file renamed into place (`host.fsio`): two operators
+(or an operator and a serving host adopting a published retirement) never write back a set one
+of them read before the other's change, so a retirement is never silently undone. Readers
+(`open`, `refresh`) take no lock: they see the old file or the new one.
+
 The private keys never leave this process: children are spawned or forked from a zygote that
 was started as a fresh interpreter with an empty environment, so no key is in their memory.
 """
@@ -27,6 +34,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
+
+from host.fsio import atomic_write, flocked
+
+_LOCK = ".keyring.lock"
 
 # Key ids are short random hex strings; the pattern guards file names built from them.
 _KID_CHARS = frozenset("0123456789abcdef")
@@ -62,6 +73,8 @@ class Keyring:
     # Counts changes to what verifies here (a key added, rotated in or retired), whoever made
     # them: a host's watcher re-checks consents that were waiting for a key when it moves.
     changes: int = field(default=0, repr=False)
+    # The key that was current when `rotate` made the new one (read under the lock).
+    previous: str = field(default="", repr=False)
 
     @staticmethod
     def exists(keys_dir: Path) -> bool:
@@ -75,9 +88,16 @@ class Keyring:
         os.chmod(keys_dir, 0o700)
         meta = keys_dir / "keyring.json"
         if not meta.exists():
-            ring = cls(keys_dir=keys_dir, current="")
-            ring.rotate()
-            return ring
+            with flocked(keys_dir / _LOCK):  # two first opens make one first key, not two
+                if not meta.exists():
+                    ring = cls(keys_dir=keys_dir, current="")
+                    ring._rotate_locked()
+                    return ring
+        return cls._read(keys_dir)
+
+    @classmethod
+    def _read(cls, keys_dir: Path) -> Keyring:
+        meta = keys_dir / "keyring.json"
         try:
             data = json.loads(meta.read_text())
             current = str(data["current"])
@@ -107,7 +127,7 @@ class Keyring:
         stamp = _stamp_of(meta)
         if stamp is None or stamp == self._stamp:
             return False
-        fresh = Keyring.open(self.keys_dir)
+        fresh = Keyring._read(self.keys_dir)
         changed = fresh.current != self.current or fresh.retired != self.retired \
             or set(fresh._public) != set(self._public)
         self._private.update(fresh._private)
@@ -134,14 +154,25 @@ class Keyring:
         self._public[kid] = key.public_key()
 
     def _save_meta(self) -> None:
+        """Write `keyring.json` (the caller holds the lock and has just re-read it)."""
         meta = self.keys_dir / "keyring.json"
-        tmp = meta.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"current": self.current, "retired": sorted(self.retired)}))
-        os.replace(tmp, meta)
+        data = json.dumps({"current": self.current, "retired": sorted(self.retired)})
+        atomic_write(meta, data.encode(), 0o600)
         self._stamp = _stamp_of(meta)
 
+    def _follow(self) -> None:
+        """Under the lock: take on what another process wrote since this keyring was read
+        (`refresh`), so the change made next is made to the keyring as it stands."""
+        self.refresh()
+
     def rotate(self) -> str:
-        """Make a new current signing key; the previous one still verifies until retired."""
+        """Make a new current signing key; the previous one (the current key as it stands
+        when the lock is held, kept in `previous`) still verifies until retired."""
+        with flocked(self.keys_dir / _LOCK):
+            self._follow()
+            return self._rotate_locked()
+
+    def _rotate_locked(self) -> str:
         kid = secrets.token_hex(_KID_LEN // 2)
         key = Ed25519PrivateKey.generate()
         from cryptography.hazmat.primitives import serialization
@@ -155,8 +186,11 @@ class Keyring:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(raw)
+            f.flush()
+            os.fsync(f.fileno())  # durable before keyring.json names it current
         self._private[kid] = key
         self._public[kid] = key.public_key()
+        self.previous = self.current
         self.current = kid
         self._save_meta()
         self.changes += 1
@@ -168,20 +202,20 @@ class Keyring:
         if not valid_kid(kid):
             raise KeyError_(f"invalid key id {kid[:32]!r}")
         key = Ed25519PublicKey.from_public_bytes(raw)
-        path = self.keys_dir / f"{kid}.pub"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(raw)
-        os.replace(tmp, path)
+        with flocked(self.keys_dir / _LOCK):
+            atomic_write(self.keys_dir / f"{kid}.pub", raw, 0o644)
         if kid not in self._public:
             self._public[kid] = key
             self.changes += 1
 
     def retire(self, kid: str) -> None:
         """Stop accepting signatures by `kid` (it can no longer be the current key)."""
-        if kid == self.current:
-            raise KeyError_("cannot retire the current signing key; rotate first")
-        self.retired.add(kid)
-        self._save_meta()
+        with flocked(self.keys_dir / _LOCK):
+            self._follow()
+            if kid == self.current:
+                raise KeyError_("cannot retire the current signing key; rotate first")
+            self.retired.add(kid)
+            self._save_meta()
         self.changes += 1
 
     def sign(self, data: bytes, kid: str | None = None) -> tuple[str, bytes]:
