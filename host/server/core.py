@@ -3,9 +3,14 @@
 Every write is one transaction (`_write`): validate outside it, BEGIN IMMEDIATE, check a prior
 application of the op_id, apply, record the op_id, COMMIT, and only then emit the events the
 operation queued. A failing operation therefore writes nothing, records nothing, emits nothing.
+
+Events leave in commit order (`CommitOrder`): a write that queued events draws a ticket while it
+still holds the write lock, and its events are emitted only after every earlier ticket's. Before,
+two writers could swap between COMMIT and emit, and apps saw one room's messages out of order.
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -20,6 +25,51 @@ from host.server.principals import Caller, Principal, app_of
 R = TypeVar("R")
 
 
+class CommitOrder:
+    """Hands committed events to the bus in the order their writes committed, in this process.
+
+    `ticket` is drawn under the write lock, before COMMIT, so tickets follow commit order;
+    `hand_off` is called once per ticket after COMMIT (with no events if the COMMIT failed). The
+    writer that finds the next ticket's events ready emits them, and any later ones ready; a
+    writer whose predecessor has not handed off yet leaves its events for that one and returns.
+    So no writer ever waits for another (one waiting on an emit could deadlock with a
+    subscriber that takes the host's lock around a server write of its own), and the uncontended
+    cost is one lock taken three times."""
+
+    def __init__(self, bus: EventBus) -> None:
+        self._bus = bus
+        self._lock = threading.Lock()
+        self._drawn = 0  # the next ticket to draw
+        self._next = 0  # the next ticket to emit
+        self._ready: dict[int, list[Event]] = {}
+        self._emitting = False
+
+    def ticket(self) -> int:
+        with self._lock:
+            self._drawn += 1
+            return self._drawn - 1
+
+    def hand_off(self, ticket: int, events: list[Event]) -> None:
+        with self._lock:
+            self._ready[ticket] = events
+            if self._emitting:
+                return  # the writer emitting now emits these too, in their turn
+            self._emitting = True
+        try:
+            while True:
+                with self._lock:
+                    batch = self._ready.pop(self._next, None)
+                    if batch is None:
+                        self._emitting = False
+                        return
+                    self._next += 1
+                self._bus.emit(batch)  # logs and skips a raising subscriber
+        except BaseException:
+            with self._lock:
+                self._emitting = False
+            raise
+
+
 class ServerCore:
     """Database, clock, event bus and the one-transaction write helper."""
 
@@ -31,6 +81,7 @@ class ServerCore:
         self.db = Database(db_path)
         self.clock = clock
         self._bus = EventBus()
+        self._order = CommitOrder(self._bus)
         self._pre_send: PreSendHook | None = None
 
     # -- plumbing -------------------------------------------------------------------------------
@@ -47,28 +98,36 @@ class ServerCore:
         else:
             limits.op_id(op_id)
             dig = ops.digest(action, args)
-        with self.db.write() as conn:
-            # Under a loan (`Database.lend`) the op_id is the one the gate drew for this very
-            # admission, so no earlier application can hold it; were it not fresh, the ops
-            # table's primary key refuses `ops.record` below, the lender's whole transaction
-            # rolls back, and the gate's three-commit path (no loan) asks here as always.
-            if op_id is not None and self.db.loan() is None:
-                prior = ops.prior_result(conn, op_id, action, dig)
-                if prior is not None:
-                    return cast(R, prior[0])  # applied before: same answer, no second effect
-            tx = Tx(conn, self.clock.now())
-            result = fn(tx)
-            if op_id is not None:
-                ops.record(
-                    conn, op_id=op_id, action=action, app_id=app_id,
-                    install_id=p.install_id if isinstance(p, Caller) else None,
-                    args_digest=dig, result=result, now=tx.now,
-                )
         loan = self.db.loan()
+        ticket: int | None = None  # drawn before COMMIT when this write queued events itself
+        try:
+            with self.db.write() as conn:
+                # Under a loan (`Database.lend`) the op_id is the one the gate drew for this
+                # very admission, so no earlier application can hold it; were it not fresh, the
+                # ops table's primary key refuses `ops.record` below, the lender's whole
+                # transaction rolls back, and the gate's three-commit path (no loan) asks here.
+                if op_id is not None and loan is None:
+                    prior = ops.prior_result(conn, op_id, action, dig)
+                    if prior is not None:
+                        return cast(R, prior[0])  # applied before: same answer, no effect
+                tx = Tx(conn, self.clock.now())
+                result = fn(tx)
+                if op_id is not None:
+                    ops.record(
+                        conn, op_id=op_id, action=action, app_id=app_id,
+                        install_id=p.install_id if isinstance(p, Caller) else None,
+                        args_digest=dig, result=result, now=tx.now,
+                    )
+                if loan is None and tx.events:
+                    ticket = self._order.ticket()  # still under the write lock: commit order
+        except BaseException:
+            if ticket is not None:
+                self._order.hand_off(ticket, [])  # the COMMIT failed: the next writer's turn
+            raise
         if loan is not None:
             loan.events += tx.events  # emitted once the lender's transaction commits
-        else:
-            self._bus.emit(tx.events)
+        elif ticket is not None:
+            self._order.hand_off(ticket, tx.events)
         return result
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
