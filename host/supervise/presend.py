@@ -9,6 +9,15 @@ app's reason. A change that cannot be recorded is not applied (the message goes 
 it had): nothing an app does to a message is left out of the record. A prevention stops the
 message whether or not its record is written (not sending is the safe side); a timeout's or a
 stop's record that cannot be written is logged.
+
+A hook's job goes ahead of the app's queued events (`AppRunner.submit_urgent`), so a message
+waits at most for the one event the app is running. Its deadline counts from when it reaches the
+child, and the wait for that is bounded by `MAX_START_WAIT_S`: a message waits on one app's hook
+at most `MAX_START_WAIT_S` + the hook's deadline + `ANSWER_GRACE_S`. A hook that did not start
+in time is cancelled, so it never runs later on a message already decided.
+
+What a hook sees is the documented `Message` (docs/EVENTS.md), built field by field: nothing
+else the server hands the host (the sending app's install, in `origin`) reaches another app.
 """
 from __future__ import annotations
 
@@ -22,6 +31,7 @@ from host.errors import GateError
 from host.ledger.audit import AuditRecord
 from host.ledger.ledger import Ledger
 from host.server.errors import Prevented
+from host.server.shapes import Message
 from host.supervise.child import AppFailed, ChildDied
 from host.supervise.supervisor import AppRunner
 
@@ -30,6 +40,19 @@ log = logging.getLogger("stockade.presend")
 # How much of an app's reason for stopping a message the record keeps (it is the app's text;
 # `audit tail` shows it escaped).
 MAX_REASON_KEPT = 200
+# The longest a message waits for one app's hook to reach its child: the app may be running one
+# event (its hook goes ahead of every queued one), which its own deadline ends (the host's
+# `event_deadline_s`, 5 s by default). Past it the hook is cancelled and counts as timed out.
+MAX_START_WAIT_S = 5.0
+# Beyond the hook's own deadline (which the watchdog enforces on the child), for its answer to
+# cross back.
+ANSWER_GRACE_S = 0.5
+# The fields of the documented `Message`, the only ones a hook is shown.
+MESSAGE_FIELDS = tuple(Message.__annotations__)
+
+
+class HookNotStarted(TimeoutError):
+    """The app was busy past `MAX_START_WAIT_S`: its hook was cancelled before it ran."""
 
 
 def text_digest(text: str) -> str:
@@ -61,18 +84,18 @@ def run_pre_send(message: dict[str, Any], receivers: Sequence[AppRunner], ledger
     stopped it. An app's own message never enters its own hook."""
     sender_app = message.get("app_id")
     mid = str(message.get("id"))[:64]
-    current = dict(message)
+    current = {key: message.get(key) for key in MESSAGE_FIELDS}
     for runner in receivers:
         if runner.app_id == sender_app:
             continue
-        fut = runner.submit("message.pre_send", {"message": current, "room": message.get("room")},
-                            deadline_s)
         try:
-            verdict = fut.result(deadline_s + 0.5)
+            verdict = _hook(runner, {"message": dict(current), "room": message.get("room")},
+                            deadline_s)
         except (FutureTimeout, AppFailed, ChildDied, GateError, RuntimeError,
                 TimeoutError) as exc:
-            _record_stop(ledger, runner, "pre_send_timeout", mid,
-                         f"{type(exc).__name__}; mode={on_timeout}")
+            # A hook cancelled unrun says so: the app was busy, its hook was not slow.
+            why = f"{exc}" if isinstance(exc, HookNotStarted) else type(exc).__name__
+            _record_stop(ledger, runner, "pre_send_timeout", mid, f"{why}; mode={on_timeout}")
             if on_timeout == "fail_closed":
                 raise Prevented(f"the pre-send hook of {runner.app_id} did not answer in time; "
                                 "messages fail closed", prevented_by=runner.app_id) from None
@@ -96,3 +119,11 @@ def run_pre_send(message: dict[str, Any], receivers: Sequence[AppRunner], ledger
                 continue
             current["text"] = new
     return current
+
+
+def _hook(runner: AppRunner, payload: dict[str, Any], deadline_s: float) -> Any:
+    """The app's verdict: its hook ahead of its queued events, its deadline from its start."""
+    future, started = runner.submit_urgent("message.pre_send", payload, deadline_s)
+    if not started.wait(MAX_START_WAIT_S) and future.cancel():
+        raise HookNotStarted(f"busy: its hook did not start within {MAX_START_WAIT_S:g} s")
+    return future.result(deadline_s + ANSWER_GRACE_S)

@@ -10,7 +10,6 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from host.apps.installs import InstallRecord
@@ -23,11 +22,17 @@ from host.store.pool import release_thread
 from host.supervise.affinity import BURST_CALLS, Affinity
 from host.supervise.applog import AppLog
 from host.supervise.child import AppFailed, Child, ChildDied, LayerMissing, done_result
-from host.supervise.delivery import Outcome
+from host.supervise.jobs import STOP as _STOP
+from host.supervise.jobs import EventDropped as EventDropped
+from host.supervise.jobs import Job as Job
+from host.supervise.jobs import Resume as Resume
+from host.supervise.jobs import begin, settle_failed, urgent_call
+from host.supervise.jobs import control as _control
+from host.supervise.jobs import overflow_policy as overflow_policy
+from host.supervise.jobs import untraced as _untraced
 from host.supervise.watchdog import running_events
 from policies.vocabulary import EVENTS
 from sandbox.frames import Done
-from sandbox.wire import ChannelClosed, FrameError
 
 
 class RunnerHost(Protocol):
@@ -60,59 +65,6 @@ MAX_QUEUE = 1000
 # drop is audited at once). Guards the audit log against an overloaded app writing one record
 # per lost event, which would turn an overload into a disk-filling one (DESIGN rule 13).
 DROP_SUMMARY_INTERVAL_S = 10.0
-
-# What a full queue gives up, per event. "drop_oldest": the event waiting longest is dropped, so
-# the app works on what is happening now — a conversation that started or was assigned a
-# minute ago has been served or routed by someone else meanwhile. "refuse": the new event is
-# dropped and the queued ones kept, for events whose order an integration reconciles against
-# (a CRM that saw a room start needs its close; dropping the oldest close would leave an older
-# conversation open forever, dropping the newest leaves one recent close for the operator to
-# replay from the drop summary). Events not listed drop oldest.
-OVERFLOW_POLICY: dict[str, str] = {
-    "livechat.room_started": "drop_oldest",
-    "livechat.agent_assigned": "drop_oldest",
-    "livechat.room_transferred": "drop_oldest",
-    "message.sent": "drop_oldest",
-    "livechat.room_closed": "refuse",
-    "livechat.agent_unassigned": "refuse",
-    "livechat.guest_saved": "refuse",
-}
-
-
-class EventDropped(RuntimeError):
-    """An event that never reached the app: its queue was full or it waited too long."""
-
-
-def overflow_policy(event: str) -> str:
-    return OVERFLOW_POLICY.get(event, "drop_oldest")
-
-
-@dataclass(frozen=True)
-class Resume:
-    """An event the pump started on `child` and hands over: its next frame or channel failure."""
-
-    child: Child
-    frame_id: int
-    raw: bytes | None
-    failure: ChannelClosed | FrameError | None
-
-
-@dataclass
-class Job:
-    name: str
-    payload: dict[str, Any]
-    deadline_s: float
-    outcome: Outcome = field(default_factory=Future)
-    enqueued: float = field(default_factory=time.monotonic)
-    resume: Resume | None = None
-
-
-_STOP = Job("__stop__", {}, 0.0)
-
-
-def _control(job: Job) -> bool:
-    """A start or stop job: never dropped, never counted as an event."""
-    return job is _STOP or job.name.startswith("__")
 
 
 class AppRunner:
@@ -147,10 +99,17 @@ class AppRunner:
         self._drops_pending: dict[str, int] = {}
         self._last_drop_summary = 0.0
         self._drop_lock = threading.Lock()
+        self._late_flush: threading.Timer | None = None  # see `_drop`
         # The job queue. `_claimed`: the event pump holds this app's child for one event (see
         # `host.supervise.pump`); queued jobs wait for it, and a job it hands over runs first.
         self._cv = threading.Condition()
         self._jobs: deque[Job] = deque()
+        # Pre-send hooks' jobs (`submit_urgent`): taken before any queued event, so a message
+        # waits at most for the one event the app is running, never for its backlog.
+        self._urgent: deque[Job] = deque()
+        # The runner this app continues in after a restart (`hand_over`): an event that reaches
+        # this one once it is stopping goes there (see `enqueue`).
+        self._successor: AppRunner | None = None
         self._handed: Job | None = None
         self._claimed = False
         self._running_job = False
@@ -165,21 +124,55 @@ class AppRunner:
         self.enqueue(Job(name, payload, deadline_s, future))
         return future
 
+    def submit_urgent(self, name: str, payload: dict[str, Any], deadline_s: float
+                      ) -> tuple[Future[Any], threading.Event]:
+        """A pre-send hook's job, ahead of every queued event (`host.supervise.presend`): its
+        outcome, and an event set when it reaches the child (or settles unrun). Cancelling the
+        outcome before then drops the job instead of running it."""
+        job, future, started = urgent_call(name, payload, deadline_s)
+        self.enqueue(job)
+        return future, started
+
     def enqueue(self, job: Job) -> None:
+        """Queue `job`. On a runner already stopping, whose thread will run nothing more, it is
+        decided here, under `_cv` (so never left in a dead queue): handed to the runner the app
+        continues in if that one handles it, else dropped, counted and audited. Whoever read
+        this runner as a receiver before the stop (a dispatch, the pump's inbox) lands here."""
         dropped: Job | None = None
         with self._cv:
-            if len(self._jobs) >= MAX_QUEUE and job is not _STOP and not _control(job):
-                if overflow_policy(job.name) == "refuse":
+            late, successor = self._stopping, self._successor
+            queue = self._urgent if job.started is not None else self._jobs
+            if not late and len(queue) >= MAX_QUEUE and not _control(job):
+                if job.started is not None or overflow_policy(job.name) == "refuse":
                     dropped = job
                 else:
                     dropped = self._pop_oldest_event()
                     if dropped is None:  # only control jobs queued: refuse the new one
                         dropped = job
-            if dropped is not job:
-                self._jobs.append(job)
+            if not late and dropped is not job:
+                queue.append(job)
                 self._cv.notify()
-        if dropped is not None:
+        if late:
+            self._enqueue_late(job, successor)
+        elif dropped is not None:
             self._drop(dropped, "queue_full")
+
+    def _enqueue_late(self, job: Job, successor: AppRunner | None) -> None:
+        # Forwarded only to grants at least as wide: the receiver list (and the policy's
+        # decision behind it) was made for this runner's, and must still hold for the new one.
+        if _control(job):
+            settle_failed(job, RuntimeError("app stopped"))
+        elif (successor is not None and successor.handles(job.name)
+              and self.install.grants <= successor.install.grants):
+            successor.enqueue(job)
+        else:
+            self._drop(job, "stopped" if successor is None else "not_handled")
+
+    def succeeded_by(self, new: AppRunner) -> None:
+        """The app continues in `new` (a restart): what reaches this runner from now on goes
+        there (set after its queued events were handed over: they stay ahead)."""
+        with self._cv:
+            self._successor = new
 
     def take_queued(self) -> list[Job]:
         """Remove and return the events still waiting (not dropped): the app continues in a
@@ -188,6 +181,7 @@ class AppRunner:
             events = [j for j in self._jobs if not _control(j)]
             for job in events:
                 self._jobs.remove(job)
+            events[:0], self._urgent = list(self._urgent), deque()
         return events
 
     def drop(self, job: Job, why: str) -> None:
@@ -227,10 +221,19 @@ class AppRunner:
             key = f"{job.name}:{why}"
             self._drops_pending[key] = self._drops_pending.get(key, 0) + 1
             first = self._last_drop_summary == 0.0
-        job.outcome.set_exception(EventDropped(
+            now = first or time.monotonic() - self._last_drop_summary >= DROP_SUMMARY_INTERVAL_S
+            # A stopped runner is in no upkeep's list any more: a summary it holds back is
+            # written by a timer once the interval is up, not left pending for good.
+            late = not now and self._stopping and self._late_flush is None
+            if late:
+                self._late_flush = threading.Timer(DROP_SUMMARY_INTERVAL_S, self.flush_drops)
+                self._late_flush.daemon = True
+        settle_failed(job, EventDropped(
             f"{self.app_id}: event {job.name} dropped ({why.replace('_', ' ')})"))
-        if first or time.monotonic() - self._last_drop_summary >= DROP_SUMMARY_INTERVAL_S:
+        if now:
             self.flush_drops()
+        elif late and self._late_flush is not None:
+            self._late_flush.start()
 
     def flush_drops(self) -> None:
         """Audit and log the drops not yet reported, as one summary (upkeep calls this too)."""
@@ -248,7 +251,7 @@ class AppRunner:
     def status(self) -> dict[str, Any]:
         """What an operator needs to see about this runner right now (`app list`, `doctor`)."""
         with self._cv:
-            queued = len(self._jobs)
+            queued = len(self._jobs) + len(self._urgent)
         with self._drop_lock:
             dropped = dict(self.dropped)
         backoff = max(0.0, self._next_start - time.monotonic()) if self.state == "backoff" else 0.0
@@ -279,9 +282,13 @@ class AppRunner:
         """Kill the child and end the runner thread, which closes the child's descriptors: a
         thread still writing to the channel when the join gives up keeps its number (see
         `Child.kill`), and the runner frees it when that job ends."""
-        self._stopping = True  # before the kill: the death it causes restarts nothing
-        self.state = "stopped"
-        self.enqueue(_STOP)
+        with self._cv:  # under `_cv`: an event queued after this is decided by `enqueue`
+            first = not self._stopping
+            self._stopping = True  # before the kill: the death it causes restarts nothing
+            self.state = "stopped"
+            if first:
+                self._jobs.append(_STOP)
+                self._cv.notify()
         child = self.child
         if child is not None:
             child.kill(reason, code="stopped")
@@ -303,7 +310,8 @@ class AppRunner:
     def _busy(self) -> bool:
         """A job queued, handed over, claimed by the pump or running. Under `_cv`: an event
         starts on this runner's child only after one of these is set under it."""
-        return bool(self._jobs or self._handed or self._claimed or self._running_job)
+        return bool(self._jobs or self._urgent or self._handed or self._claimed
+                    or self._running_job)
 
     # ---- between events (the upkeep's `watchdog.IdleWatch`) --------------------------------
 
@@ -360,7 +368,7 @@ class AppRunner:
             self._after_event()
             with self._cv:
                 self._claimed = False
-                if self._jobs:  # the thread sleeps until then; waking it for nothing costs
+                if self._jobs or self._urgent:  # it sleeps until then; waking it costs
                     self._cv.notify()
 
     def hand_over(self, job: Job) -> None:
@@ -373,10 +381,12 @@ class AppRunner:
     def _loop(self) -> None:
         while True:
             with self._cv:
-                while not (self._handed or (self._jobs and not self._claimed)):
+                while not (self._handed or ((self._urgent or self._jobs) and not self._claimed)):
                     self._cv.wait()
                 if self._handed is not None:
                     job, self._handed = self._handed, None
+                elif self._urgent:
+                    job = self._urgent.popleft()
                 else:
                     job = self._jobs.popleft()
                 self._running_job = True
@@ -395,13 +405,14 @@ class AppRunner:
             # This thread ends here: every job still queued is answered now (before, only the
             # one taken was; the rest waited forever), an event as a counted drop, never silent.
             with self._cv:
-                left = [job, *self._jobs]
+                left = [job, *self._urgent, *self._jobs]
                 self._jobs.clear()
+                self._urgent.clear()
             for j in left:
                 if j is _STOP:
                     continue
                 if _control(j):
-                    j.outcome.set_exception(RuntimeError("app stopped"))
+                    settle_failed(j, RuntimeError("app stopped"))
                 else:
                     self._drop(j, "stopped")
             child, self.child = self.child, None
@@ -414,7 +425,7 @@ class AppRunner:
                 self._ensure_child()
                 job.outcome.set_result(None)
             except BaseException as exc:  # noqa: BLE001 - handed to the waiter
-                job.outcome.set_exception(exc)
+                settle_failed(job, exc)
         else:
             waited = time.monotonic() - job.enqueued
             if waited > MAX_QUEUE_WAIT_S and job.resume is None:
@@ -437,6 +448,9 @@ class AppRunner:
                                               self.log)
             else:
                 child = self._ensure_child()
+                if not begin(job):  # a pre-send hook whose message was decided without it
+                    self._drop(job, "abandoned")
+                    return
                 result = child.deliver(job.name, job.payload, job.deadline_s, self._on_call,
                                        self.log)
             self.failures = 0
@@ -447,12 +461,12 @@ class AppRunner:
         except (ChildDied, LayerMissing, GateError, OSError) as exc:
             self.events_failed += 1
             self._child_died(str(exc))
-            job.outcome.set_exception(_untraced(exc))
+            settle_failed(job, _untraced(exc))
         except Exception as exc:  # noqa: BLE001 - e.g. an unreadable package at start
             # The runner thread must survive anything, or this app's queue would stall forever.
             self.events_failed += 1
             self._child_died(f"could not start: {type(exc).__name__}: {exc}")
-            job.outcome.set_exception(_untraced(exc))
+            settle_failed(job, _untraced(exc))
         finally:
             burst, self._burst = self._burst, None
             if burst is not None:
@@ -463,7 +477,7 @@ class AppRunner:
     def _failed(self, job: Job, exc: AppFailed) -> None:
         self.events_failed += 1
         self._note(f"handler {job.name} failed: {exc.code}: {exc.message}")
-        job.outcome.set_exception(_untraced(exc))
+        settle_failed(job, _untraced(exc))
 
     def _after_event(self) -> None:
         session = self.session
@@ -568,14 +582,8 @@ def hand_over(carried: tuple[AppRunner, list[Job]] | None, new: AppRunner) -> No
             new.enqueue(job)
         else:
             old.drop(job, "not_handled")
-
-
-def _untraced(exc: BaseException) -> BaseException:
-    """`exc` without its traceback, before it goes into the job's outcome. The traceback holds
-    this runner's frame, whose `job` holds the outcome that would hold `exc`: a reference cycle
-    per failed event, which only the cyclic collector frees (issue 26's soak found thousands of
-    failed events' deliveries, payloads and frames waiting for a full collection)."""
-    return exc.with_traceback(None)
+    if carried is not None:
+        old.succeeded_by(new)  # what still reaches the old runner follows (`enqueue`)
 
 
 def make_session(install: InstallRecord, child: Child, claims: tokens.Claims) -> Session:
