@@ -16,6 +16,11 @@ Lifecycle hooks the app should see (install, enable, disable, update, uninstall,
 settings_changed) are written to `install_hooks` in the same transaction as the change, so the
 supervisor (another process) runs each exactly once: `pending_hooks()` / `mark_hook_done()`.
 In-process listeners (`LifecycleListener`) are also told after commit.
+
+Two operators (CLI runs, the console) change one install at once: a change computed from a
+record read earlier is written only if what it was computed from still stands (`apply_update`'s
+`expect`: refused with `InstallChanged` otherwise), and settings merge only the keys changed,
+read and written in one transaction (`set_settings`).
 """
 from __future__ import annotations
 
@@ -108,6 +113,11 @@ DDL: tuple[SchemaItem, ...] = tuple(s.strip() for s in _SCHEMA.split(";") if s.s
 
 class InstallError(Exception):
     """An install operation cannot proceed; the message says why and what to do."""
+
+
+class InstallChanged(InstallError):
+    """The install changed (another operator's consent, settings or update, or an uninstall)
+    after the caller read it: nothing was written; read it again and redo the change."""
 
 
 @dataclass(frozen=True)
@@ -449,14 +459,28 @@ class InstallStore:
 
     def set_settings(self, install_id: str, settings: Mapping[str, SettingValue],
                      changed: builtins.list[str]) -> None:
-        """Replace the settings (already validated) and record `settings_changed`."""
+        """Set the `changed` keys to their values in `settings` (already validated), merged
+        into the settings as they stand inside the write, and record `settings_changed`: a key
+        another operator set meanwhile keeps its value. InstallChanged when the app is no
+        longer installed."""
         with self._tx() as c:
+            row = c.execute("SELECT settings FROM install_installs WHERE install_id = ?",
+                            (install_id,)).fetchone()
+            if row is None:
+                raise InstallChanged(f"install {install_id} is no longer installed (uninstalled "
+                                     "meanwhile): nothing changed")
+            merged = {**json.loads(row[0]), **{k: settings[k] for k in changed}}
             c.execute("UPDATE install_installs SET settings = ?, updated_at = ? "
-                      "WHERE install_id = ?", (json.dumps(dict(settings)), self._now(),
-                                               install_id))
+                      "WHERE install_id = ?", (json.dumps(merged), self._now(), install_id))
             # The hook names the keys only: values (secrets) never go into hook details.
             ev = self._hook(c, install_id, "settings_changed", {"keys": sorted(changed)})
         self._notify([ev])
+
+    def check_unchanged(self, rec: InstallRecord) -> None:
+        """InstallChanged unless `rec`'s consent, settings and pending update still stand (a
+        read: `apply_update(expect=...)` checks again inside its write)."""
+        with self._tx(count=False) as c:
+            _unchanged_in(c, rec)
 
     def regrant(self, install_id: str, grants: frozenset[str], consent: ConsentRow) -> None:
         """New consent for the current version (grants changed or re-confirmed)."""
@@ -489,11 +513,14 @@ class InstallStore:
         self, install_id: str, *, manifest: Manifest, package_hash: str, package_path: Path,
         grants: frozenset[str], settings: Mapping[str, SettingValue],
         publisher: Mapping[str, Any], consent: ConsentRow, diff: Mapping[str, Any],
-        hook: HookName = "update",
+        hook: HookName = "update", expect: InstallRecord | None = None,
     ) -> None:
         """Switch to a new version (or re-confirm the current one): new grants and consent,
-        generation bumped, pending cleared, `hook` recorded."""
+        generation bumped, pending cleared, `hook` recorded. `expect`: the record the change
+        was computed from; InstallChanged (nothing written) when it no longer stands."""
         with self._tx() as c:
+            if expect is not None:
+                _unchanged_in(c, expect)
             self._insert_consent(c, consent)
             c.execute(
                 "UPDATE install_installs SET version = ?, package_hash = ?, manifest_hash = ?, "
@@ -546,3 +573,19 @@ class InstallStore:
     def mark_hook_done(self, seq: int) -> None:
         with self._tx(count=False) as c:
             c.execute("UPDATE install_hooks SET done_at = ? WHERE seq = ?", (self._now(), seq))
+
+
+def _unchanged_in(c: Any, rec: InstallRecord) -> None:
+    """InstallChanged unless the install's consent, settings and pending update are still the
+    ones in `rec`, as `c` sees them (inside a write: as it will commit)."""
+    row = c.execute("SELECT consent_id, settings FROM install_installs WHERE install_id = ?",
+                    (rec.install_id,)).fetchone()
+    pending = c.execute("SELECT package_hash FROM install_pending WHERE install_id = ?",
+                        (rec.install_id,)).fetchone()
+    if row is None:
+        raise InstallChanged(f"{rec.app_id} was uninstalled meanwhile: nothing changed")
+    was = rec.pending.package_hash if rec.pending is not None else None
+    if str(row[0]) != rec.consent_id or json.loads(row[1]) != dict(rec.settings) \
+            or (None if pending is None else str(pending[0])) != was:
+        raise InstallChanged(f"{rec.app_id} changed meanwhile (another operator's consent, "
+                             "update or settings): nothing changed")

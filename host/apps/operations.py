@@ -201,9 +201,14 @@ def apply_consent(home: Home, store: InstallStore, rec: InstallRecord, pkg: Pack
 
     Audit before act (rule 14): `operator.consent` is a record before the id's binding moves;
     the package must come from the publisher the app id is bound to, unless the operator hands
-    the id over (`transfer`, audited) — DESIGN rule 11; raises LineageError otherwise."""
+    the id over (`transfer`, audited) — DESIGN rule 11; raises LineageError otherwise.
+    InstallChanged (nothing written) when the install changed after `rec` was read."""
     clock = clock or SystemClock()
     pending = rec.pending
+    # The grants, settings and pending update were computed from `rec`: another operator's
+    # change since would be silently undone by writing them (InstallChanged; checked here,
+    # before the record and the lineage, and again inside the write).
+    store.check_unchanged(rec)
     keyring = open_keyring(home, clock)
     with audited(home.host_store, "consent", clock=clock, actor=actor, app_id=rec.app_id,
                  install_id=rec.install_id, version=pkg.manifest.version, kid=keyring.current,
@@ -229,7 +234,8 @@ def apply_consent(home: Home, store: InstallStore, rec: InstallRecord, pkg: Pack
             package_path=pending.package_path if pending else rec.package_path,
             grants=grants, settings=default_settings(
                 pkg.manifest, dict(rec.settings), was_secret=rec.secret_keys),
-            publisher=sig.to_dict(), consent=record, diff=dict(diff or {}), hook="update")
+            publisher=sig.to_dict(), consent=record, diff=dict(diff or {}), hook="update",
+            expect=rec)
         act.note(consent_seq=seq)
 
 

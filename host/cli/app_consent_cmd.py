@@ -17,6 +17,7 @@ from host.apps.consent import (
     is_interactive,
     verify_install,
 )
+from host.apps.installs import InstallChanged
 from host.apps.lineage import LineageError
 from host.apps.operations import apply_consent, consented_grants
 from host.cli.app_cmd import (
@@ -198,6 +199,9 @@ def consent(
                           policy_revision=disclosure.policy_revision, diff=diff.to_dict(),
                           before=before, rest_as=identity, transfer=transfer,
                           actor=operator_name())
+        except InstallChanged as exc:  # another operator's change landed after our read
+            fail(str(exc), "run it again: it will show the grants as they are now",
+                 EXIT_NEGATIVE)
         except LineageError as exc:
             fail(str(exc), TRANSFER_HINT, EXIT_NEGATIVE)
         rec = store.get(rec.install_id) or rec

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from host.apps.installs import SECRET_MASK, InstallRecord
+from host.apps.installs import SECRET_MASK, InstallChanged, InstallRecord
 from host.apps.manifest import coerce_setting
 from host.cli.app_common import (
     AppRef,
@@ -162,8 +162,15 @@ def settings(
                     fail(str(exc), "fix the value and try again")
                 changed.append(key)
             # Key names only: a value (a secret above all) never goes into the chain.
-            with audit_app(ctx.obj, "settings", rec, setting_keys=tuple(sorted(set(changed)))):
-                store.set_settings(rec.install_id, new, changed)
+            # Only the keys named here are written, merged into the settings as they stand
+            # then (another operator's change meanwhile keeps); an app gone meanwhile fails.
+            try:
+                with audit_app(ctx.obj, "settings", rec,
+                               setting_keys=tuple(sorted(set(changed)))):
+                    store.set_settings(rec.install_id, new, changed)
+            except InstallChanged:
+                fail(f"{rec.app_id} is no longer installed: nothing changed",
+                     "it was uninstalled meanwhile (`stockade app list`)", EXIT_NEGATIVE)
             rec = store.get(rec.install_id) or rec
             err_console.print(f"updated {', '.join(changed)} for {rec.app_id}", highlight=False)
     shown = rec.redacted_settings()
