@@ -404,12 +404,16 @@ class InstallStore:
         self, *, install_id: str, manifest: Manifest, package_hash: str, package_path: Path,
         grants: frozenset[str], settings: Mapping[str, SettingValue],
         publisher: Mapping[str, Any], consent: ConsentRow, app_user_id: str | None = None,
+        also: Callable[[Any], object] | None = None,
     ) -> InstallRecord:
         """Insert a new install with its consent record, its app's own server user (None: made
-        by the serving host later) and an `install` hook, in one transaction."""
+        by the serving host later) and an `install` hook, in one transaction; `also` runs
+        first in it (the id's lineage binding: bound only if the install is written)."""
         now = self._now()
         try:
             with self._tx() as c:
+                if also is not None:
+                    also(c)
                 c.execute(
                     "INSERT INTO install_installs (install_id, app_id, version, package_hash, "
                     "manifest_hash, manifest_json, package_path, generation, enabled, grants, "

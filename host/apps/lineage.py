@@ -117,23 +117,55 @@ class Lineage:
         LineageError when another publisher holds the id (`needs_transfer`; `fresh` for a new
         install) and `transfer` is not set; with `transfer`, rebinds and returns the
         `Transfer` for the caller to audit."""
-        new = binding_of(publisher)
+        with self._tx() as c:
+            return claim_in(c, app_id, publisher, transfer=transfer, fresh=fresh)
+
+    def plan(self, app_id: str, publisher: Mapping[str, Any], *, transfer: bool = False,
+             fresh: bool = False) -> tuple[str | None, Transfer | None]:
+        """What `claim` would do, changing nothing: (the id's binding now, the transfer it
+        would make). Raises LineageError as `claim` does. An install plans first (to audit a
+        transfer before it) and claims inside the transaction that writes its row
+        (`claim_in(..., expect=)`), so an install that fails binds nothing."""
         with self._tx() as c:
             row = c.execute("SELECT publisher FROM app_lineage WHERE app_id = ?",
                             (app_id,)).fetchone()
-            if row is None:
-                c.execute("INSERT INTO app_lineage (app_id, publisher, bound_at) "
-                          "VALUES (?, ?, ?)", (app_id, new, time.time()))
-                return None
-            old = str(row[0])
-            if not needs_transfer(old, new, fresh=fresh):
-                return None
-            if not transfer:
-                raise LineageError(lineage_problem(app_id, old, new) + ", and it would take "
-                                   "over the users, rules and quotas of the first one")
-            c.execute("UPDATE app_lineage SET publisher = ?, bound_at = ?, "
-                      "transfers = transfers + 1 WHERE app_id = ?", (new, time.time(), app_id))
-            return Transfer(app_id, old, new)
+        old = None if row is None else str(row[0])
+        return old, _decide(app_id, old, binding_of(publisher), transfer=transfer, fresh=fresh)
+
+
+_ANY = object()
+
+
+def _decide(app_id: str, old: str | None, new: str, *, transfer: bool,
+            fresh: bool) -> Transfer | None:
+    if old is None or not needs_transfer(old, new, fresh=fresh):
+        return None
+    if not transfer:
+        raise LineageError(lineage_problem(app_id, old, new) + ", and it would take "
+                           "over the users, rules and quotas of the first one")
+    return Transfer(app_id, old, new)
+
+
+def claim_in(c: Any, app_id: str, publisher: Mapping[str, Any], *, transfer: bool = False,
+             fresh: bool = False, expect: object = _ANY) -> Transfer | None:
+    """`Lineage.claim` inside the caller's write transaction `c`. `expect`: the binding the
+    caller planned with (`Lineage.plan`); LineageError when it moved since (the transfer the
+    caller audited would not be the one made)."""
+    c.execute(_DDL)
+    new = binding_of(publisher)
+    row = c.execute("SELECT publisher FROM app_lineage WHERE app_id = ?", (app_id,)).fetchone()
+    old = None if row is None else str(row[0])
+    if expect is not _ANY and old != expect:
+        raise LineageError(f"the binding of app id {app_id!r} changed meanwhile (another "
+                           "operator's install or transfer): nothing changed; run it again")
+    moved = _decide(app_id, old, new, transfer=transfer, fresh=fresh)
+    if old is None:
+        c.execute("INSERT INTO app_lineage (app_id, publisher, bound_at) VALUES (?, ?, ?)",
+                  (app_id, new, time.time()))
+    elif moved is not None:
+        c.execute("UPDATE app_lineage SET publisher = ?, bound_at = ?, "
+                  "transfers = transfers + 1 WHERE app_id = ?", (new, time.time(), app_id))
+    return moved
 
 
 def keep_binding_in(c: Any, install_id: str | None) -> None:

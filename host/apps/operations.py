@@ -21,7 +21,7 @@ from host.apps.disclosure import (
     load_policy_view,
 )
 from host.apps.installs import InstallError, InstallRecord, InstallStore, new_install_id
-from host.apps.lineage import Lineage, Transfer, binding_of, describe
+from host.apps.lineage import Lineage, Transfer, binding_of, claim_in, describe
 from host.apps.manifest import Manifest, SettingValue, coerce_setting
 from host.apps.packages import Package, store_package
 from host.apps.publisher import SignatureCheck
@@ -75,7 +75,8 @@ def install_package(
 ) -> InstallRecord:
     """Store the package, sign the consent record, make the app's own server user and create
     the install with its consent and that user (one transaction). An install that fails is
-    `operator.outcome` FAIL and leaves no install, consent or hook behind; InstallError when
+    `operator.outcome` FAIL and leaves no install, consent, hook or binding of the app id
+    behind (however it ends: an error, Ctrl-C, a kill); InstallError when
     the app's user cannot be made (its username held by another user).
 
     The app id must belong to this package's publisher (`host.apps.lineage`); `transfer` is the
@@ -106,10 +107,17 @@ def install_package(
         blocked = app_user_blocked(home, clock, pkg.app_id)
         if blocked is not None:
             raise InstallError(blocked)
-        moved = Lineage(home.host_store).claim(pkg.app_id, sig.to_dict(), transfer=transfer,
-                                               fresh=True)
+        # The id is bound in the row's own transaction (`claim_in` below): an install that
+        # fails or is interrupted before its row exists binds nothing (a retry would otherwise
+        # be refused as another app). Planned here, so a transfer is refused or audited first.
+        lineage = Lineage(home.host_store)
+        try:
+            was, moved = lineage.plan(pkg.app_id, sig.to_dict(), transfer=transfer, fresh=True)
+        finally:
+            lineage.close()
         if moved is not None:  # audited before the new publisher's install exists
-            audit_transfer(home, moved, install_id, clock, actor)
+            audit_transfer(home, moved, install_id, clock, actor,
+                           "; made with the install (none if its outcome is FAIL)")
         keyring = open_keyring(home, clock)
         path = store_package(home.packages_dir, pkg)
         seq = next_seq(store, install_id)
@@ -127,7 +135,9 @@ def install_package(
         rec = store.create(
             install_id=install_id, manifest=pkg.manifest, package_hash=pkg.content_hash,
             package_path=path, grants=grants, settings=values, publisher=sig.to_dict(),
-            consent=consent, app_user_id=user_id)
+            consent=consent, app_user_id=user_id,
+            also=lambda c: claim_in(c, pkg.app_id, sig.to_dict(), transfer=transfer,
+                                    fresh=True, expect=was))
         # The consent's number in the chain: the witness of the install's latest consent.
         act.note(generation=rec.generation, consent_seq=seq)
         return rec
@@ -178,14 +188,15 @@ def install_app_user(home: Home, clock: Clock, app_id: str, name: str) -> str | 
 
 
 def audit_transfer(home: Home, moved: Transfer, install_id: str, clock: Clock,
-                   actor: str | None) -> None:
+                   actor: str | None, note: str = "") -> None:
     """The operator handed an app id to another publisher: a record in the audit chain."""
     ledger = Ledger(home.host_store, clock)
     try:
         ledger.append(AuditRecord(
             kind="consent", code="publisher_transfer", app_id=moved.app_id,
             install_id=install_id, actor=actor,
-            detail=f"app id transferred from {describe(moved.old)} to {describe(moved.new)}"))
+            detail=f"app id transferred from {describe(moved.old)} to {describe(moved.new)}"
+                   f"{note}"))
     finally:
         ledger.close()
 
