@@ -29,6 +29,7 @@ from host.bridges.httpout import system_resolver
 from host.bridges.persistence import gate_store_calls
 from host.clock import Clock, SystemClock
 from host.errors import StartRefused
+from host.gate.eventpolicy import EventPolicy
 from host.gate.gate import Gate, PolicySource
 from host.gate.policywatch import PolicyWatch
 from host.home import Home, ensure_policies
@@ -118,6 +119,9 @@ class Host:
         # narrowed grant takes effect at once: a look-up that raced the change stores its
         # answer in the dict it started from, which is no longer the host's.
         self._receivers_cache: dict[str, tuple[AppRunner, ...]] = {}
+        # The policy the cache was built under: a reload swaps the object, and the cache goes.
+        self._receivers_policy = self.policy.current()
+        self.event_policy = EventPolicy()  # what the policy lets each event reach
         self.spawner: Spawner | None = None
         self.pump: EventPump | None = None
         self._lock = threading.RLock()
@@ -339,7 +343,9 @@ class Host:
                                    f"{rec.rest_as[:64]!r} (consent {rec.consent_id})"))
                     self.runners[install_id] = AppRunner(self, rec)
                     self._receivers_cache = {}
-                    hand_over(carried.pop(install_id, None), self.runners[install_id])
+                    hand_over(self.event_policy.carry(self.policy.current(), rec,
+                                                      carried.pop(install_id, None)),
+                              self.runners[install_id])
             for old, jobs in carried.values():  # the app did not start again
                 for job in jobs:
                     old.drop(job, "stopped")
@@ -493,18 +499,25 @@ class Host:
     # ---- events ------------------------------------------------------------------------------
 
     def _receivers(self, event: str) -> tuple[AppRunner, ...]:
-        """The running apps that declared `event` and hold the grants it needs, by app id."""
+        """The running apps that declared `event`, hold the grants it needs and are permitted
+        by the policy what its data amounts to (`host.gate.eventpolicy`), by app id."""
         with self._lock:
+            policy = self.policy.current()
+            if policy is not self._receivers_policy:  # reloaded: every event decided again
+                self._receivers_cache, self._receivers_policy = {}, policy
             cache = self._receivers_cache  # fetched before any install record is read
             found = cache.get(event)
             if found is not None:
                 return found
             if event not in EVENTS:
                 return ()  # not cached: the cache holds known event names only
-            found = tuple(r for r in sorted(self.runners.values(), key=lambda r: r.app_id)
-                          if r.handles(event))
+            found, refused = self.event_policy.receivers(policy, event, (
+                r for r in sorted(self.runners.values(), key=lambda r: r.app_id)
+                if r.handles(event)))
             cache[event] = found
-            return found
+        for runner, note in refused:  # once per revision, install and event
+            self.note_app_log(runner.install_id, note)
+        return found
 
     def _on_server_event(self, name: str, payload: dict[str, Any]) -> None:
         """Called by the server after commit: hand off, never block the server action."""

@@ -39,6 +39,10 @@ class EventSpec:
     # "| None" when it may be missing). `docs/EVENTS.md` is generated from this table
     # (`python -m host.apps.eventdoc`); a test holds the two equal and checks the server's events.
     payload: tuple[tuple[str, str], ...] = ()
+    # The bridge actions the payload's data amounts to (see EVENT_READS below): the operator's
+    # policy must permit the app every one of them, or the event never reaches it. Guards: an
+    # event carrying what the policy refuses through the bridge (DESIGN rules 7 and 11).
+    amounts_to: tuple[str, ...] = ()
 
 
 PERMISSIONS: dict[str, PermissionSpec] = {
@@ -151,25 +155,43 @@ ACTIONS: dict[str, ActionSpec] = {
     )
 }
 
+# What each event's payload amounts to, in bridge actions: the one place that says it. An event
+# reaches an app only when the policy permits the app every action listed (`policies.events`),
+# decided as that read with no per-event facts, so a rule condition that would need one refuses
+# (fail closed). Each action's permission is among the event's `needs` (a test holds it).
+#   room / closed_by / agent ........ livechat.get_room (the room's state: who serves, who closed)
+#   visitor ......................... livechat.get_visitor (e-mail, token, custom fields)
+#   department (transfers) .......... livechat.get_department (required even when it is None:
+#                                     the decision is per event kind, never per payload)
+#   message (+ its room as context) . messages.list
+#   pre_send: also messages.send (the hook rewrites or stops someone else's message)
 EVENTS: dict[str, EventSpec] = {
     e.name: e
     for e in (
         EventSpec("livechat.room_started", ("livechat.read",),
-                  payload=(("room", "Room"), ("visitor", "Visitor"))),
+                  payload=(("room", "Room"), ("visitor", "Visitor")),
+                  amounts_to=("livechat.get_room", "livechat.get_visitor")),
         EventSpec("livechat.room_closed", ("livechat.read",),
-                  payload=(("room", "Room"), ("closed_by", "Closer"))),
+                  payload=(("room", "Room"), ("closed_by", "Closer")),
+                  amounts_to=("livechat.get_room",)),
         EventSpec("livechat.agent_assigned", ("livechat.read",),
-                  payload=(("room", "Room"), ("agent", "Agent"))),
+                  payload=(("room", "Room"), ("agent", "Agent")),
+                  amounts_to=("livechat.get_room",)),
         EventSpec("livechat.agent_unassigned", ("livechat.read",),
-                  payload=(("room", "Room"), ("agent", "Agent"))),
+                  payload=(("room", "Room"), ("agent", "Agent")),
+                  amounts_to=("livechat.get_room",)),
         EventSpec("livechat.room_transferred", ("livechat.read",),
                   payload=(("room", "Room"), ("from", "Agent | None"), ("to", "Agent | None"),
-                           ("department", "Department | None"))),
-        EventSpec("livechat.guest_saved", ("livechat.read",), payload=(("visitor", "Visitor"),)),
+                           ("department", "Department | None")),
+                  amounts_to=("livechat.get_room", "livechat.get_department")),
+        EventSpec("livechat.guest_saved", ("livechat.read",), payload=(("visitor", "Visitor"),),
+                  amounts_to=("livechat.get_visitor",)),
         EventSpec("message.sent", ("messages.read",),
-                  payload=(("message", "Message"), ("room", "Room"))),
+                  payload=(("message", "Message"), ("room", "Room")),
+                  amounts_to=("messages.list",)),
         EventSpec("message.pre_send", ("messages.read", "messages.send"), pre=True,
-                  payload=(("message", "Message"), ("room", "Room"))),
+                  payload=(("message", "Message"), ("room", "Room")),
+                  amounts_to=("messages.list", "messages.send")),
     )
 }
 

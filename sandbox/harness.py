@@ -35,7 +35,8 @@ What it does, and how it matches the real host:
 
 * The operator's policy files, when you ask: `h.use_policy("policies/")` loads them as the
   host does and decides every call with the host's own engine and quotas
-  (`sandbox.harness_policy`), so a test fails where the host would refuse.
+  (`sandbox.harness_policy`), so a test fails where the host would refuse; an event the policy
+  keeps from the app (it does not permit a read the event's data amounts to) is not delivered.
 
 What it does not do: audit, confinement and deadlines are the host's, not the harness's; without
 `use_policy` only the permission check and the admin-class role guardrail are modelled. Run your
@@ -370,6 +371,9 @@ class AppHarness:
         if missing:
             raise HarnessError(f"{event!r} needs {missing}, not granted: the host would not "
                                "deliver it")
+        why = self._policy_keeps(event)
+        if why is not None:
+            raise HarnessError(f"the host would not deliver {event!r} under this policy: {why}")
         return self._run(handler_name(event), payload or {}, required=True)
 
     def _run(self, name: str, payload: Mapping[str, Any], *, required: bool) -> Any:
@@ -402,9 +406,15 @@ class AppHarness:
                 raise HarnessError(f"more than {limit} events delivered: an event loop?")
             name, payload = self.server.emitted[self._delivered]
             self._delivered += 1
-            if name in self.manifest.events and all(p in self.grants for p in EVENTS[name].needs):
+            if name in self.manifest.events and all(p in self.grants for p in EVENTS[name].needs) \
+                    and self._policy_keeps(name) is None:
                 out.append((name, self.fire(name, payload)))
         return out
+
+    def _policy_keeps(self, event: str) -> str | None:
+        """Why the loaded policy (`use_policy`) keeps `event` from the app, as the host would."""
+        return None if self.policy is None else self.policy.event_refused(
+            self.app_id, self.grants, event)
 
     @property
     def emitted(self) -> list[tuple[str, dict[str, Any]]]:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from policies.engine import decide
+from policies.events import decide_event
 from policies.loader import PolicyLoadError, load_policy
 from policies.netcheck import parse_url
 from policies.policy import Policy
@@ -81,6 +82,12 @@ class PolicyCheck:
             if not isinstance(url, str):
                 out["resolved_ips"] = list(self.dns.get(url.host, [DEFAULT_ADDRESS]))
         return out
+
+    def event_refused(self, app_id: str, grants: frozenset[str], event: str) -> str | None:
+        """Why the host would keep `event` from this app under the policy (events follow the
+        reads their data amounts to: `policies.events`), or None when it delivers it."""
+        d = decide_event(self.policy, grants, app_id, INSTALL_ID, event)
+        return None if d.allowed else f"{d.message} [{d.code}]"
 
     def check(self, app_id: str, grants: frozenset[str], action: str, args: Mapping[str, Any],
               facts: Mapping[str, Any], now: float, seats_in_use: Callable[[], int]) -> None:

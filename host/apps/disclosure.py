@@ -2,7 +2,9 @@
 
 For every permission the manifest asks: plain words, risk, the author's reason, and the limits
 the active policy puts on it (roles, user types, domains, REST routes, quotas), or a plain
-"policy does not permit this" when no permit rule covers it. Then the events, the settings
+"policy does not permit this" when no permit rule covers it. Then the events, each one the
+policy keeps from the app marked (an event is delivered only when the policy permits the reads
+its data amounts to, `EventSpec.amounts_to`: `host.gate.eventpolicy`), the settings
 (secret ones marked, values never shown), the publisher/signature status, and dangerous
 combinations called out.
 
@@ -33,9 +35,10 @@ from host.inert import (
     visible,
     wrapping_table,
 )
-from policies.vocabulary import ACTIONS, ADMIN_CLASS_ROLES, PERMISSIONS, ROLE_AMOUNTS_TO
+from policies.vocabulary import ACTIONS, ADMIN_CLASS_ROLES, EVENTS, PERMISSIONS, ROLE_AMOUNTS_TO
 
-NOT_PERMITTED = "policy does not permit this — the app will get PermissionDenied"
+NOT_PERMITTED = ("policy does not permit this — the app will get PermissionDenied, and no event "
+                 "carrying this data")
 _RISK_STYLE = {"low": "green", "medium": "yellow", "high": "bold red",
                "critical": "bold white on red"}
 
@@ -292,6 +295,28 @@ def policy_limits(policy: PolicyView, app_id: str, permission: str,
     return permitted, lines
 
 
+def event_refusals(policy: PolicyView, app_id: str,
+                   events: Iterable[str]) -> tuple[tuple[str, str], ...]:
+    """(event, why) for each event the policy keeps from `app_id`: one of the actions its data
+    amounts to has a forbid, or no permit, for the app. The engine's answer for these reads,
+    which no rule condition concerns (`policies.events`; a test holds the two equal)."""
+    out: list[tuple[str, str]] = []
+    for event in events:
+        spec = EVENTS.get(event)
+        if spec is None:
+            continue
+        refused = []
+        for action in spec.amounts_to:
+            rules = [r for r in policy.rules
+                     if (r.any_app or app_id in r.apps) and action in r.actions]
+            if any(r.effect == "forbid" for r in rules) or not rules:
+                refused.append(action)
+        if refused or not spec.amounts_to:
+            out.append((event, "not delivered: policy does not permit "
+                        + (", ".join(refused) or "it")))
+    return tuple(out)
+
+
 # ---- the disclosure ------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -310,6 +335,8 @@ class Disclosure:
     app_users: int | None = None  # users this install created so far (None: unknown)
     description: str = ""  # the author's own words: shown inert, under a label
     notes: tuple[str, ...] = field(default=())
+    # (event, why) for each declared event the policy keeps from the app (`event_refusals`)
+    events_refused: tuple[tuple[str, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The `--json` form (never holds a setting value)."""
@@ -318,7 +345,9 @@ class Disclosure:
             "author": self.author, "content_hash": self.content_hash,
             "signature": self.signature.to_dict(),
             "permissions": [p.to_dict() for p in self.permissions],
-            "events": list(self.events), "settings": [dict(s) for s in self.settings],
+            "events": list(self.events),
+            "events_refused": [{"event": e, "why": why} for e, why in self.events_refused],
+            "settings": [dict(s) for s in self.settings],
             "dangers": [{"code": d.code, "severity": d.severity, "message": d.message,
                          "permissions": list(d.permissions)} for d in self.dangers],
             "policy_revision": self.policy_revision, "app_users": self.app_users,
@@ -371,6 +400,8 @@ def build_disclosure(
         dangers=tuple(dangers_for(manifest.asked, manifest.events)),
         policy_revision=None if policy is None else policy.revision,
         app_users=app_users, notes=tuple(notes), description=manifest.description,
+        events_refused=() if policy is None else event_refusals(policy, manifest.id,
+                                                                 manifest.events),
     )
 
 
@@ -423,7 +454,9 @@ def render_disclosure(d: Disclosure, console: Console, *, title: str = "") -> No
     else:
         console.print("This app asks for no permissions.")
     if d.events:
-        console.print(line(host("Events it handles: "), ", ".join(d.events)))
+        refused = dict(d.events_refused)  # event names: the vocabulary's, checked at install
+        console.print(line(host("Events it handles: "), ", ".join(
+            f"{e} ({refused[e]})" if e in refused else e for e in d.events)))
     if d.settings:
         items = [(str(s["key"]), line(author(s.get("label", "")), host(
             f" ({s['type']}{', secret' if s['secret'] else ''})", "dim"))) for s in d.settings]

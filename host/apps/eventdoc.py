@@ -119,18 +119,21 @@ def render() -> str:
         "",
         "An app handles an event with a method named `on_<event>` (dots and dashes become",
         "underscores) and receives it only when its manifest lists the event in `events` and the",
-        "operator granted every permission in *needs*. A *pre* event runs before the action, in",
-        "app-id order under a short deadline, and may return",
+        "operator granted every permission in *needs*, and the operator's policy permits the",
+        "app every action in *policy must permit* (what the payload's data amounts to:",
+        "`EventSpec.amounts_to`; a forbid on one of them, or no permit, and the event never",
+        "reaches the app, as the read would be refused on the bridge). A *pre* event runs",
+        "before the action, in app-id order under a short deadline, and may return",
         "`{\"prevent\": True, \"reason\": ...}` or `{\"text\": ...}`.",
         "",
-        "| event | handler | needs | pre | payload |",
-        "|---|---|---|---|---|",
+        "| event | handler | needs | policy must permit | pre | payload |",
+        "|---|---|---|---|---|---|",
     ]
     for name in events:
         e = EVENTS[name]
         payload = ", ".join(f"`{k}`: {_cell(t)}" for k, t in e.payload)
         lines.append(f"| `{name}` | `{handler_for(name)}` | {', '.join(e.needs)} | "
-                     f"{'yes' if e.pre else ''} | {payload} |")
+                     f"{', '.join(e.amounts_to)} | {'yes' if e.pre else ''} | {payload} |")
     lines += ["", "## Lifecycle hooks", "",
               "`on_<hook>(self, ctx, event)`; `event` is `{\"hook\": <hook>, ...}` with:", "",
               "| hook | event also holds | delivered | bridge calls |", "|---|---|---|---|"]

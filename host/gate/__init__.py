@@ -5,7 +5,9 @@ operator's consent read, the policy engine asked, the ledger admits the decision
 reserved, audit record durable) and only then the server (or a host action) is reached, and the
 outcome recorded. `restbridge.py` — `rest.call`: a REST route that amounts to a bridge action
 is decided and performed as that action through the gate's own steps; `rest_routes.py` — the one
-table of what each REST route amounts to (and the routes no app may call).
+table of what each REST route amounts to (and the routes no app may call). `eventpolicy.py` —
+which apps the policy lets an event reach (an event is data the app would otherwise read
+through the gate), cached per policy revision.
 
 May import: `host.ledger`, `host.apps`, `host.keys`, `host.server`, `host.store`, `host.clock`,
 `host.errors`, `policies`. Imported by: `supervise`, the runtime.

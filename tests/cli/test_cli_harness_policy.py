@@ -55,7 +55,11 @@ def test_author_tests_apply_the_real_policy(cli: Run, tmp_path: Path) -> None:
     app = tmp_path / "greeter"
     assert cli("app", "new", "greeter", "--dir", str(app)).exit_code == 0
     policy = (tmp_path / "greeter.policy.toml").read_text()
-    (tmp_path / "nothing.toml").write_text('schema = 1\nname = "nothing"\n')
+    # Only the reads: the event reaches the app (events follow the reads they amount to), and
+    # no rule permits the greeting it sends.
+    (tmp_path / "nothing.toml").write_text('schema = 1\nname = "nothing"\n[[rule]]\n'
+                                           'id = "reads"\neffect = "permit"\n'
+                                           'apps = ["greeter"]\nactions = ["livechat.read"]\n')
     (tmp_path / "quota.toml").write_text(policy + '\n[[quota]]\nid = "one-greeting"\n'
                                          'apps = ["greeter"]\naction = "messages.send"\n'
                                          'limit = 1\nwindow = "1h"\n')

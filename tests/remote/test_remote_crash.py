@@ -23,6 +23,11 @@ POLICY = f'''
 schema = 1
 name = "crash"
 [[rule]]
+id = "crash-read"
+effect = "permit"
+apps = ["{APP}"]
+actions = ["livechat.read"]
+[[rule]]
 id = "crash-create"
 effect = "permit"
 apps = ["{APP}"]

@@ -1,0 +1,69 @@
+"""`decide_event(policy, grants, app_id, install_id, event) -> Decision`: may an event reach an app?
+
+An event's payload is data the app could otherwise only read through the gate (a message's
+text, a visitor's e-mail, token and custom fields), so the operator's policy limits it as it
+limits those reads (DESIGN rule 7: an app's power = manifest ∩ consent ∩ policy; rule 11: no
+side doors). `EventSpec.amounts_to` in `policies/vocabulary.py` names, once, the bridge actions
+each event's data amounts to; the event is allowed only when `decide` allows every one of them.
+
+Each action is decided with placeholder arguments and no facts: an event offers none of the
+facts a rule condition reads (a target user's creator, resolved addresses, a REST route's
+mapping, roles, field keys). The actions events amount to are plain reads whose rules have no
+condition that concerns them (a `when` on them is ignored by the engine, for a permit and a
+forbid alike), so the answer depends only on the policy, the grants, the app and the event
+kind: the host caches it per (policy revision, install, event). An action that a condition
+could concern (`CONDITIONED`) is refused outright, fail closed, never decided on facts the
+event cannot give; a test holds that no event amounts to one today.
+"""
+from __future__ import annotations
+
+from policies.engine import FIELD_ACTIONS, ROLE_ACTIONS, TARGET_USER_ACTIONS, decide
+from policies.policy import Policy
+from policies.types import Decision, DecisionCode, Request
+from policies.vocabulary import ACTIONS, EVENTS
+
+# Actions whose decision reads conditions or facts tied to the call's arguments (the engine's
+# `_guardrails`, `_permit_failure` and `_forbid_applies`): an event cannot answer them.
+CONDITIONED = frozenset({*TARGET_USER_ACTIONS, *ROLE_ACTIONS, *FIELD_ACTIONS,
+                         "users.create", "http.request", "rest.call"})
+# What stands in for each required argument. The engine checks only its shape for these actions
+# (a non-empty string); no rule reads its value.
+PLACEHOLDER = "(the event's own)"
+
+
+def _deny(message: str, rules: tuple[str, ...] = (),
+          code: DecisionCode = "policy_denied") -> Decision:
+    return Decision(allowed=False, code=code, message=message, rules=rules)
+
+
+def event_request(app_id: str, install_id: str, action: str) -> Request:
+    """The read `action` as an event amounts to it: placeholder arguments, no facts."""
+    spec = ACTIONS[action]
+    return Request(app_id, install_id, action, dict.fromkeys(spec.args, PLACEHOLDER))
+
+
+def decide_event(policy: Policy, grants: frozenset[str], app_id: str, install_id: str,
+                 event: str) -> Decision:
+    """Whether `event` may reach this install: every action it amounts to allowed. Pure."""
+    spec = EVENTS.get(event)
+    if spec is None:
+        return _deny(f"unknown event {event!r}: not in the vocabulary")
+    missing = [p for p in spec.needs if p not in grants]
+    if missing:
+        return _deny(f"event {event} needs permission(s) {missing}, not granted to this install",
+                     code="permission_denied")
+    if not spec.amounts_to:
+        return _deny(f"event {event} names no action its data amounts to: never delivered")
+    rules: set[str] = set()
+    for action in spec.amounts_to:
+        if action not in ACTIONS or action in CONDITIONED:
+            return _deny(f"event {event} amounts to {action}, whose rules need facts an event "
+                         "does not offer: never delivered (fail closed)")
+        d = decide(policy, grants, event_request(app_id, install_id, action))
+        if not d.allowed:
+            return _deny(f"event {event} carries what {action} reads, and {action} is refused: "
+                         f"{d.message}", d.rules, d.code)
+        rules.update(d.rules)
+    return Decision(allowed=True, code="allow",
+                    message=f"event {event} allowed as {', '.join(spec.amounts_to)}",
+                    rules=tuple(sorted(rules)))
