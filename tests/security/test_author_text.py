@@ -204,12 +204,13 @@ def test_installed_app_info_list_and_logs_are_inert(tmp_path: Path) -> None:
         assert args[1] == "list" or "\\u2028✔ Signed" in screen
     log = Home(home).logs_dir / f"{install_id}.log"  # where the supervisor writes print()
     log.parent.mkdir(parents=True, exist_ok=True)
-    log.write_text(f"hello\n\x1b[2K\x1b[1A{FORGED}\u202e[/]\n")
+    log.write_text(f"hello\n\x1b[2K\x1b[1A{FORGED}\u202e[/]\n[/]short\n")
     code, _, screen = cli(home, "app", "logs", "evil")
     assert code == 0 and "hello" in screen
     assert_inert(screen)
     assert all(ln.startswith("│ ") for ln in screen.splitlines())  # the host's log gutter
-    assert "\\x1b[2K" in screen and "[/]" in screen
+    # (each line is cut to the screen: the long one's tail is in --json; markup stays text)
+    assert "\\x1b[2K" in screen and "[/]short" in screen
 
 
 # ---- the property: any hostile text in any manifest field ------------------------------------
