@@ -42,11 +42,15 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
 
 @contextlib.contextmanager
 def flocked(lock_path: Path) -> Iterator[None]:
-    """Hold an exclusive `flock` on `lock_path` (created 0600 if missing) for the block.
+    """Hold an exclusive `flock` on `lock_path` for the block: a folder (locked itself, so no
+    file is added to it), or a lock file (created 0600 if missing).
 
     The lock is per open file, so a process must not take it again while holding it (it would
     wait for itself); it is released when the block ends or the process dies."""
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    if lock_path.is_dir():
+        fd = os.open(lock_path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    else:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

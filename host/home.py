@@ -7,12 +7,14 @@ import os
 import sqlite3
 import stat
 import tomllib
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from host.errors import StartRefused
+from host.fsio import atomic_write, flocked
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,13 @@ class Home:
     def default_policy(self) -> Path:
         return self.policies_dir / DEFAULT_POLICY_NAME
 
+    def policy_lock(self) -> AbstractContextManager[None]:
+        """An flock on the policy folder itself, held by every writer of the folder across its
+        check and its write (`policy add`, `policy fmt`, the shipped default): a file checked
+        against the folder is written to the folder as it was checked. Readers (a serving
+        host's poll) take none: files are replaced whole by rename."""
+        return flocked(self.policies_dir)
+
     def ensure(self) -> Home:
         """Create the folder tree (0700: it holds signing keys and the consent store).
 
@@ -151,8 +160,10 @@ class Home:
                 d.mkdir(parents=True, exist_ok=True)
                 if stat.S_IMODE(d.stat().st_mode) != 0o700:  # no write where none is needed
                     os.chmod(d, 0o700)
-            if fresh_policies or not any(self.policies_dir.glob("*.toml")):
-                write_default_policy(self)
+            if fresh_policies or needs_default_policy(self):
+                with self.policy_lock():
+                    if needs_default_policy(self):  # another process may have written it
+                        write_default_policy(self)
         except OSError as exc:
             if exc.errno not in (errno.EROFS, errno.ENOSPC, errno.EACCES, errno.EPERM):
                 raise
@@ -174,15 +185,35 @@ def shipped_default_policy() -> str:
 
 
 def write_default_policy(home: Home) -> Path:
+    """Write the shipped baseline as `default.toml`: whole or not at all (a full disk or a kill
+    mid-write leaves no empty or cut file that a later run would take for the policy). The
+    caller holds `home.policy_lock()`."""
     target = home.default_policy
-    target.write_text(shipped_default_policy())
+    atomic_write(target, shipped_default_policy().encode(), 0o644)
     return target
 
 
+def needs_default_policy(home: Home) -> bool:
+    """Whether the folder holds no policy file, or a `default.toml` that is empty or cannot be
+    read (left by an earlier release's write on a full disk): both count as no policy."""
+    files = [p for p in home.policies_dir.glob("*.toml") if not p.name.endswith(".cases.toml")]
+    if not files:
+        return True
+    if home.default_policy not in files:
+        return False
+    try:
+        return not home.default_policy.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return True
+
+
 def ensure_policies(home: Home) -> None:
-    """A home whose policy folder holds no file gets the shipped baseline policy again."""
-    if not any(home.policies_dir.glob("*.toml")):
-        write_default_policy(home)
+    """A home whose policy folder holds no file (or an empty default.toml) gets the shipped
+    baseline policy again."""
+    if needs_default_policy(home):
+        with home.policy_lock():
+            if needs_default_policy(home):
+                write_default_policy(home)
 
 
 def resolve_home(explicit: str | os.PathLike[str] | None = None,

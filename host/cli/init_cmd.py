@@ -24,6 +24,10 @@ def init(
     if home.root.exists() and not home.root.is_dir():
         fail(f"{home.root} exists and is not a folder", "pass another --home", EXIT_USAGE)
     existed = home.root.exists()
+    # A home whose first init stopped part-way (a full disk) has its folder but no store yet:
+    # this init finishes it, and writes the record the first one could not.
+    unfinished = existed and home.store_url is None and not home.host_db.exists()
+    existed = existed and not unfinished
     had_key = (home.keys_dir / "keyring.json").exists()
     try:
         home.ensure()

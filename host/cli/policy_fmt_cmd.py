@@ -7,6 +7,7 @@ on stdout with each file's result.
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import tempfile
@@ -18,6 +19,7 @@ import typer
 from host.cli.output import EXIT_NEGATIVE, EXIT_OK, emit_json, err_console, fail
 from host.cli.policy_cmd import _print_findings
 from host.cli.policy_cmd import app as policy_app
+from host.fsio import flocked
 from policies.fmt import format_policy
 from policies.loader import MAX_FILE_BYTES, parse_text
 
@@ -62,34 +64,48 @@ def fmt_cmd(
     write = not (check or diff or list_)
     results: list[dict[str, Any]] = []
     for path in files:
-        text = _read(path)
-        src, findings = parse_text(text, str(path))
-        if src.model is None:
-            _print_findings(findings)
-            fail(f"{path} does not parse; fmt only formats valid files", "fix the errors above")
-        canon = format_policy(src.model, text)
-        patch = "".join(difflib.unified_diff(
-            text.splitlines(keepends=True), canon.splitlines(keepends=True),
-            fromfile=f"{path} (as written)", tofile=f"{path} (canonical)"))
-        results.append({"file": str(path), "canonical": canon == text,
-                        "written": write and canon != text, "diff": patch})
-        if canon == text:
-            continue
-        if write:
-            _atomic_write(path, canon)
-        if as_json:
-            continue
-        if diff:
-            typer.echo(patch, nl=False)
-        elif list_:
-            typer.echo(str(path))
-        else:
-            err_console.print(f"{path}: {'formatted' if write else 'not canonical'}",
-                              highlight=False, markup=False)
+        with _folder_lock(path) if write else contextlib.nullcontext():
+            _fmt_one(path, write, diff, list_, as_json, results)
     if as_json:
         emit_json({"files": results})
     dirty = any(not r["canonical"] for r in results)
     raise typer.Exit(EXIT_NEGATIVE if ((check or diff) and dirty) else EXIT_OK)
+
+
+
+def _folder_lock(path: Path) -> contextlib.AbstractContextManager[None]:
+    """Rewrite under the flock `policy add` holds on a home's policy folder across its check
+    and copy (`Home.policy_lock`): a file replaced meanwhile is not written back over with its
+    old text, formatted. Any other folder is locked too, harmlessly (nobody else takes it)."""
+    return flocked(path.parent) if path.parent.is_dir() else contextlib.nullcontext()
+
+
+def _fmt_one(path: Path, write: bool, diff: bool, list_: bool, as_json: bool,
+             results: list[dict[str, Any]]) -> None:
+    text = _read(path)
+    src, findings = parse_text(text, str(path))
+    if src.model is None:
+        _print_findings(findings)
+        fail(f"{path} does not parse; fmt only formats valid files", "fix the errors above")
+    canon = format_policy(src.model, text)
+    patch = "".join(difflib.unified_diff(
+        text.splitlines(keepends=True), canon.splitlines(keepends=True),
+        fromfile=f"{path} (as written)", tofile=f"{path} (canonical)"))
+    results.append({"file": str(path), "canonical": canon == text,
+                    "written": write and canon != text, "diff": patch})
+    if canon == text:
+        return
+    if write:
+        _atomic_write(path, canon)
+    if as_json:
+        return
+    if diff:
+        typer.echo(patch, nl=False)
+    elif list_:
+        typer.echo(str(path))
+    else:
+        err_console.print(f"{path}: {'formatted' if write else 'not canonical'}",
+                          highlight=False, markup=False)
 
 
 def register(root: typer.Typer) -> None:

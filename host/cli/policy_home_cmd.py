@@ -7,8 +7,6 @@ the home before copying it in (atomically), so a bad file never even reaches the
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +15,7 @@ import typer
 from host.cli.output import EXIT_NEGATIVE, EXIT_USAGE, emit_json, err_console, fail
 from host.cli.policy_cmd import _print_findings
 from host.cli.policy_cmd import app as policy_app
+from host.fsio import atomic_write
 from host.home import Home
 from host.ledger.operator import audited
 from host.supervise.status import PUBLISH_INTERVAL_S
@@ -60,19 +59,51 @@ def add_cmd(
     except (OSError, UnicodeDecodeError) as exc:
         fail(f"cannot read {file}: {getattr(exc, 'strerror', None) or exc}",
              "give a policy file (*.toml)")
-    # Check exactly the set the host will load: the other files plus this one under its name
-    # (findings name the file the operator gave).
+    target = home.policies_dir / target_name
+    if dry_run:
+        revision, findings = _checked(home, file, text, target, json_out)
+        replaces = target.exists()
+    else:
+        home.ensure()
+        # The check and the copy under the folder's lock: another `policy add` landing between
+        # them would otherwise be copied in beside a file it was never checked with.
+        with home.policy_lock():
+            revision, findings = _checked(home, file, text, target, json_out)
+            replaces = target.exists()
+            # Rule 14, audit before act: no record, no file (`audited` raises AuditError first).
+            with audited(home.host_store, "policy_add",
+                         detail=f"{'replace' if replaces else 'add'} {target.name}: the home's "
+                         f"policy becomes revision {revision}"):
+                atomic_write(target, text.encode("utf-8"), 0o644)
+                _publish(home, revision)
+    verb = "would add" if dry_run else "added"
+    if replaces:
+        verb = "would replace" if dry_run else "replaced"
+    err_console.print(f"{verb} {target}; policy revision {revision}", highlight=False)
+    if not dry_run:
+        err_console.print(f"a serving host picks it up within {PUBLISH_INTERVAL_S:.0f} s",
+                          highlight=False)
+    if json_out:
+        emit_json({"added": not dry_run, "dry_run": dry_run, "replaced": replaces,
+                   "file": str(target), "revision": revision,
+                   "findings": [f.to_json() for f in findings]})
+
+
+def _checked(home: Home, file: Path, text: str, target: Path,
+             json_out: bool) -> tuple[str, list[Finding]]:
+    """The revision and findings of the home's policy with `text` as `target` (the other files
+    as they are now), or a refusal naming every failing finding. Findings name the file the
+    operator gave."""
     sources: list[SourceFile] = []
     pre: list[Finding] = []
     for p in _home_files(home):
-        if p.name != target_name:
+        if p.name != target.name:
             src, errs = parse_text(p.read_text(encoding="utf-8", errors="replace"), str(p))
             sources.append(src)
             pre.extend(errs)
     src, errs = parse_text(text, str(file))
     res = load_sources([*sources, src], [*pre, *errs])
     findings = sort_findings(res.findings)
-    target = home.policies_dir / target_name
     if res.policy is None:
         _print_findings([f for f in findings if f.severity in FAILING])
         if json_out:
@@ -81,29 +112,7 @@ def add_cmd(
         fail(f"{file} refused: the home's policy would not load with it; nothing changed",
              f"`stockade policy check {home.policies_dir} {file}` lists every finding",
              EXIT_NEGATIVE)
-    replaces = target.exists()
-    if not dry_run:
-        home.ensure()
-        # Rule 14, audit before act: no record, no file (`audited` raises AuditError first).
-        with audited(home.host_store, "policy_add", detail=f"{'replace' if replaces else 'add'} "
-                     f"{target.name}: the home's policy becomes revision {res.policy.revision}"):
-            fd, tmp_name = tempfile.mkstemp(prefix=".add-", suffix=".tmp",
-                                            dir=home.policies_dir)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-            os.replace(tmp_name, target)
-            _publish(home, res.policy.revision)
-    verb = "would add" if dry_run else "added"
-    if replaces:
-        verb = "would replace" if dry_run else "replaced"
-    err_console.print(f"{verb} {target}; policy revision {res.policy.revision}", highlight=False)
-    if not dry_run:
-        err_console.print(f"a serving host picks it up within {PUBLISH_INTERVAL_S:.0f} s",
-                          highlight=False)
-    if json_out:
-        emit_json({"added": not dry_run, "dry_run": dry_run, "replaced": replaces,
-                   "file": str(target), "revision": res.policy.revision,
-                   "findings": [f.to_json() for f in findings]})
+    return res.policy.revision, findings
 
 
 @policy_app.command("reload")
