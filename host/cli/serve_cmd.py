@@ -192,8 +192,11 @@ def serve(
     port = sock.getsockname()[1]
     app_host = None
     if apps:
+        from host.cli.policy_cmd import _print_findings
         from host.runtime import Host, HostConfig
         from host.supervise.child import LayerMissing
+        from policies.findings import FAILING
+        from policies.loader import PolicyLoadError
 
         if pre_send_timeout not in ("fail-closed", "fail-open"):
             fail(f"--pre-send-timeout {pre_send_timeout!r} is not fail-closed or fail-open")
@@ -209,6 +212,12 @@ def serve(
         except StartRefused as exc:
             sock.close()
             fail(exc.message, exc.hint, EXIT_NEGATIVE)
+        except PolicyLoadError as exc:  # the home's policy set does not load: nothing served
+            sock.close()
+            _print_findings([f for f in exc.findings if f.severity in FAILING])
+            fail(f"the policy in {home.policies_dir} does not load; nothing started",
+                 f"`stockade policy check {home.policies_dir}` lists every finding; fix or "
+                 "remove the file named above", EXIT_NEGATIVE)
         server = app_host.server  # one server: REST actions raise events for the apps
         running = sorted(r.app_id for r in app_host.runners.values())
         err_console.print(f"apps running: {', '.join(running) or 'none'}", highlight=False)

@@ -9,8 +9,12 @@ retry, whichever meets the full disk first.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+from pathlib import Path
+
+from host.errors import StartRefused
 
 log = logging.getLogger("stockade.store")
 
@@ -43,6 +47,26 @@ class DiskFullNotice:
 
 
 disk_full_notice = DiskFullNotice()
+
+# Below this much free space a store that fails to open is taken to have met a full disk: SQLite
+# then says only "disk I/O error" (it cannot make its -wal and -shm files), which reads as a bug.
+# A convenience for the message, not a security check.
+NEARLY_FULL_BYTES = 1 << 20
+
+
+def no_space(path: Path) -> bool:
+    """Whether the file system holding `path` has (next to) no free space left."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < NEARLY_FULL_BYTES
+
+
+def disk_full_refusal(path: Path) -> StartRefused:
+    """The clear refusal for a store at `path` that cannot be opened on a full disk."""
+    return StartRefused(f"the store {path} cannot be opened: its file system is full (disk "
+                        "full)", "free space on it; `stockade doctor` names the file system")
 
 
 def store_trouble(exc: BaseException) -> str:

@@ -32,6 +32,7 @@ from typing import Any
 from host.errors import StartRefused
 from host.home import Home
 from host.store.base import AppendOnly, SetOnce, Store, StoreError
+from host.store.diskfull import disk_full_refusal, no_space
 from host.store.pid import current_pid
 from host.store.writeturn import begin, turn_for
 
@@ -86,6 +87,16 @@ class SqliteStore(Store):
         return c
 
     def _open(self) -> sqlite3.Connection:
+        try:
+            return self._open_raw()
+        except sqlite3.OperationalError as exc:
+            # On a full disk SQLite cannot make the WAL's files and says "disk I/O error" or
+            # "unable to open": the operator's to fix, said as such (not "please report it").
+            if no_space(self.path.parent if self.path.parent.exists() else Path("/")):
+                raise disk_full_refusal(self.path) from exc
+            raise
+
+    def _open_raw(self) -> sqlite3.Connection:
         if self.readonly:
             if not self.path.exists():
                 raise StoreError(f"no store at {self.path}")
