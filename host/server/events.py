@@ -5,8 +5,9 @@ only after COMMIT, so no subscriber ever sees an event for state that was rolled
 hand theirs over in commit order (`host.server.core.CommitOrder`: a write takes its place while
 it holds the write lock; when writes overlap, whichever holds the next place emits, so a write
 may return before its events are sent by another). Within one write they go in the order it
-produced them; the host's subscriber must not block (it hands each event to its dispatcher). A subscriber that raises is logged and skipped: it can
-never undo or fail the action that already committed.
+produced them; the host's subscriber must not block (it hands each event to its dispatcher). A
+subscriber that raises is logged and skipped: it can never undo or fail the action that already
+committed.
 """
 from __future__ import annotations
 
