@@ -16,7 +16,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from host.apps.installs import InstallRecord, InstallStore
+from host.apps.installs import InstallChanged, InstallRecord, InstallStore
 from host.apps.manifest import coerce_setting
 from host.console.install import Refused
 from host.home import Home
@@ -62,8 +62,11 @@ def save(home: Home, install_id: str, form: Mapping[str, str], *, actor: str) ->
                 new[s.key] = value
                 changed.append(s.key)
         if changed:
-            with audited(home.host_store, "settings", actor=actor, app_id=rec.app_id,
-                         install_id=rec.install_id, version=rec.version,
-                         setting_keys=tuple(sorted(changed))):
-                store.set_settings(rec.install_id, new, changed)
+            try:
+                with audited(home.host_store, "settings", actor=actor, app_id=rec.app_id,
+                             install_id=rec.install_id, version=rec.version,
+                             setting_keys=tuple(sorted(changed))):
+                    store.set_settings(rec.install_id, new, changed)
+            except InstallChanged as exc:  # uninstalled meanwhile: nothing was written
+                raise Refused(str(exc)) from None
     return changed

@@ -21,7 +21,7 @@ from typing import Any
 from host.apps.appdiff import PermissionDiff, diff_manifests, grants_after
 from host.apps.consent import guardrail_problems
 from host.apps.disclosure import Disclosure, build_disclosure, load_policy_view
-from host.apps.installs import InstallRecord, InstallStore
+from host.apps.installs import InstallChanged, InstallRecord, InstallStore
 from host.apps.lineage import LineageError
 from host.apps.operations import apply_consent, consented_terms, submit_update
 from host.apps.packages import Package, PackageError, read_package
@@ -139,7 +139,7 @@ def approve(home: Home, r: Review, ticked: list[str], *, transfer: bool, actor: 
                           policy_revision=r.disclosure.policy_revision,
                           diff=r.diff.to_dict(), before=r.rec.grants,
                           rest_as=r.rest_as, transfer=transfer, actor=actor)
-        except LineageError as exc:
+        except (LineageError, InstallChanged) as exc:  # changed meanwhile: nothing written
             raise Refused(str(exc)) from None
 
 

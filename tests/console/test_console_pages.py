@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from apphelp import write_app
 from conhelp import PASSWORD, Served, signed_in
 from cryptography.hazmat.primitives import serialization
@@ -388,3 +389,29 @@ def test_a_publisher_untrusted_during_the_review_no_longer_vouches_at_confirm(
             r'<p class="error"[^>]*>.*?</p>', r.text))
     with InstallStore(served.home.host_db) as store:
         assert store.by_app("crm-sync") is None
+
+
+def test_settings_saved_for_an_app_uninstalled_meanwhile_is_refused_not_an_error(
+        served: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store refuses a settings change for an install removed after the page read it
+    (`InstallChanged`); the console passed that on as a 500."""
+    from apphelp import install
+
+    from host.apps.installs import InstallStore as Store
+
+    rec = install(served.home, write_app(tmp_path / "set", "crm-sync", ["livechat.read"], [],
+                                         "from stockade import App\n\nclass TestApp(App):\n"
+                                         "    pass\n", settings=SETTINGS))
+    c = signed_in(served)
+    url = f"/console/apps/{rec.install_id}/settings"
+    csrf = re.search(r'name="csrf" value="([^"]+)"',  # type: ignore[union-attr]
+                     c.get(url).text).group(1)
+    real = Store.set_settings
+
+    def uninstalled_first(self: Store, install_id: str, *args: Any) -> None:
+        self.remove(install_id)  # another operator's uninstall, between the read and the write
+        real(self, install_id, *args)
+
+    monkeypatch.setattr(Store, "set_settings", uninstalled_first)
+    r = c.post(url, data={"csrf": csrf, "setting-batch": "9"}, headers={"Origin": served.url})
+    assert r.status_code in (400, 404), r.status_code
