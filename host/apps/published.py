@@ -34,6 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from host.errors import StartRefused
+from host.fsio import flocked
 from host.home import Home
 from host.keys.keyring import Keyring
 from host.keys.shared import KeyFollower
@@ -207,6 +208,13 @@ def _replace_folder(folder: Path, files: dict[str, str]) -> None:
     removed last (the watcher may see the set mid-way; it refuses a set that does not load and
     picks up the finished one at its next poll)."""
     folder.mkdir(parents=True, exist_ok=True)
+    # The folder writers' lock (`Home.policy_lock`): a `policy add` on this host is never
+    # checked against a set this replaces meanwhile.
+    with flocked(folder):
+        _write_folder(folder, files)
+
+
+def _write_folder(folder: Path, files: dict[str, str]) -> None:
     for name, text in files.items():
         fd, tmp = tempfile.mkstemp(prefix=".adopt-", suffix=".tmp", dir=folder)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
