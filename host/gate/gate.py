@@ -402,12 +402,17 @@ class Gate:
         failed: list[BaseException] = []
         recorded: list[Exception] = []  # refusals the ledger was told to record
 
+        lent: list[AfterCommit] = []  # a place in the server's commit order, taken in `apply`
+
         def apply(c: Conn) -> Any:
             try:
-                return call(c, session, args)
+                value = call(c, session, args)
             except Exception as exc:
                 failed.append(exc)
                 raise
+            if isinstance(value, AfterCommit):
+                lent.append(value)
+            return value
 
         def refused(exc: Exception) -> str | None:
             code = _refused_before_anything(exc)
@@ -415,10 +420,15 @@ class Gate:
                 recorded.append(exc)
             return code
         try:
-            admission, value = self.ledger.admit_apply(record, charges, apply,
-                                                       refusal_budget(session.install_id),
-                                                       refused=refused, holds=holds,
-                                                       seats=seats)
+            try:
+                admission, value = self.ledger.admit_apply(record, charges, apply,
+                                                           refusal_budget(session.install_id),
+                                                           refused=refused, holds=holds,
+                                                           seats=seats)
+            except BaseException:
+                for taken in lent:  # rolled back: its place goes, or no later event leaves
+                    taken.abandon()
+                raise
         except Exception as exc:
             if recorded and exc is recorded[-1]:
                 self._count(False)  # recorded and refunded in the call's own transaction

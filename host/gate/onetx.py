@@ -46,6 +46,9 @@ class AfterCommit:
 
     value: Any
     then: Callable[[], None]
+    # What runs instead of `then` when that transaction rolled back (its place in the
+    # server's commit order given up: `EmbeddedServer.take_turn`).
+    abandon: Callable[[], None] = lambda: None
 
 
 class Calling(Protocol):
@@ -70,7 +73,15 @@ class ServerCalls:
         with self.db.lend(cast(sqlite3.Connection, c)) as loan:
             value = method(session.caller, **args, op_id=op_id)
         events = loan.events
-        return AfterCommit(value, lambda: self.server.emit_committed(events))
+        if not events:
+            return AfterCommit(value, lambda: None)
+        # Its place in the server's commit order, taken under the write lock the admission
+        # holds: its events leave after those of every write that committed before it and
+        # before any after it (else a room's close could reach apps before a message sent
+        # in it just before). The gate hands them over after the commit, or gives the place
+        # up if the admission rolls back.
+        turn = self.server.take_turn()
+        return AfterCommit(value, lambda: turn(events), lambda: turn([]))
 
     def seats_in(self, c: Conn, pending_op_ids: Sequence[str]) -> int:
         """Seats in use, counted on `c` inside the admission that may take one."""

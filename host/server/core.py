@@ -134,6 +134,14 @@ class ServerCore:
         """Receive `(event_name, payload)` after each commit; returns an unsubscribe function."""
         return self._bus.subscribe(callback)
 
+    def take_turn(self) -> Callable[[list[Event]], None]:
+        """A place in commit order for a write that commits in another's transaction (the
+        gate's loan, `host.gate.onetx`), taken while that transaction holds the write lock.
+        The function returned hands the write's events over once it committed, or none if it
+        rolled back: it must be called exactly once, or no later write's events leave."""
+        ticket = self._order.ticket()
+        return lambda events: self._order.hand_off(ticket, events)
+
     def emit_committed(self, events: Iterable[Event]) -> None:
         """Hand subscribers events another process committed on this server's data (the REST
         front, `host.server.front`), as if this server had committed them."""
