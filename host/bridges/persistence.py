@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from host.errors import GateError
-from host.store import Conn, Store, StoreTarget, ensure_schema, open_store
+from host.store import Conn, Step, Store, StoreTarget, ensure_schema, open_store
 from sandbox.protocol import MAX_FRAME_BYTES
 
 SCHEMA_COMPONENT = "persistence"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Largest stored value (bytes of canonical JSON). Guards host.db and the wire: a value is sent
 # back whole in one frame, and an app must not turn the host's database into its blob store.
@@ -31,8 +31,15 @@ MAX_VALUE_BYTES = 64 * 1024
 # Most keys per install. Guards the database and `find` against an app creating records
 # without bound (one per visitor message, say).
 MAX_KEYS_PER_INSTALL = 10_000
-# Most bytes per install over all values. Guards the disk: 10k keys × 64 KiB would be 640 MiB.
+# Most bytes per install over all records: each value, key and association (kind and id) as
+# stored. Guards the disk: 10k keys × 64 KiB would be 640 MiB (and keys and association ids,
+# up to 1 KiB each, counted only their values until schema version 2: ~20 MiB more).
 MAX_BYTES_PER_INSTALL = 32 * 1024 * 1024
+# A stored record's bytes in SQL, as `_record_bytes` counts them (a text's size in bytes:
+# `host.store.dialect` spells it for PostgreSQL).
+_RECORD_BYTES = ("length(CAST(value AS BLOB)) + length(CAST(key AS BLOB))"
+                 " + coalesce(length(CAST(assoc_kind AS BLOB)), 0)"
+                 " + coalesce(length(CAST(assoc_id AS BLOB)), 0)")
 # Longest key and association id (characters). Guards the index.
 MAX_KEY_LEN = 256
 # Deepest nesting of a value. Guards the host's JSON encoder/decoder against recursion limits.
@@ -58,6 +65,10 @@ DDL = (
     # Running totals so the caps cost one row read, not a scan of the install's records.
     "CREATE TABLE IF NOT EXISTS persist_usage(install_id TEXT PRIMARY KEY,"
     " keys INTEGER NOT NULL, bytes INTEGER NOT NULL) WITHOUT ROWID",
+    # Version 2: `bytes` counts keys and associations too; counted again from the records.
+    Step(2, "UPDATE persist_usage SET bytes = coalesce((SELECT sum("  # noqa: S608 - constant
+            + _RECORD_BYTES + ") FROM persist"
+            " WHERE persist.install_id = persist_usage.install_id), 0)"),
 )
 
 
@@ -251,10 +262,10 @@ def put_in(c: Conn, install_id: str, key: str, value: Any,
     if association is not None:
         association = _check_assoc(association)
     text = encode_value(value)
-    size = len(text.encode())
     kind = association.kind if association else None
     aid = association.id if association else None
-    old = c.execute("SELECT length(CAST(value AS BLOB)) FROM persist"
+    size = _record_bytes(key, text, kind, aid)
+    old = c.execute(f"SELECT {_RECORD_BYTES} FROM persist"  # noqa: S608 - a constant
                     " WHERE install_id=? AND key=?", (install_id, key)).fetchone()
     u = c.execute("SELECT keys, bytes FROM persist_usage WHERE install_id=?",
                   (install_id,)).fetchone()
@@ -280,7 +291,7 @@ def put_in(c: Conn, install_id: str, key: str, value: Any,
 def delete_in(c: Conn, install_id: str, key: str) -> bool:
     """`PersistenceStore.delete` inside the caller's transaction on the same store."""
     _check_key(key)
-    old = c.execute("SELECT length(CAST(value AS BLOB)) FROM persist"
+    old = c.execute(f"SELECT {_RECORD_BYTES} FROM persist"  # noqa: S608 - a constant
                     " WHERE install_id=? AND key=?", (install_id, key)).fetchone()
     if old is None:
         return False
@@ -288,6 +299,11 @@ def delete_in(c: Conn, install_id: str, key: str) -> bool:
     c.execute("UPDATE persist_usage SET keys=keys-1, bytes=bytes-? WHERE install_id=?",
               (int(old[0]), install_id))
     return True
+
+
+def _record_bytes(key: str, text: str, kind: str | None, aid: str | None) -> int:
+    """A record's bytes against the install's cap: its value, key and association."""
+    return sum(len(part.encode()) for part in (text, key, kind or "", aid or ""))
 
 
 class _Caller(Protocol):

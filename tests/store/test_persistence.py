@@ -99,3 +99,36 @@ def test_a_nul_in_a_key_or_association_is_refused_on_either_store(db: Any) -> No
             call()
     s.put("i1", "k", "a value may hold \x00: it is stored as JSON text")
     assert s.get("i1", "k") == "a value may hold \x00: it is stored as JSON text"
+
+
+def test_keys_and_associations_count_toward_the_install_cap(
+        db: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only values counted: 10,000 keys and association ids of up to 1 KiB each went over the
+    32 MiB cap unseen (~20 MiB more). A record's key and association count now, on either
+    store, and a store of the first schema counts its records again on its migration."""
+    monkeypatch.setattr(P, "MAX_BYTES_PER_INSTALL", 600)
+    s = PersistenceStore(db.target)
+    long_key, long_id = "k" * 250, "r" * 250
+    s.put("i1", long_key, 1, Association("room", long_id))  # 1 + 250 + 4 + 250 bytes
+    with pytest.raises(PersistenceError, match="bytes"):
+        s.put("i1", "k" * 249, 1, Association("room", long_id))
+    assert s.delete("i1", long_key)  # its bytes, all of them, given back
+    s.put("i1", "k" * 249, 1, Association("room", long_id))
+    c = s.store.conn()
+    (counted,) = c.execute("SELECT bytes FROM persist_usage WHERE install_id = ?",
+                           ("i1",)).fetchone()
+    assert counted == 1 + 249 + 4 + 250
+    # As the first schema left it: only the value counted. Its migration counts again.
+    with s.store.transaction() as w:
+        w.execute("UPDATE persist_usage SET bytes = 1 WHERE install_id = ?", ("i1",))
+        w.execute("UPDATE schema_meta SET version = 1 WHERE component = ?", ("persistence",))
+    s.close()
+    if not isinstance(db.target, Path):  # a shared store migrates only by `store migrate`
+        from host.migrate import migrate
+
+        migrate(db.target)
+    again = PersistenceStore(db.target)
+    (recounted,) = again.store.conn().execute(
+        "SELECT bytes FROM persist_usage WHERE install_id = ?", ("i1",)).fetchone()
+    assert recounted == counted
+    again.close()
