@@ -415,3 +415,22 @@ def test_settings_saved_for_an_app_uninstalled_meanwhile_is_refused_not_an_error
     monkeypatch.setattr(Store, "set_settings", uninstalled_first)
     r = c.post(url, data={"csrf": csrf, "setting-batch": "9"}, headers={"Origin": served.url})
     assert r.status_code in (400, 404), r.status_code
+
+
+def test_the_consent_page_names_the_events_the_policy_keeps_from_the_app(
+        served: Served, tmp_path: Path) -> None:
+    """Events follow the policy's reads (`host/gate/eventpolicy.py`): the CLI's disclosure said
+    which events an app will not receive; the console's consent page did not."""
+    (served.home.policies_dir / "no-visitors.toml").write_text(
+        'schema = 1\nname = "no-visitors"\n[[rule]]\nid = "no-visitors"\neffect = "forbid"\n'
+        'apps = ["crm-sync"]\nactions = ["livechat.get_visitor"]\n')
+    folder = write_app(tmp_path / "ev", "crm-sync", ["livechat.read"],
+                       ["livechat.room_started"],
+                       "from stockade import App\n\nclass TestApp(App):\n"
+                       "    def on_livechat_room_started(self, ctx, event):\n        pass\n")
+    _name, data = package_folder(folder)
+    status, page = _upload(signed_in(served), served, data)
+    assert status == 200, page[-500:]
+    refused = re.search(r'<ul id="events-refused">(.*?)</ul>', page, re.S)
+    assert refused is not None and "livechat.room_started" in refused.group(1)
+    assert "livechat.get_visitor" in refused.group(1)
