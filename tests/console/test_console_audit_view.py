@@ -17,6 +17,7 @@ import sqlite3
 import pytest
 from conhelp import Served, signed_in
 
+from host.apps.installs import InstallStore
 from host.clock import SystemClock
 from host.console import auditview
 from host.ledger.audit import AuditLog, AuditRecord, append_in
@@ -35,7 +36,10 @@ def _append(served: Served, records: list[AuditRecord]) -> None:
 
 
 def test_an_old_refusal_is_found_and_counted(served: Served) -> None:
-    refusal = AuditRecord(kind="decision", app_id="agent-sync", install_id="i-old",
+    with InstallStore(served.home.host_store) as store:
+        rec = store.by_app("agent-sync")
+    assert rec is not None
+    refusal = AuditRecord(kind="decision", app_id="agent-sync", install_id=rec.install_id,
                           action="messages.send", allowed=False, code="permission_denied",
                           message="refused long ago")
     filler = [AuditRecord(kind="supervisor", event="test", detail=f"n{i}")
@@ -44,10 +48,11 @@ def test_an_old_refusal_is_found_and_counted(served: Served) -> None:
     c = signed_in(served)
     page = c.get("/console/audit", params={"code": "permission_denied"}).text
     assert "refused long ago" in page, re.findall(r'<p id="searched".*?</p>', page, re.S)
-    apps = c.get("/console/apps").text
-    assert auditview.refusals_since(AuditLog(served.home.host_store, SystemClock()),
-                                    0.0).get("i-old") == 1
-    assert apps  # the page renders with the count read by time, not by the newest 5,000
+    # The apps page's "Refusals (1 h)" cell, read by time rather than from the newest 5,000.
+    row = re.search(r'<tr id="app-agent-sync">(.*?)</tr>', c.get("/console/apps").text, re.S)
+    assert row is not None
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(1), re.S)
+    assert cells[7].strip() == "1", cells
 
 
 def test_a_search_that_stops_short_says_so(served: Served,
