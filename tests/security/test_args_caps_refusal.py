@@ -27,10 +27,15 @@ from host.home import Home
 from host.ledger.refusals import REFUSAL_BUDGET
 from host.runtime import Host, HostConfig
 from host.supervise.child import ChildDied
-from sandbox.protocol import MAX_NESTING, MAX_STRING
+from sandbox.protocol import MAX_ITEMS, MAX_NESTING, MAX_STRING, MAX_VALUES
 
 HUGE = b'{"user_id": "' + b"x" * (MAX_STRING + 10) + b'"}'
 DEEP = b'{"user_id": ' + b"[" * (MAX_NESTING + 4) + b"]" * (MAX_NESTING + 4) + b"}"
+# Every list within the item cap and the whole well under the frame cap, but more values than
+# any action takes: without the values cap, each cost the host ~15 ms of checking and digests
+# before an action refused it (~500,000 values fit one frame: ~200 ms).
+_ROW = b"[" + b",".join([b"0"] * MAX_ITEMS) + b"]"
+WIDE = b'{"user_id": [' + b",".join([_ROW] * (MAX_VALUES // MAX_ITEMS + 2)) + b"]}"
 
 
 def _frame(call_id: int, args: bytes) -> bytes:
@@ -39,6 +44,7 @@ def _frame(call_id: int, args: bytes) -> bytes:
 
 CALLER = PRELUDE + f'''
 HUGE = {HUGE!r}
+WIDE = {WIDE!r}
 DEEP = {DEEP!r}
 
 
@@ -51,7 +57,7 @@ class TestApp(App):
         chan = serving()["chan"]  # past the runtime's own check of the args
         codes = []
         for i in range(event["calls"]):
-            chan.send_json(frame(i + 1, HUGE if i == 0 else DEEP))
+            chan.send_json(frame(i + 1, (HUGE, WIDE)[i] if i < 2 else DEEP))
             reply = chan.recv()
             codes.append("ok" if reply.ok else reply.error.code)
         return codes
@@ -79,12 +85,13 @@ def test_args_over_the_caps_are_refused_audited_and_digested_bounded(
     home, install_id = app
     with Host(home, config=HostConfig(watch=False, use_zygote=False)) as host:
         (runner,) = host.runners.values()
-        codes = runner.submit("livechat.room_started", {"calls": 2}, 10.0).result(30)
-        assert codes == ["invalid_argument", "invalid_argument"]
-        assert host.gate.stats["denied"] == 2
-    huge, deep = _refusals(home, install_id)
+        codes = runner.submit("livechat.room_started", {"calls": 3}, 10.0).result(30)
+        assert codes == ["invalid_argument"] * 3
+        assert host.gate.stats["denied"] == 3
+    huge, wide, deep = _refusals(home, install_id)
     for rec, frame, why in ((huge, _frame(1, HUGE), "string longer"),
-                            (deep, _frame(2, DEEP), "nesting deeper")):
+                            (wide, _frame(2, WIDE), f"more than {MAX_VALUES} values"),
+                            (deep, _frame(3, DEEP), "nesting deeper")):
         assert rec["code"] == "invalid_argument" and rec["action"] == "users.get", rec
         assert why in rec["message"], rec
         # the frame's own bytes, digested: bounded by the frame cap whatever the args hold

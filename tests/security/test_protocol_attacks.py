@@ -24,6 +24,7 @@ from sechelp import start_fake_child
 
 from host.errors import GateError
 from host.supervise.child import AppFailed, Child, ChildDied, LayerMissing
+from sandbox import frames
 from sandbox.protocol import (
     CHILD_FRAME,
     HOST_FRAME,
@@ -31,6 +32,7 @@ from sandbox.protocol import (
     MAX_ITEMS,
     MAX_NESTING,
     MAX_STRING,
+    MAX_VALUES,
     check_json_value,
 )
 from sandbox.wire import ChannelClosed, FrameError, FrameReader, encode
@@ -215,6 +217,60 @@ def test_check_json_value_caps(value: Any, ok: bool) -> None:
     else:
         with pytest.raises(ValueError):
             check_json_value(value)
+
+
+def _values(count: int) -> list[Any]:
+    """A list holding `count` values in all (itself included), each list within the item cap."""
+    rows, rest = divmod(count - 1, MAX_ITEMS + 1)
+    value: list[Any] = [[0] * MAX_ITEMS for _ in range(rows)]
+    if rest:
+        value.append([0] * (rest - 1))
+    return value
+
+
+def test_check_json_value_caps_the_values_of_the_whole() -> None:
+    """Each list within its cap, the whole over `MAX_VALUES`: refused, and the check stops
+    there (a value past the cap that breaks another cap is never reached)."""
+    check_json_value(_values(MAX_VALUES))
+    with pytest.raises(ValueError, match=f"more than {MAX_VALUES} values"):
+        check_json_value(_values(MAX_VALUES + 1))
+    with pytest.raises(ValueError, match=f"more than {MAX_VALUES} values"):
+        check_json_value({"a": _values(MAX_VALUES), "b": float("nan")})
+
+
+class _Lying(dict):  # type: ignore[type-arg]
+    """A dict that hides its contents from `items()`; the frame encoder reads its storage."""
+
+    def items(self) -> Any:
+        return iter(())
+
+
+class _LyingList(list):  # type: ignore[type-arg]
+    def __iter__(self) -> Any:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+class _Str(str):
+    pass
+
+
+def test_check_json_value_reads_subclasses_as_the_encoder_does() -> None:
+    """A dict or list subclass is checked through its real storage (what `frames.encode`
+    writes), not through methods an app may override: a lying `items()` used to let a value
+    over every cap past the child's check, onto the host's channel."""
+    from collections import Counter, OrderedDict
+
+    for liar in (_Lying(k=_nest(MAX_NESTING + 2)), _LyingList([_nest(MAX_NESTING + 2)])):
+        body = frames.encode(frames.Call(id=1, action="a.b", args={"v": liar}))
+        assert body.count(b"[") > MAX_NESTING
+        with pytest.raises(ValueError, match="nesting deeper"):
+            check_json_value({"v": liar})
+    check_json_value({"c": Counter(a=2), "o": OrderedDict(b=[1])})  # what apps may import
+    with pytest.raises(ValueError, match="not JSON data"):  # the encoder refuses it as well
+        check_json_value({"s": _Str("x")})
 
 
 # ---- against a real host Child ------------------------------------------------------------
