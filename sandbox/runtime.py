@@ -75,6 +75,10 @@ class _Channel:
         self.burst_spin = SpinPolicy(REPLY_SPIN_NS, cpus=SPIN_MIN_CPUS)
         self.host_spins = False
         self.next_id = 1
+        # True only while a handler runs: the host reads a Call only within an event, so one
+        # sent after its Done (a generator's `finally` run when the garbage it sits in is
+        # freed) would be read as the *next* event's call, and that event would then fail.
+        self.in_event = False
 
     def send(self, frame: frames.ChildFrame) -> None:
         self.send_json(frames.encode(frame))
@@ -88,6 +92,10 @@ class _Channel:
 
     # Transport for the bridges
     def call(self, action: str, args: dict[str, Any]) -> Any:
+        if not self.in_event:
+            raise errors.InvalidArgument(
+                f"{action}: bridge calls are made only while a handler runs (this code ran "
+                "after its event ended, e.g. in a generator's finally)")
         try:
             check_json_value(args)
         except ValueError as exc:
@@ -175,6 +183,26 @@ def prime() -> None:
     set_app_modules({})
 
 
+def _run_handler(chan: _Channel, method: Any, ctx: Context, frame: Event,
+                 filenames: frozenset[str]) -> bytes:
+    """Run one handler; its Done frame's body, built while app code may still call the host.
+
+    A failed handler's exception is freed here, inside the event, as its `except` block ends:
+    its traceback holds the handler's frames, and freeing them closes any generator they
+    started, whose `finally` may call a bridge. After this returns, no app code may call
+    (`_Channel.call`): garbage freed later, in a cycle, finds its calls refused."""
+    chan.in_event = True
+    try:
+        try:
+            body = _result_frame(frame.id, method(ctx, frame.payload))
+        except BaseException as exc:  # noqa: BLE001 - any app failure is the app's
+            body = frames.encode(Done(id=frame.id, ok=False, error=_describe(exc, filenames)))
+        flush_prints()
+    finally:
+        chan.in_event = False
+    return body
+
+
 def serve(report: LayerReport) -> NoReturn:
     """Run the child's protocol until the host says shut down or the channel closes."""
     prime()
@@ -216,13 +244,7 @@ def _serve(chan: _Channel, report: LayerReport) -> None:
             if method is None:
                 chan.send(Done(id=frame.id, ok=True, result=None))
                 continue
-            try:
-                result = method(ctx, frame.payload)
-                flush_prints()
-                chan.send_json(_result_frame(frame.id, result))
-            except BaseException as exc:  # noqa: BLE001 - any app failure is the app's
-                flush_prints()
-                chan.send(Done(id=frame.id, ok=False, error=_describe(exc, filenames)))
+            chan.send_json(_run_handler(chan, method, ctx, frame, filenames))
         elif isinstance(frame, Shutdown):
             return
         elif isinstance(frame, Load):
