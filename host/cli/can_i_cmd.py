@@ -9,7 +9,10 @@ amounts to a bridge action (`rest_routes.MAPPED`) is decided again as that actio
 (`restbridge.translate_route`), with that action's grants, declared roles, facts and rules.
 Exit 0 yes, 1 no. Quotas are not consulted: a yes means the decision allows the call, and the
 host still counts it against the quotas the decision names. `--list` decides every action of
-the vocabulary with no arguments, so a reviewer sees at once what an app may do.
+the vocabulary with no arguments, then every event the app's manifest declares, so a reviewer
+sees at once what an app may do and hear. An EVENT in place of the ACTION is decided as the
+host decides whether that event reaches the app (`policies.events.decide_event`, the reads its
+data amounts to; the app enabled and the event in its manifest first).
 
 The facts the gate looks up on the server are looked up the same way, from the home's server
 (the embedded one, or the Rocket.Chat workspace it is connected to): whether a role is
@@ -43,9 +46,11 @@ from host.server.errors import NotFound, ServerError
 from host.server.principals import Caller
 from policies import Request, decide
 from policies.engine import TARGET_USER_ACTIONS
+from policies.events import decide_event
 from policies.loader import PolicyLoadError, load_policy
 from policies.policy import Policy
-from policies.vocabulary import ACTIONS
+from policies.types import Decision
+from policies.vocabulary import ACTIONS, EVENTS
 
 if TYPE_CHECKING:
     from host.server.remote.server import Workspace
@@ -247,20 +252,23 @@ class _AsTheGate:
 def can_i(
     ctx: typer.Context,
     app: Annotated[str, typer.Argument(help="Installed app id (or install id).")],
-    action: Annotated[str | None, typer.Argument(help="Action name, e.g. users.create.")] = None,
+    action: Annotated[str | None, typer.Argument(
+        help="Action name, e.g. users.create, or an event name, e.g. message.sent.")] = None,
     arg: Annotated[list[str] | None, typer.Option("--arg", help=ARG_HELP)] = None,
     fact: Annotated[list[str] | None, typer.Option(
         "--fact", help="Host fact key=value (JSON when it parses).")] = None,
     list_all: Annotated[bool, typer.Option("--list", help="Every action, decided with no "
-                                                          "arguments.")] = False,
+                                                          "arguments, and every event the "
+                                                          "app declares.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Machine output on stdout.")] = False,
 ) -> None:
-    """Would APP be allowed ACTION now? Exit 0 yes, 1 no (as the gate decides: its real grants,
-    declared roles, the home's policy; a REST route as the bridge action it amounts to)."""
+    """Would APP be allowed ACTION now (or receive EVENT)? Exit 0 yes, 1 no (as the gate
+    decides: its real grants, declared roles, the home's policy; a REST route as the bridge
+    action it amounts to; an event as the reads its data amounts to)."""
     home: Home = ctx.obj
     if action is None and not list_all:
         fail("name an ACTION, or pass --list", "e.g. stockade can-i greeter messages.send")
-    if action is not None:
+    if action is not None and action not in EVENTS:
         check_action(action)
     store: InstallStore = existing_store(home, app)
     with store:
@@ -300,16 +308,29 @@ def can_i(
                        f"`can-i {rec.app_id} {name} --arg ...`")
             rows.append(r)
             r["why"] = why
+        heard = [event_answer(rec, policy, name) for name in sorted(rec.manifest.events)]
         if json_out:
-            emit_json({"app_id": rec.app_id, "revision": policy.revision, "actions": rows})
+            emit_json({"app_id": rec.app_id, "revision": policy.revision, "actions": rows,
+                       "events": heard})
         else:
             for r in rows:
                 err_console.print(f"{r['answer']:<8} {r['action']:<27} {r['why']}",
+                                  markup=False, highlight=False)
+            for e in heard:
+                err_console.print(f"{e['answer']:<8} {'event ' + e['event']:<27} {e['message']}",
                                   markup=False, highlight=False)
             err_console.print(f"({rec.app_id}'s grants: {', '.join(sorted(rec.grants)) or 'none'}"
                               f"; policy {policy.revision[:19]})", markup=False, highlight=False)
         return
     assert action is not None
+    if action in EVENTS:
+        e = event_answer(rec, policy, action)
+        if json_out:
+            emit_json({"app_id": rec.app_id, "revision": policy.revision, **e})
+        else:
+            typer.echo(e["answer"])
+            err_console.print(f"{e['code']}: {e['message']}", markup=False, highlight=False)
+        raise typer.Exit(EXIT_OK if e["allowed"] else EXIT_NEGATIVE)
     r = one(action, args)
     if json_out:
         emit_json({"app_id": rec.app_id, "revision": policy.revision, **r})
@@ -322,6 +343,23 @@ def can_i(
                               f"--fact {r['needs_fact']}=... (e.g. {example})",
                               markup=False, highlight=False)
     raise typer.Exit(EXIT_OK if r["allowed"] else EXIT_NEGATIVE)
+
+
+def event_answer(rec: InstallRecord, policy: Policy, event: str) -> dict[str, Any]:
+    """Whether `event` reaches the installed app, as the host chooses an event's receivers:
+    the app enabled, the event in its manifest, then the policy on what its data amounts to."""
+    if not rec.enabled:
+        decision = Decision(allowed=False, code="permission_denied",
+                            message="the app is disabled: it receives no events")
+    elif event not in rec.manifest.events:
+        decision = Decision(allowed=False, code="permission_denied",
+                            message=f"the app's manifest does not declare {event}")
+    else:
+        decision = decide_event(policy, rec.grants, rec.app_id, rec.install_id, event)
+    return {"event": event, "allowed": decision.allowed,
+            "answer": "yes" if decision.allowed else "no", "code": decision.code,
+            "message": decision.message, "rules": list(decision.rules),
+            "amounts_to": list(EVENTS[event].amounts_to)}
 
 
 _EXAMPLE = {
