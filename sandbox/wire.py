@@ -19,6 +19,7 @@ import os
 import select
 import struct
 import time
+from collections.abc import Callable
 
 from sandbox.protocol import MAX_FRAME_BYTES
 
@@ -106,6 +107,10 @@ class FrameReader:
         # False once a read's spin budget ran out and it slept (for `SpinPolicy.record`).
         self.caught = True
         self._poll: select.poll | None = None
+        # (ms, what to do): a read that sleeps waits at most that long for the peer, then
+        # does it, once (the patience is then spent), and sleeps on. Spin readers only; the
+        # host's, while a child is pinned beside its threads (`host.supervise.burst`).
+        self.patience: tuple[int, Callable[[], None]] | None = None
         if spin:
             os.set_blocking(fd, False)
             self._poll = select.poll()
@@ -137,7 +142,7 @@ class FrameReader:
             # No spin budget: the peer is not expected to answer within microseconds (an idle
             # child waiting for its next event), so sleep first. Trying the read first would
             # cost a failed syscall and a BlockingIOError (with its strerror text) per frame.
-            poll.poll()
+            self._sleep(poll)
         while True:
             try:
                 return os.read(fd, _READ_CHUNK)
@@ -148,7 +153,16 @@ class FrameReader:
                     self.caught = False
                 spin_until = 0
                 # Sleep until readable (or hung up: the read then returns b"").
-                poll.poll()
+                self._sleep(poll)
+
+    def _sleep(self, poll: select.poll) -> None:
+        patience = self.patience
+        if patience is not None:
+            if poll.poll(patience[0]):
+                return
+            self.patience = None
+            patience[1]()
+        poll.poll()
 
     def read(self, spin_ns: int = 0) -> bytes:
         """Return the next frame body; raise ChannelClosed at EOF, FrameError on bad framing.

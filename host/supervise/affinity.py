@@ -39,7 +39,9 @@ thread stays on the host's core, its child goes to the next. A burst with other 
 has its child on the host's core too: its hand-offs are then direct switches, not cross-core
 wake-ups (four apps calling at once: 11 800-13 200 against 10 900-11 500 reads a second, the
 host's system time a read 24 -> 7 µs; docs/BENCH.md, "Four apps at once: what a read costs the
-host"). The core is claimed machine-wide (`host.supervise.coreclaim`):
+host"), but only while it keeps calling: a child that goes `burst.BURST_PATIENCE_MS` without a
+frame gets every core back, so an app cannot hold the host's core by computing after a burst
+(`host.supervise.burst`). The core is claimed machine-wide (`host.supervise.coreclaim`):
 several hosts on one machine take a core each, and a host that finds every core claimed keeps
 its threads on every core.
 

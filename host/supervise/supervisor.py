@@ -21,6 +21,7 @@ from host.server.principals import Caller
 from host.store.pool import release_thread
 from host.supervise.affinity import BURST_CALLS, Affinity
 from host.supervise.applog import AppLog
+from host.supervise.burst import end_burst, start_burst
 from host.supervise.child import AppFailed, Child, ChildDied, LayerMissing, done_result
 from host.supervise.jobs import STOP as _STOP
 from host.supervise.jobs import EventDropped as EventDropped
@@ -30,7 +31,6 @@ from host.supervise.jobs import begin, settle_failed, urgent_call
 from host.supervise.jobs import control as _control
 from host.supervise.jobs import overflow_policy as overflow_policy
 from host.supervise.jobs import untraced as _untraced
-from host.supervise.watchdog import running_events
 from policies.vocabulary import EVENTS
 from sandbox.frames import Done
 
@@ -470,8 +470,7 @@ class AppRunner:
         finally:
             burst, self._burst = self._burst, None
             if burst is not None:
-                burst.burst_apart = False
-                self.host.affinity.unpin(burst.app_pid())
+                end_burst(self.host.affinity, burst)
             self._after_event()
 
     def _failed(self, job: Job, exc: AppFailed) -> None:
@@ -528,12 +527,7 @@ class AppRunner:
             raise GateError("permission_denied", "no session on this channel")
         self._calls += 1
         if self._calls == BURST_CALLS:
-            # Alone, the pair goes to two cores and both ends poll (`Child.burst_apart`); with
-            # other events running, to one core, where the hand-offs are direct switches.
-            alone = running_events.count == 1
-            if self.host.affinity.burst(self, child.app_pid(), apart=alone):
-                self._burst = child
-                child.burst_apart = alone
+            self._burst = start_burst(self.host.affinity, self, child)
         try:
             return self.host.gate.handle(session, action, args)
         except RefusalBudgetExceeded:
