@@ -50,7 +50,7 @@ from host.supervise import applog
 from host.supervise.affinity import Affinity
 from host.supervise.appcode import AppCode, PackageTampered
 from host.supervise.child import Child, ChildDied
-from host.supervise.credentials import Credentials
+from host.supervise.credentials import Credentials, make_session
 from host.supervise.delivery import Delivery
 from host.supervise.gctune import tune_gc
 from host.supervise.identities import Identities
@@ -59,7 +59,7 @@ from host.supervise.pump import EventPump
 from host.supervise.served import HostServed
 from host.supervise.spawner import Spawner
 from host.supervise.status import StatusBoard
-from host.supervise.supervisor import AppRunner, Job, hand_over, make_session
+from host.supervise.supervisor import AppRunner, Job, hand_over
 from policies.loader import load_policy
 from policies.vocabulary import EVENTS
 
@@ -518,6 +518,13 @@ class Host:
         for runner, note in refused:  # once per revision, install and event
             self.note_app_log(runner.install_id, note)
         return found
+
+    def event_allowed(self, install: InstallRecord, event: str) -> bool:
+        """Whether the policy in force lets `event` reach `install` (a hook, not an event of
+        the vocabulary, always): asked again as a queued event is taken, so one that waited
+        through a reload narrowing the policy is dropped, not delivered."""
+        return event not in EVENTS or self.event_policy.decide(
+            self.policy.current(), install, event)[0].allowed
 
     def _on_server_event(self, name: str, payload: dict[str, Any]) -> None:
         """Called by the server after commit: hand off, never block the server action."""

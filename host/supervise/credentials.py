@@ -8,15 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from host.apps.installs import InstallRecord
 from host.clock import Clock
 from host.gate.gate import Session
 from host.keys import tokens
 from host.keys.keyring import Keyring
 from host.keys.registry import TokenRegistry
 from host.server.errors import NotFound
-from host.server.principals import SYSTEM
+from host.server.principals import SYSTEM, Caller
 from host.server.remote.server import Workspace
-from host.supervise.child import ChildDied
+from host.supervise.child import Child, ChildDied
 from host.supervise.supervisor import AppRunner
 
 # How often the watcher asks the server whether a running app's own user is still active (one
@@ -62,3 +63,16 @@ class Credentials:
         """Recorded before the child sees the token: re-minting revokes this host's earlier
         token."""
         self.registry.minted(claims, self.host_id)
+
+
+def make_session(install: InstallRecord, child: Child, claims: tokens.Claims) -> Session:
+    """The gate's session for `child`: the install it runs, its token's claims, its caller."""
+    return Session(
+        app_id=install.app_id, install_id=install.install_id, session_id=child.session_id,
+        claims=claims, grants=install.grants,
+        caller=Caller(app_id=install.app_id, install_id=install.install_id,
+                      app_user_id=install.app_user_id),
+    )
+
+
+

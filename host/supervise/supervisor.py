@@ -16,8 +16,6 @@ from host.apps.installs import InstallRecord
 from host.errors import GateError, RefusalBudgetExceeded
 from host.gate.gate import Gate, Session
 from host.gate.overcaps import refuse_over_caps
-from host.keys import tokens
-from host.server.principals import Caller
 from host.store.pool import release_thread
 from host.supervise.affinity import BURST_CALLS, Affinity
 from host.supervise.applog import AppLog
@@ -47,6 +45,7 @@ class RunnerHost(Protocol):
 
     def write_app_log(self, install_id: str, text: str, truncated: bool) -> None: ...
     def note_app_log(self, install_id: str, text: str) -> None: ...
+    def event_allowed(self, install: InstallRecord, event: str) -> bool: ...
 
     affinity: Affinity
 
@@ -431,6 +430,12 @@ class AppRunner:
             if waited > MAX_QUEUE_WAIT_S and job.resume is None:
                 self._drop(job, "expired")
                 return False
+            if job.resume is None and job.started is None \
+                    and not self.host.event_allowed(self.install, job.name):
+                # A reload narrowed the policy while it waited: what it carries no longer
+                # reaches this app (`Host.event_allowed`, decided once per revision).
+                self._drop(job, "policy")
+                return False
             self._run(job)
         child = self.child
         if child is not None and child is not self._settled and not child.dead:
@@ -578,15 +583,3 @@ def hand_over(carried: tuple[AppRunner, list[Job]] | None, new: AppRunner) -> No
             old.drop(job, "not_handled")
     if carried is not None:
         old.succeeded_by(new)  # what still reaches the old runner follows (`enqueue`)
-
-
-def make_session(install: InstallRecord, child: Child, claims: tokens.Claims) -> Session:
-    return Session(
-        app_id=install.app_id, install_id=install.install_id, session_id=child.session_id,
-        claims=claims, grants=install.grants,
-        caller=Caller(app_id=install.app_id, install_id=install.install_id,
-                      app_user_id=install.app_user_id),
-    )
-
-
-

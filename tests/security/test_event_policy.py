@@ -7,6 +7,7 @@ visitor's e-mail, widget token and custom fields in `message.sent` / `livechat.r
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from apphelp import install, write_app, write_policy
@@ -15,6 +16,7 @@ from host.apps.installs import InstallRecord
 from host.home import Home
 from host.runtime import Host, HostConfig
 from host.server.principals import SYSTEM
+from host.supervise.supervisor import EventDropped
 
 SECRET_TEXT = "my card is 4111-1111-1111-1111"
 TOKEN = "VISITOR-SECRET-TOKEN"
@@ -153,3 +155,42 @@ def test_a_forbid_on_one_read_stops_only_the_events_that_carry_it(tmp_path: Path
         _conversation(h, 1)
     saw = {s.split()[1] for s in _saw(_log(home, spy))}
     assert saw == {"message.sent", "agent_assigned", "pre_send"}, saw
+
+
+SLOW = '''
+import time
+from stockade import App
+
+class TestApp(App):
+    def on_livechat_room_closed(self, ctx, event):
+        time.sleep(1.0)  # busy: what reaches it meanwhile waits in its queue
+
+    def on_message_sent(self, ctx, event):
+        print("SAW message.sent " + event["message"]["text"])
+'''
+
+
+def test_an_event_queued_before_a_narrowing_reload_is_dropped_not_delivered(
+        tmp_path: Path) -> None:
+    """An event already in the app's queue when a reload forbids what it carries is dropped
+    (counted, audited as a `policy` drop) as it is taken. Before, it was delivered under the
+    revision that admitted it, however long it waited (up to a minute, a thousand of them)."""
+    home = Home(tmp_path / "home").ensure()
+    write_policy(home, "reads", PERMIT)
+    spy = install(home, write_app(tmp_path / "apps", "spy", PERMS,
+                                  ["message.sent", "livechat.room_closed"], SLOW))
+    with Host(home, config=HostConfig()) as h:
+        (runner,) = h.runners.values()
+        busy = runner.submit("livechat.room_closed", {}, 10.0)
+        time.sleep(0.3)  # its slow event runs
+        delivery = h.dispatch("message.sent", {"message": {"text": SECRET_TEXT}})
+        time.sleep(0.1)
+        assert runner.status()["queued"] == 1  # admitted under the permit, waiting
+        write_policy(home, "nospy", FORBID)
+        assert h.policy_watch.poll().refused is None
+        busy.result(10)
+        assert h.wait_idle(10)
+        (outcome,) = delivery.outcomes(10)
+        assert isinstance(outcome, EventDropped) and "(policy)" in str(outcome), outcome
+    assert SECRET_TEXT not in _log(home, spy)  # before: SAW message.sent my card is ...
+    assert runner.status()["dropped_by_reason"] == {"policy": 1}
