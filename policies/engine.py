@@ -363,9 +363,7 @@ def decide(policy: Policy, grants: frozenset[str], req: Request) -> Decision:
     for role, inner in _amounts_to(req):
         also = _decide_one(policy, grants, inner)
         if not also.allowed:
-            verb = "takes" if req.action == "roles.remove" else "gives"
-            return _deny(also.code, f"{req.action} {verb} the role {role!r}, which amounts to "
-                         f"{inner.action} and must pass it too: {also.message}", also.rules)
+            return _also_denied(req, role, inner, also)
         charges = {(c.key, c.quota_id): c for c in (*decision.quotas, *also.quotas)}
         decision = Decision(
             allowed=True, code="allow",
@@ -374,6 +372,42 @@ def decide(policy: Policy, grants: frozenset[str], req: Request) -> Decision:
             quotas=tuple(sorted(charges.values(), key=lambda c: (c.key, c.quota_id))),
             seat_ceiling=decision.seat_ceiling)
     return decision
+
+
+def _permission_denied(spec: ActionSpec) -> Decision:
+    return _deny(
+        "permission_denied",
+        f"permission {spec.permission!r} is not granted to this install ({spec.name} needs "
+        f"it). To get it, the app's manifest must ask for {spec.permission!r} and the "
+        "operator must grant it (consent at install or update).",
+    )
+
+
+def _also_denied(req: Request, role: str, inner: Request, also: Decision) -> Decision:
+    verb = "takes" if req.action == "roles.remove" else "gives"
+    return _deny(also.code, f"{req.action} {verb} the role {role!r}, which amounts to "
+                 f"{inner.action} and must pass it too: {also.message}", also.rules)
+
+
+def unconditional_refusal(grants: frozenset[str], req: Request) -> Decision | None:
+    """What `decide` refuses whatever the policy's rules and the host's facts say: an unknown
+    action, a permission not granted, arguments of the wrong shape, and a role given or taken
+    whose action (`ROLE_AMOUNTS_TO`) needs a permission not granted. None when none of these
+    refuses. The app-author harness asks it when no policy file is loaded (the host always
+    decides with one), so its tests meet these refusals as the host's apps do."""
+    spec = ACTIONS.get(req.action)
+    if spec is None:
+        return _deny("policy_denied", f"unknown action {req.action!r}: not in the vocabulary")
+    if spec.permission not in grants:
+        return _permission_denied(spec)
+    problem = _check_args(spec, req.args)
+    if problem is not None:
+        return _deny("policy_denied", f"invalid arguments for {req.action}: {problem}")
+    for role, inner in _amounts_to(req):
+        inner_spec = ACTIONS[inner.action]
+        if inner_spec.permission not in grants:
+            return _also_denied(req, role, inner, _permission_denied(inner_spec))
+    return None
 
 
 def _amounts_to(req: Request) -> list[tuple[str, Request]]:
@@ -403,12 +437,7 @@ def _decide_one(policy: Policy, grants: frozenset[str], req: Request) -> Decisio
     if spec is None:
         return _deny("policy_denied", f"unknown action {req.action!r}: not in the vocabulary")
     if spec.permission not in grants:
-        return _deny(
-            "permission_denied",
-            f"permission {spec.permission!r} is not granted to this install ({req.action} needs "
-            f"it). To get it, the app's manifest must ask for {spec.permission!r} and the "
-            "operator must grant it (consent at install or update).",
-        )
+        return _permission_denied(spec)
     problem = _check_args(spec, req.args)
     if problem is not None:
         return _deny("policy_denied", f"invalid arguments for {req.action}: {problem}")

@@ -54,10 +54,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from policies.engine import unconditional_refusal
+from policies.grants import grant_refusal
+from policies.types import Request
 from policies.vocabulary import ACTIONS, ADMIN_CLASS_ROLES, EVENTS, PERMISSIONS
 from sandbox import errors
 from sandbox.api import LIFECYCLE_HOOKS, App, Context, handler_name
-from sandbox.harness_policy import PolicyCheck, seats_in_use
+from sandbox.harness_policy import INSTALL_ID, PolicyCheck, seats_in_use, target_facts
 from sandbox.harness_server import (
     HTTP_METHODS,
     MANIFEST_NAME,
@@ -78,6 +81,10 @@ HttpResponder = Callable[[str, str, dict[str, str], "str | None"], tuple[Any, ..
 # (method, route, body) -> the JSON result
 RestResponder = Callable[[str, str, "dict[str, Any] | None"], Any]
 
+# Permissions whose arguments name roles, and so may declare them in app.toml (the host's
+# manifest model refuses `roles` on any other: host/apps/manifest.py ROLE_PERMISSIONS).
+ROLE_PERMISSIONS = ("roles.assign", "users.create")
+
 # ---------------------------------------------------------------------------------------------
 # The manifest, read with just enough checking to run the app (the host validates it fully).
 # ---------------------------------------------------------------------------------------------
@@ -97,6 +104,8 @@ class _Manifest:
             raise HarnessError(f"{where}: entry must look like \"main:MyApp\"")
         self.entry_module, self.entry_class = module, cls
         self.permissions: dict[str, str] = {}
+        # permission -> the roles declared on it (they narrow the grant, as at the gate).
+        self.roles: dict[str, frozenset[str]] = {}
         for p in raw.get("permission", []):
             name = p.get("name")
             if name not in PERMISSIONS:
@@ -104,6 +113,11 @@ class _Manifest:
             if not str(p.get("reason", "")).strip():
                 raise HarnessError(f"{where}: permission {name!r} needs a reason")
             self.permissions[name] = p["reason"]
+            if p.get("roles") is not None:
+                if name not in ROLE_PERMISSIONS:
+                    raise HarnessError(f"{where}: `roles` can only be declared on "
+                                       f"{' and '.join(ROLE_PERMISSIONS)}")
+                self.roles[name] = frozenset(p["roles"])
         self.events: list[str] = list(raw.get("events", []))
         for ev in self.events:
             if ev not in EVENTS:
@@ -116,6 +130,10 @@ class _Manifest:
             if s.get("type") not in SETTING_TYPES:
                 raise HarnessError(f"{where}: setting {s.get('key')!r} has an unknown type")
             self.settings[s["key"]] = s
+
+    def declared_roles(self, permission: str) -> frozenset[str] | None:
+        """The roles declared on `permission`, or None when it declares none (no narrowing)."""
+        return self.roles.get(permission)
 
     def setting_value(self, key: str, value: Any) -> Any:
         spec = self.settings.get(key)
@@ -258,20 +276,26 @@ class AppHarness:
             check_json_value(args)
         except ValueError as exc:
             raise errors.InvalidArgument(f"{action}: arguments are not plain data: {exc}") from None
-        missing = [a for a in spec.args if a not in args]
-        extra = [a for a in args if a not in spec.args + spec.optional]
-        if missing or extra:
-            raise errors.InvalidArgument(f"{action}: missing {missing}, unexpected {extra}")
-        if spec.permission not in self.grants:
-            raise errors.PermissionDenied(
-                f"{action} needs the permission {spec.permission!r}, which this install was not "
-                f"granted; declare it in app.toml with a reason and ask the operator to grant it")
-        roles = [args["role"]] if "role" in args else list(args.get("roles") or [])
-        admin = [r for r in roles if str(r).casefold() in ADMIN_CLASS_ROLES]
-        if admin:
-            raise errors.PermissionDenied(
-                f"guardrail: apps may never grant admin-class roles ({', '.join(admin)})")
-        if self.policy is not None:
+        # The gate's order: the grant (and the roles the manifest declared), the facts it looks
+        # up (an unknown target user is NotFound there), then the engine's decision.
+        problem = grant_refusal(self.app_id, self.grants, self.grants,
+                                self.manifest.declared_roles, spec, args)
+        if problem:
+            raise errors.PermissionDenied(problem)
+        facts = target_facts(self.server, self.app_user["id"], action, args)
+        if self.policy is None:
+            # The host always decides with a policy; what it refuses whatever the rules say
+            # (arguments' shape, a role amounting to an action not granted) is refused here too.
+            refused = unconditional_refusal(self.grants, Request(
+                self.app_id, INSTALL_ID, action, dict(args), facts, self.now))
+            if refused is not None:
+                raise errors.PermissionDenied(f"{refused.message} [{refused.code}]")
+            roles = [args["role"]] if "role" in args else list(args.get("roles") or [])
+            admin = [r for r in roles if str(r).casefold() in ADMIN_CLASS_ROLES]
+            if admin:
+                raise errors.PermissionDenied(
+                    f"guardrail: apps may never grant admin-class roles ({', '.join(admin)})")
+        else:
             self.policy.check(self.app_id, self.grants, action, args,
                               self.policy.facts(self.server, self.app_user["id"], action, args),
                               self.now, lambda: seats_in_use(self.server))

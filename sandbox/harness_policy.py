@@ -21,7 +21,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from policies.engine import decide
+from policies.engine import TARGET_USER_ACTIONS, decide
 from policies.events import decide_event
 from policies.loader import PolicyLoadError, load_policy
 from policies.netcheck import parse_url
@@ -34,11 +34,6 @@ from sandbox.harness_server import FakeServer, HarnessError
 
 # The install id the harness decides for (quota keys of scope "install" carry it).
 INSTALL_ID = "harness"
-# Actions whose `user_id` argument names the target user (facts target_*), as at the gate.
-_TARGET_USER_ACTIONS = frozenset({
-    "users.set_custom_fields", "users.deactivate", "roles.assign", "roles.remove",
-    "livechat.add_agent", "livechat.remove_agent", "livechat.set_agent_status",
-})
 # What a host name resolves to when the test sets nothing: one public address (RFC 5737 ones
 # are not public), so only a policy's domains decide, as for a real public host.
 DEFAULT_ADDRESS = "93.184.215.14"
@@ -72,11 +67,7 @@ class PolicyCheck:
         if roles:
             out["role_privileged"] = any(str(r).casefold() in self.privileged_roles
                                          for r in roles)
-        uid = args.get("user_id")
-        if action in _TARGET_USER_ACTIONS and isinstance(uid, str):
-            out["target_is_own_app_user"] = uid == app_user_id
-            user = server.users.get(uid)
-            out["target_created_by_app"] = user.get("created_by_app") if user else None
+        out.update(target_facts(server, app_user_id, action, args))
         if action == "http.request" and isinstance(args.get("url"), str):
             url = parse_url(args["url"])
             if not isinstance(url, str):
@@ -109,6 +100,21 @@ class PolicyCheck:
                                        "app-created users")
         for c in d.quotas:
             self.quota_log[c.key].append(now)
+
+
+def target_facts(server: FakeServer, app_user_id: str, action: str,
+                 args: Mapping[str, Any]) -> dict[str, Any]:
+    """Who the user an action names is (facts target_*), for the engine's own-users rule, as
+    the gate looks it up for every such action (`policies.engine.TARGET_USER_ACTIONS`) whatever
+    the policy: a user the server does not know is NotFound there, before any decision."""
+    uid = args.get("user_id")
+    if action not in TARGET_USER_ACTIONS or not isinstance(uid, str):
+        return {}
+    user = server.users.get(uid)
+    if user is None:
+        raise errors.NotFound(f"no user with id {uid!r}")
+    return {"target_is_own_app_user": uid == app_user_id,
+            "target_created_by_app": user.get("created_by_app")}
 
 
 def seats_in_use(server: FakeServer) -> int:

@@ -43,6 +43,7 @@ from host.server.rest_errors import rc_status
 from host.store import Conn
 from host.store.diskfull import store_trouble
 from policies.engine import TARGET_USER_ACTIONS, decide, lists_endpoint
+from policies.grants import grant_refusal as policies_grant_refusal
 from policies.policy import Policy
 from policies.types import Decision, Request
 from policies.vocabulary import ACTIONS, ActionSpec
@@ -87,37 +88,14 @@ class Session:
     revoked: str = ""  # set when the install was disabled/changed under this session
 
 
-def _undeclared_roles(install: InstallRecord, spec: ActionSpec,
-                      args: Mapping[str, Any]) -> list[str]:
-    """Roles in the call that the manifest did not declare (when it declares any)."""
-    if spec.name in ("roles.assign", "roles.remove"):
-        asked: Sequence[object] = [args.get("role")]
-    elif spec.name == "users.create":
-        asked = roles if isinstance(roles := args.get("roles"), list | tuple) else []
-    else:
-        return []  # no role in the call: the manifest is not asked (every read comes here)
-    declared = install.manifest.declared_roles(spec.permission)
-    if declared is None:
-        return []
-    # Strings only: the engine's argument check refuses (and audits) any other shape.
-    return [r[:64] for r in asked if isinstance(r, str) and r not in declared]
-
-
 def grant_refusal(app_id: str, perms: Collection[str], install: InstallRecord,
                   spec: ActionSpec, args: Mapping[str, Any]) -> str:
     """Step 3 (a `permission_denied` message, or "" when it passes): the permission in the
-    token's claims `perms` and the current grant, then the roles the manifest declared. Pure;
-    `stockade can-i` asks it too, so it answers as the gate does."""
-    if spec.permission not in perms or spec.permission not in install.grants:
-        return (f"app {app_id!r} lacks permission {spec.permission!r} needed for {spec.name}: "
-                "the app's manifest must ask for it and the operator must grant it "
-                f"(`stockade app consent {app_id}`)")
-    undeclared = _undeclared_roles(install, spec, args)
-    if undeclared:
-        return (f"{spec.name}: role(s) {', '.join(undeclared)} not declared for "
-                f"{spec.permission!r} in the app's manifest (the operator consented to the "
-                "declared roles only)")
-    return ""
+    token's claims `perms` and the current grant, then the roles the manifest declared. Pure
+    (`policies.grants`, shared with the app-author harness); `stockade can-i` asks it too, so
+    it answers as the gate does."""
+    return policies_grant_refusal(app_id, perms, install.grants,
+                                  install.manifest.declared_roles, spec, args)
 
 
 class PolicySource:

@@ -1,0 +1,119 @@
+"""The harness decides a call as the host's gate does: the same app, policy and calls give the
+same outcome (`harness_vs_gate.py` runs both)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness_helpers import write_app
+from harness_vs_gate import both, rig_and_harness
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+BOT_POLICY = '''
+schema = 1
+name = "test"
+[[rule]]
+id = "bots"
+effect = "permit"
+apps = ["probe"]
+actions = ["users.create", "roles.assign", "livechat.agents", "livechat.read",
+           "messages.send", "users.read"]
+[rule.when]
+user_types = ["bot"]
+roles = ["bot", "livechat-agent"]
+[[quota]]
+id = "q-create"
+apps = ["probe"]
+action = "users.create"
+limit = 50
+window = "1h"
+scope = "install"
+[[quota]]
+id = "q-roles"
+apps = ["probe"]
+action = "roles.assign"
+limit = 50
+window = "1h"
+scope = "install"
+'''
+
+
+def test_own_users_facts_for_every_target_user_action(tmp_path: Path) -> None:
+    """An app acting on a user it created (department agents, speaking as it): the harness
+    supplies the target facts the engine needs, as the gate does (it refused with "the host
+    supplied no facts about the target user"); a user the server does not know is NotFound."""
+    app = write_app(tmp_path / "app", permissions=(
+        "users.create", "livechat.agents", "livechat.read", "messages.send", "roles.assign",
+        "users.read", "messages.send-as-own-users"))
+    rig, h = rig_and_harness(tmp_path, app, BOT_POLICY.replace(
+        '"users.read"]', '"users.read", "messages.send-as-own-users"]'))
+    rig.server._server.add_department("Bot")
+    h.add_department("Bot")
+    steps = [
+        ("users.create", {"username": "ext-bot", "name": "Bot", "type": "bot",
+                          "roles": ["bot"]}),
+        ("livechat.add_agent", {"user_id": "$0.id"}),
+        ("livechat.add_department_agent", {"department": "Bot", "user_id": "$0.id"}),
+        ("livechat.remove_department_agent", {"department": "Bot", "user_id": "$0.id"}),
+        ("messages.send_as_user", {"room_id": "no-room", "user_id": "$0.id", "text": "hi"}),
+        ("livechat.add_department_agent", {"department": "Bot", "user_id": "no-such-user"}),
+    ]
+    gate, harness = both(rig, h, steps)
+    assert harness == gate
+    assert [code for code, _ in gate] == ["ok"] * 4 + ["not_found"] * 2, gate
+
+
+def _role_app(tmp_path: Path, roles: str) -> Path:
+    app = write_app(tmp_path / "app", permissions=("livechat.read",))
+    (app / "app.toml").write_text((app / "app.toml").read_text() + f'''
+[[permission]]
+name = "users.create"
+reason = "Creates bot accounts for the integration."
+roles = {roles}
+
+[[permission]]
+name = "roles.assign"
+reason = "Gives its bots their roles."
+roles = {roles}
+
+[[permission]]
+name = "livechat.agents"
+reason = "Makes its bots agents."
+''')
+    return app
+
+
+def test_roles_the_manifest_did_not_declare_are_refused(tmp_path: Path) -> None:
+    app = _role_app(tmp_path, '["bot"]')
+    rig, h = rig_and_harness(tmp_path, app, BOT_POLICY)
+    steps = [
+        ("users.create", {"username": "ext-a", "name": "A", "type": "bot",
+                          "roles": ["livechat-agent"]}),
+        ("users.create", {"username": "ext-b", "name": "B", "type": "bot", "roles": ["bot"]}),
+        ("roles.assign", {"user_id": "$1.id", "role": "livechat-agent"}),
+        ("roles.assign", {"user_id": "$1.id", "role": "bot"}),
+    ]
+    gate, harness = both(rig, h, steps)
+    assert harness == gate
+    assert [code for code, _ in gate] == ["permission_denied", "ok", "permission_denied", "ok"]
+    assert "not declared for 'users.create'" in gate[0][1]
+
+
+def test_the_livechat_agent_role_needs_livechat_agents_even_without_a_policy(
+        tmp_path: Path) -> None:
+    """Giving the livechat-agent role is making an agent (ROLE_AMOUNTS_TO): the engine decides
+    it as livechat.add_agent too, whatever the policy, so the harness refuses it without
+    `use_policy` as well when livechat.agents is not granted."""
+    app = _role_app(tmp_path, '["bot", "livechat-agent"]')
+    grants = ["livechat.read", "users.create", "roles.assign"]
+    rig, h = rig_and_harness(tmp_path, app, BOT_POLICY, grants=grants, use_policy=False)
+    steps = [
+        ("users.create", {"username": "ext-a", "name": "A", "type": "bot",
+                          "roles": ["bot", "livechat-agent"]}),
+        ("users.create", {"username": "ext-b", "name": "B", "type": "bot", "roles": ["bot"]}),
+        ("roles.assign", {"user_id": "$1.id", "role": "livechat-agent"}),
+    ]
+    gate, harness = both(rig, h, steps)
+    assert harness == gate
+    assert [code for code, _ in gate] == ["permission_denied", "ok", "permission_denied"]
+    assert "amounts to livechat.add_agent" in gate[2][1]
