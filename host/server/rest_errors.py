@@ -43,6 +43,14 @@ _CONFLICT_BY_ROUTE: tuple[tuple[str, str], ...] = (
 )
 
 
+# Refusals Rocket.Chat sends with no `errorType`, only a text (its OpenAPI examples), by code and
+# route. The stand-in is this server: a refusal shaped unlike Rocket.Chat's here hid the remote
+# adapter's misreading of the real one (a deleted user read as a bad argument).
+BARE_REFUSALS: dict[tuple[str, str], str] = {
+    ("not_found", "users.info"): "User not found.",
+}
+
+
 def _by_route(table: tuple[tuple[str, str], ...], path: str, default: str) -> str:
     return next((kind for prefix, kind in table if path.startswith(prefix)), default)
 
@@ -88,6 +96,9 @@ def rc_error(code: str, message: str, path: str, *, status: int | None = None
         # wrong (no user-name oracle); a blocked name says so.
         error = "error-login-blocked-for-user" if code == "login_blocked" else "Unauthorized"
         return 401, {"status": "error", "error": error, "message": message}
+    bare = BARE_REFUSALS.get((code, path))
+    if bare is not None:
+        return status or rc_status(code), {"success": False, "error": bare}
     kind = error_type(code, path)
     body = {"success": False, "error": f"{message} [{kind}]", "errorType": kind}
     return status or rc_status(code), body

@@ -71,6 +71,10 @@ def test_refusals_are_typed(clean: Standin) -> None:
     c = _client(clean)
     with pytest.raises(NotFound):
         c.call("GET", "users.info", query={"userId": "nobody-here"}, idempotent=True)
+    # ...answered as Rocket.Chat answers it (OpenAPI users.info 400 "User not found": no
+    # errorType), so the client's reading of the real answer is what is tested here
+    assert clean.admin("GET", "users.info", params={"userId": "nobody-here"}) == {
+        "success": False, "error": "User not found."}
     bad = RcClient(clean.url, clean.user_id, "wrong-token")
     with pytest.raises(Forbidden, match="refused the token"):
         bad.call("GET", "me", idempotent=True)

@@ -21,11 +21,14 @@ from test_server_rest import base_url, client, svc  # noqa: F401 - fixtures
 
 from host.server import SYSTEM, EmbeddedServer
 from host.server.rest import ROUTES
+from host.server.rest_errors import BARE_REFUSALS
 
 
 def _rocket_chat_refusal(status: int, body: Any) -> bool:
     if status == 401:
         return body == {"status": "error", "message": "You must be logged in to do this."}
+    if isinstance(body, dict) and "errorType" not in body:  # Rocket.Chat's text-only refusals
+        return body.get("success") is False and body.get("error") in BARE_REFUSALS.values()
     return (isinstance(body, dict) and body.get("success") is False
             and isinstance(body.get("error"), str) and isinstance(body.get("errorType"), str))
 

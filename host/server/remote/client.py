@@ -4,8 +4,10 @@ It authenticates as the operator's service account (a personal access token: `X-
 `X-Auth-Token`, never shown to an app), bounds every request in time, and turns every failure
 into a typed `ServerError` the gate already understands:
 
-- 400 with Rocket.Chat's `errorType` → `NotFound` / `Conflict` / `InvalidArgument`
-  (`_ERROR_TYPES`); 401 / 403 → `Forbidden`; 404 → `NotFound`;
+- 400 with Rocket.Chat's `errorType` → `NotFound` / `Conflict` / `Forbidden` /
+  `InvalidArgument` (`_ERROR_TYPES`); a 400 without one by its text (`_BARE_ERRORS`: Rocket.Chat
+  answers `users.info` of a missing user with `{"error": "User not found."}` alone);
+  401 / 403 → `Forbidden`; 404 → `NotFound`;
 - a timeout, a dropped connection, a 5xx or a 429 (Rocket.Chat's rate limiter) → retried, at most
   `retries` more times with exponential backoff and full jitter, **only when the call is
   idempotent** (a read, or a write whose repeat changes nothing) or when the request provably
@@ -69,6 +71,14 @@ _ERROR_TYPES: dict[str, type[ServerError]] = {
     "error-unauthorized": Forbidden,
     "invalid-params": InvalidArgument,
 }
+
+
+# Refusals Rocket.Chat sends with no `errorType` (route prefix, error text, the error it is
+# here), as its OpenAPI definitions show them. Without this a deleted user was an
+# InvalidArgument: the seat read-back and the read-back of a lost users.create catch NotFound.
+_BARE_ERRORS: tuple[tuple[str, str, type[ServerError]], ...] = (
+    ("/api/v1/users.", "User not found.", NotFound),
+)
 
 
 class Unauthorized(Forbidden):
@@ -196,5 +206,18 @@ def _result(resp: httpx.Response, path: str) -> dict[str, Any]:
         raise Forbidden(f"Rocket.Chat: {message}")
     if resp.status_code == 404:
         raise NotFound(f"Rocket.Chat: {message}")
-    kind = _ERROR_TYPES.get(str(data.get("errorType") or ""), InvalidArgument)
-    raise kind(f"Rocket.Chat: {message}")
+    raise _refusal(path, data, message)(f"Rocket.Chat: {message}")
+
+
+def _refusal(path: str, data: dict[str, Any], message: str) -> type[ServerError]:
+    """The error a 400 is here: by its `errorType`; without one, by its text (some refusals
+    carry the type as their whole `error`, `error-room-already-closed`; some only a sentence)."""
+    kind = str(data.get("errorType") or "")
+    if kind:
+        return _ERROR_TYPES.get(kind, InvalidArgument)
+    if message in _ERROR_TYPES:
+        return _ERROR_TYPES[message]
+    for prefix, text, error in _BARE_ERRORS:
+        if path.startswith(prefix) and message == text:
+            return error
+    return InvalidArgument

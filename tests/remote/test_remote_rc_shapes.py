@@ -1,0 +1,38 @@
+"""The remote adapter against answers shaped as Rocket.Chat's OpenAPI definitions show them (an
+in-process fake workspace, `rcfake.py`), where the stand-in once answered otherwise and so hid
+the adapter's misreading."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rcfake import USER_NOT_FOUND, Answer, FakeWorkspace, remote_on
+
+from host.server.errors import NotFound
+from host.server.principals import SYSTEM
+
+
+def _users(docs: dict[str, dict[str, Any]]) -> FakeWorkspace:
+    def info(q: dict[str, str], _b: Any) -> Answer:
+        doc = docs.get(q.get("userId") or q.get("username") or "")
+        return (200, {"user": doc, "success": True}) if doc else USER_NOT_FOUND
+    return FakeWorkspace({"GET users.info": info})
+
+
+def test_a_user_deleted_on_the_workspace_is_not_found_and_frees_its_seat(tmp_path: Path) -> None:
+    """users.info of a missing user is a 400 with no errorType: NotFound here, so the seat
+    read-back frees the seat of a user deleted by hand (and goes on to the next), and a
+    users.create whose request never reached the workspace reads back as not applied."""
+    fake = _users({u: {"_id": u, "username": u, "active": False, "roles": ["user"]}
+                   for u in ("u1", "u3")})
+    rs = remote_on(fake, tmp_path / "h")
+    with pytest.raises(NotFound):
+        rs.users_get(SYSTEM, "u2")
+    for uid in ("u1", "u2", "u3"):
+        rs.owned.record_user(uid, uid, created_by_app="app1", app_id=None, now=1.0)
+    assert rs.users_count_active_app_created() == 3
+    rs.checkpoint()  # the host's upkeep: one pass of the seat read-back
+    assert rs.users_count_active_app_created() == 0  # u2 deleted, u1 and u3 deactivated
+    rs.owned.begin_op("op-1", "users.create", {"username": "newbie", "app_id": "app1"}, 1.0)
+    assert rs.was_applied("op-1") is False
