@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar, cast
 
+from policies import argrules
 from policies.vocabulary import ADMIN_CLASS_ROLES
 from sandbox import errors
 
@@ -40,6 +41,14 @@ MAX_STORE_KEY = 256
 class HarnessError(Exception):
     """The test set-up is wrong (bad app.toml, unknown setting, an event the host would never
     deliver, no http_responder...). Never raised to app code as a bridge error."""
+
+
+def checked(check: Callable[..., _T], *args: Any) -> _T:
+    """Apply one of the server's argument rules; its refusal as the app sees it."""
+    try:
+        return check(*args)
+    except argrules.ArgumentProblem as exc:
+        raise errors.InvalidArgument(str(exc)) from None
 
 
 def plain_copy(value: _T) -> _T:
@@ -91,8 +100,14 @@ class FakeServer:
         roles: Iterable[str] = (), custom_fields: Mapping[str, str] | None = None,
         created_by_app: str | None = None, app_id: str | None = None,
     ) -> dict[str, Any]:
-        if not 3 <= len(username) <= 64:
-            raise errors.InvalidArgument("username must be 3..64 characters")
+        # The server's own rules (one copy, `policies.argrules`), before anything is written.
+        username = checked(argrules.username, username)
+        if created_by_app is not None:  # an app never makes a user in its peers' namespace
+            checked(argrules.not_reserved, username)
+        name = checked(argrules.name, name)
+        if email is not None:
+            email = checked(argrules.email, email)
+        fields = checked(argrules.fields, custom_fields)
         if any(u["username"].casefold() == username.casefold() for u in self.users.values()):
             raise errors.Conflict(f"username {username!r} is already taken")
         if email is not None and any(
@@ -107,7 +122,7 @@ class FakeServer:
         self.users[uid] = {
             "id": uid, "type": type, "username": username, "name": name,
             "emails": [email] if email else [], "roles": role_list, "active": True,
-            "custom_fields": dict(custom_fields or {}), "created_by_app": created_by_app,
+            "custom_fields": fields, "created_by_app": created_by_app,
             "app_id": app_id, "created_at": self.clock(),
         }
         return self.users[uid]
@@ -132,12 +147,17 @@ class FakeServer:
     def users_create(self, username: str, name: str, type: str, email: str | None = None,
                      roles: list[str] | None = None,
                      custom_fields: dict[str, str] | None = None) -> dict[str, Any]:
+        # The embedded server's order: the names first (new_user checks them again, harmless).
+        checked(argrules.not_reserved, checked(argrules.username, username))
+        checked(argrules.name, name)
         if type not in ("user", "bot"):
-            raise errors.InvalidArgument("apps may create users of type 'user' or 'bot' only")
+            raise errors.InvalidArgument(
+                "type must be 'user' or 'bot' (app users come with installs)")
         return self.new_user(username, name, type, email=email, roles=roles or (),
                              custom_fields=custom_fields, created_by_app=self.app_id)
 
     def users_set_custom_fields(self, user_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        fields = checked(lambda v: argrules.fields(v, allow_delete=True), fields)
         u = self.user(user_id)
         for k, v in fields.items():
             if v is None:

@@ -17,6 +17,7 @@ from host.server.db import new_id
 from host.server.errors import Conflict, Forbidden, InvalidArgument, NotFound
 from host.server.shapes import User
 from host.store import INTEGRITY_ERRORS
+from policies import argrules
 
 # One statement per user (the bridge's hottest read pays per statement): the user's emails,
 # roles and custom fields come back as one JSON document of aggregates (one decode, ~3 µs less
@@ -41,18 +42,18 @@ _decode = msgspec.json.Decoder().decode
 # app's install needs for its own user, and that install could not get its user. Operators
 # (admin REST, SYSTEM) keep the name: a host connected to this server as its workspace makes
 # its apps' users through users.create, and an operator's squat only fails an install, cleanly.
-APP_USER_PREFIX = "app."
+# The rule itself is `policies.argrules.not_reserved`, shared with the author harness.
+APP_USER_PREFIX = argrules.APP_USER_PREFIX
 
 
 def check_not_reserved(username: str) -> str:
     """`username` unless it lies in the namespace reserved for apps' own users, compared
     casefolded as usernames are unique; InvalidArgument otherwise. For an app's creations only
     (see APP_USER_PREFIX). Users already there are untouched: only new names are checked."""
-    if username.casefold().startswith(APP_USER_PREFIX):
-        raise InvalidArgument(
-            f"usernames starting with {APP_USER_PREFIX!r} are reserved for the apps' own users "
-            "(each install's user is app.<app id>): choose another username")
-    return username
+    try:
+        return argrules.not_reserved(username)
+    except argrules.ArgumentProblem as exc:
+        raise InvalidArgument(str(exc)) from None
 
 # Constant SQL fragments only; every value is bound. Served by the (key, value) index.
 FIND_BY_FIELD_SQL = (

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness_helpers import write_app
-from harness_vs_gate import both, rig_and_harness
+from harness_vs_gate import both, rig_and_harness, run_steps
+
+from sandbox.harness import AppHarness
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -117,3 +119,29 @@ def test_the_livechat_agent_role_needs_livechat_agents_even_without_a_policy(
     assert harness == gate
     assert [code for code, _ in gate] == ["permission_denied", "ok", "permission_denied"]
     assert "amounts to livechat.add_agent" in gate[2][1]
+
+
+def test_usernames_names_and_argument_types_as_the_host_checks_them(tmp_path: Path) -> None:
+    """The server's username alphabet, the `app.` namespace kept for apps' own users, the
+    display name's rules, and arguments of the wrong type (the engine's check, a StockadeError
+    where the harness raised a bare TypeError)."""
+    app = write_app(tmp_path / "app", permissions=("users.create", "livechat.read"))
+    rig, h = rig_and_harness(tmp_path, app, BOT_POLICY)
+
+    def create(username: object, name: object = "X", **more: object) -> tuple[str, dict]:
+        return ("users.create", {"username": username, "name": name, "type": "bot", **more})
+
+    steps = [create("ext-John Doe"), create("jos\u00e9"), create("app.other-app"),
+             create("APP.Other"), create("ok\n"), create("ab"), create(123), create("name-1", ""),
+             create("name-2", "tab\there"), create("name-3", 5), create("name-4", email="not-an-email"),
+             create("ok-name"),
+             ("users.create", {"username": "name-6", "name": "X", "type": "app"})]
+    gate, harness = both(rig, h, steps)
+    assert harness == gate
+    codes = [code for code, _ in gate]
+    assert codes[:2] == ["invalid_argument"] * 2 and codes[6] == "permission_denied"
+    assert codes[-2] == "ok", gate
+    # Without use_policy too (the app's own policy-free path): the same but for the guardrail
+    # a policy-free harness does not model (type "app").
+    bare = AppHarness.from_dir(app)
+    assert run_steps(bare.call, steps[:-1]) == gate[:-1]
