@@ -7,6 +7,7 @@ reachable by an app through `ctx.rest` (`host/gate/rest_routes.py` lists them as
 """
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from host.server import auth, users
@@ -75,12 +76,31 @@ def create_token(ctx: Ctx) -> dict[str, Any]:
 
 
 def users_list(ctx: Ctx) -> dict[str, Any]:
-    """GET users.list ?count=&offset=: every user, by user name."""
+    """GET users.list ?count=&offset=&fields=: every user, by user name. As in Rocket.Chat,
+    whose default projection leaves them out, `customFields` only when `fields` asks for them
+    (`{"customFields": 1}`); `query` is not honoured (Rocket.Chat 7 ignores it too unless
+    ALLOW_UNSAFE_QUERY_AND_FIELDS_API_PARAMS is set)."""
     offset, count = ctx.page_window()
+    with_fields = _projection(ctx.q("fields")).get("customFields") == 1
     with ctx.server.db.read() as c:
         found, total = users.page(c, offset, count)
     shown = [user_view(ctx, u) for u in found]
+    if not with_fields:
+        shown = [{k: v for k, v in doc.items() if k != "customFields"} for doc in shown]
     return {"users": shown, "count": len(shown), "offset": offset, "total": total}
+
+
+def _projection(raw: str | None) -> dict[str, Any]:
+    """`fields`: a JSON object of field -> 1 | 0 (400 otherwise, as Rocket.Chat's parser)."""
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise InvalidArgument("fields must be a JSON object") from None
+    if not isinstance(value, dict):
+        raise InvalidArgument("fields must be a JSON object")
+    return value
 
 
 def set_password(ctx: Ctx, user_id: str, password: Any) -> None:

@@ -50,6 +50,13 @@ def test_users_roles_agents_and_fields_reach_the_workspace(rs: RemoteServer,
     # ...and Stockade knows who made it: Rocket.Chat keeps no such record.
     assert u["created_by_app"] == app.app_id and rs.user_created_by(u["id"]) == app.app_id
     assert [x["id"] for x in rs.users_find_by_field(app, "ext", name)] == [u["id"]]
+    # the workspace's users.list shows custom fields only when `fields` asks (Rocket.Chat's
+    # default projection omits them)
+    plain = clean.admin("GET", "users.list", params={"count": "100"})["users"]
+    assert plain and not any("customFields" in d for d in plain)
+    asked = clean.admin("GET", "users.list", params={"count": "100",
+                                                    "fields": '{"customFields": 1}'})["users"]
+    assert {"ext": name} in [d.get("customFields") for d in asked]
     assert "bot" in rs.roles_assign(app, u["id"], "bot", op_id=_name("op"))["roles"]
     assert rs.livechat_add_agent(app, u["id"], op_id=_name("op"))["user_id"] == u["id"]
     assert rs.livechat_set_agent_status(app, u["id"], "available",

@@ -3,6 +3,7 @@ in-process fake workspace, `rcfake.py`), where the stand-in once answered otherw
 the adapter's misreading."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -36,3 +37,46 @@ def test_a_user_deleted_on_the_workspace_is_not_found_and_frees_its_seat(tmp_pat
     assert rs.users_count_active_app_created() == 0  # u2 deleted, u1 and u3 deactivated
     rs.owned.begin_op("op-1", "users.create", {"username": "newbie", "app_id": "app1"}, 1.0)
     assert rs.was_applied("op-1") is False
+
+
+def _listing(docs: list[dict[str, Any]], *, honours: bool) -> FakeWorkspace:
+    """users.list as Rocket.Chat answers it: its default projection has no customFields, which
+    `fields={"customFields": 1}` adds; `query` honoured or (Rocket.Chat 7 by default) not."""
+    def page(q: dict[str, str], _b: Any) -> Answer:
+        shown = docs
+        if honours and q.get("query"):
+            (path, want), = json.loads(q["query"]).items()
+            shown = [d for d in docs if d.get("customFields", {}).get(path.split(".", 1)[1])
+                     == want]
+        fields = json.loads(q.get("fields") or "{}") if honours else {}
+        out = [d if fields.get("customFields") == 1 else
+               {k: v for k, v in d.items() if k != "customFields"} for d in shown]
+        return 200, {"users": out, "count": len(out), "offset": 0, "total": len(out),
+                     "success": True}
+
+    def info(q: dict[str, str], _b: Any) -> Answer:
+        doc = next((d for d in docs if d["_id"] == q.get("userId")), None)
+        return (200, {"user": doc, "success": True}) if doc else USER_NOT_FOUND
+    return FakeWorkspace({"GET users.list": page, "GET users.info": info})
+
+
+_CRM_USERS = [{"_id": f"u{i}", "username": f"user{i}", "active": True, "roles": ["user"],
+               "customFields": {"crm_id": f"C-{i}"}} for i in range(3)]
+
+
+def test_find_by_field_asks_for_custom_fields_and_finds_the_match(tmp_path: Path) -> None:
+    fake = _listing(_CRM_USERS, honours=True)
+    rs = remote_on(fake, tmp_path / "h")
+    assert [u["id"] for u in rs.users_find_by_field(SYSTEM, "crm_id", "C-1")] == ["u1"]
+    (q, _b), = fake.sent("GET", "users.list")
+    assert json.loads(q["fields"]) == {"customFields": 1}
+
+
+def test_find_by_field_reads_users_listed_without_custom_fields_and_returns_only_matches(
+        tmp_path: Path) -> None:
+    """A workspace that ignores `query` and `fields` lists everyone without custom fields: each
+    is read with users.info, and only the one whose field matches is returned."""
+    fake = _listing(_CRM_USERS, honours=False)
+    rs = remote_on(fake, tmp_path / "h")
+    assert [u["id"] for u in rs.users_find_by_field(SYSTEM, "crm_id", "C-2")] == ["u2"]
+    assert len(fake.sent("GET", "users.info")) == 3

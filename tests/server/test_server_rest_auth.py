@@ -137,7 +137,8 @@ def test_users_list_pages_and_hides_private_fields(client: httpx.Client, base_ur
     uid = server.users_get_by_username(SYSTEM, "user0")["id"]
     token = rest_login(base_url, "user0").json()["data"]["authToken"]
     with httpx.Client(base_url=base_url, headers={"X-User-Id": uid, "X-Auth-Token": token}) as c:
-        plain = c.get("/api/v1/users.list", params={"count": "0"}).json()
+        plain = c.get("/api/v1/users.list", params={"count": "0",
+                                                    "fields": '{"customFields": 1}'}).json()
     assert plain["total"] == 6 and len(plain["users"]) == 6
     others = [u for u in plain["users"] if u["_id"] != uid]
     assert len(others) == 5

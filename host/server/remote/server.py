@@ -8,6 +8,7 @@ and app users are Stockade's own record (`Owned`): Rocket.Chat keeps none of it.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -23,6 +24,14 @@ from host.server.shapes import Agent, Department, Role, User
 # ignores the `query` filter (the documented fallback; its cost is one request per 100 users).
 MAX_SCAN_PAGES = 50
 MAX_FOUND = 500
+# users.list's default projection leaves `customFields` out: the search asks for them
+# (`fields`, merged into that projection by Rocket.Chat). A listed user still shown without them
+# (a workspace that ignores `fields`) is read with users.info to tell whether it matches, at most
+# this many per search (one request each); any beyond are left out, never returned unchecked.
+LIST_FIELDS = json.dumps({"customFields": 1})
+MAX_VERIFY = 20
+
+log = logging.getLogger("stockade.remote")
 
 
 class RemoteServer(RemoteRooms):
@@ -42,22 +51,46 @@ class RemoteServer(RemoteRooms):
         return self.to_user(self.user_doc(username=limits.username(username)))
 
     def users_find_by_field(self, caller: Principal, key: str, value: str) -> list[User]:
-        """GET users.list ?query={"customFields.KEY": VALUE} — the filter Rocket.Chat documents.
-        A workspace that ignores `query` (Rocket.Chat 7 needs
+        """GET users.list ?query={"customFields.KEY": VALUE}&fields={"customFields": 1} — the
+        filter Rocket.Chat documents, and the projection that shows custom fields (its default
+        one omits them). A workspace that ignores `query` (Rocket.Chat 7 needs
         ALLOW_UNSAFE_QUERY_AND_FIELDS_API_PARAMS for it) returns every user instead: the pages
-        are then filtered here, at one request per 100 users, at most MAX_SCAN_PAGES pages."""
+        are then filtered here, at one request per 100 users, at most MAX_SCAN_PAGES pages.
+        Only users whose custom field was seen to match are returned (`MAX_VERIFY`)."""
         key = limits.ident(key, "key")
         query = json.dumps({f"customFields.{key}": value})
         found: list[User] = []
+        budget = [MAX_VERIFY]
         for page in range(MAX_SCAN_PAGES):
-            res = self.get("users.list", query=query, count="100", offset=str(page * 100))
+            res = self.get("users.list", query=query, fields=LIST_FIELDS, count="100",
+                           offset=str(page * 100))
             docs = [d for d in res.get("users") or [] if isinstance(d, dict)]
-            found += [self.to_user(d) for d in docs
-                      if (d.get("customFields") or {}).get(key) == value]
+            for d in docs:
+                full = self._with_custom_fields(d, budget)
+                if full is not None and _field(full, key) == value:
+                    found.append(self.to_user(full))
             total = int(res.get("total") or 0)
             if not docs or (page + 1) * 100 >= total or len(found) >= MAX_FOUND:
                 break
+        if budget[0] < 0:
+            log.warning("users.find_by_field: the workspace listed %d user(s) without custom "
+                        "fields beyond the %d read one by one; they were left out",
+                        -budget[0], MAX_VERIFY)
         return found[:MAX_FOUND]
+
+    def _with_custom_fields(self, doc: dict[str, Any], budget: list[int]
+                            ) -> dict[str, Any] | None:
+        """`doc` if it shows its custom fields, else the user read with users.info (None when
+        the verify budget is spent or the user is gone)."""
+        if "customFields" in doc:
+            return doc
+        budget[0] -= 1
+        if budget[0] < 0 or not doc.get("_id"):
+            return None
+        try:
+            return self.user_doc(user_id=str(doc["_id"]))
+        except NotFound:
+            return None
 
     # -- users.create / update / deactivate ---------------------------------------------------
     def users_create(
@@ -330,6 +363,11 @@ class RemoteServer(RemoteRooms):
         except NotFound:
             pass
         return self.users_set_active(SYSTEM, known[0], False)
+
+
+def _field(doc: dict[str, Any], key: str) -> Any:
+    fields = doc.get("customFields")
+    return fields.get(key) if isinstance(fields, dict) else None
 
 
 # The roles an app's own user on a workspace may hold for a home to adopt it as its app's (made
