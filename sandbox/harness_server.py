@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar, cast
 
-from policies import argrules
+from policies import argrules, storerules
 from policies.vocabulary import ADMIN_CLASS_ROLES
 from sandbox import errors
 
@@ -27,15 +27,14 @@ MAX_LIST = 500
 AGENT_ROLE = "livechat-agent"
 ROUTABLE_OFFLINE_ROLE = "bot"  # a bot agent is routable while not-available
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
-# The host's persistence rules (host/bridges/persistence.py), repeated here: the harness
-# imports nothing from host.
-ASSOCIATION_KINDS = ("room", "user", "visitor", "message", "misc")
-MAX_STORED_VALUE_BYTES = 64 * 1024
+# The host's persistence rules: one copy, `policies.storerules` (the host's store uses it too).
+ASSOCIATION_KINDS = tuple(sorted(storerules.ASSOCIATION_KINDS))
+MAX_STORED_VALUE_BYTES = storerules.MAX_VALUE_BYTES
 # `find`: the first FIND_RECORDS records by key, refused past FIND_REPLY_BYTES (values as
 # canonical JSON, keys at 6 bytes a byte, 32 bytes a record), as the host's reply budget.
 FIND_RECORDS = 100
 FIND_REPLY_BYTES = (1 << 20) - 64 * 1024
-MAX_STORE_KEY = 256
+MAX_STORE_KEY = storerules.MAX_KEY_LEN
 
 
 class HarnessError(Exception):
@@ -48,6 +47,14 @@ def checked(check: Callable[..., _T], *args: Any) -> _T:
     try:
         return check(*args)
     except argrules.ArgumentProblem as exc:
+        raise errors.InvalidArgument(str(exc)) from None
+
+
+def stored(check: Callable[..., _T], *args: Any) -> _T:
+    """Apply one of the host's record rules; its refusal as the app sees it."""
+    try:
+        return check(*args)
+    except storerules.PersistenceError as exc:
         raise errors.InvalidArgument(str(exc)) from None
 
 
@@ -439,32 +446,27 @@ class FakeServer:
         self._key(key)
         if association is not None:
             self._association(association)
-        if len(json.dumps(value, sort_keys=True).encode()) > MAX_STORED_VALUE_BYTES:
-            raise errors.InvalidArgument(f"value larger than {MAX_STORED_VALUE_BYTES} bytes")
+        stored(storerules.encode_value, value)  # measured as the host stores it
         self.store[key] = {"value": value, "association": association}
 
     @staticmethod
     def _key(key: str) -> None:
-        if not isinstance(key, str) or not 1 <= len(key) <= MAX_STORE_KEY:
-            raise errors.InvalidArgument(f"key must be a string of 1..{MAX_STORE_KEY} characters")
+        stored(storerules.check_key, key)
 
     @staticmethod
     def _association(association: dict[str, str]) -> None:
-        if set(association) != {"kind", "id"} or association["kind"] not in ASSOCIATION_KINDS:
-            raise errors.InvalidArgument(
-                f"association must be {{'kind', 'id'}} with kind one of {ASSOCIATION_KINDS}")
-        if not isinstance(association["id"], str) or not association["id"]:
-            raise errors.InvalidArgument("association id must be a non-empty string")
+        stored(storerules.check_assoc, association)
 
     def persistence_get(self, key: str) -> Any:
         self._key(key)
         if key not in self.store:
-            raise errors.NotFound(f"no stored value for key {key!r}")
+            raise errors.NotFound(f"no stored value under key {str(key)[:80]!r}")
         return self.store[key]["value"]
 
-    def persistence_delete(self, key: str) -> None:
+    def persistence_delete(self, key: str) -> bool:
+        """Whether the key existed, as the host answers."""
         self._key(key)
-        self.store.pop(key, None)
+        return self.store.pop(key, None) is not None
 
     def persistence_find(self, association: dict[str, str]) -> list[dict[str, Any]]:
         self._association(association)

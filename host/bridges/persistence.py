@@ -13,21 +13,28 @@ JSON and capped (see the constants).
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from host.errors import GateError
 from host.store import Conn, Step, Store, StoreTarget, ensure_schema, open_store
+
+# A record's rules (key, association, value and its canonical size) are one pure copy, shared
+# with the app-author harness; re-exported here for this module's readers.
+from policies.storerules import ASSOCIATION_KINDS as ASSOCIATION_KINDS
+from policies.storerules import MAX_DEPTH as MAX_DEPTH
+from policies.storerules import MAX_KEY_LEN as MAX_KEY_LEN
+from policies.storerules import MAX_VALUE_BYTES as MAX_VALUE_BYTES
+from policies.storerules import Association as Association
+from policies.storerules import PersistenceError as PersistenceError
+from policies.storerules import check_assoc as _check_assoc
+from policies.storerules import check_key as _check_key
+from policies.storerules import encode_value as encode_value
 from sandbox.protocol import MAX_FRAME_BYTES
 
 SCHEMA_COMPONENT = "persistence"
 SCHEMA_VERSION = 2
 
-# Largest stored value (bytes of canonical JSON). Guards host.db and the wire: a value is sent
-# back whole in one frame, and an app must not turn the host's database into its blob store.
-MAX_VALUE_BYTES = 64 * 1024
 # Most keys per install. Guards the database and `find` against an app creating records
 # without bound (one per visitor message, say).
 MAX_KEYS_PER_INSTALL = 10_000
@@ -40,10 +47,6 @@ MAX_BYTES_PER_INSTALL = 32 * 1024 * 1024
 _RECORD_BYTES = ("length(CAST(value AS BLOB)) + length(CAST(key AS BLOB))"
                  " + coalesce(length(CAST(assoc_kind AS BLOB)), 0)"
                  " + coalesce(length(CAST(assoc_id AS BLOB)), 0)")
-# Longest key and association id (characters). Guards the index.
-MAX_KEY_LEN = 256
-# Deepest nesting of a value. Guards the host's JSON encoder/decoder against recursion limits.
-MAX_DEPTH = 32
 # Most records one `find` returns. Guards the reply frame size.
 MAX_FIND = 1000
 # Most bytes of records one `find` replies with: their stored values (canonical JSON, as the
@@ -54,8 +57,6 @@ MAX_FIND = 1000
 # parsed and encoded, ~160 ms of the host's CPU, only to be refused as too large).
 FIND_REPLY_BYTES = MAX_FRAME_BYTES - 64 * 1024
 FIND_RECORD_BYTES = 32
-
-ASSOCIATION_KINDS = frozenset({"room", "user", "visitor", "message", "misc"})
 
 DDL = (
     "CREATE TABLE IF NOT EXISTS persist(install_id TEXT NOT NULL, key TEXT NOT NULL,"
@@ -70,73 +71,6 @@ DDL = (
             + _RECORD_BYTES + ") FROM persist"
             " WHERE persist.install_id = persist_usage.install_id), 0)"),
 )
-
-
-class PersistenceError(ValueError):
-    """The request breaks a rule (bad key, value too large, install full). App-facing text."""
-
-
-@dataclass(frozen=True)
-class Association:
-    """What a record is about: kind ∈ ASSOCIATION_KINDS, id of that thing."""
-
-    kind: str
-    id: str
-
-
-def _check_key(key: object) -> str:
-    if not isinstance(key, str) or not 0 < len(key) <= MAX_KEY_LEN:
-        raise PersistenceError(f"key must be a non-empty string of at most {MAX_KEY_LEN} chars")
-    if "\x00" in key:
-        # PostgreSQL cannot hold it (a shared store); refused on every store alike.
-        raise PersistenceError("key must not contain NUL characters")
-    return key
-
-
-def _check_assoc(a: object) -> Association:
-    # The gate hands over wire data: accept {"kind": ..., "id": ...} or [kind, id] as well.
-    if isinstance(a, Mapping) and set(a) == {"kind", "id"}:
-        a = Association(a["kind"], a["id"])
-    elif isinstance(a, (list, tuple)) and len(a) == 2:
-        a = Association(a[0], a[1])
-    if not isinstance(a, Association) or not isinstance(a.kind, str) \
-            or a.kind not in ASSOCIATION_KINDS:  # a list as kind: unhashable, no TypeError
-        raise PersistenceError(
-            f"association kind must be one of {', '.join(sorted(ASSOCIATION_KINDS))}")
-    if not isinstance(a.id, str) or not 0 < len(a.id) <= MAX_KEY_LEN or "\x00" in a.id:
-        raise PersistenceError(f"association id must be 1..{MAX_KEY_LEN} characters, no NUL")
-    return a
-
-
-def _check_json(v: object, depth: int = 0) -> None:
-    if depth > MAX_DEPTH:
-        raise PersistenceError(f"value nested deeper than {MAX_DEPTH} levels")
-    if v is None or isinstance(v, (bool, int, str)):
-        return
-    if isinstance(v, float):
-        if not math.isfinite(v):
-            raise PersistenceError("value holds NaN or infinity (not JSON)")
-        return
-    if isinstance(v, (list, tuple)):
-        for x in v:
-            _check_json(x, depth + 1)
-        return
-    if isinstance(v, dict):
-        for k, x in v.items():
-            if not isinstance(k, str):
-                raise PersistenceError("object keys in a value must be strings")
-            _check_json(x, depth + 1)
-        return
-    raise PersistenceError(f"value holds a {type(v).__name__}, which is not JSON data")
-
-
-def encode_value(value: object) -> str:
-    """Canonical JSON of a value, validated and size-capped."""
-    _check_json(value)
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    if len(text.encode()) > MAX_VALUE_BYTES:
-        raise PersistenceError(f"value larger than {MAX_VALUE_BYTES} bytes")
-    return text
 
 
 Installed = Callable[[Conn, str], bool]

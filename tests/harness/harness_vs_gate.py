@@ -20,10 +20,14 @@ from host.bridges.persistence import PersistenceStore, gate_store_calls
 from host.clock import SystemClock
 from host.errors import GateError
 from host.home import Home
+from host.keys.keyring import Keyring
+from host.supervise.served import HostServed
 from sandbox.errors import StockadeError
 from sandbox.harness import AppHarness
 
 Outcome = tuple[str, Any]
+# Stores the helpers opened (closed by `close_all`, each test's fixture in this folder).
+OPEN: list[PersistenceStore] = []
 # A step: (action, args); a string value "$N.key" stands for field `key` of step N's result.
 Step = tuple[str, dict[str, Any]]
 
@@ -35,8 +39,13 @@ def rig_and_harness(tmp_path: Path, app_dir: Path, policy: str, *,
     (home.policies_dir / "test.toml").write_text(textwrap.dedent(policy))
     rec = install(home, app_dir, None if grants is None else list(grants))
     rig = build_rig(home, SystemClock(), rec.app_id)
-    PersistenceStore(home.host_store).close()  # its schema, as the host's start makes it
+    # The actions the host serves itself (persistence, as the running host wires them).
+    served = HostServed(home.host_store, 10.0, rig.server._server, rig.installs,  # type: ignore[arg-type]
+                        Keyring.open(home.keys_dir))
+    served.gate = rig.gate
+    rig.gate.host_actions.update(served.actions())
     rig.gate.store_calls = gate_store_calls()  # type: ignore[assignment]
+    OPEN.append(served.persistence)
     h = AppHarness.from_dir(app_dir, grants=grants)
     if use_policy:
         h.use_policy(home.policies_dir)
@@ -83,3 +92,8 @@ def both(rig: GateRig, h: AppHarness, steps: list[Step]) -> tuple[list[Outcome],
     gate = run_steps(lambda a, args: rig.gate.handle(rig.session, a, args), steps)
     harness = run_steps(lambda a, args: h.call(a, args), steps)
     return gate, harness
+
+
+def close_all() -> None:
+    while OPEN:
+        OPEN.pop().close()

@@ -2,10 +2,12 @@
 same outcome (`harness_vs_gate.py` runs both)."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from harness_helpers import write_app
-from harness_vs_gate import both, rig_and_harness, run_steps
+from harness_vs_gate import both, close_all, rig_and_harness, run_steps
 
 from sandbox.harness import AppHarness
 
@@ -145,3 +147,40 @@ def test_usernames_names_and_argument_types_as_the_host_checks_them(tmp_path: Pa
     # a policy-free harness does not model (type "app").
     bare = AppHarness.from_dir(app)
     assert run_steps(bare.call, steps[:-1]) == gate[:-1]
+
+
+def test_persistence_as_the_host_stores_it(tmp_path: Path) -> None:
+    """Values measured as canonical UTF-8 JSON (the harness counted ", " separators and ASCII
+    escapes), NUL refused in keys, a missing argument refused by the engine."""
+    app = write_app(tmp_path / "app", permissions=("persistence", "livechat.read"))
+    rig, h = rig_and_harness(tmp_path, app, BOT_POLICY)
+    near_cap = ["x" * 2000] * 32  # 64,065 B canonical, 64,127 B with ", "
+    steps = [
+        ("persistence.put", {"key": "k", "value": None}),
+        ("persistence.get", {"key": "k"}),
+        ("persistence.put", {"key": "k", "value": near_cap}),
+        ("persistence.put", {"key": "e", "value": "\u00e9" * 30000}),
+        ("persistence.put", {"key": "big", "value": "\u00e9" * 33000}),
+        ("persistence.put", {"key": "a\x00b", "value": 1}),
+        ("persistence.put", {"key": "", "value": 1}),
+        ("persistence.put", {"key": "r", "value": 1, "association": {"kind": "x", "id": "1"}}),
+        ("persistence.put", {"key": "r", "value": 1, "association": {"kind": "room", "id": ""}}),
+        ("persistence.put", {"key": "r", "value": 1,
+                             "association": {"kind": "room", "id": "r1"}}),
+        ("persistence.find", {"association": {"kind": "room", "id": "r1"}}),
+        ("persistence.get", {"key": "missing-key"}),
+        ("persistence.delete", {"key": "e"}),
+        ("persistence.get", {"key": "e"}),
+    ]
+    gate, harness = both(rig, h, steps)
+    assert harness == gate
+    assert [code for code, _ in gate[:6]] == ["permission_denied", "not_found", "ok", "ok",
+                                               "invalid_argument", "invalid_argument"], gate
+    bare = AppHarness.from_dir(app)  # without use_policy: the host's rules all the same
+    assert run_steps(bare.call, steps) == gate
+
+
+@pytest.fixture(autouse=True)
+def _close_served_stores() -> Iterator[None]:
+    yield
+    close_all()
