@@ -39,7 +39,10 @@ What it does, and how it matches the real host:
   keeps from the app (it does not permit a read the event's data amounts to) is not delivered.
 
 What it does not do: audit, confinement and deadlines are the host's, not the harness's; without
-`use_policy` only the permission check and the admin-class role guardrail are modelled. Run your
+`use_policy` the permission check, the roles app.toml declares, the engine's refusals that hold
+whatever the policy (argument shapes, a role amounting to an action not granted) and the
+admin-class role guardrail are modelled; under `use_policy`, `rest.call` is not (HarnessError:
+whether a route amounts to a bridge action is the host's route table). Run your
 app under `stockade` for those. Time is a counter (`now`), advanced one second per server write,
 so tests are deterministic.
 """
@@ -60,11 +63,11 @@ from policies.types import Request
 from policies.vocabulary import ACTIONS, ADMIN_CLASS_ROLES, EVENTS, PERMISSIONS
 from sandbox import errors
 from sandbox.api import LIFECYCLE_HOOKS, App, Context, handler_name
+from sandbox.harness_manifest import Manifest as _Manifest
 from sandbox.harness_policy import INSTALL_ID, PolicyCheck, seats_in_use, target_facts
 from sandbox.harness_server import (
     HTTP_METHODS,
     MANIFEST_NAME,
-    SETTING_TYPES,
     FakeServer,
     HarnessError,
     plain_copy,
@@ -81,76 +84,6 @@ HttpResponder = Callable[[str, str, dict[str, str], "str | None"], tuple[Any, ..
 # (method, route, body) -> the JSON result
 RestResponder = Callable[[str, str, "dict[str, Any] | None"], Any]
 
-# Permissions whose arguments name roles, and so may declare them in app.toml (the host's
-# manifest model refuses `roles` on any other: host/apps/manifest.py ROLE_PERMISSIONS).
-ROLE_PERMISSIONS = ("roles.assign", "users.create")
-
-# ---------------------------------------------------------------------------------------------
-# The manifest, read with just enough checking to run the app (the host validates it fully).
-# ---------------------------------------------------------------------------------------------
-
-
-class _Manifest:
-    def __init__(self, raw: dict[str, Any], where: Path) -> None:
-        def need(key: str) -> Any:
-            if key not in raw:
-                raise HarnessError(f"{where}: missing `{key}`")
-            return raw[key]
-
-        self.raw = raw
-        self.app_id: str = need("id")
-        module, sep, cls = str(need("entry")).partition(":")
-        if not sep:
-            raise HarnessError(f"{where}: entry must look like \"main:MyApp\"")
-        self.entry_module, self.entry_class = module, cls
-        self.permissions: dict[str, str] = {}
-        # permission -> the roles declared on it (they narrow the grant, as at the gate).
-        self.roles: dict[str, frozenset[str]] = {}
-        for p in raw.get("permission", []):
-            name = p.get("name")
-            if name not in PERMISSIONS:
-                raise HarnessError(f"{where}: unknown permission {name!r}")
-            if not str(p.get("reason", "")).strip():
-                raise HarnessError(f"{where}: permission {name!r} needs a reason")
-            self.permissions[name] = p["reason"]
-            if p.get("roles") is not None:
-                if name not in ROLE_PERMISSIONS:
-                    raise HarnessError(f"{where}: `roles` can only be declared on "
-                                       f"{' and '.join(ROLE_PERMISSIONS)}")
-                self.roles[name] = frozenset(p["roles"])
-        self.events: list[str] = list(raw.get("events", []))
-        for ev in self.events:
-            if ev not in EVENTS:
-                raise HarnessError(f"{where}: unknown event {ev!r}")
-            missing = [n for n in EVENTS[ev].needs if n not in self.permissions]
-            if missing:
-                raise HarnessError(f"{where}: event {ev!r} needs permission(s) {missing}")
-        self.settings: dict[str, dict[str, Any]] = {}
-        for s in raw.get("setting", []):
-            if s.get("type") not in SETTING_TYPES:
-                raise HarnessError(f"{where}: setting {s.get('key')!r} has an unknown type")
-            self.settings[s["key"]] = s
-
-    def declared_roles(self, permission: str) -> frozenset[str] | None:
-        """The roles declared on `permission`, or None when it declares none (no narrowing)."""
-        return self.roles.get(permission)
-
-    def setting_value(self, key: str, value: Any) -> Any:
-        spec = self.settings.get(key)
-        if spec is None:
-            known = sorted(self.settings)
-            raise HarnessError(f"unknown setting {key!r}; app.toml declares {known}")
-        kind = spec["type"]
-        ok = {
-            "int": isinstance(value, int) and not isinstance(value, bool),
-            "bool": isinstance(value, bool),
-            "select": value in spec.get("options", []),
-        }.get(kind, isinstance(value, str))
-        if not ok:
-            raise HarnessError(f"setting {key!r} ({kind}) cannot be {value!r}")
-        return value
-
-
 # ---------------------------------------------------------------------------------------------
 # The harness: manifest + loader + fake gate + helpers for tests.
 # ---------------------------------------------------------------------------------------------
@@ -161,7 +94,9 @@ class AppHarness:
 
     Attributes you will use in tests:
 
-    * `app`, `ctx` — the loaded app instance and the context its handlers receive;
+    * `app` — the loaded app instance; `ctx` — a context for your test to call the bridges
+      as the app would (handlers receive their own, whose calls are refused with
+      InvalidArgument once the handler returned, as the host's child refuses them);
     * `calls` — every bridge call attempted, as `(action, args)` in order (denied ones too);
       `calls_to(action)` lists the args of one action;
     * `errors` — `(action, code)` for each call that raised (denials, injected failures,
@@ -213,8 +148,13 @@ class AppHarness:
         self._failures: dict[str, deque[errors.StockadeError]] = {}
         self._quotas: dict[str, list[int]] = {}  # action -> [used, limit]
         self._delivered = 0
+        # Handlers running now (a handler may fire another); the app's calls need one, as the
+        # child refuses a call made after its event ended (sandbox/runtime.py `_Channel.call`).
+        self._handling = 0
+        # Why the host refuses every call of the hook running now (disable, uninstall).
+        self._refusing: str | None = None
         self.app: App = load_app(modules, self.manifest.entry_module, self.manifest.entry_class)
-        self.ctx = Context(self, self.app_id, self.settings, self.app_user["id"])
+        self._contexts()
 
     @classmethod
     def from_dir(
@@ -252,6 +192,13 @@ class AppHarness:
             raise HarnessError(f"required setting(s) {missing} have no value; pass settings=")
         return out
 
+    def _contexts(self) -> None:
+        """`ctx` for the test's own calls; handlers get one whose calls need a running
+        handler, as the confined child's do."""
+        self.ctx = Context(self, self.app_id, self.settings, self.app_user["id"])
+        self._app_ctx = Context(_HandlerTransport(self), self.app_id, self.settings,
+                                self.app_user["id"])
+
     def _tick(self) -> float:
         self.now += 1.0
         return self.now
@@ -268,6 +215,16 @@ class AppHarness:
             raise
         return plain_copy(result)
 
+    def _call_from_app(self, action: str, args: dict[str, Any]) -> Any:
+        """A call from the app's code: refused, as the child refuses it, outside a handler."""
+        if not self._handling:
+            self.calls.append((action, plain_copy(args) if _is_json(args) else dict(args)))
+            self.errors.append((action, errors.InvalidArgument.code))
+            raise errors.InvalidArgument(
+                f"{action}: bridge calls are made only while a handler runs (this code ran "
+                "after its event ended, e.g. in a generator's finally)")
+        return self.call(action, args)
+
     def _gate(self, action: str, args: dict[str, Any]) -> Any:
         spec = ACTIONS.get(action)
         if spec is None:
@@ -276,6 +233,8 @@ class AppHarness:
             check_json_value(args)
         except ValueError as exc:
             raise errors.InvalidArgument(f"{action}: arguments are not plain data: {exc}") from None
+        if self._refusing is not None:  # the install is disabled or gone (docs/EVENTS.md)
+            raise errors.PermissionDenied(self._refusing)
         # The gate's order: the grant (and the roles the manifest declared), the facts it looks
         # up (an unknown target user is NotFound there), then the engine's decision.
         problem = grant_refusal(self.app_id, self.grants, self.grants,
@@ -295,6 +254,13 @@ class AppHarness:
             if admin:
                 raise errors.PermissionDenied(
                     f"guardrail: apps may never grant admin-class roles ({', '.join(admin)})")
+        elif action == "rest.call":
+            raise HarnessError(
+                "rest.call under use_policy is not modelled: the engine needs to know whether "
+                "the route amounts to a bridge action (fact rest_mapped), and that is the "
+                "host's route table (host/gate/rest_routes.py), which the harness cannot "
+                "import; test rest.call without use_policy (rest_responder), and the policy "
+                "on it with `stockade can-i` or a real host")
         else:
             self.policy.check(self.app_id, self.grants, action, args,
                               self.policy.facts(self.server, self.app_user["id"], action, args),
@@ -410,9 +376,11 @@ class AppHarness:
         previous = CappedPrint.sink
         CappedPrint.sink = lambda text, dropped: self.logs.append(text)
         reset_print_budget()
+        self._handling += 1
         try:
-            result = method(self.ctx, plain_copy(dict(payload)))
+            result = method(self._app_ctx, plain_copy(dict(payload)))
         finally:
+            self._handling -= 1
             flush_prints()
             CappedPrint.sink = previous
         try:
@@ -465,23 +433,56 @@ class AppHarness:
     def enable(self) -> Any:
         return self.lifecycle("enable")
 
-    def disable(self) -> Any:
-        return self.lifecycle("disable")
+    def disable(self, reason: str | None = None) -> Any:
+        """Call `on_disable` (with `reason` when given); the host refuses its bridge calls:
+        the install is no longer enabled."""
+        return self._refused_hook("disable", {"reason": reason} if reason else {},
+                                  f"app {self.app_id!r} is disabled")
 
-    def update(self) -> Any:
-        return self.lifecycle("update")
+    def update(self, version: str | None = None, diff: Mapping[str, Any] | None = None) -> Any:
+        """Call `on_update` with `version` (default: app.toml's) and the permission `diff` the
+        host computed (default: an update that kept every grant and changed nothing else)."""
+        new = str(version or self.manifest.raw.get("version", "0.0.0"))
+        return self.lifecycle("update", {"version": new,
+                                         "diff": dict(diff) if diff is not None
+                                         else self._unchanged_diff(new)})
 
-    def uninstall(self) -> Any:
-        """Call `on_uninstall`, then drop the app's stored data as the host does."""
-        result = self.lifecycle("uninstall")
+    def _unchanged_diff(self, version: str) -> dict[str, Any]:
+        """The diff the host hands `on_update` for an update that asks for nothing new
+        (host/apps/appdiff.py `PermissionDiff.to_dict`)."""
+        return {"old_version": version, "new_version": version, "added": [], "removed": [],
+                "kept": sorted(self.grants), "events_added": [], "events_removed": [],
+                "settings_added": [], "settings_removed": [], "publisher_changed": False,
+                "roles_widened": {}, "secrets_added": [], "downgrade": False,
+                "agent_widened": [], "needs_consent": False}
+
+    def uninstall(self, users: str = "keep") -> Any:
+        """Call `on_uninstall` with `users` ("keep" or "deactivate", the operator's choice);
+        the host refuses its bridge calls (the install is gone). Then drop the app's stored
+        data, and with "deactivate" deactivate the users it created, as the host does."""
+        if users not in ("keep", "deactivate"):
+            raise HarnessError("users must be 'keep' or 'deactivate'")
+        result = self._refused_hook("uninstall", {"users": users},
+                                    f"app {self.app_id!r} is no longer installed")
         self.server.store.clear()
+        if users == "deactivate":
+            for u in self.server.users.values():
+                if u.get("created_by_app") == self.app_id:
+                    u["active"] = False
         return result
+
+    def _refused_hook(self, hook: str, event: Mapping[str, Any], why: str) -> Any:
+        self._refusing = why
+        try:
+            return self.lifecycle(hook, event)
+        finally:
+            self._refusing = None
 
     def change_settings(self, **values: Any) -> Any:
         """Change settings (checked against app.toml) and call `on_settings_changed` with
         `{"hook": "settings_changed", "keys": [names]}`, as the host does (names only)."""
         self.settings = self._settings({**self.settings, **values})
-        self.ctx = Context(self, self.app_id, self.settings, self.app_user["id"])
+        self._contexts()
         return self.lifecycle("settings_changed", {"keys": sorted(values)})
 
     # -- setting up the world (operator/visitor actions: not gated, not in `calls`) ----------
@@ -557,6 +558,18 @@ class AppHarness:
     def stored(self, key: str) -> Any:
         """The value the app stored under `key` (KeyError if none)."""
         return plain_copy(self.server.store[key]["value"])
+
+
+class _HandlerTransport:
+    """The transport of the context handlers receive (see `AppHarness._call_from_app`)."""
+
+    __slots__ = ("_harness",)
+
+    def __init__(self, harness: AppHarness) -> None:
+        self._harness = harness
+
+    def call(self, action: str, args: dict[str, Any]) -> Any:
+        return self._harness._call_from_app(action, args)
 
 
 def _is_json(value: Any) -> bool:
