@@ -156,20 +156,22 @@ def bench(
     """Measure bridge calls against the pipe floor and the REST API, app start, memory, fan-out.
 
     Uses a temporary home of its own; progress and the table go to stderr. With `--store
-    postgresql://…`: instead, the ledger's costs on SQLite and on that database side by side,
-    and three hosts' aggregate creates a second on each (a schema of its own, dropped after).
+    postgresql://…` on the command line (never STOCKADE_STORE or the home's store.toml):
+    instead, the ledger's costs on SQLite and on that database side by side, and three hosts'
+    aggregate creates a second on each (a schema of its own, dropped after).
     """
+    store_url = typed_store(ctx)
     other = [flag for flag, on in (
-        ("--store", ctx.obj is not None and ctx.obj.store_url is not None),
+        ("--store", store_url is not None),
         ("--write-floor", write_floor), ("--ledger-split", ledger_split), ("--scale", scale),
         ("--rocketchat", rocketchat), ("--soak", soak is not None)) if on]
     if pairs > 1 and other:
         fail(f"--pairs repeats the bridge figures (and the peer's); {other[0]} measures "
              "something else", f"run {other[0]} on its own, or --pairs without it")
-    if ctx.obj is not None and ctx.obj.store_url is not None:
+    if store_url is not None:
         from host.cli.bench_soak_cmd import store_command
 
-        store_command(ctx.obj.store_url, quick, json_out)
+        store_command(store_url, quick, json_out)
         return
     if write_floor:
         _write_floor(quick, json_out)
@@ -223,6 +225,20 @@ def bench(
                                    wide=err_console.width >= 140))
     if json_out:
         emit_json(figures if pairs == 1 else {**figures, "runs": runs})
+
+
+def typed_store(ctx: typer.Context) -> str | None:
+    """The URL of a `--store` typed on this command line, else None. The bench works in a
+    temporary home of its own, so the operator's store (STOCKADE_STORE, the home's store.toml)
+    is never what it measures: the store bench creates and drops a schema in the database it is
+    given, which only an explicit `--store` may ask for."""
+    parent = ctx.parent
+    # By name: typer runs on a click of its own, whose ParameterSource is not click's.
+    source = parent.get_parameter_source("store") if parent is not None else None
+    if parent is None or getattr(source, "name", None) != "COMMANDLINE":
+        return None
+    url = parent.params.get("store")
+    return url if isinstance(url, str) and url else None
 
 
 def _one_run(sizes: BenchSizes, options: RunOptions, prefix: str) -> dict[str, float]:
