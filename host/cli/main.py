@@ -42,8 +42,11 @@ def _main(
         resolved = resolve_home(home, store)
     except StartRefused as exc:
         fail(str(exc), exc.hint)
-    # `store` is how a schema gets current; `bench --store` works in a schema of its own.
-    if resolved.store_url is not None and ctx.invoked_subcommand not in ("store", "bench", None):
+    # `store` is how a schema gets current; `bench --store` works in a schema of its own; the
+    # demo (and the bench without --store) runs in a temporary home of its own, on no store of
+    # the operator's, so an unreachable one must not stop it.
+    if resolved.store_url is not None and ctx.invoked_subcommand not in (
+            "store", "bench", "demo", None):
         _check_shared_store(resolved.store_url)
     if resolved.root.exists() and not resolved.root.is_dir():
         fail(f"--home {resolved.root} is not a folder", "pass the home folder (or none: "
