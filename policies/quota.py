@@ -31,6 +31,15 @@ MAX_WINDOW_S = 366 * 24 * 3600
 # into "unlimited".
 MAX_SEATS = 10_000_000
 
+# Refunds (DESIGN rule 13), one copy for the host's ledger and the author harness: error codes
+# that mean "refused before anything was applied", whose quota units come back (anything else,
+# a timeout or an internal error, keeps them), but only while the install's refusal budget
+# (at most REFUSAL_BUDGET refusals in any REFUSAL_WINDOW_S seconds, each charged to it) has
+# room, so a quota still bounds an app looping on refused calls.
+REFUNDABLE_ERRORS = frozenset({"not_found", "conflict", "invalid_argument"})
+REFUSAL_BUDGET = 200
+REFUSAL_WINDOW_S = 60.0
+
 
 def effective_now(now: float, high_water: float | None) -> float:
     """The time to decide at: never earlier than any time already used."""

@@ -59,11 +59,13 @@ from urllib.parse import urlsplit
 
 from policies.engine import unconditional_refusal
 from policies.grants import grant_refusal
+from policies.quota import REFUNDABLE_ERRORS, REFUSAL_BUDGET, REFUSAL_WINDOW_S, admit
 from policies.types import Request
 from policies.vocabulary import ACTIONS, ADMIN_CLASS_ROLES, EVENTS, PERMISSIONS
 from sandbox import errors
 from sandbox.api import LIFECYCLE_HOOKS, App, Context, handler_name
 from sandbox.harness_manifest import Manifest as _Manifest
+from sandbox.harness_manifest import unchanged_diff
 from sandbox.harness_policy import INSTALL_ID, PolicyCheck, seats_in_use, target_facts
 from sandbox.harness_server import (
     HTTP_METHODS,
@@ -151,6 +153,8 @@ class AppHarness:
         # Handlers running now (a handler may fire another); the app's calls need one, as the
         # child refuses a call made after its event ended (sandbox/runtime.py `_Channel.call`).
         self._handling = 0
+        self._refusals: list[float] = []  # times of refusals within the budget (DESIGN rule 13)
+        self._admitted = False  # whether the call being decided passed to its admission
         # Why the host refuses every call of the hook running now (disable, uninstall).
         self._refusing: str | None = None
         self.app: App = load_app(modules, self.manifest.entry_module, self.manifest.entry_class)
@@ -212,6 +216,8 @@ class AppHarness:
             result = self._gate(action, args)
         except errors.StockadeError as exc:
             self.errors.append((action, exc.code))
+            if not self._admitted:  # a refusal before admission is charged to the budget too
+                self._charge_refusal()
             raise
         return plain_copy(result)
 
@@ -235,6 +241,8 @@ class AppHarness:
             raise errors.InvalidArgument(f"{action}: arguments are not plain data: {exc}") from None
         if self._refusing is not None:  # the install is disabled or gone (docs/EVENTS.md)
             raise errors.PermissionDenied(self._refusing)
+        self._admitted = False
+        reserved: list[str] = []
         # The gate's order: the grant (and the roles the manifest declared), the facts it looks
         # up (an unknown target user is NotFound there), then the engine's decision.
         problem = grant_refusal(self.app_id, self.grants, self.grants,
@@ -262,20 +270,38 @@ class AppHarness:
                 "import; test rest.call without use_policy (rest_responder), and the policy "
                 "on it with `stockade can-i` or a real host")
         else:
-            self.policy.check(self.app_id, self.grants, action, args,
-                              self.policy.facts(self.server, self.app_user["id"], action, args),
-                              self.now, lambda: seats_in_use(self.server))
+            reserved = self.policy.check(
+                self.app_id, self.grants, action, args,
+                self.policy.facts(self.server, self.app_user["id"], action, args),
+                self.now, lambda: seats_in_use(self.server))
+        self._admitted = True
         queued = self._failures.get(action)
-        if queued:
-            raise queued.popleft()
         quota = self._quotas.get(action)
-        if quota is not None and quota[0] >= quota[1]:
+        if not queued and quota is not None and quota[0] >= quota[1]:
             raise errors.QuotaExceeded(
                 f"quota for {action} is full ({quota[1]} per window, set by the harness)")
-        result = self._serve(action, args)
+        at = self.now
+        try:
+            if queued:
+                raise queued.popleft()
+            result = self._serve(action, args)
+        except errors.StockadeError as exc:
+            # Refused after admission: the host gives the units back for a refundable code,
+            # while the refusal budget (which this refusal is charged to) has room.
+            if exc.code in REFUNDABLE_ERRORS and self._charge_refusal() \
+                    and self.policy is not None:
+                self.policy.refund(reserved, at)
+            raise
         if quota is not None:
             quota[0] += 1
         return result
+
+    def _charge_refusal(self) -> bool:
+        """Charge one refusal to the install's budget; False when it is full."""
+        if not admit(self._refusals, REFUSAL_BUDGET, REFUSAL_WINDOW_S, self.now):
+            return False
+        self._refusals.append(self.now)
+        return True
 
     def _serve(self, action: str, args: dict[str, Any]) -> Any:
         a = plain_copy(args)
@@ -445,16 +471,7 @@ class AppHarness:
         new = str(version or self.manifest.raw.get("version", "0.0.0"))
         return self.lifecycle("update", {"version": new,
                                          "diff": dict(diff) if diff is not None
-                                         else self._unchanged_diff(new)})
-
-    def _unchanged_diff(self, version: str) -> dict[str, Any]:
-        """The diff the host hands `on_update` for an update that asks for nothing new
-        (host/apps/appdiff.py `PermissionDiff.to_dict`)."""
-        return {"old_version": version, "new_version": version, "added": [], "removed": [],
-                "kept": sorted(self.grants), "events_added": [], "events_removed": [],
-                "settings_added": [], "settings_removed": [], "publisher_changed": False,
-                "roles_widened": {}, "secrets_added": [], "downgrade": False,
-                "agent_widened": [], "needs_consent": False}
+                                         else unchanged_diff(new, self.grants)})
 
     def uninstall(self, users: str = "keep") -> Any:
         """Call `on_uninstall` with `users` ("keep" or "deactivate", the operator's choice);

@@ -2,6 +2,7 @@
 the app (the host validates it fully at `stockade app package` and install)."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -78,3 +79,13 @@ class Manifest:
         return value
 
 
+
+
+def unchanged_diff(version: str, grants: Iterable[str]) -> dict[str, Any]:
+    """The diff the host hands `on_update` for an update that asks for nothing new
+    (host/apps/appdiff.py `PermissionDiff.to_dict`)."""
+    return {"old_version": version, "new_version": version, "added": [], "removed": [],
+            "kept": sorted(grants), "events_added": [], "events_removed": [],
+            "settings_added": [], "settings_removed": [], "publisher_changed": False,
+            "roles_widened": {}, "secrets_added": [], "downgrade": False,
+            "agent_widened": [], "needs_consent": False}

@@ -10,10 +10,11 @@ resolves to. Then it charges the decision's quotas with the exact sliding-window
 raises what the app would see from the host: `PermissionDenied` naming the rule or reason (with
 the engine's code in brackets), `QuotaExceeded` for a full quota or seat ceiling.
 
-A convenience for authors, not a security boundary: the host repeats every check. What is not
-modelled: audit, the per-install refusal budget, quota refunds after a server refusal (a unit
-is reserved before the call and kept, as the host keeps it for everything but refundable
-errors), and quotas shared with other installs.
+A convenience for authors, not a security boundary: the host repeats every check. A unit is
+reserved before the call and given back when the server refuses it with a refundable code
+(`policies.quota.REFUNDABLE_ERRORS`) while the install's refusal budget has room, as the host's
+ledger does. What is not modelled: audit, the child stopped past the refusal budget, and quotas
+shared with other installs.
 """
 from __future__ import annotations
 
@@ -81,8 +82,10 @@ class PolicyCheck:
         return None if d.allowed else f"{d.message} [{d.code}]"
 
     def check(self, app_id: str, grants: frozenset[str], action: str, args: Mapping[str, Any],
-              facts: Mapping[str, Any], now: float, seats_in_use: Callable[[], int]) -> None:
-        """Decide like the gate; raise what the app would see. Reserves quota units."""
+              facts: Mapping[str, Any], now: float, seats_in_use: Callable[[], int]
+              ) -> list[str]:
+        """Decide like the gate; raise what the app would see. Reserves quota units and
+        returns the keys they were charged to (`refund` gives them back)."""
         d = decide(self.policy, grants, Request(app_id, INSTALL_ID, action, dict(args),
                                                 dict(facts), now))
         if not d.allowed:
@@ -100,6 +103,15 @@ class PolicyCheck:
                                        "app-created users")
         for c in d.quotas:
             self.quota_log[c.key].append(now)
+        return [c.key for c in d.quotas]
+
+    def refund(self, keys: list[str], now: float) -> None:
+        """Give back the units a call reserved at `now` (the server refused it before
+        applying anything, within the refusal budget: the host's ledger refunds these)."""
+        for key in keys:
+            log = self.quota_log.get(key, [])
+            if now in log:
+                del log[len(log) - 1 - log[::-1].index(now)]
 
 
 def target_facts(server: FakeServer, app_user_id: str, action: str,

@@ -67,6 +67,7 @@ from host.ledger.records import (
 from host.ledger.refusals import refund_within
 from host.server.adapter import HOST_ACTIONS
 from host.store import Conn, StoreTarget, open_store
+from policies import quota as quota_rules
 
 # Counts the seats in use (DESIGN rules 8 and 11): given the op_ids of the creations admitted
 # but not settled, it returns the server's active app-created users plus those of the op_ids
@@ -78,7 +79,8 @@ T = TypeVar("T")
 
 # Server error codes that mean "refused before anything was applied": refunding them cannot let
 # more than N real writes through. Anything else (timeout, internal, unknown) keeps the unit.
-REFUNDABLE_ERRORS = frozenset({"not_found", "conflict", "invalid_argument"})
+# (The set lives in `policies.quota`, shared with the author harness.)
+REFUNDABLE_ERRORS = quota_rules.REFUNDABLE_ERRORS
 
 
 class LedgerError(RuntimeError):

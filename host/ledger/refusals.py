@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from host.ledger.quota import Charge, Reservation, refund_in, reserve_in
 from host.store import Conn
+from policies import quota as quota_rules
 
 # An install may be refused at most REFUSAL_BUDGET times in any REFUSAL_WINDOW_S seconds (a
 # durable sliding window, shared by every host on the home, like any quota). Each refusal within
@@ -19,8 +20,9 @@ from host.store import Conn
 # summary record instead of one per refusal. It guards the audit chain and the disk: three
 # events of an app looping on refused calls once wrote 13,363 records (+23 MB) in 12 s. A
 # well-behaved app is refused a few times an hour, far below this.
-REFUSAL_BUDGET = 200
-REFUSAL_WINDOW_S = 60.0
+# (The numbers live in `policies.quota`, shared with the author harness.)
+REFUSAL_BUDGET = quota_rules.REFUSAL_BUDGET
+REFUSAL_WINDOW_S = quota_rules.REFUSAL_WINDOW_S
 
 
 def refusal_budget(install_id: str) -> Charge:

@@ -184,3 +184,38 @@ def test_persistence_as_the_host_stores_it(tmp_path: Path) -> None:
 def _close_served_stores() -> Iterator[None]:
     yield
     close_all()
+
+
+def test_quota_units_come_back_after_a_refundable_refusal(tmp_path: Path) -> None:
+    """The server's Conflict / NotFound / InvalidArgument gives the call's quota unit back, as
+    the host's ledger does (the harness kept it, so the next create was QuotaExceeded)."""
+    app = write_app(tmp_path / "app", permissions=("users.create", "livechat.read"))
+    rig, h = rig_and_harness(tmp_path, app, BOT_POLICY.replace("limit = 50", "limit = 2", 1))
+    steps = [("users.create", {"username": u, "name": "X", "type": "bot"})
+             for u in ("ext-taken", "ext-taken", "EXT-TAKEN", "ext-new", "ext-third")]
+    gate, harness = both(rig, h, steps)
+    codes = [code for code, _ in gate]
+    assert codes == ["ok", "conflict", "conflict", "ok", "quota_exceeded"], gate
+    assert [code for code, _ in harness] == codes
+    assert harness[:4] == gate[:4]
+
+
+def test_refunds_stop_once_the_refusal_budget_is_spent(tmp_path: Path) -> None:
+    from policies.quota import REFUSAL_BUDGET
+
+    app = write_app(tmp_path / "app", permissions=("persistence", "livechat.read"))
+    policy = tmp_path / "p.toml"
+    policy.write_text('schema = 1\nname = "p"\n[[rule]]\nid = "r"\neffect = "permit"\n'
+                      'apps = ["probe"]\nactions = ["persistence"]\n[[quota]]\nid = "q"\n'
+                      'apps = ["probe"]\naction = "persistence.get"\n'
+                      'limit = 5\nwindow = "1h"\nscope = "install"\n')
+    h = AppHarness.from_dir(app).use_policy(policy)
+    outcomes = []
+    for _ in range(REFUSAL_BUDGET + 6):
+        try:
+            h.ctx.store.get("missing")
+        except Exception as exc:  # the codes are what the test reads
+            outcomes.append(type(exc).__name__)
+    # The first REFUSAL_BUDGET misses were refunded; the next 5 kept their units; then full.
+    assert outcomes.count("NotFound") == REFUSAL_BUDGET + 5
+    assert outcomes[-1] == "QuotaExceeded"
