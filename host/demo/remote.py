@@ -154,7 +154,7 @@ class RemoteWorld:
         doc = self.remote.post("livechat/department", {
             "department": {"name": name, "enabled": True, "showOnRegistration": True},
             "agents": [{"agentId": a} for a in agent_ids]}, idempotent=False)
-        return convert.department(doc["department"])
+        return convert.department(doc["department"], doc.get("agents") or [])
 
     def save_visitor(self, token: str, name: str,
                      custom_fields: Mapping[str, str] | None = None) -> Visitor:

@@ -141,6 +141,8 @@ ROUTES: tuple[RestRoute, ...] = (
     RestRoute("POST", "livechat/room.close", h.room_close, LIVECHAT),
     RestRoute("POST", "livechat/room.closeByUser", h.room_close, LIVECHAT),
     RestRoute("POST", "livechat/department/{id}/agents", lc.department_agents, MANAGE),
+    RestRoute("GET", "livechat/department/{id}", lc.department_get, LIVECHAT),
+    RestRoute("GET", "livechat/agents/{id}/departments", lc.agent_departments, LIVECHAT),
     RestRoute("POST", "livechat/visitor", h.visitor_save, public=True),
     RestRoute("GET", "livechat/visitors.info", h.visitor_info, LIVECHAT),
     RestRoute("POST", "livechat/room", h.visitor_room, LIVECHAT),

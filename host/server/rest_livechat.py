@@ -218,6 +218,34 @@ def channels_history(ctx: Ctx) -> dict[str, Any]:
     return ctx.page([rs.message(m) for m in reversed(msgs)], "messages")
 
 
+def department_get(ctx: Ctx) -> dict[str, Any]:
+    """GET livechat/department/{id}: the department and, beside it, its agents (as Rocket.Chat
+    answers; its department list carries only `numAgents`)."""
+    d = ctx.server.livechat_get_department(ctx.principal, ctx.path["id"])
+    if d["id"] != ctx.path["id"]:
+        raise NotFound(f"no department {ctx.path['id']!r}")  # by id only, as Rocket.Chat
+    return {"department": rs.department(d),
+            "agents": [rs.department_agent(d["id"], a, _username(ctx, a), d["enabled"])
+                       for a in d["agents"]]}
+
+
+def agent_departments(ctx: Ctx) -> dict[str, Any]:
+    """GET livechat/agents/{id}/departments: the departments an agent is in (Rocket.Chat's
+    `livechat/users/agent/{id}` names none)."""
+    a = ctx.server.livechat_get_agent(ctx.principal, ctx.path["id"])
+    deps = {d["id"]: d for d in ctx.server.list_departments()}
+    return {"departments": [rs.department_agent(i, a["user_id"], a["username"],
+                                                deps[i]["enabled"] if i in deps else True)
+                            for i in a["departments"]]}
+
+
+def _username(ctx: Ctx, user_id: str) -> str | None:
+    try:
+        return ctx.server.users_get(ctx.principal, user_id)["username"]
+    except NotFound:
+        return None
+
+
 def department_agents(ctx: Ctx) -> dict[str, Any]:
     """POST livechat/department/{id}/agents {upsert: [{agentId}], remove: [{agentId}]}: put
     agents into a department and take others out (each idempotent)."""

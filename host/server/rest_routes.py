@@ -354,7 +354,8 @@ def department_create(ctx: Ctx) -> dict[str, Any]:
         raise Forbidden("an app puts agents into a department with "
                         "livechat.add_department_agent, one of its own users at a time")
     d = ctx.server.add_department(dep.get("name"), [str(i) for i in ids])  # type: ignore[arg-type]
-    return {"department": rs.department(d)}
+    return {"department": rs.department(d),
+            "agents": [{"agentId": a, "count": 0, "order": 0} for a in d["agents"]]}
 
 
 # -- livechat rooms, visitors, messages -----------------------------------------------------------

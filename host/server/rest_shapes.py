@@ -38,14 +38,24 @@ def role(r: Role) -> dict[str, Any]:
 def agent(a: Agent) -> dict[str, Any]:
     """A livechat agent (`statusLivechat` as in Rocket.Chat)."""
     return {"_id": a["user_id"], "username": a["username"], "name": a["name"],
-            "statusLivechat": a["status"], "routableOffline": a["routable_offline"],
-            "departments": a["departments"]}
+            "statusLivechat": a["status"], "routableOffline": a["routable_offline"]}
 
 
 def department(d: Department) -> dict[str, Any]:
-    """A livechat department."""
+    """A livechat department as `livechat/department` lists it: `numAgents`, never the agents
+    (Rocket.Chat gives those beside it, from `livechat/department/{_id}`: `department_agent`).
+    A list item carrying them hid that the remote adapter never read the agents."""
     return {"_id": d["id"], "name": d["name"], "enabled": d["enabled"],
-            "agents": [{"agentId": a} for a in d["agents"]]}
+            "numAgents": len(d["agents"])}
+
+
+def department_agent(department_id: str, agent_id: str, username: str | None,
+                     enabled: bool) -> dict[str, Any]:
+    """One agent of a department (`livechat/department/{_id}`'s `agents`, and
+    `livechat/agents/{agentId}/departments`'s `departments`)."""
+    return {"_id": f"{department_id}:{agent_id}", "agentId": agent_id,
+            "departmentId": department_id, "username": username, "count": 0, "order": 0,
+            "departmentEnabled": enabled}
 
 
 def visitor(v: Visitor) -> dict[str, Any]:

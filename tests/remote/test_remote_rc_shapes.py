@@ -80,3 +80,43 @@ def test_find_by_field_reads_users_listed_without_custom_fields_and_returns_only
     rs = remote_on(fake, tmp_path / "h")
     assert [u["id"] for u in rs.users_find_by_field(SYSTEM, "crm_id", "C-2")] == ["u2"]
     assert len(fake.sent("GET", "users.info")) == 3
+
+
+def _departments() -> FakeWorkspace:
+    """Departments and agents as Rocket.Chat's OpenAPI examples show them: the list carries
+    `numAgents` only, `livechat/department/{_id}` the agents beside the department, and
+    `livechat/users/agent/{_id}` no departments (`livechat/agents/{agentId}/departments` has)."""
+    dep = {"_id": "D1", "enabled": True, "name": "Support", "numAgents": 1}
+    link = {"_id": "L1", "agentId": "A1", "departmentId": "D1", "username": "bot.one",
+            "count": 0, "order": 0}
+    return FakeWorkspace({
+        "GET livechat/department": lambda q, b: (200, {"departments": [dep], "count": 1,
+                                                       "offset": 0, "total": 1,
+                                                       "success": True}),
+        "GET livechat/department/D1": lambda q, b: (200, {"department": dep, "agents": [link],
+                                                          "success": True}),
+        "GET livechat/users/agent/A1": lambda q, b: (200, {"user": {
+            "_id": "A1", "username": "bot.one", "name": "Bot", "status": "online",
+            "statusLivechat": "available"}, "success": True}),
+        "GET livechat/agents/A1/departments": lambda q, b: (200, {"departments": [
+            {**link, "departmentEnabled": True}], "success": True}),
+        "GET users.info": lambda q, b: (200, {"user": {"_id": "A1", "username": "bot.one"},
+                                              "success": True}),
+        "POST livechat/department/D1/agents": lambda q, b: (200, {"success": True}),
+        "DELETE livechat/users/agent/A1": lambda q, b: (200, {"success": True}),
+    })
+
+
+def test_department_agents_and_an_agents_departments_are_read_where_rocket_chat_has_them(
+        tmp_path: Path) -> None:
+    fake = _departments()
+    rs = remote_on(fake, tmp_path / "h")
+    assert rs.livechat_get_department(SYSTEM, "support")["agents"] == ["A1"]
+    assert rs.livechat_add_department_agent(SYSTEM, "D1", "A1")["agents"] == ["A1"]
+    assert rs.agent("A1")["departments"] == ["D1"]
+    # an uninstall with --agents remove takes the app's agents out of their departments too
+    rs.owned.record_user("A1", "bot.one", created_by_app="app1", app_id=None, now=1.0)
+    fake.log.clear()
+    assert rs.remove_agents_of_app("app1") == 1
+    assert fake.sent("POST", "livechat/department/D1/agents") == [
+        ({}, {"upsert": [], "remove": [{"agentId": "A1", "username": "bot.one"}]})]

@@ -231,7 +231,30 @@ def test_an_app_creating_a_department_moves_no_agents_into_it(
     status, out = rest.call(uid, "POST", "livechat/department", {},
                             {"department": {"name": "app-dep"}, "agents": []}, caller=app,
                             op_id=op())
-    assert status == 200 and out["department"]["agents"] == [], out
+    assert status == 200 and out["agents"] == [], out
     status, out = rest.call(uid, "POST", "livechat/department", {},
                             {**body, "department": {"name": "ops-dep"}})
-    assert status == 200 and out["department"]["agents"] == [{"agentId": human["id"]}]
+    assert status == 200 and [a["agentId"] for a in out["agents"]] == [human["id"]]
+
+
+def test_departments_and_their_agents_are_shaped_as_rocket_chat_shapes_them(
+        rest: RestDispatcher, svc: tuple[str, str], server: EmbeddedServer) -> None:
+    """The list carries `numAgents`, never the agents; `livechat/department/{_id}` has them
+    beside the department; an agent's document names no departments, which
+    `livechat/agents/{agentId}/departments` lists (the OpenAPI's shapes: a list with agents hid
+    the remote adapter's reading of none)."""
+    uid, _ = svc
+    human = server.users_create(SYSTEM, "dana", "Dana", "user")
+    server.livechat_add_agent(SYSTEM, human["id"])
+    dep = server.add_department("Support", [human["id"]])
+    status, out = rest.call(uid, "GET", "livechat/department")
+    assert status == 200 and out["departments"] == [
+        {"_id": dep["id"], "name": "Support", "enabled": True, "numAgents": 1}]
+    status, out = rest.call(uid, "GET", f"livechat/department/{dep['id']}")
+    assert status == 200 and out["department"]["_id"] == dep["id"]
+    assert [(a["agentId"], a["username"]) for a in out["agents"]] == [(human["id"], "dana")]
+    assert rest.call(uid, "GET", "livechat/department/nope")[0] == 400
+    status, out = rest.call(uid, "GET", f"livechat/users/agent/{human['id']}")
+    assert status == 200 and "departments" not in out["user"]
+    status, out = rest.call(uid, "GET", f"livechat/agents/{human['id']}/departments")
+    assert status == 200 and [d["departmentId"] for d in out["departments"]] == [dep["id"]]

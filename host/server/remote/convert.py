@@ -47,14 +47,18 @@ def user(doc: dict[str, Any], *, created_by_app: str | None, app_id: str | None)
         created_by_app=created_by_app, app_id=app_id, created_at=ts(doc.get("createdAt")))
 
 
-def agent(doc: dict[str, Any]) -> Agent:
-    """`livechat/users/agent/{id}`'s `user` (or an entry of the agent list)."""
+def agent(doc: dict[str, Any], departments: list[Any] | None = None) -> Agent:
+    """`livechat/users/agent/{id}`'s `user` (or an entry of the agent list); its departments
+    from `livechat/agents/{agentId}/departments` (`departments`: that answer's list), as the
+    user document names none."""
+    deps = ([d.get("departmentId") for d in departments if isinstance(d, dict)]
+            if departments is not None else doc.get("departments") or [])
     status = "available" if doc.get("statusLivechat") == "available" else "not-available"
     return Agent(
         user_id=str(doc["_id"]), username=str(doc.get("username") or ""),
         name=str(doc.get("name") or ""), type="bot" if doc.get("type") == "bot" else "user",
         status=status, routable_offline=bool(doc.get("routableOffline", False)),
-        departments=[str(d) for d in doc.get("departments") or []])
+        departments=[str(d) for d in deps if d])
 
 
 def department(doc: dict[str, Any], agents: list[Any] | None = None) -> Department:

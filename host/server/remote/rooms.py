@@ -245,27 +245,46 @@ class RemoteRooms(RemoteCore):
         return msg
 
     def _department_id(self, department: str) -> str:
-        return self.livechat_get_department(None, department)["id"]
+        return str(self._department_doc(department)["_id"])
 
     # -- departments (read) ----------------------------------------------------------------------
-    def livechat_list_departments(self, caller: Principal | None = None) -> list[Department]:
-        """GET livechat/department ?count=100 (one page: at most 100 departments)."""
+    def department_docs(self) -> list[dict[str, Any]]:
+        """GET livechat/department ?count=100 (one page: at most 100 departments). Each item
+        carries `numAgents`, never the agents (`department_agents`)."""
         docs = self.get("livechat/department", count="100").get("departments") or []
-        return sorted((convert.department(d) for d in docs if isinstance(d, dict)),
+        return [d for d in docs if isinstance(d, dict) and d.get("_id")]
+
+    def livechat_list_departments(self, caller: Principal | None = None) -> list[Department]:
+        """The department list (one request). Its `agents` are empty: Rocket.Chat's list names
+        none (`livechat_get_department` reads them)."""
+        return sorted((convert.department(d, []) for d in self.department_docs()),
                       key=lambda d: d["name"].lower())
 
     def list_departments(self) -> list[Department]:
         return self.livechat_list_departments(None)
 
-    def livechat_get_department(self, caller: Principal | None, department: str) -> Department:
+    def _department_doc(self, department: str) -> dict[str, Any]:
         """By id, else by name (case-insensitive), from the department list (a workspace has
         few; one request)."""
-        deps = self.livechat_list_departments(caller)
-        for d in deps:
-            if d["id"] == department:
+        docs = self.department_docs()
+        for d in docs:
+            if str(d["_id"]) == department:
                 return d
-        for d in deps:
-            if d["name"].lower() == str(department).lower():
+        for d in docs:
+            if str(d.get("name") or "").lower() == str(department).lower():
                 return d
         raise NotFound(f"no department {department!r}")
 
+    def department_agents(self, department_id: str) -> list[str]:
+        """GET livechat/department/{_id}: the agent ids beside the department (where Rocket.Chat
+        gives them)."""
+        res = self.get(f"livechat/department/{limits.ident(department_id, 'department')}")
+        return convert.department(res.get("department") or {"_id": department_id},
+                                  res.get("agents") or [])["agents"]
+
+    def livechat_get_department(self, caller: Principal | None, department: str) -> Department:
+        """Found by id or name in the list, then read with its agents (GET
+        livechat/department/{_id}): two requests."""
+        dep = convert.department(self._department_doc(department), [])
+        dep["agents"] = self.department_agents(dep["id"])
+        return dep

@@ -207,11 +207,14 @@ class RemoteServer(RemoteRooms):
 
     # -- livechat agents and departments ---------------------------------------------------------
     def agent(self, user_id: str) -> Agent:
-        """GET livechat/users/agent/{id}."""
-        doc = self.get(f"livechat/users/agent/{limits.ident(user_id, 'user_id')}").get("user")
+        """GET livechat/users/agent/{id}, then GET livechat/agents/{id}/departments (the user
+        document names no departments)."""
+        user_id = limits.ident(user_id, "user_id")
+        doc = self.get(f"livechat/users/agent/{user_id}").get("user")
         if not isinstance(doc, dict):
             raise NotFound(f"user {user_id!r} is not a livechat agent")
-        return convert.agent(doc)
+        deps = self.get(f"livechat/agents/{user_id}/departments").get("departments")
+        return convert.agent(doc, deps if isinstance(deps, list) else [])
 
     def livechat_add_agent(self, caller: Principal, user_id: str, *, op_id: str | None = None
                            ) -> Agent:
@@ -256,15 +259,17 @@ class RemoteServer(RemoteRooms):
 
     def _department_agents(self, caller: Principal | None, department: str, user_id: str,
                            op_id: str | None, *, add: bool) -> Department:
-        """POST livechat/department/{id}/agents {upsert: [...], remove: [...]}."""
-        dep = self.livechat_get_department(caller, department)
+        """POST livechat/department/{id}/agents {upsert: [...], remove: [...]}; the department
+        read back with its agents (GET livechat/department/{_id})."""
+        dep = convert.department(self._department_doc(department), [])
         user_id = limits.ident(user_id, "user_id")
         entry = [{"agentId": user_id, "username": self.user_doc(user_id=user_id)["username"]}]
         body = {"upsert": entry if add else [], "remove": [] if add else entry}
 
         def send() -> Department:
             self.post(f"livechat/department/{dep['id']}/agents", body, idempotent=True)
-            return self.livechat_get_department(caller, dep["id"])
+            dep["agents"] = self.department_agents(dep["id"])
+            return dep
 
         action = "livechat.add_department_agent" if add else "livechat.remove_department_agent"
         return self._write(op_id, action, {}, send)
@@ -317,9 +322,11 @@ class RemoteServer(RemoteRooms):
         (uninstall --agents remove); returns how many were agents."""
         removed = 0
         mine = set(self.agents_of_app(app_id))
-        for dep in self.list_departments():
-            for uid in sorted(mine & set(dep["agents"])):
-                self._department_agents(SYSTEM, dep["id"], uid, None, add=False)
+        for doc in self.department_docs():
+            if doc.get("numAgents") == 0:
+                continue  # no agent to take out: spare the request
+            for uid in sorted(mine & set(self.department_agents(str(doc["_id"])))):
+                self._department_agents(SYSTEM, str(doc["_id"]), uid, None, add=False)
         for uid in sorted(mine):
             try:
                 self.client.call("DELETE", f"livechat/users/agent/{uid}", idempotent=True)
