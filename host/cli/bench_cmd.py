@@ -161,10 +161,18 @@ def bench(
     aggregate creates a second on each (a schema of its own, dropped after).
     """
     store_url = typed_store(ctx)
-    other = [flag for flag, on in (
+    # The benches that run instead of the default one: each measures something else, so two
+    # at once, or the peer beside one, would run only the first and drop the rest unsaid.
+    modes = [flag for flag, on in (
         ("--store", store_url is not None),
         ("--write-floor", write_floor), ("--ledger-split", ledger_split), ("--scale", scale),
-        ("--rocketchat", rocketchat), ("--soak", soak is not None)) if on]
+        ("--rocketchat", rocketchat), ("--load", load), ("--soak", soak is not None)) if on]
+    if len(modes) > 1:
+        fail(f"{modes[0]} and {modes[1]} are two different benches", "run one at a time")
+    if peer is not None and modes:
+        fail(f"--peer measures the Apps-Engine beside the default bench; {modes[0]} does not "
+             "use it", f"run --peer without {modes[0]}, or {modes[0]} without --peer")
+    other = [flag for flag in modes if flag != "--load"]  # --load --pairs N: N runs of rates
     if pairs > 1 and other:
         fail(f"--pairs repeats the bridge figures (and the peer's); {other[0]} measures "
              "something else", f"run {other[0]} on its own, or --pairs without it")
@@ -185,7 +193,7 @@ def bench(
         scale_command(quick, degraded, json_out, host_core=host_core)
         return
     if rocketchat:
-        _rocketchat(quick, json_out)
+        _rocketchat(quick, degraded, json_out)
         return
     if load:
         from host.cli.bench_soak_cmd import load_command
@@ -336,13 +344,17 @@ def _print_figures(title: str, meaning: Mapping[str, str], figures: Mapping[str,
         emit_json(dict(figures))
 
 
-def _rocketchat(quick: bool, json_out: bool) -> None:
+def _rocketchat(quick: bool, degraded: bool, json_out: bool) -> None:
     from host.bench import remote
+    from host.supervise.child import LayerMissing
 
     iterations, warmup = remote.QUICK if quick else remote.FULL
     err_console.print(f"a stand-in workspace process; {iterations} calls each ...",
                       highlight=False)
-    figures = remote.measure_remote(iterations, warmup)
+    try:
+        figures = remote.measure_remote(iterations, warmup, degraded=degraded)
+    except LayerMissing as exc:
+        fail(str(exc), "run `stockade doctor`; or pass --degraded to measure anyway")
     table = Table(title=f"stockade bench --rocketchat ({'quick' if quick else 'full'})",
                   title_justify="left")
     table.add_column("figure", no_wrap=True)

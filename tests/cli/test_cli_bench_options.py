@@ -16,21 +16,39 @@ from host.cli.main import normalize_argv, root
 UNREACHABLE = "postgresql://bench@127.0.0.1:1/prod"
 
 
+class Stop(Exception):
+    """A stubbed long bench (soak, load) was reached: the test only asks whether."""
+
+
 class Reached:
-    """What the stubbed benches were asked to measure, in order."""
+    """What the stubbed benches were asked to measure, in order. Every bench is stubbed, so a
+    command line that reaches the wrong one measures nothing on this shared machine."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from host.bench import ledgersplit, load, remote, soak, writefloor
+        from host.cli import bench_scale_cmd
+
         self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
 
-        def one_run(*args: Any, **kw: Any) -> dict[str, float]:
-            self.calls.append(("run", args, kw))
-            return {k: 1.0 for k in KEYS}
+        def stub(name: str, result: Any) -> Any:
+            def measure(*args: Any, **kw: Any) -> Any:
+                self.calls.append((name, args, kw))
+                if result is Stop:
+                    raise Stop(name)
+                return result
+            return measure
 
-        def store_command(*args: Any, **kw: Any) -> None:
-            self.calls.append(("store", args, kw))
-
-        monkeypatch.setattr(bench_cmd, "_one_run", one_run)
-        monkeypatch.setattr(bench_soak_cmd, "store_command", store_command)
+        for module, attr, name, result in (
+                (bench_cmd, "_one_run", "run", {k: 1.0 for k in KEYS}),
+                (bench_soak_cmd, "store_command", "store", None),
+                (bench_scale_cmd, "scale_command", "scale", None),
+                (writefloor, "measure_write_floor", "write-floor",
+                 {k: 1.0 for k in writefloor.MEANING}),
+                (ledgersplit, "measure_ledger_split", "ledger-split",
+                 {k: 1.0 for k in ledgersplit.MEANING}),
+                (remote, "measure_remote", "rocketchat", {"bridge_users_get_us": 1.0}),
+                (load, "run_load", "load", Stop), (soak, "run_soak", "soak", Stop)):
+            monkeypatch.setattr(module, attr, stub(name, result))
 
     @property
     def names(self) -> list[str]:
@@ -73,3 +91,33 @@ def test_a_typed_store_is_the_store_bench(reached: Reached, tmp_path: Path) -> N
     assert reached.calls == [("store", (UNREACHABLE, True, False), {})]
     r = bench("--store", UNREACHABLE, "--pairs", "2")
     assert r.exit_code == 2 and "--store measures something else" in r.output
+
+
+def test_rocketchat_passes_degraded_on(reached: Reached, tmp_path: Path) -> None:
+    for flags, degraded in (([], False), (["--degraded"], True)):
+        r = bench("--home", str(tmp_path / "none"), "--rocketchat", "--quick", *flags)
+        assert r.exit_code == 0, r.output
+        ((name, _args, kw),) = reached.calls
+        assert name == "rocketchat" and kw.get("degraded", False) is degraded
+        reached.calls.clear()
+
+
+@pytest.mark.parametrize("args", [
+    ("--write-floor", "--ledger-split"), ("--scale", "--load"), ("--load", "--soak", "1"),
+    ("--rocketchat", "--write-floor"), ("--store", UNREACHABLE, "--scale"),
+])
+def test_two_benches_at_once_are_refused(reached: Reached, args: tuple[str, ...]) -> None:
+    """Before: the first ran and the second was dropped without a word."""
+    r = bench(*args, "--quick")
+    assert r.exit_code == 2, r.output
+    assert "are two different benches" in r.output and not reached.calls
+
+
+@pytest.mark.parametrize("mode", [("--scale",), ("--load",), ("--soak", "1"), ("--write-floor",),
+                                  ("--ledger-split",), ("--rocketchat",),
+                                  ("--store", UNREACHABLE)])
+def test_the_peer_with_a_bench_that_cannot_use_it_is_refused(
+        reached: Reached, tmp_path: Path, mode: tuple[str, ...]) -> None:
+    r = bench(*mode, "--peer", str(tmp_path), "--quick")
+    assert r.exit_code == 2, r.output
+    assert f"{mode[0]} does not use it" in r.output and not reached.calls
