@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -28,6 +29,12 @@ PEER_KEYS = ("peer_read_us_p50", "peer_cold_ms_p50")
 # measured 249-251 µs after 500 calls and 206-207 µs after 2 000 or 8 000 (2026-12-05). A quick
 # run with fewer calls flattered every ratio to the peer by a fifth; the calls cost ~1 s.
 PEER_CALLS = 2000
+# What the anchor's run.sh uses of a build that its setup.sh made (the engine, the harness it
+# runs, Deno, the engine's node modules), and the programs it runs. Checked before Stockade is
+# measured: a half-built folder found after the measurement threw 25-40 s away a pair.
+BUILD_PARTS = ("engine", "harness/bench.js", "harness/floor.js", "deno/deno",
+               "v159/node_modules")
+TOOLS = ("bash", "node")
 
 
 class PeerError(RuntimeError):
@@ -55,16 +62,28 @@ def find_anchor_run(anchor_dir: Path | None = None, *, start: Path | None = None
                     f"with --peer-anchor DIR or {ANCHOR_ENV}")
 
 
-def measure_peer(build_dir: Path, *, calls: int, cold: int,
-                 run_script: Path | None = None) -> dict[str, float]:
-    """Run the anchor once; {peer_read_us_p50, peer_cold_ms_p50}."""
-    run_script = run_script or find_anchor_run()
-    if not (build_dir / "engine").is_dir():
-        raise PeerError(f"{build_dir} holds no Apps-Engine build: run "
+def check_peer(build_dir: Path, run_script: Path) -> None:
+    """Raise PeerError unless the anchor's `run_script` can measure the build in `build_dir`
+    (every part `BUILD_PARTS` names, the programs `TOOLS` names on PATH)."""
+    missing = [part for part in BUILD_PARTS if not (build_dir / part).exists()]
+    if missing:
+        what = "no Apps-Engine build" if len(missing) == len(BUILD_PARTS) else \
+            f"an unfinished Apps-Engine build (no {', '.join(missing)})"
+        raise PeerError(f"{build_dir} holds {what}: run "
                         f"`bash {run_script.parent / 'setup.sh'} {build_dir}` first (about a "
                         "minute, npm registry only)")
     if not run_script.is_file():
         raise PeerError(f"the anchor's run script {run_script} is missing")
+    absent = [tool for tool in TOOLS if shutil.which(tool) is None]
+    if absent:
+        raise PeerError(f"the peer needs {', '.join(absent)} on PATH, which it is not on")
+
+
+def measure_peer(build_dir: Path, *, calls: int, cold: int,
+                 run_script: Path | None = None) -> dict[str, float]:
+    """Run the anchor once; {peer_read_us_p50, peer_cold_ms_p50}."""
+    run_script = run_script or find_anchor_run()
+    check_peer(build_dir, run_script)
     env = {**os.environ, "N": str(calls), "COLD": str(cold)}
     try:
         proc = subprocess.run(["bash", str(run_script), str(build_dir)], capture_output=True,

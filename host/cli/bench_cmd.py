@@ -213,6 +213,8 @@ def bench(
 
     sizes = bench_run.QUICK if quick else bench_run.FULL
     anchor_run = _find_anchor(peer_anchor) if peer is not None else None
+    if peer is not None and anchor_run is not None:
+        _check_peer(peer, anchor_run)
     runs: list[dict[str, float]] = []
     for n in range(pairs):
         figures = _one_run(sizes, RunOptions(degraded=degraded, pin_apps=pin_apps,
@@ -283,6 +285,16 @@ def _peer_figures(peer: Path, anchor_run: Path | None, quick: bool) -> dict[str,
     try:
         return measure_peer(peer, calls=PEER_CALLS, cold=3 if quick else 8,
                             run_script=anchor_run)
+    except PeerError as exc:
+        fail(str(exc), "build the peer first, or run without --peer")
+
+
+def _check_peer(peer: Path, anchor_run: Path) -> None:
+    """Everything the peer needs, checked before Stockade is measured (not after a run)."""
+    from host.bench.peer import PeerError, check_peer
+
+    try:
+        check_peer(peer, anchor_run)
     except PeerError as exc:
         fail(str(exc), "build the peer first, or run without --peer")
 

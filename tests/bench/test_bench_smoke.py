@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from host.bench import KEYS, TARGETS, BenchSizes, targets_for
+from host.bench import KEYS, TARGETS, BenchSizes, peer, targets_for
 from host.bench import run as bench_run
 from host.bench.peer import (
     ANCHOR_ENV,
+    BUILD_PARTS,
     PEER_CALLS,
     PEER_KEYS,
     PeerError,
@@ -38,6 +39,20 @@ EXPECTED_KEYS = {
     "idle_app_private_mib", "fanout50_ms_p50", "fanout50_ms_p99", "fanout50_cpu_floor_ms",
     "calls_per_s_1app", "calls_per_s_4apps", "calls_per_s_4apps_2hosts",
 }
+
+
+def stand_in_build(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder with every part of a peer build the checks look for (empty: the stand-in
+    run.sh reads none of them, nor runs node)."""
+    for part in BUILD_PARTS:
+        path = folder / part
+        if "." in path.name or path.name == "deno":
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("")
+        else:
+            path.mkdir(parents=True, exist_ok=True)
+    monkeypatch.setattr(peer, "TOOLS", ("bash",))
+    return folder
 
 
 def test_quick_json_has_exactly_the_keys_all_positive_numbers(
@@ -67,10 +82,11 @@ def test_peer_targets_are_judged_only_with_the_peer() -> None:
     assert any(t.ref == "peer_read_us_p50" for t in with_peer)
 
 
-def test_peer_figures_are_read_from_the_anchors_output(tmp_path: Path) -> None:
+def test_peer_figures_are_read_from_the_anchors_output(monkeypatch: pytest.MonkeyPatch,
+                                                       tmp_path: Path) -> None:
     """The anchor's run.sh output format (its README) parsed; a stand-in script prints it, since
     building the real engine takes the npm registry and a minute (`stockade bench --peer`)."""
-    (tmp_path / "build" / "engine").mkdir(parents=True)
+    stand_in_build(tmp_path / "build", monkeypatch)
     script = tmp_path / "run.sh"
     script.write_text(
         "echo '{\"rtt\":{\"n\":3,\"p50_us\":329.1,\"p99_us\":900},\"event_rtt\":{},"
@@ -88,7 +104,7 @@ def test_peer_figures_are_read_from_the_anchors_output(tmp_path: Path) -> None:
 def test_a_quick_run_warms_the_peer_as_a_full_one_does(monkeypatch: pytest.MonkeyPatch,
                                                        tmp_path: Path) -> None:
     # The stand-in anchor reports the call count it was given as its read p50.
-    (tmp_path / "build" / "engine").mkdir(parents=True)
+    stand_in_build(tmp_path / "build", monkeypatch)
     script = tmp_path / "run.sh"
     script.write_text(r'echo "{\"rtt\":{\"p50_us\":$N},\"cold_ms\":{\"first_answer_p50\":$COLD}}"'
                       "\n")
@@ -141,7 +157,7 @@ def test_pairs_report_each_figures_median_with_the_peer_after_each_run(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """`--pairs 3 --peer`: Stockade then the peer, three times over; the table and the JSON give
     each figure's median (the issue's "three pairs, medians") and the JSON each run."""
-    (tmp_path / "build" / "engine").mkdir(parents=True)
+    stand_in_build(tmp_path / "build", monkeypatch)
     # The stand-in anchor reads 300, 200, 100 µs on its first, second and third run: the
     # median is neither the first run nor the last.
     count = tmp_path / "count"

@@ -121,3 +121,26 @@ def test_the_peer_with_a_bench_that_cannot_use_it_is_refused(
     r = bench(*mode, "--peer", str(tmp_path), "--quick")
     assert r.exit_code == 2, r.output
     assert f"{mode[0]} does not use it" in r.output and not reached.calls
+
+
+def test_a_peer_that_cannot_run_is_refused_before_stockade_is_measured(
+        reached: Reached, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Before: an unbuilt or half-built peer was found out after Stockade's figures (25-40 s
+    a pair); now nothing is measured."""
+    from host.bench import peer
+
+    anchor = tmp_path / "anchor"
+    anchor.mkdir()
+    (anchor / "run.sh").write_text("exit 1\n")
+    build = tmp_path / "build"
+    (build / "engine").mkdir(parents=True)  # setup.sh stopped after copying the engine
+    r = bench("--peer", str(build), "--peer-anchor", str(anchor), "--quick", "--pairs", "3")
+    assert r.exit_code == 2, r.output
+    assert not reached.calls
+    assert "unfinished Apps-Engine build" in r.output and "harness/bench.js" in r.output
+    for part in peer.BUILD_PARTS:
+        (build / part).mkdir(parents=True, exist_ok=True)
+    monkeypatch.setattr(peer, "TOOLS", ("bash", "no-such-program-here"))
+    r = bench("--peer", str(build), "--peer-anchor", str(anchor), "--quick")
+    assert r.exit_code == 2 and "no-such-program-here on PATH" in r.output, r.output
+    assert not reached.calls
