@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -185,6 +186,9 @@ def run_load(rates: Sequence[float] = RATES, step_s: float = 10.0, *, degraded: 
              pin_apps: bool = False, pin_bursts: bool = True, rest_process: bool = True,
              host_core: bool = True, server_apart: bool = False,
              on_step: Callable[[LoadStep], None] | None = None) -> LoadResult:
+    if not rates or not all(math.isfinite(v) and v > 0 for v in (*rates, step_s)):
+        # Checked before anything starts: a NaN step's conversation count is no number.
+        raise ValueError(f"rates and step_s must be finite and above 0, not {rates}, {step_s}")
     crm = CrmProcess(CRM_API_KEY).start()
     demo = quiet_demo(crm, degraded)
     demo.pin_apps, demo.pin_bursts, demo.host_core = pin_apps, pin_bursts, host_core

@@ -13,6 +13,7 @@ conversations/s; the target is <= `TARGET_SLOPE_MIB_MIN`.
 """
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import threading
@@ -94,6 +95,9 @@ def slope_per_min(samples: list[tuple[float, float]]) -> float:
 def run_soak(minutes: float, rate: float = 5.0, *, degraded: bool = False,
              on_tick: Callable[[float, float], None] | None = None) -> SoakResult:
     """Drive `rate` conversations/s for `minutes` through a host with the example apps."""
+    if not all(math.isfinite(v) and v > 0 for v in (minutes, rate)):
+        # Checked before anything starts: a NaN end time is never reached.
+        raise ValueError(f"minutes and rate must be finite and above 0, not {minutes}, {rate}")
     crm = CrmProcess(CRM_API_KEY).start()
     demo = quiet_demo(crm, degraded)
     try:

@@ -7,17 +7,26 @@ met and the exit status is 0 either way; a missing confinement layer is the usua
 """
 from __future__ import annotations
 
+import math
+
 from rich.table import Table
 
 from host.cli.output import emit_json, err_console, fail
+
+
+def positive(value: float) -> bool:
+    """A finite number above 0: NaN compares false with everything, so `<= 0` let it through
+    (a soak that never ended, a load step that failed after starting its processes)."""
+    return math.isfinite(value) and value > 0
 
 
 def soak_command(minutes: float, rate: float, degraded: bool, json_out: bool) -> None:
     from host.bench.soak import run_soak
     from host.supervise.child import LayerMissing
 
-    if minutes <= 0 or rate <= 0:
-        fail("--soak MINUTES and --rate must be above 0", "for example: --soak 30 --rate 5")
+    if not (positive(minutes) and positive(rate)):
+        fail("--soak MINUTES and --rate must be finite numbers above 0",
+             "for example: --soak 30 --rate 5")
     err_console.print(f"soak: {minutes:g} min at {rate:g} conversations/s "
                       "(example apps, crm-sync calling a loopback CRM) ...", highlight=False)
 
@@ -61,8 +70,9 @@ def load_command(rates: str, step_s: float, degraded: bool, json_out: bool, *,
         steps = [float(r) for r in rates.split(",") if r.strip()]
     except ValueError:
         fail(f"--rates {rates!r} is not a list of numbers", "for example: --rates 10,20,50")
-    if not steps or min(steps) <= 0 or step_s <= 0:
-        fail("--rates and --step-seconds must be above 0", "for example: --rates 10,20,50")
+    if not steps or not all(positive(r) for r in (*steps, step_s)):
+        fail("--rates and --step-seconds must be finite numbers above 0",
+             "for example: --rates 10,20,50 --step-seconds 10")
 
     def said(step: LoadStep) -> None:
         err_console.print(

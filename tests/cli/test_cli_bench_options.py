@@ -144,3 +144,18 @@ def test_a_peer_that_cannot_run_is_refused_before_stockade_is_measured(
     r = bench("--peer", str(build), "--peer-anchor", str(anchor), "--quick")
     assert r.exit_code == 2 and "no-such-program-here on PATH" in r.output, r.output
     assert not reached.calls
+
+
+@pytest.mark.parametrize("args", [
+    ("--soak", "nan"), ("--soak", "inf"), ("--soak", "1", "--rate", "nan"),
+    ("--soak", "1", "--rate", "inf"), ("--soak", "0"), ("--load", "--rates", "nan"),
+    ("--load", "--rates", "10,inf"), ("--load", "--step-seconds", "nan"),
+    ("--load", "--step-seconds", "inf"), ("--load", "--rates", "-5"),
+])
+def test_numbers_that_are_not_finite_and_positive_are_refused(
+        reached: Reached, args: tuple[str, ...]) -> None:
+    """Before: NaN passed `<= 0`, so `--soak nan` never ended and `--rates nan` started the
+    host and its processes, then failed with an internal error."""
+    r = bench(*args)
+    assert r.exit_code == 2, r.output
+    assert "must be finite numbers above 0" in r.output and not reached.calls
