@@ -21,7 +21,6 @@ import asyncio
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -33,9 +32,9 @@ from typing import Any
 
 from host.bench import cpuuse, visitors
 from host.bench.crm_process import CrmProcess
-from host.bench.soak import DEPARTMENTS, PROXIED, quiet_demo, start_demo
+from host.bench.soak import DEPARTMENTS, PROXIED, quiet_demo, start_demo, tear_down
 from host.bench.stats import percentile
-from host.demo.scenario import CRM_API_KEY
+from host.demo.scenario import CRM_API_KEY, Demo
 from host.server.embedded import EmbeddedServer
 from host.server.front import RestFront
 from host.server.listen import serving, tcp_listener
@@ -189,11 +188,13 @@ def run_load(rates: Sequence[float] = RATES, step_s: float = 10.0, *, degraded: 
     if not rates or not all(math.isfinite(v) and v > 0 for v in (*rates, step_s)):
         # Checked before anything starts: a NaN step's conversation count is no number.
         raise ValueError(f"rates and step_s must be finite and above 0, not {rates}, {step_s}")
-    crm = CrmProcess(CRM_API_KEY).start()
-    demo = quiet_demo(crm, degraded)
-    demo.pin_apps, demo.pin_bursts, demo.host_core = pin_apps, pin_bursts, host_core
+    crm: CrmProcess | None = None
+    demo: Demo | None = None
     delays = _Delays()
-    try:
+    try:  # everything started inside, so a setup that fails halfway leaves nothing running
+        crm = CrmProcess(CRM_API_KEY).start()
+        demo = quiet_demo(crm, degraded)
+        demo.pin_apps, demo.pin_bursts, demo.host_core = pin_apps, pin_bursts, host_core
         start_demo(demo, server_apart=server_apart)
         host = demo.host
         assert host is not None and isinstance(host.server, EmbeddedServer)
@@ -219,10 +220,7 @@ def run_load(rates: Sequence[float] = RATES, step_s: float = 10.0, *, degraded: 
                           rest="front" if rest_process else "host",
                           server_data=host.home.server_db.name)
     finally:
-        if demo.host is not None:
-            demo.host.stop()
-        crm.stop()
-        shutil.rmtree(demo.root, ignore_errors=True)
+        tear_down(demo, crm)
 
 
 @contextmanager

@@ -98,9 +98,11 @@ def run_soak(minutes: float, rate: float = 5.0, *, degraded: bool = False,
     if not all(math.isfinite(v) and v > 0 for v in (minutes, rate)):
         # Checked before anything starts: a NaN end time is never reached.
         raise ValueError(f"minutes and rate must be finite and above 0, not {minutes}, {rate}")
-    crm = CrmProcess(CRM_API_KEY).start()
-    demo = quiet_demo(crm, degraded)
-    try:
+    crm: CrmProcess | None = None
+    demo: Demo | None = None
+    try:  # everything started inside, so a setup that fails halfway leaves nothing running
+        crm = CrmProcess(CRM_API_KEY).start()
+        demo = quiet_demo(crm, degraded)
         start_demo(demo)
         host = demo.host
         assert host is not None
@@ -139,10 +141,20 @@ def run_soak(minutes: float, rate: float = 5.0, *, degraded: bool = False,
             fds_start=fds0, fds_end=open_fds(),
             http_clients_created=host.httpout.created, events_dropped=dropped)
     finally:
-        if demo.host is not None:
+        tear_down(demo, crm)
+
+
+def tear_down(demo: Demo | None, crm: CrmProcess | None) -> None:
+    """Stop what a soak or load run started, as far as it got: the host, the CRM process, the
+    demo's temporary folder."""
+    try:
+        if demo is not None and demo.host is not None:
             demo.host.stop()
-        crm.stop()
-        shutil.rmtree(demo.root, ignore_errors=True)
+    finally:
+        if crm is not None:
+            crm.stop()
+        if demo is not None:
+            shutil.rmtree(demo.root, ignore_errors=True)
 
 
 def quiet_demo(crm: CrmProcess, degraded: bool) -> Demo:

@@ -80,9 +80,7 @@ class Demo(StoryActs):
         self.keep = keep
         self.degraded = degraded
         self.result = DemoResult()
-        self.root = Path(tempfile.mkdtemp(prefix="stockade-demo-"))
-        self.home = Home(self.root / "home").ensure()
-        self.examples = examples_dir()
+        self.examples = examples_dir()  # before anything is made: a missing one leaves nothing
         self.installs: dict[str, InstallRecord] = {}
         self.disclosures: dict[str, Disclosure] = {}
         self.crm = DemoCrm(CRM_API_KEY)  # the story's, started by `run`
@@ -96,12 +94,19 @@ class Demo(StoryActs):
         self.host: Host | None = None
         self.humans: dict[str, str] = {}
         self.uninstalled: dict[str, dict[str, Any]] = {}
-        # What the narrator acts on: the embedded server, or a stand-in Rocket.Chat workspace
-        # in its own process, over REST and webhooks only (`host/demo/remote.py`).
-        self.rig: RemoteRig | None = RemoteRig(self.root, self.home) \
-            if server == "rocketchat" else None
         self.remote: RemoteServer | None = None
         self.world: Any = None
+        self.root = Path(tempfile.mkdtemp(prefix="stockade-demo-"))
+        try:
+            self.home = Home(self.root / "home").ensure()
+            # What the narrator acts on: the embedded server, or a stand-in Rocket.Chat
+            # workspace in its own process, over REST and webhooks only (`host/demo/remote.py`).
+            self.rig: RemoteRig | None = RemoteRig(self.root, self.home) \
+                if server == "rocketchat" else None
+        except BaseException:
+            # No caller holds a Demo whose construction failed: none could remove its folder.
+            shutil.rmtree(self.root, ignore_errors=True)
+            raise
 
     # ---- the run ------------------------------------------------------------------------------
 
