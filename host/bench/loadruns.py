@@ -13,7 +13,13 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from host.bench.load import MAX_DELAY_P99_MS, TARGET_PER_S, LoadResult, LoadStep
+from host.bench.load import (
+    MAX_DELAY_P99_MS,
+    TARGET_PER_S,
+    LoadResult,
+    LoadStep,
+    sustained_rate,
+)
 
 
 @dataclass
@@ -52,13 +58,9 @@ class LoadRuns:
 
     @property
     def sustained_per_s(self) -> float:
-        """The highest rate that, with every rate below it, held in more than half the runs."""
-        best = 0.0
-        for summary in self.rates():
-            if not summary.mostly_held:
-                break
-            best = summary.rate
-        return best
+        """The highest rate that, with every rate below it, held in more than half the runs
+        (the rule a single run's steps are judged by, on what most runs held)."""
+        return sustained_rate((s.rate, s.mostly_held) for s in self.rates())
 
     @property
     def met(self) -> bool:

@@ -97,10 +97,55 @@ def _step(rate: float, held: bool, p99: float, cpu: float) -> Any:
 
 
 def _result(*steps: Any) -> Any:
-    from host.bench.load import LoadResult
+    from host.bench.load import LoadResult, sustained_rate
 
-    held = [s.rate for s in steps if s.sustained]
-    return LoadResult(steps=list(steps), sustained_per_s=max(held, default=0.0))
+    return LoadResult(steps=list(steps),
+                      sustained_per_s=sustained_rate((s.rate, s.sustained) for s in steps))
+
+
+def test_one_run_and_many_judge_a_rate_by_the_same_rule(monkeypatch: pytest.MonkeyPatch,
+                                                        tmp_path: Path) -> None:
+    """35/s failed and 50/s held: not sustained at 50 (before: a single run said 50, met, while
+    `--pairs` of the same runs said 0). `run_load`'s plumbing is stubbed; its verdict runs."""
+    from contextlib import contextmanager
+    from types import SimpleNamespace
+
+    from host.bench import load
+    from host.bench.loadruns import LoadRuns
+
+    held = {35.0: False, 50.0: True}
+    fake_host = SimpleNamespace(home=SimpleNamespace(server_db=tmp_path / "host.db"),
+                                server=object(), dispatch=lambda *a: None, stop=lambda: None)
+    crm = SimpleNamespace(start=lambda: crm, stop=lambda: None)
+
+    @contextmanager
+    def rest_api(host: Any, rest_process: bool) -> Any:
+        yield "http://127.0.0.1:1", None
+
+    monkeypatch.setattr(load, "CrmProcess", lambda key: crm)
+    monkeypatch.setattr(load, "quiet_demo",
+                        lambda crm, degraded: SimpleNamespace(host=fake_host, root=tmp_path / "d"))
+    monkeypatch.setattr(load, "start_demo", lambda demo, server_apart=False: None)
+    monkeypatch.setattr(load, "EmbeddedServer", object)
+    monkeypatch.setattr(load, "ensure_service_user", lambda server, name: ({"id": "u"}, "t"))
+    monkeypatch.setattr(load, "_rest_api", rest_api)
+    monkeypatch.setattr(load, "_step", lambda host, front, delays, base, rate, *a: _step(
+        rate, held.get(rate, True), 40.0 if held.get(rate, True) else 900.0, 18.0))
+    one = load.run_load([35.0, 50.0], 1.0)
+    assert [s.rate for s in one.steps] == [35.0, 50.0]
+    assert one.sustained_per_s == LoadRuns([one]).sustained_per_s == 0 and not one.met
+    assert LoadRuns([one] * 3).sustained_per_s == 0
+    held[35.0] = True
+    assert load.run_load([35.0, 50.0], 1.0).sustained_per_s == 50
+
+
+def test_the_sustained_rate_needs_every_lower_rate_held() -> None:
+    from host.bench.load import sustained_rate
+
+    assert sustained_rate([(10, True), (20, True), (35, False), (50, True)]) == 20
+    assert sustained_rate([(50, True), (10, True), (20, True)]) == 50  # in any order
+    assert sustained_rate([(10, False), (20, True)]) == 0
+    assert sustained_rate([]) == 0
 
 
 def test_runs_count_a_rate_sustained_only_when_most_of_them_held_it() -> None:
