@@ -23,7 +23,7 @@ from host.clock import SystemClock
 from host.ledger.audit import AuditRecord
 from host.ledger.ledger import Ledger
 from host.ledger.quota import Charge
-from host.store import StoreTarget
+from host.store import StoreError, StoreTarget
 
 HOSTS = 3
 # A quota wide enough that the bench measures the reservation, never a refusal.
@@ -120,14 +120,11 @@ def _measure(name: str, target: StoreTarget, own: Path, n: int, seconds: float) 
 
 def run_store_bench(url: str, *, quick: bool = False) -> list[StoreFigures]:
     """SQLite and PostgreSQL side by side (see the module docstring)."""
-    import psycopg
-
     from host.migrate import migrate
 
     n, seconds = (300, 2.0) if quick else (2000, 5.0)
     schema = f"stockade_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(url, autocommit=True) as c:
-        c.execute(f"CREATE SCHEMA {schema}".encode())
+    _in_database(url, f"CREATE SCHEMA {schema}")
     try:
         pg = with_schema(url, schema)
         migrate(pg)
@@ -136,5 +133,23 @@ def run_store_bench(url: str, *, quick: bool = False) -> list[StoreFigures]:
             return [_measure("sqlite", own / "host.db", own, n, seconds),
                     _measure("postgresql", pg, own, n, seconds)]
     finally:
-        with psycopg.connect(url, autocommit=True) as c:
-            c.execute(f"DROP SCHEMA {schema} CASCADE".encode())
+        _in_database(url, f"DROP SCHEMA {schema} CASCADE")
+
+
+def _in_database(url: str, statement: str) -> None:
+    """One statement in the database itself (the bench's schema made or dropped). psycopg's
+    errors (an unreachable server, a right refused) become the StoreError every store command
+    reports in one line, not an unexpected error."""
+    from host.store.pg import CONNECT_TIMEOUT_S
+
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - the extra is part of the test setup
+        raise StoreError("PostgreSQL stores need the `postgresql` extra "
+                         "(pip install 'stockade[postgresql]')") from None
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S) as c:
+            c.execute(statement.encode())
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StoreError(first) from None

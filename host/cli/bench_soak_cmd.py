@@ -130,7 +130,8 @@ def store_command(url: str, quick: bool, json_out: bool) -> None:
         figures = run_store_bench(url, quick=quick)
     except STORE_FAILURES as exc:
         fail(f"cannot bench the store at {describe(url)}: {exc}",
-             "the user needs the right to create (and drop) a schema in that database")
+             "check the URL and that the server is running; the user needs the right to create "
+             "(and drop) a schema in that database")
     table = Table(title="stockade bench --store", title_justify="left")
     for col in ("figure", *(f.store for f in figures), "ratio"):
         table.add_column(col, justify="right" if col != "figure" else "left", no_wrap=True)

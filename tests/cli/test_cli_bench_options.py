@@ -159,3 +159,11 @@ def test_numbers_that_are_not_finite_and_positive_are_refused(
     r = bench(*args)
     assert r.exit_code == 2, r.output
     assert "must be finite numbers above 0" in r.output and not reached.calls
+
+
+def test_an_unreachable_store_is_said_in_one_line(tmp_path: Path) -> None:
+    """Before: `unexpected OperationalError ... please report it` (exit 1)."""
+    r = bench("--home", str(tmp_path / "none"), "--store", UNREACHABLE, "--quick")
+    assert r.exit_code == 2, (r.output, r.exception)
+    assert "cannot bench the store at postgresql://bench@127.0.0.1:1/prod" in r.output
+    assert "Connection refused" in r.output and "unexpected" not in r.output
