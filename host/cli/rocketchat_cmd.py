@@ -20,7 +20,8 @@ def connect(
     user_id: str = typer.Option(..., "--user-id", help="The service account's user id."),
     json_out: bool = typer.Option(False, "--json", help="JSON on stdout."),
 ) -> None:
-    """Store the service account's personal access token (read from stdin, one line) and a new
+    """Store the service account's personal access token (stdin, first line), the workspace's
+    CREATE_TOKENS_FOR_USERS_SECRET for Rocket.Chat 8+ (stdin, second line, optional) and a new
     webhook secret in the home (0600); print the webhook secret once, for the workspace's
     Omnichannel > Webhooks settings."""
     from host.ledger.operator import audited
@@ -30,20 +31,31 @@ def connect(
     if not url.startswith(("http://", "https://")):
         fail(f"--url {url!r} is not http(s)://", code=EXIT_USAGE)
     token = sys.stdin.readline().strip()
+    # Never an option: a command line is readable by every local user (ps) and kept in shell
+    # history. Rocket.Chat 8+ refuses users.createToken (messages sent as an app's user)
+    # without it.
+    tokens_secret = sys.stdin.readline().strip()
     if not token:
         fail("no token on stdin", "pipe the service account's personal access token in: "
              "`stockade rocketchat connect --url URL --user-id ID < token.txt`", EXIT_USAGE)
     home.ensure()
     # Rule 14: connecting the home to a workspace is an operator record (never the token).
     with audited(home.host_store, "rocketchat_connect", clock=SystemClock(),
-                 detail=f"workspace {url[:200]} as user {user_id[:64]}"):
-        conf = save(home, url.rstrip("/"), user_id, token)
+                 detail=f"workspace {url[:200]} as user {user_id[:64]}"
+                 + (" with a users.createToken secret" if tokens_secret else "")):
+        conf = save(home, url.rstrip("/"), user_id, token, create_tokens_secret=tokens_secret)
     if json_out:
         emit_json({"url": conf.url, "user_id": conf.user_id,
-                   "webhook_secret": conf.webhook_secret, "secret_file": str(secret_path(home))})
+                   "webhook_secret": conf.webhook_secret, "secret_file": str(secret_path(home)),
+                   "create_tokens_secret_stored": bool(tokens_secret)})
         return
-    err_console.print(f"connected {home.root} to {conf.url} as {conf.user_id}; token stored in "
-                      f"{secret_path(home)} (0600)", highlight=False)
+    err_console.print(f"connected {home.root} to {conf.url} as {conf.user_id}; token "
+                      + ("and users.createToken secret " if tokens_secret else "")
+                      + f"stored in {secret_path(home)} (0600)", highlight=False)
+    if not tokens_secret:
+        err_console.print("no users.createToken secret given (stdin's second line): Rocket.Chat "
+                          "8+ needs its CREATE_TOKENS_FOR_USERS_SECRET for apps to send "
+                          "messages; `stockade rocketchat check` tests it", highlight=False)
     err_console.print("webhook secret (Omnichannel > Webhooks > Secret Token), shown once:",
                       highlight=False)
     typer.echo(conf.webhook_secret)

@@ -8,11 +8,13 @@ reachable by an app through `ctx.rest` (`host/gate/rest_routes.py` lists them as
 from __future__ import annotations
 
 import json
+import os
+import secrets
 from typing import Any
 
 from host.server import auth, users
 from host.server import rest_shapes as rs
-from host.server.errors import InvalidArgument, ServerError
+from host.server.errors import Forbidden, InvalidArgument, ServerError
 from host.server.personal_tokens import mint
 from host.server.rest_routes import MANAGE, Ctx, user_ref, user_view
 
@@ -27,6 +29,9 @@ class SignInRefused(ServerError):
 class SignInBlocked(SignInRefused):
     code = "login_blocked"
 
+
+# Rocket.Chat's environment variable naming users.createToken's shared secret (8.0+).
+CREATE_TOKENS_SECRET_ENV = "CREATE_TOKENS_FOR_USERS_SECRET"  # noqa: S105 (a variable's name)
 
 # One table of recent failures per process, keyed by store and name (auth.Failures).
 FAILURES = auth.Failures()
@@ -67,7 +72,15 @@ def generate_personal_token(ctx: Ctx) -> dict[str, Any]:
 
 
 def create_token(ctx: Ctx) -> dict[str, Any]:
-    """POST users.createToken {userId | username}: an admin mints a sign-in for a user."""
+    """POST users.createToken {userId | username, secret}: an admin mints a sign-in for a user.
+    As Rocket.Chat 8+, with CREATE_TOKENS_FOR_USERS_SECRET set in the server's environment the
+    body's `secret` must match it (400 error-not-authorized otherwise): the stand-in then
+    refuses what a real workspace refuses, so the remote adapter's call is tested with it."""
+    want = os.environ.get(CREATE_TOKENS_SECRET_ENV)
+    got = ctx.body.get("secret")
+    if want and not (isinstance(got, str) and
+                     secrets.compare_digest(got.encode(), want.encode())):
+        raise Forbidden("Not authorized")  # 400 error-not-authorized (rest_errors.py)
     u = user_ref(ctx)
     if not u["active"]:
         raise InvalidArgument("the user is deactivated")

@@ -51,6 +51,13 @@ BARE_REFUSALS: dict[tuple[str, str], str] = {
 }
 
 
+# Permission refusals Rocket.Chat answers with 400 and its own errorType (a Meteor method's
+# refusal), not 403, by route: users.createToken without the right secret or permission.
+_DENIED_BY_ROUTE: dict[str, str] = {
+    "users.createToken": "error-not-authorized",
+}
+
+
 def _by_route(table: tuple[tuple[str, str], ...], path: str, default: str) -> str:
     return next((kind for prefix, kind in table if path.startswith(prefix)), default)
 
@@ -99,6 +106,10 @@ def rc_error(code: str, message: str, path: str, *, status: int | None = None
     bare = BARE_REFUSALS.get((code, path))
     if bare is not None:
         return status or rc_status(code), {"success": False, "error": bare}
+    if code == "permission_denied" and path in _DENIED_BY_ROUTE:
+        kind = _DENIED_BY_ROUTE[path]
+        return status or 400, {"success": False, "error": f"{message} [{kind}]",
+                               "errorType": kind}
     kind = error_type(code, path)
     body = {"success": False, "error": f"{message} [{kind}]", "errorType": kind}
     return status or rc_status(code), body

@@ -45,9 +45,14 @@ class FakeWorkspace:
         return [(q, b) for m, r, q, b in self.log if m == method and r == route]
 
 
-def remote_on(fake: FakeWorkspace, root: Path) -> RemoteServer:
-    """A RemoteServer for a fresh home whose client talks to `fake` (no retry waits)."""
+def fake_client(fake: FakeWorkspace) -> RcClient:
+    """An RcClient that talks to `fake` (no retry waits)."""
     client = RcClient("http://rc.invalid", "svc-user", "svc-token", sleep=lambda _s: None)
     client.http.close()
     client.http = httpx.Client(base_url=client.base, transport=httpx.MockTransport(fake.handle))
-    return RemoteServer(client, Home(root).ensure().host_store, SystemClock())
+    return client
+
+
+def remote_on(fake: FakeWorkspace, root: Path) -> RemoteServer:
+    """A RemoteServer for a fresh home whose client talks to `fake`."""
+    return RemoteServer(fake_client(fake), Home(root).ensure().host_store, SystemClock())

@@ -24,6 +24,8 @@ from host.server.remote.server import RemoteServer
 
 STOCKADE = str(Path(sys.executable).parent / "stockade")
 SECRET = "test-webhook-secret-0123456789"
+# The stand-in runs as a Rocket.Chat 8+ workspace: users.createToken needs this secret.
+TOKENS_SECRET = "test-create-tokens-secret-9876"
 
 
 class Standin:
@@ -53,7 +55,9 @@ class Standin:
             args += ["--webhook-url", self.webhook_url, "--webhook-token-file", str(tok),
                      "--webhook-retry-s", str(self.retry_s),
                      "--webhook-retries", str(self.retries)]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        env = {**os.environ, "CREATE_TOKENS_FOR_USERS_SECRET": TOKENS_SECRET}
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     env=env)
         deadline = time.monotonic() + 20
         while not ready.exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -88,7 +92,8 @@ class Standin:
 
 
 def connect(home: Home, s: Standin) -> None:
-    config.save(home, s.url, s.user_id, s.token, webhook_secret=SECRET)
+    config.save(home, s.url, s.user_id, s.token, webhook_secret=SECRET,
+                create_tokens_secret=TOKENS_SECRET)
 
 
 def remote(home: Home, s: Standin, **client: Any) -> RemoteServer:

@@ -10,7 +10,7 @@ import stat
 import subprocess
 from pathlib import Path
 
-from rchelp import STOCKADE, Standin
+from rchelp import STOCKADE, TOKENS_SECRET, Standin
 
 from host.server.remote.permcheck import NEEDED
 
@@ -24,12 +24,15 @@ def test_connect_stores_the_token_0600_and_check_reports_the_account(
         standin: Standin, tmp_path: Path) -> None:
     home = tmp_path / "h"
     r = _run("rocketchat", "connect", "--url", standin.url, "--user-id", standin.user_id,
-             "--json", stdin=standin.token + "\n", home=home)
+             "--json", stdin=f"{standin.token}\n{TOKENS_SECRET}\n", home=home)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert standin.token not in r.stdout + r.stderr  # the token is never echoed
+    assert out["create_tokens_secret_stored"] is True
+    for held in (standin.token, TOKENS_SECRET):  # neither is ever echoed
+        assert held not in r.stdout + r.stderr
     secret = home / "rocketchat.secret"
     assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    assert json.loads(secret.read_text())["create_tokens_secret"] == TOKENS_SECRET
     assert len(out["webhook_secret"]) >= 32
     c = _run("rocketchat", "check", "--json", home=home)
     rep = json.loads(c.stdout)
@@ -49,6 +52,21 @@ def test_connect_stores_the_token_0600_and_check_reports_the_account(
     # The connection is an operator record in the audit chain; the token is not in it.
     audit = _run("audit", "tail", "--json", home=home)
     assert "rocketchat_connect" in audit.stdout and standin.token not in audit.stdout
+    assert TOKENS_SECRET not in audit.stdout
+
+
+def test_check_fails_without_the_create_tokens_secret_a_workspace_requires(
+        standin: Standin, tmp_path: Path) -> None:
+    """The stand-in runs as Rocket.Chat 8+ (CREATE_TOKENS_FOR_USERS_SECRET set): connected
+    without that secret, every message an app sends as its user would be refused; `check` says
+    so (exit 1) instead of `serve` finding out at the first message."""
+    home = tmp_path / "h"
+    _run("rocketchat", "connect", "--url", standin.url, "--user-id", standin.user_id,
+         stdin=standin.token + "\n", home=home)
+    c = _run("rocketchat", "check", "--json", home=home)
+    rep = json.loads(c.stdout)
+    assert c.returncode == 1 and rep["missing"] == []
+    assert "CREATE_TOKENS_FOR_USERS_SECRET" in rep["problem"]
 
 
 def test_check_fails_with_a_token_the_workspace_refuses(standin: Standin,

@@ -8,10 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rcfake import USER_NOT_FOUND, Answer, FakeWorkspace, remote_on
+from rcfake import USER_NOT_FOUND, Answer, FakeWorkspace, fake_client, remote_on
 
-from host.server.errors import NotFound
+from host.clock import SystemClock
+from host.home import Home
+from host.server.errors import Forbidden, NotFound
 from host.server.principals import SYSTEM
+from host.server.remote import config
 
 
 def _users(docs: dict[str, dict[str, Any]]) -> FakeWorkspace:
@@ -120,3 +123,37 @@ def test_department_agents_and_an_agents_departments_are_read_where_rocket_chat_
     assert rs.remove_agents_of_app("app1") == 1
     assert fake.sent("POST", "livechat/department/D1/agents") == [
         ({}, {"upsert": [], "remove": [{"agentId": "A1", "username": "bot.one"}]})]
+
+
+def _tokens() -> FakeWorkspace:
+    """users.createToken as Rocket.Chat 8+ answers it (OpenAPI: `secret` required, a wrong or
+    missing one is 400 error-not-authorized), and chat.sendMessage."""
+    def create(_q: dict[str, str], b: Any) -> Answer:
+        if b.get("secret") != "pass123":
+            return 400, {"success": False, "error": "Not authorized [error-not-authorized]",
+                         "errorType": "error-not-authorized"}
+        return 200, {"data": {"userId": b["userId"], "authToken": "t-" + b["userId"]},
+                     "success": True}
+
+    def send(_q: dict[str, str], b: Any) -> Answer:
+        return 200, {"message": {"_id": "M1", "rid": b["message"]["rid"],
+                                 "msg": b["message"]["msg"], "u": {"_id": "U1"},
+                                 "ts": "2024-01-01T00:00:00.000Z"}, "success": True}
+    return FakeWorkspace({"POST users.createToken": create, "POST chat.sendMessage": send})
+
+
+def test_a_message_as_a_user_mints_its_token_with_the_stored_secret(tmp_path: Path) -> None:
+    fake = _tokens()
+    home = Home(tmp_path / "h").ensure()
+    config.save(home, "http://rc.invalid", "svc-user", "svc-token",
+                create_tokens_secret="pass123")
+    assert json.loads(config.secret_path(home).read_text())["create_tokens_secret"] == "pass123"
+    rs = config.open_remote(home, SystemClock(), client=fake_client(fake))
+    assert rs.messages_send_as_user(SYSTEM, "R1", "U1", "hi")["id"] == "M1"
+    assert [b for _q, b in fake.sent("POST", "users.createToken")] == [
+        {"userId": "U1", "secret": "pass123"}]
+    # No secret stored: the workspace's refusal is a Forbidden that says what to do, not a
+    # bad argument, and the secret is never in an error message.
+    with pytest.raises(Forbidden, match="CREATE_TOKENS_FOR_USERS_SECRET") as err:
+        remote_on(fake, tmp_path / "h2").messages_send_as_user(SYSTEM, "R1", "U1", "hi")
+    assert "pass123" not in err.value.message

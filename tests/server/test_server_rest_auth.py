@@ -106,13 +106,30 @@ def test_personal_and_admin_minted_tokens(client: httpx.Client, base_url: str,  
                                                   "X-Auth-Token": login["authToken"]}) as me:
         pat = me.post("/api/v1/users.generatePersonalAccessToken", json={"tokenName": "ci"})
         assert pat.status_code == 200
-        # an ordinary user cannot mint a sign-in for someone else
-        assert me.post("/api/v1/users.createToken", json={"username": "frank"}).status_code \
-            == 403
+        # an ordinary user cannot mint a sign-in for someone else (Rocket.Chat: 400
+        # error-not-authorized, its "Missing permission" answer)
+        refused = me.post("/api/v1/users.createToken", json={"username": "frank"})
+        assert refused.status_code == 400
+        assert refused.json()["errorType"] == "error-not-authorized"
     minted = client.post("/api/v1/users.createToken", json={"username": "frank"}).json()
     for token in (pat.json()["token"], minted["data"]["authToken"]):
         r = httpx.get(f"{base_url}/api/v1/me", headers={"X-User-Id": uid, "X-Auth-Token": token})
         assert r.status_code == 200
+
+
+def test_create_token_needs_the_workspace_secret_when_one_is_set(
+        client: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """As Rocket.Chat 8+: with CREATE_TOKENS_FOR_USERS_SECRET set, users.createToken without
+    that `secret` (or with another) is 400 error-not-authorized, even for an admin."""
+    monkeypatch.setenv("CREATE_TOKENS_FOR_USERS_SECRET", "s3cret-value")
+    uid = rest_user(client, "gus")
+    for body in ({"userId": uid}, {"userId": uid, "secret": "wrong"}):
+        bad = client.post("/api/v1/users.createToken", json=body)
+        assert bad.status_code == 400 and bad.json() == {
+            "success": False, "error": "Not authorized [error-not-authorized]",
+            "errorType": "error-not-authorized"}
+    ok = client.post("/api/v1/users.createToken", json={"userId": uid, "secret": "s3cret-value"})
+    assert ok.status_code == 200 and ok.json()["data"]["userId"] == uid
 
 
 def test_deactivation_revokes_every_token_for_good(client: httpx.Client, base_url: str) -> None:  # noqa: F811

@@ -69,6 +69,9 @@ _ERROR_TYPES: dict[str, type[ServerError]] = {
     "error-action-not-allowed": Forbidden,
     "error-not-allowed": Forbidden,
     "error-unauthorized": Forbidden,
+    # users.createToken without the workspace's CREATE_TOKENS_FOR_USERS_SECRET (Rocket.Chat 8+)
+    # or without user-generate-access-token: the credentials refused, not a bad argument.
+    "error-not-authorized": Forbidden,
     "invalid-params": InvalidArgument,
 }
 

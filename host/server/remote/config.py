@@ -4,8 +4,10 @@
   treat as privileged beyond the built-in list. The operator may edit it; while it exists,
   `stockade serve` serves this workspace (`--server embedded` serves the embedded one).
 - `HOME/rocketchat.secret` (0600, like the host's keys): the service account's personal access
-  token and the webhook secret. It is read by the host process only; no app, frame, log line or
-  audit record ever holds either. A secret file readable by group or others is refused.
+  token, the webhook secret and, for Rocket.Chat 8+, the workspace's
+  `CREATE_TOKENS_FOR_USERS_SECRET` (`users.createToken` refuses any call without it). It is
+  read by the host process only; no app, frame, log line or audit record ever holds any of
+  them. A secret file readable by group or others is refused.
 """
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ class RcConfig:
     token: str
     webhook_secret: str
     privileged_roles: frozenset[str] = frozenset()
+    create_tokens_secret: str = ""  # users.createToken's `secret` (Rocket.Chat 8+); "" for none
 
 
 def connected(home: Home) -> bool:
@@ -52,8 +55,8 @@ def secret_path(home: Home) -> Path:
     return home.root / SECRET_NAME
 
 
-def save(home: Home, url: str, user_id: str, token: str, *, webhook_secret: str | None = None
-         ) -> RcConfig:
+def save(home: Home, url: str, user_id: str, token: str, *, webhook_secret: str | None = None,
+         create_tokens_secret: str = "") -> RcConfig:
     """Write both files (the secret one 0600 from its first byte); a new webhook secret unless
     one is given. Returns what was saved."""
     home.ensure()
@@ -66,7 +69,8 @@ def save(home: Home, url: str, user_id: str, token: str, *, webhook_secret: str 
     path = secret_path(home)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
-        json.dump({"token": token, "webhook_secret": hook}, f)
+        json.dump({"token": token, "webhook_secret": hook,
+                   "create_tokens_secret": create_tokens_secret}, f)
     os.chmod(path, 0o600)
     return load(home)
 
@@ -89,7 +93,8 @@ def load(home: Home, *, url: str | None = None) -> RcConfig:
     return RcConfig(url=str(url or conf.get("url") or ""), user_id=str(conf.get("user_id") or ""),
                     token=str(secret.get("token") or ""),
                     webhook_secret=str(secret.get("webhook_secret") or ""),
-                    privileged_roles=frozenset(str(r) for r in roles))
+                    privileged_roles=frozenset(str(r) for r in roles),
+                    create_tokens_secret=str(secret.get("create_tokens_secret") or ""))
 
 
 def open_remote(home: Home, clock: Clock, *, url: str | None = None,
@@ -99,4 +104,5 @@ def open_remote(home: Home, clock: Clock, *, url: str | None = None,
     if not conf.url.startswith(("http://", "https://")):
         raise ConfigError(f"the workspace URL {conf.url!r} is not http(s)://")
     return RemoteServer(client or RcClient(conf.url, conf.user_id, conf.token), home.host_store,
-                        clock, privileged_roles=conf.privileged_roles)
+                        clock, privileged_roles=conf.privileged_roles,
+                        create_tokens_secret=conf.create_tokens_secret)

@@ -21,7 +21,7 @@ from host.server.errors import Forbidden, NotFound, ServerError, Unavailable
 from host.server.events import EventBus, PreSendHook, Subscriber
 from host.server.principals import Caller, Principal
 from host.server.remote import convert
-from host.server.remote.client import RcClient
+from host.server.remote.client import RcClient, Unauthorized
 from host.server.remote.owned import Owned
 from host.server.remote.rolepower import RolePowers
 from host.server.shapes import User
@@ -54,8 +54,13 @@ class RemoteCore:
     """State and helpers shared by the remote actions (see the module docstring)."""
 
     def __init__(self, client: RcClient, host_db: StoreTarget, clock: Clock, *,
-                 privileged_roles: frozenset[str] = frozenset()) -> None:
+                 privileged_roles: frozenset[str] = frozenset(),
+                 create_tokens_secret: str = "") -> None:
         self.client = client
+        # users.createToken's `secret` (the workspace's CREATE_TOKENS_FOR_USERS_SECRET, required
+        # since Rocket.Chat 8.0): from HOME/rocketchat.secret, sent in that call's body only,
+        # never logged, never in an error message.
+        self._create_tokens_secret = create_tokens_secret
         self.owned = Owned(host_db)
         self.clock = clock
         self.bus = EventBus()
@@ -172,7 +177,19 @@ class RemoteCore:
             known = self._user_tokens.get(user_id)
         if known is not None:
             return known
-        data = self.post("users.createToken", {"userId": user_id}, idempotent=True).get("data")
+        body = {"userId": user_id}
+        if self._create_tokens_secret:
+            body["secret"] = self._create_tokens_secret
+        try:
+            data = self.post("users.createToken", body, idempotent=True).get("data")
+        except Unauthorized:
+            raise  # the service account's own token refused: not this call's secret
+        except Forbidden as exc:
+            raise Forbidden(
+                f"{exc.message} — users.createToken was refused: on Rocket.Chat 8+ store the "
+                "workspace's CREATE_TOKENS_FOR_USERS_SECRET (second stdin line of `stockade "
+                "rocketchat connect`); the service account needs user-generate-access-token"
+            ) from None
         if not isinstance(data, dict) or not data.get("authToken"):
             raise Forbidden("Rocket.Chat minted no token to act as the app's user "
                             "(the service account needs user-generate-access-token)")

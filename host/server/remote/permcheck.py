@@ -89,7 +89,8 @@ class AccountReport:
 
 
 def check_account(remote: RemoteServer) -> AccountReport:
-    """Ask the workspace (four requests); never raises for a workspace problem."""
+    """Ask the workspace (five requests, and a logout at close); never raises for a workspace
+    problem."""
     rep = AccountReport(url=remote.client.base)
     try:
         info = remote.client.info()
@@ -110,4 +111,16 @@ def check_account(remote: RemoteServer) -> AccountReport:
             held.add(str(p.get("_id")))
     rep.missing = sorted(set(NEEDED) - held)
     rep.extra_power = sorted(held & POWERFUL)
+    rep.problem = _mint_check(remote)
     return rep
+
+
+def _mint_check(remote: RemoteServer) -> str | None:
+    """users.createToken for the service account itself, with the stored secret: what every
+    message an app sends needs (Rocket.Chat 8+ refuses it without the workspace's
+    CREATE_TOKENS_FOR_USERS_SECRET). The sign-in is logged out when `remote` closes."""
+    try:
+        remote.as_user(remote.client.user_id)
+    except ServerError as exc:
+        return exc.message
+    return None
