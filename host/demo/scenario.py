@@ -94,6 +94,9 @@ class Demo(StoryActs):
         self.host: Host | None = None
         self.humans: dict[str, str] = {}
         self.uninstalled: dict[str, dict[str, Any]] = {}
+        # The counts of runners the host replaced (a changed setting restarts an app with a new
+        # runner, counting from zero): added to their successors' in the summary.
+        self.replaced: dict[str, dict[str, int]] = {}
         self.remote: RemoteServer | None = None
         self.world: Any = None
         self.root = Path(tempfile.mkdtemp(prefix="stockade-demo-"))
@@ -306,7 +309,10 @@ class Demo(StoryActs):
         store.set_settings(crm.install_id, {**dict(crm.settings), "crm_url": EXFIL_URL},
                            ["crm_url"])
         self.say(f"  crm-sync's crm_url is changed to {EXFIL_URL} (a compromised setting)")
+        before = self.host.runners.get(crm.install_id)
         self.host.sync_installs()  # what the host's watcher does when the store changes
+        if before is not None and self.host.runners.get(crm.install_id) is not before:
+            self.replaced["crm-sync"] = carried_counts(before, self.replaced.get("crm-sync"))
         server = self.world
         v = self._visitor("late", "Visitor L")
         room = server.visitor_start_room(v["id"], "Support")
@@ -351,8 +357,9 @@ class Demo(StoryActs):
         apps: dict[str, dict[str, Any]] = {}
         rows: list[tuple[str | Text, ...]] = []
         for r in self.host.runners.values():
-            apps[r.app_id] = {"state": r.state, "events": r.events_done,
-                              "errors": r.events_failed, "restarts": r.restarts}
+            earlier = self.replaced.get(r.app_id, {})
+            apps[r.app_id] = {"state": r.state,
+                              **{k: n + earlier.get(k, 0) for k, n in runner_counts(r).items()}}
         apps.update(self.uninstalled)  # their runners are gone; the numbers were kept
         for app_id, a in sorted(apps.items()):
             rows.append((app_id, str(a["state"]), str(a["events"]), str(a["errors"]),
@@ -378,6 +385,20 @@ class Demo(StoryActs):
         ok = self.result.ok
         self.out.rule(host("everything behaved", "bold green") if ok
                       else host("something did not", "bold red"))
+
+
+def runner_counts(runner: Any) -> dict[str, int]:
+    """What the summary shows of a runner: events handled, handler errors, restarts."""
+    return {"events": runner.events_done, "errors": runner.events_failed,
+            "restarts": runner.restarts}
+
+
+def carried_counts(replaced: Any, earlier: dict[str, int] | None) -> dict[str, int]:
+    """A replaced runner's counts (with those it carried itself), its replacement counted as a
+    restart: the app was stopped and started again."""
+    counts = runner_counts(replaced)
+    counts["restarts"] += 1
+    return {k: n + (earlier or {}).get(k, 0) for k, n in counts.items()}
 
 
 def _consent_refusal(pkg: Package, problems: list[str]) -> Any:

@@ -38,6 +38,10 @@ def test_demo_runs_and_every_check_holds(tmp_path: Path) -> None:
     assert doc["users_created"] == 4  # three mirrored agents and the chatbot's bot account
     assert doc["live_agent_requests"] == 2
     assert doc["apps"]["chatbot-handover"]["state"] == "uninstalled"
+    # crm-sync was restarted by the compromised setting: two transcripts before, the refused
+    # post after; its counts carry across the restart (before: 1 event, 0 restarts)
+    crm_sync = doc["apps"]["crm-sync"]
+    assert crm_sync["events"] >= 3 and crm_sync["restarts"] == 1, crm_sync
     assert doc["crm_transcripts"] == 2
     assert doc["quota"]["used"] == doc["quota"]["limit"] == 3
     assert doc["bridge_calls"]["denied"] >= 2
@@ -72,3 +76,15 @@ def test_wrapping_table_keeps_every_character_on_a_tiny_console() -> None:
     # Folded across lines, every character is still there, in order.
     inside = "".join(ln.split("│")[1].strip() for ln in text.splitlines() if ln.startswith("│"))
     assert inside == "chatbot-handover"
+
+
+def test_a_replaced_runners_counts_carry_over_with_its_restart() -> None:
+    from types import SimpleNamespace
+
+    from host.demo.scenario import carried_counts
+
+    first = SimpleNamespace(events_done=2, events_failed=1, restarts=0)
+    second = SimpleNamespace(events_done=4, events_failed=0, restarts=2)
+    carried = carried_counts(first, None)
+    assert carried == {"events": 2, "errors": 1, "restarts": 1}
+    assert carried_counts(second, carried) == {"events": 6, "errors": 1, "restarts": 4}
