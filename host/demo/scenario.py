@@ -139,13 +139,18 @@ class Demo(StoryActs):
             self.crm.stop()
             if not self.keep:
                 shutil.rmtree(self.root, ignore_errors=True)
+            else:  # the operator asked for it to look at: say where it is, at the end
+                self.say(f"kept the demo's home: {self.home.root} (`stockade --home "
+                         f"{self.home.root} ...` reads it; `rm -r {self.root}` removes it)")
         return self.result
 
     def setup_home(self) -> None:
         self.act("A fresh host")
         ensure_policies(self.home)
         shutil.copy(self.examples / "policies" / "demo.toml", self.home.policies_dir)
-        self.say(f"home: {self.home.root} (temporary); policies: shipped default + demo.toml")
+        self.say(f"home: {self.home.root} ("
+                 + ("temporary, kept afterwards: --keep" if self.keep else "temporary")
+                 + "); policies: shipped default + demo.toml")
         self.say(f"demo CRM and live-agent API listening on 127.0.0.1:{self.endpoint.port} "
                  f"(apps reach them as http://{CRM_HOST}:{self.endpoint.port} and "
                  f"http://{LIVE_AGENT_HOST}:{self.endpoint.port})")

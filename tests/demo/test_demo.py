@@ -88,3 +88,31 @@ def test_a_replaced_runners_counts_carry_over_with_its_restart() -> None:
     carried = carried_counts(first, None)
     assert carried == {"events": 2, "errors": 1, "restarts": 1}
     assert carried_counts(second, carried) == {"events": 6, "errors": 1, "restarts": 4}
+
+
+def test_keep_says_at_the_end_where_the_home_was_kept(monkeypatch, tmp_path: Path) -> None:
+    """`demo --keep`: the home stays, and the last line says where (before: only "home: ...
+    (temporary)" at the start). The acts are stubbed: this is about the end."""
+    import io
+    import tempfile
+
+    from rich.console import Console
+
+    from host.demo.scenario import Demo
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    for keep in (True, False):
+        buf = io.StringIO()
+        demo = Demo(Console(file=buf, width=400, color_system=None), keep=keep)
+        for act in ("operator_setup", "install_apps", "start_host", "agents_at_enable",
+                    "conversations", "refusals", "uninstall_story", "finish"):
+            monkeypatch.setattr(demo, act, lambda *a: None)
+        monkeypatch.setattr(demo.crm, "start", lambda: None)
+        monkeypatch.setattr(demo.crm, "stop", lambda: None)
+        demo.run()
+        lines = buf.getvalue().splitlines()
+        if keep:
+            assert demo.home.root.is_dir() and "kept afterwards" in buf.getvalue()
+            assert lines[-1].startswith(f"kept the demo's home: {demo.home.root}"), lines[-1]
+        else:
+            assert not demo.root.exists() and "kept" not in buf.getvalue()
