@@ -48,6 +48,7 @@ _CONFLICT_BY_ROUTE: tuple[tuple[str, str], ...] = (
 # adapter's misreading of the real one (a deleted user read as a bad argument).
 BARE_REFUSALS: dict[tuple[str, str], str] = {
     ("not_found", "users.info"): "User not found.",
+    ("conflict", "livechat/room.closeByUser"): "error-room-already-closed",
 }
 
 

@@ -7,12 +7,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from rcfake import USER_NOT_FOUND, Answer, FakeWorkspace, fake_client, remote_on
 
 from host.clock import SystemClock
 from host.home import Home
-from host.server.errors import Forbidden, NotFound
+from host.server.errors import Conflict, Forbidden, NotFound
 from host.server.principals import SYSTEM
 from host.server.remote import config
 
@@ -157,3 +158,39 @@ def test_a_message_as_a_user_mints_its_token_with_the_stored_secret(tmp_path: Pa
     with pytest.raises(Forbidden, match="CREATE_TOKENS_FOR_USERS_SECRET") as err:
         remote_on(fake, tmp_path / "h2").messages_send_as_user(SYSTEM, "R1", "U1", "hi")
     assert "pass123" not in err.value.message
+
+
+def _closing(lose_first_answer: bool) -> FakeWorkspace:
+    """closeByUser as Rocket.Chat answers it: a room already closed is a 400 whose `error` is
+    `error-room-already-closed` (no errorType); the first close's answer may be lost (a read
+    timeout after the workspace applied it)."""
+    room = {"_id": "R1", "t": "l", "open": True, "v": {"_id": "V1"}}
+    calls = [0]
+
+    def close(_q: dict[str, str], _b: Any) -> Answer:
+        calls[0] += 1
+        if not room["open"]:
+            return 400, {"success": False, "error": "error-room-already-closed"}
+        room["open"] = False
+        if lose_first_answer and calls[0] == 1:
+            raise httpx.ReadTimeout("the answer was lost")
+        return 200, {"success": True}
+    return FakeWorkspace({"POST livechat/room.closeByUser": close,
+                          "GET rooms.info": lambda q, b: (200, {"room": room, "success": True})})
+
+
+def test_a_close_retried_after_its_answer_was_lost_is_applied(tmp_path: Path) -> None:
+    fake = _closing(lose_first_answer=True)
+    rs = remote_on(fake, tmp_path / "h")
+    assert rs.livechat_close_room(SYSTEM, "R1", op_id="op-close-1")["open"] is False
+    assert len(fake.sent("POST", "livechat/room.closeByUser")) == 2
+    assert rs.owned.op("op-close-1")[1] == "applied" and rs.was_applied("op-close-1")
+
+
+def test_closing_a_room_closed_before_is_a_conflict_not_applied(tmp_path: Path) -> None:
+    fake = _closing(lose_first_answer=False)
+    rs = remote_on(fake, tmp_path / "h")
+    rs.livechat_close_room(SYSTEM, "R1", op_id="op-a")
+    with pytest.raises(Conflict):
+        rs.livechat_close_room(SYSTEM, "R1", op_id="op-b")
+    assert not rs.was_applied("op-b")

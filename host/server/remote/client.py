@@ -66,6 +66,7 @@ _ERROR_TYPES: dict[str, type[ServerError]] = {
     "error-field-unavailable": Conflict,
     "error-user-already-agent": Conflict,
     "error-room-closed": Conflict,
+    "error-room-already-closed": Conflict,  # closeByUser: sent as the bare `error` text
     "error-action-not-allowed": Forbidden,
     "error-not-allowed": Forbidden,
     "error-unauthorized": Forbidden,
@@ -120,17 +121,26 @@ class RcClient:
 
     def call(self, method: str, route: str, *, query: Mapping[str, str] | None = None,
              body: Mapping[str, Any] | None = None, idempotent: bool,
-             auth: Mapping[str, str] | None = None) -> dict[str, Any]:
+             auth: Mapping[str, str] | None = None,
+             done_if_repeated: frozenset[str] = frozenset()) -> dict[str, Any]:
         """One REST call to /api/v1/`route`, as the service account (or `auth`: another
-        identity's headers, e.g. a user token the host minted). Returns the success body."""
+        identity's headers, e.g. a user token the host minted). Returns the success body.
+
+        `done_if_repeated`: refusals (errorType, or the error text Rocket.Chat sends alone) that
+        mean "already done" when they answer a retry after an attempt that was sent and got no
+        answer: that attempt did it (a close retried after its answer was lost finds the room
+        closed), so the call succeeded. On a first attempt they stay refusals."""
         return self._request(method, f"/api/v1/{route}", query, body,
-                             auth or self._auth, idempotent=idempotent)
+                             auth or self._auth, idempotent=idempotent,
+                             done_if_repeated=done_if_repeated)
 
     def _request(self, method: str, path: str, query: Mapping[str, str] | None,
                  body: Mapping[str, Any] | None, auth: Mapping[str, str] | None, *,
-                 idempotent: bool) -> dict[str, Any]:
+                 idempotent: bool, done_if_repeated: frozenset[str] = frozenset()
+                 ) -> dict[str, Any]:
         started = time.monotonic()
         attempt = 0
+        lost = False  # an earlier attempt left and its answer never came (or was a 5xx)
         while True:
             self.attempts += 1
             sent = True
@@ -154,7 +164,10 @@ class RcClient:
                 elif resp.status_code >= 500:
                     why = f"answered {resp.status_code}"
                 else:
+                    if lost and _already_done(resp, done_if_repeated):
+                        return {"success": True}
                     return _result(resp, path)
+            lost = lost or sent
             attempt += 1
             may_retry = idempotent or not sent
             wait = self._backoff(attempt, retry_after)
@@ -176,6 +189,18 @@ class RcClient:
             return min(max(retry_after, 0.0), BACKOFF_CAP_S)
         with self._rng_lock:
             return self._rng.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (attempt - 1)))
+
+
+def _already_done(resp: httpx.Response, kinds: frozenset[str]) -> bool:
+    """Whether a 400 answer is one of `kinds` (by errorType, or by its bare error text)."""
+    if not kinds or resp.status_code != 400 or len(resp.content) > MAX_RESPONSE_BYTES:
+        return False
+    try:
+        data = resp.json()
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(data, dict) and bool(
+        {str(data.get("errorType") or ""), str(data.get("error") or "")} & kinds)
 
 
 def _retry_after(resp: httpx.Response) -> float | None:

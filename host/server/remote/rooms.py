@@ -19,6 +19,8 @@ MAX_MESSAGES = 500
 # caught up; past that the oldest are left, and the catch-up says so in the host's log.
 ROOMS_PAGE = 100
 MAX_ROOM_PAGES = 50
+# What closeByUser answers for a room already closed (OpenAPI: the bare `error` text).
+ALREADY_CLOSED = frozenset({"error-room-already-closed"})
 
 
 class RemoteRooms(RemoteCore):
@@ -124,14 +126,18 @@ class RemoteRooms(RemoteCore):
 
     def livechat_close_room(self, caller: Principal, room_id: str, comment: str | None = None,
                             *, op_id: str | None = None) -> Room:
-        """POST livechat/room.closeByUser {rid, comment?} (Rocket.Chat 6.4+)."""
+        """POST livechat/room.closeByUser {rid, comment?} (Rocket.Chat 6.4+). Retried like an
+        idempotent write; a retry answered `error-room-already-closed` after an attempt whose
+        answer was lost is that attempt's close (applied). A room closed before the first
+        attempt is a Conflict: this call closed nothing."""
         room_id = limits.ident(room_id, "room_id")
         body: dict[str, Any] = {"rid": room_id}
         if comment:
             body["comment"] = limits.message_text(comment)
 
         def send() -> Room:
-            self.post("livechat/room.closeByUser", body, idempotent=True)
+            self.client.call("POST", "livechat/room.closeByUser", body=body, idempotent=True,
+                             done_if_repeated=ALREADY_CLOSED)
             return self.room(room_id)
 
         return self._write(op_id, "livechat.close_room", {"room_id": room_id}, send)
