@@ -13,7 +13,7 @@ import sqlite3
 from host.server import limits, users
 from host.server.db import Database
 from host.server.embedded import EmbeddedServer
-from host.server.errors import NotFound
+from host.server.errors import Conflict, InvalidArgument, NotFound
 from host.server.principals import SYSTEM
 from host.server.shapes import User
 
@@ -27,6 +27,9 @@ MAX_TOKEN_LEN = 128
 # sign-out elsewhere. Rocket.Chat keeps every login token until it expires (90 days); 50 is
 # more devices and browsers than a person uses at once. Personal tokens are named and few.
 MAX_LOGIN_TOKENS = 50
+# Personal access tokens a user may mint itself (users.generatePersonalAccessToken). They never
+# expire; a person names a handful (CI, a script), not hundreds.
+MAX_PERSONAL_TOKENS = 20
 
 
 def digest(token: str) -> str:
@@ -55,6 +58,29 @@ def mint(db: Database, user_id: str, name: str, now: float, *, kind: str = "pers
                 " ORDER BY created_at DESC, token_hash LIMIT ?)",
                 (user_id, hashed, user_id, hashed, MAX_LOGIN_TOKENS - 1),
             )
+    return token
+
+
+def mint_named(db: Database, user_id: str, name: str, now: float) -> str:
+    """A personal access token a user asks for itself (users.generatePersonalAccessToken): as
+    Rocket.Chat, a name the user already gave a token is refused (Conflict); and at most
+    MAX_PERSONAL_TOKENS per user. Guards: a signed-in account minting tokens without end, each
+    a credential that never expires and outlives a sign-out."""
+    name = limits.text(name, "token name", 64)
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    with db.write() as c:
+        users.get(c, user_id)
+        held = [str(r[0]) for r in c.execute(
+            "SELECT name FROM personal_tokens WHERE user_id = ? AND kind = 'personal'",
+            (user_id,))]
+        if name in held:
+            raise Conflict("A token with this name already exists")
+        if len(held) >= MAX_PERSONAL_TOKENS:
+            raise InvalidArgument(f"at most {MAX_PERSONAL_TOKENS} personal access tokens per "
+                                  "user")
+        c.execute(
+            "INSERT INTO personal_tokens (token_hash, user_id, name, created_at, kind)"
+            " VALUES (?, ?, ?, ?, 'personal')", (digest(token), user_id, name, now))
     return token
 
 

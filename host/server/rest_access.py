@@ -22,6 +22,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "close-others-livechat-room": frozenset({"admin", "livechat-manager"}),
     "transfer-livechat-guest": frozenset({"admin", "livechat-manager", "livechat-agent"}),
     "view-livechat-manager": frozenset({"admin", "livechat-manager"}),
+    # users.generatePersonalAccessToken: a never-expiring credential; admins by default.
+    "create-personal-access-tokens": frozenset({"admin"}),
     # chat.sendMessage's `alias` / `avatar`: another name and face shown to the visitor.
     # Rocket.Chat gives it to `bot` and `app` (an app's own user relays an external agent with
     # it; the remote adapter's relay_message sends it as that user), and admins here; never to

@@ -13,9 +13,10 @@ import secrets
 from typing import Any
 
 from host.server import auth, users
+from host.server import rest_access as access
 from host.server import rest_shapes as rs
 from host.server.errors import Forbidden, InvalidArgument, ServerError
-from host.server.personal_tokens import mint
+from host.server.personal_tokens import mint, mint_named
 from host.server.rest_routes import MANAGE, Ctx, user_ref, user_view
 
 
@@ -65,10 +66,17 @@ def logout(ctx: Ctx) -> dict[str, Any]:
 
 
 def generate_personal_token(ctx: Ctx) -> dict[str, Any]:
-    """POST users.generatePersonalAccessToken {tokenName}: a token for the caller itself."""
+    """POST users.generatePersonalAccessToken {tokenName}: a token for the caller itself, for
+    roles holding Rocket.Chat's create-personal-access-tokens (admins by default; 400
+    not-authorized otherwise, as Rocket.Chat answers), one per name, a few per user
+    (`personal_tokens.mint_named`). Any signed-in agent minted never-expiring tokens without
+    bound before."""
     assert ctx.identity is not None
+    if not access.has(ctx.identity, "create-personal-access-tokens"):
+        raise Forbidden("Not Authorized")
     name = ctx.b("tokenName")
-    return {"token": mint(ctx.server.db, ctx.identity["id"], name, ctx.server.clock.now())}
+    return {"token": mint_named(ctx.server.db, ctx.identity["id"], name,
+                                ctx.server.clock.now())}
 
 
 def create_token(ctx: Ctx) -> dict[str, Any]:

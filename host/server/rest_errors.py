@@ -38,6 +38,7 @@ _NOT_FOUND_BY_ROUTE: tuple[tuple[str, str], ...] = (
 # errorType of a `conflict` by route: a username or e-mail in use is "unavailable"; anything
 # else the state forbids (a closed room, a reused op id) is an action not allowed.
 _CONFLICT_BY_ROUTE: tuple[tuple[str, str], ...] = (
+    ("users.generatePersonalAccessToken", "error-token-already-exists"),
     ("users.create", "error-field-unavailable"),
     ("users.update", "error-field-unavailable"),
 )
@@ -56,6 +57,7 @@ BARE_REFUSALS: dict[tuple[str, str], str] = {
 # refusal), not 403, by route: users.createToken without the right secret or permission.
 _DENIED_BY_ROUTE: dict[str, str] = {
     "users.createToken": "error-not-authorized",
+    "users.generatePersonalAccessToken": "not-authorized",
 }
 
 

@@ -32,7 +32,7 @@ def _me(base_url: str, uid: str, token: str) -> int:  # noqa: F811
 
 def test_an_admin_password_reset_revokes_every_token_of_the_user(
         client: httpx.Client, base_url: str) -> None:  # noqa: F811
-    uid = rest_user(client, "hank")
+    uid = rest_user(client, "hank", roles=["user", "admin"])  # may mint a personal token
     login = rest_login(base_url, "hank").json()["data"]["authToken"]
     pat = httpx.post(f"{base_url}/api/v1/users.generatePersonalAccessToken",
                      json={"tokenName": "ci"},

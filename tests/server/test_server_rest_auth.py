@@ -12,7 +12,7 @@ from test_server_rest import base_url, client, svc  # noqa: F401 - fixtures
 from host.server import SYSTEM, Caller, EmbeddedServer
 from host.server.auth import FAILURE_WINDOW_S, MAX_FAILURES, MAX_TRACKED_NAMES, Failures
 from host.server.limits import MAX_LIST
-from host.server.personal_tokens import MAX_LOGIN_TOKENS, mint, verify
+from host.server.personal_tokens import MAX_LOGIN_TOKENS, MAX_PERSONAL_TOKENS, mint, verify
 from host.store import reading
 
 
@@ -104,17 +104,48 @@ def test_personal_and_admin_minted_tokens(client: httpx.Client, base_url: str,  
     login = rest_login(base_url, "frank").json()["data"]
     with httpx.Client(base_url=base_url, headers={"X-User-Id": uid,
                                                   "X-Auth-Token": login["authToken"]}) as me:
+        # an ordinary user holds no create-personal-access-tokens (Rocket.Chat: admins)
         pat = me.post("/api/v1/users.generatePersonalAccessToken", json={"tokenName": "ci"})
-        assert pat.status_code == 200
+        assert pat.status_code == 400 and pat.json()["errorType"] == "not-authorized"
         # an ordinary user cannot mint a sign-in for someone else (Rocket.Chat: 400
         # error-not-authorized, its "Missing permission" answer)
         refused = me.post("/api/v1/users.createToken", json={"username": "frank"})
         assert refused.status_code == 400
         assert refused.json()["errorType"] == "error-not-authorized"
     minted = client.post("/api/v1/users.createToken", json={"username": "frank"}).json()
-    for token in (pat.json()["token"], minted["data"]["authToken"]):
+    for token in (minted["data"]["authToken"],):
         r = httpx.get(f"{base_url}/api/v1/me", headers={"X-User-Id": uid, "X-Auth-Token": token})
         assert r.status_code == 200
+
+
+def test_personal_tokens_are_an_admins_one_per_name_and_few(
+        client: httpx.Client, base_url: str) -> None:  # noqa: F811
+    """users.generatePersonalAccessToken needs create-personal-access-tokens (admins, as
+    Rocket.Chat's default): a signed-in livechat agent minted 120 never-expiring tokens under
+    one name before. A name already used is refused as Rocket.Chat refuses it, and a user holds
+    at most MAX_PERSONAL_TOKENS."""
+    for name, roles in (("ivan", ["user", "livechat-agent"]), ("jill", ["user", "admin"])):
+        rest_user(client, name, roles=roles)
+    agent = rest_login(base_url, "ivan").json()["data"]
+    r = httpx.post(f"{base_url}/api/v1/users.generatePersonalAccessToken",
+                   json={"tokenName": "ci"}, headers={"X-User-Id": agent["userId"],
+                                                      "X-Auth-Token": agent["authToken"]})
+    assert r.status_code == 400 and r.json() == {
+        "success": False, "error": "Not Authorized [not-authorized]",
+        "errorType": "not-authorized"}
+    admin = rest_login(base_url, "jill").json()["data"]
+    with httpx.Client(base_url=base_url, headers={"X-User-Id": admin["userId"],
+                                                  "X-Auth-Token": admin["authToken"]}) as me:
+        def gen(name: str) -> httpx.Response:
+            return me.post("/api/v1/users.generatePersonalAccessToken", json={"tokenName": name})
+
+        assert gen("ci").status_code == 200
+        dup = gen("ci")
+        assert dup.status_code == 400 and dup.json()["errorType"] == "error-token-already-exists"
+        for i in range(1, MAX_PERSONAL_TOKENS):
+            assert gen(f"t{i}").status_code == 200
+        over = gen("one-too-many")
+        assert over.status_code == 400 and over.json()["errorType"] == "invalid-params"
 
 
 def test_create_token_needs_the_workspace_secret_when_one_is_set(
