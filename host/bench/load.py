@@ -7,7 +7,7 @@ of its own (`host.server.front`), or with `rest_process=False` from the host's p
 --rest-in-host`), uvicorn on 127.0.0.1 either way. Visitors (`visitors.py`, in a process of
 their own) act as the widget does: register (`POST livechat/visitor`), open a room (`GET
 livechat/room`, the departments each app serves in turn), write (`POST livechat/message`); an
-admin closes the room (`POST livechat/room.close`). Every step holds one rate for `step_s`
+admin closes the room (`POST livechat/room.closeByUser`). Every step holds one rate for `step_s`
 seconds.
 
 An event's delay is from its dispatch (the server emits it when the write commits; a front's
@@ -361,7 +361,7 @@ def drive(base: str, admin: dict[str, str], rate: float, count: int,
         rid = str(room["room"]["_id"])
         await call(pool, "POST", "/api/v1/livechat/message",
                    {"token": tok, "rid": rid, "msg": "What are your opening hours?"})
-        await call(pool, "POST", "/api/v1/livechat/room.close", {"rid": rid}, admin)
+        await call(pool, "POST", "/api/v1/livechat/room.closeByUser", {"rid": rid}, admin)
 
     elapsed = asyncio.run(visitors.paced(base, rate, count, first, conversation))
     return elapsed, rest_ms, failures[0]

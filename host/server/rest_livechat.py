@@ -3,8 +3,8 @@
 - The widget's routes authenticate the *visitor* by its widget token, as Rocket.Chat's do (the
   chat widget holds no staff credentials): register (`POST livechat/visitor`), read yourself
   (`GET livechat/visitor/{token}`), get or open your room (`GET livechat/room`), write in it
-  (`POST livechat/message`) and read its history (`GET livechat/messages.history/{rid}`). A token
-  reaches only its own visitor's rooms.
+  (`POST livechat/message`), read its history (`GET livechat/messages.history/{rid}`) and close
+  it (`POST livechat/room.close`). A token reaches only its own visitor's rooms.
 - The queue (`livechat/inquiries.*`): an inquiry is a room waiting for an agent; its id is the
   room's. An agent lists and takes the inquiries of its departments' queue
   (`host/server/rest_access.py`); managers all of them.
@@ -72,6 +72,16 @@ def visitor_message(ctx: Ctx) -> dict[str, Any]:
     room = _own_room(ctx, v, ctx.b("rid"))
     m = ctx.server.visitor_send_message(v["id"], room["id"], ctx.b("msg"))
     return {"message": rs.message(m)}
+
+
+def visitor_close(ctx: Ctx) -> dict[str, Any]:
+    """POST livechat/room.close {rid, token}: the visitor closes its own room (Rocket.Chat's
+    widget route: the token is the credential, no staff sign-in). Staff close with
+    livechat/room.closeByUser."""
+    v = _visitor(ctx, ctx.b("token"))
+    room = _own_room(ctx, v, ctx.b("rid"))
+    r = ctx.server.visitor_close_room(v["id"], room["id"])
+    return {"rid": r["id"], "comment": "Closed by visitor"}
 
 
 def visitor_history(ctx: Ctx) -> dict[str, Any]:

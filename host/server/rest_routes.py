@@ -444,7 +444,8 @@ def room_transfer(ctx: Ctx) -> dict[str, Any]:
 
 
 def room_close(ctx: Ctx) -> dict[str, Any]:
-    """POST livechat/room.close {rid | roomId, comment?}."""
+    """POST livechat/room.closeByUser {rid | roomId, comment?}: staff (livechat/room.close is
+    the visitor's, `rest_livechat.visitor_close`)."""
     rid = ctx.b("rid", required=False) or ctx.b("roomId")
     room = room_for(ctx, rid, "this room is not yours")
     access.require(room["served_by"] == _me(ctx) or

@@ -136,7 +136,7 @@ def test_http_livechat_flow(client: httpx.Client, server: EmbeddedServer) -> Non
     assert [m["msg"] for m in msgs["messages"]] == ["hi, svc here", "hello"]
     listed = client.get("/api/v1/livechat/rooms", params={"open": "true"}).json()
     assert [r["_id"] for r in listed["rooms"]] == [room["_id"]]
-    closed = client.post("/api/v1/livechat/room.close", json={"rid": room["_id"], "comment": "ok"})
+    closed = client.post("/api/v1/livechat/room.closeByUser", json={"rid": room["_id"], "comment": "ok"})
     assert closed.json() == {"rid": room["_id"], "comment": "ok", "success": True}
     again = client.post("/api/v1/livechat/room.closeByUser", json={"rid": room["_id"]})
     # as Rocket.Chat answers it (OpenAPI closeByUser 400 "Room already closed": no errorType)
@@ -260,3 +260,25 @@ def test_departments_and_their_agents_are_shaped_as_rocket_chat_shapes_them(
     assert status == 200 and "departments" not in out["user"]
     status, out = rest.call(uid, "GET", f"livechat/agents/{human['id']}/departments")
     assert status == 200 and [d["departmentId"] for d in out["departments"]] == [dep["id"]]
+
+
+def test_room_close_is_the_visitors_route(base_url: str, client: httpx.Client,
+                                          server: EmbeddedServer) -> None:
+    """POST livechat/room.close {rid, token} is Rocket.Chat's widget route: the visitor's token
+    is the credential, no staff sign-in (it was staff-only: a widget's close was a 401). A
+    token closes only its own visitor's room; staff close with livechat/room.closeByUser."""
+    for tok in ("widget-close-token-1", "widget-close-token-2"):
+        httpx.post(f"{base_url}/api/v1/livechat/visitor", json={"visitor": {"token": tok}})
+    rid = httpx.get(f"{base_url}/api/v1/livechat/room",
+                    params={"token": "widget-close-token-1"}).json()["room"]["_id"]
+    other = httpx.post(f"{base_url}/api/v1/livechat/room.close",
+                       json={"rid": rid, "token": "widget-close-token-2"})
+    assert other.status_code == 400 and server.livechat_get_room(SYSTEM, rid)["open"]
+    # staff headers are no credential here: the route wants the visitor's token
+    assert client.post("/api/v1/livechat/room.close", json={"rid": rid}).status_code == 400
+    closed = httpx.post(f"{base_url}/api/v1/livechat/room.close",
+                        json={"rid": rid, "token": "widget-close-token-1"})
+    assert closed.status_code == 200 and closed.json()["rid"] == rid, closed.text
+    room = server.livechat_get_room(SYSTEM, rid)
+    assert not room["open"] and room["closed_by"] is not None
+    assert room["closed_by"]["type"] == "visitor"

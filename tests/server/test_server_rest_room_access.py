@@ -56,7 +56,7 @@ def test_an_agent_cannot_read_or_take_another_agents_conversation(desk: dict) ->
               bob.http.post("/api/v1/livechat/room.transfer",
                             json={"roomId": room["id"], "userId": bob.user["id"]}),
               bob.http.post("/api/v1/livechat/room.take", json={"roomId": room["id"]}),
-              bob.http.post("/api/v1/livechat/room.close", json={"rid": room["id"]}),
+              bob.http.post("/api/v1/livechat/room.closeByUser", json={"rid": room["id"]}),
               bob.http.post("/api/v1/chat.sendMessage",
                             json={"message": {"rid": room["id"], "msg": "hi, it's bob"}})):
         assert r.status_code == 403, r.text
@@ -83,7 +83,7 @@ def test_the_serving_agent_and_the_queue(desk: dict) -> None:
                          json={"roomId": queued["id"]}).status_code == 403
     assert alice.http.post("/api/v1/livechat/room.take",
                            json={"roomId": queued["id"]}).status_code == 200
-    assert alice.http.post("/api/v1/livechat/room.close",
+    assert alice.http.post("/api/v1/livechat/room.closeByUser",
                            json={"rid": room["id"]}).status_code == 200
 
 
@@ -93,7 +93,7 @@ def test_a_manager_sees_and_closes_any_room(desk: dict) -> None:
     assert {room["id"], desk["queued"]["id"]} <= every
     assert boss.http.get("/api/v1/livechat/visitors.info",
                          params={"visitorId": desk["visitor"]["id"]}).status_code == 200
-    assert boss.http.post("/api/v1/livechat/room.close",
+    assert boss.http.post("/api/v1/livechat/room.closeByUser",
                           json={"rid": room["id"]}).status_code == 200
 
 
