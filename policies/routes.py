@@ -31,6 +31,8 @@ NEVER: dict[tuple[str, str], str] = {
         "acts as a visitor: registers one, or rewrites one by its widget token",
     ("*", "livechat/visitor/{token}"): "acts as a visitor (its widget token)",
     ("GET", "livechat/messages.history/{rid}"): "acts as a visitor (its widget token)",
+    ("POST", "livechat/room.close"):
+        "acts as a visitor (closes its room by its widget token): use livechat.close_room",
     ("POST", "livechat/inquiries.take"): "takes a room for an agent: use livechat.take_room",
     ("GET", "permissions.listAll"): "the workspace's permission table is the operator's",
     ("POST", "livechat/department/{id}/agents"):

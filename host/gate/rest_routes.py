@@ -326,7 +326,6 @@ MAPPED: tuple[Mapped, ...] = (
            lambda r: {"room": rs.room(r)}),
     Mapped("POST", "livechat/room.forward", ("livechat.transfer_room",), _room_transfer,
            lambda r: {"room": rs.room(r)}),
-    Mapped("POST", "livechat/room.close", ("livechat.close_room",), _room_close, _close_body),
     Mapped("POST", "livechat/room.closeByUser", ("livechat.close_room",), _room_close,
            _close_body),
     Mapped("GET", "livechat/department", ("livechat.list_departments",), _departments,

@@ -70,8 +70,9 @@ effect = "permit"
 apps = ["caller"]
 actions = ["rest.call"]
 [rule.when]
-rest_routes = ["POST /api/v1/livechat/visitor", "GET /api/v1/livechat/visitors.info"]
-rest_fields = ["visitor"]
+rest_routes = ["POST /api/v1/livechat/visitor", "GET /api/v1/livechat/visitors.info",
+               "POST /api/v1/livechat/room.close"]
+rest_fields = ["visitor", "rid", "token"]
 [[rule]]
 id = "caller-read"
 effect = "permit"
@@ -260,22 +261,26 @@ def test_rest_cannot_act_as_a_visitor_with_its_widget_token(host: Host) -> None:
     visitor: refused whatever a policy lists, like every other route that acts as a visitor."""
     v = host.server.save_visitor("widget-token-42", "Vera", "vera@example.com",
                                  {"crm": "c-1"})
+    room = host.server.visitor_start_room(v["id"])
     res = _run(host, [
         ["GET", "/api/v1/livechat/visitors.info", {"visitorId": v["id"]}],
         ["POST", "/api/v1/livechat/visitor",
          {"visitor": {"token": "widget-token-42", "email": "thief@example.net",
                       "customFields": {"crm": "c-666"}}}],
         ["POST", "/api/v1/livechat/visitor", {"visitor": {"token": "made-up-token-1"}}],
+        # Rocket.Chat's widget route: the visitor closes its own room by its token
+        ["POST", "/api/v1/livechat/room.close", {"rid": room["id"], "token": "widget-token-42"}],
     ])
     assert res[0] == [200, True], res
-    assert [r[:2] for r in res[1:]] == [["refused", "PermissionDenied"]] * 2, res
-    assert "acts as a visitor" in res[1][2]
+    assert [r[:2] for r in res[1:]] == [["refused", "PermissionDenied"]] * 3, res
+    assert "acts as a visitor" in res[1][2] and "acts as a visitor" in res[3][2], res
+    assert host.server.livechat_get_room(SYSTEM, room["id"])["open"] is True
     after = host.server.livechat_get_visitor(SYSTEM, v["id"])
     assert after["email"] == "vera@example.com" and after["custom_fields"] == {"crm": "c-1"}
     with pytest.raises(NotFound):
         host.server.get_visitor_by_token("made-up-token-1")
     denial = _rest_records(host)[-1]
-    assert denial["allowed"] is False and denial["route"] == "POST /api/v1/livechat/visitor"
+    assert denial["allowed"] is False and denial["route"] == "POST /api/v1/livechat/room.close"
 
 
 def test_another_identity_only_when_the_operator_names_it_at_consent(
