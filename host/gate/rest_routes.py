@@ -219,6 +219,19 @@ def _room_close(p: Mapping[str, Any], _path: Mapping[str, str], _me: str
     return "livechat.close_room", args
 
 
+def _department(p: Mapping[str, Any], path: Mapping[str, str], _me: str
+                ) -> tuple[str, dict[str, Any]]:
+    _only(p, set())
+    return "livechat.get_department", {"department": path["id"]}
+
+
+def _department_body(d: Any) -> dict[str, Any]:
+    """As the server's route answers: the department, its agents beside it (the bridge gives
+    ids only: no username, which the app reads with users.get)."""
+    return {"department": rs.department(d),
+            "agents": [rs.department_agent(d["id"], a, None, d["enabled"]) for a in d["agents"]]}
+
+
 def _departments(p: Mapping[str, Any], _path: Mapping[str, str], _me: str
                  ) -> tuple[str, dict[str, Any]]:
     _only(p, set())
@@ -330,6 +343,8 @@ MAPPED: tuple[Mapped, ...] = (
            _close_body),
     Mapped("GET", "livechat/department", ("livechat.list_departments",), _departments,
            _departments_body),
+    Mapped("GET", "livechat/department/{id}", ("livechat.get_department",), _department,
+           _department_body),
     Mapped("GET", "livechat/visitors.info", ("livechat.get_visitor",), _visitor_info,
            lambda v: {"visitor": rs.visitor(v)}),
     Mapped("POST", "chat.sendMessage", ("messages.send",), _chat_send,

@@ -24,7 +24,7 @@ def test_every_server_write_route_is_mapped_or_never_or_has_no_bridge_action() -
                         ("GET", "users.list"), ("GET", "roles.getUsersInRole"),
                         ("GET", "livechat/users/agent/{id}"), ("GET", "livechat/inquiries.list"),
                         ("GET", "livechat/inquiries.getOne"), ("GET", "livechat/config/routing"),
-                        ("GET", "channels.list")}
+                        ("GET", "channels.list"), ("GET", "livechat/agents/{id}/departments")}
     for r in ROUTES:
         path = r.path.replace("{id}", "x").replace("{token}", "x").replace("{rid}", "x")
         if (r.method, r.path) in no_bridge_action:
@@ -57,6 +57,8 @@ def test_translation_is_strict() -> None:
     assert call("DELETE", "livechat/users/agent/u1", {}) == (
         "livechat.remove_agent", {"user_id": "u1"})
     assert call("GET", "livechat/department", {}) == ("livechat.list_departments", {})
+    assert call("GET", "livechat/department/d1", {}) == (
+        "livechat.get_department", {"department": "d1"})
     with pytest.raises(RouteRefused):
         call("GET", "livechat/department", {"text": "Sales"})  # no filter in the bridge action
 
