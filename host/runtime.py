@@ -519,12 +519,14 @@ class Host:
             self.note_app_log(runner.install_id, note)
         return found
 
-    def event_allowed(self, install: InstallRecord, event: str) -> bool:
-        """Whether the policy in force lets `event` reach `install` (a hook, not an event of
-        the vocabulary, always): asked again as a queued event is taken, so one that waited
-        through a reload narrowing the policy is dropped, not delivered."""
-        return event not in EVENTS or self.event_policy.decide(
-            self.policy.current(), install, event)[0].allowed
+    def event_allowed(self, install: InstallRecord, event: str, decided_under: object) -> bool:
+        """Whether the policy in force still lets `event`, whose receivers were decided under
+        `decided_under`, reach `install` (a hook, not an event of the vocabulary, always):
+        asked as a queued event is taken, so one that waited through a reload narrowing the
+        policy is dropped, not delivered. Under the same policy object, one identity check."""
+        policy = self.policy.current()
+        return policy is decided_under or event not in EVENTS or self.event_policy.decide(
+            policy, install, event)[0].allowed
 
     def _on_server_event(self, name: str, payload: dict[str, Any]) -> None:
         """Called by the server after commit: hand off, never block the server action."""
@@ -549,14 +551,15 @@ class Host:
     def dispatch(self, name: str, payload: dict[str, Any]) -> Delivery:
         """Deliver an event to every app that handles it (in app-id order); the returned
         `Delivery` settles each app's outcome as it finishes. Never blocks."""
+        policy = self.policy.current()  # before the receivers: a reload after is decided again
         runners = self._receivers(name)
         deadline_s = self.config.event_deadline_s
         pump = self.pump
         if pump is not None:
-            return pump.deliver(name, payload, deadline_s, runners)
+            return pump.deliver(name, payload, deadline_s, runners, policy)
         delivery = Delivery([r.app_id for r in runners])
         for i, runner in enumerate(runners):
-            runner.enqueue(Job(name, payload, deadline_s, delivery.slot(i)))
+            runner.enqueue(Job(name, payload, deadline_s, delivery.slot(i), policy=policy))
         return delivery
 
     def pre_send(self, message: dict[str, Any]) -> dict[str, Any] | None:

@@ -64,6 +64,9 @@ class Job:
     # running), and its outcome is a Future its caller cancels when it gives up waiting for
     # the start: a cancelled job is dropped, never run on a message already decided.
     started: threading.Event | None = None
+    # The policy object its receivers were decided under (`Host.dispatch`); None for a job
+    # submitted directly (a hook, a bench's loop). Taken under another, it is decided again.
+    policy: object | None = None
 
 
 STOP = Job("__stop__", {}, 0.0)

@@ -81,12 +81,13 @@ class EventPump:
         self._thread.start()
 
     def deliver(self, name: str, payload: dict[str, Any], deadline_s: float,
-                runners: Sequence[AppRunner]) -> Delivery:
-        """Deliver one event to `runners` (their outcomes in this order). Never blocks."""
+                runners: Sequence[AppRunner], policy: object | None = None) -> Delivery:
+        """Deliver one event to `runners` (their outcomes in this order), decided under
+        `policy` (`Job.policy`). Never blocks."""
         delivery = Delivery([r.app_id for r in runners])
         if not runners:
             return delivery  # most server events have no receiver: do not wake the pump
-        jobs = tuple(Job(name, payload, deadline_s, delivery.slot(i))
+        jobs = tuple(Job(name, payload, deadline_s, delivery.slot(i), policy=policy)
                      for i in range(len(runners)))
         with self._lock:
             closed = self._closed

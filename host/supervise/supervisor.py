@@ -45,7 +45,8 @@ class RunnerHost(Protocol):
 
     def write_app_log(self, install_id: str, text: str, truncated: bool) -> None: ...
     def note_app_log(self, install_id: str, text: str) -> None: ...
-    def event_allowed(self, install: InstallRecord, event: str) -> bool: ...
+    def event_allowed(self, install: InstallRecord, event: str, decided_under: object) -> bool:
+        ...
 
     affinity: Affinity
 
@@ -430,8 +431,8 @@ class AppRunner:
             if waited > MAX_QUEUE_WAIT_S and job.resume is None:
                 self._drop(job, "expired")
                 return False
-            if job.resume is None and job.started is None \
-                    and not self.host.event_allowed(self.install, job.name):
+            if job.policy is not None and job.resume is None \
+                    and not self.host.event_allowed(self.install, job.name, job.policy):
                 # A reload narrowed the policy while it waited: what it carries no longer
                 # reaches this app (`Host.event_allowed`, decided once per revision).
                 self._drop(job, "policy")
