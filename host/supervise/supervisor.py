@@ -88,7 +88,8 @@ class AppRunner:
         self._stopping = False
         self.failures = 0
         self.restarts = 0
-        self.last_error = ""
+        self.last_error = ""  # the host's reason for the child's last death or stop
+        self.last_crash = ""  # what that child last wrote to stderr: the app's words
         self.events_done = 0
         self.events_failed = 0
         self.refusal_stops = 0  # children stopped for passing the refusal budget
@@ -259,7 +260,8 @@ class AppRunner:
             "state": self.state, "restarts": self.restarts, "failures": self.failures,
             "events_done": self.events_done, "events_failed": self.events_failed,
             "queued": queued, "dropped": sum(dropped.values()), "dropped_by_reason": dropped,
-            "backoff_s": round(backoff, 3), "last_error": self.last_error[-300:],
+            "backoff_s": round(backoff, 3), "last_error": self.last_error[:300],
+            "last_crash": self.last_crash[-300:],
             "refusal_stops": self.refusal_stops, "logs_cut": self.logs_cut(),
         }
 
@@ -519,13 +521,16 @@ class AppRunner:
         the detail to audit."""
         child = self.child
         crash = child.stderr_text().strip()[-500:] if child is not None else ""
-        self.last_error = reason + (f" | {crash}" if crash else "")
+        # Apart: the reason is the host's words, the crash the app's (what its child wrote to
+        # stderr). Joined and cut from the end, an app's long stderr pushed the host's reason
+        # out of what `app list` and the console show, leaving only words the app chose.
+        self.last_error, self.last_crash = reason, crash
         self.failures += 1
         self.restarts += 1
         backoff = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * (2 ** (self.failures - 1)))
         self._next_start = time.monotonic() + backoff
         self.state = "stopped" if self._stopping else "backoff"
-        return self.last_error
+        return reason + (f" | {crash}" if crash else "")
 
     def _on_call(self, child: Child, action: str, args: dict[str, Any]) -> Any:
         session = self.session

@@ -49,7 +49,8 @@ from stockade import App
 
 
 def serving():
-    """The runtime loop's locals (`sandbox.runtime._serve`): its channel and current frame."""
+    """The locals of the runtime code that called the handler (`sandbox.runtime._run_handler`):
+    its channel (`chan`) and the Event being handled (`frame`)."""
     return sys._getframe(2).f_locals
 '''
 
