@@ -25,7 +25,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from policies.engine import decide
-from policies.findings import Finding, finding
+from policies.findings import FAILING, Finding, finding
 from policies.lint import did_you_mean
 from policies.loader import (
     CASES_SUFFIX,
@@ -139,7 +139,11 @@ def _read_cases(cf: Path) -> tuple[str | None, list[Finding]]:
 
 
 def run_dir(directory: Path) -> tuple[list[CaseResult], list[Finding]]:
-    """Run every *.cases.toml in `directory` against its policy files."""
+    """Run every *.cases.toml in `directory` against its policy files.
+
+    When a cases file's policy set does not load, every finding that refused it is a problem
+    (errors and security-warnings alike: the host refuses the set for either), and a run in
+    which no case was decided is itself a problem: "0 passed, 0 failed" is never a pass."""
     results: list[CaseResult] = []
     problems: list[Finding] = []
     files = sorted(p for p in directory.iterdir() if p.name.endswith(CASES_SUFFIX))
@@ -155,7 +159,11 @@ def run_dir(directory: Path) -> tuple[list[CaseResult], list[Finding]]:
         paths = [directory / p for p in model.policy] or [directory]
         res = load(paths)
         if res.policy is None:
-            problems.extend(f for f in res.findings if f.severity == "error")
+            problems.extend(f for f in res.findings if f.severity in FAILING)
             continue
         results.extend(run_case(res.policy, c, str(cf)) for c in model.case)
+    if files and not results:
+        problems.append(finding("STK032", str(directory), 0, "no case ran (a policy set that "
+                                "does not load runs none; a file with no [[case]] decides "
+                                "nothing)", severity="error"))
     return results, problems

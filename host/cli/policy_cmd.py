@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from host.cli.output import EXIT_NEGATIVE, EXIT_OK, emit_json, err_console, fail
+from host.cli.output import EXIT_NEGATIVE, EXIT_OK, EXIT_USAGE, emit_json, err_console, fail
 from host.inert import host, line
 from policies import Request, decide
 from policies.cases import run_dir
@@ -267,7 +267,8 @@ def test_cmd(
     if not directory.is_dir():
         fail(f"{directory} is not a folder", "give the folder that holds *.cases.toml")
     results, problems = run_dir(directory)
-    if problems and not results:
+    # run_dir reports "no case ran" as a problem: zero cases decided is never a pass.
+    if problems and not results and not as_json:
         _print_findings(problems)
         fail("no cases could run", "fix the files above")
     failed = [r for r in results if not r.ok]
@@ -275,6 +276,8 @@ def test_cmd(
         emit_json({"ok": not failed and not problems, "passed": len(results) - len(failed),
                    "failed": len(failed), "results": [r.to_json() for r in results],
                    "problems": [p.to_json() for p in problems]})
+        if problems and not results:
+            raise typer.Exit(EXIT_USAGE)
     else:
         _print_findings(problems)
         for r in results:

@@ -107,3 +107,32 @@ def test_schema_is_json_schema(tmp_path: Path) -> None:
     code, out, _ = run(tmp_path, "schema")
     doc = json.loads(out)
     assert code == 0 and "schema" in doc["properties"] and doc["additionalProperties"] is False
+
+
+def test_test_command_refuses_when_the_set_is_refused_by_security_warnings(
+    tmp_path: Path, stderr: io.StringIO,
+) -> None:
+    """A set the host refuses for security-warnings alone (STK013/STK014) runs no case: the
+    refusing findings are reported and the run fails, never "0 passed, 0 failed", ok."""
+    (tmp_path / "p.toml").write_text(
+        'schema = 1\nname = "p"\n[[rule]]\nid = "everyone-creates"\neffect = "permit"\n'
+        'apps = ["*"]\nactions = ["users.create"]\n[rule.when]\nuser_types = ["bot"]\n')
+    (tmp_path / "p.cases.toml").write_text(
+        'schema = 1\n[[case]]\nname = "c"\napp = "x"\naction = "users.create"\n'
+        'args = { username = "u1", name = "U", type = "bot" }\nexpect = "guardrail"\n')
+    assert run(tmp_path, "check", str(tmp_path))[0] == 1
+    code, out, _ = run(tmp_path, "test", str(tmp_path), "--json")
+    doc = json.loads(out)
+    assert code != 0 and doc["ok"] is False and doc["passed"] == 0
+    codes = {p["code"] for p in doc["problems"]}
+    assert {"STK013", "STK014"} <= codes
+    code, _, _ = run(tmp_path, "test", str(tmp_path))
+    assert code != 0 and "STK013" in stderr.getvalue()
+
+
+def test_test_command_with_no_case_fails(tmp_path: Path) -> None:
+    (tmp_path / "p.toml").write_text(DEMO.read_text())
+    (tmp_path / "p.cases.toml").write_text("schema = 1\n")
+    code, out, _ = run(tmp_path, "test", str(tmp_path), "--json")
+    doc = json.loads(out)
+    assert code != 0 and doc["ok"] is False and doc["problems"][0]["code"] == "STK032"
