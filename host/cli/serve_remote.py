@@ -22,6 +22,7 @@ def serve_remote(home: Home, bind: str, sock: socket.socket, url: str | None,
     from host.cli.serve_lease import exit_if_lease_lost, serve_until_lease_lost
     from host.console.app import create_console
     from host.console.operators import WorkspaceOperators
+    from host.console.peer import NO_FORWARDED_HEADERS
     from host.runtime import Host
     from host.server.errors import ServerError
     from host.server.listen import http_config
@@ -63,9 +64,11 @@ def serve_remote(home: Home, bind: str, sock: socket.socket, url: str | None,
     err_console.print(f"console: http://{bind}:{port}/console/ (the workspace's admins sign "
                       "in with their Rocket.Chat password)", highlight=False)
     try:
-        # The header block capped in size and time, as on every listener (host/server/listen.py).
+        # The header block capped in size and time, as on every listener (host/server/listen.py);
+        # no forwarding header renames the peer the console binds sessions to (console.peer).
         serve_until_lease_lost(uvicorn.Server(http_config(
-            receiver.app([console]), log_level="warning", lifespan="off")), app_host, sock)
+            receiver.app([console]), log_level="warning", lifespan="off",
+            **NO_FORWARDED_HEADERS)), app_host, sock)
     finally:
         sock.close()
         receiver.stop()

@@ -1,6 +1,7 @@
 """The console's routes (see the package docstring for what it is and what it may import)."""
 from __future__ import annotations
 
+import logging
 import math
 import secrets
 import sys
@@ -35,6 +36,7 @@ from host.console import install as install_flow
 from host.console import settings as app_settings
 from host.console.install import Uploads
 from host.console.operators import Operators, ServerOperators, Unreachable
+from host.console.peer import client_uid
 from host.console.sessions import COOKIE, Session, Sessions
 from host.home import Home
 from host.inert import MAX_ONE_LINE, visible
@@ -46,6 +48,7 @@ from host.server.gone import client_gone
 from host.supervise.status import read_status
 
 HERE = Path(__file__).parent
+log = logging.getLogger("stockade.console")
 # Every page: no script at all, styles and images from this origin only, no framing, forms post
 # only here. Guards: injected markup doing anything, clickjacking, a form posting elsewhere.
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
@@ -128,10 +131,25 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         resp: Response = templates.TemplateResponse(request, name, ctx, status_code=status)
         return resp
 
+    def peer_uid(request: Request) -> int | None:
+        """The local account holding the client end of this request's connection."""
+        return client_uid(request.scope.get("client"), request.scope.get("server"))
+
     def session_of(request: Request) -> Session | None:
         sid = request.cookies.get(COOKIE)
         s = sessions.get(sid)
         if s is None:
+            return None
+        # Used from the local account that signed it in, or not at all: the cookie reaches
+        # every loopback port the browser visits (`host.console.peer`). Refused as signed
+        # out, and the session is kept: whoever replays a stolen cookie must not be able to
+        # sign the operator out with it either.
+        uid = peer_uid(request)
+        if uid != s.uid:
+            log.warning("console: %s's session (signed in from uid %d) refused to a request "
+                        "from %s; its cookie was used by another local account, or from a "
+                        "connection whose owner cannot be read", s.username, s.uid,
+                        "an unknown account" if uid is None else f"uid {uid}")
             return None
         # Still an active admin, under the credential it signed in with? If not, the session
         # is closed, not hidden: a re-promotion or the old password back revives nothing. The
@@ -184,7 +202,14 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         if signed is None:
             return page(request, "login.html", 401, error="Wrong name or password, or not an "
                         "operator of this server.")
-        sid = sessions.open(signed.user["id"], signed.user["username"], signed.credential)
+        uid = peer_uid(request)
+        if uid is None:  # fail closed: a session is never bound to nobody
+            log.warning("console: %s's sign-in refused: the local account of the connection "
+                        "from %s cannot be read", signed.user["username"], request.client)
+            return page(request, "login.html", 403, error="The console cannot tell which local "
+                        "account this connection comes from (it serves loopback connections "
+                        "of this machine's network namespace); sign-in refused.")
+        sid = sessions.open(signed.user["id"], signed.user["username"], signed.credential, uid)
         resp = RedirectResponse("/console/apps", status_code=303)
         resp.set_cookie(COOKIE, sid, httponly=True, samesite="strict", path="/console",
                         secure=request.url.scheme == "https")
@@ -194,7 +219,8 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         s = session_of(request)
         if s is not None and await form_of(request, s) is None:
             return refused()
-        sessions.close(request.cookies.get(COOKIE))
+        if s is not None:  # only a session this request may use: never by a stolen cookie
+            sessions.close(request.cookies.get(COOKIE))
         resp = RedirectResponse("/console/login", status_code=303)
         resp.delete_cookie(COOKIE, path="/console")
         return resp

@@ -1,7 +1,8 @@
 """The front process `stockade serve` starts (`host.server.front`): the REST API with the
 console mounted beside it at `/console`, as `serve --rest-in-host` mounts it in its own process.
 `python -m host.console.front_main LINK LISTEN`; the console asks the host over the link which
-policy revision it enforces."""
+policy revision it enforces. The front's listener trusts no forwarding header
+(`host.console.peer`): a session is bound to the TCP peer's local account."""
 from __future__ import annotations
 
 import sys
@@ -10,6 +11,7 @@ from collections.abc import Sequence
 from starlette.routing import BaseRoute, Mount
 
 from host.console.app import create_console
+from host.console.peer import trust_no_forwarded_headers
 from host.home import Home
 from host.server.embedded import EmbeddedServer
 from host.server.front_proc import HostCalls, main
@@ -20,4 +22,5 @@ def console_mount(home: Home, server: EmbeddedServer, calls: HostCalls) -> Seque
 
 
 if __name__ == "__main__":
+    trust_no_forwarded_headers()  # before `main` makes its uvicorn.Config
     sys.exit(main(sys.argv, console_mount))

@@ -1,11 +1,11 @@
 """Console sessions: a random id in an HttpOnly, SameSite=Strict cookie, kept server-side.
 
-Only a digest of the id is stored, with the operator, the credential it signed in under, its
-CSRF token and its times; a session ends at sign-out, after `IDLE_S` without use, `MAX_AGE_S`
-after sign-in however busy, or when the process stops (and the console closes it when its
-credential changed, and every session of its user when the user is no longer an operator:
-`host.console.app`). Per process: a console is served by one host on loopback
-(`docs/CONSOLE.md`).
+Only a digest of the id is stored, with the operator, the credential it signed in under, the
+local account whose connection signed in (`host.console.peer`), its CSRF token and its times; a
+session ends at sign-out, after `IDLE_S` without use, `MAX_AGE_S` after sign-in however busy,
+or when the process stops (and the console closes it when its credential changed, and every
+session of its user when the user is no longer an operator: `host.console.app`). Per process:
+a console is served by one host on loopback (`docs/CONSOLE.md`).
 """
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ class Session:
     user_id: str
     username: str
     credential: str  # what `Operators.credential` said at sign-in
+    uid: int  # the OS user holding the client end of the sign-in's connection
     csrf: str
     opened: float
     last_seen: float
@@ -47,14 +48,15 @@ class Sessions:
         self._lock = threading.Lock()
         self._by_digest: dict[str, Session] = {}
 
-    def open(self, user_id: str, username: str, credential: str) -> str:
-        """A new session; returns the id for the cookie (its only copy in clear)."""
+    def open(self, user_id: str, username: str, credential: str, uid: int) -> str:
+        """A new session of the local account `uid`; returns the id for the cookie (its only
+        copy in clear)."""
         sid = secrets.token_urlsafe(32)
         now = self._clock.monotonic()
         with self._lock:
             if len(self._by_digest) >= MAX_SESSIONS:
                 self._by_digest.pop(next(iter(self._by_digest)))
-            self._by_digest[_digest(sid)] = Session(user_id, username, credential,
+            self._by_digest[_digest(sid)] = Session(user_id, username, credential, uid,
                                                     secrets.token_urlsafe(32), now, now)
         return sid
 

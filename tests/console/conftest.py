@@ -16,9 +16,11 @@ from starlette.routing import Mount
 
 from host.clock import SystemClock
 from host.console.app import create_console
+from host.console.peer import NO_FORWARDED_HEADERS
 from host.home import Home
 from host.server import SYSTEM, EmbeddedServer
 from host.server.auth import set_password
+from host.server.listen import http_config
 from host.server.rest import create_app
 
 
@@ -37,8 +39,9 @@ def served(tmp_path: Path) -> Iterator[Served]:
     plain = server.users_create(SYSTEM, "agent007", "Agent", "user")
     set_password(server.db, plain["id"], PASSWORD)
     app = create_app(server, mounts=[Mount("/console", create_console(home, server))])
-    userver = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                            lifespan="off"))
+    # As `serve` configures the listener: no forwarding header renames the peer.
+    userver = uvicorn.Server(http_config(app, host="127.0.0.1", port=0, log_level="warning",
+                                         lifespan="off", **NO_FORWARDED_HEADERS))
     t = threading.Thread(target=userver.run, daemon=True)
     t.start()
     deadline = time.monotonic() + 10

@@ -30,10 +30,10 @@ def _in(c: httpx.Client) -> bool:
 def test_a_session_ends_when_idle_and_at_its_age_however_busy() -> None:
     clock = ManualClock()
     sessions = Sessions(clock)
-    idle = sessions.open("u1", "op", "cred")
+    idle = sessions.open("u1", "op", "cred", 0)
     clock.advance(IDLE_S + 1)
     assert sessions.get(idle) is None
-    busy = sessions.open("u1", "op", "cred")
+    busy = sessions.open("u1", "op", "cred", 0)
     for _ in range(int(MAX_AGE_S // (IDLE_S / 2))):  # used every half idle period
         assert sessions.get(busy) is not None
         clock.advance(IDLE_S / 2)
@@ -91,8 +91,8 @@ def test_an_idle_session_stays_out_after_its_user_is_deactivated_and_reactivated
 
 def test_closing_a_users_sessions_leaves_the_others() -> None:
     sessions = Sessions(ManualClock())
-    mine = [sessions.open("u1", "op", "cred") for _ in range(3)]
-    theirs = sessions.open("u2", "other", "cred")
+    mine = [sessions.open("u1", "op", "cred", 0) for _ in range(3)]
+    theirs = sessions.open("u2", "other", "cred", 0)
     assert sessions.close_user("u1") == 3
     assert all(sessions.get(sid) is None for sid in mine)
     assert sessions.get(theirs) is not None
