@@ -11,7 +11,7 @@ import os
 import re
 import stat
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -155,16 +155,19 @@ def _read_file(path: Path) -> tuple[str | None, list[Finding]]:
         return None, [finding("STK001", name, 0, "is not UTF-8 text")]
 
 
-def policy_paths(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[Finding]]:
-    """Expand directories into their *.toml files (not *.cases.toml), sorted by name."""
+def policy_paths(
+    paths: Iterable[str | os.PathLike[str]], extra: Collection[Path] = (),
+) -> tuple[list[Path], list[Finding]]:
+    """Expand directories into their *.toml files (not *.cases.toml), sorted by name. A path in
+    `extra` inside a listed directory counts as one of its files even before it exists (`policy
+    add` checks the folder as it will be, under the same cap)."""
     out: list[Path] = []
     findings: list[Finding] = []
     for p in map(Path, paths):
         if p.is_dir() and not p.is_symlink():
-            files = sorted(
-                c for c in p.iterdir() if c.name.endswith(".toml") and
-                not c.name.endswith(CASES_SUFFIX)
-            )
+            names = {c for c in p.iterdir() if _is_policy_name(c.name)}
+            names.update(e for e in extra if e.parent == p and _is_policy_name(e.name))
+            files = sorted(names)
             if len(files) > MAX_FILES:
                 findings.append(finding("STK001", str(p), 0, f"more than {MAX_FILES} files"))
                 files = files[:MAX_FILES]
@@ -175,6 +178,10 @@ def policy_paths(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], l
         else:
             out.append(p)
     return out, findings
+
+
+def _is_policy_name(name: str) -> bool:
+    return name.endswith(".toml") and not name.endswith(CASES_SUFFIX)
 
 
 def load_sources(sources: Sequence[SourceFile], pre: Sequence[Finding] = ()) -> LoadResult:
@@ -188,16 +195,28 @@ def load_sources(sources: Sequence[SourceFile], pre: Sequence[Finding] = ()) -> 
     return LoadResult(policy, findings, list(sources))
 
 
-def load(paths: Iterable[str | os.PathLike[str]]) -> LoadResult:
-    """Read, validate and lint files / directories; compile them into one Policy if clean."""
-    files, findings = policy_paths(paths)
+def load(
+    paths: Iterable[str | os.PathLike[str]], overlay: Mapping[Path, tuple[str, str]] | None = None,
+) -> LoadResult:
+    """Read, validate and lint files / directories; compile them into one Policy if clean.
+
+    `overlay` maps a path to (text, name): that file is taken as holding `text` (named `name`
+    in findings) whether or not it exists yet, every other file is listed and read exactly as
+    the host reads it. `policy add` checks a file this way before copying it in, so it refuses
+    whatever the host would refuse (a symlink, a non-UTF-8 file, the file cap)."""
+    overlay = overlay or {}
+    files, findings = policy_paths(paths, overlay.keys())
     sources: list[SourceFile] = []
     for path in files:
-        text, errs = _read_file(path)
-        findings.extend(errs)
-        if text is None:
-            continue
-        src, errs = parse_text(text, str(path))
+        if path in overlay:
+            text, name = overlay[path]
+        else:
+            read, errs = _read_file(path)
+            findings.extend(errs)
+            if read is None:
+                continue
+            text, name = read, str(path)
+        src, errs = parse_text(text, name)
         findings.extend(errs)
         sources.append(src)
     return load_sources(sources, findings)

@@ -20,8 +20,7 @@ from host.home import Home
 from host.ledger.operator import audited
 from host.supervise.status import PUBLISH_INTERVAL_S
 from policies.findings import FAILING, Finding, sort_findings
-from policies.loader import CASES_SUFFIX, MAX_FILE_BYTES, load, load_sources, parse_text
-from policies.source import SourceFile
+from policies.loader import CASES_SUFFIX, MAX_FILE_BYTES, load
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine output on stdout only.")]
 
@@ -60,6 +59,8 @@ def add_cmd(
         fail(f"cannot read {file}: {getattr(exc, 'strerror', None) or exc}",
              "give a policy file (*.toml)")
     target = home.policies_dir / target_name
+    if target.exists() and not target.is_symlink() and not target.is_file():
+        fail(f"{target} is not a regular file; nothing changed", "remove it or use --name")
     if dry_run:
         revision, findings = _checked(home, file, text, target, json_out)
         replaces = target.exists()
@@ -93,16 +94,11 @@ def _checked(home: Home, file: Path, text: str, target: Path,
              json_out: bool) -> tuple[str, list[Finding]]:
     """The revision and findings of the home's policy with `text` as `target` (the other files
     as they are now), or a refusal naming every failing finding. Findings name the file the
-    operator gave."""
-    sources: list[SourceFile] = []
-    pre: list[Finding] = []
-    for p in _home_files(home):
-        if p.name != target.name:
-            src, errs = parse_text(p.read_text(encoding="utf-8", errors="replace"), str(p))
-            sources.append(src)
-            pre.extend(errs)
-    src, errs = parse_text(text, str(file))
-    res = load_sources([*sources, src], [*pre, *errs])
+    operator gave. The folder is listed and its other files read by the loader itself, as a
+    serving host loads it (`load_policy(folder)`): a file the host would refuse (a symlink, not
+    UTF-8, past the file cap, a folder named *.toml) refuses the add too."""
+    folder = home.policies_dir
+    res = load([folder] if folder.is_dir() else [target], overlay={target: (text, str(file))})
     findings = sort_findings(res.findings)
     if res.policy is None:
         _print_findings([f for f in findings if f.severity in FAILING])
