@@ -465,7 +465,8 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
             return page(request, "updates.html", 400, s=s, pending=updates.queue(home),
                         installs=installs(), error=str(exc))
         return page(request, "review.html", s=s, r=r, d=r.disclosure.to_dict(),
-                    diff=updates.diff_rows(r.diff.to_dict()))
+                    diff=updates.diff_rows(r.diff.to_dict()),
+                    publisher=updates.shown_publisher(r.sig))
 
     def decide_update(approve: bool) -> Callable[[Request, Session], Awaitable[Response]]:
         async def run(request: Request, s: Session) -> Response:
@@ -477,6 +478,8 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
                 r = updates.review(home, request.path_params["install_id"])
                 updates.check_reviewed(r, form.get("package", ""))
                 if approve:
+                    updates.check_publisher(r, form.get("publisher", ""),
+                                            allow_unsigned=form.get("allow_unsigned") == "yes")
                     ticked = [str(g) for g in (await request.form()).getlist("grant")]
                     updates.approve(home, r, ticked, transfer=form.get("transfer") == "yes",
                                     actor=actor)

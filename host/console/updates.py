@@ -11,10 +11,16 @@ refuse it and discard it, as the CLI does.
 
 Approve and reject name the package the operator reviewed (its content hash, a hidden field of
 both forms): a different update parked since the page was read is refused (`Changed`) and
-nothing changes, so a consent never lands on a version nobody looked at.
+nothing changes, so a consent never lands on a version nobody looked at. Approve also names
+who the page said published it (`shown_publisher`): the signature is checked again at the
+click, against the trust store as it is then, and a publisher that reads differently (untrusted
+meanwhile: its key leaked) is refused the same way; a package not signed by a trusted publisher
+needs "I accept an unsigned package" ticked, as an install does.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,6 +128,27 @@ def check_reviewed(r: Review, reviewed: str) -> None:
     if not (reviewed and reviewed == r.rec.pending.package_hash == r.pkg.content_hash):
         raise Changed(f"the update pending for {r.rec.app_id} is not the one you reviewed "
                       f"(now {r.rec.pending.version}): nothing was changed; review it again")
+
+
+def shown_publisher(sig: SignatureCheck) -> str:
+    """What the review page said about who published the package (status, key id, trusted
+    name), as a digest its approve form carries back."""
+    return hashlib.sha256(json.dumps(sig.to_dict(), sort_keys=True).encode()).hexdigest()
+
+
+def check_publisher(r: Review, shown: str, *, allow_unsigned: bool) -> None:
+    """Raise `Changed` unless the signature, read again now, is what the page showed (`shown`,
+    its `shown_publisher`); `Refused` when it is not a trusted publisher's and the operator did
+    not accept an unsigned package. A security boundary, as at an install's confirm: a consent
+    never lands under a publisher line the operator did not read, nor on unvouched code
+    without the operator saying so."""
+    if shown != shown_publisher(r.sig):
+        raise Changed(f"the publisher of the update pending for {r.rec.app_id} reads "
+                      f"differently since you reviewed it (now: {r.sig.status}): nothing was "
+                      "changed; review it again")
+    if r.sig.status != "trusted" and not allow_unsigned:
+        raise Refused("the package is not signed by a trusted publisher: tick \"I accept an "
+                      "unsigned package\" only if you accept code nobody you trust vouches for")
 
 
 def approve(home: Home, r: Review, ticked: list[str], *, transfer: bool, actor: str) -> None:

@@ -133,6 +133,7 @@ def test_an_operator_signs_in_disables_an_app_and_finds_it_audited(
     _submit(b, b.find_element(By.ID, "review-crm-sync"))
     assert "permissions added" in b.find_element(By.ID, "diff").text
     b.find_element(By.ID, "grant-http").click()  # the one permission this version adds
+    b.find_element(By.ID, "allow-unsigned").click()  # the fixture's packages are unsigned
     _shot(b, "8-update-review")
     _submit(b, b.find_element(By.ID, "approve"))
     assert "No update is waiting" in b.find_element(By.ID, "pending").text

@@ -186,13 +186,15 @@ def test_a_pending_update_is_approved_with_the_ticked_grants(served: Served,
     assert "permissions added" in page and "messages.read, users.read" in page
     csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
     pkg = re.search(r'name="package" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    shown = re.search(r'name="publisher" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    signed = {"package": pkg, "publisher": shown, "allow_unsigned": "yes"}  # the fixture's
     # a grant the update does not ask for is refused; then only messages.read is ticked
     r = c.post(f"/console/updates/{iid}/approve",
-               data={"csrf": csrf, "package": pkg, "grant": ["http"]},
+               data={"csrf": csrf, **signed, "grant": ["http"]},
                headers={"Origin": served.url})
     assert r.status_code == 400 and "not asked for" in r.text
     r = c.post(f"/console/updates/{iid}/approve",
-               data={"csrf": csrf, "package": pkg, "grant": ["messages.read"]},
+               data={"csrf": csrf, **signed, "grant": ["messages.read"]},
                headers={"Origin": served.url})
     assert r.status_code in (200, 303), r.text
     rec = _agent_sync(served)

@@ -1,6 +1,7 @@
 """What the operator reviews is what the console applies (DESIGN rule 7): approving or rejecting
 an update names the package that was on the page, and a different one parked since is refused
-with nothing changed."""
+with nothing changed; approving names the publisher line that was on the page, and a signature
+that reads differently at the click is refused the same way."""
 from __future__ import annotations
 
 import re
@@ -9,9 +10,13 @@ from typing import Any
 
 from apphelp import write_app
 from conhelp import SRC, Served, signed_in
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
 from host.apps.installs import InstallStore
+from host.apps.packages import build_zip, package_folder, package_from_files, package_from_zip
+from host.apps.publisher import TrustStore, public_key_line, sign_package
 from host.cli.main import root
 
 
@@ -65,6 +70,7 @@ def test_approve_or_reject_refuses_an_update_other_than_the_one_reviewed(
     assert "to 9.9.9?" in page and "events added" in page
     r = c.post(f"/console/updates/{iid}/approve",
                data={"csrf": _field(page, "csrf"), "package": _field(page, "package"),
+                     "publisher": _field(page, "publisher"), "allow_unsigned": "yes",
                      "grant": ["users.read"]}, headers={"Origin": served.url})
     assert r.status_code == 303, r.text
     rec = _agent_sync(served)
@@ -119,3 +125,61 @@ def test_a_late_declared_role_is_shown_on_the_update_review_page(
     assert "manifest declares roles" in row and LATE_ROLE in row and "more)" not in row
     diff = re.search(r'<table id="diff">(.*?)</table>', page, re.S)
     assert diff is not None and "more)" not in diff.group(1)
+
+
+def _shown(page: str) -> str:
+    """The publisher line the approve form names ("" when it names none)."""
+    m = re.search(r'name="publisher" value="([^"]+)"', page)
+    return m.group(1) if m is not None else ""
+
+
+def _signed_update(s: Served, tmp_path: Path, version: str) -> tuple[bytes, TrustStore]:
+    """A wider agent-sync signed by a key the home trusts (as "acme")."""
+    key = Ed25519PrivateKey.generate()
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw,
+                                        serialization.PublicFormat.Raw)
+    trust = TrustStore(s.home.trust_dir)
+    trust.add("acme", public_key_line(raw))
+    folder = write_app(tmp_path / f"v{version}", "agent-sync", ["livechat.read", "users.read"],
+                       [], SRC)
+    toml = (folder / "app.toml").read_text().replace('version = "1.0.0"', f'version = "{version}"')
+    (folder / "app.toml").write_text(toml)
+    pkg = package_from_zip(package_folder(folder)[1], "update")
+    return build_zip(package_from_files(dict(pkg.files), sign_package(pkg, key))), trust
+
+
+def test_an_update_untrusted_since_its_review_is_not_approved(served: Served,
+                                                              tmp_path: Path) -> None:
+    """The page said "signed by the trusted publisher acme"; acme is untrusted (its key
+    leaked) before the click: the approval is refused (409) and nothing changes, as an
+    install's confirm is; reviewed again, it needs "I accept an unsigned package"."""
+    signed, trust = _signed_update(served, tmp_path, "1.1.0")
+    c = signed_in(served)
+    iid = _agent_sync(served).install_id
+    page = c.get("/console/updates").text
+    r = c.post("/console/updates", data={"csrf": _field(page, "csrf"), "install_id": iid},
+               files={"package": ("u.zip", signed)}, headers={"Origin": served.url})
+    assert r.status_code == 303 and r.headers["location"] == "/console/updates", r.text
+    page = c.get(f"/console/updates/{iid}").text
+    assert "Signed by the trusted publisher acme" in page and 'id="allow-unsigned"' not in page
+    assert trust.remove("acme")  # meanwhile, `stockade keys untrust acme`
+    form = {"csrf": _field(page, "csrf"), "package": _field(page, "package"),
+            "publisher": _shown(page), "grant": ["users.read"]}
+    for extra in ({}, {"allow_unsigned": "yes"}):  # not even with the tick: review it again
+        r = c.post(f"/console/updates/{iid}/approve", data={**form, **extra},
+                   headers={"Origin": served.url})
+        assert r.status_code == 409 and "review it again" in r.text, r.text
+        rec = _agent_sync(served)
+        assert rec.version == "1.0.0" and rec.grants == frozenset({"livechat.read"})
+    page = c.get(f"/console/updates/{iid}").text
+    assert "key you do not trust" in page and 'id="allow-unsigned"' in page
+    form = {"csrf": _field(page, "csrf"), "package": _field(page, "package"),
+            "publisher": _shown(page), "grant": ["users.read"]}
+    r = c.post(f"/console/updates/{iid}/approve", data=form, headers={"Origin": served.url})
+    assert r.status_code == 400 and "unsigned package" in r.text
+    assert _agent_sync(served).version == "1.0.0"
+    r = c.post(f"/console/updates/{iid}/approve", data={**form, "allow_unsigned": "yes"},
+               headers={"Origin": served.url})
+    assert r.status_code == 303, r.text
+    rec = _agent_sync(served)
+    assert rec.version == "1.1.0" and rec.publisher.get("status") == "unknown-publisher"

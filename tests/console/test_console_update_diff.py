@@ -129,9 +129,11 @@ def test_the_review_page_shows_and_keeps_the_consented_rest_identity(
         page
     csrf = re.search(r'name="csrf" value="([^"]+)"', page)
     pkg = re.search(r'name="package" value="([^"]+)"', page)
-    assert csrf is not None and pkg is not None
+    shown = re.search(r'name="publisher" value="([^"]+)"', page)
+    assert csrf is not None and pkg is not None and shown is not None
     r = c.post(f"/console/updates/{iid}/approve",
-               data={"csrf": csrf.group(1), "package": pkg.group(1), "grant": ["users.read"]},
+               data={"csrf": csrf.group(1), "package": pkg.group(1), "grant": ["users.read"],
+                     "publisher": shown.group(1), "allow_unsigned": "yes"},
                headers={"Origin": served.url})
     assert r.status_code == 303, r.text
     with InstallStore(served.home.host_db) as store:
