@@ -24,7 +24,6 @@ it says which `--fact` to pass. A `--fact` given on the command line overrides a
 """
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Mapping
@@ -35,7 +34,7 @@ import typer
 from host.apps.installs import InstallRecord, InstallStore
 from host.cli.app_common import existing_store, resolve
 from host.cli.output import EXIT_NEGATIVE, EXIT_OK, emit_json, err_console, fail
-from host.cli.policy_cmd import LIST_ARGS, _parse_kv, check_action
+from host.cli.policy_cmd import ARG_HELP, _parse_kv, check_action, parse_args
 from host.clock import SystemClock
 from host.gate.gate import grant_refusal
 from host.gate.rest_routes import ByUsername
@@ -68,44 +67,6 @@ def _policy(home: Home) -> Policy:
 
 
 _FACT_NEEDED = re.compile(r"\(fact ([a-z_]+)\)")
-
-ARG_HELP = ("Argument key=value, as an app sends it: the value is text (username=12345 is the "
-            "string \"12345\"), except that one starting with { or [ is JSON when it parses "
-            "(body='{\"a\": 1}', roles='[\"bot\"]') and roles=a,b is a list; key:=JSON is "
-            "always JSON (limit:=10, open:=true, department:=null, and text:='\"{hi}\"' for "
-            "text that starts with a brace).")
-
-
-def parse_args(items: list[str]) -> dict[str, Any]:
-    """`--arg` values as an app sends them (see ARG_HELP). An app's arguments are strings
-    unless its API says otherwise, and the gate receives them so: reading `username=12345` as
-    the number 12345 once made can-i say no where the gate says yes."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        as_json = key.endswith(":")
-        key = key[:-1] if as_json else key
-        if not sep or not key:
-            fail(f"--arg {item!r} is not key=value or key:=JSON",
-                 "e.g. --arg role=bot, --arg roles=bot,livechat-agent or --arg limit:=10")
-        if as_json:
-            try:
-                out[key] = json.loads(raw)
-            except ValueError:
-                fail(f"--arg {item!r}: {raw!r} is not JSON",
-                     "key:=VALUE takes JSON (10, true, null, \"text\", [..], {..}); "
-                     "key=VALUE takes text")
-        elif raw[:1] in ("{", "["):
-            try:
-                out[key] = json.loads(raw)
-            except ValueError:
-                out[key] = raw
-        elif key in LIST_ARGS:
-            out[key] = [v.strip() for v in raw.split(",") if v.strip()]
-        else:
-            out[key] = raw
-    return out
-
 
 class _Server:
     """The home's server, opened at the first look-up (None: the home has none yet)."""

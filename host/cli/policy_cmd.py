@@ -88,13 +88,52 @@ def check_cmd(
 LIST_ARGS = frozenset({"roles"})
 
 
+ARG_HELP = ("Argument key=value, as an app sends it: the value is text (username=12345 is the "
+            "string \"12345\"), except that one starting with { or [ is JSON when it parses "
+            "(body='{\"a\": 1}', roles='[\"bot\"]') and roles=a,b is a list; key:=JSON is "
+            "always JSON (limit:=10, open:=true, department:=null, and text:='\"{hi}\"' for "
+            "text that starts with a brace).")
+
+
+def parse_args(items: list[str]) -> dict[str, Any]:
+    """`--arg` values as an app sends them (see ARG_HELP). An app's arguments are strings
+    unless its API says otherwise, and the gate receives them so: reading `username=12345` as
+    the number 12345 once made can-i say no where the gate says yes."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        as_json = key.endswith(":")
+        key = key[:-1] if as_json else key
+        if not sep or not key:
+            fail(f"--arg {item!r} is not key=value or key:=JSON",
+                 "e.g. --arg role=bot, --arg roles=bot,livechat-agent or --arg limit:=10")
+        if as_json:
+            try:
+                out[key] = json.loads(raw)
+            except ValueError:
+                fail(f"--arg {item!r}: {raw!r} is not JSON",
+                     "key:=VALUE takes JSON (10, true, null, \"text\", [..], {..}); "
+                     "key=VALUE takes text")
+        elif raw[:1] in ("{", "["):
+            try:
+                out[key] = json.loads(raw)
+            except ValueError:
+                out[key] = raw
+        elif key in LIST_ARGS:
+            out[key] = [v.strip() for v in raw.split(",") if v.strip()]
+        else:
+            out[key] = raw
+    return out
+
+
 def _parse_kv(items: list[str], what: str) -> dict[str, Any]:
+    """`--fact` values: JSON when they parse (facts are bools, lists, null), else text."""
     out: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key:
-            fail(f"{what} {item!r} is not key=value", f"e.g. {what} role=bot or "
-                 f"{what} roles='[\"bot\"]' (values are JSON when they parse, else text)")
+            fail(f"{what} {item!r} is not key=value", f"e.g. {what} role_privileged=false "
+                 "(values are JSON when they parse, else text)")
         try:
             out[key] = json.loads(raw)
         except ValueError:
@@ -151,7 +190,7 @@ def explain_cmd(
     app_id: Annotated[str, typer.Option("--app", help="App id.")],
     action: Annotated[str, typer.Option("--action", help="Action name, e.g. users.create.")],
     install: Annotated[str, typer.Option("--install", help="Install id (quota keys).")] = "explain",
-    arg: Annotated[list[str] | None, typer.Option("--arg", help="Argument key=value.")] = None,
+    arg: Annotated[list[str] | None, typer.Option("--arg", help=ARG_HELP)] = None,
     args_json: Annotated[str | None, typer.Option("--args-json", help="Arguments as JSON.")] = None,
     fact: Annotated[list[str] | None, typer.Option("--fact", help="Host fact key=value.")] = None,
     grant: Annotated[
@@ -175,7 +214,7 @@ def explain_cmd(
         if not isinstance(loaded, dict):
             fail("--args-json must be a JSON object")
         args.update(loaded)
-    args.update(_parse_kv(arg or [], "--arg"))
+    args.update(parse_args(arg or []))
     facts = _parse_kv(fact or [], "--fact")
     if grant is None:
         spec = ACTIONS.get(action)

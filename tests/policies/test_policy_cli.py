@@ -136,3 +136,23 @@ def test_test_command_with_no_case_fails(tmp_path: Path) -> None:
     code, out, _ = run(tmp_path, "test", str(tmp_path), "--json")
     doc = json.loads(out)
     assert code != 0 and doc["ok"] is False and doc["problems"][0]["code"] == "STK032"
+
+
+def test_explain_reads_arg_values_as_text_like_can_i(tmp_path: Path) -> None:
+    """`--arg username=12345` is the string an app sends (can-i's parse_args), not the number
+    12345 the engine refuses as "must be a string"; `key:=JSON` still gives JSON."""
+    pol = tmp_path / "p.toml"
+    pol.write_text(
+        'schema = 1\nname = "p"\n[[rule]]\nid = "a-create"\neffect = "permit"\napps = ["a"]\n'
+        'actions = ["users.create"]\n[rule.when]\nuser_types = ["bot"]\n'
+        'username_pattern = "[0-9]{3,10}"\n[[quota]]\nid = "q"\napps = ["a"]\n'
+        'action = "users.create"\nlimit = 5\nwindow = "1h"\n'
+        '[[rule]]\nid = "a-read"\neffect = "permit"\napps = ["a"]\nactions = ["users.read"]\n')
+    base = ["explain", "--policy", str(pol), "--app", "a", "--json"]
+    code, out, _ = run(tmp_path, *base, "--action", "users.create", "--arg", "username=12345",
+                       "--arg", "name=Bot", "--arg", "type=bot")
+    assert code == 0 and json.loads(out)["code"] == "allow", out
+    code, out, _ = run(tmp_path, *base, "--action", "users.get", "--arg", "user_id=123")
+    assert code == 0 and json.loads(out)["code"] == "allow", out
+    code, out, _ = run(tmp_path, *base, "--action", "users.get", "--arg", "user_id:=123")
+    assert code == 1 and "must be a non-empty string" in json.loads(out)["message"], out
