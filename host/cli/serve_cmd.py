@@ -12,6 +12,7 @@ import typer
 
 from host.cli.output import EXIT_NEGATIVE, EXIT_USAGE, emit_json, err_console, fail
 from host.clock import Clock, SystemClock
+from host.console.origins import ORIGINS_ENV, parse_origin
 from host.home import Home
 from host.server.embedded import EmbeddedServer
 from host.server.listen import http_config, tcp_listener
@@ -98,6 +99,11 @@ def serve(
         False, "--fresh-interpreters", help="Start each app's child as a fresh interpreter, "
         "not forked from the zygote: no two apps then share an address layout, stack canary "
         "or hash secret (SECURITY.md), at ~60-120 ms a start instead of ~4 ms."),
+    console_origins: list[str] = typer.Option(
+        [], "--console-origin", metavar="https://NAME[:PORT]",
+        help="An origin a reverse proxy on this machine serves the console as (repeatable): "
+        "its name is answered and its pages may post; sessions opened through it are bound "
+        "to the proxy's local account (docs/CONSOLE.md)."),
     rest_process: bool = typer.Option(
         True, "--rest-process/--rest-in-host", help="Serve the REST API and the console from "
         "a process of their own beside the apps' host (the default: requests do not share the "
@@ -118,6 +124,10 @@ def serve(
              hint="to name another server user for one app, run `stockade app consent APP "
              "--grant ... --rest-as USERNAME` (shown in the disclosure, signed in the consent)",
              code=EXIT_USAGE)
+    try:
+        origins = [parse_origin(o) for o in console_origins]
+    except ValueError as exc:
+        fail(f"--console-origin {exc}", code=EXIT_USAGE)
     if not is_loopback(host):
         fail(
             f"refusing to bind {host!r}: the REST API speaks plain HTTP with bearer tokens, so it "
@@ -141,7 +151,7 @@ def serve(
 
         if pre_send_timeout not in ("fail-closed", "fail-open"):
             fail(f"--pre-send-timeout {pre_send_timeout!r} is not fail-closed or fail-open")
-        serve_remote(home, host, bind_listener(host, port), url, HostConfig(
+        serve_remote(home, host, bind_listener(host, port), url, origins, HostConfig(
             degraded=degraded, pin_apps=pin_apps, pin_bursts=pin_bursts, host_core=host_core,
             use_zygote=not fresh_interpreters,
             pre_send_timeout="fail_closed"
@@ -231,7 +241,8 @@ def serve(
         f"stockade server: http://{host}:{port}/api/v1/ (data: {home.server_db})", highlight=False
     )
     err_console.print(f"console: http://{host}:{port}/console/ (admins sign in with their "
-                      "password)", highlight=False)
+                      "password)" + "".join(f"; as {o}/console/" for o in origins),
+                      highlight=False)
     err_console.print("sign in: `stockade serve --mint-token NAME` prints an admin token "
                       "(X-User-Id + X-Auth-Token), or POST /api/v1/login {user, password}",
                       highlight=False)
@@ -242,11 +253,17 @@ def serve(
             return running.policy.current().revision if running is not None else None
 
         if rest_process:
+            import os
+
             from host.cli.serve_front import serve_front
+
+            # The front process inherits them; a front restarted later too.
+            os.environ[ORIGINS_ENV] = " ".join(origins)
 
             serve_front(home, sock, app_host, enforced)
         else:
-            console = Mount("/console", create_console(home, server, enforced))
+            console = Mount("/console", create_console(home, server, enforced,
+                                                       origins=origins))
             # The console binds sessions to the TCP peer's account: no forwarding header
             # may rename the peer (host.console.peer).
             serve_until_lease_lost(uvicorn.Server(http_config(

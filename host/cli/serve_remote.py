@@ -13,9 +13,9 @@ from host.runtime import HostConfig
 
 
 def serve_remote(home: Home, bind: str, sock: socket.socket, url: str | None,
-                 config: HostConfig) -> None:
+                 origins: list[str], config: HostConfig) -> None:
     """Serve on `sock` until interrupted; every failure to start is one line for the
-    operator."""
+    operator. `origins`: those a reverse proxy serves the console as (`--console-origin`)."""
     import uvicorn
     from starlette.routing import Mount
 
@@ -54,7 +54,8 @@ def serve_remote(home: Home, bind: str, sock: socket.socket, url: str | None,
         fail(str(exc), "run `stockade doctor`; or pass --degraded to accept the risk")
     receiver = WebhookReceiver(remote, conf.webhook_secret).start()
     console = Mount("/console", create_console(
-        home, WorkspaceOperators(remote), lambda: app_host.policy.current().revision))
+        home, WorkspaceOperators(remote), lambda: app_host.policy.current().revision,
+        origins=origins))
     running = sorted(r.app_id for r in app_host.runners.values())
     err_console.print(f"apps running: {', '.join(running) or 'none'}", highlight=False)
     err_console.print(f"workspace: {conf.url} (Rocket.Chat {version}) as {conf.user_id}",

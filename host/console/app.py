@@ -10,7 +10,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import anyio.to_thread
 from jinja2 import Environment, FileSystemLoader
@@ -36,6 +35,7 @@ from host.console import install as install_flow
 from host.console import settings as app_settings
 from host.console.install import Uploads
 from host.console.operators import Operators, ServerOperators, Unreachable
+from host.console.origins import host_names, same_origin, source_origin
 from host.console.peer import client_uid
 from host.console.sessions import COOKIE, Session, Sessions
 from host.home import Home
@@ -86,19 +86,6 @@ def _csrf_ok(sent: object, s: Session) -> bool:
     return secrets.compare_digest(sent.encode("utf-8", "surrogatepass"), s.csrf.encode())
 
 
-def _same_origin(request: Request) -> bool:
-    """A state-changing request must come from a page of this console: a browser sends Origin
-    (or at least Referer) on a POST, and a cross-site one says so in Sec-Fetch-Site."""
-    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
-        return False
-    source = request.headers.get("origin") or request.headers.get("referer")
-    if source is None:
-        return False
-    here = f"{request.url.scheme}://{request.url.netloc}"
-    parts = urlsplit(source)
-    return f"{parts.scheme}://{parts.netloc}" == here
-
-
 def template_environment() -> Environment:
     """The pages' Jinja2 environment with its filters (tests render a template through it)."""
     # Autoescaping on for every template: author text can never become markup.
@@ -115,12 +102,14 @@ def template_environment() -> Environment:
 
 def create_console(home: Home, server: EmbeddedServer | Operators,
                    enforced: Callable[[], str | None] = lambda: None,
-                   hosts: Sequence[str] = LOOPBACK_HOSTS) -> Starlette:
+                   hosts: Sequence[str] = LOOPBACK_HOSTS,
+                   origins: Sequence[str] = ()) -> Starlette:
     """The console as a starlette app, to be mounted at `/console`. `server`: the embedded
     server, or the `Operators` of a Rocket.Chat workspace (`host.console.operators`) whose
     admins sign in; `enforced` says which policy revision the serving host decides with right
-    now (None: no host runs apps); `hosts` are the Host header values it answers (a reverse
-    proxy's name, when one fronts it)."""
+    now (None: no host runs apps); `hosts` are the Host header values it answers; `origins`
+    (`origins.parse_origin` forms) are those a reverse proxy serves it as: their names are
+    answered too, a page of theirs may post, and an https one's cookie is sent `Secure`."""
     operators: Operators = ServerOperators(server) if isinstance(server, EmbeddedServer) \
         else server
     sessions = Sessions()
@@ -168,7 +157,7 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
     async def form_of(request: Request, s: Session | None) -> dict[str, str] | None:
         """The posted form when the request is same-origin and carries the session's CSRF
         token (or, with no session, is the sign-in form); None refuses it."""
-        if not _same_origin(request):
+        if not same_origin(request, origins):
             return None
         declared = request.headers.get("content-length", "")
         if not (declared.isascii() and declared.isdigit()) or int(declared) > MAX_FORM_BYTES:
@@ -212,7 +201,9 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         sid = sessions.open(signed.user["id"], signed.user["username"], signed.credential, uid)
         resp = RedirectResponse("/console/apps", status_code=303)
         resp.set_cookie(COOKIE, sid, httponly=True, samesite="strict", path="/console",
-                        secure=request.url.scheme == "https")
+                        secure=request.url.scheme == "https" or (
+                            source_origin(request) in origins
+                            and str(source_origin(request)).startswith("https://")))
         return resp
 
     async def logout(request: Request) -> Response:
@@ -338,7 +329,7 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
                            ) -> tuple[dict[str, str], bytes | None] | None:
         """An upload form's fields and package bytes (None for no file); None refuses it (not
         same-origin, or without the session's CSRF token). Parts capped at the package cap."""
-        if not _same_origin(request):
+        if not same_origin(request, origins):
             return None
         form = await request.form(max_files=1, max_fields=6, max_part_size=MAX_ARCHIVE_BYTES)
         if not _csrf_ok(form.get("csrf"), s):
@@ -362,7 +353,7 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
                     token=uploads.add(up))
 
     async def consent(request: Request, s: Session) -> Response:
-        if not _same_origin(request):
+        if not same_origin(request, origins):
             return refused()
         form = await request.form(max_files=0, max_fields=64)
         if not _csrf_ok(form.get("csrf"), s):
@@ -521,7 +512,8 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     return Starlette(routes=routes, middleware=[
-        Middleware(TrustedHostMiddleware, allowed_hosts=list(hosts)), Middleware(_Headers)],
+        Middleware(TrustedHostMiddleware, allowed_hosts=[*hosts, *host_names(origins)]),
+        Middleware(_Headers)],
         exception_handlers={ClientDisconnect: client_gone})
 
 

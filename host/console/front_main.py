@@ -5,12 +5,14 @@ policy revision it enforces. The front's listener trusts no forwarding header
 (`host.console.peer`): a session is bound to the TCP peer's local account."""
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
 from starlette.routing import BaseRoute, Mount
 
 from host.console.app import create_console
+from host.console.origins import ORIGINS_ENV, parse_origin
 from host.console.peer import trust_no_forwarded_headers
 from host.home import Home
 from host.server.embedded import EmbeddedServer
@@ -18,7 +20,9 @@ from host.server.front_proc import HostCalls, main
 
 
 def console_mount(home: Home, server: EmbeddedServer, calls: HostCalls) -> Sequence[BaseRoute]:
-    return [Mount("/console", create_console(home, server, calls.enforced))]
+    # `serve --console-origin`, as `serve` passed them on (checked there; again here).
+    origins = [parse_origin(o) for o in os.environ.get(ORIGINS_ENV, "").split()]
+    return [Mount("/console", create_console(home, server, calls.enforced, origins=origins))]
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 from apphelp import install, write_app
-from conhelp import HOSTILE_NAME, PASSWORD, SRC, Served
+from conhelp import HOSTILE_NAME, PASSWORD, PROXY_ORIGIN, SRC, Served
 from starlette.routing import Mount
 
 from host.clock import SystemClock
@@ -26,6 +26,15 @@ from host.server.rest import create_app
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Served]:
+    yield from _served(tmp_path, ())
+
+
+@pytest.fixture
+def served_behind_proxy(tmp_path: Path) -> Iterator[Served]:
+    yield from _served(tmp_path, (PROXY_ORIGIN,))
+
+
+def _served(tmp_path: Path, origins: tuple[str, ...]) -> Iterator[Served]:
     home = Home(tmp_path / "home").ensure()
     install(home, write_app(tmp_path / "apps", "agent-sync", ["livechat.read"], [], SRC))
     hostile = write_app(tmp_path / "apps", "shady", ["livechat.read"], [], SRC)
@@ -38,7 +47,8 @@ def served(tmp_path: Path) -> Iterator[Served]:
     set_password(server.db, admin["id"], PASSWORD)
     plain = server.users_create(SYSTEM, "agent007", "Agent", "user")
     set_password(server.db, plain["id"], PASSWORD)
-    app = create_app(server, mounts=[Mount("/console", create_console(home, server))])
+    app = create_app(server, mounts=[Mount("/console", create_console(home, server,
+                                                                  origins=origins))])
     # As `serve` configures the listener: no forwarding header renames the peer.
     userver = uvicorn.Server(http_config(app, host="127.0.0.1", port=0, log_level="warning",
                                          lifespan="off", **NO_FORWARDED_HEADERS))

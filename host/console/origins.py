@@ -1,0 +1,59 @@
+"""Where the console's pages are served from: its own loopback address, and the origins a
+reverse proxy in front of it serves it as (`stockade serve --console-origin`).
+
+What it guards: a change posted from a page of another site (CSRF; the session's token is the
+other half), and DNS rebinding (the Host names the console answers, `host.console.app`).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:  # `serve` imports this module; the web stack only for what serves
+    from starlette.requests import Request
+
+# Passes the `--console-origin` values from `serve` to the front process it starts (which
+# inherits the environment); space-separated origins.
+ORIGINS_ENV = "STOCKADE_CONSOLE_ORIGINS"
+
+
+def parse_origin(text: str) -> str:
+    """`scheme://host[:port]` as a browser sends it in Origin; ValueError for anything else
+    (a path, a query, credentials, a scheme other than http or https)."""
+    parts = urlsplit(text.strip())
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{text!r}: the port is not a number") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username \
+            or parts.password or parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(f"{text!r} is not an origin like https://console.example.com[:PORT]")
+    default = {"http": 80, "https": 443}[parts.scheme]
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}" + (f":{port}" if port not in (None, default) else "")
+
+
+def host_names(origins: Sequence[str]) -> list[str]:
+    """The Host header names (without port) the origins are served under."""
+    return [urlsplit(o).hostname or "" for o in origins]
+
+
+def source_origin(request: Request) -> str | None:
+    """The origin a request says its page came from (Origin, else Referer's)."""
+    source = request.headers.get("origin") or request.headers.get("referer")
+    if source is None:
+        return None
+    parts = urlsplit(source)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def same_origin(request: Request, origins: Sequence[str]) -> bool:
+    """A state-changing request must come from a page of this console: a browser sends Origin
+    (or at least Referer) on a POST, and a cross-site one says so in Sec-Fetch-Site. The page
+    is the console's when its origin is the request's own, or one a proxy serves it as."""
+    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        return False
+    source = source_origin(request)
+    return source is not None and (
+        source == f"{request.url.scheme}://{request.url.netloc}" or source in origins)
