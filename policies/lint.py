@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping, Sequence
 
+from policies.concerns import CONCERNS, FORBID_LISTS, FORBID_MEANINGLESS, REQUIRED_LIST
 from policies.findings import Finding, Severity, finding
 from policies.locate import _AOT, _KEY, _MAX_ARRAY_LINES, _TABLE, Pos
 from policies.model import PolicyFile, Quota, Rule
@@ -34,37 +35,6 @@ LOW_RISK = frozenset(p.name for p in PERMISSIONS.values() if p.risk == "low")
 KNOWN_NAMES = (*ACTIONS, *PERMISSIONS)
 KNOWN_ACTIONS = tuple(ACTIONS)
 
-# Which actions each `when` key concerns (for STK026 and the engine's matching).
-CONCERNS: dict[str, frozenset[str]] = {
-    "user_types": frozenset({"users.create"}),
-    "roles": frozenset({"users.create", "roles.assign", "roles.remove"}),
-    "custom_field_keys": frozenset({"users.create", "users.set_custom_fields"}),
-    "any_user": frozenset(
-        {
-            "users.set_custom_fields", "users.deactivate", "roles.assign", "roles.remove",
-            "livechat.add_agent", "livechat.remove_agent", "livechat.set_agent_status",
-            "livechat.add_department_agent", "livechat.remove_department_agent",
-        }
-    ),
-    "domains": frozenset({"http.request"}),
-    "allow_private": frozenset({"http.request"}),
-    "rest_routes": frozenset({"rest.call"}),
-    "rest_fields": frozenset({"rest.call"}),
-    "username_pattern": frozenset({"users.create"}),
-}
-# A permit on these actions allows nothing unless the list is given (default deny on arguments).
-REQUIRED_LIST: dict[str, str] = {
-    "users.create": "user_types",
-    "roles.assign": "roles",
-    "roles.remove": "roles",
-    "users.set_custom_fields": "custom_field_keys",
-    "http.request": "domains",
-    "rest.call": "rest_routes",
-}
-FORBID_MEANINGLESS = ("any_user", "allow_private")
-# Lists a forbid matches a request by (the engine's `_forbid_applies`): empty, the forbid
-# matches no request of the actions the list concerns, so it forbids none of them (STK037).
-FORBID_LISTS = ("user_types", "roles", "custom_field_keys", "domains", "rest_routes")
 # Write actions that change who can do what: a permit without a quota is flagged (STK033).
 PRIVILEGE_ACTIONS = frozenset({"roles.assign", "users.deactivate"})
 

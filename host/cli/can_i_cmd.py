@@ -44,6 +44,7 @@ from host.server.embedded import EmbeddedServer
 from host.server.errors import NotFound, ServerError
 from host.server.principals import Caller
 from policies import Request, decide
+from policies.concerns import forbid_conditions
 from policies.engine import TARGET_USER_ACTIONS
 from policies.events import decide_event
 from policies.loader import PolicyLoadError, load_policy
@@ -263,6 +264,12 @@ def can_i(
                 r["answer"], why = "no", f"{perm} not granted"
             elif not permits:
                 r["answer"], why = "no", "no policy rule permits it for this app"
+            elif blocking := [x.id for x in policy.plan(rec.app_id, name)[0]
+                              if not forbid_conditions(x, name)]:
+                # No `when` key of these forbids concerns the action: whatever the arguments,
+                # the engine refuses every call (a forbid beats any permit).
+                r["answer"], why = "no", (f"forbidden whatever its arguments by rule(s) "
+                                          f"{', '.join(blocking)} (a forbid beats any permit)")
             else:
                 r["answer"] = "depends"
                 why = (f"on its arguments (rule {', '.join(permits)}); ask with "
