@@ -194,7 +194,6 @@ def serve(
 
     from host.cli.serve_lease import exit_if_lease_lost, serve_until_lease_lost
     from host.console.app import create_console
-    from host.console.peer import NO_FORWARDED_HEADERS
     from host.server.rest import create_app
 
     # Bind before anything starts or is printed as serving: a busy port is the operator's input
@@ -264,11 +263,11 @@ def serve(
         else:
             console = Mount("/console", create_console(home, server, enforced,
                                                        origins=origins))
-            # The console binds sessions to the TCP peer's account: no forwarding header
-            # may rename the peer (host.console.peer).
+            # The console binds sessions to the TCP peer's account: `http_config` trusts no
+            # forwarding header that could rename the peer (host.console.peer).
             serve_until_lease_lost(uvicorn.Server(http_config(
                 create_app(server, mounts=[console]), host=host, port=port, log_level="warning",
-                lifespan="off", **NO_FORWARDED_HEADERS,
+                lifespan="off",
             )), app_host, sock)
     finally:
         sock.close()

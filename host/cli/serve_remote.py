@@ -22,7 +22,6 @@ def serve_remote(home: Home, bind: str, sock: socket.socket, url: str | None,
     from host.cli.serve_lease import exit_if_lease_lost, serve_until_lease_lost
     from host.console.app import create_console
     from host.console.operators import WorkspaceOperators
-    from host.console.peer import NO_FORWARDED_HEADERS
     from host.runtime import Host
     from host.server.errors import ServerError
     from host.server.listen import http_config
@@ -68,8 +67,7 @@ def serve_remote(home: Home, bind: str, sock: socket.socket, url: str | None,
         # The header block capped in size and time, as on every listener (host/server/listen.py);
         # no forwarding header renames the peer the console binds sessions to (console.peer).
         serve_until_lease_lost(uvicorn.Server(http_config(
-            receiver.app([console]), log_level="warning", lifespan="off",
-            **NO_FORWARDED_HEADERS)), app_host, sock)
+            receiver.app([console]), log_level="warning", lifespan="off")), app_host, sock)
     finally:
         sock.close()
         receiver.stop()

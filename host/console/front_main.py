@@ -13,7 +13,6 @@ from starlette.routing import BaseRoute, Mount
 
 from host.console.app import create_console
 from host.console.origins import ORIGINS_ENV, parse_origin
-from host.console.peer import trust_no_forwarded_headers
 from host.home import Home
 from host.server.embedded import EmbeddedServer
 from host.server.front_proc import HostCalls, main
@@ -26,5 +25,4 @@ def console_mount(home: Home, server: EmbeddedServer, calls: HostCalls) -> Seque
 
 
 if __name__ == "__main__":
-    trust_no_forwarded_headers()  # before `main` makes its uvicorn.Config
     sys.exit(main(sys.argv, console_mount))

@@ -16,9 +16,8 @@ to (docs/CONSOLE.md).
 
 The address must be the TCP peer itself: uvicorn rewrites the request's client from an
 `X-Forwarded-For` header (port included) sent from a trusted address, and loopback is trusted
-by default, so any local user could name the operator's own connection. Every listener that
-serves the console therefore trusts no forwarding header (`NO_FORWARDED_HEADERS`,
-`trust_no_forwarded_headers`).
+by default, so any local user could name the operator's own connection. Every listener of the
+product therefore trusts no forwarding header (`host.server.listen.http_config`).
 
 Not cached: a cache by address would outlive the connection (once the operator's connection
 closes, another user may bind that client port and connect from it), and a request says
@@ -30,7 +29,6 @@ of it).
 from __future__ import annotations
 
 import ipaddress
-import os
 import struct
 from pathlib import Path
 
@@ -40,18 +38,6 @@ TABLES = (Path("/proc/self/net/tcp"), Path("/proc/self/net/tcp6"))
 # half-closed after sending), CLOSE_WAIT. Guards: a TIME_WAIT entry, which the kernel lists
 # with uid 0 and no owner, ever standing for a client.
 LIVE_STATES = frozenset({"01", "04", "05", "08"})
-# uvicorn.Config options for a listener that serves the console: the request's client is the
-# TCP peer, never what an X-Forwarded-For header says (see the module docstring).
-NO_FORWARDED_HEADERS = {"proxy_headers": False}
-
-
-def trust_no_forwarded_headers() -> None:
-    """For a process whose uvicorn.Config is made elsewhere (the REST front): uvicorn trusts
-    forwarding headers from the addresses in FORWARDED_ALLOW_IPS when it is given none; a
-    name that is no address trusts none."""
-    os.environ["FORWARDED_ALLOW_IPS"] = "none"
-
-
 def _words(packed: bytes) -> str:
     """An address as the kernel's table prints it: 32-bit words in this machine's order."""
     return "".join(f"{w:08X}" for w in struct.unpack(f"={len(packed) // 4}I", packed))

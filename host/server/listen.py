@@ -122,9 +122,13 @@ def serving(server: EmbeddedServer, mounts: Sequence[BaseRoute] = (),
 
 def http_config(app: ASGIApp, **kwargs: Any) -> uvicorn.Config:
     """The uvicorn config every HTTP server of the product runs with: `uvicorn.Config(app,
-    **kwargs)` with the header block capped (`capped_http_protocol`)."""
+    **kwargs)` with the header block capped (`capped_http_protocol`) and no forwarding header
+    trusted. Guards: uvicorn trusts X-Forwarded-For/-Proto from loopback by default, and a port
+    in X-Forwarded-For let any local user pass for the operator's own console connection
+    (`host.console.peer`); nothing of the product reads a forwarded address or scheme."""
     import uvicorn  # the web stack only for what serves HTTP
 
+    kwargs.setdefault("proxy_headers", False)
     return uvicorn.Config(app, http=capped_http_protocol(), **kwargs)
 
 

@@ -16,7 +16,6 @@ from starlette.routing import Mount
 
 from host.clock import SystemClock
 from host.console.app import create_console
-from host.console.peer import NO_FORWARDED_HEADERS
 from host.home import Home
 from host.server import SYSTEM, EmbeddedServer
 from host.server.auth import set_password
@@ -49,9 +48,9 @@ def _served(tmp_path: Path, origins: tuple[str, ...]) -> Iterator[Served]:
     set_password(server.db, plain["id"], PASSWORD)
     app = create_app(server, mounts=[Mount("/console", create_console(home, server,
                                                                   origins=origins))])
-    # As `serve` configures the listener: no forwarding header renames the peer.
+    # As `serve` configures the listener (`http_config`: no forwarding header renames the peer).
     userver = uvicorn.Server(http_config(app, host="127.0.0.1", port=0, log_level="warning",
-                                         lifespan="off", **NO_FORWARDED_HEADERS))
+                                         lifespan="off"))
     t = threading.Thread(target=userver.run, daemon=True)
     t.start()
     deadline = time.monotonic() + 10
