@@ -52,6 +52,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "STK035": ("warning", "a rest_routes entry names a route no app may ever call"),
     "STK036": ("warning", "a listed role amounts to an action no permit allows (always refused)"),
     "STK037": ("warning", "a forbid's empty list forbids nothing"),
+    "STK038": ("warning", "a permit's constraint does not restrict one of its actions"),
 }
 
 

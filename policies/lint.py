@@ -6,7 +6,7 @@ names, wildcards, missing quotas, admin-class roles, risky patterns, rules that 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from policies.concerns import CONCERNS, FORBID_LISTS, FORBID_MEANINGLESS, REQUIRED_LIST
 from policies.findings import Finding, Severity, finding
@@ -188,6 +188,7 @@ def _rule_findings(src: SourceFile, i: int, rule: Rule, places: EntryPlaces,
                                f"{', '.join(spared)} at all; leave {k} out to forbid every "
                                "one, or list what to forbid"))
     if rule.effect == "permit":
+        out.extend(_partial_concern(src, i, rule, actions, item, at))
         for a in sorted(actions):
             need = REQUIRED_LIST.get(a)
             if need and getattr(w, need) is None:
@@ -260,6 +261,31 @@ def _rule_findings(src: SourceFile, i: int, rule: Rule, places: EntryPlaces,
         if problem is not None:
             out.append(finding("STK022", name, at("when", "username_pattern"),
                                f"rule {rule.id}: {problem}"))
+    return out
+
+
+# Keys that narrow what a permit allows (any_user and allow_private only ever widen it).
+RESTRICTING = tuple(k for k in CONCERNS if k not in ("any_user", "allow_private"))
+
+
+def _partial_concern(src: SourceFile, i: int, rule: Rule, actions: frozenset[str],
+                     item: Callable[..., Pos], at: Callable[..., Pos]) -> list[Finding]:
+    """STK038, per action of a permit: the constraints written for its other actions that do
+    not restrict this one. The engine reads a key only for the actions it concerns, so
+    `actions = ["users.create", "users.deactivate"]` with `username_pattern` allows
+    deactivating any (own, or with any_user any) user, whatever the pattern says."""
+    w = rule.when
+    keys = [k for k in RESTRICTING if getattr(w, k) is not None and CONCERNS[k] & actions]
+    out: list[Finding] = []
+    for a in sorted(actions):
+        free = [k for k in keys if a not in CONCERNS[k]]
+        if free:
+            where = item(a, "actions") if a in rule.actions else at("actions")
+            verb = "does" if len(free) == 1 else "do"
+            out.append(finding("STK038", src.name, where, f"rule {rule.id}: {', '.join(free)} "
+                               f"{verb} not restrict {a}: this rule allows {a} whatever "
+                               f"{'it says' if len(free) == 1 else 'they say'}; give {a} a "
+                               "rule of its own to make that plain"))
     return out
 
 

@@ -54,8 +54,12 @@ class _Strict(BaseModel):
 
 
 class When(_Strict):
-    """Argument constraints of a rule. In a permit every listed constraint must hold; an absent
-    list allows nothing for the arguments it governs (see policies/README.md)."""
+    """Argument constraints of a rule. Each key concerns some actions only
+    (`policies.concerns.CONCERNS`) and is read only for a request of one of them: in a permit
+    every listed constraint *that concerns the request's action* must hold, and the others are
+    ignored for it (a permit of users.create and users.deactivate with `username_pattern`
+    allows any deactivation the own-users rule allows: lint STK038). An absent list allows
+    nothing for the arguments it governs (see policies/README.md)."""
 
     user_types: list[Item] | None = None
     roles: list[Item] | None = None
