@@ -37,6 +37,7 @@ from policies.loader import (
     validation_findings,
 )
 from policies.locate import Locator
+from policies.model import SchemaOne
 from policies.policy import Policy
 from policies.types import Request
 from policies.vocabulary import ACTIONS
@@ -60,7 +61,7 @@ class Case(_Strict):
 
 
 class CasesFile(_Strict):
-    schema_version: Literal[1] = Field(alias="schema")
+    schema_version: SchemaOne = Field(alias="schema")
     policy: list[str] = []
     case: list[Case] = []
 

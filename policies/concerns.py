@@ -39,7 +39,7 @@ REQUIRED_LIST: dict[str, str] = {
     "rest.call": "rest_routes",
 }
 # Keys a forbid never reads (they only ever widen a permit).
-FORBID_MEANINGLESS = ("any_user", "allow_private")
+FORBID_MEANINGLESS = ("any_user", "allow_private", "rest_fields")
 # Lists a forbid matches a request by (the engine's `_forbid_applies`): empty, the forbid
 # matches no request of the actions the list concerns, so it forbids none of them (STK037).
 FORBID_LISTS = ("user_types", "roles", "custom_field_keys", "domains", "rest_routes")

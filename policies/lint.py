@@ -181,10 +181,11 @@ def _rule_findings(src: SourceFile, i: int, rule: Rule, places: EntryPlaces,
         if rule.effect == "forbid" and k in FORBID_MEANINGLESS:
             out.append(finding("STK031", name, at("when", k), f"rule {rule.id}: {k} means "
                                "nothing in a forbid and is ignored"))
-        if rule.effect == "forbid" and k in FORBID_LISTS and getattr(w, k) == [] and (
+        if rule.effect == "forbid" and k in FORBID_LISTS and (
+                (why := _forbid_list_empty(k, getattr(w, k))) is not None) and (
                 spared := sorted(CONCERNS[k] & actions)):
-            out.append(finding("STK037", name, at("when", k), f"rule {rule.id}: {k} = [] "
-                               f"matches no request, so this forbid forbids no "
+            out.append(finding("STK037", name, at("when", k), f"rule {rule.id}: {k} {why}, "
+                               f"so it matches no request and this forbid forbids no "
                                f"{', '.join(spared)} at all; leave {k} out to forbid every "
                                "one, or list what to forbid"))
     if rule.effect == "permit":
@@ -194,6 +195,10 @@ def _rule_findings(src: SourceFile, i: int, rule: Rule, places: EntryPlaces,
             if need and getattr(w, need) is None:
                 out.append(finding("STK028", name, at("actions"), f"rule {rule.id}: {a} is "
                                    f"never allowed without `{need}` in [rule.when]"))
+            elif need and getattr(w, need) == []:
+                out.append(finding("STK028", name, at("when", need), f"rule {rule.id}: "
+                                   f"`{need} = []` lists nothing, so no {a} that names one "
+                                   "is ever allowed"))
         if w.any_user and CONCERNS["any_user"] & actions:
             # Written for named apps, any_user is the operator's own explicit widening (the
             # disclosure shows it): worth a warning, not a refusal. For every app it is
@@ -264,6 +269,20 @@ def _rule_findings(src: SourceFile, i: int, rule: Rule, places: EntryPlaces,
     return out
 
 
+def _forbid_list_empty(key: str, values: list[str]) -> str | None:
+    """Why a forbid's list is empty once compiled (`policies.policy`), or None. Admin-class
+    roles and the user type `app` are dropped there: no request can name them (guardrails)."""
+    if values == []:
+        return "= []"
+    norms = [normalize_role(v) for v in values] if key in ("roles", "user_types") else None
+    if key == "roles" and norms is not None and all(n is not None and is_admin_class(n)
+                                                    for n in norms):
+        return "lists only admin-class roles, which no request may name (the engine drops them)"
+    if key == "user_types" and norms == ["app"] * len(values):
+        return "lists only the type 'app', which no app may create (the engine drops it)"
+    return None
+
+
 # Keys that narrow what a permit allows (any_user and allow_private only ever widen it).
 RESTRICTING = tuple(k for k in CONCERNS if k not in ("any_user", "allow_private"))
 
@@ -318,8 +337,9 @@ def _file_findings(src: SourceFile, pf: PolicyFile, run: _Run) -> list[Finding]:
     if pf.workspace is not None and pf.workspace.max_active_app_users is not None:
         c = pf.workspace.max_active_app_users
         line = src.locator.pos(("workspace", "max_active_app_users"))
-        if c < 0:
-            out.append(finding("STK018", src.name, line, "max_active_app_users is negative"))
+        if c <= 0:
+            out.append(finding("STK018", src.name, line, f"max_active_app_users = {c} admits "
+                               "no app user; forbid users.create instead"))
         elif c > MAX_SEATS:
             out.append(finding("STK019", src.name, line, f"max_active_app_users {c} is over "
                                f"{MAX_SEATS:,}, more than the host's seat check accepts"))
@@ -486,7 +506,10 @@ def _role_power_findings(rules: Sequence[tuple[SourceFile, int, Rule]],
         if r.effect != "permit" or not r.when.roles:
             continue
         acts = expand_actions(r.actions)
-        for role in dict.fromkeys(r.when.roles):  # a role listed twice is one finding
+        # As the rule compiles it (NFKC + casefold): `LiveChat-Agent` is livechat-agent. A
+        # role listed twice, in any spelling, is one finding.
+        norms = dict.fromkeys(n for n in map(normalize_role, r.when.roles) if n is not None)
+        for role in norms:
             powers = ROLE_AMOUNTS_TO.get(role)
             if powers is None:
                 continue

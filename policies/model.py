@@ -10,7 +10,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 SCHEMA_VERSION = 1
 
@@ -36,6 +44,18 @@ Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
 Item = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 Int32 = Annotated[int, Field(ge=INT_MIN, le=INT_MAX)]
+
+
+def _not_bool(v: object) -> object:
+    # Literal[1] takes True (True == 1), even in strict mode: `schema = true` loaded, and fmt
+    # wrote it back. The schema version is an integer.
+    if isinstance(v, bool):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    return v
+
+
+# `schema = 1`, the integer only.
+SchemaOne = Annotated[Literal[1], BeforeValidator(_not_bool)]
 
 WINDOW_RE = re.compile(r"^([0-9]{1,9})(s|m|h|d)$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -124,7 +144,7 @@ class Workspace(_Strict):
 class PolicyFile(_Strict):
     """One policy file. `schema` must be 1; anything not listed here is refused."""
 
-    schema_version: Literal[1] = Field(alias="schema")
+    schema_version: SchemaOne = Field(alias="schema")
     name: Name
     description: Text = ""
     workspace: Workspace | None = None
