@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
+
 from host.apps.installs import InstallStore, installed_in
 from host.bridges.httpout import HttpOut
 from host.bridges.persistence import PersistenceStore, missing
@@ -46,8 +48,9 @@ class HostServed:
             return store.delete(s.install_id, a["key"])
 
         def find(s: Session, a: dict[str, Any], _op: str | None, _f: Mapping[str, Any]) -> Any:
-            return [{"key": k, "value": v}
-                    for k, v in store.find(s.install_id, a["association"])]
+            # The stored JSON goes into the reply as it is (`PersistenceStore.find_raw`).
+            return [{"key": k, "value": msgspec.Raw(v.encode())}
+                    for k, v in store.find_raw(s.install_id, a["association"])]
 
         return {"http.request": self._http, "rest.call": self._rest, "persistence.put": put,
                 "persistence.get": get, "persistence.delete": delete, "persistence.find": find}
