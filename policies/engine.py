@@ -398,14 +398,9 @@ def unconditional_refusal(grants: frozenset[str], req: Request) -> Decision | No
     whose action (`ROLE_AMOUNTS_TO`) needs a permission not granted. None when none of these
     refuses. The app-author harness asks it when no policy file is loaded (the host always
     decides with one), so its tests meet these refusals as the host's apps do."""
-    spec = ACTIONS.get(req.action)
-    if spec is None:
-        return _deny("policy_denied", f"unknown action {req.action!r}: not in the vocabulary")
-    if spec.permission not in grants:
-        return _permission_denied(spec)
-    problem = _check_args(spec, req.args)
-    if problem is not None:
-        return _deny("policy_denied", f"invalid arguments for {req.action}: {problem}")
+    refused = _shape_refusal(grants, req)
+    if refused is not None:
+        return refused
     for role, inner in _amounts_to(req):
         inner_spec = ACTIONS[inner.action]
         if inner_spec.permission not in grants:
@@ -435,7 +430,9 @@ def _amounts_to(req: Request) -> list[tuple[str, Request]]:
     return out
 
 
-def _decide_one(policy: Policy, grants: frozenset[str], req: Request) -> Decision:
+def _shape_refusal(grants: frozenset[str], req: Request) -> Decision | None:
+    """The first steps of every decision: the action known, its permission granted, its
+    arguments of the right shape. None when they pass."""
     spec = ACTIONS.get(req.action)
     if spec is None:
         return _deny("policy_denied", f"unknown action {req.action!r}: not in the vocabulary")
@@ -444,6 +441,14 @@ def _decide_one(policy: Policy, grants: frozenset[str], req: Request) -> Decisio
     problem = _check_args(spec, req.args)
     if problem is not None:
         return _deny("policy_denied", f"invalid arguments for {req.action}: {problem}")
+    return None
+
+
+def _decide_one(policy: Policy, grants: frozenset[str], req: Request) -> Decision:
+    refused = _shape_refusal(grants, req)
+    if refused is not None:
+        return refused
+    spec = ACTIONS[req.action]
     ctx = _guardrails(spec, req)
     if isinstance(ctx, str):
         return _deny("guardrail", ctx)
