@@ -20,7 +20,13 @@ from host.apps.disclosure import (
     build_disclosure,
     load_policy_view,
 )
-from host.apps.installs import InstallError, InstallRecord, InstallStore, new_install_id
+from host.apps.installs import (
+    InstallChanged,
+    InstallError,
+    InstallRecord,
+    InstallStore,
+    new_install_id,
+)
 from host.apps.lineage import Lineage, Transfer, binding_of, claim_in, describe
 from host.apps.manifest import Manifest, SettingValue, coerce_setting
 from host.apps.packages import Package, store_package
@@ -201,6 +207,26 @@ def audit_transfer(home: Home, moved: Transfer, install_id: str, clock: Clock,
         ledger.close()
 
 
+class StoredPackageChanged(InstallChanged):
+    """The package read for a consent is not the one the install (or its pending update)
+    names: nothing was written."""
+
+
+def consent_package_problem(rec: InstallRecord, pkg: Package) -> str | None:
+    """Why `pkg` may not be consented to for `rec`, or None. A consent signs the package it is
+    given; this one must be what the install names: its pending update's package, else the
+    running one. A package at that path swapped behind the host's back (which never runs,
+    `host.supervise.appcode`) would otherwise come out of a re-confirm or a narrowing
+    `--revoke` freshly signed, with no diff shown and no publisher check."""
+    want = rec.pending.package_hash if rec.pending is not None else rec.package_hash
+    if pkg.content_hash == want:
+        return None
+    what = "pending update's" if rec.pending is not None else "installed"
+    return (f"the {what} package of {rec.app_id} on disk is not the one recorded (content hash "
+            f"{pkg.content_hash[:23]}…, recorded {want[:23]}…): it was changed behind the "
+            "host's back; nothing was consented")
+
+
 def apply_consent(home: Home, store: InstallStore, rec: InstallRecord, pkg: Package,
                   sig: SignatureCheck, grants: frozenset[str], *, kind: str,
                   policy_revision: str | None, diff: Mapping[str, Any] | None,
@@ -213,9 +239,13 @@ def apply_consent(home: Home, store: InstallStore, rec: InstallRecord, pkg: Pack
     Audit before act (rule 14): `operator.consent` is a record before the id's binding moves;
     the package must come from the publisher the app id is bound to, unless the operator hands
     the id over (`transfer`, audited) — DESIGN rule 11; raises LineageError otherwise.
-    InstallChanged (nothing written) when the install changed after `rec` was read."""
+    InstallChanged (nothing written) when the install changed after `rec` was read;
+    StoredPackageChanged when `pkg` is not the package the install names."""
     clock = clock or SystemClock()
     pending = rec.pending
+    problem = consent_package_problem(rec, pkg)
+    if problem is not None:
+        raise StoredPackageChanged(problem)
     # The grants, settings and pending update were computed from `rec`: another operator's
     # change since would be silently undone by writing them (InstallChanged; checked here,
     # before the record and the lineage, and again inside the write).

@@ -19,7 +19,12 @@ from host.apps.consent import (
 )
 from host.apps.installs import InstallChanged
 from host.apps.lineage import LineageError
-from host.apps.operations import apply_consent, consented_grants
+from host.apps.operations import (
+    StoredPackageChanged,
+    apply_consent,
+    consent_package_problem,
+    consented_grants,
+)
 from host.cli.app_cmd import (
     _confirm,
     _confirm_widening,
@@ -52,6 +57,9 @@ AddGrantOpt = Annotated[list[str] | None, typer.Option(
 RevokeOpt = Annotated[list[str] | None, typer.Option(
     "--revoke", help="Take this permission away (repeat for each).")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask; confirm removals.")]
+SWAPPED_HINT = ("a pending update: discard it with --reject and run `app update` again; the "
+                "installed version: copy the package you installed back over that file")
+
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show what would change; change "
                                                            "nothing.")]
 
@@ -141,6 +149,11 @@ def consent(
         # Re-read the package from disk: the consent must bind what will actually run, not
         # whatever the database row says (it may be the thing that was tampered with).
         pkg = _read(pending.package_path if pending is not None else rec.package_path)
+        # ... and it must be the package the install names: one swapped on disk would be
+        # signed by this consent (refused before anything is shown or asked).
+        swapped = consent_package_problem(rec, pkg)
+        if swapped is not None:
+            fail(swapped, SWAPPED_HINT, EXIT_NEGATIVE)
         sig = _signature(home, pkg)
         title = "Pending update" if pending is not None else "Re-confirm"
         disclosure = _disclose(home, pkg.manifest, pkg.content_hash, sig, rec, title=title,
@@ -199,6 +212,8 @@ def consent(
                           policy_revision=disclosure.policy_revision, diff=diff.to_dict(),
                           before=before, rest_as=identity, transfer=transfer,
                           actor=operator_name())
+        except StoredPackageChanged as exc:
+            fail(str(exc), SWAPPED_HINT, EXIT_NEGATIVE)
         except InstallChanged as exc:  # another operator's change landed after our read
             fail(str(exc), "run it again: it will show the grants as they are now",
                  EXIT_NEGATIVE)
