@@ -408,6 +408,7 @@ def _validate(
             "the package's files do not match the content hash its manifest records: it was "
             "changed after packaging; get an intact copy from the publisher"
         )
+    _check_stamp(manifest, files[MANIFEST_NAME], digest)
     return Package(manifest=manifest, files=files, content_hash=digest, signature=signature,
                    source=source)
 
@@ -434,6 +435,24 @@ def stamp_manifest(text: str, digest: str) -> str:
     belong to that table, so the line goes first)."""
     body = _CONTENT_HASH_LINE.sub("", text)
     return f'content_hash = "{digest}"\n' + body
+
+
+def _check_stamp(manifest: Manifest, text: bytes, digest: str) -> None:
+    """Refuse a manifest that stamping would change. The host stores (and packages) a package
+    with its manifest stamped (`stamp_manifest`), which drops every line opening with
+    `content_hash =`; one inside a multi-line string can hold that string's closing quotes, so
+    the stored manifest read otherwise than the one shown and consented to: the install
+    succeeded and the app never ran (its stored copy fails its own hash)."""
+    try:
+        stamped = parse_manifest(stamp_manifest(text.decode("utf-8"), digest).encode("utf-8"))
+    except ManifestError:
+        stamped = None
+    if stamped is None or stamped.canonical() != manifest.canonical():
+        raise PackageError(
+            f"{MANIFEST_NAME} has a line starting with `content_hash` that is not the recorded "
+            "hash (inside a string?): the host would store another manifest than this one; "
+            "reword that line"
+        )
 
 
 def build_zip(pkg: Package, *, with_signature: bool = True) -> bytes:

@@ -225,3 +225,23 @@ def test_modified_after_packaging(tmp_path: Path, bad) -> None:
         members = {n: zf.read(n) for n in zf.namelist()}
     members["main.py"] += b"\nimport os\n"
     bad(write_zip(tmp_path / "p.zip", members), "changed after packaging")
+
+
+def test_a_manifest_stamping_would_change_is_refused_before_install(tmp_path: Path, bad) -> None:
+    """The host stores a package with its manifest stamped (every line opening with
+    `content_hash =` dropped, the hash put first). A line inside a multi-line string that also
+    closes the string changed what the stored manifest says: the package passed every check,
+    was shown and installed, and its stored copy then never parsed (the app never ran). Fails
+    before: `read_package` accepted it."""
+    text = manifest_text(extra='description = """about this app\ncontent_hash = x"""  # ok\n')
+    files = {**app_files(), "app.toml": text.encode()}
+    bad(write_zip(tmp_path / "p.zip", files), "starting with `content_hash`")
+    bad(write_folder(tmp_path / "src", files), "starting with `content_hash`")
+    # A recorded hash where stamping puts it, and one further down, are no such line.
+    _, data = package_folder(write_folder(tmp_path / "ok", app_files()))
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    head, _, body = members["app.toml"].partition(b"\n")
+    first, _, rest = body.partition(b"\n")  # after `id = ...`, still above every table
+    members["app.toml"] = first + b"\n" + head + b"\n" + rest
+    assert read_package(write_zip(tmp_path / "moved.zip", members)).manifest.id == "agent-sync"
