@@ -34,6 +34,7 @@ from host.apps.lineage import Lineage, LineageError, binding_of
 from host.apps.manifest import Manifest
 from host.apps.operations import (
     app_user_blocked,
+    consented_terms,
     install_package,
     submit_update,
     uninstall_app,
@@ -423,7 +424,11 @@ def update(
             if json_out:
                 emit_json({"status": "unchanged", "install": rec.to_public_dict()})
             return
-        disclosure = _disclose(home, pkg.manifest, pkg.content_hash, sig, rec, title="Update")
+        # The REST identity an update carries is the one the verified consent names (as
+        # `submit_update` keeps it): the screen says which, never "the app's own user" by default.
+        _held, identity = consented_terms(home, store, rec)
+        disclosure = _disclose(home, pkg.manifest, pkg.content_hash, sig, rec, title="Update",
+                               rest_as=identity)
         _require_signed(sig, allow_unsigned)
         render_diff(diff_manifests(rec.manifest, pkg.manifest, old_publisher=rec.publisher,
                                    new_publisher=sig.to_dict()), disclosure, err_console)

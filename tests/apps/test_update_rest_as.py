@@ -65,3 +65,23 @@ def test_a_consent_that_does_not_verify_hands_on_no_identity(tmp_path: Path) -> 
     assert edited is not None
     after = _update(home, tmp_path, edited)
     assert after.grants == frozenset() and after.rest_as is None
+
+
+def test_app_update_shows_the_rest_identity_the_update_keeps(tmp_path: Path) -> None:
+    """`stockade app update` showed the new version's disclosure without the consented REST
+    identity, so its server.rest line read "acts as the app's own server user ..., never as an
+    admin" while the update applied at once kept acting as the user the operator named (fails
+    before: no 'svc' on the screen)."""
+    from typer.testing import CliRunner
+
+    from host.cli.main import root
+
+    home, rec = _setup(tmp_path)
+    v2 = _version(write_app(tmp_path / "v2", "rr", ["server.rest"], [], SRC), "1.0.1")
+    r = CliRunner().invoke(root, ["--home", str(home.root), "app", "update", "rr", str(v2),
+                                  "--allow-unsigned"], env={"COLUMNS": "400"})
+    assert r.exit_code == 0, r.stderr
+    assert "act as server user 'svc'" in r.stderr, r.stderr
+    assert "acts as the app's own server user" not in r.stderr
+    after = InstallStore(home.host_store).get(rec.install_id)
+    assert after is not None and after.version == "1.0.1" and after.rest_as == "svc"
