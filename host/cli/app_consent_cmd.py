@@ -24,6 +24,7 @@ from host.apps.operations import (
     apply_consent,
     consent_package_problem,
     consented_grants,
+    consented_terms,
 )
 from host.cli.app_cmd import (
     _confirm,
@@ -126,7 +127,10 @@ def consent(
     store, keyring = _open(home)
     with store:
         rec = resolve(store, ref)
-        identity = rest_identity(home, rec.rest_as, rest_as)
+        # The REST identity a new consent carries on is the one a consent that verifies names
+        # (as an update's and the console's): a row pointed back at an older consent naming
+        # another user is no base, else "re-confirm" (the tampering hint) signs it afresh.
+        identity = rest_identity(home, consented_terms(home, store, rec)[1], rest_as)
         pending = rec.pending
         if reject:
             if pending is None:

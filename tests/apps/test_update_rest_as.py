@@ -85,3 +85,33 @@ def test_app_update_shows_the_rest_identity_the_update_keeps(tmp_path: Path) -> 
     assert "acts as the app's own server user" not in r.stderr
     after = InstallStore(home.host_store).get(rec.install_id)
     assert after is not None and after.version == "1.0.1" and after.rest_as == "svc"
+
+
+def test_a_reconfirm_never_signs_the_identity_of_an_older_consent_put_back(
+        tmp_path: Path) -> None:
+    """Attack: the operator named `svc` for the app's REST routes, then went back to the app's
+    own user; whoever can write host.db points the install back at the consent naming `svc`.
+    The app is disabled as tampered and its hint says to re-confirm with `app consent`: that
+    re-confirm signed the put-back consent's identity afresh (fails before: the new consent
+    named `svc`, and the app's REST routes ran as that user again)."""
+    from typer.testing import CliRunner
+
+    from host.apps.operations import apply_consent
+
+    home, rec = _setup(tmp_path)  # consent 1 names svc
+    pkg = read_package(rec.package_path)
+    with InstallStore(home.host_store) as store:  # consent 2: back to the app's own user
+        apply_consent(home, store, rec, pkg, check_signature(pkg, TrustStore(home.trust_dir)),
+                      frozenset({"server.rest"}), kind="regrant", policy_revision=None,
+                      diff=None, before=rec.grants, rest_as=None)
+    with sqlite3.connect(home.host_db) as c:
+        c.execute("UPDATE install_installs SET consent_id = ? WHERE install_id = ?",
+                  (rec.consent_id, rec.install_id))
+    from host.cli.main import root
+
+    r = CliRunner().invoke(root, ["--home", str(home.root), "app", "consent", "rr",
+                                  "--grant", "server.rest"])
+    assert r.exit_code == 0, r.stderr
+    after = InstallStore(home.host_store).get(rec.install_id)
+    assert after is not None and after.grants == frozenset({"server.rest"})
+    assert after.rest_as is None
