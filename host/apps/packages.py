@@ -100,21 +100,41 @@ def read_package(path: Path) -> Package:
 
 
 def read_zip_bytes(path: Path, size: int | None = None) -> bytes:
-    """A package `.zip`'s bytes, refused above the archive cap before they are read."""
-    if size is None:
-        try:
-            size = os.stat(path).st_size
-        except OSError as exc:
-            raise PackageError(f"cannot read {path}: {exc.strerror}; check the path") from exc
-    if size > MAX_ARCHIVE_BYTES:
-        raise PackageError(f"{path} is larger than {MAX_ARCHIVE_BYTES // (1024 * 1024)} MiB")
+    """A package `.zip`'s bytes, refused above the archive cap before they are read, and never
+    read past it. Only a regular file is read: the host reads a stored package at every app
+    start (`host.supervise.appcode`), and one replaced by a link to /dev/zero or by a fifo
+    (whoever can write HOME/packages) grew the host without bound or hung its start, where a
+    swapped package must only be refused. `size`: the caller's stat, checked early."""
+    too_big = f"{path} is larger than {MAX_ARCHIVE_BYTES // (1024 * 1024)} MiB"
+    if size is not None and size > MAX_ARCHIVE_BYTES:
+        raise PackageError(too_big)
+    # O_NONBLOCK: opening a fifo must not wait for a writer (it is refused just below).
+    flags = os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NONBLOCK", 0)
     try:
-        raw = path.read_bytes()
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise PackageError(f"cannot read {path}: {exc.strerror}; check the path") from exc
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise PackageError(f"{path} is not a regular file; a package is a .zip file")
+        if st.st_size > MAX_ARCHIVE_BYTES:
+            raise PackageError(too_big)
+        chunks: list[bytes] = []
+        got = 0
+        while got <= MAX_ARCHIVE_BYTES:  # a file that grows after the stat is cut here
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
     except OSError as exc:
         raise PackageError(f"cannot read {path}: {exc.strerror}") from exc
-    if len(raw) > MAX_ARCHIVE_BYTES:  # grew between the stat and the read
-        raise PackageError(f"{path} is larger than {MAX_ARCHIVE_BYTES // (1024 * 1024)} MiB")
-    return raw
+    finally:
+        os.close(fd)
+    if got > MAX_ARCHIVE_BYTES:
+        raise PackageError(too_big)
+    return b"".join(chunks)
 
 
 def package_from_zip(raw: bytes, source: str) -> Package:
