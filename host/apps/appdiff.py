@@ -48,6 +48,13 @@ class PermissionDiff:
         return bool(self.added or self.roles_widened or self.agent_widened or self.events_added
                     or self.secrets_added or self.publisher_changed or self.downgrade)
 
+    @property
+    def widens_otherwise(self) -> bool:
+        """A widening no permission question covers: wider roles, the app user made an agent
+        or put into more departments, a new event, a new secret, a downgrade."""
+        return bool(self.roles_widened or self.agent_widened or self.events_added
+                    or self.secrets_added or self.downgrade)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "old_version": self.old_version, "new_version": self.new_version,

@@ -181,8 +181,11 @@ def consent(
             if dry_run and not grant:
                 grants = already
             else:
-                if not ask and not grant:
-                    _confirm_widening(diff.needs_consent)
+                if not grant:
+                    # What no grant question covers (roles, the app user as an agent, events,
+                    # secrets, a downgrade) gets its own yes, new permissions asked or not:
+                    # else a "no" to every permission still approved it.
+                    _confirm_widening(diff.widens_otherwise if ask else diff.needs_consent)
                 grants = _grants(asked, grant, ask_about=ask, already=already)
             grants = grants - set(revoke or [])
             kind = "update"
