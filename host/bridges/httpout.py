@@ -72,6 +72,14 @@ USER_AGENT = "stockade-host"
 _TARGET_SAFE = "/%:@!$&'()*+,;=-._~?"
 # What a method may hold (RFC 9110's token): nothing that could end the request line early.
 _METHOD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-.^_`|~")
+# What a header name may hold (RFC 9110's token, either case). Guards the quota and the wire: a
+# name outside it (a space, a colon) failed only in h11, after the connection was made, so the
+# app's unit was kept for a request that never went out.
+_NAME_CHARS = _METHOD_CHARS | frozenset("abcdefghijklmnopqrstuvwxyz")
+# Control characters no header value may carry (HTAB is whitespace and allowed). Guards the
+# server behind the URL: h11 sent \x01 or \x7f as given, and servers and proxies disagree on
+# what such a byte is (whitespace, a line end, part of the value): a request-smuggling surface.
+_VALUE_CONTROLS = frozenset(chr(c) for c in (*range(0x09), *range(0x0A, 0x20), 0x7F))
 # A redirect's target longer than this is refused rather than followed (or cut).
 MAX_LOCATION = 8192
 _HTTP_FAILURES = (httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol,
@@ -274,8 +282,9 @@ def perform(
     for name, value in headers.items():
         # ASCII only: the wire carries bytes, and a value that cannot be sent is the app's
         # mistake (refused, refunded), not the host's.
-        if not isinstance(value, str) or name.lower() in _FORBIDDEN_HEADERS or any(
-                c in name + value for c in "\r\n\0") or not (name + value).isascii():
+        if not isinstance(value, str) or name.lower() in _FORBIDDEN_HEADERS or not name or \
+                not set(name) <= _NAME_CHARS or not _VALUE_CONTROLS.isdisjoint(value) or \
+                not value.isascii():
             raise GateError("invalid_argument", f"header {name[:40]!r} is not allowed")
     data = body.encode() if isinstance(body, str) else None
     if data is not None and len(data) > MAX_REQUEST_BODY:
