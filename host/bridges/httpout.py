@@ -123,9 +123,17 @@ def system_resolver(overrides: Mapping[str, str] | None = None) -> Callable[[str
     def resolve(host: str) -> list[str]:
         if host.lower() in pinned:
             return [pinned[host.lower()]]
+        # A redirect hop's lookup (the gate's, on the thread running `perform`) is part of the
+        # request: it gets no more than what is left of the request's total deadline.
+        wait = DNS_TIMEOUT_S
+        end: float | None = getattr(_deadline, "request_at", None)
+        if end is not None:
+            wait = min(wait, end - time.monotonic())
+            if wait <= 0:
+                return []
         lookup = _lookup_pool().submit(_addresses, host)
         try:
-            return lookup.result(timeout=DNS_TIMEOUT_S)
+            return lookup.result(timeout=wait)
         except FuturesTimeout:
             lookup.cancel()  # still queued behind hung lookups: never run it
             return []
@@ -133,9 +141,11 @@ def system_resolver(overrides: Mapping[str, str] | None = None) -> Callable[[str
     return resolve
 
 
-# The deadline of the request this thread is sending (`_send_pinned`): every wait on the
+# The deadline of the request this thread is sending (`_send_pinned`, `at`): every wait on the
 # network gets only what is left of it. httpcore reads its timeout dict once for the whole
-# header block, so a server dripping header bytes would otherwise never trip it.
+# header block, so a server dripping header bytes would otherwise never trip it. `request_at`
+# is the same deadline for the whole of `perform`, which the redirect hops' lookups also honour
+# (`system_resolver`): the owner of a listed name answers its lookups as slowly as it likes.
 _deadline = threading.local()
 
 
@@ -291,9 +301,11 @@ def perform(
         raise GateError("invalid_argument", f"request body over {MAX_REQUEST_BODY} bytes")
     deadline = time.monotonic() + deadline_s
     went_out = False  # a hop's request went out: what fails after it keeps its unit
+    _deadline.request_at = deadline  # a redirect hop's lookup ends by it (`system_resolver`)
     try:
         for _hop in range(MAX_REDIRECTS + 1):
             ips = check_hop(url)
+            _remaining(deadline, deadline_s)  # a lookup cut by the deadline is no "no address"
             if not ips:
                 raise GateError("invalid_argument", "the host name did not resolve")
             if client_for is None:
@@ -331,6 +343,8 @@ def perform(
         # `http://[x/`, a port out of range). After a hop went out, the gate must keep the
         # unit: a plain ValueError is refunded as bad input refused before anything was sent.
         raise _failed(f"HTTP request failed: {str(exc)[:200]}", went_out) from None
+    finally:
+        _deadline.request_at = None
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:

@@ -3,7 +3,9 @@ than its one decided request, against real loopback servers:
 
 - a header the wire cannot carry as given (a name that is no token, a control character in a
   value) is refused before any connection is made, so the unit is refunded (`GateError.sent`
-  false) and the server behind the URL never sees a raw control byte.
+  false) and the server behind the URL never sees a raw control byte;
+- a redirect hop's host-name lookup, which the owner of a listed name answers as slowly as it
+  likes, ends by the request's total deadline like every other wait of the request.
 """
 from __future__ import annotations
 
@@ -11,9 +13,12 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
+from host.bridges import httpout
 from host.bridges.httpout import HttpOut
 from host.errors import GateError
 
@@ -93,4 +98,42 @@ def test_a_tab_in_a_header_value_still_goes_out(out: HttpOut) -> None:
                                  "headers": {"X-Api": "a\tb"}}, lambda _url: ["127.0.0.1"])
         assert got["status"] == 200 and b"\r\nX-Api: a\tb\r\n" in server.heads[0]
     finally:
+        server.close()
+
+
+def test_a_redirect_hops_lookup_ends_by_the_total_deadline(
+        out: HttpOut, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first hop answers at once with a redirect to a name whose lookup hangs (its owner's
+    DNS server); the request must end by its 1 s deadline, not at the lookup's own 5 s limit."""
+    real = socket.getaddrinfo
+    answer = threading.Event()
+
+    def hanging(host: str, *args: Any, **kwargs: Any) -> Any:
+        if host.endswith(".slow.test"):
+            answer.wait(4.0)
+            return real("127.0.0.1", *args, **kwargs)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(httpout.socket, "getaddrinfo", hanging)
+    resolve = httpout.system_resolver()
+    server = Counting(b"HTTP/1.1 302 Found\r\nLocation: http://a.slow.test/\r\n"
+                      b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+    hops: list[str] = []
+
+    def check_hop(url: str) -> list[str]:
+        # as the gate does: the first hop's addresses were decided, a redirect's are looked up
+        hops.append(url)
+        return ["127.0.0.1"] if len(hops) == 1 else resolve(urlsplit(url).hostname or "")
+
+    try:
+        began = time.monotonic()
+        with pytest.raises(GateError) as refused:
+            out.perform("i1", {"method": "GET", "url": f"http://crm.localtest:{server.port}/"},
+                        check_hop)
+        took = time.monotonic() - began
+        assert took < 1.8, f"the request took {took:.1f} s against its 1 s deadline"
+        assert "deadline" in refused.value.message and refused.value.sent
+        assert hops[-1] == "http://a.slow.test/"
+    finally:
+        answer.set()
         server.close()
