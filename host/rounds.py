@@ -149,10 +149,13 @@ class Rounds:
                 users_changed = tick % APP_USER_CHECK_EVERY == 0 and bool(
                     host.credentials.inactive_users(host.runners))
                 # A child whose token a retired key signed, started since the sync that saw the
-                # retirement (that sync skips a runner still starting): started again now.
+                # retirement (that sync skips a runner still starting), or whose token expires
+                # (nothing else changes then): started again now, with a fresh token.
                 retired = host.keyring.retired
-                held = any(r.session is not None and r.session.claims.kid in retired
-                           and r.state != "starting" for r in list(host.runners.values()))
+                held = any(r.session is not None and r.state != "starting"
+                           and (r.session.claims.kid in retired
+                                or host.credentials.expiring(r.session))
+                           for r in list(host.runners.values()))
                 if version != self._watch_version or keys_changed or users_changed or held:
                     self._watch_version = version
                     host.sync_installs(wait_hooks=False)

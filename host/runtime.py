@@ -310,7 +310,7 @@ class Host:
                         "changed (new generation)" if rec.generation != runner.install.generation
                         else "settings changed" if rec.settings != runner.install.settings
                         else "its record does not verify against its consent" if forged
-                        else "restarted: its token was revoked or its signing key retired")
+                        else "restarted: its token was revoked or expires, or its key retired")
                     if rec is None or not rec.enabled:
                         runner.drop_queued(why)  # its hook is next, not its backlog
                         ending.append((runner, why))

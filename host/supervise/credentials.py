@@ -23,6 +23,10 @@ from host.supervise.supervisor import AppRunner
 # How often the watcher asks the server whether a running app's own user is still active (one
 # look-up per running app): bounds how long a deactivated app user's child keeps its token.
 APP_USER_CHECK_EVERY = 5  # watcher ticks
+# A running child's token is renewed (the child started again with a fresh one) this long
+# before its `exp`, at most a quarter of its lifetime: the gate refuses every call after `exp`,
+# so without renewal an app stopped working a day after its start (or at a forward clock step).
+RENEW_BEFORE_S = 300.0
 
 
 class Credentials:
@@ -33,11 +37,22 @@ class Credentials:
 
     def stale(self, session: Session | None) -> bool:
         """A retired host key verifies nothing, tokens already accepted included; a revoked
-        token stays revoked: the child holding either is started again with a fresh token."""
+        token stays revoked; an expiring token is refused soon: the child holding any of them
+        is started again with a fresh token."""
         if session is None:
             return False
         claims = session.claims
-        return claims.kid in self.keyring.retired or self.registry.is_revoked(claims.jti)
+        return claims.kid in self.keyring.retired or self.expiring(session) \
+            or self.registry.is_revoked(claims.jti)
+
+    def expiring(self, session: Session | None) -> bool:
+        """Whether `session`'s token expires within its renewal margin (or has expired, the
+        host clock having stepped past it): no store read, so the watcher asks every tick."""
+        if session is None:
+            return False
+        claims = session.claims
+        margin = min(RENEW_BEFORE_S, max(claims.exp - claims.iat, 0.0) / 4)
+        return self.clock.now() >= claims.exp - margin
 
     def user_active(self, user_id: str) -> bool:
         try:
