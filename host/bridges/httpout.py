@@ -22,6 +22,7 @@ import socket
 import ssl
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -95,9 +96,35 @@ _REDIRECTS = (301, 302, 303, 307, 308)
 # until the resolver gives up, so at most DNS_THREADS are ever held, and lookups queued behind
 # them are refused at their own timeout rather than waiting without bound.
 DNS_TIMEOUT_S = 5.0
-DNS_THREADS = 4
+DNS_THREADS = 8
+# Unfinished lookups one calling thread may have at once (a hung one counts until the resolver
+# gives up); past it a lookup is refused at once as not resolving. Guards the other apps: the
+# lookup threads are shared by every app, the gate looks a name up on the thread serving the
+# app's call (its runner's), and an app answered by its author's hanging DNS server held all
+# of them with a lookup every DNS_TIMEOUT_S, so every other app's lookups queued and were
+# refused. One app now holds at most this many of the DNS_THREADS.
+DNS_PER_CALLER = 2
 _dns_pool: list[ThreadPoolExecutor] = []
 _dns_pool_lock = threading.Lock()
+_unfinished: weakref.WeakKeyDictionary[threading.Thread, int] = weakref.WeakKeyDictionary()
+
+
+def _claim(caller: threading.Thread) -> bool:
+    with _dns_pool_lock:
+        held = _unfinished.get(caller, 0)
+        if held >= DNS_PER_CALLER:
+            return False
+        _unfinished[caller] = held + 1
+        return True
+
+
+def _release(caller: threading.Thread) -> None:
+    with _dns_pool_lock:
+        held = _unfinished.get(caller, 0) - 1
+        if held > 0:
+            _unfinished[caller] = held
+        else:
+            _unfinished.pop(caller, None)
 
 
 def _lookup_pool() -> ThreadPoolExecutor:
@@ -107,11 +134,13 @@ def _lookup_pool() -> ThreadPoolExecutor:
         return _dns_pool[0]
 
 
-def _addresses(host: str) -> list[str]:
+def _addresses(host: str, caller: threading.Thread) -> list[str]:
     try:
         infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except OSError:
         return []
+    finally:
+        _release(caller)
     return sorted({str(info[4][0]) for info in infos})
 
 
@@ -131,11 +160,15 @@ def system_resolver(overrides: Mapping[str, str] | None = None) -> Callable[[str
             wait = min(wait, end - time.monotonic())
             if wait <= 0:
                 return []
-        lookup = _lookup_pool().submit(_addresses, host)
+        caller = threading.current_thread()
+        if not _claim(caller):
+            return []  # this caller's earlier lookups still hang: it may not hold more threads
+        lookup = _lookup_pool().submit(_addresses, host, caller)
         try:
             return lookup.result(timeout=wait)
         except FuturesTimeout:
-            lookup.cancel()  # still queued behind hung lookups: never run it
+            if lookup.cancel():  # still queued behind hung lookups: never run it
+                _release(caller)
             return []
 
     return resolve

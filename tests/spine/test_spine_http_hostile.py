@@ -137,3 +137,40 @@ def test_a_redirect_hops_lookup_ends_by_the_total_deadline(
     finally:
         answer.set()
         server.close()
+
+
+def test_one_apps_hanging_lookups_leave_the_others_lookups_alone(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An app whose listed names its author's DNS server never answers asks for one name after
+    another on its own runner thread (as the gate resolves, on the thread serving the call);
+    each is refused at the limit and keeps hanging. Another app's lookup must still be answered,
+    not queued behind them on the shared lookup threads."""
+    limit = 0.3
+    real = socket.getaddrinfo
+    answer = threading.Event()
+
+    def hanging(host: str, *args: Any, **kwargs: Any) -> Any:
+        if host.endswith(".evil.test"):
+            answer.wait(20.0)
+            raise socket.gaierror("gave up")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(httpout.socket, "getaddrinfo", hanging)
+    monkeypatch.setattr(httpout, "DNS_TIMEOUT_S", limit)
+    resolve = httpout.system_resolver()
+
+    def evil_app() -> None:
+        for i in range(12):  # more than the lookup threads
+            assert resolve(f"n{i}.evil.test") == []
+
+    try:
+        runner = threading.Thread(target=evil_app, name="app-evil")
+        runner.start()
+        runner.join(30)
+        began = time.monotonic()
+        got = resolve("localhost")  # the other app's runner (this thread)
+        took = time.monotonic() - began
+        assert "127.0.0.1" in got, f"the other app's lookup was refused after {took:.1f} s"
+        assert took < limit
+    finally:
+        answer.set()
