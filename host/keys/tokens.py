@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import secrets
 from typing import Annotated, Required, TypedDict, Unpack
 
@@ -29,6 +30,12 @@ MAX_TOKEN_BYTES = 4096
 # Accepted clock difference between issuer and verifier for iat (same host: small).
 CLOCK_SKEW_S = 5.0
 DEFAULT_TTL_S = 24 * 3600.0
+# The longest lifetime a token is minted with or verified at (guards against a token that never
+# expires: a NaN or infinite `exp` never compares as past, at `verify` or at the gate). A serving
+# host renews its children's tokens before `exp` (`host.supervise.credentials`).
+MAX_TTL_S = 7 * 24 * 3600.0
+# base64url's alphabet: ASCII only (`str.isalnum` also passes other scripts' digits).
+_B64_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
 class TokenError(Exception):
@@ -55,12 +62,17 @@ def _b64e(data: bytes) -> str:
 
 
 def _b64d(text: str) -> bytes:
-    if not text or len(text) % 4 == 1 or not all(c.isalnum() or c in "-_" for c in text):
+    """Decode unpadded base64url, its one canonical spelling only: unused low bits set in the
+    last character decode to the same bytes, and would make many strings of one token."""
+    if not text or len(text) % 4 == 1 or not set(text) <= _B64_CHARS:
         raise TokenError("token is not base64url")
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError) as exc:
         raise TokenError("token is not base64url") from exc
+    if _b64e(raw) != text:
+        raise TokenError("token is not canonical base64url")
+    return raw
 
 
 class TokenFields(TypedDict, total=False):
@@ -84,12 +96,15 @@ def issue(keyring: Keyring, clock: Clock, **fields: Unpack[TokenFields]) -> str:
 def mint(keyring: Keyring, clock: Clock, **fields: Unpack[TokenFields]) -> tuple[str, Claims]:
     """A signed token and the claims it carries: the host records what it signed without
     verifying its own signature again (a verify is ~0.2 ms of a cold start)."""
+    ttl = fields.get("ttl_s", DEFAULT_TTL_S)
+    if not (math.isfinite(ttl) and 0 < ttl <= MAX_TTL_S):
+        raise ValueError(f"token lifetime must be within (0, {MAX_TTL_S:.0f}] seconds")
     now = clock.now()
     kid = keyring.current  # once: a rotation by another process may move it meanwhile
     claims = Claims(
         app=fields["app_id"], ins=fields["install_id"], sid=fields["session_id"],
         gen=fields["generation"], epoch=fields["epoch"], perms=sorted(fields["permissions"]),
-        pol=fields["policy_hash"], iat=now, exp=now + fields.get("ttl_s", DEFAULT_TTL_S),
+        pol=fields["policy_hash"], iat=now, exp=now + ttl,
         jti=secrets.token_hex(12), kid=kid,
     )
     head = PREFIX + _b64e(claims.model_dump_json().encode())
@@ -124,6 +139,9 @@ def verify(token: str, keyring: Keyring, clock: Clock, *, session_id: str) -> Cl
         keyring.verify(claims.kid, (PREFIX + payload_b64).encode(), sig)
     except InvalidSignature as exc:
         raise TokenError("bad token signature") from exc
+    if not (math.isfinite(claims.iat) and math.isfinite(claims.exp)
+            and claims.exp - claims.iat <= MAX_TTL_S):
+        raise TokenError("token lifetime out of bounds")
     now = clock.now()
     if claims.iat > now + CLOCK_SKEW_S:
         raise TokenError("token not yet valid")
