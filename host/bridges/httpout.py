@@ -42,6 +42,16 @@ MAX_REQUEST_BODY = 1 << 20  # body the app may send
 # (so that app's later events) for as long as it liked.
 TIMEOUT_S = 10.0
 MAX_REDIRECTS = 3  # each hop is re-checked against the policy
+# Bytes one hop may read off the socket before its final response head is complete, and after
+# it, and body chunks it may take. Guard the host's CPU (the gate's interpreter, shared by every
+# app): h11 parses interim 1xx answers one after another with no limit, and a body in 1-byte
+# chunks (or chunks with long extensions) is one parse per chunk, so a server flooding either
+# kept the host parsing at full CPU until the total deadline, 10 s for one unit, where a
+# 1 MiB body in a few chunks costs milliseconds. h11 caps one head at 100 KiB; a body's wire
+# bytes are the body plus its chunk framing.
+MAX_HEAD_WIRE = 256 * 1024
+MAX_BODY_WIRE = MAX_RESPONSE_BYTES + 256 * 1024
+MAX_BODY_CHUNKS = 16384
 MAX_HEADERS = 50
 # Pooled clients: an install keeps at most this many host names' clients (the least recently
 # used is closed), each with at most this many sockets; together they bound the descriptors
@@ -193,6 +203,23 @@ def _capped(timeout: float | None,
     return left if timeout is None else min(timeout, left)
 
 
+def _spend(size: int) -> None:
+    """Count bytes read for the request this thread is sending against what its current phase
+    may still read (`_deadline.wire`: MAX_HEAD_WIRE, then MAX_BODY_WIRE)."""
+    left: int | None = getattr(_deadline, "wire", None)
+    if left is None:
+        return
+    _deadline.wire = left - size
+    if left - size < 0:
+        raise _over_wire_caps()
+
+
+def _over_wire_caps() -> GateError:
+    return GateError("invalid_argument", "the response sent more than its caps allow (heads "
+                     f"and interim answers over {MAX_HEAD_WIRE} bytes, or a body over "
+                     f"{MAX_BODY_WIRE} bytes or {MAX_BODY_CHUNKS} chunks on the wire)")
+
+
 class _DeadlineStream(httpcore.NetworkStream):
     """A connection whose every read, write and TLS handshake ends by the current deadline."""
 
@@ -200,7 +227,9 @@ class _DeadlineStream(httpcore.NetworkStream):
         self._inner = inner
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._inner.read(max_bytes, _capped(timeout))
+        data = self._inner.read(max_bytes, _capped(timeout))
+        _spend(len(data))
+        return data
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         self._inner.write(buffer, _capped(timeout, httpcore.WriteTimeout))
@@ -414,6 +443,7 @@ def _send_pinned(client: httpcore.ConnectionPool, method: str, url: str, ip: str
     if data is not None:
         hdrs.append(("Content-Length", str(len(data))))
     _deadline.at = deadline  # every socket wait of this request ends by it (`_capped`)
+    _deadline.wire = MAX_HEAD_WIRE  # what it may read before its head is complete (`_spend`)
     began: list[str] = []  # the request's first byte was handed to the socket
 
     def trace(event: str, _info: dict[str, Any]) -> None:
@@ -428,6 +458,7 @@ def _send_pinned(client: httpcore.ConnectionPool, method: str, url: str, ip: str
         with client.stream(method, pinned, headers=hdrs, content=data,
                            extensions={"sni_hostname": parts.hostname or "",
                                        "timeout": timeouts, "trace": trace}) as response:
+            _deadline.wire = MAX_BODY_WIRE  # the head is in: now the body's budget
             chunks: list[bytes] = []
             size = 0
             for chunk in response.iter_stream():
@@ -435,6 +466,8 @@ def _send_pinned(client: httpcore.ConnectionPool, method: str, url: str, ip: str
                 for name in timeouts:
                     timeouts[name] = left
                 size += len(chunk)
+                if len(chunks) >= MAX_BODY_CHUNKS:
+                    raise _over_wire_caps()
                 if size > MAX_RESPONSE_BYTES:
                     raise GateError("invalid_argument",
                                     f"response larger than {MAX_RESPONSE_BYTES} bytes")
@@ -453,6 +486,7 @@ def _send_pinned(client: httpcore.ConnectionPool, method: str, url: str, ip: str
         raise _failed(f"HTTP request failed: {type(exc).__name__}", bool(began)) from None
     finally:
         _deadline.at = None
+        _deadline.wire = None
 
 
 def _failed(message: str, sent: bool) -> GateError:

@@ -174,3 +174,80 @@ def test_one_apps_hanging_lookups_leave_the_others_lookups_alone(
         assert took < limit
     finally:
         answer.set()
+
+
+class Flood:
+    """A loopback server that answers the first request with `head`, then `blob` as fast as
+    the client reads, `times` times (forever when None), then `tail`."""
+
+    def __init__(self, head: bytes, blob: bytes, times: int | None, tail: bytes = b"") -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.args = head, blob, times, tail
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        head, blob, times, tail = self.args
+        try:
+            conn, _ = self.sock.accept()
+        except OSError:
+            return
+        with conn:
+            try:
+                conn.recv(65536)
+                conn.sendall(head)
+                sent = 0
+                while times is None or sent < times:
+                    conn.sendall(blob)
+                    sent += 1
+                conn.sendall(tail)
+                conn.recv(1)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.mark.parametrize("head,blob", [
+    # interim answers, which h11 parses one after another with no limit of its own
+    (b"", b"HTTP/1.1 100 Continue\r\n\r\n" * 4000),
+    # a body in 1-byte chunks: one parse per chunk, for a body under the size cap
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", b"1\r\nx\r\n" * 4000),
+    # chunks with long extensions: wire bytes the size cap of the body never counts
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+     b"1;" + b"e" * 60000 + b"\r\nx\r\n"),
+])
+def test_a_flood_the_body_cap_does_not_count_is_cut_long_before_the_deadline(
+        head: bytes, blob: bytes) -> None:
+    """The host's CPU is shared by every app's gate: before, each of these kept it parsing at
+    full speed until the request's total deadline (10 s in production) for one quota unit."""
+    server = Flood(head, blob, None)
+    out = HttpOut(deadline_s=3.0)
+    try:
+        began, cpu = time.monotonic(), time.process_time()
+        with pytest.raises(GateError) as refused:
+            out.perform("i1", {"method": "GET", "url": f"http://crm.localtest:{server.port}/"},
+                        lambda _url: ["127.0.0.1"])
+        took, spent = time.monotonic() - began, time.process_time() - cpu
+        assert "caps" in refused.value.message, refused.value.message
+        assert refused.value.sent  # it went out: the unit is kept
+        assert took < 1.5 and spent < 1.5, f"{took:.1f} s, {spent:.1f} s of CPU"
+    finally:
+        out.close()
+        server.close()
+
+
+def test_a_big_answer_in_ordinary_chunks_after_interim_answers_still_comes_back() -> None:
+    chunk = b"x" * 1024
+    server = Flood(b"HTTP/1.1 100 Continue\r\n\r\n" * 20 + b"HTTP/1.1 200 OK\r\n"
+                   + b"X-Pad: " + b"p" * 60000 + b"\r\nTransfer-Encoding: chunked\r\n\r\n",
+                   b"400\r\n" + chunk + b"\r\n", 1000, b"0\r\n\r\n")
+    out = HttpOut(deadline_s=5.0)
+    try:
+        got = out.perform("i1", {"method": "GET", "url": f"http://crm.localtest:{server.port}/"},
+                          lambda _url: ["127.0.0.1"])
+        assert got["status"] == 200 and len(got["body"]) == 1000 * 1024
+    finally:
+        out.close()
+        server.close()
