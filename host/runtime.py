@@ -285,6 +285,7 @@ class Host:
         # A consent the CLI just signed with a rotated key must verify here (never "tampered").
         self.keyring.refresh()
         records = {r.install_id: r for r in self.installs.list()}
+        epoch = self.installs.epoch()  # a bump revokes every token: each child starts again
         # Disabled or uninstalled apps, stopped after the lock: their hook may take up to an
         # event's deadline, and every dispatch waits for this lock (`_receivers`).
         ending: list[tuple[AppRunner, str]] = []
@@ -299,7 +300,8 @@ class Host:
                 # A runner starting a child has revoked its earlier token itself (minting the
                 # new one) and holds the old session until the handshake is done: not stale
                 # yet. A revocation that also covers the new token retires it at the next sync.
-                retired = runner.state != "starting" and self.credentials.stale(runner.session)
+                retired = runner.state != "starting" and self.credentials.stale(runner.session,
+                                                                               epoch)
                 forged = rec is not None and not self._consent_holds(rec, runner.install)
                 if (rec is None or not rec.enabled or rec.generation != runner.install.generation
                         or rec.settings != runner.install.settings or retired or forged):

@@ -35,15 +35,16 @@ class Credentials:
         self.keyring, self.registry, self.server = keyring, registry, server
         self.clock, self.host_id = clock, host_id
 
-    def stale(self, session: Session | None) -> bool:
+    def stale(self, session: Session | None, epoch: int) -> bool:
         """A retired host key verifies nothing, tokens already accepted included; a revoked
-        token stays revoked; an expiring token is refused soon: the child holding any of them
-        is started again with a fresh token."""
+        token stays revoked, and so does every token of an earlier `epoch` (the install store's,
+        bumped to revoke them all); an expiring token is refused soon: the child holding any of
+        them is started again with a fresh token (else it ran on, handed every event's data)."""
         if session is None:
             return False
         claims = session.claims
-        return claims.kid in self.keyring.retired or self.expiring(session) \
-            or self.registry.is_revoked(claims.jti)
+        return claims.kid in self.keyring.retired or claims.epoch != epoch \
+            or self.expiring(session) or self.registry.is_revoked(claims.jti)
 
     def expiring(self, session: Session | None) -> bool:
         """Whether `session`'s token expires within its renewal margin (or has expired, the
