@@ -270,8 +270,9 @@ def _permit_failure(rule: CompiledRule, ctx: _Ctx) -> str | None:
     elif a in ROLE_ACTIONS:
         return "roles: no role given"
     if ctx.field_keys or a == "users.set_custom_fields":
-        if rule.field_keys is None and a == "users.set_custom_fields":
-            # A missing list allows nothing (README, lint STK028), an empty field map too.
+        if not rule.field_keys and a == "users.set_custom_fields":
+            # A missing or empty list allows nothing (README, lint STK028), an empty field map
+            # too: `custom_field_keys = []` and no list at all mean the same (`policy diff`).
             return "custom_field_keys: none listed, so this rule never allows the action"
         for k in ctx.field_keys:
             if rule.field_keys is None or k not in rule.field_keys:
