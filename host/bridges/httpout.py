@@ -42,6 +42,10 @@ MAX_REQUEST_BODY = 1 << 20  # body the app may send
 # (so that app's later events) for as long as it liked.
 TIMEOUT_S = 10.0
 MAX_REDIRECTS = 3  # each hop is re-checked against the policy
+# Addresses of one host name tried in turn when a connection is refused or has no route (each
+# one decided by the gate). Guards the deadline's use: a name listing many dead addresses is
+# not tried address by address until the deadline.
+MAX_ADDRESSES_TRIED = 4
 # Bytes one hop may read off the socket before its final response head is complete, and after
 # it, and body chunks it may take. Guard the host's CPU (the gate's interpreter, shared by every
 # app): h11 parses interim 1xx answers one after another with no limit, and a body in 1-byte
@@ -370,14 +374,8 @@ def perform(
             _remaining(deadline, deadline_s)  # a lookup cut by the deadline is no "no address"
             if not ips:
                 raise GateError("invalid_argument", "the host name did not resolve")
-            if client_for is None:
-                with httpcore.ConnectionPool(socket_options=_SOCKET_OPTIONS,
-                                             network_backend=_BACKEND) as one_off:
-                    status, got, content, location = _send_pinned(
-                        one_off, method, url, ips[0], headers, data, deadline, deadline_s)
-            else:
-                status, got, content, location = _send_pinned(
-                    client_for(url), method, url, ips[0], headers, data, deadline, deadline_s)
+            status, got, content, location = _send_to_one(
+                client_for, method, url, ips, headers, data, deadline, deadline_s)
             went_out = True
             if status in _REDIRECTS and location is not None:
                 if len(location) > MAX_LOCATION:
@@ -421,6 +419,32 @@ def _remaining(deadline: float, limit_s: float) -> float:
         raise GateError("invalid_argument",
                         f"HTTP request exceeded its {limit_s:g} s total deadline")
     return left
+
+
+class _Unreachable(GateError):
+    """No connection could be made to one address (refused, no route): nothing was sent."""
+
+
+def _send_to_one(client_for: Callable[[str], httpcore.ConnectionPool] | None, method: str,
+                 url: str, ips: list[str], headers: dict[str, str], data: bytes | None,
+                 deadline: float, limit_s: float) -> tuple[int, dict[str, str], bytes, str | None]:
+    """`_send_pinned` to the first of `ips` (each one the gate decided) that takes the
+    connection, at most `MAX_ADDRESSES_TRIED` of them: a name with IPv4 and IPv6 addresses
+    failed on a machine without an IPv6 route whenever an IPv6 address came first."""
+    last: _Unreachable | None = None
+    for ip in ips[:MAX_ADDRESSES_TRIED]:
+        try:
+            if client_for is None:
+                with httpcore.ConnectionPool(socket_options=_SOCKET_OPTIONS,
+                                             network_backend=_BACKEND) as one_off:
+                    return _send_pinned(one_off, method, url, ip, headers, data, deadline,
+                                        limit_s)
+            return _send_pinned(client_for(url), method, url, ip, headers, data, deadline,
+                                limit_s)
+        except _Unreachable as exc:
+            last = exc
+    assert last is not None  # `ips` is never empty here
+    raise last
 
 
 def _send_pinned(client: httpcore.ConnectionPool, method: str, url: str, ip: str,
@@ -482,6 +506,10 @@ def _send_pinned(client: httpcore.ConnectionPool, method: str, url: str, ip: str
     except httpcore.TimeoutException:
         raise _failed(f"HTTP request exceeded its {limit_s:g} s total deadline",
                       bool(began)) from None
+    except httpcore.ConnectError:
+        if began:
+            raise _failed("HTTP request failed: ConnectError", True) from None
+        raise _Unreachable("invalid_argument", "HTTP request failed: ConnectError") from None
     except _HTTP_FAILURES as exc:
         raise _failed(f"HTTP request failed: {type(exc).__name__}", bool(began)) from None
     finally:

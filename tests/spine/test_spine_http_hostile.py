@@ -251,3 +251,20 @@ def test_a_big_answer_in_ordinary_chunks_after_interim_answers_still_comes_back(
     finally:
         out.close()
         server.close()
+
+
+def test_an_address_that_refuses_the_connection_is_passed_for_the_next(out: HttpOut) -> None:
+    """A name's addresses (each decided by the gate) are tried in turn while a connection is
+    refused or has no route: a name with an IPv6 address first failed on a machine without an
+    IPv6 route. Here 127.0.0.2 refuses (nothing listens there) and 127.0.0.1 answers."""
+    server = Counting(OK)
+    try:
+        got = out.perform("i1", {"method": "GET", "url": f"http://crm.localtest:{server.port}/"},
+                          lambda _url: ["127.0.0.2", "127.0.0.1"])
+        assert got["status"] == 200 and server.connections == 1
+        with pytest.raises(GateError) as refused:  # none answers: refused, nothing was sent
+            out.perform("i1", {"method": "GET", "url": f"http://crm.localtest:{server.port}/"},
+                        lambda _url: ["127.0.0.2", "127.0.0.3"])
+        assert refused.value.code == "invalid_argument" and not refused.value.sent
+    finally:
+        server.close()
