@@ -76,6 +76,10 @@ class Rounds:
         self._threads: list[threading.Thread] = []
         self._watch_version = -1
         self._keys_seen = host.keyring.changes  # at the watcher's last look
+        # The jtis of the running children whose tokens the watcher found not revoked once
+        # they were up (a sync skips a starting runner: a revocation landing then is found
+        # here, one registry read per new session).
+        self._tokens_checked: set[str] = set()
         self.idle = IdleWatch()  # the upkeep's: apps' children computing between events
 
     def start(self, *, watch: bool) -> None:
@@ -136,6 +140,15 @@ class Rounds:
                 except Exception:
                     log.exception("could not %s", what)
 
+    def _revoked_since_start(self) -> bool:
+        """Whether a child that is up holds a token revoked while it was starting."""
+        host = self.host
+        up = {r.session.claims.jti for r in list(host.runners.values())
+              if r.session is not None and r.state != "starting"}
+        revoked = {jti for jti in up - self._tokens_checked if host.credentials.revoked(jti)}
+        self._tokens_checked = up - revoked  # a revoked one is looked at again until gone
+        return bool(revoked)
+
     def _watch(self) -> None:
         host = self.host
         tick = 0
@@ -156,6 +169,7 @@ class Rounds:
                            and (r.session.claims.kid in retired
                                 or host.credentials.expiring(r.session))
                            for r in list(host.runners.values()))
+                held = self._revoked_since_start() or held
                 if version != self._watch_version or keys_changed or users_changed or held:
                     self._watch_version = version
                     host.sync_installs(wait_hooks=False)

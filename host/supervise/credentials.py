@@ -46,6 +46,10 @@ class Credentials:
         return claims.kid in self.keyring.retired or claims.epoch != epoch \
             or self.expiring(session) or self.registry.is_revoked(claims.jti)
 
+    def revoked(self, jti: str) -> bool:
+        """Whether the registry says the token `jti` is revoked (for good)."""
+        return self.registry.is_revoked(jti)
+
     def expiring(self, session: Session | None) -> bool:
         """Whether `session`'s token expires within its renewal margin (or has expired, the
         host clock having stepped past it): no store read, so the watcher asks every tick."""
