@@ -119,6 +119,13 @@ def same_token(presented: object, issued: str) -> bool:
                                                                  issued.encode())
 
 
+def handed_back(presented: object, given: str) -> None:
+    """A handshake's check: raise TokenError unless the child handed back exactly the token it
+    was given. A signature check alone passes any token the key signed for the channel."""
+    if not same_token(presented, given):
+        raise TokenError("the child presented a token it was not given")
+
+
 def verify(token: str, keyring: Keyring, clock: Clock, *, session_id: str) -> Claims:
     """Return the claims, or raise TokenError. `session_id` is the channel's own session."""
     if not isinstance(token, str) or len(token) > MAX_TOKEN_BYTES:
