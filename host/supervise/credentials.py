@@ -6,6 +6,7 @@ server user must be active), and records each token before the child sees it.
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 from host.apps.installs import InstallRecord
@@ -14,11 +15,13 @@ from host.gate.gate import Session
 from host.keys import tokens
 from host.keys.keyring import Keyring
 from host.keys.registry import TokenRegistry
-from host.server.errors import NotFound
+from host.server.errors import NotFound, ServerError
 from host.server.principals import SYSTEM, Caller
 from host.server.remote.server import Workspace
 from host.supervise.child import Child, ChildDied
 from host.supervise.supervisor import AppRunner
+
+log = logging.getLogger(__name__)
 
 # How often the watcher asks the server whether a running app's own user is still active (one
 # look-up per running app): bounds how long a deactivated app user's child keeps its token.
@@ -66,9 +69,22 @@ class Credentials:
             return False
 
     def inactive_users(self, runners: Mapping[str, AppRunner]) -> set[str]:
-        """The running apps' own users that the server says are deactivated."""
+        """The running apps' own users that the server says are deactivated. A user the server
+        cannot answer for now (down, slow) is asked again at the next look: the question raised
+        out of the whole sync before, and no disable, revocation or retirement stopped a child
+        while the server was away."""
         users = {r.install.app_user_id for r in list(runners.values()) if r.session}
-        return {u for u in users if u is not None and not self.user_active(u)}
+        inactive: set[str] = set()
+        for u in users:
+            if u is None:
+                continue
+            try:
+                if not self.user_active(u):
+                    inactive.add(u)
+            except ServerError as exc:
+                log.warning("cannot tell whether app user %s is active: %s", u[:64],
+                            type(exc).__name__)
+        return inactive
 
     def revoke_for_user(self, install_id: str) -> None:
         self.registry.revoke(install_id, self.clock.now(), "app user deactivated")
