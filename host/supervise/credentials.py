@@ -7,6 +7,7 @@ server user must be active), and records each token before the child sees it.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 
 from host.apps.installs import InstallRecord
@@ -26,6 +27,9 @@ log = logging.getLogger(__name__)
 # How often the watcher asks the server whether a running app's own user is still active (one
 # look-up per running app): bounds how long a deactivated app user's child keeps its token.
 APP_USER_CHECK_EVERY = 5  # watcher ticks
+# The host's log says a server that cannot answer for an app user at most this often per user
+# (it is asked again every look, about once a second): the log is not filled while it is away.
+UNSURE_LOG_EVERY_S = 60.0
 # A running child's token is renewed (the child started again with a fresh one) this long
 # before its `exp`, at most a quarter of its lifetime: the gate refuses every call after `exp`,
 # so without renewal an app stopped working a day after its start (or at a forward clock step).
@@ -37,6 +41,7 @@ class Credentials:
                  clock: Clock, host_id: str) -> None:
         self.keyring, self.registry, self.server = keyring, registry, server
         self.clock, self.host_id = clock, host_id
+        self._unsure_said: dict[str, float] = {}  # app user -> when "cannot tell" was logged
 
     def stale(self, session: Session | None, epoch: int) -> bool:
         """A retired host key verifies nothing, tokens already accepted included; a revoked
@@ -82,8 +87,13 @@ class Credentials:
                 if not self.user_active(u):
                     inactive.add(u)
             except ServerError as exc:
-                log.warning("cannot tell whether app user %s is active: %s", u[:64],
-                            type(exc).__name__)
+                now = time.monotonic()
+                if now - self._unsure_said.get(u, -UNSURE_LOG_EVERY_S) >= UNSURE_LOG_EVERY_S:
+                    self._unsure_said[u] = now
+                    log.warning("cannot tell whether app user %s is active: %s", u[:64],
+                                type(exc).__name__)
+            else:
+                self._unsure_said.pop(u, None)
         return inactive
 
     def revoke_for_user(self, install_id: str) -> None:
