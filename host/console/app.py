@@ -547,5 +547,7 @@ def _app_row(rec: InstallRecord, live: dict[str, Any] | None, refusals: int) -> 
     return {"install_id": rec.install_id, "app_id": rec.app_id, "name": rec.manifest.name,
             "version": rec.version, "enabled": rec.enabled, "state": state,
             "why": rec.disabled_reason or (live or {}).get("last_error") or "",
+            # the dead child's stderr: the app's words, shown apart and marked as its own
+            "crash": "" if rec.disabled_reason else str((live or {}).get("last_crash") or ""),
             "restarts": (live or {}).get("restarts", 0), "drops": (live or {}).get("dropped", 0),
             "refusals": refusals}
