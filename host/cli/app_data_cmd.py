@@ -212,8 +212,7 @@ def tokens_cmd(
         revoked: list[str] = []
         if revoke is not None:
             jti = None if revoke == "all" else revoke
-            if jti is not None and jti not in {t.jti for t in registry.list(rec.install_id)
-                                               if t.revoked_at is None}:
+            if jti is not None and not registry.is_live(rec.install_id, jti):
                 fail(f"{rec.app_id} holds no live token {revoke[:40]!r}",
                      f"see `stockade app tokens {rec.app_id}`")
             with audit_app(home, "token_revoke", rec, detail=f"token {revoke[:64]}") as act:

@@ -87,6 +87,14 @@ class TokenRegistry:
                           [(now, reason[:200], j) for j in hit])
         return hit
 
+    def is_live(self, install_id: str, jti: str) -> bool:
+        """Whether `jti` is a live token of this install, however old (`list` shows only the
+        newest `MAX_LISTED`: a live token of one host under many re-mints of another's was
+        past it, and `app tokens --revoke JTI` said the app held no such token)."""
+        return self.store.conn().execute(
+            "SELECT 1 FROM token_minted WHERE install_id=? AND jti=? AND revoked_at IS NULL",
+            (install_id, jti)).fetchone() is not None
+
     def is_revoked(self, jti: str) -> bool:
         row = self.store.conn().execute(
             "SELECT revoked_at FROM token_minted WHERE jti=?", (jti,)).fetchone()

@@ -148,3 +148,29 @@ def test_a_serving_host_revokes_the_token_of_an_app_whose_user_is_deactivated(se
     with pytest.raises(ChildDied):
         _event(host, 2)
     assert _live(_tokens(home)) == []
+
+
+def test_an_old_live_token_is_revoked_by_its_jti(tmp_path: Path) -> None:
+    """A live token older than the newest rows `app tokens` lists (another host re-minting its
+    own 200 times since) is still found by `--revoke JTI`: before, the command said the app held
+    no such token and the operator could revoke it only with `all`."""
+    from host.keys.registry import MAX_LISTED, TokenRegistry
+    from host.keys.tokens import Claims
+
+    home = Home(tmp_path / "home").ensure()
+    rec = install(home, write_app(tmp_path / "apps", "tok", ["livechat.read"],
+                                  ["livechat.room_started"], SRC))
+    registry = TokenRegistry(home.host_store)
+
+    def claims(jti: str, at: float) -> Claims:
+        return Claims(app="tok", ins=rec.install_id, sid="s" * 32, gen=1, epoch=0, perms=[],
+                      pol="p", iat=at, exp=at + 3600, jti=jti, kid="k1")
+
+    now = time.time()
+    registry.minted(claims("jti-host-a", now - 1000), "host-a")
+    for i in range(MAX_LISTED + 1):
+        registry.minted(claims(f"jti-host-b-{i}", now - 900 + i), "host-b")
+    registry.close()
+    assert "jti-host-a" not in {t["jti"] for t in _tokens(home)["tokens"]}  # past the listing
+    out = _tokens(home, "--revoke", "jti-host-a")
+    assert out["revoked"] == ["jti-host-a"]
