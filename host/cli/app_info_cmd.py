@@ -21,10 +21,17 @@ from host.home import Home
 from host.inert import MAX_BLOCK, one_row, visible
 
 
-def publisher_now(home: Home, package_path: Any) -> dict[str, str | None]:
-    """Who vouches for the installed package according to today's trust store."""
+def publisher_now(home: Home, package_path: Any, content_hash: str) -> dict[str, str | None]:
+    """Who vouches for the installed package according to today's trust store: the package
+    stored at `package_path`, only if it is the one installed (`content_hash`). A file swapped
+    there was read and its signer shown as the installed app's publisher."""
     try:
-        return check_signature(read_package(package_path), TrustStore(home.trust_dir)).to_dict()
+        pkg = read_package(package_path)
+        if pkg.content_hash != content_hash:
+            return {"status": "unreadable", "kid": None, "publisher": None,
+                    "problem": "the stored package is not the one installed (its content hash "
+                               "differs): the app will not start"}
+        return check_signature(pkg, TrustStore(home.trust_dir)).to_dict()
     except (PackageError, PublisherError, OSError) as exc:
         return {"status": "unreadable", "kid": None, "publisher": None, "problem": str(exc)}
 
@@ -68,7 +75,7 @@ def info(ctx: typer.Context, ref: AppRef, json_out: JsonFlag = False) -> None:
         rec = resolve(store, ref)
         d = _checked(store, keyring, rec)
         d["app_users"] = lifecycle_seams.count_app_users(home, rec)
-    d["publisher_now"] = publisher_now(home, rec.package_path)
+    d["publisher_now"] = publisher_now(home, rec.package_path, rec.package_hash)
     if json_out:
         emit_json(d)
         return

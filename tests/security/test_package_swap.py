@@ -88,3 +88,21 @@ def test_a_package_swapped_after_a_cached_start_is_refused_too(tmp_path: Path) -
             _start(h, "swap-app")
         after = InstallStore(home.host_store).get(rec.install_id)
         assert after is not None and not after.enabled
+
+
+def test_app_info_never_names_a_swapped_packages_signer_as_the_publisher(tmp_path: Path) -> None:
+    """`app info`'s publisher line read whatever file sat at the stored path: a package
+    swapped there had its signer (or its lack of one) shown as the installed app's publisher
+    now. It now says the stored package is not the one installed."""
+    from typer.testing import CliRunner
+
+    from host.cli.main import root
+
+    home = Home(tmp_path / "home").ensure()
+    rec = install(home, write_app(tmp_path / "apps", "swap-app", ["livechat.read"],
+                                  ["livechat.room_started"], HONEST))
+    _swap(home, tmp_path, rec.package_path)
+    r = CliRunner().invoke(root, ["--home", str(home.root), "app", "info", "swap-app", "--json"])
+    assert r.exit_code == 0, r.output
+    now = json.loads(r.stdout)["publisher_now"]
+    assert now["status"] == "unreadable" and "not the one installed" in now["problem"], now
