@@ -29,8 +29,11 @@ class RemoteRooms(RemoteCore):
     def room(self, room_id: str) -> Room:
         """GET rooms.info ?roomId=."""
         doc = self.get("rooms.info", roomId=limits.ident(room_id, "room_id")).get("room")
-        if not isinstance(doc, dict):
-            raise NotFound(f"no room {room_id!r}")
+        # rooms.info answers any room the service account sees: a channel, group or DM is no
+        # livechat room (read as one it was a closed room with no visitor: a signed webhook
+        # naming #general raised livechat.room_closed for it).
+        if not isinstance(doc, dict) or doc.get("t") != "l":
+            raise NotFound(f"no livechat room {room_id!r}")
         return convert.room(doc, display=self.owned.display(str(doc["_id"])))
 
     def livechat_get_room(self, caller: Principal, room_id: str) -> Room:

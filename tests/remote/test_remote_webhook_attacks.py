@@ -1,0 +1,58 @@
+"""Signed webhooks shaped by a hostile workspace admin (or Rocket.Chat's own "Send Test"), against
+a fake workspace that answers as Rocket.Chat does (`rcfake.py`): a room that is not a livechat
+room raises no event, and an entry that can never be processed does not hold up the inbox."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rcfake import Answer, FakeWorkspace, remote_on
+from rchelp import SECRET
+
+from host.server.remote import webhook
+from host.server.remote.receiver import WebhookReceiver
+
+# rooms.info of a room the service account may not see: `API.v1.failure('not-allowed',
+# 'Not Allowed')` in Rocket.Chat's rooms.ts (no errorType this client knows).
+NOT_ALLOWED: Answer = (400, {"success": False, "error": "not-allowed", "errorType": "Not Allowed"})
+LIVECHAT = {"_id": "L1", "t": "l", "open": True, "v": {"_id": "V1"}}
+CHANNEL = {"_id": "GENERAL", "t": "c", "name": "general"}  # a public channel: no `open`, no `v`
+
+
+def _workspace() -> FakeWorkspace:
+    def info(q: dict[str, str], _b: Any) -> Answer:
+        doc = {"L1": LIVECHAT, "GENERAL": CHANNEL}.get(q.get("roomId", ""))
+        return (200, {"room": doc, "success": True}) if doc else NOT_ALLOWED
+
+    def visitor(q: dict[str, str], _b: Any) -> Answer:
+        return 200, {"visitor": {"_id": q.get("visitorId"), "token": "t", "name": "V"},
+                     "success": True}
+    return FakeWorkspace({"GET rooms.info": info, "GET livechat/visitors.info": visitor})
+
+
+def _body(room_id: str, kind: str = webhook.CHAT_CLOSE) -> bytes:
+    return json.dumps({"type": kind, "_id": room_id, "visitor": {"_id": "V1"}}).encode()
+
+
+def _receiver(tmp_path: Path) -> tuple[WebhookReceiver, list[tuple[str, dict[str, Any]]]]:
+    rs = remote_on(_workspace(), tmp_path / "h")
+    events: list[tuple[str, dict[str, Any]]] = []
+    rs.subscribe(lambda n, p: events.append((n, p)))
+    return WebhookReceiver(rs, SECRET), events
+
+
+def test_a_webhook_naming_a_channel_raises_no_livechat_event(tmp_path: Path) -> None:
+    """A signed body naming a public channel (or a DM) the service account can read: rooms.info
+    answers it, but it is no livechat room, so no room_started/room_closed reaches an app (it
+    read as a closed livechat room with no visitor)."""
+    rec, events = _receiver(tmp_path)
+    for kind in (webhook.CHAT_START, webhook.CHAT_CLOSE, webhook.MESSAGE):
+        rec.accept(_body("GENERAL", kind))
+        for _ in range(3):  # the worker's passes, as `_run` retries them
+            try:
+                rec.drain()
+            except Exception:  # what the worker would log and retry
+                continue
+    assert [n for n, p in events if p["room"]["id"] == "GENERAL"] == []
+
