@@ -28,7 +28,9 @@ def _workspace() -> FakeWorkspace:
     def visitor(q: dict[str, str], _b: Any) -> Answer:
         return 200, {"visitor": {"_id": q.get("visitorId"), "token": "t", "name": "V"},
                      "success": True}
-    return FakeWorkspace({"GET rooms.info": info, "GET livechat/visitors.info": visitor})
+    return FakeWorkspace({"GET rooms.info": info, "GET livechat/visitors.info": visitor,
+                          "GET livechat/rooms": lambda q, b: (200, {"rooms": [],
+                                                                    "success": True})})
 
 
 def _body(room_id: str, kind: str = webhook.CHAT_CLOSE) -> bytes:
@@ -56,3 +58,26 @@ def test_a_webhook_naming_a_channel_raises_no_livechat_event(tmp_path: Path) -> 
                 continue
     assert [n for n, p in events if p["room"]["id"] == "GENERAL"] == []
 
+
+def test_send_test_or_a_room_out_of_reach_does_not_block_the_inbox(tmp_path: Path) -> None:
+    """A room the workspace will never show the service account (Rocket.Chat answers
+    'not-allowed') is dropped, and the webhook behind it is processed: it stayed at the head of
+    the inbox, retried once a second for ever, and nothing after it was delivered."""
+    rec, events = _receiver(tmp_path)
+    rec.accept(_body("fasd6f5a4sd6f8a4sdf"))  # Rocket.Chat's Send Test payload's room id
+    rec.accept(_body("L1", webhook.CHAT_START))
+    assert rec.drain() == 2
+    assert [n for n, _ in events] == ["livechat.room_started"]
+    assert rec.server.owned.inbox_size() == 0
+
+
+def test_a_known_room_now_out_of_reach_does_not_stop_the_catch_up(tmp_path: Path) -> None:
+    """A room Stockade saw open that the workspace now refuses ('not-allowed'): the catch-up
+    skips it. It raised out of the catch-up, which the worker retried before each drain, so
+    no webhook was processed again until the host was restarted with the room reachable."""
+    rec, events = _receiver(tmp_path)
+    rec.accept(_body("L1", webhook.CHAT_START))  # the catch-up's horizon: a webhook was taken
+    rec.server.owned.set_room_state("GONE1", None, True)
+    rec.catch_up()
+    assert rec.drain() == 1
+    assert [n for n, _ in events] == ["livechat.room_started"]

@@ -68,6 +68,12 @@ MAX_HOOK_MESSAGES = 10
 # Rocket.Chat's secret token must be at least this long for the receiver to start (a short
 # token could be guessed; `stockade rocketchat connect` makes 32 random bytes).
 MIN_SECRET_LEN = 16
+# What the workspace answers about a room or message that retrying will not change: none (a
+# room that is not a livechat room is NotFound too), or refused for good (Rocket.Chat answers a
+# room the service account may not see with 'not-allowed', InvalidArgument here). Guards the
+# inbox and the catch-up against an entry retried for ever at their head (Send Test, a forged
+# id); anything else (Unavailable, a refused token) is retried.
+GONE: tuple[type[ServerError], ...] = (NotFound, InvalidArgument)
 
 
 class WebhookReceiver:
@@ -190,7 +196,8 @@ class WebhookReceiver:
                 try:
                     events = self.events_for(hook, seq)
                     said = self._missed_messages(rid, horizon)
-                except NotFound:
+                except GONE as exc:
+                    log.warning("catch-up: room %s cannot be read (%s); skipped", rid, exc)
                     continue
                 # a room's messages come before its close, as their webhooks would have
                 closed = [e for e in events if e[0] == ROOM_CLOSED]
@@ -228,8 +235,11 @@ class WebhookReceiver:
                 hook = webhook.parse(body.encode("utf-8"))
                 try:
                     events = self.events_for(hook, seq)
-                except NotFound:
-                    events = []  # a room that no longer exists: nothing to derive
+                except GONE as exc:
+                    # a room that no longer exists, or never will for Stockade: nothing to
+                    # derive, and the entries behind it are not held up
+                    log.warning("rocketchat webhook for room %s dropped: %s", hook.room_id, exc)
+                    events = []
                 for name, payload in events:
                     self.server.bus.emit([(name, payload)])
                 self.server.owned.inbox_done(seq)
