@@ -1,17 +1,26 @@
 """Signed webhooks shaped by a hostile workspace admin (or Rocket.Chat's own "Send Test"), against
 a fake workspace that answers as Rocket.Chat does (`rcfake.py`): a room that is not a livechat
-room raises no event, and an entry that can never be processed does not hold up the inbox."""
+room raises no event, and an entry that can never be processed does not hold up the inbox; and
+bodies from a caller on the network, signed or not, that would hold the host's connections."""
 from __future__ import annotations
 
 import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
+import pytest
+import uvicorn
 from rcfake import Answer, FakeWorkspace, remote_on
 from rchelp import SECRET
 
-from host.server.remote import webhook
-from host.server.remote.receiver import WebhookReceiver
+from host.server.listen import tcp_listener
+from host.server.remote import receiver, webhook
+from host.server.remote.receiver import MAX_BODY_BYTES, PATH, WebhookReceiver
 
 # rooms.info of a room the service account may not see: `API.v1.failure('not-allowed',
 # 'Not Allowed')` in Rocket.Chat's rooms.ts (no errorType this client knows).
@@ -81,3 +90,56 @@ def test_a_known_room_now_out_of_reach_does_not_stop_the_catch_up(tmp_path: Path
     rec.catch_up()
     assert rec.drain() == 1
     assert [n for n, _ in events] == ["livechat.room_started"]
+
+
+@pytest.fixture
+def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[WebhookReceiver,
+                                                                             int]]:
+    """The receiver's endpoint on a loopback port (no worker), with a short body deadline."""
+    monkeypatch.setattr(receiver, "BODY_DEADLINE_S", 1.0, raising=False)
+    rec, _events = _receiver(tmp_path)
+    sock = tcp_listener("127.0.0.1", 0)
+    uv = uvicorn.Server(uvicorn.Config(rec.app(), log_level="critical", lifespan="off"))
+    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not uv.started:
+        time.sleep(0.01)
+    try:
+        yield rec, sock.getsockname()[1]
+    finally:
+        uv.should_exit = True
+        thread.join(5)
+
+
+def _head(port: int, token: str, length: int, first: bytes = b"") -> bytes:
+    """Headers declaring `length` body bytes, then only `first` of them: what comes back within
+    3 s (b"" if nothing)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
+        s.sendall(f"POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  f"{webhook.TOKEN_HEADER}: {token}\r\nContent-Length: {length}\r\n\r\n"
+                  .encode() + first)
+        try:
+            return s.recv(4096)
+        except TimeoutError:
+            return b""
+
+
+def test_a_caller_without_the_secret_gets_no_body_read(
+        served: tuple[WebhookReceiver, int]) -> None:
+    """Without the secret the answer is 401 before any of the body is read: the body was read
+    first (up to 1 MiB held per connection, a slow body held open with no deadline), then the
+    token checked; an unsigned 2 MiB body was a 413, not a 401."""
+    rec, port = served
+    assert _head(port, "wrong-secret", 500_000, b"{").startswith(b"HTTP/1.1 401")
+    big = httpx.post(f"http://127.0.0.1:{port}{PATH}", content=b"[" * (2 * MAX_BODY_BYTES),
+                     headers={webhook.TOKEN_HEADER: "wrong-secret"}, timeout=10)
+    assert big.status_code == 401
+    assert rec.refused["token"] == 2 and rec.refused["size"] == 0
+
+
+def test_a_signed_body_trickled_in_is_cut_off(served: tuple[WebhookReceiver, int]) -> None:
+    """A signed body that does not arrive whole within BODY_DEADLINE_S is a 408 (it held its
+    connection, and a worker of the server, for as long as the sender kept it open)."""
+    rec, port = served
+    assert _head(port, SECRET, 1000, b'{"type":').startswith(b"HTTP/1.1 408")
+    assert rec.refused["slow"] == 1 and rec.server.owned.inbox_size() == 0

@@ -1,9 +1,10 @@
 """The host's endpoint for Rocket.Chat's omnichannel webhooks, and the worker that turns them into
 Stockade events.
 
-The endpoint (`POST /rocketchat/webhook`) answers fast and does little: it refuses a body over
-`MAX_BODY_BYTES` (413) and a wrong or missing `X-RocketChat-Livechat-Token` (401, compared in
-constant time), refuses a malformed payload (400), answers an identical body it already took
+The endpoint (`POST /rocketchat/webhook`) answers fast and does little: it refuses a wrong or
+missing `X-RocketChat-Livechat-Token` (401, compared in constant time) before it reads any of
+the body, a body over `MAX_BODY_BYTES` (413) or not whole within `BODY_DEADLINE_S` (408),
+refuses a malformed payload (400), answers an identical body it already took
 (Rocket.Chat's own retry, or a replay) 200 without taking it again, and otherwise stores the
 body in `host.db`'s inbox and answers 200. Rocket.Chat retries a non-200 ten times, ten seconds
 apart, so an answer that waited on the apps would only multiply the deliveries.
@@ -20,6 +21,7 @@ dispatched: no app sees the same event twice, even across restarts.
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -54,6 +56,9 @@ PATH = "/rocketchat/webhook"
 # Guards the host's memory and disk against an oversized body: a close webhook carries the whole
 # transcript, so the cap is generous (a 1,000-message chat is ~300 KiB).
 MAX_BODY_BYTES = 1024 * 1024
+# Seconds a signed body has to arrive whole (Rocket.Chat posts a webhook at once; its own
+# request times out sooner). Guards the host against a body trickled in to hold a connection.
+BODY_DEADLINE_S = 30.0
 # The catch-up reads open rooms that started up to this long before the last webhook taken (a
 # room whose Chat Start was the webhook lost at the very moment the host went down).
 CATCH_UP_MARGIN_S = 60.0
@@ -88,7 +93,7 @@ class WebhookReceiver:
         self._stop = threading.Event()
         self._busy = threading.Lock()
         self._thread: threading.Thread | None = None
-        self.refused = {"token": 0, "size": 0, "payload": 0, "repeat": 0}
+        self.refused = {"token": 0, "size": 0, "slow": 0, "payload": 0, "repeat": 0}
         self.last_activity = time.monotonic()  # a webhook taken or processed (demo, tests)
         self._catch_up = False
 
@@ -100,22 +105,35 @@ class WebhookReceiver:
                          exception_handlers={ClientDisconnect: client_gone})
 
     async def _endpoint(self, request: Request) -> JSONResponse:
+        # The secret before the body: a caller without it gets no byte of the body read, so it
+        # can neither hold a MiB of the host's memory per connection nor a slow body open.
+        token = request.headers.get(webhook.TOKEN_HEADER, "").encode("utf-8")
+        if not hmac.compare_digest(token, self._secret):
+            return self._refuse("token", 401, "wrong or missing secret token")
         declared = request.headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
             return self._refuse("size", 413, "the body is too large")
+        try:
+            body = await asyncio.wait_for(self._read(request), BODY_DEADLINE_S)
+        except TimeoutError:
+            return self._refuse("slow", 408, "the body did not arrive in time")
+        if body is None:
+            return self._refuse("size", 413, "the body is too large")
+        try:
+            webhook.parse(body)
+        except webhook.BadPayload as exc:
+            return self._refuse("payload", 400, str(exc))
+        return JSONResponse(self.accept(body))
+
+    @staticmethod
+    async def _read(request: Request) -> bytes | None:
+        """The body, or None once it passes MAX_BODY_BYTES."""
         body = bytearray()
         async for chunk in request.stream():
             body += chunk
             if len(body) > MAX_BODY_BYTES:
-                return self._refuse("size", 413, "the body is too large")
-        token = request.headers.get(webhook.TOKEN_HEADER, "").encode("utf-8")
-        if not hmac.compare_digest(token, self._secret):
-            return self._refuse("token", 401, "wrong or missing secret token")
-        try:
-            webhook.parse(bytes(body))
-        except webhook.BadPayload as exc:
-            return self._refuse("payload", 400, str(exc))
-        return JSONResponse(self.accept(bytes(body)))
+                return None
+        return bytes(body)
 
     def _refuse(self, why: str, status: int, message: str) -> JSONResponse:
         self.refused[why] += 1
