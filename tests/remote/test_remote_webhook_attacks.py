@@ -18,6 +18,7 @@ import uvicorn
 from rcfake import Answer, FakeWorkspace, remote_on
 from rchelp import SECRET
 
+from host.server.errors import Unavailable
 from host.server.listen import tcp_listener
 from host.server.remote import receiver, webhook
 from host.server.remote.receiver import MAX_BODY_BYTES, PATH, WebhookReceiver
@@ -29,12 +30,18 @@ LIVECHAT = {"_id": "L1", "t": "l", "open": True, "v": {"_id": "V1"}}
 CHANNEL = {"_id": "GENERAL", "t": "c", "name": "general"}  # a public channel: no `open`, no `v`
 
 
-def _workspace() -> FakeWorkspace:
+def _workspace(visitor_down: int = 0) -> FakeWorkspace:
+    """`visitor_down`: how many visitors.info requests answer 503 first."""
+    down = [visitor_down]
+
     def info(q: dict[str, str], _b: Any) -> Answer:
         doc = {"L1": LIVECHAT, "GENERAL": CHANNEL}.get(q.get("roomId", ""))
         return (200, {"room": doc, "success": True}) if doc else NOT_ALLOWED
 
     def visitor(q: dict[str, str], _b: Any) -> Answer:
+        if down[0] > 0:
+            down[0] -= 1
+            return 503, {"success": False, "error": "down"}
         return 200, {"visitor": {"_id": q.get("visitorId"), "token": "t", "name": "V"},
                      "success": True}
     return FakeWorkspace({"GET rooms.info": info, "GET livechat/visitors.info": visitor,
@@ -46,8 +53,9 @@ def _body(room_id: str, kind: str = webhook.CHAT_CLOSE) -> bytes:
     return json.dumps({"type": kind, "_id": room_id, "visitor": {"_id": "V1"}}).encode()
 
 
-def _receiver(tmp_path: Path) -> tuple[WebhookReceiver, list[tuple[str, dict[str, Any]]]]:
-    rs = remote_on(_workspace(), tmp_path / "h")
+def _receiver(tmp_path: Path, visitor_down: int = 0
+              ) -> tuple[WebhookReceiver, list[tuple[str, dict[str, Any]]]]:
+    rs = remote_on(_workspace(visitor_down), tmp_path / "h")
     events: list[tuple[str, dict[str, Any]]] = []
     rs.subscribe(lambda n, p: events.append((n, p)))
     return WebhookReceiver(rs, SECRET), events
@@ -88,6 +96,18 @@ def test_a_known_room_now_out_of_reach_does_not_stop_the_catch_up(tmp_path: Path
     rec.accept(_body("L1", webhook.CHAT_START))  # the catch-up's horizon: a webhook was taken
     rec.server.owned.set_room_state("GONE1", None, True)
     rec.catch_up()
+    assert rec.drain() == 1
+    assert [n for n, _ in events] == ["livechat.room_started"]
+
+
+def test_a_start_whose_visitor_read_failed_is_delivered_on_the_retry(tmp_path: Path) -> None:
+    """The workspace fails the visitor read of a room's first webhook (a restart, a blip): the
+    entry stays and its retry delivers room_started. The start was claimed before the read,
+    so the retry found it claimed and the room's start was lost for good."""
+    rec, events = _receiver(tmp_path, visitor_down=3)  # one read: the client and its two retries
+    rec.accept(_body("L1", webhook.CHAT_START))
+    with pytest.raises(Unavailable):
+        rec.drain()
     assert rec.drain() == 1
     assert [n for n, _ in events] == ["livechat.room_started"]
 

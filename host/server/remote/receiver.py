@@ -277,9 +277,12 @@ class WebhookReceiver:
         said = self._said(hook, room["id"]) if hook.type == webhook.MESSAGE else []
         known = owned.room_state(room["id"])
         out: list[Event] = []
-        if known is None and owned.claim_event(f"started:{room['id']}", now):
+        # The visitor is read before the start is claimed: a claim followed by a failed read
+        # lost the room's start for good (the retry found it claimed).
+        if known is None and not owned.delivered(f"started:{room['id']}"):
             visitor = srv.livechat_get_visitor(None, room["visitor_id"])  # type: ignore[arg-type]
-            out.append((ROOM_STARTED, {"room": room, "visitor": visitor}))
+            if owned.claim_event(f"started:{room['id']}", now):
+                out.append((ROOM_STARTED, {"room": room, "visitor": visitor}))
         before = known[0] if known else None
         after = room["served_by"]
         if before != after:
