@@ -163,3 +163,20 @@ def test_a_signed_body_trickled_in_is_cut_off(served: tuple[WebhookReceiver, int
     rec, port = served
     assert _head(port, SECRET, 1000, b'{"type":').startswith(b"HTTP/1.1 408")
     assert rec.refused["slow"] == 1 and rec.server.owned.inbox_size() == 0
+
+
+def test_the_inbox_is_bounded(served: tuple[WebhookReceiver, int],
+                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Distinct signed bodies past MAX_INBOX waiting are answered 503 (Rocket.Chat retries)
+    and not stored: the inbox grew by one row per distinct body, without bound."""
+    rec, port = served
+    monkeypatch.setattr(receiver, "MAX_INBOX", 3, raising=False)
+    codes = [httpx.post(f"http://127.0.0.1:{port}{PATH}", content=_body(f"R{i}"),
+                        headers={webhook.TOKEN_HEADER: SECRET}, timeout=10).status_code
+             for i in range(5)]
+    assert codes == [200, 200, 200, 503, 503]
+    assert rec.server.owned.inbox_size() == 3
+    rec.server.owned.inbox_done(rec.server.owned.inbox_next()[0])  # type: ignore[index]
+    again = httpx.post(f"http://127.0.0.1:{port}{PATH}", content=_body("R3"),
+                       headers={webhook.TOKEN_HEADER: SECRET}, timeout=10)
+    assert again.status_code == 200 and "duplicate" not in again.json()  # the retry is taken

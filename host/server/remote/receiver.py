@@ -4,7 +4,8 @@ Stockade events.
 The endpoint (`POST /rocketchat/webhook`) answers fast and does little: it refuses a wrong or
 missing `X-RocketChat-Livechat-Token` (401, compared in constant time) before it reads any of
 the body, a body over `MAX_BODY_BYTES` (413) or not whole within `BODY_DEADLINE_S` (408),
-refuses a malformed payload (400), answers an identical body it already took
+refuses a malformed payload (400), answers 503 while `MAX_INBOX` webhooks wait (Rocket.Chat
+retries), answers an identical body it already took
 (Rocket.Chat's own retry, or a replay) 200 without taking it again, and otherwise stores the
 body in `host.db`'s inbox and answers 200. Rocket.Chat retries a non-200 ten times, ten seconds
 apart, so an answer that waited on the apps would only multiply the deliveries.
@@ -59,6 +60,10 @@ MAX_BODY_BYTES = 1024 * 1024
 # Seconds a signed body has to arrive whole (Rocket.Chat posts a webhook at once; its own
 # request times out sooner). Guards the host against a body trickled in to hold a connection.
 BODY_DEADLINE_S = 30.0
+# Webhooks waiting in the inbox before the endpoint answers 503 (Rocket.Chat retries it). Guards
+# host.db's disk against a signed sender posting distinct bodies faster than the worker reads
+# the workspace (or while the workspace is down); far above a real workspace's backlog.
+MAX_INBOX = 10_000
 # The catch-up reads open rooms that started up to this long before the last webhook taken (a
 # room whose Chat Start was the webhook lost at the very moment the host went down).
 CATCH_UP_MARGIN_S = 60.0
@@ -93,7 +98,8 @@ class WebhookReceiver:
         self._stop = threading.Event()
         self._busy = threading.Lock()
         self._thread: threading.Thread | None = None
-        self.refused = {"token": 0, "size": 0, "slow": 0, "payload": 0, "repeat": 0}
+        self.refused = {"token": 0, "size": 0, "slow": 0, "payload": 0, "full": 0,
+                        "repeat": 0}
         self.last_activity = time.monotonic()  # a webhook taken or processed (demo, tests)
         self._catch_up = False
 
@@ -123,6 +129,8 @@ class WebhookReceiver:
             webhook.parse(body)
         except webhook.BadPayload as exc:
             return self._refuse("payload", 400, str(exc))
+        if self.server.owned.inbox_size() >= MAX_INBOX:
+            return self._refuse("full", 503, "the inbox is full; retry later")
         return JSONResponse(self.accept(body))
 
     @staticmethod
