@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from rchelp import SECRET
 from host.server.errors import Unavailable
 from host.server.listen import tcp_listener
 from host.server.remote import receiver, webhook
+from host.server.remote.owned import DELIVERED_KEEP_S
 from host.server.remote.receiver import MAX_BODY_BYTES, PATH, WebhookReceiver
 
 # rooms.info of a room the service account may not see: `API.v1.failure('not-allowed',
@@ -44,7 +46,16 @@ def _workspace(visitor_down: int = 0) -> FakeWorkspace:
             return 503, {"success": False, "error": "down"}
         return 200, {"visitor": {"_id": q.get("visitorId"), "token": "t", "name": "V"},
                      "success": True}
+    def message(q: dict[str, str], _b: Any) -> Answer:
+        age = {"M-NEW": 60.0, "M-OLD": DELIVERED_KEEP_S + 3600.0}.get(q.get("msgId", ""))
+        if age is None:
+            return 400, {"success": False, "error": "invalid-params"}
+        at = datetime.fromtimestamp(time.time() - age, UTC).isoformat().replace("+00:00", "Z")
+        return 200, {"message": {"_id": q["msgId"], "rid": "L1", "msg": "hi", "ts": at,
+                                 "u": {"_id": "V1", "username": "v", "type": "visitor"}},
+                     "success": True}
     return FakeWorkspace({"GET rooms.info": info, "GET livechat/visitors.info": visitor,
+                          "GET chat.getMessage": message,
                           "GET livechat/rooms": lambda q, b: (200, {"rooms": [],
                                                                     "success": True})})
 
@@ -110,6 +121,19 @@ def test_a_start_whose_visitor_read_failed_is_delivered_on_the_retry(tmp_path: P
         rec.drain()
     assert rec.drain() == 1
     assert [n for n, _ in events] == ["livechat.room_started"]
+
+
+def test_a_message_webhook_replayed_after_its_claim_expired_delivers_nothing(
+        tmp_path: Path) -> None:
+    """A signed Message webhook naming a message older than the record of delivered messages
+    (DELIVERED_KEEP_S) is not delivered: once the claim was pruned, a replayed body (any
+    variation of it is a new body) sent the old message to the apps again."""
+    rec, events = _receiver(tmp_path)
+    rec.server.owned.set_room_state("L1", None, True)
+    rec.accept(json.dumps({"type": webhook.MESSAGE, "_id": "L1",
+                           "messages": [{"_id": "M-OLD"}, {"_id": "M-NEW"}]}).encode())
+    assert rec.drain() == 1
+    assert [p["message"]["id"] for n, p in events if n == "message.sent"] == ["M-NEW"]
 
 
 @pytest.fixture

@@ -48,6 +48,7 @@ from host.server.events import (
 )
 from host.server.gone import client_gone
 from host.server.remote import webhook
+from host.server.remote.owned import DELIVERED_KEEP_S
 from host.server.remote.server import RemoteServer
 from host.server.shapes import Agent, Message, Room
 
@@ -75,6 +76,11 @@ CATCH_UP_MESSAGES = 100
 # message per Message webhook; guards the workspace against a signed body naming a thousand ids,
 # a thousand requests. Ids past it are not delivered (logged).
 MAX_HOOK_MESSAGES = 10
+# A message a Message webhook names is delivered only if it is younger than this. Guards against
+# a signed body replayed after its message's claim was pruned (DELIVERED_KEEP_S after delivery,
+# so after the message's own time): the message went to the apps a second time. A day short of
+# the claims' life, for a workspace clock ahead of the host's.
+MAX_MESSAGE_AGE_S = DELIVERED_KEEP_S - 24 * 3600.0
 # Rocket.Chat's secret token must be at least this long for the receiver to start (a short
 # token could be guessed; `stockade rocketchat connect` makes 32 random bytes).
 MIN_SECRET_LEN = 16
@@ -344,6 +350,7 @@ class WebhookReceiver:
                         "are read", room_id, len(ids), MAX_HOOK_MESSAGES)
             ids = ids[:MAX_HOOK_MESSAGES]
         out: list[Message] = []
+        oldest = self.server.clock.now() - MAX_MESSAGE_AGE_S
         for mid in ids:
             if self.server.owned.delivered(f"msg:{mid}"):
                 continue  # no read for a message an app already has
@@ -351,6 +358,11 @@ class WebhookReceiver:
                 m = self.server.message(mid)
             except (NotFound, InvalidArgument):
                 continue  # the workspace holds no such message: a forged or stale id
-            if m["room_id"] == room_id:
-                out.append(m)
+            if m["room_id"] != room_id:
+                continue
+            if m["ts"] < oldest:
+                log.warning("rocketchat webhook names message %s of %s: older than the record "
+                            "of delivered messages, not delivered", mid, room_id)
+                continue
+            out.append(m)
         return out
