@@ -29,6 +29,7 @@ from host.server.remote.receiver import MAX_BODY_BYTES, PATH, WebhookReceiver
 # 'Not Allowed')` in Rocket.Chat's rooms.ts (no errorType this client knows).
 NOT_ALLOWED: Answer = (400, {"success": False, "error": "not-allowed", "errorType": "Not Allowed"})
 LIVECHAT = {"_id": "L1", "t": "l", "open": True, "v": {"_id": "V1"}}
+CLOSED = {"_id": "LC", "t": "l", "open": False, "v": {"_id": "V1"}}
 CHANNEL = {"_id": "GENERAL", "t": "c", "name": "general"}  # a public channel: no `open`, no `v`
 
 
@@ -37,7 +38,7 @@ def _workspace(visitor_down: int = 0) -> FakeWorkspace:
     down = [visitor_down]
 
     def info(q: dict[str, str], _b: Any) -> Answer:
-        doc = {"L1": LIVECHAT, "GENERAL": CHANNEL}.get(q.get("roomId", ""))
+        doc = {"L1": LIVECHAT, "LC": CLOSED, "GENERAL": CHANNEL}.get(q.get("roomId", ""))
         return (200, {"room": doc, "success": True}) if doc else NOT_ALLOWED
 
     def visitor(q: dict[str, str], _b: Any) -> Answer:
@@ -134,6 +135,16 @@ def test_a_message_webhook_replayed_after_its_claim_expired_delivers_nothing(
                            "messages": [{"_id": "M-OLD"}, {"_id": "M-NEW"}]}).encode())
     assert rec.drain() == 1
     assert [p["message"]["id"] for n, p in events if n == "message.sent"] == ["M-NEW"]
+
+
+def test_a_room_closed_long_ago_is_not_closed_again(tmp_path: Path) -> None:
+    """A signed webhook naming a room Stockade recorded closed, after its close's claim was
+    pruned (DELIVERED_KEEP_S): no second room_closed (the claim alone stood in the way)."""
+    rec, events = _receiver(tmp_path)
+    rec.server.owned.set_room_state("LC", None, False)
+    rec.accept(_body("LC"))
+    assert rec.drain() == 1
+    assert events == []
 
 
 @pytest.fixture

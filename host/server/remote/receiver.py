@@ -321,7 +321,10 @@ class WebhookReceiver:
         for m in said:
             if owned.claim_event(f"msg:{m['id']}", now):
                 out.append((MESSAGE_SENT, {"message": m, "room": room}))
-        if not room["open"] and owned.claim_event(f"closed:{room['id']}", now):
+        # Only a room Stockade last saw open (or never saw) closes: the claim is pruned after
+        # DELIVERED_KEEP_S, and a webhook replayed later closed the room a second time.
+        if not room["open"] and (known is None or known[1]) \
+                and owned.claim_event(f"closed:{room['id']}", now):
             closer = room["closed_by"] or {"type": "user", "id": None, "app_id": None}
             out.append((ROOM_CLOSED, {"room": room, "closed_by": closer}))
         owned.set_room_state(room["id"], after, room["open"])
