@@ -63,6 +63,13 @@ ERRORS_BY_CODE: dict[str, type[StockadeError]] = {
 }
 
 
+def outside_handler(action: str) -> InvalidArgument:
+    """A bridge call made while no handler runs (the child's runtime and the harness alike):
+    the host reads calls only within an event."""
+    return InvalidArgument(f"{action}: bridge calls are made only while a handler runs (this "
+                           "code ran after its event ended, e.g. in a generator's finally)")
+
+
 def error_from_wire(code: str, message: str) -> StockadeError:
     """Rebuild an exception from a wire error; unknown codes become InternalError."""
     return ERRORS_BY_CODE.get(code, InternalError)(message)

@@ -226,9 +226,7 @@ class AppHarness:
         if not self._handling:
             self.calls.append((action, plain_copy(args) if _is_json(args) else dict(args)))
             self.errors.append((action, errors.InvalidArgument.code))
-            raise errors.InvalidArgument(
-                f"{action}: bridge calls are made only while a handler runs (this code ran "
-                "after its event ended, e.g. in a generator's finally)")
+            raise errors.outside_handler(action)
         return self.call(action, args)
 
     def _gate(self, action: str, args: dict[str, Any]) -> Any:

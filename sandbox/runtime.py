@@ -93,9 +93,7 @@ class _Channel:
     # Transport for the bridges
     def call(self, action: str, args: dict[str, Any]) -> Any:
         if not self.in_event:
-            raise errors.InvalidArgument(
-                f"{action}: bridge calls are made only while a handler runs (this code ran "
-                "after its event ended, e.g. in a generator's finally)")
+            raise errors.outside_handler(action)
         try:
             check_json_value(args)
         except ValueError as exc:
