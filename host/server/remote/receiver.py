@@ -229,7 +229,7 @@ class WebhookReceiver:
                     events = self.events_for(hook, seq)
                     said = self._missed_messages(rid, horizon)
                 except GONE as exc:
-                    log.warning("catch-up: room %s cannot be read (%s); skipped", rid, exc)
+                    log.warning("catch-up: room %r cannot be read (%s); skipped", rid, exc)
                     continue
                 # a room's messages come before its close, as their webhooks would have
                 closed = [e for e in events if e[0] == ROOM_CLOSED]
@@ -270,7 +270,7 @@ class WebhookReceiver:
                 except GONE as exc:
                     # a room that no longer exists, or never will for Stockade: nothing to
                     # derive, and the entries behind it are not held up
-                    log.warning("rocketchat webhook for room %s dropped: %s", hook.room_id, exc)
+                    log.warning("rocketchat webhook for room %r dropped: %s", hook.room_id, exc)
                     events = []
                 for name, payload in events:
                     self.server.bus.emit([(name, payload)])
@@ -349,7 +349,7 @@ class WebhookReceiver:
         MAX_HOOK_MESSAGES ids per webhook."""
         ids = list(dict.fromkeys(m.id for m in hook.messages if m.id))
         if len(ids) > MAX_HOOK_MESSAGES:
-            log.warning("rocketchat webhook for room %s names %d messages; only the first %d "
+            log.warning("rocketchat webhook for room %r names %d messages; only the first %d "
                         "are read", room_id, len(ids), MAX_HOOK_MESSAGES)
             ids = ids[:MAX_HOOK_MESSAGES]
         out: list[Message] = []
@@ -364,7 +364,7 @@ class WebhookReceiver:
             if m["room_id"] != room_id:
                 continue
             if m["ts"] < oldest:
-                log.warning("rocketchat webhook names message %s of %s: older than the record "
+                log.warning("rocketchat webhook names message %r of %r: older than the record "
                             "of delivered messages, not delivered", mid, room_id)
                 continue
             out.append(m)
