@@ -9,6 +9,7 @@ from sandbox.api import App
 from sandbox.restricted import (
     CompileFailed,
     Facade,
+    allowed_modules,
     check_app_module_names,
     compile_module,
     make_globals,
@@ -23,6 +24,18 @@ _CLASS_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 
 class LoadFailed(Exception):
     """The app could not be loaded (compile error, bad entry, exception at import)."""
+
+
+def module_name_problem(name: str) -> str | None:
+    """Why `load_app` would refuse an app module called `name`, or None.
+
+    The host asks this of every top-level `.py` file when it reads a package, so a package whose
+    module the child can never load is refused at install, not installed to fail at every start."""
+    if not _MODULE_NAME.fullmatch(name):
+        return "module names are lowercase letters, digits and '_', a letter first, at most 40"
+    if name in allowed_modules():
+        return f"{name!r} is the name of a module the sandbox provides, which it would shadow"
+    return None
 
 
 def load_app(modules: dict[str, str], entry_module: str, entry_class: str) -> App:

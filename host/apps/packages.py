@@ -28,6 +28,7 @@ from host.apps.manifest import (
     canonical_json,
     parse_manifest,
 )
+from sandbox.loader import module_name_problem
 
 SIGNATURE_NAME = "SIGNATURE"
 
@@ -409,6 +410,7 @@ def _validate(
                 raise PackageError(f"{name!r} is not UTF-8 text; save it as UTF-8") from exc
         elif name.lower().endswith(".png") and not data.startswith(_PNG_MAGIC):
             raise PackageError(f"{name!r} is not a PNG image; remove it or export it as PNG")
+        _check_module_name(name)
     module, cls = manifest.entry_parts()
     source_text = files.get(f"{module}.py")
     if source_text is None:
@@ -431,6 +433,17 @@ def _validate(
     _check_stamp(manifest, files[MANIFEST_NAME], digest)
     return Package(manifest=manifest, files=files, content_hash=digest, signature=signature,
                    source=source)
+
+
+def _check_module_name(name: str) -> None:
+    """A top-level `.py` file is an app module (`host/supervise/appcode.py`): refuse one the
+    child's loader would refuse. Files in folders (an author's tests) are never loaded."""
+    if "/" in name or not name.lower().endswith(".py"):
+        return
+    problem = (module_name_problem(name[:-3]) if name.endswith(".py")
+               else "a module's file name ends in '.py', in lowercase")
+    if problem is not None:
+        raise PackageError(f"module file {name[:80]!r} cannot be loaded: {problem}; rename it")
 
 
 def content_hash(manifest: Manifest, files: dict[str, bytes]) -> str:

@@ -18,6 +18,8 @@ from host.apps.packages import (
     package_folder,
     read_package,
 )
+from sandbox.loader import LoadFailed, load_app
+from sandbox.restricted import CompileFailed
 
 
 def _snapshot(root: Path) -> set[str]:
@@ -245,3 +247,24 @@ def test_a_manifest_stamping_would_change_is_refused_before_install(tmp_path: Pa
     first, _, rest = body.partition(b"\n")  # after `id = ...`, still above every table
     members["app.toml"] = first + b"\n" + head + b"\n" + rest
     assert read_package(write_zip(tmp_path / "moved.zip", members)).manifest.id == "agent-sync"
+
+
+@pytest.mark.parametrize("name", ["My-mod.py", "json.py", "stockade.py", "Helpers.PY", "2nd.py"])
+def test_a_module_the_child_could_never_load_is_refused_at_install(
+    tmp_path: Path, bad, name: str
+) -> None:
+    """Such a package installed and failed at every start (the loader refuses the name, or the
+    module would shadow one the sandbox provides, or appcode never sends it)."""
+    folder = write_folder(tmp_path / "src", {**app_files(), name: b"X = 1\n"})
+    msg = bad(folder, "cannot be loaded")
+    assert repr(name) in msg
+    if name.endswith(".py"):
+        with pytest.raises((LoadFailed, CompileFailed)):
+            load_app({"main": "from stockade import App\nclass A(App):\n    pass\n",
+                      name[:-3]: "X = 1\n"}, "main", "A")
+
+
+def test_modules_in_folders_and_plain_names_are_accepted(tmp_path: Path) -> None:
+    files = {**app_files(), "helpers_2.py": b"X = 1\n", "tests/test_App-x.py": b"X = 1\n"}
+    pkg, _ = package_folder(write_folder(tmp_path / "src", files))
+    assert "helpers_2.py" in pkg.files and "tests/test_App-x.py" in pkg.files
