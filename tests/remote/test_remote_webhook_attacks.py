@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -215,3 +216,51 @@ def test_the_inbox_is_bounded(served: tuple[WebhookReceiver, int],
     again = httpx.post(f"http://127.0.0.1:{port}{PATH}", content=_body("R3"),
                        headers={webhook.TOKEN_HEADER: SECRET}, timeout=10)
     assert again.status_code == 200 and "duplicate" not in again.json()  # the retry is taken
+
+
+def test_a_body_whose_store_failed_is_taken_on_the_retry(tmp_path: Path) -> None:
+    """The store refuses the inbox row (a fault, here a trigger): the body is not claimed, so
+    the workspace's retry of it is stored and its events delivered. The claim was committed
+    before the row, and the retry was answered as a duplicate: the webhook was lost."""
+    rec, events = _receiver(tmp_path)
+    conn = sqlite3.connect(tmp_path / "h" / "host.db")
+    conn.execute("CREATE TRIGGER no_inbox BEFORE INSERT ON rc_inbox "
+                 "BEGIN SELECT RAISE(ABORT, 'the disk said no'); END")
+    conn.commit()
+    with pytest.raises(sqlite3.DatabaseError):
+        rec.accept(_body("L1", webhook.CHAT_START))
+    conn.execute("DROP TRIGGER no_inbox")
+    conn.commit()
+    conn.close()
+    assert "duplicate" not in rec.accept(_body("L1", webhook.CHAT_START))
+    assert rec.drain() == 1
+    assert [n for n, _ in events] == ["livechat.room_started"]
+
+
+def test_a_locked_store_stalls_no_other_request(served: tuple[WebhookReceiver, int]) -> None:
+    """While another process holds host.db's write lock, a signed webhook waits for it on a
+    worker thread, and the endpoint keeps answering other callers: the store was called on the
+    event loop, so every request (and a console mounted beside) waited out the lock."""
+    rec, port = served
+    locker = sqlite3.connect(rec.server.owned.store.path, isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")
+    answers: list[int] = []
+    signed = threading.Thread(target=lambda: answers.append(httpx.post(
+        f"http://127.0.0.1:{port}{PATH}", content=_body("L1", webhook.CHAT_START),
+        headers={webhook.TOKEN_HEADER: SECRET}, timeout=30).status_code))
+    signed.start()
+    try:
+        time.sleep(0.3)  # the signed request is waiting on the lock by now
+        t0 = time.monotonic()
+        other = httpx.post(f"http://127.0.0.1:{port}{PATH}", content=b"{}",
+                           headers={webhook.TOKEN_HEADER: "wrong-secret"}, timeout=30)
+        waited = time.monotonic() - t0
+        assert other.status_code == 401
+        assert answers == []  # the signed one still waits for the lock
+    finally:
+        time.sleep(max(0.0, 3.0 - (time.monotonic() - t0)))
+        locker.execute("ROLLBACK")
+        locker.close()
+        signed.join(30)
+    assert waited < 1.5, f"another caller waited {waited:.1f} s on the held lock"
+    assert answers == [200] and rec.server.owned.inbox_size() == 1

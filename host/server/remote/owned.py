@@ -155,13 +155,22 @@ class Owned:
         return None if row is None else (str(row[0]), row[1], row[2])
 
     # -- webhook inbox and delivered events ----------------------------------------------------
-    def inbox_put(self, body: str, now: float) -> int:
+    def inbox_take(self, key: str, body: str, now: float) -> int | None:
+        """Store a body once per `key`, the claim and the entry in one transaction: None for a
+        repeat. (Claimed first and stored after, a store that failed left the claim, and the
+        workspace's retry of the body was answered as a duplicate: the webhook was lost.)"""
         with self.store.transaction() as c:
-            c.execute("INSERT INTO rc_meta(key, value) VALUES('last_webhook', ?) ON CONFLICT(key)"
-                      " DO UPDATE SET value=excluded.value", (now,))
-            row = c.execute("INSERT INTO rc_inbox(body, at) VALUES(?, ?) RETURNING seq",
-                            (body, now)).fetchall()[0]  # fetchall: finish before COMMIT
-            return int(row[0])
+            if not self._claim(c, key, now):
+                return None
+            return self._put(c, body, now)
+
+    @staticmethod
+    def _put(c: Any, body: str, now: float) -> int:
+        c.execute("INSERT INTO rc_meta(key, value) VALUES('last_webhook', ?) ON CONFLICT(key)"
+                  " DO UPDATE SET value=excluded.value", (now,))
+        row = c.execute("INSERT INTO rc_inbox(body, at) VALUES(?, ?) RETURNING seq",
+                        (body, now)).fetchall()[0]  # fetchall: finish before COMMIT
+        return int(row[0])
 
     def inbox_next(self) -> tuple[int, str] | None:
         row = self.store.conn().execute(
@@ -178,11 +187,15 @@ class Owned:
     def claim_event(self, key: str, now: float) -> bool:
         """True once per key (then the event may be delivered); False for a repeat."""
         with self.store.transaction() as c:
-            if not c.execute("INSERT INTO rc_delivered(key, at) VALUES(?, ?) ON CONFLICT(key)"
-                             " DO NOTHING RETURNING key", (key, now)).fetchall():
-                return False  # delivered already
-            c.execute("DELETE FROM rc_delivered WHERE at < ?", (now - DELIVERED_KEEP_S,))
-            return True
+            return self._claim(c, key, now)
+
+    @staticmethod
+    def _claim(c: Any, key: str, now: float) -> bool:
+        if not c.execute("INSERT INTO rc_delivered(key, at) VALUES(?, ?) ON CONFLICT(key)"
+                         " DO NOTHING RETURNING key", (key, now)).fetchall():
+            return False  # delivered already
+        c.execute("DELETE FROM rc_delivered WHERE at < ?", (now - DELIVERED_KEEP_S,))
+        return True
 
     def delivered(self, key: str) -> bool:
         """Whether an event was claimed under `key` (a claim is kept DELIVERED_KEEP_S)."""

@@ -7,7 +7,8 @@ the body, a body over `MAX_BODY_BYTES` (413) or not whole within `BODY_DEADLINE_
 refuses a malformed payload (400), answers 503 while `MAX_INBOX` webhooks wait (Rocket.Chat
 retries), answers an identical body it already took
 (Rocket.Chat's own retry, or a replay) 200 without taking it again, and otherwise stores the
-body in `host.db`'s inbox and answers 200. Rocket.Chat retries a non-200 ten times, ten seconds
+body in `host.db`'s inbox and answers 200 (the body's claim and its inbox row in one
+transaction, on a worker thread: a locked store holds up no other request). Rocket.Chat retries a non-200 ten times, ten seconds
 apart, so an answer that waited on the apps would only multiply the deliveries.
 
 The worker reads the inbox in order. A webhook is a hint, never the truth: for each one it reads
@@ -32,6 +33,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
@@ -135,6 +137,12 @@ class WebhookReceiver:
             webhook.parse(body)
         except webhook.BadPayload as exc:
             return self._refuse("payload", 400, str(exc))
+        # The store's calls on a worker thread: a store locked by another writer for seconds
+        # would otherwise stall the event loop, and with it every other request it serves
+        # (the console mounted beside, other webhooks' refusals).
+        return await run_in_threadpool(self._take, body)
+
+    def _take(self, body: bytes) -> JSONResponse:
         if self.server.owned.inbox_size() >= MAX_INBOX:
             return self._refuse("full", 503, "the inbox is full; retry later")
         return JSONResponse(self.accept(body))
@@ -158,10 +166,9 @@ class WebhookReceiver:
         """Store a verified body once (an identical one again is a retry or a replay)."""
         now = self.server.clock.now()
         key = "body:" + hashlib.sha256(body).hexdigest()
-        if not self.server.owned.claim_event(key, now):
+        if self.server.owned.inbox_take(key, body.decode("utf-8"), now) is None:
             self.refused["repeat"] += 1
             return {"success": True, "duplicate": True}
-        self.server.owned.inbox_put(body.decode("utf-8"), now)
         self.last_activity = time.monotonic()
         self._wake.set()
         return {"success": True}
