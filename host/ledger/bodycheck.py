@@ -78,4 +78,8 @@ def body_problem(body: str) -> str | None:
         AuditRecord.from_dict(json.loads(body))
     except (ValueError, TypeError, AuditError) as e:
         return str(e)
+    except RecursionError:
+        # Nested past the decoder's stack (a forged row: no valid record nests at all). A
+        # bad record like any other, never an error out of `verify` or an anchoring.
+        return "nested too deeply"
     return None

@@ -224,7 +224,7 @@ def _segment(body: str) -> tuple[int | None, tuple[int, str] | None] | None:
     """A segment record's (ref_seq, old head), or None when `body` is no segment record."""
     try:
         d = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # not a record at all: the walk names it as such
         return None
     if not isinstance(d, dict) or d.get("kind") != "segment":
         return None
