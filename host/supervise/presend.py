@@ -30,7 +30,8 @@ from typing import Any, Literal
 from host.errors import GateError
 from host.ledger.audit import AuditRecord
 from host.ledger.ledger import Ledger
-from host.server.errors import Prevented
+from host.server import limits
+from host.server.errors import InvalidArgument, Prevented
 from host.server.shapes import Message
 from host.supervise.child import AppFailed, ChildDied
 from host.supervise.supervisor import AppRunner
@@ -109,6 +110,15 @@ def run_pre_send(message: dict[str, Any], receivers: Sequence[AppRunner], ledger
             return {"prevented": True, "prevented_by": runner.app_id, "reason": reason}
         new = verdict.get("text")
         if isinstance(new, str) and new != current.get("text"):
+            problem = _unstorable(new)
+            if problem is not None:
+                # The server would refuse this text, so the message is stopped by this app's
+                # answer: a prevention in the chain, never a "change" to text never stored
+                # (nor the sender's InvalidArgument, as if its own text were bad).
+                reason = f"its hook returned invalid text ({problem})"
+                _record_stop(ledger, runner, "pre_send_prevented",
+                             mid, f"message {mid}: stopped: {reason}")
+                return {"prevented": True, "prevented_by": runner.app_id, "reason": reason}
             old = str(current.get("text"))
             try:
                 supervisor_record(ledger, runner, "pre_send_changed",
@@ -119,6 +129,15 @@ def run_pre_send(message: dict[str, Any], receivers: Sequence[AppRunner], ledger
                 continue
             current["text"] = new
     return current
+
+
+def _unstorable(text: str) -> str | None:
+    """Why the server would refuse `text` as a message's text, or None."""
+    try:
+        limits.message_text(text)
+    except InvalidArgument as exc:
+        return exc.message
+    return None
 
 
 def _hook(runner: AppRunner, payload: dict[str, Any], deadline_s: float) -> Any:
