@@ -15,6 +15,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from host.cli.bench_flags import DEFAULT, misplaced
 from host.cli.output import emit_json, err_console, fail
 from host.inert import host
 
@@ -172,6 +173,10 @@ def bench(
     if peer is not None and modes:
         fail(f"--peer measures the Apps-Engine beside the default bench; {modes[0]} does not "
              "use it", f"run --peer without {modes[0]}, or {modes[0]} without --peer")
+    wrong = misplaced(ctx, modes[0] if modes else DEFAULT)
+    if wrong is not None:
+        fail(f"{wrong[0]} has no effect on " + (modes[0] if modes else "the default bench"),
+             f"{wrong[0]} applies to: {wrong[1]}")
     other = [flag for flag in modes if flag != "--load"]  # --load --pairs N: N runs of rates
     if pairs > 1 and other:
         fail(f"--pairs repeats the bridge figures (and the peer's); {other[0]} measures "

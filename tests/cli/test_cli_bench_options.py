@@ -167,3 +167,34 @@ def test_an_unreachable_store_is_said_in_one_line(tmp_path: Path) -> None:
     assert r.exit_code == 2, (r.output, r.exception)
     assert "cannot bench the store at postgresql://bench@127.0.0.1:1/prod" in r.output
     assert "Connection refused" in r.output and "unexpected" not in r.output
+
+
+@pytest.mark.parametrize(("args", "flag"), [
+    (("--rate", "9"), "--rate"),  # --soak's
+    (("--load", "--quick"), "--quick"),
+    (("--scale", "--no-pin-bursts"), "--no-pin-bursts"),
+    (("--scale", "--server-db-apart"), "--server-db-apart"),
+    (("--write-floor", "--no-host-core"), "--no-host-core"),
+    (("--soak", "1", "--rates", "5"), "--rates"),
+    (("--rest-in-host",), "--rest-in-host"),
+    (("--ledger-split", "--degraded"), "--degraded"),
+    (("--peer-anchor", "/tmp"), "--peer-anchor"),
+])
+def test_an_option_the_chosen_bench_does_not_read_is_refused(
+        reached: Reached, args: tuple[str, ...], flag: str) -> None:
+    """Each was ignored: the run measured the default (or the chosen bench's own) figures
+    and said nothing of the option."""
+    r = bench(*args)
+    assert r.exit_code == 2, r.output
+    assert f"{flag} has no effect" in r.output
+    assert reached.names == []
+
+
+@pytest.mark.parametrize("args", [
+    ("--quick", "--no-pin-bursts", "--no-host-core", "--server-db-apart", "--degraded"),
+    ("--scale", "--quick", "--no-host-core"),
+])
+def test_options_the_bench_reads_are_taken(reached: Reached, args: tuple[str, ...]) -> None:
+    r = bench(*args)
+    assert r.exit_code == 0, r.output
+    assert reached.names in (["run"], ["scale"])
