@@ -511,8 +511,9 @@ class AuditLog:
 
         The segment record is not chained onto the broken chain (its prev_hash is genesis, so
         nothing written from now on depends on records that may be forged); it records where
-        the old chain broke (`ref_seq`), why, and the old head (`head_seq`, `head_hash`, which
-        `verify` holds the rows before it to), and the anchor is moved to it."""
+        the old chain broke (`ref_seq`), why, the old head (`head_seq`, `head_hash`) and the
+        old chain's last record that verified (`good_seq`, `good_hash`, from `broken`'s walk),
+        which `verify` holds the rows before it to, and the anchor is moved to it."""
         if broken.ok:
             raise AuditError("the chain verifies: no segment to start")
         self._check_open()
@@ -522,9 +523,11 @@ class AuditLog:
                 head = c.execute(
                     "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
                 old = (int(head[0]), str(head[1])) if head else (0, GENESIS_HASH)
+                good = broken.good or (0, GENESIS_HASH)
                 body = AuditRecord(
                     kind="segment", event="chain_break", actor=actor,
                     ref_seq=broken.first_bad_seq, head_seq=old[0], head_hash=old[1],
+                    good_seq=good[0], good_hash=good[1],
                     detail=f"chain broken at record {broken.first_bad_seq}: {broken.problem}"
                     ).body()
                 seq = old[0] + 1

@@ -52,7 +52,8 @@ class AuditRecord:
     Operator fields (`operator.*`, see `host/ledger/operator.py`): actor, app_id, install_id,
     version, generation, grants, setting_keys, kid, detail.
     Segment fields (`segment`, a `--degraded` start: `AuditLog.start_segment`): ref_seq (where
-    the old chain broke), head_seq and head_hash (the old chain's head), actor, detail.
+    the old chain broke), head_seq and head_hash (the old chain's head), good_seq and good_hash
+    (its last record that verified), actor, detail.
     version, generation, grants, setting_keys, kid, detail, consent_seq.
     """
 
@@ -91,6 +92,11 @@ class AuditRecord:
     # genesis hash when that chain was empty), which `verify` holds the rows before it to.
     head_seq: int | None = None
     head_hash: str | None = None
+    # A segment record: the old chain's last record that still verified as a chain (seq 0 and
+    # the genesis hash when none did), which pins every record before the break: without it
+    # those could be re-hashed unseen, the break staying at the same seq.
+    good_seq: int | None = None
+    good_hash: str | None = None
     # The signed sequence number of the consent an install, consent or update made, on its ok
     # outcome: the chain's memory of each install's latest consent (`host/apps/consentseq.py`).
     consent_seq: int | None = None
@@ -200,6 +206,7 @@ def quota_json(states: object) -> list[dict[str, object]] | None:
 # JSON value to store (None: leave the field out).
 _CHECKERS: dict[str, Callable[[str, Any], object]] = {
     "kind": _check_kind, "args_digest": check_digest, "head_hash": check_digest,
+    "good_hash": check_digest,
     "rules": _check_rules,
     "grants": _check_rules, "setting_keys": _check_rules,
     "quota": lambda _n, v: quota_json(v),

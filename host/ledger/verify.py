@@ -49,6 +49,9 @@ class VerifyResult:
     breaks: tuple[str, ...] = field(default=())
     # When ok: the newest record's hash (with `last_seq`, the head this process may trust).
     head_hash: str | None = None
+    # The newest segment's last record that verified as a chain (whatever the anchor says;
+    # None: not one did): what a segment started after this result pins (`start_segment`).
+    good: tuple[int, str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -80,10 +83,11 @@ def walk(rows: Iterable[tuple[Any, ...]], anchor: Anchor | None, anchor_problem:
     broken: tuple[int, str] | None = None  # the current segment's first problem
     last_row: tuple[int, str] | None = None  # the (seq, hash) of the row before this one
     moved: tuple[int, str] | None = None  # the first segment whose history changed since
+    good: tuple[int, str] | None = None  # the current segment's last record that verified
 
     def bad(seq: int, problem: str) -> VerifyResult:
         return VerifyResult(False, count, expected - 1, seq, problem, anchor,
-                            breaks=tuple(breaks))
+                            breaks=tuple(breaks), good=good)
 
     for seq, ts, body, prev_hash, h in rows:
         segment = None
@@ -93,15 +97,17 @@ def walk(rows: Iterable[tuple[Any, ...]], anchor: Anchor | None, anchor_problem:
         if segment is not None:
             # A new segment: what was wrong before it was acknowledged by this record, as long
             # as the rows before it are still the ones it acknowledged.
-            ref, head = segment
-            changed = history_problem(seq, ref, head, last_row, broken)
+            ref, head, pinned = segment
+            changed = history_problem(seq, ref, head, last_row, broken, pinned, good)
             moved = moved or changed
             breaks.append(f"segment ending at seq {seq - 1}: " + (
                 f"NOT as acknowledged: record {changed[0]}: {changed[1]}" if changed
                 else f"record {broken[0]}: {broken[1]}" if broken else "verified")
                 + ("" if head is not None else "; its old head is not recorded")
+                + ("" if pinned is not None else
+                   "; the records before its break are not pinned (an older segment)")
                 + f"; new segment from seq {seq}")
-            broken, prev, expected = None, GENESIS_HASH, seq
+            broken, prev, expected, good = None, GENESIS_HASH, seq, None
         last_row = (seq, h)
         if broken is not None:
             expected, count = seq + 1, count + 1  # keep walking for a later segment
@@ -113,7 +119,7 @@ def walk(rows: Iterable[tuple[Any, ...]], anchor: Anchor | None, anchor_problem:
             continue
         if anchor is not None and seq == anchor.seq:
             anchored_hash = h
-        prev, expected, count = h, expected + 1, count + 1
+        prev, expected, count, good = h, expected + 1, count + 1, (seq, h)
     if moved is not None:
         return bad(*moved)
     if broken is not None:
@@ -122,21 +128,21 @@ def walk(rows: Iterable[tuple[Any, ...]], anchor: Anchor | None, anchor_problem:
     done = tuple(breaks)
     if anchor_problem is not None:
         return VerifyResult(False, count, last, last + 1 if last else None,
-                            anchor_problem, None, breaks=done)
+                            anchor_problem, None, breaks=done, good=good)
     if anchor is None:
         if last > 0:  # the head's hash too: a host joining a shared store anchors it
             return VerifyResult(False, count, last, None, missing_anchor, None, breaks=done,
-                                head_hash=prev)
+                                head_hash=prev, good=good)
         return VerifyResult(True, count, last, None, None, None, breaks=done, head_hash=prev)
     if anchor.seq > last:
         return VerifyResult(False, count, last, last + 1,
                             f"records {last + 1}..{anchor.seq} are missing: the anchor "
                             f"pins seq {anchor.seq} (truncated, or lost in a power "
-                            "failure)", anchor, breaks=done)
+                            "failure)", anchor, breaks=done, good=good)
     if anchored_hash != anchor.hash:
         return VerifyResult(False, count, last, anchor.seq,
                             "record differs from the anchored hash (chain rewritten)",
-                            anchor, breaks=done)
+                            anchor, breaks=done, good=good)
     return VerifyResult(True, count, last, None, None, anchor,
                         (f"records after seq {anchor.seq} are not yet anchored",)
                         if last > anchor.seq else (), breaks=done, head_hash=prev)
@@ -200,14 +206,18 @@ def verify_to_head(conn: Conn, anchor: Anchor | None, trusted: tuple[int, str] |
 
 
 def history_problem(seq: int, ref: int | None, head: tuple[int, str] | None,
-                    last_row: tuple[int, str] | None,
-                    broken: tuple[int, str] | None) -> tuple[int, str] | None:
+                    last_row: tuple[int, str] | None, broken: tuple[int, str] | None,
+                    pinned: tuple[int, str] | None = None,
+                    good: tuple[int, str] | None = None) -> tuple[int, str] | None:
     """What is wrong with the history before the segment record `seq`, or None.
 
     The segment broke from `head`, the old chain's newest record, so the row before it must be
     that one (fewer rows: history deleted; another hash: rewritten). The old chain broke at
     `ref`, so every record before `ref` verified then and must still (a missing or edited one
-    was deleted or edited since)."""
+    was deleted or edited since). And its last record that verified then is `pinned` (when the
+    segment records it), so the old chain must still verify up to exactly that record (`good`
+    now): records before the break re-hashed from their start keep verifying, and keep the
+    break at the same seq, but cannot end at the same hash."""
     if ref is not None and broken is not None and broken[0] < ref:
         return broken[0], (f"{broken[1]}, before record {ref} where the chain broke when the "
                            f"segment at seq {seq} was started: history before that segment "
@@ -217,11 +227,18 @@ def history_problem(seq: int, ref: int | None, head: tuple[int, str] | None,
         return seq, (f"the records before this segment end at {found}, not at the old head it "
                      f"records (seq {head[0]} hash {head[1][:12]}...): history before the "
                      "segment was deleted or rewritten")
+    if pinned is not None and (good or (0, GENESIS_HASH)) != pinned:
+        found = f"seq {good[0]} hash {good[1][:12]}..." if good else "nothing"
+        return seq, (f"the old chain's records verify up to {found}, not up to seq "
+                     f"{pinned[0]} hash {pinned[1][:12]}... as when the segment at seq {seq} "
+                     "was started: history before that segment was rewritten or deleted")
     return None
 
 
-def _segment(body: str) -> tuple[int | None, tuple[int, str] | None] | None:
-    """A segment record's (ref_seq, old head), or None when `body` is no segment record."""
+def _segment(body: str) -> tuple[int | None, tuple[int, str] | None,
+                                 tuple[int, str] | None] | None:
+    """A segment record's (ref_seq, old head, last good record), or None when `body` is no
+    segment record."""
     try:
         d = json.loads(body)
     except (ValueError, RecursionError):  # not a record at all: the walk names it as such
@@ -235,7 +252,9 @@ def _segment(body: str) -> tuple[int | None, tuple[int, str] | None] | None:
         head = (seq, h)
     elif isinstance(d.get("detail"), str) and (m := _OLD_HEAD.search(d["detail"])):
         head = (int(m[1]), m[2]) if m[1] else (0, GENESIS_HASH)
-    return (ref if isinstance(ref, int) else None), head
+    gs, gh = d.get("good_seq"), d.get("good_hash")
+    pinned = (gs, gh) if isinstance(gs, int) and isinstance(gh, str) else None
+    return (ref if isinstance(ref, int) else None), head, pinned
 
 
 def record_problem(seq: int, expected: int, ts: object, body: object, prev_hash: str,
