@@ -33,6 +33,9 @@ from host.supervise.supervisor import AppRunner
 from host.supervise.watchdog import IdleWatch
 
 WATCH_INTERVAL_S = 0.2
+# A sync that raised is tried again this many watcher ticks later (about a second), not at
+# every tick: guards the host's core against a failure that lasts (each try reads every install).
+RETRY_TICKS = 5
 CHECKPOINT_INTERVAL_S = PUBLISH_INTERVAL_S  # one upkeep thread: checkpoints and status
 # How long `stop` waits for the upkeep's or the watcher's round to end (a checkpoint of a long
 # WAL, a workspace's seat read-back: each call under 4.5 s); past it the host stops anyway and
@@ -81,6 +84,8 @@ class Rounds:
         # here, one registry read per new session).
         self._tokens_checked: set[str] = set()
         self.idle = IdleWatch()  # the upkeep's: apps' children computing between events
+        self._failed_at: int | None = None  # the watcher's tick whose sync raised
+        self._failure = ""  # what it raised (logged once)
 
     def start(self, *, watch: bool) -> None:
         rounds = [(self._watch, "stockade-watch")] if watch else []
@@ -170,8 +175,16 @@ class Rounds:
                                 or host.credentials.expiring(r.session))
                            for r in list(host.runners.values()))
                 held = self._revoked_since_start() or held
-                if version != self._watch_version or keys_changed or users_changed or held:
-                    self._watch_version = version
+                retry = self._failed_at is not None and tick - self._failed_at >= RETRY_TICKS
+                if (version != self._watch_version or keys_changed or users_changed or held
+                        or retry):
                     host.sync_installs(wait_hooks=False)
-            except Exception:
-                log.exception("install watcher: could not sync installs")
+                    # Seen only once a sync went through: one that raised (a store locked past
+                    # its busy timeout) is tried again, not left until an unrelated change.
+                    self._watch_version, self._failed_at, self._failure = version, None, ""
+            except Exception as exc:
+                self._failed_at = tick
+                said = f"{type(exc).__name__}: {exc}"
+                if said != self._failure:  # once per distinct failure, not every retry
+                    self._failure = said
+                    log.exception("install watcher: could not sync installs (trying again)")

@@ -291,6 +291,20 @@ class Host:
         ending: list[tuple[AppRunner, str]] = []
         # A continuing app's queued events, handed to its new runner (none is lost to a restart).
         carried: dict[str, tuple[AppRunner, list[Job]]] = {}
+        try:
+            self._match_runners(records, epoch, ending, carried)
+        finally:  # whatever one app's start raised: an app disabled meanwhile stops all the same
+            for old, jobs in carried.values():  # the app did not start again
+                for job in jobs:
+                    old.drop(job, "stopped")
+            self._end_runners(ending)
+        self.gate.installs.invalidate()
+        self._run_lifecycle_hooks(wait_hooks)
+
+    def _match_runners(self, records: dict[str, InstallRecord], epoch: int,
+                       ending: list[tuple[AppRunner, str]],
+                       carried: dict[str, tuple[AppRunner, list[Job]]]) -> None:
+        """`sync_installs` under the lock: the runners to end go to `ending`."""
         with self._lock:
             inactive = self.credentials.inactive_users(self.runners)
             for install_id, runner in list(self.runners.items()):
@@ -348,19 +362,20 @@ class Host:
                     hand_over(self.event_policy.carry(self.policy.current(), rec,
                                                       carried.pop(install_id, None)),
                               self.runners[install_id])
-            for old, jobs in carried.values():  # the app did not start again
-                for job in jobs:
-                    old.drop(job, "stopped")
+
+    def _end_runners(self, ending: list[tuple[AppRunner, str]]) -> None:
+        """Stop disabled and uninstalled apps' runners, each whatever its hook raised (a store
+        error marking it done is raised after, and the watcher tries the sync again)."""
         for runner, why in ending:
-            if runner.child is not None and not runner.child.dead:
-                # the app hears its own disable/uninstall hook before its child stops (its
-                # bridge calls are already refused: the install is not enabled)
-                self._deliver_hooks(runner, final=True)
-            self._stop_runner(runner, why)
-            with self._lock:
-                self._ending.discard(runner)
-        self.gate.installs.invalidate()
-        self._run_lifecycle_hooks(wait_hooks)
+            try:
+                if runner.child is not None and not runner.child.dead:
+                    # the app hears its own disable/uninstall hook before its child stops (its
+                    # bridge calls are already refused: the install is not enabled)
+                    self._deliver_hooks(runner, final=True)
+            finally:
+                self._stop_runner(runner, why)
+                with self._lock:
+                    self._ending.discard(runner)
 
     def _stop_runner(self, runner: AppRunner, why: str) -> None:
         runner.stop(f"app {why}")

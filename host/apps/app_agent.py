@@ -10,6 +10,7 @@ would the app's own call (DESIGN rule 11: no side doors); a refusal is named in 
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,6 +23,8 @@ from host.server.remote.server import Workspace
 from policies.engine import decide
 from policies.policy import Policy
 from policies.types import Request
+
+log = logging.getLogger("stockade.host")
 
 
 def ensure_app_user_agent(server: Workspace, rec: InstallRecord, ledger: Ledger,
@@ -60,8 +63,15 @@ def _ensure(server: Workspace, rec: InstallRecord, policy: Policy,
         why = _refused(policy, rec, now, action, args)
         if why is not None:
             return f"app user not made an agent: the policy refuses {why}"
-    server.livechat_add_agent(SYSTEM, uid)
-    server.set_agent_status(uid, "available")
+    try:
+        server.livechat_add_agent(SYSTEM, uid)
+        server.set_agent_status(uid, "available")
+    except ServerError as exc:
+        # Said in the record, never raised: the app starts (or not: a deactivated app user gets
+        # no token) like any other app. Raised, it ended the host's whole install sync, so no
+        # app started after it, an app disabled meanwhile ran on, and `serve` did not start.
+        log.warning("app %s: its app user was not made an agent: %s", rec.app_id, exc)
+        return f"app user not made an agent: the server refused it: {exc}"
     placed: list[str] = []
     missing: list[str] = []
     for dep in departments:
