@@ -8,8 +8,9 @@ refuses a malformed payload (400), answers 503 while `MAX_INBOX` webhooks wait (
 retries), answers an identical body it already took
 (Rocket.Chat's own retry, or a replay) 200 without taking it again, and otherwise stores the
 body in `host.db`'s inbox and answers 200 (the body's claim and its inbox row in one
-transaction, on a worker thread: a locked store holds up no other request). Rocket.Chat retries a non-200 ten times, ten seconds
-apart, so an answer that waited on the apps would only multiply the deliveries.
+transaction, on a worker thread: a locked store holds up no other request). Rocket.Chat retries
+a non-200 ten times, ten seconds apart, so an answer that waited on the apps would only multiply
+the deliveries.
 
 The worker reads the inbox in order. A webhook is a hint, never the truth: for each one it reads
 the room from the REST API and compares it with what Stockade last knew of that room
