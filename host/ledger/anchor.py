@@ -12,12 +12,34 @@ import hashlib
 import hmac
 import os
 import secrets
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from host.ledger.records import AuditError
 
 ANCHOR_MAGIC = "stockade-audit-anchor/1"
+# Most bytes read of the anchor or its key (a good anchor is ~175 bytes, a key 32). Guards every
+# process that reads them against a huge file or a device (a symlink to /dev/zero) put in their
+# place by someone who can write the home: past it the file is damaged, never read whole.
+MAX_FILE_BYTES = 4096
+
+
+def read_small(path: Path) -> bytes:
+    """The bytes of `path`, which must be a regular file of at most MAX_FILE_BYTES. Opened
+    without blocking, so a FIFO put in its place never stalls the reader (a host's anchoring
+    inside a bridge call, `audit verify`, `serve`'s start). Raises FileNotFoundError when it
+    is missing, OSError when it is no regular file, is too large or cannot be read."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        data = os.read(fd, MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise OSError(errno.EFBIG, f"larger than {MAX_FILE_BYTES} bytes", str(path))
+        return data
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -29,7 +51,7 @@ class Anchor:
 def load_or_create_key(path: Path, create: bool) -> bytes | None:
     """The anchor's key, made (32 random bytes, 0600) when missing and `create`; else None."""
     try:
-        data = path.read_bytes()
+        data = read_small(path)
     except FileNotFoundError:
         if not create:
             return None
@@ -37,13 +59,15 @@ def load_or_create_key(path: Path, create: bool) -> bytes | None:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:  # another process won the race: use its key
-            return path.read_bytes()
+            return load_or_create_key(path, create=False)
         try:
             os.write(fd, secrets.token_bytes(32))
             os.fsync(fd)
         finally:
             os.close(fd)
-        return path.read_bytes()
+        return load_or_create_key(path, create=False)
+    except OSError as e:
+        raise AuditError(f"{path}: audit anchor key unreadable: {e.strerror or e}") from e
     if len(data) < 32:
         raise AuditError(f"{path}: audit anchor key is damaged")
     return data
@@ -56,7 +80,7 @@ def anchor_mac(key: bytes, seq: int, h: str) -> str:
 def read_anchor(path: Path, key: bytes | None, key_path: Path) -> Anchor | None:
     """The anchor, or None if there is none. Raises AuditError if it is forged or damaged."""
     try:
-        text = path.read_text(encoding="ascii")
+        text = read_small(path).decode("ascii")
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError) as e:

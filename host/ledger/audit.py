@@ -60,6 +60,7 @@ missing.
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import logging
@@ -148,8 +149,12 @@ def anchor_lock(anchor: Path, wait_s: float = ANCHOR_LOCK_WAIT_S) -> Iterator[No
     never through a symlink): anyone who can open it can hold it and keep the anchor still.
     Raises `AnchorBusy` past `wait_s`, OSError when the file cannot be made (full disk)."""
     path = anchor.with_name(f".{anchor.name}.lock")
-    fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    # O_NONBLOCK: a FIFO put there would block the open (inside a bridge call's anchoring).
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+                 | os.O_NOCTTY, 0o600)
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
         if stat.S_IMODE(os.fstat(fd).st_mode) & 0o077:
             os.fchmod(fd, 0o600)  # made looser by someone else: the owner's again
         deadline, pause = time.monotonic() + wait_s, ANCHOR_POLL_S
