@@ -41,11 +41,13 @@ NEVER: dict[tuple[str, str], str] = {
 }
 
 
-def _pattern(path: str) -> re.Pattern[str]:
+def route_pattern(path: str) -> re.Pattern[str]:
+    """A route path's pattern, `{name}` matching one segment; apply it with fullmatch ("$"
+    under re.match would also pass a path with a final newline)."""
     return re.compile(re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(path)))
 
 
-_NEVER_RE = tuple((meth, _pattern(path), why) for (meth, path), why in NEVER.items())
+_NEVER_RE = tuple((meth, route_pattern(path), why) for (meth, path), why in NEVER.items())
 
 
 def below_prefix(route: str) -> str:

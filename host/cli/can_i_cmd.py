@@ -4,9 +4,9 @@ Decided as the gate would (like `kubectl auth can-i`), with the installed app's 
 the home's policy, by the gate's own steps in the gate's order: the install enabled, the
 permission granted and the roles the manifest declared (`gate.grant_refusal`), then the engine;
 for `rest.call`, first the REST bridge's own refusals (routes no app may ever reach, an unmapped
-route naming a role: `restbridge.plan_route`), then the route is decided and a route that
-amounts to a bridge action (`rest_routes.MAPPED`) is decided again as that action
-(`restbridge.translate_route`), with that action's grants, declared roles, facts and rules.
+route naming a role: `policies.restmap.plan_route`), then the route is decided and a route that
+amounts to a bridge action (`policies.restmap.MAPPED`) is decided again as that action
+(`policies.restmap.translate_route`), with that action's grants, declared roles, facts and rules.
 Exit 0 yes, 1 no. Quotas are not consulted: a yes means the decision allows the call, and the
 host still counts it against the quotas the decision names. `--list` decides every action of
 the vocabulary with no arguments, then every event the app's manifest declares, so a reviewer
@@ -37,8 +37,6 @@ from host.cli.output import EXIT_NEGATIVE, EXIT_OK, emit_json, err_console, fail
 from host.cli.policy_cmd import ARG_HELP, _parse_kv, check_action, parse_args
 from host.clock import SystemClock
 from host.gate.gate import grant_refusal
-from host.gate.rest_routes import ByUsername
-from host.gate.restbridge import Refusal, plan_route, translate_route
 from host.home import Home
 from host.server.embedded import EmbeddedServer
 from host.server.errors import NotFound, ServerError
@@ -49,6 +47,7 @@ from policies.engine import TARGET_USER_ACTIONS
 from policies.events import decide_event
 from policies.loader import PolicyLoadError, load_policy
 from policies.policy import Policy
+from policies.restmap import ByUsername, Refusal, plan_route, translate_route
 from policies.types import Decision
 from policies.vocabulary import ACTIONS, EVENTS
 

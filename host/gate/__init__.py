@@ -4,8 +4,9 @@ What it holds: `gate.py` — a call's token and session are checked, the install
 operator's consent read, the policy engine asked, the ledger admits the decision (quota units
 reserved, audit record durable) and only then the server (or a host action) is reached, and the
 outcome recorded. `restbridge.py` — `rest.call`: a REST route that amounts to a bridge action
-is decided and performed as that action through the gate's own steps; `rest_routes.py` — the one
-table of what each REST route amounts to (and the routes no app may call). `eventpolicy.py` —
+is decided and performed as that action through the gate's own steps (what each route amounts
+to, and the routes no app may call, is `policies/restmap.py`); `rest_routes.py` — how a mapped
+route's answer is rendered. `eventpolicy.py` —
 which apps the policy lets an event reach (an event is data the app would otherwise read
 through the gate), cached per policy revision.
 

@@ -1,228 +1,35 @@
-"""The one table of REST routes an app may reach through `rest.call`, and what each amounts to.
+"""How the REST bridge answers a mapped route: the bridge action's result rendered as the
+Rocket.Chat route renders it (`host/server/rest_shapes.py`).
 
-DESIGN rule 11 (no side doors): a REST route that does what a bridge action does is that bridge
-action. Each `Mapped` row turns the route's parameters into the bridge action's arguments; the
-REST bridge (`restbridge.py`) then decides it through the gate's own path (permission, declared
-roles, own-users facts, the engine's argument rules and guardrails, quotas, seat ceiling, audit)
-and performs it through the server adapter as the app, exactly as `ctx.users.create` would.
-A translation is strict: a parameter the bridge action cannot express is refused, never dropped,
-so no REST field reaches the server around the action's rules.
-
-`NEVER` rows (`policies/routes.py`, so the linter knows them too) are refused whatever a policy
-lists: credentials (a token minted for an app is an admin key by another name), admin-class
-roles (rule 10) and acting as a visitor.
-
-A route in neither list has no bridge equivalent: the engine allows it only under a permit that
-lists the route and the body fields it may carry (`rest_fields`), it runs as the app's own server
-user (or the identity the operator named for that app), and the disclosure shows it as a
-high-risk grant. This module is pure data and functions (no I/O): the table is read by the gate,
-the runtime (to tell the disclosure what each listed route amounts to) and the tests.
+What each route amounts to (the table of mapped routes, their translation into bridge actions,
+the steps before a decision) is `policies/restmap.py`, beside the engine, so the gate, `stockade
+can-i`, the disclosure and the app author's harness read one table; this module re-exports it
+for the host's callers and adds the one thing only the host does with a route: answer it.
 """
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 from host.server import rest_shapes as rs
-from policies.routes import API_PREFIX, NEVER, never
+from policies.restmap import (
+    API_PREFIX,
+    MAPPED,
+    NEVER,
+    ROLE_FIELDS,
+    ByUsername,
+    Mapped,
+    RouteRefused,
+    find,
+    never,
+    route_actions,
+    split_route,
+)
 
 __all__ = ["API_PREFIX", "MAPPED", "NEVER", "ROLE_FIELDS", "ByUsername", "Mapped", "RouteRefused",
-           "find", "never", "route_actions", "split_route"]
+           "find", "never", "render", "route_actions", "split_route"]
 
-
-@dataclass(frozen=True)
-class ByUsername:
-    """A user named by username: the bridge resolves it with a `users.get_by_username` bridge
-    call (permission `users.read`, decided and audited like any other) before deciding."""
-
-    username: str
-
-
-class RouteRefused(ValueError):
-    """The route's parameters cannot be expressed as the bridge action (refused, audited)."""
-
-
-# (params, path params, the app's own user id) -> (bridge action, bridge arguments)
-Translate = Callable[[Mapping[str, Any], Mapping[str, str], str], tuple[str, dict[str, Any]]]
 Render = Callable[[Any], dict[str, Any]]
-
-
-@dataclass(frozen=True)
-class Mapped:
-    """A REST route that amounts to one of `actions` (which one may depend on the parameters)."""
-
-    method: str
-    path: str  # below /api/v1/, may hold one {param}
-    actions: tuple[str, ...]
-    translate: Translate
-    render: Render
-
-    @property
-    def label(self) -> str:
-        return f"{self.method} {API_PREFIX}{self.path}"
-
-
-def _str(params: Mapping[str, Any], name: str, *, required: bool = True) -> str | None:
-    v = params.get(name)
-    if v is None:
-        if required:
-            raise RouteRefused(f"field {name!r} is required")
-        return None
-    if not isinstance(v, str) or not v:
-        raise RouteRefused(f"field {name!r} must be a non-empty string")
-    return v
-
-
-def _only(params: Mapping[str, Any], allowed: set[str] | frozenset[str]) -> None:
-    unknown = sorted(set(params) - set(allowed))
-    if unknown:
-        raise RouteRefused(f"field(s) {', '.join(unknown)[:200]} have no meaning for the bridge "
-                           f"action this route amounts to; allowed: {', '.join(sorted(allowed))}")
-
-
-def _user(params: Mapping[str, Any]) -> str | ByUsername:
-    uid, uname = params.get("userId"), params.get("username")
-    if uid is not None and uname is not None:
-        raise RouteRefused("give userId or username, not both")
-    if isinstance(uid, str) and uid:
-        return uid
-    if isinstance(uname, str) and uname:
-        return ByUsername(uname)
-    raise RouteRefused("give userId or username")
-
-
-# Rocket.Chat users.create fields that do nothing on this server (no passwords, no e-mail):
-# accepted and dropped, since standard clients always send them. `active` is not among them.
-_INERT_CREATE = frozenset({"password", "verified", "joinDefaultChannels",
-                           "requirePasswordChange", "sendWelcomeEmail"})
-
-
-def _users_create(p: Mapping[str, Any], _path: Mapping[str, str], _me: str
-                  ) -> tuple[str, dict[str, Any]]:
-    _only(p, {"username", "name", "email", "roles", "customFields", "type"} | _INERT_CREATE)
-    args: dict[str, Any] = {"username": p.get("username"), "name": p.get("name"),
-                            "type": p.get("type", "user")}
-    for src, dst in (("email", "email"), ("roles", "roles"), ("customFields", "custom_fields")):
-        if p.get(src) is not None:
-            args[dst] = p[src]
-    return "users.create", args
-
-
-def _users_info(p: Mapping[str, Any], _path: Mapping[str, str], _me: str
-                ) -> tuple[str, dict[str, Any]]:
-    _only(p, {"userId", "username"})
-    who = _user(p)
-    if isinstance(who, ByUsername):
-        return "users.get_by_username", {"username": who.username}
-    return "users.get", {"user_id": who}
-
-
-def _users_update(p: Mapping[str, Any], _path: Mapping[str, str], _me: str
-                  ) -> tuple[str, dict[str, Any]]:
-    _only(p, {"userId", "data"})
-    uid = _str(p, "userId")
-    data = p.get("data")
-    if not isinstance(data, Mapping) or len(data) != 1:
-        raise RouteRefused("data must hold exactly one of customFields or active=false "
-                           "(each is its own bridge action, decided on its own)")
-    if "customFields" in data:
-        return "users.set_custom_fields", {"user_id": uid, "fields": data["customFields"]}
-    if data.get("active") is False:
-        return "users.deactivate", {"user_id": uid}
-    raise RouteRefused("data may set customFields or active=false; reactivating a user has "
-                       "no bridge action and is refused")
-
-
-def _set_active(p: Mapping[str, Any], _path: Mapping[str, str], _me: str
-                ) -> tuple[str, dict[str, Any]]:
-    _only(p, {"userId", "activeStatus"})
-    if p.get("activeStatus") is not False:
-        raise RouteRefused("activeStatus must be false: reactivating a user has no bridge "
-                           "action and is refused")
-    return "users.deactivate", {"user_id": _str(p, "userId")}
-
-
-def _role(action: str) -> Translate:
-    def translate(p: Mapping[str, Any], _path: Mapping[str, str], _me: str
-                  ) -> tuple[str, dict[str, Any]]:
-        _only(p, {"roleName", "roleId", "userId", "username"})
-        names = [p[k] for k in ("roleName", "roleId") if p.get(k) is not None]
-        if len(names) != 1:
-            raise RouteRefused("give exactly one of roleName or roleId")
-        return action, {"user_id": _user(p), "role": names[0]}
-    return translate
-
-
-def _agent_add(p: Mapping[str, Any], _path: Mapping[str, str], _me: str
-               ) -> tuple[str, dict[str, Any]]:
-    _only(p, {"userId", "username"})
-    return "livechat.add_agent", {"user_id": _user(p)}
-
-
-def _agent_remove(p: Mapping[str, Any], path: Mapping[str, str], _me: str
-                  ) -> tuple[str, dict[str, Any]]:
-    _only(p, set())
-    return "livechat.remove_agent", {"user_id": path["id"]}
-
-
-def _agent_status(p: Mapping[str, Any], _path: Mapping[str, str], me: str
-                  ) -> tuple[str, dict[str, Any]]:
-    _only(p, {"status", "agentId"})
-    return "livechat.set_agent_status", {
-        "user_id": _str(p, "agentId", required=False) or me, "status": p.get("status")}
-
-
-def _rooms_list(p: Mapping[str, Any], _path: Mapping[str, str], _me: str
-                ) -> tuple[str, dict[str, Any]]:
-    _only(p, {"open"})
-    raw = p.get("open")
-    if raw is None:
-        return "livechat.list_rooms", {}
-    if raw not in ("true", "false", True, False):
-        raise RouteRefused("open must be true or false")
-    return "livechat.list_rooms", {"open": raw in ("true", True)}
-
-
-def _room_info(p: Mapping[str, Any], _path: Mapping[str, str], _me: str
-               ) -> tuple[str, dict[str, Any]]:
-    _only(p, {"roomId"})
-    return "livechat.get_room", {"room_id": _str(p, "roomId")}
-
-
-def _room_take(p: Mapping[str, Any], _path: Mapping[str, str], me: str
-               ) -> tuple[str, dict[str, Any]]:
-    _only(p, {"roomId", "userId"})
-    return "livechat.take_room", {"room_id": _str(p, "roomId"),
-                                  "agent_id": _str(p, "userId", required=False) or me}
-
-
-def _room_transfer(p: Mapping[str, Any], _path: Mapping[str, str], _me: str
-                   ) -> tuple[str, dict[str, Any]]:
-    _only(p, {"roomId", "departmentId", "userId"})
-    args: dict[str, Any] = {"room_id": _str(p, "roomId")}
-    if p.get("departmentId") is not None:
-        args["department"] = p["departmentId"]
-    if p.get("userId") is not None:
-        args["agent_id"] = p["userId"]
-    return "livechat.transfer_room", args
-
-
-def _room_close(p: Mapping[str, Any], _path: Mapping[str, str], _me: str
-                ) -> tuple[str, dict[str, Any]]:
-    _only(p, {"rid", "roomId", "comment"})
-    rid = _str(p, "rid", required=False) or _str(p, "roomId")
-    args: dict[str, Any] = {"room_id": rid}
-    if p.get("comment") is not None:
-        args["comment"] = p["comment"]
-    return "livechat.close_room", args
-
-
-def _department(p: Mapping[str, Any], path: Mapping[str, str], _me: str
-                ) -> tuple[str, dict[str, Any]]:
-    _only(p, set())
-    return "livechat.get_department", {"department": path["id"]}
 
 
 def _department_body(d: Any) -> dict[str, Any]:
@@ -230,56 +37,6 @@ def _department_body(d: Any) -> dict[str, Any]:
     ids only: no username, which the app reads with users.get)."""
     return {"department": rs.department(d),
             "agents": [rs.department_agent(d["id"], a, None, d["enabled"]) for a in d["agents"]]}
-
-
-def _departments(p: Mapping[str, Any], _path: Mapping[str, str], _me: str
-                 ) -> tuple[str, dict[str, Any]]:
-    _only(p, set())
-    return "livechat.list_departments", {}
-
-
-def _visitor_info(p: Mapping[str, Any], _path: Mapping[str, str], _me: str
-                  ) -> tuple[str, dict[str, Any]]:
-    _only(p, {"visitorId"})
-    return "livechat.get_visitor", {"visitor_id": _str(p, "visitorId")}
-
-
-def _chat_send(p: Mapping[str, Any], _path: Mapping[str, str], _me: str
-               ) -> tuple[str, dict[str, Any]]:
-    _only(p, {"message"})
-    msg = p.get("message")
-    if not isinstance(msg, Mapping):
-        raise RouteRefused("message must be an object {rid, msg}")
-    _only(msg, {"rid", "msg"})
-    return "messages.send", {"room_id": _str(msg, "rid"), "text": msg.get("msg")}
-
-
-def _chat_post(p: Mapping[str, Any], _path: Mapping[str, str], _me: str
-               ) -> tuple[str, dict[str, Any]]:
-    _only(p, {"roomId", "text", "alias", "avatar"})
-    if "alias" in p or "avatar" in p:
-        # Rocket.Chat's per-message display: held to livechat.relay_message's rules (only in
-        # a room the app's user serves, under livechat.agent-display), never plain sending.
-        return "livechat.relay_message", {
-            "room_id": _str(p, "roomId"), "text": p.get("text"), "alias": p.get("alias"),
-            "avatar_url": p.get("avatar"),
-        }
-    return "messages.send", {"room_id": _str(p, "roomId"), "text": p.get("text")}
-
-
-def _messages(p: Mapping[str, Any], _path: Mapping[str, str], _me: str
-              ) -> tuple[str, dict[str, Any]]:
-    _only(p, {"roomId", "count"})
-    args: dict[str, Any] = {"room_id": _str(p, "roomId")}
-    raw = p.get("count")
-    if raw is not None:
-        if isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 6:
-            args["limit"] = int(raw)
-        elif isinstance(raw, int) and not isinstance(raw, bool) and 0 < raw < 10**6:
-            args["limit"] = raw
-        else:
-            raise RouteRefused("count must be a positive integer")
-    return "messages.list", args
 
 
 def _user_body(u: Any) -> dict[str, Any]:
@@ -313,85 +70,45 @@ def _close_body(r: Any) -> dict[str, Any]:
     return {"rid": r["id"], "comment": r["close_comment"]}
 
 
-MAPPED: tuple[Mapped, ...] = (
-    Mapped("POST", "users.create", ("users.create",), _users_create, _user_body),
-    Mapped("GET", "users.info", ("users.get", "users.get_by_username"), _users_info, _user_body),
-    Mapped("POST", "users.update", ("users.set_custom_fields", "users.deactivate"),
-           _users_update, _user_body),
-    Mapped("POST", "users.setActiveStatus", ("users.deactivate",), _set_active, _active_body),
-    Mapped("POST", "roles.addUserToRole", ("roles.assign",), _role("roles.assign"), _role_body),
-    Mapped("POST", "roles.removeUserFromRole", ("roles.remove",), _role("roles.remove"),
-           _role_body),
-    Mapped("POST", "livechat/users/agent", ("livechat.add_agent",), _agent_add,
-           lambda a: {"user": rs.agent(a)}),
-    Mapped("DELETE", "livechat/users/agent/{id}", ("livechat.remove_agent",), _agent_remove,
-           lambda _a: {}),
-    Mapped("POST", "livechat/agent.status", ("livechat.set_agent_status",), _agent_status,
-           lambda a: {"status": a["status"]}),
-    Mapped("GET", "livechat/rooms", ("livechat.list_rooms",), _rooms_list, _rooms_body),
-    Mapped("GET", "livechat/room.info", ("livechat.get_room",), _room_info,
-           lambda r: {"room": rs.room(r)}),
-    Mapped("GET", "rooms.info", ("livechat.get_room",), _room_info,
-           lambda r: {"room": rs.room(r)}),
-    Mapped("POST", "livechat/room.take", ("livechat.take_room",), _room_take,
-           lambda r: {"room": rs.room(r)}),
-    Mapped("POST", "livechat/room.transfer", ("livechat.transfer_room",), _room_transfer,
-           lambda r: {"room": rs.room(r)}),
-    Mapped("POST", "livechat/room.forward", ("livechat.transfer_room",), _room_transfer,
-           lambda r: {"room": rs.room(r)}),
-    Mapped("POST", "livechat/room.closeByUser", ("livechat.close_room",), _room_close,
-           _close_body),
-    Mapped("GET", "livechat/department", ("livechat.list_departments",), _departments,
-           _departments_body),
-    Mapped("GET", "livechat/department/{id}", ("livechat.get_department",), _department,
-           _department_body),
-    Mapped("GET", "livechat/visitors.info", ("livechat.get_visitor",), _visitor_info,
-           lambda v: {"visitor": rs.visitor(v)}),
-    Mapped("POST", "chat.sendMessage", ("messages.send",), _chat_send,
-           lambda m: {"message": rs.message(m)}),
-    Mapped("POST", "chat.postMessage", ("messages.send", "livechat.relay_message"), _chat_post,
-           lambda m: {"message": rs.message(m)}),
-    Mapped("GET", "channels.messages", ("messages.list",), _messages, _messages_body),
-    Mapped("GET", "channels.history", ("messages.list",), _messages, _messages_body),
-)
+def _room_body(r: Any) -> dict[str, Any]:
+    return {"room": rs.room(r)}
 
 
-# Body or query fields that name roles: an unmapped route carrying one could grant a role around
-# the roles.assign rules (rule 10), so it is refused whatever the policy lists.
-ROLE_FIELDS = frozenset({"roles", "role", "roleName", "roleId"})
+def _message_body(m: Any) -> dict[str, Any]:
+    return {"message": rs.message(m)}
 
 
-def _pattern(path: str) -> re.Pattern[str]:
-    # Applied with fullmatch: "$" under re.match would also pass a path with a final newline.
-    return re.compile(re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(path)))
+# A mapped route's label -> how its answer's body is rendered.
+RENDER: dict[str, Render] = {
+    "POST /api/v1/users.create": _user_body,
+    "GET /api/v1/users.info": _user_body,
+    "POST /api/v1/users.update": _user_body,
+    "POST /api/v1/users.setActiveStatus": _active_body,
+    "POST /api/v1/roles.addUserToRole": _role_body,
+    "POST /api/v1/roles.removeUserFromRole": _role_body,
+    "POST /api/v1/livechat/users/agent": lambda a: {"user": rs.agent(a)},
+    "DELETE /api/v1/livechat/users/agent/{id}": lambda _a: {},
+    "POST /api/v1/livechat/agent.status": lambda a: {"status": a["status"]},
+    "GET /api/v1/livechat/rooms": _rooms_body,
+    "GET /api/v1/livechat/room.info": _room_body,
+    "GET /api/v1/rooms.info": _room_body,
+    "POST /api/v1/livechat/room.take": _room_body,
+    "POST /api/v1/livechat/room.transfer": _room_body,
+    "POST /api/v1/livechat/room.forward": _room_body,
+    "POST /api/v1/livechat/room.closeByUser": _close_body,
+    "GET /api/v1/livechat/department": _departments_body,
+    "GET /api/v1/livechat/department/{id}": _department_body,
+    "GET /api/v1/livechat/visitors.info": lambda v: {"visitor": rs.visitor(v)},
+    "POST /api/v1/chat.sendMessage": _message_body,
+    "POST /api/v1/chat.postMessage": _message_body,
+    "GET /api/v1/channels.messages": _messages_body,
+    "GET /api/v1/channels.history": _messages_body,
+}
+# Every mapped route is answered, and nothing else is: checked when the host loads.
+if set(RENDER) != {m.label for m in MAPPED}:
+    raise RuntimeError("host/gate/rest_routes.py RENDER does not cover policies.restmap.MAPPED")
 
 
-_MAPPED_RE = tuple((m, _pattern(m.path)) for m in MAPPED)
-
-
-def split_route(route: str) -> str:
-    """`/api/v1/users.info` or `users.info` -> `users.info` (the path below /api/v1/)."""
-    path = route.lstrip("/")
-    prefix = API_PREFIX.lstrip("/")
-    return path[len(prefix):] if path.startswith(prefix) else path
-
-
-def find(method: str, route: str) -> tuple[Mapped, dict[str, str]] | None:
-    """The mapped route serving `method route` and its path parameters, or None."""
-    path, m = split_route(route), method.upper()
-    for mapped, rx in _MAPPED_RE:
-        if mapped.method == m:
-            hit = rx.fullmatch(path)
-            if hit is not None:
-                return mapped, hit.groupdict()
-    return None
-
-
-def route_actions(entry: str) -> tuple[str, ...] | None:
-    """What a policy's `rest_routes` entry ("POST /api/v1/users.create") amounts to: the
-    bridge actions, () for a route refused whatever policy says, None for no bridge action."""
-    method, _, route = entry.partition(" ")
-    if never(method, route) is not None:
-        return ()
-    found = find(method, route)
-    return None if found is None else found[0].actions
+def render(mapped: Mapped, result: Any) -> dict[str, Any]:
+    """The body of the route's answer for the bridge action's `result` (without `success`)."""
+    return RENDER[mapped.label](result)

@@ -2,11 +2,11 @@
 
 Steps (each refusal is audited with the route and raised to the app as an error):
 
-1. a route in `rest_routes.NEVER` (credentials, admin-class roles, acting as a visitor) is
+1. a route in `policies.routes.NEVER` (credentials, admin-class roles, acting as a visitor) is
    refused whatever a policy lists; so is an unmapped route whose parameters name a role;
 2. `rest.call` itself is decided: `server.rest` granted, a permit listing the route (and, for a
    route with no bridge action, the body fields it may carry: `rest_fields`);
-3. a mapped route (`rest_routes.MAPPED`) is translated into the bridge action it amounts to
+3. a mapped route (`policies.restmap.MAPPED`) is translated into the bridge action it amounts to
    and decided by that action's rules through the gate's own steps: its permission, declared
    roles, own-users facts, argument rules and guardrails (admin-class roles), its quotas and
    the seat ceiling, then admitted, performed (server adapter, as the app) and recorded by
@@ -26,12 +26,11 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from host.apps.installs import InstallRecord
 from host.errors import GateError, RefusalBudgetExceeded, ServerRefused
-from host.gate.rest_routes import ROLE_FIELDS, ByUsername, Mapped, RouteRefused, find, never
+from host.gate.rest_routes import render
 from host.ledger.audit import AuditRecord, digest_args
 from host.ledger.ledger import REFUNDABLE_ERRORS, Ledger, Stale
 from host.ledger.quota import Charge
@@ -40,6 +39,7 @@ from host.server.rest import normalize_route
 from host.server.rest_errors import rc_error
 from host.store import Conn
 from policies.policy import Policy
+from policies.restmap import ByUsername, Refusal, plan_route, route_label, translate_route
 from policies.types import Decision
 from policies.vocabulary import ActionSpec
 
@@ -88,14 +88,6 @@ class Gate(Protocol):
     def _count(self, allowed: bool) -> None: ...
     def _refusal_budget(self, install_id: str) -> Charge: ...
 
-# Longest route text kept in an audit record. Guards record size against an app sending a
-# megabyte of route (the engine refuses such a route; the refusal is still recorded).
-MAX_ROUTE_LABEL = 300
-
-
-# How far `_names_a_role` looks into a body. Guards the scan's cost; a body nested deeper or
-# wider than this is refused rather than half-checked.
-MAX_SCAN_NODES = 4096
 # HTTP statuses of a REST refusal after which the quota unit comes back: the dispatcher answers
 # 400 (a bad parameter, an unknown id, a conflict), 404 (no such route) and 413 (body too
 # large) before anything is written, and 503 only for a full disk when no write of the request
@@ -103,85 +95,6 @@ MAX_SCAN_NODES = 4096
 # is charged, as a bridge call's permission_denied is); 500 keeps it (whether anything was
 # applied is unknown).
 REFUNDABLE_STATUS = frozenset({400, 404, 413, 503})
-
-
-def _names_a_role(body: Mapping[str, Any]) -> bool:
-    """Whether a field anywhere in `body` names roles (`roles`, `roleName`, ...), checked
-    breadth-first over at most MAX_SCAN_NODES values; past that, True (refuse)."""
-    queue: list[Any] = [body]
-    seen = 0
-    while queue:
-        node = queue.pop()
-        seen += 1
-        if seen > MAX_SCAN_NODES:
-            return True
-        if isinstance(node, Mapping):
-            if ROLE_FIELDS & {k for k in node if isinstance(k, str)}:
-                return True
-            queue.extend(node.values())
-        elif isinstance(node, list | tuple):
-            queue.extend(node)
-    return False
-
-
-def route_label(args: Mapping[str, Any]) -> str:
-    """"POST /api/v1/users.create", capped, for the audit record (whatever the app sent)."""
-    method, route = args.get("method"), args.get("route")
-    m = method.upper()[:16] if isinstance(method, str) else "?"
-    r = route if isinstance(route, str) else "?"
-    return f"{m} {r}"[:MAX_ROUTE_LABEL]
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """A refusal of one of the REST bridge's own steps: the code the app sees, the message."""
-
-    code: str
-    message: str
-
-
-@dataclass(frozen=True)
-class RoutePlan:
-    """What step 1 found: the route's label, its body (`{}` for none) and, for a mapped route,
-    its `rest_routes.MAPPED` row and path parameters (None: no bridge action)."""
-
-    label: str
-    params: Mapping[str, Any]
-    found: tuple[Mapped, dict[str, str]] | None
-
-
-def plan_route(args: Mapping[str, Any]) -> RoutePlan | Refusal:
-    """Step 1, before `rest.call` is decided: the body's shape, a route no app may ever reach
-    (`never`), an unmapped route whose body names a role. Pure: `stockade can-i` asks it too."""
-    label = route_label(args)
-    method, route, body = args.get("method"), args.get("route"), args.get("body")
-    if body is not None and not isinstance(body, Mapping):
-        return Refusal("invalid_argument", "rest.call: the body must be a JSON object")
-    params: Mapping[str, Any] = body or {}
-    found = None
-    if isinstance(method, str) and isinstance(route, str):
-        why = never(method, route)
-        if why is not None:
-            return Refusal("permission_denied",
-                           f"{label} is never reachable by apps: {why} [guardrail]")
-        found = find(method, route)
-        if found is None and _names_a_role(params):
-            return Refusal("permission_denied",
-                           f"{label} has no bridge action and its body names a role: roles go "
-                           "through roles.assign only (DESIGN rule 10) [guardrail]")
-    return RoutePlan(label, params, found)
-
-
-def translate_route(plan: RoutePlan, me: str) -> tuple[str, dict[str, Any]] | Refusal:
-    """Step 3's translation of a mapped route (`plan.found`) into its bridge action and
-    arguments, `me` being the app's own user id. Pure: `stockade can-i` asks it too."""
-    assert plan.found is not None
-    mapped, path_params = plan.found
-    try:
-        return mapped.translate(plan.params, path_params, me)
-    except RouteRefused as exc:
-        return Refusal("invalid_argument",
-                       f"{plan.label} amounts to {' / '.join(mapped.actions)}: {exc}")
 
 
 def rest_call(gate: Gate, session: Session, args: dict[str, Any]) -> dict[str, Any]:
@@ -220,7 +133,7 @@ def rest_call(gate: Gate, session: Session, args: dict[str, Any]) -> dict[str, A
         # What the REST API itself would answer (Rocket.Chat's shapes), not the gate's codes.
         status, refusal = rc_error(exc.code, exc.message, normalize_route(str(route))[0])
         return {"status": status, "body": refusal}
-    return {"status": 200, "body": {**mapped.render(result), "success": True}}
+    return {"status": 200, "body": {**render(mapped, result), "success": True}}
 
 
 def _unmapped(gate: Gate, session: Session, args: dict[str, Any], label: str,

@@ -3,7 +3,7 @@
 `login` answers `{"status": "success", "data": {"authToken", "userId", "me"}}` as Rocket.Chat
 documents; a wrong name or password, or a name past the failed-attempt limit, is a 401 with
 Rocket.Chat's `{"status": "error", ...}` body (`host/server/rest_errors.py`). None of these is
-reachable by an app through `ctx.rest` (`host/gate/rest_routes.py` lists them as never).
+reachable by an app through `ctx.rest` (`policies/routes.py` lists them as never).
 """
 from __future__ import annotations
 

@@ -72,7 +72,7 @@ def test_route_actions_for_the_disclosure() -> None:
 
 
 def test_an_unmapped_body_naming_a_role_anywhere_is_caught() -> None:
-    from host.gate.restbridge import MAX_SCAN_NODES, _names_a_role
+    from policies.restmap import MAX_SCAN_NODES, _names_a_role
 
     assert _names_a_role({"data": {"roles": ["admin"]}})
     assert _names_a_role({"a": [{"b": {"roleId": "x"}}]})
