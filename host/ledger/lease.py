@@ -19,20 +19,32 @@ alone; until then their units stay reserved (the safe side), and the window free
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from host.errors import StartRefused
 
 # How long a starting host waits for its shared lock while another host settles under the
 # exclusive one. Settling is a few statements per unfinished call, so this is generous; past it
 # the start fails with a message instead of hanging.
 LEASE_WAIT_S = 30.0
 _POLL_S = 0.01
+# Bytes of the lock holder's command line shown to the operator (it names the process).
+MAX_CMDLINE = 200
+log = logging.getLogger("stockade.lease")
 
 
-class LeaseError(RuntimeError):
-    """The lease could not be taken (another host kept the home locked too long)."""
+class LeaseError(StartRefused):
+    """The lease could not be taken (another process kept the home locked too long). A
+    `StartRefused`: `serve` says it in one line with the hint and exits 1 (it was an
+    "unexpected error, please report it")."""
+
+    def __init__(self, message: str, hint: str = "try again once it has finished, or stop "
+                 "that process if it is stuck (`kill -CONT` a stopped one)") -> None:
+        super().__init__(message, hint)
 
 
 class HomeLease:
@@ -71,12 +83,19 @@ class HomeLease:
 
     def _wait_shared(self, fd: int) -> None:
         deadline = time.monotonic() + self.wait_s
+        said = False
         while not _try_lock(fd, fcntl.LOCK_SH):
             if time.monotonic() >= deadline:
                 raise LeaseError(
-                    f"{self.path}: another host has held the home exclusively for over "
-                    f"{self.wait_s:g} s while settling unfinished calls; try again, or find the "
-                    "stuck `stockade` process")
+                    f"{self.path} is held exclusively by {holder(fd)} for over "
+                    f"{self.wait_s:g} s (a host settling unfinished calls as it starts, or "
+                    "`stockade store migrate` moving server.db): this host did not start")
+            if not said and self.wait_s > 0:
+                # The wait is the operator's to understand: it was silent for its 30 s.
+                log.warning("%s is held exclusively by %s (a host settling unfinished calls as "
+                            "it starts, or `stockade store migrate`): waiting up to %g s",
+                            self.path, holder(fd), self.wait_s)
+                said = True
             time.sleep(_POLL_S)
 
     def release(self) -> None:
@@ -99,6 +118,28 @@ def others_serving(path: Path) -> bool:
         return not _try_lock(fd, fcntl.LOCK_EX)
     finally:
         os.close(fd)
+
+
+def holder(fd: int) -> str:
+    """Who holds the exclusive `flock` on `fd`'s file, as `/proc/locks` says: "process N
+    (its command line, quoted: any local process's words)", or "another process"."""
+    st = os.fstat(fd)
+    ident = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    try:
+        with open("/proc/locks", encoding="ascii", errors="replace") as f:
+            rows = [line.split() for line in f]
+    except OSError:
+        return "another process"
+    for row in rows:
+        if len(row) >= 6 and row[1] == "FLOCK" and row[3] == "WRITE" and row[5] == ident:
+            pid = row[4]
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as c:
+                    argv = c.read(MAX_CMDLINE).replace(b"\0", b" ").strip()
+            except OSError:
+                return f"process {pid}"
+            return f"process {pid} ({argv.decode('utf-8', 'replace')!r})"
+    return "another process"
 
 
 def _try_lock(fd: int, kind: int) -> bool:

@@ -182,7 +182,7 @@ def test_a_host_waits_for_a_settling_host_then_gives_up_with_a_message(tmp_path:
     fcntl.flock(settling, fcntl.LOCK_EX)  # another host mid-settle
     try:
         lease = HomeLease(path, wait_s=0.2)
-        with pytest.raises(LeaseError, match="held the home exclusively"):
+        with pytest.raises(LeaseError, match="held exclusively by"):
             lease.acquire(lambda: pytest.fail("must not settle while another host does"))
         assert not lease.held
     finally:
