@@ -21,6 +21,11 @@ from host.ledger.records import AuditError
 from host.store import Conn
 
 GENESIS_HASH = "0" * 64
+# Latest time a record may hold (9999-12-31T23:59:59Z, the last second a date can show); the
+# earliest is the epoch. A host's clock gives nothing outside: guards every reading tool that
+# shows a record's time (and the console's search, which reads the chain in time order)
+# against a forged row's inf, 1e300 or negative time on a chain that verifies.
+MAX_TS = 253402300799.0
 # How segments written before `head_seq`/`head_hash` existed name the old head, at the end of
 # their `detail` (a detail cut at its cap loses it: that segment's old head is then unknown).
 _OLD_HEAD = re.compile(r"; old head (?:seq (\d+) hash ([0-9a-f]{64})|empty)\Z")
@@ -270,11 +275,21 @@ def record_problem(seq: int, expected: int, ts: object, body: object, prev_hash:
     if not isinstance(ts, float) or not isinstance(body, str) or \
             chain_hash(prev_hash, seq, ts, body) != h:
         return seq, "hash does not match the record's content (record edited)"
+    problem = ts_problem(ts)
+    if problem is not None:
+        return seq, problem
     problem = body_problem(body)
     if problem is not None:
         return seq, f"body is not a valid record: {problem}"
     return None
 
 
-__all__ = ["GENESIS_HASH", "VerifyResult", "chain_hash", "history_problem", "record_problem",
-           "verify_to_head", "walk", "walk_from"]
+def ts_problem(ts: object) -> str | None:
+    """Why `ts` is no time a record may hold, or None."""
+    if not isinstance(ts, float) or not 0.0 <= ts <= MAX_TS:  # NaN fails the comparison too
+        return f"its time {ts!r} is no time a host's clock gives (forged)"
+    return None
+
+
+__all__ = ["GENESIS_HASH", "MAX_TS", "VerifyResult", "chain_hash", "history_problem",
+           "record_problem", "ts_problem", "verify_to_head", "walk", "walk_from"]
