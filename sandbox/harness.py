@@ -31,7 +31,8 @@ What it does, and how it matches the real host:
 * Failures you cannot easily provoke are injected: `fail_next("users.create",
   QuotaExceeded("..."))` makes the next `users.create` raise it; `set_quota(action, n)` allows
   `n` successful calls and then raises `QuotaExceeded`.
-* Outbound HTTP and server REST are programmable: set `http_responder` / `rest_responder`.
+* Outbound HTTP and server REST are programmable: set `http_responder` / `rest_responder`
+  (`rest.call` is decided first as the gate decides it: `sandbox.harness_rest`).
 
 * The operator's policy files, when you ask: `h.use_policy("policies/")` loads them as the
   host does and decides every call with the host's own engine and quotas
@@ -41,10 +42,9 @@ What it does, and how it matches the real host:
 What it does not do: audit, confinement and deadlines are the host's, not the harness's; without
 `use_policy` the permission check, the roles app.toml declares, the engine's refusals that hold
 whatever the policy (argument shapes, a role amounting to an action not granted) and the
-admin-class role guardrail are modelled; under `use_policy`, `rest.call` is not (HarnessError:
-whether a route amounts to a bridge action is the host's route table). Run your
-app under `stockade` for those. Time is a counter (`now`), advanced one second per server write,
-so tests are deterministic.
+admin-class role guardrail are modelled; a mapped REST route's bridge action is decided, not
+performed on the fake server. Run your app under `stockade` for those. Time is a counter
+(`now`), advanced one second per server write, so tests are deterministic.
 """
 from __future__ import annotations
 
@@ -67,6 +67,7 @@ from sandbox.api import LIFECYCLE_HOOKS, App, Context, handler_name
 from sandbox.harness_manifest import Manifest as _Manifest
 from sandbox.harness_manifest import unchanged_diff
 from sandbox.harness_policy import INSTALL_ID, PolicyCheck, seats_in_use, target_facts
+from sandbox.harness_rest import decide_rest, route_refusal
 from sandbox.harness_server import (
     HTTP_METHODS,
     MANIFEST_NAME,
@@ -260,13 +261,13 @@ class AppHarness:
             if admin:
                 raise errors.PermissionDenied(
                     f"guardrail: apps may never grant admin-class roles ({', '.join(admin)})")
+            if action == "rest.call":
+                route_refusal(args)  # routes no app may reach, whatever the rules
         elif action == "rest.call":
-            raise HarnessError(
-                "rest.call under use_policy is not modelled: the engine needs to know whether "
-                "the route amounts to a bridge action (fact rest_mapped), and that is the "
-                "host's route table (host/gate/rest_routes.py), which the harness cannot "
-                "import; test rest.call without use_policy (rest_responder), and the policy "
-                "on it with `stockade can-i` or a real host")
+            try:
+                reserved = decide_rest(self, args)  # as the gate's REST bridge decides it
+            finally:
+                self._admitted = False  # a users.get_by_username on the way admitted itself
         else:
             reserved = self.policy.check(
                 self.app_id, self.grants, action, args,

@@ -28,7 +28,7 @@ from policies.loader import PolicyLoadError, load_policy
 from policies.netcheck import parse_url
 from policies.policy import Policy
 from policies.quota import admit, next_free_at
-from policies.types import Request
+from policies.types import Decision, Request
 from policies.vocabulary import ADMIN_CLASS_ROLES
 from sandbox import errors
 from sandbox.harness_server import FakeServer, HarnessError
@@ -86,11 +86,25 @@ class PolicyCheck:
               ) -> list[str]:
         """Decide like the gate; raise what the app would see. Reserves quota units and
         returns the keys they were charged to (`refund` gives them back)."""
+        d = self.decision(app_id, grants, action, args, facts, now)
+        return self.charge(d, action, now, seats_in_use)
+
+    def decision(self, app_id: str, grants: frozenset[str], action: str,
+                 args: Mapping[str, Any], facts: Mapping[str, Any], now: float) -> Decision:
+        """The engine's decision, charging nothing; PermissionDenied when it refuses."""
         d = decide(self.policy, grants, Request(app_id, INSTALL_ID, action, dict(args),
                                                 dict(facts), now))
         if not d.allowed:
             raise errors.PermissionDenied(f"{d.message} [{d.code}]")
-        for c in d.quotas:
+        return d
+
+    def charge(self, d: Decision, action: str, now: float, seats_in_use: Callable[[], int],
+               via: Decision | None = None) -> list[str]:
+        """Reserve the units of `d`'s quotas (and of `via`'s, the decision of the `rest.call`
+        a mapped route came through: a key both name is charged once, as the gate's admission
+        does), after the seat ceiling; QuotaExceeded when one is full."""
+        charges = {c.key: c for c in (*d.quotas, *(via.quotas if via is not None else ()))}
+        for c in charges.values():
             log = self.quota_log.setdefault(c.key, [])
             if not admit(log, c.limit, c.window_s, now):
                 free = next_free_at(log, c.limit, c.window_s, now)
@@ -101,9 +115,9 @@ class PolicyCheck:
                 and seats_in_use() >= d.seat_ceiling:
             raise errors.QuotaExceeded(f"workspace seat ceiling reached: {d.seat_ceiling} active "
                                        "app-created users")
-        for c in d.quotas:
-            self.quota_log[c.key].append(now)
-        return [c.key for c in d.quotas]
+        for key in charges:
+            self.quota_log[key].append(now)
+        return list(charges)
 
     def refund(self, keys: list[str], now: float) -> None:
         """Give back the units a call reserved at `now` (the server refused it before

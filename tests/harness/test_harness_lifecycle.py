@@ -1,6 +1,6 @@
 """Lifecycle hooks and calls out of a handler, as the host has them: on_disable's and
 on_uninstall's bridge calls refused (docs/EVENTS.md), a call made after its handler returned
-refused as the child refuses it, each hook's documented fields, and rest.call under a policy."""
+refused as the child refuses it, and each hook's documented fields."""
 from __future__ import annotations
 
 import shutil
@@ -9,14 +9,13 @@ from pathlib import Path
 
 import pytest
 from apphelp import install, write_app, write_policy
-from harness_helpers import write_app as write_probe
 
 from host.apps.installs import InstallStore
 from host.home import Home
 from host.runtime import Host
 from sandbox import runtime
-from sandbox.errors import InvalidArgument, PermissionDenied
-from sandbox.harness import AppHarness, HarnessError
+from sandbox.errors import InvalidArgument
+from sandbox.harness import AppHarness
 
 BYE = '''
 from stockade import App, PermissionDenied
@@ -129,19 +128,3 @@ def test_a_call_after_its_handler_returned_is_refused_as_the_child_refuses_it(
     assert str(in_child.value) == message  # the child's own words
     assert "late" not in h.server.store
     h.ctx.store.put("from-the-test", 1)  # the test's own context calls as before
-
-
-def test_rest_call_under_use_policy_says_what_is_not_modelled(tmp_path: Path) -> None:
-    app = write_probe(tmp_path / "app", permissions=("server.rest", "livechat.read"))
-    policy = tmp_path / "p.toml"
-    policy.write_text('schema = 1\nname = "p"\n[[rule]]\nid = "r"\neffect = "permit"\n'
-                      'apps = ["probe"]\nactions = ["rest.call"]\n[rule.when]\n'
-                      'rest_routes = ["GET /api/v1/info"]\n')
-    h = AppHarness.from_dir(app).use_policy(policy)
-    h.rest_responder = lambda method, route, body: {"ok": True}
-    with pytest.raises(HarnessError, match="rest_mapped"):
-        h.ctx.rest.call("GET", "/api/v1/info")
-    h.policy = None
-    assert h.ctx.rest.call("GET", "/api/v1/info") == {"ok": True}
-    with pytest.raises(PermissionDenied):
-        AppHarness.from_dir(app, grants=["livechat.read"]).ctx.rest.call("GET", "/api/v1/info")
