@@ -300,8 +300,14 @@ def create_app(server: EmbeddedServer, *, max_body: int = MAX_BODY_BYTES,
         if raw.strip():
             try:
                 body = json.loads(raw)
+                # Python's parser reads "\ud800" (and the bytes ED A0 80) as a lone surrogate,
+                # which no UTF-8 store can hold: refused here as bad input (UnicodeEncodeError
+                # is a ValueError). Guards every write below from failing as a 500 with a
+                # traceback in the log, for any anonymous widget client that sends one.
+                json.dumps(body, ensure_ascii=False).encode("utf-8")
             except (ValueError, RecursionError):
-                return _json(*_bad_body("the body is not valid JSON (or nested too deep)"))
+                return _json(*_bad_body(
+                    "the body is not valid JSON (nested too deep, or text that is not UTF-8)"))
             if not isinstance(body, dict):
                 return _json(*_bad_body("the body must be a JSON object"))
         user_id = request.headers.get("x-user-id")
