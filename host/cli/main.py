@@ -12,7 +12,7 @@ import typer
 from host.cli.interrupt import EXIT_INTERRUPTED, INTERRUPTED_LINE
 from host.cli.output import fail
 from host.errors import StartRefused
-from host.home import resolve_home
+from host.home import Home, resolve_home
 from host.ledger.records import AuditError
 
 root = typer.Typer(
@@ -52,6 +52,28 @@ def _main(
         fail(f"--home {resolved.root} is not a folder", "pass the home folder (or none: "
              "~/.stockade); `stockade init --home DIR` creates one")
     ctx.obj = resolved
+    _homes.append(resolved)  # named in `main`'s message if a store stays locked
+
+
+# The home this command runs on, once resolved (for `_locked`'s message).
+_homes: list[Home] = []
+
+
+def _locked() -> str:
+    """One line for a command kept from `host.db`'s (or `server.db`'s) write lock past the
+    busy timeout, naming the process that holds it (`host.store.lockholder`)."""
+    from host.store import lockholder
+    from host.store.sqlite import BUSY_TIMEOUT_MS
+
+    dbs = [h.host_db for h in _homes[-1:]] + [h.root / "server.db" for h in _homes[-1:]]
+    where, who = next(((db, w) for db in dbs if (w := lockholder.db_write_lock_holder(db))
+                       != "another process"), (dbs[0] if dbs else "the store", "another process"))
+    resume = " (`kill -CONT` resumes it)" if who.endswith(", stopped") else ""
+    return (f"error: {where} is locked: {who}{resume} has held its write lock for over "
+            f"{BUSY_TIMEOUT_MS / 1000:g} s; this command stopped at the write it could not make "
+            "(each write is one transaction: none is left half-made)\n"
+            "hint: run it again once that process lets go of it (a `stockade serve` stopped "
+            "with SIGSTOP or Ctrl-Z in a write holds it until it is resumed or ended)\n")
 
 
 def _check_shared_store(url: str) -> None:
@@ -141,6 +163,8 @@ EXIT_AUDIT = 1
 EXIT_INTERNAL = 1
 # Exit code when the home or a store cannot be used (read-only, full, damaged).
 EXIT_START_REFUSED = 1
+# Exit code when another process held the store's write lock past the busy timeout.
+EXIT_STORE_LOCKED = 1
 
 
 class Interrupted(SystemExit):
@@ -179,6 +203,13 @@ def main() -> None:
         sys.stderr.write(f"error: {exc.message}\nhint: {exc.hint}\n")
         raise SystemExit(EXIT_START_REFUSED) from None
     except Exception as exc:
+        from host.store.lockholder import store_locked
+
+        if store_locked(exc) and not os.environ.get("STOCKADE_DEBUG"):
+            # Not a bug to report: another process (a stopped host, a long command) holds the
+            # write lock. Before, "unexpected OperationalError: database is locked".
+            sys.stderr.write(_locked())
+            raise SystemExit(EXIT_STORE_LOCKED) from None
         # The last net under "no traceback for any input": one line, and the traceback only
         # for whoever asks for it.
         if os.environ.get("STOCKADE_DEBUG"):

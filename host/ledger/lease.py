@@ -26,14 +26,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from host.errors import StartRefused
+from host.store import lockholder
 
 # How long a starting host waits for its shared lock while another host settles under the
 # exclusive one. Settling is a few statements per unfinished call, so this is generous; past it
 # the start fails with a message instead of hanging.
 LEASE_WAIT_S = 30.0
 _POLL_S = 0.01
-# Bytes of the lock holder's command line shown to the operator (it names the process).
-MAX_CMDLINE = 200
 log = logging.getLogger("stockade.lease")
 
 
@@ -121,25 +120,8 @@ def others_serving(path: Path) -> bool:
 
 
 def holder(fd: int) -> str:
-    """Who holds the exclusive `flock` on `fd`'s file, as `/proc/locks` says: "process N
-    (its command line, quoted: any local process's words)", or "another process"."""
-    st = os.fstat(fd)
-    ident = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
-    try:
-        with open("/proc/locks", encoding="ascii", errors="replace") as f:
-            rows = [line.split() for line in f]
-    except OSError:
-        return "another process"
-    for row in rows:
-        if len(row) >= 6 and row[1] == "FLOCK" and row[3] == "WRITE" and row[5] == ident:
-            pid = row[4]
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as c:
-                    argv = c.read(MAX_CMDLINE).replace(b"\0", b" ").strip()
-            except OSError:
-                return f"process {pid}"
-            return f"process {pid} ({argv.decode('utf-8', 'replace')!r})"
-    return "another process"
+    """Who holds the exclusive `flock` on `fd`'s file (`host.store.lockholder`)."""
+    return lockholder.holder(lockholder.file_id(os.fstat(fd)), "FLOCK")
 
 
 def _try_lock(fd: int, kind: int) -> bool:
