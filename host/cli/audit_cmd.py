@@ -47,7 +47,11 @@ def _say(text: str) -> None:
 
 
 def _when(ts: float) -> str:
-    return _dt.datetime.fromtimestamp(ts, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
+    try:
+        when = _dt.datetime.fromtimestamp(ts, _dt.UTC)
+    except (OverflowError, ValueError, OSError):  # a valid record's quota time past year 9999
+        return f"{ts!r} (epoch seconds)"
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
 
 
 def _s(v: Any) -> str:
@@ -64,6 +68,8 @@ def _line(e: AuditEntry) -> str:
     who = "/".join(_s(b[k]) for k in ("app_id", "install_id") if k in b)
     parts = [f"{e.seq:>6}", _when(e.ts), _s(b.get("kind", "?")), verdict, who,
              _s(b.get("action") or b.get("event") or "")]
+    if e.invalid is not None:  # a forged or damaged row: said first, its text escaped and cut
+        parts.append(f"— {_s(e.invalid)}")
     if "code" in b and b["code"] not in ("allow", "ok"):
         parts.append(_s(b["code"]))
     if "ref_seq" in b:
@@ -148,6 +154,8 @@ def show(
         emit_json(e.to_json())
         return
     rows = [("seq", str(e.seq)), ("time", _when(e.ts))]
+    if e.invalid is not None:
+        rows.append(("INVALID", _s(e.invalid)))
     for k in sorted(e.body):
         v = e.body[k]
         if k == "quota" and isinstance(v, list):
@@ -160,7 +168,7 @@ def show(
             rows.append((_s(k), ", ".join(_s(x) for x in v)))
         else:
             rows.append((_s(k), _s(v)))
-    rows += [("prev_hash", e.prev_hash), ("hash", e.hash)]
+    rows += [("prev_hash", _s(e.prev_hash)), ("hash", _s(e.hash))]  # a forged row's too
     # In a grid: a long value wraps inside its column, never to column 0 of the next row.
     err_console.print(field_grid(((k, Text(v)) for k, v in rows), indent=0), highlight=False)
 

@@ -20,12 +20,12 @@ Callers run these off the event loop (`anyio.to_thread`).
 from __future__ import annotations
 
 import dataclasses
-import json
 import threading
 import time
 from dataclasses import dataclass
 
 from host.ledger.audit import AuditEntry, AuditLog
+from host.ledger.entry import entry_from_row, loads_object
 from host.ledger.verify import VerifyResult, walk_from
 
 # How often the page walks the whole chain (between, only the records after what it verified):
@@ -96,13 +96,15 @@ def search(log: AuditLog, *, app: str, code: str, rule: str, since: float | None
         if not rows:
             return Search(found, scanned, True, None)
         for r in rows:
-            if since is not None and float(r[1]) < since:
+            if since is not None and isinstance(r[1], float) and r[1] < since:
                 return Search(found, scanned, True, None)  # records are appended in time order
             scanned, below = scanned + 1, int(r[0])
-            body = json.loads(r[2])
+            # A forged row (not a JSON object) matches no filter and is shown as what it is.
+            body = loads_object(r[2]) or {}
+            rules = body.get("rules")
             if ((not app or body.get("app_id") == app) and (not code or body.get("code") == code)
-                    and (not rule or rule in (body.get("rules") or ()))):
-                found.append(AuditEntry(int(r[0]), float(r[1]), body, str(r[3]), str(r[4])))
+                    and (not rule or (isinstance(rules, list) and rule in rules))):
+                found.append(entry_from_row(r))
                 if len(found) >= MAX_ROWS:
                     break
         if len(rows) < SCAN_BATCH and len(found) < MAX_ROWS:
@@ -121,12 +123,11 @@ def refusals_since(log: AuditLog, since: float) -> dict[str, int]:
             "SELECT seq, ts, CASE WHEN body LIKE ? THEN body END FROM audit WHERE seq < ?"
             " ORDER BY seq DESC LIMIT ?", (_REFUSAL_TEXT, below, SCAN_BATCH)).fetchall()
         for _seq, ts, raw in rows:
-            if float(ts) < since:
+            if isinstance(ts, float) and ts < since:
                 return out
-            if raw is None:
-                continue
-            body = json.loads(raw)
-            if body.get("kind") == "decision" and body.get("allowed") is False:
+            body = loads_object(raw)  # None: no refusal, or a forged row that is none
+            if body is not None and body.get("kind") == "decision" \
+                    and body.get("allowed") is False:
                 iid = str(body.get("install_id"))
                 out[iid] = out.get(iid, 0) + 1
         if len(rows) < SCAN_BATCH:

@@ -62,7 +62,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
 import logging
 import os
 import stat
@@ -77,6 +76,7 @@ from host.clock import Clock
 from host.ledger import chainhead
 from host.ledger.anchor import Anchor, load_or_create_key, read_anchor, write_anchor_file
 from host.ledger.chainhead import Recording, Run
+from host.ledger.entry import AuditEntry, entry_from_row
 from host.ledger.records import (
     AuditError,
     AuditRecord,
@@ -174,21 +174,6 @@ def anchor_lock(anchor: Path, wait_s: float = ANCHOR_LOCK_WAIT_S) -> Iterator[No
 
 
 # ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    """A stored record: its chain position and its validated body."""
-
-    seq: int
-    ts: float
-    body: dict[str, Any]
-    prev_hash: str
-    hash: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"seq": self.seq, "ts": self.ts, "record": self.body,
-                "prev_hash": self.prev_hash, "hash": self.hash}
 
 
 @dataclass(frozen=True)
@@ -446,7 +431,7 @@ class AuditLog:
         rows = self.store.conn().execute(
             "SELECT seq, ts, body, prev_hash, hash FROM audit ORDER BY seq DESC LIMIT ?", (n,)
         ).fetchall()
-        return [_entry(r) for r in reversed(rows)]
+        return [entry_from_row(r) for r in reversed(rows)]
 
     def show(self, seq: int) -> AuditEntry | None:
         """One record by seq, or None."""
@@ -455,7 +440,7 @@ class AuditLog:
             return None
         r = self.store.conn().execute(
             "SELECT seq, ts, body, prev_hash, hash FROM audit WHERE seq=?", (seq,)).fetchone()
-        return None if r is None else _entry(r)
+        return None if r is None else entry_from_row(r)
 
     def head(self) -> tuple[int, str]:
         """(last seq, its hash); (0, GENESIS_HASH) when empty."""
@@ -571,10 +556,6 @@ class AuditLog:
         finally:
             self._closed = True
             self.store.close()
-
-
-def _entry(r: tuple[Any, ...]) -> AuditEntry:
-    return AuditEntry(int(r[0]), float(r[1]), json.loads(r[2]), str(r[3]), str(r[4]))
 
 
 def open_readonly(db_path: StoreTarget, clock: Clock) -> AuditLog:
