@@ -101,10 +101,9 @@ def main() -> None:
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     _tell(ctl, {"op": "ready", "pid": me, "netns": netns})
-    # Children forked and not yet reaped: the only pids a "kill" may signal. The host cannot
-    # signal them itself by pid on a kernel without pidfds (the number may be reused once this
-    # process reaps it); here, before the reap, it still names the child.
-    live: set[int] = set()
+    # No list of the children is kept here (`_kill` asks the kernel instead): every child is a
+    # fork of this process, and its stack still holds this frame. A set of live pids in it was
+    # the host pid of every other app's child, readable by code that escaped RestrictedPython.
     poller = select.poll()
     poller.register(ctl.fileno(), select.POLLIN)
     poller.register(wake_r, select.POLLIN)
@@ -112,7 +111,7 @@ def main() -> None:
         for fd, _ev in poller.poll():
             if fd == wake_r:
                 os.read(wake_r, 512)
-                _reap(ctl, live)
+                _reap(ctl)
                 continue
             try:
                 msg, fds, _flags, _addr = socket.recv_fds(ctl, MAX_CONTROL_MESSAGE, 3)
@@ -122,7 +121,7 @@ def main() -> None:
                 os._exit(0)  # host closed the control channel
             req = json.loads(msg)
             if req.get("op") == "kill" and not fds:
-                _kill(live, req.get("pid"))
+                _kill(req.get("pid"))
                 continue
             if req.get("op") != "fork" or len(fds) != 3:
                 for f in fds:
@@ -146,23 +145,34 @@ def main() -> None:
                     os._exit(70)
             for f in fds:
                 os.close(f)
-            live.add(pid)
             _tell(ctl, {"op": "forked", "id": req.get("id"), "pid": pid})
-        _reap(ctl, live)
+        _reap(ctl)
 
 
-def _kill(live: set[int], pid: object) -> None:
+def _kill(pid: object) -> None:
     """SIGKILL `pid` if it is a child of this zygote not yet reaped (a zombie is harmless to
     signal); any other number is ignored, so the host can never make this process signal one
-    it does not own."""
-    if isinstance(pid, int) and pid in live:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass  # already gone: its exit is reported by the reap
+    it does not own. The host cannot signal such a child itself by pid on a kernel without
+    pidfds (the number may be reused once this process reaps it); here, before the reap, it
+    still names the child.
+
+    The kernel says whether `pid` is such a child: waitid without reaping (WNOWAIT) raises
+    ChildProcessError for any process that is not an unreaped child of this one. Exact, since
+    only this thread reaps, and it is here (the zygote is single-threaded).
+    """
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return
+    try:
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except (ChildProcessError, OSError):
+        return
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass  # already gone: its exit is reported by the reap
 
 
-def _reap(ctl: socket.socket, live: set[int]) -> None:
+def _reap(ctl: socket.socket) -> None:
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
@@ -170,7 +180,6 @@ def _reap(ctl: socket.socket, live: set[int]) -> None:
             return
         if pid == 0:
             return
-        live.discard(pid)
         _tell(ctl, {"op": "exit", "pid": pid, "status": status})
 
 

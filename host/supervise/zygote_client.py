@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from typing import Any
 
 from sandbox.zygote import MAX_CONTROL_MESSAGE
@@ -52,7 +53,6 @@ class Zygote:
         self._lock = threading.Lock()
         # request id -> (set when answered, [pid] once forked, [error] if fork(2) failed)
         self._pending: dict[int, tuple[threading.Event, list[int], list[str]]] = {}
-        self._next = 1
         self._closed = False
         # Forks whose reply came too late (`fork` timed out): the child they made is killed on
         # arrival, and its exit, reported by pid, is not passed on (no caller knows that pid; a
@@ -105,8 +105,7 @@ class Zygote:
         with self._lock:
             if self._closed:
                 raise ZygoteError("zygote is gone")
-            req_id = self._next
-            self._next += 1
+            req_id = _request_id(self._pending, self._abandoned)
             self._pending[req_id] = (ev, box, error)
             socket.send_fds(
                 self._sock,
@@ -149,3 +148,19 @@ class Zygote:
             if self.proc.poll() is None:
                 self.proc.kill()
             self.proc.wait()
+
+
+# A fork request's id is at most this (JSON carries it exactly: below 2**53).
+MAX_FORK_ID = (1 << 53) - 1
+
+
+def _request_id(*taken: Container[int]) -> int:
+    """A fork request's id: drawn at random, never counted. The child the request makes is a
+    fork of the zygote and inherits its copy of the request; a counter there told code that
+    escaped RestrictedPython, between two of its own children, how many the host had forked for
+    other apps meanwhile (as `Child.next_frame_id` says for event ids)."""
+    while True:
+        req_id = secrets.randbelow(MAX_FORK_ID) + 1
+        if not any(req_id in t for t in taken):
+            return req_id
+
