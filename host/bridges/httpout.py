@@ -33,6 +33,7 @@ from urllib.parse import quote, urljoin, urlsplit
 import httpcore
 
 from host.errors import GateError
+from host.server.errors import Unavailable
 
 # Caps on what one app request may cost the host.
 MAX_RESPONSE_BYTES = 1 << 20  # body kept and returned to the app
@@ -159,8 +160,10 @@ def _addresses(host: str, caller: threading.Thread) -> list[str]:
 
 
 def system_resolver(overrides: Mapping[str, str] | None = None) -> Callable[[str], list[str]]:
-    """Resolve a host name to addresses (none: it did not resolve within DNS_TIMEOUT_S);
-    `overrides` pins names (the demo's CRM endpoint)."""
+    """Resolve a host name to addresses (none: the name has no address); `overrides` pins names
+    (the demo's CRM endpoint). A lookup with no answer within DNS_TIMEOUT_S, or one past the
+    caller's DNS_PER_CALLER share, raises `Unavailable` (the app sees a timeout saying which),
+    not "did not resolve": the name may well exist."""
     pinned = {k.lower(): v for k, v in (overrides or {}).items()}
 
     def resolve(host: str) -> list[str]:
@@ -176,14 +179,20 @@ def system_resolver(overrides: Mapping[str, str] | None = None) -> Callable[[str
                 return []
         caller = threading.current_thread()
         if not _claim(caller):
-            return []  # this caller's earlier lookups still hang: it may not hold more threads
+            # this caller's earlier lookups still hang: it may not hold more threads
+            raise Unavailable(f"this app already has {DNS_PER_CALLER} host-name lookups "
+                              "waiting for their DNS servers; try again once they end (each "
+                              f"within {DNS_TIMEOUT_S:g} s)")
         lookup = _lookup_pool().submit(_addresses, host, caller)
         try:
             return lookup.result(timeout=wait)
         except FuturesTimeout:
             if lookup.cancel():  # still queued behind hung lookups: never run it
                 _release(caller)
-            return []
+            if end is not None:
+                return []  # the request's own deadline: `perform` says it ran out
+            raise Unavailable(f"the lookup of {host[:100]!r} got no answer from its DNS "
+                              f"server within {DNS_TIMEOUT_S:g} s") from None
 
     return resolve
 

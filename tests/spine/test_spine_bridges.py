@@ -3,7 +3,10 @@ redirects re-checked, size cap) against a real loopback server, and rest.call as
 app's own server user (allow-listed routes only; see tests/security/test_rest_bridge.py)."""
 from __future__ import annotations
 
+import socket
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from apphelp import install, write_app, write_policy
@@ -11,6 +14,7 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from host.bridges import httpout
 from host.demo.crm import DemoCrm
 from host.home import Home
 from host.runtime import Host, HostConfig
@@ -18,7 +22,7 @@ from host.server.personal_tokens import ensure_service_user
 from host.server.principals import SYSTEM
 
 CALLER = '''
-from stockade import App, PermissionDenied, InvalidArgument
+from stockade import App, PermissionDenied, InvalidArgument, Timeout
 
 class TestApp(App):
     def on_livechat_room_started(self, ctx, event):
@@ -36,6 +40,8 @@ class TestApp(App):
                 out.append(["denied", str(e)])
             except InvalidArgument as e:
                 out.append(["invalid", str(e)])
+            except Timeout as e:
+                out.append(["timeout", str(e)])
         return out
 '''
 
@@ -53,7 +59,7 @@ effect = "permit"
 apps = ["caller"]
 actions = ["http.request"]
 [rule.when]
-domains = ["crm.localtest:*"]
+domains = ["crm.localtest:*", "hang.localtest"]
 allow_private = ["127.0.0.1"]
 [[rule]]
 id = "caller-rest"
@@ -161,3 +167,28 @@ def test_rest_department_list_is_the_bridge_read(host) -> None:
     reads = [e.body for e in h.ledger.audit.tail(50)
              if e.body.get("route") == "GET /api/v1/livechat/department"]
     assert reads and reads[0]["action"] == "livechat.list_departments"
+
+
+def test_a_lookup_with_no_answer_is_a_timeout_not_a_missing_name(
+        host, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A listed name whose DNS server does not answer: the app is told the lookup timed out,
+    naming the name. It was refused as "did not resolve to any address" by the policy, as if
+    the name did not exist (the author looked for a typo)."""
+    h, _port = host
+    answer = threading.Event()
+    real = httpout.socket.getaddrinfo
+
+    def hanging(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "hang.localtest":
+            answer.wait(10.0)
+            raise socket.gaierror("gave up")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(httpout.socket, "getaddrinfo", hanging)
+    monkeypatch.setattr(httpout, "DNS_TIMEOUT_S", 0.3)
+    try:
+        res = _run(h, [["http", "GET", "https://hang.localtest/x", None]])
+    finally:
+        answer.set()
+    assert res[0][0] == "timeout", res
+    assert "'hang.localtest' got no answer from its DNS server" in res[0][1]

@@ -21,6 +21,7 @@ import pytest
 from host.bridges import httpout
 from host.bridges.httpout import HttpOut
 from host.errors import GateError
+from host.server.errors import Unavailable
 
 
 class Counting:
@@ -159,9 +160,14 @@ def test_one_apps_hanging_lookups_leave_the_others_lookups_alone(
     monkeypatch.setattr(httpout, "DNS_TIMEOUT_S", limit)
     resolve = httpout.system_resolver()
 
+    said: list[str] = []
+
     def evil_app() -> None:
         for i in range(12):  # more than the lookup threads
-            assert resolve(f"n{i}.evil.test") == []
+            try:
+                resolve(f"n{i}.evil.test")
+            except Unavailable as exc:
+                said.append(str(exc))
 
     try:
         runner = threading.Thread(target=evil_app, name="app-evil")
@@ -172,6 +178,11 @@ def test_one_apps_hanging_lookups_leave_the_others_lookups_alone(
         took = time.monotonic() - began
         assert "127.0.0.1" in got, f"the other app's lookup was refused after {took:.1f} s"
         assert took < limit
+        # each refusal says why: its own lookup's silence, or the app's share of lookups taken
+        assert len(said) == 12
+        assert any("got no answer" in m for m in said)
+        assert any(f"already has {httpout.DNS_PER_CALLER} host-name lookups" in m
+                   for m in said)
     finally:
         answer.set()
 
