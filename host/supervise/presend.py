@@ -132,11 +132,15 @@ def run_pre_send(message: dict[str, Any], receivers: Sequence[AppRunner], ledger
 
 
 def _unstorable(text: str) -> str | None:
-    """Why the server would refuse `text` as a message's text, or None."""
+    """Why the server would refuse `text` as a message's text on some store, or None. A NUL
+    is refused whatever the store: PostgreSQL cannot hold one, and what a hook may write to
+    someone else's message must not depend on the operator's choice of store."""
     try:
         limits.message_text(text)
     except InvalidArgument as exc:
         return exc.message
+    if "\x00" in text:
+        return "text must not contain NUL characters (U+0000)"
     return None
 
 
