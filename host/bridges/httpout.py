@@ -189,7 +189,7 @@ def system_resolver(overrides: Mapping[str, str] | None = None) -> Callable[[str
         except FuturesTimeout:
             if lookup.cancel():  # still queued behind hung lookups: never run it
                 _release(caller)
-            if end is not None:
+            if end is not None and time.monotonic() >= end:
                 return []  # the request's own deadline: `perform` says it ran out
             raise Unavailable(f"the lookup of {host[:100]!r} got no answer from its DNS "
                               f"server within {DNS_TIMEOUT_S:g} s") from None
