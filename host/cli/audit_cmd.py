@@ -29,6 +29,9 @@ audit_app = typer.Typer(help="Verify and read the audit log (HOME/host.db).",
 
 # Most records `tail` prints at once: guards the terminal (and a pipe) from a mistyped -n.
 MAX_TAIL = 10_000
+# Longest problem, break or note `verify` prints: guards the screen against a verdict quoting
+# a forged row at length (the host's own texts are a few hundred characters).
+MAX_SAID = 2_000
 
 
 def _open(home: Home) -> AuditLog:
@@ -56,6 +59,11 @@ def _when(ts: float) -> str:
 
 def _s(v: Any) -> str:
     return visible(v, limit=sys.maxsize)
+
+
+def _said(v: Any) -> str:
+    """A verdict's text: the host's words, but they may quote a forged row (escaped and cut)."""
+    return visible(v, limit=MAX_SAID)
 
 
 def _line(e: AuditEntry) -> str:
@@ -106,16 +114,16 @@ def verify(ctx: typer.Context, json_out: JsonFlag = False) -> None:
     if json_out:
         emit_json(result.to_json())
     for brk in result.breaks:
-        _say(f"earlier break, acknowledged by a --degraded start: {brk}")
+        _say(f"earlier break, acknowledged by a --degraded start: {_said(brk)}")
     if result.ok:
         anchor = f", anchored at seq {result.anchor.seq}" if result.anchor else ""
         scope = " in its newest segment" if result.breaks else ""
         _say(f"audit log intact{scope}: {result.records} records{anchor}")
         for note in result.notes:
-            _say(f"note: {note}")
+            _say(f"note: {_said(note)}")
         raise typer.Exit(0)
     where = f"record {result.first_bad_seq}: " if result.first_bad_seq is not None else ""
-    _say(f"audit log FAILED verification: {where}{result.problem}")
+    _say(f"audit log FAILED verification: {where}{_said(result.problem)}")
     _say(f"({result.records} records verified before it; the log may have been tampered with "
          "— keep a copy of host.db and audit.anchor before anything else writes to them)")
     raise typer.Exit(EXIT_NEGATIVE)

@@ -33,6 +33,9 @@ MAX_QUOTAS = 16
 _KIND_RE = re.compile(r"[a-z][a-z0-9_.-]{0,31}")
 _HEX64_RE = re.compile(r"[0-9a-f]{64}")
 _TRUNCATE_FIELDS = frozenset({"message", "detail"})
+# Most characters of an unknown field's name an error repeats: guards `audit verify`'s message
+# (and a refused start's) against a forged body's megabyte-long key.
+_NAME_SHOWN = 64
 
 
 class AuditError(RuntimeError):
@@ -106,7 +109,10 @@ class AuditRecord:
         """Build a record from a mapping, refusing any field not on the allow-list."""
         unknown = sorted(set(data) - _FIELD_NAMES)
         if unknown:
-            raise AuditError(f"audit record field(s) not allowed: {', '.join(unknown[:5])}")
+            # Names from a stored body (a forged row `verify` reports) are its writer's text:
+            # escaped and cut, so the message stays one short line of the host's.
+            names = ", ".join(escape_text(str(n)[:_NAME_SHOWN]) for n in unknown[:5])
+            raise AuditError(f"audit record field(s) not allowed: {names}")
         d = dict(data)
         for name in _TUPLE_FIELDS:
             if name in d and isinstance(d[name], list):

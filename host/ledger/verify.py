@@ -28,6 +28,8 @@ GENESIS_HASH = "0" * 64
 MAX_TS = 253402300799.0
 # How segments written before `head_seq`/`head_hash` existed name the old head, at the end of
 # their `detail` (a detail cut at its cap loses it: that segment's old head is then unknown).
+# A hash as a segment names it (anything else is no hash, and never repeated in a problem).
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 _OLD_HEAD = re.compile(r"; old head (?:seq (\d+) hash ([0-9a-f]{64})|empty)\Z")
 
 
@@ -253,12 +255,13 @@ def _segment(body: str) -> tuple[int | None, tuple[int, str] | None,
     ref = d.get("ref_seq")
     seq, h = d.get("head_seq"), d.get("head_hash")
     head: tuple[int, str] | None = None
-    if isinstance(seq, int) and isinstance(h, str):
+    if isinstance(seq, int) and isinstance(h, str) and _HEX64.fullmatch(h):
         head = (seq, h)
     elif isinstance(d.get("detail"), str) and (m := _OLD_HEAD.search(d["detail"])):
         head = (int(m[1]), m[2]) if m[1] else (0, GENESIS_HASH)
     gs, gh = d.get("good_seq"), d.get("good_hash")
-    pinned = (gs, gh) if isinstance(gs, int) and isinstance(gh, str) else None
+    pinned = (gs, gh) if isinstance(gs, int) and isinstance(gh, str) \
+        and _HEX64.fullmatch(gh) else None
     return (ref if isinstance(ref, int) else None), head, pinned
 
 
@@ -287,7 +290,7 @@ def record_problem(seq: int, expected: int, ts: object, body: object, prev_hash:
 def ts_problem(ts: object) -> str | None:
     """Why `ts` is no time a record may hold, or None."""
     if not isinstance(ts, float) or not 0.0 <= ts <= MAX_TS:  # NaN fails the comparison too
-        return f"its time {ts!r} is no time a host's clock gives (forged)"
+        return f"its time {repr(ts)[:40]} is no time a host's clock gives (forged)"
     return None
 
 
