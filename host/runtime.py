@@ -536,14 +536,14 @@ class Host:
             self.note_app_log(runner.install_id, note)
         return found
 
-    def event_allowed(self, install: InstallRecord, event: str, decided_under: object) -> bool:
-        """Whether the policy in force still lets `event`, whose receivers were decided under
-        `decided_under`, reach `install` (a hook, not an event of the vocabulary, always):
-        asked as a queued event is taken, so one that waited through a reload narrowing the
-        policy is dropped, not delivered. Under the same policy object, one identity check."""
+    def event_allowed(self, install: InstallRecord, event: str, decided_under: object,
+                      payload: dict[str, Any]) -> bool:
+        """Whether the policy in force still lets `event` (receivers decided under
+        `decided_under`) reach `install` with `payload` (a hook always), asked as a queued
+        event is taken (`EventPolicy.still_allowed`). Same policy object: one identity check."""
         policy = self.policy.current()
-        return policy is decided_under or event not in EVENTS or self.event_policy.decide(
-            policy, install, event)[0].allowed
+        return policy is decided_under or event not in EVENTS or \
+            self.event_policy.still_allowed(policy, install, event, payload)
 
     def _on_server_event(self, name: str, payload: dict[str, Any]) -> None:
         """Called by the server after commit: hand off, never block the server action."""
@@ -571,19 +571,21 @@ class Host:
         policy = self.policy.current()  # before the receivers: a reload after is decided again
         runners = self._receivers(name)
         deadline_s = self.config.event_deadline_s
-        pump = self.pump
-        if pump is not None:
-            return pump.deliver(name, payload, deadline_s, runners, policy)
+        payloads = self.event_policy.payloads(policy, name, runners, payload)  # room or None
+        if (pump := self.pump) is not None:
+            return pump.deliver(name, payload, deadline_s, runners, policy, payloads)
         delivery = Delivery([r.app_id for r in runners])
         for i, runner in enumerate(runners):
-            runner.enqueue(Job(name, payload, deadline_s, delivery.slot(i), policy=policy))
+            runner.enqueue(Job(name, payloads[i] if payloads else payload, deadline_s,
+                               delivery.slot(i), policy=policy))
         return delivery
 
     def pre_send(self, message: dict[str, Any]) -> dict[str, Any] | None:
-        """Run each app's pre-send hook in app-id order under a short deadline (audited:
-        `host/supervise/presend.py`)."""
-        return run_pre_send(message, self._receivers("message.pre_send"), self.ledger,
-                            self.config.pre_send_deadline_s, self.config.pre_send_timeout)
+        """Each app's pre-send hook, in app-id order, short deadline (`host/supervise/presend`)."""
+        hooks = self._receivers("message.pre_send")  # then the policy: never an older one
+        return run_pre_send(message, hooks, self.ledger, self.config.pre_send_deadline_s,
+                            self.config.pre_send_timeout, self.event_policy.withheld_each(
+                                self.policy.current(), "message.pre_send", hooks))
 
     # ---- logs and audit ------------------------------------------------------------------------
 

@@ -14,8 +14,14 @@ forbid alike), so the answer depends only on the policy, the grants, the app and
 kind: the host caches it per (policy revision, install, event). An action that a condition
 could concern (`CONDITIONED`) is refused outright, fail closed, never decided on facts the
 event cannot give; a test holds that no event amounts to one today.
+
+Some payload keys are reads of their own (`EventSpec.withheld`: a message event's room is what
+`livechat.get_room` answers): the event still reaches an app that may read its message, and
+`withheld_keys` names the keys it gets as None, decided the same way (permission, then policy).
 """
 from __future__ import annotations
+
+from typing import Any
 
 from policies.engine import FIELD_ACTIONS, ROLE_ACTIONS, TARGET_USER_ACTIONS, decide
 from policies.policy import Policy
@@ -34,6 +40,10 @@ PLACEHOLDER = "(the event's own)"
 def _deny(message: str, rules: tuple[str, ...] = (),
           code: DecisionCode = "policy_denied") -> Decision:
     return Decision(allowed=False, code=code, message=message, rules=rules)
+
+
+def _undecidable(action: str) -> bool:
+    return action not in ACTIONS or action in CONDITIONED
 
 
 def event_request(app_id: str, install_id: str, action: str) -> Request:
@@ -56,7 +66,7 @@ def decide_event(policy: Policy, grants: frozenset[str], app_id: str, install_id
         return _deny(f"event {event} names no action its data amounts to: never delivered")
     rules: set[str] = set()
     for action in spec.amounts_to:
-        if action not in ACTIONS or action in CONDITIONED:
+        if _undecidable(action):
             return _deny(f"event {event} amounts to {action}, whose rules need facts an event "
                          "does not offer: never delivered (fail closed)")
         d = decide(policy, grants, event_request(app_id, install_id, action))
@@ -67,3 +77,25 @@ def decide_event(policy: Policy, grants: frozenset[str], app_id: str, install_id
     return Decision(allowed=True, code="allow",
                     message=f"event {event} allowed as {', '.join(spec.amounts_to)}",
                     rules=tuple(sorted(rules)))
+
+
+def withheld_keys(policy: Policy, grants: frozenset[str], app_id: str, install_id: str,
+                  event: str) -> frozenset[str]:
+    """The payload keys of `event` this install gets as None: those whose own read
+    (`EventSpec.withheld`) its grants or the policy refuse it (fail closed: an action whose
+    rules need facts is refused too). Pure; meaningful only for an event `decide_event`
+    allows."""
+    spec = EVENTS.get(event)
+    if spec is None:
+        return frozenset()
+    return frozenset(
+        key for key, action in spec.withheld
+        if _undecidable(action)
+        or not decide(policy, grants, event_request(app_id, install_id, action)).allowed)
+
+
+def strip(payload: dict[str, Any], keys: frozenset[str]) -> dict[str, Any]:
+    """`payload` with each of `keys` set to None (the same dict when there is none)."""
+    if not keys:
+        return payload
+    return {**payload, **dict.fromkeys(keys)}

@@ -43,6 +43,13 @@ class EventSpec:
     # policy must permit the app every one of them, or the event never reaches it. Guards: an
     # event carrying what the policy refuses through the bridge (DESIGN rules 7 and 11).
     amounts_to: tuple[str, ...] = ()
+    # Payload keys whose data is a read of its own, beside what `amounts_to` already covers:
+    # (key, action). Each reaches an app only when the policy permits it that action (its
+    # permission granted too, `policies.events.withheld_keys`); to any other receiver the key
+    # is None. Guards: `message.sent` handing the whole room (serving agent, department,
+    # livechat custom fields) to an app granted `messages.read` alone, or forbidden
+    # `livechat.get_room`, with every message (DESIGN rules 7 and 11).
+    withheld: tuple[tuple[str, str], ...] = ()
 
 
 PERMISSIONS: dict[str, PermissionSpec] = {
@@ -163,7 +170,9 @@ ACTIONS: dict[str, ActionSpec] = {
 #   visitor ......................... livechat.get_visitor (e-mail, token, custom fields)
 #   department (transfers) .......... livechat.get_department (required even when it is None:
 #                                     the decision is per event kind, never per payload)
-#   message (+ its room as context) . messages.list
+#   message ......................... messages.list
+#   its room (message events) ........ livechat.get_room, withheld (None) from an app the
+#                                     policy refuses it: the message still arrives
 #   pre_send: also messages.send (the hook rewrites or stops someone else's message)
 EVENTS: dict[str, EventSpec] = {
     e.name: e
@@ -187,13 +196,19 @@ EVENTS: dict[str, EventSpec] = {
         EventSpec("livechat.guest_saved", ("livechat.read",), payload=(("visitor", "Visitor"),),
                   amounts_to=("livechat.get_visitor",)),
         EventSpec("message.sent", ("messages.read",),
-                  payload=(("message", "Message"), ("room", "Room")),
-                  amounts_to=("messages.list",)),
+                  payload=(("message", "Message"), ("room", "Room | None")),
+                  amounts_to=("messages.list",),
+                  withheld=(("room", "livechat.get_room"),)),
         EventSpec("message.pre_send", ("messages.read", "messages.send"), pre=True,
-                  payload=(("message", "Message"), ("room", "Room")),
-                  amounts_to=("messages.list", "messages.send")),
+                  payload=(("message", "Message"), ("room", "Room | None")),
+                  amounts_to=("messages.list", "messages.send"),
+                  withheld=(("room", "livechat.get_room"),)),
     )
 }
+
+# The events some receivers get with keys set to None (`EventSpec.withheld`): the host builds a
+# payload per receiver for these only.
+WITHHOLDING: frozenset[str] = frozenset(n for n, e in EVENTS.items() if e.withheld)
 
 # Roles no app may ever assign or remove, whatever a policy file says (DESIGN rule 10). Compared
 # after normalisation (NFKC + casefold, ASCII only); the server may mark more roles privileged.

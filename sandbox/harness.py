@@ -58,6 +58,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from policies.engine import unconditional_refusal
+from policies.events import strip
 from policies.grants import grant_refusal
 from policies.quota import REFUNDABLE_ERRORS, REFUSAL_BUDGET, REFUSAL_WINDOW_S, admit
 from policies.types import Request
@@ -66,7 +67,7 @@ from sandbox import errors
 from sandbox.api import LIFECYCLE_HOOKS, App, Context, handler_name
 from sandbox.harness_manifest import Manifest as _Manifest
 from sandbox.harness_manifest import unchanged_diff
-from sandbox.harness_policy import INSTALL_ID, PolicyCheck, seats_in_use, target_facts
+from sandbox.harness_policy import INSTALL_ID, PolicyCheck, seats_in_use, target_facts, withheld
 from sandbox.harness_rest import decide_rest, route_refusal
 from sandbox.harness_server import (
     HTTP_METHODS,
@@ -389,7 +390,8 @@ class AppHarness:
         why = self._policy_keeps(event)
         if why is not None:
             raise HarnessError(f"the host would not deliver {event!r} under this policy: {why}")
-        return self._run(handler_name(event), payload or {}, required=True)
+        hidden = withheld(self.policy, self.app_id, self.grants, event)  # None, as the host
+        return self._run(handler_name(event), strip(dict(payload or {}), hidden), required=True)
 
     def _run(self, name: str, payload: Mapping[str, Any], *, required: bool) -> Any:
         method = getattr(self.app, name, None)

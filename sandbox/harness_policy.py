@@ -23,13 +23,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from policies.engine import TARGET_USER_ACTIONS, decide
-from policies.events import decide_event
+from policies.events import decide_event, withheld_keys
 from policies.loader import PolicyLoadError, load_policy
 from policies.netcheck import parse_url
 from policies.policy import Policy
 from policies.quota import admit, next_free_at
 from policies.types import Decision, Request
-from policies.vocabulary import ADMIN_CLASS_ROLES
+from policies.vocabulary import ACTIONS, ADMIN_CLASS_ROLES, EVENTS
 from sandbox import errors
 from sandbox.harness_server import FakeServer, HarnessError
 
@@ -146,3 +146,14 @@ def target_facts(server: FakeServer, app_user_id: str, action: str,
 def seats_in_use(server: FakeServer) -> int:
     """Active app-created users on the fake server (the seat ceiling counts these)."""
     return sum(1 for u in server.users.values() if u.get("active") and u.get("created_by_app"))
+
+
+def withheld(check: PolicyCheck | None, app_id: str, grants: frozenset[str],
+             event: str) -> frozenset[str]:
+    """The payload keys of `event` the host would send this app as None (`EventSpec.withheld`:
+    a message's room): by the loaded policy, or without one by the grants alone."""
+    if check is not None:
+        return withheld_keys(check.policy, grants, app_id, INSTALL_ID, event)
+    spec = EVENTS.get(event)
+    return frozenset(k for k, action in (spec.withheld if spec else ())
+                     if ACTIONS[action].permission not in grants)

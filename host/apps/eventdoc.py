@@ -124,14 +124,20 @@ def render() -> str:
         "`EventSpec.amounts_to`; a forbid on one of them, or no permit, and the event never",
         "reaches the app, as the read would be refused on the bridge). A *pre* event runs",
         "before the action, in app-id order under a short deadline, and may return",
-        "`{\"prevent\": True, \"reason\": ...}` or `{\"text\": ...}`.",
+        "`{\"prevent\": True, \"reason\": ...}` or `{\"text\": ...}`. A payload key",
+        "marked *only if the policy permits* an action is None for an app the policy (or its",
+        "grants) refuse that read: the event still arrives, without that data",
+        "(`EventSpec.withheld`).",
         "",
         "| event | handler | needs | policy must permit | pre | payload |",
         "|---|---|---|---|---|---|",
     ]
     for name in events:
         e = EVENTS[name]
-        payload = ", ".join(f"`{k}`: {_cell(t)}" for k, t in e.payload)
+        only = dict(e.withheld)
+        payload = ", ".join(f"`{k}`: {_cell(t)}" + (f" (only if the policy permits {only[k]})"
+                                                     if k in only else "")
+                            for k, t in e.payload)
         lines.append(f"| `{name}` | `{handler_for(name)}` | {', '.join(e.needs)} | "
                      f"{', '.join(e.amounts_to)} | {'yes' if e.pre else ''} | {payload} |")
     lines += ["", "## Lifecycle hooks", "",

@@ -10,17 +10,22 @@ Off the hot path: the host caches each event's receiver list (one dict look-up a
 drops it when the policy object changes (a reload by `host.gate.policywatch` swaps it whole) or
 the running set changes. Under it, this cache keeps each decision per (policy, app, install,
 grants, event), so a receiver list rebuilt after an install change decides only what is new.
+
+A payload key that is a read of its own (`EventSpec.withheld`: a message event's room) reaches
+only the receivers the policy permits that read; the others get it as None (`withheld`,
+`payload_for`). A queued event carrying such a key is decided again like the event itself
+(`still_allowed`), so a reload that refuses the read drops it rather than delivering it.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from host.apps.installs import InstallRecord
-from policies.events import decide_event
+from policies.events import decide_event, strip, withheld_keys
 from policies.policy import Policy
 from policies.types import Decision
-from policies.vocabulary import EVENTS
+from policies.vocabulary import EVENTS, WITHHOLDING
 
 # Decisions kept for one policy revision. Guards: memory on a host whose installs keep
 # changing grants (rule 13); past it the cache starts again, which costs only re-deciding.
@@ -38,6 +43,9 @@ class Named(Protocol):
     @property
     def name(self) -> str: ...
 
+    @property
+    def payload(self) -> dict[str, Any]: ...
+
 
 J = TypeVar("J", bound=Named)
 
@@ -54,17 +62,23 @@ class EventPolicy:
     """The policy's answer for (install, event), cached per policy object."""
 
     def __init__(self) -> None:
-        self._policy: Policy | None = None
-        self._decisions: dict[_Key, Decision] = {}
+        # (policy, its decisions, its withheld keys), swapped whole, never changed in place
+        # but by adding: a thread deciding under one policy object stores into that object's
+        # own dicts, never into another's (two fields assigned one after the other let a
+        # decision made under the old policy land in the new policy's cache).
+        self._state: tuple[Policy | None, dict[_Key, Decision], dict[_Key, frozenset[str]]] = (
+            None, {}, {})
+
+    def _caches(self, policy: Policy) -> tuple[dict[_Key, Decision],
+                                                dict[_Key, frozenset[str]]]:
+        state = self._state
+        if state[0] is not policy or len(state[1]) + len(state[2]) >= MAX_DECISIONS:
+            state = self._state = (policy, {}, {})
+        return state[1], state[2]
 
     def decide(self, policy: Policy, install: InstallRecord, event: str) -> tuple[Decision, bool]:
         """(the decision, whether it was made now rather than found in the cache)."""
-        decisions = self._decisions
-        if policy is not self._policy or len(decisions) >= MAX_DECISIONS:
-            # A new dict, never cleared in place: a caller deciding under the old policy
-            # stores into the dict it started from, which is no longer this one.
-            decisions = self._decisions = {}
-            self._policy = policy
+        decisions, _ = self._caches(policy)
         key = (install.app_id, install.install_id, install.grants, event)
         found = decisions.get(key)
         if found is not None:
@@ -72,6 +86,46 @@ class EventPolicy:
         found = decisions[key] = decide_event(policy, install.grants, install.app_id,
                                               install.install_id, event)
         return found, True
+
+    def withheld(self, policy: Policy, install: InstallRecord, event: str) -> frozenset[str]:
+        """The payload keys of `event` this install gets as None (`EventSpec.withheld`)."""
+        spec = EVENTS.get(event)
+        if spec is None or not spec.withheld:
+            return frozenset()
+        _, cache = self._caches(policy)
+        key = (install.app_id, install.install_id, install.grants, event)
+        found = cache.get(key)
+        if found is None:
+            found = cache[key] = withheld_keys(policy, install.grants, install.app_id,
+                                               install.install_id, event)
+        return found
+
+    def payload_for(self, policy: Policy, install: InstallRecord, event: str,
+                    payload: dict[str, Any]) -> dict[str, Any]:
+        """`payload` as this install may see it: the keys it may not read set to None."""
+        return strip(payload, self.withheld(policy, install, event))
+
+    def payloads(self, policy: Policy, event: str, receivers: Sequence[R],
+                 payload: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """Each receiver's own payload (`payload_for`), or None when `event` withholds nothing
+        (all share `payload`)."""
+        if event not in WITHHOLDING:
+            return None
+        return [self.payload_for(policy, r.install, event, payload) for r in receivers]
+
+    def withheld_each(self, policy: Policy, event: str,
+                      receivers: Sequence[R]) -> list[frozenset[str]]:
+        """`withheld` for each of `receivers`, in order."""
+        return [self.withheld(policy, r.install, event) for r in receivers]
+
+    def still_allowed(self, policy: Policy, install: InstallRecord, event: str,
+                      payload: dict[str, Any]) -> bool:
+        """Whether a queued `event` (decided under another policy, or for another install
+        record) may still reach `install` as it stands: the event allowed, and no key it
+        carries that the install may no longer read."""
+        if not self.decide(policy, install, event)[0].allowed:
+            return False
+        return all(payload.get(k) is None for k in self.withheld(policy, install, event))
 
     def receivers(self, policy: Policy, event: str,
                   candidates: Iterable[R]) -> tuple[tuple[R, ...], list[tuple[R, str]]]:
@@ -100,7 +154,8 @@ class EventPolicy:
         kept: list[J] = []
         for job in jobs:
             # Not an event (a hook): left to the hand-over's own rule.
-            if job.name not in EVENTS or self.decide(policy, install, job.name)[0].allowed:
+            if job.name not in EVENTS or self.still_allowed(policy, install, job.name,
+                                                            job.payload):
                 kept.append(job)
             else:
                 old.drop(job, "policy")

@@ -35,6 +35,7 @@ from host.server.errors import InvalidArgument, Prevented
 from host.server.shapes import Message
 from host.supervise.child import AppFailed, ChildDied
 from host.supervise.supervisor import AppRunner
+from policies.events import strip
 
 log = logging.getLogger("stockade.presend")
 
@@ -79,19 +80,20 @@ def _record_stop(ledger: Ledger, runner: AppRunner, event: str, mid: str, detail
 
 
 def run_pre_send(message: dict[str, Any], receivers: Sequence[AppRunner], ledger: Ledger,
-                 deadline_s: float, on_timeout: Literal["fail_closed", "fail_open"]
-                 ) -> dict[str, Any]:
+                 deadline_s: float, on_timeout: Literal["fail_closed", "fail_open"],
+                 withheld: Sequence[frozenset[str]]) -> dict[str, Any]:
     """`message` as the hooks leave it, or {"prevented": True, ...} naming the app that
-    stopped it. An app's own message never enters its own hook."""
+    stopped it. An app's own message never enters its own hook. `withheld[i]`: the keys
+    receiver i may not read (`EventSpec.withheld`: the room), shown to its hook as None."""
     sender_app = message.get("app_id")
     mid = str(message.get("id"))[:64]
     current = {key: message.get(key) for key in MESSAGE_FIELDS}
-    for runner in receivers:
+    for runner, hidden in zip(receivers, withheld, strict=True):
         if runner.app_id == sender_app:
             continue
         try:
-            verdict = _hook(runner, {"message": dict(current), "room": message.get("room")},
-                            deadline_s)
+            verdict = _hook(runner, strip({"message": dict(current), "room": message.get("room")},
+                                          hidden), deadline_s)
         except (FutureTimeout, AppFailed, ChildDied, GateError, RuntimeError,
                 TimeoutError) as exc:
             # A hook cancelled unrun says so: the app was busy, its hook was not slow.

@@ -81,13 +81,16 @@ class EventPump:
         self._thread.start()
 
     def deliver(self, name: str, payload: dict[str, Any], deadline_s: float,
-                runners: Sequence[AppRunner], policy: object | None = None) -> Delivery:
+                runners: Sequence[AppRunner], policy: object | None = None,
+                payloads: Sequence[dict[str, Any]] | None = None) -> Delivery:
         """Deliver one event to `runners` (their outcomes in this order), decided under
-        `policy` (`Job.policy`). Never blocks."""
+        `policy` (`Job.policy`); `payloads`, when given, is each runner's own payload (keys
+        it may not read set to None: `EventSpec.withheld`). Never blocks."""
         delivery = Delivery([r.app_id for r in runners])
         if not runners:
             return delivery  # most server events have no receiver: do not wake the pump
-        jobs = tuple(Job(name, payload, deadline_s, delivery.slot(i), policy=policy)
+        jobs = tuple(Job(name, payload if payloads is None else payloads[i], deadline_s,
+                         delivery.slot(i), policy=policy)
                      for i in range(len(runners)))
         with self._lock:
             closed = self._closed
@@ -159,35 +162,46 @@ class EventPump:
                 with self._lock:
                     self._starting = False
 
-    def _start(self, batch: _Batch) -> None:
-        frame_id = Child.next_frame_id()
+    @staticmethod
+    def _frame(batch: _Batch, frame_id: int, payload: dict[str, Any]) -> bytes | None:
         try:
             frame: bytes | None = encode(Event(
-                id=frame_id, name=batch.name, payload=batch.payload).model_dump_json().encode())
+                id=frame_id, name=batch.name, payload=payload).model_dump_json().encode())
         except (ValueError, FrameError):
             frame = None  # the runners refuse it with the usual error
         if frame is not None and len(frame) > select.PIPE_BUF:
             frame = None  # too big for one atomic write: the runners send it
-        flights: list[_Flight] = []
+        return frame
+
+    def _start(self, batch: _Batch) -> None:
+        frame_id = Child.next_frame_id()
+        # One encoding per distinct payload: the event's own, and each receiver's with keys
+        # withheld (`EventSpec.withheld`), so every app is written exactly its own job's data.
+        frames: dict[int, bytes | None] = {}
+        flights: list[tuple[_Flight, bytes]] = []
         deadlines: list[tuple[Child, int]] = []
         now = time.monotonic()  # one clock read for the fan-out's time in events
         for runner, job in zip(batch.runners, batch.jobs, strict=True):
+            key = id(job.payload)  # held by the job for the whole fan-out: a stable key
+            if key not in frames:
+                frames[key] = self._frame(batch, frame_id, job.payload)
+            frame = frames[key]
             child = runner.try_claim() if frame is not None else None
             if child is None or frame is None:
                 runner.enqueue(job)
                 continue
-            flights.append(_Flight(runner, child, job, frame_id))
+            flights.append((_Flight(runner, child, job, frame_id), frame))
             deadlines.append((child, child.new_deadline(batch.deadline_s, now)))
         if not flights:
             return
-        assert frame is not None
         # One watchdog entry and one count update for the whole fan-out, before any write.
         watchdog().arm_many(deadlines, batch.deadline_s)
         running_add(len(flights))
         # Every write first, then the watches: the woken children take the cores from here on,
         # and the fewer steps between writes, the sooner the last child has its event. A Done
         # that lands before its watch is armed is reported when it is (epoll looks at once).
-        begun = [flight.child.from_child for flight in flights if self._begin(flight, frame)]
+        begun = [flight.child.from_child for flight, frame in flights
+                 if self._begin(flight, frame)]
         for fd in begun:
             self._arm(fd)
 

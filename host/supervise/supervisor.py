@@ -45,7 +45,8 @@ class RunnerHost(Protocol):
 
     def write_app_log(self, install_id: str, text: str, truncated: bool) -> None: ...
     def note_app_log(self, install_id: str, text: str) -> None: ...
-    def event_allowed(self, install: InstallRecord, event: str, decided_under: object) -> bool:
+    def event_allowed(self, install: InstallRecord, event: str, decided_under: object,
+                      payload: dict[str, Any]) -> bool:
         ...
 
     affinity: Affinity
@@ -434,9 +435,11 @@ class AppRunner:
                 self._drop(job, "expired")
                 return False
             if job.policy is not None and job.resume is None \
-                    and not self.host.event_allowed(self.install, job.name, job.policy):
+                    and not self.host.event_allowed(self.install, job.name, job.policy,
+                                                    job.payload):
                 # A reload narrowed the policy while it waited: what it carries no longer
-                # reaches this app (`Host.event_allowed`, decided once per revision).
+                # reaches this app (`Host.event_allowed`, decided once per revision; a key
+                # it may no longer read, such as a message's room, drops it too).
                 self._drop(job, "policy")
                 return False
             self._run(job)

@@ -36,7 +36,7 @@ class Probe(App):
     def on_message_sent(self, ctx, event):
         text = event["message"]["text"]
         if text.startswith("echo"):
-            return ctx.messages.send(event["room"]["id"], text)
+            return ctx.messages.send(event["message"]["room_id"], text)
         return None
 
     def on_install(self, ctx, event):

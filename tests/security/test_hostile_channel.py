@@ -85,7 +85,8 @@ class FakeHost:
         self.logged.append(f"[stockade] {text}")  # the host's own note, told apart
         Host.note_app_log(self, install_id, text)  # type: ignore[arg-type]
 
-    def event_allowed(self, install: Any, event: str, decided_under: object) -> bool:
+    def event_allowed(self, install: Any, event: str, decided_under: object,
+                      payload: Any) -> bool:
         return True  # no policy here: every event the app handles reaches it
 
 

@@ -129,6 +129,7 @@ class _Old:
 class _Job:
     def __init__(self, name: str) -> None:
         self.name = name
+        self.payload: dict[str, Any] = {}
 
 
 def test_a_restart_carries_only_the_events_the_policy_still_permits(tmp_path: Path) -> None:

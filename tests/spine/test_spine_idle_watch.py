@@ -197,7 +197,7 @@ class _Host:
     def note_app_log(self, _install_id: str, text: str) -> None:
         self.noted.append(text)
 
-    def event_allowed(self, _install: Any, _event: str, _under: object) -> bool:
+    def event_allowed(self, _install: Any, _event: str, _under: object, _payload: Any) -> bool:
         return True  # no policy here: every event the app handles reaches it
 
 
