@@ -45,7 +45,7 @@ from host.ledger.operator import audited, open_keyring, operator_actor
 from host.server import auth
 from host.server.embedded import EmbeddedServer
 from host.server.gone import client_gone
-from host.supervise.status import read_status
+from host.supervise.status import is_fresh, read_status
 
 HERE = Path(__file__).parent
 log = logging.getLogger("stockade.console")
@@ -234,7 +234,10 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
             installs = store.list()
         finally:
             store.close()
-        status = read_status(home.host_store)
+        # Only a serving host's rows, as `app list` shows them: a host killed without its
+        # clean stop leaves its last rows, which said "running" for good.
+        now = time.time()
+        status = {k: v for k, v in read_status(home.host_store).items() if is_fresh(v, now)}
         refusals = await anyio.to_thread.run_sync(_refusals_last_hour, home)
         rows = [_app_row(rec, status.get(rec.install_id), refusals.get(rec.install_id, 0))
                 for rec in installs]
