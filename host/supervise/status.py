@@ -76,4 +76,7 @@ def read_status(target: StoreTarget) -> dict[str, dict[str, Any]]:
 
 
 def is_fresh(row: Mapping[str, Any], now: float) -> bool:
-    return now - float(row["updated_at"]) <= STALE_AFTER_INTERVALS * PUBLISH_INTERVAL_S
+    """Whether `row` was written within the window either side of `now`. A row dated ahead of
+    it was written before the clock stepped back: a live host has written its rows again since,
+    with the stepped clock; a killed host's rows were shown as live until the clock caught up."""
+    return abs(now - float(row["updated_at"])) <= STALE_AFTER_INTERVALS * PUBLISH_INTERVAL_S
