@@ -305,16 +305,40 @@ def event_refusals(policy: PolicyView, app_id: str,
         spec = EVENTS.get(event)
         if spec is None:
             continue
-        refused = []
-        for action in spec.amounts_to:
-            rules = [r for r in policy.rules
-                     if (r.any_app or app_id in r.apps) and action in r.actions]
-            if any(r.effect == "forbid" for r in rules) or not rules:
-                refused.append(action)
+        refused = [action for action in spec.amounts_to if _refuses(policy, app_id, action)]
         if refused or not spec.amounts_to:
             out.append((event, "not delivered: policy does not permit "
                         + (", ".join(refused) or "it")))
     return tuple(out)
+
+
+def event_withholdings(policy: PolicyView | None, app_id: str, asked: Iterable[str],
+                       events: Iterable[str],
+                       refused: Iterable[str] = ()) -> tuple[tuple[str, str], ...]:
+    """(event, why) for each declared event delivered without a key (`EventSpec.withheld`: a
+    message's room is None to an app that may not read the room): its permission not asked
+    (said whatever the policy), or no permit / a forbid for the app (`event_refusals`' rule)."""
+    asked, skip = set(asked), set(refused)
+    out: list[tuple[str, str]] = []
+    for event in events:
+        spec = EVENTS.get(event)
+        if spec is None or event in skip:
+            continue
+        for key, action in spec.withheld:
+            permission = ACTIONS[action].permission
+            if permission not in asked:
+                why = f"{action} needs {permission}, not asked"
+            elif policy is not None and _refuses(policy, app_id, action):
+                why = f"policy does not permit {action}"
+            else:
+                continue
+            out.append((event, f"arrives without {key}: {why}"))
+    return tuple(out)
+
+
+def _refuses(policy: PolicyView, app_id: str, action: str) -> bool:
+    rules = [r for r in policy.rules if (r.any_app or app_id in r.apps) and action in r.actions]
+    return any(r.effect == "forbid" for r in rules) or not rules
 
 
 # ---- the disclosure ------------------------------------------------------------------------------
@@ -337,6 +361,8 @@ class Disclosure:
     notes: tuple[str, ...] = field(default=())
     # (event, why) for each declared event the policy keeps from the app (`event_refusals`)
     events_refused: tuple[tuple[str, str], ...] = ()
+    # (event, why) for each declared event delivered without a key (`event_withholdings`)
+    events_withheld: tuple[tuple[str, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The `--json` form (never holds a setting value)."""
@@ -347,6 +373,7 @@ class Disclosure:
             "permissions": [p.to_dict() for p in self.permissions],
             "events": list(self.events),
             "events_refused": [{"event": e, "why": why} for e, why in self.events_refused],
+            "events_withheld": [{"event": e, "why": why} for e, why in self.events_withheld],
             "settings": [dict(s) for s in self.settings],
             "dangers": [{"code": d.code, "severity": d.severity, "message": d.message,
                          "permissions": list(d.permissions)} for d in self.dangers],
@@ -393,6 +420,7 @@ def build_disclosure(
         notes.append("UNSIGNED: nobody vouches for this package's contents")
     elif signature.status == "unknown-publisher":
         notes.append(f"UNKNOWN PUBLISHER: signed by key {signature.kid}, which you do not trust")
+    refused = () if policy is None else event_refusals(policy, manifest.id, manifest.events)
     return Disclosure(
         app_id=manifest.id, name=manifest.name, version=manifest.version,
         author=manifest.author, content_hash=content_hash, signature=signature,
@@ -400,8 +428,9 @@ def build_disclosure(
         dangers=tuple(dangers_for(manifest.asked, manifest.events)),
         policy_revision=None if policy is None else policy.revision,
         app_users=app_users, notes=tuple(notes), description=manifest.description,
-        events_refused=() if policy is None else event_refusals(policy, manifest.id,
-                                                                 manifest.events),
+        events_refused=refused,
+        events_withheld=event_withholdings(policy, manifest.id, manifest.asked,
+                                           manifest.events, (e for e, _ in refused)),
     )
 
 
@@ -454,9 +483,10 @@ def render_disclosure(d: Disclosure, console: Console, *, title: str = "") -> No
     else:
         console.print("This app asks for no permissions.")
     if d.events:
-        refused = dict(d.events_refused)  # event names: the vocabulary's, checked at install
+        # Event names: the vocabulary's, checked at install; the notes are the host's own.
+        noted = {**dict(d.events_withheld), **dict(d.events_refused)}
         console.print(line(host("Events it handles: "), ", ".join(
-            f"{e} ({refused[e]})" if e in refused else e for e in d.events)))
+            f"{e} ({noted[e]})" if e in noted else e for e in d.events)))
     if d.settings:
         items = [(str(s["key"]), line(author(s.get("label", "")), host(
             f" ({s['type']}{', secret' if s['secret'] else ''})", "dim"))) for s in d.settings]

@@ -44,7 +44,7 @@ from host.server.principals import Caller
 from policies import Request, decide
 from policies.concerns import forbid_conditions
 from policies.engine import TARGET_USER_ACTIONS
-from policies.events import decide_event
+from policies.events import decide_event, event_request, withheld_keys
 from policies.loader import PolicyLoadError, load_policy
 from policies.policy import Policy
 from policies.restmap import ByUsername, Refusal, plan_route, translate_route
@@ -323,10 +323,19 @@ def event_answer(rec: InstallRecord, policy: Policy, event: str) -> dict[str, An
                             message=f"the app's manifest does not declare {event}")
     else:
         decision = decide_event(policy, rec.grants, rec.app_id, rec.install_id, event)
+    # The keys it would get as None (`EventSpec.withheld`: a message's room), said with the
+    # refusal of the read each one is: "yes" alone hid that the room never arrives.
+    withheld = sorted(withheld_keys(policy, rec.grants, rec.app_id, rec.install_id, event)
+                      ) if decision.allowed else []
+    message = decision.message
+    for key, action in EVENTS[event].withheld:
+        if key in withheld:
+            why = decide(policy, rec.grants, event_request(rec.app_id, rec.install_id, action))
+            message += f"; it arrives without {key} (None): {why.message}"
     return {"event": event, "allowed": decision.allowed,
             "answer": "yes" if decision.allowed else "no", "code": decision.code,
-            "message": decision.message, "rules": list(decision.rules),
-            "amounts_to": list(EVENTS[event].amounts_to)}
+            "message": message, "rules": list(decision.rules),
+            "amounts_to": list(EVENTS[event].amounts_to), "withheld": withheld}
 
 
 _EXAMPLE = {
