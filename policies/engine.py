@@ -74,12 +74,14 @@ class _Ctx:
     """What the engine extracted from a request once it passed the argument checks (a plain
     slotted class: built once a call, where a frozen dataclass costs a call ~1 µs more)."""
 
-    __slots__ = ("field_keys", "ips", "req", "roles", "route", "url", "user_type", "username")
+    __slots__ = ("field_keys", "ips", "own", "req", "roles", "route", "url", "user_type",
+                 "username")
 
     def __init__(self, req: Request, *, roles: tuple[str, ...] = (),
                  user_type: str | None = None, field_keys: tuple[str, ...] = (),
                  username: str | None = None, url: ParsedUrl | None = None,
-                 ips: tuple[IPAddress, ...] = (), route: str | None = None) -> None:
+                 ips: tuple[IPAddress, ...] = (), own: frozenset[IPAddress] = frozenset(),
+                 route: str | None = None) -> None:
         self.req = req
         self.roles = roles  # canonical, for users.create roles or roles.* role
         self.user_type = user_type
@@ -87,6 +89,7 @@ class _Ctx:
         self.username = username
         self.url = url
         self.ips = ips
+        self.own = own  # those of `ips` that are the host machine's own (fact own_ips)
         self.route = route
 
 
@@ -226,7 +229,13 @@ def _guardrails(spec: ActionSpec, req: Request) -> _Ctx | str:
         for ip in ips:
             if never_reachable(ip):
                 return f"address {ip} (unspecified or multicast) is never reachable for apps"
-        return _Ctx(req, url=url, ips=tuple(ips))
+        own: set[IPAddress] = set()
+        for item in facts.get("own_ips") or ():
+            ip = parse_ip(item) if isinstance(item, str) else None
+            if ip is None:
+                return f"fact own_ips holds a non-address {item!r}"
+            own.add(ip)
+        return _Ctx(req, url=url, ips=tuple(ips), own=frozenset(own))
     if a == "rest.call":
         route = normalize_route(args["method"], args["route"])
         if route is None:
@@ -293,11 +302,14 @@ def _permit_failure(rule: CompiledRule, ctx: _Ctx) -> str | None:
             # without the addresses, or the host could be steered by a later lookup)
             return f"host {host!r} did not resolve to any address"
         for ip in ctx.ips:
-            if is_public(ip):
+            # The host machine's own public address is no public service: whatever listens on
+            # its wildcard address (a database, an admin port) answers there as on loopback.
+            if is_public(ip) and ip not in ctx.own:
                 continue
             if host in rule.allow_private_hosts or ip in rule.allow_private_ips:
                 continue
-            return f"allow_private: address {ip} of {host!r} is private/loopback and not named"
+            kind = "this machine's own" if ip in ctx.own else "private/loopback"
+            return f"allow_private: address {ip} of {host!r} is {kind} and not named"
     if a == "rest.call":
         if rule.rest_routes is None or ctx.route not in rule.rest_routes:
             return f"rest_routes: {ctx.route!r} not listed"

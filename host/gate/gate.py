@@ -25,6 +25,7 @@ from functools import partial
 from typing import Any, NamedTuple
 
 from host.apps.installs import InstallRecord, InstallStore
+from host.bridges.ownaddrs import MACHINE
 from host.clock import Clock
 from host.errors import GateError, RefusalBudgetExceeded, ServerRefused
 from host.gate.actor import acting_user
@@ -534,8 +535,12 @@ class Gate:
             if url is not None and not isinstance(url, str):
                 # Only a name a permit lists is looked up (`lists_endpoint`: a DNS query is an
                 # effect outside the host, before the decision); another is refused on its domain.
-                facts["resolved_ips"] = (self.resolve(url.host) if lists_endpoint(
-                    policy, session.app_id, url) else [])
+                ips = (self.resolve(url.host) if lists_endpoint(policy, session.app_id, url)
+                       else [])
+                facts["resolved_ips"] = ips
+                # the machine's own addresses among them: no public service (`ownaddrs.py`)
+                facts["own_ips"] = MACHINE.among(
+                    [*ips, str(url.ip)] if url.ip is not None else ips)
         return facts
 
     def _refuse(self, session: Session, action: str, args: Mapping[str, Any], code: str,

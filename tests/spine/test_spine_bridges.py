@@ -15,7 +15,9 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from host.bridges import httpout
+from host.bridges.ownaddrs import MachineAddresses
 from host.demo.crm import DemoCrm
+from host.gate import gate as gate_module
 from host.home import Home
 from host.runtime import Host, HostConfig
 from host.server.personal_tokens import ensure_service_user
@@ -59,7 +61,7 @@ effect = "permit"
 apps = ["caller"]
 actions = ["http.request"]
 [rule.when]
-domains = ["crm.localtest:*", "hang.localtest"]
+domains = ["crm.localtest:*", "hang.localtest", "own.localtest:*"]
 allow_private = ["127.0.0.1"]
 [[rule]]
 id = "caller-rest"
@@ -109,11 +111,16 @@ def host(tmp_path: Path):
                             ["livechat.room_started"], CALLER))
     up = Upstream().start()
     config = HostConfig(resolver_overrides={"crm.localtest": "127.0.0.1",
-                                            "other.localtest": "127.0.0.1"})
+                                            "other.localtest": "127.0.0.1",
+                                            "own.localtest": OWN_PUBLIC})
     with Host(home, config=config) as h:
         ensure_service_user(h.server, "svc")  # an admin exists; the app must not act as it
         yield h, up.port
     up.stop()
+
+
+# A public address the test makes one of the machine's own (a fib_trie of its own, below).
+OWN_PUBLIC = "93.184.216.34"
 
 
 def _run(h: Host, calls: list) -> list:
@@ -192,3 +199,21 @@ def test_a_lookup_with_no_answer_is_a_timeout_not_a_missing_name(
         answer.set()
     assert res[0][0] == "timeout", res
     assert "'hang.localtest' got no answer from its DNS server" in res[0][1]
+
+
+def test_the_machines_own_public_address_is_not_a_public_service(
+        host, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A listed name whose DNS answers with the machine's own public address: whatever listens
+    on the machine's wildcard address would answer there as on loopback. Refused unless the
+    permit's allow_private names it; the address was public to the engine, so it was allowed."""
+    h, port = host
+    trie = tmp_path / "fib_trie"
+    trie.write_text(f"Local:\n  +-- 0.0.0.0/0 3 0 5\n     |-- {OWN_PUBLIC}\n"
+                    "        /32 host LOCAL\n")
+    monkeypatch.setattr(gate_module, "MACHINE",
+                        MachineAddresses(fib_trie=trie, if_inet6=tmp_path / "none"))
+    res = _run(h, [["http", "GET", f"http://own.localtest:{port}/ok", None],
+                   ["http", "GET", f"http://{OWN_PUBLIC}:{port}/ok", None]])
+    assert res[0][0] == "denied", res
+    assert f"address {OWN_PUBLIC} of 'own.localtest' is this machine's own" in res[0][1]
+    assert res[1][0] == "denied"  # as an IP literal too (its domain is not listed either)

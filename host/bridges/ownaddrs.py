@@ -1,0 +1,118 @@
+"""The host machine's own addresses, so an app's request never reaches the machine itself.
+
+A name an operator lists for an app (`domains`) is resolved by DNS its owner controls, and it may
+answer with the machine's own public address. That address is public, yet whatever listens on
+the machine's wildcard address (a database, an admin port, a second Stockade's console behind a
+proxy) answers there as it would on loopback. The gate hands the engine, as fact `own_ips`, the
+request's addresses that are the machine's own, and the engine treats them as it treats private
+ones: reachable only when the permit's `allow_private` names them (`policies/engine.py`).
+
+The addresses come from the kernel: IPv4 from `/proc/net/fib_trie` (every route of type LOCAL,
+a single address or a whole prefix routed to the machine), IPv6 from `/proc/net/if_inet6`. The
+host's own network namespace is read (the apps' children have their own, with nothing in it).
+"""
+from __future__ import annotations
+
+import ipaddress
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+FIB_TRIE = Path("/proc/net/fib_trie")
+IF_INET6 = Path("/proc/net/if_inet6")
+# How long a reading is reused. Guards the gate's path from a /proc read per HTTP call; an
+# address added to the machine is known within this time.
+REFRESH_S = 5.0
+
+
+def parse_fib_trie(text: str) -> set[IPNetwork]:
+    """The LOCAL routes of a `/proc/net/fib_trie`: each `|-- ADDRESS` line is followed by its
+    routes (`/32 host LOCAL`, `/8 host LOCAL` for a prefix routed to the machine)."""
+    out: set[IPNetwork] = set()
+    address: str | None = None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("|-- "):
+            address = stripped[4:].strip()
+        elif address is not None and stripped.startswith("/") and stripped.endswith(" LOCAL"):
+            prefix = stripped[1:].split()[0]
+            try:
+                out.add(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+            except ValueError:
+                continue
+    return out
+
+
+def parse_if_inet6(text: str) -> set[IPNetwork]:
+    out: set[IPNetwork] = set()
+    for line in text.splitlines():
+        fields = line.split()
+        if fields and len(fields[0]) == 32:
+            try:
+                out.add(ipaddress.ip_network(int(fields[0], 16).to_bytes(16, "big")))
+            except ValueError:
+                continue
+    return out
+
+
+class MachineAddresses:
+    """The machine's own addresses, read again at most every REFRESH_S."""
+
+    def __init__(self, fib_trie: Path = FIB_TRIE, if_inet6: Path = IF_INET6) -> None:
+        self._paths = fib_trie, if_inet6
+        self._lock = threading.Lock()
+        self._read_at = -REFRESH_S
+        self._nets: frozenset[IPNetwork] = frozenset()
+
+    def networks(self) -> frozenset[IPNetwork]:
+        with self._lock:
+            if time.monotonic() - self._read_at >= REFRESH_S:
+                nets: set[IPNetwork] = set()
+                for path, parse in zip(self._paths, (parse_fib_trie, parse_if_inet6),
+                                       strict=True):
+                    try:
+                        nets |= parse(path.read_text())
+                    except OSError:
+                        continue  # no IPv6, or no /proc: nothing known of that family
+                self._nets, self._read_at = frozenset(nets), time.monotonic()
+            return self._nets
+
+    def among(self, addresses: Iterable[str]) -> list[str]:
+        """Those of `addresses` that are the machine's own (as given; the engine parses them)."""
+        nets = self.networks()
+        out: list[str] = []
+        for text in addresses:
+            try:
+                ip = ipaddress.ip_address(text)
+            except ValueError:
+                continue  # the engine refuses a non-address in resolved_ips itself
+            if any(c in n for c in _forms(ip) for n in nets):
+                out.append(text)
+        return out
+
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _forms(ip: ipaddress.IPv4Address | ipaddress.IPv6Address
+           ) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """The address and the IPv4 addresses an IPv6 one carries to (mapped, 6to4, Teredo, NAT64),
+    as `policies.netcheck.is_public` looks inside them."""
+    if isinstance(ip, ipaddress.IPv4Address):
+        return [ip]
+    out: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [ip]
+    if ip.ipv4_mapped is not None:
+        out.append(ip.ipv4_mapped)
+    if ip.sixtofour is not None:
+        out.append(ip.sixtofour)
+    if ip.teredo is not None:
+        out.extend(ip.teredo)
+    if ip in _NAT64:
+        out.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return out
+
+
+MACHINE = MachineAddresses()
