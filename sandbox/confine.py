@@ -10,7 +10,7 @@ Layers, in the order they must be applied (later ones would forbid the calls ear
 4. its own network namespace (the zygote does this once for all its children; the spawn
    fallback does it here), its own IPC namespace (each child, see `unshare_ipc`), and its own
    PID namespace, entered by the fork that made it (`fork_in_own_pid_namespace`);
-5. parent-death signal and not dumpable;
+5. the OOM killer's first pick (`OOM_SCORE_ADJ`), parent-death signal and not dumpable;
 6. rlimits: address space, CPU seconds, open files, file size 0, no core dumps, process
    count 0 (no threads, no forks), no locked memory, no message queues;
 then, in `take_identity`, once the host has said which app the child serves:
@@ -59,6 +59,11 @@ CLONE_NEWIPC = 0x08000000
 # kernel's uid checks pass between processes of one user), the kernel answers ESRCH.
 CLONE_NEWPID = 0x20000000
 SYS_CLONE = 56  # x86-64; the filter (sandbox/seccomp.py) kills every other architecture
+# Guards the host and the zygote from an app's memory: the most the kernel allows, so when the
+# machine runs out of memory the OOM killer takes an app child first (among them the one holding
+# most), never the host because it is bigger than an app that filled what it may. Raising one's
+# own value needs no privilege; lowering it again does, and the filter refuses the file anyway.
+OOM_SCORE_ADJ = 1000
 
 # The identity a child takes when the host names none (a root host's sandbox snippets, the
 # tests): "nobody" owns no file and can signal or trace no process of the host's.
@@ -243,7 +248,10 @@ def confine_early(
     rep.netns = netns_done or unshare_network()
     rep.ipcns = unshare_ipc()
     rep.pidns = in_own_pid_namespace(parent_pid)
-    # 5. parent death and dumpability
+    # 5. the OOM killer's first pick, then parent death and dumpability. The adjustment first:
+    # once not dumpable, /proc/self's files belong to root, and a child of a host that is not
+    # root could no longer open its own.
+    _prefer_for_oom(rep)
     _arm_parent_death(rep)
     # 6. rlimits
     try:
@@ -264,6 +272,18 @@ def confine_early(
     except (OSError, ValueError) as exc:
         rep.note(f"rlimit failed: {exc}")
     return rep
+
+
+def _prefer_for_oom(rep: LayerReport) -> None:
+    """Make this process the OOM killer's first pick (`OOM_SCORE_ADJ`); a failure is noted."""
+    try:
+        fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, str(OOM_SCORE_ADJ).encode())
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        rep.note(f"oom_score_adj: {exc}")
 
 
 def take_identity(rep: LayerReport, uid: int | None, gid: int | None) -> LayerReport:
