@@ -230,7 +230,10 @@ def _guardrails(spec: ActionSpec, req: Request) -> _Ctx | str:
             if never_reachable(ip):
                 return f"address {ip} (unspecified or multicast) is never reachable for apps"
         own: set[IPAddress] = set()
-        for item in facts.get("own_ips") or ():
+        own_ips = facts.get("own_ips", ())
+        if not isinstance(own_ips, list | tuple):
+            return "fact own_ips is not a list of addresses"
+        for item in own_ips:
             ip = parse_ip(item) if isinstance(item, str) else None
             if ip is None:
                 return f"fact own_ips holds a non-address {item!r}"
