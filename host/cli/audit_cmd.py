@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import sqlite3
 import sys
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.text import Text
@@ -42,6 +42,13 @@ def _open(home: Home) -> AuditLog:
         return open_readonly(home.host_store, SystemClock())
     except (StoreError, AuditError, OSError) as exc:
         fail(f"cannot open {home.host_db}: {exc}", "check the file's permissions")
+
+
+def _unreadable(exc: Exception) -> NoReturn:
+    # The store opens lazily: a host.db that is no database (damaged, a FIFO put in its
+    # place) is met at the first read, and is said as such, never as an unexpected error.
+    fail(f"cannot read the audit log: {exc}", "check the file's permissions; `stockade "
+         "doctor` checks the store", EXIT_NEGATIVE)
 
 
 def _say(text: str) -> None:
@@ -110,7 +117,7 @@ def verify(ctx: typer.Context, json_out: JsonFlag = False) -> None:
     try:
         result = log.verify()
     except (AuditError, StoreError, OSError, sqlite3.DatabaseError) as exc:
-        fail(f"cannot read the audit log: {exc}", "check the file's permissions")
+        _unreadable(exc)
     if json_out:
         emit_json(result.to_json())
     for brk in result.breaks:
@@ -137,7 +144,11 @@ def tail(
     json_out: JsonFlag = False,
 ) -> None:
     """The newest records, oldest first."""
-    entries = _open(ctx.obj).tail(n)
+    log = _open(ctx.obj)
+    try:
+        entries = log.tail(n)
+    except (AuditError, StoreError, OSError, sqlite3.DatabaseError) as exc:
+        _unreadable(exc)
     if json_out:
         emit_json([e.to_json() for e in entries])
         return
@@ -154,7 +165,11 @@ def show(
     json_out: JsonFlag = False,
 ) -> None:
     """One record with its chain hashes."""
-    e = _open(ctx.obj).show(seq)
+    log = _open(ctx.obj)
+    try:
+        e = log.show(seq)
+    except (AuditError, StoreError, OSError, sqlite3.DatabaseError) as exc:
+        _unreadable(exc)
     if e is None:
         # Not found is exit 2 in every command (the README's contract).
         fail(f"no audit record {seq}", "see `stockade audit tail` for the newest ones")

@@ -24,6 +24,7 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
+import stat
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
@@ -97,6 +98,9 @@ class SqliteStore(Store):
             raise
 
     def _open_raw(self) -> sqlite3.Connection:
+        special = not_regular(self.path)
+        if special is not None:
+            raise StoreError(special)
         if self.readonly:
             if not self.path.exists():
                 raise StoreError(f"no store at {self.path}")
@@ -212,11 +216,25 @@ def table_exists(conn: Any, name: str) -> bool:
     return row is not None
 
 
+def not_regular(path: Path) -> str | None:
+    """Why `path` cannot be a database file (it exists and is a FIFO, a device, a folder), or
+    None. SQLite reads the header at open: a FIFO put at host.db by someone who can write the
+    home blocked that read, and every command and `serve` opening the store, for ever."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None  # missing (or unreadable): SQLite's open says which
+    return None if stat.S_ISREG(mode) else f"{path} is not a regular file"
+
+
 def integrity_problem(path: Path) -> str | None:
     """What `PRAGMA quick_check` finds wrong with the database at `path`, or None when sound.
 
     Opened read-only, so checking creates nothing and changes nothing; a file that is not a
     database at all, or whose pages are overwritten, is a problem, never an exception."""
+    special = not_regular(path)
+    if special is not None:
+        return special
     try:
         c = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
         try:
