@@ -29,6 +29,9 @@ audit_app = typer.Typer(help="Verify and read the audit log (HOME/host.db).",
 
 # Most records `tail` prints at once: guards the terminal (and a pipe) from a mistyped -n.
 MAX_TAIL = 10_000
+# Largest record number: SQLite's integers are 64-bit signed (a larger one is no record, and
+# would reach the query as an OverflowError instead of a usage error).
+MAX_SEQ = 2**63 - 1
 # Longest problem, break or note `verify` prints: guards the screen against a verdict quoting
 # a forged row at length (the host's own texts are a few hundred characters).
 MAX_SAID = 2_000
@@ -161,7 +164,8 @@ def tail(
 @audit_app.command("show")
 def show(
     ctx: typer.Context,
-    seq: Annotated[int, typer.Argument(help="The record's sequence number.", min=1)],
+    seq: Annotated[int, typer.Argument(help="The record's sequence number.", min=1,
+                                       max=MAX_SEQ)],
     json_out: JsonFlag = False,
 ) -> None:
     """One record with its chain hashes."""
