@@ -86,6 +86,7 @@ class Rounds:
         self.idle = IdleWatch()  # the upkeep's: apps' children computing between events
         self._failed_at: int | None = None  # the watcher's tick whose sync raised
         self._failure = ""  # what it raised (logged once)
+        self._retry = False  # `retry_soon`: sync at the next tick
 
     def start(self, *, watch: bool) -> None:
         rounds = [(self._watch, "stockade-watch")] if watch else []
@@ -145,6 +146,11 @@ class Rounds:
                 except Exception:
                     log.exception("could not %s", what)
 
+    def retry_soon(self) -> None:
+        """What a sync started failed after the sync returned (an ending app's hook could not
+        be marked done): the watcher syncs again at its next tick."""
+        self._retry = True
+
     def _revoked_since_start(self) -> bool:
         """Whether a child that is up holds a token revoked while it was starting."""
         host = self.host
@@ -175,9 +181,11 @@ class Rounds:
                                 or host.credentials.expiring(r.session))
                            for r in list(host.runners.values()))
                 held = self._revoked_since_start() or held
-                retry = self._failed_at is not None and tick - self._failed_at >= RETRY_TICKS
+                retry = self._retry or (self._failed_at is not None
+                                        and tick - self._failed_at >= RETRY_TICKS)
                 if (version != self._watch_version or keys_changed or users_changed or held
                         or retry):
+                    self._retry = False
                     host.sync_installs(wait_hooks=False)
                     # Seen only once a sync went through: one that raised (a store locked past
                     # its busy timeout) is tried again, not left until an unrelated change.

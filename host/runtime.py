@@ -13,7 +13,6 @@ stops or starts children.
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import os
 import secrets
@@ -40,7 +39,7 @@ from host.ledger.audit import AuditRecord
 from host.ledger.ledger import Ledger
 from host.ledger.operator import append_operator, audit_policy_load, open_keyring, operator_actor
 from host.ledger.storelease import HostLease
-from host.rounds import CHECKPOINT_INTERVAL_S, Rounds
+from host.rounds import CHECKPOINT_INTERVAL_S, ROUND_JOIN_S, Rounds
 from host.server.embedded import EmbeddedServer
 from host.server.errors import ServerError
 from host.server.remote.server import Workspace, foreign_app_user
@@ -54,6 +53,7 @@ from host.supervise.credentials import Credentials, make_session
 from host.supervise.delivery import Delivery
 from host.supervise.gctune import tune_gc
 from host.supervise.identities import Identities
+from host.supervise.lifehooks import LifeHooks
 from host.supervise.presend import run_pre_send, supervisor_record
 from host.supervise.pump import EventPump
 from host.supervise.served import HostServed
@@ -130,10 +130,10 @@ class Host:
         self._waiting: dict[str, tuple[str, bool]] = {}  # install -> its consent checked
         self._user_waits: dict[str, str] = {}  # install -> why it has no app user (said once)
         self.event_counts: dict[str, int] = {}
-        # Runners of disabled or uninstalled apps that `sync_installs` is ending outside its
-        # lock (their hook runs first); `stop` ends them too.
-        self._ending: set[AppRunner] = set()
-        self._hooks_out: set[int] = set()  # hooks handed over and not yet done (seq)
+        # Lifecycle hooks, and the ending of disabled and uninstalled apps' runners outside the
+        # lock (their hook runs first; the watcher waits for none); `stop` ends them too.
+        self.hooks = LifeHooks(self.installs, self.config.event_deadline_s, self._stop_runner,
+                               self.rounds.retry_soon)
         sweep_s = max(self.config.lease_sweep_s, CHECKPOINT_INTERVAL_S)  # upkeep's cadence
         # Set (with why) once this host's lease on a shared store is lost: it admits no more
         # calls, and `serve` exits so that a restart takes a new lease (`_lease_lost`).
@@ -240,11 +240,12 @@ class Host:
             self.pump.close()  # events in flight go back to their runners, which stop next
             self.pump = None
         with self._lock:
-            runners = [*self.runners.values(), *self._ending]
+            runners = [*self.runners.values(), *self.hooks.ending()]
             self.runners.clear()
             self._receivers_cache = {}
         for runner in runners:
             runner.stop("host stopping")
+        self.hooks.join(ROUND_JOIN_S)  # endings under way: their hooks end with the runners
         self.httpout.close()
         with contextlib.suppress(Exception):
             self.status_board.clear()
@@ -297,9 +298,9 @@ class Host:
             for old, jobs in carried.values():  # the app did not start again
                 for job in jobs:
                     old.drop(job, "stopped")
-            self._end_runners(ending)
+            self.hooks.end(ending, wait=wait_hooks)  # from the watcher: waits on no app
         self.gate.installs.invalidate()
-        self._run_lifecycle_hooks(wait_hooks)
+        self.hooks.run_pending(self.runners, wait=wait_hooks)
 
     def _match_runners(self, records: dict[str, InstallRecord], epoch: int,
                        ending: list[tuple[AppRunner, str]],
@@ -330,7 +331,7 @@ class Host:
                     if rec is None or not rec.enabled:
                         runner.drop_queued(why)  # its hook is next, not its backlog
                         ending.append((runner, why))
-                        self._ending.add(runner)
+                        self.hooks.begin_end(runner)
                     else:
                         carried[install_id] = (runner, runner.take_queued())
                         self._stop_runner(runner, why)
@@ -362,20 +363,6 @@ class Host:
                     hand_over(self.event_policy.carry(self.policy.current(), rec,
                                                       carried.pop(install_id, None)),
                               self.runners[install_id])
-
-    def _end_runners(self, ending: list[tuple[AppRunner, str]]) -> None:
-        """Stop disabled and uninstalled apps' runners, each whatever its hook raised (a store
-        error marking it done is raised after, and the watcher tries the sync again)."""
-        for runner, why in ending:
-            try:
-                if runner.child is not None and not runner.child.dead:
-                    # the app hears its own disable/uninstall hook before its child stops (its
-                    # bridge calls are already refused: the install is not enabled)
-                    self._deliver_hooks(runner, final=True)
-            finally:
-                self._stop_runner(runner, why)
-                with self._lock:
-                    self._ending.discard(runner)
 
     def _stop_runner(self, runner: AppRunner, why: str) -> None:
         runner.stop(f"app {why}")
@@ -411,38 +398,6 @@ class Host:
         self.ledger.append(AuditRecord(kind="supervisor", app_id=rec.app_id,
                                        install_id=rec.install_id, event="app_user_unavailable",
                                        detail=why))
-
-    def _run_lifecycle_hooks(self, wait: bool = True) -> None:
-        for hook in self.installs.pending_hooks():
-            runner = self.runners.get(hook.install_id)
-            if runner is None or hook.generation != runner.install.generation:
-                self.installs.mark_hook_done(hook.seq)
-            elif wait:
-                self._deliver_hook(runner, hook.hook, dict(hook.detail))
-                self.installs.mark_hook_done(hook.seq)
-            elif hook.seq not in self._hooks_out:  # done when its outcome is (`_hook_done`)
-                self._hooks_out.add(hook.seq)
-                runner.submit(hook.hook, {"hook": hook.hook, **dict(hook.detail)},
-                              self.config.event_deadline_s).add_done_callback(
-                    functools.partial(self._hook_done, hook.seq))
-
-    def _hook_done(self, seq: int, _outcome: object) -> None:
-        with contextlib.suppress(Exception):
-            self.installs.mark_hook_done(seq)
-        self._hooks_out.discard(seq)
-
-    def _deliver_hooks(self, runner: AppRunner, *, final: bool) -> None:
-        """Deliver this install's pending hooks to its current child (final: it is stopping,
-        so hooks recorded under the new generation are its own disable/uninstall)."""
-        for hook in self.installs.pending_hooks(runner.install_id):
-            if final and hook.hook in ("disable", "uninstall"):
-                self._deliver_hook(runner, hook.hook, dict(hook.detail))
-                self.installs.mark_hook_done(hook.seq)
-
-    def _deliver_hook(self, runner: AppRunner, hook: str, detail: dict[str, Any]) -> None:
-        fut = runner.submit(hook, {"hook": hook, **detail}, self.config.event_deadline_s)
-        with contextlib.suppress(Exception):
-            fut.result(self.config.event_deadline_s + 5)
 
     def start_child(self, runner: AppRunner) -> Child:
         """Spawn, handshake (token + layers) and load one app's child."""

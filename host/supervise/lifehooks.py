@@ -1,0 +1,130 @@
+"""Lifecycle hooks for a serving host's apps, and the end of a disabled or uninstalled app's
+runner, which hears its own hook first.
+
+An install change recorded by another process (`app disable`, `uninstall`, `update`, settings)
+queues a hook (`InstallStore.pending_hooks`); the host's sync (`Host.sync_installs`) hands each to
+its app and marks it done. An app whose runner ends (disabled, uninstalled) hears its own
+`disable`/`uninstall` hook before its child stops, which may take up to the event deadline.
+
+Why this is its own room: the watcher (`host.rounds`) that syncs must never wait on an app.
+It waited for an ending app's hook in its own thread (up to the deadline and 5 s more, per
+hook): an app whose `on_disable` used its deadline held up every install change after it, so
+a second app the operator disabled meanwhile kept receiving events for that long, and no token
+was renewed. From the watcher (`wait=False`) each ending runs on a thread of its own; a start's
+sync (`wait=True`) still waits, as before.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from host.apps.installs import InstallStore
+from host.supervise.supervisor import AppRunner
+
+log = logging.getLogger("stockade.host")
+FINAL_HOOKS = ("disable", "uninstall")
+
+
+class LifeHooks:
+    """One host's lifecycle hooks. `stop(runner, why)` stops an ended app's runner (the host's:
+    its clients, its audit record); `failed()` asks the watcher to sync again soon (an ending
+    that met a store error left its hook pending, which the next sync settles)."""
+
+    def __init__(self, installs: InstallStore, deadline_s: float,
+                 stop: Callable[[AppRunner, str], None], failed: Callable[[], None]) -> None:
+        self.installs = installs
+        self.deadline_s = deadline_s
+        self._stop = stop
+        self._failed = failed
+        self._out: set[int] = set()  # hooks handed over and not yet done (seq)
+        self._lock = threading.Lock()
+        # Runners of disabled or uninstalled apps being ended (their hook runs first): the
+        # host's `stop` ends them too; their thread, when one ends them (joined at stop).
+        self._ending: dict[AppRunner, threading.Thread | None] = {}
+
+    def ending(self) -> list[AppRunner]:
+        with self._lock:
+            return list(self._ending)
+
+    def begin_end(self, runner: AppRunner) -> None:
+        """`runner` left the running set: it is ended by `end` (or the host's stop)."""
+        with self._lock:
+            self._ending[runner] = None
+
+    def end(self, ending: list[tuple[AppRunner, str]], *, wait: bool) -> None:
+        """End each runner after its own final hook: here (`wait`), or each on a thread of its
+        own, so the caller (the watcher) waits on no app."""
+        for runner, why in ending:
+            if wait:
+                self._end(runner, why)
+                continue
+            thread = threading.Thread(target=self._end_quietly, args=(runner, why),
+                                      name=f"stockade-end-{runner.app_id}", daemon=True)
+            with self._lock:
+                self._ending[runner] = thread
+            thread.start()
+
+    def _end(self, runner: AppRunner, why: str) -> None:
+        try:
+            if runner.child is not None and not runner.child.dead:
+                # the app hears its own disable/uninstall hook before its child stops (its
+                # bridge calls are already refused: the install is not enabled)
+                for hook in self.installs.pending_hooks(runner.install_id):
+                    if hook.hook in FINAL_HOOKS:
+                        self.deliver(runner, hook.hook, dict(hook.detail))
+                        self.installs.mark_hook_done(hook.seq)
+        finally:  # whatever marking the hook raised (a store error): the child stops
+            self._stop(runner, why)
+            with self._lock:
+                self._ending.pop(runner, None)
+
+    def _end_quietly(self, runner: AppRunner, why: str) -> None:
+        try:
+            self._end(runner, why)
+        except Exception:
+            log.exception("app %s stopped, but its hook could not be settled (trying again)",
+                          runner.app_id)
+            self._failed()
+
+    def run_pending(self, runners: Mapping[str, AppRunner], *, wait: bool) -> None:
+        """Hand every pending hook to its app (`wait`: and wait for it); a hook whose app is
+        not running (or runs another generation) is done. An ending app's own hooks are its
+        ending's to deliver."""
+        with self._lock:
+            ending = {r.install_id for r in self._ending}
+        for hook in self.installs.pending_hooks():
+            runner = runners.get(hook.install_id)
+            if hook.install_id in ending and runner is None:
+                continue
+            if runner is None or hook.generation != runner.install.generation:
+                self.installs.mark_hook_done(hook.seq)
+            elif wait:
+                self.deliver(runner, hook.hook, dict(hook.detail))
+                self.installs.mark_hook_done(hook.seq)
+            elif hook.seq not in self._out:  # done when its outcome is (`_done`)
+                self._out.add(hook.seq)
+                runner.submit(hook.hook, {"hook": hook.hook, **dict(hook.detail)},
+                              self.deadline_s).add_done_callback(
+                    functools.partial(self._done, hook.seq))
+
+    def _done(self, seq: int, _outcome: object) -> None:
+        with contextlib.suppress(Exception):
+            self.installs.mark_hook_done(seq)
+        self._out.discard(seq)
+
+    def deliver(self, runner: AppRunner, hook: str, detail: dict[str, Any]) -> None:
+        fut = runner.submit(hook, {"hook": hook, **detail}, self.deadline_s)
+        with contextlib.suppress(Exception):
+            fut.result(self.deadline_s + 5)
+
+    def join(self, timeout: float) -> None:
+        """Wait (each at most `timeout`) for the endings under way (the host stops)."""
+        with self._lock:
+            threads = [t for t in self._ending.values() if t is not None]
+        for thread in threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout)
