@@ -151,6 +151,12 @@ class ServerCore:
         """Install (or clear with None) the pre-send hook; see `events.PreSendHook`."""
         self._pre_send = hook
 
+    @property
+    def pre_send_hooked(self) -> bool:
+        """Whether a pre-send hook judges this server's messages (a message may then wait on
+        the apps: the REST API bounds the threads its message routes hold)."""
+        return self._pre_send is not None
+
     def was_applied(self, op_id: str) -> bool:
         """Whether a write with this op_id committed."""
         with self.db.read() as c:

@@ -14,6 +14,7 @@ a 500: a 500 is the server's own bug, logged with its traceback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -75,6 +76,9 @@ class RestRoute:
     handler: Handler
     roles: frozenset[str] | None = None
     public: bool = False
+    # The route writes a message, through the apps' pre-send hooks: it may hold its thread for
+    # as long as they take (see HOOK_THREADS).
+    pre_send: bool = False
 
     def match(self, path: str) -> dict[str, str] | None:
         """Path parameters if `path` matches this route, else None."""
@@ -121,12 +125,13 @@ ROUTES: tuple[RestRoute, ...] = (
     RestRoute("POST", "livechat/inquiries.take", lc.inquiries_take, LIVECHAT),
     RestRoute("GET", "livechat/config/routing", lc.routing_config, LIVECHAT),
     RestRoute("GET", "rooms.info", lc.rooms_info, LIVECHAT),
-    RestRoute("POST", "chat.postMessage", lc.chat_post, LIVECHAT),
+    RestRoute("POST", "chat.postMessage", lc.chat_post, LIVECHAT, pre_send=True),
     # the widget's routes: the visitor's token is the credential
     RestRoute("GET", "livechat/visitor/{token}", lc.visitor_get, public=True),
     RestRoute("GET", "livechat/room", lc.visitor_room, public=True),
     RestRoute("GET", "livechat/messages.history/{rid}", lc.visitor_history, public=True),
-    RestRoute("POST", "livechat/message", lc.visitor_message, public=True),
+    RestRoute("POST", "livechat/message", lc.visitor_message, public=True,
+              pre_send=True),
     RestRoute("POST", "livechat/room.close", lc.visitor_close, public=True),
     RestRoute("GET", "livechat/users/agent", h.agents_list, MANAGE),
     RestRoute("POST", "livechat/users/agent", h.agent_add, MANAGE),
@@ -146,7 +151,7 @@ ROUTES: tuple[RestRoute, ...] = (
     RestRoute("POST", "livechat/visitor", h.visitor_save, public=True),
     RestRoute("GET", "livechat/visitors.info", h.visitor_info, LIVECHAT),
     RestRoute("POST", "livechat/room", h.visitor_room, LIVECHAT),
-    RestRoute("POST", "chat.sendMessage", h.chat_send),
+    RestRoute("POST", "chat.sendMessage", h.chat_send, pre_send=True),
     RestRoute("GET", "channels.messages", h.room_messages, LIVECHAT),
     RestRoute("GET", "chat.getMessage", h.message_get, LIVECHAT),
 )
@@ -283,6 +288,7 @@ def create_app(server: EmbeddedServer, *, max_body: int = MAX_BODY_BYTES,
     """The starlette app serving `/api/v1/...` over HTTP (thin: auth, body cap, dispatch);
     `mounts` adds other apps beside it (`stockade serve` mounts the console)."""
     dispatcher = RestDispatcher(server)
+    hook_slots = asyncio.BoundedSemaphore(HOOK_THREADS)  # bound to the loop at first use
 
     async def endpoint(request: Request) -> JSONResponse:
         route = request.path_params["path"]
@@ -310,6 +316,16 @@ def create_app(server: EmbeddedServer, *, max_body: int = MAX_BODY_BYTES,
                     "the body is not valid JSON (nested too deep, or text that is not UTF-8)"))
             if not isinstance(body, dict):
                 return _json(*_bad_body("the body must be a JSON object"))
+        # Every message route is a POST: the other methods skip the route lookup.
+        found = (dispatcher.find("POST", normalize_route(route)[0])
+                 if request.method == "POST" else None)
+        slots = (hook_slots if found is not None and found[0].pre_send and server.pre_send_hooked
+                 else None)
+        if slots is not None:
+            try:  # waiting here holds no thread: a burst waits its turn, a flood is refused
+                await asyncio.wait_for(slots.acquire(), HOOK_SLOT_WAIT_S)
+            except TimeoutError:
+                return _json(*rc_error("quota_exceeded", HOOKS_BUSY, route, status=429))
         user_id = request.headers.get("x-user-id")
         token = request.headers.get("x-auth-token")
 
@@ -322,7 +338,13 @@ def create_app(server: EmbeddedServer, *, max_body: int = MAX_BODY_BYTES,
             return dispatcher.call(identity, request.method, route, dict(request.query_params),
                                    body, auth_token=token)
 
-        status, payload = await asyncio.get_running_loop().run_in_executor(_rest_pool(), run)
+        loop = asyncio.get_running_loop()
+        job = _rest_pool().submit(run)
+        if slots is not None:
+            # Freed when the thread is, not when this request ends: a client that hangs up
+            # leaves its message in the hook, and its thread taken, until the hook answers.
+            job.add_done_callback(lambda _job: _release_soon(loop, slots))
+        status, payload = await asyncio.wrap_future(job)
         return _json(status, payload)
 
     async def api_info(request: Request) -> JSONResponse:
@@ -347,7 +369,28 @@ def create_app(server: EmbeddedServer, *, max_body: int = MAX_BODY_BYTES,
 # ~10-15 % of the server's CPU per request in an A/B on this machine (docs/BENCH.md). Bounds
 # the handlers running at once; the rest wait in the executor's queue.
 REST_THREADS = 16
+# Of those, how many a message route may hold while the apps' pre-send hooks judge its message
+# (up to their deadlines, behind every message queued for the same hook: one app's child judges
+# one at a time). Past it a message is refused at once with 429, as Rocket.Chat's rate limiter
+# answers. Guards the rest of the API: a flood of messages from anonymous widget clients
+# against a slow hook held every thread, and a plain read, a sign-in, waited behind it (~9 s for
+# 60 messages against a 0.2 s hook, tests/server/test_server_rest_hook_flood.py).
+HOOK_THREADS = REST_THREADS // 2
+# How long a message waits for one of them before that 429 (on the event loop, holding no
+# thread): a burst of ordinary traffic waits its turn instead of being refused.
+HOOK_SLOT_WAIT_S = 1.0
+HOOKS_BUSY = ("too many messages are waiting for the apps' pre-send hooks; "
+              "send this one again in a moment")
 _POOL: list[ThreadPoolExecutor] = []
+
+
+def _release_soon(loop: asyncio.AbstractEventLoop, slots: asyncio.BoundedSemaphore) -> None:
+    """Free a message route's slot from the worker thread that held it (the semaphore is the
+    event loop's); nothing to free once the loop is closed (the server stopped)."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(slots.release)
+
+
 _POOL_LOCK = threading.Lock()
 
 
