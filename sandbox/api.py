@@ -6,7 +6,9 @@ An app is a class deriving from `App`. The host calls its handlers:
   `on_livechat_room_started(self, ctx, event)` where `event` is a plain dict
   (`{"room": {...}, "visitor": {...}}`);
 * the pre-send hook `on_message_pre_send(self, ctx, event)` may return `{"prevent": True,
-  "reason": "..."}` to stop a message or `{"text": "..."}` to change it (or None to pass);
+  "reason": "..."}` to stop a message or `{"text": "..."}` to change it (or None to pass); a
+  text the server cannot store (empty, over 8 KiB of UTF-8, or holding a NUL) stops the
+  message, recorded as this app's prevention;
 * lifecycle hooks: `on_install`, `on_enable`, `on_disable`, `on_update`, `on_uninstall`,
   `on_settings_changed` (each `(self, ctx, event)`).
 
