@@ -17,6 +17,7 @@ then, in `take_identity`, once the host has said which app the child serves:
 7. when the host runs as root: the app's own uid/gid (a number from a range nothing else uses,
    one per install: `host/supervise/identities.py`) with no groups, so the kernel's own checks
    stop a child from signalling, limiting, tracing or reading another app's child or the host;
+   when it is not: no capability (`drop_capabilities`);
 8. parent-death signal and not dumpable again (the credential change clears both);
 9. no-new-privs;
 10. Landlock: no filesystem right at all, no TCP, no signals outside its domain;
@@ -64,6 +65,10 @@ SYS_CLONE = 56  # x86-64; the filter (sandbox/seccomp.py) kills every other arch
 # most), never the host because it is bigger than an app that filled what it may. Raising one's
 # own value needs no privilege; lowering it again does, and the filter refuses the file anyway.
 OOM_SCORE_ADJ = 1000
+
+SYS_CAPGET = 125  # x86-64
+SYS_CAPSET = 126
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522  # two 32-bit words per set
 
 # The identity a child takes when the host names none (a root host's sandbox snippets, the
 # tests): "nobody" owns no file and can signal or trace no process of the host's.
@@ -305,7 +310,15 @@ def take_identity(rep: LayerReport, uid: int | None, gid: int | None) -> LayerRe
         except OSError as exc:
             rep.note(f"uid drop failed: {exc}")
     else:
-        rep.uid_dropped = True
+        # A host that is not root has no uid to give, but its child must not keep what the
+        # zygote's user namespace gave: every capability there, over the network namespace all
+        # apps' children share (CAP_NET_ADMIN brought its loopback up: a UDP channel between
+        # apps with only the filter in the way). A root host's children lose theirs with the
+        # change of uid above.
+        try:
+            rep.uid_dropped = drop_capabilities()
+        except OSError as exc:
+            rep.note(f"capability drop failed: {exc}")
     # 8. parent death and dumpability, which the credential change cleared
     _arm_parent_death(rep)
     # 9. no-new-privs
@@ -326,6 +339,33 @@ def take_identity(rep: LayerReport, uid: int | None, gid: int | None) -> LayerRe
     except OSError as exc:
         rep.note(f"seccomp: {exc}")
     return rep
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = (("version", ctypes.c_uint32), ("pid", ctypes.c_int))
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = (("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32))
+
+
+def drop_capabilities() -> bool:
+    """Empty this process's effective, permitted and inheritable capability sets (the ambient
+    set empties with them); True when the kernel then reports all three empty. Raises OSError
+    when the kernel refuses. (The bounding set only matters at exec, which the filter refuses.)
+    """
+    libc = native.libc()
+    none = (_CapData * 2)()
+    if libc.syscall(SYS_CAPSET, ctypes.byref(_CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)),
+                    none) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"capset: {os.strerror(err)}")
+    now = (_CapData * 2)()
+    if libc.syscall(SYS_CAPGET, ctypes.byref(_CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)),
+                    now) != 0:
+        return False
+    return all(d.effective == d.permitted == d.inheritable == 0 for d in now)
 
 
 def _vm_size_kib() -> int:
