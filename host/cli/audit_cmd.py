@@ -118,7 +118,10 @@ def verify(ctx: typer.Context, json_out: JsonFlag = False) -> None:
              "check", EXIT_NEGATIVE)
     log = _open(home)
     try:
-        result = log.verify()
+        # On stderr, as every human line (a long chain's walk takes a while): `--json` is alone
+        # on stdout.
+        result = log.verify(progress=lambda done, total: _say(
+            f"verifying: {done:,} of {total:,} records walked"))
     except (AuditError, StoreError, OSError, sqlite3.DatabaseError) as exc:
         _unreadable(exc)
     if json_out:

@@ -66,7 +66,7 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,7 +85,16 @@ from host.ledger.records import (
     escape_text,
 )
 from host.ledger.trusted import TrustedHead
-from host.ledger.verify import GENESIS_HASH, VerifyResult, chain_hash, verify_to_head, walk
+from host.ledger.verify import (
+    GENESIS_HASH,
+    PROGRESS_EVERY,
+    Progress,
+    VerifyResult,
+    chain_hash,
+    counted,
+    verify_to_head,
+    walk,
+)
 from host.store import (
     DB_ERRORS,
     AppendOnly,
@@ -467,16 +476,19 @@ class AuditLog:
         return [Intent(int(r[0]), str(r[1]), float(r[2]), r[3], r[4], r[5], bool(r[6]), r[7])
                 for r in rows]
 
-    def verify(self) -> VerifyResult:
+    def verify(self, *, progress: Progress | None = None,
+               every: int = PROGRESS_EVERY) -> VerifyResult:
         """Walk the whole chain and check the anchor; report the first bad record (the walk
-        and what it reports: `host.ledger.verify.walk`)."""
+        and what it reports: `host.ledger.verify.walk`). `progress(done, total)` is called
+        every `every` records walked (`total`: the newest seq, which a chain that verifies
+        has as many records as)."""
         self._sync()
         try:
             anchor = self.read_anchor()
             anchor_problem = None
         except AuditError as e:
             anchor, anchor_problem = None, str(e)
-        rows: Sequence[tuple[Any, ...]] = [] if not self._has_table() else \
+        rows: Iterable[tuple[Any, ...]] = [] if not self._has_table() else \
             self.store.conn().execute(
                 "SELECT seq, ts, body, prev_hash, hash FROM audit ORDER BY seq")
         # A non-empty chain always has an anchor: the first record anchors itself, and a host
@@ -487,6 +499,9 @@ class AuditLog:
                    f"({self.anchor_path} was deleted or never written"
                    + ("" if self._key is not None else
                       f", and its key {self.key_path} is missing too") + ")")
+        if progress is not None:
+            head = self._head_row() if self._has_table() else None
+            rows = counted(rows, progress, every, 0 if head is None else head[0])
         res = walk(rows, anchor, anchor_problem, missing)
         if res.ok and res.head_hash is not None:
             self.trusted.verified((res.last_seq, res.head_hash))
