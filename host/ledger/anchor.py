@@ -59,13 +59,18 @@ def load_or_create_key(path: Path, create: bool) -> bytes | None:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:  # another process won the race: use its key
-            return load_or_create_key(path, create=False)
-        try:
-            os.write(fd, secrets.token_bytes(32))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        return load_or_create_key(path, create=False)
+            pass
+        else:
+            try:
+                os.write(fd, secrets.token_bytes(32))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        made = load_or_create_key(path, create=False)
+        if made is None:  # O_EXCL met something that is no file: a dangling symlink
+            raise AuditError(f"{path}: audit anchor key cannot be made (a dangling symlink?)"
+                             ) from None
+        return made
     except OSError as e:
         raise AuditError(f"{path}: audit anchor key unreadable: {e.strerror or e}") from e
     if len(data) < 32:

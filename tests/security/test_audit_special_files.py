@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from host.clock import ManualClock
-from host.ledger.audit import AuditLog, AuditRecord
+from host.ledger.audit import AuditError, AuditLog, AuditRecord
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_700_000_000.0
@@ -83,7 +83,7 @@ _APPEND = """
 import sys
 from pathlib import Path
 from host.clock import ManualClock
-from host.ledger.audit import AuditLog, AuditRecord
+from host.ledger.audit import AuditError, AuditLog, AuditRecord
 log = AuditLog(Path(sys.argv[1]) / "host.db", ManualClock(1_700_000_000.0), anchor_every=1)
 for i in range(3):
     log.append(AuditRecord(kind="supervisor", event="test", detail=f"r{i}"))
@@ -99,3 +99,12 @@ def test_a_fifo_for_the_anchor_lock_never_blocks_an_append(tmp_path: Path) -> No
                        text=True, timeout=TIMEOUT_S, cwd=ROOT)
     assert r.returncode == 0 and "appended" in r.stdout, r.stderr
     assert "anchor" in r.stderr  # the anchoring that could not run is logged
+
+
+def test_a_dangling_symlink_for_the_key_is_refused_not_taken_for_no_key(tmp_path: Path) -> None:
+    """The key is made with O_EXCL, which a dangling symlink refuses: the log must not then go
+    on with no key at all (no anchor would ever be written)."""
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "audit-anchor.key").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(AuditError, match=r"audit-anchor\.key"):
+        AuditLog(tmp_path / "host.db", ManualClock(T0))
