@@ -81,10 +81,10 @@ def decide_event(policy: Policy, grants: frozenset[str], app_id: str, install_id
 
 def withheld_keys(policy: Policy, grants: frozenset[str], app_id: str, install_id: str,
                   event: str) -> frozenset[str]:
-    """The payload keys of `event` this install gets as None: those whose own read
-    (`EventSpec.withheld`) its grants or the policy refuse it (fail closed: an action whose
-    rules need facts is refused too). Pure; meaningful only for an event `decide_event`
-    allows."""
+    """The payload keys (`a.b`: a field of one) of `event` this install gets as None: those
+    whose own read (`EventSpec.withheld`) its grants or the policy refuse it (fail closed: an
+    action whose rules need facts is refused too). Pure; meaningful only for an event
+    `decide_event` allows."""
     spec = EVENTS.get(event)
     if spec is None:
         return frozenset()
@@ -95,7 +95,28 @@ def withheld_keys(policy: Policy, grants: frozenset[str], app_id: str, install_i
 
 
 def strip(payload: dict[str, Any], keys: frozenset[str]) -> dict[str, Any]:
-    """`payload` with each of `keys` set to None (the same dict when there is none)."""
+    """`payload` with each of `keys` set to None (the same dict when there is none). A key
+    `a.b` is field `b` of the object at `a` (an agent's username), set to None in a copy of
+    that object; an absent or None object stays as it is. The payload is never changed in
+    place: other receivers share it."""
     if not keys:
         return payload
-    return {**payload, **dict.fromkeys(keys)}
+    out = dict(payload)
+    for key in sorted(keys):
+        head, _, field = key.partition(".")
+        if not field:
+            out[head] = None
+        elif isinstance(out.get(head), dict):
+            out[head] = {**out[head], field: None}
+    return out
+
+
+def held(payload: dict[str, Any], key: str) -> bool:
+    """Whether `payload` still holds `key` (`a.b` as in `strip`): not None."""
+    head, _, field = key.partition(".")
+    value = payload.get(head)
+    if field and isinstance(value, dict):
+        value = value.get(field)
+    elif field:
+        return False
+    return value is not None

@@ -44,11 +44,12 @@ class EventSpec:
     # event carrying what the policy refuses through the bridge (DESIGN rules 7 and 11).
     amounts_to: tuple[str, ...] = ()
     # Payload keys whose data is a read of its own, beside what `amounts_to` already covers:
-    # (key, action). Each reaches an app only when the policy permits it that action (its
-    # permission granted too, `policies.events.withheld_keys`); to any other receiver the key
-    # is None. Guards: `message.sent` handing the whole room (serving agent, department,
-    # livechat custom fields) to an app granted `messages.read` alone, or forbidden
-    # `livechat.get_room`, with every message (DESIGN rules 7 and 11).
+    # (key, action); `a.b` is field `b` of the object at key `a` (an agent's username). Each
+    # reaches an app only when the policy permits it that action (its permission granted too,
+    # `policies.events.withheld_keys`); to any other receiver the key is None. Guards:
+    # `message.sent` handing the whole room (serving agent, department, livechat custom
+    # fields) to an app granted `messages.read` alone, or forbidden `livechat.get_room`, with
+    # every message; an assignment naming staff to an app refused `users.get` (rules 7, 11).
     withheld: tuple[tuple[str, str], ...] = ()
 
 
@@ -162,6 +163,17 @@ ACTIONS: dict[str, ActionSpec] = {
     )
 }
 
+
+def _agent_fields(key: str) -> tuple[tuple[str, str], ...]:
+    """An agent's fields that are other reads than the room's: who the user is (`users.get`:
+    username, display name, user or bot) and every department it is in (its membership, as
+    `livechat.list_departments` shows it). Guards: an app granted `livechat.read` alone, or
+    forbidden those reads, learning staff members' names and departments from each
+    assignment (DESIGN rules 7 and 11). `user_id` is the room's `served_by`: it stays."""
+    return (*((f"{key}.{f}", "users.get") for f in ("username", "name", "type")),
+            (f"{key}.departments", "livechat.list_departments"))
+
+
 # What each event's payload amounts to, in bridge actions: the one place that says it. An event
 # reaches an app only when the policy permits the app every action listed (`policies.events`),
 # decided as that read with no per-event facts, so a rule condition that would need one refuses
@@ -170,6 +182,8 @@ ACTIONS: dict[str, ActionSpec] = {
 #   visitor ......................... livechat.get_visitor (e-mail, token, custom fields)
 #   department (transfers) .......... livechat.get_department (required even when it is None:
 #                                     the decision is per event kind, never per payload)
+#   an agent's username, name, type . users.get, withheld (None) from an app refused it
+#   an agent's departments .......... livechat.list_departments, withheld likewise
 #   message ......................... messages.list
 #   its room (message events) ........ livechat.get_room, withheld (None) from an app the
 #                                     policy refuses it: the message still arrives
@@ -185,14 +199,15 @@ EVENTS: dict[str, EventSpec] = {
                   amounts_to=("livechat.get_room",)),
         EventSpec("livechat.agent_assigned", ("livechat.read",),
                   payload=(("room", "Room"), ("agent", "Agent")),
-                  amounts_to=("livechat.get_room",)),
+                  amounts_to=("livechat.get_room",), withheld=_agent_fields("agent")),
         EventSpec("livechat.agent_unassigned", ("livechat.read",),
                   payload=(("room", "Room"), ("agent", "Agent")),
-                  amounts_to=("livechat.get_room",)),
+                  amounts_to=("livechat.get_room",), withheld=_agent_fields("agent")),
         EventSpec("livechat.room_transferred", ("livechat.read",),
                   payload=(("room", "Room"), ("from", "Agent | None"), ("to", "Agent | None"),
                            ("department", "Department | None")),
-                  amounts_to=("livechat.get_room", "livechat.get_department")),
+                  amounts_to=("livechat.get_room", "livechat.get_department"),
+                  withheld=(*_agent_fields("from"), *_agent_fields("to"))),
         EventSpec("livechat.guest_saved", ("livechat.read",), payload=(("visitor", "Visitor"),),
                   amounts_to=("livechat.get_visitor",)),
         EventSpec("message.sent", ("messages.read",),

@@ -324,15 +324,16 @@ def event_withholdings(policy: PolicyView | None, app_id: str, asked: Iterable[s
         spec = EVENTS.get(event)
         if spec is None or event in skip:
             continue
-        for key, action in spec.withheld:
+        notes = []
+        for action in dict.fromkeys(a for _k, a in spec.withheld):
+            keys = ", ".join(k for k, a in spec.withheld if a == action)
             permission = ACTIONS[action].permission
             if permission not in asked:
-                why = f"{action} needs {permission}, not asked"
+                notes.append(f"arrives without {keys}: {action} needs {permission}, not asked")
             elif policy is not None and _refuses(policy, app_id, action):
-                why = f"policy does not permit {action}"
-            else:
-                continue
-            out.append((event, f"arrives without {key}: {why}"))
+                notes.append(f"arrives without {keys}: policy does not permit {action}")
+        if notes:
+            out.append((event, "; ".join(notes)))
     return tuple(out)
 
 
@@ -483,10 +484,11 @@ def render_disclosure(d: Disclosure, console: Console, *, title: str = "") -> No
     else:
         console.print("This app asks for no permissions.")
     if d.events:
-        # Event names: the vocabulary's, checked at install; the notes are the host's own.
-        noted = {**dict(d.events_withheld), **dict(d.events_refused)}
+        refused = dict(d.events_refused)  # event names: the vocabulary's, checked at install
         console.print(line(host("Events it handles: "), ", ".join(
-            f"{e} ({noted[e]})" if e in noted else e for e in d.events)))
+            f"{e} ({refused[e]})" if e in refused else e for e in d.events)))
+        for e, why in d.events_withheld:  # the host's own words, one event a line
+            console.print(line(host(f"  {e} {why}")))
     if d.settings:
         items = [(str(s["key"]), line(author(s.get("label", "")), host(
             f" ({s['type']}{', secret' if s['secret'] else ''})", "dim"))) for s in d.settings]

@@ -109,6 +109,20 @@ def _shape_names(events: list[str]) -> list[str]:
     return seen
 
 
+def _withheld_note(withheld: tuple[tuple[str, str], ...], key: str) -> str:
+    """What of payload `key` an app gets only if the policy permits a read (`EventSpec.withheld`):
+    the whole key, or some of its fields."""
+    by_action: dict[str, list[str]] = {}
+    for path, action in withheld:
+        head, _, field = path.partition(".")
+        if head == key:
+            by_action.setdefault(action, []).append(field)
+    notes = [f"only if the policy permits {action}" if fields == [""] else
+             f"{', '.join(f'`{f}`' for f in fields)} only if the policy permits {action}"
+             for action, fields in by_action.items()]
+    return f" ({'; '.join(notes)}, else None)" if notes else ""
+
+
 def render() -> str:
     events = sorted(EVENTS)
     lines = [
@@ -124,9 +138,9 @@ def render() -> str:
         "`EventSpec.amounts_to`; a forbid on one of them, or no permit, and the event never",
         "reaches the app, as the read would be refused on the bridge). A *pre* event runs",
         "before the action, in app-id order under a short deadline, and may return",
-        "`{\"prevent\": True, \"reason\": ...}` or `{\"text\": ...}`. A payload key",
-        "marked *only if the policy permits* an action is None for an app the policy (or its",
-        "grants) refuse that read: the event still arrives, without that data",
+        "`{\"prevent\": True, \"reason\": ...}` or `{\"text\": ...}`. A payload key or",
+        "field marked *only if the policy permits* an action is None for an app the policy (or",
+        "its grants) refuse that read: the event still arrives, without that data",
         "(`EventSpec.withheld`).",
         "",
         "| event | handler | needs | policy must permit | pre | payload |",
@@ -134,9 +148,7 @@ def render() -> str:
     ]
     for name in events:
         e = EVENTS[name]
-        only = dict(e.withheld)
-        payload = ", ".join(f"`{k}`: {_cell(t)}" + (f" (only if the policy permits {only[k]})"
-                                                     if k in only else "")
+        payload = ", ".join(f"`{k}`: {_cell(t)}{_withheld_note(e.withheld, k)}"
                             for k, t in e.payload)
         lines.append(f"| `{name}` | `{handler_for(name)}` | {', '.join(e.needs)} | "
                      f"{', '.join(e.amounts_to)} | {'yes' if e.pre else ''} | {payload} |")

@@ -327,11 +327,11 @@ def event_answer(rec: InstallRecord, policy: Policy, event: str) -> dict[str, An
     # refusal of the read each one is: "yes" alone hid that the room never arrives.
     withheld = sorted(withheld_keys(policy, rec.grants, rec.app_id, rec.install_id, event)
                       ) if decision.allowed else []
-    message = decision.message
-    for key, action in EVENTS[event].withheld:
-        if key in withheld:
-            why = decide(policy, rec.grants, event_request(rec.app_id, rec.install_id, action))
-            message += f"; it arrives without {key} (None): {why.message}"
+    message, spec = decision.message, EVENTS[event]
+    for action in dict.fromkeys(a for k, a in spec.withheld if k in withheld):
+        keys = ", ".join(k for k, a in spec.withheld if a == action)
+        why = decide(policy, rec.grants, event_request(rec.app_id, rec.install_id, action))
+        message += f"; it arrives without {keys} (None): {why.message}"
     return {"event": event, "allowed": decision.allowed,
             "answer": "yes" if decision.allowed else "no", "code": decision.code,
             "message": message, "rules": list(decision.rules),

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from host.apps.installs import InstallRecord
-from policies.events import decide_event, strip, withheld_keys
+from policies.events import decide_event, held, strip, withheld_keys
 from policies.policy import Policy
 from policies.types import Decision
 from policies.vocabulary import EVENTS, WITHHOLDING
@@ -125,7 +125,7 @@ class EventPolicy:
         carries that the install may no longer read."""
         if not self.decide(policy, install, event)[0].allowed:
             return False
-        return all(payload.get(k) is None for k in self.withheld(policy, install, event))
+        return not any(held(payload, k) for k in self.withheld(policy, install, event))
 
     def receivers(self, policy: Policy, event: str,
                   candidates: Iterable[R]) -> tuple[tuple[R, ...], list[tuple[R, str]]]:

@@ -82,8 +82,8 @@ def test_the_disclosure_says_an_event_arrives_without_the_room(tmp_path: Path) -
         "message.sent": "arrives without room: livechat.get_room needs livechat.read, not asked"}
     buf = io.StringIO()
     render_disclosure(d, Console(file=buf, width=400, force_terminal=False))
-    line = next(ln for ln in buf.getvalue().splitlines() if ln.startswith("Events it handles"))
-    assert "message.sent (arrives without room: " in line, line
+    assert "  message.sent arrives without room: livechat.get_room needs livechat.read, not " \
+        "asked" in buf.getvalue().splitlines(), buf.getvalue()
     assert d.to_dict()["events_withheld"] == [
         {"event": "message.sent", "why": dict(d.events_withheld)["message.sent"]}]
     pkg = read_package(write_app(tmp_path / "b", "agent-sync", ["messages.read", "livechat.read"],
@@ -95,3 +95,16 @@ def test_the_disclosure_says_an_event_arrives_without_the_room(tmp_path: Path) -
     policy = load_policy_text(PERMIT)
     d = build_disclosure(pkg.manifest, pkg.content_hash, SignatureCheck("unsigned"), policy)
     assert d.events_withheld == ()  # permitted: the whole room
+
+
+def test_can_i_says_an_assignment_arrives_without_the_agents_name(cli: Run, home: Path) -> None:
+    h = Home(home).ensure()
+    h.default_policy.unlink(missing_ok=True)
+    write_policy(h, "reads", PERMIT)
+    install(h, write_app(h.root / "src", "narrow", ["livechat.read"],
+                         ["livechat.agent_assigned"], SRC))
+    doc = json.loads(cli("can-i", "narrow", "livechat.agent_assigned", "--json").stdout)
+    assert doc["allowed"] is True
+    assert doc["withheld"] == ["agent.name", "agent.type", "agent.username"], doc
+    assert "without agent.username, agent.name, agent.type (None)" in doc["message"], doc
+    assert "users.read" in doc["message"], doc
