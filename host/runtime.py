@@ -292,20 +292,25 @@ class Host:
         ending: list[tuple[AppRunner, str]] = []
         # A continuing app's queued events, handed to its new runner (none is lost to a restart).
         carried: dict[str, tuple[AppRunner, list[Job]]] = {}
+        # Their old runners, stopped after the lock too: a stop waits (5 s) for the runner's
+        # thread, which a slow bridge call (the app's own slow server) holds.
+        restarted: list[tuple[AppRunner, str]] = []
         try:
-            self._match_runners(records, epoch, ending, carried)
+            self._match_runners(records, epoch, ending, carried, restarted)
         finally:  # whatever one app's start raised: an app disabled meanwhile stops all the same
             for old, jobs in carried.values():  # the app did not start again
                 for job in jobs:
                     old.drop(job, "stopped")
+            self.hooks.end(restarted, wait=wait_hooks, final=False)
             self.hooks.end(ending, wait=wait_hooks)  # from the watcher: waits on no app
         self.gate.installs.invalidate()
         self.hooks.run_pending(self.runners, wait=wait_hooks)
 
     def _match_runners(self, records: dict[str, InstallRecord], epoch: int,
                        ending: list[tuple[AppRunner, str]],
-                       carried: dict[str, tuple[AppRunner, list[Job]]]) -> None:
-        """`sync_installs` under the lock: the runners to end go to `ending`."""
+                       carried: dict[str, tuple[AppRunner, list[Job]]],
+                       restarted: list[tuple[AppRunner, str]]) -> None:
+        """`sync_installs` under the lock: the runners to end go to `ending` or `restarted`."""
         with self._lock:
             inactive = self.credentials.inactive_users(self.runners)
             for install_id, runner in list(self.runners.items()):
@@ -334,7 +339,9 @@ class Host:
                         self.hooks.begin_end(runner)
                     else:
                         carried[install_id] = (runner, runner.take_queued())
-                        self._stop_runner(runner, why)
+                        self.httpout.close_install(install_id)  # its requests end here
+                        restarted.append((runner, why))
+                        self.hooks.begin_end(runner)
             for install_id, rec in records.items():
                 if rec.enabled and install_id not in self.runners:
                     if not self._consent_holds(rec):
@@ -366,7 +373,8 @@ class Host:
 
     def _stop_runner(self, runner: AppRunner, why: str) -> None:
         runner.stop(f"app {why}")
-        self.httpout.close_install(runner.install_id)
+        if runner.install_id not in self.runners:  # a new runner's clients are its own
+            self.httpout.close_install(runner.install_id)
         self.audit_supervisor(runner, "stopped", why)
 
     def _consent_holds(self, rec: InstallRecord, verified: InstallRecord | None = None) -> bool:

@@ -55,22 +55,24 @@ class LifeHooks:
         with self._lock:
             self._ending[runner] = None
 
-    def end(self, ending: list[tuple[AppRunner, str]], *, wait: bool) -> None:
-        """End each runner after its own final hook: here (`wait`), or each on a thread of its
-        own, so the caller (the watcher) waits on no app."""
+    def end(self, ending: list[tuple[AppRunner, str]], *, wait: bool,
+            final: bool = True) -> None:
+        """End each runner, after its own final hook (`final`; not for an app starting again
+        in a new runner): here (`wait`), or each on a thread of its own, so the caller (the
+        watcher) waits on no app."""
         for runner, why in ending:
             if wait:
-                self._end(runner, why)
+                self._end(runner, why, final)
                 continue
-            thread = threading.Thread(target=self._end_quietly, args=(runner, why),
+            thread = threading.Thread(target=self._end_quietly, args=(runner, why, final),
                                       name=f"stockade-end-{runner.app_id}", daemon=True)
             with self._lock:
                 self._ending[runner] = thread
             thread.start()
 
-    def _end(self, runner: AppRunner, why: str) -> None:
+    def _end(self, runner: AppRunner, why: str, final: bool) -> None:
         try:
-            if runner.child is not None and not runner.child.dead:
+            if final and runner.child is not None and not runner.child.dead:
                 # the app hears its own disable/uninstall hook before its child stops (its
                 # bridge calls are already refused: the install is not enabled)
                 for hook in self.installs.pending_hooks(runner.install_id):
@@ -82,9 +84,9 @@ class LifeHooks:
             with self._lock:
                 self._ending.pop(runner, None)
 
-    def _end_quietly(self, runner: AppRunner, why: str) -> None:
+    def _end_quietly(self, runner: AppRunner, why: str, final: bool) -> None:
         try:
-            self._end(runner, why)
+            self._end(runner, why, final)
         except Exception:
             log.exception("app %s stopped, but its hook could not be settled (trying again)",
                           runner.app_id)
