@@ -7,9 +7,11 @@ Layers, in the order they must be applied (later ones would forbid the calls ear
    a /dev/null this process opens for itself (never one another child also holds: see
    `confine_early`), every other inherited descriptor is closed;
 3. an empty environment and a working directory it cannot write (`/`);
-4. its own network namespace (the zygote does this once for all its children; the spawn
-   fallback does it here), its own IPC namespace (each child, see `unshare_ipc`), and its own
-   PID namespace, entered by the fork that made it (`fork_in_own_pid_namespace`);
+4. its own network namespace (each child: the zygote's, entered once before it forks, would be
+   every app's, and a netlink socket there reaches any other by port number; the spawn
+   fallback's stand-in makes one for its one child), its own IPC namespace (each child, see
+   `unshare_ipc`), and its own PID namespace, entered by the fork that made it
+   (`fork_in_own_pid_namespace`);
 5. the OOM killer's first pick (`OOM_SCORE_ADJ`), parent-death signal and not dumpable;
 6. rlimits: address space, CPU seconds, open files, file size 0, no core dumps, process
    count 0 (no threads, no forks), no locked memory, no message queues;
@@ -249,7 +251,8 @@ def confine_early(
         os.environ.clear()  # catch a KeyError inside, touching pages the child then keeps
     rep.empty_env = not os.environ
     os.chdir("/")
-    # 4. network
+    # 4. namespaces. `netns_done`: this process is already in a network namespace no other
+    # app's child shares (never the zygote's: `sandbox.zygote._child` passes False).
     rep.netns = netns_done or unshare_network()
     rep.ipcns = unshare_ipc()
     rep.pidns = in_own_pid_namespace(parent_pid)

@@ -3,9 +3,10 @@
 The host starts it as a fresh interpreter (`python -I -m sandbox.zygote FD`) with an empty
 environment, so it holds no host secret: no signing key, no token but the ones it passes on
 unread in a child's channel (it never sees them: tokens travel on the child's own pipe). It
-enters a new, empty network namespace once, so every child it forks has no network interface
+enters a new, empty network namespace once, so no child it forks is ever on the host's network
 (when the host is not root, inside a user namespace of its own, which is what lets it give each
-child a PID namespace of its own: `confine.fork_in_own_pid_namespace`).
+child a PID namespace of its own: `confine.fork_in_own_pid_namespace`); each child then enters
+a network namespace of its own (`confine.confine_early`), so no two apps share one.
 
 Control protocol on the AF_UNIX SOCK_SEQPACKET descriptor FD (one JSON message per packet):
   host -> zygote: {"op": "fork", "id": n, "limits": {...}} + SCM_RIGHTS [chan_in, chan_out, err]
@@ -42,8 +43,7 @@ from sandbox import confine, heapfill, native, runtime
 MAX_CONTROL_MESSAGE = 4096  # one control packet; the host only sends small JSON here
 
 
-def _child(fds: list[int], zygote_pid: int, netns: bool, req: dict[str, Any],
-           ctl: socket.socket) -> None:
+def _child(fds: list[int], zygote_pid: int, req: dict[str, Any], ctl: socket.socket) -> None:
     ctl.close()
     random.seed()  # what os.fork's hook would do: the zygote's state is every child's
     signal.set_wakeup_fd(-1)
@@ -63,7 +63,10 @@ def _child(fds: list[int], zygote_pid: int, netns: bool, req: dict[str, Any],
             cpu_seconds=int(lim.get("cpu_seconds", 3600)),
             max_fds=int(lim.get("max_fds", 32)),
         ),
-        netns_done=netns,
+        # The zygote's network namespace is every child's: each enters one of its own, as it
+        # does its IPC namespace (one shared, apps met there: a netlink socket takes datagrams
+        # from any other socket of its namespace, by port number, with no uid check).
+        netns_done=False,
     )
     runtime.serve(report)
 
@@ -140,7 +143,7 @@ def main() -> None:
                 continue
             if pid == 0:
                 try:
-                    _child(fds, me, netns, req, ctl)
+                    _child(fds, me, req, ctl)
                 finally:
                     os._exit(70)
             for f in fds:

@@ -58,6 +58,10 @@ def _globals(name, app_modules=None):
 
 runtime.compile_module = _compile
 runtime.make_globals = _globals
+if {filter_off!r}:
+    from sandbox import seccomp
+
+    seccomp.install = lambda _pid: None  # and, for a kernel-only attack, the filter left out
 sys.argv = ["sandbox.zygote", *sys.argv[sys.argv.index("sandbox.zygote") + 1:]]
 zygote.main()
 '''
@@ -66,17 +70,20 @@ REPORT = "REPORT "
 
 
 def escaped_spawner(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *,
-                    prefork: int = 0) -> Spawner:
-    """A real spawner whose zygote's snippets run unrestricted (module docstring)."""
+                    prefork: int = 0, filter_off: bool = False) -> Spawner:
+    """A real spawner whose zygote's snippets run unrestricted (module docstring); with
+    `filter_off`, its children also install no seccomp filter (every other layer as ever), for
+    attacks that show what the kernel alone refuses."""
     launcher = tmp_path / "python-escaped-zygote"
-    launcher.write_text(_LAUNCHER.format(python=sys.executable))
+    launcher.write_text(_LAUNCHER.format(python=sys.executable, filter_off=filter_off))
     os.chmod(launcher, 0o755)
     monkeypatch.setattr(zygote_client, "sys", SimpleNamespace(executable=str(launcher)))
     return Spawner(use_zygote=True, prefork=prefork)
 
 
-def start_app(spawner: Spawner, uid: int) -> Child:
-    """A child of the spawner, handshaken as app `uid` (its own uid when the test is root)."""
+def start_app(spawner: Spawner, uid: int, *, degraded: bool = False) -> Child:
+    """A child of the spawner, handshaken as app `uid` (its own uid when the test is root);
+    `degraded` for a child whose filter was left out (`escaped_spawner(filter_off=True)`)."""
     ring, clock = Keyring.ephemeral(), SystemClock()
     kid = spawner.start(ChildLimits())
     spawner.started()
@@ -84,7 +91,7 @@ def start_app(spawner: Spawner, uid: int) -> Child:
                        session_id=kid.session_id, generation=1, epoch=1,
                        permissions=frozenset(), policy_hash="p")
     kid.handshake(tok, lambda t: tokens.verify(t, ring, clock, session_id=kid.session_id),
-                  degraded=False, uid=uid if IS_ROOT else None)
+                  degraded=degraded, uid=uid if IS_ROOT else None)
     return kid
 
 
