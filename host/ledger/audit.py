@@ -529,10 +529,13 @@ class AuditLog:
                     "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
                 old = (int(head[0]), str(head[1])) if head else (0, GENESIS_HASH)
                 good = broken.good or (0, GENESIS_HASH)
+                # The rows after the last good one as `broken`'s walk found them, when it saw
+                # the same head (a record appended since would make the pin a false alarm).
+                rest = broken.rest if broken.last_seq == old[0] else None
                 body = AuditRecord(
                     kind="segment", event="chain_break", actor=actor,
                     ref_seq=broken.first_bad_seq, head_seq=old[0], head_hash=old[1],
-                    good_seq=good[0], good_hash=good[1],
+                    good_seq=good[0], good_hash=good[1], rest_digest=rest,
                     detail=f"chain broken at record {broken.first_bad_seq}: {broken.problem}"
                     ).body()
                 seq = old[0] + 1

@@ -63,6 +63,7 @@ class _Body(msgspec.Struct, forbid_unknown_fields=True):
     head_hash: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}\Z")] | None = None
     good_seq: Count | None = None
     good_hash: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}\Z")] | None = None
+    rest_digest: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}\Z")] | None = None
     consent_seq: Count | None = None
 
 

@@ -56,7 +56,7 @@ class AuditRecord:
     version, generation, grants, setting_keys, kid, detail.
     Segment fields (`segment`, a `--degraded` start: `AuditLog.start_segment`): ref_seq (where
     the old chain broke), head_seq and head_hash (the old chain's head), good_seq and good_hash
-    (its last record that verified), actor, detail.
+    (its last record that verified), rest_digest (the rows after it), actor, detail.
     version, generation, grants, setting_keys, kid, detail, consent_seq.
     """
 
@@ -100,6 +100,9 @@ class AuditRecord:
     # those could be re-hashed unseen, the break staying at the same seq.
     good_seq: int | None = None
     good_hash: str | None = None
+    # A segment record: the digest of every row of the old chain after that last good record
+    # (`host.ledger.verify.rest_digest`), which pins the rows after the break as they were.
+    rest_digest: str | None = None
     # The signed sequence number of the consent an install, consent or update made, on its ok
     # outcome: the chain's memory of each install's latest consent (`host/apps/consentseq.py`).
     consent_seq: int | None = None
@@ -212,7 +215,7 @@ def quota_json(states: object) -> list[dict[str, object]] | None:
 # JSON value to store (None: leave the field out).
 _CHECKERS: dict[str, Callable[[str, Any], object]] = {
     "kind": _check_kind, "args_digest": check_digest, "head_hash": check_digest,
-    "good_hash": check_digest,
+    "good_hash": check_digest, "rest_digest": check_digest,
     "rules": _check_rules,
     "grants": _check_rules, "setting_keys": _check_rules,
     "quota": lambda _n, v: quota_json(v),

@@ -74,8 +74,10 @@ class VerifyResult:
     # When ok: the newest record's hash (with `last_seq`, the head this process may trust).
     head_hash: str | None = None
     # The newest segment's last record that verified as a chain (whatever the anchor says;
-    # None: not one did): what a segment started after this result pins (`start_segment`).
+    # None: not one did), and the digest of its rows after that one (`rest_digest`): what a
+    # segment started after this result pins (`start_segment`).
     good: tuple[int, str] | None = None
+    rest: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -108,10 +110,11 @@ def walk(rows: Iterable[tuple[Any, ...]], anchor: Anchor | None, anchor_problem:
     last_row: tuple[int, str] | None = None  # the (seq, hash) of the row before this one
     moved: tuple[int, str] | None = None  # the first segment whose history changed since
     good: tuple[int, str] | None = None  # the current segment's last record that verified
+    rest = hashlib.sha256()  # the current segment's rows after `good` (`rest_digest`)
 
     def bad(seq: int, problem: str) -> VerifyResult:
         return VerifyResult(False, count, expected - 1, seq, problem, anchor,
-                            breaks=tuple(breaks), good=good)
+                            breaks=tuple(breaks), good=good, rest=rest.hexdigest())
 
     for seq, ts, body, prev_hash, h in rows:
         segment = None
@@ -121,8 +124,12 @@ def walk(rows: Iterable[tuple[Any, ...]], anchor: Anchor | None, anchor_problem:
         if segment is not None:
             # A new segment: what was wrong before it was acknowledged by this record, as long
             # as the rows before it are still the ones it acknowledged.
-            ref, head, pinned = segment
-            changed = history_problem(seq, ref, head, last_row, broken, pinned, good)
+            ref, head, pinned, rest_pin = segment
+            changed = history_problem(seq, ref, head, last_row, broken, pinned, good) or (
+                (seq, "the old chain's rows after its last good record are not the ones the "
+                 f"segment at seq {seq} pinned: history before that segment was deleted or "
+                 "rewritten") if rest_pin is not None and rest_pin != rest.hexdigest()
+                else None)
             moved = moved or changed
             breaks.append(f"segment ending at seq {seq - 1}: " + (
                 f"NOT as acknowledged: record {changed[0]}: {changed[1]}" if changed
@@ -132,13 +139,16 @@ def walk(rows: Iterable[tuple[Any, ...]], anchor: Anchor | None, anchor_problem:
                    "; the records before its break are not pinned (an older segment)")
                 + f"; new segment from seq {seq}")
             broken, prev, expected, good = None, GENESIS_HASH, seq, None
+            rest = hashlib.sha256()
         last_row = (seq, h)
         if broken is not None:
+            rest.update(_row_bytes(seq, ts, body, prev_hash, h))
             expected, count = seq + 1, count + 1  # keep walking for a later segment
             continue
         problem = record_problem(seq, expected, ts, body, prev_hash, prev, h)
         if problem is not None:
             broken = (problem[0], problem[1])
+            rest.update(_row_bytes(seq, ts, body, prev_hash, h))
             expected, count = seq + 1, count + 1
             continue
         if anchor is not None and seq == anchor.seq:
@@ -152,21 +162,24 @@ def walk(rows: Iterable[tuple[Any, ...]], anchor: Anchor | None, anchor_problem:
     done = tuple(breaks)
     if anchor_problem is not None:
         return VerifyResult(False, count, last, last + 1 if last else None,
-                            anchor_problem, None, breaks=done, good=good)
+                            anchor_problem, None, breaks=done, good=good,
+                            rest=rest.hexdigest())
     if anchor is None:
         if last > 0:  # the head's hash too: a host joining a shared store anchors it
             return VerifyResult(False, count, last, None, missing_anchor, None, breaks=done,
-                                head_hash=prev, good=good)
+                                head_hash=prev, good=good, rest=rest.hexdigest())
         return VerifyResult(True, count, last, None, None, None, breaks=done, head_hash=prev)
     if anchor.seq > last:
         return VerifyResult(False, count, last, last + 1,
                             f"records {last + 1}..{anchor.seq} are missing: the anchor "
                             f"pins seq {anchor.seq} (truncated, or lost in a power "
-                            "failure)", anchor, breaks=done, good=good)
+                            "failure)", anchor, breaks=done, good=good,
+                            rest=rest.hexdigest())
     if anchored_hash != anchor.hash:
         return VerifyResult(False, count, last, anchor.seq,
                             "record differs from the anchored hash (chain rewritten)",
-                            anchor, breaks=done, good=good)
+                            anchor, breaks=done, good=good,
+                            rest=rest.hexdigest())
     return VerifyResult(True, count, last, None, None, anchor,
                         (f"records after seq {anchor.seq} are not yet anchored",)
                         if last > anchor.seq else (), breaks=done, head_hash=prev)
@@ -259,10 +272,16 @@ def history_problem(seq: int, ref: int | None, head: tuple[int, str] | None,
     return None
 
 
+def _row_bytes(seq: object, ts: object, body: object, prev_hash: object, h: object) -> bytes:
+    """One stored row, unambiguously (each value's repr, whatever its type), for `rest`."""
+    return f"{seq!r}\x00{ts!r}\x00{body!r}\x00{prev_hash!r}\x00{h!r}\n".encode(
+        "utf-8", "backslashreplace")
+
+
 def _segment(body: str) -> tuple[int | None, tuple[int, str] | None,
-                                 tuple[int, str] | None] | None:
-    """A segment record's (ref_seq, old head, last good record), or None when `body` is no
-    segment record."""
+                                 tuple[int, str] | None, str | None] | None:
+    """A segment record's (ref_seq, old head, last good record, rest digest), or None when
+    `body` is no segment record."""
     try:
         d = json.loads(body)
     except (ValueError, RecursionError):  # not a record at all: the walk names it as such
@@ -279,7 +298,9 @@ def _segment(body: str) -> tuple[int | None, tuple[int, str] | None,
     gs, gh = d.get("good_seq"), d.get("good_hash")
     pinned = (gs, gh) if isinstance(gs, int) and isinstance(gh, str) \
         and _HEX64.fullmatch(gh) else None
-    return (ref if isinstance(ref, int) else None), head, pinned
+    rd = d.get("rest_digest")
+    rest = rd if isinstance(rd, str) and _HEX64.fullmatch(rd) else None
+    return (ref if isinstance(ref, int) else None), head, pinned, rest
 
 
 def record_problem(seq: int, expected: int, ts: object, body: object, prev_hash: str,
