@@ -487,8 +487,8 @@ def render_disclosure(d: Disclosure, console: Console, *, title: str = "") -> No
         refused = dict(d.events_refused)  # event names: the vocabulary's, checked at install
         console.print(line(host("Events it handles: "), ", ".join(
             f"{e} ({refused[e]})" if e in refused else e for e in d.events)))
-        for e, why in d.events_withheld:  # the host's own words, one event a line
-            console.print(line(host(f"  {e} {why}")))
+        for event, note in d.events_withheld:  # the host's own words, one event a line
+            console.print(line(host(f"  {event} {note}")))
     if d.settings:
         items = [(str(s["key"]), line(author(s.get("label", "")), host(
             f" ({s['type']}{', secret' if s['secret'] else ''})", "dim"))) for s in d.settings]
