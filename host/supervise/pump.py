@@ -186,7 +186,13 @@ class EventPump:
             if key not in frames:
                 frames[key] = self._frame(batch, frame_id, job.payload)
             frame = frames[key]
-            child = runner.try_claim() if frame is not None else None
+            # Decided again if the policy changed while the batch waited in the inbox (as a
+            # runner's queue does, `Host.event_allowed`): one identity check otherwise. A
+            # refused job goes to its runner, which drops it as `policy` (counted, audited);
+            # written here, a reload forbidding what it carries did not stop it.
+            fresh = job.policy is None or runner.host.event_allowed(
+                runner.install, job.name, job.policy, job.payload)
+            child = runner.try_claim() if frame is not None and fresh else None
             if child is None or frame is None:
                 runner.enqueue(job)
                 continue
