@@ -67,7 +67,7 @@ def test_messages_waiting_on_the_hooks_leave_threads_for_the_rest_of_the_api(
     with serving(server) as (base, _server, _uv):
         waited, statuses = asyncio.run(run(base))
     # Before: ~9 s, behind the flood's hooks. A thread was free: no hook in the way.
-    assert waited < 1.5, f"a plain GET waited {waited:.1f} s behind the messages"
+    assert waited < 3.0, f"a plain GET waited {waited:.1f} s behind the messages"
     # Past the slots and a short wait for one, the flood is refused (a hook this slow judges
     # ~5 messages a second).
     assert set(statuses) <= {200, 429} and statuses.count(429) >= FLOOD // 2, statuses
