@@ -104,7 +104,8 @@ def walk(rows: Iterable[tuple[Any, ...]], anchor: Anchor | None, anchor_problem:
     (`history_problem`): nothing before a segment is pinned by the anchor, only by that.
     """
     prev, expected, count = GENESIS_HASH, 1, 0
-    anchored_hash: str | None = None
+    anchored_hash: str | None = None  # the anchored record's, if in the newest segment
+    start = 1  # where the newest segment starts
     breaks: list[str] = []
     broken: tuple[int, str] | None = None  # the current segment's first problem
     last_row: tuple[int, str] | None = None  # the (seq, hash) of the row before this one
@@ -140,6 +141,9 @@ def walk(rows: Iterable[tuple[Any, ...]], anchor: Anchor | None, anchor_problem:
                 + f"; new segment from seq {seq}")
             broken, prev, expected, good = None, GENESIS_HASH, seq, None
             rest = hashlib.sha256()
+            # The anchor pins the newest segment (a --degraded start moves it into the
+            # segment it writes): a record at the anchored seq before it pins nothing now.
+            start, anchored_hash = seq, None
         last_row = (seq, h)
         if broken is not None:
             rest.update(_row_bytes(seq, ts, body, prev_hash, h))
@@ -175,6 +179,14 @@ def walk(rows: Iterable[tuple[Any, ...]], anchor: Anchor | None, anchor_problem:
                             f"pins seq {anchor.seq} (truncated, or lost in a power "
                             "failure)", anchor, breaks=done, good=good,
                             rest=rest.hexdigest())
+    if anchor.seq < start:
+        # A segment record needs no key: one appended after the anchored head by someone
+        # else would make a newest segment nothing pins (the anchor may then never move).
+        return VerifyResult(False, count, last, start,
+                            f"the anchor pins seq {anchor.seq}, before the newest segment "
+                            f"(from seq {start}), which nothing pins: a segment record no "
+                            "--degraded start of this host wrote", anchor, breaks=done,
+                            good=good, rest=rest.hexdigest())
     if anchored_hash != anchor.hash:
         return VerifyResult(False, count, last, anchor.seq,
                             "record differs from the anchored hash (chain rewritten)",
