@@ -264,3 +264,18 @@ def test_a_locked_store_stalls_no_other_request(served: tuple[WebhookReceiver, i
         signed.join(30)
     assert waited < 1.5, f"another caller waited {waited:.1f} s on the held lock"
     assert answers == [200] and rec.server.owned.inbox_size() == 1
+
+
+@pytest.mark.parametrize("room", [b'"\\ud800"', b'"\xed\xa0\x80"', b'"L\xff"'])
+def test_a_signed_body_with_a_lone_surrogate_is_refused(
+        served: tuple[WebhookReceiver, int], room: bytes) -> None:
+    """A room id holding a lone surrogate (escaped, or as the bytes ED A0 80 that Python's JSON
+    parser reads from bytes) or invalid UTF-8 is a 400: the raw bytes were a 500 with a
+    traceback, and the escaped one was stored and then blocked the inbox for good (its REST read
+    could never be encoded, retried once a second)."""
+    rec, port = served
+    body = b'{"type": "LivechatSessionStart", "_id": ' + room + b'}'
+    r = httpx.post(f"http://127.0.0.1:{port}{PATH}", content=body,
+                   headers={webhook.TOKEN_HEADER: SECRET}, timeout=10)
+    assert r.status_code == 400, r.text
+    assert rec.server.owned.inbox_size() == 0

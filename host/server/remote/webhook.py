@@ -120,10 +120,15 @@ def parse(body: bytes) -> Webhook:
     """Read a webhook body; BadPayload for anything else (never trusted beyond its ids: the
     receiver reads the room's state from the REST API)."""
     try:
-        doc = json.loads(body)
+        # Strict UTF-8 first: json.loads on bytes lets surrogate code points through (the bytes
+        # ED A0 80), which the inbox's text column cannot hold (the endpoint answered 500).
+        doc = json.loads(body.decode("utf-8"))
+        # A lone surrogate written as an escape ("\ud800") parses too: refused the same, or a
+        # room id holding one blocked the inbox (its REST read could never be encoded) for good.
+        json.dumps(doc, ensure_ascii=False).encode("utf-8")
     except (ValueError, RecursionError):
         # RecursionError: a body nested deeper than the parser's stack (a 1 MiB body of "[")
-        raise BadPayload("the body is not JSON (or is nested too deep)") from None
+        raise BadPayload("the body is not JSON in UTF-8 (or is nested too deep)") from None
     if not isinstance(doc, dict) or doc.get("type") not in TYPES:
         raise BadPayload("not an omnichannel webhook of a known type")
     room_id = _id(doc.get("_id"), "_id", required=True)
