@@ -21,6 +21,10 @@ from host.ledger.records import AuditError
 from host.store import Conn
 
 GENESIS_HASH = "0" * 64
+# Most earlier segments a verdict describes one line each (the rest are counted in one line).
+# Guards the memory and the output of `verify` against a host.db holding a flood of segment
+# records (they need no key); every segment is still walked and checked.
+MAX_BREAKS = 100
 # Latest time a record may hold (9999-12-31T23:59:59Z, the last second a date can show); the
 # earliest is the epoch. A host's clock gives nothing outside: guards every reading tool that
 # shows a record's time (and the console's search, which reads the chain in time order)
@@ -107,6 +111,11 @@ def walk(rows: Iterable[tuple[Any, ...]], anchor: Anchor | None, anchor_problem:
     anchored_hash: str | None = None  # the anchored record's, if in the newest segment
     start = 1  # where the newest segment starts
     breaks: list[str] = []
+    unsaid = 0  # segments past MAX_BREAKS: counted, not described
+
+    def said() -> tuple[str, ...]:
+        return tuple(breaks) + ((f"... and {unsaid} more segments (each walked and checked "
+                                 "as well)",) if unsaid else ())
     broken: tuple[int, str] | None = None  # the current segment's first problem
     last_row: tuple[int, str] | None = None  # the (seq, hash) of the row before this one
     moved: tuple[int, str] | None = None  # the first segment whose history changed since
@@ -115,7 +124,7 @@ def walk(rows: Iterable[tuple[Any, ...]], anchor: Anchor | None, anchor_problem:
 
     def bad(seq: int, problem: str) -> VerifyResult:
         return VerifyResult(False, count, expected - 1, seq, problem, anchor,
-                            breaks=tuple(breaks), good=good, rest=rest.hexdigest())
+                            breaks=said(), good=good, rest=rest.hexdigest())
 
     for seq, ts, body, prev_hash, h in rows:
         segment = None
@@ -132,13 +141,17 @@ def walk(rows: Iterable[tuple[Any, ...]], anchor: Anchor | None, anchor_problem:
                  "rewritten") if rest_pin is not None and rest_pin != rest.hexdigest()
                 else None)
             moved = moved or changed
-            breaks.append(f"segment ending at seq {seq - 1}: " + (
+            line = (f"segment ending at seq {seq - 1}: " + (
                 f"NOT as acknowledged: record {changed[0]}: {changed[1]}" if changed
                 else f"record {broken[0]}: {broken[1]}" if broken else "verified")
                 + ("" if head is not None else "; its old head is not recorded")
                 + ("" if pinned is not None else
                    "; the records before its break are not pinned (an older segment)")
                 + f"; new segment from seq {seq}")
+            if len(breaks) < MAX_BREAKS:
+                breaks.append(line)
+            else:
+                unsaid += 1
             broken, prev, expected, good = None, GENESIS_HASH, seq, None
             rest = hashlib.sha256()
             # The anchor pins the newest segment (a --degraded start moves it into the
@@ -163,7 +176,7 @@ def walk(rows: Iterable[tuple[Any, ...]], anchor: Anchor | None, anchor_problem:
     if broken is not None:
         return bad(*broken)
     last = expected - 1
-    done = tuple(breaks)
+    done = said()
     if anchor_problem is not None:
         return VerifyResult(False, count, last, last + 1 if last else None,
                             anchor_problem, None, breaks=done, good=good,
@@ -344,6 +357,6 @@ def ts_problem(ts: object) -> str | None:
     return None
 
 
-__all__ = ["GENESIS_HASH", "MAX_TS", "PROGRESS_EVERY", "Progress", "VerifyResult",
+__all__ = ["GENESIS_HASH", "MAX_BREAKS", "MAX_TS", "PROGRESS_EVERY", "Progress", "VerifyResult",
            "chain_hash", "counted", "history_problem",
            "record_problem", "ts_problem", "verify_to_head", "walk", "walk_from"]
