@@ -120,16 +120,17 @@ class Rounds:
         host = self.host
         self.warm_stores()
         while not self.stopping.wait(CHECKPOINT_INTERVAL_S):
-            try:
-                self.warm_stores()  # a start since took some
-                host.lease.sweep()  # a host sharing the store died: settle its calls
-                host.ledger.checkpoint()
-                if isinstance(host.server, EmbeddedServer):
-                    host.server.db.checkpoint()
-                elif isinstance(host.server, RemoteServer):
-                    host.server.checkpoint()  # seats read back from the workspace
-            except Exception:
-                log.exception("checkpoint failed")
+            self.warm_stores()  # a start since took some
+            # Each on its own: a sweep that cannot settle a dead host's calls (the workspace
+            # cannot say whether they applied) skipped the anchoring every round, and records
+            # appended meanwhile were pinned by no anchor.
+            for chore, said in ((host.lease.sweep, "sweep the lease"),
+                                (host.ledger.checkpoint, "checkpoint and anchor the audit chain"),
+                                (self._server_checkpoint, "checkpoint the server")):
+                try:
+                    chore()
+                except Exception:
+                    log.exception("could not %s", said)
             if self.stopping.is_set():
                 return  # `stop` waits for this round: it ends here, not after the poll
             try:
@@ -150,6 +151,13 @@ class Rounds:
         """What a sync started failed after the sync returned (an ending app's hook could not
         be marked done): the watcher syncs again at its next tick."""
         self._retry = True
+
+    def _server_checkpoint(self) -> None:
+        server = self.host.server
+        if isinstance(server, EmbeddedServer):
+            server.db.checkpoint()
+        elif isinstance(server, RemoteServer):
+            server.checkpoint()  # seats read back from the workspace
 
     def _revoked_since_start(self) -> bool:
         """Whether a child that is up holds a token revoked while it was starting."""
