@@ -83,6 +83,7 @@ from host.ledger.records import (
     canonical_json,
     digest_args,
     escape_text,
+    is_hex64,
 )
 from host.ledger.trusted import TrustedHead
 from host.ledger.verify import (
@@ -532,9 +533,12 @@ class AuditLog:
                 # The rows after the last good one as `broken`'s walk found them, when it saw
                 # the same head (a record appended since would make the pin a false alarm).
                 rest = broken.rest if broken.last_seq == old[0] else None
+                # A newest row whose hash is no hash (written by hand) is recorded by its seq
+                # alone, or the recovery could never start; `rest` still pins that row.
+                head_hash = old[1] if is_hex64(old[1]) else None
                 body = AuditRecord(
                     kind="segment", event="chain_break", actor=actor,
-                    ref_seq=broken.first_bad_seq, head_seq=old[0], head_hash=old[1],
+                    ref_seq=broken.first_bad_seq, head_seq=old[0], head_hash=head_hash,
                     good_seq=good[0], good_hash=good[1], rest_digest=rest,
                     detail=f"chain broken at record {broken.first_bad_seq}: {broken.problem}"
                     ).body()

@@ -179,6 +179,11 @@ def _check_kind(name: str, v: object) -> str:
     return v
 
 
+def is_hex64(v: object) -> bool:
+    """Whether `v` is a digest as records hold them (64 lowercase hex characters)."""
+    return isinstance(v, str) and _HEX64_RE.fullmatch(v) is not None
+
+
 def check_digest(name: str, v: object) -> str:
     if not isinstance(v, str) or not _HEX64_RE.fullmatch(v):
         raise AuditError(f"{name} must be 64 lowercase hex characters"

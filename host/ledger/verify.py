@@ -318,7 +318,8 @@ def _segment(body: str) -> tuple[int | None, tuple[int, str] | None,
     head: tuple[int, str] | None = None
     if isinstance(seq, int) and isinstance(h, str) and _HEX64.fullmatch(h):
         head = (seq, h)
-    elif isinstance(d.get("detail"), str) and (m := _OLD_HEAD.search(d["detail"])):
+    elif seq is None and isinstance(d.get("detail"), str) and (
+            m := _OLD_HEAD.search(d["detail"])):  # written before head_seq existed
         head = (int(m[1]), m[2]) if m[1] else (0, GENESIS_HASH)
     gs, gh = d.get("good_seq"), d.get("good_hash")
     pinned = (gs, gh) if isinstance(gs, int) and isinstance(gh, str) \
