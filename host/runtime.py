@@ -194,7 +194,18 @@ class Host:
 
     def _settle(self, host_id: str | None = None, untagged: bool = False) -> int:
         # Seats need no re-count: they are counted from the server's users at each creation.
-        return self.ledger.settle(self.server.was_applied, host_id, untagged=untagged)
+        return self.ledger.settle(self._was_applied, host_id, untagged=untagged)
+
+    def _was_applied(self, op_id: str) -> bool | None:
+        """None: the server cannot say now (a workspace that answers 503): the call stays
+        unsettled, its units reserved, for a later start or sweep. Raised, it stopped the start:
+        the home could not be served until the workspace could read the write back."""
+        try:
+            return self.server.was_applied(op_id)
+        except ServerError as exc:
+            log.warning("unfinished call %s left unsettled, its units reserved: the server "
+                        "cannot say whether it applied (%s)", op_id, exc)
+            return None
 
     def _start_serving(self) -> None:
         self.spawner = Spawner(use_zygote=self.config.use_zygote, prefork=self.config.prefork,

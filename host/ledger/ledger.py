@@ -414,7 +414,7 @@ class Ledger:
         `settle` reconciles them with the server."""
         return self.audit.pending_intents(host_id)
 
-    def settle(self, was_applied: Callable[[str], bool], host_id: str | None = None, *,
+    def settle(self, was_applied: Callable[[str], bool | None], host_id: str | None = None, *,
                untagged: bool = False) -> int:
         """Settle decisions audited whose outcome was never written (a host died mid-call):
         every one when neither `host_id` nor `untagged` is given (the single-machine lease
@@ -427,10 +427,13 @@ class Ledger:
         gone out, a persistence write or a REST call on a route with no bridge action may have
         written, and none records its op_id where the server looks) and for a read (no op log:
         it may have been served). A success that waits for the group commit (`hold_outcome`)
-        can leave its intent here too."""
+        can leave its intent here too. `was_applied` None: the server cannot say now, and the
+        intent stays pending (its units reserved) for a later settlement."""
         count = 0
         for intent in self.audit.pending_intents(host_id, untagged=untagged):
             applied = was_applied(intent.op_id)
+            if applied is None:
+                continue
             unknown = not applied and (intent.action in HOST_ACTIONS or not intent.write)
             self.outcome(intent.seq, intent.op_id, applied, None if applied else (
                 "outcome_unknown" if unknown else "not_applied"),

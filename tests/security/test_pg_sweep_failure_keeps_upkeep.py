@@ -2,16 +2,19 @@
 upkeep) while its lease sweep cannot settle a dead host's calls.
 
 Each upkeep round beats and sweeps the lease, then checkpoints and anchors the audit chain. The
-sweep settles a dead host's unfinished calls by asking the workspace whether each was applied;
-a workspace that cannot answer (a Rocket.Chat outage, often what killed the host) raised out of
-the sweep, and the anchoring and the workspace's seat read-back, in the same step, were
-skipped every round for as long as it lasted: records appended meanwhile were pinned by no
-anchor, so cutting them went unseen by `audit verify`.
+sweep settles a dead host's unfinished calls by asking the server whether each was applied; a
+question that failed on a store error (the embedded server's ops read on PostgreSQL cancelled
+by a statement timeout) raised out of the sweep, and the anchoring and the server's checkpoint,
+in the same step, were skipped every round for as long as it lasted: records appended
+meanwhile were pinned by no anchor, so cutting them went unseen by `audit verify`. (A server
+that cannot say, `Unavailable`, leaves the call unsettled without raising since.)
 """
 from __future__ import annotations
 
 import time
 from pathlib import Path
+
+import psycopg
 
 from host.clock import SystemClock
 from host.home import Home
@@ -19,7 +22,6 @@ from host.ledger.audit import AuditRecord
 from host.ledger.ledger import Ledger
 from host.migrate import migrate
 from host.runtime import Host, HostConfig
-from host.server.errors import Unavailable
 
 
 def test_a_sweep_that_cannot_settle_leaves_the_anchor_moving(pg_url: str,
@@ -33,8 +35,8 @@ def test_a_sweep_that_cannot_settle_leaves_the_anchor_moving(pg_url: str,
         dead.admit(AuditRecord(kind="decision", app_id="a", install_id="i",
                                action="users.create", op_id="op-dead", write=True), [])
 
-        def cannot_say(op_id: str) -> bool:  # ... and a workspace that cannot answer for it
-            raise Unavailable("the workspace does not answer")
+        def cannot_say(op_id: str) -> bool:  # ... and a server whose store cannot answer
+            raise psycopg.errors.QueryCanceled("canceling statement due to statement timeout")
 
         host.server.was_applied = cannot_say  # type: ignore[method-assign]
         seq = host.ledger.append(AuditRecord(kind="supervisor", app_id="a", install_id="i",
