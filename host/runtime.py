@@ -236,11 +236,9 @@ class Host:
             runners = list(self.runners.values())
         for runner in runners:
             runner.flush_drops()
-        try:
-            self.status_board.publish(self.clock.now(), {
-                r.install_id: (r.app_id, r.status()) for r in runners})
-        except Exception:
-            log.exception("could not publish the apps' status")
+        self.status_board.publish_or_say(self.clock.now(), {
+            r.install_id: (r.app_id, r.status()) for r in runners},
+            None if self.home.store_url else self.home.host_db)
 
     def stop(self) -> None:
         self.rounds.stop()  # a round under way ends before anything it uses closes

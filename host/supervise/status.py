@@ -8,11 +8,14 @@ from the last words of a host that has stopped (`is_fresh`).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from host.store import StoreTarget, ensure_schema, open_store, table_exists
+from host.store import StoreTarget, ensure_schema, lockholder, open_store, table_exists
+
+log = logging.getLogger("stockade.host")
 
 SCHEMA_COMPONENT = "runner_status"
 SCHEMA_VERSION = 1
@@ -32,6 +35,7 @@ class StatusBoard:
     def __init__(self, db_path: StoreTarget, host_pid: int) -> None:
         self.store = open_store(db_path)
         self.host_pid = host_pid
+        self._locked_by = ""  # who held the store's write lock at the last failed publish
         ensure_schema(self.store, SCHEMA_COMPONENT, SCHEMA_VERSION, DDL)
 
     def publish(self, now: float, rows: Mapping[str, tuple[str, Mapping[str, Any]]]) -> None:
@@ -45,6 +49,27 @@ class StatusBoard:
                 " updated_at=excluded.updated_at, status=excluded.status",
                 [(iid, app_id, self.host_pid, now, json.dumps(dict(st), sort_keys=True))
                  for iid, (app_id, st) in rows.items()])
+
+    def publish_or_say(self, now: float, rows: Mapping[str, tuple[str, Mapping[str, Any]]],
+                       where: Path | None = None) -> None:
+        """`publish`, logging why not instead of raising (the upkeep's round goes on). A store
+        another process keeps locked past the busy timeout (a host stopped by SIGSTOP in a
+        write) is one line naming that process, said again only when that changes: it was a
+        traceback every round that named no one."""
+        try:
+            self.publish(now, rows)
+        except Exception as exc:
+            if not (where is not None and lockholder.store_locked(exc)):
+                log.exception("could not publish the apps' status")
+                return
+            said = lockholder.db_write_lock_holder(where)
+            if said != self._locked_by:
+                self._locked_by = said
+                log.error("could not publish the apps' status: %s has held %s's write lock "
+                          "past the busy timeout (every write of this host waits on it)",
+                          said, where)
+        else:
+            self._locked_by = ""
 
     def clear(self) -> None:
         """The host stops: its apps are no longer running anywhere."""
