@@ -395,9 +395,13 @@ class AuditLog:
         what this process verified or wrote, never the whole chain."""
         self._sync()
         trusted = self.trusted.get()  # before the head: see `write_anchor`
-        head = self._head_row()
         try:
+            # The anchor before the head: a serving host anchors over records it committed, so
+            # an anchor read first is never past a head read after it unless records were cut.
+            # (Head first, a host appending and anchoring in between refused the operator's
+            # command over an intact chain: "records N..M are missing".)
             anchor = self.read_anchor()
+            head = self._head_row()
             last = 0 if head is None else head[0]
             if anchor is not None and anchor.seq > last:
                 raise AuditError(f"records {last + 1}..{anchor.seq} are missing: the anchor "
