@@ -120,7 +120,9 @@ def audited_state(store: Store, install_id: str) -> tuple[int, str | None]:
     for (body,) in rows:
         try:
             rec = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
+            # a forged row nested past the parser's stack is no witness; it stopped every
+            # consent check of the install
             continue
         if rec.get("install_id") != install_id:
             continue

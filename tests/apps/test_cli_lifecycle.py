@@ -422,6 +422,22 @@ def test_a_disabled_app_enabled_again_behind_the_operator_is_disabled(env, tmp_p
     assert doc["enabled"] is True and doc["consent_ok"] is True
 
 
+def test_a_forged_row_naming_the_install_stops_no_consent_check(env, tmp_path):
+    """A row in the audit table that the consent lookup's filter matches but that is no record
+    (a body nested past the parser's stack) is no witness: it made every consent check of the
+    install fail with an unexpected RecursionError."""
+    body = '{"actor":' + "[" * 100_000 + '"install_id":"%s"'
+    home, run = env
+    assert install(run, make_pkg(tmp_path), *ALL).exit_code == 0
+    iid = json.loads(run("app", "info", "agent-sync", "--json").stdout)["install_id"]
+    with sqlite3.connect(home / "host.db") as c:
+        seq = c.execute("SELECT max(seq) FROM audit").fetchone()[0]
+        c.execute("INSERT INTO audit VALUES(?, ?, ?, ?, ?)",
+                  (seq + 1, 1.0, body % iid, "0" * 64, "0" * 64))
+    doc = json.loads(run("app", "info", "agent-sync", "--json").stdout)
+    assert doc["consent_ok"] is True and doc["enabled"] is True
+
+
 def test_a_consent_made_before_sequence_numbers_still_verifies(env, tmp_path):
     """A home from before consents were numbered: its consent has no sequence number and
     the audit chain names none. It verifies; once the operator consents again, putting the
