@@ -139,8 +139,8 @@ def _merge_server(home: Home) -> Merged:
             act.note(detail=f"{sum(merged.rows.values())} rows; old file kept as "
                             f"{merged.kept_as}")
             return merged
-    except LeaseError as exc:
-        fail(str(exc), "stop `stockade serve` on this home, then run this again")
+    except LeaseError as exc:  # a refusal (1), not the operator's input error (2)
+        fail(str(exc), "stop `stockade serve` on this home, then run this again", EXIT_NEGATIVE)
     except sqlite3.Error as exc:
         fail(f"server.db was not moved into host.db (nothing changed): {exc}",
              "`stockade doctor` checks both files")
