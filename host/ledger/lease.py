@@ -88,7 +88,8 @@ class HomeLease:
                 raise LeaseError(
                     f"{self.path} is held exclusively by {holder(fd)} for over "
                     f"{self.wait_s:g} s (a host settling unfinished calls as it starts, or "
-                    "`stockade store migrate` moving server.db): this host did not start")
+                    "`stockade store migrate` moving server.db): nothing was started or "
+                    "changed")
             if not said and self.wait_s > 0:
                 # The wait is the operator's to understand: it was silent for its 30 s.
                 log.warning("%s is held exclusively by %s (a host settling unfinished calls as "

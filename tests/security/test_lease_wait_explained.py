@@ -46,5 +46,5 @@ def test_a_serve_kept_waiting_says_so_and_names_the_holder(tmp_path: Path) -> No
     assert "unexpected" not in err and "please report" not in err and "Traceback" not in err
     waiting, _, rest = err.partition("error: ")
     assert f"held exclusively by process {holder.pid}" in waiting and "waiting up to 1 s" in waiting
-    assert f"process {holder.pid}" in rest and "this host did not start" in rest
+    assert f"process {holder.pid}" in rest and "nothing was started or changed" in rest
     assert "hint: " in rest
