@@ -111,8 +111,10 @@ def resolve_grants(
 def _payload(*, consent_id: str, install_id: str, app_id: str, version: str,
              package_hash: str, manifest_hash: str, grants: frozenset[str],
              policy_revision: str | None, granted_at: float, kind: str, seq: int,
-             rest_as: str | None = None) -> dict[str, Any]:
-    extra = {} if rest_as is None else {"rest_as": rest_as}
+             rest_as: str | None = None, enabled: bool | None = None) -> dict[str, Any]:
+    extra: dict[str, Any] = {} if rest_as is None else {"rest_as": rest_as}
+    if enabled is not None:
+        extra["enabled"] = enabled
     return {**extra,
         "format": CONSENT_FORMAT, "consent_id": consent_id, "install_id": install_id, "seq": seq,
         "app_id": app_id, "version": version, "package_hash": package_hash,
@@ -124,19 +126,21 @@ def _payload(*, consent_id: str, install_id: str, app_id: str, version: str,
 def make_consent(
     keyring: Keyring, *, install_id: str, app_id: str, version: str, package_hash: str,
     manifest_hash: str, grants: frozenset[str], policy_revision: str | None, now: float,
-    seq: int, kind: str = "install", rest_as: str | None = None,
+    seq: int, kind: str = "install", rest_as: str | None = None, enabled: bool | None = None,
 ) -> ConsentRow:
     """Build and sign a consent record (kind: install, update, regrant). `seq`: its number
     among the install's consents (`host.apps.consentseq.next_seq`).
 
     `rest_as` is the server user the operator named for this app's REST calls that have no
     bridge action (None: the app's own user). It lives only in this signed payload, so no edit
-    of host.db can name an identity the operator did not consent to."""
+    of host.db can name an identity the operator did not consent to. `enabled`: whether the
+    operator lets the install run (`host/apps/switches.py`; None in a consent made before)."""
     consent_id = "cs_" + secrets.token_hex(12)
     payload = canonical_json(_payload(
         consent_id=consent_id, install_id=install_id, app_id=app_id, version=version,
         package_hash=package_hash, manifest_hash=manifest_hash, grants=grants,
-        policy_revision=policy_revision, granted_at=now, kind=kind, seq=seq, rest_as=rest_as))
+        policy_revision=policy_revision, granted_at=now, kind=kind, seq=seq, rest_as=rest_as,
+        enabled=enabled))
     kid, sig = keyring.sign(payload)
     return ConsentRow(consent_id, install_id, payload, kid, sig, now)
 
@@ -150,6 +154,9 @@ class ConsentCheck:
     # store yet (module docstring). The app waits; nothing is disabled.
     unverifiable: bool = False
     seq: int = 0  # the consent's number among the install's consents (0: made before numbers)
+    # Whether the operator's latest switch lets the install run (None: a consent made before
+    # switches were signed, whose answer is the chain's record: `switches.py`).
+    enabled: bool | None = None
 
 
 def check_consent(record: InstallRecord, row: ConsentRow | None,
@@ -177,9 +184,11 @@ def check_consent(record: InstallRecord, row: ConsentRow | None,
         "version": record.version, "package_hash": record.package_hash,
         "manifest_hash": record.manifest_hash, "grants": sorted(record.grants),
     }
-    rest_as = p.get("rest_as")
+    rest_as, enabled = p.get("rest_as"), p.get("enabled")
     if rest_as is not None and not isinstance(rest_as, str):
         return ConsentCheck(False, "its consent record names an unreadable REST identity")
+    if enabled is not None and not isinstance(enabled, bool):
+        return ConsentCheck(False, "its consent record's switch is unreadable")
     for key, value in expect.items():
         if p.get(key) != value:
             return ConsentCheck(False, f"the stored {key} differs from what the operator "
@@ -196,7 +205,8 @@ def check_consent(record: InstallRecord, row: ConsentRow | None,
                             f"operator's latest is number {latest}): an older consent was put "
                             "back")
     rev = p.get("policy_revision")
-    return ConsentCheck(True, None, rev if isinstance(rev, str) else None, seq=seq)
+    return ConsentCheck(True, None, rev if isinstance(rev, str) else None, seq=seq,
+                        enabled=enabled)
 
 
 def signed_view(record: InstallRecord) -> tuple[object, ...]:
@@ -221,10 +231,14 @@ def verify_install(record: InstallRecord, store: InstallStore, keyring: Keyring,
         # serving host's follower's to record (once, in the audit chain), not this check's.
         adopt_keys(store.store, keyring, lambda _why: None)
         result = check_consent(record, row, keyring, shared=shared, latest=latest)
-    if result.ok and record.enabled and switch == "disable":
-        # `enabled` is no part of the signed consent: the chain's record of the operator's
-        # last switch is what says the row may be enabled (whoever can write the store could
-        # otherwise undo a disable unseen).
+    if result.ok and record.enabled and result.enabled is False:
+        # The operator's signed switch (`switches.py`): the latest consent says disabled.
+        result = ConsentCheck(False, "the operator disabled it (its latest consent, signed at "
+                              "the disable, says so); it was enabled again without the "
+                              "operator")
+    elif result.ok and record.enabled and result.enabled is None and switch == "disable":
+        # A consent made before switches were signed: the chain's record of the operator's
+        # last switch is what says the row may be enabled.
         result = ConsentCheck(False, "the operator disabled it (the audit chain's last enable "
                               "or disable for it is a disable); it was enabled again without "
                               "the operator")

@@ -32,9 +32,11 @@ shared store; made at first use in a home); without it the lookup is the same, o
 A consent made before numbering has no `seq` (read as 0) and the chain names no number for its
 install: it verifies as before, and the first consent after it is numbered past it.
 
-The same read gives the install's last switch (`operator.enable` or `operator.disable`): the
-row's `enabled` is no part of any consent, so an enabled row whose last switch in the chain is a
-disable was enabled behind the operator (`consent.verify_install` refuses it as tampered).
+The same read gives the install's last switch (`operator.enable` or `operator.disable`), the
+witness for an install whose latest consent was made before switches were signed: an enabled
+row whose last switch in the chain is a disable was enabled behind the operator
+(`consent.verify_install` refuses it as tampered). Since then each switch is a signed consent of
+its own (`host/apps/switches.py`), which a record forged after the anchor cannot outweigh.
 """
 from __future__ import annotations
 
@@ -80,7 +82,7 @@ def latest_seq(installs: InstallStore, install_id: str) -> int:
 
 def latest_and_switch(installs: InstallStore, install_id: str) -> tuple[int, str | None]:
     """`latest_seq`, and the install's last enable or disable in the chain (`audited_state`)."""
-    rows = (payload_seq(p) for p in installs.consent_payloads(install_id))
+    rows = (payload_seq(r.payload) for r in installs.consent_rows(install_id))
     audited, switch = audited_state(installs.store, install_id)
     return max(max((s for s in rows if s is not None), default=0), audited,
                _seen.get(installs, {}).get(install_id, 0)), switch

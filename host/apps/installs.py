@@ -1,8 +1,8 @@
 """The install store: which apps are installed, at which version, with which grants.
 
-Lives in HOME/host.db (SQLite, WAL) next to other engineers' tables; every table here is
-prefixed `install_` or `consent_`. One install per app id. The CLI writes it; the running host
-reads it and notices changes from another process cheaply through `data_version()`.
+Lives in HOME/host.db next to other tables; every table here is prefixed `install_` or
+`consent_`. One install per app id. The CLI writes it; the running host reads it and notices
+changes from another process through `data_version()`.
 
 Security-relevant columns:
 - `generation` is bumped on disable, uninstall, update and any change of grants: the gate
@@ -18,9 +18,8 @@ supervisor (another process) runs each exactly once: `pending_hooks()` / `mark_h
 In-process listeners (`LifecycleListener`) are also told after commit.
 
 Two operators (CLI runs, the console) change one install at once: a change computed from a
-record read earlier is written only if what it was computed from still stands (`apply_update`'s
-`expect`: refused with `InstallChanged` otherwise), and settings merge only the keys changed,
-read and written in one transaction (`set_settings`).
+record read earlier is written only if what it was computed from still stands (`expect`,
+else `InstallChanged`); settings merge only the keys changed, in one transaction.
 """
 from __future__ import annotations
 
@@ -195,11 +194,9 @@ class InstallRecord:
 
     def to_public_dict(self) -> dict[str, Any]:
         """The `--json` form: no secret values, ever."""
-        pending = None
-        if self.pending is not None:
-            p = self.pending
-            pending = {"version": p.version, "package_hash": p.package_hash,
-                       "diff": dict(p.diff), "created_at": p.created_at}
+        p = self.pending
+        pending = None if p is None else {"version": p.version, "package_hash": p.package_hash,
+                                          "diff": dict(p.diff), "created_at": p.created_at}
         return {
             "install_id": self.install_id, "app_id": self.app_id, "name": self.manifest.name,
             "version": self.version, "package_hash": self.package_hash,
@@ -334,28 +331,26 @@ class InstallStore:
     def _rest_as(self, consent_id: str) -> str | None:
         """The REST identity named in the install's consent payload (signed; see consent.py)."""
         row = self.consent(consent_id)
-        if row is None:
-            return None
         try:
-            value = json.loads(row.payload).get("rest_as")
+            value = None if row is None else json.loads(row.payload).get("rest_as")
         except (ValueError, AttributeError):
             return None
         return value if isinstance(value, str) else None
 
     def consent(self, consent_id: str) -> ConsentRow | None:
-        row = self._conn.execute(
-            "SELECT * FROM consent_records WHERE consent_id = ?", (consent_id,)).fetchone()
-        if row is None:
-            return None
-        return ConsentRow(row["consent_id"], row["install_id"], row["payload"].encode()
-                          if isinstance(row["payload"], str) else bytes(row["payload"]),
-                          row["kid"], bytes(row["signature"]), row["created_at"])
+        rows = self.consent_rows(consent_id=consent_id)
+        return rows[0] if rows else None
 
-    def consent_payloads(self, install_id: str) -> builtins.list[bytes]:
-        """The payload of every consent row kept for the install (`host.apps.consentseq`)."""
-        rows = self._conn.execute("SELECT payload FROM consent_records WHERE install_id = ?",
-                                  (install_id,)).fetchall()
-        return [r[0].encode() if isinstance(r[0], str) else bytes(r[0]) for r in rows]
+    def consent_rows(self, install_id: str | None = None, *, consent_id: str | None = None
+                     ) -> builtins.list[ConsentRow]:
+        """Every consent row kept for the install (`consentseq`, `switches`), or the one row."""
+        where, key = ("install_id", install_id) if consent_id is None else ("consent_id",
+                                                                            consent_id)
+        rows = self._conn.execute(f"SELECT * FROM consent_records WHERE {where} = ?",  # noqa: S608 - a column name of ours
+                                  (key,)).fetchall()
+        return [ConsentRow(r["consent_id"], r["install_id"], r["payload"].encode()
+                           if isinstance(r["payload"], str) else bytes(r["payload"]),
+                           r["kid"], bytes(r["signature"]), r["created_at"]) for r in rows]
 
     def data_version(self) -> int:
         """A counter that changes on every write by any process (cheap poll for the host)."""
@@ -435,9 +430,18 @@ class InstallStore:
         assert rec is not None
         return rec
 
-    def set_enabled(self, install_id: str, enabled: bool, reason: str | None = None) -> None:
-        """Enable or disable; disabling bumps the generation (every token dies)."""
+    def set_enabled(self, install_id: str, enabled: bool, reason: str | None = None, *,
+                    consent: ConsentRow | None = None, expect: InstallRecord | None = None
+                    ) -> None:
+        """Enable or disable; disabling bumps the generation (every token dies). `consent`:
+        the operator's signed switch (`switches.py`), written only if `expect` still stands."""
         with self._tx() as c:
+            if expect is not None:
+                _unchanged_in(c, expect)
+            if consent is not None:
+                self._insert_consent(c, consent)
+                c.execute("UPDATE install_installs SET consent_id = ? WHERE install_id = ?",
+                          (consent.consent_id, install_id))
             c.execute(
                 "UPDATE install_installs SET enabled = ?, disabled_reason = ?, "
                 "generation = generation + ?, updated_at = ? WHERE install_id = ?",

@@ -31,6 +31,7 @@ from host.apps.lineage import Lineage, Transfer, binding_of, claim_in, describe
 from host.apps.manifest import Manifest, SettingValue, coerce_setting
 from host.apps.packages import Package, store_package
 from host.apps.publisher import SignatureCheck
+from host.apps.switches import carried_switch
 from host.clock import Clock, SystemClock
 from host.home import Home
 from host.ledger.ledger import Ledger
@@ -131,7 +132,7 @@ def install_package(
             keyring, install_id=install_id, app_id=pkg.app_id, version=pkg.manifest.version,
             package_hash=pkg.content_hash, manifest_hash=pkg.manifest.manifest_hash(),
             grants=grants, policy_revision=policy_revision, now=clock.now(), seq=seq,
-            rest_as=rest_as)
+            rest_as=rest_as, enabled=True)
         # Each app gets its own server user at install: the sender of its messages and the
         # agent it can serve rooms as (idempotent: a reinstall gets the same user back). On a
         # connected Rocket.Chat workspace that cannot be reached now, the serving host makes it
@@ -269,7 +270,7 @@ def apply_consent(home: Home, store: InstallStore, rec: InstallRecord, pkg: Pack
             version=pkg.manifest.version, package_hash=pkg.content_hash,
             manifest_hash=pkg.manifest.manifest_hash(), grants=grants,
             policy_revision=policy_revision, now=clock.now(), seq=seq, kind=kind,
-            rest_as=rest_as)
+            rest_as=rest_as, enabled=carried_switch(store, keyring, rec))
         store.apply_update(
             rec.install_id, manifest=pkg.manifest, package_hash=pkg.content_hash,
             package_path=pending.package_path if pending else rec.package_path,
@@ -334,12 +335,13 @@ def submit_update(home: Home, store: InstallStore, rec: InstallRecord, pkg: Pack
     seq = next_seq(store, rec.install_id)
     # The operator's REST identity (`--rest-as`) is part of what they consented to: an update
     # that widens nothing keeps it, as it keeps the grants.
+    keyring = open_keyring(home, clock)
     consent = make_consent(
-        open_keyring(home, clock), install_id=rec.install_id, app_id=rec.app_id,
+        keyring, install_id=rec.install_id, app_id=rec.app_id,
         version=pkg.manifest.version, package_hash=pkg.content_hash,
         manifest_hash=pkg.manifest.manifest_hash(), grants=grants,
         policy_revision=policy_revision, now=clock.now(), seq=seq, kind="update",
-        rest_as=rest_as)
+        rest_as=rest_as, enabled=carried_switch(store, keyring, rec))
     with audited(home.host_store, "update", clock=clock, actor=actor, app_id=rec.app_id,
                  install_id=rec.install_id, version=pkg.manifest.version, kid=consent.kid,
                  grants=tuple(sorted(grants)), detail=f"from {rec.version}") as act:

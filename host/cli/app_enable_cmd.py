@@ -2,16 +2,19 @@
 
 Both are commands of the `app` group (`app_common.app_app`); `app_cmd.py` imports this module so
 they are registered with the rest. Each switch is an `operator.enable` / `operator.disable`
-record in the audit chain, written before the change (rule 14).
+record in the audit chain, written before the change (rule 14), and a signed consent of its own
+(`host/apps/switches.py`).
 """
 from __future__ import annotations
 
 import typer
 
 from host.apps.consent import verify_install
-from host.apps.installs import InstallStore
+from host.apps.installs import InstallChanged, InstallStore
+from host.apps.switches import SwitchRefused, switch
 from host.cli.app_common import AppRef, JsonFlag, app_app, audit_app, existing_store, resolve
 from host.cli.output import EXIT_NEGATIVE, emit_json, err_console, fail
+from host.clock import SystemClock
 from host.home import Home
 from host.ledger.operator import open_keyring
 
@@ -33,8 +36,12 @@ def enable(ctx: typer.Context, ref: AppRef, json_out: JsonFlag = False) -> None:
             fail(f"{rec.app_id}: {check.problem}",
                  f"re-confirm its permissions with `stockade app consent {rec.app_id}`",
                  EXIT_NEGATIVE)
-        with audit_app(ctx.obj, "enable", rec):
-            store.set_enabled(rec.install_id, True)
+        try:
+            with audit_app(ctx.obj, "enable", rec) as act:
+                seq = switch(store, keyring, rec, True, clock=SystemClock())
+                act.note(consent_seq=seq)
+        except (SwitchRefused, InstallChanged) as exc:
+            fail(f"{rec.app_id}: {exc}", "run the command again", EXIT_NEGATIVE)
         rec = store.get(rec.install_id) or rec
     err_console.print(f"enabled {rec.app_id}", highlight=False)
     if json_out:
@@ -45,12 +52,19 @@ def enable(ctx: typer.Context, ref: AppRef, json_out: JsonFlag = False) -> None:
 def disable(ctx: typer.Context, ref: AppRef, json_out: JsonFlag = False) -> None:
     """Disable an app: its generation is bumped, so every token it holds stops working."""
     store = existing_store(ctx.obj, ref)
+    keyring = open_keyring(ctx.obj)
     with store:
         rec = resolve(store, ref)
-        with audit_app(ctx.obj, "disable", rec) as act:
-            store.set_enabled(rec.install_id, False, reason="disabled by the operator")
-            rec = store.get(rec.install_id) or rec
-            act.note(generation=rec.generation)
+        try:
+            with audit_app(ctx.obj, "disable", rec) as act:
+                seq = switch(store, keyring, rec, False, clock=SystemClock(),
+                             reason="disabled by the operator")
+                rec = store.get(rec.install_id) or rec
+                act.note(generation=rec.generation)
+                if seq is not None:  # the switch's number, a witness the chain keeps
+                    act.note(consent_seq=seq)
+        except InstallChanged as exc:
+            fail(f"{rec.app_id}: {exc}", "run the command again", EXIT_NEGATIVE)
     err_console.print(f"disabled {rec.app_id} (generation {rec.generation})", highlight=False)
     if json_out:
         emit_json(rec.to_public_dict())

@@ -24,9 +24,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from host.apps import lifecycle_seams
+from host.apps import lifecycle_seams, switches
 from host.apps.consent import verify_install
-from host.apps.installs import InstallRecord, InstallStore
+from host.apps.installs import InstallChanged, InstallRecord, InstallStore
 from host.apps.operations import uninstall_app
 from host.apps.packages import MAX_ARCHIVE_BYTES
 from host.clock import SystemClock
@@ -261,11 +261,19 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
                                         f"permissions with `stockade app consent {rec.app_id}`",
                                         status_code=409, media_type="text/plain")
                 # The CLI's own operation and audit record; the actor names the console user.
-                with audited(home.host_store, "enable" if on else "disable", app_id=rec.app_id,
-                             install_id=rec.install_id, version=rec.version,
-                             actor=f"console:{s.username} ({operator_actor()})"):
-                    store.set_enabled(rec.install_id, on, reason=None if on else
-                                      f"disabled by {s.username} in the console")
+                try:
+                    with audited(home.host_store, "enable" if on else "disable",
+                                 app_id=rec.app_id, install_id=rec.install_id,
+                                 version=rec.version,
+                                 actor=f"console:{s.username} ({operator_actor()})") as act:
+                        seq = switches.switch(
+                            store, open_keyring(home), rec, on, clock=SystemClock(),
+                            reason=None if on else f"disabled by {s.username} in the console")
+                        if seq is not None:  # the signed switch's number (`switches.py`)
+                            act.note(consent_seq=seq)
+                except (switches.SwitchRefused, InstallChanged) as exc:
+                    return Response(f"{rec.app_id}: {exc}", status_code=409,
+                                    media_type="text/plain")
             finally:
                 store.close()
             return RedirectResponse("/console/apps", status_code=303)

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from host.apps.packages import package_folder
 from host.cli.main import root
 from host.cli.output import err_console
+from host.ledger.audit import AuditRecord, chain_hash
 
 ALL = ("livechat.read", "users.create")
 
@@ -436,6 +437,79 @@ def test_a_forged_row_naming_the_install_stops_no_consent_check(env, tmp_path):
                   (seq + 1, 1.0, body % iid, "0" * 64, "0" * 64))
     doc = json.loads(run("app", "info", "agent-sync", "--json").stdout)
     assert doc["consent_ok"] is True and doc["enabled"] is True
+
+
+def _forge_operator_record(db: Path, kind: str, install_id: str, app_id: str) -> None:
+    """Append a well-chained `operator.<kind>` record as a store writer without the anchor's
+    key would: the hash chain is public arithmetic, the anchor is left where it was."""
+    body = AuditRecord(kind=f"operator.{kind}", actor="root", app_id=app_id,
+                       install_id=install_id, version="1.0.0").body()
+    with sqlite3.connect(db) as c:
+        seq, prev = c.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        ts = float(c.execute("SELECT ts FROM audit WHERE seq = ?", (seq,)).fetchone()[0]) + 1
+        c.execute("INSERT INTO audit VALUES(?, ?, ?, ?, ?)",
+                  (seq + 1, ts, body, prev, chain_hash(prev, seq + 1, ts, body)))
+
+
+def test_a_disable_is_not_undone_by_a_forged_enable_record(env, tmp_path):
+    """The operator's disable is a signed consent of its own (`host/apps/switches.py`): a store
+    writer who flips `enabled` back and appends a well-chained `operator.enable` after the
+    anchor (which needs no key) is refused as tampered. Before, the chain's last switch was the
+    only witness: the forged record made the re-enabled row verify, and the app ran."""
+    home, run = env
+    assert install(run, make_pkg(tmp_path), *ALL).exit_code == 0
+    assert run("app", "disable", "agent-sync").exit_code == 0
+    iid = json.loads(run("app", "info", "agent-sync", "--json").stdout)["install_id"]
+    with sqlite3.connect(home / "host.db") as c:
+        c.execute("UPDATE install_installs SET enabled = 1, disabled_reason = NULL"
+                  " WHERE app_id = 'agent-sync'")
+    _forge_operator_record(home / "host.db", "enable", iid, "agent-sync")
+    assert run("audit", "verify").exit_code == 0  # the forgery itself is well chained
+    doc = json.loads(run("app", "info", "agent-sync", "--json").stdout)
+    assert doc["consent_ok"] is False and "disabled" in doc["consent_problem"]
+    assert doc["enabled"] is False  # disabled again, as tampered
+
+
+def test_an_update_never_signs_a_flag_flipped_behind_the_operator(env, tmp_path):
+    """A routine update applied before any host noticed the forgery (row flipped, a forged
+    `operator.enable` appended) signs the operator's latest switch, the disable, not the row's
+    flag: the app stays refused. Signing the flag (or leaving it to the chain's forged record)
+    let the update vouch for the re-enable."""
+    home, run = env
+    assert install(run, make_pkg(tmp_path, "v1"), *ALL).exit_code == 0
+    assert run("app", "disable", "agent-sync").exit_code == 0
+    iid = json.loads(run("app", "info", "agent-sync", "--json").stdout)["install_id"]
+    with sqlite3.connect(home / "host.db") as c:
+        c.execute("UPDATE install_installs SET enabled = 1, disabled_reason = NULL")
+    _forge_operator_record(home / "host.db", "enable", iid, "agent-sync")
+    same = make_pkg(tmp_path, "v2", version="1.0.1")
+    r = run("app", "update", "agent-sync", str(same), "--allow-unsigned", "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["status"] == "applied", r.stderr
+    doc = json.loads(run("app", "info", "agent-sync", "--json").stdout)
+    assert doc["consent_ok"] is False and doc["enabled"] is False, doc
+
+
+def test_signed_switches_round_trip_and_an_older_consent_put_back_is_stale(env, tmp_path):
+    """Enable and disable each sign a consent numbered past the last: the app runs after the
+    operator's enable; putting the enable's consent back after a later disable is refused as
+    an older consent."""
+    home, run = env
+    assert install(run, make_pkg(tmp_path), *ALL).exit_code == 0
+    assert run("app", "disable", "agent-sync").exit_code == 0
+    assert run("app", "enable", "agent-sync").exit_code == 0
+    doc = json.loads(run("app", "info", "agent-sync", "--json").stdout)
+    assert doc["enabled"] is True and doc["consent_ok"] is True
+    with sqlite3.connect(home / "host.db") as c:
+        enabled_consent = c.execute("SELECT consent_id FROM install_installs").fetchone()[0]
+    assert run("app", "disable", "agent-sync").exit_code == 0
+    with sqlite3.connect(home / "host.db") as c:
+        kinds = [json.loads(p)["kind"] for (p,) in c.execute(
+            "SELECT payload FROM consent_records ORDER BY created_at")]
+        c.execute("UPDATE install_installs SET enabled = 1, consent_id = ?",
+                  (enabled_consent,))
+    assert kinds == ["install", "disable", "enable", "disable"]
+    doc = json.loads(run("app", "info", "agent-sync", "--json").stdout)
+    assert doc["consent_ok"] is False and "older consent" in doc["consent_problem"]
 
 
 def test_a_consent_made_before_sequence_numbers_still_verifies(env, tmp_path):
