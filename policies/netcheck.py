@@ -75,11 +75,8 @@ def _v4_is_public(ip: ipaddress.IPv4Address) -> bool:
     return ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_unspecified)
 
 
-def is_public(ip: IPAddress) -> bool:
-    """True only for globally routable unicast addresses, looking inside IPv6 embeddings
-    (IPv4-mapped, 6to4, Teredo, NAT64) so a private IPv4 cannot hide in an IPv6 form."""
-    if isinstance(ip, ipaddress.IPv4Address):
-        return _v4_is_public(ip)
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 one carries to (IPv4-mapped, 6to4, Teredo, NAT64)."""
     embedded: list[ipaddress.IPv4Address] = []
     if ip.ipv4_mapped is not None:
         embedded.append(ip.ipv4_mapped)
@@ -89,6 +86,15 @@ def is_public(ip: IPAddress) -> bool:
         embedded.extend(ip.teredo)
     if ip in _NAT64:
         embedded.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return embedded
+
+
+def is_public(ip: IPAddress) -> bool:
+    """True only for globally routable unicast addresses, looking inside IPv6 embeddings
+    (IPv4-mapped, 6to4, Teredo, NAT64) so a private IPv4 cannot hide in an IPv6 form."""
+    if isinstance(ip, ipaddress.IPv4Address):
+        return _v4_is_public(ip)
+    embedded = embedded_ipv4(ip)
     if embedded:
         return all(_v4_is_public(v4) for v4 in embedded)
     return ip.is_global and not (

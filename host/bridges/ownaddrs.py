@@ -19,6 +19,8 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from policies.netcheck import IPAddress, embedded_ipv4
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 FIB_TRIE = Path("/proc/net/fib_trie")
@@ -94,25 +96,10 @@ class MachineAddresses:
         return out
 
 
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
-
-
-def _forms(ip: ipaddress.IPv4Address | ipaddress.IPv6Address
-           ) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
-    """The address and the IPv4 addresses an IPv6 one carries to (mapped, 6to4, Teredo, NAT64),
-    as `policies.netcheck.is_public` looks inside them."""
-    if isinstance(ip, ipaddress.IPv4Address):
-        return [ip]
-    out: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [ip]
-    if ip.ipv4_mapped is not None:
-        out.append(ip.ipv4_mapped)
-    if ip.sixtofour is not None:
-        out.append(ip.sixtofour)
-    if ip.teredo is not None:
-        out.extend(ip.teredo)
-    if ip in _NAT64:
-        out.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
-    return out
+def _forms(ip: IPAddress) -> list[IPAddress]:
+    """The address and the IPv4 addresses an IPv6 one carries to, as the engine's
+    `is_public` looks inside them."""
+    return [ip] if isinstance(ip, ipaddress.IPv4Address) else [ip, *embedded_ipv4(ip)]
 
 
 MACHINE = MachineAddresses()
