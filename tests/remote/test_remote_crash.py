@@ -4,109 +4,25 @@ answer is held back; the next `serve` settles it at start from the workspace's s
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
-import sqlite3
-import subprocess
-import time
 from pathlib import Path
 
-import httpx
-from apphelp import install, write_app
-from rchelp import STOCKADE, Standin, connect
-
-from host.home import Home
-
-APP = "crashapp"
-POLICY = f'''
-schema = 1
-name = "crash"
-[[rule]]
-id = "crash-read"
-effect = "permit"
-apps = ["{APP}"]
-actions = ["livechat.read"]
-[[rule]]
-id = "crash-create"
-effect = "permit"
-apps = ["{APP}"]
-actions = ["users.create"]
-[rule.when]
-user_types = ["bot"]
-roles = ["bot"]
-[[quota]]
-id = "crash-creates"
-apps = ["{APP}"]
-action = "users.create"
-limit = 5
-window = "1h"
-scope = "install"
-'''
-SOURCE = '''from stockade import App
-
-
-class TestApp(App):
-    def on_livechat_room_started(self, ctx, event):
-        ctx.users.create(username="made-by-crashapp", name="Made", type="bot", roles=["bot"])
-'''
-
-
-def _serve(home: Home, port: int) -> subprocess.Popen[str]:
-    proc = subprocess.Popen([STOCKADE, "--home", str(home.root), "serve", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        if "webhook receiver:" in line:
-            return proc
-    raise AssertionError(f"serve did not start (exit {proc.wait(10)})")
-
-
-def _rows(home: Home, sql: str) -> list[tuple[object, ...]]:
-    with sqlite3.connect(home.host_db) as db:
-        return list(db.execute(sql).fetchall())
+from crashhelp import APP, crash_mid_create, rows, serve
 
 
 def test_serve_killed_between_decision_and_answer_is_settled_at_next_start(
         tmp_path: Path) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    s = Standin(tmp_path / "s", webhook_url=f"http://127.0.0.1:{port}/rocketchat/webhook",
-                retry_s=0.2).start()
-    home = Home(tmp_path / "h").ensure()
-    connect(home, s)
-    (home.policies_dir / "crash.toml").write_text(POLICY)
-    install(home, write_app(home.root / "src", APP, ["users.create", "livechat.read"],
-                            ["livechat.room_started"], SOURCE))
-    proc = _serve(home, port)
-    try:
-        s.fault("users.create", "delay-after", 60.0, times=1)
-        httpx.post(f"{s.url}/api/v1/livechat/visitor",
-                   json={"visitor": {"token": "tok-crash-0123456789", "name": "C"}})
-        httpx.get(f"{s.url}/api/v1/livechat/room", params={"token": "tok-crash-0123456789"})
-        deadline = time.monotonic() + 30
-        while not (_rows(home, "SELECT 1 FROM rc_ops WHERE action='users.create' AND "
-                                "state='pending'")
-                   and s.admin("GET", "users.info",
-                               params={"username": "made-by-crashapp"}).get("success")):
-            assert time.monotonic() < deadline, "the create never reached the workspace"
-            time.sleep(0.1)
-        os.kill(proc.pid, signal.SIGKILL)  # decision durable, write applied, answer lost
-        proc.wait(10)
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+    crashed = crash_mid_create(tmp_path, applied=True)  # write applied, answer lost
+    s, home, port = crashed.standin, crashed.home, crashed.port
     s.clear_faults()
-    (op_id,), = _rows(home, "SELECT op_id FROM rc_ops WHERE action='users.create'")
-    again = _serve(home, port)  # settles at start, before serving
+    (op_id,), = rows(home, "SELECT op_id FROM rc_ops WHERE action='users.create'")
+    again = serve(home, port)  # settles at start, before serving
     try:
-        bodies = [json.loads(b) for (b,) in _rows(home, "SELECT body FROM audit ORDER BY seq")]
+        bodies = [json.loads(b) for (b,) in rows(home, "SELECT body FROM audit ORDER BY seq")]
         outcomes = [b for b in bodies if b.get("op_id") == op_id and b.get("kind") == "outcome"]
         assert len(outcomes) == 1 and outcomes[0]["ok"] is True and outcomes[0]["reconciled"]
         uid = s.admin("GET", "users.info", params={"username": "made-by-crashapp"})["user"]["_id"]
-        assert _rows(home, f"SELECT created_by_app FROM rc_users WHERE user_id='{uid}'") == \
+        assert rows(home, f"SELECT created_by_app FROM rc_users WHERE user_id='{uid}'") == \
             [(APP,)]  # ownership (and so the seat) recorded from the workspace's answer
     finally:
         again.send_signal(signal.SIGINT)
