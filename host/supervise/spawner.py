@@ -67,6 +67,10 @@ class Spawner:
     def start(self, limits: ChildLimits) -> Child:
         """A confined child waiting for its handshake (from the pool when one is ready)."""
         if self.pool is not None and limits == self._pool_limits:
+            # A dead zygote's pooled children died with it and nobody reports their exits (the
+            # zygote did): replacing it first marks them ended, so `take` discards them instead
+            # of handing one to an app whose start would fail for a death it did not cause.
+            self._live_zygote()
             child = self.pool.take()
             if child is not None:
                 return child

@@ -55,6 +55,15 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a dead zygote's children, reparented, may wait to be reaped)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
+
+
 def test_a_dead_zygote_is_replaced_from_a_thread_that_stays(tmp_path: Path) -> None:
     spawner = Spawner(use_zygote=True)
     try:
@@ -136,3 +145,25 @@ def test_a_fork_given_up_on_is_killed_and_its_exit_passed_to_no_one() -> None:
             os.close(r)
             os.close(w)
         zygote.close()
+
+
+def test_no_child_of_a_dead_zygote_is_handed_out_from_the_pool() -> None:
+    """The pool's ready children die with their zygote, and nobody reports it (the zygote
+    reported its children's exits): a start took one before any fork replaced the zygote, and
+    the app's start then failed its handshake and backed off for a death it did not cause."""
+    spawner = Spawner(use_zygote=True, prefork=2)
+    try:
+        assert spawner.pool is not None and spawner.pool.wait_ready(30)
+        old = spawner.zygote
+        assert old is not None
+        os.kill(old.pid, signal.SIGKILL)
+        _wait(lambda: old.proc.poll() is not None, 5.0, "the zygote to die")
+        time.sleep(0.2)  # the pooled children are killed by their parent-death signal
+        child = spawner.start(ChildLimits())
+        assert _running(child.pid) and not child.has_exited(), \
+            "a dead zygote's child was handed out"
+        assert spawner.zygote is not old
+        child.kill("test", code="shutdown")
+        child.close()
+    finally:
+        spawner.close()
