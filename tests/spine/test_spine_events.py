@@ -114,7 +114,7 @@ def test_pre_send_order_modify_prevent_and_timeout(tmp_path: Path, mode: str) ->
     changed = [r for r in rows if r.get("event") == "pre_send_changed"]
     assert {r["app_id"] for r in changed} == {"a-tagger"}
     assert sent["id"] in changed[0]["detail"]
-    before, after = (hashlib.sha256(t.encode()).hexdigest()[:16] for t in ("hello", "hello [a]"))
+    before, after = (hashlib.sha256(t.encode()).hexdigest() for t in ("hello", "hello [a]"))
     assert f"{before} -> {after}" in changed[0]["detail"] and "hello" not in changed[0]["detail"]
     stopped = [r for r in rows if r.get("event") == "pre_send_prevented"]
     assert [r["app_id"] for r in stopped] == ["b-blocker"]
