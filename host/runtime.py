@@ -554,10 +554,12 @@ class Host:
 
     def pre_send(self, message: dict[str, Any]) -> dict[str, Any] | None:
         """Each app's pre-send hook, in app-id order, short deadline (`host/supervise/presend`)."""
-        hooks = self._receivers("message.pre_send")  # then the policy: never an older one
+        hooks = self._receivers("message.pre_send")
+        # Each hook decided again under the policy in force as its turn comes: a chain takes
+        # up to a deadline a hook, and a narrowing reload in between must stop the later ones.
         return run_pre_send(message, hooks, self.ledger, self.config.pre_send_deadline_s,
-                            self.config.pre_send_timeout, self.event_policy.withheld_each(
-                                self.policy.current(), "message.pre_send", hooks))
+                            self.config.pre_send_timeout, lambda r: self.event_policy.admitted(
+                                self.policy.current(), r.install, "message.pre_send"))
 
     # ---- logs and audit ------------------------------------------------------------------------
 

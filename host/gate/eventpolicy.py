@@ -113,10 +113,13 @@ class EventPolicy:
             return None
         return [self.payload_for(policy, r.install, event, payload) for r in receivers]
 
-    def withheld_each(self, policy: Policy, event: str,
-                      receivers: Sequence[R]) -> list[frozenset[str]]:
-        """`withheld` for each of `receivers`, in order."""
-        return [self.withheld(policy, r.install, event) for r in receivers]
+    def admitted(self, policy: Policy, install: InstallRecord, event: str
+                 ) -> frozenset[str] | None:
+        """None when `policy` keeps `event` from `install`, else the keys it gets as None
+        (both cached per revision: asked before each pre-send hook of a chain)."""
+        if not self.decide(policy, install, event)[0].allowed:
+            return None
+        return self.withheld(policy, install, event)
 
     def still_allowed(self, policy: Policy, install: InstallRecord, event: str,
                       payload: dict[str, Any]) -> bool:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Literal
 
@@ -83,15 +83,20 @@ def _record_stop(ledger: Ledger, runner: AppRunner, event: str, mid: str, detail
 
 def run_pre_send(message: dict[str, Any], receivers: Sequence[AppRunner], ledger: Ledger,
                  deadline_s: float, on_timeout: Literal["fail_closed", "fail_open"],
-                 withheld: Sequence[frozenset[str]]) -> dict[str, Any]:
+                 admit: Callable[[AppRunner], frozenset[str] | None]) -> dict[str, Any]:
     """`message` as the hooks leave it, or {"prevented": True, ...} naming the app that
-    stopped it. An app's own message never enters its own hook. `withheld[i]`: the keys
-    receiver i may not read (`EventSpec.withheld`: the room), shown to its hook as None."""
+    stopped it. An app's own message never enters its own hook. `admit(runner)`, asked right
+    before each hook (a chain of hooks takes up to a deadline each, and a reload may come in
+    between): None when the policy in force no longer lets the event reach that app, else the
+    keys it may not read (`EventSpec.withheld`: the room), shown to its hook as None."""
     sender_app = message.get("app_id")
     mid = str(message.get("id"))[:64]
     current = {key: message.get(key) for key in MESSAGE_FIELDS}
-    for runner, hidden in zip(receivers, withheld, strict=True):
+    for runner in receivers:
         if runner.app_id == sender_app:
+            continue
+        hidden = admit(runner)
+        if hidden is None:
             continue
         try:
             verdict = _hook(runner, strip({"message": dict(current), "room": message.get("room")},
