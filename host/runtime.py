@@ -39,6 +39,7 @@ from host.ledger.audit import AuditRecord
 from host.ledger.ledger import Ledger
 from host.ledger.operator import append_operator, audit_policy_load, open_keyring, operator_actor
 from host.ledger.storelease import HostLease
+from host.ledger.verify import PROGRESS_EVERY
 from host.rounds import CHECKPOINT_INTERVAL_S, ROUND_JOIN_S, Rounds
 from host.server.embedded import EmbeddedServer
 from host.server.errors import ServerError
@@ -65,6 +66,9 @@ from policies.vocabulary import EVENTS
 
 ANCHOR_EVERY_IN_HOST = 4096  # backstop only; the upkeep thread anchors every interval
 log = logging.getLogger("stockade.host")
+# A start walks the whole audit chain first (`_check_chain`, ~6 s a million records here): it
+# says how far it is every this many records, so a long chain's start is not a silent minute.
+START_PROGRESS_EVERY = PROGRESS_EVERY
 
 
 class Host:
@@ -178,7 +182,9 @@ class Host:
         """Refuse to serve on an audit chain that does not verify (rule 9: nothing is chained
         onto records that may be forged). `--degraded` instead starts a new, anchored segment
         that records the break, and serves."""
-        res = self.ledger.audit.verify()
+        res = self.ledger.audit.verify(every=START_PROGRESS_EVERY, progress=lambda done, total:
+                                       log.warning("verifying the audit chain before serving: "
+                                                   "%s of %s records", f"{done:,}", f"{total:,}"))
         if res.ok:
             return
         where = f"record {res.first_bad_seq}: " if res.first_bad_seq is not None else ""
