@@ -517,7 +517,11 @@ class AppRunner:
         child = self.child
         if child is not None and child.death_reported:
             return  # killed and accounted between events (`stop_idle_compute`)
-        self.host.audit_supervisor(self, "child_died", self._death(reason))
+        detail = self._death(reason)
+        if not self._stopping:  # a load refused (`import os`), a limit, a crash: was audited
+            # only, `app logs` silent. One host note (`applog.host_line`: one line).
+            self._note(f"the app's process stopped: {reason}")
+        self.host.audit_supervisor(self, "child_died", detail)
 
     def _death(self, reason: str) -> str:
         """Account for the child's death (its error, the failure count, the restart's backoff);
