@@ -29,6 +29,7 @@ from host.apps.installs import (
 )
 from host.apps.lineage import Lineage, Transfer, binding_of, claim_in, describe
 from host.apps.manifest import Manifest, SettingValue, coerce_setting
+from host.apps.package_gc import prune_packages
 from host.apps.packages import Package, store_package
 from host.apps.publisher import SignatureCheck
 from host.apps.switches import carried_switch
@@ -147,7 +148,8 @@ def install_package(
                                     fresh=True, expect=was))
         # The consent's number in the chain: the witness of the install's latest consent.
         act.note(generation=rec.generation, consent_seq=seq)
-        return rec
+    prune_packages(home)  # a reinstall's or a failed install's leftovers
+    return rec
 
 
 def app_user_blocked(home: Home, clock: Clock, app_id: str) -> str | None:
@@ -260,10 +262,21 @@ def apply_consent(home: Home, store: InstallStore, rec: InstallRecord, pkg: Pack
         # when its publisher's key is no longer trusted (the id's binding then names a key
         # this check no longer earns); anything else must come from the id's publisher.
         narrowing = kind == "regrant" and pending is None and grants <= before
-        moved = None if narrowing else Lineage(home.host_store).claim(
-            rec.app_id, sig.to_dict(), transfer=transfer)
+        # The id is bound in the row's own transaction (`claim_in` below, as an install does):
+        # a consent whose write then fails (another operator's change landed meanwhile, an
+        # interruption) hands the id to no one. Planned here, so a refusal comes before
+        # anything is written and a transfer is audited first.
+        was: str | None = None
+        moved = None
+        if not narrowing:
+            lineage = Lineage(home.host_store)
+            try:
+                was, moved = lineage.plan(rec.app_id, sig.to_dict(), transfer=transfer)
+            finally:
+                lineage.close()
         if moved is not None:
-            audit_transfer(home, moved, rec.install_id, clock, actor)
+            audit_transfer(home, moved, rec.install_id, clock, actor,
+                           "; made with the consent (none if its outcome is FAIL)")
         seq = next_seq(store, rec.install_id)
         record = make_consent(
             keyring, install_id=rec.install_id, app_id=rec.app_id,
@@ -277,8 +290,11 @@ def apply_consent(home: Home, store: InstallStore, rec: InstallRecord, pkg: Pack
             grants=grants, settings=default_settings(
                 pkg.manifest, dict(rec.settings), was_secret=rec.secret_keys),
             publisher=sig.to_dict(), consent=record, diff=dict(diff or {}), hook="update",
-            expect=rec)
+            expect=rec, also=None if narrowing else (
+                lambda c: claim_in(c, rec.app_id, sig.to_dict(), transfer=transfer,
+                                   expect=was)))
         act.note(consent_seq=seq)
+    prune_packages(home)  # the version an approved update replaced
 
 
 def consented_grants(home: Home, store: InstallStore, rec: InstallRecord,
@@ -329,6 +345,7 @@ def submit_update(home: Home, store: InstallStore, rec: InstallRecord, pkg: Pack
             store.set_pending(rec.install_id, manifest=pkg.manifest,
                               package_hash=pkg.content_hash, package_path=path,
                               publisher=sig.to_dict(), diff=diff.to_dict())
+        prune_packages(home)  # the pending update this one replaced
         return diff
     held, rest_as = consented_terms(home, store, rec, clock)
     grants = grants_after(held, pkg.manifest.asked)
@@ -351,6 +368,7 @@ def submit_update(home: Home, store: InstallStore, rec: InstallRecord, pkg: Pack
                                pkg.manifest, dict(rec.settings), was_secret=rec.secret_keys),
                            publisher=sig.to_dict(), consent=consent, diff=diff.to_dict())
         act.note(consent_seq=seq)
+    prune_packages(home)  # the version this one replaced
     return diff
 
 
@@ -382,4 +400,12 @@ def uninstall_app(home: Home, store: InstallStore, rec: InstallRecord, *, users:
             {rec.pending.package_path.parent} if rec.pending else set()):
         if p.parent == home.packages_dir:
             shutil.rmtree(p, ignore_errors=True)
+    prune_packages(home)  # versions its updates left behind
     return deactivated, data
+
+
+def reject_pending(home: Home, store: InstallStore, rec: InstallRecord) -> None:
+    """Discard `rec`'s pending update (the caller audits it): the record first, then its
+    package, which no install names any more."""
+    store.clear_pending(rec.install_id)
+    prune_packages(home)

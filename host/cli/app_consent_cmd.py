@@ -25,6 +25,7 @@ from host.apps.operations import (
     consent_package_problem,
     consented_grants,
     consented_terms,
+    reject_pending,
 )
 from host.cli.app_cmd import (
     _confirm,
@@ -143,7 +144,7 @@ def consent(
                     fail("nothing changed: you declined", "", EXIT_NEGATIVE)
             if not dry_run:
                 with audit_app(home, "consent_reject", rec, version=pending.version):
-                    store.clear_pending(rec.install_id)
+                    reject_pending(home, store, rec)
             err_console.print(f"{'would discard' if dry_run else 'discarded'} pending update "
                               f"{pending.version} of {rec.app_id}", highlight=False)
             if json_out:
@@ -169,7 +170,7 @@ def consent(
         if pending is not None:
             render_diff(diff, disclosure, err_console)
             if guardrail_problems(pkg.manifest) and not dry_run:
-                store.clear_pending(rec.install_id)
+                reject_pending(home, store, rec)
             _refuse_guardrails(pkg.manifest)
             ask = asked if diff.publisher_changed else diff.added
             before = consented_grants(home, store, rec)

@@ -29,7 +29,12 @@ from host.apps.consent import guardrail_problems
 from host.apps.disclosure import Disclosure, build_disclosure, load_policy_view
 from host.apps.installs import InstallChanged, InstallRecord, InstallStore
 from host.apps.lineage import LineageError
-from host.apps.operations import apply_consent, consented_terms, submit_update
+from host.apps.operations import (
+    apply_consent,
+    consented_terms,
+    reject_pending,
+    submit_update,
+)
 from host.apps.packages import Package, PackageError, read_package
 from host.apps.publisher import PublisherError, SignatureCheck, TrustStore, check_signature
 from host.console.install import Refused, read_upload
@@ -175,7 +180,7 @@ def reject(home: Home, rec: InstallRecord, *, actor: str) -> None:
     with InstallStore(home.host_store) as store, \
             audited(home.host_store, "consent_reject", actor=actor, app_id=rec.app_id,
                     install_id=rec.install_id, version=rec.pending.version):
-        store.clear_pending(rec.install_id)
+        reject_pending(home, store, rec)
 
 
 def diff_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
