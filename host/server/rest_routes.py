@@ -434,11 +434,14 @@ def room_transfer(ctx: Ctx) -> dict[str, Any]:
     is a manager's take (`room_take`)."""
     what = "only the serving agent or a manager transfers a room"
     room = room_for(ctx, ctx.b("roomId"), what)
-    access.require(ctx.is_manager() or
+    manager = ctx.is_manager()
+    access.require(manager or
                    (room["served_by"] is not None and room["served_by"] == _me(ctx)), what)
+    # Checked again in the write (`served_by`): a transfer may commit before it takes the lock.
     r = ctx.server.livechat_transfer_room(
         ctx.principal, ctx.b("roomId"), department=ctx.b("departmentId", required=False),
         agent_id=ctx.b("userId", required=False), op_id=ctx.op_id,
+        served_by=None if manager else _me(ctx),
     )
     return {"room": room_doc(ctx, r)}
 
@@ -448,11 +451,12 @@ def room_close(ctx: Ctx) -> dict[str, Any]:
     the visitor's, `rest_livechat.visitor_close`)."""
     rid = ctx.b("rid", required=False) or ctx.b("roomId")
     room = room_for(ctx, rid, "this room is not yours")
-    access.require(room["served_by"] == _me(ctx) or
-                   access.has(ctx.identity, "close-others-livechat-room"),
+    others = access.has(ctx.identity, "close-others-livechat-room")
+    access.require(room["served_by"] == _me(ctx) or others,
                    "closing another agent's room needs close-others-livechat-room")
-    r = ctx.server.livechat_close_room(
-        ctx.principal, rid, ctx.b("comment", required=False), op_id=ctx.op_id)
+    r = ctx.server.livechat_close_room(  # `served_by`: checked again in the write
+        ctx.principal, rid, ctx.b("comment", required=False), op_id=ctx.op_id,
+        served_by=None if others else _me(ctx))
     return {"rid": r["id"], "comment": r["close_comment"]}
 
 

@@ -32,6 +32,19 @@ def _require_served(room: Room, user_id: str, who: str, what: str) -> None:
         raise Forbidden(f"only {who} serves room {room['id']!r} may {what} there")
 
 
+def _still_served(tx: Tx, room_id: str, served_by: str | None, what: str) -> None:
+    """Refuse unless `served_by` (when given) serves the open room now, in the write itself.
+    A security boundary: the REST route let the caller in as the serving agent on a read made
+    before this write took the store's write lock, and a transfer committed while it waited
+    (a manager's, say) made the room another agent's; the stale check alone let the first
+    agent pass that agent's conversation on, or close it."""
+    if served_by is not None:
+        room = rooms.get_open(tx.conn, room_id)
+        if room["served_by"] != served_by:
+            raise Forbidden(f"only the agent who serves room {room_id!r} may {what} it, and "
+                            "it was transferred meanwhile")
+
+
 class RoomOps(ServerCore):
     """Rooms, visitors and messages."""
 
@@ -115,30 +128,43 @@ class RoomOps(ServerCore):
 
     def livechat_transfer_room(
         self, caller: Principal, room_id: str, department: str | None = None,
-        agent_id: str | None = None, *, op_id: str | None = None,
+        agent_id: str | None = None, *, op_id: str | None = None, served_by: str | None = None,
     ) -> Room:
         """Move a room to an agent or a department (agent_unassigned, agent_assigned,
-        room_transferred)."""
+        room_transferred). `served_by`: the user who must serve the room when the transfer is
+        written (Forbidden otherwise), for a REST caller let in only as the serving agent
+        (`rest_routes.room_transfer`, `_still_served`)."""
         room_id = limits.ident(room_id, "room_id")
         if agent_id is not None:
             agent_id = limits.ident(agent_id, "agent_id")
-        return self._write(
-            caller, op_id, "livechat.transfer_room",
-            {"room_id": room_id, "department": department, "agent_id": agent_id},
-            lambda tx: rooms.transfer(tx, room_id, department, agent_id),
-        )
+        args: dict[str, Any] = {"room_id": room_id, "department": department,
+                                "agent_id": agent_id}
+        if served_by is not None:  # part of the digest: a retry under another check is not one
+            args["served_by"] = served_by
+
+        def apply(tx: Tx) -> Room:
+            _still_served(tx, room_id, served_by, "transfer")
+            return rooms.transfer(tx, room_id, department, agent_id)
+
+        return self._write(caller, op_id, "livechat.transfer_room", args, apply)
 
     def livechat_close_room(
         self, caller: Principal, room_id: str, comment: str | None = None, *,
-        op_id: str | None = None,
+        op_id: str | None = None, served_by: str | None = None,
     ) -> Room:
-        """Close a room; `closed_by` is the caller's user (an app's app user) (room_closed)."""
+        """Close a room; `closed_by` is the caller's user (an app's app user) (room_closed).
+        `served_by`: as for `livechat_transfer_room` (`rest_routes.room_close`)."""
         room_id = limits.ident(room_id, "room_id")
         closer = _closer(caller)
-        return self._write(
-            caller, op_id, "livechat.close_room", {"room_id": room_id, "comment": comment},
-            lambda tx: rooms.close(tx, room_id, closer, comment),
-        )
+        args: dict[str, Any] = {"room_id": room_id, "comment": comment}
+        if served_by is not None:
+            args["served_by"] = served_by
+
+        def apply(tx: Tx) -> Room:
+            _still_served(tx, room_id, served_by, "close")
+            return rooms.close(tx, room_id, closer, comment)
+
+        return self._write(caller, op_id, "livechat.close_room", args, apply)
 
     def livechat_set_agent_display(
         self, caller: Principal, room_id: str, name: str, avatar_url: str | None = None, *,
