@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import sqlite3
 import stat
 import tomllib
@@ -11,7 +12,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote
 
 from host.errors import StartRefused
 from host.fsio import atomic_write, flocked
@@ -31,12 +32,55 @@ class Shared:
 
 
 def redact_url(url: str) -> str:
-    """`url` without its password, for messages and `doctor`."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    """`url` without its password, for messages and `doctor`: the user part's (`u:***@`) and a
+    `password=` query parameter's (libpq takes either). Never raises, whatever the text."""
+    head, sep, rest = url.partition("://")
+    if not sep:
         return url
-    user, _, host = parts.netloc.rpartition("@")
-    return urlunsplit(parts._replace(netloc=f"{user.split(':', 1)[0]}:***@{host}"))
+    cut = re.search(r"[/?#]", rest)
+    authority, tail = (rest[:cut.start()], rest[cut.start():]) if cut else (rest, "")
+    user, at, where = authority.rpartition("@")
+    if at and ":" in user:
+        authority = f"{user.split(':', 1)[0]}:***@{where}"
+    path, q, query = tail.partition("?")
+    if q:
+        query, hash_, fragment = query.partition("#")
+        pairs = [f"{key}=***" if eq and _is_password_key(key) else f"{key}{eq}{value}"
+                 for key, eq, value in (pair.partition("=") for pair in query.split("&"))]
+        tail = f"{path}?{'&'.join(pairs)}{hash_}{fragment}"
+    return f"{head}://{authority}{tail}"
+
+
+def _is_password_key(key: str) -> bool:
+    # libpq decodes a URI parameter's name before matching it (`pass%77ord` is `password`).
+    return unquote(key) == "password"
+
+
+def url_secrets(url: str) -> list[str]:
+    """The secret parts of `url` as written and percent-decoded, longest first: its password
+    in the user part (up to the first `@` and up to the last: libpq and urlsplit split there
+    differently) and in `password=` parameters."""
+    found: set[str] = set()
+    rest = url.partition("://")[2]
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    if "@" in authority:
+        for user in (authority.partition("@")[0], authority.rpartition("@")[0]):
+            found.add(user.partition(":")[2])
+    query = url.partition("?")[2].partition("#")[0]
+    for key, eq, value in (pair.partition("=") for pair in query.split("&")):
+        if eq and _is_password_key(key):
+            found.add(value)
+    found |= {unquote(s) for s in found}
+    return sorted((s for s in found if s), key=len, reverse=True)
+
+
+def scrub_url_secrets(text: str, url: str) -> str:
+    """`text` (a driver's message about `url`, which may quote any part of it, or all of it)
+    with every secret part of `url` replaced by `***`."""
+    for secret in url_secrets(url):
+        text = text.replace(secret, "***")
+    return text
+
 
 ENV_VAR = "STOCKADE_HOME"
 # Where the host's store is when it is not the home's own SQLite file (a PostgreSQL URL).
@@ -44,6 +88,8 @@ STORE_ENV_VAR = "STOCKADE_STORE"
 # The home's file naming that store (`url = "postgresql://…"`), read when no option or
 # variable names one. It may hold a password: it must be readable by its owner only.
 STORE_FILE = "store.toml"
+# What a store URL starts with (`--store`, STOCKADE_STORE, store.toml alike).
+URL_PREFIXES = ("postgresql://", "postgres://")
 
 
 @dataclass(frozen=True)
@@ -250,4 +296,9 @@ def _store_file_url(root: Path) -> str | None:
                            'write it as: url = "postgresql://user@host/db"') from None
     if not isinstance(url, str) or not url:
         raise StartRefused(f"{path} names no store", 'write it as: url = "postgresql://…"')
+    if not url.startswith(URL_PREFIXES):
+        # Checked here as `--store` is checked: anything else was taken for a SQLite path,
+        # named with its password in "no store at …" (and a file of that name created).
+        raise StartRefused(f"{path} names {redact_url(url)!r}, not a PostgreSQL URL",
+                           'write it as: url = "postgresql://…"')
     return url

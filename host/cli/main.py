@@ -12,7 +12,7 @@ import typer
 from host.cli.interrupt import EXIT_INTERRUPTED, INTERRUPTED_LINE
 from host.cli.output import fail
 from host.errors import StartRefused
-from host.home import Home, resolve_home
+from host.home import URL_PREFIXES, Home, redact_url, resolve_home
 from host.ledger.records import AuditError
 
 root = typer.Typer(
@@ -35,8 +35,8 @@ def _main(
         help="A PostgreSQL URL several hosts share (default: the home's store.toml, else the "
              "home's own host.db). See docs/SCALE.md."),
 ) -> None:
-    if store and not store.startswith(("postgresql://", "postgres://")):
-        fail(f"--store {store!r} is not a PostgreSQL URL",
+    if store and not store.startswith(URL_PREFIXES):
+        fail(f"--store {redact_url(store)!r} is not a PostgreSQL URL",
              "pass postgresql://USER@HOST:PORT/DB (or none: the home's own SQLite host.db)")
     try:
         resolved = resolve_home(home, store)

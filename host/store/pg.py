@@ -28,7 +28,7 @@ from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
 from typing import Any, ClassVar
 
-from host.home import redact_url
+from host.home import redact_url, scrub_url_secrets
 from host.store.base import (
     AppendOnly,
     PgError,
@@ -202,6 +202,11 @@ class PgStore(Store):
     def where(self) -> str:
         return redacted(self.url)
 
+    def _said(self, exc: BaseException) -> str:
+        """The first line of the driver's message about this URL, its secrets masked."""
+        said = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return scrub_url_secrets(said, self.url)
+
     def conn(self) -> PgConn:
         local = self._local
         c: PgConn | None = getattr(local, "conn", None)
@@ -229,7 +234,13 @@ class PgStore(Store):
                                   row_factory=_row_factory)
         except psycopg.OperationalError as exc:
             raise StoreError(f"cannot reach the store at {self.where}: "
-                             f"{str(exc).strip().splitlines()[0]}") from None
+                             f"{self._said(exc)}") from None
+        except psycopg.ProgrammingError as exc:
+            # libpq could not parse the URL (a bad percent escape, an unknown parameter, an
+            # unclosed bracket): the operator's input. Its message quotes the part it choked
+            # on, often the password, sometimes the whole URL (`_said` masks them).
+            raise StoreError(f"{self.where} is not a PostgreSQL URL libpq can read: "
+                             f"{self._said(exc)}") from None
         raw.adapters.register_dumper(bool, IntDumper)
         for json_type in ("json", "jsonb"):  # JSON comes back as text, as SQLite gives it
             raw.adapters.register_loader(json_type, TextLoader)
