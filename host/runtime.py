@@ -94,7 +94,7 @@ class Host:
             # anchor write is a file rename that would stall the call for a millisecond.
             self.ledger = Ledger(home.host_store, self.clock, anchor_every=ANCHOR_EVERY_IN_HOST,
                                  group_reads=self.config.group_reads, host_id=self.host_id)
-            self.status_board = StatusBoard(home.host_store, os.getpid())
+            self.status_board = StatusBoard(home.host_store, os.getpid(), self.host_id)
             self.server: Workspace = server or EmbeddedServer(home.server_store, self.clock)
             self.keyring = open_keyring(home, self.clock)
             self.tokens = TokenRegistry(home.host_store)

@@ -13,15 +13,27 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from host.store import StoreTarget, ensure_schema, lockholder, open_store, table_exists
+from host.store import (
+    SchemaItem,
+    Step,
+    StoreTarget,
+    ensure_schema,
+    lockholder,
+    open_store,
+    table_exists,
+)
 
 log = logging.getLogger("stockade.host")
 
 SCHEMA_COMPONENT = "runner_status"
-SCHEMA_VERSION = 1
-DDL = (
+SCHEMA_VERSION = 2
+DDL: tuple[SchemaItem, ...] = (
     "CREATE TABLE IF NOT EXISTS runner_status(install_id TEXT PRIMARY KEY, app_id TEXT NOT NULL,"
     " host_pid INTEGER NOT NULL, updated_at REAL NOT NULL, status TEXT NOT NULL)",
+    # Version 2: the rows a host replaces are the ones its own id wrote, not its pid's. Hosts
+    # sharing a store on several machines (or in containers, where every host may be pid 1)
+    # deleted each other's rows on every publish, and a host that stopped cleared the others'.
+    Step(2, "ALTER TABLE runner_status ADD COLUMN host_id TEXT"),
 )
 # How often the serving host publishes (its upkeep thread's period, `host.runtime`).
 PUBLISH_INTERVAL_S = 2.0
@@ -32,22 +44,25 @@ STALE_AFTER_INTERVALS = 3
 class StatusBoard:
     """The serving host's side: replace its rows with the runners' current status."""
 
-    def __init__(self, db_path: StoreTarget, host_pid: int) -> None:
+    def __init__(self, db_path: StoreTarget, host_pid: int, host_id: str) -> None:
         self.store = open_store(db_path)
-        self.host_pid = host_pid
+        self.host_pid = host_pid  # shown (`doctor`, `app list --json`); host_id owns the rows
+        self.host_id = host_id
         self._locked_by = ""  # who held the store's write lock at the last failed publish
         ensure_schema(self.store, SCHEMA_COMPONENT, SCHEMA_VERSION, DDL)
 
     def publish(self, now: float, rows: Mapping[str, tuple[str, Mapping[str, Any]]]) -> None:
         """`rows`: install id -> (app id, status). Rows of apps no longer running go."""
         with self.store.transaction() as c:
-            c.execute("DELETE FROM runner_status WHERE host_pid=?", (self.host_pid,))
+            c.execute("DELETE FROM runner_status WHERE host_id=?", (self.host_id,))
             c.executemany(
-                "INSERT INTO runner_status(install_id, app_id, host_pid, updated_at, status)"
-                " VALUES(?, ?, ?, ?, ?) ON CONFLICT(install_id) DO UPDATE SET"
+                "INSERT INTO runner_status(install_id, app_id, host_pid, host_id, updated_at,"
+                " status) VALUES(?, ?, ?, ?, ?, ?) ON CONFLICT(install_id) DO UPDATE SET"
                 " app_id=excluded.app_id, host_pid=excluded.host_pid,"
-                " updated_at=excluded.updated_at, status=excluded.status",
-                [(iid, app_id, self.host_pid, now, json.dumps(dict(st), sort_keys=True))
+                " host_id=excluded.host_id, updated_at=excluded.updated_at,"
+                " status=excluded.status",
+                [(iid, app_id, self.host_pid, self.host_id, now,
+                  json.dumps(dict(st), sort_keys=True))
                  for iid, (app_id, st) in rows.items()])
 
     def publish_or_say(self, now: float, rows: Mapping[str, tuple[str, Mapping[str, Any]]],
@@ -74,7 +89,7 @@ class StatusBoard:
     def clear(self) -> None:
         """The host stops: its apps are no longer running anywhere."""
         with self.store.transaction() as c:
-            c.execute("DELETE FROM runner_status WHERE host_pid=?", (self.host_pid,))
+            c.execute("DELETE FROM runner_status WHERE host_id=?", (self.host_id,))
 
     def close(self) -> None:
         self.store.close()

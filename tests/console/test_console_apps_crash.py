@@ -20,7 +20,7 @@ def test_the_apps_page_shows_the_hosts_reason_and_the_apps_stderr_apart(served: 
     with InstallStore(served.home.host_store) as store:
         rec = store.by_app("agent-sync")
     assert rec is not None
-    board = StatusBoard(served.home.host_store, os.getpid())
+    board = StatusBoard(served.home.host_store, os.getpid(), "test-host")
     try:
         board.publish(time.time(), {rec.install_id: ("agent-sync", {
             "state": "backoff", "restarts": 1, "dropped": 0,
