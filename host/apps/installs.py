@@ -490,15 +490,6 @@ class InstallStore:
         with self._tx(count=False) as c:
             _unchanged_in(c, rec)
 
-    def regrant(self, install_id: str, grants: frozenset[str], consent: ConsentRow) -> None:
-        """New consent for the current version (grants changed or re-confirmed)."""
-        with self._tx() as c:
-            self._insert_consent(c, consent)
-            c.execute(
-                "UPDATE install_installs SET grants = ?, consent_id = ?, "
-                "generation = generation + 1, updated_at = ? WHERE install_id = ?",
-                (json.dumps(sorted(grants)), consent.consent_id, self._now(), install_id))
-
     def set_pending(self, install_id: str, *, manifest: Manifest, package_hash: str,
                     package_path: Path, publisher: Mapping[str, Any],
                     diff: Mapping[str, Any]) -> None:
@@ -522,13 +513,18 @@ class InstallStore:
         grants: frozenset[str], settings: Mapping[str, SettingValue],
         publisher: Mapping[str, Any], consent: ConsentRow, diff: Mapping[str, Any],
         hook: HookName = "update", expect: InstallRecord | None = None,
+        also: Callable[[Any], object] | None = None,
     ) -> None:
         """Switch to a new version (or re-confirm the current one): new grants and consent,
         generation bumped, pending cleared, `hook` recorded. `expect`: the record the change
-        was computed from; InstallChanged (nothing written) when it no longer stands."""
+        was computed from; InstallChanged (nothing written) when it no longer stands. `also`
+        runs in the same transaction once `expect` holds (the id's lineage binding: moved only
+        if the update is written)."""
         with self._tx() as c:
             if expect is not None:
                 _unchanged_in(c, expect)
+            if also is not None:
+                also(c)
             self._insert_consent(c, consent)
             c.execute(
                 "UPDATE install_installs SET version = ?, package_hash = ?, manifest_hash = ?, "

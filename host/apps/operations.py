@@ -262,10 +262,21 @@ def apply_consent(home: Home, store: InstallStore, rec: InstallRecord, pkg: Pack
         # when its publisher's key is no longer trusted (the id's binding then names a key
         # this check no longer earns); anything else must come from the id's publisher.
         narrowing = kind == "regrant" and pending is None and grants <= before
-        moved = None if narrowing else Lineage(home.host_store).claim(
-            rec.app_id, sig.to_dict(), transfer=transfer)
+        # The id is bound in the row's own transaction (`claim_in` below, as an install does):
+        # a consent whose write then fails (another operator's change landed meanwhile, an
+        # interruption) hands the id to no one. Planned here, so a refusal comes before
+        # anything is written and a transfer is audited first.
+        was: str | None = None
+        moved = None
+        if not narrowing:
+            lineage = Lineage(home.host_store)
+            try:
+                was, moved = lineage.plan(rec.app_id, sig.to_dict(), transfer=transfer)
+            finally:
+                lineage.close()
         if moved is not None:
-            audit_transfer(home, moved, rec.install_id, clock, actor)
+            audit_transfer(home, moved, rec.install_id, clock, actor,
+                           "; made with the consent (none if its outcome is FAIL)")
         seq = next_seq(store, rec.install_id)
         record = make_consent(
             keyring, install_id=rec.install_id, app_id=rec.app_id,
@@ -279,7 +290,9 @@ def apply_consent(home: Home, store: InstallStore, rec: InstallRecord, pkg: Pack
             grants=grants, settings=default_settings(
                 pkg.manifest, dict(rec.settings), was_secret=rec.secret_keys),
             publisher=sig.to_dict(), consent=record, diff=dict(diff or {}), hook="update",
-            expect=rec)
+            expect=rec, also=None if narrowing else (
+                lambda c: claim_in(c, rec.app_id, sig.to_dict(), transfer=transfer,
+                                   expect=was)))
         act.note(consent_seq=seq)
     prune_packages(home)  # the version an approved update replaced
 
