@@ -32,8 +32,8 @@ What it does, and how it matches the real host:
   QuotaExceeded("..."))` makes the next `users.create` raise it; `set_quota(action, n)` allows
   `n` successful calls and then raises `QuotaExceeded`.
 * Outbound HTTP and server REST are programmable: set `http_responder` / `rest_responder`
-  (`rest.call` is decided first as the gate decides it: `sandbox.harness_rest`).
-
+  (a request the host would not send, such as a `Content-Length` header or a non-ASCII value,
+  is refused first, `policies.httprules`; `rest.call` is decided as the gate decides it).
 * The operator's policy files, when you ask: `h.use_policy("policies/")` loads them as the
   host does and decides every call with the host's own engine and quotas
   (`sandbox.harness_policy`), so a test fails where the host would refuse; an event the policy
@@ -60,6 +60,7 @@ from urllib.parse import urlsplit
 from policies.engine import unconditional_refusal
 from policies.events import strip
 from policies.grants import grant_refusal
+from policies.httprules import RequestRefused, checked_request
 from policies.quota import REFUNDABLE_ERRORS, REFUSAL_BUDGET, REFUSAL_WINDOW_S, admit
 from policies.types import Request
 from policies.vocabulary import ACTIONS, ADMIN_CLASS_ROLES, EVENTS, PERMISSIONS
@@ -70,7 +71,6 @@ from sandbox.harness_manifest import unchanged_diff
 from sandbox.harness_policy import INSTALL_ID, PolicyCheck, seats_in_use, target_facts, withheld
 from sandbox.harness_rest import decide_rest, route_refusal
 from sandbox.harness_server import (
-    HTTP_METHODS,
     MANIFEST_NAME,
     FakeServer,
     HarnessError,
@@ -318,21 +318,23 @@ class AppHarness:
     def _http(self, method: str, url: str, headers: dict[str, str] | None = None,
               body: str | None = None) -> dict[str, Any]:
         parts = urlsplit(url)
-        if method.upper() not in HTTP_METHODS or parts.scheme not in ("http", "https"):
-            raise errors.InvalidArgument("http.request needs a known method and an http(s) URL")
+        if parts.scheme not in ("http", "https"):
+            raise errors.InvalidArgument("http.request needs an http(s) URL")
         host = (parts.hostname or "").lower()
         if self.http_domains is not None and host not in self.http_domains:
             raise errors.PermissionDenied(f"policy: domains: host {host!r} not listed")
-        sent_headers = dict(headers or {})
-        self.http_requests.append({"method": method.upper(), "url": url,
+        try:  # after the decision, before anything is sent, as the host (`policies.httprules`)
+            method, sent_headers, _ = checked_request(method, headers, body)
+        except RequestRefused as exc:
+            raise errors.InvalidArgument(str(exc)) from None
+        self.http_requests.append({"method": method, "url": url,
                                    "headers": dict(sent_headers), "body": body})
         if self.http_responder is None:
             raise HarnessError("the app made an HTTP request: set harness.http_responder = "
                                "lambda method, url, headers, body: (200, '{}')")
-        answer = self.http_responder(method.upper(), url, sent_headers, body)
-        status, text = int(answer[0]), str(answer[1])
-        resp_headers = dict(answer[2]) if len(answer) > 2 else {}
-        return {"status": status, "headers": resp_headers, "body": text}
+        answer = self.http_responder(method, url, dict(sent_headers), body)
+        return {"status": int(answer[0]), "headers": dict(answer[2]) if len(answer) > 2 else {},
+                "body": str(answer[1])}
 
     # -- controlling the fake gate ------------------------------------------------------------
 

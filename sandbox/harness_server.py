@@ -26,7 +26,6 @@ DEFAULT_MESSAGES = 50
 MAX_LIST = 500
 AGENT_ROLE = "livechat-agent"
 ROUTABLE_OFFLINE_ROLE = "bot"  # a bot agent is routable while not-available
-HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
 # The host's persistence rules: one copy, `policies.storerules` (the host's store uses it too).
 ASSOCIATION_KINDS = tuple(sorted(storerules.ASSOCIATION_KINDS))
 MAX_STORED_VALUE_BYTES = storerules.MAX_VALUE_BYTES

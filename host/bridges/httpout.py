@@ -35,9 +35,12 @@ import httpcore
 from host.errors import GateError
 from host.server.errors import Unavailable
 
+# What a request may carry (method, headers, body, and their caps) is one copy the author
+# harness applies too: `policies.httprules`.
+from policies.httprules import MAX_HEADERS, RequestRefused, checked_request
+
 # Caps on what one app request may cost the host.
 MAX_RESPONSE_BYTES = 1 << 20  # body kept and returned to the app
-MAX_REQUEST_BODY = 1 << 20  # body the app may send
 # The whole request, every redirect hop and every byte of every body included: a server
 # that drips one byte every 2 s never trips a per-read timeout, and would hold the app's runner
 # (so that app's later events) for as long as it liked.
@@ -57,7 +60,6 @@ MAX_ADDRESSES_TRIED = 4
 MAX_HEAD_WIRE = 256 * 1024
 MAX_BODY_WIRE = MAX_RESPONSE_BYTES + 256 * 1024
 MAX_BODY_CHUNKS = 16384
-MAX_HEADERS = 50
 # Pooled clients: an install keeps at most this many host names' clients (the least recently
 # used is closed), each with at most this many sockets; together they bound the descriptors
 # one app's outbound HTTP can hold open.
@@ -68,12 +70,6 @@ MAX_CLIENTS_PER_INSTALL = 8
 _SOCKET_OPTIONS = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 # Sockets one pooled client may hold open, and how long an idle one is kept.
 MAX_CONNECTIONS, MAX_KEEPALIVE, KEEPALIVE_EXPIRY_S = 4, 2, 30.0
-# Headers an app may not set: they would let it steer the connection or smuggle requests.
-_FORBIDDEN_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection",
-                                "upgrade", "proxy-authorization", "te", "trailer"})
-# Headers the host sets in place of the app's: the body is asked for uncompressed (what the app
-# got when httpx decoded it), so the size cap counts the bytes the app receives.
-_HOST_SET_HEADERS = frozenset({"accept-encoding"})
 # The only headers of the app's a redirect carries to another origin than the one the app
 # named (scheme, host, port). Guards the app's secrets: an API key may travel in any header
 # (`X-Api-Key`, `Private-Token`, a vendor's own), not only Authorization and Cookie, and the
@@ -86,16 +82,6 @@ USER_AGENT = "stockade-host"
 # Characters kept as they are in the request target; anything else is percent-encoded (a space,
 # a quote, a non-ASCII letter), as httpx did, so a request line can never carry a raw one.
 _TARGET_SAFE = "/%:@!$&'()*+,;=-._~?"
-# What a method may hold (RFC 9110's token): nothing that could end the request line early.
-_METHOD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-.^_`|~")
-# What a header name may hold (RFC 9110's token, either case). Guards the quota and the wire: a
-# name outside it (a space, a colon) failed only in h11, after the connection was made, so the
-# app's unit was kept for a request that never went out.
-_NAME_CHARS = _METHOD_CHARS | frozenset("abcdefghijklmnopqrstuvwxyz")
-# Control characters no header value may carry (HTAB is whitespace and allowed). Guards the
-# server behind the URL: h11 sent \x01 or \x7f as given, and servers and proxies disagree on
-# what such a byte is (whitespace, a line end, part of the value): a request-smuggling surface.
-_VALUE_CONTROLS = frozenset(chr(c) for c in (*range(0x09), *range(0x0A, 0x20), 0x7F))
 # A redirect's target longer than this is refused rather than followed (or cut).
 MAX_LOCATION = 8192
 _HTTP_FAILURES = (httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol,
@@ -353,27 +339,12 @@ def perform(
     checked again here to obtain its addresses. `client_for(url)` gives the pooled client
     (`HttpOut`); without it a one-off client is used and closed. The whole request, redirects
     included, ends by `deadline_s`."""
-    method = str(args["method"]).upper()
-    if not method or not set(method) <= _METHOD_CHARS:
-        raise GateError("invalid_argument", f"method {method[:20]!r} is not an HTTP method")
+    try:
+        method, headers, data = checked_request(args["method"], args.get("headers"),
+                                                args.get("body"))
+    except RequestRefused as exc:
+        raise GateError("invalid_argument", str(exc)) from None
     url = str(args["url"])
-    given = args.get("headers") or {}
-    if not isinstance(given, dict) or not all(isinstance(k, str) for k in given):
-        raise GateError("invalid_argument", "headers must be an object of header names")
-    headers = {k: v for k, v in given.items() if k.lower() not in _HOST_SET_HEADERS}
-    body = args.get("body")
-    if len(headers) > MAX_HEADERS:
-        raise GateError("invalid_argument", f"more than {MAX_HEADERS} headers")
-    for name, value in headers.items():
-        # ASCII only: the wire carries bytes, and a value that cannot be sent is the app's
-        # mistake (refused, refunded), not the host's.
-        if not isinstance(value, str) or name.lower() in _FORBIDDEN_HEADERS or not name or \
-                not set(name) <= _NAME_CHARS or not _VALUE_CONTROLS.isdisjoint(value) or \
-                not value.isascii():
-            raise GateError("invalid_argument", f"header {name[:40]!r} is not allowed")
-    data = body.encode() if isinstance(body, str) else None
-    if data is not None and len(data) > MAX_REQUEST_BODY:
-        raise GateError("invalid_argument", f"request body over {MAX_REQUEST_BODY} bytes")
     deadline = time.monotonic() + deadline_s
     went_out = False  # a hop's request went out: what fails after it keeps its unit
     _deadline.request_at = deadline  # a redirect hop's lookup ends by it (`system_resolver`)
