@@ -324,7 +324,10 @@ def submit_update(home: Home, store: InstallStore, rec: InstallRecord, pkg: Pack
     (`operator.update_pending`) while the running version keeps its grants; anything else
     applies at once with the grants it keeps (`operator.update`). Returns the diff; the caller
     tells a pending one by `diff.needs_consent`. Guardrails and the signature are the caller's
-    to check first (they need the operator's answer)."""
+    to check first (they need the operator's answer). InstallChanged (nothing written) when
+    what applies at once finds the install changed since `rec` was read: its grants, settings
+    and consent were computed from `rec`, and writing them would undo another operator's
+    consent or put back a secret rotated meanwhile."""
     clock = clock or SystemClock()
     diff = diff_manifests(rec.manifest, pkg.manifest, old_publisher=rec.publisher,
                           new_publisher=sig.to_dict())
@@ -366,7 +369,8 @@ def submit_update(home: Home, store: InstallStore, rec: InstallRecord, pkg: Pack
                            package_hash=pkg.content_hash, package_path=path, grants=grants,
                            settings=default_settings(
                                pkg.manifest, dict(rec.settings), was_secret=rec.secret_keys),
-                           publisher=sig.to_dict(), consent=consent, diff=diff.to_dict())
+                           publisher=sig.to_dict(), consent=consent, diff=diff.to_dict(),
+                           expect=rec)
         act.note(consent_seq=seq)
     prune_packages(home)  # the version this one replaced
     return diff

@@ -26,6 +26,7 @@ from host.apps.consent import (
 )
 from host.apps.disclosure import Disclosure, build_disclosure, load_policy_view, render_disclosure
 from host.apps.installs import (
+    InstallChanged,
     InstallError,
     InstallRecord,
     InstallStore,
@@ -439,8 +440,13 @@ def update(
                      "is bound to", "bold red"),
                 f": approving it needs `stockade app consent {rec.app_id} "
                 "--transfer-publisher`"))
-        diff = submit_update(home, store, rec, pkg, sig,
-                             policy_revision=disclosure.policy_revision, actor=operator_name())
+        try:
+            diff = submit_update(home, store, rec, pkg, sig,
+                                 policy_revision=disclosure.policy_revision,
+                                 actor=operator_name())
+        except InstallChanged as exc:  # another operator's change landed after our read
+            fail(str(exc), "run it again: it will compare with the install as it is now",
+                 EXIT_NEGATIVE)
         if diff.needs_consent:
             rec = store.get(rec.install_id) or rec
             err_console.print(line(

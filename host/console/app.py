@@ -455,7 +455,8 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
                                    allow_unsigned=form.get("allow_unsigned") == "yes",
                                    actor=f"console:{s.username} ({operator_actor()})")
         except install_flow.Refused as exc:
-            return page(request, "updates.html", 400, s=s, pending=updates.queue(home),
+            status = 409 if isinstance(exc, updates.Changed) else 400
+            return page(request, "updates.html", status, s=s, pending=updates.queue(home),
                         installs=installs(), error=str(exc))
         return RedirectResponse("/console/updates" if waits else "/console/apps",
                                 status_code=303)

@@ -84,8 +84,12 @@ def submit(home: Home, install_id: str, data: bytes, *, allow_unsigned: bool,
         if problems:
             raise Refused("this version cannot be consented to: " + "; ".join(problems))
         policy, _why = load_policy_view(home.policies_dir)
-        diff = submit_update(home, store, rec, pkg, sig,
-                             policy_revision=policy.revision if policy else None, actor=actor)
+        try:
+            diff = submit_update(home, store, rec, pkg, sig,
+                                 policy_revision=policy.revision if policy else None,
+                                 actor=actor)
+        except InstallChanged as exc:  # another operator's change landed after our read
+            raise Changed(f"{exc}; upload it again") from None
     return diff.needs_consent
 
 
