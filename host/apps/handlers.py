@@ -28,10 +28,13 @@ HOOK_HANDLERS: frozenset[str] = frozenset(f"on_{h}" for h in LIFECYCLE_HOOKS)
 class HandlerReport:
     unknown: list[str] = field(default_factory=list)  # refused: matches no event or hook
     undeclared: list[str] = field(default_factory=list)  # warned: event not in app.toml
+    # Warned: events app.toml lists that the entry class has no handler for (the child answers
+    # them "done, nothing"). Only said of a class deriving from `App` alone: a class deriving
+    # from one of the app's own classes may inherit the handler.
+    unhandled: list[str] = field(default_factory=list)
 
 
-def entry_class_methods(pkg: Package) -> list[str] | None:
-    """Names of the methods of the manifest's entry class, or None if it cannot be read."""
+def _entry_class(pkg: Package) -> ast.ClassDef | None:
     module, cls = pkg.manifest.entry_parts()
     data = pkg.files.get(module.replace(".", "/") + ".py")
     if data is None:
@@ -42,15 +45,26 @@ def entry_class_methods(pkg: Package) -> list[str] | None:
         return None
     for node in tree.body:
         if isinstance(node, ast.ClassDef) and node.name == cls:
-            return [n.name for n in node.body
-                    if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+            return node
     return None
+
+
+def _methods(node: ast.ClassDef) -> list[str]:
+    return [n.name for n in node.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+
+
+def entry_class_methods(pkg: Package) -> list[str] | None:
+    """Names of the methods of the manifest's entry class, or None if it cannot be read."""
+    node = _entry_class(pkg)
+    return None if node is None else _methods(node)
 
 
 def check_handlers(pkg: Package) -> HandlerReport:
     report = HandlerReport()
     declared = set(pkg.manifest.events)
-    for name in entry_class_methods(pkg) or []:
+    node = _entry_class(pkg)
+    methods = [] if node is None else _methods(node)
+    for name in methods:
         if not name.startswith("on_") or name in HOOK_HANDLERS:
             continue
         event = EVENT_HANDLERS.get(name)
@@ -58,7 +72,16 @@ def check_handlers(pkg: Package) -> HandlerReport:
             report.unknown.append(name)
         elif event not in declared:
             report.undeclared.append(name)
+    if node is not None and all(_is_app(b) for b in node.bases):
+        report.unhandled = [e for e in pkg.manifest.events if handler_for(e) not in methods]
     return report
+
+
+def _is_app(base: ast.expr) -> bool:
+    """`App` or `stockade.App`: a base that holds no handler."""
+    return (isinstance(base, ast.Name) and base.id == "App") or \
+        (isinstance(base, ast.Attribute) and base.attr == "App"
+         and isinstance(base.value, ast.Name) and base.value.id == "stockade")
 
 
 def suggestion(name: str) -> str:

@@ -218,7 +218,7 @@ def package(
     json_out: JsonFlag = False,
 ) -> None:
     """Write a deterministic zip whose manifest records the content hash."""
-    from host.apps.handlers import EVENT_HANDLERS, check_handlers, suggestion
+    from host.apps.handlers import EVENT_HANDLERS, check_handlers, handler_for, suggestion
 
     try:
         pkg, data = package_folder(src)
@@ -229,6 +229,11 @@ def package(
         err_console.print(line(host("warning:", "yellow"), f" {name} handles "
                                f"{EVENT_HANDLERS[name]}, which app.toml's `events` does not "
                                "list: it is never called"))
+    _, entry_class = pkg.manifest.entry_parts()
+    for event in handlers.unhandled:
+        err_console.print(line(host("warning:", "yellow"), f" app.toml lists {event}, but "
+                               f"{entry_class} has no {handler_for(event)}(self, ctx, event): "
+                               "the host delivers it and nothing handles it"))
     if handlers.unknown:
         for name in handlers.unknown:
             err_console.print(line(host("error:", "bold red"),
