@@ -8,7 +8,8 @@ is decided and performed as that action through the gate's own steps (what each 
 to, and the routes no app may call, is `policies/restmap.py`); `rest_routes.py` — how a mapped
 route's answer is rendered. `eventpolicy.py` —
 which apps the policy lets an event reach (an event is data the app would otherwise read
-through the gate), cached per policy revision.
+through the gate), cached per policy revision. `readrefusal.py` — the refusal of an allowed read
+no quota rates (no outcome record of its own), audited and charged to the refusal budget.
 
 May import: `host.ledger`, `host.apps`, `host.keys`, `host.server`, `host.store`, `host.clock`,
 `host.errors`, `policies`. Imported by: `supervise`, the runtime.

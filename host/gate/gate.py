@@ -28,6 +28,7 @@ from host.apps.installs import InstallRecord, InstallStore
 from host.bridges.ownaddrs import MACHINE
 from host.clock import Clock
 from host.errors import GateError, RefusalBudgetExceeded, ServerRefused
+from host.gate import readrefusal
 from host.gate.actor import acting_user
 from host.gate.installview import InstallView
 from host.gate.onetx import LENT_ACTIONS, AfterCommit, server_calls
@@ -329,6 +330,8 @@ class Gate:
                 else:
                     self.ledger.outcome(seq, op_id, False, exc.code, refund=refund,
                                         status=status if route else None, route=route)
+            elif op_id is None:  # an unrated read: no outcome record to say it was refused
+                self._read_refused(session, action, args, exc.code, exc.message, decision, policy)
             self._count(False)
             raise ServerRefused(exc.code, exc.message, rc_status(exc.code)) from None
         except GateError as exc:
@@ -336,12 +339,17 @@ class Gate:
                 self.ledger.outcome(seq, op_id, False, exc.code,
                                     refund=exc.code in REFUNDABLE_ERRORS and not exc.sent,
                                     route=route)
+            elif op_id is None:
+                self._read_refused(session, action, args, exc.code, str(exc), decision, policy)
             self._count(False)
             raise
         except ValueError as exc:
             # host-served actions (persistence) refuse bad input before writing anything
             if seq is not None and op_id is not None:
                 self.ledger.outcome(seq, op_id, False, "invalid_argument", refund=True)
+            elif op_id is None:
+                self._read_refused(session, action, args, "invalid_argument", str(exc),
+                                   decision, policy)
             self._count(False)
             raise GateError("invalid_argument", str(exc)[:500]) from None
         except Exception as exc:
@@ -558,6 +566,15 @@ class Gate:
         ), refusal_budget(session.install_id))
         self._count(False)
         return (RefusalBudgetExceeded if over else GateError)(code, message)
+
+    def _read_refused(self, session: Session, action: str, args: Mapping[str, Any], code: str,
+                      message: str, decision: Decision, policy: Policy) -> None:
+        """Audit an unrated read's refusal (`host.gate.readrefusal`); past the refusal budget
+        raise `RefusalBudgetExceeded` (the supervisor stops the child)."""
+        if self.audit_reads and readrefusal.record(self.ledger, session, action, args, code,
+                                                   message, decision, policy):
+            self._count(False)
+            raise RefusalBudgetExceeded(code, message)
 
     def _refusal_budget(self, install_id: str) -> Charge:
         """The install's refusal budget charge (for the REST bridge, which cannot import this
