@@ -57,6 +57,9 @@ class Review:
     kept: frozenset[str]  # what stays granted without one
     guardrails: list[str]
     rest_as: str | None = None  # the REST identity the verified consent names (None: its own)
+    # What the operator's signed consent grants the running version (nothing when the row does
+    # not verify): the "grants before" of the approval's record, as `app consent` writes it.
+    held: frozenset[str] = frozenset()
 
 
 def submit(home: Home, install_id: str, data: bytes, *, allow_unsigned: bool,
@@ -126,7 +129,7 @@ def review(home: Home, install_id: str) -> Review:
     ask = asked if diff.publisher_changed else diff.added
     kept = frozenset() if diff.publisher_changed else grants_after(held, asked)
     return Review(rec, pkg, sig, diff, disclosure, frozenset(ask), kept,
-                  guardrail_problems(pkg.manifest), rest_as)
+                  guardrail_problems(pkg.manifest), rest_as, held)
 
 
 def check_reviewed(r: Review, reviewed: str) -> None:
@@ -173,7 +176,7 @@ def approve(home: Home, r: Review, ticked: list[str], *, transfer: bool, actor: 
         try:
             apply_consent(home, store, r.rec, r.pkg, r.sig, grants, kind="update",
                           policy_revision=r.disclosure.policy_revision,
-                          diff=r.diff.to_dict(), before=r.rec.grants,
+                          diff=r.diff.to_dict(), before=r.held,
                           rest_as=r.rest_as, transfer=transfer, actor=actor)
         except (LineageError, InstallChanged) as exc:  # changed meanwhile: nothing written
             raise Refused(str(exc)) from None
