@@ -42,9 +42,14 @@ def _visitor(ctx: Ctx, token: Any) -> Visitor:
 
 
 def _own_room(ctx: Ctx, visitor: Visitor, rid: str) -> Room:
-    r = ctx.server.livechat_get_room(ctx.principal, rid)
-    if r["visitor_id"] != visitor["id"]:
-        raise NotFound(f"no room {rid!r} for this visitor")  # not "exists, not yours"
+    # Another visitor's room and an id no room has answer alike, not "exists, not yours": the
+    # server's own NotFound says the room is unknown, a word a visitor must not tell apart.
+    try:
+        r: Room | None = ctx.server.livechat_get_room(ctx.principal, rid)
+    except NotFound:
+        r = None
+    if r is None or r["visitor_id"] != visitor["id"]:
+        raise NotFound(f"no room {rid!r} for this visitor")
     return r
 
 
