@@ -174,7 +174,9 @@ def check_signature(pkg: Package, trust: TrustStore) -> SignatureCheck:
         signed_hash = str(doc["content_hash"])
         sig = base64.b64decode(str(doc["signature"]), validate=True)
         embedded = base64.b64decode(str(doc["public_key"]), validate=True)
-    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+    # RecursionError: JSON nested thousands deep fits in the SIGNATURE cap, and the decoder
+    # recurses once per level (an uncaught error was a 500 in the console, a CLI traceback).
+    except (ValueError, KeyError, TypeError, binascii.Error, RecursionError) as exc:
         raise PublisherError(
             "the package's SIGNATURE is unreadable; ask the publisher for an intact copy"
         ) from exc
