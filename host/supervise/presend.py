@@ -107,8 +107,9 @@ def run_pre_send(message: dict[str, Any], receivers: Sequence[AppRunner], ledger
             why = f"{exc}" if isinstance(exc, HookNotStarted) else type(exc).__name__
             _record_stop(ledger, runner, "pre_send_timeout", mid, f"{why}; mode={on_timeout}")
             if on_timeout == "fail_closed":
-                raise Prevented(f"the pre-send hook of {runner.app_id} did not answer in time; "
-                                "messages fail closed", prevented_by=runner.app_id) from None
+                said = _unanswered(exc, runner.app_id)
+                raise Prevented(f"the pre-send hook of {runner.app_id} {said}; messages fail "
+                                "closed", prevented_by=runner.app_id) from None
             continue
         if not isinstance(verdict, dict):
             continue
@@ -138,6 +139,20 @@ def run_pre_send(message: dict[str, Any], receivers: Sequence[AppRunner], ledger
                 continue
             current["text"] = new
     return current
+
+
+def _unanswered(exc: Exception, app_id: str) -> str:
+    """Why a hook gave no verdict, in words for whoever sent the message: a hook that raised
+    was said to be slow ("did not answer in time"), sending its author after a slowness that
+    was not there. The app's own error text stays in its log: the sender is not its reader."""
+    code = getattr(exc, "code", None)
+    if isinstance(exc, AppFailed) or code == "load_failed":
+        return f"failed (its error is in `stockade app logs {app_id}`)"
+    if isinstance(exc, ChildDied) and code != "timeout":
+        return "stopped before it answered"
+    if isinstance(exc, GateError | RuntimeError) and not isinstance(exc, TimeoutError):
+        return "could not be run"
+    return "did not answer in time"
 
 
 def _unstorable(text: str) -> str | None:
