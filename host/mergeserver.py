@@ -15,6 +15,13 @@ home's lease is taken exclusively first, so no host serves meanwhile. A one-shot
 opened `server.db` before and writes between the commit and the rename is refused, not lost:
 the copy's transaction marks the file (`host/server/moved.py`), and `Database.write` checks the
 mark under the write lock while the merge holds the lease.
+
+host.db's server tables are dropped and made again only when they are empty (seed rows aside) or
+hold the copy an unfinished merge of this very file committed (`COPYING` names its inode, in
+host.db, in the copy's own transaction; dropped once the file is renamed). Any other data there
+is the home's live server data (a home made, or merged, by this release), and a `server.db`
+beside it is not: an older release run once on the home makes an empty one, a rollback renames
+the kept file back. The merge refuses (`MergeRefused`) rather than copy that over it.
 """
 from __future__ import annotations
 
@@ -27,11 +34,22 @@ from pathlib import Path
 
 from host.home import Home
 from host.ledger.lease import HomeLease, LeaseError
+from host.server.db import _ROLES_SEED as ROLES_SEED  # the roles a new server starts with
 from host.server.db import SCHEMA_VERSION, SERVER_VERSION_DDL, Database, migration_statements
 from host.server.moved import MARK
 
 # How long the merge waits for another process's write lock on either file (ms).
 BUSY_TIMEOUT_MS = 10_000
+# host.db's table naming the server.db (by inode) whose copy this merge committed and has not
+# yet renamed. Guards host.db's own server data: only that copy may be dropped and made again.
+COPYING = "server_db_copying"
+# Server tables whose rows a home has before it holds any data: the version row and the seat
+# counter (made again from the users copied). `roles` is compared with the roles seeded.
+_SEEDED = ("schema_version", "app_seats")
+
+
+class MergeRefused(Exception):
+    """host.db already holds server data a merge would replace; nothing was changed."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +114,13 @@ def _merge(home: Home, source: Path) -> Merged:
         # IMMEDIATE takes the write lock of both files: no writer of either until the COMMIT.
         main.execute("BEGIN IMMEDIATE")
         tables = _server_tables()  # names from this release's DDL, not from the file
+        ino = os.stat(source).st_ino
+        held = _held(main, tables)
+        if held and not _copy_of(main, ino):
+            raise MergeRefused(
+                f"host.db already holds the embedded server's data ({held}), and server.db "
+                "is not a copy an unfinished `stockade store migrate` of this home began: "
+                "moving it in would replace that data; nothing was changed")
         # A copy an earlier merge left before its rename is never read: dropped, made again.
         for name in tables:
             main.execute(f'DROP TABLE IF EXISTS main."{name}"')
@@ -116,20 +141,69 @@ def _merge(home: Home, source: Path) -> Merged:
         # none, and a process still holding this one open is refused for good.
         main.execute(f'CREATE TABLE old."{MARK}" (at REAL NOT NULL, ino INTEGER)')
         main.execute(f'INSERT INTO old."{MARK}" VALUES (?, ?)',  # noqa: S608
-                     (time.time(), os.stat(source).st_ino))
+                     (time.time(), ino))
+        # host.db's side, in the same file as the copy: a stop before the rename leaves the
+        # copy named as this file's, which the next merge may then replace.
+        main.execute(f'CREATE TABLE IF NOT EXISTS main."{COPYING}" (ino INTEGER NOT NULL)')
+        main.execute(f'DELETE FROM main."{COPYING}"')  # noqa: S608 - a constant name
+        main.execute(f'INSERT INTO main."{COPYING}" VALUES (?)', (ino,))  # noqa: S608
         main.execute("COMMIT")
         # host.db now holds password and token hashes: the owner's only, as server.db was (a
         # home's older host.db may have been made readable by its group and others).
         for suffix in ("", "-wal", "-shm"):
             with contextlib.suppress(FileNotFoundError):
                 os.chmod(f"{home.host_db}{suffix}", 0o600)
-        kept = source.with_name(f"{source.name}.merged-{time.strftime('%Y%m%d%H%M%S')}")
+        kept = _kept_name(source)
         os.replace(source, kept)
         for suffix in ("-wal", "-shm"):  # renamed with it: a WAL belongs to its database file
             with contextlib.suppress(FileNotFoundError):
                 os.replace(f"{source}{suffix}", f"{kept}{suffix}")
+        # host.db's data is the home's own from here: a server.db that later appears (even
+        # this one renamed back) must not replace it.
+        main.execute(f'DROP TABLE IF EXISTS main."{COPYING}"')
         return Merged(rows, kept.name)
     finally:
         if main.in_transaction:
             main.execute("ROLLBACK")
         main.close()
+
+
+def _held(main: sqlite3.Connection, tables: list[str]) -> str:
+    """What host.db's server tables hold beyond a new home's seed rows ("3 users, 1 rooms"),
+    or "" when nothing."""
+    present = {str(r[0]) for r in main.execute(
+        "SELECT name FROM main.sqlite_master WHERE type = 'table'")}
+    held: list[str] = []
+    for name in tables:
+        if name not in present or name in _SEEDED:
+            continue
+        if name == "roles":
+            rows = {tuple(r) for r in main.execute(
+                "SELECT name, privileged, description FROM main.roles")}
+            n = len(rows - set(ROLES_SEED))
+        else:
+            n = int(main.execute(f'SELECT count(*) FROM main."{name}"').fetchone()[0])  # noqa: S608
+        if n:
+            held.append(f"{n} {name}")
+    return ", ".join(held)
+
+
+def _copy_of(main: sqlite3.Connection, ino: int) -> bool:
+    """Whether host.db's server tables are the copy of the file `ino` an unfinished merge
+    committed (`COPYING`)."""
+    if main.execute("SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = ?",
+                    (COPYING,)).fetchone() is None:
+        return False
+    row = main.execute(f'SELECT ino FROM main."{COPYING}"').fetchone()  # noqa: S608
+    return row is not None and int(row[0]) == ino
+
+
+def _kept_name(source: Path) -> Path:
+    """A name for the old file that no file has: an earlier merge's kept file (made in the same
+    second) is never overwritten."""
+    base = f"{source.name}.merged-{time.strftime('%Y%m%d%H%M%S')}"
+    kept, n = source.with_name(base), 1
+    while any(Path(f"{kept}{suffix}").exists() for suffix in ("", "-wal", "-shm")):
+        n += 1
+        kept = source.with_name(f"{base}-{n}")
+    return kept

@@ -128,7 +128,7 @@ def _merge_server(home: Home) -> Merged:
 
     from host.ledger.lease import LeaseError
     from host.ledger.operator import audited
-    from host.mergeserver import merge_server_db
+    from host.mergeserver import MergeRefused, merge_server_db
 
     try:
         with audited(home.host_store, "store_merge_server",
@@ -141,6 +141,10 @@ def _merge_server(home: Home) -> Merged:
             return merged
     except LeaseError as exc:  # a refusal (1), not the operator's input error (2)
         fail(str(exc), "stop `stockade serve` on this home, then run this again", EXIT_NEGATIVE)
+    except MergeRefused as exc:
+        fail(str(exc), "move server.db aside (keep it: an older release may have made it, or "
+                       "it is a restored copy); host.db's data is then served again",
+             EXIT_NEGATIVE)
     except sqlite3.Error as exc:
         fail(f"server.db was not moved into host.db (nothing changed): {exc}",
              "`stockade doctor` checks both files")

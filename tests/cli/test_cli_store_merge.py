@@ -130,17 +130,26 @@ def test_migrate_refuses_while_a_host_serves_and_changes_nothing(cli: Run, home:
 
 
 def test_a_merge_stopped_before_its_rename_is_done_again_from_server_db(
-        cli: Run, home: Path) -> None:
+        cli: Run, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A copy committed into host.db whose server.db was not renamed (a crash in between) is
     never read while server.db exists, and the next migrate copies again, so writes made to
     server.db meanwhile are kept."""
+    from host import mergeserver
+
     h = _old_home(home)
-    r = cli("store", "migrate", "--json")
-    assert r.exit_code == 0, r.output
-    kept = h.root / json.loads(r.stdout)["server_merged"]["kept_as"]
-    for suffix in ("", "-wal", "-shm"):  # as if the rename had not happened
-        if Path(f"{kept}{suffix}").exists():
-            Path(f"{kept}{suffix}").rename(h.root / f"server.db{suffix}")
+    real_replace = os.replace
+
+    def stop(src: Any, dst: Any) -> None:
+        if Path(src) == h.root / "server.db":  # the process stops here: committed, not renamed
+            raise KeyboardInterrupt
+        real_replace(src, dst)
+
+    monkeypatch.setattr(mergeserver.os, "replace", stop)
+    with pytest.raises(KeyboardInterrupt):
+        mergeserver.merge_server_db(h)
+    monkeypatch.setattr(mergeserver.os, "replace", real_replace)
+    with sqlite3.connect(h.host_db) as c:  # the copy is in host.db
+        assert c.execute("SELECT count(*) FROM users").fetchone()[0] > 0
     # marked as moved by the copy's transaction, but no merge runs: still the home's server
     assert h.server_db == h.root / "server.db"
     EmbeddedServer(h.server_db, SystemClock()).users_create(SYSTEM, "meanwhile", "M", "user")
