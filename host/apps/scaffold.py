@@ -2,7 +2,9 @@
 
 The templates live in host/apps/templates/app/ (`*.tmpl`, str.format placeholders). The generated
 test runs the app through the same RestrictedPython loader the confined child uses, with a
-recording fake in place of the host, so an author can test handlers without a host.
+recording fake in place of the host and the operator's rule it writes beside the app applied by
+the host's engine (`use_policy`), so an author can test handlers without a host, and a call the
+rule does not permit fails the tests, not the app in production.
 
 Everything that could refuse is checked before the first byte is written, and a write that fails
 anyway (a full disk, a folder made read-only meanwhile) takes back what this call wrote: an
