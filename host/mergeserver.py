@@ -89,8 +89,8 @@ def _server_schema(c: sqlite3.Connection) -> None:
 
 
 def _server_tables() -> list[str]:
-    """The server's table names, the seat counter last (its triggers fire while users are
-    copied; its own row is copied after them)."""
+    """The server's table names, the seat counter last (its triggers count the users while
+    they are copied; its row is never copied)."""
     with contextlib.closing(sqlite3.connect(":memory:")) as scratch:
         _server_schema(scratch)
         names = [str(r[0]) for r in scratch.execute(
@@ -127,8 +127,12 @@ def _merge(home: Home, source: Path) -> Merged:
         _server_schema(main)
         rows: dict[str, int] = {}
         for name in tables:
-            main.execute(f'DELETE FROM main."{name}"')  # noqa: S608 - the seed rows
-            main.execute(f'INSERT INTO main."{name}" SELECT * FROM old."{name}"')  # noqa: S608
+            # The seat counter is not copied: this release's triggers counted the users as
+            # they were copied, the truth a seat check must read; the file's own row may say
+            # anything (an edit, a counter whose triggers were dropped there).
+            if name != "app_seats":
+                main.execute(f'DELETE FROM main."{name}"')  # noqa: S608 - the seed rows
+                main.execute(f'INSERT INTO main."{name}" SELECT * FROM old."{name}"')  # noqa: S608
             rows[name] = int(main.execute(
                 f'SELECT count(*) FROM main."{name}"').fetchone()[0])  # noqa: S608
         broken = main.execute("PRAGMA main.foreign_key_check").fetchall()
