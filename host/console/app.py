@@ -56,6 +56,10 @@ CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'
 # Size of a (non-upload) form post. Guards: memory per request; the largest console form (an
 # app's settings) is a few KiB.
 MAX_FORM_BYTES = 64 * 1024
+# An upload's whole body: the package cap and room for the form's few small fields and its
+# multipart framing. Guards: the host's disk, since the form parser spools a file part to a
+# temporary file with no cap of its own; a body declared longer is refused before it is read.
+MAX_UPLOAD_BYTES = MAX_ARCHIVE_BYTES + 64 * 1024
 # The largest audit sequence number the store can hold (SQLite's INTEGER). Guards: a longer
 # number in a record's URL reaching the store, whose driver raises on it (a 500, not a 404).
 MAX_SEQ = 2**63 - 1
@@ -337,22 +341,27 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         return page(request, "install.html", s=s)
 
     async def package_form(request: Request, s: Session
-                           ) -> tuple[dict[str, str], bytes | None] | None:
-        """An upload form's fields and package bytes (None for no file); None refuses it (not
-        same-origin, or without the session's CSRF token). Parts capped at the package cap."""
+                           ) -> tuple[dict[str, str], bytes | None] | Response:
+        """An upload form's fields and package bytes (None for no file), or the refusal (not
+        same-origin, without the session's CSRF token, or longer than an upload may be)."""
         if not same_origin(request, origins):
-            return None
+            return refused()
+        declared = request.headers.get("content-length", "")
+        if not (declared.isascii() and declared.isdigit()) or int(declared) > MAX_UPLOAD_BYTES:
+            return Response(f"refused: an upload is at most {MAX_ARCHIVE_BYTES} bytes of package "
+                            "(a browser says how long it is)", status_code=413,
+                            media_type="text/plain")
         form = await request.form(max_files=1, max_fields=6, max_part_size=MAX_ARCHIVE_BYTES)
         if not _csrf_ok(form.get("csrf"), s):
-            return None
+            return refused()
         file = form.get("package")
         data = await file.read(MAX_ARCHIVE_BYTES + 1) if isinstance(file, UploadFile) else None
         return {k: v for k, v in form.items() if isinstance(v, str)}, data
 
     async def upload(request: Request, s: Session) -> Response:
         got = await package_form(request, s)
-        if got is None:
-            return refused()
+        if isinstance(got, Response):
+            return got
         _fields, data = got
         if data is None:
             return page(request, "install.html", 400, s=s, error="choose a package file")
@@ -445,8 +454,8 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
 
     async def update_upload(request: Request, s: Session) -> Response:
         got = await package_form(request, s)
-        if got is None:
-            return refused()
+        if isinstance(got, Response):
+            return got
         form, data = got
         try:
             if data is None:
