@@ -78,6 +78,9 @@ def load_app(modules: dict[str, str], entry_module: str, entry_class: str) -> Ap
     except CompileFailed as exc:
         raise LoadFailed(f"compile failed: {exc}") from None
     cls = getattr(entry, entry_class, None)
+    if cls is None:  # a misspelt `entry`: said as such, not as a class with the wrong bases
+        raise LoadFailed(f"{entry_module}.py defines no top-level {entry_class!r} (app.toml's "
+                         f"entry = \"{entry_module}:{entry_class}\")")
     if not (isinstance(cls, type) and issubclass(cls, App)):
         raise LoadFailed(f"{entry_module}.{entry_class} is not a subclass of stockade.App")
     return cls()
