@@ -37,6 +37,7 @@ from host.ledger.lease import HomeLease, LeaseError
 from host.server.db import _ROLES_SEED as ROLES_SEED  # the roles a new server starts with
 from host.server.db import SCHEMA_VERSION, SERVER_VERSION_DDL, Database, migration_statements
 from host.server.moved import MARK
+from host.store import StoreError
 
 # How long the merge waits for another process's write lock on either file (ms).
 BUSY_TIMEOUT_MS = 10_000
@@ -62,8 +63,10 @@ class Merged:
 
 def merge_server_db(home: Home) -> Merged | None:
     """Move `server.db`'s tables into `host.db` (see the module docstring); None when the home
-    has no `server.db`. Raises `LeaseError` while a host serves the home, `sqlite3.Error` on a
-    store that cannot be read or written (nothing is then changed)."""
+    has no `server.db`. Raises `LeaseError` while a host serves the home, `MergeRefused` when
+    host.db holds server data of its own, `StoreError` for a server.db this release cannot
+    read, `sqlite3.Error` on a store that cannot be read or written (nothing is then
+    changed)."""
     if not home.server_apart:
         return None
     source = home.root / "server.db"
@@ -99,8 +102,15 @@ def _server_tables() -> list[str]:
 
 
 def _merge(home: Home, source: Path) -> Merged:
+    tables = _server_tables()  # names from this release's DDL, not from the file
+    # Refused before server.db is touched: the `Database` below upgrades its schema, and the
+    # older release that made it could no longer open it (checked again under the lock).
+    with contextlib.closing(sqlite3.connect(home.host_db, isolation_level=None,
+                                            timeout=BUSY_TIMEOUT_MS / 1000)) as main:
+        _refuse_if_held(main, tables, os.stat(source).st_ino)
     with contextlib.closing(sqlite3.connect(source, isolation_level=None,
                                             timeout=BUSY_TIMEOUT_MS / 1000)) as old:
+        _refuse_if_newer(old)
         # A merge that stopped before its rename left its mark: this one copies again, and
         # its own `Database` below must not take the file for moved.
         old.execute(f'DROP TABLE IF EXISTS "{MARK}"')
@@ -113,14 +123,8 @@ def _merge(home: Home, source: Path) -> Merged:
         main.execute("ATTACH DATABASE ? AS old", (os.fspath(source),))
         # IMMEDIATE takes the write lock of both files: no writer of either until the COMMIT.
         main.execute("BEGIN IMMEDIATE")
-        tables = _server_tables()  # names from this release's DDL, not from the file
         ino = os.stat(source).st_ino
-        held = _held(main, tables)
-        if held and not _copy_of(main, ino):
-            raise MergeRefused(
-                f"host.db already holds the embedded server's data ({held}), and server.db "
-                "is not a copy an unfinished `stockade store migrate` of this home began: "
-                "moving it in would replace that data; nothing was changed")
+        _refuse_if_held(main, tables, ino)
         # A copy an earlier merge left before its rename is never read: dropped, made again.
         for name in tables:
             main.execute(f'DROP TABLE IF EXISTS main."{name}"')
@@ -170,6 +174,32 @@ def _merge(home: Home, source: Path) -> Merged:
         if main.in_transaction:
             main.execute("ROLLBACK")
         main.close()
+
+
+def _refuse_if_held(main: sqlite3.Connection, tables: list[str], ino: int) -> None:
+    """Raise `MergeRefused` when host.db's server tables hold data that is not the copy an
+    unfinished merge of the file `ino` committed (module docstring)."""
+    held = _held(main, tables)
+    if held and not _copy_of(main, ino):
+        raise MergeRefused(
+            f"host.db already holds the embedded server's data ({held}), and server.db is "
+            "not a copy an unfinished `stockade store migrate` of this home began: moving it "
+            "in would replace that data; nothing was changed")
+
+
+def _refuse_if_newer(old: sqlite3.Connection) -> None:
+    """Raise `StoreError` for a server.db this release cannot read: one from a newer release
+    (its `Database` would refuse it as a host error), or one whose version is not a number."""
+    if old.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = "
+                   "'schema_version'").fetchone() is None:
+        return  # a server.db of the very first layout: `Database` makes the table
+    row = old.execute("SELECT version FROM schema_version WHERE id = 1").fetchone()
+    version = None if row is None else row[0]
+    if version is not None and not isinstance(version, int):
+        raise StoreError(f"server.db's schema version is {str(version)[:40]!r}, not a number")
+    if isinstance(version, int) and version > SCHEMA_VERSION:
+        raise StoreError(f"server.db is from a newer Stockade (server schema version "
+                         f"{version}; this one knows up to {SCHEMA_VERSION}): upgrade Stockade")
 
 
 def _held(main: sqlite3.Connection, tables: list[str]) -> str:

@@ -129,6 +129,7 @@ def _merge_server(home: Home) -> Merged:
     from host.ledger.lease import LeaseError
     from host.ledger.operator import audited
     from host.mergeserver import MergeRefused, merge_server_db
+    from host.store import StoreError
 
     try:
         with audited(home.host_store, "store_merge_server",
@@ -145,7 +146,7 @@ def _merge_server(home: Home) -> Merged:
         fail(str(exc), "move server.db aside (keep it: an older release may have made it, or "
                        "it is a restored copy); host.db's data is then served again",
              EXIT_NEGATIVE)
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, StoreError) as exc:
         fail(f"server.db was not moved into host.db (nothing changed): {exc}",
              "`stockade doctor` checks both files")
 
