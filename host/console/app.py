@@ -478,6 +478,7 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
                         installs=installs(), error=str(exc))
         return page(request, "review.html", s=s, r=r, d=r.disclosure.to_dict(),
                     diff=updates.diff_rows(r.diff.to_dict()),
+                    widening=updates.needs_widening_yes(r),
                     publisher=updates.shown_publisher(r.sig))
 
     def decide_update(approve: bool) -> Callable[[Request, Session], Awaitable[Response]]:
@@ -494,7 +495,7 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
                                             allow_unsigned=form.get("allow_unsigned") == "yes")
                     ticked = [str(g) for g in (await request.form()).getlist("grant")]
                     updates.approve(home, r, ticked, transfer=form.get("transfer") == "yes",
-                                    actor=actor)
+                                    actor=actor, widening=form.get("widening") == "yes")
                 else:
                     updates.reject(home, r.rec, actor=actor)
             except install_flow.Refused as exc:

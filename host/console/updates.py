@@ -163,7 +163,18 @@ def check_publisher(r: Review, shown: str, *, allow_unsigned: bool) -> None:
                       "unsigned package\" only if you accept code nobody you trust vouches for")
 
 
-def approve(home: Home, r: Review, ticked: list[str], *, transfer: bool, actor: str) -> None:
+def needs_widening_yes(r: Review) -> bool:
+    """Whether approving needs its own yes for what no permission box covers (wider roles, the
+    app user made an agent, new events or secrets, a downgrade), as `app consent` asks it: when
+    there are boxes, declining every one must not approve those. Without boxes the approval
+    itself is that yes."""
+    return bool(r.ask) and r.diff.widens_otherwise
+
+
+def approve(home: Home, r: Review, ticked: list[str], *, transfer: bool, actor: str,
+            widening: bool = False) -> None:
+    """Sign the consent to the reviewed update with the ticked grants and those it keeps.
+    `widening`: the operator's own yes to what no box covers (see `needs_widening_yes`)."""
     if r.guardrails:
         reject(home, r.rec, actor=actor)
         raise Refused("the update cannot be consented to and was discarded: "
@@ -171,6 +182,9 @@ def approve(home: Home, r: Review, ticked: list[str], *, transfer: bool, actor: 
     extra = sorted(set(ticked) - r.ask)
     if extra:
         raise Refused(f"not asked for by this update: {', '.join(extra)}")
+    if needs_widening_yes(r) and not widening:
+        raise Refused("this update also widens what no box covers (see What changes): tick "
+                      "\"Also approve the changes no box covers\" to approve it; nothing changed")
     grants = r.kept | frozenset(ticked)
     with InstallStore(home.host_store) as store:
         try:

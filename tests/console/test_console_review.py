@@ -71,7 +71,8 @@ def test_approve_or_reject_refuses_an_update_other_than_the_one_reviewed(
     r = c.post(f"/console/updates/{iid}/approve",
                data={"csrf": _field(page, "csrf"), "package": _field(page, "package"),
                      "publisher": _field(page, "publisher"), "allow_unsigned": "yes",
-                     "grant": ["users.read"]}, headers={"Origin": served.url})
+                     "grant": ["users.read"], "widening": "yes"},  # its events: their own yes
+               headers={"Origin": served.url})
     assert r.status_code == 303, r.text
     rec = _agent_sync(served)
     assert rec.version == "9.9.9" and rec.grants == frozenset({"livechat.read", "users.read"})
