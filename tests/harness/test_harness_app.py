@@ -110,9 +110,9 @@ def test_deliver_sends_emitted_events_and_stops_loops(tmp_path):
 def test_handler_output_and_prints(tmp_path):
     src = ("from stockade import App\nclass Probe(App):\n"
            "    def on_livechat_room_started(self, ctx, event):\n"
-           "        print('hi', event['n'])\n        return None\n")
+           "        print('hi', event['room'])\n        return None\n")
     h = AppHarness.from_dir(write_app(tmp_path, source=src))
-    h.fire("livechat.room_started", {"n": 1})
+    h.fire("livechat.room_started", {"room": 1})  # a key the event has (test_harness_payload_keys)
     assert "".join(h.logs) == "hi 1\n"
 
 
