@@ -34,7 +34,7 @@ import typer
 from host.apps.installs import InstallRecord, InstallStore
 from host.cli.app_common import existing_store, resolve
 from host.cli.output import EXIT_NEGATIVE, EXIT_OK, emit_json, err_console, fail
-from host.cli.policy_cmd import ARG_HELP, _parse_kv, check_action, parse_args
+from host.cli.policy_cmd import ARG_HELP, _parse_kv, parse_args
 from host.clock import SystemClock
 from host.gate.gate import grant_refusal
 from host.home import Home
@@ -45,6 +45,7 @@ from policies import Request, decide
 from policies.concerns import forbid_conditions
 from policies.engine import TARGET_USER_ACTIONS
 from policies.events import decide_event, event_request, withheld_keys
+from policies.lint import did_you_mean
 from policies.loader import PolicyLoadError, load_policy
 from policies.policy import Policy
 from policies.restmap import ByUsername, Refusal, plan_route, translate_route
@@ -229,8 +230,12 @@ def can_i(
     home: Home = ctx.obj
     if action is None and not list_all:
         fail("name an ACTION, or pass --list", "e.g. stockade can-i greeter messages.send")
-    if action is not None and action not in EVENTS:
-        check_action(action)
+    if action is not None and action not in EVENTS and action not in ACTIONS:
+        # Either kind may be meant: the suggestion is drawn from both (a misspelt event was
+        # offered the nearest action).
+        fail(f"unknown action or event {action!r}"
+             f"{did_you_mean(action, [*ACTIONS, *EVENTS])}",
+             "`stockade policy schema` lists every action; docs/EVENTS.md every event")
     store: InstallStore = existing_store(home, app)
     with store:
         rec = resolve(store, app)
