@@ -41,11 +41,11 @@ def ensure_schema(store: Store, component: str, version: int,
         c.execute(_META_DDL)
         row = c.execute(
             "SELECT version FROM schema_meta WHERE component=?", (component,)).fetchone()
-        if row is not None and int(row[0]) > version:
+        if row is not None and _checked(store, component, row[0]) > version:
             raise StoreError(
                 f"{store.where}: {component} schema version {row[0]} is newer than this "
                 f"Stockade understands ({version}); upgrade Stockade")
-        have = 0 if row is None else int(row[0])
+        have = 0 if row is None else _checked(store, component, row[0])
         for item in ddl:
             if isinstance(item, Step) and item.version <= have:
                 continue  # applied when the store reached that version
@@ -62,7 +62,7 @@ def _version(store: Store, component: str) -> int | None:
         return None
     row = store.conn().execute(
         "SELECT version FROM schema_meta WHERE component=?", (component,)).fetchone()
-    return None if row is None else int(row[0])
+    return None if row is None else _checked(store, component, row[0])
 
 
 def schema_versions(store: Store) -> dict[str, int]:
@@ -70,4 +70,15 @@ def schema_versions(store: Store) -> dict[str, int]:
     if not store.has_table("schema_meta"):
         return {}
     rows = store.conn().execute("SELECT component, version FROM schema_meta").fetchall()
-    return {str(r[0]): int(r[1]) for r in rows}
+    return {str(r[0]): _checked(store, str(r[0]), r[1]) for r in rows}
+
+
+def _checked(store: Store, component: str, value: object) -> int:
+    """A version read from `schema_meta`, or `StoreError` naming the row: SQLite keeps any value
+    in an INTEGER column, and an edited row (text, a fraction, 0 or below) would otherwise be a
+    ValueError reported as a host bug, or a version below 1 would run every step again."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    raise StoreError(f"{store.where}: the {component!r} row of schema_meta holds "
+                     f"{str(value)[:40]!r}, not a schema version; restore the store from a "
+                     "backup")
