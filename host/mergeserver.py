@@ -167,8 +167,10 @@ def _merge(home: Home, source: Path) -> Merged:
             with contextlib.suppress(FileNotFoundError):
                 os.replace(f"{source}{suffix}", f"{kept}{suffix}")
         # host.db's data is the home's own from here: a server.db that later appears (even
-        # this one renamed back) must not replace it.
-        main.execute(f'DROP TABLE IF EXISTS main."{COPYING}"')
+        # this one renamed back) must not replace it. Best effort: the move is done, and a
+        # failure here (a full disk) must not report it as not done.
+        with contextlib.suppress(sqlite3.Error):
+            main.execute(f'DROP TABLE IF EXISTS main."{COPYING}"')
         return Merged(rows, kept.name)
     finally:
         if main.in_transaction:

@@ -74,3 +74,33 @@ def test_a_merge_whose_name_for_the_old_file_is_taken_keeps_both(
     assert merged is not None and merged.kept_as != taken.name
     assert taken.read_bytes() == b"an earlier merge's old file"
     assert "old-0" in _usernames(h.root / merged.kept_as)
+
+
+def test_a_move_done_is_not_reported_undone_when_its_marker_cannot_be_dropped(
+        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The marker naming the copy is dropped after the rename; a failure there (a full disk)
+    leaves the move done, and must not be said as "nothing changed"."""
+    h = _old_home(home)
+    real_connect = sqlite3.connect
+
+    class Full:
+        def __init__(self, conn: sqlite3.Connection) -> None:
+            self._conn = conn
+
+        def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+            if sql.startswith(f'DROP TABLE IF EXISTS main."{mergeserver.COPYING}"'):
+                raise sqlite3.OperationalError("database or disk is full")
+            return self._conn.execute(sql, *args)
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self._conn, name)
+
+    def connect(path: object, *args: object, **kwargs: object) -> object:
+        conn = real_connect(path, *args, **kwargs)  # type: ignore[arg-type]
+        return Full(conn) if Path(str(path)) == h.host_db else conn
+
+    monkeypatch.setattr(mergeserver.sqlite3, "connect", connect)
+    merged = mergeserver.merge_server_db(h)
+    monkeypatch.setattr(mergeserver.sqlite3, "connect", real_connect)
+    assert merged is not None and not (h.root / "server.db").exists()
+    assert "old-0" in _usernames(h.host_db)
