@@ -57,6 +57,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from pydantic_core import to_json
+
 from policies.engine import unconditional_refusal
 from policies.events import strip
 from policies.grants import grant_refusal
@@ -78,7 +80,7 @@ from sandbox.harness_server import (
 )
 from sandbox.harness_world import HarnessWorld
 from sandbox.loader import load_app
-from sandbox.protocol import check_json_value
+from sandbox.protocol import MAX_RESULT_BYTES, check_json_value, result_too_large
 from sandbox.restricted import CappedPrint, flush_prints, reset_print_budget
 
 __all__ = ["AppHarness", "FakeServer", "HarnessError", "HttpResponder", "RestResponder"]
@@ -420,8 +422,11 @@ class AppHarness(HarnessWorld):
             CappedPrint.sink = previous
         try:
             check_json_value(result)
-        except ValueError as exc:
+            size = len(to_json(result))  # the child's encoder, so the child's size
+        except (ValueError, TypeError) as exc:
             raise HarnessError(f"{name} returned data that is not plain JSON: {exc}") from None
+        if size > MAX_RESULT_BYTES:
+            raise HarnessError(f"{name}: {result_too_large(size)} (the host fails the event)")
         return result
 
     def deliver(self, limit: int = 100) -> list[tuple[str, Any]]:

@@ -31,6 +31,17 @@ MAX_VALUES = 40_000
 MAX_NAME = 128  # action and event names, error codes
 MAX_MESSAGE = 2048  # error messages (capped text, never a host traceback)
 MAX_LOG = 64 * 1024  # one log frame's text
+# A handler's result, as JSON: its Done frame's other fields (`{"t":"done","id":N,"ok":true,
+# "result":...}`, under 64 bytes) and it fit in MAX_FRAME_BYTES. A larger one could not be
+# sent: the child left its loop and died ("child exited with code 0"); it is now refused as the
+# handler's error, in the child and in the author harness alike.
+MAX_RESULT_BYTES = MAX_FRAME_BYTES - 64
+
+
+def result_too_large(size: int) -> str:
+    """The handler's error for a result of `size` bytes of JSON over MAX_RESULT_BYTES."""
+    return f"handler returned {size} bytes of data, over the {MAX_RESULT_BYTES} bytes a " \
+        "result may hold"
 
 _STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
 

@@ -35,7 +35,13 @@ from sandbox.frames import (
     WireError,
 )
 from sandbox.loader import LoadFailed, load_app
-from sandbox.protocol import MAX_MESSAGE, PROTOCOL_VERSION, check_json_value
+from sandbox.protocol import (
+    MAX_MESSAGE,
+    MAX_RESULT_BYTES,
+    PROTOCOL_VERSION,
+    check_json_value,
+    result_too_large,
+)
 from sandbox.restricted import (
     CappedPrint,
     CompileFailed,
@@ -145,11 +151,15 @@ def _result_frame(req_id: int, result: Any) -> bytes:
         if result is None:  # most handlers return nothing
             return b'{"t":"done","id":%d,"ok":true,"result":null}' % req_id
         check_json_value(result)
-        return b'{"t":"done","id":%d,"ok":true,"result":%s}' % (req_id, to_json(result))
+        data = to_json(result)
     except (ValueError, TypeError, PydanticSerializationError) as exc:
         return frames.encode(Done(id=req_id, ok=False, error=WireError(
             code="app_error", message=f"handler returned data that is not plain JSON: {exc}"[:500]
         )))
+    if len(data) > MAX_RESULT_BYTES:  # its frame could not be sent: the handler's error
+        return frames.encode(Done(id=req_id, ok=False, error=WireError(
+            code="app_error", message=result_too_large(len(data)))))
+    return b'{"t":"done","id":%d,"ok":true,"result":%s}' % (req_id, data)
 
 
 # A sample app of our own that `prime` loads and runs once in the confined child.
