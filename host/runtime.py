@@ -43,7 +43,7 @@ from host.ledger.verify import PROGRESS_EVERY
 from host.rounds import CHECKPOINT_INTERVAL_S, ROUND_JOIN_S, Rounds
 from host.server.embedded import EmbeddedServer
 from host.server.errors import ServerError
-from host.server.remote.server import Workspace, foreign_app_user
+from host.server.remote.server import RemoteServer, Workspace, foreign_app_user
 from host.store import opening_stores, refuse_damaged_stores
 from host.store.pool import Pooled
 from host.supervise import applog
@@ -143,9 +143,15 @@ class Host:
         # calls, and `serve` exits so that a restart takes a new lease (`_lease_lost`).
         self.lease_lost = threading.Event()
         self.lease_lost_why = ""
+        # The stores through which this host acts on a call: on a shared store, their writes
+        # are refused once a survivor has taken this host's lease away and settled its calls
+        # (a remote workspace's: the record of a write about to be sent, `rc_ops`).
+        served_by = ((self.server.db,) if isinstance(self.server, EmbeddedServer) else
+                     (self.server.owned.store,) if isinstance(self.server, RemoteServer) else ())
         self.lease = HostLease(home, self.host_id, self.clock, self._settle,
                                sweep_interval_s=sweep_s, on_lost=self._lease_lost,
-                               on_beat=self.ledger.admit_until)
+                               on_beat=self.ledger.admit_until,
+                               fenced=(self.ledger.store, self.persistence.store, *served_by))
         self.settled_at_start = False  # whether start() found no other host and settled
 
     def _lease_lost(self, why: str) -> None:

@@ -37,6 +37,17 @@ its calls then would refund units of writes it is about to apply (rule 8). So:
   `admit_until` meanwhile. If it cannot, the lease is lost: `held` turns False, `lost` says why, the
   sweep raises `LeaseLost` and the host stops admitting calls (`HostLease`'s `on_lost`) rather
   than serve unleased. A restart takes a new lease under a new host id.
+
+Neither a lock nor a beat stops a host that is merely stopped (SIGSTOP, a long GC pause, a VM
+freeze whose lease session TCP keepalives ended) from going on, once it resumes, with the write
+it was in the middle of, after a survivor has settled that very call (a create marked
+`not_applied`, its unit refunded: a quota of one then admits two). So the lease row is also a
+fencing token. A serving host's stores check, inside every write transaction and under its
+write lock, that its row is still there (`PgStore.fence`; host ids are never reused, so the
+row's presence is the lease's generation). A survivor, holding the host's lock and having found
+its beat past its grace, deletes the row first, then takes and lets go of both write locks
+(`_fence`): a write the host had under way commits before the survivor asks what was applied,
+and any later one is refused. A host whose sweep finds its row gone has lost its lease.
 """
 from __future__ import annotations
 
@@ -47,14 +58,15 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from host.clock import Clock
 from host.home import Home
 from host.ledger.lease import HomeLease
 from host.store import SchemaItem, Step
+from host.store.pg import LOCK_TIMEOUT_MS, SERVER_WRITE_LOCK, WRITE_LOCK
 
 log = logging.getLogger("stockade.lease")
 
@@ -105,6 +117,22 @@ _LEASE_NAMESPACE = 0x53544B4C  # "STKL"
 
 # Settles one dead host's unfinished calls (None: the intents with no host); returns how many.
 Settle = Callable[[str | None], int]
+
+# After a survivor deletes a host's lease row (the fencing token: see the module docstring), it
+# waits out every write transaction in flight on the store by taking and letting go of each
+# write lock in turn (never both at once: no order to deadlock on). A write holding one
+# commits before the survivor reads what was applied; one taking it later sees the row gone.
+_FENCE_BARRIER = "; ".join(
+    f"BEGIN; SET LOCAL lock_timeout = {int(LOCK_TIMEOUT_MS)};"
+    f" SELECT pg_advisory_xact_lock({int(key)}); COMMIT"
+    for key in (WRITE_LOCK, SERVER_WRITE_LOCK))
+
+
+class Fenceable(Protocol):
+    """A store whose write transactions can be fenced by a lease (`Store`, the embedded
+    server's `Database`)."""
+
+    def fence(self, host_id: str) -> None: ...
 
 
 def lease_key(host_id: str) -> int:
@@ -174,8 +202,10 @@ class StoreLease:
                                keepalives_count=KEEPALIVE_COUNT,
                                connect_timeout=CONNECT_TIMEOUT_S)
 
-    def acquire(self, settle: Settle) -> int:
-        """Take this host's lease, then settle every dead host's calls. Returns how many."""
+    def acquire(self, settle: Settle, fenced: Sequence[Fenceable] = ()) -> int:
+        """Take this host's lease, fence `fenced` with it (the stores through which this host
+        acts on a call: its write transactions then fail once a survivor has taken the lease
+        away), then settle every dead host's calls. Returns how many."""
         conn = self._connect()
         try:
             if not _try_lock(conn, self.host_id):
@@ -193,6 +223,8 @@ class StoreLease:
             raise
         self.beaten_at = sent
         self._conn = conn
+        for store in fenced:
+            store.fence(self.host_id)
         return self.sweep(settle)
 
     def sweep(self, settle: Settle) -> int:
@@ -222,8 +254,8 @@ class StoreLease:
                     if _beat_fresh(conn, other):
                         alive += 1  # its lease connection died; it may be re-taking it
                         continue
+                    _fence(conn, other)  # before anything is read or settled
                     n = settle(other)
-                    conn.execute("DELETE FROM host_leases WHERE host_id=%s", (other,))
                 finally:
                     conn.execute("SELECT pg_advisory_unlock(%s)", (lease_key(other),))
                 settled += n
@@ -247,15 +279,27 @@ class StoreLease:
             try:
                 sent = time.monotonic()
                 # beat_db is by the database server's clock: beats are compared on one clock.
-                conn.execute("UPDATE host_leases SET beat=%s,"
-                             " beat_db=extract(epoch from clock_timestamp()) WHERE host_id=%s",
-                             (float(self.clock.now()), self.host_id))
-                self.beaten_at = sent
-                return conn
+                beat = conn.execute("UPDATE host_leases SET beat=%s,"
+                                    " beat_db=extract(epoch from clock_timestamp())"
+                                    " WHERE host_id=%s",
+                                    (float(self.clock.now()), self.host_id))
             except psycopg.Error as exc:
                 if not (conn.closed or conn.broken):
                     raise  # a statement failed on a live session: the lock is still held
                 first = exc
+            else:
+                if beat.rowcount == 1:
+                    self.beaten_at = sent
+                    return conn
+                # The row is gone: a survivor took this host's lease away (`_fence`) and
+                # settled its calls, or someone deleted it. Every write of this host is refused
+                # already; it stops admitting too, and `serve` exits.
+                with contextlib.suppress(Exception):
+                    conn.close()
+                self._conn = None
+                self.lost = (f"host {self.host_id} lost its lease on the shared store (its "
+                             "lease row is gone): another host may have settled its calls")
+                raise LeaseLost(self.lost)
             with contextlib.suppress(Exception):
                 conn.close()
         try:
@@ -319,8 +363,16 @@ class StoreLease:
             conn, self._conn = self._conn, None
             if conn is None or conn is _UNREACHABLE:
                 return  # (an unreachable store's session, and its lock, are gone already)
+            import psycopg
+
             try:
                 conn.execute("DELETE FROM host_leases WHERE host_id=%s", (self.host_id,))
+            except psycopg.Error:
+                if not (conn.closed or conn.broken):
+                    raise
+                # The lease session ended before any sweep noticed (its lock is gone with it):
+                # the row stays, and a survivor settles whatever is left once it is past its
+                # grace. (Before, the stop raised here, last, after everything else had closed.)
             finally:
                 conn.close()
 
@@ -328,6 +380,20 @@ class StoreLease:
 def _try_lock(conn: Any, host_id: str) -> bool:
     got = conn.execute("SELECT pg_try_advisory_lock(%s)", (lease_key(host_id),)).fetchone()
     return bool(got and got[0])
+
+
+def _fence(conn: Any, host_id: str) -> None:
+    """Take `host_id`'s lease away before settling its calls (module docstring): delete its row
+    (its fencing token), then wait out every write transaction in flight. On the survivor's
+    lease connection, holding `host_id`'s lock. If the wait fails, the row stays deleted and
+    nothing is settled: the next sweep visits the host again (its intents name it)."""
+    conn.execute("DELETE FROM host_leases WHERE host_id=%s", (host_id,))
+    try:
+        conn.execute(_FENCE_BARRIER)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            conn.execute("ROLLBACK")
+        raise
 
 
 def _beat_fresh(conn: Any, host_id: str) -> bool:
@@ -362,11 +428,15 @@ class HostLease:
                  settle: Callable[[str | None, bool], int], *,
                  sweep_interval_s: float = SWEEP_INTERVAL_S,
                  on_lost: Callable[[str], None] | None = None,
-                 on_beat: Callable[[float], None] | None = None) -> None:
+                 on_beat: Callable[[float], None] | None = None,
+                 fenced: Sequence[Fenceable] = ()) -> None:
         """`on_lost(why)`: the shared lease was lost while serving; the host must admit no
         more calls (see the module docstring). `on_beat(until)`: the shared lease was beaten;
-        the host may admit calls until `until` (`time.monotonic()`) unless it beats again."""
+        the host may admit calls until `until` (`time.monotonic()`) unless it beats again.
+        `fenced`: the stores through which the host acts on a call (ledger, server, app
+        data): on a shared store their writes are refused once the lease is taken away."""
         self._settle = settle
+        self._fenced = fenced
         self._on_lost = on_lost
         self._on_beat = on_beat
         self._home = HomeLease(home.lease_path) if home.store_url is None else None
@@ -378,7 +448,7 @@ class HostLease:
         was serving (then every call left unfinished was settled)."""
         if self._shared is not None:
             try:
-                self._shared.acquire(self._by_host)
+                self._shared.acquire(self._by_host, self._fenced)
             finally:
                 self._beaten()
             return self._shared.alone

@@ -351,6 +351,12 @@ class Database:
         if c is not None and not self._pool.give(c):
             c.close()
 
+    def fence(self, host_id: str) -> None:
+        """On a shared store, refuse every later write once `host_id`'s lease is gone
+        (`PgStore.fence`); a SQLite file needs no fence."""
+        if self.shared is not None:
+            self.shared.fence(host_id)
+
     def warm(self, count: int) -> int:
         """Open connections ahead of need until `count` are idle (see `host.store.pool`)."""
         if self.shared is not None:

@@ -194,6 +194,11 @@ class Store(ABC):
     def has_table(self, name: str) -> bool:
         """Whether `name` exists (read-only CLI paths must not create anything)."""
 
+    @abstractmethod
+    def fence(self, host_id: str) -> None:
+        """Refuse every later write transaction once `host_id`'s lease on a shared store is
+        gone (`host.store.pg`); a no-op where no other host can take the lease away."""
+
     def checkpoint(self, mode: str = "PASSIVE") -> tuple[int, int, int]:
         """Background upkeep of the engine's log, where the host must do it (SQLite's WAL)."""
         return 0, 0, 0
@@ -207,6 +212,13 @@ class PgError(Exception):
 
 class PgIntegrityError(PgError):
     """A PostgreSQL constraint decided (a name taken, a row gone)."""
+
+
+class Fenced(PgError):
+    """This host's lease on a shared store is gone (a survivor found it past its grace and
+    settled its calls): its write transaction was refused before it wrote anything
+    (`host.store.pg`, `PgStore.fence`). A store failure like any other to its callers: the
+    call in flight fails closed."""
 
 
 class UnstorableText(ValueError):

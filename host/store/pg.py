@@ -15,6 +15,12 @@ Why these choices:
   `host.db` and `server.db` have separate locks on one machine: a ledger transaction that
   reads the server (the seats in use) never waits on a server write, and no code path can
   deadlock itself by writing the server while its ledger transaction is open.
+- Fencing (several hosts): a serving host's write transactions also check, in the same round
+  trip and under the same lock, that its lease row is still in `host_leases` (`PgStore.fence`).
+  A survivor that settles a host whose lease it found past its grace deletes that row first,
+  then takes and lets go of both write locks (`host.ledger.storelease`): a write the stopped
+  host had under way when it froze commits before the survivor reads what was applied, and
+  every later one is refused (`Fenced`) instead of applying on a unit the survivor refunded.
 - Autocommit connections with explicit BEGIN, exactly like the SQLite store's
   `isolation_level=None`: a read outside a transaction never holds a snapshot open.
 - Python booleans are stored as integers (the schema is SQLite's, where they are integers).
@@ -23,6 +29,7 @@ Why these choices:
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
@@ -31,6 +38,7 @@ from typing import Any, ClassVar
 from host.home import redact_url, scrub_url_secrets
 from host.store.base import (
     AppendOnly,
+    Fenced,
     PgError,
     PgIntegrityError,
     SetOnce,
@@ -102,12 +110,20 @@ def _wrapped(exc: BaseException) -> BaseException:
     return exc
 
 
+# A host's id as it may appear in the fence's statement (`PgStore.fence`): the host's own
+# `secrets.token_hex`, or a test's plain name; anything else is refused, never spliced in.
+_HOST_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
+# The name of the fence's prepared look-up on each session of a fenced store.
+_FENCE_STATEMENT = "stockade_fence"
+
+
 class PgConn:
     """A psycopg connection that speaks the host's portable SQL (`host.store.dialect`)."""
 
-    def __init__(self, raw: Any, write_lock: int = WRITE_LOCK) -> None:
+    def __init__(self, raw: Any, store: PgStore) -> None:
         self.raw = raw
-        self._begin = f"BEGIN; SELECT pg_advisory_xact_lock({int(write_lock)})".encode()
+        self._store = store  # its write lock and its fence, read at each `begin`
+        self._fence_ready: str | None = None  # the host whose fence this session prepared
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Any:
         if sql == "BEGIN IMMEDIATE":  # `host.store.immediate` on a shared store
@@ -138,20 +154,60 @@ class PgConn:
         return cur
 
     def begin(self) -> Any:
-        """Open a write transaction holding the store's write lock (module docstring): one
-        round trip, both statements in one simple query (the lock is most of a write's
-        wait, and every round trip inside it lengthens every other host's).
+        """Open a write transaction holding the store's write lock (module docstring), and
+        check the fence if this store has one: one round trip, every statement in one simple
+        query (the lock is most of a write's wait, and every round trip inside it lengthens
+        every other host's). Each statement takes its own snapshot, so the fence's look-up
+        runs after the lock is held and sees every commit before it.
 
         When the lock wait fails (`LOCK_TIMEOUT_MS` behind a wedged host, a cancel, a Ctrl-C)
         the BEGIN has run and the transaction is open and aborted: it is rolled back here,
         whoever called, since no caller's `with` is open yet to do it. Left open, every later
         statement on this thread's pooled connection failed "current transaction is aborted"
         until the process restarted."""
+        store = self._store
+        fence = store.fenced_by
+        if fence is not None and self._fence_ready != fence:
+            self._prepare_fence(fence)
         try:
-            return self.execute(self._begin.decode())
+            try:  # (the statements need no translation: straight to psycopg)
+                cur = self.raw.execute(store.begin_sql)
+            except Exception as exc:
+                wrapped = _wrapped(exc)
+                if wrapped is exc:
+                    raise
+                raise wrapped from exc
+            if fence is not None:
+                # The results of BEGIN and of the lock come first; then the fence's own.
+                cur.nextset()
+                cur.nextset()
+                row = cur.fetchone()
+                if not (row and row[0]):
+                    raise Fenced(
+                        f"host {fence} no longer holds its lease on the shared store "
+                        "(another host found it past its grace and settled its calls): it may "
+                        "write nothing more; restart it to serve again")
+            return cur
         except BaseException:
             self.abandon()
             raise
+
+    def _prepare_fence(self, host_id: str) -> None:
+        """Prepare the fence's look-up on this session, once (`PgStore.fence`): planned once,
+        it costs the BEGIN's round trip a few microseconds where a statement parsed and planned
+        each time cost tens. Outside any transaction; `host_id` matched `_HOST_ID`."""
+        try:
+            if self._fence_ready is not None:
+                self.raw.execute(f"DEALLOCATE {_FENCE_STATEMENT}".encode())
+                self._fence_ready = None
+            look_up = f"SELECT EXISTS(SELECT 1 FROM host_leases WHERE host_id = '{host_id}')"  # noqa: S608
+            self.raw.execute(f"PREPARE {_FENCE_STATEMENT} AS {look_up}".encode())
+        except Exception as exc:
+            wrapped = _wrapped(exc)
+            if wrapped is exc:
+                raise
+            raise wrapped from exc
+        self._fence_ready = host_id
 
     def abandon(self) -> None:
         """End the transaction open on this connection, if any, for a caller that is raising
@@ -197,6 +253,22 @@ class PgStore(Store):
         self.write_lock = write_lock
         #: Only `stockade store migrate` creates or upgrades schemas (module docstring).
         self.migrating = migrating
+        #: The host whose lease row every write transaction checks (`fence`); None: none.
+        self.fenced_by: str | None = None
+        self.begin_sql = f"BEGIN; SELECT pg_advisory_xact_lock({int(write_lock)})".encode()
+
+    def fence(self, host_id: str) -> None:
+        """From now on every write transaction checks, after taking the write lock, that
+        `host_id`'s lease row is still there, and is refused (`Fenced`) if not (module
+        docstring): a host calls this once its lease is taken. One more statement in the
+        BEGIN's round trip, a primary-key look-up. Host ids are never reused (a restart takes
+        a new one), so the row's presence is the lease's generation."""
+        if not _HOST_ID.fullmatch(host_id):
+            # Spliced into the prepared look-up, not a parameter: only a plain id is.
+            raise ValueError(f"not a host id: {host_id!r}")
+        self.begin_sql = (f"BEGIN; SELECT pg_advisory_xact_lock({int(self.write_lock)});"
+                          f" EXECUTE {_FENCE_STATEMENT}").encode()
+        self.fenced_by = host_id
 
     @property
     def where(self) -> str:
@@ -216,7 +288,7 @@ class PgStore(Store):
         return adopted
 
     def _fresh(self) -> PgConn:
-        return PgConn(self._open(), self.write_lock)
+        return PgConn(self._open(), self)
 
     def _usable(self, conn: Any) -> bool:
         return not conn.raw.closed

@@ -136,6 +136,10 @@ class SqliteStore(Store):
         """`BEGIN IMMEDIATE` … `COMMIT` (or `ROLLBACK` on any exception, which then propagates)."""
         return immediate(self.conn(), self._where, BUSY_TIMEOUT_MS)
 
+    def fence(self, host_id: str) -> None:
+        """Nothing to fence: a home's lease is a `flock` that no host takes from a live, even a
+        stopped, one (`host.ledger.lease`), so no one settles a stopped host's calls."""
+
     def checkpoint(self, mode: str = "PASSIVE") -> tuple[int, int, int]:
         """Run a WAL checkpoint (background thread). Returns (busy, log pages, checkpointed)."""
         if mode not in {"PASSIVE", "FULL", "RESTART", "TRUNCATE"}:

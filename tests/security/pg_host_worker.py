@@ -2,11 +2,14 @@
 
 It serves (the lease, the upkeep thread that settles dead hosts' calls) and makes the fuzz
 app's bridge calls through its own gate. Commands on stdin, one answer line each on stdout:
-`create NAME`, `read`, `hang` (a create whose server write never returns: the test SIGKILLs
-this process in it; the hang is this test's wrapper around the server, not production code),
-`stop`."""
+`create NAME`, `read`, `stall NAME` (a create that stops its process between its admission
+and its server write: test_pg_stopped_host.py), `hang` (a create whose server write never
+returns: the test SIGKILLs this process in it; the hang is this test's wrapper around the
+server, not production code), `stop`."""
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import threading
 import time
@@ -51,6 +54,23 @@ def main() -> None:
                 "users.create", {"username": "lost", "name": "Lost", "type": "bot"}),
                 daemon=True).start()
             print("hanging", flush=True)
+        elif cmd == "stall":
+            # A create whose process stops itself (SIGSTOP) after its admission, before its
+            # server write; it goes on when the test sends SIGCONT. (This test's wrapper around
+            # the server, as for `hang`, not production code.)
+            real_create = host.server.users_create
+
+            def stop_then_create(*a: Any, **kw: Any) -> Any:
+                os.kill(os.getpid(), signal.SIGSTOP)
+                return real_create(*a, **kw)
+
+            host.server.users_create = stop_then_create  # type: ignore[method-assign]
+            # Its upkeep ends first: stopped inside one of that thread's write transactions
+            # (a status publish), the process would hold the store's write lock against every
+            # host, and the test would hang on that instead (a matter of luck, not of this).
+            host.rounds.stop()
+            print(call("users.create", {"username": arg, "name": arg, "type": "bot"}),
+                  flush=True)
         elif cmd == "stop":
             host.stop()
             print("stopped", flush=True)
