@@ -474,8 +474,9 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         try:
             r = updates.review(home, request.path_params["install_id"])
         except install_flow.Refused as exc:
-            return page(request, "updates.html", 400, s=s, pending=updates.queue(home),
-                        installs=installs(), error=str(exc))
+            return page(request, "updates.html", 409 if isinstance(exc, updates.Changed)
+                        else 400, s=s, pending=updates.queue(home), installs=installs(),
+                        error=str(exc))
         return page(request, "review.html", s=s, r=r, d=r.disclosure.to_dict(),
                     diff=updates.diff_rows(r.diff.to_dict()),
                     widening=updates.needs_widening_yes(r),
@@ -488,16 +489,18 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
                 return refused()
             actor = f"console:{s.username} ({operator_actor()})"
             try:
-                r = updates.review(home, request.path_params["install_id"])
-                updates.check_reviewed(r, form.get("package", ""))
                 if approve:
+                    r = updates.review(home, request.path_params["install_id"])
+                    updates.check_reviewed(r, form.get("package", ""))
                     updates.check_publisher(r, form.get("publisher", ""),
                                             allow_unsigned=form.get("allow_unsigned") == "yes")
                     ticked = [str(g) for g in (await request.form()).getlist("grant")]
                     updates.approve(home, r, ticked, transfer=form.get("transfer") == "yes",
                                     actor=actor, widening=form.get("widening") == "yes")
-                else:
-                    updates.reject(home, r.rec, actor=actor)
+                else:  # by the recorded hash: a package that no longer reads is rejected too
+                    rec = updates.pending_of(home, request.path_params["install_id"])
+                    updates.check_rejected(rec, form.get("package", ""))
+                    updates.reject(home, rec, actor=actor)
             except install_flow.Refused as exc:
                 status = 409 if isinstance(exc, updates.Changed) else 400
                 return page(request, "updates.html", status, s=s, pending=updates.queue(home),

@@ -31,6 +31,7 @@ from host.apps.installs import InstallChanged, InstallRecord, InstallStore
 from host.apps.lineage import LineageError
 from host.apps.operations import (
     apply_consent,
+    consent_package_problem,
     consented_terms,
     reject_pending,
     submit_update,
@@ -104,16 +105,28 @@ def queue(home: Home) -> list[InstallRecord]:
         return [r for r in store.list() if r.pending is not None]
 
 
-def review(home: Home, install_id: str) -> Review:
+def pending_of(home: Home, install_id: str) -> InstallRecord:
+    """The install, with the update pending for it (Refused when none is)."""
     with InstallStore(home.host_store) as store:
         rec = store.get(install_id)
     if rec is None or rec.pending is None:
         raise Refused("no pending update for that install")
+    return rec
+
+
+def review(home: Home, install_id: str) -> Review:
+    rec = pending_of(home, install_id)
+    assert rec.pending is not None
     try:
         pkg = read_package(rec.pending.package_path)
         sig = check_signature(pkg, TrustStore(home.trust_dir))
     except (PackageError, PublisherError) as exc:
-        raise Refused(f"the pending package does not check out: {exc}") from None
+        raise Refused(f"the pending package does not check out: {exc}; reject it") from None
+    # The package on disk must be the one parked, as `app consent` holds before showing
+    # anything: a file swapped behind the host's back is never shown as the pending update.
+    swapped = consent_package_problem(rec, pkg)
+    if swapped is not None:
+        raise Changed(f"{swapped}; reject it")
     from host.gate.rest_routes import route_actions  # the gate's table, as the CLI passes it
 
     with InstallStore(home.host_store) as store:
@@ -130,6 +143,16 @@ def review(home: Home, install_id: str) -> Review:
     kept = frozenset() if diff.publisher_changed else grants_after(held, asked)
     return Review(rec, pkg, sig, diff, disclosure, frozenset(ask), kept,
                   guardrail_problems(pkg.manifest), rest_as, held)
+
+
+def check_rejected(rec: InstallRecord, reviewed: str) -> None:
+    """Raise `Changed` unless `reviewed` names the update pending for `rec`. A rejection needs
+    no package read: one that no longer checks out (damaged, swapped) is discarded all the
+    same, by the content hash the host recorded."""
+    assert rec.pending is not None
+    if not (reviewed and reviewed == rec.pending.package_hash):
+        raise Changed(f"the update pending for {rec.app_id} is not the one you reviewed "
+                      f"(now {rec.pending.version}): nothing was changed; review it again")
 
 
 def check_reviewed(r: Review, reviewed: str) -> None:
