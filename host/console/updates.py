@@ -15,7 +15,13 @@ nothing changes, so a consent never lands on a version nobody looked at. Approve
 who the page said published it (`shown_publisher`): the signature is checked again at the
 click, against the trust store as it is then, and a publisher that reads differently (untrusted
 meanwhile: its key leaked) is refused the same way; a package not signed by a trusted publisher
-needs "I accept an unsigned package" ticked, as an install does.
+needs "I accept an unsigned package" ticked, as an install does. What no box covers (wider
+roles, the app user made an agent, new events or secrets, a downgrade) needs its own tick when
+the page has boxes, as `app consent` asks its own yes (`needs_widening_yes`).
+
+A pending package that does not read, or is not the one parked (swapped on disk), is never
+reviewed; it is rejected by the content hash the host recorded (`check_rejected`), which the
+queue's Reject carries.
 """
 from __future__ import annotations
 
