@@ -20,6 +20,7 @@ from host.inert import host, line
 
 if TYPE_CHECKING:
     from host.mergeserver import Merged
+    from host.migrate import ComponentState
 
 store_app = typer.Typer(help="The host's store: where it is and its schema versions.",
                         no_args_is_help=True)
@@ -86,33 +87,18 @@ def status(ctx: typer.Context, json_out: JsonFlag = False) -> None:
 def migrate(ctx: typer.Context, json_out: JsonFlag = False) -> None:
     """Create or upgrade every component's tables (each step once, under the store's write
     lock: two hosts migrating at once apply it once). Refuses a store from a newer release."""
-    from host.ledger.operator import append_operator
-    from host.ledger.records import AuditError
-    from host.migrate import migrate as run
     from host.migrate import store_status
     from host.store import STORE_FAILURES
 
     home: Home = ctx.obj
     try:
-        before = {s.name: s.have for s in store_status(home.host_store)}
-        states = run(home.host_store)
+        before = store_status(home.host_store)
+        states = _run_recorded(home, before)
     except STORE_FAILURES as exc:
         fail(f"the store at {_where(home)} was not migrated: {exc}",
              "a store from a newer release needs that release; otherwise check the URL and "
              "this user's rights to create tables")
     merged = _merge_server(home) if home.server_apart else None
-    moved = [f"{s.name} {before.get(s.name) or '-'} -> {s.have}" for s in states
-             if before.get(s.name) != s.have]
-    if moved:
-        # Rule 14 would have the record first, but the audit table may be what is migrated
-        # (a host refuses a stale one): the change is recorded as soon as the chain can take it.
-        unrecordable: tuple[type[Exception], ...] = (AuditError, *STORE_FAILURES)
-        try:
-            append_operator(home.ensure().host_store, "store_migrate",
-                            detail=("schema " + "; ".join(moved))[:500])
-        except unrecordable as exc:
-            err_console.print(line(host("migrated, but the audit record of it could not be "
-                                        "written: ", "yellow"), str(exc)))
     _show(home, list(states), "store migrated", json_out,
           {"server_merged": None if merged is None else
            {"rows": merged.rows, "kept_as": merged.kept_as}})
@@ -120,6 +106,44 @@ def migrate(ctx: typer.Context, json_out: JsonFlag = False) -> None:
         err_console.print(line(host("moved server.db into host.db: ", "green"),
                                f"{sum(merged.rows.values())} rows in {len(merged.rows)} tables; "
                                f"the old file is kept as {merged.kept_as}"))
+
+
+def _run_recorded(home: Home, before: list[ComponentState]) -> list[ComponentState]:
+    """Migrate, with the record first (rules 9 and 14: a migrate killed after its commit is
+    in the chain, as a change or a change interrupted) when the store's audit table is current
+    and its chain verifies; else recorded as soon as the chain can take it, afterwards (the
+    audit table may be what is migrated, or the chain broken: `serve --degraded` cannot mend
+    a store whose schema keeps it from starting)."""
+    from host.ledger.audit import SCHEMA_COMPONENT as AUDIT
+    from host.ledger.operator import append_operator, audited
+    from host.ledger.records import AuditError
+    from host.migrate import migrate as run
+    from host.store import STORE_FAILURES
+
+    planned = [f"{s.name} {s.have or '-'} -> {s.need}" for s in before if not s.current]
+    if planned and any(s.name == AUDIT and s.current for s in before):
+        ran = False
+        try:
+            with audited(home.ensure().host_store, "store_migrate",
+                         detail=("schema " + "; ".join(planned))[:500]):
+                ran = True
+                return run(home.host_store)
+        except AuditError:
+            if ran:
+                raise
+    states = run(home.host_store)
+    was = {s.name: s.have for s in before}
+    moved = [f"{s.name} {was.get(s.name) or '-'} -> {s.have}" for s in states
+             if was.get(s.name) != s.have]
+    if moved:
+        unrecordable: tuple[type[Exception], ...] = (AuditError, *STORE_FAILURES)
+        try:
+            append_operator(home.ensure().host_store, "store_migrate",
+                            detail=("schema " + "; ".join(moved))[:500])
+        except unrecordable as exc:
+            err_console.print(line(host("migrated, but the audit record of it could not be "
+                                        "written: ", "yellow"), str(exc)))
+    return states
 
 
 def _merge_server(home: Home) -> Merged:
