@@ -148,6 +148,8 @@ class FakeServer:
         raise errors.NotFound(f"no user with username {username!r}")
 
     def users_find_by_field(self, key: str, value: str) -> list[dict[str, Any]]:
+        key = checked(argrules.field_key, key)  # the server's custom-field rules, as stored
+        value = checked(argrules.field_value, value, key)
         return [u for u in self.users.values() if u["custom_fields"].get(key) == value][:MAX_LIST]
 
     def users_create(self, username: str, name: str, type: str, email: str | None = None,
@@ -284,6 +286,8 @@ class FakeServer:
         return room
 
     def livechat_list_rooms(self, open: bool | None = None) -> list[dict[str, Any]]:
+        if open is not None and not isinstance(open, bool):
+            raise errors.InvalidArgument("open must be true, false or absent")
         rooms = [r for r in self.rooms.values() if open is None or r["open"] == open]
         return sorted(rooms, key=lambda r: (-r["created_at"], r["id"]))[:MAX_LIST]
 
@@ -434,7 +438,7 @@ class FakeServer:
     def messages_list(self, room_id: str, limit: int | None = None) -> list[dict[str, Any]]:
         n = DEFAULT_MESSAGES if limit is None else limit
         if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_LIST:
-            raise errors.InvalidArgument(f"limit must be 1..{MAX_LIST}")
+            raise errors.InvalidArgument(f"limit must be an integer 1..{MAX_LIST}")
         self.livechat_get_room(room_id)
         return [m for m in self.messages if m["room_id"] == room_id][-n:]
 
