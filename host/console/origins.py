@@ -40,11 +40,16 @@ def host_names(origins: Sequence[str]) -> list[str]:
 
 
 def source_origin(request: Request) -> str | None:
-    """The origin a request says its page came from (Origin, else Referer's)."""
+    """The origin a request says its page came from (Origin, else Referer's); None when it says
+    none, or none that parses as a URL (`urlsplit` raises on an unclosed IPv6 bracket: a
+    request's header must be refused as cross-origin, never be a 500)."""
     source = request.headers.get("origin") or request.headers.get("referer")
     if source is None:
         return None
-    parts = urlsplit(source)
+    try:
+        parts = urlsplit(source)
+    except ValueError:
+        return None
     return f"{parts.scheme}://{parts.netloc}"
 
 
