@@ -37,18 +37,33 @@ def redact_url(url: str) -> str:
     head, sep, rest = url.partition("://")
     if not sep:
         return url
-    cut = re.search(r"[/?#]", rest)
-    authority, tail = (rest[:cut.start()], rest[cut.start():]) if cut else (rest, "")
-    user, at, where = authority.rpartition("@")
-    if at and ":" in user:
-        authority = f"{user.split(':', 1)[0]}:***@{where}"
+    ends = _user_ends(rest)
+    at = max(ends) if ends else -1
+    shown = f"{rest[:at].split(':', 1)[0]}:***@" if ends else ""
+    tail = rest[at + 1:]
     path, q, query = tail.partition("?")
     if q:
         query, hash_, fragment = query.partition("#")
         pairs = [f"{key}=***" if eq and _is_password_key(key) else f"{key}{eq}{value}"
                  for key, eq, value in (pair.partition("=") for pair in query.split("&"))]
         tail = f"{path}?{'&'.join(pairs)}{hash_}{fragment}"
-    return f"{head}://{authority}{tail}"
+    return f"{head}://{shown}{tail}"
+
+
+def _user_ends(rest: str) -> list[int]:
+    """Where a user part holding a password (`user:password@`) may end in `rest` (a URL after
+    its `://`), as each reader could split it: libpq, at the first `@` unless a `/` comes
+    first; urlsplit, at the last `@` before the first `/`, `?` or `#`; and, for a password
+    written with an unescaped `/` (a base64 one), the last `@` before any `?` (neither reader
+    finds it, and the URL is printed in the error that follows)."""
+    ends: set[int] = set()
+    first_at, first_slash = rest.find("@"), rest.find("/")
+    if first_at >= 0 and (first_slash < 0 or first_at < first_slash):
+        ends.add(first_at)
+    for part in (re.split(r"[/?#]", rest, maxsplit=1)[0], rest.split("?", 1)[0]):
+        if "@" in part:
+            ends.add(part.rfind("@"))
+    return sorted(e for e in ends if ":" in rest[:e])
 
 
 def _is_password_key(key: str) -> bool:
@@ -58,14 +73,10 @@ def _is_password_key(key: str) -> bool:
 
 def url_secrets(url: str) -> list[str]:
     """The secret parts of `url` as written and percent-decoded, longest first: its password
-    in the user part (up to the first `@` and up to the last: libpq and urlsplit split there
-    differently) and in `password=` parameters."""
-    found: set[str] = set()
+    in the user part (however a reader splits it, `_user_ends`) and in `password=`
+    parameters."""
     rest = url.partition("://")[2]
-    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
-    if "@" in authority:
-        for user in (authority.partition("@")[0], authority.rpartition("@")[0]):
-            found.add(user.partition(":")[2])
+    found = {rest[:end].partition(":")[2] for end in _user_ends(rest)}
     query = url.partition("?")[2].partition("#")[0]
     for key, eq, value in (pair.partition("=") for pair in query.split("&")):
         if eq and _is_password_key(key):

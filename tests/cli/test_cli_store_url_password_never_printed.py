@@ -24,6 +24,11 @@ URLS = [
     f"postgresql://u:{SECRET}@[::1/x",  # libpq and urlsplit: an unclosed IPv6 bracket
     f"postgresql://u:{SECRET}@127.0.0.1:1/x?bogus=1",  # libpq: invalid URI query parameter
     f"postgresq://u:{SECRET}@127.0.0.1:1/x",  # a misspelled scheme
+    # Unescaped `/`, `?` or `#` in the password (a base64 one): `/` makes libpq read the user
+    # as the host, and urlsplit ends the user part early in all three.
+    f"postgresql://u:{SECRET}/b+c@127.0.0.1:1/x",
+    f"postgresql://u:{SECRET}?b@127.0.0.1:1/x",
+    f"postgresql://u:{SECRET}#b@127.0.0.1:1/x",
 ]
 
 
@@ -57,6 +62,10 @@ def test_redaction_keeps_what_names_the_store() -> None:
     assert redact_url(f"postgresql://u@db/x?password={SECRET}&sslmode=require") == \
         "postgresql://u@db/x?password=***&sslmode=require"
     assert redact_url("postgresql://u@db/x") == "postgresql://u@db/x"
+    assert redact_url(f"postgresql://u:{SECRET}/b@[::1]:5432/x") == \
+        "postgresql://u:***@[::1]:5432/x"
+    assert redact_url("postgresql://u:pw@db/x?application_name=a@b") == \
+        "postgresql://u:***@db/x?application_name=a@b"
     url = f"postgresql://u:{SECRET}%41@db/x"
     assert scrub_url_secrets(f'bad token "{SECRET}%41" or {SECRET}A', url) == \
         'bad token "***" or ***'
