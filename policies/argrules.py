@@ -1,4 +1,5 @@
-"""Argument rules the chat server applies to an app's users, shared with the author harness.
+"""Argument rules the chat server applies to an app's users and rooms, shared with the author
+harness.
 
 The embedded server checks these before its transaction opens (`host/server/limits.py`,
 `host/server/users.py`, which raise them as the server's `InvalidArgument`); the app-author
@@ -31,6 +32,9 @@ FIELD_KEY_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}\Z")
 MAX_FIELD_VALUE = 1024
 # Custom fields per user / visitor / room: bounds the per-record fan-out in events and REST.
 MAX_FIELDS = 50
+# Close comments are shown to people: kept short. Avatar URLs are shown to visitors: bounded.
+MAX_COMMENT = 1024
+MAX_URL = 1024
 # Usernames starting with this (in any case) are the host's: each install's own user is
 # `app.<app_id>`. A user an app made there would take the name another app's install needs.
 APP_USER_PREFIX = "app."
@@ -69,6 +73,15 @@ def name(value: object, what: str = "name") -> str:
     s = text(value, what, MAX_NAME)
     if any(ord(c) < 32 for c in s):
         raise ArgumentProblem(f"{what} must not contain control characters")
+    return s
+
+
+def url(value: object, what: str) -> str:
+    """An absolute http(s) URL with no whitespace (shown to visitors as an avatar: no
+    javascript: or data:, nothing a client might split)."""
+    s = text(value, what, MAX_URL)
+    if not (s.startswith("https://") or s.startswith("http://")) or any(c.isspace() for c in s):
+        raise ArgumentProblem(f"{what} must be an http(s) URL without spaces")
     return s
 
 

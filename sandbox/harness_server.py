@@ -376,15 +376,17 @@ class FakeServer:
         return room
 
     def livechat_close_room(self, room_id: str, comment: str | None = None) -> dict[str, Any]:
+        if comment is not None:
+            checked(lambda c: argrules.text(c, "comment", argrules.MAX_COMMENT, min_len=0),
+                    comment)
         closer = {"type": "user", "id": self.app_user["id"], "app_id": self.app_id}
         return self.close(room_id, closer, comment)
 
     def livechat_set_agent_display(self, room_id: str, name: str,
                                    avatar_url: str | None = None) -> dict[str, Any]:
-        if not name or len(name) > 128:
-            raise errors.InvalidArgument("agent display name must be 1..128 characters")
-        if avatar_url is not None and not avatar_url.startswith(("https://", "http://")):
-            raise errors.InvalidArgument("avatar_url must be an http(s) URL")
+        checked(argrules.name, name, "agent display name")  # the server's rules, one copy
+        if avatar_url is not None:
+            checked(argrules.url, avatar_url, "avatar_url")
         room = self.open_room(room_id)
         if room["served_by"] != self.app_user["id"]:
             raise errors.PermissionDenied(
@@ -419,10 +421,9 @@ class FakeServer:
 
     def livechat_relay_message(self, room_id: str, text: str, alias: str,
                                avatar_url: str | None = None) -> dict[str, Any]:
-        if not alias or len(alias) > 128:
-            raise errors.InvalidArgument("alias must be 1..128 characters")
-        if avatar_url is not None and not avatar_url.startswith(("https://", "http://")):
-            raise errors.InvalidArgument("avatar_url must be an http(s) URL")
+        checked(argrules.name, alias, "alias")
+        if avatar_url is not None:
+            checked(argrules.url, avatar_url, "avatar_url")
         if self.open_room(room_id)["served_by"] != self.app_user["id"]:
             raise errors.PermissionDenied(
                 f"only the app whose user serves room {room_id!r} may relay messages there")

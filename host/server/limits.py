@@ -14,15 +14,17 @@ from typing import Any
 from host.server.errors import InvalidArgument
 from policies import argrules
 
-# The username, name, email and custom field rules live in `policies/argrules.py`, one copy the
-# author harness applies too; here they raise the server's InvalidArgument. Their limits are
-# re-exported for this module's readers.
+# The username, name, email, custom field, close comment and avatar URL rules live in
+# `policies/argrules.py`, one copy the author harness applies too; here they raise the server's
+# InvalidArgument. Their limits are re-exported for this module's readers.
 from policies.argrules import EMAIL_RE as EMAIL_RE
 from policies.argrules import FIELD_KEY_RE as FIELD_KEY_RE
+from policies.argrules import MAX_COMMENT as MAX_COMMENT
 from policies.argrules import MAX_EMAIL as MAX_EMAIL
 from policies.argrules import MAX_FIELD_VALUE as MAX_FIELD_VALUE
 from policies.argrules import MAX_FIELDS as MAX_FIELDS
 from policies.argrules import MAX_NAME as MAX_NAME
+from policies.argrules import MAX_URL as MAX_URL
 from policies.argrules import USERNAME_RE as USERNAME_RE
 from policies.argrules import ArgumentProblem
 
@@ -36,9 +38,6 @@ MAX_ROLES_PER_USER = 20
 ROLE_RE = re.compile(r"[a-z][a-z0-9-]{0,63}\Z")
 # Message text: 8 KiB bounds the message table and every message.sent payload.
 MAX_MESSAGE_TEXT = 8192
-# Close comments and agent display names are shown to people; keep them short.
-MAX_COMMENT = 1024
-MAX_URL = 1024
 # Visitor tokens are opaque client-chosen strings (widget sessions).
 TOKEN_RE = re.compile(r"[A-Za-z0-9._~-]{8,128}\Z")
 # Department names are shown in routing UIs.
@@ -153,10 +152,10 @@ def message_text(value: object) -> str:
 
 def url(value: object, what: str) -> str:
     """An absolute http(s) URL (shown to visitors as an avatar: no javascript: or data:)."""
-    s = text(value, what, MAX_URL)
-    if not (s.startswith("https://") or s.startswith("http://")) or any(c.isspace() for c in s):
-        raise InvalidArgument(f"{what} must be an http(s) URL without spaces")
-    return s
+    try:
+        return argrules.url(value, what)
+    except ArgumentProblem as exc:
+        raise InvalidArgument(str(exc)) from None
 
 
 def limit(value: object, default: int) -> int:
