@@ -123,13 +123,15 @@ def load_command(rates: str, step_s: float, degraded: bool, json_out: bool, *,
 
 def store_command(url: str, quick: bool, json_out: bool) -> None:
     from host.bench.storebench import HOSTS, run_store_bench
+    from host.home import scrub_url_secrets
     from host.store import STORE_FAILURES, describe
 
     err_console.print(f"store: the ledger on SQLite and on {describe(url)} ...", highlight=False)
     try:
         figures = run_store_bench(url, quick=quick)
     except STORE_FAILURES as exc:
-        fail(f"cannot bench the store at {describe(url)}: {exc}",
+        # The driver's message may quote the URL's password (libpq's parse errors do).
+        fail(f"cannot bench the store at {describe(url)}: {scrub_url_secrets(str(exc), url)}",
              "check the URL and that the server is running; the user needs the right to create "
              "(and drop) a schema in that database")
     table = Table(title="stockade bench --store", title_justify="left")

@@ -42,6 +42,15 @@ def test_a_store_url_password_is_never_printed(cli: Run, url: str,
     assert r.exit_code == 2 and "unexpected" not in r.output and "Traceback" not in r.output
 
 
+@pytest.mark.parametrize("url", URLS[:5])
+def test_bench_store_never_prints_the_password(cli: Run, url: str) -> None:
+    from host.cli.main import normalize_argv  # as the console script reads `bench --store`
+
+    r = cli(*normalize_argv(["bench", "--store", url, "--quick"]))
+    assert r.exit_code == 2 and "cannot bench the store" in r.stderr, r.output
+    assert SECRET not in r.output, r.output
+
+
 @pytest.mark.parametrize("command", [("store", "migrate"), ("doctor",)])
 def test_a_misspelled_url_in_store_toml_is_refused_without_its_password(
         cli: Run, home: Path, command: tuple[str, ...]) -> None:
