@@ -184,6 +184,7 @@ class FakeServer:
         if role not in self.roles:
             raise errors.NotFound(f"no role named {role!r}")
         u["roles"] = sorted(set(u["roles"]) | {role})
+        self.dispatch_queue(user_id)  # the bot role makes an agent routable while offline
         return u
 
     def roles_remove(self, user_id: str, role: str) -> dict[str, Any]:
@@ -209,7 +210,9 @@ class FakeServer:
         if not u["active"]:
             raise errors.Conflict(f"user {user_id!r} is deactivated")
         self.agents.setdefault(user_id, {"status": "not-available", "departments": set()})
-        self.roles_assign(user_id, AGENT_ROLE)
+        # The role alone, as the embedded server's add_agent, which routes no queued room (a
+        # status, a department, the bot role or a reactivation does: `dispatch_queue`).
+        u["roles"] = sorted(set(u["roles"]) | {AGENT_ROLE})
         return self.agent(user_id)
 
     def livechat_remove_agent(self, user_id: str) -> dict[str, Any]:
@@ -223,12 +226,14 @@ class FakeServer:
             raise errors.InvalidArgument("status must be 'available' or 'not-available'")
         self.agent(user_id)
         self.agents[user_id]["status"] = status
+        self.dispatch_queue(user_id)
         return self.agent(user_id)
 
     def livechat_add_department_agent(self, department: str, user_id: str) -> dict[str, Any]:
         dep = self.department(department)
         self.agent(user_id)
         self.agents[user_id]["departments"].add(dep["id"])
+        self.dispatch_queue(user_id)
         return self.department(dep["id"])
 
     def livechat_remove_department_agent(self, department: str, user_id: str
@@ -271,6 +276,23 @@ class FakeServer:
             return (served, self.users[uid]["username"].casefold(), uid)
 
         return min(candidates, key=load) if candidates else None
+
+    def dispatch_queue(self, user_id: str) -> None:
+        """As the embedded server after a change that may make `user_id` routable (status,
+        department, bot role, reactivation; `host/server/rooms.py` `dispatch_queue`): each
+        queued room it could serve, oldest first, goes to the agent routing picks."""
+        if user_id not in self.users or not self._routable(user_id):
+            return
+        deps = self.agents[user_id]["departments"]
+        queued = sorted((r for r in self.rooms.values() if r["open"] and r["served_by"] is None
+                         and (r["department_id"] is None or r["department_id"] in deps)),
+                        key=lambda r: (r["created_at"], r["id"]))
+        for room in queued[:MAX_LIST]:
+            agent_id = self.select_agent(room["department_id"])
+            if agent_id is not None:
+                self._serve(room, agent_id)
+                self._emit("livechat.agent_assigned",
+                           {"room": room, "agent": self.agent(agent_id)})
 
     # -- rooms and visitors -----------------------------------------------------------------
 

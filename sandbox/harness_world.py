@@ -41,8 +41,8 @@ class HarnessWorld:
         """Make a user (e.g. `app_user["id"]`) a livechat agent, as an operator would."""
         self.server.livechat_add_agent(user_id)
         self.server.livechat_set_agent_status(user_id, status)
-        for d in departments:
-            self.server.agents[user_id]["departments"].add(self.server.department(d)["id"])
+        for d in departments:  # each may route queued rooms, as the embedded server does
+            self.server.livechat_add_department_agent(d, user_id)
         return plain_copy(self.server.agent(user_id))
 
     def add_department(self, name: str) -> dict[str, Any]:
