@@ -450,7 +450,9 @@ def compile_module(source: str, filename: str) -> types.CodeType:
     except (RecursionError, MemoryError, ValueError, OverflowError) as exc:
         raise CompileFailed(f"{filename}: {type(exc).__name__}: {exc}"[:1000]) from None
     if result.errors:
-        raise CompileFailed("; ".join(result.errors)[:2000])
+        # Its errors say "Line N" only: named with the file, or a line of an app's other module
+        # (helpers.py) read as one of the module app.toml names.
+        raise CompileFailed(f"{filename}: " + "; ".join(result.errors)[:2000])
     if result.code is None:
         raise CompileFailed(f"{filename}: no code produced")
     return result.code

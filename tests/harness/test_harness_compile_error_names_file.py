@@ -1,0 +1,26 @@
+"""A module RestrictedPython refuses is named in the refusal, not only its line.
+
+An app whose `helpers.py` held a syntax error failed to load with "compile failed: Line 1:
+SyntaxError: ...": the author looked at line 1 of main.py, the module app.toml names, which was
+fine. The loader (the harness's and the confined child's, whose message `app logs` shows) now
+names the file the line is in.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from harness_helpers import write_app
+
+from sandbox.harness import AppHarness
+from sandbox.loader import LoadFailed
+
+MAIN = "import helpers\nfrom stockade import App\nclass Probe(App):\n    pass\n"
+
+
+@pytest.mark.parametrize("helpers", ["def broken(:\n    pass\n", "x = 1\n_hidden = 2\n"],
+                         ids=["syntax", "restricted"])
+def test_the_module_that_does_not_compile_is_named(tmp_path: Path, helpers: str) -> None:
+    folder = write_app(tmp_path, source=MAIN, extra_modules={"helpers": helpers})
+    with pytest.raises(LoadFailed, match=r"compile failed: helpers\.py: Line \d"):
+        AppHarness.from_dir(folder)
