@@ -1,4 +1,5 @@
-"""What an app's outbound HTTP request may carry: its method, headers and body.
+"""What an app's outbound HTTP request may carry (its method, headers and body), and how the
+response reaches the app.
 
 One copy, used by the host before anything goes on the wire (`host.bridges.httpout.perform`)
 and by the author harness (`sandbox.harness`), so an app whose request the host refuses (a
@@ -8,9 +9,11 @@ no I/O; a refusal is a `RequestRefused` whose message the app sees.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 MAX_REQUEST_BODY = 1 << 20  # bytes of body the app may send (guards the host's memory)
+MAX_RESPONSE_BYTES = 1 << 20  # body kept and returned to the app; a larger one is refused
+MAX_HEADER_VALUE = 1024  # characters of a response header's value the app is shown
 MAX_HEADERS = 50  # headers the app may set (and that it is shown of a response)
 # Headers an app may not set: they would let it steer the connection or smuggle requests.
 FORBIDDEN_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection",
@@ -62,3 +65,16 @@ def checked_request(method: object, headers: object, body: object
     if data is not None and len(data) > MAX_REQUEST_BODY:
         raise RequestRefused(f"request body over {MAX_REQUEST_BODY} bytes")
     return verb, sent, data
+
+
+def app_headers(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """A response's headers as the app sees them: names lower-cased, a repeated name's values
+    joined with ", ", at most `MAX_HEADERS` names, each value cut at `MAX_HEADER_VALUE`."""
+    merged: dict[str, str] = {}
+    for name, value in pairs:
+        key = name.lower()
+        if key in merged:
+            merged[key] += ", " + value
+        elif len(merged) < MAX_HEADERS:
+            merged[key] = value
+    return {k: v[:MAX_HEADER_VALUE] for k, v in merged.items()}

@@ -62,7 +62,7 @@ from pydantic_core import to_json
 from policies.engine import unconditional_refusal
 from policies.events import strip
 from policies.grants import grant_refusal
-from policies.httprules import RequestRefused, checked_request
+from policies.httprules import MAX_RESPONSE_BYTES, RequestRefused, app_headers, checked_request
 from policies.quota import REFUNDABLE_ERRORS, REFUSAL_BUDGET, REFUSAL_WINDOW_S, admit
 from policies.types import Request
 from policies.vocabulary import ACTIONS, ADMIN_CLASS_ROLES, EVENTS, PERMISSIONS
@@ -336,8 +336,12 @@ class AppHarness(HarnessWorld):
             raise HarnessError("the app made an HTTP request: set harness.http_responder = "
                                "lambda method, url, headers, body: (200, '{}')")
         answer = self.http_responder(method, url, dict(sent_headers), body)
-        return {"status": int(answer[0]), "headers": dict(answer[2]) if len(answer) > 2 else {},
-                "body": str(answer[1])}
+        text = str(answer[1])
+        if len(text.encode()) > MAX_RESPONSE_BYTES:  # the host's words and cap
+            raise errors.InvalidArgument(f"response larger than {MAX_RESPONSE_BYTES} bytes")
+        shaped = app_headers((str(k), str(v)) for k, v in dict(answer[2]).items()) \
+            if len(answer) > 2 else {}
+        return {"status": int(answer[0]), "headers": shaped, "body": text}
 
     # -- controlling the fake gate ------------------------------------------------------------
 

@@ -37,10 +37,14 @@ from host.server.errors import Unavailable
 
 # What a request may carry (method, headers, body, and their caps) is one copy the author
 # harness applies too: `policies.httprules`.
-from policies.httprules import MAX_HEADERS, RequestRefused, checked_request
+from policies.httprules import (
+    MAX_RESPONSE_BYTES,
+    RequestRefused,
+    app_headers,
+    checked_request,
+)
 
 # Caps on what one app request may cost the host.
-MAX_RESPONSE_BYTES = 1 << 20  # body kept and returned to the app
 # The whole request, every redirect hop and every byte of every body included: a server
 # that drips one byte every 2 s never trips a per-read timeout, and would hold the app's runner
 # (so that app's later events) for as long as it liked.
@@ -506,14 +510,6 @@ def _failed(message: str, sent: bool) -> GateError:
 
 
 def _response_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
-    """The response's headers as the app sees them: names lower-cased, a repeated name's values
-    joined with ", ", at most `MAX_HEADERS` names, each value cut at 1 KiB."""
-    merged: dict[str, str] = {}
-    for name, value in raw:
-        key = name.decode("latin-1").lower()
-        text = value.decode("latin-1")
-        if key in merged:
-            merged[key] += ", " + text
-        elif len(merged) < MAX_HEADERS:
-            merged[key] = text
-    return {k: v[:1024] for k, v in merged.items()}
+    """The response's headers as the app sees them (`policies.httprules.app_headers`, which
+    the author harness applies to its responder's headers too)."""
+    return app_headers((name.decode("latin-1"), value.decode("latin-1")) for name, value in raw)
