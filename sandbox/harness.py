@@ -313,8 +313,13 @@ class AppHarness(HarnessWorld):
         if action == "rest.call":
             if self.rest_responder is None:
                 raise HarnessError("the app called rest.call: set harness.rest_responder = "
-                                   "lambda method, route, body: {...}")
-            return self.rest_responder(a["method"], a["route"], a.get("body"))
+                                   "lambda method, route, body: {'status': 200, 'body': {...}}")
+            answer = self.rest_responder(a["method"], a["route"], a.get("body"))
+            if not (isinstance(answer, dict) and set(answer) == {"status", "body"}
+                    and type(answer["status"]) is int):  # what the host's REST bridge answers
+                raise HarnessError(f"rest_responder answered {repr(answer)[:80]}: the host "
+                                   "answers rest.call {'status': <int>, 'body': <JSON>}")
+            return answer
         method: Callable[..., Any] = getattr(self.server, action.replace(".", "_"))
         return method(**a)
 

@@ -180,8 +180,10 @@ def test_http_without_a_responder_or_outside_the_domains(h):
 def test_rest_goes_to_the_responder(h):
     with pytest.raises(HarnessError, match="rest_responder"):
         h.ctx.rest.call("GET", "/api/v1/info")
-    h.rest_responder = lambda method, route, body: {"route": route, "method": method}
-    assert h.ctx.rest.call("GET", "/api/v1/info") == {"route": "/api/v1/info", "method": "GET"}
+    h.rest_responder = lambda method, route, body: {"status": 200,
+                                                    "body": {"route": route, "method": method}}
+    assert h.ctx.rest.call("GET", "/api/v1/info") == {
+        "status": 200, "body": {"route": "/api/v1/info", "method": "GET"}}
 
 
 def test_persistence_checks_keys_associations_and_sizes(h):
