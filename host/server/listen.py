@@ -19,8 +19,10 @@ in time (every app caps it in size).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import http
+import resource
 import socket
 import threading
 import time
@@ -64,6 +66,15 @@ HEAD_TIMEOUT_S = 10.0
 # gives 60 s between two reads, this 60 s for the whole body. Over it: 408 and the connection
 # closed; the handler reading it is told the client went.
 BODY_TIMEOUT_S = 60.0
+# The most connections one listener keeps open at once: a security boundary. Each holds one of
+# the process's file descriptors (RLIMIT_NOFILE), and a listener may run in the apps' host itself
+# (`serve --server rocketchat`'s webhook receiver and console, `--rest-in-host`): connections
+# opened faster than HEAD_TIMEOUT_S closes them (thousands a second on loopback, asking
+# nothing) took every descriptor the host had, and then no store could be opened, no pipe made,
+# no app child started. Past the cap a connection is answered 503 and closed at once. Lowered to
+# a quarter of the process's descriptor limit where that is smaller (`connection_cap`), so the
+# rest always remains for the host.
+MAX_CONNECTIONS = 1024
 # After a refusal, how long the connection still reads (and drops) what the client sends before
 # it closes: a close with unread bytes resets the connection, and the reset can destroy the
 # answer before the client reads it. Dropped bytes cost no memory; the time is the bound.
@@ -76,6 +87,7 @@ def tcp_listener(host: str, port: int) -> socket.socket:
     Raises OSError (e.g. EADDRINUSE) before anything is served, so a caller can report a busy
     port as the operator's input error.
     """
+    raise_fd_limit()  # before any listener's caps are computed from it
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP,
                                flags=socket.AI_PASSIVE)
     family, kind, proto, _canon, addr = infos[0]
@@ -129,7 +141,40 @@ def http_config(app: ASGIApp, **kwargs: Any) -> uvicorn.Config:
     import uvicorn  # the web stack only for what serves HTTP
 
     kwargs.setdefault("proxy_headers", False)
+    kwargs.setdefault("backlog", accept_batch())
     return uvicorn.Config(app, http=capped_http_protocol(), **kwargs)
+
+
+def connection_cap() -> int:
+    """MAX_CONNECTIONS, or a quarter of this process's file descriptor limit if lower (never
+    under 16: a listener that can take no connection serves nothing)."""
+    return _quarter_of_fds(MAX_CONNECTIONS)
+
+
+def accept_batch() -> int:
+    """How many connections the event loop accepts in one go (asyncio accepts up to its
+    server's `backlog` before any of them reaches the protocol that refuses those past the
+    cap): BACKLOG, or a quarter of the descriptor limit if lower. With the cap, at most half
+    the descriptors go to one listener even while a flood is being refused."""
+    return _quarter_of_fds(BACKLOG)
+
+
+def _quarter_of_fds(most: int) -> int:
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return most
+    return max(16, min(most, soft // 4))
+
+
+def raise_fd_limit() -> None:
+    """Raise this process's soft descriptor limit to its hard limit (as Go's runtime and
+    systemd's guidance do: the soft limit of 1,024 many systems start with exists for select(),
+    which nothing here uses), so the caps above leave the host room. Children set their own
+    (`sandbox.confine`)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 @functools.cache
@@ -166,6 +211,14 @@ def capped_http_protocol() -> type[asyncio.Protocol]:
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
+            if len(self.connections) > connection_cap():
+                # Over the cap: answered and closed now, not lingered over (a flood's refusals
+                # must not hold descriptors of their own). Its request, if any came already, is
+                # never read.
+                self._refused = True
+                transport.write(_OVERLOADED)
+                transport.close()
+                return
             self._head_timer = self.loop.call_later(HEAD_TIMEOUT_S, self._head_timed_out)
             if hasattr(transport, "max_size"):
                 # asyncio's socket transport reads up to 256 KiB at once into a new bytes
@@ -315,3 +368,7 @@ def capped_http_protocol() -> type[asyncio.Protocol]:
             self._linger = self.loop.call_later(LINGER_S, self.transport.close)
 
     return CappedHttpToolsProtocol
+
+
+_OVERLOADED = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
+               b"content-length: 19\r\nconnection: close\r\n\r\nService Unavailable")
