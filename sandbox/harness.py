@@ -65,6 +65,7 @@ from policies.grants import grant_refusal
 from policies.httprules import MAX_RESPONSE_BYTES, RequestRefused, app_headers, checked_request
 from policies.quota import REFUNDABLE_ERRORS, REFUSAL_BUDGET, REFUSAL_WINDOW_S, admit
 from policies.types import Request
+from policies.verdicts import verdict_problem
 from policies.vocabulary import ACTIONS, ADMIN_CLASS_ROLES, EVENTS, PERMISSIONS
 from sandbox import errors
 from sandbox.api import LIFECYCLE_HOOKS, App, Context, handler_name
@@ -410,7 +411,11 @@ class AppHarness(HarnessWorld):
         if why is not None:
             raise HarnessError(f"the host would not deliver {event!r} under this policy: {why}")
         hidden = withheld(self.policy, self.app_id, self.grants, event)  # None, as the host
-        return self._run(handler_name(event), strip(dict(payload or {}), hidden), required=True)
+        result = self._run(handler_name(event), strip(dict(payload or {}), hidden), required=True)
+        problem = verdict_problem(result) if spec.pre else None
+        if problem is not None:  # the host notes it in the app's log and ignores it
+            raise HarnessError(problem)
+        return result
 
     def _run(self, name: str, payload: Mapping[str, Any], *, required: bool) -> Any:
         method = getattr(self.app, name, None)

@@ -36,6 +36,7 @@ from host.server.shapes import Message
 from host.supervise.child import AppFailed, ChildDied
 from host.supervise.supervisor import AppRunner
 from policies.events import strip
+from policies.verdicts import verdict_problem
 
 log = logging.getLogger("stockade.presend")
 
@@ -110,6 +111,10 @@ def run_pre_send(message: dict[str, Any], receivers: Sequence[AppRunner], ledger
                 said = _unanswered(exc, runner.app_id)
                 raise Prevented(f"the pre-send hook of {runner.app_id} {said}; messages fail "
                                 "closed", prevented_by=runner.app_id) from None
+            continue
+        problem = verdict_problem(verdict)
+        if problem is not None:  # said, not ignored without a word; the message goes on
+            runner.log.note(f"{problem}; message {mid} went on as it was")
             continue
         if not isinstance(verdict, dict):
             continue
