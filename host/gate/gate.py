@@ -569,12 +569,15 @@ class Gate:
 
     def _read_refused(self, session: Session, action: str, args: Mapping[str, Any], code: str,
                       message: str, decision: Decision, policy: Policy) -> None:
-        """Audit an unrated read's refusal (`host.gate.readrefusal`); past the refusal budget
-        raise `RefusalBudgetExceeded` (the supervisor stops the child)."""
-        if self.audit_reads and readrefusal.record(self.ledger, session, action, args, code,
-                                                   message, decision, policy):
-            self._count(False)
-            raise RefusalBudgetExceeded(code, message)
+        """Audit an unrated read's refusal (`host.gate.readrefusal`), charged to the refusal
+        budget. Past it the app goes on, as past it a rated read's refusal does (its units
+        kept): a missing key or room is an answer an app may meet any number of times (a
+        cache's misses), and the budget's work here is the audit's size, which its one summary
+        record a window bounds. Stopping the child stopped ordinary apps under a policy with
+        no call-rate quota."""
+        if self.audit_reads:
+            readrefusal.record(self.ledger, session, action, args, code, message, decision,
+                               policy)
 
     def _refusal_budget(self, install_id: str) -> Charge:
         """The install's refusal budget charge (for the REST bridge, which cannot import this

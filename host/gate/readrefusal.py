@@ -3,9 +3,9 @@
 A read no quota rates is admitted with its allow record alone (held for the group commit, or
 appended at once), no intent and no outcome: when the store or the server then refuses it (a
 missing key, a key or an association the store refuses, a room the server does not hold), the
-log said "allowed" and nothing else, and no refusal budget was charged, so an app under a
-policy with no call-rate quota looped on refused reads without bound. A rated read's refusal
-has its outcome record and refund (`Gate._admit_and_call`); this is the unrated one's.
+log said "allowed" and nothing else, and no refusal budget was charged. A rated read's refusal
+has its outcome record and refund (`Gate._admit_and_call`); this is the unrated one's. Past the
+budget neither stops the app: the budget bounds what its refusals add to the audit log.
 """
 from __future__ import annotations
 
@@ -38,9 +38,9 @@ def record(ledger: Ledger, who: _Who, action: str, args: Mapping[str, Any], code
     """Audit the refusal of an allowed read that has no outcome record, as a refusal charged
     to the install's refusal budget (DESIGN rules 3, 9 and 13): a decision record that is not
     allowed, with the store's or the server's code, after the allow record of the same call
-    (the held reads commit first in the transaction that appends it). Returns whether the
-    install is past its refusal budget (the caller raises `RefusalBudgetExceeded`: the
-    supervisor stops the child). A code outside READ_REFUSALS records nothing."""
+    (the held reads commit first in the transaction that appends it); past the budget, one
+    summary record a window and nothing per refusal. Returns whether the install is past its
+    refusal budget. A code outside READ_REFUSALS records nothing."""
     if code not in READ_REFUSALS:
         return False
     _seq, over = ledger.deny_within(AuditRecord(

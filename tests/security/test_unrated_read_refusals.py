@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
 from apphelp import install, write_app, write_policy
 from audithelp import audit_bodies
 
@@ -92,13 +91,16 @@ def test_a_refused_unrated_read_is_audited_as_refused(tmp_path: Path) -> None:
 
 
 def test_a_loop_on_refused_unrated_reads_meets_the_refusal_budget(tmp_path: Path) -> None:
+    """Charged to the budget, and past it summarised once, not recorded per refusal; the app
+    goes on, as it does past the budget with a rated read (a missing key is an ordinary
+    answer: a cache's misses must not stop an app)."""
     home, host = _host(tmp_path)
     with host:
         runner = next(iter(host.runners.values()))
-        with pytest.raises(Exception, match="refusal budget"):
-            runner.submit("livechat.room_started", {"steps": ["missing"] * (3 * REFUSAL_BUDGET)},
-                          30.0).result(60)
-        assert runner.status()["refusal_stops"] == 1
+        out = runner.submit("livechat.room_started", {"steps": ["missing"] * (3 * REFUSAL_BUDGET)},
+                            30.0).result(60)
+        assert out == ["not_found"] * (3 * REFUSAL_BUDGET)
+        assert runner.status()["refusal_stops"] == 0
     refused = [b for b in audit_bodies(home) if b.get("allowed") is False]
     assert len(refused) == REFUSAL_BUDGET + 1, len(refused)
     assert refused[-1]["code"] == "refusal_budget_exceeded"
