@@ -67,7 +67,7 @@ from policies.quota import REFUNDABLE_ERRORS, REFUSAL_BUDGET, REFUSAL_WINDOW_S, 
 from policies.types import Request
 from policies.verdicts import verdict_problem
 from policies.vocabulary import ACTIONS, ADMIN_CLASS_ROLES, EVENTS, PERMISSIONS
-from sandbox import errors
+from sandbox import errors, frames
 from sandbox.api import LIFECYCLE_HOOKS, App, Context, handler_name
 from sandbox.harness_manifest import Manifest as _Manifest
 from sandbox.harness_manifest import unchanged_diff
@@ -83,6 +83,7 @@ from sandbox.harness_world import HarnessWorld
 from sandbox.loader import load_app
 from sandbox.protocol import MAX_RESULT_BYTES, check_json_value, result_too_large
 from sandbox.restricted import CappedPrint, flush_prints, reset_print_budget
+from sandbox.wire import FrameError, encode
 
 __all__ = ["AppHarness", "FakeServer", "HarnessError", "HttpResponder", "RestResponder"]
 
@@ -243,6 +244,10 @@ class AppHarness(HarnessWorld):
             check_json_value(args)
         except ValueError as exc:
             raise errors.InvalidArgument(f"{action}: arguments are not plain data: {exc}") from None
+        try:  # the child's own encoding of the call: one over a frame is never sent
+            encode(frames.encode(frames.Call(id=1, action=action, args=dict(args))))
+        except FrameError as exc:
+            raise errors.InvalidArgument(f"{action}: arguments too large: {exc}") from None
         if self._refusing is not None:  # the install is disabled or gone (docs/EVENTS.md)
             raise errors.PermissionDenied(self._refusing)
         self._admitted = False

@@ -106,8 +106,11 @@ class _Channel:
             raise errors.InvalidArgument(f"{action}: arguments are not plain data: {exc}") from None
         flush_prints()
         call_id = self.next_id
+        try:
+            self.send(Call(id=call_id, action=action, args=args))
+        except FrameError as exc:  # nothing was written: the app's mistake, not the wire's
+            raise errors.InvalidArgument(f"{action}: arguments too large: {exc}") from None
         self.next_id += 1
-        self.send(Call(id=call_id, action=action, args=args))
         policy = self.burst_spin if self.host_spins else self.reply_spin
         spin_ns = policy.budget()
         frame = self.recv(spin_ns)
