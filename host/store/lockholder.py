@@ -14,8 +14,12 @@ import os
 import sqlite3
 from pathlib import Path
 
-# Bytes of the lock holder's command line shown to the operator (it names the process).
+from host.home import redact_url
+
+# Characters of the lock holder's command line shown to the operator (it names the process),
+# and the bytes of it read first, so each argument is masked whole before it is shortened.
 MAX_CMDLINE = 200
+CMDLINE_READ = 16 * 1024
 # The byte of a WAL database's `-shm` file whose POSIX write lock is SQLite's write lock
 # (WALINDEX_LOCK_OFFSET 120 + WAL_WRITE_LOCK 0, in SQLite's wal.c).
 WAL_WRITE_LOCK_BYTE = 120
@@ -56,11 +60,28 @@ def describe(pid: str) -> str:
     """ "process N ('command line')", with ", stopped" when the kernel says it is."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as c:
-            argv = c.read(MAX_CMDLINE).replace(b"\0", b" ").strip()
+            raw = c.read(CMDLINE_READ + 1)
     except OSError:
         return f"process {pid}"
-    said = f"process {pid} ({argv.decode('utf-8', 'replace')!r})"
+    args = raw[:CMDLINE_READ].decode("utf-8", "replace").split("\0")
+    if len(raw) > CMDLINE_READ:
+        args[-1] = "..."  # cut: a partial argument may be a URL whose password no one can find
+    # Masked whole, then shortened: a URL cut first could show part of its password.
+    argv = " ".join(_shown(a) for a in args if a)[:MAX_CMDLINE]
+    said = f"process {pid} ({argv!r})"
     return said + (", stopped" if _stopped(pid) else "")
+
+
+def _shown(arg: str) -> str:
+    """One argument as the message shows it: a URL's password masked (`--store URL`,
+    `--store=URL`, `STOCKADE_STORE=URL` on a command line: the holder may be any command
+    given the store's URL, and the message goes to another operator's screen and logs)."""
+    if "://" not in arg:
+        return arg
+    name, eq, value = arg.partition("=")
+    if eq and "://" in value and "://" not in name:
+        return f"{name}={redact_url(value)}"
+    return redact_url(arg)
 
 
 def store_locked(exc: BaseException) -> bool:
