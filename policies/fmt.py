@@ -61,13 +61,69 @@ def _kv(key: str, v: object) -> str:
     return f"{key} = {_value(v, ' ' * (len(key) + 3))}"
 
 
+def _close(line: str, i: int, quote: str) -> int:
+    """Index just past the end of the multi-line string `quote` that is open at `line[i]`, or
+    -1 when it does not end on this line. Up to two quotes before the closing three belong to
+    the string (`""""` ends a string whose last character is a quote)."""
+    n = len(line)
+    while i < n:
+        if quote == '"""' and line[i] == "\\":
+            i += 2
+        elif line.startswith(quote, i):
+            end = i + 3
+            while end < n and end - i < 5 and line[end] == quote[0]:
+                end += 1
+            return end
+        else:
+            i += 1
+    return -1
+
+
+def _outside_strings(text: str) -> list[str]:
+    """The lines of `text` that do not begin inside a multi-line string. A line of a
+    multi-line string may read as a table header or a comment (`[[rule]]`, `# note`): counted
+    as one, it moved every later comment to another table, so a reviewer's warning came out
+    above a harmless rule (the text has parsed as TOML, so a simple scan suffices)."""
+    out: list[str] = []
+    inside: str | None = None  # the quotes of the multi-line string open at the line's end
+    # TOML ends lines at LF (CRLF) only; `splitlines` also splits at U+2028, U+0085 and
+    # others a string may hold raw, making a header of `"a\u2028[[rule]]"`.
+    for line in text.split("\n"):
+        i, n = 0, len(line)
+        if inside is not None:
+            i = _close(line, 0, inside)
+            if i < 0:
+                continue
+            inside = None
+        else:
+            out.append(line)
+        while i < n:
+            ch = line[i]
+            if ch == "#":
+                break
+            if line.startswith('"""', i) or line.startswith("'''", i):
+                quote = line[i:i + 3]
+                i = _close(line, i + 3, quote)
+                if i < 0:
+                    inside = quote
+                    break
+            elif ch in "\"'":
+                i += 1
+                while i < n and line[i] != ch:
+                    i += 2 if ch == '"' and line[i] == "\\" else 1
+                i += 1
+            else:
+                i += 1
+    return out
+
+
 def _comments(text: str) -> tuple[dict[Segment, list[str]], list[str]]:
     """Comment lines grouped by the table they belong to; trailing comments separately."""
     seg: Segment = ("top", 0)
     counts: dict[str, int] = {}
     groups: dict[Segment, list[str]] = {}
     pending: list[str] = []
-    for line in text.splitlines():
+    for line in _outside_strings(text):
         s = line.strip()
         if s.startswith("#"):
             pending.append(s)
