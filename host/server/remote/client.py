@@ -19,6 +19,7 @@ the whole call, retries and their waits included, is cut at `deadline_s`.
 """
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -204,11 +205,18 @@ def _already_done(resp: httpx.Response, kinds: frozenset[str]) -> bool:
 
 
 def _retry_after(resp: httpx.Response) -> float | None:
+    """The 429's wait in seconds, or None (the jittered backoff then) when it names none.
+
+    Only a finite number counts: `float()` also reads "nan" and "inf", and a NaN wait passed
+    every cap (`min`/`max` keep it) and made `time.sleep` raise ValueError out of the client,
+    which the gate reads as bad input refused before any write: the units of a write the
+    workspace may have applied were refunded and its outcome audited as `invalid_argument`."""
     raw = resp.headers.get("Retry-After") or resp.headers.get("X-RateLimit-Reset-After")
     try:
-        return float(raw) if raw is not None else None
+        wait = float(raw) if raw is not None else None
     except ValueError:
         return None
+    return wait if wait is not None and math.isfinite(wait) else None
 
 
 def _result(resp: httpx.Response, path: str) -> dict[str, Any]:
