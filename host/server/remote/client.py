@@ -12,7 +12,10 @@ into a typed `ServerError` the gate already understands:
   `retries` more times with exponential backoff and full jitter, **only when the call is
   idempotent** (a read, or a write whose repeat changes nothing) or when the request provably
   never left (the connection was refused); then `Unavailable`, whose `outcome_unknown` says
-  whether a write may have been applied anyway (the gate then asks `was_applied`).
+  whether a write may have been applied anyway (the gate then asks `was_applied`);
+- a 2xx answer to a write that cannot be read (over `MAX_RESPONSE_BYTES`, not a JSON object) →
+  `Unavailable` with `outcome_unknown` too: the workspace said it was done. Lone UTF-16
+  surrogates in an answer become U+FFFD (no store or frame to an app could carry them).
 
 No request can hang an app: every attempt has `timeout_s` (connect, read, write and pool), and
 the whole call, retries and their waits included, is cut at `deadline_s`.
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -167,7 +171,7 @@ class RcClient:
                 else:
                     if lost and _already_done(resp, done_if_repeated):
                         return {"success": True}
-                    return _result(resp, path)
+                    return _result(resp, path, write=method != "GET" or not idempotent)
             lost = lost or sent
             attempt += 1
             may_retry = idempotent or not sent
@@ -219,19 +223,27 @@ def _retry_after(resp: httpx.Response) -> float | None:
     return wait if wait is not None and math.isfinite(wait) else None
 
 
-def _result(resp: httpx.Response, path: str) -> dict[str, Any]:
-    """The body of a non-5xx, non-429 answer, or the typed refusal it carries."""
+def _result(resp: httpx.Response, path: str, *, write: bool) -> dict[str, Any]:
+    """The body of a non-5xx, non-429 answer, or the typed refusal it carries.
+
+    `write`: the request may change the workspace. A 2xx answer to it that cannot be read (over
+    the cap, not JSON, not an object) still says the workspace did it: the outcome is unknown,
+    never "failed" (the gate then reads the workspace back: `was_applied`), so a user created
+    behind a mangled answer is recorded and holds its seat."""
+    unknown = write and 200 <= resp.status_code < 300
+    tail = "; it may have been applied: the host checks" if unknown else ""
     if len(resp.content) > MAX_RESPONSE_BYTES:
         raise Unavailable(f"Rocket.Chat answered {path} with more than "
-                          f"{MAX_RESPONSE_BYTES} bytes")
+                          f"{MAX_RESPONSE_BYTES} bytes{tail}", outcome_unknown=unknown)
     try:
-        data = resp.json()
+        data = _no_lone_surrogates(resp.content, resp.json())
     except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser
         data = None
     if not isinstance(data, dict):
         if resp.status_code == 404:
             raise NotFound(f"Rocket.Chat has no {path}")
-        raise Unavailable(f"Rocket.Chat answered {path} with {resp.status_code} and no JSON")
+        raise Unavailable(f"Rocket.Chat answered {path} with {resp.status_code} and no JSON"
+                          f"{tail}", outcome_unknown=unknown)
     if 200 <= resp.status_code < 300 and data.get("success", True) is not False:
         return data
     message = str(data.get("error") or data.get("message") or f"HTTP {resp.status_code}")[:300]
@@ -243,6 +255,34 @@ def _result(resp: httpx.Response, path: str) -> dict[str, Any]:
     if resp.status_code == 404:
         raise NotFound(f"Rocket.Chat: {message}")
     raise _refusal(path, data, message)(f"Rocket.Chat: {message}")
+
+
+# A lone UTF-16 surrogate in an answer: as a JSON escape (`\\ud800`) or as raw bytes, which
+# `json.loads` decodes with `surrogatepass`. Python keeps it in a `str`, but no UTF-8 writer
+# takes it: the host's store raised UnicodeEncodeError (a ValueError: the gate refunds those as
+# bad input) and the reply frame to the app could not be encoded. Rocket.Chat itself never sends
+# one (its database holds UTF-8, where Node turns a lone surrogate into U+FFFD).
+_SURROGATE_IN_BODY = re.compile(rb"\\u[dD][89abcdefABCDEF]|\xed[\xa0-\xbf]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _no_lone_surrogates(raw: bytes, data: Any) -> Any:
+    """`data` with every lone surrogate replaced by U+FFFD, as Node stores it (a quick look at
+    the raw body first: almost every answer has none, and is returned as it is)."""
+    if not _SURROGATE_IN_BODY.search(raw):
+        return data
+    return _replace_surrogates(data)
+
+
+def _replace_surrogates(value: Any) -> Any:
+    # Recursion is bounded by the JSON parser's own nesting limit (it parsed `value`).
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_replace_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_replace_surrogates(k): _replace_surrogates(v) for k, v in value.items()}
+    return value
 
 
 def _refusal(path: str, data: dict[str, Any], message: str) -> type[ServerError]:
