@@ -137,7 +137,8 @@ def reload_cmd(ctx: typer.Context, json_out: JsonOpt = False) -> None:
              "deciding with its previous revision", "fix or remove the file named above",
              EXIT_NEGATIVE)
     err_console.print(f"{len(files)} file(s) load as revision {res.policy.revision}; a serving "
-                      f"host uses it within {PUBLISH_INTERVAL_S:.0f} s", highlight=False)
+                      f"host uses it within {2 * PUBLISH_INTERVAL_S:.0f} s (once the folder held "
+                      "still for a poll)", highlight=False)
     _publish(home, res.policy.revision)
 
 

@@ -1,7 +1,10 @@
 """A serving host picks up policy files added or changed in its home, checked first.
 
-The folder is polled (names, sizes, modification times) from the host's upkeep thread. On a
-change the whole set is loaded with `load_policy`, which refuses any set with an error or a
+The folder is polled (names, sizes, modification times) from the host's upkeep thread. A change
+is used once the folder has held still for a whole poll: an editor or `cp` writes a file in place,
+in pieces, and a first piece cut before a forbid is a valid, wider policy of its own (a writer
+that pauses longer than a poll can still be caught: `stockade policy add` writes by rename). Then
+the whole set is loaded with `load_policy`, which refuses any set with an error or a
 security-warning finding; only a set that loads replaces the active policy, swapped whole in the
 `PolicySource`, so a decision sees one revision. A bad file never replaces the good revision:
 the host keeps deciding with the last set that loaded and logs why the new one was refused,
@@ -62,6 +65,7 @@ class ReloadResult:
     changed: bool  # the folder differs from the last one looked at
     revision: str  # the active revision after this poll
     refused: str | None = None  # why a changed folder did not replace the active policy
+    settling: bool = False  # changed since the last poll: looked at again at the next one
 
 
 class PolicyWatch:
@@ -74,6 +78,8 @@ class PolicyWatch:
         # `host.apps.published`); whatever it writes is then checked and loaded as below.
         self._sync = sync
         self._seen = fingerprint(folder)
+        # The changed folder as the last poll saw it: loaded only when this poll sees it again.
+        self._settling: Fingerprint | None = None
 
     def _refused(self, active: str, why: str) -> ReloadResult:
         log.error("policy change in %s refused, still deciding with revision %s: %s",
@@ -94,7 +100,12 @@ class PolicyWatch:
         now = fingerprint(self.folder)
         active = self.source.current()
         if now == self._seen:
+            self._settling = None
             return ReloadResult(False, active.revision)
+        if now != self._settling:
+            # Guards: a file caught half-written deciding (see the module's docstring).
+            self._settling = now
+            return ReloadResult(True, active.revision, settling=True)
         seen, self._seen = self._seen, now
         try:
             policy = load_policy(self.folder)
@@ -104,6 +115,10 @@ class PolicyWatch:
             return self._refused(active.revision, f"{', '.join(codes)}: {exc}")
         except (OSError, ValueError) as exc:
             return self._refused(active.revision, f"policy folder unreadable: {exc}")
+        if fingerprint(self.folder) != now:
+            # A writer started while the set was read: what was read may be its first piece.
+            self._seen, self._settling = seen, None
+            return ReloadResult(True, active.revision, settling=True)
         if policy.revision != active.revision:
             try:
                 self._record("policy_load", f"revision {policy.revision} from {self.folder} "

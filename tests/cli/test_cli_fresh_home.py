@@ -107,6 +107,7 @@ def test_serving_host_picks_up_a_good_change_and_never_a_bad_one(cli: Run, home:
         extra = tmp_path / "extra.toml"
         extra.write_text(GOOD)
         assert cli("policy", "add", str(extra)).exit_code == 0
+        host.policy_watch.poll()  # a change is used once it has held still for a poll
         picked = host.policy_watch.poll()
         assert picked.changed and picked.refused is None
         good = host.policy.current().revision
@@ -114,6 +115,7 @@ def test_serving_host_picks_up_a_good_change_and_never_a_bad_one(cli: Run, home:
         assert any(r.id == "extra-read" for r in host.policy.current().rules)
         # Written behind the CLI's back: the host refuses it and keeps the good revision.
         (home / "policies" / "extra.toml").write_text(GOOD + "[[rule]]\nid = 3\n")
+        host.policy_watch.poll()  # a change is used once it has held still for a poll
         refused = host.policy_watch.poll()
         assert refused.changed and refused.refused
         assert host.policy.current().revision == good

@@ -125,11 +125,13 @@ def test_a_policy_reload_narrows_and_widens_events_at_once(tmp_path: Path) -> No
         _conversation(h, 1)
         assert len(_saw(_log(home, spy))) == 5  # permitted: every event (the cache is warm)
         write_policy(home, "nospy", FORBID)
+        h.policy_watch.poll()  # a change is used once it has held still for a poll
         assert h.policy_watch.poll().refused is None
         _conversation(h, 2)
         assert not [s for s in _saw(_log(home, spy)) if "#2" in s or f"{TOKEN}-2" in s]
         assert len(_saw(_log(home, spy))) == 5  # nothing more reached it
         (home.policies_dir / "nospy.toml").unlink()
+        h.policy_watch.poll()  # a change is used once it has held still for a poll
         assert h.policy_watch.poll().refused is None
         _conversation(h, 3)
         assert len(_saw(_log(home, spy))) == 10  # permitted again: every event of the third
@@ -187,6 +189,7 @@ def test_an_event_queued_before_a_narrowing_reload_is_dropped_not_delivered(
         time.sleep(0.1)
         assert runner.status()["queued"] == 1  # admitted under the permit, waiting
         write_policy(home, "nospy", FORBID)
+        h.policy_watch.poll()  # a change is used once it has held still for a poll
         assert h.policy_watch.poll().refused is None
         busy.result(10)
         assert h.wait_idle(10)

@@ -126,6 +126,7 @@ def test_a_serving_host_keeps_its_revision_and_audits_each_reload(tmp_path: Path
     try:
         before = host.policy.current().revision
         write_policy(home, "wide", EVERYTHING)
+        host.policy_watch.poll()  # a change is used once it has held still for a poll
         res = host.policy_watch.poll()
         assert res.changed and res.refused and "STK015" in res.refused
         assert host.policy.current().revision == before  # still deciding with the good one
@@ -135,6 +136,7 @@ def test_a_serving_host_keeps_its_revision_and_audits_each_reload(tmp_path: Path
         (home.policies_dir / "wide.toml").unlink()
         write_policy(home, "more", NARROW.replace('"reader"', '"writer"').replace(
             '"narrow"', '"more"').replace('"read"', '"read2"'))
+        host.policy_watch.poll()  # a change is used once it has held still for a poll
         res = host.policy_watch.poll()
         after = host.policy.current().revision
         assert res.refused is None and after != before

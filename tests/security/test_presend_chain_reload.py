@@ -68,6 +68,7 @@ def test_a_reload_during_the_chain_stops_the_later_hooks(tmp_path: Path) -> None
         t.start()
         time.sleep(0.3)  # a-slow's hook is running (it takes ~1 s)
         write_policy(home, "nospy", FORBID)
+        h.policy_watch.poll()  # a change is used once it has held still for a poll
         assert h.policy_watch.poll().refused is None
         t.join(30)
         assert sent and sent[0]["text"] == SECRET  # type: ignore[index]

@@ -62,6 +62,7 @@ def test_a_batch_in_the_pumps_inbox_through_a_narrowing_reload_is_dropped(
         assert [r.app_id for r in runners] == ["spy"]
         (runner,) = runners
         write_policy(home, "nospy", FORBID)  # the reload lands while the batch waits
+        h.policy_watch.poll()  # a change is used once it has held still for a poll
         assert h.policy_watch.poll().refused is None
         assert h.policy.current() is not admitted_under
         delivery = h.pump.deliver("message.sent", {"message": {"text": SECRET}, "room": None},
