@@ -211,9 +211,10 @@ def state_checks(home: Home) -> list[Check]:
             except sqlite3.Error as exc:
                 out.append(Check(label, False, f"{path.name}: {exc}"))
     if home.server_apart:
-        out.append(Check("server data", False, "in a server.db of its own: its writes take "
-                         "three commits, not one transaction; `stockade store migrate` (with "
-                         "no host serving) moves it into host.db", required=False))
+        out.append(_stray_check(home) or Check(
+            "server data", False, "in a server.db of its own: its writes take three commits, "
+            "not one transaction; `stockade store migrate` (with no host serving) moves it "
+            "into host.db", required=False))
     out.append(policy_check(home))
     out += disk_checks(home)
     if home.store_url is not None:
@@ -243,6 +244,20 @@ def state_checks(home: Home) -> list[Check]:
         except Exception as exc:  # noqa: BLE001 - reported as a failed check
             out.append(Check("audit chain", False, str(exc)))
     return out
+
+
+def _stray_check(home: Home) -> Check | None:
+    """A failed check when the home's server.db is a stray beside host.db's server data (every
+    command that opens the server refuses it, `host.server.stray`); None when it is the home's."""
+    from host.server.stray import stray
+
+    try:
+        refusal = stray(home.server_db)
+    except sqlite3.Error as exc:
+        return Check("stray server.db", False, f"host.db cannot be read to tell: {exc}")
+    if refusal is None:
+        return None
+    return Check("stray server.db", False, f"{refusal.message}; {refusal.hint}")
 
 
 def shared_store_checks(url: str) -> tuple[list[Check], bool]:

@@ -143,7 +143,9 @@ class Home:
     @property
     def server_apart(self) -> bool:
         """The embedded server's data still in a server.db of its own (a SQLite home made before
-        its tables moved into host.db; `stockade store migrate` moves it, `host.mergeserver`)."""
+        its tables moved into host.db; `stockade store migrate` moves it, `host.mergeserver`).
+        Only whether the file exists: a server.db beside a host.db that already holds server
+        data is a stray, refused where the server is opened (`host.server.stray`)."""
         return self.store_url is None and (self.root / "server.db").exists()
 
     def sqlite_files(self) -> tuple[tuple[str, Path], ...]:

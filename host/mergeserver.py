@@ -34,19 +34,13 @@ from pathlib import Path
 
 from host.home import Home
 from host.ledger.lease import HomeLease, LeaseError
-from host.server.db import _ROLES_SEED as ROLES_SEED  # the roles a new server starts with
-from host.server.db import SCHEMA_VERSION, SERVER_VERSION_DDL, Database, migration_statements
+from host.server.db import SCHEMA_VERSION, Database
 from host.server.moved import MARK
+from host.server.stray import COPYING, copy_of, held, server_schema, server_tables
 from host.store import StoreError
 
 # How long the merge waits for another process's write lock on either file (ms).
 BUSY_TIMEOUT_MS = 10_000
-# host.db's table naming the server.db (by inode) whose copy this merge committed and has not
-# yet renamed. Guards host.db's own server data: only that copy may be dropped and made again.
-COPYING = "server_db_copying"
-# Server tables whose rows a home has before it holds any data: the version row and the seat
-# counter (made again from the users copied). `roles` is compared with the roles seeded.
-_SEEDED = ("schema_version", "app_seats")
 
 
 class MergeRefused(Exception):
@@ -82,32 +76,13 @@ def merge_server_db(home: Home) -> Merged | None:
     return ran[0]
 
 
-def _server_schema(c: sqlite3.Connection) -> None:
-    """The embedded server's tables, from this release's own DDL: never SQL read from the file
-    being merged (a trigger planted there would run on the host's tables)."""
-    c.execute(SERVER_VERSION_DDL)
-    for version in range(SCHEMA_VERSION):
-        for stmt in migration_statements(version, "sqlite"):
-            c.execute(stmt)
-
-
-def _server_tables() -> list[str]:
-    """The server's table names, the seat counter last (its triggers count the users while
-    they are copied; its row is never copied)."""
-    with contextlib.closing(sqlite3.connect(":memory:")) as scratch:
-        _server_schema(scratch)
-        names = [str(r[0]) for r in scratch.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY rowid")]
-    return sorted(names, key=lambda name: name == "app_seats")
-
-
 def _merge(home: Home, source: Path) -> Merged:
-    tables = _server_tables()  # names from this release's DDL, not from the file
+    tables = server_tables()  # names from this release's DDL, not from the file
     # Refused before server.db is touched: the `Database` below upgrades its schema, and the
     # older release that made it could no longer open it (checked again under the lock).
     with contextlib.closing(sqlite3.connect(home.host_db, isolation_level=None,
                                             timeout=BUSY_TIMEOUT_MS / 1000)) as main:
-        _refuse_if_held(main, tables, os.stat(source).st_ino)
+        _refuse_if_held(main, os.stat(source).st_ino)
     with contextlib.closing(sqlite3.connect(source, isolation_level=None,
                                             timeout=BUSY_TIMEOUT_MS / 1000)) as old:
         _refuse_if_newer(old)
@@ -124,11 +99,11 @@ def _merge(home: Home, source: Path) -> Merged:
         # IMMEDIATE takes the write lock of both files: no writer of either until the COMMIT.
         main.execute("BEGIN IMMEDIATE")
         ino = os.stat(source).st_ino
-        _refuse_if_held(main, tables, ino)
+        _refuse_if_held(main, ino)
         # A copy an earlier merge left before its rename is never read: dropped, made again.
         for name in tables:
             main.execute(f'DROP TABLE IF EXISTS main."{name}"')
-        _server_schema(main)
+        server_schema(main)
         rows: dict[str, int] = {}
         for name in tables:
             # The seat counter is not copied: this release's triggers counted the users as
@@ -178,13 +153,14 @@ def _merge(home: Home, source: Path) -> Merged:
         main.close()
 
 
-def _refuse_if_held(main: sqlite3.Connection, tables: list[str], ino: int) -> None:
+def _refuse_if_held(main: sqlite3.Connection, ino: int) -> None:
     """Raise `MergeRefused` when host.db's server tables hold data that is not the copy an
-    unfinished merge of the file `ino` committed (module docstring)."""
-    held = _held(main, tables)
-    if held and not _copy_of(main, ino):
+    unfinished merge of the file `ino` committed (module docstring; the same two questions
+    keep every other command from serving such a server.db, `host.server.stray`)."""
+    what = held(main)
+    if what and not copy_of(main, ino):
         raise MergeRefused(
-            f"host.db already holds the embedded server's data ({held}), and server.db is "
+            f"host.db already holds the embedded server's data ({what}), and server.db is "
             "not a copy an unfinished `stockade store migrate` of this home began: moving it "
             "in would replace that data; nothing was changed")
 
@@ -202,36 +178,6 @@ def _refuse_if_newer(old: sqlite3.Connection) -> None:
     if isinstance(version, int) and version > SCHEMA_VERSION:
         raise StoreError(f"server.db is from a newer Stockade (server schema version "
                          f"{version}; this one knows up to {SCHEMA_VERSION}): upgrade Stockade")
-
-
-def _held(main: sqlite3.Connection, tables: list[str]) -> str:
-    """What host.db's server tables hold beyond a new home's seed rows ("3 users, 1 rooms"),
-    or "" when nothing."""
-    present = {str(r[0]) for r in main.execute(
-        "SELECT name FROM main.sqlite_master WHERE type = 'table'")}
-    held: list[str] = []
-    for name in tables:
-        if name not in present or name in _SEEDED:
-            continue
-        if name == "roles":
-            rows = {tuple(r) for r in main.execute(
-                "SELECT name, privileged, description FROM main.roles")}
-            n = len(rows - set(ROLES_SEED))
-        else:
-            n = int(main.execute(f'SELECT count(*) FROM main."{name}"').fetchone()[0])  # noqa: S608
-        if n:
-            held.append(f"{n} {name}")
-    return ", ".join(held)
-
-
-def _copy_of(main: sqlite3.Connection, ino: int) -> bool:
-    """Whether host.db's server tables are the copy of the file `ino` an unfinished merge
-    committed (`COPYING`)."""
-    if main.execute("SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = ?",
-                    (COPYING,)).fetchone() is None:
-        return False
-    row = main.execute(f'SELECT ino FROM main."{COPYING}"').fetchone()  # noqa: S608
-    return row is not None and int(row[0]) == ino
 
 
 def _kept_name(source: Path) -> Path:

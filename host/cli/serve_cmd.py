@@ -157,7 +157,10 @@ def serve(
             pre_send_timeout="fail_closed"
             if pre_send_timeout == "fail-closed" else "fail_open"))
         return
-    server = build_server(home, SystemClock())
+    try:
+        server = build_server(home, SystemClock())
+    except StartRefused as exc:  # a store that cannot be opened; a stray server.db
+        fail(exc.message, exc.hint, EXIT_NEGATIVE)
     if mint_token is not None:
         from host.ledger.operator import audited
         from host.ledger.records import AuditError

@@ -21,6 +21,7 @@ from host.server.db import Database, Tx
 from host.server.errors import InvalidArgument
 from host.server.events import Event, EventBus, PreSendHook, Subscriber
 from host.server.principals import Caller, Principal, app_of
+from host.server.stray import refuse_stray
 
 R = TypeVar("R")
 
@@ -78,6 +79,9 @@ class ServerCore:
     op_log_exact = True
 
     def __init__(self, db_path: Path | str, clock: Clock) -> None:
+        # A server.db beside a host.db that holds the server's data is not this home's: never
+        # opened (nor upgraded), or host.db's accounts and seats would vanish (`stray.py`).
+        refuse_stray(db_path)
         self.db = Database(db_path)
         self.clock = clock
         self._bus = EventBus()

@@ -279,7 +279,8 @@ def test_disable_enable_uninstall(env, tmp_path):
     from host.clock import SystemClock
     from host.server.embedded import EmbeddedServer
     from host.server.principals import Caller
-    server = EmbeddedServer(home / "server.db", SystemClock())
+    # The home's server data is in host.db (a server.db made beside it now is refused).
+    server = EmbeddedServer(home / "host.db", SystemClock())
     rec = json.loads(run("app", "info", "agent-sync", "--json").stdout)
     caller = Caller("agent-sync", rec["install_id"], rec["app_user_id"])
     made = [server.users_create(caller, f"made-{i}", "M", "bot", op_id=f"op-made-{i}")
