@@ -20,6 +20,7 @@ from host.cli.output import EXIT_NEGATIVE, EXIT_OK, emit_json, err_console, fail
 from host.cli.policy_cmd import _print_findings
 from host.cli.policy_cmd import app as policy_app
 from host.fsio import flocked
+from host.inert import host, line, visible
 from policies.fmt import format_policy
 from policies.loader import MAX_FILE_BYTES, parse_text
 
@@ -99,13 +100,21 @@ def _fmt_one(path: Path, write: bool, diff: bool, list_: bool, as_json: bool,
         _atomic_write(path, canon)
     if as_json:
         return
+    # The file's name and lines are the policy author's text: inert on the screen (DESIGN
+    # rule 12; TOML lets a comment or string hold C1 controls and bidi overrides, a file name
+    # anything but "/"). `--json` keeps them exact.
     if diff:
-        typer.echo(patch, nl=False)
+        typer.echo(_inert_lines(patch), nl=False)
     elif list_:
-        typer.echo(str(path))
+        typer.echo(_inert_lines(str(path) + "\n"), nl=False)
     else:
-        err_console.print(f"{path}: {'formatted' if write else 'not canonical'}",
-                          highlight=False, markup=False)
+        err_console.print(line(str(path), host(": formatted" if write else ": not canonical")))
+
+
+def _inert_lines(text: str) -> str:
+    """`text` line by line, every control, format or bidi character shown as an escape and no
+    line cut (the file is capped at MAX_FILE_BYTES; an escape is at most 10 characters)."""
+    return "\n".join(visible(ln, limit=10 * len(ln) + 1) for ln in text.split("\n"))
 
 
 def register(root: typer.Typer) -> None:
