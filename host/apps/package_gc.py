@@ -34,8 +34,9 @@ log = logging.getLogger("stockade.host")
 # Guards an in-flight install from losing its package (its app would not start until installed
 # again). An hour costs nothing but an hour's disk.
 STORED_GRACE_S = 3600.0
-# What `store_package` names a folder: the content hash's hex digest. Anything else under
-# packages/ is the operator's, never removed.
+# What `store_package` names a folder: a SHA-256 hex digest (of the stored zip's own bytes;
+# of the package's content hash in folders stored before). Anything else under packages/ is
+# the operator's, never removed.
 _STORED_NAME = re.compile(r"[0-9a-f]{64}\Z")
 
 
@@ -51,9 +52,10 @@ def unreferenced(home: Home, now: float) -> list[Path]:
         named = {p for rec in store.list()
                  for p in (rec.package_path, rec.pending.package_path if rec.pending else None)
                  if p is not None}
-    # By the folder's name alone (the content hash), not its path: a record names the path the
-    # home had when it was stored, and the same home spelled another way (relative, through a
-    # symlink, copied to the same path on another machine) must keep it all the same.
+    # By the folder's name alone (the digest it is stored under), not its path: a record names
+    # the path the home had when it was stored, and the same home spelled another way
+    # (relative, through a symlink, copied to the same path on another machine) must keep it
+    # all the same.
     kept = {p.parent.name for p in named}
     out: list[Path] = []
     for entry in entries:

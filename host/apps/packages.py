@@ -538,10 +538,19 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 def store_package(packages_dir: Path, pkg: Package) -> Path:
-    """Copy a validated package to packages_dir/<hash>/package.zip (atomic; idempotent)."""
-    digest = pkg.content_hash.removeprefix("sha256:")
-    target_dir = packages_dir / digest
+    """Copy a validated package to packages_dir/<sha256 of its zip>/package.zip (atomic;
+    idempotent).
+
+    The folder is named by the zip's own bytes, `SIGNATURE` included, never by the content
+    hash, which leaves the signature out: the same content stored with another signature (or
+    none) would otherwise be written over an installed or pending package's file, and its
+    record would read the other signature as its own. So a store only ever rewrites a file with
+    the bytes it already holds (which refreshes its age for `package_gc`), and the appcode
+    cache's key (the zip's SHA-256) is the folder's name. Folders stored before are named by
+    the content hash; their records name them, so they are kept and read as they are."""
+    data = build_zip(pkg)
+    target_dir = packages_dir / hashlib.sha256(data).hexdigest()
     target_dir.mkdir(parents=True, exist_ok=True)
     target = target_dir / "package.zip"
-    write_atomic(target, build_zip(pkg))
+    write_atomic(target, data)
     return target
