@@ -167,13 +167,16 @@ def workspace_checks(home: Home) -> list[Check]:
         rep = check_account(remote)
     finally:
         remote.close()
+    shown = rep.shown()  # the workspace's own words, inert (DESIGN rule 12)
     out = [Check("rocketchat workspace", rep.reachable and rep.problem is None,
-                 f"{rep.url}: version {rep.version}" if rep.reachable and not rep.problem
-                 else f"{rep.url}: {rep.problem or 'not reachable'}")]
+                 f"{shown['url']}: version {shown['version']}"
+                 if rep.reachable and not rep.problem
+                 else f"{shown['url']}: {shown['problem'] if rep.problem else 'not reachable'}")]
     if rep.reachable and rep.problem is None:
         out.append(Check("rocketchat permissions", not rep.missing,
                          f"missing: {', '.join(rep.missing)}" if rep.missing else
-                         f"the service account {rep.account} holds every needed permission"))
+                         f"the service account {shown['account']} holds every needed "
+                         "permission"))
         out += [Check("rocketchat warning", True, w, False) for w in rep.warnings()]
     return out
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from host.inert import visible
 from host.server.errors import ServerError
 from host.server.remote.server import RemoteServer
 
@@ -66,13 +67,23 @@ class AccountReport:
             out.append(f"extra power Stockade never uses: {', '.join(self.extra_power)}")
         return out
 
+    def shown(self) -> dict[str, str]:
+        """The workspace's own words (its version, the account's name and roles, the text of a
+        refusal) as they may reach a screen: one line each, escapes visible, capped (DESIGN
+        rule 12: a workspace could otherwise clear the operator's terminal or start a line of
+        its own that reads as the host's). `to_json` keeps them exact."""
+        return {"url": visible(self.url), "version": visible(self.version),
+                "account": visible(self.account), "problem": visible(self.problem),
+                "roles": ", ".join(visible(r, limit=64) for r in self.roles)}
+
     def lines(self) -> list[str]:
-        out = [f"workspace {self.url}: " + (f"reachable, version {self.version}"
-                                            if self.reachable else "NOT reachable")]
+        shown = self.shown()
+        out = [f"workspace {shown['url']}: " + (f"reachable, version {shown['version']}"
+                                                if self.reachable else "NOT reachable")]
         if self.problem:
-            out.append(f"  problem: {self.problem}")
+            out.append(f"  problem: {shown['problem']}")
         if self.account:
-            out.append(f"  service account {self.account}, roles: {', '.join(self.roles)}")
+            out.append(f"  service account {shown['account']}, roles: {shown['roles']}")
         for p in self.missing:
             out.append(f"  missing permission {p}: needed for {NEEDED[p]}")
         out += [f"  warning: {w}" for w in self.warnings()]
