@@ -63,6 +63,12 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}\.toml$")
 MAX_BUNDLE_BYTES = 4 * 1024 * 1024
 
 
+def plain_policy_name(name: str) -> bool:
+    """Whether `name` is a policy file name a bundle may carry: `policy add` writes no other
+    into the folder (a name every other host would refuse, or one that acts on a terminal)."""
+    return _NAME.fullmatch(name) is not None
+
+
 class BundleRefused(Exception):
     """A published bundle this host will not use (signature, names, size)."""
 

@@ -12,11 +12,13 @@ from typing import Annotated
 
 import typer
 
+from host.apps.published import plain_policy_name
 from host.cli.output import EXIT_NEGATIVE, EXIT_USAGE, emit_json, err_console, fail
 from host.cli.policy_cmd import _print_findings
 from host.cli.policy_cmd import app as policy_app
 from host.fsio import atomic_write
 from host.home import Home
+from host.inert import line
 from host.ledger.operator import audited
 from host.supervise.status import PUBLISH_INTERVAL_S
 from policies.findings import FAILING, Finding, sort_findings
@@ -48,9 +50,14 @@ def add_cmd(
     """
     home: Home = ctx.obj
     target_name = name or file.name
-    if not target_name.endswith(".toml") or target_name.endswith(CASES_SUFFIX) \
-            or "/" in target_name or target_name.startswith("."):
-        fail(f"{target_name!r} is not a policy file name", "use NAME.toml (not *.cases.toml)")
+    # A plain name only (the one a published bundle may carry): the name is shown to operators,
+    # written into the audit chain and published to every host sharing the store, which refuse
+    # a bundle holding any other (an author's file named with an escape sequence or a line
+    # break reached the terminal raw and the folder as it was).
+    if not plain_policy_name(target_name) or target_name.endswith(CASES_SUFFIX):
+        fail(f"{target_name!r} is not a policy file name", "use NAME.toml: ASCII letters, "
+             "digits, '.', '_' and '-', starting with a letter or digit (not *.cases.toml); "
+             "--name gives the file another name")
     try:
         if file.stat().st_size > MAX_FILE_BYTES:
             fail(f"{file} is larger than {MAX_FILE_BYTES} bytes", "split it into several files")
@@ -80,7 +87,7 @@ def add_cmd(
     verb = "would add" if dry_run else "added"
     if replaces:
         verb = "would replace" if dry_run else "replaced"
-    err_console.print(f"{verb} {target}; policy revision {revision}", highlight=False)
+    err_console.print(line(f"{verb} {target}; policy revision {revision}"))
     if not dry_run:
         err_console.print(f"a serving host picks it up within {PUBLISH_INTERVAL_S:.0f} s",
                           highlight=False)
