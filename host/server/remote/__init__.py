@@ -1,7 +1,8 @@
 """A real Rocket.Chat workspace behind the `ServerAdapter` protocol, over its REST API, with its
 omnichannel webhooks as the event source (docs/ROCKETCHAT.md).
 
-What it holds: the pooled, bounded REST client (`client.py`), Stockade's own record of the
+What it holds: the pooled, bounded REST client (`client.py`, its whole-call deadline under
+httpx in `deadline.py`), Stockade's own record of the
 workspace in `host.db` (`owned.py`: ownership, seats, remote writes in flight, the webhook inbox,
 delivered events), REST documents turned into server shapes (`convert.py`), the adapter
 (`core.py`, `rooms.py`, `server.py`: `RemoteServer`), the webhook payload shapes in one module

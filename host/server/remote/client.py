@@ -18,10 +18,13 @@ into a typed `ServerError` the gate already understands:
   surrogates in an answer become U+FFFD (no store or frame to an app could carry them).
 
 No request can hang an app: every attempt has `timeout_s` (connect, read, write and pool), and
-the whole call, retries and their waits included, is cut at `deadline_s`.
+the whole call, retries and their waits included, is cut at `deadline_s` — also inside an
+answer trickled a byte at a time (`deadline.py` clamps every socket operation to it). An answer
+is read as it streams in and dropped past `MAX_RESPONSE_BYTES` (decoded), never held whole.
 """
 from __future__ import annotations
 
+import json
 import math
 import random
 import re
@@ -40,6 +43,7 @@ from host.server.errors import (
     ServerError,
     Unavailable,
 )
+from host.server.remote import deadline
 
 # One request's bound (connect, read, write, pool each). Guards the app's event deadline (5 s by
 # default): a stalled workspace costs an app one clear `timeout` error, never a hang.
@@ -109,10 +113,11 @@ class RcClient:
         self._sleep = sleep
         self._rng = rng or random.Random()  # noqa: S311 (backoff jitter, not a secret)
         self._rng_lock = threading.Lock()
+        self.timeout_s = timeout_s
         self.http = httpx.Client(
             base_url=self.base, timeout=httpx.Timeout(timeout_s),
-            limits=httpx.Limits(max_connections=MAX_CONNECTIONS,
-                                max_keepalive_connections=MAX_CONNECTIONS),
+            transport=deadline.transport(httpx.Limits(
+                max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS)),
             follow_redirects=False, trust_env=False)
         self.attempts = 0  # every HTTP attempt made (retries included), for `doctor` and tests
 
@@ -144,6 +149,14 @@ class RcClient:
                  idempotent: bool, done_if_repeated: frozenset[str] = frozenset()
                  ) -> dict[str, Any]:
         started = time.monotonic()
+        with deadline.until(started + self.deadline_s):
+            return self._attempts(method, path, query, body, auth, started, idempotent,
+                                  done_if_repeated)
+
+    def _attempts(self, method: str, path: str, query: Mapping[str, str] | None,
+                  body: Mapping[str, Any] | None, auth: Mapping[str, str] | None,
+                  started: float, idempotent: bool, done_if_repeated: frozenset[str]
+                  ) -> dict[str, Any]:
         attempt = 0
         lost = False  # an earlier attempt left and its answer never came (or was a 5xx)
         while True:
@@ -152,15 +165,15 @@ class RcClient:
             why: str
             retry_after: float | None = None
             try:
-                resp = self.http.request(method, path, params=dict(query or {}),
-                                         json=None if body is None else dict(body),
-                                         headers=dict(auth or {}))
+                resp = self._attempt(method, path, query, body, auth,
+                                     started + self.deadline_s)
             except httpx.ConnectError:
                 sent, why = False, "refused the connection"
             except httpx.TimeoutException as exc:
                 # A connect or pool timeout never sent the request; a read/write one may have.
                 sent = not isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout))
-                why = f"did not answer within {self.http.timeout.read:g} s"
+                why = (f"did not answer within {self.timeout_s:g} s (the call's deadline is "
+                       f"{self.deadline_s:g} s)")
             except httpx.TransportError as exc:
                 why = f"dropped the connection ({type(exc).__name__})"
             else:
@@ -189,6 +202,31 @@ class RcClient:
                                   outcome_unknown=unknown)
             self._sleep(wait)
 
+    def _attempt(self, method: str, path: str, query: Mapping[str, str] | None,
+                 body: Mapping[str, Any] | None, auth: Mapping[str, str] | None,
+                 give_up: float) -> _Answer:
+        """One request, its answer read as it streams in: at most MAX_RESPONSE_BYTES + 1 bytes
+        (decoded) are kept, so an endless or inflating answer costs the cap, not the host's
+        memory; past `give_up` the reading stops with a timeout (the deadline backend ends a
+        trickle between chunks)."""
+        req = self.http.build_request(method, path, params=dict(query or {}),
+                                      json=None if body is None else dict(body),
+                                      headers=dict(auth or {}))
+        resp = self.http.send(req, stream=True)
+        try:
+            if resp.status_code == 429 or resp.status_code >= 500:
+                return _Answer(resp.status_code, resp.headers, b"")  # its body is not read
+            got = bytearray()
+            for chunk in resp.iter_bytes():
+                got += chunk
+                if len(got) > MAX_RESPONSE_BYTES:
+                    break  # enough to say it is over the cap
+                if time.monotonic() > give_up:
+                    raise httpx.ReadTimeout("the call's deadline passed", request=req)
+            return _Answer(resp.status_code, resp.headers, bytes(got))
+        finally:
+            resp.close()  # mid-answer: the connection is dropped, never reused
+
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(max(retry_after, 0.0), BACKOFF_CAP_S)
@@ -196,7 +234,19 @@ class RcClient:
             return self._rng.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (attempt - 1)))
 
 
-def _already_done(resp: httpx.Response, kinds: frozenset[str]) -> bool:
+class _Answer:
+    """An answer read whole (up to the cap): its status, headers and raw body."""
+
+    __slots__ = ("content", "headers", "status_code")
+
+    def __init__(self, status_code: int, headers: httpx.Headers, content: bytes) -> None:
+        self.status_code, self.headers, self.content = status_code, headers, content
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+def _already_done(resp: _Answer, kinds: frozenset[str]) -> bool:
     """Whether a 400 answer is one of `kinds` (by errorType, or by its bare error text)."""
     if not kinds or resp.status_code != 400 or len(resp.content) > MAX_RESPONSE_BYTES:
         return False
@@ -208,7 +258,7 @@ def _already_done(resp: httpx.Response, kinds: frozenset[str]) -> bool:
         {str(data.get("errorType") or ""), str(data.get("error") or "")} & kinds)
 
 
-def _retry_after(resp: httpx.Response) -> float | None:
+def _retry_after(resp: _Answer) -> float | None:
     """The 429's wait in seconds, or None (the jittered backoff then) when it names none.
 
     Only a finite number counts: `float()` also reads "nan" and "inf", and a NaN wait passed
@@ -223,7 +273,7 @@ def _retry_after(resp: httpx.Response) -> float | None:
     return wait if wait is not None and math.isfinite(wait) else None
 
 
-def _result(resp: httpx.Response, path: str, *, write: bool) -> dict[str, Any]:
+def _result(resp: _Answer, path: str, *, write: bool) -> dict[str, Any]:
     """The body of a non-5xx, non-429 answer, or the typed refusal it carries.
 
     `write`: the request may change the workspace. A 2xx answer to it that cannot be read (over
