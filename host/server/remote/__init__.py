@@ -10,6 +10,7 @@ delivered events), REST documents turned into server shapes (`convert.py`), the 
 (`standin_hooks.py`) and the home's connection settings (`config.py`).
 
 May import: `host.server` (errors, shapes, events, principals, limits; and for the stand-in's
-sender, the embedded server), `host.store`, `host.clock`. Imported by: the runtime, the CLI, the
+sender, the embedded server), `host.store`, `host.clock`, `host.inert` (the workspace's words
+on the operator's screen). Imported by: the runtime, the CLI, the
 demo, the bench and the doctor. Nothing in `host.server` imports it.
 """

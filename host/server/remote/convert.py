@@ -31,18 +31,34 @@ def _str_map(raw: Any) -> dict[str, str]:
     return {str(k): str(v) for k, v in raw.items() if v is not None}
 
 
+def _list(raw: Any) -> list[Any]:
+    """A field the workspace documents as a list; anything else reads as empty (iterating a
+    string gave its letters as roles, a number raised)."""
+    return raw if isinstance(raw, list) else []
+
+
+def _str_list(raw: Any) -> list[str]:
+    return [v for v in _list(raw) if isinstance(v, str)]
+
+
+def _opt_str(raw: Any) -> str | None:
+    """A string field, or None: never an object, list or number passed on to an app as sent."""
+    return raw if isinstance(raw, str) else None
+
+
 def _ref_id(raw: Any) -> str | None:
     return str(raw["_id"]) if isinstance(raw, dict) and raw.get("_id") else None
 
 
 def user(doc: dict[str, Any], *, created_by_app: str | None, app_id: str | None) -> User:
     """`users.info`'s `user`."""
-    emails = [str(e.get("address")) for e in doc.get("emails") or [] if isinstance(e, dict)]
+    emails = [e["address"] for e in _list(doc.get("emails"))
+              if isinstance(e, dict) and isinstance(e.get("address"), str)]
     kind = str(doc.get("type") or "user")
     return User(
         id=str(doc["_id"]), type="app" if app_id else ("bot" if kind == "bot" else "user"),
         username=str(doc.get("username") or ""), name=str(doc.get("name") or ""),
-        emails=emails, roles=[str(r) for r in doc.get("roles") or []],
+        emails=emails, roles=_str_list(doc.get("roles")),
         active=bool(doc.get("active", True)), custom_fields=_str_map(doc.get("customFields")),
         created_by_app=created_by_app, app_id=app_id, created_at=ts(doc.get("createdAt")))
 
@@ -52,18 +68,18 @@ def agent(doc: dict[str, Any], departments: list[Any] | None = None) -> Agent:
     from `livechat/agents/{agentId}/departments` (`departments`: that answer's list), as the
     user document names none."""
     deps = ([d.get("departmentId") for d in departments if isinstance(d, dict)]
-            if departments is not None else doc.get("departments") or [])
+            if departments is not None else _list(doc.get("departments")))
     status = "available" if doc.get("statusLivechat") == "available" else "not-available"
     return Agent(
         user_id=str(doc["_id"]), username=str(doc.get("username") or ""),
         name=str(doc.get("name") or ""), type="bot" if doc.get("type") == "bot" else "user",
         status=status, routable_offline=bool(doc.get("routableOffline", False)),
-        departments=[str(d) for d in deps if d])
+        departments=[d for d in deps if isinstance(d, str) and d])
 
 
 def department(doc: dict[str, Any], agents: list[Any] | None = None) -> Department:
     """`livechat/department/{id}`'s `department` (its `agents` beside it, or inside it)."""
-    raw = agents if agents is not None else doc.get("agents") or []
+    raw = _list(agents if agents is not None else doc.get("agents"))
     return Department(
         id=str(doc["_id"]), name=str(doc.get("name") or ""), enabled=bool(doc.get("enabled",
                                                                                   True)),
@@ -72,11 +88,11 @@ def department(doc: dict[str, Any], agents: list[Any] | None = None) -> Departme
 
 def visitor(doc: dict[str, Any]) -> Visitor:
     """`livechat/visitors.info`'s `visitor`."""
-    emails = [e for e in doc.get("visitorEmails") or [] if isinstance(e, dict)]
+    emails = [e for e in _list(doc.get("visitorEmails")) if isinstance(e, dict)]
     return Visitor(
         id=str(doc["_id"]), token=str(doc.get("token") or ""),
         name=str(doc["name"]) if doc.get("name") is not None else None,
-        email=str(emails[0].get("address")) if emails else None,
+        email=_opt_str(emails[0].get("address")) if emails else None,
         custom_fields=_str_map(doc.get("livechatData")), created_at=ts(doc.get("ts")))
 
 
@@ -105,10 +121,11 @@ def message(doc: dict[str, Any], *, app_id: str | None) -> Message:
     u = doc.get("u") if isinstance(doc.get("u"), dict) else {}
     assert isinstance(u, dict)
     is_visitor = bool(doc.get("token")) or u.get("type") == "visitor"
-    display = (AgentDisplay(name=str(doc["alias"]), avatar_url=doc.get("avatar"))
+    display = (AgentDisplay(name=str(doc["alias"]), avatar_url=_opt_str(doc.get("avatar")))
                if doc.get("alias") else None)
     return Message(
         id=str(doc["_id"]), room_id=str(doc.get("rid") or ""),
         sender={"type": "visitor" if is_visitor else "user", "id": str(u.get("_id") or ""),
-                "username": None if is_visitor else u.get("username"), "name": u.get("name")},
+                "username": None if is_visitor else _opt_str(u.get("username")),
+                "name": _opt_str(u.get("name"))},
         app_id=app_id, text=str(doc.get("msg") or ""), ts=ts(doc.get("ts")), display=display)

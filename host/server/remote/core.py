@@ -260,8 +260,10 @@ class RemoteCore:
                                        now=self.clock.now())
                 return True
             if action in ("roles.assign", "roles.remove"):
-                roles = self.user_doc(user_id=str(probe["user_id"])).get("roles") or []
-                return (probe["role"] in roles) == (action == "roles.assign")
+                roles = self.user_doc(user_id=str(probe["user_id"])).get("roles")
+                # Only a list names roles ("helper" in the string "helpers" is no holding).
+                held = isinstance(roles, list) and probe["role"] in roles
+                return held == (action == "roles.assign")
             if action == "users.deactivate":
                 return not self.user_doc(user_id=str(probe["user_id"])).get("active", True)
             if action == "livechat.close_room":
