@@ -93,6 +93,15 @@ def visible(value: object, *, limit: int = MAX_ONE_LINE, one_line: bool = True) 
     return "".join(out)
 
 
+def output(text: str) -> str:
+    """An app's or a snippet's printed output for a terminal, whole: lines and tabs kept, every
+    other character `visible` escapes shown as its escape (ESC sequences cleared the screen,
+    set the window's title or drew a line as the host's). No cap: it is the output the operator
+    asked to see, streamed; the exact text is in the --json output."""
+    return "".join(ch if ch in "\n\t" or not _needs_escape(ch) else _escape_char(ch)
+                   for ch in text)
+
+
 def author(value: object, *, limit: int = MAX_ONE_LINE, one_line: bool = True,
            quote: bool = True, style: str = AUTHOR_STYLE) -> Text:
     """Author text as an inert, quoted, author-styled `Text` (never parsed as markup)."""

@@ -7,7 +7,7 @@ import typer
 from rich.text import Text
 
 from host.cli.output import emit_json, err_console, fail
-from host.inert import MAX_BLOCK, visible
+from host.inert import MAX_BLOCK, output, visible
 
 sandbox_app = typer.Typer(help="Run code in a fresh sandbox (no app, no permissions).",
                           no_args_is_help=True)
@@ -54,7 +54,7 @@ def exec_cmd(
         if json_out:  # nothing but the one document goes to stdout
             captured.append(text)
             return
-        sys.stdout.write(text)
+        sys.stdout.write(output(text))  # the snippet's text is data (DESIGN rule 12)
         sys.stdout.flush()
 
     try:

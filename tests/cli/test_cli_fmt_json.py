@@ -35,3 +35,17 @@ def test_sandbox_exec_json(cli: Run, tmp_path: Path) -> None:
     r = cli("sandbox", "exec", str(f), "--json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout) == {"exit_code": 0, "output": "hi\n", "message": ""}
+
+
+def test_sandbox_exec_shows_the_snippets_escapes_inert(cli: Run, tmp_path: Path) -> None:
+    """DESIGN rule 12: a snippet's printed ESC sequences reached the terminal raw (the screen
+    cleared, the window's title set); shown as escapes now, lines and tabs kept, and exact in
+    --json."""
+    f = tmp_path / "s.py"
+    f.write_text('print("\\x1b[2J\\x1b]0;pwned\\x07a\\tb\\u202ec")\nprint("next")\n')
+    r = cli("sandbox", "exec", str(f))
+    assert r.exit_code == 0, r.output
+    assert r.stdout == "\\x1b[2J\\x1b]0;pwned\\x07a\tb\\u202ec\nnext\n"
+    assert "\x1b" not in r.stdout and "\u202e" not in r.stdout
+    exact = cli("sandbox", "exec", str(f), "--json")
+    assert json.loads(exact.stdout)["output"] == "\x1b[2J\x1b]0;pwned\x07a\tb\u202ec\nnext\n"
