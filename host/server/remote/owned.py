@@ -26,6 +26,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from host.server.errors import Unavailable
+from host.server.limits import MAX_ID
 from host.store import StoreTarget, ensure_schema, open_store
 
 SCHEMA_COMPONENT = "rocketchat"
@@ -67,6 +69,7 @@ class Owned:
     # -- users ------------------------------------------------------------------------------
     def record_user(self, user_id: str, username: str, *, created_by_app: str | None,
                     app_id: str | None, now: float, active: bool = True) -> None:
+        _kept_id(user_id, "user")
         with self.store.transaction() as c:
             c.execute("INSERT INTO rc_users(user_id, username, created_by_app, app_id, active,"
                       " created_at) VALUES(?,?,?,?,?,?) ON CONFLICT(user_id) DO UPDATE SET"
@@ -143,6 +146,7 @@ class Owned:
     # -- messages an app sent ------------------------------------------------------------------
     def record_message(self, msg_id: str, app_id: str, now: float,
                        alias: str | None = None, avatar: str | None = None) -> None:
+        _kept_id(msg_id, "message")
         with self.store.transaction() as c:
             c.execute("INSERT OR IGNORE INTO rc_messages(msg_id, app_id, at, alias, avatar)"
                       " VALUES(?,?,?,?,?)", (msg_id, app_id, now, alias, avatar))
@@ -236,3 +240,15 @@ class Owned:
         """Rooms Stockade last saw open."""
         return [r[0] for r in self.store.conn().execute(
             "SELECT room_id FROM rc_rooms WHERE open=1 ORDER BY room_id")]
+
+
+def _kept_id(value: str, what: str) -> None:
+    """An id the workspace chose, before it is kept in host.db: at most `MAX_ID` characters (a
+    Rocket.Chat id has 17 to 24). Guards the host's disk: a workspace answering each message an
+    app sends with a megabyte-long id grew host.db by a megabyte a message, kept a day. Over the
+    cap the write's outcome is unknown (the workspace did answer): the op stays pending and its
+    units reserved, the safe side of a quota, never recorded and never refunded."""
+    if len(value) > MAX_ID:
+        raise Unavailable(f"the workspace answered a {what} id of {len(value)} characters "
+                          f"(ids are at most {MAX_ID}); it may have been applied: the host checks",
+                          outcome_unknown=True)
