@@ -35,6 +35,7 @@ from typing import Any
 
 import httpx
 
+from host.inert import visible
 from host.server.errors import (
     Conflict,
     Forbidden,
@@ -296,7 +297,11 @@ def _result(resp: _Answer, path: str, *, write: bool) -> dict[str, Any]:
                           f"{tail}", outcome_unknown=unknown)
     if 200 <= resp.status_code < 300 and data.get("success", True) is not False:
         return data
-    message = str(data.get("error") or data.get("message") or f"HTTP {resp.status_code}")[:300]
+    said = data.get("error") or data.get("message")
+    # The workspace's own words go into the error an app sees and into the host's log lines
+    # (the webhook worker's, the seat read-back's) on the operator's terminal: inert there
+    # (DESIGN rule 12: escapes shown, never acted on; one line; capped).
+    message = visible(said, limit=300) if said else f"HTTP {resp.status_code}"
     if resp.status_code == 401:
         raise Unauthorized(f"Rocket.Chat refused the token ({message}); "
                            "run `stockade rocketchat check`")
