@@ -20,7 +20,7 @@ from policies.names import (
     parse_route_entry,
 )
 from policies.netcheck import is_public, parse_ip
-from policies.pattern import PatternError, compile_pattern
+from policies.pattern import PatternBudget, PatternError
 from policies.policy import expand_actions
 from policies.quota import MAX_QUOTA_LIMIT, MAX_SEATS, MAX_WINDOW_S
 from policies.routes import never
@@ -63,7 +63,7 @@ class _Run:
 
     def __init__(self) -> None:
         self._hints: dict[tuple[str, tuple[str, ...]], str] = {}
-        self._patterns: dict[str, str | None] = {}
+        self._patterns = PatternBudget()
 
     def hint(self, name: str, known: tuple[str, ...]) -> str:
         key = (name, known)
@@ -74,13 +74,11 @@ class _Run:
         return got
 
     def pattern_error(self, text: str) -> str | None:
-        if text not in self._patterns:
-            try:
-                compile_pattern(text)
-                self._patterns[text] = None
-            except PatternError as exc:
-                self._patterns[text] = str(exc)
-        return self._patterns[text]
+        try:
+            self._patterns.compile(text)
+        except PatternError as exc:
+            return str(exc)
+        return None
 
 
 class EntryPlaces:

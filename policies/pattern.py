@@ -18,11 +18,27 @@ MAX_PATTERN = 512
 MAX_MEM = 1 << 20
 
 
+# RE2 program instructions, summed over a policy set's distinct username patterns (each counted
+# once, a refused one as FAILED_COST). Guards: the host's memory and the time of every load,
+# reload, `policy check` and `diff`. Each pattern within MAX_MEM was not enough: a 256 KiB file
+# of 1,652 distinct patterns near that cap took 67 s and 880 MiB to load (about 8 bytes and
+# 0.3 us per instruction), and a folder holds 256 such files. A real pattern is a few hundred
+# instructions (`^ext-[a-z0-9-]{1,40}$` 163), a Unicode one tens of thousands
+# (`^bot-[\p{L}\p{N}]{1,32}$` 42,979): this is thousands of the first, 24 of the second.
+MAX_SET_PROGRAM = 1 << 20
+# What a pattern RE2 refuses costs the budget: about the largest program MAX_MEM allows, whose
+# refusal takes about as long to reach (milliseconds each).
+FAILED_COST = 1 << 16
+
+
 class Pattern(Protocol):
     """What the engine and the policy diff use of a compiled RE2 pattern."""
 
     @property
     def pattern(self) -> str: ...
+
+    @property
+    def programsize(self) -> int: ...
 
     def fullmatch(self, text: str) -> object | None: ...
 
@@ -61,3 +77,38 @@ def full_match(pattern: Pattern, text: str) -> bool:
         return pattern.fullmatch(text) is not None
     except UnicodeError:
         return False
+
+
+class PatternBudget:
+    """Compiles the username patterns of one policy set within MAX_SET_PROGRAM: a pattern met
+    again is the same answer, and once the budget is spent every new pattern is refused
+    without compiling (a PatternError saying so). The lint (STK022) and `compile_policy` each
+    run one over the set's rules in the same order, so they refuse the same patterns."""
+
+    def __init__(self) -> None:
+        self.left = MAX_SET_PROGRAM
+        self._seen: dict[str, Pattern | PatternError] = {}
+
+    def compile(self, text: str) -> Pattern:
+        """`compile_pattern(text)` charged to the budget; raise PatternError past it."""
+        got = self._seen.get(text)
+        if got is None:
+            got = self._charge(text)
+            self._seen[text] = got
+        if isinstance(got, PatternError):
+            raise got
+        return got
+
+    def _charge(self, text: str) -> Pattern | PatternError:
+        over = PatternError(f"the set's username patterns are over their budget of "
+                            f"{MAX_SET_PROGRAM} RE2 instructions together (this one was not "
+                            "compiled); use fewer or simpler patterns")
+        if self.left <= 0:
+            return over
+        try:
+            compiled = compile_pattern(text)
+        except PatternError as exc:
+            self.left -= FAILED_COST
+            return exc
+        self.left -= max(int(compiled.programsize), 1)
+        return over if self.left < 0 else compiled

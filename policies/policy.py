@@ -20,7 +20,7 @@ from policies.names import (
     parse_route_entry,
 )
 from policies.netcheck import IPAddress, parse_ip
-from policies.pattern import Pattern, PatternError, compile_pattern
+from policies.pattern import Pattern, PatternBudget, PatternError
 from policies.types import Decision, QuotaCharge, QuotaScope
 from policies.vocabulary import ACTIONS, PERMISSIONS
 
@@ -170,7 +170,7 @@ def _opt_set(items: list[str] | None) -> frozenset[str] | None:
     return None if items is None else frozenset(items)
 
 
-def _compile_rule(rule: Rule, source: str) -> CompiledRule:
+def _compile_rule(rule: Rule, source: str, patterns: PatternBudget) -> CompiledRule:
     w: When = rule.when
     roles: frozenset[str] | None = None
     if w.roles is not None:
@@ -202,8 +202,8 @@ def _compile_rule(rule: Rule, source: str) -> CompiledRule:
     invalid = False
     if w.username_pattern is not None:
         try:
-            pattern = compile_pattern(w.username_pattern)
-        except PatternError:
+            pattern = patterns.compile(w.username_pattern)
+        except PatternError:  # never matches in a permit, matches any name in a forbid
             invalid = True
     return CompiledRule(
         id=rule.id,
@@ -269,7 +269,10 @@ def compile_policy(files: Sequence[tuple[str, PolicyFile]]) -> Policy:
     """Merge validated files into one Policy (union of rules and quotas; the smallest workspace
     ceiling wins). Does not lint: callers that read files use policies.loader, which refuses a
     set of files with any error finding before compiling."""
-    rules = tuple(_compile_rule(r, src) for src, pf in files for r in pf.rule)
+    # One pattern budget for the set, spent in the lint's order (`policies.lint`): a set the
+    # loader refuses for it is still compiled within it (`policy diff` compares such a NEW).
+    patterns = PatternBudget()
+    rules = tuple(_compile_rule(r, src, patterns) for src, pf in files for r in pf.rule)
     quotas = tuple(
         CompiledQuota(
             id=q.id,
