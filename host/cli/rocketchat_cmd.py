@@ -19,17 +19,22 @@ def connect(
     url: str = typer.Option(..., "--url", help="The workspace, e.g. https://chat.example.com"),
     user_id: str = typer.Option(..., "--user-id", help="The service account's user id."),
     json_out: bool = typer.Option(False, "--json", help="JSON on stdout."),
+    insecure_plain_http: bool = typer.Option(
+        False, "--insecure-plain-http",
+        help="Accept a plain http:// URL to another machine (the token crosses the network "
+             "readable). Without it only https:// or loopback http:// is accepted."),
 ) -> None:
     """Store the service account's personal access token (stdin, first line), the workspace's
     CREATE_TOKENS_FOR_USERS_SECRET for Rocket.Chat 8+ (stdin, second line, optional) and a new
     webhook secret in the home (0600); print the webhook secret once, for the workspace's
     Omnichannel > Webhooks settings."""
     from host.ledger.operator import audited
-    from host.server.remote.config import save, secret_path
+    from host.server.remote.config import save, secret_path, transport_problem
 
     home: Home = ctx.obj
-    if not url.startswith(("http://", "https://")):
-        fail(f"--url {url!r} is not http(s)://", code=EXIT_USAGE)
+    problem = transport_problem(url, insecure_plain_http=insecure_plain_http)
+    if problem:
+        fail(problem, code=EXIT_USAGE)
     token = sys.stdin.readline().strip()
     # Never an option: a command line is readable by every local user (ps) and kept in shell
     # history. Rocket.Chat 8+ refuses users.createToken (messages sent as an app's user)
@@ -42,8 +47,11 @@ def connect(
     # Rule 14: connecting the home to a workspace is an operator record (never the token).
     with audited(home.host_store, "rocketchat_connect", clock=SystemClock(),
                  detail=f"workspace {url[:200]} as user {user_id[:64]}"
-                 + (" with a users.createToken secret" if tokens_secret else "")):
-        conf = save(home, url.rstrip("/"), user_id, token, create_tokens_secret=tokens_secret)
+                 + (" with a users.createToken secret" if tokens_secret else "")
+                 + (" over plain http (--insecure-plain-http)" if insecure_plain_http
+                    and url.startswith("http://") else "")):
+        conf = save(home, url.rstrip("/"), user_id, token, create_tokens_secret=tokens_secret,
+                    insecure_plain_http=insecure_plain_http)
     if json_out:
         emit_json({"url": conf.url, "user_id": conf.user_id,
                    "webhook_secret": conf.webhook_secret, "secret_file": str(secret_path(home)),

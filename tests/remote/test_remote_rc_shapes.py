@@ -146,7 +146,7 @@ def _tokens() -> FakeWorkspace:
 def test_a_message_as_a_user_mints_its_token_with_the_stored_secret(tmp_path: Path) -> None:
     fake = _tokens()
     home = Home(tmp_path / "h").ensure()
-    config.save(home, "http://rc.invalid", "svc-user", "svc-token",
+    config.save(home, "https://rc.invalid", "svc-user", "svc-token",
                 create_tokens_secret="pass123")
     assert json.loads(config.secret_path(home).read_text())["create_tokens_secret"] == "pass123"
     rs = config.open_remote(home, SystemClock(), client=fake_client(fake))

@@ -11,11 +11,13 @@
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import secrets
 import stat
 import tomllib
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +42,9 @@ class RcConfig:
     webhook_secret: str
     privileged_roles: frozenset[str] = frozenset()
     create_tokens_secret: str = ""  # users.createToken's `secret` (Rocket.Chat 8+); "" for none
+    # The operator's own word that plain http to another machine is acceptable here
+    # (`insecure_plain_http = true`, `connect --insecure-plain-http`): see `transport_problem`.
+    insecure_plain_http: bool = False
 
 
 def connected(home: Home) -> bool:
@@ -55,8 +60,39 @@ def secret_path(home: Home) -> Path:
     return home.root / SECRET_NAME
 
 
+def transport_problem(url: str, *, insecure_plain_http: bool = False) -> str | None:
+    """Why the host will not speak to the workspace at `url`, or None.
+
+    Every request carries the service account's token (create users, assign roles, mint
+    sign-ins as any user) and every answer decides quotas, seats and which roles carry power.
+    Over plain http to another machine, whoever sits on the path reads the token and can answer
+    in the workspace's place. A security boundary: https://, or http:// to this machine's
+    loopback (a TLS proxy or the stand-in beside the host); anything else only with the
+    operator's explicit, loudly named `insecure_plain_http`."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "https":
+        return None
+    if parts.scheme != "http":
+        return f"the workspace URL {url!r} is not http(s)://"
+    if _loopback(parts.hostname or "") or insecure_plain_http:
+        return None
+    return (f"the workspace URL {url!r} is plain http to another machine: the service "
+            "account's token would cross the network readable, and whoever sits on the path "
+            "could answer for the workspace. Use https://, or, on a network you trust, "
+            "`insecure_plain_http = true` in rocketchat.toml (`connect --insecure-plain-http`)")
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def save(home: Home, url: str, user_id: str, token: str, *, webhook_secret: str | None = None,
-         create_tokens_secret: str = "") -> RcConfig:
+         create_tokens_secret: str = "", insecure_plain_http: bool = False) -> RcConfig:
     """Write both files (the secret one 0600 from its first byte); a new webhook secret unless
     one is given. Returns what was saved."""
     home.ensure()
@@ -64,7 +100,10 @@ def save(home: Home, url: str, user_id: str, token: str, *, webhook_secret: str 
     cfg = config_path(home)
     cfg.write_text(f"url = {json.dumps(url)}\nuser_id = {json.dumps(user_id)}\n"
                    "# roles with power beyond the built-in "
-                   "admin-class list, which apps may never grant\nprivileged_roles = []\n")
+                   "admin-class list, which apps may never grant\nprivileged_roles = []\n"
+                   + ("# the operator accepted plain http to another machine: the token "
+                      "crosses the network readable\ninsecure_plain_http = true\n"
+                      if insecure_plain_http else ""))
     os.chmod(cfg, 0o600)
     path = secret_path(home)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -94,15 +133,17 @@ def load(home: Home, *, url: str | None = None) -> RcConfig:
                     token=str(secret.get("token") or ""),
                     webhook_secret=str(secret.get("webhook_secret") or ""),
                     privileged_roles=frozenset(str(r) for r in roles),
-                    create_tokens_secret=str(secret.get("create_tokens_secret") or ""))
+                    create_tokens_secret=str(secret.get("create_tokens_secret") or ""),
+                    insecure_plain_http=conf.get("insecure_plain_http") is True)
 
 
 def open_remote(home: Home, clock: Clock, *, url: str | None = None,
                 client: RcClient | None = None) -> RemoteServer:
     """The home's workspace as a `RemoteServer` (Stockade's record of it in HOME/host.db)."""
     conf = load(home, url=url)
-    if not conf.url.startswith(("http://", "https://")):
-        raise ConfigError(f"the workspace URL {conf.url!r} is not http(s)://")
+    problem = transport_problem(conf.url, insecure_plain_http=conf.insecure_plain_http)
+    if problem:
+        raise ConfigError(problem)
     return RemoteServer(client or RcClient(conf.url, conf.user_id, conf.token), home.host_store,
                         clock, privileged_roles=conf.privileged_roles,
                         create_tokens_secret=conf.create_tokens_secret)
