@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import typer
 from rcfake import FakeWorkspace, remote_on
@@ -44,12 +45,10 @@ def _hostile(tmp_path: Path, *, refuse: bool = False) -> Any:
     real = fake.handle
 
     def handle(req: Any) -> Any:
-        import httpx
         if req.url.path == "/api/info":
             return httpx.Response(200, json={"version": f"6.0{ESC}{FAKE_LINE}"})
         return real(req)
     rs = remote_on(fake, tmp_path / "host")
-    import httpx
     rs.client.http = httpx.Client(base_url=rs.client.base, transport=httpx.MockTransport(handle))
     return rs
 
@@ -78,3 +77,31 @@ def test_doctor_workspace_checks_are_inert(tmp_path: Path,
     assert checks
     for c in checks:
         _assert_inert(c.detail)
+
+
+@pytest.mark.parametrize("me,perms,info", [
+    ({"_id": "svc", "roles": 5}, {"update": []}, {"version": "7"}),
+    ({"_id": "svc", "roles": ["user"]}, {"update": [{"_id": "create-user", "roles": 5}]},
+     {"version": "7"}),
+    ({"_id": "svc", "roles": ["user"]}, {"update": [{"_id": "x", "roles": [{"a": 1}]}]},
+     {"version": "7"}),
+    ({"_id": "svc", "roles": ["user"]}, {"update": 7}, {"info": "hidden"}),
+], ids=["roles-number", "perm-roles-number", "perm-roles-objects", "update-number"])
+def test_check_reads_odd_types_without_a_traceback(tmp_path: Path, me: Any, perms: Any,
+                                                   info: Any) -> None:
+    """`check_account` never raises for a workspace problem: a field of another type than
+    Rocket.Chat's stopped `rocketchat check` and `doctor` with a traceback."""
+
+    from host.server.remote.permcheck import check_account
+    fake = FakeWorkspace({"GET me": lambda q, b: (200, me),
+                          "GET permissions.listAll": lambda q, b: (200, perms),
+                          "POST users.createToken": lambda q, b: (200, {"data": {
+                              "authToken": "t"}})})
+    rs = remote_on(fake, tmp_path / "host")
+    real = fake.handle
+
+    def handle(req: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=info) if req.url.path == "/api/info" else real(req)
+    rs.client.http = httpx.Client(base_url=rs.client.base, transport=httpx.MockTransport(handle))
+    rep = check_account(rs)
+    assert rep.reachable and "create-user" in rep.missing

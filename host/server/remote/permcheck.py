@@ -106,20 +106,26 @@ def check_account(remote: RemoteServer) -> AccountReport:
     try:
         info = remote.client.info()
         rep.reachable = True
-        rep.version = str(info.get("version") or (info.get("info") or {}).get("version")
+        nested = info.get("info")
+        rep.version = str(info.get("version")
+                          or (nested.get("version") if isinstance(nested, dict) else None)
                           or "unknown (the server hides it from this account)")
         me = remote.get("me")
         rep.account = str(me.get("username") or me.get("_id"))
-        rep.roles = sorted(str(r) for r in me.get("roles") or [])
+        rep.roles = sorted(_strings(me.get("roles")))
         listed = remote.get("permissions.listAll")
     except ServerError as exc:
         rep.problem = exc.message
         return rep
+    # Read leniently, never raising: a field of another type than Rocket.Chat's (a number, an
+    # object) is no role and no permission (it stopped `doctor` with a traceback).
     held = set()
     mine = set(rep.roles)
-    for p in listed.get("update") or []:
-        if isinstance(p, dict) and mine & set(p.get("roles") or []):
-            held.add(str(p.get("_id")))
+    rows = listed.get("update")
+    for p in rows if isinstance(rows, list) else []:
+        if isinstance(p, dict) and isinstance(p.get("_id"), str) \
+                and mine & _strings(p.get("roles")):
+            held.add(p["_id"])
     rep.missing = sorted(set(NEEDED) - held)
     rep.extra_power = sorted(held & POWERFUL)
     rep.problem = _mint_check(remote)
@@ -135,3 +141,8 @@ def _mint_check(remote: RemoteServer) -> str | None:
     except ServerError as exc:
         return exc.message
     return None
+
+
+def _strings(raw: object) -> set[str]:
+    """The strings of a list field (roles); anything else names none."""
+    return {r for r in raw if isinstance(r, str)} if isinstance(raw, list) else set()
