@@ -60,3 +60,19 @@ def test_a_role_read_back_needs_a_list_that_holds_it(tmp_path: Any) -> None:
     rs = remote_on(fake, tmp_path)
     rs.owned.begin_op("op-r", "roles.assign", {"user_id": "u1", "role": "helper"}, 0.0)
     assert rs.was_applied("op-r") is False
+
+
+@pytest.mark.parametrize("total", ["many", None, 2.5, [1]])
+def test_a_user_search_reads_an_odd_total_as_the_end(tmp_path: Any, total: Any) -> None:
+    """users.list's `total` of another type: int("many") raised ValueError, which the gate
+    reads as the app's own bad input (audited invalid_argument, units refunded)."""
+    from rcfake import FakeWorkspace, remote_on
+
+    from host.server.principals import Caller
+
+    doc = {"_id": "u1", "username": "bob", "customFields": {"ext": "7"}}
+    fake = FakeWorkspace({"GET users.list": lambda q, b: (200, {"users": [doc],
+                                                                "total": total})})
+    rs = remote_on(fake, tmp_path)
+    found = rs.users_find_by_field(Caller("a", "in-a", "au"), "ext", "7")
+    assert [u["id"] for u in found] == ["u1"]

@@ -69,7 +69,10 @@ class RemoteServer(RemoteRooms):
                 full = self._with_custom_fields(d, budget)
                 if full is not None and _field(full, key) == value:
                     found.append(self.to_user(full))
-            total = int(res.get("total") or 0)
+            # A count that is not a number ends the scan here: int("many") raised ValueError,
+            # which the gate reads as the app's bad input (audited invalid_argument).
+            said = res.get("total")
+            total = said if isinstance(said, int) else 0
             if not docs or (page + 1) * 100 >= total or len(found) >= MAX_FOUND:
                 break
         if budget[0] < 0:
