@@ -76,3 +76,14 @@ def test_a_user_search_reads_an_odd_total_as_the_end(tmp_path: Any, total: Any) 
     rs = remote_on(fake, tmp_path)
     found = rs.users_find_by_field(Caller("a", "in-a", "au"), "ext", "7")
     assert [u["id"] for u in found] == ["u1"]
+
+
+@pytest.mark.parametrize("raw", [{"$date": float("nan")}, {"$date": float("inf")},
+                                 {"$date": 10**400}, {"$date": True}, "NaN"])
+def test_a_time_is_always_a_finite_number(raw: Any) -> None:
+    """Python's JSON reader takes NaN, Infinity and 400-digit numbers: a message's `ts` reached
+    the app as null (NaN through the frame encoder), or raised OverflowError."""
+    import math
+
+    value = convert.ts(raw)
+    assert isinstance(value, float) and math.isfinite(value)

@@ -7,6 +7,7 @@ an app's agent display) is filled from `Owned` by the caller.
 """
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
@@ -14,15 +15,21 @@ from host.server.shapes import Agent, AgentDisplay, Closer, Department, Message,
 
 
 def ts(value: Any) -> float:
-    """Rocket.Chat's ISO-8601 (`...Z`) or `{"$date": ms}` as epoch seconds (0.0 if absent)."""
-    if isinstance(value, dict) and isinstance(value.get("$date"), (int, float)):
-        return float(value["$date"]) / 1000.0
-    if isinstance(value, str) and value:
-        try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-        except ValueError:
+    """Rocket.Chat's ISO-8601 (`...Z`) or `{"$date": ms}` as epoch seconds (0.0 if absent).
+
+    Always a finite float: Python's JSON reader takes `NaN`, `Infinity` and 400-digit numbers,
+    which reached apps as `null` for a time (or raised OverflowError)."""
+    raw = value.get("$date") if isinstance(value, dict) else None
+    try:
+        if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+            out = float(raw) / 1000.0
+        elif isinstance(value, str) and value:
+            out = datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        else:
             return 0.0
-    return 0.0
+    except (ValueError, OverflowError):
+        return 0.0
+    return out if math.isfinite(out) else 0.0
 
 
 def _str_map(raw: Any) -> dict[str, str]:
