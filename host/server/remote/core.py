@@ -244,7 +244,18 @@ class RemoteCore:
         action, state, probe = found
         if state != "pending":
             return state == "applied"
-        applied = self._probe(action, probe)
+        try:
+            applied = self._probe(action, probe)
+        except ServerError:
+            raise
+        except Exception as exc:  # any misread answer: "cannot say now"
+            # An answer the read-back cannot use (a user document without `_id`, an id no
+            # store takes) is the workspace unable to say, as a 503 is: the intent stays
+            # pending, its units reserved. Raised as it was, it stopped `Host.start` (the
+            # settlement asks this of every unfinished call and takes only ServerError as
+            # "cannot say now"), so a workspace could keep the home from being served.
+            raise Unavailable(f"cannot read back whether {action} applied: the workspace's "
+                              f"answer could not be used ({type(exc).__name__})") from exc
         self.owned.end_op(op_id, "applied" if applied else "failed")
         return applied
 
