@@ -31,6 +31,7 @@ from policies.loader import (
     CASES_SUFFIX,
     MAX_DEPTH,
     MAX_FILE_BYTES,
+    key_too_deep,
     load,
     nesting_depth,
     toml_error,
@@ -102,6 +103,8 @@ def parse_cases(text: str, name: str) -> tuple[CasesFile | None, list[Finding]]:
     """Validate one cases file's text. Every problem is a located one-line finding (file:line:
     column, code, what is wrong) — never a raw validation dump — so an author sees them all."""
     loc = Locator(text)
+    if (deep := key_too_deep(text, name)) is not None:
+        return None, [deep]
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -24,6 +24,7 @@ from policies.locate import Locator
 from policies.model import INT_MAX, INT_MIN, PolicyFile
 from policies.policy import Policy, compile_policy
 from policies.source import SourceFile
+from policies.tomlkeys import deepest_key
 
 # Per-file size cap. Guards: memory and parse time of the TOML parser, the locator and lint on
 # a hostile file; a real policy is a few KiB.
@@ -105,12 +106,26 @@ def toml_error(exc: tomllib.TOMLDecodeError, text: str) -> tuple[tuple[int, int]
     return (0, 0), msg
 
 
+def key_too_deep(text: str, name: str) -> Finding | None:
+    """STK008 for a dotted key or table header deeper than MAX_DEPTH, found before `tomllib`
+    reads the text: it costs tomllib time and memory quadratic in the key's length
+    (`policies.tomlkeys`; a 256 KiB key would take tens of GiB). Such a key could only nest
+    values past MAX_DEPTH anyway."""
+    at = deepest_key(text, MAX_DEPTH)
+    if at is None:
+        return None
+    return finding("STK008", name, at, f"a dotted key or table header nests deeper than "
+                   f"{MAX_DEPTH} levels")
+
+
 def parse_text(text: str, name: str) -> tuple[SourceFile, list[Finding]]:
     """Parse and validate one file's text (no semantic lint)."""
     loc = Locator(text)
     src = SourceFile(name, text, None, loc)
     if len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
         return src, [finding("STK001", name, 0, f"larger than {MAX_FILE_BYTES} bytes")]
+    if (deep := key_too_deep(text, name)) is not None:
+        return src, [deep]
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
