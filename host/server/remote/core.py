@@ -50,6 +50,17 @@ ADMIN_CLASS_ROLES = frozenset({
 })
 
 
+class ReadBackFailed(Unavailable):
+    """The workspace acknowledged a write, and the read that shows its result failed: the write
+    applied (`_write` records it so), the caller's answer is unknown to it. Before, the read's
+    own error (a 503, NotFound) passed for the write's: the op was recorded `failed`, a role the
+    workspace granted read back as never granted, a NotFound refunded the units."""
+
+    def __init__(self, action: str, exc: ServerError) -> None:
+        super().__init__(f"{action} was applied; reading its result back failed: {exc.message}",
+                         outcome_unknown=True)
+
+
 class RemoteCore:
     """State and helpers shared by the remote actions (see the module docstring)."""
 
@@ -224,6 +235,9 @@ class RemoteCore:
         self.owned.begin_op(op_id, action, probe, self.clock.now())
         try:
             result = send()
+        except ReadBackFailed:
+            self.owned.end_op(op_id, "applied")  # the workspace said so: the gate keeps units
+            raise
         except Unavailable as exc:
             if not exc.outcome_unknown:
                 self.owned.end_op(op_id, "failed")
@@ -233,6 +247,14 @@ class RemoteCore:
             raise
         self.owned.end_op(op_id, "applied")
         return result
+
+    def after_write(self, action: str, read: Callable[[], T]) -> T:
+        """`read` (the write's result) once the workspace acknowledged the write: its failure
+        is `ReadBackFailed`, never taken for the write's own."""
+        try:
+            return read()
+        except ServerError as exc:
+            raise ReadBackFailed(action, exc) from None
 
     def was_applied(self, op_id: str) -> bool:
         """Whether a remote write with this op_id took effect: from Stockade's record when it

@@ -103,7 +103,7 @@ class RemoteRooms(RemoteCore):
         def send() -> Room:
             self.post("livechat/inquiries.take", {"inquiryId": inquiry["_id"],
                                                   "userId": agent_id}, idempotent=False)
-            return self.room(room_id)
+            return self.after_write("livechat.take_room", lambda: self.room(room_id))
 
         return self._write(op_id, "livechat.take_room",
                            {"room_id": room_id, "agent_id": agent_id}, send)
@@ -123,7 +123,7 @@ class RemoteRooms(RemoteCore):
 
         def send() -> Room:
             self.post("livechat/room.forward", body, idempotent=False)
-            return self.room(room_id)
+            return self.after_write("livechat.transfer_room", lambda: self.room(room_id))
 
         return self._write(op_id, "livechat.transfer_room", {}, send)
 
@@ -141,7 +141,7 @@ class RemoteRooms(RemoteCore):
         def send() -> Room:
             self.client.call("POST", "livechat/room.closeByUser", body=body, idempotent=True,
                              done_if_repeated=ALREADY_CLOSED)
-            return self.room(room_id)
+            return self.after_write("livechat.close_room", lambda: self.room(room_id))
 
         return self._write(op_id, "livechat.close_room", {"room_id": room_id}, send)
 

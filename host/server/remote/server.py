@@ -165,7 +165,7 @@ class RemoteServer(RemoteRooms):
             self.post("users.setActiveStatus", {"userId": user_id, "activeStatus": active},
                       idempotent=True)
             self.owned.set_active(user_id, active)
-            return self.users_get(SYSTEM, user_id)
+            return self.after_write("users.deactivate", lambda: self.users_get(SYSTEM, user_id))
 
         return self._write(op_id, "users.deactivate", {"user_id": user_id}, send)
 
@@ -190,7 +190,7 @@ class RemoteServer(RemoteRooms):
 
         def send() -> User:
             self.post(route, {"roleName": role, "username": username}, idempotent=True)
-            return self.users_get(SYSTEM, user_id)
+            return self.after_write(route, lambda: self.users_get(SYSTEM, user_id))
 
         action = "roles.assign" if add else "roles.remove"
         return self._write(op_id, action, {"user_id": user_id, "role": role}, send)
@@ -226,7 +226,7 @@ class RemoteServer(RemoteRooms):
 
         def send() -> Agent:
             self.post("livechat/users/agent", {"username": username}, idempotent=True)
-            return self.agent(user_id)
+            return self.after_write("livechat.add_agent", lambda: self.agent(user_id))
 
         return self._write(op_id, "livechat.add_agent", {}, send)
 
@@ -252,7 +252,7 @@ class RemoteServer(RemoteRooms):
         def send() -> Agent:
             self.post("livechat/agent.status", {"agentId": user_id, "status": status},
                       idempotent=True)
-            return self.agent(user_id)
+            return self.after_write("livechat.set_agent_status", lambda: self.agent(user_id))
 
         return self._write(op_id, "livechat.set_agent_status", {}, send)
 
@@ -268,13 +268,13 @@ class RemoteServer(RemoteRooms):
         user_id = limits.ident(user_id, "user_id")
         entry = [{"agentId": user_id, "username": self.user_doc(user_id=user_id)["username"]}]
         body = {"upsert": entry if add else [], "remove": [] if add else entry}
+        action = "livechat.add_department_agent" if add else "livechat.remove_department_agent"
 
         def send() -> Department:
             self.post(f"livechat/department/{dep['id']}/agents", body, idempotent=True)
-            dep["agents"] = self.department_agents(dep["id"])
+            dep["agents"] = self.after_write(action, lambda: self.department_agents(dep["id"]))
             return dep
 
-        action = "livechat.add_department_agent" if add else "livechat.remove_department_agent"
         return self._write(op_id, action, {}, send)
 
     def livechat_add_department_agent(self, caller: Principal, department: str, user_id: str,
