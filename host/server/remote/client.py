@@ -95,6 +95,9 @@ _BARE_ERRORS: tuple[tuple[str, str, type[ServerError]], ...] = (
 )
 
 
+_RATE_LIMITED = "is rate limiting (429)"
+
+
 class Unauthorized(Forbidden):
     """A 401: the workspace refused the credentials themselves (a revoked or expired token)."""
 
@@ -179,14 +182,17 @@ class RcClient:
                 why = f"dropped the connection ({type(exc).__name__})"
             else:
                 if resp.status_code == 429:
-                    why, retry_after = "is rate limiting (429)", _retry_after(resp)
+                    why, retry_after = _RATE_LIMITED, _retry_after(resp)
                 elif resp.status_code >= 500:
                     why = f"answered {resp.status_code}"
                 else:
                     if lost and _already_done(resp, done_if_repeated):
                         return {"success": True}
                     return _result(resp, path, write=method != "GET" or not idempotent)
-            lost = lost or sent
+            # A 429 is the rate limiter refusing before the route runs: nothing applied, so it
+            # makes no later "already done" this call's (a room closed by someone else, seen on
+            # the retry after a 429, was taken for this call's close).
+            lost = lost or (sent and why != _RATE_LIMITED)
             attempt += 1
             may_retry = idempotent or not sent
             wait = self._backoff(attempt, retry_after)
