@@ -30,7 +30,7 @@ from policies.loader import PolicyLoadError, load_policy
 
 log = logging.getLogger("stockade.policy")
 
-Fingerprint = tuple[tuple[str, int, int], ...]
+Fingerprint = tuple[tuple[str, int, int, int, int], ...]
 # Writes one audit record (`kind`, `detail`); raises AuditError when it cannot.
 Recorder = Callable[[str, str], object]
 
@@ -43,8 +43,12 @@ MAX_REFUSAL_DETAIL = 600
 
 
 def fingerprint(folder: Path) -> Fingerprint:
-    """What changes when a policy file is added, removed, replaced or edited."""
-    out: list[tuple[str, int, int]] = []
+    """What changes when a policy file is added, removed, replaced or edited: its name, size,
+    modification time, inode and the inode's change time. The last is what no writer can set
+    back (`cp -p`, `rsync -t` and `touch -r` set the mtime, and an edit may keep the size: a
+    narrowing `apps = ["crm"]` -> `["bot"]` went unnoticed, the host deciding with the old
+    policy while `policy reload` named the new one)."""
+    out: list[tuple[str, int, int, int, int]] = []
     try:
         entries = list(os.scandir(folder))
     except OSError:
@@ -56,7 +60,7 @@ def fingerprint(folder: Path) -> Fingerprint:
             st = ent.stat()
         except OSError:
             continue
-        out.append((ent.name, st.st_size, st.st_mtime_ns))
+        out.append((ent.name, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns))
     return tuple(sorted(out))
 
 
