@@ -89,7 +89,7 @@ def add_cmd(
         verb = "would replace" if dry_run else "replaced"
     err_console.print(line(f"{verb} {target}; policy revision {revision}"))
     if not dry_run:
-        err_console.print(f"a serving host picks it up within {PUBLISH_INTERVAL_S:.0f} s",
+        err_console.print(f"a serving host picks it up within {2 * PUBLISH_INTERVAL_S:.0f} s",
                           highlight=False)
     if json_out:
         emit_json({"added": not dry_run, "dry_run": dry_run, "replaced": replaces,
