@@ -34,6 +34,12 @@ log = logging.getLogger("stockade.remote")
 # thread's time; a seat freed by hand on the workspace counts again within a few passes.
 SEAT_SYNC_INTERVAL_S = 60.0
 SEAT_SYNC_BATCH = 100
+# The most one pass of the seat read-back spends (s); the rest of its batch waits for the next
+# pass. Guards the upkeep thread, which also beats the host's lease on a shared store (every
+# `SWEEP_INTERVAL_S`, 5 s; admitting stops 10 s after the last beat, other hosts settle this
+# one's calls after 20 s): a batch of 100 reads at 0.2 s each, or a workspace answering each
+# just inside the call deadline, held it for 20 s to 7 minutes.
+SEAT_SYNC_BUDGET_S = 2.0
 # How long a stopping host spends logging out the sign-ins it minted (s). Guards the stop (and
 # Ctrl-C) against a workspace that does not answer; what is left expires on the workspace.
 SIGN_OUT_BUDGET_S = 5.0
@@ -145,7 +151,12 @@ class RemoteCore:
         how many flags changed."""
         users = self.owned.created_after(self._seat_cursor, batch)
         changed = 0
-        for uid, recorded in users:
+        give_up = time.monotonic() + SEAT_SYNC_BUDGET_S
+        for i, (uid, recorded) in enumerate(users):
+            if i and time.monotonic() > give_up:
+                # Out of time: the next pass goes on after the last user read here.
+                self._seat_cursor = users[i - 1][0]
+                break
             try:
                 active = bool(self.user_doc(user_id=uid).get("active"))
             except NotFound:
@@ -153,9 +164,10 @@ class RemoteCore:
             if active != recorded:
                 self.owned.set_active(uid, active)
                 changed += 1
-        # Only once the whole batch was read: a workspace that stops answering part-way (the
-        # caller skips the pass) has the same batch read again, not skipped until the next lap.
-        self._seat_cursor = users[-1][0] if len(users) == batch else ""
+        else:
+            # Only once the whole batch was read: a workspace that stops answering part-way
+            # (the caller skips the pass) has the same batch read again, not skipped.
+            self._seat_cursor = users[-1][0] if len(users) == batch else ""
         if changed:
             log.info("seat read-back: %d app-created user(s) changed on the workspace", changed)
         return changed
