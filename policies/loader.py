@@ -143,7 +143,9 @@ def parse_text(text: str, name: str) -> tuple[SourceFile, list[Finding]]:
     return src, []
 
 
-def _read_file(path: Path) -> tuple[str | None, list[Finding]]:
+def read_file(path: Path) -> tuple[str | None, list[Finding]]:
+    """A policy or cases file's text, or STK001 saying why not: a regular file (no link, no
+    FIFO, no device), at most MAX_FILE_BYTES read whatever its size, UTF-8."""
     name = str(path)
     try:
         st = os.lstat(path)
@@ -155,9 +157,13 @@ def _read_file(path: Path) -> tuple[str | None, list[Finding]]:
     if not stat.S_ISREG(st.st_mode):
         return None, [finding("STK001", name, 0, "is not a regular file")]
     try:
-        # O_NOFOLLOW: the lstat above and the open must see the same non-link file.
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        # O_NOFOLLOW: the lstat above and the open must see the same non-link file. O_NONBLOCK
+        # and the fstat: a FIFO put in its place meanwhile neither blocks the open (a serving
+        # host's upkeep, `policy test`) nor is read.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
         with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                return None, [finding("STK001", name, 0, "is not a regular file")]
             raw = fh.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         return None, [finding("STK001", name, 0, f"cannot read: {exc.strerror or exc}")]
@@ -226,7 +232,7 @@ def load(
         if path in overlay:
             text, name = overlay[path]
         else:
-            read, errs = _read_file(path)
+            read, errs = read_file(path)
             findings.extend(errs)
             if read is None:
                 continue

@@ -22,7 +22,7 @@ from host.cli.policy_cmd import app as policy_app
 from host.fsio import flocked
 from host.inert import host, line, visible
 from policies.fmt import format_policy
-from policies.loader import MAX_FILE_BYTES, parse_text
+from policies.loader import parse_text, read_file
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -40,15 +40,13 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def _read(path: Path) -> str:
-    if path.is_symlink() or not path.is_file():
-        fail(f"{path} is not a regular file", "fmt rewrites policy files, not links/folders")
-    raw = path.read_bytes()
-    if len(raw) > MAX_FILE_BYTES:
-        fail(f"{path} is larger than {MAX_FILE_BYTES} bytes")
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        fail(f"{path} is not UTF-8")
+    # As the loader reads a policy file (a regular file, read up to its cap): a FIFO blocked
+    # fmt, and a file of any size was read whole before its size was checked.
+    text, errs = read_file(path)
+    if text is None:
+        fail(f"{path}: {errs[0].message if errs else 'cannot read'}",
+             "fmt rewrites policy files, not links/folders")
+    return text
 
 
 @policy_app.command("fmt")
