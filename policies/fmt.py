@@ -8,10 +8,10 @@ table move to just above its header; a comment after a value on the same line is
 from __future__ import annotations
 
 import re
+import tomllib
 
 from policies.model import PolicyFile, Quota, Rule
 
-_HEADER = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_.-]+)\s*\]\]?")
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 _WIDTH = 100
 WHEN_KEYS = ("user_types", "roles", "custom_field_keys", "any_user", "domains", "allow_private",
@@ -117,6 +117,21 @@ def _outside_strings(text: str) -> list[str]:
     return out
 
 
+def _table_of(line: str) -> str | None:
+    """The top-level table a header line opens (`[[rule]]`, `[rule.when]` -> "rule"), or None
+    for any other line. Read by tomllib itself: a header may quote or escape its keys
+    (`[["rule"]]`, `[["\\u0072ule"]]`) and space them (`[ rule . when ]`), and one this missed
+    moved every later comment to another rule. The line is outside any multi-line string and
+    the file has parsed, so no key here is deeper than the loader allows."""
+    if not line.startswith("["):
+        return None
+    try:
+        data = tomllib.loads(line)
+    except tomllib.TOMLDecodeError:
+        return None
+    return next(iter(data), None)
+
+
 def _comments(text: str) -> tuple[dict[Segment, list[str]], list[str]]:
     """Comment lines grouped by the table they belong to; trailing comments separately."""
     seg: Segment = ("top", 0)
@@ -130,9 +145,8 @@ def _comments(text: str) -> tuple[dict[Segment, list[str]], list[str]]:
             continue
         if not s:
             continue
-        m = _HEADER.match(line)
-        if m:
-            name = m.group(1).split(".")[0]
+        name = _table_of(s)
+        if name is not None:
             if s.startswith("[["):
                 counts[name] = counts.get(name, -1) + 1
             seg = (name, counts.get(name, 0))

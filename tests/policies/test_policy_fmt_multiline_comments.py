@@ -59,3 +59,24 @@ def test_a_comment_stays_with_its_rule(kind: str) -> None:
     assert again.model is not None
     assert canonical_data(again.model) == canonical_data(src.model)
     assert format_policy(again.model, out) == out
+
+
+# Spellings TOML allows for the same table headers: each starts the table it names.
+HEADERS = {
+    "quoted": ('[["rule"]]', '["rule".when]'),
+    "literal-quoted": ("[[ 'rule' ]]", "[ 'rule' . 'when' ]"),
+    "spaced": ("[[ rule ]]", "[ rule . when ]"),
+    "escaped": ('[["\\u0072ule"]]', '[rule."when"]'),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(HEADERS))
+def test_a_header_spelled_another_way_keeps_its_comments(kind: str) -> None:
+    aot, when = HEADERS[kind]
+    text = (HEAD + TAIL.replace("[[rule]]\nid = \"deact\"", f"{aot}\nid = \"deact\"")
+            .replace("[rule.when]", when))
+    src, findings = parse_text(text, "t.toml")
+    assert src.model is not None, findings
+    out = format_policy(src.model, text)
+    assert _rule_comment(out, "deact") == ["# DANGER: deactivates anyone"]
+    assert _rule_comment(out, "reader2") == []
