@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Protocol
 
 from host.gate.gate import PolicySource
+from host.inert import visible
 from host.ledger.records import AuditError
 from policies.findings import FAILING
 from policies.loader import PolicyLoadError, load_policy
@@ -86,8 +87,10 @@ class PolicyWatch:
         self._settling: Fingerprint | None = None
 
     def _refused(self, active: str, why: str) -> ReloadResult:
+        # `why` quotes the folder's file names and the findings' author text: inert on the
+        # operator's terminal (DESIGN rule 12; `serve` logs there); the record keeps it exact.
         log.error("policy change in %s refused, still deciding with revision %s: %s",
-                  self.folder, active, why)
+                  self.folder, active, visible(why, limit=MAX_REFUSAL_DETAIL))
         try:
             self._record("policy_refused", f"still deciding with revision {active}: "
                          f"{why}"[:MAX_REFUSAL_DETAIL])
