@@ -22,6 +22,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable, Sequence
 
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -138,6 +139,23 @@ def one_row(text: Text, width: int) -> Text:
     cut = text.copy()
     cut.truncate(max(width, 1), overflow="ellipsis")
     return cut
+
+
+def gutter_rows(console: Console, head: Text, gutter: Text, body: Text, width: int) -> list[Text]:
+    """`head` + `body` as rows of at most `width` cells, `body` wrapped (folded where a word is
+    too long) in the column after `head`; each row after the first starts with `gutter`, padded
+    to `head`'s width. Author text never reaches column 0 or the cells where a host line puts
+    its own words, yet is shown whole (it was cut at the screen's edge)."""
+    pad = gutter.copy()
+    pad.append(" " * max(0, head.cell_len - gutter.cell_len))
+    room = max(1, width - head.cell_len)
+    chunks = body.wrap(console, room, overflow="fold") if body.plain else [Text()]
+    rows: list[Text] = []
+    for i, chunk in enumerate(chunks):
+        row = (head if i == 0 else pad).copy()
+        row.append_text(chunk)
+        rows.append(one_row(row, width))  # a head wider than the screen: cut as before
+    return rows
 
 
 def field_grid(rows: Iterable[tuple[str, Text]], *, indent: int = 2) -> Table:

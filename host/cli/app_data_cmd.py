@@ -11,6 +11,7 @@ import time
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from host.apps.installs import SECRET_MASK, InstallChanged, InstallRecord
 from host.apps.manifest import coerce_setting
@@ -26,7 +27,7 @@ from host.cli.app_common import (
 )
 from host.cli.output import EXIT_NEGATIVE, emit_json, err_console, fail
 from host.home import Home
-from host.inert import host, line, one_row, visible
+from host.inert import gutter_rows, host, line, one_row, visible
 from host.supervise import applog
 
 # Log tail cap: guards memory against a huge log file (the supervisor caps logs too).
@@ -88,15 +89,20 @@ def logs(
         # sent to the terminal, always behind the gutter (DESIGN rule 12); only the host's own
         # notes (`supervise/applog.py`: no printed line can be one) go without it. The exact
         # lines are in --json.
-        # Each cut to the screen (`one_row`): a long line the terminal wraps would put the
-        # app's own text at column 0 of the next row, outside the gutter.
+        # Each wrapped inside its own column (`gutter_rows`), never left to the terminal: a
+        # long line the terminal wraps would put the app's own text at column 0 of the next
+        # row, outside the gutter. (Cut at the screen's edge before, a load failure's reason
+        # was lost at 80 columns.)
+        body = line(text)
         if who == "host":
-            err_console.print(one_row(line(host(f"{when} stockade: ", "yellow"), text),
-                                      err_console.width))
+            rows = gutter_rows(err_console, host(f"{when} stockade: ", "yellow"), Text(" "),
+                               body, err_console.width)
         else:
-            err_console.print(one_row(line(host("│ ", "dim"),
-                                           host(f"{when} " if when else "", "dim"), text),
-                                      err_console.width))
+            rows = gutter_rows(err_console, line(host("│ ", "dim"),
+                                                 host(f"{when} " if when else "", "dim")),
+                               host("│ ", "dim"), body, err_console.width)
+        for row in rows:
+            err_console.print(row)
 
 
 def _show_one(rec: InstallRecord, key: str, json_out: bool) -> None:

@@ -56,8 +56,11 @@ def test_nothing_an_app_prints_reads_as_a_note_of_the_hosts(cli: Run, home: Path
         assert runner.submit("livechat.room_started", {"print": FORGED}, 10).result(20) == "ok"
     screen = cli("app", "logs", "forger").stderr.splitlines()
     ungutted = [ln for ln in screen if not ln.startswith("│ ")]
-    assert len(ungutted) == 1 and " stockade: handler livechat.room_started failed" in \
-        ungutted[0]  # cut to the screen: the whole note, "boom" too, is in --json
+    # The one real note: its first row at column 0, the rest of it wrapped in its own column
+    # (indented, never at column 0); everything the app printed stays behind the gutter.
+    assert " stockade: handler livechat.room_started failed" in ungutted[0]
+    assert all(ln.startswith(" ") for ln in ungutted[1:]), ungutted
+    assert "boom" in " ".join(ungutted)  # shown whole now, no longer cut at the screen's edge
     notes = [e["text"] for e in json.loads(cli("app", "logs", "forger", "--json").stdout)[
         "entries"] if e["from"] == "stockade"]
     assert len(notes) == 1 and "boom" in notes[0]
@@ -131,9 +134,10 @@ def test_a_tail_window_cut_inside_a_line_drops_that_line(cli: Run, home: Path) -
     assert all(ln.startswith("│ ") for ln in screen), screen[:2]
 
 
-def test_a_long_app_line_is_cut_to_the_screen(cli: Run, home: Path) -> None:
+def test_a_long_app_line_is_wrapped_behind_its_gutter(cli: Run, home: Path) -> None:
     """An app line padded to the screen's width wrapped, and the terminal showed its rest at
-    column 0 of the next row, outside the gutter, reading as a host note."""
+    column 0 of the next row, outside the gutter, reading as a host note. Each row now fits the
+    screen and starts with the gutter, and nothing of the line is lost."""
     from host.cli.output import err_console
     from host.supervise import applog
 
@@ -143,3 +147,21 @@ def test_a_long_app_line_is_cut_to_the_screen(cli: Run, home: Path) -> None:
     applog.write_output(log, " " * width + forged + " " * width + "x\n", False)
     screen = cli("app", "logs", "forger").stderr.splitlines()
     assert screen and all(len(ln) <= width and ln.startswith("│ ") for ln in screen), screen
+    assert "".join(ln.removeprefix("│ ").strip() for ln in screen).endswith("x")
+
+
+def test_a_note_longer_than_the_screen_is_shown_whole(cli: Run, home: Path) -> None:
+    """A load failure's reason ran past 80 columns and was cut at the screen's edge ("main.py:2:
+    …"): the operator saw no reason without --json. It wraps in its own column now."""
+    from host.cli.output import err_console
+    from host.supervise import applog
+
+    log = _installed_log(cli, home)
+    reason = ("the app's process stopped: main.py:2: import of 'os' is not allowed (the loader "
+              "refuses it at start); the end of the reason is here")
+    applog.write_note(log, reason)
+    screen = cli("app", "logs", "forger").stderr.splitlines()
+    assert all(len(ln) <= err_console.width for ln in screen), screen
+    assert screen[0].split(" stockade: ", 1)[1].startswith("the app's process stopped")
+    assert all(ln.startswith(" ") for ln in screen[1:]), screen
+    assert " ".join(ln.strip() for ln in screen).endswith("the end of the reason is here")
