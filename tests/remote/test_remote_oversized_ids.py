@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rcfake import FakeWorkspace, remote_on
+from rcfake import USER_NOT_FOUND, FakeWorkspace, remote_on
 
 from host.server.errors import Unavailable
 from host.server.limits import MAX_ID
@@ -45,8 +45,14 @@ def test_a_megabyte_message_id_is_not_kept(tmp_path: Path) -> None:
 
 def test_an_oversized_created_user_id_leaves_the_op_pending(tmp_path: Path) -> None:
     doc = {"_id": "u" * (MAX_ID + 1), "username": "bob", "active": True}
-    fake = FakeWorkspace({"POST users.create": lambda q, b: (200, {"user": doc}),
-                          "GET users.info": lambda q, b: (200, {"user": doc}),
+    made: list[bool] = []
+
+    def create(q: dict[str, str], b: Any) -> tuple[int, dict[str, Any]]:
+        made.append(True)
+        return 200, {"user": doc}
+    fake = FakeWorkspace({"POST users.create": create,
+                          "GET users.info": lambda q, b: (200, {"user": doc}) if made
+                          else USER_NOT_FOUND,
                           "GET permissions.listAll": lambda q, b: (200, {"update": []})})
     rs = remote_on(fake, tmp_path)
     with pytest.raises(Unavailable) as err:

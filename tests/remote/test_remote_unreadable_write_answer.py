@@ -28,10 +28,15 @@ USER = b'{"success":true,"user":{"_id":"u1","username":"bob","active":true,"role
 def _workspace(tmp_path: Path, create_answer: bytes, info: bytes = USER) -> RemoteServer:
     rs = remote_on(FakeWorkspace({}), tmp_path)
 
+    made: list[bool] = []
+
     def handle(req: httpx.Request) -> httpx.Response:
         if req.url.path.endswith("/users.create"):
+            made.append(True)
             return httpx.Response(200, content=create_answer)
         if req.url.path.endswith("/users.info"):
+            if "username" in req.url.params and not made:  # free until it is created
+                return httpx.Response(400, json={"success": False, "error": "User not found."})
             return httpx.Response(200, content=info)
         return httpx.Response(200, json={"success": True, "update": []})
     rs.client.http.close()

@@ -123,6 +123,17 @@ class RemoteServer(RemoteRooms):
         if fields:
             body["customFields"] = fields
         app = app_of(caller)
+        # The username must be free before the create leaves. A create whose answer is lost is
+        # settled by finding the username (`_probe`): one held all along by a person (the
+        # workspace refused the create, a proxy turned that into a 502, or it answered late)
+        # was recorded as the app's creation, and the app could then send as that person,
+        # deactivate them, rewrite their fields (DESIGN rule 11: ownership).
+        try:
+            self.user_doc(username=username)
+        except NotFound:
+            pass
+        else:
+            raise Conflict(f"the username {username!r} is already taken on the workspace")
 
         def send() -> User:
             doc = self.post("users.create", body, idempotent=False)["user"]
