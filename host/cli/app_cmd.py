@@ -85,7 +85,7 @@ from host.cli.output import (
 )
 from host.clock import SystemClock
 from host.home import Home
-from host.inert import MAX_BLOCK, host, line, visible
+from host.inert import MAX_BLOCK, gutter_rows, host, line, visible
 from host.keys.keyring import Keyring
 from host.ledger.operator import open_keyring
 from host.supervise.status import is_fresh, read_status
@@ -385,6 +385,12 @@ def list_apps(ctx: typer.Context, json_out: JsonFlag = False) -> None:
                                f"{', '.join(r['grants']) or '-'}{need}"))
         if r["running"] is not None:
             err_console.print(line(f"    {_running_line(r['running'])}"))
+            why = r["running"].get("last_error")
+            if why:  # the host's words only (`last_crash`, the app's stderr, is in app logs)
+                for row in gutter_rows(err_console, host("    last stop: "), host("    "),
+                                       line(str(why), host("  (see stockade app logs "),
+                                            str(r["app_id"]), host(")")), err_console.width):
+                    err_console.print(row)
 
 
 def _running_line(st: dict[str, Any]) -> str:
