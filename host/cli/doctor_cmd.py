@@ -6,7 +6,7 @@ from rich.table import Table
 
 from host.cli.output import EXIT_NEGATIVE, emit_json, err_console
 from host.home import Home
-from host.inert import host, line
+from host.inert import MAX_BLOCK, author, host, line
 
 
 def doctor(
@@ -28,7 +28,11 @@ def doctor(
         for c in report.checks:
             status = (host("ok", "green") if c.ok else
                       host("FAIL", "red") if c.required else host("warn", "yellow"))
-            table.add_row(c.name, status, c.detail)
+            # A detail may quote what the host did not write: the machine names and host ids
+            # of the lease rows other hosts wrote into a shared store, an error's text. Shown
+            # inert and cut (DESIGN rule 12); --json keeps each exactly.
+            table.add_row(author(c.name, quote=False, style=""), status,
+                          author(c.detail, limit=MAX_BLOCK, quote=False, style=""))
         err_console.print(table)
         err_console.print(host("all required checks pass", "green") if report.ok else
                           line(host("a required check failed", "red"), ": apps will not run "
