@@ -575,8 +575,13 @@ class InstallStore:
                                r["hook"], json.loads(r["detail"]), r["created_at"]) for r in rows]
 
     def mark_hook_done(self, seq: int) -> None:
+        """The hook ran: its row goes (nothing reads a done row; the change that queued it is
+        an operator record in the audit chain). Kept, done rows grew by two per disable/enable
+        cycle for the life of the home, and every sync's `pending_hooks` scanned them all
+        (DESIGN rule 13). Rows an older version left marked done go with the first hook done
+        here."""
         with self._tx(count=False) as c:
-            c.execute("UPDATE install_hooks SET done_at = ? WHERE seq = ?", (self._now(), seq))
+            c.execute("DELETE FROM install_hooks WHERE seq = ? OR done_at IS NOT NULL", (seq,))
 
 
 def _unchanged_in(c: Any, rec: InstallRecord) -> None:
