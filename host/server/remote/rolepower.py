@@ -5,7 +5,8 @@ DESIGN rule 10: an app never grants an admin-class role. On a workspace the fixe
 of; an operator's custom role given admin's powers on the workspace but never named in the config
 would otherwise look ordinary, and an app allowed to assign it would hand out those powers. So a
 role also counts as privileged when the workspace's permission table (`GET permissions.listAll`)
-shows it holding any permission in `ROLE_POWERS` or any setting's permission.
+shows it holding any permission in `ROLE_POWERS` or `MODERATION_POWERS`, or any setting's
+permission.
 
 The table is read at most once per `ROLE_POWER_TTL_S`. When it cannot be read (and the last
 reading is older than that) the question is not answered: `Unavailable`, so the call is refused
@@ -40,6 +41,31 @@ ROLE_POWERS = frozenset({
     "view-full-other-user-info", "view-logs", "view-privileged-setting",
     "view-room-administration", "view-user-administration",
 })
+# Powers over every room and every conversation, which Rocket.Chat's defaults give only to
+# `admin`, the room-scoped `owner` / `moderator` and the livechat manager/monitor (none to
+# `user`, `bot`, `app`, `guest`, `anonymous` or `livechat-agent`: Rocket.Chat's
+# upsertPermissions). A custom global role holding one acts on every room its holder can see:
+# deletes rooms and any message, edits others' messages, bans, sets owners, reads every
+# livechat conversation, transfers or closes other agents' chats. Guards: an app granting such a
+# role to its users (it read as ordinary: only the admin-side powers above counted).
+MODERATION_POWERS = frozenset({
+    "add-user-to-any-c-room", "add-user-to-any-p-room", "archive-room", "unarchive-room",
+    "ban-user", "mute-user", "remove-user", "clean-channel-history", "delete-c", "delete-d",
+    "delete-p", "delete-team", "delete-message", "force-delete-message", "edit-message",
+    "edit-room", "edit-room-retention-policy", "set-moderator", "set-owner", "set-leader",
+    "set-readonly", "toggle-room-e2e-encryption", "view-other-user-channels", "view-all-teams",
+    "view-all-team-channels", "view-join-code", "view-statistics", "get-server-info",
+    "view-federation-data", "view-import-operations", "manage-emoji", "manage-sounds",
+    "access-mailer", "manage-chatpal", "remove-slackbridge-links", "clear-oembed-cache",
+    # livechat management (the managers' and monitors')
+    "view-livechat-rooms", "view-livechat-manager", "close-others-livechat-room",
+    "on-hold-others-livechat-room", "save-others-livechat-room-info", "transfer-livechat-guest",
+    "remove-closed-livechat-rooms", "remove-closed-livechat-room", "remove-livechat-department",
+    "add-livechat-department-agents", "view-livechat-current-chats",
+    "view-livechat-real-time-monitoring", "view-livechat-analytics",
+    "send-omnichannel-chat-transcript", "manage-voip-call-settings",
+    "manage-voip-contact-center-settings", "manage-agent-extension-association",
+})
 # Rocket.Chat's per-setting permissions (`change-setting-<id>`): each changes a workspace setting.
 SETTING_PERMISSION_PREFIX = "change-setting-"
 # How long one reading of the permission table answers (s). Guards the workspace's rate limit
@@ -59,7 +85,8 @@ def powerful_roles(doc: Any) -> frozenset[str]:
         pid, roles = row.get("_id"), row.get("roles")
         if not isinstance(pid, str) or not isinstance(roles, list):
             continue
-        if pid in ROLE_POWERS or pid.startswith(SETTING_PERMISSION_PREFIX):
+        if pid in ROLE_POWERS or pid in MODERATION_POWERS \
+                or pid.startswith(SETTING_PERMISSION_PREFIX):
             out.update(r for r in roles if isinstance(r, str))
     return frozenset(out)
 
