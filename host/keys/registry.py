@@ -7,7 +7,8 @@ revoke them (`stockade app tokens APP [--revoke JTI | --all]`), and so revocatio
 - minting a token for an install revokes every earlier live token of that install minted by the
   same host process (reason `re-minted`): one live token per install per serving host;
 - a revoked `jti` never becomes live again: nothing un-revokes a row (a reactivated app user
-  gets a *new* token, its old ones stay revoked);
+  gets a *new* token, its old ones stay revoked); a host's own re-minted rows past the
+  install's newest `MAX_LISTED` are deleted (their children were replaced: see `minted`);
 - the serving host stops a child whose token is revoked (`Host.sync_installs`); the CLI also
   bumps the install's generation, so the gate refuses that child's very next call.
 
@@ -33,7 +34,8 @@ DDL = (
     SetOnce("token_revoked_for_good", "token_minted", "revoked_at",
             "a revoked token stays revoked"),
 )
-# Rows listed per install at most: guards `app tokens` against an app restarted without end.
+# Rows listed per install at most: guards `app tokens` against an app restarted without end;
+# and `host.db` too: a host's own re-minted rows past these are deleted (`minted`).
 MAX_LISTED = 200
 
 
@@ -74,6 +76,16 @@ class TokenRegistry:
                 " epoch, issued_at, expires_at, host_id) VALUES(?,?,?,?,?,?,?,?,?,?)",
                 (claims.jti, claims.app, claims.ins, claims.sid, claims.kid, claims.gen,
                  claims.epoch, claims.iat, claims.exp, host_id))
+            # This host's own re-minted tokens past the install's newest MAX_LISTED rows go:
+            # each named a child of this host that a later start of the same install replaced
+            # (one child per install per host), so no process holds it, and `app tokens` lists
+            # no further back. Kept, they were a row per start for good: an app crashing after
+            # each event, restarted at the shortest backoff, added ~10 a second (DESIGN rule
+            # 13). A token revoked any other way (the operator, a deactivated user) stays.
+            c.execute(
+                "DELETE FROM token_minted WHERE install_id=? AND host_id=? AND reason='re-minted'"
+                " AND jti NOT IN (SELECT jti FROM token_minted WHERE install_id=?"
+                " ORDER BY issued_at DESC LIMIT ?)", (claims.ins, host_id, claims.ins, MAX_LISTED))
         return old
 
     def revoke(self, install_id: str, now: float, reason: str,
