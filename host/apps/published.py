@@ -69,6 +69,11 @@ def plain_policy_name(name: str) -> bool:
     return _NAME.fullmatch(name) is not None
 
 
+def unpublishable(folder: Path) -> list[str]:
+    """The folder's `*.toml` names no host adopts in a bundle (`plain_policy_name`)."""
+    return sorted(p.name for p in folder.glob("*.toml") if not plain_policy_name(p.name))
+
+
 class BundleRefused(Exception):
     """A published bundle this host will not use (signature, names, size)."""
 
@@ -89,6 +94,12 @@ def publish(target: StoreTarget, keyring: Keyring, folder: Path, revision: str,
     """Publish the folder's files as the newest bundle; returns its version. It is numbered
     past the highest bundle this home adopted too (`adopted_file`): hosts refuse a bundle
     under a number they adopted, so a store that lost its newest rows is moved on at once."""
+    bad = unpublishable(folder)
+    if bad:
+        # Every follower refuses such a bundle (`_verified`): published, it would leave them
+        # on the old policy while this home's hosts decide with the new.
+        raise BundleRefused(f"{bad!r} cannot be published: every host refuses a file name "
+                            "that is not a plain NAME.toml")
     files = folder_files(folder)
     floor = _read_floor(adopted_file)
     store = open_store(target)

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from host.apps.published import plain_policy_name
+from host.apps.published import plain_policy_name, unpublishable
 from host.cli.output import EXIT_NEGATIVE, EXIT_USAGE, emit_json, err_console, fail
 from host.cli.policy_cmd import _print_findings
 from host.cli.policy_cmd import app as policy_app
@@ -76,6 +76,7 @@ def add_cmd(
         # The check and the copy under the folder's lock: another `policy add` landing between
         # them would otherwise be copied in beside a file it was never checked with.
         with home.policy_lock():
+            _publishable_or_fail(home)
             revision, findings = _checked(home, file, text, target, json_out)
             replaces = target.exists()
             # Rule 14, audit before act: no record, no file (`audited` raises AuditError first).
@@ -127,6 +128,7 @@ def reload_cmd(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     """
     home: Home = ctx.obj
     files = _home_files(home)
+    _publishable_or_fail(home)
     if not files:
         fail(f"no policy files in {home.policies_dir}",
              "`stockade init` writes the shipped default", EXIT_NEGATIVE)
@@ -147,6 +149,19 @@ def reload_cmd(ctx: typer.Context, json_out: JsonOpt = False) -> None:
                       f"host uses it within {2 * PUBLISH_INTERVAL_S:.0f} s (once the folder held "
                       "still for a poll)", highlight=False)
     _publish(home, res.policy.revision)
+
+
+def _publishable_or_fail(home: Home) -> None:
+    """On a shared store, refuse before anything is written when the folder holds a file no
+    other host would adopt (its name): they would keep the old policy, this home the new."""
+    if home.store_url is None or not home.policies_dir.is_dir():
+        return
+    bad = unpublishable(home.policies_dir)
+    if bad:
+        fail(f"{', '.join(repr(b) for b in bad)} in {home.policies_dir} cannot be published: "
+             "every host sharing the store refuses a policy file whose name is not a plain "
+             "NAME.toml; nothing changed", "rename it (ASCII letters, digits, '.', '_', '-')",
+             EXIT_NEGATIVE)
 
 
 def _publish(home: Home, revision: str) -> None:
