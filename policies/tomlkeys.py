@@ -8,6 +8,13 @@ TOML does, so only the dots of keys and table headers count.
 """
 from __future__ import annotations
 
+# The most dots one key or table header of an app's `app.toml` may hold: both readers of it (the
+# host's `host.apps.manifest` and the author harness) refuse a deeper one before tomllib reads
+# it. A package is a hostile author's, read at install (the console's upload too): a 32 KB
+# manifest of one `a.a.a… = 1` took 1 GiB and 2 s, about 4 GiB at its 64 KiB cap. No manifest
+# field nests deeper than two levels; the policy loader's MAX_DEPTH is the same 8.
+MAX_KEY_DOTS = 8
+
 # Characters of a bare key (TOML 1.0).
 _BARE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 

@@ -64,6 +64,7 @@ from policies.events import strip
 from policies.grants import grant_refusal
 from policies.httprules import MAX_RESPONSE_BYTES, RequestRefused, app_headers, checked_request
 from policies.quota import REFUNDABLE_ERRORS, REFUSAL_BUDGET, REFUSAL_WINDOW_S, admit
+from policies.tomlkeys import MAX_KEY_DOTS, deepest_key
 from policies.types import Request
 from policies.verdicts import verdict_problem
 from policies.vocabulary import ACTIONS, ADMIN_CLASS_ROLES, EVENTS, PERMISSIONS
@@ -182,7 +183,12 @@ class AppHarness(HarnessWorld):
         """
         folder = Path(path)
         try:
-            raw = tomllib.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
+            text = (folder / MANIFEST_NAME).read_text(encoding="utf-8")
+            deep = deepest_key(text, MAX_KEY_DOTS)  # as the host refuses it (its cost, there)
+            if deep is not None:
+                raise HarnessError(f"{folder / MANIFEST_NAME} line {deep[0]}: a dotted key or "
+                                   f"table header nests deeper than {MAX_KEY_DOTS} levels")
+            raw = tomllib.loads(text)
         except FileNotFoundError:
             raise HarnessError(f"no {MANIFEST_NAME} in {folder}") from None
         except tomllib.TOMLDecodeError as exc:

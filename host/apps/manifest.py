@@ -35,6 +35,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from policies.tomlkeys import MAX_KEY_DOTS, deepest_key
 from policies.vocabulary import EVENTS, PERMISSIONS
 
 # The Stockade app-API version this host implements. A manifest's `api` range must contain it.
@@ -332,6 +333,10 @@ def parse_manifest(data: bytes) -> Manifest:
         raise ManifestError(f"{MANIFEST_NAME} is larger than {MAX_MANIFEST_BYTES // 1024} KiB")
     try:
         text = data.decode("utf-8")
+        deep = deepest_key(text, MAX_KEY_DOTS)
+        if deep is not None:
+            raise ManifestError(f"{MANIFEST_NAME} line {deep[0]}: a dotted key or table header "
+                                f"nests deeper than {MAX_KEY_DOTS} levels")
         raw = tomllib.loads(text)
     except UnicodeDecodeError as exc:
         raise ManifestError(f"{MANIFEST_NAME} is not UTF-8 text") from exc
