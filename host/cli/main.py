@@ -9,6 +9,7 @@ import sys
 
 import typer
 
+from host import logline
 from host.cli.interrupt import EXIT_INTERRUPTED, INTERRUPTED_LINE
 from host.cli.output import fail
 from host.errors import StartRefused
@@ -181,6 +182,9 @@ def _on_sigint(signum: int, frame: object) -> None:
 
 def main() -> None:
     signal.signal(signal.SIGINT, _on_sigint)
+    # The host's log lines (`serve`'s, and any command's) are the operator's screen too: every
+    # value they quote inert (DESIGN rule 12), not Python's last-resort handler writing it raw.
+    logline.install()
     try:
         root(args=normalize_argv(sys.argv[1:]), prog_name="stockade")
     except Interrupted:

@@ -22,6 +22,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from host import logline
 from host.server.errors import Prevented
 from host.server.events import Subscriber
 from host.server.frontlink import Link, LinkBroken
@@ -125,7 +126,7 @@ def forwarder(link: Link) -> Subscriber:
 
 def main(argv: list[str], mounts: Mounts | None = None) -> int:
     """Serve the REST API (and what `mounts` adds beside it) until the link closes."""
-    logging.basicConfig(level=logging.WARNING, format="stockade front: %(message)s")
+    logline.install("stockade front: ")  # its log lines inert (DESIGN rule 12)
     link = Link(socket.socket(fileno=int(argv[1])))
     listener = socket.socket(fileno=int(argv[2]))
     try:

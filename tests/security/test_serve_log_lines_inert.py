@@ -1,0 +1,55 @@
+"""The host's log lines (what `stockade serve` says on stderr while it runs) are the operator's
+screen too (DESIGN rule 12): a value they quote that the host did not write reaches it inert.
+
+Reproduced with a lease row of a shared store (any host sharing the store writes these): a
+host id of "\\x1b[2J\\x1b]0;pwned\\x07\\nFORGED LINE..." was logged verbatim when the starting
+host settled that "stopped" host's calls (`host %s stopped serving without finishing`), so it
+cleared the screen, retitled the terminal and printed a line of its own choosing. The host had
+no handler of its own: Python's last-resort handler wrote each message raw.
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+
+from host.home import Home
+from host.migrate import migrate
+
+REPO = Path(__file__).resolve().parents[2]
+EVIL = "\x1b[2J\x1b]0;pwned\x07\nFORGED LINE: stockade server: http://127.0.0.1:1/\u202e"
+
+
+def test_a_lease_rows_host_id_is_logged_inert(tmp_path: Path, pg_url: str) -> None:
+    migrate(pg_url)
+    home = Home(tmp_path / "home", pg_url).ensure()
+    with psycopg.connect(pg_url, autocommit=True) as c:
+        c.execute("INSERT INTO host_leases(host_id, machine, pid, since, beat)"
+                  " VALUES(%s, 'box', 1, 0, 0)", ("gone" + EVIL,))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from host.cli.main import main; main()", "--home",
+         str(home.root), "--store", pg_url, "serve", "--port", "0"],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=REPO)
+    said: list[str] = []
+    try:
+        assert proc.stderr is not None
+        for ln in proc.stderr:
+            said.append(ln)
+            if re.search(r"^stockade server: http://127\.0\.0\.1:(\d+)/", ln):
+                break
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    text = "".join(said)
+    assert "stopped serving without finishing" in text, text
+    for ch in ("\x1b", "\x07", "\u202e"):
+        assert ch not in text, repr(text)
+    assert not any(ln.startswith("FORGED") for ln in said), text
+    assert "gone\\x1b[2J\\x1b]0;pwned\\x07\\nFORGED" in text, text
