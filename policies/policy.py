@@ -71,12 +71,18 @@ class CompiledQuota:
         workspace limit on two rings, and moved a quota to a fresh ring when a reload added
         another on its action."""
         if self.scope == "install":
-            subject = f"install:{install_id}"
+            subject = install_subject(install_id)
         elif self.scope == "app":
             subject = f"app:{app_id}"
         else:
             subject = "workspace"
         return f"{subject}:{self.action}#{self.id}"
+
+
+def install_subject(install_id: str) -> str:
+    """What starts every key of a quota scoped to one install (`CompiledQuota.key`): an
+    uninstall removes the rings under it (`host.ledger.quota.drop_rings_in`)."""
+    return f"install:{install_id}"
 
 
 @dataclass(frozen=True)

@@ -82,11 +82,21 @@ def app_data_remover(home: Home) -> Callable[[Conn, str], int] | None:
     """What deletes an install's persistence rows inside the uninstall's own transaction
     (`InstallStore.remove(also=...)`; they live in host.db beside the install, keyed by
     install id, never app id), so no row outlives the install and none is written after it
-    (`PersistenceStore`'s put checks the install in its transaction). None when the home has
-    no host store yet (nothing stored)."""
+    (`PersistenceStore`'s put checks the install in its transaction); and its own quota rings
+    (install-scoped quotas, its refusal budget: up to a quota's limit of rows each, which no
+    later install can charge; kept, install/uninstall churn grew host.db by them every cycle,
+    DESIGN rule 13). Returns the persistence rows deleted. None when the home has no host
+    store yet (nothing stored)."""
     from host.bridges.persistence import PersistenceStore, remove_all_in
+    from host.ledger.quota import drop_rings_in
+    from host.ledger.refusals import refusal_budget
+    from policies.policy import install_subject
 
     if not home.has_host_store():
         return None
     PersistenceStore(home.host_store).close()  # its tables, so the DELETE finds them
-    return remove_all_in
+
+    def remove(c: Conn, install_id: str) -> int:
+        drop_rings_in(c, install_subject(install_id) + ":", [refusal_budget(install_id).key])
+        return remove_all_in(c, install_id)
+    return remove

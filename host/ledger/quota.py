@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from host.clock import Clock
-from host.store import Conn, Step, Store, ensure_schema, open_store
+from host.store import Conn, Step, Store, ensure_schema, open_store, table_exists
 from policies.quota import MAX_QUOTA_LIMIT, MAX_SEATS, MAX_WINDOW_S
 
 SCHEMA_COMPONENT = "quota"
@@ -448,6 +448,23 @@ def refund_in(conn: Conn, reservation: Reservation) -> bool:
     for key in reservation.keys:
         ok = _refund_key(conn, key, reservation.op_id) and ok
     return ok
+
+
+def drop_rings_in(conn: Conn, prefix: str, keys: Sequence[str] = ()) -> int:
+    """Inside the caller's transaction: delete every ring whose key starts with `prefix`, and
+    the rings `keys`, with their units; how many rings went. An uninstall's (the install's own
+    rings, which nothing can charge again: a reinstall is a new install id); `quota_keys` may
+    not exist yet (no call was ever charged on this store)."""
+    if not table_exists(conn, "quota_keys"):
+        return 0
+    # substr, not LIKE: an install id's "_" is a LIKE wildcard; and one meaning on both backends.
+    found = [str(r[0]) for r in conn.execute(
+        "SELECT key FROM quota_keys WHERE substr(key, 1, ?) = ?", (len(prefix), prefix))]
+    found += [k for k in keys if k not in found]
+    for key in found:
+        conn.execute("DELETE FROM quota_slots WHERE key=?", (key,))
+        conn.execute("DELETE FROM quota_keys WHERE key=?", (key,))
+    return len(found)
 
 
 # ---------------------------------------------------------------------------------------------
