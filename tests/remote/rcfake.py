@@ -24,12 +24,23 @@ Route = Callable[[dict[str, str], Any], Answer]
 USER_NOT_FOUND: Answer = (400, {"success": False, "error": "User not found."})
 
 
+# Rocket.Chat's built-in roles (upsertPermissions' defaultRoles: `_id` is the name), what
+# `roles.list` answers unless a test gives that route itself.
+BUILT_IN_ROLES = ("admin", "moderator", "leader", "owner", "user", "bot", "app", "guest",
+                  "anonymous", "livechat-agent", "livechat-manager")
+
+
+def _built_in_roles(query: dict[str, str], body: Any) -> Answer:
+    return 200, {"success": True, "roles": [{"_id": r, "name": r, "protected": True}
+                                            for r in BUILT_IN_ROLES]}
+
+
 class FakeWorkspace:
     """`routes`: "METHOD route-below-/api/v1/" -> fn(query, body) -> (status, json). Every request
     is kept in `log` as (method, route, query, body)."""
 
     def __init__(self, routes: dict[str, Route]) -> None:
-        self.routes = routes
+        self.routes = {"GET roles.list": _built_in_roles, **routes}
         self.log: list[tuple[str, str, dict[str, str], Any]] = []
 
     def handle(self, request: httpx.Request) -> httpx.Response:

@@ -83,7 +83,8 @@ class RemoteCore:
         self.bus = EventBus()
         self.privileged = ADMIN_CLASS_ROLES | privileged_roles
         # Roles the workspace's own permission table shows carrying power (rolepower.py).
-        self.role_powers = RolePowers(lambda: self.get("permissions.listAll"))
+        self.role_powers = RolePowers(lambda: self.get("permissions.listAll"),
+                                      lambda: self.get("roles.list"))
         self._hook: PreSendHook | None = None
         # Sign-ins the host minted (users.createToken) to act as an app's user or a user an
         # app created (a message's sender must be that user). Kept in memory only, never on
@@ -230,7 +231,13 @@ class RemoteCore:
     def role_privileged(self, role: str) -> bool:
         """Whether `role` is admin-class here: on the fixed list, on the operator's, or holding
         a power in the workspace's permission table (Unavailable when that cannot be read)."""
-        return role in self.privileged or self.role_powers.any_powerful([role])
+        if role in self.privileged:
+            return True
+        # By every name the workspace knows it by: a custom role's `_id` (random since
+        # Rocket.Chat 6, and what the permission table names) and its name (what an app asks
+        # for); the operator's list may name either.
+        names = self.role_powers.names_of(role)
+        return not names.isdisjoint(self.privileged) or self.role_powers.any_powerful(names)
 
     def refuse_privileged(self, caller: Principal, roles: list[str]) -> None:
         # DESIGN rule 10 also here, behind the gate: an app never touches admin-class roles.

@@ -91,30 +91,61 @@ def powerful_roles(doc: Any) -> frozenset[str]:
     return frozenset(out)
 
 
-class RolePowers:
-    """The workspace's powerful roles, read through `fetch` and kept `ttl_s` seconds."""
+def role_names(doc: Any) -> dict[str, frozenset[str]]:
+    """Each role's names in a `roles.list` answer ({roles: [{_id, name}]}): its `_id` and its
+    `name`, each mapped to both. Since Rocket.Chat 6 a custom role's `_id` is random, and the
+    permission table and users' `roles` name it by that `_id`, while `roles.addUserToRole`
+    takes its name (or either: `findOneByIdOrName`)."""
+    rows = doc.get("roles") if isinstance(doc, dict) else None
+    if not isinstance(rows, list):
+        raise Unavailable("the workspace's role list has no 'roles' list")
+    out: dict[str, frozenset[str]] = {}
+    for row in rows:
+        if not isinstance(row, dict):
+            continue
+        names = frozenset(v for v in (row.get("_id"), row.get("name")) if isinstance(v, str))
+        for n in names:
+            out[n] = out.get(n, frozenset()) | names
+    return out
 
-    def __init__(self, fetch: Callable[[], Any], *, ttl_s: float = ROLE_POWER_TTL_S,
+
+class RolePowers:
+    """The workspace's powerful roles, read through `fetch` (the permission table) and
+    `fetch_names` (the role list: a custom role's `_id` and name differ), kept `ttl_s` s."""
+
+    def __init__(self, fetch: Callable[[], Any], fetch_names: Callable[[], Any] | None = None,
+                 *, ttl_s: float = ROLE_POWER_TTL_S,
                  now: Callable[[], float] = time.monotonic) -> None:
-        self._fetch, self._ttl, self._now = fetch, ttl_s, now
+        self._fetch, self._fetch_names, self._ttl, self._now = fetch, fetch_names, ttl_s, now
         self._lock = threading.Lock()
         self._roles: frozenset[str] = frozenset()
+        self._names: dict[str, frozenset[str]] = {}
         self._until = float("-inf")
 
     def roles(self) -> frozenset[str]:
         """The roles holding a power now (Unavailable when the table cannot be read)."""
+        return self._read()[0]
+
+    def names_of(self, role: str) -> frozenset[str]:
+        """`role` and every other name the workspace knows that role by (its `_id`, its name)."""
+        return self._read()[1].get(role, frozenset()) | {role}
+
+    def _read(self) -> tuple[frozenset[str], dict[str, frozenset[str]]]:
         with self._lock:
             if self._now() < self._until:
-                return self._roles
+                return self._roles, self._names
             try:
                 roles = powerful_roles(self._fetch())
+                names = role_names(self._fetch_names()) if self._fetch_names else {}
             except ServerError as exc:
                 raise Unavailable("cannot tell which workspace roles carry power "
-                                  f"(GET permissions.listAll: {exc.message})") from None
-            self._roles, self._until = roles, self._now() + self._ttl
-            return roles
+                                  f"(GET permissions.listAll / roles.list: {exc.message})"
+                                  ) from None
+            self._roles, self._names = roles, names
+            self._until = self._now() + self._ttl
+            return roles, names
 
     def any_powerful(self, roles: Iterable[str]) -> bool:
-        """Whether any of `roles` holds a power on the workspace."""
-        wanted = list(roles)
+        """Whether any of `roles` (by any of its names) holds a power on the workspace."""
+        wanted = {n for r in roles for n in self.names_of(r)}
         return bool(wanted) and not self.roles().isdisjoint(wanted)
