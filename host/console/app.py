@@ -332,8 +332,11 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
                     chart_w=pages.CHART_W, chart_h=pages.CHART_H)
 
     async def policy_page(request: Request, s: Session) -> Response:
+        # Off the event loop: in `serve`'s front this asks the host over the link (up to
+        # ENFORCED_WAIT_S), and every other client of the front waited meanwhile.
+        revision = await anyio.to_thread.run_sync(enforced)
         return page(request, "policy.html", s=s, view=pages.policy_view(home),
-                    keys=pages.keys_view(home), enforced=enforced())
+                    keys=pages.keys_view(home), enforced=revision)
 
     uploads = Uploads()
 

@@ -13,8 +13,9 @@ What crosses between them, over a socketpair only the two hold (`host.server.fro
   committed them (`ServerCore.emit_committed`): the apps see no difference.
 - front -> host, `call`: the pre-send hook (a message a visitor or agent sends runs the apps'
   hooks before it is written) and the console's question of which policy revision the host
-  enforces. The host answers each on a thread of a small pool (`ret`); a hook that raises
-  `Prevented` crosses as a refusal naming the app.
+  enforces. The host answers each hook on a thread of a small pool and the question on a
+  thread of its own, never behind the hooks (`ret`); a hook that raises `Prevented` crosses as
+  a refusal naming the app.
 - The front fails closed: no answer from the host within `hook_wait_s` (or a link that breaks)
   prevents the message. The front exits when its link closes; `serve` starts another when one
   exits, and stops when they keep exiting (`host/cli/serve_front.py`): neither serves without
@@ -51,6 +52,11 @@ START_TIMEOUT_S = 30.0
 # Threads answering the front's calls at once: each pre-send hook holds one for up to the
 # apps' hook deadlines, and a message is a visitor waiting; more than this queue.
 CALL_THREADS = 8
+# Threads answering the front's other questions (which policy revision the host enforces, on
+# each console policy page): apart from the hooks' threads, so a page never waits behind
+# messages the apps are judging (eight of them held every hook thread, and the console said
+# the revision was unknown). Each answer is a read of the host's memory.
+QUESTION_THREADS = 1
 # How long `stop` waits for the front to exit after its link closes, before killing it.
 STOP_TIMEOUT_S = 10.0
 
@@ -85,6 +91,8 @@ class RestFront:
         self._up = threading.Event()
         self._relaying = threading.local()  # the commit time of the event being relayed
         self._calls = ThreadPoolExecutor(CALL_THREADS, thread_name_prefix="stockade-front-call")
+        self._questions = ThreadPoolExecutor(QUESTION_THREADS,
+                                             thread_name_prefix="stockade-front-ask")
 
     def start(self, timeout_s: float = START_TIMEOUT_S) -> RestFront:
         """Start the front on the listener and wait until it serves. Raises FrontFailed."""
@@ -141,6 +149,7 @@ class RestFront:
                 self.proc.kill()
                 self.proc.wait()
         self._calls.shutdown(wait=False, cancel_futures=True)
+        self._questions.shutdown(wait=False, cancel_futures=True)
 
     # -- the host side of the link -------------------------------------------------------------
 
@@ -153,7 +162,8 @@ class RestFront:
                 if kind == "ev":
                     self._relay(msg)
                 elif kind == "call":
-                    self._calls.submit(self._answer, msg)
+                    pool = self._calls if msg.get("fn") == "pre_send" else self._questions
+                    pool.submit(self._answer, msg)
                 elif kind == "up":
                     self._up.set()
                 else:
