@@ -72,3 +72,13 @@ def test_a_role_list_it_cannot_read_refuses_for_now(tmp_path: Path) -> None:
     with pytest.raises(Unavailable):
         rs.roles_assign(APP, "u1", "helper", op_id="op-4")
     assert not fake.sent("POST", "roles.addUserToRole")
+
+
+def test_a_lost_role_write_is_read_back_by_the_roles_id(tmp_path: Path) -> None:
+    """A user's `roles` hold a custom role's `_id`: the read-back of a role change whose answer
+    was lost looked for the name, said "not applied", and the units were given back."""
+    fake, rs = _workspace(tmp_path)
+    fake.routes["GET users.info"] = lambda q, b: (200, {"user": {
+        "_id": "u1", "username": "bob", "roles": ["user", "zp4ytq8nvb2lsx6we"]}})
+    rs.owned.begin_op("op-5", "roles.assign", {"user_id": "u1", "role": "helper"}, 0.0)
+    assert rs.was_applied("op-5") is True

@@ -313,8 +313,10 @@ class RemoteCore:
                 return True
             if action in ("roles.assign", "roles.remove"):
                 roles = self.user_doc(user_id=str(probe["user_id"])).get("roles")
-                # Only a list names roles ("helper" in the string "helpers" is no holding).
-                held = isinstance(roles, list) and probe["role"] in roles
+                # Only a list names roles ("helper" in the string "helpers" is no holding), by
+                # any of the role's names: a user's `roles` hold a custom role's `_id`.
+                held = isinstance(roles, list) and not self.role_powers.names_of(
+                    str(probe["role"])).isdisjoint(r for r in roles if isinstance(r, str))
                 return held == (action == "roles.assign")
             if action == "users.deactivate":
                 return not self.user_doc(user_id=str(probe["user_id"])).get("active", True)
