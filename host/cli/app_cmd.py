@@ -432,7 +432,7 @@ def update(
             fail(f"the package is app {pkg.app_id!r}, not {rec.app_id!r}",
                  "install it as a separate app instead")
         if pkg.content_hash == rec.package_hash:
-            err_console.print(f"{rec.app_id} is already at this package ({rec.version})")
+            err_console.print(line(f"{rec.app_id} is already at this package ({rec.version})"))
             if json_out:
                 emit_json({"status": "unchanged", "install": rec.to_public_dict()})
             return
@@ -542,11 +542,11 @@ def uninstall(
         if users == "deactivate" and deactivated is None:
             err_console.print(host("no chat server is wired to this CLI: the app's users were "
                                    "kept; deactivate them on the server", "yellow"))
-    err_console.print(f"uninstalled {rec.app_id}; users: {users}; agents: {agents}; data: {data}",
-                      highlight=False)
+    err_console.print(line(f"uninstalled {rec.app_id}; users: {users}; agents: {agents}; "
+                           f"data: {data}"))
     if agents == "keep" and n_agents and users == "keep":
-        err_console.print(host(f"warning: {n_agents} agent(s) of {rec.app_id} are still livechat "
-                               "agents: rooms will still be routed to them", "yellow"))
+        err_console.print(line(f"warning: {n_agents} agent(s) of {rec.app_id} are still livechat "
+                               "agents: rooms will still be routed to them"), style="yellow")
     if json_out:
         emit_json({"app_id": rec.app_id, "install_id": rec.install_id, "users": users,
                    "users_deactivated": deactivated, "agents": agents,

@@ -83,17 +83,16 @@ def grant_change(before: frozenset[str], asked: frozenset[str], add: list[str],
 def render_change(before: frozenset[str], after: frozenset[str]) -> None:
     added, removed = sorted(after - before), sorted(before - after)
     if not added and not removed:
-        err_console.print("grants unchanged: " + (", ".join(sorted(after)) or "nothing"),
-                          highlight=False, markup=False)
+        err_console.print(line("grants unchanged: " + (", ".join(sorted(after)) or "nothing")))
         return
-    err_console.print("grants before: " + (", ".join(sorted(before)) or "nothing"),
-                      highlight=False, markup=False)
+    # The grants before are the install row's (host.db: whoever can write the store chose
+    # them): every line inert (DESIGN rule 12).
+    err_console.print(line("grants before: " + (", ".join(sorted(before)) or "nothing")))
     for p in added:
-        err_console.print(f"  + {p}", style="green", highlight=False, markup=False)
+        err_console.print(line(f"  + {p}"), style="green")
     for p in removed:
-        err_console.print(f"  - {p}", style="red", highlight=False, markup=False)
-    err_console.print("grants after:  " + (", ".join(sorted(after)) or "nothing"),
-                      highlight=False, markup=False)
+        err_console.print(line(f"  - {p}"), style="red")
+    err_console.print(line("grants after:  " + (", ".join(sorted(after)) or "nothing")))
 
 
 def confirm_removal(removed: frozenset[str], yes: bool) -> None:
@@ -145,8 +144,8 @@ def consent(
             if not dry_run:
                 with audit_app(home, "consent_reject", rec, version=pending.version):
                     reject_pending(home, store, rec)
-            err_console.print(f"{'would discard' if dry_run else 'discarded'} pending update "
-                              f"{pending.version} of {rec.app_id}", highlight=False)
+            err_console.print(line(f"{'would discard' if dry_run else 'discarded'} pending "
+                                   f"update {pending.version} of {rec.app_id}"))
             if json_out:
                 emit_json({"status": "dry-run" if dry_run else "rejected",
                            "version": pending.version})
@@ -231,8 +230,8 @@ def consent(
     err_console.print(line(host("consented", "green"), f": {rec.app_id} {rec.version} grants "
                            f"{', '.join(sorted(rec.grants)) or 'nothing'}"))
     if not rec.enabled:
-        err_console.print(f"{rec.app_id} is disabled; enable it with `stockade app enable "
-                          f"{rec.app_id}`", highlight=False)
+        err_console.print(line(f"{rec.app_id} is disabled; enable it with `stockade app "
+                               f"enable {rec.app_id}`"))
     if json_out:
         emit_json({"status": "consented", "install": rec.to_public_dict(),
                    "before": sorted(before), "after": sorted(rec.grants)})

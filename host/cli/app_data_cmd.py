@@ -83,7 +83,7 @@ def logs(
                                 "text": text} for when, who, text in entries]})
         return
     if not lines:
-        err_console.print(f"no log output for {rec.app_id}", highlight=False)
+        err_console.print(line(f"no log output for {rec.app_id}"))
     for when, who, text in entries:
         # What the app printed is the app's own text: escapes, bidi and controls shown, never
         # sent to the terminal, always behind the gutter (DESIGN rule 12); only the host's own
@@ -178,7 +178,7 @@ def settings(
                 fail(f"{rec.app_id} is no longer installed: nothing changed",
                      "it was uninstalled meanwhile (`stockade app list`)", EXIT_NEGATIVE)
             rec = store.get(rec.install_id) or rec
-            err_console.print(f"updated {', '.join(changed)} for {rec.app_id}", highlight=False)
+            err_console.print(line(f"updated {', '.join(changed)} for {rec.app_id}"))
     shown = rec.redacted_settings()
     if json_out:
         emit_json({"app_id": rec.app_id, "settings": shown,
@@ -232,8 +232,8 @@ def tokens_cmd(
         emit_json({"app_id": rec.app_id, "revoked": revoked, "tokens": [t.to_json() for t in rows]})
         return
     if revoke is not None:
-        err_console.print(f"revoked {len(revoked)} token(s) of {rec.app_id}", highlight=False)
+        err_console.print(line(f"revoked {len(revoked)} token(s) of {rec.app_id}"))
     for t in rows:
         state = "live" if t.revoked_at is None else f"revoked ({t.reason})"
-        err_console.print(f"{t.jti}  key {t.kid}  generation {t.generation}  {state}",
-                          markup=False, highlight=False)
+        # Token rows (their reason, ids) are host.db's: inert (DESIGN rule 12).
+        err_console.print(line(f"{t.jti}  key {t.kid}  generation {t.generation}  {state}"))

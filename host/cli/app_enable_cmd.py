@@ -16,6 +16,7 @@ from host.cli.app_common import AppRef, JsonFlag, app_app, audit_app, existing_s
 from host.cli.output import EXIT_NEGATIVE, emit_json, err_console, fail
 from host.clock import SystemClock
 from host.home import Home
+from host.inert import line
 from host.ledger.operator import open_keyring
 
 
@@ -43,7 +44,8 @@ def enable(ctx: typer.Context, ref: AppRef, json_out: JsonFlag = False) -> None:
         except (SwitchRefused, InstallChanged) as exc:
             fail(f"{rec.app_id}: {exc}", "run the command again", EXIT_NEGATIVE)
         rec = store.get(rec.install_id) or rec
-    err_console.print(f"enabled {rec.app_id}", highlight=False)
+    # The app id is the install row's (host.db): inert (DESIGN rule 12).
+    err_console.print(line(f"enabled {rec.app_id}"))
     if json_out:
         emit_json(rec.to_public_dict())
 
@@ -65,6 +67,6 @@ def disable(ctx: typer.Context, ref: AppRef, json_out: JsonFlag = False) -> None
                     act.note(consent_seq=seq)
         except InstallChanged as exc:
             fail(f"{rec.app_id}: {exc}", "run the command again", EXIT_NEGATIVE)
-    err_console.print(f"disabled {rec.app_id} (generation {rec.generation})", highlight=False)
+    err_console.print(line(f"disabled {rec.app_id} (generation {rec.generation})"))
     if json_out:
         emit_json(rec.to_public_dict())

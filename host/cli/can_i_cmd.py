@@ -38,6 +38,7 @@ from host.cli.policy_cmd import ARG_HELP, _parse_kv, parse_args
 from host.clock import SystemClock
 from host.gate.gate import grant_refusal
 from host.home import Home
+from host.inert import line
 from host.server.embedded import EmbeddedServer
 from host.server.errors import NotFound, ServerError
 from host.server.principals import Caller
@@ -286,13 +287,14 @@ def can_i(
                        "events": heard})
         else:
             for r in rows:
-                err_console.print(f"{r['answer']:<8} {r['action']:<27} {r['why']}",
-                                  markup=False, highlight=False)
+                err_console.print(line(f"{r['answer']:<8} {r['action']:<27} {r['why']}"))
             for e in heard:
-                err_console.print(f"{e['answer']:<8} {'event ' + e['event']:<27} {e['message']}",
-                                  markup=False, highlight=False)
-            err_console.print(f"({rec.app_id}'s grants: {', '.join(sorted(rec.grants)) or 'none'}"
-                              f"; policy {policy.revision[:19]})", markup=False, highlight=False)
+                err_console.print(line(f"{e['answer']:<8} {'event ' + e['event']:<27} "
+                                       f"{e['message']}"))
+            # The app id and grants are the install row's (host.db): inert (DESIGN rule 12).
+            err_console.print(line(f"({rec.app_id}'s grants: "
+                                   f"{', '.join(sorted(rec.grants)) or 'none'}"
+                                   f"; policy {policy.revision[:19]})"))
         return
     assert action is not None
     if action in EVENTS:
@@ -301,14 +303,14 @@ def can_i(
             emit_json({"app_id": rec.app_id, "revision": policy.revision, **e})
         else:
             typer.echo(e["answer"])
-            err_console.print(f"{e['code']}: {e['message']}", markup=False, highlight=False)
+            err_console.print(line(f"{e['code']}: {e['message']}"))
         raise typer.Exit(EXIT_OK if e["allowed"] else EXIT_NEGATIVE)
     r = one(action, args)
     if json_out:
         emit_json({"app_id": rec.app_id, "revision": policy.revision, **r})
     else:
         typer.echo("yes" if r["allowed"] else "no")
-        err_console.print(f"{r['code']}: {r['message']}", markup=False, highlight=False)
+        err_console.print(line(f"{r['code']}: {r['message']}"))
         if "needs_fact" in r:
             example = _EXAMPLE.get(r["needs_fact"], f"--fact {r['needs_fact']}=VALUE")
             err_console.print(f"hint: the host looks this up when the call is made; here pass "
