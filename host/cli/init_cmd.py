@@ -10,6 +10,7 @@ import typer
 
 from host.cli.output import EXIT_USAGE, emit_json, err_console, fail
 from host.home import Home
+from host.inert import line
 
 
 def init(
@@ -45,8 +46,8 @@ def init(
         return
     verb = "initialized" if not existed else "already initialized"
     err_console.print(f"{verb} {home.root}", highlight=False)
-    err_console.print(f"  policies: {', '.join(policies) or 'none'} in {home.policies_dir}",
-                      highlight=False)
+    # The policy files' names are the policy author's (DESIGN rule 12): inert.
+    err_console.print(line(f"  policies: {', '.join(policies) or 'none'} in {home.policies_dir}"))
     err_console.print(f"  host key: {ring.current}" + (" (new)" if not had_key else ""),
                       highlight=False)
     err_console.print("next: `stockade doctor`, then `stockade app install PACKAGE`",
