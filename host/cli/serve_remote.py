@@ -9,6 +9,7 @@ from host.cli.output import EXIT_NEGATIVE, EXIT_USAGE, err_console, fail
 from host.clock import SystemClock
 from host.errors import StartRefused
 from host.home import Home
+from host.inert import line
 from host.runtime import HostConfig
 
 
@@ -57,8 +58,9 @@ def serve_remote(home: Home, bind: str, sock: socket.socket, url: str | None,
         origins=origins))
     running = sorted(r.app_id for r in app_host.runners.values())
     err_console.print(f"apps running: {', '.join(running) or 'none'}", highlight=False)
-    err_console.print(f"workspace: {conf.url} (Rocket.Chat {version}) as {conf.user_id}",
-                      highlight=False)
+    # The version is what the workspace says of itself (`GET /api/info`): inert, on this line
+    # (DESIGN rule 12), as `rocketchat check` and `doctor` show it.
+    err_console.print(line(f"workspace: {conf.url} (Rocket.Chat {version}) as {conf.user_id}"))
     err_console.print(f"webhook receiver: http://{bind}:{port}{PATH} (behind a TLS proxy, "
                       "this is the workspace's Omnichannel Webhook URL)", highlight=False)
     err_console.print(f"console: http://{bind}:{port}/console/ (the workspace's admins sign "
