@@ -13,8 +13,8 @@ Why the configs are made here (`http_config`): uvicorn's httptools protocol keep
 header block (request line, URL, headers) until its blank line comes, with no cap and no time
 limit, so one connection with no credentials could grow the server's memory without bound, or
 hold its connection forever. `capped_http_protocol` is that protocol with the block capped in
-size, in headers and in time (`tests/server/test_server_head_caps.py`), and each request's body
-in time (every app caps it in size).
+size, in headers and in time (`tests/server/test_server_head_caps.py`), each request's body
+in time (every app caps it in size), and each answer's wait for its reader (`SEND_STALL_S`).
 """
 from __future__ import annotations
 
@@ -66,6 +66,14 @@ HEAD_TIMEOUT_S = 10.0
 # gives 60 s between two reads, this 60 s for the whole body. Over it: 408 and the connection
 # closed; the handler reading it is told the client went.
 BODY_TIMEOUT_S = 60.0
+# How long a connection's answer may wait in the server's write buffer without the client taking
+# any of it (the buffer above its high-water mark, 64 KiB, the whole time) before the connection
+# is dropped, answer and all. Guards the server's memory and its connection slots: uvicorn writes
+# a whole answer and then waits for the client with no limit, so a client that asked for a large
+# answer (an anonymous visitor's own history: 4 MiB) and never read it held both for good
+# (tests/server/test_server_slow_reader.py). A reader that takes any of it in time starts the
+# wait again.
+SEND_STALL_S = 30.0
 # The most connections one listener keeps open at once: a security boundary. Each holds one of
 # the process's file descriptors (RLIMIT_NOFILE), and a listener may run in the apps' host itself
 # (`serve --server rocketchat`'s webhook receiver and console, `--rest-in-host`): connections
@@ -208,6 +216,7 @@ def capped_http_protocol() -> type[asyncio.Protocol]:
         _head_timer: asyncio.TimerHandle | None = None
         _body_timer: asyncio.TimerHandle | None = None
         _linger: asyncio.TimerHandle | None = None
+        _send_timer: asyncio.TimerHandle | None = None
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -230,6 +239,9 @@ def capped_http_protocol() -> type[asyncio.Protocol]:
         def connection_lost(self, exc: Exception | None) -> None:
             self._stop_head_timer()
             self._stop_body_timer()
+            if self._send_timer is not None:
+                self._send_timer.cancel()
+                self._send_timer = None
             if self._linger is not None:
                 self._linger.cancel()
                 self._linger = None
@@ -329,6 +341,24 @@ def capped_http_protocol() -> type[asyncio.Protocol]:
                 self.transport.close()  # answered already: the rest of its body is not waited for
             else:
                 self._refuse(408)
+
+        def pause_writing(self) -> None:
+            super().pause_writing()
+            if self._send_timer is None:
+                self._send_timer = self.loop.call_later(SEND_STALL_S, self._send_stalled)
+
+        def resume_writing(self) -> None:
+            if self._send_timer is not None:
+                self._send_timer.cancel()
+                self._send_timer = None
+            super().resume_writing()
+
+        def _send_stalled(self) -> None:
+            """The client took nothing of its answer for SEND_STALL_S: dropped (abort, not
+            close: a close waits for the buffer to be sent, which is what never happens). The
+            handler's pending send returns as for a client that went (`connection_lost`)."""
+            self._send_timer = None
+            self.transport.abort()
 
         def _head_timed_out(self) -> None:
             self._head_timer = None
