@@ -10,9 +10,9 @@ for the real one would take).
 
 `install()` puts one handler on the root logger that writes each message through
 `host.inert`: the message on one line, control, format and bidi characters shown as escapes,
-cut at `MAX_LOG_MESSAGE`; a traceback keeps its lines but nothing else active. Same level and
-destination as the last-resort handler it replaces (WARNING and up, to stderr as it is when
-the line is written).
+cut at `MAX_LOG_MESSAGE`; a traceback keeps its lines, indented, with nothing active. Same
+level and destination as the last-resort handler it replaces (WARNING and up, to stderr as it
+is when the line is written).
 """
 from __future__ import annotations
 
@@ -44,12 +44,18 @@ class InertFormatter(logging.Formatter):
         return super().format(shown)
 
     def formatException(self, ei: _ExcInfo) -> str:
-        # Lines kept (a traceback is read by lines), but an exception's own text may quote the
-        # same values as a message: every other control, format or bidi character escaped.
-        return output(super().formatException(ei))
+        return _indented(super().formatException(ei))
 
     def formatStack(self, stack_info: str) -> str:
-        return output(super().formatStack(stack_info))
+        return _indented(super().formatStack(stack_info))
+
+
+def _indented(block: str) -> str:
+    """A traceback with its lines kept (it is read by lines) but nothing active in them, each
+    line indented: an exception's own text may quote the same values as a message, newlines
+    and all, and indented it can never begin a line at column 0 where the host's own lines
+    (its messages, "stockade server: ...") stand."""
+    return "\n".join("  " + ln for ln in output(block).split("\n"))
 
 
 class _StderrNow(logging.Handler):

@@ -9,13 +9,16 @@ no handler of its own: Python's last-resort handler wrote each message raw.
 """
 from __future__ import annotations
 
+import logging
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import psycopg
+import pytest
 
+from host import logline
 from host.home import Home
 from host.migrate import migrate
 
@@ -53,3 +56,33 @@ def test_a_lease_rows_host_id_is_logged_inert(tmp_path: Path, pg_url: str) -> No
         assert ch not in text, repr(text)
     assert not any(ln.startswith("FORGED") for ln in said), text
     assert "gone\\x1b[2J\\x1b]0;pwned\\x07\\nFORGED" in text, text
+
+
+def test_the_front_process_handler_is_inert_too(capsys: pytest.CaptureFixture[str]) -> None:
+    """The REST front (and the console beside it) logs in a process of its own, through the same
+    handler with its own prefix (`front_proc.main`); the formatter's whole contract here: one
+    line, escapes shown, cut; a traceback's lines kept but nothing active in them, and indented
+    so that an exception text's own newline starts no line at column 0."""
+    handler = logline._StderrNow(logging.WARNING)
+    handler.setFormatter(logline.InertFormatter("stockade front: "))
+    log = logging.getLogger("stockade.test.logline")
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        log.warning("console: %s's sign-in refused", "v" + EVIL + "x" * 10_000)
+        try:
+            raise ValueError("bad " + EVIL)
+        except ValueError:
+            log.exception("request %s failed", EVIL)
+    finally:
+        log.removeHandler(handler)
+        log.propagate = True
+    err = capsys.readouterr().err
+    for ch in ("\x1b", "\x07", "\u202e"):
+        assert ch not in err, repr(err)
+    lines = err.splitlines()
+    assert lines[0].startswith("stockade front: console: v\\x1b[2J"), lines[0]
+    assert len(lines[0]) < logline.MAX_LOG_MESSAGE + 100
+    assert not any(ln.startswith(("FORGED", "stockade server:")) for ln in lines), err
+    # A traceback still reads by lines, each indented under its message.
+    assert "  Traceback (most recent call last):" in lines, err
