@@ -89,6 +89,7 @@ class RestFront:
         self.link: Link | None = None
         self.exited = threading.Event()  # the link broke: the front is gone (or going)
         self._up = threading.Event()
+        self._reading = False  # the reader thread runs (it sets `exited` as it ends)
         self._relaying = threading.local()  # the commit time of the event being relayed
         self._calls = ThreadPoolExecutor(CALL_THREADS, thread_name_prefix="stockade-front-call")
         self._questions = ThreadPoolExecutor(QUESTION_THREADS,
@@ -115,6 +116,7 @@ class RestFront:
                         "store_url": self.home.store_url, "hook": self.pre_send is not None,
                         "hook_wait_s": self.hook_wait_s})
         threading.Thread(target=self._read, name="stockade-front", daemon=True).start()
+        self._reading = True
         deadline = time.monotonic() + timeout_s
         while not self._up.wait(0.05):
             if self.exited.is_set() or time.monotonic() > deadline:
@@ -138,9 +140,14 @@ class RestFront:
             stop.wait(0.2)
 
     def stop(self) -> None:
-        """Close the link (the front stops serving and exits), then reap it."""
+        """Tell the front to stop, relay what it commits meanwhile, then reap it.
+
+        The host stops sending on the link (the front sees it closed, stops taking connections,
+        finishes the requests in flight and exits) but reads on until the front's end closes:
+        a write the front commits while it finishes is in the store, and its events must reach
+        the apps as in `serve --rest-in-host` (closing the link outright dropped them)."""
         if self.link is not None:
-            self.link.close()
+            self.link.stop_sending()
         if self.proc is not None:
             try:
                 self.proc.wait(STOP_TIMEOUT_S)
@@ -148,6 +155,12 @@ class RestFront:
                 log.warning("the REST front did not exit in %.0f s; killed", STOP_TIMEOUT_S)
                 self.proc.kill()
                 self.proc.wait()
+        if self.link is not None:
+            if self._reading:
+                # The front has exited: its end is closed, and the reader ends once it has
+                # relayed what the front sent last.
+                self.exited.wait(STOP_TIMEOUT_S)
+            self.link.close()
         self._calls.shutdown(wait=False, cancel_futures=True)
         self._questions.shutdown(wait=False, cancel_futures=True)
 

@@ -71,6 +71,15 @@ class Link:
             n -= len(chunk)
         return b"".join(chunks)
 
+    def stop_sending(self) -> None:
+        """Close this end for sending only: the other side's `recv` raises LinkBroken, and what
+        it still sends is read here (a front told to stop forwards the events of the requests
+        it finishes)."""
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # already closed
+
     def close(self) -> None:
         """Close this end (the other side's `recv` then raises LinkBroken)."""
         try:
