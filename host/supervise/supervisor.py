@@ -29,6 +29,7 @@ from host.supervise.jobs import begin, settle_failed, urgent_call
 from host.supervise.jobs import control as _control
 from host.supervise.jobs import overflow_policy as overflow_policy
 from host.supervise.jobs import untraced as _untraced
+from host.supervise.succession import Succession
 from policies.vocabulary import EVENTS
 from sandbox.frames import Done
 
@@ -109,9 +110,9 @@ class AppRunner:
         # Pre-send hooks' jobs (`submit_urgent`): taken before any queued event, so a message
         # waits at most for the one event the app is running, never for its backlog.
         self._urgent: deque[Job] = deque()
-        # The runner this app continues in after a restart (`hand_over`): an event that reaches
-        # this one once it is stopping goes there (see `enqueue`).
-        self._successor: AppRunner | None = None
+        # The runner this app continues in after its restarts (`hand_over`): an event that
+        # reaches this one once it is stopping goes there (`enqueue`; one box, no chain).
+        self._succession: Succession[AppRunner] = Succession()
         self._handed: Job | None = None
         self._claimed = False
         self._running_job = False
@@ -142,7 +143,7 @@ class AppRunner:
         this runner as a receiver before the stop (a dispatch, the pump's inbox) lands here."""
         dropped: Job | None = None
         with self._cv:
-            late, successor = self._stopping, self._successor
+            late, successor = self._stopping, self._succession.current
             queue = self._urgent if job.started is not None else self._jobs
             if not late and len(queue) >= MAX_QUEUE and not _control(job):
                 if job.started is not None or overflow_policy(job.name) == "refuse":
@@ -154,8 +155,8 @@ class AppRunner:
             if not late and dropped is not job:
                 queue.append(job)
                 self._cv.notify()
-        if late:
-            self._enqueue_late(job, successor)
+        if late:  # the newest runner is this one: the app stopped (disabled, uninstalled)
+            self._enqueue_late(job, None if successor is self else successor)
         elif dropped is not None:
             self._drop(dropped, "queue_full")
 
@@ -174,7 +175,8 @@ class AppRunner:
         """The app continues in `new` (a restart): what reaches this runner from now on goes
         there (set after its queued events were handed over: they stay ahead)."""
         with self._cv:
-            self._successor = new
+            new._succession = self._succession  # the runners before this one reach `new` too
+            self._succession.current = new
 
     def take_queued(self) -> list[Job]:
         """Remove and return the events still waiting (not dropped): the app continues in a
