@@ -396,6 +396,8 @@ class Host:
         runner.stop(f"app {why}")
         if runner.install_id not in self.runners:  # a new runner's clients are its own
             self.httpout.close_install(runner.install_id)
+        if why == "uninstalled":  # `uninstall_app` deleted its log; the stop may have noted
+            applog.remove_log(self.home.logs_dir / f"{runner.install_id}.log")
         self.audit_supervisor(runner, "stopped", why)
 
     def _consent_holds(self, rec: InstallRecord, verified: InstallRecord | None = None) -> bool:

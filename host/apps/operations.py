@@ -400,6 +400,12 @@ def uninstall_app(home: Home, store: InstallStore, rec: InstallRecord, *, users:
         remover = lifecycle_seams.app_data_remover(home)
         removed = store.remove(rec.install_id, {"users": users}, also=remover)
         data = "no stored data" if removed is None else f"removed {removed} stored item(s)"
+    # Its log and the log's rotation too, as `app uninstall` says (a host still running it
+    # deletes them again after its stop, which may note there: `Host._stop_runner`). Kept,
+    # each install/uninstall cycle left up to 2 MiB in the logs folder for good.
+    for log in (home.logs_dir / f"{rec.install_id}.log",
+                home.logs_dir / f"{rec.install_id}.log.1"):
+        log.unlink(missing_ok=True)
     for p in {rec.package_path.parent} | (
             {rec.pending.package_path.parent} if rec.pending else set()):
         if p.parent == home.packages_dir:

@@ -16,6 +16,7 @@ app's. A line in neither form (written by hand) is read as the app's too.
 """
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
@@ -131,6 +132,17 @@ def append_capped(path: Path, text: str, cap: int = MAX_LOG_BYTES) -> None:
             f.write(head + text)
     except OSError:
         pass
+
+
+def remove_log(path: Path) -> None:
+    """Delete an uninstalled install's log and its rotation (`app uninstall` says it does): the
+    cap is per install, so logs kept after their install grew the folder by up to twice
+    MAX_LOG_BYTES per install/uninstall cycle, for good (DESIGN rule 13)."""
+    with _checked_lock:
+        _checked.discard(path)
+        for p in (path, path.with_suffix(path.suffix + ".1")):
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
 
 
 def write_output(log: Path, text: str, truncated: bool) -> None:
