@@ -26,6 +26,7 @@ import resource
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -74,6 +75,11 @@ BODY_TIMEOUT_S = 60.0
 # (tests/server/test_server_slow_reader.py). A reader that takes any of it in time starts the
 # wait again.
 SEND_STALL_S = 30.0
+# Connections of one server whose answers may wait for their readers at once (writes paused).
+# Guards the server's memory within SEND_STALL_S: each holds its whole answer (a visitor's
+# history is 4 MiB) until its reader takes it, so MAX_CONNECTIONS of them would hold 4 GiB; past
+# this the longest-waiting is dropped (tests/server/test_server_slow_reader.py).
+MAX_STALLED = 64
 # The most connections one listener keeps open at once: a security boundary. Each holds one of
 # the process's file descriptors (RLIMIT_NOFILE), and a listener may run in the apps' host itself
 # (`serve --server rocketchat`'s webhook receiver and console, `--rest-in-host`): connections
@@ -205,6 +211,10 @@ def capped_http_protocol() -> type[asyncio.Protocol]:
     class HeadRefused(Exception):
         """Raised in a parser callback: stop parsing a request already refused."""
 
+    # Per server (its state object, one event loop each): its connections whose writes are
+    # paused, the longest-waiting first.
+    stalled_of: weakref.WeakKeyDictionary[Any, dict[Any, None]] = weakref.WeakKeyDictionary()
+
     class CappedHttpToolsProtocol(HttpToolsProtocol):
         # True while the next bytes may be a header block: from a message's end (or the
         # connection's start) to its headers' end, and from a chunk's size line to its data
@@ -239,9 +249,7 @@ def capped_http_protocol() -> type[asyncio.Protocol]:
         def connection_lost(self, exc: Exception | None) -> None:
             self._stop_head_timer()
             self._stop_body_timer()
-            if self._send_timer is not None:
-                self._send_timer.cancel()
-                self._send_timer = None
+            self._unstall()
             if self._linger is not None:
                 self._linger.cancel()
                 self._linger = None
@@ -346,18 +354,27 @@ def capped_http_protocol() -> type[asyncio.Protocol]:
             super().pause_writing()
             if self._send_timer is None:
                 self._send_timer = self.loop.call_later(SEND_STALL_S, self._send_stalled)
+            stalled = stalled_of.setdefault(self.server_state, {})
+            stalled[self] = None
+            while len(stalled) > MAX_STALLED:
+                next(iter(stalled))._send_stalled()  # the longest-waiting first
 
         def resume_writing(self) -> None:
+            self._unstall()
+            super().resume_writing()
+
+        def _unstall(self) -> None:
             if self._send_timer is not None:
                 self._send_timer.cancel()
                 self._send_timer = None
-            super().resume_writing()
+            stalled_of.get(self.server_state, {}).pop(self, None)
 
         def _send_stalled(self) -> None:
-            """The client took nothing of its answer for SEND_STALL_S: dropped (abort, not
-            close: a close waits for the buffer to be sent, which is what never happens). The
-            handler's pending send returns as for a client that went (`connection_lost`)."""
-            self._send_timer = None
+            """The client took nothing of its answer for SEND_STALL_S, or MAX_STALLED others
+            wait too and it has waited longest: dropped (abort, not close: a close waits for
+            the buffer to be sent, which is what does not happen). The handler's pending send
+            returns as for a client that went (`connection_lost`)."""
+            self._unstall()
             self.transport.abort()
 
         def _head_timed_out(self) -> None:

@@ -8,7 +8,8 @@ client liked (uvicorn writes the whole answer and then waits for the client with
 50 such connections grew the front by 200 MB and kept it from stopping (killed after
 STOP_TIMEOUT_S); MAX_CONNECTIONS of them would hold every slot until they hung up.
 `serve --rest-in-host` is the same listener. The
-listener now drops a connection whose answer has not moved for SEND_STALL_S."""
+listener now drops a connection whose answer has not moved for SEND_STALL_S, and the
+longest-waiting one past MAX_STALLED of them."""
 from __future__ import annotations
 
 import socket
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from pghelp import until
 
@@ -73,3 +75,42 @@ def test_an_answer_nobody_reads_is_dropped_with_its_connection(
                 s.close()
     # Before: every one of them still held its answer (4 MiB each) and its connection.
     assert held == 0, f"{held} connections kept an answer nobody reads"
+
+
+
+def test_answers_nobody_reads_are_held_for_a_bounded_number_of_connections(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Within SEND_STALL_S too: a client opening many connections that never read holds at most
+    MAX_STALLED answers in the server's memory (the longest-waiting dropped first), not one
+    of 4 MiB per connection up to MAX_CONNECTIONS (4 GiB)."""
+    monkeypatch.setattr(listen, "MAX_STALLED", 3)
+    home = Home(tmp_path / "home").ensure()
+    server = EmbeddedServer(home.server_db, SystemClock())
+    token, rid = _full_room(server)
+    ask = (f"GET /api/v1/livechat/messages.history/{rid}?token={token}&count=0 "
+           "HTTP/1.1\r\nHost: x\r\n\r\n").encode()
+    with listen.serving(server) as (url, _server, uv):
+        port = int(url.rsplit(":", 1)[1])
+        readers = []
+        try:
+            for _ in range(READERS):
+                s = socket.create_connection(("127.0.0.1", port))
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                s.sendall(ask)
+                readers.append(s)
+            # Every request answered (each answer written, or dropped with its connection).
+            until(lambda: uv.server_state.total_requests >= READERS
+                  and all(c.cycle is None or c.cycle.response_started
+                          for c in list(uv.server_state.connections)),
+                  "every answer made", 20)
+            held = _holding(uv)
+            # A reader that reads gets its answer whole.
+            with httpx.Client(base_url=url, timeout=20) as c:
+                r = c.get(f"/api/v1/livechat/messages.history/{rid}",
+                          params={"token": token, "count": "0"})
+                assert r.status_code == 200 and len(r.json()["messages"]) == 500
+        finally:
+            for s in readers:
+                s.close()
+    # Before: all READERS of them, each with its 4 MiB answer.
+    assert 0 < held <= 3, f"{held} connections hold an answer nobody reads"
