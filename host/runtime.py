@@ -204,9 +204,10 @@ class Host:
         log.warning("audit chain broken (%s%s); --degraded: new segment from seq %d",
                     where, res.problem, seq)
 
-    def _settle(self, host_id: str | None = None, untagged: bool = False) -> int:
+    def _settle(self, host_id: str | None = None, untagged: bool = False,
+                until: float | None = None) -> int:
         # Seats need no re-count: they are counted from the server's users at each creation.
-        return self.ledger.settle(self._was_applied, host_id, untagged=untagged)
+        return self.ledger.settle(self._was_applied, host_id, untagged=untagged, until=until)
 
     def _was_applied(self, op_id: str) -> bool | None:
         """None: the server cannot say now (a workspace that answers 503): the call stays

@@ -415,7 +415,7 @@ class Ledger:
         return self.audit.pending_intents(host_id)
 
     def settle(self, was_applied: Callable[[str], bool | None], host_id: str | None = None, *,
-               untagged: bool = False) -> int:
+               untagged: bool = False, until: float | None = None) -> int:
         """Settle decisions audited whose outcome was never written (a host died mid-call):
         every one when neither `host_id` nor `untagged` is given (the single-machine lease
         calls this only while no other host serves), else only `host_id`'s or the untagged
@@ -428,9 +428,13 @@ class Ledger:
         written, and none records its op_id where the server looks) and for a read (no op log:
         it may have been served). A success that waits for the group commit (`hold_outcome`)
         can leave its intent here too. `was_applied` None: the server cannot say now, and the
-        intent stays pending (its units reserved) for a later settlement."""
+        intent stays pending (its units reserved) for a later settlement. `until`
+        (`time.monotonic()`): no intent is asked about after it; the rest stay pending for the
+        next settlement (a lease sweep's budget, `host.ledger.storelease.SETTLE_BUDGET_S`)."""
         count = 0
         for intent in self.audit.pending_intents(host_id, untagged=untagged):
+            if until is not None and time.monotonic() >= until:
+                break
             applied = was_applied(intent.op_id)
             if applied is None:
                 continue

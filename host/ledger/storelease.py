@@ -115,8 +115,18 @@ RETAKE_PAUSE_S = 0.05
 # The advisory-lock key space of leases (the store's write lock is another key).
 _LEASE_NAMESPACE = 0x53544B4C  # "STKL"
 
-# Settles one dead host's unfinished calls (None: the intents with no host); returns how many.
-Settle = Callable[[str | None], int]
+# How long one sweep may spend settling dead hosts' calls (s) before it leaves the rest for the
+# next sweep: guards this host's own lease. The sweep runs on the upkeep thread that beats it, and
+# this host stops admitting ADMIT_SWEEPS intervals after its last beat (and cannot re-take its
+# lease past GRACE_SWEEPS). Settling asks the server about each call: against a Rocket.Chat
+# workspace a read-back can take seconds, and a dead host's backlog of them held the beat past
+# the grace, so one dead host took every survivor's lease down with it. A read-back under way
+# finishes: a sweep settles for at most this plus one read-back.
+SETTLE_BUDGET_S = SWEEP_INTERVAL_S / 2
+
+# Settles one dead host's unfinished calls (None: the intents with no host), asking about none
+# after the deadline (`time.monotonic()`); returns how many.
+Settle = Callable[[str | None, float], int]
 
 # After a survivor deletes a host's lease row (the fencing token: see the module docstring), it
 # waits out every write transaction in flight on the store by taking and letting go of each
@@ -245,6 +255,7 @@ class StoreLease:
                 " AND host_id <> %s AND host_id NOT IN (SELECT host_id FROM host_leases)",
                 (self.host_id,))]
             settled, alive = 0, 0
+            until = time.monotonic() + SETTLE_BUDGET_S
             for other in [*others, *gone]:
                 if not _try_lock(conn, other):
                     alive += 1
@@ -255,7 +266,7 @@ class StoreLease:
                         alive += 1  # its lease connection died; it may be re-taking it
                         continue
                     _fence(conn, other)  # before anything is read or settled
-                    n = settle(other)
+                    n = settle(other, until)
                 finally:
                     conn.execute("SELECT pg_advisory_unlock(%s)", (lease_key(other),))
                 settled += n
@@ -263,7 +274,7 @@ class StoreLease:
                             "calls", other, n)
             self.alone = alive == 0
             if self.alone:
-                settled += settle(None)
+                settled += settle(None, until)
             return settled
 
     def _beat(self, conn: Any) -> Any:
@@ -422,10 +433,11 @@ def live_hosts(url: str) -> list[LeaseRow]:
 class HostLease:
     """The lease a running host holds, whichever store it uses: the home's `flock`
     (`host.ledger.lease`) or the shared store's (above). `settle(host_id, untagged)` settles
-    unfinished calls: all of them for (None, False), one dead host's, or the untagged ones."""
+    unfinished calls: all of them for (None, False), one dead host's, or the untagged ones,
+    asking about none after `until` (None: no deadline)."""
 
     def __init__(self, home: Home, host_id: str, clock: Clock,
-                 settle: Callable[[str | None, bool], int], *,
+                 settle: Callable[[str | None, bool, float | None], int], *,
                  sweep_interval_s: float = SWEEP_INTERVAL_S,
                  on_lost: Callable[[str], None] | None = None,
                  on_beat: Callable[[float], None] | None = None,
@@ -480,7 +492,7 @@ class HostLease:
             self._home.release()
 
     def _all(self) -> None:
-        self._settle(None, False)
+        self._settle(None, False, None)
 
-    def _by_host(self, host_id: str | None) -> int:
-        return self._settle(host_id, host_id is None)
+    def _by_host(self, host_id: str | None, until: float) -> int:
+        return self._settle(host_id, host_id is None, until)

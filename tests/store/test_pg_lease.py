@@ -45,7 +45,8 @@ def _applied(url: str) -> Any:
 
 def _settler(led: Ledger, url: str) -> Any:
     was_applied = _applied(url)
-    return lambda host: led.settle(was_applied, host, untagged=host is None)
+    return lambda host, until=None: led.settle(was_applied, host, untagged=host is None,
+                                              until=until)
 
 
 def _rec(op: str) -> AuditRecord:

@@ -35,7 +35,8 @@ def _rec(op: str) -> AuditRecord:
 
 
 def _settler(led: Ledger, applied: set[str]) -> Any:
-    return lambda host: led.settle(lambda op: op in applied, host, untagged=host is None)
+    return lambda host, until=None: led.settle(lambda op: op in applied, host,
+                                              untagged=host is None, until=until)
 
 
 def _kill_lease_session(url: str, lease: StoreLease) -> None:
@@ -90,7 +91,7 @@ def test_a_host_that_cannot_retake_its_lease_fails_closed(pg_url: str, tmp_path:
     migrate(pg_url)
     live = _ledger(pg_url, tmp_path, "live")
     home = type("H", (), {"store_url": pg_url, "lease_path": tmp_path / "unused"})()
-    host_lease = HostLease(home, "live", ManualClock(T0), lambda h, u: 0,
+    host_lease = HostLease(home, "live", ManualClock(T0), lambda h, u, until: 0,
                            on_lost=live.refuse_admissions)
     host_lease.acquire()
     shared = host_lease._shared
@@ -109,12 +110,12 @@ def test_a_host_that_cannot_retake_its_lease_fails_closed(pg_url: str, tmp_path:
 def test_a_host_past_its_grace_does_not_retake_its_lease(pg_url: str, tmp_path: Path) -> None:
     migrate(pg_url)
     lease = StoreLease(pg_url, "late", ManualClock(T0))
-    lease.acquire(lambda h: 0)
+    lease.acquire(lambda h, until=None: 0)
     _kill_lease_session(pg_url, lease)
     with psycopg.connect(pg_url, autocommit=True) as c:  # as if it noticed too late
         c.execute("UPDATE host_leases SET beat_db = beat_db - 2 * grace_s")
     with pytest.raises(LeaseLost):
-        lease.sweep(lambda h: 0)
+        lease.sweep(lambda h, until=None: 0)
     assert not lease.held
 
 
@@ -153,7 +154,7 @@ def test_a_version_1_lease_table_migrates_to_server_clock_beats(pg_url: str) -> 
     assert [(s.name, s.have, s.need) for s in stale] == [("leases", 1, 2)]
     assert all(s.current for s in migrate(pg_url))
     lease = StoreLease(pg_url, "h", ManualClock(T0))
-    lease.acquire(lambda h: 0)
+    lease.acquire(lambda h, until=None: 0)
     with psycopg.connect(pg_url, autocommit=True) as c:
         row = c.execute("SELECT extract(epoch from clock_timestamp()) - beat_db, grace_s"
                         " FROM host_leases").fetchone()
@@ -172,7 +173,7 @@ def test_a_host_whose_beats_stop_stops_admitting_before_its_grace(
     migrate(pg_url)
     led = _ledger(pg_url, tmp_path, "stuck")
     home = type("H", (), {"store_url": pg_url, "lease_path": tmp_path / "unused"})()
-    lease = HostLease(home, "stuck", ManualClock(T0), lambda h, u: 0, sweep_interval_s=0.25,
+    lease = HostLease(home, "stuck", ManualClock(T0), lambda h, u, until: 0, sweep_interval_s=0.25,
                       on_lost=led.refuse_admissions, on_beat=led.admit_until)
     lease.acquire()
     assert led.admit(_rec("in-time"), []).allowed
@@ -194,7 +195,7 @@ def test_a_survivor_checking_the_lock_at_that_moment_does_not_cost_the_lease(
 
     migrate(pg_url)
     lease = StoreLease(pg_url, "live", ManualClock(T0))
-    lease.acquire(lambda h: 0)
+    lease.acquire(lambda h, until=None: 0)
     _kill_lease_session(pg_url, lease)
     holding = threading.Event()
 
@@ -208,7 +209,7 @@ def test_a_survivor_checking_the_lock_at_that_moment_does_not_cost_the_lease(
     t = threading.Thread(target=survivor_checks)
     t.start()
     assert holding.wait(10)
-    lease.sweep(lambda h: 0)
+    lease.sweep(lambda h, until=None: 0)
     t.join()
     assert lease.held and lease.lost is None
     lease.release()
@@ -221,7 +222,7 @@ def test_doctor_names_a_host_past_its_grace(pg_url: str, tmp_path: Path) -> None
 
     migrate(pg_url)
     lease = StoreLease(pg_url, "quiet", ManualClock(T0))
-    lease.acquire(lambda h: 0)
+    lease.acquire(lambda h, until=None: 0)
     assert [h.past_grace for h in live_hosts(pg_url)] == [False]
     with psycopg.connect(pg_url, autocommit=True) as c:
         c.execute("UPDATE host_leases SET beat_db = beat_db - 2 * grace_s")

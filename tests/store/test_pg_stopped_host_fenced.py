@@ -50,8 +50,9 @@ class _Host:
         self.lease = StoreLease(url, host_id, clock)
         self.settled = self.lease.acquire(self.settle, (self.ledger.store, self.server.db))
 
-    def settle(self, host: str | None) -> int:
-        return self.ledger.settle(self.server.was_applied, host, untagged=host is None)
+    def settle(self, host: str | None, until: float | None = None) -> int:
+        return self.ledger.settle(self.server.was_applied, host, untagged=host is None,
+                                  until=until)
 
     def create(self, name: str, seq: int, op: str) -> None:
         """The rest of a create after its admission: the server write, then the outcome."""
