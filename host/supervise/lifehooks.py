@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from host.apps.installs import InstallStore
+from host.store.pool import release_thread
 from host.supervise.supervisor import AppRunner
 
 log = logging.getLogger("stockade.host")
@@ -91,6 +92,11 @@ class LifeHooks:
             log.exception("app %s stopped, but its hook could not be settled (trying again)",
                           runner.app_id)
             self._failed()
+        finally:
+            # This thread ends: its store connections go back to the pools. Left to the
+            # thread, each stayed open for the host's life (every store keeps what it opened
+            # until it closes): two or three a disable, two descriptors each (DESIGN rule 13).
+            release_thread()
 
     def run_pending(self, runners: Mapping[str, AppRunner], *, wait: bool) -> None:
         """Hand every pending hook to its app (`wait`: and wait for it); a hook whose app is
