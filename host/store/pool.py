@@ -110,3 +110,16 @@ def release_thread() -> None:
         stores = list(_registered)
     for store in stores:
         store.release()
+
+
+def releasing(fn: Callable[[], None]) -> Callable[[], None]:
+    """`fn` as the target of a short-lived thread (a timer) that may touch stores: the thread's
+    connections go back to the pools when it is done (`release_thread`). Without it each such
+    thread's connection stayed open for the host's life: a store keeps every connection it
+    opened until it closes (DESIGN rule 13)."""
+    def run() -> None:
+        try:
+            fn()
+        finally:
+            release_thread()
+    return run

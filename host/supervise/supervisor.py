@@ -16,7 +16,7 @@ from host.apps.installs import InstallRecord
 from host.errors import GateError, RefusalBudgetExceeded
 from host.gate.gate import Gate, Session
 from host.gate.overcaps import refuse_over_caps
-from host.store.pool import release_thread
+from host.store.pool import release_thread, releasing
 from host.supervise.affinity import BURST_CALLS, Affinity
 from host.supervise.applog import AppLog
 from host.supervise.burst import end_burst, start_burst
@@ -172,11 +172,10 @@ class AppRunner:
             self._drop(job, "stopped" if successor is None else "not_handled")
 
     def succeeded_by(self, new: AppRunner) -> None:
-        """The app continues in `new` (a restart): what reaches this runner from now on goes
-        there (set after its queued events were handed over: they stay ahead)."""
+        """The app continues in `new` (a restart): what reaches this runner, or one before it
+        (they share one box), goes there (set after its queued events were handed over)."""
         with self._cv:
-            new._succession = self._succession  # the runners before this one reach `new` too
-            self._succession.current = new
+            self._succession.current, new._succession = new, self._succession  # one box
 
     def take_queued(self) -> list[Job]:
         """Remove and return the events still waiting (not dropped): the app continues in a
@@ -230,7 +229,8 @@ class AppRunner:
             # written by a timer once the interval is up, not left pending for good.
             late = not now and self._stopping and self._late_flush is None
             if late:
-                self._late_flush = threading.Timer(DROP_SUMMARY_INTERVAL_S, self.flush_drops)
+                self._late_flush = threading.Timer(DROP_SUMMARY_INTERVAL_S,
+                                                   releasing(self.flush_drops))
                 self._late_flush.daemon = True
         settle_failed(job, EventDropped(
             f"{self.app_id}: event {job.name} dropped ({why.replace('_', ' ')})"))

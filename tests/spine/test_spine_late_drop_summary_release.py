@@ -1,0 +1,80 @@
+"""The timer that writes a stopped runner's late drop summary gives its connection back.
+
+Events that reach a runner after its stop are dropped and summarised (`AppRunner._drop`); a
+summary held back by `DROP_SUMMARY_INTERVAL_S` is written by a timer thread (audit record and
+app log). That thread's ledger connection stayed open for the host's life (every store keeps
+what it opened until it closes): one SQLite connection, two descriptors, per stopped runner
+that had late drops (DESIGN rule 13)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from apphelp import install, write_app, write_policy
+
+from host.home import Home
+from host.runtime import Host, HostConfig
+from host.supervise import supervisor
+from host.supervise.jobs import EventDropped
+
+SRC = '''
+from stockade import App
+
+class TestApp(App):
+    def on_livechat_room_started(self, ctx, event):
+        return "ok"
+'''
+POLICY = '''
+schema = 1
+name = "spine"
+[[rule]]
+id = "spine-read"
+effect = "permit"
+apps = ["churn"]
+actions = ["livechat.read"]
+'''
+WARM, CYCLES = 10, 30
+
+
+def _host_db_fds(home: Home) -> int:
+    n = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            n += os.readlink(f"/proc/self/fd/{fd}").startswith(str(home.host_db))
+        except OSError:
+            pass
+    return n
+
+
+def test_late_drop_summaries_leave_no_connection_open(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(supervisor, "DROP_SUMMARY_INTERVAL_S", 0.05)
+    home = Home(tmp_path / "home").ensure()
+    write_policy(home, "spine", POLICY)
+    rec = install(home, write_app(tmp_path / "apps", "churn", ["livechat.read"],
+                                  ["livechat.room_started"], SRC))
+    with Host(home, config=HostConfig(watch=False)) as h:
+        def cycle() -> None:
+            runner = h.runners[rec.install_id]
+            assert runner.submit("livechat.room_started", {}, 5.0).result(20) == "ok"
+            h.installs.set_enabled(rec.install_id, False)
+            h.sync_installs()
+            for _ in range(2):  # the first summarised at once, the second by the timer
+                with pytest.raises(EventDropped):
+                    runner.submit("livechat.room_started", {}, 5.0).result(5)
+            timer = runner._late_flush
+            assert timer is not None
+            timer.join(5)
+            assert runner.dropped == {"stopped": 2}
+            h.installs.set_enabled(rec.install_id, True)
+            h.sync_installs()
+
+        for _ in range(WARM):
+            cycle()
+        before = _host_db_fds(home)
+        for _ in range(CYCLES):
+            cycle()
+        grown = _host_db_fds(home) - before
+    # Before: two descriptors a cycle (60 after 30 cycles).
+    assert grown <= 6, f"{grown} host.db descriptors more after {CYCLES} late summaries"
