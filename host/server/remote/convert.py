@@ -11,6 +11,7 @@ import math
 from datetime import datetime
 from typing import Any
 
+from host.server.limits import MAX_ID
 from host.server.shapes import Agent, AgentDisplay, Closer, Department, Message, Room, User, Visitor
 
 
@@ -54,7 +55,12 @@ def _opt_str(raw: Any) -> str | None:
 
 
 def _ref_id(raw: Any) -> str | None:
-    return str(raw["_id"]) if isinstance(raw, dict) and raw.get("_id") else None
+    """The id a reference (`servedBy`, a closer) names, or None when it names none that could be
+    an id: a string of 1..MAX_ID characters. A room's serving agent is kept in host.db
+    (`rc_rooms`): a workspace answering with a megabyte-long id (or an object, kept as its
+    repr) grew host.db by a megabyte a room."""
+    ident = raw.get("_id") if isinstance(raw, dict) else None
+    return ident if isinstance(ident, str) and 0 < len(ident) <= MAX_ID else None
 
 
 def user(doc: dict[str, Any], *, created_by_app: str | None, app_id: str | None) -> User:
