@@ -10,6 +10,7 @@ the process."""
 from __future__ import annotations
 
 import gc
+import time
 import weakref
 from pathlib import Path
 
@@ -34,7 +35,7 @@ effect = "permit"
 apps = ["churn"]
 actions = ["livechat.read"]
 '''
-RESTARTS = 20
+RESTARTS = 30
 
 
 def test_a_held_first_runner_does_not_keep_every_later_one(tmp_path: Path) -> None:
@@ -59,7 +60,14 @@ def test_a_held_first_runner_does_not_keep_every_later_one(tmp_path: Path) -> No
         # What still reaches the first runner goes on to the one the app runs in now.
         assert first.submit("livechat.room_started", {}, 5.0).result(20) == "ok"
         assert now.events_done == 1
-        gc.collect()
-        alive = [r for r in (ref() for ref in made) if r is not None and r is not first]
-        # Before: all 19 later runners were alive, each held by the one before it.
-        assert len(alive) <= 1, f"{len(alive)} of {RESTARTS - 1} replaced runners still alive"
+        # A host thread may still hold the runner it last touched (a stop finishing, a local
+        # of its last round) for a moment: a few, never a number that grows with restarts.
+        deadline = time.monotonic() + 5
+        while True:
+            gc.collect()
+            alive = [i for i, ref in enumerate(made) if ref() not in (None, first)]
+            if len(alive) <= 1 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+    # Before: all 29 later runners stayed alive, each held by the one before it.
+    assert len(alive) <= 3, f"{len(alive)} of {RESTARTS - 1} replaced runners alive: {alive}"
