@@ -5,7 +5,6 @@ The lead's app host reuses `build_server(home, clock)` to open the same server i
 from __future__ import annotations
 
 import errno
-import ipaddress
 import socket
 
 import typer
@@ -15,7 +14,7 @@ from host.clock import Clock, SystemClock
 from host.console.origins import ORIGINS_ENV, parse_origin
 from host.home import Home
 from host.server.embedded import EmbeddedServer
-from host.server.listen import http_config, tcp_listener
+from host.server.listen import http_config, is_loopback, tcp_listener
 from host.server.personal_tokens import NotAServiceUser, ensure_service_user
 from host.server.shapes import User
 
@@ -34,15 +33,6 @@ def mint_service_token(server: EmbeddedServer, username: str) -> tuple[User, str
     The token is returned once and stored only as a digest."""
     return ensure_service_user(server, username)
 
-
-def is_loopback(host: str) -> bool:
-    """Whether `host` names a loopback address (the only binds `serve` accepts)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def bind_listener(host: str, port: int) -> socket.socket:

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import functools
 import http
+import ipaddress
 import resource
 import socket
 import threading
@@ -93,6 +94,18 @@ MAX_CONNECTIONS = 1024
 # it closes: a close with unread bytes resets the connection, and the reset can destroy the
 # answer before the client reads it. Dropped bytes cost no memory; the time is the bound.
 LINGER_S = 1.0
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (a name or an address) names a loopback address: the only binds `serve`
+    accepts, and the only `http://` workspace a home connects to without
+    `--insecure-plain-http`."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def tcp_listener(host: str, port: int) -> socket.socket:

@@ -11,7 +11,6 @@
 """
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import secrets
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from host.clock import Clock
 from host.home import Home
+from host.server.listen import is_loopback
 from host.server.remote.client import RcClient
 from host.server.remote.server import RemoteServer
 
@@ -74,21 +74,12 @@ def transport_problem(url: str, *, insecure_plain_http: bool = False) -> str | N
         return None
     if parts.scheme != "http":
         return f"the workspace URL {url!r} is not http(s)://"
-    if _loopback(parts.hostname or "") or insecure_plain_http:
+    if is_loopback(parts.hostname or "") or insecure_plain_http:
         return None
     return (f"the workspace URL {url!r} is plain http to another machine: the service "
             "account's token would cross the network readable, and whoever sits on the path "
             "could answer for the workspace. Use https://, or, on a network you trust, "
             "`insecure_plain_http = true` in rocketchat.toml (`connect --insecure-plain-http`)")
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def save(home: Home, url: str, user_id: str, token: str, *, webhook_secret: str | None = None,
