@@ -48,6 +48,10 @@ BLANK_LOOKING = frozenset({
 _SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 ELLIPSIS = "…"
 
+# The narrowest column `gutter_rows` wraps author text in; narrower, the row is cut instead
+# (a 2,000-character value folded into a few cells a row would fill the screen).
+MIN_WRAP_CELLS = 20
+
 # The style of author text on screen: never the host's green/red trust colours, so a value can
 # not look like a verdict even by its colour.
 AUTHOR_STYLE = "cyan"
@@ -146,9 +150,13 @@ def gutter_rows(console: Console, head: Text, gutter: Text, body: Text, width: i
     too long) in the column after `head`; each row after the first starts with `gutter`, padded
     to `head`'s width. Author text never reaches column 0 or the cells where a host line puts
     its own words, yet is shown whole (it was cut at the screen's edge)."""
+    room = width - head.cell_len
+    if room < MIN_WRAP_CELLS:  # a screen too narrow to wrap in: one row, cut as before
+        row = head.copy()
+        row.append_text(body)
+        return [one_row(row, width)]
     pad = gutter.copy()
     pad.append(" " * max(0, head.cell_len - gutter.cell_len))
-    room = max(1, width - head.cell_len)
     chunks = body.wrap(console, room, overflow="fold") if body.plain else [Text()]
     rows: list[Text] = []
     for i, chunk in enumerate(chunks):
