@@ -10,10 +10,10 @@ WAL) open for the life of the host: 83 descriptors grew to 483 over 100 disable/
 and a host churning apps long enough ran out of descriptors."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from apphelp import install, write_app, write_policy
+from churnhelp import CHURN_POLICY, host_db_fds
 
 from host.home import Home
 from host.runtime import Host, HostConfig
@@ -28,31 +28,12 @@ class TestApp(App):
     def on_app_disabled(self, ctx, event):
         return "bye"
 '''
-POLICY = '''
-schema = 1
-name = "spine"
-[[rule]]
-id = "spine-read"
-effect = "permit"
-apps = ["churn"]
-actions = ["livechat.read"]
-'''
 WARM, CYCLES = 10, 40
-
-
-def _host_db_fds(home: Home) -> int:
-    n = 0
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            n += os.readlink(f"/proc/self/fd/{fd}").startswith(str(home.host_db))
-        except OSError:
-            pass
-    return n
 
 
 def test_disables_seen_by_the_watcher_leave_no_connection_open(tmp_path: Path) -> None:
     home = Home(tmp_path / "home").ensure()
-    write_policy(home, "spine", POLICY)
+    write_policy(home, "spine", CHURN_POLICY)
     rec = install(home, write_app(tmp_path / "apps", "churn", ["livechat.read"],
                                   ["livechat.room_started"], SRC))
     with Host(home, config=HostConfig(watch=False)) as h:
@@ -67,9 +48,9 @@ def test_disables_seen_by_the_watcher_leave_no_connection_open(tmp_path: Path) -
 
         for _ in range(WARM):  # the pools of idle connections fill up (bounded)
             cycle()
-        before = _host_db_fds(home)
+        before = host_db_fds(home)
         for _ in range(CYCLES):
             cycle()
-        grown = _host_db_fds(home) - before
+        grown = host_db_fds(home) - before
     # Before: ~5 descriptors a cycle (200 after 40 cycles).
     assert grown <= 8, f"{grown} host.db descriptors more after {CYCLES} disable/enable cycles"

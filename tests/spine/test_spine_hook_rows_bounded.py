@@ -11,26 +11,11 @@ import sqlite3
 from pathlib import Path
 
 from apphelp import install, write_app, write_policy
+from churnhelp import CHURN_POLICY, OK_APP
 
 from host.home import Home
 from host.runtime import Host, HostConfig
 
-SRC = '''
-from stockade import App
-
-class TestApp(App):
-    def on_livechat_room_started(self, ctx, event):
-        return "ok"
-'''
-POLICY = '''
-schema = 1
-name = "spine"
-[[rule]]
-id = "spine-read"
-effect = "permit"
-apps = ["churn"]
-actions = ["livechat.read"]
-'''
 CYCLES = 100
 
 
@@ -47,9 +32,9 @@ def _hook_rows(home: Home) -> tuple[int, int]:
 
 def test_done_hook_rows_do_not_pile_up_over_disable_enable_cycles(tmp_path: Path) -> None:
     home = Home(tmp_path / "home").ensure()
-    write_policy(home, "spine", POLICY)
+    write_policy(home, "spine", CHURN_POLICY)
     rec = install(home, write_app(tmp_path / "apps", "churn", ["livechat.read"],
-                                  ["livechat.room_started"], SRC))
+                                  ["livechat.room_started"], OK_APP))
     with Host(home, config=HostConfig(watch=False)) as h:
         for _ in range(CYCLES):
             h.installs.set_enabled(rec.install_id, False)

@@ -7,53 +7,27 @@ what it opened until it closes): one SQLite connection, two descriptors, per sto
 that had late drops (DESIGN rule 13)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 from apphelp import install, write_app, write_policy
+from churnhelp import CHURN_POLICY, OK_APP, host_db_fds
 
 from host.home import Home
 from host.runtime import Host, HostConfig
 from host.supervise import supervisor
 from host.supervise.jobs import EventDropped
 
-SRC = '''
-from stockade import App
-
-class TestApp(App):
-    def on_livechat_room_started(self, ctx, event):
-        return "ok"
-'''
-POLICY = '''
-schema = 1
-name = "spine"
-[[rule]]
-id = "spine-read"
-effect = "permit"
-apps = ["churn"]
-actions = ["livechat.read"]
-'''
 WARM, CYCLES = 10, 30
-
-
-def _host_db_fds(home: Home) -> int:
-    n = 0
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            n += os.readlink(f"/proc/self/fd/{fd}").startswith(str(home.host_db))
-        except OSError:
-            pass
-    return n
 
 
 def test_late_drop_summaries_leave_no_connection_open(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(supervisor, "DROP_SUMMARY_INTERVAL_S", 0.05)
     home = Home(tmp_path / "home").ensure()
-    write_policy(home, "spine", POLICY)
+    write_policy(home, "spine", CHURN_POLICY)
     rec = install(home, write_app(tmp_path / "apps", "churn", ["livechat.read"],
-                                  ["livechat.room_started"], SRC))
+                                  ["livechat.room_started"], OK_APP))
     with Host(home, config=HostConfig(watch=False)) as h:
         def cycle() -> None:
             runner = h.runners[rec.install_id]
@@ -72,9 +46,9 @@ def test_late_drop_summaries_leave_no_connection_open(tmp_path: Path,
 
         for _ in range(WARM):
             cycle()
-        before = _host_db_fds(home)
+        before = host_db_fds(home)
         for _ in range(CYCLES):
             cycle()
-        grown = _host_db_fds(home) - before
+        grown = host_db_fds(home) - before
     # Before: two descriptors a cycle (60 after 30 cycles).
     assert grown <= 6, f"{grown} host.db descriptors more after {CYCLES} late summaries"

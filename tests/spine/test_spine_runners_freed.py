@@ -15,34 +15,19 @@ import weakref
 from pathlib import Path
 
 from apphelp import install, write_app, write_policy
+from churnhelp import CHURN_POLICY, OK_APP
 
 from host.home import Home
 from host.runtime import Host, HostConfig
 
-SRC = '''
-from stockade import App
-
-class TestApp(App):
-    def on_livechat_room_started(self, ctx, event):
-        return "ok"
-'''
-POLICY = '''
-schema = 1
-name = "spine"
-[[rule]]
-id = "spine-read"
-effect = "permit"
-apps = ["churn"]
-actions = ["livechat.read"]
-'''
 RESTARTS = 30
 
 
 def test_a_held_first_runner_does_not_keep_every_later_one(tmp_path: Path) -> None:
     home = Home(tmp_path / "home").ensure()
-    write_policy(home, "spine", POLICY)
+    write_policy(home, "spine", CHURN_POLICY)
     rec = install(home, write_app(tmp_path / "apps", "churn", ["livechat.read"],
-                                  ["livechat.room_started"], SRC))
+                                  ["livechat.room_started"], OK_APP))
     # No gc freeze here (it happens once per process, in whichever test starts a host first):
     # the test holds the first runner itself, as the freeze would.
     with Host(home, config=HostConfig(watch=False, tune_gc=False)) as h:

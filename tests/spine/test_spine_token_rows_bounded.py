@@ -15,28 +15,13 @@ from pathlib import Path
 
 import pytest
 from apphelp import install, write_app, write_policy
+from churnhelp import CHURN_POLICY, OK_APP
 
 from host.home import Home
 from host.keys import registry
 from host.runtime import Host, HostConfig
 from host.supervise.child import ChildDied
 
-SRC = '''
-from stockade import App
-
-class TestApp(App):
-    def on_livechat_room_started(self, ctx, event):
-        return "ok"
-'''
-POLICY = '''
-schema = 1
-name = "spine"
-[[rule]]
-id = "spine-read"
-effect = "permit"
-apps = ["churn"]
-actions = ["livechat.read"]
-'''
 KEEP = 20  # rows kept per install in this test (the product keeps registry.MAX_LISTED)
 RESTARTS = 60
 
@@ -57,9 +42,9 @@ def test_a_crash_looping_app_keeps_a_bounded_number_of_token_rows(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(registry, "MAX_LISTED", KEEP)
     home = Home(tmp_path / "home").ensure()
-    write_policy(home, "spine", POLICY)
+    write_policy(home, "spine", CHURN_POLICY)
     rec = install(home, write_app(tmp_path / "apps", "churn", ["livechat.read"],
-                                  ["livechat.room_started"], SRC))
+                                  ["livechat.room_started"], OK_APP))
     with Host(home, config=HostConfig(watch=False)) as h:
         runner = h.runners[rec.install_id]
         assert runner.submit("livechat.room_started", {}, 5.0).result(20) == "ok"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from apphelp import install, write_app, write_policy
+from churnhelp import CHURN_POLICY
 
 from host.apps.operations import install_package, uninstall_app
 from host.apps.packages import read_package
@@ -28,21 +29,12 @@ class TestApp(App):
         print("the app's own line")
         return "ok"
 '''
-POLICY = '''
-schema = 1
-name = "spine"
-[[rule]]
-id = "spine-read"
-effect = "permit"
-apps = ["churn"]
-actions = ["livechat.read"]
-'''
 CYCLES = 5
 
 
 def test_uninstall_deletes_the_installs_log_and_its_rotation(tmp_path: Path) -> None:
     home = Home(tmp_path / "home").ensure()
-    write_policy(home, "spine", POLICY)
+    write_policy(home, "spine", CHURN_POLICY)
     folder = write_app(tmp_path / "apps", "churn", ["livechat.read"],
                        ["livechat.room_started"], SRC)
     rec = install(home, folder)
@@ -84,7 +76,7 @@ def test_what_a_running_host_notes_as_it_ends_the_app_is_deleted_too(tmp_path: P
     """The host ends an uninstalled app after the uninstall (its queued events dropped and
     noted in its log): that note does not bring the log back."""
     home = Home(tmp_path / "home").ensure()
-    write_policy(home, "spine", POLICY)
+    write_policy(home, "spine", CHURN_POLICY)
     rec = install(home, write_app(tmp_path / "apps", "churn", ["livechat.read"],
                                   ["livechat.room_started"], SLOW_SRC))
     with Host(home, config=HostConfig(watch=False)) as h:
