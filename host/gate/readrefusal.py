@@ -34,19 +34,19 @@ class _Who(Protocol):
 
 
 def record(ledger: Ledger, who: _Who, action: str, args: Mapping[str, Any], code: str,
-           message: str, decision: Decision, policy: Policy) -> bool:
+           message: str, decision: Decision, policy: Policy) -> None:
     """Audit the refusal of an allowed read that has no outcome record, as a refusal charged
     to the install's refusal budget (DESIGN rules 3, 9 and 13): a decision record that is not
     allowed, with the store's or the server's code, after the allow record of the same call
     (the held reads commit first in the transaction that appends it); past the budget, one
-    summary record a window and nothing per refusal. Returns whether the install is past its
-    refusal budget. A code outside READ_REFUSALS records nothing."""
+    summary record a window and nothing per refusal. Past the budget the app goes on, as after
+    a rated read's refusal: a missing key is an ordinary answer. A code outside READ_REFUSALS
+    records nothing."""
     if code not in READ_REFUSALS:
-        return False
-    _seq, over = ledger.deny_within(AuditRecord(
+        return
+    ledger.deny_within(AuditRecord(
         kind="decision", allowed=False, code=code, message=message[:500], rules=decision.rules,
         policy_rev=policy.revision, app_id=who.app_id, install_id=who.install_id,
         action=action, args_digest=digest_args(args), actor=acting_user(action, args),
         detail="refused by the store or the server after the policy allowed it",
     ), refusal_budget(who.install_id))
-    return over
