@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
 from apphelp import write_app
 
 from host.apps.installs import InstallRecord, InstallStore
@@ -67,7 +68,8 @@ def test_a_consent_that_does_not_verify_hands_on_no_identity(tmp_path: Path) -> 
     assert after.grants == frozenset() and after.rest_as is None
 
 
-def test_app_update_shows_the_rest_identity_the_update_keeps(tmp_path: Path) -> None:
+def test_app_update_shows_the_rest_identity_the_update_keeps(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`stockade app update` showed the new version's disclosure without the consented REST
     identity, so its server.rest line read "acts as the app's own server user ..., never as an
     admin" while the update applied at once kept acting as the user the operator named (fails
@@ -75,11 +77,14 @@ def test_app_update_shows_the_rest_identity_the_update_keeps(tmp_path: Path) -> 
     from typer.testing import CliRunner
 
     from host.cli.main import root
+    from host.cli.output import err_console
 
+    # rich reads COLUMNS once, when the console is made: one row a line, whatever it read then.
+    monkeypatch.setattr(err_console, "_width", 1000)
     home, rec = _setup(tmp_path)
     v2 = _version(write_app(tmp_path / "v2", "rr", ["server.rest"], [], SRC), "1.0.1")
     r = CliRunner().invoke(root, ["--home", str(home.root), "app", "update", "rr", str(v2),
-                                  "--allow-unsigned"], env={"COLUMNS": "400"})
+                                  "--allow-unsigned"])
     assert r.exit_code == 0, r.stderr
     assert "act as server user 'svc'" in r.stderr, r.stderr
     assert "acts as the app's own server user" not in r.stderr
