@@ -10,8 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from host.home import Home
-from host.runtime import Host, HostConfig
 from host.supervise.coreclaim import claim_core
 from sandbox.wire import SPIN_MIN_CPUS
 
@@ -33,8 +31,6 @@ HOST = """
 import json, os, sys
 os.sched_setaffinity(0, json.loads(sys.argv[2]))
 from pathlib import Path
-from host.home import Home
-from host.runtime import Host, HostConfig
 with Host(Home(Path(sys.argv[1])).ensure(), config=HostConfig(use_zygote=False)) as h:
     threads = [sorted(os.sched_getaffinity(int(t))) for t in os.listdir("/proc/self/task")]
     print(json.dumps({"core": h.affinity.host_core, "threads": threads}), flush=True)
@@ -89,18 +85,34 @@ def test_a_claim_is_shared_within_a_process_and_released_by_its_last_holder() ->
     assert got == 7011
 
 
+# Three hosts, each with a home of its own, started one after another and held together, in a
+# network namespace of their own: a claim is an abstract socket, and the namespace keeps out
+# the claims of any other host on this machine (the suite's other worker runs hosts too).
+THREE_HOSTS = """
+import json, subprocess, sys
+procs, got = [], []
+for name in ("a", "b", "c"):
+    p = subprocess.Popen([sys.executable, "-c", sys.argv[1], sys.argv[2] + "/" + name,
+                          sys.argv[3]], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    procs.append(p)
+    got.append(json.loads(p.stdout.readline()))
+for p in procs:
+    p.stdin.close()
+    p.wait(30)
+print(json.dumps(got), flush=True)
+"""
+
+
 def test_hosts_on_one_machine_place_their_threads_on_different_cores(tmp_path: Path) -> None:
-    """A host in this process, a second and a third in processes of their own, each with a
-    home of its own: where hosts place their threads (2 cores), the first two take a core each
-    and the third, with none left, keeps its threads on every core."""
-    with Host(Home(tmp_path / "a").ensure(), config=HostConfig(use_zygote=False)) as h:
-        ours = h.affinity.host_core
-        second, got_second = _start(HOST, str(tmp_path / "b"))
-        try:
-            third, got_third = _start(HOST, str(tmp_path / "c"))
-            _end(third)
-        finally:
-            _end(second)
+    """Three hosts on one machine where hosts place their threads (2 cores): the first two
+    take a core each and the third, with none left, keeps its threads on every core."""
+    netns = ["unshare", "--net"] if os.geteuid() == 0 else ["unshare", "--net", "--map-root-user"]
+    r = subprocess.run([*netns, sys.executable, "-c", THREE_HOSTS, HOST, str(tmp_path),
+                        json.dumps(USABLE)], capture_output=True, text=True, timeout=120,
+                       check=False)
+    assert r.returncode == 0, r.stderr
+    first, got_second, got_third = json.loads(r.stdout)
+    ours = first["core"]
     assert isinstance(got_second, dict) and isinstance(got_third, dict)
     if not PLACES:
         assert ours is None and got_second["core"] is None and got_third["core"] is None
