@@ -26,6 +26,7 @@ from host import logline
 from host.server.errors import Prevented
 from host.server.events import Subscriber
 from host.server.frontlink import Link, LinkBroken
+from host.server.listen import Listener
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
@@ -128,7 +129,7 @@ def main(argv: list[str], mounts: Mounts | None = None) -> int:
     """Serve the REST API (and what `mounts` adds beside it) until the link closes."""
     logline.install("stockade front: ")  # its log lines inert (DESIGN rule 12)
     link = Link(socket.socket(fileno=int(argv[1])))
-    listener = socket.socket(fileno=int(argv[2]))
+    listener = Listener(fileno=int(argv[2]))  # its kernel queue kept (host.server.listen)
     try:
         hello = link.recv()
     except LinkBroken:

@@ -108,6 +108,17 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+class Listener(socket.socket):
+    """A listening socket whose kernel queue stays BACKLOG deep. asyncio calls `listen` with its
+    server's `backlog` when it starts serving (and again after EMFILE), and that same number is
+    how many connections it accepts in one go (`accept_batch`, kept small). Kept apart: with a
+    kernel queue of `accept_batch` a burst of clients past it had their handshakes dropped and
+    retried a second later, and connections that asked nothing were never accepted nor answered."""
+
+    def listen(self, backlog: int = BACKLOG) -> None:
+        super().listen(BACKLOG)
+
+
 def tcp_listener(host: str, port: int) -> socket.socket:
     """A bound, listening TCP socket whose accepted connections asyncio sets TCP_NODELAY on.
 
@@ -118,7 +129,7 @@ def tcp_listener(host: str, port: int) -> socket.socket:
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP,
                                flags=socket.AI_PASSIVE)
     family, kind, proto, _canon, addr = infos[0]
-    sock = socket.socket(family, kind, proto)
+    sock = Listener(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(addr)
@@ -175,22 +186,32 @@ def http_config(app: ASGIApp, **kwargs: Any) -> uvicorn.Config:
 def connection_cap() -> int:
     """MAX_CONNECTIONS, or a quarter of this process's file descriptor limit if lower (never
     under 16: a listener that can take no connection serves nothing)."""
-    return _quarter_of_fds(MAX_CONNECTIONS)
+    return _share_of_fds(MAX_CONNECTIONS, 4)
+
+
+# The accept batch's share of the descriptor limit: a security boundary, with the cap above.
+# asyncio accepts up to a batch each time the listening socket is readable, then gives each
+# connection its protocol two loop turns later and frees a refused one's descriptor a turn after
+# that, while the next turns accept further batches: about four batches are in hand at once
+# past the cap's own connections. At a quarter of the limit a flood took every descriptor (a
+# host stopped for a second, then resumed with the kernel's queue full: EMFILE in one run of
+# five, tests/server/test_server_connection_cap.py); at a thirty-second, four batches are an
+# eighth.
+ACCEPT_SHARE = 32
 
 
 def accept_batch() -> int:
     """How many connections the event loop accepts in one go (asyncio accepts up to its
     server's `backlog` before any of them reaches the protocol that refuses those past the
-    cap): BACKLOG, or a quarter of the descriptor limit if lower. With the cap, at most half
-    the descriptors go to one listener even while a flood is being refused."""
-    return _quarter_of_fds(BACKLOG)
+    cap): BACKLOG, or ACCEPT_SHARE's part of the descriptor limit if lower."""
+    return _share_of_fds(BACKLOG, ACCEPT_SHARE)
 
 
-def _quarter_of_fds(most: int) -> int:
+def _share_of_fds(most: int, parts: int) -> int:
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return most
-    return max(16, min(most, soft // 4))
+    return max(16, min(most, soft // parts))
 
 
 def raise_fd_limit() -> None:
