@@ -59,6 +59,7 @@ from host.apps.publisher import (
 from host.cli import (
     app_data_cmd,  # noqa: F401  (registers `app logs`, `settings`, `tokens`)
     app_enable_cmd,  # noqa: F401  (registers `app enable` and `app disable`)
+    ask,
 )
 from host.cli.app_common import (
     TRANSFER_HINT,
@@ -92,8 +93,9 @@ from host.supervise.status import is_fresh, read_status
 
 
 def _confirm(question: str, default: bool) -> bool:
-    # err=True: prompts are for humans and must never pollute --json stdout.
-    return bool(typer.confirm(question, default=default, err=True))
+    # On stderr: prompts are for humans and must never pollute --json stdout. Not
+    # typer.confirm: a Ctrl-C could be lost at its prompt (host.cli.ask).
+    return ask.confirm(question, default)
 
 
 def _now() -> float:

@@ -142,8 +142,25 @@ def _interrupt_after(args: list[str], tmp_path: Path) -> tuple[int, str]:
     return code, err.read_text()
 
 
-def test_ctrl_c_at_a_prompt(tmp_path: Path) -> None:
-    """At a consent prompt on a terminal: 130 and one line, nothing installed."""
+# Runs the CLI with one more thread, which sends SIGINT to itself when a byte reaches the
+# descriptor in argv[1]. A signal delivered to another thread does not interrupt the main
+# thread's read(): the moment the race in host/cli/ask.py leaves a Ctrl-C in, made certain.
+_CTRL_C_TO_ANOTHER_THREAD = """
+import os, signal, sys, threading
+fd = int(sys.argv.pop(1))
+def relay():
+    os.read(fd, 1)
+    signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+threading.Thread(target=relay, daemon=True).start()
+from host.cli.entry import main
+main()
+"""
+
+
+def _ctrl_c_at_the_consent_prompt(tmp_path: Path, *, another_thread: bool) -> tuple[int, bytes]:
+    """`app install` on a terminal, Ctrl-C at its consent prompt (to its process group, or to
+    a thread that is not the one waiting for the answer): its exit code and what it wrote
+    after the prompt."""
     import pty
     import threading
 
@@ -153,12 +170,17 @@ def test_ctrl_c_at_a_prompt(tmp_path: Path) -> None:
     folder = write_folder(tmp_path / "src", app_files())
     home = tmp_path / "home"
     main_fd, sub_fd = pty.openpty()
-    # faulthandler on: if the process ever hangs after the Ctrl-C (once seen in a full run,
-    # not reproduced since), the SIGABRT below prints every thread's stack into the failure.
-    p = subprocess.Popen([STOCKADE, "--home", str(home), "app", "install", str(folder),
+    relay_r, relay_w = os.pipe()
+    cli = ([sys.executable, "-c", _CTRL_C_TO_ANOTHER_THREAD, str(relay_r)] if another_thread
+           else [STOCKADE])
+    # faulthandler on: if the process ever hangs after the Ctrl-C, the SIGABRT below prints
+    # every thread's stack into the failure.
+    p = subprocess.Popen([*cli, "--home", str(home), "app", "install", str(folder),
                           "--allow-unsigned"], stdin=sub_fd, stdout=sub_fd, stderr=sub_fd,
-                         start_new_session=True, env={**os.environ, "PYTHONFAULTHANDLER": "1"})
+                         start_new_session=True, pass_fds=(relay_r,),
+                         env={**os.environ, "PYTHONFAULTHANDLER": "1"})
     os.close(sub_fd)
+    os.close(relay_r)
     # The terminal is read all along, so the process can never block writing to it.
     out: list[bytes] = []
     prompted = threading.Event()
@@ -177,22 +199,37 @@ def test_ctrl_c_at_a_prompt(tmp_path: Path) -> None:
 
     reader = threading.Thread(target=read_all, daemon=True)
     reader.start()
-    assert prompted.wait(60), b"".join(out)[-500:]
-    seen = len(b"".join(out))
-    os.killpg(p.pid, signal.SIGINT)
     try:
-        code = p.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.kill(p.pid, signal.SIGABRT)
-        p.wait(timeout=30)
-        reader.join(5)
-        pytest.fail(f"no exit 30 s after the Ctrl-C; its stacks:\n{b''.join(out)[seen:]!r}")
-    reader.join(10)
-    os.close(main_fd)
-    rest = b"".join(out)[seen:]
+        assert prompted.wait(60), b"".join(out)[-500:]
+        time.sleep(0.3)  # the prompt's text is out: let it reach its wait for the answer
+        seen = len(b"".join(out))
+        if another_thread:
+            os.write(relay_w, b"!")
+        else:
+            os.killpg(p.pid, signal.SIGINT)
+        try:
+            code = p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.kill(p.pid, signal.SIGABRT)
+            p.wait(timeout=30)
+            reader.join(5)
+            pytest.fail(f"no exit 30 s after the Ctrl-C; its stacks:\n{b''.join(out)[seen:]!r}")
+        reader.join(10)
+    finally:
+        os.close(relay_w)
+        os.close(main_fd)
+    return code, b"".join(out)[seen:]
+
+
+@pytest.mark.parametrize("another_thread", [False, True], ids=["process-group", "other-thread"])
+def test_ctrl_c_at_a_prompt(tmp_path: Path, another_thread: bool) -> None:
+    """At a consent prompt on a terminal: 130 and one line, nothing installed. Also when the
+    signal reaches a thread other than the one waiting for the answer (the prompt read with
+    input() waited on for good: a lost Ctrl-C)."""
+    code, rest = _ctrl_c_at_the_consent_prompt(tmp_path, another_thread=another_thread)
     assert code == 130, rest
     assert b"Traceback" not in rest and b"interrupted: stopped" in rest
-    r = _run("--home", str(home), "app", "list", "--json")
+    r = _run("--home", str(tmp_path / "home"), "app", "list", "--json")
     assert json.loads(r.stdout) == []
 
 
