@@ -175,10 +175,17 @@ def http_config(app: ASGIApp, **kwargs: Any) -> uvicorn.Config:
     **kwargs)` with the header block capped (`capped_http_protocol`) and no forwarding header
     trusted. Guards: uvicorn trusts X-Forwarded-For/-Proto from loopback by default, and a port
     in X-Forwarded-For let any local user pass for the operator's own console connection
-    (`host.console.peer`); nothing of the product reads a forwarded address or scheme."""
+    (`host.console.peer`); nothing of the product reads a forwarded address or scheme.
+
+    uvicorn's loggers get no handlers of their own (`log_config=None`): what they log reaches
+    the process's root handler, `host.logline`'s where the host serves (DESIGN rule 12).
+    uvicorn's own handler wrote "Exception in ASGI application" and its traceback raw, so a
+    failure whose message quoted a client's value put its escapes and lines on the operator's
+    screen."""
     import uvicorn  # the web stack only for what serves HTTP
 
     kwargs.setdefault("proxy_headers", False)
+    kwargs.setdefault("log_config", None)
     kwargs.setdefault("backlog", accept_batch())
     return uvicorn.Config(app, http=capped_http_protocol(), **kwargs)
 

@@ -86,3 +86,47 @@ def test_the_front_process_handler_is_inert_too(capsys: pytest.CaptureFixture[st
     assert not any(ln.startswith(("FORGED", "stockade server:")) for ln in lines), err
     # A traceback still reads by lines, each indented under its message.
     assert "  Traceback (most recent call last):" in lines, err
+
+
+# A server made as every server of the product is (`listen.http_config`), whose one route fails
+# with a message quoting what the client sent, in a process whose log lines are the host's.
+_FAILING_SERVER = """
+import sys
+import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import Route
+from host import logline
+from host.server.listen import http_config, tcp_listener
+
+async def fail(request):
+    raise RuntimeError("bad value " + request.query_params["v"])
+
+logline.install()
+sock = tcp_listener("127.0.0.1", 0)
+print(sock.getsockname()[1], flush=True)
+uvicorn.Server(http_config(Starlette(routes=[Route("/", fail)]), log_level="warning",
+                           lifespan="off")).run(sockets=[sock])
+"""
+
+
+def test_an_asgi_failure_is_logged_inert(tmp_path: Path) -> None:
+    """uvicorn's own "Exception in ASGI application" line and its traceback went through
+    uvicorn's handler, raw: a failure whose message quoted a client's value put the value's
+    escapes and lines on the operator's screen. Now through the host's handler."""
+    import httpx
+
+    proc = subprocess.Popen([sys.executable, "-c", _FAILING_SERVER], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        r = httpx.get(f"http://127.0.0.1:{port}/", params={"v": EVIL}, timeout=10)
+        assert r.status_code == 500
+    finally:
+        proc.terminate()
+        _out, err = proc.communicate(timeout=30)
+    assert "Exception in ASGI application" in err, err
+    assert "bad value" in err, err
+    for ch in ("\x1b", "\x07", "\u202e"):
+        assert ch not in err, repr(err)
+    assert not any(ln.startswith("FORGED") for ln in err.splitlines()), err
