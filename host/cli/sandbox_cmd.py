@@ -66,8 +66,11 @@ def exec_cmd(
         emit_json({"exit_code": result.exit_code, "output": "".join(captured),
                    "message": result.message})
     elif result.message:
-        # the snippet's own error text: newlines kept, escapes and bidi shown (DESIGN rule 12)
-        err_console.print(Text(visible(result.message, limit=MAX_BLOCK, one_line=False)))
+        # The snippet's own error text (DESIGN rule 12): escapes and bidi shown, its lines kept
+        # but each after the first indented, so none begins at column 0 where the CLI's own
+        # lines ("error: ...") stand.
+        first, *rest = visible(result.message, limit=MAX_BLOCK, one_line=False).split("\n")
+        err_console.print(Text("\n".join([first, *("  " + ln for ln in rest)])))
     raise typer.Exit(result.exit_code)
 
 

@@ -49,3 +49,17 @@ def test_sandbox_exec_shows_the_snippets_escapes_inert(cli: Run, tmp_path: Path)
     assert "\x1b" not in r.stdout and "\u202e" not in r.stdout
     exact = cli("sandbox", "exec", str(f), "--json")
     assert json.loads(exact.stdout)["output"] == "\x1b[2J\x1b]0;pwned\x07a\tb\u202ec\nnext\n"
+
+
+def test_sandbox_exec_error_text_never_begins_a_line(cli: Run, tmp_path: Path) -> None:
+    """A snippet's error message keeps its lines, but none at column 0: a line of the snippet's
+    choosing read as the CLI's own ("error: ...") before."""
+    f = tmp_path / "s.py"
+    f.write_text('raise ValueError("bad\\nerror: forged host line\\x1b[2J")\n')
+    r = cli("sandbox", "exec", str(f))
+    assert r.exit_code == 1, r.output
+    lines = r.stderr.splitlines()
+    assert "  error: forged host line\\x1b[2J" in lines, lines
+    assert not any(ln.startswith("error: forged") for ln in lines), lines
+    assert json.loads(cli("sandbox", "exec", str(f), "--json").stdout)["message"].endswith(
+        "bad\nerror: forged host line\x1b[2J")
