@@ -53,6 +53,7 @@ from host.supervise.child import Child, ChildDied
 from host.supervise.credentials import Credentials, make_session
 from host.supervise.delivery import Delivery
 from host.supervise.gctune import tune_gc
+from host.supervise.handover import hand_over
 from host.supervise.identities import Identities
 from host.supervise.lifehooks import LifeHooks
 from host.supervise.presend import run_pre_send, supervisor_record
@@ -60,7 +61,7 @@ from host.supervise.pump import EventPump
 from host.supervise.served import HostServed
 from host.supervise.spawner import Spawner
 from host.supervise.status import StatusBoard
-from host.supervise.supervisor import AppRunner, Job, hand_over
+from host.supervise.supervisor import AppRunner, Job
 from policies.loader import load_policy
 from policies.vocabulary import EVENTS
 

@@ -103,6 +103,7 @@ class AppRunner:
         self._last_drop_summary = 0.0
         self._drop_lock = threading.Lock()
         self._late_flush: threading.Timer | None = None  # see `_drop`
+        self._late_armed = False
         # The job queue. `_claimed`: the event pump holds this app's child for one event (see
         # `host.supervise.pump`); queued jobs wait for it, and a job it hands over runs first.
         self._cv = threading.Condition()
@@ -226,18 +227,25 @@ class AppRunner:
             first = self._last_drop_summary == 0.0
             now = first or time.monotonic() - self._last_drop_summary >= DROP_SUMMARY_INTERVAL_S
             # A stopped runner is in no upkeep's list any more: a summary it holds back is
-            # written by a timer once the interval is up, not left pending for good.
-            late = not now and self._stopping and self._late_flush is None
-            if late:
-                self._late_flush = threading.Timer(DROP_SUMMARY_INTERVAL_S,
-                                                   releasing(self.flush_drops))
-                self._late_flush.daemon = True
+            # written by a timer once the interval is up, not left pending for good; armed
+            # again for a drop after that timer's summary (armed once, it left that one out).
+            timer = None
+            if not now and self._stopping and not self._late_armed:
+                self._late_armed = True
+                timer = self._late_flush = threading.Timer(DROP_SUMMARY_INTERVAL_S,
+                                                           releasing(self._late_summary))
+                timer.daemon = True
         settle_failed(job, EventDropped(
             f"{self.app_id}: event {job.name} dropped ({why.replace('_', ' ')})"))
         if now:
             self.flush_drops()
-        elif late and self._late_flush is not None:
-            self._late_flush.start()
+        elif timer is not None:
+            timer.start()
+
+    def _late_summary(self) -> None:
+        with self._drop_lock:
+            self._late_armed = False  # a drop from here on arms a timer of its own
+        self.flush_drops()
 
     def flush_drops(self) -> None:
         """Audit and log the drops not yet reported, as one summary (upkeep calls this too)."""
@@ -585,16 +593,3 @@ class AppRunner:
         """A note of the host's in the app's log (`applog`: never mistaken for app output)."""
         self.host.note_app_log(self.install_id, text)
 
-
-def hand_over(carried: tuple[AppRunner, list[Job]] | None, new: AppRunner) -> None:
-    """Hand an old runner's queued events (`AppRunner.take_queued`) to `new`, each only if the
-    new version still handles it with the grants it needs (as the host's receiver list would
-    pick it); the rest are dropped as `not_handled`."""
-    old, jobs = carried or (new, [])
-    for job in jobs:
-        if new.handles(job.name):
-            new.enqueue(job)
-        else:
-            old.drop(job, "not_handled")
-    if carried is not None:
-        old.succeeded_by(new)  # what still reaches the old runner follows (`enqueue`)

@@ -52,3 +52,43 @@ def test_late_drop_summaries_leave_no_connection_open(tmp_path: Path,
         grown = host_db_fds(home) - before
     # Before: two descriptors a cycle (60 after 30 cycles).
     assert grown <= 6, f"{grown} host.db descriptors more after {CYCLES} late summaries"
+
+
+def test_every_late_drop_is_summarised_however_long_after_the_stop(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The timer was armed once a stopped runner: a drop that came after it had written its
+    summary, within the interval, was held back for a summary nothing would ever write (neither
+    audited nor logged). Three drops: at once, by the first timer, by a second."""
+    import json
+    import re
+    import sqlite3
+    import time
+
+    monkeypatch.setattr(supervisor, "DROP_SUMMARY_INTERVAL_S", 0.5)
+    home = Home(tmp_path / "home").ensure()
+    write_policy(home, "spine", CHURN_POLICY)
+    rec = install(home, write_app(tmp_path / "apps", "churn", ["livechat.read"],
+                                  ["livechat.room_started"], OK_APP))
+    with Host(home, config=HostConfig(watch=False)) as h:
+        runner = h.runners[rec.install_id]
+        h.installs.set_enabled(rec.install_id, False)
+        h.sync_installs()
+        for _ in range(2):
+            with pytest.raises(EventDropped):
+                runner.submit("livechat.room_started", {}, 5.0).result(5)
+        first = runner._late_flush
+        assert first is not None
+        first.join(5)
+        with pytest.raises(EventDropped):  # within the interval of the timer's summary
+            runner.submit("livechat.room_started", {}, 5.0).result(5)
+
+        def summarised() -> int:
+            bodies = (json.loads(b) for (b,) in sqlite3.connect(home.host_db).execute(
+                "SELECT body FROM audit ORDER BY seq"))
+            return sum(int(m.group(1)) for r in bodies if r.get("event") == "events_dropped"
+                       if (m := re.match(r"(\d+) event", r.get("detail", ""))))
+
+        deadline = time.monotonic() + 5
+        while summarised() < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert summarised() == 3
