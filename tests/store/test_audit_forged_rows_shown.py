@@ -10,11 +10,10 @@ row is shown as not a valid record, its stored text escaped and cut, and `--json
 """
 from __future__ import annotations
 
+import io
 import json
-import os
 import sqlite3
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,6 @@ from host.clock import ManualClock
 from host.console import auditview
 from host.ledger.audit import AuditLog, AuditRecord, chain_hash
 
-ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_700_000_000.0
 GOOD_TS = T0 + 1
 # A hash with a terminal escape in it, and long.
@@ -57,11 +55,31 @@ def _forge(home: Path, ts: object, body: str, digest: str | None = None) -> int:
     return int(seq) + 1
 
 
-def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", "from host.cli.main import main; main()", "--home", str(home),
-         "audit", *args], capture_output=True, text=True, timeout=60, cwd=ROOT,
-        env={**os.environ, "COLUMNS": "200"})
+class _Ran:
+    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+@pytest.fixture(name="cli")
+def _cli_fixture(monkeypatch: pytest.MonkeyPatch) -> Callable[..., _Ran]:
+    """`stockade --home HOME audit ARGS...`, in this process (the real typer app, 200 columns):
+    four commands a case, eleven cases, were 35 s as processes of their own."""
+    from typer.testing import CliRunner
+
+    from host.cli.main import root
+    from host.cli.output import err_console
+
+    monkeypatch.setattr(err_console, "_width", 200)
+
+    def run(home: Path, *args: str) -> _Ran:
+        buf = io.StringIO()
+        monkeypatch.setattr(err_console, "_file", buf)
+        r = CliRunner().invoke(root, ["--home", str(home), "audit", *args])
+        if r.exception is not None and not isinstance(r.exception, SystemExit):
+            raise r.exception
+        return _Ran(r.exit_code, r.stdout, r.stderr + buf.getvalue())
+
+    return run
 
 
 def _strict_json(text: str) -> object:
@@ -71,18 +89,19 @@ def _strict_json(text: str) -> object:
 
 
 @pytest.mark.parametrize("name", sorted(FORGED))
-def test_tail_and_show_show_a_forged_row(tmp_path: Path, name: str) -> None:
+def test_tail_and_show_show_a_forged_row(tmp_path: Path, name: str,
+                                          cli: Callable[..., _Ran]) -> None:
     seq = _forge(tmp_path, *FORGED[name])
-    r = _cli(tmp_path, "tail")
+    r = cli(tmp_path, "tail")
     assert r.returncode == 0 and "unexpected" not in r.stderr, r.stderr
     lines = r.stderr.splitlines()
     assert len(lines) == 4 and "\x1b" not in r.stderr, lines  # one line a record
     assert "not a valid record" in lines[-1] and lines[-1].lstrip().startswith(str(seq)), lines
-    r = _cli(tmp_path, "show", str(seq))
+    r = cli(tmp_path, "show", str(seq))
     assert r.returncode == 0 and "unexpected" not in r.stderr and "\x1b" not in r.stderr, r
     assert "not a valid record" in r.stderr and len(r.stderr) < 5_000, r.stderr
     for args in (("tail", "--json"), ("show", str(seq), "--json")):
-        r = _cli(tmp_path, *args)
+        r = cli(tmp_path, *args)
         assert r.returncode == 0, r.stderr
         doc = _strict_json(r.stdout)
         last = doc[-1] if isinstance(doc, list) else doc
@@ -103,9 +122,10 @@ def test_the_console_search_and_refusal_count_read_past_a_forged_row(
     assert shown is not None and shown.invalid
 
 
-def test_show_gives_a_quota_time_no_date_can_show_as_seconds(tmp_path: Path) -> None:
+def test_show_gives_a_quota_time_no_date_can_show_as_seconds(tmp_path: Path,
+                                                            cli: Callable[..., _Ran]) -> None:
     """A valid record may hold any finite `next_free_at`: `show` writes it as seconds."""
     seq = _forge(tmp_path, GOOD_TS, '{"kind":"decision","quota":[{"key":"k","used":1,'
                                     '"limit":2,"window_s":1,"next_free_at":1e300}]}')
-    r = _cli(tmp_path, "show", str(seq))
+    r = cli(tmp_path, "show", str(seq))
     assert r.returncode == 0 and "1e+300 (epoch seconds)" in r.stderr, r.stderr
