@@ -45,6 +45,13 @@ C = TypeVar("C", bound=Spare)
 # start measured ~4.9 ms with an immediate refill and ~4.0 ms deferred). The cap keeps the pool
 # filling if a start never reports back.
 REFILL_DEFER_MAX_S = 0.05
+# After a fork that failed (EAGAIN at a pids limit, ENOMEM, a zygote killed mid-fork), the
+# filler tries again after a pause that doubles from the first value up to the cap: a brief
+# shortage must not end the pool for the host's life (it did: the filler returned), and a
+# lasting one must not become a fork loop eating a core. The next try replaces a dead zygote
+# (`Spawner._fork`).
+RETRY_FIRST_S = 0.1
+RETRY_MAX_S = 10.0
 
 
 class Prefork(Generic[C]):
@@ -94,6 +101,8 @@ class Prefork(Generic[C]):
             _discard(child, "host stopped")
 
     def _fill(self) -> None:
+        retry = 0.0  # the pause before the next try; 0 while forks succeed
+        failed = 0  # forks failed in a row (one log line a streak, not one per try)
         while True:
             with self._cv:
                 self._cv.wait_for(lambda: self._closed or len(self._ready) < self._size)
@@ -104,15 +113,24 @@ class Prefork(Generic[C]):
                     return
             try:
                 child = self._make()
-            except Exception as exc:  # noqa: BLE001 - the filler thread must end cleanly
+            except Exception as exc:  # noqa: BLE001 - the filler thread must not end on it
                 # One line, no traceback: a host stopping (Ctrl-C) can close the zygote under
                 # this thread, which is no news to the operator; anything else is named.
                 with self._cv:
                     if self._closed:
                         return
-                log.warning("prefork: could not fork a child (%s: %s); starts will fork on "
-                            "demand", type(exc).__name__, exc)
-                return
+                failed += 1
+                retry = min(RETRY_MAX_S, retry * 2) if retry else RETRY_FIRST_S
+                if failed == 1:
+                    log.warning("prefork: could not fork a child (%s: %s); starts fork on "
+                                "demand meanwhile, trying again", type(exc).__name__, exc)
+                with self._cv:
+                    if self._cv.wait_for(lambda: self._closed, retry):
+                        return
+                continue
+            if failed:
+                log.warning("prefork: forking again after %d failed fork(s)", failed)
+                failed, retry = 0, 0.0
             with self._cv:
                 self.made += 1
                 if self._closed:

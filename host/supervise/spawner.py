@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from host.supervise.child import Child, ChildLimits
 from host.supervise.prefork import Prefork
-from host.supervise.zygote_client import Zygote
+from host.supervise.zygote_client import Zygote, ZygoteError
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +82,24 @@ class Spawner:
             self.pool.started()
 
     def _fork(self, limits: ChildLimits) -> Child:
+        zygote = self._live_zygote() if self.zygote is not None else None
+        try:
+            return self._fork_on(zygote, limits)
+        except (ZygoteError, OSError):
+            # A zygote that died under this fork (the OOM killer's likeliest moment: a fork
+            # allocates) never answered it. The start met that death, not the app: once more,
+            # through its replacement. Before, the app's event failed and its restart backed
+            # off for it. A zygote alive that refused (EAGAIN) or was slow is the answer.
+            if zygote is None or self._closing or not _dead(zygote):
+                raise
+        return self._fork_on(self._live_zygote(), limits)
+
+    def _fork_on(self, zygote: Zygote | None, limits: ChildLimits) -> Child:
         h2c_r, h2c_w = os.pipe2(os.O_CLOEXEC)
         c2h_r, c2h_w = os.pipe2(os.O_CLOEXEC)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         session = secrets.token_hex(16)
         popen: subprocess.Popen[bytes] | None = None
-        zygote = self._live_zygote() if self.zygote is not None else None
         try:
             if zygote is not None:
                 pid = zygote.fork((h2c_r, c2h_w, err_w), limits.as_dict())
@@ -131,8 +143,7 @@ class Spawner:
         with self._zygote_lock:
             old = self.zygote
             assert old is not None
-            # Its exit is seen by the listener (socket closed) or, a moment earlier, by wait.
-            if not (old.gone or old.proc.poll() is not None) or self._closing:
+            if not _dead(old) or self._closing:
                 return old  # closing: its fork fails as "gone", as before
             if self._keeper is None:
                 # One worker, idle between replacements but never ended before `close`: the
@@ -166,6 +177,11 @@ class Spawner:
             self.zygote.close()
         if self._keeper is not None:
             self._keeper.shutdown(wait=False)
+
+
+def _dead(zygote: Zygote) -> bool:
+    # Its exit is seen by the listener (socket closed) or, a moment earlier, by wait.
+    return zygote.gone or zygote.proc.poll() is not None
 
 
 def _wait_popen(child: Child, popen: subprocess.Popen[bytes]) -> None:
