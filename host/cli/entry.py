@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import sys
 
-from host.cli.interrupt import EXIT_INTERRUPTED, INTERRUPTED_LINE
+from host.cli.interrupt import (
+    EXIT_INTERRUPTED,
+    INTERRUPTED_LINE,
+    caused_by_interrupt,
+    install_redelivery,
+)
 
 
 def _interrupted() -> SystemExit:
@@ -23,10 +28,16 @@ def _interrupted() -> SystemExit:
 
 
 def main() -> None:
+    # A Ctrl-C that lands in a finalizer is not lost (host/cli/interrupt.py).
+    install_redelivery()
     try:
         from host.cli.main import main as run
     except KeyboardInterrupt:
         raise _interrupted() from None
+    except Exception as exc:
+        if caused_by_interrupt(exc):  # a Ctrl-C Python wrapped (host/cli/interrupt.py)
+            raise _interrupted() from None
+        raise
     try:
         run()
     except KeyboardInterrupt:  # between the import and run()'s own handler

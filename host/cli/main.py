@@ -6,11 +6,18 @@ import importlib
 import os
 import signal
 import sys
+from typing import NoReturn
 
 import typer
 
 from host import logline
-from host.cli.interrupt import EXIT_INTERRUPTED, INTERRUPTED_LINE
+from host.cli.interrupt import (
+    EXIT_INTERRUPTED,
+    INTERRUPTED_LINE,
+    Interrupted,
+    caused_by_interrupt,
+    install_redelivery,
+)
 from host.cli.output import fail
 from host.errors import StartRefused
 from host.home import URL_PREFIXES, Home, redact_url, resolve_home
@@ -168,19 +175,22 @@ EXIT_START_REFUSED = 1
 EXIT_STORE_LOCKED = 1
 
 
-class Interrupted(SystemExit):
-    """Raised in the main thread on SIGINT. A SystemExit, so click's prompt and abort handling
-    let it through and every `finally` (stopping the host, its zygote and children) runs."""
-
-    def __init__(self) -> None:
-        super().__init__(EXIT_INTERRUPTED)
-
-
 def _on_sigint(signum: int, frame: object) -> None:
     raise Interrupted()
 
 
+def _say_interrupted() -> NoReturn:
+    # One line, on a line of its own (the terminal echoed ^C where the cursor was).
+    with contextlib.suppress(Exception):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        sys.stderr.write(INTERRUPTED_LINE)
+        sys.stderr.flush()
+    raise SystemExit(EXIT_INTERRUPTED) from None
+
+
 def main() -> None:
+    # Also when `host.cli.main` is run without the console script's entry.
+    install_redelivery()
     signal.signal(signal.SIGINT, _on_sigint)
     # The host's log lines (`serve`'s, and any command's) are the operator's screen too: every
     # value they quote inert (DESIGN rule 12), not Python's last-resort handler writing it raw.
@@ -188,12 +198,7 @@ def main() -> None:
     try:
         root(args=normalize_argv(sys.argv[1:]), prog_name="stockade")
     except Interrupted:
-        # One line, on a line of its own (the terminal echoed ^C where the cursor was).
-        with contextlib.suppress(Exception):
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            sys.stderr.write(INTERRUPTED_LINE)
-            sys.stderr.flush()
-        raise SystemExit(EXIT_INTERRUPTED) from None
+        _say_interrupted()
     except AuditError as exc:
         # Audit before act (rule 14): an operator change whose record cannot be written is
         # not made. One message, no traceback.
@@ -207,6 +212,8 @@ def main() -> None:
         sys.stderr.write(f"error: {exc.message}\nhint: {exc.hint}\n")
         raise SystemExit(EXIT_START_REFUSED) from None
     except Exception as exc:
+        if caused_by_interrupt(exc):  # a Ctrl-C Python wrapped (host/cli/interrupt.py)
+            _say_interrupted()
         from host.store.lockholder import store_locked
 
         if store_locked(exc) and not os.environ.get("STOCKADE_DEBUG"):
