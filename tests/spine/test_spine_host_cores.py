@@ -25,12 +25,14 @@ claim = claim_core(json.loads(sys.argv[1]))
 print(json.dumps(None if claim is None else claim.cpu), flush=True)
 sys.stdin.read()
 """
-# A host started on its own, as `stockade serve` is: on every core (not on the core of the
-# placed test host it is started from, which it would inherit).
+# A host started on its own, as `stockade serve` is: on every core (not on the core of a
+# placed host it may be started from, which it would inherit).
 HOST = """
 import json, os, sys
 os.sched_setaffinity(0, json.loads(sys.argv[2]))
 from pathlib import Path
+from host.home import Home
+from host.runtime import Host, HostConfig
 with Host(Home(Path(sys.argv[1])).ensure(), config=HostConfig(use_zygote=False)) as h:
     threads = [sorted(os.sched_getaffinity(int(t))) for t in os.listdir("/proc/self/task")]
     print(json.dumps({"core": h.affinity.host_core, "threads": threads}), flush=True)
