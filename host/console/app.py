@@ -300,7 +300,7 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         verdict, found = await anyio.to_thread.run_sync(read)  # off the event loop
         return page(request, "audit.html", s=s, verdict=verdict.result,
                     full_walk_at=verdict.full_walk_at, entries=found.entries, found=found,
-                    filters=q)
+                    filters=q, slack_min=int(auditview.SINCE_SLACK_S // 60))
 
     async def record(request: Request, s: Session) -> Response:
         seq = int(request.path_params["seq"])

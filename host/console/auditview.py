@@ -11,9 +11,18 @@ request, on the console's event loop: on a busy host an older refusal vanished f
   the last whole walk was. A failure either way is reported by a whole walk, naming the first
   bad record;
 - a search reads the chain newest first, SCAN_BATCH records at a time, until MAX_ROWS match,
-  a record older than `since` is reached, or SCAN_MAX records were read, and says how far it
-  read when it stopped short;
+  a record stamped SINCE_SLACK_S before `since` is reached, or SCAN_MAX records were read, and
+  says how far it read when it stopped short;
 - the refusals of the last hour are read by time in SQL, only the refusals parsed.
+
+Records are not in time order: each is stamped with the wall clock before its transaction takes
+the write lock (two writers commit in either order), reads' records are group-committed up to
+10 ms after their stamp, an NTP step or a VM restore moves the clock back, and several hosts on
+one store have clocks of their own. The search once stopped at the first record older than
+`since`: one stamped a second early hid every later-stamped record behind it, and the page said
+it had read back to `since`. Now a record is kept or left by its own stamp, and the read goes
+SINCE_SLACK_S further back before it stops; what a clock stepped back further than that put
+behind is not found by time (the page says so: `stockade audit tail --json` reads it all).
 
 Callers run these off the event loop (`anyio.to_thread`).
 """
@@ -36,6 +45,10 @@ FULL_VERIFY_S = 300.0
 MAX_ROWS = 200
 SCAN_MAX = 200_000
 SCAN_BATCH = 5_000
+# How far before `since` (seconds) a search or the hourly refusal count keeps reading. Guards:
+# a record stamped after `since` committed behind one stamped before it (writers' order, group
+# commit, a clock stepped back, hosts' clocks apart; module docstring) missing from a search.
+SINCE_SLACK_S = 600.0
 # The records a refusal's body holds, as the chain stores them (sorted keys, no whitespace):
 # a prefilter in SQL, each candidate checked again once parsed.
 _REFUSAL_TEXT = '%"allowed":false%'
@@ -51,8 +64,10 @@ class Verdict:
 class Search:
     entries: list[AuditEntry]  # newest first
     scanned: int  # records read
-    complete: bool  # read back to the chain's start (or to `since`)
+    complete: bool  # read back to the chain's start
     oldest_seq: int | None  # the oldest record read, when not complete
+    # Stopped at a record stamped SINCE_SLACK_S before `since` (not at the chain's start).
+    by_time: bool = False
 
 
 class AuditView:
@@ -96,9 +111,12 @@ def search(log: AuditLog, *, app: str, code: str, rule: str, since: float | None
         if not rows:
             return Search(found, scanned, True, None)
         for r in rows:
-            if since is not None and isinstance(r[1], float) and r[1] < since:
-                return Search(found, scanned, True, None)  # records are appended in time order
+            stamped = r[1] if isinstance(r[1], float) else None
+            if since is not None and stamped is not None and stamped < since - SINCE_SLACK_S:
+                return Search(found, scanned, False, below, by_time=True)
             scanned, below = scanned + 1, int(r[0])
+            if since is not None and stamped is not None and stamped < since:
+                continue  # its own stamp leaves it; a later-stamped one may sit behind it
             # A forged row (not a JSON object) matches no filter and is shown as what it is.
             body = loads_object(r[2]) or {}
             rules = body.get("rules")
@@ -113,8 +131,9 @@ def search(log: AuditLog, *, app: str, code: str, rule: str, since: float | None
 
 
 def refusals_since(log: AuditLog, since: float) -> dict[str, int]:
-    """Refused decisions per install id since `since`: the chain read newest first by its key
-    until a record older than `since` (no index on time), only the refusals parsed."""
+    """Refused decisions per install id stamped at or after `since`: the chain read newest first
+    by its key until a record stamped SINCE_SLACK_S before `since` (no index on time; records
+    are not in time order: module docstring), only the refusals parsed."""
     out: dict[str, int] = {}
     conn = log.store.conn()
     below = 2**62
@@ -123,8 +142,10 @@ def refusals_since(log: AuditLog, since: float) -> dict[str, int]:
             "SELECT seq, ts, CASE WHEN body LIKE ? THEN body END FROM audit WHERE seq < ?"
             " ORDER BY seq DESC LIMIT ?", (_REFUSAL_TEXT, below, SCAN_BATCH)).fetchall()
         for _seq, ts, raw in rows:
-            if isinstance(ts, float) and ts < since:
+            if isinstance(ts, float) and ts < since - SINCE_SLACK_S:
                 return out
+            if isinstance(ts, float) and ts < since:
+                continue
             body = loads_object(raw)  # None: no refusal, or a forged row that is none
             if body is not None and body.get("kind") == "decision" \
                     and body.get("allowed") is False:

@@ -1,0 +1,71 @@
+"""The operator pages under attack and under a demanding operator: the audit search's `since`
+over records committed out of time order, an audit record's own page, and a settings save
+racing another operator's change (`host/console/auditview.py`, `app.py`, `settings.py`).
+"""
+from __future__ import annotations
+
+import re
+import time
+
+from conhelp import Served, signed_in
+
+from host.apps.installs import InstallStore
+from host.clock import SystemClock
+from host.ledger.audit import AuditLog, AuditRecord, append_in, open_readonly
+
+
+def _append_at(served: Served, stamped: list[tuple[AuditRecord, float]]) -> None:
+    """Records committed in this order with these times (as a host whose clock stepped back,
+    or several hosts on one store, commit them)."""
+    log = AuditLog(served.home.host_store, SystemClock())
+    try:
+        with log.transaction() as c:
+            for r, ts in stamped:
+                append_in(c, r.body(), ts)
+    finally:
+        log.close()
+
+
+def test_a_since_search_finds_a_record_committed_before_an_older_stamped_one(
+        served: Served) -> None:
+    since = time.time() - 1000
+    found = AuditRecord(kind="supervisor", event="test", detail="stamped after since")
+    # The clock stepped back 30 s (NTP) right after: the next record is stamped before `since`.
+    stepped = AuditRecord(kind="supervisor", event="test", detail="after the step")
+    _append_at(served, [(found, since + 10), (stepped, since - 20)])
+    page = signed_in(served).get("/console/audit", params={"since": str(since)}).text
+    assert "stamped after since" in page
+    assert "after the step" not in page  # stamped before `since`: filtered, as asked
+
+
+def test_the_hourly_refusal_count_survives_a_clock_step_back(served: Served) -> None:
+    with InstallStore(served.home.host_store) as store:
+        rec = store.by_app("agent-sync")
+    assert rec is not None
+    now = time.time()
+    refusal = AuditRecord(kind="decision", app_id="agent-sync", install_id=rec.install_id,
+                          action="messages.send", allowed=False, code="permission_denied",
+                          message="refused in the hour")
+    stepped = AuditRecord(kind="supervisor", event="test", detail="after the step")
+    _append_at(served, [(refusal, now - 3590), (stepped, now - 3650)])
+    page = signed_in(served).get("/console/apps").text
+    row = re.search(r'<tr id="app-agent-sync">(.*?)</tr>', page, re.S)
+    assert row is not None
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(1), re.S)
+    assert cells[7].strip() == "1", cells
+
+
+def test_an_audit_records_own_page_shows_every_field_whole(served: Served) -> None:
+    # An app's words reach a record's message (capped at 512 by the record): what it hides
+    # after the list's cut must still be on the record's own page.
+    tail = "THE-END-OF-THE-MESSAGE"
+    msg = "x" * (500 - len(tail)) + tail
+    _append_at(served, [(AuditRecord(kind="supervisor", event="test", detail=msg),
+                         time.time())])
+    log = open_readonly(served.home.host_db, SystemClock())
+    try:
+        seq = log.head()[0]
+    finally:
+        log.close()
+    page = signed_in(served).get(f"/console/audit/{seq}").text
+    assert tail in page
