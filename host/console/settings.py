@@ -9,6 +9,12 @@ A value that would not read as it is (control, bidirectional, zero-width charact
 manifest's default is author text, DESIGN rule 12) is not put in its field: the page shows an
 escaped copy and an empty field, and an empty field keeps the value, as for a secret, so saving
 the form never stores the escaped copy in its place.
+
+The form posts every field, so a save once wrote back each value as the page had shown it: a
+key another operator set meanwhile (`app settings` on the CLI, another console) was put back to
+its old value without a word. Each field the page fills carries the value it showed (`was-KEY`);
+a field posted as it was shown is not the operator's change and keeps what stands now, and one
+changed over a value that changed meanwhile is refused (`Changed`, a 409), nothing saved.
 """
 from __future__ import annotations
 
@@ -30,11 +36,21 @@ def tame(value: object) -> bool:
     return visible(text, limit=sys.maxsize) == text
 
 
+class Changed(Refused):
+    """A setting the operator changed was changed by someone else since the page was read."""
+
+
+def shown_text(value: object) -> str:
+    """A value as the page puts it in its field (and in the field's `was-KEY`)."""
+    return "" if value is None else str(value)
+
+
 def rows(rec: InstallRecord) -> list[dict[str, Any]]:
     shown = rec.redacted_settings()
     return [{"key": s.key, "type": s.type, "label": s.label, "required": s.required,
              "secret": s.secret or s.key in rec.secret_keys, "options": list(s.options),
-             "value": shown.get(s.key), "tame": tame(shown.get(s.key))}
+             "value": shown.get(s.key), "text": shown_text(shown.get(s.key)),
+             "tame": tame(shown.get(s.key))}
             for s in rec.manifest.setting]
 
 
@@ -52,6 +68,14 @@ def save(home: Home, install_id: str, form: Mapping[str, str], *, actor: str) ->
                 not tame(rec.settings.get(s.key))
             if raw is None or (kept_if_empty and raw == ""):
                 continue  # not sent, or a secret (or an escaped value) left empty: keep it
+            was = form.get(f"was-{s.key}")
+            if was is not None and not kept_if_empty:
+                if raw == was:
+                    continue  # as the page showed it: not this operator's change
+                if shown_text(rec.settings.get(s.key)) != was:
+                    raise Changed(f"{s.key} changed meanwhile (another operator's change): "
+                                  "nothing was saved; the page now shows the values as they "
+                                  "stand, make your change again")
             if raw == "" and s.required:
                 raise Refused(f"{s.key} is required: give it a value")
             try:

@@ -6,12 +6,27 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 
-from conhelp import Served, signed_in
+import httpx
+from apphelp import install, write_app
+from conhelp import SRC, Served, signed_in
 
 from host.apps.installs import InstallStore
 from host.clock import SystemClock
 from host.ledger.audit import AuditLog, AuditRecord, append_in, open_readonly
+
+SETTINGS = '''
+[[setting]]
+key = "endpoint"
+type = "string"
+label = "CRM endpoint"
+
+[[setting]]
+key = "batch"
+type = "int"
+label = "Batch size"
+'''
 
 
 def _append_at(served: Served, stamped: list[tuple[AuditRecord, float]]) -> None:
@@ -69,3 +84,47 @@ def test_an_audit_records_own_page_shows_every_field_whole(served: Served) -> No
         log.close()
     page = signed_in(served).get(f"/console/audit/{seq}").text
     assert tail in page
+
+
+def test_a_settings_save_never_undoes_a_change_made_meanwhile(served: Served,
+                                                               tmp_path: Path) -> None:
+    rec = install(served.home, write_app(tmp_path / "set", "crm-sync", ["livechat.read"], [],
+                                         SRC, settings=SETTINGS))
+    c = signed_in(served)
+    url = f"/console/apps/{rec.install_id}/settings"
+    page = c.get(url).text
+    # The form exactly as the browser posts it: every field as the page filled it.
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page))
+    fields.update({n: "" for n in re.findall(r'<input name="(setting-[^"]+)"', page)})
+    fields.update(dict(re.findall(r'<input name="(setting-[^"]+)" id="[^"]+" value="([^"]*)"',
+                                  page)))
+    # Meanwhile another operator sets the endpoint from the CLI (`app settings crm-sync ...`).
+    with InstallStore(served.home.host_store) as store:
+        store.set_settings(rec.install_id, {"endpoint": "https://crm.example/v2"},
+                           ["endpoint"])
+    fields["setting-batch"] = "25"  # this operator changes only the batch size
+    r = c.post(url, data=fields, headers={"Origin": served.url})
+    with InstallStore(served.home.host_store) as store:
+        now = store.get(rec.install_id)
+    assert now is not None
+    assert now.settings.get("endpoint") == "https://crm.example/v2", (r.status_code, now.settings)
+    assert now.settings.get("batch") == 25
+
+
+def test_a_settings_save_over_a_value_changed_meanwhile_is_refused(served: Served,
+                                                                   tmp_path: Path) -> None:
+    rec = install(served.home, write_app(tmp_path / "set", "crm-sync", ["livechat.read"], [],
+                                         SRC, settings=SETTINGS))
+    c = signed_in(served)
+    url = f"/console/apps/{rec.install_id}/settings"
+    page = c.get(url).text
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page))
+    with InstallStore(served.home.host_store) as store:
+        store.set_settings(rec.install_id, {"batch": 5}, ["batch"])
+    fields["setting-batch"] = "25"  # both changed the batch size: the later one is told
+    r: httpx.Response = c.post(url, data=fields, headers={"Origin": served.url})
+    assert r.status_code == 409, r.text
+    assert "changed meanwhile" in r.text
+    with InstallStore(served.home.host_store) as store:
+        now = store.get(rec.install_id)
+    assert now is not None and now.settings.get("batch") == 5
