@@ -301,7 +301,7 @@ class AppRunner:
             self.state = "stopped"
             if first:
                 self._jobs.append(_STOP)
-                self._cv.notify()
+                self._cv.notify_all()  # the loop's wait, or a backoff's (`_ensure_child`)
         child = self.child
         if child is not None:
             child.kill(reason, code="stopped")
@@ -514,9 +514,12 @@ class AppRunner:
             self.child = None
         if self._stopping:
             raise ChildDied("app stopped", "stopped")
-        delay = self._next_start - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
+        # The backoff's pause ends at a stop (`stop` notifies `_cv`): a plain sleep held the stop
+        # 5 s, then started a child for the stopped runner and ran its held event in it.
+        with self._cv:
+            self._cv.wait_for(lambda: self._stopping, self._next_start - time.monotonic())
+        if self._stopping:
+            raise ChildDied("app stopped", "stopped")
         self.state = "starting"
         child = self.child = self.host.start_child(self)
         child.refuse_args = self._refuse_args
