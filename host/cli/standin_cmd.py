@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 
 import typer
@@ -32,8 +33,12 @@ def standin(
                                     help="Write {url, pid} here once listening."),
     faults: bool = typer.Option(False, "--faults", help="Accept POST /_standin/faults "
                                 "(tests: slow routes, 429, 5xx)."),
+    parent_pid: int = typer.Option(0, "--parent-pid", min=0, hidden=True,
+                                   help="Exit when this process, its parent, exits."),
 ) -> None:
     """Run the embedded server as a stand-in Rocket.Chat workspace (REST + webhooks)."""
+    if parent_pid:
+        _exit_with_parent(parent_pid)
     import uvicorn
 
     from host.server.embedded import EmbeddedServer
@@ -70,6 +75,25 @@ def standin(
         sock.close()
         if sender is not None:
             sender.close()
+
+
+# prctl option (linux/prctl.h): the signal this process gets when the thread that started it
+# exits.
+PR_SET_PDEATHSIG = 1
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Be killed when `parent` (the demo or bench that started this stand-in) exits, however
+    it exits. The demo starts it in a session of its own, so a Ctrl-C is the demo's to handle:
+    a demo killed (SIGTERM, SIGKILL, a crash) ran no `finally`, and left the stand-in listening
+    for good, an admin's token in its data. SIGKILL: the stand-in has nothing to save."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        fail(f"cannot arm the parent-death signal ({os.strerror(ctypes.get_errno())})")
+    if os.getppid() != parent:  # it exited before the signal was armed
+        raise typer.Exit(0)
 
 
 def register(root: typer.Typer) -> None:

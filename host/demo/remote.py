@@ -69,7 +69,9 @@ class RemoteRig:
             [sys.executable, "-c", "from host.cli.entry import main; main()",
              "--home", str(self.standin_home.root), "standin", "--port", "0",
              "--ready-file", str(ready), "--webhook-url", hook_url,
-             "--webhook-token-file", str(secret_file), "--webhook-retry-s", str(RETRY_S)],
+             "--webhook-token-file", str(secret_file), "--webhook-retry-s", str(RETRY_S),
+             # It dies with the demo, however the demo ends (it is not in the demo's session).
+             "--parent-pid", str(os.getpid())],
             stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
         log.close()
         deadline = time.monotonic() + START_TIMEOUT_S
