@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import secrets
 import sys
 import time
@@ -10,6 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import anyio.to_thread
 from jinja2 import Environment, FileSystemLoader
@@ -60,9 +60,6 @@ MAX_FORM_BYTES = 64 * 1024
 # multipart framing. Guards: the host's disk, since the form parser spools a file part to a
 # temporary file with no cap of its own; a body declared longer is refused before it is read.
 MAX_UPLOAD_BYTES = MAX_ARCHIVE_BYTES + 64 * 1024
-# The largest audit sequence number the store can hold (SQLite's INTEGER). Guards: a longer
-# number in a record's URL reaching the store, whose driver raises on it (a 500, not a 404).
-MAX_SEQ = 2**63 - 1
 # Host header values the console answers by default. Guards: DNS rebinding, where a page of
 # another site, its name re-pointed at 127.0.0.1, would otherwise be "same-origin" with it.
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
@@ -101,6 +98,9 @@ def template_environment() -> Environment:
     # limit or reason is hidden from the one who grants it. Bounded by the manifest's and the
     # policy loader's own size caps, which every such value comes from.
     env.filters["whole"] = lambda v: visible(v, limit=sys.maxsize)
+    # A record's time as the Since filter takes it (a valid record's is a finite epoch second).
+    env.filters["utc"] = lambda ts: datetime.fromtimestamp(float(ts), UTC).strftime(
+        "%Y-%m-%d %H:%M:%S")
     return env
 
 
@@ -285,27 +285,34 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
 
     async def audit(request: Request, s: Session) -> Response:
         q = {k: request.query_params.get(k, "")[:64] for k in ("app", "code", "rule", "since")}
-        since = _since(q["since"])
+        since = auditview.parse_since(q["since"])
         if q["since"] and since is None:
             return page(request, "audit.html", 400, s=s, verdict=None, entries=[], filters=q,
                         error="since: a date and time (2026-12-03T09:00) or epoch seconds")
+        before = auditview.parse_before(request.query_params.get("before", ""))
+        if before == 0:
+            return page(request, "audit.html", 400, s=s, verdict=None, entries=[], filters=q,
+                        error="before: a record number (the Older link gives it)")
         def read() -> tuple[auditview.Verdict, auditview.Search]:
             log = AuditLog(home.host_store, SystemClock())
             try:
                 return chain.verdict(log), auditview.search(
-                    log, app=q["app"], code=q["code"], rule=q["rule"], since=since)
+                    log, app=q["app"], code=q["code"], rule=q["rule"], since=since,
+                    before=before)
             finally:
                 log.close()
 
         verdict, found = await anyio.to_thread.run_sync(read)  # off the event loop
         return page(request, "audit.html", s=s, verdict=verdict.result,
                     full_walk_at=verdict.full_walk_at, entries=found.entries, found=found,
-                    filters=q, slack_min=int(auditview.SINCE_SLACK_S // 60))
+                    filters=q, slack_min=int(auditview.SINCE_SLACK_S // 60),
+                    older=None if found.complete or found.by_time or found.oldest_seq is None
+                    else "/console/audit?" + urlencode({**q, "before": found.oldest_seq}))
 
     async def record(request: Request, s: Session) -> Response:
         seq = int(request.path_params["seq"])
         entry = None
-        if seq <= MAX_SEQ:
+        if seq <= auditview.MAX_SEQ:
             log = AuditLog(home.host_store, SystemClock())
             try:
                 entry = log.show(seq)
@@ -554,23 +561,6 @@ def _declared_length(request: Request) -> int | None:
     if not (0 < len(declared) <= 18 and declared.isascii() and declared.isdigit()):
         return None
     return int(declared)
-
-
-def _since(text: str) -> float | None:
-    """Epoch seconds, or an ISO date and time (UTC when no zone is given); None if neither."""
-    if not text:
-        return None
-    try:
-        seconds = float(text)
-    except ValueError:
-        pass
-    else:  # "nan" and "inf" parse, and would match nothing without a word
-        return seconds if math.isfinite(seconds) else None
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
 def _refusals_last_hour(home: Home) -> dict[str, int]:

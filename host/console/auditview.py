@@ -29,9 +29,11 @@ Callers run these off the event loop (`anyio.to_thread`).
 from __future__ import annotations
 
 import dataclasses
+import math
 import threading
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from host.ledger.audit import AuditEntry, AuditLog
 from host.ledger.entry import entry_from_row, loads_object
@@ -49,6 +51,10 @@ SCAN_BATCH = 5_000
 # a record stamped after `since` committed behind one stamped before it (writers' order, group
 # commit, a clock stepped back, hosts' clocks apart; module docstring) missing from a search.
 SINCE_SLACK_S = 600.0
+# The largest audit sequence number the store can hold (SQLite's INTEGER). Guards: a longer
+# number in a record's URL or a search's `before` reaching the store, whose driver raises on it
+# (a 500, not a 404 or a 400).
+MAX_SEQ = 2**63 - 1
 # The records a refusal's body holds, as the chain stores them (sorted keys, no whitespace):
 # a prefilter in SQL, each candidate checked again once parsed.
 _REFUSAL_TEXT = '%"allowed":false%'
@@ -98,11 +104,14 @@ class AuditView:
             return self._last
 
 
-def search(log: AuditLog, *, app: str, code: str, rule: str, since: float | None) -> Search:
-    """The newest records matching every filter given (see the module docstring)."""
+def search(log: AuditLog, *, app: str, code: str, rule: str, since: float | None,
+           before: int | None = None) -> Search:
+    """The newest records matching every filter given, among those numbered below `before`
+    when given (the page's "Older" link: the oldest record the last page read); see the
+    module docstring."""
     conn = log.store.conn()
     found: list[AuditEntry] = []
-    scanned, below = 0, None
+    scanned, below = 0, before
     while scanned < SCAN_MAX and len(found) < MAX_ROWS:
         rows = conn.execute(
             "SELECT seq, ts, body, prev_hash, hash FROM audit WHERE seq < ?"
@@ -154,3 +163,31 @@ def refusals_since(log: AuditLog, since: float) -> dict[str, int]:
         if len(rows) < SCAN_BATCH:
             return out
         below = int(rows[-1][0])
+
+
+def parse_before(text: str) -> int | None:
+    """The `before` record number: None when not given, 0 for anything but a number from 1 to
+    MAX_SEQ (a larger one must not reach the store, whose driver raises on it)."""
+    if not text:
+        return None
+    if not (len(text) <= 19 and text.isascii() and text.isdigit()) or \
+            not 0 < int(text) <= MAX_SEQ:
+        return 0
+    return int(text)
+
+
+def parse_since(text: str) -> float | None:
+    """Epoch seconds, or an ISO date and time (UTC when no zone is given); None if neither."""
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:  # "nan" and "inf" parse, and would match nothing without a word
+        return seconds if math.isfinite(seconds) else None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()

@@ -128,3 +128,34 @@ def test_a_settings_save_over_a_value_changed_meanwhile_is_refused(served: Serve
     with InstallStore(served.home.host_store) as store:
         now = store.get(rec.install_id)
     assert now is not None and now.settings.get("batch") == 5
+
+
+def test_a_search_pages_back_to_older_matches(served: Served) -> None:
+    # More matches than a page holds: the ones past the newest 200 must be reachable.
+    now = time.time()
+    _append_at(served, [(AuditRecord(kind="supervisor", event="test", detail=f"match-{i:03d}",
+                                     code="paged"), now - 300 + i) for i in range(250)])
+    c = signed_in(served)
+    first = c.get("/console/audit", params={"code": "paged"}).text
+    assert "match-249" in first and "match-050" in first and "match-049" not in first
+    older = re.search(r'<a id="older" href="([^"]+)"', first)
+    assert older is not None, first[-1500:]
+    second = c.get(older.group(1).replace("&amp;", "&")).text
+    shown = re.findall(r"match-(\d{3})", second)
+    assert shown == [f"{i:03d}" for i in range(49, -1, -1)], shown
+    assert 'id="older"' not in second  # read back to the chain's start: nothing older
+
+
+def test_the_audit_list_shows_times_in_utc(served: Served) -> None:
+    _append_at(served, [(AuditRecord(kind="supervisor", event="test", detail="timed"),
+                         1796288400.0)])  # 2026-12-03T09:00:00Z
+    page = signed_in(served).get("/console/audit", params={"since": "2026-12-03T08:59"}).text
+    assert "2026-12-03 09:00:00" in page
+
+
+def test_a_bad_before_is_a_clear_400(served: Served) -> None:
+    c = signed_in(served)
+    for bad in ("-1", "x", "0", "9" * 40, str(2**63)):
+        r = c.get("/console/audit", params={"before": bad})
+        assert r.status_code == 400 and "before:" in r.text, (bad, r.status_code)
+    assert c.get("/console/audit", params={"before": str(2**63 - 1)}).status_code == 200
