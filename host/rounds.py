@@ -126,7 +126,8 @@ class Rounds:
             # appended meanwhile were pinned by no anchor.
             for chore, said in ((host.lease.sweep, "sweep the lease"),
                                 (host.ledger.checkpoint, "checkpoint and anchor the audit chain"),
-                                (self._server_checkpoint, "checkpoint the server")):
+                                (self._server_checkpoint, "checkpoint the server"),
+                                (self._ask_again, "ask again about calls with unknown outcomes")):
                 try:
                     chore()
                 except Exception:
@@ -151,6 +152,13 @@ class Rounds:
         """What a sync started failed after the sync returned (an ending app's hook could not
         be marked done): the watcher syncs again at its next tick."""
         self._retry = True
+
+    def _ask_again(self) -> None:
+        """Settle this host's ended calls whose outcome the server could not say when they
+        failed (its store was down: `host.ledger.unsettled`), now that it may."""
+        ledger = self.host.ledger
+        if len(ledger.unsettled):
+            ledger.unsettled.settle(ledger, self.host.server.was_applied)
 
     def _server_checkpoint(self) -> None:
         server = self.host.server

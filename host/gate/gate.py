@@ -477,8 +477,8 @@ class Gate:
         disk, an I/O error, a bug). Ask the server, which records every applied write's op_id
         in the write's own transaction: not applied gives the units and the seat back now;
         applied keeps them. When even that cannot be answered — or the outcome record cannot
-        be written — the intent stays pending and the next host to start alone settles it
-        (`Host.settle_pending`); it is never closed with its units unaccounted for."""
+        be written — the intent stays pending and the host's upkeep asks again each round
+        (`host.ledger.unsettled`); it is never closed with its units unaccounted for."""
         if spec.name in self.host_actions:
             # Host-served actions keep no op log: keep the units (the write may have happened).
             self.ledger.outcome(seq, op_id, False, "internal", refund=False)
@@ -487,8 +487,9 @@ class Gate:
             applied = bool(self.server.was_applied(op_id))
             self.ledger.outcome(seq, op_id, False, code, refund=not applied)
         except Exception:
-            log.warning("%s: outcome unknown after %s; left for settlement at the next start",
-                        op_id, type(exc).__name__, exc_info=True)
+            log.warning("%s: outcome unknown after %s; asked again by the upkeep", op_id,
+                        type(exc).__name__, exc_info=True)
+            self.ledger.unsettled.note(op_id)  # its units held until the server can say
 
     def _dispatch(self, session: Session, spec: ActionSpec, args: dict[str, Any],
                   op_id: str | None, facts: Mapping[str, Any]) -> Any:

@@ -65,6 +65,7 @@ from host.ledger.records import (
     validated_body,
 )
 from host.ledger.refusals import refund_within
+from host.ledger.unsettled import Unsettled
 from host.server.adapter import HOST_ACTIONS
 from host.store import Conn, StoreTarget, open_store
 from policies import quota as quota_rules
@@ -132,6 +133,8 @@ class Ledger:
                               anchor_every=anchor_every or ANCHOR_EVERY)
         self.batch: ReadBatch | None = None
         self._read_bodies = ReadBodies()
+        # Ended calls whose outcome could not be learnt yet, asked about again by the upkeep.
+        self.unsettled = Unsettled()
         # Set once this host's lease on a shared store is lost (`refuse_admissions`).
         self._refusing: str | None = None
         # While a shared store's lease is held: the monotonic time after which this host admits
