@@ -27,6 +27,7 @@ from starlette.templating import Jinja2Templates
 from host.apps import lifecycle_seams, switches
 from host.apps.consent import verify_install
 from host.apps.installs import InstallChanged, InstallRecord, InstallStore
+from host.apps.manifest import MAX_SETTINGS
 from host.apps.operations import uninstall_app
 from host.apps.packages import MAX_ARCHIVE_BYTES
 from host.clock import SystemClock
@@ -56,6 +57,10 @@ CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'
 # Size of a (non-upload) form post. Guards: memory per request; the largest console form (an
 # app's settings) is a few KiB.
 MAX_FORM_BYTES = 64 * 1024
+# Fields of a (non-upload) form post. Guards: parsing work per request; the largest console
+# form is an app's settings, two fields a setting (its value, the value the page showed) and
+# the CSRF token.
+MAX_FORM_FIELDS = 2 * MAX_SETTINGS + 8
 # An upload's whole body: the package cap and room for the form's few small fields and its
 # multipart framing. Guards: the host's disk, since the form parser spools a file part to a
 # temporary file with no cap of its own; a body declared longer is refused before it is read.
@@ -166,7 +171,8 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         declared = _declared_length(request)
         if declared is None or declared > MAX_FORM_BYTES:
             return None  # a console form is small; a browser always says how long it is
-        form = {k: str(v) for k, v in (await request.form(max_files=0, max_fields=64)).items()}
+        form = {k: str(v) for k, v in
+                (await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)).items()}
         if s is not None and not _csrf_ok(form.get("csrf"), s):
             return None
         return form

@@ -159,3 +159,24 @@ def test_a_bad_before_is_a_clear_400(served: Served) -> None:
         r = c.get("/console/audit", params={"before": bad})
         assert r.status_code == 400 and "before:" in r.text, (bad, r.status_code)
     assert c.get("/console/audit", params={"before": str(2**63 - 1)}).status_code == 200
+
+
+def test_a_page_of_the_most_settings_a_manifest_may_declare_saves(served: Served,
+                                                                  tmp_path: Path) -> None:
+    from host.apps.manifest import MAX_SETTINGS
+
+    many = "".join(f'\n[[setting]]\nkey = "k{i}"\ntype = "string"\nlabel = "K{i}"\n'
+                   for i in range(MAX_SETTINGS))
+    rec = install(served.home, write_app(tmp_path / "many", "crm-sync", ["livechat.read"], [],
+                                         SRC, settings=many))
+    c = signed_in(served)
+    url = f"/console/apps/{rec.install_id}/settings"
+    page = c.get(url).text
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page))
+    fields.update({n: "" for n in re.findall(r'<input name="(setting-[^"]+)"', page)})
+    fields[f"setting-k{MAX_SETTINGS - 1}"] = "last"
+    r = c.post(url, data=fields, headers={"Origin": served.url})
+    assert r.status_code == 303, (r.status_code, r.text[:300])
+    with InstallStore(served.home.host_store) as store:
+        now = store.get(rec.install_id)
+    assert now is not None and now.settings.get(f"k{MAX_SETTINGS - 1}") == "last"
