@@ -151,6 +151,7 @@ def test_the_audit_list_shows_times_in_utc(served: Served) -> None:
                          1796288400.0)])  # 2026-12-03T09:00:00Z
     page = signed_in(served).get("/console/audit", params={"since": "2026-12-03T08:59"}).text
     assert "2026-12-03 09:00:00" in page
+    assert re.search(r"walked whole at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", page), page
 
 
 def test_a_bad_before_is_a_clear_400(served: Served) -> None:
