@@ -4,11 +4,12 @@ The console signs in the server's own admins: with the embedded server, its user
 hashes (`host.server.auth`); against a Rocket.Chat workspace, the workspace's (its
 `POST /api/v1/login`, whose token is revoked at once, then the user's roles read with the
 service account). Either way the operator's password never reaches Stockade's stores, failed
-sign-ins are counted in this process (`auth.Failures`, the same table and budget the REST login
-has: per account on the embedded server, per typed name against a workspace, whose accounts
-are not resolved before its login answers), and a session lasts only while its user is still
-an active admin and its credential is the one it was opened under: `current` and `credential`
-are asked at every request.
+sign-ins are counted: on the embedded server per account, in its store, the one budget its REST
+login and every other process serving it spend (`host.server.signin_budget`); against a
+workspace per typed name, in this process (`auth.Failures`: its accounts are not resolved
+before its login answers, and the workspace keeps its own budget), and a session lasts only
+while its user is still an active admin and its credential is the one it was opened under:
+`current` and `credential` are asked at every request.
 
 The credential is a digest of the user's `auth.sign_in_binding`: the stored password record and
 the user's sign-in epoch, which the server's store moves, in the same transaction, whenever the
@@ -35,7 +36,6 @@ from host.server import auth
 from host.server.embedded import EmbeddedServer
 from host.server.principals import SYSTEM
 from host.server.remote.server import RemoteServer
-from host.server.rest_auth import FAILURES
 from host.server.shapes import User
 
 # The role a console operator must hold, on either server (Rocket.Chat's workspace admin).
@@ -51,6 +51,9 @@ MAX_CREDENTIAL = 256
 class Unreachable(Exception):
     """The workspace did not answer a sign-in (down, slow, or not Rocket.Chat)."""
 
+
+# Failed console sign-ins to a Rocket.Chat workspace, in this process (see the module docstring).
+FAILURES = auth.Failures()
 
 # What `credential` answers for a workspace's users, whose password records Stockade cannot
 # read (see the module docstring).
@@ -102,7 +105,7 @@ class ServerOperators:
         self.server = server
 
     def sign_in(self, who: str, password: str) -> SignedIn | None:
-        matched = auth.check_record(self.server.db, FAILURES, who, password, time.time())
+        matched = auth.check_record(self.server.db, who, password, time.time())
         if matched is None:
             return None
         # Read after the binding: a demotion between the two moved the binding already, so the

@@ -8,7 +8,11 @@
 - Failed sign-ins are limited per account, as Rocket.Chat's "block failed login attempts by
   username" means them: past `MAX_FAILURES` in `FAILURE_WINDOW_S`, the account is refused until
   the window has passed, right password or not, whichever of its names (user name, e-mail
-  address) is typed. A name that resolves to no account is counted by itself (`failure_key`).
+  address) is typed. A name that resolves to no account is counted by itself. The budget is
+  kept in the server's store (`signin_budget`), so every process serving it (REST fronts, hosts
+  sharing a home or a PostgreSQL store, the console) spends one budget, and a restart keeps it.
+  `Failures` is a table in this process, for a Rocket.Chat workspace's console sign-in only
+  (the workspace keeps its own budget too).
 - Deactivating a user deletes every token it has (`users.set_active`), so reactivation never
   brings one back. A new password deletes them too (`store_hash`), all but the one token that
   made the request when users change their own, as Rocket.Chat logs the other sessions out.
@@ -28,7 +32,7 @@ from collections import deque
 from cryptography.exceptions import InvalidKey
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from host.server import users
+from host.server import signin_budget, users
 from host.server.db import Database
 from host.server.errors import InvalidArgument
 from host.server.personal_tokens import digest, mint, revoke_all_but
@@ -42,15 +46,11 @@ HASH_BYTES = 32
 # of attacker-sent input (scrypt's time does not depend on it, but the request body does).
 MIN_PASSWORD, MAX_PASSWORD = 8, 256
 # Failed sign-ins per account (or per name that names none) before it is refused for the rest of
-# the window (Rocket.Chat's defaults: 10 attempts, 5 minutes). Guards: online guessing of one
-# account's password; counted per account, so its user name and its e-mail address do not each
-# get their own ten guesses.
-MAX_FAILURES = 10
-FAILURE_WINDOW_S = 300.0
-# Accounts and names whose failures are remembered at once. Guards: memory when an attacker
-# cycles through invented names. The least recently failed one that is not blocked is forgotten
-# first; a blocked one never is (`Failures.failed`).
-MAX_TRACKED_NAMES = 10_000
+# the window, and the names remembered at once: `signin_budget` says what each guards. Counted
+# per account, so its user name and its e-mail address do not each get their own ten guesses.
+MAX_FAILURES = signin_budget.MAX_FAILURES
+FAILURE_WINDOW_S = signin_budget.FAILURE_WINDOW_S
+MAX_TRACKED_NAMES = signin_budget.MAX_TRACKED_NAMES
 # Characters of a sign-in name looked at. Guards: the failure table's keys; no user name or
 # e-mail address is longer.
 MAX_NAME = 320
@@ -125,8 +125,10 @@ def _blocking(seen: deque[float], now: float) -> bool:
 
 
 class Failures:
-    """Recent failed sign-ins per key (`failure_key`: an account, or a name that names none; this
-    server process, see the module docstring).
+    """Recent failed sign-ins per key (`failure_key`), in this process: the console's sign-in
+    to a Rocket.Chat workspace, whose password the workspace checks (and whose accounts this
+    process cannot tell from names). The embedded server's sign-ins spend the budget kept in its
+    store instead (`signin_budget`), shared by every process serving it.
 
     The table holds at most MAX_TRACKED_NAMES names, least recently failed first. Making room
     forgets the oldest name that is not blocked, never a blocked one: otherwise failures for
@@ -187,19 +189,19 @@ def failure_key(store: object, name: str, user_id: str | None) -> str:
     return f"{store}\0account\0{user_id}" if user_id is not None else f"{store}\0name\0{name}"
 
 
-def login(db: Database, failures: Failures, who: str, password: str,
+def login(db: Database, who: str, password: str,
           now: float | None = None) -> tuple[str, str] | None:
     """(user id, new auth token) when `who` (user name or e-mail) and `password` match an
     active user; None otherwise. Raises LoginBlocked past the failure limit."""
     at = time.time() if now is None else now
-    user_id = check(db, failures, who, password, at)
+    user_id = check(db, who, password, at)
     return None if user_id is None else (user_id, mint(db, user_id, "login", at, kind="login"))
 
 
-def check(db: Database, failures: Failures, who: str, password: str, at: float) -> str | None:
+def check(db: Database, who: str, password: str, at: float) -> str | None:
     """The user id when `who` and `password` match an active user, counting failures (`login`
     also mints a REST token)."""
-    matched = check_record(db, failures, who, password, at)
+    matched = check_record(db, who, password, at)
     return None if matched is None else matched[0]
 
 
@@ -218,7 +220,7 @@ def sign_in_binding(db: Database, user_id: str) -> str | None:
     return _binding(row[0], row[1]) if row is not None and row[0] else None
 
 
-def check_record(db: Database, failures: Failures, who: str, password: str,
+def check_record(db: Database, who: str, password: str,
                  at: float) -> tuple[str, str] | None:
     """(user id, its `sign_in_binding` as the password matched it) as `check` decides it. The
     console signs in with this and binds its session to that very binding, read in the same
@@ -226,24 +228,26 @@ def check_record(db: Database, failures: Failures, who: str, password: str,
     deactivation while the check ran does not leave a session opened under the old standing.
 
     An account's failures count against the account, a name that resolves to none against the
-    name (`failure_key`). Either way the name is looked up, then the block checked, then a
-    scrypt check made (against a dummy record for an unknown name): the same answers and the
-    same work whether the account exists or not."""
+    name, in the store every process serving it shares (`signin_budget`). Either way the name is
+    looked up, then the attempt counted (or refused as blocked) before the password is looked
+    at, then a scrypt check made (against a dummy record for an unknown name): the same answers
+    and the same work whether the account exists or not. A match takes the account's failures
+    back, its own attempt with them."""
     name = who.strip().casefold()[:MAX_NAME]
     row = db.conn().execute(
         "SELECT u.id, u.active, p.hash, u.sign_in_epoch FROM users u"
         " LEFT JOIN user_passwords p ON p.user_id = u.id"
         " WHERE u.username_cf = ? OR u.id IN (SELECT user_id FROM user_emails WHERE address_cf = ?)"
         " LIMIT 1", (name, name)).fetchone()
-    key = failure_key(db.path, name, None if row is None else str(row[0]))
-    if failures.blocked(key, at):
+    user_id = None if row is None else str(row[0])
+    key = signin_budget.name_key(name) if user_id is None else signin_budget.account_key(user_id)
+    if not signin_budget.attempt(db, key, user_id, at):
         raise LoginBlocked(name)
     stored = row[2] if row is not None and row[2] else _dummy()
     ok = _matches(stored, password) and row is not None and bool(row[1]) and bool(row[2])
     if not ok:
-        failures.failed(key, at)
-        return None
-    failures.clear(key)
+        return None  # the attempt counted above is this failure
+    signin_budget.clear(db, key)
     return str(row[0]), _binding(row[2], row[3])
 
 

@@ -242,13 +242,32 @@ CREATE INDEX rooms_served_open ON rooms(served_by, open, created_at DESC, id);
 CREATE INDEX rooms_visitor_open ON rooms(visitor_id, open, created_at DESC, id)
 """
 
+# Version 7: the failed sign-in budget, shared by every process serving the store
+# (`host/server/signin_budget.py`). Guards: online password guessing multiplied by the number of
+# REST fronts and hosts on one home or PostgreSQL store, and reset by a restart, when each process
+# kept its own table. One row per account (`user_id`, gone with the user) or per name that names
+# none (`user_id` NULL, at most `auth.MAX_TRACKED_NAMES` of them, indexed for the eviction, and
+# counted in `sign_in_names`, which only that module's writes change, in the same transaction).
+_SCHEMA_V7 = """
+CREATE TABLE sign_in_failures (
+    key TEXT PRIMARY KEY,
+    user_id TEXT REFERENCES users(id) ON DELETE CASCADE,
+    seen TEXT NOT NULL,
+    last_at REAL NOT NULL,
+    blocked_until REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX sign_in_failures_names ON sign_in_failures(last_at) WHERE user_id IS NULL;
+CREATE TABLE sign_in_names (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL);
+INSERT INTO sign_in_names (id, n) VALUES (1, 0)
+"""
+
 # The server's own schema version (a table of its own: it predates the host's `schema_meta`).
 SERVER_VERSION_DDL = ("CREATE TABLE IF NOT EXISTS schema_version ("
                       "id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)")
 
 # Ordered migrations: index i takes the schema from version i to i + 1. Append, never edit.
 MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4, _SCHEMA_V5,
-                               _SCHEMA_V6)
+                               _SCHEMA_V6, _SCHEMA_V7)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # Version 4 on PostgreSQL (docs/SCALE.md): the same seat counter, kept by one PL/pgSQL trigger

@@ -34,10 +34,6 @@ class SignInBlocked(SignInRefused):
 # Rocket.Chat's environment variable naming users.createToken's shared secret (8.0+).
 CREATE_TOKENS_SECRET_ENV = "CREATE_TOKENS_FOR_USERS_SECRET"  # noqa: S105 (a variable's name)
 
-# One table of recent failures per process, keyed by store and name (auth.Failures).
-FAILURES = auth.Failures()
-
-
 def login(ctx: Ctx) -> dict[str, Any]:
     """POST login {user | username, password}."""
     who = ctx.body.get("user", ctx.body.get("username"))
@@ -46,7 +42,7 @@ def login(ctx: Ctx) -> dict[str, Any]:
         raise InvalidArgument("give user (a user name or e-mail address) and password")
     key_db = ctx.server.db
     try:
-        found = auth.login(key_db, FAILURES, who, password, ctx.server.clock.now())
+        found = auth.login(key_db, who, password, ctx.server.clock.now())
     except auth.LoginBlocked:
         raise SignInBlocked("too many failed sign-ins for this user; try again later") from None
     if found is None:
@@ -133,5 +129,5 @@ def set_password(ctx: Ctx, user_id: str, password: Any) -> None:
     auth.set_password(ctx.server.db, user_id, password)
 
 
-__all__ = ["FAILURES", "MANAGE", "SignInBlocked", "SignInRefused", "create_token",
+__all__ = ["MANAGE", "SignInBlocked", "SignInRefused", "create_token",
            "generate_personal_token", "login", "logout", "set_password", "users_list"]

@@ -1,0 +1,116 @@
+"""The failed sign-in budget kept in the server's store (`host.server.signin_budget`), on both
+engines: bounded, blocked accounts never forgotten to make room, names counted too, attempts
+counted before the password is checked (so racing guesses get no more than the budget), rows
+gone with their user, and a PostgreSQL store taken to the table through `stockade store
+migrate`."""
+from __future__ import annotations
+
+import threading
+
+import psycopg
+import pytest
+
+from host.clock import ManualClock
+from host.migrate import migrate, store_status
+from host.server import SYSTEM, EmbeddedServer, auth, signin_budget
+from host.server.auth import FAILURE_WINDOW_S, MAX_FAILURES, LoginBlocked, set_password
+from host.server.signin_budget import account_key, attempt, blocked, name_key
+from host.store import StoreError
+
+PASSWORD = "correct horse battery"
+
+
+def _names(server: EmbeddedServer) -> int:
+    """The names remembered, counted, and the count kept beside them, which must agree."""
+    c = server.db.conn()
+    n = int(c.execute("SELECT count(*) FROM sign_in_failures WHERE user_id IS NULL").fetchone()[0])
+    assert int(c.execute("SELECT n FROM sign_in_names").fetchone()[0]) == n
+    return n
+
+
+def test_invented_names_never_unblock_or_block_an_account(
+        server: EmbeddedServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The names are bounded (here 30), and a table full of *blocked* invented names forgets
+    the oldest of them: an account's block is never what goes, and no account is refused for
+    want of room (before, in one process, a full table refused every account not in it)."""
+    monkeypatch.setattr(signin_budget, "MAX_TRACKED_NAMES", 30)
+    victim = server.users_create(SYSTEM, "victim", "V", "user")["id"]
+    other = server.users_create(SYSTEM, "other", "O", "user")["id"]
+    for _ in range(MAX_FAILURES):
+        assert attempt(server.db, account_key(victim), victim, 1000.0)
+    for i in range(30):  # fill the names with blocked ones
+        for _ in range(MAX_FAILURES):
+            attempt(server.db, name_key(f"nobody{i}"), None, 1001.0 + i / 100)
+    for i in range(30, 100):  # and keep pushing new names in
+        assert attempt(server.db, name_key(f"nobody{i}"), None, 1002.0)
+    assert _names(server) == 30
+    assert blocked(server.db, account_key(victim), 1003.0)
+    assert not attempt(server.db, account_key(victim), victim, 1003.0)
+    assert attempt(server.db, account_key(other), other, 1003.0)  # still counted, not refused
+    assert not blocked(server.db, account_key(victim), 1000.0 + FAILURE_WINDOW_S + 1)
+
+
+def test_a_name_that_is_not_blocked_goes_first(
+        server: EmbeddedServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(signin_budget, "MAX_TRACKED_NAMES", 3)
+    for _ in range(MAX_FAILURES):
+        attempt(server.db, name_key("blocked-oldest"), None, 1000.0)
+    attempt(server.db, name_key("open-a"), None, 1001.0)
+    attempt(server.db, name_key("open-b"), None, 1002.0)
+    attempt(server.db, name_key("newcomer"), None, 1003.0)
+    assert blocked(server.db, name_key("blocked-oldest"), 1004.0)
+    assert _names(server) == 3
+    keys = {r[0] for r in server.db.conn().execute("SELECT key FROM sign_in_failures")}
+    assert name_key("open-a") not in keys and name_key("newcomer") in keys
+
+
+def test_racing_attempts_get_no_more_than_the_budget(server: EmbeddedServer) -> None:
+    uid = server.users_create(SYSTEM, "race", "R", "user")["id"]
+    counted: list[bool] = []
+
+    def guess() -> None:
+        for _ in range(MAX_FAILURES):
+            counted.append(attempt(server.db, account_key(uid), uid, 1000.0))
+        server.db.release()
+
+    threads = [threading.Thread(target=guess) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert counted.count(True) == MAX_FAILURES
+
+
+def test_a_right_password_clears_and_a_deleted_user_takes_its_row(
+        server: EmbeddedServer) -> None:
+    uid = server.users_create(SYSTEM, "rita", "R", "user")["id"]
+    set_password(server.db, uid, PASSWORD)
+    for i in range(MAX_FAILURES - 1):
+        assert auth.check(server.db, "rita", f"guess {i}", 1000.0) is None
+    assert auth.check(server.db, "rita", PASSWORD, 1000.0) == uid  # the last of the budget
+    for i in range(MAX_FAILURES):
+        assert auth.check(server.db, "rita", f"guess {i}", 1001.0) is None
+    with pytest.raises(LoginBlocked):
+        auth.check(server.db, "rita", PASSWORD, 1002.0)
+    server.users_delete(SYSTEM, uid)
+    assert server.db.conn().execute("SELECT count(*) FROM sign_in_failures").fetchone()[0] == 0
+
+
+def test_a_postgresql_store_at_schema_6_is_refused_until_migrated(pg_url: str) -> None:
+    migrate(pg_url)
+    with psycopg.connect(pg_url, autocommit=True) as c:
+        c.execute("DROP TABLE sign_in_failures, sign_in_names")  # what schema 6 made
+        c.execute("UPDATE schema_version SET version = 6")
+    with pytest.raises(StoreError, match="store migrate"):
+        EmbeddedServer(pg_url, ManualClock())
+    assert {s.name: s.current for s in store_status(pg_url)}["server"] is False
+    migrate(pg_url)
+    assert {s.name: s.current for s in store_status(pg_url)}["server"] is True
+    server = EmbeddedServer(pg_url, ManualClock())
+    try:
+        uid = server.users_create(SYSTEM, "pat", "P", "user")["id"]
+        for _ in range(MAX_FAILURES):
+            assert attempt(server.db, account_key(uid), uid, 1000.0)
+        assert not attempt(server.db, account_key(uid), uid, 1001.0)
+    finally:
+        server.close()
