@@ -66,7 +66,15 @@ from host.clock import Clock
 from host.home import Home
 from host.ledger.lease import HomeLease
 from host.store import SchemaItem, Step
-from host.store.pg import LOCK_TIMEOUT_MS, SERVER_WRITE_LOCK, WRITE_LOCK
+from host.store.pg import (
+    KEEPALIVE_COUNT,
+    KEEPALIVE_IDLE_S,
+    KEEPALIVE_INTERVAL_S,
+    KEEPALIVE_SQL,
+    LOCK_TIMEOUT_MS,
+    SERVER_WRITE_LOCK,
+    WRITE_LOCK,
+)
 
 log = logging.getLogger("stockade.lease")
 
@@ -88,11 +96,9 @@ DDL: tuple[SchemaItem, ...] = (
 # How often a serving host looks for dead hosts to settle (s): bounds how long a dead host's
 # reserved units stay reserved. Each sweep is one SELECT and a try-lock per other host.
 SWEEP_INTERVAL_S = 5.0
-# TCP keepalive on the lease connection: a host whose machine vanished without closing its
-# socket loses its lease after about idle + interval * count seconds (here 10 + 5 * 3 = 25 s).
-KEEPALIVE_IDLE_S = 10
-KEEPALIVE_INTERVAL_S = 5
-KEEPALIVE_COUNT = 3
+# TCP keepalive on the lease connection, on both ends (`host.store.pg.KEEPALIVE_*`): a host
+# whose machine vanished without closing its socket loses its lease after about idle + interval
+# * count seconds (10 + 5 * 3 = 25 s), and a host loses a store that vanished as soon.
 # Guards a live host's calls in flight against settlement by another host after its lease
 # connection alone died: a host whose lock can be taken is settled only when its last beat is
 # older than this many of its sweep intervals. It must cover the host noticing the loss (one
@@ -206,11 +212,20 @@ class StoreLease:
     def _connect(self) -> Any:
         import psycopg
 
-        return psycopg.connect(self.url, autocommit=True, keepalives=1,
+        conn = psycopg.connect(self.url, autocommit=True, keepalives=1,
                                keepalives_idle=KEEPALIVE_IDLE_S,
                                keepalives_interval=KEEPALIVE_INTERVAL_S,
                                keepalives_count=KEEPALIVE_COUNT,
                                connect_timeout=CONNECT_TIMEOUT_S)
+        try:
+            # The server's end too: libpq's keepalives above only let this host notice a dead
+            # server; these let the server end this session, and the lease lock, when this
+            # host's machine vanished (see `host.store.pg.KEEPALIVE_SQL`).
+            conn.execute(KEEPALIVE_SQL)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     def acquire(self, settle: Settle, fenced: Sequence[Fenceable] = ()) -> int:
         """Take this host's lease, fence `fenced` with it (the stores through which this host

@@ -62,6 +62,20 @@ LOCK_TIMEOUT_MS = 10_000
 
 URL_SCHEMES = ("postgresql", "postgres")
 
+# TCP keepalives on each of the host's sessions, asked of the *server* (its `tcp_keepalives_*`):
+# a host whose machine vanished (or whose VM froze) without closing its sockets has its sessions
+# ended after about idle + interval * count seconds (10 + 5 * 3 = 25 s), its lease lock and any
+# write lock it held with them, so a survivor may settle its calls (`host.ledger.storelease`).
+# libpq's `keepalives_*` set them on the host's side only, which notices a dead server, never a
+# dead host: the server kept such a session for its own kernel's default (7200 s idle here). A
+# host that is only stopped on a live machine keeps its sessions: its kernel answers the probes.
+KEEPALIVE_IDLE_S = 10
+KEEPALIVE_INTERVAL_S = 5
+KEEPALIVE_COUNT = 3
+KEEPALIVE_SQL = (f"SET tcp_keepalives_idle = {KEEPALIVE_IDLE_S};"
+                 f" SET tcp_keepalives_interval = {KEEPALIVE_INTERVAL_S};"
+                 f" SET tcp_keepalives_count = {KEEPALIVE_COUNT}").encode()
+
 
 def is_url(target: object) -> bool:
     """Whether `target` names a PostgreSQL database rather than a SQLite file."""
@@ -317,6 +331,7 @@ class PgStore(Store):
         for json_type in ("json", "jsonb"):  # JSON comes back as text, as SQLite gives it
             raw.adapters.register_loader(json_type, TextLoader)
         raw.execute(f"SET lock_timeout = {int(LOCK_TIMEOUT_MS)}".encode())
+        raw.execute(KEEPALIVE_SQL)
         if self.readonly:
             raw.execute(b"SET default_transaction_read_only = on")
         return raw
