@@ -463,9 +463,10 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
                 rec = store.get(iid)
             if rec is None:
                 return Response("no such install", status_code=404, media_type="text/plain")
-            return page(request, "settings.html",
-                        409 if isinstance(exc, app_settings.Changed) else 400, s=s, rec=rec,
-                        rows=app_settings.rows(rec), error=str(exc))
+            changed_meanwhile = isinstance(exc, app_settings.Changed)  # shown as they stand
+            return page(request, "settings.html", 409 if changed_meanwhile else 400, s=s,
+                        rec=rec, rows=app_settings.rows(rec, None if changed_meanwhile
+                                                        else form), error=str(exc))
         return RedirectResponse(f"/console/apps/{iid}/settings?saved="
                                 f"{','.join(changed) or 'nothing'}", status_code=303)
 

@@ -45,13 +45,24 @@ def shown_text(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def rows(rec: InstallRecord) -> list[dict[str, Any]]:
+def rows(rec: InstallRecord, typed: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """The page's rows. `typed`: a refused save's form, put back in the fields it filled (only
+    what reads as it is) with the values the page first showed under them (`was`), so the
+    operator fixes one field instead of typing them all again."""
     shown = rec.redacted_settings()
-    return [{"key": s.key, "type": s.type, "label": s.label, "required": s.required,
-             "secret": s.secret or s.key in rec.secret_keys, "options": list(s.options),
-             "value": shown.get(s.key), "text": shown_text(shown.get(s.key)),
-             "tame": tame(shown.get(s.key))}
-            for s in rec.manifest.setting]
+    out = []
+    for s in rec.manifest.setting:
+        value = shown.get(s.key)
+        secret = s.secret or s.key in rec.secret_keys
+        row = {"key": s.key, "type": s.type, "label": s.label, "required": s.required,
+               "secret": secret, "options": list(s.options), "value": value,
+               "text": shown_text(value), "was": shown_text(value), "tame": tame(value)}
+        raw = (typed or {}).get(f"setting-{s.key}")
+        if raw is not None and not secret and tame(value) and tame(raw):
+            row.update(value=raw, text=raw,
+                       was=(typed or {}).get(f"was-{s.key}", shown_text(value)))
+        out.append(row)
+    return out
 
 
 def save(home: Home, install_id: str, form: Mapping[str, str], *, actor: str) -> list[str]:

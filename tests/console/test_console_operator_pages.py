@@ -181,3 +181,23 @@ def test_a_page_of_the_most_settings_a_manifest_may_declare_saves(served: Served
     with InstallStore(served.home.host_store) as store:
         now = store.get(rec.install_id)
     assert now is not None and now.settings.get(f"k{MAX_SETTINGS - 1}") == "last"
+
+
+def test_a_refused_save_keeps_what_the_operator_typed(served: Served, tmp_path: Path) -> None:
+    rec = install(served.home, write_app(tmp_path / "set", "crm-sync", ["livechat.read"], [],
+                                         SRC, settings=SETTINGS))
+    c = signed_in(served)
+    url = f"/console/apps/{rec.install_id}/settings"
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"',
+                             c.get(url).text))
+    fields.update({"setting-endpoint": "https://crm.example/typed", "setting-batch": "many"})
+    r = c.post(url, data=fields, headers={"Origin": served.url})
+    assert r.status_code == 400 and "batch" in r.text
+    # The form comes back as typed, beside the error, and still as the page first showed it
+    # underneath (a save made after the fix still sees another operator's change meanwhile).
+    assert 'id="setting-endpoint" value="https://crm.example/typed"' in r.text
+    assert 'id="setting-batch" value="many"' in r.text
+    assert '<input type="hidden" name="was-endpoint" value="">' in r.text
+    with InstallStore(served.home.host_store) as store:
+        now = store.get(rec.install_id)
+    assert now is not None and now.settings.get("endpoint") in (None, "")  # nothing written
