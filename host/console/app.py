@@ -311,7 +311,7 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         verdict, found = await anyio.to_thread.run_sync(read)  # off the event loop
         return page(request, "audit.html", s=s, verdict=verdict.result,
                     full_walk_at=verdict.full_walk_at, entries=found.entries, found=found,
-                    filters=q, slack_min=int(auditview.SINCE_SLACK_S // 60),
+                    filters=q, slack_min=int(auditview.SINCE_SLACK_S // 60), before=before,
                     older=None if found.complete or found.by_time or found.oldest_seq is None
                     else "/console/audit?" + urlencode({**q, "before": found.oldest_seq}))
 

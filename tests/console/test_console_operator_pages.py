@@ -9,11 +9,13 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from apphelp import install, write_app
 from conhelp import SRC, Served, signed_in
 
 from host.apps.installs import InstallStore
 from host.clock import SystemClock
+from host.console import auditview
 from host.ledger.audit import AuditLog, AuditRecord, append_in, open_readonly
 
 SETTINGS = '''
@@ -201,3 +203,20 @@ def test_a_refused_save_keeps_what_the_operator_typed(served: Served, tmp_path: 
     with InstallStore(served.home.host_store) as store:
         now = store.get(rec.install_id)
     assert now is not None and now.settings.get("endpoint") in (None, "")  # nothing written
+
+
+def test_an_older_page_cut_short_says_where_it_read_from(served: Served,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(auditview, "SCAN_MAX", 50)
+    monkeypatch.setattr(auditview, "SCAN_BATCH", 20)
+    now = time.time()
+    _append_at(served, [(AuditRecord(kind="supervisor", event="test", detail=f"n{i}"), now)
+                        for i in range(200)])
+    c = signed_in(served)
+    first = c.get("/console/audit", params={"code": "no-such-code"}).text
+    older = re.search(r'<a id="older" href="([^"]+)"', first)
+    assert older is not None
+    second = c.get(older.group(1).replace("&amp;", "&")).text
+    note = re.search(r'<p id="searched"[^>]*>(.*?)</p>', second, re.S)
+    assert note is not None and "newest" not in note.group(1), note
+    assert re.search(r"Searched 60 records before record \d+", note.group(1)), note.group(1)
