@@ -123,6 +123,9 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         else server
     sessions = Sessions()
     chain = auditview.AuditView()  # the audit page's verdict, kept between requests
+    # Seals what a settings page says of a value it never shows (`settings.seal`); a page read
+    # before this process started has a seal no longer valid: its secret is typed again.
+    seal_key = secrets.token_bytes(32)
     templates = Jinja2Templates(env=template_environment())
 
     def page(request: Request, name: str, status: int = 200, **ctx: Any) -> Response:
@@ -447,7 +450,8 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         keys = {spec.key for spec in rec.manifest.setting}
         saved = ", ".join(k for k in asked if k in keys) or (
             "nothing" if asked == ["nothing"] else "")
-        return page(request, "settings.html", s=s, rec=rec, rows=app_settings.rows(rec),
+        return page(request, "settings.html", s=s, rec=rec,
+                    rows=app_settings.rows(rec, key=seal_key),
                     saved=saved)
 
     async def settings_save(request: Request, s: Session) -> Response:
@@ -456,7 +460,7 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
             return refused()
         iid = request.path_params["install_id"]
         try:
-            changed = app_settings.save(home, iid, form,
+            changed = app_settings.save(home, iid, form, key=seal_key,
                                         actor=f"console:{s.username} ({operator_actor()})")
         except install_flow.Refused as exc:
             with InstallStore(home.host_store) as store:
@@ -466,7 +470,8 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
             changed_meanwhile = isinstance(exc, app_settings.Changed)  # shown as they stand
             return page(request, "settings.html", 409 if changed_meanwhile else 400, s=s,
                         rec=rec, rows=app_settings.rows(rec, None if changed_meanwhile
-                                                        else form), error=str(exc))
+                                                        else form, key=seal_key),
+                        error=str(exc))
         return RedirectResponse(f"/console/apps/{iid}/settings?saved="
                                 f"{','.join(changed) or 'nothing'}", status_code=303)
 

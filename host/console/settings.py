@@ -14,10 +14,16 @@ The form posts every field, so a save once wrote back each value as the page had
 key another operator set meanwhile (`app settings` on the CLI, another console) was put back to
 its old value without a word. Each field the page fills carries the value it showed (`was-KEY`);
 a field posted as it was shown is not the operator's change and keeps what stands now, and one
-changed over a value that changed meanwhile is refused (`Changed`, a 409), nothing saved.
+changed over a value that changed meanwhile is refused (`Changed`, a 409), nothing saved. A
+secret (or an escaped value) is never put in the page, not even as a digest someone could test
+guesses against: its `was-KEY` is an HMAC under a key the console process keeps (`seal`), so a
+secret typed over one another operator rotated meanwhile is refused the same way.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -45,28 +51,43 @@ def shown_text(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def rows(rec: InstallRecord, typed: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+def seal(key: bytes, name: str, value: object) -> str:
+    """What a hidden field carries for a value the page never shows (a secret, an escaped
+    value): an HMAC under the console process's own key, so the page holds nothing a guess can
+    be tested against, and a save can still tell whether the value changed since."""
+    return hmac.new(key, json.dumps([name, value]).encode(), hashlib.sha256).hexdigest()
+
+
+def rows(rec: InstallRecord, typed: Mapping[str, str] | None = None, *,
+         key: bytes) -> list[dict[str, Any]]:
     """The page's rows. `typed`: a refused save's form, put back in the fields it filled (only
     what reads as it is) with the values the page first showed under them (`was`), so the
-    operator fixes one field instead of typing them all again."""
+    operator fixes one field instead of typing them all again. `key`: the process's `seal`
+    key."""
     shown = rec.redacted_settings()
     out = []
     for s in rec.manifest.setting:
         value = shown.get(s.key)
         secret = s.secret or s.key in rec.secret_keys
+        hidden = secret or not tame(value)
         row = {"key": s.key, "type": s.type, "label": s.label, "required": s.required,
                "secret": secret, "options": list(s.options), "value": value,
-               "text": shown_text(value), "was": shown_text(value), "tame": tame(value)}
+               "text": shown_text(value), "tame": tame(value),
+               "was": seal(key, s.key, rec.settings.get(s.key)) if hidden
+               else shown_text(value)}
+        was = (typed or {}).get(f"was-{s.key}")
+        if was is not None and hidden:
+            row["was"] = was  # as the page first showed it (the typed secret is not put back)
         raw = (typed or {}).get(f"setting-{s.key}")
-        if raw is not None and not secret and tame(value) and tame(raw):
-            row.update(value=raw, text=raw,
-                       was=(typed or {}).get(f"was-{s.key}", shown_text(value)))
+        if raw is not None and not hidden and tame(raw):
+            row.update(value=raw, text=raw, was=shown_text(value) if was is None else was)
         out.append(row)
     return out
 
 
-def save(home: Home, install_id: str, form: Mapping[str, str], *, actor: str) -> list[str]:
-    """Apply the posted values; returns the keys changed."""
+def save(home: Home, install_id: str, form: Mapping[str, str], *, actor: str,
+         key: bytes) -> list[str]:
+    """Apply the posted values; returns the keys changed. `key`: the process's `seal` key."""
     with InstallStore(home.host_store) as store:
         rec = store.get(install_id)
         if rec is None:
@@ -80,7 +101,12 @@ def save(home: Home, install_id: str, form: Mapping[str, str], *, actor: str) ->
             if raw is None or (kept_if_empty and raw == ""):
                 continue  # not sent, or a secret (or an escaped value) left empty: keep it
             was = form.get(f"was-{s.key}")
-            if was is not None and not kept_if_empty:
+            if was is not None and kept_if_empty:
+                if not hmac.compare_digest(seal(key, s.key, rec.settings.get(s.key)).encode(),
+                                           was.encode("utf-8", "surrogatepass")):
+                    raise Changed(f"{s.key} changed meanwhile (another operator's change): "
+                                  "nothing was saved; type it again on this page")
+            elif was is not None:
                 if raw == was:
                     continue  # as the page showed it: not this operator's change
                 if shown_text(rec.settings.get(s.key)) != was:

@@ -220,3 +220,42 @@ def test_an_older_page_cut_short_says_where_it_read_from(served: Served,
     note = re.search(r'<p id="searched"[^>]*>(.*?)</p>', second, re.S)
     assert note is not None and "newest" not in note.group(1), note
     assert re.search(r"Searched 60 records before record \d+", note.group(1)), note.group(1)
+
+
+SECRET_SETTINGS = '''
+[[setting]]
+key = "crm_token"
+type = "secret"
+label = "CRM token"
+'''
+
+
+def test_a_secret_typed_over_one_rotated_meanwhile_is_refused(served: Served,
+                                                              tmp_path: Path) -> None:
+    rec = install(served.home, write_app(tmp_path / "sec", "crm-sync", ["livechat.read"], [],
+                                         SRC, settings=SECRET_SETTINGS))
+    with InstallStore(served.home.host_store) as store:
+        store.set_settings(rec.install_id, {"crm_token": "first-token"}, ["crm_token"])
+    c = signed_in(served)
+    url = f"/console/apps/{rec.install_id}/settings"
+    page = c.get(url).text
+    assert "first-token" not in page
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page))
+    # Another operator rotates the token from the CLI while this page is open.
+    with InstallStore(served.home.host_store) as store:
+        store.set_settings(rec.install_id, {"crm_token": "rotated-token"}, ["crm_token"])
+    r = c.post(url, data={**fields, "setting-crm_token": "typed-token"},
+               headers={"Origin": served.url})
+    assert r.status_code == 409, r.status_code
+    with InstallStore(served.home.host_store) as store:
+        now = store.get(rec.install_id)
+    assert now is not None and now.settings["crm_token"] == "rotated-token"
+    # From a page read after the rotation, the typed token is saved.
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"',
+                             c.get(url).text))
+    r = c.post(url, data={**fields, "setting-crm_token": "typed-token"},
+               headers={"Origin": served.url})
+    assert r.status_code == 303, r.status_code
+    with InstallStore(served.home.host_store) as store:
+        now = store.get(rec.install_id)
+    assert now is not None and now.settings["crm_token"] == "typed-token"
