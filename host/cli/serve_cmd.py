@@ -99,6 +99,10 @@ def serve(
         "a process of their own beside the apps' host (the default: requests do not share the "
         "host's interpreter, about 30 % less of the host's CPU a conversation, docs/BENCH.md), "
         "or from the host's own process."),
+    front_timeout: float = typer.Option(
+        30.0, "--front-timeout", min=0, help="With --rest-process: how long (s) the REST front "
+        "may leave the host's probe (GET /api/info) unanswered before it is killed and another "
+        "started, as after an exit (0: never)."),
 ) -> None:
     """Serve the REST API (/api/v1/...) on loopback, and run the installed apps; or, against
     a Rocket.Chat workspace, run the apps and receive its webhooks on loopback."""
@@ -252,7 +256,7 @@ def serve(
             # The front process inherits them; a front restarted later too.
             os.environ[ORIGINS_ENV] = " ".join(origins)
 
-            serve_front(home, sock, app_host, enforced)
+            serve_front(home, sock, app_host, enforced, front_timeout)
         else:
             console = Mount("/console", create_console(home, server, enforced,
                                                        origins=origins))

@@ -3,8 +3,9 @@ front process (`host.server.front`) while this process runs the apps.
 
 `serve` then waits on the front until it is interrupted or terminated, or the host loses its
 lease on a shared store. A front that exits on its own is started again (the operator sees a
-line saying so); one that keeps stopping stops `serve` (exit 1), never leaving a host that runs
-apps no request can reach.
+line saying so), and so is one that stops answering (`host.server.frontprobe`: silent for
+`--front-timeout` seconds, it is killed first); one that keeps stopping stops `serve` (exit 1),
+never leaving a host that runs apps no request can reach.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from host.cli.output import EXIT_NEGATIVE, err_console, fail
 from host.ledger.records import AuditRecord
 from host.server.embedded import EmbeddedServer
 from host.server.front import FrontFailed, RestFront
+from host.server.frontprobe import FrontProbe, probe_address
 
 if TYPE_CHECKING:
     from host.home import Home
@@ -39,10 +41,11 @@ MAX_RESTART_PAUSE_S = 4.0
 
 
 def serve_front(home: Home, sock: socket.socket, app_host: Host | None,
-                enforced: Callable[[], str | None]) -> None:
+                enforced: Callable[[], str | None], timeout_s: float = 30.0) -> None:
     """Serve through a front process until interrupted or terminated, restarting a front that
-    stops (the host keeps the listener: connections wait in its backlog meanwhile); a front that
-    stops more than MAX_RESTARTS times in RESTART_WINDOW_S stops `serve` (exit 1)."""
+    stops, or that answers nothing for `timeout_s` (0: never probed) (the host keeps the
+    listener: connections wait in its backlog meanwhile); a front that stops more than
+    MAX_RESTARTS times in RESTART_WINDOW_S stops `serve` (exit 1)."""
     server = app_host.server if app_host is not None else None
     assert server is None or isinstance(server, EmbeddedServer)  # a workspace serves its own
 
@@ -70,19 +73,41 @@ def serve_front(home: Home, sock: socket.socket, app_host: Host | None,
 
         threading.Thread(target=stop_when_lost, name="stockade-lease-watch", daemon=True).start()
     stops: deque[float] = deque()
+    hung: list[str] = []  # why the current front was killed as hung, if it was
+
+    def watch(front: RestFront) -> FrontProbe | None:
+        hung.clear()
+        if timeout_s <= 0:
+            return None
+
+        def on_hung(why: str) -> None:
+            hung.append(why)
+            log.warning("the REST front (process %s) gave %s: killed", front.pid, why)
+            if front.proc is not None:
+                front.proc.kill()  # its link breaks: `wait` returns, and another starts
+
+        return FrontProbe(probe_address(sock), timeout_s, on_hung).start()
+
+    probe = watch(front)
     try:
         while True:
             front.wait(stop)
+            if probe is not None:
+                probe.stop()
             front.stop()
             if stop.is_set():
                 return
-            why = f"exit code {front.proc.returncode if front.proc is not None else None}"
+            why = hung[0] if hung else \
+                f"exit code {front.proc.returncode if front.proc is not None else None}"
             again = _restarted(start, stop, stops, why, app_host)
             if again is None:
                 return
             front = again
+            probe = watch(front)
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if probe is not None:
+            probe.stop()
         front.stop()
 
 

@@ -13,6 +13,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -283,6 +284,47 @@ def test_serve_starts_another_front_when_one_dies(tmp_path: Path) -> None:
         [stopped] = _front_stops(home)
         assert "exit code -9" in stopped and "another starts" in stopped
     finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_serve_starts_another_front_when_one_stops_answering(tmp_path: Path) -> None:
+    """A front that hangs without exiting (here stopped with SIGSTOP) held the listener while
+    nothing was answered, for good: serve waited only for its exit. Now, silent past
+    --front-timeout, it is killed and another serves on the same port, the stop audited."""
+    home = Home(tmp_path / "home").ensure()
+    proc = _serve(home, "--rest-process", "--degraded", "--front-timeout", "2")
+    stopped_front: list[int] = []
+
+    def give_up() -> None:
+        # No second front in time: end serve and the stopped front (which holds serve's stderr
+        # too), so the wait for another front's line ends, failing.
+        proc.kill()
+        for pid in stopped_front:
+            os.kill(pid, signal.SIGKILL)
+
+    gone = threading.Timer(60, give_up)
+    gone.start()
+    try:
+        fronts = _fronts(proc)
+        port, first = next(fronts)
+        assert port is not None
+        stopped_front.append(first)
+        url = f"http://127.0.0.1:{port}/api/v1/info"
+        assert httpx.get(url, timeout=10).json()["success"] is True
+        os.kill(first, signal.SIGSTOP)
+        _, second = next(fronts)
+        assert second != first and proc.poll() is None
+        assert httpx.get(url, timeout=10).json()["success"] is True
+        with pytest.raises(ProcessLookupError):
+            os.kill(first, 0)  # killed and reaped, not left stopped
+        proc.terminate()
+        assert proc.wait(30) == 0
+        [stopped] = _front_stops(home)
+        assert "no answer to GET /api/info" in stopped and "another starts" in stopped
+    finally:
+        gone.cancel()
         if proc.poll() is None:
             proc.kill()
             proc.wait()
