@@ -59,6 +59,14 @@ CONNECT_TIMEOUT_S = 10
 # How long one statement may wait for a lock (ms): the write lock is held for one ledger write,
 # so a wait this long means a wedged host; the call then fails instead of hanging the gate.
 LOCK_TIMEOUT_MS = 10_000
+# How long a host's session may sit idle inside a transaction before the server ends it (ms),
+# rolling it back: a host stopped there (SIGSTOP, a debugger, a long pause, on a machine whose
+# kernel keeps its sockets alive) held the write lock, and every other host's writes failed
+# after `LOCK_TIMEOUT_MS`, for as long as it stayed stopped. Half the lock wait, so a writer
+# queued behind it gets the lock before its own wait gives up. A host's transactions run their
+# statements back to back (nothing in one waits on the network or a person), so only a stalled
+# host meets it, and its call fails closed: nothing of the transaction was written.
+IDLE_IN_TRANSACTION_MS = LOCK_TIMEOUT_MS // 2
 
 URL_SCHEMES = ("postgresql", "postgres")
 
@@ -332,6 +340,8 @@ class PgStore(Store):
             raw.adapters.register_loader(json_type, TextLoader)
         raw.execute(f"SET lock_timeout = {int(LOCK_TIMEOUT_MS)}".encode())
         raw.execute(KEEPALIVE_SQL)
+        raw.execute(f"SET idle_in_transaction_session_timeout = {int(IDLE_IN_TRANSACTION_MS)}"
+                    .encode())
         if self.readonly:
             raw.execute(b"SET default_transaction_read_only = on")
         return raw

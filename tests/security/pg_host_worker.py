@@ -5,7 +5,7 @@ app's bridge calls through its own gate. Commands on stdin, one answer line each
 `create NAME`, `read`, `stall NAME` (a create that stops its process between its admission
 and its server write: test_pg_stopped_host.py), `hang` (a create whose server write never
 returns: the test SIGKILLs this process in it; the hang is this test's wrapper around the
-server, not production code), `stop`."""
+server, not production code), `freeze` (stops inside a write transaction), `stop`."""
 from __future__ import annotations
 
 import os
@@ -71,6 +71,16 @@ def main() -> None:
             host.rounds.stop()
             print(call("users.create", {"username": arg, "name": arg, "type": "bot"}),
                   flush=True)
+        elif cmd == "freeze":
+            # Stops itself (SIGSTOP) inside a write transaction on the host's store, holding
+            # its write lock (test_pg_frozen_writer.py); it goes on at SIGCONT.
+            print("freezing", flush=True)
+            try:
+                with host.ledger.store.transaction():
+                    os.kill(os.getpid(), signal.SIGSTOP)
+                print("committed", flush=True)
+            except Exception as exc:  # the test reads what happened
+                print(f"failed {type(exc).__name__}", flush=True)
         elif cmd == "stop":
             host.stop()
             print("stopped", flush=True)
