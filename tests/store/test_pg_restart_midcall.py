@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 import pytest
 from gatehelp import QUOTA_LIMIT, add_seat_ceiling, build_rig, install_fuzz_app
-from pghelp import Cluster, until
+from pghelp import Cluster, stockade, until
 
 from host.clock import SystemClock
 from host.errors import GateError
@@ -111,3 +111,6 @@ def test_a_create_cut_by_a_store_restart_is_settled_while_its_host_serves(
         assert settled == [(False, "not_applied", True)], settled
     finally:
         host.stop()
+    verify = stockade(home, "audit", "verify", "--json")  # one chain, through the restart
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert json.loads(verify.stdout)["ok"] is True
