@@ -41,7 +41,6 @@ class Spawner:
         self._children: dict[int, Child] = {}
         self._lock = threading.Lock()
         self._early: dict[int, int] = {}  # exits the zygote reported before `_fork` had the pid
-        self.zygote: Zygote | None = Zygote(self._on_exit) if use_zygote else None
         # A zygote that died (the OOM killer's pick, a crash) is replaced at the next fork, made
         # on a thread kept for that: a zygote's parent-death signal follows the thread that
         # started it, so one started from a runner's thread would die (with every child) when
@@ -51,6 +50,9 @@ class Spawner:
         self._closing = False
         self.on_new_zygote: Callable[[int], None] | None = None
         self.zygotes_replaced = 0
+        self._gone_children = 0  # ended by `_gone` before the replacement (for its log line)
+        # Made once what its callbacks use is set (`_gone` may run before `__init__` ends).
+        self.zygote: Zygote | None = Zygote(self._on_exit, self._gone) if use_zygote else None
         self._pool_limits = prefork_limits or ChildLimits()
         self.pool: Prefork[Child] | None = None
         if self.zygote is not None and prefork > 0:
@@ -149,24 +151,40 @@ class Spawner:
                 # One worker, idle between replacements but never ended before `close`: the
                 # thread every replacement zygote's parent-death signal is bound to.
                 self._keeper = ThreadPoolExecutor(1, thread_name_prefix="stockade-zygote")
-            new = self._keeper.submit(Zygote, self._on_exit).result(ZYGOTE_START_TIMEOUT_S)
-            with self._lock:
-                # The old zygote's children: dead by their parent-death signal (killed here
-                # too, by pidfd, in case one is not yet), never to be reported by anyone.
-                orphans = list(self._children.values())
-                self._children.clear()
-                self._early.clear()
+            new = self._keeper.submit(Zygote, self._on_exit, self._gone).result(
+                ZYGOTE_START_TIMEOUT_S)
+            # Those `_gone` has not ended yet, and those it has.
+            orphans, self._gone_children = self._end_children() + self._gone_children, 0
             self.zygote = new
             self.zygotes_replaced += 1
         old.close()
-        for child in orphans:
-            child.kill("its zygote died", code="killed")
-            child.exited(signal.SIGKILL)
         log.warning("the zygote died; replaced (pid %d), %d of its children ended with it",
-                    new.pid, len(orphans))
+                    new.pid, orphans)
         if self.on_new_zygote is not None:
             self.on_new_zygote(new.pid)
         return new
+
+    def _gone(self, zygote: Zygote) -> None:
+        """The zygote's channel closed. If it died (not closed by this spawner, nor replaced
+        already), its children are ended now: before, they stayed live in the host's eyes until
+        the next fork, so every app's next event was written to a dead child and failed."""
+        with self._zygote_lock:
+            if zygote is getattr(self, "zygote", None) and not self._closing:
+                self._gone_children += self._end_children()
+
+    def _end_children(self) -> int:
+        """Mark every child of the current zygote ended (under `_zygote_lock`): dead by their
+        parent-death signal (killed here too, by pidfd, in case one is not yet: a dying process
+        closes its files first), never to be reported by anyone. A runner accounts the death
+        at its next event (`zygote_died`) and runs that event in a new child."""
+        with self._lock:
+            orphans = list(self._children.values())
+            self._children.clear()
+            self._early.clear()
+        for child in orphans:
+            child.kill("its zygote died", code="zygote_died")
+            child.exited(signal.SIGKILL)
+        return len(orphans)
 
     def close(self) -> None:
         with self._zygote_lock:

@@ -21,6 +21,7 @@ from host.supervise.affinity import BURST_CALLS, Affinity
 from host.supervise.applog import AppLog
 from host.supervise.burst import end_burst, start_burst
 from host.supervise.child import AppFailed, Child, ChildDied, LayerMissing, done_result
+from host.supervise.child import describe_status as _exit_reason
 from host.supervise.jobs import STOP as _STOP
 from host.supervise.jobs import EventDropped as EventDropped
 from host.supervise.jobs import Job as Job
@@ -361,8 +362,8 @@ class AppRunner:
             if self._busy():
                 return None
             child = self.child
-            if (child is None or child.dead or self.state != "running" or self.session is None
-                    or self.session.session_id != child.session_id):
+            if (child is None or child.dead or child.has_exited() or self.state != "running"
+                    or self.session is None or self.session.session_id != child.session_id):
                 return None
             self._claimed = True
             return child
@@ -506,17 +507,16 @@ class AppRunner:
 
     def _ensure_child(self) -> Child:
         child = self.child
-        if child is not None and not child.dead:
+        if child is not None and not child.dead and not child.has_exited():
             return child
+        if child is not None and not child.death_reported and (  # died between events (the
+                not child.dead or child.death_code == "zygote_died"):  # OOM killer, its zygote):
+            self._child_died(child.death or _exit_reason(child.exit_status))  # a new child runs
         if child is not None:
             self.child_gone(child)
             child.close()
             self.child = None
-        if self._stopping:
-            raise ChildDied("app stopped", "stopped")
-        # The backoff's pause ends at a stop (`stop` notifies `_cv`): a plain sleep held the stop
-        # 5 s, then started a child for the stopped runner and ran its held event in it.
-        with self._cv:
+        with self._cv:  # a stop ends the pause (a sleep outlived it, then ran the held event)
             self._cv.wait_for(lambda: self._stopping, self._next_start - time.monotonic())
         if self._stopping:
             raise ChildDied("app stopped", "stopped")
@@ -540,6 +540,8 @@ class AppRunner:
         """Account for the child's death (its error, the failure count, the restart's backoff);
         the detail to audit."""
         child = self.child
+        if child is not None:
+            child.death_reported = True
         crash = child.stderr_text().strip()[-500:] if child is not None else ""
         # Apart: the reason is the host's words, the crash the app's (what its child wrote to
         # stderr). Joined and cut from the end, an app's long stderr pushed the host's reason

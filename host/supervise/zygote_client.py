@@ -26,8 +26,12 @@ class ZygoteError(Exception):
 
 
 class Zygote:
-    def __init__(self, on_exit: ExitCallback) -> None:
+    def __init__(self, on_exit: ExitCallback,
+                 on_gone: Callable[[Zygote], None] | None = None) -> None:
         self._on_exit = on_exit
+        # Told (on the listener's thread) once the zygote's channel closes: it died, or was
+        # closed. Its children die with it (PDEATHSIG) and no one will report their exits.
+        self._on_gone = on_gone
         host_end, zyg_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._sock = host_end
         self.proc = subprocess.Popen(
@@ -73,6 +77,8 @@ class Zygote:
                     self._closed = True
                     for ev, _box, _err in self._pending.values():
                         ev.set()
+                if self._on_gone is not None:
+                    self._on_gone(self)
                 return
             msg: dict[str, Any] = json.loads(data)
             if msg.get("op") in ("forked", "failed"):

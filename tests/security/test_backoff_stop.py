@@ -6,14 +6,18 @@ hand-over, the host stopping) waited 5 s for that thread, gave up and returned; 
 on (up to `BACKOFF_MAX_S`, 30 s), then started a new child for the stopped runner and ran the
 held event in it. A host stopping with N apps in backoff took 5 s per app.
 
-Attacked with a real host and real zygote children, the deaths by SIGKILL (as the kernel's).
+Attacked with a real host and real zygote children, the deaths by SIGKILL (as the kernel's)
+while idle: the next event accounts the death and waits out the backoff, holding the event.
 """
 from __future__ import annotations
 
 import os
 import signal
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 import pytest
 from apphelp import install, write_app
@@ -38,17 +42,25 @@ LONG_BACKOFF_S = 60.0
 PROMPT_S = 2.0  # what "at once" means here (the join's own give-up was 5 s)
 
 
-def _into_backoff(runner: AppRunner) -> None:
-    """Kill the running child; the event that finds it dead fails, and the next event waits
-    out the restart's backoff on the runner's thread."""
+def _into_backoff(runner: AppRunner) -> Future[Any]:
+    """Kill the idle child (as the kernel would); the next event finds it dead, accounts the
+    death and waits out the restart's backoff on the runner's thread, holding that event."""
     assert runner.submit("livechat.room_started", {}, 5.0).result(30) == 42
     child = runner.child
     assert child is not None
     os.kill(child.pid, signal.SIGKILL)
-    time.sleep(0.2)
-    with pytest.raises(ChildDied):
-        runner.submit("livechat.room_started", {}, 5.0).result(30)
-    assert runner.state == "backoff"
+    _wait(child.has_exited, 10.0, "the zygote to report the exit")
+    held = runner.submit("livechat.room_started", {}, 5.0)
+    _wait(lambda: runner.state == "backoff", 10.0, "the runner to wait out its backoff")
+    time.sleep(0.1)  # past the state's change: in the pause itself
+    return held
+
+
+def _wait(cond: Callable[[], bool], timeout: float, what: str) -> None:
+    end = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < end, f"timed out: {what}"
+        time.sleep(0.02)
 
 
 def _host(tmp_path: Path, apps: list[str]) -> Host:
@@ -64,9 +76,7 @@ def test_a_runner_in_backoff_stops_at_once_and_runs_nothing_after(
     monkeypatch.setattr(supervisor, "BACKOFF_FIRST_S", LONG_BACKOFF_S)
     with _host(tmp_path, ["backer"]) as host:
         (runner,) = host.runners.values()
-        _into_backoff(runner)
-        held = runner.submit("livechat.room_started", {}, 5.0)
-        time.sleep(0.3)  # the runner's thread takes it and waits out the backoff
+        held = _into_backoff(runner)
         started: list[float] = []
         real = host.start_child
         monkeypatch.setattr(host, "start_child",
@@ -90,8 +100,6 @@ def test_a_host_with_apps_in_backoff_stops_at_once(
         runners = list(host.runners.values())
         for runner in runners:
             _into_backoff(runner)
-            runner.submit("livechat.room_started", {}, 5.0)
-        time.sleep(0.3)
     finally:
         t0 = time.monotonic()
         host.stop()
