@@ -9,6 +9,7 @@ import typer
 from host.cli.output import EXIT_NEGATIVE, EXIT_USAGE, emit_json, err_console, fail
 from host.clock import SystemClock
 from host.home import Home
+from host.inert import line
 
 rocketchat = typer.Typer(help="Connect the home to a Rocket.Chat workspace.", no_args_is_help=True)
 
@@ -57,9 +58,11 @@ def connect(
                    "webhook_secret": conf.webhook_secret, "secret_file": str(secret_path(home)),
                    "create_tokens_secret_stored": bool(tokens_secret)})
         return
-    err_console.print(f"connected {home.root} to {conf.url} as {conf.user_id}; token "
-                      + ("and users.createToken secret " if tokens_secret else "")
-                      + f"stored in {secret_path(home)} (0600)", highlight=False)
+    # What the operator typed (or pasted) comes back inert: an escape in a pasted user id
+    # reached the terminal raw.
+    err_console.print(line(f"connected {home.root} to {conf.url} as {conf.user_id}; token "
+                           + ("and users.createToken secret " if tokens_secret else "")
+                           + f"stored in {secret_path(home)} (0600)"))
     if not tokens_secret:
         err_console.print("no users.createToken secret given (stdin's second line): Rocket.Chat "
                           "8+ needs its CREATE_TOKENS_FOR_USERS_SECRET for apps to send "

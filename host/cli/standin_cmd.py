@@ -53,7 +53,18 @@ def standin(
     if webhook_url:
         if webhook_token_file is None:
             fail("--webhook-url needs --webhook-token-file", code=EXIT_USAGE)
-        secret = webhook_token_file.read_text().strip()
+        try:
+            secret = webhook_token_file.read_text().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            fail(f"--webhook-token-file {webhook_token_file} cannot be read "
+                 f"({getattr(exc, 'strerror', None) or exc})",
+                 "pass a file holding the webhook secret `rocketchat connect` printed",
+                 EXIT_USAGE)
+        if not secret:
+            # Webhooks signed with nothing: the receiver would refuse every one (401).
+            fail(f"--webhook-token-file {webhook_token_file} is empty",
+                 "pass a file holding the webhook secret `rocketchat connect` printed",
+                 EXIT_USAGE)
         sender = WebhookSender(server, webhook_url, secret, retries=webhook_retries,
                                spacing_s=webhook_retry_s)
     try:
