@@ -11,13 +11,22 @@ args = { username = "ext-1", name = "One", type = "bot" }
 facts = {}
 grants = ["users.create"]       # default: just the action's permission
 now = 1700000000
-expect = "allow"                # or permission_denied | policy_denied | guardrail
+expect = "allow"   # or permission_denied | policy_denied | guardrail | invalid_argument
 rule = "agent-sync-create-users" # optional: this id must be among the deciding rules
 ```
+
+A `rest.call` case is decided as the gate's REST bridge decides it (`policies.restmap`): the
+routes no app may reach and an unmapped route naming a role are refused first; then `rest.call`
+itself (fact `rest_mapped`); a route that amounts to a bridge action is decided again as that
+action, with its arguments as the route's translation gives them (`app_user`: the app's own user
+id, default "app-user"; a user named by username stands as that username) and the case's facts,
+and its grants default to `server.rest` and that action's permission. The manifest's declared
+roles and the quotas are not the cases' (the gate checks both too: only ever stricter).
 """
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -40,7 +49,8 @@ from policies.loader import (
 from policies.locate import Locator
 from policies.model import SchemaOne
 from policies.policy import Policy
-from policies.types import Request
+from policies.restmap import ByUsername, Refusal, plan_route, translate_route
+from policies.types import Decision, Request
 from policies.vocabulary import ACTIONS
 
 
@@ -57,8 +67,10 @@ class Case(_Strict):
     facts: dict[str, Any] = {}
     grants: list[str] | None = None
     now: float | int = 0
-    expect: Literal["allow", "permission_denied", "policy_denied", "guardrail"]
+    expect: Literal["allow", "permission_denied", "policy_denied", "guardrail",
+                    "invalid_argument"]
     rule: str | None = None
+    app_user: str = "app-user"
 
 
 class CasesFile(_Strict):
@@ -83,16 +95,51 @@ class CaseResult:
 
 def run_case(policy: Policy, case: Case, file: str = "") -> CaseResult:
     """Decide one case and compare with its expectation."""
+    if case.action == "rest.call":
+        code, rules, message = _decide_rest(policy, case)
+    else:
+        grants = case.grants
+        if grants is None:
+            spec = ACTIONS.get(case.action)
+            grants = [spec.permission] if spec else []
+        d = _decide(policy, case, frozenset(grants), case.action, case.args, {})
+        code, rules, message = d.code, d.rules, d.message
+    ok = code == case.expect and (case.rule is None or case.rule in rules)
+    return CaseResult(file, case.name, ok, case.expect + (f" by {case.rule}" if case.rule else ""),
+                      code + (f" by {','.join(rules)}" if rules else ""), message)
+
+
+def _decide(policy: Policy, case: Case, grants: frozenset[str], action: str,
+            args: Mapping[str, Any], extra: Mapping[str, Any]) -> Decision:
+    return decide(policy, grants, Request(case.app, case.install, action, dict(args),
+                                          {**extra, **case.facts}, float(case.now)))
+
+
+def _decide_rest(policy: Policy, case: Case) -> tuple[str, tuple[str, ...], str]:
+    """A `rest.call` case by the REST bridge's steps (module docstring)."""
+    plan = plan_route(case.args)
+    if isinstance(plan, Refusal):
+        return plan.code, (), plan.message
+    translated = translate_route(plan, case.app_user) if plan.found is not None else None
     grants = case.grants
     if grants is None:
-        spec = ACTIONS.get(case.action)
-        grants = [spec.permission] if spec else []
-    d = decide(policy, frozenset(grants),
-               Request(case.app, case.install, case.action, case.args, case.facts,
-                       float(case.now)))
-    ok = d.code == case.expect and (case.rule is None or case.rule in d.rules)
-    return CaseResult(file, case.name, ok, case.expect + (f" by {case.rule}" if case.rule else ""),
-                      d.code + (f" by {','.join(d.rules)}" if d.rules else ""), d.message)
+        grants = [ACTIONS["rest.call"].permission]
+        if translated is not None and not isinstance(translated, Refusal):
+            grants.append(ACTIONS[translated[0]].permission)
+    via = _decide(policy, case, frozenset(grants), "rest.call", case.args,
+                  {"rest_mapped": plan.found is not None})
+    if not via.allowed or translated is None:
+        return via.code, via.rules, via.message
+    if isinstance(translated, Refusal):
+        return translated.code, via.rules, translated.message
+    action, bridge_args = translated
+    bridge_args = {k: v.username if isinstance(v, ByUsername) else v
+                   for k, v in bridge_args.items()}
+    inner = _decide(policy, case, frozenset(grants), action, bridge_args, {})
+    if not inner.allowed:
+        return inner.code, inner.rules, f"{plan.label} amounts to {action}: {inner.message}"
+    return "allow", tuple(sorted({*via.rules, *inner.rules})), \
+        f"{via.message}; as {action}: {inner.message}"
 
 
 def _err(code: str, file: str, at: int | tuple[int, int], message: str) -> Finding:
