@@ -32,6 +32,11 @@ NEEDED: dict[str, str] = {
     "take-livechat-inquiry": "livechat/inquiries.take",
     "transfer-livechat-guest": "livechat/room.forward",
     "close-others-livechat-room": "livechat/room.closeByUser",
+    # Rocket.Chat limits each REST route to 10 calls a minute per client address
+    # (API_Enable_Rate_Limiter_Limit_Calls_Default / _Time_Default) for a caller without it:
+    # the host's seat upkeep and webhook reads alone pass that (429 error-too-many-requests).
+    "api-bypass-rate-limit": "every call: without it each route answers 429 past 10 calls a "
+                             "minute (the workspace's default REST rate limit)",
 }
 # Powers Stockade never needs whose presence the check names (a service account with them can
 # do far more than any app should reach through it, if its token leaks).
