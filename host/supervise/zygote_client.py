@@ -20,6 +20,12 @@ from sandbox.zygote import MAX_CONTROL_MESSAGE
 
 ExitCallback = Callable[[int, int], None]  # (pid, wait status)
 
+# How long a starting zygote may take to say it is ready (s): a fresh interpreter importing the
+# sandbox, well under a second here, seconds on a loaded machine. Guards the spawner's one keeper
+# thread, which starts a replacement zygote while every app start waits on it: one that hung
+# before its ready answer held that thread for good, and every later start failed.
+READY_TIMEOUT_S = 30.0
+
 
 class ZygoteError(Exception):
     pass
@@ -49,9 +55,18 @@ class Zygote:
             process_group=0,
         )
         zyg_end.close()
-        ready = json.loads(self._sock.recv(MAX_CONTROL_MESSAGE) or b"{}")
+        self._sock.settimeout(READY_TIMEOUT_S)
+        try:
+            ready = json.loads(self._sock.recv(MAX_CONTROL_MESSAGE) or b"{}")
+        except (OSError, ValueError):  # TimeoutError is an OSError
+            ready = {}
         if ready.get("op") != "ready":
-            raise ZygoteError("zygote did not start")
+            self.proc.kill()
+            self.proc.wait()
+            self._sock.close()
+            raise ZygoteError(f"zygote did not start (no ready answer in {READY_TIMEOUT_S:g} s, "
+                              "or it exited)")
+        self._sock.settimeout(None)
         self.pid = int(ready["pid"])
         self.netns = bool(ready["netns"])
         self._lock = threading.Lock()
