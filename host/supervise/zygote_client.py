@@ -128,11 +128,15 @@ class Zygote:
                 raise ZygoteError("zygote is gone")
             req_id = _request_id(self._pending, self._abandoned)
             self._pending[req_id] = (ev, box, error)
-            socket.send_fds(
-                self._sock,
-                [json.dumps({"op": "fork", "id": req_id, "limits": limits}).encode()],
-                list(fds),
-            )
+            try:
+                socket.send_fds(
+                    self._sock,
+                    [json.dumps({"op": "fork", "id": req_id, "limits": limits}).encode()],
+                    list(fds),
+                )
+            except OSError as exc:  # its end closed under us (EPIPE): it is gone
+                del self._pending[req_id]
+                raise ZygoteError("zygote is gone") from exc
         if not ev.wait(timeout):
             with self._lock:
                 if self._pending.pop(req_id, None) is not None:

@@ -51,3 +51,19 @@ def test_a_zygote_silent_before_ready_is_killed_and_refused(monkeypatch: pytest.
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def test_a_fork_request_the_zygote_cannot_take_leaves_nothing_pending() -> None:
+    """A request that cannot be sent (the channel's end closed under it) is refused as the
+    zygote's death and forgets its entry; before, a raw OSError, and the entry kept for the
+    zygote's life."""
+    import socket
+
+    zygote = Zygote(lambda _pid, _status: None)
+    try:
+        zygote._sock.shutdown(socket.SHUT_WR)  # the sends fail; the listener still reads
+        with pytest.raises(ZygoteError, match="gone"):
+            zygote.fork((0, 1, 2), {})
+        assert zygote._pending == {}
+    finally:
+        zygote.close()
