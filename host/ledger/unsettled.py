@@ -14,10 +14,18 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from host.ledger.storelease import SETTLE_BUDGET_S
+
 log = logging.getLogger("stockade.ledger")
+
+# How long one upkeep round may spend asking (s): the round also beats this host's lease, and a
+# workspace's read-back can take seconds, so a backlog is asked about over several rounds, as
+# a dead host's is (`host.ledger.storelease.SETTLE_BUDGET_S`). A read-back under way finishes.
+ASK_BUDGET_S = SETTLE_BUDGET_S
 
 # Calls noted at most (rule 13): each is one ended call whose outcome is unknown, so an outage
 # that outlasts this many leaves the rest to the next start's settlement, as before.
@@ -70,7 +78,7 @@ class Unsettled:
             except Exception:  # noqa: BLE001 - the server cannot say yet: asked next round
                 return None
 
-        settled = ledger.settle(asked, ledger.host_id)
+        settled = ledger.settle(asked, ledger.host_id, until=time.monotonic() + ASK_BUDGET_S)
         still = {str(getattr(i, "op_id", "")) for i in ledger.pending_intents(ledger.host_id)}
         with self._lock:
             self._ops -= ops - still
