@@ -232,7 +232,7 @@ def check_record(db: Database, who: str, password: str,
     looked up, then the attempt counted (or refused as blocked) before the password is looked
     at, then a scrypt check made (against a dummy record for an unknown name): the same answers
     and the same work whether the account exists or not. A match takes the account's failures
-    back, its own attempt with them."""
+    counted before it back, its own attempt with them (not those counted while it was checked)."""
     name = who.strip().casefold()[:MAX_NAME]
     row = db.conn().execute(
         "SELECT u.id, u.active, p.hash, u.sign_in_epoch FROM users u"
@@ -241,13 +241,14 @@ def check_record(db: Database, who: str, password: str,
         " LIMIT 1", (name, name)).fetchone()
     user_id = None if row is None else str(row[0])
     key = signin_budget.name_key(name) if user_id is None else signin_budget.account_key(user_id)
-    if not signin_budget.attempt(db, key, user_id, at):
+    number = signin_budget.count(db, key, user_id, at)
+    if number is None:
         raise LoginBlocked(name)
     stored = row[2] if row is not None and row[2] else _dummy()
     ok = _matches(stored, password) and row is not None and bool(row[1]) and bool(row[2])
     if not ok:
         return None  # the attempt counted above is this failure
-    signin_budget.clear(db, key)
+    signin_budget.clear(db, key, number)
     return str(row[0]), _binding(row[2], row[3])
 
 

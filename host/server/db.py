@@ -261,13 +261,22 @@ CREATE TABLE sign_in_names (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT
 INSERT INTO sign_in_names (id, n) VALUES (1, 0)
 """
 
+# Version 8: each sign-in budget row numbers the attempts it has counted (`counted`, never
+# going back: a match no longer deletes an account's row). Guards: a sign-in that matched took
+# back every failure of its account, also those counted while its own scrypt check ran, so a
+# guesser firing while the owner signed in got up to MAX_FAILURES - 1 checks more than the
+# budget for each of the owner's sign-ins; now it takes back only those counted before its own.
+_SCHEMA_V8 = """
+ALTER TABLE sign_in_failures ADD COLUMN counted INTEGER NOT NULL DEFAULT 0
+"""
+
 # The server's own schema version (a table of its own: it predates the host's `schema_meta`).
 SERVER_VERSION_DDL = ("CREATE TABLE IF NOT EXISTS schema_version ("
                       "id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)")
 
 # Ordered migrations: index i takes the schema from version i to i + 1. Append, never edit.
 MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4, _SCHEMA_V5,
-                               _SCHEMA_V6, _SCHEMA_V7)
+                               _SCHEMA_V6, _SCHEMA_V7, _SCHEMA_V8)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # Version 4 on PostgreSQL (docs/SCALE.md): the same seat counter, kept by one PL/pgSQL trigger

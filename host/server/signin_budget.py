@@ -8,7 +8,9 @@ window, and a front restarted by its host forgot every block.
 An attempt is counted *before* its password is checked (`attempt`), in one write transaction
 that also decides the block, so concurrent guesses, in one process or several, can never get
 more than MAX_FAILURES checks in a window between them; a sign-in that matches takes its own
-attempt back and the account's others with it (`clear`), as before.
+attempt back and the account's failures counted before it (`clear`), as before, but never those
+counted while its own password was being checked: each row numbers its attempts (`counted`,
+server schema 8), and the match keeps the ones numbered after its own.
 
 The table's bounds, and what an attacker can do with it (the properties `auth.Failures` had):
 
@@ -68,15 +70,23 @@ def _recent(seen: str, now: float) -> list[float]:
 
 def attempt(db: Database, key: str, user_id: str | None, now: float) -> bool:
     """Count one sign-in attempt for `key` at `now`, unless it is blocked: False (nothing
-    counted) when MAX_FAILURES attempts are already in the window. One write transaction, so
-    processes and threads racing on one account are counted one after another."""
+    counted) when MAX_FAILURES attempts are already in the window (`count`)."""
+    return count(db, key, user_id, now) is not None
+
+
+def count(db: Database, key: str, user_id: str | None, now: float) -> int | None:
+    """Count one sign-in attempt for `key` at `now`: its number on the row (what `clear` takes
+    back up to), or None (nothing counted) when MAX_FAILURES attempts are already in the
+    window. One write transaction, so processes and threads racing on one account are counted
+    one after another."""
     with db.write() as c:
-        row = c.execute("SELECT seen FROM sign_in_failures WHERE key = ?", (key,)).fetchone()
+        row = c.execute("SELECT seen, counted FROM sign_in_failures WHERE key = ?",
+                        (key,)).fetchone()
         # The names' count, one row (a count(*) over 10,000 names took ~4 ms on the test VM).
         names = int(c.execute("SELECT n FROM sign_in_names WHERE id = 1").fetchone()[0])
         seen = _recent(row[0], now) if row is not None else []
         if len(seen) >= MAX_FAILURES:
-            return False
+            return None
         added = int(row is None and user_id is None)  # a name's first row
         gone = _make_room(c, now) if added and names >= MAX_TRACKED_NAMES else 0
         # Run for every attempt (adding 0 but for a name's first): the same statements whether
@@ -84,12 +94,14 @@ def attempt(db: Database, key: str, user_id: str | None, now: float) -> bool:
         c.execute("UPDATE sign_in_names SET n = n + ? WHERE id = 1", (added - gone,))
         seen = [*seen, now][-MAX_FAILURES:]
         until = seen[0] + FAILURE_WINDOW_S if len(seen) >= MAX_FAILURES else 0.0
+        number = (int(row[1]) if row is not None else 0) + 1
         c.execute(
-            "INSERT INTO sign_in_failures (key, user_id, seen, last_at, blocked_until)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET seen = excluded.seen,"
-            " last_at = excluded.last_at, blocked_until = excluded.blocked_until",
-            (key, user_id, " ".join(repr(t) for t in seen), now, until))
-        return True
+            "INSERT INTO sign_in_failures (key, user_id, seen, last_at, blocked_until, counted)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET seen = excluded.seen,"
+            " last_at = excluded.last_at, blocked_until = excluded.blocked_until,"
+            " counted = excluded.counted",
+            (key, user_id, " ".join(repr(t) for t in seen), now, until, number))
+        return number
 
 
 def _make_room(c: Any, now: float) -> int:
@@ -109,11 +121,23 @@ def _make_room(c: Any, now: float) -> int:
     return 1
 
 
-def clear(db: Database, key: str) -> None:
-    """A sign-in matched: its account's failures are forgotten (an account's row only: a name
-    that names no account never matches, and its row stays counted in `sign_in_names`)."""
+def clear(db: Database, key: str, number: int) -> None:
+    """A sign-in matched, its attempt counted as `number`: that attempt and its account's
+    failures counted before it are forgotten, those counted after it (guesses that raced its
+    password check) stay. An account's row only (a name that names no account never matches,
+    and its row stays counted in `sign_in_names`); the row is kept, emptied, so its numbers
+    never start again (it goes with its user)."""
     with db.write() as c:
-        c.execute("DELETE FROM sign_in_failures WHERE key = ? AND user_id IS NOT NULL", (key,))
+        row = c.execute("SELECT seen, counted FROM sign_in_failures"
+                        " WHERE key = ? AND user_id IS NOT NULL", (key,)).fetchone()
+        if row is None:
+            return
+        seen = row[0].split()
+        after = int(row[1]) - number  # attempts counted since this one, newest last in `seen`
+        kept = seen[max(0, len(seen) - after):] if after > 0 else []
+        until = float(kept[0]) + FAILURE_WINDOW_S if len(kept) >= MAX_FAILURES else 0.0
+        c.execute("UPDATE sign_in_failures SET seen = ?, blocked_until = ? WHERE key = ?",
+                  (" ".join(kept), until, key))
 
 
 def blocked(db: Database, key: str, now: float) -> bool:

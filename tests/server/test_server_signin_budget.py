@@ -114,3 +114,43 @@ def test_a_postgresql_store_at_schema_6_is_refused_until_migrated(pg_url: str) -
         assert not attempt(server.db, account_key(uid), uid, 1001.0)
     finally:
         server.close()
+
+
+def test_a_right_password_keeps_the_failures_counted_while_it_was_checked(
+        server: EmbeddedServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sign-in that matches takes back the failures counted before it, never those counted
+    while its own scrypt check ran: before, its `clear` deleted the account's whole row, so a
+    guesser firing while the owner signed in had every guess counted meanwhile forgotten, and
+    got MAX_FAILURES - 1 checks more than the budget for each of the owner's sign-ins."""
+    uid = server.users_create(SYSTEM, "owen", "O", "user")["id"]
+    set_password(server.db, uid, PASSWORD)
+    checking, guessed = threading.Event(), threading.Event()
+    real = auth._matches
+
+    def slow_owner(stored: str, password: str) -> bool:
+        if password == PASSWORD:  # the owner's check is under way: the guesser fires now
+            checking.set()
+            assert guessed.wait(30)
+        return real(stored, password)
+
+    monkeypatch.setattr(auth, "_matches", slow_owner)
+    owner = threading.Thread(target=lambda: (auth.check(server.db, "owen", PASSWORD, 1000.0),
+                                             server.db.release()))
+    owner.start()
+    assert checking.wait(30)
+    checked = 0
+    for i in range(MAX_FAILURES):  # the owner's attempt and these share the budget
+        try:
+            checked += auth.check(server.db, "owen", f"guess {i}", 1000.5) is None
+        except LoginBlocked:
+            pass
+    guessed.set()
+    owner.join(30)
+    assert checked == MAX_FAILURES - 1
+    for i in range(MAX_FAILURES):  # after the owner's sign-in: the guesser's own count stands
+        try:
+            checked += auth.check(server.db, "owen", f"more {i}", 1001.0) is None
+        except LoginBlocked:
+            pass
+    assert checked == MAX_FAILURES, f"{checked} guesses checked in one window"
+
