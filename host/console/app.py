@@ -198,9 +198,8 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         except auth.LoginBlocked:
             return page(request, "login.html", 429, error="Too many failed sign-ins for this "
                         "name; try again in a few minutes.")
-        except Unreachable:
-            return page(request, "login.html", 503, error="Cannot reach the workspace to check "
-                        "the password; try again when it answers.")
+        except Unreachable as e:  # the workspace, or the embedded server's store, did not answer
+            return page(request, "login.html", 503, error=e.words)
         if signed is None:
             return page(request, "login.html", 401, error="Wrong name or password, or not an "
                         "operator of this server.")

@@ -49,7 +49,17 @@ MAX_CREDENTIAL = 256
 
 
 class Unreachable(Exception):
-    """The workspace did not answer a sign-in (down, slow, or not Rocket.Chat)."""
+    """The workspace did not answer a sign-in (down, slow, or not Rocket.Chat). `words` is what
+    the sign-in page says (503)."""
+
+    words = "Cannot reach the workspace to check the password; try again when it answers."
+
+
+class StoreUnavailable(Unreachable):
+    """The embedded server's store could not count the sign-in (`auth.SignInUnavailable`):
+    refused, its password never checked; a 503 page, not a 500 with a traceback."""
+
+    words = "The server's store cannot take the sign-in now; try again in a moment."
 
 
 # Failed console sign-ins to a Rocket.Chat workspace, in this process (see the module docstring).
@@ -105,7 +115,10 @@ class ServerOperators:
         self.server = server
 
     def sign_in(self, who: str, password: str) -> SignedIn | None:
-        matched = auth.check_record(self.server.db, who, password, time.time())
+        try:
+            matched = auth.check_record(self.server.db, who, password, time.time())
+        except auth.SignInUnavailable:
+            raise StoreUnavailable from None
         if matched is None:
             return None
         # Read after the binding: a demotion between the two moved the binding already, so the

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import base64
 import functools
+import logging
 import secrets
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -34,8 +36,13 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from host.server import signin_budget, users
 from host.server.db import Database
-from host.server.errors import InvalidArgument
+from host.server.errors import InvalidArgument, Unavailable
 from host.server.personal_tokens import digest, mint, revoke_all_but
+from host.store import StoreError
+from host.store.base import PgError, PgIntegrityError
+from host.store.sqlite import disk_full
+
+log = logging.getLogger("stockade.server.auth")
 
 # scrypt cost: 2**15 x 8 x 1 is OWASP's recommended minimum (32 MiB, ~0.1 s here). Guards
 # against offline guessing of a stolen server store's password hashes.
@@ -180,6 +187,26 @@ class LoginBlocked(Exception):
     """Too many failed sign-ins for this account (or name); try again after the window."""
 
 
+class SignInUnavailable(Unavailable):
+    """The server's store could not count a sign-in attempt (its write lock held past the wait
+    by a wedged process, read-only, full, unreachable): the sign-in is refused and its password
+    never checked, since an attempt is checked only once counted. The REST login answers 503
+    (`error-disk-full` when the disk is full), the console a 503 page; one log line, no
+    traceback (the route is public: anyone's attempt would otherwise log one)."""
+
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__("sign-in is unavailable: the server's store cannot count the attempt "
+                         "now; try again later")
+        if disk_full(exc):
+            self.code = "disk_full"
+
+
+def _store_failure(exc: BaseException) -> bool:
+    """Whether `exc` is the store failing to take a write (not a constraint deciding)."""
+    return isinstance(exc, (sqlite3.OperationalError, PgError, StoreError)) \
+        and not isinstance(exc, PgIntegrityError)
+
+
 def failure_key(store: object, name: str, user_id: str | None) -> str:
     """The `Failures` key of a sign-in: the account when the typed name resolves to one, so its
     user name and its e-mail address share one budget; else the typed name (casefolded and cut
@@ -241,14 +268,28 @@ def check_record(db: Database, who: str, password: str,
         " LIMIT 1", (name, name)).fetchone()
     user_id = None if row is None else str(row[0])
     key = signin_budget.name_key(name) if user_id is None else signin_budget.account_key(user_id)
-    number = signin_budget.count(db, key, user_id, at)
+    try:
+        number = signin_budget.count(db, key, user_id, at)
+    except Exception as exc:
+        if not _store_failure(exc):
+            raise
+        log.warning("a sign-in was refused: the server's store (%s) could not count it: %s",
+                    db.path, str(exc)[:200])
+        raise SignInUnavailable(exc) from None
     if number is None:
         raise LoginBlocked(name)
     stored = row[2] if row is not None and row[2] else _dummy()
     ok = _matches(stored, password) and row is not None and bool(row[1]) and bool(row[2])
     if not ok:
         return None  # the attempt counted above is this failure
-    signin_budget.clear(db, key, number)
+    try:
+        signin_budget.clear(db, key, number)
+    except Exception as exc:  # the match stays counted as a failure: refused, fail closed
+        if not _store_failure(exc):
+            raise
+        log.warning("a sign-in was refused: the server's store (%s) could not take back its "
+                    "attempt: %s", db.path, str(exc)[:200])
+        raise SignInUnavailable(exc) from None
     return str(row[0]), _binding(row[2], row[3])
 
 

@@ -36,7 +36,7 @@ from host.server import rest_auth as a
 from host.server import rest_livechat as lc
 from host.server import rest_routes as h
 from host.server.embedded import EmbeddedServer
-from host.server.errors import NotFound, ServerError
+from host.server.errors import NotFound, ServerError, Unavailable
 from host.server.gone import client_gone
 from host.server.principals import Caller, Operator
 from host.server.rest_errors import rc_error
@@ -251,7 +251,9 @@ class RestDispatcher:
         try:
             result = r.handler(ctx)
         except ServerError as e:
-            return rc_error(e.code, e.message, path)
+            # Unavailable (a sign-in its store could not count) is a 503: retry later.
+            return rc_error(e.code, e.message, path,
+                            status=503 if isinstance(e, Unavailable) else None)
         except UnstorableText as e:
             if self.server.db.commits_here() == committed:
                 # Bad input a shared store cannot hold or match (a NUL character), refused

@@ -5,17 +5,24 @@ gone with their user, and a PostgreSQL store taken to the table through `stockad
 migrate`."""
 from __future__ import annotations
 
+import logging
+import sqlite3
 import threading
+from typing import Any
 
 import psycopg
 import pytest
 
 from host.clock import ManualClock
+from host.console.operators import ServerOperators, StoreUnavailable
 from host.migrate import migrate, store_status
 from host.server import SYSTEM, EmbeddedServer, auth, signin_budget
+from host.server import db as server_db
 from host.server.auth import FAILURE_WINDOW_S, MAX_FAILURES, LoginBlocked, set_password
+from host.server.rest import RestDispatcher
 from host.server.signin_budget import account_key, attempt, blocked, name_key
 from host.store import StoreError
+from host.store.pg import SERVER_WRITE_LOCK
 
 PASSWORD = "correct horse battery"
 
@@ -154,3 +161,45 @@ def test_a_right_password_keeps_the_failures_counted_while_it_was_checked(
             pass
     assert checked == MAX_FAILURES, f"{checked} guesses checked in one window"
 
+
+def test_a_store_that_cannot_count_refuses_the_sign_in_as_unavailable(
+        server: EmbeddedServer, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Another process holds the store's write lock past the wait (a wedged host): the attempt
+    cannot be counted, so the password is never checked (fail closed), and the answer is a
+    503 that says so, logged as one line. Before, every sign-in (each wrong one too, from
+    anyone: the route is public) was a 500 "internal server error" logged with a traceback,
+    and the console's sign-in page a bare 500 with its traceback."""
+    uid = server.users_create(SYSTEM, "lou", "L", "user")["id"]
+    set_password(server.db, uid, PASSWORD)
+    checked: list[str] = []
+    real = auth._matches
+    monkeypatch.setattr(auth, "_matches",
+                        lambda stored, pw: checked.append(pw) or real(stored, pw))
+    dispatcher = RestDispatcher(server)
+    if server.db.shared is None:
+        monkeypatch.setattr(server_db, "BUSY_TIMEOUT_MS", 200)
+        holder: Any = sqlite3.connect(server.db.path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+    else:
+        server.db.conn().execute("SET lock_timeout = 200")
+        holder = psycopg.connect(str(server.db.target), autocommit=True)
+        holder.execute("BEGIN")
+        holder.execute("SELECT pg_advisory_xact_lock(%s)", (SERVER_WRITE_LOCK,))
+    try:
+        caplog.set_level(logging.INFO)
+        for pw in ("wrong guess", PASSWORD):
+            status, body = dispatcher.call(None, "POST", "login",
+                                           body={"user": "lou", "password": pw})
+            assert status == 503, body
+            assert "store" in body["error"], body
+        assert all(r.exc_info is None for r in caplog.records), caplog.text
+        assert checked == []  # no password was checked uncounted
+        operators = ServerOperators(server)
+        with pytest.raises(StoreUnavailable):
+            operators.sign_in("lou", PASSWORD)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert dispatcher.call(None, "POST", "login",
+                           body={"user": "lou", "password": PASSWORD})[0] == 200
