@@ -407,15 +407,19 @@ class InstallStore:
                      changed: builtins.list[str]) -> None:
         """Set the `changed` keys to their values in `settings` (already validated), merged
         into the settings as they stand inside the write, and record `settings_changed`: a key
-        another operator set meanwhile keeps its value. InstallChanged when the app is no
-        longer installed."""
+        another operator set meanwhile keeps its value. A `changed` key absent from `settings`
+        is unset (an optional setting emptied: the app sees it as never set). InstallChanged
+        when the app is no longer installed."""
         with self._tx() as c:
             row = c.execute("SELECT settings FROM install_installs WHERE install_id = ?",
                             (install_id,)).fetchone()
             if row is None:
                 raise InstallChanged(f"install {install_id} is no longer installed (uninstalled "
                                      "meanwhile): nothing changed")
-            merged = {**json.loads(row[0]), **{k: settings[k] for k in changed}}
+            merged = {**json.loads(row[0]), **{k: settings[k] for k in changed if k in settings}}
+            for k in changed:
+                if k not in settings:
+                    merged.pop(k, None)
             c.execute("UPDATE install_installs SET settings = ?, updated_at = ? "
                       "WHERE install_id = ?", (json.dumps(merged), self._now(), install_id))
             # The hook names the keys only: values (secrets) never go into hook details.

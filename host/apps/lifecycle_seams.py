@@ -14,6 +14,8 @@ from host.apps.installs import InstallRecord
 from host.clock import SystemClock
 from host.home import Home
 from host.server.embedded import EmbeddedServer
+from host.server.errors import Unavailable
+from host.server.remote.config import ConfigError
 from host.server.remote.server import Workspace
 from host.store import Conn
 
@@ -40,6 +42,33 @@ def count_app_users(home: Home, record: InstallRecord) -> int | None:
     """How many users the app created (None when this home has no server yet)."""
     with _server(home) as server:
         return None if server is None else int(server.count_users_created_by(record.app_id))
+
+
+# What says the chat server cannot be asked (a connection the host will not use or cannot
+# read, a workspace that does not answer), as opposed to an answer: a count or an action that
+# meets one says so, never "0" nor an internal error.
+SERVER_UNASKABLE: tuple[type[Exception], ...] = (ConfigError, Unavailable)
+
+
+def app_users_counted(home: Home, record: InstallRecord) -> tuple[int | None, str]:
+    """(how many users the app created, "") or (None, why that cannot be told: no chat server
+    yet, or one the host cannot ask), for the uninstall questions: a count the host could not
+    take is never shown as 0, and never makes deactivating the default."""
+    try:
+        count = count_app_users(home, record)
+    except SERVER_UNASKABLE as exc:
+        return None, f"the chat server cannot be asked: {exc}"
+    if count is None:
+        return None, "no chat server is connected to this home"
+    return count, ""
+
+
+def app_agents_counted(home: Home, record: InstallRecord) -> int | None:
+    """`app_agents`, or None when the server cannot be asked (`app_users_counted` says why)."""
+    try:
+        return app_agents(home, record)
+    except SERVER_UNASKABLE:
+        return None
 
 
 def deactivate_app_users(home: Home, record: InstallRecord) -> int | None:

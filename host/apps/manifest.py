@@ -53,6 +53,11 @@ MAX_DESCRIPTION = 2000
 MAX_SETTINGS = 32
 MAX_OPTIONS = 64
 MAX_SETTING_VALUE = 4096
+# An int setting has at most this many digits, so every such value fits a signed 64-bit
+# integer (2**63 - 1 has 19 digits). Guards the app's start: the frames that carry its settings
+# to its child (msgspec, `sandbox/frames.py`) cannot encode an integer past 64 bits, so a longer
+# value would be stored and then keep the app from loading.
+MAX_INT_DIGITS = 18
 
 APP_ID_RE = r"^[a-z][a-z0-9-]{1,39}$"
 MODULE_RE = r"^[a-z][a-z0-9_]{0,39}$"  # same rule as sandbox/loader.py
@@ -160,8 +165,12 @@ def coerce_setting(setting: Setting, value: object) -> SettingValue:
             raise ValueError(f"setting {key!r} is an int, got a bool")
         if isinstance(value, int):
             return value
-        if isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,18}", value.strip()):
-            return int(value.strip())
+        digits = re.fullmatch(r"-?([0-9]+)", value.strip()) if isinstance(value, str) else None
+        if digits is not None and len(digits.group(1)) <= MAX_INT_DIGITS:
+            return int(digits.group(0))
+        if digits is not None:  # an integer, but past the bound: say the bound, not "integer"
+            raise ValueError(f"setting {key!r} is too large: an integer of at most "
+                             f"{MAX_INT_DIGITS} digits (a 64-bit integer)")
         raise ValueError(f"setting {key!r} must be an integer")
     if setting.type == "bool":
         if isinstance(value, bool):
@@ -176,6 +185,15 @@ def coerce_setting(setting: Setting, value: object) -> SettingValue:
     if setting.type == "select" and value not in setting.options:
         raise ValueError(f"setting {key!r} must be one of: {', '.join(setting.options)}")
     return value
+
+
+def empties_setting(setting: Setting, value: object) -> bool:
+    """True when `value` (the operator's text) empties an optional setting: blank, of any type.
+    An emptied setting is unset, removed from the install's settings, so the app sees it as it
+    sees an optional setting no one set (absent from `ctx.settings`, its `settings_changed`
+    naming the key), not an empty string nor a type's zero. A required one is never emptied
+    (`coerce_setting` refuses it)."""
+    return not setting.required and isinstance(value, str) and not value.strip()
 
 
 _BOOL_WORDS = {"true": True, "yes": True, "1": True, "on": True,

@@ -506,14 +506,18 @@ def uninstall(
     store = existing_store(home, ref)
     with store:
         rec = resolve(store, ref)
-        count = lifecycle_seams.count_app_users(home, rec)
-        _say_what_uninstall_deletes(home, rec, count)
+        # A count that cannot be taken is said so, never shown as none (`app_users_counted`).
+        count, why = lifecycle_seams.app_users_counted(home, rec)
+        _say_what_uninstall_deletes(home, rec, count, why)
         if dry_run:
             err_console.print("dry run: nothing changed", highlight=False)
             if json_out:
                 emit_json({"app_id": rec.app_id, "dry_run": True,
                            "stored_items": lifecycle_seams.count_app_data(home, rec)})
             return
+        if why.startswith("the chat server cannot") and (users, agents) != ("keep", "keep"):
+            fail(f"{why}: nothing changed", "fix the connection (`stockade rocketchat check`), "
+                 "or pass --users keep --agents keep to uninstall without asking it")
         if not yes:
             if not is_interactive():
                 fail(f"uninstalling {rec.app_id} deletes the data above",
@@ -529,7 +533,7 @@ def uninstall(
                     f"Deactivate the {count} user(s) {rec.app_id} created?", True) else "keep"
             else:
                 users = "keep"
-        n_agents = lifecycle_seams.app_agents(home, rec) or 0
+        n_agents = lifecycle_seams.app_agents_counted(home, rec) or 0
         if agents is None:
             # No routable agent is left behind unless the operator says so (issue 24): a kept
             # bot that nobody answers would still be routed new conversations.
@@ -556,8 +560,9 @@ def uninstall(
                    "data": data})
 
 
-def _say_what_uninstall_deletes(home: Home, rec: InstallRecord, users: int | None) -> None:
-    agents = lifecycle_seams.app_agents(home, rec)
+def _say_what_uninstall_deletes(home: Home, rec: InstallRecord, users: int | None,
+                                why: str) -> None:
+    agents = lifecycle_seams.app_agents_counted(home, rec)
     stored = lifecycle_seams.count_app_data(home, rec)
     log = home.logs_dir / f"{rec.install_id}.log"
     lines = [f"uninstall {rec.app_id} {rec.version} deletes:",
@@ -567,7 +572,10 @@ def _say_what_uninstall_deletes(home: Home, rec: InstallRecord, users: int | Non
              f"({rec.package_path.parent})"]
     if log.exists():
         lines.append(f"  - its log ({log})")
-    if users:
+    if users is None:
+        lines.append(f"  cannot tell how many users it created ({why}): they are kept "
+                     "unless --users deactivate")
+    elif users:
         lines.append(f"  users it created ({users}): deactivated or kept, as --users says")
     if agents:
         lines.append(f"  its livechat agents ({agents}): removed or kept, as --agents says")

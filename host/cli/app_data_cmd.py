@@ -14,7 +14,7 @@ import typer
 from rich.text import Text
 
 from host.apps.installs import SECRET_MASK, InstallChanged, InstallRecord
-from host.apps.manifest import coerce_setting
+from host.apps.manifest import coerce_setting, empties_setting
 from host.cli.app_common import (
     AppRef,
     JsonFlag,
@@ -139,8 +139,9 @@ def settings(
     ctx: typer.Context,
     ref: AppRef,
     assignments: Annotated[list[str] | None, typer.Argument(
-        help="KEY=VALUE to set (typed by the manifest; KEY=- reads the value from stdin), "
-        "or one KEY to print its value.")] = None,
+        help="KEY=VALUE to set (typed by the manifest; KEY=- reads the value from stdin; KEY= "
+        "empties an optional setting: unset, as if never set), or one KEY to print its "
+        "value.")] = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Show or change an app's settings. Secret values are stored but never shown."""
@@ -156,6 +157,9 @@ def settings(
             for item in assignments:
                 key, sep, raw = item.partition("=")
                 spec = rec.manifest.setting_named(key)
+                if not sep and spec is not None:  # a setting, but no value: not "unknown"
+                    fail(f"{key[:64]!r} has no value: use {key[:64]}=VALUE ({key[:64]}= "
+                         "empties it)", "a KEY alone prints that setting, and only alone")
                 if not sep or spec is None:
                     known = ", ".join(s.key for s in rec.manifest.setting) or "none"
                     fail(f"{item.split('=')[0]!r} is not a setting of {rec.app_id}",
@@ -163,7 +167,10 @@ def settings(
                 if raw == "-":
                     raw = sys.stdin.readline().rstrip("\n")
                 try:
-                    new[key] = coerce_setting(spec, raw)
+                    if empties_setting(spec, raw):
+                        new.pop(key, None)  # unset, as if never set (`empties_setting`)
+                    else:
+                        new[key] = coerce_setting(spec, raw)
                 except ValueError as exc:
                     fail(str(exc), "fix the value and try again")
                 changed.append(key)

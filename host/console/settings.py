@@ -10,6 +10,10 @@ manifest's default is author text, DESIGN rule 12) is not put in its field: the 
 escaped copy and an empty field, and an empty field keeps the value, as for a secret, so saving
 the form never stores the escaped copy in its place.
 
+An optional setting of any type emptied is unset (removed, so the app sees it as one no one
+set: absent from `ctx.settings`); an optional select offers "not set"; a secret (or an escaped
+value), whose empty field keeps it, is emptied by ticking its `clear-KEY` box.
+
 The form posts every field, so a save once wrote back each value as the page had shown it: a
 key another operator set meanwhile (`app settings` on the CLI, another console) was put back to
 its old value without a word. Each field the page fills carries the value it showed (`was-KEY`);
@@ -29,7 +33,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from host.apps.installs import InstallChanged, InstallRecord, InstallStore
-from host.apps.manifest import coerce_setting
+from host.apps.manifest import coerce_setting, empties_setting
 from host.console.install import Refused
 from host.home import Home
 from host.inert import visible
@@ -98,7 +102,12 @@ def save(home: Home, install_id: str, form: Mapping[str, str], *, actor: str,
             raw = form.get(f"setting-{s.key}")
             kept_if_empty = s.secret or s.key in rec.secret_keys or \
                 not tame(rec.settings.get(s.key))
-            if raw is None or (kept_if_empty and raw == ""):
+            # A field that never shows its value is emptied by its own tick, not by leaving it
+            # empty (that keeps it): `clear-KEY`, offered for an optional setting only.
+            clear = kept_if_empty and not s.required and form.get(f"clear-{s.key}") == "yes"
+            if clear and raw:
+                raise Refused(f"{s.key}: type a value or tick 'clear it', not both")
+            if raw is None or (kept_if_empty and raw == "" and not clear):
                 continue  # not sent, or a secret (or an escaped value) left empty: keep it
             was = form.get(f"was-{s.key}")
             if was is not None and kept_if_empty:
@@ -116,11 +125,15 @@ def save(home: Home, install_id: str, form: Mapping[str, str], *, actor: str,
             if raw == "" and s.required:
                 raise Refused(f"{s.key} is required: give it a value")
             try:
-                value = coerce_setting(s, raw)
+                # An optional setting emptied is unset, as one no one set (`empties_setting`).
+                value = None if empties_setting(s, raw) else coerce_setting(s, raw)
             except ValueError as exc:
                 raise Refused(f"{s.key}: {exc}") from None
             if value != rec.settings.get(s.key):
-                new[s.key] = value
+                if value is None:
+                    new.pop(s.key, None)
+                else:
+                    new[s.key] = value
                 changed.append(s.key)
         if changed:
             try:
