@@ -416,9 +416,9 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
             rec = store.get(request.path_params["install_id"])
         if rec is None:
             return Response("no such install", status_code=404, media_type="text/plain")
-        return page(request, "uninstall.html", s=s, rec=rec,
-                    users=lifecycle_seams.count_app_users(home, rec) or 0,
-                    agents=lifecycle_seams.app_agents(home, rec) or 0,
+        users, why = lifecycle_seams.app_users_counted(home, rec)  # None: cannot tell, never 0
+        return page(request, "uninstall.html", s=s, rec=rec, users=users, why=why,
+                    agents=lifecycle_seams.app_agents_counted(home, rec),
                     stored=lifecycle_seams.count_app_data(home, rec))
 
     async def uninstall(request: Request, s: Session) -> Response:
@@ -434,8 +434,13 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
             rec = store.get(request.path_params["install_id"])
             if rec is None:
                 return Response("no such install", status_code=404, media_type="text/plain")
-            uninstall_app(home, store, rec, users=users, agents=agents,
-                          actor=f"console:{s.username} ({operator_actor()})")
+            try:
+                uninstall_app(home, store, rec, users=users, agents=agents,
+                              actor=f"console:{s.username} ({operator_actor()})")
+            except lifecycle_seams.SERVER_UNASKABLE as exc:  # was a 500 naming nothing
+                return Response(f"the chat server cannot be asked: {exc}; the app is still "
+                                "installed (keep both to uninstall without asking it)",
+                                status_code=503, media_type="text/plain")
         return RedirectResponse("/console/apps", status_code=303)
 
     async def settings_page(request: Request, s: Session) -> Response:
