@@ -189,11 +189,17 @@ def coerce_setting(setting: Setting, value: object) -> SettingValue:
 
 def empties_setting(setting: Setting, value: object) -> bool:
     """True when `value` (the operator's text) empties an optional setting: blank, of any type.
-    An emptied setting is unset, removed from the install's settings, so the app sees it as it
-    sees an optional setting no one set (absent from `ctx.settings`, its `settings_changed`
-    naming the key), not an empty string nor a type's zero. A required one is never emptied
-    (`coerce_setting` refuses it)."""
+    Emptied means "not set by the operator": the setting takes what a new install gives one no
+    one set (`emptied_value`), never an empty string nor a type's zero. A required one is never
+    emptied (`coerce_setting` refuses it)."""
     return not setting.required and isinstance(value, str) and not value.strip()
+
+
+def emptied_value(setting: Setting) -> SettingValue | None:
+    """What an emptied optional setting holds: the manifest's default, as a new install (and an
+    update, for a key not set) gives it; None when there is none, and then the key is removed,
+    so the app sees it as an optional setting no one set (absent from `ctx.settings`)."""
+    return setting.default
 
 
 _BOOL_WORDS = {"true": True, "yes": True, "1": True, "on": True,

@@ -14,7 +14,7 @@ import typer
 from rich.text import Text
 
 from host.apps.installs import SECRET_MASK, InstallChanged, InstallRecord
-from host.apps.manifest import coerce_setting, empties_setting
+from host.apps.manifest import coerce_setting, emptied_value, empties_setting
 from host.cli.app_common import (
     AppRef,
     JsonFlag,
@@ -140,8 +140,8 @@ def settings(
     ref: AppRef,
     assignments: Annotated[list[str] | None, typer.Argument(
         help="KEY=VALUE to set (typed by the manifest; KEY=- reads the value from stdin; KEY= "
-        "empties an optional setting: unset, as if never set), or one KEY to print its "
-        "value.")] = None,
+        "empties an optional setting: its default, else unset, as if never set), or one KEY "
+        "to print its value.")] = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Show or change an app's settings. Secret values are stored but never shown."""
@@ -154,6 +154,7 @@ def settings(
         if assignments:
             new = dict(rec.settings)
             changed: list[str] = []
+            reset: list[str] = []  # emptied back to the manifest's default
             for item in assignments:
                 key, sep, raw = item.partition("=")
                 spec = rec.manifest.setting_named(key)
@@ -167,8 +168,12 @@ def settings(
                 if raw == "-":
                     raw = sys.stdin.readline().rstrip("\n")
                 try:
-                    if empties_setting(spec, raw):
-                        new.pop(key, None)  # unset, as if never set (`empties_setting`)
+                    if empties_setting(spec, raw):  # as if never set (`emptied_value`)
+                        if (default := emptied_value(spec)) is None:
+                            new.pop(key, None)
+                        else:
+                            new[key] = default
+                            reset.append(key)
                     else:
                         new[key] = coerce_setting(spec, raw)
                 except ValueError as exc:
@@ -186,6 +191,8 @@ def settings(
                      "it was uninstalled meanwhile (`stockade app list`)", EXIT_NEGATIVE)
             rec = store.get(rec.install_id) or rec
             err_console.print(line(f"updated {', '.join(changed)} for {rec.app_id}"))
+            if reset:
+                err_console.print(line(f"emptied to the manifest's default: {', '.join(reset)}"))
     shown = rec.redacted_settings()
     if json_out:
         emit_json({"app_id": rec.app_id, "settings": shown,

@@ -10,9 +10,10 @@ manifest's default is author text, DESIGN rule 12) is not put in its field: the 
 escaped copy and an empty field, and an empty field keeps the value, as for a secret, so saving
 the form never stores the escaped copy in its place.
 
-An optional setting of any type emptied is unset (removed, so the app sees it as one no one
-set: absent from `ctx.settings`); an optional select offers "not set"; a secret (or an escaped
-value), whose empty field keeps it, is emptied by ticking its `clear-KEY` box.
+An optional setting of any type emptied is as one no one set: the manifest's default, else
+unset (removed, so the app sees it absent from `ctx.settings`, as at install); an optional
+select offers "not set"; a secret (or an escaped value), whose empty field keeps it, is
+emptied by ticking its `clear-KEY` box.
 
 The form posts every field, so a save once wrote back each value as the page had shown it: a
 key another operator set meanwhile (`app settings` on the CLI, another console) was put back to
@@ -33,7 +34,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from host.apps.installs import InstallChanged, InstallRecord, InstallStore
-from host.apps.manifest import coerce_setting, empties_setting
+from host.apps.manifest import coerce_setting, emptied_value, empties_setting
 from host.console.install import Refused
 from host.home import Home
 from host.inert import visible
@@ -125,8 +126,8 @@ def save(home: Home, install_id: str, form: Mapping[str, str], *, actor: str,
             if raw == "" and s.required:
                 raise Refused(f"{s.key} is required: give it a value")
             try:
-                # An optional setting emptied is unset, as one no one set (`empties_setting`).
-                value = None if empties_setting(s, raw) else coerce_setting(s, raw)
+                # An optional setting emptied is as one no one set: its default, else unset.
+                value = emptied_value(s) if empties_setting(s, raw) else coerce_setting(s, raw)
             except ValueError as exc:
                 raise Refused(f"{s.key}: {exc}") from None
             if value != rec.settings.get(s.key):

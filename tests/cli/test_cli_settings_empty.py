@@ -131,3 +131,36 @@ def test_a_setting_named_without_a_value_is_not_called_unknown(cli: Run, tmp_pat
     assert r.exit_code == 2
     assert "not a setting" not in r.stderr and "has no value" in r.stderr, r.stderr
     assert cli("app", "settings", "agent-sync", "nope", "verbose=yes").exit_code == 2
+
+
+WITH_DEFAULT = OPTIONAL + '''
+[[setting]]
+key = "retries"
+type = "int"
+label = "Retries"
+default = 3
+'''
+
+
+def test_emptied_is_what_an_install_delivers_also_after_an_update(cli: Run, tmp_path: Path,
+                                                                   home: Path) -> None:
+    """Empty means "not set by the operator": what a new install gives a setting no one set,
+    its default when the manifest has one, else nothing. Emptied to nothing, a setting with a
+    default came back as the default at the next update (an update fills unset keys so)."""
+    for version in ("1.0.0", "1.1.0"):
+        folder = write_folder(tmp_path / f"src-{version}",
+                              app_files(settings=WITH_DEFAULT, version=version))
+        _, data = package_folder(folder)
+        (tmp_path / f"{version}.zip").write_bytes(data)
+    r = cli("app", "install", str(tmp_path / "1.0.0.zip"), "--grant", "livechat.read",
+            "--allow-unsigned")
+    assert r.exit_code == 0, r.output
+    assert _settings(home) == {"retries": 3}
+    assert cli("app", "settings", "agent-sync", "retries=7", "batch=5").exit_code == 0
+    r = cli("app", "settings", "agent-sync", "retries=", "batch=")
+    assert r.exit_code == 0, r.output
+    assert _settings(home) == {"retries": 3}, r.output
+    assert "default" in r.stderr
+    r = cli("app", "update", "agent-sync", str(tmp_path / "1.1.0.zip"), "--allow-unsigned")
+    assert r.exit_code == 0, r.output
+    assert _settings(home) == {"retries": 3}

@@ -135,3 +135,25 @@ def test_the_uninstall_page_says_when_it_cannot_tell(served: Served, tmp_path: P
     r = c.post(f"/console/apps/{rec.install_id}/uninstall", headers={"Origin": served.url},
                data={"csrf": csrf, "users": "keep", "agents": "keep", "confirm": "yes"})
     assert r.status_code in (200, 303), r.text
+
+
+def test_a_setting_with_a_default_emptied_takes_its_default(served: Served,
+                                                            tmp_path: Path) -> None:
+    """Emptied is "as if never set": what a new install (and an update) gives it."""
+    rec = install(served.home, write_app(tmp_path / "def", "crm-sync", ["livechat.read"], [],
+                                         SRC, settings=SETTINGS + '''
+[[setting]]
+key = "retries"
+type = "int"
+label = "Retries"
+default = 3
+'''))
+    with InstallStore(served.home.host_store) as store:
+        store.set_settings(rec.install_id, {"retries": 7, "batch": 5}, ["retries", "batch"])
+    c = signed_in(served)
+    url = f"/console/apps/{rec.install_id}/settings"
+    fields = _form(c.get(url).text)
+    fields.update({"setting-retries": "", "setting-batch": ""})
+    r = c.post(url, data=fields, headers={"Origin": served.url})
+    assert r.status_code in (200, 303), r.text
+    assert _settings(served, rec) == {"retries": 3}
