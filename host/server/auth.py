@@ -269,7 +269,8 @@ def check_record(db: Database, who: str, password: str,
     user_id = None if row is None else str(row[0])
     key = signin_budget.name_key(name) if user_id is None else signin_budget.account_key(user_id)
     try:
-        number = signin_budget.count(db, key, user_id, at)
+        # A shared store's hosts time the window by its server's clock (`signin_budget.count`).
+        number = signin_budget.count(db, key, user_id, at if db.shared is None else None)
     except Exception as exc:
         if not _store_failure(exc):
             raise

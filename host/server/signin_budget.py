@@ -74,12 +74,16 @@ def attempt(db: Database, key: str, user_id: str | None, now: float) -> bool:
     return count(db, key, user_id, now) is not None
 
 
-def count(db: Database, key: str, user_id: str | None, now: float) -> int | None:
+def count(db: Database, key: str, user_id: str | None, now: float | None) -> int | None:
     """Count one sign-in attempt for `key` at `now`: its number on the row (what `clear` takes
     back up to), or None (nothing counted) when MAX_FAILURES attempts are already in the
     window. One write transaction, so processes and threads racing on one account are counted
-    one after another."""
+    one after another. `now` None: the database server's clock (`auth.check_record` on a
+    shared store, whose hosts' clocks may disagree: a host ahead of the others by the window
+    saw all their failures as past it)."""
     with db.write() as c:
+        if now is None:
+            now = float(c.execute("SELECT extract(epoch FROM clock_timestamp())").fetchone()[0])
         row = c.execute("SELECT seen, counted FROM sign_in_failures WHERE key = ?",
                         (key,)).fetchone()
         # The names' count, one row (a count(*) over 10,000 names took ~4 ms on the test VM).

@@ -203,3 +203,25 @@ def test_a_store_that_cannot_count_refuses_the_sign_in_as_unavailable(
         holder.close()
     assert dispatcher.call(None, "POST", "login",
                            body={"user": "lou", "password": PASSWORD})[0] == 200
+
+
+def test_hosts_whose_clocks_disagree_share_one_window_on_postgresql(pg_url: str) -> None:
+    """Hosts on several machines share a PostgreSQL store, and their clocks may disagree (the
+    leases go by the database server's clock for that reason, docs/SCALE.md). The budget's
+    window does too: before, each host timed the failures by its own clock, so a host 400 s
+    ahead saw every failure counted by the others as past the window and checked ten more
+    (20 in all here); with the skew under the window, fewer, but still more than ten."""
+    migrate(pg_url)
+    server = EmbeddedServer(pg_url, ManualClock())
+    try:
+        uid = server.users_create(SYSTEM, "sam", "S", "user")["id"]
+        set_password(server.db, uid, PASSWORD)
+        checked = 0
+        for i, host_clock in enumerate([5000.0] * MAX_FAILURES + [5400.0] * MAX_FAILURES):
+            try:
+                checked += auth.check(server.db, "sam", f"guess {i}", host_clock) is None
+            except LoginBlocked:
+                pass
+        assert checked == MAX_FAILURES, f"{checked} guesses checked in one window"
+    finally:
+        server.close()
