@@ -43,10 +43,10 @@ def test_killed_demo_leaves_no_standin(sig: signal.Signals) -> None:
         standin = json.loads((Path(found.group(1).decode()) / "standin.ready").read_text())["pid"]
         os.kill(p.pid, sig)
         p.wait(30)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30  # a loaded machine: the kernel's signal is at once
         while not _gone(standin) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert _gone(standin), "the stand-in outlived the demo"
+        assert _gone(standin), f"the stand-in {standin} outlived the demo {p.returncode}"
     finally:
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGKILL)
