@@ -272,6 +272,8 @@ def check_record(db: Database, who: str, password: str,
         # A shared store's hosts time the window by its server's clock (`signin_budget.count`).
         number = signin_budget.count(db, key, user_id, at if db.shared is None else None)
     except Exception as exc:
+        if user_id is not None and isinstance(exc, (sqlite3.IntegrityError, PgIntegrityError)):
+            return None  # the account was deleted since the look-up: refused, nothing checked
         if not _store_failure(exc):
             raise
         log.warning("a sign-in was refused: the server's store (%s) could not count it: %s",

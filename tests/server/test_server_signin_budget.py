@@ -225,3 +225,30 @@ def test_hosts_whose_clocks_disagree_share_one_window_on_postgresql(pg_url: str)
         assert checked == MAX_FAILURES, f"{checked} guesses checked in one window"
     finally:
         server.close()
+
+
+def test_an_account_deleted_during_its_sign_in_is_refused_without_a_traceback(
+        server: EmbeddedServer, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """An admin deletes the account between the sign-in's look-up of the name and the count of
+    its attempt (whose row names the user): a refused sign-in (401), no password checked.
+    Before, the count's foreign key failed and the public route answered 500 with a
+    traceback."""
+    uid = server.users_create(SYSTEM, "dee", "D", "user")["id"]
+    set_password(server.db, uid, PASSWORD)
+    checked: list[str] = []
+    real_match, real_count = auth._matches, signin_budget.count
+    monkeypatch.setattr(auth, "_matches",
+                        lambda stored, pw: checked.append(pw) or real_match(stored, pw))
+
+    def deleted_first(*args: Any) -> int | None:
+        server.users_delete(SYSTEM, uid)
+        return real_count(*args)
+
+    monkeypatch.setattr(signin_budget, "count", deleted_first)
+    caplog.set_level(logging.INFO)
+    status, body = RestDispatcher(server).call(None, "POST", "login",
+                                               body={"user": "dee", "password": PASSWORD})
+    assert status == 401, body
+    assert checked == []
+    assert all(r.exc_info is None for r in caplog.records), caplog.text
