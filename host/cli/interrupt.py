@@ -37,7 +37,10 @@ def _redeliver(unraisable: Any) -> None:
     in a finalizer again, it comes back here. Nothing happens when SIGINT is ignored by then (the
     CLI ignores it while it prints that it stopped)."""
     if isinstance(unraisable.exc_value, (KeyboardInterrupt, Interrupted)) and _main:
-        _thread.start_new_thread(signal.pthread_kill, (_main[0], signal.SIGINT))
+        try:
+            _thread.start_new_thread(signal.pthread_kill, (_main[0], signal.SIGINT))
+        except RuntimeError:  # the interpreter is shutting down: the command is ending anyway
+            pass
         return
     _previous(unraisable)
 
