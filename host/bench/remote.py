@@ -14,6 +14,7 @@ after a warm-up, alternating in rounds so drift hits both alike:
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -68,7 +69,9 @@ def measure_remote(iterations: int, warmup: int, *, bridge: bool = True,
         ready = root / "ready"
         proc = subprocess.Popen(
             [sys.executable, "-c", "from host.cli.entry import main; main()", "--home",
-             str(standin.root), "standin", "--port", "0", "--ready-file", str(ready)],
+             str(standin.root), "standin", "--port", "0", "--ready-file", str(ready),
+             # It dies with the bench, however the bench ends (a SIGKILL runs no `finally`).
+             "--parent-pid", str(os.getpid())],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
         while not ready.exists():
