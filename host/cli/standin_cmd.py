@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from host.cli.output import EXIT_USAGE, err_console, fail
+from host.cli.output import EXIT_USAGE, emit_json, err_console, fail
 from host.clock import SystemClock
 from host.home import Home
 
@@ -33,6 +33,8 @@ def standin(
                                     help="Write {url, pid} here once listening."),
     faults: bool = typer.Option(False, "--faults", help="Accept POST /_standin/faults "
                                 "(tests: slow routes, 429, 5xx)."),
+    json_out: bool = typer.Option(False, "--json", help="Once listening, write {url, pid, "
+                                  "data} on stdout."),
     parent_pid: int = typer.Option(0, "--parent-pid", min=0, hidden=True,
                                    help="Exit when this process, its parent, exits."),
 ) -> None:
@@ -77,8 +79,11 @@ def standin(
         tmp = ready_file.with_suffix(".tmp")
         tmp.write_text(json.dumps({"url": url, "pid": os.getpid()}))
         tmp.replace(ready_file)
-    err_console.print(f"stand-in workspace: {url}/api/v1/ (data: {home.server_db})",
-                      highlight=False)
+    if json_out:
+        emit_json({"url": url, "pid": os.getpid(), "data": str(home.server_db)})
+    else:
+        err_console.print(f"stand-in workspace: {url}/api/v1/ (data: {home.server_db})",
+                          highlight=False)
     try:
         uvicorn.Server(uvicorn.Config(Faults(app) if faults else app, log_level="warning",
                                       lifespan="off")).run(sockets=[sock])

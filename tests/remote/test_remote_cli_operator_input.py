@@ -44,3 +44,36 @@ def test_connect_echoes_what_was_typed_inert(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert "\x1b" not in r.stderr, repr(r.stderr)
     assert "[bold red]x" in r.stderr, r.stderr  # shown as typed, not read as markup
+
+
+def test_standin_json_says_where_it_listens_and_ctrl_c_stops_it(tmp_path: Path) -> None:
+    """Every command takes --json (README): `standin --json` was a usage error (exit 2). It
+    writes one JSON document, once listening, and a Ctrl-C stops it: 130 and one line."""
+    import json
+    import os
+    import signal
+
+    import httpx
+
+    p = subprocess.Popen([STOCKADE, "--home", str(tmp_path / "h"), "standin", "--port", "0",
+                          "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         start_new_session=True)
+    try:
+        assert p.stdout is not None
+        text = b""
+        while not text.endswith(b"}\n"):  # one document, then it serves
+            chunk = p.stdout.readline()
+            assert chunk, p.stderr.read() if p.stderr else b""
+            text += chunk
+        doc = json.loads(text)
+        assert doc["pid"] == p.pid and doc["url"].startswith("http://127.0.0.1:")
+        assert httpx.get(f"{doc['url']}/api/info", timeout=10).json()["success"] is True
+        os.killpg(p.pid, signal.SIGINT)
+        assert p.wait(30) == 130
+        assert p.stdout.read() == b""
+        assert p.stderr is not None and p.stderr.read().decode().endswith(
+            "\ninterrupted: stopped\n")
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait(30)
