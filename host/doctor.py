@@ -263,6 +263,14 @@ def _stray_check(home: Home) -> Check | None:
     return Check("stray server.db", False, f"{refusal.message}; {refusal.hint}")
 
 
+# How far a serving host's clock may be from the database's before `doctor` fails (s). Guards
+# the exactness of quotas across hosts: a window is timed by the clock of the host charging it,
+# so with one host N s ahead of another a unit is free N s early there (two units of a limit of
+# 1 a 100 s window admitted 50 s apart, with one clock 50 s ahead). NTP keeps machines within
+# milliseconds; a beat's own round trip is well under this.
+MAX_CLOCK_LEAD_S = 1.0
+
+
 def shared_store_checks(url: str) -> tuple[list[Check], bool]:
     """A PostgreSQL store: reachable, its schema current, the hosts serving it and their
     leases (docs/SCALE.md). Returns the checks and whether any host serves it."""
@@ -288,6 +296,15 @@ def shared_store_checks(url: str) -> tuple[list[Check], bool]:
                        for h in hosts)
     out.append(Check("hosts serving", True, f"{len(hosts)} host(s) hold a lease"
                      + (f": {listed}" if listed else ""), False))
+    skewed = [f"{h.host_id} on {h.machine}: {h.clock_lead:+.1f} s" for h in hosts
+              if h.clock_lead is not None and not h.past_grace
+              and abs(h.clock_lead) > MAX_CLOCK_LEAD_S]
+    if skewed:
+        out.append(Check("host clocks", False, "clocks off the database's by more than "
+                         f"{MAX_CLOCK_LEAD_S:g} s at their last beat ({'; '.join(skewed)}): quota "
+                         "windows are timed by each host's clock, so a host ahead sees units "
+                         "free early and the hosts together admit more than a limit; "
+                         "synchronise the machines' clocks (NTP)"))
     return out, bool(hosts)
 
 

@@ -167,10 +167,14 @@ class LeaseRow:
     # Its last beat is older than its grace by the database's clock (or it is a row of an
     # older release, without one): a survivor settles its calls once its lock can be taken.
     past_grace: bool = False
+    # Its clock's lead over the database's at its last beat (s; None for an older release's
+    # row): `beat` is by the host's clock, `beat_db` by the database's, in one statement.
+    clock_lead: float | None = None
 
     def to_json(self) -> dict[str, object]:
         return {"host_id": self.host_id, "machine": self.machine, "pid": self.pid,
-                "since": self.since, "beat": self.beat, "past_grace": self.past_grace}
+                "since": self.since, "beat": self.beat, "past_grace": self.past_grace,
+                "clock_lead": self.clock_lead}
 
 
 class LeaseLost(RuntimeError):
@@ -439,10 +443,10 @@ def live_hosts(url: str) -> list[LeaseRow]:
     with psycopg.connect(url, autocommit=True) as conn:
         rows = conn.execute(
             "SELECT host_id, machine, pid, since, beat, beat_db IS NULL OR grace_s IS NULL"
-            " OR beat_db < extract(epoch from clock_timestamp()) - grace_s"
+            " OR beat_db < extract(epoch from clock_timestamp()) - grace_s, beat - beat_db"
             " FROM host_leases ORDER BY since").fetchall()
-    return [LeaseRow(str(r[0]), str(r[1]), int(r[2]), float(r[3]), float(r[4]), bool(r[5]))
-            for r in rows]
+    return [LeaseRow(str(r[0]), str(r[1]), int(r[2]), float(r[3]), float(r[4]), bool(r[5]),
+                     None if r[6] is None else float(r[6])) for r in rows]
 
 
 class HostLease:
