@@ -358,6 +358,9 @@ class Disclosure:
     dangers: tuple[Danger, ...]
     policy_revision: str | None
     app_users: int | None = None  # users this install created so far (None: unknown)
+    # Why `app_users` is None for an installed app (`lifecycle_seams.app_users_counted`): a
+    # count the host could not take is said so, never shown as 0 nor left out ("" otherwise).
+    app_users_unknown: str = ""
     description: str = ""  # the author's own words: shown inert, under a label
     notes: tuple[str, ...] = field(default=())
     # (event, why) for each declared event the policy keeps from the app (`event_refusals`)
@@ -379,6 +382,7 @@ class Disclosure:
             "dangers": [{"code": d.code, "severity": d.severity, "message": d.message,
                          "permissions": list(d.permissions)} for d in self.dangers],
             "policy_revision": self.policy_revision, "app_users": self.app_users,
+            "app_users_unknown": self.app_users_unknown or None,
             "notes": list(self.notes), "description": self.description,
         }
 
@@ -390,6 +394,7 @@ def build_disclosure(
     policy: PolicyView | None,
     *,
     app_users: int | None = None,
+    app_users_unknown: str = "",
     rest_as: str | None = None,
     route_actions: RouteActions | None = None,
 ) -> Disclosure:
@@ -428,7 +433,8 @@ def build_disclosure(
         permissions=tuple(lines), events=tuple(manifest.events), settings=settings,
         dangers=tuple(dangers_for(manifest.asked, manifest.events)),
         policy_revision=None if policy is None else policy.revision,
-        app_users=app_users, notes=tuple(notes), description=manifest.description,
+        app_users=app_users, app_users_unknown=app_users_unknown, notes=tuple(notes),
+        description=manifest.description,
         events_refused=refused,
         events_withheld=event_withholdings(policy, manifest.id, manifest.asked,
                                            manifest.events, (e for e, _ in refused)),
@@ -499,6 +505,9 @@ def render_disclosure(d: Disclosure, console: Console, *, title: str = "") -> No
                            f" ({danger.severity}): {danger.message}"))
     if d.app_users is not None:
         console.print(f"Users created by this app so far: {d.app_users}")
+    elif d.app_users_unknown:  # the reason quotes the connection's config: shown inert
+        console.print(Text(visible(f"Users created by this app so far: cannot tell "
+                                   f"({d.app_users_unknown})", limit=MAX_BLOCK)))
     if d.policy_revision is None:
         console.print(host("No policy loaded: the limits above are unknown; every call "
                            "will be denied until a policy permits it.", "yellow"))

@@ -28,7 +28,13 @@ from host.apps.installs import (
     new_install_id,
 )
 from host.apps.lineage import Lineage, Transfer, binding_of, claim_in, describe
-from host.apps.manifest import Manifest, SettingValue, coerce_setting
+from host.apps.manifest import (
+    Manifest,
+    SettingValue,
+    coerce_setting,
+    emptied_value,
+    empties_setting,
+)
 from host.apps.package_gc import prune_packages
 from host.apps.packages import Package, store_package
 from host.apps.publisher import SignatureCheck
@@ -101,6 +107,14 @@ def install_package(
         spec = pkg.manifest.setting_named(key)
         if spec is None:
             raise ValueError(f"{pkg.app_id} has no setting {key!r}")
+        if empties_setting(spec, value):
+            # An optional setting given empty is as if not given, as `app settings APP KEY=`
+            # makes it: its default, else unset (a required one: `coerce_setting` refuses).
+            if (default := emptied_value(spec)) is None:
+                values.pop(key, None)
+            else:
+                values[key] = default
+            continue
         values[key] = coerce_setting(spec, value)
     kid = sig.kid[:64] if sig.kid else None  # a package's claim: capped, never refused here
     # Rule 14, audit before act: the install is a record before the id is bound or stored.

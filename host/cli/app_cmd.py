@@ -136,9 +136,10 @@ def _disclose(home: Home, manifest: Manifest, content_hash: str, sig: SignatureC
     from host.gate.rest_routes import route_actions
 
     policy, why = load_policy_view(home.policies_dir)
-    users = lifecycle_seams.count_app_users(home, rec) if rec is not None else None
-    d = build_disclosure(manifest, content_hash, sig, policy, app_users=users, rest_as=rest_as,
-                         route_actions=route_actions)
+    # A count that cannot be taken is said so, never shown as none (`app_users_counted`).
+    users, unknown = (None, "") if rec is None else lifecycle_seams.app_users_counted(home, rec)
+    d = build_disclosure(manifest, content_hash, sig, policy, app_users=users,
+                         app_users_unknown=unknown, rest_as=rest_as, route_actions=route_actions)
     render_disclosure(d, err_console, title=title)
     if why:
         err_console.print(host(visible(why, limit=MAX_BLOCK), "yellow"))

@@ -74,7 +74,9 @@ def info(ctx: typer.Context, ref: AppRef, json_out: JsonFlag = False) -> None:
     with store:
         rec = resolve(store, ref)
         d = _checked(store, keyring, rec)
-        d["app_users"] = lifecycle_seams.count_app_users(home, rec)
+        # A count that cannot be taken is said so, never shown as none (`app_users_counted`).
+        count, why = lifecycle_seams.app_users_counted(home, rec)
+        d["app_users"], d["app_users_unknown"] = count, why or None
     d["publisher_now"] = publisher_now(home, rec.package_path, rec.package_hash)
     if json_out:
         emit_json(d)
@@ -109,7 +111,8 @@ def info(ctx: typer.Context, ref: AppRef, json_out: JsonFlag = False) -> None:
     if d["pending_update"]:
         lines.append(f"  pending update: {d['pending_update']['version']} waits for "
                      f"`stockade app consent {d['app_id']}`")
-    lines.append(f"  users it created: {d['app_users'] if d['app_users'] is not None else '-'}")
+    users = d["app_users"] if d["app_users"] is not None else f"cannot tell ({why})"
+    lines.append(f"  users it created: {users}")
     lines.append(f"  installed:  {_when(d['installed_at'])}; updated {_when(d['updated_at'])}")
     lines.append(f"  install id: {d['install_id']} (generation {d['generation']})")
     for text_line in lines:
