@@ -4,16 +4,13 @@ state and the hostile name rendered inert, disables one, finds the console's own
 and signs out. Each page's screenshot is saved in test-artifacts/console/."""
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from apphelp import write_app
+from browserhelp import browser_fixture  # noqa: F401  (the Chromium fixture)
 from conhelp import HOSTILE_NAME, PASSWORD, Served
 from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
@@ -23,23 +20,6 @@ from host.apps.packages import package_folder
 from host.cli.main import root
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-
-
-@pytest.fixture
-def browser() -> Iterator[webdriver.Chrome]:
-    opts = Options()
-    opts.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--window-size=1280,800"):
-        opts.add_argument(flag)
-    driver = webdriver.Chrome(options=opts, service=Service(CHROMEDRIVER))
-    driver.set_page_load_timeout(30)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def _submit(b: webdriver.Chrome, button: WebElement) -> None:

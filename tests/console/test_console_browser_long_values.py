@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import time
 
+from browserhelp import browser_fixture  # noqa: F401  (the Chromium fixture)
 from conhelp import PASSWORD, Served
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
-from test_console_browser_settings import browser  # noqa: F401  (the Chromium fixture)
 
 from host.clock import SystemClock
 from host.ledger.audit import AuditLog, AuditRecord, append_in
 
 
 def test_an_unbroken_message_wraps_in_its_cell(served: Served,
-                                               browser: webdriver.Chrome) -> None:  # noqa: F811
+                                               browser: webdriver.Chrome) -> None:
     log = AuditLog(served.home.host_store, SystemClock())
     try:
         with log.transaction() as c:

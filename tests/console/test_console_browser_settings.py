@@ -3,15 +3,12 @@ the page filled it) changes only what the operator changed, never a value anothe
 from the CLI while the page was open (`host/console/settings.py`)."""
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from apphelp import install, write_app
+from browserhelp import browser_fixture  # noqa: F401  (the Chromium fixture)
 from conhelp import PASSWORD, SRC, Served
 from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -28,20 +25,6 @@ key = "batch"
 type = "int"
 label = "Batch size"
 '''
-
-
-@pytest.fixture
-def browser() -> Iterator[webdriver.Chrome]:
-    opts = Options()
-    opts.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        opts.add_argument(flag)
-    driver = webdriver.Chrome(options=opts, service=Service("/usr/bin/chromedriver"))
-    driver.set_page_load_timeout(30)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def test_saving_the_page_keeps_a_setting_changed_from_the_cli_meanwhile(

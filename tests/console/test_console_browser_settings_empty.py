@@ -4,15 +4,12 @@ first option and the save set it), and an optional integer and select set once a
 the operator (unset, as if never set: `host/console/settings.py`)."""
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from apphelp import install, write_app
+from browserhelp import browser_fixture  # noqa: F401  (the Chromium fixture)
 from conhelp import PASSWORD, SRC, Served
 from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -30,20 +27,6 @@ type = "select"
 label = "Mode"
 options = ["fast", "safe"]
 '''
-
-
-@pytest.fixture
-def browser() -> Iterator[webdriver.Chrome]:
-    opts = Options()
-    opts.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        opts.add_argument(flag)
-    driver = webdriver.Chrome(options=opts, service=Service("/usr/bin/chromedriver"))
-    driver.set_page_load_timeout(30)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def _settings(served: Served, install_id: str) -> dict[str, object]:
