@@ -457,11 +457,13 @@ class Database:
         if c.in_transaction:
             # A server operation is one transaction; nesting would silently merge two.
             raise RuntimeError("nested server write on one thread")
+        # The shared store's transaction yields the connection it began on: a fresh one when
+        # this thread's was found broken at its BEGIN (`host.store.pg`), never `c`.
         with (immediate(c, self._where, BUSY_TIMEOUT_MS) if self.shared is None
-              else self.shared.transaction()):
+              else self.shared.transaction()) as began:
             if self.shared is None and self._may_move:
                 refuse_if_moved(c, self.path)
-            yield c
+            yield began
         self._local.commits = self.commits_here() + 1
 
     @contextmanager

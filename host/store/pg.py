@@ -30,6 +30,7 @@ Why these choices:
 from __future__ import annotations
 
 import re
+import select
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
@@ -132,6 +133,12 @@ def _wrapped(exc: BaseException) -> BaseException:
     return exc
 
 
+class BrokenAtBegin(PgError):
+    """The connection was found broken (its session gone) by the BEGIN of a write transaction,
+    before anything of the transaction was sent: safe to begin again on a fresh connection
+    (`PgStore.transaction`). A `PgError` to whoever sees it after that one retry."""
+
+
 # A host's id as it may appear in the fence's statement (`PgStore.fence`): the host's own
 # `secrets.token_hex`, or a test's plain name; anything else is refused, never spliced in.
 _HOST_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
@@ -186,11 +193,19 @@ class PgConn:
         the BEGIN has run and the transaction is open and aborted: it is rolled back here,
         whoever called, since no caller's `with` is open yet to do it. Left open, every later
         statement on this thread's pooled connection failed "current transaction is aborted"
-        until the process restarted."""
+        until the process restarted.
+
+        When the session itself is found gone here (`BrokenAtBegin`), nothing of a transaction
+        was sent on it: `PgStore.transaction` begins once more on a fresh connection."""
         store = self._store
         fence = store.fenced_by
-        if fence is not None and self._fence_ready != fence:
-            self._prepare_fence(fence)
+        try:
+            if fence is not None and self._fence_ready != fence:
+                self._prepare_fence(fence)
+        except PgError as exc:
+            if self.raw.closed:  # the session ended before the transaction began
+                raise BrokenAtBegin(str(exc)) from exc
+            raise
         try:
             try:  # (the statements need no translation: straight to psycopg)
                 cur = self.raw.execute(store.begin_sql)
@@ -198,6 +213,10 @@ class PgConn:
                 wrapped = _wrapped(exc)
                 if wrapped is exc:
                     raise
+                if self.raw.closed:
+                    # The session was gone (a store restart ended it; the host learns it
+                    # only now): whatever of BEGIN the server ran was rolled back with it.
+                    raise BrokenAtBegin(str(wrapped)) from exc
                 raise wrapped from exc
             if fence is not None:
                 # The results of BEGIN and of the lock come first; then the fence's own.
@@ -312,8 +331,32 @@ class PgStore(Store):
     def _fresh(self) -> PgConn:
         return PgConn(self._open(), self)
 
+    def _replace(self, broken: PgConn) -> PgConn:
+        """This thread's connection, found `broken`, closed and replaced by a new one."""
+        self._discard(broken)
+        c = self._fresh()
+        with self._opened_lock:
+            self._opened.add(c)
+        local = self._local
+        local.conn = c
+        local.pid = current_pid()
+        return c
+
     def _usable(self, conn: Any) -> bool:
-        return not conn.raw.closed
+        """Whether an idle pooled connection may be handed to a thread (`Store._adopt`). A
+        session the server ended while it sat idle (a restart ends every session) has the
+        server's goodbye, or end of file, waiting on its socket: nothing else arrives unasked
+        on an idle session of the host's (it listens to no channel). Found so, it is replaced
+        here, before its first statement (a read, with no BEGIN to retry) fails a call."""
+        raw = conn.raw
+        if raw.closed:
+            return False
+        poller = select.poll()  # (not select(): a busy host's descriptors pass FD_SETSIZE)
+        try:
+            poller.register(raw.fileno(), select.POLLIN)
+            return not poller.poll(0)
+        except (OSError, ValueError):
+            return False
 
     def _open(self) -> Any:
         try:
@@ -352,7 +395,17 @@ class PgStore(Store):
         # was measured here and bought nothing: docs/SCALE.md.)
         c = self.conn()
         try:
-            c.begin()  # inside the `try`: a failed lock wait leaves no transaction open
+            try:
+                c.begin()  # inside the `try`: a failed lock wait leaves no transaction open
+            except BrokenAtBegin:
+                # Its session had ended (a restart of the server ends every session, and each
+                # thread's connection and each pooled one learns it at its next statement):
+                # nothing of this transaction was sent, so it cannot have applied. Once, on a
+                # connection opened now (an idle pooled one may be just as dead); the BEGIN
+                # checks the fence again there. Anything failing after the BEGIN is never
+                # retried here: it may have applied (the caller's outcome machinery decides).
+                c = self._replace(c)
+                c.begin()
             yield c
             c.execute("COMMIT")
         except BaseException:
