@@ -51,7 +51,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 from host.ledger import chainhead
 from host.ledger.audit import GENESIS_HASH, chain_hash
-from host.store import DB_ERRORS, INTEGRITY_ERRORS, Conn, Store
+from host.store import DB_ERRORS, INTEGRITY_ERRORS, Conn, Store, StoreError
 from host.store.diskfull import disk_full_notice
 from host.store.sqlite import disk_full
 
@@ -78,8 +78,9 @@ INLINE_SHARE = 0.6
 _RETRY_S = 0.1
 
 # What a failed group commit raises (a full or failing disk, an unreachable PostgreSQL store):
-# the records stay in the batch, and the next write commits them or is refused.
-_COMMIT_FAILURES: tuple[type[Exception], ...] = (*DB_ERRORS, OSError)
+# the records stay in the batch, and the next write commits them or is refused. StoreError too
+# (a store it cannot reach: a PostgreSQL restart), which ended the flusher thread for good.
+_COMMIT_FAILURES: tuple[type[Exception], ...] = (*DB_ERRORS, StoreError, OSError)
 
 log = logging.getLogger("stockade.ledger")
 

@@ -749,3 +749,33 @@ def test_a_commit_that_failed_keeps_its_records_for_the_next_one(
     disk = _on_disk(tmp_path / "host.db")
     assert [r.get("ref_seq") for r in disk if r["kind"] == "outcome"] == [a.seq]
     assert _intents_on_disk(tmp_path / "host.db") == []
+
+
+def test_the_flusher_outlives_a_store_it_cannot_reach(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store down while the flusher commits raises the store's own `StoreError` ("cannot
+    reach the store", a PostgreSQL restart): the flusher thread ended on it, and reads' records
+    then waited for the next write however long (seen in a restart review). It retries now, and
+    commits them once the store answers."""
+    from host.store import StoreError
+
+    led, batch = _ledger(tmp_path)
+    real = batch.store.transaction
+    down = threading.Event()
+    down.set()
+
+    def flaky() -> object:
+        if down.is_set():
+            raise StoreError("cannot reach the store")
+        return real()
+
+    monkeypatch.setattr(batch.store, "transaction", flaky)
+    assert led.admit(_read(1), []).allowed
+    time.sleep(0.3)  # the flusher's first tries meet the store down
+    assert batch._thread is not None and batch._thread.is_alive()
+    down.clear()
+    deadline = time.monotonic() + 5
+    while batch.pending() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert [r["args_digest"] for r in _on_disk(tmp_path / "host.db")] == [digest_args({"n": 1})]
+    led.close()
