@@ -33,7 +33,6 @@ from host.gate.actor import acting_user
 from host.gate.installview import InstallView
 from host.gate.onetx import LENT_ACTIONS, AfterCommit, server_calls
 from host.gate.restbridge import rest_call
-from host.gate.storefail import STORE_FAILURES, store_failed, store_trouble
 from host.keys.tokens import Claims
 from host.ledger.audit import AuditRecord, digest_args
 from host.ledger.ledger import REFUNDABLE_ERRORS, Admission, Ledger, Stale
@@ -44,6 +43,7 @@ from host.server.errors import ServerError, Unavailable
 from host.server.principals import Caller
 from host.server.rest_errors import rc_status
 from host.store import Conn
+from host.store.diskfull import store_trouble
 from policies.engine import TARGET_USER_ACTIONS, decide, lists_endpoint
 from policies.grants import grant_refusal as policies_grant_refusal
 from policies.policy import Policy
@@ -190,8 +190,6 @@ class Gate:
                                             version=version)
             except (Stale, _Stale):
                 optimistic = False
-            except STORE_FAILURES as exc:  # before or at its admission: audited, typed
-                raise store_failed(self.ledger, session, action, args, exc) from exc
         raise self._refuse(session, action, args, "internal",
                            f"{action}: the app's install changed {MAX_DECISIONS} times while "
                            "this call was decided; nothing was done, try again")
