@@ -10,6 +10,7 @@ from apphelp import install, write_app
 from browserhelp import browser_fixture  # noqa: F401  (the Chromium fixture)
 from conhelp import PASSWORD, SRC, Served
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -27,6 +28,10 @@ type = "select"
 label = "Mode"
 options = ["fast", "safe"]
 '''
+
+
+# The page the save left may be read while the next one replaces it: its element goes stale.
+GONE = (StaleElementReferenceException,)
 
 
 def _settings(served: Served, install_id: str) -> dict[str, object]:
@@ -54,11 +59,13 @@ def test_optional_settings_are_emptied_and_an_unset_select_stays_unset(
     assert _settings(served, rec.install_id) == {"batch": 25}  # the select left unset
     Select(b.find_element(By.ID, "setting-mode")).select_by_value("safe")
     b.find_element(By.ID, "save-settings").click()
-    WebDriverWait(b, 15).until(lambda d: "mode" in d.find_element(By.ID, "saved").text)
+    WebDriverWait(b, 15, ignored_exceptions=GONE).until(
+        lambda d: "mode" in d.find_element(By.ID, "saved").text)
     assert _settings(served, rec.install_id) == {"batch": 25, "mode": "safe"}
     b.find_element(By.ID, "setting-batch").clear()
     Select(b.find_element(By.ID, "setting-mode")).select_by_value("")
     b.find_element(By.ID, "save-settings").click()
-    WebDriverWait(b, 15).until(lambda d: "batch" in d.find_element(By.ID, "saved").text)
+    WebDriverWait(b, 15, ignored_exceptions=GONE).until(
+        lambda d: "batch" in d.find_element(By.ID, "saved").text)
     assert _settings(served, rec.install_id) == {}
     assert b.find_element(By.ID, "setting-batch").get_attribute("value") == ""
