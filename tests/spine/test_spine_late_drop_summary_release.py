@@ -7,6 +7,7 @@ what it opened until it closes): one SQLite connection, two descriptors, per sto
 that had late drops (DESIGN rule 13)."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -49,7 +50,11 @@ def test_late_drop_summaries_leave_no_connection_open(tmp_path: Path,
         before = host_db_fds(home)
         for _ in range(CYCLES):
             cycle()
-        grown = host_db_fds(home) - before
+        # Short-lived host threads of the last cycles (its hooks) may still hold theirs for a
+        # moment: a leak stays, those go.
+        deadline = time.monotonic() + 5
+        while (grown := host_db_fds(home) - before) > 6 and time.monotonic() < deadline:
+            time.sleep(0.1)
     # Before: two descriptors a cycle (60 after 30 cycles).
     assert grown <= 6, f"{grown} host.db descriptors more after {CYCLES} late summaries"
 
@@ -62,7 +67,6 @@ def test_every_late_drop_is_summarised_however_long_after_the_stop(
     import json
     import re
     import sqlite3
-    import time
 
     monkeypatch.setattr(supervisor, "DROP_SUMMARY_INTERVAL_S", 0.5)
     home = Home(tmp_path / "home").ensure()
