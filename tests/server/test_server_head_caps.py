@@ -169,8 +169,11 @@ def _stream(port: int, start: bytes, limit: int = 32 << 20,
     chunk, sent = b"a" * (1 << 20), 0
     with socket.create_connection(("127.0.0.1", port), timeout=READ_WAIT_S) as s:
         s.sendall(start)
+        # poll(), not select(): a worker that ran many tests may hand out descriptors past 1,024.
+        spoke = select.poll()
+        spoke.register(s, select.POLLIN)
         while sent < limit:
-            if select.select([s], [], [], 0)[0]:
+            if spoke.poll(0):
                 break  # the server spoke (or closed): stop sending
             try:
                 s.sendall(chunk)
