@@ -263,10 +263,11 @@ def _stray_check(home: Home) -> Check | None:
     return Check("stray server.db", False, f"{refusal.message}; {refusal.hint}")
 
 
-# How far a serving host's clock may be from the database's before `doctor` fails (s). Guards
-# the exactness of quotas across hosts: a window is timed by the clock of the host charging it,
-# so with one host N s ahead of another a unit is free N s early there (two units of a limit of
-# 1 a 100 s window admitted 50 s apart, with one clock 50 s ahead). NTP keeps machines within
+# How far a serving host's clock may be from the database's before `doctor` warns (s). Quota
+# windows, leases and the sign-in budget are timed by the database's clock on a shared store, so
+# a skewed host admits nothing more; what it still stamps by its own clock are the times of the
+# audit records it holds for a group commit and of its own log, which then read out of order
+# beside other hosts' (an investigation lines them up by time). NTP keeps machines within
 # milliseconds; a beat's own round trip is well under this.
 MAX_CLOCK_LEAD_S = 1.0
 
@@ -301,10 +302,10 @@ def shared_store_checks(url: str) -> tuple[list[Check], bool]:
               and abs(h.clock_lead) > MAX_CLOCK_LEAD_S]
     if skewed:
         out.append(Check("host clocks", False, "clocks off the database's by more than "
-                         f"{MAX_CLOCK_LEAD_S:g} s at their last beat ({'; '.join(skewed)}): quota "
-                         "windows are timed by each host's clock, so a host ahead sees units "
-                         "free early and the hosts together admit more than a limit; "
-                         "synchronise the machines' clocks (NTP)"))
+                         f"{MAX_CLOCK_LEAD_S:g} s at their last beat ({'; '.join(skewed)}): "
+                         "quotas are timed by the database's clock and hold, but the audit "
+                         "records these hosts stamp read out of order beside other hosts'; "
+                         "synchronise the machines' clocks (NTP)", False))
     return out, bool(hosts)
 
 

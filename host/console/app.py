@@ -339,19 +339,15 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
             store.close()
 
     async def quota_page(request: Request, s: Session) -> Response:
-        view = pages.policy_view(home)
-        return page(request, "quotas.html", s=s,
-                    quotas=pages.quotas(home, view["policy"], installs()),
-                    ceiling=view["policy"].seat_ceiling if view["policy"] else None,
-                    seats=operators.seats(),
-                    chart_w=pages.CHART_W, chart_h=pages.CHART_H)
+        # Off the event loop: a store another process holds is waited on (then said so).
+        return page(request, "quotas.html", s=s, chart_w=pages.CHART_W, chart_h=pages.CHART_H,
+                    **await anyio.to_thread.run_sync(pages.quota_context, home, operators.seats))
 
     async def policy_page(request: Request, s: Session) -> Response:
-        # Off the event loop: in `serve`'s front this asks the host over the link (up to
-        # ENFORCED_WAIT_S), and every other client of the front waited meanwhile.
-        revision = await anyio.to_thread.run_sync(enforced)
-        return page(request, "policy.html", s=s, view=pages.policy_view(home),
-                    keys=pages.keys_view(home), enforced=revision)
+        # Off the event loop: in `serve`'s front `enforced` asks the host over the link (up to
+        # ENFORCED_WAIT_S), and the store may be held by another process.
+        return page(request, "policy.html", s=s,
+                    **await anyio.to_thread.run_sync(pages.policy_context, home, enforced))
 
     uploads = Uploads()
 

@@ -2,19 +2,27 @@
 
 Each function reads the home's stores read-only and returns plain data for a template; none
 changes anything. The quota chart is server-rendered SVG with presentation attributes only (the
-console's CSP allows no inline style and no script).
+console's CSP allows no inline style and no script). A quota's figures are the ledger's own
+(`state_in`, what `stockade policy explain` prints). What cannot be read now (a policy folder
+that does not load, a store another process holds, a keyring that does not read) is said as
+"cannot tell" with its reason, never as nothing, zero or a failed page: the page contexts run
+off the console's event loop (a store's busy wait would stall every request of the front).
 """
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from host.apps.installs import InstallRecord
+from host.apps.installs import InstallRecord, InstallStore
+from host.apps.lifecycle_seams import SERVER_UNASKABLE
 from host.apps.publisher import TrustStore
 from host.home import Home
-from host.keys.keyring import Keyring
-from host.store import reading, table_exists
+from host.inert import visible
+from host.keys.keyring import KeyError_, Keyring
+from host.ledger.quota import state_in
+from host.store import STORE_FAILURES, reading, table_exists
 from policies.findings import FAILING
 from policies.loader import load
 from policies.policy import Policy
@@ -33,6 +41,7 @@ class QuotaView:
     limit: int
     window_s: int
     used: int
+    next_free_at: float | None  # the ledger's: when a unit frees (None: one is free now)
     next_free_in_s: float | None
     svg_bars: list[dict[str, float]]  # x, y, width, height of each bar
 
@@ -55,14 +64,16 @@ def _bars(stamps: list[float], window_s: int, limit: int, now: float) -> list[di
 
 def quotas(home: Home, policy: Policy | None, installs: list[InstallRecord],
            now: float | None = None) -> list[QuotaView]:
-    """Every quota the policy puts on each installed app: units in the window now, when the
-    next frees, and the units' times as bars over the window."""
+    """Every quota the policy puts on each installed app: units in the window now and when the
+    next frees, as the ledger counts them (`state_in`: its high-water time, and a limit lowered
+    below the units its ring holds frees a unit only when the limit-th newest does), and the
+    units' times as bars over the window. Raises STORE_FAILURES when the store cannot be read."""
     if policy is None or not home.has_host_store():
         return []
     at = time.time() if now is None else now
     out: list[QuotaView] = []
     with reading(home.host_store) as conn:
-        charged = table_exists(conn, "quota_slots")  # no quota was ever charged otherwise
+        charged = table_exists(conn, "quota_keys")  # no quota was ever charged otherwise
         for rec in installs:
             for q in policy.quotas:
                 if not (q.any_app or rec.app_id in q.apps):
@@ -71,9 +82,13 @@ def quotas(home: Home, policy: Policy | None, installs: list[InstallRecord],
                 stamps = [float(r[0]) for r in conn.execute(
                     "SELECT ts FROM quota_slots WHERE key = ?", (key,))] if charged else []
                 live = sorted(ts for ts in stamps if at - ts < q.window_s)
-                free_in = None if len(live) < q.limit else live[0] + q.window_s - at
+                used, free_at = len(live), None
+                if charged:
+                    st = state_in(conn, key, q.limit, float(q.window_s), at)
+                    used, free_at = st.used, st.next_free_at
                 out.append(QuotaView(rec.app_id, q.id, q.action, key, q.limit, q.window_s,
-                                     len(live), free_in, _bars(live, q.window_s, q.limit, at)))
+                                     used, free_at, None if free_at is None else free_at - at,
+                                     _bars(live, q.window_s, q.limit, at)))
     return out
 
 
@@ -89,19 +104,77 @@ def policy_view(home: Home) -> dict[str, Any]:
 
 
 def keys_view(home: Home) -> dict[str, Any]:
-    """Host signing keys (and how many installs' consents each signed), trusted publishers."""
+    """Host signing keys (and how many installs' consents each signed), trusted publishers.
+    `keys_why` / `used_why`: why the keys, or the counts of what each signed, cannot be told
+    (each count is then None, never 0)."""
     keys: list[dict[str, Any]] = []
-    if Keyring.exists(home.keys_dir):
-        ring = Keyring.open(home.keys_dir)
-        used: dict[str, int] = {}
+    keys_why = used_why = ""
+    try:
+        ring = Keyring.open(home.keys_dir) if Keyring.exists(home.keys_dir) else None
+    except (KeyError_, OSError) as exc:
+        ring, keys_why = None, f"the host's keyring does not read: {_why(exc)}"
+    if ring is not None:
+        used: dict[str, int] | None = {}
         if home.has_host_store():
-            with reading(home.host_store) as conn:
-                if table_exists(conn, "consent_records"):
-                    used = {str(k): int(n) for k, n in conn.execute(
-                        "SELECT c.kid, count(*) FROM consent_records c JOIN install_installs i"
-                        " ON i.consent_id = c.consent_id GROUP BY c.kid")}
+            try:
+                with reading(home.host_store) as conn:
+                    if table_exists(conn, "consent_records"):
+                        used = {str(k): int(n) for k, n in conn.execute(
+                            "SELECT c.kid, count(*) FROM consent_records c JOIN "
+                            "install_installs i ON i.consent_id = c.consent_id GROUP BY c.kid")}
+            except STORE_FAILURES as exc:
+                used, used_why = None, _store_why(exc)
         keys = [{"kid": kid, "current": kid == ring.current, "retired": kid in ring.retired,
-                 "installs": used.get(kid, 0)} for kid in sorted(ring.public_keys())]
+                 "installs": None if used is None else used.get(kid, 0)}
+                for kid in sorted(ring.public_keys())]
     trusted = [{"name": t.name, "kid": t.kid, "fingerprint": t.fingerprint}
                for t in TrustStore(home.trust_dir).list()]
-    return {"host_keys": keys, "trusted": trusted}
+    return {"host_keys": keys, "trusted": trusted, "keys_why": keys_why, "used_why": used_why}
+
+
+def _why(exc: BaseException) -> str:
+    """An exception's words for a "cannot tell (why)": one line, inert, cut."""
+    return visible(str(exc) or type(exc).__name__)
+
+
+def _store_why(exc: BaseException) -> str:
+    return f"the host's store cannot be read now: {_why(exc)}"
+
+
+def quota_context(home: Home, seats: Callable[[], int],
+                  now: float | None = None) -> dict[str, Any]:
+    """What the quotas page shows. `quotas_why` / `ceiling_why` / `seats_why`: why that part
+    cannot be told now. A folder that does not load is no "no quota": the serving host keeps
+    enforcing its previous revision, whose quotas this process cannot read."""
+    at = time.time() if now is None else now
+    ctx: dict[str, Any] = {"quotas": [], "quotas_why": "", "ceiling": None, "ceiling_why": "",
+                           "seats": None, "seats_why": ""}
+    try:
+        policy = policy_view(home)["policy"]
+    except OSError as exc:  # the folder itself unreadable
+        policy, folder_why = None, f"the policy folder cannot be read: {_why(exc)}"
+    else:
+        folder_why = ("the policy folder does not load (its findings are on the Policy "
+                      "page); a serving host keeps enforcing its previous revision")
+    if policy is None:
+        ctx["quotas_why"] = ctx["ceiling_why"] = folder_why
+    else:
+        ctx["ceiling"] = policy.seat_ceiling
+        try:
+            installs: list[InstallRecord] = []
+            if home.has_host_store():  # a page creates no store
+                with InstallStore(home.host_store) as store:
+                    installs = store.list()
+            ctx["quotas"] = quotas(home, policy, installs, at)
+        except STORE_FAILURES as exc:
+            ctx["quotas_why"] = _store_why(exc)
+    try:
+        ctx["seats"] = seats()
+    except (*STORE_FAILURES, *SERVER_UNASKABLE) as exc:
+        ctx["seats_why"] = f"the chat server cannot be asked: {_why(exc)}"
+    return ctx
+
+
+def policy_context(home: Home, enforced: Callable[[], str | None]) -> dict[str, Any]:
+    """What the policy and keys page shows (`enforced`: the serving host's revision)."""
+    return {"enforced": enforced(), "view": policy_view(home), "keys": keys_view(home)}

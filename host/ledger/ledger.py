@@ -120,15 +120,20 @@ class Ledger:
     def __init__(self, db_path: StoreTarget, clock: Clock, *, anchor_path: Path | None = None,
                  key_path: Path | None = None, anchor_every: int | None = None,
                  group_reads: bool = False, group_window_s: float = GROUP_COMMIT_S,
-                 host_id: str | None = None) -> None:
+                 host_id: str | None = None, store_clock: bool = True) -> None:
         """`group_reads`: group-commit reads' records within `group_window_s` (at most 10 ms,
         DESIGN rule 9; see `host.ledger.groupcommit`). Off, each record is durable before its
-        call returns (every process but a running host: the CLI's records are each durable)."""
+        call returns (every process but a running host: the CLI's records are each durable).
+        `store_clock`: quota windows are timed by the store's clock where several machines
+        share it (`Store.clock_in`: a PostgreSQL store's, read under its write lock), so hosts
+        whose clocks disagree admit no more than the limit between them; False times them by
+        `clock` on every store (a test that sets the time by hand)."""
         self.store = open_store(db_path)
         #: Tags this host's unfinished calls, for the survivor that settles them if it dies.
         self.host_id = host_id
         self.clock = clock
-        self.quotas = QuotaStore(self.store, clock)
+        self._store_clock = store_clock
+        self.quotas = QuotaStore(self.store, clock, store_clock=store_clock)
         self.audit = AuditLog(self.store, clock, anchor_path=anchor_path, key_path=key_path,
                               anchor_every=anchor_every or ANCHOR_EVERY)
         self.batch: ReadBatch | None = None
@@ -150,6 +155,15 @@ class Ledger:
         every = self.audit.anchor_every
         if first == 1 or last // every > (first - 1) // every:
             self.audit.anchor_quietly()
+
+    def _now_in(self, c: Conn) -> float:
+        """The time quota windows are read at inside this ledger's write transaction `c`: the
+        store's clock where several machines share the store (`store_clock`), else `clock`."""
+        if self._store_clock:
+            at = self.store.clock_in(c)
+            if at is not None:
+                return at
+        return float(self.clock.now())
 
     def refuse_admissions(self, why: str) -> None:
         """Admit no more calls (`admit`, `admit_apply`, `hold_read` raise `LedgerError`): this
@@ -196,7 +210,6 @@ class Ledger:
         if intent and not record.op_id:
             raise AuditError("an admitted operation needs an op_id (refunds, reconciliation)")
         body = validated_body(record)
-        now = float(self.clock.now())
         if (self.batch is not None and not intent and record.op_id is None
                 and record.route is None):
             # A read (nothing reserved, no outcome to follow): its allow record is held for the
@@ -204,9 +217,10 @@ class Ledger:
             # commits (DESIGN rule 9). It gets its seq when committed: 0 here.
             body.update(kind="decision", allowed=True)
             body.setdefault("code", "allow")
-            self.batch.add(record_json(body), now)
+            self.batch.add(record_json(body), float(self.clock.now()))
             return Admission(0, True, None, (), None)
         with self.audit.transaction() as c:
+            now = self._now_in(c)
             _check_holds(c, holds)
             seats = None
             if seat_ceiling is not None and seats_in_use is not None:
@@ -255,10 +269,10 @@ class Ledger:
         if not record.op_id or (record.write is not True and not charges):
             raise AuditError("admit_apply is for an admitted call with an op_id")
         body = validated_body(record)
-        now = float(self.clock.now())
         value: T | None = None
         refusal: Exception | None = None
         with self.audit.transaction() as c:
+            now = self._now_in(c)
             _check_holds(c, holds)
             seat = None
             if seats is not None:
@@ -324,9 +338,8 @@ class Ledger:
             raise AuditError("a denial needs a code (permission_denied, policy_denied, ...)")
         self.audit._check_open()
         body = validated_body(replace(record, kind="decision", allowed=False))
-        now = float(self.clock.now())
         with self.audit.transaction() as c:
-            seq, over = _refusal_in(c, body, now, budget)
+            seq, over = _refusal_in(c, body, self._now_in(c), budget)
         if seq >= 0:
             self.audit.after_append(seq)
         return seq, over
@@ -355,10 +368,9 @@ class Ledger:
         if refund and ok:
             raise LedgerError("a successful operation keeps its units (refund=False)")
         self.audit._check_open()
-        now = float(self.clock.now())
         with self.audit.transaction() as c:
             out = _outcome_in(c, seq, op_id, ok, error_code, refund, reconciled, status, route,
-                              now)
+                              self._now_in(c))
         self.audit.after_append(out)
         return out
 
@@ -395,16 +407,16 @@ class Ledger:
         if self.batch is None:
             raise AuditError("outcomes are not group-committed on this ledger: use outcome")
         code = check_field("code", error_code)
-        now = float(self.clock.now())
         self.batch.defer(lambda c: _outcome_in(c, seq, op_id, False, code, refund, False,
-                                               status, route, now, refund_if_held=True))
+                                               status, route, self._now_in(c),
+                                               refund_if_held=True))
 
     def quota_state(self, key: str, limit: int, window_s: float) -> QuotaState:
         """Used units in the window ending now, and when the next frees (None if one is free).
         On the log's transaction, so a refund this host holds for the group commit is counted
         as given back, as the next admission would count it."""
         with self.audit.transaction() as c:
-            return state_in(c, key, limit, window_s, float(self.clock.now()))
+            return state_in(c, key, limit, window_s, self._now_in(c))
 
     def seats_in_use(self, counter: SeatCounter) -> int:
         """Seats in use now: the server's active app-created users and the creations pending

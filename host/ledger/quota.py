@@ -12,10 +12,12 @@ bucket, which let up to 2N through around a boundary.
 Boundary semantics (tested): a unit taken at time t counts during [t, t + W) and is free again at
 exactly t + W. So at time `now` the units counted are those with `t + W > now`.
 
-Time: the host passes wall-clock time, which may step backwards (NTP, a VM restore). Each key
-keeps a high-water mark `hw`; the effective time is `max(now, hw)`, so stepping the clock back
-never frees a unit (units stay counted until the wall clock passes their original expiry), and
-timestamps in a ring never decrease, which keeps the ring sorted.
+Time: the host passes wall-clock time (the database server's on a PostgreSQL store several
+hosts share, `Store.clock_in`, since the hosts' own clocks may disagree; else its own), which
+may step backwards (NTP, a VM restore). Each key keeps a high-water mark `hw`; the effective
+time is `max(now, hw)`, so stepping the clock back never frees a unit (units stay counted until
+the wall clock passes their original expiry), and timestamps in a ring never decrease, which
+keeps the ring sorted.
 
 Why forgetting is exact: a slot is overwritten only when a unit is admitted, i.e. when the N-th
 most recent unit has freed; the overwritten unit is older still, so it had freed too, and since
@@ -473,15 +475,22 @@ def drop_rings_in(conn: Conn, prefix: str, keys: Sequence[str] = ()) -> int:
 class QuotaStore:
     """Durable quotas over `host.db` (usable alone; the `Ledger` shares the same primitives)."""
 
-    def __init__(self, db: Path | str | Store, clock: Clock) -> None:
+    def __init__(self, db: Path | str | Store, clock: Clock, *, store_clock: bool = True) -> None:
+        """`store_clock`: windows are timed by the store's clock where several machines share
+        it, as the ledger's are (`Ledger`); False: by `clock` on every store."""
         self.store = db if isinstance(db, Store) else open_store(db)
         self.clock = clock
+        self._store_clock = store_clock
         ensure_schema(self.store, SCHEMA_COMPONENT, SCHEMA_VERSION, DDL)
+
+    def _now_in(self, c: Conn) -> float:
+        at = self.store.clock_in(c) if self._store_clock else None
+        return at if at is not None else self.clock.now()
 
     def reserve(self, charges: Sequence[QuotaCharge], op_id: str) -> Reservation | QuotaDenied:
         """Take one unit of every charge, all or none (seats: `Ledger.admit`)."""
         with self.store.transaction() as c:
-            result, _ = reserve_in(c, charges, op_id, self.clock.now())
+            result, _ = reserve_in(c, charges, op_id, self._now_in(c))
         return result
 
     def refund(self, reservation: Reservation) -> bool:
@@ -492,7 +501,7 @@ class QuotaStore:
     def state(self, key: str, limit: int, window_s: float) -> QuotaState:
         """Used units in the window ending now, and when the next frees if none is free."""
         with self.store.transaction() as c:
-            return state_in(c, key, limit, window_s, self.clock.now())
+            return state_in(c, key, limit, window_s, self._now_in(c))
 
     def close(self) -> None:
         self.store.close()

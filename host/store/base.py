@@ -190,6 +190,13 @@ class Store(ABC):
     def render_guard(self, item: AppendOnly | SetOnce) -> list[str]:
         """The trigger statements that make the engine enforce `item`."""
 
+    def clock_in(self, c: Any) -> float | None:
+        """The store's own clock as write transaction `c` (this store's) took the write lock,
+        where writers on several machines share the store and their clocks may disagree
+        (`host.store.pg`); None where every writer reads one machine's clock (SQLite's file:
+        the caller's own clock is that clock)."""
+        return None
+
     @abstractmethod
     def has_table(self, name: str) -> bool:
         """Whether `name` exists (read-only CLI paths must not create anything)."""

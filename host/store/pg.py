@@ -21,6 +21,12 @@ Why these choices:
   then takes and lets go of both write locks (`host.ledger.storelease`): a write the stopped
   host had under way when it froze commits before the survivor reads what was applied, and
   every later one is refused (`Fenced`) instead of applying on a unit the survivor refunded.
+- Time is the database server's (`PgConn.began_at`): every write transaction reads
+  `clock_timestamp()` in its BEGIN's round trip, after the lock is held, and the ledger times
+  quota windows by it (`Store.clock_in`). Each host's own clock would let hosts whose clocks
+  disagree admit more than a limit between them (a host 50 s ahead frees a unit 50 s early for
+  everyone who reads the ring after it); one clock, read under the one lock, orders every
+  charge as the lock does.
 - Autocommit connections with explicit BEGIN, exactly like the SQLite store's
   `isolation_level=None`: a read outside a transaction never holds a snapshot open.
 - Python booleans are stored as integers (the schema is SQLite's, where they are integers).
@@ -153,6 +159,9 @@ class PgConn:
         self.raw = raw
         self._store = store  # its write lock and its fence, read at each `begin`
         self._fence_ready: str | None = None  # the host whose fence this session prepared
+        #: The database's clock (epoch s) as this connection's open write transaction took the
+        #: write lock (`begin`); None before the first. Read only inside that transaction.
+        self.began_at: float | None = None
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Any:
         if sql == "BEGIN IMMEDIATE":  # `host.store.immediate` on a shared store
@@ -196,8 +205,12 @@ class PgConn:
         until the process restarted.
 
         When the session itself is found gone here (`BrokenAtBegin`), nothing of a transaction
-        was sent on it: `PgStore.transaction` begins once more on a fresh connection."""
+        was sent on it: `PgStore.transaction` begins once more on a fresh connection.
+
+        The database's clock, read after the lock is held, is kept as `began_at` (module
+        docstring): transactions one after another under the lock read it in their order."""
         store = self._store
+        self.began_at = None
         fence = store.fenced_by
         try:
             if fence is not None and self._fence_ready != fence:
@@ -218,9 +231,11 @@ class PgConn:
                     # only now): whatever of BEGIN the server ran was rolled back with it.
                     raise BrokenAtBegin(str(wrapped)) from exc
                 raise wrapped from exc
+            # The results of BEGIN and of the lock come first; then the clock's, the fence's.
+            cur.nextset()
+            cur.nextset()
+            self.began_at = float(cur.fetchone()[0])
             if fence is not None:
-                # The results of BEGIN and of the lock come first; then the fence's own.
-                cur.nextset()
                 cur.nextset()
                 row = cur.fetchone()
                 if not (row and row[0]):
@@ -278,6 +293,15 @@ class PgConn:
         self.raw.close()
 
 
+def _begin_sql(write_lock: int, fence: str | None) -> bytes:
+    """A write transaction's first round trip (`PgConn.begin`): BEGIN, the write lock, the
+    database's clock once the lock is held, and the fence's prepared look-up if any."""
+    # Only an int and a constant statement name are spliced in: no input reaches this text.
+    sql = (f"BEGIN; SELECT pg_advisory_xact_lock({int(write_lock)});"  # noqa: S608
+           " SELECT extract(epoch FROM clock_timestamp())")
+    return (sql + (f"; EXECUTE {fence}" if fence is not None else "")).encode()
+
+
 class PgStore(Store):
     """Connection factory for one PostgreSQL database (see the module docstring)."""
 
@@ -296,7 +320,7 @@ class PgStore(Store):
         self.migrating = migrating
         #: The host whose lease row every write transaction checks (`fence`); None: none.
         self.fenced_by: str | None = None
-        self.begin_sql = f"BEGIN; SELECT pg_advisory_xact_lock({int(write_lock)})".encode()
+        self.begin_sql = _begin_sql(write_lock, None)
 
     def fence(self, host_id: str) -> None:
         """From now on every write transaction checks, after taking the write lock, that
@@ -307,8 +331,7 @@ class PgStore(Store):
         if not _HOST_ID.fullmatch(host_id):
             # Spliced into the prepared look-up, not a parameter: only a plain id is.
             raise ValueError(f"not a host id: {host_id!r}")
-        self.begin_sql = (f"BEGIN; SELECT pg_advisory_xact_lock({int(self.write_lock)});"
-                          f" EXECUTE {_FENCE_STATEMENT}").encode()
+        self.begin_sql = _begin_sql(self.write_lock, _FENCE_STATEMENT)
         self.fenced_by = host_id
 
     @property
@@ -434,6 +457,9 @@ class PgStore(Store):
                 f"('{_quote(item.message)}')",
             ]
         raise TypeError(f"unknown schema item {item!r}")
+
+    def clock_in(self, c: Any) -> float | None:
+        return c.began_at if isinstance(c, PgConn) else None
 
     def has_table(self, name: str) -> bool:
         row = self.conn().execute("SELECT to_regclass(?) IS NOT NULL", (name,)).fetchone()

@@ -1,8 +1,10 @@
-"""`doctor` fails when a host serving a shared store has a clock off the database's by more than
-`MAX_CLOCK_LEAD_S` (`host/doctor.py`): quota windows are timed by the clock of the host that
-charges them, so with one host's clock 50 s ahead a limit of one unit a 100 s window admitted two
-units 50 s apart (a reviewer's reproduction). Each lease row carries the host's own beat time and
-the database's (`LeaseRow.clock_lead`); nothing told an operator before."""
+"""`doctor` warns when a host serving a shared store has a clock off the database's by more than
+`MAX_CLOCK_LEAD_S` (`host/doctor.py`). Quota windows were timed by the clock of the host that
+charged them (with one host's clock 50 s ahead a limit of one unit a 100 s window admitted two
+units 50 s apart, a reviewer's reproduction); they are timed by the database's clock now
+(tests/store/test_pg_quota_clock.py), and what a skewed host still stamps by its own clock is its
+group-committed audit records' times: a warning, not a failure. Each lease row carries the
+host's own beat time and the database's (`LeaseRow.clock_lead`)."""
 from __future__ import annotations
 
 import json
@@ -34,6 +36,7 @@ def test_a_host_whose_clock_is_ahead_fails_doctor(cli: Run, pg_url: str) -> None
             checks = _doctor(cli, pg_url)
             clocks = checks["host clocks"]
             assert clocks["ok"] is False and "ahead" in str(clocks["detail"]), clocks
+            assert clocks["required"] is False, clocks  # quotas hold: a warning
             assert "+50" in str(clocks["detail"]) and "on-time" not in str(clocks["detail"])
         finally:
             ahead.release()

@@ -20,12 +20,14 @@ class Db:
     target: StoreTarget
     home: Path  # this host's own files (the audit anchor and its key)
 
+    # These tests set the time by hand on either backend (`store_clock=False`); a PostgreSQL
+    # store's own clock is tested in test_pg_quota_clock.py.
     def ledger(self, clock: Clock) -> Ledger:
         return Ledger(self.target, clock, anchor_path=self.home / "audit.anchor",
-                      key_path=self.home / "keys" / "audit-anchor.key")
+                      key_path=self.home / "keys" / "audit-anchor.key", store_clock=False)
 
     def quotas(self, clock: Clock) -> QuotaStore:
-        return QuotaStore(self.target, clock)
+        return QuotaStore(self.target, clock, store_clock=False)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
