@@ -78,9 +78,9 @@ class Standin:
         self.stop()
         self.start()
 
-    def fault(self, route: str, kind: str, value: float, times: int = 1) -> None:
+    def fault(self, route: str, kind: str, value: float, times: int = 1, **extra: Any) -> None:
         httpx.post(f"{self.url}/_standin/faults", json={
-            "route": route, "kind": kind, "value": value, "times": times}, timeout=5)
+            "route": route, "kind": kind, "value": value, "times": times, **extra}, timeout=5)
 
     def clear_faults(self) -> None:
         httpx.post(f"{self.url}/_standin/faults", json={}, timeout=5)

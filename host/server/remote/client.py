@@ -8,11 +8,16 @@ into a typed `ServerError` the gate already understands:
   `InvalidArgument` (`_ERROR_TYPES`); a 400 without one by its text (`_BARE_ERRORS`: Rocket.Chat
   answers `users.info` of a missing user with `{"error": "User not found."}` alone);
   401 / 403 → `Forbidden`; 404 → `NotFound`;
-- a timeout, a dropped connection, a 5xx or a 429 (Rocket.Chat's rate limiter) → retried, at most
-  `retries` more times with exponential backoff and full jitter, **only when the call is
-  idempotent** (a read, or a write whose repeat changes nothing) or when the request provably
-  never left (the connection was refused); then `Unavailable`, whose `outcome_unknown` says
-  whether a write may have been applied anyway (the gate then asks `was_applied`);
+- a timeout, a dropped connection or a 5xx → retried, at most `retries` more times with
+  exponential backoff and full jitter, **only when the call is idempotent** (a read, or a write
+  whose repeat changes nothing) or when the request provably never left (the connection was
+  refused); then `Unavailable`, whose `outcome_unknown` says whether a write may have been
+  applied anyway (the gate then asks `was_applied`);
+- a 429 (Rocket.Chat's rate limiter, which refuses before the route runs: nothing applied) →
+  any call, a create or a message too, is sent again once the limiter said it may be: after
+  `Retry-After`, else Rocket.Chat's `X-RateLimit-Reset` (`_rate_limit_wait`), else the jittered
+  backoff; a wait that would end past the call's deadline is not waited at all: the call fails
+  at once, `Unavailable` saying how long the limiter asked for;
 - a 2xx answer to a write that cannot be read (over `MAX_RESPONSE_BYTES`, not a JSON object) →
   `Unavailable` with `outcome_unknown` too: the workspace said it was done. Lone UTF-16
   surrogates in an answer become U+FFFD (no store or frame to an app could carry them).
@@ -24,6 +29,8 @@ is read as it streams in and dropped past `MAX_RESPONSE_BYTES` (decoded), never 
 """
 from __future__ import annotations
 
+import contextlib
+import email.utils
 import json
 import math
 import random
@@ -55,8 +62,8 @@ DEADLINE_S = 4.5
 # Extra attempts for an idempotent call (so at most 3 in all). Bounded so a workspace that is
 # down costs a call a few seconds, not minutes.
 RETRIES = 2
-# Backoff: full jitter over BASE * 2**attempt, capped. A 429's Retry-After is honoured up to the
-# cap (a longer wait is the rate limiter saying "not now": the app gets `Unavailable`).
+# Backoff: full jitter over BASE * 2**attempt, capped. A 429's own wait is not capped here but by
+# the call's deadline: asked again before it said, a limiter only refuses again.
 BACKOFF_BASE_S = 0.2
 BACKOFF_CAP_S = 2.0
 # Connections kept to the workspace (one pool shared by every app's calls).
@@ -182,7 +189,7 @@ class RcClient:
                 why = f"dropped the connection ({type(exc).__name__})"
             else:
                 if resp.status_code == 429:
-                    why, retry_after = _RATE_LIMITED, _retry_after(resp)
+                    why, retry_after = _RATE_LIMITED, _rate_limit_wait(resp)
                 elif resp.status_code >= 500:
                     why = f"answered {resp.status_code}"
                 else:
@@ -192,19 +199,26 @@ class RcClient:
             # A 429 is the rate limiter refusing before the route runs: nothing applied, so it
             # makes no later "already done" this call's (a room closed by someone else, seen on
             # the retry after a 429, was taken for this call's close).
-            lost = lost or (sent and why != _RATE_LIMITED)
+            limited = why == _RATE_LIMITED
+            lost = lost or (sent and not limited)
             attempt += 1
-            may_retry = idempotent or not sent
+            # A 429 applied nothing, so even a write sent once (a create, a message) may be
+            # sent again after it: it failed at the first 429 with its outcome "unknown".
+            may_retry = idempotent or not sent or limited
             wait = self._backoff(attempt, retry_after)
             late = time.monotonic() - started + wait > self.deadline_s
+            if limited and retry_after is not None and late:
+                why = (f"is rate limiting (429) for {retry_after:.1f} s more, past the call's "
+                       f"{self.deadline_s:g} s deadline")
             if not may_retry or attempt > self.retries or late:
                 tries = f"{attempt} attempt{'s' if attempt > 1 else ''}"
-                # Any write whose answer was lost may have been applied, idempotent or not (a
-                # GET that opens a room, `livechat/room`, is a write too): the gate then asks
-                # `was_applied`. A request that never left applied nothing.
-                unknown = sent and (method != "GET" or not idempotent)
+                # Any write whose answer was lost, in this attempt or an earlier one, may have
+                # been applied, idempotent or not (a GET that opens a room, `livechat/room`, is
+                # a write too): the gate then asks `was_applied`. A request that never left, or
+                # that the rate limiter refused, applied nothing.
+                unknown = lost and (method != "GET" or not idempotent)
                 tail = ("; it may have been applied: the host checks" if unknown
-                        else "; nothing was applied" if not sent else "")
+                        else "; nothing was applied" if not lost else "")
                 raise Unavailable(f"Rocket.Chat at {self.base} {why} ({tries}){tail}",
                                   outcome_unknown=unknown)
             self._sleep(wait)
@@ -236,7 +250,7 @@ class RcClient:
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
-            return min(max(retry_after, 0.0), BACKOFF_CAP_S)
+            return max(retry_after, 0.0)  # finite (`_rate_limit_wait`); the deadline bounds it
         with self._rng_lock:
             return self._rng.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (attempt - 1)))
 
@@ -265,19 +279,43 @@ def _already_done(resp: _Answer, kinds: frozenset[str]) -> bool:
         {str(data.get("errorType") or ""), str(data.get("error") or "")} & kinds)
 
 
-def _retry_after(resp: _Answer) -> float | None:
-    """The 429's wait in seconds, or None (the jittered backoff then) when it names none.
+def _rate_limit_wait(resp: _Answer) -> float | None:
+    """The 429's wait in seconds, or None (the jittered backoff then) when it names none:
+    `Retry-After` (or `X-RateLimit-Reset-After`) in seconds, else Rocket.Chat's own
+    `X-RateLimit-Reset`, the epoch milliseconds its window resets at (its limiter sends no
+    `Retry-After`: read without this, the client retried on its jitter, three times inside
+    ~0.6 s, each refused again by a window with seconds to run, and failed the call). The reset
+    is measured against the answer's own `Date` (the workspace's clock: a host clock that is off
+    neither shortens nor stretches the wait; `Date` has whole seconds, so the wait errs up to
+    1 s long, the side a limiter accepts), else against the host's clock.
 
     Only a finite number counts: `float()` also reads "nan" and "inf", and a NaN wait passed
     every cap (`min`/`max` keep it) and made `time.sleep` raise ValueError out of the client,
     which the gate reads as bad input refused before any write: the units of a write the
     workspace may have applied were refunded and its outcome audited as `invalid_argument`."""
     raw = resp.headers.get("Retry-After") or resp.headers.get("X-RateLimit-Reset-After")
+    wait = _finite(raw)
+    if raw is not None:
+        return wait
+    reset_ms = _finite(resp.headers.get("X-RateLimit-Reset"))
+    if reset_ms is None:
+        return None
+    now = time.time()
+    with contextlib.suppress(TypeError, ValueError, IndexError, OverflowError):
+        said = email.utils.parsedate_to_datetime(resp.headers.get("Date", ""))
+        if said.tzinfo is not None:  # a zone-less date would be read as the host's zone
+            now = said.timestamp()
+    wait = reset_ms / 1000.0 - now
+    return wait if math.isfinite(wait) else None
+
+
+def _finite(raw: str | None) -> float | None:
+    """`raw` as a finite number, or None."""
     try:
-        wait = float(raw) if raw is not None else None
+        value = float(raw) if raw is not None else None
     except ValueError:
         return None
-    return wait if wait is not None and math.isfinite(wait) else None
+    return value if value is not None and math.isfinite(value) else None
 
 
 def _result(resp: _Answer, path: str, *, write: bool) -> dict[str, Any]:

@@ -11,7 +11,8 @@ against it).
   room that goes back to the queue is "Chat Queued".
 - `Status`: `GET /_standin/status`, the webhooks still to send (what a demo waits on).
 - `Faults`: an ASGI wrapper a test drives over `POST /_standin/faults` to make a route slow
-  (before or after it applies), or answer 429 / 5xx, a number of times. Only with `--faults`.
+  (before or after it applies), or answer 429 / 5xx, a number of times, or rate-limit it as
+  Rocket.Chat does for a time (`rate-limit`). Only with `--faults`.
 """
 from __future__ import annotations
 
@@ -171,7 +172,14 @@ class Status:
 
 class Faults:
     """ASGI wrapper: per-route faults a test switches on over `POST /_standin/faults`
-    `{"route", "kind": "status"|"delay-before"|"delay-after", "value", "times"}`."""
+    `{"route", "kind": "status"|"delay-before"|"delay-after"|"rate-limit", "value", "times"}`.
+
+    `status` 429 answers with `Retry-After` (`retry_after`, 0 unless set), as a proxy's
+    limiter may. `rate-limit` is Rocket.Chat's own REST limiter instead: every request to the
+    route is refused for `value` seconds from the moment the rule is set (its window's reset),
+    each with 429, `errorType` `error-too-many-requests` and `X-RateLimit-Limit`, `-Remaining`
+    (0) and `-Reset` (the reset as epoch milliseconds), and no `Retry-After`, as Rocket.Chat
+    answers; `times` bounds how many it refuses (default: no bound)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -190,6 +198,9 @@ class Faults:
                 if not msg.get("more_body"):
                     break
             rule = json.loads(body or b"{}")
+            if rule.get("kind") == "rate-limit":
+                rule["reset"] = time.time() + float(rule.get("value", 0))
+                rule.setdefault("times", 1 << 30)
             if rule.get("route"):
                 self.rules[str(rule["route"])] = rule
             else:
@@ -200,11 +211,23 @@ class Faults:
         if rule is None or int(rule.get("times", 1)) <= 0:
             await self.app(scope, receive, send)
             return
-        rule["times"] = int(rule.get("times", 1)) - 1
         kind, value = rule.get("kind"), rule.get("value", 0)
-        if kind == "status":
+        if kind == "rate-limit" and time.time() >= float(rule["reset"]):
+            await self.app(scope, receive, send)  # the window has reset
+            return
+        rule["times"] = int(rule.get("times", 1)) - 1
+        if kind == "rate-limit":
+            await _respond(send, 429, {
+                "success": False, "errorType": "error-too-many-requests",
+                "error": "Error, too many requests. Please slow down. You must wait "
+                         f"{max(0, round(float(rule['reset']) - time.time()))} seconds before "
+                         "trying this endpoint again. [error-too-many-requests]"}, [
+                (b"x-ratelimit-limit", b"10"), (b"x-ratelimit-remaining", b"0"),
+                (b"x-ratelimit-reset", str(int(float(rule["reset"]) * 1000)).encode())])
+        elif kind == "status":
             await _respond(send, int(value), {"success": False, "error": "stand-in fault"},
-                           [(b"retry-after", b"0")] if int(value) == 429 else [])
+                           [(b"retry-after", str(rule.get("retry_after", 0)).encode())]
+                           if int(value) == 429 else [])
         elif kind == "delay-before":
             await anyio.sleep(float(value))
             await self.app(scope, receive, send)
