@@ -379,10 +379,10 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         _fields, data = got
         if data is None:
             return page(request, "install.html", 400, s=s, error="choose a package file")
-        try:
-            up = install_flow.examine(home, data, s.username)
+        try:  # off the event loop: a large package or a slow signature check stalls no one
+            up = await anyio.to_thread.run_sync(install_flow.examine, home, data, s.username)
         except install_flow.Refused as exc:
-            return page(request, "install.html", 400, s=s, error=str(exc))
+            return page(request, "install.html", exc.status, s=s, error=str(exc))
         return page(request, "consent.html", s=s, up=up, d=up.disclosure.to_dict(),
                     token=uploads.add(up))
 
@@ -394,13 +394,13 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
             return refused()
         try:
             up = uploads.take(str(form.get("upload", "")), s.username)
-            rec = install_flow.confirm(
+            rec = await anyio.to_thread.run_sync(lambda: install_flow.confirm(  # off the loop
                 home, up, [str(g) for g in form.getlist("grant")],
                 allow_unsigned=form.get("allow_unsigned") == "yes",
                 transfer=form.get("transfer") == "yes",
-                actor=f"console:{s.username} ({operator_actor()})")
-        except install_flow.Refused as exc:
-            return page(request, "install.html", 400, s=s, error=str(exc))
+                actor=f"console:{s.username} ({operator_actor()})"))
+        except install_flow.Refused as exc:  # 409: the page's premise changed meanwhile
+            return page(request, "install.html", exc.status, s=s, error=str(exc))
         return RedirectResponse(f"/console/apps#app-{rec.app_id}", status_code=303)
 
     async def updates_page(request: Request, s: Session) -> Response:

@@ -38,7 +38,18 @@ MAX_PENDING = 32
 
 
 class Refused(Exception):
-    """The upload or the consent is refused; the message says why, in one line."""
+    """The upload or the consent is refused; the message says why, in one line. `status`: the
+    HTTP status of the page that says it."""
+
+    status = 400
+
+
+class Changed(Refused):
+    """What the consent page showed is no longer so (the app installed meanwhile, from another
+    tab or by another operator; its publisher reads differently): nothing was installed, 409,
+    as a settings page read before another operator's change."""
+
+    status = 409
 
 
 @dataclass
@@ -120,6 +131,7 @@ def confirm(home: Home, up: Upload, grants: list[str], *, allow_unsigned: bool,
     """Install with exactly `grants` (a subset of what the package asks for)."""
     if up.guardrails:
         raise Refused("this package cannot be consented to: " + "; ".join(up.guardrails))
+    _not_installed_meanwhile(home, up)
     asked = up.pkg.manifest.asked
     unknown = sorted(set(grants) - asked)
     if unknown:
@@ -131,7 +143,7 @@ def confirm(home: Home, up: Upload, grants: list[str], *, allow_unsigned: bool,
     except PublisherError as exc:
         raise Refused(str(exc)) from None
     if sig.to_dict() != up.sig.to_dict():
-        raise Refused(f"the package's publisher reads differently since it was reviewed (now: "
+        raise Changed(f"the package's publisher reads differently since it was reviewed (now: "
                       f"{sig.status}): upload it again to review it as it stands")
     if sig.status != "trusted" and not allow_unsigned:
         raise Refused("the package is not signed by a trusted publisher: tick \"I accept an "
@@ -144,5 +156,20 @@ def confirm(home: Home, up: Upload, grants: list[str], *, allow_unsigned: bool,
                                policy_revision=up.disclosure.policy_revision,
                                clock=SystemClock(), transfer=transfer, actor=actor)
     except (InstallError, LineageError) as exc:
+        # Installed between the check above and the write: said as such, never as the
+        # lineage's "a different app" (an unsigned package's id is bound by its first install).
+        _not_installed_meanwhile(home, up)
         raise Refused(str(exc)) from None
+
+
+def _not_installed_meanwhile(home: Home, up: Upload) -> None:
+    """Changed when app `up` is installed now: the upload checked it was not (`examine`)."""
+    if not home.has_host_store():
+        return
+    with InstallStore(home.host_store) as store:
+        now = store.by_app(up.pkg.app_id)
+    if now is not None:
+        raise Changed(f"app {up.pkg.app_id!r} was installed meanwhile (version {now.version}, "
+                      "from another page or by another operator): nothing was installed; see "
+                      "it on the Apps page, or update it there")
 

@@ -387,7 +387,7 @@ def test_a_publisher_untrusted_during_the_review_no_longer_vouches_at_confirm(
         assert status == 200 and "trusted publisher" in page
         assert trust.remove("acme")  # meanwhile
         r = _confirm(c, served, page, ["livechat.read"], **extra)
-        assert r.status_code == 400 and "reviewed" in r.text, (r.status_code, re.findall(
+        assert r.status_code == 409 and "reviewed" in r.text, (r.status_code, re.findall(
             r'<p class="error"[^>]*>.*?</p>', r.text))
     with InstallStore(served.home.host_db) as store:
         assert store.by_app("crm-sync") is None
