@@ -15,6 +15,12 @@ EXIT_INTERRUPTED = 130
 INTERRUPTED_LINE = "\ninterrupted: stopped\n"
 
 
+# Exit code after SIGTERM (128 + SIGTERM), as shells and service managers report it.
+EXIT_TERMINATED = 143
+# What a command stopped by SIGTERM prints on stderr.
+TERMINATED_LINE = "terminated: stopped\n"
+
+
 class Interrupted(SystemExit):
     """Raised in the main thread on SIGINT (`host.cli.main`). A SystemExit, so click's prompt and
     abort handling let it through and every `finally` (stopping the host, its zygote and
@@ -22,6 +28,17 @@ class Interrupted(SystemExit):
 
     def __init__(self) -> None:
         super().__init__(EXIT_INTERRUPTED)
+
+
+class Terminated(Interrupted):
+    """Raised in the main thread on SIGTERM, the stop a service manager (systemd, a container
+    runtime) or `kill` sends: handled as a Ctrl-C is, so `serve` stops its host (the events and
+    calls under way finished and recorded, its lease on a shared store let go, the audit
+    anchored) and `demo` or `bench` removes its temporary home. Before, SIGTERM ended the
+    process where it stood and none of that ran."""
+
+    def __init__(self) -> None:
+        SystemExit.__init__(self, EXIT_TERMINATED)
 
 
 def _redeliver(unraisable: Any) -> None:
@@ -37,8 +54,9 @@ def _redeliver(unraisable: Any) -> None:
     in a finalizer again, it comes back here. Nothing happens when SIGINT is ignored by then (the
     CLI ignores it while it prints that it stopped)."""
     if isinstance(unraisable.exc_value, (KeyboardInterrupt, Interrupted)) and _main:
+        again = signal.SIGTERM if isinstance(unraisable.exc_value, Terminated) else signal.SIGINT
         try:
-            _thread.start_new_thread(signal.pthread_kill, (_main[0], signal.SIGINT))
+            _thread.start_new_thread(signal.pthread_kill, (_main[0], again))
         except RuntimeError:  # the interpreter is shutting down: the command is ending anyway
             pass
         return

@@ -13,8 +13,11 @@ import typer
 from host import logline
 from host.cli.interrupt import (
     EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
     INTERRUPTED_LINE,
+    TERMINATED_LINE,
     Interrupted,
+    Terminated,
     caused_by_interrupt,
     install_redelivery,
 )
@@ -179,26 +182,32 @@ def _on_sigint(signum: int, frame: object) -> None:
     raise Interrupted()
 
 
-def _say_interrupted() -> NoReturn:
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def _say_interrupted(terminated: bool = False) -> NoReturn:
     # One line, on a line of its own (the terminal echoed ^C where the cursor was).
     with contextlib.suppress(Exception):
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        sys.stderr.write(INTERRUPTED_LINE)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        sys.stderr.write(TERMINATED_LINE if terminated else INTERRUPTED_LINE)
         sys.stderr.flush()
-    raise SystemExit(EXIT_INTERRUPTED) from None
+    raise SystemExit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED) from None
 
 
 def main() -> None:
     # Also when `host.cli.main` is run without the console script's entry.
     install_redelivery()
     signal.signal(signal.SIGINT, _on_sigint)
+    signal.signal(signal.SIGTERM, _on_sigterm)
     # The host's log lines (`serve`'s, and any command's) are the operator's screen too: every
     # value they quote inert (DESIGN rule 12), not Python's last-resort handler writing it raw.
     logline.install()
     try:
         root(args=normalize_argv(sys.argv[1:]), prog_name="stockade")
-    except Interrupted:
-        _say_interrupted()
+    except Interrupted as exc:
+        _say_interrupted(isinstance(exc, Terminated))
     except AuditError as exc:
         # Audit before act (rule 14): an operator change whose record cannot be written is
         # not made. One message, no traceback.

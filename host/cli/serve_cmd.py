@@ -9,6 +9,7 @@ import socket
 
 import typer
 
+from host.cli.interrupt import Terminated
 from host.cli.output import EXIT_NEGATIVE, EXIT_USAGE, emit_json, err_console, fail
 from host.clock import Clock, SystemClock
 from host.console.origins import ORIGINS_ENV, parse_origin
@@ -266,6 +267,11 @@ def serve(
                 create_app(server, mounts=[console]), host=host, port=port, log_level="warning",
                 lifespan="off",
             )), app_host, sock)
+    except Terminated:
+        # SIGTERM (a service manager's stop) while serving: a stop that was asked for, which
+        # ends `serve` with 0 once the `finally` below has stopped the host, as the REST
+        # front's path ends (uvicorn raises the signal again after its own graceful stop).
+        pass
     finally:
         sock.close()
         if app_host is not None:

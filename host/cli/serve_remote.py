@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 
+from host.cli.interrupt import Terminated
 from host.cli.output import EXIT_NEGATIVE, EXIT_USAGE, err_console, fail
 from host.clock import SystemClock
 from host.errors import StartRefused
@@ -70,6 +71,8 @@ def serve_remote(home: Home, bind: str, sock: socket.socket, url: str | None,
         # no forwarding header renames the peer the console binds sessions to (console.peer).
         serve_until_lease_lost(uvicorn.Server(http_config(
             receiver.app([console]), log_level="warning", lifespan="off")), app_host, sock)
+    except Terminated:
+        pass  # a stop asked for: exit 0 once the host is stopped (as in `serve_cmd.serve`)
     finally:
         sock.close()
         receiver.stop()
