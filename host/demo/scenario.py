@@ -140,6 +140,8 @@ class Demo(StoryActs):
             if not self.keep:
                 shutil.rmtree(self.root, ignore_errors=True)
             else:  # the operator asked for it to look at: say where it is, at the end
+                # (and in `--json`'s summary: a script reads stdout, not the narration)
+                self.result.summary["kept_home"] = str(self.home.root)
                 self.say(f"kept the demo's home: {self.home.root} (`stockade --home "
                          f"{self.home.root} ...` reads it; `rm -r {self.root}` removes it)")
         return self.result

@@ -114,5 +114,8 @@ def test_keep_says_at_the_end_where_the_home_was_kept(monkeypatch, tmp_path: Pat
         if keep:
             assert demo.home.root.is_dir() and "kept afterwards" in buf.getvalue()
             assert lines[-1].startswith(f"kept the demo's home: {demo.home.root}"), lines[-1]
+            # `--json` carries it too (before: on stderr only, where a script does not look).
+            assert demo.result.to_json()["kept_home"] == str(demo.home.root)
         else:
             assert not demo.root.exists() and "kept" not in buf.getvalue()
+            assert "kept_home" not in demo.result.to_json()
