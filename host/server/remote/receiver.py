@@ -93,6 +93,35 @@ MIN_SECRET_LEN = 16
 # inbox and the catch-up against an entry retried for ever at their head (Send Test, a forged
 # id); anything else (Unavailable, a refused token) is retried.
 GONE: tuple[type[ServerError], ...] = (NotFound, InvalidArgument)
+# A log line of each kind (a refusal's reason; the worker finding the workspace unreadable) at
+# most this often, saying how many were held back since. Guards the host's log against a sender
+# without the secret posting as fast as it can (the receiver's URL is reachable through the TLS
+# proxy: one line per request) and against an outage's traceback every second; the counts stay
+# exact in `refused`.
+LOG_EVERY_S = 10.0
+
+
+class _Lines:
+    """Which log lines are due: at most one per key per LOG_EVERY_S."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._next: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def due(self, key: str) -> int | None:
+        """None: hold this line back; else write it, with this many held back before it."""
+        now = time.monotonic()
+        with self._lock:
+            if now < self._next.get(key, 0.0):
+                self._held[key] = self._held.get(key, 0) + 1
+                return None
+            self._next[key] = now + LOG_EVERY_S
+            return self._held.pop(key, 0)
+
+
+def _more(held: int) -> str:
+    return f" (and {held} more like it since the last such line)" if held else ""
 
 
 def _declared_fits(declared: str) -> bool:
@@ -122,6 +151,8 @@ class WebhookReceiver:
                         "repeat": 0}
         self.last_activity = time.monotonic()  # a webhook taken or processed (demo, tests)
         self._catch_up = False
+        self._lines = _Lines()
+        self._unreadable = False  # the worker's last pass found the workspace unreadable
 
     # -- HTTP ----------------------------------------------------------------------------------
     def app(self, mounts: Sequence[BaseRoute] = ()) -> Starlette:
@@ -171,7 +202,9 @@ class WebhookReceiver:
 
     def _refuse(self, why: str, status: int, message: str) -> JSONResponse:
         self.refused[why] += 1
-        log.warning("rocketchat webhook refused (%d): %s", status, message)
+        held = self._lines.due(why)
+        if held is not None:
+            log.warning("rocketchat webhook refused (%d): %s%s", status, message, _more(held))
         return JSONResponse({"success": False, "error": message}, status_code=status)
 
     def accept(self, body: bytes) -> dict[str, Any]:
@@ -216,10 +249,27 @@ class WebhookReceiver:
                     self.catch_up()
                     self._catch_up = False
                 self.drain()
-            except Exception:
-                log.exception("webhook worker: the workspace could not be read; retrying")
+            except ServerError as exc:
+                # The workspace down, slow or refusing for now: expected, one line (no
+                # traceback), the webhooks wait in the inbox.
+                self._unreadable = True
+                held = self._lines.due("unreadable")
+                if held is not None:
+                    log.warning("webhook worker: the workspace cannot be read now (%s); the "
+                                "webhooks wait in the inbox, tried again each second%s",
+                                exc.message, _more(held))
                 self._stop.wait(1.0)
                 self._wake.set()
+            except Exception:
+                held = self._lines.due("failed")
+                if held is not None:
+                    log.exception("webhook worker: a pass failed; retrying%s", _more(held))
+                self._stop.wait(1.0)
+                self._wake.set()
+            else:
+                if self._unreadable:
+                    self._unreadable = False
+                    log.info("webhook worker: the workspace answers again")
 
     def catch_up(self) -> int:
         """What the workspace did while no host listened (webhooks it gave up on after its
