@@ -15,11 +15,14 @@ _gc_tuned = False
 def tune_gc() -> None:
     """Freeze what start-up allocated (older generations stop rescanning it) and collect the
     young generation less often. Process-wide (the host is the process's main component), so
-    only the first host started in a process does it."""
+    only the first host started in a process does it. Garbage first: what is frozen is never
+    collected, and cycles awaiting collection then (a stopped host's stores, with their open
+    connections) would be kept for the process's life."""
     global _gc_tuned
     if _gc_tuned:
         return
     _gc_tuned = True
+    gc.collect()
     gc.freeze()
     gen0, gen1, gen2 = gc.get_threshold()
     gc.set_threshold(max(GC_GEN0_THRESHOLD, gen0), gen1, gen2)

@@ -18,3 +18,47 @@ def test_a_started_host_freezes_startup_objects_and_collects_young_objects_less_
         assert gc.get_freeze_count() > 0
     finally:
         host.stop()
+
+
+def test_garbage_left_before_the_first_start_is_collected_not_frozen(tmp_path: Path) -> None:
+    """The freeze keeps what start-up allocated and still uses; garbage in reference cycles at
+    that moment (a command's earlier work, a stopped host's stores and their open connections)
+    is collected first. Before, it was frozen with the rest and never freed: each test worker
+    that had started a host kept every connection then awaiting collection, hundreds of file
+    descriptors by the end of a run (one CI run passed descriptor 1,024 and select() failed).
+    Run in a process of its own: a host started earlier in the same process tuned it already."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import gc, weakref
+        from pathlib import Path
+        from host.home import Home
+        from host.runtime import Host, HostConfig
+
+        class Held:
+            pass
+
+        def garbage():
+            a, b = Held(), Held()
+            a.other, b.other = b, a  # a cycle: only the collector frees it
+            return weakref.ref(a)
+
+        gc.collect()
+        gc.disable()  # the collector would find it on its own schedule otherwise
+        left = garbage()
+        host = Host(Home(Path({str(tmp_path / "home")!r})).ensure(),
+                    config=HostConfig(watch=False))
+        host.start()
+        gc.enable()
+        try:
+            gc.collect()
+            print("frozen" if left() is not None else "freed")
+        finally:
+            host.stop()
+    """)
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip() == "freed", r.stdout
