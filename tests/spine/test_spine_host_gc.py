@@ -23,10 +23,9 @@ def test_a_started_host_freezes_startup_objects_and_collects_young_objects_less_
 def test_garbage_left_before_the_first_start_is_collected_not_frozen(tmp_path: Path) -> None:
     """The freeze keeps what start-up allocated and still uses; garbage in reference cycles at
     that moment (a command's earlier work, a stopped host's stores and their open connections)
-    is collected first. Before, it was frozen with the rest and never freed: each test worker
-    that had started a host kept every connection then awaiting collection, hundreds of file
-    descriptors by the end of a run (one CI run passed descriptor 1,024 and select() failed).
-    Run in a process of its own: a host started earlier in the same process tuned it already."""
+    is collected first. Before, it was frozen with the rest and never freed, whatever it held
+    (a file descriptor, a connection). Run in a process of its own: a host started earlier in
+    the same process tuned it already."""
     import subprocess
     import sys
     import textwrap
