@@ -30,6 +30,8 @@ from host.apps.packages import MAX_ARCHIVE_BYTES, Package, PackageError, read_pa
 from host.apps.publisher import PublisherError, SignatureCheck, TrustStore, check_signature
 from host.clock import SystemClock
 from host.home import Home
+from host.inert import visible
+from host.store import STORE_FAILURES
 
 # How long an uploaded package waits for its consent. Guards: memory held by abandoned uploads.
 PENDING_S = 15 * 60
@@ -50,6 +52,13 @@ class Changed(Refused):
     as a settings page read before another operator's change."""
 
     status = 409
+
+
+class Unavailable(Refused):
+    """The host's store cannot be used now (another process holds it, it is unreachable): 503,
+    saying so, never a 500 with its connection reset."""
+
+    status = 503
 
 
 @dataclass
@@ -103,6 +112,14 @@ def read_upload(data: bytes) -> Package:
 
 def examine(home: Home, data: bytes, owner: str) -> Upload:
     """Validate an uploaded package and build what its consent page shows."""
+    try:
+        return _examine(home, data, owner)
+    except STORE_FAILURES as exc:
+        raise Unavailable(f"the host's store cannot be used now ({visible(exc)}): nothing was "
+                          "installed; upload it again in a moment") from None
+
+
+def _examine(home: Home, data: bytes, owner: str) -> Upload:
     pkg = read_upload(data)
     if home.has_host_store():
         with InstallStore(home.host_store) as store:
@@ -129,6 +146,19 @@ def examine(home: Home, data: bytes, owner: str) -> Upload:
 def confirm(home: Home, up: Upload, grants: list[str], *, allow_unsigned: bool,
             transfer: bool, actor: str) -> InstallRecord:
     """Install with exactly `grants` (a subset of what the package asks for)."""
+    try:
+        return _confirm(home, up, grants, allow_unsigned=allow_unsigned, transfer=transfer,
+                        actor=actor)
+    except STORE_FAILURES as exc:
+        # An install is one transaction (its row, consent and id binding): it is there whole
+        # or not at all, and the store that failed here cannot say which; the Apps page can.
+        raise Unavailable(f"the host's store cannot be used now ({visible(exc)}): the install "
+                          "is all or nothing, and the Apps page shows whether it was made; if "
+                          "not, upload the package again in a moment") from None
+
+
+def _confirm(home: Home, up: Upload, grants: list[str], *, allow_unsigned: bool,
+             transfer: bool, actor: str) -> InstallRecord:
     if up.guardrails:
         raise Refused("this package cannot be consented to: " + "; ".join(up.guardrails))
     _not_installed_meanwhile(home, up)

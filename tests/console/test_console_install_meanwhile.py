@@ -90,3 +90,29 @@ def test_a_slow_install_does_not_stall_the_other_requests(
         t.join()
         assert r.status_code in (200, 303), (step, r.status_code)
         assert waits[-1] < 0.5, (step, waits)  # was ~1 s: the event loop held by the check
+
+
+def test_an_install_over_a_store_held_by_another_process_says_so(served: Served,
+                                                                 tmp_path: Path) -> None:
+    """The store held by another process (a migration, a backup holding it): the upload was a
+    500 (its connection reset) and so was the confirm; each is a 503 saying the store cannot be
+    used now, and nothing is installed."""
+    import sqlite3
+
+    c = signed_in(served)
+    data = _package(tmp_path, "held-app")
+    page = _upload(c, served, data).text
+    lock = sqlite3.connect(served.home.host_db)
+    try:
+        lock.execute("BEGIN EXCLUSIVE")
+        up = _upload(c, served, data)
+        confirm = _confirm(c, served, page)
+    finally:
+        lock.rollback()
+        lock.close()
+    for r in (up, confirm):
+        error = re.search(r'id="error">(.*?)</p>', r.text, re.S)
+        assert r.status_code == 503 and error is not None, (r.status_code, r.text[-400:])
+        assert "store cannot be used now" in error.group(1), error.group(1)
+    with InstallStore(served.home.host_store) as store:
+        assert store.by_app("held-app") is None
