@@ -29,6 +29,10 @@ def standin(
         "10 s)."),
     webhook_retries: int = typer.Option(10, "--webhook-retries", min=0,
                                         help="Retries on a non-200 answer (Rocket.Chat: 10)."),
+    webhook_concurrency: int = typer.Option(
+        1, "--webhook-concurrency", min=1, max=256, help="Webhooks sent at once (1: one at a "
+        "time, in order; Rocket.Chat sends each on its own, so a busy workspace's burst "
+        "arrives many at once)."),
     ready_file: Path = typer.Option(None, "--ready-file",
                                     help="Write {url, pid} here once listening."),
     faults: bool = typer.Option(False, "--faults", help="Accept POST /_standin/faults "
@@ -68,7 +72,7 @@ def standin(
                  "pass a file holding the webhook secret `rocketchat connect` printed",
                  EXIT_USAGE)
         sender = WebhookSender(server, webhook_url, secret, retries=webhook_retries,
-                               spacing_s=webhook_retry_s)
+                               spacing_s=webhook_retry_s, concurrency=webhook_concurrency)
     try:
         sock = tcp_listener("127.0.0.1", port)
     except OSError as exc:

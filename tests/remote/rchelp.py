@@ -32,7 +32,7 @@ class Standin:
     """One stand-in process; `restart()` brings it back on the same port with the same data."""
 
     def __init__(self, root: Path, *, webhook_url: str | None = None,
-                 retry_s: float = 0.2, retries: int = 10) -> None:
+                 retry_s: float = 0.2, retries: int = 10, concurrency: int = 1) -> None:
         self.home = Home(root / "standin").ensure()
         srv = EmbeddedServer(self.home.server_db, SystemClock())
         user, self.token = ensure_service_user(srv, "stockade")
@@ -40,6 +40,7 @@ class Standin:
         srv.db.close()
         self.root = root
         self.webhook_url, self.retry_s, self.retries = webhook_url, retry_s, retries
+        self.concurrency = concurrency
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
@@ -54,7 +55,8 @@ class Standin:
             tok.write_text(SECRET)
             args += ["--webhook-url", self.webhook_url, "--webhook-token-file", str(tok),
                      "--webhook-retry-s", str(self.retry_s),
-                     "--webhook-retries", str(self.retries)]
+                     "--webhook-retries", str(self.retries),
+                     "--webhook-concurrency", str(self.concurrency)]
         env = {**os.environ, "CREATE_TOKENS_FOR_USERS_SECRET": TOKENS_SECRET}
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      env=env)

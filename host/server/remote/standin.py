@@ -5,7 +5,10 @@ against it).
 
 - `WebhookSender`: Rocket.Chat's omnichannel webhooks (`webhook.build`), sent to the configured
   URL with the secret in `X-RocketChat-Livechat-Token`, retried on a non-200 answer `retries`
-  times `spacing_s` apart (Rocket.Chat: ten, ten seconds; configurable so a test can wait less).
+  times `spacing_s` apart (Rocket.Chat: ten, ten seconds; configurable so a test can wait less),
+  one at a time in the order of the events, or `concurrency` at once (Rocket.Chat sends each
+  webhook on its own, never waiting for another's answer: a busy workspace's burst arrives
+  interleaved, retries among first deliveries).
   The embedded server's events are mapped to the webhook Rocket.Chat would send: a transfer is
   one "Forwarding" (its unassign/assign steps are not sent on their own), an agent leaving a
   room that goes back to the queue is "Chat Queued".
@@ -21,6 +24,7 @@ import logging
 import queue
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import anyio
@@ -51,12 +55,16 @@ class WebhookSender:
     """Sends the embedded server's events as Rocket.Chat's omnichannel webhooks."""
 
     def __init__(self, server: EmbeddedServer, url: str, secret: str, *,
-                 retries: int = webhook.RETRIES, spacing_s: float = webhook.RETRY_SPACING_S
-                 ) -> None:
+                 retries: int = webhook.RETRIES, spacing_s: float = webhook.RETRY_SPACING_S,
+                 concurrency: int = 1) -> None:
         self.server, self.url, self.secret = server, url, secret
         self.retries, self.spacing_s = retries, spacing_s
         self._q: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue()
-        self._http = httpx.Client(timeout=SEND_TIMEOUT_S, trust_env=False)
+        self._http = httpx.Client(timeout=SEND_TIMEOUT_S, trust_env=False, limits=httpx.Limits(
+            max_connections=max(concurrency, 1), max_keepalive_connections=max(concurrency, 1)))
+        # Webhooks in flight at once (each with its own retries); 1: in the events' order.
+        self._pool = (ThreadPoolExecutor(concurrency, thread_name_prefix="standin-send")
+                      if concurrency > 1 else None)
         self.sent = 0
         self.failed = 0
         # Events taken and not yet sent (or given up): what `/_standin/status` reports, so a
@@ -80,6 +88,8 @@ class WebhookSender:
         self._unsubscribe()
         self._q.put(None)
         self._thread.join(5)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
         self._http.close()
 
     def _run(self) -> None:
@@ -100,17 +110,27 @@ class WebhookSender:
                 batch.append(nxt)
             transferred = {str(p["room"]["id"]) for n, p in batch if n == ROOM_TRANSFERRED}
             for name, payload in batch:
+                body = None
                 try:
                     # livechat.guest_saved has no room: no omnichannel webhook carries it
                     body = (self._body(name, payload, transferred)
                             if isinstance(payload.get("room"), dict) else None)
-                    if body is not None:
-                        self._send(body)
                 except Exception:  # the sender outlives any one event
-                    log.exception("standin: could not send the webhook for %s", name)
-                finally:
-                    with self._count:
-                        self.pending -= 1
+                    log.exception("standin: could not build the webhook for %s", name)
+                if body is not None and self._pool is not None:
+                    self._pool.submit(self._deliver, body)
+                else:
+                    self._deliver(body)
+
+    def _deliver(self, body: dict[str, Any] | None) -> None:
+        try:
+            if body is not None:
+                self._send(body)
+        except Exception:  # the sender outlives any one webhook
+            log.exception("standin: could not send the webhook %s", body and body.get("type"))
+        finally:
+            with self._count:
+                self.pending -= 1
 
     def _body(self, name: str, payload: dict[str, Any], transferred: set[str]
               ) -> dict[str, Any] | None:
@@ -145,13 +165,15 @@ class WebhookSender:
         for attempt in range(1 + self.retries):
             try:
                 if self._http.post(self.url, content=data, headers=headers).status_code == 200:
-                    self.sent += 1
+                    with self._count:
+                        self.sent += 1
                     return
             except httpx.HTTPError:
                 pass
             if attempt < self.retries:
                 time.sleep(self.spacing_s)
-        self.failed += 1
+        with self._count:
+            self.failed += 1
         log.warning("standin: webhook %s for room %s not delivered after %d attempts",
                     body.get("type"), body.get("_id"), 1 + self.retries)
 
