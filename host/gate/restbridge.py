@@ -90,8 +90,9 @@ class Gate(Protocol):
 
 # HTTP statuses of a REST refusal after which the quota unit comes back: the dispatcher answers
 # 400 (a bad parameter, an unknown id, a conflict), 404 (no such route) and 413 (body too
-# large) before anything is written, and 503 only for a full disk when no write of the request
-# committed (a handler that had committed a step answers 500). 401/403 keep the unit (a probe
+# large) before anything is written, and 503 only for a store that could not serve (full, locked
+# past the wait, unreachable) when no write of the request committed (a handler that had
+# committed a step answers 500: `host.server.rest_unavailable`). 401/403 keep the unit (a probe
 # is charged, as a bridge call's permission_denied is); 500 keeps it (whether anything was
 # applied is unknown).
 REFUNDABLE_STATUS = frozenset({400, 404, 413, 503})

@@ -440,9 +440,9 @@ class Database:
             self._local.conn = None
 
     def commits_here(self) -> int:
-        """Write transactions this thread has committed so far. A caller that runs several
-        writes (a REST handler) compares it before and after a failure to know whether any
-        earlier write of its own already committed, i.e. whether "nothing was written" holds."""
+        """Write transactions this thread has committed so far (or may have: a shared store's
+        failed COMMIT). A caller that runs several writes (a REST handler) compares it before
+        and after a failure to know whether "nothing was written" holds."""
         return int(getattr(self._local, "commits", 0))
 
     @contextmanager
@@ -459,11 +459,20 @@ class Database:
             raise RuntimeError("nested server write on one thread")
         # The shared store's transaction yields the connection it began on: a fresh one when
         # this thread's was found broken at its BEGIN (`host.store.pg`), never `c`.
-        with (immediate(c, self._where, BUSY_TIMEOUT_MS) if self.shared is None
-              else self.shared.transaction()) as began:
-            if self.shared is None and self._may_move:
-                refuse_if_moved(c, self.path)
-            yield began
+        unsure = False
+        try:
+            with (immediate(c, self._where, BUSY_TIMEOUT_MS) if self.shared is None
+                  else self.shared.transaction()) as began:
+                if self.shared is None and self._may_move:
+                    refuse_if_moved(c, self.path)
+                yield began
+                # What fails from here is the COMMIT: SQLite's applied nothing, a shared store's
+                # may have (its session ended before the answer): counted (`commits_here`).
+                unsure = self.shared is not None
+        except BaseException:
+            if unsure:
+                self._local.commits = self.commits_here() + 1
+            raise
         self._local.commits = self.commits_here() + 1
 
     @contextmanager

@@ -9,7 +9,9 @@
 Responses follow Rocket.Chat: `{"success": true, ...}`, or a refusal shaped by
 `host/server/rest_errors.py` (400 with an `errorType`, 401 `{"status": "error", ...}`, 403).
 Malformed input of any kind (a body nested too deep, a count that is no number) is a 400, never
-a 500: a 500 is the server's own bug, logged with its traceback.
+a 500: a 500 is the server's own bug, logged with its traceback. A store that cannot serve now
+(locked past the wait, restarting, full) is a 503 with `Retry-After` and one log line, nothing
+written (`host/server/rest_unavailable.py`).
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -41,8 +43,8 @@ from host.server.gone import client_gone
 from host.server.principals import Caller, Operator
 from host.server.rest_errors import rc_error
 from host.server.rest_routes import ADMIN, LIVECHAT, MANAGE, Ctx, Handler
+from host.server.rest_unavailable import retry_headers, store_failure, store_unavailable
 from host.store import UnstorableText
-from host.store.sqlite import disk_full
 
 log = logging.getLogger("stockade.server.rest")
 
@@ -211,6 +213,53 @@ class RestDispatcher:
         routes). With `caller`, the server acts for that app (what it creates is stamped with
         the app, messages go out as its app user, privileged roles are refused) while the route's
         role check still applies to the identity; `op_id` then makes the write idempotent."""
+        return self.guarded(method, route, lambda: self._call(
+            identity_user_id, method, route, query, body, caller=caller, op_id=op_id,
+            auth_token=auth_token))
+
+    def guarded(self, method: str, route: str,
+                work: Callable[[], tuple[int, dict[str, Any]]]) -> tuple[int, dict[str, Any]]:
+        """`work`'s answer, or the answer for what it raised: the one place a request's failure
+        becomes a status (the HTTP door runs its token check inside it too). A store that
+        cannot serve now is a 503 with one log line (`host.server.rest_unavailable`); anything
+        else unexpected is a 500 logged with its traceback."""
+        path = normalize_route(route)[0]
+        committed = self.server.db.commits_here()
+        try:
+            return work()
+        except ServerError as e:
+            # Unavailable (a sign-in its store could not count) is a 503: retry later.
+            return rc_error(e.code, e.message, path,
+                            status=503 if isinstance(e, Unavailable) else None)
+        except UnstorableText as e:
+            if self.server.db.commits_here() == committed:
+                # Bad input a shared store cannot hold or match (a NUL character), refused
+                # before its statement ran: the caller's error, nothing of it written.
+                return rc_error("invalid_argument", str(e), path)
+            log.exception("REST %s %s failed part-way", method, path)
+            return rc_error("internal", "internal server error", path, status=500)
+        except Exception as e:
+            why = store_unavailable(e)
+            if why is not None:
+                # A handler that committed a write before the one that failed did part of its
+                # work: a 503 would promise a retry is safe and a refund is due; neither holds.
+                return store_failure(why, e, method, path,
+                                     wrote=self.server.db.commits_here() != committed)
+            log.exception("REST %s %s failed", method, path)
+            return rc_error("internal", "internal server error", path, status=500)
+
+    def _call(
+        self,
+        identity_user_id: str | None,
+        method: str,
+        route: str,
+        query: Mapping[str, str] | None,
+        body: Mapping[str, Any] | None,
+        *,
+        caller: Caller | None,
+        op_id: str | None,
+        auth_token: str | None,
+    ) -> tuple[int, dict[str, Any]]:
         path, extra_query = normalize_route(route)
         found = self.find(method, path)
         if found is None:
@@ -247,42 +296,7 @@ class RestDispatcher:
             op_id=op_id, query={**extra_query, **dict(query or {})}, body=dict(body or {}),
             path=path_params, auth_token=auth_token,
         )
-        committed = self.server.db.commits_here()
-        try:
-            result = r.handler(ctx)
-        except ServerError as e:
-            # Unavailable (a sign-in its store could not count) is a 503: retry later.
-            return rc_error(e.code, e.message, path,
-                            status=503 if isinstance(e, Unavailable) else None)
-        except UnstorableText as e:
-            if self.server.db.commits_here() == committed:
-                # Bad input a shared store cannot hold or match (a NUL character), refused
-                # before its statement ran: the caller's error, nothing of it written.
-                return rc_error("invalid_argument", str(e), path)
-            log.exception("REST %s %s failed part-way", method, path)
-            return rc_error("internal", "internal server error", path, status=500)
-        except Exception as e:
-            if disk_full(e):
-                if self.server.db.commits_here() == committed:
-                    # An operator's fault, not the server's bug: one line, no traceback, and a
-                    # status a client may retry on, which promises that nothing was written
-                    # (the failing transaction rolled back and none before it committed; the
-                    # rest.call bridge gives the quota unit back on it).
-                    log.error("REST %s %s refused: the store is full (disk full)", method, path)
-                    return rc_error("disk_full", DISK_FULL_MESSAGE, path, status=503)
-                # A handler that committed a write before the one the disk refused did part of
-                # its work: 503 would promise a retry is safe and a refund is due; neither holds.
-                log.error("REST %s %s failed part-way: the store is full (disk full) after an "
-                          "earlier write of this request committed", method, path)
-                return rc_error("internal", PARTIAL_DISK_FULL_MESSAGE, path, status=500)
-            log.exception("REST %s %s failed", method, path)
-            return rc_error("internal", "internal server error", path, status=500)
-        return 200, {**result, "success": True}
-
-
-DISK_FULL_MESSAGE = "the store is full (disk full); nothing was written, retry when space is back"
-PARTIAL_DISK_FULL_MESSAGE = ("the store is full (disk full) part-way: an earlier step of this "
-                             "request was written; check its state before retrying")
+        return 200, {**r.handler(ctx), "success": True}
 
 
 def create_app(server: EmbeddedServer, *, max_body: int = MAX_BODY_BYTES,
@@ -331,14 +345,19 @@ def create_app(server: EmbeddedServer, *, max_body: int = MAX_BODY_BYTES,
         user_id = request.headers.get("x-user-id")
         token = request.headers.get("x-auth-token")
 
-        def run() -> tuple[int, dict[str, Any]]:
+        def authenticated() -> tuple[int, dict[str, Any]]:
             identity = None
             if user_id is not None or token is not None:
                 identity = personal_tokens.verify(server.db, user_id, token)
                 if identity is None:
                     return rc_error("unauthorized", "", route)
-            return dispatcher.call(identity, request.method, route, dict(request.query_params),
-                                   body, auth_token=token)
+            return dispatcher._call(identity, request.method, route,
+                                    dict(request.query_params), body, caller=None, op_id=None,
+                                    auth_token=token)
+
+        def run() -> tuple[int, dict[str, Any]]:
+            # The token's look-up reads the store too: inside the same guard as the route.
+            return dispatcher.guarded(request.method, route, authenticated)
 
         loop = asyncio.get_running_loop()
         job = _rest_pool().submit(run)
@@ -405,4 +424,4 @@ def _rest_pool() -> ThreadPoolExecutor:
 
 
 def _json(status: int, payload: dict[str, Any]) -> JSONResponse:
-    return JSONResponse(payload, status_code=status)
+    return JSONResponse(payload, status_code=status, headers=retry_headers(status))

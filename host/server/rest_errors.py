@@ -79,6 +79,9 @@ def error_type(code: str, path: str) -> str:
         return "invalid-params"
     if code == "disk_full":
         return "error-disk-full"  # HTTP 503 (the dispatcher): the store could not be written
+    if code == "store_unavailable":
+        # HTTP 503 (`host.server.rest_unavailable`): the store is busy or cannot be reached now
+        return "error-store-unavailable"
     return "error-internal"
 
 
