@@ -166,13 +166,43 @@ class PgConn:
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Any:
         if sql == "BEGIN IMMEDIATE":  # `host.store.immediate` on a shared store
             return self.begin()
+        # A read on its own (no transaction open): if the session turns out gone, it is read
+        # once more on a new session (`_read_again`).
+        lone_read = sql.startswith("SELECT") and not self.in_transaction
         try:
-            if not parameters and "?" not in sql:
-                text, _ = translate(sql)
-                # No parameters: psycopg does not parse placeholders, so `%` stays single.
-                return self.raw.execute(text.replace("%%", "%").encode())
-            text, order = translate(sql)
-            return self.raw.execute(text.encode(), arrange(order, parameters))
+            return self._run(sql, parameters)
+        except Exception as exc:
+            wrapped = _wrapped(exc)
+            if wrapped is exc:
+                raise
+            if lone_read and self.raw.closed:
+                return self._read_again(sql, parameters, wrapped)
+            raise wrapped from exc
+
+    def _run(self, sql: str, parameters: Sequence[Any]) -> Any:
+        if not parameters and "?" not in sql:
+            text, _ = translate(sql)
+            # No parameters: psycopg does not parse placeholders, so `%` stays single.
+            return self.raw.execute(text.replace("%%", "%").encode())
+        text, order = translate(sql)
+        return self.raw.execute(text.encode(), arrange(order, parameters))
+
+    def _read_again(self, sql: str, parameters: Sequence[Any], failed: BaseException) -> Any:
+        """A lone SELECT failed because its session had ended (a restart of the server ends
+        every session; the host learns it at the session's next statement). A read outside any
+        transaction changes nothing, whether or not it ran, so it runs once more on a session
+        opened now; the write transactions' BEGIN does the same (`BrokenAtBegin`). Before, the
+        first read on each of a host's connections after a restart failed, raw, to the app.
+        Once: a failure on the new session is the caller's. (The host's portable SQL; the lease
+        code's advisory-lock SELECTs run on a connection of their own, never through here.)"""
+        try:
+            self.raw = self._store._open()
+        except StoreError:
+            raise failed from None  # the server is not back: the first failure says what
+        self._fence_ready = None  # prepared on the old session only
+        self.began_at = None
+        try:
+            return self._run(sql, parameters)
         except Exception as exc:
             wrapped = _wrapped(exc)
             if wrapped is exc:

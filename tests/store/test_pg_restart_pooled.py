@@ -96,3 +96,39 @@ def test_calls_after_a_store_restart_succeed_on_every_connection(
     finally:
         pool.shutdown(wait=True)
         host.stop()
+
+
+def test_reads_after_a_store_restart_succeed_on_every_connection(
+        tmp_path: Path, private: Cluster) -> None:
+    """A read runs outside any transaction, on its thread's connection: no BEGIN found the
+    connection broken and began again, so the first read on each connection after a restart
+    failed (the app saw one refused read per connection). A plain SELECT that fails because its
+    connection is gone sent nothing that could have applied: it runs once more, on a fresh one."""
+    url = private.fresh_url()
+    migrate(url)
+    home = Home(tmp_path / "home", url).ensure()
+    install_fuzz_app(home)
+    host = Host(home, config=HostConfig(watch=False, use_zygote=False)).start()
+    pool = ThreadPoolExecutor(THREADS)
+    try:
+        rig = build_rig(home, SystemClock())
+        me = rig.session.caller.app_user_id
+
+        def read(_name: str) -> str:
+            try:
+                host.gate.handle(rig.session, "users.get", {"user_id": me})
+            except GateError as exc:
+                return f"{exc.code}: {exc.message}"
+            except Exception as exc:  # a raw store error escaping the gate
+                return f"escaped {type(exc).__name__}: {exc}"
+            return "ok"
+
+        names = [f"r-{i}" for i in range(THREADS)]
+        assert _on_each_thread(pool, read, names) == ["ok"] * THREADS
+        private.restart(down_s=1.0)
+        until(lambda: _admits(host), "the host to admit calls again", 30.0)
+        after = _on_each_thread(pool, read, names)
+        assert after == ["ok"] * THREADS, after
+    finally:
+        pool.shutdown(wait=True)
+        host.stop()
