@@ -57,6 +57,11 @@ class InstallChanged(InstallError):
     after the caller read it: nothing was written; read it again and redo the change."""
 
 
+class InstallGone(InstallChanged):
+    """The install was uninstalled (by another operator) after the caller read it: an
+    uninstall of it finds nothing to delete, and says so instead of a second success."""
+
+
 @dataclass(frozen=True)
 class ConsentRow:
     """A stored, host-signed consent record (canonical JSON payload; see host/apps/consent.py)."""
@@ -486,11 +491,17 @@ class InstallStore:
     def remove(self, install_id: str, detail: Mapping[str, Any] | None = None,
                also: Callable[[Any, str], int] | None = None) -> int | None:
         """Delete the install (consent rows stay as history); records an `uninstall` hook.
-        `also` runs in the same transaction, on this store's connection (the install's rows in
-        tables of the same store: its persistence data, `remove_all_in`); its result is
-        returned."""
+        InstallGone (nothing written) when it is not installed any more. `also` runs in the
+        same transaction, on this store's connection (the install's rows in tables of the same
+        store: its persistence data, `remove_all_in`); its result is returned."""
         done = None
         with self._tx() as c:
+            # Under the write lock: of two uninstalls that both read the install, the second
+            # finds it gone here and deletes nothing (it failed on the missing row before).
+            if c.execute("SELECT 1 FROM install_installs WHERE install_id = ?",
+                         (install_id,)).fetchone() is None:
+                raise InstallGone(f"{install_id} was already uninstalled (another operator, "
+                                  "meanwhile): nothing changed")
             if also is not None:
                 done = also(c, install_id)
             # The id stays bound to its publisher after the install goes (DESIGN rule 11).

@@ -23,6 +23,7 @@ from host.apps.disclosure import (
 from host.apps.installs import (
     InstallChanged,
     InstallError,
+    InstallGone,
     InstallRecord,
     InstallStore,
     new_install_id,
@@ -396,7 +397,14 @@ def uninstall_app(home: Home, store: InstallStore, rec: InstallRecord, *, users:
     routing unless `agents="keep"`, the users it created deactivated when
     `users="deactivate"`, its stored data, install record, consent and packages. Audit before
     act: `operator.uninstall` is durable before any user or datum is touched. Returns (users
-    deactivated, or None when no chat server is wired; what was deleted of its data)."""
+    deactivated, or None when no chat server is wired; what was deleted of its data).
+    InstallGone when another operator uninstalled it after `rec` was read: seen here, before
+    any record or change; or, in the narrow window after this look, by the removal itself,
+    which then writes nothing (the agents and users steps before it ran again)."""
+    gone = (f"{rec.app_id} was already uninstalled (by another operator, meanwhile): "
+            "nothing changed")
+    if store.get(rec.install_id) is None:
+        raise InstallGone(gone)
     deactivated: int | None = None
     with audited(home.host_store, "uninstall", actor=actor, app_id=rec.app_id,
                  install_id=rec.install_id, version=rec.version,
@@ -412,7 +420,10 @@ def uninstall_app(home: Home, store: InstallStore, rec: InstallRecord, *, users:
         # Its data goes in the install's own removal: a put landing before it is deleted with
         # the rest, one landing after it finds no install and is refused (`PersistenceStore`).
         remover = lifecycle_seams.app_data_remover(home)
-        removed = store.remove(rec.install_id, {"users": users}, also=remover)
+        try:
+            removed = store.remove(rec.install_id, {"users": users}, also=remover)
+        except InstallGone:
+            raise InstallGone(gone) from None
         data = "no stored data" if removed is None else f"removed {removed} stored item(s)"
     # Its log and the log's rotation too, as `app uninstall` says (a host still running it
     # deletes them again after its stop, which may note there: `Host._stop_runner`). Kept,

@@ -28,6 +28,7 @@ from host.apps.disclosure import Disclosure, build_disclosure, load_policy_view,
 from host.apps.installs import (
     InstallChanged,
     InstallError,
+    InstallGone,
     InstallRecord,
     InstallStore,
 )
@@ -544,8 +545,11 @@ def uninstall(
             agents = "keep" if n_agents and users == "keep" and not _confirm(
                 f"Stop routing rooms to the {n_agents} agent(s) of {rec.app_id}?", True
             ) else "remove"
-        deactivated, data = uninstall_app(home, store, rec, users=users, agents=agents,
-                                          actor=operator_name())
+        try:
+            deactivated, data = uninstall_app(home, store, rec, users=users, agents=agents,
+                                              actor=operator_name())
+        except InstallGone as exc:  # another operator's uninstall landed after our read
+            fail(str(exc), "see `stockade app list`")  # exit 2, as for an app not found
         if users == "deactivate" and deactivated is None:
             err_console.print(host("no chat server is wired to this CLI: the app's users were "
                                    "kept; deactivate them on the server", "yellow"))

@@ -26,7 +26,7 @@ from starlette.templating import Jinja2Templates
 
 from host.apps import lifecycle_seams, switches
 from host.apps.consent import verify_install
-from host.apps.installs import InstallChanged, InstallRecord, InstallStore
+from host.apps.installs import InstallChanged, InstallGone, InstallRecord, InstallStore
 from host.apps.manifest import MAX_SETTINGS
 from host.apps.operations import uninstall_app
 from host.apps.packages import MAX_ARCHIVE_BYTES
@@ -437,6 +437,8 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
                 return Response(f"the chat server cannot be asked: {exc}; the app is still "
                                 "installed (keep both to uninstall without asking it)",
                                 status_code=503, media_type="text/plain")
+            except InstallGone as exc:  # another operator's uninstall landed first (was a 500)
+                return Response(str(exc), status_code=404, media_type="text/plain")
         return RedirectResponse("/console/apps", status_code=303)
 
     async def settings_page(request: Request, s: Session) -> Response:

@@ -175,6 +175,17 @@ def quota_context(home: Home, seats: Callable[[], int],
     return ctx
 
 
+class EnforcedUnknown(Exception):
+    """The serving host did not say which policy revision it decides with (it did not answer
+    the front in time, or its link is gone): not the same as no host running apps."""
+
+
 def policy_context(home: Home, enforced: Callable[[], str | None]) -> dict[str, Any]:
-    """What the policy and keys page shows (`enforced`: the serving host's revision)."""
-    return {"enforced": enforced(), "view": policy_view(home), "keys": keys_view(home)}
+    """What the policy and keys page shows (`enforced`: the serving host's revision, None when
+    no host runs apps here; it raises EnforcedUnknown when a host did not say)."""
+    try:
+        revision, why = enforced(), ""
+    except EnforcedUnknown as exc:
+        revision, why = None, visible(str(exc))
+    return {"enforced": revision, "enforced_why": why, "view": policy_view(home),
+            "keys": keys_view(home)}
