@@ -368,9 +368,18 @@ class Ledger:
         if refund and ok:
             raise LedgerError("a successful operation keeps its units (refund=False)")
         self.audit._check_open()
-        with self.audit.transaction() as c:
-            out = _outcome_in(c, seq, op_id, ok, error_code, refund, reconciled, status, route,
-                              self._now_in(c))
+        try:
+            with self.audit.transaction() as c:
+                out = _outcome_in(c, seq, op_id, ok, error_code, refund, reconciled, status,
+                                  route, self._now_in(c))
+        except BaseException:
+            # The call has ended and its end could not be written (the store failed it: full,
+            # locked past the wait, unreachable): its intent stays pending with its units, and
+            # the upkeep asks the server about it each round (`host.ledger.unsettled`). Before,
+            # only a settlement at the host's next start gave a refusal's units back.
+            if not reconciled:  # a settlement's own failure: that settlement asks again
+                self.unsettled.note(op_id)
+            raise
         self.audit.after_append(out)
         return out
 

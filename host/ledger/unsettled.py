@@ -7,8 +7,9 @@ stayed pending, its quota units and its seat reserved, for as long as the host s
 other host settles a live host's calls, and this one asked only at its next start. It notes
 the call here instead, and its upkeep asks again each round (`host.rounds`) until the server
 can say: not applied gives the units and the seat back, applied keeps them, exactly as a
-settlement after a crash would (`Ledger.settle`). Only calls that have ended are noted, so no
-call still in flight is ever settled under its host.
+settlement after a crash would (`Ledger.settle`). A call whose outcome record the store
+refused (full, locked past the wait, unreachable: `Ledger.outcome`) is noted the same way. Only
+calls that have ended are noted, so no call still in flight is ever settled under its host.
 """
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from apphelp import install, write_app, write_policy
-from test_disk_full import fill, move_onto, small_disk
+from diskhelp import fill, move_onto, small_disk
 
 from host.bench.rest_http import serving
 from host.clock import SystemClock
