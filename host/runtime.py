@@ -58,6 +58,7 @@ from host.supervise.identities import Identities
 from host.supervise.lifehooks import LifeHooks
 from host.supervise.presend import run_pre_send, supervisor_record
 from host.supervise.pump import EventPump
+from host.supervise.restarts import record_crash_stop
 from host.supervise.served import HostServed
 from host.supervise.spawner import Spawner
 from host.supervise.status import StatusBoard
@@ -346,8 +347,11 @@ class Host:
                 retired = runner.state != "starting" and self.credentials.stale(runner.session,
                                                                                epoch)
                 forged = rec is not None and not self._consent_holds(rec, runner.install)
+                if runner.crash_stop is not None and rec is not None:  # read after it was kept
+                    rec = records[install_id] = self.installs.get(install_id) or rec
+                cleared = runner.crash_stop is not None and rec is not None and not rec.crash_stop
                 if (rec is None or not rec.enabled or rec.generation != runner.install.generation
-                        or rec.settings != runner.install.settings or retired or forged):
+                        or rec.settings != runner.install.settings or retired or forged or cleared):
                     self.runners.pop(install_id)
                     self._receivers_cache = {}
                     why = "uninstalled" if rec is None else (
@@ -355,6 +359,7 @@ class Host:
                         "changed (new generation)" if rec.generation != runner.install.generation
                         else "settings changed" if rec.settings != runner.install.settings
                         else "its record does not verify against its consent" if forged
+                        else "its crash-loop stop was cleared by the operator" if cleared
                         else "restarted: its token was revoked or expires, or its key retired")
                     if rec is None or not rec.enabled:
                         runner.drop_queued(why)  # its hook is next, not its backlog
@@ -584,6 +589,10 @@ class Host:
 
     def note_app_log(self, install_id: str, text: str) -> None:
         applog.write_note(self.home.logs_dir / f"{install_id}.log", text)
+
+    def crash_stopped(self, runner: AppRunner, why: str) -> None:
+        self.audit_supervisor(runner, "crash_looping", why)
+        record_crash_stop(self.installs, runner.install_id, runner.app_id, why)
 
     def audit_supervisor(self, runner: AppRunner, event: str, detail: str) -> None:
         with contextlib.suppress(Exception):

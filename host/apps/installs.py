@@ -114,6 +114,9 @@ class InstallRecord:
     # The server user the operator named (at consent) for this app's REST calls that have no
     # bridge action; None means the app's own user. Read from the signed consent payload only.
     rest_as: str | None = None
+    # Why the host stopped this app for crash-looping (`host.supervise.restarts`), None if it
+    # did not: no child starts until `app enable` (or an update) clears it.
+    crash_stop: str | None = None
 
     @property
     def asked(self) -> frozenset[str]:
@@ -152,7 +155,7 @@ class InstallRecord:
             "secret_settings": sorted(self.secret_keys),
             "app_user_id": self.app_user_id, "publisher": dict(self.publisher),
             "installed_at": self.installed_at, "updated_at": self.updated_at,
-            "pending_update": pending, "rest_as": self.rest_as,
+            "pending_update": pending, "rest_as": self.rest_as, "crash_stop": self.crash_stop,
         }
 
 
@@ -268,7 +271,7 @@ class InstallStore:
             app_user_id=row["app_user_id"], publisher=json.loads(row["publisher"]),
             consent_id=row["consent_id"], installed_at=row["installed_at"],
             updated_at=row["updated_at"], pending=pending,
-            rest_as=self._rest_as(row["consent_id"]),
+            rest_as=self._rest_as(row["consent_id"]), crash_stop=row["crash_stop"],
         )
 
     def _rest_as(self, consent_id: str) -> str | None:
@@ -377,7 +380,8 @@ class InstallStore:
                     consent: ConsentRow | None = None, expect: InstallRecord | None = None
                     ) -> None:
         """Enable or disable; disabling bumps the generation (every token dies). `consent`:
-        the operator's signed switch (`switches.py`), written only if `expect` still stands."""
+        the operator's signed switch (`switches.py`), written only if `expect` still stands.
+        An enable (also of an enabled app) clears a crash-loop stop: the operator acted."""
         with self._tx() as c:
             if expect is not None:
                 _unchanged_in(c, expect)
@@ -390,6 +394,9 @@ class InstallStore:
                 "generation = generation + ?, updated_at = ? WHERE install_id = ?",
                 (int(enabled), None if enabled else reason, 0 if enabled else 1, self._now(),
                  install_id))
+            if enabled:
+                c.execute("UPDATE install_installs SET crash_stop = NULL WHERE install_id = ?",
+                          (install_id,))
             ev = self._hook(c, install_id, "enable" if enabled else "disable",
                             {"reason": reason} if reason else None)
         self._notify([ev])
@@ -401,6 +408,12 @@ class InstallStore:
             row = c.execute("SELECT generation FROM install_installs WHERE install_id = ?",
                             (install_id,)).fetchone()
         return int(row[0]) if row else 0
+
+    def set_crash_stop(self, install_id: str, why: str) -> None:
+        """The serving host stopped the app for crash-looping (`why`), until an enable."""
+        with self._tx() as c:
+            c.execute("UPDATE install_installs SET crash_stop = ? WHERE install_id = ?",
+                      (why, install_id))
 
     def set_app_user_id(self, install_id: str, app_user_id: str | None) -> None:
         """Record the app's own server user (set by the supervisor at first start)."""
@@ -463,10 +476,10 @@ class InstallStore:
         also: Callable[[Any], object] | None = None,
     ) -> None:
         """Switch to a new version (or re-confirm the current one): new grants and consent,
-        generation bumped, pending cleared, `hook` recorded. `expect`: the record the change
-        was computed from; InstallChanged (nothing written) when it no longer stands. `also`
-        runs in the same transaction once `expect` holds (the id's lineage binding: moved only
-        if the update is written)."""
+        generation bumped, pending and a crash-loop stop cleared, `hook` recorded. `expect`:
+        the record the change was computed from; InstallChanged (nothing written) when it no
+        longer stands. `also` runs in the same transaction once `expect` holds (the id's
+        lineage binding: moved only if the update is written)."""
         with self._tx() as c:
             if expect is not None:
                 _unchanged_in(c, expect)
@@ -477,7 +490,7 @@ class InstallStore:
                 "UPDATE install_installs SET version = ?, package_hash = ?, manifest_hash = ?, "
                 "manifest_json = ?, package_path = ?, grants = ?, settings = ?, "
                 "secret_keys = ?, publisher = ?, consent_id = ?, generation = generation + 1, "
-                "updated_at = ? WHERE install_id = ?",
+                "crash_stop = NULL, updated_at = ? WHERE install_id = ?",
                 (manifest.version, package_hash, manifest.manifest_hash(),
                  json.dumps(manifest.canonical()), str(package_path),
                  json.dumps(sorted(grants)), json.dumps(dict(settings)),

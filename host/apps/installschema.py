@@ -4,10 +4,10 @@ written in the same transaction as each change. Every table is prefixed `install
 `consent_`, in HOME/host.db or the shared store."""
 from __future__ import annotations
 
-from host.store import SchemaItem
+from host.store import SchemaItem, Step
 
 SCHEMA_COMPONENT = "installs"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS install_meta (
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -66,4 +66,11 @@ CREATE TABLE IF NOT EXISTS install_hooks (
     done_at REAL
 );
 """
-DDL: tuple[SchemaItem, ...] = tuple(s.strip() for s in _SCHEMA.split(";") if s.strip())
+DDL: tuple[SchemaItem, ...] = (
+    *(s.strip() for s in _SCHEMA.split(";") if s.strip()),
+    # Version 2: why the host stopped the app for crash-looping (`host.supervise.restarts`),
+    # NULL while it is not; kept here so the stop outlives a host restart until the operator's
+    # `app enable` clears it. Not a security column: a store writer who clears it only lets an
+    # app restart, as any app did before the limit existed.
+    Step(2, "ALTER TABLE install_installs ADD COLUMN crash_stop TEXT"),
+)

@@ -74,6 +74,7 @@ from host.cli.app_common import (
     check_lineage,
     existing_store,
     operator_name,
+    print_running,
     resolve,
     rest_identity,
 )
@@ -87,7 +88,7 @@ from host.cli.output import (
 )
 from host.clock import SystemClock
 from host.home import Home
-from host.inert import MAX_BLOCK, gutter_rows, host, line, visible
+from host.inert import MAX_BLOCK, host, line, visible
 from host.keys.keyring import Keyring
 from host.ledger.operator import open_keyring
 from host.supervise.status import is_fresh, read_status
@@ -382,36 +383,14 @@ def list_apps(ctx: typer.Context, json_out: JsonFlag = False) -> None:
         err_console.print("no apps installed")
     for r in rows:
         state = "enabled" if r["enabled"] else f"disabled ({r['disabled_reason'] or 'operator'})"
+        if r["enabled"] and r["crash_stop"]:  # kept in the record: shown with no host serving
+            state = "enabled, stopped for crash-looping"
         pend = f", update {r['pending_update']['version']} pending" if r["pending_update"] else ""
         need = (f"  needs settings: {', '.join(r['missing_settings'])}"
                 if r["missing_settings"] else "")
         err_console.print(line(f"{r['app_id']} {r['version']}  {state}{pend}  grants: "
                                f"{', '.join(r['grants']) or '-'}{need}"))
-        if r["running"] is not None:
-            err_console.print(line(f"    {_running_line(r['running'])}"))
-            why = r["running"].get("last_error")
-            if why:  # the host's words only (`last_crash`, the app's stderr, is in app logs)
-                for row in gutter_rows(err_console, host("    last stop: "), host("    "),
-                                       line(str(why), host("  (see stockade app logs "),
-                                            str(r["app_id"]), host(")")), err_console.width):
-                    err_console.print(row)
-
-
-def _running_line(st: dict[str, Any]) -> str:
-    """One line of a running app's state: what `stockade serve` is doing with it now."""
-    state = str(st["state"])
-    if state == "backoff":
-        state = f"restarting in {st['backoff_s']:.1f}s (backoff)"
-    parts = [f"{state} on host pid {st['host_pid']}", f"restarts {st['restarts']}",
-             f"events {st['events_done']} ok / {st['events_failed']} failed",
-             f"queued {st['queued']}", f"dropped {st['dropped']}"]
-    if st.get("refusal_stops"):
-        parts.append(f"stopped {st['refusal_stops']}x for too many refusals")
-    if st.get("logs_cut"):
-        parts.append(f"log cut in {st['logs_cut']} event(s)")
-    return ", ".join(parts)
-
-
+        print_running(r)
 
 
 # ---- update / consent -------------------------------------------------------------------------

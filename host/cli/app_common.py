@@ -13,7 +13,7 @@ from host.apps.publisher import SignatureCheck
 from host.cli.output import EXIT_NEGATIVE, err_console, fail
 from host.clock import SystemClock
 from host.home import Home
-from host.inert import host, line
+from host.inert import gutter_rows, host, line
 from host.ledger.operator import Act, audited, operator_actor
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine output on stdout only.")]
@@ -118,3 +118,35 @@ def audit_app(home: Home, kind: str, rec: InstallRecord,
     """`operator.<kind>` for this install (rule 14), appended before the change it wraps."""
     fields.setdefault("version", rec.version)
     return audited(home.host_store, kind, app_id=rec.app_id, install_id=rec.install_id, **fields)
+
+
+def print_running(r: dict[str, Any]) -> None:
+    """`app list`'s lines under an app (`r`, a row of it): what the serving host is doing with
+    it now, and why it last stopped, or why it stays stopped (a crash-loop stop: its record's)."""
+    if r["running"] is not None:
+        err_console.print(line(f"    {_running_line(r['running'])}"))
+    crash = r["crash_stop"] if r["enabled"] else None
+    why = crash or (r["running"] or {}).get("last_error")
+    if why:  # the host's words only (`last_crash`, the app's stderr, is in app logs)
+        for row in gutter_rows(err_console, host("    crash stop: " if crash else
+                                                 "    last stop: "), host("    "),
+                               line(str(why), host("  (see stockade app logs "),
+                                    str(r["app_id"]), host(")")), err_console.width):
+            err_console.print(row)
+
+
+def _running_line(st: dict[str, Any]) -> str:
+    """One line of a running app's state: what `stockade serve` is doing with it now."""
+    state = str(st["state"])
+    if state == "backoff":
+        state = f"restarting in {st['backoff_s']:.1f}s (backoff)"
+    elif state == "crashed":
+        state = "crashed (starts no child until `stockade app enable`)"
+    parts = [f"{state} on host pid {st['host_pid']}", f"restarts {st['restarts']}",
+             f"events {st['events_done']} ok / {st['events_failed']} failed",
+             f"queued {st['queued']}", f"dropped {st['dropped']}"]
+    if st.get("refusal_stops"):
+        parts.append(f"stopped {st['refusal_stops']}x for too many refusals")
+    if st.get("logs_cut"):
+        parts.append(f"log cut in {st['logs_cut']} event(s)")
+    return ", ".join(parts)

@@ -86,6 +86,8 @@ def info(ctx: typer.Context, ref: AppRef, json_out: JsonFlag = False) -> None:
     width = err_console.width
     lines = [_cut(f"{d['name']} ({d['app_id']} {d['version']})", width)]
     state = "enabled" if d["enabled"] else f"disabled: {d['disabled_reason'] or 'by the operator'}"
+    if d["enabled"] and d["crash_stop"]:  # `host.supervise.restarts`: until `app enable`
+        state = f"enabled, but {d['crash_stop']}"
     lines.append(f"  state:      {state}")
     lines.append(f"  publisher:  {_publisher_words(d['publisher_now'])}")
     if d["publisher_now"].get("status") != d["publisher"].get("status"):

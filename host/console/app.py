@@ -586,10 +586,14 @@ def _refusals_last_hour(home: Home) -> dict[str, int]:
 
 
 def _app_row(rec: InstallRecord, live: dict[str, Any] | None, refusals: int) -> dict[str, Any]:
-    state = "disabled" if not rec.enabled else str((live or {}).get("state", "not serving"))
+    # A crash-loop stop is kept in the install record: shown with no host serving too.
+    crashed = rec.enabled and bool(rec.crash_stop)
+    state = "disabled" if not rec.enabled else "crashed" if crashed else str(
+        (live or {}).get("state", "not serving"))
     return {"install_id": rec.install_id, "app_id": rec.app_id, "name": rec.manifest.name,
-            "version": rec.version, "enabled": rec.enabled, "state": state,
-            "why": rec.disabled_reason or (live or {}).get("last_error") or "",
+            "version": rec.version, "enabled": rec.enabled, "state": state, "crashed": crashed,
+            "why": rec.disabled_reason or (rec.crash_stop if crashed else "")
+            or (live or {}).get("last_error") or "",
             # the dead child's stderr: the app's words, shown apart and marked as its own
             "crash": "" if rec.disabled_reason else str((live or {}).get("last_crash") or ""),
             "restarts": (live or {}).get("restarts", 0), "drops": (live or {}).get("dropped", 0),

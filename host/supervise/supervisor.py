@@ -3,6 +3,7 @@
 Each runner owns a queue and a thread. Events for one app are delivered in order, one at a
 time; different apps run concurrently, so one app's crash, hang or flood never slows another.
 A dead child is restarted on the next job after an exponential backoff; the death is audited.
+An app that keeps dying is stopped for crash-looping until the operator acts (`restarts`).
 """
 from __future__ import annotations
 
@@ -16,12 +17,13 @@ from host.apps.installs import InstallRecord
 from host.errors import GateError, RefusalBudgetExceeded
 from host.gate.gate import Gate, Session
 from host.gate.overcaps import refuse_over_caps
-from host.store.pool import release_thread, releasing
+from host.store.pool import release_thread
 from host.supervise.affinity import BURST_CALLS, Affinity
 from host.supervise.applog import AppLog
 from host.supervise.burst import end_burst, start_burst
 from host.supervise.child import AppFailed, Child, ChildDied, LayerMissing, done_result
 from host.supervise.child import describe_status as _exit_reason
+from host.supervise.drops import Drops
 from host.supervise.jobs import STOP as _STOP
 from host.supervise.jobs import EventDropped as EventDropped
 from host.supervise.jobs import Job as Job
@@ -30,6 +32,7 @@ from host.supervise.jobs import begin, settle_failed, urgent_call
 from host.supervise.jobs import control as _control
 from host.supervise.jobs import overflow_policy as overflow_policy
 from host.supervise.jobs import untraced as _untraced
+from host.supervise.restarts import CrashLooping, Restarts, counts_against_app
 from host.supervise.succession import Succession
 from policies.vocabulary import EVENTS
 from sandbox.frames import Done
@@ -44,6 +47,7 @@ class RunnerHost(Protocol):
     def start_child(self, runner: AppRunner) -> Child: ...
 
     def audit_supervisor(self, runner: AppRunner, event: str, detail: str) -> None: ...
+    def crash_stopped(self, runner: AppRunner, why: str) -> None: ...
 
     def write_app_log(self, install_id: str, text: str, truncated: bool) -> None: ...
     def note_app_log(self, install_id: str, text: str) -> None: ...
@@ -53,10 +57,6 @@ class RunnerHost(Protocol):
 
     affinity: Affinity
 
-# Restart backoff after a child dies: doubles from the first value up to the cap, and resets
-# after a job succeeds. Guards the host against a crash loop eating a core.
-BACKOFF_FIRST_S = 0.05
-BACKOFF_MAX_S = 30.0
 # A job that waited longer than this in a runner's queue is dropped (counted, logged to the
 # app's log and audited in a summary): a stuck app must not build an unbounded backlog, and an
 # event older than this is no longer news its handler could act on.
@@ -64,10 +64,6 @@ MAX_QUEUE_WAIT_S = 60.0
 # Events one app may have queued. Guards host memory and bounds how late a queued event can run
 # against an app that is slower than the event rate; past it the event's overflow policy drops.
 MAX_QUEUE = 1000
-# At most one audit record summarising an app's dropped events per this many seconds (the first
-# drop is audited at once). Guards the audit log against an overloaded app writing one record
-# per lost event, which would turn an overload into a disk-filling one (DESIGN rule 13).
-DROP_SUMMARY_INTERVAL_S = 10.0
 
 
 class AppRunner:
@@ -84,27 +80,22 @@ class AppRunner:
         self._burst: Child | None = None  # the child `affinity.burst` pinned in this job
         self.session: Session | None = None
         self.handlers: frozenset[str] = frozenset()
-        self.state = "idle"
+        # Why this app was stopped for crash-looping (`restarts`; kept in its install record):
+        # no child starts, every job is dropped, until the operator's `app enable` clears it.
+        self.crash_stop: str | None = install.crash_stop
+        self.state = "crashed" if self.crash_stop else "idle"
         # Set once by `stop` and never cleared: the runner thread starts no child after it (the
         # kill of a running job's child must not look like a crash to restart from), and every
         # job still queued is answered as dropped. Not `state`, which the thread also writes.
         self._stopping = False
-        self.failures = 0
-        self.restarts = 0
+        self.deaths = Restarts()  # the restart backoff and the crash-loop window
         self.last_error = ""  # the host's reason for the child's last death or stop
         self.last_crash = ""  # what that child last wrote to stderr: the app's words
         self.events_done = 0
         self.events_failed = 0
         self.refusal_stops = 0  # children stopped for passing the refusal budget
         self._logs_cut = 0  # `Child.logs_cut` of this runner's children that are gone
-        self._next_start = 0.0
-        # Dropped events by reason (queue_full, expired); pending ones await their summary.
-        self.dropped: dict[str, int] = {}
-        self._drops_pending: dict[str, int] = {}
-        self._last_drop_summary = 0.0
-        self._drop_lock = threading.Lock()
-        self._late_flush: threading.Timer | None = None  # see `_drop`
-        self._late_armed = False
+        self.drops = Drops(self.app_id, self._report_drops, lambda: self._stopping)
         # The job queue. `_claimed`: the event pump holds this app's child for one event (see
         # `host.supervise.pump`); queued jobs wait for it, and a job it hands over runs first.
         self._cv = threading.Condition()
@@ -217,47 +208,19 @@ class AppRunner:
                 return queued
         return None
 
-    # ---- dropped events: counted, logged, audited in summaries -----------------------------
+    # ---- dropped events: counted, logged, audited in summaries (`drops`) ------------------
+
+    @property
+    def dropped(self) -> dict[str, int]:
+        return self.drops.dropped
 
     def _drop(self, job: Job, why: str) -> None:
-        """`job` will never run: fail its outcome and account for it (never silently)."""
-        with self._drop_lock:
-            self.dropped[why] = self.dropped.get(why, 0) + 1
-            key = f"{job.name}:{why}"
-            self._drops_pending[key] = self._drops_pending.get(key, 0) + 1
-            first = self._last_drop_summary == 0.0
-            now = first or time.monotonic() - self._last_drop_summary >= DROP_SUMMARY_INTERVAL_S
-            # A stopped runner is in no upkeep's list any more: a summary it holds back is
-            # written by a timer once the interval is up, not left pending for good; armed
-            # again for a drop after that timer's summary (armed once, it left that one out).
-            timer = None
-            if not now and self._stopping and not self._late_armed:
-                self._late_armed = True
-                timer = self._late_flush = threading.Timer(DROP_SUMMARY_INTERVAL_S,
-                                                           releasing(self._late_summary))
-                timer.daemon = True
-        settle_failed(job, EventDropped(
-            f"{self.app_id}: event {job.name} dropped ({why.replace('_', ' ')})"))
-        if now:
-            self.flush_drops()
-        elif timer is not None:
-            timer.start()
-
-    def _late_summary(self) -> None:
-        with self._drop_lock:
-            self._late_armed = False  # a drop from here on arms a timer of its own
-        self.flush_drops()
+        self.drops.drop(job, why)
 
     def flush_drops(self) -> None:
-        """Audit and log the drops not yet reported, as one summary (upkeep calls this too)."""
-        with self._drop_lock:
-            pending, self._drops_pending = self._drops_pending, {}
-            if not pending:
-                return
-            self._last_drop_summary = time.monotonic()
-        total = sum(pending.values())
-        parts = ", ".join(f"{k}={n}" for k, n in sorted(pending.items()))
-        detail = f"{total} event(s) dropped: {parts}"
+        self.drops.flush()
+
+    def _report_drops(self, detail: str) -> None:
         self._note(detail)
         self.host.audit_supervisor(self, "events_dropped", detail)
 
@@ -265,17 +228,22 @@ class AppRunner:
         """What an operator needs to see about this runner right now (`app list`, `doctor`)."""
         with self._cv:
             queued = len(self._jobs) + len(self._urgent)
-        with self._drop_lock:
+        with self.drops.lock:
             dropped = dict(self.dropped)
-        backoff = max(0.0, self._next_start - time.monotonic()) if self.state == "backoff" else 0.0
+        backoff = self.deaths.backoff_left() if self.state == "backoff" else 0.0
         return {
-            "state": self.state, "restarts": self.restarts, "failures": self.failures,
+            "state": self.state, "restarts": self.restarts, "failures": self.deaths.failures,
+            "crash_stop": self.crash_stop,
             "events_done": self.events_done, "events_failed": self.events_failed,
             "queued": queued, "dropped": sum(dropped.values()), "dropped_by_reason": dropped,
             "backoff_s": round(backoff, 3), "last_error": self.last_error[:300],
             "last_crash": self.last_crash[-300:],
             "refusal_stops": self.refusal_stops, "logs_cut": self.logs_cut(),
         }
+
+    @property
+    def restarts(self) -> int:
+        return self.deaths.restarts
 
     def logs_cut(self) -> int:
         """Events and loads whose log output passed the host's cap (`host.supervise.logcap`)."""
@@ -349,9 +317,10 @@ class AppRunner:
                 return False
             self.child.kill(reason, code="idle_compute")
             self.child.death_reported = True
-            detail = self._death(reason)
+            detail = self._death(reason, "idle_compute")
         self._note(reason)
         self.host.audit_supervisor(self, "child_died", detail)
+        self._crash_check()
         return True
 
     # ---- the event pump's side (host.supervise.pump) ------------------------------------------
@@ -375,7 +344,7 @@ class AppRunner:
         except AppFailed as exc:
             self._failed(job, exc)
         else:
-            self.failures = 0
+            self.deaths.succeeded()
             self.events_done += 1
             job.outcome.set_result(result)
         finally:
@@ -434,6 +403,9 @@ class AppRunner:
                 self.child_gone(child)
                 child.close()  # here, on the thread that used it (`stop`)
             return True
+        if self.crash_stop is not None:  # crash-looped: nothing runs until the operator acts
+            self._crashed(job)
+            return False
         if job.name == "__start__":
             try:
                 self._ensure_child()
@@ -475,19 +447,23 @@ class AppRunner:
                     return
                 result = child.deliver(job.name, job.payload, job.deadline_s, self._on_call,
                                        self.log)
-            self.failures = 0
+            self.deaths.succeeded()
             self.events_done += 1
             job.outcome.set_result(result)
         except AppFailed as exc:
             self._failed(job, exc)
+        except CrashLooping:  # the death that found the child dead was one too many: not run
+            self._drop(job, "crashed")
         except (ChildDied, LayerMissing, GateError, OSError) as exc:
             self.events_failed += 1
-            self._child_died(str(exc))
+            # Only the child's own death says whose doing it was; the rest are the host's side.
+            self._child_died(str(exc), exc.code if isinstance(exc, ChildDied) else (
+                "confinement" if isinstance(exc, LayerMissing) else "start_failed"))
             settle_failed(job, _untraced(exc))
         except Exception as exc:  # noqa: BLE001 - e.g. an unreadable package at start
             # The runner thread must survive anything, or this app's queue would stall forever.
             self.events_failed += 1
-            self._child_died(f"could not start: {type(exc).__name__}: {exc}")
+            self._child_died(f"could not start: {type(exc).__name__}: {exc}", "start_failed")
             settle_failed(job, _untraced(exc))
         finally:
             burst, self._burst = self._burst, None
@@ -511,13 +487,15 @@ class AppRunner:
             return child
         if child is not None and not child.death_reported and (  # died between events (the
                 not child.dead or child.death_code == "zygote_died"):  # OOM killer, its zygote):
-            self._child_died(child.death or _exit_reason(child.exit_status))  # a new child runs
-        if child is not None:
+            self._child_died(child.death or _exit_reason(child.exit_status), child.death_code)
+        if child is not None:  # a new child runs (unless that death was one too many)
             self.child_gone(child)
             child.close()
             self.child = None
+        if self.crash_stop is not None:
+            raise CrashLooping(self.crash_stop)
         with self._cv:  # a stop ends the pause (a sleep outlived it, then ran the held event)
-            self._cv.wait_for(lambda: self._stopping, self._next_start - time.monotonic())
+            self._cv.wait_for(lambda: self._stopping, self.deaths.backoff_left())
         if self._stopping:
             raise ChildDied("app stopped", "stopped")
         self.state = "starting"
@@ -526,19 +504,44 @@ class AppRunner:
         self.state = "running"
         return child
 
-    def _child_died(self, reason: str) -> None:
+    def _child_died(self, reason: str, code: str) -> None:
         child = self.child
         if child is not None and child.death_reported:
             return  # killed and accounted between events (`stop_idle_compute`)
-        detail = self._death(reason)
+        detail = self._death(reason, code)
         if not self._stopping:  # a load refused (`import os`), a limit, a crash: was audited
             # only, `app logs` silent. One host note (`applog.host_line`: one line).
             self._note(f"the app's process stopped: {reason}")
         self.host.audit_supervisor(self, "child_died", detail)
+        self._crash_check()
 
-    def _death(self, reason: str) -> str:
-        """Account for the child's death (its error, the failure count, the restart's backoff);
-        the detail to audit."""
+    def _crash_check(self) -> None:
+        """Past the crash limit (`restarts.CRASH_LIMIT`): stop for crash-looping, once. The
+        host audits it and keeps it in the install record; the queued jobs are dropped."""
+        why = self.deaths.crash_loop(self.last_error)
+        if why is None or self._stopping or self.crash_stop is not None:
+            return
+        self.host.crash_stopped(self, why)  # recorded before it shows (`Host._match_runners`)
+        with self._cv:  # (no session: its dead child's token expiring restarts nothing)
+            self.crash_stop, self.state, self.session = why, "crashed", None
+        self._note(why)
+        self.drop_queued("crashed")
+
+    def _crashed(self, job: Job) -> None:
+        """A job reaching a crash-looped runner: dropped, never run (the dead child is freed
+        here, on the thread that used it)."""
+        child, self.child = self.child, None
+        if child is not None:
+            self.child_gone(child)
+            child.close()
+        if _control(job):
+            settle_failed(job, CrashLooping(self.crash_stop or "crash-looping"))
+        else:
+            self._drop(job, "crashed")
+
+    def _death(self, reason: str, code: str) -> str:
+        """Account for the child's death (its error, the restart's backoff, the crash-loop
+        window when the app caused it: `restarts.NOT_THE_APPS`); the detail to audit."""
         child = self.child
         if child is not None:
             child.death_reported = True
@@ -547,10 +550,7 @@ class AppRunner:
         # stderr). Joined and cut from the end, an app's long stderr pushed the host's reason
         # out of what `app list` and the console show, leaving only words the app chose.
         self.last_error, self.last_crash = reason, crash
-        self.failures += 1
-        self.restarts += 1
-        backoff = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * (2 ** (self.failures - 1)))
-        self._next_start = time.monotonic() + backoff
+        self.deaths.died(counts=not self._stopping and counts_against_app(code))
         self.state = "stopped" if self._stopping else "backoff"
         return reason + (f" | {crash}" if crash else "")
 
@@ -585,7 +585,7 @@ class AppRunner:
         The gate has audited one summary for the window. A restarted child that keeps being
         refused is stopped again at its first refusal while the window is still full."""
         reason = "stopped: more refusals than its refusal budget allows"
-        with self._drop_lock:
+        with self.drops.lock:
             self.refusal_stops += 1
         self.last_error = reason
         self._note(f"{reason} (the refused calls are counted, not each audited)")

@@ -24,7 +24,7 @@ from apphelp import install, write_app
 
 from host.home import Home
 from host.runtime import Host, HostConfig
-from host.supervise import supervisor
+from host.supervise import restarts
 from host.supervise.child import ChildDied
 from host.supervise.supervisor import AppRunner
 
@@ -73,7 +73,7 @@ def _host(tmp_path: Path, apps: list[str]) -> Host:
 
 def test_a_runner_in_backoff_stops_at_once_and_runs_nothing_after(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(supervisor, "BACKOFF_FIRST_S", LONG_BACKOFF_S)
+    monkeypatch.setattr(restarts, "BACKOFF_FIRST_S", LONG_BACKOFF_S)
     with _host(tmp_path, ["backer"]) as host:
         (runner,) = host.runners.values()
         held = _into_backoff(runner)
@@ -93,7 +93,7 @@ def test_a_runner_in_backoff_stops_at_once_and_runs_nothing_after(
 
 def test_a_host_with_apps_in_backoff_stops_at_once(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(supervisor, "BACKOFF_FIRST_S", LONG_BACKOFF_S)
+    monkeypatch.setattr(restarts, "BACKOFF_FIRST_S", LONG_BACKOFF_S)
     host = _host(tmp_path, ["first", "second"])
     host.start()
     try:

@@ -48,7 +48,7 @@ def test_a_token_revoked_during_its_start_does_not_run_on(served, monkeypatch) -
     runner = runner_of(host)
     assert runner is not None and runner.child is not None
     runner.child.kill("test: start again", code="stopped")
-    runner._next_start = 0.0  # past the restart backoff
+    runner.deaths.next_start = 0.0  # past the restart backoff
     until(lambda: event(host) and revoked, "the start that sees its token revoked")
 
     def renewed() -> bool:

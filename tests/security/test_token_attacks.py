@@ -370,7 +370,7 @@ def test_a_start_accepts_only_the_exact_token_it_gave_the_child(tmp_path: Any,
             runner.submit("livechat.room_started", {}, 5.0).result(20)
         assert accepted_elsewhere
         monkeypatch.setattr(Child, "handshake", real)
-        runner._next_start = 0.0  # past the restart backoff: the honest child starts
+        runner.deaths.next_start = 0.0  # past the restart backoff: the honest child starts
         assert runner.submit("livechat.room_started", {}, 5.0).result(20) == "ran"
 
 

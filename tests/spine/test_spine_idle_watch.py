@@ -213,7 +213,7 @@ def _when_running(runner: AppRunner) -> tuple[Child, int]:
 
 def test_a_child_keeps_its_time_in_events() -> None:
     host = _Host()
-    runner = AppRunner(host, SimpleNamespace(install_id="i-1", app_id="a"))  # type: ignore[arg-type]
+    runner = AppRunner(host, SimpleNamespace(install_id="i-1", app_id="a", crash_stop=None))  # type: ignore[arg-type]
     try:
         runner.ensure_started()
         child, _pid = _when_running(runner)
@@ -235,7 +235,7 @@ def test_a_child_keeps_its_time_in_events() -> None:
 @pytest.mark.parametrize("in_event", [False, True], ids=["between events", "in an event"])
 def test_the_runner_kills_and_accounts_once(in_event: bool) -> None:
     host = _Host()
-    runner = AppRunner(host, SimpleNamespace(install_id="i-1", app_id="a"))  # type: ignore[arg-type]
+    runner = AppRunner(host, SimpleNamespace(install_id="i-1", app_id="a", crash_stop=None))  # type: ignore[arg-type]
     try:
         runner.ensure_started()
         child, pid = _when_running(runner)
@@ -251,7 +251,7 @@ def test_the_runner_kills_and_accounts_once(in_event: bool) -> None:
         if in_event:  # the event's own failure path, as the pump hands it back
             with runner._cv:
                 runner._claimed = False
-            runner._child_died("child closed its channel")
+            runner._child_died("child closed its channel", "idle_compute")
         status = runner.status()
         assert status["restarts"] == 1 and status["state"] == "backoff", status
         assert host.audited == [("child_died", "killed: it computed between events")]

@@ -16,7 +16,7 @@ from churnhelp import CHURN_POLICY, OK_APP, host_db_fds
 
 from host.home import Home
 from host.runtime import Host, HostConfig
-from host.supervise import supervisor
+from host.supervise import drops
 from host.supervise.jobs import EventDropped
 
 WARM, CYCLES = 10, 30
@@ -24,7 +24,7 @@ WARM, CYCLES = 10, 30
 
 def test_late_drop_summaries_leave_no_connection_open(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(supervisor, "DROP_SUMMARY_INTERVAL_S", 0.05)
+    monkeypatch.setattr(drops, "DROP_SUMMARY_INTERVAL_S", 0.05)
     home = Home(tmp_path / "home").ensure()
     write_policy(home, "spine", CHURN_POLICY)
     rec = install(home, write_app(tmp_path / "apps", "churn", ["livechat.read"],
@@ -38,7 +38,7 @@ def test_late_drop_summaries_leave_no_connection_open(tmp_path: Path,
             for _ in range(2):  # the first summarised at once, the second by the timer
                 with pytest.raises(EventDropped):
                     runner.submit("livechat.room_started", {}, 5.0).result(5)
-            timer = runner._late_flush
+            timer = runner.drops.late_flush
             assert timer is not None
             timer.join(5)
             assert runner.dropped == {"stopped": 2}
@@ -68,7 +68,7 @@ def test_every_late_drop_is_summarised_however_long_after_the_stop(
     import re
     import sqlite3
 
-    monkeypatch.setattr(supervisor, "DROP_SUMMARY_INTERVAL_S", 0.5)
+    monkeypatch.setattr(drops, "DROP_SUMMARY_INTERVAL_S", 0.5)
     home = Home(tmp_path / "home").ensure()
     write_policy(home, "spine", CHURN_POLICY)
     rec = install(home, write_app(tmp_path / "apps", "churn", ["livechat.read"],
@@ -80,7 +80,7 @@ def test_every_late_drop_is_summarised_however_long_after_the_stop(
         for _ in range(2):
             with pytest.raises(EventDropped):
                 runner.submit("livechat.room_started", {}, 5.0).result(5)
-        first = runner._late_flush
+        first = runner.drops.late_flush
         assert first is not None
         first.join(5)
         with pytest.raises(EventDropped):  # within the interval of the timer's summary

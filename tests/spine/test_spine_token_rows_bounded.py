@@ -21,6 +21,7 @@ from churnhelp import CHURN_POLICY, OK_APP
 from host.home import Home
 from host.keys import registry
 from host.runtime import Host, HostConfig
+from host.supervise import restarts
 
 KEEP = 20  # rows kept per install in this test (the product keeps registry.MAX_LISTED)
 RESTARTS = 60
@@ -41,6 +42,9 @@ def _rows(home: Home, install_id: str) -> tuple[int, int, int]:
 def test_a_crash_looping_app_keeps_a_bounded_number_of_token_rows(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(registry, "MAX_LISTED", KEEP)
+    # Past the crash limit the app would be stopped for crash-looping after a handful of deaths
+    # (`tests/security/test_crash_loop_stop.py`); here it must go on, for the rows to pile up.
+    monkeypatch.setattr(restarts, "CRASH_LIMIT", RESTARTS + 1)
     home = Home(tmp_path / "home").ensure()
     write_policy(home, "spine", CHURN_POLICY)
     rec = install(home, write_app(tmp_path / "apps", "churn", ["livechat.read"],
