@@ -17,11 +17,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 
 
 def _bin(name: str) -> str:
@@ -109,3 +110,22 @@ def until(pred: Callable[[], object], what: str, timeout: float = 20.0) -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(name="private")
+def private_fixture() -> Iterator[Cluster]:
+    """A cluster of the test's own, for a test that restarts or stops its server."""
+    cl = Cluster()
+    try:
+        yield cl
+    finally:
+        cl.stop()
+
+
+def admits(host: Any) -> bool:
+    """Whether `host` admits calls (its lease beaten since the store came back)."""
+    try:
+        host.ledger._check_admitting()
+    except Exception:
+        return False
+    return True

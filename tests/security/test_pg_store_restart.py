@@ -12,33 +12,14 @@ A private cluster, since this test restarts it (`pghelp.Cluster`).
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from pghelp import Cluster, until
+from pghelp import Cluster, admits, private_fixture, until  # noqa: F401 - a fixture
 
 from host.home import Home
 from host.keys.keyring import Keyring
 from host.migrate import migrate
 from host.runtime import Host, HostConfig
-
-
-@pytest.fixture
-def private() -> Iterator[Cluster]:
-    cl = Cluster()
-    try:
-        yield cl
-    finally:
-        cl.stop()
-
-
-def _admits(host: Host) -> bool:
-    try:
-        host.ledger._check_admitting()
-    except Exception:
-        return False
-    return True
 
 
 def test_two_hosts_ride_out_a_short_restart_of_their_store(tmp_path: Path,
@@ -58,7 +39,7 @@ def test_two_hosts_ride_out_a_short_restart_of_their_store(tmp_path: Path,
     try:
         private.restart(down_s=3.0)  # under the grace (4 sweeps of 2 s)
         for host in hosts:
-            until(lambda host=host: _admits(host), "the host to admit calls again", 20.0)
+            until(lambda host=host: admits(host), "the host to admit calls again", 20.0)
         for host in hosts:
             assert not host.lease_lost.is_set(), host.lease_lost_why
     finally:

@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
-import pytest
 from gatehelp import QUOTA_LIMIT, add_seat_ceiling, build_rig, install_fuzz_app
-from pghelp import Cluster, stockade, until
+from pghelp import Cluster, admits, private_fixture, stockade, until  # noqa: F401 - a fixture
 
 from host.clock import SystemClock
 from host.errors import GateError
@@ -28,15 +26,6 @@ from host.home import Home
 from host.migrate import migrate
 from host.runtime import Host, HostConfig
 from host.store.base import PgError
-
-
-@pytest.fixture
-def private() -> Iterator[Cluster]:
-    cl = Cluster()
-    try:
-        yield cl
-    finally:
-        cl.stop()
 
 
 def _down(url: str) -> bool:
@@ -50,14 +39,6 @@ def _down(url: str) -> bool:
 def _pending(url: str) -> list[Any]:
     with psycopg.connect(url, autocommit=True) as c:
         return c.execute("SELECT op_id FROM audit_intents").fetchall()
-
-
-def _admits(host: Host) -> bool:
-    try:
-        host.ledger._check_admitting()
-    except Exception:
-        return False
-    return True
 
 
 def test_a_create_cut_by_a_store_restart_is_settled_while_its_host_serves(
@@ -95,7 +76,7 @@ def test_a_create_cut_by_a_store_restart_is_settled_while_its_host_serves(
         assert create("q-cut") == "internal"
         host.server.users_create = real  # type: ignore[method-assign]
         restart.join(60)
-        until(lambda: _admits(host), "the host to admit calls again", 30.0)
+        until(lambda: admits(host), "the host to admit calls again", 30.0)
         # Within a few upkeep rounds the host asks again: not applied, the unit comes back.
         until(lambda: not _pending(url), "the cut create to be settled", 20.0)
         answers = [create(f"q-after{i}") for i in range(4)]

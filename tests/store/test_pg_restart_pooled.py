@@ -12,14 +12,13 @@ A private cluster, since this test restarts it (`pghelp.Cluster`).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
-import pytest
 from gatehelp import QUOTA_LIMIT, build_rig, install_fuzz_app
-from pghelp import Cluster, until
+from pghelp import Cluster, admits, private_fixture, until  # noqa: F401 - a fixture
 
 from host.clock import SystemClock
 from host.errors import GateError
@@ -29,23 +28,6 @@ from host.runtime import Host, HostConfig
 
 # Threads making calls at once: each holds a connection of its own, as a host's runners do.
 THREADS = 3
-
-
-@pytest.fixture
-def private() -> Iterator[Cluster]:
-    cl = Cluster()
-    try:
-        yield cl
-    finally:
-        cl.stop()
-
-
-def _admits(host: Host) -> bool:
-    try:
-        host.ledger._check_admitting()
-    except Exception:
-        return False
-    return True
 
 
 def _on_each_thread(pool: ThreadPoolExecutor, call: Callable[[str], str],
@@ -86,7 +68,7 @@ def test_calls_after_a_store_restart_succeed_on_every_connection(
         before = _on_each_thread(pool, create, [f"before-{i}" for i in range(THREADS)])
         assert before == ["ok"] * THREADS, before
         private.restart(down_s=1.0)
-        until(lambda: _admits(host), "the host to admit calls again", 30.0)
+        until(lambda: admits(host), "the host to admit calls again", 30.0)
         after = _on_each_thread(pool, create, [f"after-{i}" for i in range(THREADS)])
         assert after == ["ok"] * THREADS, after
         with psycopg.connect(url, autocommit=True) as c:
@@ -126,7 +108,7 @@ def test_reads_after_a_store_restart_succeed_on_every_connection(
         names = [f"r-{i}" for i in range(THREADS)]
         assert _on_each_thread(pool, read, names) == ["ok"] * THREADS
         private.restart(down_s=1.0)
-        until(lambda: _admits(host), "the host to admit calls again", 30.0)
+        until(lambda: admits(host), "the host to admit calls again", 30.0)
         after = _on_each_thread(pool, read, names)
         assert after == ["ok"] * THREADS, after
     finally:
