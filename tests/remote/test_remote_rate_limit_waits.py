@@ -106,3 +106,33 @@ def test_a_message_refused_by_the_limiter_is_sent_once_and_recorded_sent(
     assert op is not None and op[1] == "applied"
     history = clean.admin("GET", "channels.messages", params={"roomId": rid})["messages"]
     assert [m["msg"] for m in history].count("hello once") == 1
+
+
+def test_through_the_gate_a_limit_past_the_deadline_is_typed_and_audited_unapplied(
+        clean: Standin, tmp_path: Path) -> None:
+    """The app's call: a typed `timeout` at once, saying how long the limiter asked for and
+    that nothing was applied; its outcome audited as a failure with nothing left pending (no
+    read-back of a create the limiter refused), and no user made."""
+    import json
+    import sqlite3
+
+    from test_remote_gate import Rig
+
+    from host.errors import GateError
+
+    home = Home(tmp_path / "gate").ensure()
+    rig = Rig(home, clean)
+    name = f"rl-gate-{os.getpid()}-{next(_n)}"
+    clean.fault("users.create", "rate-limit", 30.0, times=_FOREVER)
+    with pytest.raises(GateError) as err:
+        rig.create(name)
+    assert err.value.code == "timeout", err.value
+    assert "rate limiting (429) for" in err.value.message
+    assert "nothing was applied" in err.value.message
+    assert rig.ledger.pending_intents() == []
+    with sqlite3.connect(home.host_db) as c:
+        outcomes = [json.loads(b) for (b,) in c.execute("SELECT body FROM audit")
+                    if '"kind":"outcome"' in b and '"users.create"' in b]
+    assert [(o["ok"], o["code"]) for o in outcomes] == [(False, "timeout")]
+    clean.clear_faults()
+    assert not clean.admin("GET", "users.info", params={"username": name}).get("success")
