@@ -68,14 +68,20 @@ def caused_by_interrupt(exc: BaseException) -> bool:
     turns one raised in a descriptor's `__set_name__` (pydantic's, while the CLI loads) into
     "RuntimeError: Error calling __set_name__", caused by it. Such a command was interrupted,
     not failing (it printed that traceback, or "unexpected RuntimeError", exit 1)."""
+    return interrupt_in(exc) is not None
+
+
+def interrupt_in(exc: BaseException) -> BaseException | None:
+    """The Ctrl-C (or SIGTERM's `Terminated`) `exc` was caused by, if any (see
+    `caused_by_interrupt`)."""
     seen: set[int] = set()
     cur: BaseException | None = exc
     while cur is not None and id(cur) not in seen and len(seen) < _CHAIN_LIMIT:
         if isinstance(cur, (KeyboardInterrupt, Interrupted)):
-            return True
+            return cur
         seen.add(id(cur))
         cur = cur.__cause__ or cur.__context__
-    return False
+    return None
 
 
 # How far `caused_by_interrupt` follows an error's causes (bounds a cycle or a long chain).

@@ -18,8 +18,8 @@ from host.cli.interrupt import (
     TERMINATED_LINE,
     Interrupted,
     Terminated,
-    caused_by_interrupt,
     install_redelivery,
+    interrupt_in,
 )
 from host.cli.output import fail
 from host.errors import StartRefused
@@ -221,8 +221,9 @@ def main() -> None:
         sys.stderr.write(f"error: {exc.message}\nhint: {exc.hint}\n")
         raise SystemExit(EXIT_START_REFUSED) from None
     except Exception as exc:
-        if caused_by_interrupt(exc):  # a Ctrl-C Python wrapped (host/cli/interrupt.py)
-            _say_interrupted()
+        cause = interrupt_in(exc)
+        if cause is not None:  # a Ctrl-C (or SIGTERM) Python wrapped (host/cli/interrupt.py)
+            _say_interrupted(isinstance(cause, Terminated))
         from host.store.lockholder import store_locked
 
         if store_locked(exc) and not os.environ.get("STOCKADE_DEBUG"):

@@ -66,3 +66,19 @@ def test_serve_with_its_rest_front_exits_0_on_sigterm(tmp_path: Path) -> None:
                            "REST front: process", tmp_path)
     assert code == 0, err
     assert "Traceback" not in err, err
+
+
+def test_a_sigterm_python_wrapped_is_still_a_termination() -> None:
+    """Python 3.11 wraps what a descriptor's `__set_name__` raises (pydantic's, while the CLI
+    loads) in a RuntimeError: a SIGTERM landing there still ends as one (143, its own line)."""
+    from host.cli.interrupt import Interrupted, Terminated, interrupt_in
+
+    try:
+        try:
+            raise Terminated()
+        except Terminated as exc:
+            raise RuntimeError("Error calling __set_name__") from exc
+    except RuntimeError as wrapped:
+        assert isinstance(interrupt_in(wrapped), Terminated)
+    assert interrupt_in(RuntimeError("plain")) is None
+    assert not isinstance(interrupt_in(Interrupted()), Terminated)
