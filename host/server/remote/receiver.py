@@ -61,6 +61,13 @@ PATH = "/rocketchat/webhook"
 # Guards the host's memory and disk against an oversized body: a close webhook carries the whole
 # transcript, so the cap is generous (a 1,000-message chat is ~300 KiB).
 MAX_BODY_BYTES = 1024 * 1024
+# Bytes of webhook bodies being read or waiting to be stored at once, each counted by its
+# declared length (MAX_BODY_BYTES when it declares none). Guards the host's memory against many
+# large signed deliveries at once (a workspace closing many long chats together sends each close
+# webhook, its whole transcript, on its own; 128 held at 1 MiB grew the host by 170 MiB, and the
+# listener takes 1,024 connections): past it a delivery is answered 503 before its body is read,
+# and Rocket.Chat sends it again. Small webhooks (a few KiB) fit by the thousand.
+MAX_BODIES_BYTES = 32 * 1024 * 1024
 # Seconds a signed body has to arrive whole (Rocket.Chat posts a webhook at once; its own
 # request times out sooner). Guards the host against a body trickled in to hold a connection.
 BODY_DEADLINE_S = 30.0
@@ -148,7 +155,9 @@ class WebhookReceiver:
         self._busy = threading.Lock()
         self._thread: threading.Thread | None = None
         self.refused = {"token": 0, "size": 0, "slow": 0, "payload": 0, "full": 0,
-                        "repeat": 0}
+                        "busy": 0, "repeat": 0}
+        self._in_flight = 0  # bytes reserved by bodies being received (MAX_BODIES_BYTES)
+        self._flight = threading.Lock()
         self.last_activity = time.monotonic()  # a webhook taken or processed (demo, tests)
         self._catch_up = False
         self._lines = _Lines()
@@ -170,6 +179,22 @@ class WebhookReceiver:
         declared = request.headers.get("content-length")
         if declared is not None and not _declared_fits(declared):
             return self._refuse("size", 413, "the body is too large")
+        need = int(declared) if declared is not None else MAX_BODY_BYTES
+        with self._flight:
+            if self._in_flight + need > MAX_BODIES_BYTES:
+                busy = True
+            else:
+                busy, self._in_flight = False, self._in_flight + need
+        if busy:
+            return self._refuse("busy", 503, "too many webhook bodies are arriving at once; "
+                                "retry later")
+        try:
+            return await self._receive(request)
+        finally:
+            with self._flight:
+                self._in_flight -= need
+
+    async def _receive(self, request: Request) -> JSONResponse:
         try:
             body = await asyncio.wait_for(self._read(request), BODY_DEADLINE_S)
         except TimeoutError:
