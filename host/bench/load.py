@@ -239,14 +239,16 @@ def run_load(rates: Sequence[float] = RATES, step_s: float = 10.0, *, degraded: 
 @contextmanager
 def _rest_api(host: Any, rest_process: bool) -> Iterator[tuple[str, RestFront | None]]:
     """The REST API as `stockade serve` serves it: in the host's process, or (`rest_process`)
-    from a front process of its own (`serve --rest-process`). Yields (base URL, the front)."""
+    from a front process of its own (`serve --rest-process`). Yields (base URL, the front).
+    Without the widget's rate limit (`serve --widget-rate 0`): every simulated visitor comes
+    from this machine's one address, where real ones each have their own."""
     if not rest_process:
-        with serving(host.server) as (base, _server, _uv):
+        with serving(host.server, widget_rate=0) as (base, _server, _uv):
             yield base, None
         return
     sock = tcp_listener("127.0.0.1", 0)
     front = RestFront(host.home, sock, server=host.server, pre_send=host.pre_send,
-                      spread=host.affinity.spread).start()
+                      spread=host.affinity.spread, widget_rate=0).start()
     try:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}", front
     finally:

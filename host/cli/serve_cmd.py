@@ -17,6 +17,7 @@ from host.home import Home
 from host.server.embedded import EmbeddedServer
 from host.server.listen import http_config, is_loopback, tcp_listener
 from host.server.personal_tokens import NotAServiceUser, ensure_service_user
+from host.server.ratelimit import WIDGET_CALLS_PER_MIN
 from host.server.shapes import User
 
 
@@ -104,6 +105,12 @@ def serve(
         30.0, "--front-timeout", min=0, help="With --rest-process: how long (s) the REST front "
         "may leave the host's probe (GET /api/info) unanswered before it is killed and another "
         "started, as after an exit (0: never)."),
+    widget_rate: int = typer.Option(
+        WIDGET_CALLS_PER_MIN, "--widget-rate", min=0, metavar="CALLS",
+        help="Calls a minute the chat widget's public REST routes take from one client "
+        "address (a twelfth of it for visitor registrations), answered 429 past it as "
+        "Rocket.Chat's rate limiter answers (0: no limit; behind a reverse proxy every "
+        "visitor has the proxy's address)."),
 ) -> None:
     """Serve the REST API (/api/v1/...) on loopback, and run the installed apps; or, against
     a Rocket.Chat workspace, run the apps and receive its webhooks on loopback."""
@@ -257,14 +264,15 @@ def serve(
             # The front process inherits them; a front restarted later too.
             os.environ[ORIGINS_ENV] = " ".join(origins)
 
-            serve_front(home, sock, app_host, enforced, front_timeout)
+            serve_front(home, sock, app_host, enforced, front_timeout, widget_rate)
         else:
             console = Mount("/console", create_console(home, server, enforced,
                                                        origins=origins))
             # The console binds sessions to the TCP peer's account: `http_config` trusts no
             # forwarding header that could rename the peer (host.console.peer).
             serve_until_lease_lost(uvicorn.Server(http_config(
-                create_app(server, mounts=[console]), host=host, port=port, log_level="warning",
+                create_app(server, mounts=[console], widget_rate=widget_rate), host=host,
+                port=port, log_level="warning",
                 lifespan="off",
             )), app_host, sock)
     except Terminated:

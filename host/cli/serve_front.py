@@ -41,7 +41,8 @@ MAX_RESTART_PAUSE_S = 4.0
 
 
 def serve_front(home: Home, sock: socket.socket, app_host: Host | None,
-                enforced: Callable[[], str | None], timeout_s: float = 30.0) -> None:
+                enforced: Callable[[], str | None], timeout_s: float = 30.0,
+                widget_rate: int | None = None) -> None:
     """Serve through a front process until interrupted or terminated, restarting a front that
     stops, or that answers nothing for `timeout_s` (0: never probed) (the host keeps the
     listener: connections wait in its backlog meanwhile); a front that stops more than
@@ -54,7 +55,7 @@ def serve_front(home: Home, sock: socket.socket, app_host: Host | None,
                          pre_send=app_host.pre_send if app_host is not None else None,
                          enforced=enforced, entry="host.console.front_main",
                          spread=app_host.affinity.spread if app_host is not None else None,
-                         ).start()
+                         widget_rate=widget_rate).start()
 
     try:
         front = start()

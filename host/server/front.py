@@ -72,11 +72,13 @@ class RestFront:
                  server: ServerCore | None = None, pre_send: PreSendHook | None = None,
                  enforced: Callable[[], str | None] = lambda: None,
                  hook_wait_s: float = 30.0, entry: str = "host.server.front_proc",
-                 spread: Callable[[int], None] | None = None) -> None:
+                 spread: Callable[[int], None] | None = None,
+                 widget_rate: int | None = None) -> None:
         """`entry`: the front's module (`python -m`): the REST API alone by default; `serve`
         names `host.console.front_main`, the console beside it (a room above this one).
         `spread`: called with the front's pid as it starts (`Affinity.spread`: a host whose
-        threads share one core lets its front run on every core)."""
+        threads share one core lets its front run on every core). `widget_rate`: the REST
+        app's (`create_app`; None: its default)."""
         self.home = home
         self.listener = listener
         self.server = server
@@ -85,6 +87,7 @@ class RestFront:
         self.hook_wait_s = hook_wait_s
         self.entry = entry
         self.spread = spread
+        self.widget_rate = widget_rate
         self.proc: subprocess.Popen[bytes] | None = None
         self.link: Link | None = None
         self.exited = threading.Event()  # the link broke: the front is gone (or going)
@@ -114,7 +117,7 @@ class RestFront:
         # The store's URL may hold a password: on the link, never on the front's command line.
         self.link.send({"t": "hello", "root": str(self.home.root),
                         "store_url": self.home.store_url, "hook": self.pre_send is not None,
-                        "hook_wait_s": self.hook_wait_s})
+                        "hook_wait_s": self.hook_wait_s, "widget_rate": self.widget_rate})
         threading.Thread(target=self._read, name="stockade-front", daemon=True).start()
         self._reading = True
         deadline = time.monotonic() + timeout_s

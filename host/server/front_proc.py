@@ -150,8 +150,9 @@ def main(argv: list[str], mounts: Mounts | None = None) -> int:
     server.subscribe(forwarder(link))
     routes = mounts(home, server, calls) if mounts is not None else []
     # The header block capped in size and time, as on every listener (host/server/listen.py).
-    uv = uvicorn.Server(http_config(create_app(server, mounts=routes),
-                                    log_level="warning", lifespan="off"))
+    rate = hello.get("widget_rate")
+    app = create_app(server, mounts=routes, **({} if rate is None else {"widget_rate": int(rate)}))
+    uv = uvicorn.Server(http_config(app, log_level="warning", lifespan="off"))
 
     def closed() -> None:
         uv.should_exit = True

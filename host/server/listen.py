@@ -142,18 +142,21 @@ def tcp_listener(host: str, port: int) -> socket.socket:
 
 
 @contextmanager
-def serving(server: EmbeddedServer, mounts: Sequence[BaseRoute] = (),
+def serving(server: EmbeddedServer, mounts: Sequence[BaseRoute] = (), *,
+            widget_rate: int | None = None,
             ) -> Iterator[tuple[str, EmbeddedServer, uvicorn.Server]]:
     """Serve `server`'s REST API (and `mounts` beside it, e.g. the console) on loopback from a
-    thread; yield (base URL, server, the uvicorn server)."""
+    thread; yield (base URL, server, the uvicorn server). `widget_rate`: `create_app`'s (None:
+    its default)."""
     import uvicorn  # the web stack only for what serves HTTP
 
     from host.server.rest import create_app
 
     sock = tcp_listener("127.0.0.1", 0)
     port = sock.getsockname()[1]
-    uv = uvicorn.Server(http_config(create_app(server, mounts=mounts), log_level="warning",
-                                    lifespan="off"))
+    rate = {} if widget_rate is None else {"widget_rate": widget_rate}
+    uv = uvicorn.Server(http_config(create_app(server, mounts=mounts, **rate),
+                                    log_level="warning", lifespan="off"))
     thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, name="stockade-uvicorn",
                               daemon=True)
     thread.start()

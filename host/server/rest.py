@@ -41,6 +41,7 @@ from host.server.embedded import EmbeddedServer
 from host.server.errors import NotFound, ServerError, Unavailable
 from host.server.gone import client_gone
 from host.server.principals import Caller, Operator
+from host.server.ratelimit import WIDGET_CALLS_PER_MIN, WIDGET_PREFIX, WidgetLimits, too_many
 from host.server.rest_errors import rc_error
 from host.server.rest_routes import ADMIN, LIVECHAT, MANAGE, Ctx, Handler
 from host.server.rest_unavailable import retry_headers, store_failure, store_unavailable
@@ -300,14 +301,27 @@ class RestDispatcher:
 
 
 def create_app(server: EmbeddedServer, *, max_body: int = MAX_BODY_BYTES,
-               mounts: Sequence[BaseRoute] = ()) -> Starlette:
+               mounts: Sequence[BaseRoute] = (),
+               widget_rate: int = WIDGET_CALLS_PER_MIN) -> Starlette:
     """The starlette app serving `/api/v1/...` over HTTP (thin: auth, body cap, dispatch);
-    `mounts` adds other apps beside it (`stockade serve` mounts the console)."""
+    `mounts` adds other apps beside it (`stockade serve` mounts the console). `widget_rate`:
+    the widget's public routes' calls a minute per client address (`host.server.ratelimit`;
+    0: no limit)."""
     dispatcher = RestDispatcher(server)
     hook_slots = asyncio.BoundedSemaphore(HOOK_THREADS)  # bound to the loop at first use
+    widget = WidgetLimits(widget_rate)
 
     async def endpoint(request: Request) -> JSONResponse:
         route = request.path_params["path"]
+        if widget.calls is not None and route.startswith(WIDGET_PREFIX):
+            # Before the body is read: a flood costs the server as little as it can.
+            name = normalize_route(route)[0]
+            found = dispatcher.find(request.method, name)
+            over = widget.refused(request.method, name, found is not None and found[0].public,
+                                  request.client.host if request.client else "")
+            if over is not None:
+                status, payload, headers = too_many(over)
+                return JSONResponse(payload, status_code=status, headers=headers)
         declared = request.headers.get("content-length")
         # isascii: str.isdigit() is true for "²", which int() refuses.
         if declared is not None and (not (declared.isascii() and declared.isdigit())
