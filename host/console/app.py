@@ -31,9 +31,10 @@ from host.apps.manifest import MAX_SETTINGS
 from host.apps.operations import uninstall_app
 from host.apps.packages import MAX_ARCHIVE_BYTES
 from host.clock import SystemClock
-from host.console import auditview, pages, updates
+from host.console import approws, auditview, faults, pages, updates
 from host.console import install as install_flow
 from host.console import settings as app_settings
+from host.console.approws import app_row as _app_row  # (tests/security reads it here)
 from host.console.install import Uploads
 from host.console.operators import Operators, ServerOperators, Unreachable
 from host.console.origins import host_names, same_origin, source_origin
@@ -250,7 +251,7 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         # clean stop leaves its last rows, which said "running" for good.
         now = time.time()
         status = {k: v for k, v in read_status(home.host_store).items() if is_fresh(v, now)}
-        refusals = await anyio.to_thread.run_sync(_refusals_last_hour, home)
+        refusals = await anyio.to_thread.run_sync(approws.refusals_last_hour, home)
         rows = [_app_row(rec, status.get(rec.install_id), refusals.get(rec.install_id, 0))
                 for rec in installs]
         return page(request, "apps.html", s=s, rows=rows)
@@ -388,6 +389,9 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
 
     async def consent(request: Request, s: Session) -> Response:
         if not same_origin(request, origins):
+            return refused()
+        declared = _declared_length(request)  # as `form_of`: a confirm form is small too
+        if declared is None or declared > MAX_FORM_BYTES:
             return refused()
         form = await request.form(max_files=0, max_fields=64)
         if not _csrf_ok(form.get("csrf"), s):
@@ -533,27 +537,31 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
             return RedirectResponse("/console/updates", status_code=303)
         return run
 
+    def g(handler: Callable[[Request, Session], Awaitable[Response]]
+          ) -> Callable[[Request, Session], Awaitable[Response]]:
+        return faults.guarded(home, handler)  # a held store or an unread keyring: a 503
+
     routes = [
         Route("/login", login_page, methods=["GET"]),
         Route("/login", login, methods=["POST"]),
         Route("/logout", logout, methods=["POST"]),
         Route("/", signed_in(index), methods=["GET"]),
-        Route("/apps", signed_in(apps), methods=["GET"]),
-        Route("/apps/{install_id}/enable", signed_in(switch(True)), methods=["POST"]),
-        Route("/apps/{install_id}/disable", signed_in(switch(False)), methods=["POST"]),
-        Route("/apps/{install_id}/settings", signed_in(settings_page), methods=["GET"]),
-        Route("/apps/{install_id}/uninstall", signed_in(uninstall_page), methods=["GET"]),
-        Route("/apps/{install_id}/uninstall", signed_in(uninstall), methods=["POST"]),
-        Route("/apps/{install_id}/settings", signed_in(settings_save), methods=["POST"]),
-        Route("/audit", signed_in(audit), methods=["GET"]),
-        Route("/audit/{seq:int}", signed_in(record), methods=["GET"]),
+        Route("/apps", signed_in(g(apps)), methods=["GET"]),
+        Route("/apps/{install_id}/enable", signed_in(g(switch(True))), methods=["POST"]),
+        Route("/apps/{install_id}/disable", signed_in(g(switch(False))), methods=["POST"]),
+        Route("/apps/{install_id}/settings", signed_in(g(settings_page)), methods=["GET"]),
+        Route("/apps/{install_id}/uninstall", signed_in(g(uninstall_page)), methods=["GET"]),
+        Route("/apps/{install_id}/uninstall", signed_in(g(uninstall)), methods=["POST"]),
+        Route("/apps/{install_id}/settings", signed_in(g(settings_save)), methods=["POST"]),
+        Route("/audit", signed_in(g(audit)), methods=["GET"]),
+        Route("/audit/{seq:int}", signed_in(g(record)), methods=["GET"]),
         Route("/quotas", signed_in(quota_page), methods=["GET"]),
-        Route("/updates", signed_in(updates_page), methods=["GET"]),
-        Route("/updates", signed_in(update_upload), methods=["POST"]),
-        Route("/updates/{install_id}", signed_in(review_page), methods=["GET"]),
-        Route("/updates/{install_id}/approve", signed_in(decide_update(True)),
+        Route("/updates", signed_in(g(updates_page)), methods=["GET"]),
+        Route("/updates", signed_in(g(update_upload)), methods=["POST"]),
+        Route("/updates/{install_id}", signed_in(g(review_page)), methods=["GET"]),
+        Route("/updates/{install_id}/approve", signed_in(g(decide_update(True))),
               methods=["POST"]),
-        Route("/updates/{install_id}/reject", signed_in(decide_update(False)),
+        Route("/updates/{install_id}/reject", signed_in(g(decide_update(False))),
               methods=["POST"]),
         Route("/install", signed_in(install_page), methods=["GET"]),
         Route("/install", signed_in(upload), methods=["POST"]),
@@ -575,26 +583,3 @@ def _declared_length(request: Request) -> int | None:
     if not (0 < len(declared) <= 18 and declared.isascii() and declared.isdigit()):
         return None
     return int(declared)
-
-
-def _refusals_last_hour(home: Home) -> dict[str, int]:
-    log = AuditLog(home.host_store, SystemClock())
-    try:
-        return auditview.refusals_since(log, time.time() - 3600)
-    finally:
-        log.close()
-
-
-def _app_row(rec: InstallRecord, live: dict[str, Any] | None, refusals: int) -> dict[str, Any]:
-    # A crash-loop stop is kept in the install record: shown with no host serving too.
-    crashed = rec.enabled and bool(rec.crash_stop)
-    state = "disabled" if not rec.enabled else "crashed" if crashed else str(
-        (live or {}).get("state", "not serving"))
-    return {"install_id": rec.install_id, "app_id": rec.app_id, "name": rec.manifest.name,
-            "version": rec.version, "enabled": rec.enabled, "state": state, "crashed": crashed,
-            "why": rec.disabled_reason or (rec.crash_stop if crashed else "")
-            or (live or {}).get("last_error") or "",
-            # the dead child's stderr: the app's words, shown apart and marked as its own
-            "crash": "" if rec.disabled_reason else str((live or {}).get("last_crash") or ""),
-            "restarts": (live or {}).get("restarts", 0), "drops": (live or {}).get("dropped", 0),
-            "refusals": refusals}

@@ -29,9 +29,11 @@ from host.apps.operations import install_package
 from host.apps.packages import MAX_ARCHIVE_BYTES, Package, PackageError, read_package
 from host.apps.publisher import PublisherError, SignatureCheck, TrustStore, check_signature
 from host.clock import SystemClock
+from host.console.faults import store_busy
 from host.home import Home
 from host.inert import visible
-from host.store import STORE_FAILURES
+from host.keys.keyring import KeyError_
+from host.store import STORE_FAILURES, StoreError
 
 # How long an uploaded package waits for its consent. Guards: memory held by abandoned uploads.
 PENDING_S = 15 * 60
@@ -113,10 +115,26 @@ def read_upload(data: bytes) -> Package:
 def examine(home: Home, data: bytes, owner: str) -> Upload:
     """Validate an uploaded package and build what its consent page shows."""
     try:
+        _usable_now(home)
         return _examine(home, data, owner)
+    except KeyError_ as exc:
+        raise Unavailable(f"{_keyring_why(exc)}: nothing was installed") from None
     except STORE_FAILURES as exc:
         raise Unavailable(f"the host's store cannot be used now ({visible(exc)}): nothing was "
                           "installed; upload it again in a moment") from None
+
+
+def _usable_now(home: Home) -> None:
+    """Raise when another process holds the store past `faults.STORE_WAIT_S`: said within
+    that, not after the store's own 10 s wait for the lock."""
+    busy = store_busy(home)
+    if busy is not None:
+        raise StoreError(busy.removeprefix("the host's store cannot be used now: "))
+
+
+def _keyring_why(exc: BaseException) -> str:
+    return (f"the host's keyring does not read ({visible(exc)}); `stockade doctor` says "
+            "what is wrong with it")
 
 
 def _examine(home: Home, data: bytes, owner: str) -> Upload:
@@ -147,8 +165,11 @@ def confirm(home: Home, up: Upload, grants: list[str], *, allow_unsigned: bool,
             transfer: bool, actor: str) -> InstallRecord:
     """Install with exactly `grants` (a subset of what the package asks for)."""
     try:
+        _usable_now(home)
         return _confirm(home, up, grants, allow_unsigned=allow_unsigned, transfer=transfer,
                         actor=actor)
+    except KeyError_ as exc:  # read before the install's one transaction: none was made
+        raise Unavailable(f"{_keyring_why(exc)}: nothing was installed") from None
     except STORE_FAILURES as exc:
         # An install is one transaction (its row, consent and id binding): it is there whole
         # or not at all, and the store that failed here cannot say which; the Apps page can.

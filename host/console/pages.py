@@ -11,18 +11,20 @@ off the console's event loop (a store's busy wait would stall every request of t
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from host.apps.installs import InstallRecord, InstallStore
 from host.apps.lifecycle_seams import SERVER_UNASKABLE
 from host.apps.publisher import TrustStore
+from host.console.faults import store_busy
 from host.home import Home
 from host.inert import visible
 from host.keys.keyring import KeyError_, Keyring
 from host.ledger.quota import state_in
-from host.store import STORE_FAILURES, reading, table_exists
+from host.store import STORE_FAILURES, open_store, reading, table_exists
 from policies.findings import FAILING
 from policies.loader import load
 from policies.policy import Policy
@@ -67,12 +69,12 @@ def quotas(home: Home, policy: Policy | None, installs: list[InstallRecord],
     """Every quota the policy puts on each installed app: units in the window now and when the
     next frees, as the ledger counts them (`state_in`: its high-water time, and a limit lowered
     below the units its ring holds frees a unit only when the limit-th newest does), and the
-    units' times as bars over the window. Raises STORE_FAILURES when the store cannot be read."""
+    units' times as bars over the window, all at the ledger's now (`_ledger_now`). Raises
+    STORE_FAILURES when the store cannot be read."""
     if policy is None or not home.has_host_store():
         return []
-    at = time.time() if now is None else now
     out: list[QuotaView] = []
-    with reading(home.host_store) as conn:
+    with _ledger_now(home, now) as (conn, at):
         charged = table_exists(conn, "quota_keys")  # no quota was ever charged otherwise
         for rec in installs:
             for q in policy.quotas:
@@ -90,6 +92,25 @@ def quotas(home: Home, policy: Policy | None, installs: list[InstallRecord],
                                      used, free_at, None if free_at is None else free_at - at,
                                      _bars(live, q.window_s, q.limit, at)))
     return out
+
+
+@contextmanager
+def _ledger_now(home: Home, now: float | None) -> Iterator[tuple[Any, float]]:
+    """A connection to read the quotas on and the time their windows are read at, as the
+    ledger's `quota_state` takes it (`Ledger._now_in`): on a shared PostgreSQL store the
+    database's clock, read in a transaction's BEGIN round trip (`Store.clock_in`), since the
+    hosts charging the windows time them by it and this machine's clock may disagree; on the
+    home's SQLite store (one machine's clock) `now`, or this machine's time."""
+    store = open_store(home.host_store, readonly=True)
+    try:
+        if store.dialect == "postgresql":
+            with store.transaction() as c:
+                at = store.clock_in(c)
+                yield c, at if at is not None else time.time() if now is None else now
+        else:
+            yield store.conn(), time.time() if now is None else now
+    finally:
+        store.close()
 
 
 def policy_view(home: Home) -> dict[str, Any]:
@@ -160,9 +181,14 @@ def quota_context(home: Home, seats: Callable[[], int],
         ctx["quotas_why"] = ctx["ceiling_why"] = folder_why
     else:
         ctx["ceiling"] = policy.seat_ceiling
+        # The store held by another process: said within STORE_WAIT_S, not after the store's
+        # own 10 s wait for the lock the install store takes to open.
+        busy = store_busy(home)
         try:
             installs: list[InstallRecord] = []
-            if home.has_host_store():  # a page creates no store
+            if busy is not None:
+                ctx["quotas_why"] = busy
+            elif home.has_host_store():  # a page creates no store
                 with InstallStore(home.host_store) as store:
                     installs = store.list()
             ctx["quotas"] = quotas(home, policy, installs, at)
