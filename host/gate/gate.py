@@ -322,7 +322,9 @@ class Gate:
                 # A remote write sent with no answer: ask the server, never refund blindly.
                 self._settle_unknown(spec, seq, op_id, exc, exc.code)
             elif seq is not None and op_id is not None:
-                refund, status = exc.code in REFUNDABLE_ERRORS, rc_status(exc.code)
+                refund = exc.code in REFUNDABLE_ERRORS or (
+                    isinstance(exc, Unavailable) and exc.nothing_applied)
+                status = rc_status(exc.code)
                 if self._outcome_may_wait(spec):
                     # Its refund commits with it, before any later admission on this host.
                     self.ledger.hold_refusal(seq, op_id, exc.code, refund,

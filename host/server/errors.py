@@ -61,11 +61,17 @@ class Unavailable(ServerError):
 
     `outcome_unknown` says whether a write may have been applied anyway (the request was sent
     and no answer came back): the gate then asks `was_applied` instead of refunding, and a
-    crash-safe settlement follows at the next start if even that cannot be answered."""
+    crash-safe settlement follows at the next start if even that cannot be answered.
+    `nothing_applied` says the server certainly applied nothing (no attempt reached it, or its
+    rate limiter refused every one before the route ran): the gate gives the call's quota
+    units back, as for a refusal (a workspace that was down or rate-limiting burned an app's
+    quota, call after call, for work never done)."""
 
     code = "timeout"
     http_status = 503
 
-    def __init__(self, message: str, *, outcome_unknown: bool = False) -> None:
+    def __init__(self, message: str, *, outcome_unknown: bool = False,
+                 nothing_applied: bool = False) -> None:
         super().__init__(message)
         self.outcome_unknown = outcome_unknown
+        self.nothing_applied = nothing_applied and not outcome_unknown

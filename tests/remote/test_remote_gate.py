@@ -102,8 +102,6 @@ def test_a_read_against_a_workspace_that_is_down_is_a_typed_error(
     assert err.value.code == "timeout" and "refused the connection" in err.value.message
 
 
-
-
 def test_install_and_uninstall_act_on_the_connected_workspace(clean: Standin,
                                                               tmp_path: Path) -> None:
     """In a connected home, `app install` makes the app's user on the workspace, and uninstall

@@ -133,6 +133,9 @@ def test_through_the_gate_a_limit_past_the_deadline_is_typed_and_audited_unappli
     with sqlite3.connect(home.host_db) as c:
         outcomes = [json.loads(b) for (b,) in c.execute("SELECT body FROM audit")
                     if '"kind":"outcome"' in b and '"users.create"' in b]
-    assert [(o["ok"], o["code"]) for o in outcomes] == [(False, "timeout")]
+    # Its unit given back: the limiter refused every attempt before the route ran (before:
+    # kept, so a rate-limiting workspace burned the app's quota for work never done).
+    assert [(o["ok"], o["code"], o["refunded"]) for o in outcomes] == [(False, "timeout", True)]
+    assert rig.used() == 0
     clean.clear_faults()
     assert not clean.admin("GET", "users.info", params={"username": name}).get("success")

@@ -220,7 +220,7 @@ class RcClient:
                 tail = ("; it may have been applied: the host checks" if unknown
                         else "; nothing was applied" if not lost else "")
                 raise Unavailable(f"Rocket.Chat at {self.base} {why} ({tries}){tail}",
-                                  outcome_unknown=unknown)
+                                  outcome_unknown=unknown, nothing_applied=not lost)
             self._sleep(wait)
 
     def _attempt(self, method: str, path: str, query: Mapping[str, str] | None,
