@@ -44,7 +44,7 @@ from host.rounds import CHECKPOINT_INTERVAL_S, ROUND_JOIN_S, Rounds
 from host.server.embedded import EmbeddedServer
 from host.server.errors import ServerError
 from host.server.remote.server import RemoteServer, Workspace, foreign_app_user
-from host.store import opening_stores, refuse_damaged_stores
+from host.store import Store, opening_stores, refuse_damaged_stores
 from host.store.pool import Pooled
 from host.supervise import applog
 from host.supervise.affinity import Affinity
@@ -52,7 +52,7 @@ from host.supervise.appcode import AppCode, PackageTampered
 from host.supervise.child import Child, ChildDied
 from host.supervise.credentials import Credentials, make_session
 from host.supervise.delivery import Delivery
-from host.supervise.gctune import tune_gc
+from host.supervise.gctune import tune_gc, untune_gc
 from host.supervise.handover import hand_over
 from host.supervise.identities import Identities
 from host.supervise.lifehooks import LifeHooks
@@ -231,7 +231,7 @@ class Host:
         self.sync_installs()
         self.rounds.start(watch=self.config.watch)
         if self.config.tune_gc:
-            tune_gc()
+            tune_gc(self)
         # Last: the zygote, started with the spawner, is not a thread of this process; it goes
         # off the host's core, where the children it forks ahead of need then prime.
         self.affinity.place_host()
@@ -273,22 +273,22 @@ class Host:
         self.httpout.close()
         with contextlib.suppress(Exception):
             self.status_board.clear()
-            self.status_board.close()
         if self.spawner is not None:
             self.spawner.close()
             self.spawner = None
         with contextlib.suppress(Exception):
-            self.tokens.close()
-            self.identities.close()
             if self.policy_follower is not None:
                 self.policy_follower.close()
         with contextlib.suppress(Exception):
             self.ledger.close()
-        for store in self.pooled_stores():
-            with contextlib.suppress(Exception):
-                store.close_idle()
-        self.lease.release()  # last: until here this host may still finish a call
+        self.lease.release()  # until here this host may still finish a call
         self.affinity.release_host()
+        # Last, every connection its threads opened (the embedded server's others close as
+        # their threads end): the first host's objects are frozen, never collected (`gctune`).
+        for store in [*self.pooled_stores(), self.status_board.store]:
+            with contextlib.suppress(Exception):
+                (store.close_all if isinstance(store, Store) else store.close)()
+        untune_gc(self)
 
     def __enter__(self) -> Host:
         return self.start()

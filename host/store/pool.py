@@ -92,6 +92,8 @@ class Pooled(Protocol):
 
     def close_idle(self) -> None: ...
 
+    def close(self) -> None: ...
+
 
 _registered: weakref.WeakSet[Pooled] = weakref.WeakSet()
 _registered_lock = threading.Lock()
