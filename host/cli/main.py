@@ -210,7 +210,13 @@ def main() -> None:
         _say_interrupted(isinstance(exc, Terminated))
     except AuditError as exc:
         # Audit before act (rule 14): an operator change whose record cannot be written is
-        # not made. One message, no traceback.
+        # not made. One message, no traceback; a record kept from the write lock names the
+        # process holding it, as any command kept from it does.
+        from host.store.lockholder import store_locked
+
+        if store_locked(exc) and not os.environ.get("STOCKADE_DEBUG"):
+            sys.stderr.write(_locked())
+            raise SystemExit(EXIT_STORE_LOCKED) from None
         sys.stderr.write(f"error: not done, the audit record could not be written ({exc})\n"
                          "hint: `stockade audit verify` and `stockade doctor` show what is "
                          "wrong with the store\n")

@@ -24,10 +24,15 @@ def ensure_schema(store: Store, component: str, version: int,
                   ddl: Sequence[SchemaItem]) -> None:
     """Make `component`'s tables current (see the module docstring), or raise `StoreError`."""
     explicit = store.dialect == "postgresql" and not getattr(store, "migrating", False)
-    if explicit:
+    if explicit or store.dialect == "sqlite":
+        # A current component needs nothing: read without the write lock, so opening a store
+        # another process is writing (or holds, past the busy wait) does not wait on it. Every
+        # store-backed part opens its components this way, each CLI command and console page:
+        # each took the write lock to find nothing to do.
         have = _version(store, component)
         if have == version:
             return
+    if explicit:
         if have is not None and have > version:
             raise StoreError(
                 f"{store.where}: {component} schema version {have} is newer than this "
