@@ -116,7 +116,15 @@ def store_failure(why: str, exc: BaseException, method: str, path: str, *,
     return rc_error("store_unavailable", _MESSAGES[why], path, status=503)
 
 
+# When a message refused because the apps' pre-send hooks are all busy may be sent again (s):
+# a hook's slot is waited for up to a second (`rest.HOOK_SLOT_WAIT_S`) before that 429.
+HOOKS_BUSY_RETRY_AFTER_S = 1
+
+
 def retry_headers(status: int) -> dict[str, str]:
     """The headers an answer of `status` carries: `Retry-After` on every 503 (a store that
-    could not serve, a sign-in its store could not count)."""
-    return {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else {}
+    could not serve, a sign-in its store could not count) and on a 429 of the REST app's own
+    (the pre-send hooks busy; the widget's rate limit sets its own, `host.server.ratelimit`)."""
+    if status == 503:
+        return {"Retry-After": str(RETRY_AFTER_S)}
+    return {"Retry-After": str(HOOKS_BUSY_RETRY_AFTER_S)} if status == 429 else {}

@@ -105,6 +105,7 @@ def test_a_refused_message_says_to_retry(tmp_path: Path) -> None:
             assert r.status_code == 429, r.text
             doc = r.json()
             assert doc["success"] is False and doc["errorType"] == "error-too-many-requests"
+            assert r.headers.get("retry-after") == "1"  # before: none, a client could not tell
             release.set()
             assert all(a.status_code == 200 for a in await asyncio.gather(*held))
             later = await c.post("/api/v1/livechat/message", json={**body, "msg": "later"})
