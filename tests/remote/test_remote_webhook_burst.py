@@ -5,83 +5,33 @@ receiver answers 503 part of the time (the workspace retries): every room's star
 and message reaches the event bus exactly once, no forged body is taken, nothing is left."""
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from rchelp import SECRET, Standin, remote
+from hookhelp import Rig
+from rchelp import Standin
 
-from host.home import Home
 from host.server.events import AGENT_ASSIGNED, MESSAGE_SENT, ROOM_STARTED
-from host.server.listen import tcp_listener
 from host.server.remote import receiver as receiver_mod
 from host.server.remote import webhook
-from host.server.remote.receiver import PATH, WebhookReceiver
 
 ROOMS = 60  # each: Chat Start, Chat Taken, 3 visitor messages = 5 webhooks (300 in all)
 MESSAGES = 3
 FORGED = 40
 
 
-class BurstRig:
-    def __init__(self, root: Path) -> None:
-        self.sock = tcp_listener("127.0.0.1", 0)
-        self.hook_url = f"http://127.0.0.1:{self.sock.getsockname()[1]}{PATH}"
-        # Retries 0.2 s apart, enough of them to outlast the 503s of a full inbox.
-        self.standin = Standin(root, webhook_url=self.hook_url, retry_s=0.2, retries=100,
-                               concurrency=32).start()
-        self.rs = remote(Home(root / "host").ensure(), self.standin)
-        self.events: list[tuple[str, dict[str, Any]]] = []
-        self._lock = threading.Lock()
-        self.rs.subscribe(self._take)
-        self.receiver = WebhookReceiver(self.rs, SECRET)
-        self.uv = uvicorn.Server(uvicorn.Config(self.receiver.app(), log_level="critical",
-                                                lifespan="off"))
-        self.thread = threading.Thread(target=self.uv.run, kwargs={"sockets": [self.sock]},
-                                       daemon=True)
-
-    def _take(self, name: str, payload: dict[str, Any]) -> None:
-        with self._lock:
-            self.events.append((name, payload))
-
-    def start(self) -> BurstRig:
-        self.receiver.start()
-        self.thread.start()
-        while not self.uv.started:
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        self.uv.should_exit = True
-        self.thread.join(5)
-        self.receiver.stop()
-        self.standin.stop()
-
-    def settle(self, timeout: float = 90.0) -> dict[str, int]:
-        deadline = time.monotonic() + timeout
-        calm = 0
-        status: dict[str, int] = {}
-        while time.monotonic() < deadline and calm < 3:
-            status = httpx.get(f"{self.standin.url}/_standin/status", timeout=5).json()
-            quiet = status["webhooks_pending"] == 0 and self.receiver.idle()
-            calm = calm + 1 if quiet else 0
-            time.sleep(0.1)
-        return status
-
-
 @pytest.fixture()
-def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[BurstRig]:
+def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
     # A small inbox: the burst meets the receiver's 503 (backpressure), as a long one would
     # meet MAX_INBOX.
     monkeypatch.setattr(receiver_mod, "MAX_INBOX", 25)
-    r = BurstRig(tmp_path).start()
+    # Retries 0.2 s apart, enough of them to outlast the 503s of a full inbox; sent 32 at once.
+    r = Rig(tmp_path, retries=100, concurrency=32).start()
     try:
         yield r
     finally:
@@ -110,7 +60,7 @@ def _conversation(url: str, dep: str, i: int) -> tuple[str, list[str]]:
     return rid, ids
 
 
-def test_a_burst_reaches_the_apps_each_event_once_and_forgeries_never(rig: BurstRig) -> None:
+def test_a_burst_reaches_the_apps_each_event_once_and_forgeries_never(rig: Rig) -> None:
     _aid, dep = _agent(rig.standin)
     forged = webhook.build(webhook.CHAT_START, {"_id": "forged-room", "t": "l", "open": True,
                                                 "v": {"_id": "x", "token": "t"}},
@@ -129,7 +79,7 @@ def test_a_burst_reaches_the_apps_each_event_once_and_forgeries_never(rig: Burst
         for f in forgeries:
             f.result()
     made_in = time.monotonic() - started
-    status = rig.settle()
+    status = rig.settle(90.0, calm_for=3, poll_s=0.1)
 
     assert codes == [401] * FORGED and rig.receiver.refused["token"] == FORGED
     assert status["webhooks_pending"] == 0 and status["failed"] == 0, status

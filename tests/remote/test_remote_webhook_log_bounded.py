@@ -12,54 +12,23 @@ workspace answers."""
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from rchelp import SECRET, Standin, remote
+from hookhelp import Rig
 
-from host.home import Home
 from host.server.events import ROOM_STARTED
-from host.server.listen import tcp_listener
 from host.server.remote import webhook
-from host.server.remote.receiver import PATH, WebhookReceiver
 
 LOGGER = "stockade.rocketchat.webhook"
 
 
-class LogRig:
-    def __init__(self, root: Path) -> None:
-        self.sock = tcp_listener("127.0.0.1", 0)
-        self.hook_url = f"http://127.0.0.1:{self.sock.getsockname()[1]}{PATH}"
-        self.standin = Standin(root, webhook_url=self.hook_url, retry_s=0.2).start()
-        self.rs = remote(Home(root / "host").ensure(), self.standin)
-        self.events: list[tuple[str, dict[str, Any]]] = []
-        self.rs.subscribe(lambda n, p: self.events.append((n, p)))
-        self.receiver = WebhookReceiver(self.rs, SECRET)
-        self.uv = uvicorn.Server(uvicorn.Config(self.receiver.app(), log_level="critical",
-                                                lifespan="off"))
-        self.thread = threading.Thread(target=self.uv.run, kwargs={"sockets": [self.sock]},
-                                       daemon=True)
-        self.receiver.start()
-        self.thread.start()
-        while not self.uv.started:
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        self.uv.should_exit = True
-        self.thread.join(5)
-        self.receiver.stop()
-        self.standin.stop()
-
-
 @pytest.fixture()
-def rig(tmp_path: Path) -> Iterator[LogRig]:
-    r = LogRig(tmp_path)
+def rig(tmp_path: Path) -> Iterator[Rig]:
+    r = Rig(tmp_path).start()
     try:
         yield r
     finally:
@@ -71,7 +40,7 @@ def _lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
 
 
 def test_a_flood_without_the_secret_writes_a_bounded_number_of_lines(
-        rig: LogRig, caplog: pytest.LogCaptureFixture) -> None:
+        rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger=LOGGER)
     body = b'{"type": "LivechatSession", "_id": "r1"}'
     with httpx.Client(timeout=10) as c:
@@ -84,7 +53,7 @@ def test_a_flood_without_the_secret_writes_a_bounded_number_of_lines(
 
 
 def test_a_workspace_down_for_a_while_is_one_line_not_a_traceback_a_second(
-        rig: LogRig, caplog: pytest.LogCaptureFixture) -> None:
+        rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger=LOGGER)
     s = rig.standin
     s.fault("rooms.info", "status", 503, times=1_000_000)  # the workspace cannot read rooms

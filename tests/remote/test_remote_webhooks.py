@@ -4,7 +4,6 @@ app twice, and what the workspace did becomes Stockade's events (gaps filled fro
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,69 +11,18 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from rchelp import SECRET, Standin, remote
+from hookhelp import Rig
+from rchelp import SECRET, remote
 
 from host.home import Home
-from host.server.listen import tcp_listener
 from host.server.principals import SYSTEM
 from host.server.remote import webhook
 from host.server.remote.receiver import (
     MAX_BODY_BYTES,
     MAX_HOOK_MESSAGES,
-    PATH,
     WebhookReceiver,
 )
 from host.server.remote.rooms import ROOMS_PAGE
-from host.server.remote.server import RemoteServer
-
-
-class Rig:
-    def __init__(self, root: Path, retries: int = 10) -> None:
-        self.sock = tcp_listener("127.0.0.1", 0)
-        self.hook_url = f"http://127.0.0.1:{self.sock.getsockname()[1]}{PATH}"
-        self.standin = Standin(root, webhook_url=self.hook_url, retry_s=0.2,
-                               retries=retries).start()
-        self.rs: RemoteServer = remote(Home(root / "host").ensure(), self.standin)
-        self.events: list[tuple[str, dict[str, Any]]] = []
-        self.rs.subscribe(lambda n, p: self.events.append((n, p)))
-        self.receiver = WebhookReceiver(self.rs, SECRET)
-        self.uv = uvicorn.Server(uvicorn.Config(self.receiver.app(), log_level="critical",
-                                                lifespan="off"))
-        self.thread = threading.Thread(target=self.uv.run, kwargs={"sockets": [self.sock]},
-                                       daemon=True)
-
-    def start(self) -> Rig:
-        self.receiver.start()
-        self.thread.start()
-        while not self.uv.started:
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        self.uv.should_exit = True
-        self.thread.join(5)
-        self.receiver.stop()
-        self.standin.stop()
-
-    def settle(self, timeout: float = 15.0) -> None:
-        """Until the stand-in has no webhook left to send and the inbox is processed."""
-        deadline = time.monotonic() + timeout
-        calm = 0
-        while time.monotonic() < deadline and calm < 2:
-            status = httpx.get(f"{self.standin.url}/_standin/status", timeout=5).json()
-            quiet = status["webhooks_pending"] == 0 and self.receiver.idle()
-            calm = calm + 1 if quiet else 0
-            time.sleep(0.05)
-
-    def post(self, body: bytes, token: str | None = SECRET, **headers: str) -> httpx.Response:
-        h = {"Content-Type": "application/json", **headers}
-        if token is not None:
-            h[webhook.TOKEN_HEADER] = token
-        return httpx.post(self.hook_url, content=body, headers=h, timeout=10)
-
-    def names(self) -> list[str]:
-        return [n for n, _ in self.events]
 
 
 @pytest.fixture(scope="module")
