@@ -30,3 +30,26 @@ def signed_in(s: Served) -> httpx.Client:
                headers={"Origin": s.url})
     assert r.status_code in (200, 303), r.text
     return c
+
+
+# A policy with a quota on agent-sync's creations (LIMIT a 10 minute window per install) and a
+# seat ceiling: the quotas page's and the CLI's figures are read against it.
+QUOTA_POLICY = '''schema = 1
+name = "console"
+[workspace]
+max_active_app_users = 5
+[[rule]]
+id = "sync-create"
+effect = "permit"
+apps = ["agent-sync"]
+actions = ["users.create"]
+[rule.when]
+user_types = ["bot"]
+[[quota]]
+id = "sync-creates"
+apps = ["agent-sync"]
+action = "users.create"
+limit = LIMIT
+window = "10m"
+scope = "install"
+'''

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from apphelp import write_app
-from conhelp import PASSWORD, Served, signed_in
+from conhelp import PASSWORD, QUOTA_POLICY, Served, signed_in
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -22,31 +22,9 @@ from host.ledger.audit import open_readonly
 from host.ledger.quota import Charge, QuotaStore
 from policies.loader import load_policy
 
-POLICY = '''schema = 1
-name = "console"
-[workspace]
-max_active_app_users = 5
-[[rule]]
-id = "sync-create"
-effect = "permit"
-apps = ["agent-sync"]
-actions = ["users.create"]
-[rule.when]
-user_types = ["bot"]
-[[quota]]
-id = "sync-creates"
-apps = ["agent-sync"]
-action = "users.create"
-limit = 3
-window = "10m"
-scope = "install"
-'''
-
-
-
 
 def test_quota_usage_chart_and_seats(served: Served) -> None:
-    (served.home.policies_dir / "console.toml").write_text(POLICY)
+    (served.home.policies_dir / "console.toml").write_text(QUOTA_POLICY.replace("LIMIT", "3"))
     store = InstallStore(served.home.host_db)
     rec = store.by_app("agent-sync")
     store.close()

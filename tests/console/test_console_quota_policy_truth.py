@@ -11,32 +11,12 @@ import sqlite3
 import time
 from datetime import UTC, datetime
 
-from conhelp import Served, signed_in
+from conhelp import QUOTA_POLICY, Served, signed_in
 from typer.testing import CliRunner
 
 from host.apps.installs import InstallStore
 from host.cli.main import root
 from host.ledger.quota import Charge, QuotaStore
-
-POLICY = '''schema = 1
-name = "console"
-[workspace]
-max_active_app_users = 5
-[[rule]]
-id = "sync-create"
-effect = "permit"
-apps = ["agent-sync"]
-actions = ["users.create"]
-[rule.when]
-user_types = ["bot"]
-[[quota]]
-id = "sync-creates"
-apps = ["agent-sync"]
-action = "users.create"
-limit = LIMIT
-window = "10m"
-scope = "install"
-'''
 
 
 class _At:
@@ -55,7 +35,7 @@ def _row(page: str) -> str:
 
 def test_quota_figures_are_the_ledgers_as_the_cli_prints_them(served: Served) -> None:
     home = served.home
-    (home.policies_dir / "console.toml").write_text(POLICY.replace("LIMIT", "3"))
+    (home.policies_dir / "console.toml").write_text(QUOTA_POLICY.replace("LIMIT", "3"))
     with InstallStore(home.host_store) as store:
         rec = store.by_app("agent-sync")
     assert rec is not None
@@ -66,7 +46,7 @@ def test_quota_figures_are_the_ledgers_as_the_cli_prints_them(served: Served) ->
         quotas.reserve([Charge(key, 3, 600)], f"op_{i}")
         quotas.close()
     # The operator tightens the quota to 2: the next unit frees when the 2nd newest does.
-    (home.policies_dir / "console.toml").write_text(POLICY.replace("LIMIT", "2"))
+    (home.policies_dir / "console.toml").write_text(QUOTA_POLICY.replace("LIMIT", "2"))
     r = CliRunner().invoke(root, [
         "--home", str(home.root), "policy", "explain", "--json", "--policy",
         str(home.policies_dir), "--app", "agent-sync", "--action", "users.create",
@@ -81,7 +61,7 @@ def test_quota_figures_are_the_ledgers_as_the_cli_prints_them(served: Served) ->
 
 def test_a_policy_folder_that_does_not_load_is_cannot_tell_not_no_quota(served: Served) -> None:
     home = served.home
-    (home.policies_dir / "console.toml").write_text(POLICY.replace("LIMIT", "3"))
+    (home.policies_dir / "console.toml").write_text(QUOTA_POLICY.replace("LIMIT", "3"))
     (home.policies_dir / "broken.toml").write_text("schema = [[[\n")
     page = signed_in(served).get("/console/quotas").text
     assert "No quota of the policy applies" not in page  # the host still enforces its last
@@ -91,7 +71,7 @@ def test_a_policy_folder_that_does_not_load_is_cannot_tell_not_no_quota(served: 
 
 def test_a_store_that_cannot_be_read_is_cannot_tell_not_a_500(served: Served) -> None:
     home = served.home
-    (home.policies_dir / "console.toml").write_text(POLICY.replace("LIMIT", "3"))
+    (home.policies_dir / "console.toml").write_text(QUOTA_POLICY.replace("LIMIT", "3"))
     c = signed_in(served)
     lock = sqlite3.connect(home.host_db)
     lock.execute("BEGIN EXCLUSIVE")  # another process holds the host's store (a migration)
