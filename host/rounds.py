@@ -26,7 +26,7 @@ from host.ledger.ledger import Ledger
 from host.ledger.storelease import HostLease
 from host.server.embedded import EmbeddedServer
 from host.server.remote.server import RemoteServer, Workspace
-from host.store.pool import Pooled
+from host.store.pool import Pooled, releasing
 from host.supervise.credentials import APP_USER_CHECK_EVERY, Credentials
 from host.supervise.status import PUBLISH_INTERVAL_S
 from host.supervise.supervisor import AppRunner
@@ -91,7 +91,10 @@ class Rounds:
     def start(self, *, watch: bool) -> None:
         rounds = [(self._watch, "stockade-watch")] if watch else []
         for target, name in [*rounds, (self._upkeep, "stockade-upkeep")]:
-            self._threads.append(threading.Thread(target=target, name=name, daemon=True))
+            # `releasing`: the thread's connections go back to the pools as it ends (the
+            # embedded server's, untracked, were dropped unclosed: open until a collection).
+            self._threads.append(threading.Thread(target=releasing(target), name=name,
+                                                  daemon=True))
             self._threads[-1].start()
 
     def stop(self) -> None:

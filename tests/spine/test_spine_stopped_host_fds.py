@@ -91,3 +91,30 @@ def test_the_gc_tuning_lasts_while_a_tuned_host_runs_and_ends_with_the_last(
     """)
     assert lines == ["both True True", "one True True", "none 0 True", "again True True",
                      "end 0 True"], lines
+
+
+def test_the_round_threads_connections_to_the_embedded_server_close_with_the_host(
+        tmp_path: Path) -> None:
+    """The watcher reads the server (each running app's user still active) from its own thread;
+    that thread's connection was dropped unclosed when it ended, and SQLite's connection object
+    is in a reference cycle with its own statement cache: open, with every descriptor SQLite
+    defers while it is, until a collection. Collections off here, as between a tuned host's."""
+    lines = _run(f"""
+        import time
+        sys.path.append({str(Path(__file__).parent.parent)!r})
+        from apphelp import install, write_app
+        from host import rounds
+        rounds.WATCH_INTERVAL_S = 0.01
+        root = Path({str(tmp_path)!r})
+        home = Home(root / "home").ensure()
+        install(home, write_app(root / "apps", "reader", ["messages.read"], ["message.sent"],
+                                "from stockade import App\\nclass TestApp(App):\\n"
+                                "    def on_message_sent(self, ctx, event):\\n        pass\\n"))
+        gc.disable()
+        host = Host(home, config=HostConfig(watch=True, tune_gc=False)).start()
+        time.sleep(0.5)  # the watcher's rounds
+        host.stop()
+        print(home_fds(home.root))
+    """)
+    # Before: ['host.db', 'host.db', ... (19), 'host.db-shm', 'host.db-wal' x3].
+    assert lines == ["[]"], lines
