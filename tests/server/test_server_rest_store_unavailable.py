@@ -108,13 +108,12 @@ def test_a_locked_store_is_a_503_with_retry_after(
     assert again.status_code == 200, again.text
 
 
+@pytest.mark.parametrize("server", ["postgresql"], indirect=True)  # a server that goes down
 def test_a_postgresql_that_is_down_is_a_503_with_retry_after(
         server: EmbeddedServer, base_url: str, client: httpx.Client,  # noqa: F811
         caplog: pytest.LogCaptureFixture) -> None:
     """The server ends every session and takes no new one (down, or restarting past the first
     try): each request's token check, a read, and a write are 503s; once it is back, 200s."""
-    if server.db.shared is None:
-        pytest.skip("a PostgreSQL server that is down")
     assert client.get("/api/v1/me").status_code == 200  # the REST threads hold sessions now
     dbname = str(psycopg.conninfo.conninfo_to_dict(str(server.db.target))["dbname"])
     other = psycopg.conninfo.make_conninfo(str(server.db.target), dbname="template1")
@@ -143,12 +142,11 @@ def test_a_postgresql_that_is_down_is_a_503_with_retry_after(
                       params={"username": "whiledown"}).status_code == 400  # never written
 
 
+@pytest.mark.parametrize("server", ["postgresql"], indirect=True)  # SQLite's applies nothing
 def test_a_shared_store_commit_with_no_answer_is_not_a_503(
         server: EmbeddedServer, caplog: pytest.LogCaptureFixture) -> None:
     """A 503 promises that nothing was written. A PostgreSQL COMMIT whose session ended before
     its answer came back may have applied: the answer is the part-way 500, one log line."""
-    if server.db.shared is None:
-        pytest.skip("SQLite's failed COMMIT applies nothing")
 
     def ended_at_commit(ctx: Ctx) -> dict[str, Any]:
         with ctx.server.db.write() as c:
