@@ -5,8 +5,9 @@ Each public call can write (a visitor's row, a room, a message) and wake every a
 the event it fires (`livechat.room_started`, `message.sent`, each app's pre-send hook); nothing
 but the network stood between one client and as many of them as it could send. A limit is
 kept per client address (the TCP peer: no forwarding header is trusted, `host.server.listen`),
-as Rocket.Chat's API rate limiter keeps its own, and is answered as Rocket.Chat answers: 429,
-`errorType` `error-too-many-requests`, `Retry-After` and its `X-RateLimit-*` headers.
+as Rocket.Chat's API rate limiter keeps its own, and is answered in Rocket.Chat's shape (429,
+`errorType` `error-too-many-requests`, its `X-RateLimit-*` headers) with a `Retry-After` too,
+which Rocket.Chat leaves out.
 
 The algorithm is GCRA (the generic cell rate algorithm): per key one number, the time at which
 the key's next call would be "on schedule" (its theoretical arrival time). A key may run up to
