@@ -117,6 +117,10 @@ class Store(ABC):
             c = self._fresh()
             with self._opened_lock:
                 self._opened.add(c)
+        return self._as_threads(c)
+
+    def _as_threads(self, c: Any) -> Any:
+        """`c` becomes the calling thread's connection (opened by this process)."""
         local = self._local
         local.conn = c
         local.pid = current_pid()

@@ -139,6 +139,20 @@ def _wrapped(exc: BaseException) -> BaseException:
     return exc
 
 
+@contextmanager
+def _translated() -> Iterator[None]:
+    """The driver's errors raised as the host's (`_wrapped`), anything else as it is. Not on
+    `PgConn.execute`'s path, which spells it out: a context manager there costs every
+    statement."""
+    try:
+        yield
+    except Exception as exc:
+        wrapped = _wrapped(exc)
+        if wrapped is exc:
+            raise
+        raise wrapped from exc
+
+
 class BrokenAtBegin(PgError):
     """The connection was found broken (its session gone) by the BEGIN of a write transaction,
     before anything of the transaction was sent: safe to begin again on a fresh connection
@@ -201,24 +215,14 @@ class PgConn:
             raise failed from None  # the server is not back: the first failure says what
         self._fence_ready = None  # prepared on the old session only
         self.began_at = None
-        try:
+        with _translated():
             return self._run(sql, parameters)
-        except Exception as exc:
-            wrapped = _wrapped(exc)
-            if wrapped is exc:
-                raise
-            raise wrapped from exc
 
     def executemany(self, sql: str, parameters: Any, /) -> Any:
         text, order = translate(sql)
         cur = self.raw.cursor()
-        try:
+        with _translated():
             cur.executemany(text.encode(), [arrange(order, p) for p in parameters])
-        except Exception as exc:
-            wrapped = _wrapped(exc)
-            if wrapped is exc:
-                raise
-            raise wrapped from exc
         return cur
 
     def begin(self) -> Any:
@@ -282,17 +286,12 @@ class PgConn:
         """Prepare the fence's look-up on this session, once (`PgStore.fence`): planned once,
         it costs the BEGIN's round trip a few microseconds where a statement parsed and planned
         each time cost tens. Outside any transaction; `host_id` matched `_HOST_ID`."""
-        try:
+        with _translated():
             if self._fence_ready is not None:
                 self.raw.execute(f"DEALLOCATE {_FENCE_STATEMENT}".encode())
                 self._fence_ready = None
             look_up = f"SELECT EXISTS(SELECT 1 FROM host_leases WHERE host_id = '{host_id}')"  # noqa: S608
             self.raw.execute(f"PREPARE {_FENCE_STATEMENT} AS {look_up}".encode())
-        except Exception as exc:
-            wrapped = _wrapped(exc)
-            if wrapped is exc:
-                raise
-            raise wrapped from exc
         self._fence_ready = host_id
 
     def abandon(self) -> None:
@@ -390,10 +389,8 @@ class PgStore(Store):
         c = self._fresh()
         with self._opened_lock:
             self._opened.add(c)
-        local = self._local
-        local.conn = c
-        local.pid = current_pid()
-        return c
+        replaced: PgConn = self._as_threads(c)
+        return replaced
 
     def _usable(self, conn: Any) -> bool:
         """Whether an idle pooled connection may be handed to a thread (`Store._adopt`). A
