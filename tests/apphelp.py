@@ -40,3 +40,20 @@ def install(home: Home, folder: Path, grants: list[str] | None = None) -> Instal
 
 def write_policy(home: Home, name: str, text: str) -> None:
     (home.policies_dir / f"{name}.toml").write_text(textwrap.dedent(text))
+
+
+# One manifest setting of each kind, by key: the settings tests (CLI and console) build the
+# `[[setting]]` blocks they need from these (`settings_toml`).
+SETTING_BLOCKS = {
+    "batch": 'key = "batch"\ntype = "int"\nlabel = "Batch size"\n',
+    "limit": 'key = "limit"\ntype = "int"\nlabel = "Limit"\ndefault = 7\n',
+    "verbose": 'key = "verbose"\ntype = "bool"\nlabel = "Verbose"\n',
+    "mode": 'key = "mode"\ntype = "select"\nlabel = "Mode"\noptions = ["fast", "safe"]\n',
+    "api_key": 'key = "api_key"\ntype = "secret"\nlabel = "API key"\n',
+    "crm_url": 'key = "crm_url"\ntype = "string"\nlabel = "CRM address"\nrequired = true\n',
+}
+
+
+def settings_toml(*keys: str) -> str:
+    """The manifest's `[[setting]]` blocks for `keys` (of `SETTING_BLOCKS`), in that order."""
+    return "".join(f"\n[[setting]]\n{SETTING_BLOCKS[k]}" for k in keys)

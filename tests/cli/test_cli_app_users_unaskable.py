@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from apphelp import settings_toml
 from clihelp import Run, cli_fixture, home_fixture  # noqa: F401  (the fixtures)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "apps"))
@@ -22,35 +23,7 @@ from host.apps.publisher import TrustStore, check_signature
 from host.home import Home
 from host.server.remote import config as rc_config
 
-SETTINGS = '''
-[[setting]]
-key = "batch"
-type = "int"
-label = "Batch size"
-
-[[setting]]
-key = "limit"
-type = "int"
-label = "Limit"
-default = 7
-
-[[setting]]
-key = "verbose"
-type = "bool"
-label = "Verbose"
-
-[[setting]]
-key = "mode"
-type = "select"
-label = "Mode"
-options = ["fast", "safe"]
-
-[[setting]]
-key = "crm_url"
-type = "string"
-label = "CRM address"
-required = true
-'''
+SETTINGS = settings_toml("batch", "limit", "verbose", "mode", "crm_url")
 
 
 def _package(tmp_path: Path, version: str = "1.0.0",

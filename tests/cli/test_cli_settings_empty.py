@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from apphelp import settings_toml
 from clihelp import Run, cli_fixture, home_fixture  # noqa: F401  (the fixtures)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "apps"))
@@ -20,34 +21,7 @@ from host.home import Home
 from host.ledger.audit import open_readonly
 from host.server.remote import config as rc_config
 
-OPTIONAL = '''
-[[setting]]
-key = "batch"
-type = "int"
-label = "Batch size"
-
-[[setting]]
-key = "verbose"
-type = "bool"
-label = "Verbose"
-
-[[setting]]
-key = "mode"
-type = "select"
-label = "Mode"
-options = ["fast", "safe"]
-
-[[setting]]
-key = "api_key"
-type = "secret"
-label = "API key"
-
-[[setting]]
-key = "crm_url"
-type = "string"
-label = "CRM address"
-required = true
-'''
+OPTIONAL = settings_toml("batch", "verbose", "mode", "api_key", "crm_url")
 
 
 def _install(cli: Run, tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from apphelp import install, write_app
+from apphelp import install, settings_toml, write_app
 from browserhelp import browser_fixture  # noqa: F401  (the Chromium fixture)
 from conhelp import PASSWORD, SRC, Served
 from selenium import webdriver
@@ -16,18 +16,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from host.apps.installs import InstallStore
 
-SETTINGS = '''
-[[setting]]
-key = "batch"
-type = "int"
-label = "Batch size"
-
-[[setting]]
-key = "mode"
-type = "select"
-label = "Mode"
-options = ["fast", "safe"]
-'''
+SETTINGS = settings_toml("batch", "mode")
 
 
 # The page the save left may be read while the next one replaces it: its element goes stale.

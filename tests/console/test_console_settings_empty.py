@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 import httpx
-from apphelp import install, write_app
+from apphelp import install, settings_toml, write_app
 from conhelp import SRC, Served, signed_in
 
 from host.apps.installs import InstallRecord, InstallStore
@@ -17,28 +17,7 @@ from host.clock import SystemClock
 from host.ledger.audit import open_readonly
 from host.server.remote import config as rc_config
 
-SETTINGS = '''
-[[setting]]
-key = "batch"
-type = "int"
-label = "Batch size"
-
-[[setting]]
-key = "verbose"
-type = "bool"
-label = "Verbose"
-
-[[setting]]
-key = "mode"
-type = "select"
-label = "Mode"
-options = ["fast", "safe"]
-
-[[setting]]
-key = "api_key"
-type = "secret"
-label = "API key"
-'''
+SETTINGS = settings_toml("batch", "verbose", "mode", "api_key")
 
 
 def _app(served: Served, tmp_path: Path) -> InstallRecord:

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from gatehelp import QUOTA_LIMIT, build_rig, install_fuzz_app
@@ -22,12 +23,25 @@ from pghelp import Cluster, admits, private_fixture, until  # noqa: F401 - a fix
 
 from host.clock import SystemClock
 from host.errors import GateError
+from host.gate.gate import Session
 from host.home import Home
 from host.migrate import migrate
 from host.runtime import Host, HostConfig
 
 # Threads making calls at once: each holds a connection of its own, as a host's runners do.
 THREADS = 3
+
+
+def _answer(host: Host, session: Session, action: str, args: dict[str, Any]) -> str:
+    """What the app would see of one call: "ok", the gate's typed refusal, or a raw error that
+    escaped the gate."""
+    try:
+        host.gate.handle(session, action, args)
+    except GateError as exc:
+        return f"{exc.code}: {exc.message}"
+    except Exception as exc:  # a raw store error escaping the gate
+        return f"escaped {type(exc).__name__}: {exc}"
+    return "ok"
 
 
 def _on_each_thread(pool: ThreadPoolExecutor, call: Callable[[str], str],
@@ -56,14 +70,8 @@ def test_calls_after_a_store_restart_succeed_on_every_connection(
         rig = build_rig(home, SystemClock())
 
         def create(name: str) -> str:
-            try:
-                host.gate.handle(rig.session, "users.create",
-                                 {"username": name, "name": name, "type": "bot"})
-            except GateError as exc:
-                return f"{exc.code}: {exc.message}"
-            except Exception as exc:  # a raw store error escaping the gate
-                return f"escaped {type(exc).__name__}: {exc}"
-            return "ok"
+            return _answer(host, rig.session, "users.create",
+                           {"username": name, "name": name, "type": "bot"})
 
         before = _on_each_thread(pool, create, [f"before-{i}" for i in range(THREADS)])
         assert before == ["ok"] * THREADS, before
@@ -97,13 +105,7 @@ def test_reads_after_a_store_restart_succeed_on_every_connection(
         me = rig.session.caller.app_user_id
 
         def read(_name: str) -> str:
-            try:
-                host.gate.handle(rig.session, "users.get", {"user_id": me})
-            except GateError as exc:
-                return f"{exc.code}: {exc.message}"
-            except Exception as exc:  # a raw store error escaping the gate
-                return f"escaped {type(exc).__name__}: {exc}"
-            return "ok"
+            return _answer(host, rig.session, "users.get", {"user_id": me})
 
         names = [f"r-{i}" for i in range(THREADS)]
         assert _on_each_thread(pool, read, names) == ["ok"] * THREADS
