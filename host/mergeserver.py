@@ -34,7 +34,8 @@ from pathlib import Path
 
 from host.home import Home
 from host.ledger.lease import HomeLease, LeaseError
-from host.server.db import SCHEMA_VERSION, Database
+from host.server.db import Database
+from host.server.migrations import SCHEMA_VERSION
 from host.server.moved import MARK
 from host.server.stray import COPYING, copy_of, held, server_schema, server_tables
 from host.store import StoreError

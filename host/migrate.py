@@ -14,8 +14,8 @@ from host.apps import consentseq, installs, lineage, published
 from host.bridges import persistence
 from host.keys import registry, shared
 from host.ledger import audit, quota, storelease
-from host.server.db import SCHEMA_VERSION as SERVER_SCHEMA_VERSION
 from host.server.db import Database
+from host.server.migrations import SCHEMA_VERSION as SERVER_SCHEMA_VERSION
 from host.server.remote import owned
 from host.store import (
     SchemaItem,

@@ -24,8 +24,8 @@ import sqlite3
 from pathlib import Path
 
 from host.errors import StartRefused
-from host.server.db import _ROLES_SEED as ROLES_SEED  # the roles a new server starts with
-from host.server.db import SCHEMA_VERSION, SERVER_VERSION_DDL, migration_statements
+from host.server.migrations import _ROLES_SEED as ROLES_SEED  # the roles a new server starts with
+from host.server.migrations import SCHEMA_VERSION, SERVER_VERSION_DDL, migration_statements
 from host.store.pg import is_url
 
 # host.db's table naming the server.db (by inode) whose copy a merge committed and has not yet

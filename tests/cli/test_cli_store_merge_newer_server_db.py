@@ -16,7 +16,7 @@ from clihelp import Run, cli_fixture, home_fixture  # noqa: F401 - fixtures
 from test_cli_store_merge import _old_home
 from test_cli_store_merge_keeps_host_data import _merged_and_used
 
-from host.server.db import SCHEMA_VERSION, SERVER_VERSION_DDL, migration_statements
+from host.server.migrations import SCHEMA_VERSION, SERVER_VERSION_DDL, migration_statements
 
 
 def _server_version(path: Path) -> object:

@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from host.server import users
-from host.server.db import MIGRATIONS, Database, _statements
+from host.server.db import Database
+from host.server.migrations import MIGRATIONS, _statements
 
 TRUTH = "SELECT count(*) FROM users WHERE created_by_app IS NOT NULL AND active = 1"
 

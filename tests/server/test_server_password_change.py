@@ -20,7 +20,8 @@ from test_server_rest import base_url, client, svc  # noqa: F401 - fixtures
 
 from host.server import SYSTEM, EmbeddedServer, auth
 from host.server.auth import MAX_FAILURES, set_password
-from host.server.db import MIGRATIONS, Database, _statements
+from host.server.db import Database
+from host.server.migrations import MIGRATIONS, _statements
 
 NEW_PASSWORD = "a brand new password"
 

@@ -13,7 +13,7 @@ import pytest
 from host.clock import ManualClock
 from host.migrate import migrate, store_status
 from host.server import EmbeddedServer, rooms
-from host.server.db import MIGRATIONS, SCHEMA_VERSION, _statements
+from host.server.migrations import MIGRATIONS, SCHEMA_VERSION, _statements
 from host.store import StoreError
 
 ROOM_INDEXES = {"rooms_created", "rooms_open_created", "rooms_served_open", "rooms_visitor_open"}

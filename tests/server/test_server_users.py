@@ -19,7 +19,8 @@ from host.server import (
     users,
 )
 from host.server import db as db_mod
-from host.server.db import SCHEMA_VERSION, new_id
+from host.server.db import new_id
+from host.server.migrations import SCHEMA_VERSION
 
 
 def _count(server: EmbeddedServer, table: str) -> int:
