@@ -79,17 +79,6 @@ def test_every_readme_command_and_flag_exists() -> None:
                     assert flag in r.stdout, (path, flag)
 
 
-def test_demo_wraps_instead_of_cutting_words(tmp_path: Path) -> None:
-    env = {**os.environ, "COLUMNS": "100"}
-    r = subprocess.run([str(BIN / "stockade"), "demo"], capture_output=True, text=True,
-                       timeout=300, env=env)
-    assert r.returncode == 0, r.stderr[-2000:]
-    # A table cell cut short ends in "…" before its border; a wrapped one does not.
-    assert not re.search(r"…\s*│", r.stderr), [ln for ln in r.stderr.splitlines() if "…" in ln]
-    assert "or type 'human' to talk to a person." in r.stderr
-    assert "Traceback" not in r.stderr
-
-
 def test_quick_start_shows_progress() -> None:
     """The first Quick start command is not silent while pip works (no -q)."""
     first = _block("Quick start")[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -58,6 +59,11 @@ def test_demo_runs_and_every_check_holds(tmp_path: Path) -> None:
         assert word in cells, word
     # A long act title is not cut either (it goes on its own line on a narrow console).
     assert "Starting the host: each app in its own confined child" in r.stderr
+    # Nor is any other cell (a cut one ends in "…" before its border), nor a demo line
+    # shortened mid-sentence (the README's demo is read whole).
+    assert not re.search(r"…\s*│", r.stderr), [ln for ln in r.stderr.splitlines() if "…" in ln]
+    assert "or type 'human' to talk to a person." in r.stderr
+    assert "Traceback" not in r.stderr
 
 
 def test_wrapping_table_keeps_every_character_on_a_tiny_console() -> None:

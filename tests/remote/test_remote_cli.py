@@ -108,6 +108,20 @@ def test_demo_runs_the_whole_story_against_a_separate_standin(tmp_path: Path) ->
     assert doc["users_created"] == 4 and doc["crm_transcripts"] == 2  # as tests/demo
     assert doc["quota"]["used"] == doc["quota"]["limit"] == 3
     assert "stand-in Rocket.Chat workspace in its own process" in r.stderr
+    _every_event_told_before_the_summary(r.stderr.splitlines())
+
+
+def _every_event_told_before_the_summary(lines: list[str]) -> None:
+    """The uninstall story's last conversation starts on the stand-in workspace, whose webhook
+    reaches the host a moment later: its `livechat.room_started` line came after the summary and
+    the final "everything behaved" (in every run seen), and the summary's event count was 34 or
+    35 by that race. (Checked on the run above: a second demo run costs the suite ~20 s.)"""
+    summary = next(i for i, ln in enumerate(lines) if "Audit and summary" in ln)
+    late = [ln for ln in lines[summary:] if ln.lstrip().startswith("event ")]
+    assert late == [], late
+    uninstall = next(i for i, ln in enumerate(lines) if "Uninstall:" in ln)
+    told = [ln for ln in lines[uninstall:summary] if "livechat.room_started" in ln]
+    assert told, lines[uninstall:summary]  # the Bot conversation's start, told in its story
 
 
 def test_serve_receives_the_workspaces_webhooks_and_settles_them(tmp_path: Path) -> None:
