@@ -14,6 +14,7 @@ from host.cli.output import EXIT_NEGATIVE, EXIT_USAGE, emit_json, err_console, f
 from host.clock import Clock, SystemClock
 from host.console.origins import ORIGINS_ENV, parse_origin
 from host.home import Home
+from host.server.clientaddr import parse_trusted
 from host.server.embedded import EmbeddedServer
 from host.server.listen import http_config, is_loopback, tcp_listener
 from host.server.personal_tokens import NotAServiceUser, ensure_service_user
@@ -109,8 +110,14 @@ def serve(
         WIDGET_CALLS_PER_MIN, "--widget-rate", min=0, metavar="CALLS",
         help="Calls a minute the chat widget's public REST routes take from one client "
         "address (a twelfth of it for visitor registrations), answered 429 past it as "
-        "Rocket.Chat's rate limiter answers (0: no limit; behind a reverse proxy every "
-        "visitor has the proxy's address)."),
+        "Rocket.Chat's rate limiter answers (0: no limit; behind a reverse proxy, see "
+        "--trusted-proxy)."),
+    trusted_proxies: list[str] = typer.Option(
+        [], "--trusted-proxy", metavar="ADDR_OR_CIDR",
+        help="A reverse proxy on this machine (an address, or a network in CIDR form; "
+        "repeatable) whose X-Forwarded-For names the client the widget's rate limit counts: "
+        "the rightmost address in it that is not a trusted proxy's. Only that limit reads it; "
+        "the console never does (docs/CONSOLE.md)."),
 ) -> None:
     """Serve the REST API (/api/v1/...) on loopback, and run the installed apps; or, against
     a Rocket.Chat workspace, run the apps and receive its webhooks on loopback."""
@@ -130,6 +137,11 @@ def serve(
         origins = [parse_origin(o) for o in console_origins]
     except ValueError as exc:
         fail(f"--console-origin {exc}", code=EXIT_USAGE)
+    try:
+        proxies = [str(parse_trusted(p)) for p in trusted_proxies]
+    except ValueError as exc:
+        fail(f"--trusted-proxy {exc}", hint="e.g. --trusted-proxy 127.0.0.1 or "
+             "--trusted-proxy 10.0.0.0/8", code=EXIT_USAGE)
     if not is_loopback(host):
         fail(
             f"refusing to bind {host!r}: the REST API speaks plain HTTP with bearer tokens, so it "
@@ -264,14 +276,15 @@ def serve(
             # The front process inherits them; a front restarted later too.
             os.environ[ORIGINS_ENV] = " ".join(origins)
 
-            serve_front(home, sock, app_host, enforced, front_timeout, widget_rate)
+            serve_front(home, sock, app_host, enforced, front_timeout, widget_rate, proxies)
         else:
             console = Mount("/console", create_console(home, server, enforced,
                                                        origins=origins))
             # The console binds sessions to the TCP peer's account: `http_config` trusts no
             # forwarding header that could rename the peer (host.console.peer).
             serve_until_lease_lost(uvicorn.Server(http_config(
-                create_app(server, mounts=[console], widget_rate=widget_rate), host=host,
+                create_app(server, mounts=[console], widget_rate=widget_rate,
+                           trusted_proxies=proxies), host=host,
                 port=port, log_level="warning",
                 lifespan="off",
             )), app_host, sock)

@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from host.cli.output import EXIT_NEGATIVE, err_console, fail
@@ -42,7 +42,7 @@ MAX_RESTART_PAUSE_S = 4.0
 
 def serve_front(home: Home, sock: socket.socket, app_host: Host | None,
                 enforced: Callable[[], str | None], timeout_s: float = 30.0,
-                widget_rate: int | None = None) -> None:
+                widget_rate: int | None = None, trusted_proxies: Sequence[str] = ()) -> None:
     """Serve through a front process until interrupted or terminated, restarting a front that
     stops, or that answers nothing for `timeout_s` (0: never probed) (the host keeps the
     listener: connections wait in its backlog meanwhile); a front that stops more than
@@ -55,7 +55,7 @@ def serve_front(home: Home, sock: socket.socket, app_host: Host | None,
                          pre_send=app_host.pre_send if app_host is not None else None,
                          enforced=enforced, entry="host.console.front_main",
                          spread=app_host.affinity.spread if app_host is not None else None,
-                         widget_rate=widget_rate).start()
+                         widget_rate=widget_rate, trusted_proxies=trusted_proxies).start()
 
     try:
         front = start()

@@ -151,7 +151,10 @@ def main(argv: list[str], mounts: Mounts | None = None) -> int:
     routes = mounts(home, server, calls) if mounts is not None else []
     # The header block capped in size and time, as on every listener (host/server/listen.py).
     rate = hello.get("widget_rate")
-    app = create_app(server, mounts=routes, **({} if rate is None else {"widget_rate": int(rate)}))
+    # Checked by `serve`; parsed again by create_app (a bad one stops the front, loudly).
+    proxies = [str(p) for p in hello.get("trusted_proxies") or ()]
+    app = create_app(server, mounts=routes, trusted_proxies=proxies,
+                     **({} if rate is None else {"widget_rate": int(rate)}))
     uv = uvicorn.Server(http_config(app, log_level="warning", lifespan="off"))
 
     def closed() -> None:

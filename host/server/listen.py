@@ -143,11 +143,11 @@ def tcp_listener(host: str, port: int) -> socket.socket:
 
 @contextmanager
 def serving(server: EmbeddedServer, mounts: Sequence[BaseRoute] = (), *,
-            widget_rate: int | None = None,
+            widget_rate: int | None = None, trusted_proxies: Sequence[str] = (),
             ) -> Iterator[tuple[str, EmbeddedServer, uvicorn.Server]]:
     """Serve `server`'s REST API (and `mounts` beside it, e.g. the console) on loopback from a
-    thread; yield (base URL, server, the uvicorn server). `widget_rate`: `create_app`'s (None:
-    its default)."""
+    thread; yield (base URL, server, the uvicorn server). `widget_rate`, `trusted_proxies`:
+    `create_app`'s (None: its default rate)."""
     import uvicorn  # the web stack only for what serves HTTP
 
     from host.server.rest import create_app
@@ -155,7 +155,8 @@ def serving(server: EmbeddedServer, mounts: Sequence[BaseRoute] = (), *,
     sock = tcp_listener("127.0.0.1", 0)
     port = sock.getsockname()[1]
     rate = {} if widget_rate is None else {"widget_rate": widget_rate}
-    uv = uvicorn.Server(http_config(create_app(server, mounts=mounts, **rate),
+    uv = uvicorn.Server(http_config(create_app(server, mounts=mounts,
+                                               trusted_proxies=trusted_proxies, **rate),
                                     log_level="warning", lifespan="off"))
     thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, name="stockade-uvicorn",
                               daemon=True)
@@ -178,7 +179,9 @@ def http_config(app: ASGIApp, **kwargs: Any) -> uvicorn.Config:
     **kwargs)` with the header block capped (`capped_http_protocol`) and no forwarding header
     trusted. Guards: uvicorn trusts X-Forwarded-For/-Proto from loopback by default, and a port
     in X-Forwarded-For let any local user pass for the operator's own console connection
-    (`host.console.peer`); nothing of the product reads a forwarded address or scheme.
+    (`host.console.peer`); a request's client is always its TCP peer. The one reader of a
+    forwarded address is the widget's rate limit, for its key alone and only from a proxy the
+    operator names (`host.server.clientaddr`, `serve --trusted-proxy`).
 
     uvicorn's loggers get no handlers of their own (`log_config=None`): what they log reaches
     the process's root handler, `host.logline`'s where the host serves (DESIGN rule 12).

@@ -4,10 +4,11 @@ server calls without a staff credential.
 Each public call can write (a visitor's row, a room, a message) and wake every app that handles
 the event it fires (`livechat.room_started`, `message.sent`, each app's pre-send hook); nothing
 but the network stood between one client and as many of them as it could send. A limit is
-kept per client address (the TCP peer: no forwarding header is trusted, `host.server.listen`),
-as Rocket.Chat's API rate limiter keeps its own, and is answered in Rocket.Chat's shape (429,
-`errorType` `error-too-many-requests`, its `X-RateLimit-*` headers) with a `Retry-After` too,
-which Rocket.Chat leaves out.
+kept per client address (the TCP peer; behind a reverse proxy the operator trusts, the address
+it appended to `X-Forwarded-For`: `host.server.clientaddr`), as Rocket.Chat's API rate limiter
+keeps its own, and is answered in Rocket.Chat's shape (429, `errorType`
+`error-too-many-requests`, its `X-RateLimit-*` headers) with a `Retry-After` too, which
+Rocket.Chat leaves out.
 
 The algorithm is GCRA (the generic cell rate algorithm): per key one number, the time at which
 the key's next call would be "on schedule" (its theoretical arrival time). A key may run up to
@@ -22,7 +23,9 @@ least recently seen, which is the most lenient outcome for the fewest callers.
 
 Per process: the REST front (or the host serving REST itself) keeps its own table, so several
 hosts serving one workspace each admit the rate. Behind a reverse proxy on the machine every
-visitor has the proxy's address and shares one limit.
+visitor's TCP peer is the proxy: unless the operator names it (`serve --trusted-proxy`), all of
+them share its one limit; named, each visitor is the address the proxy appended, and a visitor
+whose header the proxy left unreadable is counted as the proxy (`host.server.clientaddr`).
 """
 from __future__ import annotations
 

@@ -37,6 +37,7 @@ from host.server import personal_tokens
 from host.server import rest_auth as a
 from host.server import rest_livechat as lc
 from host.server import rest_routes as h
+from host.server.clientaddr import TrustedProxies
 from host.server.embedded import EmbeddedServer
 from host.server.errors import NotFound, ServerError, Unavailable
 from host.server.gone import client_gone
@@ -302,14 +303,17 @@ class RestDispatcher:
 
 def create_app(server: EmbeddedServer, *, max_body: int = MAX_BODY_BYTES,
                mounts: Sequence[BaseRoute] = (),
-               widget_rate: int = WIDGET_CALLS_PER_MIN) -> Starlette:
+               widget_rate: int = WIDGET_CALLS_PER_MIN,
+               trusted_proxies: Sequence[str] = ()) -> Starlette:
     """The starlette app serving `/api/v1/...` over HTTP (thin: auth, body cap, dispatch);
     `mounts` adds other apps beside it (`stockade serve` mounts the console). `widget_rate`:
     the widget's public routes' calls a minute per client address (`host.server.ratelimit`;
-    0: no limit)."""
+    0: no limit). `trusted_proxies`: addresses or CIDR networks whose `X-Forwarded-For` names
+    the client that limit counts (`host.server.clientaddr`; a bad one raises ValueError)."""
     dispatcher = RestDispatcher(server)
     hook_slots = asyncio.BoundedSemaphore(HOOK_THREADS)  # bound to the loop at first use
     widget = WidgetLimits(widget_rate)
+    proxies = TrustedProxies(trusted_proxies)
 
     async def endpoint(request: Request) -> JSONResponse:
         route = request.path_params["path"]
@@ -317,8 +321,12 @@ def create_app(server: EmbeddedServer, *, max_body: int = MAX_BODY_BYTES,
             # Before the body is read: a flood costs the server as little as it can.
             name = normalize_route(route)[0]
             found = dispatcher.find(request.method, name)
+            # The limiter's key alone: the request's client stays the TCP peer (the console's
+            # peer check reads that, never a forwarded header: host.server.clientaddr).
+            client = proxies.client(request.client.host if request.client else "",
+                                    request.headers.getlist("x-forwarded-for"))
             over = widget.refused(request.method, name, found is not None and found[0].public,
-                                  request.client.host if request.client else "")
+                                  client)
             if over is not None:
                 status, payload, headers = too_many(over)
                 return JSONResponse(payload, status_code=status, headers=headers)

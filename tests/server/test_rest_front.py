@@ -359,9 +359,11 @@ def test_serve_stops_when_its_front_keeps_dying(tmp_path: Path) -> None:
 
 
 def test_serve_rest_in_host_serves_from_its_own_process(tmp_path: Path) -> None:
-    """`--rest-in-host`: the REST API in serve's own process, no front."""
+    """`--rest-in-host`: the REST API in serve's own process, no front; `--widget-rate` and
+    `--trusted-proxy` reach it there too."""
     home = Home(tmp_path / "home").ensure()
-    proc = _serve(home, "--rest-in-host", "--no-apps")
+    proc = _serve(home, "--rest-in-host", "--no-apps", "--widget-rate", "12",
+                  "--trusted-proxy", "127.0.0.1")
     try:
         assert proc.stderr is not None
         port = None
@@ -373,6 +375,13 @@ def test_serve_rest_in_host_serves_from_its_own_process(tmp_path: Path) -> None:
                 break
         assert port is not None, f"exit {proc.poll()}"
         assert httpx.get(f"http://127.0.0.1:{port}/api/v1/info", timeout=10).status_code == 200
+        # One registration a minute per visitor, each visitor the address the trusted proxy
+        # (this loopback client) appended.
+        answers = [httpx.post(f"http://127.0.0.1:{port}/api/v1/livechat/visitor", timeout=10,
+                              headers={"X-Forwarded-For": f"203.0.113.{i % 2}"},
+                              json={"visitor": {"token": f"widget-v{i}", "name": "v"}}).status_code
+                   for i in range(3)]
+        assert answers == [200, 200, 429], answers
         children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
         assert children == []  # no front (and no apps: --no-apps)
     finally:

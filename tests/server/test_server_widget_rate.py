@@ -13,6 +13,9 @@ from pathlib import Path
 
 import httpx
 from servehelp import serving as serve_process
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 
 from host.clock import SystemClock
 from host.home import Home
@@ -21,9 +24,15 @@ from host.server.listen import serving
 from host.server.personal_tokens import ensure_service_user
 
 
-def _register(web: httpx.Client, name: str) -> httpx.Response:
+def _register(web: httpx.Client, name: str, *forwarded: str) -> httpx.Response:
+    """A visitor registration carrying `forwarded` as X-Forwarded-For lines (none: no header)."""
     return web.post("/api/v1/livechat/visitor",
+                    headers=[("X-Forwarded-For", line) for line in forwarded],
                     json={"visitor": {"token": f"widget-{name}", "name": name}})
+
+
+def _as(web: httpx.Client, name: str, *forwarded: str) -> int:
+    return _register(web, name, *forwarded).status_code
 
 
 def _client(base: str, address: str = "127.0.0.1") -> httpx.Client:
@@ -36,7 +45,9 @@ def test_one_address_registers_ten_visitors_a_minute(tmp_path: Path) -> None:
     admin, token = ensure_service_user(server, "staff")
     with serving(server) as (base, _srv, _uv), _client(base) as web, \
             _client(base, "127.0.0.2") as other:
-        answers = [_register(web, f"v{i}").status_code for i in range(11)]
+        # Each names another X-Forwarded-For address: no proxy is trusted by default, so the
+        # header escapes nothing.
+        answers = [_register(web, f"v{i}", f"198.51.100.{i}").status_code for i in range(11)]
         # Before: eleven 200s (and as many more as a client sent).
         assert answers == [200] * 10 + [429], answers
         refused = _register(web, "v-more")
@@ -72,9 +83,55 @@ def test_a_rate_of_0_is_no_limit(tmp_path: Path) -> None:
 
 
 def test_serve_limits_through_its_rest_front(tmp_path: Path) -> None:
-    """`serve --widget-rate` reaches the REST front process (the default path) over its link."""
+    """`serve --widget-rate` and `--trusted-proxy` reach the REST front process (the default
+    path) over its link."""
     home = Home(tmp_path / "home").ensure()
-    with serve_process(home, "--widget-rate", "12", "--no-apps") as (_proc, port), \
-            _client(f"http://127.0.0.1:{port}") as web:
-        answers = [_register(web, f"v{i}").status_code for i in range(2)]
+    with serve_process(home, "--widget-rate", "12", "--trusted-proxy", "127.0.0.2",
+                       "--no-apps") as (_proc, port), \
+            _client(f"http://127.0.0.1:{port}") as web, \
+            _client(f"http://127.0.0.1:{port}", "127.0.0.2") as proxy:
+        answers = [_register(web, f"v{i}", f"203.0.113.{i}").status_code for i in range(2)]
         assert answers == [200, 429], answers  # 12 a minute: one registration a minute
+        # Behind the trusted proxy each visitor has its own limit.
+        answers = [_register(proxy, f"w{i}", f"203.0.113.{i}").status_code for i in range(2)]
+        assert answers == [200, 200], answers
+        assert _register(proxy, "w2", "203.0.113.1").status_code == 429
+
+
+def test_forwarded_addresses_from_an_untrusted_peer_share_its_one_limit(tmp_path: Path) -> None:
+    """The guard: a client naming a new X-Forwarded-For address on each call escapes nothing
+    when its peer is not a proxy the operator trusts (`serve --trusted-proxy`; with none
+    trusted, `test_one_address_registers_ten_visitors_a_minute`)."""
+    server = EmbeddedServer(tmp_path / "server.db", SystemClock())
+    with serving(server, widget_rate=12, trusted_proxies=["127.0.0.2"]) as (base, _srv, _uv), \
+            _client(base) as web:  # 12 a minute: one registration a minute per client
+        answers = [_as(web, f"s{i}", f"203.0.113.{i}") for i in range(5)]
+        assert answers == [200] + [429] * 4, answers
+
+
+def test_behind_a_trusted_proxy_each_visitor_has_its_own_limit(tmp_path: Path) -> None:
+    """`serve --trusted-proxy 127.0.0.1`: the proxy's appended address is the client. Before,
+    every visitor behind the proxy shared its one limit (the second visitor's first call a
+    429)."""
+    server = EmbeddedServer(tmp_path / "server.db", SystemClock())
+
+    async def whoami(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(request.client.host if request.client else "")
+
+    with serving(server, [Route("/whoami", whoami)], widget_rate=12,
+                 trusted_proxies=["127.0.0.1"]) as (base, _srv, _uv), _client(base) as proxy:
+        # The request's client is the TCP peer whatever the header says: what the console's
+        # peer check reads (host.console.peer) is never renamed by a forwarded address.
+        seen = proxy.get("/whoami", headers={"X-Forwarded-For": "203.0.113.1"})
+        assert seen.text == "127.0.0.1"
+        assert _as(proxy, "a1", "203.0.113.1") == 200
+        assert _as(proxy, "b1", "203.0.113.2") == 200  # another visitor: its own limit
+        assert _as(proxy, "a2", "203.0.113.1") == 429
+        # Visitor a writes entries of its own left of the one its proxy appends: still a.
+        assert _as(proxy, "a3", "198.51.100.7, 192.0.2.9, 203.0.113.1") == 429
+        assert _as(proxy, "a4", "198.51.100.8", "203.0.113.1") == 429
+        # No header, or none the walk can read: the proxy's own address, one limit.
+        assert _as(proxy, "p1") == 200
+        for i, bad in enumerate(["unknown", "fe80::1%1", "203.0.113.9:80", "x" * 8000,
+                                 ", ".join(["127.0.0.1"] * 20)]):
+            assert _as(proxy, f"p{i + 2}", bad) == 429, bad
