@@ -21,7 +21,7 @@ def test_a_short_soak_through_the_real_host_does_not_grow(tmp_path: Path) -> Non
     proc = subprocess.run(
         [sys.executable, "-c", "from host.cli.main import main; main()",
          "--home", str(tmp_path / "unused"), "bench",
-         "--soak", "0.4", "--rate", "10", "--json"],
+         "--soak", "0.2", "--rate", "20", "--json"],  # 240 conversations,
         capture_output=True, text=True, timeout=180, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout)
