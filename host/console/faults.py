@@ -33,15 +33,15 @@ STORE_WAIT_S = 2.0
 S = TypeVar("S")
 
 
-def store_busy(home: Home, wait_s: float = STORE_WAIT_S) -> str | None:
+def store_busy(home: Home) -> str | None:
     """Why the home's SQLite host store cannot be written now (its write lock held by another
-    connection past `wait_s`, or it does not open), or None when it can (or it is a shared
+    connection past STORE_WAIT_S, or it does not open), or None when it can (or it is a shared
     PostgreSQL store, whose row locks this does not ask about, or there is no store yet).
-    Blocks up to `wait_s`: call it off the event loop."""
+    Blocks up to STORE_WAIT_S (read at each call): call it off the event loop."""
     if home.store_url is not None or not home.host_db.exists():
         return None
     try:
-        c = sqlite3.connect(home.host_db, timeout=wait_s, isolation_level=None)
+        c = sqlite3.connect(home.host_db, timeout=STORE_WAIT_S, isolation_level=None)
         try:
             c.execute("BEGIN IMMEDIATE")  # the lock a store takes to open; released at once
             c.execute("ROLLBACK")

@@ -24,6 +24,15 @@ from host.server.rest import create_app
 
 
 @pytest.fixture
+def short_store_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The console's wait for a held store cut from 2 s to 0.5 s: the fault tests hold it ~20
+    times, and what they check is that the answer comes without holding the event loop."""
+    from host.console import faults
+
+    monkeypatch.setattr(faults, "STORE_WAIT_S", 0.5)
+
+
+@pytest.fixture
 def served(tmp_path: Path) -> Iterator[Served]:
     yield from _served(tmp_path, ())
 

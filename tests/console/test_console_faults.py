@@ -30,6 +30,8 @@ from test_console_install_meanwhile import _confirm, _package, _upload
 from host.apps.installs import InstallStore
 from host.console.app import MAX_FORM_BYTES
 
+pytestmark = pytest.mark.usefixtures("short_store_wait")
+
 PAGES = ["/console/apps", "/console/apps/IID/settings", "/console/apps/IID/uninstall",
          "/console/audit", "/console/audit/1", "/console/updates", "/console/updates/IID",
          "/console/quotas"]

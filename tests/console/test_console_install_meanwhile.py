@@ -92,6 +92,7 @@ def test_a_slow_install_does_not_stall_the_other_requests(
         assert waits[-1] < 0.5, (step, waits)  # was ~1 s: the event loop held by the check
 
 
+@pytest.mark.usefixtures("short_store_wait")
 def test_an_install_over_a_store_held_by_another_process_says_so(served: Served,
                                                                  tmp_path: Path) -> None:
     """The store held by another process (a migration, a backup holding it): the upload was a
