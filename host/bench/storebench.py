@@ -118,11 +118,15 @@ def _measure(name: str, target: StoreTarget, own: Path, n: int, seconds: float) 
                         round(_aggregate(target, own, seconds), 1))
 
 
+# Calls timed one by one per store, and seconds each host of the three creates for.
+QUICK, FULL = (300, 2.0), (2000, 5.0)
+
+
 def run_store_bench(url: str, *, quick: bool = False) -> list[StoreFigures]:
     """SQLite and PostgreSQL side by side (see the module docstring)."""
     from host.migrate import migrate
 
-    n, seconds = (300, 2.0) if quick else (2000, 5.0)
+    n, seconds = QUICK if quick else FULL
     schema = f"stockade_bench_{secrets.token_hex(4)}"
     _in_database(url, f"CREATE SCHEMA {schema}")
     try:
