@@ -44,7 +44,7 @@ from host.rounds import CHECKPOINT_INTERVAL_S, ROUND_JOIN_S, Rounds
 from host.server.embedded import EmbeddedServer
 from host.server.errors import ServerError
 from host.server.remote.server import RemoteServer, Workspace, foreign_app_user
-from host.store import Store, opening_stores, refuse_damaged_stores
+from host.store import opening_stores, refuse_damaged_stores
 from host.store.pool import Pooled
 from host.supervise import applog
 from host.supervise.affinity import Affinity
@@ -283,11 +283,11 @@ class Host:
             self.ledger.close()
         self.lease.release()  # until here this host may still finish a call
         self.affinity.release_host()
-        # Last, every connection its threads opened (the embedded server's others close as
-        # their threads end): the first host's objects are frozen, never collected (`gctune`).
+        # Last, every connection its threads opened, the embedded server's too: the first host's
+        # objects are frozen, never collected (`gctune`).
         for store in [*self.pooled_stores(), self.status_board.store]:
             with contextlib.suppress(Exception):
-                (store.close_all if isinstance(store, Store) else store.close)()
+                store.close_all()
         untune_gc(self)
 
     def __enter__(self) -> Host:

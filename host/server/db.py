@@ -13,8 +13,9 @@ import os
 import secrets
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,13 @@ def new_id() -> str:
             return kept[:_ID_LEN].decode("ascii")
 
 
+class _Conn(sqlite3.Connection):
+    """A server connection `Database` can hold weakly (a plain `sqlite3.Connection` takes no
+    weak reference)."""
+
+    __slots__ = ("__weakref__",)
+
+
 class Database:
     """Per-thread connections to one SQLite file (or, shared by several hosts, a PostgreSQL
     database: docs/SCALE.md), plus the transaction helpers.
@@ -64,11 +72,19 @@ class Database:
     Each thread gets its own connection from `conn()`; a thread that is done with the server
     (a runner that stops) gives it back with `release()`, and the next thread takes it idle from
     the pool (`host.store.pool`: it moves between threads only outside a transaction).
+    `close_all()` closes every connection it opened that is still open, any thread's.
     """
 
     def __init__(self, target: Path | str, *, migrating: bool = False) -> None:
         self._local = threading.local()
         self._pool = ConnPool()
+        # Every connection opened here and still open, whichever thread holds it or idle, for
+        # `close_all`. Held weakly, unlike `Store._opened`: the console's worker threads (anyio's)
+        # end after a quiet while without `release`, and a connection such a thread dropped
+        # closes as it is freed; held strongly it would stay open until `close_all`, one more for
+        # each worker the console started, for the life of the process.
+        self._opened: weakref.WeakSet[sqlite3.Connection] = weakref.WeakSet()
+        self._opened_lock = threading.Lock()
         register(self)
         self.target = target  # what another connection opens (`host.store.reading`)
         #: The shared store, when the server's data is in PostgreSQL; None for a SQLite file.
@@ -141,7 +157,7 @@ class Database:
         # pool; it is only ever used by one thread at a time.
         c = sqlite3.connect(
             self.path, isolation_level=None, cached_statements=STATEMENT_CACHE, timeout=0,
-            check_same_thread=False,
+            check_same_thread=False, factory=_Conn,
         )
         if fresh:
             os.chmod(self.path, 0o600)  # holds token hashes and user data
@@ -155,11 +171,13 @@ class Database:
         # bounds the WAL if nobody does (a CLI-only process).
         c.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
         c.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the schema, read now
+        with self._opened_lock:
+            self._opened.add(c)
         return c
 
     def close(self) -> None:
         """Close this thread's connection and the idle ones (other threads' close when their
-        thread ends)."""
+        thread ends, or at `close_all`)."""
         if self.shared is not None:
             self.shared.close()
             return
@@ -168,6 +186,21 @@ class Database:
         if c is not None:
             c.close()
             self._local.conn = None
+
+    def close_all(self) -> None:
+        """Close every connection this database opened, idle ones and those of threads still
+        alive included (its owner stops, after the threads that use it: DESIGN rule 13; a live
+        thread's would otherwise stay open after its owner stopped). As `Store.close_all`."""
+        if self.shared is not None:
+            self.shared.close_all()
+            return
+        self._pool.drain()
+        with self._opened_lock:
+            opened, self._opened = list(self._opened), weakref.WeakSet()
+        for c in opened:
+            with suppress(sqlite3.Error):
+                c.close()
+        self._local = threading.local()
 
     def commits_here(self) -> int:
         """Write transactions this thread has committed so far (or may have: a shared store's

@@ -94,6 +94,8 @@ class Pooled(Protocol):
 
     def close(self) -> None: ...
 
+    def close_all(self) -> None: ...
+
 
 _registered: weakref.WeakSet[Pooled] = weakref.WeakSet()
 _registered_lock = threading.Lock()
