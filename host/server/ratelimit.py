@@ -4,11 +4,12 @@ server calls without a staff credential.
 Each public call can write (a visitor's row, a room, a message) and wake every app that handles
 the event it fires (`livechat.room_started`, `message.sent`, each app's pre-send hook); nothing
 but the network stood between one client and as many of them as it could send. A limit is
-kept per client address (the TCP peer; behind a reverse proxy the operator trusts, the address
-it appended to `X-Forwarded-For`: `host.server.clientaddr`), as Rocket.Chat's API rate limiter
-keeps its own, and is answered in Rocket.Chat's shape (429, `errorType`
-`error-too-many-requests`, its `X-RateLimit-*` headers) with a `Retry-After` too, which
-Rocket.Chat leaves out.
+kept per client (the TCP peer's address; behind a reverse proxy the operator trusts, the address
+it appended to `X-Forwarded-For`), keyed by its IPv4 address or its IPv6 /64, since an IPv6
+client may send from any address of the /64 it is handed (`host.server.clientaddr.rate_key`),
+as Rocket.Chat's API rate limiter keeps its own per address, and is answered in Rocket.Chat's
+shape (429, `errorType` `error-too-many-requests`, its `X-RateLimit-*` headers) with a
+`Retry-After` too, which Rocket.Chat leaves out.
 
 The algorithm is GCRA (the generic cell rate algorithm): per key one number, the time at which
 the key's next call would be "on schedule" (its theoretical arrival time). A key may run up to
@@ -24,8 +25,9 @@ least recently seen, which is the most lenient outcome for the fewest callers.
 Per process: the REST front (or the host serving REST itself) keeps its own table, so several
 hosts serving one workspace each admit the rate. Behind a reverse proxy on the machine every
 visitor's TCP peer is the proxy: unless the operator names it (`serve --trusted-proxy`), all of
-them share its one limit; named, each visitor is the address the proxy appended, and a visitor
-whose header the proxy left unreadable is counted as the proxy (`host.server.clientaddr`).
+them share its one limit; named, each visitor is the address the proxy appended (its /64 for
+IPv6), and a visitor whose header the proxy left unreadable is counted as the proxy
+(`host.server.clientaddr`).
 """
 from __future__ import annotations
 
@@ -53,14 +55,14 @@ class Rate:
             raise ValueError(f"not a rate: {self.calls} calls per {self.per_s} s")
 
 
-# Every public widget route together, per client address, in calls a minute (`serve
-# --widget-rate`; 0: no limit). A widget a visitor uses reads its room's history every few
-# seconds and sends what the visitor types: well under this. Guards the store and the apps'
-# event fan-out against one client's flood.
+# Every public widget route together, per client (an IPv4 address, an IPv6 /64), in calls a
+# minute (`serve --widget-rate`; 0: no limit). A widget a visitor uses reads its room's history
+# every few seconds and sends what the visitor types: well under this. Guards the store and the
+# apps' event fan-out against one client's flood.
 WIDGET_CALLS_PER_MIN = 120
-# Visitor registrations (`POST livechat/visitor`), per client address, as a share of the
-# widget's rate (10 a minute at the default): each is a row kept for good, and a fresh token
-# escapes nothing here (the limits are per address, not per token).
+# Visitor registrations (`POST livechat/visitor`), per client, as a share of the widget's rate
+# (10 a minute at the default): each is a row kept for good, and a fresh token escapes nothing
+# here (the limits are per client address or IPv6 /64, not per token).
 REGISTRATION_SHARE = 12
 # The public routes limited: the widget's (its visitor token is the credential). `info` answers
 # from memory; `login` has its failure budget (`host.server.signin_budget`).
@@ -116,8 +118,9 @@ class RateLimiter:
 
 
 class WidgetLimits:
-    """The limits the REST app keeps on the widget's public routes, per client address:
-    `calls_per_min` for all of them together, and a twelfth of it for registrations."""
+    """The limits the REST app keeps on the widget's public routes, per client key (an IPv4
+    address or an IPv6 /64: `host.server.clientaddr`): `calls_per_min` for all of them
+    together, and a twelfth of it for registrations."""
 
     def __init__(self, calls_per_min: int = WIDGET_CALLS_PER_MIN, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -131,8 +134,8 @@ class WidgetLimits:
             if calls_per_min else None
 
     def refused(self, method: str, route: str, public: bool, peer: str) -> Refused | None:
-        """Count a call of `method route` (a public route, or not) from `peer`: None if it may
-        run, else why not."""
+        """Count a call of `method route` (a public route, or not) from the client keyed `peer`
+        (`TrustedProxies.client`): None if it may run, else why not."""
         if self.calls is None or not public or not route.startswith(WIDGET_PREFIX):
             return None
         if (method, route) == REGISTRATION:

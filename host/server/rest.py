@@ -307,9 +307,10 @@ def create_app(server: EmbeddedServer, *, max_body: int = MAX_BODY_BYTES,
                trusted_proxies: Sequence[str] = ()) -> Starlette:
     """The starlette app serving `/api/v1/...` over HTTP (thin: auth, body cap, dispatch);
     `mounts` adds other apps beside it (`stockade serve` mounts the console). `widget_rate`:
-    the widget's public routes' calls a minute per client address (`host.server.ratelimit`;
-    0: no limit). `trusted_proxies`: addresses or CIDR networks whose `X-Forwarded-For` names
-    the client that limit counts (`host.server.clientaddr`; a bad one raises ValueError)."""
+    the widget's public routes' calls a minute per client, an IPv4 address or an IPv6 /64
+    (`host.server.ratelimit`; 0: no limit). `trusted_proxies`: addresses or CIDR networks
+    whose `X-Forwarded-For` names the client that limit counts (`host.server.clientaddr`; a
+    bad one raises ValueError)."""
     dispatcher = RestDispatcher(server)
     hook_slots = asyncio.BoundedSemaphore(HOOK_THREADS)  # bound to the loop at first use
     widget = WidgetLimits(widget_rate)

@@ -1,5 +1,6 @@
-"""The chat widget's public REST routes are rate-limited per client address
-(`host.server.ratelimit`, `serve --widget-rate`), as Rocket.Chat's API rate limiter limits its own.
+"""The chat widget's public REST routes are rate-limited per client, an IPv4 address or an IPv6
+/64 (`host.server.ratelimit`, `serve --widget-rate`), as Rocket.Chat's API rate limiter limits
+its own.
 
 Anyone who reaches the server may call them without a staff credential, and each call can write
 (a visitor's row kept for good, a room, a message) and wake every app that handles the event it
@@ -135,3 +136,22 @@ def test_behind_a_trusted_proxy_each_visitor_has_its_own_limit(tmp_path: Path) -
         for i, bad in enumerate(["unknown", "fe80::1%1", "203.0.113.9:80", "x" * 8000,
                                  ", ".join(["127.0.0.1"] * 20)]):
             assert _as(proxy, f"p{i + 2}", bad) == 429, bad
+
+
+def test_an_ipv6_visitor_rotating_addresses_in_its_64_has_one_limit(tmp_path: Path) -> None:
+    """The attack: an IPv6 client is handed a whole /64 (SLAAC, privacy addresses) and sends
+    each call from another of its addresses, here as the visitor a trusted proxy forwards
+    (loopback is the only real peer here). Before: each address its own key, every
+    registration a 200 (the limit did not hold for IPv6 at all). Now the /64 is the client;
+    another /64 and an IPv4 visitor keep their own limits."""
+    server = EmbeddedServer(tmp_path / "server.db", SystemClock())
+    with serving(server, widget_rate=12, trusted_proxies=["127.0.0.1"]) as (base, _srv, _uv), \
+            _client(base) as proxy:  # 12 a minute: one registration a minute per client
+        answers = [_as(proxy, f"r{i}", f"2001:db8:1:2:{i:x}:{i * 31:x}:beef:{i + 1:x}")
+                   for i in range(8)]
+        assert answers == [200] + [429] * 7, answers
+        assert _as(proxy, "s0", "2001:db8:1:3::1") == 200  # another /64: its own limit
+        assert _as(proxy, "s1", "2001:db8:1:3:ffff::2") == 429
+        assert _as(proxy, "t0", "203.0.113.5") == 200  # IPv4: per address, as before
+        assert _as(proxy, "t1", "203.0.113.6") == 200
+        assert _as(proxy, "t2", "::ffff:203.0.113.5") == 429  # mapped: the same IPv4 client
