@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, NamedTuple
@@ -31,12 +31,13 @@ from host.errors import GateError, RefusalBudgetExceeded, ServerRefused
 from host.gate import readrefusal
 from host.gate.actor import acting_user
 from host.gate.installview import InstallView
-from host.gate.onetx import LENT_ACTIONS, AfterCommit, server_calls
+from host.gate.onecommit import FALL_BACK, SeatCheck, allow_record, in_one_transaction
+from host.gate.onetx import LENT_ACTIONS, server_calls
 from host.gate.restbridge import rest_call
 from host.keys.tokens import Claims
 from host.ledger.audit import AuditRecord, digest_args
 from host.ledger.ledger import REFUNDABLE_ERRORS, Admission, Ledger, Stale
-from host.ledger.quota import Charge, QuotaCharge
+from host.ledger.quota import Charge
 from host.ledger.refusals import refusal_budget
 from host.server.adapter import ACTION_METHODS, ServerAdapter
 from host.server.errors import ServerError, Unavailable
@@ -113,27 +114,11 @@ class PolicySource:
 # A host-served call on the ledger's own store (persistence), run inside the ledger's
 # transaction: a write, or a read under a quota.
 StoreCall = Callable[[Conn, "Session", dict[str, Any]], Any]
-# `_in_one_transaction`'s answer when the write raised and nothing was recorded.
-_FALL_BACK = object()
-# A creation's seat check inside that transaction: the ceiling, and the seats in use counted
-# on its connection (given the op_ids of creations admitted elsewhere and not yet settled).
-SeatCheck = tuple[int, Callable[[Conn, Sequence[str]], int]]
 
 
 def args_digest(args: Mapping[str, Any]) -> str:
     """Digest of the canonical arguments: the audit log proves what was asked, never holds it."""
     return digest_args(args)
-
-
-def _allow_record(session: Session, action: str, args: Mapping[str, Any],
-                  rules: tuple[str, ...], policy: Policy, op_id: str | None, write: bool,
-                  route: str | None) -> AuditRecord:
-    """The allow decision the gate hands the ledger for a call with effects."""
-    return AuditRecord(
-        kind="decision", allowed=True, code="allow", rules=rules, policy_rev=policy.revision,
-        app_id=session.app_id, install_id=session.install_id, action=action,
-        args_digest=args_digest(args), op_id=op_id, write=write, route=route,
-        actor=acting_user(action, args))
 
 
 class Gate:
@@ -289,9 +274,9 @@ class Gate:
             if decision.seat_ceiling is not None and action == "users.create":
                 seats = (decision.seat_ceiling, lent.seats_in)
         if fused is not None and op_id and (decision.seat_ceiling is None or lent is not None):
-            done = self._in_one_transaction(
-                session, spec, args, rules, policy, charges, op_id, fused, holds, seats)
-            if done is not _FALL_BACK:
+            done = in_one_transaction(
+                self, session, spec, args, rules, policy, charges, op_id, fused, holds, seats)
+            if done is not FALL_BACK:
                 return done
         seq: int | None = None
         effects = write or charges or decision.seat_ceiling is not None or route
@@ -306,7 +291,7 @@ class Gate:
         elif effects or self.audit_reads:
             try:
                 admission = self.ledger.admit(
-                    _allow_record(session, action, args, rules, policy, op_id, write, route),
+                    allow_record(session, action, args, rules, policy, op_id, write, route),
                     charges, decision.seat_ceiling if action == "users.create" else None,
                     self.server.seats_in_use, refusal_budget(session.install_id), holds)
             except ValueError as exc:
@@ -373,67 +358,6 @@ class Gate:
                                     status=200 if route else None, route=route)
         self._count(True)
         return result
-
-    def _in_one_transaction(self, session: Session, spec: ActionSpec, args: dict[str, Any],
-                            rules: tuple[str, ...], policy: Policy,
-                            charges: tuple[QuotaCharge, ...], op_id: str, call: StoreCall,
-                            holds: Callable[[Conn], bool], seats: SeatCheck | None) -> Any:
-        """A call on the ledger's own store (a write, or a read under a quota): decision,
-        units, the call and its outcome commit together (`Ledger.admit_apply`, DESIGN rule 9);
-        so does the embedded server's write when it shares the ledger's file (`host.gate.onetx`),
-        with its seat check (`seats`: the ceiling and a counter on the transaction's connection)
-        and its events emitted only after the commit.
-        A read the store refuses before anything (a missing key) is recorded and refunded in
-        that transaction and raised. Any other failure left nothing behind: `_FALL_BACK`
-        sends the call down the three-commit path, which records the refusal (and gives the
-        units back) exactly as before."""
-        record = _allow_record(session, spec.name, args, rules, policy, op_id, spec.write, None)
-        failed: list[BaseException] = []
-        recorded: list[Exception] = []  # refusals the ledger was told to record
-
-        lent: list[AfterCommit] = []  # a place in the server's commit order, taken in `apply`
-
-        def apply(c: Conn) -> Any:
-            try:
-                value = call(c, session, args)
-            except Exception as exc:
-                failed.append(exc)
-                raise
-            if isinstance(value, AfterCommit):
-                lent.append(value)
-            return value
-
-        def refused(exc: Exception) -> str | None:
-            code = _refused_before_anything(exc)
-            if code is not None:
-                recorded.append(exc)
-            return code
-        try:
-            try:
-                admission, value = self.ledger.admit_apply(record, charges, apply,
-                                                           refusal_budget(session.install_id),
-                                                           refused=refused, holds=holds,
-                                                           seats=seats)
-            except BaseException:
-                for taken in lent:  # rolled back: its place goes, or no later event leaves
-                    taken.abandon()
-                raise
-        except Exception as exc:
-            if recorded and exc is recorded[-1]:
-                self._count(False)  # recorded and refunded in the call's own transaction
-                raise
-            if failed:
-                return _FALL_BACK
-            if isinstance(exc, ValueError):  # raised by the admission, before `apply`
-                raise self.unadmitted(session, spec.name, args, exc, None, policy, None) from None
-            raise
-        if not admission.allowed:
-            raise self._over_quota(admission)
-        self._count(True)
-        if isinstance(value, AfterCommit):
-            value.then()
-            return value.value
-        return value
 
     def _outcome_may_wait(self, spec: ActionSpec) -> bool:
         """Whether an admitted call's success, or the server's refusal of it, may be recorded by
@@ -590,11 +514,3 @@ class Gate:
     def _count(self, allowed: bool) -> None:
         with self._stats_lock:
             self.stats["allowed" if allowed else "denied"] += 1
-
-
-def _refused_before_anything(exc: Exception) -> str | None:
-    """The code of a host-served read's refusal that changed nothing and gives its units back
-    (`REFUNDABLE_ERRORS`: a missing key is `not_found`), else None."""
-    if isinstance(exc, GateError) and exc.code in REFUNDABLE_ERRORS:
-        return exc.code
-    return None
