@@ -17,7 +17,7 @@ from host.clock import SystemClock
 from host.home import Home
 from host.ledger.audit import open_readonly
 from host.runtime import Host, HostConfig
-from host.supervise import supervisor
+from host.supervise import runnerqueue, supervisor
 from host.supervise.supervisor import EventDropped
 
 QUEUE = 3  # a small cap so the test overflows it with a handful of events
@@ -60,7 +60,7 @@ def home(tmp_path: Path) -> Home:
 
 @pytest.fixture()
 def host(home: Home, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(supervisor, "MAX_QUEUE", QUEUE)
+    monkeypatch.setattr(runnerqueue, "MAX_QUEUE", QUEUE)
     h = Host(home, config=HostConfig(event_deadline_s=5.0)).start()
     yield h
     h.stop()
