@@ -17,7 +17,6 @@ import logging
 import os
 import secrets
 import threading
-import time
 from typing import Any
 
 from host.apps.app_agent import ensure_app_user_agent
@@ -33,6 +32,7 @@ from host.gate.gate import Gate, PolicySource
 from host.gate.policywatch import PolicyWatch
 from host.home import Home, ensure_policies
 from host.hostconfig import HostConfig as HostConfig  # re-exported: callers configure a Host here
+from host.hostevents import HostEvents
 from host.keys import tokens
 from host.keys.registry import TokenRegistry
 from host.ledger.audit import AuditRecord
@@ -51,20 +51,16 @@ from host.supervise.affinity import Affinity
 from host.supervise.appcode import AppCode, PackageTampered
 from host.supervise.child import Child, ChildDied
 from host.supervise.credentials import Credentials, make_session
-from host.supervise.delivery import Delivery
 from host.supervise.gctune import tune_gc, untune_gc
 from host.supervise.handover import hand_over
 from host.supervise.identities import Identities
 from host.supervise.lifehooks import LifeHooks
-from host.supervise.presend import run_pre_send, supervisor_record
 from host.supervise.pump import EventPump
-from host.supervise.restarts import record_crash_stop
 from host.supervise.served import HostServed
 from host.supervise.spawner import Spawner
 from host.supervise.status import StatusBoard
 from host.supervise.supervisor import AppRunner, Job
 from policies.loader import load_policy
-from policies.vocabulary import EVENTS
 
 ANCHOR_EVERY_IN_HOST = 4096  # backstop only; the upkeep thread anchors every interval
 log = logging.getLogger("stockade.host")
@@ -73,7 +69,7 @@ log = logging.getLogger("stockade.host")
 START_PROGRESS_EVERY = PROGRESS_EVERY
 
 
-class Host:
+class Host(HostEvents):
     def __init__(self, home: Home, *, clock: Clock | None = None,
                  config: HostConfig | None = None, server: Workspace | None = None) -> None:
         """`server`: the workspace the apps reach (default: the embedded server in the home;
@@ -505,95 +501,3 @@ class Host:
                 kind="consent", app_id=rec.app_id, install_id=rec.install_id,
                 code="consent_invalid", detail=str(exc)[:500]))
             raise ChildDied(str(exc), "stopped") from None
-
-    # ---- events ------------------------------------------------------------------------------
-
-    def _receivers(self, event: str) -> tuple[AppRunner, ...]:
-        """The running apps that declared `event`, hold the grants it needs and are permitted
-        by the policy what its data amounts to (`host.gate.eventpolicy`), by app id."""
-        with self._lock:
-            policy = self.policy.current()
-            if policy is not self._receivers_policy:  # reloaded: every event decided again
-                self._receivers_cache, self._receivers_policy = {}, policy
-            cache = self._receivers_cache  # fetched before any install record is read
-            found = cache.get(event)
-            if found is not None:
-                return found
-            if event not in EVENTS:
-                return ()  # not cached: the cache holds known event names only
-            found, refused = self.event_policy.receivers(policy, event, (
-                r for r in sorted(self.runners.values(), key=lambda r: r.app_id)
-                if r.handles(event)))
-            cache[event] = found
-        for runner, note in refused:  # once per revision, install and event
-            self.note_app_log(runner.install_id, note)
-        return found
-
-    def event_allowed(self, install: InstallRecord, event: str, decided_under: object,
-                      payload: dict[str, Any]) -> bool:
-        """Whether the policy in force still lets `event` (receivers decided under
-        `decided_under`) reach `install` with `payload` (a hook always), asked as a queued
-        event is taken (`EventPolicy.still_allowed`). Same policy object: one identity check."""
-        policy = self.policy.current()
-        return policy is decided_under or event not in EVENTS or \
-            self.event_policy.still_allowed(policy, install, event, payload)
-
-    def _on_server_event(self, name: str, payload: dict[str, Any]) -> None:
-        """Called by the server after commit: hand off, never block the server action."""
-        self.event_counts[name] = self.event_counts.get(name, 0) + 1
-        self.dispatch(name, payload)
-
-    def wait_idle(self, timeout: float = 10.0) -> bool:
-        """Wait until no app has an event queued, running or in the pump (events cascade: one
-        handler's bridge call can raise events for others: idle must hold thrice in a row)."""
-        deadline = time.monotonic() + timeout
-        calm = 0
-        while time.monotonic() < deadline:
-            with self._lock:
-                runners = list(self.runners.values())
-            held = (pump := self.pump) is not None and pump.unstarted() > 0  # on no runner
-            calm = calm + 1 if not held and all(r.idle() for r in runners) else 0
-            if calm >= 3:
-                return True
-            time.sleep(0.02)
-        return False
-
-    def dispatch(self, name: str, payload: dict[str, Any]) -> Delivery:
-        """Deliver an event to every app that handles it (in app-id order); the returned
-        `Delivery` settles each app's outcome as it finishes. Never blocks."""
-        policy = self.policy.current()  # before the receivers: a reload after is decided again
-        runners = self._receivers(name)
-        deadline_s = self.config.event_deadline_s
-        payloads = self.event_policy.payloads(policy, name, runners, payload)  # room or None
-        if (pump := self.pump) is not None:
-            return pump.deliver(name, payload, deadline_s, runners, policy, payloads)
-        delivery = Delivery([r.app_id for r in runners])
-        for i, runner in enumerate(runners):
-            runner.enqueue(Job(name, payloads[i] if payloads else payload, deadline_s,
-                               delivery.slot(i), policy=policy))
-        return delivery
-
-    def pre_send(self, message: dict[str, Any]) -> dict[str, Any] | None:
-        """Each app's pre-send hook, in app-id order, short deadline (`host/supervise/presend`)."""
-        hooks = self._receivers("message.pre_send")
-        # Each hook decided again under the policy in force as its turn comes: a chain takes
-        # up to a deadline a hook, and a narrowing reload in between must stop the later ones.
-        return run_pre_send(message, hooks, self.ledger, self.config.pre_send_deadline_s,
-                            self.config.pre_send_timeout, lambda r: self.event_policy.admitted(
-                                self.policy.current(), r.install, "message.pre_send"))
-
-    # ---- logs and audit ------------------------------------------------------------------------
-
-    def write_app_log(self, install_id: str, text: str, truncated: bool) -> None:
-        applog.write_output(self.home.logs_dir / f"{install_id}.log", text, truncated)
-
-    def note_app_log(self, install_id: str, text: str) -> None:
-        applog.write_note(self.home.logs_dir / f"{install_id}.log", text)
-
-    def crash_stopped(self, runner: AppRunner, why: str) -> None:
-        self.audit_supervisor(runner, "crash_looping", why)
-        record_crash_stop(self.installs, runner.install_id, runner.app_id, why)
-
-    def audit_supervisor(self, runner: AppRunner, event: str, detail: str) -> None:
-        with contextlib.suppress(Exception):
-            supervisor_record(self.ledger, runner, event, detail)

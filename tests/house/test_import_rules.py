@@ -32,7 +32,7 @@ HOST_LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"host.gate"}),
     frozenset({"host.supervise"}),
     frozenset({"host.runtime", "host.rounds", "host.hostconfig", "host.doctor", "host.migrate",
-               "host.mergeserver"}),
+               "host.mergeserver", "host.hostevents"}),
     frozenset({"host.demo", "host.bench", "host.console"}),
     frozenset({"host.cli"}),
 )
