@@ -128,6 +128,7 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
     # before this process started has a seal no longer valid: its secret is typed again.
     seal_key = secrets.token_bytes(32)
     templates = Jinja2Templates(env=template_environment())
+    threads = faults.console_threads()  # every blocking step's threads (`CONSOLE_THREADS`)
 
     def page(request: Request, name: str, status: int = 200, **ctx: Any) -> Response:
         resp: Response = templates.TemplateResponse(request, name, ctx, status_code=status)
@@ -185,6 +186,11 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         return Response("refused: a console change must come from a console page (CSRF)",
                         status_code=403, media_type="text/plain")
 
+    async def form(request: Request, s: Session) -> dict[str, str] | Response:
+        """A guarded change's form (`form_of`), or its refusal."""
+        got = await form_of(request, s)
+        return refused() if got is None else got
+
     async def login_page(request: Request) -> Response:
         return page(request, "login.html")
 
@@ -195,7 +201,8 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         who, password = form.get("username", ""), form.get("password", "")
         try:
             # a thread: against a workspace the check is an HTTP round trip
-            signed = await anyio.to_thread.run_sync(operators.sign_in, who, password)
+            signed = await anyio.to_thread.run_sync(operators.sign_in, who, password,
+                                                    limiter=threads)
         except auth.LoginBlocked:
             return page(request, "login.html", 429, error="Too many failed sign-ins for this "
                         "name; try again in a few minutes.")
@@ -241,7 +248,7 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
     async def index(request: Request, s: Session) -> Response:
         return RedirectResponse("/console/apps", status_code=303)
 
-    async def apps(request: Request, s: Session) -> Response:
+    def apps(request: Request, s: Session) -> Response:
         store = InstallStore(home.host_store)
         try:
             installs = store.list()
@@ -251,15 +258,13 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         # clean stop leaves its last rows, which said "running" for good.
         now = time.time()
         status = {k: v for k, v in read_status(home.host_store).items() if is_fresh(v, now)}
-        refusals = await anyio.to_thread.run_sync(approws.refusals_last_hour, home)
+        refusals = approws.refusals_last_hour(home)
         rows = [_app_row(rec, status.get(rec.install_id), refusals.get(rec.install_id, 0))
                 for rec in installs]
         return page(request, "apps.html", s=s, rows=rows)
 
-    def switch(on: bool) -> Callable[[Request, Session], Awaitable[Response]]:
-        async def run(request: Request, s: Session) -> Response:
-            if await form_of(request, s) is None:
-                return refused()
+    def switch(on: bool) -> Callable[[Request, Session, dict[str, str]], Response]:
+        def run(request: Request, s: Session, _form: dict[str, str]) -> Response:
             store = InstallStore(home.host_store)
             try:
                 rec = store.get(request.path_params["install_id"])
@@ -292,7 +297,7 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
             return RedirectResponse("/console/apps", status_code=303)
         return run
 
-    async def audit(request: Request, s: Session) -> Response:
+    def audit(request: Request, s: Session) -> Response:
         q = {k: request.query_params.get(k, "")[:64] for k in ("app", "code", "rule", "since")}
         since = auditview.parse_since(q["since"])
         if q["since"] and since is None:
@@ -311,14 +316,14 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
             finally:
                 log.close()
 
-        verdict, found = await anyio.to_thread.run_sync(read)  # off the event loop
+        verdict, found = read()
         return page(request, "audit.html", s=s, verdict=verdict.result,
                     full_walk_at=verdict.full_walk_at, entries=found.entries, found=found,
                     filters=q, slack_min=int(auditview.SINCE_SLACK_S // 60), before=before,
                     older=None if found.complete or found.by_time or found.oldest_seq is None
                     else "/console/audit?" + urlencode({**q, "before": found.oldest_seq}))
 
-    async def record(request: Request, s: Session) -> Response:
+    def record(request: Request, s: Session) -> Response:
         seq = int(request.path_params["seq"])
         entry = None
         if seq <= auditview.MAX_SEQ:
@@ -342,13 +347,15 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
     async def quota_page(request: Request, s: Session) -> Response:
         # Off the event loop: a store another process holds is waited on (then said so).
         return page(request, "quotas.html", s=s, chart_w=pages.CHART_W, chart_h=pages.CHART_H,
-                    **await anyio.to_thread.run_sync(pages.quota_context, home, operators.seats))
+                    **await anyio.to_thread.run_sync(pages.quota_context, home, operators.seats,
+                                                     limiter=threads))
 
     async def policy_page(request: Request, s: Session) -> Response:
         # Off the event loop: in `serve`'s front `enforced` asks the host over the link (up to
         # ENFORCED_WAIT_S), and the store may be held by another process.
         return page(request, "policy.html", s=s,
-                    **await anyio.to_thread.run_sync(pages.policy_context, home, enforced))
+                    **await anyio.to_thread.run_sync(pages.policy_context, home, enforced,
+                                                     limiter=threads))
 
     uploads = Uploads()
 
@@ -381,7 +388,8 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         if data is None:
             return page(request, "install.html", 400, s=s, error="choose a package file")
         try:  # off the event loop: a large package or a slow signature check stalls no one
-            up = await anyio.to_thread.run_sync(install_flow.examine, home, data, s.username)
+            up = await anyio.to_thread.run_sync(install_flow.examine, home, data, s.username,
+                                                limiter=threads)
         except install_flow.Refused as exc:
             return page(request, "install.html", exc.status, s=s, error=str(exc))
         return page(request, "consent.html", s=s, up=up, d=up.disclosure.to_dict(),
@@ -402,16 +410,16 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
                 home, up, [str(g) for g in form.getlist("grant")],
                 allow_unsigned=form.get("allow_unsigned") == "yes",
                 transfer=form.get("transfer") == "yes",
-                actor=f"console:{s.username} ({operator_actor()})"))
+                actor=f"console:{s.username} ({operator_actor()})"), limiter=threads)
         except install_flow.Refused as exc:  # 409: the page's premise changed meanwhile
             return page(request, "install.html", exc.status, s=s, error=str(exc))
         return RedirectResponse(f"/console/apps#app-{rec.app_id}", status_code=303)
 
-    async def updates_page(request: Request, s: Session) -> Response:
+    def updates_page(request: Request, s: Session) -> Response:
         return page(request, "updates.html", s=s, pending=updates.queue(home),
                     installs=installs())
 
-    async def uninstall_page(request: Request, s: Session) -> Response:
+    def uninstall_page(request: Request, s: Session) -> Response:
         with InstallStore(home.host_store) as store:
             rec = store.get(request.path_params["install_id"])
         if rec is None:
@@ -421,10 +429,7 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
                     agents=lifecycle_seams.app_agents_counted(home, rec),
                     stored=lifecycle_seams.count_app_data(home, rec))
 
-    async def uninstall(request: Request, s: Session) -> Response:
-        form = await form_of(request, s)
-        if form is None:
-            return refused()
+    def uninstall(request: Request, s: Session, form: dict[str, str]) -> Response:
         users, agents = form.get("users"), form.get("agents")
         if users not in ("deactivate", "keep") or agents not in ("remove", "keep") or \
                 form.get("confirm") != "yes":
@@ -445,7 +450,7 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
                 return Response(str(exc), status_code=404, media_type="text/plain")
         return RedirectResponse("/console/apps", status_code=303)
 
-    async def settings_page(request: Request, s: Session) -> Response:
+    def settings_page(request: Request, s: Session) -> Response:
         with InstallStore(home.host_store) as store:
             rec = store.get(request.path_params["install_id"])
         if rec is None:
@@ -460,10 +465,7 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
                     rows=app_settings.rows(rec, key=seal_key),
                     saved=saved)
 
-    async def settings_save(request: Request, s: Session) -> Response:
-        form = await form_of(request, s)
-        if form is None:
-            return refused()
+    def settings_save(request: Request, s: Session, form: dict[str, str]) -> Response:
         iid = request.path_params["install_id"]
         try:
             changed = app_settings.save(home, iid, form, key=seal_key,
@@ -481,10 +483,8 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         return RedirectResponse(f"/console/apps/{iid}/settings?saved="
                                 f"{','.join(changed) or 'nothing'}", status_code=303)
 
-    async def update_upload(request: Request, s: Session) -> Response:
-        got = await package_form(request, s)
-        if isinstance(got, Response):
-            return got
+    def update_upload(request: Request, s: Session,
+                      got: tuple[dict[str, str], bytes | None]) -> Response:
         form, data = got
         try:
             if data is None:
@@ -499,7 +499,7 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         return RedirectResponse("/console/updates" if waits else "/console/apps",
                                 status_code=303)
 
-    async def review_page(request: Request, s: Session) -> Response:
+    def review_page(request: Request, s: Session) -> Response:
         try:
             r = updates.review(home, request.path_params["install_id"])
         except install_flow.Refused as exc:
@@ -511,11 +511,20 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
                     widening=updates.needs_widening_yes(r),
                     publisher=updates.shown_publisher(r.sig))
 
-    def decide_update(approve: bool) -> Callable[[Request, Session], Awaitable[Response]]:
-        async def run(request: Request, s: Session) -> Response:
-            form = await form_of(request, s)
-            if form is None:
-                return refused()
+    async def form_and_grants(request: Request, s: Session
+                              ) -> tuple[dict[str, str], list[str]] | Response:
+        """An approval's form (`form`) and the grants it ticks (a field given many times)."""
+        got = await form(request, s)
+        if isinstance(got, Response):
+            return got
+        return got, [str(g) for g in (await request.form()).getlist("grant")]
+
+    def decide_update(approve: bool
+                      ) -> Callable[[Request, Session, tuple[dict[str, str], list[str]]],
+                                    Response]:
+        def run(request: Request, s: Session,
+                got: tuple[dict[str, str], list[str]]) -> Response:
+            form, ticked = got
             actor = f"console:{s.username} ({operator_actor()})"
             try:
                 if approve:
@@ -523,7 +532,6 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
                     updates.check_reviewed(r, form.get("package", ""))
                     updates.check_publisher(r, form.get("publisher", ""),
                                             allow_unsigned=form.get("allow_unsigned") == "yes")
-                    ticked = [str(g) for g in (await request.form()).getlist("grant")]
                     updates.approve(home, r, ticked, transfer=form.get("transfer") == "yes",
                                     actor=actor, widening=form.get("widening") == "yes")
                 else:  # by the recorded hash: a package that no longer reads is rejected too
@@ -537,9 +545,15 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
             return RedirectResponse("/console/updates", status_code=303)
         return run
 
-    def g(handler: Callable[[Request, Session], Awaitable[Response]]
+    # A held store or an unread keyring: a 503; the store work on a worker thread (`faults`).
+    def g(work: Callable[[Request, Session], Response]
           ) -> Callable[[Request, Session], Awaitable[Response]]:
-        return faults.guarded(home, handler)  # a held store or an unread keyring: a 503
+        return faults.guarded_page(home, threads, work)
+
+    def gc(read: Callable[[Request, Session], Awaitable[faults.F | Response]],
+           work: Callable[[Request, Session, faults.F], Response]
+           ) -> Callable[[Request, Session], Awaitable[Response]]:
+        return faults.guarded(home, threads, read, work)
 
     routes = [
         Route("/login", login_page, methods=["GET"]),
@@ -547,21 +561,21 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         Route("/logout", logout, methods=["POST"]),
         Route("/", signed_in(index), methods=["GET"]),
         Route("/apps", signed_in(g(apps)), methods=["GET"]),
-        Route("/apps/{install_id}/enable", signed_in(g(switch(True))), methods=["POST"]),
-        Route("/apps/{install_id}/disable", signed_in(g(switch(False))), methods=["POST"]),
+        Route("/apps/{install_id}/enable", signed_in(gc(form, switch(True))), methods=["POST"]),
+        Route("/apps/{install_id}/disable", signed_in(gc(form, switch(False))), methods=["POST"]),
         Route("/apps/{install_id}/settings", signed_in(g(settings_page)), methods=["GET"]),
         Route("/apps/{install_id}/uninstall", signed_in(g(uninstall_page)), methods=["GET"]),
-        Route("/apps/{install_id}/uninstall", signed_in(g(uninstall)), methods=["POST"]),
-        Route("/apps/{install_id}/settings", signed_in(g(settings_save)), methods=["POST"]),
+        Route("/apps/{install_id}/uninstall", signed_in(gc(form, uninstall)), methods=["POST"]),
+        Route("/apps/{install_id}/settings", signed_in(gc(form, settings_save)), methods=["POST"]),
         Route("/audit", signed_in(g(audit)), methods=["GET"]),
         Route("/audit/{seq:int}", signed_in(g(record)), methods=["GET"]),
         Route("/quotas", signed_in(quota_page), methods=["GET"]),
         Route("/updates", signed_in(g(updates_page)), methods=["GET"]),
-        Route("/updates", signed_in(g(update_upload)), methods=["POST"]),
+        Route("/updates", signed_in(gc(package_form, update_upload)), methods=["POST"]),
         Route("/updates/{install_id}", signed_in(g(review_page)), methods=["GET"]),
-        Route("/updates/{install_id}/approve", signed_in(g(decide_update(True))),
+        Route("/updates/{install_id}/approve", signed_in(gc(form_and_grants, decide_update(True))),
               methods=["POST"]),
-        Route("/updates/{install_id}/reject", signed_in(g(decide_update(False))),
+        Route("/updates/{install_id}/reject", signed_in(gc(form_and_grants, decide_update(False))),
               methods=["POST"]),
         Route("/install", signed_in(install_page), methods=["GET"]),
         Route("/install", signed_in(upload), methods=["POST"]),

@@ -3,10 +3,14 @@ a keyring that does not read: a page says it cannot tell and why, a change is a 
 to do, within `STORE_WAIT_S` and without holding the front's event loop.
 
 The store's own wait for a write lock another process holds (a migration, a backup) is
-`host.store.sqlite.BUSY_TIMEOUT_MS`, 10 s; the pages' stores take that lock to check their
-schema as they open, on the event loop, so every other request of the front (its REST API too)
-waited for it, and the page then failed with a 500. `guarded` first asks, off the event loop and
-for at most `STORE_WAIT_S`, whether the lock can be had, and answers a 503 when it cannot.
+`host.store.sqlite.BUSY_TIMEOUT_MS`, 10 s (the embedded server's, `host.server.db`, 5 s). A
+guarded route first asks, off the event loop and for at most `STORE_WAIT_S`, whether the lock
+can be had, and answers a 503 when it cannot. The store can still be taken right after that
+check passes; so the route's own store, keyring and package work (`work`) runs on a worker
+thread too, only its request body is read on the loop (`read`): a store taken meanwhile makes
+that one request wait the store's busy timeout and fail as a 503 ("cannot tell now", "the change
+may not have been made"), while every other request of the front (its REST API too) goes on.
+Before, the work ran on the event loop and every request of the front waited with it.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+import anyio
 import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response
@@ -22,6 +27,7 @@ from starlette.responses import Response
 from host.home import Home
 from host.inert import visible
 from host.keys.keyring import KeyError_
+from host.ledger.records import AuditError
 from host.store import STORE_FAILURES
 
 log = logging.getLogger("stockade.console")
@@ -29,8 +35,23 @@ log = logging.getLogger("stockade.console")
 # cannot be used now. Guards: the operator's page (an answer within a couple of seconds, not the
 # store's 10 s busy wait) and the front's worker threads (each waiting request holds one).
 STORE_WAIT_S = 2.0
+# Worker threads the console's blocking steps hold at once (the pre-check, a guarded route's
+# `work`, a sign-in, the quotas and policy pages, a package's checks), one limiter per console.
+# Not anyio's default limiter (40 threads), which starlette's static files and upload spooling
+# and, under `serve --server rocketchat`, the webhook receiver draw on; and the REST API runs on
+# an executor of its own (`host.server.rest.REST_THREADS`) that no console request can take.
+# Guards: those threads, against a burst of console requests over a store taken past the
+# pre-check (each holds its thread up to the store's busy wait): past this many, a console
+# request waits its turn on the event loop, holding no thread. Operators are a few people.
+CONSOLE_THREADS = 8
 
 S = TypeVar("S")
+F = TypeVar("F")
+
+
+def console_threads() -> anyio.CapacityLimiter:
+    """The limiter of one console's blocking steps (`CONSOLE_THREADS`)."""
+    return anyio.CapacityLimiter(CONSOLE_THREADS)
 
 
 def store_busy(home: Home) -> str | None:
@@ -75,23 +96,46 @@ def unavailable(request: Request, reason: str, *, tried: bool) -> Response:
                     headers={"Retry-After": "5"})
 
 
-def guarded(home: Home, handler: Callable[[Request, S], Awaitable[Response]]
+def guarded(home: Home, threads: anyio.CapacityLimiter,
+            read: Callable[[Request, S], Awaitable[F | Response]],
+            work: Callable[[Request, S, F], Response]
             ) -> Callable[[Request, S], Awaitable[Response]]:
-    """`handler` (a page or an action that opens the host store) behind the pre-check above,
-    and its own store or keyring failure as a 503 saying so (was a 500 with a traceback)."""
+    """A route that opens the host store or reads the keyring: the pre-check above, then `read`
+    on the event loop (the request's body: a form, an upload; or its refusal, a Response,
+    answered as it is), then `work` (the store and keyring work, and the response built from
+    it) on a worker thread of `threads`; a store or keyring failure of its own is a 503 saying
+    so (was a 500 with a traceback)."""
     async def run(request: Request, s: S) -> Response:
-        busy = await anyio.to_thread.run_sync(store_busy, home)
+        busy = await anyio.to_thread.run_sync(store_busy, home, limiter=threads)
         if busy is not None:
             return unavailable(request, busy, tried=False)
+        got = await read(request, s)
+        if isinstance(got, Response):
+            return got
         try:
-            return await handler(request, s)
+            return await anyio.to_thread.run_sync(work, request, s, got, limiter=threads)
         except STORE_FAILURES as exc:
-            log.warning("console: %s %s: %s", request.method, request.url.path, store_why(exc))
-            return unavailable(request, store_why(exc), tried=True)
+            return _failed(request, store_why(exc))
+        except AuditError as exc:  # the operator's record not written: a store failure too?
+            if not isinstance(exc.__cause__, STORE_FAILURES):
+                raise
+            return _failed(request, store_why(exc.__cause__))
         except KeyError_ as exc:
-            reason = f"the host's keyring does not read: {why(exc)}"
-            log.warning("console: %s %s: %s", request.method, request.url.path, reason)
-            return unavailable(request, reason, tried=True)
+            return _failed(request, f"the host's keyring does not read: {why(exc)}")
     return run
 
 
+def guarded_page(home: Home, threads: anyio.CapacityLimiter,
+                 work: Callable[[Request, S], Response]
+                 ) -> Callable[[Request, S], Awaitable[Response]]:
+    """`guarded` for a route with no body to read (a page)."""
+    return guarded(home, threads, _no_body, lambda request, s, _none: work(request, s))
+
+
+async def _no_body(request: Request, s: object) -> None:
+    return None
+
+
+def _failed(request: Request, reason: str) -> Response:
+    log.warning("console: %s %s: %s", request.method, request.url.path, reason)
+    return unavailable(request, reason, tried=True)
