@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import signal
 import sys
@@ -21,10 +20,11 @@ from host.cli.interrupt import (
     install_redelivery,
     interrupt_in,
 )
+from host.cli.lazy import LazyGroup
 from host.cli.output import fail
 from host.errors import StartRefused
 from host.home import URL_PREFIXES, Home, redact_url, resolve_home
-from host.ledger.records import AuditError
+from host.ledger.errors import AuditError
 
 root = typer.Typer(
     name="stockade",
@@ -32,6 +32,7 @@ root = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=LazyGroup,  # each command's modules imported when it runs (host/cli/lazy.py)
 )
 
 
@@ -106,30 +107,6 @@ def _check_shared_store(url: str) -> None:
              "Stockade", EXIT_START_REFUSED)
 
 
-# Sub-apps (`stockade policy ...`) and top-level commands (`stockade doctor`) are registered by
-# their modules' `register(root)` so each group stays in one file.
-_GROUPS = (
-    "host.cli.init_cmd",
-    "host.cli.sandbox_cmd",
-    "host.cli.doctor_cmd",
-    "host.cli.policy_cmd",
-    "host.cli.policy_home_cmd",
-    "host.cli.policy_fmt_cmd",
-    "host.cli.can_i_cmd",
-    "host.cli.audit_cmd",
-    "host.cli.serve_cmd",
-    "host.cli.app_cmd",
-    "host.cli.app_consent_cmd",
-    "host.cli.app_info_cmd",
-    "host.cli.keys_cmd",
-    "host.cli.bench_cmd",
-    "host.cli.demo_cmd",
-    "host.cli.standin_cmd",
-    "host.cli.rocketchat_cmd",
-    "host.cli.store_cmd",
-)
-for _name in _GROUPS:
-    importlib.import_module(_name).register(root)
 
 
 # Options every command accepts wherever they stand, as in kubectl: `--home` belongs to the

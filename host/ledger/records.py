@@ -19,6 +19,7 @@ from typing import Any
 
 import msgspec
 
+from host.ledger.errors import AuditError as AuditError  # re-exported: its old home
 from host.ledger.quota import QuotaState
 
 # Longest string stored in any field (characters). Guards the log against app-supplied text
@@ -36,10 +37,6 @@ _TRUNCATE_FIELDS = frozenset({"message", "detail"})
 # Most characters of an unknown field's name an error repeats: guards `audit verify`'s message
 # (and a refused start's) against a forged body's megabyte-long key.
 _NAME_SHOWN = 64
-
-
-class AuditError(RuntimeError):
-    """The record was not written (invalid record, closed log, database failure)."""
 
 
 @dataclass(frozen=True)

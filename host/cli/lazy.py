@@ -1,0 +1,80 @@
+"""The CLI's commands, imported when one is run rather than all at every start.
+
+Every command group lives in its own module (`register(root)` hangs it on the root), and most
+import a large part of the product: the gate, the ledger and the policy model, the web stack,
+the Rocket.Chat client. Imported together they took ~1 s before any command ran, so `stockade
+init` or `stockade audit verify` waited for the modules of `serve`, `bench` and `app`. The root
+group knows each command's name and the modules that make it (`COMMANDS`, in the order `--help`
+lists them) and imports them only when that command is resolved; `stockade --help` imports
+them all, to show each one's help line. `tests/house/test_cli_lazy.py` checks the table
+against what the modules register.
+"""
+from __future__ import annotations
+
+import importlib
+
+import typer
+import typer.main
+from typer import _click as click  # typer >= 0.29 carries its own click: its types are these
+from typer.core import TyperCommand, TyperGroup
+
+# Each top-level command, and the modules whose `register` (or import: the `app` and `policy`
+# groups gain commands from modules of their own) makes it.
+COMMANDS: dict[str, tuple[str, ...]] = {
+    "init": ("host.cli.init_cmd",),
+    "sandbox": ("host.cli.sandbox_cmd",),
+    "doctor": ("host.cli.doctor_cmd",),
+    "policy": ("host.cli.policy_cmd", "host.cli.policy_home_cmd", "host.cli.policy_fmt_cmd"),
+    "can-i": ("host.cli.can_i_cmd",),
+    "audit": ("host.cli.audit_cmd",),
+    "serve": ("host.cli.serve_cmd",),
+    "app": ("host.cli.app_cmd", "host.cli.app_consent_cmd", "host.cli.app_info_cmd"),
+    "keys": ("host.cli.keys_cmd",),
+    "bench": ("host.cli.bench_cmd",),
+    "demo": ("host.cli.demo_cmd",),
+    "standin": ("host.cli.standin_cmd",),
+    "rocketchat": ("host.cli.rocketchat_cmd",),
+    "store": ("host.cli.store_cmd",),
+}
+
+# Commands built so far, for this process: a group's modules hang commands on module-level
+# sub-apps, so they are registered once, however many times the root group is built (each
+# `CliRunner.invoke` builds it again).
+_BUILT: dict[str, click.Command] = {}
+
+
+def command(name: str) -> click.Command | None:
+    """The command `name` (None if there is none), its modules imported on first use."""
+    if name not in _BUILT and name in COMMANDS:
+        holder = typer.Typer()
+        for module in COMMANDS[name]:
+            importlib.import_module(module).register(holder)
+        _BUILT.update(typer.main.get_group(holder).commands)
+    return _BUILT.get(name)
+
+
+class LazyGroup(TyperGroup):
+    """The root group: `COMMANDS` resolved on demand, typos still answered with a suggestion."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*super().list_commands(ctx), *(n for n in COMMANDS if n not in self.commands)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        found = super().get_command(ctx, cmd_name)
+        return command(cmd_name) if found is None or isinstance(found, _Unbuilt) else found
+
+    def resolve_command(self, ctx: click.Context, args: list[str]
+                        ) -> tuple[str | None, click.Command | None, list[str]]:
+        # Typer's "Did you mean" reads the names it holds: every command's, not only the built.
+        for name in COMMANDS:
+            self.commands.setdefault(name, _Unbuilt(name))
+        try:
+            return super().resolve_command(ctx, args)
+        finally:
+            for name in [n for n, c in self.commands.items() if isinstance(c, _Unbuilt)]:
+                del self.commands[name]
+
+
+class _Unbuilt(TyperCommand):
+    """A name standing in `commands` while a command is resolved (never run: `get_command`
+    builds the real one)."""

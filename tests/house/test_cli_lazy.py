@@ -1,0 +1,66 @@
+"""The CLI imports a command's modules when that command runs (`host/cli/lazy.py`): its table
+names every command module, each name's modules make exactly that command, and a light command
+leaves the heavy parts of the product unimported."""
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import typer
+import typer.main
+
+from host.cli import lazy
+
+CLI = Path(lazy.__file__).parent
+
+
+def _registering_modules() -> set[str]:
+    """Every host/cli module that defines `register(root)` (a command group's module)."""
+    found = set()
+    for path in CLI.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        if any(isinstance(n, ast.FunctionDef) and n.name == "register" for n in tree.body):
+            found.add(f"host.cli.{path.stem}")
+    return found
+
+
+def test_the_table_names_every_command_module() -> None:
+    # A module left out would be a command that silently no longer exists.
+    assert {m for ms in lazy.COMMANDS.values() for m in ms} == _registering_modules()
+
+
+def test_each_names_modules_make_exactly_that_command() -> None:
+    for name, modules in lazy.COMMANDS.items():
+        holder = typer.Typer()
+        for module in modules:
+            __import__(module, fromlist=["register"]).register(holder)
+        assert set(typer.main.get_group(holder).commands) == {name}, modules
+        assert lazy.command(name) is not None
+
+
+def test_every_command_is_listed_and_an_unknown_one_is_not() -> None:
+    from host.cli.main import root
+
+    group = typer.main.get_command(root)
+    ctx = typer.Context(group)
+    assert group.list_commands(ctx) == list(lazy.COMMANDS)
+    assert group.get_command(ctx, "no-such-command") is None
+
+
+def test_a_light_command_imports_none_of_the_heavy_parts(tmp_path: Path) -> None:
+    """`stockade init` took ~1 s before any of its work (every command's modules imported)."""
+    probe = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from host.cli.main import root\n"
+        f"r = CliRunner().invoke(root, ['--home', {str(tmp_path / 'h')!r}, 'init'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "heavy = ('host.gate.gate', 'host.server.embedded', 'httpx', 'starlette', "
+        "'host.cli.app_cmd', 'host.cli.serve_cmd')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n")
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                       timeout=60, check=False)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]", r.stdout
