@@ -4,8 +4,8 @@ proxy the operator names (`stockade serve --trusted-proxy ADDR_OR_CIDR`, repeata
 Why: the widget's rate limit is kept per client, told by its address, and the address the
 server sees is the TCP peer's. Behind a reverse proxy on the machine every visitor's peer is the
 proxy, so all of them shared one limit: one visitor's flood refused everyone, or the operator
-turned the limit off. The proxy says whom it serves in `X-Forwarded-For`, appending its own peer to what
-the request brought.
+turned the limit off. The proxy says whom it serves in `X-Forwarded-For`, appending its own
+peer to what the request brought.
 
 What it guards: a client choosing its own limit. A header is believed only from a peer inside
 a network the operator trusts (none by default: then the key is the TCP peer, whatever a
