@@ -1,7 +1,6 @@
 """The console's routes (see the package docstring for what it is and what it may import)."""
 from __future__ import annotations
 
-import logging
 import secrets
 import sys
 import time
@@ -27,7 +26,6 @@ from starlette.templating import Jinja2Templates
 from host.apps import lifecycle_seams, switches
 from host.apps.consent import verify_install
 from host.apps.installs import InstallChanged, InstallGone, InstallRecord, InstallStore
-from host.apps.manifest import MAX_SETTINGS
 from host.apps.operations import uninstall_app
 from host.apps.packages import MAX_ARCHIVE_BYTES
 from host.clock import SystemClock
@@ -36,32 +34,23 @@ from host.console import install as install_flow
 from host.console import settings as app_settings
 from host.console.approws import app_row as _app_row  # (tests/security reads it here)
 from host.console.install import Uploads
-from host.console.operators import Operators, ServerOperators, Unreachable
-from host.console.origins import host_names, same_origin, source_origin
-from host.console.peer import client_uid
-from host.console.sessions import COOKIE, Session, Sessions
+from host.console.operators import Operators, ServerOperators
+from host.console.origins import host_names, same_origin
+from host.console.sessions import Session, Sessions
+from host.console.signin import MAX_FORM_BYTES, SignIn, csrf_ok, declared_length, refused
 from host.home import Home
 from host.inert import MAX_ONE_LINE, visible
 from host.ledger.audit import AuditLog
 from host.ledger.operator import audited, open_keyring, operator_actor
-from host.server import auth
 from host.server.embedded import EmbeddedServer
 from host.server.gone import client_gone
 from host.supervise.status import is_fresh, read_status
 
 HERE = Path(__file__).parent
-log = logging.getLogger("stockade.console")
 # Every page: no script at all, styles and images from this origin only, no framing, forms post
 # only here. Guards: injected markup doing anything, clickjacking, a form posting elsewhere.
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
        "frame-ancestors 'none'; base-uri 'none'")
-# Size of a (non-upload) form post. Guards: memory per request; the largest console form (an
-# app's settings) is a few KiB.
-MAX_FORM_BYTES = 64 * 1024
-# Fields of a (non-upload) form post. Guards: parsing work per request; the largest console
-# form is an app's settings, two fields a setting (its value, the value the page showed) and
-# the CSRF token.
-MAX_FORM_FIELDS = 2 * MAX_SETTINGS + 8
 # An upload's whole body: the package cap and room for the form's few small fields and its
 # multipart framing. Guards: the host's disk, since the form parser spools a file part to a
 # temporary file with no cap of its own; a body declared longer is refused before it is read.
@@ -83,14 +72,6 @@ class _Headers(BaseHTTPMiddleware):
     async def dispatch(self, request: Request,
                        call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         return _security_headers(await call_next(request))
-
-
-def _csrf_ok(sent: object, s: Session) -> bool:
-    """The posted token is the session's. Compared as bytes: `compare_digest` raises on a str
-    with non-ASCII characters, and a forged token must be a 403, never a 500."""
-    if not isinstance(sent, str):
-        return False
-    return secrets.compare_digest(sent.encode("utf-8", "surrogatepass"), s.csrf.encode())
 
 
 def template_environment() -> Environment:
@@ -134,116 +115,8 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         resp: Response = templates.TemplateResponse(request, name, ctx, status_code=status)
         return resp
 
-    def peer_uid(request: Request) -> int | None:
-        """The local account holding the client end of this request's connection."""
-        return client_uid(request.scope.get("client"), request.scope.get("server"))
-
-    def session_of(request: Request) -> Session | None:
-        sid = request.cookies.get(COOKIE)
-        s = sessions.get(sid)
-        if s is None:
-            return None
-        # Used from the local account that signed it in, or not at all: the cookie reaches
-        # every loopback port the browser visits (`host.console.peer`). Refused as signed
-        # out, and the session is kept: whoever replays a stolen cookie must not be able to
-        # sign the operator out with it either.
-        uid = peer_uid(request)
-        if uid != s.uid:
-            log.warning("console: %s's session (signed in from uid %d) refused to a request "
-                        "from %s; its cookie was used by another local account, or from a "
-                        "connection whose owner cannot be read", s.username, s.uid,
-                        "an unknown account" if uid is None else f"uid {uid}")
-            return None
-        # Still an active admin, under the credential it signed in with? If not, the session
-        # is closed, not hidden: a re-promotion or the old password back revives nothing. The
-        # credential holds the server's sign-in epoch, which a demotion or a deactivation moves
-        # for good (`operators` docstring), so a session that made no request while its user
-        # was out is still refused here. A user out of the operators loses every session at
-        # once (against a workspace, whose users carry no epoch, that is what narrows it).
-        if operators.current(s.user_id) is None:
-            sessions.close_user(s.user_id)
-            return None
-        if operators.credential(s.user_id) != s.credential:
-            sessions.close(sid)
-            return None
-        return s
-
-    async def form_of(request: Request, s: Session | None) -> dict[str, str] | None:
-        """The posted form when the request is same-origin and carries the session's CSRF
-        token (or, with no session, is the sign-in form); None refuses it."""
-        if not same_origin(request, origins):
-            return None
-        declared = _declared_length(request)
-        if declared is None or declared > MAX_FORM_BYTES:
-            return None  # a console form is small; a browser always says how long it is
-        form = {k: str(v) for k, v in
-                (await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)).items()}
-        if s is not None and not _csrf_ok(form.get("csrf"), s):
-            return None
-        return form
-
-    def refused() -> Response:
-        return Response("refused: a console change must come from a console page (CSRF)",
-                        status_code=403, media_type="text/plain")
-
-    async def form(request: Request, s: Session) -> dict[str, str] | Response:
-        """A guarded change's form (`form_of`), or its refusal."""
-        got = await form_of(request, s)
-        return refused() if got is None else got
-
-    async def login_page(request: Request) -> Response:
-        return page(request, "login.html")
-
-    async def login(request: Request) -> Response:
-        form = await form_of(request, None)
-        if form is None:
-            return refused()
-        who, password = form.get("username", ""), form.get("password", "")
-        try:
-            # a thread: against a workspace the check is an HTTP round trip
-            signed = await anyio.to_thread.run_sync(operators.sign_in, who, password,
-                                                    limiter=threads)
-        except auth.LoginBlocked:
-            return page(request, "login.html", 429, error="Too many failed sign-ins for this "
-                        "name; try again in a few minutes.")
-        except Unreachable as e:  # the workspace, or the embedded server's store, did not answer
-            return page(request, "login.html", 503, error=e.words)
-        if signed is None:
-            return page(request, "login.html", 401, error="Wrong name or password, or not an "
-                        "operator of this server.")
-        uid = peer_uid(request)
-        if uid is None:  # fail closed: a session is never bound to nobody
-            log.warning("console: %s's sign-in refused: the local account of the connection "
-                        "from %s cannot be read", signed.user["username"], request.client)
-            return page(request, "login.html", 403, error="The console cannot tell which local "
-                        "account this connection comes from (it serves loopback connections "
-                        "of this machine's network namespace); sign-in refused.")
-        sid = sessions.open(signed.user["id"], signed.user["username"], signed.credential, uid)
-        resp = RedirectResponse("/console/apps", status_code=303)
-        resp.set_cookie(COOKIE, sid, httponly=True, samesite="strict", path="/console",
-                        secure=request.url.scheme == "https" or (
-                            source_origin(request) in origins
-                            and str(source_origin(request)).startswith("https://")))
-        return resp
-
-    async def logout(request: Request) -> Response:
-        s = session_of(request)
-        if s is not None and await form_of(request, s) is None:
-            return refused()
-        if s is not None:  # only a session this request may use: never by a stolen cookie
-            sessions.close(request.cookies.get(COOKIE))
-        resp = RedirectResponse("/console/login", status_code=303)
-        resp.delete_cookie(COOKIE, path="/console")
-        return resp
-
-    def signed_in(handler: Callable[[Request, Session], Awaitable[Response]]
-                  ) -> Callable[[Request], Awaitable[Response]]:
-        async def run(request: Request) -> Response:
-            s = session_of(request)
-            if s is None:
-                return RedirectResponse("/console/login", status_code=303)
-            return await handler(request, s)
-        return run
+    door = SignIn(operators, sessions, origins, threads, page)  # who the request is (`signin`)
+    form, signed_in = door.form, door.signed_in
 
     async def index(request: Request, s: Session) -> Response:
         return RedirectResponse("/console/apps", status_code=303)
@@ -368,13 +241,13 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         same-origin, without the session's CSRF token, or longer than an upload may be)."""
         if not same_origin(request, origins):
             return refused()
-        declared = _declared_length(request)
+        declared = declared_length(request)
         if declared is None or declared > MAX_UPLOAD_BYTES:
             return Response(f"refused: an upload is at most {MAX_ARCHIVE_BYTES} bytes of package "
                             "(a browser says how long it is)", status_code=413,
                             media_type="text/plain")
         form = await request.form(max_files=1, max_fields=6, max_part_size=MAX_ARCHIVE_BYTES)
-        if not _csrf_ok(form.get("csrf"), s):
+        if not csrf_ok(form.get("csrf"), s):
             return refused()
         file = form.get("package")
         data = await file.read(MAX_ARCHIVE_BYTES + 1) if isinstance(file, UploadFile) else None
@@ -398,11 +271,11 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
     async def consent(request: Request, s: Session) -> Response:
         if not same_origin(request, origins):
             return refused()
-        declared = _declared_length(request)  # as `form_of`: a confirm form is small too
+        declared = declared_length(request)  # as `form_of`: a confirm form is small too
         if declared is None or declared > MAX_FORM_BYTES:
             return refused()
         form = await request.form(max_files=0, max_fields=64)
-        if not _csrf_ok(form.get("csrf"), s):
+        if not csrf_ok(form.get("csrf"), s):
             return refused()
         try:
             up = uploads.take(str(form.get("upload", "")), s.username)
@@ -556,9 +429,9 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         return faults.guarded(home, threads, read, work)
 
     routes = [
-        Route("/login", login_page, methods=["GET"]),
-        Route("/login", login, methods=["POST"]),
-        Route("/logout", logout, methods=["POST"]),
+        Route("/login", door.login_page, methods=["GET"]),
+        Route("/login", door.login, methods=["POST"]),
+        Route("/logout", door.logout, methods=["POST"]),
         Route("/", signed_in(index), methods=["GET"]),
         Route("/apps", signed_in(g(apps)), methods=["GET"]),
         Route("/apps/{install_id}/enable", signed_in(gc(form, switch(True))), methods=["POST"]),
@@ -588,12 +461,3 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         Middleware(_Headers)],
         exception_handlers={ClientDisconnect: client_gone})
 
-
-def _declared_length(request: Request) -> int | None:
-    """The body length the request declares, or None when it declares none or no plain number.
-    Read by length first: `int()` raises on more than 4300 digits, and the HTTP parser passes
-    on thousands of leading zeros (a 500 and a traceback per request, before any session)."""
-    declared = request.headers.get("content-length", "")
-    if not (0 < len(declared) <= 18 and declared.isascii() and declared.isdigit()):
-        return None
-    return int(declared)

@@ -5,7 +5,7 @@ by port, and SameSite counts every port of 127.0.0.1 as one site, so a page the 
 browser opens on another loopback port (a server another local user runs) receives the
 console's session cookie; replayed from that user's own process, with any Origin header it
 likes, it would act as the operator. The console therefore binds each session to the OS user
-that signed it in, read here, and refuses it from any other (`host.console.app`).
+that signed it in, read here, and refuses it from any other (`host.console.signin`).
 
 The console listens on loopback only, so the client's socket is in this network namespace's
 TCP table (`/proc/self/net/tcp`, `tcp6`: the namespace of the process that reads it, which is

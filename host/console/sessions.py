@@ -4,7 +4,7 @@ Only a digest of the id is stored, with the operator, the credential it signed i
 local account whose connection signed in (`host.console.peer`), its CSRF token and its times; a
 session ends at sign-out, after `IDLE_S` without use, `MAX_AGE_S` after sign-in however busy,
 or when the process stops (and the console closes it when its credential changed, and every
-session of its user when the user is no longer an operator: `host.console.app`). Per process:
+session of its user when the user is no longer an operator: `host.console.signin`). Per process:
 a console is served by one host on loopback (`docs/CONSOLE.md`).
 """
 from __future__ import annotations

@@ -28,7 +28,7 @@ from faulthelp import (
 from test_console_install_meanwhile import _confirm, _package, _upload
 
 from host.apps.installs import InstallStore
-from host.console.app import MAX_FORM_BYTES
+from host.console.signin import MAX_FORM_BYTES
 
 pytestmark = pytest.mark.usefixtures("short_store_wait")
 

@@ -133,7 +133,7 @@ def test_the_owner_of_a_loopback_client_is_read_from_the_kernel() -> None:
 
 def test_a_session_is_not_opened_when_the_peer_cannot_be_read(
         served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("host.console.app.client_uid", lambda client, server: None)
+    monkeypatch.setattr("host.console.signin.client_uid", lambda client, server: None)
     r = httpx.post(f"{served.url}/console/login",
                    data={"username": "operator", "password": "operator password"},
                    headers={"Origin": served.url})
