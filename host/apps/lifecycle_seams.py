@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from host.apps.installs import InstallRecord
 from host.clock import SystemClock
@@ -16,8 +17,10 @@ from host.home import Home
 from host.server.embedded import EmbeddedServer
 from host.server.errors import Unavailable
 from host.server.remote.config import ConfigError
-from host.server.remote.server import Workspace
 from host.store import Conn
+
+if TYPE_CHECKING:  # the remote server's module brings the HTTP client: only when connected
+    from host.server.remote.server import Workspace
 
 
 @contextlib.contextmanager

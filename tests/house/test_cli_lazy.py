@@ -49,16 +49,19 @@ def test_every_command_is_listed_and_an_unknown_one_is_not() -> None:
     assert group.get_command(ctx, "no-such-command") is None
 
 
-def test_a_light_command_imports_none_of_the_heavy_parts(tmp_path: Path) -> None:
-    """`stockade init` took ~1 s before any of its work (every command's modules imported)."""
+def test_light_commands_import_none_of_the_heavy_parts(tmp_path: Path) -> None:
+    """`stockade init` and `app list` took ~1 s before any of their work: every command's
+    modules were imported, and `app list` imported the Rocket.Chat client (httpx) to ask an
+    embedded server how many users each app has."""
     probe = (
         "import sys\n"
         "from typer.testing import CliRunner\n"
         "from host.cli.main import root\n"
-        f"r = CliRunner().invoke(root, ['--home', {str(tmp_path / 'h')!r}, 'init'])\n"
-        "assert r.exit_code == 0, r.output\n"
-        "heavy = ('host.gate.gate', 'host.server.embedded', 'httpx', 'starlette', "
-        "'host.cli.app_cmd', 'host.cli.serve_cmd')\n"
+        f"for argv in (['init'], ['app', 'list']):\n"
+        f"    r = CliRunner().invoke(root, ['--home', {str(tmp_path / 'h')!r}, *argv])\n"
+        "    assert r.exit_code == 0, r.output\n"
+        "heavy = ('host.gate.gate', 'httpx', 'starlette', 'uvicorn', 'host.cli.serve_cmd', "
+        "'host.cli.bench_cmd', 'host.server.remote.client')\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n")
     r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                        timeout=60, check=False)

@@ -19,12 +19,15 @@ import tomllib
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from host.clock import Clock
 from host.home import Home
 from host.server.listen import is_loopback
-from host.server.remote.client import RcClient
-from host.server.remote.server import RemoteServer
+
+if TYPE_CHECKING:  # imported by open_remote: a home's config is read without the HTTP client
+    from host.server.remote.client import RcClient
+    from host.server.remote.server import RemoteServer
 
 CONFIG_NAME = "rocketchat.toml"
 SECRET_NAME = "rocketchat.secret"  # noqa: S105 (a file name, not a secret)
@@ -131,6 +134,9 @@ def load(home: Home, *, url: str | None = None) -> RcConfig:
 def open_remote(home: Home, clock: Clock, *, url: str | None = None,
                 client: RcClient | None = None) -> RemoteServer:
     """The home's workspace as a `RemoteServer` (Stockade's record of it in HOME/host.db)."""
+    from host.server.remote.client import RcClient
+    from host.server.remote.server import RemoteServer
+
     conf = load(home, url=url)
     problem = transport_problem(conf.url, insecure_plain_http=conf.insecure_plain_http)
     if problem:
