@@ -346,8 +346,12 @@ class Host(HostEvents):
                 if runner.crash_stop is not None and rec is not None:  # read after it was kept
                     rec = records[install_id] = self.installs.get(install_id) or rec
                 cleared = runner.crash_stop is not None and rec is not None and not rec.crash_stop
+                # Another host sharing the store stopped the app for crash-looping: this one's
+                # runner is replaced by a stopped one (which starts no child) as it would be here.
+                stopped = runner.crash_stop is None and rec is not None and bool(rec.crash_stop)
                 if (rec is None or not rec.enabled or rec.generation != runner.install.generation
-                        or rec.settings != runner.install.settings or retired or forged or cleared):
+                        or rec.settings != runner.install.settings or retired or forged or cleared
+                        or stopped):
                     self.runners.pop(install_id)
                     self._receivers_cache = {}
                     why = "uninstalled" if rec is None else (
@@ -356,6 +360,7 @@ class Host(HostEvents):
                         else "settings changed" if rec.settings != runner.install.settings
                         else "its record does not verify against its consent" if forged
                         else "its crash-loop stop was cleared by the operator" if cleared
+                        else "stopped for crash-looping by another host" if stopped
                         else "restarted: its token was revoked or expires, or its key retired")
                     if rec is None or not rec.enabled:
                         runner.drop_queued(why)  # its hook is next, not its backlog

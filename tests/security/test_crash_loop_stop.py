@@ -133,6 +133,25 @@ def test_the_stop_outlives_a_host_restart_and_app_enable_clears_it(
     assert _record(home).crash_stop is None
 
 
+def test_a_stop_another_host_recorded_stops_this_hosts_runner_at_its_next_sync(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hosts sharing a store: one stops the app for crash-looping (the record's `crash_stop`),
+    and another still running it stops it too at its next install sync. Before, the other host
+    kept its child and went on handing it events until it next created the runner."""
+    home = _home(tmp_path, monkeypatch)
+    with _host(home) as host:
+        (runner,) = host.runners.values()
+        assert _outcome(runner) == 42 and runner.child is not None
+        child = runner.child
+        with InstallStore(home.host_store) as store:  # as the other host records its stop
+            store.set_crash_stop(_record(home).install_id, "died 5 times in 300 s elsewhere")
+        host.sync_installs()
+        (now,) = host.runners.values()
+        assert now.state == "crashed" and now.crash_stop == "died 5 times in 300 s elsewhere"
+        assert child.dead  # its child stopped with it
+        assert _outcome(now) == "EventDropped"
+
+
 def test_an_app_whose_deaths_are_rare_is_never_stopped(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Deaths spread so that no window holds the limit: restarted every time, as before."""
