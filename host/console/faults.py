@@ -36,7 +36,8 @@ log = logging.getLogger("stockade.console")
 # store's 10 s busy wait) and the front's worker threads (each waiting request holds one).
 STORE_WAIT_S = 2.0
 # Worker threads the console's blocking steps hold at once (the pre-check, a guarded route's
-# `work`, a sign-in, the quotas and policy pages, a package's checks), one limiter per console.
+# `work`, a sign-in, each request's session check, the quotas and policy pages, a package's
+# checks), one limiter per console.
 # Not anyio's default limiter (40 threads), which starlette's static files and upload spooling
 # and, under `serve --server rocketchat`, the webhook receiver draw on; and the REST API runs on
 # an executor of its own (`host.server.rest.REST_THREADS`) that no console request can take.

@@ -73,10 +73,9 @@ class SignIn:
         self.operators, self.sessions, self.origins = operators, sessions, origins
         self.threads, self.page = threads, page
 
-    def session_of(self, request: Request) -> Session | None:
-        operators, sessions = self.operators, self.sessions
+    async def session_of(self, request: Request) -> Session | None:
         sid = request.cookies.get(COOKIE)
-        s = sessions.get(sid)
+        s = self.sessions.get(sid)
         if s is None:
             return None
         # Used from the local account that signed it in, or not at all: the cookie reaches
@@ -90,19 +89,28 @@ class SignIn:
                         "connection whose owner cannot be read", s.username, s.uid,
                         "an unknown account" if uid is None else f"uid {uid}")
             return None
-        # Still an active admin, under the credential it signed in with? If not, the session
-        # is closed, not hidden: a re-promotion or the old password back revives nothing. The
-        # credential holds the server's sign-in epoch, which a demotion or a deactivation moves
-        # for good (`operators` docstring), so a session that made no request while its user
-        # was out is still refused here. A user out of the operators loses every session at
-        # once (against a workspace, whose users carry no epoch, that is what narrows it).
-        if operators.current(s.user_id) is None:
-            sessions.close_user(s.user_id)
-            return None
-        if operators.credential(s.user_id) != s.credential:
-            sessions.close(sid)
-            return None
-        return s
+        # Off the event loop, on the console's own threads: against a workspace the check is
+        # an HTTP round trip (up to the client's deadline, `host.server.remote.client`), and on
+        # the embedded server a store read; on the loop, a slow workspace held every other
+        # request of the front (its webhook receiver, other operators' pages) as long.
+        still = await anyio.to_thread.run_sync(self._still_operator, sid, s,
+                                               limiter=self.threads)
+        return s if still else None
+
+    def _still_operator(self, sid: str | None, s: Session) -> bool:
+        """Still an active admin, under the credential it signed in with? If not, the session
+        is closed, not hidden: a re-promotion or the old password back revives nothing. The
+        credential holds the server's sign-in epoch, which a demotion or a deactivation moves
+        for good (`operators` docstring), so a session that made no request while its user
+        was out is still refused here. A user out of the operators loses every session at
+        once (against a workspace, whose users carry no epoch, that is what narrows it)."""
+        if self.operators.current(s.user_id) is None:
+            self.sessions.close_user(s.user_id)
+            return False
+        if self.operators.credential(s.user_id) != s.credential:
+            self.sessions.close(sid)
+            return False
+        return True
 
     async def form_of(self, request: Request, s: Session | None) -> dict[str, str] | None:
         """The posted form when the request is same-origin and carries the session's CSRF
@@ -161,7 +169,7 @@ class SignIn:
         return resp
 
     async def logout(self, request: Request) -> Response:
-        s = self.session_of(request)
+        s = await self.session_of(request)
         if s is not None and await self.form_of(request, s) is None:
             return refused()
         if s is not None:  # only a session this request may use: never by a stolen cookie
@@ -173,7 +181,7 @@ class SignIn:
     def signed_in(self, handler: Callable[[Request, Session], Awaitable[Response]]
                   ) -> Callable[[Request], Awaitable[Response]]:
         async def run(request: Request) -> Response:
-            s = self.session_of(request)
+            s = await self.session_of(request)
             if s is None:
                 return RedirectResponse("/console/login", status_code=303)
             return await handler(request, s)

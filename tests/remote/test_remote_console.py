@@ -11,10 +11,12 @@ import socket
 import sqlite3
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
+from console.faulthelp import OTHERS_WAIT_S, probe
 from rchelp import STOCKADE, Standin, connect
 
 from host.clock import SystemClock
@@ -112,3 +114,43 @@ def test_a_sign_in_without_the_consoles_origin_is_refused(
         r = c.post("/console/login", data={"username": "ws-admin", "password": PASSWORD},
                    headers={"Origin": "http://evil.example"})
     assert r.status_code == 403
+
+
+# How long the workspace holds its answer to the session check's users.info: the probe's other
+# request starts 0.3 s in, so a check made on the event loop holds it for 1.3 s at least.
+SLOW_CHECK_S = 1.6
+
+
+def test_a_slow_workspace_session_check_holds_no_other_request(
+        served: tuple[str, Standin, str]) -> None:
+    """Each signed-in request asks the workspace whether its user is still an admin
+    (users.info). With the workspace slow to answer it, the request waits, but the front's
+    other requests (its sign-in page, the webhook receiver beside it) do not: the check runs
+    off the event loop. Before, both waited 1.3 s behind a 1.6 s answer (4.2 s behind a hung
+    workspace, the client's deadline)."""
+    base, s, _admin = served
+    hook: list[float] = []
+
+    def webhook() -> None:  # refused (no secret): its answer time is what counts
+        time.sleep(0.3)
+        t = time.monotonic()
+        httpx.post(f"{base}/rocketchat/webhook", json={}, timeout=30)
+        hook.append(time.monotonic() - t)
+
+    with httpx.Client(base_url=base, timeout=20) as c:
+        c.get("/console/login")
+        r = c.post("/console/login", data={"username": "ws-admin", "password": PASSWORD},
+                   headers={"Origin": base})
+        assert r.status_code == 303, r.text
+        s.fault("users.info", "delay-before", SLOW_CHECK_S, times=1)
+        receiver = threading.Thread(target=webhook)
+        receiver.start()
+        try:
+            got = probe(c, "GET", "/console/apps")
+        finally:
+            receiver.join()
+            s.clear_faults()
+    assert got.response is not None and got.response.status_code == 200
+    assert got.took_s >= SLOW_CHECK_S - 0.1  # the check did wait for the slow workspace
+    assert got.others_wait_s < OTHERS_WAIT_S, got
+    assert hook[0] < OTHERS_WAIT_S, hook
