@@ -252,3 +252,19 @@ def test_an_account_deleted_during_its_sign_in_is_refused_without_a_traceback(
     assert status == 401, body
     assert checked == []
     assert all(r.exc_info is None for r in caplog.records), caplog.text
+
+
+def test_the_consoles_sign_ins_count_by_the_servers_clock(tmp_path: Any) -> None:
+    """The console's failed sign-ins and the REST API's share one budget, timed by the server's
+    clock: the console timed its own by the machine's (`time.time()`), so with the server's clock
+    an hour apart its ten failures fell outside the REST login's window and did not count."""
+    import time
+
+    server = EmbeddedServer(tmp_path / "server.db", ManualClock(time.time() + 3600))
+    uid = server.users_create(SYSTEM, "ops", "O", "user", roles=["admin"])["id"]
+    set_password(server.db, uid, PASSWORD)
+    operators = ServerOperators(server)
+    for _ in range(MAX_FAILURES):
+        assert operators.sign_in("ops", "wrong guess") is None
+    with pytest.raises(LoginBlocked):
+        auth.login(server.db, "ops", PASSWORD, server.clock.now())
