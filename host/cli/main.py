@@ -36,9 +36,26 @@ root = typer.Typer(
 )
 
 
+def _version(asked: bool) -> None:
+    """`--version`: the installed package's version and the interpreter's, for a bug report."""
+    if not asked:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        mine = version("stockade")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        mine = "unknown (not installed)"
+    typer.echo(f"stockade {mine} (Python {sys.version.split()[0]}, {sys.platform})")
+    raise typer.Exit()
+
+
 @root.callback()
 def _main(
     ctx: typer.Context,
+    _show_version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_version,
+        help="Print the version and exit."),
     home: str = typer.Option(
         None, "--home", envvar="STOCKADE_HOME", help="State folder (default ~/.stockade)."
     ),
