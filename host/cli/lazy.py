@@ -19,20 +19,21 @@ from typer import _click as click  # typer >= 0.29 carries its own click: its ty
 from typer.core import TyperCommand, TyperGroup
 
 # Each top-level command, and the modules whose `register` (or import: the `app` and `policy`
-# groups gain commands from modules of their own) makes it.
+# groups gain commands from modules of their own) makes it. In the order `--help` listed them
+# when every module was imported at start: the plain commands, then the groups.
 COMMANDS: dict[str, tuple[str, ...]] = {
     "init": ("host.cli.init_cmd",),
-    "sandbox": ("host.cli.sandbox_cmd",),
     "doctor": ("host.cli.doctor_cmd",),
-    "policy": ("host.cli.policy_cmd", "host.cli.policy_home_cmd", "host.cli.policy_fmt_cmd"),
     "can-i": ("host.cli.can_i_cmd",),
-    "audit": ("host.cli.audit_cmd",),
     "serve": ("host.cli.serve_cmd",),
-    "app": ("host.cli.app_cmd", "host.cli.app_consent_cmd", "host.cli.app_info_cmd"),
-    "keys": ("host.cli.keys_cmd",),
     "bench": ("host.cli.bench_cmd",),
     "demo": ("host.cli.demo_cmd",),
     "standin": ("host.cli.standin_cmd",),
+    "sandbox": ("host.cli.sandbox_cmd",),
+    "policy": ("host.cli.policy_cmd", "host.cli.policy_home_cmd", "host.cli.policy_fmt_cmd"),
+    "audit": ("host.cli.audit_cmd",),
+    "app": ("host.cli.app_cmd", "host.cli.app_consent_cmd", "host.cli.app_info_cmd"),
+    "keys": ("host.cli.keys_cmd",),
     "rocketchat": ("host.cli.rocketchat_cmd",),
     "store": ("host.cli.store_cmd",),
 }

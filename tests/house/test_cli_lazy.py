@@ -67,3 +67,20 @@ def test_light_commands_import_none_of_the_heavy_parts(tmp_path: Path) -> None:
                        timeout=60, check=False)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]", r.stdout
+
+
+def test_help_lists_the_commands_in_the_order_the_eager_root_did() -> None:
+    """`stockade --help` lists the commands as the root that imported every module listed them
+    (typer: the plain commands, then the groups, each in the order registered). Before, the
+    lazy root listed the table's order: sandbox, policy, audit, app and keys moved up among
+    the plain commands."""
+    from host.cli.main import root
+
+    eager = typer.Typer()
+    for modules in lazy.COMMANDS.values():
+        for module in modules:
+            __import__(module, fromlist=["register"]).register(eager)
+    was = typer.main.get_group(eager)
+    group = typer.main.get_command(root)
+    assert isinstance(group, typer.core.TyperGroup)
+    assert group.list_commands(typer.Context(group)) == was.list_commands(typer.Context(was))
