@@ -348,7 +348,9 @@ class Host(HostEvents):
                 cleared = runner.crash_stop is not None and rec is not None and not rec.crash_stop
                 # Another host sharing the store stopped the app for crash-looping: this one's
                 # runner is replaced by a stopped one (which starts no child) as it would be here.
-                stopped = runner.crash_stop is None and rec is not None and bool(rec.crash_stop)
+                # Not a stop this runner is recording itself (it shows it right after).
+                stopped = runner.crash_stop is None and runner.crash_stopping is None \
+                    and rec is not None and bool(rec.crash_stop)
                 if (rec is None or not rec.enabled or rec.generation != runner.install.generation
                         or rec.settings != runner.install.settings or retired or forged or cleared
                         or stopped):

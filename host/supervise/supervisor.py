@@ -80,6 +80,11 @@ class AppRunner(RunnerQueue):
         # Why this app was stopped for crash-looping (`restarts`; kept in its install record):
         # no child starts, every job is dropped, until the operator's `app enable` clears it.
         self.crash_stop: str | None = install.crash_stop
+        # This runner's own crash-loop stop, set before it is recorded (`_crash_check`): a sync
+        # that reads the record before `crash_stop` shows here must not take it for a stop
+        # another host recorded (`Host._match_runners`: it replaced the runner and audited
+        # "by another host").
+        self.crash_stopping: str | None = None
         self.state = "crashed" if self.crash_stop else "idle"
         # Set once by `stop` and never cleared: the runner thread starts no child after it (the
         # kill of a running job's child must not look like a crash to restart from), and every
@@ -413,6 +418,7 @@ class AppRunner(RunnerQueue):
         why = self.deaths.crash_loop(self.last_error)
         if why is None or self._stopping or self.crash_stop is not None:
             return
+        self.crash_stopping = why  # before the record: a sync reading it knows it is ours
         self.host.crash_stopped(self, why)  # recorded before it shows (`Host._match_runners`)
         with self._cv:  # (no session: its dead child's token expiring restarts nothing)
             self.crash_stop, self.state, self.session = why, "crashed", None

@@ -215,3 +215,32 @@ def test_an_install_store_from_before_the_column_gets_it(tmp_path: Path) -> None
         assert rec is not None and rec.crash_stop is None
         store.set_crash_stop(rec.install_id, "stopped for crash-looping: test")
         assert (store.get(rec.install_id) or rec).crash_stop == "stopped for crash-looping: test"
+
+
+def test_this_hosts_own_stop_met_by_a_sync_mid_record_is_its_own(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runner records its crash-loop stop in the install record before it shows it (else a
+    sync between the two would read the stop as cleared and start the app again). A sync that
+    lands between the two read this host's own stop as one another host recorded: the runner
+    was replaced and audited "stopped for crash-looping by another host", which no other host
+    did. Now the runner's own stop being recorded is told apart, and the runner stays."""
+    home = _home(tmp_path, monkeypatch)
+    why = "stopped for crash-looping: 5 deaths in 9 s (here)"
+    with _host(home) as host:
+        (runner,) = host.runners.values()
+        monkeypatch.setattr(runner.deaths, "crash_loop", lambda last_error: why)
+        record = host.crash_stopped
+
+        def then_a_sync(r: AppRunner, w: str) -> None:
+            record(r, w)
+            host.sync_installs()  # the watcher's sync, before the runner shows the stop
+
+        monkeypatch.setattr(host, "crash_stopped", then_a_sync)
+        runner._crash_check()
+        stopped = [b["detail"] for b in audit_bodies(home) if b.get("event") == "stopped"]
+        # before: ['app stopped for crash-looping by another host'] and a new runner
+        assert stopped == [], stopped
+        (now,) = host.runners.values()
+        assert now is runner and now.state == "crashed" and now.crash_stop == why
+        host.sync_installs()
+        assert next(iter(host.runners.values())) is runner  # and no later sync replaces it
