@@ -84,3 +84,14 @@ def test_help_lists_the_commands_in_the_order_the_eager_root_did() -> None:
     group = typer.main.get_command(root)
     assert isinstance(group, typer.core.TyperGroup)
     assert group.list_commands(typer.Context(group)) == was.list_commands(typer.Context(was))
+
+
+def test_a_typo_is_answered_with_the_command_it_resembles() -> None:
+    """Typer suggests from the names its group holds; the lazy root holds none until one is
+    built, so `LazyGroup.resolve_command` stands every name in while it resolves."""
+    from typer.testing import CliRunner
+
+    from host.cli.main import root
+
+    r = CliRunner().invoke(root, ["aud"])
+    assert r.exit_code == 2 and "Did you mean 'audit'?" in r.output, r.output
