@@ -13,6 +13,8 @@ Run for an hour: `.venv/bin/python tests/fuzz/fuzz_bridge_sequence.py -max_total
 """
 from __future__ import annotations
 
+import atexit
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -58,7 +60,9 @@ class _Rig:
 
 def _setup() -> Any:
     if _Rig.rig is None:
-        home = Home(Path(tempfile.mkdtemp(prefix="stockade-fuzz-gate-")) / "home").ensure()
+        root = Path(tempfile.mkdtemp(prefix="stockade-fuzz-gate-"))
+        atexit.register(shutil.rmtree, root, True)  # each process's rig left it in /tmp
+        home = Home(root / "home").ensure()
         install_fuzz_app(home)
         _Rig.rig = build_rig(home, _Rig.clock, kept=True)  # one rig for the whole process
     return _Rig.rig

@@ -9,7 +9,9 @@ Run for an hour: `.venv/bin/python tests/fuzz/fuzz_manifest.py -max_total_time=3
 """
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -18,6 +20,8 @@ from host.apps.manifest import ManifestError, parse_manifest
 from host.apps.packages import PackageError, package_from_files, read_package
 
 _TMP = Path(tempfile.mkdtemp(prefix="stockade-fuzz-manifest-"))
+# Every process that imports the target (each test worker) made one and left it in /tmp.
+atexit.register(shutil.rmtree, _TMP, True)
 _ZIP = _TMP / "pkg.zip"
 
 VALID_MANIFEST = b'''id = "fuzz-app"

@@ -37,9 +37,11 @@ def _is_standin(pid: int) -> bool:
         return False
 
 
-def test_killed_bench_leaves_no_standin() -> None:
+def test_killed_bench_leaves_no_standin(tmp_path: Path) -> None:
+    # Its temporary folder (a SIGKILL runs no `finally`) goes under the test's own, not /tmp.
     p = subprocess.Popen([sys.executable, "-c", _BENCH], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, start_new_session=True)
+                         stderr=subprocess.DEVNULL, start_new_session=True,
+                         env={**os.environ, "TMPDIR": str(tmp_path)})
     standin = 0
     try:
         deadline = time.monotonic() + 60

@@ -27,9 +27,11 @@ def _gone(pid: int) -> bool:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
-def test_killed_demo_leaves_no_standin(sig: signal.Signals) -> None:
+def test_killed_demo_leaves_no_standin(sig: signal.Signals, tmp_path: Path) -> None:
+    # Its temporary folder (a SIGKILL runs no `finally`) goes under the test's own, not /tmp.
     p = subprocess.Popen([STOCKADE, "demo", "--server", "rocketchat"], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE, start_new_session=True)
+                         stderr=subprocess.PIPE, start_new_session=True,
+                         env={**os.environ, "TMPDIR": str(tmp_path)})
     assert p.stderr is not None
     seen = b""
     standin = 0
