@@ -95,3 +95,45 @@ def test_a_typo_is_answered_with_the_command_it_resembles() -> None:
 
     r = CliRunner().invoke(root, ["aud"])
     assert r.exit_code == 2 and "Did you mean 'audit'?" in r.output, r.output
+
+
+def test_each_listed_help_line_is_the_commands_own() -> None:
+    """`stockade --help` lists each command with its `LISTED` line, not the command's own help
+    (listing builds no command): a line out of date would misdescribe the command."""
+    import inspect
+
+    assert list(lazy.LISTED) == list(lazy.COMMANDS)
+    for name in lazy.COMMANDS:
+        built = lazy.command(name)
+        assert built is not None
+        own = inspect.cleandoc(built.short_help or built.help or "").split("\n\n")[0]
+        assert lazy.LISTED[name] == own, name
+        assert not built.hidden and not built.deprecated, name
+        assert not getattr(built, "rich_help_panel", None), name  # one panel, as listed
+
+
+def test_root_help_imports_no_command_and_reads_as_the_built_commands_would() -> None:
+    """`stockade --help` (and `stockade` alone) took ~0.9 s importing every command's modules
+    for one line each; it imports none now, and prints what it printed when it built them."""
+    modules = sorted({m for ms in lazy.COMMANDS.values() for m in ms})
+    probe = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from host.cli import lazy\n"
+        "from host.cli.main import root\n"
+        "listed = CliRunner().invoke(root, ['--help'])\n"
+        "alone = CliRunner().invoke(root, [])\n"
+        "assert listed.exit_code == 0 and alone.output.strip() == listed.output.strip()\n"
+        f"print(sorted(m for m in {modules!r} if m in sys.modules))\n"
+        "for name in lazy.COMMANDS:\n"
+        "    lazy.command(name)\n"
+        "built = CliRunner().invoke(root, ['--help'])\n"
+        "print(listed.output == built.output)\n"
+        "print(listed.output)\n")
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                       timeout=60, check=False)
+    assert r.returncode == 0, r.stderr
+    imported, same, *shown = r.stdout.splitlines()
+    assert imported == "[]", imported
+    assert same == "True", "\n".join(shown)
+    assert "can-i" in "\n".join(shown) and "rocketchat" in "\n".join(shown)
