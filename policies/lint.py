@@ -73,9 +73,11 @@ class _Run:
             self._hints[key] = got
         return got
 
-    def pattern_error(self, text: str) -> str | None:
+    def pattern_error(self, text: str, *, fold: bool) -> str | None:
+        """Why `text` does not compile, or None; `fold` as `compile_policy` compiles it (a
+        forbid's pattern regardless of case), so both spend the set's budget alike."""
         try:
-            self._patterns.compile(text)
+            self._patterns.compile(text, fold=fold)
         except PatternError as exc:
             return str(exc)
         return None
@@ -260,7 +262,7 @@ def _rule_findings(src: SourceFile, i: int, rule: Rule, places: EntryPlaces,
                                f"rule {rule.id}: "
                                f"host {entry!r} may reach private addresses"))
     if w.username_pattern is not None:
-        problem = run.pattern_error(w.username_pattern)
+        problem = run.pattern_error(w.username_pattern, fold=rule.effect == "forbid")
         if problem is not None:
             out.append(finding("STK022", name, at("when", "username_pattern"),
                                f"rule {rule.id}: {problem}"))

@@ -47,19 +47,25 @@ class PatternError(ValueError):
     """The pattern is too long, or RE2 does not accept it (the message says why)."""
 
 
-def _options() -> object:
+def _options(fold: bool) -> object:
     opts = re2.Options()
     opts.max_mem = MAX_MEM
     opts.log_errors = False  # the reason reaches the operator as a finding, not on stderr
+    opts.case_sensitive = not fold
     return opts
 
 
-def compile_pattern(text: str) -> Pattern:
-    """Compile a username pattern for `fullmatch`; raise PatternError with a plain reason."""
+def compile_pattern(text: str, *, fold: bool = False) -> Pattern:
+    """Compile a username pattern for `fullmatch`; raise PatternError with a plain reason.
+
+    `fold`: match regardless of case, as a forbid's pattern does. Guards: the server keeps
+    usernames unique regardless of case and finds them so (`username_cf`), so "Support" is the
+    name "support": a forbid of `support` read case-sensitively let an app take that name in
+    another case. A permit's pattern keeps its case (it only narrows; folded, it would widen)."""
     if len(text) > MAX_PATTERN:
         raise PatternError(f"longer than {MAX_PATTERN} characters")
     try:
-        compiled: Pattern = re2.compile(text, _options())
+        compiled: Pattern = re2.compile(text, _options(fold))
     except re2.error as exc:
         reason = exc.args[0] if exc.args else exc
         if isinstance(reason, bytes):
@@ -87,26 +93,27 @@ class PatternBudget:
 
     def __init__(self) -> None:
         self.left = MAX_SET_PROGRAM
-        self._seen: dict[str, Pattern | PatternError] = {}
+        self._seen: dict[tuple[str, bool], Pattern | PatternError] = {}
 
-    def compile(self, text: str) -> Pattern:
-        """`compile_pattern(text)` charged to the budget; raise PatternError past it."""
-        got = self._seen.get(text)
+    def compile(self, text: str, *, fold: bool = False) -> Pattern:
+        """`compile_pattern(text, fold=fold)` charged to the budget; raise PatternError past
+        it. A pattern both a permit and a forbid use is two programs, each charged."""
+        got = self._seen.get((text, fold))
         if got is None:
-            got = self._charge(text)
-            self._seen[text] = got
+            got = self._charge(text, fold)
+            self._seen[(text, fold)] = got
         if isinstance(got, PatternError):
             raise got
         return got
 
-    def _charge(self, text: str) -> Pattern | PatternError:
+    def _charge(self, text: str, fold: bool) -> Pattern | PatternError:
         over = PatternError(f"the set's username patterns are over their budget of "
                             f"{MAX_SET_PROGRAM} RE2 instructions together (this one was not "
                             "compiled); use fewer or simpler patterns")
         if self.left <= 0:
             return over
         try:
-            compiled = compile_pattern(text)
+            compiled = compile_pattern(text, fold=fold)
         except PatternError as exc:
             self.left -= FAILED_COST
             return exc

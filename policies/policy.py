@@ -208,7 +208,9 @@ def _compile_rule(rule: Rule, source: str, patterns: PatternBudget) -> CompiledR
     invalid = False
     if w.username_pattern is not None:
         try:
-            pattern = patterns.compile(w.username_pattern)
+            # A forbid's pattern matches regardless of case: the server's usernames are unique
+            # regardless of case (`policies.pattern.compile_pattern`).
+            pattern = patterns.compile(w.username_pattern, fold=rule.effect == "forbid")
         except PatternError:  # never matches in a permit, matches any name in a forbid
             invalid = True
     return CompiledRule(
