@@ -31,6 +31,11 @@ from rich.text import Text
 MAX_ONE_LINE = 300
 # Longest multi-line author block shown (descriptions, permission reasons in the table).
 MAX_BLOCK = 2000
+# Most lines a multi-line author block keeps (`visible(max_lines=)`), never two blank ones in a
+# row; a line break past that is shown as its escape. Guards the screen's height as MAX_BLOCK
+# guards its text: the caps count characters, and a description of 2,000 line breaks drew
+# 2,000 empty rows, pushing the SIGNATURE verdict and the permissions above it pages away.
+MAX_BLOCK_LINES = 12
 
 # Unicode categories shown as escapes: controls, format characters (bidi marks, overrides and
 # isolates, zero-width joiners, BOM...), line/paragraph separators, surrogates, private-use and
@@ -76,20 +81,32 @@ def _needs_escape(ch: str) -> bool:
     return cat in _ESCAPED_CATEGORIES or cat == "Zs" or ch in BLANK_LOOKING
 
 
-def visible(value: object, *, limit: int = MAX_ONE_LINE, one_line: bool = True) -> str:
+def visible(value: object, *, limit: int = MAX_ONE_LINE, one_line: bool = True,
+            max_lines: int | None = None) -> str:
     """`value` as plain text with nothing active left in it, capped at about `limit` characters.
 
     `one_line=False` keeps newlines (the caller must place the result in an indented column);
-    every other control, format or blank-looking character becomes a visible escape. The
-    result contains no markup syntax the caller may rely on: pass it to rich only inside a
+    with `max_lines`, at most that many lines and no two blank ones in a row (no leading blank
+    line either), any other newline shown as its escape (`MAX_BLOCK_LINES`). Every other
+    control, format or blank-looking character becomes a visible escape. The result
+    contains no markup syntax the caller may rely on: pass it to rich only inside a
     `Text` (or with markup off). Backslashes are kept as they are: the escapes are for reading,
     the exact bytes are in the --json output."""
     s = value if isinstance(value, str) else str(value)
     out: list[str] = []
     shown = 0
+    lines = 1
+    run = 2  # newlines since the last character other than a space (the start counts as two)
     for i, ch in enumerate(s):
-        piece = "\n" if (ch == "\n" and not one_line) else (
-            _escape_char(ch) if _needs_escape(ch) else ch)
+        if ch == "\n":
+            run += 1
+            keep = not one_line and (max_lines is None or (run <= 2 and lines < max_lines))
+            if keep:
+                lines += 1
+            piece = "\n" if keep else _escape_char(ch)
+        else:
+            run = run if ch == " " else 0
+            piece = _escape_char(ch) if _needs_escape(ch) else ch
         if shown + len(piece) > limit:
             out.append(f"{ELLIPSIS}(+{len(s) - i} more)")
             break
@@ -108,9 +125,9 @@ def output(text: str) -> str:
 
 
 def author(value: object, *, limit: int = MAX_ONE_LINE, one_line: bool = True,
-           quote: bool = True, style: str = AUTHOR_STYLE) -> Text:
+           quote: bool = True, style: str = AUTHOR_STYLE, max_lines: int | None = None) -> Text:
     """Author text as an inert, quoted, author-styled `Text` (never parsed as markup)."""
-    body = visible(value, limit=limit, one_line=one_line)
+    body = visible(value, limit=limit, one_line=one_line, max_lines=max_lines)
     return Text(f"“{body}”" if quote else body, style=style)
 
 

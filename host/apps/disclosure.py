@@ -28,6 +28,7 @@ from host.apps.publisher import SignatureCheck
 from host.inert import (
     AUTHOR_STYLE,
     MAX_BLOCK,
+    MAX_BLOCK_LINES,
     author,
     field_grid,
     host,
@@ -462,7 +463,8 @@ def render_disclosure(d: Disclosure, console: Console, *, title: str = "") -> No
             console.print(line(host("SIGNATURE  ✘ ", "bold red"), host(note, "bold red")))
     rows = [("name", author(d.name)), ("author", author(d.author))]
     if d.description:
-        rows.append(("description", author(d.description, limit=MAX_BLOCK, one_line=False)))
+        rows.append(("description", author(d.description, limit=MAX_BLOCK, one_line=False,
+                                           max_lines=MAX_BLOCK_LINES)))
     rows.append(("content hash", host(d.content_hash, "dim")))
     console.print(field_grid(rows))
     perm_rows: list[tuple[str | Text, ...]] = []
@@ -478,6 +480,7 @@ def render_disclosure(d: Disclosure, console: Console, *, title: str = "") -> No
             why.append_text(line(host("\n" + words),
                                  *(() if value is None else (author(value, limit=MAX_BLOCK),))))
         why.append_text(line(host("\n"), author(p.reason, limit=MAX_BLOCK, one_line=False,
+                                                 max_lines=MAX_BLOCK_LINES,
                                                  style="italic " + AUTHOR_STYLE)))
         perm_rows.append((host(p.name), host(p.risk, _RISK_STYLE.get(p.risk, "")), why, limits))
     # Cells wrap between words (a rule id or action name is never cut, nor split when the
