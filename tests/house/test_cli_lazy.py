@@ -26,6 +26,14 @@ def _registering_modules() -> set[str]:
     return found
 
 
+def _fresh_process(probe: str) -> str:
+    """What `probe` prints, run in a new interpreter (nothing imported yet)."""
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                       timeout=60, check=False)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
 def test_the_table_names_every_command_module() -> None:
     # A module left out would be a command that silently no longer exists.
     assert {m for ms in lazy.COMMANDS.values() for m in ms} == _registering_modules()
@@ -63,10 +71,8 @@ def test_light_commands_import_none_of_the_heavy_parts(tmp_path: Path) -> None:
         "heavy = ('host.gate.gate', 'httpx', 'starlette', 'uvicorn', 'host.cli.serve_cmd', "
         "'host.cli.bench_cmd', 'host.server.remote.client')\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n")
-    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                       timeout=60, check=False)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "[]", r.stdout
+    out = _fresh_process(probe)
+    assert out.strip() == "[]", out
 
 
 def test_help_lists_the_commands_in_the_order_the_eager_root_did() -> None:
@@ -130,10 +136,7 @@ def test_root_help_imports_no_command_and_reads_as_the_built_commands_would() ->
         "built = CliRunner().invoke(root, ['--help'])\n"
         "print(listed.output == built.output)\n"
         "print(listed.output)\n")
-    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                       timeout=60, check=False)
-    assert r.returncode == 0, r.stderr
-    imported, same, *shown = r.stdout.splitlines()
+    imported, same, *shown = _fresh_process(probe).splitlines()
     assert imported == "[]", imported
     assert same == "True", "\n".join(shown)
     assert "can-i" in "\n".join(shown) and "rocketchat" in "\n".join(shown)
