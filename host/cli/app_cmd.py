@@ -73,7 +73,9 @@ from host.cli.app_common import (
     app_app,
     check_lineage,
     existing_store,
+    fail_quoting,
     operator_name,
+    print_quoting,
     print_running,
     resolve,
     rest_identity,
@@ -107,8 +109,9 @@ def _now() -> float:
 def _read(path: Path) -> Package:
     try:
         return read_package(path)
-    except PackageError as exc:
-        fail(str(exc), "fix the package and try again; nothing was installed or changed")
+    except PackageError as exc:  # it quotes the package's own text: never begins a row
+        fail_quoting(str(exc), "fix the package and try again; nothing was installed or "
+                     "changed")
 
 
 def _signature(home: Home, pkg: Package) -> SignatureCheck:
@@ -152,8 +155,8 @@ def _refuse_guardrails(manifest: Manifest) -> None:
     """Refuse at consent what no consent may grant (admin-class roles), naming it."""
     problems = guardrail_problems(manifest)
     if problems:
-        for p in problems:
-            err_console.print(line(host("refused:", "bold red"), " ", p))
+        for p in problems:  # each quotes a role name the manifest declares
+            print_quoting("refused:", p)
         fail(f"{manifest.id} {manifest.version} cannot be consented to: "
              f"{len(problems)} guardrail violation(s)",
              "the publisher must remove admin-class roles from the manifest", EXIT_NEGATIVE)

@@ -6,11 +6,12 @@ from contextlib import AbstractContextManager
 from typing import Annotated, Any, NoReturn
 
 import typer
+from rich.text import Text
 
 from host.apps.installs import InstallRecord, InstallStore
 from host.apps.lineage import Lineage, binding_of, describe, lineage_problem, needs_transfer
 from host.apps.publisher import SignatureCheck
-from host.cli.output import EXIT_NEGATIVE, err_console, fail
+from host.cli.output import EXIT_NEGATIVE, EXIT_USAGE, err_console, fail
 from host.clock import SystemClock
 from host.home import Home
 from host.inert import gutter_rows, host, line
@@ -38,6 +39,24 @@ def existing_store(home: Home, ref: str) -> InstallStore:
     if not home.has_host_store():
         not_found(ref)
     return InstallStore(home.host_store)
+
+
+def print_quoting(label: str, message: str, style: str = "bold red") -> None:
+    """A host line whose `message` quotes a package's own text (a setting's options, a name it
+    declares, a file name), wrapped in its own column behind `label` (`gutter_rows`). Left to
+    the terminal, a long line continues at column 0, where a manifest's padding put a row of
+    its choosing ("hint: ... reinstall it with --allow-unsigned") under the host's label."""
+    for row in gutter_rows(err_console, host(f"{label} ", style), Text(""), line(message),
+                           err_console.width):
+        err_console.print(row)
+
+
+def fail_quoting(message: str, hint: str = "", code: int = EXIT_USAGE) -> NoReturn:
+    """`fail` for a message that quotes a package's own text (`print_quoting`)."""
+    print_quoting("error:", message)
+    if hint:
+        err_console.print(line(host("hint:", "dim"), " ", hint))
+    raise typer.Exit(code)
 
 
 def not_found(ref: str) -> NoReturn:

@@ -21,6 +21,7 @@ from host.cli.app_common import (
     app_app,
     audit_app,
     existing_store,
+    fail_quoting,
     operator_name,
     resolve,
     store_only,
@@ -176,8 +177,8 @@ def settings(
                             reset.append(key)
                     else:
                         new[key] = coerce_setting(spec, raw)
-                except ValueError as exc:
-                    fail(str(exc), "fix the value and try again")
+                except ValueError as exc:  # a select's options are the author's text
+                    fail_quoting(str(exc), "fix the value and try again")
                 changed.append(key)
             # Key names only: a value (a secret above all) never goes into the chain.
             # Only the keys named here are written, merged into the settings as they stand
