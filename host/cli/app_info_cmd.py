@@ -84,7 +84,10 @@ def info(ctx: typer.Context, ref: AppRef, json_out: JsonFlag = False) -> None:
     # The name and the settings' values are author text inline: cut to the screen, so none
     # wraps into a row of the author's choosing (`one_row`); the host's lines stay whole.
     width = err_console.width
-    lines = [_cut(f"{d['name']} ({d['app_id']} {d['version']})", width)]
+    # The first row is the host's (id and version are pattern-checked by the manifest); the
+    # name, free text, stands after its label, quoted: leading the row, a name reading
+    # "  publisher:  signed by ..., trusted" drew a publisher line of the host's own shape.
+    lines = [f"{d['app_id']} {d['version']}", _cut(f"  name:       “{d['name']}”", width)]
     state = "enabled" if d["enabled"] else f"disabled: {d['disabled_reason'] or 'by the operator'}"
     if d["enabled"] and d["crash_stop"]:  # `host.supervise.restarts`: until `app enable`
         state = f"enabled, but {d['crash_stop']}"
