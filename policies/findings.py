@@ -53,6 +53,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "STK036": ("warning", "a listed role amounts to an action no permit allows (always refused)"),
     "STK037": ("warning", "a forbid's empty list forbids nothing"),
     "STK038": ("warning", "a permit's constraint does not restrict one of its actions"),
+    "STK039": ("error", "one call could be charged more quotas than its audit record holds"),
 }
 
 

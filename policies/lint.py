@@ -23,6 +23,7 @@ from policies.netcheck import is_public, parse_ip
 from policies.pattern import PatternBudget, PatternError
 from policies.policy import expand_actions
 from policies.quota import MAX_QUOTA_LIMIT, MAX_SEATS, MAX_WINDOW_S
+from policies.recordfit import record_fit_findings
 from policies.routes import never
 from policies.source import SourceFile
 from policies.vocabulary import ACTIONS, PERMISSIONS, ROLE_AMOUNTS_TO
@@ -537,4 +538,5 @@ def lint_set(sources: Sequence[SourceFile]) -> list[Finding]:
         if s.model is not None:
             out.extend(_file_findings(s, s.model, run))
     out.extend(_set_findings(sources))
+    out.extend(record_fit_findings(sources))  # STK039
     return out

@@ -43,6 +43,14 @@ class QuotaCharge:
     quota_id: str = ""
 
 
+# Rule ids one decision names (the first by id; its message may name more). Guards: the audit
+# record of every call names its decision's rules and holds at most 64 (`host/ledger/records.py`
+# MAX_RULES), and a REST route's record names those of `rest.call` and of the action it amounts
+# to together: half each. A set of 65 permits of one app's action, or 65 near misses of a
+# refusal, made every such call raise out of the gate unrecorded.
+MAX_DECISION_RULES = 32
+
+
 @dataclass(frozen=True)
 class Decision:
     """The engine's answer. `allowed` is True only when `code == "allow"`."""
@@ -53,3 +61,7 @@ class Decision:
     rules: tuple[str, ...] = ()  # ids of the rules that decided (permits, forbids, or near misses)
     quotas: tuple[QuotaCharge, ...] = ()
     seat_ceiling: int | None = None  # users.create only: max active app-created users
+
+    def __post_init__(self) -> None:
+        if len(self.rules) > MAX_DECISION_RULES:
+            object.__setattr__(self, "rules", tuple(self.rules[:MAX_DECISION_RULES]))
