@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import importlib
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -158,19 +158,46 @@ def _parse_time(at: str | None) -> float:
 
 def _quota_usage(ctx: typer.Context, key: str, limit: int, window_s: int) -> dict[str, Any] | None:
     home = ctx.obj
-    db = getattr(home, "host_db", None)
-    if db is None or not Path(db).exists():
+    if not getattr(home, "has_host_store", lambda: False)():
         return None
     try:
         ledger_mod = importlib.import_module("host.ledger.ledger")
         from host.clock import SystemClock
 
-        state = ledger_mod.Ledger(db, SystemClock()).quota_state(key, limit, window_s)
+        state = ledger_mod.Ledger(home.host_store, SystemClock()).quota_state(
+            key, limit, window_s)
     except Exception as exc:  # usage is a courtesy; the decision above stands without it  # noqa: BLE001 - usage display is best effort
         err_console.print(line(host("quota usage unavailable: ", "dim"), str(exc)))
         return None
     return {"used": getattr(state, "used", None),
             "next_free_at": getattr(state, "next_free_at", None)}
+
+
+def _installed(ctx: typer.Context, app_id: str) -> str | None:
+    """The install id of `app_id` in the home, if it has one (its quota rings are keyed by it)."""
+    home = ctx.obj
+    if not getattr(home, "has_host_store", lambda: False)():
+        return None
+    try:
+        from host.apps.installs import InstallStore
+
+        with InstallStore(home.host_store) as store:
+            rec = store.by_app(app_id)
+    except Exception:  # noqa: BLE001 - the install is a courtesy for the quota keys, as usage is
+        return None
+    return None if rec is None else rec.install_id
+
+
+def _full(quotas: list[dict[str, Any]]) -> str | None:
+    """Why the ledger's admission would refuse the call now: a charged quota with no unit free
+    in its window (`QuotaState.next_free_at` set), in the words the gate's refusal uses."""
+    for q in quotas:
+        at = q.get("next_free_at")
+        if at is not None:
+            when = datetime.fromtimestamp(float(at), UTC).isoformat().replace("+00:00", "Z")
+            return (f"quota {q['key']} exceeded: at most {q['limit']} per {q['window_s']}s "
+                    f"({q['used']} used); next unit frees at {when}")
+    return None
 
 
 def check_action(action: str) -> None:
@@ -189,7 +216,9 @@ def explain_cmd(
     policy: Annotated[list[Path], typer.Option("--policy", help="Policy file or folder.")],
     app_id: Annotated[str, typer.Option("--app", help="App id.")],
     action: Annotated[str, typer.Option("--action", help="Action name, e.g. users.create.")],
-    install: Annotated[str, typer.Option("--install", help="Install id (quota keys).")] = "explain",
+    install: Annotated[str | None, typer.Option(
+        "--install", help="Install id (quota keys; default: the app's install in this home, if "
+        "any).")] = None,
     arg: Annotated[list[str] | None, typer.Option("--arg", help=ARG_HELP)] = None,
     args_json: Annotated[str | None, typer.Option("--args-json", help="Arguments as JSON.")] = None,
     fact: Annotated[list[str] | None, typer.Option("--fact", help="Host fact key=value.")] = None,
@@ -200,7 +229,9 @@ def explain_cmd(
     at: Annotated[str | None, typer.Option("--at", help="Time: epoch seconds or ISO 8601.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine output on stdout.")] = False,
 ) -> None:
-    """Decide one request and show why, with its quota charges (and usage when known)."""
+    """Decide one request and show why, with its quota charges (and usage when known). A call
+    the policy allows while one of its quotas has no unit free now is `quota_exceeded`, as the
+    gate's admission refuses it (usage is read in this home's store, for the app's install)."""
     from policies.vocabulary import ACTIONS
 
     check_action(action)
@@ -221,6 +252,8 @@ def explain_cmd(
         grants = frozenset({spec.permission}) if spec else frozenset()
     else:
         grants = frozenset(grant)
+    if install is None:
+        install = _installed(ctx, app_id) or "explain"
     d = decide(pol, grants, Request(app_id, install, action, args, facts, _parse_time(at)))
     quotas = []
     for c in d.quotas:
@@ -230,14 +263,19 @@ def explain_cmd(
         if usage is not None:
             q.update(usage)
         quotas.append(q)
-    out = {"allowed": d.allowed, "code": d.code, "message": d.message, "rules": list(d.rules),
+    # The window is read now: `--at` asks about another time, whose usage is not known.
+    full = _full(quotas) if d.allowed and at is None else None
+    allowed, code, message = d.allowed, str(d.code), d.message
+    if full is not None:
+        allowed, code, message = False, "quota_exceeded", f"{message}; {full}"
+    out = {"allowed": allowed, "code": code, "message": message, "rules": list(d.rules),
            "quotas": quotas, "seat_ceiling": d.seat_ceiling, "revision": pol.revision,
            "grants": sorted(grants)}
     if as_json:
         emit_json(out)
     else:
-        color = "green" if d.allowed else "red"
-        err_console.print(line(host(d.code, color), ": ", d.message))
+        color = "green" if allowed else "red"
+        err_console.print(line(host(code, color), ": ", message))
         for q in quotas:
             used = f" used {q['used']}" if "used" in q else ""
             err_console.print(line(f"  quota {q['quota']}: {q['key']} limit {q['limit']} per "
@@ -245,7 +283,7 @@ def explain_cmd(
         if d.seat_ceiling is not None:
             err_console.print(f"  seat ceiling: {d.seat_ceiling} active app users")
         err_console.print(host(f"policy {pol.revision}", "dim"))
-    raise typer.Exit(EXIT_OK if d.allowed else EXIT_NEGATIVE)
+    raise typer.Exit(EXIT_OK if allowed else EXIT_NEGATIVE)
 
 
 def _load_for_diff(path: Path, *, in_force: bool) -> tuple[Policy, Places, list[Finding]]:
