@@ -14,7 +14,7 @@ Layers, in the order they must be applied (later ones would forbid the calls ear
    (`fork_in_own_pid_namespace`);
 5. the OOM killer's first pick (`OOM_SCORE_ADJ`), parent-death signal and not dumpable;
 6. rlimits: address space, CPU seconds, open files, file size 0, no core dumps, process
-   count 0 (no threads, no forks), no locked memory, no message queues;
+   count 0 (no threads, no forks), no locked memory, no message queues, no queued signals;
 then, in `take_identity`, once the host has said which app the child serves:
 7. when the host runs as root: the app's own uid/gid (a number from a range nothing else uses,
    one per install: `host/supervise/identities.py`) with no groups, so the kernel's own checks
@@ -67,6 +67,16 @@ SYS_CLONE = 56  # x86-64; the filter (sandbox/seccomp.py) kills every other arch
 # most), never the host because it is bigger than an app that filled what it may. Raising one's
 # own value needs no privilege; lowering it again does, and the filter refuses the file anyway.
 OOM_SCORE_ADJ = 1000
+
+# Guards the host's (and every other process of the child's uid's) queue of pending signals, and
+# kernel memory outside RLIMIT_AS: none may wait in this child's queue. Each real-time signal an
+# app sends itself while it keeps it blocked (kill and rt_sigprocmask on its own pid are allowed)
+# holds a kernel allocation counted against its uid's RLIMIT_SIGPENDING (~96,000 here), which a
+# non-root host's children share with the host: one escaped app filled it, and the host's own
+# sigqueue() and POSIX timers failed with EAGAIN while the app lived (~7.7 MB of kernel memory).
+# The child needs no queued signal: SIGKILL, the kernel's own (SIGXCPU, SIGSEGV) and the one
+# abort() raises are delivered without an entry.
+SIGPENDING_LIMIT = 0
 
 SYS_CAPGET = 125  # x86-64
 SYS_CAPSET = 126
@@ -272,6 +282,7 @@ def confine_early(
             (resource.RLIMIT_NPROC, 0),
             (resource.RLIMIT_MEMLOCK, 0),
             (resource.RLIMIT_MSGQUEUE, 0),
+            (resource.RLIMIT_SIGPENDING, SIGPENDING_LIMIT),
             (resource.RLIMIT_AS, address_space),
         ):
             resource.setrlimit(res, (value, value))
