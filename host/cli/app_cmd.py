@@ -146,8 +146,8 @@ def _disclose(home: Home, manifest: Manifest, content_hash: str, sig: SignatureC
     d = build_disclosure(manifest, content_hash, sig, policy, app_users=users,
                          app_users_unknown=unknown, rest_as=rest_as, route_actions=route_actions)
     render_disclosure(d, err_console, title=title)
-    if why:
-        err_console.print(host(visible(why, limit=MAX_BLOCK), "yellow"))
+    if why:  # it quotes the policy loader's findings, which quote the files: in its column
+        print_quoting("policy:", why, "yellow")
     return d
 
 

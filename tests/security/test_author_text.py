@@ -41,7 +41,7 @@ INVISIBLE_CATEGORIES = {"Cc", "Cf", "Zl", "Zp"}
 # is indented under a label, or inside a table cell).
 HOST_COLUMN0 = ("Install ", "SIGNATURE  ", "Permissions asked", "Settings:", "This app asks",
                 "Events it handles: ", "DANGER ", "No policy loaded", "policy revision ",
-                "no policy files in ", "refused: ", "error: ", "hint: ", "Users created")
+                "policy: ", "refused: ", "error: ", "hint: ", "Users created")
 
 
 def toml_str(s: str) -> str:
