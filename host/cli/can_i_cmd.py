@@ -7,8 +7,9 @@ for `rest.call`, first the REST bridge's own refusals (routes no app may ever re
 route naming a role: `policies.restmap.plan_route`), then the route is decided and a route that
 amounts to a bridge action (`policies.restmap.MAPPED`) is decided again as that action
 (`policies.restmap.translate_route`), with that action's grants, declared roles, facts and rules.
-Exit 0 yes, 1 no. Quotas are not consulted: a yes means the decision allows the call, and the
-host still counts it against the quotas the decision names. `--list` decides every action of
+Exit 0 yes, 1 no. An allowed call is then checked as the admission checks it: a quota it would be
+charged (a REST route's with its action's) with no unit free now in the home's store is no
+(`quota_exceeded`); the seat ceiling is not checked. `--list` decides every action of
 the vocabulary with no arguments, then every event the app's manifest declares, so a reviewer
 sees at once what an app may do and hear. An EVENT in place of the ACTION is decided as the
 host decides whether that event reaches the app (`policies.events.decide_event`, the reads its
@@ -34,7 +35,7 @@ import typer
 from host.apps.installs import InstallRecord, InstallStore
 from host.cli.app_common import existing_store, resolve
 from host.cli.output import EXIT_NEGATIVE, EXIT_OK, emit_json, err_console, fail
-from host.cli.policy_cmd import ARG_HELP, _parse_kv, parse_args
+from host.cli.policy_cmd import ARG_HELP, _parse_kv, parse_args, quota_usage, spent_quota
 from host.clock import SystemClock
 from host.gate.gate import grant_refusal
 from host.home import Home
@@ -138,17 +139,30 @@ class _AsTheGate:
     def __init__(self, home: Home, rec: InstallRecord, policy: Policy,
                  given: Mapping[str, Any], now: float) -> None:
         self.rec, self.policy, self.given, self.now = rec, policy, given, now
+        self.home = home
         self.servers = _Server(home)
 
     def ask(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
-        if action == "rest.call":
-            return self._rest(args)
-        return self._action(action, args)
+        return self._admitted(
+            self._rest(args) if action == "rest.call" else self._action(action, args))
+
+    def _admitted(self, out: dict[str, Any]) -> dict[str, Any]:
+        """The admission's step after an allow: a charged quota with no unit free now (in the
+        home's store, for this install's rings) refuses the call, as `Ledger.admit` does."""
+        if not out["allowed"]:
+            return out
+        for q in out["quotas"]:
+            q.update(quota_usage(self.home, q["key"], q["limit"], q["window_s"]) or {})
+        spent = spent_quota(out["quotas"])
+        if spent is None:
+            return out
+        return {**out, "allowed": False, "code": "quota_exceeded",
+                "message": f"{out['message']}; {spent}"}
 
     def _no(self, action: str, code: str, message: str,
             facts: Mapping[str, Any] | None = None) -> dict[str, Any]:
         return {"action": action, "allowed": False, "code": code, "message": message,
-                "rules": [], "facts": dict(facts or {})}
+                "rules": [], "facts": dict(facts or {}), "quotas": []}
 
     def _action(self, action: str, args: dict[str, Any],
                 extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -164,7 +178,9 @@ class _AsTheGate:
         d = decide(self.policy, rec.grants,
                    Request(rec.app_id, rec.install_id, action, args, facts, self.now))
         return {"action": action, "allowed": d.allowed, "code": d.code, "message": d.message,
-                "rules": list(d.rules), "facts": facts}
+                "rules": list(d.rules), "facts": facts, "quotas": [
+                    {"key": c.key, "quota": c.quota_id, "limit": c.limit,
+                     "window_s": c.window_s, "scope": c.scope} for c in d.quotas]}
 
     def _rest(self, args: dict[str, Any]) -> dict[str, Any]:
         """`restbridge.rest_call`'s steps, up to (not including) the admission."""
@@ -180,7 +196,8 @@ class _AsTheGate:
         name, bridge_args = translated
         for key, value in list(bridge_args.items()):
             if isinstance(value, ByUsername):  # the gate asks users.get_by_username first
-                who = self._action("users.get_by_username", {"username": value.username})
+                who = self._admitted(self._action("users.get_by_username",
+                                                  {"username": value.username}))
                 if not who["allowed"]:
                     return {**who, "action": "rest.call", "message": f"{plan.label} names a "
                             f"user by username, a users.get_by_username: {who['message']}"}
@@ -191,6 +208,8 @@ class _AsTheGate:
             return {**out, "allowed": False, "code": inner["code"], "rules": inner["rules"],
                     "message": f"{plan.label} amounts to {name}: {inner['message']}"}
         out["rules"] = sorted({*out["rules"], *inner["rules"]})
+        # The route's quotas and its action's, a key both name charged once (the gate's own).
+        out["quotas"] = list({q["key"]: q for q in (*out["quotas"], *inner["quotas"])}.values())
         out["message"] = f"{out['message']}; as {name}: {inner['message']}"
         return out
 
@@ -263,6 +282,8 @@ def can_i(
             perm = ACTIONS[name].permission
             if r["allowed"]:
                 r["answer"], why = "yes", f"rule {', '.join(r['rules']) or '-'}"
+            elif r["code"] == "quota_exceeded":
+                r["answer"], why = "no", r["message"]
             elif not rec.enabled:
                 r["answer"], why = "no", "the app is disabled"
             elif perm not in rec.grants:

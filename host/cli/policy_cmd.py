@@ -156,8 +156,9 @@ def _parse_time(at: str | None) -> float:
         fail(f"--at {at!r} is neither epoch seconds nor ISO 8601", "e.g. --at 2025-01-31T12:00")
 
 
-def _quota_usage(ctx: typer.Context, key: str, limit: int, window_s: int) -> dict[str, Any] | None:
-    home = ctx.obj
+def quota_usage(home: Any, key: str, limit: int, window_s: int) -> dict[str, Any] | None:
+    """A quota ring's units in the window now and when the next frees, as the ledger counts
+    them in the home's store (None: no store, or it cannot be read: a courtesy)."""
     if not getattr(home, "has_host_store", lambda: False)():
         return None
     try:
@@ -188,7 +189,7 @@ def _installed(ctx: typer.Context, app_id: str) -> str | None:
     return None if rec is None else rec.install_id
 
 
-def _full(quotas: list[dict[str, Any]]) -> str | None:
+def spent_quota(quotas: list[dict[str, Any]]) -> str | None:
     """Why the ledger's admission would refuse the call now: a charged quota with no unit free
     in its window (`QuotaState.next_free_at` set), in the words the gate's refusal uses."""
     for q in quotas:
@@ -259,12 +260,12 @@ def explain_cmd(
     for c in d.quotas:
         q: dict[str, Any] = {"key": c.key, "quota": c.quota_id, "limit": c.limit,
                              "window_s": c.window_s, "scope": c.scope}
-        usage = _quota_usage(ctx, c.key, c.limit, c.window_s)
+        usage = quota_usage(ctx.obj, c.key, c.limit, c.window_s)
         if usage is not None:
             q.update(usage)
         quotas.append(q)
     # The window is read now: `--at` asks about another time, whose usage is not known.
-    full = _full(quotas) if d.allowed and at is None else None
+    full = spent_quota(quotas) if d.allowed and at is None else None
     allowed, code, message = d.allowed, str(d.code), d.message
     if full is not None:
         allowed, code, message = False, "quota_exceeded", f"{message}; {full}"
