@@ -190,6 +190,17 @@ ATTACKS: list[tuple[str, str]] = [
      "def f():\n    pass\nc = getattr(f, '__code__')\nprint('ESCAPED', getattr(c, 'replace'))"),
     ("code_co_code", "def f():\n    pass\nprint('ESCAPED', f.__code__.co_code)"),
     ("reduce_ex", "print('ESCAPED', getattr([], '__reduce_ex__')(2))"),
+    # ---- match statements: a class pattern reads attributes with the real getattr and a
+    # mapping pattern reads items with the real get, past `_getattr_`/`_getitem_` and every name
+    # guard (no "_" needed: gi_frame, f_back, f_globals). RestrictedPython 9.0 refuses the
+    # statement; one that let it through unchecked would hand out real modules (shown with
+    # its transformer patched to accept it: both print ESCAPED) ----
+    ("match_class_pattern_dunder",
+     "match ():\n    case object(__class__=c):\n        print('ESCAPED', c)"),
+    ("match_class_pattern_frames",
+     "def gen():\n    match me:\n"
+     "        case object(gi_frame=object(f_back=object(f_back=object(f_globals={'types': m})))):\n"
+     "            yield m\nme = gen()\nprint('ESCAPED', next(me))"),
     # ---- dangerous builtins that must simply not exist ----
     ("builtin_open", "f = open('/etc/passwd')\nprint('ESCAPED', f.read())"),
     ("builtin_exec", "exec('x = 1')\nprint('ESCAPED')"),
