@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Mapping, Sequence
 
+from policies.argrules import FIELD_KEY_RE
 from policies.concerns import CONCERNS, FORBID_LISTS, FORBID_MEANINGLESS, REQUIRED_LIST
 from policies.findings import Finding, Severity, finding
 from policies.locate import _AOT, _KEY, _MAX_ARRAY_LINES, _TABLE, Pos
@@ -267,7 +268,34 @@ def _rule_findings(src: SourceFile, i: int, rule: Rule, places: EntryPlaces,
         if problem is not None:
             out.append(finding("STK022", name, at("when", "username_pattern"),
                                f"rule {rule.id}: {problem}"))
+        elif (odd := _unplain(w.username_pattern, 0x20)) is not None:
+            out.append(finding("STK022", name, at("when", "username_pattern"),
+                               f"rule {rule.id}: username_pattern holds {odd}, which no username "
+                               "holds (usernames are ASCII letters, digits, '.', '_', '-'): a "
+                               "look-alike or invisible character; write it as an escape",
+                               severity=_unmatchable(rule)))
+    for key in w.custom_field_keys or []:
+        if FIELD_KEY_RE.fullmatch(key) is None:
+            why = _unplain(key, 0x21) or "a character no key holds"
+            out.append(finding("STK025", name, item(key, "when", "custom_field_keys"),
+                               f"rule {rule.id}: custom field key {key!r} holds {why}: keys are "
+                               "a letter, then letters, digits or '_', so it names no field",
+                               severity=_unmatchable(rule)))
     return out
+
+
+def _unplain(text: str, low: int) -> str | None:
+    """The first character of `text` outside printable ASCII (from `low`), named by its code
+    point (a look-alike reads as the letter it imitates), or None."""
+    odd = next((c for c in text if not low <= ord(c) <= 0x7E), None)
+    return None if odd is None else f"U+{ord(odd):04X} ({odd!r})"
+
+
+def _unmatchable(rule: Rule) -> Severity:
+    """An entry that can match no request: in a forbid it reads as forbidding what it forbids
+    not (an error); in a permit it only allows nothing (a warning). Guards: a look-alike or
+    invisible character making a reviewed forbid a no-op (DESIGN rule 12)."""
+    return "error" if rule.effect == "forbid" else "warning"
 
 
 def _forbid_list_empty(key: str, values: list[str]) -> str | None:
