@@ -8,8 +8,9 @@ route naming a role: `policies.restmap.plan_route`), then the route is decided a
 amounts to a bridge action (`policies.restmap.MAPPED`) is decided again as that action
 (`policies.restmap.translate_route`), with that action's grants, declared roles, facts and rules.
 Exit 0 yes, 1 no. An allowed call is then checked as the admission checks it: a quota it would be
-charged (a REST route's with its action's) with no unit free now in the home's store is no
-(`quota_exceeded`); the seat ceiling is not checked. `--list` decides every action of
+charged (a REST route's with its action's) with no unit free now in the home's store, or a
+creation past the seat ceiling (seats counted on the home's server), is no (`quota_exceeded`).
+`--list` decides every action of
 the vocabulary with no arguments, then every event the app's manifest declares, so a reviewer
 sees at once what an app may do and hear. An EVENT in place of the ACTION is decided as the
 host decides whether that event reaches the app (`policies.events.decide_event`, the reads its
@@ -154,15 +155,34 @@ class _AsTheGate:
         for q in out["quotas"]:
             q.update(quota_usage(self.home, q["key"], q["limit"], q["window_s"]) or {})
         spent = spent_quota(out["quotas"])
+        ceiling = out.get("seat_ceiling")
+        if spent is None and ceiling is not None:
+            used = self._seats_used()
+            if used is not None and used >= ceiling:
+                spent = (f"seat ceiling reached: {used} active app users of at most {ceiling} "
+                         "(max_active_app_users)")
         if spent is None:
             return out
         return {**out, "allowed": False, "code": "quota_exceeded",
                 "message": f"{out['message']}; {spent}"}
 
+    def _seats_used(self) -> int | None:
+        """Seats in use now, as the admission counts them (`Ledger.seats_in_use` over the home's
+        server); None when the home has no store or server yet, or they cannot be read."""
+        server = self.servers.get()
+        if server is None or not self.home.has_host_store():
+            return None
+        try:
+            from host.ledger.ledger import Ledger
+
+            return Ledger(self.home.host_store, SystemClock()).seats_in_use(server.seats_in_use)
+        except Exception:  # noqa: BLE001 - a courtesy, as quota usage is (`quota_usage`)
+            return None
+
     def _no(self, action: str, code: str, message: str,
             facts: Mapping[str, Any] | None = None) -> dict[str, Any]:
         return {"action": action, "allowed": False, "code": code, "message": message,
-                "rules": [], "facts": dict(facts or {}), "quotas": []}
+                "rules": [], "facts": dict(facts or {}), "quotas": [], "seat_ceiling": None}
 
     def _action(self, action: str, args: dict[str, Any],
                 extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -180,7 +200,8 @@ class _AsTheGate:
         return {"action": action, "allowed": d.allowed, "code": d.code, "message": d.message,
                 "rules": list(d.rules), "facts": facts, "quotas": [
                     {"key": c.key, "quota": c.quota_id, "limit": c.limit,
-                     "window_s": c.window_s, "scope": c.scope} for c in d.quotas]}
+                     "window_s": c.window_s, "scope": c.scope} for c in d.quotas],
+                "seat_ceiling": d.seat_ceiling}
 
     def _rest(self, args: dict[str, Any]) -> dict[str, Any]:
         """`restbridge.rest_call`'s steps, up to (not including) the admission."""
@@ -210,6 +231,7 @@ class _AsTheGate:
         out["rules"] = sorted({*out["rules"], *inner["rules"]})
         # The route's quotas and its action's, a key both name charged once (the gate's own).
         out["quotas"] = list({q["key"]: q for q in (*out["quotas"], *inner["quotas"])}.values())
+        out["seat_ceiling"] = inner["seat_ceiling"]
         out["message"] = f"{out['message']}; as {name}: {inner['message']}"
         return out
 

@@ -96,3 +96,44 @@ def test_can_i_says_no_while_the_quota_is_spent(home: Path, cli: Run) -> None:
         rig.gate.handle(rig.session, "livechat.list_departments", {})
     row = listed()
     assert row["answer"] == "no" and "crm-deps-q" in row["why"], row
+
+
+SEATS = f'''
+schema = 1
+name = "seats"
+[workspace]
+max_active_app_users = 1
+[[rule]]
+id = "crm-create"
+effect = "permit"
+apps = ["{APP}"]
+actions = ["users.create"]
+[rule.when]
+user_types = ["bot"]
+[[quota]]
+id = "crm-create-q"
+apps = ["{APP}"]
+action = "users.create"
+limit = 10
+window = "1h"
+'''
+
+
+def test_can_i_says_no_while_the_seat_ceiling_is_reached(home: Path, cli: Run) -> None:
+    """The admission's other refusal: a creation past the policy's seat ceiling (billed
+    seats) is refused by the gate, and can-i said yes to it (it checked no seat)."""
+    h = Home(home).ensure()
+    h.default_policy.unlink(missing_ok=True)
+    write_policy(h, "seats", SEATS)
+    install(h, write_app(h.root / "src", APP, ["users.create"], [],
+                         "from stockade import App\n\nclass TestApp(App):\n    pass\n"))
+    rig = build_rig(h, SystemClock(), APP)
+    ask = ["--arg", "username=bot-2", "--arg", "name=B", "--arg", "type=bot"]
+    assert _can_i(cli, "users.create", *ask)["allowed"]
+    rig.gate.handle(rig.session, "users.create", {"username": "bot-1", "name": "B", "type": "bot"})
+    with pytest.raises(GateError) as refused:
+        rig.gate.handle(rig.session, "users.create",
+                        {"username": "bot-2", "name": "B", "type": "bot"})
+    doc = _can_i(cli, "users.create", *ask)
+    assert (doc["allowed"], doc["code"]) == (False, refused.value.code), doc
+    assert "seat" in doc["message"]
