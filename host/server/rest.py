@@ -318,9 +318,12 @@ def create_app(server: EmbeddedServer, *, max_body: int = MAX_BODY_BYTES,
 
     async def endpoint(request: Request) -> JSONResponse:
         route = request.path_params["path"]
-        if widget.calls is not None and route.startswith(WIDGET_PREFIX):
+        # The limiter reads the path the dispatcher will route (`//livechat/visitor` and
+        # `api/v1/livechat/visitor` are served as `livechat/visitor`): judged as sent, a
+        # respelled path was never counted, and one client registered visitors without limit.
+        name = normalize_route(route)[0] if widget.calls is not None else ""
+        if name.startswith(WIDGET_PREFIX):
             # Before the body is read: a flood costs the server as little as it can.
-            name = normalize_route(route)[0]
             found = dispatcher.find(request.method, name)
             # The limiter's key alone: the request's client stays the TCP peer (the console's
             # peer check reads that, never a forwarded header: host.server.clientaddr).
