@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from host.apps.installs import InstallRecord, InstallStore
 from host.cli.output import EXIT_NEGATIVE, EXIT_OK, EXIT_USAGE, emit_json, err_console, fail
 from host.inert import host, line
 from policies import Request, decide
@@ -174,19 +175,17 @@ def quota_usage(home: Any, key: str, limit: int, window_s: int) -> dict[str, Any
             "next_free_at": getattr(state, "next_free_at", None)}
 
 
-def _installed(ctx: typer.Context, app_id: str) -> str | None:
-    """The install id of `app_id` in the home, if it has one (its quota rings are keyed by it)."""
+def _installed(ctx: typer.Context, app_id: str) -> InstallRecord | None:
+    """The install of `app_id` in the home, if it has one: its quota rings are keyed by its
+    install id, and the gate decides with its grants."""
     home = ctx.obj
     if not getattr(home, "has_host_store", lambda: False)():
         return None
     try:
-        from host.apps.installs import InstallStore
-
         with InstallStore(home.host_store) as store:
-            rec = store.by_app(app_id)
-    except Exception:  # noqa: BLE001 - the install is a courtesy for the quota keys, as usage is
+            return store.by_app(app_id)
+    except Exception:  # noqa: BLE001 - a courtesy: without it, explain decides as before
         return None
-    return None if rec is None else rec.install_id
 
 
 def spent_quota(quotas: list[dict[str, Any]]) -> str | None:
@@ -225,7 +224,8 @@ def explain_cmd(
     fact: Annotated[list[str] | None, typer.Option("--fact", help="Host fact key=value.")] = None,
     grant: Annotated[
         list[str] | None,
-        typer.Option("--grant", help="Granted permission (default: the action's permission)."),
+        typer.Option("--grant", help="Granted permission (default: the app's grants when it is "
+                     "installed in this home, else the action's permission)."),
     ] = None,
     at: Annotated[str | None, typer.Option("--at", help="Time: epoch seconds or ISO 8601.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine output on stdout.")] = False,
@@ -248,13 +248,16 @@ def explain_cmd(
         args.update(loaded)
     args.update(parse_args(arg or []))
     facts = _parse_kv(fact or [], "--fact")
-    if grant is None:
+    rec = _installed(ctx, app_id) if install is None or grant is None else None
+    if grant is not None:
+        grants = frozenset(grant)
+    elif rec is not None:
+        grants = rec.grants  # the gate's: a role's action needs its own permission too
+    else:
         spec = ACTIONS.get(action)
         grants = frozenset({spec.permission}) if spec else frozenset()
-    else:
-        grants = frozenset(grant)
     if install is None:
-        install = _installed(ctx, app_id) or "explain"
+        install = rec.install_id if rec is not None else "explain"
     d = decide(pol, grants, Request(app_id, install, action, args, facts, _parse_time(at)))
     quotas = []
     for c in d.quotas:

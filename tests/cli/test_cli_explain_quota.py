@@ -66,3 +66,52 @@ def test_explain_names_the_quota_refusal_the_gate_records(home: Path, cli: Run) 
     # Another action of the app, under no quota: still allowed, as the gate allows it.
     code, said = explain("users.get_by_username", {"username": "nobody"})
     assert (code, said["code"]) == (0, "allow")
+
+
+AGENTS = '''
+schema = 1
+name = "p"
+[[rule]]
+id = "crm-create"
+effect = "permit"
+apps = ["crm"]
+actions = ["users.create"]
+[rule.when]
+user_types = ["bot"]
+roles = ["livechat-agent"]
+[[rule]]
+id = "crm-no-agents"
+effect = "forbid"
+apps = ["crm"]
+actions = ["livechat.add_agent"]
+[[quota]]
+id = "crm-create-q"
+apps = ["crm"]
+action = "users.create"
+limit = 5
+window = "1h"
+'''
+
+
+def test_explain_decides_with_the_installed_apps_grants(home: Path, cli: Run) -> None:
+    """A creation with the livechat-agent role is also livechat.add_agent: with the app's own
+    grants (livechat.agents among them) the gate refuses it on the policy's forbid and records
+    `policy_denied`; explain, granting only the action's permission, said
+    `permission_denied`, a refusal the chain never holds for that call."""
+    h = Home(home).ensure()
+    h.default_policy.unlink(missing_ok=True)
+    write_policy(h, "p", AGENTS)
+    folder = write_app(h.root / "src", "crm", ["users.create", "livechat.agents"], [],
+                       "from stockade import App\n\nclass TestApp(App):\n    pass\n")
+    install(h, folder)
+    rig = build_rig(h, SystemClock(), "crm")
+    args = {"username": "agent-1", "name": "A", "type": "bot", "roles": ["livechat-agent"]}
+    with pytest.raises(GateError):
+        rig.gate.handle(rig.session, "users.create", dict(args))
+    (record,) = [e.body for e in rig.ledger.audit.tail(1)]
+    r = cli("policy", "explain", "--policy", str(h.policies_dir), "--app", "crm",
+            "--action", "users.create", "--args-json", json.dumps(args),
+            "--fact", "role_privileged=false", "--json")
+    said = json.loads(r.stdout)
+    assert (r.exit_code, said["code"]) == (1, record["code"]) == (1, "policy_denied"), said
+    assert "livechat.agents" in said["grants"]

@@ -50,7 +50,10 @@ def test_quota_figures_are_the_ledgers_as_the_cli_prints_them(served: Served) ->
     r = CliRunner().invoke(root, [
         "--home", str(home.root), "policy", "explain", "--json", "--policy",
         str(home.policies_dir), "--app", "agent-sync", "--action", "users.create",
-        "--install", rec.install_id, "--arg", "username=sync.bot", "--arg", "name=Bot", "--arg", "type=bot"])
+        "--install", rec.install_id, "--arg", "username=sync.bot", "--arg", "name=Bot", "--arg", "type=bot",
+        # as if granted (the install holds livechat.read alone): explain decides with the
+        # install's grants by default, and would refuse before any quota is charged
+        "--grant", "users.create"])
     cli = next(q for q in json.loads(r.stdout)["quotas"] if q["quota"] == "sync-creates")
     assert cli["key"] == key and cli["used"] == 3
     frees = datetime.fromtimestamp(cli["next_free_at"], UTC).strftime("%Y-%m-%d %H:%M:%S")
