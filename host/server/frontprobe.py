@@ -6,7 +6,8 @@ while no request was answered, and nothing noticed: the apps ran on, unreachable
 operator did. The probe asks the front, over the listener the clients use, what the cheapest
 route answers (`GET /api/info`, served on the event loop with no store and no thread); when no
 answer came for `limit_s`, it says so (`on_hung`), and `serve` kills the front and starts
-another, as after an exit. Slow answers are answers: only silence for the whole limit counts.
+another, as after an exit. Slow answers are answers, and so are refusals (the 503 of a front
+past its connection cap): only silence for the whole limit counts.
 """
 from __future__ import annotations
 
@@ -31,11 +32,16 @@ def probe_address(listener: socket.socket) -> tuple[str, int]:
 
 
 def answers(address: tuple[str, int], timeout_s: float) -> bool:
-    """Whether `GET /api/info` at `address` is answered with a 200 within `timeout_s`."""
+    """Whether `GET /api/info` at `address` gets an HTTP answer within `timeout_s`, whatever
+    its status. Past its connection cap a live front answers every new connection with a 503
+    from its own event loop (`host.server.listen`): counting only a 200 let anonymous clients
+    holding the cap's worth of idle connections have a healthy front killed at each timeout,
+    and `serve` stop for good after MAX_RESTARTS of them. A hung front answers nothing."""
     conn = http.client.HTTPConnection(address[0], address[1], timeout=timeout_s)
     try:
         conn.request("GET", "/api/info", headers={"Connection": "close"})
-        return conn.getresponse().status == 200
+        conn.getresponse()  # a status line came back: the front's loop is running
+        return True
     except (OSError, http.client.HTTPException):
         return False
     finally:
