@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from policies.routes import API_PREFIX, below_prefix
 from policies.vocabulary import ADMIN_CLASS_ROLES
 
 # Canonical role name. Guards: ASCII only after NFKC + casefold, so Cyrillic "а", full-width
@@ -40,13 +41,18 @@ def is_admin_class(norm_role: str) -> bool:
 
 
 def normalize_route(method: str, route: str) -> str | None:
-    """"METHOD /route" in canonical form, or None if either part is not plain."""
+    """"METHOD /api/v1/<route below the prefix>", or None if either part is not plain.
+
+    The server's REST dispatcher reads a route below its /api/v1/ prefix whether the prefix is
+    given or not (`host.server.rest.normalize_route`, `policies.routes.below_prefix`), so both
+    spellings are one route here too. Guards: a forbid of `GET /api/v1/rooms.get` that the
+    app dodged by calling `/rooms.get`, the same route, under a permit listing both."""
     m = method.upper()
     if m not in HTTP_METHODS or ROUTE_RE.fullmatch(route) is None:
         return None
     if any(seg in (".", "..") for seg in route.split("/")):
         return None
-    return f"{m} {route}"
+    return f"{m} {API_PREFIX}{below_prefix(route)}"
 
 
 def parse_route_entry(entry: str) -> str | None:
