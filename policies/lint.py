@@ -162,7 +162,9 @@ def _rule_findings(src: SourceFile, i: int, rule: Rule, places: EntryPlaces,
                                f"rule {rule.id}: unknown action "
                                f"or permission {n!r}{run.hint(n, KNOWN_NAMES)}"))
     actions = expand_actions(rule.actions)
-    if "*" in rule.actions:
+    if "*" in rule.actions and rule.effect == "permit":
+        # A forbid of every action only narrows (an operator stopping an app): refusing the set
+        # for it kept the host deciding with the previous revision, the app still allowed.
         out.append(finding("STK015", name, at("actions"), f"rule {rule.id}: actions = \"*\" "
                            "covers every action, including critical ones; list them"))
     if "*" in rule.apps and rule.effect == "permit":
