@@ -23,9 +23,9 @@ from typing import Any
 
 from policies.routes import API_PREFIX, NEVER, below_prefix, never, route_pattern
 
-__all__ = ["API_PREFIX", "MAPPED", "NEVER", "ROLE_FIELDS", "ByUsername", "Mapped", "Refusal",
-           "RoutePlan", "RouteRefused", "find", "never", "plan_route", "route_actions",
-           "route_label", "split_route", "translate_route"]
+__all__ = ["API_PREFIX", "MAPPED", "NEVER", "READS", "ROLE_FIELDS", "ByUsername", "Mapped",
+           "Refusal", "RoutePlan", "RouteRefused", "find", "never", "plan_route", "route_actions",
+           "route_label", "route_reads", "split_route", "translate_route"]
 
 
 @dataclass(frozen=True)
@@ -294,6 +294,37 @@ MAPPED: tuple[Mapped, ...] = (
     Mapped("GET", "channels.messages", ("messages.list",), _messages),
     Mapped("GET", "channels.history", ("messages.list",), _messages),
 )
+
+
+# Routes with no bridge action that read what a bridge permission guards, and the permissions
+# the app must hold for them too (beside `server.rest` and a permit listing the route), as the
+# bridge's own reads of the same things need them (DESIGN rule 11). Guards: an app consented
+# `server.rest` but not `users.read` listed every user's name and roles through `users.list`
+# while `users.info` of the same user was refused for lacking `users.read`; an agent's record
+# is a user's (its name), the queue and an agent's departments are livechat's (`livechat.read`).
+READS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("GET", "users.list"): ("users.read",),
+    ("GET", "roles.getUsersInRole"): ("users.read",),
+    ("GET", "livechat/users/agent"): ("users.read",),
+    ("GET", "livechat/users/agent/{id}"): ("users.read",),
+    ("GET", "livechat/agents/{id}/departments"): ("livechat.read", "users.read"),
+    ("GET", "livechat/inquiries.list"): ("livechat.read",),
+    ("GET", "livechat/inquiries.getOne"): ("livechat.read",),
+}
+_READS_RE = tuple((meth, route_pattern(path), perms) for (meth, path), perms in READS.items())
+
+
+def route_reads(method: object, route: object) -> tuple[str, ...]:
+    """The permissions `method route` reads under (`READS`), () for any other route. Pure:
+    the gate's grant step asks it (`policies.grants`), and with it `stockade can-i` and the
+    app author's harness."""
+    if not isinstance(method, str) or not isinstance(route, str):
+        return ()
+    path, m = split_route(route), method.upper()
+    for meth, rx, perms in _READS_RE:
+        if meth == m and rx.fullmatch(path):
+            return perms
+    return ()
 
 
 # Body or query fields that name roles: an unmapped route carrying one could grant a role around

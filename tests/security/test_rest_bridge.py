@@ -124,8 +124,10 @@ limit = 10
 window = "1h"
 '''
 
+# users.read: `GET livechat/users/agent` (no bridge action) reads agents' user records, which
+# needs it as the bridge's reads of users do (`policies.restmap.READS`).
 PERMS = ["livechat.read", "server.rest", "users.create", "users.update", "users.deactivate",
-         "roles.assign"]
+         "roles.assign", "users.read"]
 
 
 @pytest.fixture()
