@@ -20,7 +20,9 @@ routes no app may reach and an unmapped route naming a role are refused first; t
 itself (fact `rest_mapped`); a route that amounts to a bridge action is decided again as that
 action, with its arguments as the route's translation gives them (`app_user`: the app's own user
 id, default "app-user"; a user named by username stands as that username) and the case's facts,
-and its grants default to `server.rest` and that action's permission. The manifest's declared
+and its grants default to `server.rest` and that action's permission (a route with no bridge
+action that reads what a permission guards, `policies.restmap.READS`: that permission, which
+explicit grants must hold too). The manifest's declared
 roles and the quotas are not the cases' (the gate checks both too: only ever stricter).
 """
 from __future__ import annotations
@@ -49,7 +51,7 @@ from policies.loader import (
 from policies.locate import Locator
 from policies.model import SchemaOne
 from policies.policy import Policy
-from policies.restmap import ByUsername, Refusal, plan_route, translate_route
+from policies.restmap import ByUsername, Refusal, plan_route, route_reads, translate_route
 from policies.types import Decision, Request
 from policies.vocabulary import ACTIONS
 
@@ -122,10 +124,16 @@ def _decide_rest(policy: Policy, case: Case) -> tuple[str, tuple[str, ...], str]
         return plan.code, (), plan.message
     translated = translate_route(plan, case.app_user) if plan.found is not None else None
     grants = case.grants
+    reads = route_reads(case.args.get("method"), case.args.get("route"))
     if grants is None:
-        grants = [ACTIONS["rest.call"].permission]
+        grants = [ACTIONS["rest.call"].permission, *reads]
         if translated is not None and not isinstance(translated, Refusal):
             grants.append(ACTIONS[translated[0]].permission)
+    missing = [p for p in reads if p not in grants]
+    if missing:
+        # The gate's grant step (`policies.grants`): the route reads what these guard.
+        return "permission_denied", (), (f"{plan.label} reads what {missing[0]!r} guards: the "
+                                         f"app needs {missing[0]!r} granted too")
     via = _decide(policy, case, frozenset(grants), "rest.call", case.args,
                   {"rest_mapped": plan.found is not None})
     if not via.allowed or translated is None:

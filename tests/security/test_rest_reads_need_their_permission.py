@@ -96,3 +96,22 @@ def test_with_the_permission_granted_the_route_is_served(tmp_path: Path) -> None
     assert out["status"] == 200
     assert "boss" not in {u["username"] for u in out["body"]["users"]}  # none made here
     assert any(u["username"] == f"app.{APP}" for u in out["body"]["users"])
+
+
+def test_policy_test_decides_such_a_route_as_the_gate(tmp_path: Path) -> None:
+    """`stockade policy test` (`policies.cases`): a case whose grants lack users.read is
+    refused as the gate refuses it; its default grants hold what the route reads."""
+    from policies.cases import run_dir
+
+    (tmp_path / "lister.toml").write_text(POLICY)
+    case = ('[[case]]\nname = "{0}"\napp = "{1}"\naction = "rest.call"\n'
+            'args = {{ method = "GET", route = "/api/v1/users.list", body = {{}} }}\n{2}'
+            'expect = "{3}"\n')
+    (tmp_path / "lister.cases.toml").write_text(
+        "schema = 1\n" + case.format("rest-only", APP, 'grants = ["server.rest"]\n',
+                                     "permission_denied")
+        + case.format("default", APP, "", "allow"))
+    results, problems = run_dir(tmp_path)
+    assert problems == [], problems
+    assert {r.name: r.ok for r in results} == {"rest-only": True, "default": True}, \
+        [(r.name, r.got, r.message) for r in results]
