@@ -292,7 +292,9 @@ class Rest(_Bridge):
 
     def call(self, method: str, route: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         """`route` is a plain path (`/api/v1/users.info`); for GET, `body` holds the query
-        parameters. Returns `{"status": int, "body": {...}}` (Rocket.Chat-style JSON)."""
+        parameters: text as it is, `True` as `true`, numbers, objects and lists as JSON
+        (`{"fields": {"customFields": 1}}`), `None` left out. Returns
+        `{"status": int, "body": {...}}` (Rocket.Chat-style JSON)."""
         return self._call("rest.call", method=method, route=route, body=body)  # type: ignore[no-any-return]
 
 

@@ -7,6 +7,7 @@ roles and never a host-wide admin's.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -54,8 +55,18 @@ def rest_call(server: Workspace, installs: InstallStore, keyring: Keyring, sessi
     method = str(args["method"]).upper()
     payload = args.get("body")
     # GET routes take their parameters as a query; the policy saw the plain route
-    query = {str(k): str(v) for k, v in (payload or {}).items()} if method == "GET" else {}
+    query = ({str(k): query_text(v) for k, v in (payload or {}).items() if v is not None}
+             if method == "GET" else {})
     status, body = RestDispatcher(server).call(
         identity, method, str(args["route"]), query,
         None if method == "GET" else payload, caller=session.caller, op_id=op_id)
     return {"status": status, "body": body}
+
+
+def query_text(value: Any) -> str:
+    """One GET parameter as the REST API reads its query: text as it is, `true`/`false`, and a
+    number, object or list as JSON (`fields={"customFields":1}`). Python's `str` gave `True`
+    and `{'customFields': 1}`, which the routes refuse as malformed."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"))
