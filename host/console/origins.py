@@ -53,12 +53,33 @@ def source_origin(request: Request) -> str | None:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+def _as_proxied(request: Request, origins: Sequence[str]) -> bool:
+    """The request came in under the name (and port) of an origin a proxy serves the console
+    as: the proxy passed the browser's Host on."""
+    netloc = request.url.netloc.lower()
+    for origin in origins:
+        parts = urlsplit(origin)
+        written = {parts.netloc}  # a Host header may name the scheme's default port too
+        if parts.port is None:
+            written.add(f"{parts.netloc}:{ {'http': 80, 'https': 443}[parts.scheme]}")
+        if netloc in written:
+            return True
+    return False
+
+
 def same_origin(request: Request, origins: Sequence[str]) -> bool:
     """A state-changing request must come from a page of this console: a browser sends Origin
     (or at least Referer) on a POST, and a cross-site one says so in Sec-Fetch-Site. The page
-    is the console's when its origin is the request's own, or one a proxy serves it as."""
+    is the console's when its origin is one a proxy serves it as, or the request's own; but not
+    the request's own under a proxy's name: the scheme there is the upstream hop's (http), so
+    the "own" origin of https://NAME's request is http://NAME, a plain-HTTP page the operator
+    never named (a network attacker's, or another site on port 80)."""
     if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
         return False
     source = source_origin(request)
-    return source is not None and (
-        source == f"{request.url.scheme}://{request.url.netloc}" or source in origins)
+    if source is None:
+        return False
+    if source in origins:
+        return True
+    return source == f"{request.url.scheme}://{request.url.netloc}" \
+        and not _as_proxied(request, origins)
