@@ -337,7 +337,8 @@ def submit_update(home: Home, store: InstallStore, rec: InstallRecord, pkg: Pack
 
     What widens power waits for consent: the package is stored and parked as pending
     (`operator.update_pending`) while the running version keeps its grants; anything else
-    applies at once with the grants it keeps (`operator.update`). Returns the diff; the caller
+    applies at once with the grants it keeps (`operator.update`), replacing an update that
+    waits for consent (`rec.pending`: the record's detail names it). Returns the diff; the caller
     tells a pending one by `diff.needs_consent`. Guardrails and the signature are the caller's
     to check first (they need the operator's answer). InstallChanged (nothing written) when
     what applies at once finds the install changed since `rec` was read: its grants, settings
@@ -377,9 +378,13 @@ def submit_update(home: Home, store: InstallStore, rec: InstallRecord, pkg: Pack
         manifest_hash=pkg.manifest.manifest_hash(), grants=grants,
         policy_revision=policy_revision, now=clock.now(), seq=seq, kind="update",
         rest_as=rest_as, enabled=carried_switch(store, keyring, rec))
+    # An update waiting for consent is replaced by this one (`apply_update` drops it): the
+    # chain says so, as a rejection would, and the caller tells the operator.
+    dropped = (f"; the pending {rec.pending.version} (waiting for consent) is dropped"
+               if rec.pending is not None else "")
     with audited(home.host_store, "update", clock=clock, actor=actor, app_id=rec.app_id,
                  install_id=rec.install_id, version=pkg.manifest.version, kid=consent.kid,
-                 grants=tuple(sorted(grants)), detail=f"from {rec.version}") as act:
+                 grants=tuple(sorted(grants)), detail=f"from {rec.version}{dropped}") as act:
         store.apply_update(rec.install_id, manifest=pkg.manifest,
                            package_hash=pkg.content_hash, package_path=path, grants=grants,
                            settings=default_settings(

@@ -406,7 +406,8 @@ def update(
     allow_unsigned: AllowUnsigned = False,
     json_out: JsonFlag = False,
 ) -> None:
-    """Update an app. Less access applies at once; more access waits for `app consent`."""
+    """Update an app. Less access applies at once (and replaces an update waiting for
+    consent, said and audited); more access waits for `app consent`."""
     home: Home = ctx.obj
     pkg = _read(pkg_path)
     sig = _signature(home, pkg)
@@ -455,11 +456,16 @@ def update(
                            "install": rec.to_public_dict(),
                            "disclosure": disclosure.to_dict()})
             raise typer.Exit(EXIT_NEGATIVE)
+        dropped = rec.pending.version if rec.pending is not None else None
         rec = store.get(rec.install_id) or rec
     err_console.print(line(host("updated", "green"), f" {rec.app_id} to {rec.version}; grants: "
                            f"{', '.join(sorted(rec.grants)) or 'nothing'}"))
+    if dropped is not None:
+        err_console.print(line(host("dropped", "yellow"), f" the update to {dropped} that was "
+                               "waiting for consent: this one replaces it"))
     if json_out:
-        emit_json({"status": "applied", "diff": diff.to_dict(), "install": rec.to_public_dict()})
+        emit_json({"status": "applied", "diff": diff.to_dict(), "install": rec.to_public_dict(),
+                   "dropped_pending": dropped})
 
 
 # ---- uninstall / logs / settings ----------------------------------------------------------------

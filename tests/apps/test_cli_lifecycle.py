@@ -224,6 +224,31 @@ def test_update_less_applies_more_stays_pending(env, tmp_path):
     assert doc["pending_update"] is None and doc["denied"] == ["roles.assign"]
 
 
+def test_an_update_applied_at_once_says_it_drops_the_pending_one(env, tmp_path):
+    """An update that widens nothing applies at once and replaces one waiting for consent:
+    before, the waiting one vanished unsaid, on the screen and in the chain."""
+    home, run = env
+    assert install(run, make_pkg(tmp_path, "v1"), "livechat.read").exit_code == 0
+    more = make_pkg(tmp_path, "v2", version="2.0.0",
+                    permissions=("livechat.read", "users.create", "http"))
+    assert run("app", "update", "agent-sync", str(more), "--allow-unsigned").exit_code == 1
+    same = make_pkg(tmp_path, "v3", version="1.0.1", permissions=("livechat.read",))
+    r = run("app", "update", "agent-sync", str(same), "--allow-unsigned", "--json")
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["status"] == "applied" and doc["dropped_pending"] == "2.0.0"
+    assert doc["install"]["pending_update"] is None
+    assert "dropped the update to 2.0.0 that was waiting for consent" in " ".join(r.stderr.split())
+    with sqlite3.connect(home / "host.db") as db:
+        bodies = [json.loads(b) for (b,) in db.execute("SELECT body FROM audit ORDER BY seq")]
+    details = [b.get("detail") or "" for b in bodies if b["kind"] == "operator.update"]
+    assert any("the pending 2.0.0 (waiting for consent) is dropped" in d for d in details), details
+    # Nothing waited: nothing is said.
+    again = make_pkg(tmp_path, "v4", version="1.0.2", permissions=("livechat.read",))
+    r = run("app", "update", "agent-sync", str(again), "--allow-unsigned", "--json")
+    assert json.loads(r.stdout)["dropped_pending"] is None and "dropped" not in r.stderr
+
+
 def test_reject_pending(env, tmp_path):
     _, run = env
     assert install(run, make_pkg(tmp_path, "v1"), "livechat.read").exit_code == 0
