@@ -29,9 +29,11 @@ _local = threading.local()
 
 @contextlib.contextmanager
 def until(give_up: float) -> Iterator[None]:
-    """Every socket operation of this thread inside the block ends by `give_up` (monotonic)."""
+    """Every socket operation of this thread inside the block ends by `give_up` (monotonic), or
+    by an enclosing block's earlier one: a call inside a search that has its own deadline
+    (`RemoteServer.users_find_by_field`) never runs past the search's."""
     before = getattr(_local, "give_up", None)
-    _local.give_up = give_up
+    _local.give_up = give_up if before is None else min(before, give_up)
     try:
         yield
     finally:

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from host.server import limits, users
 from host.server.embedded import EmbeddedServer
-from host.server.errors import Conflict, InvalidArgument, NotFound
+from host.server.errors import Conflict, InvalidArgument, NotFound, Unavailable
 from host.server.principals import SYSTEM, Operator, Principal, app_of
-from host.server.remote import convert
+from host.server.remote import convert, deadline
 from host.server.remote.rooms import RemoteRooms
 from host.server.shapes import Agent, Department, Role, User
 
@@ -56,30 +57,42 @@ class RemoteServer(RemoteRooms):
         one omits them). A workspace that ignores `query` (Rocket.Chat 7 needs
         ALLOW_UNSAFE_QUERY_AND_FIELDS_API_PARAMS for it) returns every user instead: the pages
         are then filtered here, at one request per 100 users, at most MAX_SCAN_PAGES pages.
-        Only users whose custom field was seen to match are returned (`MAX_VERIFY`)."""
+        Only users whose custom field was seen to match are returned (`MAX_VERIFY`). The whole
+        search ends by the client's call deadline (`RcClient.deadline_s`), as one call does:
+        past it the app gets Unavailable, never a partial answer read as "no such user"."""
         key = limits.ident(key, "key")
         query = json.dumps({f"customFields.{key}": value})
         found: list[User] = []
         budget = [MAX_VERIFY]
-        for page in range(MAX_SCAN_PAGES):
-            res = self.get("users.list", query=query, fields=LIST_FIELDS, count="100",
-                           offset=str(page * 100))
-            docs = [d for d in res.get("users") or [] if isinstance(d, dict)]
-            for d in docs:
-                full = self._with_custom_fields(d, budget)
-                if full is not None and _field(full, key) == value:
-                    found.append(self.to_user(full))
-            # A count that is not a number ends the scan here: int("many") raised ValueError,
-            # which the gate reads as the app's bad input (audited invalid_argument).
-            said = res.get("total")
-            total = said if isinstance(said, int) else 0
-            if not docs or (page + 1) * 100 >= total or len(found) >= MAX_FOUND:
-                break
+        # One app call, one deadline: the whole search (its pages and its users.info reads)
+        # ends by the client's call deadline, each request's sockets clamped to it too.
+        give_up = time.monotonic() + self.client.deadline_s
+        with deadline.until(give_up):
+            for page in range(MAX_SCAN_PAGES):
+                _in_time(give_up, self.client.deadline_s)
+                res = self.get("users.list", query=query, fields=LIST_FIELDS, count="100",
+                               offset=str(page * 100))
+                docs = [d for d in res.get("users") or [] if isinstance(d, dict)]
+                if self._scan_page(docs, key, value, found, budget, give_up) \
+                        or (page + 1) * 100 >= _total(res) or len(found) >= MAX_FOUND:
+                    break
         if budget[0] < 0:
             log.warning("users.find_by_field: the workspace listed %d user(s) without custom "
                         "fields beyond the %d read one by one; they were left out",
                         -budget[0], MAX_VERIFY)
         return found[:MAX_FOUND]
+
+    def _scan_page(self, docs: list[dict[str, Any]], key: str, value: str, found: list[User],
+                   budget: list[int], give_up: float) -> bool:
+        """Add a page's users whose field `key` is `value` to `found`; True for an empty page
+        (the end of the list)."""
+        for d in docs:
+            if "customFields" not in d:
+                _in_time(give_up, self.client.deadline_s)  # a users.info read follows
+            full = self._with_custom_fields(d, budget)
+            if full is not None and _field(full, key) == value:
+                found.append(self.to_user(full))
+        return not docs
 
     def _with_custom_fields(self, doc: dict[str, Any], budget: list[int]
                             ) -> dict[str, Any] | None:
@@ -384,6 +397,23 @@ class RemoteServer(RemoteRooms):
         except NotFound:
             pass
         return self.users_set_active(SYSTEM, known[0], False)
+
+
+def _total(res: dict[str, Any]) -> int:
+    """users.list's `total`. A count that is not a number ends the scan: int("many") raised
+    ValueError, which the gate reads as the app's bad input (audited invalid_argument)."""
+    said = res.get("total")
+    return said if isinstance(said, int) else 0
+
+
+def _in_time(give_up: float, deadline_s: float) -> None:
+    """Unavailable once a search's deadline has passed (a read: nothing was applied). Guards
+    the app's runner: a workspace answering each of 50 pages just inside the per-request
+    deadline held one bridge call, and the runner thread waiting on it, for minutes."""
+    if time.monotonic() >= give_up:
+        raise Unavailable(f"the workspace did not list its users within the call's "
+                          f"{deadline_s:g} s deadline (users.find_by_field)",
+                          nothing_applied=True)
 
 
 def _field(doc: dict[str, Any], key: str) -> Any:
