@@ -13,7 +13,8 @@ Steps (each refusal is audited with the route and raised to the app as an error)
    the gate's own `_admit_and_call`: one code path for both doors. The quotas on `rest.call`
    itself are charged too (a key both name once);
    an install change committed after either decision is seen at the admission, and the call
-   is then decided again, whole (`ledger.Stale`, `Gate.handle`);
+   is then decided again, whole (`ledger.Stale`, `Gate.handle`), as it is when a policy reload
+   lands between the two decisions (both are made on one revision);
 4. an unmapped route runs through the server's REST dispatcher (the host action `rest.call`)
    as the app's own server user, or as the identity the operator named for that app;
 5. the outcome record holds the route, the HTTP status and the server's refusal code: a 4xx or
@@ -106,11 +107,11 @@ def rest_call(gate: Gate, session: Session, args: dict[str, Any]) -> dict[str, A
         raise gate._refuse(session, "rest.call", args, plan.code, plan.message,
                            route=route_label(args))
     label, found = plan.label, plan.found
-    _spec, rest_decision, policy, _facts, rest_version = gate._decide(
+    _spec, rest_decision, rest_policy, _facts, rest_version = gate._decide(
         session, "rest.call", args, route=label,
         extra_facts={"rest_mapped": found is not None})
     if found is None:
-        return _unmapped(gate, session, args, label, rest_decision, policy, rest_version)
+        return _unmapped(gate, session, args, label, rest_decision, rest_policy, rest_version)
     mapped = found[0]
     translated = translate_route(plan, session.caller.app_user_id or "")
     if isinstance(translated, Refusal):
@@ -126,6 +127,10 @@ def rest_call(gate: Gate, session: Session, args: dict[str, Any]) -> dict[str, A
                                                           route=label)
     if version != rest_version:
         raise Stale("the install changed between the route's decision and its action's")
+    if policy.revision != rest_policy.revision:
+        # A reload landed between the two: both are decided again on one revision, or a route
+        # the new policy no longer lists would run on the old one's word.
+        raise Stale("the policy changed between the route's decision and its action's")
     # The bridge call's own admission, dispatch and outcome: one code path for both doors.
     try:
         result = gate._admit_and_call(session, spec, bridge_args, decision, policy, facts,
