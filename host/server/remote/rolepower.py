@@ -83,6 +83,11 @@ def powerful_roles(doc: Any) -> frozenset[str]:
         if not isinstance(row, dict):
             continue
         pid, roles = row.get("_id"), row.get("roles")
+        # One role's name alone, not in a list, is that role holding the permission: Rocket.Chat
+        # checks `{_id: permission, roles: {$in: the user's roles}}`, which matches a string
+        # field equal to one of them. Skipped, such a role read as ordinary to an app.
+        if isinstance(roles, str):
+            roles = [roles]
         if not isinstance(pid, str) or not isinstance(roles, list):
             continue
         if pid in ROLE_POWERS or pid in MODERATION_POWERS \
