@@ -61,6 +61,8 @@ class Sessions:
         return sid
 
     def get(self, sid: str | None) -> Session | None:
+        """The live session of the id, not counted as used: a request the caller then refuses
+        (another local account replaying the cookie) must not keep it from idling out."""
         if not sid or len(sid) > 128:
             return None
         with self._lock:
@@ -71,8 +73,12 @@ class Sessions:
             if now - s.last_seen > IDLE_S or now - s.opened > MAX_AGE_S:
                 del self._by_digest[_digest(sid)]
                 return None
-            s.last_seen = now
             return s
+
+    def used(self, s: Session) -> None:
+        """The session served a request of its own operator: its idle clock starts again."""
+        with self._lock:
+            s.last_seen = self._clock.monotonic()
 
     def close(self, sid: str | None) -> None:
         if sid:

@@ -95,7 +95,10 @@ class SignIn:
         # request of the front (its webhook receiver, other operators' pages) as long.
         still = await anyio.to_thread.run_sync(self._still_operator, sid, s,
                                                limiter=self.threads)
-        return s if still else None
+        if not still:
+            return None
+        self.sessions.used(s)  # only now: a refused request is no use of the session
+        return s
 
     def _still_operator(self, sid: str | None, s: Session) -> bool:
         """Still an active admin, under the credential it signed in with? If not, the session
