@@ -10,6 +10,7 @@ each check returns the value or raises `ArgumentProblem` holding the app-facing 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 
 
@@ -68,11 +69,33 @@ def not_reserved(value: str) -> str:
     return value
 
 
+# Characters that reorder or break what a name shows where the chat server displays it (its
+# UI, a visitor's widget, a transcript), out of the host's inert rendering: the bidirectional
+# embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069: "Trojan Source") and the
+# line and paragraph separators. Guards: an app's user, agent or message alias shown as a name
+# it is not ("\u202enimda" displays as "admin"). Joiners (ZWJ, ZWNJ) stay: scripts and emoji
+# need them; right-to-left names need none of these.
+REORDERING = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u2028\u2029")
+
+
+def display_problem(s: str) -> str | None:
+    """Why `s` cannot be a displayed name (a control character, or one of `REORDERING`);
+    None when it can."""
+    for c in s:
+        if unicodedata.category(c) == "Cc":
+            return "must not contain control characters"
+        if c in REORDERING:
+            return (f"must not contain U+{ord(c):04X} (bidirectional controls and line "
+                    "separators change how the name reads where it is shown)")
+    return None
+
+
 def name(value: object, what: str = "name") -> str:
-    """A display name (1..128 characters, no control characters)."""
+    """A display name (1..128 characters, no control character, no `REORDERING` one)."""
     s = text(value, what, MAX_NAME)
-    if any(ord(c) < 32 for c in s):
-        raise ArgumentProblem(f"{what} must not contain control characters")
+    problem = display_problem(s)
+    if problem is not None:
+        raise ArgumentProblem(f"{what} {problem}")
     return s
 
 

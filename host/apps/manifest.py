@@ -30,11 +30,11 @@ import hashlib
 import json
 import re
 import tomllib
-import unicodedata
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from policies.argrules import display_problem
 from policies.tomlkeys import MAX_KEY_DOTS, deepest_key
 from policies.vocabulary import EVENTS, PERMISSIONS
 
@@ -239,11 +239,12 @@ class Manifest(BaseModel):
             )
         self.entry_parts()  # raises on a malformed entry
         # The name becomes the app user's display name on the chat server, where the host's
-        # inert rendering does not reach: no control characters (the server refuses them too,
-        # and an install must fail here, as bad input, not there).
-        if any(unicodedata.category(c) == "Cc" for c in self.name):
-            raise ValueError("name must be one line of text with no control characters "
-                             "(it becomes the app user's display name)")
+        # inert rendering does not reach: what the server's display names refuse (control
+        # characters, bidirectional controls: `argrules.display_problem`) is refused here, so
+        # an install fails as bad input, not there.
+        problem = display_problem(self.name)
+        if problem is not None:
+            raise ValueError(f"name {problem} (it becomes the app user's display name)")
         names = [p.name for p in self.permission]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

@@ -9,8 +9,9 @@ from host.home import Home
 from host.server import EmbeddedServer
 
 PASSWORD = "operator password"
-# An author's name that tries markup, a script, a right-to-left override and the host's own words.
-HOSTILE_NAME = "<b>Signed by trusted publisher</b><script>alert(1)</script>\\u202eevil"
+# An author's name that tries markup, a script, an invisible character and the host's own
+# words (a bidirectional control is refused in a name at install: `argrules.display_problem`).
+HOSTILE_NAME = "<b>Signed by trusted publisher</b><script>alert(1)</script>\\u200bevil"
 # The origin the proxy tests' console is served as (`serve --console-origin`).
 PROXY_ORIGIN = "https://console.example.com"
 SRC = "from stockade import App\n\nclass TestApp(App):\n    pass\n"

@@ -60,7 +60,7 @@ def test_an_operator_signs_in_disables_an_app_and_finds_it_audited(
     row = b.find_element(By.ID, "app-agent-sync")
     assert "not serving" in row.text  # installed and enabled, no host serving it here
     shady = b.find_element(By.ID, "app-shady").text
-    assert "<script>alert(1)</script>" in shady and "\\u202e" in shady  # shown, never run
+    assert "<script>alert(1)</script>" in shady and "\\u200b" in shady  # shown, never run
     assert b.find_elements(By.TAG_NAME, "script") == []
     assert HOSTILE_NAME.split("\\")[0] in shady
     _shot(b, "2-apps")

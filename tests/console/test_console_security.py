@@ -97,7 +97,7 @@ def test_author_text_is_inert(served: Served) -> None:
     page = c.get("/console/apps").text
     assert "<script>alert(1)</script>" not in page and "<b>Signed" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-    assert "\u202e" not in page and "\\u202e" in page  # the override shown, never obeyed
+    assert "\u200b" not in page and "\\u200b" in page  # the invisible shown, never hidden
     # the host's own trust line is nowhere to imitate: the name sits in its author column only
     row = re.search(r'<tr id="app-shady">(.*?)</tr>', page, re.S).group(1)  # type: ignore[union-attr]
     assert 'class="author">&lt;b&gt;Signed by trusted publisher' in row

@@ -131,7 +131,17 @@ def test_a_name_with_control_characters_is_refused_as_bad_input(tmp_path: Path) 
     code, _, screen = cli(tmp_path / "home", "app", "install", str(app), "--allow-unsigned",
                           "--grant", "users.create")
     # (the refusal wraps in its own column behind "error:": its words, not its rows)
-    assert code == 2 and "no control characters" in " ".join(screen.split())
+    assert code == 2 and "must not contain control characters" in " ".join(screen.split())
+    assert_inert(screen)
+
+
+def test_a_name_that_reorders_how_it_reads_is_refused_as_bad_input(tmp_path: Path) -> None:
+    # A right-to-left override makes the chat server display "\u202enimda" as "admin": the app
+    # user would read as another account wherever the server shows names.
+    app = write_app(tmp_path / "app", name="\u202enimda")
+    code, _, screen = cli(tmp_path / "home", "app", "install", str(app), "--allow-unsigned",
+                          "--grant", "users.create")
+    assert code == 2 and "must not contain U+202E" in " ".join(screen.split()), screen
     assert_inert(screen)
 
 
@@ -189,8 +199,11 @@ def test_raw_escapes_in_the_manifest_never_reach_the_terminal(tmp_path: Path) ->
 
 def test_installed_app_info_list_and_logs_are_inert(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    evil = f"Helper\u2028{FORGED}\u202e[/]\u200b"  # no Cc: a name may not hold controls
-    app = write_app(tmp_path / "app", name=evil, description=evil + "\n\x1b[31m", role="bot")
+    # No Cc, no bidirectional control, no line separator: a name may not hold them (they are
+    # refused at install); what a name may hold that no terminal should show raw, it does.
+    evil = f"Helper\u200b{FORGED}\u2800[/]\u200b"
+    app = write_app(tmp_path / "app", name=evil, role="bot",
+                    description=f"Helper\u2028{FORGED}\u202e[/]\u200b\n\x1b[31m")
     code, out, _ = cli(home, "app", "install", str(app), "--allow-unsigned",
                        "--grant", "users.create", "--json")
     assert code == 0, out
@@ -202,7 +215,7 @@ def test_installed_app_info_list_and_logs_are_inert(tmp_path: Path) -> None:
         # `key: value` lines: the host's key comes first, the author's value never leads
         assert not any(ln.startswith(("✔", "Signed", "SIGNATURE"))
                        for ln in screen.splitlines())
-        assert args[1] == "list" or "\\u2028✔ Signed" in screen
+        assert args[1] == "list" or "\\u200b✔ Signed" in screen
     log = Home(home).logs_dir / f"{install_id}.log"  # where the supervisor writes print()
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text(f"hello\n\x1b[2K\x1b[1A{FORGED}\u202e[/]\n[/]short\n")
