@@ -279,3 +279,32 @@ def test_a_signed_body_with_a_lone_surrogate_is_refused(
                    headers={webhook.TOKEN_HEADER: SECRET}, timeout=10)
     assert r.status_code == 400, r.text
     assert rec.server.owned.inbox_size() == 0
+
+
+def test_an_entry_that_fails_every_pass_is_dropped_and_the_rest_delivered(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A webhook whose processing raises something other than a workspace error (an answer the
+    adapter cannot read: a room with no `_id`) is tried `POISON_TRIES` times, then dropped with
+    one line: it stayed at the head of the inbox, retried each second for ever, and no later
+    webhook was delivered. A workspace that cannot be read now keeps its entries (above)."""
+    rec, events = _receiver(tmp_path)
+    real = rec.events_for
+
+    def unreadable_room(hook: webhook.Webhook, seq: int) -> list[Any]:
+        if hook.room_id == "BROKEN":
+            raise KeyError("_id")
+        return real(hook, seq)
+
+    rec.events_for = unreadable_room  # type: ignore[method-assign]
+    rec.accept(_body("BROKEN", webhook.CHAT_START))
+    rec.accept(_body("L1", webhook.CHAT_START))
+    for _ in range(receiver.POISON_TRIES - 1):  # the worker's passes, as `_run` retries them
+        with pytest.raises(KeyError):
+            rec.drain()
+        assert events == [] and rec.server.owned.inbox_size() == 2
+    with caplog.at_level("ERROR", logger=receiver.log.name):
+        assert rec.drain() == 2
+    assert [n for n, _ in events] == ["livechat.room_started"]
+    assert rec.server.owned.inbox_size() == 0
+    assert any("BROKEN" in r.getMessage() and "KeyError" in r.getMessage()
+               for r in caplog.records), caplog.text

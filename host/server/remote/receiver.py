@@ -100,6 +100,11 @@ MIN_SECRET_LEN = 16
 # inbox and the catch-up against an entry retried for ever at their head (Send Test, a forged
 # id); anything else (Unavailable, a refused token) is retried.
 GONE: tuple[type[ServerError], ...] = (NotFound, InvalidArgument)
+# How many passes in a row an inbox entry may fail with anything but a workspace error (an
+# answer the adapter cannot read, a bug) before it is dropped with one line. Guards the inbox:
+# such an entry stayed at its head, retried each second for ever, and no later webhook was
+# processed. A workspace that cannot be read now (a `ServerError`) keeps its entries.
+POISON_TRIES = 5
 # A log line of each kind (a refusal's reason; the worker finding the workspace unreadable) at
 # most this often, saying how many were held back since. Guards the host's log against a sender
 # without the secret posting as fast as it can (the receiver's URL is reachable through the TLS
@@ -162,6 +167,7 @@ class WebhookReceiver:
         self._catch_up = False
         self._lines = _Lines()
         self._unreadable = False  # the worker's last pass found the workspace unreadable
+        self._failing = (0, 0)  # the inbox entry whose passes failed, and how many in a row
 
     # -- HTTP ----------------------------------------------------------------------------------
     def app(self, mounts: Sequence[BaseRoute] = ()) -> Starlette:
@@ -366,12 +372,28 @@ class WebhookReceiver:
                     # derive, and the entries behind it are not held up
                     log.warning("rocketchat webhook for room %r dropped: %s", hook.room_id, exc)
                     events = []
+                except ServerError:
+                    raise  # the workspace, for now: the entry waits (`_run`)
+                except Exception as exc:
+                    if not self._failed_for_good(seq):
+                        raise
+                    log.error("rocketchat webhook for room %r dropped after %d failed passes "
+                              "(%s: %s); the webhooks behind it go on", hook.room_id,
+                              POISON_TRIES, type(exc).__name__, str(exc)[:200])
+                    events = []
                 for name, payload in events:
                     self.server.bus.emit([(name, payload)])
                 self.server.owned.inbox_done(seq)
                 self.last_activity = time.monotonic()
                 done += 1
         return done
+
+    def _failed_for_good(self, seq: int) -> bool:
+        """Count one more failed pass of inbox entry `seq` (in a row); True at POISON_TRIES."""
+        last, count = self._failing
+        count = count + 1 if last == seq else 1
+        self._failing = (seq, count)
+        return count >= POISON_TRIES
 
     def events_for(self, hook: webhook.Webhook, seq: int) -> list[Event]:
         """The events the workspace's state says happened, each claimed once (an assignment
