@@ -8,8 +8,10 @@ request's addresses that are the machine's own, and the engine treats them as it
 ones: reachable only when the permit's `allow_private` names them (`policies/engine.py`).
 
 The addresses come from the kernel: IPv4 from `/proc/net/fib_trie` (every route of type LOCAL,
-a single address or a whole prefix routed to the machine), IPv6 from `/proc/net/if_inet6`. The
-host's own network namespace is read (the apps' children have their own, with nothing in it).
+a single address or a whole prefix routed to the machine), IPv6 from `/proc/net/if_inet6` and
+every route flagged local in `/proc/net/ipv6_route` (a whole prefix routed to the machine, as
+`ip -6 route add local PREFIX dev lo` makes: IPv6 "AnyIP"). The host's own network namespace is
+read (the apps' children have their own, with nothing in it).
 """
 from __future__ import annotations
 
@@ -25,6 +27,12 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 FIB_TRIE = Path("/proc/net/fib_trie")
 IF_INET6 = Path("/proc/net/if_inet6")
+IPV6_ROUTE = Path("/proc/net/ipv6_route")
+# The kernel's RTF_LOCAL route flag (include/uapi/linux/ipv6_route.h): the prefix is delivered
+# to this machine. Guards the machine's listeners: a local IPv6 prefix is in no address list
+# (`if_inet6`), and a listener on `::` answered any address of it, which the engine took for a
+# public service.
+RTF_LOCAL = 0x80000000
 # How long a reading is reused. Guards the gate's path from a /proc read per HTTP call; an
 # address added to the machine is known within this time.
 REFRESH_S = 5.0
@@ -60,11 +68,29 @@ def parse_if_inet6(text: str) -> set[IPNetwork]:
     return out
 
 
+def parse_ipv6_route(text: str) -> set[IPNetwork]:
+    """The local routes of a `/proc/net/ipv6_route`: destination, prefix length (hex), ...,
+    flags (hex, the ninth field)."""
+    out: set[IPNetwork] = set()
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 9 or len(fields[0]) != 32:
+            continue
+        try:
+            if int(fields[8], 16) & RTF_LOCAL:
+                out.add(ipaddress.IPv6Network((int(fields[0], 16), int(fields[1], 16)),
+                                              strict=False))
+        except ValueError:
+            continue
+    return out
+
+
 class MachineAddresses:
     """The machine's own addresses, read again at most every REFRESH_S."""
 
-    def __init__(self, fib_trie: Path = FIB_TRIE, if_inet6: Path = IF_INET6) -> None:
-        self._paths = fib_trie, if_inet6
+    def __init__(self, fib_trie: Path = FIB_TRIE, if_inet6: Path = IF_INET6,
+                 ipv6_route: Path = IPV6_ROUTE) -> None:
+        self._paths = fib_trie, if_inet6, ipv6_route
         self._lock = threading.Lock()
         self._read_at = -REFRESH_S
         self._nets: frozenset[IPNetwork] = frozenset()
@@ -73,7 +99,8 @@ class MachineAddresses:
         with self._lock:
             if time.monotonic() - self._read_at >= REFRESH_S:
                 nets: set[IPNetwork] = set()
-                for path, parse in zip(self._paths, (parse_fib_trie, parse_if_inet6),
+                for path, parse in zip(self._paths,
+                                       (parse_fib_trie, parse_if_inet6, parse_ipv6_route),
                                        strict=True):
                     try:
                         nets |= parse(path.read_text())

@@ -80,3 +80,39 @@ def test_this_machines_kernel_is_read() -> None:
     m = MachineAddresses()
     assert m.among(["127.0.0.1", "127.1.2.3"]) == ["127.0.0.1", "127.1.2.3"]
     assert parse_if_inet6("00000000000000000000000000000001 01 80 10 80 lo\n") != set()
+
+
+# A real /proc/net/ipv6_route after `ip -6 route add local 2606:4700:f00d::/64 dev lo` (in a
+# network namespace of its own: a listener on `::` there accepted a connection to
+# 2606:4700:f00d::5, an address no interface lists), with the machine's usual routes: its
+# addresses (flag RTF_LOCAL), a link route, the multicast route and the unreachable default.
+ROUTE6 = """\
+fd000000000000000000000000000000 40 00000000000000000000000000000000 00 \
+00000000000000000000000000000000 00000100 00000001 00000000 00000001     eth0
+26064700f00d00000000000000000000 40 00000000000000000000000000000000 00 \
+00000000000000000000000000000000 00000400 00000001 00000000 80000001       lo
+fd000000000000000000000000000002 80 00000000000000000000000000000000 00 \
+00000000000000000000000000000000 00000000 00000004 00000000 80200001     eth0
+ff000000000000000000000000000000 08 00000000000000000000000000000000 00 \
+00000000000000000000000000000000 00000100 00000002 00000000 00000001     eth0
+00000000000000000000000000000000 00 00000000000000000000000000000000 00 \
+00000000000000000000000000000000 ffffffff 00000001 00000000 00200200       lo
+"""
+
+
+def test_an_ipv6_prefix_routed_to_the_machine_is_its_own(tmp_path: Path) -> None:
+    """IPv6 "AnyIP": a local route delivers a whole prefix to the machine's listeners, though
+    no interface lists its addresses (before: only `if_inet6` was read, so a listed name whose
+    DNS answered 2606:4700:f00d::5 reached a listener on `::` as a public service)."""
+    (tmp_path / "none").write_text("")
+    (tmp_path / "route6").write_text(ROUTE6)
+    m = MachineAddresses(fib_trie=tmp_path / "none", if_inet6=tmp_path / "none",
+                         ipv6_route=tmp_path / "route6")
+    assert m.among(["2606:4700:f00d::5", "2606:4700:f00d:0:ffff::1", "fd00::2",
+                    "2606:4700:f00e::5", "fd00::3", "2001:4860::1", "ff02::1"]) == [
+        "2606:4700:f00d::5", "2606:4700:f00d:0:ffff::1", "fd00::2"]
+    d = decide(_policy(), frozenset({"http"}), Request(  # type: ignore[arg-type]
+        "crm-sync", "i1", "http.request", {"method": "GET", "url": "https://crm.example.com/"},
+        {"resolved_ips": ["2606:4700:f00d::5"], "own_ips": m.among(["2606:4700:f00d::5"])},
+        0.0))
+    assert not d.allowed and "this machine's own" in d.message
