@@ -110,6 +110,20 @@ def count_app_data(home: Home, record: InstallRecord) -> int:
         store.close()
 
 
+def transfer_keeps(home: Home, record: InstallRecord) -> str:
+    """What an update consented with a publisher transfer hands the new publisher's code along
+    with the install it keeps: the records the app stored (keyed by install id) and the secret
+    settings set for it. Why: the operator must hear it before saying yes (`app consent`, the
+    console's review); an install of the id after an uninstall starts empty, so only a
+    transfer at an update's consent carries them."""
+    stored = count_app_data(home, record)
+    secrets = sorted(k for k in record.secret_keys if record.settings.get(k) not in (None, ""))
+    kept = f"its {stored} stored item(s) in its private storage"
+    if secrets:
+        kept += f" and the secret setting(s) {', '.join(secrets)} set for it"
+    return kept
+
+
 def app_data_remover(home: Home) -> Callable[[Conn, str], int] | None:
     """What deletes an install's persistence rows inside the uninstall's own transaction
     (`InstallStore.remove(also=...)`; they live in host.db beside the install, keyed by

@@ -18,6 +18,7 @@ from host.apps.consent import (
     verify_install,
 )
 from host.apps.installs import InstallChanged
+from host.apps.lifecycle_seams import transfer_keeps
 from host.apps.lineage import LineageError
 from host.apps.operations import (
     StoredPackageChanged,
@@ -168,6 +169,11 @@ def consent(
         before = rec.grants
         if pending is not None:
             render_diff(diff, disclosure, err_console)
+            if diff.publisher_changed:
+                # The install stays, so its data and secrets go to the new publisher's code.
+                err_console.print(line(host(
+                    f"  ! a transfer keeps this install: the new publisher's app reads "
+                    f"{transfer_keeps(home, rec)}", "bold red")))
             if guardrail_problems(pkg.manifest) and not dry_run:
                 reject_pending(home, store, rec)
             _refuse_guardrails(pkg.manifest)
@@ -225,7 +231,8 @@ def consent(
             fail(str(exc), "run it again: it will show the grants as they are now",
                  EXIT_NEGATIVE)
         except LineageError as exc:
-            fail(str(exc), TRANSFER_HINT, EXIT_NEGATIVE)
+            fail(str(exc), f"{TRANSFER_HINT} (an update's transfer also hands over "
+                 f"{transfer_keeps(home, rec)})", EXIT_NEGATIVE)
         rec = store.get(rec.install_id) or rec
     err_console.print(line(host("consented", "green"), f": {rec.app_id} {rec.version} grants "
                            f"{', '.join(sorted(rec.grants)) or 'nothing'}"))

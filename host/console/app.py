@@ -382,7 +382,9 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         return page(request, "review.html", s=s, r=r, d=r.disclosure.to_dict(),
                     diff=updates.diff_rows(r.diff.to_dict()),
                     widening=updates.needs_widening_yes(r),
-                    publisher=updates.shown_publisher(r.sig))
+                    publisher=updates.shown_publisher(r.sig),
+                    keeps=lifecycle_seams.transfer_keeps(home, r.rec)
+                    if r.diff.publisher_changed else "")
 
     async def form_and_grants(request: Request, s: Session
                               ) -> tuple[dict[str, str], list[str]] | Response:
