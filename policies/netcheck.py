@@ -23,6 +23,11 @@ _BAD_URL_CHARS = re.compile(r"[\x00-\x20\x7f\\]")
 # Last label all digits / hex: the name is an IP literal in some resolver's eyes ("2130706433",
 # "0x7f.1", "127.1", "0177.0.0.1"). Guards: numeric host forms that dodge a dotted-quad check.
 _NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
+# A netloc with brackets: exactly one bracketed host at its start, then at most a port.
+# Guards the Host header: Python's urlsplit takes the host from inside the brackets and drops
+# whatever stands before them, so "http://admin.corp[v1.api.example.com]/" was decided as the
+# listed v1.api.example.com while the server read `Host: admin.corp[v1.api.example.com]`.
+_BRACKETED = re.compile(r"\[[^\[\]]+\](:[0-9]*)?")
 # NAT64 well-known prefix: the low 32 bits are an IPv4 address the gateway will reach.
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
@@ -53,6 +58,9 @@ def parse_url(url: str) -> ParsedUrl | str:
         return "URL names port 0"
     if "@" in parts.netloc or parts.username is not None or parts.password is not None:
         return "URL carries userinfo (user@host); refused because it confuses host checks"
+    bracketed = "[" in parts.netloc or "]" in parts.netloc
+    if bracketed and _BRACKETED.fullmatch(parts.netloc) is None:
+        return "URL has text around its bracketed host"
     host = (parts.hostname or "").rstrip(".")
     if not host:
         return "URL has no host"
@@ -60,6 +68,9 @@ def parse_url(url: str) -> ParsedUrl | str:
         ip = ipaddress.ip_address(host)
     except ValueError:
         ip = None
+    if bracketed and not isinstance(ip, ipaddress.IPv6Address):
+        # "[v1.x]" (RFC 3986's IPvFuture) holds a name the Host header sends in brackets
+        return "URL's brackets hold something other than an IPv6 address"
     if ip is not None:
         if isinstance(ip, ipaddress.IPv6Address) and ip.scope_id:
             return "IPv6 scope ids are refused"

@@ -282,3 +282,51 @@ def test_an_address_that_refuses_the_connection_is_passed_for_the_next(out: Http
         assert refused.value.code == "invalid_argument" and not refused.value.sent
     finally:
         server.close()
+
+
+BRACKET_POLICY = '''
+schema = 1
+name = "http"
+[[rule]]
+id = "api"
+effect = "permit"
+apps = ["crm-sync"]
+actions = ["http.request"]
+[rule.when]
+domains = ["v1.api.localtest:*"]
+allow_private = ["127.0.0.1"]
+'''
+
+
+@pytest.mark.parametrize("netloc", ["admin.internal.corp[v1.api.localtest]:{port}",
+                                    "[v1.api.localtest]:{port}"])
+def test_the_server_reads_only_the_host_the_policy_decided(out: HttpOut, netloc: str) -> None:
+    """urlsplit takes a URL's host from inside brackets (RFC 3986's IPvFuture `[v1.x]` too) and
+    drops what stands before them, while the Host header carries the whole netloc: decided as
+    the listed v1.api.localtest, the request reached its server as
+    `Host: admin.internal.corp[v1.api.localtest]` (before: allowed and sent so)."""
+    from policies import decide
+    from policies.loader import load_policy_text
+    from policies.types import Request
+
+    policy = load_policy_text(BRACKET_POLICY)
+    server = Counting(OK)
+
+    def gate(url: str) -> list[str]:  # decides each hop as the gate does, resolver stubbed
+        d = decide(policy, frozenset({"http"}), Request(
+            "crm-sync", "i1", "http.request", {"method": "GET", "url": url},
+            {"resolved_ips": ["127.0.0.1"], "own_ips": []}, 0.0))
+        if not d.allowed:
+            raise GateError("permission_denied", d.message)
+        return ["127.0.0.1"]
+    try:
+        plain = f"http://v1.api.localtest:{server.port}/"
+        assert out.perform("i1", {"method": "GET", "url": plain}, gate)["status"] == 200
+        url = f"http://{netloc.format(port=server.port)}/"
+        with pytest.raises(GateError) as refused:
+            out.perform("i1", {"method": "GET", "url": url}, gate)
+        assert refused.value.code == "permission_denied" and "bracket" in refused.value.message
+        assert [h.split(b"\r\n")[1] for h in server.heads] == [
+            f"Host: v1.api.localtest:{server.port}".encode()]
+    finally:
+        server.close()
