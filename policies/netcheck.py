@@ -82,7 +82,18 @@ def parse_url(url: str) -> ParsedUrl | str:
     return ParsedUrl(parts.scheme, host, None, port)
 
 
+# IANA's "IETF Protocol Assignments" block, not globally reachable but for 192.0.0.9 and
+# 192.0.0.10 (RFC 8190's special-purpose registry). Guards what the block holds on a link:
+# Python 3.11's `is_global` knows only 192.0.0.0/29 and 192.0.0.170/31 of it, so 192.0.0.192
+# (a cloud instance metadata address in SSRF references) passed as public; the answer must not
+# depend on the interpreter's version.
+_V4_PROTOCOL_ASSIGNMENTS = ipaddress.ip_network("192.0.0.0/24")
+_V4_GLOBAL_ASSIGNMENTS = frozenset(map(ipaddress.IPv4Address, ("192.0.0.9", "192.0.0.10")))
+
+
 def _v4_is_public(ip: ipaddress.IPv4Address) -> bool:
+    if ip in _V4_PROTOCOL_ASSIGNMENTS and ip not in _V4_GLOBAL_ASSIGNMENTS:
+        return False
     return ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_unspecified)
 
 
