@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from host.apps.installs import InstallRecord
+from host.apps.manifest import Manifest
 from host.clock import SystemClock
 from host.home import Home
 from host.server.embedded import EmbeddedServer
@@ -110,14 +111,16 @@ def count_app_data(home: Home, record: InstallRecord) -> int:
         store.close()
 
 
-def transfer_keeps(home: Home, record: InstallRecord) -> str:
-    """What an update consented with a publisher transfer hands the new publisher's code along
-    with the install it keeps: the records the app stored (keyed by install id) and the secret
-    settings set for it. Why: the operator must hear it before saying yes (`app consent`, the
-    console's review); an install of the id after an uninstall starts empty, so only a
-    transfer at an update's consent carries them."""
+def transfer_keeps(home: Home, record: InstallRecord, manifest: Manifest) -> str:
+    """What an update to `manifest` consented with a publisher transfer hands the new
+    publisher's code along with the install it keeps: the records the app stored (keyed by
+    install id) and the secret settings set for it that the update keeps (those `manifest`
+    still calls secret: `operations.default_settings`). Why: the operator must hear it before
+    saying yes (`app consent`, the console's review); an install of the id after an uninstall
+    starts empty, so only a transfer at an update's consent carries them."""
     stored = count_app_data(home, record)
-    secrets = sorted(k for k in record.secret_keys if record.settings.get(k) not in (None, ""))
+    secrets = sorted(k for k in record.secret_keys & manifest.secret_keys
+                     if record.settings.get(k) not in (None, ""))
     kept = f"its {stored} stored item(s) in its private storage"
     if secrets:
         kept += f" and the secret setting(s) {', '.join(secrets)} set for it"

@@ -173,7 +173,7 @@ def consent(
                 # The install stays, so its data and secrets go to the new publisher's code.
                 err_console.print(line(host(
                     f"  ! a transfer keeps this install: the new publisher's app reads "
-                    f"{transfer_keeps(home, rec)}", "bold red")))
+                    f"{transfer_keeps(home, rec, pkg.manifest)}", "bold red")))
             if guardrail_problems(pkg.manifest) and not dry_run:
                 reject_pending(home, store, rec)
             _refuse_guardrails(pkg.manifest)
@@ -232,7 +232,7 @@ def consent(
                  EXIT_NEGATIVE)
         except LineageError as exc:
             fail(str(exc), f"{TRANSFER_HINT} (an update's transfer also hands over "
-                 f"{transfer_keeps(home, rec)})", EXIT_NEGATIVE)
+                 f"{transfer_keeps(home, rec, pkg.manifest)})", EXIT_NEGATIVE)
         rec = store.get(rec.install_id) or rec
     err_console.print(line(host("consented", "green"), f": {rec.app_id} {rec.version} grants "
                            f"{', '.join(sorted(rec.grants)) or 'nothing'}"))

@@ -383,7 +383,7 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
                     diff=updates.diff_rows(r.diff.to_dict()),
                     widening=updates.needs_widening_yes(r),
                     publisher=updates.shown_publisher(r.sig),
-                    keeps=lifecycle_seams.transfer_keeps(home, r.rec)
+                    keeps=lifecycle_seams.transfer_keeps(home, r.rec, r.pkg.manifest)
                     if r.diff.publisher_changed else "")
 
     async def form_and_grants(request: Request, s: Session
