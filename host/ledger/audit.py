@@ -73,7 +73,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from host.clock import Clock
-from host.ledger import chainhead
+from host.ledger import auditrows, chainhead
 from host.ledger.anchor import Anchor, load_or_create_key, read_anchor, write_anchor_file
 from host.ledger.chainhead import Recording, Run
 from host.ledger.entry import AuditEntry, entry_from_row
@@ -418,9 +418,8 @@ class AuditLog:
                 "anchored segment that records the break") from e
 
     def _head_row(self) -> tuple[int, str] | None:
-        row = self.store.conn().execute(
-            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-        return None if row is None else (int(row[0]), str(row[1]))
+        row = auditrows.head(self.store.conn())
+        return None if row is None else (row[0], str(row[1]))
 
     def read_anchor(self) -> Anchor | None:
         """The anchor, or None if there is none. Raises AuditError if it is forged or damaged."""
@@ -442,9 +441,7 @@ class AuditLog:
         self._sync()
         if n <= 0 or not self._has_table():
             return []
-        rows = self.store.conn().execute(
-            "SELECT seq, ts, body, prev_hash, hash FROM audit ORDER BY seq DESC LIMIT ?", (n,)
-        ).fetchall()
+        rows = list(auditrows.rows(self.store.conn(), "ORDER BY seq DESC LIMIT ?", (n,)))
         return [entry_from_row(r) for r in reversed(rows)]
 
     def show(self, seq: int) -> AuditEntry | None:
@@ -452,8 +449,7 @@ class AuditLog:
         self._sync()
         if not self._has_table():
             return None
-        r = self.store.conn().execute(
-            "SELECT seq, ts, body, prev_hash, hash FROM audit WHERE seq=?", (seq,)).fetchone()
+        r = next(auditrows.rows(self.store.conn(), "WHERE seq=?", (seq,)), None)
         return None if r is None else entry_from_row(r)
 
     def head(self) -> tuple[int, str]:
@@ -494,8 +490,7 @@ class AuditLog:
         except AuditError as e:
             anchor, anchor_problem = None, str(e)
         rows: Iterable[tuple[Any, ...]] = [] if not self._has_table() else \
-            self.store.conn().execute(
-                "SELECT seq, ts, body, prev_hash, hash FROM audit ORDER BY seq")
+            auditrows.rows(self.store.conn(), "ORDER BY seq")
         # A non-empty chain always has an anchor: the first record anchors itself, and a host
         # joining a shared store anchors it at once (when it verifies). Whether the key is
         # there too says nothing (whoever deleted the anchor can delete its key), so neither
@@ -530,9 +525,8 @@ class AuditLog:
         try:
             with self.transaction() as c:
                 # The head in this transaction: no record can land between it and the segment.
-                head = c.execute(
-                    "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-                old = (int(head[0]), str(head[1])) if head else (0, GENESIS_HASH)
+                head = auditrows.head(c)
+                old = (head[0], str(head[1])) if head else (0, GENESIS_HASH)
                 good = broken.good or (0, GENESIS_HASH)
                 # The rows after the last good one as `broken`'s walk found them, when it saw
                 # the same head (a record appended since would make the pin a false alarm).

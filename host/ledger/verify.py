@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from host.ledger import auditrows
 from host.ledger.anchor import Anchor
 from host.ledger.bodycheck import body_problem
 from host.ledger.records import AuditError
@@ -235,8 +236,7 @@ def verify_to_head(conn: Conn, anchor: Anchor | None, trusted: tuple[int, str] |
     that this process did not write from its first record (or verify) cannot be verified."""
     start = trusted
     if anchor is not None and (start is None or start[0] < anchor.seq):
-        row = conn.execute("SELECT seq, ts, body, prev_hash, hash FROM audit WHERE seq = ?",
-                           (anchor.seq,)).fetchone()
+        row = next(auditrows.rows(conn, "WHERE seq = ?", (anchor.seq,)), None)
         if row is None:
             raise AuditError(f"record {anchor.seq}, which the anchor pins, is missing "
                              "(truncated)")
@@ -252,8 +252,8 @@ def verify_to_head(conn: Conn, anchor: Anchor | None, trusted: tuple[int, str] |
     if start is None:
         raise AuditError("anchor missing: nothing pins the chain to verify it from")
     if start[0] < head[0]:
-        rows = conn.execute("SELECT seq, ts, body, prev_hash, hash FROM audit"
-                            " WHERE seq > ? AND seq <= ? ORDER BY seq", (start[0], head[0]))
+        rows = auditrows.rows(conn, "WHERE seq > ? AND seq <= ? ORDER BY seq",
+                              (start[0], head[0]))
         try:
             start, problem = walk_from(rows, start)
         finally:
