@@ -7,21 +7,28 @@ the reader: `audit verify` gave no verdict, `audit tail` and `audit show` showed
 `serve`, even with `--degraded`, stopped with an unexpected error instead of naming the
 record. So on SQLite the text columns are fetched as bytes and decoded here: a value that is
 not UTF-8 text stays bytes (no `str`), which the walk reports as an edited record and the
-reading tools show as no valid record; a time stored as text is no time (None). The host writes
-only ASCII bodies and hex hashes, so a record it wrote reads exactly as before. PostgreSQL
-refuses text that is not UTF-8 on the way in, so its rows are read as they are.
+reading tools show as no valid record; a time stored as text is no time (None). And `seq`, an
+integer key in the host's table, is whatever a table made again with an untyped column holds
+(text, bytes or NULL raised TypeError out of the walk, an infinite one OverflowError out of
+`audit tail`): any value that is no integer reads as NO_SEQ, which the walk reports. The host
+writes only ASCII bodies and hex hashes, so a record it wrote reads exactly as before.
+PostgreSQL refuses text that is not UTF-8 on the way in, so its rows are read as they are.
 """
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Generator, Sequence
 from typing import Any
 
 from host.store import Conn
 
+# What a row's seq reads as when the stored value is no integer: no record has it.
+NO_SEQ = -1
 # Each text column as its bytes and whether it holds text, the time only when it is a number.
 _SQLITE_COLUMNS = (
-    "seq, CASE WHEN typeof(ts) IN ('real', 'integer') THEN ts END,"
+    f"CASE WHEN typeof(seq) = 'integer' THEN seq ELSE {NO_SEQ} END,"
+    " CASE WHEN typeof(ts) IN ('real', 'integer') THEN ts END,"
     " CAST(body AS BLOB), typeof(body) = 'text',"
     " CAST(prev_hash AS BLOB), typeof(prev_hash) = 'text',"
     " CAST(hash AS BLOB), typeof(hash) = 'text'")
@@ -50,19 +57,29 @@ def rows(conn: Conn, rest: str = "", parameters: Sequence[Any] = ()
         try:
             yield from cur
         finally:
-            cur.close()
+            _close(cur)
         return
     cur = conn.execute(f"SELECT {_SQLITE_COLUMNS} FROM audit {rest}", parameters)  # noqa: S608 - constant SQL
     try:
         for seq, ts, body, bt, prev, pt, h, ht in cur:
             yield seq, ts, _text(body, bt), _text(prev, pt), _text(h, ht)
     finally:
+        _close(cur)
+
+
+def _close(cur: Any) -> None:
+    # A walk ended by an error leaves its iterator to the collector, which may close it after
+    # its connection was closed: the cursor is gone with it then.
+    with contextlib.suppress(Exception):
         cur.close()
 
 
 def head(conn: Conn) -> tuple[int, Any] | None:
-    """The newest row's (seq, hash), the hash as `rows` gives it; None when there is none."""
-    found = rows(conn, "ORDER BY seq DESC LIMIT 1")
+    """The newest row's (seq, hash), the hash as `rows` gives it; None when there is none. Only
+    a row whose seq is an integer is the head: text and bytes sort after every integer, and a
+    segment started after such a "head" was refused for its seq (no --degraded start)."""
+    found = rows(conn, "ORDER BY seq DESC LIMIT 1" if not isinstance(conn, sqlite3.Connection)
+                 else "WHERE typeof(seq) = 'integer' ORDER BY seq DESC LIMIT 1")
     try:
         row = next(found, None)
     finally:
@@ -70,4 +87,4 @@ def head(conn: Conn) -> tuple[int, Any] | None:
     return None if row is None else (int(row[0]), row[4])
 
 
-__all__ = ["Row", "head", "rows"]
+__all__ = ["NO_SEQ", "Row", "head", "rows"]

@@ -333,6 +333,9 @@ def record_problem(seq: int, expected: int, ts: object, body: object, prev_hash:
                    prev: str, h: str) -> tuple[int, str] | None:
     """What is wrong with one stored row at this point of the walk, or None."""
     if seq != expected:
+        if seq == auditrows.NO_SEQ:
+            return expected, ("a row's seq is no integer where this record should be (the "
+                              "audit table was made again)")
         if seq > expected:
             return expected, f"record {expected} is missing (next stored is {seq})"
         return seq, f"unexpected seq {seq}"

@@ -77,3 +77,50 @@ def test_a_start_names_the_row_and_degraded_starts_a_new_segment(tmp_path: Path)
     finally:
         log.close()
     assert seq == 7 and after.ok and "record 6" in after.breaks[0], after
+
+
+def _untyped_seq(home: Path, value: str) -> None:
+    """The table made again with an untyped `seq`, record 3's set to `value`."""
+    _chain(home)
+    c = sqlite3.connect(home / "host.db", isolation_level=None)
+    c.executescript(
+        "DROP TRIGGER audit_no_update; CREATE TABLE forged(seq, ts REAL, body TEXT,"
+        " prev_hash TEXT, hash TEXT); INSERT INTO forged SELECT * FROM audit; DROP TABLE audit;"
+        f" ALTER TABLE forged RENAME TO audit; UPDATE audit SET seq = {value} WHERE seq = 3;")
+    c.close()
+
+
+@pytest.mark.parametrize("value", ["'3'", "x'03'", "NULL", "9e999"])
+def test_a_seq_that_is_no_integer_is_a_bad_record_not_a_crash(tmp_path: Path, value: str) -> None:
+    """The table made again with an untyped `seq` (what a writer of host.db can do): a row whose
+    seq is text, bytes or NULL raised TypeError out of `verify` (and so out of a
+    start, `--degraded` too), and one that is infinite OverflowError out of `tail`."""
+    _untyped_seq(tmp_path, value)
+    log = open_readonly(tmp_path / "host.db", ManualClock(T0))
+    try:
+        res = log.verify()
+        entries = log.tail(10)
+    finally:
+        log.close()
+    assert not res.ok and res.problem is not None and res.first_bad_seq in (1, 3), res
+    assert len(entries) == 6
+
+
+@pytest.mark.parametrize("value", ["'3'", "x'03'"])
+def test_degraded_starts_a_segment_after_a_row_whose_seq_is_no_integer(
+        tmp_path: Path, value: str) -> None:
+    """Such a row sorts after every integer: taken as the head, its seq made the segment's
+    `head_seq` no integer and `start_segment` raised, so `--degraded` could not start."""
+    _untyped_seq(tmp_path, value)
+    log = AuditLog(tmp_path / "host.db", ManualClock(T0))
+    try:
+        seq = log.start_segment(log.verify(), actor="op")
+    finally:
+        log.close()
+    log = open_readonly(tmp_path / "host.db", ManualClock(T0))
+    try:
+        after = log.verify()
+    finally:
+        log.close()
+    # The segment follows the newest record; the stray row, sorted after it, is still named.
+    assert seq == 7 and after.first_bad_seq == 8 and "no integer" in str(after.problem), after
