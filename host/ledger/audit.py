@@ -93,6 +93,7 @@ from host.ledger.verify import (
     VerifyResult,
     chain_hash,
     counted,
+    cut_under,
     verify_to_head,
     walk,
 )
@@ -367,7 +368,8 @@ class AuditLog:
             return None  # nothing to pin (and no lock file made for it)
         if not force:
             current = self.read_anchor()
-            if current is not None and current.seq >= head[0]:
+            if current is not None and current.seq >= max(head[0], (self.trusted.get()
+                                                                     or (0, ""))[0]):
                 return current  # the common idle round: no turn needed to write nothing
         with anchor_lock(self.anchor_path, self.anchor_wait_s):
             return self._anchor_in_turn(key=self._key, force=force)
@@ -382,9 +384,14 @@ class AuditLog:
             return None
         # Read again in the turn: a writer that anchored further while this one waited wins.
         current = None if force else self.read_anchor()
-        if current is not None and current.seq >= head[0]:
+        if current is not None and current.seq >= max(head[0], (trusted or (0, ""))[0]):
             return current  # another writer anchored further already; never move backwards
-        seq, h = verify_to_head(self.store.conn(), current, trusted, head)
+        try:
+            seq, h = verify_to_head(self.store.conn(), current, trusted, head)
+        except AuditError:
+            if trusted is not None and cut_under(self.store.conn(), current, trusted):
+                write_anchor_file(self.anchor_path, key, *trusted)  # `verify` names the cut
+            raise
         self.trusted.verified((seq, h))
         return write_anchor_file(self.anchor_path, key, seq, h)
 

@@ -267,6 +267,18 @@ def verify_to_head(conn: Conn, anchor: Anchor | None, trusted: tuple[int, str] |
     return start
 
 
+def cut_under(conn: Conn, anchor: Anchor | None, trusted: tuple[int, str] | None) -> bool:
+    """Whether an anchoring that failed pins `trusted` instead: records this process wrote or
+    verified past the anchor were cut or changed under it, while the anchored record still has
+    its hash. Left as it was, the anchor let any number of records cut after that unseen while
+    the host kept appending. (An anchored record changed is named by `verify` already: that
+    anchor stays as it is.)"""
+    if anchor is None or trusted is None or trusted[0] <= anchor.seq:
+        return False
+    row = next(auditrows.rows(conn, "WHERE seq = ?", (anchor.seq,)), None)
+    return row is not None and row[4] == anchor.hash
+
+
 def history_problem(seq: int, ref: int | None, head: tuple[int, str] | None,
                     last_row: tuple[int, str] | None, broken: tuple[int, str] | None,
                     pinned: tuple[int, str] | None = None,
@@ -362,5 +374,5 @@ def ts_problem(ts: object) -> str | None:
 
 
 __all__ = ["GENESIS_HASH", "MAX_BREAKS", "MAX_TS", "PROGRESS_EVERY", "Progress", "VerifyResult",
-           "chain_hash", "counted", "history_problem",
+           "chain_hash", "counted", "cut_under", "history_problem",
            "record_problem", "ts_problem", "verify_to_head", "walk", "walk_from"]
