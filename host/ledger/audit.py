@@ -31,14 +31,14 @@ after record 1, after every record whose seq is a multiple of `ANCHOR_EVERY`, by
 `close()`. `verify()` then requires that the chain reaches the anchored seq and that the record
 there has the anchored hash, and that the anchor exists once the chain is non-empty.
 
-The anchor only ever moves over records verified from the anchor onward: the head it is moved
-to must descend from the anchored record through records this process verified or wrote itself
-onto verified ones (`host/ledger/trusted.py`; `verify_to_head` walks only the others, from the
-anchor). An anchoring that finds the chain rewritten, cut, or (with no anchor) not written by
-this process from its first record leaves the anchor as it is (one log line), so no process —
-a refused `serve`, an operator command, a host whose `host.db` is rewritten while it serves —
-re-signs a forged chain. An operator record is not appended onto a chain that does not verify
-from the anchor (`verify_from_anchor`), as `serve` refuses a chain that does not verify.
+The anchor only ever moves over records verified from the anchor onward: the head it is moved to
+must descend from the anchored record through records this process verified or wrote itself onto
+verified ones (`host/ledger/trusted.py`; `verify_to_head` walks only the others, from the anchor).
+An anchoring that finds the chain rewritten, cut, or (with no anchor) not written by this process
+from its first record moves the anchor at most to the newest record this process wrote or verified
+(`cut_under`), so no process — a refused `serve`, an operator command, a host whose `host.db` is
+rewritten while it serves — re-signs a forged chain. An operator record is not appended onto a
+chain that does not verify from the anchor (`verify_from_anchor`), as `serve` refuses one.
 
 The anchor never moves backwards: its writers (a host's upkeep thread, an operator command's
 close, any thread) take turns on a lock file beside it (`anchor_lock`) and read it again in
