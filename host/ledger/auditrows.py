@@ -33,6 +33,12 @@ _SQLITE_COLUMNS = (
     " CAST(prev_hash AS BLOB), typeof(prev_hash) = 'text',"
     " CAST(hash AS BLOB), typeof(hash) = 'text'")
 _COLUMNS = "seq, ts, body, prev_hash, hash"
+# The same row with the text columns left to sqlite3 (decoded in C): what every row the host
+# wrote reads as, at the cost of the plain SELECT; `rows` falls back to `_SQLITE_COLUMNS` only
+# when a value is no UTF-8 text (a walk of 10^6 records paid ~15 % more reading every row so).
+_FAST_COLUMNS = (
+    f"CASE WHEN typeof(seq) = 'integer' THEN seq ELSE {NO_SEQ} END,"
+    " CASE WHEN typeof(ts) IN ('real', 'integer') THEN ts END, body, prev_hash, hash")
 
 
 def _text(value: object, is_text: object) -> object:
@@ -59,10 +65,25 @@ def rows(conn: Conn, rest: str = "", parameters: Sequence[Any] = ()
         finally:
             _close(cur)
         return
+    given = 0
+    cur = conn.execute(f"SELECT {_FAST_COLUMNS} FROM audit {rest}", parameters)  # noqa: S608 - constant SQL
+    try:
+        for row in cur:
+            given += 1
+            yield row
+        return
+    except sqlite3.OperationalError as exc:
+        if "decode" not in str(exc):
+            raise
+    finally:
+        _close(cur)
+    # A value that is no UTF-8 text: the same query again, in the same order, each text column
+    # as its bytes, past the rows already given.
     cur = conn.execute(f"SELECT {_SQLITE_COLUMNS} FROM audit {rest}", parameters)  # noqa: S608 - constant SQL
     try:
-        for seq, ts, body, bt, prev, pt, h, ht in cur:
-            yield seq, ts, _text(body, bt), _text(prev, pt), _text(h, ht)
+        for i, (seq, ts, body, bt, prev, pt, h, ht) in enumerate(cur):
+            if i >= given:
+                yield seq, ts, _text(body, bt), _text(prev, pt), _text(h, ht)
     finally:
         _close(cur)
 
