@@ -114,17 +114,21 @@ def audited_state(store: Store, install_id: str) -> tuple[int, str | None]:
     if not store.has_table("audit"):
         return 0, None
     _ensure_index(store)
-    # The index's own predicate, word for word, so both engines use the partial index.
+    # The index's own predicate, word for word, so both engines use the partial index. On
+    # SQLite the body is read as its bytes: a TEXT column holds whatever bytes a writer of
+    # host.db put there, and sqlite3 raised out of the fetch on one that is no UTF-8, which
+    # stopped every consent check of the install (PostgreSQL refuses such text on the way in).
+    column = "CAST(body AS BLOB)" if store.dialect == "sqlite" else "body"
     rows = store.conn().execute(
-        f"SELECT body FROM audit WHERE body LIKE '{_OPERATOR}' AND body LIKE ?"  # noqa: S608 - a constant; the install id is bound
+        f"SELECT {column} FROM audit WHERE body LIKE '{_OPERATOR}' AND body LIKE ?"  # noqa: S608 - constants; the install id is bound
         " ORDER BY seq", (f'%"install_id":"{install_id}"%',)).fetchall()
     best, switch = 0, None
     for (body,) in rows:
         try:
-            rec = json.loads(body)
+            rec = json.loads(body)  # bytes that are no UTF-8: a ValueError too
         except (ValueError, RecursionError):
-            # a forged row nested past the parser's stack is no witness; it stopped every
-            # consent check of the install
+            # a forged row nested past the parser's stack, or no text, is no witness; it
+            # stopped every consent check of the install
             continue
         if rec.get("install_id") != install_id:
             continue
