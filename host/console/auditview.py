@@ -35,6 +35,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from host.ledger import auditrows
 from host.ledger.audit import AuditEntry, AuditLog
 from host.ledger.entry import entry_from_row, loads_object
 from host.ledger.verify import VerifyResult, walk_from
@@ -90,10 +91,13 @@ class AuditView:
             if last is not None and last.result.ok and last.result.head_hash is not None \
                     and now - last.full_walk_at < FULL_VERIFY_S:
                 head = log.head()
-                rows = log.store.conn().execute(
-                    "SELECT seq, ts, body, prev_hash, hash FROM audit WHERE seq > ? AND seq <= ?"
-                    " ORDER BY seq", (last.result.last_seq, head[0]))
-                good, problem = walk_from(rows, (last.result.last_seq, last.result.head_hash))
+                rows = auditrows.rows(log.store.conn(), "WHERE seq > ? AND seq <= ? ORDER BY seq",
+                                      (last.result.last_seq, head[0]))
+                try:
+                    good, problem = walk_from(rows, (last.result.last_seq,
+                                                     last.result.head_hash))
+                finally:
+                    rows.close()
                 if problem is None and good == head:  # else a whole walk names what is wrong
                     grown = good[0] - last.result.last_seq
                     self._last = Verdict(dataclasses.replace(
@@ -113,10 +117,8 @@ def search(log: AuditLog, *, app: str, code: str, rule: str, since: float | None
     found: list[AuditEntry] = []
     scanned, below = 0, before
     while scanned < SCAN_MAX and len(found) < MAX_ROWS:
-        rows = conn.execute(
-            "SELECT seq, ts, body, prev_hash, hash FROM audit WHERE seq < ?"
-            " ORDER BY seq DESC LIMIT ?", (2**62 if below is None else below, SCAN_BATCH)
-        ).fetchall()
+        rows = list(auditrows.rows(conn, "WHERE seq < ? ORDER BY seq DESC LIMIT ?",
+                                   (2**62 if below is None else below, SCAN_BATCH)))
         if not rows:
             return Search(found, scanned, True, None)
         for r in rows:
@@ -145,16 +147,25 @@ def refusals_since(log: AuditLog, since: float) -> dict[str, int]:
     are not in time order: module docstring), only the refusals parsed."""
     out: dict[str, int] = {}
     conn = log.store.conn()
+    # On SQLite the body as its bytes: a row whose text is no UTF-8 (a writer of host.db can
+    # store one) raised out of the fetch, and the apps page answered 500 (`auditrows`).
+    body_col = "CAST(body AS BLOB)" if log.store.dialect == "sqlite" else "body"
     below = 2**62
     while True:
         rows = conn.execute(
-            "SELECT seq, ts, CASE WHEN body LIKE ? THEN body END FROM audit WHERE seq < ?"
-            " ORDER BY seq DESC LIMIT ?", (_REFUSAL_TEXT, below, SCAN_BATCH)).fetchall()
+            f"SELECT seq, ts, CASE WHEN body LIKE ? THEN {body_col} END FROM audit"  # noqa: S608 - constants; the values are bound
+            " WHERE seq < ? ORDER BY seq DESC LIMIT ?", (_REFUSAL_TEXT, below, SCAN_BATCH)
+        ).fetchall()
         for _seq, ts, raw in rows:
             if isinstance(ts, float) and ts < since - SINCE_SLACK_S:
                 return out
             if isinstance(ts, float) and ts < since:
                 continue
+            if isinstance(raw, bytes):
+                try:
+                    raw = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    continue  # no text: no refusal the host wrote
             body = loads_object(raw)  # None: no refusal, or a forged row that is none
             if body is not None and body.get("kind") == "decision" \
                     and body.get("allowed") is False:

@@ -100,3 +100,24 @@ def test_a_crafted_saved_banner_and_a_nan_since_put_nothing_on_the_page(
     assert "Publisher verified" not in page
     for bad in ("nan", "inf", "-inf"):
         assert c.get("/console/audit", params={"since": bad}).status_code == 400
+
+
+def test_a_row_whose_text_is_no_utf8_is_shown_as_broken_not_a_500(served: Served) -> None:
+    """SQLite keeps any bytes a writer of host.db puts in a TEXT column; fetching one raised
+    out of the console's reads: the audit page (its verdict's walk of what is new, its search)
+    and the apps page (the hourly refusals) answered 500. The record now reads as edited."""
+    c = signed_in(served)
+    assert "The hash chain verifies" in c.get("/console/audit").text  # the verdict, cached
+    _append(served, [AuditRecord(kind="supervisor", event="test", detail="to break")])
+    db = sqlite3.connect(served.home.host_db, isolation_level=None)
+    db.execute("DROP TRIGGER IF EXISTS audit_no_update")
+    (newest,) = db.execute("SELECT max(seq) FROM audit").fetchone()
+    # A refusal's words, so the apps page's count reads the body too.
+    db.execute("UPDATE audit SET body = CAST(? AS TEXT) WHERE seq = ?",
+               (b'{"allowed":false,"kind":"decision","x":"\xff"}', newest))
+    db.close()
+    audit = c.get("/console/audit")
+    assert audit.status_code == 200 and "does NOT verify" in audit.text
+    assert f"record {newest}" in audit.text
+    assert c.get("/console/audit", params={"code": "permission_denied"}).status_code == 200
+    assert c.get("/console/apps").status_code == 200
