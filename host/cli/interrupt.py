@@ -55,6 +55,7 @@ def _redeliver(unraisable: Any) -> None:
     CLI ignores it while it prints that it stopped)."""
     if isinstance(unraisable.exc_value, (KeyboardInterrupt, Interrupted)) and _main:
         again = signal.SIGTERM if isinstance(unraisable.exc_value, Terminated) else signal.SIGINT
+        _owed.append(again)  # until a handler takes it (`settle`), or the command ends (`owed`)
         try:
             _thread.start_new_thread(signal.pthread_kill, (_main[0], again))
         except RuntimeError:  # the interpreter is shutting down: the command is ending anyway
@@ -89,6 +90,23 @@ _CHAIN_LIMIT = 32
 _previous = sys.unraisablehook
 # The thread a Ctrl-C is delivered to again: the one that installed the hook (the main thread).
 _main: list[int] = []
+
+
+# Signals `_redeliver` sent again that no handler has taken yet. The thread that sends one may
+# not run before a short command ends (`stockade --help` takes 0.2 s; on a loaded machine the
+# thread waited longer): the command then ended 0, the Ctrl-C lost after all. Its end asks
+# `owed` and ends as interrupted instead.
+_owed: list[int] = []
+
+
+def owed() -> int | None:
+    """The signal redelivered and not yet handled, if any (SIGINT or SIGTERM)."""
+    return _owed[-1] if _owed else None
+
+
+def settle() -> None:
+    """A handler took the signal: nothing is owed any more."""
+    _owed.clear()
 
 
 def install_redelivery() -> None:

@@ -19,6 +19,8 @@ from host.cli.interrupt import (
     Terminated,
     install_redelivery,
     interrupt_in,
+    owed,
+    settle,
 )
 from host.cli.lazy import LazyGroup
 from host.cli.output import fail
@@ -173,10 +175,12 @@ EXIT_STORE_LOCKED = 1
 
 
 def _on_sigint(signum: int, frame: object) -> None:
+    settle()
     raise Interrupted()
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
+    settle()
     raise Terminated()
 
 
@@ -198,6 +202,17 @@ def main() -> None:
     # The host's log lines (`serve`'s, and any command's) are the operator's screen too: every
     # value they quote inert (DESIGN rule 12), not Python's last-resort handler writing it raw.
     logline.install()
+    try:
+        _run()
+    finally:
+        # A Ctrl-C sent again from a finalizer (`host/cli/interrupt.py`) that has not landed by
+        # the command's end: the command was interrupted all the same.
+        late = owed()
+        if late is not None:
+            _say_interrupted(late == signal.SIGTERM)
+
+
+def _run() -> None:
     try:
         root(args=normalize_argv(sys.argv[1:]), prog_name="stockade")
     except Interrupted as exc:
