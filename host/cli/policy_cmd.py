@@ -5,11 +5,10 @@ import importlib
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from host.apps.installs import InstallRecord, InstallStore
 from host.cli.output import EXIT_NEGATIVE, EXIT_OK, EXIT_USAGE, emit_json, err_console, fail
 from host.inert import host, line
 from policies import Request, decide
@@ -19,6 +18,9 @@ from policies.findings import FAILING, Finding, sort_findings
 from policies.loader import load
 from policies.model import PolicyFile
 from policies.policy import Policy, compile_policy
+
+if TYPE_CHECKING:  # the install store (pydantic manifests) is imported by `explain` alone
+    from host.apps.installs import InstallRecord
 
 app = typer.Typer(name="policy", help="Review, explain, diff, format and test policy files.",
                   no_args_is_help=True)
@@ -181,6 +183,8 @@ def _installed(ctx: typer.Context, app_id: str) -> InstallRecord | None:
     home = ctx.obj
     if not getattr(home, "has_host_store", lambda: False)():
         return None
+    from host.apps.installs import InstallStore
+
     try:
         with InstallStore(home.host_store) as store:
             return store.by_app(app_id)
