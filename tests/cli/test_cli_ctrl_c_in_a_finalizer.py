@@ -18,8 +18,11 @@ import pytest
 
 # Raises the SIGINT inside a weakref callback (as the import machinery's module-lock callback
 # runs) when the import of `{trigger}` is looked up: a certain moment instead of a lucky one.
+# With Python's own handler first, as under a terminal: a suite started in the background by a
+# non-interactive shell passes SIGINT ignored to its processes, and Python then installs none.
 _CTRL_C_IN_A_FINALIZER = """
 import signal, sys, weakref
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as under a terminal (see below)
 
 class Thing:
     pass

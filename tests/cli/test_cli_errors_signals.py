@@ -234,9 +234,12 @@ def test_ctrl_c_at_a_prompt(tmp_path: Path, another_thread: bool) -> None:
 
 
 # Sends SIGINT to its own process when the CLI's import reaches typer: a Ctrl-C that lands while
-# the CLI is still loading, at a certain moment instead of a lucky one.
+# the CLI is still loading, at a certain moment instead of a lucky one. It starts with Python's
+# own handler, as under a terminal: a suite started in the background by a non-interactive shell
+# passes SIGINT ignored to every process it starts, and Python then installs none.
 _CTRL_C_DURING_IMPORT = """
 import os, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as under a terminal (see below)
 
 class CtrlCAtTyper:
     def find_spec(self, name, path=None, target=None):

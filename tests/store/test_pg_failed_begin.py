@@ -9,6 +9,7 @@ another host cost this host every call on that thread for good.
 from __future__ import annotations
 
 import _thread
+import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -82,9 +83,15 @@ def test_a_failed_wait_for_the_write_lock_leaves_the_connection_usable(
                 led.append(REC)
             assert isinstance(failed.value.__cause__, PgError)
         else:  # a Ctrl-C in the wait: psycopg cancels the statement, then re-raises
-            with _when_waiting(pg_url, pid, _thread.interrupt_main), \
-                    pytest.raises(KeyboardInterrupt):
-                led.append(REC)
+            # Python's own handler, as under a terminal: a suite started in the background by a
+            # non-interactive shell inherits SIGINT ignored, and interrupt_main then does nothing.
+            before = signal.signal(signal.SIGINT, signal.default_int_handler)
+            try:
+                with _when_waiting(pg_url, pid, _thread.interrupt_main), \
+                        pytest.raises(KeyboardInterrupt):
+                    led.append(REC)
+            finally:
+                signal.signal(signal.SIGINT, before)
         other.execute("SELECT pg_advisory_unlock(%s)", (WRITE_LOCK,))
     assert [led.append(REC) for _ in range(3)] == [2, 3, 4]  # the next writes go through
     assert led.store.conn() is conn and not conn.in_transaction  # on the same connection
