@@ -29,8 +29,11 @@ def _terminate(args: list[str], ready: str, tmp_path: Path) -> tuple[int, str]:
                              start_new_session=True)
         try:
             deadline = time.monotonic() + 90
-            while ready not in err.read_text():
-                assert p.poll() is None and time.monotonic() < deadline, err.read_text()
+            # Read while the child writes: a look can end inside a character of its narration
+            # (a clean-clone CI run failed on a UnicodeDecodeError there).
+            while ready not in err.read_text(errors="replace"):
+                assert p.poll() is None and time.monotonic() < deadline, \
+                    err.read_text(errors="replace")
                 time.sleep(0.05)
             p.send_signal(signal.SIGTERM)
             code = p.wait(timeout=60)
