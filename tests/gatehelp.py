@@ -8,12 +8,13 @@ import contextlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from apphelp import install, write_app
+from apphelp import install, write_app, write_policy
 
 from host.apps.installs import InstallRecord, InstallStore
-from host.clock import Clock
+from host.clock import Clock, SystemClock
 from host.gate.gate import Gate, PolicySource, Session
 from host.home import Home
 from host.keys import tokens
@@ -61,6 +62,22 @@ limit = 100000
 window = "1h"
 scope = "install"
 '''
+
+
+# An app whose code does nothing: the gate tests call the gate in its place.
+EMPTY_APP = "from stockade import App\n\nclass TestApp(App):\n    pass\n"
+
+
+def policy_rig(root: Path, app_id: str, asked: list[str], policies: dict[str, str],
+               grants: list[str] | None = None) -> GateRig:
+    """A home in `root` deciding by `policies` alone (file name -> text; no shipped default),
+    with `app_id` installed asking `asked` (granted `grants`, all by default), and its rig."""
+    home = Home(root / "home").ensure()
+    home.default_policy.unlink(missing_ok=True)
+    for name, text in policies.items():
+        write_policy(home, name, text)
+    install(home, write_app(home.root / "src", app_id, asked, [], EMPTY_APP), grants)
+    return build_rig(home, SystemClock(), app_id)
 
 
 def install_fuzz_app(home: Home) -> InstallRecord:

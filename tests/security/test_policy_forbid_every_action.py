@@ -11,12 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from apphelp import install, write_app, write_policy
-from gatehelp import build_rig
+from gatehelp import policy_rig
 
-from host.clock import SystemClock
 from host.errors import GateError
-from host.home import Home
 from policies.loader import load_policy_text
 
 APP = "evil"
@@ -41,13 +38,8 @@ actions = ["*"]
 
 
 def test_a_forbid_of_every_action_loads_and_stops_the_app(tmp_path: Path) -> None:
-    home = Home(tmp_path / "home").ensure()
-    home.default_policy.unlink(missing_ok=True)
-    write_policy(home, "reads", PERMIT)
-    write_policy(home, "stop", STOP)
-    install(home, write_app(home.root / "src", APP, ["livechat.read"], [],
-                            "from stockade import App\n\nclass TestApp(App):\n    pass\n"))
-    rig = build_rig(home, SystemClock(), APP)  # loads the folder as a host does
+    # the rig loads the policy folder as a host does
+    rig = policy_rig(tmp_path, APP, ["livechat.read"], {"reads": PERMIT, "stop": STOP})
     with pytest.raises(GateError, match="stop-evil"):
         rig.gate.handle(rig.session, "livechat.list_departments", {})
 

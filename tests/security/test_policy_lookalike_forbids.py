@@ -13,12 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from apphelp import install, write_app, write_policy
-from gatehelp import build_rig
+from gatehelp import policy_rig
 
-from host.clock import SystemClock
 from host.errors import GateError
-from host.home import Home
 from policies.loader import PolicyLoadError, load_policy_text
 
 APP = "maker"
@@ -70,12 +67,8 @@ def _policy(staff: str, field: str) -> str:
 
 
 def test_plain_forbids_hold_at_the_gate(tmp_path: Path) -> None:
-    home = Home(tmp_path / "home").ensure()
-    home.default_policy.unlink(missing_ok=True)
-    write_policy(home, "maker", _policy("admin|root", "ssn"))
-    install(home, write_app(home.root / "src", APP, ["users.create", "users.update"], [],
-                            "from stockade import App\n\nclass TestApp(App):\n    pass\n"))
-    rig = build_rig(home, SystemClock(), APP)
+    rig = policy_rig(tmp_path, APP, ["users.create", "users.update"],
+                     {"maker": _policy("admin|root", "ssn")})
     with pytest.raises(GateError, match="maker-no-staff"):
         rig.gate.handle(rig.session, "users.create",
                         {"username": "admin", "name": "A", "type": "user"})

@@ -13,12 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from apphelp import install, write_app, write_policy
-from gatehelp import build_rig
+from gatehelp import policy_rig
 
-from host.clock import SystemClock
 from host.errors import GateError
-from host.home import Home
 from policies.names import normalize_route, parse_route_entry
 
 APP = "rester"
@@ -44,12 +41,7 @@ rest_routes = ["GET /api/v1/rooms.get"]
 
 
 def test_a_forbidden_route_without_its_prefix_is_forbidden(tmp_path: Path) -> None:
-    home = Home(tmp_path / "home").ensure()
-    home.default_policy.unlink(missing_ok=True)
-    write_policy(home, "rester", POLICY)
-    install(home, write_app(home.root / "src", APP, ["server.rest"], [],
-                            "from stockade import App\n\nclass TestApp(App):\n    pass\n"))
-    rig = build_rig(home, SystemClock(), APP)
+    rig = policy_rig(tmp_path, APP, ["server.rest"], {"rester": POLICY})
     served: list[str] = []
 
     def dispatcher(_session: Any, args: dict[str, Any], _op: str | None, _facts: Any) -> Any:

@@ -12,12 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from apphelp import install, write_app, write_policy
-from gatehelp import build_rig
+from gatehelp import policy_rig
 
-from host.clock import SystemClock
 from host.errors import GateError
-from host.home import Home
 from host.server.errors import NotFound
 from host.server.principals import SYSTEM
 
@@ -50,12 +47,7 @@ window = "1h"
 
 
 def test_a_forbidden_name_in_another_case_is_forbidden(tmp_path: Path) -> None:
-    home = Home(tmp_path / "home").ensure()
-    home.default_policy.unlink(missing_ok=True)
-    write_policy(home, "maker", POLICY)
-    install(home, write_app(home.root / "src", APP, ["users.create"], [],
-                            "from stockade import App\n\nclass TestApp(App):\n    pass\n"))
-    rig = build_rig(home, SystemClock(), APP)
+    rig = policy_rig(tmp_path, APP, ["users.create"], {"maker": POLICY})
     for name in ("Support", "ROOT", "aDmIn"):
         with pytest.raises(GateError, match="forbidden by rule"):
             rig.gate.handle(rig.session, "users.create",
