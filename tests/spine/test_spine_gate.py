@@ -188,15 +188,22 @@ def test_unfinished_intent_is_reconciled_on_start(tmp_path: Path) -> None:
     assert bodies[-1]["kind"] == "outcome" and bodies[-1]["reconciled"] is True
 
 
-def test_expired_token_revokes_the_session(tmp_path: Path) -> None:
-    from host.clock import ManualClock
-
+def _prober_home(tmp_path: Path) -> Home:
     home = Home(tmp_path / "home").ensure()
     write_policy(home, "gate", POLICY)
     install(home, write_app(tmp_path / "apps", "prober", ["users.read", "livechat.read"],
                             ["livechat.room_started"], PROBE_SRC))
+    return home
+
+
+def test_expired_token_revokes_the_session(tmp_path: Path) -> None:
+    from host.clock import ManualClock
+
+    home = _prober_home(tmp_path)
     clock = ManualClock(start=time.time())
-    with Host(home, clock=clock) as h:
+    # The watcher off: it would end the expiring session on its own (the next test) and race
+    # the call that shows the gate itself refuses the expired token.
+    with Host(home, clock=clock, config=HostConfig(watch=False)) as h:
         runner = next(iter(h.runners.values()))
         step = [["users.get_by_username", {"username": "app.prober"}]]
         assert runner.submit("livechat.room_started", {"steps": step}, 5).result(15)[0][0] == "ok"
@@ -208,6 +215,25 @@ def test_expired_token_revokes_the_session(tmp_path: Path) -> None:
         # the next event runs in a fresh child with a fresh token
         (res,) = runner.submit("livechat.room_started", {"steps": step}, 5).result(15)
         assert res[0] == "ok" and runner.child is not first
+
+
+def test_watcher_ends_an_expiring_session_without_a_call(tmp_path: Path) -> None:
+    from host.clock import ManualClock
+
+    clock = ManualClock(start=time.time())
+    with Host(_prober_home(tmp_path), clock=clock) as h:
+        runner = next(iter(h.runners.values()))
+        step = [["users.get_by_username", {"username": "app.prober"}]]
+        assert runner.submit("livechat.room_started", {"steps": step}, 5).result(15)[0][0] == "ok"
+        first = runner.child
+        clock.advance(25 * 3600)  # past the token's 24 h lifetime; no call is made
+        deadline = time.monotonic() + 10
+        while (first is not None and not first.dead) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert first is not None and first.dead  # the child holding it ran on, else
+        fresh = next(iter(h.runners.values()))
+        (res,) = fresh.submit("livechat.room_started", {"steps": step}, 5).result(15)
+        assert res[0] == "ok" and fresh.child is not first
 
 
 def _narrow_prober(tmp_path: Path, extra: str) -> tuple[Home, InstallRecord]:
