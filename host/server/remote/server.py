@@ -209,7 +209,11 @@ class RemoteServer(RemoteRooms):
         user_id = limits.ident(user_id, "user_id")
         role = limits.role_name(role)
         self.refuse_privileged(caller, [role])
-        username = str(self.user_doc(user_id=user_id).get("username"))
+        username = self.user_doc(user_id=user_id).get("username")
+        if not isinstance(username, str) or not username:
+            # The role routes name users by username alone: str(None) named the user `None`.
+            raise Conflict(f"user {user_id!r} has no username yet: the workspace's role "
+                           f"routes cannot name it")
         route = "roles.addUserToRole" if add else "roles.removeUserFromRole"
 
         def send() -> User:
