@@ -63,6 +63,15 @@ def _ref_id(raw: Any) -> str | None:
     return ident if isinstance(ident, str) and 0 < len(ident) <= MAX_ID else None
 
 
+def active(doc: dict[str, Any]) -> bool:
+    """Whether a user document reads as active: unless the workspace says `active: false`. The
+    one reading of the flag for what apps see (`user`), the seat read-back and the read-back of
+    a lost deactivation. Guards the seat ceiling: the seat read-back freed the seat of a user
+    whose document left the field out, while apps were shown that user as active, and the
+    ceiling admitted one more creation for each (DESIGN rules 8 and 11)."""
+    return doc.get("active") is not False
+
+
 def user(doc: dict[str, Any], *, created_by_app: str | None, app_id: str | None) -> User:
     """`users.info`'s `user`."""
     emails = [e["address"] for e in _list(doc.get("emails"))
@@ -72,7 +81,7 @@ def user(doc: dict[str, Any], *, created_by_app: str | None, app_id: str | None)
         id=str(doc["_id"]), type="app" if app_id else ("bot" if kind == "bot" else "user"),
         username=str(doc.get("username") or ""), name=str(doc.get("name") or ""),
         emails=emails, roles=_str_list(doc.get("roles")),
-        active=bool(doc.get("active", True)), custom_fields=_str_map(doc.get("customFields")),
+        active=active(doc), custom_fields=_str_map(doc.get("customFields")),
         created_by_app=created_by_app, app_id=app_id, created_at=ts(doc.get("createdAt")))
 
 

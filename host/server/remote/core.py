@@ -159,9 +159,13 @@ class RemoteCore:
                 self._seat_cursor = users[i - 1][0]
                 break
             try:
-                active = bool(self.user_doc(user_id=uid).get("active"))
+                doc = self.get("users.info", userId=uid).get("user")
             except NotFound:
                 active = False  # deleted on the workspace: no seat
+            else:
+                if not isinstance(doc, dict):
+                    continue  # an answer that names no user says nothing of this one
+                active = convert.active(doc)  # free only on the workspace's `active: false`
             if active != recorded:
                 self.owned.set_active(uid, active)
                 changed += 1
@@ -319,7 +323,7 @@ class RemoteCore:
                     str(probe["role"])).isdisjoint(r for r in roles if isinstance(r, str))
                 return held == (action == "roles.assign")
             if action == "users.deactivate":
-                return not self.user_doc(user_id=str(probe["user_id"])).get("active", True)
+                return not convert.active(self.user_doc(user_id=str(probe["user_id"])))
             if action == "livechat.close_room":
                 room = self.get("rooms.info", roomId=str(probe["room_id"])).get("room") or {}
                 return not room.get("open", True)

@@ -1,0 +1,50 @@
+"""The seat read-back frees an app-created user's seat only when the workspace says the user is
+inactive (`active: false`) or gone ("User not found"). It read a user document with no `active`
+field as deactivated and freed the seat, while the same document reached apps as an active user
+(`convert.user`): the seat ceiling then admitted one more creation for each such user, every one
+of them active as far as the apps (and the host's own answers) could tell. A 2xx answer with no
+user document in it says nothing of the user either, and is no deletion."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rcfake import USER_NOT_FOUND, FakeWorkspace, remote_on
+
+from host.server.principals import SYSTEM
+
+
+def _workspace(answer: dict[str, Any] | None) -> FakeWorkspace:
+    def info(q: dict[str, str], _b: Any) -> tuple[int, dict[str, Any]]:
+        if answer is None:
+            return USER_NOT_FOUND
+        return 200, answer
+    return FakeWorkspace({"GET users.info": info})
+
+
+@pytest.mark.parametrize("answer", [
+    {"user": {"_id": "u1", "username": "bob"}},  # no `active` field
+    {"user": {"_id": "u1", "username": "bob", "active": True}},
+    {"success": True},  # a 2xx answer holding no user: nothing said of this one
+], ids=["no-active-field", "active", "no-user-document"])
+def test_a_seat_is_freed_only_on_the_workspaces_word(tmp_path: Path,
+                                                     answer: dict[str, Any]) -> None:
+    rs = remote_on(_workspace(answer), tmp_path)
+    rs.owned.record_user("u1", "bob", created_by_app="a", app_id=None, now=0.0)
+    assert rs.seats_in_use([]) == 1
+    assert rs.sync_seats() == 0
+    assert rs.seats_in_use([]) == 1, "the read-back freed a seat the workspace never freed"
+    if "user" in answer:  # and what the apps see agrees with the seat count
+        assert rs.users_get(SYSTEM, "u1")["active"] is True
+
+
+@pytest.mark.parametrize("answer", [
+    {"user": {"_id": "u1", "username": "bob", "active": False}},
+    None,  # "User not found." (deleted on the workspace)
+], ids=["deactivated", "deleted"])
+def test_a_seat_the_workspace_freed_is_freed(tmp_path: Path,
+                                             answer: dict[str, Any] | None) -> None:
+    rs = remote_on(_workspace(answer), tmp_path)
+    rs.owned.record_user("u1", "bob", created_by_app="a", app_id=None, now=0.0)
+    assert rs.sync_seats() == 1 and rs.seats_in_use([]) == 0
