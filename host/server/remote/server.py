@@ -204,16 +204,21 @@ class RemoteServer(RemoteRooms):
         """POST roles.removeUserFromRole {roleName, username} (idempotent)."""
         return self._role(caller, user_id, role, op_id, add=False)
 
+    def _username_of(self, user_id: str) -> str:
+        """The username the role and agent routes name a user by (they take no id)."""
+        username = self.user_doc(user_id=user_id).get("username")
+        if not isinstance(username, str) or not username:
+            # An OAuth sign-up has none yet: str(None) named the user called `None`.
+            raise Conflict(f"user {user_id!r} has no username yet: the workspace's role and "
+                           f"agent routes cannot name it")
+        return username
+
     def _role(self, caller: Principal, user_id: str, role: str, op_id: str | None, *,
               add: bool) -> User:
         user_id = limits.ident(user_id, "user_id")
         role = limits.role_name(role)
         self.refuse_privileged(caller, [role])
-        username = self.user_doc(user_id=user_id).get("username")
-        if not isinstance(username, str) or not username:
-            # The role routes name users by username alone: str(None) named the user `None`.
-            raise Conflict(f"user {user_id!r} has no username yet: the workspace's role "
-                           f"routes cannot name it")
+        username = self._username_of(user_id)
         route = "roles.addUserToRole" if add else "roles.removeUserFromRole"
 
         def send() -> User:
@@ -250,7 +255,7 @@ class RemoteServer(RemoteRooms):
     def livechat_add_agent(self, caller: Principal, user_id: str, *, op_id: str | None = None
                            ) -> Agent:
         """POST livechat/users/agent {username} (idempotent)."""
-        username = str(self.user_doc(user_id=limits.ident(user_id, "user_id"))["username"])
+        username = self._username_of(limits.ident(user_id, "user_id"))
 
         def send() -> Agent:
             self.post("livechat/users/agent", {"username": username}, idempotent=True)
