@@ -236,11 +236,14 @@ class Store(_Bridge):
     __slots__ = ()
 
     def put(self, key: str, value: Any, association: dict[str, str] | None = None) -> None:
+        """Store `value` (any JSON value but None) under `key`, replacing what was there."""
+        if value is None:  # dropped with the other absent arguments, it read as "missing"
+            raise errors.InvalidArgument("persistence.put: value None is not stored; "
+                                         "delete(key) removes a record")
         self._call("persistence.put", key=key, value=value, association=association)
 
     def get(self, key: str) -> Any:
-        """The stored value; raises NotFound when the key does not exist (a stored None reads
-        as missing)."""
+        """The stored value; raises NotFound when the key does not exist."""
         return self._call("persistence.get", key=key)
 
     def delete(self, key: str) -> None:

@@ -196,3 +196,12 @@ def test_persistence_checks_keys_associations_and_sizes(h):
     with pytest.raises(InvalidArgument, match="larger"):
         h.ctx.store.put("big", ["x" * 40_000, "y" * 40_000])
     assert h.server.store == {}
+
+
+def test_storing_none_says_to_delete_not_missing_argument(h):
+    from sandbox.errors import InvalidArgument
+
+    h.ctx.store.put("k", 1)
+    with pytest.raises(InvalidArgument, match=r"delete\(key\) removes a record"):
+        h.ctx.store.put("k", None)  # was PermissionDenied: "missing required argument(s)"
+    assert h.stored("k") == 1
