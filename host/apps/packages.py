@@ -12,10 +12,12 @@ re-formatting the TOML cannot change what was signed without changing the hash.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
 import re
+import secrets
 import stat
 import zipfile
 from dataclasses import dataclass, field
@@ -524,17 +526,33 @@ def _read_back(data: bytes) -> Package:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` via a temporary file and rename (no half-written packages)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    """Write `data` to `path` via a temporary file and rename (no half-written packages).
+
+    The temporary file is created new (`O_EXCL | O_NOFOLLOW`) under a random name: `app
+    package -o` and `app sign` write beside a package that may sit in a folder its hostile
+    author can write, who could plant a link at a predictable name (it was `.NAME.tmp-PID`,
+    opened with `open(..., "wb")`) and have the operator's process write the zip through it
+    into any file the operator may write. Mode 0666 less the umask, as `open` gave."""
+    fd, tmp = -1, path
+    for _ in range(16):  # a name taken (by chance, or planted) is never reused: another draw
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                         | os.O_CLOEXEC, 0o666)
+            break
+        except FileExistsError:
+            continue
+    if fd < 0:
+        raise FileExistsError(errno.EEXIST, "no free temporary name", str(tmp))
     try:
-        with open(tmp, "wb") as f:
+        with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # ours: created above, never a planted one
+        raise
 
 
 def store_package(packages_dir: Path, pkg: Package) -> Path:

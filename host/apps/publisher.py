@@ -95,13 +95,25 @@ def generate_keypair(out: Path) -> tuple[Path, Path, str]:
         serialization.NoEncryption(),
     )
     pub_path = out.with_name(out.name + ".pub")
-    if out.exists() or pub_path.exists():
+    if os.path.lexists(out) or os.path.lexists(pub_path):  # a link counts
         raise PublisherError(f"{out} or {pub_path} already exists; choose another name")
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
     raw = _raw_public(key.public_key())
-    pub_path.write_text(public_key_line(raw))
+    # Both created new, never through a link (`exists()` is false for a dangling one, which
+    # `write_text` followed: a link planted at OUT.pub made the file it names); a pair not
+    # written whole is removed, so a run again is not refused by half of it.
+    made: list[Path] = []
+    try:
+        for path, data, mode in ((out, pem, 0o600), (pub_path, public_key_line(raw).encode(),
+                                                      0o644)):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                         | os.O_CLOEXEC, mode)
+            made.append(path)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+    except BaseException:
+        for path in made:
+            path.unlink(missing_ok=True)
+        raise
     return out, pub_path, key_id(raw)
 
 

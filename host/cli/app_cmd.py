@@ -278,7 +278,10 @@ def sign(
     signed = Package(manifest=pkg.manifest, files=pkg.files, content_hash=pkg.content_hash,
                      signature=sign_package(pkg, priv), source=pkg.source)
     target = out or pkg_path
-    write_atomic(target, build_zip(signed))
+    try:
+        write_atomic(target, build_zip(signed))
+    except OSError as exc:  # the operator's path: said so, never "unexpected ... report it"
+        fail(f"cannot write {target}: {exc.strerror}", "choose another -o path")
     err_console.print(f"signed {target} ({pkg.content_hash})", highlight=False)
     if json_out:
         emit_json({"path": str(target), "content_hash": pkg.content_hash})
