@@ -197,7 +197,11 @@ def _say_interrupted(terminated: bool = False) -> NoReturn:
 def main() -> None:
     # Also when `host.cli.main` is run without the console script's entry.
     install_redelivery()
-    signal.signal(signal.SIGINT, _on_sigint)
+    # A SIGINT this process was started with ignored stays ignored, as Python leaves it and most
+    # programs do: a script's `stockade serve &` (a non-interactive shell ignores SIGINT for its
+    # background jobs) was stopped by the terminal's Ctrl-C meant for the script's foreground.
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, _on_sigint)
     signal.signal(signal.SIGTERM, _on_sigterm)
     # The host's log lines (`serve`'s, and any command's) are the operator's screen too: every
     # value they quote inert (DESIGN rule 12), not Python's last-resort handler writing it raw.
@@ -239,8 +243,14 @@ def _run() -> None:
         cause = interrupt_in(exc)
         if cause is not None:  # a Ctrl-C (or SIGTERM) Python wrapped (host/cli/interrupt.py)
             _say_interrupted(isinstance(cause, Terminated))
+        from host.store.base import SCHEMA_TOO_NEW_HINT, SchemaTooNew
         from host.store.lockholder import store_locked
 
+        if isinstance(exc, SchemaTooNew) and not os.environ.get("STOCKADE_DEBUG"):
+            # A home or store a newer release wrote (a downgrade): the operator's to resolve,
+            # not a bug to report (it was "unexpected StoreError ... please report it").
+            sys.stderr.write(f"error: {exc}\nhint: {SCHEMA_TOO_NEW_HINT}\n")
+            raise SystemExit(EXIT_START_REFUSED) from None
         if store_locked(exc) and not os.environ.get("STOCKADE_DEBUG"):
             # Not a bug to report: another process (a stopped host, a long command) holds the
             # write lock. Before, "unexpected OperationalError: database is locked".

@@ -130,6 +130,30 @@ def test_ctrl_c_stops_cleanly_with_130(tmp_path: Path, args: list[str], ready: s
     assert err.rstrip().endswith("interrupted: stopped")
 
 
+def test_a_sigint_started_ignored_stays_ignored(tmp_path: Path) -> None:
+    """`stockade serve &` in a script: the shell starts it with SIGINT ignored, and the
+    terminal's Ctrl-C meant for the script's foreground reaches it too. It serves on."""
+    err = tmp_path / "stderr.txt"
+    with open(err, "w") as ef:
+        p = subprocess.Popen([STOCKADE, "--home", str(tmp_path / "home"), "serve", "--port", "0"],
+                             stdout=subprocess.DEVNULL, stderr=ef, start_new_session=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        try:
+            deadline = time.monotonic() + 60
+            while "stockade server:" not in err.read_text() and time.monotonic() < deadline:
+                assert p.poll() is None, err.read_text()
+                time.sleep(0.05)
+            os.killpg(p.pid, signal.SIGINT)
+            with pytest.raises(subprocess.TimeoutExpired):
+                p.wait(timeout=1.5)
+            os.killpg(p.pid, signal.SIGTERM)  # a service manager's stop: serve exits 0
+            assert p.wait(timeout=60) == 0, err.read_text()
+            assert "Traceback" not in err.read_text()
+        finally:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+
+
 def _interrupt_after(args: list[str], tmp_path: Path) -> tuple[int, str]:
     err = tmp_path / "stderr.txt"
     with open(err, "w") as ef:
