@@ -114,11 +114,23 @@ class HostEvents:
     def pre_send(self, message: dict[str, Any]) -> dict[str, Any] | None:
         """Each app's pre-send hook, in app-id order, short deadline (`host/supervise/presend`)."""
         hooks = self._receivers("message.pre_send")
-        # Each hook decided again under the policy in force as its turn comes: a chain takes
-        # up to a deadline a hook, and a narrowing reload in between must stop the later ones.
         return run_pre_send(message, hooks, self.ledger, self.config.pre_send_deadline_s,
-                            self.config.pre_send_timeout, lambda r: self.event_policy.admitted(
-                                self.policy.current(), r.install, "message.pre_send"))
+                            self.config.pre_send_timeout, self._hook_turn)
+
+    def _hook_turn(self, runner: AppRunner) -> tuple[AppRunner, frozenset[str]] | None:
+        """Whether `runner`'s app still gets the pre-send hook now its turn in a chain has
+        come, and where: the runner its install runs in now (an update or new settings
+        restarted it meanwhile), with the keys it may not read; None when it no longer runs
+        (disabled, uninstalled), no longer handles the event, or the policy in force keeps it
+        from the app. A chain takes up to a deadline a hook, and its receivers were read
+        before the first: a narrowing reload, or an operator's disable, in between must stop
+        the later ones (a disabled app was shown the message, and its rewrite applied)."""
+        current = self.runners.get(runner.install_id)  # one atomic look-up, no lock
+        if current is None or current.ended or not current.handles("message.pre_send"):
+            return None
+        hidden = self.event_policy.admitted(self.policy.current(), current.install,
+                                            "message.pre_send")
+        return None if hidden is None else (current, hidden)
 
     # ---- logs and audit ------------------------------------------------------------------------
 

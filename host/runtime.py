@@ -365,7 +365,7 @@ class Host(HostEvents):
                         else "stopped for crash-looping by another host" if stopped
                         else "restarted: its token was revoked or expires, or its key retired")
                     if rec is None or not rec.enabled:
-                        runner.drop_queued(why)  # its hook is next, not its backlog
+                        runner.end_events(why)  # its hook is next: no backlog, no late event
                         ending.append((runner, why))
                         self.hooks.begin_end(runner)
                     else:

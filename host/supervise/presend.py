@@ -84,21 +84,26 @@ def _record_stop(ledger: Ledger, runner: AppRunner, event: str, mid: str, detail
 
 def run_pre_send(message: dict[str, Any], receivers: Sequence[AppRunner], ledger: Ledger,
                  deadline_s: float, on_timeout: Literal["fail_closed", "fail_open"],
-                 admit: Callable[[AppRunner], frozenset[str] | None]) -> dict[str, Any]:
+                 admit: Callable[[AppRunner], tuple[AppRunner, frozenset[str]] | None]
+                 ) -> dict[str, Any]:
     """`message` as the hooks leave it, or {"prevented": True, ...} naming the app that
     stopped it. An app's own message never enters its own hook. `admit(runner)`, asked right
-    before each hook (a chain of hooks takes up to a deadline each, and a reload may come in
-    between): None when the policy in force no longer lets the event reach that app, else the
-    keys it may not read (`EventSpec.withheld`: the room), shown to its hook as None."""
+    before each hook (a chain of hooks takes up to a deadline each, and a reload, a disable or
+    a restart may come in between): None when that app no longer gets the event (not running,
+    or the policy in force keeps it from the app), else the runner its app runs in now and
+    the keys it may not read (`EventSpec.withheld`: the room), shown to its hook as None. Asked
+    again when a hook gave no verdict: an app that ended meanwhile is passed over, as a later
+    message would pass it, rather than failing the message closed."""
     sender_app = message.get("app_id")
     mid = str(message.get("id"))[:64]
     current = {key: message.get(key) for key in MESSAGE_FIELDS}
-    for runner in receivers:
-        if runner.app_id == sender_app:
+    for listed in receivers:
+        if listed.app_id == sender_app:
             continue
-        hidden = admit(runner)
-        if hidden is None:
+        turn = admit(listed)
+        if turn is None:
             continue
+        runner, hidden = turn
         try:
             verdict = _hook(runner, strip({"message": dict(current), "room": message.get("room")},
                                           hidden), deadline_s)
@@ -107,6 +112,8 @@ def run_pre_send(message: dict[str, Any], receivers: Sequence[AppRunner], ledger
             # A hook cancelled unrun says so: the app was busy, its hook was not slow.
             why = f"{exc}" if isinstance(exc, HookNotStarted) else type(exc).__name__
             _record_stop(ledger, runner, "pre_send_timeout", mid, f"{why}; mode={on_timeout}")
+            if admit(listed) is None:  # it ended (or was refused the event) meanwhile
+                continue
             if on_timeout == "fail_closed":
                 said = _unanswered(exc, runner.app_id)
                 raise Prevented(f"the pre-send hook of {runner.app_id} {said}; messages fail "

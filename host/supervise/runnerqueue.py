@@ -34,6 +34,8 @@ class RunnerQueue:
     _jobs: deque[Job]
     _urgent: deque[Job]
     _stopping: bool
+    # Why the app ended (disabled, uninstalled): set once, under `_cv`, by `end_events`.
+    _ended: str | None
     _succession: Succession[RunnerQueue]
 
     def submit(self, name: str, payload: dict[str, Any], deadline_s: float) -> Future[Any]:
@@ -58,8 +60,11 @@ class RunnerQueue:
         dropped: Job | None = None
         with self._cv:
             late, successor = self._stopping, self._succession.current
+            ended = self._ended if job.name in EVENTS else None  # its own hook still goes
             queue = self._urgent if job.started is not None else self._jobs
-            if not late and len(queue) >= MAX_QUEUE and not _control(job):
+            if ended is not None and not late:
+                dropped = job
+            elif not late and len(queue) >= MAX_QUEUE and not _control(job):
                 if job.started is not None or overflow_policy(job.name) == "refuse":
                     dropped = job
                 else:
@@ -72,7 +77,7 @@ class RunnerQueue:
         if late:  # the newest runner is this one: the app stopped (disabled, uninstalled)
             self._enqueue_late(job, None if successor is self else successor)
         elif dropped is not None:
-            self._drop(dropped, "queue_full")
+            self._drop(dropped, ended or "queue_full")
 
     def _enqueue_late(self, job: Job, successor: RunnerQueue | None) -> None:
         # Forwarded only to grants at least as wide: the receiver list (and the policy's
@@ -104,6 +109,23 @@ class RunnerQueue:
     def drop(self, job: Job, why: str) -> None:
         """`job` (one of this app's events) will never run: counted and audited here."""
         self._drop(job, why)
+
+    def end_events(self, why: str) -> int:
+        """The app was disabled or uninstalled (`why`): drop every event still queued, and
+        every event that reaches it from now on, until its runner stops (counted and audited
+        as `why` drops); only its own lifecycle hook and control jobs still run. A security
+        boundary: whoever read this runner as a receiver before the change (a dispatch, the
+        pump's inbox, a chain of pre-send hooks, which takes up to a deadline a hook) lands
+        here, and the app, whose disable hook runs before its stop, was shown that message
+        or event ahead of it or after it."""
+        with self._cv:
+            self._ended = why
+        return self.drop_queued(why)
+
+    @property
+    def ended(self) -> bool:
+        """The app was disabled or uninstalled (`end_events`): it gets no event any more."""
+        return self._ended is not None
 
     def drop_queued(self, why: str) -> int:
         """Drop every event still waiting in the queue (counted and audited as drops): the app

@@ -90,6 +90,7 @@ class AppRunner(RunnerQueue):
         # kill of a running job's child must not look like a crash to restart from), and every
         # job still queued is answered as dropped. Not `state`, which the thread also writes.
         self._stopping = False
+        self._ended: str | None = None  # disabled or uninstalled: no event (`end_events`)
         self.deaths = Restarts()  # the restart backoff and the crash-loop window
         self.last_error = ""  # the host's reason for the child's last death or stop
         self.last_crash = ""  # what that child last wrote to stderr: the app's words
@@ -225,7 +226,7 @@ class AppRunner(RunnerQueue):
     def try_claim(self) -> Child | None:
         """The running child, reserved for one pump event; None unless this app is idle."""
         with self._cv:
-            if self._busy():
+            if self._busy() or self._ended is not None:  # ended: its `enqueue` drops it
                 return None
             child = self.child
             if (child is None or child.dead or child.has_exited() or self.state != "running"
