@@ -149,6 +149,48 @@ class FrameInvalid(ValueError):
     """A frame body the protocol refuses (the pydantic reference refused it too)."""
 
 
+# How much JSON structure a frame from a child may hold outside its strings. Guards the host's
+# CPU and memory: a decoder builds every value as a Python object before any cap is checked,
+# and a 1 MiB frame of `[],[],...` is 333,000 lists: ~110 ms of the host's interpreter lock and
+# ~25 MiB per frame through a real host, the garbage collector walking every one (a Done
+# frame's result, which nothing charges, on the event pump's thread that serves every app).
+# Data of V values is written with at most V brackets (one per object or array) and 2V
+# separators (an object of k members: k `:` and k-1 `,`; an array: one `,` between items),
+# and a runtime child sends at most MAX_VALUES values in a Call's args or a handler's result
+# (`check_json_value`), plus its frame's own few fields (a hello's layer report the most).
+MAX_CHILD_BRACKETS = P.MAX_VALUES + 32
+MAX_CHILD_SEPARATORS = 2 * P.MAX_VALUES + 64
+
+
+def check_child_structure(body: bytes) -> None:
+    """FrameInvalid when `body` holds more brackets or separators, outside its strings, than
+    any frame a child's runtime sends; call before `decode_child` on what a child wrote.
+
+    Counted on the bytes, never decoded: a few passes at C speed (none for a frame shorter
+    than the limits, which cannot hold more). Only code that escaped its runtime sends such a
+    frame, so the host drops its channel, as for any frame the protocol refuses."""
+    if len(body) <= MAX_CHILD_BRACKETS:
+        return
+    brackets, separators = _structure(body)
+    if brackets <= MAX_CHILD_BRACKETS and separators <= MAX_CHILD_SEPARATORS:
+        return  # the usual case: few enough even counted inside the strings
+    # Strings may hold those characters too: count again without them. Escaped backslashes
+    # first, then escaped quotes, so every `"` left opens or closes a string (exact for JSON
+    # that parses; a decoder stops at its first error, and this count is exact before it).
+    plain = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    if plain.count(b'"') > 2 * MAX_CHILD_SEPARATORS:  # each key or string value: two
+        raise FrameInvalid("frame holds more strings than a runtime child sends")
+    brackets, separators = _structure(b"".join(plain.split(b'"')[0::2]))
+    if brackets > MAX_CHILD_BRACKETS or separators > MAX_CHILD_SEPARATORS:
+        raise FrameInvalid(f"frame holds more than {P.MAX_VALUES} values' worth of JSON "
+                           "structure (more than a runtime child sends)")
+
+
+def _structure(body: bytes) -> tuple[int, int]:
+    """(brackets, separators) in `body`: `{` and `[`, `,` and `:`."""
+    return (body.count(b"{") + body.count(b"["), body.count(b",") + body.count(b":"))
+
+
 def decode_child(body: bytes) -> ChildFrame:
     """A child's frame, as strictly as `protocol.CHILD_FRAME`; FrameInvalid if refused."""
     try:

@@ -177,6 +177,7 @@ class Child:
 
     def _decode(self, raw: bytes) -> Any:
         try:
+            frames.check_child_structure(raw)  # before any value is built (`frames`)
             return frames.decode_child(raw)
         except FrameInvalid as exc:
             self.kill(f"protocol violation: {str(exc)[:300]}", code="protocol")
@@ -417,7 +418,8 @@ class Child:
         raw = self.reader.try_read()
         if raw is None:
             return None, None
-        with contextlib.suppress(FrameInvalid):
+        with contextlib.suppress(FrameInvalid):  # the runner refuses it (`_decode`)
+            frames.check_child_structure(raw)
             msg = frames.decode_child(raw)
             if isinstance(msg, Done) and msg.id == frame_id:
                 self._disarm()

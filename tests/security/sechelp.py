@@ -90,7 +90,8 @@ def cli_exec(source: str, tmp_path: Path, *args: str, timeout: float = 60.0) -> 
 # and remember its id; ["done_with_reply"] read a Reply and finish that event with it as result;
 # ["done"] finish that event (result None); ["done_id"] finish it with its id as the result; ["logs", n, text, k] n Log frames of `text` * k;
 # ["fill_with_replies", action, reply_bytes] as many Calls (never reading their Replies) as make
-# Replies of `reply_bytes` fill the host-to-child pipe exactly.
+# Replies of `reply_bytes` fill the host-to-child pipe exactly; ["wide", "done" | "call", n] that
+# event's Done (or a Call) whose result (args) holds n empty lists.
 FAKE_CHILD = r"""
 import json, os, struct, sys, time
 IN, OUT = int(sys.argv[1]), int(sys.argv[2])
@@ -139,6 +140,12 @@ for step in steps:
     elif op == "logs":
         for _ in range(step[1]):
             send({"t": "log", "text": step[2] * step[3]})
+    elif op == "wide":
+        lists = b"[" + b",".join([b"[]"] * step[2]) + b"]"
+        raw_frame = (b'{"t":"done","id":%d,"ok":true,"result":%s}' % (event_id, lists)
+                     if step[1] == "done" else
+                     b'{"t":"call","id":1,"action":"users.get","args":{"a":%s}}' % lists)
+        raw(struct.pack(">I", len(raw_frame)) + raw_frame)
     elif op == "fill_with_replies":
         import fcntl
         for i in range(fcntl.fcntl(IN, fcntl.F_GETPIPE_SZ) // step[2]):
