@@ -458,8 +458,9 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         Route("/policy", signed_in(policy_page), methods=["GET"]),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
+    # The headers outermost: the Host refusal (DNS rebinding) is a console answer too.
     return Starlette(routes=routes, middleware=[
-        Middleware(TrustedHostMiddleware, allowed_hosts=[*hosts, *host_names(origins)]),
-        Middleware(_Headers)],
+        Middleware(_Headers),
+        Middleware(TrustedHostMiddleware, allowed_hosts=[*hosts, *host_names(origins)])],
         exception_handlers={ClientDisconnect: client_gone})
 

@@ -134,6 +134,10 @@ def test_a_rebound_host_name_is_refused(served: Served) -> None:
                                                         "password": PASSWORD},
                    headers={"Host": "evil.example", "Origin": "http://evil.example"})
     assert r.status_code == 400 and "set-cookie" not in r.headers
+    # The refusal is an answer of the console's too: framed by another site or sniffed as
+    # markup it must not be (it came without the page headers).
+    assert "frame-ancestors 'none'" in r.headers.get("content-security-policy", "")
+    assert r.headers.get("x-content-type-options") == "nosniff"
 
 
 def test_an_oversized_form_is_refused_unread(served: Served) -> None:
