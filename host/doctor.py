@@ -8,6 +8,7 @@ sees them (a child's report could be wrong; /proc is not the child's to write).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import stat
@@ -213,6 +214,8 @@ def state_checks(home: Home) -> list[Check]:
                 out.append(Check(label, result == "ok", f"{path.name}: {result}, {jm}"))
             except sqlite3.Error as exc:
                 out.append(Check(label, False, f"{path.name}: {exc}"))
+    if home.store_url is None and home.host_db.exists():
+        out.append(sqlite_schema_check(home))
     if home.server_apart:
         out.append(_stray_check(home) or Check(
             "server data", False, "in a server.db of its own: its writes take three commits, "
@@ -247,6 +250,36 @@ def state_checks(home: Home) -> list[Check]:
         except Exception as exc:  # noqa: BLE001 - reported as a failed check
             out.append(Check("audit chain", False, str(exc)))
     return out
+
+
+def sqlite_schema_check(home: Home) -> Check:
+    """A home's SQLite stores at a schema this release reads: one a newer release wrote is
+    refused by every command and by `serve` (`host.store.SchemaTooNew`), so it fails here too
+    (it read "ok"). An older one is upgraded as it opens: no failure."""
+    from host.migrate import store_status
+    from host.server.migrations import SCHEMA_VERSION as SERVER_SCHEMA_VERSION
+    from host.store import StoreError
+
+    try:
+        newer = [f"{s.name} {s.have} (this release: {s.need})" for s in store_status(
+            home.host_db) if s.have is not None and s.have > s.need]
+        if home.server_db.exists():
+            with contextlib.closing(sqlite3.connect(f"file:{home.server_db}?mode=ro",
+                                                    uri=True)) as conn:
+                has = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                                   "name = 'schema_version'").fetchone()
+                row = conn.execute("SELECT version FROM schema_version WHERE id = 1"
+                                   ).fetchone() if has else None
+            if row is not None and isinstance(row[0], int) and row[0] > SERVER_SCHEMA_VERSION:
+                newer.append(f"server {row[0]} (this release: {SERVER_SCHEMA_VERSION})")
+    except (StoreError, sqlite3.Error) as exc:  # STORE_FAILURES' SQLite share
+        return Check("store schema", False, f"cannot be read: {exc}")
+    if newer:
+        from host.store.base import SCHEMA_TOO_NEW_HINT
+
+        return Check("store schema", False, f"newer than this release: {', '.join(newer)}; "
+                     f"{SCHEMA_TOO_NEW_HINT}")
+    return Check("store schema", True, "readable by this release", False)
 
 
 def _stray_check(home: Home) -> Check | None:

@@ -27,7 +27,7 @@ from host.server.migrations import (
     migration_statements,
 )
 from host.server.moved import refuse_if_moved
-from host.store import StoreError, immediate
+from host.store import SchemaTooNew, StoreError, immediate
 from host.store.pg import SERVER_WRITE_LOCK, PgStore, is_url, redacted
 from host.store.pool import ConnPool, register
 
@@ -291,8 +291,8 @@ class Database:
         if version == SCHEMA_VERSION:
             return
         if version > SCHEMA_VERSION:
-            raise StoreError(f"{self.path}: the server schema is at version {version}, newer than "
-                             f"this Stockade ({SCHEMA_VERSION}); upgrade Stockade")
+            raise SchemaTooNew(f"{self.path}: the server schema is at version {version}, "
+                               f"newer than this Stockade ({SCHEMA_VERSION}); upgrade Stockade")
         if not migrating:
             raise StoreError(f"{self.path}: the server schema is at version {version}, this "
                              f"Stockade needs {SCHEMA_VERSION}; run `stockade store migrate`")
@@ -305,9 +305,9 @@ class Database:
             row = c.execute("SELECT version FROM schema_version WHERE id = 1").fetchone()
             version = int(row[0]) if row else 0
             if version > SCHEMA_VERSION:
-                raise RuntimeError(
+                raise SchemaTooNew(
                     f"{self.path} has schema version {version}, newer than this host "
-                    f"({SCHEMA_VERSION}); upgrade stockade"
+                    f"({SCHEMA_VERSION}); upgrade Stockade"
                 )
             for i in range(version, SCHEMA_VERSION):
                 for stmt in migration_statements(i, dialect):

@@ -29,6 +29,17 @@ class StoreError(RuntimeError):
     """The store cannot be used (newer schema, unreadable file, unreachable server, ...)."""
 
 
+class SchemaTooNew(StoreError):
+    """The store was written by a newer Stockade: this release refuses it (old code over a
+    newer layout could skip a column that enforces a limit). The operator's to resolve, by
+    running that release: every command says so in one line, never as a bug to report."""
+
+
+# What the operator is told to do about a `SchemaTooNew` store, by every command.
+SCHEMA_TOO_NEW_HINT = ("it was written by a newer Stockade release: run that release (or a "
+                       "newer one) on it; this one neither reads nor changes a newer layout")
+
+
 class Conn(Protocol):
     """The part of a connection the host's SQL runs on (sqlite3.Connection fits it)."""
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from host.store.base import SchemaItem, Step, Store, StoreError
+from host.store.base import SchemaItem, SchemaTooNew, Step, Store, StoreError
 
 _META_DDL = ("CREATE TABLE IF NOT EXISTS schema_meta("
              "component TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID")
@@ -34,7 +34,7 @@ def ensure_schema(store: Store, component: str, version: int,
             return
     if explicit:
         if have is not None and have > version:
-            raise StoreError(
+            raise SchemaTooNew(
                 f"{store.where}: {component} schema version {have} is newer than this "
                 f"Stockade understands ({version}); upgrade Stockade")
         if have is None or have < version:
@@ -47,7 +47,7 @@ def ensure_schema(store: Store, component: str, version: int,
         row = c.execute(
             "SELECT version FROM schema_meta WHERE component=?", (component,)).fetchone()
         if row is not None and _checked(store, component, row[0]) > version:
-            raise StoreError(
+            raise SchemaTooNew(
                 f"{store.where}: {component} schema version {row[0]} is newer than this "
                 f"Stockade understands ({version}); upgrade Stockade")
         have = 0 if row is None else _checked(store, component, row[0])

@@ -32,7 +32,14 @@ from typing import Any
 
 from host.errors import StartRefused
 from host.home import Home
-from host.store.base import AppendOnly, SetOnce, Store, StoreError
+from host.store.base import (
+    SCHEMA_TOO_NEW_HINT,
+    AppendOnly,
+    SchemaTooNew,
+    SetOnce,
+    Store,
+    StoreError,
+)
 from host.store.diskfull import disk_full_refusal, no_space
 from host.store.pid import current_pid
 from host.store.writeturn import begin, turn_for
@@ -278,6 +285,8 @@ def opening_stores(home: Home) -> Iterator[None]:
     try:
         yield
     except (sqlite3.Error, StoreError, OSError) as exc:
+        if isinstance(exc, SchemaTooNew):  # no file system fault: said as what it is
+            raise StartRefused(str(exc), SCHEMA_TOO_NEW_HINT) from None
         why = str(exc)
         with suppress(OSError):
             if os.statvfs(home.root).f_flag & os.ST_RDONLY:  # sqlite only says "unable to open"
