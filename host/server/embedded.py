@@ -93,7 +93,7 @@ class EmbeddedServer(RoomOps):
         user_id = limits.ident(user_id, "user_id")
         return self._write(
             caller, op_id, "users.deactivate", {"user_id": user_id},
-            lambda tx: users.set_active(tx.conn, user_id, False),
+            lambda tx: users.set_active(tx.conn, user_id, _deactivation(tx, caller, user_id)),
         )
 
     def users_set_active(
@@ -103,10 +103,13 @@ class EmbeddedServer(RoomOps):
         user_id = limits.ident(user_id, "user_id")
         if not isinstance(active, bool):
             raise InvalidArgument("active must be true or false")
+
+        def apply(tx: Tx) -> User:
+            flag = active if active else _deactivation(tx, caller, user_id)
+            return _then_dispatch(tx, user_id, users.set_active(tx.conn, user_id, flag))
+
         return self._write(
-            caller, op_id, "users.set_active", {"user_id": user_id, "active": active},
-            lambda tx: _then_dispatch(tx, user_id, users.set_active(tx.conn, user_id, active)),
-        )
+            caller, op_id, "users.set_active", {"user_id": user_id, "active": active}, apply)
 
     def user_created_by(self, user_id: str) -> str | None:
         """The app that created this user (None if not app-created). NotFound."""
@@ -377,6 +380,14 @@ def _held(username: str, app_id: str) -> str:
     return (f"the username {username!r} is reserved for the own user of app {app_id!r}, but "
             "another user holds it (made by an operator, or before apps were refused such "
             "names): remove that user (REST users.delete), then try again")
+
+
+def _deactivation(tx: Tx, caller: Principal, user_id: str) -> bool:
+    """False (the flag a deactivation writes) once an app's deactivation of `user_id` is
+    checked: never a privileged user or another app's own user (`check_app_may_deactivate`)."""
+    if isinstance(caller, Caller):
+        users.check_app_may_deactivate(tx.conn, user_id, caller.app_user_id)
+    return False
 
 
 def _then_dispatch(tx: Tx, user_id: str, result: _R) -> _R:
