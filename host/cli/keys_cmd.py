@@ -16,6 +16,7 @@ from host.apps.publisher import (
 from host.cli.output import EXIT_NEGATIVE, emit_json, err_console, fail
 from host.home import Home
 from host.inert import author, line
+from host.ledger.anchor import read_small
 from host.ledger.operator import audited, open_keyring
 from host.store import reading, table_exists
 
@@ -56,7 +57,10 @@ def trust(
     """Trust packages signed by this publisher key."""
     home: Home = ctx.obj
     try:
-        text = pubfile.read_text()
+        # The publisher's file: a regular file of a few bytes, opened without blocking and
+        # read up to a cap (`read_small`). A FIFO handed in as KEY.pub held the command for
+        # good, and a link to /dev/zero read until memory ran out.
+        text = read_small(pubfile).decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         fail(f"cannot read {pubfile}: {exc}", "give the .pub file written by `keys generate`")
     try:
