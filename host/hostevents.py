@@ -20,7 +20,7 @@ from host.hostconfig import HostConfig
 from host.ledger.ledger import Ledger
 from host.supervise import applog
 from host.supervise.delivery import Delivery
-from host.supervise.presend import run_pre_send, supervisor_record
+from host.supervise.presend import HookTurn, run_pre_send, supervisor_record
 from host.supervise.pump import EventPump
 from host.supervise.restarts import record_crash_stop
 from host.supervise.supervisor import AppRunner, Job
@@ -117,7 +117,7 @@ class HostEvents:
         return run_pre_send(message, hooks, self.ledger, self.config.pre_send_deadline_s,
                             self.config.pre_send_timeout, self._hook_turn)
 
-    def _hook_turn(self, runner: AppRunner) -> tuple[AppRunner, frozenset[str]] | None:
+    def _hook_turn(self, runner: AppRunner) -> HookTurn | None:
         """Whether `runner`'s app still gets the pre-send hook now its turn in a chain has
         come, and where: the runner its install runs in now (an update or new settings
         restarted it meanwhile), with the keys it may not read; None when it no longer runs
@@ -128,9 +128,9 @@ class HostEvents:
         current = self.runners.get(runner.install_id)  # one atomic look-up, no lock
         if current is None or current.ended or not current.handles("message.pre_send"):
             return None
-        hidden = self.event_policy.admitted(self.policy.current(), current.install,
-                                            "message.pre_send")
-        return None if hidden is None else (current, hidden)
+        policy = self.policy.current()
+        hidden = self.event_policy.admitted(policy, current.install, "message.pre_send")
+        return None if hidden is None else HookTurn(current, hidden, policy)
 
     # ---- logs and audit ------------------------------------------------------------------------
 

@@ -64,8 +64,9 @@ class Job:
     # running), and its outcome is a Future its caller cancels when it gives up waiting for
     # the start: a cancelled job is dropped, never run on a message already decided.
     started: threading.Event | None = None
-    # The policy object its receivers were decided under (`Host.dispatch`); None for a job
-    # submitted directly (a hook, a bench's loop). Taken under another, it is decided again.
+    # The policy object its receivers were decided under (`Host.dispatch`, or a pre-send
+    # hook's turn); None for a job submitted directly (a lifecycle hook, a bench's loop).
+    # Taken under another, it is decided again.
     policy: object | None = None
 
 
@@ -77,14 +78,16 @@ def control(job: Job) -> bool:
     return job is STOP or job.name.startswith("__")
 
 
-def urgent_call(name: str, payload: dict[str, Any], deadline_s: float
+def urgent_call(name: str, payload: dict[str, Any], deadline_s: float, policy: object | None
                 ) -> tuple[Job, Future[Any], threading.Event]:
-    """A pre-send hook's job, its outcome and its start signal. The signal is also set when the
-    outcome settles, so a caller waiting for the start never waits on a job that failed."""
+    """A pre-send hook's job (decided under `policy`), its outcome and its start signal. The
+    signal is also set when the outcome settles, so a caller waiting for the start never waits
+    on a job that failed."""
     future: Future[Any] = Future()
     started = threading.Event()
     future.add_done_callback(lambda _f: started.set())
-    return Job(name, payload, deadline_s, future, started=started), future, started
+    job = Job(name, payload, deadline_s, future, started=started, policy=policy)
+    return job, future, started
 
 
 def begin(job: Job) -> bool:

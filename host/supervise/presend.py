@@ -25,7 +25,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from host.errors import GateError
 from host.ledger.audit import AuditRecord
@@ -52,6 +52,16 @@ MAX_START_WAIT_S = 5.0
 ANSWER_GRACE_S = 0.5
 # The fields of the documented `Message`, the only ones a hook is shown.
 MESSAGE_FIELDS = tuple(Message.__annotations__)
+
+
+class HookTurn(NamedTuple):
+    """Where a hook of a chain runs as its turn comes (`Host._hook_turn`): the runner its app
+    runs in then, the payload keys it may not read, and the policy object that decided so (its
+    job is decided again if another is in force when the runner takes it)."""
+
+    runner: AppRunner
+    hidden: frozenset[str]
+    policy: object
 
 
 class HookNotStarted(TimeoutError):
@@ -84,16 +94,16 @@ def _record_stop(ledger: Ledger, runner: AppRunner, event: str, mid: str, detail
 
 def run_pre_send(message: dict[str, Any], receivers: Sequence[AppRunner], ledger: Ledger,
                  deadline_s: float, on_timeout: Literal["fail_closed", "fail_open"],
-                 admit: Callable[[AppRunner], tuple[AppRunner, frozenset[str]] | None]
-                 ) -> dict[str, Any]:
+                 admit: Callable[[AppRunner], HookTurn | None]) -> dict[str, Any]:
     """`message` as the hooks leave it, or {"prevented": True, ...} naming the app that
     stopped it. An app's own message never enters its own hook. `admit(runner)`, asked right
     before each hook (a chain of hooks takes up to a deadline each, and a reload, a disable or
     a restart may come in between): None when that app no longer gets the event (not running,
-    or the policy in force keeps it from the app), else the runner its app runs in now and
-    the keys it may not read (`EventSpec.withheld`: the room), shown to its hook as None. Asked
-    again when a hook gave no verdict: an app that ended meanwhile is passed over, as a later
-    message would pass it, rather than failing the message closed."""
+    or the policy in force keeps it from the app), else its `HookTurn`: the runner its app runs
+    in now and the keys it may not read (`EventSpec.withheld`: the room), shown to its hook as
+    None. Asked again when a hook gave no verdict: an app that ended, or that the policy
+    refused, meanwhile (its queued hook then dropped as the runner took it) is passed over, as
+    a later message would pass it, rather than failing the message closed."""
     sender_app = message.get("app_id")
     mid = str(message.get("id"))[:64]
     current = {key: message.get(key) for key in MESSAGE_FIELDS}
@@ -103,17 +113,17 @@ def run_pre_send(message: dict[str, Any], receivers: Sequence[AppRunner], ledger
         turn = admit(listed)
         if turn is None:
             continue
-        runner, hidden = turn
+        runner = turn.runner
         try:
-            verdict = _hook(runner, strip({"message": dict(current), "room": message.get("room")},
-                                          hidden), deadline_s)
+            verdict = _hook(turn, strip({"message": dict(current), "room": message.get("room")},
+                                        turn.hidden), deadline_s)
         except (FutureTimeout, AppFailed, ChildDied, GateError, RuntimeError,
                 TimeoutError) as exc:
+            if admit(listed) is None:  # ended or refused meanwhile: its drop or stop is audited
+                continue
             # A hook cancelled unrun says so: the app was busy, its hook was not slow.
             why = f"{exc}" if isinstance(exc, HookNotStarted) else type(exc).__name__
             _record_stop(ledger, runner, "pre_send_timeout", mid, f"{why}; mode={on_timeout}")
-            if admit(listed) is None:  # it ended (or was refused the event) meanwhile
-                continue
             if on_timeout == "fail_closed":
                 said = _unanswered(exc, runner.app_id)
                 raise Prevented(f"the pre-send hook of {runner.app_id} {said}; messages fail "
@@ -180,9 +190,10 @@ def _unstorable(text: str) -> str | None:
     return None
 
 
-def _hook(runner: AppRunner, payload: dict[str, Any], deadline_s: float) -> Any:
+def _hook(turn: HookTurn, payload: dict[str, Any], deadline_s: float) -> Any:
     """The app's verdict: its hook ahead of its queued events, its deadline from its start."""
-    future, started = runner.submit_urgent("message.pre_send", payload, deadline_s)
+    future, started = turn.runner.submit_urgent("message.pre_send", payload, deadline_s,
+                                                turn.policy)
     if not started.wait(MAX_START_WAIT_S) and future.cancel():
         raise HookNotStarted(f"busy: its hook did not start within {MAX_START_WAIT_S:g} s")
     return future.result(deadline_s + ANSWER_GRACE_S)

@@ -43,12 +43,14 @@ class RunnerQueue:
         self.enqueue(Job(name, payload, deadline_s, future))
         return future
 
-    def submit_urgent(self, name: str, payload: dict[str, Any], deadline_s: float
-                      ) -> tuple[Future[Any], threading.Event]:
+    def submit_urgent(self, name: str, payload: dict[str, Any], deadline_s: float,
+                      policy: object | None = None) -> tuple[Future[Any], threading.Event]:
         """A pre-send hook's job, ahead of every queued event (`host.supervise.presend`): its
         outcome, and an event set when it reaches the child (or settles unrun). Cancelling the
-        outcome before then drops the job instead of running it."""
-        job, future, started = urgent_call(name, payload, deadline_s)
+        outcome before then drops the job instead of running it. `policy`: the policy object
+        it was decided under; another in force when the runner takes it (the hook waited for
+        the app's running event), it is decided again, as a queued event is."""
+        job, future, started = urgent_call(name, payload, deadline_s, policy)
         self.enqueue(job)
         return future, started
 
