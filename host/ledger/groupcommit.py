@@ -19,10 +19,12 @@ How the two promises are kept:
   the batch by one thread cannot still be uncommitted when another thread admits a write.
 - a transaction that rolls back puts its reads back at the front of the batch: a failed write
   never loses another call's record.
-- *when commits fail* (a full disk, an unreachable store): a read held while a waiting record
-  is older than the rule's 10 ms commits the batch first, on its own thread, or is refused
-  with the store's error and holds nothing (`READ_RECORD_WAIT_S`). So no read is served past
-  the bound, and the batch cannot grow while the store refuses every commit.
+- *when commits fail* (a full disk, an unreachable store) *or stall* (another process holds
+  the store's write lock): a read held while a record waiting, or taken by a commit not yet
+  finished, is older than the rule's 10 ms commits the batch first, on its own thread, or
+  waits for that commit, or is refused with the store's error and holds nothing
+  (`READ_RECORD_WAIT_S`). So no read is served past the bound, and the batch cannot grow
+  while the store refuses every commit.
 
 A read under a quota (the shipped baseline rates every call) is admitted durably, its units
 with its decision and an intent row, like a call with effects. Only its *outcome*, on success,
@@ -171,6 +173,12 @@ class ReadBatch:
         # A commit has taken records or work out of the batch and not yet finished: `flush`
         # waits for it, or a reader could look between the take and the COMMIT and miss them.
         self._in_flight = 0
+        # While such a commit runs: when the oldest record it took was added (`_opened` at the
+        # take). Its records are no more durable than waiting ones, so a read held while they
+        # are past rule 9's bound is late too (`_hold`); before, a commit stuck on the store's
+        # write lock (another process's transaction) emptied the batch, and reads were served
+        # with no durable record for as long as it stayed stuck.
+        self._flight_opened: float | None = None
 
     def add(self, body: str, ts: float, clears: int | None = None) -> None:
         """Hold one validated canonical body until the next commit on this log; `clears` is the
@@ -191,7 +199,11 @@ class ReadBatch:
             if self._closed:
                 raise RuntimeError("the audit log is closed")
             first = not self._pending and not self._deferred
-            late = read and not first and now - self._opened > READ_RECORD_WAIT_S
+            since = now if first else self._opened  # the oldest record not yet durable
+            if self._flight_opened is not None and self._flight_opened < since \
+                    and not self._commit.held_here():
+                since = self._flight_opened
+            late = read and now - since > READ_RECORD_WAIT_S
             if late:
                 due = wake = False
             else:
@@ -245,6 +257,9 @@ class ReadBatch:
                 deferred, self._deferred = self._deferred, []
                 took = bool(taken or clears or deferred)
                 self._in_flight += took
+                opened = self._opened
+                if took:
+                    self._flight_opened = opened
             runs: Sequence[chainhead.Run] = ()
             try:
                 with self.store.transaction() as c, chainhead.known_within(c), \
@@ -280,6 +295,9 @@ class ReadBatch:
             except BaseException as exc:
                 if not (isinstance(exc, DB_ERRORS) and self._committed_anyway(runs)):
                     with self._lock:
+                        if took:  # put back: the batch is as old as its oldest record
+                            self._opened = (min(self._opened, opened)
+                                            if self._pending or self._deferred else opened)
                         self._pending[:0] = taken
                         self._clears[:0] = clears
                         self._deferred[:0] = deferred
@@ -293,6 +311,7 @@ class ReadBatch:
                 if took:
                     with self._lock:
                         self._in_flight -= 1
+                        self._flight_opened = None
             self._appended(runs)  # committed: before anything anchors them (`on_commit`)
             if first:
                 self._on_commit(first, last)
