@@ -250,6 +250,26 @@ class RemoteCore:
                 if self.role_privileged(r):
                     raise Forbidden(f"apps may not grant or remove the privileged role {r!r}")
 
+    def refuse_deactivation(self, caller: Principal, user_id: str) -> None:
+        """An app never deactivates another app's own user (DESIGN rule 11: its install and
+        uninstall manage it) nor a user holding an admin-class role (rule 10: the workspace's
+        admin, or the host's own service account, whose loss stops every app), whatever a
+        policy's `any_user` says; Forbidden before the request leaves. Unavailable when the
+        workspace's roles cannot be read now (refused for now, as a role change is)."""
+        if not isinstance(caller, Caller):
+            return
+        if self.owned.app_of_user(user_id) is not None and user_id != caller.app_user_id:
+            raise Forbidden("an app's own user goes with its app: another app may not "
+                            "deactivate it")
+        raw = self.user_doc(user_id=user_id).get("roles")
+        # A role given as a string is that role, as Rocket.Chat's `$in` checks read it.
+        held = [raw] if isinstance(raw, str) else (
+            [r for r in raw if isinstance(r, str)] if isinstance(raw, list) else [])
+        for r in held:
+            if self.role_privileged(r):
+                raise Forbidden("apps may not deactivate a user holding the privileged role "
+                                f"{r!r}")
+
     # -- rule 9 across the network ----------------------------------------------------------------
     def _write(self, op_id: str | None, action: str, probe: dict[str, Any],
                send: Callable[[], T]) -> T:

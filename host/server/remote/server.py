@@ -184,6 +184,8 @@ class RemoteServer(RemoteRooms):
                          op_id: str | None = None) -> User:
         """POST users.setActiveStatus {userId, activeStatus}."""
         user_id = limits.ident(user_id, "user_id")
+        if not active:
+            self.refuse_deactivation(caller, user_id)
 
         def send() -> User:
             self.post("users.setActiveStatus", {"userId": user_id, "activeStatus": active},
