@@ -49,6 +49,7 @@ from host.store.pool import Pooled
 from host.supervise import applog
 from host.supervise.affinity import Affinity
 from host.supervise.appcode import AppCode, PackageTampered
+from host.supervise.burst import loaded, patient_load
 from host.supervise.child import Child, ChildDied
 from host.supervise.credentials import Credentials, make_session
 from host.supervise.gctune import tune_gc, untune_gc
@@ -475,6 +476,7 @@ class Host(HostEvents):
                                       "started with confinement layer(s) missing (--degraded): "
                                       + ", ".join(child.missing_layers))
             module, cls = rec.manifest.entry_parts()
+            patient_load(self.affinity, child)  # module code runs: not on the host's core
             child.load(rec.app_id, modules, module, cls, dict(rec.settings), runner.log,
                        rec.app_user_id)
         except Exception:
@@ -483,6 +485,7 @@ class Host(HostEvents):
             runner.child_gone(child)  # a load whose log was cut is counted still
             raise
         finally:
+            loaded(child)
             self.spawner.started()
         for store in (self.installs.store, self.tokens.store, self.identities.store):
             store.release()  # the start's alone: a runner thread keeps only its call path's

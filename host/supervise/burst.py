@@ -11,6 +11,11 @@ frame before giving the child back every core (`FrameReader.patience`: the wait 
 anyway, given a timeout, no extra system call). A handler calling in a loop keeps its pin; one
 that computes for longer between calls gains nothing from it. A burst alone is not cut short:
 its child runs on the other core, never on the host's.
+
+A child being started is on the host's core too (`Affinity.starting`), and its load runs the
+app's module code: an app computing at import held that core for as long as its load took
+(up to `LOAD_TIMEOUT_S`, each start, without escaping its runtime). Its load gets the same
+patience (`patient_load`).
 """
 from __future__ import annotations
 
@@ -51,3 +56,23 @@ def _give_back(affinity: Affinity, child: Child) -> None:
     """The child went `BURST_PATIENCE_MS` without a frame: it computes, so every core for it
     again (on the runner's thread, which `unpin` puts back with the host's threads)."""
     affinity.unpin(child.app_pid())
+
+
+def patient_load(affinity: Affinity, child: Child) -> None:
+    """`child`, started on the host's core, is sent its Load (on the starting thread): it gets
+    every core back once it goes `BURST_PATIENCE_MS` without a frame, as a burst does. Not
+    during the handshake, which runs no app code. `Host.start_child` clears it (`loaded`)."""
+    child.reader.patience = (BURST_PATIENCE_MS, partial(_spread, affinity, child))
+
+
+def loaded(child: Child) -> None:
+    """The start is over (done or failed): the load's patience ends with it."""
+    child.reader.patience = None
+
+
+def _spread(affinity: Affinity, child: Child) -> None:
+    """A loading child went `BURST_PATIENCE_MS` without a frame: its app computes at import,
+    so every core for it (and for a spawned child's app process, forked by its stand-in)."""
+    affinity.spread(child.pid)
+    if child.popen is not None:
+        affinity.spread(child.app_pid())
