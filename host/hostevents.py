@@ -125,7 +125,8 @@ class HostEvents:
         from the app. A chain takes up to a deadline a hook, and its receivers were read
         before the first: a narrowing reload, or an operator's disable, in between must stop
         the later ones (a disabled app was shown the message, and its rewrite applied)."""
-        current = self.runners.get(runner.install_id)  # one atomic look-up, no lock
+        with self._lock:  # never mid-sync: a restarting app's old runner gone, its new not yet
+            current = self.runners.get(runner.install_id)
         if current is None or current.ended or not current.handles("message.pre_send"):
             return None
         policy = self.policy.current()
