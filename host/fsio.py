@@ -10,8 +10,10 @@ here is a rename of a complete, fsynced file, so a reader sees the old file or t
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,3 +58,15 @@ def flocked(lock_path: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # and the lock with it
+
+
+def read_capped(path: Path, cap: int) -> bytes:
+    """At most `cap + 1` bytes of `path` (more than `cap` read means: too large), which must be
+    a regular file. For a file someone else handed in (a policy file, a snippet): opened
+    without blocking, so a FIFO never holds the reader, and never read whole, so a link to
+    /dev/zero or a huge file never fills memory. Raises OSError (EINVAL: no regular file)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        return fh.read(cap + 1)

@@ -7,9 +7,6 @@ the home before copying it in (atomically), so a bad file never even reaches the
 """
 from __future__ import annotations
 
-import errno
-import os
-import stat
 from pathlib import Path
 from typing import Annotated
 
@@ -19,7 +16,7 @@ from host.apps.published import plain_policy_name, unpublishable
 from host.cli.output import EXIT_NEGATIVE, EXIT_USAGE, emit_json, err_console, fail
 from host.cli.policy_cmd import _print_findings
 from host.cli.policy_cmd import app as policy_app
-from host.fsio import atomic_write
+from host.fsio import atomic_write, read_capped
 from host.home import Home
 from host.inert import line
 from host.ledger.operator import audited
@@ -35,17 +32,6 @@ def _home_files(home: Home) -> list[Path]:
         return []
     return sorted(p for p in home.policies_dir.glob("*.toml")
                   if not p.name.endswith(CASES_SUFFIX))
-
-
-def _read_source(file: Path) -> bytes:
-    """The file to add, up to one byte past the cap: a regular file, opened without blocking.
-    It is the policy author's (handed in beside their app): a FIFO there held `policy add` for
-    good, and a link to /dev/zero (size 0 to `stat`) was read until memory ran out."""
-    fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
-    with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file")
-        return fh.read(MAX_FILE_BYTES + 1)
 
 
 @policy_app.command("add")
@@ -73,7 +59,9 @@ def add_cmd(
              "digits, '.', '_' and '-', starting with a letter or digit (not *.cases.toml); "
              "--name gives the file another name")
     try:
-        raw = _read_source(file)
+        # The author's file, handed in beside their app: a FIFO there held `policy add` for
+        # good, and a link to /dev/zero (size 0 to `stat`) was read until memory ran out.
+        raw = read_capped(file, MAX_FILE_BYTES)
         if len(raw) > MAX_FILE_BYTES:
             fail(f"{file} is larger than {MAX_FILE_BYTES} bytes", "split it into several files")
         text = raw.decode("utf-8")

@@ -7,6 +7,7 @@ import typer
 from rich.text import Text
 
 from host.cli.output import emit_json, err_console, fail
+from host.fsio import read_capped
 from host.inert import MAX_BLOCK, output, visible
 
 sandbox_app = typer.Typer(help="Run code in a fresh sandbox (no app, no permissions).",
@@ -36,8 +37,10 @@ def exec_cmd(
     from host.supervise.sandbox_exec import run_snippet
 
     try:
+        # A snippet is often someone else's (a vulnerability report's): a FIFO or a link to
+        # /dev/zero in its place held the command for good or read until memory ran out.
         data = sys.stdin.buffer.read(MAX_SNIPPET_BYTES + 1) if str(file) == "-" else (
-            file.read_bytes())
+            read_capped(file, MAX_SNIPPET_BYTES))
     except OSError as exc:
         fail(f"cannot read {file}: {exc.strerror}", "pass a readable file")
     if len(data) > MAX_SNIPPET_BYTES:

@@ -1,7 +1,8 @@
-"""`keys trust KEY.pub` and `policy add FILE` read the file they are given as a regular file of
-bounded size, never waiting on it or reading it whole (review finding: the files are an
-author's, handed in with their package; a FIFO there held the command for good, and a link to
-/dev/zero read until memory ran out, "unexpected MemoryError ... please report it")."""
+"""`keys trust KEY.pub`, `policy add FILE` and `sandbox exec FILE` read the file they are given
+as a regular file of bounded size, never waiting on it or reading it whole (review finding: the
+files are someone else's, an author's handed in with their package, a reporter's snippet; a
+FIFO there held the command for good, and a link to /dev/zero read until memory ran out,
+"unexpected MemoryError ... please report it")."""
 from __future__ import annotations
 
 import os
@@ -27,6 +28,7 @@ def _run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(("name", "command"), [
     ("publisher.key.pub", ("keys", "trust", "{}", "--name", "lure")),
     ("lure.policy.toml", ("policy", "add", "{}")),
+    ("report.py", ("sandbox", "exec", "{}")),  # a reporter's snippet (SECURITY.md)
 ])
 def test_a_handed_in_file_that_is_no_regular_file_is_refused_at_once(
         tmp_path: Path, kind: str, name: str, command: tuple[str, ...]) -> None:
