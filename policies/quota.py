@@ -22,7 +22,8 @@ from collections.abc import Sequence
 # Were they to disagree, every call under such a quota would fail inside its admission.
 #
 # Largest N a quota may have. Guards the database: a ring keeps up to N rows per key, plus an
-# O(N) re-layout on an out-of-order refund or a limit change.
+# O(N) re-layout when a policy raises a limit past its ring (a refund costs only the units newer
+# than its own: `host.ledger.quota._refund_key`).
 MAX_QUOTA_LIMIT = 100_000
 # Longest window (seconds): 366 days. Guards against a typo or an inf-like value turning a
 # quota into "never frees".

@@ -27,7 +27,9 @@ keeping history:
 
 - refund: the unit is removed from the ring; newer units move one slot back and an empty slot
   takes the oldest position (O(1) when the unit is the newest, the usual case: the call that
-  failed was the last one admitted; otherwise an O(cap) re-layout);
+  failed was the last one admitted; otherwise O(units newer than it), not a re-layout of the
+  whole ring: callers sharing a ring make out-of-order refunds common, and an app can cause
+  them);
 - a policy lowers N: the ring keeps its capacity, so raising N again later still sees every unit
   that is inside the window; a policy raises N above `cap`: the ring is re-laid out larger.
 
@@ -45,7 +47,7 @@ transaction as the charges (`host.ledger.ledger`).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -192,6 +194,7 @@ def denial_message(st: QuotaState, now: float) -> str:
 # Ring primitives. They run on a connection that is already inside BEGIN IMMEDIATE.
 
 Unit = tuple[float, "str | None"]  # (timestamp, op_id)
+SlotUnit = tuple[int, float, object]  # (slot, timestamp, op_id) as a refund reads them
 
 
 def _load(conn: Conn, key: str) -> tuple[int, float, list[Unit]] | None:
@@ -431,15 +434,49 @@ def _refund_key(conn: Conn, key: str, op_id: str) -> bool:
         conn.execute("UPDATE quota_keys SET head=?, used=CASE WHEN used > 0 THEN used - 1"
                      " ELSE used END WHERE key=?", (newest, key))
         return True
-    loaded = _load(conn, key)
-    assert loaded is not None
-    cap, hw, units = loaded
-    for i in range(len(units) - 1, -1, -1):
-        if units[i][1] == op_id:
-            del units[i]
-            _store_ring(conn, key, cap, hw, units)
-            return True
+    # Another unit is newer (another host's, or another app's on a shared ring): the units
+    # newer than this one move one slot back, each to its older neighbour's slot, and the
+    # newest slot, emptied, becomes the head, as on the fast path. O(newer units), read newest
+    # first: rewriting the whole ring cost O(cap) (~0.5 s under the write lock at
+    # MAX_QUOTA_LIMIT, per refund an app could cause).
+    newer: list[SlotUnit] = []
+    for slot, ts, op in _newest_first(conn, key, cap, head):
+        if op != op_id:
+            newer.append((slot, ts, op))
+            continue
+        # Oldest first: each unit takes the slot of the one before it, the first this one's.
+        targets = [slot, *(s for s, _ts, _op in reversed(newer))][:-1]
+        conn.executemany("UPDATE quota_slots SET ts=?, op=? WHERE key=? AND slot=?",
+                         [(t, o, key, to) for (_s, t, o), to
+                          in zip(reversed(newer), targets, strict=True)])
+        conn.execute("DELETE FROM quota_slots WHERE key=? AND slot=?", (key, newest))
+        conn.execute("UPDATE quota_keys SET head=?, used=NULL, tw=NULL WHERE key=?",
+                     (newest, key))
+        return True
     return False  # overwritten since: it had freed already, nothing to give back
+
+
+# `_newest_first` reads a ring in chunks growing from the first to the last size: a refund
+# reads about as many units as are newer than its own (usually few), in a few statements.
+_WALK_FIRST, _WALK_LAST = 16, 4096
+
+
+def _newest_first(conn: Conn, key: str, cap: int, head: int) -> Iterator[SlotUnit]:
+    """A ring's units, newest first: (slot, ts, op). The newest is in the slot before `head`;
+    going back from there the slots descend to 0, then from `cap - 1` down to `head`."""
+    newest = (head + cap - 1) % cap
+    size = _WALK_FIRST
+    for lo, hi in ((0, newest), (head, cap - 1)) if head else ((0, newest),):
+        while hi >= lo:
+            rows = conn.execute(
+                "SELECT slot, ts, op FROM quota_slots WHERE key=? AND slot BETWEEN ? AND ?"
+                " ORDER BY slot DESC LIMIT ?", (key, lo, hi, size)).fetchall()
+            for r in rows:
+                yield int(r[0]), float(r[1]), r[2]
+            if len(rows) < size:
+                break
+            hi = int(rows[-1][0]) - 1
+            size = min(size * 4, _WALK_LAST)
 
 
 def refund_in(conn: Conn, reservation: Reservation) -> bool:
