@@ -121,7 +121,8 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
     async def index(request: Request, s: Session) -> Response:
         return RedirectResponse("/console/apps", status_code=303)
 
-    def apps(request: Request, s: Session) -> Response:
+    def apps(request: Request, s: Session, dropped: tuple[str, str] | None = None
+             ) -> Response:
         store = InstallStore(home.host_store)
         try:
             installs = store.list()
@@ -134,7 +135,7 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         refusals = approws.refusals_last_hour(home)
         rows = [_app_row(rec, status.get(rec.install_id), refusals.get(rec.install_id, 0))
                 for rec in installs]
-        return page(request, "apps.html", s=s, rows=rows)
+        return page(request, "apps.html", s=s, rows=rows, dropped=dropped)
 
     def switch(on: bool) -> Callable[[Request, Session, dict[str, str]], Response]:
         def run(request: Request, s: Session, _form: dict[str, str]) -> Response:
@@ -362,14 +363,16 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
         try:
             if data is None:
                 raise install_flow.Refused("choose a package file")
-            waits = updates.submit(home, form.get("install_id", ""), data,
-                                   allow_unsigned=form.get("allow_unsigned") == "yes",
-                                   actor=f"console:{s.username} ({operator_actor()})")
+            done = updates.submit(home, form.get("install_id", ""), data,
+                                  allow_unsigned=form.get("allow_unsigned") == "yes",
+                                  actor=f"console:{s.username} ({operator_actor()})")
         except install_flow.Refused as exc:
             status = 409 if isinstance(exc, updates.Changed) else 400
             return page(request, "updates.html", status, s=s, pending=updates.queue(home),
                         installs=installs(), error=str(exc))
-        return RedirectResponse("/console/updates" if waits else "/console/apps",
+        if done.dropped is not None:  # said on the page itself: a redirect's query is forgeable
+            return apps(request, s, dropped=(done.app_id, done.dropped))
+        return RedirectResponse("/console/updates" if done.waits else "/console/apps",
                                 status_code=303)
 
     def review_page(request: Request, s: Session) -> Response:

@@ -69,10 +69,20 @@ class Review:
     held: frozenset[str] = frozenset()
 
 
+@dataclass(frozen=True)
+class Submitted:
+    """What an uploaded update did: it waits for consent (it widens), or it applied at once,
+    replacing the update that waited for consent (`dropped`, that one's version) if any."""
+
+    waits: bool
+    app_id: str
+    dropped: str | None = None
+
+
 def submit(home: Home, install_id: str, data: bytes, *, allow_unsigned: bool,
-           actor: str) -> bool:
-    """A new version uploaded for an installed app, checked as `stockade app update` checks it;
-    True when it waits for consent (it widens), False when it applied at once."""
+           actor: str) -> Submitted:
+    """A new version uploaded for an installed app, checked as `stockade app update` checks
+    it."""
     pkg = read_upload(data)
     with InstallStore(home.host_store) as store:
         rec = store.get(install_id)
@@ -100,7 +110,12 @@ def submit(home: Home, install_id: str, data: bytes, *, allow_unsigned: bool,
                                  actor=actor)
         except InstallChanged as exc:  # another operator's change landed after our read
             raise Changed(f"{exc}; upload it again") from None
-    return diff.needs_consent
+    if diff.needs_consent:
+        return Submitted(waits=True, app_id=rec.app_id)
+    # As `app update` says it (and the chain's record names it): one applied at once replaces
+    # the update that waited for consent, which was otherwise gone from the page unsaid.
+    return Submitted(waits=False, app_id=rec.app_id,
+                     dropped=rec.pending.version if rec.pending else None)
 
 
 def queue(home: Home) -> list[InstallRecord]:

@@ -270,6 +270,14 @@ def test_an_uploaded_update_applies_or_waits_as_the_cli_decides(served: Served,
     assert r.status_code in (200, 303)
     rec = _agent_sync(served)
     assert rec.version == "1.0.1" and rec.pending is not None and rec.pending.version == "1.1.0"
+    # One that applies at once replaces the waiting one: the page says so, as `app update` does
+    r = _upload_update(c, served, iid, _versioned(tmp_path, "agent-sync", ["livechat.read"],
+                                                  "1.0.2"), allow_unsigned="yes")
+    rec = _agent_sync(served)
+    assert rec.version == "1.0.2" and rec.pending is None
+    said = re.search(r'<p class="warn" id="dropped">(.*?)</p>', r.text, re.S)
+    assert r.status_code == 200 and said is not None
+    assert "agent-sync" in said.group(1) and "1.1.0" in said.group(1)
 
 
 SETTINGS = '''
