@@ -403,6 +403,10 @@ def disk_checks(home: Home) -> list[Check]:
         if st.f_fsid in seen:
             continue
         seen.add(st.f_fsid)
+        if st.f_flag & os.ST_RDONLY:  # it read "ok, N MiB free" while every write failed
+            out.append(Check(f"disk ({label})", False, f"{where}: the file system is read-only; "
+                             "every write is refused until it is remounted read-write"))
+            continue
         free = st.f_bavail * st.f_frsize
         ok = free >= MIN_FREE_BYTES
         out.append(Check(f"disk ({label})", ok,

@@ -70,3 +70,12 @@ def read_capped(path: Path, cap: int) -> bytes:
         if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
             raise OSError(errno.EINVAL, "not a regular file", str(path))
         return fh.read(cap + 1)
+
+
+def read_only_fs(path: Path) -> bool:
+    """Whether the file system holding `path` is mounted read-only (as the kernel remounts one
+    after I/O errors): SQLite then says only "unable to open database file"."""
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:  # not there, or not reachable: nothing to say about its mount
+        return False

@@ -17,6 +17,7 @@ from rich.text import Text
 
 from host.cli.output import EXIT_NEGATIVE, emit_json, err_console, fail
 from host.clock import SystemClock
+from host.fsio import read_only_fs
 from host.home import Home
 from host.inert import field_grid, one_row, visible
 from host.ledger.audit import AuditEntry, AuditError, AuditLog, open_readonly
@@ -47,9 +48,13 @@ def _open(home: Home) -> AuditLog:
         fail(f"cannot open {home.host_db}: {exc}", "check the file's permissions")
 
 
-def _unreadable(exc: Exception) -> NoReturn:
+def _unreadable(exc: Exception, home: Home) -> NoReturn:
     # The store opens lazily: a host.db that is no database (damaged, a FIFO put in its
     # place) is met at the first read, and is said as such, never as an unexpected error.
+    if read_only_fs(home.root):  # SQLite cannot make host.db's WAL files: not a permission
+        fail(f"cannot read the audit log: {exc}: the file system of {home.root} is read-only",
+             "remount it read-write (or read a copy of host.db and audit.anchor made "
+             "elsewhere); `stockade doctor` checks the store", EXIT_NEGATIVE)
     fail(f"cannot read the audit log: {exc}", "check the file's permissions; `stockade "
          "doctor` checks the store", EXIT_NEGATIVE)
 
@@ -123,7 +128,7 @@ def verify(ctx: typer.Context, json_out: JsonFlag = False) -> None:
         result = log.verify(progress=lambda done, total: _say(
             f"verifying: {done:,} of {total:,} records walked"))
     except (AuditError, StoreError, OSError, sqlite3.DatabaseError) as exc:
-        _unreadable(exc)
+        _unreadable(exc, home)
     if json_out:
         emit_json(result.to_json())
     for brk in result.breaks:
@@ -154,7 +159,7 @@ def tail(
     try:
         entries = log.tail(n)
     except (AuditError, StoreError, OSError, sqlite3.DatabaseError) as exc:
-        _unreadable(exc)
+        _unreadable(exc, ctx.obj)
     if json_out:
         emit_json([e.to_json() for e in entries])
         return
@@ -176,7 +181,7 @@ def show(
     try:
         e = log.show(seq)
     except (AuditError, StoreError, OSError, sqlite3.DatabaseError) as exc:
-        _unreadable(exc)
+        _unreadable(exc, ctx.obj)
     if e is None:
         # Not found is exit 2 in every command (the README's contract).
         fail(f"no audit record {seq}", "see `stockade audit tail` for the newest ones")

@@ -5,6 +5,7 @@ import contextlib
 import os
 import signal
 import sys
+from pathlib import Path
 from typing import NoReturn
 
 import typer
@@ -170,6 +171,24 @@ EXIT_AUDIT = 1
 EXIT_INTERNAL = 1
 # Exit code when the home or a store cannot be used (read-only, full, damaged).
 EXIT_START_REFUSED = 1
+# What the operator does about a home on a read-only file system.
+READ_ONLY_HINT = ("remount its file system read-write (the kernel remounts one read-only after "
+                  "I/O errors: check the disk first); `stockade doctor` shows every check")
+
+
+def _read_only_home(exc: Exception) -> Path | None:
+    """The home this command runs on, when `exc` is a failure to open or write a file (an OS or
+    SQLite error) and the home's file system is mounted read-only; else None."""
+    import sqlite3
+
+    from host.fsio import read_only_fs
+
+    if not isinstance(exc, OSError | sqlite3.Error) or not _homes:
+        return None
+    root = _homes[-1].root
+    return root if read_only_fs(root) else None
+
+
 # Exit code when another process held the store's write lock past the busy timeout.
 EXIT_STORE_LOCKED = 1
 
@@ -256,6 +275,14 @@ def _run() -> None:
             # write lock. Before, "unexpected OperationalError: database is locked".
             sys.stderr.write(_locked())
             raise SystemExit(EXIT_STORE_LOCKED) from None
+        read_only = _read_only_home(exc)
+        if read_only is not None and not os.environ.get("STOCKADE_DEBUG"):
+            # The README's promise: a home on a read-only file system is named as such. Every
+            # command met it as "unexpected OperationalError: unable to open database file"
+            # (SQLite cannot make host.db's WAL files there) or "unexpected OSError".
+            sys.stderr.write(f"error: the home {read_only} is on a read-only file system "
+                             f"({str(exc)[:300]})\nhint: {READ_ONLY_HINT}\n")
+            raise SystemExit(EXIT_START_REFUSED) from None
         # The last net under "no traceback for any input": one line, and the traceback only
         # for whoever asks for it.
         if os.environ.get("STOCKADE_DEBUG"):
