@@ -186,9 +186,15 @@ def check_child_structure(body: bytes) -> None:
                            "structure (more than a runtime child sends)")
 
 
+# Every byte but the four `_structure` counts: one `translate` pass keeps only those (~0.4 ms
+# for a 1 MiB frame of strings, a third of four `count` passes; its decode takes about as long).
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b"{[,:")
+
+
 def _structure(body: bytes) -> tuple[int, int]:
     """(brackets, separators) in `body`: `{` and `[`, `,` and `:`."""
-    return (body.count(b"{") + body.count(b"["), body.count(b",") + body.count(b":"))
+    kept = body.translate(None, _NOT_STRUCTURE)
+    return (kept.count(b"{") + kept.count(b"["), kept.count(b",") + kept.count(b":"))
 
 
 def decode_child(body: bytes) -> ChildFrame:
