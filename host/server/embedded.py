@@ -5,7 +5,7 @@ Principals: the adapter methods take a `Caller` (an app); the same methods accep
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 from host.server import limits, livechat, roles, rooms, users
@@ -83,7 +83,8 @@ class EmbeddedServer(RoomOps):
         checked = limits.fields(fields, allow_delete=True)
         return self._write(
             caller, op_id, "users.set_custom_fields", {"user_id": user_id, "fields": checked},
-            lambda tx: users.set_custom_fields(tx.conn, user_id, checked),
+            _on_user(caller, user_id, lambda tx: users.set_custom_fields(tx.conn, user_id,
+                                                                         checked)),
         )
 
     def users_deactivate(
@@ -266,7 +267,8 @@ class EmbeddedServer(RoomOps):
             return _then_dispatch(tx, user_id, roles.assign(tx.conn, user_id, role))
 
         action = "roles.assign" if add else "roles.remove"
-        return self._write(caller, op_id, action, {"user_id": user_id, "role": role}, apply)
+        return self._write(caller, op_id, action, {"user_id": user_id, "role": role},
+                           _on_user(caller, user_id, apply))
 
     # -- livechat agents and departments --------------------------------------------------------
 
@@ -277,7 +279,7 @@ class EmbeddedServer(RoomOps):
         user_id = limits.ident(user_id, "user_id")
         return self._write(
             caller, op_id, "livechat.add_agent", {"user_id": user_id},
-            lambda tx: livechat.add_agent(tx.conn, tx.now, user_id),
+            _on_user(caller, user_id, lambda tx: livechat.add_agent(tx.conn, tx.now, user_id)),
         )
 
     def livechat_remove_agent(
@@ -287,7 +289,7 @@ class EmbeddedServer(RoomOps):
         user_id = limits.ident(user_id, "user_id")
         return self._write(
             caller, op_id, "livechat.remove_agent", {"user_id": user_id},
-            lambda tx: livechat.remove_agent(tx.conn, user_id),
+            _on_user(caller, user_id, lambda tx: livechat.remove_agent(tx.conn, user_id)),
         )
 
     def livechat_set_agent_status(
@@ -297,8 +299,8 @@ class EmbeddedServer(RoomOps):
         user_id = limits.ident(user_id, "user_id")
         return self._write(
             caller, op_id, "livechat.set_agent_status", {"user_id": user_id, "status": status},
-            lambda tx: _then_dispatch(tx, user_id,
-                                      livechat.set_agent_status(tx.conn, user_id, status)),
+            _on_user(caller, user_id, lambda tx: _then_dispatch(
+                tx, user_id, livechat.set_agent_status(tx.conn, user_id, status))),
         )
 
     def livechat_add_department_agent(
@@ -309,8 +311,8 @@ class EmbeddedServer(RoomOps):
         return self._write(
             caller, op_id, "livechat.add_department_agent",
             {"department": department, "user_id": user_id},
-            lambda tx: _then_dispatch(
-                tx, user_id, livechat.add_department_agent(tx.conn, department, user_id)),
+            _on_user(caller, user_id, lambda tx: _then_dispatch(
+                tx, user_id, livechat.add_department_agent(tx.conn, department, user_id))),
         )
 
     def livechat_remove_department_agent(
@@ -321,7 +323,8 @@ class EmbeddedServer(RoomOps):
         return self._write(
             caller, op_id, "livechat.remove_department_agent",
             {"department": department, "user_id": user_id},
-            lambda tx: livechat.remove_department_agent(tx.conn, department, user_id),
+            _on_user(caller, user_id,
+                     lambda tx: livechat.remove_department_agent(tx.conn, department, user_id)),
         )
 
     def livechat_get_department(self, caller: Principal, department: str) -> Department:
@@ -380,6 +383,18 @@ def _held(username: str, app_id: str) -> str:
     return (f"the username {username!r} is reserved for the own user of app {app_id!r}, but "
             "another user holds it (made by an operator, or before apps were refused such "
             "names): remove that user (REST users.delete), then try again")
+
+
+def _on_user(caller: Principal, user_id: str, fn: Callable[[Tx], _R]) -> Callable[[Tx], _R]:
+    """`fn`, run once an app's call is checked not to name another app's own user
+    (`users.check_not_another_apps_user`); an operator's call as it is."""
+    if not isinstance(caller, Caller):
+        return fn
+
+    def checked(tx: Tx) -> _R:
+        users.check_not_another_apps_user(tx.conn, user_id, caller.app_user_id)
+        return fn(tx)
+    return checked
 
 
 def _deactivation(tx: Tx, caller: Principal, user_id: str) -> bool:

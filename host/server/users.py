@@ -224,24 +224,36 @@ def set_active(conn: sqlite3.Connection, user_id: str, active: bool) -> User:
     return get(conn, user_id)
 
 
+def check_not_another_apps_user(conn: sqlite3.Connection, user_id: str,
+                                own_app_user: str | None) -> None:
+    """Forbidden when `user_id` is another app's own user: that app's identity, which only its
+    install and uninstall manage (DESIGN rules 1 and 11). A security boundary behind the gate
+    for every app action that names a user to change: a policy's `any_user` widens the
+    own-users rule to the workspace's people, never to another app (one app took another's
+    agent offline and out of its departments)."""
+    row = conn.execute("SELECT app_id FROM users WHERE id = ?", (user_id,)).fetchone()
+    if row is not None and row[0] is not None and user_id != own_app_user:
+        raise Forbidden("that is another app's own user: only its install and uninstall "
+                        "manage it")
+
+
 def check_app_may_deactivate(conn: sqlite3.Connection, user_id: str,
                              own_app_user: str | None) -> None:
     """Forbidden when an app may not deactivate `user_id` whatever a policy says: a user
     holding a privileged role (DESIGN rule 10: deactivating the admin takes every power the
     role gives, which `roles.remove` of the role itself may never do, and ends their sign-ins),
-    or another app's own user (DESIGN rule 11: only that app's install and uninstall manage
-    it). A security boundary behind the gate: `any_user` widens the own-users rule to ordinary
-    users only. NotFound for an unknown user."""
+    or another app's own user (`check_not_another_apps_user`). A security boundary behind the
+    gate: `any_user` widens the own-users rule to ordinary users only. NotFound for an unknown
+    user."""
+    check_not_another_apps_user(conn, user_id, own_app_user)
     row = conn.execute(
-        "SELECT u.app_id, EXISTS (SELECT 1 FROM user_roles ur JOIN roles r ON r.name = ur.role"
+        "SELECT EXISTS (SELECT 1 FROM user_roles ur JOIN roles r ON r.name = ur.role"
         " WHERE ur.user_id = u.id AND r.privileged <> 0) FROM users u WHERE u.id = ?",
         (user_id,)).fetchone()
     if row is None:
         raise NotFound(f"no user with id {user_id!r}")
-    if row[1]:
+    if row[0]:
         raise Forbidden("apps may not deactivate a user holding a privileged role")
-    if row[0] is not None and user_id != own_app_user:
-        raise Forbidden("an app's own user goes with its app: another app may not deactivate it")
 
 
 def created_by(conn: sqlite3.Connection, user_id: str) -> str | None:

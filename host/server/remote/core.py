@@ -250,6 +250,16 @@ class RemoteCore:
                 if self.role_privileged(r):
                     raise Forbidden(f"apps may not grant or remove the privileged role {r!r}")
 
+    def refuse_another_apps_user(self, caller: Principal | None, user_id: str) -> None:
+        """Forbidden when an app's call names another app's own user to change (its roles,
+        agent status, departments, custom fields, active flag): that app's identity, which only
+        its install and uninstall manage (DESIGN rules 1 and 11), whatever a policy's
+        `any_user` says. From Stockade's own record (`rc_users`), before any request leaves."""
+        if isinstance(caller, Caller) and user_id != caller.app_user_id \
+                and self.owned.app_of_user(user_id) is not None:
+            raise Forbidden("that is another app's own user: only its install and uninstall "
+                            "manage it")
+
     def refuse_deactivation(self, caller: Principal, user_id: str) -> None:
         """An app never deactivates another app's own user (DESIGN rule 11: its install and
         uninstall manage it) nor a user holding an admin-class role (rule 10: the workspace's
@@ -258,9 +268,7 @@ class RemoteCore:
         workspace's roles cannot be read now (refused for now, as a role change is)."""
         if not isinstance(caller, Caller):
             return
-        if self.owned.app_of_user(user_id) is not None and user_id != caller.app_user_id:
-            raise Forbidden("an app's own user goes with its app: another app may not "
-                            "deactivate it")
+        self.refuse_another_apps_user(caller, user_id)
         raw = self.user_doc(user_id=user_id).get("roles")
         # A role given as a string is that role, as Rocket.Chat's `$in` checks read it.
         held = [raw] if isinstance(raw, str) else (

@@ -163,6 +163,7 @@ class RemoteServer(RemoteRooms):
         with users.info, so a workspace that replaces the object keeps the other keys; a None
         value removes its key)."""
         user_id = limits.ident(user_id, "user_id")
+        self.refuse_another_apps_user(caller, user_id)
         checked = limits.fields(fields, allow_delete=True)
         current: dict[str, Any] = dict(self.user_doc(user_id=user_id).get("customFields") or {})
         current.update(checked)  # a None stays in: the workspace drops (or nulls) that key
@@ -218,6 +219,7 @@ class RemoteServer(RemoteRooms):
     def _role(self, caller: Principal, user_id: str, role: str, op_id: str | None, *,
               add: bool) -> User:
         user_id = limits.ident(user_id, "user_id")
+        self.refuse_another_apps_user(caller, user_id)
         role = limits.role_name(role)
         self.refuse_privileged(caller, [role])
         username = self._username_of(user_id)
@@ -257,7 +259,8 @@ class RemoteServer(RemoteRooms):
     def livechat_add_agent(self, caller: Principal, user_id: str, *, op_id: str | None = None
                            ) -> Agent:
         """POST livechat/users/agent {username} (idempotent)."""
-        username = self._username_of(limits.ident(user_id, "user_id"))
+        self.refuse_another_apps_user(caller, limits.ident(user_id, "user_id"))
+        username = self._username_of(user_id)
 
         def send() -> Agent:
             self.post("livechat/users/agent", {"username": username}, idempotent=True)
@@ -268,6 +271,7 @@ class RemoteServer(RemoteRooms):
     def livechat_remove_agent(self, caller: Principal, user_id: str, *,
                               op_id: str | None = None) -> Agent:
         """DELETE livechat/users/agent/{id} (the agent read first, to return it)."""
+        self.refuse_another_apps_user(caller, limits.ident(user_id, "user_id"))
         before = self.agent(user_id)
 
         def send() -> Agent:
@@ -283,6 +287,7 @@ class RemoteServer(RemoteRooms):
         if status not in ("available", "not-available"):
             raise InvalidArgument("status must be 'available' or 'not-available'")
         user_id = limits.ident(user_id, "user_id")
+        self.refuse_another_apps_user(caller, user_id)
 
         def send() -> Agent:
             self.post("livechat/agent.status", {"agentId": user_id, "status": status},
@@ -299,8 +304,9 @@ class RemoteServer(RemoteRooms):
                            op_id: str | None, *, add: bool) -> Department:
         """POST livechat/department/{id}/agents {upsert: [...], remove: [...]}; the department
         read back with its agents (GET livechat/department/{_id})."""
-        dep = convert.department(self._department_doc(department), [])
         user_id = limits.ident(user_id, "user_id")
+        self.refuse_another_apps_user(caller, user_id)
+        dep = convert.department(self._department_doc(department), [])
         entry = [{"agentId": user_id, "username": self.user_doc(user_id=user_id)["username"]}]
         body = {"upsert": entry if add else [], "remove": [] if add else entry}
         action = "livechat.add_department_agent" if add else "livechat.remove_department_agent"
