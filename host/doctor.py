@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from host.clock import SystemClock
-from host.home import Home
+from host.home import Home, foreign_hold
 from host.keys import tokens
 from host.keys.keyring import Keyring
 from host.ledger.lease import others_serving
@@ -194,7 +194,11 @@ def state_checks(home: Home) -> list[Check]:
         out.append(Check("home", True, f"{home.root} does not exist yet (fresh)", False))
         return out
     mode = stat.S_IMODE(os.stat(home.root).st_mode)
-    out.append(Check("home permissions", mode & 0o077 == 0, f"{home.root} mode {mode:o}"))
+    # The owner too: 0700 guards nothing against a folder's owner (`host.home.foreign_hold`).
+    foreign = foreign_hold(home.root, (home.root, home.keys_dir, home.trust_dir,
+                                       home.packages_dir, home.policies_dir, home.logs_dir))
+    out.append(Check("home permissions", mode & 0o077 == 0 and foreign is None,
+                     f"{home.root} mode {mode:o}" + (f"; {foreign}" if foreign else "")))
     if (home.keys_dir / "keyring.json").exists():
         try:
             ring = Keyring.open(home.keys_dir)

@@ -213,12 +213,15 @@ class Home:
         later sits beside the baseline instead of replacing it (removing it is a deliberate act).
         """
         fresh_policies = not self.policies_dir.exists()
+        folders = (self.root, self.keys_dir, self.trust_dir, self.packages_dir,
+                   self.policies_dir, self.logs_dir)
         try:
-            for d in (self.root, self.keys_dir, self.trust_dir, self.packages_dir,
-                      self.policies_dir, self.logs_dir):
+            self._refuse_foreign(folders[:1])  # before anything is made in it
+            for d in folders:
                 d.mkdir(parents=True, exist_ok=True)
                 if stat.S_IMODE(d.stat().st_mode) != 0o700:  # no write where none is needed
                     os.chmod(d, 0o700)
+            self._refuse_foreign(folders)
             if fresh_policies or needs_default_policy(self):
                 with self.policy_lock():
                     if needs_default_policy(self):  # another process may have written it
@@ -233,6 +236,45 @@ class Home:
                 "remount its file system read-write, free space, or fix the folder's owner "
                 "and mode; `stockade doctor` shows every check") from None
         return self
+
+    def _refuse_foreign(self, folders: tuple[Path, ...]) -> None:
+        why = foreign_hold(self.root, folders)
+        if why is not None:
+            raise StartRefused(f"the home {self.root} is not this user's alone: {why}",
+                               FOREIGN_HINT)
+
+
+# What the operator does about a home another user can change (`foreign_hold`).
+FOREIGN_HINT = ("whoever owns a folder can rename and replace what it holds (the host's keys, "
+                "policy and store), whatever its mode: use a home this user made, in folders "
+                "only this user and root can change (`stockade init --home NEW_DIR`)")
+
+
+def foreign_hold(root: Path, folders: tuple[Path, ...]) -> str | None:
+    """Why another local user could change the home, or None: one of its `folders` (those
+    that exist) is not owned by this process's user, or a folder above it is owned by another
+    user than root or this one, or is writable by every user without the sticky bit. A 0700
+    mode guards nothing against the folder's owner: a home made in another user's folder (say
+    a `/tmp/NAME` they made first) let them swap its policy folder and keys for their own."""
+    me = os.geteuid()
+    for d in folders:
+        try:
+            owner = d.stat().st_uid
+        except FileNotFoundError:
+            continue
+        if owner != me:
+            return f"{d} is owned by uid {owner}, not by this user (uid {me})"
+    for up in root.parents:
+        try:
+            st = up.stat()
+        except OSError:
+            continue
+        if st.st_uid not in (0, me):
+            return f"{up}, a folder above it, is owned by uid {st.st_uid}"
+        if st.st_mode & stat.S_IWOTH and not st.st_mode & stat.S_ISVTX:
+            return (f"{up}, a folder above it, is writable by every user (mode "
+                    f"{stat.S_IMODE(st.st_mode):o}, no sticky bit)")
+    return None
 
 
 DEFAULT_POLICY_NAME = "default.toml"

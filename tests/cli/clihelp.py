@@ -4,6 +4,7 @@ streams (machine output on stdout, everything for people on stderr) and the exit
 from __future__ import annotations
 
 import io
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,3 +43,18 @@ def cli_fixture(home: Path, monkeypatch: pytest.MonkeyPatch) -> Run:
         return Result(r.exit_code, r.stdout, r.stderr + buf.getvalue())
 
     return run
+
+
+def run_main(root_dir: Path, capsys: pytest.CaptureFixture[str],
+             monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, str]:
+    """`stockade --home ROOT_DIR ARGS` as the console script runs it, in this process
+    (`host.cli.main._run`, the last net under every error the `cli` fixture leaves raised):
+    its exit code and what it wrote to stderr."""
+    from host.cli.main import _run
+
+    monkeypatch.setattr(sys, "argv", ["stockade", "--home", str(root_dir), *args])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as done:
+        _run()
+    code = done.value.code
+    return code if isinstance(code, int) else 1, capsys.readouterr().err

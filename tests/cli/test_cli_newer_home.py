@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-import sys
 from pathlib import Path
 
 import pytest
 from apphelp import install, write_app
+from clihelp import run_main
 
 from host.apps.installs import SCHEMA_COMPONENT, SCHEMA_VERSION
-from host.cli.main import _run
 from host.cli.serve_cmd import build_server
 from host.clock import SystemClock
 from host.doctor import state_checks
@@ -53,17 +52,6 @@ def _newer_server(home: Home) -> None:
     _sql(home, f"UPDATE schema_version SET version = {SERVER_SCHEMA_VERSION + 1}")
 
 
-def _cli(home: Home, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-         *args: str) -> tuple[int, str]:
-    """The CLI as `stockade` runs it (`host.cli.main._run`: its last net under every error)."""
-    monkeypatch.setattr(sys, "argv", ["stockade", "--home", str(home.root), *args])
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as done:
-        _run()
-    code = done.value.code
-    return code if isinstance(code, int) else 1, capsys.readouterr().err
-
-
 @pytest.mark.parametrize(("make_newer", "args"), [
     (_newer_installs, ("app", "list")),
     (_newer_installs, ("app", "disable", "later")),
@@ -74,7 +62,7 @@ def test_a_command_on_a_newer_home_says_so_in_one_line(
         make_newer: object, args: tuple[str, ...]) -> None:
     assert callable(make_newer)
     make_newer(home)
-    code, err = _cli(home, capsys, monkeypatch, *args)
+    code, err = run_main(home.root, capsys, monkeypatch, *args)
     assert code == 1, err
     assert "unexpected" not in err and "please report" not in err, err
     lines = err.splitlines()

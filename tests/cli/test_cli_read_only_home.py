@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
 from apphelp import install, write_app
+from clihelp import run_main
 
-from host.cli.main import _run
 from host.doctor import disk_checks
 from host.home import Home
 
@@ -43,24 +42,13 @@ def ro_home_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Home]:
         subprocess.run(["umount", "-l", str(view)], capture_output=True)
 
 
-def _cli(home: Home, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-         *args: str) -> tuple[int, str]:
-    """The CLI as `stockade` runs it (`host.cli.main._run`: its last net under every error)."""
-    monkeypatch.setattr(sys, "argv", ["stockade", "--home", str(home.root), *args])
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as done:
-        _run()
-    code = done.value.code
-    return code if isinstance(code, int) else 1, capsys.readouterr().err
-
-
 @pytest.mark.parametrize("args", [("app", "list"), ("app", "disable", "stuck"),
                                   ("keys", "host-list"), ("can-i", "stuck", "users.create")])
 def test_a_command_on_a_read_only_home_names_it(ro_home: Home,
                                                 capsys: pytest.CaptureFixture[str],
                                                 monkeypatch: pytest.MonkeyPatch,
                                                 args: tuple[str, ...]) -> None:
-    code, err = _cli(ro_home, capsys, monkeypatch, *args)
+    code, err = run_main(ro_home.root, capsys, monkeypatch, *args)
     assert code == 1, err
     assert "unexpected" not in err and "please report" not in err, err
     lines = err.splitlines()
@@ -72,7 +60,7 @@ def test_a_command_on_a_read_only_home_names_it(ro_home: Home,
 def test_audit_verify_on_a_read_only_home_names_it(ro_home: Home,
                                                    capsys: pytest.CaptureFixture[str],
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    code, err = _cli(ro_home, capsys, monkeypatch, "audit", "verify")
+    code, err = run_main(ro_home.root, capsys, monkeypatch, "audit", "verify")
     assert code == 1, err
     assert "read-only" in err and "permissions" not in err, err  # before: "check ... permissions"
 
