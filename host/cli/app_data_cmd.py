@@ -24,7 +24,6 @@ from host.cli.app_common import (
     fail_quoting,
     operator_name,
     resolve,
-    store_only,
 )
 from host.cli.output import EXIT_NEGATIVE, emit_json, err_console, fail
 from host.home import Home
@@ -226,7 +225,9 @@ def tokens_cmd(
     from host.keys.registry import TokenRegistry
 
     home: Home = ctx.obj
-    store = store_only(home)
+    # A read-only listing never makes a home (a mistyped --home stays uncreated): an app
+    # of a home with no store is not found, as in every other `app` command.
+    store = existing_store(home, ref)
     registry = TokenRegistry(home.host_store)
     with store:
         rec = resolve(store, ref)
