@@ -139,9 +139,9 @@ def settings(
     ctx: typer.Context,
     ref: AppRef,
     assignments: Annotated[list[str] | None, typer.Argument(
-        help="KEY=VALUE to set (typed by the manifest; KEY=- reads the value from stdin; KEY= "
-        "empties an optional setting: its default, else unset, as if never set), or one KEY "
-        "to print its value.")] = None,
+        help="KEY=VALUE to set (typed by the manifest; KEY=- reads the value from stdin, the "
+        "only way a secret's value is taken; KEY= empties an optional setting: its default, "
+        "else unset, as if never set), or one KEY to print its value.")] = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Show or change an app's settings. Secret values are stored but never shown."""
@@ -167,6 +167,15 @@ def settings(
                          f"use KEY=VALUE with one of: {known}")
                 if raw == "-":
                     raw = sys.stdin.readline().rstrip("\n")
+                elif raw.strip() and (spec.secret or key in rec.secret_keys):
+                    # A security boundary: a command line is readable by every local user
+                    # (/proc/PID/cmdline, ps) while the command runs, and shells keep it in
+                    # their history; a secret comes on stdin, as `rocketchat connect`'s token.
+                    fail(f"{key[:64]!r} is a secret: its value is not taken from the command "
+                         "line, which every local user can read; nothing was changed",
+                         f"give it on stdin: `stockade app settings {rec.app_id} {key[:64]}=-` "
+                         "(a line of stdin for each KEY=-, in order); rotate it if it is a "
+                         "live credential")
                 try:
                     if empties_setting(spec, raw):  # as if never set (`emptied_value`)
                         if (default := emptied_value(spec)) is None:

@@ -111,8 +111,13 @@ def info(ctx: typer.Context, ref: AppRef, json_out: JsonFlag = False) -> None:
             value = _cut(_value(d["settings"].get(s.key)), width - len(head) - len(flag))
             lines.append(f"{head}{value}{flag}")
     if d["missing_settings"]:
+        # A secret's value is read from stdin only (`app settings`: not on a command line).
+        secret_missing = set(d["missing_settings"]) & set(d["secret_settings"])
+        how = ("KEY=VALUE" if not secret_missing else "KEY=-, the value on stdin"
+               if secret_missing == set(d["missing_settings"])
+               else "KEY=VALUE; a secret: KEY=-, the value on stdin")
         lines.append(f"  needs settings: {', '.join(d['missing_settings'])} "
-                     f"(`stockade app settings {d['app_id']} KEY=VALUE`)")
+                     f"(`stockade app settings {d['app_id']} {how}`)")
     if d["pending_update"]:
         lines.append(f"  pending update: {d['pending_update']['version']} waits for "
                      f"`stockade app consent {d['app_id']}`")

@@ -265,7 +265,8 @@ def test_secrets_never_printed(env, tmp_path):
     pkg = make_pkg(tmp_path, settings=SECRET_SETTINGS)
     assert install(run, pkg, "livechat.read").exit_code == 0
     secret = "s3cr3t-token-value"
-    r = run("app", "settings", "agent-sync", f"crm_token={secret}", "batch=25", "--json")
+    r = run("app", "settings", "agent-sync", "crm_token=-", "batch=25", "--json",
+            input=f"{secret}\n")  # a secret comes on stdin, never on the command line
     assert r.exit_code == 0, r.stderr
     assert secret not in r.output
     assert json.loads(r.stdout)["settings"]["batch"] == 25

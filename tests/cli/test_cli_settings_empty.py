@@ -44,7 +44,7 @@ def test_an_optional_typed_setting_set_once_can_be_emptied(cli: Run, tmp_path: P
                                                            home: Path) -> None:
     _install(cli, tmp_path)
     r = cli("app", "settings", "agent-sync", "batch=25", "verbose=yes", "mode=safe",
-            "api_key=s3cret")
+            "api_key=-", input="s3cret\n")  # a secret comes on stdin, never on the command line
     assert r.exit_code == 0, r.output
     assert _settings(home) == {"batch": 25, "verbose": True, "mode": "safe", "api_key": "s3cret"}
     r = cli("app", "settings", "agent-sync", "batch=", "verbose=", "mode=", "api_key=")

@@ -35,9 +35,9 @@ class Run:
     def __init__(self, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         self.home, self.mp, self.runner = home, monkeypatch, CliRunner()
 
-    def __call__(self, *args: str, ok: bool = True) -> Any:
+    def __call__(self, *args: str, ok: bool = True, input: str | None = None) -> Any:
         self.mp.setattr(err_console, "_file", io.StringIO())
-        r = self.runner.invoke(root, ["--home", str(self.home), *args])
+        r = self.runner.invoke(root, ["--home", str(self.home), *args], input=input)
         if ok:
             assert r.exit_code == 0, (args, r.stdout, r.exception)
         return r
@@ -68,7 +68,7 @@ def test_every_operator_command_is_a_record_in_the_verified_chain(
     run("keys", "generate", str(tmp_path / "pub.key"))
     run("keys", "trust", str(tmp_path / "pub.key.pub"), "--name", "acme")
     run("app", "install", str(_pkg(tmp_path, "v1")), "--allow-unsigned", *g)
-    run("app", "settings", "agent-sync", f"crm_token={SECRET}", "batch=5")
+    run("app", "settings", "agent-sync", "crm_token=-", "batch=5", input=f"{SECRET}\n")
     run("app", "disable", "agent-sync")
     run("app", "enable", "agent-sync")
     # narrower: applied at once; wider: parked, then rejected

@@ -28,12 +28,12 @@ class Cli:
     def __init__(self, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         self.home, self.mp, self.runner = home, monkeypatch, CliRunner()
 
-    def __call__(self, *args: str) -> tuple[int, str]:
+    def __call__(self, *args: str, input: str | None = None) -> tuple[int, str]:
         buf = io.StringIO()
         self.mp.setattr(err_console, "_file", buf)
         # wide, so a line the host wraps is still found whole
         self.mp.setattr(err_console, "_width", 400)
-        r = self.runner.invoke(root, ["--home", str(self.home), *args])
+        r = self.runner.invoke(root, ["--home", str(self.home), *args], input=input)
         if r.exception and not isinstance(r.exception, SystemExit):
             raise r.exception
         return r.exit_code, r.stderr + buf.getvalue()
@@ -66,7 +66,7 @@ def test_a_transfer_at_consent_names_the_stored_data_and_secrets_it_hands_over(
     code, err = run("app", "install", str(_signed(run, tmp_path, "acme", "acme", "1.0.0")),
                     "--grant", "persistence")
     assert code == 0, err
-    code, err = run("app", "settings", "crm", "api_key=s3cret")
+    code, err = run("app", "settings", "crm", "api_key=-", input="s3cret\n")
     assert code == 0, err
     home = Home(run.home)
     with InstallStore(home.host_store) as installs:

@@ -136,8 +136,8 @@ def test_version_order_tells_a_downgrade(older: str, newer: str) -> None:
 def _cli(home: Path) -> Callable[..., tuple[int, str, str]]:
     cli = CliRunner()
 
-    def run(*args: str) -> tuple[int, str, str]:
-        r = cli.invoke(root, ["--home", str(home), *args])
+    def run(*args: str, input: str | None = None) -> tuple[int, str, str]:
+        r = cli.invoke(root, ["--home", str(home), *args], input=input)
         return r.exit_code, r.stdout, r.stderr
     return run
 
@@ -168,7 +168,7 @@ def test_a_secret_a_new_version_calls_plain_is_not_kept(tmp_path: Path) -> None:
     grants = [a for p in PERMS for a in ("--grant", p)]
     assert run("app", "install", str(_folder(tmp_path, "v1", secret=True)), "--allow-unsigned",
                *grants)[0] == 0
-    assert run("app", "settings", "widener", "api_token=s3cr3t-VALUE")[0] == 0
+    assert run("app", "settings", "widener", "api_token=-", input="s3cr3t-VALUE\n")[0] == 0
     v2 = _folder(tmp_path, "v2", version="1.2.0", secret=True)
     toml = v2 / "app.toml"
     toml.write_text(toml.read_text().replace('type = "secret"', 'type = "string"'))
