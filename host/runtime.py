@@ -102,8 +102,9 @@ class Host(HostEvents):
                                            self.host_id)
         self.policy_follower = follower_for(home, self.keyring, self._record)
         self.policy = PolicySource(load_policy(home.policies_dir))
-        self.policy_watch = PolicyWatch(self.policy, home.policies_dir, self._record,
-                                        sync=self.policy_follower)
+        self.policy_watch = PolicyWatch(
+            self.policy, home.policies_dir, self._record, sync=self.policy_follower,
+            exclusive=self.ledger.batch.exclusive if self.ledger.batch is not None else None)
         self.resolve = system_resolver(self.config.resolver_overrides)
         served = HostServed(home.host_store, self.config.http_deadline_s, self.server,
                             self.installs, self.keyring)

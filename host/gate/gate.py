@@ -264,7 +264,11 @@ class Gate:
         installs = self.installs
 
         def holds(c: Conn) -> bool:
-            return installs.version_in(c) == version
+            # The install record and the policy the call was decided on are still current: a
+            # reload swapped in since (a quota lowered, a forbid added; its record written
+            # first, under the ledger's commit lock: `PolicyWatch`) is decided again.
+            return (installs.version_in(c) == version
+                    and self.policy.current().revision == policy.revision)
         fused = self.store_calls.get(action) if route is None else None
         lent = self.server_calls if write and route is None and action in LENT_ACTIONS else None
         seats: SeatCheck | None = None
@@ -281,7 +285,8 @@ class Gate:
         seq: int | None = None
         effects = write or charges or decision.seat_ceiling is not None or route
         admitted = bool(effects) or (self.audit_reads and not self.ledger.holds_reads)
-        if not admitted and installs.get(session.install_id)[2] != version:
+        if not admitted and (installs.get(session.install_id)[2] != version
+                             or self.policy.current().revision != policy.revision):
             raise _Stale()  # no admission to check it in: asked here, as before deciding
         if not effects and self.audit_reads and self.ledger.holds_reads:
             # A read: its allow record waits for the group commit (DESIGN rule 9), built from

@@ -16,9 +16,11 @@ cannot be written is not used; `policy_refused` says what a refused change was a
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -75,8 +77,15 @@ class ReloadResult:
 
 class PolicyWatch:
     def __init__(self, source: PolicySource, folder: Path, record: Recorder,
-                 sync: Syncer | None = None) -> None:
+                 sync: Syncer | None = None,
+                 exclusive: Callable[[], AbstractContextManager[object]] | None = None,
+                 ) -> None:
+        """`exclusive`: held while a new revision is recorded and made active (the ledger's
+        commit lock, `ReadBatch.exclusive`), so no admission commits between the two: the gate
+        checks in each admission's transaction that its policy is still the active one, and
+        one committed after the `policy_load` record was decided on that revision."""
         self.source = source
+        self._exclusive = exclusive or contextlib.nullcontext
         self.folder = folder
         self._record = record
         # Brings the folder up to date first (a shared store's published bundle:
@@ -127,17 +136,18 @@ class PolicyWatch:
             self._seen, self._settling = seen, None
             return ReloadResult(True, active.revision, settling=True)
         if policy.revision != active.revision:
-            try:
-                self._record("policy_load", f"revision {policy.revision} from {self.folder} "
-                             f"(was {active.revision})")
-            except (AuditError, OSError, ValueError) as exc:
-                # Audit before act: an unrecorded revision never decides. The next poll
-                # tries again (the folder counts as unseen), not only its next change.
-                self._seen = seen
-                log.error("policy revision %s not used: its audit record could not be "
-                          "written (%s)", policy.revision, exc)
-                return ReloadResult(True, active.revision, f"not audited: {exc}")
-            self.source.policy = policy
+            with self._exclusive():
+                try:
+                    self._record("policy_load", f"revision {policy.revision} from "
+                                 f"{self.folder} (was {active.revision})")
+                except (AuditError, OSError, ValueError) as exc:
+                    # Audit before act: an unrecorded revision never decides. The next poll
+                    # tries again (the folder counts as unseen), not only its next change.
+                    self._seen = seen
+                    log.error("policy revision %s not used: its audit record could not be "
+                              "written (%s)", policy.revision, exc)
+                    return ReloadResult(True, active.revision, f"not audited: {exc}")
+                self.source.policy = policy
             log.warning("policy reloaded from %s: revision %s (was %s)", self.folder,
                         policy.revision, active.revision)
         return ReloadResult(True, policy.revision)

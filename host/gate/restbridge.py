@@ -62,6 +62,10 @@ class Installs(Protocol):
     def version_in(self, conn: Conn) -> int: ...
 
 
+class Policies(Protocol):
+    def current(self) -> Policy: ...
+
+
 class Gate(Protocol):
     """The gate's own steps, reused so a REST route is decided exactly as its bridge action."""
 
@@ -69,6 +73,8 @@ class Gate(Protocol):
     def ledger(self) -> Ledger: ...
     @property
     def installs(self) -> Installs: ...
+    @property
+    def policy(self) -> Policies: ...
     @property
     def host_actions(self) -> Mapping[str, Callable[..., Any]]: ...
 
@@ -168,7 +174,8 @@ def _unmapped(gate: Gate, session: Session, args: dict[str, Any], label: str,
             args_digest=gate_digest(args), op_id=op_id, write=True, route=label,
             actor=actor[:128]), decision.quotas, None, None,
             gate._refusal_budget(session.install_id),
-            lambda c: installs.version_in(c) == version)
+            lambda c: (installs.version_in(c) == version
+                       and gate.policy.current().revision == policy.revision))
     except ValueError as exc:
         raise gate.unadmitted(session, "rest.call", args, exc, decision, policy,
                               label) from None

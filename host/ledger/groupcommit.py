@@ -243,6 +243,12 @@ class ReadBatch:
         finally:
             self._commit.release()
 
+    def exclusive(self) -> CommitLock:
+        """Hold off every other transaction on this log in this process (re-entrant: the
+        holder's own writes still pass). A policy reload records its revision and makes it
+        active under it (`host.gate.policywatch`), so no admission commits in between."""
+        return self._commit
+
     def pending(self) -> int:
         with self._lock:
             return len(self._pending) + len(self._deferred)
