@@ -109,6 +109,13 @@ class Unauthorized(Forbidden):
     """A 401: the workspace refused the credentials themselves (a revoked or expired token)."""
 
 
+class RouteMissing(NotFound):
+    """A 404: the workspace, or a proxy in front of it (an ingress whose backend is restarting),
+    serves no such route. A NotFound to the callers that pass it on, but no proof that a user,
+    room or role is absent (Rocket.Chat says a user is gone with a 400, "User not found."): the
+    read-backs that settle seats and unfinished writes take it as "cannot say now"."""
+
+
 class RcClient:
     """A pooled, bounded REST client for one workspace, as one service account."""
 
@@ -336,7 +343,7 @@ def _result(resp: _Answer, path: str, *, write: bool) -> dict[str, Any]:
         data = None
     if not isinstance(data, dict):
         if resp.status_code == 404:
-            raise NotFound(f"Rocket.Chat has no {path}")
+            raise RouteMissing(f"Rocket.Chat has no {path}")
         raise Unavailable(f"Rocket.Chat answered {path} with {resp.status_code} and no JSON"
                           f"{tail}", outcome_unknown=unknown)
     if 200 <= resp.status_code < 300 and data.get("success", True) is not False:
@@ -352,7 +359,7 @@ def _result(resp: _Answer, path: str, *, write: bool) -> dict[str, Any]:
     if resp.status_code == 403:
         raise Forbidden(f"Rocket.Chat: {message}")
     if resp.status_code == 404:
-        raise NotFound(f"Rocket.Chat: {message}")
+        raise RouteMissing(f"Rocket.Chat: {message}")
     raise _refusal(path, data, message)(f"Rocket.Chat: {message}")
 
 

@@ -21,7 +21,7 @@ from host.server.errors import Forbidden, NotFound, ServerError, Unavailable
 from host.server.events import EventBus, PreSendHook, Subscriber
 from host.server.principals import Caller, Principal
 from host.server.remote import convert
-from host.server.remote.client import RcClient, Unauthorized
+from host.server.remote.client import RcClient, RouteMissing, Unauthorized
 from host.server.remote.owned import Owned
 from host.server.remote.rolepower import RolePowers
 from host.server.shapes import User
@@ -160,8 +160,11 @@ class RemoteCore:
                 break
             try:
                 doc = self.get("users.info", userId=uid).get("user")
+            except RouteMissing:
+                # A 404 says nothing of the user: the pass stops, the batch is read again.
+                raise Unavailable("users.info answered 404: seats not read back now") from None
             except NotFound:
-                active = False  # deleted on the workspace: no seat
+                active = False  # "User not found": deleted on the workspace, no seat
             else:
                 if not isinstance(doc, dict):
                     continue  # an answer that names no user says nothing of this one
@@ -358,6 +361,9 @@ class RemoteCore:
             if action == "livechat.take_room":
                 room = self.get("rooms.info", roomId=str(probe["room_id"])).get("room") or {}
                 return (room.get("servedBy") or {}).get("_id") == probe.get("agent_id")
+        except RouteMissing:
+            raise Unavailable(f"cannot read back whether {action} applied: the workspace "
+                              "answered 404") from None
         except NotFound:
             return False
         return True

@@ -18,6 +18,7 @@ from host.server.embedded import EmbeddedServer
 from host.server.errors import Conflict, InvalidArgument, NotFound, Unavailable
 from host.server.principals import SYSTEM, Operator, Principal, app_of
 from host.server.remote import convert, deadline
+from host.server.remote.client import RouteMissing
 from host.server.remote.rooms import RemoteRooms
 from host.server.shapes import Agent, Department, Role, User
 
@@ -143,6 +144,9 @@ class RemoteServer(RemoteRooms):
         # deactivate them, rewrite their fields (DESIGN rule 11: ownership).
         try:
             self.user_doc(username=username)
+        except RouteMissing:
+            raise Unavailable("users.info answered 404: cannot tell whether the username is "
+                              "free; nothing was sent") from None
         except NotFound:
             pass
         else:
