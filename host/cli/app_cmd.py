@@ -343,6 +343,14 @@ def install(
     except InstallError as exc:
         fail(str(exc))
     except LineageError as exc:
+        # Another operator's install of it landed since the look above: said so, as the look
+        # does (exit 2), not as "another app posing as the installed one".
+        with InstallStore(home.host_store) as probe:
+            if probe.by_app(pkg.app_id) is not None:
+                fail(f"app {pkg.app_id!r} was installed meanwhile (by another operator): "
+                     "nothing changed by this install",
+                     f"see `stockade app list`; `stockade app update {pkg.app_id} {pkg_path}` "
+                     "updates it")
         fail(str(exc), TRANSFER_HINT, EXIT_NEGATIVE)
     denied = sorted(pkg.manifest.asked - grants)
     err_console.print(line(host("installed", "green"),
