@@ -36,6 +36,19 @@ from host.supervise.restarts import CrashLooping, Restarts, counts_against_app
 from host.supervise.runnerqueue import RunnerQueue
 from host.supervise.succession import Succession
 from sandbox.frames import Done
+from sandbox.protocol import check_json_value
+
+
+def within_caps(result: Any) -> Any:
+    """A handler's `result`, or AppFailed when it breaks the frame caps (`check_json_value`),
+    as the child's runtime words it: checked here, since the child's own check is no rule to
+    an app that escaped its runtime (a Call's args are checked in `Child._answer`)."""
+    try:
+        check_json_value(result)
+    except ValueError as exc:
+        raise AppFailed("app_error", f"handler returned data that is not plain JSON: {exc}"[:500]
+                        ) from None
+    return result
 
 
 class RunnerHost(Protocol):
@@ -238,7 +251,7 @@ class AppRunner(RunnerQueue):
     def finish_claimed(self, job: Job, done: Done) -> None:
         """The pump saw the claimed event's Done: account for it like `_run` does."""
         try:
-            result = done_result(done)
+            result = within_caps(done_result(done))
         except AppFailed as exc:
             self._failed(job, exc)
         else:
@@ -345,6 +358,7 @@ class AppRunner(RunnerQueue):
                     return
                 result = child.deliver(job.name, job.payload, job.deadline_s, self._on_call,
                                        self.log)
+            result = within_caps(result)
             self.deaths.succeeded()
             self.events_done += 1
             job.outcome.set_result(result)

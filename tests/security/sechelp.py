@@ -91,7 +91,8 @@ def cli_exec(source: str, tmp_path: Path, *args: str, timeout: float = 60.0) -> 
 # ["done"] finish that event (result None); ["done_id"] finish it with its id as the result; ["logs", n, text, k] n Log frames of `text` * k;
 # ["fill_with_replies", action, reply_bytes] as many Calls (never reading their Replies) as make
 # Replies of `reply_bytes` fill the host-to-child pipe exactly; ["wide", "done" | "call", n] that
-# event's Done (or a Call) whose result (args) holds n empty lists.
+# event's Done (or a Call) whose result (args) holds n empty lists; ["done_result", json_text]
+# that event's Done with `json_text` as its result, written as given (NaN too).
 FAKE_CHILD = r"""
 import json, os, struct, sys, time
 IN, OUT = int(sys.argv[1]), int(sys.argv[2])
@@ -145,6 +146,9 @@ for step in steps:
         raw_frame = (b'{"t":"done","id":%d,"ok":true,"result":%s}' % (event_id, lists)
                      if step[1] == "done" else
                      b'{"t":"call","id":1,"action":"users.get","args":{"a":%s}}' % lists)
+        raw(struct.pack(">I", len(raw_frame)) + raw_frame)
+    elif op == "done_result":
+        raw_frame = b'{"t":"done","id":%d,"ok":true,"result":%s}' % (event_id, step[1].encode())
         raw(struct.pack(">I", len(raw_frame)) + raw_frame)
     elif op == "fill_with_replies":
         import fcntl
