@@ -73,6 +73,15 @@ def transport_problem(url: str, *, insecure_plain_http: bool = False) -> str | N
     loopback (a TLS proxy or the stand-in beside the host); anything else only with the
     operator's explicit, loudly named `insecure_plain_http`."""
     parts = urllib.parse.urlsplit(url)
+    if "@" in parts.netloc:
+        # A security boundary: the URL is no secret. It is audited (`operator.rocketchat_connect`),
+        # printed by `connect`, `check` and `serve`, and named in the workspace's unavailability
+        # errors, which reach every app as its calls' refusals: a user name and password in it
+        # (a proxy's basic auth) went with it. The service account signs in with its token;
+        # the URL is not even repeated here.
+        return ("the workspace URL holds a user name or password (USER:PASSWORD@HOST): it would "
+                "be shown in audit records, messages and the errors apps see. Give the URL "
+                "without it; the service account signs in with its token alone")
     if parts.scheme == "https":
         return None
     if parts.scheme != "http":
