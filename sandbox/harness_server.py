@@ -138,6 +138,16 @@ class FakeServer:
             raise errors.NotFound(f"no user with id {user_id!r}")
         return self.users[user_id]
 
+    def changeable(self, user_id: str) -> dict[str, Any]:
+        """The user an app's call changes, refused as the host's servers refuse it whatever a
+        policy's `any_user` says: another app's own user (that app's identity,
+        `host.server.users.check_not_another_apps_user`)."""
+        u = self.user(user_id)
+        if (u["app_id"] is not None or u["type"] == "app") and user_id != self.app_user["id"]:
+            raise errors.PermissionDenied("that is another app's own user: only its install "
+                                          "and uninstall manage it")
+        return u
+
     def users_get(self, user_id: str) -> dict[str, Any]:
         return self.user(user_id)
 
@@ -166,7 +176,7 @@ class FakeServer:
 
     def users_set_custom_fields(self, user_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         fields = checked(lambda v: argrules.fields(v, allow_delete=True), fields)
-        u = self.user(user_id)
+        u = self.changeable(user_id)
         for k, v in fields.items():
             if v is None:
                 u["custom_fields"].pop(k, None)
@@ -175,12 +185,15 @@ class FakeServer:
         return u
 
     def users_deactivate(self, user_id: str) -> dict[str, Any]:
-        u = self.user(user_id)
+        u = self.changeable(user_id)
+        if set(u["roles"]) & ADMIN_CLASS_ROLES:  # as `users.check_app_may_deactivate`
+            raise errors.PermissionDenied("apps may not deactivate a user holding a privileged "
+                                          "role")
         u["active"] = False
         return u
 
     def roles_assign(self, user_id: str, role: str) -> dict[str, Any]:
-        u = self.user(user_id)
+        u = self.changeable(user_id)
         if role not in self.roles:
             raise errors.NotFound(f"no role named {role!r}")
         u["roles"] = sorted(set(u["roles"]) | {role})
@@ -188,7 +201,7 @@ class FakeServer:
         return u
 
     def roles_remove(self, user_id: str, role: str) -> dict[str, Any]:
-        u = self.user(user_id)
+        u = self.changeable(user_id)
         u["roles"] = [r for r in u["roles"] if r != role]
         return u
 
@@ -206,7 +219,7 @@ class FakeServer:
                 "departments": sorted(a["departments"])}
 
     def livechat_add_agent(self, user_id: str) -> dict[str, Any]:
-        u = self.user(user_id)
+        u = self.changeable(user_id)
         if not u["active"]:
             raise errors.Conflict(f"user {user_id!r} is deactivated")
         self.agents.setdefault(user_id, {"status": "not-available", "departments": set()})
@@ -216,6 +229,7 @@ class FakeServer:
         return self.agent(user_id)
 
     def livechat_remove_agent(self, user_id: str) -> dict[str, Any]:
+        self.changeable(user_id)
         record = self.agent(user_id)
         del self.agents[user_id]
         self.roles_remove(user_id, AGENT_ROLE)
@@ -224,6 +238,7 @@ class FakeServer:
     def livechat_set_agent_status(self, user_id: str, status: str) -> dict[str, Any]:
         if status not in ("available", "not-available"):
             raise errors.InvalidArgument("status must be 'available' or 'not-available'")
+        self.changeable(user_id)
         self.agent(user_id)
         self.agents[user_id]["status"] = status
         self.dispatch_queue(user_id)
@@ -231,6 +246,7 @@ class FakeServer:
 
     def livechat_add_department_agent(self, department: str, user_id: str) -> dict[str, Any]:
         dep = self.department(department)
+        self.changeable(user_id)
         self.agent(user_id)
         self.agents[user_id]["departments"].add(dep["id"])
         self.dispatch_queue(user_id)
@@ -239,6 +255,8 @@ class FakeServer:
     def livechat_remove_department_agent(self, department: str, user_id: str
                                          ) -> dict[str, Any]:
         dep = self.department(department)
+        if user_id in self.users:  # an unknown user is no error here, as on the host
+            self.changeable(user_id)
         if user_id in self.agents:
             self.agents[user_id]["departments"].discard(dep["id"])
         return self.department(dep["id"])
