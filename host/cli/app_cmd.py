@@ -253,8 +253,9 @@ def package(
         write_atomic(target, data)
     except OSError as exc:
         fail(f"cannot write {target}: {exc.strerror}", "choose another -o path")
-    err_console.print(f"wrote {target} ({len(data)} bytes), content hash {pkg.content_hash}",
-                      highlight=False)
+    # The path may be a name the package's author chose (signed in place): inert (rule 12).
+    err_console.print(line(f"wrote {target} ({len(data)} bytes), content hash "
+                           f"{pkg.content_hash}"))
     if json_out:
         emit_json({"path": str(target), "app_id": pkg.app_id, "version": pkg.manifest.version,
                    "content_hash": pkg.content_hash})
@@ -282,7 +283,7 @@ def sign(
         write_atomic(target, build_zip(signed))
     except OSError as exc:  # the operator's path: said so, never "unexpected ... report it"
         fail(f"cannot write {target}: {exc.strerror}", "choose another -o path")
-    err_console.print(f"signed {target} ({pkg.content_hash})", highlight=False)
+    err_console.print(line(f"signed {target} ({pkg.content_hash})"))  # an author's file name
     if json_out:
         emit_json({"path": str(target), "content_hash": pkg.content_hash})
 

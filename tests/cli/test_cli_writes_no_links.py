@@ -99,3 +99,16 @@ def test_sign_to_an_unwritable_path_is_one_line_of_the_operators(cli: Run, incom
             str(tmp_path / "no-such-folder" / "x.zip"), with_home=False)
     assert r.exit_code == 2, r.output  # before: exit 1, "unexpected FileNotFoundError"
     assert "cannot write" in r.output and "unexpected" not in r.output
+
+
+def test_an_authors_file_name_reaches_the_screen_inert(cli: Run, incoming: Path,
+                                                      tmp_path: Path) -> None:
+    """DESIGN rule 12: the name of a package its author handed in is their text (before, `app
+    sign` and `app package` printed it raw: an escape sequence in it reached the terminal)."""
+    key = tmp_path / "publisher.key"
+    assert cli("keys", "generate", str(key), with_home=False).exit_code == 0
+    pkg = incoming / "lure\x1b[2J\x1b]0;pwned\x07.zip"
+    r = cli("app", "package", str(incoming / "lure"), "-o", str(pkg), with_home=False)
+    assert r.exit_code == 0 and "\x1b" not in r.output and "\\x1b[2J" in r.output, r.output
+    r = cli("app", "sign", str(pkg), "--key", str(key), with_home=False)
+    assert r.exit_code == 0 and "\x1b" not in r.output and "\\x1b[2J" in r.output, r.output
