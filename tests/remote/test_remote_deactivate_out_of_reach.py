@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from rcfake import FakeWorkspace, remote_on
 
-from host.server.errors import Forbidden
+from host.server.errors import Forbidden, Unavailable
 from host.server.principals import Caller
 
 APP = Caller("a", "in-a", "au")
@@ -23,6 +23,7 @@ DOCS: dict[str, dict[str, Any]] = {
     "other": {"_id": "other", "username": "app.other", "roles": ["bot"], "active": True},
     "human": {"_id": "human", "username": "human", "roles": ["user"], "active": True},
     "au": {"_id": "au", "username": "app.a", "roles": ["bot"], "active": True},
+    "unsaid": {"_id": "unsaid", "username": "unsaid", "active": True},  # roles not shown
 }
 
 
@@ -57,3 +58,13 @@ def test_an_ordinary_user_and_the_apps_own_are_still_deactivated(tmp_path: Path,
     rs.users_deactivate(APP, target, op_id="op-1")
     assert [b for _q, b in fake.sent("POST", "users.setActiveStatus")] == [
         {"userId": target, "activeStatus": False}]
+
+
+def test_a_user_whose_roles_the_workspace_does_not_show_is_not_deactivated(tmp_path: Path
+                                                                          ) -> None:
+    """No roles in the answer cannot tell an admin from a person: refused for now."""
+    fake = _workspace()
+    rs = remote_on(fake, tmp_path)
+    with pytest.raises(Unavailable):
+        rs.users_deactivate(APP, "unsaid", op_id="op-1")
+    assert not fake.sent("POST", "users.setActiveStatus")

@@ -273,9 +273,16 @@ class RemoteCore:
             return
         self.refuse_another_apps_user(caller, user_id)
         raw = self.user_doc(user_id=user_id).get("roles")
-        # A role given as a string is that role, as Rocket.Chat's `$in` checks read it.
-        held = [raw] if isinstance(raw, str) else (
-            [r for r in raw if isinstance(r, str)] if isinstance(raw, list) else [])
+        # A role given as a string is that role, as Rocket.Chat's `$in` checks read it; an
+        # answer naming no roles cannot tell an admin from a person (the service account's
+        # `view-full-other-user-info` shows them): refused for now.
+        if isinstance(raw, str):
+            held = [raw]
+        elif isinstance(raw, list):
+            held = [r for r in raw if isinstance(r, str)]
+        else:
+            raise Unavailable("the workspace did not say which roles the user holds: not "
+                              "deactivated now")
         for r in held:
             if self.role_privileged(r):
                 raise Forbidden("apps may not deactivate a user holding the privileged role "
