@@ -111,6 +111,10 @@ class FrameReader:
         # does it, once (the patience is then spent), and sleeps on. Spin readers only; the
         # host's, while a child is pinned beside its threads (`host.supervise.burst`).
         self.patience: tuple[int, Callable[[], None]] | None = None
+        # With `patience`: the time (`time.monotonic_ns`) by which it is spent even though
+        # frames keep arriving within its wait; 0: no such time. Frames that renew nothing (an
+        # escaped child's empty Log frames every millisecond) cannot keep it unspent.
+        self.patience_by = 0
         if spin:
             os.set_blocking(fd, False)
             self._poll = select.poll()
@@ -158,7 +162,8 @@ class FrameReader:
     def _sleep(self, poll: select.poll) -> None:
         patience = self.patience
         if patience is not None:
-            if poll.poll(patience[0]):
+            by = self.patience_by
+            if (not by or time.monotonic_ns() < by) and poll.poll(patience[0]):
                 return
             self.patience = None
             patience[1]()

@@ -20,7 +20,7 @@ from host.gate.overcaps import refuse_over_caps
 from host.store.pool import release_thread
 from host.supervise.affinity import BURST_CALLS, Affinity
 from host.supervise.applog import AppLog
-from host.supervise.burst import end_burst, start_burst
+from host.supervise.burst import end_burst, kept, start_burst
 from host.supervise.child import AppFailed, Child, ChildDied, LayerMissing, done_result
 from host.supervise.child import describe_status as _exit_reason
 from host.supervise.drops import Drops
@@ -479,6 +479,9 @@ class AppRunner(RunnerQueue):
         except RefusalBudgetExceeded:
             self._over_refusal_budget(child)
             raise
+        finally:
+            if self._burst is not None:
+                kept(self._burst)  # a call (not a Log frame) keeps the burst's pin
 
     def _refuse_args(self, child: Child, action: str, args: dict[str, Any], problem: str,
                      frame: bytes) -> Exception:

@@ -4,9 +4,9 @@ A child being started is put on the host's core until its start is done (`Affini
 the handshake's and the load's hand-offs are then direct switches). The load runs the app's
 module code, so an app whose module computes at import (no escape needed: a loop at the top of
 `main.py`) ran on the core every host thread shares for as long as its load took, up to
-`LOAD_TIMEOUT_S` (10 s) each start, and a load that ends in time is no death to count. Now the
-start waits at most `BURST_PATIENCE_MS` for the child's next frame before giving it every core
-(`FrameReader.patience`, as a burst's pin does, `host.supervise.burst`).
+`LOAD_TIMEOUT_S` (10 s) each start, and a load that ends in time is no death to count. Now a
+load keeps the host's core for at most `BURST_PATIENCE_MS` in all, then the child gets every
+core (`burst.patient_load`; frames it sends meanwhile renew nothing: `test_pin_keepalive.py`).
 
 A real host on two cores (the only shape where the host's threads share one core).
 """
