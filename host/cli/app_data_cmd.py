@@ -25,6 +25,7 @@ from host.cli.app_common import (
     operator_name,
     resolve,
 )
+from host.cli.ask import secret_line
 from host.cli.output import EXIT_NEGATIVE, emit_json, err_console, fail
 from host.home import Home
 from host.inert import gutter_rows, host, line, one_row, visible
@@ -165,9 +166,12 @@ def settings(
                     known = ", ".join(s.key for s in rec.manifest.setting) or "none"
                     fail(f"{item.split('=')[0]!r} is not a setting of {rec.app_id}",
                          f"use KEY=VALUE with one of: {known}")
+                secret = spec.secret or key in rec.secret_keys
                 if raw == "-":
-                    raw = sys.stdin.readline().rstrip("\n")
-                elif raw.strip() and (spec.secret or key in rec.secret_keys):
+                    # A secret typed at a terminal is not echoed (`ask.secret_line`).
+                    raw = secret_line(f"{key[:64]} (secret, not shown): ") if secret \
+                        else sys.stdin.readline().rstrip("\n")
+                elif raw.strip() and secret:
                     # A security boundary: a command line is readable by every local user
                     # (/proc/PID/cmdline, ps) while the command runs, and shells keep it in
                     # their history; a secret comes on stdin, as `rocketchat connect`'s token.

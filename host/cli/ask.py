@@ -1,4 +1,4 @@
-"""Yes/no questions to the operator, which one Ctrl-C always ends.
+"""Yes/no questions to the operator, which one Ctrl-C always ends, and secrets read unechoed.
 
 `typer.confirm` waits for the answer in `input()`. A SIGINT that lands after the interpreter
 last looked for pending signals and before `input()` blocks in `read()` is handled only when
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import select
 import sys
+import termios
 
 import typer
 
@@ -54,3 +55,32 @@ def _read_line() -> str | None:
             pass
     line = stdin.readline()
     return line or None
+
+
+def secret_line(prompt: str) -> str:
+    """One line of stdin for a secret, without its line break ("" at the end of input).
+
+    On a terminal `prompt` goes to stderr and what is typed is not echoed (the terminal's ECHO
+    is off for the read, put back however it ends, Ctrl-C included): a secret typed or pasted
+    at `app settings APP KEY=-` or `rocketchat connect` stayed on the screen, in the terminal's
+    scrollback and in any recording of the session. Piped input is read as it comes."""
+    stdin = sys.stdin
+    if stdin is None:
+        return ""
+    if not stdin.isatty():
+        return stdin.readline().rstrip("\n")
+    fd = stdin.fileno()
+    was = termios.tcgetattr(fd)
+    quiet = termios.tcgetattr(fd)
+    quiet[3] &= ~termios.ECHO  # the local modes: no echo, the line still edited by the terminal
+    termios.tcsetattr(fd, termios.TCSADRAIN, quiet)
+    try:
+        # Asked only once the echo is off: a line typed as soon as the prompt shows is unseen.
+        sys.stderr.write(prompt)
+        sys.stderr.flush()
+        line = _read_line()
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, was)
+        sys.stderr.write("\n")
+        sys.stderr.flush()
+    return (line or "").rstrip("\n")

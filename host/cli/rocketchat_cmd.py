@@ -2,10 +2,9 @@
 operator's service account, and check that connection (docs/ROCKETCHAT.md)."""
 from __future__ import annotations
 
-import sys
-
 import typer
 
+from host.cli.ask import secret_line
 from host.cli.output import EXIT_NEGATIVE, EXIT_USAGE, emit_json, err_console, fail
 from host.clock import SystemClock
 from host.home import Home
@@ -36,11 +35,13 @@ def connect(
     problem = transport_problem(url, insecure_plain_http=insecure_plain_http)
     if problem:
         fail(problem, code=EXIT_USAGE)
-    token = sys.stdin.readline().strip()
+    # Never on the screen either: at a terminal neither line is echoed (`ask.secret_line`).
+    token = secret_line("the service account's personal access token (not shown): ").strip()
     # Never an option: a command line is readable by every local user (ps) and kept in shell
     # history. Rocket.Chat 8+ refuses users.createToken (messages sent as an app's user)
     # without it.
-    tokens_secret = sys.stdin.readline().strip()
+    tokens_secret = secret_line("the workspace's CREATE_TOKENS_FOR_USERS_SECRET (Rocket.Chat "
+                                "8+; empty if none; not shown): ").strip()
     if not token:
         fail("no token on stdin", "pipe the service account's personal access token in: "
              "`stockade rocketchat connect --url URL --user-id ID < token.txt`", EXIT_USAGE)
