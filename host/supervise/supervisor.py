@@ -13,7 +13,7 @@ from collections import deque
 from concurrent.futures import Future
 from typing import Any, Protocol
 
-from host.apps.installs import InstallRecord
+from host.apps.installs import SECRET_MASK, InstallRecord
 from host.errors import GateError, RefusalBudgetExceeded
 from host.gate.gate import Gate, Session
 from host.gate.overcaps import refuse_over_caps
@@ -84,6 +84,10 @@ class AppRunner(RunnerQueue):
         self.app_id = install.app_id
         # What the child prints goes to its log as the app's; the host's notes as its own.
         self.log = AppLog(self._log, self._note)
+        # The secret settings' values of the record the child runs with (`_masked`), and that
+        # record: masked in everything written to the log.
+        self._secrets: list[str] = []
+        self._secrets_of: InstallRecord | None = None
         self.child: Child | None = None
         self._settled: Child | None = None  # the child `affinity.settled` was told of
         self._calls = 0  # bridge calls in the job running now (`affinity.BURST_CALLS`)
@@ -508,9 +512,26 @@ class AppRunner(RunnerQueue):
         child.kill(reason, code="refusals")
 
     def _log(self, text: str, truncated: bool) -> None:
-        self.host.write_app_log(self.install_id, text, truncated)
+        self.host.write_app_log(self.install_id, self._masked(text), truncated)
 
     def _note(self, text: str) -> None:
-        """A note of the host's in the app's log (`applog`: never mistaken for app output)."""
-        self.host.note_app_log(self.install_id, text)
+        """A note of the host's in the app's log (`applog`: never mistaken for app output).
+        Masked too: a note may quote the app's own text (a handler's exception message)."""
+        self.host.note_app_log(self.install_id, self._masked(text))
+
+    def _masked(self, text: str) -> str:
+        """`text` with the values of the app's secret settings masked, as the host writes it to
+        the log: `app logs` masks the values as they are when it runs, so a value printed before
+        a rotation was shown in clear after it (and sat in the file in clear all along). The
+        values are those of `install`, the record the child was loaded with (a start re-reads
+        it: `Host.start_child`); longest first, so one holding another is masked whole."""
+        install, values = self.install, self._secrets
+        if install is not self._secrets_of:  # its first line, or a start with a newer record
+            values = sorted({str(v) for k, v in install.settings.items()
+                             if k in install.secret_keys and v not in (None, "")},
+                            key=len, reverse=True)
+            self._secrets, self._secrets_of = values, install
+        for value in values:
+            text = text.replace(value, SECRET_MASK)
+        return text
 

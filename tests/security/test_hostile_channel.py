@@ -104,7 +104,8 @@ def hosts() -> Iterator[list[tuple[FakeHost, AppRunner]]]:
 def _runner(hosts: list[tuple[FakeHost, AppRunner]], steps: list[Any], logs: Path,
             keep_reader: list[int] | None = None) -> tuple[FakeHost, AppRunner]:
     host = FakeHost(steps, logs, keep_reader)
-    install = SimpleNamespace(install_id="inst-1", app_id="hostile", crash_stop=None)
+    install = SimpleNamespace(install_id="inst-1", app_id="hostile", crash_stop=None,
+                              settings={}, secret_keys=frozenset())
     runner = AppRunner(host, install)  # type: ignore[arg-type]
     hosts.append((host, runner))
     return host, runner

@@ -213,7 +213,8 @@ def _when_running(runner: AppRunner) -> tuple[Child, int]:
 
 def test_a_child_keeps_its_time_in_events() -> None:
     host = _Host()
-    runner = AppRunner(host, SimpleNamespace(install_id="i-1", app_id="a", crash_stop=None))  # type: ignore[arg-type]
+    runner = AppRunner(host, SimpleNamespace(install_id="i-1", app_id="a", crash_stop=None,
+                                           settings={}, secret_keys=frozenset()))  # type: ignore[arg-type]
     try:
         runner.ensure_started()
         child, _pid = _when_running(runner)
@@ -235,7 +236,8 @@ def test_a_child_keeps_its_time_in_events() -> None:
 @pytest.mark.parametrize("in_event", [False, True], ids=["between events", "in an event"])
 def test_the_runner_kills_and_accounts_once(in_event: bool) -> None:
     host = _Host()
-    runner = AppRunner(host, SimpleNamespace(install_id="i-1", app_id="a", crash_stop=None))  # type: ignore[arg-type]
+    runner = AppRunner(host, SimpleNamespace(install_id="i-1", app_id="a", crash_stop=None,
+                                           settings={}, secret_keys=frozenset()))  # type: ignore[arg-type]
     try:
         runner.ensure_started()
         child, pid = _when_running(runner)
