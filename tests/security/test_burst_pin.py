@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from apphelp import install, write_app
+from corehelp import core_claimed
 
 from host.home import Home
 from host.runtime import Host, HostConfig
@@ -58,7 +59,8 @@ def two_cores() -> Iterator[set[int]]:
     two = set(sorted(everywhere)[:2])
     os.sched_setaffinity(0, two)
     try:
-        yield two
+        with core_claimed(two):  # the test's host is placed, whatever other workers run
+            yield two
     finally:
         os.sched_setaffinity(0, everywhere)
 
