@@ -462,7 +462,9 @@ class AppRunner(RunnerQueue):
         child = self.child
         if child is not None:
             child.death_reported = True
-        crash = child.stderr_text().strip()[-500:] if child is not None else ""
+        # The app's own words, which may hold its secret settings' values: masked as its log is
+        # (`_masked`), for they go into the audit chain, `app list` and the console's apps page.
+        crash = self._masked(child.stderr_text().strip())[-500:] if child is not None else ""
         # Apart: the reason is the host's words, the crash the app's (what its child wrote to
         # stderr). Joined and cut from the end, an app's long stderr pushed the host's reason
         # out of what `app list` and the console show, leaving only words the app chose.
