@@ -26,7 +26,7 @@ from host.cli.interrupt import (
 from host.cli.lazy import LazyGroup
 from host.cli.output import fail
 from host.errors import StartRefused
-from host.home import URL_PREFIXES, Home, redact_url, resolve_home
+from host.home import STORE_ENV_VAR, URL_PREFIXES, Home, redact_url, resolve_home, url_secrets
 from host.ledger.errors import AuditError
 
 root = typer.Typer(
@@ -70,6 +70,13 @@ def _main(
     if store and not store.startswith(URL_PREFIXES):
         fail(f"--store {redact_url(store)!r} is not a PostgreSQL URL",
              "pass postgresql://USER@HOST:PORT/DB (or none: the home's own SQLite host.db)")
+    source = ctx.get_parameter_source("store")
+    if store and url_secrets(store) and source is not None and source.name == "COMMANDLINE":
+        # A command line is every local user's to read (/proc/PID/cmdline, for as long as a
+        # `serve` runs) and stays in shell history; the variable and the file are not.
+        fail("--store holds a password, and a command line is readable by every local user",
+             f"name the URL in {STORE_ENV_VAR} or HOME/store.toml (0600), or keep the password "
+             "in ~/.pgpass (PGPASSFILE)")
     try:
         resolved = resolve_home(home, store)
     except StartRefused as exc:

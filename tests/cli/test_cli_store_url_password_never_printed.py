@@ -47,8 +47,30 @@ def test_bench_store_never_prints_the_password(cli: Run, url: str) -> None:
     from host.cli.main import normalize_argv  # as the console script reads `bench --store`
 
     r = cli(*normalize_argv(["bench", "--store", url, "--quick"]))
-    assert r.exit_code == 2 and "cannot bench the store" in r.stderr, r.output
+    # A password on the command line is refused before anything reads the URL (below).
+    assert r.exit_code == 2 and "--store holds a password" in r.stderr, r.output
     assert SECRET not in r.output, r.output
+
+
+@pytest.mark.parametrize("url", [f"postgresql://u:{SECRET}@127.0.0.1:1/x",
+                                 f"postgresql://u@127.0.0.1:1/x?password={SECRET}"])
+@pytest.mark.parametrize("command", [("serve", "--port", "0"), ("store", "status"), ("doctor",)])
+def test_a_password_typed_in_store_is_refused_before_anything_runs(
+        cli: Run, home: Path, url: str, command: tuple[str, ...]) -> None:
+    """A command line is every local user's to read (`/proc/PID/cmdline`, for as long as a
+    `serve` runs) and stays in the shell's history: the password belongs in STOCKADE_STORE,
+    `store.toml` (0600) or `~/.pgpass`."""
+    r = cli("--store", url, *command)
+    assert r.exit_code == 2 and "--store holds a password" in r.stderr, r.output
+    assert "STOCKADE_STORE" in r.stderr and SECRET not in r.output
+    assert not home.exists()  # refused before the home was made
+
+
+def test_the_same_url_in_the_variable_is_read(cli: Run, home: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STOCKADE_STORE", f"postgresql://u:{SECRET}@127.0.0.1:1/x")
+    r = cli("store", "status")
+    assert "--store holds a password" not in r.stderr and SECRET not in r.output
 
 
 @pytest.mark.parametrize("command", [("store", "migrate"), ("doctor",)])
