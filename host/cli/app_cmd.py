@@ -550,6 +550,9 @@ def uninstall(
                                               actor=operator_name())
         except InstallGone as exc:  # another operator's uninstall landed after our read
             fail(str(exc), "see `stockade app list`")  # exit 2, as for an app not found
+        except lifecycle_seams.SERVER_UNASKABLE as exc:  # its agents' removal needs the server
+            fail(f"the chat server cannot be asked: {exc}; the app is still installed",
+                 "fix the connection, or pass --users keep --agents keep (asks it nothing)")
         if users == "deactivate" and deactivated is None:
             err_console.print(host("no chat server is wired to this CLI: the app's users were "
                                    "kept; deactivate them on the server", "yellow"))
