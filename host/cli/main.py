@@ -75,6 +75,8 @@ def _main(
         # A command line is every local user's to read (/proc/PID/cmdline, for as long as a
         # `serve` runs) and stays in shell history; the variable and the file are not.
         fail("--store holds a password, and a command line is readable by every local user",
+             "keep the password in ~/.pgpass (PGPASSFILE): the bench reads only a --store typed "
+             "on its command line" if ctx.invoked_subcommand == "bench" else
              f"name the URL in {STORE_ENV_VAR} or HOME/store.toml (0600), or keep the password "
              "in ~/.pgpass (PGPASSFILE)")
     try:

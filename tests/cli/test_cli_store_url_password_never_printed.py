@@ -49,6 +49,7 @@ def test_bench_store_never_prints_the_password(cli: Run, url: str) -> None:
     r = cli(*normalize_argv(["bench", "--store", url, "--quick"]))
     # A password on the command line is refused before anything reads the URL (below).
     assert r.exit_code == 2 and "--store holds a password" in r.stderr, r.output
+    assert ".pgpass" in r.stderr and "STOCKADE_STORE" not in r.stderr  # the bench reads neither
     assert SECRET not in r.output, r.output
 
 
