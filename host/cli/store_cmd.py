@@ -41,32 +41,41 @@ def _show(home: Home, states: list[object], title: str, json_out: bool,
     rows = [s for s in states if isinstance(s, ComponentState)]
     apart = home.server_apart
     current = all(s.current for s in rows) and not apart
+    # A SQLite store creates or upgrades each component the first time a command opens it
+    # (`host.store.schema.ensure_schema`); only a PostgreSQL store waits for `store migrate`.
+    # A fresh home's components not yet opened were shown as needing it, exit 1.
+    auto = home.store_url is None
+    ready = all(s.current or (auto and (s.have or 0) < s.need) for s in rows) and not apart
     if json_out:
         emit_json({"store": _where(home), "kind": "postgresql" if home.store_url else "sqlite",
-                   "current": current, "components": [s.to_json() for s in rows],
+                   "current": current, "ready": ready,
+                   "components": [s.to_json() for s in rows],
                    "server_data": "server.db" if apart else
                    "postgresql" if home.store_url else "host.db", **(extra or {})})
-        return current
+        return ready
     table = Table(title=f"{title} ({_where(home)})")
     for col in ("component", "schema", "this release", "status"):
         table.add_column(col)
     for s in rows:
         table.add_row(s.name, "-" if s.have is None else str(s.have), str(s.need),
                       host("current", "green") if s.current else
-                      host("needs `stockade store migrate`", "yellow") if (s.have or 0) < s.need
-                      else host("newer than this release", "red"))
+                      host("newer than this release", "red") if (s.have or 0) > s.need else
+                      host("made when first used", "green") if auto and s.have is None else
+                      host("upgraded when next opened", "green") if auto else
+                      host("needs `stockade store migrate`", "yellow"))
     err_console.print(table)
     if apart:
         err_console.print(line(host("the embedded server's data is in server.db: ", "yellow"),
                                "its writes take three commits; `stockade store migrate` moves "
                                "it into host.db (stop the host first)"))
-    return current
+    return ready
 
 
 @store_app.command("status")
 def status(ctx: typer.Context, json_out: JsonFlag = False) -> None:
-    """Each component's schema version beside the one this release needs (exit 1 if any
-    differs). Reads only; creates nothing."""
+    """Each component's schema version beside the one this release needs (exit 1 if one
+    needs `stockade store migrate` or is newer; a SQLite home's are made or upgraded when a
+    command first opens them). Reads only; creates nothing."""
     from host.migrate import store_status
     from host.store import STORE_FAILURES
 

@@ -91,3 +91,15 @@ def test_bench_store_puts_both_stores_side_by_side_in_a_schema_of_its_own(
                for f in figures.values())
     r = cli("--store", pg_url, "store", "status", "--json")
     assert not json.loads(r.stdout)["current"]  # nothing was created in the operator's schema
+
+
+def test_a_fresh_sqlite_home_needs_no_migrate(cli: Run, home: Path) -> None:
+    """A SQLite store makes or upgrades each component when a command first opens it: a new
+    home's components not yet opened are not "needs `stockade store migrate`", exit 1."""
+    assert cli("init").exit_code == 0
+    r = cli("store", "status")
+    assert r.exit_code == 0, r.output
+    assert "made when first used" in r.stderr and "store migrate" not in r.stderr
+    r = cli("store", "status", "--json")
+    report = json.loads(r.stdout)
+    assert r.exit_code == 0 and report["kind"] == "sqlite" and report["ready"] is True
