@@ -60,7 +60,15 @@ def serve(
         None, "--mint-token", metavar="USERNAME",
         help="Create/reuse admin service user USERNAME, print a new token once, and exit.",
     ),
-    json_out: bool = typer.Option(False, "--json", help="With --mint-token: JSON on stdout."),
+    list_tokens: str = typer.Option(
+        None, "--list-tokens", metavar="USERNAME",
+        help="Show the REST tokens server user USERNAME holds (name, kind, when made; never "
+        "the token), and exit."),
+    revoke_tokens: str = typer.Option(
+        None, "--revoke-tokens", metavar="USERNAME",
+        help="Revoke every REST token server user USERNAME holds (audited), and exit."),
+    json_out: bool = typer.Option(False, "--json", help="With --mint-token, --list-tokens or "
+                                  "--revoke-tokens: JSON on stdout."),
     apps: bool = typer.Option(True, "--apps/--no-apps", help="Also run the installed apps."),
     degraded: bool = typer.Option(
         False, "--degraded", help="Run apps even if a confinement layer is missing, or the "
@@ -156,6 +164,12 @@ def serve(
         refuse_damaged_stores(home)  # before anything opens a store for writing
     except StartRefused as exc:
         fail(exc.message, exc.hint, EXIT_NEGATIVE)
+    token_acts = [o for o, v in (("--mint-token", mint_token), ("--list-tokens", list_tokens),
+                                 ("--revoke-tokens", revoke_tokens)) if v is not None]
+    if len(token_acts) > 1:
+        fail(f"{' and '.join(token_acts)} go one at a time", code=EXIT_USAGE)
+    if token_acts:
+        kind = "embedded"  # the tokens are the embedded server's, whichever serves the apps
     if kind == "rocketchat" and mint_token is None and not apps:
         fail("--no-apps serves nothing against a Rocket.Chat workspace (its REST API is "
              "its own)", hint="drop --no-apps, or pass --server embedded", code=EXIT_USAGE)
@@ -175,6 +189,14 @@ def serve(
         server = build_server(home, SystemClock())
     except StartRefused as exc:  # a store that cannot be opened; a stray server.db
         fail(exc.message, exc.hint, EXIT_NEGATIVE)
+    if list_tokens is not None or revoke_tokens is not None:
+        from host.cli import serve_tokens
+
+        if list_tokens is not None:
+            serve_tokens.list_tokens(server, list_tokens, json_out)
+        else:
+            serve_tokens.revoke_tokens(home, server, revoke_tokens, json_out)
+        return
     if mint_token is not None:
         from host.ledger.operator import audited
         from host.ledger.records import AuditError

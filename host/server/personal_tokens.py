@@ -98,6 +98,14 @@ def verify(db: Database, user_id: str | None, token: str | None) -> str | None:
     return user_id
 
 
+def held(db: Database, user_id: str) -> list[tuple[str, str, float]]:
+    """(name, kind, created_at) of every token `user_id` holds, oldest first: what an operator
+    is shown (`serve --list-tokens`). Only the digest is stored, so no token is ever shown."""
+    return [(str(r[0]), str(r[1]), float(r[2])) for r in db.conn().execute(
+        "SELECT name, kind, created_at FROM personal_tokens WHERE user_id = ?"
+        " ORDER BY created_at, name", (user_id,))]
+
+
 def revoke_all(db: Database, user_id: str) -> int:
     """Remove every token of a user; returns how many."""
     with db.write() as c:
