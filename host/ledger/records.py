@@ -159,9 +159,15 @@ def _check_int(name: str, v: object) -> int:
 
 
 def _check_num(name: str, v: object) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise AuditError(f"audit field {name} must be a finite number")
-    return float(v)
+    try:
+        f = float(v)  # an int past a double's range (a forged body's) raises OverflowError
+    except OverflowError:
+        f = math.inf
+    if not math.isfinite(f):
+        raise AuditError(f"audit field {name} must be a finite number")
+    return f
 
 
 def _check_bool(name: str, v: object) -> bool:

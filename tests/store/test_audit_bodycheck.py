@@ -74,3 +74,19 @@ def test_bodies_the_fast_path_refuses_are_decided_by_the_reference() -> None:
     assert bodycheck.body_problem('{"kind":"x","ok":1}') is not None
     assert bodycheck.body_problem('["kind"]') is not None
     assert bodycheck.body_problem('{"allowed":true}') is not None  # no kind
+
+
+def test_a_number_no_float_holds_is_a_bad_record_never_an_error() -> None:
+    """A forged body's quota time written as an integer past a double's range (which msgspec
+    leaves to the reference) made the reference's finiteness check raise OverflowError out of
+    `audit verify`, `tail` and `show`. Found by the long hypothesis/atheris runs' review."""
+    huge = "9" * 400
+    for field in ("window_s", "next_free_at"):
+        body = ('{"kind":"decision","quota":[{"key":"k","used":1,"limit":2,"window_s":1,'
+                f'"{field}":{huge}}}]}}')
+        assert not _fast_ok(body)
+        assert not _reference_ok(body)
+        assert "finite number" in (bodycheck.body_problem(body) or ""), body
+    # an integer a float does hold is still a valid time, as before
+    assert bodycheck.body_problem('{"kind":"decision","quota":[{"key":"k","used":1,"limit":2,'
+                                  '"window_s":' + "9" * 30 + '}]}') is None

@@ -33,6 +33,9 @@ FORGED: dict[str, tuple[object, str] | tuple[object, str, str]] = {
     "ref-seq-text": (GOOD_TS, '{"kind":"outcome","ref_seq":"abc"}'),
     "ref-seq-huge": (GOOD_TS, '{"kind":"outcome","ref_seq":1e400}'),
     "quota-not-objects": (GOOD_TS, '{"kind":"decision","quota":[1,"x"]}'),
+    # an integer no float holds: the reference's finiteness check raised OverflowError
+    "quota-window-huge-int": (GOOD_TS, '{"kind":"decision","quota":[{"key":"k","used":1,'
+                              '"limit":2,"window_s":' + "9" * 400 + '}]}'),
     "ts-huge": (1e300, '{"detail":"x","event":"test","kind":"supervisor"}'),
     "ts-inf": (float("inf"), '{"detail":"x","event":"test","kind":"supervisor"}'),
     "ts-text": ("soon", '{"detail":"x","event":"test","kind":"supervisor"}'),
