@@ -368,11 +368,19 @@ def create_app(server: EmbeddedServer, *, max_body: int = MAX_BODY_BYTES,
                 await asyncio.wait_for(slots.acquire(), HOOK_SLOT_WAIT_S)
             except TimeoutError:
                 return _json(*rc_error("quota_exceeded", HOOKS_BUSY, route, status=429))
-        user_id = request.headers.get("x-user-id")
-        token = request.headers.get("x-auth-token")
+        user_ids = request.headers.getlist("x-user-id")
+        tokens = request.headers.getlist("x-auth-token")
+        user_id = user_ids[0] if user_ids else None
+        token = tokens[0] if tokens else None
+        # A credential header sent twice is no credential (Rocket.Chat's Node joins the copies
+        # into one value, which names no token): reading the first and ignoring the second
+        # checked another token than a proxy or log reading the last one saw.
+        repeated = len(user_ids) > 1 or len(tokens) > 1
 
         def authenticated() -> tuple[int, dict[str, Any]]:
             identity = None
+            if repeated:
+                return rc_error("unauthorized", "", route)
             if user_id is not None or token is not None:
                 identity = personal_tokens.verify(server.db, user_id, token)
                 if identity is None:
