@@ -129,7 +129,10 @@ def parse(body: bytes) -> Webhook:
     except (ValueError, RecursionError):
         # RecursionError: a body nested deeper than the parser's stack (a 1 MiB body of "[")
         raise BadPayload("the body is not JSON in UTF-8 (or is nested too deep)") from None
-    if not isinstance(doc, dict) or doc.get("type") not in TYPES:
+    # `type` a string before the set lookup: a list or object there raised TypeError
+    # (unhashable), a 500 where a body of no known type is a 400
+    if not isinstance(doc, dict) or not isinstance(doc.get("type"), str) \
+            or doc["type"] not in TYPES:
         raise BadPayload("not an omnichannel webhook of a known type")
     room_id = _id(doc.get("_id"), "_id", required=True)
     assert room_id is not None
