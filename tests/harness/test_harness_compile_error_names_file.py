@@ -18,8 +18,14 @@ from sandbox.loader import LoadFailed
 MAIN = "import helpers\nfrom stockade import App\nclass Probe(App):\n    pass\n"
 
 
-@pytest.mark.parametrize("helpers", ["def broken(:\n    pass\n", "x = 1\n_hidden = 2\n"],
-                         ids=["syntax", "restricted"])
+@pytest.mark.parametrize("helpers", [
+    "def broken(:\n    pass\n", "x = 1\n_hidden = 2\n",
+    # source that parses but that the compiler refuses after RestrictedPython's pass: its
+    # SyntaxError escaped compile_module, so the load failed as an app_error, not a compile
+    # failure naming the file (found by a mutation fuzz of compile_module)
+    "x = 1\nbreak\n", "return 1\n", "x = *a\n", "def f(a, a):\n    pass\n",
+], ids=["syntax", "restricted", "break-outside-loop", "return-outside-function",
+        "starred-assignment", "duplicate-argument"])
 def test_the_module_that_does_not_compile_is_named(tmp_path: Path, helpers: str) -> None:
     folder = write_app(tmp_path, source=MAIN, extra_modules={"helpers": helpers})
     with pytest.raises(LoadFailed, match=r"compile failed: helpers\.py: Line \d"):
