@@ -4,7 +4,8 @@ Order of checks (each one can only refuse):
 1. the action exists in the vocabulary, and its permission is in `grants` (permission_denied);
 2. the arguments match the ActionSpec exactly (policy_denied, "invalid arguments");
 3. built-in guardrails no file can lift (guardrail): admin-class / privileged / non-canonical
-   roles, user type "app", unusual URLs and unreachable addresses, non-plain REST routes;
+   roles, user type "app", another app's own user changed, a privileged user deactivated,
+   unusual URLs and unreachable addresses, non-plain REST routes;
 4. any matching forbid (policy_denied);
 5. at least one matching permit whose constraints all hold, else policy_denied naming the
    nearest rules and the constraint that failed;
@@ -54,6 +55,14 @@ TARGET_USER_ACTIONS = frozenset(
 # refuses anyway.
 OWN_USERS_ALWAYS = frozenset({"messages.send_as_user"})
 ROLE_ACTIONS = frozenset({"roles.assign", "roles.remove"})
+# Own-users actions that change the user they name. Guards (a guardrail, whatever `any_user`
+# says): another app's own user, that app's identity which only its install and uninstall
+# manage (DESIGN rules 1 and 11; fact target_is_another_apps_user), and, for a deactivation, a
+# user holding a privileged role, whose every power it would take (rule 10; fact
+# target_holds_privileged_role). The host looks both up for every such call and its servers
+# refuse the same behind the gate; a caller that supplies neither (a policy test case) is not
+# refused by this step, so the gate must always supply them.
+USER_CHANGE_ACTIONS = TARGET_USER_ACTIONS - OWN_USERS_ALWAYS
 # The user a users.create is about to make, as the action it amounts to names it: it does not
 # exist yet, and it will be this app's own (the facts say so).
 NEW_USER = "(the user this call creates)"
@@ -177,6 +186,13 @@ def _canonical_role(raw: str, facts: Mapping[str, Any]) -> tuple[str | None, str
 def _guardrails(spec: ActionSpec, req: Request) -> _Ctx | str:
     """Built-in refusals no policy file can lift. Returns the extracted context or a reason."""
     args, facts, a = req.args, req.facts, spec.name
+    if a in USER_CHANGE_ACTIONS:
+        if facts.get("target_is_another_apps_user") is True:
+            return "that is another app's own user: only its install and uninstall manage " \
+                   "it (any_user reaches people, never another app)"
+        if a == "users.deactivate" and facts.get("target_holds_privileged_role") is True:
+            return "the user holds a privileged role: apps can never deactivate it (that " \
+                   "takes every power of the role, as removing the role would)"
     if a == "users.create" or a in ROLE_ACTIONS:
         raw_roles: list[str] = (
             [args["role"]] if a in ROLE_ACTIONS else list(args.get("roles") or [])

@@ -139,8 +139,17 @@ def target_facts(server: FakeServer, app_user_id: str, action: str,
     user = server.users.get(uid)
     if user is None:
         raise errors.NotFound(f"no user with id {uid!r}")
-    return {"target_is_own_app_user": uid == app_user_id,
-            "target_created_by_app": user.get("created_by_app")}
+    own = uid == app_user_id
+    facts: dict[str, Any] = {
+        "target_is_own_app_user": own, "target_created_by_app": user.get("created_by_app"),
+        # the engine's guardrails (`policies.engine.USER_CHANGE_ACTIONS`), as the fake server
+        # tells another app's own user (`FakeServer.changeable`) and a privileged one
+        "target_is_another_apps_user": not own and (user.get("app_id") is not None
+                                                    or user.get("type") == "app")}
+    if action == "users.deactivate":
+        facts["target_holds_privileged_role"] = bool(set(user.get("roles") or ())
+                                                     & ADMIN_CLASS_ROLES)
+    return facts
 
 
 def seats_in_use(server: FakeServer) -> int:

@@ -19,10 +19,12 @@ data amounts to; the app enabled and the event in its manifest first).
 The facts the gate looks up on the server are looked up the same way, from the home's server
 (the embedded one, or the Rocket.Chat workspace it is connected to): whether a role is
 privileged (`role_privileged`), who created a target user (`target_created_by_app`,
-`target_is_own_app_user`), whether a REST route has a bridge action (`rest_mapped`), the id of a
-user a REST route names by username. What a host name resolves to (`resolved_ips`) is not looked
-up (that would be a DNS query from the operator's machine, not the host's); a decision that needs
-it says which `--fact` to pass. A `--fact` given on the command line overrides a looked-up one.
+`target_is_own_app_user`), whether it is another app's own user (`target_is_another_apps_user`)
+or, for a deactivation, holds a privileged role (`target_holds_privileged_role`), whether a REST
+route has a bridge action (`rest_mapped`), the id of a user a REST route names by username. What
+a host name resolves to (`resolved_ips`) is not looked up (that would be a DNS query from the
+operator's machine, not the host's); a decision that needs it says which `--fact` to pass. A
+`--fact` given on the command line overrides a looked-up one.
 """
 from __future__ import annotations
 
@@ -122,9 +124,17 @@ def server_facts(servers: _Server, rec: InstallRecord, action: str, args: Mappin
             fail(f"cannot tell whether {', '.join(roles)[:200]} is privileged: {exc.message}",
                  "pass --fact role_privileged=false (or true), or check the workspace")
     if isinstance(uid, str):
-        facts["target_is_own_app_user"] = uid == rec.app_user_id
+        own = uid == rec.app_user_id
+        deactivation = action == "users.deactivate"
+        facts["target_is_own_app_user"] = own
         try:
-            facts["target_created_by_app"] = server.user_created_by(uid)
+            # As `Gate._facts`: the engine's guardrails refuse another app's own user and (a
+            # deactivation) a privileged one whatever any_user says.
+            standing = server.user_standing(uid, privileged=deactivation)
+            facts["target_created_by_app"] = standing.created_by_app
+            facts["target_is_another_apps_user"] = standing.own_user_of is not None and not own
+            if deactivation:
+                facts["target_holds_privileged_role"] = standing.privileged is not False
         except NotFound:
             fail(f"no user with id {uid!r} on this home's server",
                  "give the id of an existing user, or --fact target_created_by_app=APP")

@@ -463,11 +463,20 @@ class Gate:
             roles = [r for r in args["roles"] if isinstance(r, str)]
         if roles:
             facts["role_privileged"] = any(self.server.is_privileged(r) for r in roles)
-        # The engine's own-users rule needs to know who created the user an action names.
+        # The engine's own-users rule needs to know who created the user an action names, its
+        # guardrails whether that is another app's own user or (a deactivation's) a privileged
+        # one: one read of the user, its roles only for a deactivation.
         if action in TARGET_USER_ACTIONS and isinstance(args.get("user_id"), str):
             uid = args["user_id"]
-            facts["target_is_own_app_user"] = uid == session.caller.app_user_id
-            facts["target_created_by_app"] = self.server.user_created_by(uid)
+            own = uid == session.caller.app_user_id
+            deactivation = action == "users.deactivate"
+            standing = self.server.user_standing(uid, privileged=deactivation)
+            facts["target_is_own_app_user"] = own
+            facts["target_created_by_app"] = standing.created_by_app
+            facts["target_is_another_apps_user"] = standing.own_user_of is not None and not own
+            if deactivation:
+                # not said (None) is taken as privileged: fail closed
+                facts["target_holds_privileged_role"] = standing.privileged is not False
         if action == "http.request" and self.resolve is not None:
             from policies.netcheck import parse_url
 

@@ -20,7 +20,16 @@ from typing import Any, Protocol
 
 from host.server.events import PreSendHook, Subscriber
 from host.server.principals import Caller, Operator, Principal
-from host.server.shapes import Agent, Department, Message, Role, Room, User, Visitor
+from host.server.shapes import (
+    Agent,
+    Department,
+    Message,
+    Role,
+    Room,
+    User,
+    UserStanding,
+    Visitor,
+)
 
 __all__ = ["ACTION_METHODS", "HOST_ACTIONS", "Caller", "Operator", "Principal", "ServerAdapter"]
 
@@ -219,6 +228,13 @@ class ServerAdapter(Protocol):
 
     def user_created_by(self, user_id: str) -> str | None:
         """The app that created this user (None if not app-created). NotFound."""
+        ...
+
+    def user_standing(self, user_id: str, *, privileged: bool = False) -> UserStanding:
+        """Who this user is, for the engine's guardrails on an action naming it: the app that
+        created it, the app whose own user it is, and (only when `privileged`, a deactivation's
+        question) whether it holds a privileged role. NotFound; Unavailable when the roles
+        cannot be read now."""
         ...
 
     def users_count_active_app_created(self) -> int:

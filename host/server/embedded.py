@@ -13,7 +13,7 @@ from host.server.db import Tx
 from host.server.errors import Conflict, Forbidden, InvalidArgument, NotFound
 from host.server.principals import SYSTEM, Caller, Operator, Principal, app_of
 from host.server.room_ops import RoomOps
-from host.server.shapes import Agent, Department, Role, User
+from host.server.shapes import Agent, Department, Role, User, UserStanding
 
 # The agents an app brought: users it created, and its own app user.
 _APP_AGENTS = (
@@ -115,6 +115,10 @@ class EmbeddedServer(RoomOps):
     def user_created_by(self, user_id: str) -> str | None:
         """The app that created this user (None if not app-created). NotFound."""
         return users.created_by(self.db.conn(), user_id)  # one statement: its own snapshot
+
+    def user_standing(self, user_id: str, *, privileged: bool = False) -> UserStanding:
+        """Who this user is, for the gate's facts (`users.standing`). NotFound."""
+        return users.standing(self.db.conn(), user_id, privileged=privileged)
 
     def users_set_profile(self, caller: Principal, user_id: str, name: str | None,
                           email: str | None) -> User:

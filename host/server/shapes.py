@@ -6,7 +6,7 @@ Timestamps are float seconds since the epoch (from the injected clock).
 """
 from __future__ import annotations
 
-from typing import Literal, TypedDict
+from typing import Literal, NamedTuple, TypedDict
 
 UserType = Literal["user", "bot", "app"]
 AgentStatus = Literal["available", "not-available"]
@@ -24,6 +24,16 @@ class User(TypedDict):
     created_by_app: str | None  # the app that created it through a bridge, else None
     app_id: str | None  # set only on an app's own user (type "app")
     created_at: float
+
+
+class UserStanding(NamedTuple):
+    """Who a user an app's call names is, for the gate's facts (not an answer an app sees):
+    the app that created it, the app whose own user it is, and whether it holds a privileged
+    role (None when not asked: only a deactivation needs it)."""
+
+    created_by_app: str | None
+    own_user_of: str | None
+    privileged: bool | None
 
 
 class Role(TypedDict):

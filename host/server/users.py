@@ -15,7 +15,7 @@ import msgspec
 from host.server import limits
 from host.server.db import new_id
 from host.server.errors import Conflict, Forbidden, InvalidArgument, NotFound
-from host.server.shapes import User
+from host.server.shapes import User, UserStanding
 from host.store import INTEGRITY_ERRORS
 from policies import argrules
 
@@ -254,6 +254,20 @@ def check_app_may_deactivate(conn: sqlite3.Connection, user_id: str,
         raise NotFound(f"no user with id {user_id!r}")
     if row[0]:
         raise Forbidden("apps may not deactivate a user holding a privileged role")
+
+
+def standing(conn: sqlite3.Connection, user_id: str, *, privileged: bool) -> UserStanding:
+    """Who `user_id` is, in one statement (its own snapshot): the gate's facts for an action
+    naming it (`EmbeddedServer.user_standing`); whether it holds a privileged role only when
+    `privileged` (a deactivation's). NotFound for an unknown user."""
+    row = conn.execute(
+        "SELECT u.created_by_app, u.app_id, CASE WHEN ? = 1 THEN EXISTS (SELECT 1"
+        " FROM user_roles ur JOIN roles r ON r.name = ur.role"
+        " WHERE ur.user_id = u.id AND r.privileged <> 0) END"
+        " FROM users u WHERE u.id = ?", (1 if privileged else 0, user_id)).fetchone()
+    if row is None:
+        raise NotFound(f"no user with id {user_id!r}")
+    return UserStanding(row[0], row[1], None if row[2] is None else bool(row[2]))
 
 
 def created_by(conn: sqlite3.Connection, user_id: str) -> str | None:

@@ -5,11 +5,13 @@ app's test passed under the harness and the same call was refused on every real 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sandbox.errors import PermissionDenied
+from sandbox.harness_policy import PolicyCheck
 from sandbox.harness_server import FakeServer
 
 CHANGES: dict[str, Callable[[FakeServer, str], Any]] = {
@@ -51,3 +53,44 @@ def test_an_admin_is_never_deactivated_and_a_person_still_is() -> None:
         for change in ("users.set_custom_fields", "livechat.add_agent", "users.deactivate"):
             CHANGES[change](server, uid)
         assert server.users[uid]["active"] is False
+
+
+ANY_USER = '''
+schema = 1
+name = "p"
+[[rule]]
+id = "reach-anyone"
+effect = "permit"
+apps = ["a"]
+actions = ["users.deactivate", "livechat.agents"]
+[rule.when]
+any_user = true
+[[quota]]
+id = "q"
+apps = ["a"]
+action = "*"
+limit = 9
+window = "1h"
+'''
+
+
+def test_the_harness_decides_them_as_the_gate_does(tmp_path: Path) -> None:
+    """Under any_user the harness's decision refuses them by the guardrail, charging no unit,
+    as the gate's does (tests/security/test_deactivate_out_of_reach.py); before, it allowed
+    them and the fake server refused (the decision said allowed, a unit was charged)."""
+    (tmp_path / "p.toml").write_text(ANY_USER)
+    pc = PolicyCheck.load(tmp_path / "p.toml")
+    server, other, boss = _server()
+    grants = frozenset({"users.deactivate", "livechat.agents"})
+    for action, args in (("users.deactivate", {"user_id": boss["id"]}),
+                         ("users.deactivate", {"user_id": other["id"]}),
+                         ("livechat.set_agent_status",
+                          {"user_id": other["id"], "status": "not-available"})):
+        facts = pc.facts(server, server.app_user["id"], action, args)
+        with pytest.raises(PermissionDenied, match=r"\[guardrail\]"):
+            pc.check("a", grants, action, args, facts, 1.0, lambda: 0)
+    assert all(not log for log in pc.quota_log.values())
+    human = server.new_user("human", "Human", "user")
+    args = {"user_id": human["id"]}
+    pc.check("a", grants, "users.deactivate", args,
+             pc.facts(server, server.app_user["id"], "users.deactivate", args), 2.0, lambda: 0)

@@ -68,3 +68,19 @@ def test_a_user_whose_roles_the_workspace_does_not_show_is_not_deactivated(tmp_p
     with pytest.raises(Unavailable):
         rs.users_deactivate(APP, "unsaid", op_id="op-1")
     assert not fake.sent("POST", "users.setActiveStatus")
+
+
+def test_the_gate_is_told_who_the_target_is(tmp_path: Path) -> None:
+    """The facts the gate decides with (`user_standing`), so its guardrail refuses these
+    before admission: another app's own user from Stockade's record, a privileged role from
+    users.info (only when a deactivation asks), a user whose roles are not shown refused for
+    now."""
+    fake = _workspace()
+    rs = remote_on(fake, tmp_path)
+    rs.owned.record_user("other", "app.other", created_by_app=None, app_id="other", now=0.0)
+    assert rs.user_standing("boss", privileged=True) == (None, None, True)
+    assert rs.user_standing("svc", privileged=True) == (None, None, True)
+    assert rs.user_standing("human", privileged=True) == (None, None, False)
+    assert rs.user_standing("other") == (None, "other", None)
+    with pytest.raises(Unavailable):
+        rs.user_standing("unsaid", privileged=True)

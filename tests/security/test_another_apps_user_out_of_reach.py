@@ -5,13 +5,18 @@ A policy's `any_user` widens the own-users rule so an app may manage the workspa
 it is that app's identity, which only its install and uninstall manage. Under `any_user` an app
 took it offline as an agent (`livechat.set_agent_status`), stopped it being an agent, took it
 out of its departments, stripped or gave it roles and wrote its custom fields: the other app's
-chats stopped reaching it. The embedded server now refuses each to any app but its owner."""
+chats stopped reaching it. The embedded server now refuses each to any app but its owner.
+
+The gate decides it too: each call's decision record says refused, by the guardrail, and no
+quota unit is charged. Before, the records said allowed (each outcome then said refused, its
+unit kept)."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
 from gatehelp import policy_rig
+from test_deactivate_out_of_reach import decided_by_the_guardrail
 
 from host.errors import GateError
 from host.server.principals import SYSTEM
@@ -78,6 +83,8 @@ def test_any_user_never_reaches_another_apps_own_user(tmp_path: Path) -> None:
             pass
     assert reached == [], f"another app's own user was changed by {reached}"
     assert _state(srv, other["id"]) == before
+    for action, _args in _calls(other["id"], dep["id"]):
+        decided_by_the_guardrail(rig, action)
 
 
 def test_any_user_still_reaches_a_person_and_the_apps_own_user(tmp_path: Path) -> None:

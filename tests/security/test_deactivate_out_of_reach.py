@@ -7,13 +7,18 @@ REST bridge's `users.setActiveStatus` / `users.update`: the admin's every power 
 (their sign-ins ended, no way back but another admin), where `roles.remove` of the admin role
 itself is refused whatever a policy says. It also deactivated another app's own user, which
 only that app's install and uninstall manage. The embedded server now refuses both to any app,
-whatever the gate allowed; the remote adapter refuses them before the request leaves."""
+whatever the gate allowed; the remote adapter refuses them before the request leaves.
+
+The gate decides them too: its decision record says refused, by the guardrail, and the call is
+charged no quota unit. Before, the record said allowed (the outcome then said refused, its unit
+kept), and `stockade can-i` answered "allowed" where the gate's call was refused."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
 import pytest
+from audithelp import audit_bodies
 from gatehelp import policy_rig
 
 from host.errors import GateError
@@ -58,6 +63,17 @@ def _attacks(uid: str) -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
+def decided_by_the_guardrail(rig: Any, action: str) -> None:
+    """The gate's own decision refused `action` by a guardrail, recorded so, and charged no
+    unit of the policy's quota (the outcome is not where the refusal shows)."""
+    verdicts = [(b["allowed"], b["code"]) for b in audit_bodies(rig.home)
+                if b.get("kind") == "decision" and b.get("action") == action]
+    assert verdicts == [(False, "guardrail")], f"the gate's decision records: {verdicts}"
+    charge = rig.gate.policy.current().charges(rig.session.app_id, rig.session.install_id,
+                                               action)[0]
+    assert rig.ledger.quota_state(charge.key, charge.limit, charge.window_s).used == 0
+
+
 def _refused(rig: Any, action: str, args: dict[str, Any]) -> bool:
     try:
         out = rig.gate.handle(rig.session, action, args)
@@ -79,6 +95,7 @@ def test_no_policy_lets_an_app_deactivate_an_admin_or_another_apps_user(
                                           .index(door)]
     assert _refused(rig, action, args), f"{action} {args} deactivated the {target}"
     assert srv.users_get(SYSTEM, victim["id"])["active"] is True
+    decided_by_the_guardrail(rig, "users.deactivate")
 
 
 def test_the_same_policy_still_deactivates_a_plain_user_and_the_apps_own(tmp_path: Path) -> None:

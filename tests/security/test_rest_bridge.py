@@ -169,7 +169,8 @@ def test_rest_cannot_deactivate_the_admin(host: Host) -> None:
         ["POST", "/api/v1/users.update", {"userId": boss["id"], "data": {"active": False}}],
     ])
     assert [r[0] for r in res] == ["refused", "refused"]
-    assert all("own users only" in r[2] for r in res)
+    # the guardrail, before any rule: no policy (any_user included) deactivates the admin
+    assert all("privileged role" in r[2] and "[guardrail]" in r[2] for r in res)
     assert host.server.users_get(SYSTEM, boss["id"])["active"] is True
 
 
@@ -333,7 +334,7 @@ def test_another_identity_only_when_the_operator_names_it_at_consent(
         boss = h.server.users_create(SYSTEM, "boss", "Boss", "user", roles=["admin"])
         res = _run(h, [["POST", "/api/v1/users.setActiveStatus",
                         {"userId": boss["id"], "activeStatus": False}]])
-        assert res[0][0] == "refused" and "own users only" in res[0][2]
+        assert res[0][0] == "refused" and "privileged role" in res[0][2]
     code, out = cli("app", "consent", "caller", *grants, "--rest-as", "app")
     assert code == 0 and "(app.caller)" in " ".join(out.replace("│", " ").split())
     from host.apps.installs import InstallStore

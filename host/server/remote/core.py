@@ -272,7 +272,14 @@ class RemoteCore:
         if not isinstance(caller, Caller):
             return
         self.refuse_another_apps_user(caller, user_id)
-        raw = self.user_doc(user_id=user_id).get("roles")
+        role = self.privileged_role_held(self.user_doc(user_id=user_id))
+        if role is not None:
+            raise Forbidden(f"apps may not deactivate a user holding the privileged role {role!r}")
+
+    def privileged_role_held(self, doc: dict[str, Any]) -> str | None:
+        """A privileged role the user of this users.info document holds, or None. Unavailable
+        when the document names no roles."""
+        raw = doc.get("roles")
         # A role given as a string is that role, as Rocket.Chat's `$in` checks read it; an
         # answer naming no roles cannot tell an admin from a person (the service account's
         # `view-full-other-user-info` shows them): refused for now.
@@ -283,10 +290,7 @@ class RemoteCore:
         else:
             raise Unavailable("the workspace did not say which roles the user holds: not "
                               "deactivated now")
-        for r in held:
-            if self.role_privileged(r):
-                raise Forbidden("apps may not deactivate a user holding the privileged role "
-                                f"{r!r}")
+        return next((r for r in held if self.role_privileged(r)), None)
 
     # -- rule 9 across the network ----------------------------------------------------------------
     def _write(self, op_id: str | None, action: str, probe: dict[str, Any],

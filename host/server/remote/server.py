@@ -20,7 +20,7 @@ from host.server.principals import SYSTEM, Operator, Principal, app_of
 from host.server.remote import convert, deadline
 from host.server.remote.client import RouteMissing
 from host.server.remote.rooms import RemoteRooms
-from host.server.shapes import Agent, Department, Role, User
+from host.server.shapes import Agent, Department, Role, User, UserStanding
 
 # users.find_by_field: at most this many pages of 100 users are scanned when the workspace
 # ignores the `query` filter (the documented fallback; its cost is one request per 100 users).
@@ -342,6 +342,18 @@ class RemoteServer(RemoteRooms):
         if known is None:
             self.user_doc(user_id=user_id)
         return known
+
+    def user_standing(self, user_id: str, *, privileged: bool = False) -> UserStanding:
+        """Who this user is, from Stockade's record (`rc_users`); the user read from the
+        workspace only when Stockade has no record of its creator, or `privileged` asks for its
+        roles (NotFound if absent; Unavailable when its roles are not shown)."""
+        created, app = self.owned.created_by(user_id), self.owned.app_of_user(user_id)
+        held: bool | None = None
+        if privileged:
+            held = self.privileged_role_held(self.user_doc(user_id=user_id)) is not None
+        elif created is None and app is None:
+            self.user_doc(user_id=user_id)
+        return UserStanding(created, app, held)
 
     def users_count_active_app_created(self) -> int:
         return self.owned.count_active_created()
