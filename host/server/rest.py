@@ -170,6 +170,14 @@ def _too_large(limit: int) -> tuple[int, dict[str, Any]]:
     return rc_error("invalid_argument", f"body larger than {limit} bytes", "", status=413)
 
 
+def _json_media(content_type: str) -> bool:
+    """Whether a Content-Type names JSON (`application/json`, any `+json` type; parameters such
+    as `charset` aside)."""
+    media = content_type.partition(";")[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/")
+                                            and media.endswith("+json"))
+
+
 def _bad_body(message: str) -> tuple[int, dict[str, Any]]:
     return rc_error("invalid_argument", message, "")
 
@@ -346,6 +354,12 @@ def create_app(server: EmbeddedServer, *, max_body: int = MAX_BODY_BYTES,
                 return _json(*_too_large(max_body))
         body: Any = None
         if raw.strip():
+            if not _json_media(request.headers.get("content-type", "")):
+                # A page on any site can POST text/plain (or a form) to this loopback port
+                # without asking the browser first; only JSON needs the preflight this API never
+                # answers. Guards sign-in attempts (the budget that locks an account) and the
+                # anonymous widget routes from another site's page the operator visits.
+                return _json(*_bad_body("send the body as Content-Type: application/json"))
             try:
                 body = json.loads(raw)
                 # Python's parser reads "\ud800" (and the bytes ED A0 80) as a lone surrogate,
