@@ -447,14 +447,17 @@ def compile_module(source: str, filename: str) -> types.CodeType:
         raise CompileFailed(f"{filename}: source larger than {MAX_SOURCE_BYTES} bytes")
     try:
         result = compile_restricted_exec(source, filename=filename)
-    except (RecursionError, MemoryError, ValueError, OverflowError) as exc:
-        raise CompileFailed(f"{filename}: {type(exc).__name__}: {exc}"[:1000]) from None
     except SyntaxError as exc:
         # The compiler's own, after the parse RestrictedPython reports in `errors` (`return`
         # outside a function, `break` outside a loop, a starred assignment): a refusal naming
         # the file like any other, never an exception the load reports as the app's error.
         raise CompileFailed(f"{filename}: Line {exc.lineno}: SyntaxError: {exc.msg}"[:1000]) \
             from None
+    except Exception as exc:  # noqa: BLE001 - any failure to compile is a refusal, no code
+        # RecursionError, MemoryError, ValueError (a NUL byte), OverflowError, and
+        # RestrictedPython's transformer failing on source it only half refused (`x = r[await
+        # a]`: AttributeError, the Subscript left without its slice).
+        raise CompileFailed(f"{filename}: {type(exc).__name__}: {exc}"[:1000]) from None
     if result.errors:
         # Its errors say "Line N" only: named with the file, or a line of an app's other module
         # (helpers.py) read as one of the module app.toml names.

@@ -30,3 +30,12 @@ def test_the_module_that_does_not_compile_is_named(tmp_path: Path, helpers: str)
     folder = write_app(tmp_path, source=MAIN, extra_modules={"helpers": helpers})
     with pytest.raises(LoadFailed, match=r"compile failed: helpers\.py: Line \d"):
         AppHarness.from_dir(folder)
+
+
+def test_source_restrictedpython_fails_on_is_a_compile_failure(tmp_path: Path) -> None:
+    """`x = r[await a]`: RestrictedPython's transformer drops the refused `await` and then
+    fails on the Subscript it left without a slice (AttributeError), which escaped
+    compile_module as the app's own exception (found by a mutation fuzz of compile_module)."""
+    folder = write_app(tmp_path, source=MAIN, extra_modules={"helpers": "x = r[await a]\n"})
+    with pytest.raises(LoadFailed, match=r"compile failed: helpers\.py: "):
+        AppHarness.from_dir(folder)
