@@ -20,7 +20,10 @@ import tempfile
 from pathlib import Path
 from typing import Any, ClassVar
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # gatehelp
+# The repo ahead of tests/: run as a script (docs/FUZZING.md), `policies` was tests/policies
+# (a namespace package found first), and the rig's home found no shipped default policy.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from gatehelp import GRANTED, QUOTA_LIMIT, QUOTA_WINDOW_S, build_rig, install_fuzz_app
 
