@@ -48,6 +48,20 @@ HookName = Literal["install", "enable", "disable", "update", "uninstall", "setti
 SECRET_MASK = "********"  # noqa: S105 (a mask, not a password)
 
 
+def secret_values(rec: InstallRecord) -> list[str]:
+    """The values of `rec`'s secret settings as text, longest first (one holding another is
+    then masked whole by `mask_secrets`); unset and empty ones left out."""
+    return sorted({str(v) for k, v in rec.settings.items()
+                   if k in rec.secret_keys and v not in (None, "")}, key=len, reverse=True)
+
+
+def mask_secrets(text: str, values: list[str]) -> str:
+    """`text` with each of `values` (`secret_values`) replaced by SECRET_MASK."""
+    for value in values:
+        text = text.replace(value, SECRET_MASK)
+    return text
+
+
 class InstallError(Exception):
     """An install operation cannot proceed; the message says why and what to do."""
 

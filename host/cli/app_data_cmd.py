@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from host.apps.installs import SECRET_MASK, InstallChanged, InstallRecord
+from host.apps.installs import InstallChanged, InstallRecord, mask_secrets, secret_values
 from host.apps.manifest import coerce_setting, emptied_value, empties_setting
 from host.cli.app_common import (
     AppRef,
@@ -33,13 +33,6 @@ from host.supervise import applog
 
 # Log tail cap: guards memory against a huge log file (the supervisor caps logs too).
 _MAX_LOG_READ = 1024 * 1024
-
-
-def _redact(text: str, secrets_: list[str]) -> str:
-    for value in sorted(secrets_, key=len, reverse=True):
-        if value:
-            text = text.replace(value, SECRET_MASK)
-    return text
 
 
 @app_app.command("logs")
@@ -72,8 +65,7 @@ def logs(
             # of that line would read as a line of the host's ("... stockade: ...").
             data = data[data.find(b"\n") + 1:] if b"\n" in data else b""
         raw = data.decode("utf-8", errors="replace")
-        secret_values = [str(rec.settings[k]) for k in rec.secret_keys if k in rec.settings]
-        parsed = [(ln, e) for ln in _redact(raw, secret_values).splitlines()
+        parsed = [(ln, e) for ln in mask_secrets(raw, secret_values(rec)).splitlines()
                   if not applog.is_format_note(e := parse(ln))]
         parsed = parsed[-max(0, n):] if n > 0 else []
     lines = [ln for ln, _e in parsed]

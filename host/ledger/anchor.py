@@ -12,10 +12,10 @@ import hashlib
 import hmac
 import os
 import secrets
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from host.fsio import read_capped
 from host.ledger.records import AuditError
 
 ANCHOR_MAGIC = "stockade-audit-anchor/1"
@@ -30,16 +30,10 @@ def read_small(path: Path) -> bytes:
     without blocking, so a FIFO put in its place never stalls the reader (a host's anchoring
     inside a bridge call, `audit verify`, `serve`'s start). Raises FileNotFoundError when it
     is missing, OSError when it is no regular file, is too large or cannot be read."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", str(path))
-        data = os.read(fd, MAX_FILE_BYTES + 1)
-        if len(data) > MAX_FILE_BYTES:
-            raise OSError(errno.EFBIG, f"larger than {MAX_FILE_BYTES} bytes", str(path))
-        return data
-    finally:
-        os.close(fd)
+    data = read_capped(path, MAX_FILE_BYTES)
+    if len(data) > MAX_FILE_BYTES:
+        raise OSError(errno.EFBIG, f"larger than {MAX_FILE_BYTES} bytes", str(path))
+    return data
 
 
 @dataclass(frozen=True)

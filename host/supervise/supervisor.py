@@ -13,7 +13,7 @@ from collections import deque
 from concurrent.futures import Future
 from typing import Any, Protocol
 
-from host.apps.installs import SECRET_MASK, InstallRecord
+from host.apps.installs import InstallRecord, mask_secrets, secret_values
 from host.errors import GateError, RefusalBudgetExceeded
 from host.gate.gate import Gate, Session
 from host.gate.overcaps import refuse_over_caps
@@ -529,11 +529,7 @@ class AppRunner(RunnerQueue):
         it: `Host.start_child`); longest first, so one holding another is masked whole."""
         install, values = self.install, self._secrets
         if install is not self._secrets_of:  # its first line, or a start with a newer record
-            values = sorted({str(v) for k, v in install.settings.items()
-                             if k in install.secret_keys and v not in (None, "")},
-                            key=len, reverse=True)
+            values = secret_values(install)
             self._secrets, self._secrets_of = values, install
-        for value in values:
-            text = text.replace(value, SECRET_MASK)
-        return text
+        return mask_secrets(text, values)
 
