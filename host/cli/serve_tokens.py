@@ -19,6 +19,7 @@ import typer
 
 from host.cli.output import emit_json, fail
 from host.home import Home
+from host.inert import visible
 from host.server import SYSTEM
 from host.server.embedded import EmbeddedServer
 from host.server.errors import NotFound
@@ -48,7 +49,9 @@ def list_tokens(server: EmbeddedServer, username: str, json_out: bool) -> None:
         return
     typer.echo(f"{user['username']} (X-User-Id: {user['id']}): {len(rows)} token(s)")
     for name, kind, at in rows:
-        typer.echo(f"  {_when(at)}  {kind:<8}  {name}")
+        # The name is the token holder's words (`users.generatePersonalAccessToken`): shown
+        # inert, an escape sequence in it never reaches the operator's terminal (rule 12).
+        typer.echo(f"  {_when(at)}  {kind:<8}  {visible(name)}")
 
 
 def revoke_tokens(home: Home, server: EmbeddedServer, username: str, json_out: bool) -> None:

@@ -77,3 +77,20 @@ def test_token_options_go_one_at_a_time(tmp_path: Path) -> None:
     assert code == 2
     server = build_server(Home(tmp_path), ManualClock())
     assert server.db.conn().execute("SELECT count(*) FROM personal_tokens").fetchone()[0] == 0
+
+
+def test_a_token_name_reaches_the_terminal_inert(tmp_path: Path) -> None:
+    """A token's name is its holder's words (any REST user names its personal tokens): the
+    listing shows an escape sequence in it as text, never sends it to the terminal."""
+    from host.server.personal_tokens import mint_named
+
+    code, out = _serve(tmp_path, "--mint-token", "svc", "--json")
+    assert code == 0, out
+    server = build_server(Home(tmp_path), ManualClock())
+    mint_named(server.db, json.loads(out)["user_id"], "ci\x1b[2J\x1b]0;owned\x07", 1.0)
+    code, out = _serve(tmp_path, "--list-tokens", "svc")
+    assert code == 0, out
+    assert "\x1b" not in out and "\x07" not in out
+    assert "ci\\x1b[2J" in out  # shown as its escape
+    json_out = json.loads(_serve(tmp_path, "--list-tokens", "svc", "--json")[1])
+    assert "ci\x1b[2J\x1b]0;owned\x07" in [t["name"] for t in json_out["tokens"]]  # exact
