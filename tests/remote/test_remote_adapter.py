@@ -329,3 +329,24 @@ def test_a_user_deactivated_by_hand_on_the_workspace_frees_its_seat(rs: RemoteSe
                                                        "activeStatus": False})
     changed = sum(rs.sync_seats(batch=1) for _ in range(3))
     assert changed == 1 and rs.users_count_active_app_created() == 1
+
+
+def test_an_app_given_email_is_never_sent_as_verified(rs: RemoteServer,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rocket.Chat's OAuth sign-in merges a person's account onto a user holding their address
+    as verified: an app that made a user with a person's e-mail, sent as verified, would get
+    that person's sign-in (and the app acts as users it created). The stand-in ignores the
+    flag, so the body on the wire is what this reads."""
+    sent: list[tuple[str, dict[str, object]]] = []
+    real_post = rs.post
+
+    def spying(path: str, body: dict[str, object], **kw: object) -> object:
+        sent.append((path, body))
+        return real_post(path, body, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(rs, "post", spying)
+    app = _app(rs, _name("a"))
+    rs.users_create(app, _name("u"), "U", "user", email=f"{_name('ceo')}@corp.example",
+                    op_id=_name("op"))
+    creates = [b for p, b in sent if p == "users.create" and "email" in b]
+    assert creates and all(b.get("verified") is False for b in creates)

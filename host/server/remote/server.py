@@ -130,7 +130,11 @@ class RemoteServer(RemoteRooms):
         body: dict[str, Any] = {"username": username, "name": name, "roles": role_list or
                                 ["user"], "joinDefaultChannels": False,
                                 "sendWelcomeEmail": False, "requirePasswordChange": False,
-                                "verified": True}
+                                # Never vouch for an address the app gave: a verified e-mail is
+                                # what Rocket.Chat's OAuth sign-in merges a person's account on,
+                                # so the person whose address it is could sign in as the app's
+                                # user (which the app acts as) or hand it their sign-in.
+                                "verified": False}
         if email is not None:
             body["email"] = limits.email(email)
         fields = limits.string_fields(custom_fields)
