@@ -20,9 +20,11 @@ import contextlib
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
+
+from host.supervise.logmask import MaskedStream
 
 APP_MARK = "| "
 HOST_MARK = "stockade: "
@@ -91,18 +93,26 @@ def is_format_note(entry: Entry) -> bool:
 
 class AppLog:
     """The sink an app's child writes its output into (`logcap.LogSink`), with `note` for the
-    host's own notes (`logcap.LogBudget` uses it for the note that output was cut)."""
+    host's own notes (`logcap.LogBudget` uses it for the note that output was cut), and
+    `stream` for one event's output masked across its frames (`logmask`; `secrets` gives the
+    values to mask: those of the record the child was loaded with)."""
 
-    __slots__ = ("_note", "_write")
+    __slots__ = ("_note", "_secrets", "_write")
 
-    def __init__(self, write: Callable[[str, bool], None], note: Callable[[str], None]) -> None:
-        self._write, self._note = write, note
+    def __init__(self, write: Callable[[str, bool], None], note: Callable[[str], None],
+                 secrets: Callable[[], Sequence[str]] = tuple) -> None:
+        self._write, self._note, self._secrets = write, note, secrets
 
     def __call__(self, text: str, truncated: bool) -> None:
         self._write(text, truncated)
 
     def note(self, text: str) -> None:
         self._note(text)
+
+    def stream(self) -> MaskedStream:
+        """The sink for one event's (or load's) frames: a secret value split across two of them
+        is masked whole (`logmask.MaskedStream`)."""
+        return MaskedStream(self._write, self._note, self._secrets())
 
 
 # Logs this process has checked for an earlier release's format (and moved aside if so).

@@ -40,7 +40,10 @@ class LogBudget:
 
     def __init__(self, sink: LogSink, what: str = "event",
                  max_lines: int = MAX_LOG_LINES_PER_EVENT) -> None:
-        self._sink = sink
+        # One event's stream where the sink opens one (`applog.AppLog.stream`: a secret value
+        # split across two frames is masked whole), else the sink itself.
+        opener = getattr(sink, "stream", None)
+        self._sink: LogSink = opener() if opener is not None else sink
         self._what = what
         self._max_lines = max_lines
         self.chars = 0
@@ -81,7 +84,11 @@ class LogBudget:
         """The event (or load) is over: note a drop in the app's log, once. True if cut.
 
         As the host's own note where the sink takes one (`applog.AppLog.note`: an app's log,
-        where no printed line can look like it), else as text (a snippet's terminal)."""
+        where no printed line can look like it), else as text (a snippet's terminal). First the
+        stream's end, if the sink is one: what it held back is written before the note."""
+        end = getattr(self._sink, "end", None)
+        if end is not None:
+            end(self.cut)
         if self.cut:
             text = (f"log output of this {self._what} passed the host's cap "
                     f"({self._max_lines} lines, {MAX_LOG_CHARS_PER_EVENT} characters): "

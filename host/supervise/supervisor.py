@@ -83,7 +83,7 @@ class AppRunner(RunnerQueue):
         self.install_id = install.install_id
         self.app_id = install.app_id
         # What the child prints goes to its log as the app's; the host's notes as its own.
-        self.log = AppLog(self._log, self._note)
+        self.log = AppLog(self._log, self._note, self._secret_values)
         # The secret settings' values of the record the child runs with (`_masked`), and that
         # record: masked in everything written to the log.
         self._secrets: list[str] = []
@@ -527,9 +527,14 @@ class AppRunner(RunnerQueue):
         a rotation was shown in clear after it (and sat in the file in clear all along). The
         values are those of `install`, the record the child was loaded with (a start re-reads
         it: `Host.start_child`); longest first, so one holding another is masked whole."""
+        return mask_secrets(text, self._secret_values())
+
+    def _secret_values(self) -> list[str]:
+        """The secret settings' values of `install` (`_masked`; each event's output stream
+        masks them across its frames too: `logmask`)."""
         install, values = self.install, self._secrets
         if install is not self._secrets_of:  # its first line, or a start with a newer record
             values = secret_values(install)
             self._secrets, self._secrets_of = values, install
-        return mask_secrets(text, values)
+        return values
 
