@@ -30,6 +30,7 @@ from host.server.moved import refuse_if_moved
 from host.store import SchemaTooNew, StoreError, immediate
 from host.store.pg import SERVER_WRITE_LOCK, PgStore, is_url, redacted
 from host.store.pool import ConnPool, register
+from host.store.upgrades import refuse_if_served
 
 # How long a writer waits for the lock before SQLITE_BUSY (several host threads share the file).
 BUSY_TIMEOUT_MS = 5000
@@ -309,6 +310,9 @@ class Database:
                     f"{self.path} has schema version {version}, newer than this host "
                     f"({SCHEMA_VERSION}); upgrade Stockade"
                 )
+            if self.shared is None and 0 < version < SCHEMA_VERSION:
+                # Not under a host serving the older layout (`host.store.upgrades`).
+                refuse_if_served(self.path, f"server {version} to {SCHEMA_VERSION}")
             for i in range(version, SCHEMA_VERSION):
                 for stmt in migration_statements(i, dialect):
                     c.execute(stmt)

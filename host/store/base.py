@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from host.errors import StartRefused
 from host.store.pid import current_pid
 from host.store.pool import ConnPool, register
 
@@ -33,6 +34,14 @@ class SchemaTooNew(StoreError):
     """The store was written by a newer Stockade: this release refuses it (old code over a
     newer layout could skip a column that enforces a limit). The operator's to resolve, by
     running that release: every command says so in one line, never as a bug to report."""
+
+
+class SchemaInUse(StartRefused, StoreError):
+    """A SQLite home's schema would be upgraded while another process serves it (holds its
+    `host.lock`): that host, which opened the store at the older layout, would go on writing
+    rows without the columns and triggers the new one adds. Refused before any change, in one
+    line naming the process (`host.store.upgrades`); a `StartRefused`, so every command and
+    `serve` say it with its hint, never as a bug to report."""
 
 
 # What the operator is told to do about a `SchemaTooNew` store, by every command.
@@ -204,6 +213,13 @@ class Store(ABC):
     @abstractmethod
     def render_guard(self, item: AppendOnly | SetOnce) -> list[str]:
         """The trigger statements that make the engine enforce `item`."""
+
+    def before_upgrade(self, what: str) -> None:
+        """Called in the write transaction that is about to upgrade `what` (a component's
+        tables from an older version): raise to refuse it. A no-op where upgrades are explicit
+        (`stockade store migrate` on a shared store); a SQLite home refuses while another
+        process serves it (`SqliteStore`)."""
+        return None
 
     def clock_in(self, c: Any) -> float | None:
         """The store's own clock as write transaction `c` (this store's) took the write lock,

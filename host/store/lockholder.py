@@ -47,6 +47,20 @@ def holder(ident: str, kind: str, byte: int | None = None) -> str:
     return "another process"
 
 
+def lock_pids(ident: str, kind: str) -> list[str] | None:
+    """The pids holding a lock of `kind` ("FLOCK" or "POSIX"), shared or exclusive, on the file
+    `ident` (waiters, listed with `->`, hold nothing), or None where `/proc/locks` cannot be
+    read. A pid the reader's PID namespace cannot see is listed as the kernel shows it (0)."""
+    try:
+        with open("/proc/locks", encoding="ascii", errors="replace") as f:
+            rows = [line.split() for line in f]
+    except OSError:
+        return None
+    return [row[4] for row in rows
+            if len(row) >= 6 and row[1] == kind and row[3] in ("READ", "WRITE")
+            and row[5] == ident]
+
+
 def db_write_lock_holder(db: Path) -> str:
     """Who holds the SQLite write lock of the WAL database `db` (see `holder`)."""
     try:

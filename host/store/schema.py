@@ -51,6 +51,8 @@ def ensure_schema(store: Store, component: str, version: int,
                 f"{store.where}: {component} schema version {row[0]} is newer than this "
                 f"Stockade understands ({version}); upgrade Stockade")
         have = 0 if row is None else _checked(store, component, row[0])
+        if row is not None and have < version:  # a layout someone may be serving
+            store.before_upgrade(f"{component} {have} to {version}")
         for item in ddl:
             if isinstance(item, Step) and item.version <= have:
                 continue  # applied when the store reached that version

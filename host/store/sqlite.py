@@ -42,6 +42,7 @@ from host.store.base import (
 )
 from host.store.diskfull import disk_full_refusal, no_space
 from host.store.pid import current_pid
+from host.store.upgrades import refuse_if_served
 from host.store.writeturn import begin, turn_for
 
 # How long a writer waits for another process's write lock before failing (ms). Guards against
@@ -146,6 +147,10 @@ class SqliteStore(Store):
     def fence(self, host_id: str) -> None:
         """Nothing to fence: a home's lease is a `flock` that no host takes from a live, even a
         stopped, one (`host.ledger.lease`), so no one settles a stopped host's calls."""
+
+    def before_upgrade(self, what: str) -> None:
+        """Refuse an upgrade while another process serves the home (`host.store.upgrades`)."""
+        refuse_if_served(self.path, what)
 
     def checkpoint(self, mode: str = "PASSIVE") -> tuple[int, int, int]:
         """Run a WAL checkpoint (background thread). Returns (busy, log pages, checkpointed)."""
@@ -287,6 +292,8 @@ def opening_stores(home: Home) -> Iterator[None]:
     except (sqlite3.Error, StoreError, OSError) as exc:
         if isinstance(exc, SchemaTooNew):  # no file system fault: said as what it is
             raise StartRefused(str(exc), SCHEMA_TOO_NEW_HINT) from None
+        if isinstance(exc, StartRefused):  # an upgrade refused while served: its own hint
+            raise
         why = str(exc)
         with suppress(OSError):
             if os.statvfs(home.root).f_flag & os.ST_RDONLY:  # sqlite only says "unable to open"
