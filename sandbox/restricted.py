@@ -16,6 +16,7 @@ already confined. What this layer guarantees on its own:
 """
 from __future__ import annotations
 
+import ast
 import base64
 import collections
 import datetime
@@ -37,7 +38,7 @@ from typing import Any
 
 from RestrictedPython.compile import compile_restricted_exec
 from RestrictedPython.Guards import guarded_iter_unpack_sequence, guarded_unpack_sequence
-from RestrictedPython.transformer import INSPECT_ATTRIBUTES
+from RestrictedPython.transformer import INSPECT_ATTRIBUTES, RestrictingNodeTransformer
 
 # Attribute names refused whatever the object, on top of every name starting with "_".
 # `format`/`format_map` reach attributes by name from a format string; `mro` walks the type
@@ -433,6 +434,21 @@ def make_globals(module_name: str, app_modules: AppModules | None = None) -> dic
     }
 
 
+class _Transformer(RestrictingNodeTransformer):
+    """RestrictedPython's checks, and `match` refused here whatever its version says.
+
+    Guards: a class pattern reads attributes with the real getattr and a mapping pattern reads
+    items with the real get, past `_getattr_`, `_getitem_` and every name guard (`case
+    object(gi_frame=object(f_back=...))` walks frames to real modules; no "_" needed).
+    RestrictedPython 9 refuses the statement only because it has no checks for it yet; a
+    release that let it through (the pin is a lower bound) would hand an app the interpreter.
+    """
+
+    def visit_Match(self, node: ast.Match) -> None:
+        self.error(node, "match statements are not allowed in an app (a pattern reads "
+                         "attributes and items past the sandbox's guards)")
+
+
 class CompileFailed(Exception):
     """RestrictedPython refused the source (syntax or a restricted construct)."""
 
@@ -446,7 +462,7 @@ def compile_module(source: str, filename: str) -> types.CodeType:
     if len(source) > MAX_SOURCE_BYTES:
         raise CompileFailed(f"{filename}: source larger than {MAX_SOURCE_BYTES} bytes")
     try:
-        result = compile_restricted_exec(source, filename=filename)
+        result = compile_restricted_exec(source, filename=filename, policy=_Transformer)
     except SyntaxError as exc:
         # The compiler's own, after the parse RestrictedPython reports in `errors` (`return`
         # outside a function, `break` outside a loop, a starred assignment): a refusal naming

@@ -192,9 +192,10 @@ ATTACKS: list[tuple[str, str]] = [
     ("reduce_ex", "print('ESCAPED', getattr([], '__reduce_ex__')(2))"),
     # ---- match statements: a class pattern reads attributes with the real getattr and a
     # mapping pattern reads items with the real get, past `_getattr_`/`_getitem_` and every name
-    # guard (no "_" needed: gi_frame, f_back, f_globals). RestrictedPython 9.0 refuses the
-    # statement; one that let it through unchecked would hand out real modules (shown with
-    # its transformer patched to accept it: both print ESCAPED) ----
+    # guard (no "_" needed: gi_frame, f_back, f_globals). Stockade's compile step refuses the
+    # statement whatever RestrictedPython's version does (test_match_refused.py); one that let
+    # it through unchecked would hand out real modules (shown with RestrictedPython's
+    # transformer patched to accept it: both print ESCAPED) ----
     ("match_class_pattern_dunder",
      "match ():\n    case object(__class__=c):\n        print('ESCAPED', c)"),
     ("match_class_pattern_frames",
