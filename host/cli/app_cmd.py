@@ -1,4 +1,6 @@
-"""`stockade app`: package, sign, install (disclosure + consent), and the app lifecycle.
+"""`stockade app`: install (disclosure + consent), list and update, and the steps the other
+`app` commands share. `new`, `package` and `sign` are in `app_package_cmd.py`, `uninstall` in
+`app_uninstall_cmd.py`, `consent` in `app_consent_cmd.py`, `info` in `app_info_cmd.py`.
 
 Every command takes `--json`: then stdout holds exactly one JSON document and everything for
 humans (disclosure tables, prompts, progress) goes to stderr. Exit codes: 0 ok, 1 a negative
@@ -11,7 +13,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.text import Text
 
 from host.apps import lifecycle_seams
 from host.apps.appdiff import diff_manifests, render_diff
@@ -25,38 +26,12 @@ from host.apps.consent import (
     verify_install,
 )
 from host.apps.disclosure import Disclosure, build_disclosure, load_policy_view, render_disclosure
-from host.apps.installs import (
-    InstallChanged,
-    InstallError,
-    InstallGone,
-    InstallRecord,
-    InstallStore,
-)
+from host.apps.installs import InstallChanged, InstallError, InstallRecord, InstallStore
 from host.apps.lineage import Lineage, LineageError, binding_of
 from host.apps.manifest import Manifest
-from host.apps.operations import (
-    app_user_blocked,
-    consented_terms,
-    install_package,
-    submit_update,
-    uninstall_app,
-)
-from host.apps.packages import (
-    Package,
-    PackageError,
-    build_zip,
-    package_folder,
-    read_package,
-    write_atomic,
-)
-from host.apps.publisher import (
-    PublisherError,
-    SignatureCheck,
-    TrustStore,
-    check_signature,
-    load_private_key,
-    sign_package,
-)
+from host.apps.operations import app_user_blocked, consented_terms, install_package, submit_update
+from host.apps.packages import Package
+from host.apps.publisher import PublisherError, SignatureCheck, TrustStore, check_signature
 from host.cli import (
     app_data_cmd,  # noqa: F401  (registers `app logs`, `settings`, `tokens`)
     app_enable_cmd,  # noqa: F401  (registers `app enable` and `app disable`)
@@ -73,13 +48,16 @@ from host.cli.app_common import (
     app_app,
     check_lineage,
     existing_store,
-    fail_quoting,
     operator_name,
     print_quoting,
     print_running,
     resolve,
     rest_identity,
 )
+
+# `_read` re-exported (app_consent_cmd takes it from here); importing it registers `app new`,
+# `package` and `sign`, before this module's commands as they always stood.
+from host.cli.app_package_cmd import _read as _read
 from host.cli.output import (
     EXIT_CONFIRM,
     EXIT_NEGATIVE,
@@ -90,7 +68,7 @@ from host.cli.output import (
 )
 from host.clock import SystemClock
 from host.home import Home
-from host.inert import MAX_BLOCK, host, line, visible
+from host.inert import host, line
 from host.keys.keyring import Keyring
 from host.ledger.operator import open_keyring
 from host.supervise.status import is_fresh, read_status
@@ -104,14 +82,6 @@ def _confirm(question: str, default: bool) -> bool:
 
 def _now() -> float:
     return SystemClock().now()
-
-
-def _read(path: Path) -> Package:
-    try:
-        return read_package(path)
-    except PackageError as exc:  # it quotes the package's own text: never begins a row
-        fail_quoting(str(exc), "fix the package and try again; nothing was installed or "
-                     "changed")
 
 
 def _signature(home: Home, pkg: Package) -> SignatureCheck:
@@ -193,101 +163,6 @@ def _policy_revision(home: Home) -> str | None:
     return None if policy is None else policy.revision
 
 
-# ---- package / sign / new ----------------------------------------------------------------------
-
-@app_app.command("new")
-def new(
-    name: Annotated[str, typer.Argument(help="App id for the new app, e.g. agent-sync.")],
-    dir_: Annotated[Path | None, typer.Option("--dir", help="Where to create it.")] = None,
-    json_out: JsonFlag = False,
-) -> None:
-    """Scaffold a working app: manifest, module and a test using the app-author harness."""
-    from host.apps.scaffold import ScaffoldError, scaffold
-
-    target = dir_ if dir_ is not None else Path.cwd() / name
-    try:
-        files = scaffold(name, target)
-    except ScaffoldError as exc:
-        fail(str(exc), "choose another name or an empty folder")
-    err_console.print(f"created {target} ({len(files) - 1} files) and the operator rule it needs, "
-                      f"{files[-1].name}", highlight=False)
-    err_console.print(f"test:    python -m pytest {target} (pytest comes with Stockade's [test] "
-                      f"extra: pip install -e '.[test]' in its checkout)\n"
-                      f"package: stockade app package {target}\n"
-                      f"policy:  stockade policy add {files[-1]}", highlight=False, markup=False)
-    if json_out:
-        emit_json({"dir": str(target), "files": [str(f) for f in files]})
-
-
-@app_app.command("package")
-def package(
-    src: Annotated[Path, typer.Argument(help="The app folder.")],
-    out: Annotated[Path | None, typer.Option("-o", "--out", help="Zip to write.")] = None,
-    json_out: JsonFlag = False,
-) -> None:
-    """Write a deterministic zip whose manifest records the content hash."""
-    from host.apps.handlers import EVENT_HANDLERS, check_handlers, handler_for, suggestion
-
-    try:
-        pkg, data = package_folder(src)
-    except PackageError as exc:
-        fail(str(exc), "fix the folder and package again")
-    handlers = check_handlers(pkg)
-    for name in handlers.undeclared:
-        err_console.print(line(host("warning:", "yellow"), f" {name} handles "
-                               f"{EVENT_HANDLERS[name]}, which app.toml's `events` does not "
-                               "list: it is never called"))
-    _, entry_class = pkg.manifest.entry_parts()
-    for event in handlers.unhandled:
-        err_console.print(line(host("warning:", "yellow"), f" app.toml lists {event}, but "
-                               f"{entry_class} has no {handler_for(event)}(self, ctx, event): "
-                               "the host delivers it and nothing handles it"))
-    if handlers.unknown:
-        for name in handlers.unknown:
-            err_console.print(line(host("error:", "bold red"),
-                                   f" {name} is no event handler: {suggestion(name)}"))
-        fail(f"{len(handlers.unknown)} handler(s) would never be called",
-             "rename them to on_<event> (dots and dashes become underscores); nothing written")
-    target = out or Path.cwd() / f"{pkg.app_id}-{pkg.manifest.version}.zip"
-    try:
-        write_atomic(target, data)
-    except OSError as exc:
-        fail(f"cannot write {target}: {exc.strerror}", "choose another -o path")
-    # The path may be a name the package's author chose (signed in place): inert (rule 12).
-    err_console.print(line(f"wrote {target} ({len(data)} bytes), content hash "
-                           f"{pkg.content_hash}"))
-    if json_out:
-        emit_json({"path": str(target), "app_id": pkg.app_id, "version": pkg.manifest.version,
-                   "content_hash": pkg.content_hash})
-
-
-@app_app.command("sign")
-def sign(
-    pkg_path: Annotated[Path, typer.Argument(help="A packaged app (.zip).")],
-    key: Annotated[Path, typer.Option("--key", help="Publisher private key file.")],
-    out: Annotated[Path | None, typer.Option("-o", "--out", help="Default: in place.")] = None,
-    json_out: JsonFlag = False,
-) -> None:
-    """Add the publisher's Ed25519 signature over the content hash (a SIGNATURE member)."""
-    if pkg_path.is_dir():
-        fail(f"{pkg_path} is a folder", "package it first: stockade app package DIR")
-    pkg = _read(pkg_path)
-    try:
-        priv = load_private_key(key)
-    except PublisherError as exc:
-        fail(str(exc), "pass the private key written by `stockade keys generate`")
-    signed = Package(manifest=pkg.manifest, files=pkg.files, content_hash=pkg.content_hash,
-                     signature=sign_package(pkg, priv), source=pkg.source)
-    target = out or pkg_path
-    try:
-        write_atomic(target, build_zip(signed))
-    except OSError as exc:  # the operator's path: said so, never "unexpected ... report it"
-        fail(f"cannot write {target}: {exc.strerror}", "choose another -o path")
-    err_console.print(line(f"signed {target} ({pkg.content_hash})"))  # an author's file name
-    if json_out:
-        emit_json({"path": str(target), "content_hash": pkg.content_hash})
-
-
 # ---- install -----------------------------------------------------------------------------------
 
 
@@ -364,7 +239,7 @@ def install(
                    "disclosure": disclosure.to_dict()})
 
 
-# ---- list / info / enable / disable ----------------------------------------------------------
+# ---- list (info: app_info_cmd.py; enable, disable: app_enable_cmd.py) --------------------------
 
 def _checked(store: InstallStore, keyring: Keyring, rec: InstallRecord) -> dict[str, Any]:
     check = verify_install(rec, store, keyring)
@@ -408,7 +283,7 @@ def list_apps(ctx: typer.Context, json_out: JsonFlag = False) -> None:
         print_running(r)
 
 
-# ---- update / consent -------------------------------------------------------------------------
+# ---- update (consent: app_consent_cmd.py) -----------------------------------------------------
 
 @app_app.command("update")
 def update(
@@ -478,118 +353,6 @@ def update(
     if json_out:
         emit_json({"status": "applied", "diff": diff.to_dict(), "install": rec.to_public_dict(),
                    "dropped_pending": dropped})
-
-
-# ---- uninstall / logs / settings ----------------------------------------------------------------
-
-@app_app.command("uninstall")
-def uninstall(
-    ctx: typer.Context,
-    ref: AppRef,
-    users: Annotated[str | None, typer.Option(
-        "--users", help="What to do with users the app created: deactivate or keep.")] = None,
-    agents: Annotated[str | None, typer.Option(
-        "--agents", help="What to do with the app's livechat agents (its users, its app user): "
-                         "remove or keep (kept agents are still routed rooms).")] = None,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be deleted; "
-                                                             "change nothing.")] = False,
-    json_out: JsonFlag = False,
-) -> None:
-    """Remove an app, its stored data and package; every token it holds stops working.
-
-    Says what it deletes first, and asks (or needs --yes).
-    """
-    home: Home = ctx.obj
-    if users not in (None, "deactivate", "keep"):
-        fail(f"--users {users!r} is not deactivate or keep", "pass --users deactivate|keep")
-    if agents not in (None, "remove", "keep"):
-        fail(f"--agents {agents!r} is not remove or keep", "pass --agents remove|keep")
-    store = existing_store(home, ref)
-    with store:
-        rec = resolve(store, ref)
-        # A count that cannot be taken is said so, never shown as none (`app_users_counted`).
-        count, why = lifecycle_seams.app_users_counted(home, rec)
-        _say_what_uninstall_deletes(home, rec, count, why)
-        if dry_run:
-            err_console.print("dry run: nothing changed", highlight=False)
-            if json_out:
-                emit_json({"app_id": rec.app_id, "dry_run": True,
-                           "stored_items": lifecycle_seams.count_app_data(home, rec)})
-            return
-        if why.startswith("the chat server cannot") and (users, agents) != ("keep", "keep"):
-            fail(f"{why}: nothing changed", "fix the connection (`stockade rocketchat check`), "
-                 "or pass --users keep --agents keep to uninstall without asking it")
-        if not yes:
-            if not is_interactive():
-                fail(f"uninstalling {rec.app_id} deletes the data above",
-                     "pass --yes to confirm (nothing changed)", EXIT_CONFIRM)
-            if not _confirm(f"Uninstall {rec.app_id} and delete this?", False):
-                fail("nothing changed: you declined", "", EXIT_NEGATIVE)
-        if users is None:
-            if count:
-                if not is_interactive():
-                    fail(f"{rec.app_id} created {count} user(s): choose what happens to them",
-                         "pass --users deactivate or --users keep", EXIT_CONFIRM)
-                users = "deactivate" if _confirm(
-                    f"Deactivate the {count} user(s) {rec.app_id} created?", True) else "keep"
-            else:
-                users = "keep"
-        n_agents = lifecycle_seams.app_agents_counted(home, rec) or 0
-        if agents is None:
-            # No routable agent is left behind unless the operator says so (issue 24): a kept
-            # bot that nobody answers would still be routed new conversations.
-            if n_agents and users == "keep" and not is_interactive():
-                fail(f"{rec.app_id} has {n_agents} livechat agent(s) that would still be routed "
-                     "rooms", "pass --agents remove or --agents keep", EXIT_CONFIRM)
-            agents = "keep" if n_agents and users == "keep" and not _confirm(
-                f"Stop routing rooms to the {n_agents} agent(s) of {rec.app_id}?", True
-            ) else "remove"
-        try:
-            deactivated, data = uninstall_app(home, store, rec, users=users, agents=agents,
-                                              actor=operator_name())
-        except InstallGone as exc:  # another operator's uninstall landed after our read
-            fail(str(exc), "see `stockade app list`")  # exit 2, as for an app not found
-        except lifecycle_seams.SERVER_UNASKABLE as exc:  # its agents' removal needs the server
-            fail(f"the chat server cannot be asked: {exc}; the app is still installed",
-                 "fix the connection, or pass --users keep --agents keep (asks it nothing)")
-        if users == "deactivate" and deactivated is None:
-            err_console.print(host("no chat server is wired to this CLI: the app's users were "
-                                   "kept; deactivate them on the server", "yellow"))
-    err_console.print(line(f"uninstalled {rec.app_id}; users: {users}; agents: {agents}; "
-                           f"data: {data}"))
-    if agents == "keep" and n_agents and users == "keep":
-        err_console.print(line(f"warning: {n_agents} agent(s) of {rec.app_id} are still livechat "
-                               "agents: rooms will still be routed to them"), style="yellow")
-    if json_out:
-        emit_json({"app_id": rec.app_id, "install_id": rec.install_id, "users": users,
-                   "users_deactivated": deactivated, "agents": agents,
-                   "agents_routable": n_agents if agents == "keep" and users == "keep" else 0,
-                   "data": data})
-
-
-def _say_what_uninstall_deletes(home: Home, rec: InstallRecord, users: int | None,
-                                why: str) -> None:
-    agents = lifecycle_seams.app_agents_counted(home, rec)
-    stored = lifecycle_seams.count_app_data(home, rec)
-    log = home.logs_dir / f"{rec.install_id}.log"
-    lines = [f"uninstall {rec.app_id} {rec.version} deletes:",
-             "  - its install record and consent (every token it holds stops working)",
-             f"  - {stored} stored item(s) in its private storage",
-             f"  - its package{' and the pending update' if rec.pending else ''} "
-             f"({rec.package_path.parent})"]
-    if log.exists():
-        lines.append(f"  - its log ({log})")
-    if users is None:
-        lines.append(f"  cannot tell how many users it created ({why}): they are kept "
-                     "unless --users deactivate")
-    elif users:
-        lines.append(f"  users it created ({users}): deactivated or kept, as --users says")
-    if agents:
-        lines.append(f"  its livechat agents ({agents}): removed or kept, as --agents says")
-    lines.append("  the audit log keeps every record of it")
-    for text_line in lines:
-        err_console.print(Text(visible(text_line, limit=MAX_BLOCK)))
 
 
 def register(root: typer.Typer) -> None:

@@ -15,7 +15,7 @@ import pytest
 from clihelp import Run, cli_fixture, home_fixture  # noqa: F401  (the fixtures)
 from test_cli_concurrent_edits import _installed, _other_operator
 
-import host.cli.app_cmd as app_cmd
+import host.cli.app_uninstall_cmd as app_uninstall_cmd
 from host.apps.installs import InstallGone, InstallStore
 from host.apps.operations import uninstall_app
 from host.home import Home
@@ -24,13 +24,13 @@ from host.home import Home
 def test_the_second_of_two_racing_uninstalls_fails_saying_so(
         cli: Run, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _installed(cli, tmp_path, "livechat.read")
-    real = app_cmd.uninstall_app
+    real = app_uninstall_cmd.uninstall_app
 
     def uninstalled_meanwhile(*a: Any, **kw: Any) -> Any:
         _other_operator(home, "app", "uninstall", "agent-sync", "--yes")
         return real(*a, **kw)
 
-    monkeypatch.setattr(app_cmd, "uninstall_app", uninstalled_meanwhile)
+    monkeypatch.setattr(app_uninstall_cmd, "uninstall_app", uninstalled_meanwhile)
     r = cli("app", "uninstall", "agent-sync", "--yes", "--json")
     assert r.exit_code == 2, r.output
     assert "already uninstalled" in r.stderr and "nothing changed" in r.stderr, r.stderr
