@@ -42,6 +42,15 @@ def pending_start(text: str, values: Sequence[str]) -> int:
     return best
 
 
+def masked_to_the_end(text: str, values: Sequence[str]) -> str:
+    """`text` masked (`mask_secrets`), and a value's start at its very end masked too: for text
+    cut there (a frame cut at the print cap, the first `MAX_STDERR_KEPT` bytes of a dead child's
+    stderr), where the rest of the value may have followed."""
+    text = mask_secrets(text, list(values))
+    k = pending_start(text, values)
+    return text[:-k] + SECRET_MASK if k else text
+
+
 class MaskedStream:
     """The sink one event's (or load's) Log frames go through (`logcap.LogBudget` opens one
     per event with `AppLog.stream`): masks `values` across frame boundaries, then hands the
@@ -59,13 +68,13 @@ class MaskedStream:
         if not values:
             self._write(text, truncated)
             return
-        text = mask_secrets(self._held + text, list(values))
-        self._held = ""
-        k = pending_start(text, values)
-        if k:
-            if truncated:  # the child cut its output here: a value's start is all there is
-                text = text[:-k] + SECRET_MASK
-            else:
+        text, self._held = self._held + text, ""
+        if truncated:  # the child cut its output here: a value's start is all there is
+            text = masked_to_the_end(text, values)
+        else:
+            text = mask_secrets(text, list(values))
+            k = pending_start(text, values)
+            if k:
                 text, self._held = text[:-k], text[-k:]
         if text or truncated:
             self._write(text, truncated)

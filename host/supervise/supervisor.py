@@ -32,6 +32,7 @@ from host.supervise.jobs import begin, settle_failed
 from host.supervise.jobs import control as _control
 from host.supervise.jobs import overflow_policy as overflow_policy
 from host.supervise.jobs import untraced as _untraced
+from host.supervise.logmask import masked_to_the_end
 from host.supervise.restarts import CrashLooping, Restarts, counts_against_app
 from host.supervise.runnerqueue import RunnerQueue
 from host.supervise.succession import Succession
@@ -464,7 +465,9 @@ class AppRunner(RunnerQueue):
             child.death_reported = True
         # The app's own words, which may hold its secret settings' values: masked as its log is
         # (`_masked`), for they go into the audit chain, `app list` and the console's apps page.
-        crash = self._masked(child.stderr_text().strip())[-500:] if child is not None else ""
+        # The text is cut at `MAX_STDERR_KEPT` bytes: a value's start at its end is masked too.
+        crash = (masked_to_the_end(child.stderr_text().strip(), self._secret_values())[-500:]
+                 if child is not None else "")
         # Apart: the reason is the host's words, the crash the app's (what its child wrote to
         # stderr). Joined and cut from the end, an app's long stderr pushed the host's reason
         # out of what `app list` and the console show, leaving only words the app chose.

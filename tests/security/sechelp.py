@@ -86,6 +86,7 @@ def cli_exec(source: str, tmp_path: Path, *args: str, timeout: float = 60.0) -> 
 # read HostHello and answer a correct ChildHello (all layers on) echoing the token;
 # ["hello", {"seccomp": False}] the same with those layers reported as given; ["send", obj]
 # one well-framed JSON frame; ["raw", hex] raw bytes; ["sleep", s]; ["exit", code];
+# ["stderr", text] write `text` to stderr (what the host keeps of a dead child's crash text);
 # ["flood_calls", n] n Call frames, each followed by reading the Reply; ["event"] read an Event
 # and remember its id; ["done_with_reply"] read a Reply and finish that event with it as result;
 # ["done"] finish that event (result None); ["done_id"] finish it with its id as the result; ["logs", n, text, k] n Log frames of `text` * k;
@@ -129,6 +130,7 @@ for step in steps:
     elif op == "raw": raw(bytes.fromhex(step[1]))
     elif op == "sleep": time.sleep(step[1])
     elif op == "exit": os._exit(step[1])
+    elif op == "stderr": os.write(2, step[1].encode())
     elif op == "event": event_id = recv()["id"]
     elif op == "done_with_reply":
         send({"t": "done", "id": event_id, "ok": True, "result": recv()})

@@ -25,7 +25,7 @@ from sechelp import start_fake_child
 from host.apps.installs import SECRET_MASK, mask_secrets
 from host.hostevents import HostEvents
 from host.supervise.affinity import Affinity
-from host.supervise.child import Child
+from host.supervise.child import MAX_STDERR_KEPT, Child
 from host.supervise.logcap import MAX_LOG_CHARS_PER_EVENT
 from host.supervise.logmask import MaskedStream
 from host.supervise.supervisor import AppRunner
@@ -164,3 +164,25 @@ def test_the_stream_masks_as_the_whole_text_would(parts: list[str], value: str) 
         stream(part, False)
     stream.end(False)
     assert "".join(got) == mask_secrets("".join(parts), [value])
+
+
+def test_a_value_cut_by_the_stderr_cap_is_masked_in_the_crash_text(tmp_path: Path) -> None:
+    # The host keeps the first MAX_STDERR_KEPT bytes of a dead child's stderr (`last_crash`, the
+    # `child_died` record's detail): crash text sized to end 9 characters into the value wrote
+    # those 9 into the audit chain in clear.
+    fill = "x" * (MAX_STDERR_KEPT - 9 - len("key "))
+    host = _Host([["hello"], ["event"], ["stderr", f"{fill}key {SECRET}\n"], ["exit", 1]],
+                 tmp_path)
+    install = SimpleNamespace(install_id="inst-1", app_id="leaky", crash_stop=None,
+                              settings={"api_key": SECRET}, secret_keys=frozenset({"api_key"}))
+    runner = AppRunner(host, install)  # type: ignore[arg-type]
+    try:
+        with pytest.raises(Exception):  # the child died, as the runner reports it
+            runner.submit("x.y", {}, 30.0).result(30)
+        assert runner.last_crash.endswith("key " + SECRET_MASK), runner.last_crash[-40:]
+        assert SECRET[:4] not in runner.last_crash
+    finally:
+        runner.stop("test over")
+        for child in host.children:
+            child.kill("test over")
+            child.close()
