@@ -36,6 +36,7 @@ from typing import Any, Literal, Protocol
 from host.apps.installschema import DDL, SCHEMA_COMPONENT, SCHEMA_VERSION
 from host.apps.lineage import keep_binding_in
 from host.apps.manifest import Manifest, SettingValue
+from host.keys.keyring import retired_in
 from host.store import (
     INTEGRITY_ERRORS,
     Store,
@@ -330,6 +331,15 @@ class InstallStore:
         return int(row[0])
 
     def _insert_consent(self, c: Any, consent: ConsentRow) -> None:
+        # A key retired since the consent was signed (a keyring read before a rotation): never
+        # written, it would not verify. Read in this transaction, whose write lock
+        # `keys host-retire` holds from its count of the key's consents to the retirement.
+        keys = None if self.store.local_dir is None else self.store.local_dir / "keys"
+        if keys is not None and consent.kid in retired_in(keys):
+            raise InstallChanged(f"its consent was signed by host key {consent.kid}, retired "
+                                 "meanwhile (`stockade keys host-retire`); nothing was "
+                                 "written: run the command again, it signs with the current "
+                                 "key")
         c.execute(
             "INSERT INTO consent_records (consent_id, install_id, payload, kid, signature, "
             "created_at) VALUES (?, ?, ?, ?, ?, ?)",

@@ -1,8 +1,10 @@
 """`stockade keys`: publisher key pairs and the operator's trust store (HOME/trust)."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -18,7 +20,7 @@ from host.home import Home
 from host.inert import author, line
 from host.ledger.anchor import read_small
 from host.ledger.operator import audited, open_keyring
-from host.store import reading, table_exists
+from host.store import open_store, reading, table_exists
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine output on stdout.")]
 
@@ -175,23 +177,23 @@ def host_retire(ctx: typer.Context, kid: str, json_out: JsonFlag = False) -> Non
     in_use = 0
     if home.has_host_store():
         with reading(home.host_store) as conn:
-            if table_exists(conn, "consent_records"):  # else no install store yet
-                in_use = int(conn.execute(
-                    "SELECT count(*) FROM consent_records c JOIN install_installs i"
-                    " ON i.consent_id = c.consent_id WHERE c.kid = ?", (kid,)).fetchone()[0])
+            in_use = _depending(conn, kid)
     if in_use:
-        fail(f"{in_use} install(s) hold consent records signed by {kid}; retiring it would "
-             "disable them", "re-confirm each with `stockade app consent APP` (signs with the "
-             "current key), then retire", EXIT_NEGATIVE)
+        _refuse_in_use(in_use, kid)
     if kid == ring.current:
         fail("cannot retire the current signing key", "rotate first: `stockade keys host-rotate`")
     try:
         with audited(home.host_store, "key_retire", kid=kid, detail="host key retired"):
-            ring.retire(kid)
+            # Counted again under the keyring's lock, in a write transaction held until the
+            # keyring names it retired: a consent signed by it meanwhile (by a keyring read
+            # before the rotation) is either counted here or refused as it is written.
+            ring.retire(kid, unused=lambda: _unused(home, kid))
             if home.store_url is not None:  # every host sharing the store retires it too
                 from host.keys.shared import publish_retirement
 
                 publish_retirement(home.host_store, ring, kid)
+    except KeyInUse as exc:
+        _refuse_in_use(exc.count, kid)
     except KeyError_ as exc:
         from host.keys.shared import RetirementNotPublished
 
@@ -202,6 +204,44 @@ def host_retire(ctx: typer.Context, kid: str, json_out: JsonFlag = False) -> Non
     err_console.print(f"retired {kid}: tokens signed by it no longer verify", highlight=False)
     if json_out:
         emit_json({"retired": kid})
+
+
+class KeyInUse(Exception):
+    """Installs hold consent records signed by the key being retired (`_unused`)."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"{count} install(s) hold consent records signed by it")
+        self.count = count
+
+
+def _depending(conn: Any, kid: str) -> int:
+    """How many installs' consents (the ones they run under) `kid` signed."""
+    if not table_exists(conn, "consent_records"):  # no install store yet
+        return 0
+    return int(conn.execute(
+        "SELECT count(*) FROM consent_records c JOIN install_installs i"
+        " ON i.consent_id = c.consent_id WHERE c.kid = ?", (kid,)).fetchone()[0])
+
+
+@contextmanager
+def _unused(home: Home, kid: str) -> Iterator[None]:
+    """`KeyInUse` when an install runs under a consent `kid` signed; else the store's write
+    lock, held for the block (the keyring's write), so no consent is written in between."""
+    store = open_store(home.host_store)
+    try:
+        with store.transaction() as c:
+            count = _depending(c, kid)
+            if count:
+                raise KeyInUse(count)
+            yield
+    finally:
+        store.close_all()
+
+
+def _refuse_in_use(count: int, kid: str) -> NoReturn:
+    fail(f"{count} install(s) hold consent records signed by {kid}; retiring it would "
+         "disable them", "re-confirm each with `stockade app consent APP` (signs with the "
+         "current key), then retire", EXIT_NEGATIVE)
 
 
 def register(root: typer.Typer) -> None:

@@ -26,6 +26,8 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,6 +56,21 @@ def _stamp_of(path: Path) -> tuple[int, int, int] | None:
     except FileNotFoundError:
         return None
     return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def retired_in(keys_dir: Path) -> frozenset[str]:
+    """The key ids `keys_dir`'s keyring.json retires as it stands now (none without one),
+    read afresh: a consent's write checks its key against it in the write's own transaction,
+    so no consent signed by a key `keys host-retire` retired meanwhile is written (a keyring
+    read before a rotation still signs with the old key). `KeyError_` when it is unreadable."""
+    meta = keys_dir / "keyring.json"
+    try:
+        data = json.loads(meta.read_text())
+        return frozenset(str(k) for k in data.get("retired", []))
+    except FileNotFoundError:
+        return frozenset()
+    except (OSError, ValueError, AttributeError, TypeError) as exc:
+        raise KeyError_(f"keyring metadata {meta} is unreadable: {exc}") from exc
 
 
 def valid_kid(kid: str) -> bool:
@@ -208,14 +225,25 @@ class Keyring:
             self._public[kid] = key
             self.changes += 1
 
-    def retire(self, kid: str) -> None:
-        """Stop accepting signatures by `kid` (it can no longer be the current key)."""
+    def retire(self, kid: str,
+               unused: Callable[[], AbstractContextManager[object]] | None = None) -> None:
+        """Stop accepting signatures by `kid` (it can no longer be the current key).
+
+        `unused()`: a block, entered under the keyring's lock, that raises when something still
+        depends on `kid` and otherwise holds that answer until `keyring.json` names it retired
+        (`keys host-retire`: the store's write lock across its count of the consents signed by
+        it, and a consent's write refuses a key retired by then, `retired_in`)."""
         with flocked(self.keys_dir / _LOCK):
             self._follow()
             if kid == self.current:
                 raise KeyError_("cannot retire the current signing key; rotate first")
-            self.retired.add(kid)
-            self._save_meta()
+            with unused() if unused is not None else nullcontext():
+                self.retired.add(kid)
+                try:
+                    self._save_meta()
+                except BaseException:
+                    self.retired.discard(kid)  # not retired: this keyring says so too
+                    raise
         self.changes += 1
 
     def sign(self, data: bytes, kid: str | None = None) -> tuple[str, bytes]:
