@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from host.clock import SystemClock
-from host.home import Home, foreign_hold
+from host.home import Home, foreign_hold, toml_files
 from host.keys import tokens
 from host.keys.keyring import Keyring
 from host.ledger.lease import others_serving
@@ -375,7 +375,7 @@ def policy_check(home: Home) -> Check:
     every app the operator installed fails at its first bridge call: a required check."""
     from policies.loader import PolicyLoadError, load_policy
 
-    files = sorted(p.name for p in home.policies_dir.glob("*.toml")
+    files = sorted(p.name for p in toml_files(home.policies_dir)
                    if not p.name.endswith(".cases.toml")) if home.policies_dir.is_dir() else []
     if not files:
         return Check("policy", False, f"no policy files in {home.policies_dir}; "

@@ -280,6 +280,14 @@ def foreign_hold(root: Path, folders: tuple[Path, ...]) -> str | None:
 DEFAULT_POLICY_NAME = "default.toml"
 
 
+def toml_files(folder: Path) -> list[Path]:
+    """A policy folder's `*.toml` files (cases files included), sorted; none when the folder is
+    missing. Hidden names are skipped, as the loader skips them (`policies.loader.is_toml_name`,
+    which this module does not import: the policy package costs the CLI's start ~0.4 s): an
+    editor's lock link (`.#default.toml`) or a backup is never a policy file."""
+    return sorted(p for p in folder.glob("*.toml") if not p.name.startswith("."))
+
+
 def shipped_default_policy() -> str:
     """The shipped conservative baseline (`policies/shipped/default.toml`)."""
     return resources.files("policies").joinpath("shipped/default.toml").read_text()
@@ -297,7 +305,7 @@ def write_default_policy(home: Home) -> Path:
 def needs_default_policy(home: Home) -> bool:
     """Whether the folder holds no policy file, or a `default.toml` that is empty or cannot be
     read (left by an earlier release's write on a full disk): both count as no policy."""
-    files = [p for p in home.policies_dir.glob("*.toml") if not p.name.endswith(".cases.toml")]
+    files = [p for p in toml_files(home.policies_dir) if not p.name.endswith(".cases.toml")]
     if not files:
         return True
     if home.default_policy not in files:

@@ -41,6 +41,7 @@ from policies.lint import did_you_mean
 from policies.loader import (
     CASES_SUFFIX,
     MAX_DEPTH,
+    is_toml_name,
     key_too_deep,
     load,
     nesting_depth,
@@ -198,7 +199,8 @@ def run_dir(directory: Path) -> tuple[list[CaseResult], list[Finding]]:
     which no case was decided is itself a problem: "0 passed, 0 failed" is never a pass."""
     results: list[CaseResult] = []
     problems: list[Finding] = []
-    files = sorted(p for p in directory.iterdir() if p.name.endswith(CASES_SUFFIX))
+    files = sorted(p for p in directory.iterdir() if is_toml_name(p.name)
+                   and p.name.endswith(CASES_SUFFIX))
     if not files:
         problems.append(finding("STK032", str(directory), 0, "no *.cases.toml files here",
                                 severity="error"))

@@ -201,8 +201,16 @@ def policy_paths(
     return out, findings
 
 
+def is_toml_name(name: str) -> bool:
+    """A name the policy folders hold files under: `*.toml`, not hidden. A hidden name is an
+    editor's lock link (Emacs' `.#default.toml` while the file is open, which refused the whole
+    home's policy as a symlink) or a backup, never a policy: what `ls` shows a reviewer is what
+    is loaded (sudoers.d skips such names the same way)."""
+    return name.endswith(".toml") and not name.startswith(".")
+
+
 def _is_policy_name(name: str) -> bool:
-    return name.endswith(".toml") and not name.endswith(CASES_SUFFIX)
+    return is_toml_name(name) and not name.endswith(CASES_SUFFIX)
 
 
 def load_sources(sources: Sequence[SourceFile], pre: Sequence[Finding] = ()) -> LoadResult:

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from host.errors import StartRefused
 from host.fsio import flocked
-from host.home import Home
+from host.home import Home, toml_files
 from host.keys.keyring import Keyring
 from host.keys.shared import KeyFollower
 from host.store import AppendOnly, SchemaItem, StoreTarget, open_store
@@ -71,7 +71,7 @@ def plain_policy_name(name: str) -> bool:
 
 def unpublishable(folder: Path) -> list[str]:
     """The folder's `*.toml` names no host adopts in a bundle (`plain_policy_name`)."""
-    return sorted(p.name for p in folder.glob("*.toml") if not plain_policy_name(p.name))
+    return [p.name for p in toml_files(folder) if not plain_policy_name(p.name)]
 
 
 class BundleRefused(Exception):
@@ -80,7 +80,7 @@ class BundleRefused(Exception):
 
 def folder_files(folder: Path) -> dict[str, str]:
     """The policy folder's files (every `*.toml`, cases files included), by name."""
-    return {p.name: p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.toml"))
+    return {p.name: p.read_text(encoding="utf-8") for p in toml_files(folder)
             if p.is_file()}
 
 
@@ -237,7 +237,7 @@ def _write_folder(folder: Path, files: dict[str, str]) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, folder / name)
-    for stale in folder.glob("*.toml"):
+    for stale in toml_files(folder):
         if stale.name not in files:
             stale.unlink(missing_ok=True)
 

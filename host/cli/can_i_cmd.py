@@ -41,7 +41,7 @@ from host.cli.output import EXIT_NEGATIVE, EXIT_OK, emit_json, err_console, fail
 from host.cli.policy_cmd import ARG_HELP, _parse_kv, parse_args, quota_usage, spent_quota
 from host.clock import SystemClock
 from host.gate.gate import grant_refusal
-from host.home import Home
+from host.home import Home, toml_files
 from host.inert import line
 from host.server.embedded import EmbeddedServer
 from host.server.errors import NotFound, ServerError
@@ -62,7 +62,7 @@ if TYPE_CHECKING:
 
 
 def _policy(home: Home) -> Policy:
-    if not any(home.policies_dir.glob("*.toml")):
+    if not toml_files(home.policies_dir):
         fail(f"no policy files in {home.policies_dir}: every call is denied",
              "`stockade init` writes the shipped default", EXIT_NEGATIVE)
     try:

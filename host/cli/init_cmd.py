@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 
 from host.cli.output import EXIT_USAGE, emit_json, err_console, fail
-from host.home import Home
+from host.home import Home, toml_files
 from host.inert import line
 
 
@@ -39,7 +39,7 @@ def init(
     except OSError as exc:
         fail(f"cannot create the home {home.root}: {exc.strerror or exc}",
              "pass a --home you can write to")
-    policies = sorted(p.name for p in home.policies_dir.glob("*.toml"))
+    policies = [p.name for p in toml_files(home.policies_dir)]
     if json_out:
         emit_json({"home": str(home.root), "created": not existed, "policies": policies,
                    "host_key": ring.current, "host_key_created": not had_key})

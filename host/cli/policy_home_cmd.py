@@ -17,7 +17,7 @@ from host.cli.output import EXIT_NEGATIVE, EXIT_USAGE, emit_json, err_console, f
 from host.cli.policy_cmd import _print_findings
 from host.cli.policy_cmd import app as policy_app
 from host.fsio import atomic_write, read_capped
-from host.home import Home
+from host.home import Home, toml_files
 from host.inert import line
 from host.ledger.operator import audited
 from host.supervise.status import PUBLISH_INTERVAL_S
@@ -30,7 +30,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine output on stdout 
 def _home_files(home: Home) -> list[Path]:
     if not home.policies_dir.is_dir():
         return []
-    return sorted(p for p in home.policies_dir.glob("*.toml")
+    return sorted(p for p in toml_files(home.policies_dir)
                   if not p.name.endswith(CASES_SUFFIX))
 
 

@@ -29,7 +29,7 @@ from host.gate.gate import PolicySource
 from host.inert import visible
 from host.ledger.records import AuditError
 from policies.findings import FAILING
-from policies.loader import PolicyLoadError, load_policy
+from policies.loader import PolicyLoadError, is_toml_name, load_policy
 
 log = logging.getLogger("stockade.policy")
 
@@ -57,7 +57,7 @@ def fingerprint(folder: Path) -> Fingerprint:
     except OSError:
         return ()
     for ent in entries:
-        if not ent.name.endswith(".toml"):
+        if not is_toml_name(ent.name):
             continue
         try:
             st = ent.stat()
