@@ -164,6 +164,9 @@ class Database:
             os.chmod(self.path, 0o600)  # holds token hashes and user data
         c.row_factory = sqlite3.Row
         c.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        # Deleted rows zeroed (a revoked token's hash, a changed password's): as the host
+        # store (`host.store.sqlite`), whatever the SQLite build's default.
+        c.execute("PRAGMA secure_delete=ON")
         c.execute("PRAGMA journal_mode=WAL")
         c.execute("PRAGMA synchronous=NORMAL")
         c.execute("PRAGMA foreign_keys=ON")

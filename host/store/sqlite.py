@@ -131,6 +131,10 @@ class SqliteStore(Store):
                 os.chmod(self.path, 0o600)
         c.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         if not self.readonly:
+            # A deleted or rewritten row's bytes are zeroed, not left in a free page: guards a
+            # rotated secret setting, a consent replaced, a forgotten app's data against a read
+            # of the file (a backup, a copied home). Debian's build defaults to it; others do not.
+            c.execute("PRAGMA secure_delete=ON")
             mode = c.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 c.close()
