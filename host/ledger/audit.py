@@ -13,8 +13,8 @@ it without a key.
 
 What goes in a record is fixed by an allow-list (`AuditRecord`'s fields, each with a type and a
 size cap). There is no free-form mapping field, so token bodies, secrets, setting values or call
-arguments cannot be logged by accident: arguments are recorded as `args_digest`, the sha256 of
-their canonical JSON (`digest_args`).
+arguments cannot be logged by accident: arguments are recorded as `args_digest`, an HMAC of
+their canonical JSON's sha256 (`digest_args`) under this host's key (`argsdigest.py`).
 
 Verification (`verify()`, the walk in `host/ledger/verify.py`) reports the first bad `seq`:
 - an edited record (body, ts or seq changed without recomputing its hash): hash mismatch;

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from host.clock import Clock
+from host.ledger.argsdigest import ArgsKey
 from host.ledger.audit import ANCHOR_EVERY, AuditLog, Intent, append_in
 from host.ledger.groupcommit import GROUP_COMMIT_S, ReadBatch
 from host.ledger.quota import (
@@ -62,7 +63,6 @@ from host.ledger.records import (
     check_field,
     quota_json,
     record_json,
-    validated_body,
 )
 from host.ledger.refusals import refund_within
 from host.ledger.unsettled import Unsettled
@@ -138,6 +138,7 @@ class Ledger:
                               anchor_every=anchor_every or ANCHOR_EVERY)
         self.batch: ReadBatch | None = None
         self._read_bodies = ReadBodies()
+        self.args_key = ArgsKey(self.audit._key)  # what keys each stored args_digest
         # Ended calls whose outcome could not be learnt yet, asked about again by the upkeep.
         self.unsettled = Unsettled()
         # Set once this host's lease on a shared store is lost (`refuse_admissions`).
@@ -209,7 +210,7 @@ class Ledger:
         intent = record.write is True or takes_units
         if intent and not record.op_id:
             raise AuditError("an admitted operation needs an op_id (refunds, reconciliation)")
-        body = validated_body(record)
+        body = self.args_key.body(record)
         if (self.batch is not None and not intent and record.op_id is None
                 and record.route is None):
             # A read (nothing reserved, no outcome to follow): its allow record is held for the
@@ -268,7 +269,7 @@ class Ledger:
         self._check_admitting()
         if not record.op_id or (record.write is not True and not charges):
             raise AuditError("admit_apply is for an admitted call with an op_id")
-        body = validated_body(record)
+        body = self.args_key.body(record)
         value: T | None = None
         refusal: Exception | None = None
         with self.audit.transaction() as c:
@@ -322,8 +323,9 @@ class Ledger:
         self._check_admitting()
         if self.batch is None:
             raise AuditError("reads are not group-committed on this ledger: use admit")
-        self.batch.add(self._read_bodies.body(app_id, install_id, action, rules, policy_rev,
-                                              args_digest), float(self.clock.now()))
+        body = self._read_bodies.body(app_id, install_id, action, rules, policy_rev,
+                                      self.args_key.mac(args_digest))
+        self.batch.add(body, float(self.clock.now()))
 
     def deny_within(self, record: AuditRecord, budget: QuotaCharge) -> tuple[int, bool]:
         """Append a denial charged against the install's refusal budget (DESIGN rule 13).
@@ -337,7 +339,7 @@ class Ledger:
         if not record.code:
             raise AuditError("a denial needs a code (permission_denied, policy_denied, ...)")
         self.audit._check_open()
-        body = validated_body(replace(record, kind="decision", allowed=False))
+        body = self.args_key.body(replace(record, kind="decision", allowed=False))
         with self.audit.transaction() as c:
             seq, over = _refusal_in(c, body, self._now_in(c), budget)
         if seq >= 0:
@@ -348,11 +350,12 @@ class Ledger:
         """Append a denial decided before quotas (permission, policy, guardrail). Returns seq."""
         if not record.code:
             raise AuditError("a denial needs a code (permission_denied, policy_denied, ...)")
-        return self.audit.append(replace(record, kind="decision", allowed=False))
+        return self.audit.append(self.args_key.record(replace(record, kind="decision",
+                                                              allowed=False)))
 
     def append(self, record: AuditRecord) -> int:
         """Append any other record (lifecycle, supervisor, consent, ...). Returns seq."""
-        return self.audit.append(record)
+        return self.audit.append(self.args_key.record(record))
 
     def outcome(self, seq: int, op_id: str, ok: bool, error_code: str | None, refund: bool,
                 *, reconciled: bool = False, status: int | None = None,

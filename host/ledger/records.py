@@ -1,10 +1,10 @@
 """What an audit record may hold: an allow-list of fields, each with a type and a size cap.
 
 There is no free-form mapping field, so token bodies, secrets, setting values or call arguments
-cannot be logged by accident: arguments are recorded as `args_digest`, the sha256 of their
-canonical JSON (`digest_args`). `validated_body` turns a record into the canonical JSON line the
-chain (`audit.py`) hashes and stores; `escape_text` makes a stored string safe for one line of
-human output.
+cannot be logged by accident: arguments are recorded as `args_digest`, a keyed digest of their
+canonical JSON (`digest_args`, keyed by the ledger: `argsdigest.py`). `validated_body` turns a
+record into the canonical JSON line the chain (`audit.py`) hashes and stores; `escape_text`
+makes a stored string safe for one line of human output.
 """
 from __future__ import annotations
 
@@ -318,7 +318,8 @@ def _flat_container(v: object) -> bool:
 
 
 def digest_args(args: Mapping[str, Any]) -> str:
-    """sha256 of the arguments' canonical JSON: records prove *which* arguments, never hold them.
+    """sha256 of the arguments' canonical JSON: records prove *which* arguments, never hold them
+    (the plain digest a producer hands the ledger, which stores it keyed: `argsdigest.py`).
 
     A bridge call's arguments are nearly always a flat map of strings: for a dict of string
     keys and string, integer, boolean or null values, or lists and string-keyed dicts of those

@@ -52,6 +52,12 @@ def _on_disk(db: Path) -> list[dict[str, object]]:
         log.store.close()
 
 
+def _kept(led: Ledger, args: dict[str, int]) -> str:
+    """The `args_digest` `led` stores for a record built with `digest_args(args)`: keyed
+    (`host/ledger/argsdigest.py`)."""
+    return led.args_key.mac(digest_args(args))
+
+
 def _ledger(tmp_path: Path) -> tuple[Ledger, ReadBatch]:
     led = Ledger(tmp_path / "host.db", ManualClock(T0), group_reads=True)
     assert led.batch is not None
@@ -80,7 +86,7 @@ def test_reads_are_durable_before_the_next_write_is_admitted(tmp_path: Path) -> 
         w = led.admit(_write("op1"), [])
         disk = _on_disk(tmp_path / "host.db")
         reads = [r for r in disk if r.get("action") == "users.get"]
-        assert [r["args_digest"] for r in reads] == [digest_args({"n": n}) for n in (1, 2)]
+        assert [r["args_digest"] for r in reads] == [_kept(led, {"n": n}) for n in (1, 2)]
         assert all(r["seq"] < w.seq for r in reads)  # in the chain before the write's decision
         assert all(r["allowed"] is True and r["code"] == "allow" for r in reads)
     led.close()
@@ -103,7 +109,7 @@ def test_a_crash_loses_only_the_reads_still_waiting(tmp_path: Path) -> None:
     deadline = time.monotonic() + 10
     while len(_on_disk(tmp_path / "host.db")) < 4 and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert _on_disk(tmp_path / "host.db")[-1]["args_digest"] == digest_args({"n": 2})
+    assert _on_disk(tmp_path / "host.db")[-1]["args_digest"] == _kept(led, {"n": 2})
     led.close()
 
 
@@ -227,7 +233,7 @@ def test_a_call_commits_the_batch_itself_once_the_oldest_read_is_old_enough(
     assert led.admit(_read(5), []).allowed
     assert batch.pending() == 0
     digests = [r["args_digest"] for r in _on_disk(tmp_path / "host.db")]
-    assert digests == [digest_args({"n": n}) for n in (1, 2, 3, 4, 5)]
+    assert digests == [_kept(led, {"n": n}) for n in (1, 2, 3, 4, 5)]
 
 
 def test_a_thread_holding_commits_off_never_commits_from_add(
@@ -292,7 +298,7 @@ def test_a_call_whose_commit_fails_is_served_and_its_reads_kept(
     monkeypatch.setattr(batch.store, "transaction", real)
     batch.flush()
     digests = [r["args_digest"] for r in _on_disk(tmp_path / "host.db")]
-    assert digests == [digest_args({"n": 1}), digest_args({"n": 2})]
+    assert digests == [_kept(led, {"n": 1}), _kept(led, {"n": 2})]
 
 
 def test_no_read_is_served_past_the_rule_9_bound_while_the_group_commit_fails(
@@ -321,7 +327,7 @@ def test_no_read_is_served_past_the_rule_9_bound_while_the_group_commit_fails(
     assert led.admit(_read(200), []).allowed  # commits the late record first, then is held
     batch.flush()
     digests = [r["args_digest"] for r in _on_disk(tmp_path / "host.db")]
-    assert digests == [digest_args({"n": 1}), digest_args({"n": 200})]
+    assert digests == [_kept(led, {"n": 1}), _kept(led, {"n": 200})]
 
 
 # ---- a rated read's outcome (the shipped baseline rates every call) ----------------------------
@@ -381,6 +387,9 @@ def test_a_held_outcome_is_the_record_outcome_would_write(tmp_path: Path) -> Non
     held_rows = _on_disk(tmp_path / "held" / "host.db")
     sync_rows = _on_disk(tmp_path / "sync.db")
     assert [r["kind"] for r in held_rows] == ["decision", "outcome", "decision", "outcome"]
+    for rows, led in ((held_rows, held), (sync_rows, sync)):  # each home keys its own digests
+        assert [r.pop("args_digest", None) for r in rows] == [
+            _kept(led, {"op": "r1"}), None, _kept(led, {"op": "r2"}), None]
     assert held_rows == sync_rows
 
 
@@ -531,7 +540,7 @@ def test_a_full_disk_met_by_the_flusher_is_the_processs_one_line_without_a_trace
     assert lines[0].exc_info is None
     monkeypatch.setattr(batch.store, "transaction", real)
     batch.flush()
-    assert [r["args_digest"] for r in _on_disk(tmp_path / "host.db")] == [digest_args({"n": 1})]
+    assert [r["args_digest"] for r in _on_disk(tmp_path / "host.db")] == [_kept(led, {"n": 1})]
     led.close()
 
 
@@ -719,7 +728,7 @@ def test_a_commit_whose_answer_is_lost_is_not_written_twice(
     led.close()
     disk = _on_disk(db)
     assert [r.get("ref_seq") for r in disk if r["kind"] == "outcome"] == [a.seq]
-    assert [r.get("args_digest") for r in disk].count(digest_args({"n": 7})) == 1
+    assert [r.get("args_digest") for r in disk].count(_kept(led, {"n": 7})) == 1
     assert _intents_on_disk(db) == [disk[-1]["seq"]]  # only the write's
     assert AuditLog(open_store(db), ManualClock(T0)).verify().ok
     assert not raised  # committed: not reported as a failure
@@ -784,5 +793,5 @@ def test_the_flusher_outlives_a_store_it_cannot_reach(
     deadline = time.monotonic() + 5
     while batch.pending() and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert [r["args_digest"] for r in _on_disk(tmp_path / "host.db")] == [digest_args({"n": 1})]
+    assert [r["args_digest"] for r in _on_disk(tmp_path / "host.db")] == [_kept(led, {"n": 1})]
     led.close()
