@@ -145,7 +145,18 @@ def host_rotate(ctx: typer.Context, json_out: JsonFlag = False) -> None:
     """Make a new signing key current. Tokens and consents signed by the old one keep
     verifying until it is retired, so running apps are not interrupted."""
     home: Home = ctx.obj
+    from host.keys.keyring import Keyring
+
+    had = Keyring.exists(home.keys_dir)
     ring = open_keyring(home.ensure())
+    if not had and home.store_url is None:
+        # A home with no key: the one just made (an audited `key_generate`) is the new key. A
+        # rotation on top left it behind, never used, verifying until someone retired it.
+        err_console.print(f"new signing key {ring.current} (the home had none)",
+                          highlight=False)
+        if json_out:
+            emit_json({"current": ring.current, "previous": None})
+        return
     old = ring.current
     # A serving host follows keyring.json and verifies with every key not retired, so running
     # apps and their re-consents keep working (host/runtime.py, `Keyring.refresh`).
