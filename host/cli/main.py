@@ -6,7 +6,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TextIO, cast
 
 import typer
 
@@ -25,6 +25,7 @@ from host.cli.interrupt import (
 )
 from host.cli.lazy import LazyGroup
 from host.cli.output import fail
+from host.cli.quietpipe import QuietPipe
 from host.errors import StartRefused
 from host.home import STORE_ENV_VAR, URL_PREFIXES, Home, redact_url, resolve_home, url_secrets
 from host.ledger.errors import AuditError
@@ -225,6 +226,10 @@ def _say_interrupted(terminated: bool = False) -> NoReturn:
 def main() -> None:
     # Also when `host.cli.main` is run without the console script's entry.
     install_redelivery()
+    # A reader of stderr that quit early changes neither what the command does nor its exit
+    # code (`host.cli.quietpipe`); installed before any handler writes to it.
+    if sys.stderr is not None and not isinstance(sys.stderr, QuietPipe):
+        sys.stderr = cast(TextIO, QuietPipe(sys.stderr))
     # A SIGINT this process was started with ignored stays ignored, as Python leaves it and most
     # programs do: a script's `stockade serve &` (a non-interactive shell ignores SIGINT for its
     # background jobs) was stopped by the terminal's Ctrl-C meant for the script's foreground.
