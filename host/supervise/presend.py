@@ -68,11 +68,13 @@ class HookNotStarted(TimeoutError):
     """The app was busy past `MAX_START_WAIT_S`: its hook was cancelled before it ran."""
 
 
-def text_digest(text: str) -> str:
-    """The text's sha256, whole: cut to 64 bits, an app that sends through its own users and
-    judges the message too could find, in about 2^32 tries, a change whose record reads as
-    none (the same digest before and after)."""
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+def text_digest(ledger: Ledger, text: str) -> str:
+    """The text's sha256, whole, keyed as a record's `args_digest` is (`Ledger.args_key`): a
+    plain digest let whoever reads the log test guesses of a short text (a one-time code a
+    visitor typed that a redaction hook changed). Whole: cut to 64 bits, an app that sends
+    through its own users and judges the message too could find, in about 2^32 tries, a change
+    whose record reads as none (the same digest before and after)."""
+    return ledger.args_key.mac(hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest())
 
 
 def supervisor_record(ledger: Ledger, runner: AppRunner, event: str, detail: str) -> None:
@@ -154,7 +156,8 @@ def run_pre_send(message: dict[str, Any], receivers: Sequence[AppRunner], ledger
             old = str(current.get("text"))
             try:
                 supervisor_record(ledger, runner, "pre_send_changed",
-                                  f"message {mid}: text {text_digest(old)} -> {text_digest(new)}")
+                                  f"message {mid}: text {text_digest(ledger, old)} -> "
+                                  f"{text_digest(ledger, new)}")
             except Exception as exc:  # noqa: BLE001 - unrecorded, so not applied
                 log.warning("pre-send change by %s to message %s not applied: it could not be "
                             "recorded (%s)", runner.app_id, mid, exc)

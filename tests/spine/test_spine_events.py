@@ -17,6 +17,7 @@ from host.home import Home
 from host.runtime import Host, HostConfig
 from host.server.errors import Prevented
 from host.server.principals import SYSTEM
+from host.supervise.presend import text_digest
 from host.supervise.supervisor import AppRunner
 
 PRE_SEND = '''
@@ -93,6 +94,7 @@ def test_pre_send_order_modify_prevent_and_timeout(tmp_path: Path, mode: str) ->
         visitor, room = _world(h)
         sent = h.server.visitor_send_message(visitor, room, "hello")
         assert sent["text"] == "hello [a]"  # a-tagger ran (b and c passed it on unchanged)
+        keyed = [text_digest(h.ledger, t) for t in ("hello", "hello [a]")]
         with pytest.raises(Prevented, match="b-blocker: no secrets"):
             h.server.visitor_send_message(visitor, room, "my secret")
         t0 = time.monotonic()
@@ -110,12 +112,15 @@ def test_pre_send_order_modify_prevent_and_timeout(tmp_path: Path, mode: str) ->
     timeouts = [r for r in rows if r.get("event") == "pre_send_timeout"]
     assert timeouts and timeouts[0]["app_id"] == "c-slow" and mode in timeouts[0]["detail"]
     # What a hook did to someone else's message is in the chain: which app changed which
-    # message (digests of the text before and after, never the text) or stopped it.
+    # message (keyed digests of the text before and after, never the text: a plain digest is a
+    # test for guesses of a short text) or stopped it.
     changed = [r for r in rows if r.get("event") == "pre_send_changed"]
     assert {r["app_id"] for r in changed} == {"a-tagger"}
     assert sent["id"] in changed[0]["detail"]
     before, after = (hashlib.sha256(t.encode()).hexdigest() for t in ("hello", "hello [a]"))
-    assert f"{before} -> {after}" in changed[0]["detail"] and "hello" not in changed[0]["detail"]
+    assert before not in changed[0]["detail"] and after not in changed[0]["detail"]
+    assert f"{keyed[0]} -> {keyed[1]}" in changed[0]["detail"]
+    assert "hello" not in changed[0]["detail"]
     stopped = [r for r in rows if r.get("event") == "pre_send_prevented"]
     assert [r["app_id"] for r in stopped] == ["b-blocker"]
     assert "no secrets" in stopped[0]["detail"] and "my secret" not in stopped[0]["detail"]
