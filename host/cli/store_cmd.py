@@ -61,7 +61,8 @@ def _show(home: Home, states: list[object], title: str, json_out: bool,
                       host("current", "green") if s.current else
                       host("newer than this release", "red") if (s.have or 0) > s.need else
                       host("made when first used", "green") if auto and s.have is None else
-                      host("upgraded when next opened", "green") if auto else
+                      host("upgraded when next opened with no host serving", "green")
+                      if auto else
                       host("needs `stockade store migrate`", "yellow"))
     err_console.print(table)
     if apart:
@@ -97,12 +98,14 @@ def migrate(ctx: typer.Context, json_out: JsonFlag = False) -> None:
     """Create or upgrade every component's tables (each step once, under the store's write
     lock: two hosts migrating at once apply it once). Refuses a store from a newer release."""
     from host.migrate import store_status
-    from host.store import STORE_FAILURES
+    from host.store import STORE_FAILURES, SchemaInUse
 
     home: Home = ctx.obj
     try:
         before = store_status(home.host_store)
         states = _run_recorded(home, before)
+    except SchemaInUse:
+        raise  # a host serves the home: said with its own hint (stop it), not a newer store's
     except STORE_FAILURES as exc:
         fail(f"the store at {_where(home)} was not migrated: {exc}",
              "a store from a newer release needs that release; otherwise check the URL and "

@@ -163,3 +163,13 @@ def test_a_host_holding_its_own_lease_still_upgrades(tmp_path: Path) -> None:
     finally:
         lease.release()
         store.close_all()
+
+
+def test_store_migrate_names_the_serving_host_and_what_to_do(
+        home: Home, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    with served(home) as pid:
+        code, err = run_main(home.root, capsys, monkeypatch, "store", "migrate")
+    assert code == 1, err
+    assert f"process {pid}" in err and "hint: stop that host" in err, err
+    assert "newer release" not in err, err  # before: a newer store's hint
+    assert _installs_version(home) == 1
