@@ -7,6 +7,9 @@ a hostile child cannot make the host do work on its own schedule. Deadlines are 
 one watchdog thread that kills the child; the blocked reader then sees the channel close.
 Between events no deadline runs: the host's upkeep round kills a child whose CPU time grows
 past the time it spent in events (`busy_time`, `watchdog.IdleWatch`).
+
+How a child fails (`ChildDied`, `AppFailed`, ...) is `host.supervise.failures`, and the answer
+to one bridge call `host.supervise.bridgereply`; both are re-exported here.
 """
 from __future__ import annotations
 
@@ -26,15 +29,20 @@ from typing import Any, NoReturn
 import msgspec
 
 from host.errors import GateError
-from host.store.sqlite import disk_full
-from host.supervise.disk_notice import disk_full_reply
+from host.supervise.bridgereply import answer, reply_frame
+
+# Re-exported: the host and the tests import these from here, where they were first defined.
+from host.supervise.failures import AppFailed as AppFailed
+from host.supervise.failures import ChildDied as ChildDied
+from host.supervise.failures import LayerMissing as LayerMissing
+from host.supervise.failures import describe_status as describe_status
+from host.supervise.failures import done_result as done_result
 from host.supervise.logcap import LogBudget, LogSink
 from host.supervise.procfs import children_of, runs_as
 from host.supervise.watchdog import running_events, watchdog
 from sandbox import frames
 from sandbox.frames import Call, ChildHello, Done, FrameInvalid, Loaded, Log, Reply, WireError
 from sandbox.protocol import (
-    MAX_FRAME_BYTES,
     MAX_REQUEST_ID,
     PROTOCOL_VERSION,
     Event,
@@ -43,7 +51,6 @@ from sandbox.protocol import (
     Layers,
     Load,
     Shutdown,
-    check_json_value,
 )
 from sandbox.wire import (
     SPIN_MIN_CPUS,
@@ -74,19 +81,6 @@ log = logging.getLogger("stockade.child")
 
 REQUIRED_LAYERS = ("seccomp", "landlock", "no_new_privs", "netns", "ipcns", "pidns", "rlimits",
                    "pdeathsig", "fds_closed", "empty_env")
-
-
-class ChildDied(Exception):
-    """The child ended (killed for a limit, crashed, or broke the protocol)."""
-
-    def __init__(self, reason: str, code: str = "child_died") -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.code = code
-
-
-class LayerMissing(Exception):
-    """A confinement layer is missing and the host was not started in degraded mode."""
 
 
 @dataclass(frozen=True)
@@ -330,24 +324,10 @@ class Child:
             self.logs_cut += 1
 
     def _send_reply(self, reply: Reply) -> None:
-        """Send a bridge reply; one whose JSON outgrows the frame cap (a result under the body
-        cap can grow ~6x when escaped) becomes an error reply the app sees, never a send that
-        raises and leaves the child waiting on an answer that will not come."""
+        """Send a bridge reply (`bridgereply.reply_frame`: one too large for a frame goes as an
+        error the app sees)."""
         try:
-            frame = encode(frames.encode(reply))
-        except TypeError:
-            # a gate result that is not JSON data is a host bug: refuse, never leave the app
-            # waiting (the detail goes to the host log, not to the child)
-            log.exception("bridge reply %d is not JSON data", reply.id)
-            frame = encode(frames.encode(Reply(id=reply.id, ok=False, error=WireError(
-                code="internal", message="refused: the host could not encode the result"))))
-        except FrameError:
-            frame = encode(frames.encode(Reply(id=reply.id, ok=False, error=WireError(
-                code="reply_too_large",
-                message=f"the result does not fit in one {MAX_FRAME_BYTES}-byte frame",
-            ))))
-        try:
-            write_all(self.to_child, frame)
+            write_all(self.to_child, reply_frame(reply))
         except OSError as exc:
             self._dead_after_io()
             raise ChildDied(self.death or f"channel closed: {exc}", self.death_code) from exc
@@ -446,30 +426,7 @@ class Child:
     def _answer(self, call: Call, raw: bytes, on_call: CallHandler, *,
                 spin: bool = False) -> Reply:
         """`call`'s Reply; `raw` is its frame as read, what a refusal of its args digests."""
-        try:
-            try:
-                check_json_value(call.args)  # before the gate decides, digests or stores them
-            except ValueError as exc:
-                if self.refuse_args is None:
-                    raise
-                raise self.refuse_args(self, call.action, call.args, str(exc), raw) from None
-            result = on_call(self, call.action, call.args)
-            return Reply(id=call.id, ok=True, result=result, spin=spin)
-        except GateError as exc:
-            return Reply(id=call.id, ok=False,
-                         error=WireError(code=exc.code, message=exc.message[:2000]))
-        except (ValueError, TypeError) as exc:
-            return Reply(id=call.id, ok=False,
-                         error=WireError(code="invalid_argument", message=str(exc)[:500]))
-        except Exception as exc:
-            if disk_full(exc):  # the operator's fault, not a bug: no traceback
-                return disk_full_reply(call)
-            # A host-side failure (a store that cannot write, a bug) refuses the call; the app
-            # sees a generic error and the host logs the detail (never sent to the child).
-            log.exception("bridge call %s failed inside the host", call.action)
-            return Reply(id=call.id, ok=False, error=WireError(
-                code="internal", message=f"{call.action}: refused, the host could not complete "
-                "it (see the host log)"))
+        return answer(self, call, raw, on_call, self.refuse_args, spin=spin)
 
     def _arm(self, seconds: float) -> None:
         watchdog().arm(self, seconds, self.new_deadline(seconds))
@@ -566,35 +523,6 @@ class Child:
         return data.decode("utf-8", "replace")
 
 
-def done_result(msg: Done) -> Any:
-    """A handler's result, or AppFailed with the child's (capped) error."""
-    if msg.ok:
-        return msg.result
-    err = msg.error or WireError(code="app_error", message="")
-    raise AppFailed(err.code, err.message)
-
-
-class AppFailed(Exception):
-    """The app's handler raised (or the snippet failed): capped text from the child."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-
-
 def _no_calls(child: Child, action: str, args: dict[str, Any]) -> Any:
     raise GateError("permission_denied",
                     f"{action}: this sandbox has no permissions (no app, no grants)")
-
-
-def describe_status(status: int | None) -> str:
-    if status is None:
-        return "child exited"
-    if os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
-        why = {"SIGXCPU": "CPU time limit", "SIGKILL": "killed", "SIGSEGV": "crashed",
-               "SIGSYS": "forbidden system call", "SIGABRT": "aborted"}.get(name, "signal")
-        return f"child {why} ({name})"
-    return f"child exited with code {os.WEXITSTATUS(status)}"
