@@ -58,3 +58,32 @@ def run_main(root_dir: Path, capsys: pytest.CaptureFixture[str],
         _run()
     code = done.value.code
     return code if isinstance(code, int) else 1, capsys.readouterr().err
+
+
+def install_with_settings(cli: Run, tmp_path: Path, settings: str) -> None:
+    """Install the test app agent-sync (`tests/apps/apps_helpers.py`) declaring `settings`
+    (`apphelp.settings_toml`), unsigned, granted livechat.read: the rig of the settings tests."""
+    apps_tests = str(Path(__file__).resolve().parents[1] / "apps")
+    if apps_tests not in sys.path:
+        sys.path.insert(0, apps_tests)
+    from apps_helpers import app_files, write_folder
+
+    from host.apps.packages import package_folder
+
+    folder = write_folder(tmp_path / "src", app_files(settings=settings))
+    _, data = package_folder(folder)
+    pkg = tmp_path / "a.zip"
+    pkg.write_bytes(data)
+    r = cli("app", "install", str(pkg), "--grant", "livechat.read", "--allow-unsigned")
+    assert r.exit_code == 0, r.output
+
+
+def stored_settings(home: Path, app_id: str = "agent-sync") -> dict[str, object]:
+    """The settings the home's install record of `app_id` holds (what the CLI stored)."""
+    from host.apps.installs import InstallStore
+    from host.home import Home
+
+    with InstallStore(Home(home).host_store) as store:
+        rec = store.by_app(app_id)
+        assert rec is not None
+        return dict(rec.settings)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from apphelp import settings_toml
-from clihelp import Run, cli_fixture, home_fixture  # noqa: F401  (the fixtures)
+from clihelp import Run, cli_fixture, home_fixture, stored_settings  # noqa: F401  (the fixtures)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "apps"))
 from apps_helpers import app_files, write_folder
@@ -89,13 +89,6 @@ def test_the_update_disclosure_says_it_cannot_tell_how_many_users(cli: Run, tmp_
     assert "so far: cannot tell (the chat server cannot be asked" in r.stderr, r.stderr
 
 
-def _settings(home: Path) -> dict[str, object]:
-    with InstallStore(Home(home).host_store) as store:
-        rec = store.by_app("agent-sync")
-        assert rec is not None
-        return dict(rec.settings)
-
-
 def _install_with(home: Path, tmp_path: Path, settings: dict[str, object]) -> None:
     # `app install` has no --setting option: the operation is what takes settings at install
     # (the demo, the Python API), so it is what is held here.
@@ -110,7 +103,7 @@ def test_install_with_an_empty_optional_setting_leaves_it_as_never_set(tmp_path:
     _install_with(home, tmp_path, {"batch": "", "limit": " ", "verbose": "", "mode": "",
                                    "crm_url": "https://crm"})
     # No default: unset; a default: the default, exactly as if never given.
-    assert _settings(home) == {"limit": 7, "crm_url": "https://crm"}
+    assert stored_settings(home) == {"limit": 7, "crm_url": "https://crm"}
 
 
 def test_install_refuses_an_empty_required_setting(tmp_path: Path, home: Path) -> None:

@@ -9,12 +9,17 @@ import sys
 from pathlib import Path
 
 from apphelp import settings_toml
-from clihelp import Run, cli_fixture, home_fixture  # noqa: F401  (the fixtures)
+from clihelp import (  # noqa: F401  (the fixtures)
+    Run,
+    cli_fixture,
+    home_fixture,
+    install_with_settings,
+    stored_settings,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "apps"))
 from apps_helpers import app_files, write_folder
 
-from host.apps.installs import InstallStore
 from host.apps.packages import package_folder
 from host.clock import SystemClock
 from host.home import Home
@@ -24,33 +29,18 @@ from host.server.remote import config as rc_config
 OPTIONAL = settings_toml("batch", "verbose", "mode", "api_key", "crm_url")
 
 
-def _install(cli: Run, tmp_path: Path) -> None:
-    folder = write_folder(tmp_path / "src", app_files(settings=OPTIONAL))
-    _, data = package_folder(folder)
-    pkg = tmp_path / "a.zip"
-    pkg.write_bytes(data)
-    r = cli("app", "install", str(pkg), "--grant", "livechat.read", "--allow-unsigned")
-    assert r.exit_code == 0, r.output
-
-
-def _settings(home: Path) -> dict[str, object]:
-    with InstallStore(Home(home).host_store) as store:
-        rec = store.by_app("agent-sync")
-        assert rec is not None
-        return dict(rec.settings)
-
-
 def test_an_optional_typed_setting_set_once_can_be_emptied(cli: Run, tmp_path: Path,
                                                            home: Path) -> None:
-    _install(cli, tmp_path)
+    install_with_settings(cli, tmp_path, OPTIONAL)
     r = cli("app", "settings", "agent-sync", "batch=25", "verbose=yes", "mode=safe",
             "api_key=-", input="s3cret\n")  # a secret comes on stdin, never on the command line
     assert r.exit_code == 0, r.output
-    assert _settings(home) == {"batch": 25, "verbose": True, "mode": "safe", "api_key": "s3cret"}
+    assert stored_settings(home) == {"batch": 25, "verbose": True, "mode": "safe",
+                                     "api_key": "s3cret"}
     r = cli("app", "settings", "agent-sync", "batch=", "verbose=", "mode=", "api_key=")
     assert r.exit_code == 0, r.output
     # Unset, exactly as an optional setting with no default is before anyone sets it.
-    assert _settings(home) == {}
+    assert stored_settings(home) == {}
     doc = json.loads(cli("app", "settings", "agent-sync", "--json").stdout)
     assert doc["settings"]["batch"] is None and doc["settings"]["api_key"] is None
     log = open_readonly(Home(home).host_db, SystemClock())
@@ -64,7 +54,7 @@ def test_an_optional_typed_setting_set_once_can_be_emptied(cli: Run, tmp_path: P
 
 
 def test_an_integer_past_the_bound_says_the_bound(cli: Run, tmp_path: Path) -> None:
-    _install(cli, tmp_path)
+    install_with_settings(cli, tmp_path, OPTIONAL)
     r = cli("app", "settings", "agent-sync", "batch=" + "9" * 19)
     assert r.exit_code == 2
     assert "at most 18 digits" in r.stderr, r.stderr
@@ -75,7 +65,7 @@ def test_an_integer_past_the_bound_says_the_bound(cli: Run, tmp_path: Path) -> N
 
 def test_uninstall_says_it_cannot_tell_and_deactivates_no_one(cli: Run, tmp_path: Path,
                                                               home: Path) -> None:
-    _install(cli, tmp_path)
+    install_with_settings(cli, tmp_path, OPTIONAL)
     # Connected to a workspace the host will not speak to (plain http to another machine):
     # the users the app created cannot be counted.
     rc_config.save(Home(home), "http://chat.example.com", "svc", "token")
@@ -100,7 +90,7 @@ def test_uninstall_says_it_cannot_tell_and_deactivates_no_one(cli: Run, tmp_path
 def test_a_setting_named_without_a_value_is_not_called_unknown(cli: Run, tmp_path: Path) -> None:
     """`app settings APP batch verbose=yes` said "'batch' is not a setting": it is one, given
     without a value."""
-    _install(cli, tmp_path)
+    install_with_settings(cli, tmp_path, OPTIONAL)
     r = cli("app", "settings", "agent-sync", "batch", "verbose=yes")
     assert r.exit_code == 2
     assert "not a setting" not in r.stderr and "has no value" in r.stderr, r.stderr
@@ -129,12 +119,12 @@ def test_emptied_is_what_an_install_delivers_also_after_an_update(cli: Run, tmp_
     r = cli("app", "install", str(tmp_path / "1.0.0.zip"), "--grant", "livechat.read",
             "--allow-unsigned")
     assert r.exit_code == 0, r.output
-    assert _settings(home) == {"retries": 3}
+    assert stored_settings(home) == {"retries": 3}
     assert cli("app", "settings", "agent-sync", "retries=7", "batch=5").exit_code == 0
     r = cli("app", "settings", "agent-sync", "retries=", "batch=")
     assert r.exit_code == 0, r.output
-    assert _settings(home) == {"retries": 3}, r.output
+    assert stored_settings(home) == {"retries": 3}, r.output
     assert "default" in r.stderr
     r = cli("app", "update", "agent-sync", str(tmp_path / "1.1.0.zip"), "--allow-unsigned")
     assert r.exit_code == 0, r.output
-    assert _settings(home) == {"retries": 3}
+    assert stored_settings(home) == {"retries": 3}
