@@ -11,12 +11,12 @@ Real host, real confined children.
 """
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
 import pytest
 from apphelp import install, write_app, write_policy
+from reloadhelp import HOOK_PERMS, SECRET, app_log, permit, send_meanwhile
 
 from host.apps.installs import InstallStore
 from host.apps.operations import uninstall_app
@@ -24,7 +24,6 @@ from host.home import Home
 from host.runtime import Host, HostConfig
 from host.supervise.supervisor import EventDropped
 
-SECRET = "my card is 4111-1111-1111-1111"
 SLOW = '''
 import time
 from stockade import App
@@ -45,35 +44,23 @@ class TestApp(App):
     def on_disable(self, ctx, event):
         time.sleep(1.0)  # still ending when its hook's turn comes
 '''
-PERMIT = '''
-schema = 1
-name = "hooks"
-[[rule]]
-id = "hooks"
-effect = "permit"
-apps = ["a-slow", "b-spy"]
-actions = ["messages.read", "messages.send", "livechat.read"]
-'''
-PERMS = ["messages.read", "messages.send", "livechat.read"]
 
 
 @pytest.mark.parametrize("how", ["disable", "uninstall"])
 def test_an_app_ended_during_the_chain_is_not_shown_the_message(tmp_path: Path,
                                                                 how: str) -> None:
     home = Home(tmp_path / "home").ensure()
-    write_policy(home, "hooks", PERMIT)
-    install(home, write_app(tmp_path / "apps", "a-slow", PERMS, ["message.pre_send"], SLOW))
-    spy = install(home, write_app(tmp_path / "apps", "b-spy", PERMS, ["message.pre_send"], SPY))
+    write_policy(home, "hooks", permit("hooks", ["a-slow", "b-spy"]))
+    install(home, write_app(tmp_path / "apps", "a-slow", HOOK_PERMS, ["message.pre_send"], SLOW))
+    spy = install(home, write_app(tmp_path / "apps", "b-spy", HOOK_PERMS, ["message.pre_send"],
+                                  SPY))
     with Host(home, config=HostConfig(pre_send_deadline_s=5.0)) as h:
         slow = next(r for r in h.runners.values() if r.app_id == "a-slow")
         for runner in h.runners.values():
             runner.ensure_started()
         visitor = h.server.save_visitor("visitor-chain", "V")
         room = h.server.visitor_start_room(visitor["id"])["id"]
-        sent: list[object] = []
-        t = threading.Thread(target=lambda: sent.append(
-            h.server.visitor_send_message(visitor["id"], room, SECRET)))
-        t.start()
+        t, sent = send_meanwhile(h, visitor["id"], room)
         deadline = time.monotonic() + 5
         while slow.idle() and time.monotonic() < deadline:  # a-slow's hook is running
             time.sleep(0.005)
@@ -90,8 +77,7 @@ def test_an_app_ended_during_the_chain_is_not_shown_the_message(tmp_path: Path,
     # The message kept its text (the ended app's rewrite was applied) ...
     assert sent and sent[0]["text"] == SECRET  # type: ignore[index]
     # ... and the ended app never saw it (an uninstalled app's log is deleted with it).
-    log = home.logs_dir / f"{spy.install_id}.log"
-    assert SECRET not in (log.read_text() if log.exists() else "")
+    assert SECRET not in app_log(home, spy)
 
 
 LISTENER = '''
@@ -105,21 +91,12 @@ class TestApp(App):
     def on_disable(self, ctx, event):
         time.sleep(0.4)  # the event below lands while its disable hook runs
 '''
-LISTEN = '''
-schema = 1
-name = "listen"
-[[rule]]
-id = "listen"
-effect = "permit"
-apps = ["b-listen"]
-actions = ["livechat.read"]
-'''
 
 
 def test_an_event_dispatched_just_before_a_disable_is_dropped_not_run_after_the_hook(
         tmp_path: Path) -> None:
     home = Home(tmp_path / "home").ensure()
-    write_policy(home, "listen", LISTEN)
+    write_policy(home, "listen", permit("listen", ["b-listen"], ["livechat.read"]))
     rec = install(home, write_app(tmp_path / "apps", "b-listen", ["livechat.read"],
                                   ["livechat.guest_saved"], LISTENER))
     with Host(home) as h:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from apphelp import install, write_app, write_policy
+from reloadhelp import app_log, policy_taken, reload_policy
 
 from host.apps.installs import InstallRecord
 from host.home import Home
@@ -91,11 +92,6 @@ def _conversation(h: Host, n: int) -> str:
     return str(msg["text"])
 
 
-def _log(home: Home, rec: InstallRecord) -> str:
-    path = home.logs_dir / f"{rec.install_id}.log"
-    return path.read_text() if path.exists() else ""
-
-
 def _saw(log: str) -> list[str]:
     return [ln.split("| ", 1)[1] for ln in log.splitlines() if "| SAW " in ln]
 
@@ -104,7 +100,7 @@ def test_a_read_the_policy_forbids_never_arrives_as_an_event(tmp_path: Path) -> 
     home, spy, control = _setup(tmp_path, forbid=True)
     with Host(home, config=HostConfig()) as h:
         text = _conversation(h, 1)
-    spied, seen = _log(home, spy), _log(home, control)
+    spied, seen = app_log(home, spy), app_log(home, control)
     # The control, permitted the reads, saw every event: the events were raised.
     assert {s.split()[1] for s in _saw(seen)} == {"message.sent", "room_started", "guest_saved",
                                                   "agent_assigned", "pre_send"}, seen
@@ -123,18 +119,15 @@ def test_a_policy_reload_narrows_and_widens_events_at_once(tmp_path: Path) -> No
     home, spy, _control = _setup(tmp_path, forbid=False)
     with Host(home, config=HostConfig()) as h:
         _conversation(h, 1)
-        assert len(_saw(_log(home, spy))) == 5  # permitted: every event (the cache is warm)
-        write_policy(home, "nospy", FORBID)
-        h.policy_watch.poll()  # a change is used once it has held still for a poll
-        assert h.policy_watch.poll().refused is None
+        assert len(_saw(app_log(home, spy))) == 5  # permitted: every event (the cache is warm)
+        reload_policy(h, home, "nospy", FORBID)
         _conversation(h, 2)
-        assert not [s for s in _saw(_log(home, spy)) if "#2" in s or f"{TOKEN}-2" in s]
-        assert len(_saw(_log(home, spy))) == 5  # nothing more reached it
+        assert not [s for s in _saw(app_log(home, spy)) if "#2" in s or f"{TOKEN}-2" in s]
+        assert len(_saw(app_log(home, spy))) == 5  # nothing more reached it
         (home.policies_dir / "nospy.toml").unlink()
-        h.policy_watch.poll()  # a change is used once it has held still for a poll
-        assert h.policy_watch.poll().refused is None
+        policy_taken(h)
         _conversation(h, 3)
-        assert len(_saw(_log(home, spy))) == 10  # permitted again: every event of the third
+        assert len(_saw(app_log(home, spy))) == 10  # permitted again: every event of the third
 
 
 def test_events_need_a_permit_not_only_the_grant(tmp_path: Path) -> None:
@@ -144,7 +137,7 @@ def test_events_need_a_permit_not_only_the_grant(tmp_path: Path) -> None:
     spy = install(home, write_app(tmp_path / "apps", "spy", PERMS, EVENTS, SPY))
     with Host(home, config=HostConfig()) as h:
         text = _conversation(h, 1)
-    assert _saw(_log(home, spy)) == [] and "rewritten" not in text
+    assert _saw(app_log(home, spy)) == [] and "rewritten" not in text
 
 
 def test_a_forbid_on_one_read_stops_only_the_events_that_carry_it(tmp_path: Path) -> None:
@@ -155,7 +148,7 @@ def test_a_forbid_on_one_read_stops_only_the_events_that_carry_it(tmp_path: Path
         FORBID[FORBID.index("actions"):], 'actions = ["livechat.get_visitor"]\n'))
     with Host(home, config=HostConfig()) as h:
         _conversation(h, 1)
-    saw = {s.split()[1] for s in _saw(_log(home, spy))}
+    saw = {s.split()[1] for s in _saw(app_log(home, spy))}
     assert saw == {"message.sent", "agent_assigned", "pre_send"}, saw
 
 
@@ -188,12 +181,10 @@ def test_an_event_queued_before_a_narrowing_reload_is_dropped_not_delivered(
         delivery = h.dispatch("message.sent", {"message": {"text": SECRET_TEXT}})
         time.sleep(0.1)
         assert runner.status()["queued"] == 1  # admitted under the permit, waiting
-        write_policy(home, "nospy", FORBID)
-        h.policy_watch.poll()  # a change is used once it has held still for a poll
-        assert h.policy_watch.poll().refused is None
+        reload_policy(h, home, "nospy", FORBID)
         busy.result(10)
         assert h.wait_idle(10)
         (outcome,) = delivery.outcomes(10)
         assert isinstance(outcome, EventDropped) and "(policy)" in str(outcome), outcome
-    assert SECRET_TEXT not in _log(home, spy)  # before: SAW message.sent my card is ...
+    assert SECRET_TEXT not in app_log(home, spy)  # before: SAW message.sent my card is ...
     assert runner.status()["dropped_by_reason"] == {"policy": 1}

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from apphelp import install, write_app, write_policy
+from reloadhelp import app_log
 
 from host.apps.installs import InstallRecord
 from host.gate.eventpolicy import EventPolicy
@@ -67,11 +68,6 @@ actions = ["livechat.get_room", "livechat.list_rooms"]
 '''
 
 
-def _log(home: Home, rec: InstallRecord) -> str:
-    path = home.logs_dir / f"{rec.install_id}.log"
-    return path.read_text() if path.exists() else ""
-
-
 def _saw(log: str) -> list[str]:
     return [ln.split("| ", 1)[1] for ln in log.splitlines()
             if "| SAW " in ln or "| READ " in ln or "| HOOK " in ln]
@@ -102,13 +98,13 @@ def test_message_sent_carries_the_room_only_to_an_app_that_may_read_it(tmp_path:
                             (json.dumps({"crmAccount": ROOM_SECRET}), room["id"]))
         h.server.visitor_send_message(v["id"], room["id"], "hello")
         assert h.wait_idle(10)
-    seen = _saw(_log(home, control))
+    seen = _saw(app_log(home, control))
     # The control may read the room: it gets the whole room, as the bridge would answer.
     assert any(ROOM_SECRET in s and agent["id"] in s and dep["id"] in s for s in seen), seen
     assert "READ room allowed" in seen
     assert any(s.startswith("HOOK room={") and ROOM_SECRET in s for s in seen), seen
     for rec in (narrow, forbidden):
-        log = _log(home, rec)
+        log = app_log(home, rec)
         seen = _saw(log)
         # It still gets the message (it may read messages) ...
         assert any(s.startswith("SAW text=hello ") for s in seen), (rec.app_id, log)

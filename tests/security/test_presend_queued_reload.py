@@ -9,16 +9,23 @@ land meanwhile.
 """
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
 from apphelp import install, write_app, write_policy
+from reloadhelp import (
+    HOOK_PERMS,
+    SECRET,
+    app_log,
+    forbid_reads,
+    permit,
+    reload_policy,
+    send_meanwhile,
+)
 
 from host.home import Home
 from host.runtime import Host, HostConfig
 
-SECRET = "my card is 4111-1111-1111-1111"
 SPY = '''
 import time
 from stockade import App
@@ -30,31 +37,12 @@ class TestApp(App):
     def on_message_pre_send(self, ctx, event):
         print("SAW " + event["message"]["text"])
 '''
-PERMIT = '''
-schema = 1
-name = "hooks"
-[[rule]]
-id = "hooks"
-effect = "permit"
-apps = ["b-spy"]
-actions = ["messages.read", "messages.send", "livechat.read"]
-'''
-FORBID = '''
-schema = 1
-name = "nospy"
-[[rule]]
-id = "no-reads"
-effect = "forbid"
-apps = ["b-spy"]
-actions = ["messages.list"]
-'''
-PERMS = ["messages.read", "messages.send", "livechat.read"]
 
 
 def test_a_queued_hook_is_decided_again_when_it_is_taken(tmp_path: Path) -> None:
     home = Home(tmp_path / "home").ensure()
-    write_policy(home, "hooks", PERMIT)
-    spy = install(home, write_app(tmp_path / "apps", "b-spy", PERMS,
+    write_policy(home, "hooks", permit("hooks", ["b-spy"]))
+    spy = install(home, write_app(tmp_path / "apps", "b-spy", HOOK_PERMS,
                                   ["livechat.room_started", "message.pre_send"], SPY))
     with Host(home, config=HostConfig(pre_send_deadline_s=5.0)) as h:
         runner = next(iter(h.runners.values()))
@@ -64,18 +52,12 @@ def test_a_queued_hook_is_decided_again_when_it_is_taken(tmp_path: Path) -> None
         deadline = time.monotonic() + 5
         while runner.idle() and time.monotonic() < deadline:
             time.sleep(0.005)
-        sent: list[object] = []
-        t = threading.Thread(target=lambda: sent.append(
-            h.server.visitor_send_message(visitor["id"], room, SECRET)))
-        t.start()
+        t, sent = send_meanwhile(h, visitor["id"], room)
         while len(runner._urgent) == 0 and time.monotonic() < deadline:  # the hook waits
             time.sleep(0.005)
         assert len(runner._urgent) == 1
-        write_policy(home, "nospy", FORBID)
-        h.policy_watch.poll()  # a change is used once it has held still for a poll
-        assert h.policy_watch.poll().refused is None
+        reload_policy(h, home, "nospy", forbid_reads("b-spy"))
         t.join(30)
         assert h.wait_idle(10)
     assert sent and sent[0]["text"] == SECRET  # type: ignore[index]
-    log = home.logs_dir / f"{spy.install_id}.log"
-    assert SECRET not in (log.read_text() if log.exists() else "")
+    assert SECRET not in app_log(home, spy)
