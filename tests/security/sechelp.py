@@ -12,9 +12,12 @@ import io
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 import host.supervise.sandbox_exec as sandbox_exec
 from host.supervise.child import Child, ChildLimits
@@ -188,6 +191,23 @@ def start_fake_child(steps: list[Any], keep_reader: list[int] | None = None) -> 
         child.exited((-rc) & 0x7F if rc < 0 else (rc & 0xFF) << 8)
 
     threading.Thread(target=wait, daemon=True).start()
+    return child
+
+
+@pytest.fixture(name="fakes")
+def fakes_fixture() -> Iterator[list[Child]]:
+    """The fake children a test starts (`fake`), each killed and closed when it ends."""
+    made: list[Child] = []
+    yield made
+    for child in made:
+        child.kill("test over")
+        child.close()
+
+
+def fake(fakes: list[Child], steps: list[Any]) -> Child:
+    """`start_fake_child(steps)`, killed and closed at the test's end (the `fakes` fixture)."""
+    child = start_fake_child(steps)
+    fakes.append(child)
     return child
 
 

@@ -15,12 +15,11 @@ import os
 import struct
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from sechelp import start_fake_child
+from sechelp import fake, fakes_fixture, start_fake_child  # noqa: F401  (the fixture)
 
 from host.errors import GateError
 from host.supervise.child import AppFailed, Child, ChildDied, LayerMissing
@@ -284,21 +283,6 @@ def _no_log(_text: str, _truncated: bool) -> None:
     pass
 
 
-@pytest.fixture
-def fakes() -> Iterator[list[Child]]:
-    made: list[Child] = []
-    yield made
-    for child in made:
-        child.kill("test over")
-        child.close()
-
-
-def _fake(fakes: list[Child], steps: list[Any]) -> Child:
-    child = start_fake_child(steps)
-    fakes.append(child)
-    return child
-
-
 def _assert_killed(child: Child) -> None:
     assert child.dead
     assert child.popen is not None
@@ -324,7 +308,7 @@ HANDSHAKE_ATTACKS: dict[str, list[Any]] = {
 
 @pytest.mark.parametrize("name", sorted(HANDSHAKE_ATTACKS))
 def test_bad_handshake_drops_child(fakes: list[Child], name: str) -> None:
-    child = _fake(fakes, HANDSHAKE_ATTACKS[name])
+    child = fake(fakes, HANDSHAKE_ATTACKS[name])
     start = time.monotonic()
     with pytest.raises(ChildDied):
         child.handshake("tok", _accept_token, degraded=False)
@@ -334,7 +318,7 @@ def test_bad_handshake_drops_child(fakes: list[Child], name: str) -> None:
 
 def test_handshake_missing_layers_refused(fakes: list[Child]) -> None:
     layers = {**LAYERS, "seccomp": False, "netns": False}
-    child = _fake(fakes, [["recv"], ["send", {"t": "hello", "v": 1, "token": "tok",
+    child = fake(fakes, [["recv"], ["send", {"t": "hello", "v": 1, "token": "tok",
                                               "layers": layers}]])
     with pytest.raises(LayerMissing, match="seccomp, netns"):
         child.handshake("tok", _accept_token, degraded=False)
@@ -342,7 +326,7 @@ def test_handshake_missing_layers_refused(fakes: list[Child]) -> None:
 
 
 def test_handshake_silent_child_killed_at_deadline(fakes: list[Child]) -> None:
-    child = _fake(fakes, [["recv"], ["sleep", 60]])
+    child = fake(fakes, [["recv"], ["sleep", 60]])
     start = time.monotonic()
     with pytest.raises(ChildDied):
         child.handshake("tok", _accept_token, degraded=False)
@@ -369,7 +353,7 @@ EXEC_ATTACKS: dict[str, list[Any]] = {
 
 @pytest.mark.parametrize("name", sorted(EXEC_ATTACKS))
 def test_bad_frames_during_exec_drop_child(fakes: list[Child], name: str) -> None:
-    child = _fake(fakes, [["hello"], ["recv"], *EXEC_ATTACKS[name]])
+    child = fake(fakes, [["hello"], ["recv"], *EXEC_ATTACKS[name]])
     child.handshake("tok", _accept_token, degraded=False)
     start = time.monotonic()
     with pytest.raises(ChildDied):
@@ -383,7 +367,7 @@ def test_bad_frames_during_exec_drop_child(fakes: list[Child], name: str) -> Non
 
 def test_call_before_load_is_a_violation(fakes: list[Child]) -> None:
     """A Call outside an event (the host is loading, not running a handler) ends the child."""
-    child = _fake(fakes, [["hello"], ["recv"],
+    child = fake(fakes, [["hello"], ["recv"],
                           ["send", {"t": "call", "id": 1, "action": "users.get",
                                     "args": {"user_id": "u"}}]])
     child.handshake("tok", _accept_token, degraded=False)
@@ -393,7 +377,7 @@ def test_call_before_load_is_a_violation(fakes: list[Child]) -> None:
 
 
 def test_hung_exec_killed_at_deadline(fakes: list[Child]) -> None:
-    child = _fake(fakes, [["hello"], ["recv"], ["sleep", 60]])
+    child = fake(fakes, [["hello"], ["recv"], ["sleep", 60]])
     child.handshake("tok", _accept_token, degraded=False)
     start = time.monotonic()
     with pytest.raises(ChildDied) as info:
@@ -406,7 +390,7 @@ def test_hung_exec_killed_at_deadline(fakes: list[Child]) -> None:
 def test_call_args_over_caps_get_an_error_reply_not_a_crash(fakes: list[Child]) -> None:
     """Caps on args: the host answers invalid_argument and never calls the gate."""
     deep = _nest(MAX_NESTING + 3)
-    child = _fake(fakes, [["hello"], ["recv"],
+    child = fake(fakes, [["hello"], ["recv"],
                           ["send", {"t": "call", "id": 1, "action": "users.get",
                                     "args": {"x": deep}}],
                           ["recv"],
@@ -427,7 +411,7 @@ def test_call_args_over_caps_get_an_error_reply_not_a_crash(fakes: list[Child]) 
 def test_call_flood_is_cut_off(fakes: list[Child]) -> None:
     from host.supervise.child import MAX_CALLS_PER_EVENT
 
-    child = _fake(fakes, [["hello"], ["recv"], ["flood_calls", MAX_CALLS_PER_EVENT + 5]])
+    child = fake(fakes, [["hello"], ["recv"], ["flood_calls", MAX_CALLS_PER_EVENT + 5]])
     child.handshake("tok", _accept_token, degraded=False)
     count = [0]
 
@@ -452,7 +436,7 @@ def test_a_log_flood_past_the_cap_kills_the_child_instead_of_being_read_to_the_d
     dropped until the event's deadline, a host thread busy the whole time (before: the event
     ended at its 30 s deadline as a timeout). More than a child in its runtime can send
     (`logcap.LOG_FLOOD_*`) now kills it at once."""
-    child = _fake(fakes, [["hello"], ["recv"], flood, ["sleep", 60]])
+    child = fake(fakes, [["hello"], ["recv"], flood, ["sleep", 60]])
     child.handshake("tok", _accept_token, degraded=False)
     start = time.monotonic()
     with pytest.raises(ChildDied) as info:
@@ -478,7 +462,7 @@ def _no_calls(_c: Child, _action: str, _args: dict[str, Any]) -> Any:
 
 def test_unexpected_gate_exception_does_not_escape_as_host_crash(fakes: list[Child]) -> None:
     """The gate answers with GateError; a ValueError (bad args) becomes invalid_argument."""
-    child = _fake(fakes, [["hello"], ["recv"],
+    child = fake(fakes, [["hello"], ["recv"],
                           ["send", {"t": "call", "id": 1, "action": "users.get",
                                     "args": {"user_id": "u"}}],
                           ["recv"], ["sleep", 30]])
@@ -496,7 +480,7 @@ def test_reply_over_the_frame_cap_is_an_error_the_app_sees(fakes: list[Child]) -
     """A bridge result that escapes past the frame cap (300 KB of control bytes under the body
     cap becomes ~1.8 MB of JSON) is answered with an error reply; the host's send does not
     raise and leave the child waiting with its deadline disarmed."""
-    child = _fake(fakes, [["hello"], ["event"],
+    child = fake(fakes, [["hello"], ["event"],
                           ["send", {"t": "call", "id": 1, "action": "http.get", "args": {}}],
                           ["done_with_reply"]])
     child.handshake("tok", _accept_token, degraded=False)

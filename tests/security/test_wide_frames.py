@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import select
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sechelp import start_fake_child
+from sechelp import fake, fakes_fixture  # noqa: F401  (the fixture)
 
 import host.supervise.child as child_module
 from host.supervise.child import Child, ChildDied
@@ -43,18 +42,8 @@ from sandbox.wire import encode
 WIDE = 333_000
 
 
-@pytest.fixture
-def fakes() -> Iterator[list[Child]]:
-    made: list[Child] = []
-    yield made
-    for child in made:
-        child.kill("test over")
-        child.close()
-
-
 def _fake(fakes: list[Child], steps: list[Any]) -> Child:
-    child = start_fake_child(steps)
-    fakes.append(child)
+    child = fake(fakes, steps)
     child.handshake("tok", lambda _t: None, degraded=False)
     return child
 
