@@ -12,13 +12,14 @@ import typer
 from host.cli.interrupt import Terminated
 from host.cli.output import EXIT_NEGATIVE, EXIT_USAGE, emit_json, err_console, fail
 from host.clock import Clock, SystemClock
-from host.console.origins import ORIGINS_ENV, parse_origin
+from host.console.origins import ORIGINS_ENV, host_names, parse_origin
 from host.home import Home
 from host.server.clientaddr import parse_trusted
 from host.server.embedded import EmbeddedServer
 from host.server.listen import http_config, is_loopback, tcp_listener
 from host.server.personal_tokens import NotAServiceUser, ensure_service_user
 from host.server.ratelimit import WIDGET_CALLS_PER_MIN
+from host.server.resthosts import parse_name
 from host.server.shapes import User
 
 
@@ -105,6 +106,12 @@ def serve(
         help="An origin a reverse proxy on this machine serves the console as (repeatable): "
         "its name is answered and its pages may post; sessions opened through it are bound "
         "to the proxy's local account (docs/CONSOLE.md)."),
+    rest_hosts: list[str] = typer.Option(
+        [], "--rest-host", metavar="NAME",
+        help="A host name a reverse proxy on this machine passes on to the REST API in Host "
+        "(repeatable). The API answers only loopback's name, addresses and the names given "
+        "here and by --console-origin: another name is a 400 (DNS rebinding; "
+        "docs/ARCHITECTURE.md)."),
     rest_process: bool = typer.Option(
         True, "--rest-process/--rest-in-host", help="Serve the REST API and the console from "
         "a process of their own beside the apps' host (the default: requests do not share the "
@@ -146,6 +153,12 @@ def serve(
     except ValueError as exc:
         fail(f"--console-origin {exc}", code=EXIT_USAGE)
     try:
+        # The REST API answers these Host names besides loopback's and every address: those a
+        # proxy passes on, and the console's (its proxy serves the API under the same name).
+        hosts = [*(parse_name(n) for n in rest_hosts), *host_names(origins)]
+    except ValueError as exc:
+        fail(f"--rest-host {exc}", hint="e.g. --rest-host chat.example.com", code=EXIT_USAGE)
+    try:
         proxies = [str(parse_trusted(p)) for p in trusted_proxies]
     except ValueError as exc:
         fail(f"--trusted-proxy {exc}", hint="e.g. --trusted-proxy 127.0.0.1 or "
@@ -173,6 +186,10 @@ def serve(
     if kind == "rocketchat" and mint_token is None and not apps:
         fail("--no-apps serves nothing against a Rocket.Chat workspace (its REST API is "
              "its own)", hint="drop --no-apps, or pass --server embedded", code=EXIT_USAGE)
+    if kind == "rocketchat" and mint_token is None and rest_hosts:
+        fail("--rest-host names the embedded server's REST API's hosts; a Rocket.Chat "
+             "workspace serves its own", hint="drop --rest-host, or pass --server embedded",
+             code=EXIT_USAGE)
     if kind == "rocketchat" and mint_token is None:
         from host.cli.serve_remote import serve_remote
         from host.runtime import HostConfig
@@ -298,7 +315,8 @@ def serve(
             # The front process inherits them; a front restarted later too.
             os.environ[ORIGINS_ENV] = " ".join(origins)
 
-            serve_front(home, sock, app_host, enforced, front_timeout, widget_rate, proxies)
+            serve_front(home, sock, app_host, enforced, front_timeout, widget_rate, proxies,
+                        hosts)
         else:
             console = Mount("/console", create_console(home, server, enforced,
                                                        origins=origins))
@@ -306,7 +324,7 @@ def serve(
             # forwarding header that could rename the peer (host.console.peer).
             serve_until_lease_lost(uvicorn.Server(http_config(
                 create_app(server, mounts=[console], widget_rate=widget_rate,
-                           trusted_proxies=proxies), host=host,
+                           trusted_proxies=proxies, hosts=hosts), host=host,
                 port=port, log_level="warning",
                 lifespan="off",
             )), app_host, sock)

@@ -42,7 +42,8 @@ MAX_RESTART_PAUSE_S = 4.0
 
 def serve_front(home: Home, sock: socket.socket, app_host: Host | None,
                 enforced: Callable[[], str | None], timeout_s: float = 30.0,
-                widget_rate: int | None = None, trusted_proxies: Sequence[str] = ()) -> None:
+                widget_rate: int | None = None, trusted_proxies: Sequence[str] = (),
+                hosts: Sequence[str] = ()) -> None:
     """Serve through a front process until interrupted or terminated, restarting a front that
     stops, or that answers nothing for `timeout_s` (0: never probed) (the host keeps the
     listener: connections wait in its backlog meanwhile); a front that stops more than
@@ -55,7 +56,8 @@ def serve_front(home: Home, sock: socket.socket, app_host: Host | None,
                          pre_send=app_host.pre_send if app_host is not None else None,
                          enforced=enforced, entry="host.console.front_main",
                          spread=app_host.affinity.spread if app_host is not None else None,
-                         widget_rate=widget_rate, trusted_proxies=trusted_proxies).start()
+                         widget_rate=widget_rate, trusted_proxies=trusted_proxies,
+                         hosts=hosts).start()
 
     try:
         front = start()

@@ -73,12 +73,13 @@ class RestFront:
                  enforced: Callable[[], str | None] = lambda: None,
                  hook_wait_s: float = 30.0, entry: str = "host.server.front_proc",
                  spread: Callable[[int], None] | None = None,
-                 widget_rate: int | None = None, trusted_proxies: Sequence[str] = ()) -> None:
+                 widget_rate: int | None = None, trusted_proxies: Sequence[str] = (),
+                 hosts: Sequence[str] = ()) -> None:
         """`entry`: the front's module (`python -m`): the REST API alone by default; `serve`
         names `host.console.front_main`, the console beside it (a room above this one).
         `spread`: called with the front's pid as it starts (`Affinity.spread`: a host whose
         threads share one core lets its front run on every core). `widget_rate`,
-        `trusted_proxies`: the REST app's (`create_app`; None: its default rate)."""
+        `trusted_proxies`, `hosts`: the REST app's (`create_app`; None: its default rate)."""
         self.home = home
         self.listener = listener
         self.server = server
@@ -89,6 +90,7 @@ class RestFront:
         self.spread = spread
         self.widget_rate = widget_rate
         self.trusted_proxies = list(trusted_proxies)
+        self.hosts = list(hosts)
         self.proc: subprocess.Popen[bytes] | None = None
         self.link: Link | None = None
         self.exited = threading.Event()  # the link broke: the front is gone (or going)
@@ -119,7 +121,7 @@ class RestFront:
         self.link.send({"t": "hello", "root": str(self.home.root),
                         "store_url": self.home.store_url, "hook": self.pre_send is not None,
                         "hook_wait_s": self.hook_wait_s, "widget_rate": self.widget_rate,
-                        "trusted_proxies": self.trusted_proxies})
+                        "trusted_proxies": self.trusted_proxies, "hosts": self.hosts})
         threading.Thread(target=self._read, name="stockade-front", daemon=True).start()
         self._reading = True
         deadline = time.monotonic() + timeout_s

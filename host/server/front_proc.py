@@ -153,7 +153,8 @@ def main(argv: list[str], mounts: Mounts | None = None) -> int:
     rate = hello.get("widget_rate")
     # Checked by `serve`; parsed again by create_app (a bad one stops the front, loudly).
     proxies = [str(p) for p in hello.get("trusted_proxies") or ()]
-    app = create_app(server, mounts=routes, trusted_proxies=proxies,
+    hosts = [str(n) for n in hello.get("hosts") or ()]  # the Host names beside loopback's
+    app = create_app(server, mounts=routes, trusted_proxies=proxies, hosts=hosts,
                      **({} if rate is None else {"widget_rate": int(rate)}))
     uv = uvicorn.Server(http_config(app, log_level="warning", lifespan="off"))
 

@@ -144,10 +144,11 @@ def tcp_listener(host: str, port: int) -> socket.socket:
 @contextmanager
 def serving(server: EmbeddedServer, mounts: Sequence[BaseRoute] = (), *,
             widget_rate: int | None = None, trusted_proxies: Sequence[str] = (),
+            hosts: Sequence[str] = (),
             ) -> Iterator[tuple[str, EmbeddedServer, uvicorn.Server]]:
     """Serve `server`'s REST API (and `mounts` beside it, e.g. the console) on loopback from a
-    thread; yield (base URL, server, the uvicorn server). `widget_rate`, `trusted_proxies`:
-    `create_app`'s (None: its default rate)."""
+    thread; yield (base URL, server, the uvicorn server). `widget_rate`, `trusted_proxies`,
+    `hosts`: `create_app`'s (None: its default rate)."""
     import uvicorn  # the web stack only for what serves HTTP
 
     from host.server.rest import create_app
@@ -155,7 +156,7 @@ def serving(server: EmbeddedServer, mounts: Sequence[BaseRoute] = (), *,
     sock = tcp_listener("127.0.0.1", 0)
     port = sock.getsockname()[1]
     rate = {} if widget_rate is None else {"widget_rate": widget_rate}
-    uv = uvicorn.Server(http_config(create_app(server, mounts=mounts,
+    uv = uvicorn.Server(http_config(create_app(server, mounts=mounts, hosts=hosts,
                                                trusted_proxies=trusted_proxies, **rate),
                                     log_level="warning", lifespan="off"))
     thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, name="stockade-uvicorn",

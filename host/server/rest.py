@@ -46,6 +46,7 @@ from host.server.ratelimit import WIDGET_CALLS_PER_MIN, WIDGET_PREFIX, WidgetLim
 from host.server.rest_errors import rc_error
 from host.server.rest_routes import ADMIN, LIVECHAT, MANAGE, Ctx, Handler
 from host.server.rest_unavailable import retry_headers, store_failure, store_unavailable
+from host.server.resthosts import HostAllowlist
 from host.store import UnstorableText
 
 log = logging.getLogger("stockade.server.rest")
@@ -312,19 +313,33 @@ class RestDispatcher:
 def create_app(server: EmbeddedServer, *, max_body: int = MAX_BODY_BYTES,
                mounts: Sequence[BaseRoute] = (),
                widget_rate: int = WIDGET_CALLS_PER_MIN,
-               trusted_proxies: Sequence[str] = ()) -> Starlette:
+               trusted_proxies: Sequence[str] = (), hosts: Sequence[str] = ()) -> Starlette:
     """The starlette app serving `/api/v1/...` over HTTP (thin: auth, body cap, dispatch);
     `mounts` adds other apps beside it (`stockade serve` mounts the console). `widget_rate`:
     the widget's public routes' calls a minute per client, an IPv4 address or an IPv6 /64
     (`host.server.ratelimit`; 0: no limit). `trusted_proxies`: addresses or CIDR networks
     whose `X-Forwarded-For` names the client that limit counts (`host.server.clientaddr`; a
-    bad one raises ValueError)."""
+    bad one raises ValueError). `hosts`: the Host names it answers besides loopback's and every
+    address (`host.server.resthosts`, DNS rebinding; a bad one raises ValueError); `mounts`
+    keep their own."""
     dispatcher = RestDispatcher(server)
     hook_slots = asyncio.BoundedSemaphore(HOOK_THREADS)  # bound to the loop at first use
     widget = WidgetLimits(widget_rate)
     proxies = TrustedProxies(trusted_proxies)
+    allowlist = HostAllowlist(hosts)
+
+    def foreign(request: Request) -> JSONResponse | None:
+        """The refusal of a Host name this API does not serve as (DNS rebinding), or None. Two
+        Host headers are refused: a proxy may read the other one."""
+        named = request.headers.getlist("host")
+        if len(named) <= 1 and allowlist.allows(named[0] if named else None):
+            return None
+        return _json(400, allowlist.refusal(", ".join(named)))
 
     async def endpoint(request: Request) -> JSONResponse:
+        refused = foreign(request)  # before anything else: no limiter, body or route runs
+        if refused is not None:
+            return refused
         route = request.path_params["path"]
         # The limiter reads the path the dispatcher will route (`//livechat/visitor` and
         # `api/v1/livechat/visitor` are served as `livechat/visitor`): judged as sent, a
@@ -418,13 +433,14 @@ def create_app(server: EmbeddedServer, *, max_body: int = MAX_BODY_BYTES,
 
     async def api_info(request: Request) -> JSONResponse:
         """GET /api/info (outside /api/v1, public): the version, as Rocket.Chat answers it."""
-        return _json(200, {"version": h.SERVER_VERSION, "success": True})
+        return foreign(request) or _json(200, {"version": h.SERVER_VERSION, "success": True})
 
     async def no_route(request: Request, exc: Exception) -> JSONResponse:
         """What starlette's router cannot match (a path with a newline, another method): the
         same JSON 404 as an unknown route, never a plain-text page."""
-        return _json(404, {"success": False, "error": f"no route {request.method[:16]} "
-                           f"{request.url.path[:200]!r}", "errorType": "error-invalid-route"})
+        return foreign(request) or _json(404, {
+            "success": False, "error": f"no route {request.method[:16]} "
+            f"{request.url.path[:200]!r}", "errorType": "error-invalid-route"})
 
     return Starlette(routes=[
         Route("/api/info", api_info, methods=["GET"]),

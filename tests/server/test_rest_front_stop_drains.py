@@ -36,7 +36,7 @@ def test_a_write_finished_while_the_front_stops_is_relayed_to_the_host(tmp_path:
     late = socket.create_connection(("127.0.0.1", port))
     try:
         # A request in flight: its head and half its body.
-        late.sendall(b"POST /api/v1/livechat/visitor HTTP/1.1\r\nHost: x\r\n"
+        late.sendall(b"POST /api/v1/livechat/visitor HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                      b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
                      + body[:10])
         with httpx.Client(base_url=f"http://127.0.0.1:{port}") as c:  # the front read it

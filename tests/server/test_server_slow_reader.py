@@ -56,7 +56,7 @@ def test_an_answer_nobody_reads_is_dropped_with_its_connection(
     server = EmbeddedServer(home.server_db, SystemClock())
     token, rid = _full_room(server)
     ask = (f"GET /api/v1/livechat/messages.history/{rid}?token={token}&count=0 "
-           "HTTP/1.1\r\nHost: x\r\n\r\n").encode()
+           "HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").encode()
     with listen.serving(server) as (url, _server, uv):
         port = int(url.rsplit(":", 1)[1])
         readers = []
@@ -88,7 +88,7 @@ def test_answers_nobody_reads_are_held_for_a_bounded_number_of_connections(
     server = EmbeddedServer(home.server_db, SystemClock())
     token, rid = _full_room(server)
     ask = (f"GET /api/v1/livechat/messages.history/{rid}?token={token}&count=0 "
-           "HTTP/1.1\r\nHost: x\r\n\r\n").encode()
+           "HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").encode()
     with listen.serving(server) as (url, _server, uv):
         port = int(url.rsplit(":", 1)[1])
         readers = []
