@@ -179,7 +179,7 @@ def host_rotate(ctx: typer.Context, json_out: JsonFlag = False) -> None:
 @keys_app.command("host-retire")
 def host_retire(ctx: typer.Context, kid: str, json_out: JsonFlag = False) -> None:
     """Stop accepting a host key. Refused while a consent record still depends on it."""
-    from host.keys.keyring import KeyError_
+    from host.keys.keyring import KeyError_, KeyringDamaged
 
     home: Home = ctx.obj
     ring = open_keyring(home.ensure())
@@ -205,6 +205,8 @@ def host_retire(ctx: typer.Context, kid: str, json_out: JsonFlag = False) -> Non
                 publish_retirement(home.host_store, ring, kid)
     except KeyInUse as exc:
         _refuse_in_use(exc.count, kid)
+    except KeyringDamaged:
+        raise  # said with its own hint (restore the keys), by the CLI's last net
     except KeyError_ as exc:
         from host.keys.shared import RetirementNotPublished
 

@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from host.errors import StartRefused
 from host.fsio import atomic_write, flocked
 
 _LOCK = ".keyring.lock"
@@ -48,6 +49,20 @@ _KID_LEN = 16
 
 class KeyError_(Exception):
     """The keyring is missing, unreadable or refers to an unknown key."""
+
+
+# What the operator does about a keyring whose files do not read (`KeyringDamaged`).
+DAMAGED_HINT = ("restore HOME/keys from a backup (keyring.json names the current key, each "
+                "<kid>.key holds one); `stockade doctor` shows every check")
+
+
+class KeyringDamaged(KeyError_, StartRefused):
+    """The keyring's files do not read (an edited or cut keyring.json, a key file of the wrong
+    size, the current key's file gone): the operator's to restore, said by every command and
+    `serve` in one line with how (a `StartRefused`), never as a bug to report."""
+
+    def __init__(self, message: str) -> None:
+        StartRefused.__init__(self, message, DAMAGED_HINT)
 
 
 def _stamp_of(path: Path) -> tuple[int, int, int] | None:
@@ -120,17 +135,22 @@ class Keyring:
             current = str(data["current"])
             retired = {str(k) for k in data.get("retired", [])}
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise KeyError_(f"keyring metadata {meta} is unreadable: {exc}") from exc
+            raise KeyringDamaged(f"keyring metadata {meta} is unreadable: {exc}") from exc
         ring = cls(keys_dir=keys_dir, current=current, retired=retired)
-        for path in keys_dir.glob("*.key"):
-            kid = path.stem
-            if valid_kid(kid):
-                ring._load(kid)
-        for path in keys_dir.glob("*.pub"):  # other hosts' keys (`host.keys.shared`)
-            if valid_kid(path.stem) and path.stem not in ring._public:
-                ring._public[path.stem] = Ed25519PublicKey.from_public_bytes(path.read_bytes())
+        path = meta
+        try:
+            for path in keys_dir.glob("*.key"):
+                if valid_kid(path.stem):
+                    ring._load(path.stem)
+            for path in keys_dir.glob("*.pub"):  # other hosts' keys (`host.keys.shared`)
+                if valid_kid(path.stem) and path.stem not in ring._public:
+                    ring._public[path.stem] = Ed25519PublicKey.from_public_bytes(
+                        path.read_bytes())
+        except (OSError, ValueError) as exc:  # a cut or edited key file: no key at all
+            raise KeyringDamaged(f"host key file {path} does not read: {exc}") from exc
         if current not in ring._private:
-            raise KeyError_(f"current signing key {current!r} is missing from {keys_dir}")
+            raise KeyringDamaged(f"current signing key {current[:40]!r} is missing from "
+                                 f"{keys_dir}")
         ring._stamp = _stamp_of(meta)
         return ring
 
