@@ -39,6 +39,13 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Embedde
     server.close()
 
 
+@pytest.fixture(scope="module")
+def http() -> Iterator[httpx.Client]:
+    """One client for the module's requests (a client made per request costs more than one)."""
+    with httpx.Client(timeout=10) as c:
+        yield c
+
+
 def _refused(r: httpx.Response) -> None:
     """The refusal: a 400 in the API's JSON error shape, saying how to name a host."""
     assert r.status_code == 400, (r.status_code, r.text)
@@ -50,38 +57,39 @@ def _refused(r: httpx.Response) -> None:
 
 @pytest.mark.parametrize("host", REBOUND)
 def test_a_rebound_name_signs_in_nowhere_and_spends_no_budget(
-        api: tuple[str, EmbeddedServer], host: str) -> None:
+        api: tuple[str, EmbeddedServer], http: httpx.Client, host: str) -> None:
     url, server = api
     login = {"user": "boss", "password": PASSWORD}
-    r = httpx.post(f"{url}/api/v1/login", json=login, headers={"Host": host})
+    r = http.post(f"{url}/api/v1/login", json=login, headers={"Host": host})
     _refused(r)
     assert "authToken" not in r.text
-    r = httpx.post(f"{url}/api/v1/login", json={**login, "password": "guess"},
-                   headers={"Host": host})
+    r = http.post(f"{url}/api/v1/login", json={**login, "password": "guess"},
+                  headers={"Host": host})
     _refused(r)
     # nothing ran behind the refusal: no failed sign-in was counted against the admin
     assert server.db.conn().execute("SELECT count(*) FROM sign_in_failures").fetchone()[0] == 0
 
 
 @pytest.mark.parametrize("host", REBOUND)
-def test_a_rebound_name_drives_no_widget(api: tuple[str, EmbeddedServer], host: str) -> None:
+def test_a_rebound_name_drives_no_widget(api: tuple[str, EmbeddedServer], http: httpx.Client,
+                                         host: str) -> None:
     url, _server = api
     token = f"visitor-{host}"
-    r = httpx.post(f"{url}/api/v1/livechat/visitor", json={"visitor": {"token": token}},
-                   headers={"Host": host})
+    r = http.post(f"{url}/api/v1/livechat/visitor", json={"visitor": {"token": token}},
+                  headers={"Host": host})
     _refused(r)
-    _refused(httpx.get(f"{url}/api/v1/livechat/visitor/{token}", headers={"Host": host}))
-    _refused(httpx.get(f"{url}/api/info", headers={"Host": host}))
+    _refused(http.get(f"{url}/api/v1/livechat/visitor/{token}", headers={"Host": host}))
+    _refused(http.get(f"{url}/api/info", headers={"Host": host}))
     # the visitor was never registered: the loopback name finds none
-    r = httpx.get(f"{url}/api/v1/livechat/visitor/{token}")
+    r = http.get(f"{url}/api/v1/livechat/visitor/{token}")
     assert r.status_code == 400 and r.json()["errorType"] == "error-invalid-visitor", r.text
 
 
 def test_a_refusal_carries_what_every_rest_answer_carries(
-        api: tuple[str, EmbeddedServer]) -> None:
+        api: tuple[str, EmbeddedServer], http: httpx.Client) -> None:
     url, _server = api
-    ok = httpx.get(f"{url}/api/info")
-    refused = httpx.get(f"{url}/api/info", headers={"Host": "attacker.example"})
+    ok = http.get(f"{url}/api/info")
+    refused = http.get(f"{url}/api/info", headers={"Host": "attacker.example"})
     _refused(refused)
     assert set(ok.headers) == set(refused.headers), (ok.headers, refused.headers)
 
@@ -93,10 +101,10 @@ def test_a_refusal_carries_what_every_rest_answer_carries(
     "chat.example.com", "Chat.Example.COM:443", "chat.example.com.",  # the named public host
 ])
 def test_loopback_addresses_and_named_hosts_are_answered(
-        api: tuple[str, EmbeddedServer], host: str) -> None:
+        api: tuple[str, EmbeddedServer], http: httpx.Client, host: str) -> None:
     url, _server = api
     port = url.rsplit(":", 1)[1]
-    r = httpx.get(f"{url}/api/info", headers={"Host": host.format(port=port)})
+    r = http.get(f"{url}/api/info", headers={"Host": host.format(port=port)})
     assert r.status_code == 200 and r.json()["success"] is True, r.text
 
 
@@ -105,9 +113,9 @@ def test_loopback_addresses_and_named_hosts_are_answered(
     "127.0.0.1:x", "a b", "chat.example.com:", "[attacker.example]",
 ])
 def test_other_and_malformed_names_are_refused(api: tuple[str, EmbeddedServer],
-                                               host: str) -> None:
+                                               http: httpx.Client, host: str) -> None:
     url, _server = api
-    r = httpx.get(f"{url}/api/info", headers={"Host": host})
+    r = http.get(f"{url}/api/info", headers={"Host": host})
     _refused(r)
 
 
