@@ -173,3 +173,20 @@ def test_store_migrate_names_the_serving_host_and_what_to_do(
     assert f"process {pid}" in err and "hint: stop that host" in err, err
     assert "newer release" not in err, err  # before: a newer store's hint
     assert _installs_version(home) == 1
+
+
+def test_a_host_starting_alone_upgrades_the_home_and_one_beside_another_is_refused(
+        home: Home) -> None:
+    from host.hostconfig import HostConfig
+    from host.runtime import Host
+
+    config = HostConfig(watch=False, use_zygote=False)
+    with served(home) as pid, pytest.raises(StartRefused) as refused:
+        Host(home, config=config)  # a newer serve started beside the older one
+    assert f"process {pid}" in refused.value.message
+    assert _installs_version(home) == 1
+    host = Host(home, config=config)  # alone: its stores are upgraded as it opens them
+    try:
+        assert _installs_version(home) == SCHEMA_VERSION
+    finally:
+        host.stop()
