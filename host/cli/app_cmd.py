@@ -158,11 +158,6 @@ def _confirm_widening(widens: bool) -> None:
         fail("not updated: you declined", "", EXIT_NEGATIVE)
 
 
-def _policy_revision(home: Home) -> str | None:
-    policy, _ = load_policy_view(home.policies_dir)
-    return None if policy is None else policy.revision
-
-
 # ---- install -----------------------------------------------------------------------------------
 
 
