@@ -327,9 +327,11 @@ class HttpOut:
             self.close_install(install_id)
 
     def perform(self, install_id: str, args: Mapping[str, Any],
-                check_hop: Callable[[str], list[str]]) -> dict[str, Any]:
+                check_hop: Callable[[str], list[str]],
+                hop_done: Callable[[bool, BaseException | None], None] | None = None,
+                ) -> dict[str, Any]:
         return perform(args, check_hop, lambda url: self.client(install_id, url),
-                       self.deadline_s)
+                       self.deadline_s, hop_done)
 
 
 def perform(
@@ -337,10 +339,14 @@ def perform(
     check_hop: Callable[[str], list[str]],
     client_for: Callable[[str], httpcore.ConnectionPool] | None = None,
     deadline_s: float = TIMEOUT_S,
+    hop_done: Callable[[bool, BaseException | None], None] | None = None,
 ) -> dict[str, Any]:
     """Run the request. `check_hop(url)` returns the allowed addresses for a redirect hop or
-    raises GateError (the gate audits it); the first hop was checked by the gate already and is
-    checked again here to obtain its addresses. `client_for(url)` gives the pooled client
+    raises GateError (the gate audits it, and charges the hop before it is sent); the first hop
+    was checked by the gate already and is checked again here to obtain its addresses.
+    `hop_done(sent, error)` is told how each hop `check_hop` passed ended: whether any of it
+    went out, and its error (None: answered), so the gate can record each hop's outcome and
+    give back the unit of one that never went out. `client_for(url)` gives the pooled client
     (`HttpOut`); without it a one-off client is used and closed. The whole request, redirects
     included, ends by `deadline_s`."""
     try:
@@ -355,12 +361,20 @@ def perform(
     try:
         for _hop in range(MAX_REDIRECTS + 1):
             ips = check_hop(url)
-            _remaining(deadline, deadline_s)  # a lookup cut by the deadline is no "no address"
-            if not ips:
-                raise GateError("invalid_argument", "the host name did not resolve")
-            status, got, content, location = _send_to_one(
-                client_for, method, url, ips, headers, data, deadline, deadline_s)
+            try:
+                _remaining(deadline, deadline_s)  # a lookup cut by the deadline: no "no address"
+                if not ips:
+                    raise GateError("invalid_argument", "the host name did not resolve")
+                status, got, content, location = _send_to_one(
+                    client_for, method, url, ips, headers, data, deadline, deadline_s)
+            except Exception as exc:
+                if hop_done is not None:
+                    # this hop's own `sent`, before the chain's is laid over it below
+                    hop_done(exc.sent if isinstance(exc, GateError) else True, exc)
+                raise
             went_out = True
+            if hop_done is not None:
+                hop_done(True, None)
             if status in _REDIRECTS and location is not None:
                 if len(location) > MAX_LOCATION:
                     raise GateError("invalid_argument",

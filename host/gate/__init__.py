@@ -10,6 +10,9 @@ route's answer is rendered. `eventpolicy.py` —
 which apps the policy lets an event reach (an event is data the app would otherwise read
 through the gate), cached per policy revision. `readrefusal.py` — the refusal of an allowed read
 no quota rates (no outcome record of its own), audited and charged to the refusal budget.
+`httpquota.py` — an outbound request's quota taken before anything of it leaves the host: a call
+over its quota refused before its host name is looked up, each redirect hop charged before it
+is sent.
 
 May import: `host.ledger`, `host.apps`, `host.keys`, `host.server`, `host.store`, `host.clock`,
 `host.errors`, `policies`. Imported by: `supervise`, the runtime.

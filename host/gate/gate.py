@@ -28,7 +28,7 @@ from host.apps.installs import InstallRecord, InstallStore
 from host.bridges.ownaddrs import MACHINE
 from host.clock import Clock
 from host.errors import GateError, RefusalBudgetExceeded, ServerRefused
-from host.gate import readrefusal
+from host.gate import httpquota, readrefusal
 from host.gate.actor import acting_user
 from host.gate.installview import InstallView
 from host.gate.onecommit import FALL_BACK, SeatCheck, allow_record, in_one_transaction
@@ -179,14 +179,15 @@ class Gate:
                            f"{action}: the app's install changed {MAX_DECISIONS} times while "
                            "this call was decided; nothing was done, try again")
 
-    def check_redirect(self, session: Session, args: dict[str, Any]) -> list[str]:
-        """Re-decide an HTTP redirect hop as a new request (audited); return its addresses."""
-        _spec, decision, policy, facts, _version = self._decide(session, "http.request", args)
-        self.ledger.append(AuditRecord(
-            kind="decision", allowed=True, code="allow", rules=decision.rules,
-            policy_rev=policy.revision, app_id=session.app_id, install_id=session.install_id,
-            action="http.request", args_digest=args_digest(args), detail="redirect hop"))
-        return list(facts.get("resolved_ips") or [])
+    def check_redirect(self, session: Session, args: dict[str, Any], number: int,
+                       call_op: str | None) -> httpquota.Hop:
+        """Decide and admit HTTP redirect hop `number` (2 and on) of the call `call_op` as a
+        new request, charged its own units before it is sent (`httpquota.admit_hop`); its
+        addresses are the hop's `ips`. `end_redirect` records how it ended."""
+        return httpquota.admit_hop(self, session, args, number, call_op, MAX_DECISIONS)
+
+    def end_redirect(self, hop: httpquota.Hop, sent: bool, error: BaseException | None) -> None:
+        httpquota.end_hop(self.ledger, hop, sent, error)
 
     def _decide(self, session: Session, action: str, args: dict[str, Any],
                 route: str | None = None, extra_facts: Mapping[str, Any] | None = None, *,
@@ -227,6 +228,12 @@ class Gate:
             facts = self._facts(session, spec, args, policy)
         except ServerError as exc:
             raise refuse(exc.code, exc.message) from None
+        except httpquota.QuotaFull as full:
+            if optimistic:
+                raise _Stale() from None
+            self._count(False)
+            raise httpquota.quota_refusal(self.ledger, session, args, full.state,
+                                          policy) from None
         facts.update(extra_facts or {})
         decision = decide(policy, install.grants, Request(
             app_id=session.app_id, install_id=session.install_id, action=action, args=args,
@@ -484,8 +491,14 @@ class Gate:
             if url is not None and not isinstance(url, str):
                 # Only a name a permit lists is looked up (`lists_endpoint`: a DNS query is an
                 # effect outside the host, before the decision); another is refused on its domain.
-                ips = (self.resolve(url.host) if lists_endpoint(policy, session.app_id, url)
-                       else [])
+                # And only while the call's quotas have a unit free (`httpquota`).
+                ips: list[str] = []
+                if lists_endpoint(policy, session.app_id, url):
+                    full = httpquota.full_quota(self.ledger, policy.charges(
+                        session.app_id, session.install_id, action))
+                    if full is not None:
+                        raise httpquota.QuotaFull(full)
+                    ips = self.resolve(url.host)
                 facts["resolved_ips"] = ips
                 # the machine's own addresses among them: no public service (`ownaddrs.py`)
                 facts["own_ips"] = MACHINE.among(

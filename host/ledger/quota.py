@@ -274,6 +274,9 @@ FROM quota_keys k
 WHERE k.key = ?2
 """
 _SLOT_TS_SQL = "SELECT ts FROM quota_slots WHERE key = ? AND slot = ?"
+# `_CHARGE_SQL` as a lone read (`seems_full`): a store runs a lone SELECT once more on a fresh
+# connection when its session had ended (a PostgreSQL restart), and knows it by its first word.
+_CHARGE_SQL_LONE = _CHARGE_SQL.strip()
 
 
 def _counted(conn: Conn, ch: QuotaCharge, w: float, now: float, row: Any) -> int:
@@ -327,6 +330,20 @@ def _carry_bare(conn: Conn, ch: QuotaCharge, row: Any) -> bool:
     _store_ring(conn, ch.key, cap, hw, units)
     conn.execute("UPDATE quota_keys SET carried=1 WHERE key=?", (ch.key,))
     return True
+
+
+def seems_full(conn: Conn, ch: QuotaCharge, now: float) -> bool:
+    """Whether `ch` looks full at `now` by its N-th most recent unit, as `reserve_in` decides,
+    in one read outside any transaction (takes, grows and carries over nothing). A hint for
+    sparing work before an admission (`host.gate.httpquota`): True is confirmed on the log's
+    transaction, and a ring this cannot read so (smaller than the limit, or not yet carried
+    over from schema 2) says False, leaving the admission to decide as always."""
+    if ch.limit <= 0:
+        return True
+    row = conn.execute(_CHARGE_SQL_LONE, (ch.limit, ch.key)).fetchone()
+    if row is None or row[7] is None or int(row[0]) < ch.limit or row[5] is None:
+        return False
+    return float(row[5]) + float(ch.window_s) > max(now, float(row[2]))
 
 
 def state_in(conn: Conn, key: str, limit: int, window_s: float,

@@ -1,7 +1,8 @@
 """The bridge actions the host serves itself rather than the chat server: an app's own stored
-data (`persistence.*`), outbound HTTP (`http.request`, each redirect hop decided again by the
-gate) and REST routes with no bridge action (`rest.call`). The gate decides, admits and audits
-each like any other action; these only perform what it allowed."""
+data (`persistence.*`), outbound HTTP (`http.request`, each redirect hop decided and charged
+again by the gate before it is sent) and REST routes with no bridge action (`rest.call`). The
+gate decides, admits and audits each like any other action; these only perform what it
+allowed."""
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -13,6 +14,7 @@ from host.apps.installs import InstallStore, installed_in
 from host.bridges.httpout import HttpOut
 from host.bridges.persistence import PersistenceStore, missing
 from host.gate.gate import Gate, HostAction, Session
+from host.gate.httpquota import Hop
 from host.keys.keyring import Keyring
 from host.server.remote.server import Workspace
 from host.store import StoreTarget
@@ -55,21 +57,30 @@ class HostServed:
         return {"http.request": self._http, "rest.call": self._rest, "persistence.put": put,
                 "persistence.get": get, "persistence.delete": delete, "persistence.find": find}
 
-    def _http(self, session: Session, args: dict[str, Any], _op: str | None,
+    def _http(self, session: Session, args: dict[str, Any], op_id: str | None,
               facts: Mapping[str, Any]) -> Any:
-        hops = [0]
         gate = self.gate
         assert gate is not None, "HostServed.gate is set when the host is built"
+        # Each hop past the first: its admission (the first is the call's own, by the gate).
+        hops: list[Hop | None] = []
 
         def check_hop(url: str) -> list[str]:
-            hops[0] += 1
-            if hops[0] == 1:
+            if not hops:
+                hops.append(None)
                 # the addresses the gate decided with: no second lookup (DNS rebinding)
                 return list(facts.get("resolved_ips") or [])
-            # every redirect is a new request as far as the policy is concerned
-            return gate.check_redirect(session, {**args, "url": url})
+            # every redirect is a new request as far as the policy and the quotas are
+            # concerned: decided, and charged before it is sent
+            hop = gate.check_redirect(session, {**args, "url": url}, len(hops) + 1, op_id)
+            hops.append(hop)
+            return hop.ips
 
-        return self.httpout.perform(session.install_id, args, check_hop)
+        def hop_done(sent: bool, error: BaseException | None) -> None:
+            hop = hops[-1]
+            if hop is not None:
+                gate.end_redirect(hop, sent, error)
+
+        return self.httpout.perform(session.install_id, args, check_hop, hop_done)
 
     def _rest(self, session: Session, args: dict[str, Any], op_id: str | None,
               facts: Mapping[str, Any]) -> Any:
