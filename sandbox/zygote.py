@@ -27,6 +27,7 @@ while ctypes makes the call. What the hooks would do that does matter is done by
 """
 from __future__ import annotations
 
+import array
 import ctypes
 import gc
 import json
@@ -107,6 +108,11 @@ def main() -> None:
     # No list of the children is kept here (`_kill` asks the kernel instead): every child is a
     # fork of this process, and its stack still holds this frame. A set of live pids in it was
     # the host pid of every other app's child, readable by code that escaped RestrictedPython.
+    # Every request lands in this one buffer, overwritten by the next (`_receive`). A buffer
+    # per request (`socket.recv_fds`) was freed into the C heap every later child inherits: an
+    # escaped app read there the last requests of other apps' forks (six of them, each by its
+    # id), so between two of its own children it counted the host's forks for other apps.
+    inbox = bytearray(MAX_CONTROL_MESSAGE)
     poller = select.poll()
     poller.register(ctl.fileno(), select.POLLIN)
     poller.register(wake_r, select.POLLIN)
@@ -117,12 +123,13 @@ def main() -> None:
                 _reap(ctl)
                 continue
             try:
-                msg, fds, _flags, _addr = socket.recv_fds(ctl, MAX_CONTROL_MESSAGE, 3)
+                size, fds = _receive(ctl, inbox)
             except OSError:
                 os._exit(0)
-            if not msg:
+            if not size:
                 os._exit(0)  # host closed the control channel
-            req = json.loads(msg)
+            req = json.loads(inbox[:size])
+            inbox[:size] = bytes(size)  # the next child inherits no copy of this request
             if req.get("op") == "kill" and not fds:
                 _kill(req.get("pid"))
                 continue
@@ -150,6 +157,17 @@ def main() -> None:
                 os.close(f)
             _tell(ctl, {"op": "forked", "id": req.get("id"), "pid": pid})
         _reap(ctl)
+
+
+def _receive(ctl: socket.socket, inbox: bytearray) -> tuple[int, list[int]]:
+    """One control packet into `inbox` (no buffer of its own, see `main`): its size and the
+    descriptors it carried (at most 3: a fork's pipe ends)."""
+    size, ancillary, _flags, _addr = ctl.recvmsg_into([inbox], socket.CMSG_SPACE(3 * 4))
+    fds: list[int] = []
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds += array.array("i", data[:len(data) - len(data) % 4])
+    return size, fds
 
 
 def _kill(pid: object) -> None:
