@@ -384,8 +384,16 @@ def lists_endpoint(policy: Policy, app_id: str, url: ParsedUrl) -> bool:
     (`resolved_ips`) only then: a lookup is a DNS query to whoever serves that name, made
     before the decision, so resolving any name an app asks for would let an app granted one
     domain send data out as names (`<secret>.attacker.example`) past the policy that refuses
-    the request. A name no permit lists is refused on its domain whatever it resolves to."""
-    _forbids, permits = policy.plan(app_id, "http.request")
+    the request. A name no permit lists is refused on its domain whatever it resolves to.
+    Nor one a forbid covers (as `_forbid_applies` reads a forbid for `http.request`: its
+    `domains`, or every request when it has none): a forbid beats any permit, so the request
+    is refused whatever the name resolves to, and the operator who forbade a zone inside a
+    permitted domain (one another DNS server answers for) forbade queries to it too."""
+    forbids, permits = policy.plan(app_id, "http.request")
+    if any(r.domains is None or any(
+            endpoint_matches(url.host, url.port, d, portless_is_any=True) for d in r.domains)
+           for r in forbids):
+        return False
     return any(endpoint_matches(url.host, url.port, d, portless_is_any=False)
                for r in permits if r.domains is not None for d in r.domains)
 
