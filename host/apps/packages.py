@@ -23,6 +23,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from host.apps.loadfit import load_frame_problem
 from host.apps.manifest import (
     MANIFEST_NAME,
     Manifest,
@@ -423,6 +424,9 @@ def _validate(
     # A textual check only: untrusted source is never compiled in the host (DESIGN rule 5).
     if not re.search(rf"^class\s+{re.escape(cls)}\b", source_text.decode("utf-8"), re.M):
         raise PackageError(f"entry class {cls} is not defined at the top level of {module}.py")
+    too_big = load_frame_problem(manifest, files)  # installed, it could never start
+    if too_big is not None:
+        raise PackageError(too_big)
     if manifest.icon is not None and manifest.icon not in files:
         raise PackageError(f"icon {manifest.icon!r} named in the manifest is not in the package")
     digest = content_hash(manifest, files)
