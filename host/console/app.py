@@ -16,12 +16,12 @@ from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from host.apps import lifecycle_seams, switches
 from host.apps.consent import verify_install
@@ -44,6 +44,7 @@ from host.ledger.audit import AuditLog
 from host.ledger.operator import audited, open_keyring, operator_actor
 from host.server.embedded import EmbeddedServer
 from host.server.gone import client_gone
+from host.server.resthosts import HostAllowlist
 from host.supervise.status import is_fresh, read_status
 
 HERE = Path(__file__).parent
@@ -55,9 +56,6 @@ CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'
 # multipart framing. Guards: the host's disk, since the form parser spools a file part to a
 # temporary file with no cap of its own; a body declared longer is refused before it is read.
 MAX_UPLOAD_BYTES = MAX_ARCHIVE_BYTES + 64 * 1024
-# Host header values the console answers by default. Guards: DNS rebinding, where a page of
-# another site, its name re-pointed at 127.0.0.1, would otherwise be "same-origin" with it.
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
 
 
 def _security_headers(response: Response) -> Response:
@@ -66,6 +64,26 @@ def _security_headers(response: Response) -> Response:
     response.headers["Referrer-Policy"] = "same-origin"
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+class _HostCheck:
+    """Answers only the Host names the console is served as. Guards: DNS rebinding, where a page
+    of another site, its name re-pointed at 127.0.0.1, would otherwise be "same-origin" with it.
+    The REST API's rules (`host.server.resthosts`): `localhost`, any IP address (a page can
+    rebind a name, never an address: `serve --host 127.0.0.2` printed a console URL this
+    refused), and the names given (the origins' of a reverse proxy)."""
+
+    def __init__(self, app: ASGIApp, names: Sequence[str] = ()) -> None:
+        self.app, self.allowed = app, HostAllowlist(names)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            given = [v for k, v in scope["headers"] if k == b"host"]
+            if len(given) > 1 or not self.allowed.allows(
+                    given[0].decode("latin-1") if given else None):
+                await PlainTextResponse("Invalid host header", 400)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class _Headers(BaseHTTPMiddleware):
@@ -93,12 +111,13 @@ def template_environment() -> Environment:
 
 def create_console(home: Home, server: EmbeddedServer | Operators,
                    enforced: Callable[[], str | None] = lambda: None,
-                   hosts: Sequence[str] = LOOPBACK_HOSTS,
+                   hosts: Sequence[str] = (),
                    origins: Sequence[str] = ()) -> Starlette:
     """The console as a starlette app, to be mounted at `/console`. `server`: the embedded
     server, or the `Operators` of a Rocket.Chat workspace (`host.console.operators`) whose
     admins sign in; `enforced` says which policy revision the serving host decides with right
-    now (None: no host runs apps); `hosts` are the Host header values it answers; `origins`
+    now (None: no host runs apps); `hosts` are host names it answers besides `localhost` and
+    any address (`_HostCheck`); `origins`
     (`origins.parse_origin` forms) are those a reverse proxy serves it as: their names are
     answered too, a page of theirs may post, and an https one's cookie is sent `Secure`."""
     operators: Operators = ServerOperators(server) if isinstance(server, EmbeddedServer) \
@@ -464,6 +483,6 @@ def create_console(home: Home, server: EmbeddedServer | Operators,
     # The headers outermost: the Host refusal (DNS rebinding) is a console answer too.
     return Starlette(routes=routes, middleware=[
         Middleware(_Headers),
-        Middleware(TrustedHostMiddleware, allowed_hosts=[*hosts, *host_names(origins)])],
+        Middleware(_HostCheck, names=[*hosts, *host_names(origins)])],
         exception_handlers={ClientDisconnect: client_gone})
 

@@ -140,6 +140,22 @@ def test_a_rebound_host_name_is_refused(served: Served) -> None:
     assert r.headers.get("x-content-type-options") == "nosniff"
 
 
+def test_an_address_is_answered_as_the_console_it_names(served: Served) -> None:
+    """A page can rebind a name, never an address: the console served on another loopback
+    address (`serve --host 127.0.0.2` prints that URL) answers it and lets its operator sign in
+    (before, only 127.0.0.1, localhost and ::1 were answered: its own URL was a 400)."""
+    port = served.url.rsplit(":", 1)[1]
+    for host in (f"127.0.0.2:{port}", "[::1]", f"[::1]:{port}"):
+        origin = f"http://{host}"
+        r = httpx.post(f"{served.url}/console/login", data={"username": "operator",
+                                                            "password": PASSWORD},
+                       headers={"Host": host, "Origin": origin})
+        assert r.status_code == 303 and "set-cookie" in r.headers, (host, r.status_code)
+    for host in (f"127.0.0.1.evil.example:{port}", "[::1", "127.0.0.2:x"):
+        assert httpx.get(f"{served.url}/console/login",
+                         headers={"Host": host}).status_code == 400, host
+
+
 def test_an_oversized_form_is_refused_unread(served: Served) -> None:
     r = httpx.post(f"{served.url}/console/login",
                    content=b"username=operator&password=" + b"x" * (70 * 1024),
