@@ -10,17 +10,15 @@ import socket
 import typer
 
 from host.cli.interrupt import Terminated
-from host.cli.output import EXIT_NEGATIVE, EXIT_USAGE, emit_json, err_console, fail
+from host.cli.output import EXIT_NEGATIVE, EXIT_USAGE, err_console, fail
 from host.clock import Clock, SystemClock
 from host.console.origins import ORIGINS_ENV, host_names, parse_origin
 from host.home import Home
 from host.server.clientaddr import parse_trusted
 from host.server.embedded import EmbeddedServer
 from host.server.listen import http_config, is_loopback, tcp_listener
-from host.server.personal_tokens import NotAServiceUser, ensure_service_user
 from host.server.ratelimit import WIDGET_CALLS_PER_MIN
 from host.server.resthosts import parse_name
-from host.server.shapes import User
 
 
 def build_server(home: Home, clock: Clock) -> EmbeddedServer:
@@ -30,13 +28,6 @@ def build_server(home: Home, clock: Clock) -> EmbeddedServer:
     home.ensure()
     with opening_stores(home):
         return EmbeddedServer(home.server_store, clock)
-
-
-def mint_service_token(server: EmbeddedServer, username: str) -> tuple[User, str]:
-    """Create (or reuse) the admin service user `username` and mint a new REST token for it.
-    The token is returned once and stored only as a digest."""
-    return ensure_service_user(server, username)
-
 
 
 def bind_listener(host: str, port: int) -> socket.socket:
@@ -61,6 +52,13 @@ def serve(
         None, "--mint-token", metavar="USERNAME",
         help="Create/reuse admin service user USERNAME, print a new token once, and exit.",
     ),
+    expires_in: str = typer.Option(
+        None, "--expires-in", metavar="DURATION",
+        help="With --mint-token: how long the token is valid, in minutes, hours, days or weeks "
+        "(30m, 12h, 90d, 4w; default 30d, at most 365d)."),
+    replace: bool = typer.Option(
+        False, "--replace", help="With --mint-token: revoke the user's earlier service tokens "
+        "as the new one is stored (a rotation with no moment without a valid token)."),
     list_tokens: str = typer.Option(
         None, "--list-tokens", metavar="USERNAME",
         help="Show the REST tokens server user USERNAME holds (name, kind, when made; never "
@@ -181,6 +179,13 @@ def serve(
                                  ("--revoke-tokens", revoke_tokens)) if v is not None]
     if len(token_acts) > 1:
         fail(f"{' and '.join(token_acts)} go one at a time", code=EXIT_USAGE)
+    if mint_token is None and (expires_in is not None or replace):
+        fail("--expires-in and --replace go only with --mint-token", code=EXIT_USAGE)
+    ttl_s = 0
+    if mint_token is not None:
+        from host.cli.serve_tokens import parse_expires_in
+
+        ttl_s = parse_expires_in(expires_in)  # exit 2 before any store is opened
     if token_acts:
         kind = "embedded"  # the tokens are the embedded server's, whichever serves the apps
     if kind == "rocketchat" and mint_token is None and not apps:
@@ -215,35 +220,9 @@ def serve(
             serve_tokens.revoke_tokens(home, server, revoke_tokens, json_out)
         return
     if mint_token is not None:
-        from host.ledger.operator import audited
-        from host.ledger.records import AuditError
+        from host.cli import serve_tokens
 
-        try:
-            # Rule 14: an admin's credential is a change to the workspace's powers, recorded
-            # before it is made (the token itself never is: only who asked, for whom).
-            with audited(home.ensure().host_store, "mint_token",
-                         detail=f"admin service token for {mint_token[:64]!r}") as act:
-                user, token = mint_service_token(server, mint_token)
-                act.note(detail=f"admin service token for {user['username']!r} "
-                                f"(X-User-Id {user['id']})")
-        except AuditError as e:
-            fail(f"no token was minted: the audit record could not be written ({e})",
-                 hint="run `stockade audit verify` and `stockade doctor`")
-        except NotAServiceUser as e:
-            fail(f"cannot mint a token for {mint_token!r}: {e}; a token is minted only for a "
-                 "new service user or an existing active admin, never by promoting one",
-                 hint="choose a new user name for the service account")
-        except Exception as e:  # ServerError: bad username etc.  # noqa: BLE001 - any minting failure is reported
-            fail(f"cannot mint a token for {mint_token!r}: {e}", hint="usernames: 3..64 of "
-                 "letters, digits, '.', '_', '-'")
-        if json_out:
-            emit_json({"user_id": user["id"], "username": user["username"], "token": token})
-        else:
-            err_console.print(
-                f"token for {user['username']} (X-User-Id: {user['id']}); shown only once:",
-                highlight=False,
-            )
-            typer.echo(token)
+        serve_tokens.mint_token(home, server, mint_token, ttl_s, replace, json_out)
         return
     import uvicorn
     from starlette.routing import Mount

@@ -227,13 +227,25 @@ _SCHEMA_V8 = """
 ALTER TABLE sign_in_failures ADD COLUMN counted INTEGER NOT NULL DEFAULT 0
 """
 
+# Version 9: admin service tokens (`serve --mint-token`) expire (`expires_at`, NULL: never, as
+# personal tokens and sign-ins stay) and are a kind of their own, no longer counted as the user's
+# personal tokens (`host/server/personal_tokens.py`). Guards: an admin credential valid for good.
+# The tokens minted before (kind 'personal', named 'service') become service tokens that never
+# expire: a running integration is not cut off by an upgrade, and `--list-tokens` shows them as
+# "never" until the operator rotates them (`--mint-token NAME --replace`). A token the user
+# itself named "service" cannot be told from them and becomes one too (rotated with them).
+_SCHEMA_V9 = """
+ALTER TABLE personal_tokens ADD COLUMN expires_at REAL;
+UPDATE personal_tokens SET kind = 'service' WHERE kind = 'personal' AND name = 'service'
+"""
+
 # The server's own schema version (a table of its own: it predates the host's `schema_meta`).
 SERVER_VERSION_DDL = ("CREATE TABLE IF NOT EXISTS schema_version ("
                       "id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)")
 
 # Ordered migrations: index i takes the schema from version i to i + 1. Append, never edit.
 MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4, _SCHEMA_V5,
-                               _SCHEMA_V6, _SCHEMA_V7, _SCHEMA_V8)
+                               _SCHEMA_V6, _SCHEMA_V7, _SCHEMA_V8, _SCHEMA_V9)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # Version 4 on PostgreSQL (docs/SCALE.md): the same seat counter, kept by one PL/pgSQL trigger
@@ -274,6 +286,14 @@ _SCHEMA_V5_PG = (
     " EXECUTE FUNCTION stockade_sign_in_epoch_deactivated()",
 )
 
+# Version 9 on PostgreSQL: `host.store.dialect` widens REAL only in CREATE TABLE, and a 32-bit
+# REAL holds a 2026 timestamp to the nearest 128 s: a token would live up to a minute past its
+# expiry, or end that much early.
+_SCHEMA_V9_PG = (
+    "ALTER TABLE personal_tokens ADD COLUMN expires_at DOUBLE PRECISION",
+    "UPDATE personal_tokens SET kind = 'service' WHERE kind = 'personal' AND name = 'service'",
+)
+
 
 def migration_statements(version: int, dialect: str) -> list[str]:
     """The statements that take the schema from `version` to `version + 1` in `dialect`."""
@@ -281,6 +301,8 @@ def migration_statements(version: int, dialect: str) -> list[str]:
         return list(_SCHEMA_V4_PG)
     if dialect == "postgresql" and version == 4:
         return list(_SCHEMA_V5_PG)
+    if dialect == "postgresql" and version == 8:
+        return list(_SCHEMA_V9_PG)
     return _statements(MIGRATIONS[version])
 
 

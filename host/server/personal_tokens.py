@@ -28,8 +28,29 @@ MAX_TOKEN_LEN = 128
 # more devices and browsers than a person uses at once. Personal tokens are named and few.
 MAX_LOGIN_TOKENS = 50
 # Personal access tokens a user may mint itself (users.generatePersonalAccessToken). They never
-# expire; a person names a handful (CI, a script), not hundreds.
+# expire; a person names a handful (CI, a script), not hundreds. Service tokens (below) are the
+# operator's, minted at the host's own command line and audited, and are not counted here: they
+# used to be, so an operator's 20 mints left the account none of its own.
 MAX_PERSONAL_TOKENS = 20
+# Admin service tokens (`serve --mint-token`, kind 'service'). Each is a bearer credential with
+# an admin's whole power, bound to nothing (no client, no address): a copy left in a CI log, a
+# shell history or a backup is a workspace takeover for as long as it is valid. Guarding that:
+# - DEFAULT_SERVICE_TTL_S, 30 days: a leaked copy is worth a month at most, the lifetime GitHub
+#   proposes for a new personal access token; rotation is one command (`--replace`).
+# - MAX_SERVICE_TTL_S, 365 days: no service token outlives a year (no "never"): an operator who
+#   asks for longer is refused, so every admin credential is rotated at least yearly.
+# - MIN_SERVICE_TTL_S, one minute: shorter is a token that expires before it is pasted.
+DEFAULT_SERVICE_TTL_S = 30 * 86_400
+MAX_SERVICE_TTL_S = 365 * 86_400
+MIN_SERVICE_TTL_S = 60
+# Unexpired service tokens one user may hold at once: minting without `--replace` (or a script
+# that forgets to) adds a row each time, each an admin key; past this the mint is refused, naming
+# `--replace` (rule 13). Expired ones are deleted by the next mint.
+MAX_SERVICE_TOKENS = 20
+
+
+class TooManyServiceTokens(InvalidArgument):
+    """The user already holds MAX_SERVICE_TOKENS unexpired service tokens."""
 
 
 def digest(token: str) -> str:
@@ -84,26 +105,67 @@ def mint_named(db: Database, user_id: str, name: str, now: float) -> str:
     return token
 
 
-def verify(db: Database, user_id: str | None, token: str | None) -> str | None:
-    """The user id if `token` belongs to active user `user_id`, else None."""
+def mint_service(db: Database, user_id: str, now: float, ttl_s: float, *,
+                 replace: bool = False) -> tuple[str, int]:
+    """An admin service token for `user_id`, valid for `ttl_s` seconds from `now` (the caller
+    validated it: MIN_SERVICE_TTL_S..MAX_SERVICE_TTL_S). Returns (token, how many earlier
+    service tokens `replace` revoked).
+
+    With `replace`, the user's earlier service tokens are deleted in the transaction that stores
+    the new one: there is no moment with none valid (a store that refuses the new row keeps the
+    old ones) and, once this returns, none but the new one is (other kinds of token stay: the
+    user's own personal tokens and sign-ins are not the operator's to rotate)."""
+    if not MIN_SERVICE_TTL_S <= ttl_s <= MAX_SERVICE_TTL_S:
+        raise InvalidArgument(f"a service token lives {MIN_SERVICE_TTL_S} s to "
+                              f"{MAX_SERVICE_TTL_S} s")
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    with db.write() as c:
+        users.get(c, user_id)
+        # Rows nobody can use any more: gone before they are counted.
+        c.execute("DELETE FROM personal_tokens WHERE user_id = ? AND kind = 'service'"
+                  " AND expires_at IS NOT NULL AND expires_at <= ?", (user_id, now))
+        replaced = 0
+        if replace:
+            replaced = int(c.execute("DELETE FROM personal_tokens WHERE user_id = ?"
+                                     " AND kind = 'service'", (user_id,)).rowcount)
+        else:
+            live = int(c.execute("SELECT count(*) FROM personal_tokens WHERE user_id = ?"
+                                 " AND kind = 'service'", (user_id,)).fetchone()[0])
+            if live >= MAX_SERVICE_TOKENS:
+                raise TooManyServiceTokens(
+                    f"the user holds {live} unexpired service tokens (at most "
+                    f"{MAX_SERVICE_TOKENS}): mint with --replace, or --revoke-tokens first")
+        c.execute(
+            "INSERT INTO personal_tokens (token_hash, user_id, name, created_at, kind,"
+            " expires_at) VALUES (?, ?, 'service', ?, 'service', ?)",
+            (digest(token), user_id, now, now + ttl_s))
+    return token, replaced
+
+
+def verify(db: Database, user_id: str | None, token: str | None, now: float) -> str | None:
+    """The user id if `token` belongs to active user `user_id` and has not expired at `now`,
+    else None. An expired token takes the path an unknown one takes (the row is not found):
+    the answer, and the work before it, tell a holder nothing about which it was."""
     if not user_id or not token or len(token) > MAX_TOKEN_LEN or len(user_id) > limits.MAX_ID:
         return None
     row = db.conn().execute(
         "SELECT t.user_id, u.active FROM personal_tokens t JOIN users u ON u.id = t.user_id"
-        " WHERE t.token_hash = ?",
-        (digest(token),),
+        " WHERE t.token_hash = ? AND (t.expires_at IS NULL OR t.expires_at > ?)",
+        (digest(token), now),
     ).fetchone()
     if row is None or not secrets.compare_digest(str(row[0]), user_id) or not row[1]:
         return None
     return user_id
 
 
-def held(db: Database, user_id: str) -> list[tuple[str, str, float]]:
-    """(name, kind, created_at) of every token `user_id` holds, oldest first: what an operator
-    is shown (`serve --list-tokens`). Only the digest is stored, so no token is ever shown."""
-    return [(str(r[0]), str(r[1]), float(r[2])) for r in db.conn().execute(
-        "SELECT name, kind, created_at FROM personal_tokens WHERE user_id = ?"
-        " ORDER BY created_at, name", (user_id,))]
+def held(db: Database, user_id: str) -> list[tuple[str, str, float, float | None]]:
+    """(name, kind, created_at, expires_at or None for never) of every token `user_id` holds,
+    oldest first: what an operator is shown (`serve --list-tokens`). Only the digest is stored,
+    so no token is ever shown."""
+    return [(str(r[0]), str(r[1]), float(r[2]), None if r[3] is None else float(r[3]))
+            for r in db.conn().execute(
+                "SELECT name, kind, created_at, expires_at FROM personal_tokens"
+                " WHERE user_id = ? ORDER BY created_at, name", (user_id,))]
 
 
 def revoke_all(db: Database, user_id: str) -> int:
@@ -127,10 +189,9 @@ class NotAServiceUser(ValueError):
     """The user name exists but is no active admin: minting would promote or revive it."""
 
 
-def ensure_service_user(server: EmbeddedServer, username: str) -> tuple[User, str]:
+def service_user(server: EmbeddedServer, username: str) -> User:
     """Create the operator's service user (an `admin`), or find an existing active admin of
-    that name, and mint a fresh token for it. Returns (user, token); print the token once and
-    never store it.
+    that name.
 
     An existing user that is not an active admin is refused (NotAServiceUser), never promoted
     or reactivated: a mistyped name must not turn a colleague's account into an admin key."""
@@ -141,4 +202,15 @@ def ensure_service_user(server: EmbeddedServer, username: str) -> tuple[User, st
     if "admin" not in user["roles"] or not user["active"]:
         state = "deactivated" if not user["active"] else "not an admin"
         raise NotAServiceUser(f"user {user['username']!r} exists and is {state}")
-    return user, mint(server.db, user["id"], "service", server.clock.now())
+    return user
+
+
+def ensure_service_user(server: EmbeddedServer, username: str, *,
+                        ttl_s: float = DEFAULT_SERVICE_TTL_S,
+                        replace: bool = False) -> tuple[User, str]:
+    """`service_user`, and a fresh service token for it, valid `ttl_s` seconds (`replace`:
+    the user's earlier service tokens end as it is stored, `mint_service`). Returns (user,
+    token); print the token once and never store it."""
+    user = service_user(server, username)
+    token, _ = mint_service(server.db, user["id"], server.clock.now(), ttl_s, replace=replace)
+    return user, token

@@ -411,7 +411,8 @@ def create_app(server: EmbeddedServer, *, max_body: int = MAX_BODY_BYTES,
             if repeated:
                 return rc_error("unauthorized", "", route)
             if user_id is not None or token is not None:
-                identity = personal_tokens.verify(server.db, user_id, token)
+                identity = personal_tokens.verify(server.db, user_id, token,
+                                                  server.clock.now())
                 if identity is None:
                     return rc_error("unauthorized", "", route)
             return dispatcher._call(identity, request.method, route,

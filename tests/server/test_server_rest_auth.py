@@ -240,10 +240,10 @@ def test_deactivating_an_apps_users_revokes_their_tokens_for_good(
     app = Caller(app_id="agent-sync", install_id="i-1", app_user_id=None)
     made = server.users_create(app, "crm.bot", "CRM Bot", "bot", op_id="op-crm-bot")
     token = mint(server.db, made["id"], "login", 0.0, kind="login")
-    assert verify(server.db, made["id"], token) == made["id"]
+    assert verify(server.db, made["id"], token, 0.0) == made["id"]
     assert server.deactivate_users_created_by("agent-sync") == 1
     server.users_set_active(SYSTEM, made["id"], True)
-    assert verify(server.db, made["id"], token) is None
+    assert verify(server.db, made["id"], token, 0.0) is None
 
 
 def test_a_users_sign_ins_are_capped_the_oldest_ending_first(server: EmbeddedServer) -> None:
@@ -253,9 +253,9 @@ def test_a_users_sign_ins_are_capped_the_oldest_ending_first(server: EmbeddedSer
     personal = mint(server.db, uid, "ci", 0.0)
     tokens = [mint(server.db, uid, "login", float(i), kind="login")
               for i in range(MAX_LOGIN_TOKENS + 5)]
-    alive = [t for t in tokens if verify(server.db, uid, t) == uid]
+    alive = [t for t in tokens if verify(server.db, uid, t, 0.0) == uid]
     assert alive == tokens[5:]  # the newest MAX_LOGIN_TOKENS, the first five ended
-    assert verify(server.db, uid, personal) == uid
+    assert verify(server.db, uid, personal, 0.0) == uid
     (rows,) = server.db.conn().execute(
         "SELECT count(*) FROM personal_tokens WHERE user_id = ?", (uid,)).fetchone()
     assert rows == MAX_LOGIN_TOKENS + 1

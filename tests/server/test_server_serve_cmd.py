@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -32,14 +33,14 @@ def test_mint_token_prints_once_and_stores_a_digest(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     server = build_server(Home(tmp_path), ManualClock())
-    assert verify(server.db, out["user_id"], out["token"]) == out["user_id"]
+    assert verify(server.db, out["user_id"], out["token"], time.time()) == out["user_id"]
     assert "admin" in server.users_get(SYSTEM, out["user_id"])["roles"]
     for store in tmp_path.glob("*.db*"):  # the server's data, its WAL, every store
         assert out["token"].encode() not in store.read_bytes(), store.name
     r2 = runner.invoke(root, ["--home", str(tmp_path), "serve", "--mint-token", "svc"])
     assert r2.exit_code == 0
     assert r2.stdout.strip() != out["token"]  # a new token each time, same user
-    assert verify(server.db, out["user_id"], r2.stdout.strip()) == out["user_id"]
+    assert verify(server.db, out["user_id"], r2.stdout.strip(), time.time()) == out["user_id"]
 
 
 def test_minting_an_admin_token_is_an_audited_operator_act(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ the old one valid, and no command listed or revoked them (only deactivating the 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from test_server_serve_cmd import root
@@ -29,18 +30,18 @@ def test_an_operator_lists_and_revokes_every_minted_service_token(tmp_path: Path
     code, second = _serve(tmp_path, "--mint-token", "svc")
     uid, tokens = first["user_id"], [first["token"], second.strip()]
     server = build_server(Home(tmp_path), ManualClock())
-    assert all(verify(server.db, uid, t) == uid for t in tokens)  # minting again ends nothing
+    assert all(verify(server.db, uid, t, time.time()) == uid for t in tokens)  # minting again ends none
 
     code, out = _serve(tmp_path, "--list-tokens", "SVC", "--json")  # any case, as sign-in
     assert code == 0, out
     listed = json.loads(out)
     assert listed["user_id"] == uid
-    assert [(t["name"], t["kind"]) for t in listed["tokens"]] == [("service", "personal")] * 2
+    assert [(t["name"], t["kind"]) for t in listed["tokens"]] == [("service", "service")] * 2
     assert not any(t in out for t in tokens)
 
     code, out = _serve(tmp_path, "--revoke-tokens", "svc")
     assert code == 0 and "revoked 2 REST token(s) of svc" in out
-    assert [verify(server.db, uid, t) for t in tokens] == [None, None]
+    assert [verify(server.db, uid, t, time.time()) for t in tokens] == [None, None]
     code, out = _serve(tmp_path, "--list-tokens", "svc")
     assert code == 0 and "0 token(s)" in out
 
