@@ -314,8 +314,12 @@ def _read_regular(path: Path, rel: str) -> bytes:
 def _read_zip(raw: bytes, path: str) -> tuple[dict[str, bytes], bytes | None]:
     try:
         zf = zipfile.ZipFile(io.BytesIO(raw))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError) as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError,
+            NotImplementedError) as exc:  # a "version needed to extract" past zipfile's
         raise PackageError(f"{path} is not a readable zip file ({exc}); rebuild it") from exc
+    except Exception as exc:  # whatever else a hostile archive makes zipfile raise: refused
+        raise PackageError(f"{path} is not a readable zip file ({type(exc).__name__}); "
+                           "rebuild it") from exc
     with zf:
         try:
             return _read_members(zf)
