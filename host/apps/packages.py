@@ -342,6 +342,9 @@ def _read_members(zf: zipfile.ZipFile) -> tuple[dict[str, bytes], bytes | None]:
     members: list[zipfile.ZipInfo] = []
     for info in infos:
         name = info.filename
+        if info.orig_filename != name:  # zipfile cut the stored name at a NUL: check that one
+            _check_path(info.orig_filename)
+            raise PackageError(f"member {info.orig_filename[:80]!r} is read as another name")
         is_dir = name.endswith("/")
         mode = info.external_attr >> 16
         kind = stat.S_IFMT(mode)
