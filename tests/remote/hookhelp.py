@@ -27,11 +27,18 @@ class Rig:
         self.hook_url = f"http://127.0.0.1:{self.sock.getsockname()[1]}{PATH}"
         self.standin = Standin(root, webhook_url=self.hook_url, retry_s=0.2,
                                retries=retries, concurrency=concurrency).start()
-        self.rs: RemoteServer = remote(Home(root / "host").ensure(), self.standin)
-        self.events: list[tuple[str, dict[str, Any]]] = []
-        self._lock = threading.Lock()  # a burst's events arrive on several threads
-        self.rs.subscribe(self._take)
-        self.receiver = WebhookReceiver(self.rs, SECRET)
+        try:
+            self.rs: RemoteServer = remote(Home(root / "host").ensure(), self.standin)
+            self.events: list[tuple[str, dict[str, Any]]] = []
+            self._lock = threading.Lock()  # a burst's events arrive on several threads
+            self.rs.subscribe(self._take)
+            self.receiver = WebhookReceiver(self.rs, SECRET)
+        except BaseException:
+            # The caller gets no rig to stop: the stand-in process would outlive the test run
+            # (one did, started by a run against a half-edited tree).
+            self.standin.stop()
+            self.sock.close()
+            raise
         self.uv = uvicorn.Server(uvicorn.Config(self.receiver.app(), log_level="critical",
                                                 lifespan="off"))
         self.thread = threading.Thread(target=self.uv.run, kwargs={"sockets": [self.sock]},
