@@ -35,15 +35,13 @@ def modules_of(files: dict[str, bytes]) -> dict[str, str]:
 
 
 def _largest(setting: Setting) -> str | int | bool:
-    """The value of `setting` whose JSON is longest among those `coerce_setting` accepts (and
-    the manifest's own default, which is not held to the operator's digit bound)."""
+    """The value of `setting` whose JSON is longest among those `coerce_setting` accepts (the
+    manifest's own default included: it is held to the same digit bound)."""
     if setting.type == "bool":
         return False
     if setting.type == "int":
-        bound = -(10 ** MAX_INT_DIGITS - 1)
-        default = setting.default
-        return default if isinstance(default, int) and len(str(default)) > len(str(bound)) \
-            else bound
+        longest: int = -(10 ** MAX_INT_DIGITS - 1)
+        return longest
     if setting.type == "select":
         return max(setting.options, key=lambda o: len(json.dumps(o, ensure_ascii=False)))
     return _WIDEST_CHAR * MAX_SETTING_VALUE

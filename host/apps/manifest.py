@@ -163,12 +163,15 @@ def coerce_setting(setting: Setting, value: object) -> SettingValue:
     if setting.type == "int":
         if isinstance(value, bool):
             raise ValueError(f"setting {key!r} is an int, got a bool")
-        if isinstance(value, int):
+        # The same bound for an int however it comes (the manifest's `default`, a JSON
+        # number): the operator could not type a longer one, nor could its child receive it.
+        if isinstance(value, int) and abs(value) < 10 ** MAX_INT_DIGITS:
             return value
         digits = re.fullmatch(r"-?([0-9]+)", value.strip()) if isinstance(value, str) else None
         if digits is not None and len(digits.group(1)) <= MAX_INT_DIGITS:
             return int(digits.group(0))
-        if digits is not None:  # an integer, but past the bound: say the bound, not "integer"
+        if digits is not None or isinstance(value, int):
+            # an integer, but past the bound: say the bound, not "integer"
             raise ValueError(f"setting {key!r} is too large: an integer of at most "
                              f"{MAX_INT_DIGITS} digits (a 64-bit integer)")
         raise ValueError(f"setting {key!r} must be an integer")

@@ -26,6 +26,7 @@ from pathlib import Path
 from host.apps.loadfit import load_frame_problem
 from host.apps.manifest import (
     MANIFEST_NAME,
+    MAX_MANIFEST_BYTES,
     Manifest,
     ManifestError,
     canonical_json,
@@ -489,8 +490,16 @@ def _check_stamp(manifest: Manifest, text: bytes, digest: str) -> None:
     `content_hash =`; one inside a multi-line string can hold that string's closing quotes, so
     the stored manifest read otherwise than the one shown and consented to: the install
     succeeded and the app never ran (its stored copy fails its own hash)."""
+    stamped_text = stamp_manifest(text.decode("utf-8"), digest).encode("utf-8")
+    if len(stamped_text) > MAX_MANIFEST_BYTES:  # said so, not blamed on a line that is not there
+        line = len(stamp_manifest("", digest).encode("utf-8"))
+        raise PackageError(
+            f"{MANIFEST_NAME} is too large: stored with the {line}-byte content hash line the "
+            f"host adds, it is {len(stamped_text)} bytes, over the "
+            f"{MAX_MANIFEST_BYTES // 1024} KiB limit; keep it to "
+            f"{MAX_MANIFEST_BYTES - line} bytes (without a content hash line)")
     try:
-        stamped = parse_manifest(stamp_manifest(text.decode("utf-8"), digest).encode("utf-8"))
+        stamped = parse_manifest(stamped_text)
     except ManifestError:
         stamped = None
     if stamped is None or stamped.canonical() != manifest.canonical():
