@@ -274,9 +274,6 @@ FROM quota_keys k
 WHERE k.key = ?2
 """
 _SLOT_TS_SQL = "SELECT ts FROM quota_slots WHERE key = ? AND slot = ?"
-# `_CHARGE_SQL` as a lone read (`seems_full`): a store runs a lone SELECT once more on a fresh
-# connection when its session had ended (a PostgreSQL restart), and knows it by its first word.
-_CHARGE_SQL_LONE = _CHARGE_SQL.strip()
 
 
 def _counted(conn: Conn, ch: QuotaCharge, w: float, now: float, row: Any) -> int:
@@ -340,7 +337,8 @@ def seems_full(conn: Conn, ch: QuotaCharge, now: float) -> bool:
     over from schema 2) says False, leaving the admission to decide as always."""
     if ch.limit <= 0:
         return True
-    row = conn.execute(_CHARGE_SQL_LONE, (ch.limit, ch.key)).fetchone()
+    # A lone read: run once more on a fresh session if the store's had ended (`pg.lone_select`).
+    row = conn.execute(_CHARGE_SQL, (ch.limit, ch.key)).fetchone()
     if row is None or row[7] is None or int(row[0]) < ch.limit or row[5] is None:
         return False
     return float(row[5]) + float(ch.window_s) > max(now, float(row[2]))

@@ -166,6 +166,15 @@ _HOST_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
 _FENCE_STATEMENT = "stockade_fence"
 
 
+def lone_select(sql: str) -> bool:
+    """Whether `sql` is a plain read, which `PgConn.execute` may run once more on a fresh
+    session when its own had ended: a statement whose first word is SELECT. Leading whitespace
+    is skipped (a triple-quoted statement starts with a newline: `host.ledger.quota`'s
+    `_CHARGE_SQL`). A safety check: only a statement that changes nothing may run twice, so
+    anything else (a write, a `WITH` that may hold one) is not a read here."""
+    return sql.lstrip().startswith("SELECT")
+
+
 class PgConn:
     """A psycopg connection that speaks the host's portable SQL (`host.store.dialect`)."""
 
@@ -182,7 +191,7 @@ class PgConn:
             return self.begin()
         # A read on its own (no transaction open): if the session turns out gone, it is read
         # once more on a new session (`_read_again`).
-        lone_read = sql.startswith("SELECT") and not self.in_transaction
+        lone_read = not self.in_transaction and lone_select(sql)
         try:
             return self._run(sql, parameters)
         except Exception as exc:
