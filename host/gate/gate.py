@@ -121,6 +121,10 @@ def args_digest(args: Mapping[str, Any]) -> str:
     return digest_args(args)
 
 
+# A call's host-name lookups (`Gate._lookup`): name -> its addresses, or the lookup's error.
+Lookups = dict[str, list[str] | ServerError]
+
+
 class Gate:
     def __init__(
         self,
@@ -163,6 +167,8 @@ class Gate:
         current record. So a disable, a grant or an epoch change committed before a call's
         admission always refuses that call."""
         optimistic = True
+        # This call's host-name lookups, kept across its decisions only (`_facts`).
+        lookups: Lookups = {}
         for _ in range(MAX_DECISIONS):
             try:
                 if action == "rest.call":
@@ -170,7 +176,7 @@ class Gate:
                     # restbridge.py decides it through this gate's own steps below.
                     return rest_call(self, session, args)
                 spec, decision, policy, facts, version = self._decide(
-                    session, action, args, optimistic=optimistic)
+                    session, action, args, optimistic=optimistic, lookups=lookups)
                 return self._admit_and_call(session, spec, args, decision, policy, facts,
                                             version=version)
             except (Stale, _Stale):
@@ -191,12 +197,13 @@ class Gate:
 
     def _decide(self, session: Session, action: str, args: dict[str, Any],
                 route: str | None = None, extra_facts: Mapping[str, Any] | None = None, *,
-                optimistic: bool = False) -> Decided:
+                optimistic: bool = False, lookups: Lookups | None = None) -> Decided:
         """Every step before admission; `route` (a REST bridge call's) goes on refusals.
 
         `optimistic`: decide on the cached install record without asking whether the store
         changed; the caller's admission checks the returned version. A refusal then raises
-        `_Stale` instead (nothing recorded): it is decided again on the current record."""
+        `_Stale` instead (nothing recorded): it is decided again on the current record.
+        `lookups`: the host-name lookups this same call already made (`_facts`)."""
         spec = ACTIONS.get(action)
         if spec is None:
             raise self._refuse(session, action, args, "invalid_argument",
@@ -225,7 +232,7 @@ class Gate:
             raise refuse("permission_denied", problem)
         policy = self.policy.current()
         try:
-            facts = self._facts(session, spec, args, policy)
+            facts = self._facts(session, spec, args, policy, lookups)
         except ServerError as exc:
             raise refuse(exc.code, exc.message) from None
         except httpquota.QuotaFull as full:
@@ -460,7 +467,7 @@ class Gate:
         return ""
 
     def _facts(self, session: Session, spec: ActionSpec, args: Mapping[str, Any],
-               policy: Policy) -> dict[str, Any]:
+               policy: Policy, lookups: Lookups | None = None) -> dict[str, Any]:
         facts: dict[str, Any] = {}
         action = spec.name
         roles: list[str] = []
@@ -498,12 +505,32 @@ class Gate:
                         session.app_id, session.install_id, action))
                     if full is not None:
                         raise httpquota.QuotaFull(full)
-                    ips = self.resolve(url.host)
+                    ips = self._lookup(url.host, lookups)
                 facts["resolved_ips"] = ips
                 # the machine's own addresses among them: no public service (`ownaddrs.py`)
                 facts["own_ips"] = MACHINE.among(
                     [*ips, str(url.ip)] if url.ip is not None else ips)
         return facts
+
+    def _lookup(self, host: str, lookups: Lookups | None) -> list[str]:
+        """`host`'s addresses, or the lookup's error, as this call's first decision got them.
+
+        A refusal on the cached install record is decided again on the current one (`handle`):
+        a second lookup was a second DNS query per refused call (a timeout waited twice). Kept
+        for one call only (`lookups` is the call's own): DNS answers change, and each call is
+        decided on the addresses it would connect to (`resolved_ips`, which the send uses)."""
+        assert self.resolve is not None
+        if lookups is None:
+            return self.resolve(host)
+        if host not in lookups:
+            try:
+                lookups[host] = self.resolve(host)
+            except ServerError as exc:
+                lookups[host] = exc
+        found = lookups[host]
+        if isinstance(found, ServerError):
+            raise found
+        return list(found)
 
     def _refuse(self, session: Session, action: str, args: Mapping[str, Any], code: str,
                 message: str, decision: Decision | None = None,
