@@ -118,7 +118,23 @@ def kernel_view(pid: int, uid: int | None,
     out["seccomp filter"] = (st.get("Seccomp") == "2" and st.get("Seccomp_filters") == "1",
                              f"Seccomp {st.get('Seccomp')}, filters {st.get('Seccomp_filters')}")
     out["no_new_privs"] = (st.get("NoNewPrivs") == "1", f"NoNewPrivs {st.get('NoNewPrivs')}")
+    out["empty root"] = _root_view(pid, reported)
     return out
+
+
+def _root_view(pid: int, reported: dict[str, Any] | None) -> tuple[bool, str]:
+    """The child's root as the kernel names it: a removed directory of its own
+    (`sandbox.confine.enter_empty_root`), never the host's "/". Hidden from a non-root host as
+    the namespace links are (`kernel_view`), where the child's report stands in."""
+    try:
+        root = os.readlink(f"/proc/{pid}/root")
+    except PermissionError:
+        said = bool((reported or {}).get("empty_root"))
+        return (said and os.geteuid() != 0,
+                f"not readable by a non-root host; the child reports {'it' if said else 'none'}")
+    except OSError as exc:
+        return (False, str(exc))
+    return (root != "/" and root.endswith(" (deleted)"), root)
 
 
 def run(home: Home, *, spawn_too: bool = True) -> Report:

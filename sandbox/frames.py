@@ -100,6 +100,7 @@ class Layers(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     empty_env: bool
     uid_dropped: bool
     pidns: bool = False  # absent in an older child's report: missing, never assumed
+    empty_root: bool = False  # likewise
     notes: Annotated[list[Annotated[str, msgspec.Meta(max_length=256)]],
                      msgspec.Meta(max_length=16)] = msgspec.field(default_factory=list)
 
@@ -240,7 +241,7 @@ def warm_up() -> None:
     """Decode and encode each frame type once, before the child is confined."""
     layers = Layers(seccomp=True, landlock=True, no_new_privs=True, netns=True, ipcns=True,
                     pidns=True, rlimits=True, pdeathsig=True, fds_closed=True, empty_env=True,
-                    uid_dropped=True)
+                    uid_dropped=True, empty_root=True)
     for h in (HostHello(v=1, token="x"),  # noqa: S106 - a dummy frame for warm-up
               Load(app_id="a", modules={"m": ""}, entry_module="m", entry_class="A",
                    settings={}),

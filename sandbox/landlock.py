@@ -1,9 +1,15 @@
 """Landlock: a second, independent wall around the filesystem, TCP and signals.
 
 The child handles every filesystem right the kernel knows and grants none, so even code that
-got past both RestrictedPython and the seccomp filter cannot open, create, change or execute a
-file. Where the kernel supports it (ABI >= 4, >= 6) TCP bind/connect and signals to processes
-outside the child's domain are refused too.
+got past both RestrictedPython and the seccomp filter cannot read, write, create, remove or
+execute a file. Where the kernel supports it (ABI >= 4, >= 6) TCP bind/connect and signals to
+processes outside the child's domain are refused too.
+
+What Landlock does not govern (up to ABI 7, measured): naming a file without opening its
+contents (an `O_PATH` open, then `fstat`: `/etc/shadow`'s size), `connect()` to a Unix socket
+that has a file path, and metadata calls (`stat`, `chmod` of a file the child's uid owns). The
+filter refuses those; the third wall is the child's empty root (`confine.enter_empty_root`),
+where no absolute path names anything.
 """
 from __future__ import annotations
 

@@ -80,7 +80,7 @@ log = logging.getLogger("stockade.child")
 
 
 REQUIRED_LAYERS = ("seccomp", "landlock", "no_new_privs", "netns", "ipcns", "pidns", "rlimits",
-                   "pdeathsig", "fds_closed", "empty_env")
+                   "pdeathsig", "fds_closed", "empty_env", "empty_root")
 
 
 @dataclass(frozen=True)

@@ -122,7 +122,8 @@ def send(obj):
     body = json.dumps(obj).encode()
     raw(struct.pack(">I", len(body)) + body)
 LAYERS = dict(seccomp=True, landlock=True, no_new_privs=True, netns=True, ipcns=True, pidns=True, rlimits=True,
-              pdeathsig=True, fds_closed=True, empty_env=True, uid_dropped=True, notes=[])
+              pdeathsig=True, fds_closed=True, empty_env=True, uid_dropped=True, empty_root=True,
+              notes=[])
 for step in steps:
     op = step[0]
     if op == "recv": recv()

@@ -100,8 +100,8 @@ def _victim(uid: int) -> int:
 
 
 def _attacker(uid: int, victim: int) -> dict[str, str]:
-    """Confine a fork as an app child of `uid` (filter and Landlock left out, in this fork
-    only), attack `victim`, and return each attack's outcome."""
+    """Confine a fork as an app child of `uid` (filter, Landlock and empty root left out, in
+    this fork only), attack `victim`, and return each attack's outcome."""
     out_r, out_w = os.pipe()
     in_r, _in_w = os.pipe()
     _err_r, err_w = os.pipe()
@@ -112,6 +112,8 @@ def _attacker(uid: int, victim: int) -> dict[str, str]:
             settle_heap()
             seccomp.install = lambda _pid: None  # type: ignore[assignment]
             landlock.restrict_self = lambda: 6  # type: ignore[assignment]
+            # and the empty root (its ENOENT would answer for the uid at /proc/<pid>/mem)
+            confine.enter_empty_root = lambda: True  # type: ignore[assignment]
             devnull = os.open("/dev/null", os.O_RDWR)
             confine.confine(chan_in=in_r, chan_out=out_w, err_fd=err_w, devnull_fd=devnull,
                             parent_pid=parent, limits=confine.Limits(), netns_done=False,

@@ -453,7 +453,7 @@ def test_layer_report_complete(assume_escape_results: dict[str, Any]) -> None:
     """Every layer reported applied (the host refuses to run apps otherwise)."""
     layers = assume_escape_results["__layers__"]
     for name in ("seccomp", "landlock", "no_new_privs", "netns", "ipcns", "rlimits", "pdeathsig",
-                 "fds_closed", "empty_env", "uid_dropped"):
+                 "fds_closed", "empty_env", "uid_dropped", "empty_root"):
         assert layers[name] is True, (name, layers)
 
 
@@ -664,6 +664,14 @@ def test_landlock_alone_refuses_files() -> None:
     res = _one_wall(lambda: _discard(landlock.restrict_self()))
     assert res == {"read": f"refused errno {errno.EACCES}",
                    "write": f"refused errno {errno.EACCES}"}
+    assert not Path("/tmp/stockade-onewall").exists()
+
+
+def test_the_empty_root_alone_refuses_files() -> None:
+    """The third wall (`confine.enter_empty_root`) on its own: no path names anything."""
+    res = _one_wall(lambda: _discard(confine.enter_empty_root()))
+    assert res == {"read": f"refused errno {errno.ENOENT}",
+                   "write": f"refused errno {errno.ENOENT}"}
     assert not Path("/tmp/stockade-onewall").exists()
 
 

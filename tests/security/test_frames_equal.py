@@ -25,7 +25,7 @@ from sandbox.protocol import CHILD_FRAME, HOST_FRAME, MAX_LOG, MAX_MESSAGE, MAX_
 
 _LAYERS = dict(seccomp=True, landlock=True, no_new_privs=True, netns=True, ipcns=True,
                pidns=True, rlimits=True, pdeathsig=True, fds_closed=True, empty_env=True,
-               uid_dropped=True, notes=["n"])
+               uid_dropped=True, empty_root=True, notes=["n"])
 
 CHILD_SEEDS: list[dict[str, Any]] = [
     {"t": "hello", "v": 1, "token": "stk1.x.y", "layers": _LAYERS, "uid": 1001, "gid": 1001},

@@ -106,7 +106,7 @@ def test_an_unprivileged_host_gets_every_layer_in_a_real_zygote_child(interprete
     # and as the kernel shows the live child to that unprivileged host (doctor's reading)
     assert {name: ok for name, (ok, _detail) in res["kernel"].items()} == {
         "pid namespace": True, "ipc namespace": True, "net namespace": True, "own uid": True,
-        "seccomp filter": True, "no_new_privs": True}
+        "seccomp filter": True, "no_new_privs": True, "empty root": True}
 
 
 def test_a_refused_fork_is_one_clear_error_and_the_zygote_serves_on(interpreter: str) -> None:

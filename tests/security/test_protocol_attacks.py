@@ -97,7 +97,8 @@ def test_encode_refuses_oversize() -> None:
 
 
 LAYERS = dict(seccomp=True, landlock=True, no_new_privs=True, netns=True, ipcns=True, pidns=True,
-              rlimits=True, pdeathsig=True, fds_closed=True, empty_env=True, uid_dropped=True)
+              rlimits=True, pdeathsig=True, fds_closed=True, empty_env=True, uid_dropped=True,
+              empty_root=True)
 
 BAD_CHILD_BODIES: list[bytes] = [
     b"",  # empty frame

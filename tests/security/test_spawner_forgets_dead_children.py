@@ -48,7 +48,7 @@ def raw(b):
     while b: b = b[os.write(OUT, b):]
 LAYERS = dict(seccomp=True, landlock=True, no_new_privs=True, netns=True, ipcns=True, pidns=True,
               rlimits=True, pdeathsig=True, fds_closed=True, empty_env=True, uid_dropped=True,
-              notes=[])
+              empty_root=True, notes=[])
 h = recv()
 body = json.dumps({"t": "hello", "v": 1, "token": h["token"], "layers": LAYERS}).encode()
 raw(struct.pack(">I", len(body)) + body)

@@ -166,7 +166,8 @@ def test_the_widest_frames_a_runtime_child_sends_pass(args: dict[str, Any]) -> N
 
 def test_a_hello_with_every_note_full_of_punctuation_passes() -> None:
     layers = dict.fromkeys(("seccomp", "landlock", "no_new_privs", "netns", "ipcns", "pidns",
-                            "rlimits", "pdeathsig", "fds_closed", "empty_env", "uid_dropped"),
+                            "rlimits", "pdeathsig", "fds_closed", "empty_env", "uid_dropped",
+                            "empty_root"),
                            True)
     hello = frames.ChildHello(v=1, token="t" * 4096, layers=frames.Layers(
         **layers, notes=[(',:[{"' * 60)[:256]] * 16))

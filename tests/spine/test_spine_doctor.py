@@ -32,7 +32,8 @@ def test_doctor_reports_layers_and_a_healthy_home(tmp_path: Path) -> None:
     code, report = _doctor(home.root)
     checks = {c["name"]: c for c in report["checks"]}
     assert code == 0 and report["ok"] is True
-    for layer in ("seccomp", "landlock", "no_new_privs", "netns", "rlimits", "pdeathsig"):
+    for layer in ("seccomp", "landlock", "no_new_privs", "netns", "rlimits", "pdeathsig",
+                  "empty_root"):
         assert checks[f"layer: {layer}"]["ok"] is True
     assert checks["audit chain"]["ok"] and checks["host store"]["ok"]
 
@@ -60,7 +61,7 @@ def test_doctor_fails_on_a_tampered_audit_log(tmp_path: Path) -> None:
 
 
 KERNEL_CHECKS = ("pid namespace", "ipc namespace", "net namespace", "own uid", "seccomp filter",
-                 "no_new_privs")
+                 "no_new_privs", "empty root")
 
 
 def test_doctor_reads_each_layer_from_the_kernel(tmp_path: Path) -> None:
