@@ -23,11 +23,13 @@ from pathlib import Path
 
 import pytest
 from escapezygote import escaped_spawner, run_escaped, start_app
+from test_pid_namespace import UNPRIVILEGED, interpreter  # noqa: F401 - the fixture
 
 from host.supervise.identities import APP_UID_BASE
 from host.supervise.spawner import Spawner
 
 APP_UID = APP_UID_BASE + 0xFE80
+UNPRIVILEGED_UID = 65534  # the user `UNPRIVILEGED` (setpriv) runs a non-root host's worker as
 
 ATTACK = '''
 os, socket = sys.modules["os"], sys.modules["socket"]
@@ -115,3 +117,33 @@ def test_the_kernel_shows_each_child_rooted_in_a_removed_directory(use_zygote: b
         for kid in kids:
             kid.shutdown(0.5)
         spawner.close()
+
+
+def test_a_non_root_hosts_child_cannot_change_the_hosts_files_without_the_filter(
+        request: pytest.FixtureRequest) -> None:
+    """Landlock governs no metadata: with the filter left out, a child of a host that is not
+    root (same uid as the host, no capability) made a file of the host's `0o666` (a keys file
+    so would be anyone's to read). In its empty root the file has no name (`rootwall_worker`)."""
+    import json
+    import subprocess
+
+    python = request.getfixturevalue("interpreter")  # a Python the unprivileged user may run
+    folder = Path(tempfile.mkdtemp(prefix="stockade-rootwall-", dir="/tmp"))
+    target = folder / "host-secret"
+    try:
+        target.write_text("the host's")
+        for p, mode in ((folder, 0o755), (target, 0o600)):
+            os.chown(p, UNPRIVILEGED_UID, UNPRIVILEGED_UID)
+            os.chmod(p, mode)
+        proc = subprocess.run(
+            [*UNPRIVILEGED, python, str(Path(__file__).with_name("rootwall_worker.py")),
+             str(target)], capture_output=True, text=True, timeout=60, cwd="/",
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        res = json.loads(proc.stdout)
+        assert res == {"chmod": "refused: No such file or directory", "landlock": True,
+                       "seccomp": False}, res
+        assert target.stat().st_mode & 0o777 == 0o600
+    finally:
+        target.unlink(missing_ok=True)
+        folder.rmdir()
