@@ -13,6 +13,7 @@ to one bridge call `host.supervise.bridgereply`; both are re-exported here.
 """
 from __future__ import annotations
 
+import codecs
 import contextlib
 import logging
 import os
@@ -520,7 +521,10 @@ class Child:
             data = os.read(self.err_fd, MAX_STDERR_KEPT)
         except (BlockingIOError, OSError):
             return ""
-        return data.decode("utf-8", "replace")
+        # A character the cap cut in two is left out, not replaced by U+FFFD: the host masks a
+        # secret value's start at the text's end (`logmask.masked_to_the_end`), which a
+        # replacement character hid ("p\u00e4ssw\u00f6rd-\ufffd" kept the value's start).
+        return codecs.getincrementaldecoder("utf-8")("replace").decode(data, final=False)
 
 
 def _no_calls(child: Child, action: str, args: dict[str, Any]) -> Any:

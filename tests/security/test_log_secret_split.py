@@ -166,21 +166,29 @@ def test_the_stream_masks_as_the_whole_text_would(parts: list[str], value: str) 
     assert "".join(got) == mask_secrets("".join(parts), [value])
 
 
-def test_a_value_cut_by_the_stderr_cap_is_masked_in_the_crash_text(tmp_path: Path) -> None:
+# A secret of several-byte characters: the stderr cap counts bytes, so it may cut one in two.
+WIDE_SECRET = "p\u00e4ssw\u00f6rd-\u03a9\u03bc\u03ad\u03b3\u03b1-7Hq2"
+
+
+@pytest.mark.parametrize(("secret", "cut_bytes"), [(SECRET, 9), (WIDE_SECRET, 12)],
+                         ids=["ascii", "cut_inside_a_character"])
+def test_a_value_cut_by_the_stderr_cap_is_masked_in_the_crash_text(
+        tmp_path: Path, secret: str, cut_bytes: int) -> None:
     # The host keeps the first MAX_STDERR_KEPT bytes of a dead child's stderr (`last_crash`, the
     # `child_died` record's detail): crash text sized to end 9 characters into the value wrote
-    # those 9 into the audit chain in clear.
-    fill = "x" * (MAX_STDERR_KEPT - 9 - len("key "))
-    host = _Host([["hello"], ["event"], ["stderr", f"{fill}key {SECRET}\n"], ["exit", 1]],
+    # those 9 into the audit chain in clear. Cut inside a character (12 bytes into the wide
+    # value: its "\u03a9" halved), the decoder's U+FFFD hid the start the mask looks for.
+    fill = "x" * (MAX_STDERR_KEPT - cut_bytes - len("key "))
+    host = _Host([["hello"], ["event"], ["stderr", f"{fill}key {secret}\n"], ["exit", 1]],
                  tmp_path)
     install = SimpleNamespace(install_id="inst-1", app_id="leaky", crash_stop=None,
-                              settings={"api_key": SECRET}, secret_keys=frozenset({"api_key"}))
+                              settings={"api_key": secret}, secret_keys=frozenset({"api_key"}))
     runner = AppRunner(host, install)  # type: ignore[arg-type]
     try:
         with pytest.raises(Exception):  # the child died, as the runner reports it
             runner.submit("x.y", {}, 30.0).result(30)
         assert runner.last_crash.endswith("key " + SECRET_MASK), runner.last_crash[-40:]
-        assert SECRET[:4] not in runner.last_crash
+        assert secret[:4] not in runner.last_crash
     finally:
         runner.stop("test over")
         for child in host.children:
