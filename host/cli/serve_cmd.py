@@ -61,8 +61,8 @@ def serve(
         "as the new one is stored (a rotation with no moment without a valid token)."),
     list_tokens: str = typer.Option(
         None, "--list-tokens", metavar="USERNAME",
-        help="Show the REST tokens server user USERNAME holds (name, kind, when made; never "
-        "the token), and exit."),
+        help="Show the REST tokens server user USERNAME holds (name, kind, when made, when it "
+        "expires; never the token), and exit."),
     revoke_tokens: str = typer.Option(
         None, "--revoke-tokens", metavar="USERNAME",
         help="Revoke every REST token server user USERNAME holds (audited), and exit."),

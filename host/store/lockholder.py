@@ -30,15 +30,19 @@ def file_id(st: os.stat_result) -> str:
     return f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
 
 
+def _lock_rows() -> list[list[str]] | None:
+    """`/proc/locks`, a row of fields per lock, or None where it cannot be read."""
+    try:
+        with open("/proc/locks", encoding="ascii", errors="replace") as f:
+            return [line.split() for line in f]
+    except OSError:
+        return None
+
+
 def holder(ident: str, kind: str, byte: int | None = None) -> str:
     """Who holds a write lock of `kind` ("FLOCK" or "POSIX") on the file `ident` (covering
     `byte`, for a POSIX lock): "process N ('its command line')", ", stopped" when it is."""
-    try:
-        with open("/proc/locks", encoding="ascii", errors="replace") as f:
-            rows = [line.split() for line in f]
-    except OSError:
-        return "another process"
-    for row in rows:
+    for row in _lock_rows() or ():
         if len(row) < 8 or row[1] != kind or row[3] != "WRITE" or row[5] != ident:
             continue
         if byte is not None and not _covers(row[6], row[7], byte):
@@ -51,10 +55,8 @@ def lock_pids(ident: str, kind: str) -> list[str] | None:
     """The pids holding a lock of `kind` ("FLOCK" or "POSIX"), shared or exclusive, on the file
     `ident` (waiters, listed with `->`, hold nothing), or None where `/proc/locks` cannot be
     read. A pid the reader's PID namespace cannot see is listed as the kernel shows it (0)."""
-    try:
-        with open("/proc/locks", encoding="ascii", errors="replace") as f:
-            rows = [line.split() for line in f]
-    except OSError:
+    rows = _lock_rows()
+    if rows is None:
         return None
     return [row[4] for row in rows
             if len(row) >= 6 and row[1] == kind and row[3] in ("READ", "WRITE")
