@@ -368,14 +368,20 @@ def _forbid_applies(rule: CompiledRule, ctx: _Ctx) -> bool:
     if a in FIELD_ACTIONS and rule.field_keys is not None:
         if not any(k in rule.field_keys for k in ctx.field_keys):
             return False
-    if a == "http.request" and rule.domains is not None:
+    if a == "http.request":
         assert ctx.url is not None
-        if not any(endpoint_matches(ctx.url.host, ctx.url.port, d, portless_is_any=True)
-                   for d in rule.domains):
+        if not _forbid_covers(rule, ctx.url):
             return False
     if a == "rest.call" and rule.rest_routes is not None and ctx.route not in rule.rest_routes:
         return False
     return True
+
+
+def _forbid_covers(rule: CompiledRule, url: ParsedUrl) -> bool:
+    """Whether an `http.request` forbid covers `url`: its `domains` name the host (a portless
+    entry any port), or it has none and covers every request."""
+    return rule.domains is None or any(
+        endpoint_matches(url.host, url.port, d, portless_is_any=True) for d in rule.domains)
 
 
 def lists_endpoint(policy: Policy, app_id: str, url: ParsedUrl) -> bool:
@@ -385,14 +391,12 @@ def lists_endpoint(policy: Policy, app_id: str, url: ParsedUrl) -> bool:
     before the decision, so resolving any name an app asks for would let an app granted one
     domain send data out as names (`<secret>.attacker.example`) past the policy that refuses
     the request. A name no permit lists is refused on its domain whatever it resolves to.
-    Nor one a forbid covers (as `_forbid_applies` reads a forbid for `http.request`: its
-    `domains`, or every request when it has none): a forbid beats any permit, so the request
+    Nor one a forbid covers (`_forbid_covers`, as `_forbid_applies` reads it: its `domains`,
+    or every request when it has none): a forbid beats any permit, so the request
     is refused whatever the name resolves to, and the operator who forbade a zone inside a
     permitted domain (one another DNS server answers for) forbade queries to it too."""
     forbids, permits = policy.plan(app_id, "http.request")
-    if any(r.domains is None or any(
-            endpoint_matches(url.host, url.port, d, portless_is_any=True) for d in r.domains)
-           for r in forbids):
+    if any(_forbid_covers(r, url) for r in forbids):
         return False
     return any(endpoint_matches(url.host, url.port, d, portless_is_any=False)
                for r in permits if r.domains is not None for d in r.domains)
