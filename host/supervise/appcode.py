@@ -20,6 +20,7 @@ import threading
 from collections import OrderedDict
 
 from host.apps.installs import InstallRecord
+from host.apps.loadfit import modules_of
 from host.apps.packages import Package, package_from_zip, read_package, read_zip_bytes
 
 # Distinct packages whose parsed modules are kept. Bounds host memory (a package's sources are
@@ -32,9 +33,9 @@ class PackageTampered(Exception):
 
 
 def _modules(pkg: Package) -> dict[str, str]:
-    """The package's top-level Python modules, by module name."""
-    return {name[:-3]: data.decode("utf-8") for name, data in pkg.files.items()
-            if name.endswith(".py") and "/" not in name}
+    """The package's top-level Python modules, by module name: what a start sends, and what
+    the package checks measured (`loadfit.modules_of`)."""
+    return modules_of(pkg.files)
 
 
 class AppCode:
