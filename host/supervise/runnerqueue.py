@@ -90,7 +90,9 @@ class RunnerQueue:
               and self.install.grants <= successor.install.grants):
             successor.enqueue(job)
         else:
-            self._drop(job, "stopped" if successor is None else "not_handled")
+            # An app that ended (disabled, uninstalled) says so whether the event came while
+            # its disable hook ran or after its runner stopped: the timing is not the reason.
+            self._drop(job, (self._ended or "stopped") if successor is None else "not_handled")
 
     def succeeded_by(self, new: RunnerQueue) -> None:
         """The app continues in `new` (a restart): what reaches this runner, or one before it

@@ -116,6 +116,8 @@ def test_an_event_dispatched_just_before_a_disable_is_dropped_not_run_after_the_
         delivery = h.pump.deliver("livechat.guest_saved", payload, 5.0, stale,
                                   h.policy.current())
         [outcome] = delivery.outcomes(10)
+        # "disabled" whether it landed while the hook ran (`end_events`) or, on a slow machine,
+        # after the runner stopped (`_enqueue_late`): before, the second said "stopped" (CI).
         assert isinstance(outcome, EventDropped) and "disabled" in str(outcome), outcome
     log = (home.logs_dir / f"{rec.install_id}.log").read_text()
     assert "ann@example.com" not in log

@@ -41,7 +41,7 @@ def test_late_drop_summaries_leave_no_connection_open(tmp_path: Path,
             timer = runner.drops.late_flush
             assert timer is not None
             timer.join(5)
-            assert runner.dropped == {"stopped": 2}
+            assert runner.dropped == {"disabled": 2}
             h.installs.set_enabled(rec.install_id, True)
             h.sync_installs()
 

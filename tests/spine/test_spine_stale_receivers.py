@@ -97,8 +97,8 @@ def test_an_event_for_a_disabled_runner_is_dropped_and_audited(tmp_path: Path) -
         delivery = h.pump.deliver("livechat.room_started", {"n": 1}, 5.0, receivers)
         outcome, = delivery.outcomes(8)
         assert isinstance(outcome, EventDropped)
-        assert old.dropped == {"stopped": 1}
-    assert any("livechat.room_started:stopped=1" in d for d in _drop_records(home))
+        assert old.dropped == {"disabled": 1}
+    assert any("livechat.room_started:disabled=1" in d for d in _drop_records(home))
     assert "handled 1" not in (home.logs_dir / f"{install_id}.log").read_text()
 
 
