@@ -3,7 +3,7 @@
 Every start sends the app's top-level modules to its child in one `Load` frame
 (`sandbox.protocol.Load`, JSON, `host.supervise.child.Child.load`), with the app's settings
 beside them, and no frame may pass `sandbox.protocol.MAX_FRAME_BYTES` (1 MiB). The package caps
-(`host.apps.packages`: 2 MiB of files, 512 KiB each) allow more than that, and JSON writes a
+(`host.apps.package_rules`: 2 MiB of files, 512 KiB each) allow more than that, and JSON writes a
 quote or a backslash as two bytes and a control character as six. A package of three 500 KiB
 modules, or of one module holding 200 KiB of control characters, installed and then never
 started: each start failed with `FrameError`, a host-side start failure that the crash-loop stop

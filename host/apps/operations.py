@@ -37,7 +37,8 @@ from host.apps.manifest import (
     empties_setting,
 )
 from host.apps.package_gc import prune_packages
-from host.apps.packages import Package, store_package
+from host.apps.package_store import store_package
+from host.apps.packages import Package
 from host.apps.publisher import SignatureCheck
 from host.apps.switches import carried_switch
 from host.clock import Clock, SystemClock

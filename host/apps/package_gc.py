@@ -1,7 +1,7 @@
 """Stored packages no install needs any more, removed.
 
 Every install, update and pending update stores its package under
-`HOME/packages/<sha256>/package.zip` (`host.apps.packages.store_package`) before its record
+`HOME/packages/<sha256>/package.zip` (`host.apps.package_store.store_package`) before its record
 names it, and an uninstall removes its own. What was left behind for good: the version an
 update replaced, a pending update the operator rejected or a newer pending one replaced, a
 package stored by an install that then failed. A home updated daily grew by a package a day.

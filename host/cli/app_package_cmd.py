@@ -12,13 +12,13 @@ from typing import Annotated
 
 import typer
 
+from host.apps.package_store import write_atomic
 from host.apps.packages import (
     Package,
     PackageError,
     build_zip,
     package_folder,
     read_package,
-    write_atomic,
 )
 from host.apps.publisher import PublisherError, load_private_key, sign_package
 from host.cli.app_common import JsonFlag, app_app, fail_quoting

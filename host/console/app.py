@@ -27,7 +27,7 @@ from host.apps import lifecycle_seams, switches
 from host.apps.consent import verify_install
 from host.apps.installs import InstallChanged, InstallGone, InstallRecord, InstallStore
 from host.apps.operations import uninstall_app
-from host.apps.packages import MAX_ARCHIVE_BYTES
+from host.apps.package_rules import MAX_ARCHIVE_BYTES
 from host.clock import SystemClock
 from host.console import approws, auditview, faults, pages, updates
 from host.console import install as install_flow

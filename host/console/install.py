@@ -26,7 +26,8 @@ from host.apps.disclosure import Disclosure, build_disclosure, load_policy_view
 from host.apps.installs import InstallError, InstallRecord, InstallStore
 from host.apps.lineage import Lineage, LineageError, binding_of, describe, needs_transfer
 from host.apps.operations import install_package
-from host.apps.packages import MAX_ARCHIVE_BYTES, Package, PackageError, read_package
+from host.apps.package_rules import MAX_ARCHIVE_BYTES
+from host.apps.packages import Package, PackageError, read_package
 from host.apps.publisher import PublisherError, SignatureCheck, TrustStore, check_signature
 from host.clock import SystemClock
 from host.console.faults import store_busy

@@ -21,7 +21,8 @@ from collections import OrderedDict
 
 from host.apps.installs import InstallRecord
 from host.apps.loadfit import modules_of
-from host.apps.packages import Package, package_from_zip, read_package, read_zip_bytes
+from host.apps.package_sources import read_zip_bytes
+from host.apps.packages import Package, package_from_zip, read_package
 
 # Distinct packages whose parsed modules are kept. Bounds host memory (a package's sources are
 # at most a few hundred KiB) while covering every install of a large workspace.

@@ -545,7 +545,8 @@ def test_a_consent_made_before_sequence_numbers_still_verifies(env, tmp_path):
     old one back is detected like any older consent."""
     from host.apps.installs import ConsentRow, InstallStore, new_install_id
     from host.apps.manifest import canonical_json
-    from host.apps.packages import read_package, store_package
+    from host.apps.package_store import store_package
+    from host.apps.packages import read_package
     from host.home import Home
     from host.keys.keyring import Keyring
 

@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 from apps_helpers import app_files, manifest_text, write_folder, write_zip
 
+from host.apps.package_rules import MAX_FILE_BYTES, MAX_FILES
 from host.apps.packages import (
-    MAX_FILE_BYTES,
-    MAX_FILES,
     PackageError,
     build_zip,
     package_folder,

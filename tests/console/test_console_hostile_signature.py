@@ -12,8 +12,8 @@ from conhelp import SRC, Served, signed_in
 from typer.testing import CliRunner
 
 from host.apps.installs import InstallStore
+from host.apps.package_rules import MAX_SIGNATURE_BYTES
 from host.apps.packages import (
-    MAX_SIGNATURE_BYTES,
     build_zip,
     package_folder,
     package_from_files,

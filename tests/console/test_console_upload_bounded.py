@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 from conhelp import Served, signed_in
 
-from host.apps.packages import MAX_ARCHIVE_BYTES
+from host.apps.package_rules import MAX_ARCHIVE_BYTES
 
 BOUNDARY = "xyzzy"
 

@@ -21,7 +21,8 @@ from typer.testing import CliRunner
 
 from host.apps.installs import InstallStore
 from host.apps.operations import StoredPackageChanged, apply_consent, install_package
-from host.apps.packages import package_from_files, read_package, store_package
+from host.apps.package_store import store_package
+from host.apps.packages import package_from_files, read_package
 from host.apps.publisher import TrustStore, check_signature, public_key_line, sign_package
 from host.cli.main import root
 from host.home import Home

@@ -22,12 +22,12 @@ from typer.testing import CliRunner
 from host.apps.installs import InstallRecord, InstallStore
 from host.apps.operations import install_package, submit_update
 from host.apps.package_gc import STORED_GRACE_S, prune_packages
+from host.apps.package_store import store_package
 from host.apps.packages import (
     Package,
     build_zip,
     package_from_files,
     read_package,
-    store_package,
 )
 from host.apps.publisher import TrustStore, check_signature, public_key_line, sign_package
 from host.cli.main import root

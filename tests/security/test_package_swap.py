@@ -17,7 +17,8 @@ import pytest
 from apphelp import install, write_app
 
 from host.apps.installs import InstallStore
-from host.apps.packages import read_package, store_package
+from host.apps.package_store import store_package
+from host.apps.packages import read_package
 from host.home import Home
 from host.runtime import Host
 from host.supervise.child import ChildDied

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from apphelp import install, write_app
 
-from host.apps.packages import PackageError, read_zip_bytes
+from host.apps.package_rules import PackageError
+from host.apps.package_sources import read_zip_bytes
 from host.home import Home
 from host.supervise.appcode import AppCode
 
@@ -68,7 +69,8 @@ def test_a_stored_package_linked_to_dev_zero_is_refused_without_reading_it(
     code = ("import resource, sys\n"
             "resource.setrlimit(resource.RLIMIT_AS, (512 << 20, 512 << 20))\n"
             "from pathlib import Path\n"
-            "from host.apps.packages import PackageError, read_zip_bytes\n"
+            "from host.apps.package_rules import PackageError\n"
+            "from host.apps.package_sources import read_zip_bytes\n"
             "try:\n"
             f"    read_zip_bytes(Path({str(path)!r}))\n"
             "except PackageError as exc:\n"
