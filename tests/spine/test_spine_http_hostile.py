@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from httprig import OK, Loopback, http_policy, redirect_to
 
 from host.bridges import httpout
 from host.bridges.httpout import HttpOut
@@ -24,45 +25,9 @@ from host.errors import GateError
 from host.server.errors import Unavailable
 
 
-class Counting:
-    """A loopback server that records each connection's request head and answers `answer`."""
-
-    def __init__(self, answer: bytes) -> None:
-        self.answer = answer
-        self.heads: list[bytes] = []
-        self.connections = 0
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            conn.settimeout(2.0)
-            data = b""
-            try:
-                while b"\r\n\r\n" not in data:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-                if data:
-                    self.heads.append(data)
-                    conn.sendall(self.answer)
-            except OSError:
-                pass
-            finally:
-                conn.close()
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+def _answering(answer: bytes) -> Loopback:
+    """A loopback server that answers every request with `answer`."""
+    return Loopback(lambda _head: answer)
 
 
 @pytest.fixture()
@@ -81,7 +46,7 @@ def out() -> Iterator[HttpOut]:
 ])
 def test_a_header_the_wire_cannot_carry_is_refused_before_connecting(
         out: HttpOut, headers: dict[str, str]) -> None:
-    server = Counting(OK)
+    server = _answering(OK)
     try:
         with pytest.raises(GateError) as refused:
             out.perform("i1", {"method": "GET", "url": f"http://crm.localtest:{server.port}/",
@@ -96,7 +61,7 @@ def test_a_header_the_wire_cannot_carry_is_refused_before_connecting(
 
 
 def test_a_tab_in_a_header_value_still_goes_out(out: HttpOut) -> None:
-    server = Counting(OK)
+    server = _answering(OK)
     try:
         got = out.perform("i1", {"method": "GET", "url": f"http://crm.localtest:{server.port}/",
                                  "headers": {"X-Api": "a\tb"}}, lambda _url: ["127.0.0.1"])
@@ -120,8 +85,7 @@ def test_a_redirect_hops_lookup_ends_by_the_total_deadline(
 
     monkeypatch.setattr(httpout.socket, "getaddrinfo", hanging)
     resolve = httpout.system_resolver()
-    server = Counting(b"HTTP/1.1 302 Found\r\nLocation: http://a.slow.test/\r\n"
-                      b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+    server = _answering(redirect_to("http://a.slow.test/"))
     hops: list[str] = []
 
     def check_hop(url: str) -> list[str]:
@@ -271,7 +235,7 @@ def test_an_address_that_refuses_the_connection_is_passed_for_the_next(out: Http
     """A name's addresses (each decided by the gate) are tried in turn while a connection is
     refused or has no route: a name with an IPv6 address first failed on a machine without an
     IPv6 route. Here 127.0.0.2 refuses (nothing listens there) and 127.0.0.1 answers."""
-    server = Counting(OK)
+    server = _answering(OK)
     try:
         got = out.perform("i1", {"method": "GET", "url": f"http://crm.localtest:{server.port}/"},
                           lambda _url: ["127.0.0.2", "127.0.0.1"])
@@ -284,18 +248,8 @@ def test_an_address_that_refuses_the_connection_is_passed_for_the_next(out: Http
         server.close()
 
 
-BRACKET_POLICY = '''
-schema = 1
-name = "http"
-[[rule]]
-id = "api"
-effect = "permit"
-apps = ["crm-sync"]
-actions = ["http.request"]
-[rule.when]
-domains = ["v1.api.localtest:*"]
-allow_private = ["127.0.0.1"]
-'''
+BRACKET_POLICY = http_policy("crm-sync", ["v1.api.localtest:*"], rule_id="api",
+                             allow_private=["127.0.0.1"])
 
 
 @pytest.mark.parametrize("netloc", ["admin.internal.corp[v1.api.localtest]:{port}",
@@ -310,7 +264,7 @@ def test_the_server_reads_only_the_host_the_policy_decided(out: HttpOut, netloc:
     from policies.types import Request
 
     policy = load_policy_text(BRACKET_POLICY)
-    server = Counting(OK)
+    server = _answering(OK)
 
     def gate(url: str) -> list[str]:  # decides each hop as the gate does, resolver stubbed
         d = decide(policy, frozenset({"http"}), Request(

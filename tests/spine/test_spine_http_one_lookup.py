@@ -13,37 +13,24 @@ from pathlib import Path
 
 import pytest
 from gatehelp import GateRig, policy_rig
+from httprig import get, http_policy, record_lookups
 
 from host.errors import GateError
 from host.server.errors import Unavailable
 
-POLICY = '''
-schema = 1
-name = "http"
-[[rule]]
-id = "crm-api"
-effect = "permit"
-apps = ["crm"]
-actions = ["http.request"]
-[rule.when]
-domains = ["*.example.test"]
-'''
+POLICY = http_policy("crm", ["*.example.test"])
 
 
 def _refused(rig: GateRig, url: str) -> GateError:
     with pytest.raises(GateError) as refused:
-        rig.gate.handle(rig.session, "http.request", {"method": "GET", "url": url})
+        get(rig, url)
     return refused.value
 
 
 def test_a_refused_call_looks_its_name_up_once(tmp_path: Path) -> None:
     rig = policy_rig(tmp_path, "crm", ["http"], {"http": POLICY})
-    asked: list[str] = []
-
-    def resolve(name: str) -> list[str]:
-        asked.append(name)
-        return [f"10.0.0.{len(asked)}"]  # a new (private: refused) answer each lookup
-    rig.gate.resolve = resolve
+    # a new (private: refused) answer each lookup
+    asked = record_lookups(rig, lambda _name, n: [f"10.0.0.{n}"])
     # the first call reads the install record (cold cache); the next ones are decided first on
     # the cached record, then again on the current one
     for n in range(1, 4):
@@ -56,12 +43,10 @@ def test_a_refused_call_looks_its_name_up_once(tmp_path: Path) -> None:
 
 def test_a_lookup_that_failed_is_not_made_again_in_the_same_call(tmp_path: Path) -> None:
     rig = policy_rig(tmp_path, "crm", ["http"], {"http": POLICY})
-    asked: list[str] = []
 
-    def resolve(name: str) -> list[str]:
-        asked.append(name)
+    def no_answer(name: str, _n: int) -> list[str]:
         raise Unavailable(f"the lookup of {name!r} got no answer")
-    rig.gate.resolve = resolve
+    asked = record_lookups(rig, no_answer)
     for n in range(1, 4):
         assert _refused(rig, "https://api.example.test/").code == "timeout"
         assert asked == ["api.example.test"] * n, asked  # before: a timeout waited for twice

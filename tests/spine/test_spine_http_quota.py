@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from gatehelp import GateRig, build_rig, policy_rig
+from httprig import OK, Loopback, get, http_policy, record_lookups, redirect_to
 
 from host.clock import SystemClock
 from host.errors import GateError
@@ -27,75 +27,20 @@ from host.keys.keyring import Keyring
 from host.supervise.served import HostServed
 
 APP = "crm"
-POLICY = '''
-schema = 1
-name = "http"
-[[rule]]
-id = "crm-api"
-effect = "permit"
-apps = ["crm"]
-actions = ["http.request"]
-[rule.when]
-domains = ["crm.localtest:*"]
-allow_private = ["127.0.0.1"]
-[[quota]]
-id = "crm-http"
-apps = ["crm"]
-action = "http.request"
-limit = {limit}
-window = "1h"
-'''
 
 
-class Redirecting:
-    """A loopback server answering every request with a redirect to itself (`/again`), or
-    with 200 on `/ok`; it counts the requests that reached it."""
-
-    def __init__(self) -> None:
-        self.paths: list[str] = []
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            conn.settimeout(2.0)
-            data = b""
-            try:
-                while b"\r\n\r\n" not in data:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-                if data:
-                    path = data.split(b" ", 2)[1].decode()
-                    self.paths.append(path)
-                    if path.startswith("/to-dead-"):
-                        conn.sendall(b"HTTP/1.1 302 Found\r\nLocation: http://crm.localtest:"
-                                     + path[9:].encode() + b"/x\r\n"
-                                     b"Content-Length: 0\r\nConnection: close\r\n\r\n")
-                    elif path == "/ok":
-                        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
-                                     b"Connection: close\r\n\r\nok")
-                    else:
-                        conn.sendall(b"HTTP/1.1 302 Found\r\nLocation: /again\r\n"
-                                     b"Content-Length: 0\r\nConnection: close\r\n\r\n")
-            except OSError:
-                pass
-            finally:
-                conn.close()
-
-    def close(self) -> None:
-        self.sock.close()
+def _redirecting(head: bytes) -> bytes:
+    """Every request redirected to `/again`, but `/ok` answered 200 and `/to-dead-PORT`
+    redirected to crm.localtest:PORT."""
+    path = head.split(b" ", 2)[1].decode()
+    if path.startswith("/to-dead-"):
+        return redirect_to(f"http://crm.localtest:{path[9:]}/x")
+    return OK if path == "/ok" else redirect_to("/again")
 
 
 @pytest.fixture()
-def server() -> Iterator[Redirecting]:
-    s = Redirecting()
+def server() -> Iterator[Loopback]:
+    s = Loopback(_redirecting)
     yield s
     s.close()
 
@@ -106,25 +51,18 @@ def _rig(tmp_path: Any, limit: int, group_reads: bool = False,
     an hour, serving `http.request` as a host does; the names it looks up, in order.
     `group_reads`: its ledger group-commits as a serving host's does (a success's outcome
     waits for the next commit)."""
-    rig = policy_rig(tmp_path, APP, ["http"], {"http": POLICY.format(limit=limit)})
+    policy = http_policy(APP, ["crm.localtest:*"], allow_private=["127.0.0.1"],
+                         quota=("crm-http", limit))
+    rig = policy_rig(tmp_path, APP, ["http"], {"http": policy})
     if group_reads:
         rig.close()
         rig = build_rig(rig.home, SystemClock(), APP, group_reads=True)
-    asked: list[str] = []
-
-    def resolve(name: str) -> list[str]:
-        asked.append(name)
-        return ["127.0.0.1"]
-    rig.gate.resolve = resolve
+    asked = record_lookups(rig, lambda _name, _n: ["127.0.0.1"])
     served = HostServed(rig.home.host_store, 2.0, rig.server._server, rig.installs,
                         Keyring.open(rig.home.keys_dir))
     served.gate = rig.gate
     rig.gate.host_actions["http.request"] = served.actions()["http.request"]
     return rig, asked, served
-
-
-def _get(rig: GateRig, url: str) -> Any:
-    return rig.gate.handle(rig.session, "http.request", {"method": "GET", "url": url})
 
 
 def _records(rig: GateRig) -> list[dict[str, Any]]:
@@ -140,15 +78,15 @@ def _used(rig: GateRig, limit: int) -> int:
     return rig.ledger.quota_state(key, limit, 3600).used
 
 
-def test_a_request_over_its_quota_looks_nothing_up(tmp_path: Any, server: Redirecting) -> None:
+def test_a_request_over_its_quota_looks_nothing_up(tmp_path: Any, server: Loopback) -> None:
     rig, asked, served = _rig(tmp_path, 1)
     try:
         url = f"http://crm.localtest:{server.port}/ok"
-        assert _get(rig, url)["status"] == 200
+        assert get(rig, url)["status"] == 200
         assert asked == ["crm.localtest"]
         for _ in range(3):
             with pytest.raises(GateError) as refused:
-                _get(rig, url)
+                get(rig, url)
             assert refused.value.code == "quota_exceeded"
         # refused before the lookup (before: looked up on every refused call)
         assert asked == ["crm.localtest"], asked
@@ -161,12 +99,12 @@ def test_a_request_over_its_quota_looks_nothing_up(tmp_path: Any, server: Redire
 
 
 @pytest.mark.parametrize("group_reads", [False, True])
-def test_each_redirect_hop_is_charged_before_it_is_sent(tmp_path: Any, server: Redirecting,
+def test_each_redirect_hop_is_charged_before_it_is_sent(tmp_path: Any, server: Loopback,
                                                         group_reads: bool) -> None:
     rig, asked, served = _rig(tmp_path, 2, group_reads)
     try:
         with pytest.raises(GateError) as refused:
-            _get(rig, f"http://crm.localtest:{server.port}/first")
+            get(rig, f"http://crm.localtest:{server.port}/first")
         # Two units: two requests reached the server (before: four, for one unit).
         assert server.paths == ["/first", "/again"], server.paths
         assert refused.value.code == "quota_exceeded"
@@ -184,14 +122,14 @@ def test_each_redirect_hop_is_charged_before_it_is_sent(tmp_path: Any, server: R
         assert [(o["ok"], o["refunded"]) for o in outcomes] == [(True, False), (False, False)]
         assert rig.ledger.pending_intents() == [] and rig.ledger.audit.verify().ok
         with pytest.raises(GateError) as again:
-            _get(rig, f"http://crm.localtest:{server.port}/ok")
+            get(rig, f"http://crm.localtest:{server.port}/ok")
         assert again.value.code == "quota_exceeded" and len(server.paths) == 2
     finally:
         served.httpout.close()
 
 
 def test_a_hop_that_never_went_out_gets_its_unit_back(tmp_path: Any,
-                                                      server: Redirecting) -> None:
+                                                      server: Loopback) -> None:
     """A hop refused before its first byte (nothing listens where it points) is refunded, as a
     request refused before sending is; the call keeps its own unit (its first hop went out)."""
     rig, _asked, served = _rig(tmp_path, 5)
@@ -200,7 +138,7 @@ def test_a_hop_that_never_went_out_gets_its_unit_back(tmp_path: Any,
     dead.close()  # nothing listens there now: the hop's connect is refused
     try:
         with pytest.raises(GateError) as failed:
-            _get(rig, f"http://crm.localtest:{server.port}/to-dead-{dead_port}")
+            get(rig, f"http://crm.localtest:{server.port}/to-dead-{dead_port}")
         assert failed.value.code == "invalid_argument" and "ConnectError" in failed.value.message
         assert server.paths == [f"/to-dead-{dead_port}"]
         assert _used(rig, 5) == 1

@@ -17,6 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from httprig import Loopback, read_head, redirect_to
 
 from host.bridges.httpout import USER_AGENT, HttpOut
 from host.errors import GateError
@@ -25,7 +26,7 @@ RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Twice: a\r\nX-Twice: b\r
             b"Set-Cookie: one\r\n\r\nok")
 
 
-class OneShot:
+class OneShot(Loopback):
     """A server that answers each connection's first request with RESPONSE (or, first, each of
     `answers` in turn) and keeps the bytes it received; `tls` wraps it in a self-signed
     certificate for crm.localtest."""
@@ -33,45 +34,28 @@ class OneShot:
     def __init__(self, tmp_path: Path, tls: bool = False, answers: tuple[bytes, ...] = ()) -> None:
         self.received: list[bytes] = []
         self.answers = list(answers)
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
         self.context: ssl.SSLContext | None = None
         if tls:
             self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             cert, key = _self_signed(tmp_path)
             self.context.load_cert_chain(cert, key)
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        super().__init__(lambda _head: self.answers.pop(0) if self.answers else RESPONSE)
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            try:
-                if self.context is not None:
-                    conn = self.context.wrap_socket(conn, server_side=True)
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-                head, _, body = data.partition(b"\r\n\r\n")
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        while len(body) < int(line.split(b":")[1]):
-                            body += conn.recv(65536)
-                self.received.append(head + b"\r\n\r\n" + body)
-                conn.sendall(self.answers.pop(0) if self.answers else RESPONSE)
-            except (OSError, ssl.SSLError):
-                pass  # the client refused the certificate
-            finally:
-                conn.close()
+    def handle(self, conn: socket.socket) -> None:
+        if self.context is None:
+            self._take(conn)
+            return
+        with self.context.wrap_socket(conn, server_side=True) as tls:  # refused: SSLError
+            self._take(tls)
 
-    def close(self) -> None:
-        self.sock.close()
+    def _take(self, conn: socket.socket) -> None:
+        head, _, body = read_head(conn).partition(b"\r\n\r\n")
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                while len(body) < int(line.split(b":")[1]):
+                    body += conn.recv(65536)
+        self.received.append(head + b"\r\n\r\n" + body)
+        conn.sendall(self.answer(head))
 
 
 def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
@@ -91,11 +75,6 @@ def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
                                            serialization.PrivateFormat.PKCS8,
                                            serialization.NoEncryption()))
     return cert_path, key_path
-
-
-def _redirect_to(target: str, status: int = 302) -> bytes:
-    return (f"HTTP/1.1 {status} Moved\r\nLocation: {target}\r\nContent-Length: 0\r\n"
-            "Connection: close\r\n\r\n").encode()
 
 
 def _get(out: HttpOut, port: int, more: dict[str, object] | None = None,
@@ -152,7 +131,7 @@ def test_a_redirect_follows_its_whole_location_though_the_app_sees_it_cut(
         tmp_path: Path, out: HttpOut) -> None:
     """The app's copy of a header is cut at 1 KiB; the hop must go where the server said."""
     target = "/next?" + "a" * 1500 + "END"
-    server = OneShot(tmp_path, answers=(_redirect_to(target),))
+    server = OneShot(tmp_path, answers=(redirect_to(target),))
     try:
         got = _get(out, server.port)
     finally:
@@ -163,7 +142,7 @@ def test_a_redirect_follows_its_whole_location_though_the_app_sees_it_cut(
 
 def test_a_redirect_to_an_overlong_location_is_refused(tmp_path: Path, out: HttpOut) -> None:
     target = "/next?" + "a" * 9000
-    server = OneShot(tmp_path, answers=(_redirect_to(target),))
+    server = OneShot(tmp_path, answers=(redirect_to(target),))
     try:
         with pytest.raises(GateError, match="location is over") as caught:
             _get(out, server.port)
@@ -238,7 +217,7 @@ def test_credentials_follow_a_redirect_only_within_the_origin(
     the headers that describe the request (`Accept`), none of the others."""
     there = OneShot(tmp_path)
     target = "/next" if same_origin else f"http://crm.localtest:{there.port}/next"
-    here = OneShot(tmp_path, answers=(_redirect_to(target),))
+    here = OneShot(tmp_path, answers=(redirect_to(target),))
     try:
         got = _get(out, here.port, {"headers": {
             "Authorization": "Bearer s3cret", "Cookie": "sid=1", "X-Api-Key": "k",
@@ -261,7 +240,7 @@ def test_only_307_and_308_send_a_post_and_its_body_on(
     """As browsers and httpx have it: 301, 302 and 303 answer a POST with a GET of the new
     place, without the body (which may hold what was meant for the first URL only); 307 and
     308 repeat the request as it was."""
-    server = OneShot(tmp_path, answers=(_redirect_to("/next", status),))
+    server = OneShot(tmp_path, answers=(redirect_to("/next", status),))
     try:
         got = _get(out, server.port, {"method": "POST", "body": "transcript",
                                       "headers": {"Content-Type": "application/json"}})
