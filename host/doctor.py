@@ -22,6 +22,7 @@ from host.keys.keyring import Keyring
 from host.ledger.lease import others_serving
 from host.supervise.child import REQUIRED_LAYERS, ChildLimits
 from host.supervise.identities import APP_UID_BASE, APP_UID_COUNT
+from host.supervise.memcg import member_of
 from host.supervise.spawner import Spawner
 from sandbox import landlock
 
@@ -65,7 +66,14 @@ def probe_child_layers(use_zygote: bool) -> dict[str, Any]:
             uid = APP_UID_BASE + APP_UID_COUNT - 1 if os.geteuid() == 0 else None
             layers = child.handshake(token, verify, degraded=True, uid=uid)
             dump = layers.model_dump()
-            return {**dump, "kernel": kernel_view(child.app_pid(), uid, dump)}
+            kernel = kernel_view(child.app_pid(), uid, dump)
+            cgroups = spawner.memory_cgroups
+            if cgroups is not None and child.memory_cgroup is not None:
+                kernel["memory cgroup"] = (
+                    cgroups.holds(child.app_pid(), child.memory_cgroup),
+                    f"{member_of(child.app_pid(), cgroups.plan.kind)} (cgroup {cgroups.plan.kind})")
+            return {**dump, "kernel": kernel, "memory_cgroup_possible": cgroups is not None,
+                    "memory_cgroup_reason": spawner.memory_cgroup_reason}
         finally:
             child.shutdown(0.5)
     except Exception as exc:  # noqa: BLE001 - the doctor reports, never crashes
@@ -150,6 +158,15 @@ def run(home: Home, *, spawn_too: bool = True) -> Report:
             rep.checks.append(Check(f"layer: {layer}", bool(zyg.get(layer)),
                                     "applied in a real child" if zyg.get(layer) else "MISSING",
                                     required))
+        # Required only where this host can make cgroups (root, a writable memory hierarchy);
+        # elsewhere apps run without it, and the reason is shown (page tables then unbounded).
+        possible = bool(zyg.get("memory_cgroup_possible"))
+        rep.checks.append(Check(
+            "layer: memory_cgroup", bool(zyg.get("memory_cgroup")),
+            "applied in a real child" if zyg.get("memory_cgroup") else
+            f"MISSING: {zyg.get('memory_cgroup_reason') or 'not joined'}"
+            + ("" if possible else " (not required: kernel memory such as page tables is "
+               "then bounded by nothing per app)"), possible))
         for name, (ok, detail) in (zyg.get("kernel") or {}).items():
             rep.checks.append(Check(f"kernel: {name}", ok, detail))
         for note in zyg.get("notes") or []:

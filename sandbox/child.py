@@ -1,7 +1,8 @@
 """Spawn-fallback entry: a fresh interpreter that confines itself, then serves one app.
 
-`python -I -m sandbox.child IN OUT ERR PARENT_PID MEMORY_MIB CPU_SECONDS MAX_FDS`, started with
-an empty environment and only those descriptors. Slower than the zygote (~60 ms) but needs no
+`python -I -m sandbox.child IN OUT ERR PARENT_PID MEMORY_MIB CPU_SECONDS MAX_FDS [CGROUP]`, started
+with an empty environment and only those descriptors (CGROUP: the memory cgroup the app child
+joins first, `host.supervise.memcg`). Slower than the zygote (~60 ms) but needs no
 long-lived helper process.
 
 The process the host started cannot enter a PID namespace of its own (only its children can), so
@@ -22,6 +23,7 @@ from sandbox import confine, native, runtime
 
 def main() -> None:
     chan_in, chan_out, err, parent, mem, cpu, fds = (int(a) for a in sys.argv[1:8])
+    cgroup = sys.argv[8] if len(sys.argv) > 8 else ""  # the app child's, joined in confine
     # Ctrl-C reaches the whole foreground process group; the host stops its children itself
     # (as for the zygote's children, `sandbox.zygote`).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -41,7 +43,8 @@ def main() -> None:
     report = confine.confine_early(  # the rest with the host's hello (`runtime._serve`)
         chan_in=chan_in, chan_out=chan_out, err_fd=err, devnull_fd=devnull,
         parent_pid=me if pid == 0 else parent,
-        limits=confine.Limits(memory_mib=mem, cpu_seconds=cpu, max_fds=fds),
+        limits=confine.Limits(memory_mib=mem, cpu_seconds=cpu, max_fds=fds,
+                              memory_cgroup=cgroup),
         netns_done=netns,
     )
     runtime.serve(report)

@@ -2,6 +2,8 @@
 
 Layers, in the order they must be applied (later ones would forbid the calls earlier ones need):
 
+0. its own memory cgroup, when the host made one (`join_memory_cgroup`): first, so everything
+   the child allocates after is charged there, page tables included;
 1. own session and process group (the host kills the whole group);
 2. descriptors: the channel moves to fds 3/4, stderr to the capture pipe, stdin/stdout to
    a /dev/null this process opens for itself (never one another child also holds: see
@@ -28,7 +30,7 @@ then, in `take_identity`, once the host has said which app the child serves:
 10. Landlock: no filesystem right at all, no TCP, no signals outside its domain;
 11. seccomp (TSYNC): see sandbox/seccomp.py.
 
-`confine_early` applies 1-6 (a pre-forked child waits there: it runs no untrusted code and
+`confine_early` applies 0-6 (a pre-forked child waits there: it runs no untrusted code and
 knows no app yet), `take_identity` 7-11 before the child answers the host's hello; `confine`
 does both at once. Each layer is checked after it is applied; the child reports them to the
 host in its hello frame, and the host refuses to run apps when one is missing (unless started
@@ -107,6 +109,9 @@ class Limits:
     memory_mib: int = 256  # address space on top of the runtime's own mappings
     cpu_seconds: int = 3600  # total CPU backstop; per-call deadlines are the host's job
     max_fds: int = 32  # descriptor exhaustion stops here, not at the host's limit
+    # The memory cgroup the host made for this child (`host.supervise.memcg`), "" for none:
+    # its limit counts what RLIMIT_AS does not (page tables, kernel stacks, slab).
+    memory_cgroup: str = ""
 
 
 @dataclass
@@ -123,6 +128,7 @@ class LayerReport:
     empty_env: bool = False
     uid_dropped: bool = False
     empty_root: bool = False
+    memory_cgroup: bool = False
     notes: list[str] | None = None
     parent_pid: int = 0  # the process whose death kills this one (re-armed in take_identity)
 
@@ -236,7 +242,7 @@ def confine_early(
     limits: Limits,
     netns_done: bool,
 ) -> LayerReport:
-    """Layers 1-6 (module docstring): everything that does not depend on the app.
+    """Layers 0-6 (module docstring): everything that does not depend on the app.
 
     stdin and stdout go to `devnull_fd` when the caller opened one in this very process (the
     spawn entry, `sandbox.child`), else to a /dev/null opened here. Never pass a descriptor
@@ -250,6 +256,12 @@ def confine_early(
         # Landlock. The zygote and the spawn entry never start threads.
         rep.note("more than one thread at confinement time")
         os._exit(70)
+    # 0. its memory cgroup first, so what it allocates from here on is charged there
+    if limits.memory_cgroup:
+        try:
+            rep.memory_cgroup = join_memory_cgroup(limits.memory_cgroup)
+        except OSError as exc:
+            rep.note(f"memory cgroup: {exc}")
     try:
         os.setsid()
     except OSError:
@@ -305,6 +317,29 @@ def confine_early(
     except (OSError, ValueError) as exc:
         rep.note(f"rlimit failed: {exc}")
     return rep
+
+
+def join_memory_cgroup(path: str) -> bool:
+    """Move this process into the memory cgroup `path` (made by the host, limit written): True
+    when /proc/self/cgroup then names it. Raises OSError when the kernel refuses.
+
+    The child moves itself, as root, before any app source exists in it: a move made by the
+    host after the fork would race the child's own code. "0" names the writer in v1 and v2
+    alike (this process is pid 1 of its own namespace: its number outside is not its to use).
+    Once its identity is taken it may not move out: the files are root's, the root is empty.
+    """
+    fd = os.open(f"{path}/cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, b"0")
+    finally:
+        os.close(fd)
+    name = "/" + path.rstrip("/").rsplit("/", 1)[-1]
+    fd = os.open("/proc/self/cgroup", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        lines = os.read(fd, 1 << 16).decode("utf-8", "replace").splitlines()
+    finally:
+        os.close(fd)
+    return any(line.endswith(name) for line in lines)
 
 
 def _prefer_for_oom(rep: LayerReport) -> None:

@@ -101,6 +101,7 @@ class Layers(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     uid_dropped: bool
     pidns: bool = False  # absent in an older child's report: missing, never assumed
     empty_root: bool = False  # likewise
+    memory_cgroup: bool = False  # likewise
     notes: Annotated[list[Annotated[str, msgspec.Meta(max_length=256)]],
                      msgspec.Meta(max_length=16)] = msgspec.field(default_factory=list)
 

@@ -193,6 +193,7 @@ class Layers(BaseModel):
     empty_env: bool
     uid_dropped: bool
     empty_root: bool = False  # absent in an older child's report: missing, never assumed
+    memory_cgroup: bool = False  # likewise
     notes: list[Annotated[str, Field(max_length=256)]] = Field(default_factory=list, max_length=16)
 
 

@@ -237,7 +237,8 @@ def _serve(chan: _Channel, report: LayerReport) -> None:
         netns=report.netns, ipcns=report.ipcns, pidns=report.pidns, rlimits=report.rlimits,
         pdeathsig=report.pdeathsig,
         fds_closed=report.fds_closed, empty_env=report.empty_env,
-        uid_dropped=report.uid_dropped, empty_root=report.empty_root, notes=report.notes or [],
+        uid_dropped=report.uid_dropped, empty_root=report.empty_root,
+        memory_cgroup=report.memory_cgroup, notes=report.notes or [],
     )
     chan.send(ChildHello(v=PROTOCOL_VERSION, token=hello.token, layers=layers))
     CappedPrint.sink = lambda text, dropped: chan.send(Log(text=text[:65536], truncated=dropped))

@@ -9,7 +9,8 @@ child a PID namespace of its own: `confine.fork_in_own_pid_namespace`); each chi
 a network namespace of its own (`confine.confine_early`), so no two apps share one.
 
 Control protocol on the AF_UNIX SOCK_SEQPACKET descriptor FD (one JSON message per packet):
-  host -> zygote: {"op": "fork", "id": n, "limits": {...}} + SCM_RIGHTS [chan_in, chan_out, err]
+  host -> zygote: {"op": "fork", "id": n, "limits": {...}, "cgroup": path or null}
+                  + SCM_RIGHTS [chan_in, chan_out, err]   (the child joins `cgroup` first)
                   {"op": "kill", "pid": p}   (SIGKILL child p, if it is one not yet reaped)
   zygote -> host: {"op": "ready", "pid": p, "netns": bool}
                   {"op": "forked", "id": n, "pid": p}
@@ -63,6 +64,7 @@ def _child(fds: list[int], zygote_pid: int, req: dict[str, Any], ctl: socket.soc
             memory_mib=int(lim.get("memory_mib", 256)),
             cpu_seconds=int(lim.get("cpu_seconds", 3600)),
             max_fds=int(lim.get("max_fds", 32)),
+            memory_cgroup=str(req.get("cgroup") or ""),
         ),
         # The zygote's network namespace is every child's: each enters one of its own, as it
         # does its IPC namespace (one shared, apps met there: a netlink socket takes datagrams

@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import msgspec
 
@@ -63,6 +63,9 @@ from sandbox.wire import (
     try_write,
     write_all,
 )
+
+if TYPE_CHECKING:
+    from host.supervise.memcg import MemoryCgroups
 
 # What a child may print to stderr that the host keeps (interpreter crash text only).
 MAX_STDERR_KEPT = 4096
@@ -112,6 +115,10 @@ class Child:
     # A zygote's child where the kernel gives no pidfd: how to kill it (its parent, the
     # zygote, signals it; the host may not by pid, a reaped number can be reused).
     kill_by_parent: Callable[[], None] | None = None
+    # The memory cgroup this child was made to join (`host.supervise.memcg`), and the host's
+    # set it belongs to; None where the host cannot make cgroups (the layer is not required).
+    memory_cgroups: MemoryCgroups | None = None
+    memory_cgroup: str | None = None
     reader: FrameReader = field(init=False)
     lock: threading.Lock = field(default_factory=threading.Lock)
     ticket: int = 0
@@ -189,9 +196,10 @@ class Child:
         if not self.death:
             # The channel closed on its own: wait briefly for the exit status to say why.
             self._exited.wait(0.5)
-            self.death = describe_status(self.exit_status) if self.exit_status is not None else (
-                "child exited")
-            self.death_code = "crashed"
+            if not self.death:  # `exited` names a death by the memory limit itself
+                self.death = describe_status(self.exit_status) if (
+                    self.exit_status is not None) else "child exited"
+                self.death_code = "crashed"
         self.kill(self.death, self.death_code)
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -224,6 +232,11 @@ class Child:
         missing = [name for name in REQUIRED_LAYERS if not getattr(layers, name)]
         if uid is not None and not (layers.uid_dropped and runs_as(self.app_pid(), uid)):
             missing.append("uid_dropped")
+        # Required where the host made the child a cgroup: the kernel must show it there.
+        if self.memory_cgroups is not None and not (
+                layers.memory_cgroup and self.memory_cgroup is not None
+                and self.memory_cgroups.holds(self.app_pid(), self.memory_cgroup)):
+            missing.append("memory_cgroup")
         if missing and not degraded:
             self.kill("confinement layer missing", code="confinement")
             raise LayerMissing(
@@ -505,7 +518,15 @@ class Child:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.popen.wait(1.0)
 
-    def exited(self, status: int) -> None:
+    def exited(self, status: int, *, memory_limit: bool = False) -> None:
+        """The child was reaped with wait `status`; `memory_limit`: the kernel's OOM killer
+        killed it in its own memory cgroup, a limit death of the app's own (never the host's:
+        `restarts.NOT_THE_APPS` does not hold "memory_limit"). A death first read from the
+        closed channel as a crash (`_dead_after_io`) is named for the limit once known."""
+        if memory_limit and (not self.death or self.death_code == "crashed"):
+            self.death = ("child killed: memory limit (its memory cgroup's OOM kill, "
+                          f"{describe_status(status)})")
+            self.death_code = "memory_limit"
         self.exit_status = status
         self._exited.set()
 

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from host.supervise import memcg
 from host.supervise.child import Child, ChildLimits
 from host.supervise.prefork import Prefork
 from host.supervise.zygote_client import Zygote, ZygoteError
@@ -51,6 +52,10 @@ class Spawner:
         self.on_new_zygote: Callable[[int], None] | None = None
         self.zygotes_replaced = 0
         self._gone_children = 0  # ended by `_gone` before the replacement (for its log line)
+        # A memory cgroup per child where this host can make them (root, a writable memory
+        # hierarchy: `host.supervise.memcg`); the reason when it cannot (the doctor shows it).
+        # Before the pool: its children are forked with theirs.
+        self.memory_cgroups, self.memory_cgroup_reason = memcg.for_host()
         # Made once what its callbacks use is set (`_gone` may run before `__init__` ends).
         self.zygote: Zygote | None = Zygote(self._on_exit, self._gone) if use_zygote else None
         self._pool_limits = prefork_limits or ChildLimits()
@@ -64,7 +69,14 @@ class Spawner:
             if child is None:
                 self._early[pid] = status
                 return
-        child.exited(status)
+        self._exited(child, status)
+
+    def _exited(self, child: Child, status: int) -> None:
+        """`child` was reaped: its cgroup goes (saying whether its memory limit killed it)."""
+        oom = False
+        if self.memory_cgroups is not None and child.memory_cgroup is not None:
+            oom = self.memory_cgroups.release(child.memory_cgroup)
+        child.exited(status, memory_limit=oom)
 
     def start(self, limits: ChildLimits) -> Child:
         """A confined child waiting for its handshake (from the pool when one is ready)."""
@@ -102,14 +114,18 @@ class Spawner:
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         session = secrets.token_hex(16)
         popen: subprocess.Popen[bytes] | None = None
+        cgroup: str | None = None
         try:
+            if self.memory_cgroups is not None:
+                cgroup = self.memory_cgroups.make(limits.memory_mib)
             if zygote is not None:
-                pid = zygote.fork((h2c_r, c2h_w, err_w), limits.as_dict())
+                pid = zygote.fork((h2c_r, c2h_w, err_w), limits.as_dict(), cgroup=cgroup)
             else:
                 popen = subprocess.Popen(
                     [sys.executable, "-I", "-m", "sandbox.child", str(h2c_r), str(c2h_w),
                      str(err_w), str(os.getpid()), str(limits.memory_mib),
-                     str(limits.cpu_seconds), str(limits.max_fds)],
+                     str(limits.cpu_seconds), str(limits.max_fds),
+                     *([cgroup] if cgroup is not None else [])],
                     pass_fds=(h2c_r, c2h_w, err_w), env={}, cwd="/",
                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, close_fds=True,
                     process_group=0,  # out of the terminal's Ctrl-C, like the zygote
@@ -120,24 +136,28 @@ class Spawner:
             # per attempt (a runner retrying with backoff would run the host out of them).
             for fd in (h2c_w, c2h_r, err_r):
                 os.close(fd)
+            if cgroup is not None and self.memory_cgroups is not None:
+                self.memory_cgroups.release(cgroup)  # no child joined it (one that did: `close`)
             raise
         finally:
             for fd in (h2c_r, c2h_w, err_w):
                 os.close(fd)
         child = Child(pid=pid, session_id=session, to_child=h2c_w, from_child=c2h_r,
                       err_fd=err_r, popen=popen,
-                      kill_by_parent=None if zygote is None else lambda: zygote.kill(pid))
+                      kill_by_parent=None if zygote is None else lambda: zygote.kill(pid),
+                      memory_cgroups=self.memory_cgroups if cgroup is not None else None,
+                      memory_cgroup=cgroup)
         if popen is not None:
             # Not in `_children`: only this thread needs the child, and it lets go once the
             # process has exited, so a dead child the caller closed and dropped is freed.
-            threading.Thread(target=_wait_popen, args=(child, popen), daemon=True).start()
+            threading.Thread(target=self._wait_popen, args=(child, popen), daemon=True).start()
             return child
         with self._lock:
             early = self._early.pop(pid, None)
             if early is None:
                 self._children[pid] = child
         if early is not None:
-            child.exited(early)
+            self._exited(child, early)
         return child
 
     def _live_zygote(self) -> Zygote:
@@ -195,15 +215,16 @@ class Spawner:
             self.zygote.close()
         if self._keeper is not None:
             self._keeper.shutdown(wait=False)
+        if self.memory_cgroups is not None:
+            self.memory_cgroups.close()  # its children are gone or going (their zygote is)
+
+    def _wait_popen(self, child: Child, popen: subprocess.Popen[bytes]) -> None:
+        self._exited(child, _returncode_to_status(popen.wait()))
 
 
 def _dead(zygote: Zygote) -> bool:
     # Its exit is seen by the listener (socket closed) or, a moment earlier, by wait.
     return zygote.gone or zygote.proc.poll() is not None
-
-
-def _wait_popen(child: Child, popen: subprocess.Popen[bytes]) -> None:
-    child.exited(_returncode_to_status(popen.wait()))
 
 
 def _returncode_to_status(rc: int) -> int:

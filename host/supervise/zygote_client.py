@@ -118,8 +118,10 @@ class Zygote:
                 if not orphan:
                     self._on_exit(int(msg["pid"]), int(msg["status"]))
 
-    def fork(self, fds: tuple[int, int, int], limits: dict[str, int], timeout: float = 5.0) -> int:
-        """Ask for one confined child on these (chan_in, chan_out, err) descriptors."""
+    def fork(self, fds: tuple[int, int, int], limits: dict[str, int], timeout: float = 5.0,
+             cgroup: str | None = None) -> int:
+        """Ask for one confined child on these (chan_in, chan_out, err) descriptors, which
+        joins the memory cgroup `cgroup` first (`host.supervise.memcg`) when one is given."""
         ev = threading.Event()
         box: list[int] = []
         error: list[str] = []
@@ -131,7 +133,8 @@ class Zygote:
             try:
                 socket.send_fds(
                     self._sock,
-                    [json.dumps({"op": "fork", "id": req_id, "limits": limits}).encode()],
+                    [json.dumps({"op": "fork", "id": req_id, "limits": limits,
+                                 "cgroup": cgroup}).encode()],
                     list(fds),
                 )
             except OSError as exc:  # its end closed under us (EPIPE): it is gone

@@ -81,11 +81,12 @@ def escaped_spawner(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *,
     return Spawner(use_zygote=True, prefork=prefork)
 
 
-def start_app(spawner: Spawner, uid: int, *, degraded: bool = False) -> Child:
+def start_app(spawner: Spawner, uid: int, *, degraded: bool = False,
+              limits: ChildLimits | None = None) -> Child:
     """A child of the spawner, handshaken as app `uid` (its own uid when the test is root);
     `degraded` for a child whose filter was left out (`escaped_spawner(filter_off=True)`)."""
     ring, clock = Keyring.ephemeral(), SystemClock()
-    kid = spawner.start(ChildLimits())
+    kid = spawner.start(limits or ChildLimits())
     spawner.started()
     tok = tokens.issue(ring, clock, app_id=f"app-{uid}", install_id=f"i-{uid}",
                        session_id=kid.session_id, generation=1, epoch=1,

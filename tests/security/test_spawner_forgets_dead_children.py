@@ -35,6 +35,9 @@ FORGET_WAIT_S = 10.0  # the exit is heard on a thread of its own (a Popen waiter
 HALF_FRAME_CHILD = r"""
 import json, os, struct, sys
 IN, OUT = int(sys.argv[1]), int(sys.argv[2])
+if len(sys.argv) > 3 and sys.argv[3]:  # the memory cgroup the host made it: joined, as a child does
+    with open(sys.argv[3] + "/cgroup.procs", "w") as f:
+        f.write("0")
 buf = b""
 def recv():
     global buf
@@ -48,7 +51,7 @@ def raw(b):
     while b: b = b[os.write(OUT, b):]
 LAYERS = dict(seccomp=True, landlock=True, no_new_privs=True, netns=True, ipcns=True, pidns=True,
               rlimits=True, pdeathsig=True, fds_closed=True, empty_env=True, uid_dropped=True,
-              empty_root=True, notes=[])
+              empty_root=True, memory_cgroup=True, notes=[])
 h = recv()
 body = json.dumps({"t": "hello", "v": 1, "token": h["token"], "layers": LAYERS}).encode()
 raw(struct.pack(">I", len(body)) + body)
@@ -106,9 +109,11 @@ def test_a_dead_childs_half_frame_is_not_held(tmp_path: Path,
     """Fresh interpreters, each a hostile child that dies in the middle of a 1 MiB frame."""
     fake = tmp_path / "half_frame.py"
     fake.write_text(HALF_FRAME_CHILD)
-    # Stands in for `python -I -m sandbox.child IN OUT ...` (the spawner's argv: $4 and $5)
+    # Stands in for `python -I -m sandbox.child IN OUT ... [CGROUP]` (the spawner's argv: $4,
+    # $5 and, where the host makes memory cgroups, ${11})
     wrapper = tmp_path / "python"
-    wrapper.write_text(f'#!/bin/sh\nexec {json.dumps(sys.executable)} -I {fake} "$4" "$5"\n')
+    wrapper.write_text(
+        f'#!/bin/sh\nexec {json.dumps(sys.executable)} -I {fake} "$4" "$5" "${{11}}"\n')
     wrapper.chmod(0o755)
     fake_sys = types.SimpleNamespace(executable=str(wrapper))
     monkeypatch.setattr(spawner_mod, "sys", fake_sys)  # only the spawner's view of sys

@@ -1,0 +1,203 @@
+"""Each app child runs in a memory cgroup of its own, whose limit counts the kernel memory
+RLIMIT_AS does not (DESIGN rule 5: never memory outside its own limits).
+
+The finding (the confinement review, reproduced): page tables are kernel memory, outside the
+address-space limit. An escaped child (filter left out, every other layer on) writing one page
+in each of many one-page mappings placed 1 GiB apart, each page then given back
+(MADV_DONTNEED), held two page-table pages per 4 KiB of address space: with `memory_mib=64`
+about twice that in page tables (VmPTE), the child alive and well. Now the host makes each child
+a cgroup (`host.supervise.memcg`) with a limit of `memory_mib` + `memcg.MARGIN_MIB`, the child
+joins it before any app source exists in it (`sandbox.confine.join_memory_cgroup`), and the
+kernel's OOM killer ends the hog inside it: a death the host names the app's own.
+
+Run as root on a writable memory hierarchy (this machine and CI have cgroup v1); the last test
+plays a host that is not root, where the layer is not required and apps still run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from escapezygote import escaped_spawner, run_escaped, start_app
+from test_pid_namespace import UNPRIVILEGED, interpreter  # noqa: F401 - the fixture
+
+from host.supervise import memcg
+from host.supervise.child import REQUIRED_LAYERS, ChildDied, ChildLimits
+from host.supervise.identities import APP_UID_BASE
+from host.supervise.restarts import counts_against_app
+from host.supervise.spawner import Spawner
+
+APP_UID = APP_UID_BASE + 0xFEA0
+HOG_MIB = 64  # the hog's memory_mib: small, so the attack ends in well under a second
+# How long the test waits for a dead child's exit to be reported (the zygote's reap, the
+# host's release). Generous for a loaded machine; no outcome depends on it being short.
+EXIT_WAIT_S = 30.0
+
+# One-page mappings 1 GiB apart (each needs a page-table page and a page-middle-directory page
+# of its own), each written once and given back: ~8 KiB of page tables per 4 KiB of address
+# space, until RLIMIT_AS refuses the next mapping. Reports how many it made.
+HOG = '''
+ctypes = sys.modules["ctypes"]
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                      ctypes.c_int, ctypes.c_long]
+libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+FIXED_NOREPLACE, PRIVATE_ANON, DONTNEED = 0x100000, 0x22, 4
+made = 0
+for i in range(60000):
+    addr = (1 << 40) + (i << 30)
+    p = libc.mmap(addr, 4096, 3, PRIVATE_ANON | FIXED_NOREPLACE, -1, 0)
+    if p is None or p != addr:
+        break
+    ctypes.memset(p, 1, 1)
+    libc.madvise(p, 4096, DONTNEED)
+    made += 1
+raise Exception("REPORT " + repr(made))
+'''
+
+
+def _vm_pte_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmPTE:"):
+                return int(line.split()[1])
+    return -1
+
+
+def test_a_page_table_hog_is_killed_by_its_own_memory_limit(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    spawner = escaped_spawner(monkeypatch, tmp_path, filter_off=True)
+    kid = None
+    try:
+        kid = start_app(spawner, APP_UID, degraded=True, limits=ChildLimits(memory_mib=HOG_MIB))
+        assert kid.missing_layers == ("seccomp",)  # every other layer, the cgroup among them
+        pid = kid.app_pid()
+        try:
+            made = run_escaped(kid, HOG, timeout=20.0)
+        except ChildDied:
+            pass
+        else:
+            pytest.fail(f"the hog survived: {made} mappings, VmPTE {_vm_pte_kib(pid)} KiB "
+                        f"with memory_mib={HOG_MIB}")
+        assert kid.has_exited() or kid._exited.wait(EXIT_WAIT_S)
+        assert kid.death_code == "memory_limit", (kid.death_code, kid.death)
+        assert "memory limit" in kid.death
+        assert counts_against_app(kid.death_code)  # the app's own limit, not the host's
+        assert not os.path.exists(str(kid.memory_cgroup))  # removed once reaped
+    finally:
+        if kid is not None:
+            kid.shutdown(0.5)
+        spawner.close()
+
+
+@pytest.mark.parametrize("how", ["zygote", "prefork pool", "fresh interpreters"])
+def test_each_child_is_in_its_own_cgroup_with_its_limit(how: str) -> None:
+    spawner = Spawner(use_zygote=how != "fresh interpreters",
+                      prefork=2 if how == "prefork pool" else 0,
+                      prefork_limits=ChildLimits(memory_mib=200))
+    cgroups = spawner.memory_cgroups
+    assert cgroups is not None, spawner.memory_cgroup_reason
+    kids = []
+    try:
+        for uid in (APP_UID + 1, APP_UID + 2):
+            kids.append(start_app(spawner, uid, limits=ChildLimits(memory_mib=200)))
+        paths = [kid.memory_cgroup for kid in kids]
+        assert paths[0] != paths[1]
+        for kid, path in zip(kids, paths, strict=True):
+            assert path is not None and path.startswith(cgroups.parent + "/")
+            assert kid.missing_layers == () and kid.layers is not None
+            assert kid.layers.memory_cgroup
+            with open(f"/proc/{kid.app_pid()}/cgroup") as f:
+                listed = f.read()
+            assert f":{cgroups.relative(path)}\n" in listed, listed
+            limit = "memory.limit_in_bytes" if cgroups.plan.kind == "v1" else "memory.max"
+            assert Path(path, limit).read_text().strip() == str((200 + memcg.MARGIN_MIB) << 20)
+            procs = Path(path, "cgroup.procs").read_text().split()
+            assert procs == [str(kid.app_pid())]  # the app alone (a spawned stand-in is out)
+    finally:
+        for kid in kids:
+            kid.shutdown(0.5)
+        spawner.close()
+    assert not os.path.exists(cgroups.parent)  # every child's cgroup and the parent removed
+
+
+def test_a_child_reported_in_no_cgroup_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The host checks the kernel's view, not only the child's word: a child the host made a
+    cgroup for that is not in it misses the layer, and a host that is not degraded refuses it."""
+    spawner = Spawner(use_zygote=True)
+    assert spawner.memory_cgroups is not None
+    monkeypatch.setattr(spawner.memory_cgroups, "holds", lambda _pid, _path: False)
+    try:
+        with pytest.raises(Exception, match="memory_cgroup"):
+            start_app(spawner, APP_UID + 3)
+    finally:
+        spawner.close()
+    assert "memory_cgroup" not in REQUIRED_LAYERS  # required only where cgroups can be made
+
+
+def test_a_dead_hosts_empty_cgroups_are_swept_and_a_live_ones_kept() -> None:
+    plan, why = memcg.detect()
+    assert plan is not None, why
+    # A host killed hard: its folder and a child's cgroup stay, empty. Its pid is a process
+    # that no longer exists (a reaped child of this test), or one whose start time differs.
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    dead = Path(plan.base, f"{memcg.PARENT_PREFIX}{gone.pid}-1-deadbeef")
+    reused = Path(plan.base, f"{memcg.PARENT_PREFIX}{os.getpid()}-1-deadbeef")
+    for folder in (dead, reused):
+        folder.mkdir()
+        (folder / "c0123456789abcdef").mkdir()
+    live = memcg.MemoryCgroups.start(plan)  # sweeps at start, as every host does
+    try:
+        assert not dead.exists() and not reused.exists()
+        assert Path(live.parent).is_dir()
+        assert memcg.sweep_stale(plan.base) == []  # this live host's folder stays
+        assert Path(live.parent).is_dir()
+    finally:
+        live.close()
+        live.close()  # safe twice
+        for folder in (dead, reused):
+            if folder.exists():
+                for kid in folder.iterdir():
+                    kid.rmdir()
+                folder.rmdir()
+    assert not Path(live.parent).exists()
+
+
+# A host that is not root, as the README runs it: it cannot make cgroups, says why, and still
+# runs apps (the layer is not required there).
+NON_ROOT_HOST = '''
+import json
+from host.clock import SystemClock
+from host.keys import tokens
+from host.keys.keyring import Keyring
+from host.supervise.child import ChildLimits
+from host.supervise.spawner import Spawner
+ring, clock = Keyring.ephemeral(), SystemClock()
+spawner = Spawner(use_zygote=True)
+kid = spawner.start(ChildLimits())
+tok = tokens.issue(ring, clock, app_id="a", install_id="i", session_id=kid.session_id,
+                   generation=1, epoch=1, permissions=frozenset(), policy_hash="p")
+layers = kid.handshake(tok, lambda t: tokens.verify(t, ring, clock, session_id=kid.session_id),
+                       degraded=False)
+print(json.dumps({"reason": spawner.memory_cgroup_reason, "missing": list(kid.missing_layers),
+                  "layer": layers.memory_cgroup, "cgroup": kid.memory_cgroup}))
+kid.shutdown(0.5)
+spawner.close()
+'''
+
+
+def test_a_host_that_cannot_make_cgroups_says_why_and_runs_apps(request: pytest.FixtureRequest,
+                                                                ) -> None:
+    python = request.getfixturevalue("interpreter")
+    proc = subprocess.run([*UNPRIVILEGED, python, "-c", NON_ROOT_HOST], capture_output=True,
+                          text=True, timeout=60, cwd="/",
+                          env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout) == {
+        "reason": "the host is not root: it cannot make cgroups", "missing": [],
+        "layer": False, "cgroup": None}
