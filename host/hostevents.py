@@ -8,6 +8,7 @@ logs and the supervisor's audit records the runners ask for (`supervisor.RunnerH
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from typing import Any
@@ -17,7 +18,9 @@ from host.gate.eventpolicy import EventPolicy
 from host.gate.gate import PolicySource
 from host.home import Home
 from host.hostconfig import HostConfig
+from host.ledger.audit import AuditRecord
 from host.ledger.ledger import Ledger
+from host.server.events import MAX_EVENT_DEPTH, NO_CAUSE, Cause, emitting_cause
 from host.supervise import applog
 from host.supervise.delivery import Delivery
 from host.supervise.presend import HookTurn, run_pre_send, supervisor_record
@@ -26,6 +29,8 @@ from host.supervise.restarts import record_crash_stop
 from host.supervise.supervisor import AppRunner, Job
 from policies.policy import Policy
 from policies.vocabulary import EVENTS
+
+log = logging.getLogger("stockade.host")
 
 
 class HostEvents:
@@ -39,6 +44,8 @@ class HostEvents:
     runners: dict[str, AppRunner]
     event_policy: EventPolicy
     event_counts: dict[str, int]
+    # Events not delivered for being deeper than `MAX_EVENT_DEPTH` (each audited once).
+    loop_stops: int
     pump: EventPump | None
     _lock: threading.RLock
     _receivers_cache: dict[str, tuple[AppRunner, ...]]
@@ -79,7 +86,7 @@ class HostEvents:
     def _on_server_event(self, name: str, payload: dict[str, Any]) -> None:
         """Called by the server after commit: hand off, never block the server action."""
         self.event_counts[name] = self.event_counts.get(name, 0) + 1
-        self.dispatch(name, payload)
+        self.dispatch(name, payload, emitting_cause())
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Wait until no app has an event queued, running or in the pump (events cascade: one
@@ -96,20 +103,41 @@ class HostEvents:
             time.sleep(0.02)
         return False
 
-    def dispatch(self, name: str, payload: dict[str, Any]) -> Delivery:
+    def dispatch(self, name: str, payload: dict[str, Any], cause: Cause = NO_CAUSE) -> Delivery:
         """Deliver an event to every app that handles it (in app-id order); the returned
-        `Delivery` settles each app's outcome as it finishes. Never blocks."""
+        `Delivery` settles each app's outcome as it finishes. Never blocks. `cause`: the cause
+        of the write that raised it; one deeper than `MAX_EVENT_DEPTH` reaches no app."""
         policy = self.policy.current()  # before the receivers: a reload after is decided again
         runners = self._receivers(name)
+        if cause.depth > MAX_EVENT_DEPTH and runners:
+            self._stop_loop(name, cause, runners)
+            return Delivery(())
         deadline_s = self.config.event_deadline_s
         payloads = self.event_policy.payloads(policy, name, runners, payload)  # room or None
         if (pump := self.pump) is not None:
-            return pump.deliver(name, payload, deadline_s, runners, policy, payloads)
+            return pump.deliver(name, payload, deadline_s, runners, policy, payloads,
+                                cause.depth)
         delivery = Delivery([r.app_id for r in runners])
         for i, runner in enumerate(runners):
             runner.enqueue(Job(name, payloads[i] if payloads else payload, deadline_s,
-                               delivery.slot(i), policy=policy))
+                               delivery.slot(i), policy=policy, depth=cause.depth))
         return delivery
+
+    def _stop_loop(self, name: str, cause: Cause, runners: tuple[AppRunner, ...]) -> None:
+        """An event too deep for any app: counted, and audited once (not once per app it would
+        have reached), naming the app whose write raised it. The chain it belonged to ends
+        here: no app handles it, so none writes again because of it."""
+        with self._lock:  # exact under concurrent emitters
+            self.loop_stops += 1
+        apps = ", ".join(r.app_id for r in runners[:10]) + (" ..." if len(runners) > 10 else "")
+        detail = (f"{name} at depth {cause.depth} not delivered to {len(runners)} app(s) "
+                  f"({apps}): past the event depth limit {MAX_EVENT_DEPTH}, a loop between "
+                  f"apps' handlers; raised by a write of this app's while it handled an event")
+        log.warning("loop stopped: %s (app %s)", detail, cause.app_id)
+        with contextlib.suppress(Exception):  # the event is stopped either way
+            self.ledger.append(AuditRecord(kind="supervisor", app_id=cause.app_id,
+                                           install_id=cause.install_id, event="loop_stopped",
+                                           detail=detail[:500]))
 
     def pre_send(self, message: dict[str, Any]) -> dict[str, Any] | None:
         """Each app's pre-send hook, in app-id order, short deadline (`host/supervise/presend`)."""

@@ -134,6 +134,7 @@ class Host(HostEvents):
         self._waiting: dict[str, tuple[str, bool]] = {}  # install -> its consent checked
         self._user_waits: dict[str, str] = {}  # install -> why it has no app user (said once)
         self.event_counts: dict[str, int] = {}
+        self.loop_stops = 0  # events past MAX_EVENT_DEPTH, not delivered (`HostEvents`)
         # Lifecycle hooks, and the ending of disabled and uninstalled apps' runners outside the
         # lock (their hook runs first; the watcher waits for none); `stop` ends them too.
         self.hooks = LifeHooks(self.installs, self.config.event_deadline_s, self._stop_runner,

@@ -12,6 +12,7 @@ from typing import Any
 
 from host.apps.handlers import handler_for
 from host.server import shapes
+from host.server.events import MAX_EVENT_DEPTH
 from policies.vocabulary import EVENTS
 
 # The server's payload type of each post event (`host.server.shapes`), checked by the test.
@@ -80,6 +81,29 @@ EXAMPLE_USES: tuple[tuple[str, str, str, str], ...] = (
      "`room.closed_at`, `room.closed_by`, `room.close_comment`",
      "posts the transcript (with `messages.list` and the visitor) to the CRM"),
 )
+
+
+# What an app author must know of the depth limit (`host.server.events.MAX_EVENT_DEPTH`,
+# enforced in `host.hostevents`).
+LOOPS = """\
+An app's write raises events as anyone's does: its message is a `message.sent` that reaches
+every app handling it, the sending app's own included (as Rocket.Chat's `IPostMessageSent`
+does; compare `message.app_id` with `ctx.app_id` to ignore your own). So that apps answering
+each other's messages, or their own, cannot loop, the host gives each event a depth: a
+person's or the system's action raises events of depth 0, and a write an app makes while it
+handles an event of depth d raises events of depth d + 1. An event deeper than {depth}
+reaches no app. The write that raised it stands (the app sees no error); the host counts the
+stopped event and audits it once, as a `supervisor` record `loop_stopped` naming the app
+whose write raised it. So one person's message leads to at most {writes} app writes in a row.
+A write through the REST bridge (`ctx.rest.call`) counts as the app's own. A lifecycle hook
+starts at depth 0, as a person's action does. Pre-send hooks judge every message, whatever its
+depth.
+
+The depth is kept inside the host, out of the apps' reach. It cannot follow a write that
+leaves the host: one an app has an outside system make (its backend calling the workspace's
+REST API; an `http.request` back to this host, where the policy allows that address), and
+the events of a Rocket.Chat workspace, which arrive by webhook, start again at depth 0.
+Those are bounded by the quotas alone."""
 
 
 def _type_words(tp: Any) -> str:
@@ -158,6 +182,8 @@ def render() -> str:
               "`on_<hook>(self, ctx, event)`; `event` is `{\"hook\": <hook>, ...}` with:", "",
               "| hook | event also holds | delivered | bridge calls |", "|---|---|---|---|"]
     lines += [f"| `{h}` | {detail} | {when} | {calls} |" for h, detail, when, calls in LIFECYCLE]
+    lines += ["", "## Events that apps' writes raise, and loops", "", *LOOPS.format(
+        depth=MAX_EVENT_DEPTH, writes=MAX_EVENT_DEPTH + 1).splitlines()]
     lines += ["", "## What the example apps use", "",
               "Each example in `examples/apps/` handles these events and reads these fields:", "",
               "| app | event or hook | fields it reads | what it does |", "|---|---|---|---|"]

@@ -19,7 +19,15 @@ from host.clock import Clock
 from host.server import limits, ops
 from host.server.db import Database, Tx
 from host.server.errors import InvalidArgument
-from host.server.events import Event, EventBus, PreSendHook, Subscriber
+from host.server.events import (
+    NO_CAUSE,
+    Cause,
+    Event,
+    EventBus,
+    PreSendHook,
+    Subscriber,
+    writing_cause,
+)
 from host.server.principals import Caller, Principal, app_of
 from host.server.stray import refuse_stray
 
@@ -42,7 +50,9 @@ class CommitOrder:
         self._lock = threading.Lock()
         self._drawn = 0  # the next ticket to draw
         self._next = 0  # the next ticket to emit
-        self._ready: dict[int, list[Event]] = {}
+        # Each ticket's events and the cause of the write that raised them (its own, whoever
+        # emits them: `host.server.events.Cause`).
+        self._ready: dict[int, tuple[list[Event], Cause]] = {}
         self._emitting = False
 
     def ticket(self) -> int:
@@ -50,21 +60,21 @@ class CommitOrder:
             self._drawn += 1
             return self._drawn - 1
 
-    def hand_off(self, ticket: int, events: list[Event]) -> None:
+    def hand_off(self, ticket: int, events: list[Event], cause: Cause = NO_CAUSE) -> None:
         with self._lock:
-            self._ready[ticket] = events
+            self._ready[ticket] = (events, cause)
             if self._emitting:
                 return  # the writer emitting now emits these too, in their turn
             self._emitting = True
         try:
             while True:
                 with self._lock:
-                    batch = self._ready.pop(self._next, None)
-                    if batch is None:
+                    ready = self._ready.pop(self._next, None)
+                    if ready is None:
                         self._emitting = False
                         return
                     self._next += 1
-                self._bus.emit(batch)  # logs and skips a raising subscriber
+                self._bus.emit(*ready)  # logs and skips a raising subscriber
         except BaseException:
             with self._lock:
                 self._emitting = False
@@ -131,7 +141,9 @@ class ServerCore:
         if loan is not None:
             loan.events += tx.events  # emitted once the lender's transaction commits
         elif ticket is not None:
-            self._order.hand_off(ticket, tx.events)
+            # The cause read here, on the writer's own thread: the events may be emitted by
+            # another writer's thread, whose cause is not theirs.
+            self._order.hand_off(ticket, tx.events, writing_cause())
         return result
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
@@ -144,7 +156,8 @@ class ServerCore:
         The function returned hands the write's events over once it committed, or none if it
         rolled back: it must be called exactly once, or no later write's events leave."""
         ticket = self._order.ticket()
-        return lambda events: self._order.hand_off(ticket, events)
+        cause = writing_cause()  # the lender's thread, making the write: its cause
+        return lambda events: self._order.hand_off(ticket, events, cause)
 
     def emit_committed(self, events: Iterable[Event]) -> None:
         """Hand subscribers events another process committed on this server's data (the REST

@@ -11,6 +11,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from host.server.events import writing_cause
 from host.supervise.child import Child
 from host.supervise.delivery import Outcome
 from sandbox.wire import ChannelClosed, FrameError
@@ -68,6 +69,10 @@ class Job:
     # hook's turn); None for a job submitted directly (a lifecycle hook, a bench's loop).
     # Taken under another, it is decided again.
     policy: object | None = None
+    # How many app-handled events led to this one (0: a person's or the system's action); the
+    # app's writes while it handles this job raise events one deeper (`host.server.events.Cause`,
+    # set by the runner). Set by the host from the write that raised the event, never by an app.
+    depth: int = 0
 
 
 STOP = Job("__stop__", {}, 0.0)
@@ -86,7 +91,10 @@ def urgent_call(name: str, payload: dict[str, Any], deadline_s: float, policy: o
     future: Future[Any] = Future()
     started = threading.Event()
     future.add_done_callback(lambda _f: started.set())
-    job = Job(name, payload, deadline_s, future, started=started, policy=policy)
+    # The hook judges a message being written now, on this thread: its depth is that write's,
+    # so a message the hook sends in turn is one deeper.
+    job = Job(name, payload, deadline_s, future, started=started, policy=policy,
+              depth=writing_cause().depth)
     return job, future, started
 
 

@@ -82,15 +82,16 @@ class EventPump:
 
     def deliver(self, name: str, payload: dict[str, Any], deadline_s: float,
                 runners: Sequence[AppRunner], policy: object | None = None,
-                payloads: Sequence[dict[str, Any]] | None = None) -> Delivery:
+                payloads: Sequence[dict[str, Any]] | None = None, depth: int = 0) -> Delivery:
         """Deliver one event to `runners` (their outcomes in this order), decided under
         `policy` (`Job.policy`); `payloads`, when given, is each runner's own payload (keys
-        it may not read set to None: `EventSpec.withheld`). Never blocks."""
+        it may not read set to None: `EventSpec.withheld`); `depth`: `Job.depth`. Never
+        blocks."""
         delivery = Delivery([r.app_id for r in runners])
         if not runners:
             return delivery  # most server events have no receiver: do not wake the pump
         jobs = tuple(Job(name, payload if payloads is None else payloads[i], deadline_s,
-                         delivery.slot(i), policy=policy)
+                         delivery.slot(i), policy=policy, depth=depth)
                      for i in range(len(runners)))
         with self._lock:
             closed = self._closed

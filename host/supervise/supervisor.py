@@ -17,6 +17,7 @@ from host.apps.installs import InstallRecord, mask_secrets, secret_values
 from host.errors import GateError, RefusalBudgetExceeded
 from host.gate.gate import Gate, Session
 from host.gate.overcaps import refuse_over_caps
+from host.server.events import Cause, writing
 from host.store.pool import release_thread
 from host.supervise.affinity import BURST_CALLS, Affinity
 from host.supervise.applog import AppLog
@@ -350,6 +351,12 @@ class AppRunner(RunnerQueue):
         return False
 
     def _run(self, job: Job) -> None:
+        # Every bridge call of the app's for `job` is served on this thread, inside this block:
+        # the writes it makes raise events one deeper than `job` (`host.server.events.Cause`).
+        with writing(Cause(job.depth + 1, self.app_id, self.install_id)):
+            self._handle(job)
+
+    def _handle(self, job: Job) -> None:
         self._calls = 0
         try:
             if job.resume is not None:
