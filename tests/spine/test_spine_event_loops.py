@@ -259,3 +259,47 @@ def test_the_cause_is_the_writers_own_whichever_thread_emits(
         server.visitor_send_message(v2, talking, "as if caused")
     assert seen == [("message.sent", 5, "closer")]
     rig.close()
+
+
+# Closes the room a visitor asks it to close: a write the gate makes inside its own transaction
+# (`host.gate.onetx`, the loan), whose events leave through another path than a message's.
+CLOSES = '''
+from stockade import App
+
+class TestApp(App):
+    def on_message_sent(self, ctx, event):
+        msg = event["message"]
+        if msg["text"] == "please close":
+            ctx.livechat.close_room(msg["room_id"])
+'''
+CLOSE_POLICY = '''
+schema = 1
+name = "closing"
+[[rule]]
+id = "closing"
+effect = "permit"
+apps = ["closer"]
+actions = ["messages.read", "livechat.read", "livechat.write"]
+'''
+
+
+def test_an_apps_lent_write_raises_events_one_deeper(tmp_path: Path) -> None:
+    """A write made in the gate's own transaction (a room's close) carries its app's depth
+    too: its events are handed over after the gate's COMMIT, through their own place in the
+    commit order. Before, they left at depth 0, so a loop through livechat writes (a close, a
+    transfer, a take answering one another's events) would have started again at 0 each time."""
+    home = Home(tmp_path / "home").ensure()
+    write_policy(home, "closing", CLOSE_POLICY)
+    install(home, write_app(tmp_path / "apps", "closer",
+                            ["messages.read", "livechat.read", "livechat.write"],
+                            ["message.sent"], CLOSES))
+    heard: list[tuple[str, int, str | None]] = []
+    with Host(home) as h:
+        h.server.subscribe(lambda name, _payload: heard.append(
+            (name, emitting_cause().depth, emitting_cause().app_id)))
+        visitor, room = _visitor_room(h)
+        h.server.visitor_send_message(visitor, room, "please close")
+        assert h.wait_idle(30)
+        assert not h.server.livechat_get_room(SYSTEM, room)["open"]
+    assert [e for e in heard if e[0] in ("message.sent", "livechat.room_closed")] == [
+        ("message.sent", 0, None), ("livechat.room_closed", 1, "closer")]
