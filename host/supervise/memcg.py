@@ -50,12 +50,14 @@ PROC_MOUNTINFO = "/proc/self/mountinfo"
 @dataclass(frozen=True)
 class Plan:
     """Where this host's children's cgroups go: `kind` "v1" or "v2", `base` the host's own
-    (v1) or delegated (v2) cgroup folder, `mount` the hierarchy's mount point (paths in
-    /proc/<pid>/cgroup are relative to it)."""
+    (v1) or delegated (v2) cgroup folder, `mount` the hierarchy's mount point and `root` the
+    cgroup mounted there (/proc/<pid>/cgroup names a cgroup from the hierarchy's root: a
+    container's mount may show a cgroup below it as its root)."""
 
     kind: str
     base: str
     mount: str
+    root: str = "/"
 
 
 @dataclass
@@ -110,7 +112,7 @@ class MemoryCgroups:
     def relative(self, path: str) -> str:
         """`path` as /proc/<pid>/cgroup names it (relative to the hierarchy's mount)."""
         rel = os.path.relpath(path, self.plan.mount)
-        return "/" if rel == "." else "/" + rel
+        return os.path.normpath(os.path.join(self.plan.root, rel))
 
     def holds(self, pid: int, path: str) -> bool:
         """Whether the kernel says `pid` is in the cgroup `path` (its memory hierarchy's line)."""
@@ -175,8 +177,11 @@ def detect(proc_cgroup: str = PROC_CGROUP, mountinfo: str = PROC_MOUNTINFO) -> t
             mount = _mount_of(mounts, "cgroup", "memory")
             if mount is None:
                 return None, "cgroup v1 memory hierarchy is not mounted"
-            base = os.path.join(mount[0], os.path.relpath(path, mount[1]))
-            return _writable(Plan("v1", os.path.normpath(base), mount[0]))
+            below = os.path.relpath(path, mount[1])
+            if below.startswith(".."):
+                return None, f"the host's memory cgroup {path} is not under its mount"
+            base = os.path.join(mount[0], below)
+            return _writable(Plan("v1", os.path.normpath(base), mount[0], mount[1]))
     for line in lines:
         if line.startswith("0::"):
             mount = _mount_of(mounts, "cgroup2", None)
@@ -189,7 +194,7 @@ def detect(proc_cgroup: str = PROC_CGROUP, mountinfo: str = PROC_MOUNTINFO) -> t
             for base in (own, os.path.dirname(own)):
                 if base.startswith(mount[0]) and "memory" in _read(
                         os.path.join(base, "cgroup.subtree_control")).split():
-                    return _writable(Plan("v2", base, mount[0]))
+                    return _writable(Plan("v2", base, mount[0], mount[1]))
             return None, (f"cgroup v2: no memory controller delegated to {own} or its parent "
                           "(cgroup.subtree_control)")
     return None, "no memory cgroup hierarchy"

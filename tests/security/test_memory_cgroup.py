@@ -201,3 +201,43 @@ def test_a_host_that_cannot_make_cgroups_says_why_and_runs_apps(request: pytest.
     assert json.loads(proc.stdout) == {
         "reason": "the host is not root: it cannot make cgroups", "missing": [],
         "layer": False, "cgroup": None}
+
+
+def _tree(tmp_path: Path, cgroup: str, mount_row: str, subtree: str = "") -> tuple[str, str]:
+    """A stand-in /proc/self/cgroup and mountinfo (and a cgroup2 tree under tmp_path/cg)."""
+    (tmp_path / "cg" / "deleg" / "host").mkdir(parents=True)
+    (tmp_path / "cg" / "deleg" / "cgroup.subtree_control").write_text(subtree)
+    (tmp_path / "cgroup").write_text(cgroup)
+    (tmp_path / "mountinfo").write_text(
+        "23 1 0:21 / /proc rw - proc proc rw\n" + mount_row.format(tmp=tmp_path) + "\n")
+    return str(tmp_path / "cgroup"), str(tmp_path / "mountinfo")
+
+
+def test_detect_finds_a_delegated_v2_subtree_beside_the_host(tmp_path: Path) -> None:
+    """cgroup v2: the host sits in a leaf (no internal processes), so its children's cgroups go
+    under the parent that delegates `memory` to its subtree."""
+    files = _tree(tmp_path, "0::/deleg/host\n",
+                  "41 31 0:38 / {tmp}/cg rw,relatime - cgroup2 cgroup2 rw", "cpu memory pids")
+    assert memcg.detect(*files) == (
+        memcg.Plan("v2", str(tmp_path / "cg" / "deleg"), str(tmp_path / "cg"), "/"), "")
+
+
+def test_detect_says_why_without_a_delegated_memory_controller(tmp_path: Path) -> None:
+    files = _tree(tmp_path, "0::/deleg/host\n",
+                  "41 31 0:38 / {tmp}/cg rw,relatime - cgroup2 cgroup2 rw", "cpu pids")
+    plan, why = memcg.detect(*files)
+    assert plan is None and "no memory controller delegated" in why
+
+
+def test_detect_v1_under_a_mount_whose_root_is_not_the_hierarchys(tmp_path: Path) -> None:
+    """A container's v1 mount shows its own cgroup as the mount's root: the host's folder is
+    the mount point plus the path below that root."""
+    (tmp_path / "mem" / "sub").mkdir(parents=True)
+    files = _tree(tmp_path, "4:memory:/process_api/x/sub\n0::/\n",
+                  "35 31 0:32 /process_api/x {tmp}/mem rw,relatime - cgroup cgroup rw,memory")
+    plan, why = memcg.detect(*files)
+    assert (plan, why) == (memcg.Plan("v1", str(tmp_path / "mem" / "sub"), str(tmp_path / "mem"),
+                                      "/process_api/x"), "")
+    # and a child's cgroup is named as /proc/<pid>/cgroup names it: from the hierarchy's root
+    cgroups = memcg.MemoryCgroups(plan, str(tmp_path / "mem" / "sub" / "stockade-1-2-ab"))
+    assert cgroups.relative(cgroups.parent + "/c0123") == "/process_api/x/sub/stockade-1-2-ab/c0123"
