@@ -35,8 +35,9 @@ from dataclasses import dataclass, field
 # limit is `memory_mib` + this. What a well-behaved child charges besides the memory its
 # RLIMIT_AS allows: the copies of zygote pages it writes (the interpreter's heap it inherited),
 # its page tables and kernel stack, the slab of its own files and sockets. A child that has
-# started and loaded a small app charges ~6 MiB here; 32 MiB leaves room for a larger app's
-# import. Every byte above it (page tables past RLIMIT_AS's reach included) is refused.
+# started and run a snippet charged ~2 MiB to its cgroup here (an idle app's private memory:
+# ~2.8 MiB, `stockade bench`); 32 MiB leaves room for a larger app's imports. Every byte
+# above it (page tables past RLIMIT_AS's reach included) is refused: the OOM killer ends it.
 MARGIN_MIB = 32
 # How long `close` waits for the children of a closed zygote (killed by their parent-death
 # signal) to leave their cgroups before it removes them; what is left then stays for the next
