@@ -24,7 +24,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
-from host.supervise.logmask import MaskedStream
+from host.apps.installs import mask_secrets
+from host.supervise.logmask import MaskedStream, masked_to_the_end
 
 APP_MARK = "| "
 HOST_MARK = "stockade: "
@@ -95,7 +96,12 @@ class AppLog:
     """The sink an app's child writes its output into (`logcap.LogSink`), with `note` for the
     host's own notes (`logcap.LogBudget` uses it for the note that output was cut), and
     `stream` for one event's output masked across its frames (`logmask`; `secrets` gives the
-    values to mask: those of the record the child was loaded with)."""
+    values to mask: those of the record the child was loaded with).
+
+    The app's text is masked here, once, on whichever way it comes (`stream`, or a frame on its
+    own), and `write` masks nothing: masked again there, every character was masked twice, and
+    a way in that lost its own mask still looked masked. The writer behind `note` masks the
+    host's notes (a note may quote the app's words)."""
 
     __slots__ = ("_note", "_secrets", "_write")
 
@@ -104,6 +110,12 @@ class AppLog:
         self._write, self._note, self._secrets = write, note, secrets
 
     def __call__(self, text: str, truncated: bool) -> None:
+        """A frame on its own, outside an event's stream: masked alone, and to its very end
+        when it was cut (`logmask.masked_to_the_end`: the rest of a value may have followed)."""
+        values = self._secrets()
+        if values:
+            text = (masked_to_the_end(text, values) if truncated
+                    else mask_secrets(text, list(values)))
         self._write(text, truncated)
 
     def note(self, text: str) -> None:

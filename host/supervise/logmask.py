@@ -1,7 +1,7 @@
 """One event's (or load's) output masked as a stream: a secret value split across Log frames.
 
 The host masks an app's secret settings' values in what it writes to the app's log
-(`AppRunner._masked`), but it masked each Log frame alone, and the child decides where frames
+(`applog.AppLog`), but it masked each Log frame alone, and the child decides where frames
 end: each print flush, each bridge call, and, for code that escaped the runtime, anywhere at
 all. A value whose first bytes ended one frame and whose rest began the next was written in
 clear, on two log lines (and `app logs`, which masks the file's text, never saw it whole

@@ -524,7 +524,9 @@ class AppRunner(RunnerQueue):
         child.kill(reason, code="refusals")
 
     def _log(self, text: str, truncated: bool) -> None:
-        self.host.write_app_log(self.install_id, self._masked(text), truncated)
+        """The app's output, masked already (`self.log`, `applog.AppLog`: once, by the way it
+        came), into its log."""
+        self.host.write_app_log(self.install_id, text, truncated)
 
     def _note(self, text: str) -> None:
         """A note of the host's in the app's log (`applog`: never mistaken for app output).

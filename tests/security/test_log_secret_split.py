@@ -143,6 +143,35 @@ def test_a_value_cut_by_the_hosts_log_cap_is_masked(run_events: Any) -> None:
     assert _clear(text) == [], text[-400:]
 
 
+def test_each_way_into_the_log_masks_on_its_own(tmp_path: Path) -> None:
+    """Every way the app's words reach its log masks them, and each is the only mask on its way
+    (`applog.AppLog`; the writer, `AppRunner._log`, masks nothing): an event's stream, a frame
+    on its own, whole or cut, and a host note quoting the app. A way left unmasked shows the
+    value here (the writer masked everything a second time: that hid a way that lost its own
+    mask, and a frame on its own cut inside the value wrote its first 9 characters in clear)."""
+    host = _Host([["hello"]], tmp_path)
+    install = SimpleNamespace(install_id="inst-1", app_id="leaky", crash_stop=None,
+                              settings={"api_key": SECRET}, secret_keys=frozenset({"api_key"}))
+    runner = AppRunner(host, install)  # type: ignore[arg-type]
+    try:
+        stream = runner.log.stream()  # what `LogBudget` opens for each event and load
+        stream("streamed " + SECRET[:7], False)
+        stream(SECRET[7:] + "\n", False)
+        stream.end(False)
+        runner.log("alone " + SECRET + "\n", False)
+        runner.log("alone and cut " + SECRET[:9], True)
+        runner.log.note("a handler said " + SECRET)
+        text = (tmp_path / "inst-1.log").read_text()
+    finally:
+        runner.stop("test over")
+    assert _clear(text) == [], text
+    runs = [SECRET[i:i + 4] for i in range(len(SECRET) - 3)]
+    assert [r for r in runs if r in text] == [], text  # the note's line too
+    assert _app_text(text) == (f"streamed {SECRET_MASK}alone {SECRET_MASK}"
+                               f"alone and cut {SECRET_MASK}"), text
+    assert f"stockade: a handler said {SECRET_MASK}\n" in text, text
+
+
 def test_an_event_without_secrets_is_written_as_it_came(tmp_path: Path) -> None:
     got: list[tuple[str, bool]] = []
     stream = MaskedStream(lambda t, tr: got.append((t, tr)), lambda _n: None, ())
