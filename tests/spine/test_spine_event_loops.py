@@ -303,3 +303,71 @@ def test_an_apps_lent_write_raises_events_one_deeper(tmp_path: Path) -> None:
         assert not h.server.livechat_get_room(SYSTEM, room)["open"]
     assert [e for e in heard if e[0] in ("message.sent", "livechat.room_closed")] == [
         ("message.sent", 0, None), ("livechat.room_closed", 1, "closer")]
+
+
+# Answers each message of the visitor's and of `hooker`'s.
+ANSWERS_HOOKER = '''
+from stockade import App
+
+class TestApp(App):
+    def on_message_sent(self, ctx, event):
+        msg = event["message"]
+        if msg["app_id"] == "hooker" or msg["sender"]["type"] == "visitor":
+            ctx.messages.send(msg["room_id"], "re: " + msg["text"][:40])
+'''
+# Its pre-send hook sends a message of its own whenever it judges `answerer`'s: a write made
+# while handling no `message.sent` at all, the way round the depth were a hook's job depth 0.
+HOOKS_ANSWERER = '''
+from stockade import App
+
+class TestApp(App):
+    def on_message_pre_send(self, ctx, event):
+        msg = event["message"]
+        if msg["app_id"] == "answerer":
+            ctx.messages.send(msg["room_id"], "noted: " + msg["text"][:40])
+'''
+HOOK_POLICY = '''
+schema = 1
+name = "hooks"
+[[rule]]
+id = "talk"
+effect = "permit"
+apps = ["answerer", "hooker"]
+actions = ["messages.read", "messages.send"]
+[[quota]]
+id = "sends"
+apps = ["answerer", "hooker"]
+action = "messages.send"
+limit = 50
+window = "1h"
+scope = "install"
+'''
+
+
+def test_a_loop_through_a_pre_send_hook_stops_at_the_depth_limit(tmp_path: Path) -> None:
+    """Attack: the loop goes through a pre-send hook, whose job is no `message.sent`. The
+    hook judges a message being written at depth d, so what it sends is depth d + 1: were its
+    job depth 0, every message it sent would be depth 1 and the loop would never deepen."""
+    home = Home(tmp_path / "home").ensure()
+    write_policy(home, "hooks", HOOK_POLICY)
+    install(home, write_app(tmp_path / "apps", "answerer", PERMS, ["message.sent"],
+                            ANSWERS_HOOKER))
+    install(home, write_app(tmp_path / "apps", "hooker", PERMS, ["message.pre_send"],
+                            HOOKS_ANSWERER))
+    with Host(home) as h:
+        visitor, room = _visitor_room(h)
+        h.server.visitor_send_message(visitor, room, "hello")
+        assert h.wait_idle(30)
+        texts = _texts(h, room)
+        # The visitor's message, then one message per depth 1 .. MAX_EVENT_DEPTH + 2: the
+        # answerer's at odd depths, the hook's at even ones. Hooks judge every message, so the
+        # answerer's last (depth 9, its event stopped) was judged, and the hook's answer to it
+        # written (depth 10, its event stopped too). Before: 1 + 50 + 50, both quotas spent.
+        assert len(texts) == 1 + MAX_EVENT_DEPTH + 2, texts
+        # (the hook answers while the message it judges is being written: its own lands first)
+        assert [app for app, _ in texts[1:]] == ["hooker", "answerer"] * 5, texts
+        assert h.loop_stops == 2
+        stops = sorted((s["app_id"], s["detail"].split(" not delivered")[0])
+                       for s in _loop_stops(home))
+        assert stops == [("answerer", f"message.sent at depth {MAX_EVENT_DEPTH + 1}"),
+                         ("hooker", f"message.sent at depth {MAX_EVENT_DEPTH + 2}")], stops
