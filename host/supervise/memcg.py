@@ -68,6 +68,10 @@ class MemoryCgroups:
     plan: Plan
     parent: str
     _live: set[str] = field(default_factory=set)
+    # Released while a process still held them (a child of a dead zygote, killed but not yet
+    # gone): tried again at each `make`, so a host whose zygote dies now and then does not
+    # keep their folders until it stops. Usually empty.
+    _pending: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -89,6 +93,11 @@ class MemoryCgroups:
 
     def make(self, memory_mib: int) -> str:
         """A new child cgroup whose limit is `memory_mib` + `MARGIN_MIB`: its folder."""
+        if self._pending:
+            with self._lock:
+                retry, self._pending = self._pending, set()
+            for old in retry:
+                self.release(old)
         path = os.path.join(self.parent, f"c{secrets.token_hex(8)}")
         limit = str((memory_mib + MARGIN_MIB) << 20)
         os.mkdir(path, 0o755)
@@ -121,17 +130,16 @@ class MemoryCgroups:
 
     def release(self, path: str) -> bool:
         """Remove a reaped child's cgroup; whether the kernel's OOM killer killed in it (the
-        child's death was its memory limit). A cgroup still holding a process stays listed
-        for `close`."""
+        child's death was its memory limit). A cgroup still holding a process is tried again
+        at the next `make` and at `close`."""
         oom = oom_kills(path, self.plan.kind) > 0
-        try:
-            os.rmdir(path)
-        except FileNotFoundError:
-            pass
-        except OSError:
-            return oom
+        gone = _rmdir(path)
         with self._lock:
-            self._live.discard(path)
+            if gone:
+                self._live.discard(path)
+                self._pending.discard(path)
+            else:
+                self._pending.add(path)
         return oom
 
     def close(self) -> None:
@@ -146,6 +154,7 @@ class MemoryCgroups:
             with self._lock:
                 if not os.path.exists(path):
                     self._live.discard(path)
+                    self._pending.discard(path)
         _rmdir(self.parent)
 
 

@@ -203,7 +203,7 @@ class Spawner:
             self._early.clear()
         for child in orphans:
             child.kill("its zygote died", code="zygote_died")
-            child.exited(signal.SIGKILL)
+            self._exited(child, signal.SIGKILL)  # its cgroup: now, or once it is gone
         return len(orphans)
 
     def close(self) -> None:

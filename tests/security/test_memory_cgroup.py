@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -166,6 +168,31 @@ def test_a_dead_hosts_empty_cgroups_are_swept_and_a_live_ones_kept() -> None:
                     kid.rmdir()
                 folder.rmdir()
     assert not Path(live.parent).exists()
+
+
+def test_a_dead_zygotes_childrens_cgroups_go_while_the_host_runs() -> None:
+    """The zygote dies (the OOM killer's pick): its children die with it, unreported by it.
+    Their cgroups go at the next fork, not only when the host stops."""
+    spawner = Spawner(use_zygote=True)
+    assert spawner.memory_cgroups is not None and spawner.zygote is not None
+    kid = start_app(spawner, APP_UID + 4)
+    orphan, pid = kid.memory_cgroup, kid.app_pid()
+    assert orphan is not None and os.path.isdir(orphan)
+    try:
+        os.kill(spawner.zygote.pid, signal.SIGKILL)
+        spawner.zygote.proc.wait()
+        for _ in range(int(EXIT_WAIT_S / 0.02)):  # its child dies by its parent-death signal
+            if not Path(orphan, "cgroup.procs").read_text().split():
+                break
+            time.sleep(0.02)
+        assert not Path(orphan, "cgroup.procs").read_text().split(), f"{pid} still there"
+        nxt = start_app(spawner, APP_UID + 5)  # through a replacement zygote
+        assert not os.path.exists(orphan)
+        nxt.shutdown(0.5)
+    finally:
+        kid.shutdown(0.5)
+        spawner.close()
+    assert not os.path.exists(spawner.memory_cgroups.parent)
 
 
 # A host that is not root, as the README runs it: it cannot make cgroups, says why, and still
