@@ -134,6 +134,8 @@ class HostEvents:
                   f"({apps}): past the event depth limit {MAX_EVENT_DEPTH}, a loop between "
                   f"apps' handlers; raised by a write of this app's while it handled an event")
         log.warning("loop stopped: %s (app %s)", detail, cause.app_id)
+        if cause.install_id is not None:  # where its author looks (`stockade app logs`)
+            self.note_app_log(cause.install_id, f"loop stopped: {detail}")
         with contextlib.suppress(Exception):  # the event is stopped either way
             self.ledger.append(AuditRecord(kind="supervisor", app_id=cause.app_id,
                                            install_id=cause.install_id, event="loop_stopped",

@@ -94,10 +94,12 @@ person's or the system's action raises events of depth 0, and a write an app mak
 handles an event of depth d raises events of depth d + 1. An event deeper than {depth}
 reaches no app. The write that raised it stands (the app sees no error); the host counts the
 stopped event and audits it once, as a `supervisor` record `loop_stopped` naming the app
-whose write raised it. So one person's message leads to at most {writes} app writes in a row.
-A write through the REST bridge (`ctx.rest.call`) counts as the app's own. A lifecycle hook
-starts at depth 0, as a person's action does. Pre-send hooks judge every message, whatever its
-depth.
+whose write raised it, which also finds it in its log (`stockade app logs`: "loop stopped").
+So what one person's action sets off ends after at most {writes} rounds of apps answering
+one another's events. A write through the REST bridge (`ctx.rest.call`) counts as the app's
+own. A lifecycle hook starts at depth 0, as a person's action does. Pre-send hooks judge every
+message whatever its depth (a hook may write once more while it judges the last round's
+message; the event of that write is stopped too).
 
 The depth is kept inside the host, out of the apps' reach. It cannot follow a write that
 leaves the host: one an app has an outside system make (its backend calling the workspace's

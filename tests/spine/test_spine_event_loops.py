@@ -179,6 +179,9 @@ def test_an_app_answering_its_own_messages_stops_at_the_depth_limit(tmp_path: Pa
         assert h.loop_stops == 1
         (stop,) = _loop_stops(home)
         assert stop["app_id"] == "echo" and stop["install_id"] == recs["echo"].install_id
+    # Said where the app's author looks, too.
+    log = (home.logs_dir / f"{recs['echo'].install_id}.log").read_text()
+    assert f"loop stopped: message.sent at depth {MAX_EVENT_DEPTH + 1} " in log, log
 
 
 def test_a_persons_message_reaches_every_app_and_a_single_reply_happens(tmp_path: Path) -> None:
