@@ -193,6 +193,11 @@ class Child:
         raise ChildDied(self.death, self.death_code) from None
 
     def _dead_after_io(self) -> None:
+        if not self.death and self.memory_cgroups is not None and self.memory_cgroup is not None:
+            # Its cgroup says at once whether its memory limit killed it (the OOM kill is
+            # counted before the process is gone), where the exit status would come later.
+            if self.memory_cgroups.oom_killed(self.memory_cgroup):
+                self._memory_death(signal.SIGKILL)
         if not self.death:
             # The channel closed on its own: wait briefly for the exit status to say why.
             self._exited.wait(0.5)
@@ -524,11 +529,14 @@ class Child:
         `restarts.NOT_THE_APPS` does not hold "memory_limit"). A death first read from the
         closed channel as a crash (`_dead_after_io`) is named for the limit once known."""
         if memory_limit and (not self.death or self.death_code == "crashed"):
-            self.death = ("child killed: memory limit (its memory cgroup's OOM kill, "
-                          f"{describe_status(status)})")
-            self.death_code = "memory_limit"
+            self._memory_death(status)
         self.exit_status = status
         self._exited.set()
+
+    def _memory_death(self, status: int) -> None:
+        self.death = ("child killed: memory limit (its memory cgroup's OOM kill, "
+                      f"{describe_status(status)})")
+        self.death_code = "memory_limit"
 
     def has_exited(self) -> bool:
         return self._exited.is_set()

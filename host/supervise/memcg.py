@@ -128,11 +128,15 @@ class MemoryCgroups:
         """Whether the kernel says `pid` is in the cgroup `path` (its memory hierarchy's line)."""
         return member_of(pid, self.plan.kind) == self.relative(path)
 
+    def oom_killed(self, path: str) -> bool:
+        """Whether the kernel's OOM killer has killed in the cgroup `path` (its limit)."""
+        return oom_kills(path, self.plan.kind) > 0
+
     def release(self, path: str) -> bool:
         """Remove a reaped child's cgroup; whether the kernel's OOM killer killed in it (the
         child's death was its memory limit). A cgroup still holding a process is tried again
         at the next `make` and at `close`."""
-        oom = oom_kills(path, self.plan.kind) > 0
+        oom = self.oom_killed(path)
         gone = _rmdir(path)
         with self._lock:
             if gone:

@@ -19,7 +19,7 @@ from host.supervise.spawner import Spawner
 # What `sandbox exec` relays to stdout at most; the host survives an output flood by dropping
 # the rest (and saying so on stderr).
 MAX_EXEC_OUTPUT = 1 << 20
-_LIMIT_CODES = frozenset({"timeout", "flood"})
+_LIMIT_CODES = frozenset({"timeout", "flood", "memory_limit"})
 MAX_SOURCE_CHARS = 1 << 20  # what one Exec frame may carry (sandbox.protocol.Exec)
 
 

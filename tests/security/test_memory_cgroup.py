@@ -19,13 +19,19 @@ import json
 import os
 import signal
 import subprocess
+import textwrap
 import time
 from pathlib import Path
 
 import pytest
+from apphelp import install, write_app
+from audithelp import audit_bodies
+from escapehost import PRELUDE, escape_apps
 from escapezygote import escaped_spawner, run_escaped, start_app
 from test_pid_namespace import UNPRIVILEGED, interpreter  # noqa: F401 - the fixture
 
+from host.home import Home
+from host.runtime import Host, HostConfig
 from host.supervise import memcg
 from host.supervise.child import REQUIRED_LAYERS, ChildDied, ChildLimits
 from host.supervise.identities import APP_UID_BASE
@@ -94,6 +100,36 @@ def test_a_page_table_hog_is_killed_by_its_own_memory_limit(
         if kid is not None:
             kid.shutdown(0.5)
         spawner.close()
+
+
+HOG_APP = PRELUDE + """
+
+class TestApp(App):
+    def on_livechat_room_started(self, ctx, event):
+""" + textwrap.indent(HOG.replace('raise Exception("REPORT " + repr(made))', "return made"),
+                      " " * 8)
+
+
+def test_a_real_hosts_app_hogging_page_tables_dies_of_its_own_limit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through a real host (its apps escaped: `escapehost`, the filter on): the death is the
+    app's, audited as its memory limit, and counted toward its crash limit."""
+    escape_apps(monkeypatch, tmp_path)
+    home = Home(tmp_path / "home").ensure()
+    install(home, write_app(tmp_path / "apps", "hog", ["livechat.read"],
+                            ["livechat.room_started"], HOG_APP))
+    config = HostConfig(watch=False, use_zygote=False, limits=ChildLimits(memory_mib=HOG_MIB))
+    with Host(home, config=config) as host:
+        (runner,) = host.runners.values()
+        with pytest.raises(ChildDied) as died:
+            made = runner.submit("livechat.room_started", {}, 20.0).result(60)
+            pytest.fail(f"the hog survived: {made} mappings")
+        assert died.value.code == "memory_limit", died.value.reason
+        status = runner.status()
+        assert counts_against_app(died.value.code)  # toward its crash limit
+    assert status["last_error"].startswith("child killed: memory limit"), status
+    records = [b for b in audit_bodies(home) if b.get("event") == "child_died"]
+    assert records and records[-1]["detail"].startswith("child killed: memory limit"), records
 
 
 @pytest.mark.parametrize("how", ["zygote", "prefork pool", "fresh interpreters"])
