@@ -247,10 +247,14 @@ tok = tokens.issue(ring, clock, app_id="a", install_id="i", session_id=kid.sessi
                    generation=1, epoch=1, permissions=frozenset(), policy_hash="p")
 layers = kid.handshake(tok, lambda t: tokens.verify(t, ring, clock, session_id=kid.session_id),
                        degraded=False)
-print(json.dumps({"reason": spawner.memory_cgroup_reason, "missing": list(kid.missing_layers),
-                  "layer": layers.memory_cgroup, "cgroup": kid.memory_cgroup}))
 kid.shutdown(0.5)
 spawner.close()
+from host.doctor import probe_child_layers
+probe = probe_child_layers(True)
+print(json.dumps({"reason": spawner.memory_cgroup_reason, "missing": list(kid.missing_layers),
+                  "layer": layers.memory_cgroup, "cgroup": kid.memory_cgroup,
+                  "doctor": [probe["memory_cgroup"], probe["memory_cgroup_possible"],
+                             probe["memory_cgroup_reason"], "memory cgroup" in probe["kernel"]]}))
 '''
 
 
@@ -263,7 +267,18 @@ def test_a_host_that_cannot_make_cgroups_says_why_and_runs_apps(request: pytest.
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout) == {
         "reason": "the host is not root: it cannot make cgroups", "missing": [],
-        "layer": False, "cgroup": None}
+        "layer": False, "cgroup": None,
+        "doctor": [False, False, "the host is not root: it cannot make cgroups", False]}
+
+
+def test_the_doctor_reads_a_root_hosts_child_in_its_cgroup() -> None:
+    from host.doctor import probe_child_layers
+
+    probe = probe_child_layers(True)
+    assert (probe["memory_cgroup"], probe["memory_cgroup_possible"],
+            probe["memory_cgroup_reason"]) == (True, True, "")
+    ok, detail = probe["kernel"]["memory cgroup"]
+    assert ok and "/stockade-" in detail, detail
 
 
 def _tree(tmp_path: Path, cgroup: str, mount_row: str, subtree: str = "") -> tuple[str, str]:
