@@ -37,6 +37,7 @@ from host.bench.soak import DEPARTMENTS, PROXIED, quiet_demo, start_demo, tear_d
 from host.bench.stats import percentile
 from host.demo.scenario import CRM_API_KEY, Demo
 from host.server.embedded import EmbeddedServer
+from host.server.events import NO_CAUSE, Cause
 from host.server.front import RestFront
 from host.server.listen import serving, tcp_listener
 from host.server.personal_tokens import ensure_service_user
@@ -166,15 +167,16 @@ class _Delays:
         self.done: list[tuple[float, float]] = []  # (dispatched at, delay s)
         self.lock = threading.Lock()
 
-    def wrap(self, dispatch: Callable[[str, dict[str, Any]], Any],
+    def wrap(self, dispatch: Callable[[str, dict[str, Any], Cause], Any],
              committed: Callable[[], float | None] = lambda: None) -> Callable[..., Any]:
         """`dispatch`, timed; `committed` gives an event's commit time when it was committed in
-        another process (the REST front), so its crossing to the host counts in its delay."""
-        def wrapped(name: str, payload: dict[str, Any]) -> Any:
+        another process (the REST front), so its crossing to the host counts in its delay. The
+        event's cause is passed on: the host's depth limit holds under the bench too."""
+        def wrapped(name: str, payload: dict[str, Any], cause: Cause = NO_CAUSE) -> Any:
             t = committed() or time.monotonic()
             with self.lock:
                 self.inflight += 1
-            delivery = dispatch(name, payload)
+            delivery = dispatch(name, payload, cause)
 
             def finished() -> None:
                 now = time.monotonic()
