@@ -17,6 +17,12 @@ own code. The host checks the move from
 (`release`, which also says whether the kernel's OOM killer ended it there), and at start
 removes the empty folders of hosts that are dead (`sweep_stale`).
 
+What it costs a start: the host's mkdir and limit writes ~0.15 ms, the child's move into it
+(cgroup v1) a wait for the kernel (measured on this 2-core machine under load: ~0.5 ms when moves
+follow each other, ~10 ms for a move alone, which waits for an RCU grace period), and a
+removal ~0.1 ms after the child is reaped. The prefork pool (`HostConfig.prefork`, 2 by default)
+pays the first two before the start: a pooled start measured ~0.4 ms more than without.
+
 cgroup v1 (a `memory` hierarchy) and cgroup v2 (a delegated subtree: the host's cgroup's parent
 has `memory` in its `cgroup.subtree_control` and is writable) are both found by `detect`. A host
 that cannot make cgroups (not root, no writable hierarchy) gets a `Plan` of None and a reason:

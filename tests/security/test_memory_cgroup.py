@@ -156,6 +156,10 @@ def test_each_child_is_in_its_own_cgroup_with_its_limit(how: str) -> None:
             assert Path(path, limit).read_text().strip() == str((200 + memcg.MARGIN_MIB) << 20)
             procs = Path(path, "cgroup.procs").read_text().split()
             assert procs == [str(kid.app_pid())]  # the app alone (a spawned stand-in is out)
+        kids[0].shutdown(0.5)
+        assert kids[0]._exited.wait(EXIT_WAIT_S)
+        assert not os.path.exists(str(paths[0]))  # removed once reaped, while the host runs
+        assert os.path.isdir(str(paths[1]))
     finally:
         for kid in kids:
             kid.shutdown(0.5)
