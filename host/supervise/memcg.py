@@ -19,7 +19,8 @@ removes the empty folders of hosts that are dead (`sweep_stale`).
 
 What it costs a start: the host's mkdir and limit writes ~0.15 ms, the child's move into it
 (cgroup v1) a wait for the kernel (measured on this 2-core machine under load: ~0.5 ms when moves
-follow each other, ~10 ms for a move alone, which waits for an RCU grace period), and a
+follow each other, ~10 ms for a move alone: consistent with the kernel's wait for an RCU grace
+period before a cgroup migration, which a recent one spares), and a
 removal ~0.1 ms after the child is reaped. The prefork pool (`HostConfig.prefork`, 2 by default)
 pays the first two before the start: a pooled start measured ~0.4 ms more than without.
 
