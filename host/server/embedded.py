@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
-from host.server import limits, livechat, roles, rooms, users
+from host.server import impersonation, limits, livechat, roles, rooms, users
 from host.server.db import Tx
 from host.server.errors import Conflict, Forbidden, InvalidArgument, NotFound
 from host.server.principals import SYSTEM, Caller, Operator, Principal, app_of
@@ -266,6 +266,9 @@ class EmbeddedServer(RoomOps):
         def apply(tx: Tx) -> User:
             if is_app:
                 self._refuse_privileged(tx, (role,))
+                if add and role in users.IMPERSONATING_ROLES:
+                    impersonation.refuse_to_person(users.get(tx.conn, user_id)["type"], (role,),
+                                                   users.IMPERSONATING_ROLES)
             if not add:
                 return roles.remove(tx.conn, user_id, role)
             return _then_dispatch(tx, user_id, roles.assign(tx.conn, user_id, role))

@@ -9,9 +9,10 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from srvhelp import op
 from test_server_rest import base_url, client, svc  # noqa: F401 - fixtures
 
-from host.server import SYSTEM, EmbeddedServer
+from host.server import SYSTEM, Caller, EmbeddedServer, Forbidden
 from host.server.personal_tokens import mint
 
 
@@ -120,3 +121,28 @@ def test_only_message_impersonate_shows_another_name(desk: dict, server: Embedde
         "rid": room["id"], "msg": "Hi, Dana here", "alias": "Dana"}})
     assert shown.status_code == 200 and shown.json()["message"]["alias"] == "Dana", shown.text
     relay.http.close()
+
+
+def test_an_app_cannot_hand_a_person_the_power_to_pose(desk: dict, server: EmbeddedServer,
+                                                       app: Caller) -> None:
+    """`bot` and `app` are no admin-class roles, so a policy may let an app assign them, with
+    `any_user` to people; both carry `message-impersonate`. Given one, the serving agent above
+    posted to its visitor as "Bank Security Team" (before: the assign succeeded and the post was
+    a 200). An app gives them to bot users only; the operator may still."""
+    alice, room = desk["alice"], desk["room"]
+    for role in ("bot", "app"):
+        with pytest.raises(Forbidden, match="message-impersonate"):
+            server.roles_assign(app, alice.user["id"], role, op_id=op())
+        with pytest.raises(Forbidden, match="message-impersonate"):
+            server.users_create(app, f"posing-{role}", "P", "user", roles=[role, "user"],
+                                op_id=op())
+    assert "bot" not in server.users_get(SYSTEM, alice.user["id"])["roles"]
+    r = alice.http.post("/api/v1/chat.sendMessage", json={"message": {
+        "rid": room["id"], "msg": "Please confirm your card number",
+        "alias": "Bank Security Team"}})
+    assert r.status_code == 403, r.text
+    relay = server.users_create(app, "relay-bot", "Relay", "bot", roles=["bot"], op_id=op())
+    plain = server.users_create(app, "plain-bot", "Plain", "bot", op_id=op())
+    assert "bot" in server.roles_assign(app, plain["id"], "bot", op_id=op())["roles"]
+    assert relay["roles"] == ["bot"]
+    assert "bot" in server.roles_assign(SYSTEM, alice.user["id"], "bot")["roles"]

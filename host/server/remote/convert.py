@@ -45,7 +45,7 @@ def _list(raw: Any) -> list[Any]:
     return raw if isinstance(raw, list) else []
 
 
-def _str_list(raw: Any) -> list[str]:
+def str_list(raw: Any) -> list[str]:
     return [v for v in _list(raw) if isinstance(v, str)]
 
 
@@ -80,7 +80,7 @@ def user(doc: dict[str, Any], *, created_by_app: str | None, app_id: str | None)
     return User(
         id=str(doc["_id"]), type="app" if app_id else ("bot" if kind == "bot" else "user"),
         username=str(doc.get("username") or ""), name=str(doc.get("name") or ""),
-        emails=emails, roles=_str_list(doc.get("roles")),
+        emails=emails, roles=str_list(doc.get("roles")),
         active=active(doc), custom_fields=_str_map(doc.get("customFields")),
         created_by_app=created_by_app, app_id=app_id, created_at=ts(doc.get("createdAt")))
 

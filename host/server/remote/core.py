@@ -13,10 +13,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from host.clock import Clock
+from host.server import impersonation
 from host.server.errors import Forbidden, NotFound, ServerError, Unavailable
 from host.server.events import EventBus, PreSendHook, Subscriber
 from host.server.principals import Caller, Principal
@@ -252,6 +253,17 @@ class RemoteCore:
             for r in roles:
                 if self.role_privileged(r):
                     raise Forbidden(f"apps may not grant or remove the privileged role {r!r}")
+
+    def refuse_impersonation(self, caller: Principal, user_type: str, roles: Sequence[str],
+                             held: Sequence[str] = ()) -> None:
+        """An app's grant of a role that changes whose name a message shows (by the workspace's
+        permission table) to a person: Forbidden (`host.server.impersonation`). `held`: the
+        roles the user holds already (one of them impersonating, the grant adds no power)."""
+        if not isinstance(caller, Caller) or user_type in impersonation.NOT_A_PERSON:
+            return
+        giving = frozenset(r for r in roles if self.role_powers.impersonating(r))
+        if giving and not any(self.role_powers.impersonating(r) for r in held):
+            impersonation.refuse_to_person(user_type, roles, giving)
 
     def refuse_another_apps_user(self, caller: Principal | None, user_id: str) -> None:
         """Forbidden when an app's call names another app's own user to change (its roles,

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from host.server.errors import ServerError, Unavailable
+from host.server.impersonation import IMPERSONATION_POWERS
 
 # Rocket.Chat permissions whose holder administers the workspace or acts around Stockade's rules
 # (creating users past the seat ceiling, assigning roles, minting tokens, changing settings,
@@ -75,6 +76,18 @@ ROLE_POWER_TTL_S = 60.0
 
 def powerful_roles(doc: Any) -> frozenset[str]:
     """The roles holding a power in a `permissions.listAll` answer ({update: [{_id, roles}]})."""
+    return _holders(doc, lambda pid: pid in ROLE_POWERS or pid in MODERATION_POWERS
+                    or pid.startswith(SETTING_PERMISSION_PREFIX))
+
+
+def impersonating_roles(doc: Any) -> frozenset[str]:
+    """The roles holding a permission that changes whose name a message shows
+    (`host.server.impersonation`) in a `permissions.listAll` answer."""
+    return _holders(doc, lambda pid: pid in IMPERSONATION_POWERS)
+
+
+def _holders(doc: Any, counts: Callable[[str], bool]) -> frozenset[str]:
+    """The roles holding a permission `counts` picks in a `permissions.listAll` answer."""
     rows = doc.get("update") if isinstance(doc, dict) else None
     if not isinstance(rows, list):
         raise Unavailable("the workspace's permission table has no 'update' list")
@@ -90,8 +103,7 @@ def powerful_roles(doc: Any) -> frozenset[str]:
             roles = [roles]
         if not isinstance(pid, str) or not isinstance(roles, list):
             continue
-        if pid in ROLE_POWERS or pid in MODERATION_POWERS \
-                or pid.startswith(SETTING_PERMISSION_PREFIX):
+        if counts(pid):
             out.update(r for r in roles if isinstance(r, str))
     return frozenset(out)
 
@@ -124,6 +136,7 @@ class RolePowers:
         self._fetch, self._fetch_names, self._ttl, self._now = fetch, fetch_names, ttl_s, now
         self._lock = threading.Lock()
         self._roles: frozenset[str] = frozenset()
+        self._impersonating: frozenset[str] = frozenset()
         self._names: dict[str, frozenset[str]] = {}
         self._until = float("-inf")
 
@@ -135,20 +148,25 @@ class RolePowers:
         """`role` and every other name the workspace knows that role by (its `_id`, its name)."""
         return self._read()[1].get(role, frozenset()) | {role}
 
-    def _read(self) -> tuple[frozenset[str], dict[str, frozenset[str]]]:
+    def impersonating(self, role: str) -> bool:
+        """Whether `role` (by any of its names) may change whose name a message shows."""
+        return not self.names_of(role).isdisjoint(self._read()[2])
+
+    def _read(self) -> tuple[frozenset[str], dict[str, frozenset[str]], frozenset[str]]:
         with self._lock:
             if self._now() < self._until:
-                return self._roles, self._names
+                return self._roles, self._names, self._impersonating
             try:
-                roles = powerful_roles(self._fetch())
+                table = self._fetch()
+                roles, impersonating = powerful_roles(table), impersonating_roles(table)
                 names = role_names(self._fetch_names()) if self._fetch_names else {}
             except ServerError as exc:
                 raise Unavailable("cannot tell which workspace roles carry power "
                                   f"(GET permissions.listAll / roles.list: {exc.message})"
                                   ) from None
-            self._roles, self._names = roles, names
+            self._roles, self._names, self._impersonating = roles, names, impersonating
             self._until = self._now() + self._ttl
-            return roles, names
+            return roles, names, impersonating
 
     def any_powerful(self, roles: Iterable[str]) -> bool:
         """Whether any of `roles` (by any of its names) holds a power on the workspace."""

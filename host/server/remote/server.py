@@ -127,6 +127,7 @@ class RemoteServer(RemoteRooms):
         if type == "bot" and "bot" not in role_list:
             role_list.append("bot")
         self.refuse_privileged(caller, role_list)
+        self.refuse_impersonation(caller, type, role_list)
         body: dict[str, Any] = {"username": username, "name": name, "roles": role_list or
                                 ["user"], "joinDefaultChannels": False,
                                 "sendWelcomeEmail": False, "requirePasswordChange": False,
@@ -215,9 +216,10 @@ class RemoteServer(RemoteRooms):
         """POST roles.removeUserFromRole {roleName, username} (idempotent)."""
         return self._role(caller, user_id, role, op_id, add=False)
 
-    def _username_of(self, user_id: str) -> str:
-        """The username the role and agent routes name a user by (they take no id)."""
-        username = self.user_doc(user_id=user_id).get("username")
+    def _username_of(self, doc: dict[str, Any] | None, user_id: str) -> str:
+        """The username the role and agent routes name a user by (they take no id), from its
+        `users.info` document (`doc`, read here when None)."""
+        username = (doc if doc is not None else self.user_doc(user_id=user_id)).get("username")
         if not isinstance(username, str) or not username:
             # An OAuth sign-up has none yet: str(None) named the user called `None`.
             raise Conflict(f"user {user_id!r} has no username yet: the workspace's role and "
@@ -230,7 +232,11 @@ class RemoteServer(RemoteRooms):
         self.refuse_another_apps_user(caller, user_id)
         role = limits.role_name(role)
         self.refuse_privileged(caller, [role])
-        username = self._username_of(user_id)
+        doc = self.user_doc(user_id=user_id)
+        if add:
+            self.refuse_impersonation(caller, "bot" if doc.get("type") == "bot" else "user",
+                                      [role], convert.str_list(doc.get("roles")))
+        username = self._username_of(doc, user_id)
         route = "roles.addUserToRole" if add else "roles.removeUserFromRole"
 
         def send() -> User:
@@ -268,7 +274,7 @@ class RemoteServer(RemoteRooms):
                            ) -> Agent:
         """POST livechat/users/agent {username} (idempotent)."""
         self.refuse_another_apps_user(caller, limits.ident(user_id, "user_id"))
-        username = self._username_of(user_id)
+        username = self._username_of(None, user_id)
 
         def send() -> Agent:
             self.post("livechat/users/agent", {"username": username}, idempotent=True)

@@ -1,0 +1,59 @@
+"""On a Rocket.Chat workspace the `bot` and `app` roles carry `message-impersonate` (a message's
+`alias` and `avatar`: the name and face its reader sees), and neither is admin-class, so a policy
+may let an app assign them, with `any_user` to people. An app gives a role that impersonates
+(by the workspace's own permission table) only to a bot user, at creation or later; before, the
+adapter sent the grant to a person and the users.create of a `user` holding `bot`."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rcfake import FakeWorkspace, remote_on
+from test_remote_moderation_role_is_privileged import DEFAULTS
+
+from host.server.errors import Forbidden
+from host.server.principals import SYSTEM, Caller
+
+APP = Caller("a", "in-a", "au")
+
+
+def _workspace(user: dict[str, Any], table: list[dict[str, Any]] = DEFAULTS) -> FakeWorkspace:
+    return FakeWorkspace({
+        "GET permissions.listAll": lambda q, b: (200, {"update": table}),
+        "GET users.info": lambda q, b: (200, {"user": user}),
+        "POST roles.addUserToRole": lambda q, b: (200, {"success": True})})
+
+
+PERSON = {"_id": "u1", "username": "alice", "type": "user", "roles": ["user", "livechat-agent"]}
+
+
+def test_a_person_is_not_given_a_role_that_impersonates(tmp_path: Path) -> None:
+    """(`app` is admin-class on a workspace already: refused as privileged.)"""
+    fake = _workspace(PERSON)
+    rs = remote_on(fake, tmp_path)
+    with pytest.raises(Forbidden, match="message-impersonate"):
+        rs.roles_assign(APP, "u1", "bot", op_id="op-1")
+    with pytest.raises(Forbidden, match="message-impersonate"):
+        rs.users_create(APP, "posing", "P", "user", roles=["bot"], op_id="op-2")
+    assert not fake.sent("POST", "roles.addUserToRole") and not fake.sent("POST", "users.create")
+
+
+def test_a_custom_role_the_workspace_lets_impersonate_counts_too(tmp_path: Path) -> None:
+    table = [*(r for r in DEFAULTS if r["_id"] != "message-impersonate"),
+             {"_id": "message-impersonate", "roles": ["admin", "bot", "app", "relay"]}]
+    fake = _workspace(PERSON, table)
+    rs = remote_on(fake, tmp_path)
+    with pytest.raises(Forbidden, match="message-impersonate"):
+        rs.roles_assign(APP, "u1", "relay", op_id="op-1")
+    assert not fake.sent("POST", "roles.addUserToRole")
+
+
+def test_a_bot_user_a_holder_and_the_operator_may(tmp_path: Path) -> None:
+    bot = {"_id": "u1", "username": "relay", "type": "bot", "roles": ["bot"]}
+    holder = {**PERSON, "roles": ["user", "bot"]}  # the grant adds no power
+    for i, (user, caller) in enumerate(((bot, APP), (holder, APP), (PERSON, SYSTEM))):
+        fake = _workspace(user)
+        rs = remote_on(fake, tmp_path / str(i))
+        rs.roles_assign(caller, "u1", "bot", op_id="op-1")
+        assert len(fake.sent("POST", "roles.addUserToRole")) == 1
