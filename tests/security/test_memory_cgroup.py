@@ -205,7 +205,8 @@ def test_a_dead_hosts_empty_cgroups_are_swept_and_a_live_ones_kept() -> None:
         for folder in (dead, reused):
             if folder.exists():
                 for kid in folder.iterdir():
-                    kid.rmdir()
+                    if kid.is_dir():
+                        kid.rmdir()
                 folder.rmdir()
     assert not Path(live.parent).exists()
 
@@ -221,11 +222,7 @@ def test_a_dead_zygotes_childrens_cgroups_go_while_the_host_runs() -> None:
     try:
         os.kill(spawner.zygote.pid, signal.SIGKILL)
         spawner.zygote.proc.wait()
-        for _ in range(int(EXIT_WAIT_S / 0.02)):  # its child dies by its parent-death signal
-            if not Path(orphan, "cgroup.procs").read_text().split():
-                break
-            time.sleep(0.02)
-        assert not Path(orphan, "cgroup.procs").read_text().split(), f"{pid} still there"
+        _wait_gone(pid)  # its child dies by its parent-death signal
         nxt = start_app(spawner, APP_UID + 5)  # through a replacement zygote
         assert not os.path.exists(orphan)
         nxt.shutdown(0.5)
@@ -283,6 +280,56 @@ def test_the_doctor_reads_a_root_hosts_child_in_its_cgroup() -> None:
             probe["memory_cgroup_reason"]) == (True, True, "")
     ok, detail = probe["kernel"]["memory cgroup"]
     assert ok and "/stockade-" in detail, detail
+
+
+# A host killed hard once its child runs in its cgroup (it prints the cgroup, then waits).
+KILLED_HOST = '''
+import time
+from host.clock import SystemClock
+from host.keys import tokens
+from host.keys.keyring import Keyring
+from host.supervise.child import ChildLimits
+from host.supervise.spawner import Spawner
+ring, clock = Keyring.ephemeral(), SystemClock()
+spawner = Spawner(use_zygote=True)
+kid = spawner.start(ChildLimits())
+tok = tokens.issue(ring, clock, app_id="a", install_id="i", session_id=kid.session_id,
+                   generation=1, epoch=1, permissions=frozenset(), policy_hash="p")
+kid.handshake(tok, lambda t: None, degraded=False)  # in its cgroup (the layer is required)
+print(kid.memory_cgroup, kid.app_pid(), flush=True)
+time.sleep(600)
+'''
+
+
+def test_a_hard_killed_hosts_cgroups_are_removed_at_the_next_start() -> None:
+    proc = subprocess.Popen([os.path.abspath(os.sys.executable), "-c", KILLED_HOST],
+                            stdout=subprocess.PIPE, text=True, cwd="/")
+    try:
+        assert proc.stdout is not None
+        path, pid = proc.stdout.readline().split()
+        parent = os.path.dirname(path)
+        assert os.path.isdir(path)
+        assert sum(Path(parent, k).is_dir() for k in os.listdir(parent)) >= 1
+    finally:
+        proc.kill()
+        proc.wait()
+    _wait_gone(int(pid))  # its zygote dies with it, the child with the zygote
+    assert os.path.isdir(parent)  # nobody removed it: the host was killed
+    spawner = Spawner(use_zygote=False)  # the next start
+    try:
+        assert not os.path.exists(parent)
+    finally:
+        spawner.close()
+
+
+def _wait_gone(pid: int) -> None:
+    """Until `pid` is reaped, not only dead: a zombie may still hold its cgroup (a removal
+    fails) though `cgroup.procs` no longer lists it. Its new parent reaps it."""
+    for _ in range(int(EXIT_WAIT_S / 0.02)):
+        if not os.path.exists(f"/proc/{pid}"):
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{pid} still there after {EXIT_WAIT_S} s")
 
 
 def _tree(tmp_path: Path, cgroup: str, mount_row: str, subtree: str = "") -> tuple[str, str]:
