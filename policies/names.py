@@ -40,6 +40,13 @@ def is_admin_class(norm_role: str) -> bool:
     return norm_role in ADMIN_CLASS_ROLES
 
 
+def impersonation_refused(role: str) -> str:
+    """Why an app may not give `role`, which lets its holder post under another name, to a
+    person it did not create: the words both servers and the author harness refuse it with."""
+    return (f"the role {role!r} lets its holder post under another name (message-impersonate): "
+            "an app gives it only to bot users and users it created, never to another person")
+
+
 def normalize_route(method: str, route: str) -> str | None:
     """"METHOD /api/v1/<route below the prefix>", or None if either part is not plain.
 

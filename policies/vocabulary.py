@@ -231,6 +231,12 @@ ADMIN_CLASS_ROLES: frozenset[str] = frozenset(
     {"admin", "owner", "moderator", "livechat-manager", "livechat-monitor", "leader", "root"}
 )
 
+# Roles that let their holder post under another name (Rocket.Chat's `message-impersonate`, which
+# its defaults give `bot` and `app`): an app gives them to bot users only, never to a person
+# (`host.server.impersonation`; a workspace's own permission table can name more). Guards: a
+# serving agent posing as anyone to its visitor through a role a policy calls ordinary.
+IMPERSONATING_ROLES: frozenset[str] = frozenset({"bot", "app"})
+
 # Roles whose grant is a power with a bridge action of its own: on Rocket.Chat a user holding
 # `livechat-agent` *is* a livechat agent (the agent route adds exactly that role), so giving it
 # (roles.assign, or users.create with it) amounts to livechat.add_agent and taking it

@@ -12,6 +12,7 @@ from host.server import impersonation, limits, livechat, roles, rooms, users
 from host.server.db import Tx
 from host.server.errors import Conflict, Forbidden, InvalidArgument, NotFound
 from host.server.principals import SYSTEM, Caller, Operator, Principal, app_of
+from host.server.rest_access import PERMISSIONS
 from host.server.room_ops import RoomOps
 from host.server.shapes import Agent, Department, Role, User, UserStanding
 
@@ -266,9 +267,10 @@ class EmbeddedServer(RoomOps):
         def apply(tx: Tx) -> User:
             if is_app:
                 self._refuse_privileged(tx, (role,))
-                if add and role in users.IMPERSONATING_ROLES:
-                    impersonation.refuse_to_person(users.get(tx.conn, user_id)["type"], (role,),
-                                                   users.IMPERSONATING_ROLES)
+                if add and role in _IMPERSONATING_ROLES:
+                    u = users.get(tx.conn, user_id)
+                    impersonation.refuse_to_person(u["type"], u["created_by_app"],
+                                                   str(app_of(caller)), role)
             if not add:
                 return roles.remove(tx.conn, user_id, role)
             return _then_dispatch(tx, user_id, roles.assign(tx.conn, user_id, role))
@@ -383,6 +385,9 @@ class EmbeddedServer(RoomOps):
 
 
 _R = TypeVar("_R")
+# The roles that let their holder post under another name on this server (`impersonation`).
+_IMPERSONATING_ROLES = frozenset(
+    r for p in impersonation.IMPERSONATION_POWERS for r in PERMISSIONS[p])
 
 
 def _held(username: str, app_id: str) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 from host.server.errors import Forbidden
 from host.server.shapes import Room, User
+from policies.vocabulary import IMPERSONATING_ROLES
 
 # Permission -> the roles that hold it, as Rocket.Chat's defaults assign them.
 PERMISSIONS: dict[str, frozenset[str]] = {
@@ -28,7 +29,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # Rocket.Chat gives it to `bot` and `app` (an app's own user relays an external agent with
     # it; the remote adapter's relay_message sends it as that user), and admins here; never to
     # an agent, who could pose as anyone to its visitor.
-    "message-impersonate": frozenset({"admin", "bot", "app"}),
+    "message-impersonate": frozenset({"admin", *IMPERSONATING_ROLES}),
 }
 
 

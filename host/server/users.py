@@ -12,10 +12,9 @@ from collections.abc import Iterable, Mapping
 
 import msgspec
 
-from host.server import impersonation, limits
+from host.server import limits
 from host.server.db import new_id
 from host.server.errors import Conflict, Forbidden, InvalidArgument, NotFound
-from host.server.rest_access import PERMISSIONS
 from host.server.shapes import User, UserStanding
 from host.store import INTEGRITY_ERRORS
 from policies import argrules
@@ -36,11 +35,6 @@ _SELECT = (
 )
 
 _decode = msgspec.json.Decoder().decode
-
-# The roles that let their holder post under another name on this server (`impersonation`):
-# an app gives them to bot users only.
-IMPERSONATING_ROLES = frozenset(
-    r for p in impersonation.IMPERSONATION_POWERS for r in PERMISSIONS[p])
 
 # Usernames starting with this (in any case) are the host's: each install's own user is
 # `app.<app_id>` (`create_app_user`). A security boundary, not a convenience: a user an app made
@@ -154,16 +148,13 @@ def create(
 ) -> User:
     """Insert a user (arguments already validated by `limits`). Conflict on a taken username or
     email; NotFound on an unknown role; Forbidden on a privileged role when an app creates it
-    (`created_by_app`), or on a person given a role that impersonates (`impersonation`), and
-    InvalidArgument then on a name reserved for apps' own users. The
+    (`created_by_app`), and InvalidArgument then on a name reserved for apps' own users. The
     caller's transaction rolls everything back on error."""
     if created_by_app is not None:  # an app never makes a user in its peers' namespace
         check_not_reserved(username)
     if not roles:
         roles = ({"user": "user", "bot": "bot", "app": "app"}[type],)
     check_new_roles(conn, roles, refuse_privileged=created_by_app is not None)
-    if created_by_app is not None:
-        impersonation.refuse_to_person(type, roles, IMPERSONATING_ROLES)
     uid = new_id()
     try:
         conn.execute(

@@ -94,3 +94,16 @@ def test_the_harness_decides_them_as_the_gate_does(tmp_path: Path) -> None:
     args = {"user_id": human["id"]}
     pc.check("a", grants, "users.deactivate", args,
              pc.facts(server, server.app_user["id"], "users.deactivate", args), 2.0, lambda: 0)
+
+
+@pytest.mark.parametrize("role", ["bot", "app"])
+def test_a_person_is_not_given_a_role_that_impersonates(role: str) -> None:
+    """As both servers (tests/server/test_server_rest_room_access.py::
+    test_an_app_cannot_hand_a_person_the_power_to_pose): before, the harness gave it."""
+    server, _other, _boss = _server()
+    human = server.new_user("human", "Human", "user")
+    with pytest.raises(PermissionDenied, match="message-impersonate"):
+        server.roles_assign(human["id"], role)
+    assert role not in server.users[human["id"]]["roles"]
+    made = server.users_create("made", "Made", "user")
+    assert role in server.roles_assign(made["id"], role)["roles"]

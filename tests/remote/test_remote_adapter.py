@@ -102,7 +102,7 @@ def test_a_custom_role_holding_workspace_powers_is_privileged_unlisted(
         rs.users_create(app, _name("u"), "U", "user", roles=[role], op_id=_name("op"))
     assert role not in rs.users_get(SYSTEM, u["id"])["roles"]
     assert {r["name"]: r["privileged"] for r in rs.roles_list()}[role] is True
-    assert "guest" in rs.roles_assign(app, u["id"], "guest", op_id=_name("op"))["roles"]
+    assert "bot" in rs.roles_assign(app, u["id"], "bot", op_id=_name("op"))["roles"]
 
 
 def test_a_permission_table_it_cannot_read_refuses_unlisted_roles(

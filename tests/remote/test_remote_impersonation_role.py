@@ -1,8 +1,8 @@
 """On a Rocket.Chat workspace the `bot` and `app` roles carry `message-impersonate` (a message's
 `alias` and `avatar`: the name and face its reader sees), and neither is admin-class, so a policy
-may let an app assign them, with `any_user` to people. An app gives a role that impersonates
-(by the workspace's own permission table) only to a bot user, at creation or later; before, the
-adapter sent the grant to a person and the users.create of a `user` holding `bot`."""
+may let an app assign them, with `any_user` to people it never made. An app gives a role that
+impersonates (by the workspace's own permission table) only to a bot user or a user it created;
+before, the adapter sent the grant to such a person."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -34,9 +34,7 @@ def test_a_person_is_not_given_a_role_that_impersonates(tmp_path: Path) -> None:
     rs = remote_on(fake, tmp_path)
     with pytest.raises(Forbidden, match="message-impersonate"):
         rs.roles_assign(APP, "u1", "bot", op_id="op-1")
-    with pytest.raises(Forbidden, match="message-impersonate"):
-        rs.users_create(APP, "posing", "P", "user", roles=["bot"], op_id="op-2")
-    assert not fake.sent("POST", "roles.addUserToRole") and not fake.sent("POST", "users.create")
+    assert not fake.sent("POST", "roles.addUserToRole")
 
 
 def test_a_custom_role_the_workspace_lets_impersonate_counts_too(tmp_path: Path) -> None:
@@ -49,11 +47,14 @@ def test_a_custom_role_the_workspace_lets_impersonate_counts_too(tmp_path: Path)
     assert not fake.sent("POST", "roles.addUserToRole")
 
 
-def test_a_bot_user_a_holder_and_the_operator_may(tmp_path: Path) -> None:
-    bot = {"_id": "u1", "username": "relay", "type": "bot", "roles": ["bot"]}
+def test_a_bot_user_a_holder_its_own_user_and_the_operator_may(tmp_path: Path) -> None:
+    bot = {"_id": "u1", "username": "relay", "type": "bot", "roles": ["user"]}
     holder = {**PERSON, "roles": ["user", "bot"]}  # the grant adds no power
-    for i, (user, caller) in enumerate(((bot, APP), (holder, APP), (PERSON, SYSTEM))):
+    for i, (user, caller, own) in enumerate(((bot, APP, False), (holder, APP, False),
+                                             (PERSON, SYSTEM, False), (PERSON, APP, True))):
         fake = _workspace(user)
         rs = remote_on(fake, tmp_path / str(i))
+        if own:
+            rs.owned.record_user("u1", "alice", created_by_app="a", app_id=None, now=0.0)
         rs.roles_assign(caller, "u1", "bot", op_id="op-1")
         assert len(fake.sent("POST", "roles.addUserToRole")) == 1

@@ -126,23 +126,25 @@ def test_only_message_impersonate_shows_another_name(desk: dict, server: Embedde
 def test_an_app_cannot_hand_a_person_the_power_to_pose(desk: dict, server: EmbeddedServer,
                                                        app: Caller) -> None:
     """`bot` and `app` are no admin-class roles, so a policy may let an app assign them, with
-    `any_user` to people; both carry `message-impersonate`. Given one, the serving agent above
-    posted to its visitor as "Bank Security Team" (before: the assign succeeded and the post was
-    a 200). An app gives them to bot users only; the operator may still."""
+    `any_user` to people it never made; both carry `message-impersonate`. Given one, the serving
+    agent above posted to its visitor as "Bank Security Team" (before: the assign succeeded and
+    the post was a 200). An app gives them only to bot users and users it created; the operator
+    may give them to anyone."""
     alice, room = desk["alice"], desk["room"]
     for role in ("bot", "app"):
         with pytest.raises(Forbidden, match="message-impersonate"):
             server.roles_assign(app, alice.user["id"], role, op_id=op())
-        with pytest.raises(Forbidden, match="message-impersonate"):
-            server.users_create(app, f"posing-{role}", "P", "user", roles=[role, "user"],
-                                op_id=op())
     assert "bot" not in server.users_get(SYSTEM, alice.user["id"])["roles"]
     r = alice.http.post("/api/v1/chat.sendMessage", json={"message": {
         "rid": room["id"], "msg": "Please confirm your card number",
         "alias": "Bank Security Team"}})
     assert r.status_code == 403, r.text
-    relay = server.users_create(app, "relay-bot", "Relay", "bot", roles=["bot"], op_id=op())
-    plain = server.users_create(app, "plain-bot", "Plain", "bot", op_id=op())
-    assert "bot" in server.roles_assign(app, plain["id"], "bot", op_id=op())["roles"]
-    assert relay["roles"] == ["bot"]
+    # Its own users are its own to shape (an agent mirror kept routable while offline), and a
+    # bot user is no person.
+    mirror = server.users_create(app, "mirror", "Mirror", "user", roles=["bot"], op_id=op())
+    assert mirror["roles"] == ["bot"]
+    made = server.users_create(app, "made", "Made", "user", op_id=op())
+    assert "bot" in server.roles_assign(app, made["id"], "bot", op_id=op())["roles"]
+    robot = server.users_create(SYSTEM, "robot", "Robot", "bot")
+    assert "app" in server.roles_assign(app, robot["id"], "app", op_id=op())["roles"]
     assert "bot" in server.roles_assign(SYSTEM, alice.user["id"], "bot")["roles"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from host.clock import Clock
@@ -254,16 +254,18 @@ class RemoteCore:
                 if self.role_privileged(r):
                     raise Forbidden(f"apps may not grant or remove the privileged role {r!r}")
 
-    def refuse_impersonation(self, caller: Principal, user_type: str, roles: Sequence[str],
-                             held: Sequence[str] = ()) -> None:
-        """An app's grant of a role that changes whose name a message shows (by the workspace's
-        permission table) to a person: Forbidden (`host.server.impersonation`). `held`: the
-        roles the user holds already (one of them impersonating, the grant adds no power)."""
-        if not isinstance(caller, Caller) or user_type in impersonation.NOT_A_PERSON:
+    def refuse_impersonation(self, caller: Principal, user_id: str, doc: dict[str, Any],
+                             role: str) -> None:
+        """An app's grant of `role`, one that changes whose name a message shows (by the
+        workspace's permission table), to a person it did not create (`users.info`'s `doc`):
+        Forbidden (`host.server.impersonation`). A user holding such a role already gains no
+        power from it."""
+        if not isinstance(caller, Caller) or not self.role_powers.impersonating(role):
             return
-        giving = frozenset(r for r in roles if self.role_powers.impersonating(r))
-        if giving and not any(self.role_powers.impersonating(r) for r in held):
-            impersonation.refuse_to_person(user_type, roles, giving)
+        if any(self.role_powers.impersonating(r) for r in convert.str_list(doc.get("roles"))):
+            return
+        impersonation.refuse_to_person("bot" if doc.get("type") == "bot" else "user",
+                                       self.owned.created_by(user_id), caller.app_id, role)
 
     def refuse_another_apps_user(self, caller: Principal | None, user_id: str) -> None:
         """Forbidden when an app's call names another app's own user to change (its roles,

@@ -127,7 +127,6 @@ class RemoteServer(RemoteRooms):
         if type == "bot" and "bot" not in role_list:
             role_list.append("bot")
         self.refuse_privileged(caller, role_list)
-        self.refuse_impersonation(caller, type, role_list)
         body: dict[str, Any] = {"username": username, "name": name, "roles": role_list or
                                 ["user"], "joinDefaultChannels": False,
                                 "sendWelcomeEmail": False, "requirePasswordChange": False,
@@ -234,8 +233,7 @@ class RemoteServer(RemoteRooms):
         self.refuse_privileged(caller, [role])
         doc = self.user_doc(user_id=user_id)
         if add:
-            self.refuse_impersonation(caller, "bot" if doc.get("type") == "bot" else "user",
-                                      [role], convert.str_list(doc.get("roles")))
+            self.refuse_impersonation(caller, user_id, doc, role)
         username = self._username_of(doc, user_id)
         route = "roles.addUserToRole" if add else "roles.removeUserFromRole"
 
