@@ -201,7 +201,10 @@ def test_a_flood_the_body_cap_does_not_count_is_cut_long_before_the_deadline(
     """The host's CPU is shared by every app's gate: before, each of these kept it parsing at
     full speed until the request's total deadline (10 s in production) for one quota unit."""
     server = Flood(head, blob, None)
-    out = HttpOut(deadline_s=3.0)
+    # A deadline far past the bound below: only a request cut at its deadline (before) can take
+    # that long, while a loaded machine's slow cut by the caps stays well inside it (a 3 s
+    # deadline and a 1.5 s bound failed 2 of 5 runs at load ~7).
+    out = HttpOut(deadline_s=30.0)
     try:
         began, cpu = time.monotonic(), time.process_time()
         with pytest.raises(GateError) as refused:
@@ -210,7 +213,7 @@ def test_a_flood_the_body_cap_does_not_count_is_cut_long_before_the_deadline(
         took, spent = time.monotonic() - began, time.process_time() - cpu
         assert "caps" in refused.value.message, refused.value.message
         assert refused.value.sent  # it went out: the unit is kept
-        assert took < 1.5 and spent < 1.5, f"{took:.1f} s, {spent:.1f} s of CPU"
+        assert took < 10 and spent < 10, f"{took:.1f} s, {spent:.1f} s of CPU"
     finally:
         out.close()
         server.close()
