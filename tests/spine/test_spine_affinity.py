@@ -20,6 +20,7 @@ from host.home import Home
 from host.runtime import Host, HostConfig
 from host.server.front import RestFront
 from host.server.listen import tcp_listener
+from host.supervise import burst
 from host.supervise.affinity import BURST_CALLS, Affinity
 from sandbox.wire import SPIN_MIN_CPUS
 
@@ -141,10 +142,15 @@ class TestApp(App):
                           (True, BURST_CALLS - 1, True, False), (False, 40, True, False),
                           (True, 40, True, True), (True, 40, False, True)])
 def test_a_handler_making_many_calls_is_pinned_until_it_ends(
-        tmp_path: Path, bursts: bool, calls: int, alone: bool, host_core: bool) -> None:
+        tmp_path: Path, bursts: bool, calls: int, alone: bool, host_core: bool,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """A burst alone: its pair on two cores apart, and both ends poll (each Reply says
     `spin`). With another event running: on one core, no polling; where the host's threads
     share a core, that one. Both back where they were after."""
+    # The pin's patience (5 ms without a frame gives the cores back) is test_burst_pin's: on a
+    # loaded machine a child kept off the CPU that long between two calls was unpinned here.
+    monkeypatch.setattr(burst, "BURST_PATIENCE_MS", 5_000)
+    monkeypatch.setattr(burst, "_PATIENCE_NS", 5_000 * 1_000_000)
     home = Home(tmp_path / "home").ensure()
     install(home, write_app(tmp_path / "apps", "looper", ["livechat.read", "persistence"],
                             ["livechat.room_started"], LOOP_SRC))
