@@ -33,6 +33,11 @@ MAX_COUNT = 100
 # `count` / `offset`: plain ASCII digits, at most 9 of them. Guards: int() of "²" or of a
 # 5,000-digit number raises (a 500 before this check), and no list is a billion long.
 _PAGE_NUMBER = re.compile(r"[0-9]{1,9}")
+# A message id a caller may choose (chat.sendMessage's `_id`): what the embedded server's own ids
+# are made of, at most `limits.MAX_ID`. Guards the messages table against ids that are no names
+# (control characters, a megabyte) while Rocket.Chat clients (and the remote adapter) give
+# 17-character random ids.
+MESSAGE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 T = TypeVar("T")
 
 ADMIN = frozenset({"admin"})
@@ -517,7 +522,7 @@ def visitor_room(ctx: Ctx) -> dict[str, Any]:
 
 
 def chat_send(ctx: Ctx) -> dict[str, Any]:
-    """POST chat.sendMessage {message: {rid, msg, alias?, avatar?}}: as the identity (or the
+    """POST chat.sendMessage {message: {rid, msg, _id?, alias?, avatar?}}: as the identity (or the
     calling app's user); `alias`/`avatar` show another name to the visitor, only for an
     identity holding Rocket.Chat's message-impersonate (403 otherwise; the sender stays the
     identity)."""
@@ -532,8 +537,13 @@ def chat_send(ctx: Ctx) -> dict[str, Any]:
     if alias is not None or avatar is not None:
         access.require(access.has(ctx.identity, "message-impersonate"),
                        "alias and avatar need the message-impersonate permission")
+    # Rocket.Chat's chat.sendMessage takes the message's `_id` from its caller (OpenAPI: "allows
+    # for passing a value for `_id`"); one malformed or already used is refused (400).
+    mid = msg.get("_id")
+    if mid is not None and (not isinstance(mid, str) or not MESSAGE_ID.fullmatch(mid)):
+        raise InvalidArgument("message._id must be 1..64 letters, digits, '_' or '-'")
     m = ctx.server.messages_send(ctx.principal, rid, text, op_id=ctx.op_id, alias=alias,
-                                 avatar_url=avatar, served_by=must_serve)
+                                 avatar_url=avatar, served_by=must_serve, message_id=mid)
     return {"message": rs.message(m)}
 
 

@@ -185,12 +185,15 @@ class RoomOps(ServerCore):
     def messages_send(
         self, caller: Principal, room_id: str, text: str, *, op_id: str | None = None,
         alias: str | None = None, avatar_url: str | None = None, served_by: str | None = None,
+        message_id: str | None = None,
     ) -> Message:
         """Send as the caller's user (an app's app user), through the pre-send hook. `alias` /
         `avatar_url`: Rocket.Chat's `message-impersonate` display, for a REST identity only (an
         app relays with `livechat_relay_message`, under its own rule). `served_by`: the user
         who must serve the room when the message is written (Forbidden otherwise), for a REST
-        speaker allowed in only as the serving agent (`rest_routes.require_speaker`)."""
+        speaker allowed in only as the serving agent (`rest_routes.require_speaker`).
+        `message_id`: the id the REST caller chose (Rocket.Chat's chat.sendMessage `_id`);
+        InvalidArgument if a message holds it already."""
         room_id = limits.ident(room_id, "room_id")
         text = limits.message_text(text)
         display = None
@@ -208,7 +211,8 @@ class RoomOps(ServerCore):
             )
         sender = messages.user_sender(self.db.conn(), uid)  # one statement: no BEGIN/COMMIT
         must = None if served_by is None else (served_by, "the agent who", "send messages")
-        return self._send(caller, op_id, room_id, sender, text, display=display, must_serve=must)
+        return self._send(caller, op_id, room_id, sender, text, display=display, must_serve=must,
+                          message_id=message_id)
 
     def livechat_relay_message(
         self, caller: Principal, room_id: str, text: str, alias: str,
@@ -268,7 +272,7 @@ class RoomOps(ServerCore):
     def _send(
         self, p: Principal, op_id: str | None, room_id: str, sender: Sender, text: str,
         visitor_id: str | None = None, display: AgentDisplay | None = None,
-        must_serve: tuple[str, str, str] | None = None,
+        must_serve: tuple[str, str, str] | None = None, message_id: str | None = None,
     ) -> Message:
         """Send through the pre-send hook. `must_serve`: (user, who, what) when the sender
         may write only while that user serves the room; checked in the write transaction itself
@@ -291,12 +295,18 @@ class RoomOps(ServerCore):
             raise Forbidden(f"visitor {visitor_id!r} is not in room {room_id!r}")
         # The hook runs outside any transaction: it may take up to its deadline (the host's
         # business) and must not hold the write lock meanwhile.
-        msg = self._run_pre_send(
-            messages.draft(room_id, sender, app_of(p), text, self.clock.now(), display), room, p
-        )
+        draft = messages.draft(room_id, sender, app_of(p), text, self.clock.now(), display)
+        if message_id is not None:
+            draft["id"] = limits.ident(message_id, "message_id")
+        msg = self._run_pre_send(draft, room, p)
 
         def apply(tx: Tx) -> Message:
             current = rooms.get_open(tx.conn, room_id)  # it may have closed while the hook ran
+            if message_id is not None and tx.conn.execute(
+                    "SELECT 1 FROM messages WHERE id = ?", (msg["id"],)).fetchone():
+                # A chosen id is the caller's claim on a name: one already used is refused,
+                # never a second message under it, nor the first one replaced.
+                raise InvalidArgument(f"a message with id {message_id!r} exists already")
             if must_serve is not None:
                 _require_served(current, *must_serve)
             messages.insert(tx, msg)

@@ -6,7 +6,8 @@ httpx in `deadline.py`), Stockade's own record of the
 workspace in `host.db` (`owned.py`: ownership, seats, remote writes in flight, the webhook inbox,
 delivered events), REST documents turned into server shapes (`convert.py`), the adapter
 (`core.py`, `rooms.py`, `server.py`: `RemoteServer`), the webhook payload shapes in one module
-(`webhook.py`), the host's receiving endpoint (`receiver.py`), the stand-in's sender
+(`webhook.py`), the host's receiving endpoint (`receiver.py`), the event depth of the
+messages apps sent, kept in memory for their webhooks (`sentcauses.py`), the stand-in's sender
 (`standin_hooks.py`) and the home's connection settings (`config.py`).
 
 May import: `host.server` (errors, shapes, events, principals, limits; and for the stand-in's

@@ -25,6 +25,7 @@ from host.server.remote import convert
 from host.server.remote.client import RcClient, RouteMissing, Unauthorized
 from host.server.remote.owned import Owned
 from host.server.remote.rolepower import RolePowers
+from host.server.remote.sentcauses import SentCauses
 from host.server.shapes import User
 from host.store import StoreTarget
 
@@ -82,6 +83,9 @@ class RemoteCore:
         self.owned = Owned(host_db)
         self.clock = clock
         self.bus = EventBus()
+        # The causes of messages apps sent while handling events, until their webhooks come
+        # back (`sentcauses`): the host's depth limit then applies through the workspace.
+        self.sent = SentCauses()
         self.privileged = ADMIN_CLASS_ROLES | privileged_roles
         # Roles the workspace's own permission table shows carrying power (rolepower.py).
         self.role_powers = RolePowers(lambda: self.get("permissions.listAll"),

@@ -44,9 +44,11 @@ from host.server.events import (
     AGENT_ASSIGNED,
     AGENT_UNASSIGNED,
     MESSAGE_SENT,
+    NO_CAUSE,
     ROOM_CLOSED,
     ROOM_STARTED,
     ROOM_TRANSFERRED,
+    Cause,
     Event,
 )
 from host.server.gone import client_gone
@@ -334,7 +336,7 @@ class WebhookReceiver:
                 # a room's messages come before its close, as their webhooks would have
                 closed = [e for e in events if e[0] == ROOM_CLOSED]
                 for name, payload in [e for e in events if e[0] != ROOM_CLOSED] + said + closed:
-                    self.server.bus.emit([(name, payload)])
+                    self.server.bus.emit([(name, payload)], self._cause(name, payload))
         self.last_activity = time.monotonic()
         return len(rooms)
 
@@ -382,11 +384,23 @@ class WebhookReceiver:
                               POISON_TRIES, type(exc).__name__, str(exc)[:200])
                     events = []
                 for name, payload in events:
-                    self.server.bus.emit([(name, payload)])
+                    self.server.bus.emit([(name, payload)], self._cause(name, payload))
                 self.server.owned.inbox_done(seq)
                 self.last_activity = time.monotonic()
                 done += 1
         return done
+
+    def _cause(self, name: str, payload: dict[str, Any]) -> Cause:
+        """The cause of an event: for the message of an app's write made while it handled an
+        event, what this host recorded when it chose that message's id and sent it
+        (`sentcauses`), so the host's depth limit holds through the workspace; else NO_CAUSE
+        (a person's action, or a message another host sent: depth 0)."""
+        if name != MESSAGE_SENT:
+            return NO_CAUSE
+        msg = payload["message"]
+        cause = self.server.sent.take(str(msg["id"]), str(msg["room_id"]),
+                                      self.server.clock.now())
+        return NO_CAUSE if cause is None else cause
 
     def _failed_for_good(self, seq: int) -> bool:
         """Count one more failed pass of inbox entry `seq` (in a row); True at POISON_TRIES."""

@@ -5,7 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from host.server import limits
-from host.server.errors import Forbidden, InvalidArgument, NotFound, Prevented
+from host.server.db import new_id
+from host.server.errors import (
+    Forbidden,
+    InvalidArgument,
+    NotFound,
+    Prevented,
+    ServerError,
+    Unavailable,
+)
+from host.server.events import writing_cause
 from host.server.principals import Caller, Principal, app_of, user_of
 from host.server.remote import convert
 from host.server.remote.client import Unauthorized
@@ -189,8 +198,18 @@ class RemoteRooms(RemoteCore):
         if not sender:
             raise Forbidden("this app has no user of its own to send as (reinstall it)")
         text = self._pre_send(caller, sender, room_id, text)
-        body = {"message": {"rid": room_id, "msg": text,
-                            **{k: v for k, v in extra.items() if v}}}
+        body: dict[str, Any] = {"message": {"rid": room_id, "msg": text,
+                                            **{k: v for k, v in extra.items() if v}}}
+        app, cause = app_of(caller), writing_cause()
+        chosen = None
+        if app is not None and cause.depth > 0:
+            # Written while the app handles an event: the webhook of this message must come
+            # back as an event one deeper (`sentcauses`), and it may come before the POST's
+            # answer, so the id is chosen here, recorded first, and given to the workspace.
+            chosen = new_id()
+            body["message"]["_id"] = chosen
+            self.sent.remember(chosen, cause, room_id, self.clock.now())
+
         def send() -> Message:
             try:
                 doc = self.post("chat.sendMessage", body, idempotent=False,
@@ -201,13 +220,20 @@ class RemoteRooms(RemoteCore):
                 self.forget_user(sender)
                 doc = self.post("chat.sendMessage", body, idempotent=False,
                                 auth=self.as_user(sender))["message"]
-            app = app_of(caller)
             if app is not None:
                 self.owned.record_message(str(doc["_id"]), app, self.clock.now(),
                                           extra.get("alias"), extra.get("avatar"))
             return self.to_message(doc)
 
-        return self._write(op_id, "messages.send", {}, send)
+        try:
+            return self._write(op_id, "messages.send", {}, send)
+        except ServerError as exc:
+            # Refused: no webhook will come for it. Kept when it may have been applied (an
+            # answer lost): its webhook may still come.
+            if chosen is not None and not (isinstance(exc, Unavailable)
+                                           and exc.outcome_unknown):
+                self.sent.forget(chosen)
+            raise
 
     def _pre_send(self, caller: Principal, sender: str, room_id: str, text: str) -> str:
         hook = self._hook
@@ -248,6 +274,9 @@ class RemoteRooms(RemoteCore):
         """A message, with what Stockade recorded when an app sent it: the app, and the
         external agent it relayed (a workspace that drops `alias` still shows it here)."""
         mine = self.owned.message_app(str(doc["_id"]))
+        if mine is None and (sent := self.sent.peek(str(doc["_id"]), self.clock.now())):
+            # Its webhook came before the POST's answer, which records the app on disk.
+            mine = (sent.cause.app_id, None, None) if sent.cause.app_id else None
         msg = convert.message(doc, app_id=mine[0] if mine else None)
         if mine is not None and mine[1] and msg["display"] is None:
             msg["display"] = {"name": mine[1], "avatar_url": mine[2]}
