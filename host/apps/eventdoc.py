@@ -13,6 +13,7 @@ from typing import Any
 from host.apps.handlers import handler_for
 from host.server import shapes
 from host.server.events import MAX_EVENT_DEPTH
+from host.server.remote.sentcauses import MAX_SENT_CAUSES, SENT_CAUSE_KEEP_S
 from policies.vocabulary import EVENTS
 
 # The server's payload type of each post event (`host.server.shapes`), checked by the test.
@@ -101,11 +102,21 @@ own. A lifecycle hook starts at depth 0, as a person's action does. Pre-send hoo
 message whatever its depth (a hook may write once more while it judges the last round's
 message; the event of that write is stopped too).
 
-The depth is kept inside the host, out of the apps' reach. It cannot follow a write that
-leaves the host: one an app has an outside system make (its backend calling the workspace's
-REST API; an `http.request` back to this host, where the policy allows that address), and
-the events of a Rocket.Chat workspace, which arrive by webhook, start again at depth 0.
-Those are bounded by the quotas alone."""
+The depth is kept inside the host, out of the apps' reach. Through a remote Rocket.Chat
+workspace, whose events arrive by webhook and carry no depth, the host follows its own apps'
+messages: a message an app sends while it handles an event gets an `_id` the host chooses
+(random, before the request leaves), the host remembers that id's depth in memory, and the
+message's webhook becomes an event of that depth, whether it comes before or after the
+workspace's answer (`host/server/remote/sentcauses.py`). An id is taken from that record only
+(never from a webhook or a message), once, and only in the room it was sent to, so no one can
+lower a chain's depth by naming an id. The record holds at most {kept:,} messages, each for
+{minutes:g} minutes; a message forgotten past those starts again at depth 0. The depth cannot
+follow a write that leaves the host otherwise: one an app has an outside system make (its backend
+calling the workspace's REST API; an `http.request` back to this host, where the policy allows
+that address), the workspace's other events (a room taken, closed or forwarded by an app's
+write), a message whose webhook reaches another host serving the same workspace (that host
+holds no record), and a message whose webhook comes after a restart of the host that sent it.
+Those start again at depth 0 and are bounded by the quotas alone."""
 
 
 def _type_words(tp: Any) -> str:
@@ -185,7 +196,8 @@ def render() -> str:
               "| hook | event also holds | delivered | bridge calls |", "|---|---|---|---|"]
     lines += [f"| `{h}` | {detail} | {when} | {calls} |" for h, detail, when, calls in LIFECYCLE]
     lines += ["", "## Events that apps' writes raise, and loops", "", *LOOPS.format(
-        depth=MAX_EVENT_DEPTH, writes=MAX_EVENT_DEPTH + 1).splitlines()]
+        depth=MAX_EVENT_DEPTH, writes=MAX_EVENT_DEPTH + 1, kept=MAX_SENT_CAUSES,
+        minutes=SENT_CAUSE_KEEP_S / 60).splitlines()]
     lines += ["", "## What the example apps use", "",
               "Each example in `examples/apps/` handles these events and reads these fields:", "",
               "| app | event or hook | fields it reads | what it does |", "|---|---|---|---|"]
