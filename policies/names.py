@@ -40,6 +40,17 @@ def is_admin_class(norm_role: str) -> bool:
     return norm_role in ADMIN_CLASS_ROLES
 
 
+# User types that are no person: a bot user, an app's own user.
+NOT_A_PERSON = frozenset({"bot", "app"})
+
+
+def person_not_made_by(user_type: str, created_by: str | None, app_id: str) -> bool:
+    """Whether a user of `user_type`, made by the app `created_by` names (None: by none), is a
+    person app `app_id` did not create: one no app may give a role that impersonates (both
+    servers, `host.server.impersonation`, and the author harness decide with this)."""
+    return user_type not in NOT_A_PERSON and created_by != app_id
+
+
 def impersonation_refused(role: str) -> str:
     """Why an app may not give `role`, which lets its holder post under another name, to a
     person it did not create: the words both servers and the author harness refuse it with."""

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar, cast
 
 from policies import argrules, storerules
-from policies.names import impersonation_refused
+from policies.names import impersonation_refused, person_not_made_by
 from policies.vocabulary import ADMIN_CLASS_ROLES, IMPERSONATING_ROLES
 from sandbox import errors
 
@@ -197,8 +197,8 @@ class FakeServer:
         u = self.changeable(user_id)
         if role not in self.roles:
             raise errors.NotFound(f"no role named {role!r}")
-        if role in IMPERSONATING_ROLES and u["type"] not in ("bot", "app") \
-                and u["created_by_app"] != self.app_id:  # as both servers (`impersonation`)
+        if role in IMPERSONATING_ROLES and person_not_made_by(  # as both servers decide
+                u["type"], u["created_by_app"], self.app_id):
             raise errors.PermissionDenied(impersonation_refused(role))
         u["roles"] = sorted(set(u["roles"]) | {role})
         self.dispatch_queue(user_id)  # the bot role makes an agent routable while offline

@@ -15,18 +15,16 @@ An operator's own call is not checked (the operator may make anyone a bot).
 from __future__ import annotations
 
 from host.server.errors import Forbidden
-from policies.names import impersonation_refused
+from policies.names import impersonation_refused, person_not_made_by
 
 # The permissions that change whose name and face a message shows (chat.sendMessage's
 # `alias` / `avatar`). Guards: an app handing a person (a livechat agent serving visitors) the
 # power to pose as anyone to them, through a role a policy calls ordinary.
 IMPERSONATION_POWERS = frozenset({"message-impersonate"})
-# User types that are no person: a bot user, an app's own user.
-NOT_A_PERSON = frozenset({"bot", "app"})
 
 
 def refuse_to_person(user_type: str, created_by: str | None, app_id: str, role: str) -> None:
     """Forbidden for app `app_id` giving `role` (one that impersonates) to a user of
     `user_type` that `created_by` names as made by another app or by no app."""
-    if user_type not in NOT_A_PERSON and created_by != app_id:
+    if person_not_made_by(user_type, created_by, app_id):
         raise Forbidden(impersonation_refused(role))
