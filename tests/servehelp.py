@@ -4,9 +4,13 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import uvicorn
 
 from host.home import Home
 
@@ -41,3 +45,22 @@ def serving(home: Home, *args: str) -> Iterator[tuple[subprocess.Popen[str], int
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@contextmanager
+def in_thread(config: uvicorn.Config) -> Iterator[str]:
+    """A uvicorn server for `config` (port 0) on a thread of this process, on loopback: yields
+    its base URL once it listens; stopped at the end."""
+    userver = uvicorn.Server(config)
+    t = threading.Thread(target=userver.run, daemon=True)
+    t.start()
+    deadline = time.monotonic() + 10
+    while not userver.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    port = userver.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        userver.should_exit = True
+        t.join(5)

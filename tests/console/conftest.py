@@ -3,15 +3,13 @@ mounted at /console, exactly as `stockade serve` mounts it, over a home with two
 a hostile name) and an operator with a password."""
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from apphelp import install, write_app
 from conhelp import HOSTILE_NAME, PASSWORD, PROXY_ORIGIN, SRC, Served
+from servehelp import in_thread
 from starlette.routing import Mount
 
 from host.clock import SystemClock
@@ -58,16 +56,7 @@ def _served(tmp_path: Path, origins: tuple[str, ...]) -> Iterator[Served]:
     app = create_app(server, mounts=[Mount("/console", create_console(home, server,
                                                                   origins=origins))])
     # As `serve` configures the listener (`http_config`: no forwarding header renames the peer).
-    userver = uvicorn.Server(http_config(app, host="127.0.0.1", port=0, log_level="warning",
-                                         lifespan="off"))
-    t = threading.Thread(target=userver.run, daemon=True)
-    t.start()
-    deadline = time.monotonic() + 10
-    while not userver.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    port = userver.servers[0].sockets[0].getsockname()[1]
-    yield Served(f"http://127.0.0.1:{port}", home, server)
-    userver.should_exit = True
-    t.join(5)
+    with in_thread(http_config(app, host="127.0.0.1", port=0, log_level="warning",
+                               lifespan="off")) as url:
+        yield Served(url, home, server)
     server.close()

@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 import uvicorn
+from servehelp import in_thread
 from srvhelp import op
 
 from host.server import SYSTEM, Caller, EmbeddedServer
@@ -22,19 +21,9 @@ def svc(server: EmbeddedServer) -> tuple[str, str]:
 
 @pytest.fixture
 def base_url(server: EmbeddedServer) -> Iterator[str]:
-    config = uvicorn.Config(create_app(server), host="127.0.0.1", port=0, log_level="warning",
-                            lifespan="off")
-    userver = uvicorn.Server(config)
-    t = threading.Thread(target=userver.run, daemon=True)
-    t.start()
-    deadline = time.monotonic() + 10
-    while not userver.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    port = userver.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    userver.should_exit = True
-    t.join(5)
+    with in_thread(uvicorn.Config(create_app(server), host="127.0.0.1", port=0,
+                                  log_level="warning", lifespan="off")) as url:
+        yield url
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from servehelp import in_thread
 from test_server_serve_cmd import root
 from typer.testing import CliRunner
 
@@ -44,21 +44,10 @@ def _mint(home: Path, *args: str) -> dict[str, str]:
 @contextmanager
 def _loopback(server: EmbeddedServer) -> Iterator[httpx.Client]:
     """The REST API as `serve --rest-in-host` serves it, on a free loopback port."""
-    userver = uvicorn.Server(uvicorn.Config(create_app(server), host="127.0.0.1", port=0,
-                                            log_level="warning", lifespan="off"))
-    t = threading.Thread(target=userver.run, daemon=True)
-    t.start()
-    deadline = time.monotonic() + 10
-    while not userver.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    port = userver.servers[0].sockets[0].getsockname()[1]
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as c:
-            yield c
-    finally:
-        userver.should_exit = True
-        t.join(5)
+    with in_thread(uvicorn.Config(create_app(server), host="127.0.0.1", port=0,
+                                  log_level="warning", lifespan="off")) as url, \
+            httpx.Client(base_url=url, timeout=10) as c:
+        yield c
 
 
 def _me(c: httpx.Client, uid: str, token: str) -> httpx.Response:
