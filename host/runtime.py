@@ -129,6 +129,7 @@ class Host(HostEvents):
         self.spawner: Spawner | None = None
         self.pump: EventPump | None = None
         self._lock = threading.RLock()
+        self._sync_lock = threading.Lock()  # `sync_installs`: its reads and its match, alone
         self.rounds = Rounds(self)  # upkeep and watcher threads (`host.rounds`)
         self._unsubscribe: Any = None
         self._waiting: dict[str, tuple[str, bool]] = {}  # install -> its consent checked
@@ -306,10 +307,6 @@ class Host(HostEvents):
         """Make the running set match the install store (start, restart, stop). `wait_hooks`
         False (the watcher): lifecycle hooks are handed over, not waited for, so one app's hook
         queued behind its events holds up no other install change."""
-        # A consent the CLI just signed with a rotated key must verify here (never "tampered").
-        self.keyring.refresh()
-        records = {r.install_id: r for r in self.installs.list()}
-        epoch = self.installs.epoch()  # a bump revokes every token: each child starts again
         # Disabled or uninstalled apps, stopped after the lock: their hook may take up to an
         # event's deadline, and every dispatch waits for this lock (`_receivers`).
         ending: list[tuple[AppRunner, str]] = []
@@ -319,7 +316,20 @@ class Host(HostEvents):
         # thread, which a slow bridge call (the app's own slow server) holds.
         restarted: list[tuple[AppRunner, str]] = []
         try:
-            self._match_runners(records, epoch, ending, carried, restarted)
+            # One sync at a time reads the store and matches the running set to it: a sync
+            # that read before another's and matched after it undid the newer one (an app
+            # enabled and started by one sync was stopped again by the watcher's older view).
+            with self._sync_lock:
+                # A consent the CLI just signed with a rotated key must verify (not "tampered").
+                self.keyring.refresh()
+                # The hooks before the records: each hook read here has its change in
+                # `records`, so it meets the runner that change made. Read after, a disable
+                # committed between the two reads met the runner still running with the older
+                # generation and was marked done unrun; the app was ended without its hook.
+                hooks = self.installs.pending_hooks()
+                records = {r.install_id: r for r in self.installs.list()}
+                epoch = self.installs.epoch()  # a bump revokes every token: all start again
+                self._match_runners(records, epoch, ending, carried, restarted)
         finally:  # whatever one app's start raised: an app disabled meanwhile stops all the same
             for old, jobs in carried.values():  # the app did not start again
                 for job in jobs:
@@ -327,7 +337,7 @@ class Host(HostEvents):
             self.hooks.end(restarted, wait=wait_hooks, final=False)
             self.hooks.end(ending, wait=wait_hooks)  # from the watcher: waits on no app
         self.gate.installs.invalidate()
-        self.hooks.run_pending(self.runners, wait=wait_hooks)
+        self.hooks.run_pending(self.runners, hooks, wait=wait_hooks)
 
     def _match_runners(self, records: dict[str, InstallRecord], epoch: int,
                        ending: list[tuple[AppRunner, str]],

@@ -19,10 +19,10 @@ import contextlib
 import functools
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from host.apps.installs import InstallStore
+from host.apps.installs import InstallStore, LifecycleEvent
 from host.store.pool import release_thread
 from host.supervise.supervisor import AppRunner
 
@@ -98,13 +98,16 @@ class LifeHooks:
             # until it closes): two or three a disable, two descriptors each (DESIGN rule 13).
             release_thread()
 
-    def run_pending(self, runners: Mapping[str, AppRunner], *, wait: bool) -> None:
-        """Hand every pending hook to its app (`wait`: and wait for it); a hook whose app is
-        not running (or runs another generation) is done. An ending app's own hooks are its
-        ending's to deliver."""
+    def run_pending(self, runners: Mapping[str, AppRunner], hooks: Sequence[LifecycleEvent],
+                    *, wait: bool) -> None:
+        """Hand each of `hooks` to its app (`wait`: and wait for it); a hook whose app is not
+        running (or runs another generation) is done. An ending app's own hooks are its
+        ending's to deliver. `hooks`: pending when the sync began, before it read the records
+        `runners` were matched to (a hook read later may be for a change they do not hold)."""
         with self._lock:
             ending = {r.install_id for r in self._ending}
-        for hook in self.installs.pending_hooks():
+        handed: list[tuple[AppRunner, LifecycleEvent]] = []
+        for hook in hooks:
             runner = runners.get(hook.install_id)
             if hook.install_id in ending and runner is None:
                 continue
@@ -113,16 +116,27 @@ class LifeHooks:
             elif wait:
                 self.deliver(runner, hook.hook, dict(hook.detail))
                 self.installs.mark_hook_done(hook.seq)
-            elif hook.seq not in self._out:  # done when its outcome is (`_done`)
-                self._out.add(hook.seq)
-                runner.submit(hook.hook, {"hook": hook.hook, **dict(hook.detail)},
-                              self.deadline_s).add_done_callback(
-                    functools.partial(self._done, hook.seq))
+            else:
+                handed.append((runner, hook))
+        if not handed:
+            return
+        with self._lock:
+            # Still pending now, and not out: one an earlier sync handed over may have run to
+            # its end since `hooks` were read (its seq left `_out` with its row, under this
+            # lock: `_done`), and must not run twice.
+            pending = {h.seq for h in self.installs.pending_hooks()}
+            handed = [(r, h) for r, h in handed if h.seq in pending and h.seq not in self._out]
+            self._out.update(h.seq for _r, h in handed)
+        for runner, hook in handed:  # done when its outcome is (`_done`)
+            fut = runner.submit(hook.hook, {"hook": hook.hook, **dict(hook.detail)},
+                                self.deadline_s)
+            fut.add_done_callback(functools.partial(self._done, hook.seq))
 
     def _done(self, seq: int, _outcome: object) -> None:
-        with contextlib.suppress(Exception):
-            self.installs.mark_hook_done(seq)
-        self._out.discard(seq)
+        with self._lock:
+            with contextlib.suppress(Exception):
+                self.installs.mark_hook_done(seq)
+            self._out.discard(seq)
 
     def deliver(self, runner: AppRunner, hook: str, detail: dict[str, Any]) -> None:
         fut = runner.submit(hook, {"hook": hook, **detail}, self.deadline_s)

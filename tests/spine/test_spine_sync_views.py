@@ -1,0 +1,106 @@
+"""What a sync (`Host.sync_installs`) reads of the install store is one view, applied whole.
+
+A lifecycle hook is handed over, or set aside as done, only by a sync whose view of the
+installs already holds the change that queued it.
+
+A sync read the install records, matched the running set to them, then read the pending hooks.
+An `app disable` (another process) committed between the two reads left the runner running (the
+records said enabled) while its `disable` hook, recorded with the new generation, was pending:
+the generations differed, so the hook was marked done unrun, and the next sync ended the app
+without telling it (seen in CI: one run in about forty under load). The same window dropped an
+`enable` hook (no runner yet). The hooks are now read before the records.
+
+And one sync at a time reads and matches: the watcher's sync, which read the records before an
+enable, matched the running set after a newer sync had started the app, and stopped it again.
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from apphelp import install, write_app, write_policy
+
+from host.apps.installs import InstallStore
+from host.home import Home
+from host.runtime import Host, HostConfig
+
+POLICY = '''
+schema = 1
+name = "hooks"
+[[rule]]
+id = "hooks"
+effect = "permit"
+apps = ["told"]
+actions = ["livechat.read"]
+'''
+SRC = '''
+from stockade import App
+
+class TestApp(App):
+    def on_disable(self, ctx, event):
+        print("told: " + event["hook"])
+'''
+
+
+def test_a_disable_committed_between_a_syncs_two_reads_still_reaches_the_app(
+        tmp_path: Path) -> None:
+    home = Home(tmp_path / "home").ensure()
+    write_policy(home, "hooks", POLICY)
+    rec = install(home, write_app(tmp_path / "apps", "told", ["livechat.read"],
+                                  ["livechat.room_started"], SRC))
+    with Host(home, config=HostConfig(watch=False)) as h:
+        runner = next(iter(h.runners.values()))
+        runner.ensure_started()
+        listed = h.installs.list
+
+        def list_then_disable() -> list:  # type: ignore[type-arg]
+            records = listed()
+            with InstallStore(home.host_db) as other:  # the operator, in another process
+                other.set_enabled(rec.install_id, False, "operator")
+            return records
+
+        h.installs.list = list_then_disable  # type: ignore[method-assign]
+        h.sync_installs()  # saw the app enabled: it keeps running for now
+        h.installs.list = listed  # type: ignore[method-assign]
+        assert rec.install_id in h.runners
+        h.sync_installs()  # sees it disabled: its hook, then its stop
+        assert h.runners == {} and runner.state == "stopped"
+    assert "told: disable" in (home.logs_dir / f"{rec.install_id}.log").read_text()
+
+
+def test_a_sync_reading_an_older_view_does_not_undo_a_newer_one(tmp_path: Path) -> None:
+    home = Home(tmp_path / "home").ensure()
+    write_policy(home, "hooks", POLICY)
+    rec = install(home, write_app(tmp_path / "apps", "told", ["livechat.read"],
+                                  ["livechat.room_started"], SRC))
+    with Host(home, config=HostConfig(watch=False)) as h:
+        h.installs.set_enabled(rec.install_id, False, "operator")
+        h.sync_installs()
+        assert h.runners == {}
+        listed, read, newer_done = h.installs.list, threading.Event(), threading.Event()
+
+        def list_and_linger() -> list:  # type: ignore[type-arg]
+            records = listed()  # the app is disabled in this view
+            if threading.current_thread().name == "older":
+                read.set()
+                newer_done.wait(3)  # the newer sync runs meanwhile, if it can
+            return records
+
+        def older() -> None:
+            h.sync_installs(wait_hooks=False)
+
+        h.installs.list = list_and_linger  # type: ignore[method-assign]
+        first = threading.Thread(target=older, name="older")
+        first.start()
+        assert read.wait(10)
+        h.installs.set_enabled(rec.install_id, True)
+
+        def newer() -> None:
+            h.sync_installs(wait_hooks=False)
+            newer_done.set()
+
+        second = threading.Thread(target=newer)
+        second.start()
+        first.join(20)
+        second.join(20)
+        assert [r.app_id for r in h.runners.values()] == ["told"]
