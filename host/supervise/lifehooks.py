@@ -122,8 +122,8 @@ class LifeHooks:
             return
         with self._lock:
             # Still pending now, and not out: one an earlier sync handed over may have run to
-            # its end since `hooks` were read (its seq left `_out` with its row, under this
-            # lock: `_done`), and must not run twice.
+            # its end since `hooks` were read, and must not run twice (`_done` deletes its row,
+            # then takes its seq out of `_out` under this lock: read here, it is one or other).
             pending = {h.seq for h in self.installs.pending_hooks()}
             handed = [(r, h) for r, h in handed if h.seq in pending and h.seq not in self._out]
             self._out.update(h.seq for _r, h in handed)
@@ -133,9 +133,12 @@ class LifeHooks:
             fut.add_done_callback(functools.partial(self._done, hook.seq))
 
     def _done(self, seq: int, _outcome: object) -> None:
+        # Its row goes before its seq leaves `_out` (under the lock): a sync that finds it out
+        # of `_out` reads it done (`run_pending`). The write is not under the lock, which the
+        # running set's changes wait for (`begin_end`).
+        with contextlib.suppress(Exception):
+            self.installs.mark_hook_done(seq)
         with self._lock:
-            with contextlib.suppress(Exception):
-                self.installs.mark_hook_done(seq)
             self._out.discard(seq)
 
     def deliver(self, runner: AppRunner, hook: str, detail: dict[str, Any]) -> None:

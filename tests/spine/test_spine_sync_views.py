@@ -10,12 +10,16 @@ the generations differed, so the hook was marked done unrun, and the next sync e
 without telling it (seen in CI: one run in about forty under load). The same window dropped an
 `enable` hook (no runner yet). The hooks are now read before the records.
 
+Read first, a hook an earlier sync handed over may have run to its end before this sync hands
+its list out: one still pending and not out is handed over, never one run twice.
+
 And one sync at a time reads and matches: the watcher's sync, which read the records before an
 enable, matched the running set after a newer sync had started the app, and stopped it again.
 """
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 from apphelp import install, write_app, write_policy
@@ -34,10 +38,15 @@ apps = ["told"]
 actions = ["livechat.read"]
 '''
 SRC = '''
+import time
 from stockade import App
 
 class TestApp(App):
     def on_disable(self, ctx, event):
+        print("told: " + event["hook"])
+
+    def on_enable(self, ctx, event):
+        time.sleep(0.5)
         print("told: " + event["hook"])
 '''
 
@@ -104,3 +113,28 @@ def test_a_sync_reading_an_older_view_does_not_undo_a_newer_one(tmp_path: Path) 
         first.join(20)
         second.join(20)
         assert [r.app_id for r in h.runners.values()] == ["told"]
+
+
+def test_a_hook_that_ran_while_a_sync_read_is_not_handed_over_again(tmp_path: Path) -> None:
+    home = Home(tmp_path / "home").ensure()
+    write_policy(home, "hooks", POLICY)
+    rec = install(home, write_app(tmp_path / "apps", "told", ["livechat.read"],
+                                  ["livechat.room_started"], SRC))
+    with Host(home, config=HostConfig(watch=False)) as h, InstallStore(home.host_db) as other:
+        next(iter(h.runners.values())).ensure_started()
+        h.installs.set_enabled(rec.install_id, True)  # an `enable` hook for the running app
+        h.sync_installs(wait_hooks=False)  # handed over: its handler takes 0.5 s
+        listed = h.installs.list
+
+        def list_once_it_ran() -> list:  # type: ignore[type-arg]
+            deadline = time.monotonic() + 10
+            while other.pending_hooks(rec.install_id) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            return listed()
+
+        h.installs.list = list_once_it_ran  # type: ignore[method-assign]
+        h.sync_installs(wait_hooks=False)  # read the hook while it ran; it is done now
+        h.installs.list = listed  # type: ignore[method-assign]
+        assert h.wait_idle(10)
+    log = (home.logs_dir / f"{rec.install_id}.log").read_text()
+    assert log.count("told: enable") == 1, log
