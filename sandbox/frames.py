@@ -23,9 +23,10 @@ from typing import Annotated, Any
 
 import msgspec
 
-from sandbox import protocol as P
+from sandbox import wirecaps as P
 
-# The caps are protocol.py's own constants, so the two definitions cannot drift apart.
+# The caps are the reference's own constants (`wirecaps`, which protocol.py uses too), so the
+# two definitions cannot drift apart.
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=P.MAX_NAME,
                                    pattern=r"^[a-z][a-z0-9_.-]*\Z")]
 RequestId = Annotated[int, msgspec.Meta(ge=1, lt=1 << 53)]
@@ -204,20 +205,33 @@ def decode_child(body: bytes) -> ChildFrame:
     try:
         return _CHILD.decode(body)
     except (msgspec.DecodeError, RecursionError):
-        return _by_reference(P.CHILD_FRAME, body, ChildFrame)  # type: ignore[no-any-return]
+        from sandbox import protocol
+
+        return _by_reference(protocol.CHILD_FRAME, body, ChildFrame)  # type: ignore[no-any-return]
 
 
-def decode_host(body: bytes) -> HostFrame:
-    """A host's frame, as strictly as `protocol.HOST_FRAME`; FrameInvalid if refused."""
+def decode_host(body: bytes, *, reference: bool = True) -> HostFrame:
+    """A host's frame, as strictly as `protocol.HOST_FRAME`; FrameInvalid if refused.
+
+    `reference` False, in a child's runtime: what msgspec refuses is refused, with no word from
+    the pydantic adapter, which the child never imports (its zygote started ~0.2 s faster at
+    every host's start, and every child shared pydantic's memory). Only the host writes these
+    frames, with `encode`, which never writes what msgspec refuses and the adapter reads (a
+    `NaN`, an infinity: msgspec writes `null`), so the child reads every frame as before."""
     try:
         return _HOST.decode(body)
-    except (msgspec.DecodeError, RecursionError):
-        return _by_reference(P.HOST_FRAME, body, HostFrame)  # type: ignore[no-any-return]
+    except (msgspec.DecodeError, RecursionError) as exc:
+        if not reference:
+            raise FrameInvalid(str(exc)[:300]) from None
+        from sandbox import protocol
+
+        return _by_reference(protocol.HOST_FRAME, body, HostFrame)  # type: ignore[no-any-return]
 
 
 def _by_reference(adapter: Any, body: bytes, union: Any) -> Any:
     """The pydantic adapter decides a body msgspec refused: refused as before, or (NaN,
-    infinities, which only pydantic's parser reads) accepted as before, as the struct."""
+    infinities, which only pydantic's parser reads) accepted as before, as the struct.
+    Imported here: a child's runtime, which never comes here, holds no pydantic."""
     from pydantic import ValidationError
 
     try:

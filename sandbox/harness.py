@@ -82,9 +82,9 @@ from sandbox.harness_server import (
 )
 from sandbox.harness_world import HarnessWorld
 from sandbox.loader import load_app
-from sandbox.protocol import MAX_RESULT_BYTES, check_json_value, result_too_large
 from sandbox.restricted import CappedPrint, flush_prints, reset_print_budget
 from sandbox.wire import FrameError, encode
+from sandbox.wirecaps import MAX_RESULT_BYTES, check_json_value, result_too_large
 
 __all__ = ["AppHarness", "FakeServer", "HarnessError", "HttpResponder", "RestResponder"]
 

@@ -35,13 +35,6 @@ from sandbox.frames import (
     WireError,
 )
 from sandbox.loader import LoadFailed, load_app
-from sandbox.protocol import (
-    MAX_MESSAGE,
-    MAX_RESULT_BYTES,
-    PROTOCOL_VERSION,
-    check_json_value,
-    result_too_large,
-)
 from sandbox.restricted import (
     CappedPrint,
     CompileFailed,
@@ -60,6 +53,13 @@ from sandbox.wire import (
     SpinPolicy,
     encode,
     write_all,
+)
+from sandbox.wirecaps import (
+    MAX_MESSAGE,
+    MAX_RESULT_BYTES,
+    PROTOCOL_VERSION,
+    check_json_value,
+    result_too_large,
 )
 
 EXIT_PROTOCOL = 64  # the host sent something this child does not understand
@@ -94,7 +94,7 @@ class _Channel:
         write_all(CHANNEL_OUT_FD, encode(body))
 
     def recv(self, spin_ns: int = 0) -> HostFrame:
-        return frames.decode_host(self.reader.read(spin_ns))
+        return frames.decode_host(self.reader.read(spin_ns), reference=False)
 
     # Transport for the bridges
     def call(self, action: str, args: dict[str, Any]) -> Any:
@@ -303,14 +303,11 @@ def warm_up() -> None:
     for name in ("_strptime", "encodings.idna", "encodings.utf_8"):
         importlib.import_module(name)
 
-    from sandbox import protocol
-
     for _ in range(16):
-        _warm_once(protocol)
+        _warm_once()
 
 
-def _warm_once(protocol: Any) -> None:
-    protocol.warm_up()
+def _warm_once() -> None:
     frames.warm_up()
     code = compile_module(
         "import math, json, re, datetime, stockade\n"

@@ -21,7 +21,7 @@ import struct
 import time
 from collections.abc import Callable
 
-from sandbox.protocol import MAX_FRAME_BYTES
+from sandbox.wirecaps import MAX_FRAME_BYTES
 
 _HEADER = struct.Struct(">I")
 _READ_CHUNK = 1 << 16

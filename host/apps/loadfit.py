@@ -2,7 +2,7 @@
 
 Every start sends the app's top-level modules to its child in one `Load` frame
 (`sandbox.protocol.Load`, JSON, `host.supervise.child.Child.load`), with the app's settings
-beside them, and no frame may pass `sandbox.protocol.MAX_FRAME_BYTES` (1 MiB). The package caps
+beside them, and no frame may pass `sandbox.wirecaps.MAX_FRAME_BYTES` (1 MiB). The package caps
 (`host.apps.package_rules`: 2 MiB of files, 512 KiB each) allow more than that, and JSON writes a
 quote or a backslash as two bytes and a control character as six. A package of three 500 KiB
 modules, or of one module holding 200 KiB of control characters, installed and then never
@@ -18,7 +18,8 @@ from __future__ import annotations
 import json
 
 from host.apps.manifest import MAX_INT_DIGITS, MAX_SETTING_VALUE, Manifest, Setting
-from sandbox.protocol import MAX_FRAME_BYTES, Load
+from sandbox.protocol import Load
+from sandbox.wirecaps import MAX_FRAME_BYTES
 
 # The longest server user id a Load frame may name (`sandbox.protocol.Load.app_user_id`).
 _APP_USER_ID_MAX = 64

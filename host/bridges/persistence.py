@@ -30,7 +30,7 @@ from policies.storerules import PersistenceError as PersistenceError
 from policies.storerules import check_assoc as _check_assoc
 from policies.storerules import check_key as _check_key
 from policies.storerules import encode_value as encode_value
-from sandbox.protocol import MAX_FRAME_BYTES
+from sandbox.wirecaps import MAX_FRAME_BYTES
 
 SCHEMA_COMPONENT = "persistence"
 SCHEMA_VERSION = 2

@@ -1,6 +1,6 @@
 """A bridge call refused before the gate decides anything: its arguments break the frame caps.
 
-The host checks a Call's arguments against the caps (`sandbox.protocol.check_json_value`: depth,
+The host checks a Call's arguments against the caps (`sandbox.wirecaps.check_json_value`: depth,
 string length, items) as they come off the child's channel (`Child._answer`), before the gate
 looks at them: arguments too deep, too long or too wide are never decided on, rendered or
 digested. The refusal is still the gate's, audited and charged to the install's refusal budget
@@ -25,7 +25,7 @@ def refuse_over_caps(gate: Gate, session: Session, action: str, args: Mapping[st
     budget, count it as denied, and return the error the app sees (`invalid_argument`).
 
     The record proves *which* call by a digest of `frame`, the Call frame's bytes as read off
-    the channel: at most one frame (`sandbox.protocol.MAX_FRAME_BYTES`), so the work is bounded
+    the channel: at most one frame (`sandbox.wirecaps.MAX_FRAME_BYTES`), so the work is bounded
     whatever the arguments hold; never a digest of the arguments themselves, whose canonical
     rendering is what the caps exist to spare (`args_digest` stays empty). `args` is read only
     for the user a `messages.send_as_user` names, capped (`acting_user`)."""

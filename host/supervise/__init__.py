@@ -11,6 +11,6 @@ across apps), `served.py` (the actions the host serves itself: persistence,
 outbound HTTP, `rest.call` through `restcall.py`), `sandbox_exec.py` (`stockade sandbox exec`).
 
 May import: `host.gate`, `host.apps`, `host.bridges`, `host.store`, `host.keys`, `host.server`,
-`host.clock`, `host.errors`, `sandbox.protocol`, `sandbox.wire`, `sandbox.zygote`. Imported by:
-the runtime, `doctor`, the CLI, `demo`, `bench`.
+`host.clock`, `host.errors`, `sandbox.protocol`, `sandbox.wirecaps`, `sandbox.wire`,
+`sandbox.zygote`. Imported by: the runtime, `doctor`, the CLI, `demo`, `bench`.
 """

@@ -17,8 +17,8 @@ from host.store.sqlite import disk_full
 from host.supervise.disk_notice import disk_full_reply
 from sandbox import frames
 from sandbox.frames import Call, Reply, WireError
-from sandbox.protocol import MAX_FRAME_BYTES, check_json_value
 from sandbox.wire import FrameError, encode
+from sandbox.wirecaps import MAX_FRAME_BYTES, check_json_value
 
 # The child's logger: these lines were always the child's, and operators grep for it.
 log = logging.getLogger("stockade.child")

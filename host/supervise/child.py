@@ -43,16 +43,7 @@ from host.supervise.procfs import children_of, runs_as
 from host.supervise.watchdog import running_events, watchdog
 from sandbox import frames
 from sandbox.frames import Call, ChildHello, Done, FrameInvalid, Loaded, Log, Reply, WireError
-from sandbox.protocol import (
-    MAX_REQUEST_ID,
-    PROTOCOL_VERSION,
-    Event,
-    Exec,
-    HostHello,
-    Layers,
-    Load,
-    Shutdown,
-)
+from sandbox.protocol import MAX_REQUEST_ID, Event, Exec, HostHello, Layers, Load, Shutdown
 from sandbox.wire import (
     SPIN_MIN_CPUS,
     ChannelClosed,
@@ -63,6 +54,7 @@ from sandbox.wire import (
     try_write,
     write_all,
 )
+from sandbox.wirecaps import PROTOCOL_VERSION
 
 if TYPE_CHECKING:
     from host.supervise.memcg import MemoryCgroups

@@ -38,7 +38,7 @@ from host.supervise.restarts import CrashLooping, Restarts, counts_against_app
 from host.supervise.runnerqueue import RunnerQueue
 from host.supervise.succession import Succession
 from sandbox.frames import Done
-from sandbox.protocol import check_json_value
+from sandbox.wirecaps import check_json_value
 
 
 def within_caps(result: Any) -> Any:

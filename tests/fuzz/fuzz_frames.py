@@ -17,8 +17,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from sandbox import frames
-from sandbox.protocol import CHILD_FRAME, HOST_FRAME, check_json_value
+from sandbox.protocol import CHILD_FRAME, HOST_FRAME
 from sandbox.wire import ChannelClosed, FrameError, FrameReader
+from sandbox.wirecaps import check_json_value
 
 MAX_INPUT = 60_000  # below a pipe's buffer, so one write never blocks
 

@@ -4,7 +4,7 @@ A handler returning more than a frame holds (twenty 60 KB strings: each value wi
 1.2 MB in all) passed its harness test; in the host the child could not encode its Done frame,
 left its loop and exited, and the operator read "child exited with code 0", which says nothing
 of the app's mistake, while its event failed and the app restarted. Both now refuse the result
-as the handler's `app_error`, naming its size and the cap (`sandbox.protocol.MAX_RESULT_BYTES`).
+as the handler's `app_error`, naming its size and the cap (`sandbox.wirecaps.MAX_RESULT_BYTES`).
 """
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ from host.home import Home
 from host.ledger.refusals import REFUSAL_BUDGET
 from host.runtime import Host, HostConfig
 from host.supervise.child import ChildDied
-from sandbox.protocol import MAX_ITEMS, MAX_NESTING, MAX_STRING, MAX_VALUES
+from sandbox.wirecaps import MAX_ITEMS, MAX_NESTING, MAX_STRING, MAX_VALUES
 
 HUGE = b'{"user_id": "' + b"x" * (MAX_STRING + 10) + b'"}'
 DEEP = b'{"user_id": ' + b"[" * (MAX_NESTING + 4) + b"]" * (MAX_NESTING + 4) + b"}"

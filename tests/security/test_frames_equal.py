@@ -21,7 +21,8 @@ from pydantic import ValidationError
 from test_protocol_attacks import BAD_CHILD_BODIES
 
 from sandbox import frames
-from sandbox.protocol import CHILD_FRAME, HOST_FRAME, MAX_LOG, MAX_MESSAGE, MAX_NAME
+from sandbox.protocol import CHILD_FRAME, HOST_FRAME
+from sandbox.wirecaps import MAX_LOG, MAX_MESSAGE, MAX_NAME
 
 _LAYERS = dict(seccomp=True, landlock=True, no_new_privs=True, netns=True, ipcns=True,
                pidns=True, rlimits=True, pdeathsig=True, fds_closed=True, empty_env=True,

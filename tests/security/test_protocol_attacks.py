@@ -24,9 +24,9 @@ from sechelp import fake, fakes_fixture, start_fake_child  # noqa: F401  (the fi
 from host.errors import GateError
 from host.supervise.child import AppFailed, Child, ChildDied, LayerMissing
 from sandbox import frames
-from sandbox.protocol import (
-    CHILD_FRAME,
-    HOST_FRAME,
+from sandbox.protocol import CHILD_FRAME, HOST_FRAME
+from sandbox.wire import ChannelClosed, FrameError, FrameReader, encode
+from sandbox.wirecaps import (
     MAX_FRAME_BYTES,
     MAX_ITEMS,
     MAX_NESTING,
@@ -34,7 +34,6 @@ from sandbox.protocol import (
     MAX_VALUES,
     check_json_value,
 )
-from sandbox.wire import ChannelClosed, FrameError, FrameReader, encode
 
 # ---- frame level --------------------------------------------------------------------------
 

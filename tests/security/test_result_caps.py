@@ -23,7 +23,7 @@ from test_hostile_channel import _runner, hosts
 from host.supervise.child import AppFailed
 from host.supervise.supervisor import Job
 from sandbox.frames import Done
-from sandbox.protocol import MAX_NESTING, MAX_STRING
+from sandbox.wirecaps import MAX_NESTING, MAX_STRING
 
 __all__ = ["hosts"]  # the fixture, used by name
 

@@ -27,16 +27,10 @@ from sechelp import fake, fakes_fixture  # noqa: F401  (the fixture)
 import host.supervise.child as child_module
 from host.supervise.child import Child, ChildDied
 from sandbox import frames
-from sandbox.protocol import (
-    MAX_FRAME_BYTES,
-    MAX_ITEMS,
-    MAX_STRING,
-    MAX_VALUES,
-    Event,
-    check_json_value,
-)
+from sandbox.protocol import Event
 from sandbox.runtime import _result_frame
 from sandbox.wire import encode
+from sandbox.wirecaps import MAX_FRAME_BYTES, MAX_ITEMS, MAX_STRING, MAX_VALUES, check_json_value
 
 # Past the values cap many times over, as one 1 MiB frame holds it.
 WIDE = 333_000

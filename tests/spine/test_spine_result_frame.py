@@ -12,8 +12,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sandbox.protocol import CHILD_FRAME, MAX_NAME, Done
+from sandbox.protocol import CHILD_FRAME, Done
 from sandbox.runtime import _result_frame
+from sandbox.wirecaps import MAX_NAME
 
 _scalars = (st.none() | st.booleans() | st.integers(min_value=-(1 << 63) + 1, max_value=(1 << 63) - 1)
             | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=40))

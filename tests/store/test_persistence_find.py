@@ -12,8 +12,8 @@ import host.bridges.persistence as P
 from host.bridges.persistence import Association, PersistenceError, PersistenceStore
 from sandbox import frames
 from sandbox.frames import Reply
-from sandbox.protocol import MAX_FRAME_BYTES
 from sandbox.wire import encode
+from sandbox.wirecaps import MAX_FRAME_BYTES
 
 BIG = "x" * (P.MAX_VALUE_BYTES - 2)  # a value at the cap: 64 KiB of canonical JSON
 A = Association("misc", "a")
