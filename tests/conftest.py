@@ -30,3 +30,33 @@ def pg_url() -> str:
     import pghelp
 
     return pghelp.cluster().fresh_url()
+
+
+def _share_httpx_ssl_contexts() -> None:
+    """One verifying SSL context per test process for the httpx clients it builds, not one per
+    client. httpx loads certifi's whole bundle into a fresh context for every client, ~25-60 ms
+    of CPU each here, and the tests build thousands (one per `httpx.get`), nearly all for plain
+    HTTP on loopback, where no context is used: about a minute of the suite's two cores. The
+    context is the one httpx builds, with the same arguments; only a caller passing its own
+    (or a client certificate, or a CA file in the environment) gets a fresh one, as before."""
+    import os
+
+    from httpx._transports import default
+
+    build = default.create_ssl_context
+    shared: dict[tuple[bool, bool], object] = {}
+
+    def create_ssl_context(verify: object = True, cert: object = None,
+                           trust_env: bool = True) -> object:
+        env = trust_env and (os.environ.get("SSL_CERT_FILE") or os.environ.get("SSL_CERT_DIR"))
+        if type(verify) is not bool or cert is not None or env:
+            return build(verify=verify, cert=cert, trust_env=trust_env)  # type: ignore[arg-type]
+        key = (verify, trust_env)
+        if key not in shared:
+            shared[key] = build(verify=verify, cert=cert, trust_env=trust_env)
+        return shared[key]
+
+    default.create_ssl_context = create_ssl_context  # type: ignore[assignment]
+
+
+_share_httpx_ssl_contexts()
