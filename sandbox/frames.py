@@ -16,6 +16,10 @@ before (a `NaN` in a Call's args is then refused by `check_json_value`, with the
 written tighter: patterns end in `\\Z`, because Python's `$` (msgspec uses `re`) also
 matches before a trailing newline and pydantic's regex does not. Tests:
 `tests/security/test_frames_equal.py` (hypothesis, both directions, every frame type).
+
+A child's runtime alone decodes with msgspec only (`decode_host(..., reference=False)`): it
+reads what the host's `encode` wrote, never a body msgspec refuses and the adapter reads, and
+so imports no pydantic (`tests/spine/test_spine_zygote_imports.py`).
 """
 from __future__ import annotations
 
