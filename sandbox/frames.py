@@ -218,7 +218,7 @@ def decode_host(body: bytes, *, reference: bool = True) -> HostFrame:
     """A host's frame, as strictly as `protocol.HOST_FRAME`; FrameInvalid if refused.
 
     `reference` False, in a child's runtime: what msgspec refuses is refused, with no word from
-    the pydantic adapter, which the child never imports (its zygote started ~0.2 s faster at
+    the pydantic adapter, which the child never imports (its zygote starts ~0.3 s sooner at
     every host's start, and every child shared pydantic's memory). Only the host writes these
     frames, with `encode`, which never writes what msgspec refuses and the adapter reads (a
     `NaN`, an infinity: msgspec writes `null`), so the child reads every frame as before."""
@@ -254,6 +254,16 @@ def _by_reference(adapter: Any, body: bytes, union: Any) -> Any:
 def encode(frame: msgspec.Struct) -> bytes:
     """A frame's JSON body. TypeError for a value that is not JSON data."""
     return _ENCODER.encode(frame)
+
+
+# What `encode_value` raises for data it cannot write (a lone surrogate is a ValueError).
+EncodeError = (TypeError, ValueError, OverflowError, msgspec.EncodeError)
+
+
+def encode_value(value: Any) -> bytes:
+    """Plain JSON data (a handler's result, checked by `wirecaps.check_json_value` first) as
+    JSON, as a frame holds it; one of `EncodeError` when it cannot be written."""
+    return _ENCODER.encode(value)
 
 
 def warm_up() -> None:

@@ -57,8 +57,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic_core import to_json
-
 from policies.engine import unconditional_refusal
 from policies.events import strip
 from policies.grants import grant_refusal
@@ -447,8 +445,8 @@ class AppHarness(HarnessWorld):
             CappedPrint.sink = previous
         try:
             check_json_value(result)
-            size = len(to_json(result))  # the child's encoder, so the child's size
-        except (ValueError, TypeError) as exc:
+            size = len(frames.encode_value(result))  # the child's encoder: the child's size
+        except frames.EncodeError as exc:
             raise HarnessError(f"{name} returned data that is not plain JSON: {exc}") from None
         if size > MAX_RESULT_BYTES:
             raise HarnessError(f"{name}: {result_too_large(size)} (the host fails the event)")

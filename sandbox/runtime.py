@@ -12,8 +12,6 @@ import sys
 import traceback
 from typing import Any, NoReturn
 
-from pydantic_core import PydanticSerializationError, to_json
-
 from sandbox import confine, errors, frames
 from sandbox.api import App, Context, handler_name
 from sandbox.confine import CHANNEL_IN_FD, CHANNEL_OUT_FD, LayerReport
@@ -154,8 +152,8 @@ def _result_frame(req_id: int, result: Any) -> bytes:
         if result is None:  # most handlers return nothing
             return b'{"t":"done","id":%d,"ok":true,"result":null}' % req_id
         check_json_value(result)
-        data = to_json(result)
-    except (ValueError, TypeError, PydanticSerializationError) as exc:
+        data = frames.encode_value(result)
+    except frames.EncodeError as exc:
         return frames.encode(Done(id=req_id, ok=False, error=WireError(
             code="app_error", message=f"handler returned data that is not plain JSON: {exc}"[:500]
         )))
