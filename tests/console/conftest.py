@@ -3,6 +3,7 @@ mounted at /console, exactly as `stockade serve` mounts it, over a home with two
 a hostile name) and an operator with a password."""
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from host.clock import SystemClock
 from host.console.app import create_console
 from host.home import Home
 from host.server import SYSTEM, EmbeddedServer
-from host.server.auth import set_password
+from host.server.auth import hash_password, store_hash
 from host.server.listen import http_config
 from host.server.rest import create_app
 
@@ -40,6 +41,14 @@ def served_behind_proxy(tmp_path: Path) -> Iterator[Served]:
     yield from _served(tmp_path, (PROXY_ORIGIN,))
 
 
+@functools.cache
+def _password_hash() -> str:
+    """PASSWORD's scrypt hash, made once per test process: two a fixture were ~0.3 s of CPU
+    for every console test (a quarter of the console tests' time). Each sign-in still checks
+    the password against it with the product's scrypt."""
+    return hash_password(PASSWORD)
+
+
 def _served(tmp_path: Path, origins: tuple[str, ...]) -> Iterator[Served]:
     home = Home(tmp_path / "home").ensure()
     install(home, write_app(tmp_path / "apps", "agent-sync", ["livechat.read"], [], SRC))
@@ -50,9 +59,9 @@ def _served(tmp_path: Path, origins: tuple[str, ...]) -> Iterator[Served]:
     install(home, hostile)
     server = EmbeddedServer(home.server_db, SystemClock())
     admin = server.users_create(SYSTEM, "operator", "Op", "user", roles=["admin"])
-    set_password(server.db, admin["id"], PASSWORD)
+    store_hash(server.db, admin["id"], _password_hash())
     plain = server.users_create(SYSTEM, "agent007", "Agent", "user")
-    set_password(server.db, plain["id"], PASSWORD)
+    store_hash(server.db, plain["id"], _password_hash())
     app = create_app(server, mounts=[Mount("/console", create_console(home, server,
                                                                   origins=origins))])
     # As `serve` configures the listener (`http_config`: no forwarding header renames the peer).
