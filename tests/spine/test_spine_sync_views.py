@@ -24,7 +24,7 @@ from pathlib import Path
 
 from apphelp import install, write_app, write_policy
 
-from host.apps.installs import InstallStore
+from host.apps.installs import InstallRecord, InstallStore
 from host.home import Home
 from host.runtime import Host, HostConfig
 
@@ -51,12 +51,17 @@ class TestApp(App):
 '''
 
 
-def test_a_disable_committed_between_a_syncs_two_reads_still_reaches_the_app(
-        tmp_path: Path) -> None:
+
+def _told(tmp_path: Path) -> tuple[Home, InstallRecord]:
+    """A home with the one app, `told`, installed (it prints the hooks it hears)."""
     home = Home(tmp_path / "home").ensure()
     write_policy(home, "hooks", POLICY)
-    rec = install(home, write_app(tmp_path / "apps", "told", ["livechat.read"],
-                                  ["livechat.room_started"], SRC))
+    return home, install(home, write_app(tmp_path / "apps", "told", ["livechat.read"],
+                                         ["livechat.room_started"], SRC))
+
+def test_a_disable_committed_between_a_syncs_two_reads_still_reaches_the_app(
+        tmp_path: Path) -> None:
+    home, rec = _told(tmp_path)
     with Host(home, config=HostConfig(watch=False)) as h:
         runner = next(iter(h.runners.values()))
         runner.ensure_started()
@@ -78,10 +83,7 @@ def test_a_disable_committed_between_a_syncs_two_reads_still_reaches_the_app(
 
 
 def test_a_sync_reading_an_older_view_does_not_undo_a_newer_one(tmp_path: Path) -> None:
-    home = Home(tmp_path / "home").ensure()
-    write_policy(home, "hooks", POLICY)
-    rec = install(home, write_app(tmp_path / "apps", "told", ["livechat.read"],
-                                  ["livechat.room_started"], SRC))
+    home, rec = _told(tmp_path)
     with Host(home, config=HostConfig(watch=False)) as h:
         h.installs.set_enabled(rec.install_id, False, "operator")
         h.sync_installs()
@@ -116,10 +118,7 @@ def test_a_sync_reading_an_older_view_does_not_undo_a_newer_one(tmp_path: Path) 
 
 
 def test_a_hook_that_ran_while_a_sync_read_is_not_handed_over_again(tmp_path: Path) -> None:
-    home = Home(tmp_path / "home").ensure()
-    write_policy(home, "hooks", POLICY)
-    rec = install(home, write_app(tmp_path / "apps", "told", ["livechat.read"],
-                                  ["livechat.room_started"], SRC))
+    home, rec = _told(tmp_path)
     with Host(home, config=HostConfig(watch=False)) as h, InstallStore(home.host_db) as other:
         next(iter(h.runners.values())).ensure_started()
         h.installs.set_enabled(rec.install_id, True)  # an `enable` hook for the running app
