@@ -113,20 +113,29 @@ class LifeHooks:
                 continue
             if runner is None or hook.generation != runner.install.generation:
                 self.installs.mark_hook_done(hook.seq)
-            elif wait:
-                self.deliver(runner, hook.hook, dict(hook.detail))
-                self.installs.mark_hook_done(hook.seq)
             else:
                 handed.append((runner, hook))
         if not handed:
             return
         with self._lock:
             # Still pending now, and not out: one an earlier sync handed over may have run to
-            # its end since `hooks` were read, and must not run twice (`_done` deletes its row,
-            # then takes its seq out of `_out` under this lock: read here, it is one or other).
+            # its end since `hooks` were read, or be running now (the watcher's, while a start
+            # or an embedder syncs), and must not run twice (`_done` deletes its row, then
+            # takes its seq out of `_out` under this lock: read here, it is one or other).
             pending = {h.seq for h in self.installs.pending_hooks()}
             handed = [(r, h) for r, h in handed if h.seq in pending and h.seq not in self._out]
             self._out.update(h.seq for _r, h in handed)
+        if wait:
+            try:
+                for runner, hook in handed:
+                    self.deliver(runner, hook.hook, dict(hook.detail))
+                    self.installs.mark_hook_done(hook.seq)
+                    with self._lock:
+                        self._out.discard(hook.seq)
+            finally:  # one that raised, and those after it: pending, for a later sync
+                with self._lock:
+                    self._out.difference_update(h.seq for _r, h in handed)
+            return
         for runner, hook in handed:  # done when its outcome is (`_done`)
             fut = runner.submit(hook.hook, {"hook": hook.hook, **dict(hook.detail)},
                                 self.deadline_s)

@@ -137,3 +137,19 @@ def test_a_hook_that_ran_while_a_sync_read_is_not_handed_over_again(tmp_path: Pa
         assert h.wait_idle(10)
     log = (home.logs_dir / f"{rec.install_id}.log").read_text()
     assert log.count("told: enable") == 1, log
+
+
+def test_a_hook_the_watcher_handed_over_is_not_run_again_by_a_waiting_sync(
+        tmp_path: Path) -> None:
+    """A sync that waits for its hooks (a start's, an embedder's) while the watcher's handed-over
+    hook still runs: it leaves that hook to the watcher's hand-over, as the watcher's own next
+    sync does."""
+    home, rec = _told(tmp_path)
+    with Host(home, config=HostConfig(watch=False)) as h:
+        next(iter(h.runners.values())).ensure_started()
+        h.installs.set_enabled(rec.install_id, True)  # an `enable` hook for the running app
+        h.sync_installs(wait_hooks=False)  # handed over: its handler takes 0.5 s
+        h.sync_installs(wait_hooks=True)  # reads it still pending, out
+        assert h.wait_idle(10)
+    log = (home.logs_dir / f"{rec.install_id}.log").read_text()
+    assert log.count("told: enable") == 1, log
