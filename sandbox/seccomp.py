@@ -5,7 +5,11 @@ An ALLOW-list: a system call that is not named in this module kills the process.
 1. kills the process for any architecture but x86-64 and for the x32 ABI (syscall numbers
    with bit 30 set), so a 32-bit `int 0x80` cannot reach syscalls by other numbers;
 2. lets the hot `read`/`write` calls through first;
-3. allows the calls in `ALLOW`, each there because the confined runtime was measured making
+3. finds the call's number by binary search (`_search`): a dozen instructions on any path
+   instead of a chain past every rule, which the kernel walks once per syscall number when
+   it installs the filter (its per-number cache of calls always allowed) and again at every
+   call it cannot cache; then
+   allows the calls in `ALLOW`, each there because the confined runtime was measured making
    it (see `ALLOW`'s comment for how) or because a failure path of the runtime needs it;
 4. checks the argument where the argument carries the danger (`ARG_RULES`): `prctl` only
    reads (never PR_SET_PDEATHSIG), `ioctl`/`fcntl` only the descriptor flags, `prlimit64`
@@ -18,7 +22,7 @@ An ALLOW-list: a system call that is not named in this module kills the process.
 6. kills the process for everything else (SECCOMP_RET_KILL_PROCESS): no legitimate runtime
    path reaches an unlisted call, so reaching one is an attack and nothing is owed to it.
 
-Why hand-assembled: the filter is ~150 instructions of a fixed shape, and building it here
+Why hand-assembled: the filter is ~500 instructions of a fixed shape, and building it here
 keeps the child free of a native dependency (libseccomp's Python bindings are not on PyPI as a
 wheel).
 """
@@ -32,6 +36,7 @@ from sandbox import native
 
 # BPF opcodes (linux/filter.h)
 _LD_W_ABS = 0x20
+_JA = 0x05  # k: how many instructions to skip (a conditional jump reaches 255 at most)
 _JEQ_K = 0x15
 _JGE_K = 0x35
 _JSET_K = 0x45
@@ -300,6 +305,12 @@ def _arg_rules(own_pid: int) -> dict[str, list[Insn]]:
     }
 
 
+# The most syscall numbers a leaf of the search tests one after another. Four keeps every path
+# short (~7 comparisons down the tree, at most 4 in a leaf) while the tree adds few jumps.
+_LEAF = 4
+_MAX_JUMP = 255  # jt/jf are one byte
+
+
 def build_filter(own_pid: int) -> list[Insn]:
     """Assemble the program as (code, jt, jf, k) tuples."""
     prog: list[Insn] = [
@@ -312,15 +323,40 @@ def build_filter(own_pid: int) -> list[Insn]:
     ]
     # The accumulator holds the syscall number from here on: every block that loads an
     # argument ends in a return, so a non-matching test falls through with nr intact.
-    for name in ALLOW:  # read/write first: the hot path
+    for name in ("read", "write"):  # the hot path, before any search (kernels without the cache)
         prog += [_jump(_JEQ_K, NR[name], 0, 1), _stmt(_RET_K, RET_ALLOW)]
-    for name, block in _arg_rules(own_pid).items():
-        prog += [_jump(_JEQ_K, NR[name], 0, len(block)), *block]
-    for err, names in REFUSE.values():
-        for name in names:
-            prog += [_jump(_JEQ_K, NR[name], 0, 1), _stmt(_RET_K, RET_ERRNO | err)]
-    prog.append(_stmt(_RET_K, RET_KILL_PROCESS))
-    return prog
+    return prog + _search(sorted(_actions(own_pid).items()))
+
+
+def _actions(own_pid: int) -> dict[int, list[Insn]]:
+    """Each named call's block by its number; every block ends in a return."""
+    out: dict[int, list[Insn]] = {}
+    named = [(name, [_stmt(_RET_K, RET_ALLOW)]) for name in ALLOW]
+    named += list(_arg_rules(own_pid).items())
+    named += [(name, [_stmt(_RET_K, RET_ERRNO | err)])
+              for err, names in REFUSE.values() for name in names]
+    for name, block in named:
+        if NR[name] in out:  # one rule per call: two would leave which one holds to the order
+            raise ValueError(f"seccomp: {name} has two rules")
+        out[NR[name]] = block
+    return out
+
+
+def _search(entries: list[tuple[int, list[Insn]]]) -> list[Insn]:
+    """Binary search over `entries` (sorted by number) for the number in the accumulator; a
+    number with no entry kills the process. Every path ends in a return."""
+    if len(entries) <= _LEAF:
+        out: list[Insn] = []
+        for nr, block in entries:
+            out += [_jump(_JEQ_K, nr, 0, len(block)), *block]
+        return [*out, _stmt(_RET_K, RET_KILL_PROCESS)]
+    mid = len(entries) // 2
+    below, above = _search(entries[:mid]), _search(entries[mid:])
+    pivot = entries[mid][0]
+    if len(below) <= _MAX_JUMP:
+        return [_jump(_JGE_K, pivot, len(below), 0), *below, *above]
+    # too far for a conditional jump: over an unconditional one
+    return [_jump(_JGE_K, pivot, 0, 1), _stmt(_JA, len(below)), *below, *above]
 
 
 class _SockFprog(ctypes.Structure):
