@@ -34,14 +34,28 @@ def children_of(pid: int) -> list[int]:
 
 
 def runs_as(pid: int, uid: int) -> bool:
-    """Whether the kernel says every uid and gid of `pid` (real, effective, saved, fs) is `uid`."""
+    """Whether the kernel says every uid and gid of `pid` (real, effective, saved, fs) is `uid`.
+
+    On every start's path (the handshake waits for it): the two lines are found in the text,
+    not the ~55 lines split into a dict (~0.1 ms of the host's CPU a start)."""
     try:
-        with open(f"/proc/{pid}/status", "rb") as f:
-            fields = dict(line.split(b":", 1) for line in f.read().splitlines() if b":" in line)
+        text = _read(f"/proc/{pid}/status")
     except OSError:
         return False
     want = [str(uid).encode()] * 4
-    return fields.get(b"Uid", b"").split() == want and fields.get(b"Gid", b"").split() == want
+    return _status_ids(text, b"Uid") == want and _status_ids(text, b"Gid") == want
+
+
+def _status_ids(text: bytes, name: bytes) -> list[bytes]:
+    """The values of the status line `name`: its last occurrence at a line's start, as a
+    parse line by line would keep (the Name line before it is the process's to set; the
+    kernel escapes a newline in it, and a line's start is looked for all the same)."""
+    at = text.rfind(b"\n" + name + b":")
+    if at < 0:
+        return []
+    start = at + len(name) + 2
+    end = text.find(b"\n", start)
+    return (text[start:] if end < 0 else text[start:end]).split()
 
 
 _TICKS_PER_S = os.sysconf("SC_CLK_TCK")
