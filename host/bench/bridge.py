@@ -173,6 +173,22 @@ def measure_idle_private(host: Host, installs: Sequence[InstallRecord]) -> list[
     return out
 
 
+# Between starts timed on an idle host (`settle_pool`): long enough for the pool's replacement
+# to move into its memory cgroup (a cgroup v1 move waits for an RCU grace period: 5-13 ms on
+# the bench's VM) and confine itself, with room for a loaded machine.
+IDLE_GAP_S = 0.1
+
+
+def settle_pool(host: Host) -> None:
+    """Wait until the host's pre-fork pool is full again and its newest child had time to
+    confine itself: the next start meets a host that was idle, as one app's install or
+    enable does (`measure_cold_start`'s `tick`)."""
+    pool = host.spawner.pool if host.spawner is not None else None
+    if pool is not None:
+        pool.wait_ready(5.0)
+    time.sleep(IDLE_GAP_S)
+
+
 def measure_cold_start(host: Host, install: InstallRecord, iterations: int, warmup: int,
                        tick: Callable[[], None] | None = None) -> list[float]:
     """Milliseconds from handing a fresh runner its first event until the app answered it.

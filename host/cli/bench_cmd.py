@@ -38,6 +38,7 @@ _MEANING = {
     "create_us_p99": "ctx.users.create (99th percentile)",
     "rest_http_create_us_p50": "users.create over loopback HTTP, keep-alive client (median)",
     "cold_start_ms_p50": "app start until its first event is answered, zygote (median)",
+    "cold_start_idle_ms_p50": "the same, each start on a host idle for 0.1 s (median)",
     "spawn_start_ms_p50": "the same through a fresh interpreter (median)",
     "idle_app_private_mib": "private memory of one idle app child (median over apps)",
     "fanout50_ms_p50": "one post event to 50 apps until all handlers finished (median)",

@@ -35,7 +35,8 @@ TINY = BenchSizes(
 EXPECTED_KEYS = {
     "floor_rtt_us_p50", "floor_rtt_us_p99", "floor_one_core_us_p50", "floor_two_cores_us_p50",
     "read_us_p50", "read_us_p99", "create_us_p50",
-    "create_us_p99", "rest_http_create_us_p50", "cold_start_ms_p50", "spawn_start_ms_p50",
+    "create_us_p99", "rest_http_create_us_p50", "cold_start_ms_p50", "cold_start_idle_ms_p50",
+    "spawn_start_ms_p50",
     "idle_app_private_mib", "fanout50_ms_p50", "fanout50_ms_p99", "fanout50_cpu_floor_ms",
     "calls_per_s_1app", "calls_per_s_4apps", "calls_per_s_4apps_2hosts",
 }
