@@ -17,10 +17,10 @@ Layers, in the order they must be applied (later ones would forbid the calls ear
 5. the OOM killer's first pick (`OOM_SCORE_ADJ`), parent-death signal and not dumpable;
 6. rlimits: address space, CPU seconds, open files, file size 0, no core dumps, process
    count 0 (no threads, no forks), no locked memory, no message queues, no queued signals;
-then, in `take_identity`, once the host has said which app the child serves:
 7. an empty root (`enter_empty_root`): a directory of the child's own, removed once opened, so
    every absolute path it names (a Unix socket's included) resolves to nothing, while it may
    still chroot (as root, or holding the zygote's user namespace's capabilities); then,
+   in `take_identity`, once the host has said which app the child serves,
    when the host runs as root: the app's own uid/gid (a number from a range nothing else uses,
    one per install: `host/supervise/identities.py`) with no groups, so the kernel's own checks
    stop a child from signalling, limiting, tracing or reading another app's child or the host;
@@ -30,9 +30,10 @@ then, in `take_identity`, once the host has said which app the child serves:
 10. Landlock: no filesystem right at all, no TCP, no signals outside its domain;
 11. seccomp (TSYNC): see sandbox/seccomp.py.
 
-`confine_early` applies 0-6 (a pre-forked child waits there: it runs no untrusted code and
-knows no app yet), `take_identity` 7-11 before the child answers the host's hello; `confine`
-does both at once. Each layer is checked after it is applied; the child reports them to the
+`confine_early` applies 0-6 and 7's empty root, which depends on no app either (a pre-forked
+child waits there: it runs no untrusted code and knows no app yet; done there, the root leaves
+every start's path), `take_identity` the rest of 7 and 8-11 before the child answers the host's
+hello; `confine` does both at once. Each layer is checked after it is applied; the child reports them to the
 host in its hello frame, and the host refuses to run apps when one is missing (unless started
 degraded).
 """
@@ -131,6 +132,9 @@ class LayerReport:
     memory_cgroup: bool = False
     notes: list[str] | None = None
     parent_pid: int = 0  # the process whose death kills this one (re-armed in take_identity)
+    # /proc/self/status, opened before the root was emptied, for the parent-death check after
+    # the identity change (`take_identity` closes it); -1 when not open
+    status_fd: int = -1
 
     def note(self, text: str) -> None:
         if self.notes is None:
@@ -242,7 +246,8 @@ def confine_early(
     limits: Limits,
     netns_done: bool,
 ) -> LayerReport:
-    """Layers 0-6 (module docstring): everything that does not depend on the app.
+    """Layers 0-6 and 7's empty root (module docstring): everything that does not depend on the
+    app.
 
     stdin and stdout go to `devnull_fd` when the caller opened one in this very process (the
     spawn entry, `sandbox.child`), else to a /dev/null opened here. Never pass a descriptor
@@ -316,6 +321,13 @@ def confine_early(
         rep.rlimits = resource.getrlimit(resource.RLIMIT_FSIZE) == (0, 0)
     except (OSError, ValueError) as exc:
         rep.note(f"rlimit failed: {exc}")
+    # 7's empty root, last: what came before opens files (/dev/null, /proc/self/...). Its
+    # status file stays readable through a descriptor for `take_identity`.
+    rep.status_fd = os.open("/proc/self/status", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        rep.empty_root = enter_empty_root()
+    except OSError as exc:
+        rep.note(f"empty root: {exc}")
     return rep
 
 
@@ -355,18 +367,18 @@ def _prefer_for_oom(rep: LayerReport) -> None:
 
 
 def take_identity(rep: LayerReport, uid: int | None, gid: int | None) -> LayerReport:
-    """Layers 7-11 (module docstring), once the app is known: an empty root and its own uid/gid
-    when this process is root (the host's `HostHello` names them), then the layers that would
-    forbid them. A host that is not root has no uid to give: the child keeps the host's, and
-    seccomp's argument checks and Landlock's signal scoping are what keep it from the others."""
+    """Layers 7-11 (module docstring), once the app is known: its own uid/gid (its empty root
+    was entered in `confine_early`) when this process is root (the host's `HostHello` names
+    them), then the layers that would forbid them. A host that is not root has no uid to give:
+    the child keeps the host's, and seccomp's argument checks and Landlock's signal scoping are
+    what keep it from the others."""
     libc = native.libc()
-    # 7. an empty root, while this process may still chroot; /proc/self/status stays readable
-    # through a descriptor opened before, for the parent-death check (8), closed after it.
-    status_fd = os.open("/proc/self/status", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        rep.empty_root = enter_empty_root()
-    except OSError as exc:
-        rep.note(f"empty root: {exc}")
+    # 7. (its empty root was entered in `confine_early`) its identity; /proc/self/status is
+    # read through the descriptor opened before the root was emptied, for the parent-death
+    # check (8), and closed after it.
+    status_fd, rep.status_fd = rep.status_fd, -1
+    if status_fd < 0:  # a report `confine_early` did not make: the root is still the real one
+        status_fd = os.open("/proc/self/status", os.O_RDONLY | os.O_CLOEXEC)
     try:
         _identity(rep, uid, gid)
         # 8. parent death and dumpability, which the credential change cleared

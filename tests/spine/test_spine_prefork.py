@@ -94,6 +94,19 @@ def test_a_pooled_child_is_confined_and_takes_a_token(pooled: Spawner, tmp_path:
         child.close()
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="/proc/<pid>/root of another uid's child")
+def test_a_pooled_child_waits_for_its_app_in_an_empty_root(pooled: Spawner) -> None:
+    """The empty root depends on no app: a pooled child enters it before it waits (and the
+    start that takes it no longer waits for it). Before, it kept the real "/" until its hello."""
+    [pid] = _pool_pids(pooled)
+    deadline = time.monotonic() + POOL_WAIT_S  # it confines itself after the fork returned
+    root = os.readlink(f"/proc/{pid}/root")
+    while root == "/" and time.monotonic() < deadline:
+        time.sleep(0.02)
+        root = os.readlink(f"/proc/{pid}/root")
+    assert root.endswith(" (deleted)") and "/stockade-root-" in root, root
+
+
 def test_a_pooled_child_that_died_is_never_handed_out(pooled: Spawner) -> None:
     [dead_pid] = _pool_pids(pooled)
     os.kill(dead_pid, signal.SIGKILL)
