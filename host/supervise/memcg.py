@@ -240,10 +240,17 @@ def _mount_of(mounts: list[str], fstype: str, option: str | None) -> tuple[str, 
 
 
 def member_of(pid: int, kind: str) -> str | None:
-    """The memory cgroup `pid` is in, as /proc/<pid>/cgroup names it (None: unreadable)."""
+    """The memory cgroup `pid` is in, as /proc/<pid>/cgroup names it (None: unreadable).
+
+    On every start's path (the handshake's check): read with three system calls, not a text
+    file object's seven, each of which lets the host's other threads take the interpreter lock
+    (~40 µs alone, ~200 µs measured inside a start; half with the raw read)."""
     try:
-        with open(f"/proc/{pid}/cgroup", encoding="utf-8") as f:
-            lines = f.read().splitlines()
+        fd = os.open(f"/proc/{pid}/cgroup", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            lines = os.read(fd, 1 << 16).decode("utf-8", "replace").splitlines()
+        finally:
+            os.close(fd)
     except OSError:
         return None
     for line in lines:

@@ -181,6 +181,30 @@ def test_a_child_reported_in_no_cgroup_is_refused(monkeypatch: pytest.MonkeyPatc
     assert "memory_cgroup" not in REQUIRED_LAYERS  # required only where cgroups can be made
 
 
+def test_the_kernel_holds_each_child_in_its_own_cgroup_and_no_other() -> None:
+    """What the handshake's check reads (`holds`: /proc/<pid>/cgroup): a child is in its own
+    cgroup and in no other child's; a process that does not exist is in none."""
+    spawner = Spawner(use_zygote=True)
+    cgroups = spawner.memory_cgroups
+    assert cgroups is not None, spawner.memory_cgroup_reason
+    kids = []
+    try:
+        for uid in (APP_UID + 4, APP_UID + 5):
+            kids.append(start_app(spawner, uid))
+        a, b = kids
+        assert a.memory_cgroup is not None and b.memory_cgroup is not None
+        assert cgroups.holds(a.app_pid(), a.memory_cgroup)
+        assert cgroups.holds(b.app_pid(), b.memory_cgroup)
+        assert not cgroups.holds(a.app_pid(), b.memory_cgroup)
+        assert not cgroups.holds(b.app_pid(), a.memory_cgroup)
+        assert not cgroups.holds(os.getpid(), a.memory_cgroup)
+        assert memcg.member_of(-1, cgroups.plan.kind) is None
+    finally:
+        for kid in kids:
+            kid.shutdown(0.5)
+        spawner.close()
+
+
 def test_a_dead_hosts_empty_cgroups_are_swept_and_a_live_ones_kept() -> None:
     plan, why = memcg.detect()
     assert plan is not None, why
