@@ -33,9 +33,9 @@ Layers, in the order they must be applied (later ones would forbid the calls ear
 `confine_early` applies 0-6 and 7's empty root, which depends on no app either (a pre-forked
 child waits there: it runs no untrusted code and knows no app yet; done there, the root leaves
 every start's path), `take_identity` the rest of 7 and 8-11 before the child answers the host's
-hello; `confine` does both at once. Each layer is checked after it is applied; the child reports them to the
-host in its hello frame, and the host refuses to run apps when one is missing (unless started
-degraded).
+hello; `confine` does both at once. Each layer is checked after it is applied; the child
+reports them to the host in its hello frame, and the host refuses to run apps when one is
+missing (unless started degraded).
 """
 from __future__ import annotations
 
