@@ -479,6 +479,7 @@ class Host(HostEvents):
             if not tokens.same_token(presented, token):
                 raise tokens.TokenError("the child presented a token it was not given")
 
+        started = False
         try:
             self.credentials.record(minted)
             child.handshake(token, verify, degraded=self.config.degraded,
@@ -491,6 +492,7 @@ class Host(HostEvents):
             patient_load(self.affinity, child)  # module code runs: not on the host's core
             child.load(rec.app_id, modules, module, cls, dict(rec.settings), runner.log,
                        rec.app_user_id)
+            started = True
         except Exception:
             child.kill("start failed", code="start_failed")
             child.close()
@@ -498,7 +500,8 @@ class Host(HostEvents):
             raise
         finally:
             loaded(child)
-            self.spawner.started()
+            if not started:  # a start that failed is over: the pool may fork now
+                self.spawner.started()
         for store in (self.installs.store, self.tokens.store, self.identities.store):
             store.release()  # the start's alone: a runner thread keeps only its call path's
         runner.session = make_session(rec, child, minted)
@@ -511,6 +514,14 @@ class Host(HostEvents):
         if child.popen is not None:
             self.affinity.spread(child.app_pid())
         return child
+
+    def first_job_over(self) -> None:
+        """A runner's new child finished (or failed) the job it was started for: the pre-fork
+        pool may fork the replacement of the child it handed out (`Prefork.started`). Not at
+        the end of `start_child`: forking it there (a cgroup made, the zygote asked) took the
+        host's core from the app's first event, ~0.5 ms of it here (docs/BENCH.md)."""
+        if self.spawner is not None:
+            self.spawner.started()
 
     def _app_modules(self, rec: InstallRecord) -> dict[str, str]:
         """The consented package's code; a stored package swapped behind the host's back

@@ -60,6 +60,7 @@ class RunnerHost(Protocol):
     gate: Gate
 
     def start_child(self, runner: AppRunner) -> Child: ...
+    def first_job_over(self) -> None: ...
 
     def audit_supervisor(self, runner: AppRunner, event: str, detail: str) -> None: ...
     def crash_stopped(self, runner: AppRunner, why: str) -> None: ...
@@ -344,10 +345,12 @@ class AppRunner(RunnerQueue):
                 return False
             self._run(job)
         child = self.child
-        if child is not None and child is not self._settled and not child.dead:
+        if child is not None and child is not self._settled:
             # Once per child, after its first job was answered: off that job's path.
             self._settled = child
-            self.host.affinity.settled(self, child.app_pid())
+            self.host.first_job_over()
+            if not child.dead:
+                self.host.affinity.settled(self, child.app_pid())
         return False
 
     def _run(self, job: Job) -> None:

@@ -66,6 +66,9 @@ class FakeHost:
         self.children: list[Child] = []
         self.logged: list[str] = []
 
+    def first_job_over(self) -> None:
+        pass  # no pre-fork pool here
+
     def start_child(self, runner: AppRunner) -> Child:
         child = start_fake_child(self.steps, self.keep_reader)
         self.children.append(child)

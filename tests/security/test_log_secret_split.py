@@ -42,6 +42,9 @@ class _Host:
         self.affinity = Affinity(enabled=False)
         self.children: list[Child] = []
 
+    def first_job_over(self) -> None:
+        pass  # no pre-fork pool here
+
     def start_child(self, runner: AppRunner) -> Child:
         child = start_fake_child(self.steps)
         self.children.append(child)

@@ -175,6 +175,9 @@ class _Host:
         self.noted: list[str] = []
         self.children: list[Child] = []
 
+    def first_job_over(self) -> None:
+        pass  # no pre-fork pool here
+
     def start_child(self, _runner: AppRunner) -> Child:
         to_r, to_w = os.pipe2(os.O_CLOEXEC)
         from_r, from_w = os.pipe2(os.O_CLOEXEC)
