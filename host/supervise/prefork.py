@@ -45,6 +45,11 @@ C = TypeVar("C", bound=Spare)
 # start measured ~4.9 ms with an immediate refill and ~4.0 ms deferred). The cap keeps the pool
 # filling if a start never reports back.
 REFILL_DEFER_MAX_S = 0.05
+# And once the start reported (its app's first job answered), a little longer: the answer is
+# still on its way to whoever waits for it (a dispatcher, a REST caller) and the fork's burst of
+# host work (a cgroup made, the zygote asked, under the interpreter lock) delayed it. Starts on
+# an idle host: ~5.5 to ~5.0 ms with it (docs/BENCH.md).
+REFILL_SETTLE_S = 0.005
 # After a fork that failed (EAGAIN at a pids limit, ENOMEM, a zygote killed mid-fork), the
 # filler tries again after a pause that doubles from the first value up to the cap: a brief
 # shortage must not end the pool for the host's life (it did: the filler returned), and a
@@ -81,7 +86,8 @@ class Prefork(Generic[C]):
         return None
 
     def started(self) -> None:
-        """A start that took a child is done (or failed): its replacement may be forked."""
+        """A start that took a child is over (its app's first job answered, or the start
+        failed: `Host.first_job_over`, `Host.start_child`): its replacement may be forked."""
         with self._cv:
             self._starting = max(0, self._starting - 1)
             self._cv.notify_all()
@@ -109,6 +115,7 @@ class Prefork(Generic[C]):
                 self._cv.wait_for(lambda: self._closed or self._starting == 0,
                                   REFILL_DEFER_MAX_S)
                 self._starting = 0  # past the cap, a start that never reported is forgotten
+                self._cv.wait_for(lambda: self._closed, REFILL_SETTLE_S)
                 if self._closed:
                     return
             try:

@@ -17,6 +17,7 @@ import pytest
 from host.clock import SystemClock
 from host.keys.keyring import Keyring
 from host.keys.tokens import issue, verify
+from host.supervise import prefork
 from host.supervise.child import ChildLimits
 from host.supervise.prefork import REFILL_DEFER_MAX_S, Prefork
 from host.supervise.spawner import Spawner
@@ -192,5 +193,28 @@ def test_the_replacement_waits_for_the_start_that_took_a_child() -> None:
         assert pool.wait_ready(POOL_WAIT_S) and len(made) == 2
         assert pool.take() is made[1]  # never reported back: refilled after the cap
         assert pool.wait_ready(POOL_WAIT_S) and len(made) == 3
+    finally:
+        pool.close()
+
+
+def test_the_replacement_waits_a_moment_more_after_the_start_reported(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The start's answer is still on its way when it reports: the fork waits REFILL_SETTLE_S
+    more (widened here so the wait can be seen on a loaded machine)."""
+    monkeypatch.setattr(prefork, "REFILL_SETTLE_S", 1.0)
+    made: list[_Fake] = []
+
+    def make() -> _Fake:
+        made.append(_Fake())
+        return made[-1]
+
+    pool = Prefork(make, 1)
+    try:
+        assert pool.wait_ready(POOL_WAIT_S)
+        assert pool.take() is made[0]
+        pool.started()
+        time.sleep(0.3)
+        assert len(made) == 1  # reported, but the settle has not passed
+        assert pool.wait_ready(POOL_WAIT_S) and len(made) == 2
     finally:
         pool.close()
