@@ -22,6 +22,7 @@ from host.home import Home
 from host.server.auth import set_password
 from host.server.embedded import EmbeddedServer
 from host.server.front import CALL_THREADS, RestFront
+from host.server.front_proc import ENFORCED_WAIT_S
 from host.server.listen import tcp_listener
 from host.server.principals import SYSTEM
 
@@ -69,9 +70,15 @@ def test_the_console_asking_the_host_does_not_stall_the_fronts_other_clients(
                 assert other.get("/api/info").status_code == 200
             took = time.monotonic() - t0
             release.set()
-            assert page.result(10).status_code == 200
-        # Before: the front's event loop waited out the host's answer (ENFORCED_WAIT_S, 2 s).
-        assert took < 1.0, f"a plain read waited {took:.1f} s for the console's call to the host"
+            answered = page.result(10)
+            assert answered.status_code == 200
+        # Before: the front's event loop waited out the host's answer (ENFORCED_WAIT_S, 2 s), so
+        # the plain read took that long and the page, its wait given up, said the revision was
+        # unknown. A quarter of the wait is the margin for a loaded machine (1.0 s flat was
+        # passed once under CI load: 1.06 s).
+        assert took < 0.75 * ENFORCED_WAIT_S, (
+            f"a plain read waited {took:.1f} s for the console's call to the host")
+        assert "rev-slow-1111" in answered.text, "the page gave up on the host's answer"
     finally:
         release.set()
         front.stop()
