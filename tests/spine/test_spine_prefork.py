@@ -174,16 +174,21 @@ class _Fake:
         pass
 
 
-def test_the_replacement_waits_for_the_start_that_took_a_child() -> None:
-    """Forking the replacement during a start competes with it for the cores: it waits for
-    `started` (or the cap, for a start that never reports back)."""
+def _counted_pool() -> tuple[Prefork[_Fake], list[_Fake]]:
+    """A pool of one fake child, and every child it has made so far."""
     made: list[_Fake] = []
 
     def make() -> _Fake:
         made.append(_Fake())
         return made[-1]
 
-    pool = Prefork(make, 1)
+    return Prefork(make, 1), made
+
+
+def test_the_replacement_waits_for_the_start_that_took_a_child() -> None:
+    """Forking the replacement during a start competes with it for the cores: it waits for
+    `started` (or the cap, for a start that never reports back)."""
+    pool, made = _counted_pool()
     try:
         assert pool.wait_ready(POOL_WAIT_S)
         assert pool.take() is made[0]
@@ -202,13 +207,7 @@ def test_the_replacement_waits_a_moment_more_after_the_start_reported(
     """The start's answer is still on its way when it reports: the fork waits REFILL_SETTLE_S
     more (widened here so the wait can be seen on a loaded machine)."""
     monkeypatch.setattr(prefork, "REFILL_SETTLE_S", 1.0)
-    made: list[_Fake] = []
-
-    def make() -> _Fake:
-        made.append(_Fake())
-        return made[-1]
-
-    pool = Prefork(make, 1)
+    pool, made = _counted_pool()
     try:
         assert pool.wait_ready(POOL_WAIT_S)
         assert pool.take() is made[0]
