@@ -377,8 +377,6 @@ def take_identity(rep: LayerReport, uid: int | None, gid: int | None) -> LayerRe
     # read through the descriptor opened before the root was emptied, for the parent-death
     # check (8), and closed after it.
     status_fd, rep.status_fd = rep.status_fd, -1
-    if status_fd < 0:  # a report `confine_early` did not make: the root is still the real one
-        status_fd = os.open("/proc/self/status", os.O_RDONLY | os.O_CLOEXEC)
     try:
         _identity(rep, uid, gid)
         # 8. parent death and dumpability, which the credential change cleared

@@ -130,9 +130,8 @@ class LifeHooks:
                 for runner, hook in handed:
                     self.deliver(runner, hook.hook, dict(hook.detail))
                     self.installs.mark_hook_done(hook.seq)
-                    with self._lock:
-                        self._out.discard(hook.seq)
-            finally:  # one that raised, and those after it: pending, for a later sync
+            finally:  # done ones are no longer pending; one that raised, and those after it,
+                # are, for a later sync
                 with self._lock:
                     self._out.difference_update(h.seq for _r, h in handed)
             return

@@ -15,13 +15,11 @@ import time
 
 import pytest
 from sechelp import fake, fakes_fixture  # noqa: F401  (the fixture)
+from test_protocol_attacks import LAYERS
 
 from host.supervise.child import Child, LayerMissing
 from host.supervise.procfs import runs_as
 
-LAYERS = dict(seccomp=True, landlock=True, no_new_privs=True, netns=True, ipcns=True, pidns=True,
-              rlimits=True, pdeathsig=True, fds_closed=True, empty_env=True, uid_dropped=True,
-              empty_root=True)
 NOBODY = 65534
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="changing ids needs root")
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from apphelp import install, write_app, write_policy
+from pghelp import until
 
 from host.home import Home
 from host.runtime import Host, HostConfig
@@ -40,15 +41,6 @@ class TestApp(App):
 WAIT_S = 20.0
 
 
-def _until(pred: object, what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
-        if pred():  # type: ignore[operator]
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_the_replacement_is_forked_after_the_first_event_not_during_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The refill's cap (a start that never reports) out of the way: only the report counts.
@@ -68,10 +60,12 @@ def test_the_replacement_is_forked_after_the_first_event_not_during_it(
         runner = AppRunner(h, rec)
         try:
             done = runner.submit("livechat.room_started", {}, 10.0)
-            _until(lambda: runner.state == "running", "the app started for its first event")
+            until(lambda: runner.state == "running", "the app started for its first event",
+                  WAIT_S)
             time.sleep(0.4)  # well into its one-second handler
             assert pool.made == made, "a replacement was forked while the first event ran"
             assert done.result(WAIT_S) == "ok"
-            _until(lambda: pool.made == made + 1, "the replacement forked after the first event")
+            until(lambda: pool.made == made + 1, "the replacement forked after the first event",
+                  WAIT_S)
         finally:
             runner.stop("test over")

@@ -51,13 +51,13 @@ class TestApp(App):
 '''
 
 
-
 def _told(tmp_path: Path) -> tuple[Home, InstallRecord]:
     """A home with the one app, `told`, installed (it prints the hooks it hears)."""
     home = Home(tmp_path / "home").ensure()
     write_policy(home, "hooks", POLICY)
     return home, install(home, write_app(tmp_path / "apps", "told", ["livechat.read"],
                                          ["livechat.room_started"], SRC))
+
 
 def test_a_disable_committed_between_a_syncs_two_reads_still_reaches_the_app(
         tmp_path: Path) -> None:

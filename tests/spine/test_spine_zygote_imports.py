@@ -2,8 +2,8 @@
 (`sandbox.frames.decode_host(..., reference=False)`, `frames.encode_value` for a result): the
 zygote that every child is forked from imports neither pydantic nor pydantic_core. With them,
 its start (which every host's start waits for) took ~0.44 s against ~0.12 s here, and every
-child shared their memory. The pydantic
-models stay the reference the host's decoding is held to (`tests/security/test_frames_equal.py`).
+child shared their memory. The pydantic models stay the reference the host's decoding is held to
+(`tests/security/test_frames_equal.py`).
 """
 from __future__ import annotations
 
