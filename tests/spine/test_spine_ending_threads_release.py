@@ -46,7 +46,7 @@ def test_disables_seen_by_the_watcher_leave_no_connection_open(tmp_path: Path) -
             h.installs.set_enabled(rec.install_id, True)
             h.sync_installs(wait_hooks=False)
 
-        for _ in range(WARM):  # the pools of idle connections fill up (bounded)
+        for _ in range(WARM):  # what is made once (threads, caches) is made
             cycle()
         before = host_db_fds(home)
         for _ in range(CYCLES):

@@ -4,9 +4,15 @@ from __future__ import annotations
 import gc
 from pathlib import Path
 
+import pytest
+
 from host.home import Home
 from host.runtime import Host, HostConfig
 from host.supervise.gctune import GC_GEN0_THRESHOLD
+
+# The suite leaves the collector alone in its workers (tests/conftest.py); these tests are the
+# tuning's own.
+pytestmark = pytest.mark.gc_tuning
 
 
 def test_a_started_host_freezes_startup_objects_and_collects_young_objects_less_often(
