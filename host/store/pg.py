@@ -440,12 +440,21 @@ class PgStore(Store):
         raw.adapters.register_dumper(bool, IntDumper)
         for json_type in ("json", "jsonb"):  # JSON comes back as text, as SQLite gives it
             raw.adapters.register_loader(json_type, TextLoader)
-        raw.execute(f"SET lock_timeout = {int(LOCK_TIMEOUT_MS)}".encode())
-        raw.execute(KEEPALIVE_SQL)
-        raw.execute(f"SET idle_in_transaction_session_timeout = {int(IDLE_IN_TRANSACTION_MS)}"
-                    .encode())
-        if self.readonly:
-            raw.execute(b"SET default_transaction_read_only = on")
+        try:
+            raw.execute(f"SET lock_timeout = {int(LOCK_TIMEOUT_MS)}".encode())
+            raw.execute(KEEPALIVE_SQL)
+            raw.execute(f"SET idle_in_transaction_session_timeout = "
+                        f"{int(IDLE_IN_TRANSACTION_MS)}".encode())
+            if self.readonly:
+                raw.execute(b"SET default_transaction_read_only = on")
+        except psycopg.Error as exc:
+            # The session ended between its connect and its set-up (a server shutting down
+            # ends it so): the store is unreachable, as for a failed connect. The driver's own
+            # error escaped every caller's store-failure handling, and killed the thread that
+            # commits reads' records when it met one during a restart.
+            raw.close()
+            raise StoreError(f"cannot reach the store at {self.where}: "
+                             f"{self._said(exc)}") from None
         return raw
 
     @contextmanager
