@@ -330,6 +330,33 @@ def test_no_read_is_served_past_the_rule_9_bound_while_the_group_commit_fails(
     assert digests == [_kept(led, {"n": 1}), _kept(led, {"n": 200})]
 
 
+def test_the_flusher_outlives_an_error_it_did_not_expect(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The flusher caught only the store's failures: anything else ended its thread (a driver's
+    raw error during a store restart did), and the last reads before a quiet spell then waited
+    for the next call or the close, past rule 9's bound, lost in a crash. It logs, keeps the
+    records and tries again; here nothing else commits them."""
+    led, batch = _ledger(tmp_path)
+    real = groupcommit.append_many_in
+    failed: list[int] = []
+
+    def once(conn: Any, items: Any) -> tuple[int, int]:
+        if not failed:
+            failed.append(1)
+            raise RuntimeError("not the store's kind of failure")
+        return real(conn, items)
+
+    monkeypatch.setattr(groupcommit, "append_many_in", once)
+    assert led.admit(_read(1), []).allowed
+    deadline = time.monotonic() + 10
+    while not _on_disk(tmp_path / "host.db") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert failed == [1]
+    assert [r["args_digest"] for r in _on_disk(tmp_path / "host.db")] == [_kept(led, {"n": 1})]
+    assert batch._thread is not None and batch._thread.is_alive()
+    led.close()
+
+
 # ---- a rated read's outcome (the shipped baseline rates every call) ----------------------------
 
 RATE = Charge("install:i1:rate", 3, 60.0, "install")
