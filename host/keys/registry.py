@@ -41,8 +41,9 @@ MAX_LISTED = 200
 
 
 def prune_past() -> int:
-    """An install's rows past which `minted` deletes the host's re-minted ones beyond the
-    newest `MAX_LISTED`: what the table holds of an install (re-minted rows) at most."""
+    """An install's row count past which `minted` deletes this host's re-minted rows beyond
+    the install's newest `MAX_LISTED`. With one host and no token revoked otherwise (those
+    stay), the most rows an install has."""
     return MAX_LISTED + MAX_LISTED // 4
 
 
