@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from apphelp import install, write_app, write_policy
-from churnhelp import CHURN_POLICY, host_db_fds
+from churnhelp import CHURN_POLICY, after_an_upkeep_round, host_db_fds
 
 from host.home import Home
 from host.runtime import Host, HostConfig
@@ -48,6 +48,7 @@ def test_disables_seen_by_the_watcher_leave_no_connection_open(tmp_path: Path) -
 
         for _ in range(WARM):  # what is made once (threads, caches) is made
             cycle()
+        after_an_upkeep_round(h)  # its thread's connections are open
         before = host_db_fds(home)
         for _ in range(CYCLES):
             cycle()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from apphelp import install, write_app, write_policy
-from churnhelp import CHURN_POLICY, OK_APP, host_db_fds
+from churnhelp import CHURN_POLICY, OK_APP, after_an_upkeep_round, host_db_fds
 
 from host.home import Home
 from host.runtime import Host, HostConfig
@@ -47,6 +47,7 @@ def test_late_drop_summaries_leave_no_connection_open(tmp_path: Path,
 
         for _ in range(WARM):
             cycle()
+        after_an_upkeep_round(h)  # its thread's connections are open
         before = host_db_fds(home)
         for _ in range(CYCLES):
             cycle()
