@@ -14,7 +14,9 @@ Security-relevant columns:
 
 Lifecycle hooks the app should see (install, enable, disable, update, uninstall,
 settings_changed) are written to `install_hooks` in the same transaction as the change, so the
-supervisor (another process) runs each exactly once: `pending_hooks()` / `mark_hook_done()`.
+supervisor (another process) runs each: `pending_hooks()` / `mark_hook_done()`. At least once: a
+hook the app ran whose row the host could not delete (a store error, a host that died there) is
+handed over again by the next sync (docs/EVENTS.md).
 In-process listeners (`LifecycleListener`) are also told after commit.
 
 Two operators (CLI runs, the console) change one install at once: a change computed from a

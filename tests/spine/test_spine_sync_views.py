@@ -18,10 +18,12 @@ enable, matched the running set after a newer sync had started the app, and stop
 """
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from pathlib import Path
 
+import pytest
 from apphelp import install, write_app, write_policy
 
 from host.apps.installs import InstallRecord, InstallStore
@@ -153,3 +155,33 @@ def test_a_hook_the_watcher_handed_over_is_not_run_again_by_a_waiting_sync(
         assert h.wait_idle(10)
     log = (home.logs_dir / f"{rec.install_id}.log").read_text()
     assert log.count("told: enable") == 1, log
+
+
+def test_a_hook_whose_done_mark_failed_is_delivered_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hooks are delivered at least once (docs/EVENTS.md): the app ran its hook but the host
+    could not delete its row (a store error here; a host that dies at that moment is the same
+    case at its next start), so the next sync hands it over again. Said "exactly once" before
+    (`host.apps.installs`), which no host can promise with the app's work outside its store."""
+    home, rec = _told(tmp_path)
+    with Host(home, config=HostConfig(watch=False)) as h:
+        next(iter(h.runners.values())).ensure_started()
+        real = h.installs.mark_hook_done
+        failed: list[int] = []
+
+        def locked_once(seq: int) -> None:
+            if not failed:
+                failed.append(seq)
+                raise sqlite3.OperationalError("database is locked")
+            real(seq)
+
+        monkeypatch.setattr(h.installs, "mark_hook_done", locked_once)
+        h.installs.set_enabled(rec.install_id, True)  # an `enable` hook for the running app
+        h.sync_installs(wait_hooks=False)
+        assert h.wait_idle(10) and failed
+        assert h.installs.pending_hooks(rec.install_id)  # ran, but not marked done
+        h.sync_installs(wait_hooks=False)
+        assert h.wait_idle(10)
+        assert not h.installs.pending_hooks(rec.install_id)
+    log = (home.logs_dir / f"{rec.install_id}.log").read_text()
+    assert log.count("told: enable") == 2, log
