@@ -43,6 +43,13 @@ LIFECYCLE: tuple[tuple[str, str, str, str], ...] = (
     ("uninstall", "`users` (deactivate or keep)", "before the child stops",
      "refused: the install is gone"),
 )
+# How often a hook arrives (`host.supervise.lifehooks`: the row goes after the app ran it).
+AT_LEAST_ONCE = """\
+A hook is delivered at least once: one the app ran but the host could not record as done (its
+store failed, or the host stopped at that moment) is delivered again by the next sync, or at the
+next start. Write hooks so that a second run changes nothing, as the examples do (the handover
+bot's `install` creates its account or finds it). A disable or uninstall hook is not repeated once
+its app's child has stopped."""
 
 # What the example apps (examples/apps/) handle, which payload fields they read, and what they
 # do with them: (app, event or hook, fields read, what it does).
@@ -195,6 +202,7 @@ def render() -> str:
               "`on_<hook>(self, ctx, event)`; `event` is `{\"hook\": <hook>, ...}` with:", "",
               "| hook | event also holds | delivered | bridge calls |", "|---|---|---|---|"]
     lines += [f"| `{h}` | {detail} | {when} | {calls} |" for h, detail, when, calls in LIFECYCLE]
+    lines += ["", *AT_LEAST_ONCE.splitlines()]
     lines += ["", "## Events that apps' writes raise, and loops", "", *LOOPS.format(
         depth=MAX_EVENT_DEPTH, writes=MAX_EVENT_DEPTH + 1, kept=MAX_SENT_CAUSES,
         minutes=SENT_CAUSE_KEEP_S / 60).splitlines()]
