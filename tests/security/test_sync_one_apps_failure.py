@@ -16,12 +16,12 @@ sync, and a disabled app's runner, already out of the running set, was never sto
 """
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from apphelp import install, write_app, write_policy
+from hookhelp import hook_mark_locked_once
 from servedhelp import SRC, until
 
 from host.apps.installs import InstallRecord, InstallStore
@@ -138,16 +138,7 @@ def test_a_store_error_in_one_step_leaves_no_disabled_app_running(served, monkey
     home, host, bridge, plain = served
     child = _warm(host, plain.install_id).child
     assert child is not None
-    real = host.installs.mark_hook_done
-    failed: list[int] = []
-
-    def locked_once(seq: int) -> None:
-        if not failed:
-            failed.append(seq)
-            raise sqlite3.OperationalError("database is locked")
-        real(seq)
-
-    monkeypatch.setattr(host.installs, "mark_hook_done", locked_once)
+    failed = hook_mark_locked_once(host.installs, monkeypatch)
     _disable(home, plain.install_id)
     until(lambda: child.dead, "the disabled app's child to stop")
     assert failed

@@ -18,13 +18,13 @@ enable, matched the running set after a newer sync had started the app, and stop
 """
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from pathlib import Path
 
 import pytest
 from apphelp import install, write_app, write_policy
+from hookhelp import hook_mark_locked_once
 
 from host.apps.installs import InstallRecord, InstallStore
 from host.home import Home
@@ -166,16 +166,7 @@ def test_a_hook_whose_done_mark_failed_is_delivered_again(
     home, rec = _told(tmp_path)
     with Host(home, config=HostConfig(watch=False)) as h:
         next(iter(h.runners.values())).ensure_started()
-        real = h.installs.mark_hook_done
-        failed: list[int] = []
-
-        def locked_once(seq: int) -> None:
-            if not failed:
-                failed.append(seq)
-                raise sqlite3.OperationalError("database is locked")
-            real(seq)
-
-        monkeypatch.setattr(h.installs, "mark_hook_done", locked_once)
+        failed = hook_mark_locked_once(h.installs, monkeypatch)
         h.installs.set_enabled(rec.install_id, True)  # an `enable` hook for the running app
         h.sync_installs(wait_hooks=False)
         assert h.wait_idle(10) and failed
