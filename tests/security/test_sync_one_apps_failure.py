@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from apphelp import install, write_app, write_policy
-from hookhelp import hook_mark_locked_once
+from hookfaults import hook_mark_locked_once
 from servedhelp import SRC, until
 
 from host.apps.installs import InstallRecord, InstallStore

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from apphelp import install, write_app, write_policy
-from hookhelp import hook_mark_locked_once
+from hookfaults import hook_mark_locked_once
 
 from host.apps.installs import InstallRecord, InstallStore
 from host.home import Home
