@@ -61,7 +61,6 @@ def after_an_upkeep_round(host: Host, timeout: float = 30.0) -> None:
 
     host.publish_status = published  # type: ignore[method-assign]
     try:
-        done.clear()
         assert done.wait(timeout), "no upkeep round finished"
     finally:
         del host.publish_status  # the method again

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from apphelp import install, write_app, write_policy
+from churnhelp import CHURN_POLICY
 from pghelp import until
 
 from host.home import Home
@@ -20,15 +21,6 @@ from host.runtime import Host, HostConfig
 from host.supervise import prefork
 from host.supervise.supervisor import AppRunner
 
-POLICY = '''
-schema = 1
-name = "first"
-[[rule]]
-id = "first"
-effect = "permit"
-apps = ["first-job"]
-actions = ["livechat.read"]
-'''
 SRC = '''
 import time
 from stockade import App
@@ -46,8 +38,8 @@ def test_the_replacement_is_forked_after_the_first_event_not_during_it(
     # The refill's cap (a start that never reports) out of the way: only the report counts.
     monkeypatch.setattr(prefork, "REFILL_DEFER_MAX_S", 60.0)
     home = Home(tmp_path / "home").ensure()
-    write_policy(home, "first", POLICY)
-    rec = install(home, write_app(tmp_path / "apps", "first-job", ["livechat.read"],
+    write_policy(home, "spine", CHURN_POLICY)
+    rec = install(home, write_app(tmp_path / "apps", "churn", ["livechat.read"],
                                   ["livechat.room_started"], SRC))
     with Host(home, config=HostConfig(watch=False, prefork=1)) as h:
         assert h.spawner is not None and h.spawner.pool is not None
