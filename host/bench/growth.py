@@ -56,9 +56,13 @@ class _Side:
         return dt
 
 
-def _side(path: Path, records: int, units: float) -> _Side:
+def _side(folder: Path, records: int, units: float) -> _Side:
+    # A folder each: a ledger keeps its chain's anchor beside its store (`audit.anchor`), and
+    # two stores in one folder would each find the other's head there (a rewritten chain to
+    # them: every anchoring after the first refused, and logged as such).
+    folder.mkdir()
     clock = ManualClock()
-    ledger = Ledger(path, clock)
+    ledger = Ledger(folder / "host.db", clock)
     side = _Side(ledger, clock, WINDOW_S / units)
     for _ in range(int(units) + 50):  # fill the window to its steady occupancy
         side.one()
@@ -107,13 +111,13 @@ def measure_growth(audit_small: int, audit_big: int, window_small: int, window_b
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="stockade-growth-") as tmp:
         root = Path(tmp)
-        small = _side(root / "a.db", audit_small, window_small)
-        big = _side(root / "b.db", audit_big, window_small)
+        small = _side(root / "a", audit_small, window_small)
+        big = _side(root / "b", audit_big, window_small)
         ma, mb = _ab(small, big, samples, pairs)
         out["ledger_create_us_audit_small"], out["ledger_create_us_audit_big"] = p50(ma), p50(mb)
         out["ledger_audit_ratio"] = p50(mb) / p50(ma)
-        w_small = _side(root / "c.db", audit_small, window_small)
-        w_big = _side(root / "d.db", audit_small, window_big)
+        w_small = _side(root / "c", audit_small, window_small)
+        w_big = _side(root / "d", audit_small, window_big)
         ma, mb = _ab(w_small, w_big, samples, pairs)
         out["ledger_create_us_window_small"] = p50(ma)
         out["ledger_create_us_window_big"] = p50(mb)

@@ -3,6 +3,7 @@ grown audit log is a real chain (it must verify, or the verify figure would time
 from __future__ import annotations
 
 import json
+import logging
 import math
 import sqlite3
 from pathlib import Path
@@ -52,3 +53,16 @@ def test_grown_audit_log_is_one_verified_chain(tmp_path: Path) -> None:
     anchor = log.read_anchor()
     log.close()
     assert anchor is not None and anchor.seq == 2_500
+
+
+def test_the_interleaved_ledgers_each_keep_their_own_anchor(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # Four ledgers side by side: in one folder they shared `audit.anchor`, each found another's
+    # head there, and every anchoring after the first was refused as a rewritten chain (so the
+    # figure measured ledgers whose anchoring failed, and the run logged chain errors).
+    from host.bench.growth import measure_growth
+
+    with caplog.at_level(logging.WARNING, logger="stockade.audit"):
+        figures = measure_growth(600, 2_600, 3, 30, samples=40, pairs=2)
+    assert figures["ledger_audit_ratio"] > 0 and figures["ledger_window_ratio"] > 0
+    assert not [r for r in caplog.records if "anchor" in r.getMessage()]
