@@ -54,6 +54,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "STK037": ("warning", "a forbid's empty list forbids nothing"),
     "STK038": ("warning", "a permit's constraint does not restrict one of its actions"),
     "STK039": ("error", "one call could be charged more quotas than its audit record holds"),
+    "STK040": ("warning", "any_user cannot widen a role that impersonates to people"),
 }
 
 

@@ -27,7 +27,7 @@ from policies.quota import MAX_QUOTA_LIMIT, MAX_SEATS, MAX_WINDOW_S
 from policies.recordfit import record_fit_findings
 from policies.routes import never
 from policies.source import SourceFile
-from policies.vocabulary import ACTIONS, PERMISSIONS, ROLE_AMOUNTS_TO
+from policies.vocabulary import ACTIONS, IMPERSONATING_ROLES, PERMISSIONS, ROLE_AMOUNTS_TO
 
 # A quota limit, window or seat ceiling past the quota store's bounds (policies.quota) is an
 # error (STK019): the store would refuse every call under it. Above this a seat ceiling the
@@ -221,6 +221,14 @@ def _rule_findings(src: SourceFile, i: int, rule: Rule, places: EntryPlaces,
             elif k == "roles" and is_admin_class(norm) and rule.effect == "permit":
                 out.append(finding("STK020", name, item(entry, "when", k), f"rule {rule.id}: role "
                                    f"{norm!r} is admin-class; apps can never grant it"))
+            elif (k == "roles" and norm in IMPERSONATING_ROLES and rule.effect == "permit"
+                  and w.any_user and "roles.assign" in actions):
+                # The servers decide it behind the gate (`host.server.impersonation`): a
+                # reviewer reading this permit as "any user may be made a bot" misreads it.
+                out.append(finding("STK040", name, item(entry, "when", k), f"rule {rule.id}: "
+                                   f"any_user = true does not reach people with {norm!r}: it "
+                                   "lets its holder post under another name, which both servers "
+                                   "refuse to give a person the app did not create"))
             elif k == "user_types" and norm == "app" and rule.effect == "permit":
                 out.append(finding("STK025", name, item(entry, "when", k),
                                    f"rule {rule.id}: apps can "

@@ -87,6 +87,20 @@ def test_the_agent_role_is_flagged_only_without_a_permit_for_making_agents() -> 
     assert "STK036" in codes(HEAD + remove + agents)
 
 
+def test_any_user_with_a_role_that_impersonates_is_said_to_reach_no_person() -> None:
+    # What the servers decide behind the gate (`host.server.impersonation`), said where the
+    # reviewer reads the permit: any_user does not let an app make a person a bot.
+    body = RULE.format(id="r", act="roles.assign") + (
+        '[rule.when]\nany_user=true\nroles=["livechat-agent", "bot"]\n')
+    found = codes(HEAD + body)
+    assert found.get("STK040") == [10], found
+    assert "STK040" not in codes(HEAD + body.replace("any_user=true", "any_user=false"))
+    assert "STK040" not in codes(HEAD + body.replace('"bot"', '"user"'))
+    # Taking the role away, or giving it to the users it creates, impersonates no one new.
+    for act in ("roles.remove", "users.create"):
+        assert "STK040" not in codes(HEAD + body.replace("roles.assign", act)), act
+
+
 def test_schema_version_and_missing_fields() -> None:
     assert "STK006" in codes('schema = 2\nname = "t"\n')
     assert "STK006" in codes('name = "t"\n')
