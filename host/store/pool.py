@@ -107,12 +107,16 @@ def register(store: Pooled) -> None:
         _registered.add(store)
 
 
+def registered() -> list[Pooled]:
+    """Every registered store still alive (a copy: the set changes as stores come and go)."""
+    with _registered_lock:
+        return list(_registered)
+
+
 def release_thread() -> None:
     """The calling thread is done (a runner that stops): every store's connection it holds goes
     back to that store's pool, for the next app's start."""
-    with _registered_lock:
-        stores = list(_registered)
-    for store in stores:
+    for store in registered():
         store.release()
 
 

@@ -34,9 +34,7 @@ def host_db_fds(home: Home) -> int:
     a store) depends on how many threads happened to use a store at once, which load changes:
     12 more parked descriptors once failed a bound of 6 under a full suite on two cores. A leak
     is a connection that neither a pool nor a living thread holds, and it stays counted."""
-    with pool._registered_lock:
-        stores = list(pool._registered)
-    for store in stores:
+    for store in pool.registered():
         store.close_idle()
     n = 0
     for fd in os.listdir("/proc/self/fd"):
